@@ -1,0 +1,56 @@
+# kamml: every target creates the environment first when it is missing, so each is one command on a
+# fresh machine (Python >= 3.11, pip, gcc, Java 17).
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-fast lint format bench lock clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install kamml with its extras (pinned by constraints.txt)
+
+demo: $(STAMP) ## generate the synthetic world and run the main job on it (DuckDB, SQLite MLflow)
+	$(BIN)/kamml generate --accounts 5000 --seed 42 --out data/demo
+	$(BIN)/kamml validate --data data/demo
+
+test: $(STAMP) ## run the whole test suite (unit, slow end-to-end and Spark tests)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## run only the fast unit tests
+	$(BIN)/pytest -m "not slow and not spark" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy, as configured in pyproject.toml
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+bench: $(STAMP) ## run the speed and quality benchmarks under benchmarks/ (results in the README)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lock: ## refresh constraints.txt from a fresh resolution of pyproject.toml (then run make test)
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet '.[dev,spark]'
+	.lock-venv/bin/python -m pip freeze --exclude kamml | grep -v '^-e' > constraints.txt
+	rm -rf .lock-venv
+	@echo "constraints.txt refreshed; run 'make test' before committing it"
+
+clean: ## remove the environment, caches and generated demo outputs
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data/demo outputs mlruns.db mlartifacts

@@ -1,0 +1,140 @@
+"""The `kamml` command line: thin Typer commands that call kamml's jobs and library functions.
+
+Every command exits 0 on success and, on a `KammlError`, prints a one-line reason (plus the list of
+problems for bad data) on stderr and exits with that error's code, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kamml.errors import KammlError, SchemaError
+
+app = typer.Typer(
+    name="kamml",
+    help="Where should the sales team's hours go? Models of account value, churn and referral influence, "
+    "turned into an allocation of sales hours.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("kamml.cli")
+
+
+def _fail(message: str, code: int) -> None:
+    """Print `kamml: error: ...` on stderr and exit with `code`."""
+    typer.echo(f"kamml: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn kamml's named errors (and a missing file) into a clean message and exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SchemaError as exc:
+            head = f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} in the input data"
+            typer.echo(f"kamml: error: {head}", err=True)
+            for problem in exc.problems:
+                typer.echo(f"  - {problem}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KammlError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step (DEBUG).")] = False,
+) -> None:
+    """Where should the sales team's hours go."""
+    _setup_logging(logging.DEBUG if verbose else logging.INFO)
+
+
+def _setup_logging(level: int) -> None:
+    """Log to stderr: rich on a terminal, plain timestamped lines otherwise (batch jobs, CI)."""
+    root = logging.getLogger("kamml")
+    root.setLevel(level)
+    root.handlers.clear()
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.propagate = False
+
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (see docs/config.md).")
+]
+
+
+@app.command()
+@handle_errors
+def generate(
+    accounts: Annotated[int, typer.Option("--accounts", "-n", min=1, help="Number of accounts.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 42,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the Parquet tables into.")] = Path(
+        "data/demo"
+    ),
+    years: Annotated[float, typer.Option(min=0.1, help="Years of history.")] = 3.0,
+) -> None:
+    """Write a synthetic B2B world (transactions, accounts, referrals, activities, truth) as Parquet."""
+    from kamml.datasets import synthetic
+
+    world = synthetic.generate(accounts, seed, years=years)
+    paths = world.write(out)
+    for name, path in paths.items():
+        typer.echo(f"{name:<13} {path}")
+    typer.echo(
+        f"{accounts:,} accounts, {len(world.transactions):,} transactions, "
+        f"{world.start.date()} .. {world.end.date()} (exclusive) -> {out}"
+    )
+
+
+@app.command()
+@handle_errors
+def validate(
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="Folder holding transactions[, accounts, ...].")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check input tables against the data contract and print the data-quality summary."""
+    from kamml.config import load_config
+    from kamml.data import validate as validate_data
+
+    cfg = load_config(config)
+    source = data if data is not None else cfg.data.path
+    if source is None:
+        _fail("no data: pass --data DIR or set data.path in the config", 2)
+    report = validate_data(source, cfg)
+    typer.echo(report.to_text())
+
+
+def main() -> None:
+    """Entry point of the `kamml` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

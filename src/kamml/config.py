@@ -1,0 +1,238 @@
+"""Typed configuration for kamml jobs (DESIGN §12), loaded from YAML and validated by pydantic.
+
+An unknown key or a wrong type fails with a `ConfigError` that names the key (as a dotted path) and, for
+unknown keys, lists the valid ones. Relative paths in a config file are resolved against the folder the
+command runs in, so a config works the same from the CLI, a notebook or a scheduler.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kamml.errors import ConfigError
+
+__all__ = [
+    "AllocationConfig",
+    "Config",
+    "DataConfig",
+    "EngineConfig",
+    "FeaturesConfig",
+    "GenerateConfig",
+    "ModelsConfig",
+    "SparkConfig",
+    "TimeConfig",
+    "TrackingConfig",
+    "load_config",
+]
+
+TABLES = ("transactions", "accounts", "referrals", "activities")
+
+
+class _Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GenerateConfig(_Section):
+    """Generate a synthetic world into `data.path` when it holds no transactions yet."""
+
+    accounts: int = Field(5_000, gt=0)
+    seed: int = 42
+    years: float = Field(3.0, gt=0)
+
+
+class ColumnsConfig(_Section):
+    """Column names in the user's tables, per table: kamml name -> user's name."""
+
+    transactions: dict[str, str] = Field(default_factory=dict)
+    accounts: dict[str, str] = Field(default_factory=dict)
+    referrals: dict[str, str] = Field(default_factory=dict)
+    activities: dict[str, str] = Field(default_factory=dict)
+
+
+class DataConfig(_Section):
+    """Where the input tables are and how their columns are named."""
+
+    path: Path | None = None
+    transactions: str | None = None
+    accounts: str | None = None
+    referrals: str | None = None
+    activities: str | None = None
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    end: dt.date | None = None
+    generate: GenerateConfig | None = None
+    csv_delimiter: str | None = None
+
+
+class TimeConfig(_Section):
+    """Cutoff, horizon and snapshot stacking (DESIGN §3)."""
+
+    cutoff: dt.date | None = None
+    horizon_days: int = Field(180, gt=0)
+    snapshots: int = Field(4, ge=1)
+    step_days: int = Field(90, gt=0)
+    unit: Literal["days", "weeks"] = "days"
+
+
+class FeaturesConfig(_Section):
+    """Feature windows and feature groups switched on or off (DESIGN §4)."""
+
+    windows: list[int] = Field(default_factory=lambda: [30, 90, 180, 365])
+    groups: dict[str, bool] = Field(default_factory=dict)
+
+    @field_validator("windows")
+    @classmethod
+    def _positive_windows(cls, value: list[int]) -> list[int]:
+        if not value or any(w <= 0 for w in value):
+            raise ValueError("windows must be a non-empty list of positive day counts")
+        return sorted(set(value))
+
+
+class ModelsConfig(_Section):
+    """LightGBM parameters per model, the seed and the number of threads."""
+
+    seed: int = 42
+    threads: int = Field(2, ge=1)
+    clv: dict[str, Any] = Field(default_factory=dict)
+    churn: dict[str, Any] = Field(default_factory=dict)
+    influence: dict[str, Any] = Field(default_factory=dict)
+
+
+class AllocationConfig(_Section):
+    """The team's hours and the rules that turn scores into an allocation (DESIGN §6)."""
+
+    hours: float = Field(1_000.0, ge=0)
+    capacity: dict[str, float] | None = None
+    floor_hours: float = Field(0.5, ge=0)
+    cap_hours: float | None = Field(40.0, gt=0)
+    weights: dict[Literal["retention", "growth", "referral"], float] = Field(
+        default_factory=lambda: {"retention": 1.0, "growth": 0.3, "referral": 0.5}
+    )
+    effort_scale: float = Field(4.0, gt=0)
+    tiers: dict[str, float] = Field(
+        default_factory=lambda: {"strategic": 0.05, "key": 0.20, "maintain": 0.50, "nurture": 1.0}
+    )
+
+
+class TrackingConfig(_Section):
+    """MLflow tracking store, experiment and registered model (DESIGN §9)."""
+
+    uri: str = "sqlite:///mlruns.db"
+    artifact_location: str = "./mlartifacts"
+    experiment: str = "kamml"
+    model_name: str = "kamml"
+    promote_metric: str = "value.gini"
+
+
+class SparkConfig(_Section):
+    """Options for the Spark engine: a master URL and any Spark conf."""
+
+    master: str = "local[2]"
+    driver_memory: str = "2g"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class EngineConfig(_Section):
+    """Which Ibis backend computes features: DuckDB (embedded default) or Spark."""
+
+    name: Literal["duckdb", "spark"] = "duckdb"
+    threads: int | None = Field(None, ge=1)
+    memory_limit: str | None = None
+    temp_directory: str | None = None
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+
+
+class OutputConfig(_Section):
+    """Where the main job writes its tables and report."""
+
+    dir: Path = Path("outputs")
+
+
+class Config(_Section):
+    """A whole kamml job configuration; every section has defaults, so `Config()` is valid."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    time: TimeConfig = Field(default_factory=TimeConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    allocation: AllocationConfig = Field(default_factory=AllocationConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None, source: str = "config") -> Config:
+        """Validate a plain dict (as read from YAML); raise `ConfigError` naming each bad key."""
+        try:
+            return cls.model_validate(raw or {})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, source)) from None
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the key at `loc` (a path of field names), if it is a model."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    """One line per problem: the dotted key, what is wrong and, for unknown keys, the valid ones."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            owner = _model_at(loc)
+            valid = ", ".join(owner.model_fields) if owner else "?"
+            lines.append(f"unknown key '{key}'; valid keys here: {valid}")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"'{key}': {err['msg']}{shown}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a YAML config file (or none: all defaults) and apply nested `overrides` on top."""
+    raw: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(loaded).__name__}")
+        raw = loaded or {}
+    if overrides:
+        raw = _merge(raw, overrides)
+    return Config.from_dict(raw, source)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `extra` into a copy of `base` (dicts merge, everything else replaces)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,105 @@
+"""Named exceptions of kamml, in one place so callers can catch exactly what they mean.
+
+Every error kamml raises on purpose derives from `KammlError`; the CLI turns these into a one-line
+reason on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "EngineError",
+    "InfeasibleError",
+    "KammlError",
+    "ModelError",
+    "Problem",
+    "SchemaError",
+]
+
+
+class KammlError(Exception):
+    """Base class of every error kamml raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(KammlError, ValueError):
+    """A configuration file or option is wrong: unknown key, wrong type, impossible value."""
+
+    exit_code = 2
+
+
+class DataError(KammlError):
+    """Input data cannot be read at all (missing file, empty file, unknown format)."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule in one column of one table, with how many rows break it and a few examples."""
+
+    table: str
+    column: str | None
+    rule: str
+    n_rows: int = 0
+    examples: Sequence[Any] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        text = f"{where}: {self.rule}"
+        if self.n_rows:
+            text += f" ({self.n_rows:,} row{'s' if self.n_rows != 1 else ''}"
+            if self.examples:
+                shown = ", ".join(repr(_plain(v)) for v in list(self.examples)[:5])
+                text += f"; e.g. {shown}"
+            text += ")"
+        return text
+
+
+def _plain(value: Any) -> Any:
+    """Numpy and pandas scalars repr as plain Python values in messages."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+class SchemaError(KammlError, ValueError):
+    """Input tables break the data contract; carries one `Problem` per broken rule."""
+
+    exit_code = 3
+
+    def __init__(self, problems: Iterable[Problem] | str):
+        if isinstance(problems, str):
+            problems = [Problem(table="input", column=None, rule=problems)]
+        self.problems: list[Problem] = list(problems)
+        lines = [str(p) for p in self.problems]
+        head = f"{len(lines)} problem{'s' if len(lines) != 1 else ''} in the input data"
+        super().__init__(head + ":\n  - " + "\n  - ".join(lines))
+
+
+class EngineError(KammlError):
+    """The compute engine (DuckDB, Spark) is unavailable or misconfigured."""
+
+    exit_code = 4
+
+
+class ModelError(KammlError):
+    """A model is used wrongly: not fitted, another horizon, features that do not match."""
+
+    exit_code = 5
+
+
+class InfeasibleError(KammlError, ValueError):
+    """An allocation problem has no solution (floors above capacity, negative hours)."""
+
+    exit_code = 6

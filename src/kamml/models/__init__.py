@@ -1,0 +1,1 @@
+"""kamml.models."""

@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pytest
+
+from kamml.config import Config, load_config
+from kamml.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "cdnow.yaml"])
+def test_shipped_configs_load(name):
+    cfg = load_config(CONFIGS / name)
+    assert cfg.time.horizon_days > 0
+
+
+def test_defaults_are_valid():
+    cfg = Config()
+    assert cfg.engine.name == "duckdb"
+    assert cfg.tracking.uri.startswith("sqlite:///")
+
+
+def test_unknown_top_level_key_lists_valid_sections(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("modles: {}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert "unknown key 'modles'" in msg
+    for section in ("data", "time", "features", "models", "allocation", "tracking", "engine"):
+        assert section in msg
+
+
+def test_unknown_nested_key_names_path_and_valid_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("time:\n  horizon: 90\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert "'time.horizon'" in msg
+    assert "horizon_days" in msg
+    assert "step_days" in msg
+
+
+def test_wrong_type_names_key_and_value(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("time:\n  horizon_days: soon\n")
+    with pytest.raises(ConfigError, match=r"time\.horizon_days.*'soon'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("time:\n  horizon_days: -3\n", "horizon_days"),
+        ("engine:\n  name: postgres\n", "engine.name"),
+        ("features:\n  windows: []\n", "windows"),
+        ("- a\n- b\n", "mapping"),
+        ("time: [unclosed\n", "not valid YAML"),
+        ("allocation:\n  weights: {retention: 1, loyalty: 2}\n", "allocation.weights"),
+    ],
+)
+def test_bad_configs_raise_config_error(tmp_path, text, pattern):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(path)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/kamml.yaml")
+
+
+def test_overrides_merge_deeply():
+    cfg = load_config(CONFIGS / "default.yaml", overrides={"time": {"horizon_days": 30}})
+    assert cfg.time.horizon_days == 30
+    assert cfg.time.snapshots == 4
+
+
+def test_config_error_is_value_error():
+    with pytest.raises(ValueError, match="unknown key"):
+        Config.from_dict({"nope": 1})

@@ -104,6 +104,14 @@ class ModelsConfig(_Section):
     influence: dict[str, Any] = Field(default_factory=dict)
 
 
+StakePart = Literal["retention", "growth", "referral"]
+
+
+def _default_weights() -> dict[StakePart, float]:
+    """Retention counts fully, growth and word of mouth partly (DESIGN §6)."""
+    return {"retention": 1.0, "growth": 0.3, "referral": 0.5}
+
+
 class AllocationConfig(_Section):
     """The team's hours and the rules that turn scores into an allocation (DESIGN §6)."""
 
@@ -111,9 +119,7 @@ class AllocationConfig(_Section):
     capacity: dict[str, float] | None = None
     floor_hours: float = Field(0.5, ge=0)
     cap_hours: float | None = Field(40.0, gt=0)
-    weights: dict[Literal["retention", "growth", "referral"], float] = Field(
-        default_factory=lambda: {"retention": 1.0, "growth": 0.3, "referral": 0.5}
-    )
+    weights: dict[StakePart, float] = Field(default_factory=_default_weights)
     effort_scale: float = Field(4.0, gt=0)
     tiers: dict[str, float] = Field(
         default_factory=lambda: {"strategic": 0.05, "key": 0.20, "maintain": 0.50, "nurture": 1.0}

@@ -1,0 +1,80 @@
+"""The inputs every feature group shares: the tables cut at the cutoff, day numbers and settings.
+
+Time is handled as integer day numbers (days since 1970-01-01, UTC), computed from epoch seconds: the
+same arithmetic on DuckDB and Spark, and "before the cutoff" is `day < cutoff_day` everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+__all__ = ["FeatureContext", "day_number", "to_day", "with_day"]
+
+SECONDS_PER_DAY = 86_400
+
+
+def day_number(ts: Any) -> int:
+    """Integer day number of a date or midnight timestamp (days since the Unix epoch)."""
+    stamp = pd.Timestamp(ts)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    if stamp != stamp.normalize():
+        raise ValueError(f"a cutoff must be a date (midnight), got {stamp}")
+    return int(stamp.value // (SECONDS_PER_DAY * 10**9))
+
+
+def to_day(column: ir.TimestampValue) -> ir.IntegerValue:
+    """Day number of a timestamp column, computed in the engine."""
+    return (column.epoch_seconds() // SECONDS_PER_DAY).cast("int64")
+
+
+def with_day(table: ir.Table, column: str = "ts") -> ir.Table:
+    """The table with an integer `day` column derived from its timestamp column."""
+    return table.mutate(day=to_day(table[column]))
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """Tables restricted to rows before the cutoff, with integer `day` columns, plus settings.
+
+    Attributes
+    ----------
+    cutoff_day : int
+        Day number of the cutoff; every table here holds only rows with day < cutoff_day.
+    tx : ibis Table
+        Transactions before the cutoff with a `day` column.
+    daily : ibis Table
+        Transactions merged per account and day (see `kamml.features.groups.daily`).
+    accounts, referrals, activities : ibis Table or None
+        The optional tables, cut at the cutoff (accounts by `created_at` when present).
+    unit_days : int
+        Days per BTYD time unit (1 for days, 7 for weeks).
+    windows : tuple of int
+        Lookback windows in days.
+    horizon_days : int
+        Prediction horizon, used by the calendar group.
+    """
+
+    cutoff_day: int
+    tx: ir.Table
+    daily: ir.Table
+    accounts: ir.Table | None
+    referrals: ir.Table | None
+    activities: ir.Table | None
+    unit_days: int
+    windows: tuple[int, ...]
+    horizon_days: int
+
+    @property
+    def cutoff(self) -> pd.Timestamp:
+        """The cutoff as a timestamp."""
+        return pd.Timestamp(self.cutoff_day * SECONDS_PER_DAY, unit="s")
+
+    def lit(self, value: int) -> ir.IntegerScalar:
+        """An int64 literal (keeps integer arithmetic identical across engines)."""
+        return ibis.literal(value, type="int64")

@@ -1,0 +1,244 @@
+"""Point-in-time feature frames, labels and stacked training snapshots (DESIGN §3, §4).
+
+`build_features(data, cutoff)` sees only rows dated before the cutoff; `build_labels(data, cutoff, h)`
+only rows in [cutoff, cutoff + h). Both compute in the data's Ibis backend (DuckDB or Spark) and hand a
+pandas frame indexed by account_id to the models.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from kamml.config import Config
+from kamml.errors import ConfigError
+from kamml.features._context import FeatureContext, day_number, to_day, with_day
+from kamml.features.groups import GROUPS, daily
+
+__all__ = [
+    "account_base",
+    "build_features",
+    "build_labels",
+    "build_training_frame",
+    "feature_context",
+    "training_cutoffs",
+]
+
+log = logging.getLogger(__name__)
+
+#: Feature columns that mean "how many / how much" and are 0 (not missing) for an account without rows;
+#: every other column (ratios, gaps, recencies) stays missing when there is nothing to measure.
+_ZERO_FILL = re.compile(
+    r"^(frequency|recency|monetary|spend_total|orders_total|quantity_total|(spend|orders|quantity|hours)_\d+d"
+    r"|spend_slope_12m|refund_count|zero_amount_count|referrals_made|referrals_made_365d|referred_spend"
+    r"|referrals_2hop|was_referred|hours_total|activities_365d)$"
+)
+
+
+def _cut(table: ir.Table | None, cutoff_day: int, column: str = "ts") -> ir.Table | None:
+    """Rows of `table` dated before the cutoff, with a `day` column (None stays None)."""
+    if table is None:
+        return None
+    t = with_day(table, column)
+    return t.filter(t.day < ibis.literal(cutoff_day, type="int64"))
+
+
+def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> FeatureContext:
+    """Cut every table of `data` (a `kamml.data.Dataset`) at `cutoff` and gather the settings."""
+    cfg = config or Config()
+    cday = day_number(cutoff)
+    tx = _cut(data.transactions, cday)
+    assert tx is not None
+    accounts = data.accounts
+    if accounts is not None and "created_at" in accounts.columns:
+        accounts = accounts.filter(
+            accounts.created_at.isnull() | (to_day(accounts.created_at) < ibis.literal(cday, type="int64"))
+        )
+    return FeatureContext(
+        cutoff_day=cday,
+        tx=tx,
+        daily=daily(tx),
+        accounts=accounts,
+        referrals=_cut(data.referrals, cday),
+        activities=_cut(data.activities, cday),
+        unit_days=7 if cfg.time.unit == "weeks" else 1,
+        windows=tuple(cfg.features.windows),
+        horizon_days=cfg.time.horizon_days,
+    )
+
+
+def account_base(ctx: FeatureContext) -> ir.Table:
+    """Accounts that exist at the cutoff: any transaction before it, or an accounts row created before it."""
+    ids = ctx.tx.select("account_id").distinct()
+    if ctx.accounts is not None:
+        ids = ids.union(ctx.accounts.select("account_id"), distinct=True)
+    return ids
+
+
+def enabled_groups(config: Config | None, data: Any) -> list[str]:
+    """Names of the groups to compute: switched on in the config and with their table present."""
+    cfg = config or Config()
+    unknown = set(cfg.features.groups) - set(GROUPS) - {"btyd"}
+    if unknown:
+        raise ConfigError(
+            f"unknown feature group(s) in features.groups: {sorted(unknown)}; valid: {[*GROUPS, 'btyd']}"
+        )
+    needs = {"referral": "referrals", "effort": "activities", "static": "accounts"}
+    names = []
+    for name in GROUPS:
+        if not cfg.features.groups.get(name, True):
+            continue
+        table = needs.get(name)
+        if table is not None and getattr(data, table, None) is None:
+            log.info("feature group %r skipped: no %s table", name, table)
+            continue
+        names.append(name)
+    return names
+
+
+def feature_expr(ctx: FeatureContext, groups: Iterable[str]) -> ir.Table:
+    """One Ibis expression: the account base left-joined with every group's columns."""
+    out = account_base(ctx)
+    for name in groups:
+        part = GROUPS[name](ctx)
+        if part is None:
+            continue
+        out = out.left_join(part, "account_id")
+        if "account_id_right" in out.columns:
+            out = out.drop("account_id_right")
+    return out
+
+
+def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+    """Index by account_id (sorted), zero-fill count columns, float64 numerics, categorical strings."""
+    frame = frame.set_index("account_id").sort_index()
+    for col in frame.columns:
+        series = frame[col]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            series = series.astype("float64")
+            if _ZERO_FILL.match(col):
+                series = series.fillna(0.0)
+        else:
+            series = series.astype("category")
+        frame[col] = series
+    return frame
+
+
+def build_features(data: Any, cutoff: Any, config: Config | None = None) -> pd.DataFrame:
+    """Feature frame as of `cutoff`: one row per account existing then, indexed by account_id.
+
+    Parameters
+    ----------
+    data : kamml.data.Dataset
+        Validated tables (see `kamml.load_data`).
+    cutoff : date-like
+        The "as of" date; only rows with ts < cutoff are seen.
+    config : Config, optional
+        `features.windows`, `features.groups`, `time.unit` and `time.horizon_days` are used.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns as listed in docs/features.md, float64 (strings from the accounts table as category).
+    """
+    ctx = feature_context(data, cutoff, config)
+    expr = feature_expr(ctx, enabled_groups(config, data))
+    frame = _finish(expr.to_pandas())
+    log.debug("features at %s: %d accounts x %d columns", ctx.cutoff.date(), *frame.shape)
+    return frame
+
+
+def label_expr(data: Any, cutoff: Any, horizon_days: int) -> ir.Table:
+    """Labels over [cutoff, cutoff + horizon) for the accounts existing at the cutoff (Ibis expression)."""
+    cday = day_number(cutoff)
+    stop = cday + int(horizon_days)
+    tx = with_day(data.transactions)
+    future = tx.filter((tx.day >= cday) & (tx.day < stop))
+    value = future.group_by("account_id").aggregate(
+        _value=future.amount.sum(),
+        _purchases=ibis.cases((future.amount >= 0, future.day), else_=ibis.null("int64")).nunique(),
+    )
+    ctx = feature_context(data, cutoff)
+    out = account_base(ctx).left_join(value, "account_id")
+    if "account_id_right" in out.columns:
+        out = out.drop("account_id_right")
+    cols: dict[str, ir.Value] = {
+        "value": ibis.greatest(out._value.fill_null(0.0), 0.0),
+        "purchases": out._purchases.fill_null(0).cast("float64"),
+        "churned": (out._purchases.fill_null(0) == 0).cast("int64"),
+    }
+    if data.referrals is not None:
+        refs = with_day(data.referrals)
+        refs = refs.filter((refs.day >= cday) & (refs.day < stop))
+        spend = refs.select(refs.referrer_id, account_id=refs.referred_id, ref_day=refs.day).inner_join(
+            future.select("account_id", "day", "amount"), "account_id"
+        )
+        spend = spend.filter(spend.day >= spend.ref_day)
+        ref_value = spend.group_by(spend.referrer_id.name("account_id")).aggregate(
+            _ref_value=spend.amount.sum()
+        )
+        ref_count = refs.group_by(refs.referrer_id.name("account_id")).aggregate(_ref_n=refs.count())
+        out = out.left_join(ref_value, "account_id").left_join(ref_count, "account_id")
+        out = out.drop(*[c for c in out.columns if c.startswith("account_id_")])
+        cols["referral_value"] = ibis.greatest(out._ref_value.fill_null(0.0), 0.0)
+        cols["referrals"] = out._ref_n.fill_null(0).cast("float64")
+    return out.select("account_id", **cols)
+
+
+def build_labels(data: Any, cutoff: Any, horizon_days: int) -> pd.DataFrame:
+    """Labels over [cutoff, cutoff + horizon_days) for every account existing at the cutoff.
+
+    Columns: ``value`` (net spend in the horizon, floored at 0), ``purchases`` (purchase days),
+    ``churned`` (1 when no purchase day in the horizon) and, with a referrals table, ``referral_value``
+    (spend in the horizon, after the referral, of accounts this account referred during the horizon)
+    and ``referrals`` (how many it referred). Raises `ConfigError` when the window passes the data end.
+    """
+    cday = day_number(cutoff)
+    end = getattr(data, "end", None)
+    if end is not None and cday + int(horizon_days) > day_number(pd.Timestamp(end).normalize()):
+        raise ConfigError(
+            f"label window {pd.Timestamp(cutoff).date()} + {horizon_days} days ends after the data end "
+            f"{pd.Timestamp(end).date()}: move time.cutoff earlier or shorten time.horizon_days"
+        )
+    frame = label_expr(data, cutoff, horizon_days).to_pandas().set_index("account_id").sort_index()
+    frame["churned"] = frame["churned"].astype("int64")
+    return frame
+
+
+def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int) -> list[pd.Timestamp]:
+    """Snapshot cutoffs whose whole label window lies before `end` (exclusive), latest first.
+
+    The k-th cutoff (k = 1..K) is end - horizon - (k - 1) * step, so the latest snapshot's labels end at
+    the data end and earlier ones step back from there.
+    """
+    last = pd.Timestamp(end).normalize() - pd.Timedelta(days=horizon_days)
+    return [last - pd.Timedelta(days=k * step_days) for k in range(snapshots)]
+
+
+def build_training_frame(data: Any, cutoffs: Sequence[Any], config: Config | None = None) -> pd.DataFrame:
+    """Features and labels stacked over several snapshot cutoffs, with a ``snapshot`` column.
+
+    Rows are (snapshot, account); the index is a plain RangeIndex and ``account_id`` a column, so the
+    same account appears once per snapshot. Backtests split on ``snapshot``.
+    """
+    cfg = config or Config()
+    frames = []
+    for cutoff in cutoffs:
+        feats = build_features(data, cutoff, cfg)
+        labels = build_labels(data, cutoff, cfg.time.horizon_days)
+        frame = feats.join(labels, how="inner")
+        frame.insert(0, "snapshot", pd.Timestamp(cutoff))
+        frames.append(frame.reset_index())
+    if not frames:
+        raise ConfigError("no training snapshots: time.snapshots must be at least 1")
+    out = pd.concat(frames, ignore_index=True)
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
+            out[col] = out[col].astype("category")
+    return out

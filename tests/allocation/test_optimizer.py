@@ -1,0 +1,494 @@
+import doctest
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import sparse
+from scipy.optimize import linprog
+
+from kamml.allocation import optimizer as optimizer_module
+from kamml.allocation.optimizer import AllocationResult, gain, optimize, optimize_detailed
+from kamml.errors import InfeasibleError, KammlError
+
+TOL = 1e-9  # the optimizer's relative tolerance on hours
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def assert_feasible(h, hours, floor=0.0, cap=None, owner=None, capacity=None):
+    n = h.size
+    floor = np.broadcast_to(np.asarray(floor, dtype=float), (n,))
+    cap = np.full(n, np.inf) if cap is None else np.broadcast_to(np.asarray(cap, dtype=float), (n,))
+    assert np.all(np.isfinite(h))
+    assert np.all(h >= floor)
+    assert np.all(h <= cap)
+    assert h.sum() <= hours * (1 + TOL) + 1e-12
+    if capacity is not None:
+        owner = np.asarray(owner, dtype=object)
+        for rep, c in capacity.items():
+            assert h[owner == rep].sum() <= c * (1 + TOL) + 1e-12, rep
+
+
+def price_of(res, owner, capacity):
+    """The price each account faces: its rep's when the rep has a capacity, else the team's."""
+    if capacity is None:
+        return np.full(res.hours.size, res.team_price)
+    return np.array(
+        [res.rep_price.get(o, res.team_price) if o in capacity else res.team_price for o in owner]
+    )
+
+
+def lp_upper_bound(stake, scale, hours, floor, cap, owner, capacity, n_points=100):
+    """Optimum of the LP where each gain curve is replaced by the minimum of its tangents.
+
+    Tangents of a concave curve lie above it, so the true optimum is feasible for this LP and the LP's
+    value is an upper bound on it; with dense tangents the bound is tight.
+    """
+    n = stake.size
+    blocks, rhs = [], []
+    for i in range(n):
+        top = min(cap[i], hours)
+        uniform = np.linspace(floor[i], top, n_points)
+        # points uniform in gain, dense where the curve bends most
+        lo_u, hi_u = -np.expm1(-floor[i] / scale[i]), -np.expm1(-top / scale[i])
+        by_gain = -scale[i] * np.log1p(-np.linspace(lo_u, hi_u, n_points))
+        points = np.unique(np.clip(np.concatenate([uniform, by_gain]), floor[i], top))
+        slope = stake[i] / scale[i] * np.exp(-points / scale[i])
+        block = np.zeros((points.size, 2 * n))
+        block[:, i] = -slope
+        block[:, n + i] = 1.0
+        blocks.append(block)
+        rhs.append(gain(stake[i], scale[i], points) - slope * points)
+    limits = [np.concatenate([np.ones(n), np.zeros(n)])]
+    rhs_limits = [hours]
+    for rep, c in (capacity or {}).items():
+        limits.append(np.concatenate([(owner == rep).astype(float), np.zeros(n)]))
+        rhs_limits.append(c)
+    a_ub = sparse.csr_array(np.vstack([*blocks, np.array(limits)]))
+    b_ub = np.concatenate([*rhs, rhs_limits])
+    bounds = [(floor[i], min(cap[i], hours)) for i in range(n)] + [(None, stake[i]) for i in range(n)]
+    res = linprog(np.r_[np.zeros(n), -np.ones(n)], A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    assert res.status == 0, res.message
+    return -res.fun
+
+
+def grid_optimum(stake, scale, hours, floor, cap, owner, capacity, step):
+    """Best total gain with hours on a grid of `step` (floors, caps and limits on the grid), by DP.
+
+    A grid allocation is feasible for the continuous problem, so this is a lower bound on its optimum.
+    """
+    units = round(hours / step)
+    c = np.arange(units + 1)
+    shift = c[:, None] - c[None, :]
+
+    def combine(f, g):  # best value with at most c units, split between f and g
+        vals = np.where(shift >= 0, f[None, :] + g[np.clip(shift, 0, None)], -np.inf)
+        return vals.max(axis=1)
+
+    def account(i):
+        lo = round(floor[i] / step)
+        hi = units if np.isinf(cap[i]) else min(units, round(cap[i] / step))
+        table = gain(stake[i], scale[i], np.minimum(c, hi) * step)
+        return np.where(c >= lo, table, -np.inf)
+
+    def group(members, limit):
+        best = np.where(c >= 0, 0.0, -np.inf)
+        for i in members:
+            best = combine(best, account(i))
+        return best[np.minimum(c, limit)]
+
+    total = np.zeros(units + 1)
+    in_rep = np.zeros(stake.size, dtype=bool)
+    for rep, cap_r in (capacity or {}).items():
+        members = np.flatnonzero(owner == rep)
+        in_rep[members] = True
+        total = combine(total, group(members, round(cap_r / step)))
+    total = combine(total, group(np.flatnonzero(~in_rep), units))
+    return total[units]
+
+
+def random_problem(rng, step=None):
+    """A small random problem with two reps, unowned accounts, zero stakes, floors and caps."""
+    n = int(rng.integers(1, 8))
+    stake = rng.lognormal(3.0, 1.5, size=n) * (rng.random(n) > 0.15)
+    scale = rng.uniform(0.5, 6.0, size=n)
+    floor = rng.choice([0.0, 0.0, 0.25, 1.0], size=n)
+
+    def extra(high, size=None):
+        x = rng.uniform(0.0, high, size=size)
+        return np.round(x / step) * step if step else x
+
+    cap = np.where(rng.random(n) < 0.5, floor + extra(5.0, n) + (step or 0.1), np.inf)
+    owner = rng.choice(np.array(["a", "b", None], dtype=object), size=n)
+    capacity = {r: floor[owner == r].sum() + extra(4.0) for r in ("a", "b")}
+    hours = floor.sum() + extra(8.0)
+    return dict(stake=stake, scale=scale, hours=hours, floor=floor, cap=cap, owner=owner, capacity=capacity)
+
+
+def equal_split(hours, floor, cap, owner, capacity):
+    """The same hours c for every account (clipped to its floor and cap), the largest c that fits."""
+
+    def fits(level):
+        h = np.clip(level, floor, cap)
+        if h.sum() > hours:
+            return False
+        return all(h[owner == rep].sum() <= c for rep, c in capacity.items())
+
+    lo, hi = 0.0, hours + float(floor.max(initial=0.0)) + 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return np.clip(lo, floor, cap)
+
+
+# ------------------------------------------------------------------------------------- closed forms
+
+
+def test_doctests():
+    result = doctest.testmod(optimizer_module)
+    assert result.attempted >= 5
+    assert result.failed == 0
+
+
+def test_gain_formula():
+    h = np.array([0.0, 1.0, 5.0])
+    assert np.allclose(gain(100.0, 2.0, h), 100.0 * (1 - np.exp(-h / 2.0)))
+    assert gain(0.0, 1.0, 10.0) == 0.0
+
+
+def test_two_accounts_split_by_log_ratio_of_stakes():
+    # Interior optimum: marginal gains equal, so h1 - h2 = k ln(s1 / s2) for equal scales.
+    h = optimize([300.0, 100.0], scale=2.0, hours=5.0)
+    assert h.sum() == pytest.approx(5.0, rel=TOL)
+    assert h[0] - h[1] == pytest.approx(2.0 * np.log(3.0), rel=1e-7)
+
+
+def test_account_below_the_price_gets_nothing():
+    # The small account's marginal gain at 0 hours (1/h) is below the price set by the big one.
+    res = optimize_detailed([1000.0, 1.0], 1.0, hours=2.0)
+    assert res.hours[1] == 0.0
+    assert res.hours[0] == pytest.approx(2.0, rel=TOL)
+    assert res.team_price == pytest.approx(1000.0 * np.exp(-2.0), rel=1e-7)
+    assert res.marginal[1] <= res.team_price
+
+
+def test_returns_numpy_array_from_pandas_inputs():
+    stake = pd.Series([10.0, 20.0, 30.0], index=["x", "y", "z"])
+    h = optimize(stake, pd.Series([1.0, 1.0, 1.0]), 3.0)
+    assert isinstance(h, np.ndarray)
+    assert h.shape == (3,)
+    assert np.all(np.diff(h) > 0)
+
+
+def test_result_is_frozen_and_consistent():
+    res = optimize_detailed([50.0, 80.0, 0.0], [1.0, 2.0, 3.0], hours=4.0, floor=0.5, cap=3.0)
+    assert isinstance(res, AllocationResult)
+    with pytest.raises(AttributeError):
+        res.total_gain = 0.0  # type: ignore[misc]
+    assert np.allclose(res.gain, gain([50.0, 80.0, 0.0], [1.0, 2.0, 3.0], res.hours))
+    assert res.total_gain == pytest.approx(res.gain.sum())
+    assert np.allclose(res.marginal, np.array([50.0, 40.0, 0.0]) * np.exp(-res.hours / [1.0, 2.0, 3.0]))
+
+
+# ---------------------------------------------------------------------------------------- optimality
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_kkt_conditions(seed):
+    rng = np.random.default_rng(seed)
+    n = 400
+    stake = rng.lognormal(5, 1.5, size=n) * (rng.random(n) > 0.1)
+    scale = rng.uniform(0.5, 10.0, size=n)
+    floor = np.where(stake > 0, rng.choice([0.0, 0.5, 1.0], size=n), 0.0)
+    cap = np.where(rng.random(n) < 0.3, floor + rng.uniform(0.1, 3.0, size=n), np.inf)
+    owner = rng.choice(np.array(["r1", "r2", "r3", None], dtype=object), size=n)
+    capacity = {r: floor[owner == r].sum() * f for r, f in [("r1", 1.2), ("r2", 3.0), ("r3", 10.0)]}
+    hours = 2.5 * floor.sum()
+    res = optimize_detailed(stake, scale, hours, floor, cap, owner, capacity)
+    h = res.hours
+    assert_feasible(h, hours, floor, cap, owner, capacity)
+    price = price_of(res, owner, capacity)
+    assert np.all(price >= res.team_price)
+    interior = (h > floor + 1e-9) & (h < cap - 1e-9)
+    assert interior.sum() > 20
+    # equal marginal gains among interior accounts facing the same price
+    assert np.allclose(res.marginal[interior], price[interior], rtol=1e-9)
+    # at the cap the account would take more; at the floor it would take less
+    at_cap = (h >= cap - 1e-9) & (stake > 0)
+    at_floor = h <= floor + 1e-9
+    assert np.all(res.marginal[at_cap] >= price[at_cap] * (1 - 1e-9))
+    assert np.all(res.marginal[at_floor] <= price[at_floor] * (1 + 1e-9))
+    # complementary slackness: a positive price means the limit is used
+    if res.team_price > 0:
+        assert h.sum() == pytest.approx(hours, rel=TOL)
+    for rep, p in res.rep_price.items():
+        if p > res.team_price * (1 + 1e-9):
+            assert h[owner == rep].sum() == pytest.approx(capacity[rep], rel=TOL)
+
+
+def test_gain_matches_grid_dp_and_lp_upper_bound():
+    # Sandwich on many small problems: a grid DP (a feasible allocation, so a lower bound) <= ours <= an
+    # LP on tangents (an upper bound), and ours >= 99.9 % of that upper bound.
+    rng = np.random.default_rng(7)
+    step = 0.05
+    ratios = []
+    for _ in range(60):
+        p = random_problem(rng, step=step)
+        h = optimize(**p)
+        assert_feasible(h, p["hours"], p["floor"], p["cap"], p["owner"], p["capacity"])
+        ours = gain(p["stake"], p["scale"], h).sum()
+        lower = grid_optimum(**p, step=step)
+        upper = lp_upper_bound(**p)
+        assert lower <= ours * (1 + 1e-9) + 1e-9
+        assert ours <= upper * (1 + 1e-9) + 1e-9
+        ratios.append(ours / upper if upper > 0 else 1.0)
+    assert min(ratios) >= 0.999
+
+
+def test_never_worse_than_scipy_slsqp():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        p = random_problem(rng)
+        n = p["stake"].size
+        ours = gain(p["stake"], p["scale"], optimize(**p)).sum()
+        cons = [{"type": "ineq", "fun": lambda x, H=p["hours"]: H - x.sum()}]
+        for rep, c in p["capacity"].items():
+            mask = (p["owner"] == rep).astype(float)
+            cons.append({"type": "ineq", "fun": lambda x, m=mask, c=c: c - m @ x})
+        bounds = [(p["floor"][i], min(p["cap"][i], p["hours"])) for i in range(n)]
+        res = minimize(
+            lambda x, s=p["stake"], k=p["scale"]: -gain(s, k, x).sum(),
+            p["floor"].copy(),
+            method="SLSQP",
+            bounds=bounds,
+            constraints=cons,
+            options={"ftol": 1e-12, "maxiter": 500},
+        )
+        assert ours >= -res.fun * (1 - 1e-7)
+
+
+# --------------------------------------------------------------------------------------------- limits
+
+
+def test_rep_capacity_binding_and_not_binding():
+    stake = np.array([500.0, 400.0, 50.0, 40.0, 30.0])
+    owner = np.array(["busy", "busy", "idle", "idle", None], dtype=object)
+    capacity = {"busy": 2.0, "idle": 100.0}
+    res = optimize_detailed(stake, 2.0, hours=10.0, owner=owner, capacity=capacity)
+    h = res.hours
+    assert h[:2].sum() == pytest.approx(2.0, rel=TOL)  # binding
+    assert res.rep_price["busy"] > res.team_price
+    assert h[2:4].sum() < 100.0  # not binding: its accounts face the team's price
+    assert res.rep_price["idle"] == res.team_price
+    assert h.sum() == pytest.approx(10.0, rel=TOL)
+    # without the rep limit, the busy rep's accounts would take more than 2 hours
+    assert optimize(stake, 2.0, 10.0)[:2].sum() > 2.0
+
+
+def test_owner_without_capacity_and_missing_owner_face_team_limit_only():
+    stake = np.array([100.0, 100.0, 100.0, 100.0])
+    owner = ["ann", "bob", None, np.nan]
+    h = optimize(stake, 1.0, 8.0, owner=owner, capacity={"ann": 0.5})
+    assert h[0] == pytest.approx(0.5, rel=TOL)
+    assert np.allclose(h[1:], 2.5, rtol=1e-8)
+
+
+def test_capacity_as_series_and_integer_owners():
+    owner = np.array([1, 1, 2, 2])
+    stake = [100.0, 100.0, 100.0, 100.0]
+    h = optimize(stake, 1.0, 10.0, owner=owner, capacity=pd.Series({1: 1.0, 2: 3.0}))
+    assert h[:2].sum() == pytest.approx(1.0, rel=TOL)
+    assert h[2:].sum() == pytest.approx(3.0, rel=TOL)
+
+
+def test_infinite_capacity_means_no_rep_limit():
+    h = optimize([100.0, 100.0], 1.0, 6.0, owner=["a", "a"], capacity={"a": np.inf})
+    assert np.allclose(h, 3.0)
+
+
+def test_zero_capacity_rep_gets_nothing():
+    h = optimize([100.0, 100.0, 1.0], 1.0, 6.0, owner=["a", "a", "b"], capacity={"a": 0.0, "b": 5.0})
+    assert np.all(h[:2] == 0.0)
+    assert h[2] == pytest.approx(5.0, rel=TOL) or h[2] <= 5.0
+
+
+def test_team_limit_binds_and_unused_hours_when_everyone_is_capped():
+    stake = np.array([100.0, 60.0, 30.0])
+    res = optimize_detailed(stake, 1.0, hours=3.0, cap=2.0)
+    assert res.hours.sum() == pytest.approx(3.0, rel=TOL)
+    assert res.team_price > 0
+    assert res.unused_hours == 0.0
+    res = optimize_detailed(stake, 1.0, hours=10.0, cap=2.0)
+    assert np.array_equal(res.hours, np.full(3, 2.0))
+    assert res.team_price == 0.0
+    assert res.unused_hours == pytest.approx(4.0)
+
+
+def test_zero_hours():
+    res = optimize_detailed([10.0, 20.0], [1.0, 2.0], hours=0.0)
+    assert np.array_equal(res.hours, np.zeros(2))
+    assert res.total_gain == 0.0
+    # the price of the first hour: the best marginal gain at zero hours
+    assert res.team_price == pytest.approx(10.0)
+
+
+def test_zero_stake_accounts_get_their_floor():
+    res = optimize_detailed([0.0, 50.0, 0.0], 1.0, hours=5.0, floor=[0.5, 0.5, 0.0])
+    assert res.hours[0] == 0.5
+    assert res.hours[2] == 0.0
+    assert res.hours[1] == pytest.approx(4.5, rel=TOL)
+    res = optimize_detailed([0.0, 0.0], 1.0, hours=5.0, floor=0.25)
+    assert np.array_equal(res.hours, [0.25, 0.25])
+    assert res.team_price == 0.0
+    assert res.unused_hours == pytest.approx(4.5)
+
+
+def test_no_accounts():
+    res = optimize_detailed(np.array([]), 1.0, hours=3.0)
+    assert res.hours.shape == (0,)
+    assert res.total_gain == 0.0
+    assert res.unused_hours == 3.0
+
+
+def test_floors_that_exactly_fill_the_capacity():
+    h = optimize([10.0, 20.0, 30.0], 1.0, hours=3.0, floor=1.0, owner=["a", "a", "b"], capacity={"a": 2.0})
+    assert np.allclose(h, 1.0)
+
+
+def test_tiny_limits_hold_despite_rounding_in_log_price():
+    # Found by fuzzing: a capacity equal to tiny floors next to a huge stake and scale. Rounding of the
+    # log-price leaves ~1e-11 hours above the floor, which must not break a 2e-6 hour capacity.
+    stake = np.array([1.09226475e33, 8.59472275e-41])
+    scale = np.array([2242.07313534, 11.65041571])
+    floor = np.array([1e-6, 1e-6])
+    cap = np.array([np.inf, 10.22687775])
+    h = optimize(stake, scale, 100.0, floor, cap, owner=["b", "b"], capacity={"b": 2e-6})
+    assert h.sum() <= 2e-6
+    assert np.all(h >= floor)
+
+
+def test_floor_cost():
+    # A floor on a low-value account takes hours from a high-value one.
+    stake, scale, hours = np.array([1000.0, 1.0, 1.0]), 2.0, 4.0
+    floor = np.array([0.0, 1.0, 1.0])
+    res = optimize_detailed(stake, scale, hours, floor=floor)
+    free = gain(stake, scale, optimize(stake, scale, hours)).sum()
+    assert res.floor_cost == pytest.approx(free - res.total_gain, rel=1e-9)
+    assert res.floor_cost > 100.0
+    assert np.allclose(res.hours, [2.0, 1.0, 1.0])
+    assert optimize_detailed(stake, scale, hours).floor_cost == 0.0
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+def test_floors_above_team_hours_say_by_how_much():
+    with pytest.raises(InfeasibleError, match=r"need 12 hours but the team has 10: 2 hours short"):
+        optimize([1.0, 1.0, 1.0], 1.0, hours=10.0, floor=4.0)
+
+
+def test_floors_above_rep_capacity_name_the_rep():
+    with pytest.raises(InfeasibleError) as err:
+        optimize(
+            [1.0, 1.0, 1.0],
+            1.0,
+            hours=100.0,
+            floor=[3.0, 3.0, 1.0],
+            owner=["ann", "ann", "bob"],
+            capacity={"ann": 5.0, "bob": 0.5},
+        )
+    msg = str(err.value)
+    assert "rep 'ann'" in msg
+    assert "need 6 hours but its capacity is 5: 1 hours short" in msg
+    assert "rep 'bob'" in msg
+    assert "0.5 hours short" in msg
+    assert isinstance(err.value, KammlError)
+    assert err.value.exit_code == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"hours": -5.0}, r"negative \(-5\)"),
+        ({"floor": [-1.0, 0.0]}, "floor negative hours"),
+        ({"cap": [1.0, -2.0]}, "cap negative hours"),
+        ({"floor": [2.0, 0.0], "cap": 1.5}, "floor above cap for 1 accounts, by up to 0.5 hours"),
+        ({"owner": ["a", "b"], "capacity": {"a": -1.0}}, r"negative hours for 1 reps \('a': -1\)"),
+    ],
+)
+def test_infeasible_inputs(kwargs, pattern):
+    args = {"stake": [1.0, 2.0], "scale": 1.0, "hours": 5.0} | kwargs
+    with pytest.raises(InfeasibleError, match=pattern):
+        optimize(**args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"stake": [1.0, np.nan]}, "stake must be finite: 1 accounts"),
+        ({"stake": [1.0, np.inf]}, "stake must be finite"),
+        ({"stake": [1.0, -2.0]}, "stake must be >= 0"),
+        ({"stake": [[1.0, 2.0]]}, "one-dimensional"),
+        ({"scale": [1.0, 0.0]}, "scale must be > 0"),
+        ({"scale": [1.0, 2.0, 3.0]}, r"scale must be a scalar or have one value per account \(2\)"),
+        ({"floor": [np.nan, 0.0]}, "floor must be finite"),
+        ({"cap": [np.nan, 1.0]}, "cap has NaN"),
+        ({"hours": np.nan}, "hours must be finite"),
+        ({"hours": [1.0, 2.0]}, "single number"),
+        ({"capacity": {"a": 1.0}}, "capacity needs owner"),
+        ({"owner": ["a"], "capacity": {"a": 1.0}}, "owner must have one value per account"),
+        ({"owner": ["a", "a"], "capacity": {"a": np.nan}}, "capacity is NaN"),
+        ({"owner": ["a", "a"], "capacity": pd.Series([1.0, 2.0], index=["a", "a"])}, "more than once"),
+    ],
+)
+def test_bad_inputs_are_value_errors(kwargs, pattern):
+    args = {"stake": [1.0, 2.0], "scale": 1.0, "hours": 5.0} | kwargs
+    with pytest.raises(ValueError, match=pattern):
+        optimize(**args)
+
+
+# ------------------------------------------------------------------------------------------ properties
+
+
+@st.composite
+def problems(draw):
+    n = draw(st.integers(1, 12))
+    finite = {"allow_nan": False, "allow_infinity": False, "allow_subnormal": False}
+    stake = draw(arrays(float, n, elements=st.floats(0.0, 1e5, **finite)))
+    scale = draw(arrays(float, n, elements=st.floats(0.05, 100.0, **finite)))
+    floor = draw(arrays(float, n, elements=st.sampled_from([0.0, 0.1, 0.5, 2.0])))
+    room = draw(arrays(float, n, elements=st.floats(0.0, 20.0, **finite)))
+    capped = draw(arrays(bool, n))
+    cap = np.where(capped, floor + room, np.inf)
+    owner = np.array(draw(st.lists(st.sampled_from(["a", "b", None]), min_size=n, max_size=n)), dtype=object)
+    extra = draw(st.tuples(*[st.floats(0.0, 30.0, **finite)] * 3))
+    capacity = {r: floor[owner == r].sum() + e for r, e in zip(("a", "b"), extra[:2], strict=True)}
+    hours = floor.sum() + extra[2]
+    return dict(stake=stake, scale=scale, hours=hours, floor=floor, cap=cap, owner=owner, capacity=capacity)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_constraints_hold_and_never_worse_than_equal_split(p):
+    h = optimize(**p)
+    assert_feasible(h, p["hours"], p["floor"], p["cap"], p["owner"], p["capacity"])
+    even = equal_split(p["hours"], p["floor"], p["cap"], p["owner"], p["capacity"])
+    ours = gain(p["stake"], p["scale"], h).sum()
+    baseline = gain(p["stake"], p["scale"], even).sum()
+    assert ours >= baseline - 1e-7 * max(1.0, baseline)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems())
+def test_floor_cost_is_never_negative_and_prices_are_ordered(p):
+    res = optimize_detailed(**p)
+    assert res.floor_cost >= 0.0
+    assert res.team_price >= 0.0
+    assert all(price >= res.team_price for price in res.rep_price.values())
+    assert res.unused_hours >= 0.0

@@ -1,0 +1,46 @@
+"""Atomic writing of output tables: a killed job leaves the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from kamml.errors import DataError
+
+__all__ = ["atomic_path", "write_table"]
+
+FORMATS = {".parquet": "parquet", ".csv": "csv"}
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write `frame` to Parquet or CSV (by the file extension) atomically; return the path."""
+    target = Path(path)
+    kind = FORMATS.get(target.suffix.lower())
+    if kind is None:
+        raise DataError(f"cannot write {target}: use a .parquet or .csv file name")
+    with atomic_path(target) as tmp:
+        if kind == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+    return target

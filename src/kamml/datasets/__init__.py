@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kamml.datasets import synthetic
 from kamml.datasets.cdnow import load_cdnow, provenance
 
-__all__ = ["load_cdnow", "provenance"]
+__all__ = ["load_cdnow", "provenance", "synthetic"]

@@ -1,0 +1,425 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, stats
+
+from kamml.datasets import synthetic
+from kamml.datasets._synthetic_params import WorldParams, draw_accounts
+from kamml.datasets._synthetic_sim import Calendar
+from kamml.datasets._synthetic_truth import new_account_curve, own_value
+from kamml.errors import ConfigError, InfeasibleError, SchemaError
+
+N = 3_000
+
+
+@pytest.fixture(scope="module")
+def world():
+    return synthetic.generate(N, seed=11)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthetic.generate(300, seed=5, years=1.0)
+
+
+def _frames(w):
+    return [w.transactions, w.accounts, w.referrals, w.activities, w.truth, w.effort]
+
+
+# ---- determinism, schema, integrity ----------------------------------------------------------------------
+
+
+def test_same_seed_same_world_and_other_seed_other_world(small):
+    again = synthetic.generate(300, seed=5, years=1.0)
+    for a, b in zip(_frames(small), _frames(again), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    other = synthetic.generate(300, seed=6, years=1.0)
+    assert not small.transactions["amount"].equals(other.transactions["amount"])
+
+
+def test_schemas_and_dtypes(world):
+    tx = world.transactions
+    assert list(tx.columns) == ["transaction_id", "account_id", "ts", "amount", "quantity", "product"]
+    assert tx.dtypes.astype(str).tolist() == [
+        "int64",
+        "int64",
+        "datetime64[ns]",
+        "float64",
+        "float64",
+        "object",
+    ]
+    assert tx["transaction_id"].is_unique
+    assert tx["ts"].is_monotonic_increasing
+    assert set(tx["product"]) == set(world.params.products)
+    acc = world.accounts
+    assert list(acc.columns) == ["account_id", "created_at", "owner", "segment", "industry", "region", "size"]
+    assert acc.dtypes.astype(str).tolist() == [
+        "int64",
+        "datetime64[ns]",
+        "object",
+        "object",
+        "object",
+        "object",
+        "int64",
+    ]
+    assert acc["account_id"].tolist() == list(range(1, N + 1))
+    assert set(acc["segment"]) == {"SMB", "mid-market", "enterprise"}
+    assert acc["owner"].str.fullmatch(r"rep_\d{2}").all()
+    assert acc["owner"].nunique() == 6  # n_accounts / 500
+    ref = world.referrals
+    assert ref.dtypes.astype(str).tolist() == ["int64", "int64", "datetime64[ns]"]
+    act = world.activities
+    assert act.dtypes.astype(str).tolist() == ["int64", "datetime64[ns]", "float64", "object"]
+    assert set(act["kind"]) == {"call", "meeting", "demo", "email"}
+    assert (act["hours"] > 0).all()
+    assert (act["hours"] * 4 == np.round(act["hours"] * 4)).all()
+    truth = world.truth
+    assert truth["account_id"].tolist() == list(range(1, N + 1))
+    assert truth["alive"].dtype == bool
+    assert truth.drop(columns=["churned_at"]).notna().all().all()
+    assert truth["churned_at"].isna().eq(truth["alive"]).all()
+    assert world.end == pd.Timestamp("2026-01-01")
+    assert world.start == pd.Timestamp("2023-01-01")
+
+
+def test_no_row_at_or_after_end_and_none_before_start(world):
+    for frame in (world.transactions, world.referrals, world.activities):
+        assert (frame["ts"] < world.end).all()
+        assert (frame["ts"] >= world.start).all()
+    assert (world.accounts["created_at"] < world.end).all()
+    assert (world.truth["churned_at"].dropna() < world.end).all()
+
+
+def test_referential_integrity(world):
+    ids = set(world.accounts["account_id"])
+    assert set(world.transactions["account_id"]) <= ids
+    assert set(world.activities["account_id"]) <= ids
+    ref = world.referrals
+    assert set(ref["referrer_id"]) | set(ref["referred_id"]) <= ids
+    assert ref["referred_id"].is_unique
+    created = world.accounts.set_index("account_id")["created_at"]
+    # a referred account is created at the referral, by an account created before it
+    assert (created.loc[ref["referred_id"]].to_numpy() == ref["ts"].to_numpy()).all()
+    assert (created.loc[ref["referrer_id"]].to_numpy() < ref["ts"].to_numpy()).all()
+    # every account created during the history orders at creation, and never before it
+    first = world.transactions.groupby("account_id")["ts"].min()
+    new = created[created >= world.start]
+    assert (first.reindex(new.index) == new).all()
+    assert (first >= created.reindex(first.index).clip(lower=world.start)).all()
+    # effort is only planned for accounts that existed at the start of the period
+    eff = world.effort.merge(world.accounts[["account_id", "created_at"]], on="account_id")
+    assert (eff["created_at"] < eff["period_start"]).all()
+
+
+def test_exactly_n_accounts_for_several_sizes():
+    for n in (1, 7, 120):
+        w = synthetic.generate(n, seed=n, years=0.5)
+        assert len(w.accounts) == n == len(w.truth)
+        assert w.accounts["owner"].nunique() <= 2
+
+
+def test_realistic_volume_and_shapes(world):
+    tx = world.transactions
+    per_account = len(tx) / len(world.accounts)
+    assert 10 <= per_account <= 40
+    assert (tx["amount"] < 0).mean() > 0.005  # refunds
+    assert (tx["amount"] == 0).mean() > 0.005  # zero lines
+    assert tx.assign(day=tx["ts"].dt.floor("D")).duplicated(["account_id", "day"]).any()  # same-day repeats
+    assert (tx.loc[tx["amount"] < 0, "quantity"] == 0).all()
+    # heavy tail: the top 10 % of accounts bring most of the revenue
+    revenue = tx.groupby("account_id")["amount"].sum().sort_values(ascending=False)
+    assert revenue.iloc[: len(revenue) // 10].sum() > 0.4 * revenue.sum()
+    # seasonality: more orders per day in December than in August
+    months = tx.loc[tx["amount"] > 0, "ts"].dt.month.value_counts()
+    assert months[12] / 31 > 1.4 * months[8] / 31
+    # licence expansion: seats grow in expanding accounts, not in the others
+    paid = tx[tx["quantity"] > 0].merge(world.truth[["account_id", "growth"]], on="account_id")
+    ends = paid.groupby("account_id").agg(
+        first=("quantity", "first"), last=("quantity", "last"), g=("growth", "first")
+    )
+    assert (ends["last"] >= ends["first"]).all()
+    assert (ends.loc[ends["g"] == 0, "last"] == ends.loc[ends["g"] == 0, "first"]).all()
+    assert (ends.loc[ends["g"] > 0, "last"] > ends.loc[ends["g"] > 0, "first"]).mean() > 0.5
+    # a share of the new accounts are referred
+    new = (world.accounts["created_at"] >= world.start).sum()
+    assert 0.15 < len(world.referrals) / new < 0.5
+
+
+def test_invalid_arguments_raise_config_error():
+    with pytest.raises(ConfigError):
+        synthetic.generate(0)
+    with pytest.raises(ConfigError):
+        synthetic.generate(10, years=0.01)
+    with pytest.raises(ConfigError):
+        synthetic.generate(10, n_reps=0)
+    with pytest.raises(ConfigError):
+        WorldParams(seasonality=(1.0,) * 11)
+
+
+# ---- behaviour in the history ------------------------------------------------------------------------------
+
+
+def test_logged_activities_add_up_to_the_effort(world):
+    act = world.activities.copy()
+    bounds = np.sort(world.effort["period_start"].unique())
+    act["period"] = np.searchsorted(bounds, act["ts"].to_numpy(), side="right") - 1
+    logged = act.groupby(["account_id", "period"])["hours"].sum()
+    planned = world.effort.set_index(["account_id", "period"])["hours"]
+    planned = planned[planned > 0]
+    pd.testing.assert_series_equal(logged.sort_index(), planned.sort_index(), check_names=False)
+    u = -np.expm1(
+        -world.effort["hours"]
+        / world.effort["account_id"].map(world.truth.set_index("account_id")["effort_scale"])
+    )
+    np.testing.assert_allclose(world.effort["u"], u)
+
+
+def _period_table(world):
+    eff = world.effort.copy()
+    starts = np.sort(eff["period_start"].unique())
+    ends = np.r_[starts[1:], np.datetime64(world.end)]
+    eff["period_end"] = eff["period"].map(dict(enumerate(ends)))
+    return eff.merge(world.truth, on="account_id")
+
+
+def test_effort_moves_purchases_and_dropout(world):
+    eff = _period_table(world)
+    days = (eff["period_end"] - eff["period_start"]).dt.days
+    # purchases: alive accounts (alive throughout), rows per unit of latent rate, served vs not
+    orders = world.transactions[world.transactions["quantity"] > 0]
+    bounds = np.sort(eff["period_start"].unique())
+    period = np.searchsorted(bounds, orders["ts"].to_numpy(), side="right") - 1
+    counts = orders.groupby([orders["account_id"].to_numpy(), period]).size()
+    eff["orders"] = (
+        counts.reindex(pd.MultiIndex.from_arrays([eff["account_id"], eff["period"]])).fillna(0).to_numpy()
+    )
+    live = eff[eff["alive"]]
+    exposure = live["purchase_rate"] * days[eff["alive"]]
+    served = live["served"].to_numpy()
+    rate_served = live["orders"][served].sum() / exposure[served].sum()
+    rate_not = live["orders"][~served].sum() / exposure[~served].sum()
+    assert rate_served / rate_not > 1.25  # uplift_purchase averages 0.45
+    # dropout: churn hazard per unit of latent hazard, served vs not
+    alive_at_start = eff["churned_at"].isna() | (eff["churned_at"] >= eff["period_start"])
+    eff = eff[alive_at_start]
+    stop = eff["churned_at"].fillna(world.end).clip(upper=eff["period_end"])
+    exposure = eff["dropout_rate"] * (stop - eff["period_start"]).dt.total_seconds() / 86_400
+    died = (eff["churned_at"] < eff["period_end"]).to_numpy()
+    served = eff["served"].to_numpy()
+    hazard_served = died[served].sum() / exposure[served].sum()
+    hazard_not = died[~served].sum() / exposure[~served].sum()
+    assert hazard_served / hazard_not < 0.8  # uplift_dropout averages 0.45
+
+
+def test_policy_gives_more_hours_to_bigger_accounts(world):
+    hours = world.effort.groupby("account_id")["hours"].mean()
+    size = world.accounts.set_index("account_id")["size"].reindex(hours.index)
+    assert stats.spearmanr(hours, size).statistic > 0.3
+    assert (world.effort["hours"] == 0).mean() > 0.2  # random zero periods
+
+
+def test_referral_counts_follow_influence(world):
+    acc = world.accounts.set_index("account_id")
+    truth = world.truth.set_index("account_id")
+    start = acc["created_at"].clip(lower=world.start)
+    stop = truth["churned_at"].fillna(world.end)
+    years = (stop - start).dt.total_seconds() / (365.25 * 86_400)
+    made = world.referrals["referrer_id"].value_counts().reindex(acc.index, fill_value=0)
+    ok = years > 0.5
+    rate = made[ok] / years[ok]
+    quintile = pd.qcut(truth.loc[ok, "influence"], 5, labels=False)
+    by_q = rate.groupby(quintile).mean()
+    assert by_q.is_monotonic_increasing
+    assert by_q.iloc[-1] > 4 * by_q.iloc[0]
+    # ... and influence is only weakly tied to value
+    assert (
+        abs(stats.spearmanr(truth["influence"], truth["purchase_rate"] * truth["order_value"]).statistic)
+        < 0.3
+    )
+
+
+def test_p_alive_is_calibrated_and_sharp(world):
+    truth = world.truth
+    alive = truth["alive"].to_numpy()
+    p = truth["p_alive"].to_numpy()
+    assert abs(p.mean() - alive.mean()) < 0.03
+    bins = pd.cut(p, [0, 0.2, 0.5, 0.8, 0.95, 1.0], include_lowest=True)
+    calib = pd.DataFrame({"p": p, "alive": alive}).groupby(bins, observed=True).mean()
+    assert (calib["p"] - calib["alive"]).abs().max() < 0.1
+    assert np.mean((p - alive) ** 2) < 0.5 * alive.mean() * (1 - alive.mean())  # Brier beats the base rate
+
+
+# ---- exact truth -------------------------------------------------------------------------------------------
+
+
+def test_truth_columns_match_methods(world):
+    truth = world.truth
+    ev0 = world.expected_value(180)
+    ev1 = world.expected_value(180, 1e6)
+    np.testing.assert_allclose(ev0["value"], truth["expected_value"])
+    np.testing.assert_allclose(ev0["referral_value"], truth["referral_value"])
+    np.testing.assert_allclose(ev1["total"], truth["total_value_served"])
+    dead = ~truth["alive"]
+    assert (truth.loc[dead, ["expected_value", "expected_value_served", "referral_value"]] == 0).all().all()
+    assert (truth["expected_value_served"] >= truth["expected_value"]).all()
+    assert (truth["referral_value_served"] >= truth["referral_value"]).all()
+
+
+def test_expected_value_is_linear_in_u(world):
+    rng = np.random.default_rng(0)
+    hours = rng.gamma(1.0, 5.0, world.n_accounts)
+    ev = world.expected_value(180, hours)
+    u = -np.expm1(-hours / world.truth["effort_scale"].to_numpy())
+    t = world.truth
+    np.testing.assert_allclose(
+        ev["value"], t["expected_value"] + u * (t["expected_value_served"] - t["expected_value"])
+    )
+    expected_total = t["total_value"] + u * (t["total_value_served"] - t["total_value"])
+    np.testing.assert_allclose(ev["total"], expected_total)
+    # a Series by account_id: missing accounts get no hours
+    some = pd.Series(hours[:10], index=t["account_id"][:10])
+    ev_some = world.expected_value(180, some)
+    np.testing.assert_allclose(ev_some["total"][:10], ev["total"][:10])
+    np.testing.assert_allclose(ev_some["total"][10:], t["total_value"][10:])
+
+
+def test_true_gain_zero_monotone_concave_and_consistent(world):
+    assert world.true_gain(0.0, 180) == 0.0
+    grid = np.linspace(0, 20, 21)
+    gains = np.array([world.true_gain(h, 180) for h in grid])
+    assert np.all(np.diff(gains) > 0)
+    assert np.all(np.diff(gains, 2) < 0)
+    hours = np.random.default_rng(1).gamma(1.0, 3.0, world.n_accounts)
+    direct = world.expected_value(180, hours)["total"].sum() - world.expected_value(180)["total"].sum()
+    assert world.true_gain(hours, 180) == pytest.approx(direct, rel=1e-10)
+    # the oracle's view: stake x (1 - exp(-h / k))
+    sk = world.stake_and_scale(180)
+    np.testing.assert_allclose(sk[["retention", "growth", "referral"]].sum(axis=1), sk["stake"])
+    np.testing.assert_allclose(sk["stake"], world.truth["total_value_served"] - world.truth["total_value"])
+    assert (sk[["retention", "growth", "referral"]] >= 0).all().all()
+    weighted = world.stake_and_scale(180, {"growth": 0.3, "referral": 0.5})
+    np.testing.assert_allclose(weighted["stake"], sk["retention"] + 0.3 * sk["growth"] + 0.5 * sk["referral"])
+    # longer horizons are worth more
+    assert world.true_gain(5.0, 365) > world.true_gain(5.0, 180)
+
+
+def test_hours_and_weights_are_validated(world):
+    with pytest.raises(InfeasibleError):
+        world.true_gain(-1.0, 180)
+    with pytest.raises(InfeasibleError):
+        world.expected_value(180, np.full(world.n_accounts, np.nan))
+    with pytest.raises(SchemaError):
+        world.expected_value(180, np.ones(3))
+    with pytest.raises(SchemaError, match="not in the world"):
+        world.true_gain(pd.Series([1.0], index=[10**9]), 180)
+    with pytest.raises(ConfigError, match="valid: retention, growth, referral"):
+        world.stake_and_scale(180, {"churn": 1.0})
+    with pytest.raises(ConfigError):
+        world.expected_value(0)
+
+
+def test_own_value_matches_numerical_integration(world):
+    t = world.truth[world.truth["alive"]].head(5)
+    p = world.params
+    cal = Calendar.build(world.end, 180.0, p.season)
+    exact = own_value(
+        cal,
+        t["purchase_rate"].to_numpy(),
+        t["dropout_rate"].to_numpy(),
+        t["price_per_seat"].to_numpy(),
+        t["seats"].to_numpy(dtype=float),
+        t["growth"].to_numpy(),
+        p.order_multiplier,
+    )
+    for i, row in enumerate(t.itertuples()):
+
+        def density(x, row=row):
+            season = cal.season[np.searchsorted(cal.breaks, x, side="right") - 1]
+            return season * np.exp(-row.dropout_rate * x) * (row.seats + row.growth * x)
+
+        numeric = sum(
+            integrate.quad(density, a, b)[0] for a, b in zip(cal.breaks[:-1], cal.breaks[1:], strict=True)
+        )
+        numeric *= p.order_multiplier * row.price_per_seat * row.purchase_rate
+        assert exact[i] == pytest.approx(numeric, rel=1e-9)
+
+
+def test_new_account_curve_has_converged():
+    p = WorldParams()
+    cal = Calendar.build(pd.Timestamp("2026-01-01"), 365.0, p.season)
+    _, w1, c1 = new_account_curve(p, cal, q=10, n_x=48)
+    _, w2, c2 = new_account_curve(p, cal, q=20, n_x=96)
+    # the integral of the curve over the horizon, per industry
+    np.testing.assert_allclose(c1 @ w1, c2 @ w2, rtol=1e-8)
+
+
+@pytest.mark.slow
+def test_new_account_curve_matches_the_population():
+    """The quadrature over the population equals the mean of exact per-account values of drawn accounts."""
+    p = WorldParams()
+    end = pd.Timestamp("2026-01-01")
+    cal = Calendar.build(end, 180.0, p.season)
+    t_nodes, _, curve = new_account_curve(p, cal)
+    rng = np.random.default_rng(0)
+    probs = np.asarray(p.industry_probs) / np.sum(p.industry_probs)
+    same = p.referral_same_industry
+    for industry, node in [(0, 3), (5, 45)]:
+        n = 400_000
+        new = draw_accounts(rng, n, p, like_industry=np.full(n, industry), like_region=np.zeros(n, dtype=int))
+        rest = Calendar.build(end + pd.Timedelta(days=t_nodes[node]), 180.0 - t_nodes[node], p.season)
+        v = p.order_multiplier * new.price_per_seat * new.seats0
+        v = v + own_value(
+            rest,
+            new.lam,
+            new.mu,
+            new.price_per_seat,
+            new.seats0.astype(float),
+            new.growth,
+            p.order_multiplier,
+        )
+        expected = same * curve[industry, node] + (1 - same) * probs @ curve[:, node]
+        assert abs(v.mean() - expected) < 4 * v.std() / np.sqrt(n)
+
+
+@pytest.mark.slow
+def test_monte_carlo_future_matches_expected_value():
+    """Simulating the future with the world's own simulator converges to the exact expectations."""
+    world = synthetic.generate(300, seed=3, years=2.0)
+    rng = np.random.default_rng(1)
+    for hours in (0.0, rng.gamma(1.0, 4.0, world.n_accounts)):
+        runs = 1_500
+        sim = world.simulate_future(180, hours, n_runs=runs, seed=7)
+        exact = world.expected_value(180, hours)
+        totals = sim.groupby("run")[["value", "referral_value"]].sum()
+        for col in ("value", "referral_value"):
+            se = totals[col].std() / np.sqrt(runs)
+            assert abs(totals[col].mean() - exact[col].sum()) < 4.5 * se, col
+        per = sim.groupby("account_id")["value"].agg(["mean", "std"])
+        alive = world.truth["alive"].to_numpy()
+        z = (per["mean"] - exact["value"].to_numpy()) / (per["std"] / np.sqrt(runs))
+        assert abs(z[alive].mean()) < 4 / np.sqrt(alive.sum())
+        assert 0.8 < z[alive].std() < 1.25
+        assert (sim.loc[~np.tile(alive, runs), "total"] == 0).all()
+
+
+# ---- persistence -------------------------------------------------------------------------------------------
+
+
+def test_write_and_read_round_trip(small, tmp_path):
+    paths = small.write(tmp_path / "world")
+    assert set(paths) == {*synthetic.TABLES, "world"}
+    assert sorted(p.name for p in (tmp_path / "world").iterdir()) == sorted(p.name for p in paths.values())
+    back = synthetic.World.read(tmp_path / "world")
+    for a, b in zip(_frames(small), _frames(back), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    assert (back.start, back.end, back.seed, back.params) == (
+        small.start,
+        small.end,
+        small.seed,
+        small.params,
+    )
+    hours = np.linspace(0, 10, small.n_accounts)
+    assert back.true_gain(hours, 90) == pytest.approx(small.true_gain(hours, 90), rel=1e-12)
+    # overwriting in place works and leaves no temporary files
+    small.write(tmp_path / "world")
+    assert not [p for p in (tmp_path / "world").iterdir() if p.name.startswith(".")]

@@ -121,6 +121,10 @@ class AllocationConfig(_Section):
     cap_hours: float | None = Field(40.0, gt=0)
     weights: dict[StakePart, float] = Field(default_factory=_default_weights)
     effort_scale: float = Field(4.0, gt=0)
+    effort_exponent: float = Field(0.5, ge=0)
+    effort_clip: tuple[float, float] = (0.25, 4.0)
+    active_p_alive: float = Field(0.1, ge=0, le=1)
+    tier_by: Literal["expected_gain", "stake", "clv", "marginal_gain_per_hour"] = "expected_gain"
     tiers: dict[str, float] = Field(
         default_factory=lambda: {"strategic": 0.05, "key": 0.20, "maintain": 0.50, "nurture": 1.0}
     )

@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from kamml.allocation.allocate import allocate, allocate_file, budget_curve, check_scores, read_scores
 from kamml.allocation.optimizer import AllocationResult, gain, optimize, optimize_detailed
+from kamml.allocation.stake import effort_scale, stake_parts
 
-__all__ = ["AllocationResult", "gain", "optimize", "optimize_detailed"]
+__all__ = [
+    "AllocationResult",
+    "allocate",
+    "allocate_file",
+    "budget_curve",
+    "check_scores",
+    "effort_scale",
+    "gain",
+    "optimize",
+    "optimize_detailed",
+    "read_scores",
+    "stake_parts",
+]

@@ -1,0 +1,476 @@
+"""From scores to a recommended allocation of sales hours: the allocation table of DESIGN §10.
+
+`allocate` checks the scores table, turns each account's scores into a gain curve (value at stake and
+effort scale, `kamml.allocation.stake`), splits the team's hours exactly with
+`kamml.allocation.optimizer.optimize_detailed` under the team's hours, each rep's capacity, a minimum
+touch for every active account and a cap per account, then ranks, tiers and explains every account
+(`kamml.allocation.tiers`). `budget_curve` shows what more or fewer hours would be worth, and
+`allocate_file` is the same flow from a scores file to an allocation file (written atomically).
+
+The allocation table, one row per account, best first:
+
+=======================  ==================================================================================
+account_id               as in the scores
+rank                     1 = highest expected gain; ties by stake, then account_id
+tier                     strategic / key / maintain / nurture (configurable)
+stake                    value effort can move: retention + growth + referral, weighted
+recommended_hours        hours in the period
+expected_gain            stake * (1 - exp(-recommended_hours / effort_scale))
+marginal_gain_per_hour   value of one more hour on this account at the optimum
+reasons                  short phrases joined by "; "
+owner                    the account's rep (null when the scores have no owner)
+stake_retention, stake_growth, stake_referral, effort_scale    the parts of the gain curve
+=======================  ==================================================================================
+
+The summary of the plan (team hours, hours used, total expected gain, the team's price of an hour, each
+rep's price, what the minimum touch costs) rides along in ``table.attrs["allocation"]``, a JSON-ready dict
+that pandas also stores in the Parquet file's metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from kamml.allocation.optimizer import AllocationResult, optimize_detailed
+from kamml.allocation.stake import effort_scale, stake_parts
+from kamml.allocation.tiers import assign_tiers, rank_accounts, reason_codes
+from kamml.config import AllocationConfig, Config
+from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
+from kamml.io import write_table
+
+__all__ = [
+    "ALLOCATION_COLUMNS",
+    "DEFAULT_FRACTIONS",
+    "REQUIRED_COLUMNS",
+    "allocate",
+    "allocate_file",
+    "budget_curve",
+    "check_scores",
+    "read_scores",
+]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+REQUIRED_COLUMNS = ("account_id", "clv", "p_churn")
+"""Columns of the scores table that the allocation cannot do without."""
+
+ALLOCATION_COLUMNS = (
+    "account_id",
+    "rank",
+    "tier",
+    "stake",
+    "recommended_hours",
+    "expected_gain",
+    "marginal_gain_per_hour",
+    "reasons",
+    "owner",
+    "stake_retention",
+    "stake_growth",
+    "stake_referral",
+    "effort_scale",
+)
+"""Columns of the allocation table, in order; the first nine are the stable interface of DESIGN §10."""
+
+DEFAULT_FRACTIONS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 21))
+"""Budgets of `budget_curve` as fractions of the given hours: 10 %, 20 %, ..., 200 %."""
+
+ACTIVE_P_ALIVE = 0.1
+"""Default p_alive from which an account is active (gets the minimum touch)."""
+
+TIER_VALUES = ("expected_gain", "stake", "clv", "marginal_gain_per_hour")
+
+
+def allocate(
+    scores: pd.DataFrame,
+    hours: float | None = None,
+    config: AllocationConfig | Config | None = None,
+) -> pd.DataFrame:
+    """Recommended sales hours per account that maximise the total expected gain, with ranks and reasons.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        The scores table (DESIGN §10), one row per account: ``account_id``, ``clv`` (>= 0) and
+        ``p_churn`` (in [0, 1]) are needed; ``referral_value`` (absent or NaN = 0), ``p_alive`` (absent:
+        every account is active), ``owner`` (the rep, for per-rep capacity) and ``drivers`` (top model
+        drivers in words, ``"; "``-separated) are used when present; other columns are ignored.
+    hours : float, optional
+        The team's hours for the period; `config.hours` when omitted.
+    config : AllocationConfig or Config, optional
+        Weights of the stake, effort scale, per-rep capacity, floor (minimum touch of active accounts)
+        and cap hours, and tiers; the defaults of `AllocationConfig` when omitted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The allocation table (columns `ALLOCATION_COLUMNS`, see the module docstring), sorted by rank,
+        with the plan's summary in ``attrs["allocation"]``: hours, hours_used, unused_hours,
+        total_expected_gain, team_price, rep_price (rep -> price), floor_cost, n_accounts, n_active.
+
+    Raises
+    ------
+    kamml.errors.SchemaError
+        When the scores lack a needed column or break a rule (one `Problem` per broken rule).
+    kamml.errors.InfeasibleError
+        When the floors need more hours than the team or a rep has, or a floor exceeds the cap.
+    kamml.errors.ConfigError
+        On impossible settings (negative hours, unknown stake weight, bad tiers).
+
+    See Also
+    --------
+    budget_curve : the total expected gain at other team sizes.
+    kamml.allocation.optimizer.optimize_detailed : the optimizer behind it.
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"account_id": [1, 2, 3], "clv": [1000.0, 200.0, 50.0],
+    ...                        "p_churn": [0.2, 0.7, 0.1], "referral_value": [0.0, 0.0, 400.0]})
+    >>> table = allocate(scores, hours=10.0, config=AllocationConfig(floor_hours=0.5, cap_hours=8.0))
+    >>> table[["account_id", "rank", "recommended_hours"]].round(2).to_dict("list")
+    {'account_id': [1, 3, 2], 'rank': [1, 2, 3], 'recommended_hours': [5.44, 2.57, 1.99]}
+    >>> round(table.attrs["allocation"]["hours_used"], 6)
+    10.0
+    """
+    cfg = _allocation_config(config)
+    team_hours = float(cfg.hours if hours is None else hours)
+    frame = _prepared(scores, cfg)
+    result = _solve(frame, cfg, team_hours)
+    table = _table(frame, result, cfg)
+    table.attrs["allocation"] = _summary(frame, result, team_hours)
+    summary = table.attrs["allocation"]
+    logger.info(
+        "allocated %.6g of %.6g hours to %d accounts (%d active): expected gain %.6g, "
+        "team price %.6g per hour",
+        summary["hours_used"],
+        team_hours,
+        summary["n_accounts"],
+        summary["n_active"],
+        summary["total_expected_gain"],
+        summary["team_price"],
+    )
+    return table
+
+
+def budget_curve(
+    scores: pd.DataFrame,
+    hours: float | None = None,
+    config: AllocationConfig | Config | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+) -> pd.DataFrame:
+    """Total expected gain of the optimal plan at other team budgets: what an hour more or less is worth.
+
+    Parameters
+    ----------
+    scores, hours, config
+        As in `allocate`.
+    fractions : sequence of float, default 0.1, 0.2, ..., 2.0
+        Budgets as fractions of `hours` (>= 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per budget, in the order of `fractions`: fraction, hours (the budget), total_gain,
+        team_price (value of one more team hour at that budget), hours_used, floor_cost and feasible.
+        Budgets too small for the floors of the active accounts are kept with ``feasible=False`` and NaN
+        values.
+
+    Raises
+    ------
+    kamml.errors.SchemaError, kamml.errors.ConfigError
+        As `allocate`; also on a negative or non-finite fraction.
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"account_id": [1, 2], "clv": [1000.0, 200.0], "p_churn": [0.2, 0.7]})
+    >>> curve = budget_curve(scores, 4.0, AllocationConfig(floor_hours=1.0), fractions=[0.25, 1.0, 2.0])
+    >>> curve[["hours", "feasible"]].to_dict("list")
+    {'hours': [1.0, 4.0, 8.0], 'feasible': [False, True, True]}
+    """
+    cfg = _allocation_config(config)
+    team_hours = float(cfg.hours if hours is None else hours)
+    if not np.isfinite(team_hours) or team_hours < 0:
+        raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
+    share = np.asarray(fractions, dtype=float)
+    if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
+        raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
+    frame = _prepared(scores, cfg)
+    rows = []
+    for fraction in share:
+        budget = float(fraction) * team_hours
+        try:
+            res = _solve(frame, cfg, budget)
+        except InfeasibleError as exc:
+            logger.info("budget curve: %.6g hours cannot cover the floors (%s)", budget, exc)
+            rows.append((float(fraction), budget, np.nan, np.nan, np.nan, np.nan, False))
+            continue
+        used = float(res.hours.sum())
+        rows.append((float(fraction), budget, res.total_gain, res.team_price, used, res.floor_cost, True))
+    return pd.DataFrame(
+        rows,
+        columns=["fraction", "hours", "total_gain", "team_price", "hours_used", "floor_cost", "feasible"],
+    )
+
+
+def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
+    """Check the scores table for the allocation; raise one SchemaError listing every broken rule.
+
+    Rules: the columns of `REQUIRED_COLUMNS` exist (and ``owner`` when `need_owner`); account_id has no
+    nulls and no duplicates; clv is a finite number >= 0; p_churn a number in [0, 1]; referral_value,
+    when present, a number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN.
+
+    Raises
+    ------
+    kamml.errors.SchemaError
+        With one `Problem` (table "scores", the column, the rule, rows and examples) per broken rule.
+    """
+    problems: list[Problem] = []
+    needed = [*REQUIRED_COLUMNS, "owner"] if need_owner else list(REQUIRED_COLUMNS)
+    for column in needed:
+        if column not in scores.columns:
+            rule = "missing column"
+            if column == "owner":
+                rule += " (allocation.capacity limits reps' hours, so each account needs its owner)"
+            rule += f"; the scores have: {', '.join(map(str, scores.columns))}"
+            problems.append(Problem("scores", column, rule))
+    if "account_id" in scores.columns:
+        ids = scores["account_id"]
+        null = ids.isna()
+        if null.any():
+            problems.append(_problem("account_id", "null id", null))
+        dup = ids.duplicated(keep=False) & ~null
+        if dup.any():
+            problems.append(_problem("account_id", "duplicated id", dup, ids))
+    bounds: dict[str, tuple[float, float, bool]] = {
+        "clv": (0.0, np.inf, False),
+        "p_churn": (0.0, 1.0, False),
+        "referral_value": (0.0, np.inf, True),
+        "p_alive": (0.0, 1.0, True),
+    }
+    for column, (low, high, nan_ok) in bounds.items():
+        if column in scores.columns:
+            problems.extend(_check_number(scores[column], column, low, high, nan_ok))
+    if problems:
+        raise SchemaError(problems)
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """Read a scores table from a Parquet or CSV file (by extension); DataError if it cannot be read."""
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(f"scores file not found: {source}")
+    suffix = source.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(source)
+        if suffix == ".csv":
+            return pd.read_csv(source)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the scores file {source}: {exc}") from None
+    raise DataError(f"cannot read {source}: scores must be a .parquet or .csv file")
+
+
+def allocate_file(
+    scores_path: str | Path,
+    hours: float | None,
+    out_path: str | Path,
+    config: AllocationConfig | Config | None = None,
+    *,
+    curve_path: str | Path | None = None,
+) -> pd.DataFrame:
+    """Read a scores file, allocate the team's hours and write the allocation table atomically.
+
+    Parameters
+    ----------
+    scores_path : str or Path
+        The scores table, ``.parquet`` or ``.csv``.
+    hours : float or None
+        The team's hours; `config.hours` when None.
+    out_path : str or Path
+        Where to write the allocation table, ``.parquet`` or ``.csv`` (by extension). Written to a
+        temporary file and renamed, so readers see the old table or the new one, never half of one.
+    config : AllocationConfig or Config, optional
+        As in `allocate`.
+    curve_path : str or Path, optional
+        Also write the budget curve (`budget_curve`) there, ``.parquet`` or ``.csv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The allocation table, as `allocate` returns it.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        When the scores file is missing or unreadable, or an output name has another extension.
+    kamml.errors.SchemaError, kamml.errors.InfeasibleError, kamml.errors.ConfigError
+        As `allocate`.
+    """
+    for target in (out_path, curve_path):
+        if target is not None and Path(target).suffix.lower() not in {".parquet", ".csv"}:
+            raise DataError(f"cannot write {target}: use a .parquet or .csv file name")
+    scores = read_scores(scores_path)
+    table = allocate(scores, hours, config)
+    write_table(table, out_path)
+    logger.info("wrote the allocation of %d accounts to %s", len(table), out_path)
+    if curve_path is not None:
+        curve = budget_curve(scores, hours, config)
+        write_table(curve, curve_path)
+        logger.info("wrote the budget curve to %s", curve_path)
+    return table
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+def _allocation_config(config: AllocationConfig | Config | None) -> AllocationConfig:
+    """The allocation section of a whole config, or the defaults."""
+    if config is None:
+        return AllocationConfig()
+    if isinstance(config, Config):
+        return config.allocation
+    if isinstance(config, AllocationConfig):
+        return config
+    raise ConfigError(f"config must be an AllocationConfig or a Config, got {type(config).__name__}")
+
+
+def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
+    """Checked scores with the stake parts, effort scale and activity flag of every account."""
+    if not isinstance(scores, pd.DataFrame):
+        raise SchemaError(
+            [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
+        )
+    check_scores(scores, need_owner=cfg.capacity is not None)
+    keep = [c for c in (*REQUIRED_COLUMNS, "referral_value", "p_alive", "owner", "drivers") if c in scores]
+    frame = scores[keep].reset_index(drop=True).copy()
+    for column in ("clv", "p_churn", "referral_value", "p_alive"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column]).astype(float)
+    weights = {str(part): float(w) for part, w in cfg.weights.items()}
+    frame = pd.concat([frame, stake_parts(frame, weights)], axis="columns")
+    frame["effort_scale"] = effort_scale(
+        frame["clv"].to_numpy(),
+        cfg.effort_scale,
+        exponent=float(cfg.effort_exponent),
+        clip=_pair(cfg.effort_clip),
+    )
+    threshold = float(cfg.active_p_alive)
+    if "p_alive" in frame:
+        frame["active"] = ~(frame["p_alive"] < threshold)  # NaN p_alive: active
+    else:
+        frame["active"] = True
+    return frame
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    """A (low, high) pair of floats from a config value; ConfigError otherwise."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"allocation.effort_clip must be two numbers (low, high), got {value!r}") from None
+    return low, high
+
+
+def _solve(frame: pd.DataFrame, cfg: AllocationConfig, hours: float) -> AllocationResult:
+    """Run the optimizer on the prepared scores with the config's floor, cap and capacity."""
+    if not np.isfinite(hours) or hours < 0:
+        raise ConfigError(f"hours must be a finite number >= 0, got {hours}")
+    floor = np.where(frame["active"].to_numpy(dtype=bool), cfg.floor_hours, 0.0)
+    owner = frame["owner"].to_numpy(dtype=object) if "owner" in frame else None
+    return optimize_detailed(
+        frame["stake"].to_numpy(dtype=float),
+        frame["effort_scale"].to_numpy(dtype=float),
+        hours,
+        floor=floor,
+        cap=cfg.cap_hours,
+        owner=owner if cfg.capacity is not None else None,
+        capacity=cfg.capacity,
+    )
+
+
+def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) -> pd.DataFrame:
+    """The allocation table from the prepared scores and the optimum, sorted by rank."""
+    account_id = frame["account_id"].to_numpy()
+    stake = frame["stake"].to_numpy(dtype=float)
+    rank = rank_accounts(res.gain, stake, account_id)
+    tier_by = str(cfg.tier_by)
+    values = {
+        "expected_gain": res.gain,
+        "stake": stake,
+        "clv": frame["clv"].to_numpy(dtype=float),
+        "marginal_gain_per_hour": res.marginal,
+    }
+    if tier_by not in values:
+        raise ConfigError(f"allocation.tier_by must be one of {', '.join(TIER_VALUES)}, got '{tier_by}'")
+    tier_rank = rank if tier_by == "expected_gain" else rank_accounts(values[tier_by], stake, account_id)
+    active = frame["active"].to_numpy(dtype=bool)
+    owner = frame["owner"] if "owner" in frame else pd.Series([None] * len(frame), dtype=object)
+    table = pd.DataFrame(
+        {
+            "account_id": account_id,
+            "rank": rank,
+            "tier": assign_tiers(tier_rank, cfg.tiers),
+            "stake": stake,
+            "recommended_hours": res.hours,
+            "expected_gain": res.gain,
+            "marginal_gain_per_hour": res.marginal,
+            "reasons": reason_codes(frame, active=active).to_numpy(dtype=object),
+            "owner": owner.to_numpy(dtype=object),
+            "stake_retention": frame["stake_retention"].to_numpy(dtype=float),
+            "stake_growth": frame["stake_growth"].to_numpy(dtype=float),
+            "stake_referral": frame["stake_referral"].to_numpy(dtype=float),
+            "effort_scale": frame["effort_scale"].to_numpy(dtype=float),
+        },
+        columns=list(ALLOCATION_COLUMNS),
+    )
+    return table.iloc[np.argsort(rank)].reset_index(drop=True)
+
+
+def _summary(frame: pd.DataFrame, res: AllocationResult, hours: float) -> dict[str, Any]:
+    """The plan's totals and prices as a JSON-ready dict (rep names as strings)."""
+    return {
+        "hours": hours,
+        "hours_used": float(res.hours.sum()),
+        "unused_hours": float(res.unused_hours),
+        "total_expected_gain": float(res.total_gain),
+        "team_price": float(res.team_price),
+        "rep_price": {str(rep): float(price) for rep, price in res.rep_price.items()},
+        "floor_cost": float(res.floor_cost),
+        "n_accounts": len(frame),
+        "n_active": int(frame["active"].sum()),
+    }
+
+
+def _problem(column: str, rule: str, bad: pd.Series, values: pd.Series | None = None) -> Problem:
+    """A Problem in the scores table with the count of `bad` rows and a few of their `values`."""
+    examples = () if values is None else tuple(values[bad.to_numpy()].head(5).tolist())
+    return Problem("scores", column, rule, int(bad.sum()), examples)
+
+
+def _check_number(series: pd.Series, column: str, low: float, high: float, nan_ok: bool) -> list[Problem]:
+    """Problems of one numeric column: not a number, missing, not finite, outside [low, high]."""
+    problems = []
+    number = pd.to_numeric(series, errors="coerce").astype(float)
+    text = number.isna() & series.notna()
+    if text.any():
+        problems.append(_problem(column, "not a number", text, series))
+    missing = series.isna()
+    if missing.any() and not nan_ok:
+        problems.append(_problem(column, "missing value", missing))
+    values = number.to_numpy()
+    infinite = pd.Series(np.isinf(values), index=series.index)
+    if infinite.any():
+        problems.append(_problem(column, "must be finite", infinite, series))
+    outside = pd.Series(np.isfinite(values) & ((values < low) | (values > high)), index=series.index)
+    if outside.any():
+        rule = f"must be >= {low:g}" if high == np.inf else f"must be in [{low:g}, {high:g}]"
+        problems.append(_problem(column, rule, outside, series))
+    return problems

@@ -1,0 +1,269 @@
+"""Ranks, tiers and reason codes: the allocation in words a sales rep can read.
+
+Accounts are ranked by a value (the expected gain of their recommended hours by default, i.e. what the
+effort adds at the margin of the plan), ties broken by stake and then account_id so the order is the same
+on every run. Tiers cut that order by cumulative shares of accounts, by default the top 5 % *strategic*,
+the next 15 % *key*, the next 30 % *maintain* and the rest *nurture* (`AllocationConfig.tiers`).
+
+Reason codes say why an account matters, as short phrases joined by ``"; "``:
+
+- which part of the stake dominates: ``"retention risk"`` (or ``"high churn risk"`` when p_churn >= 0.5),
+  ``"growth potential"``, ``"referral influence"`` (or ``"influencer"``); ``"no value at stake"`` when
+  there is none;
+- flags: ``"high churn risk"``, ``"top-decile value"`` (clv in the top 10 %), ``"influencer"`` (referral
+  value in the top 10 %), ``"likely inactive"`` (p_alive below the activity threshold);
+- then the account's top model drivers, already in words in the scores' ``drivers`` column (e.g.
+  ``"spend in the last 90 days is high"``), the first three.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from kamml.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_TIERS",
+    "PHRASES",
+    "assign_tiers",
+    "check_tiers",
+    "rank_accounts",
+    "reason_codes",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIERS: Mapping[str, float] = {"strategic": 0.05, "key": 0.20, "maintain": 0.50, "nurture": 1.0}
+"""Tier name -> cumulative share of accounts (ranked best first) up to which the tier reaches."""
+
+PHRASES: Mapping[str, str] = {
+    "retention": "retention risk",
+    "growth": "growth potential",
+    "referral": "referral influence",
+    "high_churn": "high churn risk",
+    "top_value": "top-decile value",
+    "influencer": "influencer",
+    "inactive": "likely inactive",
+    "no_stake": "no value at stake",
+}
+"""The words of every reason code, in one place."""
+
+SEPARATOR = "; "
+_PARTS = ("retention", "growth", "referral")
+
+
+def rank_accounts(
+    value: npt.ArrayLike, stake: npt.ArrayLike, account_id: npt.ArrayLike
+) -> npt.NDArray[np.int64]:
+    """Rank 1..n by `value` (highest first), ties broken by `stake` (highest first), then `account_id`.
+
+    Parameters
+    ----------
+    value, stake : array-like of shape (n,)
+        The ranking value and the first tie-breaker.
+    account_id : array-like of shape (n,)
+        Unique ids (numbers or strings), the last tie-breaker, ascending.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+        The rank of each account, in input order.
+
+    Examples
+    --------
+    >>> rank_accounts([5.0, 5.0, 9.0], [1.0, 2.0, 0.0], ["a", "b", "c"]).tolist()
+    [3, 2, 1]
+    """
+    v = np.asarray(value, dtype=float)
+    st = np.asarray(stake, dtype=float)
+    ids, _ = pd.factorize(np.asarray(account_id), sort=True)  # codes in the ids' own order
+    # lexsort sorts by the last key first; NaN (as -NaN) sorts last
+    order = np.lexsort((ids, -st, -v))
+    ranks = np.empty(v.size, dtype=np.int64)
+    ranks[order] = np.arange(1, v.size + 1)
+    return ranks
+
+
+def check_tiers(tiers: Mapping[str, float] | None) -> list[tuple[str, float]]:
+    """The tiers as (name, cumulative share) pairs, best first; a ConfigError names what is wrong.
+
+    Shares must be distinct numbers in (0, 1]; the last tier also takes every account beyond its share.
+    """
+    if tiers is None:
+        tiers = DEFAULT_TIERS
+    if not tiers:
+        raise ConfigError("allocation.tiers must name at least one tier")
+    pairs = []
+    for name, share in tiers.items():
+        value = float(share)
+        if not (0 < value <= 1):
+            raise ConfigError(
+                f"allocation.tiers.{name}: a cumulative share of accounts in (0, 1] is needed, got {share}"
+            )
+        pairs.append((str(name), value))
+    pairs.sort(key=lambda pair: pair[1])
+    shares = [share for _, share in pairs]
+    if len(set(shares)) != len(shares):
+        raise ConfigError(f"allocation.tiers: two tiers have the same cumulative share ({dict(pairs)})")
+    return pairs
+
+
+def assign_tiers(rank: npt.ArrayLike, tiers: Mapping[str, float] | None = None) -> npt.NDArray[np.object_]:
+    """Tier of each account from its rank: the first tier whose cumulative share covers the rank.
+
+    A tier with share s holds the accounts ranked up to ``ceil(s * n)`` (so with any accounts at all the
+    best tier is never empty); the last tier takes every account beyond.
+
+    Parameters
+    ----------
+    rank : array-like of shape (n,)
+        Ranks 1..n (1 = best), as from `rank_accounts`.
+    tiers : mapping, optional
+        Tier name -> cumulative share of accounts; `DEFAULT_TIERS` when omitted.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), dtype object
+        The tier name per account.
+
+    Examples
+    --------
+    >>> assign_tiers([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).tolist()  # doctest: +NORMALIZE_WHITESPACE
+    ['strategic', 'key', 'maintain', 'maintain', 'maintain', 'nurture', 'nurture', 'nurture', 'nurture',
+     'nurture']
+    """
+    pairs = check_tiers(tiers)
+    r = np.asarray(rank, dtype=np.int64)
+    n = r.size
+    # the small epsilon keeps 0.2 * 10 = 2.0000000000000004 at 2 accounts
+    limits = np.ceil(np.array([share for _, share in pairs]) * n - 1e-9)
+    index = np.minimum(np.searchsorted(limits, r, side="left"), len(pairs) - 1)
+    names = np.array([name for name, _ in pairs], dtype=object)
+    return np.asarray(names[index], dtype=object)
+
+
+def reason_codes(
+    frame: pd.DataFrame,
+    *,
+    active: npt.ArrayLike | None = None,
+    max_drivers: int = 3,
+    high_churn: float = 0.5,
+    top_share: float = 0.1,
+) -> pd.Series:
+    """Why each account matters, as short phrases joined by ``"; "`` (see the module docstring).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per account with ``stake_retention``, ``stake_growth``, ``stake_referral``, ``clv`` and
+        ``p_churn``; optional ``referral_value`` (NaN = 0) and ``drivers`` (model drivers in words,
+        ``"; "``-separated, most important first).
+    active : array-like of bool, optional
+        False for accounts that have likely stopped buying; they get ``"likely inactive"``.
+    max_drivers : int, default 3
+        How many model drivers to append.
+    high_churn : float, default 0.5
+        p_churn from which an account gets ``"high churn risk"``.
+    top_share : float, default 0.1
+        Share of accounts flagged ``"top-decile value"`` (by clv) and ``"influencer"`` (by referral value);
+        only accounts with a positive value are flagged.
+
+    Returns
+    -------
+    pandas.Series of str
+        The reasons, same index as `frame`.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"stake_retention": [60.0, 1.0], "stake_growth": [30.0, 3.0],
+    ...                       "stake_referral": [0.0, 0.0], "clv": [100.0, 10.0], "p_churn": [0.6, 0.1],
+    ...                       "drivers": ["orders fell sharply; no order for 120 days", None]})
+    >>> reason_codes(frame).tolist()
+    ['high churn risk; top-decile value; orders fell sharply; no order for 120 days', 'growth potential']
+    """
+    n = len(frame)
+    parts = frame[[f"stake_{part}" for part in _PARTS]].to_numpy(dtype=float)
+    stake = parts.sum(axis=1)
+    clv = frame["clv"].to_numpy(dtype=float)
+    p_churn = frame["p_churn"].to_numpy(dtype=float)
+    if "referral_value" in frame:
+        referral = np.nan_to_num(frame["referral_value"].to_numpy(dtype=float), nan=0.0)
+    else:
+        referral = np.zeros(n)
+
+    churn_flag = p_churn >= high_churn
+    value_flag = _top(clv, top_share)
+    influencer_flag = _top(referral, top_share)
+    dominant = np.argmax(parts, axis=1) if n else np.zeros(0, dtype=np.intp)
+    has_stake = stake > 0
+
+    # each reason column is (codes, vocabulary): strings are built once per distinct combination
+    lead_words = [*(PHRASES[part] for part in _PARTS), PHRASES["high_churn"], PHRASES["influencer"]]
+    lead_words.append(PHRASES["no_stake"])
+    lead = dominant.astype(np.int64)
+    lead[(dominant == 0) & churn_flag] = 3
+    lead[(dominant == 2) & influencer_flag] = 4
+    lead[~has_stake] = 5
+    columns: list[tuple[npt.NDArray[np.int64], list[str]]] = [(lead, lead_words)]
+    columns.append(_flag(churn_flag & (lead != 3), PHRASES["high_churn"]))
+    columns.append(_flag(value_flag, PHRASES["top_value"]))
+    columns.append(_flag(influencer_flag & (lead != 4), PHRASES["influencer"]))
+    if active is not None:
+        columns.append(_flag(~np.asarray(active, dtype=bool), PHRASES["inactive"]))
+    if "drivers" in frame and max_drivers > 0:
+        columns.append(_drivers(frame["drivers"], max_drivers))
+    return pd.Series(_join(columns, n), index=frame.index, dtype=object, name="reasons")
+
+
+def _top(values: npt.NDArray[np.float64], share: float) -> npt.NDArray[np.bool_]:
+    """True for the accounts in the top `share` of `values` (at least one), among positive values."""
+    positive = values > 0
+    if not positive.any():
+        return positive
+    threshold = np.quantile(values, 1 - share)
+    return positive & (values >= threshold)
+
+
+def _flag(flag: npt.NDArray[np.bool_], phrase: str) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """A reason column: `phrase` where `flag`, else nothing."""
+    return flag.astype(np.int64), ["", phrase]
+
+
+def _join(columns: list[tuple[npt.NDArray[np.int64], list[str]]], n: int) -> npt.NDArray[np.object_]:
+    """Join the non-empty phrases of each row with `SEPARATOR`, once per distinct combination."""
+    if n == 0:
+        return np.zeros(0, dtype=object)
+    key = np.zeros(n, dtype=np.int64)
+    for codes, words in columns:
+        key = key * len(words) + codes
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    joined = np.array(
+        [SEPARATOR.join(words[codes[i]] for codes, words in columns if words[codes[i]]) for i in first],
+        dtype=object,
+    )
+    return np.asarray(joined[inverse.reshape(-1)], dtype=object)
+
+
+def _drivers(drivers: pd.Series, limit: int) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """A reason column of the first `limit` phrases of each drivers string (missing: nothing)."""
+    values = drivers.to_numpy(dtype=object)
+    try:
+        codes, uniques = pd.factorize(values)  # once per distinct drivers text; NaN/None -> -1
+    except TypeError:  # lists of phrases (e.g. a Parquet list column) are not hashable: join them first
+        values = np.array(
+            [SEPARATOR.join(map(str, v)) if isinstance(v, list | tuple | np.ndarray) else v for v in values],
+            dtype=object,
+        )
+        codes, uniques = pd.factorize(values)
+    words = ["", *(SEPARATOR.join(_split(u)[:limit]) if isinstance(u, str) else "" for u in uniques)]
+    return codes.astype(np.int64) + 1, words
+
+
+def _split(text: str) -> list[str]:
+    """Phrases of a ``"; "``-separated drivers string, stripped, empties dropped."""
+    return [part.strip() for part in text.split(";") if part.strip()]

@@ -1,0 +1,348 @@
+import doctest
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from kamml.allocation import allocate as allocate_module
+from kamml.allocation.allocate import (
+    ALLOCATION_COLUMNS,
+    allocate,
+    allocate_file,
+    budget_curve,
+    check_scores,
+    read_scores,
+)
+from kamml.allocation.optimizer import gain
+from kamml.config import AllocationConfig, Config
+from kamml.errors import ConfigError, DataError, InfeasibleError, SchemaError
+
+STABLE = ["account_id", "rank", "tier", "stake", "recommended_hours", "expected_gain",
+          "marginal_gain_per_hour", "reasons", "owner"]  # fmt: skip
+
+
+class ExtendedConfig(AllocationConfig):
+    """The keys this module reads with getattr defaults, until config.py has them."""
+
+    effort_exponent: float = 0.5
+    effort_clip: tuple[float, float] = (0.25, 4.0)
+    active_p_alive: float = 0.1
+    tier_by: str = "expected_gain"
+
+
+def make_scores(n=200, seed=0, owners=("ann", "bob", "cy")):
+    rng = np.random.default_rng(seed)
+    clv = rng.lognormal(6, 1.5, n) * (rng.random(n) > 0.1)
+    return pd.DataFrame(
+        {
+            "account_id": np.arange(1000, 1000 + n),
+            "cutoff": pd.Timestamp("2025-01-01"),
+            "clv": clv,
+            "p_churn": rng.beta(2, 5, n),
+            "referral_value": np.where(rng.random(n) < 0.2, rng.lognormal(5, 1, n), 0.0),
+            "p_alive": np.where(rng.random(n) < 0.15, rng.uniform(0, 0.09, n), rng.uniform(0.1, 1, n)),
+            "expected_purchases": rng.gamma(2, 1, n),
+            "model_uri": "models:/kamml/1",
+            "owner": rng.choice(list(owners), n),
+            "drivers": "spend in the last 90 days is high; ordering more often than usual",
+        }
+    )
+
+
+def test_doctests():
+    result = doctest.testmod(allocate_module)
+    assert result.attempted >= 4
+    assert result.failed == 0
+
+
+# ------------------------------------------------------------------------------------------ the table
+
+
+def test_table_has_the_stable_columns_sorted_by_rank():
+    table = allocate(make_scores(), 300.0)
+    assert list(table.columns) == list(ALLOCATION_COLUMNS)
+    assert list(table.columns[:9]) == STABLE
+    assert table["rank"].tolist() == list(range(1, len(table) + 1))
+    assert table["account_id"].is_unique
+    assert set(table["tier"]) == {"strategic", "key", "maintain", "nurture"}
+    assert table["expected_gain"].is_monotonic_decreasing
+    assert table["reasons"].map(lambda r: isinstance(r, str) and len(r) > 0).all()
+
+
+def test_hours_respect_team_floor_and_cap_and_gains_follow_the_curve():
+    scores = make_scores()
+    cfg = AllocationConfig(floor_hours=0.5, cap_hours=6.0)
+    table = allocate(scores, 300.0, cfg).set_index("account_id")
+    h = table["recommended_hours"]
+    assert h.sum() == pytest.approx(300.0, rel=1e-8)
+    assert h.max() <= 6.0
+    active = scores.set_index("account_id")["p_alive"] >= 0.1
+    assert (h[active[active].index] >= 0.5).all()
+    np.testing.assert_allclose(
+        table["expected_gain"], gain(table["stake"], table["effort_scale"], h), rtol=1e-12
+    )
+    marginal = table["stake"] / table["effort_scale"] * np.exp(-h / table["effort_scale"])
+    np.testing.assert_allclose(table["marginal_gain_per_hour"], marginal, rtol=1e-12)
+    np.testing.assert_allclose(
+        table["stake"], table[["stake_retention", "stake_growth", "stake_referral"]].sum(axis=1)
+    )
+
+
+def test_inactive_accounts_get_no_floor():
+    scores = make_scores()
+    gone = scores["p_alive"] < 0.1
+    scores.loc[gone, ["clv", "referral_value"]] = 0.0  # no stake: only a floor could give them hours
+    table = allocate(scores, 300.0, AllocationConfig(floor_hours=0.5)).set_index("account_id")
+    inactive = scores.loc[scores["p_alive"] < 0.1, "account_id"]
+    assert len(inactive) > 0
+    assert (table.loc[inactive, "recommended_hours"] == 0).all()
+    assert table.loc[inactive, "reasons"].str.contains("likely inactive").all()
+    assert table.attrs["allocation"]["n_active"] == len(scores) - len(inactive)
+
+
+def test_the_allocation_beats_every_other_feasible_split():
+    scores = make_scores(n=60, seed=3)
+    cfg = AllocationConfig(floor_hours=0.0, cap_hours=10.0)
+    table = allocate(scores, 100.0, cfg)
+    best = table["expected_gain"].sum()
+    stake, scale = table["stake"].to_numpy(), table["effort_scale"].to_numpy()
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        other = np.minimum(rng.dirichlet(np.ones(len(table))) * 100.0, 10.0)
+        assert gain(stake, scale, other).sum() <= best * (1 + 1e-9)
+    # moving an hour between two accounts never helps
+    h = table["recommended_hours"].to_numpy().copy()
+    i, j = np.flatnonzero((h > 1) & (h < 9))[:2]
+    h[i] -= 0.5
+    h[j] += 0.5
+    assert gain(stake, scale, h).sum() < best
+
+
+def test_summary_rides_along_in_attrs():
+    scores = make_scores()
+    table = allocate(scores, 250.0, AllocationConfig(floor_hours=0.5, cap_hours=5.0))
+    summary = table.attrs["allocation"]
+    assert summary["hours"] == 250.0
+    assert summary["hours_used"] == pytest.approx(table["recommended_hours"].sum())
+    assert summary["total_expected_gain"] == pytest.approx(table["expected_gain"].sum())
+    assert summary["team_price"] > 0
+    assert summary["floor_cost"] > 0
+    assert summary["n_accounts"] == len(scores)
+    json.dumps(summary)  # JSON-ready (pandas stores attrs in Parquet metadata)
+    # accounts strictly between floor and cap are priced at the team's price
+    inner = table[(table["recommended_hours"] > 0.5 + 1e-6) & (table["recommended_hours"] < 5 - 1e-6)]
+    np.testing.assert_allclose(inner["marginal_gain_per_hour"], summary["team_price"], rtol=1e-6)
+
+
+def test_rep_capacity_binds_per_owner():
+    scores = make_scores()
+    capacity = {"ann": 20.0, "bob": 500.0, "cy": 500.0}
+    table = allocate(scores, 200.0, AllocationConfig(capacity=capacity, floor_hours=0.1))
+    used = table.groupby("owner")["recommended_hours"].sum()
+    assert used["ann"] <= 20.0 * (1 + 1e-9)
+    assert used["ann"] == pytest.approx(20.0, rel=1e-6)
+    prices = table.attrs["allocation"]["rep_price"]
+    assert prices["ann"] > prices["bob"] == pytest.approx(table.attrs["allocation"]["team_price"])
+    assert (
+        table["owner"].tolist() == scores.set_index("account_id").loc[table["account_id"], "owner"].tolist()
+    )
+
+
+def test_capacity_without_owners_is_a_schema_error():
+    scores = make_scores().drop(columns="owner")
+    with pytest.raises(SchemaError) as info:
+        allocate(scores, 200.0, AllocationConfig(capacity={"ann": 10.0}))
+    (problem,) = info.value.problems
+    assert (problem.table, problem.column) == ("scores", "owner")
+    assert "capacity" in problem.rule
+
+
+def test_minimal_scores_work_and_owner_is_null():
+    scores = make_scores()[["account_id", "clv", "p_churn"]]
+    table = allocate(scores, 100.0)
+    assert table["owner"].isna().all()
+    assert (table["stake_referral"] == 0).all()
+    assert table.attrs["allocation"]["n_active"] == len(scores)
+
+
+def test_result_is_deterministic_whatever_the_row_order_and_with_ties():
+    scores = make_scores(n=100)
+    scores.loc[10:30, ["clv", "p_churn", "referral_value", "p_alive"]] = [500.0, 0.3, 0.0, 0.9]
+    first = allocate(scores, 150.0)
+    second = allocate(scores.sample(frac=1.0, random_state=4), 150.0)
+    pd.testing.assert_frame_equal(first, second, check_exact=False, rtol=1e-9)
+    tied = first[first["account_id"].between(1010, 1030)]
+    assert tied["account_id"].is_monotonic_increasing  # equal gain and stake: by account_id
+
+
+def test_hours_and_config_forms():
+    scores = make_scores()
+    by_config = allocate(scores, None, Config.from_dict({"allocation": {"hours": 120.0}}))
+    assert by_config.attrs["allocation"]["hours"] == 120.0
+    explicit = allocate(scores, 120.0, AllocationConfig())
+    pd.testing.assert_frame_equal(by_config, explicit)
+    with pytest.raises(ConfigError, match="AllocationConfig or a Config"):
+        allocate(scores, 1.0, {"hours": 1.0})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="hours must be a finite number"):
+        allocate(scores, -1.0)
+
+
+def test_weights_change_the_stake():
+    scores = make_scores()
+    only_growth = allocate(
+        scores, 100.0, AllocationConfig(weights={"retention": 0, "growth": 1, "referral": 0})
+    )
+    np.testing.assert_allclose(only_growth["stake"], only_growth["stake_growth"])
+    clv = scores.set_index("account_id").loc[only_growth["account_id"], "clv"].to_numpy()
+    np.testing.assert_allclose(only_growth["stake"], clv)
+
+
+def test_extra_config_keys_are_read_when_present():
+    scores = make_scores()
+    flat = allocate(scores, 100.0, ExtendedConfig(effort_exponent=0.0))
+    np.testing.assert_allclose(flat["effort_scale"], AllocationConfig().effort_scale)
+    clipped = allocate(scores, 100.0, ExtendedConfig(effort_clip=(1.0, 1.5)))
+    assert clipped["effort_scale"].max() == pytest.approx(1.5 * 4.0)
+    strict = allocate(scores, 100.0, ExtendedConfig(active_p_alive=0.5))
+    assert strict.attrs["allocation"]["n_active"] == int((scores["p_alive"] >= 0.5).sum())
+    by_clv = allocate(scores, 100.0, ExtendedConfig(tier_by="clv"))
+    top = scores.nlargest(int(np.ceil(0.05 * len(scores))), "clv")["account_id"]
+    assert set(by_clv.loc[by_clv["tier"] == "strategic", "account_id"]) == set(top)
+    with pytest.raises(ConfigError, match="tier_by must be one of"):
+        allocate(scores, 100.0, ExtendedConfig(tier_by="size"))
+
+
+def test_infeasible_floors_raise():
+    with pytest.raises(InfeasibleError, match="floors need"):
+        allocate(make_scores(), 10.0, AllocationConfig(floor_hours=1.0))
+
+
+# --------------------------------------------------------------------------------------- validation
+
+
+def test_schema_errors_list_every_problem():
+    scores = make_scores(n=10).drop(columns="p_churn")
+    scores["account_id"] = [1, 1, 2, 3, None, 5, 6, 7, 8, 9]
+    scores["clv"] = [-1.0, 2.0, np.inf, np.nan, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    scores["p_alive"] = [1.2] + [0.5] * 9
+    scores["referral_value"] = [np.nan] * 9 + [-3.0]
+    with pytest.raises(SchemaError) as info:
+        check_scores(scores)
+    found = {(p.column, p.rule.split(";")[0]): p for p in info.value.problems}
+    assert set(found) == {
+        ("p_churn", "missing column"),
+        ("account_id", "null id"),
+        ("account_id", "duplicated id"),
+        ("clv", "missing value"),
+        ("clv", "must be finite"),
+        ("clv", "must be >= 0"),
+        ("p_alive", "must be in [0, 1]"),
+        ("referral_value", "must be >= 0"),
+    }
+    assert all(p.table == "scores" for p in info.value.problems)
+    assert found[("account_id", "duplicated id")].n_rows == 2
+    assert list(found[("clv", "must be >= 0")].examples) == [-1.0]
+
+
+def test_text_in_a_number_column_is_named():
+    scores = make_scores(n=5)
+    scores["p_churn"] = ["0.1", "0.2", "high", "0.3", "0.4"]
+    with pytest.raises(SchemaError) as info:
+        allocate(scores, 10.0, AllocationConfig(floor_hours=0.0))
+    (problem,) = info.value.problems
+    assert (problem.column, problem.rule, list(problem.examples)) == ("p_churn", "not a number", ["high"])
+
+
+def test_numbers_as_text_are_accepted():
+    scores = make_scores(n=5)
+    scores["p_churn"] = scores["p_churn"].astype(str)
+    table = allocate(scores, 10.0, AllocationConfig(floor_hours=0.0))
+    assert len(table) == 5
+
+
+def test_not_a_frame_is_a_schema_error():
+    with pytest.raises(SchemaError, match="pandas DataFrame"):
+        allocate([1, 2, 3], 10.0)  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------------------------- budget curve
+
+
+def test_budget_curve_is_concave_and_passes_through_the_plan():
+    scores = make_scores()
+    cfg = AllocationConfig(floor_hours=0.2, cap_hours=8.0)
+    curve = budget_curve(scores, 300.0, cfg)
+    assert list(curve.columns[:4]) == ["fraction", "hours", "total_gain", "team_price"]
+    assert curve["fraction"].tolist() == pytest.approx([0.1 * i for i in range(1, 21)])
+    np.testing.assert_allclose(curve["hours"], curve["fraction"] * 300.0)
+    feasible = curve[curve["feasible"]]
+    assert curve.loc[~curve["feasible"], "total_gain"].isna().all()
+    assert (~curve["feasible"]).sum() == 1  # 30 h cannot cover the floors of ~170 active accounts
+    assert feasible["total_gain"].is_monotonic_increasing
+    assert feasible["team_price"].is_monotonic_decreasing
+    slopes = np.diff(feasible["total_gain"]) / np.diff(feasible["hours"])
+    assert np.all(np.diff(slopes) <= 1e-9 * slopes.max())  # diminishing returns
+    plan = allocate(scores, 300.0, cfg).attrs["allocation"]
+    at_one = curve.loc[np.isclose(curve["fraction"], 1.0)].iloc[0]
+    assert at_one["total_gain"] == pytest.approx(plan["total_expected_gain"], rel=1e-9)
+    assert at_one["team_price"] == pytest.approx(plan["team_price"], rel=1e-9)
+
+
+def test_budget_curve_custom_fractions_and_errors():
+    scores = make_scores()
+    curve = budget_curve(scores, 100.0, AllocationConfig(floor_hours=0.0), fractions=[0.0, 1.0])
+    assert curve["total_gain"].iloc[0] == 0.0
+    assert curve["feasible"].all()
+    with pytest.raises(ConfigError, match="fractions"):
+        budget_curve(scores, 100.0, fractions=[-0.5])
+    with pytest.raises(ConfigError, match="hours"):
+        budget_curve(scores, float("nan"))
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_allocate_file_reads_and_writes_both_formats(tmp_path, suffix):
+    scores = make_scores()
+    source = tmp_path / f"scores{suffix}"
+    if suffix == ".csv":
+        scores.to_csv(source, index=False)
+    else:
+        scores.to_parquet(source, index=False)
+    out = tmp_path / "out" / f"allocation{suffix}"
+    curve_out = tmp_path / "out" / "curve.csv"
+    table = allocate_file(source, 300.0, out, AllocationConfig(floor_hours=0.1), curve_path=curve_out)
+    back = read_scores(out)
+    assert list(back.columns) == list(ALLOCATION_COLUMNS)
+    assert back["account_id"].tolist() == table["account_id"].tolist()
+    np.testing.assert_allclose(back["recommended_hours"], table["recommended_hours"])
+    assert len(pd.read_csv(curve_out)) == 20
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, "curve.csv"])  # no temp files
+    if suffix == ".parquet":
+        meta = pq.read_schema(out).metadata
+        assert b"PANDAS_ATTRS" in meta
+        assert "total_expected_gain" in json.loads(meta[b"PANDAS_ATTRS"])["allocation"]
+
+
+def test_allocate_file_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        allocate_file(tmp_path / "missing.parquet", 1.0, tmp_path / "a.parquet")
+    source = tmp_path / "scores.json"
+    source.write_text("{}")
+    with pytest.raises(DataError, match=r"\.parquet or \.csv"):
+        allocate_file(source, 1.0, tmp_path / "a.parquet")
+    good = tmp_path / "scores.csv"
+    make_scores().drop(columns="clv").to_csv(good, index=False)
+    with pytest.raises(DataError, match="cannot write"):
+        allocate_file(good, 1.0, tmp_path / "a.xlsx")
+    with pytest.raises(SchemaError) as info:
+        allocate_file(good, 1000.0, tmp_path / "a.parquet")
+    assert [(p.table, p.column) for p in info.value.problems] == [("scores", "clv")]
+    assert not (tmp_path / "a.parquet").exists()
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="cannot read the scores file"):
+        read_scores(broken)

@@ -1,0 +1,110 @@
+import doctest
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from kamml.allocation import stake as stake_module
+from kamml.allocation.stake import DEFAULT_WEIGHTS, effort_scale, resolve_weights, stake_parts
+from kamml.errors import ConfigError
+
+
+def test_doctests():
+    result = doctest.testmod(stake_module)
+    assert result.attempted >= 2
+    assert result.failed == 0
+
+
+def scores(**columns):
+    base = {"clv": [100.0, 10.0, 0.0], "p_churn": [0.5, 0.1, 0.9], "referral_value": [0.0, 40.0, 20.0]}
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
+def test_stake_parts_follow_the_formula_with_default_weights():
+    parts = stake_parts(scores())
+    w = DEFAULT_WEIGHTS
+    np.testing.assert_allclose(parts["stake_retention"], w["retention"] * np.array([50.0, 1.0, 0.0]))
+    np.testing.assert_allclose(parts["stake_growth"], w["growth"] * np.array([100.0, 10.0, 0.0]))
+    np.testing.assert_allclose(parts["stake_referral"], w["referral"] * np.array([0.0, 40.0, 20.0]))
+    np.testing.assert_allclose(
+        parts["stake"], parts[["stake_retention", "stake_growth", "stake_referral"]].sum(axis=1)
+    )
+    assert list(parts.columns) == ["stake_retention", "stake_growth", "stake_referral", "stake"]
+
+
+def test_stake_parts_keep_the_index_and_take_partial_weights():
+    frame = scores().set_axis(["a", "b", "c"])
+    parts = stake_parts(frame, {"growth": 0.0})
+    assert list(parts.index) == ["a", "b", "c"]
+    assert (parts["stake_growth"] == 0).all()
+    assert parts.loc["b", "stake_referral"] == pytest.approx(DEFAULT_WEIGHTS["referral"] * 40.0)
+
+
+def test_missing_or_nan_referral_value_counts_as_zero():
+    without = stake_parts(scores().drop(columns="referral_value"))
+    with_nan = stake_parts(scores(referral_value=[np.nan, np.nan, np.nan]))
+    assert (without["stake_referral"] == 0).all()
+    assert (with_nan["stake_referral"] == 0).all()
+    pd.testing.assert_series_equal(without["stake"], with_nan["stake"])
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [({"loyalty": 1.0}, "unknown stake weight 'loyalty'; valid: retention, growth, referral"),
+     ({"growth": -1.0}, "'growth' must be a finite number >= 0"),
+     ({"retention": float("nan")}, "'retention' must be a finite")],
+)  # fmt: skip
+def test_bad_weights_are_config_errors(weights, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_weights(weights)
+
+
+def test_typical_account_gets_the_configured_scale_and_bigger_ones_more():
+    clv = np.array([50.0, 100.0, 200.0, 400.0, 100.0])
+    k = effort_scale(clv, 3.0)
+    assert k[1] == pytest.approx(3.0)  # the median positive clv
+    assert k[3] == pytest.approx(3.0 * 2.0)  # 4x the value, 2x the hours (exponent 0.5)
+    assert np.all(np.diff(k[:4]) > 0)
+
+
+def test_effort_scale_is_clipped_and_handles_zero_and_nan():
+    clv = np.array([0.0, np.nan, 1.0, 100.0, 1e9])
+    k = effort_scale(clv, 2.0)
+    assert k[0] == k[1] == pytest.approx(0.25 * 2.0)
+    assert k[4] == pytest.approx(4.0 * 2.0)
+    custom = effort_scale(clv, 2.0, clip=(0.5, 2.0))
+    assert custom.min() == pytest.approx(1.0)
+    assert custom.max() == pytest.approx(4.0)
+
+
+def test_exponent_zero_gives_everyone_the_same_scale_and_no_value_too():
+    np.testing.assert_allclose(effort_scale([1.0, 10.0, 1000.0], 5.0, exponent=0.0), 5.0)
+    np.testing.assert_allclose(effort_scale([0.0, 0.0], 5.0), 5.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"scale": 0.0}, "effort scale must be"), ({"scale": 1.0, "exponent": -1.0}, "exponent"),
+     ({"scale": 1.0, "clip": (2.0, 1.0)}, "clip"), ({"scale": 1.0, "clip": (0.0, 1.0)}, "clip")],
+)  # fmt: skip
+def test_bad_effort_settings_are_config_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        effort_scale([1.0, 2.0], **kwargs)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    arrays(np.float64, st.integers(1, 30), elements=st.floats(0, 1e7)),
+    st.floats(0.1, 20),
+    st.floats(0, 1.5),
+)
+def test_effort_scale_is_monotone_positive_and_within_the_clip(clv, scale, exponent):
+    k = effort_scale(clv, scale, exponent=exponent)
+    assert np.all(k >= 0.25 * scale * (1 - 1e-12))
+    assert np.all(k <= 4.0 * scale * (1 + 1e-12))
+    order = np.argsort(clv, kind="stable")
+    assert np.all(np.diff(k[order]) >= -1e-12 * scale)

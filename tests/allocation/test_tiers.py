@@ -1,0 +1,142 @@
+import doctest
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kamml.allocation import tiers as tiers_module
+from kamml.allocation.tiers import PHRASES, assign_tiers, check_tiers, rank_accounts, reason_codes
+from kamml.errors import ConfigError
+
+
+def test_doctests():
+    result = doctest.testmod(tiers_module)
+    assert result.attempted >= 3
+    assert result.failed == 0
+
+
+# ---------------------------------------------------------------------------------------------- ranks
+
+
+def test_rank_by_value_then_stake_then_account_id():
+    value = [3.0, 5.0, 5.0, 5.0, 1.0]
+    stake = [9.0, 1.0, 2.0, 2.0, 0.0]
+    ids = [10, 30, 40, 20, 50]
+    assert rank_accounts(value, stake, ids).tolist() == [4, 3, 2, 1, 5]
+
+
+def test_rank_is_a_permutation_and_independent_of_row_order():
+    rng = np.random.default_rng(0)
+    value = rng.integers(0, 5, 200).astype(float)  # many ties
+    stake = rng.integers(0, 3, 200).astype(float)
+    ids = np.array([f"acc-{i:03d}" for i in rng.permutation(200)])
+    rank = rank_accounts(value, stake, ids)
+    assert sorted(rank.tolist()) == list(range(1, 201))
+    perm = rng.permutation(200)
+    again = rank_accounts(value[perm], stake[perm], ids[perm])
+    assert dict(zip(ids[perm], again, strict=True)) == dict(zip(ids, rank, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------- tiers
+
+
+def test_default_tiers_cut_cumulative_shares():
+    tier = assign_tiers(np.arange(1, 101))
+    counts = pd.Series(tier).value_counts().to_dict()
+    assert counts == {"strategic": 5, "key": 15, "maintain": 30, "nurture": 50}
+    assert tier[0] == "strategic"
+    assert tier[-1] == "nurture"
+
+
+def test_tiers_are_sorted_by_share_and_the_last_takes_the_rest():
+    tier = assign_tiers(np.arange(1, 11), {"b": 0.6, "a": 0.3})
+    assert tier.tolist() == ["a"] * 3 + ["b"] * 7
+
+
+def test_best_tier_is_never_empty_and_rank_order_does_not_matter():
+    tier = assign_tiers([3, 1, 2])
+    assert tier.tolist() == ["nurture", "strategic", "maintain"]
+
+
+@pytest.mark.parametrize(
+    ("tiers", "match"),
+    [({}, "at least one tier"), ({"a": 0.0}, r"allocation.tiers.a: .*\(0, 1\]"), ({"a": 1.5}, "got 1.5"),
+     ({"a": 0.5, "b": 0.5}, "same cumulative share")],
+)  # fmt: skip
+def test_bad_tiers_are_config_errors(tiers, match):
+    with pytest.raises(ConfigError, match=match):
+        check_tiers(tiers)
+
+
+# -------------------------------------------------------------------------------------------- reasons
+
+
+def frame(**columns):
+    base = {
+        "stake_retention": [50.0, 1.0, 1.0, 0.0, 5.0],
+        "stake_growth": [10.0, 30.0, 1.0, 0.0, 1.0],
+        "stake_referral": [0.0, 0.0, 20.0, 0.0, 1.0],
+        "clv": [1000.0, 100.0, 10.0, 0.0, 20.0],
+        "p_churn": [0.2, 0.1, 0.3, 0.0, 0.9],
+        "referral_value": [0.0, 0.0, 40.0, 0.0, 2.0],
+    }
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
+def split(reasons):
+    return [r.split("; ") if r else [] for r in reasons]
+
+
+def test_dominant_part_leads_the_reasons():
+    reasons = split(reason_codes(frame()))
+    assert reasons[0][0] == PHRASES["retention"]
+    assert reasons[1][0] == PHRASES["growth"]
+    assert reasons[2][0] == PHRASES["influencer"]  # referral dominates and it is the top referrer
+    assert reasons[3] == [PHRASES["no_stake"]]
+    assert reasons[4][0] == PHRASES["high_churn"]  # retention dominates with p_churn >= 0.5
+
+
+def test_flags_are_added_once():
+    reasons = split(reason_codes(frame()))
+    assert PHRASES["top_value"] in reasons[0]  # the biggest clv
+    assert reasons[4].count(PHRASES["high_churn"]) == 1
+    assert all(r.count(PHRASES["influencer"]) <= 1 for r in reasons)
+    assert PHRASES["top_value"] not in reasons[3]  # zero value is never top-decile
+
+
+def test_referral_dominant_without_the_flag_reads_referral_influence():
+    reasons = split(reason_codes(frame(referral_value=[0.0, 0.0, 40.0, 0.0, 100.0])))
+    assert reasons[2][0] == PHRASES["referral"]
+    assert PHRASES["influencer"] in reasons[4]
+
+
+def test_inactive_accounts_and_drivers():
+    drivers = [
+        "spend is high; orders more often than usual; new product; fourth",
+        None,
+        "",
+        ["a", "b"],
+        np.nan,
+    ]
+    reasons = split(
+        reason_codes(frame(drivers=drivers), active=[True, False, True, True, True], max_drivers=3)
+    )
+    assert reasons[0][-3:] == ["spend is high", "orders more often than usual", "new product"]
+    assert "fourth" not in reasons[0]
+    assert PHRASES["inactive"] in reasons[1]
+    assert PHRASES["inactive"] not in reasons[0]
+    assert reasons[3][-2:] == ["a", "b"]
+    assert reasons[2][-1] in PHRASES.values()  # empty drivers add nothing
+
+
+def test_no_drivers_column_and_no_referral_column():
+    data = frame().drop(columns="referral_value")
+    reasons = reason_codes(data)
+    assert len(reasons) == len(data)
+    assert all(PHRASES["influencer"] not in r for r in reasons)
+    assert reasons.index.equals(data.index)
+
+
+def test_reasons_of_an_empty_frame():
+    assert reason_codes(frame().iloc[:0]).tolist() == []

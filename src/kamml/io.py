@@ -12,7 +12,7 @@ import pandas as pd
 
 from kamml.errors import DataError
 
-__all__ = ["atomic_path", "write_table"]
+__all__ = ["atomic_path", "write_parquet", "write_table"]
 
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
 
@@ -32,6 +32,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write Parquet with microsecond timestamps: Spark cannot read Parquet's nanosecond timestamps."""
+    frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write `frame` to Parquet or CSV (by the file extension) atomically; return the path."""
     target = Path(path)
@@ -40,7 +45,7 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
         raise DataError(f"cannot write {target}: use a .parquet or .csv file name")
     with atomic_path(target) as tmp:
         if kind == "parquet":
-            frame.to_parquet(tmp, index=False)
+            write_parquet(frame, tmp)
         else:
             frame.to_csv(tmp, index=False)
     return target

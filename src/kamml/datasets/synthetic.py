@@ -109,6 +109,7 @@ from kamml.datasets._synthetic_sim import (
 )
 from kamml.datasets._synthetic_truth import new_account_curve, own_value, p_alive, referral_value
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
+from kamml.io import write_parquet
 
 __all__ = ["TABLES", "World", "WorldParams", "generate", "read_world"]
 
@@ -374,7 +375,7 @@ class World:
         for name in TABLES:
             frame: pd.DataFrame = getattr(self, name)
             paths[name] = _atomic(
-                out / f"{name}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False)
+                out / f"{name}.parquet", lambda tmp, f=frame: write_parquet(f, tmp)
             )
         meta = {
             "kind": "kamml.synthetic.World",

@@ -402,7 +402,10 @@ class World:
             file = folder / f"{name}.parquet"
             if not file.is_file():
                 raise DataError(f"synthetic world folder lacks {file.name}: {folder}")
-            tables[name] = pd.read_parquet(file)
+            frame = pd.read_parquet(file)
+            for col in frame.columns[frame.dtypes.map(pd.api.types.is_datetime64_any_dtype)]:
+                frame[col] = frame[col].astype("datetime64[ns]")  # files keep microseconds for Spark
+            tables[name] = frame
         return cls(
             transactions=tables["transactions"],
             accounts=tables["accounts"],

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 
 from kamml.config import Config, load_config
+from kamml.data import Dataset, load_data, validate
 from kamml.errors import ConfigError, DataError, KammlError, ModelError, SchemaError
+from kamml.features import build_features, build_labels, build_training_frame
 
 __version__ = "0.1.0"
 
@@ -20,9 +22,15 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataError",
+    "Dataset",
     "KammlError",
     "ModelError",
     "SchemaError",
     "__version__",
+    "build_features",
+    "build_labels",
+    "build_training_frame",
     "load_config",
+    "load_data",
+    "validate",
 ]

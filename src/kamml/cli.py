@@ -131,6 +131,67 @@ def validate(
     typer.echo(report.to_text())
 
 
+def _write_json(payload: dict[str, Any], path: Path | None) -> None:
+    """Write a JSON result atomically when a path is given."""
+    if path is None:
+        return
+    import json
+
+    from kamml.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+@handle_errors
+def backtest(
+    config: ConfigOpt = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+    cutoff: Annotated[
+        str | None, typer.Option(help="Test cutoff (YYYY-MM-DD); default: data end - horizon.")
+    ] = None,
+    horizon_days: Annotated[int | None, typer.Option(min=1, help="Prediction horizon in days.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+) -> None:
+    """Temporal backtest of kamml's models beside the baselines on your data."""
+    from kamml.config import load_config
+    from kamml.data import load_data
+    from kamml.evaluation.backtest import backtest as run_backtest
+
+    overrides: dict[str, Any] = {}
+    if horizon_days is not None:
+        overrides["time"] = {"horizon_days": horizon_days}
+    cfg = load_config(config, overrides)
+    source = data if data is not None else cfg.data.path
+    if source is None:
+        _fail("no data: pass --data DIR or set data.path in the config", 2)
+    result = run_backtest(load_data(source, cfg), cfg, cutoff)
+    typer.echo(result.to_text())
+    _write_json(result.to_dict(), json_out)
+
+
+benchmark_app = typer.Typer(help="Benchmarks on public data.", no_args_is_help=True)
+app.add_typer(benchmark_app, name="benchmark")
+
+
+@benchmark_app.command("cdnow")
+@handle_errors
+def benchmark_cdnow(
+    calibration_end: Annotated[str, typer.Option(help="Last day of the calibration period.")] = "1997-09-30",
+    holdout_end: Annotated[str, typer.Option(help="Last day of the holdout period.")] = "1998-06-30",
+    sample: Annotated[bool, typer.Option(help="Use the 2,357-customer sample.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+) -> None:
+    """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""
+    from kamml.evaluation.benchmark import benchmark_cdnow as run
+
+    result = run(calibration_end, holdout_end, sample=sample)
+    typer.echo(result.to_text())
+    _write_json(result.to_dict(), json_out)
+
+
 def main() -> None:
     """Entry point of the `kamml` console script."""
     app()

@@ -75,6 +75,7 @@ class TimeConfig(_Section):
 
     cutoff: dt.date | None = None
     horizon_days: int = Field(180, gt=0)
+    train_horizon_days: int | None = Field(None, gt=0)
     snapshots: int = Field(4, ge=1)
     step_days: int = Field(90, gt=0)
     unit: Literal["days", "weeks"] = "days"

@@ -1,4 +1,5 @@
 import doctest
+import importlib
 import json
 
 import numpy as np
@@ -6,7 +7,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from kamml.allocation import allocate as allocate_module
 from kamml.allocation.allocate import (
     ALLOCATION_COLUMNS,
     allocate,
@@ -18,6 +18,8 @@ from kamml.allocation.allocate import (
 from kamml.allocation.optimizer import gain
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, SchemaError
+
+allocate_module = importlib.import_module("kamml.allocation.allocate")
 
 STABLE = ["account_id", "rank", "tier", "stake", "recommended_hours", "expected_gain",
           "marginal_gain_per_hour", "reasons", "owner"]  # fmt: skip

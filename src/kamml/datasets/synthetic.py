@@ -374,9 +374,7 @@ class World:
         paths: dict[str, Path] = {}
         for name in TABLES:
             frame: pd.DataFrame = getattr(self, name)
-            paths[name] = _atomic(
-                out / f"{name}.parquet", lambda tmp, f=frame: write_parquet(f, tmp)
-            )
+            paths[name] = _atomic(out / f"{name}.parquet", lambda tmp, f=frame: write_parquet(f, tmp))
         meta = {
             "kind": "kamml.synthetic.World",
             "start": self.start.isoformat(),

@@ -13,7 +13,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-__all__ = ["FeatureContext", "day_number", "to_day", "with_day"]
+__all__ = ["FeatureContext", "day_number", "join_on_account", "to_day", "with_day"]
 
 SECONDS_PER_DAY = 86_400
 
@@ -36,6 +36,13 @@ def to_day(column: ir.TimestampValue) -> ir.IntegerValue:
 def with_day(table: ir.Table, column: str = "ts") -> ir.Table:
     """The table with an integer `day` column derived from its timestamp column."""
     return table.mutate(day=to_day(table[column]))
+
+
+def join_on_account(left: ir.Table, right: ir.Table) -> ir.Table:
+    """Left join on account_id keeping one account_id column (the left one) and all right columns."""
+    r = right.rename(_right_key="account_id")
+    joined = left.left_join(r, left.account_id == r._right_key)
+    return joined.select(*[joined[c] for c in joined.columns if c != "_right_key"])
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,14 @@ import pandas as pd
 
 from kamml.config import Config
 from kamml.errors import ConfigError
-from kamml.features._context import FeatureContext, day_number, to_day, with_day
-from kamml.features.groups import GROUPS, daily
+from kamml.features._context import FeatureContext, day_number, join_on_account, to_day, with_day
+from kamml.features.groups import GROUPS, DailyGroup, daily
 
 __all__ = [
     "account_base",
     "build_features",
     "build_labels",
+    "build_past_window",
     "build_training_frame",
     "feature_context",
     "training_cutoffs",
@@ -75,7 +76,7 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
 
 def account_base(ctx: FeatureContext) -> ir.Table:
     """Accounts that exist at the cutoff: any transaction before it, or an accounts row created before it."""
-    ids = ctx.tx.select("account_id").distinct()
+    ids = ctx.daily.select("account_id").distinct()
     if ctx.accounts is not None:
         ids = ids.union(ctx.accounts.select("account_id"), distinct=True)
     return ids
@@ -89,12 +90,15 @@ def enabled_groups(config: Config | None, data: Any) -> list[str]:
         raise ConfigError(
             f"unknown feature group(s) in features.groups: {sorted(unknown)}; valid: {[*GROUPS, 'btyd']}"
         )
-    needs = {"referral": "referrals", "effort": "activities", "static": "accounts"}
+    needs = {"referral": "referrals", "effort": "activities", "static": "accounts", "products": None}
     names = []
     for name in GROUPS:
         if not cfg.features.groups.get(name, True):
             continue
         table = needs.get(name)
+        if name == "products" and "product" not in data.transactions.columns:
+            log.info("feature group 'products' skipped: transactions have no product column")
+            continue
         if table is not None and getattr(data, table, None) is None:
             log.info("feature group %r skipped: no %s table", name, table)
             continue
@@ -102,16 +106,47 @@ def enabled_groups(config: Config | None, data: Any) -> list[str]:
     return names
 
 
+def _daily_pass(ctx: FeatureContext, groups: list[DailyGroup], gaps: bool) -> ir.Table:
+    """One group-by over the per-day table computing every daily group's columns for every account."""
+    d = ctx.daily
+    if gaps:
+        # previous purchase day among the account's purchase days; null on refund-only days
+        prev = d.day.lag().over(group_by=[d.account_id, d.purchase], order_by=d.day)
+        d = d.mutate(
+            gap=ibis.cases((d.purchase == 1, (d.day - prev).cast("float64")), else_=ibis.null("float64"))
+        )
+    aggs: dict[str, ir.Value] = {}
+    for group in groups:
+        aggs.update(group.aggregates(ctx, d))
+    a = d.group_by("account_id").aggregate(**aggs)
+    cols: dict[str, ir.Value] = {}
+    for group in groups:
+        cols.update(group.columns(ctx, a))
+    return a.select("account_id", **cols)
+
+
 def feature_expr(ctx: FeatureContext, groups: Iterable[str]) -> ir.Table:
-    """One Ibis expression: the account base left-joined with every group's columns."""
-    out = account_base(ctx)
-    for name in groups:
-        part = GROUPS[name](ctx)
+    """One Ibis expression: the account base left-joined with every group's columns.
+
+    The daily groups (rfm, windows, calendar, trend, regularity, breadth) are fused into one pass over
+    the per-day table; the table groups (products, referral, effort, static) each join their own part.
+    """
+    names = list(groups)
+    daily_groups = [g for n in names if isinstance(g := GROUPS[n], DailyGroup)]
+    if daily_groups:
+        out = _daily_pass(ctx, daily_groups, gaps="regularity" in names)
+        if ctx.accounts is not None:
+            out = join_on_account(account_base(ctx), out)
+    else:
+        out = account_base(ctx)
+    for name in names:
+        group = GROUPS[name]
+        if isinstance(group, DailyGroup):
+            continue
+        part = group(ctx)
         if part is None:
             continue
-        out = out.left_join(part, "account_id")
-        if "account_id_right" in out.columns:
-            out = out.drop("account_id_right")
+        out = join_on_account(out, part)
     return out
 
 
@@ -154,8 +189,12 @@ def build_features(data: Any, cutoff: Any, config: Config | None = None) -> pd.D
     return frame
 
 
-def label_expr(data: Any, cutoff: Any, horizon_days: int) -> ir.Table:
-    """Labels over [cutoff, cutoff + horizon) for the accounts existing at the cutoff (Ibis expression)."""
+def label_expr(data: Any, cutoff: Any, horizon_days: int, base_cutoff: Any = None) -> ir.Table:
+    """Labels over [cutoff, cutoff + horizon) as an Ibis expression.
+
+    Rows are the accounts existing at `base_cutoff` (default: the cutoff); a later `base_cutoff`
+    measures a past window for today's accounts.
+    """
     cday = day_number(cutoff)
     stop = cday + int(horizon_days)
     tx = with_day(data.transactions)
@@ -164,16 +203,10 @@ def label_expr(data: Any, cutoff: Any, horizon_days: int) -> ir.Table:
         _value=future.amount.sum(),
         _purchases=ibis.cases((future.amount >= 0, future.day), else_=ibis.null("int64")).nunique(),
     )
-    ctx = feature_context(data, cutoff)
-    out = account_base(ctx).left_join(value, "account_id")
-    if "account_id_right" in out.columns:
-        out = out.drop("account_id_right")
-    cols: dict[str, ir.Value] = {
-        "value": ibis.greatest(out._value.fill_null(0.0), 0.0),
-        "purchases": out._purchases.fill_null(0).cast("float64"),
-        "churned": (out._purchases.fill_null(0) == 0).cast("int64"),
-    }
-    if data.referrals is not None:
+    ctx = feature_context(data, cutoff if base_cutoff is None else base_cutoff)
+    out = join_on_account(account_base(ctx), value)
+    has_referrals = data.referrals is not None
+    if has_referrals:
         refs = with_day(data.referrals)
         refs = refs.filter((refs.day >= cday) & (refs.day < stop))
         spend = refs.select(refs.referrer_id, account_id=refs.referred_id, ref_day=refs.day).inner_join(
@@ -184,8 +217,13 @@ def label_expr(data: Any, cutoff: Any, horizon_days: int) -> ir.Table:
             _ref_value=spend.amount.sum()
         )
         ref_count = refs.group_by(refs.referrer_id.name("account_id")).aggregate(_ref_n=refs.count())
-        out = out.left_join(ref_value, "account_id").left_join(ref_count, "account_id")
-        out = out.drop(*[c for c in out.columns if c.startswith("account_id_")])
+        out = join_on_account(join_on_account(out, ref_value), ref_count)
+    cols: dict[str, ir.Value] = {
+        "value": ibis.greatest(out._value.fill_null(0.0), 0.0),
+        "purchases": out._purchases.fill_null(0).cast("float64"),
+        "churned": (out._purchases.fill_null(0) == 0).cast("int64"),
+    }
+    if has_referrals:
         cols["referral_value"] = ibis.greatest(out._ref_value.fill_null(0.0), 0.0)
         cols["referrals"] = out._ref_n.fill_null(0).cast("float64")
     return out.select("account_id", **cols)
@@ -209,6 +247,17 @@ def build_labels(data: Any, cutoff: Any, horizon_days: int) -> pd.DataFrame:
     frame = label_expr(data, cutoff, horizon_days).to_pandas().set_index("account_id").sort_index()
     frame["churned"] = frame["churned"].astype("int64")
     return frame
+
+
+def build_past_window(data: Any, cutoff: Any, days: int) -> pd.DataFrame:
+    """The label quantities over the `days` before the cutoff, for every account existing at the cutoff.
+
+    The "last period" baselines: what each account spent (and brought in by referrals) in the window
+    [cutoff - days, cutoff); accounts newer than the window's start count what they did since.
+    """
+    start = pd.Timestamp(cutoff) - pd.Timedelta(days=int(days))
+    expr = label_expr(data, start, days, base_cutoff=cutoff)
+    return expr.to_pandas().set_index("account_id").sort_index()
 
 
 def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int) -> list[pd.Timestamp]:

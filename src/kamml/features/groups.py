@@ -16,18 +16,21 @@ with zero. Rules that matter for the numbers (tested in tests/features/):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
 
-from kamml.features._context import FeatureContext, to_day
+from kamml.features._context import FeatureContext, join_on_account, to_day
 
 __all__ = [
     "GROUPS",
+    "DailyGroup",
     "breadth",
     "calendar",
     "daily",
     "effort",
+    "products",
     "referral",
     "regularity",
     "rfm",
@@ -36,7 +39,7 @@ __all__ = [
     "windows",
 ]
 
-GroupFn = Callable[[FeatureContext], "ir.Table | None"]
+TableGroup = Callable[[FeatureContext], "ir.Table | None"]
 
 #: Columns of the accounts table that are not features (identifiers, dates handled separately, owner:
 #: the sales rep is who serves the account, used by allocation, not a property of the account).
@@ -44,15 +47,18 @@ NON_FEATURE_ACCOUNT_COLUMNS = ("account_id", "created_at", "owner")
 
 
 def daily(tx: ir.Table) -> ir.Table:
-    """Transactions merged per account and day: net spend, gross, refunds, quantity, purchase flag."""
+    """Transactions merged per account and day: net spend, refunds, quantity, purchase flag (1.0 / 0.0).
+
+    Every column is float64, so the sums built on it stay in floating point on every engine.
+    """
     amount = tx.amount
     return tx.group_by(["account_id", "day"]).aggregate(
         spend=amount.sum(),
         refund=ibis.cases((amount < 0, -amount), else_=0.0).sum(),
-        n_refunds=ibis.cases((amount < 0, 1), else_=0).sum(),
-        n_zero=ibis.cases((amount == 0, 1), else_=0).sum(),
+        n_refunds=ibis.cases((amount < 0, 1.0), else_=0.0).sum(),
+        n_zero=ibis.cases((amount == 0, 1.0), else_=0.0).sum(),
         quantity=tx.quantity.sum(),
-        purchase=ibis.cases((amount >= 0, 1), else_=0).max(),
+        purchase=ibis.cases((amount >= 0, 1.0), else_=0.0).max(),
     )
 
 
@@ -61,152 +67,206 @@ def _ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
     return ibis.cases((den > 0, num.cast("float64") / den.cast("float64")), else_=ibis.null("float64"))
 
 
-def rfm(ctx: FeatureContext) -> ir.Table:
-    """BTYD summary: frequency, recency, T, monetary (see module docs), plus lifetime totals."""
-    d = ctx.daily
-    p = d.filter(d.purchase == 1)
-    first = p.day.min().over(group_by=p.account_id)
-    p = p.mutate(is_first=(p.day == first).cast("int64"))
-    agg = p.group_by("account_id").aggregate(
-        first_day=p.day.min(),
-        last_day=p.day.max(),
-        n_days=p.day.count(),
-        repeat_spend=(p.spend * (1 - p.is_first)).sum(),
-    )
+def _sum_if(cond: ir.BooleanValue, value: ir.NumericValue | float) -> ir.NumericScalar:
+    """Sum of `value` over the rows where `cond` holds (0 when none)."""
+    return ibis.cases((cond, value), else_=0.0).sum()
+
+
+@dataclass(frozen=True)
+class DailyGroup:
+    """A feature group computed in the shared single pass over the per-day table.
+
+    `aggregates(ctx, d)` gives named aggregates over the per-day rows `d` (names prefixed by the group,
+    so groups never clash); `columns(ctx, a)` derives the output columns from the aggregated row `a`.
+    All daily groups of a build are fused into one group-by, so the transactions are scanned once.
+    """
+
+    aggregates: Callable[[FeatureContext, ir.Table], dict[str, ir.Value]]
+    columns: Callable[[FeatureContext, ir.Table], dict[str, ir.Value]]
+
+
+def _rfm_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
+    buy = d.purchase == 1
+    return {
+        "rfm_first": d.day.min(where=buy),
+        "rfm_last": d.day.max(where=buy),
+        "rfm_days": d.purchase.sum(),
+        "rfm_spend": _sum_if(buy, d.spend),
+        "rfm_first_spend": d.spend.argmin(d.day, where=buy),
+    }
+
+
+def _rfm_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
     unit = float(ctx.unit_days)
-    freq = agg.n_days - 1
-    return agg.select(
-        "account_id",
-        frequency=freq.cast("float64"),
-        recency=(agg.last_day - agg.first_day).cast("float64") / unit,
-        T=(ctx.lit(ctx.cutoff_day - 1) - agg.first_day).cast("float64") / unit,
-        monetary=ibis.cases((freq > 0, agg.repeat_spend / freq.cast("float64")), else_=0.0),
-    )
+    freq = a.rfm_days - 1.0
+    return {
+        "frequency": freq,
+        "recency": (a.rfm_last - a.rfm_first).cast("float64") / unit,
+        "T": (ctx.lit(ctx.cutoff_day - 1) - a.rfm_first).cast("float64") / unit,
+        "monetary": ibis.cases((freq > 0, (a.rfm_spend - a.rfm_first_spend) / freq), else_=0.0),
+    }
 
 
-def windows(ctx: FeatureContext) -> ir.Table:
-    """Net spend, purchase days and quantity over each lookback window, and over the whole history."""
-    d = ctx.daily
-    metrics: dict[str, ir.Value] = {
-        "spend_total": d.spend.sum(),
-        "orders_total": d.purchase.sum().cast("float64"),
-        "quantity_total": d.quantity.sum(),
-        "days_since_first": (ctx.lit(ctx.cutoff_day) - d.day.min()).cast("float64"),
+#: BTYD summary: frequency, recency, T, monetary (see module docs).
+rfm = DailyGroup(_rfm_aggs, _rfm_cols)
+
+
+def _windows_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
+    out: dict[str, ir.Value] = {
+        "win_spend": d.spend.sum(),
+        "win_orders": d.purchase.sum(),
+        "win_quantity": d.quantity.sum(),
+        "win_first": d.day.min(),
     }
     for w in ctx.windows:
         inside = d.day >= ctx.lit(ctx.cutoff_day - w)
-        metrics[f"spend_{w}d"] = ibis.cases((inside, d.spend), else_=0.0).sum()
-        metrics[f"orders_{w}d"] = ibis.cases((inside, d.purchase), else_=0).sum().cast("float64")
-        metrics[f"quantity_{w}d"] = ibis.cases((inside, d.quantity), else_=0.0).sum()
-    return d.group_by("account_id").aggregate(**metrics)
+        out[f"win_spend_{w}"] = _sum_if(inside, d.spend)
+        out[f"win_orders_{w}"] = _sum_if(inside, d.purchase)
+        out[f"win_quantity_{w}"] = _sum_if(inside, d.quantity)
+    return out
 
 
-def calendar(ctx: FeatureContext) -> ir.Table:
-    """Month and quarter of the cutoff, and spend in the same horizon one year earlier (seasonality).
+def _windows_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
+    out: dict[str, ir.Value] = {
+        "spend_total": a.win_spend,
+        "orders_total": a.win_orders.cast("float64"),
+        "quantity_total": a.win_quantity,
+        "days_since_first": (ctx.lit(ctx.cutoff_day) - a.win_first).cast("float64"),
+    }
+    for w in ctx.windows:
+        out[f"spend_{w}d"] = a[f"win_spend_{w}"]
+        out[f"orders_{w}d"] = a[f"win_orders_{w}"].cast("float64")
+        out[f"quantity_{w}d"] = a[f"win_quantity_{w}"]
+    return out
 
-    `spend_last_year_horizon` covers [cutoff - 365 d, cutoff - 365 d + min(horizon, 365 d)); it is null
-    for accounts whose history does not reach back to the start of that window.
-    """
-    d = ctx.daily
+
+#: Net spend, purchase days and quantity over each lookback window and over the whole history.
+windows = DailyGroup(_windows_aggs, _windows_cols)
+
+
+def _calendar_window(ctx: FeatureContext) -> tuple[int, int]:
+    """[start, stop) day numbers of the same horizon one year before the cutoff (at most 365 days)."""
     start = ctx.cutoff_day - 365
-    stop = start + min(ctx.horizon_days, 365)
+    return start, start + min(ctx.horizon_days, 365)
+
+
+def _calendar_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
+    start, stop = _calendar_window(ctx)
     inside = (d.day >= ctx.lit(start)) & (d.day < ctx.lit(stop))
-    agg = d.group_by("account_id").aggregate(
-        _first=d.day.min(), _spend=ibis.cases((inside, d.spend), else_=0.0).sum()
-    )
+    return {"cal_first": d.day.min(), "cal_spend": _sum_if(inside, d.spend)}
+
+
+def _calendar_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
+    start, _ = _calendar_window(ctx)
     cutoff = ctx.cutoff
-    return agg.select(
-        "account_id",
-        cutoff_month=ibis.literal(float(cutoff.month), type="float64"),
-        cutoff_quarter=ibis.literal(float(cutoff.quarter), type="float64"),
-        spend_last_year_horizon=ibis.cases(
-            (agg._first <= ctx.lit(start), agg._spend), else_=ibis.null("float64")
+    return {
+        "cutoff_month": ibis.literal(float(cutoff.month), type="float64"),
+        "cutoff_quarter": ibis.literal(float(cutoff.quarter), type="float64"),
+        "spend_last_year_horizon": ibis.cases(
+            (a.cal_first <= ctx.lit(start), a.cal_spend), else_=ibis.null("float64")
         ),
-    )
+    }
 
 
-def trend(ctx: FeatureContext) -> ir.Table:
-    """Expansion signals: recent vs prior half-year spend, 12-month spend slope, order-size growth.
+#: Month and quarter of the cutoff, and spend in the same horizon one year earlier (seasonality);
+#: `spend_last_year_horizon` is null for accounts whose history does not reach back to that window.
+calendar = DailyGroup(_calendar_aggs, _calendar_cols)
 
-    The slope is the least-squares slope of monthly (30-day) net spend over the last 12 months against
-    month index (positive = growing), including months without spend.
-    """
-    d = ctx.daily
+
+def _trend_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
     c = ctx.cutoff_day
     recent = d.day >= ctx.lit(c - 182)
     prior = (d.day >= ctx.lit(c - 364)) & ~recent
-    age = ctx.lit(c - 1) - d.day
-    month = (age // 30).cast("int64")  # 0 = the latest 30 days
+    month = ((ctx.lit(c - 1) - d.day) // 30).cast("int64")  # 0 = the latest 30 days
     in_year = month < 12
     x = (11 - month).cast("float64")  # 0..11, oldest first
-    agg = d.group_by("account_id").aggregate(
-        s_recent=ibis.cases((recent, d.spend), else_=0.0).sum(),
-        s_prior=ibis.cases((prior, d.spend), else_=0.0).sum(),
-        q_recent=ibis.cases((recent, d.quantity), else_=0.0).sum(),
-        q_prior=ibis.cases((prior, d.quantity), else_=0.0).sum(),
-        o_recent=ibis.cases((recent & (d.purchase == 1), 1), else_=0).sum(),
-        o_prior=ibis.cases((prior & (d.purchase == 1), 1), else_=0).sum(),
-        sy=ibis.cases((in_year, d.spend), else_=0.0).sum(),
-        sxy=ibis.cases((in_year, x * d.spend), else_=0.0).sum(),
-    )
-    # n = 12 months, x = 0..11: sum x = 66, sum x^2 = 506, n*sum x^2 - (sum x)^2 = 1716
-    return agg.select(
-        "account_id",
-        spend_trend=_ratio(agg.s_recent, agg.s_prior),
-        spend_slope_12m=(12.0 * agg.sxy - 66.0 * agg.sy) / 1716.0,
-        order_size_trend=_ratio(
-            _ratio(agg.q_recent, agg.o_recent), _ratio(agg.q_prior, agg.o_prior).fill_null(0.0)
-        ),
-    )
+    buy = d.purchase == 1
+    return {
+        "tr_s_recent": _sum_if(recent, d.spend),
+        "tr_s_prior": _sum_if(prior, d.spend),
+        "tr_q_recent": _sum_if(recent, d.quantity),
+        "tr_q_prior": _sum_if(prior, d.quantity),
+        "tr_o_recent": _sum_if(recent & buy, 1.0),
+        "tr_o_prior": _sum_if(prior & buy, 1.0),
+        "tr_sy": _sum_if(in_year, d.spend),
+        "tr_sxy": _sum_if(in_year, x * d.spend),
+    }
 
 
-def regularity(ctx: FeatureContext) -> ir.Table:
-    """Inter-purchase gaps (days between purchase days): mean, std, and how overdue the account is."""
-    d = ctx.daily
-    p = d.filter(d.purchase == 1)
-    gap = p.day - p.day.lag().over(group_by=p.account_id, order_by=p.day)
-    p = p.mutate(gap=gap.cast("float64"))
-    agg = p.group_by("account_id").aggregate(
-        gap_mean=p.gap.mean(),
-        gap_std=p.gap.std(how="pop"),
-        gap_max=p.gap.max(),
-        last_day=p.day.max(),
-    )
-    since = (ctx.lit(ctx.cutoff_day) - agg.last_day).cast("float64")
-    return agg.select(
-        "account_id",
-        "gap_mean",
-        "gap_std",
-        "gap_max",
-        days_since_last=since,
-        overdue_ratio=_ratio(since, agg.gap_mean),
-    )
+def _trend_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
+    # least squares over n = 12 months, x = 0..11: sum x = 66, n * sum x^2 - (sum x)^2 = 1716
+    prior_size = _ratio(a.tr_q_prior, a.tr_o_prior).fill_null(0.0)
+    return {
+        "spend_trend": _ratio(a.tr_s_recent, a.tr_s_prior),
+        "spend_slope_12m": (12.0 * a.tr_sxy - 66.0 * a.tr_sy) / 1716.0,
+        "order_size_trend": _ratio(_ratio(a.tr_q_recent, a.tr_o_recent), prior_size),
+    }
 
 
-def breadth(ctx: FeatureContext) -> ir.Table:
-    """Product breadth (distinct products, top product's share of spend) and refund behaviour."""
-    d = ctx.daily
-    out = d.group_by("account_id").aggregate(
-        _gross=(d.spend + d.refund).sum(),
-        _refund=d.refund.sum(),
-        refund_count=d.n_refunds.sum().cast("float64"),
-        zero_amount_count=d.n_zero.sum().cast("float64"),
-    )
-    out = out.select(
-        "account_id", "refund_count", "zero_amount_count", refund_share=_ratio(out._refund, out._gross)
-    )
+#: Expansion signals: recent vs prior half-year spend, the least-squares slope of 30-day spend over the
+#: last 12 months (months without spend included), and order-size growth.
+trend = DailyGroup(_trend_aggs, _trend_cols)
+
+
+def _regularity_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
+    return {
+        "reg_gap_n": d.gap.count(),
+        "reg_gap_sum": d.gap.sum(),
+        "reg_gap_sq": (d.gap * d.gap).sum(),
+        "reg_gap_max": d.gap.max(),
+        "reg_last": d.day.max(where=d.purchase == 1),
+    }
+
+
+def _regularity_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
+    n = a.reg_gap_n.cast("float64")
+    mean = _ratio(a.reg_gap_sum, n)
+    var = _ratio(a.reg_gap_sq, n) - mean * mean
+    since = (ctx.lit(ctx.cutoff_day) - a.reg_last).cast("float64")
+    return {
+        "gap_mean": mean,
+        "gap_std": ibis.greatest(var, 0.0).sqrt(),
+        "gap_max": a.reg_gap_max,
+        "days_since_last": since,
+        "overdue_ratio": _ratio(since, mean),
+    }
+
+
+#: Inter-purchase gaps (days between purchase days): mean, std, max, and how overdue the account is.
+regularity = DailyGroup(_regularity_aggs, _regularity_cols)
+
+
+def _breadth_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
+    return {
+        "br_gross": (d.spend + d.refund).sum(),
+        "br_refund": d.refund.sum(),
+        "br_refunds": d.n_refunds.sum(),
+        "br_zero": d.n_zero.sum(),
+    }
+
+
+def _breadth_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
+    return {
+        "refund_count": a.br_refunds.cast("float64"),
+        "zero_amount_count": a.br_zero.cast("float64"),
+        "refund_share": _ratio(a.br_refund, a.br_gross),
+    }
+
+
+#: Refund behaviour (the product part, `products`, needs a product column).
+breadth = DailyGroup(_breadth_aggs, _breadth_cols)
+
+
+def products(ctx: FeatureContext) -> ir.Table | None:
+    """Product breadth: distinct products bought and the top product's share of positive spend."""
     if "product" not in ctx.tx.columns:
-        return out
-    tx = ctx.tx
-    pos = tx.filter(tx.amount > 0)
+        return None
+    pos = ctx.tx.filter(ctx.tx.amount > 0)
     per_product = pos.group_by(["account_id", "product"]).aggregate(s=pos.amount.sum())
     prod = per_product.group_by("account_id").aggregate(
-        n_products=per_product["product"].nunique().cast("float64"),
-        _top=per_product.s.max(),
-        _sum=per_product.s.sum(),
+        n_products=per_product.count().cast("float64"), _top=per_product.s.max(), _sum=per_product.s.sum()
     )
-    prod = prod.select("account_id", "n_products", top_product_share=_ratio(prod._top, prod._sum))
-    return out.left_join(prod, "account_id").select(*out.columns, "n_products", "top_product_share")
+    return prod.select("account_id", "n_products", top_product_share=_ratio(prod._top, prod._sum))
 
 
 def referral(ctx: FeatureContext) -> ir.Table | None:
@@ -243,7 +303,7 @@ def referral(ctx: FeatureContext) -> ir.Table | None:
     ids = r.select(account_id=r.referrer_id).union(r.select(account_id=r.referred_id), distinct=True)
     out = ids
     for part in (made, value, hop, was):
-        out = out.left_join(part, "account_id").drop("account_id_right")
+        out = join_on_account(out, part)
     return out
 
 
@@ -266,9 +326,9 @@ def effort(ctx: FeatureContext) -> ir.Table | None:
         _spend365=ibis.cases((d.day >= ctx.lit(c - 365), d.spend), else_=0.0).sum()
     )
     h365 = ibis.cases((a.day >= ctx.lit(c - 365), a.hours), else_=0.0).sum()
-    h = a.group_by("account_id").aggregate(_h365=h365).left_join(spend, "account_id")
+    h = join_on_account(a.group_by("account_id").aggregate(_h365=h365), spend)
     ratio = h.select(account_id=h.account_id, hours_per_spend_365d=_ratio(h._h365, h._spend365))
-    return hours.left_join(ratio, "account_id").drop("account_id_right")
+    return join_on_account(hours, ratio)
 
 
 def static(ctx: FeatureContext) -> ir.Table | None:
@@ -291,14 +351,16 @@ def static(ctx: FeatureContext) -> ir.Table | None:
     return acc.select("account_id", **cols)
 
 
-#: Every feature group by name, in output order. `btyd` is added by kamml.models (DESIGN §4).
-GROUPS: dict[str, GroupFn] = {
+#: Every feature group by name, in output order. Daily groups share one pass over the per-day table;
+#: table groups join their own table. `btyd` is added by kamml.models (DESIGN §4).
+GROUPS: dict[str, DailyGroup | TableGroup] = {
     "rfm": rfm,
     "windows": windows,
     "calendar": calendar,
     "trend": trend,
     "regularity": regularity,
     "breadth": breadth,
+    "products": products,
     "referral": referral,
     "effort": effort,
     "static": static,

@@ -1,0 +1,142 @@
+"""Feature build speed: kamml's full feature set (Ibis on DuckDB, out of core) against a plain pandas
+groupby computing only frequency/recency/T/monetary, on the same Parquet transaction log.
+
+Usage: python benchmarks/features.py [--sizes 1e6 1e7 1e8] [--dir /tmp/kamml-bench] [--memory-limit 3GB]
+
+Each measurement runs in its own subprocess so wall time and peak RSS (ru_maxrss of that child) are the
+build's own. Logs are generated once per size (10 rows per account on average, 3 years, 20 products) and
+reused. Prints a Markdown table for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CUTOFF = "2026-01-01"
+
+
+def generate(path: Path, n_rows: int, seed: int = 0, chunk: int = 5_000_000) -> None:
+    """Write a synthetic transaction log of n_rows to a folder of Parquet parts, chunk by chunk."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_accounts = max(1, n_rows // 10)
+    start = pd.Timestamp("2023-01-01").value // 10**9
+    span = 3 * 365 * 86_400
+    for i, lo in enumerate(range(0, n_rows, chunk)):
+        n = min(chunk, n_rows - lo)
+        ts = (start + rng.integers(0, span, n)) * 10**9
+        table = pa.table(
+            {
+                "account_id": rng.integers(1, n_accounts + 1, n, dtype="int64"),
+                "ts": pa.array(ts.astype("datetime64[ns]")),
+                "amount": np.round(rng.lognormal(3.5, 1.0, n) * np.where(rng.random(n) < 0.01, -1, 1), 2),
+                "quantity": rng.poisson(2.0, n).astype("float64") + 1.0,
+                "product": pa.array(rng.integers(0, 20, n).astype("U3")),
+            }
+        )
+        pq.write_table(table, path / f"part-{i:04d}.parquet", row_group_size=1_000_000)
+
+
+def run_kamml(path: str, memory_limit: str, threads: int) -> dict:
+    """Validate and build the full feature set at the cutoff; return timings and the frame's shape."""
+    import kamml
+
+    cfg = kamml.Config.from_dict(
+        {"engine": {"memory_limit": memory_limit, "threads": threads}, "data": {"end": "2026-06-30"}}
+    )
+    t0 = time.perf_counter()
+    data = kamml.load_data({"transactions": path}, cfg)
+    t1 = time.perf_counter()
+    frame = kamml.build_features(data, CUTOFF, cfg)
+    t2 = time.perf_counter()
+    return {"validate_s": t1 - t0, "features_s": t2 - t1, "rows_out": len(frame), "cols_out": frame.shape[1]}
+
+
+def run_pandas(path: str) -> dict:
+    """Plain pandas: read the Parquet log and compute frequency/recency/T/monetary only."""
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    tx = pd.read_parquet(path, columns=["account_id", "ts", "amount"])
+    tx = tx[tx["ts"] < pd.Timestamp(CUTOFF)]
+    tx["day"] = tx["ts"].dt.normalize()
+    per_day = tx.groupby(["account_id", "day"], sort=False)["amount"].sum().reset_index()
+    g = per_day.groupby("account_id")["day"]
+    first, last, n = g.transform("min"), g.max(), g.size()
+    end = pd.Timestamp(CUTOFF) - pd.Timedelta(days=1)
+    repeat = per_day[per_day["day"] > first].groupby("account_id")["amount"].mean()
+    out = pd.DataFrame(
+        {"frequency": n - 1, "recency": (last - g.min()).dt.days, "T": (end - g.min()).dt.days}
+    ).join(repeat.rename("monetary"))
+    return {"features_s": time.perf_counter() - t0, "rows_out": len(out), "cols_out": out.shape[1]}
+
+
+def measure(kind: str, path: Path, args: argparse.Namespace) -> dict:
+    """Run one measurement in a fresh subprocess; add its wall time and its own peak RSS."""
+    extra = f", {args.memory_limit!r}, {args.threads}" if kind == "kamml" else ""
+    code = (
+        "import json, resource, sys; sys.path.insert(0, 'benchmarks'); import features as b; "
+        f"r = b.run_{kind}({str(path)!r}{extra}); "
+        "r['peak_rss_gb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2; "
+        "print(json.dumps(r))"
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed", "wall_s": wall}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result
+
+
+def main() -> None:
+    """Generate the logs, measure both ways at each size, print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/kamml-bench"))
+    parser.add_argument("--memory-limit", default="3GB")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-pandas-above", type=float, default=5e7)
+    args = parser.parse_args()
+    rows = []
+    for size in (int(s) for s in args.sizes):
+        path = args.dir / f"tx_{size}"
+        if not path.exists():
+            t0 = time.perf_counter()
+            generate(path, size)
+            print(f"generated {size:,} rows in {time.perf_counter() - t0:.1f} s -> {path}", file=sys.stderr)
+        k = measure("kamml", path, args)
+        p = measure("pandas", path, args) if size <= args.skip_pandas_above else {"error": "skipped"}
+        rows.append((size, k, p))
+        print(json.dumps({"rows": size, "kamml": k, "pandas": p}), file=sys.stderr)
+    print(
+        "| rows | accounts | kamml full features: wall s (validate + build) | peak RSS GB | "
+        "pandas RFM only: wall s | peak RSS GB |"
+    )
+    print("|---|---|---|---|---|---|")
+    for size, k, p in rows:
+        ks = (
+            f"{k['wall_s']:.1f} ({k['validate_s']:.1f} + {k['features_s']:.1f})"
+            if "error" not in k
+            else k["error"]
+        )
+        ps = f"{p['wall_s']:.1f}" if "error" not in p else p["error"]
+        print(
+            f"| {size:,} | {size // 10:,} | {ks} | {k.get('peak_rss_gb', float('nan')):.2f} | {ps} | "
+            f"{p.get('peak_rss_gb', float('nan')):.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""The data-quality summary: soft problems that do not stop the work, and what each table holds.
+
+Hard problems raise `SchemaError`; soft ones (refunds, zero amounts, duplicate transaction ids, accounts
+without transactions, references to unknown accounts) are counted here with a few examples, so that a
+person can judge the data before trusting the predictions. The relational checks run as anti-joins on the
+backend; only counts and at most five example ids come back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from kamml.errors import Problem
+
+__all__ = ["QualityReport", "TableStats", "relationship_notes"]
+
+log = logging.getLogger(__name__)
+
+N_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """What one input table holds.
+
+    Attributes
+    ----------
+    name : str
+        Table name.
+    origin : str
+        Where it was read from (a path, "DataFrame", "Ibis table").
+    rows : int
+        Rows as given (before duplicate transactions are dropped).
+    accounts : int or None
+        Distinct accounts (account ids; referrers for referrals), None when the table has no such key.
+    first, last : pandas.Timestamp or None
+        Earliest and latest timestamp (``ts``, or ``created_at`` for accounts).
+    columns : tuple of str
+        Columns of the validated table.
+    """
+
+    name: str
+    origin: str
+    rows: int
+    accounts: int | None = None
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    columns: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return {
+            "origin": self.origin,
+            "rows": self.rows,
+            "accounts": self.accounts,
+            "first": None if self.first is None else self.first.isoformat(),
+            "last": None if self.last is None else self.last.isoformat(),
+            "columns": list(self.columns),
+        }
+
+
+@dataclass
+class QualityReport:
+    """The data-quality summary of a validated dataset (see `kamml.data.validate`).
+
+    Attributes
+    ----------
+    tables : dict of str to TableStats
+        One entry per table that was given.
+    notes : list of Problem
+        Soft problems: counted and shown, never raised.
+    end : pandas.Timestamp
+        Exclusive end of observed time.
+    end_source : str
+        How `end` was found ("config data.end" or "last transaction").
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from kamml.data import validate
+    >>> tx = pd.DataFrame({"account_id": [1, 1], "ts": ["2024-01-02", "2024-02-03"], "amount": [10.0, -2.0]})
+    >>> report = validate({"transactions": tx})
+    >>> report.count("refunds")
+    1
+    """
+
+    tables: dict[str, TableStats]
+    notes: list[Problem] = field(default_factory=list)
+    end: pd.Timestamp | None = None
+    end_source: str = ""
+
+    def count(self, rule_start: str, table: str | None = None) -> int:
+        """Rows counted by the notes whose rule starts with `rule_start` (optionally in one table)."""
+        return sum(
+            n.n_rows
+            for n in self.notes
+            if n.rule.startswith(rule_start) and (table is None or n.table == table)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready values."""
+        return {
+            "status": "ok",
+            "end": None if self.end is None else self.end.isoformat(),
+            "end_source": self.end_source,
+            "tables": {name: stats.to_dict() for name, stats in self.tables.items()},
+            "notes": [
+                {
+                    "table": n.table,
+                    "column": n.column,
+                    "rule": n.rule,
+                    "rows": n.n_rows,
+                    "examples": [_jsonable(v) for v in n.examples],
+                }
+                for n in self.notes
+            ],
+        }
+
+    def to_text(self) -> str:
+        """A summary a person reads at a glance: tables, observed time, then each soft problem."""
+        lines = [f"Data check passed: no errors, {_plural(len(self.notes), 'data-quality note')}."]
+        if self.end is not None:
+            last_day = (self.end - pd.Timedelta(days=1)).date()
+            lines.append(f"Observed time ends {last_day} (inclusive; from {self.end_source}).")
+        lines.append("")
+        lines.append("Tables")
+        width = max((len(n) for n in self.tables), default=5)
+        for name in ("transactions", "accounts", "referrals", "activities"):
+            stats = self.tables.get(name)
+            if stats is None:
+                lines.append(f"  {name:<{width}}  not given")
+                continue
+            parts = [f"{stats.rows:>12,} rows"]
+            if stats.accounts is not None:
+                parts.append(f"{stats.accounts:>10,} accounts")
+            if stats.first is not None and stats.last is not None:
+                parts.append(f"{stats.first.date()} .. {stats.last.date()}")
+            lines.append(f"  {name:<{width}}  " + "   ".join(parts) + f"   [{stats.origin}]")
+        lines.append("")
+        if self.notes:
+            lines.append("Data-quality notes (not errors; the data was accepted)")
+            lines.extend(f"  - {note}" for note in self.notes)
+        else:
+            lines.append("No data-quality notes.")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            return str(value)
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+
+def plain_examples(values: Iterable[Any]) -> tuple[Any, ...]:
+    """Example values as plain Python scalars (timestamps as ISO text), at most five."""
+    out: list[Any] = []
+    for v in values:
+        if v is None or (isinstance(v, float) and v != v):
+            out.append(None)
+        elif isinstance(v, dt.datetime | dt.date):
+            out.append(pd.Timestamp(v).isoformat(sep=" "))
+        else:
+            out.append(_jsonable(v))
+        if len(out) == N_EXAMPLES:
+            break
+    return tuple(out)
+
+
+def relationship_notes(
+    transactions: ir.Table,
+    accounts: ir.Table | None,
+    referrals: ir.Table | None,
+    activities: ir.Table | None,
+) -> list[Problem]:
+    """Soft problems between tables, found by anti-joins on the backend in one counting query.
+
+    Accounts without transactions, transactions of accounts missing from the accounts table, referrals
+    to or from unknown accounts, activities of unknown accounts. An account is known when it has
+    transactions or a row in the accounts table. Examples are fetched only for checks that find rows.
+
+    Parameters
+    ----------
+    transactions, accounts, referrals, activities : ibis Table or None
+        Validated tables with canonical column names and one shared id type.
+
+    Returns
+    -------
+    list of Problem
+        One note per check that found rows.
+    """
+    tx_ids = transactions.select("account_id").distinct()
+    known = tx_ids
+    # (table, column, rule, rows that break it, column holding the example ids)
+    checks: list[tuple[str, str, str, ir.Table]] = []
+    if accounts is not None:
+        acc_ids = accounts.select("account_id").distinct()
+        known = tx_ids.union(acc_ids, distinct=True)
+        checks.append(
+            (
+                "accounts",
+                "account_id",
+                "accounts without transactions (kept; they score as new or dormant)",
+                acc_ids.anti_join(tx_ids, "account_id"),
+            )
+        )
+        checks.append(
+            (
+                "transactions",
+                "account_id",
+                "transactions of accounts missing from the accounts table (kept; attributes unknown)",
+                transactions.anti_join(acc_ids, "account_id"),
+            )
+        )
+    if referrals is not None:
+        for column, who in (("referrer_id", "from"), ("referred_id", "to")):
+            ids = known.select(**{column: known.account_id})
+            checks.append(
+                (
+                    "referrals",
+                    column,
+                    f"referrals {who} unknown accounts (no transactions, not in the accounts table)",
+                    referrals.anti_join(ids, column),
+                )
+            )
+    if activities is not None:
+        checks.append(
+            (
+                "activities",
+                "account_id",
+                "activities of unknown accounts (no transactions, not in the accounts table)",
+                activities.anti_join(known, "account_id"),
+            )
+        )
+    if not checks:
+        return []
+    parts = [
+        rows.aggregate(check=ibis.literal(i, type="int64"), n=rows.count())
+        for i, (*_, rows) in enumerate(checks)
+    ]
+    query = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
+    result = query.to_pyarrow().to_pydict()
+    counts = {int(c): int(n) for c, n in zip(result["check"], result["n"], strict=True) if n}
+    if not counts:
+        return []
+    # one more query fetches up to five example ids for every check that found rows (ids share one type)
+    samples = [
+        rows.select(check=ibis.literal(i, type="int64"), id=rows[column]).distinct().limit(N_EXAMPLES)
+        for i, (_, column, _, rows) in enumerate(checks)
+        if i in counts
+    ]
+    query = samples[0].union(*samples[1:], distinct=False) if len(samples) > 1 else samples[0]
+    found = query.to_pyarrow().to_pydict()
+    examples: dict[int, list[Any]] = {}
+    for check, value in zip(found["check"], found["id"], strict=True):
+        examples.setdefault(int(check), []).append(value)
+    return [
+        Problem(table, column, rule, counts[i], plain_examples(sorted(examples.get(i, []), key=str)))
+        for i, (table, column, rule, _) in enumerate(checks)
+        if i in counts
+    ]

@@ -1,0 +1,538 @@
+"""Read input tables onto one Ibis backend without pulling them into memory.
+
+A table can come from a pandas DataFrame, a CSV or Parquet file, a glob of files, a folder of Parquet
+(or CSV) parts, or an Ibis table. Files stay where they are: DuckDB or Spark reads them lazily, CSV with
+every column as text (so text in a number column is counted by the validator, not a reader crash) and
+Parquet with its own types. pandas frames are normalised first (mixed objects become text, time zones
+become UTC) so that pyarrow never fails on them, then registered on the backend.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import glob
+import gzip
+import io
+import logging
+import math
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kamml.errors import DataError, Problem, SchemaError
+
+__all__ = [
+    "RawTable",
+    "backend_errors",
+    "engine_message",
+    "find_table_source",
+    "frame_to_arrow",
+    "read_raw",
+    "read_table",
+]
+
+log = logging.getLogger(__name__)
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
+_GLOB_CHARS = "*?["
+_DELIMITER_HINTS = {";": "';'", "|": "'|'", "\t": "a tab"}
+
+
+@dataclass
+class RawTable:
+    """One input table as read, before validation.
+
+    Attributes
+    ----------
+    name : str
+        Contract table name (transactions, accounts, ...).
+    table : ibis Table or None
+        The table on the backend; None when its header alone is fatally broken.
+    origin : str
+        Where it came from, for messages ("data/transactions.csv", "DataFrame", ...).
+    text : bool
+        Every column was read as text (CSV), so numbers and dates are parsed by the validator.
+    from_file : bool
+        Read lazily from files: errors while scanning them are reading errors (`DataError`).
+    problems : list of Problem
+        Header problems found while reading (duplicated column names, wrong delimiter).
+    """
+
+    name: str
+    table: ir.Table | None
+    origin: str
+    text: bool = False
+    from_file: bool = False
+    problems: list[Problem] = field(default_factory=list)
+
+
+def read_table(
+    source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: str | None = None
+) -> ir.Table:
+    """Read one table as is (no validation, no renaming) onto `backend`.
+
+    Parameters
+    ----------
+    source : str, Path, pandas.DataFrame or ibis Table
+        A CSV or Parquet file, a glob of them, a folder of parts, a frame or an Ibis table.
+    name : str
+        Table name, used in messages and in the backend's temporary table name.
+    backend : ibis.BaseBackend
+        The connection that holds every table of a dataset (see `kamml.engine.connect`).
+    delimiter : str, optional
+        CSV field delimiter; "," when not given.
+
+    Returns
+    -------
+    ibis Table
+        The raw table; CSV columns are all strings.
+
+    Raises
+    ------
+    DataError
+        The source is missing, empty or not a readable table.
+    SchemaError
+        Its header is broken (duplicated column names, a delimiter that looks wrong).
+    """
+    raw = read_raw(source, name, backend, delimiter=delimiter)
+    if raw.problems:
+        raise SchemaError(raw.problems)
+    assert raw.table is not None
+    return raw.table
+
+
+def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: str | None = None) -> RawTable:
+    """Read one table and collect its header problems instead of raising them (see `read_table`)."""
+    if isinstance(source, pd.DataFrame):
+        if source.shape[1] == 0 and not any(level is not None for level in source.index.names):
+            return RawTable(
+                name, None, "DataFrame", problems=[Problem(name, None, "no columns (an empty DataFrame)")]
+            )
+        arrow, problems = frame_to_arrow(source, name)
+        return RawTable(name, _register(backend, name, arrow), "DataFrame", problems=problems)
+    if isinstance(source, ir.Table):
+        return RawTable(name, _adopt(source, name, backend), "Ibis table")
+    if isinstance(source, (str, Path)):
+        return _read_path(str(source), name, backend, delimiter)
+    raise DataError(
+        f"{name}: cannot read a {type(source).__name__}; give a DataFrame, an Ibis table, "
+        "or the path of a CSV or Parquet file, a glob or a folder of Parquet parts"
+    )
+
+
+def find_table_source(folder: Path, name: str) -> Path | None:
+    """The file or folder holding table `name` inside a data folder, or None when there is none.
+
+    Looks for ``name.parquet``, ``name.pq``, ``name.csv``, ``name.csv.gz`` and a folder ``name/``.
+
+    Raises
+    ------
+    DataError
+        More than one candidate exists, so which one is meant is ambiguous.
+    """
+    candidates = [folder / f"{name}{suffix}" for suffix in (*PARQUET_SUFFIXES, ".csv", ".csv.gz")]
+    found = [p for p in candidates if p.is_file()]
+    if (folder / name).is_dir():
+        found.append(folder / name)
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise DataError(f"{name}: more than one source in {folder} ({names}); keep one")
+    return found[0] if found else None
+
+
+# --- paths -------------------------------------------------------------------------------------------
+
+
+def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str | None) -> RawTable:
+    """Read a file, a glob or a folder of parts."""
+    path = Path(source).expanduser()
+    if any(ch in source for ch in _GLOB_CHARS):
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        if not files:
+            raise DataError(f"{name}: no file matches {source}")
+        return _read_files(files, source, name, backend, delimiter)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_parquet(p))
+        if not files:
+            files = sorted(p for p in path.rglob("*") if p.is_file() and _is_csv(p))
+        if not files:
+            raise DataError(f"{name}: folder {path} holds no .parquet (or .csv) files")
+        return _read_files(files, str(path), name, backend, delimiter)
+    if not path.exists():
+        raise DataError(f"{name}: file not found: {path}")
+    return _read_files([path], str(path), name, backend, delimiter)
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith(PARQUET_SUFFIXES)
+
+
+def _is_csv(path: Path) -> bool:
+    return path.name.lower().endswith(CSV_SUFFIXES)
+
+
+def _read_files(
+    files: list[Path], origin: str, name: str, backend: ibis.BaseBackend, delimiter: str | None
+) -> RawTable:
+    """Read files of one format (all Parquet or all CSV) as one table."""
+    kinds = {"parquet" if _is_parquet(p) else "csv" if _is_csv(p) else "other" for p in files}
+    if kinds == {"parquet"}:
+        return _read_parquet(files, origin, name, backend)
+    if kinds == {"csv"}:
+        return _read_csv(files, origin, name, backend, delimiter)
+    if kinds == {"parquet", "csv"}:
+        raise DataError(f"{name}: {origin} mixes Parquet and CSV files; keep one format")
+    odd = next(p for p in files if not (_is_parquet(p) or _is_csv(p)))
+    raise DataError(f"{name}: {odd} is neither Parquet (.parquet, .pq) nor CSV (.csv, .csv.gz)")
+
+
+def backend_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions a backend raises when it cannot read or scan input files (DuckDB, Spark, Arrow)."""
+    import duckdb
+
+    errors: list[type[BaseException]] = [duckdb.Error, OSError, pa.ArrowException]
+    try:
+        from pyspark.errors import PySparkException
+
+        errors.append(PySparkException)
+    except ImportError:
+        pass
+    try:
+        from py4j.protocol import Py4JJavaError
+
+        errors.append(Py4JJavaError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+_USEFUL = ("original line", "expected number of columns", "does not match the number of columns", "line:")
+
+
+def engine_message(error: BaseException | str) -> str:
+    """The gist of an engine's (often long, multi-line) error: its first line and the lines that locate it."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return "unknown error"
+    extra = [line.lstrip("* ") for line in lines[1:] if any(k in line.lower() for k in _USEFUL)]
+    return "; ".join([lines[0], *extra[:2]])
+
+
+def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseBackend) -> RawTable:
+    """Parquet keeps its types; duplicated field names are reported from the first file's schema."""
+    empty = [p for p in files if p.stat().st_size == 0]
+    if empty:
+        raise DataError(f"{name}: empty file: {empty[0]}")
+    problems: list[Problem] = []
+    try:
+        schema = pq.read_schema(files[0])
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{name}: {files[0]} is not a readable Parquet file: {engine_message(exc)}") from None
+    dups = _duplicates(schema.names)
+    if dups:
+        problems.append(_duplicate_problem(name, dups, schema.names))
+    paths = [str(p) for p in files]
+    try:
+        if backend.name == "duckdb":
+            table = backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
+        else:
+            # Spark reads a folder of parts (partitioned or not) or a glob natively
+            target = paths[0] if len(paths) == 1 else origin
+            table = backend.read_parquet(target, table_name=_temp_name(name))
+    except backend_errors() as exc:
+        raise DataError(f"{name}: cannot read {origin}: {engine_message(exc)}") from None
+    return RawTable(name, table, origin, text=False, from_file=True, problems=problems)
+
+
+def _read_csv(
+    files: list[Path], origin: str, name: str, backend: ibis.BaseBackend, delimiter: str | None
+) -> RawTable:
+    """CSV is read with every column as text; the header is read here to catch duplicates and delimiters."""
+    delim = delimiter or ("\t" if all(p.name.lower().endswith(".tsv") for p in files) else ",")
+    problems: list[Problem] = []
+    header = _csv_header(files[0], name, delim)
+    for path in files[1:]:
+        other = _csv_header(path, name, delim)
+        if [c.lower() for c in other] != [c.lower() for c in header]:
+            raise DataError(
+                f"{name}: the CSV files have different headers: {files[0]} has {', '.join(header)}; "
+                f"{path} has {', '.join(other)}"
+            )
+    dups = _duplicates(header)
+    if dups:
+        problems.append(_duplicate_problem(name, dups, header, where=str(files[0])))
+    if len(header) == 1:
+        hint = _delimiter_hint(header[0], delim)
+        if hint:
+            problems.append(Problem(name, header[0], f"only one column found: {hint}"))
+            return RawTable(name, None, origin, text=True, from_file=True, problems=problems)
+    names = _unique_names(header)
+    paths = [str(p) for p in files]
+    try:
+        if backend.name == "duckdb":
+            # the header read above fixes the columns, so DuckDB's sniffer cannot guess another layout and
+            # a row with a wrong number of fields is an error instead of a silently shifted table
+            table = backend.read_csv(
+                paths,
+                table_name=_temp_name(name),
+                columns=dict.fromkeys(names, "VARCHAR"),
+                delim=delim,
+                header=True,
+                quote='"',
+                escape='"',
+            )
+        elif backend.name == "pyspark":
+            table = backend.read_csv(
+                paths, table_name=_temp_name(name), header=True, inferSchema=False, sep=delim, mode="FAILFAST"
+            )
+        else:
+            table = backend.read_csv(paths, table_name=_temp_name(name))
+    except backend_errors() as exc:
+        raise DataError(f"{name}: cannot read {origin} as CSV: {engine_message(exc)}") from None
+    return RawTable(name, table, origin, text=True, from_file=True, problems=problems)
+
+
+def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
+    """The header row of a CSV file, read with Python's csv module (BOM and quotes handled)."""
+    line = ""
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
+            for line in handle:
+                if line.strip():
+                    break
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{name}: cannot read {path}: {exc}") from None
+    if not line.strip():
+        raise DataError(f"{name}: empty file: {path}")
+    row = next(csv.reader(io.StringIO(line), delimiter=delimiter))
+    return [c.strip() for c in row]
+
+
+def _delimiter_hint(column: str, delimiter: str) -> str | None:
+    """Say the delimiter looks wrong when the only header field holds another common delimiter."""
+    for other, label in _DELIMITER_HINTS.items():
+        if other != delimiter and other in column:
+            shown = "tab" if delimiter == "\t" else repr(delimiter)
+            return (
+                f"the header contains {label} but no {shown}, so the delimiter looks wrong; "
+                f"set data.csv_delimiter in the config (e.g. csv_delimiter: {other!r})"
+            )
+    return None
+
+
+def _duplicates(names: Iterable[str]) -> list[str]:
+    """Column names that occur more than once (ignoring case and surrounding spaces, as SQL engines do)."""
+    seen: dict[str, int] = {}
+    for n in names:
+        key = str(n).strip().lower()
+        seen[key] = seen.get(key, 0) + 1
+    return [k for k, count in seen.items() if count > 1]
+
+
+def _duplicate_problem(name: str, dups: list[str], names: list[str], where: str = "") -> Problem:
+    found = ", ".join(map(str, names))
+    place = f" in {where}" if where else ""
+    return Problem(
+        name,
+        dups[0] if len(dups) == 1 else ", ".join(dups),
+        f"duplicated column name{'s' if len(dups) > 1 else ''}{place} (columns: {found})",
+    )
+
+
+def _temp_name(name: str) -> str:
+    return f"kamml_{name}_{uuid.uuid4().hex[:10]}"
+
+
+# --- frames and Ibis tables --------------------------------------------------------------------------
+
+
+def _register(backend: ibis.BaseBackend, name: str, arrow: pa.Table) -> ir.Table:
+    """Put an Arrow table on the backend as a temporary table (DuckDB) or a temporary view (Spark)."""
+    tname = _temp_name(name)
+    if backend.name == "duckdb":
+        # a zero-copy view on the Arrow table (DuckDB keeps a reference to it)
+        backend.con.register(tname, arrow)
+        return backend.table(tname)
+    create_view = getattr(backend, "create_view", None)
+    if create_view is not None:  # Spark: a temporary view on the in-memory table
+        return create_view(tname, ibis.memtable(arrow))
+    return backend.create_table(tname, arrow)
+
+
+def _adopt(table: ir.Table, name: str, backend: ibis.BaseBackend) -> ir.Table:
+    """Use an Ibis table on `backend` as is, or copy it there (with a warning) from another backend."""
+    try:
+        own = table.get_backend()
+    except ibis.common.exceptions.IbisError:
+        own = None
+    if own is backend:
+        return table
+    if own is not None:
+        log.warning(
+            "%s: the Ibis table lives on another backend (%s); copying it to %s", name, own.name, backend.name
+        )
+    return _register(backend, name, table.to_pyarrow())
+
+
+def frame_to_arrow(frame: pd.DataFrame, name: str = "table") -> tuple[pa.Table, list[Problem]]:
+    """Convert a DataFrame to Arrow without ever failing on odd values.
+
+    Named index levels become columns; column names become stripped strings; tz-aware datetimes become
+    naive UTC; object columns of mixed values become text (so the validator reports them as unparseable
+    rather than pyarrow crashing); values pyarrow cannot hold become text.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The user's table.
+    name : str
+        Table name for problems.
+
+    Returns
+    -------
+    pyarrow.Table
+        One column per frame column; duplicated names get a suffix " (2)", " (3)", ...
+    list of Problem
+        Duplicated column names, if any.
+    """
+    if any(level is not None for level in frame.index.names):
+        frame = frame.reset_index()
+    names = [_column_name(c, i) for i, c in enumerate(frame.columns)]
+    problems: list[Problem] = []
+    dups = _duplicates(names)
+    if dups:
+        problems.append(_duplicate_problem(name, dups, names))
+    arrays = [_to_arrow(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    return pa.Table.from_arrays(arrays, names=_unique_names(names)), problems
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Names made unique (ignoring case) by suffixes " (2)", " (3)", ...; the first keeps its name."""
+    unique: list[str] = []
+    seen: dict[str, int] = {}
+    for n in names:
+        key = n.lower()
+        seen[key] = seen.get(key, 0) + 1
+        unique.append(n if seen[key] == 1 else f"{n} ({seen[key]})")
+    return unique
+
+
+def _column_name(column: Any, position: int) -> str:
+    text = " ".join(map(_text, column)) if isinstance(column, tuple) else _text(column)
+    text = "".join(ch for ch in text if ch.isprintable()).strip()
+    return text or f"unnamed_{position}"
+
+
+def _to_arrow(series: pd.Series) -> pa.Array:
+    """One column as an Arrow array that DuckDB and Spark accept."""
+    s = series.reset_index(drop=True)
+    if isinstance(s.dtype, pd.SparseDtype):
+        s = pd.Series(s.to_numpy())
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    if s.dtype == object:
+        s = _normalise_objects(s)
+    elif (
+        isinstance(s.dtype, pd.PeriodDtype | pd.IntervalDtype)
+        or pd.api.types.is_timedelta64_dtype(s.dtype)
+        or pd.api.types.is_complex_dtype(s.dtype)
+    ):
+        s = _as_text(s)
+    try:
+        array = pa.Array.from_pandas(s)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        array = pa.Array.from_pandas(_as_text(s), type=pa.string())
+    return _supported(array, s)
+
+
+def _supported(array: pa.Array, series: pd.Series) -> pa.Array:
+    """Replace Arrow types the engines do not take (null, float16, unsigned 64-bit, durations, ...)."""
+    typ = array.type
+    if pa.types.is_null(typ):
+        return pa.nulls(len(array), type=pa.string())
+    if pa.types.is_float16(typ):
+        return array.cast(pa.float64())
+    if pa.types.is_uint64(typ):
+        top = pa.compute.max(array).as_py()
+        if top is None or top <= 2**63 - 1:
+            return array.cast(pa.int64())
+        return pa.Array.from_pandas(_as_text(series), type=pa.string())
+    if pa.types.is_dictionary(typ):
+        return array.dictionary_decode()
+    scalar_types = (
+        pa.types.is_boolean,
+        pa.types.is_integer,
+        pa.types.is_floating,
+        pa.types.is_decimal,
+        pa.types.is_string,
+        pa.types.is_large_string,
+        pa.types.is_timestamp,
+        pa.types.is_date,
+    )
+    if not any(check(typ) for check in scalar_types):
+        return pa.Array.from_pandas(_as_text(series), type=pa.string())
+    if pa.types.is_decimal(typ) and typ.precision > 38:
+        return pa.Array.from_pandas(_as_text(series), type=pa.string())
+    return array
+
+
+def _is_null(value: Any) -> bool:
+    """A scalar null (None, NaN, NaT, pd.NA); containers are never null."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    try:
+        return bool(pd.isna(value)) if pd.api.types.is_scalar(value) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def _text(value: Any) -> str:
+    """A value as valid UTF-8 text (lone surrogates and undecodable bytes become U+FFFD)."""
+    if isinstance(value, dt.datetime):
+        text = value.isoformat(sep=" ")
+    elif isinstance(value, bytes):
+        text = value.decode("utf-8", errors="replace")
+    else:
+        text = str(value)
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Every non-null value as its text; nulls stay null."""
+    return pd.Series([None if _is_null(v) else _text(v) for v in series], dtype=object)
+
+
+def _normalise_objects(series: pd.Series) -> pd.Series:
+    """An object column as one clean type: numbers, booleans, UTC datetimes or text."""
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind in ("string", "empty"):
+        return pd.Series([None if _is_null(v) else v for v in series], dtype=object)
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal", "boolean"):
+        return series
+    if kind in ("datetime", "datetime64", "date"):
+        values = [v for v in series if not _is_null(v)]
+        aware = [getattr(v, "tzinfo", None) is not None for v in values]
+        if all(aware) and values:
+            return pd.to_datetime(series, utc=True).dt.tz_localize(None)
+        if not any(aware):
+            try:
+                return pd.to_datetime(series)
+            except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+                return _as_text(series)
+        return _as_text(series)  # some with and some without a time zone: the validator reports it
+    return _as_text(series)

@@ -1,0 +1,711 @@
+"""Validate raw tables against the contract in the engine and build the canonical typed tables.
+
+Every rule is a boolean Ibis expression. Parsed values (trimmed text, numbers, timestamps, UTC offsets)
+are derived once per row in a few stacked projections, and the rules refer to them by name, so the SQL
+stays small however many rules use a column. One aggregate query per table counts the rows that break
+each rule (plus a few statistics); only for rules that fail does a second query fetch up to five example
+values. Nothing is pulled into pandas, so this works on tables far bigger than memory. All hard problems
+of all tables are collected before `SchemaError` is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pandas as pd
+from ibis import _
+from ibis.common.deferred import Deferred
+
+from kamml.data.contract import TABLES, ColumnSpec, Kind, TableSpec
+from kamml.data.quality import N_EXAMPLES, TableStats, plain_examples
+from kamml.data.readers import RawTable, backend_errors, engine_message
+from kamml.errors import DataError, Problem
+
+__all__ = ["TablePlan", "Validated", "plan_table", "validate_tables"]
+
+log = logging.getLogger(__name__)
+
+#: A whole number that fits int64 without leading zeros ("007" stays text: it is a code, not a number).
+INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
+#: A time of day followed by a UTC offset at the end of a date text (+HH:MM, +HHMM or +HH).
+TZ_TAIL_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*[+-][0-9]{2}(:?[0-9]{2})?$"
+
+_EXPECTED = {
+    Kind.ID: "whole numbers or text",
+    Kind.TIMESTAMP: "dates or timestamps (or text such as 2024-01-31 or 2024-01-31T10:00:00)",
+    Kind.FLOAT: "numbers (or text such as 12.5)",
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the canonical columns depend on once every table is counted."""
+
+    keys_as_int: bool
+    values: Mapping[str, Any]
+
+
+Builder = Callable[[Context], Deferred]
+
+
+@dataclass
+class _Rule:
+    """A rule as a deferred expression: `bad` is true on rows that break it."""
+
+    column: str | None
+    rule: str
+    bad: Deferred
+    example: Deferred | None
+    hard: bool = True
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class _TzCheck:
+    """Counts of values with and without a UTC offset in one text date column, and how many offsets."""
+
+    column: str
+    keys: tuple[str, str, str]
+    text: Deferred
+    ok: Deferred
+    has_offset: Deferred
+    normal: Deferred
+
+
+@dataclass
+class TablePlan:
+    """Everything needed to check one table and turn it into its canonical form.
+
+    Attributes
+    ----------
+    name : str
+        Contract table name.
+    raw : RawTable
+        The table as read.
+    found : dict of str to str
+        kamml column name -> the raw column holding it.
+    problems : list of Problem
+        Hard problems known before any query (missing columns, header problems).
+    type_problems : list of Problem
+        Columns of a wrong type: hard problems unless the table is empty.
+    stages : list of dict
+        Derived columns, computed in this order, each stage from the columns of the ones before.
+    rules : list
+        Row rules to count in the engine.
+    metrics : dict of str to Deferred
+        Extra aggregates (min/max dates, distinct ids, ...) computed in the same query.
+    builders : dict of str to callable
+        kamml name -> function of the `Context` giving the canonical column.
+    key_metrics : list of str
+        Metrics counting text account keys that are not whole numbers (all zero: keys become int64).
+    values : dict
+        The results of the aggregate query.
+    """
+
+    name: str
+    raw: RawTable
+    found: dict[str, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    stages: list[dict[str, Deferred]] = field(default_factory=list)
+    rules: list[_Rule] = field(default_factory=list)
+    metrics: dict[str, Deferred] = field(default_factory=dict)
+    builders: dict[str, Builder] = field(default_factory=dict)
+    key_metrics: list[str] = field(default_factory=list)
+    type_problems: list[Problem] = field(default_factory=list)
+    tz_checks: list[_TzCheck] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    _staged: ir.Table | None = None
+
+    @property
+    def spec(self) -> TableSpec:
+        """The contract of this table."""
+        return TABLES[self.name]
+
+    @property
+    def source(self) -> ir.Table:
+        """The raw Ibis table (only valid when the header was readable)."""
+        assert self.raw.table is not None
+        return self.raw.table
+
+    @property
+    def table(self) -> ir.Table:
+        """The raw table with every derived column, one projection per stage."""
+        if self._staged is None:
+            table = self.source
+            for stage in self.stages:
+                # view() keeps each stage a subquery, so a derived value is computed once, not inlined
+                table = table.mutate(**stage).view()
+            self._staged = table
+        return self._staged
+
+    def derive(self, level: int, hint: str, expr: Deferred) -> Deferred:
+        """Compute `expr` once per row at stage `level` and return a reference to it."""
+        while len(self.stages) <= level:
+            self.stages.append({})
+        name = f"_kamml_{sum(map(len, self.stages))}_{hint}"
+        self.stages[level][name] = expr
+        return _[name]
+
+    def add(
+        self, column: str | None, rule: str, bad: Deferred, example: Deferred | None, hard: bool = True
+    ) -> None:
+        """Register a row rule; its count is computed in the table's aggregate query."""
+        self.rules.append(_Rule(column, rule, bad, example, hard, key=f"rule_{len(self.rules)}"))
+
+    def metric(self, name: str, value: Deferred) -> str:
+        """Register an extra aggregate and return its key."""
+        key = f"m_{len(self.metrics)}_{name}"
+        self.metrics[key] = value
+        return key
+
+
+@dataclass
+class Validated:
+    """Canonical tables and what the checks found (see `validate_tables`)."""
+
+    tables: dict[str, ir.Table]
+    stats: dict[str, TableStats]
+    notes: list[Problem]
+    problems: list[Problem]
+    max_ts: pd.Timestamp | None
+    costly: frozenset[str] = frozenset()
+
+
+# --- planning: one rule set per table ----------------------------------------------------------------
+
+
+def plan_table(
+    raw: RawTable,
+    mapping: Mapping[str, str],
+    *,
+    end: pd.Timestamp | None,
+    today: pd.Timestamp,
+) -> TablePlan:
+    """Find the contract's columns in a raw table and express every rule on them.
+
+    Parameters
+    ----------
+    raw : RawTable
+        The table as read.
+    mapping : mapping of str to str
+        kamml column name -> the user's column name (see `kamml.data.contract.column_mapping`).
+        Names match ignoring case and surrounding spaces, as SQL engines do.
+    end : pandas.Timestamp, optional
+        Exclusive data end from the config; ``ts`` at or after it is an error.
+    today : pandas.Timestamp
+        Midnight UTC of today; ``ts`` on a later day is an error.
+
+    Returns
+    -------
+    TablePlan
+    """
+    plan = TablePlan(raw.name, raw, problems=list(raw.problems))
+    if raw.table is None:
+        return plan
+    spec = plan.spec
+    raw_columns = list(raw.table.columns)
+    by_key = {c.strip().lower(): c for c in raw_columns}
+    for kamml_name, user_name in mapping.items():
+        column = by_key.get(user_name.strip().lower())
+        if column is not None:
+            plan.found[kamml_name] = column
+    for cspec in spec.columns:
+        if cspec.required and cspec.name not in plan.found:
+            plan.problems.append(_missing(raw, cspec.name, mapping, raw_columns))
+    for kamml_name, column in plan.found.items():
+        known = spec.column(kamml_name)
+        if known is None:
+            continue
+        if known.kind is Kind.ID:
+            _plan_id(plan, known, column)
+        elif known.kind is Kind.TIMESTAMP:
+            _plan_timestamp(plan, known, column, end=end, today=today)
+        elif known.kind is Kind.FLOAT:
+            _plan_float(plan, known, column)
+        else:
+            _plan_string(plan, known, column)
+    if spec.keep_extra:
+        used = set(plan.found.values())
+        for kamml_name, column in plan.found.items():
+            if spec.column(kamml_name) is None:
+                _plan_extra(plan, kamml_name, column)
+        taken = {n.lower() for n in plan.found}
+        for column in raw_columns:
+            if column not in used and column.strip().lower() not in taken:
+                _plan_extra(plan, column.strip(), column)
+    else:
+        dropped = [c for c in raw_columns if c not in plan.found.values()]
+        if dropped:
+            log.debug("%s: ignoring columns the contract does not use: %s", raw.name, ", ".join(dropped))
+    _plan_table_rules(plan)
+    return plan
+
+
+def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list[str]) -> Problem:
+    user = mapping.get(name, name)
+    found = ", ".join(columns) if columns else "none"
+    rule = "missing required column"
+    if user != name:
+        rule += f" (kamml's {name}, mapped in data.columns.{raw.name})"
+    rule += f"; columns found: {found}"
+    if user != name and name.lower() in {c.strip().lower() for c in columns}:
+        rule += f"; the table has a column '{name}': check the mapping"
+    return Problem(raw.name, user, rule)
+
+
+def _mapped(plan: TablePlan, cspec: ColumnSpec) -> str:
+    """A note naming kamml's column when the user's column has another name."""
+    column = plan.found[cspec.name]
+    return "" if column.strip().lower() == cspec.name else f" [{cspec.name}]"
+
+
+_NULLS: dict[Kind, dt.DataType] = {Kind.ID: dt.int64, Kind.TIMESTAMP: dt.Timestamp(), Kind.FLOAT: dt.float64}
+
+
+def _wrong_type(plan: TablePlan, cspec: ColumnSpec, column: str, dtype: dt.DataType) -> None:
+    """A column of the wrong type: an error unless the table turns out empty (then it is a typed null)."""
+    expected = _EXPECTED.get(cspec.kind, "text")
+    rule = f"wrong type: expected {expected}, got {dtype}{_mapped(plan, cspec)}"
+    plan.type_problems.append(Problem(plan.name, column, rule))
+    plan.builders[cspec.name] = _fixed(ibis.null(_NULLS.get(cspec.kind, dt.string)))
+
+
+def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
+    """Ids: whole numbers or text, never null or empty when they name an account."""
+    c = _[column]
+    dtype = plan.source[column].type()
+    tag = _mapped(plan, cspec)
+    key: Deferred
+    builder: Builder
+    if dtype.is_integer():
+        null = c.isnull()
+        key = c
+
+        def builder(ctx: Context) -> Deferred:
+            return c.cast("int64") if _as_int(ctx, cspec) else c.cast("int64").cast("string")
+
+    elif dtype.is_floating() or dtype.is_decimal():
+        f = plan.derive(0, "id", c.cast("float64"))
+        null = f.isnull() | f.isnan()
+        plan.add(
+            column,
+            f"not a whole number (ids must be whole numbers or text){tag}",
+            ~null & (f.isinf() | ((f % 1.0) != 0) | (f.abs() >= 2.0**63)),
+            c,
+        )
+        key = f
+
+        def builder(ctx: Context) -> Deferred:
+            as_int = ibis.ifelse(null, ibis.null("float64"), f).cast("int64")
+            return as_int if _as_int(ctx, cspec) else as_int.cast("string")
+
+    elif dtype.is_string():
+        s = plan.derive(0, "id", _trim(c))
+        null = c.isnull() | (s.length() == 0)
+        not_int = plan.metric(
+            f"{cspec.name}_not_int", ((s.length() > 0) & ~s.re_search(INT_PATTERN)).cast("int64").sum()
+        )
+        if cspec.key:
+            plan.key_metrics.append(not_int)
+        key = s
+
+        def builder(ctx: Context) -> Deferred:
+            text = s.nullif("")
+            as_int = ctx.keys_as_int if cspec.key else _count(ctx.values.get(not_int)) == 0
+            return text.cast("int64") if as_int else text
+
+    else:
+        _wrong_type(plan, cspec, column, dtype)
+        return
+    if not cspec.nullable:
+        plan.add(column, f"null or empty id{tag}", null, None)
+    plan.builders[cspec.name] = builder
+    if cspec.name == "account_id":
+        plan.metrics["accounts"] = ibis.ifelse(null, ibis.null(), key).nunique()
+    if cspec.name == "transaction_id" or (plan.name == "accounts" and cspec.name == "account_id"):
+        plan.metrics[f"{cspec.name}_nonnull"] = ibis.ifelse(null, ibis.null(), key).count()
+        plan.metrics[f"{cspec.name}_distinct"] = ibis.ifelse(null, ibis.null(), key).nunique()
+        plan.values[f"{cspec.name}_key"] = key
+
+
+def _as_int(ctx: Context, cspec: ColumnSpec) -> bool:
+    """Numeric ids stay int64 unless a key elsewhere is text (then every key is text, so joins work)."""
+    return ctx.keys_as_int if cspec.key else True
+
+
+def _plan_timestamp(
+    plan: TablePlan, cspec: ColumnSpec, column: str, *, end: pd.Timestamp | None, today: pd.Timestamp
+) -> None:
+    """Dates: typed timestamps (tz-aware become naive UTC) or ISO text with one consistent time zone."""
+    c = _[column]
+    dtype = plan.source[column].type()
+    tag = _mapped(plan, cspec)
+    hint = cspec.name
+    if dtype.is_timestamp() or dtype.is_date():
+        ts = plan.derive(0, hint, c.cast(dt.Timestamp()))
+        missing = c.isnull()
+    elif dtype.is_string():
+        s = plan.derive(0, hint, _trim(c))
+        missing = c.isnull() | (s.length() == 0)
+        # parsed as an instant (a UTC offset in the text is applied; none means UTC), then naive UTC
+        ts = plan.derive(1, hint, s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp()))
+        has_offset, normal = _utc_offset(plan, s, hint)
+        plan.add(column, f"unparseable date{tag}", ~missing & ts.isnull(), c)
+        ok = ~missing & ts.notnull()
+        keys = (
+            plan.metric(f"{hint}_with_offset", (ok & has_offset).cast("int64").sum()),
+            plan.metric(f"{hint}_without_offset", (ok & ~has_offset).cast("int64").sum()),
+            plan.metric(f"{hint}_offsets", ibis.ifelse(ok & has_offset, normal, ibis.null()).nunique()),
+        )
+        plan.tz_checks.append(_TzCheck(column, keys, c, ok, has_offset, normal))
+    else:
+        _wrong_type(plan, cspec, column, dtype)
+        return
+    if not cspec.nullable:
+        plan.add(column, f"missing date{tag}", missing, None)
+    if cspec.name == "ts":
+        if end is not None:
+            last = (end - pd.Timedelta(days=1)).date()
+            plan.add(column, f"at or after the data end (config data.end: {last}){tag}", ts >= end, c)
+        tomorrow = today + pd.Timedelta(days=1)
+        future = ts >= tomorrow
+        if end is not None:
+            future = future & (ts < end)
+        plan.add(column, f"in the future (after today, {today.date()}){tag}", future, c)
+    plan.metrics[f"{cspec.name}_min"] = ts.min()
+    plan.metrics[f"{cspec.name}_max"] = ts.max()
+    plan.builders[cspec.name] = _fixed(ts)
+
+
+def _utc_offset(plan: TablePlan, s: Deferred, hint: str) -> tuple[Deferred, Deferred]:
+    """Whether a date text ends in a UTC offset (Z, or +HH:MM, +HHMM, +HH after a time), and the offset.
+
+    The offset is normalised to +HH:MM so that "+02", "+0200" and "+02:00" count as one time zone; it is
+    only computed for values that have one.
+    """
+    has_offset = plan.derive(1, hint, s.endswith("Z") | s.re_search(TZ_TAIL_PATTERN))
+    tail6, tail5 = s.right(6), s.right(5)
+    normal = plan.derive(
+        2,
+        hint,
+        ibis.cases(
+            (~has_offset, ibis.null("string")),
+            (s.endswith("Z"), "+00:00"),
+            (tail6.re_search("^[+-][0-9]{2}:[0-9]{2}$"), tail6),
+            (tail5.re_search("^[+-][0-9]{4}$"), tail5.substr(0, 3) + ":" + tail5.substr(3, 2)),
+            else_=s.right(3) + ":00",
+        ),
+    )
+    return has_offset, normal
+
+
+def _trim(c: Deferred) -> Deferred:
+    """Text without surrounding blanks; trims only values that have them (trimming every value is slow)."""
+    blank = ibis.literal(False)
+    for ch in (" ", "\t", "\n"):
+        blank = blank | c.startswith(ch) | c.endswith(ch)
+    return ibis.ifelse(blank, c.strip(), c)
+
+
+def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
+    """Numbers: finite floats; text is parsed and what does not parse is counted."""
+    c = _[column]
+    dtype = plan.source[column].type()
+    tag = _mapped(plan, cspec)
+    if dtype.is_numeric():
+        f = plan.derive(0, cspec.name, c.cast("float64"))
+        missing = c.isnull()
+    elif dtype.is_string():
+        s = plan.derive(0, cspec.name, _trim(c))
+        f = plan.derive(1, cspec.name, s.try_cast("float64"))
+        missing = c.isnull() | (s.length() == 0)
+        plan.add(column, f"unparseable number{tag}", ~missing & f.isnull(), c)
+    else:
+        _wrong_type(plan, cspec, column, dtype)
+        return
+    if not cspec.nullable:
+        plan.add(column, f"missing value{tag}", missing, None)
+    plan.add(column, f"not a finite number (NaN or infinite){tag}", f.notnull() & (f.isnan() | f.isinf()), c)
+    if cspec.name == "hours":
+        plan.add(column, f"negative hours{tag}", f < 0, c)
+        plan.metrics["hours_total"] = f.sum()
+    if cspec.name == "amount":
+        plan.add(column, "refunds or credits (amount < 0)", f < 0, c, hard=False)
+        plan.add(column, "zero amounts", f == 0, None, hard=False)
+    plan.builders[cspec.name] = _fixed(f.fill_null(1.0) if cspec.name == "quantity" else f)
+
+
+def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
+    """Text columns take any type; surrounding spaces are trimmed and empty text becomes null."""
+    c = _[column]
+    s = c if plan.source[column].type().is_string() else c.cast("string")
+    plan.builders[cspec.name] = _fixed(_trim(s).nullif(""))
+
+
+def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
+    """A static attribute: kept as given; from CSV text, numbers are recognised (int64, then float64)."""
+    c = _[column]
+    if not (plan.raw.text and plan.source[column].type().is_string()):
+        plan.builders[name] = _fixed(c)
+        return
+    s = plan.derive(0, "attr", _trim(c).nullif(""))
+    not_float = plan.metric(
+        f"{name}_not_float", (s.notnull() & s.try_cast("float64").isnull()).cast("int64").sum()
+    )
+    not_int = plan.metric(f"{name}_not_int", (s.notnull() & ~s.re_search(INT_PATTERN)).cast("int64").sum())
+    codes = plan.metric(f"{name}_codes", (s.notnull() & s.re_search("^-?0[0-9]")).cast("int64").sum())
+
+    def builder(ctx: Context) -> Deferred:
+        if _count(ctx.values.get(codes)):  # "007" is a code, not a number
+            return s
+        if _count(ctx.values.get(not_int)) == 0:
+            return s.cast("int64")
+        if _count(ctx.values.get(not_float)) == 0:
+            return s.cast("float64")
+        return s
+
+    plan.builders[name] = builder
+
+
+def _fixed(expr: Deferred) -> Builder:
+    """A builder whose column does not depend on the other tables."""
+
+    def build(ctx: Context) -> Deferred:
+        return expr
+
+    return build
+
+
+def _plan_table_rules(plan: TablePlan) -> None:
+    """Rules across columns: no self-referral (compared as text, so 7 and "7" are the same account)."""
+    if plan.name == "referrals" and {"referrer_id", "referred_id"} <= set(plan.builders):
+        text = Context(keys_as_int=False, values={})
+        a = plan.builders["referrer_id"](text)
+        b = plan.builders["referred_id"](text)
+        column = plan.found["referrer_id"]
+        plan.add(column, "self-referral (referrer_id equals referred_id)", a == b, _[column])
+
+
+# --- running: one aggregate query per table ----------------------------------------------------------
+
+
+def _count(value: Any) -> int:
+    """An aggregate's count as int (NULL on an empty table counts as 0)."""
+    if value is None:
+        return 0
+    try:
+        if pd.isna(value):
+            return 0
+    except (TypeError, ValueError):
+        pass
+    return int(value)
+
+
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value)
+
+
+def _execute(plan: TablePlan, expr: ir.Table) -> dict[str, list[Any]]:
+    """Run a query into columns of Python values.
+
+    A file the engine cannot scan is a `DataError`; any other error is a bug and propagates.
+    """
+    try:
+        return expr.to_pyarrow().to_pydict()
+    except backend_errors() as exc:
+        if not plan.raw.from_file:
+            raise
+        raise DataError(f"{plan.name}: cannot read {plan.raw.origin}: {engine_message(exc)}") from None
+
+
+def _run(plan: TablePlan) -> None:
+    """Count every rule and metric of one table in one aggregate query."""
+    aggs: dict[str, Any] = {"n_rows": _.count()}
+    for rule in plan.rules:
+        aggs[rule.key] = rule.bad.cast("int64").sum()
+    aggs.update(plan.metrics)
+    row = _execute(plan, plan.table.aggregate(**aggs))
+    plan.values.update({k: v[0] for k, v in row.items()})
+
+
+def _examples(plan: TablePlan, bad: Deferred, example: Deferred) -> tuple[Any, ...]:
+    query = plan.table.filter(bad).select(example=example).distinct().limit(N_EXAMPLES)
+    values = _execute(plan, query)["example"]
+    return plain_examples(sorted(values, key=lambda v: (v is None, str(v))))
+
+
+def _duplicates(plan: TablePlan, column: str) -> tuple[int, tuple[Any, ...]]:
+    """How many rows repeat an id already seen in `column`, with up to five repeated ids."""
+    dups = _count(plan.values.get(f"{column}_nonnull")) - _count(plan.values.get(f"{column}_distinct"))
+    if dups <= 0:
+        return 0, ()
+    key = plan.values[f"{column}_key"]
+    grouped = plan.table.group_by(key=key).aggregate(n=_.count())
+    query = (
+        grouped.filter(grouped.key.notnull() & (grouped.n > 1))
+        .select("key")
+        .order_by("key")
+        .limit(N_EXAMPLES)
+    )
+    return dups, plain_examples(_execute(plan, query)["key"])
+
+
+def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
+    """Hard problems and soft notes of one table from its counts (fetching examples for the failures)."""
+    hard: list[Problem] = []
+    soft: list[Problem] = []
+    if _count(plan.values.get("n_rows")) == 0:
+        problem = Problem(plan.name, None, f"empty table (no rows in {plan.raw.origin})")
+        (hard if plan.spec.required else soft).append(problem)
+        return hard, soft
+    for rule in plan.rules:
+        n = _count(plan.values.get(rule.key))
+        if not n:
+            continue
+        examples = _examples(plan, rule.bad, rule.example) if rule.example is not None else ()
+        text = rule.rule
+        if rule.column is not None and any(
+            str(v).strip().lower() == rule.column.strip().lower() for v in examples
+        ):
+            text += "; a value equals the column name: is a header line repeated inside the file?"
+        (hard if rule.hard else soft).append(Problem(plan.name, rule.column, text, n, examples))
+    for check in plan.tz_checks:
+        hard.extend(_tz_problems(plan, check))
+    if plan.name == "accounts" and "account_id" in plan.builders:
+        n, examples = _duplicates(plan, "account_id")
+        if n:
+            what = "duplicate account ids (the accounts table needs one row per account)"
+            hard.append(Problem(plan.name, plan.found["account_id"], what, n, examples))
+    if plan.name == "transactions" and "transaction_id" in plan.builders:
+        n, examples = _duplicates(plan, "transaction_id")
+        if n:
+            what = "duplicate transaction ids (extra copies dropped, one row kept per id)"
+            soft.append(Problem(plan.name, plan.found["transaction_id"], what, n, examples))
+    return hard, soft
+
+
+def _tz_problems(plan: TablePlan, check: _TzCheck) -> list[Problem]:
+    """Mixed time zones in one text column: some values with a UTC offset and some without, or several."""
+    with_offset, without, offsets = (_count(plan.values.get(k)) for k in check.keys)
+    if with_offset and without:
+        examples = (
+            _examples(plan, check.ok & check.has_offset, check.text)[:2]
+            + _examples(plan, check.ok & ~check.has_offset, check.text)[:3]
+        )
+        rule = (
+            f"mixed time zones: {with_offset:,} values have a UTC offset and {without:,} have none; "
+            "give every value an offset, or convert all to UTC"
+        )
+        return [Problem(plan.name, check.column, rule, min(with_offset, without), examples)]
+    if offsets > 1:
+        rows = plan.table.filter(check.ok & check.has_offset)
+        query = rows.group_by(offset=check.normal).aggregate(example=check.text.min()).order_by("offset")
+        found = _execute(plan, query.limit(N_EXAMPLES))
+        shown = ", ".join(map(str, found["offset"]))
+        rule = f"mixed time zones: {offsets} different UTC offsets ({shown}); convert the values to UTC"
+        return [Problem(plan.name, check.column, rule, with_offset, plain_examples(found["example"]))]
+    return []
+
+
+def validate_tables(
+    raws: Mapping[str, RawTable],
+    mappings: Mapping[str, Mapping[str, str]],
+    *,
+    end: pd.Timestamp | None = None,
+    today: pd.Timestamp | None = None,
+) -> Validated:
+    """Check every table and build the canonical ones; hard problems are returned, not raised.
+
+    Parameters
+    ----------
+    raws : mapping of str to RawTable
+        The tables as read, by contract name.
+    mappings : mapping of str to mapping
+        Per table: kamml column name -> the user's column name.
+    end : pandas.Timestamp, optional
+        Exclusive data end from the config.
+    today : pandas.Timestamp, optional
+        Midnight UTC of today (for the "in the future" rule); the real today when not given.
+
+    Returns
+    -------
+    Validated
+        Canonical tables (only when there are no hard problems), table statistics, soft notes, hard
+        problems, and which tables are costly to recompute (parsed from text or deduplicated).
+    """
+    if today is None:
+        today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+    plans = {name: plan_table(raw, mappings[name], end=end, today=today) for name, raw in raws.items()}
+    problems: list[Problem] = []
+    notes: list[Problem] = []
+    for plan in plans.values():
+        problems.extend(plan.problems)
+        if plan.raw.table is None or any(c not in plan.found for c in plan.spec.required_columns):
+            problems.extend(plan.type_problems)
+            continue
+        _run(plan)
+        if _count(plan.values.get("n_rows")):
+            problems.extend(plan.type_problems)
+        hard, soft = _collect(plan)
+        problems.extend(hard)
+        notes.extend(soft)
+    stats = {name: _stats(plan) for name, plan in plans.items() if "n_rows" in plan.values}
+    tx = plans.get("transactions")
+    max_ts = _timestamp(tx.values.get("ts_max")) if tx is not None else None
+    if problems:
+        return Validated({}, stats, notes, problems, max_ts)
+    keys_as_int = all(_count(p.values.get(k)) == 0 for p in plans.values() for k in p.key_metrics)
+    tables: dict[str, ir.Table] = {}
+    for name, plan in plans.items():
+        ctx = Context(keys_as_int=keys_as_int, values=plan.values)
+        columns: dict[str, Any] = {k: b(ctx) for k, b in plan.builders.items()}
+        if name == "transactions" and "quantity" not in columns:
+            columns["quantity"] = ibis.literal(1.0, type="float64")
+        order = [c.name for c in plan.spec.columns if c.name in columns]
+        order += [c for c in columns if c not in order]
+        tables[name] = plan.table.select(**{c: columns[c] for c in order})
+    costly = {name for name, plan in plans.items() if plan.raw.text}
+    if "transactions" in tables and _duplicates_count(plans["transactions"], "transaction_id") > 0:
+        tables["transactions"] = _drop_duplicate_ids(tables["transactions"])
+        costly.add("transactions")
+    stats = {name: _with_columns(stats[name], tuple(t.columns)) for name, t in tables.items()}
+    return Validated(tables, stats, notes, [], max_ts, frozenset(costly))
+
+
+def _duplicates_count(plan: TablePlan, column: str) -> int:
+    return _count(plan.values.get(f"{column}_nonnull")) - _count(plan.values.get(f"{column}_distinct"))
+
+
+def _drop_duplicate_ids(tx: ir.Table) -> ir.Table:
+    """Keep one row per transaction id (the earliest); rows without an id are all kept."""
+    window = ibis.window(group_by=tx.transaction_id, order_by=[tx.ts, tx.account_id, tx.amount])
+    ranked = tx.mutate(_kamml_rank=ibis.row_number().over(window))
+    kept = ranked.filter(ranked.transaction_id.isnull() | (ranked._kamml_rank == 0))
+    return kept.drop("_kamml_rank")
+
+
+def _with_columns(stats: TableStats, columns: tuple[str, ...]) -> TableStats:
+    return TableStats(stats.name, stats.origin, stats.rows, stats.accounts, stats.first, stats.last, columns)
+
+
+def _stats(plan: TablePlan) -> TableStats:
+    v = plan.values
+    accounts = None if plan.name == "referrals" else v.get("accounts")
+    ts_key = "created_at" if plan.name == "accounts" else "ts"
+    return TableStats(
+        name=plan.name,
+        origin=plan.raw.origin,
+        rows=_count(v.get("n_rows")),
+        accounts=None if accounts is None else _count(accounts),
+        first=_timestamp(v.get(f"{ts_key}_min")),
+        last=_timestamp(v.get(f"{ts_key}_max")),
+        columns=tuple(plan.found),
+    )

@@ -1,0 +1,122 @@
+"""The compute engine: one Ibis backend connection that holds every table of a dataset.
+
+DuckDB is the embedded default (out of core: it spills to `temp_directory` under `memory_limit`); Spark
+is for data that lives on a cluster. Both are configured by the ``engine`` section of the config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import ibis
+
+from kamml.config import EngineConfig
+from kamml.errors import EngineError
+
+__all__ = ["connect"]
+
+log = logging.getLogger(__name__)
+
+
+def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
+    """Open the Ibis backend named by the config (DuckDB in memory by default, or Spark).
+
+    Parameters
+    ----------
+    engine : EngineConfig, optional
+        ``name`` "duckdb" (default) with optional ``threads``, ``memory_limit`` and ``temp_directory``;
+        or "spark" with ``spark.master``, ``spark.driver_memory`` and any ``spark.conf``. An active Spark
+        session is reused as it is.
+
+    Returns
+    -------
+    ibis.BaseBackend
+        A DuckDB backend (session time zone UTC) or a PySpark backend.
+
+    Raises
+    ------
+    EngineError
+        The engine cannot start: pyspark is not installed, Java is missing, or a setting is rejected.
+
+    Examples
+    --------
+    >>> from kamml.config import EngineConfig
+    >>> con = connect(EngineConfig(threads=1, memory_limit="512MB"))
+    >>> con.name
+    'duckdb'
+    """
+    engine = engine or EngineConfig()
+    if engine.name == "spark":
+        return _connect_spark(engine)
+    return _connect_duckdb(engine)
+
+
+def _connect_duckdb(engine: EngineConfig) -> ibis.BaseBackend:
+    import duckdb
+
+    settings: dict[str, Any] = {}
+    if engine.threads is not None:
+        settings["threads"] = engine.threads
+    if engine.memory_limit is not None:
+        settings["memory_limit"] = engine.memory_limit
+    if engine.temp_directory is not None:
+        Path(engine.temp_directory).mkdir(parents=True, exist_ok=True)
+        settings["temp_directory"] = str(engine.temp_directory)
+    try:
+        backend = ibis.duckdb.connect(**settings)
+    except duckdb.Error as exc:
+        raise EngineError(f"DuckDB rejected the engine settings {settings}: {exc}") from None
+    log.debug("connected to DuckDB %s with %s", backend.version, settings or "default settings")
+    return backend
+
+
+def java_available() -> bool:
+    """Whether a Java runtime can be found (JAVA_HOME or `java` on PATH), which Spark needs."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return True
+    return shutil.which("java") is not None
+
+
+def _connect_spark(engine: EngineConfig) -> ibis.BaseBackend:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise EngineError(
+            "engine 'spark' needs pyspark: install it with pip install 'kamml[spark]'"
+        ) from None
+    session = SparkSession.getActiveSession()
+    if session is None:
+        if not java_available():
+            raise EngineError(
+                "engine 'spark' needs Java 17 or later: install a JDK and set JAVA_HOME or put java on PATH"
+            )
+        # executors must run this interpreter, so the workers see the same packages
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        spark = engine.spark
+        builder = (
+            SparkSession.builder.master(spark.master)
+            .appName("kamml")
+            .config("spark.driver.memory", spark.driver_memory)
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.enabled", "false")
+        )
+        for key, value in spark.conf.items():
+            builder = builder.config(key, value)
+        try:
+            session = builder.getOrCreate()
+        except Exception as exc:  # Py4J and the JVM raise many kinds; all mean "cannot start"
+            raise EngineError(f"Spark could not start ({spark.master}): {str(exc).splitlines()[0]}") from None
+        log.info("started Spark %s on %s", session.version, spark.master)
+    else:
+        log.info("reusing the active Spark session (%s)", session.sparkContext.master)
+    try:
+        return ibis.pyspark.connect(session)
+    except Exception as exc:  # same reason as above
+        raise EngineError(f"cannot connect Ibis to Spark: {str(exc).splitlines()[0]}") from None

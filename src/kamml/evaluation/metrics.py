@@ -1,0 +1,315 @@
+"""Metrics of the temporal backtest (DESIGN §8, §10): value ranking and calibration, churn discrimination.
+
+Value metrics judge a forecast of each account's spend over a horizon. Most accounts spend nothing, so
+MAE flatters a forecast of zero: ranking (normalised Gini, Spearman, top-decile and top-quintile capture),
+totals (aggregate error, decile MAPE) and RMSE are what tell models apart. Churn metrics judge a
+probability: ROC AUC and PR AUC for ranking, Brier score and a calibration table for level.
+
+Ties in a forecast are common (every account without history gets the same score), and sorting them
+in input order would reward or punish a model for the order of the rows. Every ranking metric here is
+therefore the expected value under random tie-breaking: inside a group of tied forecasts the cumulative
+actual value grows linearly, as it does on average over all orders of the group.
+
+All functions are pure numpy/scipy/sklearn and accept array-likes (lists, Series) of equal length.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+__all__ = [
+    "aggregate_error",
+    "calibration_table",
+    "churn_metrics",
+    "decile_mape",
+    "decile_table",
+    "mae",
+    "normalized_gini",
+    "rmse",
+    "spearman",
+    "top_capture",
+    "value_metrics",
+]
+
+FloatArray = NDArray[np.float64]
+
+
+def _pair(y_true: ArrayLike, y_pred: ArrayLike, pred_name: str = "y_pred") -> tuple[FloatArray, FloatArray]:
+    """Both inputs as finite 1-D float arrays of one non-zero length, or a ValueError naming the problem."""
+    a = np.asarray(y_true, dtype=np.float64)
+    b = np.asarray(y_pred, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"y_true and {pred_name} must be 1-D, got shapes {a.shape} and {b.shape}")
+    if a.shape != b.shape:
+        raise ValueError(f"y_true has {a.shape[0]} values but {pred_name} has {b.shape[0]}")
+    if a.size == 0:
+        raise ValueError("metrics need at least one account, got empty arrays")
+    for name, values in (("y_true", a), (pred_name, b)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} contains NaN or infinite values ({int((~np.isfinite(values)).sum())})")
+    return a, b
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """Return numerator / denominator, or NaN when the denominator is 0."""
+    return float(numerator / denominator) if denominator != 0 else math.nan
+
+
+def _expected_cumulative(y_true: FloatArray, y_pred: FloatArray) -> FloatArray:
+    """Expected cumulative actual value after the top i accounts by forecast, for i = 0..n.
+
+    Accounts are ordered by forecast, highest first; inside a group of equal forecasts the expectation
+    over random orders grows linearly from the group's start to its end.
+    """
+    n = y_true.size
+    order = np.argsort(-y_pred, kind="stable")
+    pred_sorted, true_sorted = y_pred[order], y_true[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(pred_sorted) != 0) + 1]
+    sizes = np.diff(np.r_[starts, n])
+    sums = np.add.reduceat(true_sorted, starts)
+    before = np.r_[0.0, np.cumsum(sums)[:-1]]
+    position = np.arange(n + 1)
+    group = np.clip(np.searchsorted(starts, position, side="right") - 1, 0, len(starts) - 1)
+    return np.asarray(
+        before[group] + (position - starts[group]) / sizes[group] * sums[group], dtype=np.float64
+    )
+
+
+def _sorted_pred_cumulative(y_pred: FloatArray) -> FloatArray:
+    """Cumulative forecast after the top i accounts by forecast, i = 0..n (ties do not matter here)."""
+    return np.r_[0.0, np.cumsum(np.sort(y_pred)[::-1])]
+
+
+def _gini(y_true: FloatArray, y_pred: FloatArray) -> float:
+    """Unnormalised Gini of `y_true` ordered by `y_pred` (expected under random tie-breaking)."""
+    n = y_true.size
+    total = float(y_true.sum())
+    if total == 0:
+        return math.nan
+    cumulative = _expected_cumulative(y_true, y_pred)[1:]
+    return float(cumulative.sum() / total / n - (n + 1) / (2 * n))
+
+
+def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Normalised Gini: how well `y_pred` orders accounts by actual value, 1 perfect, 0 random, -1 reversed.
+
+    The Gini of the actual values sorted by the forecast (the area between the cumulative-capture curve
+    and the diagonal) divided by the Gini of the perfect ordering. Tied forecasts count at their
+    expected value under random tie-breaking, so a constant forecast scores exactly 0.
+
+    Returns NaN when the actual values are all equal (nothing to rank) or sum to 0.
+
+    Examples
+    --------
+    >>> normalized_gini([1, 0, 0, 0], [4, 3, 2, 1])
+    1.0
+    >>> round(normalized_gini([1, 0, 0, 0], [1, 1, 0, 0]), 4)
+    0.6667
+    """
+    a, b = _pair(y_true, y_pred)
+    best = _gini(a, a)
+    if math.isnan(best) or best == 0:
+        return math.nan
+    return _gini(a, b) / best
+
+
+def spearman(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    a, b = _pair(y_true, y_pred)
+    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return math.nan
+    return float(stats.spearmanr(a, b).statistic)
+
+
+def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> float:
+    """Share of the total actual value held by the top `share` of accounts ranked by forecast.
+
+    The top ``share * n`` accounts are taken (a fractional last account counts in proportion), ties at
+    their expected value under random tie-breaking. NaN when the actual total is 0.
+
+    Examples
+    --------
+    >>> top_capture([5, 3, 2, 0, 0, 0, 0, 0, 0, 0], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0], share=0.1)
+    0.5
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    a, b = _pair(y_true, y_pred)
+    cumulative = _expected_cumulative(a, b)
+    captured = float(np.interp(share * a.size, np.arange(a.size + 1), cumulative))
+    return _ratio(captured, float(a.sum()))
+
+
+def aggregate_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """(predicted total - actual total) / actual total; NaN when the actual total is 0."""
+    a, b = _pair(y_true, y_pred)
+    return _ratio(float(b.sum() - a.sum()), float(a.sum()))
+
+
+def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Root mean squared error."""
+    a, b = _pair(y_true, y_pred)
+    return float(np.sqrt(np.mean((b - a) ** 2)))
+
+
+def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean absolute error (flatters a forecast of zero when most accounts spend nothing)."""
+    a, b = _pair(y_true, y_pred)
+    return float(np.mean(np.abs(b - a)))
+
+
+def decile_table(y_true: ArrayLike, y_pred: ArrayLike) -> pd.DataFrame:
+    """Predicted and actual totals in the ten deciles of forecast value, decile 1 the highest.
+
+    Accounts are sorted by forecast, highest first, and cut at positions round(n * k / 10); actual totals
+    of deciles that split a group of tied forecasts are expectations under random tie-breaking. With
+    fewer than ten accounts the empty deciles are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``decile`` (1-10), ``n``, ``predicted_total``, ``actual_total``, ``predicted_mean``,
+        ``actual_mean``, ``ape`` (|predicted - actual| / actual, NaN when actual is 0), ``actual_share``
+        (of the overall actual total) and ``cumulative_actual_share``.
+    """
+    a, b = _pair(y_true, y_pred)
+    n = a.size
+    bounds = np.round(np.arange(11) * n / 10).astype(int)
+    actual_cum = _expected_cumulative(a, b)[bounds]
+    pred_cum = _sorted_pred_cumulative(b)[bounds]
+    counts = np.diff(bounds)
+    actual = np.diff(actual_cum)
+    predicted = np.diff(pred_cum)
+    total = float(a.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ape = np.where(actual != 0, np.abs(predicted - actual) / np.abs(actual), np.nan)
+        share = actual / total if total != 0 else np.full(10, np.nan)
+    table = pd.DataFrame(
+        {
+            "decile": np.arange(1, 11),
+            "n": counts,
+            "predicted_total": predicted,
+            "actual_total": actual,
+            "predicted_mean": predicted / np.maximum(counts, 1),
+            "actual_mean": actual / np.maximum(counts, 1),
+            "ape": ape,
+            "actual_share": share,
+            "cumulative_actual_share": np.cumsum(share),
+        }
+    )
+    return table[table["n"] > 0].reset_index(drop=True)
+
+
+def decile_mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean absolute percentage error of predicted vs actual totals over the deciles of forecast value.
+
+    Deciles as in `decile_table`; a decile whose actual total is 0 has no percentage error and is left
+    out of the mean. NaN when every decile's actual total is 0.
+    """
+    ape = decile_table(y_true, y_pred)["ape"].to_numpy()
+    ape = ape[np.isfinite(ape)]
+    return float(ape.mean()) if ape.size else math.nan
+
+
+def value_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
+    """Every value metric of DESIGN §10 in one dict (the keys of the backtest JSON).
+
+    Keys: gini, spearman, top10_capture, top20_capture, decile_mape, aggregate_error, rmse, mae.
+    """
+    return {
+        "gini": normalized_gini(y_true, y_pred),
+        "spearman": spearman(y_true, y_pred),
+        "top10_capture": top_capture(y_true, y_pred, 0.1),
+        "top20_capture": top_capture(y_true, y_pred, 0.2),
+        "decile_mape": decile_mape(y_true, y_pred),
+        "aggregate_error": aggregate_error(y_true, y_pred),
+        "rmse": rmse(y_true, y_pred),
+        "mae": mae(y_true, y_pred),
+    }
+
+
+def _binary(y_true: ArrayLike, p: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Labels in {0, 1} and probabilities in [0, 1], or a ValueError."""
+    a, b = _pair(y_true, p, pred_name="p")
+    if not np.all((a == 0) | (a == 1)):
+        raise ValueError("y_true must hold 0/1 (or boolean) outcomes")
+    if np.any(b < 0) or np.any(b > 1):
+        raise ValueError("p must hold probabilities in [0, 1]")
+    return a, b
+
+
+def churn_metrics(y_true: ArrayLike, p: ArrayLike) -> dict[str, float]:
+    """Discrimination and calibration of churn probabilities.
+
+    Keys: ``roc_auc`` (ties count one half), ``pr_auc`` (average precision), ``brier`` (mean squared
+    error of the probability), ``log_loss`` and ``base_rate`` (share of churned accounts). ROC and PR AUC
+    are NaN when only one outcome occurs.
+    """
+    a, b = _binary(y_true, p)
+    both = 0 < a.sum() < a.size
+    return {
+        "roc_auc": float(roc_auc_score(a, b)) if both else math.nan,
+        "pr_auc": float(average_precision_score(a, b)) if both else math.nan,
+        "brier": float(brier_score_loss(a, b)),
+        "log_loss": float(log_loss(a, np.clip(b, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "base_rate": float(a.mean()),
+    }
+
+
+def calibration_table(
+    y_true: ArrayLike,
+    p: ArrayLike,
+    bins: int = 10,
+    strategy: Literal["uniform", "quantile"] = "uniform",
+) -> pd.DataFrame:
+    """Mean predicted probability beside the observed rate, per probability bin (a calibration curve).
+
+    Parameters
+    ----------
+    y_true : array-like of 0/1
+    p : array-like of probabilities
+    bins : int, default 10
+    strategy : {"uniform", "quantile"}, default "uniform"
+        Equal-width bins on [0, 1], or bins holding equal numbers of accounts (edges are the quantiles
+        of `p`; repeated edges merge).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per non-empty bin: ``bin``, ``p_low``, ``p_high`` (bin edges, the last bin closed),
+        ``n``, ``mean_predicted``, ``observed_rate``.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    a, b = _binary(y_true, p)
+    if strategy == "uniform":
+        edges = np.arange(bins + 1) / bins  # exact decimals: 3 / 10 == 0.3
+    elif strategy == "quantile":
+        edges = np.unique(np.quantile(b, np.linspace(0.0, 1.0, bins + 1)))
+        if edges.size == 1:
+            edges = np.r_[edges, edges]
+    else:
+        raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
+    n_bins = edges.size - 1
+    which = np.clip(np.searchsorted(edges[1:-1], b, side="right"), 0, n_bins - 1)
+    counts = np.bincount(which, minlength=n_bins)
+    sum_p = np.bincount(which, weights=b, minlength=n_bins)
+    sum_y = np.bincount(which, weights=a, minlength=n_bins)
+    used = counts > 0
+    return pd.DataFrame(
+        {
+            "bin": np.arange(n_bins)[used],
+            "p_low": edges[:-1][used],
+            "p_high": edges[1:][used],
+            "n": counts[used],
+            "mean_predicted": sum_p[used] / counts[used],
+            "observed_rate": sum_y[used] / counts[used],
+        }
+    )

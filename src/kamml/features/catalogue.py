@@ -1,0 +1,76 @@
+"""The feature catalogue: every column `build_features` can return, with its group and definition.
+
+`{w}` stands for each configured window in days, `{name}` for a column of the accounts table.
+docs/features.md is this table in prose; a test keeps the two and the builder in step.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["CATALOGUE", "describe"]
+
+#: column pattern -> (group, definition). Times in `time.unit` for rfm, days elsewhere.
+CATALOGUE: dict[str, tuple[str, str]] = {
+    "frequency": ("rfm", "repeat purchase days: purchase days before the cutoff minus 1"),
+    "recency": ("rfm", "time from the first to the last purchase day"),
+    "T": ("rfm", "time from the first purchase day to the day before the cutoff (age)"),
+    "monetary": ("rfm", "mean net spend of the repeat purchase days; 0 without repeats"),
+    "spend_total": ("windows", "net spend before the cutoff (refunds subtracted)"),
+    "orders_total": ("windows", "purchase days before the cutoff"),
+    "quantity_total": ("windows", "units bought before the cutoff (net of returns)"),
+    "days_since_first": ("windows", "days from the first transaction (any amount) to the cutoff"),
+    "spend_{w}d": ("windows", "net spend in the last {w} days"),
+    "orders_{w}d": ("windows", "purchase days in the last {w} days"),
+    "quantity_{w}d": ("windows", "units in the last {w} days"),
+    "cutoff_month": ("calendar", "month (1-12) of the cutoff"),
+    "cutoff_quarter": ("calendar", "quarter (1-4) of the cutoff"),
+    "spend_last_year_horizon": (
+        "calendar",
+        "net spend in the same horizon one year earlier; missing when history does not reach back",
+    ),
+    "spend_trend": ("trend", "net spend in the last 182 days / the 182 days before; missing if no prior"),
+    "spend_slope_12m": ("trend", "least-squares slope of 30-day net spend over the last 12 months"),
+    "order_size_trend": ("trend", "units per order in the last 182 days / in the 182 days before"),
+    "gap_mean": ("regularity", "mean days between consecutive purchase days"),
+    "gap_std": ("regularity", "standard deviation of the gaps (population)"),
+    "gap_max": ("regularity", "longest gap between purchase days"),
+    "days_since_last": ("regularity", "days from the last purchase day to the cutoff"),
+    "overdue_ratio": ("regularity", "days_since_last / gap_mean (above 1: later than usual)"),
+    "refund_count": ("breadth", "refund rows (amount < 0)"),
+    "zero_amount_count": ("breadth", "rows with amount 0"),
+    "refund_share": ("breadth", "refunded amount / gross positive spend"),
+    "n_products": ("breadth", "distinct products bought (positive spend); needs a product column"),
+    "top_product_share": ("breadth", "the top product's share of gross positive spend"),
+    "referrals_made": ("referral", "accounts this account referred before the cutoff"),
+    "referrals_made_365d": ("referral", "accounts it referred in the last 365 days"),
+    "days_since_last_referral": ("referral", "days from its last referral to the cutoff"),
+    "referred_spend": ("referral", "net spend before the cutoff of the accounts it referred"),
+    "referrals_2hop": ("referral", "referrals made by the accounts it referred (two-hop reach)"),
+    "was_referred": ("referral", "1 when the account itself was referred"),
+    "hours_total": ("effort", "sales hours logged on the account before the cutoff"),
+    "hours_{w}d": ("effort", "sales hours in the last {w} days"),
+    "activities_365d": ("effort", "sales activities in the last 365 days"),
+    "days_since_last_activity": ("effort", "days from the last sales activity to the cutoff"),
+    "hours_per_spend_365d": ("effort", "hours / net spend over the last 365 days"),
+    "account_age_days": ("static", "days from accounts.created_at to the cutoff"),
+    "btyd_p_alive": ("btyd", "BG/NBD probability that the account is still active"),
+    "btyd_expected_purchases": ("btyd", "BG/NBD expected purchase days over the training window"),
+    "btyd_p_zero": ("btyd", "BG/NBD probability of no purchase over the training window"),
+    "btyd_order_value": ("btyd", "Gamma-Gamma expected order value"),
+    "btyd_value": ("btyd", "BTYD expected value over the training window (purchases x order value)"),
+    "attr_{name}": ("static", "an attribute of the accounts table (numbers as float, text as category)"),
+}
+
+_PATTERNS = [
+    (re.compile("^" + re.escape(k).replace(r"\{w\}", r"\d+").replace(r"\{name\}", r".+") + "$"), k)
+    for k in CATALOGUE
+]
+
+
+def describe(column: str) -> tuple[str, str]:
+    """Group and definition of a feature column; KeyError for a column the catalogue does not know."""
+    for pattern, key in _PATTERNS:
+        if pattern.match(column):
+            return CATALOGUE[key]
+    raise KeyError(column)

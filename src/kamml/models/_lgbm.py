@@ -1,0 +1,699 @@
+"""Shared machinery of kamml's LightGBM models: input handling, training, explanations and JSON state.
+
+`ClvModel`, `ChurnModel` and `InfluenceModel` are thin subclasses of `LGBMModel`. What they share:
+
+- Inputs: a pandas DataFrame (float columns and ``category`` / string columns) or any 2-D numeric array.
+  Category levels seen in `fit` are stored in ``categories_`` and re-applied at predict time, so the
+  integer codes LightGBM sees always mean the same level; a level unseen in `fit` is treated as missing.
+- Training: `lightgbm.train` with deterministic settings (``deterministic``, ``seed``, ``num_threads``,
+  ``force_col_wise``, ``verbosity=-1``). When `fit` gets a ``snapshot`` array with at least two distinct
+  values, a first model is trained on the earlier snapshots and validated on the latest one (early
+  stopping and the model's calibration use it); then the model is refitted on every row with the best
+  number of iterations.
+- Horizon: a model knows the ``horizon_days`` its labels were built with and refuses another one.
+- Explanations: LightGBM's own ``pred_contrib`` (TreeSHAP) values, in raw-score units.
+- State: `to_dict` / `from_dict` hold the LightGBM model text and JSON-able arrays, never a pickle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Mapping
+from numbers import Integral, Real
+from typing import Any, ClassVar, Self
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+
+from kamml.errors import ModelError
+from kamml.models.btyd import NotFittedModelError
+
+__all__ = ["FORMAT_VERSION", "LGBMModel", "ModelInputError", "canonical_params"]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+#: Version of the `to_dict` layout; `from_dict` refuses other versions.
+FORMAT_VERSION = 1
+
+#: LightGBM parameter aliases for the parameters kamml sets or controls itself (LightGBM docs,
+#: "Parameters"), so that a user's ``min_child_samples`` replaces kamml's ``min_data_in_leaf`` instead of
+#: both reaching LightGBM with a conflict warning.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "objective": ("objective_type", "app", "application", "loss"),
+    "num_iterations": (
+        "num_iteration",
+        "n_iter",
+        "num_tree",
+        "num_trees",
+        "num_round",
+        "num_rounds",
+        "nrounds",
+        "num_boost_round",
+        "n_estimators",
+        "max_iter",
+    ),
+    "learning_rate": ("shrinkage_rate", "eta"),
+    "num_leaves": ("num_leaf", "max_leaves", "max_leaf", "max_leaf_nodes"),
+    "num_threads": ("num_thread", "nthread", "nthreads", "n_jobs"),
+    "seed": ("random_seed", "random_state"),
+    "deterministic": (),
+    "min_data_in_leaf": ("min_data_per_leaf", "min_data", "min_child_samples", "min_samples_leaf"),
+    "min_sum_hessian_in_leaf": (
+        "min_sum_hessian_per_leaf",
+        "min_sum_hessian",
+        "min_hessian",
+        "min_child_weight",
+    ),
+    "bagging_fraction": ("sub_row", "subsample", "bagging"),
+    "bagging_freq": ("subsample_freq",),
+    "feature_fraction": ("sub_feature", "colsample_bytree"),
+    "lambda_l1": ("reg_alpha", "l1_regularization"),
+    "lambda_l2": ("reg_lambda", "lambda", "l2_regularization"),
+    "early_stopping_round": ("early_stopping_rounds", "early_stopping", "n_iter_no_change"),
+    "metric": ("metrics", "metric_types"),
+    "verbosity": ("verbose",),
+    "force_col_wise": (),
+    "force_row_wise": (),
+}
+_CANONICAL = {alias: name for name, aliases in _ALIASES.items() for alias in (name, *aliases)}
+
+#: Settings every kamml LightGBM model starts from; a model's own defaults and the user's ``params``
+#: override them. min_data_in_leaf >= 20, bagging and L2 keep small, noisy snapshots from overfitting.
+_BASE_PARAMS: dict[str, Any] = {
+    "num_leaves": 15,
+    "min_data_in_leaf": 40,
+    "min_sum_hessian_in_leaf": 1e-3,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "max_bin": 255,
+}
+
+#: Column names LightGBM accepts as they are (it refuses JSON special characters in feature names).
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class ModelInputError(ModelError, ValueError):
+    """X, y or sample weights do not fit the model: other features, bad targets, a single class."""
+
+
+def canonical_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """LightGBM parameters with the aliases kamml controls replaced by their main name.
+
+    Raises `ValueError` when two keys are aliases of one parameter (LightGBM would pick one silently).
+    """
+    out: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        name = _CANONICAL.get(key, key)
+        if name in out:
+            raise ValueError(f"LightGBM parameter {name!r} is given twice in params (as aliases)")
+        out[name] = value
+    return out
+
+
+def _check_fitted(estimator: BaseEstimator) -> None:
+    """Raise `NotFittedModelError` (a `ModelError` and sklearn `NotFittedError`) before `fit`."""
+    try:
+        check_is_fitted(estimator, "booster_")
+    except NotFittedError as exc:
+        raise NotFittedModelError(str(exc)) from None
+
+
+def _check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> FloatArray | None:
+    """Validate `sample_weight` (1-D, one per row, finite, >= 0, not all 0); None stays None."""
+    if sample_weight is None:
+        return None
+    weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
+    if weights.ndim != 1 or weights.shape[0] != n_samples:
+        raise ValueError(f"sample_weight.shape == {weights.shape}, expected ({n_samples},)")
+    if np.any(weights < 0):
+        raise ValueError("sample_weight must be >= 0 (Negative values in sample_weight)")
+    if not np.any(weights > 0):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return np.asarray(weights, dtype=np.float64)
+
+
+def _lgb_names(names: list[str]) -> list[str]:
+    """Feature names to hand to LightGBM: the real ones when safe and unique, else Column_i."""
+    cleaned = [n if _SAFE_NAME.match(n) else re.sub(r"[^A-Za-z0-9_.\-]", "_", n) for n in names]
+    if len(set(cleaned)) < len(cleaned):
+        return [f"Column_{i}" for i in range(len(names))]
+    return cleaned
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    """True for columns kamml encodes as LightGBM categories: category, string and object dtypes."""
+    dtype = series.dtype
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+    )
+
+
+def _levels(series: pd.Series) -> list[Any]:
+    """Category levels of a column as plain Python values (declared levels for category dtype)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        levels = series.cat.categories
+    else:
+        levels = pd.Index(pd.unique(series.dropna()))
+        with contextlib.suppress(TypeError):  # mixed types: keep the order of appearance
+            levels = levels.sort_values()
+    return [v.item() if isinstance(v, np.generic) else v for v in levels.tolist()]
+
+
+class LGBMModel(BaseEstimator):
+    """Base of kamml's LightGBM estimators; subclasses set the objective, target handling and calibration.
+
+    Subclasses define ``__init__`` with their keyword parameters (at least those of
+    `_parameter_constraints`), ``_default_params``, and may override `_encode_target`,
+    `_calibrate`, `_extra_state` and `_load_extra_state`.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "horizon_days": [Interval(Integral, 1, None, closed="left")],
+        "params": [dict, None],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "num_threads": [Interval(Integral, 1, None, closed="left")],
+        "random_state": [Interval(Integral, 0, 2**31 - 1, closed="both")],
+        "early_stopping_rounds": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    #: Objective and settings of the subclass on top of `_BASE_PARAMS`.
+    _default_params: ClassVar[dict[str, Any]] = {}
+    #: Objectives a user may choose through ``params``; the first is the default.
+    _objectives: ClassVar[tuple[str, ...]] = ()
+
+    horizon_days: int
+    params: dict[str, Any] | None
+    n_estimators: int
+    learning_rate: float
+    num_threads: int
+    random_state: int
+    early_stopping_rounds: int | None
+
+    booster_: lgb.Booster
+    n_features_in_: int
+    feature_names_in_: NDArray[Any]
+    feature_names_: list[str]
+    categories_: dict[str, list[Any]]
+    horizon_days_: int
+    best_iteration_: int
+    validation_score_: dict[str, float]
+
+    def __sklearn_tags__(self) -> Any:
+        """Declare that missing values are accepted (LightGBM routes them) and inputs are dense."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = False
+        return tags
+
+    # ----------------------------------------------------------------------------------------------
+    # parameters
+    # ----------------------------------------------------------------------------------------------
+
+    def _objective(self) -> str:
+        """The LightGBM objective of this model (subclasses with an ``objective`` argument override)."""
+        return self._objectives[0]
+
+    def lgb_params(self) -> dict[str, Any]:
+        """The full LightGBM parameter dict this model trains with (without the number of rounds).
+
+        Layers, later ones winning: kamml's base settings, the model's defaults, the keyword arguments
+        (``learning_rate``, ``random_state`` as ``seed``, ``num_threads``), the user's ``params``; then
+        ``deterministic``, ``force_col_wise`` and ``verbosity=-1`` are always set.
+        """
+        user = canonical_params(self.params)
+        if "early_stopping_round" in user:
+            raise ValueError("set early stopping with the early_stopping_rounds argument, not in params")
+        objective = user.get("objective", self._objective())
+        if objective not in self._objectives:
+            raise ValueError(
+                f"{type(self).__name__} supports objective {' or '.join(self._objectives)}, not {objective!r}"
+            )
+        merged: dict[str, Any] = {
+            **_BASE_PARAMS,
+            **self._default_params,
+            "objective": objective,
+            "learning_rate": float(self.learning_rate),
+            "seed": int(self.random_state),
+            "num_threads": int(self.num_threads),
+            **user,
+        }
+        merged.pop("num_iterations", None)
+        if merged.get("force_row_wise"):
+            merged.pop("force_col_wise", None)
+        else:
+            merged["force_col_wise"] = True
+        merged.update(deterministic=True, verbosity=-1)
+        return merged
+
+    def _num_rounds(self) -> int:
+        """Boosting rounds: ``num_iterations`` (or an alias) in ``params``, else ``n_estimators``."""
+        return int(canonical_params(self.params).get("num_iterations", self.n_estimators))
+
+    # ----------------------------------------------------------------------------------------------
+    # inputs
+    # ----------------------------------------------------------------------------------------------
+
+    def _check_names(self, X: Any, *, reset: bool) -> None:
+        """Feature-name and feature-count checks of sklearn, raised as `ModelInputError`."""
+        try:
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        except ValueError as exc:
+            raise ModelInputError(str(exc)) from None
+
+    def _to_matrix(self, X: Any, *, reset: bool) -> FloatArray:
+        """X as a float matrix for LightGBM: categories as stable integer codes, unseen levels as NaN."""
+        if isinstance(X, pd.DataFrame):
+            self._check_names(X, reset=reset)
+            if reset:
+                self.feature_names_ = (
+                    [str(c) for c in self.feature_names_in_]
+                    if hasattr(self, "feature_names_in_")
+                    else [f"x{i}" for i in range(X.shape[1])]
+                )
+                self.categories_ = {
+                    name: _levels(X.iloc[:, i])
+                    for i, name in enumerate(self.feature_names_)
+                    if _is_categorical(X.iloc[:, i])
+                }
+            matrix = np.empty(X.shape, dtype=np.float64)
+            for i, name in enumerate(self.feature_names_):
+                column = X.iloc[:, i]
+                if name in self.categories_:
+                    codes = pd.Categorical(column, categories=self.categories_[name]).codes
+                    matrix[:, i] = np.where(codes < 0, np.nan, codes)
+                    continue
+                try:
+                    matrix[:, i] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+                except (TypeError, ValueError) as exc:
+                    raise ModelInputError(
+                        f"column {name!r} must be numeric as it was in fit, got {column.dtype}: {exc}"
+                    ) from None
+            return np.asarray(
+                check_array(matrix, dtype=np.float64, ensure_all_finite="allow-nan"), dtype=np.float64
+            )
+        if not reset and self.categories_:
+            raise ModelInputError(
+                f"{type(self).__name__} was fitted with categorical columns {sorted(self.categories_)}; "
+                "pass a DataFrame with the same columns"
+            )
+        matrix = np.asarray(check_array(X, dtype=np.float64, ensure_all_finite="allow-nan"), dtype=np.float64)
+        self._check_names(matrix, reset=reset)
+        if reset:
+            self.feature_names_ = [f"x{i}" for i in range(matrix.shape[1])]
+            self.categories_ = {}
+        return matrix
+
+    def _prepare(self, X: Any, horizon_days: int | None = None) -> FloatArray:
+        """Check fitted state and horizon, then convert X for prediction."""
+        _check_fitted(self)
+        if horizon_days is not None and int(horizon_days) != self.horizon_days_:
+            raise ModelError(
+                f"{type(self).__name__} was trained for a {self.horizon_days_}-day horizon and cannot "
+                f"predict a {int(horizon_days)}-day one; train a model with horizon_days={int(horizon_days)}"
+            )
+        return self._to_matrix(X, reset=False)
+
+    # ----------------------------------------------------------------------------------------------
+    # hooks for subclasses
+    # ----------------------------------------------------------------------------------------------
+
+    def _encode_target(self, y: Any, sample_weight: FloatArray | None) -> FloatArray:
+        """The training target as floats (subclasses validate and encode)."""
+        raise NotImplementedError
+
+    def _calibrate(self, raw: FloatArray, y: FloatArray, sample_weight: FloatArray | None) -> None:
+        """Fit the calibration from held-out predictions ``raw`` (None: no held-out snapshot)."""
+
+    def _calibrate_in_sample(
+        self, matrix: FloatArray, y: FloatArray, sample_weight: FloatArray | None
+    ) -> None:
+        """Set the calibration when there is no held-out snapshot (after the final model is trained)."""
+
+    def _extra_state(self) -> dict[str, Any]:
+        """JSON-able fitted state of the subclass (calibration, classes)."""
+        return {}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what `_extra_state` wrote."""
+
+    # ----------------------------------------------------------------------------------------------
+    # training
+    # ----------------------------------------------------------------------------------------------
+
+    def _dataset(
+        self,
+        X: FloatArray,
+        y: FloatArray,
+        weight: FloatArray | None,
+        reference: lgb.Dataset | None = None,
+    ) -> lgb.Dataset:
+        """A LightGBM Dataset with kamml's feature names and categorical columns."""
+        cats = [i for i, name in enumerate(self.feature_names_) if name in self.categories_]
+        return lgb.Dataset(
+            X,
+            label=y,
+            weight=weight,
+            feature_name=_lgb_names(self.feature_names_),
+            categorical_feature=cats,
+            reference=reference,
+            free_raw_data=True,
+        )
+
+    def _train(
+        self,
+        params: dict[str, Any],
+        X: FloatArray,
+        y: FloatArray,
+        weight: FloatArray | None,
+        rounds: int,
+        valid: tuple[FloatArray, FloatArray, FloatArray | None] | None = None,
+    ) -> lgb.Booster:
+        """Train one booster, with early stopping on `valid` when given and enabled."""
+        train_set = self._dataset(X, y, weight)
+        if valid is None:
+            return lgb.train(params, train_set, num_boost_round=rounds)
+        valid_set = self._dataset(*valid, reference=train_set)
+        record: dict[str, Any] = {}
+        callbacks: list[Any] = [lgb.record_evaluation(record)]
+        if self.early_stopping_rounds is not None:
+            callbacks.append(
+                lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
+            )
+        booster = lgb.train(
+            params,
+            train_set,
+            num_boost_round=rounds,
+            valid_sets=[valid_set],
+            valid_names=["latest_snapshot"],
+            callbacks=callbacks,
+        )
+        best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+        self.validation_score_ = {
+            metric: float(values[best - 1]) for metric, values in record.get("latest_snapshot", {}).items()
+        }
+        return booster
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        snapshot: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> Self:
+        """Train the model; with `snapshot`, validate on the latest snapshot, calibrate, then refit on all.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like of shape (n_samples, n_features)
+            Features; ``category`` and string columns are categorical, NaN means missing.
+        y : array-like of shape (n_samples,)
+            Target over the next ``horizon_days`` days.
+        snapshot : array-like of shape (n_samples,), optional
+            The snapshot (cutoff date) of each row, as in `kamml.features.build_training_frame`. With
+            two or more distinct snapshots the latest is held out for early stopping and calibration,
+            then the model is refitted on every row with the best number of iterations.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative row weights.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        params = self.lgb_params()
+        rounds = self._num_rounds()
+        matrix = self._to_matrix(X, reset=True)
+        n_rows = matrix.shape[0]
+        if n_rows < 2:
+            raise ModelInputError(f"{type(self).__name__} needs at least 2 rows, got 1 sample")
+        weight = _check_sample_weight(sample_weight, n_rows)
+        target = self._encode_target(y, weight)
+        if target.shape[0] != n_rows:
+            raise ModelInputError(f"X has {n_rows} rows but y has {target.shape[0]}")
+        self.horizon_days_ = int(self.horizon_days)
+        self.validation_score_ = {}
+        self.best_iteration_ = rounds
+
+        held_out = self._held_out(snapshot, n_rows)
+        if held_out is not None:
+            keep = ~held_out
+            w_fit = None if weight is None else weight[keep]
+            w_val = None if weight is None else weight[held_out]
+            first = self._train(
+                params,
+                matrix[keep],
+                target[keep],
+                w_fit,
+                rounds,
+                valid=(matrix[held_out], target[held_out], w_val),
+            )
+            if self.early_stopping_rounds is not None and first.best_iteration > 0:
+                self.best_iteration_ = int(first.best_iteration)
+            raw = np.asarray(
+                first.predict(matrix[held_out], num_iteration=self.best_iteration_), dtype=np.float64
+            )
+            self._calibrate(raw, target[held_out], w_val)
+            logger.info(
+                "%s: %d rows validated on the latest snapshot (%d rows); best iteration %d of %d; %s",
+                type(self).__name__,
+                int(keep.sum()),
+                int(held_out.sum()),
+                self.best_iteration_,
+                rounds,
+                self.validation_score_,
+            )
+        self.booster_ = self._train(params, matrix, target, weight, self.best_iteration_)
+        if held_out is None:
+            self._calibrate_in_sample(matrix, target, weight)
+        return self
+
+    def _held_out(self, snapshot: ArrayLike | None, n_rows: int) -> NDArray[np.bool_] | None:
+        """Mask of the rows of the latest snapshot, or None when there is nothing earlier to train on."""
+        if snapshot is None:
+            return None
+        snaps = pd.Index(np.asarray(snapshot).ravel())
+        if len(snaps) != n_rows:
+            raise ModelInputError(f"snapshot has {len(snaps)} values for {n_rows} rows")
+        if snaps.hasnans:
+            raise ModelInputError("snapshot must not contain missing values")
+        if snaps.nunique() < 2:
+            logger.info("%s: one snapshot only; no held-out validation", type(self).__name__)
+            return None
+        latest = np.asarray(snaps == snaps.max(), dtype=bool)
+        if (~latest).sum() < 2:
+            logger.info(
+                "%s: fewer than 2 rows before the latest snapshot; no held-out validation",
+                type(self).__name__,
+            )
+            return None
+        return latest
+
+    # ----------------------------------------------------------------------------------------------
+    # prediction and explanation
+    # ----------------------------------------------------------------------------------------------
+
+    def _raw_predict(self, matrix: FloatArray) -> FloatArray:
+        """The booster's prediction (after its link function) for a prepared matrix."""
+        return np.asarray(self.booster_.predict(matrix, num_threads=self.num_threads), dtype=np.float64)
+
+    def explain(self, X: Any, top: int = 3, *, horizon_days: int | None = None) -> pd.DataFrame:
+        """The features pushing each row's prediction up the most, from LightGBM's ``pred_contrib``.
+
+        Contributions are TreeSHAP values in raw-score units (log of the expected value for the value
+        models, log-odds for churn); only positive ones are listed, so a row may have fewer drivers.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like
+            Features, as in `fit`.
+        top : int, default 3
+            How many drivers per row.
+        horizon_days : int, optional
+            Refused when it differs from the horizon the model was trained on.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed like X (a RangeIndex for arrays), columns ``driver_1``, ``contribution_1``, ...,
+            ``driver_{top}``, ``contribution_{top}``; missing drivers are None with contribution NaN.
+        """
+        if int(top) < 1:
+            raise ValueError(f"top must be >= 1, got {top}")
+        matrix = self._prepare(X, horizon_days)
+        contrib = np.asarray(
+            self.booster_.predict(matrix, pred_contrib=True, num_threads=self.num_threads), dtype=np.float64
+        )[:, : len(self.feature_names_)]
+        k = min(int(top), contrib.shape[1])
+        order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+        values = np.take_along_axis(contrib, order, axis=1)
+        names = np.asarray(self.feature_names_, dtype=object)[order]
+        positive = values > 0
+        index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(matrix.shape[0])
+        columns: dict[str, Any] = {}
+        for j in range(int(top)):
+            if j < k:
+                drivers = names[:, j].copy()
+                drivers[~positive[:, j]] = None
+                columns[f"driver_{j + 1}"] = drivers
+                columns[f"contribution_{j + 1}"] = np.where(positive[:, j], values[:, j], np.nan)
+            else:
+                columns[f"driver_{j + 1}"] = np.full(matrix.shape[0], None, dtype=object)
+                columns[f"contribution_{j + 1}"] = np.full(matrix.shape[0], np.nan)
+        return pd.DataFrame(columns, index=index)
+
+    def feature_importance(self, importance_type: str = "gain") -> pd.Series:
+        """LightGBM feature importance (``gain`` or ``split``) by feature name, largest first."""
+        _check_fitted(self)
+        values = self.booster_.feature_importance(importance_type=importance_type)
+        return pd.Series(values, index=self.feature_names_, name=importance_type).sort_values(ascending=False)
+
+    # ----------------------------------------------------------------------------------------------
+    # JSON state
+    # ----------------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted model as a JSON-able dict: LightGBM model text, features, categories, calibration.
+
+        No pickle anywhere: `from_dict` rebuilds an estimator giving identical predictions.
+        """
+        _check_fitted(self)
+        return {
+            "model": type(self).__name__,
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params(deep=False),
+            "horizon_days": self.horizon_days_,
+            "n_features_in": self.n_features_in_,
+            "feature_names": list(self.feature_names_),
+            "feature_names_in": hasattr(self, "feature_names_in_"),
+            "categories": {k: list(v) for k, v in self.categories_.items()},
+            "best_iteration": self.best_iteration_,
+            "validation_score": dict(self.validation_score_),
+            "booster": self.booster_.model_to_string(),
+            **self._extra_state(),
+        }
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> Self:
+        """Rebuild a fitted model from `to_dict` output; refuses another model class or format version."""
+        kind = state.get("model")
+        if kind != cls.__name__:
+            raise ModelError(f"{cls.__name__}.from_dict got the state of a {kind!r} model")
+        version = state.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ModelError(
+                f"{cls.__name__} state has format version {version!r}; this kamml reads {FORMAT_VERSION}"
+            )
+        model = cls(**state["params"])
+        model.booster_ = lgb.Booster(model_str=state["booster"])
+        model.horizon_days_ = int(state["horizon_days"])
+        model.n_features_in_ = int(state["n_features_in"])
+        model.feature_names_ = [str(n) for n in state["feature_names"]]
+        if state["feature_names_in"]:
+            model.feature_names_in_ = np.asarray(model.feature_names_, dtype=object)
+        model.categories_ = {str(k): list(v) for k, v in state["categories"].items()}
+        model.best_iteration_ = int(state["best_iteration"])
+        model.validation_score_ = {str(k): float(v) for k, v in state.get("validation_score", {}).items()}
+        model._load_extra_state(state)
+        return model
+
+
+class LGBMValueRegressor(LGBMModel):
+    """Base of the value regressors (tweedie or poisson, log link): non-negative targets, total scaling.
+
+    With ``calibrate_total=True`` the predictions are multiplied by ``scale_``, an actual total divided by
+    a predicted total, clipped to [0.5, 2]. With a held-out snapshot these are the latest snapshot's
+    totals under the first model (trained on the earlier snapshots): that carries the drift in level
+    between snapshots into the forecast. Without one they are the training rows' totals under the final
+    model. Either way it also corrects the tweedie objective's known bias in the total: for a variance
+    power above 1 the log-link score equations weight residuals by mu^(1 - p), so, unlike poisson, the
+    fitted total need not equal the actual total.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **LGBMModel._parameter_constraints,
+        "calibrate_total": ["boolean"],
+    }
+
+    #: Bounds of the total scaling, so that one odd snapshot cannot swing the forecast wildly.
+    scale_bounds: ClassVar[tuple[float, float]] = (0.5, 2.0)
+
+    calibrate_total: bool
+    scale_: float
+
+    def __sklearn_tags__(self) -> Any:
+        """Declare a non-negative target (tweedie and poisson need y >= 0)."""
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True
+        return tags
+
+    def _encode_target(self, y: Any, sample_weight: FloatArray | None) -> FloatArray:
+        """Check the target is finite and non-negative (a column vector is accepted with a warning)."""
+        target = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        target = column_or_1d(target, warn=True)
+        if np.any(target < 0):
+            raise ModelInputError(
+                f"{type(self).__name__} needs a non-negative target (Negative values in y: "
+                f"{int((target < 0).sum())} rows); floor refunds at 0 as build_labels does"
+            )
+        return np.asarray(target, dtype=np.float64)
+
+    def _calibrate(self, raw: FloatArray, y: FloatArray, sample_weight: FloatArray | None) -> None:
+        """Scale factor matching the predicted total of `raw` to the actual total of `y`."""
+        self.scale_ = 1.0
+        if not self.calibrate_total:
+            return
+        w = np.ones_like(y) if sample_weight is None else sample_weight
+        predicted, actual = float(np.dot(w, raw)), float(np.dot(w, y))
+        if predicted > 0 and actual > 0:
+            low, high = self.scale_bounds
+            self.scale_ = float(np.clip(actual / predicted, low, high))
+        logger.info("%s: total scale %.4f from the latest snapshot", type(self).__name__, self.scale_)
+
+    def _calibrate_in_sample(
+        self, matrix: FloatArray, y: FloatArray, sample_weight: FloatArray | None
+    ) -> None:
+        """No held-out snapshot: match the predicted total on the training rows to their actual total."""
+        self._calibrate(self._raw_predict(matrix), y, sample_weight)
+
+    def _extra_state(self) -> dict[str, Any]:
+        """The total scale."""
+        return {"scale": self.scale_}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore the total scale."""
+        self.scale_ = float(state["scale"])
+
+    def predict(self, X: Any, *, horizon_days: int | None = None) -> FloatArray:
+        """Expected value over the horizon for each row (>= 0).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like
+            Features with the columns seen in `fit`, in the same order.
+        horizon_days : int, optional
+            The horizon the caller expects; `ModelError` when it is not the one the model was trained on.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+        """
+        matrix = self._prepare(X, horizon_days)
+        return self._raw_predict(matrix) * self.scale_

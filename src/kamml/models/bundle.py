@@ -1,0 +1,294 @@
+"""The fitted model bundle: BTYD parameters, the three LightGBM models and the feature specification.
+
+A bundle is trained on stacked snapshots (`kamml.features.build_training_frame`), predicts the scores
+table's model columns from feature rows, and saves as plain files (LightGBM model text inside JSON, no
+pickle) so that MLflow, a CRM or a batch job can load it without kamml's training stack.
+
+Horizons: the models are trained on label windows of `train_horizon_days` (h). When h is shorter than the
+prediction horizon H (data too short to hold whole H windows before the cutoff, as in CDNOW's classic
+split), predictions are carried from h to H per account with the BG/NBD model fitted at the scoring
+cutoff: value by the ratio E[X(H)] / E[X(h)] of conditional expected purchases, the probability of any
+purchase by the ratio (1 - P0(H)) / (1 - P0(h)), and referral value in proportion to time. The stretch
+inherits BG/NBD's view of decay: on CDNOW, whose spending holds up better than BG/NBD's dropout implies,
+it undershoots the holdout total (see docs/models.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kamml.config import Config
+from kamml.errors import ModelError
+from kamml.features.catalogue import describe
+from kamml.models.btyd_features import BtydFit, add_btyd_features, fit_btyd
+from kamml.models.churn import ChurnModel
+from kamml.models.clv import ClvModel
+from kamml.models.influence import InfluenceModel
+
+__all__ = ["LABELS", "ModelBundle", "add_snapshot_btyd", "feature_columns"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of a training frame that are targets or keys, never features.
+LABELS = ("value", "purchases", "churned", "referral_value", "referrals")
+KEYS = ("account_id", "snapshot")
+FORMAT_VERSION = 1
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """The model features of a training or feature frame: everything but keys and labels."""
+    return [c for c in frame.columns if c not in LABELS and c not in KEYS]
+
+
+def add_snapshot_btyd(train: pd.DataFrame, horizon: float) -> pd.DataFrame:
+    """Fit BG/NBD and Gamma-Gamma on each snapshot's own rows and add the btyd feature columns."""
+    parts = []
+    for _, rows in train.groupby("snapshot", sort=True, observed=True):
+        parts.append(add_btyd_features(rows, horizon))
+    return pd.concat(parts).loc[train.index]
+
+
+def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
+    """Constructor arguments of one LightGBM model from the config's models section."""
+    params = dict(getattr(cfg.models, name))
+    kwargs: dict[str, Any] = {"num_threads": cfg.models.threads, "random_state": cfg.models.seed}
+    for key in ("n_estimators", "learning_rate", "early_stopping_rounds"):
+        if key in params:
+            kwargs[key] = params.pop(key)
+    if name == "influence" and "objective" in params:
+        kwargs["objective"] = params.pop("objective")
+    kwargs["params"] = params or None
+    return kwargs
+
+
+def _phrase(feature: str, value: Any) -> str:
+    """A driver in words: the feature's definition and the account's value."""
+    try:
+        text = describe(feature)[1]
+    except KeyError:
+        text = feature.replace("_", " ")
+    if isinstance(value, int | float | np.floating) and np.isfinite(value):
+        return f"{text}: {value:,.4g}"
+    return f"{text}: {value}"
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to turn feature rows into scores: BTYD fit, three models, feature names.
+
+    Build one with `ModelBundle.fit(train, config)`; `predict(features)` returns clv, p_churn,
+    referral_value, p_alive, expected_purchases and drivers per account.
+    """
+
+    horizon_days: int
+    train_horizon_days: int
+    unit_days: int
+    features: list[str]
+    btyd: BtydFit
+    clv: ClvModel
+    churn: ChurnModel
+    influence: InfluenceModel | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def horizon_units(self) -> float:
+        """The prediction horizon in the rfm time unit (days or weeks)."""
+        return self.horizon_days / self.unit_days
+
+    @property
+    def train_units(self) -> float:
+        """The training label window in the rfm time unit."""
+        return self.train_horizon_days / self.unit_days
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, config: Config | None = None) -> ModelBundle:
+        """Train on a stacked snapshot frame with labels (`kamml.build_training_frame`).
+
+        BTYD features are fitted per snapshot; the value, churn and (with a referral_value label)
+        influence models learn on every snapshot with the latest one held out for early stopping and
+        calibration. The BTYD parameters kept are those of the latest snapshot.
+        """
+        cfg = config or Config()
+        horizon = cfg.time.horizon_days
+        h = cfg.time.train_horizon_days or horizon
+        unit = 7 if cfg.time.unit == "weeks" else 1
+        if "snapshot" not in train.columns:
+            raise ModelError(
+                "the training frame has no 'snapshot' column: build it with build_training_frame"
+            )
+        train = add_snapshot_btyd(train, h / unit)
+        features = feature_columns(train)
+        latest = train["snapshot"].max()
+        btyd = fit_btyd(train[train["snapshot"] == latest])
+        X, snap = train[features], train["snapshot"].to_numpy()
+        log.info(
+            "training on %d rows (%d snapshots) x %d features",
+            len(X),
+            train["snapshot"].nunique(),
+            len(features),
+        )
+        clv = ClvModel(horizon_days=h, **_lgbm_kwargs(cfg, "clv")).fit(X, train["value"], snapshot=snap)
+        churn = ChurnModel(horizon_days=h, **_lgbm_kwargs(cfg, "churn")).fit(
+            X, train["churned"], snapshot=snap
+        )
+        influence = None
+        if "referral_value" in train.columns and train["referral_value"].sum() > 0:
+            influence = InfluenceModel(horizon_days=h, **_lgbm_kwargs(cfg, "influence")).fit(
+                X, train["referral_value"], snapshot=snap
+            )
+        meta = {
+            "snapshots": sorted(str(pd.Timestamp(s).date()) for s in train["snapshot"].unique()),
+            "rows": len(train),
+        }
+        return cls(horizon, h, unit, features, btyd, clv, churn, influence, meta)
+
+    def with_btyd(self, features: pd.DataFrame, refit: bool = True) -> tuple[pd.DataFrame, BtydFit]:
+        """Feature rows with the btyd columns, and the BTYD fit used.
+
+        BTYD is refitted on these rows when `refit` and there are enough of them (batch scoring of every
+        account at a cutoff); otherwise the bundle's own fit is used (a few rows from a CRM).
+        """
+        fit = fit_btyd(features) if refit and len(features) >= 100 else self.btyd
+        return add_btyd_features(features, self.train_units, fit), fit
+
+    def predict(
+        self, features: pd.DataFrame, *, refit_btyd: bool = True, top_drivers: int = 3
+    ) -> pd.DataFrame:
+        """Scores for feature rows (as from `build_features`), indexed like them.
+
+        Returns clv (value over the horizon), p_churn (no purchase in the horizon), referral_value,
+        p_alive, expected_purchases (BG/NBD, horizon) and drivers (the top model drivers in words).
+        """
+        missing = [c for c in self.features if c not in features.columns and not c.startswith("btyd_")]
+        if missing:
+            raise ModelError(
+                f"the feature rows lack {len(missing)} column(s) the model was trained on: {missing[:20]}"
+            )
+        rows, fit = self.with_btyd(features, refit=refit_btyd)
+        X = rows[self.features]
+        h = self.train_horizon_days
+        clv = self.clv.predict(X, horizon_days=h)
+        p_churn = self.churn.predict_proba(X, horizon_days=h)[:, 1]
+        referral = (
+            self.influence.predict(X, horizon_days=h) if self.influence is not None else np.zeros(len(X))
+        )
+        bg, _ = fit.models()
+        rfm = rows[["frequency", "recency", "T"]].to_numpy(float)
+        known = ~np.isnan(rfm).any(axis=1)
+        expected_H = np.full(len(rows), np.nan)
+        p_alive = np.full(len(rows), np.nan)
+        if known.any():
+            f, r, t = rfm[known].T
+            expected_H[known] = bg.conditional_expected_purchases(self.horizon_units, f, r, t)
+            p_alive[known] = bg.p_alive(f, r, t)
+            if h != self.horizon_days:
+                clv, p_churn, referral = self._stretch(bg, known, rfm, clv, p_churn, referral)
+        drivers = self._drivers(X, rows)
+        return pd.DataFrame(
+            {
+                "clv": clv,
+                "p_churn": np.clip(p_churn, 0.0, 1.0),
+                "referral_value": referral,
+                "p_alive": p_alive,
+                "expected_purchases": expected_H,
+                "drivers": drivers,
+            },
+            index=features.index,
+        )
+
+    def _stretch(
+        self,
+        bg: Any,
+        known: np.ndarray,
+        rfm: np.ndarray,
+        clv: np.ndarray,
+        p_churn: np.ndarray,
+        referral: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Carry predictions from the training window h to the horizon H with BG/NBD ratios (module docs)."""
+        f, r, t = rfm[known].T
+        H, h = self.horizon_units, self.train_units
+        ratio = np.full(len(clv), H / h)
+        e_h = bg.conditional_expected_purchases(h, f, r, t)
+        e_H = bg.conditional_expected_purchases(H, f, r, t)
+        ratio[known] = np.where(e_h > 0, e_H / np.maximum(e_h, 1e-12), H / h)
+        buy_ratio = np.ones(len(clv))
+        p0_h = bg.p_zero_purchases(h, f, r, t)
+        p0_H = bg.p_zero_purchases(H, f, r, t)
+        buy_ratio[known] = np.where(1 - p0_h > 1e-12, (1 - p0_H) / np.maximum(1 - p0_h, 1e-12), 1.0)
+        p_buy = np.clip((1 - p_churn) * buy_ratio, 0.0, 1.0)
+        return clv * ratio, 1 - p_buy, referral * (H / h)
+
+    def _drivers(self, X: pd.DataFrame, rows: pd.DataFrame, top: int = 3) -> list[str]:
+        """The top features pushing each account's value up, in words, '; '-separated."""
+        if len(X) == 0:
+            return []
+        explained = self.clv.explain(X, top=top, horizon_days=self.train_horizon_days)
+        out = []
+        for i, idx in enumerate(X.index):
+            phrases = []
+            for j in range(1, top + 1):
+                name = explained[f"driver_{j}"].iat[i]
+                if name is not None and name in rows.columns:
+                    phrases.append(_phrase(str(name), rows.at[idx, name]))
+            out.append("; ".join(phrases))
+        return out
+
+    # ---- persistence: JSON + LightGBM text, no pickle ---------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole bundle as JSON-able data."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "horizon_days": self.horizon_days,
+            "train_horizon_days": self.train_horizon_days,
+            "unit_days": self.unit_days,
+            "features": self.features,
+            "btyd": self.btyd.to_dict(),
+            "clv": self.clv.to_dict(),
+            "churn": self.churn.to_dict(),
+            "influence": None if self.influence is None else self.influence.to_dict(),
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> ModelBundle:
+        """Rebuild a bundle saved by `to_dict`."""
+        if state.get("format_version") != FORMAT_VERSION:
+            raise ModelError(f"unknown model bundle format {state.get('format_version')!r}")
+        return cls(
+            horizon_days=int(state["horizon_days"]),
+            train_horizon_days=int(state["train_horizon_days"]),
+            unit_days=int(state["unit_days"]),
+            features=list(state["features"]),
+            btyd=BtydFit(state["btyd"]["bgnbd"], state["btyd"]["gamma_gamma"]),
+            clv=ClvModel.from_dict(state["clv"]),
+            churn=ChurnModel.from_dict(state["churn"]),
+            influence=None if state["influence"] is None else InfluenceModel.from_dict(state["influence"]),
+            meta=dict(state.get("meta", {})),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle as one JSON file (`bundle.json`) in the folder `path`."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "bundle.json"
+        target.write_text(json.dumps(self.to_dict()), encoding="utf-8")
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelBundle:
+        """Read a bundle written by `save` (a folder or its bundle.json)."""
+        target = Path(path)
+        if target.is_dir():
+            target = target / "bundle.json"
+        if not target.is_file():
+            raise ModelError(f"no model bundle at {path}")
+        return cls.from_dict(json.loads(target.read_text(encoding="utf-8")))

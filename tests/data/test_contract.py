@@ -1,0 +1,61 @@
+"""The contract as data: tables, columns, kinds and the column mapping from the config."""
+
+from __future__ import annotations
+
+import pytest
+
+from kamml.config import TABLES as CONFIG_TABLES
+from kamml.data import TABLES, Kind, column_mapping
+from kamml.errors import ConfigError
+
+
+def test_four_tables_as_in_the_design():
+    assert tuple(TABLES) == CONFIG_TABLES
+    assert TABLES["transactions"].required_columns == ("account_id", "ts", "amount")
+    assert TABLES["transactions"].optional_columns == ("quantity", "product", "transaction_id")
+    assert TABLES["accounts"].required_columns == ("account_id",)
+    assert TABLES["referrals"].required_columns == ("referrer_id", "referred_id", "ts")
+    assert TABLES["activities"].required_columns == ("account_id", "ts", "hours")
+    assert [name for name, spec in TABLES.items() if spec.required] == ["transactions"]
+    assert [name for name, spec in TABLES.items() if spec.keep_extra] == ["accounts"]
+
+
+def test_kinds_and_keys():
+    spec = TABLES["transactions"]
+    assert spec.column("ts").kind is Kind.TIMESTAMP
+    assert spec.column("amount").kind is Kind.FLOAT
+    assert spec.column("account_id").key
+    assert not spec.column("transaction_id").key
+    assert spec.column("transaction_id").nullable
+    assert spec.column("nope") is None
+    keys = {(t, c.name) for t, s in TABLES.items() for c in s.columns if c.key}
+    assert keys == {
+        ("transactions", "account_id"),
+        ("accounts", "account_id"),
+        ("activities", "account_id"),
+        ("referrals", "referrer_id"),
+        ("referrals", "referred_id"),
+    }
+
+
+def test_mapping_defaults_to_identity():
+    assert column_mapping("referrals") == {
+        "referrer_id": "referrer_id",
+        "referred_id": "referred_id",
+        "ts": "ts",
+    }
+
+
+def test_mapping_renames_and_accounts_take_any_attribute():
+    mapping = column_mapping("transactions", {"account_id": "customer", "ts": "order_date"})
+    assert mapping["account_id"] == "customer"
+    assert mapping["ts"] == "order_date"
+    assert mapping["amount"] == "amount"
+    assert column_mapping("accounts", {"segment": "tier"})["segment"] == "tier"
+
+
+def test_mapping_errors():
+    with pytest.raises(ConfigError, match=r"data\.columns\.transactions: unknown column 'acount_id'"):
+        column_mapping("transactions", {"acount_id": "customer"})
+    with pytest.raises(ConfigError, match="mapped to more than one"):
+        column_mapping("transactions", {"account_id": "ts"})

@@ -1,0 +1,160 @@
+"""load_data: sources (folder, dict, single file, config paths), the data end and the Dataset API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pandas as pd
+import pytest
+
+from kamml.config import Config, DataConfig, EngineConfig
+from kamml.data import Dataset, load_data
+from kamml.errors import DataError
+
+
+@pytest.fixture
+def folder(tmp_path, tx):
+    tx.to_parquet(tmp_path / "transactions.parquet")
+    (tmp_path / "accounts.csv").write_text("account_id,segment\n1,smb\n2,ent\n3,smb\n")
+    acts = tmp_path / "activities"
+    acts.mkdir()
+    pd.DataFrame({"account_id": [1], "ts": pd.to_datetime(["2024-01-02"]), "hours": [1.5]}).to_parquet(
+        acts / "part-0.parquet"
+    )
+    return tmp_path
+
+
+def test_folder_source(backend, folder):
+    data = load_data(folder, backend=backend)
+    assert isinstance(data, Dataset)
+    assert set(data.tables) == {"transactions", "accounts", "activities"}
+    assert data.referrals is None
+    assert data.quality.tables["accounts"].origin == str(folder / "accounts.csv")
+    assert data.quality.tables["activities"].origin == str(folder / "activities")
+    assert data.accounts.schema()["account_id"].is_integer()
+    assert repr(data) == "Dataset(end=Timestamp('2024-04-01 00:00:00'))"
+
+
+def test_config_paths_and_data_path(backend, folder, tmp_path):
+    (folder / "elsewhere").mkdir()
+    (folder / "elsewhere" / "refs.csv").write_text("referrer_id,referred_id,ts\n1,2,2024-01-03\n")
+    cfg = Config.from_dict({"data": {"path": str(folder), "referrals": "elsewhere/refs.csv"}})
+    data = load_data(None, cfg, backend=backend)
+    assert data.referrals is not None
+    assert data.to_pandas("referrals")["referred_id"].tolist() == [2]
+
+
+def test_single_file_is_the_transactions_table(backend, folder):
+    data = load_data(folder / "transactions.parquet", backend=backend)
+    assert set(data.tables) == {"transactions"}
+    data = load_data(pd.read_parquet(folder / "transactions.parquet"), backend=backend)
+    assert data.quality.tables["transactions"].rows == 5
+
+
+def test_csv_delimiter_from_config(backend, tmp_path):
+    (tmp_path / "transactions.csv").write_text("account_id;ts;amount\n1;2024-01-05;3\n")
+    data = load_data(tmp_path, DataConfig(csv_delimiter=";"), backend=backend)
+    assert data.to_pandas("transactions")["amount"].tolist() == [3.0]
+
+
+@pytest.mark.parametrize(
+    ("source", "match"),
+    [
+        (None, "no data given"),
+        ({"transaction": pd.DataFrame()}, "unknown table name 'transaction'"),
+        ({"accounts": pd.DataFrame({"account_id": [1]})}, "no transactions table"),
+        (42, "cannot read data from a int"),
+    ],
+)
+def test_bad_sources(backend, source, match):
+    with pytest.raises(DataError, match=match):
+        load_data(source, backend=backend)
+
+
+def test_end_from_config_or_data(backend, tx):
+    data = load_data({"transactions": tx}, backend=backend)
+    assert data.end == pd.Timestamp("2024-04-01")  # last ts 2024-03-31 -> the day after
+    data = load_data({"transactions": tx}, DataConfig(end=dt.date(2024, 6, 30)), backend=backend)
+    assert data.end == pd.Timestamp("2024-07-01")
+    late = tx.assign(ts=tx["ts"] + pd.Timedelta(hours=13))  # 2024-03-31 13:00 -> still ends 04-01
+    assert load_data({"transactions": late}, backend=backend).end == pd.Timestamp("2024-04-01")
+
+
+def test_to_pandas_names_the_tables(backend, tx):
+    data = load_data({"transactions": tx}, backend=backend)
+    with pytest.raises(KeyError, match="unknown table"):
+        data.to_pandas("orders")
+    with pytest.raises(KeyError, match="no accounts table"):
+        data.to_pandas("accounts")
+
+
+def test_default_backend_comes_from_the_engine_config(tx):
+    cfg = Config.from_dict({"engine": {"threads": 1}})
+    data = load_data({"transactions": tx}, cfg)
+    assert data.backend.name == "duckdb"
+    assert data.backend.raw_sql("SELECT current_setting('threads')").fetchall()[0][0] == 1
+
+
+def test_tables_stay_in_the_engine(backend, tx):
+    data = load_data({"transactions": tx}, backend=backend)
+    expr = data.transactions.group_by("account_id").aggregate(spend=data.transactions.amount.sum())
+    assert isinstance(expr, ibis.Table)
+    assert expr.get_backend() is backend
+    assert dict(expr.to_pyarrow().to_pandas().sort_values("account_id").to_numpy().tolist()) == {
+        1: 80.0,
+        2: 50.0,
+        3: 5.5,
+    }
+
+
+def test_csv_tables_are_parsed_once(backend, tmp_path):
+    path = tmp_path / "transactions.csv"
+    path.write_text(
+        "account_id,ts,amount,transaction_id\n1,2024-01-05,3,a\n1,2024-01-05,3,a\n2,2024-01-06,4,b\n"
+    )
+    data = load_data(tmp_path, backend=backend)
+    path.unlink()  # the validated table no longer depends on the file
+    assert sorted(data.to_pandas("transactions")["amount"]) == [3.0, 4.0]
+
+
+@pytest.mark.spark
+def test_load_data_on_spark(tmp_path):
+    from kamml.engine import connect
+
+    con = connect(EngineConfig(name="spark"))
+    (tmp_path / "transactions.csv").write_text(
+        "account_id,ts,amount,transaction_id\n1,2024-01-05T10:00:00+01:00,10,a\n1,2024-02-05T10:00:00+01:00,-3,a\n"
+        "2,2024-02-07T00:00:00+01:00,0,b\n"
+    )
+    accounts = pd.DataFrame({"account_id": [1, 3], "segment": ["x", "y"]})
+    parts = tmp_path / "activities" / "kind=call"
+    parts.mkdir(parents=True)
+    acts = pd.DataFrame(
+        {"account_id": [1, 2], "ts": pd.to_datetime(["2024-01-02", "2024-01-03"]), "hours": [1.0, 2.0]}
+    )
+    # Spark cannot read nanosecond Parquet timestamps (pandas' default), so write microseconds
+    acts.iloc[:1].to_parquet(parts / "part-0.parquet", coerce_timestamps="us")
+    acts.iloc[1:].to_parquet(parts / "part-1.parquet", coerce_timestamps="us")
+    source = {
+        "transactions": tmp_path / "transactions.csv",
+        "accounts": accounts,
+        "activities": tmp_path / "activities",
+    }
+    data = load_data(source, backend=con)
+    assert data.backend is con
+    assert data.to_pandas("activities")["kind"].tolist() == ["call", "call"]
+    got = data.to_pandas("transactions").sort_values("ts")
+    assert got["ts"].tolist() == [pd.Timestamp("2024-01-05 09:00"), pd.Timestamp("2024-02-06 23:00")]
+    assert got["account_id"].tolist() == [1, 2]
+    report = data.quality
+    assert report.count("duplicate transaction ids") == 1
+    assert report.count("accounts without transactions") == 1
+    assert report.count("zero amounts") == 1
+    assert data.end == pd.Timestamp("2024-02-07")
+    bad = pd.DataFrame({"account_id": [1, None], "ts": ["2024-01-01", "x"], "amount": ["1", "y"]})
+    from kamml.errors import SchemaError
+
+    with pytest.raises(SchemaError) as caught:
+        load_data({"transactions": bad}, backend=con)
+    assert {p.column for p in caught.value.problems} == {"account_id", "ts", "amount"}

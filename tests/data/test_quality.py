@@ -1,0 +1,113 @@
+"""The data-quality summary: soft problems are counted with examples, never raised."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from kamml.data import QualityReport, TableStats, load_data, validate
+from kamml.errors import Problem
+
+
+@pytest.fixture
+def world(tx):
+    accounts = pd.DataFrame({"account_id": [1, 2, 4, 5], "owner": ["a", "b", "a", None]})
+    referrals = pd.DataFrame(
+        {
+            "referrer_id": [1, 9, 2],
+            "referred_id": [2, 3, 8],
+            "ts": pd.to_datetime(["2024-01-10", "2024-02-01", "2024-02-02"]),
+        }
+    )
+    activities = pd.DataFrame(
+        {"account_id": [1, 2, 7, 7], "ts": pd.to_datetime(["2024-01-02"] * 4), "hours": [1.0, 0.5, 2.0, 1.0]}
+    )
+    tx = tx.assign(transaction_id=[10, 11, 11, 11, 12])
+    return {"transactions": tx, "accounts": accounts, "referrals": referrals, "activities": activities}
+
+
+def test_soft_problems_are_counted(backend, world):
+    report = validate(world, backend=backend)
+    assert report.count("refunds") == 1
+    assert report.count("zero amounts") == 1
+    assert report.count("duplicate transaction ids") == 2
+    assert report.count("accounts without transactions") == 2  # 4 and 5
+    assert report.count("transactions of accounts missing") == 1  # the row of account 3
+    assert report.count("referrals from unknown accounts") == 1  # 9
+    assert report.count("referrals to unknown accounts") == 1  # 8
+    assert report.count("activities of unknown accounts") == 2  # two rows of account 7
+    examples = {n.rule.split(" (")[0]: list(n.examples) for n in report.notes}
+    assert examples["accounts without transactions"] == [4, 5]
+    assert examples["referrals from unknown accounts"] == [9]
+    assert examples["activities of unknown accounts"] == [7]
+    assert examples["duplicate transaction ids"] == [11]
+
+
+def test_table_stats(backend, world):
+    report = validate(world, backend=backend)
+    tx = report.tables["transactions"]
+    assert (tx.rows, tx.accounts) == (5, 3)
+    assert tx.first == pd.Timestamp("2024-01-05")
+    assert tx.last == pd.Timestamp("2024-03-31")
+    assert tx.origin == "DataFrame"
+    assert report.tables["referrals"].accounts is None
+    assert report.tables["activities"].accounts == 3
+    assert report.end == pd.Timestamp("2024-04-01")
+    assert report.end_source == "the last transaction"
+
+
+def test_to_text_reads_as_a_summary(backend, world):
+    text = validate(world, backend=backend).to_text()
+    assert text.startswith("Data check passed: no errors, 8 data-quality notes.")
+    assert "Observed time ends 2024-03-31 (inclusive; from the last transaction)." in text
+    assert "transactions             5 rows" in text
+    assert "2024-01-05 .. 2024-03-31" in text
+    assert "  - transactions.amount: refunds or credits (amount < 0) (1 row; e.g. -20.0)" in text
+    assert "  - activities.account_id: activities of unknown accounts" in text
+
+
+def test_to_text_of_clean_data_says_so(backend):
+    tx = pd.DataFrame({"account_id": [1], "ts": ["2024-01-01"], "amount": [3.0]})
+    text = validate({"transactions": tx}, backend=backend).to_text()
+    assert "no errors, 0 data-quality notes" in text
+    assert "No data-quality notes." in text
+    assert "accounts      not given" in text
+
+
+def test_to_dict_is_json_ready(backend, world):
+    report = validate(world, backend=backend)
+    out = json.loads(json.dumps(report.to_dict()))
+    assert out["status"] == "ok"
+    assert out["end"] == "2024-04-01T00:00:00"
+    assert out["tables"]["transactions"]["rows"] == 5
+    assert out["tables"]["transactions"]["columns"] == [
+        "account_id",
+        "ts",
+        "amount",
+        "quantity",
+        "transaction_id",
+    ]
+    notes = {n["rule"].split(" (")[0]: n for n in out["notes"]}
+    assert notes["refunds or credits"]["rows"] == 1
+    assert notes["refunds or credits"]["examples"] == [-20.0]
+
+
+def test_dataset_keeps_what_the_report_says(backend, world):
+    data = load_data(world, backend=backend)
+    assert len(data.to_pandas("transactions")) == 3  # the two extra copies of id 11 are dropped
+    assert data.quality.tables["accounts"].rows == 4
+
+
+def test_report_counts_by_table():
+    report = QualityReport(
+        tables={"transactions": TableStats("transactions", "x", 3)},
+        notes=[
+            Problem("transactions", "amount", "zero amounts", 2),
+            Problem("accounts", None, "zero amounts", 1),
+        ],
+    )
+    assert report.count("zero") == 3
+    assert report.count("zero", table="accounts") == 1
+    assert "Observed time" not in report.to_text()

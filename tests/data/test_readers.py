@@ -1,0 +1,224 @@
+"""Every reader (frame, CSV, Parquet file, Parquet folder, glob, Ibis table) and frame normalisation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import ibis
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kamml.data import load_data, read_table
+from kamml.data.readers import find_table_source, frame_to_arrow
+from kamml.errors import DataError, SchemaError
+
+
+def _rows(table: ibis.Table) -> list[tuple]:
+    frame = table.to_pyarrow().to_pandas()
+    return sorted(map(tuple, frame.astype(str).to_numpy().tolist()))
+
+
+def test_frame_is_registered_on_the_backend(backend, tx):
+    table = read_table(tx, "transactions", backend)
+    assert table.get_backend() is backend
+    assert table.count().execute() == len(tx)
+    assert list(table.columns) == list(tx.columns)
+
+
+def test_csv_is_read_as_text(backend, write_csv):
+    path = write_csv("t.csv", "account_id,ts,amount\n1,2024-01-05,10.5\n2,2024-01-06,abc\n")
+    table = read_table(path, "transactions", backend)
+    assert all(table.schema()[c].is_string() for c in table.columns)
+    assert _rows(table) == [("1", "2024-01-05", "10.5"), ("2", "2024-01-06", "abc")]
+
+
+def test_csv_delimiter_and_bom(backend, write_csv):
+    path = write_csv("t.csv", "\ufeffaccount_id;ts;amount\n1;2024-01-05;3\n")
+    table = read_table(path, "transactions", backend, delimiter=";")
+    assert list(table.columns) == ["account_id", "ts", "amount"]
+
+
+def test_gzipped_csv(backend, tmp_path):
+    import gzip
+
+    path = tmp_path / "t.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("account_id,ts,amount\n1,2024-01-05,3\n")
+    assert read_table(path, "transactions", backend).count().execute() == 1
+
+
+def test_parquet_keeps_its_types(backend, tmp_path, tx):
+    path = tmp_path / "t.parquet"
+    tx.to_parquet(path)
+    table = read_table(path, "transactions", backend)
+    schema = table.schema()
+    assert schema["account_id"].is_integer()
+    assert schema["ts"].is_timestamp()
+    assert schema["amount"].is_floating()
+
+
+def test_parquet_folder_and_glob_read_every_part(backend, tmp_path, tx):
+    folder = tmp_path / "transactions"
+    (folder / "year=2024").mkdir(parents=True)
+    tx.iloc[:2].to_parquet(folder / "part-0.parquet")
+    tx.iloc[2:].to_parquet(folder / "year=2024" / "part-1.parquet")
+    assert read_table(folder, "transactions", backend).count().execute() == len(tx)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    tx.iloc[:2].to_parquet(flat / "a.parquet")
+    tx.iloc[2:].to_parquet(flat / "b.parquet")
+    assert read_table(str(flat / "*.parquet"), "transactions", backend).count().execute() == len(tx)
+
+
+def test_csv_glob_needs_one_header(backend, write_csv):
+    write_csv("p/a.csv", "account_id,ts,amount\n1,2024-01-05,3\n")
+    b = write_csv("p/b.csv", "account_id,ts,amount\n2,2024-01-06,4\n")
+    assert read_table(str(b.parent / "*.csv"), "transactions", backend).count().execute() == 2
+    write_csv("p/c.csv", "account_id,amount,ts\n2,4,2024-01-06\n")
+    with pytest.raises(DataError, match="different headers"):
+        read_table(str(b.parent / "*.csv"), "transactions", backend)
+
+
+def test_ibis_table_on_the_same_backend_is_used_as_is(backend, tx):
+    table = backend.create_table("user_tx", tx, overwrite=True)
+    assert read_table(table, "transactions", backend) is table
+
+
+def test_ibis_table_on_another_backend_is_copied(backend, tx):
+    other = ibis.duckdb.connect()
+    table = other.create_table("user_tx", tx)
+    copied = read_table(table, "transactions", backend)
+    assert copied.get_backend() is backend
+    assert copied.count().execute() == len(tx)
+    memtable = read_table(ibis.memtable(tx), "transactions", backend)
+    assert memtable.get_backend() is backend
+
+
+def test_load_data_uses_the_backend_of_an_ibis_table(tx):
+    con = ibis.duckdb.connect()
+    data = load_data({"transactions": con.create_table("t", tx)})
+    assert data.backend is con
+
+
+@pytest.mark.parametrize(
+    ("source", "match"),
+    [
+        ("missing.csv", "file not found"),
+        ("nothing-*.parquet", "no file matches"),
+        ("t.json", "neither Parquet"),
+    ],
+)
+def test_unreadable_sources_are_data_errors(backend, tmp_path, source, match):
+    (tmp_path / "t.json").write_text("{}")
+    with pytest.raises(DataError, match=match):
+        read_table(
+            tmp_path / source if "*" not in source else str(tmp_path / source), "transactions", backend
+        )
+
+
+def test_unsupported_object_is_a_data_error(backend):
+    with pytest.raises(DataError, match="cannot read a list"):
+        read_table([1, 2], "transactions", backend)
+
+
+def test_empty_folder_and_mixed_formats(backend, tmp_path, tx):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"no \.parquet"):
+        read_table(folder, "transactions", backend)
+    tx.to_parquet(tmp_path / "a.parquet")
+    tx.to_csv(tmp_path / "a.csv", index=False)
+    with pytest.raises(DataError, match="mixes Parquet and CSV"):
+        read_table(str(tmp_path / "a.*"), "transactions", backend)
+
+
+def test_duplicated_frame_columns_are_a_schema_error(backend):
+    frame = pd.DataFrame([[1, 2, 3]], columns=["account_id", "Account_ID", "ts"])
+    with pytest.raises(SchemaError, match="duplicated column name") as caught:
+        read_table(frame, "transactions", backend)
+    assert caught.value.problems[0].column == "account_id"
+
+
+def test_find_table_source(tmp_path):
+    assert find_table_source(tmp_path, "transactions") is None
+    (tmp_path / "accounts.csv").write_text("account_id\n1\n")
+    assert find_table_source(tmp_path, "accounts") == tmp_path / "accounts.csv"
+    (tmp_path / "accounts").mkdir()
+    with pytest.raises(DataError, match="more than one source"):
+        find_table_source(tmp_path, "accounts")
+
+
+# --- frame normalisation: pyarrow must never fail, odd values become text the validator can judge ------
+
+
+def test_frame_to_arrow_normalises_odd_columns():
+    frame = pd.DataFrame(
+        {
+            "mixed": [1, "a", None],
+            "aware": pd.to_datetime(["2024-01-01 10:00"] * 3).tz_localize("Europe/Berlin"),
+            "mixed_tz": [
+                pd.Timestamp("2024-01-01 10:00", tz="Europe/Berlin"),
+                pd.Timestamp("2024-01-01 10:00", tz="America/New_York"),
+                None,
+            ],
+            "naive_and_aware": [pd.Timestamp("2024-01-01 10:00", tz="UTC"), pd.Timestamp("2024-01-01"), None],
+            "category": pd.Categorical(["x", "y", "x"]),
+            "empty": [None, None, None],
+            "half": np.array([1, 2, 3], dtype=np.float16),
+            "huge": np.array([1, 2, 2**64 - 1], dtype=np.uint64),
+            "complex": [1 + 2j, 0j, 1j],
+            "delta": pd.to_timedelta([1, 2, 3], unit="D"),
+            "decimal": [decimal.Decimal("1.5"), None, decimal.Decimal("2")],
+            "dates": [dt.date(2024, 1, 1), dt.date(2024, 1, 2), None],
+            "lists": [[1], [2, 3], None],
+        }
+    )
+    frame.index.name = "account_id"
+    arrow, problems = frame_to_arrow(frame)
+    assert problems == []
+    types = dict(zip(arrow.schema.names, arrow.schema.types, strict=True))
+    assert arrow.schema.names[0] == "account_id"  # a named index becomes a column
+    assert types["mixed"] == pa.string()
+    assert arrow.column("mixed").to_pylist() == ["1", "a", None]
+    assert types["aware"] == pa.timestamp("ns")
+    assert arrow.column("aware").to_pylist()[0] == dt.datetime(2024, 1, 1, 9, 0)
+    assert types["mixed_tz"] == pa.timestamp("ns")
+    assert arrow.column("mixed_tz").to_pylist()[:2] == [
+        dt.datetime(2024, 1, 1, 9),
+        dt.datetime(2024, 1, 1, 15),
+    ]
+    assert types["naive_and_aware"] == pa.string()  # left for the validator to report as mixed time zones
+    assert types["category"] == pa.string()
+    assert types["empty"] == pa.string()
+    assert types["half"] == pa.float64()
+    assert types["huge"] == pa.string()
+    for name in ("complex", "delta", "lists"):
+        assert types[name] == pa.string()
+    assert pa.types.is_decimal(types["decimal"])
+    assert types["dates"] == pa.timestamp("ns")
+
+
+def test_frame_to_arrow_names():
+    frame = pd.DataFrame([[1, 2, 3, 4]], columns=[0, " amount ", "", ("a", "b")])
+    arrow, _ = frame_to_arrow(frame)
+    assert arrow.schema.names == ["0", "amount", "unnamed_2", "a b"]
+
+
+def test_nan_in_a_float_frame_is_null_and_inf_stays(backend):
+    frame = pd.DataFrame({"x": [1.0, np.nan, np.inf]})
+    table = read_table(frame, "transactions", backend)
+    assert table.x.isnull().sum().execute() == 1
+    assert table.x.isinf().sum().execute() == 1
+
+
+def test_parquet_with_duplicated_field_names_is_a_schema_error(backend, tmp_path):
+    arrays = [pa.array([1]), pa.array(["2024-01-01"]), pa.array([1.0]), pa.array([2.0])]
+    pq.write_table(
+        pa.Table.from_arrays(arrays, names=["account_id", "ts", "amount", "amount"]), tmp_path / "t.parquet"
+    )
+    with pytest.raises(SchemaError, match="duplicated column name"):
+        read_table(tmp_path / "t.parquet", "transactions", backend)

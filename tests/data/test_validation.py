@@ -1,0 +1,365 @@
+"""The validator: each rule, the canonical types it produces, and a property test over arbitrary frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kamml.config import Config, DataConfig
+from kamml.data import QualityReport, load_data, validate
+from kamml.errors import ConfigError, SchemaError
+
+
+def _problems(source, config=None, backend=None) -> dict[tuple[str, str | None], list]:
+    with pytest.raises(SchemaError) as caught:
+        load_data(source, config, backend=backend)
+    out: dict[tuple[str, str | None], list] = {}
+    for p in caught.value.problems:
+        out.setdefault((p.table, p.column), []).append(p)
+    return out
+
+
+def test_valid_frame_gives_canonical_types(backend, tx):
+    data = load_data({"transactions": tx.assign(product=["a", " b ", "", None, "c"])}, backend=backend)
+    frame = data.to_pandas("transactions")
+    assert list(frame.columns) == ["account_id", "ts", "amount", "quantity", "product"]
+    assert frame["account_id"].dtype == np.int64
+    assert pd.api.types.is_datetime64_dtype(frame["ts"])
+    assert frame["amount"].dtype == np.float64
+    assert sorted(frame["product"].dropna()) == ["a", "b", "c"]  # trimmed, empty text is null
+    assert data.end == pd.Timestamp("2024-04-01")  # day after the last transaction
+    assert data.backend is backend
+
+
+def test_quantity_defaults_to_one(backend, tx):
+    frame = tx.drop(columns="quantity")
+    got = load_data({"transactions": frame}, backend=backend).to_pandas("transactions")
+    assert (got["quantity"] == 1.0).all()
+    with_nulls = tx.assign(quantity=[2.0, None, None, 1.0, 1.0])
+    got = load_data({"transactions": with_nulls}, backend=backend).to_pandas("transactions")
+    assert sorted(got["quantity"]) == [-0.0 + 1.0] * 4 + [2.0]
+
+
+def test_text_values_are_parsed(backend):
+    frame = pd.DataFrame(
+        {
+            "account_id": [" 7", "8 ", "9"],
+            "ts": ["2024-01-05", "2024-01-06T10:30:00", " 2024-01-07 23:59:59.5 "],
+            "amount": ["1.5", " -2 ", "1e3"],
+        }
+    )
+    got = (
+        load_data({"transactions": frame}, backend=backend)
+        .to_pandas("transactions")
+        .sort_values("account_id")
+    )
+    assert got["account_id"].tolist() == [7, 8, 9]  # whole-number text becomes int64
+    assert got["ts"].tolist() == [
+        pd.Timestamp("2024-01-05"),
+        pd.Timestamp("2024-01-06 10:30"),
+        pd.Timestamp("2024-01-07 23:59:59.5"),
+    ]
+    assert got["amount"].tolist() == [1.5, -2.0, 1000.0]
+
+
+def test_utc_offsets_are_applied_when_consistent(backend):
+    frame = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3],
+            "ts": ["2024-01-05T10:00:00+02:00", "2024-01-05 23:30:00+0200", "2024-01-06 01:00+02"],
+            "amount": [1.0, 1.0, 1.0],
+        }
+    )
+    got = (
+        load_data({"transactions": frame}, backend=backend)
+        .to_pandas("transactions")
+        .sort_values("account_id")
+    )
+    assert got["ts"].tolist() == [
+        pd.Timestamp("2024-01-05 08:00"),
+        pd.Timestamp("2024-01-05 21:30"),
+        pd.Timestamp("2024-01-05 23:00"),
+    ]
+
+
+def test_zulu_times_are_utc(backend):
+    frame = pd.DataFrame(
+        {"account_id": [1, 2], "ts": ["2024-01-05T10:00:00Z", "2024-01-06T10:00Z"], "amount": 1.0}
+    )
+    got = load_data({"transactions": frame}, backend=backend).to_pandas("transactions")
+    assert sorted(got["ts"]) == [pd.Timestamp("2024-01-05 10:00"), pd.Timestamp("2024-01-06 10:00")]
+
+
+def test_tz_aware_frame_columns_become_naive_utc(backend):
+    ts = pd.to_datetime(["2024-07-01 12:00", "2024-07-02 12:00"]).tz_localize("Europe/Berlin")
+    frame = pd.DataFrame({"account_id": [1, 2], "ts": ts, "amount": [1.0, 2.0]})
+    got = load_data({"transactions": frame}, backend=backend).to_pandas("transactions")
+    assert sorted(got["ts"]) == [pd.Timestamp("2024-07-01 10:00"), pd.Timestamp("2024-07-02 10:00")]
+    mixed = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "ts": [
+                pd.Timestamp("2024-07-01 12:00", tz="Europe/Berlin"),
+                pd.Timestamp("2024-07-01 12:00", tz="UTC"),
+            ],
+            "amount": [1.0, 2.0],
+        }
+    )
+    got = load_data({"transactions": mixed}, backend=backend).to_pandas("transactions")
+    assert sorted(got["ts"]) == [pd.Timestamp("2024-07-01 10:00"), pd.Timestamp("2024-07-01 12:00")]
+
+
+def test_naive_and_aware_objects_are_mixed_time_zones(backend):
+    frame = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "ts": [pd.Timestamp("2024-07-01 12:00", tz="Europe/Berlin"), pd.Timestamp("2024-07-01 12:00")],
+            "amount": [1.0, 2.0],
+        }
+    )
+    problems = _problems({"transactions": frame}, backend=backend)
+    assert "mixed time zones" in problems["transactions", "ts"][0].rule
+
+
+def test_wrong_types_are_named(backend):
+    frame = pd.DataFrame(
+        {"account_id": [True, False], "ts": [1, 2], "amount": [True, False], "quantity": ["x", "1"]}
+    )
+    problems = _problems({"transactions": frame}, backend=backend)
+    assert "wrong type" in problems["transactions", "account_id"][0].rule
+    assert "wrong type: expected dates" in problems["transactions", "ts"][0].rule
+    assert "got boolean" in problems["transactions", "amount"][0].rule
+    quantity = problems["transactions", "quantity"][0]
+    assert quantity.rule.startswith("unparseable number")
+    assert quantity.n_rows == 1
+    assert list(quantity.examples) == ["x"]
+
+
+def test_float_ids(backend):
+    ok = pd.DataFrame({"account_id": [1.0, 2.0], "ts": ["2024-01-01"] * 2, "amount": [1.0, 1.0]})
+    got = load_data({"transactions": ok}, backend=backend).to_pandas("transactions")
+    assert got["account_id"].dtype == np.int64
+    bad = pd.DataFrame({"account_id": [1.5, np.nan, np.inf], "ts": ["2024-01-01"] * 3, "amount": [1.0] * 3})
+    problems = _problems({"transactions": bad}, backend=backend)
+    rules = {p.rule.split(" (")[0]: p.n_rows for p in problems["transactions", "account_id"]}
+    assert rules == {"not a whole number": 2, "null or empty id": 1}
+
+
+def test_ids_become_text_everywhere_when_any_key_is_text(backend, tx):
+    accounts = pd.DataFrame({"account_id": ["1", "2", "A-3"], "segment": ["x", "y", "z"]})
+    refs = pd.DataFrame({"referrer_id": [1], "referred_id": [2], "ts": ["2024-02-01"]})
+    data = load_data({"transactions": tx, "accounts": accounts, "referrals": refs}, backend=backend)
+    for name, column in [
+        ("transactions", "account_id"),
+        ("accounts", "account_id"),
+        ("referrals", "referrer_id"),
+    ]:
+        assert data.tables[name].schema()[column].is_string(), name
+    assert set(data.to_pandas("transactions")["account_id"]) == {"1", "2", "3"}
+    # the joins line up: account "A-3" has no transactions, transactions of "3" no account row
+    assert data.quality.count("accounts without transactions") == 1
+    assert data.quality.count("transactions of accounts missing") == 1
+
+
+def test_leading_zero_ids_stay_text(backend):
+    frame = pd.DataFrame({"account_id": ["007", "7"], "ts": ["2024-01-01"] * 2, "amount": [1.0, 2.0]})
+    got = load_data({"transactions": frame}, backend=backend).to_pandas("transactions")
+    assert sorted(got["account_id"]) == ["007", "7"]
+
+
+def test_transaction_ids_are_deduplicated(backend, tx):
+    frame = tx.assign(transaction_id=["t1", "t1", "t2", None, None])
+    data = load_data({"transactions": frame}, backend=backend)
+    got = data.to_pandas("transactions")
+    assert len(got) == 4  # one copy of t1 dropped; rows without an id are all kept
+    assert got["transaction_id"].isna().sum() == 2
+    assert data.quality.count("duplicate transaction ids") == 1
+    assert data.quality.tables["transactions"].rows == 5  # rows as given
+
+
+def test_hours_and_referral_rules(backend, tx):
+    acts = pd.DataFrame({"account_id": [1, 1, 2], "ts": ["2024-01-01"] * 3, "hours": [1.0, -2.0, np.inf]})
+    refs = pd.DataFrame(
+        {"referrer_id": [1, "2"], "referred_id": ["1", 3], "ts": ["2024-01-01", "2024-01-02"]}
+    )
+    problems = _problems({"transactions": tx, "activities": acts, "referrals": refs}, backend=backend)
+    hours = {p.rule.split(" (")[0]: p.n_rows for p in problems["activities", "hours"]}
+    assert hours == {"negative hours": 1, "not a finite number": 1}
+    assert problems["referrals", "referrer_id"][0].rule.startswith("self-referral")
+    assert problems["referrals", "referrer_id"][0].n_rows == 1
+
+
+def test_data_end_and_future(backend, tx):
+    cfg = DataConfig(end=dt.date(2024, 2, 29))
+    problems = _problems({"transactions": tx}, cfg, backend=backend)
+    (after_end,) = problems["transactions", "ts"]
+    assert after_end.rule.startswith("at or after the data end (config data.end: 2024-02-29)")
+    assert after_end.n_rows == 2
+    assert list(after_end.examples) == ["2024-03-01 15:30:00", "2024-03-31 00:00:00"]
+    ok = load_data({"transactions": tx}, DataConfig(end=dt.date(2024, 3, 31)), backend=backend)
+    assert ok.end == pd.Timestamp("2024-04-01")
+    assert ok.quality.end_source == "config data.end"
+    future = tx.assign(ts=tx["ts"].where(tx.index != 0, pd.Timestamp.now() + pd.Timedelta(days=3)))
+    problems = _problems({"transactions": future}, backend=backend)
+    assert problems["transactions", "ts"][0].rule.startswith("in the future")
+
+
+def test_accounts_attributes_from_csv_are_typed(backend, write_csv, tx):
+    path = write_csv(
+        "accounts.csv",
+        "account_id,Owner,created_at,size,score,code,segment\n1,r1,2023-01-01,10,1.5,007,smb\n2,,,20,2,8,\n",
+    )
+    data = load_data({"transactions": tx, "accounts": path}, backend=backend)
+    schema = data.accounts.schema()
+    assert list(schema.names) == ["account_id", "created_at", "owner", "size", "score", "code", "segment"]
+    assert schema["size"].is_integer()
+    assert schema["score"].is_floating()
+    assert schema["code"].is_string()  # "007" is a code, not a number
+    assert schema["created_at"].is_timestamp()
+    got = data.to_pandas("accounts").sort_values("account_id")
+    assert got["owner"].tolist() == ["r1", None]
+
+
+def test_column_mapping_from_config(backend, tx):
+    frame = tx.rename(columns={"account_id": "Customer", "ts": "date", "amount": "revenue"})
+    accounts = pd.DataFrame({"cust": [1, 2, 3], "tier": ["a", "b", "c"]})
+    cfg = Config.from_dict(
+        {
+            "data": {
+                "columns": {
+                    "transactions": {"account_id": "customer", "ts": "date", "amount": "revenue"},
+                    "accounts": {"account_id": "cust", "segment": "tier"},
+                }
+            }
+        }
+    )
+    data = load_data({"transactions": frame, "accounts": accounts}, cfg, backend=backend)
+    assert list(data.transactions.columns) == ["account_id", "ts", "amount", "quantity"]
+    assert list(data.accounts.columns) == ["account_id", "segment"]
+    # the message names the user's column and kamml's name for it
+    broken = frame.assign(revenue="lots")
+    problems = _problems({"transactions": broken}, cfg, backend=backend)
+    assert problems["transactions", "revenue"][0].rule == "unparseable number [amount]"
+
+
+def test_unknown_mapped_column_is_a_config_error(backend, tx):
+    cfg = Config.from_dict({"data": {"columns": {"transactions": {"acount_id": "customer"}}}})
+    with pytest.raises(ConfigError, match=r"acount_id.*valid columns here: account_id"):
+        load_data({"transactions": tx}, cfg, backend=backend)
+
+
+def test_all_problems_are_collected(backend):
+    frame = pd.DataFrame({"account_id": [None, 2], "ts": ["bad", "2024-01-01"], "amount": ["x", "1"]})
+    problems = _problems(
+        {"transactions": frame, "accounts": pd.DataFrame({"segment": ["a"]})}, backend=backend
+    )
+    assert set(problems) == {
+        ("transactions", "account_id"),
+        ("transactions", "ts"),
+        ("transactions", "amount"),
+        ("accounts", "account_id"),
+    }
+
+
+def test_empty_optional_table_is_a_note(backend, tx):
+    refs = pd.DataFrame({"referrer_id": pd.Series([], dtype="int64"), "referred_id": [], "ts": []})
+    data = load_data({"transactions": tx, "referrals": refs}, backend=backend)
+    assert data.quality.count("empty table") == 0
+    assert any(n.table == "referrals" and n.rule.startswith("empty table") for n in data.quality.notes)
+    assert data.to_pandas("referrals").empty
+
+
+# --- property: any frame either validates or raises SchemaError, never anything else ----------------
+
+NAMES = st.sampled_from(["account_id", "ts", "amount", "quantity", "product", "transaction_id"]) | st.text(
+    max_size=6
+)
+OFFSETS = st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=2)), dt.timezone(dt.timedelta(hours=-5))])
+SCALARS = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.booleans(),
+    st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2100, 1, 1)),
+    st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2100, 1, 1), timezones=OFFSETS),
+    st.dates(min_value=dt.date(1970, 1, 1), max_value=dt.date(2100, 1, 1)).map(str),
+    st.sampled_from(
+        ["2024-01-05", "2024-01-05T10:00:00+01:00", "2024-01-05 10:00Z", "1.5", "inf", " 7 ", ""]
+    ),
+)
+
+
+@st.composite
+def columns(draw: st.DrawFn, n: int) -> list:
+    kind = draw(st.sampled_from(["ints", "floats", "texts", "dates", "any"]))
+    if kind == "ints":
+        return draw(st.lists(st.integers(min_value=0, max_value=50), min_size=n, max_size=n))
+    if kind == "floats":
+        return draw(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=n, max_size=n))
+    if kind == "texts":
+        return draw(st.lists(st.text(max_size=8), min_size=n, max_size=n))
+    if kind == "dates":
+        return draw(
+            st.lists(st.dates(dt.date(2000, 1, 1), dt.date(2030, 1, 1)).map(str), min_size=n, max_size=n)
+        )
+    return draw(st.lists(SCALARS, min_size=n, max_size=n))
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> pd.DataFrame:
+    n = draw(st.integers(min_value=0, max_value=4))
+    names = draw(st.lists(NAMES, min_size=0, max_size=4))
+    if draw(st.booleans()):  # half the frames have the required columns, so their values get judged
+        names = ["account_id", "ts", "amount", *names]
+    data = {}
+    for i, _name in enumerate(names):
+        values = draw(columns(n))
+        data[i] = pd.Series(values, dtype=object if draw(st.booleans()) else None)
+    frame = pd.DataFrame(data, index=range(n)) if data else pd.DataFrame(index=range(n))
+    frame.columns = names[: frame.shape[1]]
+    return frame
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(frame=frames())
+def test_any_frame_validates_or_raises_schema_error(backend, frame):
+    try:
+        report = validate({"transactions": frame}, backend=backend)
+    except SchemaError as exc:
+        problems = exc.problems
+    else:
+        assert isinstance(report, QualityReport)
+        assert report.tables["transactions"].rows == len(frame)
+        return
+    assert problems
+    assert all(p.table == "transactions" for p in problems)
+
+
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ids=st.lists(
+        st.one_of(st.integers(0, 5), st.sampled_from(["1", "2", " 3", "x"])), min_size=1, max_size=6
+    ),
+    amounts=st.lists(st.floats(-1e6, 1e6) | st.sampled_from(["1.5", "-2"]), min_size=6, max_size=6),
+)
+def test_valid_rows_always_give_the_contract_types(backend, ids, amounts):
+    n = len(ids)
+    frame = pd.DataFrame({"account_id": ids, "ts": ["2024-01-01"] * n, "amount": amounts[:n]})
+    data = load_data({"transactions": frame}, backend=backend)
+    schema = data.transactions.schema()
+    assert schema["account_id"].is_integer() or schema["account_id"].is_string()
+    assert schema["ts"].is_timestamp()
+    assert schema["amount"].is_float64()
+    assert len(data.to_pandas("transactions")) == n

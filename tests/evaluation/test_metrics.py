@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from kamml.evaluation.metrics import (
+    aggregate_error,
+    calibration_table,
+    churn_metrics,
+    decile_mape,
+    decile_table,
+    mae,
+    normalized_gini,
+    rmse,
+    spearman,
+    top_capture,
+    value_metrics,
+)
+
+
+def naive_gini(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Kaggle-style normalised Gini with a plain stable sort (no tie handling)."""
+
+    def gini(a: np.ndarray, p: np.ndarray) -> float:
+        order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(a[order]) / a.sum()
+        n = len(a)
+        return cum.sum() / n - (n + 1) / (2 * n)
+
+    return gini(y_true, y_pred) / gini(y_true, y_true)
+
+
+# ---- normalised Gini ------------------------------------------------------------------------------
+
+
+def test_gini_perfect_reversed_and_constant() -> None:
+    y = np.array([1.0, 0, 0, 0])
+    assert normalized_gini(y, [4, 3, 2, 1]) == pytest.approx(1.0)
+    assert normalized_gini(y, [1, 2, 3, 4]) == pytest.approx(-1.0)
+    assert normalized_gini(y, [5, 5, 5, 5]) == pytest.approx(0.0)
+
+
+def test_gini_hand_computed_with_ties() -> None:
+    # top tie group {1, 0}: the two orders give normalised Gini 1 and 1/3, so the expectation is 2/3
+    assert normalized_gini([1, 0, 0, 0], [1, 1, 0, 0]) == pytest.approx(2 / 3)
+    # a non-binary hand example: sorted actuals [3, 1, 2] -> cumulative [3, 4, 6] / 6
+    # gini = (0.5 + 0.6667 + 1) / 3 - 4 / 6 = 0.05556; perfect [3, 2, 1] -> (0.5 + 0.8333 + 1) / 3 - 2/3
+    assert normalized_gini([3, 1, 2], [9, 8, 7]) == pytest.approx((13 / 18 - 2 / 3) / (7 / 9 - 2 / 3))
+
+
+def test_gini_ties_equal_the_average_over_all_tie_breaks() -> None:
+    y = np.array([5.0, 0, 2, 0, 1, 7])
+    p = np.array([3.0, 3, 1, 1, 1, 0])
+    groups = [np.flatnonzero(p == v) for v in (3.0, 1.0, 0.0)]
+    values = []
+    for perm_a in itertools.permutations(groups[0]):
+        for perm_b in itertools.permutations(groups[1]):
+            order = np.r_[list(perm_a), list(perm_b), groups[2]]
+            # a strictly decreasing forecast that encodes this tie-break
+            broken = np.empty(len(y))
+            broken[order] = np.arange(len(y), 0, -1)
+            values.append(naive_gini(y, broken))
+    assert normalized_gini(y, p) == pytest.approx(np.mean(values))
+
+
+def test_gini_ignores_row_order() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.gamma(0.5, 10, 200) * (rng.random(200) < 0.4)
+    p = np.round(y + rng.normal(0, 5, 200), -1)  # many ties
+    perm = rng.permutation(200)
+    assert normalized_gini(y[perm], p[perm]) == pytest.approx(normalized_gini(y, p), abs=1e-12)
+
+
+def test_gini_of_binary_target_is_2auc_minus_1() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(300) < 0.3).astype(float)
+    p = np.round(y * 0.3 + rng.random(300), 1)  # ties across classes
+    assert normalized_gini(y, p) == pytest.approx(2 * roc_auc_score(y, p) - 1)
+
+
+def test_gini_is_nan_when_nothing_to_rank() -> None:
+    assert math.isnan(normalized_gini([0, 0, 0], [1, 2, 3]))
+    assert math.isnan(normalized_gini([2, 2, 2], [1, 2, 3]))
+
+
+# ---- other value metrics ---------------------------------------------------------------------------
+
+
+def test_spearman() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))
+    y, p = [0, 0, 1, 3, 2], [1, 2, 2, 5, 5]
+    assert spearman(y, p) == pytest.approx(stats.spearmanr(y, p).statistic)
+
+
+def test_top_capture_hand_computed() -> None:
+    y = [5, 3, 2, 0, 0, 0, 0, 0, 0, 0]
+    ranks = list(range(9, -1, -1))
+    assert top_capture(y, ranks, 0.1) == pytest.approx(0.5)
+    assert top_capture(y, ranks, 0.2) == pytest.approx(0.8)
+    assert top_capture(y, ranks[::-1], 0.2) == pytest.approx(0.0)
+    # all tied: every account is equally likely in the top 10 %, so 10 % of the value is expected
+    assert top_capture(y, [1] * 10, 0.1) == pytest.approx(0.1)
+    # 5 accounts, share 0.1: half of the top account counts
+    assert top_capture([4, 1, 0, 0, 0], [5, 4, 3, 2, 1], 0.1) == pytest.approx(0.5 * 4 / 5)
+
+
+def test_top_capture_rejects_bad_share() -> None:
+    with pytest.raises(ValueError, match="share"):
+        top_capture([1, 2], [1, 2], 0.0)
+
+
+def test_aggregate_error_rmse_mae() -> None:
+    assert aggregate_error([10, 10], [12, 9]) == pytest.approx(0.05)
+    assert aggregate_error([10, 10], [5, 5]) == pytest.approx(-0.5)
+    assert math.isnan(aggregate_error([0, 0], [1, 1]))
+    assert rmse([0, 0, 3], [0, 4, 3]) == pytest.approx(math.sqrt(16 / 3))
+    assert mae([0, 0, 3], [0, 4, 1]) == pytest.approx(2.0)
+
+
+def test_decile_table_hand_computed() -> None:
+    # 20 accounts, 2 per decile; forecast 20..1, actual = 2 * forecast except decile 3 (forecast 16, 15)
+    p = np.arange(20, 0, -1, dtype=float)
+    y = 2 * p
+    y[4:6] = 0.0
+    table = decile_table(y, p)
+    assert list(table["decile"]) == list(range(1, 11))
+    assert list(table["n"]) == [2] * 10
+    assert table.loc[0, "predicted_total"] == pytest.approx(39)
+    assert table.loc[0, "actual_total"] == pytest.approx(78)
+    assert table.loc[0, "ape"] == pytest.approx(0.5)
+    assert math.isnan(table.loc[2, "ape"])
+    assert table["cumulative_actual_share"].iloc[-1] == pytest.approx(1.0)
+    # every decile but the empty one is off by exactly 50 %
+    assert decile_mape(y, p) == pytest.approx(0.5)
+
+
+def test_decile_table_splits_ties_by_expectation() -> None:
+    # 10 accounts all tied: each decile expects a tenth of the actual total
+    table = decile_table([10, 0, 0, 0, 0, 0, 0, 0, 0, 0], [1] * 10)
+    assert np.allclose(table["actual_total"], 1.0)
+    assert decile_mape([10] + [0] * 9, [1] * 10) == pytest.approx(0.0)
+
+
+def test_decile_table_with_fewer_than_ten_accounts() -> None:
+    table = decile_table([3, 1, 0], [3, 2, 1])
+    assert list(table["n"]) == [1, 1, 1]
+    assert table["actual_total"].tolist() == [3, 1, 0]
+
+
+def test_value_metrics_keys_and_perfect_forecast() -> None:
+    y = np.array([0, 0, 0, 10, 0, 50, 0, 5, 0, 0, 100, 0], dtype=float)
+    out = value_metrics(y, y)
+    assert set(out) == {
+        "gini",
+        "spearman",
+        "top10_capture",
+        "top20_capture",
+        "decile_mape",
+        "aggregate_error",
+        "rmse",
+        "mae",
+    }
+    assert out["gini"] == pytest.approx(1.0)
+    assert out["aggregate_error"] == 0.0
+    assert out["rmse"] == 0.0
+    assert out["decile_mape"] == pytest.approx(0.0)
+    assert all(isinstance(v, float) for v in out.values())
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "match"),
+    [
+        ([1, 2], [1], "has 2 values"),
+        ([], [], "at least one"),
+        ([1, np.nan], [1, 2], "NaN"),
+        ([[1, 2]], [[1, 2]], "1-D"),
+    ],
+)
+def test_bad_inputs_raise(y: list, p: list, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        value_metrics(y, p)
+
+
+# ---- churn -----------------------------------------------------------------------------------------
+
+
+def test_churn_metrics_hand_computed() -> None:
+    y = [0, 0, 1, 1]
+    p = [0.1, 0.4, 0.35, 0.8]
+    out = churn_metrics(y, p)
+    assert out["roc_auc"] == pytest.approx(0.75)
+    # precision 1 at recall 0.5, then 2/3 at recall 1
+    assert out["pr_auc"] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert out["brier"] == pytest.approx((0.01 + 0.16 + 0.4225 + 0.04) / 4)
+    assert out["base_rate"] == 0.5
+
+
+def test_churn_metrics_one_class_and_bad_input() -> None:
+    out = churn_metrics([1, 1, 1], [0.2, 0.5, 0.9])
+    assert math.isnan(out["roc_auc"])
+    assert math.isnan(out["pr_auc"])
+    assert out["brier"] == pytest.approx((0.64 + 0.25 + 0.01) / 3)
+    with pytest.raises(ValueError, match="0/1"):
+        churn_metrics([0, 2], [0.1, 0.2])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        churn_metrics([0, 1], [0.1, 1.2])
+
+
+def test_calibration_table_uniform() -> None:
+    y = [0, 1, 1, 0, 1, 0]
+    p = [0.1, 0.9, 0.8, 0.3, 0.55, 0.05]
+    table = calibration_table(y, p, bins=10)
+    assert list(table["bin"]) == [0, 1, 3, 5, 8, 9]
+    assert list(table["n"]) == [1] * 6
+    assert table.loc[table["bin"] == 3, "p_low"].item() == pytest.approx(0.3)
+    assert table["observed_rate"].tolist() == [0, 0, 0, 1, 1, 1]
+    two = calibration_table(y, p, bins=2)
+    assert two["n"].tolist() == [3, 3]
+    assert two["mean_predicted"].tolist() == pytest.approx([0.15, 0.75])
+    assert two["observed_rate"].tolist() == pytest.approx([0.0, 1.0])
+
+
+def test_calibration_table_quantile() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.random(1000)
+    y = (rng.random(1000) < p).astype(int)
+    table = calibration_table(y, p, bins=5, strategy="quantile")
+    assert isinstance(table, pd.DataFrame)
+    assert table["n"].tolist() == [200] * 5
+    # outcomes drawn from p: observed rates follow the mean probabilities
+    assert np.allclose(table["observed_rate"], table["mean_predicted"], atol=0.08)
+    with pytest.raises(ValueError, match="strategy"):
+        calibration_table(y, p, strategy="kmeans")  # type: ignore[arg-type]

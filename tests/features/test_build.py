@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kamml.config import Config
+from kamml.errors import ConfigError
+from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
+
+from .conftest import tx
+
+CUTOFF = "2024-07-01"
+
+
+@pytest.fixture
+def simple(make_data):
+    rows = [
+        (1, "2024-01-10", 100.0, 2, "a"),
+        (1, "2024-01-10", 50.0, 1, "b"),  # same day: merged into one purchase day
+        (1, "2024-03-01", 80.0, 2, "a"),
+        (1, "2024-05-01", -30.0, -1, "a"),  # refund-only day: not a purchase day
+        (1, "2024-06-20", 0.0, 1, "c"),  # zero amount: a purchase day
+        (2, "2024-06-01", 40.0, 1, "a"),
+        (1, "2024-07-01", 999.0, 1, "a"),  # at the cutoff: future
+        (3, "2024-08-15", 70.0, 1, "a"),  # account created after the cutoff
+    ]
+    return make_data(tx(rows), end="2024-12-31")
+
+
+def test_rfm_rules(simple):
+    f = build_features(simple, CUTOFF)
+    assert list(f.index) == [1, 2]  # account 3 did not exist at the cutoff
+    a = f.loc[1]
+    # purchase days: 01-10 (150), 03-01 (80), 06-20 (0); the refund day 05-01 is not one
+    assert a["frequency"] == 2
+    assert a["recency"] == (pd.Timestamp("2024-06-20") - pd.Timestamp("2024-01-10")).days
+    assert a["T"] == (pd.Timestamp("2024-06-30") - pd.Timestamp("2024-01-10")).days
+    assert a["monetary"] == pytest.approx((80 + 0) / 2)
+    assert a["spend_total"] == pytest.approx(150 + 80 - 30 + 0)
+    assert a["orders_total"] == 3
+    assert a["refund_count"] == 1
+    assert a["zero_amount_count"] == 1
+    assert a["refund_share"] == pytest.approx(30 / 230)
+    assert a["n_products"] == 2  # a and b have positive spend; c only a zero-amount row
+    assert a["top_product_share"] == pytest.approx(180 / 230)
+    b = f.loc[2]
+    assert b["frequency"] == 0
+    assert b["monetary"] == 0
+    assert np.isnan(b["gap_mean"])
+
+
+def test_windows_and_regularity(simple):
+    f = build_features(simple, CUTOFF)
+    a = f.loc[1]
+    assert a["spend_30d"] == 0.0  # 06-20 is a zero-amount day
+    assert a["orders_30d"] == 1
+    assert a["spend_90d"] == pytest.approx(-30.0)  # net of the refund on 05-01
+    assert a["spend_180d"] == pytest.approx(200.0)
+    gaps = [(pd.Timestamp("2024-03-01") - pd.Timestamp("2024-01-10")).days, 111]
+    assert a["gap_mean"] == pytest.approx(np.mean(gaps))
+    assert a["gap_std"] == pytest.approx(np.std(gaps))
+    assert a["days_since_last"] == 11
+    assert a["overdue_ratio"] == pytest.approx(11 / np.mean(gaps))
+
+
+def test_labels(simple):
+    lab = build_labels(simple, CUTOFF, 90)
+    assert list(lab.index) == [1, 2]
+    assert lab.loc[1, "value"] == 999.0
+    assert lab.loc[1, "churned"] == 0
+    assert lab.loc[2, "churned"] == 1
+    assert lab.loc[2, "value"] == 0.0
+
+
+def test_label_window_past_data_end_is_refused(simple):
+    with pytest.raises(ConfigError, match="ends after the data end"):
+        build_labels(simple, "2024-12-01", 90)
+
+
+def test_cutoff_must_be_a_date(simple):
+    with pytest.raises(ValueError, match="must be a date"):
+        build_features(simple, "2024-07-01 12:00")
+
+
+def test_groups_switch_off_and_absent_tables_are_skipped(simple, caplog):
+    cfg = Config.from_dict({"features": {"groups": {"trend": False, "breadth": False}}})
+    with caplog.at_level("INFO", logger="kamml.features"):
+        f = build_features(simple, CUTOFF, cfg)
+    assert "spend_trend" not in f.columns
+    assert "refund_share" not in f.columns
+    assert "frequency" in f.columns
+    assert any("no referrals table" in r.message for r in caplog.records)
+
+
+def test_unknown_group_is_a_config_error(simple):
+    cfg = Config.from_dict({"features": {"groups": {"rfmm": False}}})
+    with pytest.raises(ConfigError, match="rfmm"):
+        build_features(simple, CUTOFF, cfg)
+
+
+def test_referral_effort_static_groups(make_data):
+    t = tx([(1, "2024-01-05", 10.0), (2, "2024-03-01", 20.0), (3, "2024-04-01", 5.0), (4, "2024-05-01", 1.0)])
+    refs = pd.DataFrame(
+        {
+            "referrer_id": [1, 2, 1],
+            "referred_id": [2, 3, 4],
+            "ts": pd.to_datetime(["2024-03-01", "2024-04-01", "2024-08-01"]),
+        }
+    )
+    acts = pd.DataFrame(
+        {
+            "account_id": [1, 1, 2],
+            "ts": pd.to_datetime(["2024-06-01", "2024-02-01", "2024-06-15"]),
+            "hours": [2.0, 3.0, 1.5],
+        }
+    )
+    accs = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 4, 5],
+            "created_at": pd.to_datetime(["2023-01-01"] * 4 + ["2024-06-01"]),
+            "segment": ["smb", "ent", "smb", "smb", "ent"],
+            "size": [10, 500, 20, 5, 50],
+            "owner": ["r1"] * 5,
+        }
+    )
+    data = make_data(t, end="2024-12-31", referrals=refs, activities=acts, accounts=accs)
+    f = build_features(data, CUTOFF)
+    assert list(f.index) == [1, 2, 3, 4, 5]  # account 5 has no transactions but exists
+    assert f.loc[1, "referrals_made"] == 1  # the 08-01 referral is after the cutoff
+    assert f.loc[1, "referred_spend"] == 20.0
+    assert f.loc[1, "referrals_2hop"] == 1
+    assert f.loc[3, "was_referred"] == 1
+    assert f.loc[1, "was_referred"] == 0
+    assert f.loc[1, "hours_30d"] == 2.0
+    assert f.loc[1, "hours_total"] == 5.0
+    assert f.loc[5, "frequency"] == 0
+    assert f.loc[5, "account_age_days"] == 30
+    assert f.loc[2, "attr_size"] == 500
+    assert str(f["attr_segment"].dtype) == "category"
+    assert "attr_owner" not in f.columns
+
+
+def test_training_cutoffs_keep_label_windows_inside():
+    cuts = training_cutoffs("2024-12-31", 90, 3, 30)
+    assert cuts[0] + pd.Timedelta(days=90) <= pd.Timestamp("2024-12-31")
+    assert [c.strftime("%Y-%m-%d") for c in cuts] == ["2024-10-02", "2024-09-02", "2024-08-03"]
+
+
+def test_training_frame_stacks_snapshots(simple):
+    cfg = Config.from_dict({"time": {"horizon_days": 60}})
+    frame = build_training_frame(simple, ["2024-05-01", "2024-07-01"], cfg)
+    assert set(frame["snapshot"]) == {pd.Timestamp("2024-05-01"), pd.Timestamp("2024-07-01")}
+    assert {"account_id", "value", "churned", "frequency"} <= set(frame.columns)
+    assert len(frame) == 1 + 2
+
+
+# --- point in time: appending rows dated at or after the cutoff changes no feature value --------------
+
+day = st.integers(min_value=0, max_value=400)
+amount = st.floats(min_value=-50, max_value=500, allow_nan=False, allow_infinity=False)
+acct = st.integers(min_value=1, max_value=6)
+rows = st.lists(st.tuples(acct, day, amount), min_size=1, max_size=25)
+
+
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    past=rows,
+    future=rows,
+    refs=st.lists(st.tuples(acct, acct, day), max_size=6),
+    acts=st.lists(st.tuples(acct, day), max_size=6),
+)
+def test_future_rows_change_no_feature(make_data, past, future, refs, acts):
+    base = pd.Timestamp("2024-01-01")
+    cutoff = base + pd.Timedelta(days=200)
+
+    def frames(include_future: bool):
+        tx_rows = [(a, base + pd.Timedelta(days=d % 200), x) for a, d, x in past]
+        # one fixed past row each, so both versions have the same tables
+        r_rows = [(1, 2, base)] + [(a, b, base + pd.Timedelta(days=d % 200)) for a, b, d in refs if a != b]
+        act_rows = [(1, base, 1.0)] + [(a, base + pd.Timedelta(days=d % 200), 1.0) for a, d in acts]
+        if include_future:
+            tx_rows += [(a, cutoff + pd.Timedelta(days=d), x) for a, d, x in future]
+            r_rows += [(a, b, cutoff + pd.Timedelta(days=d)) for a, b, d in refs if a != b]
+            act_rows += [(a, cutoff + pd.Timedelta(days=d), 2.0) for a, d in acts]
+        t = pd.DataFrame(tx_rows, columns=["account_id", "ts", "amount"])
+        r = pd.DataFrame(r_rows, columns=["referrer_id", "referred_id", "ts"])
+        a = pd.DataFrame(act_rows, columns=["account_id", "ts", "hours"])
+        return make_data(t, end="2026-01-01", referrals=r, activities=a)
+
+    before = build_features(frames(False), cutoff)
+    after = build_features(frames(True), cutoff)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_every_column_is_in_the_catalogue_and_docs(make_data):
+    from pathlib import Path
+
+    from kamml.features.catalogue import CATALOGUE, describe
+
+    t = tx([(1, "2024-01-05", 10.0, 1, "a"), (2, "2024-03-01", 20.0, 2, "b")])
+    refs = pd.DataFrame({"referrer_id": [1], "referred_id": [2], "ts": pd.to_datetime(["2024-03-01"])})
+    acts = pd.DataFrame({"account_id": [1], "ts": pd.to_datetime(["2024-06-01"]), "hours": [2.0]})
+    accs = pd.DataFrame(
+        {"account_id": [1, 2], "created_at": pd.to_datetime(["2023-01-01"] * 2), "size": [1, 2]}
+    )
+    f = build_features(make_data(t, end="2024-12-31", referrals=refs, activities=acts, accounts=accs), CUTOFF)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "features.md").read_text()
+    for col in f.columns:
+        describe(col)  # raises KeyError for an undocumented column
+    for key in CATALOGUE:
+        assert f"`{key}`" in docs

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from kamml.errors import ModelError
+from kamml.models._lgbm import ModelInputError
+from kamml.models.churn import ChurnModel, centered_isotonic
+
+FAST = {"num_threads": 1, "n_estimators": 200}
+
+
+def make_churn(
+    n_per_snapshot: int = 600, snapshots: int = 3, seed: int = 0, shift: float = 0.0
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Churn driven by `a` and segment x; the log-odds move by `shift` per snapshot step."""
+    rng = np.random.default_rng(seed)
+    n = n_per_snapshot * snapshots
+    X = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "seg": pd.Categorical(rng.choice(["x", "y", "z"], n), categories=["x", "y", "z"]),
+        }
+    )
+    step = np.repeat(np.arange(snapshots), n_per_snapshot)
+    logit = 1.5 * X["a"].to_numpy() + 0.8 * (X["seg"] == "x").to_numpy() - 0.3 + shift * step
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y, np.repeat(np.arange(snapshots), n_per_snapshot)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[ChurnModel, pd.DataFrame, np.ndarray]:
+    X, y, snapshot = make_churn()
+    return ChurnModel(horizon_days=120, **FAST).fit(X, y, snapshot=snapshot), X, y
+
+
+def test_centered_isotonic_hand_computed() -> None:
+    # PAVA pools the middle pair (1, 0) into 0.5; block centres are the mean scores of each block
+    x, p = centered_isotonic(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 1.0, 0.0, 1.0]))
+    np.testing.assert_allclose(x, [0.1, 0.25, 0.4])
+    np.testing.assert_allclose(p, [0.0, 0.5, 1.0])
+    # weights move the centre and the rate of a pooled block
+    x, p = centered_isotonic(
+        np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 1.0, 0.0, 1.0]), np.array([1.0, 3.0, 1.0, 1.0])
+    )
+    np.testing.assert_allclose(x, [0.1, 0.225, 0.4])
+    np.testing.assert_allclose(p, [0.0, 0.75, 1.0])
+
+
+def test_centered_isotonic_keeps_the_ranking() -> None:
+    rng = np.random.default_rng(0)
+    score = rng.random(2000)
+    y = (rng.random(2000) < score**2).astype(float)
+    x, p = centered_isotonic(score, y)
+    assert np.all(np.diff(x) > 0)
+    assert np.all(np.diff(p) > 0)
+    calibrated = np.interp(score, x, p)
+    inside = (score > x[0]) & (score < x[-1])
+    order = np.argsort(score[inside])
+    assert np.all(np.diff(calibrated[inside][order]) > 0)  # strictly increasing: no new ties
+    assert roc_auc_score(y, calibrated) == pytest.approx(roc_auc_score(y, score), abs=0.002)
+
+
+def test_learns_and_ranks_fresh_accounts(fitted: tuple[ChurnModel, pd.DataFrame, np.ndarray]) -> None:
+    model = fitted[0]
+    X_new, y_new, _ = make_churn(n_per_snapshot=2000, snapshots=1, seed=9)
+    proba = model.predict_proba(X_new)
+    assert proba.shape == (2000, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert roc_auc_score(y_new, proba[:, 1]) > 0.75
+    assert set(np.unique(model.predict(X_new))) <= {0, 1}
+    np.testing.assert_array_equal(model.classes_, [0, 1])
+
+
+def test_calibration_on_the_latest_snapshot_fixes_the_level() -> None:
+    # churn rises from snapshot to snapshot; the map learnt on the latest one lifts the probabilities
+    X, y, snapshot = make_churn(shift=0.8, seed=2)
+    model = ChurnModel(**FAST).fit(X, y, snapshot=snapshot)
+    X_next, _, _ = make_churn(n_per_snapshot=3000, snapshots=1, seed=4)
+    rng = np.random.default_rng(4)
+    logit = 1.5 * X_next["a"] + 0.8 * (X_next["seg"] == "x") - 0.3 + 0.8 * 2  # the latest level
+    y_next = (rng.random(3000) < 1 / (1 + np.exp(-logit.to_numpy()))).astype(int)
+    raw = model.predict_raw(X_next)
+    calibrated = model.predict_proba(X_next)[:, 1]
+    assert len(model.calibration_x_) > 2
+    assert calibrated.mean() > raw.mean() + 0.05
+    assert abs(calibrated.mean() - y_next.mean()) < abs(raw.mean() - y_next.mean())
+    assert brier_score_loss(y_next, calibrated) < brier_score_loss(y_next, raw) - 0.005
+    # centred isotonic keeps the ranking: the AUC does not move
+    assert roc_auc_score(y_next, calibrated) == pytest.approx(roc_auc_score(y_next, raw), abs=1e-3)
+
+
+def test_identity_calibration_without_snapshot() -> None:
+    X, y, _ = make_churn(n_per_snapshot=500, snapshots=1)
+    model = ChurnModel(num_threads=1, n_estimators=50).fit(X, y)
+    np.testing.assert_array_equal(model.calibration_x_, [0.0, 1.0])
+    np.testing.assert_array_equal(model.predict_proba(X)[:, 1], model.predict_raw(X))
+
+
+def test_string_labels() -> None:
+    X, y, snapshot = make_churn(n_per_snapshot=300)
+    labels = np.where(y == 1, "churned", "active")
+    model = ChurnModel(num_threads=1, n_estimators=50).fit(X, labels, snapshot=snapshot)
+    np.testing.assert_array_equal(model.classes_, ["active", "churned"])
+    assert set(model.predict(X)) <= {"active", "churned"}
+    # column 1 is the probability of classes_[1]: higher for accounts that churned
+    p = model.predict_proba(X)[:, 1]
+    assert p[labels == "churned"].mean() > p[labels == "active"].mean()
+
+
+def test_label_errors() -> None:
+    X, y, _ = make_churn(n_per_snapshot=100, snapshots=1)
+    with pytest.raises(ModelInputError, match="one class"):
+        ChurnModel(num_threads=1).fit(X, np.zeros(len(y)))
+    with pytest.raises(ModelInputError, match="Only binary"):
+        ChurnModel(num_threads=1).fit(X, np.arange(len(y)) % 3)
+    with pytest.raises(ModelInputError, match="one class"):
+        ChurnModel(num_threads=1).fit(X, y, sample_weight=y.astype(float))
+
+
+def test_refuses_another_horizon(fitted: tuple[ChurnModel, pd.DataFrame, np.ndarray]) -> None:
+    model, X, _ = fitted
+    assert model.predict_proba(X, horizon_days=120).shape == (len(X), 2)
+    with pytest.raises(ModelError, match="120-day horizon"):
+        model.predict_proba(X, horizon_days=180)
+    with pytest.raises(ModelError, match="120-day horizon"):
+        model.predict(X, horizon_days=30)
+
+
+def test_round_trip_through_json(fitted: tuple[ChurnModel, pd.DataFrame, np.ndarray]) -> None:
+    model, X, _ = fitted
+    state = json.loads(json.dumps(model.to_dict()))
+    assert "calibration_x" in state
+    loaded = ChurnModel.from_dict(state)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.calibration_x_, model.calibration_x_)
+    np.testing.assert_array_equal(loaded.classes_, model.classes_)
+
+
+def test_deterministic_for_a_seed() -> None:
+    X, y, snapshot = make_churn(n_per_snapshot=300)
+    a = ChurnModel(**FAST, random_state=3).fit(X, y, snapshot=snapshot).predict_proba(X)
+    b = ChurnModel(**FAST, random_state=3).fit(X, y, snapshot=snapshot).predict_proba(X)
+    c = ChurnModel(**FAST, random_state=4).fit(X, y, snapshot=snapshot).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_unseen_level_is_missing(fitted: tuple[ChurnModel, pd.DataFrame, np.ndarray]) -> None:
+    model, X, _ = fitted
+    unseen = X.assign(seg=pd.Categorical(["new"] * len(X)))
+    missing = X.assign(seg=pd.Categorical([None] * len(X), categories=["x", "y", "z"]))
+    np.testing.assert_array_equal(model.predict_proba(unseen), model.predict_proba(missing))
+
+
+def test_explain_drivers_of_churn(fitted: tuple[ChurnModel, pd.DataFrame, np.ndarray]) -> None:
+    model, _, _ = fitted
+    rows = pd.DataFrame({"a": [3.0], "b": [0.0], "seg": pd.Categorical(["z"], categories=["x", "y", "z"])})
+    out = model.explain(rows, top=1)
+    assert out.loc[0, "driver_1"] == "a"
+    assert out.loc[0, "contribution_1"] > 0

@@ -1,0 +1,262 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kamml.errors import ModelError
+from kamml.evaluation.metrics import aggregate_error, normalized_gini
+from kamml.models._lgbm import ModelInputError, canonical_params
+from kamml.models.clv import ClvModel
+
+FAST = {"num_threads": 1, "n_estimators": 200}
+
+
+def make_value(
+    n_per_snapshot: int = 600, snapshots: int = 3, seed: int = 0, drift: float = 1.0
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Accounts over `snapshots` cutoffs: spend driven by `a` and segment x, level times drift per step."""
+    rng = np.random.default_rng(seed)
+    n = n_per_snapshot * snapshots
+    X = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "seg": pd.Categorical(rng.choice(["x", "y", "z"], n), categories=["x", "y", "z"]),
+        },
+        index=pd.Index(np.arange(n) + 1000, name="account_id"),
+    )
+    step = np.repeat(np.arange(snapshots), n_per_snapshot)
+    rate = np.exp(0.9 * X["a"].to_numpy() + 0.8 * (X["seg"] == "x").to_numpy() - 0.5) * drift**step
+    orders = rng.poisson(rate)
+    y = orders * rng.gamma(5.0, 8.0, n)
+    snapshot = pd.to_datetime("2020-01-01") + pd.to_timedelta(90 * step, unit="D")
+    return X, y, np.asarray(snapshot)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[ClvModel, pd.DataFrame, np.ndarray]:
+    X, y, snapshot = make_value()
+    return ClvModel(horizon_days=180, **FAST).fit(X, y, snapshot=snapshot), X, y
+
+
+def test_learns_the_signal_on_fresh_accounts(fitted: tuple[ClvModel, pd.DataFrame, np.ndarray]) -> None:
+    model = fitted[0]
+    X_new, y_new, _ = make_value(n_per_snapshot=2000, snapshots=1, seed=7)
+    pred = model.predict(X_new)
+    assert pred.shape == (2000,)
+    assert np.all(pred >= 0)
+    assert normalized_gini(y_new, pred) > 0.45
+    assert abs(aggregate_error(y_new, pred)) < 0.15
+
+
+def test_fitted_attributes(fitted: tuple[ClvModel, pd.DataFrame, np.ndarray]) -> None:
+    model = fitted[0]
+    assert model.n_features_in_ == 3
+    assert list(model.feature_names_in_) == ["a", "b", "seg"]
+    assert model.categories_ == {"seg": ["x", "y", "z"]}
+    assert model.horizon_days_ == 180
+    assert 1 <= model.best_iteration_ <= 200
+    assert model.booster_.current_iteration() == model.best_iteration_
+    assert set(model.validation_score_) == {"tweedie"}
+    assert model.feature_importance().index[0] in {"a", "seg"}
+
+
+def test_early_stopping_stops_on_noise() -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(900, 4))
+    y = rng.poisson(1.0, 900) * 10.0  # no signal at all
+    model = ClvModel(num_threads=1, n_estimators=300, early_stopping_rounds=10)
+    model.fit(X, y, snapshot=np.repeat([1, 2, 3], 300))
+    assert model.best_iteration_ < 100
+    no_stop = ClvModel(num_threads=1, n_estimators=60, early_stopping_rounds=None).fit(
+        X, y, snapshot=np.repeat([1, 2, 3], 300)
+    )
+    assert no_stop.best_iteration_ == 60
+
+
+def test_total_calibration_follows_the_latest_level() -> None:
+    # spend grows 40 % per snapshot: the latest held-out snapshot shows the model predicts too low
+    X, y, snapshot = make_value(drift=1.4, seed=3)
+    scaled = ClvModel(**FAST).fit(X, y, snapshot=snapshot)
+    plain = ClvModel(**FAST, calibrate_total=False).fit(X, y, snapshot=snapshot)
+    assert plain.scale_ == 1.0
+    assert scaled.scale_ > 1.1
+    X_next, y_next, _ = make_value(n_per_snapshot=3000, snapshots=1, seed=11)
+    y_next = y_next * 1.4**2  # the level of the latest snapshot
+    assert abs(aggregate_error(y_next, scaled.predict(X_next))) < abs(
+        aggregate_error(y_next, plain.predict(X_next))
+    )
+
+
+def test_no_snapshot_means_no_holdout() -> None:
+    X, y, _ = make_value(n_per_snapshot=300, snapshots=1)
+    model = ClvModel(num_threads=1, n_estimators=40).fit(X, y)
+    assert model.best_iteration_ == 40
+    assert model.validation_score_ == {}
+    # the total is calibrated in sample: the predicted total of the training rows is their actual total
+    assert model.scale_ != 1.0
+    assert model.predict(X).sum() == pytest.approx(y.sum())
+    plain = ClvModel(num_threads=1, n_estimators=40, calibrate_total=False).fit(X, y)
+    assert plain.scale_ == 1.0
+
+
+def test_deterministic_for_a_seed() -> None:
+    X, y, snapshot = make_value(n_per_snapshot=300)
+    first = ClvModel(**FAST, random_state=1).fit(X, y, snapshot=snapshot).predict(X)
+    again = ClvModel(**FAST, random_state=1).fit(X, y, snapshot=snapshot).predict(X)
+    other = ClvModel(**FAST, random_state=2).fit(X, y, snapshot=snapshot).predict(X)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_refuses_another_horizon(fitted: tuple[ClvModel, pd.DataFrame, np.ndarray]) -> None:
+    model, X, _ = fitted
+    np.testing.assert_array_equal(model.predict(X, horizon_days=180), model.predict(X))
+    with pytest.raises(ModelError, match="180-day horizon"):
+        model.predict(X, horizon_days=90)
+    with pytest.raises(ModelError, match="180-day horizon"):
+        model.explain(X, horizon_days=365)
+
+
+def test_round_trip_through_json_gives_identical_predictions(
+    fitted: tuple[ClvModel, pd.DataFrame, np.ndarray],
+) -> None:
+    model, X, _ = fitted
+    state = json.loads(json.dumps(model.to_dict()))
+    loaded = ClvModel.from_dict(state)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    pd.testing.assert_frame_equal(loaded.explain(X.head(20)), model.explain(X.head(20)))
+    assert loaded.get_params() == model.get_params()
+    assert loaded.scale_ == model.scale_
+    assert list(loaded.feature_names_in_) == ["a", "b", "seg"]
+    assert loaded.categories_ == model.categories_
+
+
+def test_from_dict_refuses_other_models_and_versions(
+    fitted: tuple[ClvModel, pd.DataFrame, np.ndarray],
+) -> None:
+    state = fitted[0].to_dict()
+    from kamml.models.influence import InfluenceModel
+
+    with pytest.raises(ModelError, match="ClvModel"):
+        InfluenceModel.from_dict(state)
+    with pytest.raises(ModelError, match="format version"):
+        ClvModel.from_dict({**state, "format_version": 99})
+
+
+def test_category_levels_are_reapplied_at_predict(fitted: tuple[ClvModel, pd.DataFrame, np.ndarray]) -> None:
+    model, X, _ = fitted
+    base = model.predict(X)
+    # the same values with the categories declared in another order (other integer codes)
+    reordered = X.assign(seg=X["seg"].cat.reorder_categories(["z", "y", "x"]))
+    np.testing.assert_array_equal(model.predict(reordered), base)
+    as_strings = X.assign(seg=X["seg"].astype(str))
+    np.testing.assert_array_equal(model.predict(as_strings), base)
+    # a level unseen in fit is treated as missing, not as another level
+    unseen = X.assign(seg=pd.Categorical(["w"] * len(X)))
+    missing = X.assign(seg=pd.Categorical([None] * len(X), categories=["x", "y", "z"]))
+    np.testing.assert_array_equal(model.predict(unseen), model.predict(missing))
+    assert not np.array_equal(model.predict(unseen), base)
+
+
+def test_string_columns_are_categorical() -> None:
+    X, y, _ = make_value(n_per_snapshot=400, snapshots=1)
+    X = X.assign(seg=X["seg"].astype(object))
+    model = ClvModel(num_threads=1, n_estimators=50).fit(X, y)
+    assert model.categories_ == {"seg": ["x", "y", "z"]}
+
+
+def test_feature_mismatch_is_a_model_error(fitted: tuple[ClvModel, pd.DataFrame, np.ndarray]) -> None:
+    model, X, _ = fitted
+    with pytest.raises(ModelInputError, match="feature names"):
+        model.predict(X.rename(columns={"b": "c"}))
+    with pytest.raises(ModelInputError):
+        model.predict(X[["a", "b"]])
+    with pytest.raises(ModelInputError, match="categorical"):
+        model.predict(np.zeros((3, 3)))
+    with pytest.raises(ModelInputError, match="numeric"):
+        model.predict(X.assign(a="high"))
+    assert issubclass(ModelInputError, ModelError)
+    assert issubclass(ModelInputError, ValueError)
+
+
+def test_negative_target_is_refused() -> None:
+    X, y, _ = make_value(n_per_snapshot=100, snapshots=1)
+    y[0] = -5.0
+    with pytest.raises(ModelInputError, match="non-negative"):
+        ClvModel(num_threads=1).fit(X, y)
+
+
+def test_predict_before_fit_is_a_model_error() -> None:
+    with pytest.raises(ModelError, match="not fitted"):
+        ClvModel().predict(np.zeros((2, 2)))
+
+
+def test_explain_lists_the_features_pushing_up(fitted: tuple[ClvModel, pd.DataFrame, np.ndarray]) -> None:
+    model, X, _ = fitted
+    rows = pd.DataFrame(
+        {"a": [3.0, -2.0], "b": [0.0, 0.0], "seg": pd.Categorical(["y", "x"], categories=["x", "y", "z"])},
+        index=pd.Index([1, 2], name="account_id"),
+    )
+    out = model.explain(rows, top=2)
+    assert list(out.columns) == ["driver_1", "contribution_1", "driver_2", "contribution_2"]
+    assert out.index.equals(rows.index)
+    assert out.loc[1, "driver_1"] == "a"  # a very high `a` drives the first account's value
+    assert out.loc[2, "driver_1"] == "seg"  # segment x, with a low `a`, drives the second
+    assert out.loc[1, "contribution_1"] > 0
+    # contributions are LightGBM's pred_contrib: their sum plus the bias is the log prediction
+    contrib = model.booster_.predict(model._to_matrix(rows, reset=False), pred_contrib=True)
+    np.testing.assert_allclose(np.exp(contrib.sum(axis=1)) * model.scale_, model.predict(rows))
+    full = model.explain(X, top=3)
+    values = full[["contribution_1", "contribution_2", "contribution_3"]].to_numpy()
+    assert np.all(np.nan_to_num(values[:, 0], nan=np.inf) >= np.nan_to_num(values[:, 1], nan=-np.inf))
+    assert np.all((values > 0) | np.isnan(values))
+
+
+def test_numpy_input_works_without_names() -> None:
+    X, y, snapshot = make_value(n_per_snapshot=200)
+    arr = X[["a", "b"]].to_numpy()
+    model = ClvModel(num_threads=1, n_estimators=50).fit(arr, y, snapshot=snapshot)
+    assert not hasattr(model, "feature_names_in_")
+    assert model.feature_names_ == ["x0", "x1"]
+    assert model.explain(arr[:3])["driver_1"].isin(["x0", "x1", None]).all()
+
+
+def test_lgb_params_layers_and_aliases() -> None:
+    params = ClvModel(num_threads=3, random_state=7, learning_rate=0.1).lgb_params()
+    assert params["objective"] == "tweedie"
+    assert params["tweedie_variance_power"] == 1.3
+    assert (params["num_threads"], params["seed"], params["learning_rate"]) == (3, 7, 0.1)
+    assert params["deterministic"] is True
+    assert params["verbosity"] == -1
+    custom = ClvModel(params={"min_child_samples": 5, "objective": "poisson", "n_estimators": 30})
+    p = custom.lgb_params()
+    assert p["min_data_in_leaf"] == 5
+    assert "min_child_samples" not in p
+    assert p["objective"] == "poisson"
+    assert custom._num_rounds() == 30
+    with pytest.raises(ValueError, match="twice"):
+        canonical_params({"min_data_in_leaf": 3, "min_child_samples": 5})
+    with pytest.raises(ValueError, match="objective"):
+        ClvModel(params={"objective": "binary"}).lgb_params()
+    with pytest.raises(ValueError, match="early_stopping_rounds"):
+        ClvModel(params={"early_stopping_round": 5}).lgb_params()
+
+
+def test_sample_weight_changes_the_fit() -> None:
+    X, y, _ = make_value(n_per_snapshot=400, snapshots=1)
+    w = np.where(X["seg"] == "x", 5.0, 1.0)
+    plain = ClvModel(num_threads=1, n_estimators=50).fit(X, y).predict(X)
+    weighted = ClvModel(num_threads=1, n_estimators=50).fit(X, y, sample_weight=w).predict(X)
+    assert not np.allclose(plain, weighted)
+    with pytest.raises(ValueError, match="non-zero"):
+        ClvModel(num_threads=1).fit(X, y, sample_weight=np.zeros(len(y)))
+
+
+def test_snapshot_length_must_match() -> None:
+    X, y, snapshot = make_value(n_per_snapshot=50)
+    with pytest.raises(ModelInputError, match="snapshot"):
+        ClvModel(num_threads=1).fit(X, y, snapshot=snapshot[:-1])

@@ -1,0 +1,77 @@
+"""The command line: exit codes, one-line reasons on stderr, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from kamml.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_only_working_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("generate", "validate"):
+        assert command in result.output
+
+
+def test_generate_then_validate(tmp_path):
+    out = tmp_path / "world"
+    result = runner.invoke(app, ["generate", "--accounts", "300", "--seed", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("transactions", "accounts", "referrals", "activities", "truth"):
+        assert (out / f"{name}.parquet").is_file()
+    result = runner.invoke(app, ["validate", "--data", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "transactions" in result.output
+
+
+def test_generate_is_deterministic(tmp_path):
+    for name in ("a", "b"):
+        runner.invoke(app, ["generate", "--accounts", "200", "--seed", "9", "--out", str(tmp_path / name)])
+    first = pd.read_parquet(tmp_path / "a" / "transactions.parquet")
+    second = pd.read_parquet(tmp_path / "b" / "transactions.parquet")
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_validate_bad_data_exits_3_without_traceback(tmp_path):
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-01,abc\n2,not a date,3\n")
+    result = runner.invoke(app, ["validate", "--data", str(tmp_path)])
+    assert result.exit_code == 3
+    assert "Traceback" not in result.output
+    assert "transactions.amount" in result.output
+    assert "transactions.ts" in result.output
+
+
+def test_unknown_config_key_exits_2(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  pth: x\n")
+    result = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "unknown key 'data.pth'" in result.output
+
+
+def test_missing_data_folder_is_a_clean_error(tmp_path):
+    result = runner.invoke(app, ["validate", "--data", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_console_script_runs_as_a_process(tmp_path):
+    """The installed `kamml` entry point: stderr carries the reason, stdout stays clean."""
+    exe = Path(sys.executable).parent / "kamml"
+    (tmp_path / "transactions.csv").write_text("")
+    proc = subprocess.run(
+        [str(exe), "validate", "--data", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("kamml: error:")
+    assert "Traceback" not in proc.stderr

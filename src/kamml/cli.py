@@ -80,7 +80,6 @@ def _setup_logging(level: int) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.propagate = False
 
 
 ConfigOpt = Annotated[

@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## create .venv and install kamml with its extras (pinned by constraints.txt)
 
-demo: $(STAMP) ## generate the synthetic world and run the main job on it (DuckDB, SQLite MLflow)
+demo: $(STAMP) ## generate the synthetic world, validate it and backtest kamml on it (DuckDB)
 	$(BIN)/kamml generate --accounts 5000 --seed 42 --out data/demo
 	$(BIN)/kamml validate --data data/demo
+	$(BIN)/kamml backtest --config configs/default.yaml --json outputs/demo/backtest.json
 
 test: $(STAMP) ## run the whole test suite (unit, slow end-to-end and Spark tests)
 	$(BIN)/pytest $(PYTEST_ARGS)

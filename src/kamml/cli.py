@@ -121,8 +121,11 @@ def validate(
     """Check input tables against the data contract and print the data-quality summary."""
     from kamml.config import load_config
     from kamml.data import validate as validate_data
+    from kamml.jobs.data import ensure_generated
 
     cfg = load_config(config)
+    if data is None:
+        ensure_generated(cfg)
     source = data if data is not None else cfg.data.path
     if source is None:
         _fail("no data: pass --data DIR or set data.path in the config", 2)
@@ -156,17 +159,14 @@ def backtest(
 ) -> None:
     """Temporal backtest of kamml's models beside the baselines on your data."""
     from kamml.config import load_config
-    from kamml.data import load_data
     from kamml.evaluation.backtest import backtest as run_backtest
+    from kamml.jobs.data import job_data
 
     overrides: dict[str, Any] = {}
     if horizon_days is not None:
         overrides["time"] = {"horizon_days": horizon_days}
     cfg = load_config(config, overrides)
-    source = data if data is not None else cfg.data.path
-    if source is None:
-        _fail("no data: pass --data DIR or set data.path in the config", 2)
-    result = run_backtest(load_data(source, cfg), cfg, cutoff)
+    result = run_backtest(job_data(cfg, data), cfg, cutoff)
     typer.echo(result.to_text())
     _write_json(result.to_dict(), json_out)
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, polygamma
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import Interval
@@ -48,6 +48,16 @@ FloatArray = NDArray[np.float64]
 #: Bounds of the log-parameters during optimisation: keeps exp() finite when the data push a
 #: parameter towards 0 or infinity (for example b when nobody ever drops out).
 _LOG_BOUND = 30.0
+
+#: Evaluation of the alive-customer expectation (see `_expected_alive_purchases`): the power series is
+#: used up to s = t / (alpha + T) = 0.6; beyond, the trapezoid rule in logit(p) with this step and
+#: these tails (in units of e-folds) runs over chunks of this many matrix cells.
+_SERIES_MAX_S = 0.6
+_SERIES_MAX_TERMS = 400
+_QUAD_STEP = 0.4
+_QUAD_TAIL = 28.0
+_QUAD_CHUNK = 1_000_000
+_QUAD_MAX_GRID = 50_000
 
 
 class NotFittedModelError(ModelError, NotFittedError):
@@ -88,7 +98,7 @@ def _select_columns(X: Any, columns: Sequence[str], model: str) -> Any:
 
 def _problem(column: str, rule: str, bad: NDArray[np.bool_], shown: FloatArray) -> Problem:
     """One broken rule with its row count and a few offending values."""
-    return Problem(table="X", column=column, rule=rule, n_rows=int(bad.sum()), examples=shown[bad][:5])
+    return Problem(table="X", column=column, rule=rule, n_rows=int(bad.sum()), examples=tuple(shown[bad][:5]))
 
 
 def _check_rfm(frequency: FloatArray, recency: FloatArray, T: FloatArray) -> None:
@@ -290,29 +300,114 @@ def _log_odds_dead(
     return out
 
 
+def _alive_purchases_series(
+    n: FloatArray, a: float, c: FloatArray, s: FloatArray
+) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """The alive-customer expectation by its power series in -s; also says where the sum is trustworthy.
+
+    With 2F1 in Pfaff's form the bracket of `_expected_alive_purchases` is
+    sum_{k>=1} (n)_k (a)_{k-1} s^k (-1)^(k+1) / ((c)_k k!) times c, whose first term is n s (the
+    purchases of an immortal customer); no division by a - 1 is needed. A row is trusted when the sum
+    converged and did not cancel badly (sum of |terms| <= 1e5 |sum|); the others go to quadrature.
+    """
+    u = n * s
+    total = u.copy()
+    abs_total = np.abs(u)
+    done = np.zeros(u.shape, dtype=bool)
+    with np.errstate(all="ignore"):
+        for k in range(1, _SERIES_MAX_TERMS):
+            ratio = -(n + k) * (a + k - 1.0) / ((c + k) * (k + 1.0)) * s
+            u = np.where(done, 0.0, u * ratio)
+            total += u
+            abs_total += np.abs(u)
+            done |= (np.abs(u) <= 1e-17 * np.abs(total)) & (np.abs(ratio) < 0.8)
+            if done.all():
+                break
+        ok = done & np.isfinite(total) & (total > 0) & (abs_total <= 1e5 * total)
+    return total, ok
+
+
+def _alive_purchases_quadrature(n: float, a: float, bx: float, s: FloatArray) -> FloatArray:
+    """The alive-customer expectation for rows sharing n = r + x and bx = b + x, by quadrature over p.
+
+    E = E_p[(1 - (1 + p s)^-n) / p] with p ~ Beta(a, bx): the Euler integral of the 2F1 term. In
+    y = logit(p) the integrand is analytic in a strip and decays exponentially, so the trapezoid rule
+    converges geometrically. Subtracting ns (1 - p) + g(1) p, whose expectation is exact, makes the
+    integrand vanish at both ends, so a short window around the density and the rate's transition
+    suffices even when the Beta density has a heavy tail (small a or small bx).
+    """
+    y_mode = float(np.log(a) - np.log(bx))
+    sd = float(np.sqrt(polygamma(1, a) + polygamma(1, bx)))  # sd of logit(p) under Beta(a, bx)
+    h = min(_QUAD_STEP, sd / 2.0)
+    # The log-density a*y - (a+bx)*log(1+e^y) is concave: tangents 2 sd from the mode bound its tails.
+    y1, y2 = y_mode - 2.0 * sd, y_mode + 2.0 * sd
+    lo_dens = y1 - _QUAD_TAIL / (a - (a + bx) * float(expit(y1)))
+    hi_dens = y2 + _QUAD_TAIL / ((a + bx) * float(expit(y2)) - a)
+    ns = n * s
+    y_rate = -np.log(ns)  # where p * n * s = 1: the rate's transition
+    lo = max(lo_dens, min(y_mode, float(y_rate.min())) - _QUAD_TAIL)
+    hi = min(hi_dens, max(y_mode, float(y_rate.max()), 0.0) + _QUAD_TAIL)
+
+    if (hi_dens - lo_dens) / h <= _QUAD_MAX_GRID:
+        # Normalise on the grid over the whole density: no betaln round-off, which ns would amplify.
+        grid = lo_dens + h * np.arange(int(np.ceil((hi_dens - lo_dens) / h)) + 1)
+        log_p = -np.logaddexp(0.0, -grid)
+        log_w = a * log_p - bx * np.logaddexp(0.0, grid)
+        log_w -= log_w.max()
+        w = np.exp(log_w)
+        w[[0, -1]] *= 0.5
+        log_w -= np.log(w.sum())
+        keep = (grid >= lo - h) & (grid <= hi + h)
+        log_w, log_p = log_w[keep], log_p[keep]
+    else:  # a density too spread out to grid (a or bx near 0): normalise with betaln
+        grid = lo + h * np.arange(int(np.ceil((hi - lo) / h)) + 1)
+        log_p = -np.logaddexp(0.0, -grid)
+        log_w = a * log_p - bx * np.logaddexp(0.0, grid) - betaln(a, bx) + np.log(h)
+    w, p = np.exp(log_w), np.exp(log_p)
+    w_over_p = np.exp(log_w - log_p)
+
+    g1 = -np.expm1(-n * np.log1p(s))  # g(1)
+    out: FloatArray = ns * (bx / (a + bx) - float(w @ (1.0 - p))) + g1 * (a / (a + bx) - float(w @ p))
+    rows = max(1, _QUAD_CHUNK // p.size)
+    for start in range(0, s.size, rows):
+        buf = np.multiply.outer(s[start : start + rows], p)
+        np.log1p(buf, out=buf)
+        buf *= -n
+        np.expm1(buf, out=buf)
+        out[start : start + rows] -= buf @ w_over_p
+    return out
+
+
 def _expected_alive_purchases(
     params: Sequence[float], t: FloatArray, frequency: FloatArray, T: FloatArray
 ) -> FloatArray:
     """E[purchases in (T, T+t]] for a customer known to be alive at T (the BG/NBD bracket term).
 
-    Equals (a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))].
-    Pfaff's transformation turns the bracket into 1 - 2F1(r+x, a-1; a+b+x-1; -t/(alpha+T)), which has
-    no power of (alpha+T)/(alpha+T+t) to overflow or underflow and no cancellation of two huge terms,
-    so it stays finite for large x and T. At a = 1 (a removable singularity) the limit is taken by
-    symmetric differences.
+    In closed form (a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],
+    z = t/(alpha+T+t). `scipy.special.hyp2f1` returns NaN, and in places silently wrong finite values
+    (relative errors up to 1e12 were measured against mpmath, e.g. r=1.5, alpha=0.1, a=0.2, b=40,
+    x=50, T=200, t=500), once -t/(alpha+T) < -1 or the parameters are large. So the same 2F1 is
+    evaluated here by its own power series when s = t/(alpha+T) <= 0.6 and by quadrature of its Euler
+    integral otherwise (or where the series cancels); both agree with mpmath to about 1e-9 relative or
+    better over wide parameter ranges, have no 0/0 at a = 1, and stay finite for large x and T.
     """
     r, alpha, a, b = params
-    c = a + b + frequency - 1.0
-    z = -t / (alpha + T)
-
-    def bracket(a_: float) -> FloatArray:
-        out: FloatArray = (c + a_ - a) / (a_ - 1.0) * (1.0 - hyp2f1(r + frequency, a_ - 1.0, c + a_ - a, z))
-        return out
-
-    if abs(a - 1.0) < 1e-6:
-        step = 1e-4
-        return 0.5 * (bracket(1.0 + step) + bracket(1.0 - step))
-    return bracket(a)
+    shape = np.broadcast_shapes(t.shape, frequency.shape, T.shape)
+    t_, x, T_ = (np.broadcast_to(v, shape).ravel() for v in (t, frequency, T))
+    out = np.zeros(t_.shape, dtype=np.float64)
+    s = t_ / (alpha + T_)
+    todo = np.flatnonzero(s > 0)
+    small = todo[s[todo] <= _SERIES_MAX_S]
+    if small.size:
+        values, ok = _alive_purchases_series(r + x[small], a, a + b + x[small] - 1.0, s[small])
+        out[small[ok]] = values[ok]
+        todo = np.concatenate([small[~ok], todo[s[todo] > _SERIES_MAX_S]])
+    if todo.size:
+        order = todo[np.argsort(x[todo], kind="stable")]
+        for group in np.split(order, np.flatnonzero(np.diff(x[order])) + 1):
+            x0 = float(x[group[0]])
+            out[group] = _alive_purchases_quadrature(r + x0, a, b + x0, s[group])
+    return out.reshape(shape)
 
 
 class BetaGeo(BaseEstimator):  # type: ignore[misc]

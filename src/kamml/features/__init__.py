@@ -7,7 +7,15 @@ from kamml.features.build import (
     build_labels,
     build_training_frame,
     training_cutoffs,
+    write_features,
 )
 from kamml.features.groups import GROUPS
 
-__all__ = ["GROUPS", "build_features", "build_labels", "build_training_frame", "training_cutoffs"]
+__all__ = [
+    "GROUPS",
+    "build_features",
+    "build_labels",
+    "build_training_frame",
+    "training_cutoffs",
+    "write_features",
+]

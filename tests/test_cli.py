@@ -75,3 +75,65 @@ def test_console_script_runs_as_a_process(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.startswith("kamml: error:")
     assert "Traceback" not in proc.stderr
+
+
+def test_allocate_writes_table_and_budget_curve(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 50
+    scores = pd.DataFrame(
+        {
+            "account_id": np.arange(n),
+            "cutoff": pd.Timestamp("2025-01-01"),
+            "clv": rng.lognormal(6, 1, n),
+            "p_churn": rng.uniform(0, 1, n),
+            "referral_value": rng.lognormal(3, 1, n),
+            "p_alive": rng.uniform(0, 1, n),
+            "expected_purchases": rng.uniform(0, 5, n),
+            "model_uri": "test",
+        }
+    )
+    scores.to_parquet(tmp_path / "scores.parquet")
+    out = tmp_path / "alloc.csv"
+    curve = tmp_path / "curve.csv"
+    result = runner.invoke(
+        app,
+        [
+            "allocate",
+            "--scores",
+            str(tmp_path / "scores.parquet"),
+            "--hours",
+            "60",
+            "--out",
+            str(out),
+            "--curve",
+            str(curve),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert table["recommended_hours"].sum() == pytest.approx(60, rel=1e-6)
+    assert list(table.columns[:9]) == [
+        "account_id",
+        "rank",
+        "tier",
+        "stake",
+        "recommended_hours",
+        "expected_gain",
+        "marginal_gain_per_hour",
+        "reasons",
+        "owner",
+    ]
+    assert curve.with_suffix(".png").stat().st_size > 1000
+
+
+def test_allocate_missing_column_is_a_schema_error(tmp_path):
+    pd.DataFrame({"account_id": [1], "clv": [1.0]}).to_csv(tmp_path / "s.csv", index=False)
+    result = runner.invoke(
+        app,
+        ["allocate", "--scores", str(tmp_path / "s.csv"), "--hours", "5", "--out", str(tmp_path / "a.csv")],
+    )
+    assert result.exit_code == 3
+    assert "scores.p_churn" in result.output
+    assert not (tmp_path / "a.csv").exists()

@@ -171,6 +171,41 @@ def backtest(
     _write_json(result.to_dict(), json_out)
 
 
+@app.command()
+@handle_errors
+def allocate(
+    scores: Annotated[Path, typer.Option("--scores", "-s", help="Scores table (.parquet or .csv).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Allocation table to write (.parquet or .csv).")],
+    hours: Annotated[
+        float | None, typer.Option(min=0, help="The team's hours (default: allocation.hours).")
+    ] = None,
+    config: ConfigOpt = None,
+    curve: Annotated[
+        Path | None, typer.Option(help="Also write the budget curve here (.parquet/.csv, plus a .png).")
+    ] = None,
+) -> None:
+    """Recommend sales hours per account from a scores table, under the team's capacity."""
+    from kamml.allocation import allocate_file
+    from kamml.config import load_config
+
+    cfg = load_config(config)
+    table = allocate_file(scores, hours, out, cfg, curve_path=curve)
+    summary = table.attrs.get("allocation", {})
+    if curve is not None:
+        import pandas as pd
+
+        from kamml.report.plots import plot_budget_curve
+
+        curve_table = pd.read_parquet(curve) if curve.suffix.lower() == ".parquet" else pd.read_csv(curve)
+        plot_budget_curve(curve_table, curve.with_suffix(".png"))
+    typer.echo(
+        f"{len(table):,} accounts, {summary.get('hours_used', float('nan')):,.1f} of "
+        f"{summary.get('hours', float('nan')):,.1f} hours, expected gain "
+        f"{summary.get('total_expected_gain', float('nan')):,.0f}, value of the last hour "
+        f"{summary.get('team_price', float('nan')):,.4g} -> {out}"
+    )
+
+
 benchmark_app = typer.Typer(help="Benchmarks on public data.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
 

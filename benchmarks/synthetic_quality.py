@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--horizon", type=int, default=180)
     parser.add_argument("--hours-per-account", type=float, default=0.2)
+    parser.add_argument("--effort-scale", type=float, nargs="+", default=[4.0])
+    parser.add_argument("--effort-exponent", type=float, nargs="+", default=[0.5])
     args = parser.parse_args()
     t0 = time.perf_counter()
     world = synthetic.generate(args.accounts, seed=args.seed, horizon_days=args.horizon)
@@ -74,13 +76,24 @@ def main() -> None:
     scored = scores.reset_index()
     owners = world.accounts.set_index("account_id")["owner"]
     scored["owner"] = scored["account_id"].map(owners)
-    alloc_cfg = cfg.allocation.model_copy(update={"hours": hours, "floor_hours": 0.0, "capacity": None})
-    table = allocate(scored, hours, alloc_cfg)
-    comparison = evaluate_allocation(
-        world, table, args.horizon, hours=hours, floor=0.0, cap=alloc_cfg.cap_hours or 40.0
-    )
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(comparison.round(4).to_string(index=False))
+    for scale in args.effort_scale:
+        for exponent in args.effort_exponent:
+            alloc_cfg = cfg.allocation.model_copy(
+                update={
+                    "hours": hours,
+                    "floor_hours": 0.0,
+                    "capacity": None,
+                    "effort_scale": scale,
+                    "effort_exponent": exponent,
+                }
+            )
+            table = allocate(scored, hours, alloc_cfg)
+            comparison = evaluate_allocation(
+                world, table, args.horizon, hours=hours, floor=0.0, cap=alloc_cfg.cap_hours or 40.0
+            )
+            print(f"allocation with effort_scale {scale}, effort_exponent {exponent}:")
+            with pd.option_context("display.width", 160, "display.max_columns", 20):
+                print(comparison.round(4).to_string(index=False))
     print(f"total {time.perf_counter() - t0:.1f} s")
 
 

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from kamml.config import Config
+from kamml.data import load_data
+from kamml.datasets import synthetic
+from kamml.errors import ConfigError
+from kamml.evaluation.backtest import backtest, default_cutoff
+from kamml.evaluation.benchmark import ACQUISITION_END, honest_train_horizon
+
+FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    world = synthetic.generate(400, seed=3, years=2.0)
+    path = tmp_path_factory.mktemp("world")
+    world.write(path)
+    cfg = Config.from_dict(
+        {
+            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
+            "models": {"threads": 1, "clv": FAST, "churn": FAST, "influence": FAST},
+        }
+    )
+    data = load_data(path, cfg)
+    return data, backtest(data, cfg)
+
+
+def test_json_has_the_design_keys(result):
+    _, r = result
+    payload = json.loads(json.dumps(r.to_dict()))
+    assert set(payload) == {"protocol", "btyd_params", "value", "churn", "referral"}
+    assert set(payload["value"]) == {"kamml", "btyd", "last_period"}
+    assert set(payload["churn"]) == {"kamml", "btyd"}
+    assert set(payload["referral"]) == {"kamml", "past_rate"}
+    for key in ("gini", "spearman", "top10_capture", "decile_mape", "aggregate_error", "rmse"):
+        assert key in payload["value"]["kamml"]
+    for key in ("r", "alpha", "a", "b", "p", "q", "gamma"):
+        assert key in payload["btyd_params"]
+
+
+def test_no_training_label_reaches_the_test_window(result):
+    data, r = result
+    cutoff = pd.Timestamp(r.protocol["cutoff"])
+    assert cutoff == default_cutoff(data, 90)
+    for snap in r.protocol["training_snapshots"]:
+        assert pd.Timestamp(snap) + pd.Timedelta(days=r.protocol["train_horizon_days"]) <= cutoff
+
+
+def test_text_table_names_every_model(result):
+    _, r = result
+    text = r.to_text()
+    for name in ("kamml", "btyd", "last_period", "past_rate"):
+        assert name in text
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "horizon", "expected"),
+    [("1997-10-01", 273, (126, 3)), ("1998-01-01", 181, (181, 3)), ("1997-06-01", 273, (28, 2))],
+)
+def test_honest_train_horizon(cutoff, horizon, expected):
+    got = honest_train_horizon(ACQUISITION_END, pd.Timestamp(cutoff), horizon, 3, 28)
+    assert got == expected
+    h, k = got
+    assert pd.Timestamp(cutoff) - pd.Timedelta(days=h + (k - 1) * 28) >= ACQUISITION_END
+
+
+def test_honest_train_horizon_refuses_too_short():
+    with pytest.raises(ConfigError, match="too short"):
+        honest_train_horizon(ACQUISITION_END, pd.Timestamp("1997-04-20"), 273, 3, 28)

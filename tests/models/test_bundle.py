@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kamml.config import Config
+from kamml.data import load_data
+from kamml.datasets import synthetic
+from kamml.errors import ModelError
+from kamml.features import build_features, build_training_frame, training_cutoffs
+from kamml.models import ModelBundle
+
+FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
+
+
+@pytest.fixture(scope="module")
+def world_data(tmp_path_factory):
+    world = synthetic.generate(400, seed=11, years=2.0)
+    path = tmp_path_factory.mktemp("world")
+    world.write(path)
+    return load_data(path)
+
+
+def config(**time):
+    return Config.from_dict(
+        {
+            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60, **time},
+            "models": {"threads": 1, "clv": FAST, "churn": FAST, "influence": FAST},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(world_data):
+    cfg = config()
+    end = world_data.end.normalize()
+    train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg)
+    return ModelBundle.fit(train, cfg), build_features(world_data, end, cfg)
+
+
+def test_predict_columns_and_ranges(fitted):
+    bundle, features = fitted
+    scores = bundle.predict(features)
+    assert list(scores.columns) == [
+        "clv",
+        "p_churn",
+        "referral_value",
+        "p_alive",
+        "expected_purchases",
+        "drivers",
+    ]
+    assert scores.index.equals(features.index)
+    assert (scores["clv"] >= 0).all()
+    assert scores["p_churn"].between(0, 1).all()
+    assert scores["drivers"].str.len().gt(0).mean() > 0.5
+    assert bundle.influence is not None
+
+
+def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
+    bundle, features = fitted
+    path = bundle.save(tmp_path / "bundle")
+    assert path.name == "bundle.json"
+    back = ModelBundle.load(tmp_path / "bundle")
+    a = bundle.predict(features, refit_btyd=False)
+    b = back.predict(features, refit_btyd=False)
+    pd.testing.assert_frame_equal(a, b)
+    assert not list(tmp_path.rglob("*.pkl"))
+
+
+def test_missing_feature_is_a_model_error(fitted):
+    bundle, features = fitted
+    with pytest.raises(ModelError, match="spend_90d"):
+        bundle.predict(features.drop(columns=["spend_90d"]))
+
+
+def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
+    end = world_data.end.normalize()
+    cfg = config(train_horizon_days=45)
+    train_cfg = config(horizon_days=45)
+    train = build_training_frame(world_data, training_cutoffs(end, 45, 2, 60), train_cfg)
+    bundle = ModelBundle.fit(train, cfg)
+    assert (bundle.train_horizon_days, bundle.horizon_days) == (45, 90)
+    features = build_features(world_data, end, cfg)
+    rows, _ = bundle.with_btyd(features)
+    raw = bundle.clv.predict(rows[bundle.features], horizon_days=45)
+    stretched = bundle.predict(features)["clv"].to_numpy()
+    known = features["frequency"].notna().to_numpy()
+    assert np.all(stretched[known] >= raw[known] - 1e-9)  # more time, at least as much value
+    assert stretched.sum() > raw.sum()
+
+
+def test_training_frame_without_snapshot_is_refused():
+    with pytest.raises(ModelError, match="snapshot"):
+        ModelBundle.fit(pd.DataFrame({"value": [1.0]}), config())

@@ -93,7 +93,7 @@ def enabled_groups(config: Config | None, data: Any) -> list[str]:
         raise ConfigError(
             f"unknown feature group(s) in features.groups: {sorted(unknown)}; valid: {[*GROUPS, 'btyd']}"
         )
-    needs = {"referral": "referrals", "effort": "activities", "static": "accounts", "products": None}
+    needs = {"referral": "referrals", "effort": "activities", "static": "accounts"}
     names = []
     for name in GROUPS:
         if not cfg.features.groups.get(name, True):

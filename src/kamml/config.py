@@ -67,6 +67,7 @@ class DataConfig(_Section):
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     end: dt.date | None = None
     generate: GenerateConfig | None = None
+    builtin: Literal["cdnow", "cdnow_sample"] | None = None
     csv_delimiter: str | None = None
 
 

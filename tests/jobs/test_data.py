@@ -21,3 +21,10 @@ def test_demo_world_is_generated_once(tmp_path):
 def test_no_data_path_is_a_config_error():
     with pytest.raises(ConfigError, match="no data"):
         job_data(Config())
+
+
+def test_builtin_cdnow_is_written_once(tmp_path):
+    cfg = Config.from_dict({"data": {"path": str(tmp_path / "cd"), "builtin": "cdnow_sample"}})
+    data = job_data(cfg)
+    assert (tmp_path / "cd" / "transactions.parquet").is_file()
+    assert data.transactions.count().execute() == 6_919

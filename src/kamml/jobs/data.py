@@ -21,9 +21,24 @@ def _has_transactions(folder: Path) -> bool:
 
 
 def ensure_generated(config: Config) -> None:
-    """Write the synthetic world into `data.path` when `data.generate` is set and no transactions exist."""
+    """Fill `data.path` when it holds no transactions, so the shipped configs work on a fresh clone.
+
+    The synthetic world when `data.generate` is set, or a packaged dataset when `data.builtin` is.
+    """
     gen, path = config.data.generate, config.data.path
-    if gen is None or path is None or _has_transactions(Path(path)):
+    if path is None or _has_transactions(Path(path)):
+        return
+    if config.data.builtin is not None:
+        from kamml.datasets import load_cdnow
+        from kamml.io import write_table
+
+        tx = load_cdnow(sample=config.data.builtin == "cdnow_sample").drop(
+            columns="master_id", errors="ignore"
+        )
+        log.info("no transactions in %s: writing the packaged %s log", path, config.data.builtin)
+        write_table(tx, Path(path) / "transactions.parquet")
+        return
+    if gen is None:
         return
     from kamml.datasets import synthetic
 

@@ -128,9 +128,9 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
     bundle, train = train_bundle(data, cfg, cut)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon).reindex(features.index)
-    scores = bundle.predict(features)
+    btyd_fit = fit_btyd(features)  # one BG/NBD fit at the test cutoff, for kamml and for the baseline
+    scores = bundle.predict(features, btyd=btyd_fit)
     unit = bundle.unit_days
-    btyd_fit = fit_btyd(features)
     btyd = add_btyd_features(features, horizon / unit, btyd_fit)
     past = build_past_window(data, cut, horizon).reindex(features.index).fillna(0.0)
 

@@ -149,29 +149,39 @@ class ModelBundle:
         }
         return cls(horizon, h, unit, features, btyd, clv, churn, influence, meta)
 
-    def with_btyd(self, features: pd.DataFrame, refit: bool = True) -> tuple[pd.DataFrame, BtydFit]:
+    def with_btyd(
+        self, features: pd.DataFrame, refit: bool = True, fit: BtydFit | None = None
+    ) -> tuple[pd.DataFrame, BtydFit]:
         """Feature rows with the btyd columns, and the BTYD fit used.
 
-        BTYD is refitted on these rows when `refit` and there are enough of them (batch scoring of every
-        account at a cutoff); otherwise the bundle's own fit is used (a few rows from a CRM).
+        A given `fit` is used as is. Otherwise BTYD is refitted on these rows when `refit` and there are
+        enough of them (batch scoring of every account at a cutoff), else the bundle's own fit is used (a
+        few rows from a CRM).
         """
-        fit = fit_btyd(features) if refit and len(features) >= 100 else self.btyd
+        if fit is None:
+            fit = fit_btyd(features) if refit and len(features) >= 100 else self.btyd
         return add_btyd_features(features, self.train_units, fit), fit
 
     def predict(
-        self, features: pd.DataFrame, *, refit_btyd: bool = True, top_drivers: int = 3
+        self,
+        features: pd.DataFrame,
+        *,
+        refit_btyd: bool = True,
+        btyd: BtydFit | None = None,
+        top_drivers: int = 3,
     ) -> pd.DataFrame:
         """Scores for feature rows (as from `build_features`), indexed like them.
 
         Returns clv (value over the horizon), p_churn (no purchase in the horizon), referral_value,
-        p_alive, expected_purchases (BG/NBD, horizon) and drivers (the top model drivers in words).
+        p_alive, expected_purchases (BG/NBD, horizon) and drivers (the top `top_drivers` value drivers in
+        words). `btyd` passes a BG/NBD fit the caller already has, so it is not fitted again.
         """
         missing = [c for c in self.features if c not in features.columns and not c.startswith("btyd_")]
         if missing:
             raise ModelError(
                 f"the feature rows lack {len(missing)} column(s) the model was trained on: {missing[:20]}"
             )
-        rows, fit = self.with_btyd(features, refit=refit_btyd)
+        rows, fit = self.with_btyd(features, refit=refit_btyd, fit=btyd)
         X = rows[self.features]
         h = self.train_horizon_days
         clv = self.clv.predict(X, horizon_days=h)
@@ -190,7 +200,7 @@ class ModelBundle:
             p_alive[known] = bg.p_alive(f, r, t)
             if h != self.horizon_days:
                 clv, p_churn, referral = self._stretch(bg, known, rfm, clv, p_churn, referral)
-        drivers = self._drivers(X, rows)
+        drivers = self._drivers(X, rows, top=top_drivers)
         return pd.DataFrame(
             {
                 "clv": clv,

@@ -29,12 +29,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from kamml.errors import ModelError
-from kamml.models.btyd import NotFittedModelError
+from kamml.models._checks import check_fitted, check_sample_weight
 
 __all__ = ["FORMAT_VERSION", "LGBMModel", "ModelInputError", "canonical_params"]
 
@@ -120,28 +119,6 @@ def canonical_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ValueError(f"LightGBM parameter {name!r} is given twice in params (as aliases)")
         out[name] = value
     return out
-
-
-def _check_fitted(estimator: BaseEstimator) -> None:
-    """Raise `NotFittedModelError` (a `ModelError` and sklearn `NotFittedError`) before `fit`."""
-    try:
-        check_is_fitted(estimator, "booster_")
-    except NotFittedError as exc:
-        raise NotFittedModelError(str(exc)) from None
-
-
-def _check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> FloatArray | None:
-    """Validate `sample_weight` (1-D, one per row, finite, >= 0, not all 0); None stays None."""
-    if sample_weight is None:
-        return None
-    weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
-    if weights.ndim != 1 or weights.shape[0] != n_samples:
-        raise ValueError(f"sample_weight.shape == {weights.shape}, expected ({n_samples},)")
-    if np.any(weights < 0):
-        raise ValueError("sample_weight must be >= 0 (Negative values in sample_weight)")
-    if not np.any(weights > 0):
-        raise ValueError("Sample weights must contain at least one non-zero number.")
-    return np.asarray(weights, dtype=np.float64)
 
 
 def _lgb_names(names: list[str]) -> list[str]:
@@ -320,7 +297,7 @@ class LGBMModel(BaseEstimator):
 
     def _prepare(self, X: Any, horizon_days: int | None = None) -> FloatArray:
         """Check fitted state and horizon, then convert X for prediction."""
-        _check_fitted(self)
+        check_fitted(self, "booster_")
         if horizon_days is not None and int(horizon_days) != self.horizon_days_:
             raise ModelError(
                 f"{type(self).__name__} was trained for a {self.horizon_days_}-day horizon and cannot "
@@ -444,7 +421,7 @@ class LGBMModel(BaseEstimator):
         n_rows = matrix.shape[0]
         if n_rows < 2:
             raise ModelInputError(f"{type(self).__name__} needs at least 2 rows, got 1 sample")
-        weight = _check_sample_weight(sample_weight, n_rows)
+        weight = check_sample_weight(sample_weight, n_rows)
         target = self._encode_target(y, weight)
         if target.shape[0] != n_rows:
             raise ModelInputError(f"X has {n_rows} rows but y has {target.shape[0]}")
@@ -561,7 +538,7 @@ class LGBMModel(BaseEstimator):
 
     def feature_importance(self, importance_type: str = "gain") -> pd.Series:
         """LightGBM feature importance (``gain`` or ``split``) by feature name, largest first."""
-        _check_fitted(self)
+        check_fitted(self, "booster_")
         values = self.booster_.feature_importance(importance_type=importance_type)
         return pd.Series(values, index=self.feature_names_, name=importance_type).sort_values(ascending=False)
 
@@ -574,7 +551,7 @@ class LGBMModel(BaseEstimator):
 
         No pickle anywhere: `from_dict` rebuilds an estimator giving identical predictions.
         """
-        _check_fitted(self)
+        check_fitted(self, "booster_")
         return {
             "model": type(self).__name__,
             "format_version": FORMAT_VERSION,

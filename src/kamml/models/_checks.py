@@ -1,0 +1,46 @@
+"""Input and state checks shared by every kamml estimator (BTYD and LightGBM models alike)."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from kamml.errors import ModelError
+
+__all__ = ["NotFittedModelError", "check_fitted", "check_sample_weight"]
+
+
+class NotFittedModelError(ModelError, NotFittedError):
+    """A kamml model was used before `fit`: both a `ModelError` and sklearn's `NotFittedError`."""
+
+
+def check_fitted(estimator: BaseEstimator, attribute: str) -> None:
+    """Raise `NotFittedModelError` when `estimator` lacks its fitted `attribute`."""
+    try:
+        check_is_fitted(estimator, attribute)
+    except NotFittedError as exc:
+        raise NotFittedModelError(str(exc)) from None
+
+
+def check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> NDArray[np.float64] | None:
+    """Validate `sample_weight`; None stays None (unweighted).
+
+    One finite weight >= 0 per row (a scalar applies to every row), not all zero.
+    """
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, Real):
+        sample_weight = np.full(n_samples, float(sample_weight))
+    weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
+    if weights.ndim != 1 or weights.shape[0] != n_samples:
+        raise ValueError(f"sample_weight.shape == {weights.shape}, expected ({n_samples},)")
+    if np.any(weights < 0):
+        raise ValueError("sample_weight must be >= 0 (Negative values in sample_weight)")
+    if not np.any(weights > 0):
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return np.asarray(weights, dtype=np.float64)

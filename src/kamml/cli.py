@@ -206,6 +206,66 @@ def allocate(
     )
 
 
+@app.command()
+@handle_errors
+def train(
+    config: ConfigOpt = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+) -> None:
+    """Backtest, train and log one MLflow run; register the model and apply the champion gate."""
+    from kamml.config import load_config
+    from kamml.jobs.data import job_data
+    from kamml.jobs.train import train as run_train
+
+    cfg = load_config(config)
+    result = run_train(job_data(cfg, data), cfg)
+    typer.echo(result.backtest.to_text())
+    typer.echo(f"run id     {result.run_id}")
+    typer.echo(f"model URI  {result.model_uri}")
+    p = result.promotion
+    status = "champion" if p.promoted else "not promoted"
+    typer.echo(f"registry   models:/{p.name}/{p.version} ({status}: {p.reason})")
+
+
+@app.command()
+@handle_errors
+def score(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model URI: models:/NAME@champion, models:/NAME/3, runs:/ID/model, or a local folder.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Scores table to write (.parquet or .csv).")],
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+    cutoff: Annotated[
+        str | None, typer.Option(help="Scoring date (YYYY-MM-DD); default: time.cutoff, else the data end.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""
+    import pandas as pd
+
+    from kamml.config import load_config
+    from kamml.io import check_output_path
+    from kamml.jobs.data import job_data
+    from kamml.jobs.score import score_to_file
+    from kamml.tracking import use_tracking
+
+    check_output_path(out)
+    cfg = load_config(config)
+    use_tracking(cfg.tracking)
+    dataset = job_data(cfg, data)
+    cut = pd.Timestamp(cutoff or cfg.time.cutoff or dataset.end).normalize()
+    table = score_to_file(model, dataset, cut, out, cfg)
+    typer.echo(
+        f"{len(table):,} accounts scored at {cut.date()} with {table['model_uri'].iat[0]}: "
+        f"total clv {table['clv'].sum():,.0f}, mean p_churn {table['p_churn'].mean():.3f} -> {out}"
+    )
+
+
 benchmark_app = typer.Typer(help="Benchmarks on public data.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
 

@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EngineError",
+    "FeatureMismatchError",
     "InfeasibleError",
     "KammlError",
     "ModelError",
@@ -97,6 +98,15 @@ class ModelError(KammlError):
     """A model is used wrongly: not fitted, another horizon, features that do not match."""
 
     exit_code = 5
+
+
+class FeatureMismatchError(ModelError):
+    """The feature rows given to a model lack columns its feature specification needs."""
+
+    def __init__(self, missing: list[str], source: str = "the feature rows") -> None:
+        self.missing = list(missing)
+        shown = ", ".join(self.missing[:30]) + (" ..." if len(self.missing) > 30 else "")
+        super().__init__(f"{source} lack {len(self.missing)} column(s) the model was trained on: {shown}")
 
 
 class InfeasibleError(KammlError, ValueError):

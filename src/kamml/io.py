@@ -12,7 +12,7 @@ import pandas as pd
 
 from kamml.errors import DataError
 
-__all__ = ["atomic_path", "write_parquet", "write_table"]
+__all__ = ["atomic_path", "check_output_path", "write_parquet", "write_table"]
 
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
 
@@ -37,12 +37,19 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
 
 
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write `frame` to Parquet or CSV (by the file extension) atomically; return the path."""
+def check_output_path(path: str | Path) -> str:
+    """The table format of an output path (``parquet`` or ``csv``), checked before any long work."""
     target = Path(path)
     kind = FORMATS.get(target.suffix.lower())
     if kind is None:
         raise DataError(f"cannot write {target}: use a .parquet or .csv file name")
+    return kind
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write `frame` to Parquet or CSV (by the file extension) atomically; return the path."""
+    target = Path(path)
+    kind = check_output_path(target)
     with atomic_path(target) as tmp:
         if kind == "parquet":
             write_parquet(frame, tmp)

@@ -7,7 +7,7 @@ import pytest
 from kamml.config import Config
 from kamml.data import load_data
 from kamml.datasets import synthetic
-from kamml.errors import ModelError
+from kamml.errors import FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 
@@ -68,9 +68,38 @@ def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
     assert not list(tmp_path.rglob("*.pkl"))
 
 
-def test_missing_feature_is_a_model_error(fitted):
+def test_saved_models_are_native_lightgbm_text_files(fitted, tmp_path):
+    import json
+
+    import lightgbm as lgb
+
+    bundle, _features = fitted
+    bundle.save(tmp_path)
+    state = json.loads((tmp_path / "bundle.json").read_text())
+    assert state["clv"]["booster_file"] == "clv.txt"
+    assert "booster" not in state["clv"]
+    booster = lgb.Booster(model_file=str(tmp_path / "clv.txt"))
+    assert booster.feature_name() == bundle.clv.feature_names_
+    (tmp_path / "churn.txt").unlink()
+    with pytest.raises(ModelError, match=r"churn\.txt"):
+        ModelBundle.load(tmp_path)
+
+
+def test_feature_spec_rebuilds_the_same_features(fitted, world_data):
     bundle, features = fitted
-    with pytest.raises(ModelError, match="spend_90d"):
+    spec = bundle.feature_spec()
+    assert spec["horizon_days"] == 90
+    assert spec["unit"] == "days"
+    assert set(spec["columns"]) <= set(features.columns)
+    other = Config.from_dict({"features": {"windows": [7]}, "time": {"horizon_days": 30}})
+    cfg = bundle.scoring_config(other)
+    rebuilt = build_features(world_data, world_data.end.normalize(), cfg)
+    pd.testing.assert_frame_equal(rebuilt[spec["columns"]], features[spec["columns"]])
+
+
+def test_missing_feature_is_a_named_error(fitted):
+    bundle, features = fitted
+    with pytest.raises(FeatureMismatchError, match="spend_90d"):
         bundle.predict(features.drop(columns=["spend_90d"]))
 
 

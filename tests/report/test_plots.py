@@ -4,10 +4,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kamml.allocation.allocate import allocate
+from kamml.config import AllocationConfig, Config
+from kamml.data import load_data
+from kamml.datasets import synthetic
 from kamml.errors import DataError
-from kamml.report.plots import plot_budget_curve
+from kamml.evaluation.backtest import backtest
+from kamml.report.plots import (
+    backtest_frame,
+    backtest_plots,
+    feature_importance,
+    gains_curve,
+    plot_budget_curve,
+    plot_churn_calibration,
+    plot_decile_calibration,
+    plot_feature_importance,
+    plot_gains,
+    plot_hours_per_rep,
+    plot_tier_mix,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
 
 
 def curve(feasible_from=0):
@@ -20,16 +38,65 @@ def curve(feasible_from=0):
     return pd.DataFrame({"fraction": fraction, "hours": hours, "total_gain": gain, "team_price": price})
 
 
+def assert_png(path, min_height=200, min_width=300):
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    image = mpimg.imread(path)
+    assert image.ndim == 3
+    assert image.shape[0] > min_height
+    assert image.shape[1] > min_width
+    assert image.std() > 0.05  # not a blank canvas
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def predictions(n=400, seed=0):
+    """Labels then scores, concatenated as a backtest does: referral_value appears twice."""
+    rng = np.random.default_rng(seed)
+    size = rng.lognormal(6.0, 1.2, n)
+    value = np.where(rng.random(n) < 0.6, size * rng.gamma(2.0, 0.5, n), 0.0)
+    referral = np.where(rng.random(n) < 0.1, rng.gamma(2.0, 300.0, n), 0.0)
+    labels = pd.DataFrame({"value": value, "churned": (value == 0).astype(int), "referral_value": referral})
+    scores = pd.DataFrame(
+        {
+            "clv": size * 0.9,
+            "p_churn": np.clip(0.4 + rng.normal(0, 0.2, n), 0.01, 0.99),
+            "referral_value": referral * 0.5 + rng.gamma(1.0, 50.0, n),
+        }
+    )
+    baselines = pd.DataFrame(
+        {
+            "btyd_value": np.where(rng.random(n) < 0.05, np.nan, size * rng.uniform(0.5, 1.5, n)),
+            "btyd_p_zero": np.where(rng.random(n) < 0.05, np.nan, rng.uniform(0, 1, n)),
+            "past_value": size * rng.gamma(1.0, 1.0, n),
+            "past_referral_value": rng.gamma(0.5, 100.0, n),
+        }
+    )
+    return pd.concat([labels, scores, baselines], axis=1)
+
+
+def score_table(n=200, seed=1, owners=4):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "account_id": np.arange(1, n + 1),
+            "clv": rng.lognormal(7.0, 1.0, n),
+            "p_churn": rng.uniform(0.0, 1.0, n),
+            "referral_value": np.where(rng.random(n) < 0.1, rng.gamma(2.0, 500.0, n), 0.0),
+            "p_alive": rng.uniform(0.0, 1.0, n),
+        }
+    )
+    if owners:
+        frame["owner"] = [f"rep_{i % owners:02d}" for i in range(n)]
+    return frame
+
+
+# ------------------------------------------------------------------------------- budget curve
+
+
 def test_writes_a_png_without_touching_the_backend(tmp_path):
     backend = matplotlib.get_backend()
     path = plot_budget_curve(curve(feasible_from=2), tmp_path / "plots" / "budget.png")
     assert path == tmp_path / "plots" / "budget.png"
-    assert path.read_bytes()[:8] == PNG_MAGIC
-    image = mpimg.imread(path)
-    assert image.ndim == 3
-    assert image.shape[0] > 200
-    assert image.shape[1] > 300
-    assert image.std() > 0.05  # not a blank canvas
+    assert_png(path)
     assert [p.name for p in path.parent.iterdir()] == ["budget.png"]  # no temp file left
     assert matplotlib.get_backend() == backend
 
@@ -47,3 +114,235 @@ def test_bad_inputs_are_data_errors(tmp_path):
     with pytest.raises(DataError, match=r"\.png"):
         plot_budget_curve(curve(), tmp_path / "b.pdf")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pngs_carry_no_web_address(tmp_path):
+    path = plot_budget_curve(curve(), tmp_path / "b.png")
+    assert b"http" not in path.read_bytes()
+
+
+# ------------------------------------------------------------------------------- gains
+
+
+def test_gains_curve_counts_ties_at_their_expectation():
+    x, y = gains_curve([5.0, 0.0, 5.0, 0.0], [4.0, 3.0, 2.0, 1.0])
+    assert x.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert y.tolist() == [0.0, 0.5, 0.5, 1.0, 1.0]
+    # a constant score is one tied group: the random diagonal, whatever the row order
+    x, y = gains_curve([9.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0])
+    assert x.tolist() == [0.0, 1.0]
+    assert y.tolist() == [0.0, 1.0]
+
+
+def test_gains_curve_of_the_oracle_dominates_and_long_curves_are_resampled():
+    rng = np.random.default_rng(2)
+    actual = rng.gamma(0.5, 100.0, 10_000)
+    score = actual + rng.normal(0, 50.0, actual.size)
+    ox, oy = gains_curve(actual, actual, points=501)
+    x, y = gains_curve(actual, score, points=501)
+    assert ox.size == x.size == 501
+    assert np.all(np.diff(oy) >= -1e-12)
+    assert np.all(oy >= y - 1e-12)
+    assert oy[-1] == pytest.approx(1.0)
+    assert y[50] > 0.1  # better than random at 10 %
+
+
+def test_gains_curve_refuses_what_it_cannot_draw():
+    with pytest.raises(DataError, match="sum to 0"):
+        gains_curve([0.0, 0.0], [1.0, 2.0])
+    with pytest.raises(DataError, match="missing or infinite"):
+        gains_curve([1.0, 2.0], [1.0, np.nan])
+    with pytest.raises(DataError, match="3 values"):
+        gains_curve([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_plot_gains_draws_kamml_beside_baselines(tmp_path):
+    frame = backtest_frame(predictions())
+    models = {"kamml": "clv", "BTYD": "btyd_value", "last period": "past_value"}
+    path = plot_gains(frame, tmp_path / "gains.png", actual="value", models=models)
+    assert_png(path, min_width=800)
+
+
+def test_duplicated_names_read_the_label_as_actual_and_the_score_as_model(tmp_path):
+    raw = predictions()
+    assert list(raw.columns).count("referral_value") == 2
+    frame = backtest_frame(raw)
+    np.testing.assert_array_equal(frame["referral_value"], raw.iloc[:, 2])
+    np.testing.assert_array_equal(frame["predicted_referral_value"], raw.iloc[:, 5])
+    assert frame.notna().all().all()
+    assert (frame["btyd_p_zero"][raw["btyd_p_zero"].isna()] == 1.0).all()
+    assert (frame["btyd_value"][raw["btyd_value"].isna()] == 0.0).all()
+
+    kwargs = {"actual": "referral_value", "title": "referrals"}
+    direct = plot_gains(raw, tmp_path / "dup.png", models={"kamml": "referral_value"}, **kwargs)
+    renamed = plot_gains(frame, tmp_path / "ren.png", models={"kamml": "predicted_referral_value"}, **kwargs)
+    self_ranked = plot_gains(frame, tmp_path / "self.png", models={"kamml": "referral_value"}, **kwargs)
+    assert direct.read_bytes() == renamed.read_bytes()
+    assert direct.read_bytes() != self_ranked.read_bytes()
+
+
+def test_plot_gains_names_a_missing_column(tmp_path):
+    with pytest.raises(DataError, match="'nope'"):
+        plot_gains(predictions(), tmp_path / "g.png", models={"kamml": "nope"})
+    with pytest.raises(DataError, match="no models"):
+        plot_gains(predictions(), tmp_path / "g.png", models={})
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------- calibration
+
+
+def test_decile_calibration_one_panel_per_model(tmp_path):
+    frame = backtest_frame(predictions())
+    one = plot_decile_calibration(frame["value"], {"kamml": frame["clv"]}, tmp_path / "one.png")
+    two = plot_decile_calibration(
+        frame["value"].to_numpy(),
+        {"kamml": frame["clv"].to_numpy(), "BTYD": frame["btyd_value"].tolist()},
+        tmp_path / "two.png",
+    )
+    assert_png(one)
+    assert_png(two)
+    assert mpimg.imread(two).shape[1] > 1.5 * mpimg.imread(one).shape[1]
+
+
+def test_decile_calibration_with_fewer_than_ten_accounts(tmp_path):
+    path = plot_decile_calibration([5.0, 0.0, 1.0], {"kamml": [4.0, 1.0, 0.5]}, tmp_path / "d.png")
+    assert_png(path)
+
+
+def test_decile_calibration_refuses_unequal_lengths(tmp_path):
+    with pytest.raises(DataError, match="kamml has 2 values"):
+        plot_decile_calibration([1.0, 2.0, 3.0], {"kamml": [1.0, 2.0]}, tmp_path / "d.png")
+
+
+def test_churn_calibration(tmp_path):
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0, 1, 2000)
+    churned = (rng.uniform(0, 1, p.size) < p).astype(int)
+    path = plot_churn_calibration(
+        churned, {"kamml": p, "BG/NBD": np.clip(p + 0.2, 0, 1)}, tmp_path / "c.png", bins=8
+    )
+    assert_png(path)
+    uniform = plot_churn_calibration(churned, {"kamml": p}, tmp_path / "u.png", strategy="uniform")
+    assert_png(uniform)
+
+
+def test_churn_calibration_refuses_bad_outcomes_and_probabilities(tmp_path):
+    with pytest.raises(DataError, match="0 or 1"):
+        plot_churn_calibration([0, 2], {"kamml": [0.1, 0.2]}, tmp_path / "c.png")
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        plot_churn_calibration([0, 1], {"kamml": [0.1, 1.2]}, tmp_path / "c.png")
+
+
+# ------------------------------------------------------------------------------- importance
+
+
+def test_feature_importance_shows_the_top_features(tmp_path):
+    importance = pd.Series(np.arange(30, 0, -1, dtype=float), index=[f"f{i}" for i in range(30)], name="clv")
+    short = plot_feature_importance(importance, tmp_path / "short.png", top=5)
+    tall = plot_feature_importance(importance, tmp_path / "tall.png", top=25)
+    assert_png(short, min_height=100)
+    assert_png(tall)
+    assert mpimg.imread(tall).shape[0] > 2 * mpimg.imread(short).shape[0]
+    zero = plot_feature_importance(pd.Series([0.0, 0.0], index=["a", "b"]), tmp_path / "zero.png")
+    assert zero.is_file()
+
+
+def test_feature_importance_refuses_negative_or_empty(tmp_path):
+    with pytest.raises(DataError, match="negative"):
+        plot_feature_importance(pd.Series([1.0, -1.0], index=["a", "b"]), tmp_path / "f.png")
+    with pytest.raises(DataError, match="empty"):
+        plot_feature_importance(pd.Series([], dtype=float), tmp_path / "f.png")
+    with pytest.raises(DataError, match="top"):
+        plot_feature_importance(pd.Series([1.0], index=["a"]), tmp_path / "f.png", top=0)
+
+
+# ------------------------------------------------------------------------------- allocation
+
+
+def test_tier_mix_of_a_real_allocation(tmp_path):
+    table = allocate(score_table(), hours=300.0, config=AllocationConfig(floor_hours=0.5))
+    path = plot_tier_mix(table, tmp_path / "tiers.png")
+    assert_png(path, min_width=700)
+    without_gain = plot_tier_mix(table.drop(columns=["expected_gain", "rank"]), tmp_path / "t2.png")
+    assert mpimg.imread(without_gain).shape[1] < mpimg.imread(path).shape[1]
+
+
+def test_tier_mix_needs_tiers_and_hours(tmp_path):
+    table = allocate(score_table(), hours=300.0)
+    with pytest.raises(DataError, match="tier"):
+        plot_tier_mix(table.drop(columns="tier"), tmp_path / "t.png")
+    with pytest.raises(DataError, match="empty"):
+        plot_tier_mix(table.iloc[:0], tmp_path / "t.png")
+
+
+def test_hours_per_rep(tmp_path):
+    table = allocate(score_table(owners=4), hours=300.0)
+    path = plot_hours_per_rep(table, tmp_path / "reps.png")
+    assert path == tmp_path / "reps.png"
+    assert_png(path, min_height=150)
+    # some accounts without owner: drawn as their own bar
+    partly = table.assign(owner=table["owner"].where(table["rank"] % 3 != 0))
+    assert plot_hours_per_rep(partly, tmp_path / "partly.png") is not None
+
+
+def test_many_reps_are_collapsed_beyond_top(tmp_path):
+    table = allocate(score_table(n=300, owners=60), hours=500.0)
+    top = plot_hours_per_rep(table, tmp_path / "top.png", top=10)
+    every = plot_hours_per_rep(table, tmp_path / "all.png", top=100)
+    assert top is not None
+    assert every is not None
+    assert mpimg.imread(every).shape[0] > 2 * mpimg.imread(top).shape[0]
+
+
+def test_hours_per_rep_is_skipped_without_owners(tmp_path):
+    table = allocate(score_table(owners=0), hours=300.0)
+    assert table["owner"].isna().all()
+    assert plot_hours_per_rep(table, tmp_path / "reps.png") is None
+    assert plot_hours_per_rep(table.drop(columns="owner"), tmp_path / "reps.png") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------- a real backtest
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    world = synthetic.generate(600, seed=11, years=2.0)
+    path = tmp_path_factory.mktemp("world")
+    world.write(path)
+    cfg = Config.from_dict(
+        {
+            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
+            "models": {"threads": 1, "clv": FAST, "churn": FAST, "influence": FAST},
+        }
+    )
+    return backtest(load_data(path, cfg), cfg)
+
+
+@pytest.mark.slow
+def test_backtest_plots_write_every_png(result, tmp_path):
+    paths = backtest_plots(result, tmp_path / "plots")
+    expected = {"gains", "decile_calibration", "churn_calibration", "feature_importance"}
+    if result.referral:
+        expected.add("referral_gains")
+    assert set(paths) == expected
+    for path in paths.values():
+        assert path.parent == tmp_path / "plots"
+        assert_png(path)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(p.name for p in paths.values())
+
+
+@pytest.mark.slow
+def test_feature_importance_of_a_real_bundle(result):
+    table = feature_importance(result.bundle)
+    expected = ["clv", "churn"] + (["influence"] if result.bundle.influence is not None else [])
+    assert list(table.columns) == expected
+    assert set(table.index) == set(result.bundle.features)
+    assert (table >= 0).all().all()
+    assert (table.sum() > 0).all()
+    assert table["clv"].is_monotonic_decreasing
+    booster = result.bundle.clv.booster_
+    gain = dict(zip(booster.feature_name(), booster.feature_importance("gain"), strict=True))
+    top = table.index[0]
+    assert table.loc[top, "clv"] == pytest.approx(gain[top])

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kamml.config import Config
-from kamml.errors import ModelError
+from kamml.errors import FeatureMismatchError, ModelError
 from kamml.features.catalogue import describe
 from kamml.models.btyd_features import BtydFit, add_btyd_features, fit_btyd
 from kamml.models.churn import ChurnModel
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 LABELS = ("value", "purchases", "churned", "referral_value", "referrals")
 KEYS = ("account_id", "snapshot")
 FORMAT_VERSION = 1
+_MODELS = ("clv", "churn", "influence")
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -96,6 +97,29 @@ class ModelBundle:
     churn: ChurnModel
     influence: InfluenceModel | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    feature_config: dict[str, Any] = field(default_factory=dict)
+
+    def feature_spec(self) -> dict[str, Any]:
+        """How to rebuild this bundle's feature rows: the features section, time unit and horizon.
+
+        `kamml score` builds features at a new cutoff with exactly these settings, so a model is never
+        applied to columns computed differently from those it learned on.
+        """
+        return {
+            "features": dict(self.feature_config),
+            "unit": "weeks" if self.unit_days == 7 else "days",
+            "horizon_days": self.horizon_days,
+            "columns": [c for c in self.features if not c.startswith("btyd_")],
+        }
+
+    def scoring_config(self, config: Config | None = None) -> Config:
+        """`config` (data, engine) with the features and time settings this bundle was trained with."""
+        cfg = (config or Config()).model_copy(deep=True)
+        if self.feature_config:
+            cfg.features = type(cfg.features).model_validate(self.feature_config)
+        cfg.time.unit = "weeks" if self.unit_days == 7 else "days"
+        cfg.time.horizon_days = self.horizon_days
+        return cfg
 
     @property
     def horizon_units(self) -> float:
@@ -147,7 +171,7 @@ class ModelBundle:
             "snapshots": sorted(str(pd.Timestamp(s).date()) for s in train["snapshot"].unique()),
             "rows": len(train),
         }
-        return cls(horizon, h, unit, features, btyd, clv, churn, influence, meta)
+        return cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
 
     def with_btyd(
         self, features: pd.DataFrame, refit: bool = True, fit: BtydFit | None = None
@@ -178,9 +202,7 @@ class ModelBundle:
         """
         missing = [c for c in self.features if c not in features.columns and not c.startswith("btyd_")]
         if missing:
-            raise ModelError(
-                f"the feature rows lack {len(missing)} column(s) the model was trained on: {missing[:20]}"
-            )
+            raise FeatureMismatchError(missing)
         rows, fit = self.with_btyd(features, refit=refit_btyd, fit=btyd)
         X = rows[self.features]
         h = self.train_horizon_days
@@ -254,13 +276,14 @@ class ModelBundle:
     # ---- persistence: JSON + LightGBM text, no pickle ---------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole bundle as JSON-able data."""
+        """The whole bundle as JSON-able data (LightGBM models as their model text)."""
         return {
             "format_version": FORMAT_VERSION,
             "horizon_days": self.horizon_days,
             "train_horizon_days": self.train_horizon_days,
             "unit_days": self.unit_days,
             "features": self.features,
+            "feature_config": self.feature_config,
             "btyd": self.btyd.to_dict(),
             "clv": self.clv.to_dict(),
             "churn": self.churn.to_dict(),
@@ -283,22 +306,43 @@ class ModelBundle:
             churn=ChurnModel.from_dict(state["churn"]),
             influence=None if state["influence"] is None else InfluenceModel.from_dict(state["influence"]),
             meta=dict(state.get("meta", {})),
+            feature_config=dict(state.get("feature_config", {})),
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write the bundle as one JSON file (`bundle.json`) in the folder `path`."""
+        """Write the bundle into the folder `path`; return the path of its `bundle.json`.
+
+        Each LightGBM model goes into its own native text file (``clv.txt``, ``churn.txt``,
+        ``influence.txt``, loadable with ``lightgbm.Booster(model_file=...)``); everything else (feature
+        specification, BTYD parameters, calibration arrays, horizons) into ``bundle.json``, which names
+        the text files. No pickle.
+        """
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
+        state = self.to_dict()
+        for name in _MODELS:
+            if state[name] is not None:
+                text = state[name].pop("booster")
+                (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+                state[name]["booster_file"] = f"{name}.txt"
         target = folder / "bundle.json"
-        target.write_text(json.dumps(self.to_dict()), encoding="utf-8")
+        target.write_text(json.dumps(state, indent=1), encoding="utf-8")
         return target
 
     @classmethod
     def load(cls, path: str | Path) -> ModelBundle:
-        """Read a bundle written by `save` (a folder or its bundle.json)."""
+        """Read a bundle written by `save` (its folder or its bundle.json)."""
         target = Path(path)
         if target.is_dir():
             target = target / "bundle.json"
         if not target.is_file():
-            raise ModelError(f"no model bundle at {path}")
-        return cls.from_dict(json.loads(target.read_text(encoding="utf-8")))
+            raise ModelError(f"no model bundle at {path} (expected a folder holding bundle.json)")
+        state = json.loads(target.read_text(encoding="utf-8"))
+        for name in _MODELS:
+            part = state.get(name)
+            if part is not None and "booster_file" in part:
+                booster = target.parent / part.pop("booster_file")
+                if not booster.is_file():
+                    raise ModelError(f"model bundle {target.parent} lacks its LightGBM file {booster.name}")
+                part["booster"] = booster.read_text(encoding="utf-8")
+        return cls.from_dict(state)

@@ -1,1 +1,38 @@
-"""kamml.report."""
+"""Plots and the one-file HTML report: kamml beside its baselines, and the plan a sales lead reads.
+
+The plots (`kamml.report.plots`) take plain pandas/numpy inputs and write PNG files on matplotlib's Agg
+canvas, without pyplot; MLflow logging (`backtest_plots`) and the HTML report (`render_report`) share
+them.
+"""
+
+from kamml.report.html import render_report
+from kamml.report.plots import (
+    backtest_frame,
+    backtest_plots,
+    feature_importance,
+    gains_curve,
+    plot_budget_curve,
+    plot_churn_calibration,
+    plot_decile_calibration,
+    plot_feature_importance,
+    plot_gains,
+    plot_hours_per_rep,
+    plot_tier_mix,
+    save_figure,
+)
+
+__all__ = [
+    "backtest_frame",
+    "backtest_plots",
+    "feature_importance",
+    "gains_curve",
+    "plot_budget_curve",
+    "plot_churn_calibration",
+    "plot_decile_calibration",
+    "plot_feature_importance",
+    "plot_gains",
+    "plot_hours_per_rep",
+    "plot_tier_mix",
+    "render_report",
+    "save_figure",
+]

@@ -3,27 +3,82 @@
 No pyplot and no global backend switch: every figure is a `matplotlib.figure.Figure` on its own Agg
 canvas, so plotting works in batch jobs without a display, in threads, and leaves a notebook's backend
 alone.
+
+Every plot takes plain pandas/numpy inputs and returns the path of the PNG it wrote, so MLflow logging
+(`backtest_plots`) and the HTML report (`kamml.report.html`) draw the same pictures:
+
+- model quality beside the baselines: `plot_gains` (cumulative gains with the random and perfect
+  curves, and the lift per decile in a second panel), `plot_decile_calibration`,
+  `plot_churn_calibration`, `plot_feature_importance` (with `feature_importance` to read the gain
+  importance out of a model bundle);
+- the plan: `plot_budget_curve`, `plot_tier_mix`, `plot_hours_per_rep`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from kamml.errors import DataError
+from kamml.evaluation.metrics import calibration_table, decile_table, normalized_gini
 from kamml.io import atomic_path
 
-__all__ = ["plot_budget_curve", "save_figure"]
+if TYPE_CHECKING:
+    from kamml.evaluation.backtest import BacktestResult
+    from kamml.models.bundle import ModelBundle
+
+__all__ = [
+    "MODEL_LABELS",
+    "backtest_frame",
+    "backtest_plots",
+    "feature_importance",
+    "gains_curve",
+    "plot_budget_curve",
+    "plot_churn_calibration",
+    "plot_decile_calibration",
+    "plot_feature_importance",
+    "plot_gains",
+    "plot_hours_per_rep",
+    "plot_tier_mix",
+    "save_figure",
+]
 
 logger = logging.getLogger(__name__)
 
+FloatArray = npt.NDArray[np.float64]
+
 DPI = 120
+
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+"""Model colours in the order the models are given: kamml first, then the baselines."""
+
+GAINS_POINTS = 2001
+"""Gains curves longer than this are drawn on an even grid of this many points (they are piecewise linear)."""
+
+MODEL_LABELS = {
+    "kamml": "kamml",
+    "btyd": "BG/NBD × Gamma-Gamma",
+    "btyd_p_zero": "BG/NBD P(no purchase)",
+    "last_period": "last period",
+    "past_rate": "past referral value",
+}
+"""How the backtest's model keys read in legends and tables."""
+
+_PRED_REFERRAL = "predicted_referral_value"
+
+
+# ------------------------------------------------------------------------------------------ writing
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
@@ -33,9 +88,607 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
         raise DataError(f"cannot write {target}: plots are written as .png files")
     FigureCanvasAgg(figure)
     with atomic_path(target) as tmp:
-        figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        # no "Software" text chunk: the PNG carries no matplotlib version or web address
+        figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     logger.debug("wrote %s", target)
     return target
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def _column(frame: pd.DataFrame, name: str, *, last: bool = False) -> pd.Series:
+    """One column of `frame` by name; with duplicated names the first (or `last`) one.
+
+    `BacktestResult.predictions` concatenates the labels and the scores, so ``referral_value`` is there
+    twice: the actual label first, the model's score after it.
+    """
+    names = np.asarray(frame.columns, dtype=object)
+    positions = np.flatnonzero(names == name)
+    if positions.size == 0:
+        raise DataError(f"the table lacks column {name!r}; it has {', '.join(map(str, frame.columns))}")
+    if positions.size > 1:
+        logger.debug(
+            "column %r appears %d times; using the %s", name, positions.size, "last" if last else "first"
+        )
+    return frame.iloc[:, int(positions[-1] if last else positions[0])]
+
+
+def _numbers(values: Any, what: str, *, n: int | None = None) -> FloatArray:
+    """`values` as a finite 1-D float array (of length `n` when given), or a DataError naming `what`."""
+    raw = np.asarray(values)
+    if raw.ndim != 1:
+        raise DataError(f"{what} must be one-dimensional, got shape {raw.shape}")
+    try:
+        array = pd.to_numeric(pd.Series(raw)).to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} must be numbers: {exc}") from None
+    if array.size == 0:
+        raise DataError(f"{what} is empty: nothing to plot")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise DataError(f"{what} has {int(bad.sum())} missing or infinite values; fill or drop them first")
+    if n is not None and array.size != n:
+        raise DataError(f"{what} has {array.size} values but the actual values have {n}")
+    return array
+
+
+def _models(by_model: Mapping[str, Any], what: str) -> None:
+    """Refuse an empty mapping of models."""
+    if not by_model:
+        raise DataError(f"no models given for the {what} plot")
+
+
+def _color(i: int) -> str:
+    """The colour of the i-th model."""
+    return COLORS[i % len(COLORS)]
+
+
+def _thousands(axis: Any) -> None:
+    """Tick labels with thousands separators."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
+# ------------------------------------------------------------------------------------------ gains
+
+
+def gains_curve(y_true: Any, score: Any, points: int = GAINS_POINTS) -> tuple[FloatArray, FloatArray]:
+    """Cumulative gains: share of the actual total captured by the top share of accounts ranked by score.
+
+    Accounts are ranked by `score`, highest first; inside a group of tied scores the captured value
+    grows linearly, its expectation over random tie-breaking (as in `kamml.evaluation.metrics`). The
+    curve is piecewise linear between the ends of the tied groups, so it is exact at those points and
+    resampled on an even grid of `points` points when longer.
+
+    Parameters
+    ----------
+    y_true, score : array-like
+        Actual values and the ranking score, finite, of equal length.
+    points : int, default 2001
+        Most points returned.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Share of accounts (0 to 1) and share of the actual total captured (0 to 1 when every value is
+        >= 0), both starting at 0.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        On missing values, unequal lengths, or an actual total of 0 (nothing to capture).
+
+    Examples
+    --------
+    >>> x, y = gains_curve([5.0, 0.0, 5.0, 0.0], [4.0, 3.0, 2.0, 1.0])
+    >>> x.tolist(), y.tolist()
+    ([0.0, 0.25, 0.5, 0.75, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
+    """
+    y = _numbers(y_true, "actual values")
+    s = _numbers(score, "score", n=y.size)
+    total = float(y.sum())
+    if total == 0:
+        raise DataError("the actual values sum to 0: there is no value to capture")
+    order = np.argsort(-s, kind="stable")
+    ends = np.r_[np.flatnonzero(np.diff(s[order]) != 0) + 1, y.size]
+    captured = np.cumsum(y[order])[ends - 1]
+    x = np.r_[0.0, ends / y.size]
+    g = np.r_[0.0, captured / total]
+    if x.size > points:
+        grid = np.linspace(0.0, 1.0, points)
+        return grid, np.interp(grid, x, g)
+    return x, g
+
+
+def plot_gains(
+    predictions: pd.DataFrame,
+    path: str | Path,
+    *,
+    actual: str = "value",
+    models: Mapping[str, str],
+    title: str | None = None,
+) -> Path:
+    """Draw the cumulative gains of each model beside the random and perfect orderings, and lift by decile.
+
+    Left panel: the share of the actual total held by the top x % of accounts ranked by each model's
+    prediction (gains; the legend gives each model's normalised Gini), with the diagonal of a random
+    ordering and the curve of the perfect (oracle) ordering by the actual values. Right panel: the lift
+    of each decile of prediction, its mean actual value over the overall mean (1 = random).
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        One row per account with the actual column and one column per model, such as
+        `BacktestResult.predictions`. Duplicated column names are allowed: `actual` takes the first
+        column of that name, a model the last (in a backtest's predictions the labels come before the
+        scores, so ``referral_value`` reads as the label for `actual` and as the score for a model).
+    path : str or Path
+        The ``.png`` file to write (atomically).
+    actual : str, default "value"
+        Column of actual values.
+    models : mapping of str to str
+        Legend name -> column of that model's prediction, kamml first, then the baselines.
+    title : str, optional
+        Figure title; "Cumulative gains: <actual>" by default.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        When a column is missing, holds missing values, the actual total is 0, or `path` is no ``.png``.
+    """
+    _models(models, "gains")
+    y = _numbers(_column(predictions, actual), f"actual column {actual!r}")
+    scores = {
+        name: _numbers(_column(predictions, column, last=True), f"column {column!r}", n=y.size)
+        for name, column in models.items()
+    }
+    figure = Figure(figsize=(11.0, 4.4), layout="constrained")
+    gains, lift = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1.0]})
+    gains.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="random")
+    ox, oy = gains_curve(y, y)
+    gains.plot(ox, oy, linestyle=":", color="black", linewidth=1.2, label="perfect (oracle)")
+    width = 0.8 / len(scores)
+    for i, (name, score) in enumerate(scores.items()):
+        x, g = gains_curve(y, score)
+        gini = normalized_gini(y, score)
+        label = name if math.isnan(gini) else f"{name} (Gini {gini:.2f})"
+        gains.plot(x, g, color=_color(i), linewidth=2.0 if i == 0 else 1.4, label=label)
+        deciles = decile_table(y, score)
+        mean = float(y.mean())
+        lifts = deciles["actual_mean"].to_numpy() / mean if mean != 0 else np.full(len(deciles), np.nan)
+        offset = (i - (len(scores) - 1) / 2) * width
+        lift.bar(deciles["decile"] + offset, lifts, width=width, color=_color(i), label=name)
+    gains.set_xlim(0, 1)
+    gains.set_ylim(bottom=min(0.0, float(oy.min())))
+    gains.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    gains.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    gains.set_xlabel("share of accounts, ranked by prediction")
+    gains.set_ylabel(f"share of actual {actual.replace('_', ' ')} captured")
+    gains.grid(alpha=0.3)
+    gains.legend(fontsize=8, loc="lower right")
+    gains.set_title(title or f"Cumulative gains: {actual.replace('_', ' ')}")
+    lift.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+    lift.set_xticks(range(1, 11))
+    lift.set_xlabel("decile of prediction (1 = highest)")
+    lift.set_ylabel("lift (decile mean / overall mean)")
+    lift.grid(alpha=0.3, axis="y")
+    lift.legend(fontsize=8, loc="upper right")
+    lift.set_title("Lift by decile")
+    return save_figure(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ calibration
+
+
+def plot_decile_calibration(
+    y_true: Any,
+    y_pred_by_model: Mapping[str, Any],
+    path: str | Path,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Draw predicted beside actual totals in each decile of predicted value, one panel per model.
+
+    A calibrated value model has bars of equal height in every decile; the panel titles give the decile
+    MAPE (mean absolute percentage error of the decile totals) and the aggregate error.
+
+    Parameters
+    ----------
+    y_true : array-like
+        Actual values per account.
+    y_pred_by_model : mapping of str to array-like
+        Legend name -> predicted values (same order and length as `y_true`), kamml first.
+    path : str or Path
+        The ``.png`` file to write (atomically).
+    title : str, optional
+        Figure title; "Predicted vs actual value by decile" by default.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        On missing values, unequal lengths, no model, or a `path` that is no ``.png``.
+    """
+    _models(y_pred_by_model, "decile calibration")
+    y = _numbers(y_true, "actual values")
+    preds = {name: _numbers(p, f"predictions of {name}", n=y.size) for name, p in y_pred_by_model.items()}
+    k = len(preds)
+    figure = Figure(figsize=(max(5.0, 4.2 * k), 4.4), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, k, sharey=True))
+    for i, ((name, pred), ax) in enumerate(zip(preds.items(), axes, strict=True)):
+        table = decile_table(y, pred)
+        ape = table["ape"].to_numpy()
+        mape = float(np.nanmean(ape)) if np.isfinite(ape).any() else math.nan
+        total = float(y.sum())
+        agg = (float(pred.sum()) - total) / total if total != 0 else math.nan
+        ax.bar(table["decile"] - 0.2, table["actual_total"], width=0.4, color="lightgrey", label="actual")
+        ax.bar(table["decile"] + 0.2, table["predicted_total"], width=0.4, color=_color(i), label="predicted")
+        ax.set_xticks(range(1, 11))
+        ax.set_xlabel("decile of prediction (1 = highest)")
+        _thousands(ax.yaxis)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8, loc="upper right")
+        ax.set_title(f"{name}\ndecile MAPE {mape:.0%}, aggregate error {agg:+.0%}", fontsize=10)
+    axes[0].set_ylabel("total value in the decile")
+    figure.suptitle(title or "Predicted vs actual value by decile")
+    return save_figure(figure, path)
+
+
+def plot_churn_calibration(
+    y_true: Any,
+    p_by_model: Mapping[str, Any],
+    path: str | Path,
+    *,
+    bins: int = 10,
+    strategy: Literal["uniform", "quantile"] = "quantile",
+    title: str | None = None,
+) -> Path:
+    """Draw the reliability curve of each churn probability: observed churn rate against the prediction.
+
+    Accounts are binned by predicted probability (`kamml.evaluation.metrics.calibration_table`); each
+    point is a bin's mean prediction and its observed churn rate, so a calibrated model lies on the
+    diagonal. The legend gives each model's Brier score.
+
+    Parameters
+    ----------
+    y_true : array-like of 0/1
+        1 when the account churned (no purchase in the horizon).
+    p_by_model : mapping of str to array-like
+        Legend name -> churn probabilities in [0, 1], kamml first.
+    path : str or Path
+        The ``.png`` file to write (atomically).
+    bins : int, default 10
+        Number of bins.
+    strategy : {"quantile", "uniform"}, default "quantile"
+        Bins of equal numbers of accounts, or of equal width on [0, 1].
+    title : str, optional
+        Figure title; "Churn calibration" by default.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        On missing values, outcomes other than 0/1, probabilities outside [0, 1], unequal lengths.
+    """
+    _models(p_by_model, "churn calibration")
+    y = _numbers(y_true, "churn outcomes")
+    if not np.all((y == 0) | (y == 1)):
+        raise DataError("churn outcomes must be 0 or 1")
+    figure = Figure(figsize=(5.6, 5.0))
+    ax = figure.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
+    for i, (name, values) in enumerate(p_by_model.items()):
+        p = _numbers(values, f"probabilities of {name}", n=y.size)
+        if p.min() < 0 or p.max() > 1:
+            raise DataError(f"probabilities of {name} must lie in [0, 1]")
+        table = calibration_table(y, p, bins=bins, strategy=strategy)
+        brier = float(np.mean((p - y) ** 2))
+        ax.plot(
+            table["mean_predicted"],
+            table["observed_rate"],
+            marker="o",
+            markersize=4,
+            color=_color(i),
+            linewidth=2.0 if i == 0 else 1.4,
+            label=f"{name} (Brier {brier:.3f})",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel("predicted churn probability (bin mean)")
+    ax.set_ylabel("observed churn rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title or "Churn calibration")
+    return save_figure(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ importance
+
+
+def feature_importance(bundle: ModelBundle) -> pd.DataFrame:
+    """Gain importance of every feature in each of the bundle's LightGBM models (clv, churn, influence).
+
+    Read from each model's booster (``booster_.feature_importance("gain")``); features are named by
+    ``booster_.feature_name()``, or by the model's own feature names when LightGBM was given sanitised
+    ones. A model the bundle lacks (no influence model without referrals) has no column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by feature, columns ``clv``, ``churn`` and (when fitted) ``influence``, the total gain of
+        the splits on that feature; sorted by the first column, largest first. Features a model never
+        used have 0.
+    """
+    columns: dict[str, pd.Series] = {}
+    for name in ("clv", "churn", "influence"):
+        model = getattr(bundle, name, None)
+        booster = getattr(model, "booster_", None)
+        if booster is None:
+            continue
+        gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
+        names = [str(n) for n in booster.feature_name()]
+        own = getattr(model, "feature_names_", None)
+        if own is not None and len(own) == len(names):
+            names = [str(n) for n in own]
+        columns[name] = pd.Series(gain, index=pd.Index(names, name="feature")).groupby(level=0).sum()
+    if not columns:
+        raise DataError("the model bundle holds no fitted LightGBM model")
+    table = pd.DataFrame(columns).fillna(0.0)
+    table.index.name = "feature"
+    return table.sort_values(next(iter(columns)), ascending=False, kind="stable")
+
+
+def plot_feature_importance(
+    importance: pd.Series,
+    path: str | Path,
+    *,
+    top: int = 20,
+    title: str | None = None,
+) -> Path:
+    """Draw the `top` features by gain importance as horizontal bars, largest on top.
+
+    Bars show each feature's share of the model's total gain, so models trained on different data read
+    on one scale.
+
+    Parameters
+    ----------
+    importance : pandas.Series
+        Gain importance indexed by feature name (a column of `feature_importance`).
+    path : str or Path
+        The ``.png`` file to write (atomically).
+    top : int, default 20
+        Number of features shown.
+    title : str, optional
+        Figure title; "Feature importance (gain): <series name>" by default.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        When `importance` is empty or holds missing or negative values, or `top` < 1.
+    """
+    if top < 1:
+        raise DataError(f"top must be at least 1, got {top}")
+    values = _numbers(importance.to_numpy(), "feature importance")
+    if (values < 0).any():
+        raise DataError("gain importance cannot be negative")
+    series = pd.Series(values, index=[str(i) for i in importance.index])
+    shown = series.sort_values(ascending=False, kind="stable").head(top)[::-1]
+    total = float(series.sum())
+    share = shown / total if total > 0 else shown
+    figure = Figure(figsize=(7.0, 1.2 + 0.28 * len(shown)))
+    ax = figure.add_subplot()
+    ax.barh(np.arange(len(shown)), share.to_numpy(), color="tab:blue")
+    ax.set_yticks(np.arange(len(shown)), list(shown.index), fontsize=8)
+    if total > 0:
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_xlabel("share of the model's total gain")
+    else:
+        ax.set_xlabel("gain (the model made no splits)")
+    ax.grid(alpha=0.3, axis="x")
+    name = f": {importance.name}" if importance.name is not None else ""
+    ax.set_title(title or f"Feature importance (gain){name}")
+    return save_figure(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ allocation
+
+
+def _allocation_columns(allocation: pd.DataFrame, needed: Sequence[str]) -> None:
+    """Refuse an allocation table that lacks a needed column."""
+    missing = [c for c in needed if c not in allocation.columns]
+    if missing:
+        raise DataError(
+            f"the allocation table lacks columns {missing}; it has {', '.join(map(str, allocation.columns))}"
+        )
+    if allocation.empty:
+        raise DataError("the allocation table is empty: nothing to plot")
+
+
+def _tiers(allocation: pd.DataFrame) -> pd.Series:
+    """Each account's tier as text (missing as "(none)")."""
+    return allocation["tier"].astype(object).where(allocation["tier"].notna(), "(none)").astype(str)
+
+
+def _tier_order(allocation: pd.DataFrame, tiers: pd.Series) -> list[str]:
+    """Tiers from the best to the worst: by the best rank in each tier, else by first appearance."""
+    if "rank" in allocation.columns:
+        best = pd.Series(
+            pd.to_numeric(allocation["rank"], errors="coerce").to_numpy(), index=tiers.to_numpy()
+        )
+        return [str(t) for t in best.groupby(level=0, sort=False).min().sort_values(kind="stable").index]
+    return [str(t) for t in dict.fromkeys(tiers)]
+
+
+def _label_bars(ax: Axes, bars: Any, texts: Sequence[str]) -> None:
+    """Write each bar's value above it."""
+    for bar, text in zip(bars, texts, strict=True):
+        ax.annotate(
+            text,
+            xy=(bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+
+
+def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
+    """Draw how many accounts, hours and (when present) how much expected gain each tier gets.
+
+    Parameters
+    ----------
+    allocation : pandas.DataFrame
+        The allocation table (`kamml.allocation.allocate`): ``tier`` and ``recommended_hours`` are needed;
+        ``expected_gain`` adds a panel and ``rank`` orders the tiers (best first).
+    path : str or Path
+        The ``.png`` file to write (atomically).
+    title : str, optional
+        Figure title; "Accounts and hours by tier" by default.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        When a needed column is missing, the table is empty, or `path` is no ``.png``.
+    """
+    _allocation_columns(allocation, ["tier", "recommended_hours"])
+    tiers = _tiers(allocation)
+    order = _tier_order(allocation, tiers)
+    hours = pd.Series(_numbers(allocation["recommended_hours"], "recommended_hours"), index=tiers.to_numpy())
+    panels: list[tuple[str, pd.Series, str]] = [
+        ("accounts", hours.groupby(level=0).size().reindex(order, fill_value=0), "{:,.0f}"),
+        ("recommended hours", hours.groupby(level=0).sum().reindex(order, fill_value=0.0), "{:,.0f}"),
+    ]
+    if "expected_gain" in allocation.columns:
+        gain = pd.Series(_numbers(allocation["expected_gain"], "expected_gain"), index=tiers.to_numpy())
+        panels.append(
+            ("expected gain", gain.groupby(level=0).sum().reindex(order, fill_value=0.0), "{:,.0f}")
+        )
+    figure = Figure(figsize=(3.6 * len(panels), 3.8), layout="constrained")
+    axes = figure.subplots(1, len(panels))
+    for i, ((label, values, fmt), ax) in enumerate(zip(panels, np.atleast_1d(axes), strict=True)):
+        bars = ax.bar(range(len(order)), values.to_numpy(dtype=float), color=_color(i))
+        _label_bars(ax, bars, [fmt.format(v) for v in values])
+        ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0, fontsize=9)
+        _thousands(ax.yaxis)
+        ax.set_ylim(top=max(1.0, float(values.max())) * 1.15)
+        ax.grid(alpha=0.3, axis="y")
+        ax.set_title(label, fontsize=10)
+    figure.suptitle(title or "Accounts and hours by tier")
+    return save_figure(figure, path)
+
+
+def plot_hours_per_rep(
+    allocation: pd.DataFrame,
+    path: str | Path,
+    *,
+    top: int = 30,
+    title: str | None = None,
+) -> Path | None:
+    """Draw each rep's recommended hours, split by tier; None when the accounts have no owners.
+
+    Reps are sorted by hours, most first; beyond `top` reps the rest are drawn as one bar. Accounts
+    without an owner, when some have one, form a "(no owner)" bar.
+
+    Parameters
+    ----------
+    allocation : pandas.DataFrame
+        The allocation table: ``owner`` and ``recommended_hours``; ``tier`` splits the bars.
+    path : str or Path
+        The ``.png`` file to write (atomically).
+    top : int, default 30
+        Most reps drawn one by one.
+    title : str, optional
+        Figure title; "Recommended hours per rep" by default.
+
+    Returns
+    -------
+    pathlib.Path or None
+        `path`, or None (nothing written) when there is no ``owner`` column or every owner is missing.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        When ``recommended_hours`` is missing, the table is empty, or `path` is no ``.png``.
+    """
+    if "owner" not in allocation.columns or allocation["owner"].isna().all():
+        logger.info("no hours-per-rep plot: the allocation table has no account owners")
+        return None
+    if top < 1:
+        raise DataError(f"top must be at least 1, got {top}")
+    _allocation_columns(allocation, ["recommended_hours"])
+    owner = allocation["owner"].astype(object).where(allocation["owner"].notna(), "(no owner)").astype(str)
+    tiers = _tiers(allocation) if "tier" in allocation.columns else pd.Series("all", index=allocation.index)
+    order = _tier_order(allocation, tiers) if "tier" in allocation.columns else ["all"]
+    frame = pd.DataFrame(
+        {
+            "owner": owner.to_numpy(),
+            "tier": tiers.to_numpy(),
+            "hours": _numbers(allocation["recommended_hours"], "recommended_hours"),
+        }
+    )
+    table = frame.pivot_table(index="owner", columns="tier", values="hours", aggfunc="sum", fill_value=0.0)
+    table = table.reindex(columns=order, fill_value=0.0)
+    accounts = frame.groupby("owner").size()
+    table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+    if len(table) > top:
+        rest = table.iloc[top:]
+        other = f"{len(rest)} other reps"
+        accounts = pd.concat([accounts, pd.Series({other: int(accounts[rest.index].sum())})])
+        table = pd.concat([table.iloc[:top], rest.sum().to_frame(other).T])
+    table = table[::-1]
+    figure = Figure(figsize=(7.5, 1.4 + 0.3 * len(table)))
+    ax = figure.add_subplot()
+    left = np.zeros(len(table))
+    y = np.arange(len(table))
+    for i, tier in enumerate(order):
+        values = table[tier].to_numpy(dtype=float)
+        ax.barh(y, values, left=left, color=_color(i), label=tier)
+        left += values
+    for yi, (rep, total) in enumerate(zip(table.index, left, strict=True)):
+        ax.annotate(
+            f"{total:,.0f} h, {int(accounts[rep]):,} accounts",
+            xy=(total, yi),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
+    ax.set_yticks(y, [str(r) for r in table.index], fontsize=8)
+    ax.set_xlim(right=max(1.0, float(left.max())) * 1.3)
+    _thousands(ax.xaxis)
+    ax.set_xlabel("recommended hours")
+    ax.grid(alpha=0.3, axis="x")
+    if len(order) > 1:
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "Recommended hours per rep")
+    return save_figure(figure, path)
 
 
 def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
@@ -100,3 +753,105 @@ def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | Non
             )
     ax.set_title(title or "Expected gain vs team hours")
     return save_figure(figure, path)
+
+
+# ------------------------------------------------------------------------------------------ backtest
+
+
+def backtest_frame(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The columns of `BacktestResult.predictions` the plots use, with unique names and no gaps.
+
+    The backtest's predictions hold ``referral_value`` twice (the label, then the influence model's
+    score); here the score is renamed ``predicted_referral_value``. Missing BTYD baselines (accounts
+    without a purchase before the cutoff) are filled as the backtest's metrics fill them: value 0,
+    P(no purchase) 1; other gaps with 0.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``value``, ``churned``, ``clv``, ``p_churn``, ``btyd_value``, ``btyd_p_zero``, ``past_value``,
+        and with referrals ``referral_value`` (actual), ``predicted_referral_value`` and
+        ``past_referral_value``; indexed like the predictions.
+    """
+    wanted = {
+        "value": ("value", False, 0.0),
+        "churned": ("churned", False, 0.0),
+        "clv": ("clv", True, 0.0),
+        "p_churn": ("p_churn", True, 0.0),
+        "btyd_value": ("btyd_value", True, 0.0),
+        "btyd_p_zero": ("btyd_p_zero", True, 1.0),
+        "past_value": ("past_value", True, 0.0),
+    }
+    names = list(map(str, predictions.columns))
+    if names.count("referral_value") >= 2 and "past_referral_value" in names:
+        wanted["referral_value"] = ("referral_value", False, 0.0)
+        wanted[_PRED_REFERRAL] = ("referral_value", True, 0.0)
+        wanted["past_referral_value"] = ("past_referral_value", True, 0.0)
+    out = {}
+    for name, (column, last, fill) in wanted.items():
+        values = pd.to_numeric(_column(predictions, column, last=last), errors="coerce")
+        out[name] = values.fillna(fill).to_numpy(dtype=float)
+    return pd.DataFrame(out, index=predictions.index)
+
+
+def backtest_plots(result: BacktestResult, folder: str | Path) -> dict[str, Path]:
+    """Write the backtest's plots as PNG files into `folder`: kamml beside its baselines.
+
+    Parameters
+    ----------
+    result : kamml.evaluation.backtest.BacktestResult
+        A backtest with its predictions and trained bundle.
+    folder : str or Path
+        Where to write (created when missing).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``gains`` (value: kamml, BG/NBD × Gamma-Gamma, last period; gains.png), ``decile_calibration``
+        (decile_calibration.png), ``churn_calibration`` (kamml, BG/NBD P(no purchase);
+        churn_calibration.png), ``feature_importance`` (the value model's gain importance;
+        feature_importance_clv.png) and, when the backtest has referral metrics, ``referral_gains``
+        (kamml's influence model beside the past referral value; referral_gains.png).
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = backtest_frame(result.predictions)
+    cutoff = result.protocol.get("cutoff", "")
+    horizon = result.protocol.get("horizon_days", "")
+    when = f" at {cutoff}, {horizon}-day horizon" if cutoff else ""
+    value_models = {
+        MODEL_LABELS["kamml"]: "clv",
+        MODEL_LABELS["btyd"]: "btyd_value",
+        MODEL_LABELS["last_period"]: "past_value",
+    }
+    paths: dict[str, Path] = {}
+    paths["gains"] = plot_gains(
+        frame, out / "gains.png", actual="value", models=value_models, title=f"Cumulative gains: value{when}"
+    )
+    paths["decile_calibration"] = plot_decile_calibration(
+        frame["value"],
+        {name: frame[column] for name, column in value_models.items() if column != "past_value"},
+        out / "decile_calibration.png",
+        title=f"Predicted vs actual value by decile{when}",
+    )
+    paths["churn_calibration"] = plot_churn_calibration(
+        frame["churned"],
+        {MODEL_LABELS["kamml"]: frame["p_churn"], MODEL_LABELS["btyd_p_zero"]: frame["btyd_p_zero"]},
+        out / "churn_calibration.png",
+        title=f"Churn calibration{when}",
+    )
+    paths["feature_importance"] = plot_feature_importance(
+        feature_importance(result.bundle)["clv"],
+        out / "feature_importance_clv.png",
+        title="What drives the value forecast (gain importance)",
+    )
+    if result.referral and _PRED_REFERRAL in frame and frame["referral_value"].sum() > 0:
+        paths["referral_gains"] = plot_gains(
+            frame,
+            out / "referral_gains.png",
+            actual="referral_value",
+            models={MODEL_LABELS["kamml"]: _PRED_REFERRAL, MODEL_LABELS["past_rate"]: "past_referral_value"},
+            title=f"Cumulative gains: referral value{when}",
+        )
+    logger.info("wrote %d backtest plots to %s", len(paths), out)
+    return paths

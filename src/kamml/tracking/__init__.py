@@ -1,1 +1,29 @@
-"""kamml.tracking."""
+"""MLflow at the edge: tracked training runs, the pickle-free pyfunc bundle, the registry gate.
+
+The only package of kamml that imports mlflow (DESIGN §9). Jobs use `TrainingRun` to record a training
+run and `load_model` to turn any model URI back into a scorer.
+"""
+
+from kamml.tracking.model import LoadedModel, load_model, log_bundle, model_input, pip_requirements
+from kamml.tracking.registry import CHAMPION, Promotion, metric_key, promote, register
+from kamml.tracking.runs import TrainingRun, backtest_metrics, flatten
+from kamml.tracking.store import experiment_id, tracking_uri, use_tracking
+
+__all__ = [
+    "CHAMPION",
+    "LoadedModel",
+    "Promotion",
+    "TrainingRun",
+    "backtest_metrics",
+    "experiment_id",
+    "flatten",
+    "load_model",
+    "log_bundle",
+    "metric_key",
+    "model_input",
+    "pip_requirements",
+    "promote",
+    "register",
+    "tracking_uri",
+    "use_tracking",
+]

@@ -1,0 +1,565 @@
+"""The one-file HTML report a sales lead reads: the plan, what more hours are worth, and how far to trust it.
+
+`render_report` writes a single self-contained HTML file: inline CSS, every chart a PNG embedded as a
+``data:`` URI, no script and no link to anything outside the file, so it can be mailed, attached to a
+CRM record or opened offline. Every piece of text that comes from data (account ids, reasons, owners,
+notes) is escaped. Sections whose input is missing (no backtest, no owners, no budget curve) are replaced
+by a one-line note. The charts are those of `kamml.report.plots`, the same PNGs MLflow logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import logging
+import math
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from kamml.errors import DataError
+from kamml.io import atomic_path
+from kamml.report.plots import (
+    MODEL_LABELS,
+    backtest_plots,
+    plot_budget_curve,
+    plot_hours_per_rep,
+    plot_tier_mix,
+)
+
+if TYPE_CHECKING:
+    from kamml.data.quality import QualityReport
+    from kamml.evaluation.backtest import BacktestResult
+
+__all__ = ["render_report"]
+
+logger = logging.getLogger(__name__)
+
+NEEDED = ("account_id", "rank", "tier", "recommended_hours", "expected_gain")
+"""Columns of the allocation table the report cannot do without."""
+
+SUMMARY_LABELS = {
+    "accounts": "Accounts",
+    "hours": "Team hours",
+    "expected_gain": "Expected gain",
+    "team_price": "Value of the last hour (λ)",
+    "cutoff": "Cutoff",
+    "horizon_days": "Horizon (days)",
+    "model_uri": "Model",
+    "run_id": "MLflow run",
+}
+"""Header facts in display order, with their labels; other keys of `summary` follow as given."""
+
+# metric -> (column title, format, direction: +1 higher is better, -1 lower is better, 0 nearest 0 best)
+METRICS: dict[str, tuple[str, str, int]] = {
+    "gini": ("Gini", "{:.3f}", 1),
+    "spearman": ("Spearman", "{:.3f}", 1),
+    "top10_capture": ("Top 10% capture", "{:.1%}", 1),
+    "top20_capture": ("Top 20% capture", "{:.1%}", 1),
+    "decile_mape": ("Decile MAPE", "{:.1%}", -1),
+    "aggregate_error": ("Aggregate error", "{:+.1%}", 0),
+    "rmse": ("RMSE", "{:,.0f}", -1),
+    "roc_auc": ("ROC AUC", "{:.3f}", 1),
+    "pr_auc": ("PR AUC", "{:.3f}", 1),
+    "brier": ("Brier", "{:.4f}", -1),
+    "log_loss": ("Log loss", "{:.4f}", -1),
+}
+TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "value": (
+        "Value over the horizon",
+        ("gini", "spearman", "top10_capture", "top20_capture", "decile_mape", "aggregate_error", "rmse"),
+    ),
+    "churn": ("Churn (no purchase in the horizon)", ("roc_auc", "pr_auc", "brier", "log_loss")),
+    "referral": ("Referral value", ("gini", "spearman", "top10_capture", "aggregate_error", "rmse")),
+}
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #222;
+       margin: 0 auto; max-width: 1180px; padding: 1.2em 1.6em 3em; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.1em; }
+h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 2px solid #1f77b4; padding-bottom: 0.2em; }
+h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
+.sub { color: #666; font-size: 0.9em; margin-top: 0; }
+.facts { display: flex; flex-wrap: wrap; gap: 0.8em; margin: 1em 0; }
+.fact { background: #f4f7fb; border: 1px solid #d8e2ee; border-radius: 6px; padding: 0.5em 0.9em;
+        min-width: 9em; }
+.fact .k { color: #555; font-size: 0.8em; }
+.fact .v { font-size: 1.15em; font-weight: 600; word-break: break-all; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.88em; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; vertical-align: top; }
+th { background: #f0f3f7; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr:nth-child(even) td { background: #fafbfc; }
+.charts { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+figure { margin: 0; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 0.8em; overflow-x: auto; font-size: 0.82em; }
+.note { color: #666; font-style: italic; }
+footer { margin-top: 3em; color: #888; font-size: 0.8em; }
+"""
+
+
+def render_report(
+    path: str | Path,
+    *,
+    allocation: pd.DataFrame,
+    backtest: BacktestResult | None = None,
+    budget_curve: pd.DataFrame | None = None,
+    quality: str | pd.DataFrame | QualityReport | None = None,
+    title: str = "kamml: where to spend the sales hours",
+    summary: Mapping[str, Any] | None = None,
+    top: int = 25,
+) -> Path:
+    """Write the report as one self-contained HTML file (charts embedded, no external links); return the path.
+
+    Sections: a header with the plan's key facts; the `top` accounts (rank, account, tier, hours,
+    expected gain, reasons, owner); the budget curve; the plan by tier and by rep; the backtest of the
+    models beside their baselines (metrics tables, cumulative gains and lift, decile and churn
+    calibration, referral gains, value drivers); the data-quality summary. A section without input is
+    replaced by a one-line note.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.html`` file to write, atomically (a temporary file renamed into place).
+    allocation : pandas.DataFrame
+        The allocation table of `kamml.allocation.allocate` (account_id, rank, tier, recommended_hours,
+        expected_gain needed; reasons and owner shown when present). Its ``attrs["allocation"]`` summary
+        gives the header's hours, gain and value of the last hour; without it they are summed from the
+        table.
+    backtest : kamml.evaluation.backtest.BacktestResult, optional
+        The backtest whose metrics and charts show how far the predictions can be trusted.
+    budget_curve : pandas.DataFrame, optional
+        As from `kamml.allocation.allocate.budget_curve`.
+    quality : str, pandas.DataFrame or kamml.data.QualityReport, optional
+        The data-quality summary: the text of ``QualityReport.to_text()``, a table, or the report itself.
+    title : str
+        Page title and heading.
+    summary : mapping, optional
+        More header facts, such as ``cutoff``, ``horizon_days``, ``model_uri``, ``run_id``; the keys
+        ``accounts``, ``hours``, ``expected_gain`` and ``team_price`` replace the values read from the
+        allocation.
+    top : int, default 25
+        Accounts listed.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        When the allocation table lacks a needed column, `top` < 1, or `path` is not an ``.html`` name.
+        A chart that cannot be drawn from its input is replaced by a note naming the reason instead.
+    """
+    target = Path(path)
+    if target.suffix.lower() not in {".html", ".htm"}:
+        raise DataError(f"cannot write {target}: the report is written as an .html file")
+    if top < 1:
+        raise DataError(f"top must be at least 1, got {top}")
+    missing = [c for c in NEEDED if c not in allocation.columns]
+    if missing:
+        raise DataError(
+            f"the allocation table lacks columns {missing}; it has {', '.join(map(str, allocation.columns))}"
+        )
+    table = allocation.sort_values("rank", kind="stable").reset_index(drop=True)
+    with tempfile.TemporaryDirectory(prefix="kamml-report-") as tmp:
+        charts = Path(tmp)
+        body = [
+            _header(title, table, summary or {}),
+            _top_accounts(table, top),
+            _budget_section(budget_curve, charts),
+            _plan_section(table, charts),
+            _backtest_section(backtest, charts),
+            _quality_section(quality),
+            f"<footer>Written by kamml {_e(_version())} on {_e(_now())}. "
+            "Every chart is embedded in this file.</footer>",
+        ]
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+    with atomic_path(target) as tmp_path:
+        tmp_path.write_text(page, encoding="utf-8")
+    logger.info("wrote the report to %s (%d KB)", target, max(1, len(page) // 1024))
+    return target
+
+
+# ------------------------------------------------------------------------------------------ sections
+
+
+def _header(title: str, table: pd.DataFrame, summary: Mapping[str, Any]) -> str:
+    """The title and the plan's key facts as cards."""
+    plan = table.attrs.get("allocation") or {}
+    facts: dict[str, str] = {}
+    n = int(plan.get("n_accounts", len(table)))
+    active = plan.get("n_active")
+    facts["accounts"] = f"{n:,}" + (f" ({int(active):,} active)" if active is not None else "")
+    used = float(plan.get("hours_used", table["recommended_hours"].sum()))
+    given = plan.get("hours")
+    facts["hours"] = f"{used:,.0f}" + (f" of {float(given):,.0f}" if given is not None else "")
+    facts["expected_gain"] = _number(plan.get("total_expected_gain", table["expected_gain"].sum()))
+    if plan.get("team_price") is not None:
+        facts["team_price"] = f"{_number(plan['team_price'])} per hour"
+    for key, value in summary.items():
+        if value is not None:
+            facts[str(key)] = _fact(value)
+    ordered = [k for k in SUMMARY_LABELS if k in facts] + [k for k in facts if k not in SUMMARY_LABELS]
+    cards = "".join(
+        f'<div class="fact"><div class="k">{_e(SUMMARY_LABELS.get(k, k.replace("_", " ").capitalize()))}'
+        f'</div><div class="v">{_e(facts[k])}</div></div>'
+        for k in ordered
+    )
+    return (
+        f"<header><h1>{_e(title)}</h1>"
+        f'<p class="sub">Recommended sales hours per account for the period, the expected gain of that plan, '
+        f"and how well the predictions behind it did on past data.</p>"
+        f'<div class="facts">{cards}</div></header>'
+    )
+
+
+def _top_accounts(table: pd.DataFrame, top: int) -> str:
+    """The best `top` accounts of the plan."""
+    rows = table.head(top)
+    owners = "owner" in rows.columns and rows["owner"].notna().any()
+    heads = ["Rank", "Account", "Tier", "Hours", "Expected gain", "Reasons"] + (["Owner"] if owners else [])
+    body = []
+    for r in rows.to_dict("records"):
+        cells = [
+            _td(_integer(r["rank"]), numeric=True),
+            _td(_e(_text(r["account_id"]))),
+            _td(_e(_text(r["tier"]))),
+            _td(_e(_number(r["recommended_hours"], 1)), numeric=True),
+            _td(_e(_number(r["expected_gain"])), numeric=True),
+            _td(_reasons(r.get("reasons"))),
+        ]
+        if owners:
+            cells.append(_td(_e(_text(r["owner"]))))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    heading = f"<h2>Top {len(rows):,} accounts</h2>"
+    note = (
+        '<p class="sub">Ranked by the expected gain of the recommended hours. Hours are for the whole '
+        "period; reasons say why the account matters.</p>"
+    )
+    return "<section>" + heading + note + _table_html(heads, body) + "</section>"
+
+
+def _budget_section(curve: pd.DataFrame | None, charts: Path) -> str:
+    """The budget curve chart, or a note."""
+    head = "<section><h2>What more or fewer hours are worth</h2>"
+    if curve is None:
+        return head + _note("No budget curve was given, so this section is left out.") + "</section>"
+    text = (
+        '<p class="sub">Total expected gain of the best plan at other team budgets; the dashed line is the '
+        "value of one more hour at each budget.</p>"
+    )
+    return (
+        head + text + _chart(plot_budget_curve, "budget curve", charts / "budget.png", curve) + "</section>"
+    )
+
+
+def _plan_section(table: pd.DataFrame, charts: Path) -> str:
+    """Accounts, hours and gain per tier; hours per rep, or a note without owners."""
+    parts = ["<section><h2>The plan by tier and by rep</h2>"]
+    tiers = table["tier"].astype(object).where(table["tier"].notna(), "(none)").astype(str)
+    by_tier = (
+        pd.DataFrame(
+            {
+                "tier": tiers,
+                "rank": pd.to_numeric(table["rank"], errors="coerce"),
+                "hours": pd.to_numeric(table["recommended_hours"], errors="coerce"),
+                "gain": pd.to_numeric(table["expected_gain"], errors="coerce"),
+            }
+        )
+        .groupby("tier", sort=False)
+        .agg(best=("rank", "min"), accounts=("rank", "size"), hours=("hours", "sum"), gain=("gain", "sum"))
+        .sort_values("best", kind="stable")
+    )
+    total_hours = float(by_tier["hours"].sum())
+    rows = [
+        "<tr>"
+        + _td(_e(str(tier)))
+        + _td(f"{int(r.accounts):,}", numeric=True)
+        + _td(_e(_number(r.hours, 1)), numeric=True)
+        + _td(_share(r.hours, total_hours), numeric=True)
+        + _td(_e(_number(r.gain)), numeric=True)
+        + "</tr>"
+        for tier, r in by_tier.iterrows()
+    ]
+    parts.append('<div class="charts">')
+    parts.append(_table_html(["Tier", "Accounts", "Hours", "Share of hours", "Expected gain"], rows))
+    parts.append(
+        _chart(plot_tier_mix, "accounts, hours and expected gain per tier", charts / "tiers.png", table)
+    )
+    parts.append("</div>")
+    parts.append("<h3>Hours per rep</h3>")
+    if "owner" not in table.columns or table["owner"].isna().all():
+        parts.append(_note("The accounts have no owners, so the hours per rep are left out."))
+    else:
+        parts.append(_chart(plot_hours_per_rep, "recommended hours per rep", charts / "reps.png", table))
+        parts.append(_rep_table(table))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _rep_table(table: pd.DataFrame) -> str:
+    """Accounts, hours, expected gain and the rep's price of an hour (when capacity bound), per rep."""
+    prices = (table.attrs.get("allocation") or {}).get("rep_price") or {}
+    owner = table["owner"].astype(object).where(table["owner"].notna(), "(no owner)").astype(str)
+    frame = pd.DataFrame(
+        {
+            "owner": owner,
+            "hours": pd.to_numeric(table["recommended_hours"], errors="coerce"),
+            "gain": pd.to_numeric(table["expected_gain"], errors="coerce"),
+        }
+    )
+    reps = (
+        frame.groupby("owner")
+        .agg(accounts=("hours", "size"), hours=("hours", "sum"), gain=("gain", "sum"))
+        .sort_values("hours", ascending=False, kind="stable")
+    )
+    heads = ["Rep", "Accounts", "Hours", "Expected gain"] + (
+        ["Value of the rep's last hour"] if prices else []
+    )
+    rows = []
+    for rep, r in reps.iterrows():
+        cells = [
+            _td(_e(str(rep))),
+            _td(f"{int(r.accounts):,}", numeric=True),
+            _td(_e(_number(r.hours, 1)), numeric=True),
+            _td(_e(_number(r.gain)), numeric=True),
+        ]
+        if prices:
+            price = prices.get(str(rep))
+            cells.append(_td(_e(_number(price)) if price is not None else "", numeric=True))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return _table_html(heads, rows)
+
+
+def _backtest_section(result: BacktestResult | None, charts: Path) -> str:
+    """Metrics beside the baselines and the model-quality charts, or a note."""
+    head = "<section><h2>How well the predictions did on past data</h2>"
+    if result is None:
+        return head + _note("No backtest was given, so the model-quality section is left out.") + "</section>"
+    parts = [head, f'<p class="sub">{_e(_protocol(result.protocol))}</p>']
+    parts.append(
+        '<p class="sub">kamml beside simple baselines on accounts it never trained on. Higher is better for '
+        "Gini, Spearman, capture and AUC; lower for MAPE, RMSE, Brier and log loss; aggregate error is best "
+        "near 0. The best value of each column is in bold.</p>"
+    )
+    for task, (label, columns) in TASKS.items():
+        block = getattr(result, task, None)
+        if block:
+            parts.append(f"<h3>{_e(label)}</h3>")
+            parts.append(_metrics_table(task, block, columns))
+    try:
+        images = backtest_plots(result, charts / "backtest")
+    except DataError as exc:
+        logger.warning("backtest charts left out of the report: %s", exc)
+        parts.append(_note(f"The backtest charts could not be drawn: {exc}"))
+    else:
+        alts = {
+            "gains": "cumulative gains and lift of the value forecast beside the baselines",
+            "decile_calibration": "predicted vs actual value by decile",
+            "churn_calibration": "churn calibration beside BG/NBD",
+            "referral_gains": "cumulative gains of the referral value forecast",
+            "feature_importance": "gain importance of the value model's features",
+        }
+        parts.append('<div class="charts">')
+        parts.extend(_figure(images[key], alt) for key, alt in alts.items() if key in images)
+        parts.append("</div>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _quality_section(quality: str | pd.DataFrame | QualityReport | None) -> str:
+    """The data-quality summary as text or a table, or a note."""
+    head = "<section><h2>Data quality</h2>"
+    if quality is None:
+        return head + _note("No data-quality summary was given.") + "</section>"
+    if isinstance(quality, pd.DataFrame):
+        heads = [str(c) for c in quality.columns]
+        rows = [
+            "<tr>" + "".join(_td(_e(_text(v)), numeric=_is_number(v)) for v in row) + "</tr>"
+            for row in quality.itertuples(index=False, name=None)
+        ]
+        return head + _table_html(heads, rows) + "</section>"
+    to_text = getattr(quality, "to_text", None)
+    text = to_text() if callable(to_text) else str(quality)
+    return head + f"<pre>{_e(text)}</pre></section>"
+
+
+# ------------------------------------------------------------------------------------------ pieces
+
+
+def _metrics_table(task: str, block: Mapping[str, Mapping[str, float]], columns: Sequence[str]) -> str:
+    """One task's metrics, a row per model (kamml first), the best value per column in bold."""
+    shown = [c for c in columns if any(c in m for m in block.values())]
+    best: dict[str, float] = {}
+    for column in shown:
+        _, _, direction = METRICS[column]
+        values = [float(m[column]) for m in block.values() if column in m and _finite(m[column])]
+        if len(values) > 1:
+            scores = [abs(v) for v in values] if direction == 0 else values
+            best[column] = (max(scores) if direction > 0 else min(scores)) if scores else math.nan
+    rows = []
+    for model, metrics in block.items():
+        cells = [_td(_e(_model_label(task, model)))]
+        for column in shown:
+            value = metrics.get(column)
+            if value is None or not _finite(value):
+                cells.append(_td("–", numeric=True))
+                continue
+            text = _e(METRICS[column][1].format(float(value)))
+            score = abs(float(value)) if METRICS[column][2] == 0 else float(value)
+            if column in best and math.isclose(score, best[column], rel_tol=1e-12, abs_tol=1e-15):
+                text = f"<strong>{text}</strong>"
+            cells.append(_td(text, numeric=True))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return _table_html(["Model", *(METRICS[c][0] for c in shown)], rows)
+
+
+def _model_label(task: str, model: str) -> str:
+    """A backtest model key as it reads in the report."""
+    if task == "churn" and model == "btyd":
+        return MODEL_LABELS["btyd_p_zero"]
+    return MODEL_LABELS.get(model, model.replace("_", " "))
+
+
+def _protocol(protocol: Mapping[str, Any]) -> str:
+    """The backtest's protocol in one sentence."""
+    parts = [f"Backtest at {protocol.get('cutoff', '?')}"]
+    if "horizon_days" in protocol:
+        parts.append(f"{protocol['horizon_days']}-day horizon")
+    snapshots = protocol.get("training_snapshots")
+    if snapshots:
+        labels = protocol.get("train_horizon_days")
+        extra = f" ({labels}-day labels)" if labels else ""
+        rows = protocol.get("training_rows")
+        parts.append(
+            f"trained on {len(snapshots)} earlier snapshots{extra}"
+            + (f" of {int(rows):,} rows" if rows is not None else "")
+        )
+    if "test_accounts" in protocol:
+        parts.append(f"{int(protocol['test_accounts']):,} test accounts")
+    return ", ".join(parts) + "."
+
+
+def _chart(draw: Callable[..., Path | None], alt: str, path: Path, data: Any) -> str:
+    """Draw one chart with `draw(data, path)` and embed it; a note when its input cannot be drawn."""
+    try:
+        written = draw(data, path)
+    except DataError as exc:
+        logger.warning("%s left out of the report: %s", alt, exc)
+        return _note(f"The {alt} chart could not be drawn: {exc}")
+    if written is None:
+        return _note(f"No data for the {alt} chart.")
+    return _figure(written, alt)
+
+
+def _figure(path: Path, alt: str) -> str:
+    """A PNG file as an <img> with the image inline as a base64 data: URI."""
+    payload = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{payload}" alt="{_e(alt)}"></figure>'
+
+
+def _table_html(heads: Iterable[str], rows: Sequence[str]) -> str:
+    """A table from escaped header texts and ready <tr> rows."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in heads)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _td(content: str, *, numeric: bool = False) -> str:
+    """A table cell around already escaped content."""
+    return f'<td class="n">{content}</td>' if numeric else f"<td>{content}</td>"
+
+
+def _note(text: str) -> str:
+    """A one-line note in place of a section or chart."""
+    return f'<p class="note">{_e(text)}</p>'
+
+
+def _reasons(value: Any) -> str:
+    """Reason codes ("; "-separated) one per line, escaped."""
+    text = _text(value)
+    return "<br>".join(_e(part) for part in text.split("; ") if part) if text else ""
+
+
+def _e(text: Any) -> str:
+    """Escape text for HTML (quotes too, so it is safe in attributes)."""
+    return html.escape(str(text), quote=True)
+
+
+def _text(value: Any) -> str:
+    """A cell value as text; missing values as an empty string."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, pd.Timestamp):
+        return str(value.date()) if value == value.normalize() else value.isoformat(sep=" ")
+    if isinstance(value, float | np.floating):
+        return _number(value, 2)
+    return str(value)
+
+
+def _finite(value: Any) -> bool:
+    """True for a finite number."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_number(value: Any) -> bool:
+    """True for int and float values (not booleans), which are right-aligned."""
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    """A number with thousands separators and `digits` decimals; "–" when missing."""
+    if not _finite(value):
+        return "–"
+    return f"{float(value):,.{digits}f}"
+
+
+def _integer(value: Any) -> str:
+    """An integer with thousands separators."""
+    return f"{int(value):,}" if _finite(value) else "–"
+
+
+def _share(part: float, whole: float) -> str:
+    """`part` as a percentage of `whole`."""
+    return f"{part / whole:.0%}" if whole > 0 else "–"
+
+
+def _fact(value: Any) -> str:
+    """A header fact as text: dates as dates, numbers with separators."""
+    if isinstance(value, dt.datetime | dt.date | pd.Timestamp):
+        return _text(pd.Timestamp(value))
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        return _number(value, 2 if abs(float(value)) < 1000 else 0)
+    return str(value)
+
+
+def _version() -> str:
+    """The version of kamml that writes the report."""
+    from kamml import __version__
+
+    return str(__version__)
+
+
+def _now() -> str:
+    """The current UTC time, to the minute."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,140 @@
+"""Log kamml's bundle as an MLflow pyfunc (models from code, no pickle) and load any model URI back.
+
+A logged model holds: ``python_model`` (the `_model_code.py` source MLflow runs at load time), the
+``bundle`` artifact folder (bundle.json with the feature specification, BTYD parameters, calibration
+arrays and horizons; clv.txt, churn.txt, influence.txt as LightGBM model text), a signature with an
+optional ``account_id`` input column and a ``top_drivers`` param, an input example, and explicit
+pip requirements.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.models.model import ModelInfo
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+from kamml.errors import ModelError
+from kamml.models.bundle import ModelBundle
+from kamml.tracking.pyfunc import BUNDLE_ARTIFACT, KammlPyfunc, score_frame
+
+__all__ = ["LoadedModel", "load_model", "log_bundle", "model_input", "pip_requirements"]
+
+log = logging.getLogger(__name__)
+
+MODEL_CODE = Path(__file__).with_name("_model_code.py")
+#: Packages the pyfunc needs at load time, pinned to the versions it was logged with.
+REQUIREMENTS = ("kamml", "lightgbm", "numpy", "pandas", "scipy", "scikit-learn", "mlflow", "pydantic")
+
+
+def pip_requirements() -> list[str]:
+    """The pyfunc's pip requirements, pinned to the installed versions (given explicitly: fast, exact)."""
+    return [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS]
+
+
+def model_input(features: pd.DataFrame) -> pd.DataFrame:
+    """Feature rows as the pyfunc takes them: ``account_id`` as a column, categories as plain strings."""
+    frame = features.reset_index() if features.index.name == "account_id" else features.copy()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            values = frame[column].astype(object)
+            frame[column] = values.where(values.notna(), other=None)  # type: ignore[call-overload]
+    return frame
+
+
+def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """Signature inferred from an example, with ``account_id`` optional on input."""
+    with warnings.catch_warnings():
+        # account_id is an integer id that is never missing: MLflow's hint about missing integers is noise
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        inferred = infer_signature(example, output, params={"top_drivers": 3})
+    inputs: list[ColSpec | TensorSpec] = [
+        ColSpec(c.type, c.name, required=c.name != "account_id") for c in inferred.inputs.inputs
+    ]
+    return ModelSignature(Schema(inputs), inferred.outputs, inferred.params)
+
+
+def log_bundle(bundle: ModelBundle, features: pd.DataFrame, *, name: str = "model") -> ModelInfo:
+    """Log `bundle` as a pyfunc on the active run; `features` (a few rows) give the example and signature."""
+    example = model_input(features.head(5))
+    output = score_frame(bundle, example)
+    with tempfile.TemporaryDirectory(prefix="kamml-bundle-") as tmp:
+        folder = Path(tmp) / BUNDLE_ARTIFACT
+        bundle.save(folder)
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(MODEL_CODE),
+            artifacts={BUNDLE_ARTIFACT: str(folder)},
+            signature=_signature(example, output),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )
+    log.info("logged the model bundle: %s", info.model_uri)
+    return info
+
+
+@dataclass
+class LoadedModel:
+    """A model loaded from a URI: the bundle, and the pyfunc when it came through MLflow."""
+
+    uri: str
+    bundle: ModelBundle
+    pyfunc: Any = None
+    resolved: str = ""
+
+    def __post_init__(self) -> None:
+        self.resolved = self.resolved or self.uri
+
+    def predict(self, rows: pd.DataFrame, top_drivers: int = 3) -> pd.DataFrame:
+        """Scores of feature rows (with an optional account_id column), through the pyfunc if there is one."""
+        if self.pyfunc is not None:
+            return pd.DataFrame(self.pyfunc.predict(rows, params={"top_drivers": top_drivers}))
+        return score_frame(self.bundle, rows, top_drivers=top_drivers)
+
+
+def load_model(uri: str) -> LoadedModel:
+    """Load a kamml model from a URI or a folder, with pickle never needed.
+
+    Accepts ``models:/name@alias``, ``models:/name/3``, ``runs:/id/model``, ``models:/m-<id>``, an MLflow
+    model folder (holding MLmodel) or a plain bundle folder (bundle.json) written by `ModelBundle.save`.
+    """
+    local = Path(uri)
+    if "://" not in uri and not uri.startswith(("models:", "runs:")):
+        if (local / "bundle.json").is_file() or local.name == "bundle.json":
+            return LoadedModel(str(local), ModelBundle.load(local))
+        if not (local / "MLmodel").is_file():
+            raise ModelError(
+                f"no model at {uri}: expected an MLflow model folder (MLmodel) or a bundle folder "
+                "(bundle.json), or a models:/ or runs:/ URI"
+            )
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        raise ModelError(f"cannot load the model {uri}: {exc.message}") from exc
+    inner = pyfunc.unwrap_python_model()
+    if not isinstance(inner, KammlPyfunc) or inner.bundle is None:
+        raise ModelError(f"{uri} is not a kamml model (its python model is {type(inner).__name__})")
+    return LoadedModel(uri, inner.bundle, pyfunc, _resolve_alias(uri))
+
+
+def _resolve_alias(uri: str) -> str:
+    """``models:/name@alias`` as the version it points to now (``models:/name/3``), so outputs record it."""
+    if not uri.startswith("models:/") or "@" not in uri:
+        return uri
+    name, alias = uri[len("models:/") :].split("@", 1)
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return uri
+    return f"models:/{name}/{version.version}"

@@ -1,0 +1,64 @@
+"""The MLflow pyfunc around a `ModelBundle`: feature rows in, the scores table's model columns out.
+
+Logged as "models from code" (`_model_code.py` builds it), so MLflow stores no pickle: the bundle is an
+artifact folder of JSON and LightGBM text files, and this class is rebuilt from source at load time.
+Predictions are row-independent (the bundle's own BG/NBD fit is used, never a refit on the request's
+rows), so one row over REST, a chunk in a batch job and a Spark partition all get the same answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from kamml.errors import ModelError
+from kamml.models.bundle import ModelBundle
+
+__all__ = ["BUNDLE_ARTIFACT", "OUTPUT_COLUMNS", "KammlPyfunc", "score_frame"]
+
+#: Name of the bundle folder among the pyfunc's artifacts.
+BUNDLE_ARTIFACT = "bundle"
+#: Columns `predict` returns after the optional account_id.
+OUTPUT_COLUMNS = ("clv", "p_churn", "referral_value", "p_alive", "expected_purchases", "drivers")
+
+
+def score_frame(bundle: ModelBundle, rows: pd.DataFrame, top_drivers: int = 3) -> pd.DataFrame:
+    """Scores for feature rows with an optional ``account_id`` column, in the rows' order.
+
+    The row-independent prediction the pyfunc serves: the bundle's stored BG/NBD fit is used.
+    """
+    frame = pd.DataFrame(rows)
+    ids = frame.pop("account_id") if "account_id" in frame.columns else None
+    frame.index = pd.RangeIndex(len(frame))
+    scores = bundle.predict(frame, refit_btyd=False, top_drivers=top_drivers)
+    if ids is not None:
+        scores.insert(0, "account_id", ids.to_numpy())
+    return scores.reset_index(drop=True)
+
+
+class KammlPyfunc(PythonModel):
+    """kamml's model bundle as an MLflow pyfunc: `predict(feature rows) -> scores`.
+
+    Input: one row per account with the columns of the bundle's feature specification (as built by
+    `kamml.build_features`), plus an optional ``account_id``. Output: account_id (when given), clv,
+    p_churn, referral_value, p_alive, expected_purchases and drivers (the top value drivers in words).
+    The optional param ``top_drivers`` (default 3) sets how many drivers are named.
+    """
+
+    def __init__(self) -> None:
+        self.bundle: ModelBundle | None = None
+
+    def load_context(self, context: Any) -> None:
+        """Load the bundle from the model's artifacts (JSON and LightGBM text, no pickle)."""
+        self.bundle = ModelBundle.load(context.artifacts[BUNDLE_ARTIFACT])
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """Score feature rows (a DataFrame, or anything pandas turns into one)."""
+        if self.bundle is None:
+            raise ModelError("the kamml pyfunc has no bundle: load it with mlflow.pyfunc.load_model")
+        top = int((params or {}).get("top_drivers", 3))
+        return score_frame(self.bundle, model_input, top_drivers=top)

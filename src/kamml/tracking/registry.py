@@ -1,0 +1,106 @@
+"""The model registry: register a logged bundle and move the ``champion`` alias only on a better backtest.
+
+The gate compares one backtest metric of the new version with the current champion's (read from the
+champion's training run). The first version always becomes champion. Higher is better except for the
+error metrics (decile_mape, rmse, mae, brier and the absolute aggregate_error).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from kamml.errors import ConfigError
+
+__all__ = ["CHAMPION", "Promotion", "metric_key", "promote", "register"]
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+LOWER_IS_BETTER = frozenset({"decile_mape", "rmse", "mae", "brier", "aggregate_error"})
+
+
+def metric_key(name: str) -> str:
+    """The run metric behind a promotion metric: ``value.gini`` means kamml's ``value.kamml.gini``."""
+    parts = name.split(".")
+    if len(parts) == 2:
+        return f"{parts[0]}.kamml.{parts[1]}"
+    if len(parts) == 3:
+        return name
+    raise ConfigError(
+        f"tracking.promote_metric '{name}' must look like 'task.metric' (e.g. value.gini, churn.roc_auc)"
+    )
+
+
+def _score(metric: str, value: float) -> float:
+    """The figure to maximise: the metric itself, or minus its size for error metrics."""
+    return -abs(value) if metric.split(".")[-1] in LOWER_IS_BETTER else value
+
+
+@dataclass
+class Promotion:
+    """The gate's decision for one registered version, with both figures."""
+
+    name: str
+    version: str
+    metric: str
+    value: float | None
+    champion_version: str | None
+    champion_value: float | None
+    promoted: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON-able data (logged on the run)."""
+        return asdict(self)
+
+
+def register(model_uri: str, name: str) -> str:
+    """Register `model_uri` under `name`; return the new version number."""
+    try:
+        version = mlflow.register_model(model_uri, name)
+    except MlflowException as exc:
+        raise ConfigError(f"cannot register {model_uri} as '{name}': {exc.message}") from exc
+    return str(version.version)
+
+
+def promote(name: str, version: str, metric: str, value: float | None) -> Promotion:
+    """Give `version` the champion alias if its `metric` beats the champion's (or there is none)."""
+    client = MlflowClient()
+    key = metric_key(metric)
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    champ_value: float | None = None
+    if current is not None and current.run_id:
+        champ_value = client.get_run(current.run_id).data.metrics.get(key)
+    if current is None:
+        promoted, reason = True, "first version: no champion yet"
+    elif value is None:
+        promoted, reason = False, f"this run has no metric {key}"
+    elif champ_value is None:
+        promoted, reason = True, f"the champion (version {current.version}) has no metric {key}"
+    elif _score(key, value) > _score(key, champ_value):
+        promoted, reason = True, f"{key} {value:.4f} beats the champion's {champ_value:.4f}"
+    else:
+        promoted, reason = False, f"{key} {value:.4f} does not beat the champion's {champ_value:.4f}"
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    decision = Promotion(
+        name,
+        version,
+        key,
+        value,
+        None if current is None else str(current.version),
+        champ_value,
+        promoted,
+        reason,
+    )
+    log.info("%s version %s: %s (%s)", name, version, "champion" if promoted else "not promoted", reason)
+    return decision

@@ -1,0 +1,155 @@
+"""One MLflow run per training job: config, data fingerprint, versions, backtest metrics, plots, model.
+
+`TrainingRun` is the only door from kamml's jobs into MLflow's run API; the jobs call its methods and
+never import mlflow themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import yaml
+
+from kamml.config import Config
+from kamml.models.bundle import ModelBundle
+from kamml.tracking.model import log_bundle
+from kamml.tracking.registry import Promotion, metric_key, promote, register
+from kamml.tracking.store import experiment_id, tracking_uri
+
+__all__ = ["TrainingRun", "backtest_metrics", "flatten"]
+
+log = logging.getLogger(__name__)
+
+VERSIONED = ("kamml", "lightgbm", "scikit-learn", "mlflow", "ibis-framework", "duckdb", "pandas", "numpy")
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config as flat ``section.key`` params; lists and empty dicts as JSON text."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple | Mapping):
+            out[name] = json.dumps(value, default=str)
+        else:
+            out[name] = "" if value is None else str(value)
+    return out
+
+
+def backtest_metrics(result: Any) -> dict[str, float]:
+    """Every backtest metric as ``task.model.metric`` (e.g. ``value.kamml.gini``, ``value.btyd.gini``)."""
+    out: dict[str, float] = {}
+    for task in ("value", "churn", "referral"):
+        for model, metrics in (getattr(result, task) or {}).items():
+            for name, value in metrics.items():
+                if value is not None and pd.notna(value):
+                    out[f"{task}.{model}.{name}"] = float(value)
+    return out
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a model's numbers depend on."""
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class TrainingRun:
+    """A started MLflow run in the configured experiment; use as a context manager."""
+
+    def __init__(self, config: Config, run_name: str | None = None) -> None:
+        self.config = config
+        self.run_name = run_name
+        self.run_id = ""
+        self.metrics: dict[str, float] = {}
+        self._active: Any = None
+
+    def __enter__(self) -> TrainingRun:
+        exp = experiment_id(self.config.tracking)
+        self._active = mlflow.start_run(experiment_id=exp, run_name=self.run_name)
+        self.run_id = self._active.info.run_id
+        log.info(
+            "MLflow run %s in experiment '%s' at %s",
+            self.run_id,
+            self.config.tracking.experiment,
+            tracking_uri(self.config.tracking),
+        )
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        mlflow.end_run(status="FAILED" if exc_type is not None else "FINISHED")
+
+    def log_config(self) -> None:
+        """The resolved config: as an artifact (config.yaml) and as flattened params."""
+        tree = self.config.model_dump(mode="json")
+        mlflow.log_text(yaml.safe_dump(tree, sort_keys=False), "config.yaml")
+        params = flatten(tree)
+        mlflow.log_params({k: v[:6000] for k, v in params.items()})
+
+    def log_data(self, fingerprint: Mapping[str, Any]) -> None:
+        """The data fingerprint (as data.json and as tags) and the library versions."""
+        mlflow.log_dict(dict(fingerprint), "data.json")
+        tags = {"data.engine": str(fingerprint.get("engine")), "data.end": str(fingerprint.get("end"))}
+        for name, table in fingerprint.get("tables", {}).items():
+            tags[f"data.{name}.rows"] = str(table.get("rows"))
+            tags[f"data.{name}.hash"] = str(table.get("hash"))
+        versions = library_versions()
+        tags.update({f"version.{k}": v for k, v in versions.items()})
+        mlflow.set_tags(tags)
+        mlflow.log_dict(versions, "versions.json")
+
+    def log_backtest(self, result: Any) -> dict[str, float]:
+        """Every metric beside its baselines, the protocol as params, the JSON of DESIGN §10."""
+        self.metrics = backtest_metrics(result)
+        mlflow.log_metrics(self.metrics)
+        mlflow.log_params({f"backtest.{k}": str(v)[:6000] for k, v in result.protocol.items()})
+        mlflow.log_dict(result.to_dict(), "backtest.json")
+        return self.metrics
+
+    def log_artifacts(self, folder: str | Path, path: str | None = None) -> None:
+        """Every file in `folder` (plots, tables) under `path` in the run's artifacts."""
+        mlflow.log_artifacts(str(folder), path)
+
+    def log_artifact(self, file: str | Path, path: str | None = None) -> None:
+        """One file under `path` in the run's artifacts."""
+        mlflow.log_artifact(str(file), path)
+
+    def log_summary(self, values: Mapping[str, float]) -> None:
+        """Numbers of a later stage (scoring, allocation) as metrics of this run."""
+        mlflow.log_metrics({k: float(v) for k, v in values.items() if pd.notna(v)})
+
+    def log_model(self, bundle: ModelBundle, features: pd.DataFrame) -> str:
+        """Log the bundle as the run's pyfunc; return its ``models:/`` URI."""
+        return log_bundle(bundle, features).model_uri
+
+    def register(self, model_uri: str) -> Promotion:
+        """Register the model under the configured name and apply the champion gate; log the decision."""
+        cfg = self.config.tracking
+        version = register(model_uri, cfg.model_name)
+        key = metric_key(cfg.promote_metric)
+        decision = promote(cfg.model_name, version, cfg.promote_metric, self.metrics.get(key))
+        mlflow.log_dict(decision.to_dict(), "promotion.json")
+        mlflow.set_tags(
+            {
+                "registry.model": cfg.model_name,
+                "registry.version": version,
+                "registry.promoted": str(decision.promoted).lower(),
+                "registry.reason": decision.reason,
+            }
+        )
+        if decision.champion_value is not None:
+            mlflow.log_metric("promotion.champion_value", decision.champion_value)
+        return decision

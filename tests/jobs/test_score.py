@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from kamml.data import load_data
+from kamml.errors import DataError, FeatureMismatchError
+from kamml.jobs.score import SCORE_COLUMNS, score, score_to_file
+from kamml.tracking import load_model, model_input
+from kamml.tracking.pyfunc import score_frame
+
+
+def test_scores_table_has_the_contract_columns_and_matches_the_model(trained, tmp_path):
+    cfg, data, result = trained
+    uri = f"models:/{cfg.tracking.model_name}@champion"
+    out = tmp_path / "scores.parquet"
+    table = score_to_file(uri, data, result.scoring_cutoff, out, cfg, chunk_size=150)
+    back = pd.read_parquet(out)
+    assert list(back.columns) == list(SCORE_COLUMNS)
+    assert len(back) == len(result.features)
+    assert back["account_id"].is_unique
+    assert (back["cutoff"] == result.scoring_cutoff).all()
+    assert (back["model_uri"] == f"models:/{cfg.tracking.model_name}/{result.promotion.version}").all()
+    assert back["owner"].notna().all()
+    # chunked scoring through the pyfunc equals one in-process call on the bundle
+    direct = score_frame(result.bundle, model_input(result.features))
+    pd.testing.assert_series_equal(table["clv"], direct["clv"], check_names=False)
+    pd.testing.assert_series_equal(table["drivers"], direct["drivers"], check_names=False)
+
+
+def test_rerun_replaces_the_output_and_a_bad_extension_fails_before_work(trained, tmp_path):
+    cfg, data, result = trained
+    out = tmp_path / "scores.csv"
+    out.write_text("old,partial\n")
+    score_to_file(result.model_uri, data, result.scoring_cutoff, out, cfg)
+    assert pd.read_csv(out).columns[0] == "account_id"
+    assert not [p for p in tmp_path.iterdir() if p.name != "scores.csv"]
+    with pytest.raises(DataError, match=r"\.parquet or \.csv"):
+        score_to_file("no-such-model", data, result.scoring_cutoff, tmp_path / "scores.txt", cfg)
+
+
+def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained, world_path, tmp_path):
+    cfg, _, result = trained
+    for part in world_path.iterdir():
+        if not part.name.startswith("referrals"):
+            (shutil.copytree if part.is_dir() else shutil.copy)(part, tmp_path / part.name)
+    data = load_data(tmp_path, cfg)
+    with pytest.raises(FeatureMismatchError, match="referrals_made") as info:
+        score(load_model(result.model_uri), data, result.scoring_cutoff, cfg)
+    assert "referred_spend" in info.value.missing

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pandas as pd
+
+from kamml.config import Config
+from kamml.jobs.train import cutoffs
+
+
+class _Data:
+    end = pd.Timestamp("2026-01-01")
+
+
+def test_scoring_at_the_data_end_backtests_one_horizon_earlier():
+    cfg = Config.from_dict({"time": {"horizon_days": 180}})
+    assert cutoffs(_Data(), cfg) == (pd.Timestamp("2026-01-01"), pd.Timestamp("2025-07-05"))
+
+
+def test_a_cutoff_with_a_whole_horizon_after_it_is_both_cutoffs():
+    cfg = Config.from_dict({"time": {"horizon_days": 90, "cutoff": "2025-06-01"}})
+    assert cutoffs(_Data(), cfg) == (pd.Timestamp("2025-06-01"), pd.Timestamp("2025-06-01"))
+
+
+def test_a_cutoff_past_the_data_end_is_clipped_to_it():
+    cfg = Config.from_dict({"time": {"horizon_days": 90, "cutoff": "2027-01-01"}})
+    scoring, test = cutoffs(_Data(), cfg)
+    assert scoring == pd.Timestamp("2026-01-01")
+    assert test < scoring
+
+
+def test_training_job_result(trained):
+    _, data, result = trained
+    assert result.scoring_cutoff == data.end.normalize()
+    assert pd.Timestamp(result.backtest.protocol["cutoff"]) < result.scoring_cutoff
+    # the deployed bundle learned on snapshots up to the scoring cutoff, after the backtest's
+    assert max(result.bundle.meta["snapshots"]) > max(result.backtest.bundle.meta["snapshots"])
+    assert result.model_uri.startswith("models:/")
+    assert "registered as" in result.summary()

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from kamml.errors import ModelError
+from kamml.tracking import load_model, model_input
+from kamml.tracking.pyfunc import OUTPUT_COLUMNS, score_frame
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained, tmp_path_factory):
+    """The registered model's artifacts downloaded to a local folder."""
+    import mlflow
+
+    _, _, result = trained
+    return mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path_factory.mktemp("m")))
+
+
+def test_no_pickle_among_the_artifacts_and_the_bundle_is_text(model_dir):
+    from pathlib import Path
+
+    files = [p for p in Path(model_dir).rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert not [p for p in files if p.suffix in {".pkl", ".pickle", ".cloudpickle"}]
+    assert {"bundle.json", "clv.txt", "churn.txt", "influence.txt", "_model_code.py"} <= names
+    assert "python_model.pkl" not in names
+    mlmodel = (Path(model_dir) / "MLmodel").read_text()
+    assert "signature:" in mlmodel
+    assert "loader_module: mlflow.pyfunc.loaders.code_model" in mlmodel
+    assert (Path(model_dir) / "input_example.json").is_file()
+    reqs = (Path(model_dir) / "requirements.txt").read_text()
+    assert "lightgbm==" in reqs
+    assert "kamml==" in reqs
+
+
+@pytest.mark.parametrize("kind", ["alias", "version", "runs", "local", "bundle_folder"])
+def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    cfg, _, result = trained
+    name = cfg.tracking.model_name
+    uri = {
+        "alias": f"models:/{name}@champion",
+        "version": f"models:/{name}/{result.promotion.version}",
+        "runs": f"runs:/{result.run_id}/model",
+        "local": model_dir,
+        "bundle_folder": str(Path(model_dir) / "artifacts" / "bundle"),
+    }[kind]
+    loaded = load_model(uri)
+    rows = model_input(result.features.head(50))
+    out = loaded.predict(rows)
+    expected = score_frame(result.bundle, rows)
+    pd.testing.assert_frame_equal(out.reset_index(drop=True), expected, check_dtype=False)
+    assert list(out.columns) == ["account_id", *OUTPUT_COLUMNS]
+    if kind == "alias":
+        assert loaded.resolved == f"models:/{name}/{result.promotion.version}"
+
+
+def test_signature_has_optional_account_id_and_a_top_drivers_param(trained):
+    import mlflow
+
+    _, _, result = trained
+    info = mlflow.models.get_model_info(result.model_uri)
+    inputs = {c.name: c for c in info.signature.inputs.inputs}
+    assert not inputs["account_id"].required
+    assert inputs["spend_90d"].required
+    assert "btyd_p_alive" not in inputs  # computed inside the model from rfm
+    assert [p.name for p in info.signature.params.params] == ["top_drivers"]
+
+
+def test_predictions_are_row_independent_and_accept_rows_without_ids(trained):
+    _, _, result = trained
+    rows = model_input(result.features.head(20))
+    whole = score_frame(result.bundle, rows)
+    one = score_frame(result.bundle, rows.iloc[[7]].drop(columns="account_id"))
+    pd.testing.assert_frame_equal(one, whole.iloc[[7]].drop(columns="account_id").reset_index(drop=True))
+
+
+def test_not_a_model_is_a_named_error(tmp_path):
+    with pytest.raises(ModelError, match="no model at"):
+        load_model(str(tmp_path))
+    with pytest.raises(ModelError, match="cannot load"):
+        load_model("models:/no-such-model/1")
+
+
+def test_registered_version_points_at_the_logged_model(trained):
+    cfg, _, result = trained
+    version = MlflowClient().get_model_version(cfg.tracking.model_name, result.promotion.version)
+    assert version.run_id == result.run_id

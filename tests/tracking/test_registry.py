@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from kamml.errors import ConfigError
+from kamml.tracking import CHAMPION, metric_key, promote
+
+
+def test_metric_key_reads_task_metric_as_kammls_metric():
+    assert metric_key("value.gini") == "value.kamml.gini"
+    assert metric_key("churn.btyd.roc_auc") == "churn.btyd.roc_auc"
+    with pytest.raises(ConfigError, match="promote_metric"):
+        metric_key("gini")
+
+
+def _version_with_metrics(trained, name: str, metrics: dict[str, float]) -> str:
+    """A new version of `name` (the session's model) whose run logged `metrics`."""
+    cfg, _, result = trained
+    client = MlflowClient()
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    exp = mlflow.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+    with mlflow.start_run(experiment_id=exp) as run:
+        mlflow.log_metrics(metrics)
+    created = client.create_model_version(name, result.model_uri, run_id=run.info.run_id)
+    return str(created.version)
+
+
+def test_champion_moves_only_on_a_better_backtest(trained):
+    name = "gate-test"
+    client = MlflowClient()
+    v1 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.60, "churn.kamml.brier": 0.20})
+    first = promote(name, v1, "value.gini", 0.60)
+    assert first.promoted
+    assert first.champion_version is None
+    assert "first version" in first.reason
+    v2 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.55})
+    worse = promote(name, v2, "value.gini", 0.55)
+    assert not worse.promoted
+    assert (worse.value, worse.champion_value, worse.champion_version) == (0.55, 0.60, v1)
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v1
+    v3 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.65})
+    better = promote(name, v3, "value.gini", 0.65)
+    assert better.promoted
+    assert "beats" in better.reason
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3
+
+
+def test_error_metrics_promote_the_smaller_value(trained):
+    name = "gate-test-brier"
+    v1 = _version_with_metrics(trained, name, {"churn.kamml.brier": 0.20})
+    assert promote(name, v1, "churn.brier", 0.20).promoted
+    v2 = _version_with_metrics(trained, name, {"churn.kamml.brier": 0.25})
+    assert not promote(name, v2, "churn.brier", 0.25).promoted
+    v3 = _version_with_metrics(trained, name, {"churn.kamml.brier": 0.18})
+    assert promote(name, v3, "churn.brier", 0.18).promoted
+
+
+def test_training_job_logs_the_gate_decision(trained):
+    _, _, result = trained
+    run = MlflowClient().get_run(result.run_id)
+    assert run.data.tags["registry.promoted"] == "true"
+    assert run.data.tags["registry.version"] == result.promotion.version
+    local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="promotion.json")
+    assert '"promoted": true' in Path(local).read_text(encoding="utf-8")

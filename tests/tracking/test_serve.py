@@ -1,0 +1,127 @@
+"""REST serving: `mlflow models serve` on the registered champion answers like in-process predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kamml.tracking import model_input
+from kamml.tracking.pyfunc import score_frame
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post(url: str, payload: dict) -> dict:
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    cfg, _, _ = trained
+    port = _free_port()
+    env = dict(os.environ)
+    env["MLFLOW_TRACKING_URI"] = cfg.tracking.uri
+    env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"models:/{cfg.tracking.model_name}@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"the server exited:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server did not answer /ping:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _rows(trained) -> pd.DataFrame:
+    _, _, result = trained
+    return model_input(result.features.iloc[:25])
+
+
+def _same(answer: dict, expected: pd.DataFrame) -> None:
+    got = pd.DataFrame(answer["predictions"])
+    assert list(got.columns) == list(expected.columns)
+    for col in expected.columns:
+        if expected[col].dtype == object:
+            assert got[col].tolist() == expected[col].tolist(), col
+        else:
+            np.testing.assert_allclose(got[col].to_numpy(float), expected[col].to_numpy(float), rtol=1e-9)
+
+
+def test_dataframe_split_answers_like_in_process_predict(server, trained):
+    rows = _rows(trained)
+    payload = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    _same(_post(f"{server}/invocations", payload), score_frame(trained[2].bundle, rows))
+
+
+def test_dataframe_records_answers_like_in_process_predict(server, trained):
+    rows = _rows(trained).iloc[:3]
+    payload = {"dataframe_records": json.loads(rows.to_json(orient="records"))}
+    _same(_post(f"{server}/invocations", payload), score_frame(trained[2].bundle, rows))
+
+
+def test_params_and_missing_columns(server, trained):
+    rows = _rows(trained).iloc[:2]
+    payload = {
+        "dataframe_records": json.loads(rows.to_json(orient="records")),
+        "params": {"top_drivers": 1},
+    }
+    answer = _post(f"{server}/invocations", payload)
+    assert all("; " not in d for d in pd.DataFrame(answer["predictions"])["drivers"])
+    bad = {"dataframe_records": json.loads(rows.drop(columns="spend_90d").to_json(orient="records"))}
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _post(f"{server}/invocations", bad)
+    assert info.value.code == 400
+    assert "spend_90d" in info.value.read().decode()

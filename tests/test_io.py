@@ -32,3 +32,16 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
 def test_unknown_extension(tmp_path):
     with pytest.raises(DataError, match=r"\.parquet or \.csv"):
         write_table(pd.DataFrame({"a": [1]}), tmp_path / "x.xlsx")
+
+
+def test_outputs_get_the_umask_mode_not_mkstemps_private_one(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "shared.csv"
+        with atomic_path(target) as tmp:
+            tmp.write_text("x\n")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

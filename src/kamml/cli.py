@@ -266,6 +266,27 @@ def score(
     )
 
 
+@app.command()
+@handle_errors
+def run(
+    config: ConfigOpt = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+) -> None:
+    """The main job: validate, train (MLflow run, registry), score, allocate, write the report."""
+    from kamml.config import load_config
+    from kamml.jobs.run import run as run_job
+    from kamml.tracking import tracking_uri
+
+    cfg = load_config(config)
+    result = run_job(cfg, data, echo=typer.echo)
+    typer.echo("")
+    typer.echo(f"report       {result.outputs['report']}")
+    typer.echo(f"allocation   {result.outputs['allocation']} (and {result.outputs['allocation_csv'].name})")
+    typer.echo(f"scores       {result.outputs['scores']}")
+    typer.echo(f"MLflow       {tracking_uri(cfg.tracking)} (run {result.training.run_id}); browse with:")
+    typer.echo(f"             mlflow ui --backend-store-uri {tracking_uri(cfg.tracking)}")
+
+
 benchmark_app = typer.Typer(help="Benchmarks on public data.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
 

@@ -213,3 +213,11 @@ def test_every_column_is_in_the_catalogue_and_docs(make_data):
         describe(col)  # raises KeyError for an undocumented column
     for key in CATALOGUE:
         assert f"`{key}`" in docs
+
+
+def test_definition_fills_in_the_window_and_the_attribute():
+    from kamml.features.catalogue import definition
+
+    assert definition("spend_90d") == "net spend in the last 90 days"
+    assert definition("attr_industry") == "industry (account attribute)"
+    assert "{" not in definition("hours_365d")

@@ -165,6 +165,12 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
         "actual_total_value": float(np.sum(y)),
     }
     predictions = pd.concat(
-        [labels, scores, btyd[["btyd_value", "btyd_p_zero"]], past.add_prefix("past_")], axis=1
+        [
+            labels,
+            scores.rename(columns={"referral_value": "predicted_referral_value"}),
+            btyd[["btyd_value", "btyd_p_zero"]],
+            past.add_prefix("past_"),
+        ],
+        axis=1,
     )
     return BacktestResult(protocol, params, value, churn, referral, predictions, bundle)

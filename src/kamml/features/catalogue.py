@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CATALOGUE", "describe"]
+__all__ = ["CATALOGUE", "definition", "describe"]
 
 #: column pattern -> (group, definition). Times in `time.unit` for rfm, days elsewhere.
 CATALOGUE: dict[str, tuple[str, str]] = {
@@ -63,7 +63,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 }
 
 _PATTERNS = [
-    (re.compile("^" + re.escape(k).replace(r"\{w\}", r"\d+").replace(r"\{name\}", r".+") + "$"), k)
+    (
+        re.compile(
+            "^" + re.escape(k).replace(r"\{w\}", r"(?P<w>\d+)").replace(r"\{name\}", r"(?P<name>.+)") + "$"
+        ),
+        k,
+    )
     for k in CATALOGUE
 ]
 
@@ -73,4 +78,19 @@ def describe(column: str) -> tuple[str, str]:
     for pattern, key in _PATTERNS:
         if pattern.match(column):
             return CATALOGUE[key]
+    raise KeyError(column)
+
+
+def definition(column: str) -> str:
+    """The definition of one column in words, its window or attribute filled in (for reason codes)."""
+    for pattern, key in _PATTERNS:
+        found = pattern.match(column)
+        if found:
+            text = CATALOGUE[key][1]
+            parts = found.groupdict()
+            if parts.get("w"):
+                text = text.replace("{w}", parts["w"])
+            if parts.get("name"):
+                text = f"{parts['name'].replace('_', ' ')} (account attribute)"
+            return text
     raise KeyError(column)

@@ -60,6 +60,7 @@ def score(
     *,
     chunk_size: int = 200_000,
     top_drivers: int = 3,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The scores table for every account with history before `cutoff`.
 
@@ -77,12 +78,16 @@ def score(
         Rows per predict call (bounds the memory of explanations).
     top_drivers : int, default 3
         How many value drivers are named per account.
+    features : pandas.DataFrame, optional
+        Feature rows already built at `cutoff` with the model's specification (the training job has
+        them); built here when omitted.
     """
     loaded = load_model(model) if isinstance(model, str) else model
     bundle = loaded.bundle
     cut = pd.Timestamp(cutoff).normalize()
     t0 = time.perf_counter()
-    features = build_features(data, cut, bundle.scoring_config(config))
+    if features is None:
+        features = build_features(data, cut, bundle.scoring_config(config))
     needed = bundle.feature_spec()["columns"]
     missing = [c for c in needed if c not in features.columns]
     if missing:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from kamml.config import Config
 from kamml.errors import FeatureMismatchError, ModelError
-from kamml.features.catalogue import describe
+from kamml.features.catalogue import definition
 from kamml.models.btyd_features import BtydFit, add_btyd_features, fit_btyd
 from kamml.models.churn import ChurnModel
 from kamml.models.clv import ClvModel
@@ -72,7 +72,7 @@ def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
 def _phrase(feature: str, value: Any) -> str:
     """A driver in words: the feature's definition and the account's value."""
     try:
-        text = describe(feature)[1]
+        text = definition(feature)
     except KeyError:
         text = feature.replace("_", " ")
     if isinstance(value, int | float | np.floating) and np.isfinite(value):

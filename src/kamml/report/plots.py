@@ -87,9 +87,12 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     if target.suffix.lower() != ".png":
         raise DataError(f"cannot write {target}: plots are written as .png files")
     FigureCanvasAgg(figure)
+    # a figure with a layout engine (kamml's are constrained) already fits its canvas; "tight" would
+    # draw it twice
+    bbox = None if figure.get_layout_engine() is not None else "tight"
     with atomic_path(target) as tmp:
         # no "Software" text chunk: the PNG carries no matplotlib version or web address
-        figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+        figure.savefig(tmp, format="png", dpi=DPI, bbox_inches=bbox, metadata={"Software": None})
     logger.debug("wrote %s", target)
     return target
 
@@ -387,7 +390,7 @@ def plot_churn_calibration(
     y = _numbers(y_true, "churn outcomes")
     if not np.all((y == 0) | (y == 1)):
         raise DataError("churn outcomes must be 0 or 1")
-    figure = Figure(figsize=(5.6, 5.0))
+    figure = Figure(figsize=(5.6, 5.0), layout="constrained")
     ax = figure.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
     for i, (name, values) in enumerate(p_by_model.items()):
@@ -496,7 +499,7 @@ def plot_feature_importance(
     shown = series.sort_values(ascending=False, kind="stable").head(top)[::-1]
     total = float(series.sum())
     share = shown / total if total > 0 else shown
-    figure = Figure(figsize=(7.0, 1.2 + 0.28 * len(shown)))
+    figure = Figure(figsize=(7.0, 1.2 + 0.28 * len(shown)), layout="constrained")
     ax = figure.add_subplot()
     ax.barh(np.arange(len(shown)), share.to_numpy(), color="tab:blue")
     ax.set_yticks(np.arange(len(shown)), list(shown.index), fontsize=8)
@@ -663,7 +666,7 @@ def plot_hours_per_rep(
         accounts = pd.concat([accounts, pd.Series({other: int(accounts[rest.index].sum())})])
         table = pd.concat([table.iloc[:top], rest.sum().to_frame(other).T])
     table = table[::-1]
-    figure = Figure(figsize=(7.5, 1.4 + 0.3 * len(table)))
+    figure = Figure(figsize=(7.5, 1.4 + 0.3 * len(table)), layout="constrained")
     ax = figure.add_subplot()
     left = np.zeros(len(table))
     y = np.arange(len(table))
@@ -725,7 +728,7 @@ def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | Non
     if points.empty:
         raise DataError("budget curve has no feasible budget to plot (every budget is below the floors)")
 
-    figure = Figure(figsize=(7.0, 4.2))
+    figure = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = figure.add_subplot()
     ax.plot(points["hours"], points["total_gain"], marker="o", markersize=3, color="tab:blue", label="gain")
     ax.set_xlabel("team hours in the period")
@@ -761,8 +764,8 @@ def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | Non
 def backtest_frame(predictions: pd.DataFrame) -> pd.DataFrame:
     """The columns of `BacktestResult.predictions` the plots use, with unique names and no gaps.
 
-    The backtest's predictions hold ``referral_value`` twice (the label, then the influence model's
-    score); here the score is renamed ``predicted_referral_value``. Missing BTYD baselines (accounts
+    The backtest's predictions hold the referral label as ``referral_value`` and the influence model's
+    score as ``predicted_referral_value``. Missing BTYD baselines (accounts
     without a purchase before the cutoff) are filled as the backtest's metrics fill them: value 0,
     P(no purchase) 1; other gaps with 0.
 
@@ -783,9 +786,9 @@ def backtest_frame(predictions: pd.DataFrame) -> pd.DataFrame:
         "past_value": ("past_value", True, 0.0),
     }
     names = list(map(str, predictions.columns))
-    if names.count("referral_value") >= 2 and "past_referral_value" in names:
+    if {"referral_value", _PRED_REFERRAL, "past_referral_value"} <= set(names):
         wanted["referral_value"] = ("referral_value", False, 0.0)
-        wanted[_PRED_REFERRAL] = ("referral_value", True, 0.0)
+        wanted[_PRED_REFERRAL] = (_PRED_REFERRAL, True, 0.0)
         wanted["past_referral_value"] = ("past_referral_value", True, 0.0)
     out = {}
     for name, (column, last, fill) in wanted.items():

@@ -68,17 +68,24 @@ def library_versions() -> dict[str, str]:
 
 
 class TrainingRun:
-    """A started MLflow run in the configured experiment; use as a context manager."""
+    """A started MLflow run in the configured experiment; use as a context manager.
 
-    def __init__(self, config: Config, run_name: str | None = None) -> None:
+    With `run_id` it reopens that run, so a job's later stages (scores, allocation, report) land on the
+    run that trained the model.
+    """
+
+    def __init__(self, config: Config, run_name: str | None = None, run_id: str | None = None) -> None:
         self.config = config
         self.run_name = run_name
-        self.run_id = ""
+        self.run_id = run_id or ""
         self.metrics: dict[str, float] = {}
         self._active: Any = None
 
     def __enter__(self) -> TrainingRun:
         exp = experiment_id(self.config.tracking)
+        if self.run_id:  # reopen a finished run to add a later stage's outputs
+            self._active = mlflow.start_run(run_id=self.run_id)
+            return self
         self._active = mlflow.start_run(experiment_id=exp, run_name=self.run_name)
         self.run_id = self._active.info.run_id
         log.info(

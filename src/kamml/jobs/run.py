@@ -1,0 +1,182 @@
+"""The main job: validate, train (MLflow run and registry), score every account, allocate, report.
+
+Each stage logs its progress and ends with a one-line summary. Outputs land in ``output.dir``:
+scores.parquet, allocation.parquet and allocation.csv (for a CRM import), budget_curve.csv and .png,
+backtest.json and report.html, each written to a temporary file and renamed into place, so a rerun
+replaces them and a killed job never leaves half a file. The same files are logged on the training run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kamml.allocation import allocate, budget_curve
+from kamml.config import Config
+from kamml.data import Dataset
+from kamml.io import atomic_path, write_table
+from kamml.jobs.data import job_data
+from kamml.jobs.score import score
+from kamml.jobs.train import TrainResult, train
+from kamml.report.html import render_report
+from kamml.report.plots import plot_budget_curve
+from kamml.tracking import TrainingRun, load_model
+
+__all__ = ["RunResult", "run", "skipped_parts"]
+
+log = logging.getLogger(__name__)
+
+STAGES = ("validate", "train", "score", "allocate", "report")
+
+
+@dataclass
+class RunResult:
+    """What the main job produced: the training result, the tables, the files and the stage timings."""
+
+    training: TrainResult
+    scores: pd.DataFrame
+    allocation: pd.DataFrame
+    curve: pd.DataFrame
+    outputs: dict[str, Path]
+    seconds: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def skipped_parts(data: Dataset) -> list[str]:
+    """What the job leaves out for lack of input tables or columns, in words."""
+    tables = data.tables
+    out = []
+    if "referrals" not in tables:
+        out.append("no referrals table: no influence model; referral value is 0 in every stake")
+    if "activities" not in tables:
+        out.append("no activities table: no effort features")
+    accounts = tables.get("accounts")
+    if accounts is None:
+        out.append("no accounts table: no account attributes; no owners, so one team-wide budget")
+    elif "owner" not in accounts.columns:
+        out.append("no owner column in accounts: one team-wide budget, no per-rep capacity")
+    return out
+
+
+@contextmanager
+def _stage(name: str, seconds: dict[str, float], echo: Callable[[str], None]) -> Iterator[None]:
+    """Announce a stage, time it."""
+    i = STAGES.index(name) + 1
+    echo(f"[{i}/{len(STAGES)}] {name} ...")
+    t0 = time.perf_counter()
+    yield
+    seconds[name] = time.perf_counter() - t0
+
+
+def run(
+    config: Config,
+    source: Any = None,
+    *,
+    echo: Callable[[str], None] = log.info,
+) -> RunResult:
+    """Run the whole job of `config` (data from `source` or ``data.path``); see the module docstring."""
+    seconds: dict[str, float] = {}
+    out_dir = Path(config.output.dir)
+    with _stage("validate", seconds, echo):
+        data = job_data(config, source)
+        skipped = skipped_parts(data)
+        n_tx = data.tables["transactions"].count().to_pandas()
+        echo(
+            f"      {n_tx:,} transactions in {len(data.tables)} table(s), data end "
+            f"{data.end.date()} (exclusive), {len(data.quality.notes)} data-quality note(s)"
+        )
+        for note in skipped:
+            echo(f"      skipped: {note}")
+    with _stage("train", seconds, echo):
+        training = train(data, config)
+        bt = training.backtest
+        echo(
+            f"      backtest at {bt.protocol['cutoff']}: value Gini {bt.value['kamml']['gini']:.3f} "
+            f"(BTYD {bt.value['btyd']['gini']:.3f}), churn AUC {bt.churn['kamml']['roc_auc']:.3f} "
+            f"(BTYD {bt.churn['btyd']['roc_auc']:.3f})"
+        )
+        echo(f"      {training.summary()}")
+    with _stage("score", seconds, echo):
+        model = load_model(training.model_uri)
+        scores = score(model, data, training.scoring_cutoff, config, features=training.features)
+        echo(
+            f"      {len(scores):,} accounts at {training.scoring_cutoff.date()}: expected value "
+            f"{scores['clv'].sum():,.0f} over {config.time.horizon_days} days, mean p_churn "
+            f"{scores['p_churn'].mean():.3f}"
+        )
+    with _stage("allocate", seconds, echo):
+        hours = config.allocation.hours
+        allocation = allocate(scores, hours, config)
+        curve = budget_curve(scores, hours, config)
+        plan = allocation.attrs.get("allocation", {})
+        echo(
+            f"      {len(allocation):,} accounts, {plan.get('hours_used', 0.0):,.1f} of {hours:,.1f} hours, "
+            f"expected gain {plan.get('total_expected_gain', 0.0):,.0f}, value of the last hour "
+            f"(lambda) {plan.get('team_price', float('nan')):,.4g}"
+        )
+    with _stage("report", seconds, echo):
+        outputs = _write_outputs(out_dir, scores, allocation, curve, training, data)
+        with TrainingRun(config, run_id=training.run_id) as tracked:
+            for path in outputs.values():
+                tracked.log_artifact(path, "outputs")
+            tracked.log_summary(
+                {
+                    "allocation.accounts": float(len(allocation)),
+                    "allocation.hours_used": float(plan.get("hours_used", 0.0)),
+                    "allocation.expected_gain": float(plan.get("total_expected_gain", 0.0)),
+                    "allocation.team_price": float(plan.get("team_price", float("nan"))),
+                }
+            )
+        echo(f"      report {outputs['report']}")
+    echo(
+        "done in "
+        + ", ".join(f"{name} {secs:.0f} s" for name, secs in seconds.items())
+        + f": outputs in {out_dir}"
+    )
+    return RunResult(training, scores, allocation, curve, outputs, seconds, skipped)
+
+
+def _write_outputs(
+    folder: Path,
+    scores: pd.DataFrame,
+    allocation: pd.DataFrame,
+    curve: pd.DataFrame,
+    training: TrainResult,
+    data: Dataset,
+) -> dict[str, Path]:
+    """Every output file, each written atomically; returns name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {
+        "scores": write_table(scores, folder / "scores.parquet"),
+        "allocation": write_table(allocation, folder / "allocation.parquet"),
+        "allocation_csv": write_table(allocation, folder / "allocation.csv"),
+        "budget_curve": write_table(curve, folder / "budget_curve.csv"),
+        "budget_curve_png": plot_budget_curve(curve, folder / "budget_curve.png"),
+    }
+    backtest_json = folder / "backtest.json"
+    with atomic_path(backtest_json) as tmp:
+        tmp.write_text(json.dumps(training.backtest.to_dict(), indent=2, default=float) + "\n")
+    out["backtest"] = backtest_json
+    summary = {
+        "cutoff": str(training.scoring_cutoff.date()),
+        "horizon_days": training.bundle.horizon_days,
+        "model_uri": str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri,
+        "run_id": training.run_id,
+    }
+    out["report"] = render_report(
+        folder / "report.html",
+        allocation=allocation,
+        backtest=training.backtest,
+        budget_curve=curve,
+        quality=data.quality,
+        summary=summary,
+    )
+    return out

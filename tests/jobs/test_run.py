@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from kamml.jobs.run import run, skipped_parts
+from kamml.jobs.score import SCORE_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def job(tracked_config, world_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("outputs")
+    cfg = tracked_config(experiment="kamml-run-test", model_name="kamml-run-test")
+    cfg.output.dir = out
+    cfg.allocation.hours = 300
+    lines: list[str] = []
+    return cfg, run(cfg, world_path, echo=lines.append), lines
+
+
+def test_every_output_is_written_and_logged_on_the_run(job):
+    cfg, result, _ = job
+    names = {p.name for p in cfg.output.dir.iterdir()}
+    assert names == {
+        "scores.parquet",
+        "allocation.parquet",
+        "allocation.csv",
+        "budget_curve.csv",
+        "budget_curve.png",
+        "backtest.json",
+        "report.html",
+    }
+    scores = pd.read_parquet(cfg.output.dir / "scores.parquet")
+    assert list(scores.columns) == list(SCORE_COLUMNS)
+    allocation = pd.read_csv(cfg.output.dir / "allocation.csv")
+    assert allocation["recommended_hours"].sum() == pytest.approx(300, rel=1e-6)
+    assert len(allocation) == len(scores)
+    logged = {a.path for a in MlflowClient().list_artifacts(result.training.run_id, "outputs")}
+    assert {f"outputs/{n}" for n in names} == logged
+    metrics = MlflowClient().get_run(result.training.run_id).data.metrics
+    assert metrics["allocation.hours_used"] == pytest.approx(300, rel=1e-6)
+
+
+def test_each_stage_announces_itself_and_ends_with_a_summary(job):
+    _, result, lines = job
+    text = "\n".join(lines)
+    for i, stage in enumerate(("validate", "train", "score", "allocate", "report"), start=1):
+        assert f"[{i}/5] {stage}" in text
+    assert "value of the last hour (lambda)" in text
+    assert set(result.seconds) == {"validate", "train", "score", "allocate", "report"}
+    assert result.skipped == []
+
+
+def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path):
+    cfg, first, _ = job
+    before = pd.read_parquet(cfg.output.dir / "allocation.parquet")
+    second = run(cfg, world_path, echo=lambda _: None)
+    after = pd.read_parquet(cfg.output.dir / "allocation.parquet")
+    assert len(after) == len(before)  # replaced, not appended
+    assert not [p for p in cfg.output.dir.iterdir() if p.name.startswith(".")]
+    assert int(second.training.promotion.version) == int(first.training.promotion.version) + 1
+    # same data, same seed: the same backtest, so the gate keeps the first champion
+    assert not second.training.promotion.promoted
+
+
+def test_skipped_parts_name_the_missing_tables(world_path, tmp_path):
+    import shutil
+
+    from kamml.data import load_data
+
+    shutil.copy(world_path / "transactions.parquet", tmp_path / "transactions.parquet")
+    notes = skipped_parts(load_data(tmp_path))
+    assert any("referrals" in n for n in notes)
+    assert any("activities" in n for n in notes)
+    assert any("owners" in n for n in notes)

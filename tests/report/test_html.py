@@ -1,0 +1,266 @@
+import base64
+import io
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from kamml.allocation.allocate import allocate, budget_curve
+from kamml.config import AllocationConfig, Config
+from kamml.data import load_data
+from kamml.datasets import synthetic
+from kamml.errors import DataError
+from kamml.evaluation.backtest import backtest
+from kamml.report.html import render_report
+from kamml.report.plots import backtest_frame
+
+FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
+DATA_URI = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
+VOID = {"meta", "img", "br", "hr", "link", "input", "wbr", "col", "area", "base", "source"}
+
+
+class Page(HTMLParser):
+    """Collects tags, <img> sources, text and attribute values; checks that elements nest properly."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack = []
+        self.tags = []
+        self.images = []
+        self.attributes = []
+        self.text = []
+        self.errors = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes.extend(v or "" for _, v in attrs)
+        if tag == "img":
+            self.images.append(dict(attrs))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+            return
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(path):
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    assert page.errors == []
+    assert page.stack == []
+    page.all_text = "".join(page.text)
+    return page
+
+
+def png_of(src):
+    match = DATA_URI.fullmatch(src)
+    assert match, src[:60]
+    data = base64.b64decode(match.group(1), validate=True)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    image = Image.open(io.BytesIO(data))
+    image.verify()
+    return Image.open(io.BytesIO(data)).size
+
+
+def assert_self_contained(path, page):
+    for src in (img["src"] for img in page.images):
+        width, height = png_of(src)
+        assert width > 200
+        assert height > 100
+    raw = DATA_URI.sub("data:", path.read_text(encoding="utf-8"))
+    assert not re.search(r"https?:", raw, flags=re.IGNORECASE)
+    assert "//" not in raw.replace("<!DOCTYPE html>", "")
+    assert not {"script", "link", "iframe", "a", "object", "embed"} & set(page.tags)
+    assert all(not v or v.startswith("data:image/png;base64,") or "://" not in v for v in page.attributes)
+
+
+def scores(n=120, seed=3, owners=3):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "account_id": [f"ACC-{i:04d}" for i in range(n)],
+            "clv": rng.lognormal(7.0, 1.0, n),
+            "p_churn": rng.uniform(0.0, 1.0, n),
+            "referral_value": np.where(rng.random(n) < 0.1, rng.gamma(2.0, 500.0, n), 0.0),
+        }
+    )
+    if owners:
+        frame["owner"] = [f"rep {i % owners}" for i in range(n)]
+    return frame
+
+
+def test_a_plan_without_backtest(tmp_path):
+    s = scores()
+    table = allocate(s, hours=200.0, config=AllocationConfig(floor_hours=0.5))
+    path = render_report(
+        tmp_path / "out" / "report.html",
+        allocation=table,
+        backtest=None,
+        budget_curve=budget_curve(s, 200.0, AllocationConfig(floor_hours=0.5)),
+        quality="Data check passed: no errors, 0 data-quality notes.",
+        title="Plan for Q3",
+        summary={"cutoff": pd.Timestamp("2024-07-01"), "model_uri": "models:/kamml@champion", "team": "EMEA"},
+        top=10,
+    )
+    assert path == tmp_path / "out" / "report.html"
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]
+    page = parse(path)
+    assert_self_contained(path, page)
+    text = page.all_text
+    for account in table["account_id"].head(10):
+        assert account in text
+    assert table["account_id"].iloc[10] not in text.split("Top 10 accounts")[1].split("What more")[0]
+    for tier in table["tier"].unique():
+        assert tier in text
+    for rep in ("rep 0", "rep 1", "rep 2"):
+        assert rep in text
+    assert "2024-07-01" in text
+    assert "models:/kamml@champion" in text
+    assert "EMEA" in text
+    assert f"{table.attrs['allocation']['total_expected_gain']:,.0f}" in text
+    assert "No backtest was given" in text
+    assert "Data check passed" in text
+    assert len(page.images) == 3  # budget curve, tier mix, hours per rep
+
+
+def test_every_text_from_data_is_escaped(tmp_path):
+    s = scores(owners=0)
+    s.loc[0, "account_id"] = "<script>alert(1)</script>"
+    s.loc[0, "clv"] = 1e6  # first in the plan
+    table = allocate(s, hours=100.0)
+    table["owner"] = table["owner"].astype(object)
+    table.loc[0, "owner"] = 'Ann "<b>" & Co'
+    path = render_report(
+        tmp_path / "r.html",
+        allocation=table,
+        quality=pd.DataFrame({"table": ["<transactions>"], "rows": [3]}),
+        title="<h1>plan</h1>",
+        summary={"note": "<img src=x>"},
+    )
+    raw = path.read_text(encoding="utf-8")
+    assert "<script" not in raw
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in raw
+    assert "&lt;h1&gt;plan&lt;/h1&gt;" in raw
+    assert "Ann &quot;&lt;b&gt;&quot; &amp; Co" in raw
+    assert "&lt;img src=x&gt;" in raw
+    assert "&lt;transactions&gt;" in raw
+    page = parse(path)
+    assert "<script>alert(1)</script>" in page.all_text
+    assert_self_contained(path, page)
+
+
+def test_sections_without_input_become_notes(tmp_path):
+    table = allocate(scores(owners=0), hours=100.0)
+    path = render_report(tmp_path / "r.html", allocation=table.drop(columns="owner"))
+    page = parse(path)
+    text = page.all_text
+    assert "No budget curve was given" in text
+    assert "The accounts have no owners" in text
+    assert "No backtest was given" in text
+    assert "No data-quality summary was given" in text
+    assert "Owner" not in text
+    assert len(page.images) == 1  # the tier mix only
+    assert_self_contained(path, page)
+
+
+def test_without_the_allocation_summary_the_totals_come_from_the_table(tmp_path):
+    table = allocate(scores(), hours=150.0)
+    plain = pd.DataFrame(table)  # a table read back from CSV has no attrs
+    plain.attrs = {}
+    text = parse(render_report(tmp_path / "r.html", allocation=plain)).all_text
+    assert f"{table['expected_gain'].sum():,.0f}" in text
+    assert "Value of the last hour" not in text
+
+
+def test_a_chart_that_cannot_be_drawn_is_a_note(tmp_path):
+    s = scores()
+    cfg = AllocationConfig(floor_hours=1.0)
+    curve = budget_curve(s, 150.0, cfg).assign(total_gain=np.nan)
+    path = render_report(tmp_path / "r.html", allocation=allocate(s, 150.0, cfg), budget_curve=curve)
+    assert "budget curve chart could not be drawn" in parse(path).all_text
+
+
+def test_bad_inputs_are_data_errors_and_write_nothing(tmp_path):
+    table = allocate(scores(), hours=100.0)
+    with pytest.raises(DataError, match="lacks columns"):
+        render_report(tmp_path / "r.html", allocation=table.drop(columns="tier"))
+    with pytest.raises(DataError, match=r"\.html"):
+        render_report(tmp_path / "r.pdf", allocation=table)
+    with pytest.raises(DataError, match="top"):
+        render_report(tmp_path / "r.html", allocation=table, top=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------- with a real backtest
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    path = tmp_path_factory.mktemp("world")
+    synthetic.generate(600, seed=11, years=2.0).write(path)
+    cfg = Config.from_dict(
+        {
+            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
+            "models": {"threads": 1, "clv": FAST, "churn": FAST, "influence": FAST},
+        }
+    )
+    data = load_data(path, cfg)
+    result = backtest(data, cfg)
+    frame = backtest_frame(result.predictions)
+    owners = data.to_pandas("accounts").set_index("account_id")["owner"]
+    table = pd.DataFrame(
+        {
+            "account_id": result.predictions.index,
+            "clv": frame["clv"].to_numpy(),
+            "p_churn": frame["p_churn"].to_numpy(),
+            "referral_value": frame.get("predicted_referral_value", 0.0),
+            "p_alive": result.predictions["p_alive"].to_numpy(),
+            "drivers": result.predictions["drivers"].to_numpy(),
+            "owner": owners.reindex(result.predictions.index).to_numpy(),
+        }
+    )
+    return data, result, table
+
+
+@pytest.mark.slow
+def test_the_full_report(world, tmp_path):
+    data, result, score_table = world
+    table = allocate(score_table, hours=600.0)
+    curve = budget_curve(score_table, hours=600.0)
+    path = render_report(
+        tmp_path / "report.html",
+        allocation=table,
+        backtest=result,
+        budget_curve=curve,
+        quality=data.quality,
+        title="kamml plan",
+        summary={"cutoff": result.protocol["cutoff"], "model_uri": "models:/kamml/3"},
+    )
+    page = parse(path)
+    assert_self_contained(path, page)
+    text = page.all_text
+    top = text.split("Top 25 accounts")[1].split("What more")[0]
+    for account in table["account_id"].head(25):
+        assert str(account) in top
+    for tier in table["tier"].unique():
+        assert tier in text
+    # budget curve, tier mix, hours per rep, and the backtest's gains, deciles, churn, importance
+    expected = 3 + 4 + (1 if result.referral else 0)
+    assert len(page.images) == expected
+    for label in ("kamml", "BG/NBD × Gamma-Gamma", "last period", "BG/NBD P(no purchase)"):
+        assert label in text
+    assert f"{result.value['kamml']['gini']:.3f}" in text
+    assert f"{result.churn['btyd']['roc_auc']:.3f}" in text
+    assert f"Backtest at {result.protocol['cutoff']}" in text
+    assert "Data check passed" in text
+    assert "models:/kamml/3" in text

@@ -5,6 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
@@ -13,18 +14,21 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml constraints.txt
+# The demo needs only the runtime dependencies (quicker on a fresh machine); tests add dev and spark.
+$(RUNTIME): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install kamml with its extras (pinned by constraints.txt)
 
-demo: $(STAMP) ## generate the synthetic world, validate it and backtest kamml on it (DuckDB)
-	$(BIN)/kamml generate --accounts 5000 --seed 42 --out data/demo
-	$(BIN)/kamml validate --data data/demo
-	$(BIN)/kamml backtest --config configs/default.yaml --json outputs/demo/backtest.json
+demo: $(RUNTIME) ## the main job on a synthetic world: train (MLflow), score, allocate, HTML report
+	$(BIN)/kamml run --config configs/default.yaml
 
 test: $(STAMP) ## run the whole test suite (unit, slow end-to-end and Spark tests)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -206,10 +206,17 @@ class ModelBundle:
         rows, fit = self.with_btyd(features, refit=refit_btyd, fit=btyd)
         X = rows[self.features]
         h = self.train_horizon_days
-        clv = self.clv.predict(X, horizon_days=h)
-        p_churn = self.churn.predict_proba(X, horizon_days=h)[:, 1]
+        prepared = self.clv.prepare(X, horizon_days=h)  # converted once, shared by the models
+
+        def rows_for(model: Any) -> Any:
+            return prepared if model.accepts(prepared) else X
+
+        clv = self.clv.predict(prepared, horizon_days=h)
+        p_churn = self.churn.predict_proba(rows_for(self.churn), horizon_days=h)[:, 1]
         referral = (
-            self.influence.predict(X, horizon_days=h) if self.influence is not None else np.zeros(len(X))
+            self.influence.predict(rows_for(self.influence), horizon_days=h)
+            if self.influence is not None
+            else np.zeros(len(X))
         )
         bg, _ = fit.models()
         rfm = rows[["frequency", "recency", "T"]].to_numpy(float)
@@ -222,7 +229,7 @@ class ModelBundle:
             p_alive[known] = bg.p_alive(f, r, t)
             if h != self.horizon_days:
                 clv, p_churn, referral = self._stretch(bg, known, rfm, clv, p_churn, referral)
-        drivers = self._drivers(X, rows, top=top_drivers)
+        drivers = self._drivers(X, rows, top=top_drivers, prepared=prepared)
         return pd.DataFrame(
             {
                 "clv": clv,
@@ -258,11 +265,15 @@ class ModelBundle:
         p_buy = np.clip((1 - p_churn) * buy_ratio, 0.0, 1.0)
         return clv * ratio, 1 - p_buy, referral * (H / h)
 
-    def _drivers(self, X: pd.DataFrame, rows: pd.DataFrame, top: int = 3) -> list[str]:
+    def _drivers(
+        self, X: pd.DataFrame, rows: pd.DataFrame, top: int = 3, prepared: Any = None
+    ) -> list[str]:
         """The top features pushing each account's value up, in words, '; '-separated."""
         if len(X) == 0:
             return []
-        explained = self.clv.explain(X, top=top, horizon_days=self.train_horizon_days)
+        explained = self.clv.explain(
+            X if prepared is None else prepared, top=top, horizon_days=self.train_horizon_days
+        )
         out = []
         for i, idx in enumerate(X.index):
             phrases = []

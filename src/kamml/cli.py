@@ -244,6 +244,16 @@ def score(
         str | None, typer.Option(help="Scoring date (YYYY-MM-DD); default: time.cutoff, else the data end.")
     ] = None,
     config: ConfigOpt = None,
+    explain_top: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Name value drivers for this many accounts of highest predicted value (0: none).",
+        ),
+    ] = 20_000,
+    explain_all: Annotated[
+        bool, typer.Option("--explain-all", help="Name value drivers for every account (slower).")
+    ] = False,
 ) -> None:
     """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""
     import pandas as pd
@@ -259,7 +269,7 @@ def score(
     use_tracking(cfg.tracking)
     dataset = job_data(cfg, data)
     cut = pd.Timestamp(cutoff or cfg.time.cutoff or dataset.end).normalize()
-    table = score_to_file(model, dataset, cut, out, cfg)
+    table = score_to_file(model, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
     typer.echo(
         f"{len(table):,} accounts scored at {cut.date()} with {table['model_uri'].iat[0]}: "
         f"total clv {table['clv'].sum():,.0f}, mean p_churn {table['p_churn'].mean():.3f} -> {out}"

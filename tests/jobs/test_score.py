@@ -50,3 +50,16 @@ def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained
     with pytest.raises(FeatureMismatchError, match="referrals_made") as info:
         score(load_model(result.model_uri), data, result.scoring_cutoff, cfg)
     assert "referred_spend" in info.value.missing
+
+
+def test_drivers_only_for_the_most_valuable_accounts_when_asked(trained):
+    cfg, data, result = trained
+    model = load_model(result.model_uri)
+    full = score(model, data, result.scoring_cutoff, cfg, features=result.features)
+    some = score(model, data, result.scoring_cutoff, cfg, features=result.features, explain_top=10)
+    pd.testing.assert_series_equal(some["clv"], full["clv"])
+    named = some["drivers"] != ""
+    assert named.sum() == 10
+    top = full["clv"].rank(ascending=False, method="first") <= 10
+    assert (named == top).all()
+    pd.testing.assert_series_equal(some.loc[named, "drivers"], full.loc[named, "drivers"])

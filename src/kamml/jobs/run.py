@@ -105,7 +105,8 @@ def run(
         )
         echo(f"      {training.summary()}")
     with _stage("score", seconds, echo):
-        model = load_model(training.model_uri)
+        p = training.promotion
+        model = load_model(f"models:/{p.name}/{p.version}")  # the registered version, as the CRM sees it
         scores = score(model, data, training.scoring_cutoff, config, features=training.features)
         echo(
             f"      {len(scores):,} accounts at {training.scoring_cutoff.date()}: expected value "

@@ -83,7 +83,8 @@ def _phrase(feature: str, value: Any) -> str:
     """A driver in words: the feature's definition and the account's value."""
     text = _definition(feature)
     if isinstance(value, int | float | np.floating) and np.isfinite(value):
-        return f"{text}: {value:,.4g}"
+        number = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        return f"{text}: {number}"
     return f"{text}: {value}"
 
 

@@ -37,8 +37,8 @@ test-fast: $(STAMP) ## run only the fast unit tests
 	$(BIN)/pytest -m "not slow and not spark" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy, as configured in pyproject.toml
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
+	$(BIN)/ruff format --check src tests benchmarks notebooks
 	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting

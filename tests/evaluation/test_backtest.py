@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pandas as pd
 import pytest
 
@@ -72,3 +74,16 @@ def test_honest_train_horizon(cutoff, horizon, expected):
 def test_honest_train_horizon_refuses_too_short():
     with pytest.raises(ConfigError, match="too short"):
         honest_train_horizon(ACQUISITION_END, pd.Timestamp("1997-04-20"), 273, 3, 28)
+
+
+def test_backtest_scores_exactly_as_the_served_model_does(result):
+    """The backtest's kamml column equals row-by-row predictions of its (anchored) bundle."""
+    from kamml.features import build_features
+
+    data, res = result
+    features = build_features(data, res.protocol["cutoff"], res.bundle.scoring_config())
+    rows = features.iloc[:7]
+    served = pd.concat([res.bundle.predict(rows.iloc[[i]], refit_btyd=False) for i in range(len(rows))])
+    np.testing.assert_allclose(
+        served["clv"].to_numpy(), res.predictions.loc[rows.index, "clv"].to_numpy(), rtol=1e-12
+    )

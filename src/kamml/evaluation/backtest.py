@@ -128,8 +128,11 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
     bundle, train = train_bundle(data, cfg, cut)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon).reindex(features.index)
-    btyd_fit = fit_btyd(features)  # one BG/NBD fit at the test cutoff, for kamml and for the baseline
-    scores = bundle.predict(features, btyd=btyd_fit)
+    # one BTYD fit at the test cutoff, for the baseline and anchored in kamml's bundle, which then
+    # predicts exactly as the deployed pyfunc does (row-independent, stored parameters)
+    bundle = bundle.anchor(features)
+    btyd_fit = bundle.btyd
+    scores = bundle.predict(features, refit_btyd=False)
     unit = bundle.unit_days
     btyd = add_btyd_features(features, horizon / unit, btyd_fit)
     past = build_past_window(data, cut, horizon).reindex(features.index).fillna(0.0)

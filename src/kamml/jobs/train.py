@@ -87,10 +87,12 @@ def train(
     log.info("backtest at %s, then the model for scoring at %s", test_cut.date(), scoring.date())
     result = backtest(data, config, test_cut)
     if scoring == test_cut:
-        bundle = result.bundle
+        bundle = result.bundle  # already anchored at this cutoff by the backtest
+        features = build_features(data, scoring, bundle.scoring_config(config))
     else:
         bundle, _ = train_bundle(data, config, scoring)
-    features = build_features(data, scoring, bundle.scoring_config(config))
+        features = build_features(data, scoring, bundle.scoring_config(config))
+        bundle = bundle.anchor(features)
     with TrainingRun(config, run_name=run_name) as run:
         run.log_config()
         run.log_data(fingerprint(data))

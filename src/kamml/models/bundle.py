@@ -15,6 +15,7 @@ it undershoots the holdout total (see docs/models.md).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -180,6 +181,16 @@ class ModelBundle:
             "rows": len(train),
         }
         return cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
+
+    def anchor(self, features: pd.DataFrame) -> ModelBundle:
+        """This bundle with its BG/NBD and Gamma-Gamma refitted on every account's rows at the scoring cutoff.
+
+        BTYD parameters need no labels, so the deployed bundle can carry a fit at the very cutoff it
+        scores at (the backtest does the same at its test cutoff); its predictions stay row-independent.
+        """
+        anchored = dataclasses.replace(self, meta=dict(self.meta))
+        anchored.btyd = fit_btyd(features)
+        return anchored
 
     def with_btyd(
         self, features: pd.DataFrame, refit: bool = True, fit: BtydFit | None = None

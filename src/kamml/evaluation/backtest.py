@@ -21,7 +21,7 @@ from kamml.errors import ConfigError
 from kamml.evaluation.metrics import churn_metrics, value_metrics
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
 from kamml.features.build import build_past_window
-from kamml.models.btyd_features import add_btyd_features, fit_btyd
+from kamml.models.btyd_features import add_btyd_features
 from kamml.models.bundle import ModelBundle
 
 __all__ = ["BacktestResult", "backtest", "default_cutoff", "train_bundle"]

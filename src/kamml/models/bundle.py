@@ -183,7 +183,7 @@ class ModelBundle:
         return cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
 
     def anchor(self, features: pd.DataFrame) -> ModelBundle:
-        """This bundle with its BG/NBD and Gamma-Gamma refitted on every account's rows at the scoring cutoff.
+        """A copy whose BG/NBD and Gamma-Gamma are refitted on every account at the scoring cutoff.
 
         BTYD parameters need no labels, so the deployed bundle can carry a fit at the very cutoff it
         scores at (the backtest does the same at its test cutoff); its predictions stay row-independent.

@@ -84,8 +84,9 @@ def _phrase(feature: str, value: Any) -> str:
     """A driver in words: the feature's definition and the account's value."""
     text = _definition(feature)
     if isinstance(value, int | float | np.floating) and np.isfinite(value):
-        number = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-        return f"{text}: {number}"
+        number = float(value)
+        shown = f"{number:,.0f}" if abs(number) >= 100 else f"{number:.3g}"
+        return f"{text}: {shown}"
     return f"{text}: {value}"
 
 

@@ -5,17 +5,22 @@
    (`expected_value_given_history`): the bar is Gini(kamml) >= 95 % of Gini(oracle).
 2. Influence: kamml's referral value vs the past-referral-rate baseline, on the realised referral value.
 3. Allocation: kamml's recommended hours (from kamml's own predicted scores) scored by the world's true
-   expected gain, as a share of the oracle allocation's gain, beside the simple rules.
+   expected gain, as a share of the oracle allocation's gain, beside the simple rules. The effort scales
+   are estimated from the activities before the cutoff (`kamml.models.effort`, ``--effort-scale auto``,
+   the default), beside the world's true mechanism; a number gives the fixed rule with that scale.
 
-Usage: python benchmarks/synthetic_quality.py [--accounts 20000] [--seed 7] [--hours-per-account 0.2]
+Usage: python benchmarks/synthetic_quality.py [--accounts 20000] [--seed 7] [--hours-per-account 0.1 0.2 0.5]
+       [--effort-scale auto 4] [--effort-exponent 0.5]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 
+import numpy as np
 import pandas as pd
 
 import kamml
@@ -25,6 +30,12 @@ from kamml.evaluation.allocation import evaluate_allocation
 from kamml.evaluation.backtest import train_bundle
 from kamml.evaluation.metrics import normalized_gini, value_metrics
 from kamml.features.build import build_past_window
+from kamml.models.effort import EffortResponse, fit_effort_response_from_data
+
+
+def _effort_scale(value: str) -> str | float:
+    """An --effort-scale value: "auto" or a number of hours."""
+    return value if value == "auto" else float(value)
 
 
 def main() -> None:
@@ -33,8 +44,8 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--horizon", type=int, default=180)
-    parser.add_argument("--hours-per-account", type=float, default=0.2)
-    parser.add_argument("--effort-scale", type=float, nargs="+", default=[4.0])
+    parser.add_argument("--hours-per-account", type=float, nargs="+", default=[0.2])
+    parser.add_argument("--effort-scale", type=_effort_scale, nargs="+", default=["auto"])
     parser.add_argument("--effort-exponent", type=float, nargs="+", default=[0.5])
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -50,6 +61,9 @@ def main() -> None:
         features = kamml.build_features(data, end, cfg)
         scores = bundle.predict(features)
         past = build_past_window(data, end, args.horizon).reindex(features.index).fillna(0.0)
+        t_fit = time.perf_counter()
+        response = fit_effort_response_from_data(data, end, cfg) if "auto" in args.effort_scale else None
+        t_fit = time.perf_counter() - t_fit
     truth = world.truth.set_index("account_id").reindex(features.index)
     realised = world.simulate_future(args.horizon, 0.0, n_runs=1, seed=args.seed + 1)
     realised = realised.set_index("account_id").reindex(features.index).fillna(0.0)
@@ -72,29 +86,52 @@ def main() -> None:
     )
     print(f"referral Spearman: kamml {ref_model['spearman']:.4f}, past rate {ref_past['spearman']:.4f}")
 
-    hours = args.hours_per_account * len(features)
     scored = scores.reset_index()
     owners = world.accounts.set_index("account_id")["owner"]
     scored["owner"] = scored["account_id"].map(owners)
+    if response is not None:
+        _print_response(world, response)
+        print(f"effort response fitted in {t_fit:.1f} s")
+    clv = scored["clv"].to_numpy(float)
+    settings: list[tuple[str, dict[str, object]]] = []
     for scale in args.effort_scale:
+        if scale == "auto" and response is not None:
+            settings.append((f"the effort response ({response.source})", response.allocation_settings(clv)))
+            continue
         for exponent in args.effort_exponent:
-            alloc_cfg = cfg.allocation.model_copy(
-                update={
-                    "hours": hours,
-                    "floor_hours": 0.0,
-                    "capacity": None,
-                    "effort_scale": scale,
-                    "effort_exponent": exponent,
-                }
-            )
-            table = allocate(scored, hours, alloc_cfg)
-            comparison = evaluate_allocation(
-                world, table, args.horizon, hours=hours, floor=0.0, cap=alloc_cfg.cap_hours or 40.0
-            )
-            print(f"allocation with effort_scale {scale}, effort_exponent {exponent}:")
-            with pd.option_context("display.width", 160, "display.max_columns", 20):
-                print(comparison.round(4).to_string(index=False))
+            fixed = {"effort_scale": scale, "effort_exponent": exponent, "effort_clip": (0.25, 4.0)}
+            settings.append((f"effort_scale {scale}, effort_exponent {exponent}", fixed))
+    for (label, effort), per_account in itertools.product(settings, args.hours_per_account):
+        hours = per_account * len(features)
+        update = {"hours": hours, "floor_hours": 0.0, "capacity": None, **effort}
+        alloc_cfg = cfg.allocation.model_copy(update=update)
+        table = allocate(scored, hours, alloc_cfg)
+        if response is not None and label.startswith("the effort response"):
+            k = table["effort_scale"].to_numpy(float)
+            expected = response.effort_scale(table["account_id"].map(scored.set_index("account_id")["clv"]))
+            assert np.allclose(k, expected, rtol=1e-9), "allocation_settings must reproduce the response"
+        comparison = evaluate_allocation(
+            world, table, args.horizon, hours=hours, floor=0.0, cap=alloc_cfg.cap_hours or 40.0
+        )
+        print(f"allocation of {per_account:g} hours per account with {label}:")
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(comparison.round(4).to_string(index=False))
     print(f"total {time.perf_counter() - t0:.1f} s")
+
+
+def _print_response(world: synthetic.World, response: EffortResponse) -> None:
+    """The fitted effort response beside the world's true effort scales (median and spread)."""
+    k = world.truth["effort_scale"].to_numpy(float)
+    d = response.diagnostics
+    print(
+        f"effort response ({response.source}): scale {response.scale:.3f} h at value "
+        f"{response.reference_value or float('nan'):.1f} per {response.horizon_days} days, exponent "
+        f"{response.exponent:.3f}, uplift {response.uplift or float('nan'):.3f} "
+        f"(se log scale {d.get('se_log_scale', float('nan')):.3f}, se exponent "
+        f"{d.get('se_exponent', float('nan')):.3f}; naive fit without controls: scale "
+        f"{d.get('naive_scale', float('nan')):.3f}, exponent {d.get('naive_exponent', float('nan')):.3f}); "
+        f"world: median k {np.median(k):.3f}"
+    )
 
 
 if __name__ == "__main__":

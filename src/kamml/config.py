@@ -115,14 +115,20 @@ def _default_weights() -> dict[StakePart, float]:
 
 
 class AllocationConfig(_Section):
-    """The team's hours and the rules that turn scores into an allocation (DESIGN §6)."""
+    """The team's hours and the rules that turn scores into an allocation (DESIGN §6).
+
+    ``effort_scale`` is the effort scale k (hours) of the median account: ``"auto"`` (the default)
+    estimates it, and its growth with value, from the activities table before the cutoff
+    (`kamml.models.effort`), falling back with a log line to the fixed rule (4 hours, exponent
+    ``effort_exponent``) when there are no activities; a number fixes it, with ``effort_exponent``.
+    """
 
     hours: float = Field(1_000.0, ge=0)
     capacity: dict[str, float] | None = None
     floor_hours: float = Field(0.5, ge=0)
     cap_hours: float | None = Field(40.0, gt=0)
     weights: dict[StakePart, float] = Field(default_factory=_default_weights)
-    effort_scale: float = Field(4.0, gt=0)
+    effort_scale: float | Literal["auto"] = "auto"
     effort_exponent: float = Field(0.5, ge=0)
     effort_clip: tuple[float, float] = (0.25, 4.0)
     active_p_alive: float = Field(0.1, ge=0, le=1)
@@ -130,6 +136,13 @@ class AllocationConfig(_Section):
     tiers: dict[str, float] = Field(
         default_factory=lambda: {"strategic": 0.05, "key": 0.20, "maintain": 0.50, "nurture": 1.0}
     )
+
+    @field_validator("effort_scale")
+    @classmethod
+    def _positive_effort_scale(cls, value: float | str) -> float | str:
+        if value != "auto" and not (isinstance(value, int | float) and 0 < value < float("inf")):
+            raise ValueError("effort_scale must be 'auto' or a number of hours > 0")
+        return value
 
 
 class TrackingConfig(_Section):

@@ -16,6 +16,7 @@ from kamml.allocation.allocate import (
     read_scores,
 )
 from kamml.allocation.optimizer import gain
+from kamml.allocation.stake import DEFAULT_SCALE
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, SchemaError
 
@@ -204,7 +205,7 @@ def test_weights_change_the_stake():
 def test_extra_config_keys_are_read_when_present():
     scores = make_scores()
     flat = allocate(scores, 100.0, ExtendedConfig(effort_exponent=0.0))
-    np.testing.assert_allclose(flat["effort_scale"], AllocationConfig().effort_scale)
+    np.testing.assert_allclose(flat["effort_scale"], DEFAULT_SCALE)
     clipped = allocate(scores, 100.0, ExtendedConfig(effort_clip=(1.0, 1.5)))
     assert clipped["effort_scale"].max() == pytest.approx(1.5 * 4.0)
     strict = allocate(scores, 100.0, ExtendedConfig(active_p_alive=0.5))
@@ -348,3 +349,15 @@ def test_allocate_file_errors(tmp_path):
     broken.write_bytes(b"not parquet")
     with pytest.raises(DataError, match="cannot read the scores file"):
         read_scores(broken)
+
+
+def test_fitted_effort_scales_in_the_scores_are_used_when_auto():
+    scores = make_scores()
+    scores["effort_scale"] = np.linspace(1.0, 3.0, len(scores))
+    scores.loc[0, "effort_scale"] = np.nan  # no fitted k for this account: the rule fills it
+    plan = allocate(scores, 100.0, AllocationConfig()).set_index("account_id")
+    k = scores.set_index("account_id")["effort_scale"]
+    np.testing.assert_allclose(plan.loc[k.index[1:], "effort_scale"], k.iloc[1:])
+    assert np.isfinite(plan.loc[k.index[0], "effort_scale"])
+    fixed = allocate(scores, 100.0, AllocationConfig(effort_scale=2.0, effort_exponent=0.0))
+    np.testing.assert_allclose(fixed["effort_scale"], 2.0)

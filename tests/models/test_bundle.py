@@ -48,6 +48,7 @@ def test_predict_columns_and_ranges(fitted):
         "referral_value",
         "p_alive",
         "expected_purchases",
+        "effort_scale",
         "drivers",
     ]
     assert scores.index.equals(features.index)

@@ -349,19 +349,29 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
             [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
         )
     check_scores(scores, need_owner=cfg.capacity is not None)
-    keep = [c for c in (*REQUIRED_COLUMNS, "referral_value", "p_alive", "owner", "drivers") if c in scores]
+    optional = ("referral_value", "p_alive", "owner", "drivers", "effort_scale")
+    keep = [c for c in (*REQUIRED_COLUMNS, *optional) if c in scores]
     frame = scores[keep].reset_index(drop=True).copy()
     for column in ("clv", "p_churn", "referral_value", "p_alive"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column]).astype(float)
     weights = {str(part): float(w) for part, w in cfg.weights.items()}
     frame = pd.concat([frame, stake_parts(frame, weights)], axis="columns")
+    given = (
+        pd.to_numeric(frame.pop("effort_scale"), errors="coerce").to_numpy(dtype=float)
+        if "effort_scale" in frame
+        else None
+    )
     frame["effort_scale"] = effort_scale(
         frame["clv"].to_numpy(),
         cfg.effort_scale,
         exponent=float(cfg.effort_exponent),
         clip=_pair(cfg.effort_clip),
     )
+    if cfg.effort_scale == "auto" and given is not None:
+        # the model's fitted effort response, per account; the fixed rule where it gave none
+        usable = np.isfinite(given) & (given > 0)
+        frame.loc[usable, "effort_scale"] = given[usable]
     threshold = float(cfg.active_p_alive)
     if "p_alive" in frame:
         frame["active"] = ~(frame["p_alive"] < threshold)  # NaN p_alive: active

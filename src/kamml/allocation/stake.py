@@ -13,10 +13,12 @@ curve ``gain(h) = stake * (1 - exp(-h / k))`` (DESIGN §6):
 - the **effort scale** k (hours that move 63 % of the stake), growing with the account's value: bigger
   accounts need more hours for the same share of their stake::
 
-      k = effort_scale * (clv / median positive clv) ** exponent,  clipped to [0.25, 4] * effort_scale
+      k = effort_scale * (clv / reference) ** exponent,  clipped to [0.25, 4] * effort_scale
 
-  with exponent 0.5 by default (a 4x bigger account needs 2x the hours). An account with no positive
-  value gets the smallest scale; when no account has positive value every scale is ``effort_scale``.
+  with exponent 0.5 by default (a 4x bigger account needs 2x the hours) and the median positive clv as
+  the reference, unless a fitted response (`kamml.models.effort.EffortResponse`) gives its own scale,
+  exponent and reference value. An account with no positive value gets the smallest scale; when no
+  account has positive value (and no reference is given) every scale is ``effort_scale``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from kamml.errors import ConfigError
+from kamml.models.effort import DEFAULT_CLIP, DEFAULT_EXPONENT, DEFAULT_SCALE, effort_scale
 
 __all__ = [
+    "DEFAULT_CLIP",
+    "DEFAULT_EXPONENT",
+    "DEFAULT_SCALE",
     "DEFAULT_WEIGHTS",
     "STAKE_PARTS",
     "effort_scale",
@@ -47,9 +53,6 @@ STAKE_PARTS = ("retention", "growth", "referral")
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {"retention": 1.0, "growth": 0.3, "referral": 0.5}
 """Weights of the parts when none are given (those of `kamml.config.AllocationConfig`)."""
-
-DEFAULT_EXPONENT = 0.5
-DEFAULT_CLIP = (0.25, 4.0)
 
 
 def stake_parts(scores: pd.DataFrame, weights: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -109,61 +112,3 @@ def resolve_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
             raise ConfigError(f"stake weight '{key}' must be a finite number >= 0, got {value}")
         out[key] = value
     return out
-
-
-def effort_scale(
-    clv: npt.ArrayLike,
-    scale: float = 4.0,
-    *,
-    exponent: float = DEFAULT_EXPONENT,
-    clip: tuple[float, float] = DEFAULT_CLIP,
-) -> FloatArray:
-    """Effort scale k per account in hours, growing with its value: bigger accounts need more hours.
-
-    ``k = scale * (clv / median positive clv) ** exponent``, clipped to ``[clip[0], clip[1]] * scale``.
-    The typical account (median value) gets ``scale`` hours; one with no positive value the smallest k.
-
-    Parameters
-    ----------
-    clv : array-like of shape (n,)
-        Value per account (>= 0; NaN counts as 0).
-    scale : float, default 4.0
-        Effort scale of the typical account in hours (`AllocationConfig.effort_scale`), > 0.
-    exponent : float, default 0.5
-        How fast k grows with value: 0 gives every account the same k, 1 makes k proportional to value.
-    clip : tuple of float, default (0.25, 4.0)
-        Smallest and largest k as multiples of `scale`, 0 < low <= high.
-
-    Returns
-    -------
-    numpy.ndarray of shape (n,)
-        k per account, > 0.
-
-    Raises
-    ------
-    kamml.errors.ConfigError
-        On a scale that is not positive, a negative or non-finite exponent, or a bad clip range.
-
-    Examples
-    --------
-    The median positive value is 100, so the 4x bigger account needs 2x the hours:
-
-    >>> effort_scale([100.0, 400.0, 0.0, 25.0], scale=2.0).tolist()
-    [2.0, 4.0, 0.5, 1.0]
-    """
-    if not np.isfinite(scale) or scale <= 0:
-        raise ConfigError(f"effort scale must be a finite number of hours > 0, got {scale}")
-    if not np.isfinite(exponent) or exponent < 0:
-        raise ConfigError(f"effort scale exponent must be a finite number >= 0, got {exponent}")
-    low, high = float(clip[0]), float(clip[1])
-    if not (0 < low <= high < np.inf):
-        raise ConfigError(f"effort scale clip must satisfy 0 < low <= high < inf, got ({low}, {high})")
-    value = np.nan_to_num(np.asarray(clv, dtype=float), nan=0.0)
-    positive = value[value > 0]
-    if positive.size == 0:
-        logger.warning("no account has a positive clv: every account gets the same effort scale")
-        return np.full(value.shape, float(scale))
-    relative = np.maximum(value, 0.0) / float(np.median(positive))
-    with np.errstate(divide="ignore"):
-        k = scale * np.power(relative, exponent)
-    return np.asarray(np.clip(k, low * scale, high * scale), dtype=np.float64)

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: Accounts whose value drivers a batch scoring names by default (those of highest predicted value).
 EXPLAIN_TOP = 20_000
 
-#: The scores table of DESIGN §10, then kamml's extras (drivers in words, the account's owner).
+#: The scores table of DESIGN §10, then kamml's extras (drivers in words, owner, fitted effort scale).
 SCORE_COLUMNS = (
     "account_id",
     "cutoff",
@@ -43,6 +43,7 @@ SCORE_COLUMNS = (
     "model_uri",
     "drivers",
     "owner",
+    "effort_scale",
 )
 
 

@@ -24,6 +24,7 @@ from kamml.data.fingerprint import fingerprint
 from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, train_bundle
 from kamml.features import build_features
 from kamml.models.bundle import ModelBundle
+from kamml.models.effort import fit_effort_response_from_data
 from kamml.tracking import Promotion, TrainingRun
 
 __all__ = ["TrainResult", "cutoffs", "train"]
@@ -93,10 +94,13 @@ def train(
         bundle, _ = train_bundle(data, config, scoring)
         features = build_features(data, scoring, bundle.scoring_config(config))
         bundle = bundle.anchor(features)
+    effort = fit_effort_response_from_data(data, scoring, config)
+    bundle.effort = effort
     with TrainingRun(config, run_name=run_name) as run:
         run.log_config()
         run.log_data(fingerprint(data))
         run.log_backtest(result)
+        run.log_effort(effort.to_dict())
         if plots:
             _log_plots(run, result)
         model_uri = run.log_model(bundle, features)

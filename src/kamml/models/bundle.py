@@ -32,6 +32,7 @@ from kamml.features.catalogue import definition
 from kamml.models.btyd_features import BtydFit, add_btyd_features, fit_btyd
 from kamml.models.churn import ChurnModel
 from kamml.models.clv import ClvModel
+from kamml.models.effort import EffortResponse
 from kamml.models.influence import InfluenceModel
 
 __all__ = ["LABELS", "ModelBundle", "add_snapshot_btyd", "feature_columns"]
@@ -108,6 +109,7 @@ class ModelBundle:
     influence: InfluenceModel | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     feature_config: dict[str, Any] = field(default_factory=dict)
+    effort: EffortResponse | None = None
 
     def feature_spec(self) -> dict[str, Any]:
         """How to rebuild this bundle's feature rows: the features section, time unit and horizon.
@@ -250,6 +252,8 @@ class ModelBundle:
             if h != self.horizon_days:
                 clv, p_churn, referral = self._stretch(bg, known, rfm, clv, p_churn, referral)
         drivers = self._drivers(X, rows, top=top_drivers, prepared=prepared)
+        fitted = self.effort is not None and self.effort.source == "fitted"
+        k = self.effort.effort_scale(clv) if fitted and self.effort is not None else np.full(len(X), np.nan)
         return pd.DataFrame(
             {
                 "clv": clv,
@@ -257,6 +261,7 @@ class ModelBundle:
                 "referral_value": referral,
                 "p_alive": p_alive,
                 "expected_purchases": expected_H,
+                "effort_scale": k,
                 "drivers": drivers,
             },
             index=features.index,
@@ -326,6 +331,7 @@ class ModelBundle:
             "churn": self.churn.to_dict(),
             "influence": None if self.influence is None else self.influence.to_dict(),
             "meta": self.meta,
+            "effort": None if self.effort is None else self.effort.to_dict(),
         }
 
     @classmethod
@@ -344,6 +350,7 @@ class ModelBundle:
             influence=None if state["influence"] is None else InfluenceModel.from_dict(state["influence"]),
             meta=dict(state.get("meta", {})),
             feature_config=dict(state.get("feature_config", {})),
+            effort=None if state.get("effort") is None else EffortResponse.from_dict(state["effort"]),
         )
 
     def save(self, path: str | Path) -> Path:

@@ -21,7 +21,15 @@ __all__ = ["BUNDLE_ARTIFACT", "OUTPUT_COLUMNS", "KammlPyfunc", "score_frame"]
 #: Name of the bundle folder among the pyfunc's artifacts.
 BUNDLE_ARTIFACT = "bundle"
 #: Columns `predict` returns after the optional account_id.
-OUTPUT_COLUMNS = ("clv", "p_churn", "referral_value", "p_alive", "expected_purchases", "drivers")
+OUTPUT_COLUMNS = (
+    "clv",
+    "p_churn",
+    "referral_value",
+    "p_alive",
+    "expected_purchases",
+    "effort_scale",
+    "drivers",
+)
 
 
 def score_frame(bundle: ModelBundle, rows: pd.DataFrame, top_drivers: int = 3) -> pd.DataFrame:
@@ -43,7 +51,9 @@ class KammlPyfunc(PythonModel):
 
     Input: one row per account with the columns of the bundle's feature specification (as built by
     `kamml.build_features`), plus an optional ``account_id``. Output: account_id (when given), clv,
-    p_churn, referral_value, p_alive, expected_purchases and drivers (the top value drivers in words).
+    p_churn, referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
+    account's value at stake, from the fitted effort response; NaN without one) and drivers (the top
+    value drivers in words).
     The optional param ``top_drivers`` (default 3) sets how many drivers are named.
     """
 

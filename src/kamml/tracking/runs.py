@@ -126,6 +126,12 @@ class TrainingRun:
         mlflow.log_dict(result.to_dict(), "backtest.json")
         return self.metrics
 
+    def log_effort(self, response: Mapping[str, Any]) -> None:
+        """The effort response the allocation will use: params ``effort.*`` and effort.json."""
+        mlflow.log_dict(dict(response), "effort.json")
+        keep = ("source", "scale", "exponent", "reference_value", "uplift", "reason")
+        mlflow.log_params({f"effort.{k}": str(response.get(k))[:6000] for k in keep})
+
     def log_artifacts(self, folder: str | Path, path: str | None = None) -> None:
         """Every file in `folder` (plots, tables) under `path` in the run's artifacts."""
         mlflow.log_artifacts(str(folder), path)

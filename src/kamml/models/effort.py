@@ -1,0 +1,961 @@
+"""Effort response estimated from the data: how many hours of sales effort it takes to move an account.
+
+The allocation (DESIGN §6) assumes that h hours in a planning period move a share
+``1 - exp(-h / k_i)`` of an account's value at stake, with an effort scale k_i that grows with the
+account's value. This module estimates k from what users have: the ``activities`` table (hours logged
+per account and date) and the transactions, before a cutoff.
+
+The panel
+---------
+The time before the cutoff is cut into planning periods of ``period_months`` calendar months, counted
+back from the cutoff (a cutoff on a quarter start gives calendar quarters). For each account and period
+(`effort_panel`):
+
+- ``orders``: purchase days in the period (days with a transaction of amount >= 0, as in the features);
+- ``hours``: hours logged in the period;
+- the account's state at the period's start, what a sales team sees when it plans the period:
+  ``value`` (net spend over the trailing ``history_days``, at most, as a rate per ``horizon_days``, so
+  it is on the scale of a predicted clv), ``frequency`` (purchase days per year over the same window),
+  ``recency_days`` (days since the last purchase day), ``age_days`` (days since the first one) and
+  ``past_hours`` (hours logged over the same window, per period).
+
+Only accounts with a positive trailing spend and at least ``min_history_days`` of history enter, and only
+periods whose trailing window holds ``min_history_days`` of data and that start after effort logging
+began.
+
+The model
+---------
+A served account orders more (DESIGN §7), so the expected number of purchase days of account i in
+period t given h hours is, by maximum (Poisson quasi-) likelihood::
+
+    E[orders_it | h] = exp(x_it' beta) * (1 + uplift * (1 - exp(-h_it / k_it)))
+    k_it = scale * (value_it / reference_value) ** exponent
+
+``reference_value`` is the median trailing value of the panel, so `scale` is the effort scale of the
+median account in hours per planning period. Only the mean count is assumed (quasi-likelihood: the
+estimates stay consistent under overdispersion), and standard errors are cluster-robust by account.
+
+Confounding
+-----------
+Effort is not assigned at random: teams give more hours to bigger and to recently active accounts, and
+those buy more anyway, so a naive fit sees a steep effect of hours that is really the effect of size and
+activity. The baseline ``exp(x_it' beta)`` therefore conditions on the account's state that drives
+planned hours *and* its orders: a quadratic in log value, log frequency and log past hours, recency in
+bins (with their interaction with frequency: a long silence of a frequent buyer suggests it has left),
+age in bins, and a fixed effect per period (seasonality, trends, team size). Past hours are there because
+the trailing orders were themselves raised by past effort: without them the same frequency would stand
+for a lower underlying rate in well-served accounts, and k would come out too small. Given that state,
+what is left of the variation in hours (the rep's workload and absences, plan noise, skipped periods) is
+taken as unrelated to the account's orders, and it identifies the response. What this cannot remove:
+hours that react within the period to the account's own orders (a visit after an order), and effort
+targeted on information that the transactions do not show. Hours from after the cutoff are never read.
+
+The test that hours have an effect at all is a likelihood ratio against the fit without effort, scaled
+by the Pearson dispersion and referred to a chi-square with 3 degrees of freedom: approximate (scale and
+exponent are not identified when there is no effect), and conservative for that reason.
+
+The estimate is checked against the synthetic world's true mechanism in ``tests/models/test_effort.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import optimize, stats
+from threadpoolctl import threadpool_limits
+
+from kamml.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from kamml.config import AllocationConfig, Config
+    from kamml.data.dataset import Dataset
+
+__all__ = [
+    "PANEL_COLUMNS",
+    "EffortResponse",
+    "effort_panel",
+    "fit_effort_response",
+    "fit_effort_response_from_data",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCALE = 4.0
+"""Effort scale (hours at the median account) of the fixed rule, used when none is fitted or set."""
+DEFAULT_EXPONENT = 0.5
+DEFAULT_CLIP = (0.25, 4.0)
+
+
+def effort_scale(
+    clv: npt.ArrayLike,
+    scale: float | Literal["auto"] = DEFAULT_SCALE,
+    *,
+    exponent: float = DEFAULT_EXPONENT,
+    clip: tuple[float, float] = DEFAULT_CLIP,
+    reference: float | None = None,
+) -> FloatArray:
+    """Effort scale k per account in hours, growing with its value: bigger accounts need more hours.
+
+    ``k = scale * (clv / reference) ** exponent``, clipped to ``[clip[0], clip[1]] * scale``, with the
+    median positive clv as the reference unless one is given. The typical account (reference value)
+    gets ``scale`` hours; one with no positive value the smallest k.
+
+    Parameters
+    ----------
+    clv : array-like of shape (n,)
+        Value per account (>= 0; NaN counts as 0).
+    scale : float or "auto", default 4.0
+        Effort scale of the typical account in hours (`AllocationConfig.effort_scale`), > 0. ``"auto"``
+        asks for a fitted response (`kamml.models.effort.EffortResponse.effort_scale`); here, without
+        one, it falls back to `DEFAULT_SCALE` with a log line.
+    exponent : float, default 0.5
+        How fast k grows with value: 0 gives every account the same k, 1 makes k proportional to value.
+    clip : tuple of float, default (0.25, 4.0)
+        Smallest and largest k as multiples of `scale`, 0 < low <= high.
+    reference : float, optional
+        The value at which k = `scale` (> 0), e.g. the median account of a fitted response; default the
+        median positive clv of the accounts given.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+        k per account, > 0.
+
+    Raises
+    ------
+    kamml.errors.ConfigError
+        On a scale that is not positive, a negative or non-finite exponent, or a bad clip range.
+
+    Examples
+    --------
+    The median positive value is 100, so the 4x bigger account needs 2x the hours:
+
+    >>> effort_scale([100.0, 400.0, 0.0, 25.0], scale=2.0).tolist()
+    [2.0, 4.0, 0.5, 1.0]
+
+    With a fixed reference value, k no longer depends on which other accounts are scored:
+
+    >>> effort_scale([100.0, 400.0], scale=2.0, reference=400.0).tolist()
+    [1.0, 2.0]
+    """
+    if isinstance(scale, str):
+        if scale != "auto":
+            raise ConfigError(f"effort scale must be a number of hours or 'auto', got {scale!r}")
+        logger.info(
+            "effort scale 'auto' without a fitted effort response: using the fixed rule, "
+            "%g hours at the median account",
+            DEFAULT_SCALE,
+        )
+        scale = DEFAULT_SCALE
+    scale = float(scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise ConfigError(f"effort scale must be a finite number of hours > 0, got {scale}")
+    if not np.isfinite(exponent) or exponent < 0:
+        raise ConfigError(f"effort scale exponent must be a finite number >= 0, got {exponent}")
+    low, high = float(clip[0]), float(clip[1])
+    if not (0 < low <= high < np.inf):
+        raise ConfigError(f"effort scale clip must satisfy 0 < low <= high < inf, got ({low}, {high})")
+    value = np.nan_to_num(np.asarray(clv, dtype=float), nan=0.0)
+    if reference is not None:
+        ref = float(reference)
+        if not np.isfinite(ref) or ref <= 0:
+            raise ConfigError(f"effort scale reference value must be a finite number > 0, got {reference}")
+    else:
+        positive = value[value > 0]
+        if positive.size == 0:
+            logger.warning("no account has a positive clv: every account gets the same effort scale")
+            return np.full(value.shape, float(scale))
+        ref = float(np.median(positive))
+    with np.errstate(divide="ignore", over="ignore"):  # inf and 0 are clipped below
+        relative = np.maximum(value, 0.0) / ref
+        k = scale * np.power(relative, exponent)
+    return np.asarray(np.clip(k, low * scale, high * scale), dtype=np.float64)
+
+
+FloatArray = npt.NDArray[np.float64]
+Table: TypeAlias = pd.DataFrame | ir.Table
+
+SECONDS_PER_DAY = 86_400
+
+PANEL_COLUMNS = (
+    "account_id",
+    "period",
+    "period_start",
+    "period_end",
+    "orders",
+    "hours",
+    "value",
+    "frequency",
+    "recency_days",
+    "age_days",
+    "past_hours",
+)
+"""Columns of `effort_panel`, one row per account and planning period."""
+
+RECENCY_BINS = (30.0, 91.0, 182.0)
+"""Days since the last purchase day that split the recency bins (up to 30, 91, 182 days and longer)."""
+
+AGE_BINS = (182.0, 365.0)
+"""Days since the first purchase day that split the age bins."""
+
+SIGNIFICANCE = 0.01
+"""The effect of hours must be significant at this level (likelihood ratio) to be used."""
+
+
+@dataclass(frozen=True)
+class EffortResponse:
+    """The effort scale of every account as a function of its value: fitted from past periods or fixed.
+
+    ``k = scale * (clv / reference_value) ** exponent``, clipped to ``[clip[0], clip[1]] * scale``: the
+    hours in a planning period that move 63 % of an account's value at stake. A fixed response (no
+    reference value) uses the median positive clv of the accounts scored instead, the rule of
+    `kamml.allocation.stake.effort_scale`.
+
+    Attributes
+    ----------
+    scale : float
+        Effort scale in hours of an account worth `reference_value` (the median account of the fit).
+    exponent : float
+        How fast k grows with value (0: the same k for all).
+    reference_value : float or None
+        The value (per ``horizon_days``, the unit of a predicted clv) at which k = `scale`; None: the
+        median positive clv of the accounts scored.
+    horizon_days : int or None
+        The value horizon `reference_value` is expressed in.
+    period_months : int or None
+        Length of the planning periods of the fit.
+    uplift : float or None
+        Fitted relative rise of the purchase rate of an account fully served by effort.
+    clip : tuple of float
+        Smallest and largest k as multiples of `scale`.
+    source : {"fitted", "fixed"}
+        Estimated from activities, or the fixed rule of the config.
+    reason : str
+        Why the fixed rule is used (empty when fitted).
+    diagnostics : dict
+        JSON-ready facts about the fit: rows, accounts, periods, cutoff, log-likelihoods, the likelihood
+        ratio test of "hours have no effect", standard errors, the naive fit without controls.
+    """
+
+    scale: float
+    exponent: float
+    reference_value: float | None = None
+    horizon_days: int | None = None
+    period_months: int | None = None
+    uplift: float | None = None
+    clip: tuple[float, float] = DEFAULT_CLIP
+    source: Literal["fitted", "fixed"] = "fitted"
+    reason: str = ""
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.scale) or self.scale <= 0:
+            raise ConfigError(f"effort response scale must be a finite number of hours > 0, got {self.scale}")
+        if not math.isfinite(self.exponent) or self.exponent < 0:
+            raise ConfigError(f"effort response exponent must be finite and >= 0, got {self.exponent}")
+        ref = self.reference_value
+        if ref is not None and (not math.isfinite(ref) or ref <= 0):
+            raise ConfigError(f"effort response reference value must be finite and > 0, got {ref}")
+        if self.source not in ("fitted", "fixed"):
+            raise ConfigError(f"effort response source must be 'fitted' or 'fixed', got {self.source!r}")
+
+    @classmethod
+    def fixed(
+        cls,
+        scale: float = DEFAULT_SCALE,
+        exponent: float = DEFAULT_EXPONENT,
+        clip: tuple[float, float] = DEFAULT_CLIP,
+        reason: str = "",
+    ) -> EffortResponse:
+        """The hand-set rule: k = scale * (clv / median positive clv) ** exponent, for want of a fit."""
+        return cls(
+            scale=float(scale),
+            exponent=float(exponent),
+            clip=(float(clip[0]), float(clip[1])),
+            source="fixed",
+            reason=reason,
+        )
+
+    def effort_scale(self, clv: npt.ArrayLike) -> FloatArray:
+        """Effort scale k per account in hours from its value, as `kamml.allocation.stake.effort_scale`.
+
+        Parameters
+        ----------
+        clv : array-like of shape (n,)
+            Value per account over the horizon (>= 0; NaN counts as 0).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n,)
+            k per account, > 0.
+
+        Examples
+        --------
+        >>> response = EffortResponse(scale=2.0, exponent=0.5, reference_value=100.0, horizon_days=180)
+        >>> response.effort_scale([100.0, 400.0, 0.0]).tolist()
+        [2.0, 4.0, 0.5]
+        """
+        return effort_scale(
+            clv, self.scale, exponent=self.exponent, clip=self.clip, reference=self.reference_value
+        )
+
+    def allocation_settings(self, clv: npt.ArrayLike) -> dict[str, Any]:
+        """`AllocationConfig` fields under which the median-relative rule gives these k for these `clv`.
+
+        For callers of `kamml.allocation.allocate` that cannot pass the response itself: with
+        ``effort_scale``, ``effort_exponent`` and ``effort_clip`` set to the returned values,
+        `kamml.allocation.stake.effort_scale` on the same `clv` equals `effort_scale` (to rounding).
+        """
+        clip = (float(self.clip[0]), float(self.clip[1]))
+        settings = {"effort_scale": self.scale, "effort_exponent": self.exponent, "effort_clip": clip}
+        if self.reference_value is None:
+            return settings
+        value = np.nan_to_num(np.asarray(clv, dtype=float), nan=0.0)
+        positive = value[value > 0]
+        if positive.size == 0:  # every k is the smallest one
+            settings["effort_scale"] = self.scale * clip[0]
+            return settings
+        scale = self.scale * (float(np.median(positive)) / self.reference_value) ** self.exponent
+        factor = self.scale / scale
+        settings["effort_scale"] = scale
+        settings["effort_clip"] = (clip[0] * factor, clip[1] * factor)
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of the response (`from_dict` rebuilds it)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["clip"] = list(self.clip)
+        out["diagnostics"] = _plain(self.diagnostics)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> EffortResponse:
+        """Rebuild from `to_dict` output; unknown keys or bad values are a `ConfigError`."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise ConfigError(f"unknown effort response keys: {', '.join(unknown)}")
+        if "scale" not in raw or "exponent" not in raw:
+            raise ConfigError("an effort response needs at least 'scale' and 'exponent'")
+        values = dict(raw)
+        if "clip" in values:
+            low, high = values["clip"]
+            values["clip"] = (float(low), float(high))
+        values["diagnostics"] = dict(values.get("diagnostics") or {})
+        return cls(**values)
+
+
+# ------------------------------------------------------------------------------------------------ panel
+
+
+def effort_panel(
+    transactions: Table,
+    activities: Table,
+    cutoff: str | pd.Timestamp,
+    *,
+    period_months: int = 3,
+    max_periods: int = 8,
+    history_days: int = 365,
+    min_history_days: int = 90,
+    horizon_days: int = 180,
+) -> pd.DataFrame:
+    """Orders, hours and account state per account and past planning period: the data of the fit.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame or ibis Table
+        ``account_id``, ``ts``, ``amount`` (the contract's transactions). Rows at or after `cutoff` are
+        ignored.
+    activities : pandas.DataFrame or ibis Table
+        ``account_id``, ``ts``, ``hours``. Rows at or after `cutoff` are ignored.
+    cutoff : str or pandas.Timestamp
+        Nothing from this instant on is read; the last period ends here.
+    period_months : int, default 3
+        Length of a planning period in calendar months, counted back from the cutoff.
+    max_periods : int, default 8
+        At most this many periods (the most recent ones).
+    history_days : int, default 365
+        Trailing window of the account's state (value, frequency) at each period's start.
+    min_history_days : int, default 90
+        A period needs this many days of data before it, an account this much history.
+    horizon_days : int, default 180
+        The value column is a rate per this many days (the horizon of the predicted clv).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns `PANEL_COLUMNS`; ``period`` 1 is the last period before the cutoff. Empty when no
+        period qualifies.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        When there are no transactions or no activities before the cutoff, or a table lacks a column.
+    kamml.errors.ConfigError
+        On a non-positive period length, count or window.
+    """
+    cut = _timestamp(cutoff)
+    for name, value in (
+        ("period_months", period_months),
+        ("max_periods", max_periods),
+        ("history_days", history_days),
+        ("horizon_days", horizon_days),
+    ):
+        if int(value) != value or value < 1:
+            raise ConfigError(f"effort response: {name} must be a whole number >= 1, got {value}")
+    if int(min_history_days) != min_history_days or not 0 <= min_history_days <= history_days:
+        raise ConfigError(
+            f"effort response: min_history_days must be a whole number in [0, history_days], "
+            f"got {min_history_days}"
+        )
+    tx = _table(transactions, "transactions", ("account_id", "ts", "amount"))
+    act = _table(activities, "activities", ("account_id", "ts", "hours"))
+    cut_day = _day_number(cut)
+    tx = _with_day(tx.filter(tx.ts < cut.to_pydatetime()))
+    act = _with_day(act.filter(act.ts < cut.to_pydatetime()))
+    span = tx.aggregate(first=tx.day.min(), n=tx.count()).execute()
+    if int(span["n"].iloc[0]) == 0:
+        raise DataError(f"effort response: no transactions before the cutoff {cut.date()}")
+    act_span = act.aggregate(first=act.day.min(), n=act.count(), total=act.hours.sum()).execute()
+    if int(act_span["n"].iloc[0]) == 0:
+        raise DataError(
+            f"effort response: no activities before the cutoff {cut.date()}: hours of sales effort "
+            "are needed to estimate how accounts respond to them"
+        )
+    data_start = int(span["first"].iloc[0])
+    logging_start = int(act_span["first"].iloc[0])
+    periods = _periods(
+        cut, cut_day, period_months, max_periods, data_start, logging_start, history_days, min_history_days
+    )
+    if not periods:
+        logger.info("effort response: no planning period before %s has enough history", cut.date())
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in PANEL_COLUMNS})
+    wide = _wide_panel(tx, act, periods)
+    return _long_panel(wide, periods, min_history_days, horizon_days)
+
+
+def _periods(
+    cut: pd.Timestamp,
+    cut_day: int,
+    period_months: int,
+    max_periods: int,
+    data_start: int,
+    logging_start: int,
+    history_days: int,
+    min_history_days: int,
+) -> list[tuple[int, int, int, int]]:
+    """(index, start day, end day, trailing window start day) of the periods that qualify."""
+    out = []
+    for j in range(1, max_periods + 1):
+        start = _day_number(cut - pd.DateOffset(months=j * period_months))
+        end = cut_day if j == 1 else _day_number(cut - pd.DateOffset(months=(j - 1) * period_months))
+        window = min(history_days, start - data_start)
+        if window < max(min_history_days, 1):
+            break
+        if logging_start > start + 31:  # effort logging had not started in the period's first month
+            break
+        out.append((j, start, end, start - window))
+    return out
+
+
+def _wide_panel(tx: ir.Table, act: ir.Table, periods: list[tuple[int, int, int, int]]) -> pd.DataFrame:
+    """One row per account: per period its orders, hours, trailing spend and purchase days, last day."""
+    daily = tx.group_by(["account_id", "day"]).aggregate(
+        spend=tx.amount.sum().cast("float64"),
+        purchase=ibis.cases((tx.amount >= 0, 1.0), else_=0.0).max(),
+    )
+    d = daily
+    metrics: dict[str, ir.Value] = {
+        "first_day": ibis.cases((d.purchase > 0, d.day), else_=ibis.null("int64")).min()
+    }
+    for j, start, end, window in periods:
+        inside = (d.day >= start) & (d.day < end)
+        before = (d.day >= window) & (d.day < start)
+        metrics[f"orders_{j}"] = ibis.cases((inside, d.purchase), else_=0.0).sum()
+        metrics[f"spend_{j}"] = ibis.cases((before, d.spend), else_=0.0).sum()
+        metrics[f"days_{j}"] = ibis.cases((before, d.purchase), else_=0.0).sum()
+        last = ibis.cases(((d.day < start) & (d.purchase > 0), d.day), else_=ibis.null("int64"))
+        metrics[f"last_{j}"] = last.max()
+    per_account = d.group_by("account_id").aggregate(**metrics).execute()
+    hours_metrics: dict[str, ir.Value] = {}
+    for j, start, end, window in periods:
+        inside = (act.day >= start) & (act.day < end)
+        before = (act.day >= window) & (act.day < start)
+        hours_metrics[f"hours_{j}"] = ibis.cases((inside, act.hours), else_=0.0).sum()
+        hours_metrics[f"past_hours_{j}"] = ibis.cases((before, act.hours), else_=0.0).sum()
+    hours = act.group_by("account_id").aggregate(**hours_metrics).execute()
+    wide = per_account.merge(hours, on="account_id", how="left")
+    for j, *_ in periods:
+        for name in (f"hours_{j}", f"past_hours_{j}"):
+            wide[name] = wide[name].astype(float).fillna(0.0)
+    return wide
+
+
+def _long_panel(
+    wide: pd.DataFrame, periods: list[tuple[int, int, int, int]], min_history_days: int, horizon_days: int
+) -> pd.DataFrame:
+    """The qualifying account-periods of the wide table, in the columns of `PANEL_COLUMNS`."""
+    first = wide["first_day"].to_numpy(dtype=float)
+    parts = []
+    for j, start, end, window in periods:
+        spend = wide[f"spend_{j}"].to_numpy(dtype=float)
+        days = wide[f"days_{j}"].to_numpy(dtype=float)
+        last = wide[f"last_{j}"].to_numpy(dtype=float)
+        past = wide[f"past_hours_{j}"].to_numpy(dtype=float)
+        length = np.minimum(start - window, start - first)  # NaN when the account never bought
+        with np.errstate(invalid="ignore"):
+            keep = (length >= max(min_history_days, 1)) & (spend > 0) & (days > 0) & ~np.isnan(last)
+        length = length[keep]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "account_id": wide["account_id"].to_numpy()[keep],
+                    "period": j,
+                    "period_start": _from_day(start),
+                    "period_end": _from_day(end),
+                    "orders": wide[f"orders_{j}"].to_numpy(dtype=float)[keep],
+                    "hours": wide[f"hours_{j}"].to_numpy(dtype=float)[keep],
+                    "value": spend[keep] / length * horizon_days,
+                    "frequency": days[keep] / length * 365.0,
+                    "recency_days": start - last[keep],
+                    "age_days": start - first[keep],
+                    "past_hours": past[keep] / length * (end - start),
+                }
+            )
+        )
+    panel = pd.concat(parts, ignore_index=True)
+    return panel.sort_values(["period", "account_id"], kind="stable").reset_index(drop=True)[
+        list(PANEL_COLUMNS)
+    ]
+
+
+# -------------------------------------------------------------------------------------------------- fit
+
+
+def fit_effort_response(
+    transactions: Table,
+    activities: Table,
+    cutoff: str | pd.Timestamp,
+    *,
+    period_months: int = 3,
+    max_periods: int = 8,
+    history_days: int = 365,
+    min_history_days: int = 90,
+    horizon_days: int = 180,
+    clip: tuple[float, float] = DEFAULT_CLIP,
+    min_rows: int = 200,
+) -> EffortResponse:
+    """Estimate the effort scale (and its growth with value) from past periods' hours and orders.
+
+    Maximum Poisson quasi-likelihood of the model of the module docstring on `effort_panel`, with
+    controls for the account state that drives both the hours planned and the orders (confounding).
+
+    Parameters
+    ----------
+    transactions, activities, cutoff, period_months, max_periods, history_days, min_history_days,
+    horizon_days
+        As in `effort_panel`; `horizon_days` should be the horizon of the clv the response is applied to.
+    clip : tuple of float, default (0.25, 4.0)
+        Smallest and largest k as multiples of the scale, when applied.
+    min_rows : int, default 200
+        Fewest account-periods with hours to fit from.
+
+    Returns
+    -------
+    EffortResponse
+        ``source="fitted"``, with the fit's diagnostics.
+
+    Raises
+    ------
+    kamml.errors.DataError
+        On no transactions or activities before the cutoff, too few account-periods, hours that do not
+        vary, or when the data show no significant effect of hours (likelihood ratio test at
+        `SIGNIFICANCE`), so that no scale can be read from them.
+    """
+    cut = _timestamp(cutoff)
+    panel = effort_panel(
+        transactions,
+        activities,
+        cut,
+        period_months=period_months,
+        max_periods=max_periods,
+        history_days=history_days,
+        min_history_days=min_history_days,
+        horizon_days=horizon_days,
+    )
+    with_hours = int((panel["hours"] > 0).sum())
+    if len(panel) < min_rows or with_hours < min_rows // 2:
+        raise DataError(
+            f"effort response: {len(panel)} account-periods ({with_hours} with hours) before "
+            f"{cut.date()}; at least {min_rows} ({min_rows // 2} with hours) are needed"
+        )
+    if panel["hours"].nunique() < 3:
+        raise DataError("effort response: the hours logged per account and period do not vary")
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only contend
+        fit = _fit_panel(panel)
+    if fit["lr_pvalue"] > SIGNIFICANCE:
+        raise DataError(
+            f"effort response: the data show no significant effect of hours on orders "
+            f"(likelihood ratio {fit['lr_stat']:.3g}, p = {fit['lr_pvalue']:.3g})"
+        )
+    diagnostics = {
+        "cutoff": str(cut),
+        "rows": len(panel),
+        "rows_with_hours": with_hours,
+        "accounts": int(panel["account_id"].nunique()),
+        "periods": int(panel["period"].nunique()),
+        "first_period_start": str(panel["period_start"].min()),
+        "mean_hours": float(panel["hours"].mean()),
+        "mean_orders": float(panel["orders"].mean()),
+        **{k: v for k, v in fit.items() if k not in ("scale", "exponent", "uplift", "reference_value")},
+    }
+    if not fit["converged"] or fit["scale_at_bound"]:
+        logger.warning(
+            "effort response: the fit %s; check the diagnostics before trusting scale %.3g h",
+            "did not converge" if not fit["converged"] else "put the scale at the edge of its range",
+            fit["scale"],
+        )
+    response = EffortResponse(
+        scale=fit["scale"],
+        exponent=fit["exponent"],
+        reference_value=fit["reference_value"],
+        horizon_days=int(horizon_days),
+        period_months=int(period_months),
+        uplift=fit["uplift"],
+        clip=(float(clip[0]), float(clip[1])),
+        source="fitted",
+        diagnostics=diagnostics,
+    )
+    logger.info(
+        "effort response from %d account-periods: scale %.3g h (median account), exponent %.3g, "
+        "uplift %.3g; naive fit without controls: scale %.3g h, exponent %.3g",
+        len(panel),
+        response.scale,
+        response.exponent,
+        fit["uplift"],
+        fit["naive_scale"],
+        fit["naive_exponent"],
+    )
+    return response
+
+
+def fit_effort_response_from_data(
+    data: Dataset,
+    cutoff: str | pd.Timestamp | None = None,
+    config: Config | AllocationConfig | None = None,
+    *,
+    horizon_days: int | None = None,
+) -> EffortResponse:
+    """The effort response for a `kamml.Dataset` as the config asks: fitted, or the fixed rule.
+
+    With ``allocation.effort_scale: auto`` (the default) the response is fitted from the dataset's
+    activities before `cutoff`; without an activities table, or when the fit finds too little data or no
+    effect of hours, the fixed rule (4 hours at the median account, exponent ``effort_exponent``) is
+    returned with a warning. A number in ``effort_scale`` is the fixed rule with that scale.
+
+    Parameters
+    ----------
+    data : kamml.data.Dataset
+        Validated tables (``transactions``, ``activities``, ``end``).
+    cutoff : str or pandas.Timestamp, optional
+        Only data before it is read; default ``data.end``. Must not be after ``data.end``.
+    config : Config or AllocationConfig, optional
+        ``allocation`` settings (effort_scale, effort_exponent, effort_clip) and, from a whole
+        `Config`, ``time.horizon_days``.
+    horizon_days : int, optional
+        Horizon of the clv the response is applied to; default ``time.horizon_days`` (180).
+
+    Returns
+    -------
+    EffortResponse
+
+    Raises
+    ------
+    kamml.errors.ConfigError
+        When `cutoff` is after the end of the data.
+    """
+    from kamml.config import AllocationConfig, Config
+
+    if isinstance(config, Config):
+        alloc, horizon = config.allocation, config.time.horizon_days
+    else:
+        alloc, horizon = (config or AllocationConfig()), 180
+    horizon = int(horizon_days if horizon_days is not None else horizon)
+    cut = _timestamp(data.end if cutoff is None else cutoff)
+    if cut > data.end:
+        raise ConfigError(
+            f"effort response: the cutoff {cut.date()} is after the end of the data {data.end.date()}"
+        )
+    clip = (float(alloc.effort_clip[0]), float(alloc.effort_clip[1]))
+    if alloc.effort_scale != "auto":
+        return EffortResponse.fixed(
+            float(alloc.effort_scale), float(alloc.effort_exponent), clip, reason="set in the config"
+        )
+    if data.activities is None:
+        reason = "no activities table: the effort response cannot be estimated"
+        logger.warning("%s; using the fixed rule (%g hours at the median account)", reason, DEFAULT_SCALE)
+        return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=reason)
+    try:
+        return fit_effort_response(data.transactions, data.activities, cut, horizon_days=horizon, clip=clip)
+    except DataError as exc:
+        logger.warning("%s; using the fixed rule (%g hours at the median account)", exc, DEFAULT_SCALE)
+        return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=str(exc))
+
+
+def _fit_panel(panel: pd.DataFrame) -> dict[str, Any]:
+    """Poisson quasi-likelihood fit of the effort model with controls, its null and a naive fit."""
+    orders = panel["orders"].to_numpy(dtype=float)
+    hours = panel["hours"].to_numpy(dtype=float)
+    value = panel["value"].to_numpy(dtype=float)
+    reference = float(np.median(value))
+    log_rel = np.log(value / reference)
+    controls = _controls(panel)
+    naive_x = pd.get_dummies(panel["period"], prefix="period", dtype=float).to_numpy()
+
+    null = _maximise(controls, orders, hours, log_rel, effort=False)
+    full = _maximise(controls, orders, hours, log_rel, effort=True, start=null["beta"])
+    naive = _maximise(naive_x, orders, hours, log_rel, effort=True)
+    lr = max(0.0, 2.0 * (full["loglik"] - null["loglik"]))
+    pearson = float(np.sum((orders - full["mu"]) ** 2 / full["mu"]))
+    dispersion = pearson / max(len(orders) - full["n_params"], 1)
+    lr_scaled = lr / max(dispersion, 1.0)  # quasi-likelihood: the LR shrinks by the dispersion
+    se = _robust_se(controls, orders, hours, log_rel, full, panel["account_id"].to_numpy())
+    p = controls.shape[1]
+    return {
+        "scale": float(np.exp(full["log_scale"])),
+        "exponent": float(full["exponent"]),
+        "uplift": float(full["uplift"]),
+        "reference_value": reference,
+        "se_log_scale": float(se[p + 1]),
+        "se_exponent": float(se[p + 2]),
+        "se_uplift": float(se[p]),
+        "loglik": float(full["loglik"]),
+        "loglik_no_effort": float(null["loglik"]),
+        "dispersion": dispersion,
+        "lr_stat": float(lr_scaled),
+        "lr_pvalue": float(stats.chi2.sf(lr_scaled, df=3)),
+        "converged": bool(full["converged"]),
+        "naive_scale": float(np.exp(naive["log_scale"])),
+        "naive_exponent": float(naive["exponent"]),
+        "naive_uplift": float(naive["uplift"]),
+        "exponent_at_bound": bool(
+            full["exponent"] <= EXPONENT_BOUNDS[0] + 1e-6 or full["exponent"] >= EXPONENT_BOUNDS[1] - 1e-6
+        ),
+        "scale_at_bound": bool(
+            full["log_scale"] <= LOG_SCALE_BOUNDS[0] + 1e-6 or full["log_scale"] >= LOG_SCALE_BOUNDS[1] - 1e-6
+        ),
+    }
+
+
+def _controls(panel: pd.DataFrame) -> FloatArray:
+    """The baseline design: period effects, log value (+ square), log frequency, recency and age bins."""
+    log_value = np.log(panel["value"].to_numpy(dtype=float))
+    log_freq = np.log(panel["frequency"].to_numpy(dtype=float))
+    z_value = (log_value - log_value.mean()) / max(float(log_value.std()), 1e-9)
+    z_freq = (log_freq - log_freq.mean()) / max(float(log_freq.std()), 1e-9)
+    recency = np.digitize(panel["recency_days"].to_numpy(dtype=float), RECENCY_BINS, right=True)
+    age = np.digitize(panel["age_days"].to_numpy(dtype=float), AGE_BINS)
+    columns = [pd.get_dummies(panel["period"], dtype=float).to_numpy()]
+    past = np.log1p(panel["past_hours"].to_numpy(dtype=float))
+    z_past = (past - past.mean()) / max(float(past.std()), 1e-9)
+    state = np.column_stack([z_value, z_freq, z_past])
+    upper = [state[:, a] * state[:, b] for a in range(3) for b in range(a, 3)]
+    columns.append(np.column_stack([state, *upper]))
+    for b in range(1, len(RECENCY_BINS) + 1):
+        flag = (recency == b).astype(float)
+        if flag.any():
+            columns.append(np.column_stack([flag, flag * z_freq]))
+    for b in range(1, len(AGE_BINS) + 1):
+        flag = (age == b).astype(float)
+        if flag.any():
+            columns.append(flag[:, None])
+    x = np.hstack(columns)
+    keep = np.ptp(x, axis=0) > 0
+    keep[: columns[0].shape[1]] = True  # period effects carry the intercept
+    return np.ascontiguousarray(x[:, keep])
+
+
+LOG_SCALE_BOUNDS = (math.log(0.01), math.log(1000.0))
+EXPONENT_BOUNDS = (0.0, 1.5)
+UPLIFT_BOUNDS = (0.0, 20.0)
+
+
+def _mean(
+    x: FloatArray, hours: FloatArray, log_rel: FloatArray, params: FloatArray, effort: bool
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Expected orders and its pieces: base, u (share served) and du / dlog k."""
+    p = x.shape[1]
+    base = np.exp(np.clip(x @ params[:p], -50, 50))
+    if not effort:
+        zero = np.zeros_like(base)
+        return base, base, zero, zero
+    uplift, log_scale, exponent = params[p], params[p + 1], params[p + 2]
+    ratio = hours * np.exp(-(log_scale + exponent * log_rel))  # h / k
+    decay = np.exp(-ratio)
+    u = -np.expm1(-ratio)
+    du = -decay * ratio  # d u / d log k
+    return base * (1 + uplift * u), base, u, du
+
+
+def _maximise(
+    x: FloatArray,
+    orders: FloatArray,
+    hours: FloatArray,
+    log_rel: FloatArray,
+    *,
+    effort: bool,
+    start: FloatArray | None = None,
+) -> dict[str, Any]:
+    """Maximum Poisson likelihood, several starting scales; the best optimum with its pieces."""
+    p = x.shape[1]
+    beta0 = np.zeros(p) if start is None else np.asarray(start, dtype=float)
+    if start is None:
+        beta0 = np.linalg.lstsq(x, np.log(orders + 0.5), rcond=None)[0]
+
+    def objective(params: FloatArray) -> tuple[float, FloatArray]:
+        mu, base, u, du = _mean(x, hours, log_rel, params, effort)
+        resid = orders / mu - 1.0
+        loglik = float(np.sum(orders * np.log(mu) - mu))
+        grad = x.T @ (resid * mu)
+        if effort:
+            uplift = params[p]
+            extra = [
+                np.sum(resid * base * u),
+                np.sum(resid * base * uplift * du),
+                np.sum(resid * base * uplift * du * log_rel),
+            ]
+            grad = np.concatenate([grad, extra])
+        n = len(orders)
+        return -loglik / n, -grad / n
+
+    bounds: list[tuple[float | None, float | None]] = [(None, None)] * p
+    starts = [beta0]
+    if effort:
+        bounds += [UPLIFT_BOUNDS, LOG_SCALE_BOUNDS, EXPONENT_BOUNDS]
+        positive = hours[hours > 0]
+        typical = float(np.median(positive)) if positive.size else 1.0
+        starts = [np.concatenate([beta0, [0.3, math.log(typical * f), 0.3]]) for f in (0.25, 1.0, 4.0)]
+    best: Any = None
+    for s in starts:
+        res = optimize.minimize(
+            objective,
+            s,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 2000, "maxfun": 5000},
+        )
+        if best is None or res.fun < best.fun:
+            best = res
+    params = best.x
+    mu = _mean(x, hours, log_rel, params, effort)[0]
+    out: dict[str, Any] = {
+        "params": params,
+        "beta": params[:p],
+        "mu": mu,
+        "loglik": float(np.sum(orders * np.log(mu) - mu)),
+        "converged": bool(best.success),
+        "n_params": len(params),
+    }
+    if effort:
+        out.update(uplift=float(params[p]), log_scale=float(params[p + 1]), exponent=float(params[p + 2]))
+    return out
+
+
+def _robust_se(
+    x: FloatArray,
+    orders: FloatArray,
+    hours: FloatArray,
+    log_rel: FloatArray,
+    fit: dict[str, Any],
+    cluster: np.ndarray,
+) -> FloatArray:
+    """Cluster-robust (by account) sandwich standard errors of the quasi-likelihood estimates."""
+    params = fit["params"]
+    p = x.shape[1]
+    mu, base, u, du = _mean(x, hours, log_rel, params, True)
+    uplift = params[p]
+    jac = np.column_stack([x * mu[:, None], base * u, base * uplift * du, base * uplift * du * log_rel])
+    bread = jac.T @ (jac / mu[:, None])
+    score = jac * ((orders - mu) / mu)[:, None]
+    _, group = np.unique(cluster, return_inverse=True)
+    summed = np.zeros((int(group.max()) + 1, jac.shape[1]))
+    np.add.at(summed, group, score)
+    meat = summed.T @ summed
+    try:
+        inv = np.linalg.pinv(bread)
+    except np.linalg.LinAlgError:
+        return np.full(jac.shape[1], np.nan)
+    cov = inv @ meat @ inv
+    return np.sqrt(np.clip(np.diag(cov), 0.0, None))
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _timestamp(value: str | pd.Timestamp) -> pd.Timestamp:
+    """A timezone-naive timestamp; ConfigError otherwise."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"effort response: cannot read the cutoff {value!r} as a date") from None
+    if ts is pd.NaT or pd.isna(ts):
+        raise ConfigError("effort response: the cutoff is missing")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def _day_number(ts: pd.Timestamp) -> int:
+    """Days since 1970-01-01 of the day holding `ts` (as `kamml.features` counts days)."""
+    return math.floor(ts.value / 1e9 / SECONDS_PER_DAY)
+
+
+def _from_day(day: int) -> pd.Timestamp:
+    """The midnight starting day number `day`."""
+    return pd.Timestamp(day * SECONDS_PER_DAY, unit="s")
+
+
+def _table(source: Table, name: str, needed: tuple[str, ...]) -> ir.Table:
+    """An Ibis table from a frame or a table, with the needed columns; DataError otherwise."""
+    if source is None:
+        raise DataError(f"effort response: no {name} table given")
+    if isinstance(source, pd.DataFrame):
+        missing = [c for c in needed if c not in source.columns]
+        if missing:
+            raise DataError(f"effort response: the {name} table lacks column(s) {', '.join(missing)}")
+        frame = source[list(needed)].copy()
+        frame["ts"] = pd.to_datetime(frame["ts"])
+        frame[needed[2]] = pd.to_numeric(frame[needed[2]]).astype(float)
+        return ibis.memtable(frame)
+    if isinstance(source, ir.Table):
+        missing = [c for c in needed if c not in source.columns]
+        if missing:
+            raise DataError(f"effort response: the {name} table lacks column(s) {', '.join(missing)}")
+        return source.select(*needed)
+    raise DataError(f"effort response: {name} must be a pandas DataFrame or an Ibis table")
+
+
+def _with_day(table: ir.Table) -> ir.Table:
+    """The table with an integer day number column."""
+    return table.mutate(day=(table.ts.epoch_seconds() // SECONDS_PER_DAY).cast("int64"))
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars and containers as plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -128,7 +128,7 @@ def main() -> None:
         config.write_text(
             "time: {horizon_days: 180, snapshots: 4, step_days: 90}\n"
             "models: {threads: 2}\n"
-            f"allocation: {{hours: {0.2 * args.accounts:.0f}}}\n"
+            f"allocation: {{hours: {0.2 * args.accounts:.0f}, floor_hours: 0.05}}\n"
             f"tracking: {{uri: 'sqlite:///{work}/mlruns.db', artifact_location: '{work}/mlartifacts',"
             " experiment: bench, model_name: bench}\n"
         )

@@ -362,16 +362,22 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
         if "effort_scale" in frame
         else None
     )
-    frame["effort_scale"] = effort_scale(
-        frame["clv"].to_numpy(),
-        cfg.effort_scale,
-        exponent=float(cfg.effort_exponent),
-        clip=_pair(cfg.effort_clip),
+    usable = (
+        np.isfinite(given) & (given > 0)
+        if given is not None and cfg.effort_scale == "auto"
+        else np.zeros(len(frame), dtype=bool)
     )
-    if cfg.effort_scale == "auto" and given is not None:
-        # the model's fitted effort response, per account; the fixed rule where it gave none
-        usable = np.isfinite(given) & (given > 0)
-        frame.loc[usable, "effort_scale"] = given[usable]
+    if usable.all() and len(frame):  # the model's fitted effort response, for every account
+        frame["effort_scale"] = given
+    else:
+        frame["effort_scale"] = effort_scale(
+            frame["clv"].to_numpy(),
+            cfg.effort_scale,
+            exponent=float(cfg.effort_exponent),
+            clip=_pair(cfg.effort_clip),
+        )
+        if usable.any():  # fitted where the model gave one, the fixed rule elsewhere
+            frame.loc[usable, "effort_scale"] = given[usable]  # type: ignore[index]
     threshold = float(cfg.active_p_alive)
     if "p_alive" in frame:
         frame["active"] = ~(frame["p_alive"] < threshold)  # NaN p_alive: active

@@ -189,6 +189,20 @@ def allocate(
     from kamml.config import load_config
 
     cfg = load_config(config)
+    if cfg.engine.name == "spark":
+        from kamml.spark import allocate_spark
+
+        if curve is not None:
+            _fail("--curve is not available on Spark yet; draw it from a scores sample with engine duckdb", 2)
+        result = allocate_spark(str(scores), hours, cfg, out)
+        plan = result.summary
+        typer.echo(
+            f"{plan.get('n_accounts', 0):,} accounts on Spark, {plan.get('hours_used', float('nan')):,.1f} "
+            f"of {plan.get('hours', float('nan')):,.1f} hours, expected gain "
+            f"{plan.get('total_expected_gain', float('nan')):,.0f}, value of the last hour "
+            f"{plan.get('team_price', float('nan')):,.4g} -> {result.path} (Parquet parts)"
+        )
+        return
     table = allocate_file(scores, hours, out, cfg, curve_path=curve)
     summary = table.attrs.get("allocation", {})
     if curve is not None:
@@ -264,11 +278,21 @@ def score(
     from kamml.jobs.score import score_to_file
     from kamml.tracking import use_tracking
 
-    check_output_path(out)
     cfg = load_config(config)
+    spark = cfg.engine.name == "spark"
+    if spark and out.suffix.lower() != ".parquet":
+        _fail(f"cannot write {out}: on Spark the scores are a folder of Parquet parts (name it *.parquet)", 3)
+    if not spark:
+        check_output_path(out)
     use_tracking(cfg.tracking)
     dataset = job_data(cfg, data)
     cut = pd.Timestamp(cutoff or cfg.time.cutoff or dataset.end).normalize()
+    if spark:
+        from kamml.spark import score_spark
+
+        folder = score_spark(model, dataset, cut, out, cfg)
+        typer.echo(f"scored every account at {cut.date()} on Spark -> {folder} (Parquet parts)")
+        return
     table = score_to_file(model, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
     typer.echo(
         f"{len(table):,} accounts scored at {cut.date()} with {table['model_uri'].iat[0]}: "

@@ -1,0 +1,1101 @@
+"""Effort allocation on Spark: the exact optimum of `kamml.allocation.allocate`, from distributed sums.
+
+The problem and its solution are those of `kamml.allocation.optimizer` (DESIGN §6): account i takes
+``h_i = clip(k_i * (a_i - max(nu, p_r)), floor_i, cap_i)`` hours at the team's log-price ``nu`` and its
+rep's own log-price ``p_r``, with ``a_i = ln(stake_i / k_i)``. Each price is the root of a monotone,
+piecewise-linear demand curve (hours asked for at that price), and a demand curve is a sum over accounts.
+So the driver only ever holds a few numbers per rep: every pass over the scored table (``mapInPandas``
+over Parquet parts) evaluates, for every rep at once, the demand and its slope at a handful of candidate
+prices; the driver narrows each rep's bracket, takes the Newton step of each bracket end and asks again.
+Once a bracket holds no kink the Newton step lands on the root, so a search takes a few passes. The stopping
+rule, the price floors, the shrink-to-fit of a binding limit and the cost of the floors (the same problem
+solved without floors, searched in the same passes) follow the in-memory optimizer, so the hours agree with
+it to its tolerance (a relative 1e-9 of a binding limit), and in practice to rounding.
+
+The steps, each a Spark job over the table, none collecting rows to the driver:
+
+1. checks of the scores (`kamml.allocation.check_scores`' rules, as counts and a few examples);
+2. exact order statistics (median of positive clv for the effort scale, 90th percentiles for the reason
+   codes) by ``approxQuantile`` brackets, a count, and the few values inside the bracket;
+3. stake parts, effort scale, floors and rep codes per account with kamml's own functions, written once
+   to a staging Parquet folder;
+4. the price searches (rep prices, then the team's), the limits' use, the hours, gains and reasons;
+5. rank by expected gain (ties by stake, then account_id) through a range-partitioned sort, checkpointed
+   so per-partition counts give each row its global rank; tiers from the rank.
+
+The result is written as Parquet parts, in rank order, with the plan's summary (``_allocation.json``,
+the dict `allocate` puts in ``table.attrs["allocation"]``) beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from kamml.allocation.allocate import ALLOCATION_COLUMNS, REQUIRED_COLUMNS
+from kamml.allocation.optimizer import RTOL
+from kamml.allocation.stake import DEFAULT_SCALE, effort_scale, resolve_weights, stake_parts
+from kamml.allocation.tiers import PHRASES, _drivers, _flag, _join, check_tiers
+from kamml.config import AllocationConfig, Config
+from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
+from kamml.spark.session import remove_path, spark_session, temp_sibling, write_atomic
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["SparkAllocation", "allocate_spark", "exact_quantile", "linear_quantile", "read_summary"]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+_FEASIBILITY_RTOL = 1e-12
+_MAX_PASSES = 80
+_GRID = 14
+"""Evenly spaced candidate prices per bracket and pass, beside the two Newton steps."""
+_CANDIDATES = _GRID + 3
+_QUANTILE_ERROR = 1e-3
+_SUMMARY_FILE = "_allocation.json"
+
+
+@dataclass(frozen=True)
+class SparkAllocation:
+    """What `allocate_spark` wrote: the folder of the allocation table and the plan's summary."""
+
+    path: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- public
+
+
+def allocate_spark(
+    scores: DataFrame | str | Path,
+    hours: float | None,
+    config: AllocationConfig | Config | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    session: SparkSession | None = None,
+) -> SparkAllocation:
+    """Allocate the team's hours over a scores table on Spark, exactly as `kamml.allocate` does.
+
+    Parameters
+    ----------
+    scores : pyspark DataFrame, str or Path
+        The scores table (columns of `kamml.jobs.score.SCORE_COLUMNS`; at least account_id, clv and
+        p_churn, and owner when ``allocation.capacity`` is set), or the path of its Parquet file or folder.
+    hours : float or None
+        The team's hours; ``allocation.hours`` when None.
+    config : AllocationConfig or Config, optional
+        Floors, caps, capacity, weights, effort scale, tiers: as in `kamml.allocate`.
+    out_dir : str or Path
+        Folder of Parquet parts to write (any Hadoop path), atomically: a hidden sibling folder renamed
+        into place. A staging folder of prepared rows is written beside it and removed at the end.
+    session : SparkSession, optional
+        The session to use; by default the active one, or one started from ``engine.spark`` of a
+        `Config`.
+
+    Returns
+    -------
+    SparkAllocation
+        The folder written and the plan's summary (the dict `kamml.allocate` puts in
+        ``table.attrs["allocation"]``: hours, hours_used, unused_hours, total_expected_gain, team_price,
+        rep_price, floor_cost, n_accounts, n_active).
+
+    Raises
+    ------
+    kamml.errors.SchemaError
+        When the scores break `kamml.allocation.check_scores`' rules.
+    kamml.errors.InfeasibleError
+        When the floors need more hours than the team or a rep has.
+    kamml.errors.ConfigError
+        On bad hours or allocation settings.
+    """
+    if out_dir is None:
+        raise ConfigError("allocate_spark needs out_dir, the folder to write the allocation table to")
+    t0 = time.perf_counter()
+    cfg = _allocation_config(config)
+    team_hours = float(cfg.hours if hours is None else hours)
+    if not np.isfinite(team_hours) or team_hours < 0:
+        raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
+    spark = session or spark_session(config if isinstance(config, Config) else None)
+    frame = spark.read.parquet(str(scores)) if isinstance(scores, str | Path) else scores
+    target = str(out_dir)
+    staging = temp_sibling(target, "staging")
+    try:
+        plan = _Plan.build(frame, cfg, team_hours)
+        prepared = plan.prepare(frame, staging)
+        result = plan.solve(prepared)
+        table, summary = plan.table(prepared, result)
+        write_atomic(table, target, extra={_SUMMARY_FILE: json.dumps(summary, indent=1)})
+    finally:
+        remove_path(spark, staging)
+    logger.info(
+        "allocated %.6g of %.6g hours to %d accounts on Spark in %.1f s: expected gain %.6g",
+        summary["hours_used"],
+        team_hours,
+        summary["n_accounts"],
+        time.perf_counter() - t0,
+        summary["total_expected_gain"],
+    )
+    return SparkAllocation(target, summary)
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """The plan's summary written beside a local allocation folder by `allocate_spark`."""
+    return dict(json.loads((Path(path) / _SUMMARY_FILE).read_text(encoding="utf-8")))
+
+
+def linear_quantile(n: int, q: float, below: float, above: float) -> float:
+    """``numpy.quantile(values, q)`` (linear method) of n sorted values from its two neighbours.
+
+    `below` is the value at index ``floor((n - 1) * q)`` of the sorted values and `above` the next one
+    (the same when that index is the last): numpy's own interpolation, bit for bit.
+    """
+    virtual = (n - 1) * q
+    if virtual >= n - 1:
+        return float(above)
+    gamma = virtual - math.floor(virtual)
+    diff = above - below
+    if gamma >= 0.5:
+        return float(above - diff * (1 - gamma))
+    return float(below + diff * gamma)
+
+
+def exact_quantile(frame: DataFrame, column: str, q: float, n: int | None = None) -> float:
+    """``numpy.quantile(frame[column], q)`` computed in Spark (no nulls in the column)."""
+    count = int(frame.count()) if n is None else n
+    if count == 0:
+        raise ValueError("quantile of an empty column")
+    virtual = (count - 1) * q
+    first = min(math.floor(virtual), count - 1)
+    second = min(first + 1, count - 1)
+    low, high = _order_stats(frame, column, [first, second], count)
+    return linear_quantile(count, q, low, high)
+
+
+# ------------------------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class _Plan:
+    """Settings and global statistics of one allocation, shipped (pickled) to the executors."""
+
+    cfg: AllocationConfig
+    hours: float
+    n: int
+    columns: list[str]
+    weights: dict[str, float]
+    scale: float
+    exponent: float
+    clip: tuple[float, float]
+    reference: float | None
+    cap: float
+    floor_hours: float
+    threshold: float
+    reps: list[str]
+    capacity: FloatArray
+    clv_top: float | None = None
+    referral_top: float | None = None
+    given_effort: bool = False
+
+    @classmethod
+    def build(cls, frame: DataFrame, cfg: AllocationConfig, hours: float) -> _Plan:
+        """Check the scores and gather the global numbers: count, effort-scale reference, thresholds."""
+        from pyspark.sql import functions as F  # noqa: N812
+
+        n = _check_scores(frame, need_owner=cfg.capacity is not None)
+        keep = [
+            c
+            for c in (*REQUIRED_COLUMNS, "referral_value", "p_alive", "owner", "drivers")
+            if c in frame.columns
+        ]
+        scale = cfg.effort_scale
+        if isinstance(scale, str):
+            logger.info(
+                "effort scale 'auto' without a fitted effort response: using the fixed rule, "
+                "%g hours at the median account",
+                DEFAULT_SCALE,
+            )
+            scale = DEFAULT_SCALE
+        clip = _pair(cfg.effort_clip)
+        # the same checks as kamml.allocation.stake.effort_scale, before any pass over the rows
+        effort_scale(np.zeros(0), float(scale), exponent=float(cfg.effort_exponent), clip=clip, reference=1.0)
+        clv = frame.select(F.col("clv").cast("double").alias("v"))
+        positive = clv.filter(F.col("v") > 0)
+        m = int(positive.count())
+        reference: float | None = None
+        if m:
+            if m % 2:
+                reference = _order_stats(positive, "v", [(m - 1) // 2], m)[0]
+            else:
+                low, high = _order_stats(positive, "v", [m // 2 - 1, m // 2], m)
+                reference = float(np.mean(np.array([low, high])))
+        else:
+            logger.warning("no account has a positive clv: every account gets the same effort scale")
+        check_tiers(cfg.tiers)
+        if str(cfg.tier_by) != "expected_gain":
+            raise ConfigError(
+                "allocate_spark tiers by expected_gain only (the default allocation.tier_by); "
+                f"got '{cfg.tier_by}'"
+            )
+        reps: list[str] = []
+        capacity = np.zeros(0)
+        if cfg.capacity is not None:
+            reps = list(cfg.capacity)
+            capacity = np.array([float(cfg.capacity[r]) for r in reps], dtype=np.float64)
+            if np.isnan(capacity).any():
+                nan_reps = [r for r, c in zip(reps, capacity, strict=True) if np.isnan(c)]
+                raise ValueError(f"capacity is NaN for reps {nan_reps}")
+            negative = capacity < 0
+            if negative.any():
+                detail = ", ".join(f"{reps[i]!r}: {capacity[i]:.6g}" for i in np.flatnonzero(negative)[:5])
+                raise InfeasibleError(
+                    f"capacity has negative hours for {int(negative.sum())} reps ({detail})"
+                )
+        plan = cls(
+            cfg=cfg,
+            hours=hours,
+            n=n,
+            columns=keep,
+            weights=resolve_weights({str(k): float(v) for k, v in cfg.weights.items()}),
+            scale=float(scale),
+            exponent=float(cfg.effort_exponent),
+            clip=clip,
+            reference=reference,
+            cap=float("inf") if cfg.cap_hours is None else float(cfg.cap_hours),
+            floor_hours=float(cfg.floor_hours),
+            threshold=float(cfg.active_p_alive),
+            reps=reps,
+            capacity=capacity,
+            given_effort=cfg.effort_scale == "auto" and "effort_scale" in frame.columns,
+        )
+        if n:
+            q = 1 - 0.1  # reason codes flag the top 10 % (kamml.allocation.tiers.reason_codes)
+            if int(clv.filter(F.col("v") > 0).limit(1).count()):
+                plan.clv_top = exact_quantile(clv, "v", q, n)
+            if "referral_value" in frame.columns:
+                ref = frame.select(
+                    F.when(F.isnan("referral_value") | F.col("referral_value").isNull(), F.lit(0.0))
+                    .otherwise(F.col("referral_value").cast("double"))
+                    .alias("v")
+                )
+                if int(ref.filter(F.col("v") > 0).limit(1).count()):
+                    plan.referral_top = exact_quantile(ref, "v", q, n)
+        return plan
+
+    # ---------------------------------------------------------------------------------- preparation
+
+    def prepare(self, frame: DataFrame, staging: str) -> DataFrame:
+        """Stake parts, effort scale, activity, floor and rep code per account, written to `staging`."""
+        from pyspark.sql import functions as F  # noqa: N812
+        from pyspark.sql import types as T  # noqa: N812
+
+        given_k = F.col("effort_scale").cast("double").alias("given_effort_scale")
+        given = [given_k] if self.given_effort else []
+        source = frame.select(*self.columns, *given)
+        fields = [source.schema["account_id"]]
+        for name in ("clv", "p_churn", "referral_value", "p_alive"):
+            if name in self.columns:
+                fields.append(T.StructField(name, T.DoubleType()))
+        if "owner" in self.columns:
+            fields.append(T.StructField("owner", T.StringType()))
+        if "drivers" in self.columns:
+            fields.append(T.StructField("drivers", T.StringType()))
+        for name in ("stake_retention", "stake_growth", "stake_referral", "stake", "effort_scale", "floor"):
+            fields.append(T.StructField(name, T.DoubleType()))
+        fields += [T.StructField("active", T.BooleanType()), T.StructField("code", T.IntegerType())]
+        schema = T.StructType(fields)
+        names = [f.name for f in fields]
+        plan = self
+
+        def run(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield plan._prepare_batch(batch)[names]
+
+        source = source.select(
+            *(_as_text(source, c) if c in ("owner", "drivers") else source[c] for c in self.columns),
+            *(["given_effort_scale"] if self.given_effort else []),
+        )
+        source.mapInPandas(run, schema).write.parquet(staging)
+        return frame.sparkSession.read.parquet(staging)
+
+    def _prepare_batch(self, batch: pd.DataFrame) -> pd.DataFrame:
+        frame = batch.reset_index(drop=True)
+        for column in ("clv", "p_churn", "referral_value", "p_alive"):
+            if column in frame:
+                frame[column] = pd.to_numeric(frame[column]).astype(float)
+        frame = pd.concat([frame, stake_parts(frame, self.weights)], axis="columns")
+        clv = frame["clv"].to_numpy()
+        if self.reference is None:
+            frame["effort_scale"] = np.full(len(frame), self.scale)
+        else:
+            frame["effort_scale"] = effort_scale(
+                clv, self.scale, exponent=self.exponent, clip=self.clip, reference=self.reference
+            )
+        if "given_effort_scale" in frame:  # the model's fitted effort scales, as kamml.allocate uses them
+            given = pd.to_numeric(frame.pop("given_effort_scale"), errors="coerce").to_numpy(dtype=float)
+            usable = np.isfinite(given) & (given > 0)
+            frame.loc[usable, "effort_scale"] = given[usable]
+        if "p_alive" in frame:
+            frame["active"] = ~(frame["p_alive"] < self.threshold)
+        else:
+            frame["active"] = True
+        frame["floor"] = np.where(frame["active"].to_numpy(dtype=bool), self.floor_hours, 0.0)
+        if self.reps:
+            owners = pd.Index(frame["owner"].to_numpy(dtype=object), dtype=object)
+            frame["code"] = pd.Index(self.reps).get_indexer(owners).astype(np.int32)
+        else:
+            frame["code"] = np.full(len(frame), -1, dtype=np.int32)
+        return frame
+
+    # ---------------------------------------------------------------------------------------- solve
+
+    def solve(self, prepared: DataFrame) -> _Prices:
+        """The rep and team log-prices of the problem (variant 0) and of it without floors (variant 1)."""
+        stats = _collect(prepared, _Kernel(self, "stats"))
+        floors_all = stats["floor_code"]  # (R + 1,) floors per rep code, last = no rep of capacity
+        n_active_floor = int(stats["floored"][0])
+        if n_active_floor and self.floor_hours > self.cap:
+            raise InfeasibleError(
+                f"floor above cap for {n_active_floor:,} accounts, by up to "
+                f"{self.floor_hours - self.cap:.6g} hours (floor {self.floor_hours:.6g} > cap {self.cap:.6g})"
+            )
+        problems = []
+        need = float(floors_all.sum())
+        if need > self.hours * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL:
+            problems.append(
+                f"the floors need {need:,.6g} hours but the team has {self.hours:,.6g}: "
+                f"{need - self.hours:,.6g} hours short"
+            )
+        for r, rep in enumerate(self.reps):
+            if floors_all[r] > self.capacity[r] * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL:
+                problems.append(
+                    f"rep {rep!r}: the floors of its accounts need {floors_all[r]:,.6g} hours but its "
+                    f"capacity is {self.capacity[r]:,.6g}: "
+                    f"{floors_all[r] - self.capacity[r]:,.6g} hours short"
+                )
+        if problems:
+            raise InfeasibleError("infeasible allocation: " + "; ".join(problems))
+        variants = 2 if need > 0 else 1
+        bounded = np.flatnonzero(np.isfinite(self.capacity))
+        t_rep = np.full((variants, len(self.reps)), -np.inf)
+        if bounded.size:
+            targets = np.tile(self.capacity[bounded], variants)
+            found = self._search(prepared, 1, variants, bounded, targets, t_rep)
+            t_rep[:, bounded] = found.reshape(variants, bounded.size)
+        t_team = self._search(prepared, 2, variants, bounded, np.full(variants, self.hours), t_rep)
+        used = _collect(prepared, _Kernel(self, "used", variants, bounded, t_team=t_team, t_rep=t_rep))
+        factors = self._factors(used["h"], used["lo"], bounded)
+        return _Prices(variants, bounded, t_team, t_rep, factors)
+
+    def _search(
+        self,
+        prepared: DataFrame,
+        stage: int,
+        variants: int,
+        bounded: npt.NDArray[np.intp],
+        target: FloatArray,
+        t_rep: FloatArray,
+    ) -> FloatArray:
+        """Per group (variant x rep, or variant x team), the log-price of `optimizer._search`."""
+        floors = t_rep if stage == 2 and len(self.reps) else None
+        stats = _collect(
+            prepared, _Kernel(self, "bracket", variants, bounded, stage=stage, target=target, t_rep=floors)
+        )
+
+        def demand(t: FloatArray) -> tuple[FloatArray, FloatArray]:
+            kernel = _Kernel(self, "demand", variants, bounded, stage=stage, t=t, t_rep=floors)
+            sums = _collect(prepared, kernel)
+            return stats["fixed"][:, None] + sums["h"], sums["slope"]
+
+        return _search(demand, stats, target)
+
+    def _factors(self, used: FloatArray, lo: FloatArray, bounded: npt.NDArray[np.intp]) -> FloatArray:
+        """Shrink factors (variant x (bounded reps + team)) of `optimizer._shrink_to_fit`, rep then team.
+
+        `used` and `lo` are the hours and floors per variant and rep code (bounded reps, then the rest).
+        """
+        variants = used.shape[0]
+        out = np.ones((variants, bounded.size + 1))
+        for v in range(variants):
+            rep_used, rep_lo = used[v, : bounded.size], lo[v, : bounded.size]
+            limit = self.capacity[bounded]
+            over = rep_used > limit
+            with np.errstate(divide="ignore", invalid="ignore"):
+                factor = np.clip(np.where(over, (limit - rep_lo) / (rep_used - rep_lo), 1.0), 0.0, 1.0)
+            factor = np.where(np.isfinite(factor), factor, 0.0)
+            out[v, : bounded.size] = factor
+            shrunk = rep_lo + (rep_used - rep_lo) * factor
+            team_used = float(shrunk.sum() + used[v, bounded.size])
+            team_lo = float(lo[v].sum())
+            if team_used > self.hours:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    f = (self.hours - team_lo) / (team_used - team_lo)
+                out[v, -1] = float(np.clip(f, 0.0, 1.0)) if np.isfinite(f) else 0.0
+        return out
+
+    # ---------------------------------------------------------------------------------------- table
+
+    def table(self, prepared: DataFrame, prices: _Prices) -> tuple[DataFrame, dict[str, Any]]:
+        """The allocation table in rank order (lazy, checkpointed sort) and the plan's summary."""
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F  # noqa: N812
+        from pyspark.sql import types as T  # noqa: N812
+
+        fields = [prepared.schema["account_id"]]
+        for name in ("stake", "recommended_hours", "expected_gain", "marginal_gain_per_hour"):
+            fields.append(T.StructField(name, T.DoubleType()))
+        fields += [T.StructField("reasons", T.StringType()), T.StructField("owner", T.StringType())]
+        for name in ("stake_retention", "stake_growth", "stake_referral", "effort_scale", "gain_free"):
+            fields.append(T.StructField(name, T.DoubleType()))
+        fields.append(T.StructField("active", T.BooleanType()))
+        kernel = _Kernel(
+            self,
+            "final",
+            prices.variants,
+            prices.bounded,
+            t_team=prices.t_team,
+            t_rep=prices.t_rep,
+            factors=prices.factors,
+        )
+        names = [f.name for f in fields]
+
+        def run(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield kernel.final(batch)[names]
+
+        rows = prepared.mapInPandas(run, T.StructType(fields))
+        ordered = rows.orderBy(
+            F.col("expected_gain").desc(), F.col("stake").desc(), F.col("account_id").asc()
+        ).localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
+        part = F.spark_partition_id()
+        counts = (
+            ordered.groupBy(part.alias("p"))
+            .agg(
+                F.count(F.lit(1)).alias("n"),
+                F.sum("recommended_hours").alias("h"),
+                F.sum("expected_gain").alias("g"),
+                F.sum("gain_free").alias("gf"),
+                F.sum(F.col("active").cast("long")).alias("a"),
+            )
+            .collect()
+        )
+        n_parts = ordered.rdd.getNumPartitions()
+        sizes = np.zeros(n_parts, dtype=np.int64)
+        for row in counts:
+            sizes[int(row["p"])] = int(row["n"])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        offset = F.element_at(F.array(*(F.lit(int(o)) for o in offsets)), part + 1) if n_parts else F.lit(0)
+        position = F.monotonically_increasing_id() - (part.cast("long") * (1 << 33))
+        rank = (offset + position + 1).cast("long")
+        pairs = check_tiers(self.cfg.tiers)
+        limits = np.ceil(np.array([share for _, share in pairs]) * self.n - 1e-9)
+        tier = F.lit(pairs[-1][0])
+        for (name, _), limit in reversed(list(zip(pairs[:-1], limits[:-1], strict=True))):
+            tier = F.when(F.col("rank") <= F.lit(int(limit)), F.lit(name)).otherwise(tier)
+        table = ordered.withColumn("rank", rank).withColumn("tier", tier).select(*ALLOCATION_COLUMNS)
+        used = float(sum(float(r["h"] or 0.0) for r in counts))
+        total = float(sum(float(r["g"] or 0.0) for r in counts))
+        free = float(sum(float(r["gf"] or 0.0) for r in counts))
+        floor_cost = max(0.0, free - total) if prices.variants == 2 else 0.0
+        unused = self.hours - used
+        summary = {
+            "hours": self.hours,
+            "hours_used": used,
+            "unused_hours": unused if unused > RTOL * self.hours else 0.0,
+            "total_expected_gain": total,
+            "team_price": _price(float(prices.t_team[0])),
+            "rep_price": {
+                str(rep): _price(max(float(prices.t_team[0]), float(prices.t_rep[0, r])))
+                for r, rep in enumerate(self.reps)
+            },
+            "floor_cost": floor_cost,
+            "n_accounts": self.n,
+            "n_active": int(sum(int(r["a"] or 0) for r in counts)),
+        }
+        return table, summary
+
+
+@dataclass(frozen=True)
+class _Prices:
+    variants: int
+    bounded: npt.NDArray[np.intp]
+    t_team: FloatArray
+    t_rep: FloatArray
+    factors: FloatArray
+
+
+# ------------------------------------------------------------------------------------ the executors
+
+
+@dataclass
+class _Kernel:
+    """Per-partition numpy work of one pass; `_collect` sums its arrays over partitions.
+
+    Modes: ``stats`` (floors per rep code, floored accounts), ``bracket`` (per group: fixed hours, hours at
+    price 0, bracket ends, sums of k and k*a), ``demand`` (hours and slope per group and candidate price),
+    ``used`` (hours and floors per rep code at the prices), ``final`` (rows of the table).
+    """
+
+    plan: _Plan
+    mode: str
+    variants: int = 1
+    bounded: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    stage: int = 2
+    target: FloatArray | None = None
+    t: FloatArray | None = None
+    t_team: FloatArray | None = None
+    t_rep: FloatArray | None = None
+    factors: FloatArray | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return ["stake", "effort_scale", "floor", "code"]
+
+    def _remap(self, code: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+        """Rep code -> index among bounded reps (-1: not in a bounded rep)."""
+        remap = np.full(len(self.plan.reps) + 1, -1, dtype=np.intp)
+        remap[self.bounded] = np.arange(self.bounded.size)
+        return remap[code]
+
+    def _base(self, batch: pd.DataFrame, v: int) -> dict[str, Any]:
+        stake = batch["stake"].to_numpy(dtype=float)
+        k = batch["effort_scale"].to_numpy(dtype=float)
+        floor = batch["floor"].to_numpy(dtype=float)
+        lo = floor if v == 0 else np.zeros_like(floor)
+        code = batch["code"].to_numpy(dtype=np.int32)
+        active = (stake > 0) & (self.plan.cap > lo)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.log(stake) - np.log(k)
+        return {"stake": stake, "k": k, "lo": lo, "code": code, "active": active, "a": a}
+
+    def _group(self, code: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+        if self.stage == 1:
+            return self._remap(code)
+        return np.zeros(code.size, dtype=np.intp)
+
+    def _price_floor(self, code: npt.NDArray[np.int32], v: int) -> FloatArray | None:
+        if self.t_rep is None or not len(self.plan.reps):
+            return None
+        return np.where(code >= 0, self.t_rep[v][np.maximum(code, 0)], -np.inf)
+
+    def sums(self, batches: Iterable[pd.DataFrame]) -> dict[str, FloatArray]:
+        """The arrays of this pass, summed over the partition's batches."""
+        acc: dict[str, FloatArray] = {}
+        for batch in batches:
+            if batch.empty:
+                continue
+            part = getattr(self, f"_{self.mode}")(batch)
+            for key, value in part.items():
+                if key not in acc:
+                    acc[key] = value
+                elif key.startswith("max_"):
+                    acc[key] = np.maximum(acc[key], value)
+                elif key.startswith("min_"):
+                    acc[key] = np.minimum(acc[key], value)
+                else:
+                    acc[key] = acc[key] + value
+        return acc
+
+    def _stats(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
+        b = self._base(batch, 0)
+        n_reps = len(self.plan.reps)
+        slot = np.where(b["code"] >= 0, b["code"], n_reps)
+        return {
+            "floor_code": np.bincount(slot, weights=b["lo"], minlength=n_reps + 1).astype(float),
+            "floored": np.array([float((b["lo"] > 0).sum())]),
+        }
+
+    def _bracket(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
+        assert self.target is not None
+        n_groups = self.bounded.size if self.stage == 1 else 1
+        out: dict[str, list[FloatArray]] = {
+            k: [] for k in ("fixed", "cap", "max_hi", "min_lo", "sum_k", "sum_ka")
+        }
+        for v in range(self.variants):
+            b = self._base(batch, v)
+            g = self._group(b["code"])
+            member = g >= 0
+            act = member & b["active"]
+            fixed_rows = member & ~b["active"]
+            ga = g[act]
+            a, k, lo = b["a"][act], b["k"][act], b["lo"][act]
+            hi = np.full(a.size, self.plan.cap)
+            tgt = self.target.reshape(self.variants, n_groups)[v]
+            out["fixed"].append(_bincount(g[fixed_rows], b["lo"][fixed_rows], n_groups))
+            out["cap"].append(
+                _bincount(ga, hi, n_groups) if np.isfinite(self.plan.cap) else _inf_if(ga, n_groups)
+            )
+            out["max_hi"].append(_extreme(a - lo / k, ga, n_groups, np.maximum))
+            room = np.minimum(hi, tgt[ga])
+            out["min_lo"].append(_extreme(a - room / k, ga, n_groups, np.minimum))
+            out["sum_k"].append(_bincount(ga, k, n_groups))
+            out["sum_ka"].append(_bincount(ga, k * a, n_groups))
+        return {key: np.concatenate(vals).astype(float) for key, vals in out.items()}
+
+    def _demand(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
+        assert self.t is not None
+        n_groups = self.bounded.size if self.stage == 1 else 1
+        c = self.t.shape[1]
+        hs, slopes = [], []
+        for v in range(self.variants):
+            b = self._base(batch, v)
+            g = self._group(b["code"])
+            act = (g >= 0) & b["active"]
+            ga = g[act]
+            a, k, lo = b["a"][act], b["k"][act], b["lo"][act]
+            hi = self.plan.cap
+            tg = self.t[v * n_groups + ga]  # (m, c)
+            pf = self._price_floor(b["code"], v) if self.stage == 2 else None
+            te = tg if pf is None else np.maximum(tg, pf[act][:, None])
+            with np.errstate(over="ignore", invalid="ignore"):
+                x = k[:, None] * (a[:, None] - te)
+            h = np.minimum(np.maximum(x, lo[:, None]), hi)
+            moving = (x > lo[:, None]) & (x < hi)
+            if pf is not None:
+                moving &= tg > pf[act][:, None]
+            idx = (ga[:, None] * c + np.arange(c)).ravel()
+            hs.append(np.bincount(idx, h.ravel(), n_groups * c).reshape(n_groups, c))
+            slopes.append(np.bincount(idx, (k[:, None] * moving).ravel(), n_groups * c).reshape(n_groups, c))
+        return {"h": np.concatenate(hs), "slope": np.concatenate(slopes)}
+
+    def _hours(self, b: dict[str, Any], v: int, shrink: bool) -> FloatArray:
+        """Hours of the batch's accounts at the final prices (after the shrink-to-fit when `shrink`)."""
+        assert self.t_team is not None
+        h = b["lo"].copy()
+        act = b["active"]
+        pf = self._price_floor(b["code"], v)
+        t_eff = np.full(act.sum(), self.t_team[v]) if pf is None else np.maximum(self.t_team[v], pf[act])
+        with np.errstate(over="ignore", invalid="ignore"):
+            h[act] = np.clip(b["k"][act] * (b["a"][act] - t_eff), b["lo"][act], self.plan.cap)
+        if shrink:
+            assert self.factors is not None
+            rep = self._remap(b["code"])
+            f_rep = np.where(rep >= 0, self.factors[v][np.maximum(rep, 0)], 1.0)
+            h = np.where(f_rep < 1.0, b["lo"] + (h - b["lo"]) * f_rep, h)
+            f_team = self.factors[v][-1]
+            if f_team < 1.0:
+                h = b["lo"] + (h - b["lo"]) * f_team
+        return h
+
+    def _used(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
+        hs, los = [], []
+        slots = self.bounded.size + 1
+        for v in range(self.variants):
+            b = self._base(batch, v)
+            h = self._hours(b, v, shrink=False)
+            rep = self._remap(b["code"])
+            slot = np.where(rep >= 0, rep, self.bounded.size)
+            hs.append(np.bincount(slot, h, slots))
+            los.append(np.bincount(slot, b["lo"], slots))
+        return {"h": np.vstack(hs), "lo": np.vstack(los)}
+
+    def final(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """Rows of the allocation table (without rank and tier) for one batch of prepared accounts."""
+        b = self._base(batch, 0)
+        h = self._hours(b, 0, shrink=True)
+        stake, k = b["stake"], b["k"]
+        gain = -stake * np.expm1(-h / k)
+        with np.errstate(over="ignore", under="ignore"):
+            marginal = stake / k * np.exp(-h / k)
+        if self.variants == 2:
+            free = self._base(batch, 1)
+            gain_free = -stake * np.expm1(-self._hours(free, 1, shrink=True) / k)
+        else:
+            gain_free = gain
+        active = batch["active"].to_numpy(dtype=bool)
+        owner = batch["owner"] if "owner" in batch else pd.Series([None] * len(batch), dtype=object)
+        return pd.DataFrame(
+            {
+                "account_id": batch["account_id"].to_numpy(),
+                "stake": stake,
+                "recommended_hours": h,
+                "expected_gain": gain,
+                "marginal_gain_per_hour": marginal,
+                "reasons": _reasons(batch, active, self.plan.clv_top, self.plan.referral_top),
+                "owner": owner.to_numpy(dtype=object),
+                "stake_retention": batch["stake_retention"].to_numpy(dtype=float),
+                "stake_growth": batch["stake_growth"].to_numpy(dtype=float),
+                "stake_referral": batch["stake_referral"].to_numpy(dtype=float),
+                "effort_scale": k,
+                "gain_free": gain_free,
+                "active": active,
+            }
+        )
+
+
+def _bincount(group: npt.NDArray[np.intp], values: FloatArray, n_groups: int) -> FloatArray:
+    """Sum of `values` per group code in ``0..n_groups-1``, as float64."""
+    return np.asarray(np.bincount(group, weights=values, minlength=n_groups), dtype=np.float64)
+
+
+def _inf_if(group: npt.NDArray[np.intp], n_groups: int) -> FloatArray:
+    """+inf for groups with members, 0 for the others (sum of infinite caps)."""
+    return np.where(np.bincount(group, minlength=n_groups) > 0, np.inf, 0.0)
+
+
+def _extreme(values: FloatArray, group: npt.NDArray[np.intp], n_groups: int, ufunc: np.ufunc) -> FloatArray:
+    start = -np.inf if ufunc is np.maximum else np.inf
+    out = np.full(n_groups, start)
+    ufunc.at(out, group, values)
+    return out
+
+
+def _collect(prepared: DataFrame, kernel: _Kernel) -> dict[str, FloatArray]:
+    """Run one pass of `kernel` over the prepared rows and combine the partitions' arrays on the driver."""
+    from pyspark.sql import types as T  # noqa: N812
+
+    def run(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        sums = kernel.sums(batches)
+        if sums:
+            yield pd.DataFrame(
+                {
+                    "key": list(sums),
+                    "shape": [list(v.shape) for v in sums.values()],
+                    "values": [np.ravel(v).tolist() for v in sums.values()],
+                }
+            )
+
+    schema = T.StructType(
+        [
+            T.StructField("key", T.StringType()),
+            T.StructField("shape", T.ArrayType(T.IntegerType())),
+            T.StructField("values", T.ArrayType(T.DoubleType())),
+        ]
+    )
+    rows = prepared.select(*kernel.columns).mapInPandas(run, schema).collect()
+    out: dict[str, FloatArray] = {}
+    for row in rows:
+        key = row["key"]
+        value = np.asarray(row["values"], dtype=float).reshape(row["shape"])
+        if key not in out:
+            out[key] = value
+        elif key.startswith("max_"):
+            out[key] = np.maximum(out[key], value)
+        elif key.startswith("min_"):
+            out[key] = np.minimum(out[key], value)
+        else:
+            out[key] = out[key] + value
+    if not out:  # no rows at all: zero sums of the right shapes come from an empty batch
+        empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ("stake", "effort_scale", "floor")})
+        empty["code"] = pd.Series(dtype=np.int32)
+        out = {k: np.asarray(v, dtype=float) for k, v in getattr(kernel, f"_{kernel.mode}")(empty).items()}
+    return out
+
+
+# -------------------------------------------------------------------------------------- the search
+
+
+def _search(
+    demand: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    stats: dict[str, FloatArray],
+    target: FloatArray,
+) -> FloatArray:
+    """Per group, the smallest log-price whose demand fits `target` (-inf: price 0), as the optimizer's.
+
+    Demand at log-price t is non-increasing and piecewise linear in t. Each pass evaluates every open
+    group at its first guess (all accounts between floor and cap), at the Newton steps from both ends of
+    its bracket and at `_GRID` evenly spaced prices inside; a group stops at a price whose demand lies in
+    ``[target * (1 - RTOL), target * (1 - RTOL / 1000)]``, preferring the one nearest to
+    ``target * (1 - RTOL / 2)`` (where `kamml.allocation.optimizer._search` aims its Newton steps).
+    """
+    n_groups = target.size
+    result = np.full(n_groups, -np.inf)
+    upper = target * (1 - RTOL / 1000)
+    lower = target * (1 - RTOL)
+    aim = target * (1 - RTOL / 2)
+    fixed = stats["fixed"]
+    d_inf = fixed + stats["cap"]
+    todo = d_inf > target
+    if not todo.any():
+        return result
+    t_hi = stats["max_hi"].copy()
+    t_lo = stats["min_lo"].copy()
+    sum_k, sum_ka = stats["sum_k"], stats["sum_ka"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        guess = (sum_ka + fixed - aim) / sum_k
+    first = True
+    with np.errstate(invalid="ignore", over="ignore"):  # closed groups may hold infinite brackets
+        return _search_passes(demand, result, todo, t_lo, t_hi, guess, (lower, upper, aim), first)
+
+
+def _search_passes(
+    demand: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    result: FloatArray,
+    todo: npt.NDArray[np.bool_],
+    t_lo: FloatArray,
+    t_hi: FloatArray,
+    guess: FloatArray,
+    band: tuple[FloatArray, FloatArray, FloatArray],
+    first: bool,
+) -> FloatArray:
+    """The passes of `_search` (see there), from the brackets and first guesses."""
+    lower, upper, aim = band
+    n_groups = result.size
+    # ends of each bracket: demand and slope there once known (NaN: not evaluated yet)
+    d_lo = np.full(n_groups, np.nan)
+    s_lo = np.full(n_groups, np.nan)
+    d_hi = np.full(n_groups, np.nan)
+    s_hi = np.full(n_groups, np.nan)
+    for step in range(_MAX_PASSES):
+        cand = np.full((n_groups, _CANDIDATES), np.nan)
+        open_ = np.flatnonzero(todo)
+        if first:
+            cand[open_, 0] = t_hi[open_]  # the floors' own price: "filled" when demand there reaches lower
+            inside = (guess > t_lo) & (guess < t_hi)
+            cand[open_, 1] = np.where(inside, guess, t_lo + (t_hi - t_lo) / 2)[open_]
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                newton_lo = t_lo + (d_lo - aim) / s_lo
+                newton_hi = t_hi + (d_hi - aim) / s_hi
+            for col, newton in ((0, newton_lo), (1, newton_hi)):
+                ok = np.isfinite(newton) & (newton > t_lo) & (newton < t_hi)
+                cand[open_, col] = np.where(ok, newton, np.nan)[open_]
+        grid = (np.arange(1, _GRID + 1) / (_GRID + 1))[None, :]
+        cand[open_, 3:] = (t_lo[:, None] + (t_hi - t_lo)[:, None] * grid)[open_]
+        d, slope = demand(cand)
+        if first:
+            filled = todo & (d[:, 0] >= lower)
+            result[filled] = t_hi[filled]
+            todo &= ~filled
+            cand[:, 0] = np.nan
+            first_guess_ok = todo & (d[:, 1] >= lower) & (d[:, 1] <= upper)
+            result[first_guess_ok] = cand[first_guess_ok, 1]
+            todo &= ~first_guess_ok
+            first = False
+        valid = np.isfinite(cand) & todo[:, None]
+        in_band = valid & (d >= lower[:, None]) & (d <= upper[:, None])
+        hit = in_band.any(axis=1)
+        if hit.any():
+            miss = np.where(in_band, np.abs(d - aim[:, None]), np.inf)
+            best = np.argmin(miss, axis=1)
+            rows = np.flatnonzero(hit)
+            result[rows] = cand[rows, best[rows]]
+            todo &= ~hit
+            valid &= todo[:, None]
+        over = valid & (d > upper[:, None])
+        under = valid & ~over
+        lo_cand = np.where(over, cand, -np.inf)
+        j = np.argmax(lo_cand, axis=1)
+        rows = np.flatnonzero(over.any(axis=1))
+        better = rows[lo_cand[rows, j[rows]] > t_lo[rows]]
+        t_lo[better], d_lo[better], s_lo[better] = (
+            cand[better, j[better]],
+            d[better, j[better]],
+            slope[better, j[better]],
+        )
+        hi_cand = np.where(under, cand, np.inf)
+        j = np.argmin(hi_cand, axis=1)
+        rows = np.flatnonzero(under.any(axis=1))
+        better = rows[hi_cand[rows, j[rows]] < t_hi[rows]]
+        t_hi[better], d_hi[better], s_hi[better] = (
+            cand[better, j[better]],
+            d[better, j[better]],
+            slope[better, j[better]],
+        )
+        collapsed = todo & (t_hi - t_lo <= 4 * np.spacing(np.maximum(np.abs(t_lo), np.abs(t_hi))))
+        result[collapsed] = t_hi[collapsed]
+        todo &= ~collapsed
+        if not todo.any():
+            logger.debug("price search: %d groups in %d passes", n_groups, step + 1)
+            return result
+    logger.warning(
+        "price search stopped after %d passes; using the feasible side of the bracket", _MAX_PASSES
+    )
+    result[todo] = t_hi[todo]
+    return result
+
+
+# -------------------------------------------------------------------------- order statistics, checks
+
+
+def _order_stats(frame: DataFrame, column: str, ranks: Sequence[int], n: int) -> list[float]:
+    """Exact values at 0-based `ranks` of `column` sorted ascending (n rows, no nulls), in Spark.
+
+    ``approxQuantile`` brackets each rank (its rank error is at most 0.1 % of n); one pass counts the
+    rows below and inside the brackets, and only the rows inside (about 0.6 % of n) reach the driver.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
+    col = F.col(column)
+    probs: list[float] = []
+    for r in ranks:
+        p = r / max(n - 1, 1)
+        probs += [max(0.0, p - 3 * _QUANTILE_ERROR), min(1.0, p + 3 * _QUANTILE_ERROR)]
+    bounds = frame.approxQuantile(column, probs, _QUANTILE_ERROR)
+    pairs = [(bounds[2 * i], bounds[2 * i + 1]) for i in range(len(ranks))]
+    aggs = []
+    for i, (low, high) in enumerate(pairs):
+        aggs.append(F.sum((col < F.lit(low)).cast("long")).alias(f"b{i}"))
+        aggs.append(F.sum(((col >= F.lit(low)) & (col <= F.lit(high))).cast("long")).alias(f"w{i}"))
+    counts = frame.agg(*aggs).collect()[0]
+    out = []
+    for i, r in enumerate(ranks):
+        low, high = pairs[i]
+        below, inside = int(counts[f"b{i}"] or 0), int(counts[f"w{i}"] or 0)
+        if not below <= r < below + inside:  # pragma: no cover - outside approxQuantile's guarantee
+            low, high, below = -math.inf, math.inf, 0
+        if low == high:
+            out.append(float(low))
+            continue
+        values = np.sort(
+            np.array(
+                [row[0] for row in frame.filter((col >= F.lit(low)) & (col <= F.lit(high))).collect()],
+                dtype=float,
+            )
+        )
+        out.append(float(values[r - below]))
+    return out
+
+
+def _check_scores(frame: DataFrame, *, need_owner: bool) -> int:
+    """`kamml.allocation.check_scores`' rules as one aggregate pass (and a look-up per broken rule).
+
+    Returns the number of rows; raises SchemaError listing every broken rule.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
+    problems: list[Problem] = []
+    needed = [*REQUIRED_COLUMNS, "owner"] if need_owner else list(REQUIRED_COLUMNS)
+    for column in needed:
+        if column not in frame.columns:
+            rule = "missing column"
+            if column == "owner":
+                rule += " (allocation.capacity limits reps' hours, so each account needs its owner)"
+            rule += f"; the scores have: {', '.join(frame.columns)}"
+            problems.append(Problem("scores", column, rule))
+    if problems:
+        raise SchemaError(problems)
+    rules: list[tuple[str, str, Any]] = [("account_id", "null id", F.col("account_id").isNull())]
+    bounds = {
+        "clv": (0.0, math.inf, False),
+        "p_churn": (0.0, 1.0, False),
+        "referral_value": (0.0, math.inf, True),
+        "p_alive": (0.0, 1.0, True),
+    }
+    for column, (low, high, nan_ok) in bounds.items():
+        if column not in frame.columns:
+            continue
+        raw = F.col(column)
+        number = raw.cast("double")
+        missing = raw.isNull() | F.isnan(number)
+        if frame.schema[column].dataType.typeName() not in ("double", "float", "integer", "long", "short"):
+            rules.append((column, "not a number", raw.isNotNull() & number.isNull()))
+        if not nan_ok:
+            rules.append((column, "missing value", missing))
+        infinite = number.isin(float("inf"), float("-inf"))
+        rules.append((column, "must be finite", infinite))
+        outside = ~missing & ~infinite & ((number < F.lit(low)) | (number > F.lit(high)))
+        rule = f"must be >= {low:g}" if high == math.inf else f"must be in [{low:g}, {high:g}]"
+        rules.append((column, rule, outside))
+    aggs = [F.count(F.lit(1)).alias("n")]
+    aggs += [
+        F.sum(F.coalesce(cond, F.lit(False)).cast("long")).alias(f"r{i}")
+        for i, (_, _, cond) in enumerate(rules)
+    ]
+    row = frame.agg(*aggs).collect()[0]
+    for i, (column, rule, cond) in enumerate(rules):
+        count = int(row[f"r{i}"] or 0)
+        if count:
+            examples: tuple[Any, ...] = ()
+            if rule not in ("null id", "missing value"):
+                examples = tuple(r[0] for r in frame.filter(cond).select(column).limit(5).collect())
+            problems.append(Problem("scores", column, rule, count, examples))
+    dups = (
+        frame.filter(F.col("account_id").isNotNull()).groupBy("account_id").count().filter(F.col("count") > 1)
+    )
+    n_dup = dups.agg(F.sum("count")).collect()[0][0]
+    if n_dup:
+        examples = tuple(r[0] for r in dups.select("account_id").limit(5).collect())
+        problems.append(Problem("scores", "account_id", "duplicated id", int(n_dup), examples))
+    if problems:
+        raise SchemaError(problems)
+    return int(row["n"])
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+def _reasons(
+    frame: pd.DataFrame, active: npt.NDArray[np.bool_], clv_top: float | None, referral_top: float | None
+) -> npt.NDArray[np.object_]:
+    """`kamml.allocation.tiers.reason_codes` of a batch, with the top-decile thresholds of the whole table."""
+    n = len(frame)
+    parts = frame[["stake_retention", "stake_growth", "stake_referral"]].to_numpy(dtype=float)
+    stake = parts.sum(axis=1)
+    clv = frame["clv"].to_numpy(dtype=float)
+    p_churn = frame["p_churn"].to_numpy(dtype=float)
+    if "referral_value" in frame:
+        referral = np.nan_to_num(frame["referral_value"].to_numpy(dtype=float), nan=0.0)
+    else:
+        referral = np.zeros(n)
+    churn_flag = p_churn >= 0.5
+    value_flag = (clv > 0) & (clv >= clv_top) if clv_top is not None else np.zeros(n, dtype=bool)
+    influencer_flag = (
+        (referral > 0) & (referral >= referral_top) if referral_top is not None else np.zeros(n, dtype=bool)
+    )
+    dominant = np.argmax(parts, axis=1) if n else np.zeros(0, dtype=np.intp)
+    has_stake = stake > 0
+    lead_words = [
+        PHRASES["retention"],
+        PHRASES["growth"],
+        PHRASES["referral"],
+        PHRASES["high_churn"],
+        PHRASES["influencer"],
+        PHRASES["no_stake"],
+    ]
+    lead = dominant.astype(np.int64)
+    lead[(dominant == 0) & churn_flag] = 3
+    lead[(dominant == 2) & influencer_flag] = 4
+    lead[~has_stake] = 5
+    columns: list[tuple[npt.NDArray[np.int64], list[str]]] = [(lead, lead_words)]
+    columns.append(_flag(churn_flag & (lead != 3), PHRASES["high_churn"]))
+    columns.append(_flag(value_flag, PHRASES["top_value"]))
+    columns.append(_flag(influencer_flag & (lead != 4), PHRASES["influencer"]))
+    columns.append(_flag(~active, PHRASES["inactive"]))
+    if "drivers" in frame:
+        columns.append(_drivers(frame["drivers"], 3))
+    return _join(columns, n)
+
+
+def _as_text(frame: DataFrame, column: str) -> Any:
+    """A text column as strings; a list of phrases (drivers) joined with "; "."""
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    if isinstance(frame.schema[column].dataType, T.ArrayType):
+        return F.array_join(F.col(column).cast("array<string>"), "; ").alias(column)
+    return F.col(column).cast("string").alias(column)
+
+
+def _allocation_config(config: AllocationConfig | Config | None) -> AllocationConfig:
+    if config is None:
+        return AllocationConfig()
+    if isinstance(config, Config):
+        return config.allocation
+    if isinstance(config, AllocationConfig):
+        return config
+    raise ConfigError(f"config must be an AllocationConfig or a Config, got {type(config).__name__}")
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"allocation.effort_clip must be two numbers (low, high), got {value!r}") from None
+    return low, high
+
+
+def _price(log_price: float) -> float:
+    return float(np.exp(log_price)) if np.isfinite(log_price) else 0.0

@@ -1,0 +1,190 @@
+"""Distributed batch scoring: the registered bundle applied per Spark partition, scores written as parts.
+
+Features are a lazy Spark DataFrame (computed by Ibis's PySpark backend from a Spark `Dataset`, or read
+from a features Parquet file or folder); each partition is scored with ``mapInPandas`` by the bundle's own
+row-independent `kamml.tracking.pyfunc.score_frame`, the function the MLflow pyfunc serves. The bundle
+(LightGBM text and JSON, a few hundred kB) travels to the executors as a broadcast JSON string and is
+rebuilt once per Python worker, so executors need kamml installed but no access to the MLflow store.
+Nothing but the bundle and a count goes through the driver.
+
+Why ``mapInPandas`` and not ``mlflow.pyfunc.spark_udf``: spark_udf feeds the model a struct of the
+signature's columns and wants a fixed Spark return type, so the output (strings of drivers, account_id
+passed through) would be squeezed into a struct and unpacked again; it also re-resolves the model URI and
+its environment on every executor (the tracking store and artifact store must be reachable from the
+workers). ``mapInPandas`` hands whole Arrow batches to the same scoring function, keeps account_id, owner
+and any extra column beside the rows, and needs nothing from MLflow on the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from kamml.config import Config
+from kamml.errors import ConfigError, FeatureMismatchError
+from kamml.jobs.score import SCORE_COLUMNS
+from kamml.models.bundle import ModelBundle
+from kamml.spark.session import features_frame, spark_session, to_spark, write_atomic
+from kamml.tracking import LoadedModel, load_model
+from kamml.tracking.pyfunc import score_frame
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["score_frame_spark", "score_spark"]
+
+log = logging.getLogger(__name__)
+
+_BUNDLES: dict[int, ModelBundle] = {}
+"""Bundles rebuilt in this Python worker, by the hash of their JSON (one per model, reused by batches)."""
+
+
+def _bundle_from_json(text: str) -> ModelBundle:
+    key = hash(text)
+    bundle = _BUNDLES.get(key)
+    if bundle is None:
+        bundle = ModelBundle.from_dict(json.loads(text))
+        _BUNDLES.clear()
+        _BUNDLES[key] = bundle
+    return bundle
+
+
+def _score_schema(id_type: Any) -> Any:
+    from pyspark.sql import types as T  # noqa: N812
+
+    return T.StructType(
+        [
+            T.StructField("account_id", id_type),
+            T.StructField("cutoff", T.TimestampNTZType()),
+            *(
+                T.StructField(name, T.DoubleType())
+                for name in ("clv", "p_churn", "referral_value", "p_alive", "expected_purchases")
+            ),
+            T.StructField("model_uri", T.StringType()),
+            T.StructField("drivers", T.StringType()),
+            T.StructField("owner", T.StringType()),
+            T.StructField("effort_scale", T.DoubleType()),
+        ]
+    )
+
+
+def _features(
+    session: SparkSession, data: Any, cutoff: pd.Timestamp, bundle: ModelBundle, config: Config | None
+) -> DataFrame:
+    """Feature rows as a Spark DataFrame, from a Dataset on Spark, a Spark DataFrame or a Parquet path."""
+    from pyspark.sql import DataFrame
+
+    if isinstance(data, DataFrame):
+        return data
+    if isinstance(data, str | Path):
+        return session.read.parquet(str(data))
+    if hasattr(data, "transactions") and hasattr(data, "tables"):
+        frame = features_frame(data, cutoff, bundle.scoring_config(config))
+        accounts = data.tables.get("accounts")
+        if accounts is not None and "owner" in accounts.columns and "owner" not in frame.columns:
+            owners = to_spark(accounts.select("account_id", "owner")).dropDuplicates(["account_id"])
+            frame = frame.join(owners, "account_id", "left")
+        return frame
+    raise ConfigError(
+        "score_spark needs a Dataset loaded on the Spark engine, a Spark DataFrame of features or the "
+        f"path of a features Parquet file or folder, got {type(data).__name__}"
+    )
+
+
+def score_frame_spark(
+    model: str | LoadedModel,
+    data: Any,
+    cutoff: Any,
+    config: Config | None = None,
+    *,
+    top_drivers: int = 3,
+) -> DataFrame:
+    """The scores table as a lazy Spark DataFrame (columns of `kamml.jobs.score.SCORE_COLUMNS`).
+
+    Parameters are those of `score_spark` without the output folder. An ``owner`` column among the
+    features (or in the Dataset's accounts table) is passed through; otherwise owner is null.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
+    loaded = load_model(model) if isinstance(model, str) else model
+    bundle = loaded.bundle
+    cut = pd.Timestamp(cutoff).normalize()
+    session = spark_session(config)
+    features = _features(session, data, cut, bundle, config)
+    needed = list(bundle.feature_spec()["columns"])
+    if "account_id" not in features.columns:
+        raise FeatureMismatchError(["account_id"], source="the features given to score_spark")
+    missing = [c for c in needed if c not in features.columns]
+    if missing:
+        raise FeatureMismatchError(missing, source=f"the features at {cut.date()}")
+    owner = F.col("owner").cast("string") if "owner" in features.columns else F.lit(None).cast("string")
+    rows = features.select("account_id", *needed, owner.alias("_owner"))
+    id_type = rows.schema["account_id"].dataType
+    shared = session.sparkContext.broadcast(json.dumps(bundle.to_dict()))
+    uri = loaded.resolved
+    top = int(top_drivers)
+
+    def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        scorer = _bundle_from_json(shared.value)
+        for batch in batches:
+            if batch.empty:
+                continue
+            owners = batch.pop("_owner")
+            scores = score_frame(scorer, batch, top_drivers=top)
+            scores["cutoff"] = cut.to_datetime64()
+            scores["model_uri"] = uri
+            scores["drivers"] = scores["drivers"].astype(object)
+            scores["owner"] = owners.to_numpy(dtype=object)
+            yield scores[list(SCORE_COLUMNS)]
+
+    return rows.mapInPandas(score_batches, _score_schema(id_type))
+
+
+def score_spark(
+    model: str | LoadedModel,
+    data: Any,
+    cutoff: Any,
+    out_dir: str | Path,
+    config: Config | None = None,
+    *,
+    top_drivers: int = 3,
+) -> str:
+    """Score every account on Spark and write the scores table as Parquet parts, atomically.
+
+    Parameters
+    ----------
+    model : str or LoadedModel
+        Any URI `kamml.tracking.load_model` accepts (``models:/name@champion`` ...), loaded once on the
+        driver; executors get the bundle itself, not the URI.
+    data : Dataset, pyspark DataFrame, str or Path
+        A `kamml.data.Dataset` loaded with ``engine: {name: spark}`` (features are built in Spark at
+        `cutoff` with the model's feature specification), a Spark DataFrame of feature rows, or the path
+        of a features Parquet file or folder (as `kamml.features.write_features` writes) with an
+        ``account_id`` column and every column of the model's feature specification.
+    cutoff : date-like
+        The scoring date written in the ``cutoff`` column (and the feature date for a Dataset).
+    out_dir : str or Path
+        Folder of Parquet parts to write (any Hadoop path: local, ``hdfs://``, ``dbfs:/``). Written to
+        a hidden sibling folder first and renamed into place.
+    config : Config, optional
+        Engine settings (used when no SparkSession is active) and data settings.
+    top_drivers : int, default 3
+        How many value drivers are named per account.
+
+    Returns
+    -------
+    str
+        The folder written. Its rows equal those of `kamml.jobs.score.score` on the same data (floats
+        to rounding), in no particular order.
+    """
+    t0 = time.perf_counter()
+    frame = score_frame_spark(model, data, cutoff, config, top_drivers=top_drivers)
+    target = write_atomic(frame, out_dir)
+    log.info("scored on Spark into %s in %.1f s", target, time.perf_counter() - t0)
+    return target

@@ -1,0 +1,162 @@
+"""The SparkSession kamml computes on, Ibis expressions as Spark DataFrames, and atomic folder writes.
+
+`spark_session` reuses the active session (a notebook, Databricks, ``spark-submit``) or starts one from the
+config's ``engine.spark`` section through `kamml.engine.connect`, which also sets the UTC session time
+zone and points ``PYSPARK_PYTHON`` at the running interpreter. `to_spark` turns an Ibis expression on the
+PySpark backend into a lazy `pyspark.sql.DataFrame`, so features are never collected to the driver.
+`write_atomic` writes a DataFrame as Parquet parts into a hidden temporary folder next to the target and
+renames it into place through the Hadoop file system of the target path (local, HDFS, DBFS ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kamml.config import Config, EngineConfig
+from kamml.engine import connect
+from kamml.errors import ConfigError, EngineError
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["features_frame", "spark_session", "to_spark", "write_atomic"]
+
+log = logging.getLogger(__name__)
+
+
+def _engine(config: Config | EngineConfig | None) -> EngineConfig:
+    """The engine section of a config, switched to Spark."""
+    if isinstance(config, Config):
+        engine = config.engine
+    elif isinstance(config, EngineConfig):
+        engine = config
+    else:
+        engine = EngineConfig()
+    return engine if engine.name == "spark" else engine.model_copy(update={"name": "spark"})
+
+
+def spark_session(config: Config | EngineConfig | None = None) -> SparkSession:
+    """The active SparkSession, or one started from ``engine.spark`` (master, driver memory, conf).
+
+    Raises
+    ------
+    kamml.errors.EngineError
+        When pyspark is not installed, Java is missing or Spark cannot start.
+    """
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        return session
+    connect(_engine(config))
+    session = SparkSession.getActiveSession()
+    if session is None:  # pragma: no cover - connect either starts a session or raises
+        raise EngineError("Spark did not start")
+    return session
+
+
+def to_spark(expr: ir.Table) -> DataFrame:
+    """A lazy Spark DataFrame computing `expr`, an Ibis table expression on the PySpark backend."""
+    backend = expr._find_backend()
+    if backend.name != "pyspark":
+        raise ConfigError(
+            f"the Spark jobs need tables on the Spark engine (engine: {{name: spark}}), got {backend.name}"
+        )
+    backend._run_pre_execute_hooks(expr)  # registers in-memory tables and UDFs the expression uses
+    return backend._session.sql(backend.compile(expr))
+
+
+def features_frame(data: Any, cutoff: Any, config: Config | None = None) -> DataFrame:
+    """The feature set of `kamml.build_features` as a lazy Spark DataFrame, account_id a column.
+
+    `data` is a `kamml.data.Dataset` loaded with ``engine: {name: spark}``. Numbers are float64, text
+    columns (static attributes) strings; nothing is collected to the driver.
+    """
+    from kamml.features.build import features_expr
+
+    return to_spark(features_expr(data, cutoff, config))
+
+
+def _fs(session: SparkSession, path: str) -> tuple[Any, Any]:
+    """The Hadoop FileSystem holding `path` and a function making Hadoop paths."""
+    jvm = session.sparkContext._jvm
+    assert jvm is not None
+    hadoop_path: Callable[[str], Any] = jvm.org.apache.hadoop.fs.Path
+    conf = session.sparkContext._jsc.hadoopConfiguration()
+    return hadoop_path(path).getFileSystem(conf), hadoop_path
+
+
+def temp_sibling(path: str | Path, label: str = "tmp") -> str:
+    """A hidden, unique folder name next to `path` (same file system, so a rename moves it in place)."""
+    text = str(path).rstrip("/")
+    head, _, name = text.rpartition("/")
+    hidden = f".{name}.{label}-{uuid.uuid4().hex[:12]}"
+    return f"{head}/{hidden}" if head else hidden
+
+
+def replace_path(session: SparkSession, source: str, target: str) -> None:
+    """Move the folder `source` to `target`, replacing what is there (the old one is removed last).
+
+    Readers see the old folder or the new one, never a half-written one; on a store whose rename is a
+    copy (S3) the swap is only as atomic as the store allows.
+    """
+    fs, hpath = _fs(session, target)
+    dst = hpath(target)
+    old = None
+    if fs.exists(dst):
+        old = hpath(temp_sibling(target, "old"))
+        if not fs.rename(dst, old):
+            raise OSError(f"cannot move the old {target} aside")
+    parent = dst.getParent()
+    if parent is not None and not fs.exists(parent):
+        fs.mkdirs(parent)
+    if not fs.rename(hpath(source), dst):
+        if old is not None:
+            fs.rename(old, dst)
+        raise OSError(f"cannot move {source} to {target}")
+    if old is not None:
+        fs.delete(old, True)
+
+
+def remove_path(session: SparkSession, path: str) -> None:
+    """Delete a folder (recursively) if it exists."""
+    fs, hpath = _fs(session, path)
+    target = hpath(path)
+    if fs.exists(target):
+        fs.delete(target, True)
+
+
+def write_text(session: SparkSession, path: str, text: str) -> None:
+    """Write a small text file (a JSON summary) through the Hadoop file system of `path`."""
+    fs, hpath = _fs(session, path)
+    stream = fs.create(hpath(path), True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def write_atomic(frame: DataFrame, path: str | Path, *, extra: dict[str, str] | None = None) -> str:
+    """Write `frame` as a folder of Parquet parts at `path`, atomically (temporary folder, then rename).
+
+    `extra` maps file names to text written into the folder beside the parts (names starting with ``_``
+    are ignored by Parquet readers). Returns the path written.
+    """
+    session = frame.sparkSession
+    target = str(path)
+    tmp = temp_sibling(target)
+    try:
+        frame.write.mode("error").parquet(tmp)
+        for name, text in (extra or {}).items():
+            write_text(session, f"{tmp}/{name}", text)
+        replace_path(session, tmp, target)
+    except BaseException:
+        remove_path(session, tmp)
+        raise
+    log.info("wrote %s", target)
+    return target

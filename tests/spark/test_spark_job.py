@@ -1,0 +1,260 @@
+"""The whole job on Spark local[2] (features -> score -> allocate) equals the DuckDB path on the same data.
+
+Scores to 1e-9 relative, hours to 1e-6 absolute (in practice both agree to rounding), ranks, tiers and
+reasons exactly; the allocation alone is also checked on random score tables under every kind of limit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kamml.allocation import allocate
+from kamml.config import AllocationConfig, Config
+from kamml.data import load_data
+from kamml.errors import ConfigError, FeatureMismatchError, InfeasibleError, SchemaError
+from kamml.features import write_features
+from kamml.jobs.score import SCORE_COLUMNS, score
+
+pytestmark = [pytest.mark.spark]
+
+SPARK = {
+    "name": "spark",
+    "spark": {
+        "master": "local[2]",
+        "driver_memory": "1g",
+        "conf": {"spark.sql.shuffle.partitions": "4", "spark.ui.showConsoleProgress": "false"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark")
+    from kamml.engine import java_available
+    from kamml.spark import spark_session
+
+    if not java_available():
+        pytest.fail("the Spark tests need Java 17 (it is on every CI machine)")
+    return spark_session(Config.from_dict({"engine": SPARK}))
+
+
+def spark_config(config: Config) -> Config:
+    cfg = config.model_copy(deep=True)
+    cfg.engine = Config.from_dict({"engine": SPARK}).engine
+    return cfg
+
+
+def read_parts(path: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def assert_scores_equal(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
+    assert list(spark.columns) == list(SCORE_COLUMNS)
+    a = duck.set_index("account_id").sort_index()
+    b = spark.set_index("account_id").sort_index()
+    pd.testing.assert_index_equal(a.index, b.index, exact=False)
+    for col in ("clv", "p_churn", "referral_value", "p_alive", "expected_purchases", "effort_scale"):
+        pd.testing.assert_series_equal(a[col], b[col], rtol=1e-9, atol=0, check_dtype=False, obj=col)
+    assert (pd.to_datetime(a["cutoff"]) == pd.to_datetime(b["cutoff"])).all()
+    assert (a["model_uri"] == b["model_uri"]).all()
+    assert list(a["owner"]) == list(b["owner"])
+    drivers = a["drivers"].map(lambda d: "; ".join(d) if isinstance(d, list | np.ndarray) else d)
+    assert list(drivers) == list(b["drivers"])
+
+
+def assert_allocation_equal(mem: pd.DataFrame, out: pd.DataFrame, summary: dict, hours_atol=1e-6) -> None:
+    assert list(out.columns) == list(mem.columns)
+    assert list(out["rank"]) == list(range(1, len(out) + 1))  # parts are written in rank order
+    a = mem.set_index("account_id").sort_index()
+    b = out.set_index("account_id").sort_index()
+    pd.testing.assert_index_equal(a.index, b.index, exact=False)
+    np.testing.assert_allclose(b["recommended_hours"], a["recommended_hours"], rtol=0, atol=hours_atol)
+    for col in ("stake", "stake_retention", "stake_growth", "stake_referral", "effort_scale"):
+        np.testing.assert_allclose(b[col], a[col], rtol=1e-12, atol=0, err_msg=col)
+    for col in ("expected_gain", "marginal_gain_per_hour"):
+        np.testing.assert_allclose(b[col], a[col], rtol=1e-7, atol=1e-9, err_msg=col)
+    assert list(b["rank"]) == list(a["rank"])
+    assert list(b["tier"]) == list(a["tier"])
+    assert list(b["reasons"]) == list(a["reasons"])
+    assert list(b["owner"]) == list(a["owner"])
+    expected = mem.attrs["allocation"]
+    assert set(summary) == set(expected)
+    for key, value in expected.items():
+        if isinstance(value, dict):
+            assert summary[key] == pytest.approx(value, rel=1e-7)
+        else:
+            assert summary[key] == pytest.approx(value, rel=1e-7, abs=1e-7), key
+
+
+@pytest.mark.slow
+def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
+    from kamml.spark import allocate_spark, score_spark
+
+    config, data, result = trained
+    cutoff = result.scoring_cutoff
+    reps = sorted(data.to_pandas("accounts")["owner"].dropna().unique())
+    alloc_cfg = AllocationConfig(
+        hours=600.0, floor_hours=0.25, cap_hours=20.0, capacity={reps[0]: 40.0, reps[1]: 1e6}
+    )
+
+    duck_scores = score(result.model_uri, data, cutoff, config)
+    duck_alloc = allocate(duck_scores, None, alloc_cfg)
+
+    cfg = spark_config(config)
+    data_spark = load_data(world_path, cfg)
+    assert data_spark.backend.name == "pyspark"
+    scores_dir = score_spark(result.model_uri, data_spark, cutoff, tmp_path / "scores", cfg)
+    spark_scores = read_parts(scores_dir)
+    assert len(list(Path(scores_dir).glob("part-*.parquet"))) >= 1
+    assert_scores_equal(duck_scores, spark_scores)
+
+    out = allocate_spark(scores_dir, None, alloc_cfg, tmp_path / "allocation")
+    assert_allocation_equal(duck_alloc, read_parts(out.path), out.summary)
+    assert out.summary["rep_price"][reps[0]] > out.summary["team_price"]  # the small capacity binds
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["allocation", "scores"]  # no temp folders left
+
+
+@pytest.mark.slow
+def test_score_from_features_parquet_and_refusal(spark, trained, tmp_path):
+    from kamml.spark import score_spark
+
+    config, data, result = trained
+    cutoff = result.scoring_cutoff
+    features = tmp_path / "features.parquet"
+    write_features(data, cutoff, features, result.bundle.scoring_config(config))
+    folder = score_spark(result.model_uri, features, cutoff, tmp_path / "scores")
+    duck = score(result.model_uri, data, cutoff, config)
+    duck["owner"] = None  # a features file carries no owner
+    assert_scores_equal(duck, read_parts(folder))
+
+    # a plain bundle folder works too, and a second run replaces the folder in place
+    bundle = tmp_path / "bundle"
+    result.bundle.save(bundle)
+    again = read_parts(score_spark(str(bundle), features, cutoff, tmp_path / "scores"))
+    assert (again["model_uri"] == str(bundle)).all()
+    assert_scores_equal(duck.assign(model_uri=str(bundle)), again)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "features.parquet", "scores"]
+
+    short = spark.read.parquet(str(features)).drop("spend_90d")
+    with pytest.raises(FeatureMismatchError, match="spend_90d"):
+        score_spark(result.model_uri, short, cutoff, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def random_scores(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    clv = np.where(rng.random(n) < 0.3, 0.0, rng.lognormal(5, 1.5, n))
+    return pd.DataFrame(
+        {
+            "account_id": rng.permutation(n) * 7 + 3,
+            "clv": clv,
+            "p_churn": rng.random(n),
+            "referral_value": np.where(rng.random(n) < 0.8, 0.0, rng.lognormal(3, 1, n)),
+            "p_alive": rng.random(n),
+            "owner": rng.choice(np.array(["ann", "bob", "cy", None], dtype=object), n),
+        }
+    )
+
+
+CASES = {
+    "team only": {"hours": 1600.0},
+    "reps bind": {"hours": 1600.0, "capacity": {"ann": 400.0, "bob": 600.0, "zed": 5.0}},
+    "no cap, one rep unlimited": {
+        "hours": 10_000.0,
+        "capacity": {"ann": 400.0, "bob": float("inf")},
+        "cap_hours": None,
+    },
+    "no floors": {"hours": 600.0, "floor_hours": 0.0},
+    "hours to spare": {"hours": 1e6, "cap_hours": 5.0},
+    "fitted effort scales in the scores": {"hours": 1200.0, "_fitted_k": True},
+    "fixed effort scale, custom tiers": {
+        "hours": 900.0,
+        "effort_scale": 2.0,
+        "effort_exponent": 0.3,
+        "tiers": {"a": 0.1, "b": 1.0},
+    },
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_allocation_equals_in_memory(spark, tmp_path, case):
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(2000, seed=len(case))
+    scores["drivers"] = np.where(np.arange(2000) % 3 == 0, "spend is high; orders fell; new; x", None)
+    settings = dict(CASES[case])
+    if settings.pop("_fitted_k", False):  # per-account k from a fitted response, some missing
+        scores["effort_scale"] = np.where(np.arange(2000) % 10 == 0, np.nan, 1.0 + (scores["clv"] ** 0.2))
+    path = tmp_path / "scores.parquet"
+    scores.to_parquet(path)
+    cfg = AllocationConfig(**settings)
+    mem = allocate(scores, None, cfg)
+    out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark)
+    assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
+
+
+def test_infeasible_and_bad_scores(spark, tmp_path):
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(300, seed=3)
+    cfg = AllocationConfig(hours=10.0, floor_hours=0.5)
+    with pytest.raises(InfeasibleError) as expected:
+        allocate(scores, None, cfg)
+    frame = spark.createDataFrame(scores)
+    with pytest.raises(InfeasibleError) as got:
+        allocate_spark(frame, None, cfg, tmp_path / "a")
+    assert str(got.value) == str(expected.value)
+
+    bad = scores.copy()
+    bad.loc[[0, 1], "p_churn"] = 1.5
+    bad.loc[2, "account_id"] = bad.loc[3, "account_id"]
+    with pytest.raises(SchemaError) as err:
+        allocate_spark(spark.createDataFrame(bad), 100.0, cfg, tmp_path / "b")
+    text = str(err.value)
+    assert "scores.p_churn: must be in [0, 1] (2 rows" in text
+    assert "duplicated id" in text
+    with pytest.raises(SchemaError, match="owner"):
+        allocate_spark(frame.drop("owner"), 100.0, AllocationConfig(capacity={"ann": 5.0}), tmp_path / "c")
+    with pytest.raises(ConfigError, match="hours"):
+        allocate_spark(frame, -1.0, cfg, tmp_path / "d")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_cli_score_and_allocate_on_spark(spark, trained, world_path, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from kamml.cli import app
+
+    config, data, result = trained
+    tree = spark_config(config).model_dump(mode="json")
+    tree["data"]["path"] = str(world_path)
+    tree["allocation"].update({"hours": 300.0, "floor_hours": 0.1})
+    path = tmp_path / "spark.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    runner = CliRunner()
+    scores = tmp_path / "scores.parquet"
+    done = runner.invoke(app, ["score", "-m", result.model_uri, "-c", str(path), "-o", str(scores)])
+    assert done.exit_code == 0, done.output
+    assert "on Spark" in done.output
+    assert scores.is_dir()
+    plan = tmp_path / "allocation.parquet"
+    done = runner.invoke(app, ["allocate", "-s", str(scores), "-c", str(path), "-o", str(plan)])
+    assert done.exit_code == 0, done.output
+    mem = allocate(score(result.model_uri, data, result.scoring_cutoff, config), None, Config.from_dict(tree))
+    np.testing.assert_allclose(
+        read_parts(plan).set_index("account_id").sort_index()["recommended_hours"],
+        mem.set_index("account_id").sort_index()["recommended_hours"],
+        atol=1e-6,
+    )
+    bad = runner.invoke(
+        app, ["score", "-m", result.model_uri, "-c", str(path), "-o", str(tmp_path / "s.csv")]
+    )
+    assert bad.exit_code == 3
+    assert "folder of Parquet parts" in bad.output

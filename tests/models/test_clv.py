@@ -260,3 +260,18 @@ def test_snapshot_length_must_match() -> None:
     X, y, snapshot = make_value(n_per_snapshot=50)
     with pytest.raises(ModelInputError, match="snapshot"):
         ClvModel(num_threads=1).fit(X, y, snapshot=snapshot[:-1])
+
+
+def test_category_codes_agree_for_small_and_large_inputs():
+    import pandas as pd
+
+    from kamml.models._lgbm import _category_codes
+
+    levels = ["a", "b", "c"]
+    values = pd.Series(["b", None, "z", "a", "c", float("nan")] * 20, dtype=object)
+    small = np.concatenate([_category_codes(values.iloc[i : i + 6], levels) for i in range(0, 120, 6)])
+    large = _category_codes(values, levels)
+    np.testing.assert_array_equal(small, large)
+    np.testing.assert_array_equal(large[:6], [1.0, np.nan, np.nan, 0.0, 2.0, np.nan])
+    as_category = values.astype("category")
+    np.testing.assert_array_equal(_category_codes(as_category.iloc[:6], levels), large[:6])

@@ -154,6 +154,15 @@ def _levels(series: pd.Series) -> list[Any]:
     return [v.item() if isinstance(v, np.generic) else v for v in levels.tolist()]
 
 
+def _category_codes(column: pd.Series, levels: list[Any]) -> FloatArray:
+    """Integer codes of `column` among the fitted `levels` (NaN for a missing or unseen level)."""
+    if len(column) <= 64:  # a REST request: a dict lookup is ~50x cheaper than building a Categorical
+        index = {level: float(code) for code, level in enumerate(levels)}
+        return np.array([index.get(v, np.nan) if pd.notna(v) else np.nan for v in column], dtype=np.float64)
+    codes = pd.Categorical(column, categories=levels).codes
+    return np.where(codes < 0, np.nan, codes).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class PreparedFeatures:
     """Feature rows converted by `LGBMModel.prepare`: the float matrix and the layout it was built for."""
@@ -295,8 +304,7 @@ class LGBMModel(BaseEstimator):
                         ) from None
             for i, name in enumerate(self.feature_names_):
                 if name in self.categories_:
-                    codes = pd.Categorical(X.iloc[:, i], categories=self.categories_[name]).codes
-                    matrix[:, i] = np.where(codes < 0, np.nan, codes)
+                    matrix[:, i] = _category_codes(X.iloc[:, i], self.categories_[name])
             return np.asarray(
                 check_array(matrix, dtype=np.float64, ensure_all_finite="allow-nan"), dtype=np.float64
             )

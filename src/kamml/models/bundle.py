@@ -248,7 +248,7 @@ class ModelBundle:
         if known.any():
             f, r, t = rfm[known].T
             expected_H[known] = bg.conditional_expected_purchases(self.horizon_units, f, r, t)
-            p_alive[known] = bg.p_alive(f, r, t)
+            p_alive[known] = rows["btyd_p_alive"].to_numpy(dtype=float)[known]  # no horizon in P(alive)
             if h != self.horizon_days:
                 clv, p_churn, referral = self._stretch(bg, known, rfm, clv, p_churn, referral)
         drivers = self._drivers(X, rows, top=top_drivers, prepared=prepared)

@@ -197,10 +197,7 @@ def allocate(
         result = allocate_spark(str(scores), hours, cfg, out)
         plan = result.summary
         typer.echo(
-            f"{plan.get('n_accounts', 0):,} accounts on Spark, {plan.get('hours_used', float('nan')):,.1f} "
-            f"of {plan.get('hours', float('nan')):,.1f} hours, expected gain "
-            f"{plan.get('total_expected_gain', float('nan')):,.0f}, value of the last hour "
-            f"{plan.get('team_price', float('nan')):,.4g} -> {result.path} (Parquet parts)"
+            _plan_line(int(plan.get("n_accounts", 0)), plan, f"{result.path} (Parquet parts, on Spark)")
         )
         return
     table = allocate_file(scores, hours, out, cfg, curve_path=curve)
@@ -212,11 +209,16 @@ def allocate(
 
         curve_table = pd.read_parquet(curve) if curve.suffix.lower() == ".parquet" else pd.read_csv(curve)
         plot_budget_curve(curve_table, curve.with_suffix(".png"))
-    typer.echo(
-        f"{len(table):,} accounts, {summary.get('hours_used', float('nan')):,.1f} of "
-        f"{summary.get('hours', float('nan')):,.1f} hours, expected gain "
-        f"{summary.get('total_expected_gain', float('nan')):,.0f}, value of the last hour "
-        f"{summary.get('team_price', float('nan')):,.4g} -> {out}"
+    typer.echo(_plan_line(len(table), summary, str(out)))
+
+
+def _plan_line(accounts: int, plan: dict[str, Any], target: str) -> str:
+    """The one-line summary of an allocation: accounts, hours used, expected gain, value of the last hour."""
+    nan = float("nan")
+    return (
+        f"{accounts:,} accounts, {plan.get('hours_used', nan):,.1f} of {plan.get('hours', nan):,.1f} hours, "
+        f"expected gain {plan.get('total_expected_gain', nan):,.0f}, value of the last hour "
+        f"{plan.get('team_price', nan):,.4g} -> {target}"
     )
 
 

@@ -49,10 +49,14 @@ __all__ = [
     "ALLOCATION_COLUMNS",
     "DEFAULT_FRACTIONS",
     "REQUIRED_COLUMNS",
+    "SCORE_BOUNDS",
     "allocate",
     "allocate_file",
+    "allocation_config",
     "budget_curve",
     "check_scores",
+    "effort_clip_pair",
+    "missing_score_columns",
     "read_scores",
 ]
 
@@ -140,7 +144,7 @@ def allocate(
     >>> round(table.attrs["allocation"]["hours_used"], 6)
     10.0
     """
-    cfg = _allocation_config(config)
+    cfg = allocation_config(config)
     team_hours = float(cfg.hours if hours is None else hours)
     frame = _prepared(scores, cfg)
     result = _solve(frame, cfg, team_hours)
@@ -195,7 +199,7 @@ def budget_curve(
     >>> curve[["hours", "feasible"]].to_dict("list")
     {'hours': [1.0, 4.0, 8.0], 'feasible': [False, True, True]}
     """
-    cfg = _allocation_config(config)
+    cfg = allocation_config(config)
     team_hours = float(cfg.hours if hours is None else hours)
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
@@ -220,6 +224,29 @@ def budget_curve(
     )
 
 
+#: Range rules of the scores' numeric columns: column -> (low, high, NaN allowed).
+SCORE_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "clv": (0.0, np.inf, False),
+    "p_churn": (0.0, 1.0, False),
+    "referral_value": (0.0, np.inf, True),
+    "p_alive": (0.0, 1.0, True),
+}
+
+
+def missing_score_columns(columns: list[str], *, need_owner: bool) -> list[Problem]:
+    """One `Problem` per needed scores column absent from `columns` (shared with `kamml.spark`)."""
+    problems = []
+    needed = [*REQUIRED_COLUMNS, "owner"] if need_owner else list(REQUIRED_COLUMNS)
+    for column in needed:
+        if column not in columns:
+            rule = "missing column"
+            if column == "owner":
+                rule += " (allocation.capacity limits reps' hours, so each account needs its owner)"
+            rule += f"; the scores have: {', '.join(columns)}"
+            problems.append(Problem("scores", column, rule))
+    return problems
+
+
 def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     """Check the scores table for the allocation; raise one SchemaError listing every broken rule.
 
@@ -232,15 +259,7 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     kamml.errors.SchemaError
         With one `Problem` (table "scores", the column, the rule, rows and examples) per broken rule.
     """
-    problems: list[Problem] = []
-    needed = [*REQUIRED_COLUMNS, "owner"] if need_owner else list(REQUIRED_COLUMNS)
-    for column in needed:
-        if column not in scores.columns:
-            rule = "missing column"
-            if column == "owner":
-                rule += " (allocation.capacity limits reps' hours, so each account needs its owner)"
-            rule += f"; the scores have: {', '.join(map(str, scores.columns))}"
-            problems.append(Problem("scores", column, rule))
+    problems = missing_score_columns(list(map(str, scores.columns)), need_owner=need_owner)
     if "account_id" in scores.columns:
         ids = scores["account_id"]
         null = ids.isna()
@@ -249,13 +268,7 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
         dup = ids.duplicated(keep=False) & ~null
         if dup.any():
             problems.append(_problem("account_id", "duplicated id", dup, ids))
-    bounds: dict[str, tuple[float, float, bool]] = {
-        "clv": (0.0, np.inf, False),
-        "p_churn": (0.0, 1.0, False),
-        "referral_value": (0.0, np.inf, True),
-        "p_alive": (0.0, 1.0, True),
-    }
-    for column, (low, high, nan_ok) in bounds.items():
+    for column, (low, high, nan_ok) in SCORE_BOUNDS.items():
         if column in scores.columns:
             problems.extend(_check_number(scores[column], column, low, high, nan_ok))
     if problems:
@@ -331,8 +344,8 @@ def allocate_file(
 # -------------------------------------------------------------------------------------------- helpers
 
 
-def _allocation_config(config: AllocationConfig | Config | None) -> AllocationConfig:
-    """The allocation section of a whole config, or the defaults."""
+def allocation_config(config: AllocationConfig | Config | None) -> AllocationConfig:
+    """The allocation section of a whole config, or the defaults (shared with `kamml.spark`)."""
     if config is None:
         return AllocationConfig()
     if isinstance(config, Config):
@@ -374,7 +387,7 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
             frame["clv"].to_numpy(),
             cfg.effort_scale,
             exponent=float(cfg.effort_exponent),
-            clip=_pair(cfg.effort_clip),
+            clip=effort_clip_pair(cfg.effort_clip),
         )
         if usable.any():  # fitted where the model gave one, the fixed rule elsewhere
             frame.loc[usable, "effort_scale"] = given[usable]  # type: ignore[index]
@@ -386,8 +399,8 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
     return frame
 
 
-def _pair(value: Any) -> tuple[float, float]:
-    """A (low, high) pair of floats from a config value; ConfigError otherwise."""
+def effort_clip_pair(value: Any) -> tuple[float, float]:
+    """``allocation.effort_clip`` as a (low, high) pair of floats; ConfigError otherwise."""
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):

@@ -154,6 +154,7 @@ def reason_codes(
     max_drivers: int = 3,
     high_churn: float = 0.5,
     top_share: float = 0.1,
+    thresholds: tuple[float | None, float | None] | None = None,
 ) -> pd.Series:
     """Why each account matters, as short phrases joined by ``"; "`` (see the module docstring).
 
@@ -172,6 +173,10 @@ def reason_codes(
     top_share : float, default 0.1
         Share of accounts flagged ``"top-decile value"`` (by clv) and ``"influencer"`` (by referral value);
         only accounts with a positive value are flagged.
+    thresholds : tuple of (float or None, float or None), optional
+        The (clv, referral value) quantiles behind those two flags when `frame` is one batch of a larger
+        table (`kamml.spark` computes them over the whole table); None for a flag means no account of
+        the table has a positive value. By default they are computed from `frame`.
 
     Returns
     -------
@@ -197,8 +202,10 @@ def reason_codes(
         referral = np.zeros(n)
 
     churn_flag = p_churn >= high_churn
-    value_flag = _top(clv, top_share)
-    influencer_flag = _top(referral, top_share)
+    if thresholds is None:
+        value_flag, influencer_flag = _top(clv, top_share), _top(referral, top_share)
+    else:
+        value_flag, influencer_flag = _above(clv, thresholds[0]), _above(referral, thresholds[1])
     dominant = np.argmax(parts, axis=1) if n else np.zeros(0, dtype=np.intp)
     has_stake = stake > 0
 
@@ -227,6 +234,13 @@ def _top(values: npt.NDArray[np.float64], share: float) -> npt.NDArray[np.bool_]
         return positive
     threshold = np.quantile(values, 1 - share)
     return positive & (values >= threshold)
+
+
+def _above(values: npt.NDArray[np.float64], threshold: float | None) -> npt.NDArray[np.bool_]:
+    """True for positive values at or above a given top-share threshold (none when it is None)."""
+    if threshold is None:
+        return np.zeros(len(values), dtype=bool)
+    return (values > 0) & (values >= threshold)
 
 
 def _flag(flag: npt.NDArray[np.bool_], phrase: str) -> tuple[npt.NDArray[np.int64], list[str]]:

@@ -87,12 +87,10 @@ def train(
     scoring, test_cut = cutoffs(data, config)
     log.info("backtest at %s, then the model for scoring at %s", test_cut.date(), scoring.date())
     result = backtest(data, config, test_cut)
-    if scoring == test_cut:
-        bundle = result.bundle  # already anchored at this cutoff by the backtest
-        features = build_features(data, scoring, bundle.scoring_config(config))
-    else:
-        bundle, _ = train_bundle(data, config, scoring)
-        features = build_features(data, scoring, bundle.scoring_config(config))
+    # when the cutoffs coincide the backtest's bundle is the one to deploy, already anchored there
+    bundle = result.bundle if scoring == test_cut else train_bundle(data, config, scoring)[0]
+    features = build_features(data, scoring, bundle.scoring_config(config))
+    if scoring != test_cut:
         bundle = bundle.anchor(features)
     effort = fit_effort_response_from_data(data, scoring, config)
     bundle.effort = effort

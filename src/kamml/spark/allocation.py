@@ -42,10 +42,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from kamml.allocation.allocate import ALLOCATION_COLUMNS, REQUIRED_COLUMNS
+from kamml.allocation.allocate import (
+    ALLOCATION_COLUMNS,
+    REQUIRED_COLUMNS,
+    SCORE_BOUNDS,
+    allocation_config,
+    effort_clip_pair,
+    missing_score_columns,
+)
 from kamml.allocation.optimizer import RTOL
 from kamml.allocation.stake import DEFAULT_SCALE, effort_scale, resolve_weights, stake_parts
-from kamml.allocation.tiers import PHRASES, _drivers, _flag, _join, check_tiers
+from kamml.allocation.tiers import check_tiers, reason_codes
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
 from kamml.spark.session import remove_path, spark_session, temp_sibling, write_atomic
@@ -124,7 +131,7 @@ def allocate_spark(
     if out_dir is None:
         raise ConfigError("allocate_spark needs out_dir, the folder to write the allocation table to")
     t0 = time.perf_counter()
-    cfg = _allocation_config(config)
+    cfg = allocation_config(config)
     team_hours = float(cfg.hours if hours is None else hours)
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
@@ -228,7 +235,7 @@ class _Plan:
                 DEFAULT_SCALE,
             )
             scale = DEFAULT_SCALE
-        clip = _pair(cfg.effort_clip)
+        clip = effort_clip_pair(cfg.effort_clip)
         # the same checks as kamml.allocation.stake.effort_scale, before any pass over the rows
         effort_scale(np.zeros(0), float(scale), exponent=float(cfg.effort_exponent), clip=clip, reference=1.0)
         clv = frame.select(F.col("clv").cast("double").alias("v"))
@@ -598,14 +605,7 @@ class _Kernel:
                 continue
             part = getattr(self, f"_{self.mode}")(batch)
             for key, value in part.items():
-                if key not in acc:
-                    acc[key] = value
-                elif key.startswith("max_"):
-                    acc[key] = np.maximum(acc[key], value)
-                elif key.startswith("min_"):
-                    acc[key] = np.minimum(acc[key], value)
-                else:
-                    acc[key] = acc[key] + value
+                _merge(acc, key, value)
         return acc
 
     def _stats(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
@@ -723,7 +723,9 @@ class _Kernel:
                 "recommended_hours": h,
                 "expected_gain": gain,
                 "marginal_gain_per_hour": marginal,
-                "reasons": _reasons(batch, active, self.plan.clv_top, self.plan.referral_top),
+                "reasons": reason_codes(
+                    batch, active=active, thresholds=(self.plan.clv_top, self.plan.referral_top)
+                ).to_numpy(),
                 "owner": owner.to_numpy(dtype=object),
                 "stake_retention": batch["stake_retention"].to_numpy(dtype=float),
                 "stake_growth": batch["stake_growth"].to_numpy(dtype=float),
@@ -752,6 +754,18 @@ def _extreme(values: FloatArray, group: npt.NDArray[np.intp], n_groups: int, ufu
     return out
 
 
+def _merge(acc: dict[str, FloatArray], key: str, value: FloatArray) -> None:
+    """Add one partial result into `acc`: ``max_*`` and ``min_*`` keys by extremum, the rest by sum."""
+    if key not in acc:
+        acc[key] = value
+    elif key.startswith("max_"):
+        acc[key] = np.maximum(acc[key], value)
+    elif key.startswith("min_"):
+        acc[key] = np.minimum(acc[key], value)
+    else:
+        acc[key] = acc[key] + value
+
+
 def _collect(prepared: DataFrame, kernel: _Kernel) -> dict[str, FloatArray]:
     """Run one pass of `kernel` over the prepared rows and combine the partitions' arrays on the driver."""
     from pyspark.sql import types as T  # noqa: N812
@@ -778,15 +792,7 @@ def _collect(prepared: DataFrame, kernel: _Kernel) -> dict[str, FloatArray]:
     out: dict[str, FloatArray] = {}
     for row in rows:
         key = row["key"]
-        value = np.asarray(row["values"], dtype=float).reshape(row["shape"])
-        if key not in out:
-            out[key] = value
-        elif key.startswith("max_"):
-            out[key] = np.maximum(out[key], value)
-        elif key.startswith("min_"):
-            out[key] = np.minimum(out[key], value)
-        else:
-            out[key] = out[key] + value
+        _merge(out, key, np.asarray(row["values"], dtype=float).reshape(row["shape"]))
     if not out:  # no rows at all: zero sums of the right shapes come from an empty batch
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ("stake", "effort_scale", "floor")})
         empty["code"] = pd.Series(dtype=np.int32)
@@ -966,25 +972,11 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> int:
     """
     from pyspark.sql import functions as F  # noqa: N812
 
-    problems: list[Problem] = []
-    needed = [*REQUIRED_COLUMNS, "owner"] if need_owner else list(REQUIRED_COLUMNS)
-    for column in needed:
-        if column not in frame.columns:
-            rule = "missing column"
-            if column == "owner":
-                rule += " (allocation.capacity limits reps' hours, so each account needs its owner)"
-            rule += f"; the scores have: {', '.join(frame.columns)}"
-            problems.append(Problem("scores", column, rule))
+    problems = missing_score_columns(list(frame.columns), need_owner=need_owner)
     if problems:
         raise SchemaError(problems)
     rules: list[tuple[str, str, Any]] = [("account_id", "null id", F.col("account_id").isNull())]
-    bounds = {
-        "clv": (0.0, math.inf, False),
-        "p_churn": (0.0, 1.0, False),
-        "referral_value": (0.0, math.inf, True),
-        "p_alive": (0.0, 1.0, True),
-    }
-    for column, (low, high, nan_ok) in bounds.items():
+    for column, (low, high, nan_ok) in SCORE_BOUNDS.items():
         if column not in frame.columns:
             continue
         raw = F.col(column)
@@ -1027,48 +1019,6 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> int:
 # -------------------------------------------------------------------------------------------- helpers
 
 
-def _reasons(
-    frame: pd.DataFrame, active: npt.NDArray[np.bool_], clv_top: float | None, referral_top: float | None
-) -> npt.NDArray[np.object_]:
-    """`kamml.allocation.tiers.reason_codes` of a batch, with the top-decile thresholds of the whole table."""
-    n = len(frame)
-    parts = frame[["stake_retention", "stake_growth", "stake_referral"]].to_numpy(dtype=float)
-    stake = parts.sum(axis=1)
-    clv = frame["clv"].to_numpy(dtype=float)
-    p_churn = frame["p_churn"].to_numpy(dtype=float)
-    if "referral_value" in frame:
-        referral = np.nan_to_num(frame["referral_value"].to_numpy(dtype=float), nan=0.0)
-    else:
-        referral = np.zeros(n)
-    churn_flag = p_churn >= 0.5
-    value_flag = (clv > 0) & (clv >= clv_top) if clv_top is not None else np.zeros(n, dtype=bool)
-    influencer_flag = (
-        (referral > 0) & (referral >= referral_top) if referral_top is not None else np.zeros(n, dtype=bool)
-    )
-    dominant = np.argmax(parts, axis=1) if n else np.zeros(0, dtype=np.intp)
-    has_stake = stake > 0
-    lead_words = [
-        PHRASES["retention"],
-        PHRASES["growth"],
-        PHRASES["referral"],
-        PHRASES["high_churn"],
-        PHRASES["influencer"],
-        PHRASES["no_stake"],
-    ]
-    lead = dominant.astype(np.int64)
-    lead[(dominant == 0) & churn_flag] = 3
-    lead[(dominant == 2) & influencer_flag] = 4
-    lead[~has_stake] = 5
-    columns: list[tuple[npt.NDArray[np.int64], list[str]]] = [(lead, lead_words)]
-    columns.append(_flag(churn_flag & (lead != 3), PHRASES["high_churn"]))
-    columns.append(_flag(value_flag, PHRASES["top_value"]))
-    columns.append(_flag(influencer_flag & (lead != 4), PHRASES["influencer"]))
-    columns.append(_flag(~active, PHRASES["inactive"]))
-    if "drivers" in frame:
-        columns.append(_drivers(frame["drivers"], 3))
-    return _join(columns, n)
-
-
 def _as_text(frame: DataFrame, column: str) -> Any:
     """A text column as strings; a list of phrases (drivers) joined with "; "."""
     from pyspark.sql import functions as F  # noqa: N812
@@ -1077,24 +1027,6 @@ def _as_text(frame: DataFrame, column: str) -> Any:
     if isinstance(frame.schema[column].dataType, T.ArrayType):
         return F.array_join(F.col(column).cast("array<string>"), "; ").alias(column)
     return F.col(column).cast("string").alias(column)
-
-
-def _allocation_config(config: AllocationConfig | Config | None) -> AllocationConfig:
-    if config is None:
-        return AllocationConfig()
-    if isinstance(config, Config):
-        return config.allocation
-    if isinstance(config, AllocationConfig):
-        return config
-    raise ConfigError(f"config must be an AllocationConfig or a Config, got {type(config).__name__}")
-
-
-def _pair(value: Any) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"allocation.effort_clip must be two numbers (low, high), got {value!r}") from None
-    return low, high
 
 
 def _price(log_price: float) -> float:

@@ -609,3 +609,21 @@ def test_dtypes_and_readonly_inputs_are_not_modified(small_rfm: np.ndarray) -> N
     weights.setflags(write=False)
     BetaGeo().fit(readonly, sample_weight=weights).predict(readonly)
     np.testing.assert_array_equal(readonly, small_rfm)
+
+
+def test_series_summed_per_row_matches_the_vectorised_sum(monkeypatch):
+    """A few rows are summed in floats (REST latency); the terms and stopping rules are the same."""
+    from kamml.models import btyd as module
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        a = rng.uniform(0.05, 5.0)
+        n = rng.uniform(0.1, 60.0, size=4)
+        c = a + rng.uniform(0.5, 100.0, size=4)
+        s = rng.uniform(0.0, 0.6, size=4)
+        by_row = module._alive_purchases_series(n, a, c, s)
+        monkeypatch.setattr(module, "_SERIES_ROW_LIMIT", 0)
+        vectorised = module._alive_purchases_series(n, a, c, s)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(by_row[1], vectorised[1])
+        np.testing.assert_allclose(by_row[0][by_row[1]], vectorised[0][by_row[1]], rtol=1e-13)

@@ -123,3 +123,24 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
 def test_training_frame_without_snapshot_is_refused():
     with pytest.raises(ModelError, match="snapshot"):
         ModelBundle.fit(pd.DataFrame({"value": [1.0]}), config())
+
+
+def test_one_row_and_whole_frame_paths_give_the_same_scores(fitted):
+    """Small requests take the array path (one conversion, scalar BTYD series): same numbers."""
+    bundle, features = fitted
+    whole = bundle.predict(features, refit_btyd=False)
+    for i in (0, 5, len(features) - 1):
+        one = bundle.predict(features.iloc[[i]], refit_btyd=False)
+        pd.testing.assert_frame_equal(one, whole.iloc[[i]], rtol=1e-12)
+
+
+def test_non_numeric_feature_value_is_a_named_error(fitted):
+    bundle, features = fitted
+    rows = features.head(2).astype({"spend_90d": object})
+    rows.iloc[0, rows.columns.get_loc("spend_90d")] = "a lot"
+    with pytest.raises(ModelError, match="'spend_90d' must be numeric"):
+        bundle.predict(rows, refit_btyd=False)
+    rows = features.head(2).astype({"recency": object})
+    rows.iloc[0, rows.columns.get_loc("recency")] = "spring"
+    with pytest.raises(ModelError, match="'recency' must be numeric"):
+        bundle.predict(rows, refit_btyd=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType
 
 from kamml.errors import ModelError
 from kamml.tracking import load_model, model_input
@@ -69,6 +70,10 @@ def test_signature_has_optional_account_id_and_a_top_drivers_param(trained):
     assert inputs["spend_90d"].required
     assert "btyd_p_alive" not in inputs  # computed inside the model from rfm
     assert [p.name for p in info.signature.params.params] == ["top_drivers"]
+    assert all(isinstance(c.type, AnyType) for c in inputs.values())  # typed by the model, not by the server
+    types = info.metadata["feature_types"]
+    assert types["spend_90d"] == "double"
+    assert types["attr_industry"] == "string"
 
 
 def test_predictions_are_row_independent_and_accept_rows_without_ids(trained):

@@ -125,3 +125,9 @@ def test_params_and_missing_columns(server, trained):
         _post(f"{server}/invocations", bad)
     assert info.value.code == 400
     assert "spend_90d" in info.value.read().decode()
+    wrong = json.loads(rows.to_json(orient="records"))
+    wrong[0]["recency"] = "last spring"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _post(f"{server}/invocations", {"dataframe_records": wrong})
+    assert info.value.code == 400
+    assert "'recency' must be numeric" in info.value.read().decode()

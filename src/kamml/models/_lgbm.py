@@ -36,7 +36,15 @@ from sklearn.utils.validation import check_array, column_or_1d, validate_data
 from kamml.errors import ModelError
 from kamml.models._checks import check_fitted, check_sample_weight
 
-__all__ = ["FORMAT_VERSION", "LGBMModel", "ModelInputError", "PreparedFeatures", "canonical_params"]
+__all__ = [
+    "FORMAT_VERSION",
+    "LGBMModel",
+    "ModelInputError",
+    "PreparedFeatures",
+    "as_float",
+    "canonical_params",
+    "column_arrays",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +169,46 @@ def _category_codes(column: pd.Series, levels: list[Any]) -> FloatArray:
         return np.array([index.get(v, np.nan) if pd.notna(v) else np.nan for v in column], dtype=np.float64)
     codes = pd.Categorical(column, categories=levels).codes
     return np.where(codes < 0, np.nan, codes).astype(np.float64)
+
+
+SMALL_FRAME_ROWS = 64
+"""Frames up to this many rows are converted to arrays in one step (`column_arrays`)."""
+
+
+def column_arrays(frame: pd.DataFrame) -> dict[str, Any]:
+    """A DataFrame's columns by name: arrays for a small frame, converted in one step, else the Series.
+
+    Selecting columns of a one-row frame costs ~10 us each in pandas; one object conversion of the whole
+    row costs about as much as two. Large frames keep their Series (categoricals stay categorical).
+    """
+    if len(frame) <= SMALL_FRAME_ROWS:
+        return dict(zip(map(str, frame.columns), frame.to_numpy(dtype=object).T, strict=True))
+    return {str(name): frame[name] for name in frame.columns}
+
+
+def as_float(column: Any, name: str = "") -> FloatArray:
+    """A column (array or Series, None/NA as missing) as float64 with NaN for missing values.
+
+    A value that is not a number raises `ModelInputError` naming the column.
+    """
+    try:
+        if isinstance(column, pd.Series):
+            return column.to_numpy(dtype=np.float64, na_value=np.nan)
+        try:
+            return np.asarray(column, dtype=np.float64)
+        except TypeError:  # pd.NA among objects
+            return pd.Series(column).to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise ModelInputError(
+            f"column {name!r} must be numeric as it was in fit, got {_dtype_of(column)}: {exc}"
+        ) from None
+
+
+def _dtype_of(column: Any) -> str:
+    """The dtype of a column for an error message (the inferred one for object arrays)."""
+    if isinstance(column, pd.Series) and column.dtype != object:
+        return str(column.dtype)
+    return pd.api.types.infer_dtype(column, skipna=True)
 
 
 @dataclass(frozen=True)
@@ -288,26 +336,8 @@ class LGBMModel(BaseEstimator):
                     for i, name in enumerate(self.feature_names_)
                     if _is_categorical(X.iloc[:, i])
                 }
-            matrix = np.empty(X.shape, dtype=np.float64)
-            numeric = [i for i, name in enumerate(self.feature_names_) if name not in self.categories_]
-            try:  # one block copy of the numeric columns: per-column access costs ms on a 1-row request
-                matrix[:, numeric] = X.iloc[:, numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-            except (TypeError, ValueError):
-                for i in numeric:  # find and name the offending column
-                    column = X.iloc[:, i]
-                    try:
-                        matrix[:, i] = column.to_numpy(dtype=np.float64, na_value=np.nan)
-                    except (TypeError, ValueError) as exc:
-                        raise ModelInputError(
-                            f"column {self.feature_names_[i]!r} must be numeric as it was in fit, "
-                            f"got {column.dtype}: {exc}"
-                        ) from None
-            for i, name in enumerate(self.feature_names_):
-                if name in self.categories_:
-                    matrix[:, i] = _category_codes(X.iloc[:, i], self.categories_[name])
-            return np.asarray(
-                check_array(matrix, dtype=np.float64, ensure_all_finite="allow-nan"), dtype=np.float64
-            )
+            # checked to be the fitted columns in order; named as in fit (x0, x1, ... for unnamed ones)
+            return self._columns_matrix(column_arrays(X.set_axis(self.feature_names_, axis=1)), len(X))
         if not reset and self.categories_:
             raise ModelInputError(
                 f"{type(self).__name__} was fitted with categorical columns {sorted(self.categories_)}; "
@@ -319,6 +349,38 @@ class LGBMModel(BaseEstimator):
             self.feature_names_ = [f"x{i}" for i in range(matrix.shape[1])]
             self.categories_ = {}
         return matrix
+
+    def _columns_matrix(self, columns: Mapping[str, Any], rows: int) -> FloatArray:
+        """The float matrix of the fitted feature columns, taken by name from `columns` (arrays or Series).
+
+        Categories become their fitted codes; a missing, non-numeric or infinite column is named.
+        """
+        names = self.feature_names_
+        absent = [name for name in names if name not in columns]
+        if absent:
+            raise ModelInputError(f"{type(self).__name__}: missing feature columns {absent}")
+        matrix = np.empty((rows, len(names)), dtype=np.float64)
+        for i, name in enumerate(names):
+            if name in self.categories_:
+                matrix[:, i] = _category_codes(columns[name], self.categories_[name])
+                continue
+            matrix[:, i] = as_float(columns[name], name)
+        infinite = np.isinf(matrix).any(axis=0)
+        if infinite.any():
+            bad = [names[i] for i in np.flatnonzero(infinite)]
+            raise ModelInputError(f"{type(self).__name__}: infinite values in feature columns {bad}")
+        return matrix
+
+    def prepare_columns(
+        self, columns: Mapping[str, Any], rows: int, horizon_days: int | None = None
+    ) -> PreparedFeatures:
+        """`prepare` from feature columns by name (arrays or Series, e.g. `column_arrays` plus computed ones).
+
+        Saves assembling a DataFrame (the bundle adds its BTYD columns this way); extra columns are
+        ignored.
+        """
+        self._check_ready(horizon_days)
+        return PreparedFeatures(self._columns_matrix(columns, rows), self._layout())
 
     def _predict_threads(self, matrix: FloatArray) -> int:
         """Threads for one predict call: one for small inputs, `num_threads` otherwise.
@@ -344,14 +406,18 @@ class LGBMModel(BaseEstimator):
         """Whether `prepared` was built for this model's feature names and category levels."""
         return prepared.layout == self._layout()
 
-    def _prepare(self, X: Any, horizon_days: int | None = None) -> FloatArray:
-        """Check fitted state and horizon, then convert X for prediction."""
+    def _check_ready(self, horizon_days: int | None) -> None:
+        """Refuse an unfitted model or a horizon other than the one it was trained on."""
         check_fitted(self, "booster_")
         if horizon_days is not None and int(horizon_days) != self.horizon_days_:
             raise ModelError(
                 f"{type(self).__name__} was trained for a {self.horizon_days_}-day horizon and cannot "
                 f"predict a {int(horizon_days)}-day one; train a model with horizon_days={int(horizon_days)}"
             )
+
+    def _prepare(self, X: Any, horizon_days: int | None = None) -> FloatArray:
+        """Check fitted state and horizon, then convert X for prediction."""
+        self._check_ready(horizon_days)
         if isinstance(X, PreparedFeatures):
             if not self.accepts(X):
                 raise ModelInputError(
@@ -571,6 +637,23 @@ class LGBMModel(BaseEstimator):
         """
         if int(top) < 1:
             raise ValueError(f"top must be >= 1, got {top}")
+        names, values = self.top_contributions(X, top, horizon_days=horizon_days)
+        rows = names.shape[0]
+        index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(rows)
+        columns: dict[str, Any] = {}
+        for j in range(int(top)):
+            if j < names.shape[1]:
+                columns[f"driver_{j + 1}"] = names[:, j]
+                columns[f"contribution_{j + 1}"] = values[:, j]
+            else:
+                columns[f"driver_{j + 1}"] = np.full(rows, None, dtype=object)
+                columns[f"contribution_{j + 1}"] = np.full(rows, np.nan)
+        return pd.DataFrame(columns, index=index)
+
+    def top_contributions(
+        self, X: Any, top: int = 3, *, horizon_days: int | None = None
+    ) -> tuple[NDArray[np.object_], FloatArray]:
+        """`explain` as arrays: feature names (None where not positive) and contributions, rows x top."""
         matrix = self._prepare(X, horizon_days)
         contrib = np.asarray(
             self.booster_.predict(matrix, pred_contrib=True, num_threads=self._predict_threads(matrix)),
@@ -581,18 +664,8 @@ class LGBMModel(BaseEstimator):
         values = np.take_along_axis(contrib, order, axis=1)
         names = np.asarray(self.feature_names_, dtype=object)[order]
         positive = values > 0
-        index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(matrix.shape[0])
-        columns: dict[str, Any] = {}
-        for j in range(int(top)):
-            if j < k:
-                drivers = names[:, j].copy()
-                drivers[~positive[:, j]] = None
-                columns[f"driver_{j + 1}"] = drivers
-                columns[f"contribution_{j + 1}"] = np.where(positive[:, j], values[:, j], np.nan)
-            else:
-                columns[f"driver_{j + 1}"] = np.full(matrix.shape[0], None, dtype=object)
-                columns[f"contribution_{j + 1}"] = np.full(matrix.shape[0], np.nan)
-        return pd.DataFrame(columns, index=index)
+        names[~positive] = None
+        return names, np.where(positive, values, np.nan)
 
     def feature_importance(self, importance_type: str = "gain") -> pd.Series:
         """LightGBM feature importance (``gain`` or ``split``) by feature name, largest first."""

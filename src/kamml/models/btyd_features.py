@@ -15,7 +15,7 @@ import pandas as pd
 
 from kamml.models.btyd import BetaGeo, GammaGamma
 
-__all__ = ["BTYD_COLUMNS", "BtydFit", "add_btyd_features", "fit_btyd"]
+__all__ = ["BTYD_COLUMNS", "BtydFit", "add_btyd_features", "btyd_columns", "fit_btyd", "rfm_arrays"]
 
 log = logging.getLogger(__name__)
 
@@ -76,32 +76,46 @@ def fit_btyd(frame: pd.DataFrame, penalizer: float = 0.0) -> BtydFit:
     return BtydFit({k: float(v) for k, v in bg.params_.items()}, gg_params)
 
 
-def add_btyd_features(frame: pd.DataFrame, horizon: float, fit: BtydFit | None = None) -> pd.DataFrame:
-    """Return `frame` with the BTYD columns for a horizon in the rfm time unit (fits when `fit` is None).
+def btyd_columns(
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    T: np.ndarray,
+    monetary: np.ndarray,
+    horizon: float,
+    fit: BtydFit,
+) -> dict[str, np.ndarray]:
+    """The BTYD feature columns as arrays, for a horizon in the rfm time unit (NaN without a history).
 
     Accounts without purchases get missing BTYD values (LightGBM handles them); the order value of an
     account without repeat purchases is the population mean of Gamma-Gamma.
     """
-    fit = fit or fit_btyd(frame)
     bg, gg = fit.models()
-    n = len(frame)
+    n = len(frequency)
     columns = {col: np.full(n, np.nan) for col in BTYD_COLUMNS}
-    f_all = frame["frequency"].to_numpy(dtype=float)
-    t_all = frame["T"].to_numpy(dtype=float)
-    known = ~(np.isnan(f_all) | np.isnan(t_all))  # rows with a purchase history, as `_rfm` keeps
+    known = ~(np.isnan(frequency) | np.isnan(T))  # rows with a purchase history, as `_rfm` keeps
     if known.any():
-        f, t = f_all[known], t_all[known]
-        r = frame["recency"].to_numpy(dtype=float)[known]
+        f, t, r = frequency[known], T[known], recency[known]
         expected = bg.conditional_expected_purchases(horizon, f, r, t)
         columns["btyd_p_alive"][known] = bg.p_alive(f, r, t)
         columns["btyd_expected_purchases"][known] = expected
         columns["btyd_p_zero"][known] = bg.p_zero_purchases(horizon, f, r, t)
         if gg is not None:
-            monetary = frame["monetary"].to_numpy(dtype=float)[known]
-            value = np.where((f > 0) & (monetary > 0), monetary, 0.0)
+            m = monetary[known]
+            value = np.where((f > 0) & (m > 0), m, 0.0)
             order = gg.conditional_expected_value(np.where(value > 0, f, 0.0), value)
             columns["btyd_order_value"][known] = order
             columns["btyd_value"][known] = expected * order
-    # one assembly instead of a write per column: this is most of a one-row request's BTYD time
+    return columns
+
+
+def rfm_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """frequency, recency, T and monetary of feature rows as float arrays (one conversion)."""
+    rfm = frame[["frequency", "recency", "T", "monetary"]].to_numpy(dtype=np.float64, na_value=np.nan)
+    return rfm[:, 0], rfm[:, 1], rfm[:, 2], rfm[:, 3]
+
+
+def add_btyd_features(frame: pd.DataFrame, horizon: float, fit: BtydFit | None = None) -> pd.DataFrame:
+    """Return `frame` with the BTYD columns of `btyd_columns` (fits BTYD on `frame` when `fit` is None)."""
+    columns = btyd_columns(*rfm_arrays(frame), horizon, fit or fit_btyd(frame))
     out = frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns])
     return pd.concat([out, pd.DataFrame(columns, index=frame.index)], axis=1)

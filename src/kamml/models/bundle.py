@@ -29,7 +29,8 @@ import pandas as pd
 from kamml.config import Config
 from kamml.errors import FeatureMismatchError, ModelError
 from kamml.features.catalogue import definition
-from kamml.models.btyd_features import BtydFit, add_btyd_features, fit_btyd
+from kamml.models._lgbm import as_float, column_arrays
+from kamml.models.btyd_features import BtydFit, add_btyd_features, btyd_columns, fit_btyd
 from kamml.models.churn import ChurnModel
 from kamml.models.clv import ClvModel
 from kamml.models.effort import EffortResponse
@@ -219,99 +220,116 @@ class ModelBundle:
         """Scores for feature rows (as from `build_features`), indexed like them.
 
         Returns clv (value over the horizon), p_churn (no purchase in the horizon), referral_value,
-        p_alive, expected_purchases (BG/NBD, horizon) and drivers (the top `top_drivers` value drivers in
-        words). `btyd` passes a BG/NBD fit the caller already has, so it is not fitted again.
+        p_alive, expected_purchases (BG/NBD, horizon), effort_scale and drivers (the top `top_drivers`
+        value drivers in words). `btyd` passes a BG/NBD fit the caller already has, so it is not fitted
+        again. Columns other than the bundle's features (an account_id, an owner) are ignored.
         """
+        scores = self.score_columns(features, refit_btyd=refit_btyd, btyd=btyd, top_drivers=top_drivers)
+        return pd.DataFrame(scores, index=features.index)
+
+    def score_columns(
+        self,
+        features: pd.DataFrame,
+        *,
+        refit_btyd: bool = True,
+        btyd: BtydFit | None = None,
+        top_drivers: int = 3,
+    ) -> dict[str, Any]:
+        """`predict` as a dict of columns (arrays, drivers a list): for callers that add their own."""
         missing = [c for c in self.features if c not in features.columns and not c.startswith("btyd_")]
         if missing:
             raise FeatureMismatchError(missing)
-        rows, fit = self.with_btyd(features, refit=refit_btyd, fit=btyd)
-        X = rows[self.features]
+        if btyd is None:
+            btyd = fit_btyd(features) if refit_btyd and len(features) >= 100 else self.btyd
+        columns = column_arrays(features)
+        f, r, t, m = (as_float(columns[c], c) for c in ("frequency", "recency", "T", "monetary"))
+        extra = btyd_columns(f, r, t, m, self.train_units, btyd)
+        columns.update(extra)
         h = self.train_horizon_days
-        prepared = self.clv.prepare(X, horizon_days=h)  # converted once, shared by the models
-
-        def rows_for(model: Any) -> Any:
-            return prepared if model.accepts(prepared) else X
-
+        # converted once into one float matrix shared by the three models and the explanations
+        prepared = self.clv.prepare_columns(columns, len(features), horizon_days=h)
+        others = [self.churn] if self.influence is None else [self.churn, self.influence]
+        if not all(model.accepts(prepared) for model in others):
+            raise ModelError("the bundle's models were trained on different feature columns")
         clv = self.clv.predict(prepared, horizon_days=h)
-        p_churn = self.churn.predict_proba(rows_for(self.churn), horizon_days=h)[:, 1]
-        referral = (
-            self.influence.predict(rows_for(self.influence), horizon_days=h)
-            if self.influence is not None
-            else np.zeros(len(X))
-        )
-        bg, _ = fit.models()
-        rfm = rows[["frequency", "recency", "T"]].to_numpy(float)
-        known = ~np.isnan(rfm).any(axis=1)
-        expected_H = np.full(len(rows), np.nan)
-        p_alive = np.full(len(rows), np.nan)
+        p_churn = self.churn.predict_proba(prepared, horizon_days=h)[:, 1]
+        referral = np.zeros(len(f))
+        if self.influence is not None:
+            referral = self.influence.predict(prepared, horizon_days=h)
+        known = ~(np.isnan(f) | np.isnan(r) | np.isnan(t))
+        expected_H = np.full(len(f), np.nan)
         if known.any():
-            f, r, t = rfm[known].T
-            expected_H[known] = bg.conditional_expected_purchases(self.horizon_units, f, r, t)
-            p_alive[known] = rows["btyd_p_alive"].to_numpy(dtype=float)[known]  # no horizon in P(alive)
-            if h != self.horizon_days:
-                clv, p_churn, referral = self._stretch(bg, known, rfm, clv, p_churn, referral)
-        drivers = self._drivers(X, rows, top=top_drivers, prepared=prepared)
+            if h == self.horizon_days:
+                expected_H[known] = extra["btyd_expected_purchases"][known]
+            else:
+                bg, _ = btyd.models()
+                rfm = (f[known], r[known], t[known])
+                expected_H[known] = bg.conditional_expected_purchases(self.horizon_units, *rfm)
+                stretched = self._stretch(known, extra, expected_H, bg, rfm, clv, p_churn, referral)
+                clv, p_churn, referral = stretched
+        p_alive = np.where(known, extra["btyd_p_alive"], np.nan)  # no horizon in P(alive)
+
+        def values(name: str) -> np.ndarray:
+            return np.asarray(columns[name])
+
+        drivers = self._drivers(prepared, values, len(f), top=top_drivers)
         fitted = self.effort is not None and self.effort.source == "fitted"
-        k = self.effort.effort_scale(clv) if fitted and self.effort is not None else np.full(len(X), np.nan)
-        return pd.DataFrame(
-            {
-                "clv": clv,
-                "p_churn": np.clip(p_churn, 0.0, 1.0),
-                "referral_value": referral,
-                "p_alive": p_alive,
-                "expected_purchases": expected_H,
-                "effort_scale": k,
-                "drivers": drivers,
-            },
-            index=features.index,
-        )
+        k = self.effort.effort_scale(clv) if fitted and self.effort is not None else np.full(len(f), np.nan)
+        return {
+            "clv": clv,
+            "p_churn": np.clip(p_churn, 0.0, 1.0),
+            "referral_value": referral,
+            "p_alive": p_alive,
+            "expected_purchases": expected_H,
+            "effort_scale": k,
+            "drivers": drivers,
+        }
 
     def _stretch(
         self,
-        bg: Any,
         known: np.ndarray,
-        rfm: np.ndarray,
+        extra: dict[str, np.ndarray],
+        expected_H: np.ndarray,
+        bg: Any,
+        rfm: tuple[np.ndarray, np.ndarray, np.ndarray],
         clv: np.ndarray,
         p_churn: np.ndarray,
         referral: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Carry predictions from the training window h to the horizon H with BG/NBD ratios (module docs)."""
-        f, r, t = rfm[known].T
+        """Carry predictions from the training window h to the horizon H with BG/NBD ratios (module docs).
+
+        E[X(h)] and P0(h) are the btyd feature columns (computed at h); E[X(H)] is given.
+        """
         H, h = self.horizon_units, self.train_units
         ratio = np.full(len(clv), H / h)
-        e_h = bg.conditional_expected_purchases(h, f, r, t)
-        e_H = bg.conditional_expected_purchases(H, f, r, t)
+        e_h, e_H = extra["btyd_expected_purchases"][known], expected_H[known]
         ratio[known] = np.where(e_h > 0, e_H / np.maximum(e_h, 1e-12), H / h)
         buy_ratio = np.ones(len(clv))
-        p0_h = bg.p_zero_purchases(h, f, r, t)
-        p0_H = bg.p_zero_purchases(H, f, r, t)
+        p0_h = extra["btyd_p_zero"][known]
+        p0_H = bg.p_zero_purchases(H, *rfm)
         buy_ratio[known] = np.where(1 - p0_h > 1e-12, (1 - p0_H) / np.maximum(1 - p0_h, 1e-12), 1.0)
         p_buy = np.clip((1 - p_churn) * buy_ratio, 0.0, 1.0)
         return clv * ratio, 1 - p_buy, referral * (H / h)
 
-    def _drivers(self, X: pd.DataFrame, rows: pd.DataFrame, top: int = 3, prepared: Any = None) -> list[str]:
+    def _drivers(self, prepared: Any, values: Any, n: int, top: int = 3) -> list[str]:
         """The top features pushing each account's value up, in words, '; '-separated ('' for top 0).
 
-        Phrases are built per feature over all the rows naming it (a few dozen features), not per row,
-        so a million rows take seconds; LightGBM's ``pred_contrib`` is the remaining cost.
+        `values(name)` gives a feature's column as an array. Phrases are built per feature over all the
+        rows naming it (a few dozen features), not per row, so a million rows take seconds; LightGBM's
+        ``pred_contrib`` is the remaining cost.
         """
-        if len(X) == 0:
+        if n == 0:
             return []
         if top < 1:
-            return [""] * len(X)
-        explained = self.clv.explain(
-            X if prepared is None else prepared, top=top, horizon_days=self.train_horizon_days
-        )
-        phrases: list[list[str]] = [[] for _ in range(len(X))]
-        for j in range(1, top + 1):
-            names = explained[f"driver_{j}"].to_numpy(dtype=object)
-            for name in pd.unique(names[pd.notna(names)]):
-                if name not in rows.columns:
-                    continue
-                where = np.flatnonzero(names == name)
-                values = rows[name].to_numpy()[where]
-                for i, value in zip(where.tolist(), values.tolist(), strict=True):
+            return [""] * n
+        names, _ = self.clv.top_contributions(prepared, top=top, horizon_days=self.train_horizon_days)
+        phrases: list[list[str]] = [[] for _ in range(n)]
+        for j in range(names.shape[1]):
+            column = names[:, j]
+            for name in {name for name in column.tolist() if name is not None}:
+                where = np.flatnonzero(column == name)
+                chosen = values(str(name))[where]
+                for i, value in zip(where.tolist(), chosen.tolist(), strict=True):
                     phrases[i].append(_phrase(str(name), value))
         return ["; ".join(p) for p in phrases]
 

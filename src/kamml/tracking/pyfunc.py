@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
 from kamml.errors import ModelError
@@ -37,13 +38,11 @@ def score_frame(bundle: ModelBundle, rows: pd.DataFrame, top_drivers: int = 3) -
 
     The row-independent prediction the pyfunc serves: the bundle's stored BG/NBD fit is used.
     """
-    frame = pd.DataFrame(rows)
-    ids = frame.pop("account_id") if "account_id" in frame.columns else None
-    frame.index = pd.RangeIndex(len(frame))
-    scores = bundle.predict(frame, refit_btyd=False, top_drivers=top_drivers)
-    if ids is not None:
-        scores.insert(0, "account_id", ids.to_numpy())
-    return scores.reset_index(drop=True)
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)
+    if "account_id" in frame.columns:
+        columns = {"account_id": frame["account_id"].to_numpy(), **columns}
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
 
 
 class KammlPyfunc(PythonModel):
@@ -71,4 +70,7 @@ class KammlPyfunc(PythonModel):
         if self.bundle is None:
             raise ModelError("the kamml pyfunc has no bundle: load it with mlflow.pyfunc.load_model")
         top = int((params or {}).get("top_drivers", 3))
-        return score_frame(self.bundle, model_input, top_drivers=top)
+        try:
+            return score_frame(self.bundle, model_input, top_drivers=top)
+        except ModelError as exc:  # bad request rows: MLflow's server answers HTTP 400 with this message
+            raise MlflowException.invalid_parameter_value(str(exc)) from exc

@@ -22,7 +22,7 @@ from kamml.errors import FeatureMismatchError
 from kamml.features import build_features
 from kamml.io import check_output_path, write_table
 from kamml.progress import track
-from kamml.tracking import LoadedModel, load_model, model_input
+from kamml.tracking import LoadedModel, load_model
 
 __all__ = ["EXPLAIN_TOP", "SCORE_COLUMNS", "score", "score_to_file"]
 
@@ -105,7 +105,7 @@ def score(
     log.info(
         "features for %s accounts at %s in %.1f s", f"{len(features):,}", cut.date(), time.perf_counter() - t0
     )
-    rows = model_input(features[needed])
+    rows = features  # the bundle takes its columns by name: no copy of a million rows
     n_chunks = max(1, -(-len(rows) // chunk_size))
     explain_all = explain_top is None or explain_top >= len(rows)
     first_top = top_drivers if explain_all else 0

@@ -292,7 +292,7 @@ def score(
     if spark:
         from kamml.spark import score_spark
 
-        folder = score_spark(model, dataset, cut, out, cfg)
+        folder = score_spark(model, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
         typer.echo(f"scored every account at {cut.date()} on Spark -> {folder} (Parquet parts)")
         return
     table = score_to_file(model, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)

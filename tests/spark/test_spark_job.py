@@ -139,6 +139,12 @@ def test_score_from_features_parquet_and_refusal(spark, trained, tmp_path):
     assert_scores_equal(duck.assign(model_uri=str(bundle)), again)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "features.parquet", "scores"]
 
+    # drivers only for the 50 accounts of highest value, as the in-memory path names them
+    top = read_parts(score_spark(str(bundle), features, cutoff, tmp_path / "scores", explain_top=50))
+    duck_top = score(str(bundle), data, cutoff, config, explain_top=50).assign(owner=None)
+    assert_scores_equal(duck_top, top)
+    assert (top["drivers"] != "").sum() == 50
+
     short = spark.read.parquet(str(features)).drop("spend_90d")
     with pytest.raises(FeatureMismatchError, match="spend_90d"):
         score_spark(result.model_uri, short, cutoff, tmp_path / "never")

@@ -24,11 +24,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError
-from kamml.jobs.score import SCORE_COLUMNS
+from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import features_frame, spark_session, to_spark, write_atomic
 from kamml.tracking import LoadedModel, load_model
@@ -97,6 +98,27 @@ def _features(
     )
 
 
+def _explain_threshold(rows: DataFrame, shared: Any, top: int) -> float | None:
+    """The predicted value of the `top`-th account (drivers are named at or above it); None for all.
+
+    One pass of value predictions without explanations; only the `top` largest values reach the driver.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    def values(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        scorer = _bundle_from_json(shared.value)
+        for batch in batches:
+            if not batch.empty:
+                yield score_frame(scorer, batch.drop(columns="_owner"), top_drivers=0)[["clv"]]
+
+    schema = T.StructType([T.StructField("clv", T.DoubleType())])
+    best = rows.mapInPandas(values, schema).orderBy(F.desc("clv")).limit(top)
+    best = best.agg(F.min("clv"), F.count("clv"))
+    lowest, count = best.first() or (None, 0)
+    return None if lowest is None or count < top else float(lowest)
+
+
 def score_frame_spark(
     model: str | LoadedModel,
     data: Any,
@@ -104,11 +126,13 @@ def score_frame_spark(
     config: Config | None = None,
     *,
     top_drivers: int = 3,
+    explain_top: int | None = EXPLAIN_TOP,
 ) -> DataFrame:
     """The scores table as a lazy Spark DataFrame (columns of `kamml.jobs.score.SCORE_COLUMNS`).
 
     Parameters are those of `score_spark` without the output folder. An ``owner`` column among the
-    features (or in the Dataset's accounts table) is passed through; otherwise owner is null.
+    features (or in the Dataset's accounts table) is passed through; otherwise owner is null. With
+    `explain_top`, the value threshold is computed here (one Spark job); the frame itself stays lazy.
     """
     from pyspark.sql import functions as F  # noqa: N812
 
@@ -129,6 +153,11 @@ def score_frame_spark(
     shared = session.sparkContext.broadcast(json.dumps(bundle.to_dict()))
     uri = loaded.resolved
     top = int(top_drivers)
+    threshold = None
+    if top > 0 and explain_top is not None:
+        threshold = _explain_threshold(rows, shared, int(explain_top)) if explain_top > 0 else float("inf")
+        if threshold is not None:
+            log.info("naming value drivers for accounts of predicted value >= %.6g", threshold)
 
     def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = _bundle_from_json(shared.value)
@@ -136,7 +165,12 @@ def score_frame_spark(
             if batch.empty:
                 continue
             owners = batch.pop("_owner")
-            scores = score_frame(scorer, batch, top_drivers=top)
+            scores = score_frame(scorer, batch, top_drivers=top if threshold is None else 0)
+            if threshold is not None:
+                chosen = np.flatnonzero(scores["clv"].to_numpy(float) >= threshold)
+                if chosen.size:
+                    explained = score_frame(scorer, batch.iloc[chosen], top_drivers=top)
+                    scores.loc[chosen, "drivers"] = explained["drivers"].to_numpy()
             scores["cutoff"] = cut.to_datetime64()
             scores["model_uri"] = uri
             scores["drivers"] = scores["drivers"].astype(object)
@@ -154,6 +188,7 @@ def score_spark(
     config: Config | None = None,
     *,
     top_drivers: int = 3,
+    explain_top: int | None = EXPLAIN_TOP,
 ) -> str:
     """Score every account on Spark and write the scores table as Parquet parts, atomically.
 
@@ -176,6 +211,11 @@ def score_spark(
         Engine settings (used when no SparkSession is active) and data settings.
     top_drivers : int, default 3
         How many value drivers are named per account.
+    explain_top : int or None, default 20_000
+        Name drivers only for the accounts of highest predicted value, as `kamml.jobs.score.score`
+        does (TreeSHAP costs about 50 predictions per row): the value of the N-th account is found in
+        one extra pass of predictions, and accounts at or above it are explained (ties at that value
+        are all explained). None explains every account.
 
     Returns
     -------
@@ -184,7 +224,7 @@ def score_spark(
         to rounding), in no particular order.
     """
     t0 = time.perf_counter()
-    frame = score_frame_spark(model, data, cutoff, config, top_drivers=top_drivers)
+    frame = score_frame_spark(model, data, cutoff, config, top_drivers=top_drivers, explain_top=explain_top)
     target = write_atomic(frame, out_dir)
     log.info("scored on Spark into %s in %.1f s", target, time.perf_counter() - t0)
     return target

@@ -264,3 +264,35 @@ def test_the_full_report(world, tmp_path):
     assert f"Backtest at {result.protocol['cutoff']}" in text
     assert "Data check passed" in text
     assert "models:/kamml/3" in text
+
+
+def test_a_plan_grouped_by_tier_and_owner_reads_like_the_whole_table(tmp_path):
+    """A Spark run hands the report its plan per tier and owner (with account counts) and the top rows."""
+    table = allocate(scores(n=300), hours=400.0, config=AllocationConfig(floor_hours=0.25))
+    grouped = (
+        table.groupby(["tier", "owner"], as_index=False)
+        .agg(
+            accounts=("account_id", "size"),
+            recommended_hours=("recommended_hours", "sum"),
+            expected_gain=("expected_gain", "sum"),
+            rank=("rank", "min"),
+        )
+        .assign(account_id=None)
+    )
+    grouped.attrs = dict(table.attrs)
+    whole = parse(render_report(tmp_path / "whole.html", allocation=table, top=10))
+    part = parse(
+        render_report(
+            tmp_path / "grouped.html",
+            allocation=grouped,
+            top=10,
+            top_accounts=table.head(10),
+            budget_note="Not drawn here.",
+        )
+    )
+    # every number and name the page shows is the same (the footer's clock and the note aside)
+    strip = lambda text: re.sub(r"Written by kamml.*", "", text.replace("Not drawn here.", ""))  # noqa: E731
+    no_curve = "No budget curve was given, so this section is left out."
+    assert strip(part.all_text) == strip(whole.all_text).replace(no_curve, "")
+    assert "Not drawn here." in part.all_text
+    assert len(part.images) == len(whole.images) == 2  # tier mix, hours per rep

@@ -264,3 +264,44 @@ def test_cli_score_and_allocate_on_spark(spark, trained, world_path, tmp_path):
     )
     assert bad.exit_code == 3
     assert "folder of Parquet parts" in bad.output
+
+
+@pytest.mark.slow
+def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, world_path, tmp_path):
+    """`kamml run` with engine spark: scores and allocation as Parquet folders equal to the DuckDB job's."""
+    from kamml.jobs.run import run
+
+    cfg = spark_config(tracked_config(experiment="kamml-run-spark", model_name="kamml-run-spark"))
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 300
+    lines: list[str] = []
+    result = run(cfg, world_path, echo=lines.append)
+    out = cfg.output.dir
+    assert sorted(p.name for p in out.iterdir()) == [
+        "allocation.parquet",
+        "backtest.json",
+        "report.html",
+        "scores.parquet",
+    ]
+    assert (out / "scores.parquet").is_dir()
+    assert (out / "allocation.parquet").is_dir()
+    scores = read_parts(out / "scores.parquet")
+    allocation = read_parts(out / "allocation.parquet")
+    assert list(scores.columns) == list(SCORE_COLUMNS)
+    assert allocation["recommended_hours"].sum() == pytest.approx(300, rel=1e-6)
+
+    # the same registered model scored and allocated in memory gives the same plan
+    duck_cfg = cfg.model_copy(deep=True)
+    duck_cfg.engine = Config().engine
+    uri = str(scores["model_uri"].iat[0])
+    duck = score(uri, load_data(world_path, duck_cfg), result.training.scoring_cutoff, duck_cfg)
+    assert_scores_equal(duck, scores)
+    expected = allocate(duck, 300, duck_cfg)
+    assert_allocation_equal(expected, allocation, result.allocation.attrs["allocation"])
+
+    html = (out / "report.html").read_text()
+    top = allocation.sort_values("rank").head(5)
+    assert all(f">{a}<" in html for a in top["account_id"].astype(str))
+    assert "not drawn on Spark" in html
+    assert "[4/5] allocate" in "\n".join(lines)
+    assert len(result.allocation) == 25

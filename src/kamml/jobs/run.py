@@ -4,6 +4,12 @@ Each stage logs its progress and ends with a one-line summary. Outputs land in `
 scores.parquet, allocation.parquet and allocation.csv (for a CRM import), budget_curve.csv and .png,
 backtest.json and report.html, each written to a temporary file and renamed into place, so a rerun
 replaces them and a killed job never leaves half a file. The same files are logged on the training run.
+
+With ``engine: spark`` scoring and allocation run on Spark and nothing per account reaches the driver:
+scores.parquet and allocation.parquet are folders of Parquet parts (renamed into place whole), there is
+no allocation.csv, the report is drawn from the plan grouped by tier and owner plus the top accounts, and
+the budget curve is left out (each point is a whole distributed solve). Only the small outputs (report,
+backtest, summary) are logged on the training run.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +45,11 @@ STAGES = ("validate", "train", "score", "allocate", "report")
 
 @dataclass
 class RunResult:
-    """What the main job produced: the training result, the tables, the files and the stage timings."""
+    """What the main job produced: the training result, the tables, the files and the stage timings.
+
+    On Spark the tables stay on the cluster: `scores` and `allocation` hold the top accounts only (by
+    rank, as in the report) and `curve` is empty; the whole tables are the Parquet folders in `outputs`.
+    """
 
     training: TrainResult
     scores: pd.DataFrame
@@ -104,9 +114,11 @@ def run(
             f"(BTYD {bt.churn['btyd']['roc_auc']:.3f})"
         )
         echo(f"      {training.summary()}")
+    p = training.promotion
+    model = load_model(f"models:/{p.name}/{p.version}")  # the registered version, as the CRM sees it
+    if config.engine.name == "spark":
+        return _run_on_spark(config, data, training, model, out_dir, seconds, skipped, echo)
     with _stage("score", seconds, echo):
-        p = training.promotion
-        model = load_model(f"models:/{p.name}/{p.version}")  # the registered version, as the CRM sees it
         scores = score(model, data, training.scoring_cutoff, config, features=training.features)
         echo(
             f"      {len(scores):,} accounts at {training.scoring_cutoff.date()}: expected value "
@@ -117,32 +129,93 @@ def run(
         hours = config.allocation.hours
         allocation = allocate(scores, hours, config)
         curve = budget_curve(scores, hours, config)
-        plan = allocation.attrs.get("allocation", {})
-        echo(
-            f"      {len(allocation):,} accounts, {plan.get('hours_used', 0.0):,.1f} of {hours:,.1f} hours, "
-            f"expected gain {plan.get('total_expected_gain', 0.0):,.0f}, value of the last hour "
-            f"(lambda) {plan.get('team_price', float('nan')):,.4g}"
-        )
+        plan = {"n_accounts": len(allocation), **allocation.attrs.get("allocation", {})}
+        echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):
         outputs = _write_outputs(out_dir, scores, allocation, curve, training, data)
-        with TrainingRun(config, run_id=training.run_id) as tracked:
-            for path in outputs.values():
-                tracked.log_artifact(path, "outputs")
-            tracked.log_summary(
-                {
-                    "allocation.accounts": float(len(allocation)),
-                    "allocation.hours_used": float(plan.get("hours_used", 0.0)),
-                    "allocation.expected_gain": float(plan.get("total_expected_gain", 0.0)),
-                    "allocation.team_price": float(plan.get("team_price", float("nan"))),
-                }
-            )
+        _log_outputs(config, training, outputs.values(), plan)
         echo(f"      report {outputs['report']}")
+    _done(seconds, out_dir, echo)
+    return RunResult(training, scores, allocation, curve, outputs, seconds, skipped)
+
+
+def _plan_line(plan: dict[str, Any], hours: float) -> str:
+    """The allocate stage's one-line summary."""
+    return (
+        f"      {int(plan.get('n_accounts', 0)):,} accounts, {plan.get('hours_used', 0.0):,.1f} of "
+        f"{hours:,.1f} hours, expected gain {plan.get('total_expected_gain', 0.0):,.0f}, value of the "
+        f"last hour (lambda) {plan.get('team_price', float('nan')):,.4g}"
+    )
+
+
+def _log_outputs(config: Config, training: TrainResult, paths: Iterable[Path], plan: dict[str, Any]) -> None:
+    """Log output files and the plan's figures on the training run."""
+    with TrainingRun(config, run_id=training.run_id) as tracked:
+        for path in paths:
+            tracked.log_artifact(path, "outputs")
+        tracked.log_summary(
+            {
+                "allocation.accounts": float(plan.get("n_accounts", 0.0)),
+                "allocation.hours_used": float(plan.get("hours_used", 0.0)),
+                "allocation.expected_gain": float(plan.get("total_expected_gain", 0.0)),
+                "allocation.team_price": float(plan.get("team_price", float("nan"))),
+            }
+        )
+
+
+def _done(seconds: dict[str, float], out_dir: Path, echo: Callable[[str], None]) -> None:
     echo(
         "done in "
         + ", ".join(f"{name} {secs:.0f} s" for name, secs in seconds.items())
         + f": outputs in {out_dir}"
     )
-    return RunResult(training, scores, allocation, curve, outputs, seconds, skipped)
+
+
+def _run_on_spark(
+    config: Config,
+    data: Dataset,
+    training: TrainResult,
+    model: Any,
+    out_dir: Path,
+    seconds: dict[str, float],
+    skipped: list[str],
+    echo: Callable[[str], None],
+) -> RunResult:
+    """Score and allocate on Spark into Parquet folders; report from the plan grouped on Spark."""
+    from kamml.spark import allocate_spark, plan_by_tier_and_owner, score_spark, top_rows
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cutoff = training.scoring_cutoff
+    with _stage("score", seconds, echo):
+        scores_dir = score_spark(model, data, cutoff, out_dir / "scores.parquet", config)
+        echo(f"      every account scored at {cutoff.date()} on Spark -> {scores_dir} (Parquet parts)")
+    with _stage("allocate", seconds, echo):
+        hours = config.allocation.hours
+        result = allocate_spark(scores_dir, hours, config, out_dir / "allocation.parquet")
+        plan = dict(result.summary)
+        echo(_plan_line(plan, hours))
+    with _stage("report", seconds, echo):
+        top = top_rows(result.path, 25)
+        top.attrs["allocation"] = plan
+        grouped = plan_by_tier_and_owner(result.path)
+        grouped.attrs["allocation"] = plan
+        report = _write_backtest_and_report(
+            out_dir,
+            grouped,
+            None,
+            training,
+            data,
+            model_uri=model.resolved,
+            top_accounts=top,
+            budget_note="The budget curve is not drawn on Spark: each of its points is a whole "
+            "distributed allocation. Run kamml allocate --curve on a sample of the scores to draw it.",
+        )
+        outputs = {"scores": Path(scores_dir), "allocation": Path(result.path), **report}
+        _log_outputs(config, training, report.values(), plan)
+        echo(f"      report {outputs['report']}")
+    _done(seconds, out_dir, echo)
+    scores = top_rows(scores_dir, 25, by="clv")
+    return RunResult(training, scores, top, pd.DataFrame(), outputs, seconds, skipped)
 
 
 def _write_outputs(
@@ -162,22 +235,43 @@ def _write_outputs(
         "budget_curve": write_table(curve, folder / "budget_curve.csv"),
         "budget_curve_png": plot_budget_curve(curve, folder / "budget_curve.png"),
     }
+    model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
+    return {
+        **out,
+        **_write_backtest_and_report(folder, allocation, curve, training, data, model_uri=model_uri),
+    }
+
+
+def _write_backtest_and_report(
+    folder: Path,
+    allocation: pd.DataFrame,
+    curve: pd.DataFrame | None,
+    training: TrainResult,
+    data: Dataset,
+    *,
+    model_uri: str,
+    top_accounts: pd.DataFrame | None = None,
+    budget_note: str | None = None,
+) -> dict[str, Path]:
+    """backtest.json and report.html, each written atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
     backtest_json = folder / "backtest.json"
     with atomic_path(backtest_json) as tmp:
         tmp.write_text(json.dumps(training.backtest.to_dict(), indent=2, default=float) + "\n")
-    out["backtest"] = backtest_json
     summary = {
         "cutoff": str(training.scoring_cutoff.date()),
         "horizon_days": training.bundle.horizon_days,
-        "model_uri": str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri,
+        "model_uri": model_uri,
         "run_id": training.run_id,
     }
-    out["report"] = render_report(
+    report = render_report(
         folder / "report.html",
         allocation=allocation,
         backtest=training.backtest,
         budget_curve=curve,
         quality=data.quality,
         summary=summary,
+        top_accounts=top_accounts,
+        budget_note=budget_note,
     )
-    return out
+    return {"backtest": backtest_json, "report": report}

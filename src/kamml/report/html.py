@@ -26,6 +26,7 @@ from kamml.errors import DataError
 from kamml.io import atomic_path
 from kamml.report.plots import (
     MODEL_LABELS,
+    account_counts,
     backtest_plots,
     plot_budget_curve,
     plot_hours_per_rep,
@@ -114,6 +115,8 @@ def render_report(
     title: str = "kamml: where to spend the sales hours",
     summary: Mapping[str, Any] | None = None,
     top: int = 25,
+    top_accounts: pd.DataFrame | None = None,
+    budget_note: str | None = None,
 ) -> Path:
     """Write the report as one self-contained HTML file (charts embedded, no external links); return the path.
 
@@ -146,6 +149,12 @@ def render_report(
         allocation.
     top : int, default 25
         Accounts listed.
+    top_accounts : pandas.DataFrame, optional
+        The best accounts' rows, when `allocation` is a summary rather than one row per account: a
+        Spark run passes its plan grouped by tier and owner, with an ``accounts`` column counting the
+        accounts of each row (counts everywhere honour it), and the top rows collected apart.
+    budget_note : str, optional
+        Why there is no budget curve, shown in its place.
 
     Returns
     -------
@@ -168,13 +177,13 @@ def render_report(
         raise DataError(
             f"the allocation table lacks columns {missing}; it has {', '.join(map(str, allocation.columns))}"
         )
-    table = allocation.sort_values("rank", kind="stable").reset_index(drop=True)
+    table = _by_rank(allocation)
     with tempfile.TemporaryDirectory(prefix="kamml-report-") as tmp:
         charts = Path(tmp)
         body = [
             _header(title, table, summary or {}),
-            _top_accounts(table, top),
-            _budget_section(budget_curve, charts),
+            _top_accounts(table if top_accounts is None else _by_rank(top_accounts), top),
+            _budget_section(budget_curve, charts, budget_note),
             _plan_section(table, charts),
             _backtest_section(backtest, charts),
             _quality_section(quality),
@@ -253,11 +262,19 @@ def _top_accounts(table: pd.DataFrame, top: int) -> str:
     return "<section>" + heading + note + _table_html(heads, body) + "</section>"
 
 
-def _budget_section(curve: pd.DataFrame | None, charts: Path) -> str:
+def _by_rank(allocation: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by rank (stable), keeping the table's attrs."""
+    table = allocation.sort_values("rank", kind="stable").reset_index(drop=True)
+    table.attrs = dict(allocation.attrs)
+    return table
+
+
+def _budget_section(curve: pd.DataFrame | None, charts: Path, note: str | None = None) -> str:
     """The budget curve chart, or a note."""
     head = "<section><h2>What more or fewer hours are worth</h2>"
     if curve is None:
-        return head + _note("No budget curve was given, so this section is left out.") + "</section>"
+        why = note or "No budget curve was given, so this section is left out."
+        return head + _note(why) + "</section>"
     text = (
         '<p class="sub">Total expected gain of the best plan at other team budgets; the dashed line is the '
         "value of one more hour at each budget.</p>"
@@ -278,10 +295,11 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
                 "rank": pd.to_numeric(table["rank"], errors="coerce"),
                 "hours": pd.to_numeric(table["recommended_hours"], errors="coerce"),
                 "gain": pd.to_numeric(table["expected_gain"], errors="coerce"),
+                "accounts": account_counts(table),
             }
         )
         .groupby("tier", sort=False)
-        .agg(best=("rank", "min"), accounts=("rank", "size"), hours=("hours", "sum"), gain=("gain", "sum"))
+        .agg(best=("rank", "min"), accounts=("accounts", "sum"), hours=("hours", "sum"), gain=("gain", "sum"))
         .sort_values("best", kind="stable")
     )
     total_hours = float(by_tier["hours"].sum())
@@ -320,11 +338,12 @@ def _rep_table(table: pd.DataFrame) -> str:
             "owner": owner,
             "hours": pd.to_numeric(table["recommended_hours"], errors="coerce"),
             "gain": pd.to_numeric(table["expected_gain"], errors="coerce"),
+            "accounts": account_counts(table),
         }
     )
     reps = (
         frame.groupby("owner")
-        .agg(accounts=("hours", "size"), hours=("hours", "sum"), gain=("gain", "sum"))
+        .agg(accounts=("accounts", "sum"), hours=("hours", "sum"), gain=("gain", "sum"))
         .sort_values("hours", ascending=False, kind="stable")
     )
     heads = ["Rep", "Accounts", "Hours", "Expected gain"] + (

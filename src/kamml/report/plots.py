@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODEL_LABELS",
+    "account_counts",
     "backtest_frame",
     "backtest_plots",
     "feature_importance",
@@ -528,6 +529,16 @@ def _allocation_columns(allocation: pd.DataFrame, needed: Sequence[str]) -> None
         raise DataError("the allocation table is empty: nothing to plot")
 
 
+def account_counts(allocation: pd.DataFrame) -> np.ndarray:
+    """How many accounts each row of an allocation table stands for: its ``accounts`` column, else 1.
+
+    A plan summarised per tier and rep (as a Spark run hands the report) carries the count of each group.
+    """
+    if "accounts" in allocation.columns:
+        return pd.to_numeric(allocation["accounts"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    return np.ones(len(allocation))
+
+
 def _tiers(allocation: pd.DataFrame) -> pd.Series:
     """Each account's tier as text (missing as "(none)")."""
     return allocation["tier"].astype(object).where(allocation["tier"].notna(), "(none)").astype(str)
@@ -584,8 +595,9 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
     tiers = _tiers(allocation)
     order = _tier_order(allocation, tiers)
     hours = pd.Series(_numbers(allocation["recommended_hours"], "recommended_hours"), index=tiers.to_numpy())
+    counts = pd.Series(account_counts(allocation), index=tiers.to_numpy())
     panels: list[tuple[str, pd.Series, str]] = [
-        ("accounts", hours.groupby(level=0).size().reindex(order, fill_value=0), "{:,.0f}"),
+        ("accounts", counts.groupby(level=0).sum().reindex(order, fill_value=0), "{:,.0f}"),
         ("recommended hours", hours.groupby(level=0).sum().reindex(order, fill_value=0.0), "{:,.0f}"),
     ]
     if "expected_gain" in allocation.columns:
@@ -654,11 +666,12 @@ def plot_hours_per_rep(
             "owner": owner.to_numpy(),
             "tier": tiers.to_numpy(),
             "hours": _numbers(allocation["recommended_hours"], "recommended_hours"),
+            "accounts": account_counts(allocation),
         }
     )
     table = frame.pivot_table(index="owner", columns="tier", values="hours", aggfunc="sum", fill_value=0.0)
     table = table.reindex(columns=order, fill_value=0.0)
-    accounts = frame.groupby("owner").size()
+    accounts = frame.groupby("owner")["accounts"].sum()
     table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
     if len(table) > top:
         rest = table.iloc[top:]

@@ -7,16 +7,19 @@ transactions, features or scores to the driver.
 from kamml.spark.allocation import SparkAllocation, allocate_spark, exact_quantile, read_summary
 from kamml.spark.score import score_frame_spark, score_spark
 from kamml.spark.session import features_frame, spark_session, to_spark, write_atomic
+from kamml.spark.summary import plan_by_tier_and_owner, top_rows
 
 __all__ = [
     "SparkAllocation",
     "allocate_spark",
     "exact_quantile",
     "features_frame",
+    "plan_by_tier_and_owner",
     "read_summary",
     "score_frame_spark",
     "score_spark",
     "spark_session",
     "to_spark",
+    "top_rows",
     "write_atomic",
 ]

@@ -34,7 +34,7 @@ from kamml.jobs.score import score
 from kamml.jobs.train import TrainResult, train
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
-from kamml.tracking import TrainingRun, load_model
+from kamml.tracking import LoadedModel, TrainingRun, load_model
 
 __all__ = ["RunResult", "run", "skipped_parts"]
 
@@ -114,11 +114,10 @@ def run(
             f"(BTYD {bt.churn['btyd']['roc_auc']:.3f})"
         )
         echo(f"      {training.summary()}")
-    p = training.promotion
-    model = load_model(f"models:/{p.name}/{p.version}")  # the registered version, as the CRM sees it
     if config.engine.name == "spark":
-        return _run_on_spark(config, data, training, model, out_dir, seconds, skipped, echo)
+        return _run_on_spark(config, data, training, out_dir, seconds, skipped, echo)
     with _stage("score", seconds, echo):
+        model = _registered(training)
         scores = score(model, data, training.scoring_cutoff, config, features=training.features)
         echo(
             f"      {len(scores):,} accounts at {training.scoring_cutoff.date()}: expected value "
@@ -137,6 +136,12 @@ def run(
         echo(f"      report {outputs['report']}")
     _done(seconds, out_dir, echo)
     return RunResult(training, scores, allocation, curve, outputs, seconds, skipped)
+
+
+def _registered(training: TrainResult) -> LoadedModel:
+    """The model version the training job registered, loaded as the CRM sees it."""
+    p = training.promotion
+    return load_model(f"models:/{p.name}/{p.version}")
 
 
 def _plan_line(plan: dict[str, Any], hours: float) -> str:
@@ -175,7 +180,6 @@ def _run_on_spark(
     config: Config,
     data: Dataset,
     training: TrainResult,
-    model: Any,
     out_dir: Path,
     seconds: dict[str, float],
     skipped: list[str],
@@ -187,6 +191,7 @@ def _run_on_spark(
     out_dir.mkdir(parents=True, exist_ok=True)
     cutoff = training.scoring_cutoff
     with _stage("score", seconds, echo):
+        model = _registered(training)
         scores_dir = score_spark(model, data, cutoff, out_dir / "scores.parquet", config)
         echo(f"      every account scored at {cutoff.date()} on Spark -> {scores_dir} (Parquet parts)")
     with _stage("allocate", seconds, echo):

@@ -37,13 +37,13 @@ test-fast: $(STAMP) ## run only the fast unit tests
 	$(BIN)/pytest -m "not slow and not spark" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy, as configured in pyproject.toml
-	$(BIN)/ruff check src tests benchmarks notebooks
-	$(BIN)/ruff format --check src tests benchmarks notebooks
+	$(BIN)/ruff check src tests benchmarks notebooks examples
+	$(BIN)/ruff format --check src tests benchmarks notebooks examples
 	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks notebooks examples
+	$(BIN)/ruff format src tests benchmarks notebooks examples
 
 bench: $(STAMP) ## run the speed and quality benchmarks under benchmarks/ (results in the README)
 	@for b in benchmarks/*.py; do n=$$(basename $$b .py); echo "== $$b"; \

@@ -305,3 +305,42 @@ def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, wor
     assert "not drawn on Spark" in html
     assert "[4/5] allocate" in "\n".join(lines)
     assert len(result.allocation) == 25
+
+
+@pytest.mark.slow
+def test_example_job_runs_under_spark_submit(trained, world_path, tmp_path):
+    """examples/spark/score_job.py, the job docs/spark.md submits to a cluster, run by spark-submit."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    config, data, result = trained
+    bundle = tmp_path / "bundle"
+    result.bundle.save(bundle)
+    cfg_file = tmp_path / "kamml.yaml"
+    cfg_file.write_text(
+        "time: {horizon_days: 90}\nallocation: {floor_hours: 0.25, cap_hours: 20}\n"
+        "engine: {name: spark, spark: {master: 'local[1]'}}\n"  # ignored: spark-submit's session wins
+    )
+    script = Path(__file__).parents[2] / "examples" / "spark" / "score_job.py"
+    submit = Path(sys.executable).with_name("spark-submit")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    cutoff = str(result.scoring_cutoff.date())
+    args = ["--config", cfg_file, "--model", bundle, "--data", world_path, "--cutoff", cutoff]
+    proc = subprocess.run(
+        [submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", script, *args,
+         "--out", tmp_path / "out", "--hours", "300"],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
+    assert summary["hours_used"] == pytest.approx(300, rel=1e-6)
+    assert summary["master"] == "local[2]"  # spark-submit's session, not the config's engine.spark
+    scores = read_parts(tmp_path / "out" / "scores")
+    duck = score(str(bundle), data, result.scoring_cutoff, config)
+    assert_scores_equal(duck, scores)
+    alloc_cfg = AllocationConfig(hours=300.0, floor_hours=0.25, cap_hours=20.0)
+    expected = allocate(duck, None, alloc_cfg)
+    plan = {k: v for k, v in summary.items() if k not in ("master", "scores", "allocation", "cutoff")}
+    assert_allocation_equal(expected, read_parts(tmp_path / "out" / "allocation"), plan)

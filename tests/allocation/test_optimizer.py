@@ -3,7 +3,7 @@ import doctest
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import sparse
@@ -473,15 +473,30 @@ def problems(draw):
     return dict(stake=stake, scale=scale, hours=hours, floor=floor, cap=cap, owner=owner, capacity=capacity)
 
 
+FLOORS_TAKE_ALMOST_ALL = dict(  # found by hypothesis in CI: 0.0078 free hours worth 110 each
+    stake=np.array([6.0, 0.0, 0.0]),
+    scale=np.full(3, 0.0546875),
+    hours=2.1078125,
+    floor=np.array([0.0, 2.0, 0.1]),
+    cap=np.full(3, np.inf),
+    owner=np.array(["a", "a", "a"], dtype=object),
+    capacity={"a": 3.1, "b": 0.0},
+)
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
+@example(FLOORS_TAKE_ALMOST_ALL)
 def test_constraints_hold_and_never_worse_than_equal_split(p):
     h = optimize(**p)
     assert_feasible(h, p["hours"], p["floor"], p["cap"], p["owner"], p["capacity"])
     even = equal_split(p["hours"], p["floor"], p["cap"], p["owner"], p["capacity"])
     ours = gain(p["stake"], p["scale"], h).sum()
     baseline = gain(p["stake"], p["scale"], even).sum()
-    assert ours >= baseline - 1e-7 * max(1.0, baseline)
+    # the optimizer stops with the hours used within a relative 1e-9 of the limit, never above: the gain
+    # left on the table is at most that many hours at the highest marginal value (stake / scale)
+    unspent = 1e-9 * p["hours"] * float(np.max(p["stake"] / p["scale"], initial=0.0))
+    assert ours >= baseline - 1e-7 * max(1.0, baseline) - unspent
 
 
 @settings(max_examples=40, deadline=None)

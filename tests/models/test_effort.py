@@ -321,8 +321,26 @@ def test_fit_ignores_data_after_the_cutoff():
     cut = pd.Timestamp("2025-07-01")
     response = fit_effort_response(tx, act, cut)
     truncated = fit_effort_response(tx[tx["ts"] < cut], act[act["ts"] < cut], cut)
-    assert response.to_dict() == truncated.to_dict()
+    # the engine's parallel sums may round differently on inputs of other sizes, so the fits agree to
+    # the optimizer's precision rather than bit for bit (a loose fit once differed by 0.3 % here)
+    assert_same_numbers(response.to_dict(), truncated.to_dict(), rel=1e-5)
     assert response.diagnostics["cutoff"] == str(cut)
+
+
+def assert_same_numbers(a: object, b: object, rel: float, path: str = "") -> None:
+    """Nested dicts and lists equal, floats to a relative tolerance, everything else exactly."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_same_numbers(a[key], b[key], rel, f"{path}.{key}")
+    elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_numbers(x, y, rel, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=rel, abs=1e-9), path
+    else:
+        assert a == b, path
 
 
 @pytest.mark.slow

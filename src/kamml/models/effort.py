@@ -852,7 +852,7 @@ def _maximise(
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
-            options={"maxiter": 2000, "maxfun": 5000},
+            options={"maxiter": 5000, "maxfun": 20000, "ftol": 1e-15, "gtol": 1e-10},
         )
         if best is None or res.fun < best.fun:
             best = res

@@ -183,6 +183,9 @@ CASES = {
         "effort_exponent": 0.3,
         "tiers": {"a": 0.1, "b": 1.0},
     },
+    "tiers by stake": {"hours": 1600.0, "tier_by": "stake"},
+    "tiers by clv, reps bind": {"hours": 1600.0, "tier_by": "clv", "capacity": {"ann": 400.0, "bob": 600.0}},
+    "tiers by marginal gain": {"hours": 1600.0, "tier_by": "marginal_gain_per_hour", "cap_hours": 3.0},
 }
 
 

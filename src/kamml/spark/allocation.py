@@ -251,11 +251,6 @@ class _Plan:
         else:
             logger.warning("no account has a positive clv: every account gets the same effort scale")
         check_tiers(cfg.tiers)
-        if str(cfg.tier_by) != "expected_gain":
-            raise ConfigError(
-                "allocate_spark tiers by expected_gain only (the default allocation.tier_by); "
-                f"got '{cfg.tier_by}'"
-            )
         reps: list[str] = []
         capacity = np.zeros(0)
         if cfg.capacity is not None:
@@ -456,7 +451,6 @@ class _Plan:
 
     def table(self, prepared: DataFrame, prices: _Prices) -> tuple[DataFrame, dict[str, Any]]:
         """The allocation table in rank order (lazy, checkpointed sort) and the plan's summary."""
-        from pyspark import StorageLevel
         from pyspark.sql import functions as F  # noqa: N812
         from pyspark.sql import types as T  # noqa: N812
 
@@ -466,7 +460,7 @@ class _Plan:
         fields += [T.StructField("reasons", T.StringType()), T.StructField("owner", T.StringType())]
         for name in ("stake_retention", "stake_growth", "stake_referral", "effort_scale", "gain_free"):
             fields.append(T.StructField(name, T.DoubleType()))
-        fields.append(T.StructField("active", T.BooleanType()))
+        fields += [T.StructField("active", T.BooleanType()), T.StructField("clv", T.DoubleType())]
         kernel = _Kernel(
             self,
             "final",
@@ -483,35 +477,27 @@ class _Plan:
                 yield kernel.final(batch)[names]
 
         rows = prepared.mapInPandas(run, T.StructType(fields))
-        ordered = rows.orderBy(
-            F.col("expected_gain").desc(), F.col("stake").desc(), F.col("account_id").asc()
-        ).localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
-        part = F.spark_partition_id()
-        counts = (
-            ordered.groupBy(part.alias("p"))
-            .agg(
-                F.count(F.lit(1)).alias("n"),
-                F.sum("recommended_hours").alias("h"),
-                F.sum("expected_gain").alias("g"),
-                F.sum("gain_free").alias("gf"),
-                F.sum(F.col("active").cast("long")).alias("a"),
-            )
-            .collect()
-        )
-        n_parts = ordered.rdd.getNumPartitions()
-        sizes = np.zeros(n_parts, dtype=np.int64)
-        for row in counts:
-            sizes[int(row["p"])] = int(row["n"])
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        offset = F.element_at(F.array(*(F.lit(int(o)) for o in offsets)), part + 1) if n_parts else F.lit(0)
-        position = F.monotonically_increasing_id() - (part.cast("long") * (1 << 33))
-        rank = (offset + position + 1).cast("long")
+        by = str(self.cfg.tier_by)
+        if by != "expected_gain":  # tiers by another order: its own global rank first (one more sort)
+            value = F.col(by)
+            value = F.when(F.isnan(value) | value.isNull(), F.lit(float("-inf"))).otherwise(value)
+            keys = [value.desc(), F.col("stake").desc(), F.col("account_id").asc()]
+            rows, _ = _global_rank(rows, keys, "tier_rank", {})
+        sums = {
+            "h": F.sum("recommended_hours"),
+            "g": F.sum("expected_gain"),
+            "gf": F.sum("gain_free"),
+            "a": F.sum(F.col("active").cast("long")),
+        }
+        keys = [F.col("expected_gain").desc(), F.col("stake").desc(), F.col("account_id").asc()]
+        ordered, counts = _global_rank(rows, keys, "rank", sums)
         pairs = check_tiers(self.cfg.tiers)
         limits = np.ceil(np.array([share for _, share in pairs]) * self.n - 1e-9)
+        tier_rank = F.col("rank" if by == "expected_gain" else "tier_rank")
         tier = F.lit(pairs[-1][0])
         for (name, _), limit in reversed(list(zip(pairs[:-1], limits[:-1], strict=True))):
-            tier = F.when(F.col("rank") <= F.lit(int(limit)), F.lit(name)).otherwise(tier)
-        table = ordered.withColumn("rank", rank).withColumn("tier", tier).select(*ALLOCATION_COLUMNS)
+            tier = F.when(tier_rank <= F.lit(int(limit)), F.lit(name)).otherwise(tier)
+        table = ordered.withColumn("tier", tier).select(*ALLOCATION_COLUMNS)
         used = float(sum(float(r["h"] or 0.0) for r in counts))
         total = float(sum(float(r["g"] or 0.0) for r in counts))
         free = float(sum(float(r["gf"] or 0.0) for r in counts))
@@ -733,8 +719,38 @@ class _Kernel:
                 "effort_scale": k,
                 "gain_free": gain_free,
                 "active": active,
+                "clv": batch["clv"].to_numpy(dtype=float),  # for tier_by: clv
             }
         )
+
+
+def _global_rank(
+    frame: DataFrame, keys: Sequence[Any], name: str, sums: dict[str, Any]
+) -> tuple[DataFrame, list[Any]]:
+    """`frame` sorted by `keys` (range-partitioned, checkpointed to local disk) with its global rank 1..n.
+
+    Per-partition counts (and the `sums`, by name) give every partition its offset, so the rank is the
+    offset plus the row's position in its partition: no single-partition window. Returns the ranked frame
+    and the per-partition rows (``p``, ``n`` and the sums).
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F  # noqa: N812
+
+    ordered = frame.orderBy(*keys).localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
+    part = F.spark_partition_id()
+    counts = (
+        ordered.groupBy(part.alias("p"))
+        .agg(F.count(F.lit(1)).alias("n"), *(value.alias(key) for key, value in sums.items()))
+        .collect()
+    )
+    n_parts = ordered.rdd.getNumPartitions()
+    sizes = np.zeros(n_parts, dtype=np.int64)
+    for row in counts:
+        sizes[int(row["p"])] = int(row["n"])
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    offset = F.element_at(F.array(*(F.lit(int(o)) for o in offsets)), part + 1) if n_parts else F.lit(0)
+    position = F.monotonically_increasing_id() - (part.cast("long") * (1 << 33))
+    return ordered.withColumn(name, (offset + position + 1).cast("long")), counts
 
 
 def _bincount(group: npt.NDArray[np.intp], values: FloatArray, n_groups: int) -> FloatArray:

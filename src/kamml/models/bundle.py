@@ -1,8 +1,9 @@
 """The fitted model bundle: BTYD parameters, the three LightGBM models and the feature specification.
 
 A bundle is trained on stacked snapshots (`kamml.features.build_training_frame`), predicts the scores
-table's model columns from feature rows, and saves as plain files (LightGBM model text inside JSON, no
-pickle) so that MLflow, a CRM or a batch job can load it without kamml's training stack.
+table's model columns from feature rows, and saves as plain files (bundle.json plus one native LightGBM
+text file per model, no pickle) so that MLflow, a CRM or a batch job can load it without kamml's training
+stack.
 
 Horizons: the models are trained on label windows of `train_horizon_days` (h). When h is shorter than the
 prediction horizon H (data too short to hold whole H windows before the cutoff, as in CDNOW's classic

@@ -348,15 +348,25 @@ def _plan_timestamp(
     tag = _mapped(plan, cspec)
     hint = cspec.name
     if dtype.is_timestamp() or dtype.is_date():
-        ts = plan.derive(0, hint, c.cast(dt.Timestamp()))
+        raw = plan.derive(0, hint, c.cast(dt.Timestamp()))
+        ts = plan.derive(1, hint, _in_range(raw))
         missing = c.isnull()
+        plan.add(
+            column,
+            f"date outside {TS_RANGE[0]} to {TS_RANGE[1]}{tag}",
+            raw.notnull() & ts.isnull(),
+            c,
+        )
     elif dtype.is_string():
         s = plan.derive(0, hint, _trim(c))
         missing = c.isnull() | (s.length() == 0)
-        # parsed as an instant (a UTC offset in the text is applied; none means UTC), then naive UTC
-        ts = plan.derive(1, hint, s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp()))
+        # parsed as an instant (a UTC offset in the text is applied; none means UTC), then naive UTC;
+        # "infinity" and dates pandas cannot hold count as unparseable
+        parsed = plan.derive(1, hint, s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp()))
+        ts = plan.derive(2, hint, _in_range(parsed))
         has_offset, normal = _utc_offset(plan, s, hint)
-        plan.add(column, f"unparseable date{tag}", ~missing & ts.isnull(), c)
+        rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){tag}"
+        plan.add(column, rule, ~missing & ts.isnull(), c)
         ok = ~missing & ts.notnull()
         keys = (
             plan.metric(f"{hint}_with_offset", (ok & has_offset).cast("int64").sum()),
@@ -381,6 +391,16 @@ def _plan_timestamp(
     plan.metrics[f"{cspec.name}_min"] = ts.min()
     plan.metrics[f"{cspec.name}_max"] = ts.max()
     plan.builders[cspec.name] = _fixed(ts)
+
+
+TS_RANGE = ("1677-09-22", "2262-04-11")
+"""Dates kamml accepts: those a pandas timestamp (nanoseconds) can hold; infinity and the rest are refused."""
+
+
+def _in_range(ts: Deferred) -> Deferred:
+    """`ts` where it lies in `TS_RANGE`, else null (so infinite or far dates never reach an aggregate)."""
+    lo, hi = (ibis.literal(pd.Timestamp(d).to_pydatetime(), type=dt.Timestamp()) for d in TS_RANGE)
+    return ibis.ifelse((ts >= lo) & (ts <= hi), ts, ibis.null(dt.Timestamp()))
 
 
 def _utc_offset(plan: TablePlan, s: Deferred, hint: str) -> tuple[Deferred, Deferred]:

@@ -164,7 +164,7 @@ def _levels(series: pd.Series) -> list[Any]:
 
 def _category_codes(column: pd.Series, levels: list[Any]) -> FloatArray:
     """Integer codes of `column` among the fitted `levels` (NaN for a missing or unseen level)."""
-    if len(column) <= 64:  # a REST request: a dict lookup is ~50x cheaper than building a Categorical
+    if len(column) <= SMALL_FRAME_ROWS:  # a REST request: a dict lookup is ~50x cheaper than a Categorical
         index = {level: float(code) for code, level in enumerate(levels)}
         return np.array([index.get(v, np.nan) if pd.notna(v) else np.nan for v in column], dtype=np.float64)
     codes = pd.Categorical(column, categories=levels).codes

@@ -263,10 +263,8 @@ def _top_accounts(table: pd.DataFrame, top: int) -> str:
 
 
 def _by_rank(allocation: pd.DataFrame) -> pd.DataFrame:
-    """Rows sorted by rank (stable), keeping the table's attrs."""
-    table = allocation.sort_values("rank", kind="stable").reset_index(drop=True)
-    table.attrs = dict(allocation.attrs)
-    return table
+    """Rows sorted by rank (stable); pandas carries the table's attrs (the plan's summary) along."""
+    return allocation.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
 def _budget_section(curve: pd.DataFrame | None, charts: Path, note: str | None = None) -> str:

@@ -157,6 +157,58 @@ def test_training_frame_stacks_snapshots(simple):
     assert len(frame) == 1 + 2
 
 
+# --- same-day merge: the window in day_rows equals an independent per-day group-by --------------------
+
+same_day_rows = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=3),
+        st.integers(min_value=0, max_value=40),
+        st.sampled_from([-20.0, -5.0, 0.0, 10.0, 35.5]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def _per_day_reference(rows: list[tuple[int, int, float]], cutoff: pd.Timestamp) -> pd.DataFrame:
+    """rfm, purchase-day counts and gaps from transactions merged per account and day in pandas."""
+    t = pd.DataFrame(rows, columns=["account_id", "day", "amount"])
+    days = t.groupby(["account_id", "day"]).agg(
+        spend=("amount", "sum"), buy=("amount", lambda a: (a >= 0).any())
+    )
+    c = (cutoff - pd.Timestamp("2024-01-01")).days
+    out = {}
+    for acc, d in days.groupby(level="account_id"):
+        d = d.droplevel("account_id")
+        p = d[d["buy"]].sort_index()
+        gaps = np.diff(p.index.to_numpy()).astype(float)
+        out[acc] = {
+            "frequency": len(p) - 1.0,
+            "monetary": p["spend"].iloc[1:].mean() if len(p) > 1 else 0.0,
+            "orders_30d": float((p.index >= c - 30).sum()),
+            "spend_total": d["spend"].sum(),
+            "gap_max": gaps.max() if len(gaps) else np.nan,
+            "gap_mean": gaps.mean() if len(gaps) else np.nan,
+            "days_since_last": float(c - p.index.max()) if len(p) else np.nan,
+        }
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=same_day_rows)
+def test_same_day_merge_matches_a_per_day_group_by(make_data, rows):
+    """Refunds on a purchase day (first or later, in any input order) count in its spend; refund-only
+    days are not purchase days; same-day orders are one purchase day."""
+    base = pd.Timestamp("2024-01-01")
+    cutoff = base + pd.Timedelta(days=41)
+    t = pd.DataFrame(
+        [(a, base + pd.Timedelta(days=d), x) for a, d, x in rows], columns=["account_id", "ts", "amount"]
+    )
+    got = build_features(make_data(t, end="2024-12-31"), cutoff)
+    want = _per_day_reference(rows, cutoff)
+    pd.testing.assert_frame_equal(got[want.columns], want, check_names=False, check_index_type=False)
+
+
 # --- point in time: appending rows dated at or after the cutoff changes no feature value --------------
 
 day = st.integers(min_value=0, max_value=400)

@@ -13,7 +13,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-__all__ = ["FeatureContext", "day_number", "join_on_account", "to_day", "with_day"]
+__all__ = ["FeatureContext", "day_number", "join_on_account", "outer_join_on_account", "to_day", "with_day"]
 
 SECONDS_PER_DAY = 86_400
 
@@ -45,6 +45,15 @@ def join_on_account(left: ir.Table, right: ir.Table) -> ir.Table:
     return joined.select(*[joined[c] for c in joined.columns if c != "_right_key"])
 
 
+def outer_join_on_account(left: ir.Table, right: ir.Table) -> ir.Table:
+    """Full outer join on account_id: one account_id column (from whichever side has it), all columns."""
+    r = right.rename(_outer_key="account_id")
+    joined = left.outer_join(r, left.account_id == r._outer_key)
+    others = [joined[c] for c in joined.columns if c not in ("account_id", "_outer_key")]
+    out = joined.select(ibis.coalesce(joined.account_id, joined._outer_key).name("account_id"), *others)
+    return out.view()  # a new relation: joining onto a coalesced key of a join chain is refused otherwise
+
+
 @dataclass(frozen=True)
 class FeatureContext:
     """Tables restricted to rows before the cutoff, with integer `day` columns, plus settings.
@@ -55,8 +64,8 @@ class FeatureContext:
         Day number of the cutoff; every table here holds only rows with day < cutoff_day.
     tx : ibis Table
         Transactions before the cutoff with a `day` column.
-    daily : ibis Table
-        Transactions merged per account and day (see `kamml.features.groups.daily`).
+    rows : ibis Table
+        Transactions before the cutoff with their purchase-day facts (see `kamml.features.groups.day_rows`).
     accounts, referrals, activities : ibis Table or None
         The optional tables, cut at the cutoff (accounts by `created_at` when present).
     unit_days : int
@@ -65,17 +74,35 @@ class FeatureContext:
         Lookback windows in days.
     horizon_days : int
         Prediction horizon, used by the calendar group.
+    account_spend : ibis Table or None
+        Per account: net spend before the cutoff (``_spend``) and in the last 365 days (``_spend365``),
+        when the shared pass already computed it (see `spend_by_account`).
     """
 
     cutoff_day: int
     tx: ir.Table
-    daily: ir.Table
+    rows: ir.Table
     accounts: ir.Table | None
     referrals: ir.Table | None
     activities: ir.Table | None
     unit_days: int
     windows: tuple[int, ...]
     horizon_days: int
+    account_spend: ir.Table | None = None
+
+    def spend_by_account(self) -> ir.Table:
+        """Net spend per account (``_spend``, ``_spend365``): reused from the shared pass when it ran.
+
+        The referral and effort groups need it; taking it from the shared pass spares them another
+        group-by over the transactions.
+        """
+        if self.account_spend is not None:
+            return self.account_spend
+        d = self.rows
+        recent = d.day >= self.lit(self.cutoff_day - 365)
+        return d.group_by("account_id").aggregate(
+            _spend=d.spend.sum(), _spend365=ibis.cases((recent, d.spend), else_=0.0).sum()
+        )
 
     @property
     def cutoff(self) -> pd.Timestamp:

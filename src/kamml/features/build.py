@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,15 @@ import pandas as pd
 
 from kamml.config import Config
 from kamml.errors import ConfigError
-from kamml.features._context import FeatureContext, day_number, join_on_account, to_day, with_day
-from kamml.features.groups import GROUPS, DailyGroup, daily
+from kamml.features._context import (
+    FeatureContext,
+    day_number,
+    join_on_account,
+    outer_join_on_account,
+    to_day,
+    with_day,
+)
+from kamml.features.groups import GROUPS, DailyGroup, day_rows
 
 __all__ = [
     "account_base",
@@ -67,7 +75,7 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
     return FeatureContext(
         cutoff_day=cday,
         tx=tx,
-        daily=daily(tx),
+        rows=day_rows(tx),
         accounts=accounts,
         referrals=_cut(data.referrals, cday),
         activities=_cut(data.activities, cday),
@@ -79,7 +87,7 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
 
 def account_base(ctx: FeatureContext) -> ir.Table:
     """Accounts that exist at the cutoff: any transaction before it, or an accounts row created before it."""
-    ids = ctx.daily.select("account_id").distinct()
+    ids = ctx.tx.select("account_id").distinct()
     if ctx.accounts is not None:
         ids = ids.union(ctx.accounts.select("account_id"), distinct=True)
     return ids
@@ -109,37 +117,49 @@ def enabled_groups(config: Config | None, data: Any) -> list[str]:
     return names
 
 
-def _daily_pass(ctx: FeatureContext, groups: list[DailyGroup], gaps: bool) -> ir.Table:
-    """One group-by over the per-day table computing every daily group's columns for every account."""
-    d = ctx.daily
-    if gaps:
-        # previous purchase day among the account's purchase days; null on refund-only days
-        prev = d.day.lag().over(group_by=[d.account_id, d.purchase], order_by=d.day)
-        d = d.mutate(
-            gap=ibis.cases((d.purchase == 1, (d.day - prev).cast("float64")), else_=ibis.null("float64"))
-        )
+def _daily_pass(
+    ctx: FeatureContext, groups: list[DailyGroup], spend: bool
+) -> tuple[ir.Table, ir.Table | None]:
+    """One group-by over the transaction rows computing every daily group's columns for every account.
+
+    With `spend`, the pass also returns the per-account spend the referral and effort groups need
+    (see `FeatureContext.spend_by_account`).
+    """
+    d = ctx.rows
     aggs: dict[str, ir.Value] = {}
     for group in groups:
         aggs.update(group.aggregates(ctx, d))
+    if spend:
+        aggs["_spend"] = d.spend.sum()
+        aggs["_spend365"] = ibis.cases((d.day >= ctx.lit(ctx.cutoff_day - 365), d.spend), else_=0.0).sum()
     a = d.group_by("account_id").aggregate(**aggs)
     cols: dict[str, ir.Value] = {}
     for group in groups:
         cols.update(group.columns(ctx, a))
-    return a.select("account_id", **cols)
+    spent = a.select("account_id", "_spend", "_spend365") if spend else None
+    return a.select("account_id", **cols), spent
+
+
+#: Table groups that read the per-account spend (`FeatureContext.spend_by_account`).
+_NEEDS_SPEND = ("referral", "effort")
 
 
 def feature_expr(ctx: FeatureContext, groups: Iterable[str]) -> ir.Table:
-    """One Ibis expression: the account base left-joined with every group's columns.
+    """One Ibis expression: the accounts existing at the cutoff joined with every group's columns.
 
     The daily groups (rfm, windows, calendar, trend, regularity, breadth) are fused into one pass over
-    the per-day table; the table groups (products, referral, effort, static) each join their own part.
+    the transaction rows, which also yields the spend the referral and effort groups reuse; the table
+    groups (products, referral, effort, static) each join their own part.
     """
     names = list(groups)
     daily_groups = [g for n in names if isinstance(g := GROUPS[n], DailyGroup)]
     if daily_groups:
-        out = _daily_pass(ctx, daily_groups, gaps="regularity" in names)
+        spend = any(n in _NEEDS_SPEND for n in names)
+        out, spent = _daily_pass(ctx, daily_groups, spend)
+        ctx = replace(ctx, account_spend=spent)
         if ctx.accounts is not None:
-            out = join_on_account(account_base(ctx), out)
+            # the pass has a row per account with transactions; add the accounts that have none
+            out = outer_join_on_account(out, ctx.accounts.select("account_id"))
     else:
         out = account_base(ctx)
     for name in names:

@@ -5,7 +5,9 @@ None when its table is absent. `kamml.features.build` joins them onto the accoun
 with zero. Rules that matter for the numbers (tested in tests/features/):
 
 - A *purchase day* is a day on which the account has at least one transaction with amount >= 0;
-  transactions on the same day are merged (BTYD convention), so same-day orders count once.
+  transactions on the same day are merged (BTYD convention), so same-day orders count once. The merge
+  needs no per-day group-by: `day_rows` marks, with one window per account, the row that opens each
+  purchase day, the gap to the previous one, and whether a row's day is a purchase day.
 - Refunds (amount < 0) reduce the spend of their day and of every window (spend is net); a day that has
   only refunds is not a purchase day. Zero-amount rows make a purchase day (a free order is an order).
 - rfm follows lifetimes' `summary_data_from_transaction_data`: frequency = purchase days - 1, recency =
@@ -28,7 +30,7 @@ __all__ = [
     "DailyGroup",
     "breadth",
     "calendar",
-    "daily",
+    "day_rows",
     "effort",
     "products",
     "referral",
@@ -46,19 +48,45 @@ TableGroup = Callable[[FeatureContext], "ir.Table | None"]
 NON_FEATURE_ACCOUNT_COLUMNS = ("account_id", "created_at", "owner")
 
 
-def daily(tx: ir.Table) -> ir.Table:
-    """Transactions merged per account and day: net spend, refunds, quantity, purchase flag (1.0 / 0.0).
+def day_rows(tx: ir.Table) -> ir.Table:
+    """Transaction rows with the per-day facts every shared-pass group needs, from one window.
 
-    Every column is float64, so the sums built on it stay in floating point on every engine.
+    Rows are ordered per account by day and, within a day, purchases (amount >= 0) before refunds, so
+    the latest purchase day among the preceding rows tells each row what it needs:
+
+    - ``purchase``: 1.0 on the row that opens a purchase day (summing it counts purchase days), else 0.0;
+    - ``gap``: on that row, days since the previous purchase day (null on the first one and elsewhere);
+    - ``on_purchase_day``: 1.0 when the row's day is a purchase day (a refund on a day with a purchase);
+    - ``on_first_purchase_day``: 1.0 when the row is on the account's first purchase day;
+    - ``spend`` (the amount), ``refund``, ``n_refunds``, ``n_zero`` and ``quantity`` per row.
+
+    This replaces a group-by per account and day, which cost more than the window on logs with about
+    one transaction per account-day. Every number is float64, so sums stay floating point everywhere.
     """
     amount = tx.amount
-    return tx.group_by(["account_id", "day"]).aggregate(
-        spend=amount.sum(),
-        refund=ibis.cases((amount < 0, -amount), else_=0.0).sum(),
-        n_refunds=ibis.cases((amount < 0, 1.0), else_=0.0).sum(),
-        n_zero=ibis.cases((amount == 0, 1.0), else_=0.0).sum(),
-        quantity=tx.quantity.sum(),
-        purchase=ibis.cases((amount >= 0, 1.0), else_=0.0).max(),
+    buy = amount >= 0
+    bought = ibis.cases((buy, tx.day), else_=ibis.null("int64"))
+    before = ibis.window(group_by=tx.account_id, order_by=[tx.day, amount.desc()], preceding=(None, 1))
+    t = tx.mutate(
+        _before=bought.max().over(before),
+        _first=bought.min().over(ibis.window(group_by=tx.account_id)),
+    )
+    buy = t.amount >= 0
+    opens = buy & (t._before.isnull() | (t._before < t.day))
+    return t.select(
+        "account_id",
+        "day",
+        spend=t.amount,
+        refund=ibis.cases((t.amount < 0, -t.amount), else_=0.0),
+        n_refunds=ibis.cases((t.amount < 0, 1.0), else_=0.0),
+        n_zero=ibis.cases((t.amount == 0, 1.0), else_=0.0),
+        quantity=t.quantity,
+        purchase=ibis.cases((opens, 1.0), else_=0.0),
+        gap=ibis.cases(
+            (opens & t._before.notnull(), (t.day - t._before).cast("float64")), else_=ibis.null("float64")
+        ),
+        on_purchase_day=ibis.cases((buy | (t._before == t.day), 1.0), else_=0.0),
+        on_first_purchase_day=ibis.cases((t.day == t._first, 1.0), else_=0.0),
     )
 
 
@@ -74,10 +102,10 @@ def _sum_if(cond: ir.BooleanValue, value: ir.NumericValue | float) -> ir.Numeric
 
 @dataclass(frozen=True)
 class DailyGroup:
-    """A feature group computed in the shared single pass over the per-day table.
+    """A feature group computed in the shared single pass over the transaction rows (`day_rows`).
 
-    `aggregates(ctx, d)` gives named aggregates over the per-day rows `d` (names prefixed by the group,
-    so groups never clash); `columns(ctx, a)` derives the output columns from the aggregated row `a`.
+    `aggregates(ctx, d)` gives named aggregates over the rows `d` (names prefixed by the group, so
+    groups never clash); `columns(ctx, a)` derives the output columns from the aggregated row `a`.
     All daily groups of a build are fused into one group-by, so the transactions are scanned once.
     """
 
@@ -91,8 +119,8 @@ def _rfm_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
         "rfm_first": d.day.min(where=buy),
         "rfm_last": d.day.max(where=buy),
         "rfm_days": d.purchase.sum(),
-        "rfm_spend": _sum_if(buy, d.spend),
-        "rfm_first_spend": d.spend.argmin(d.day, where=buy),
+        "rfm_spend": _sum_if(d.on_purchase_day == 1, d.spend),
+        "rfm_first_spend": _sum_if(d.on_first_purchase_day == 1, d.spend),
     }
 
 
@@ -284,7 +312,7 @@ def referral(ctx: FeatureContext) -> ir.Table | None:
         referrals_made_365d=ibis.cases((r.day >= ctx.lit(c - 365), 1), else_=0).sum().cast("float64"),
         days_since_last_referral=(ctx.lit(c) - r.day.max()).cast("float64"),
     )
-    spend = ctx.daily.group_by("account_id").aggregate(_spend=ctx.daily.spend.sum())
+    spend = ctx.spend_by_account().select("account_id", "_spend")
     referred = r.select(referrer=r.referrer_id, account_id=r.referred_id)
     value = (
         referred.inner_join(spend, "account_id")
@@ -320,15 +348,11 @@ def effort(ctx: FeatureContext) -> ir.Table | None:
     }
     for w in ctx.windows:
         metrics[f"hours_{w}d"] = ibis.cases((a.day >= ctx.lit(c - w), a.hours), else_=0.0).sum()
-    hours = a.group_by("account_id").aggregate(**metrics)
-    d = ctx.daily
-    spend = d.group_by("account_id").aggregate(
-        _spend365=ibis.cases((d.day >= ctx.lit(c - 365), d.spend), else_=0.0).sum()
-    )
-    h365 = ibis.cases((a.day >= ctx.lit(c - 365), a.hours), else_=0.0).sum()
-    h = join_on_account(a.group_by("account_id").aggregate(_h365=h365), spend)
-    ratio = h.select(account_id=h.account_id, hours_per_spend_365d=_ratio(h._h365, h._spend365))
-    return join_on_account(hours, ratio)
+    metrics["_h365"] = ibis.cases((a.day >= ctx.lit(c - 365), a.hours), else_=0.0).sum()
+    spend = ctx.spend_by_account().select("account_id", "_spend365")
+    h = join_on_account(a.group_by("account_id").aggregate(**metrics), spend)
+    keep = [c for c in h.columns if c not in ("_h365", "_spend365")]
+    return h.select(*keep, hours_per_spend_365d=_ratio(h._h365, h._spend365))
 
 
 def static(ctx: FeatureContext) -> ir.Table | None:

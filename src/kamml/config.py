@@ -96,9 +96,18 @@ class FeaturesConfig(_Section):
         return sorted(set(value))
 
 
-class ModelsConfig(_Section):
-    """LightGBM parameters per model, the seed and the number of threads."""
+ChurnLabel = Literal["no_purchase", "no_purchase_or_nonrenewal"]
 
+
+class ModelsConfig(_Section):
+    """LightGBM parameters per model, the seed, the number of threads and the churn label's rule.
+
+    ``churn_label``: ``"no_purchase"`` (default) marks an account churned when it makes no purchase in
+    the horizon; ``"no_purchase_or_nonrenewal"`` also when its contract (the accounts table's
+    ``contract_end``) ends in the horizon, for businesses where a lapsed contract is the loss.
+    """
+
+    churn_label: ChurnLabel = "no_purchase"
     seed: int = 42
     threads: int = Field(2, ge=1)
     clv: dict[str, Any] = Field(default_factory=dict)

@@ -75,6 +75,45 @@ def test_labels(simple):
     assert lab.loc[2, "value"] == 0.0
 
 
+def test_nonrenewal_churn_label(make_data):
+    t = tx(
+        [(a, d, 10.0) for a in (1, 2, 3, 4) for d in ("2024-03-01", "2024-06-01")] + [(1, "2024-08-01", 5.0)]
+    )
+    t = pd.concat([t, tx([(3, "2024-08-01", 5.0), (4, "2024-08-01", 5.0)])], ignore_index=True)
+    accs = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 4],
+            # 1: ends inside the horizon (not renewed) although it still buys; 2: ends later, buys nothing;
+            # 3: ended before the cutoff, buys; 4: no contract, buys
+            "contract_end": pd.to_datetime(["2024-08-15", "2025-06-30", "2024-05-01", None]),
+        }
+    )
+    data = make_data(t, end="2024-12-31", accounts=accs)
+    plain = build_labels(data, CUTOFF, 90)
+    assert plain["churned"].to_dict() == {1: 0, 2: 1, 3: 0, 4: 0}
+    assert "contract_lapsed" not in plain.columns
+    lab = build_labels(data, CUTOFF, 90, churn="no_purchase_or_nonrenewal")
+    assert lab["churned"].to_dict() == {1: 1, 2: 1, 3: 0, 4: 0}
+    assert lab["contract_lapsed"].to_dict() == {1: 1, 2: 0, 3: 0, 4: 0}
+    f = build_features(data, CUTOFF)
+    assert not any("contract_end" in c for c in f.columns)  # the last known end would leak renewals
+    cfg = Config.from_dict(
+        {"models": {"churn_label": "no_purchase_or_nonrenewal"}, "time": {"horizon_days": 90}}
+    )
+    frame = build_training_frame(data, [pd.Timestamp(CUTOFF)], cfg)
+    assert frame.set_index("account_id")["churned"].to_dict() == {1: 1, 2: 1, 3: 0, 4: 0}
+    from kamml.models.bundle import feature_columns
+
+    assert "contract_lapsed" not in feature_columns(frame)
+
+
+def test_nonrenewal_rule_needs_contract_end(simple):
+    with pytest.raises(ConfigError, match="contract_end"):
+        build_labels(simple, CUTOFF, 90, churn="no_purchase_or_nonrenewal")
+    with pytest.raises(ConfigError, match="unknown churn label rule"):
+        build_labels(simple, CUTOFF, 90, churn="lapsed")
+
+
 def test_label_window_past_data_end_is_refused(simple):
     with pytest.raises(ConfigError, match="ends after the data end"):
         build_labels(simple, "2024-12-01", 90)

@@ -120,6 +120,14 @@ TABLES: dict[str, TableSpec] = {
                 "created_at", Kind.TIMESTAMP, required=False, nullable=True, description="account opened"
             ),
             ColumnSpec("owner", Kind.STRING, required=False, nullable=True, description="the sales rep"),
+            ColumnSpec(
+                "contract_end",
+                Kind.TIMESTAMP,
+                required=False,
+                nullable=True,
+                description="end of the account's contract as last known (a renewal moves it later); "
+                "feeds the non-renewal churn label, never a feature",
+            ),
         ),
         keep_extra=True,
         description="one row per account with its static attributes (segment, industry, size, ...)",

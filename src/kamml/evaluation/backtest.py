@@ -127,7 +127,7 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
     cut = pd.Timestamp(cutoff or cfg.time.cutoff or default_cutoff(data, horizon)).normalize()
     bundle, train = train_bundle(data, cfg, cut)
     features = build_features(data, cut, cfg)
-    labels = build_labels(data, cut, horizon).reindex(features.index)
+    labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label).reindex(features.index)
     # one BTYD fit at the test cutoff, for the baseline and anchored in kamml's bundle, which then
     # predicts exactly as the deployed pyfunc does (row-independent, stored parameters)
     bundle = bundle.anchor(features)

@@ -251,12 +251,24 @@ def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | No
     return target
 
 
-def label_expr(data: Any, cutoff: Any, horizon_days: int, base_cutoff: Any = None) -> ir.Table:
+def label_expr(
+    data: Any, cutoff: Any, horizon_days: int, base_cutoff: Any = None, churn: str = "no_purchase"
+) -> ir.Table:
     """Labels over [cutoff, cutoff + horizon) as an Ibis expression.
 
     Rows are the accounts existing at `base_cutoff` (default: the cutoff); a later `base_cutoff`
-    measures a past window for today's accounts.
+    measures a past window for today's accounts. `churn` is the churned rule (see `build_labels`).
     """
+    if churn not in ("no_purchase", "no_purchase_or_nonrenewal"):
+        raise ConfigError(
+            f"unknown churn label rule {churn!r}; valid: no_purchase, no_purchase_or_nonrenewal"
+        )
+    nonrenewal = churn == "no_purchase_or_nonrenewal"
+    if nonrenewal and (data.accounts is None or "contract_end" not in data.accounts.columns):
+        raise ConfigError(
+            "models.churn_label no_purchase_or_nonrenewal needs the accounts table with a contract_end "
+            "column (map yours with data.columns.accounts.contract_end)"
+        )
     cday = day_number(cutoff)
     stop = cday + int(horizon_days)
     tx = with_day(data.transactions)
@@ -280,24 +292,42 @@ def label_expr(data: Any, cutoff: Any, horizon_days: int, base_cutoff: Any = Non
         )
         ref_count = refs.group_by(refs.referrer_id.name("account_id")).aggregate(_ref_n=refs.count())
         out = join_on_account(join_on_account(out, ref_value), ref_count)
+    lapses = None
+    if nonrenewal:
+        acc = data.accounts
+        out = join_on_account(out, acc.select("account_id", _end=to_day(acc.contract_end)))
+        inside = (out._end >= ibis.literal(cday, type="int64")) & (
+            out._end < ibis.literal(stop, type="int64")
+        )
+        lapses = inside.fill_null(False)
+    churned = out._purchases.fill_null(0) == 0
+    if lapses is not None:
+        churned = churned | lapses
     cols: dict[str, ir.Value] = {
         "value": ibis.greatest(out._value.fill_null(0.0), 0.0),
         "purchases": out._purchases.fill_null(0).cast("float64"),
-        "churned": (out._purchases.fill_null(0) == 0).cast("int64"),
+        "churned": churned.cast("int64"),
     }
+    if lapses is not None:
+        cols["contract_lapsed"] = lapses.cast("int64")
     if has_referrals:
         cols["referral_value"] = ibis.greatest(out._ref_value.fill_null(0.0), 0.0)
         cols["referrals"] = out._ref_n.fill_null(0).cast("float64")
     return out.select("account_id", **cols)
 
 
-def build_labels(data: Any, cutoff: Any, horizon_days: int) -> pd.DataFrame:
+def build_labels(data: Any, cutoff: Any, horizon_days: int, *, churn: str = "no_purchase") -> pd.DataFrame:
     """Labels over [cutoff, cutoff + horizon_days) for every account existing at the cutoff.
 
     Columns: ``value`` (net spend in the horizon, floored at 0), ``purchases`` (purchase days),
     ``churned`` (1 when no purchase day in the horizon) and, with a referrals table, ``referral_value``
     (spend in the horizon, after the referral, of accounts this account referred during the horizon)
     and ``referrals`` (how many it referred). Raises `ConfigError` when the window passes the data end.
+
+    With ``churn="no_purchase_or_nonrenewal"`` (config ``models.churn_label``) an account is also
+    churned when its contract ends in the horizon: the accounts table's ``contract_end`` is the last
+    known end, so one inside the window was not renewed. ``contract_lapsed`` says which; an account
+    without a contract_end, or whose contract ended before the cutoff, follows the purchase rule.
     """
     cday = day_number(cutoff)
     end = getattr(data, "end", None)
@@ -306,8 +336,10 @@ def build_labels(data: Any, cutoff: Any, horizon_days: int) -> pd.DataFrame:
             f"label window {pd.Timestamp(cutoff).date()} + {horizon_days} days ends after the data end "
             f"{pd.Timestamp(end).date()}: move time.cutoff earlier or shorten time.horizon_days"
         )
-    frame = fetch_by_account(label_expr(data, cutoff, horizon_days))
-    frame["churned"] = frame["churned"].astype("int64")
+    frame = fetch_by_account(label_expr(data, cutoff, horizon_days, churn=churn))
+    for col in ("churned", "contract_lapsed"):
+        if col in frame.columns:
+            frame[col] = frame[col].astype("int64")
     return frame
 
 
@@ -342,7 +374,7 @@ def build_training_frame(data: Any, cutoffs: Sequence[Any], config: Config | Non
     frames = []
     for cutoff in cutoffs:
         feats = build_features(data, cutoff, cfg)
-        labels = build_labels(data, cutoff, cfg.time.horizon_days)
+        labels = build_labels(data, cutoff, cfg.time.horizon_days, churn=cfg.models.churn_label)
         frame = feats.join(labels, how="inner")
         frame.insert(0, "snapshot", pd.Timestamp(cutoff))
         frames.append(frame.reset_index())

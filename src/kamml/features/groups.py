@@ -44,8 +44,9 @@ __all__ = [
 TableGroup = Callable[[FeatureContext], "ir.Table | None"]
 
 #: Columns of the accounts table that are not features (identifiers, dates handled separately, owner:
-#: the sales rep is who serves the account, used by allocation, not a property of the account).
-NON_FEATURE_ACCOUNT_COLUMNS = ("account_id", "created_at", "owner")
+#: the sales rep is who serves the account, used by allocation, not a property of the account;
+#: contract_end: its last known value already tells a past snapshot whether the contract was renewed).
+NON_FEATURE_ACCOUNT_COLUMNS = ("account_id", "created_at", "owner", "contract_end")
 
 
 def day_rows(tx: ir.Table) -> ir.Table:

@@ -42,7 +42,7 @@ __all__ = ["LABELS", "ModelBundle", "add_snapshot_btyd", "feature_columns"]
 log = logging.getLogger(__name__)
 
 #: Columns of a training frame that are targets or keys, never features.
-LABELS = ("value", "purchases", "churned", "referral_value", "referrals")
+LABELS = ("value", "purchases", "churned", "contract_lapsed", "referral_value", "referrals")
 KEYS = ("account_id", "snapshot")
 FORMAT_VERSION = 1
 _MODELS = ("clv", "churn", "influence")

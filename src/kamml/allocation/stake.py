@@ -31,7 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from kamml.errors import ConfigError
-from kamml.models.effort import DEFAULT_CLIP, DEFAULT_EXPONENT, DEFAULT_SCALE, effort_scale
+from kamml.models.effort_rule import DEFAULT_CLIP, DEFAULT_EXPONENT, DEFAULT_SCALE, effort_scale
 
 __all__ = [
     "DEFAULT_CLIP",

@@ -1,11 +1,42 @@
-"""Models: BG/NBD and Gamma-Gamma, the LightGBM value, churn and influence models, and their bundle."""
+"""Models: BG/NBD and Gamma-Gamma, the LightGBM value, churn and influence models, and their bundle.
+
+Names are imported on first use (PEP 562): the allocation needs only `kamml.models.effort`, not
+LightGBM and scikit-learn.
+"""
 
 from __future__ import annotations
 
-from kamml.models.btyd import BetaGeo, GammaGamma
-from kamml.models.bundle import ModelBundle
-from kamml.models.churn import ChurnModel
-from kamml.models.clv import ClvModel
-from kamml.models.influence import InfluenceModel
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kamml.models.btyd import BetaGeo, GammaGamma
+    from kamml.models.bundle import ModelBundle
+    from kamml.models.churn import ChurnModel
+    from kamml.models.clv import ClvModel
+    from kamml.models.influence import InfluenceModel
 
 __all__ = ["BetaGeo", "ChurnModel", "ClvModel", "GammaGamma", "InfluenceModel", "ModelBundle"]
+
+_LAZY = {
+    "BetaGeo": "kamml.models.btyd",
+    "GammaGamma": "kamml.models.btyd",
+    "ModelBundle": "kamml.models.bundle",
+    "ChurnModel": "kamml.models.churn",
+    "ClvModel": "kamml.models.clv",
+    "InfluenceModel": "kamml.models.influence",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kamml.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,112 @@
+"""The fixed effort-scale rule: hours that move an account, growing with its value (numpy only).
+
+Split from `kamml.models.effort` (which fits the rule's scale from activities with scipy and Ibis) so
+that the allocation imports only this: `kamml allocate` starts without scipy, Ibis or LightGBM.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from kamml.errors import ConfigError
+
+__all__ = ["DEFAULT_CLIP", "DEFAULT_EXPONENT", "DEFAULT_SCALE", "effort_scale"]
+
+logger = logging.getLogger("kamml.models.effort")
+
+FloatArray = npt.NDArray[np.float64]
+
+DEFAULT_SCALE = 4.0
+"""Effort scale (hours at the median account) of the fixed rule, used when none is fitted or set."""
+DEFAULT_EXPONENT = 0.5
+DEFAULT_CLIP = (0.25, 4.0)
+
+
+def effort_scale(
+    clv: npt.ArrayLike,
+    scale: float | Literal["auto"] = DEFAULT_SCALE,
+    *,
+    exponent: float = DEFAULT_EXPONENT,
+    clip: tuple[float, float] = DEFAULT_CLIP,
+    reference: float | None = None,
+) -> FloatArray:
+    """Effort scale k per account in hours, growing with its value: bigger accounts need more hours.
+
+    ``k = scale * (clv / reference) ** exponent``, clipped to ``[clip[0], clip[1]] * scale``, with the
+    median positive clv as the reference unless one is given. The typical account (reference value)
+    gets ``scale`` hours; one with no positive value the smallest k.
+
+    Parameters
+    ----------
+    clv : array-like of shape (n,)
+        Value per account (>= 0; NaN counts as 0).
+    scale : float or "auto", default 4.0
+        Effort scale of the typical account in hours (`AllocationConfig.effort_scale`), > 0. ``"auto"``
+        asks for a fitted response (`kamml.models.effort.EffortResponse.effort_scale`); here, without
+        one, it falls back to `DEFAULT_SCALE` with a log line.
+    exponent : float, default 0.5
+        How fast k grows with value: 0 gives every account the same k, 1 makes k proportional to value.
+    clip : tuple of float, default (0.25, 4.0)
+        Smallest and largest k as multiples of `scale`, 0 < low <= high.
+    reference : float, optional
+        The value at which k = `scale` (> 0), e.g. the median account of a fitted response; default the
+        median positive clv of the accounts given.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+        k per account, > 0.
+
+    Raises
+    ------
+    kamml.errors.ConfigError
+        On a scale that is not positive, a negative or non-finite exponent, or a bad clip range.
+
+    Examples
+    --------
+    The median positive value is 100, so the 4x bigger account needs 2x the hours:
+
+    >>> effort_scale([100.0, 400.0, 0.0, 25.0], scale=2.0).tolist()
+    [2.0, 4.0, 0.5, 1.0]
+
+    With a fixed reference value, k no longer depends on which other accounts are scored:
+
+    >>> effort_scale([100.0, 400.0], scale=2.0, reference=400.0).tolist()
+    [1.0, 2.0]
+    """
+    if isinstance(scale, str):
+        if scale != "auto":
+            raise ConfigError(f"effort scale must be a number of hours or 'auto', got {scale!r}")
+        logger.info(
+            "effort scale 'auto' without a fitted effort response: using the fixed rule, "
+            "%g hours at the median account",
+            DEFAULT_SCALE,
+        )
+        scale = DEFAULT_SCALE
+    scale = float(scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise ConfigError(f"effort scale must be a finite number of hours > 0, got {scale}")
+    if not np.isfinite(exponent) or exponent < 0:
+        raise ConfigError(f"effort scale exponent must be a finite number >= 0, got {exponent}")
+    low, high = float(clip[0]), float(clip[1])
+    if not (0 < low <= high < np.inf):
+        raise ConfigError(f"effort scale clip must satisfy 0 < low <= high < inf, got ({low}, {high})")
+    value = np.nan_to_num(np.asarray(clv, dtype=float), nan=0.0)
+    if reference is not None:
+        ref = float(reference)
+        if not np.isfinite(ref) or ref <= 0:
+            raise ConfigError(f"effort scale reference value must be a finite number > 0, got {reference}")
+    else:
+        positive = value[value > 0]
+        if positive.size == 0:
+            logger.warning("no account has a positive clv: every account gets the same effort scale")
+            return np.full(value.shape, float(scale))
+        ref = float(np.median(positive))
+    with np.errstate(divide="ignore", over="ignore"):  # inf and 0 are clipped below
+        relative = np.maximum(value, 0.0) / ref
+        k = scale * np.power(relative, exponent)
+    return np.asarray(np.clip(k, low * scale, high * scale), dtype=np.float64)

@@ -1,0 +1,40 @@
+"""The package's public names resolve on first use, and the allocation starts without the model stack."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import kamml
+
+
+def test_public_names_resolve_lazily():
+    for name in kamml.__all__:
+        assert getattr(kamml, name) is not None
+        assert name in dir(kamml)
+    from kamml import ModelBundle, allocate
+    from kamml.models import ClvModel
+
+    assert ModelBundle.__module__ == "kamml.models.bundle"
+    assert allocate.__module__ == "kamml.allocation.allocate"
+    assert ClvModel.__module__ == "kamml.models.clv"
+
+
+def test_unknown_names_raise_attribute_error():
+    from kamml import models
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        kamml.nope  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        models.nope  # noqa: B018
+
+
+def test_allocation_imports_neither_models_nor_engines():
+    code = (
+        "import sys, kamml.cli, kamml.allocation.allocate; "
+        "print(sorted(m for m in ('lightgbm', 'sklearn', 'ibis', 'scipy', 'mlflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -193,11 +193,11 @@ def relationship_notes(
     referrals: ir.Table | None,
     activities: ir.Table | None,
 ) -> list[Problem]:
-    """Soft problems between tables, found by anti-joins on the backend in one counting query.
+    """Soft problems between tables, found by anti-joins on the backend in one query with the examples.
 
     Accounts without transactions, transactions of accounts missing from the accounts table, referrals
     to or from unknown accounts, activities of unknown accounts. An account is known when it has
-    transactions or a row in the accounts table. Examples are fetched only for checks that find rows.
+    transactions or a row in the accounts table. Up to five example ids come in the same query.
 
     Parameters
     ----------
@@ -209,10 +209,13 @@ def relationship_notes(
     list of Problem
         One note per check that found rows.
     """
-    tx_ids = transactions.select("account_id").distinct()
+    # rows per account, once: the account ids with transactions, and the weight that turns a count of
+    # accounts into a count of transaction rows without probing every row against the accounts table
+    tx_counts = transactions.group_by("account_id").aggregate(_rows=transactions.count())
+    tx_ids = tx_counts.select("account_id")
     known = tx_ids
-    # (table, column, rule, rows that break it, column holding the example ids)
-    checks: list[tuple[str, str, str, ir.Table]] = []
+    # (table, column, rule, rows that break it, column weighting each row or None)
+    checks: list[tuple[str, str, str, ir.Table, str | None]] = []
     if accounts is not None:
         acc_ids = accounts.select("account_id").distinct()
         known = tx_ids.union(acc_ids, distinct=True)
@@ -222,6 +225,7 @@ def relationship_notes(
                 "account_id",
                 "accounts without transactions (kept; they score as new or dormant)",
                 acc_ids.anti_join(tx_ids, "account_id"),
+                None,
             )
         )
         checks.append(
@@ -229,7 +233,8 @@ def relationship_notes(
                 "transactions",
                 "account_id",
                 "transactions of accounts missing from the accounts table (kept; attributes unknown)",
-                transactions.anti_join(acc_ids, "account_id"),
+                tx_counts.anti_join(acc_ids, "account_id"),
+                "_rows",
             )
         )
     if referrals is not None:
@@ -241,6 +246,7 @@ def relationship_notes(
                     column,
                     f"referrals {who} unknown accounts (no transactions, not in the accounts table)",
                     referrals.anti_join(ids, column),
+                    None,
                 )
             )
     if activities is not None:
@@ -250,32 +256,41 @@ def relationship_notes(
                 "account_id",
                 "activities of unknown accounts (no transactions, not in the accounts table)",
                 activities.anti_join(known, "account_id"),
+                None,
             )
         )
     if not checks:
         return []
-    parts = [
-        rows.aggregate(check=ibis.literal(i, type="int64"), n=rows.count())
-        for i, (*_, rows) in enumerate(checks)
-    ]
-    query = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
-    result = query.to_pyarrow().to_pydict()
-    counts = {int(c): int(n) for c, n in zip(result["check"], result["n"], strict=True) if n}
-    if not counts:
-        return []
-    # one more query fetches up to five example ids for every check that found rows (ids share one type)
-    samples = [
-        rows.select(check=ibis.literal(i, type="int64"), id=rows[column]).distinct().limit(N_EXAMPLES)
-        for i, (_, column, _, rows) in enumerate(checks)
-        if i in counts
-    ]
-    query = samples[0].union(*samples[1:], distinct=False) if len(samples) > 1 else samples[0]
-    found = query.to_pyarrow().to_pydict()
+    # one query: per check a count row (kind 0) and up to five example ids (kind 1), so the engine
+    # computes the shared parts (rows per account, known ids) once
+    id_type = transactions.account_id.type()
+    parts = []
+    for i, (_, column, _, rows, weight) in enumerate(checks):
+        n = rows.count() if weight is None else rows[weight].sum().fill_null(0)
+        parts.append(
+            rows.aggregate(
+                kind=ibis.literal(0, type="int64"), check=ibis.literal(i, type="int64"), n=n.cast("int64")
+            ).mutate(id=ibis.null(id_type))
+        )
+        sample = rows.select(id=rows[column].cast(id_type)).distinct().limit(N_EXAMPLES)
+        parts.append(
+            sample.select(
+                kind=ibis.literal(1, type="int64"),
+                check=ibis.literal(i, type="int64"),
+                n=ibis.null("int64"),
+                id=sample.id,
+            )
+        )
+    found = parts[0].union(*parts[1:], distinct=False).to_pyarrow().to_pydict()
+    counts: dict[int, int] = {}
     examples: dict[int, list[Any]] = {}
-    for check, value in zip(found["check"], found["id"], strict=True):
-        examples.setdefault(int(check), []).append(value)
+    for kind, check, n, value in zip(found["kind"], found["check"], found["n"], found["id"], strict=True):
+        if kind == 0 and n:
+            counts[int(check)] = int(n)
+        elif kind == 1:
+            examples.setdefault(int(check), []).append(value)
     return [
         Problem(table, column, rule, counts[i], plain_examples(sorted(examples.get(i, []), key=str)))
-        for i, (table, column, rule, _) in enumerate(checks)
+        for i, (table, column, rule, _, _) in enumerate(checks)
         if i in counts
     ]

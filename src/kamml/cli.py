@@ -278,7 +278,6 @@ def score(
     from kamml.config import load_config
     from kamml.io import check_output_path
     from kamml.jobs.data import job_data
-    from kamml.jobs.score import score_to_file
 
     cfg = load_config(config)
     spark = cfg.engine.name == "spark"
@@ -296,11 +295,13 @@ def score(
         return
     check_output_path(out)
     # the model (MLflow's import, the registry, the bundle's parsing) loads in a thread while the engine
-    # validates the data: DuckDB works outside the GIL, and the two took 3 s and 11 s one after the other
+    # validates the data: DuckDB works outside the GIL, and the two took 6 s and 11 s one after the other
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kamml-model") as pool:
         loading = pool.submit(_load_scoring_model, model, cfg)
         dataset = job_data(cfg, data)
         loaded = loading.result()
+    from kamml.jobs.score import score_to_file  # imports MLflow: after the thread has
+
     cut = pd.Timestamp(cutoff or cfg.time.cutoff or dataset.end).normalize()
     table = score_to_file(loaded, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
     typer.echo(

@@ -98,11 +98,13 @@ class FeatureContext:
         """
         if self.account_spend is not None:
             return self.account_spend
+        return self.rows.group_by("account_id").aggregate(**self.spend_aggregates())
+
+    def spend_aggregates(self) -> dict[str, ir.Value]:
+        """The aggregates of `spend_by_account` over `rows`, for a pass that groups them anyway."""
         d = self.rows
         recent = d.day >= self.lit(self.cutoff_day - 365)
-        return d.group_by("account_id").aggregate(
-            _spend=d.spend.sum(), _spend365=ibis.cases((recent, d.spend), else_=0.0).sum()
-        )
+        return {"_spend": d.spend.sum(), "_spend365": ibis.cases((recent, d.spend), else_=0.0).sum()}
 
     @property
     def cutoff(self) -> pd.Timestamp:

@@ -12,13 +12,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from kamml.config import Config
+from kamml.config import ChurnLabel, Config
 from kamml.errors import ConfigError
 from kamml.features._context import (
     FeatureContext,
@@ -130,8 +130,7 @@ def _daily_pass(
     for group in groups:
         aggs.update(group.aggregates(ctx, d))
     if spend:
-        aggs["_spend"] = d.spend.sum()
-        aggs["_spend365"] = ibis.cases((d.day >= ctx.lit(ctx.cutoff_day - 365), d.spend), else_=0.0).sum()
+        aggs.update(ctx.spend_aggregates())
     a = d.group_by("account_id").aggregate(**aggs)
     cols: dict[str, ir.Value] = {}
     for group in groups:
@@ -173,20 +172,13 @@ def feature_expr(ctx: FeatureContext, groups: Iterable[str]) -> ir.Table:
     return out
 
 
-def fetch(expr: ir.Table) -> pd.DataFrame:
-    """Execute an expression into pandas through Arrow; missing numbers become NaN.
-
-    Ibis's own `to_pandas` boxes nullable columns into Python objects first, several times slower on
-    millions of rows.
-    """
-    return expr.to_pyarrow().to_pandas()
-
-
 def fetch_by_account(expr: ir.Table) -> pd.DataFrame:
-    """`fetch`, indexed by account_id and sorted by it.
+    """Execute an expression into pandas through Arrow, indexed by account_id and sorted by it.
 
-    Sorted in Arrow and indexed without `set_index`: on a million rows of 55 columns pandas'
-    `set_index(...).sort_index()` copied the frame twice and took 4 s, this about 1 s.
+    Missing numbers become NaN. Ibis's own `to_pandas` boxes nullable columns into Python objects
+    first, several times slower on millions of rows. Sorted in Arrow and indexed without `set_index`:
+    on a million rows of 55 columns pandas' `set_index(...).sort_index()` copied the frame twice and
+    took 4 s, this about 1 s.
     """
     table = expr.to_pyarrow().sort_by("account_id")
     frame = table.drop_columns(["account_id"]).to_pandas()
@@ -259,10 +251,8 @@ def label_expr(
     Rows are the accounts existing at `base_cutoff` (default: the cutoff); a later `base_cutoff`
     measures a past window for today's accounts. `churn` is the churned rule (see `build_labels`).
     """
-    if churn not in ("no_purchase", "no_purchase_or_nonrenewal"):
-        raise ConfigError(
-            f"unknown churn label rule {churn!r}; valid: no_purchase, no_purchase_or_nonrenewal"
-        )
+    if churn not in get_args(ChurnLabel):
+        raise ConfigError(f"unknown churn label rule {churn!r}; valid: {', '.join(get_args(ChurnLabel))}")
     nonrenewal = churn == "no_purchase_or_nonrenewal"
     if nonrenewal and (data.accounts is None or "contract_end" not in data.accounts.columns):
         raise ConfigError(

@@ -10,6 +10,7 @@ from kamml.datasets import synthetic
 from kamml.errors import FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
+from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
 
@@ -118,6 +119,58 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     known = features["frequency"].notna().to_numpy()
     assert np.all(stretched[known] >= raw[known] - 1e-9)  # more time, at least as much value
     assert stretched.sum() > raw.sum()
+
+    # one factor for every account, set in training and again when anchored at the scoring cutoff
+    for factor in (bundle.value_ratio, bundle.churn_exponent):
+        assert factor is not None
+        assert 1.0 < factor < 90 / 45  # dropout: less than a steady buyer's H / h
+    anchored = bundle.anchor(features)
+    has_rfm = features[["frequency", "recency", "T"]].notna().all(axis=1).to_numpy()
+    f, r, t = (features[c].to_numpy(float)[has_rfm] for c in ("frequency", "recency", "T"))
+    bg, _ = anchored.btyd.models()
+    h, H = anchored.train_units, anchored.horizon_units
+    rows, _ = anchored.with_btyd(features, refit=False)
+    scores = anchored.predict(features, refit_btyd=False)
+
+    # value: the model's h-window value times sum E[X(H)] / sum E[X(h)], so its order is kept
+    purchases_h, purchases_H = (bg.conditional_expected_purchases(w, f, r, t).sum() for w in (h, H))
+    assert anchored.value_ratio == pytest.approx(purchases_H / purchases_h, rel=1e-12)
+    raw_h = anchored.clv.predict(rows[anchored.features], horizon_days=45)
+    np.testing.assert_allclose(scores["clv"].to_numpy(), raw_h * anchored.value_ratio, rtol=1e-12)
+
+    # churn: P0(H) = P0(h)^e with one exponent, so the churn model's order is kept too
+    e = anchored.churn_exponent
+    p_h = anchored.churn.predict_proba(rows[anchored.features], horizon_days=45)[:, 1]
+    p_H = scores["p_churn"].to_numpy()
+    np.testing.assert_allclose(p_H, p_h**e, rtol=1e-12)
+    assert np.all(p_H <= p_h + 1e-12)  # a longer window: no more likely to stay without a purchase
+    # the population's share of non-buyers over H follows BG/NBD from h to H
+    p0_h, p0_H = (bg.p_zero_purchases(w, f, r, t) for w in (h, H))
+    assert np.mean(p0_h**e) == pytest.approx(np.mean(p0_H), rel=1e-5)
+
+    # saved and loaded with them; a bundle saved before they existed keeps per-account ratios
+    state = anchored.to_dict()
+    loaded = ModelBundle.from_dict(state)
+    assert (loaded.value_ratio, loaded.churn_exponent) == (anchored.value_ratio, e)
+    del state["value_ratio"], state["churn_exponent"]
+    old = ModelBundle.from_dict(state).predict(features, refit_btyd=False)
+    assert not np.allclose(old["p_churn"].to_numpy(), p_H)
+    assert not np.allclose(old["clv"].to_numpy(), scores["clv"].to_numpy())
+    assert np.all((old["p_churn"] >= 0) & (old["p_churn"] <= 1))
+
+
+def test_stretch_factors_edge_cases():
+    fit = BtydFit({"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}, None)
+    x, tx, T = np.array([0.0, 2, 5]), np.array([0.0, 10, 20]), np.array([30.0, 30, 30])
+    assert no_purchase_exponent(fit, x, tx, T, 10.0, 10.0) == 1.0  # same window
+    nan = np.full(3, np.nan)
+    assert no_purchase_exponent(fit, nan, nan, nan, 10.0, 20.0) == 1.0  # no history to go by
+    longer = no_purchase_exponent(fit, x, tx, T, 10.0, 20.0)
+    assert 1.0 < longer < 2.0
+    assert no_purchase_exponent(fit, x, tx, T, 10.0, 40.0) > longer
+    assert expected_purchase_ratio(fit, x, tx, T, 10.0, 10.0) == 1.0
+    assert expected_purchase_ratio(fit, nan, nan, nan, 10.0, 20.0) == 2.0  # nothing known: in proportion
+    assert 1.0 < expected_purchase_ratio(fit, x, tx, T, 10.0, 20.0) < 2.0
 
 
 def test_training_frame_without_snapshot_is_refused():

@@ -12,10 +12,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 
 from kamml.models.btyd import BetaGeo, GammaGamma
 
-__all__ = ["BTYD_COLUMNS", "BtydFit", "add_btyd_features", "btyd_columns", "fit_btyd", "rfm_arrays"]
+__all__ = [
+    "BTYD_COLUMNS",
+    "BtydFit",
+    "add_btyd_features",
+    "btyd_columns",
+    "expected_purchase_ratio",
+    "fit_btyd",
+    "no_purchase_exponent",
+    "rfm_arrays",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +129,51 @@ def add_btyd_features(frame: pd.DataFrame, horizon: float, fit: BtydFit | None =
     columns = btyd_columns(*rfm_arrays(frame), horizon, fit or fit_btyd(frame))
     out = frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns])
     return pd.concat([out, pd.DataFrame(columns, index=frame.index)], axis=1)
+
+
+def no_purchase_exponent(
+    fit: BtydFit, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, h: float, H: float
+) -> float:
+    """The exponent e with mean P0(h)^e = mean P0(H) over these accounts, by BG/NBD (h, H in rfm units).
+
+    P0(t) is the probability of no purchase in the next t. e turns a probability of no purchase over
+    the training window h into one over the horizon H, P0(H) = P0(h)^e, the same for every account: the
+    order of the accounts is kept and the population's share of buyers follows BG/NBD. (For a plain
+    Poisson buyer e = H / h; dropout makes it smaller.) 1 when H == h or nothing is known.
+    """
+    known = ~(np.isnan(frequency) | np.isnan(recency) | np.isnan(T))
+    if h == H or not known.any():
+        return 1.0
+    bg, _ = fit.models()
+    rfm = (frequency[known], recency[known], T[known])
+    log_h = np.log(np.clip(bg.p_zero_purchases(h, *rfm), 1e-300, 1.0))
+    target = float(np.mean(bg.p_zero_purchases(H, *rfm)))
+
+    def gap(e: float) -> float:
+        return float(np.mean(np.exp(e * log_h))) - target
+
+    low, high = (1.0, 10.0 * H / h) if h < H else (0.1 * H / h, 1.0)
+    if gap(low) * gap(high) > 0:  # no root inside: take the nearer end
+        return low if abs(gap(low)) < abs(gap(high)) else high
+    return float(brentq(gap, low, high, xtol=1e-6))
+
+
+def expected_purchase_ratio(
+    fit: BtydFit, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, h: float, H: float
+) -> float:
+    """Sum of E[X(H)] over sum of E[X(h)] over these accounts, by BG/NBD (h, H in rfm units).
+
+    One factor for every account carries value predicted over the training window h to the horizon H,
+    keeping the value model's order of the accounts, while the population's purchases follow BG/NBD's
+    decay. H / h when nothing is known.
+    """
+    known = ~(np.isnan(frequency) | np.isnan(recency) | np.isnan(T))
+    if h == H:
+        return 1.0
+    if not known.any():
+        return H / h
+    bg, _ = fit.models()
+    rfm = (frequency[known], recency[known], T[known])
+    over_h = float(np.sum(bg.conditional_expected_purchases(h, *rfm)))
+    over_H = float(np.sum(bg.conditional_expected_purchases(H, *rfm)))
+    return over_H / over_h if over_h > 0 else H / h

@@ -8,10 +8,13 @@ stack.
 Horizons: the models are trained on label windows of `train_horizon_days` (h). When h is shorter than the
 prediction horizon H (data too short to hold whole H windows before the cutoff, as in CDNOW's classic
 split), predictions are carried from h to H per account with the BG/NBD model fitted at the scoring
-cutoff: value by the ratio E[X(H)] / E[X(h)] of conditional expected purchases, the probability of any
-purchase by the ratio (1 - P0(H)) / (1 - P0(h)), and referral value in proportion to time. The stretch
-inherits BG/NBD's view of decay: on CDNOW, whose spending holds up better than BG/NBD's dropout implies,
-it undershoots the holdout total (see docs/models.md).
+cutoff, by two factors that are the same for every account and stored in the bundle: value by the ratio
+of the population's expected purchases, sum E[X(H)] / sum E[X(h)] (`expected_purchase_ratio`), and the
+probability of no purchase by an exponent, P0(H) = P0(h)^e, with e such that the population's mean P0
+follows BG/NBD from h to H (`no_purchase_exponent`); referral value goes in proportion to time. The
+models rank the accounts and BG/NBD carries the population through time: per-account BG/NBD ratios
+reshuffled the models' order, which on CDNOW cost value Gini, churn ROC AUC and Brier on every
+calibration end tried (docs/models.md).
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ from kamml.config import Config
 from kamml.errors import FeatureMismatchError, ModelError
 from kamml.features.catalogue import definition
 from kamml.models._lgbm import as_float, column_arrays
-from kamml.models.btyd_features import BtydFit, add_btyd_features, btyd_columns, fit_btyd
+from kamml.models.btyd_features import (
+    BtydFit,
+    add_btyd_features,
+    btyd_columns,
+    expected_purchase_ratio,
+    fit_btyd,
+    no_purchase_exponent,
+    rfm_arrays,
+)
 from kamml.models.churn import ChurnModel
 from kamml.models.clv import ClvModel
 from kamml.models.effort import EffortResponse
@@ -74,6 +85,11 @@ def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
     return kwargs
 
 
+def _optional_float(value: Any) -> float | None:
+    """A stored number, or None when the bundle has none."""
+    return None if value is None else float(value)
+
+
 @functools.lru_cache(maxsize=4096)
 def _definition(feature: str) -> str:
     """A feature's definition in words (cached: asked once per row and driver)."""
@@ -112,6 +128,10 @@ class ModelBundle:
     meta: dict[str, Any] = field(default_factory=dict)
     feature_config: dict[str, Any] = field(default_factory=dict)
     effort: EffortResponse | None = None
+    #: The h -> H stretch (module docs): clv x value_ratio, P0(H) = P0(h)^churn_exponent. None in
+    #: bundles saved before they existed, which keep per-account BG/NBD ratios.
+    value_ratio: float | None = None
+    churn_exponent: float | None = None
 
     def feature_spec(self) -> dict[str, Any]:
         """How to rebuild this bundle's feature rows: the features section, time unit and horizon.
@@ -185,7 +205,16 @@ class ModelBundle:
             "snapshots": sorted(str(pd.Timestamp(s).date()) for s in train["snapshot"].unique()),
             "rows": len(train),
         }
-        return cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
+        bundle = cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
+        bundle._set_stretch(train[train["snapshot"] == latest], btyd)
+        return bundle
+
+    def _set_stretch(self, features: pd.DataFrame, fit: BtydFit) -> None:
+        """Set the h -> H stretch factors from BG/NBD on these accounts (1 and 1 when h equals H)."""
+        f, r, t, _ = rfm_arrays(features)
+        h, H = self.train_units, self.horizon_units
+        self.value_ratio = expected_purchase_ratio(fit, f, r, t, h, H)
+        self.churn_exponent = no_purchase_exponent(fit, f, r, t, h, H)
 
     def anchor(self, features: pd.DataFrame) -> ModelBundle:
         """A copy whose BG/NBD and Gamma-Gamma are refitted on every account at the scoring cutoff.
@@ -195,6 +224,7 @@ class ModelBundle:
         """
         anchored = dataclasses.replace(self, meta=dict(self.meta))
         anchored.btyd = fit_btyd(features)
+        anchored._set_stretch(features, anchored.btyd)
         return anchored
 
     def with_btyd(
@@ -297,11 +327,16 @@ class ModelBundle:
         p_churn: np.ndarray,
         referral: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Carry predictions from the training window h to the horizon H with BG/NBD ratios (module docs).
+        """Carry predictions from the training window h to the horizon H (module docs).
 
-        E[X(h)] and P0(h) are the btyd feature columns (computed at h); E[X(H)] is given.
+        By the bundle's `value_ratio` and `churn_exponent`; bundles saved without them use per-account
+        BG/NBD ratios: E[X(H)] / E[X(h)] for value and (1 - P0(H)) / (1 - P0(h)) for the probability of
+        a purchase, where E[X(h)] and P0(h) are the btyd feature columns and E[X(H)] is given.
         """
         H, h = self.horizon_units, self.train_units
+        if self.value_ratio is not None and self.churn_exponent is not None:
+            p_churn_H = np.clip(p_churn, 0.0, 1.0) ** self.churn_exponent
+            return clv * self.value_ratio, p_churn_H, referral * (H / h)
         ratio = np.full(len(clv), H / h)
         e_h, e_H = extra["btyd_expected_purchases"][known], expected_H[known]
         ratio[known] = np.where(e_h > 0, e_H / np.maximum(e_h, 1e-12), H / h)
@@ -351,6 +386,8 @@ class ModelBundle:
             "influence": None if self.influence is None else self.influence.to_dict(),
             "meta": self.meta,
             "effort": None if self.effort is None else self.effort.to_dict(),
+            "value_ratio": self.value_ratio,
+            "churn_exponent": self.churn_exponent,
         }
 
     @classmethod
@@ -370,6 +407,8 @@ class ModelBundle:
             meta=dict(state.get("meta", {})),
             feature_config=dict(state.get("feature_config", {})),
             effort=None if state.get("effort") is None else EffortResponse.from_dict(state["effort"]),
+            value_ratio=_optional_float(state.get("value_ratio")),
+            churn_exponent=_optional_float(state.get("churn_exponent")),
         )
 
     def save(self, path: str | Path) -> Path:

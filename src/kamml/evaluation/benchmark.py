@@ -4,8 +4,8 @@ Honesty rule: kamml's models use only data before the calibration end, labels in
 holdout has no 39-week label window inside a 39-week calibration period, so the models train on shorter
 label windows h that fit inside it (all CDNOW customers arrive in the first quarter of 1997, so training
 snapshots start on 1997-04-01, when the whole cohort is present) and carry their predictions to the
-holdout length with the BG/NBD stretch factors of `kamml.models.bundle`. Features, BTYD fits and snapshots all
-stop at the calibration end; the holdout is read only to compute the metrics.
+holdout length with the BG/NBD stretch factors of `kamml.models.bundle`. Features, BTYD fits and
+snapshots all stop at the calibration end; the holdout is read only to compute the metrics.
 """
 
 from __future__ import annotations

@@ -136,7 +136,16 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     purchases_h, purchases_H = (bg.conditional_expected_purchases(w, f, r, t).sum() for w in (h, H))
     assert anchored.value_ratio == pytest.approx(purchases_H / purchases_h, rel=1e-12)
     raw_h = anchored.clv.predict(rows[anchored.features], horizon_days=45)
-    np.testing.assert_allclose(scores["clv"].to_numpy(), raw_h * anchored.value_ratio, rtol=1e-12)
+    level = anchored.value_level
+    assert level is not None
+    np.testing.assert_allclose(scores["clv"].to_numpy(), raw_h * level * anchored.value_ratio, rtol=1e-12)
+    # the level: the h-window total is BTYD's at the cutoff, times BTYD's bias on the latest snapshot
+    assert bundle.value_level is None  # set by anchor only
+    assert anchored.btyd_bias == bundle.btyd_bias
+    assert anchored.btyd_bias > 0
+    target = anchored.btyd_bias * np.nansum(rows["btyd_value"].to_numpy(float))
+    assert 0.5 < level < 2.0  # inside the clip on this world
+    assert raw_h.sum() * level == pytest.approx(target, rel=1e-9)
 
     # churn: P0(H) = P0(h)^e with one exponent, so the churn model's order is kept too
     e = anchored.churn_exponent
@@ -151,11 +160,14 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     # saved and loaded with them; a bundle saved before they existed keeps per-account ratios
     state = anchored.to_dict()
     loaded = ModelBundle.from_dict(state)
-    assert (loaded.value_ratio, loaded.churn_exponent) == (anchored.value_ratio, e)
-    del state["value_ratio"], state["churn_exponent"]
+    stored = (loaded.value_ratio, loaded.churn_exponent, loaded.btyd_bias, loaded.value_level)
+    assert stored == (anchored.value_ratio, e, anchored.btyd_bias, level)
+    for key in ("value_ratio", "churn_exponent", "btyd_bias", "value_level"):
+        del state[key]
     old = ModelBundle.from_dict(state).predict(features, refit_btyd=False)
     assert not np.allclose(old["p_churn"].to_numpy(), p_H)
-    assert not np.allclose(old["clv"].to_numpy(), scores["clv"].to_numpy())
+    old_ratio = old["clv"].to_numpy() / raw_h  # per-account ratios, no level
+    assert not np.allclose(old_ratio, old_ratio[0])
     assert np.all((old["p_churn"] >= 0) & (old["p_churn"] <= 1))
 
 

@@ -15,6 +15,13 @@ follows BG/NBD from h to H (`no_purchase_exponent`); referral value goes in prop
 models rank the accounts and BG/NBD carries the population through time: per-account BG/NBD ratios
 reshuffled the models' order, which on CDNOW cost value Gini, churn ROC AUC and Brier on every
 calibration end tried (docs/models.md).
+
+Value level: the value model's total drifts when its training snapshots, at least one label window
+old, are carried to the cutoff (trees do not extrapolate an ageing book). `anchor` therefore sets the
+model's h-window total at the cutoff to BTYD's, refitted there, times BTYD's bias measured on the latest
+training snapshot (actual over BTYD value, `btyd_bias`): one multiplier, `value_level`, clipped to
+[0.5, 2]. The model still ranks the accounts. On CDNOW it cut the mean absolute aggregate error over
+eight calibration ends from 15 % to 10 % (docs/models.md).
 """
 
 from __future__ import annotations
@@ -132,6 +139,10 @@ class ModelBundle:
     #: bundles saved before they existed, which keep per-account BG/NBD ratios.
     value_ratio: float | None = None
     churn_exponent: float | None = None
+    #: The value level (module docs): actual over BTYD value on the latest training snapshot, and the
+    #: multiplier on the value model set by `anchor`. None in bundles saved before they existed.
+    btyd_bias: float | None = None
+    value_level: float | None = None
 
     def feature_spec(self) -> dict[str, Any]:
         """How to rebuild this bundle's feature rows: the features section, time unit and horizon.
@@ -206,7 +217,11 @@ class ModelBundle:
             "rows": len(train),
         }
         bundle = cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
-        bundle._set_stretch(train[train["snapshot"] == latest], btyd)
+        latest_rows = train[train["snapshot"] == latest]
+        bundle._set_stretch(latest_rows, btyd)
+        predicted = float(np.nansum(latest_rows["btyd_value"].to_numpy(float)))
+        if predicted > 0:
+            bundle.btyd_bias = float(latest_rows["value"].sum()) / predicted
         return bundle
 
     def _set_stretch(self, features: pd.DataFrame, fit: BtydFit) -> None:
@@ -225,7 +240,40 @@ class ModelBundle:
         anchored = dataclasses.replace(self, meta=dict(self.meta))
         anchored.btyd = fit_btyd(features)
         anchored._set_stretch(features, anchored.btyd)
+        anchored.value_level = anchored._value_level(features)
         return anchored
+
+    def _value_level(self, features: pd.DataFrame) -> float | None:
+        """The multiplier that sets the value model's total at the cutoff to BTYD's, bias-corrected.
+
+        Target: btyd_bias x the sum of BTYD value over the training window at the cutoff (BTYD refitted
+        there), clipped to [0.5, 2] x the model's own total. None without a bias or a positive total.
+        """
+        if self.btyd_bias is None or len(features) == 0:
+            return None
+        prepared, extra, _, _ = self._prepare(features, self.btyd)
+        model_total = float(np.sum(self.clv.predict(prepared, horizon_days=self.train_horizon_days)))
+        target = self.btyd_bias * float(np.nansum(extra["btyd_value"]))
+        if model_total <= 0 or target <= 0:
+            return None
+        low, high = ClvModel.scale_bounds
+        level = float(np.clip(target / model_total, low, high))
+        log.info(
+            "value level %.4f: model total %.6g, bias-corrected BTYD total %.6g", level, model_total, target
+        )
+        return level
+
+    def _prepare(
+        self, features: pd.DataFrame, btyd: BtydFit
+    ) -> tuple[Any, dict[str, np.ndarray], dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The models' float matrix of feature rows with btyd columns; those columns; all; f, r, T."""
+        columns = column_arrays(features)
+        f, r, t, m = (as_float(columns[c], c) for c in ("frequency", "recency", "T", "monetary"))
+        extra = btyd_columns(f, r, t, m, self.train_units, btyd)
+        columns.update(extra)
+        # converted once into one float matrix shared by the three models and the explanations
+        prepared = self.clv.prepare_columns(columns, len(features), horizon_days=self.train_horizon_days)
+        return prepared, extra, columns, (f, r, t)
 
     def with_btyd(
         self, features: pd.DataFrame, refit: bool = True, fit: BtydFit | None = None
@@ -272,17 +320,14 @@ class ModelBundle:
             raise FeatureMismatchError(missing)
         if btyd is None:
             btyd = fit_btyd(features) if refit_btyd and len(features) >= 100 else self.btyd
-        columns = column_arrays(features)
-        f, r, t, m = (as_float(columns[c], c) for c in ("frequency", "recency", "T", "monetary"))
-        extra = btyd_columns(f, r, t, m, self.train_units, btyd)
-        columns.update(extra)
+        prepared, extra, columns, (f, r, t) = self._prepare(features, btyd)
         h = self.train_horizon_days
-        # converted once into one float matrix shared by the three models and the explanations
-        prepared = self.clv.prepare_columns(columns, len(features), horizon_days=h)
         others = [self.churn] if self.influence is None else [self.churn, self.influence]
         if not all(model.accepts(prepared) for model in others):
             raise ModelError("the bundle's models were trained on different feature columns")
         clv = self.clv.predict(prepared, horizon_days=h)
+        if self.value_level is not None:
+            clv = clv * self.value_level
         p_churn = self.churn.predict_proba(prepared, horizon_days=h)[:, 1]
         referral = np.zeros(len(f))
         if self.influence is not None:
@@ -388,6 +433,8 @@ class ModelBundle:
             "effort": None if self.effort is None else self.effort.to_dict(),
             "value_ratio": self.value_ratio,
             "churn_exponent": self.churn_exponent,
+            "btyd_bias": self.btyd_bias,
+            "value_level": self.value_level,
         }
 
     @classmethod
@@ -409,6 +456,8 @@ class ModelBundle:
             effort=None if state.get("effort") is None else EffortResponse.from_dict(state["effort"]),
             value_ratio=_optional_float(state.get("value_ratio")),
             churn_exponent=_optional_float(state.get("churn_exponent")),
+            btyd_bias=_optional_float(state.get("btyd_bias")),
+            value_level=_optional_float(state.get("value_level")),
         )
 
     def save(self, path: str | Path) -> Path:

@@ -150,9 +150,22 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     # churn: P0(H) = P0(h)^e with one exponent, so the churn model's order is kept too
     e = anchored.churn_exponent
     p_h = anchored.churn.predict_proba(rows[anchored.features], horizon_days=45)[:, 1]
+    shift = anchored.churn_shift
+    assert shift is not None
+    assert -1.0 < shift < 1.0  # inside the bound on this world
     p_H = scores["p_churn"].to_numpy()
-    np.testing.assert_allclose(p_H, p_h**e, rtol=1e-12)
-    assert np.all(p_H <= p_h + 1e-12)  # a longer window: no more likely to stay without a purchase
+    stretched = p_h**e
+    inside = (stretched > 0) & (stretched < 1)
+    assert inside.sum() > len(p_H) / 2
+    logit_H = np.log(stretched[inside]) - np.log1p(-stretched[inside]) + shift  # one shift on the logit
+    np.testing.assert_allclose(p_H[inside], 1 / (1 + np.exp(-logit_H)), rtol=1e-9)
+    np.testing.assert_array_equal(p_H[~inside], stretched[~inside])  # calibrated 0 and 1 stay
+    assert np.all(np.diff(p_H[np.argsort(p_h)]) >= -1e-12)  # the churn model's order is kept
+    # the churn level: mean p_churn over accounts with a history is BTYD's mean P0(H) plus its error
+    # on the latest training snapshot
+    assert anchored.churn_bias == bundle.churn_bias
+    p0_H_all = bg.p_zero_purchases(H, f, r, t)
+    assert p_H[has_rfm].mean() == pytest.approx(p0_H_all.mean() + anchored.churn_bias, abs=1e-7)
     # the population's share of non-buyers over H follows BG/NBD from h to H
     p0_h, p0_H = (bg.p_zero_purchases(w, f, r, t) for w in (h, H))
     assert np.mean(p0_h**e) == pytest.approx(np.mean(p0_H), rel=1e-5)
@@ -160,9 +173,9 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     # saved and loaded with them; a bundle saved before they existed keeps per-account ratios
     state = anchored.to_dict()
     loaded = ModelBundle.from_dict(state)
-    stored = (loaded.value_ratio, loaded.churn_exponent, loaded.btyd_bias, loaded.value_level)
-    assert stored == (anchored.value_ratio, e, anchored.btyd_bias, level)
-    for key in ("value_ratio", "churn_exponent", "btyd_bias", "value_level"):
+    fields = ("value_ratio", "churn_exponent", "btyd_bias", "value_level", "churn_bias", "churn_shift")
+    assert [getattr(loaded, name) for name in fields] == [getattr(anchored, name) for name in fields]
+    for key in fields:
         del state[key]
     old = ModelBundle.from_dict(state).predict(features, refit_btyd=False)
     assert not np.allclose(old["p_churn"].to_numpy(), p_H)

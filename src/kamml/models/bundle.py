@@ -21,7 +21,9 @@ old, are carried to the cutoff (trees do not extrapolate an ageing book). `ancho
 model's h-window total at the cutoff to BTYD's, refitted there, times BTYD's bias measured on the latest
 training snapshot (actual over BTYD value, `btyd_bias`): one multiplier, `value_level`, clipped to
 [0.5, 2]. The model still ranks the accounts. On CDNOW it cut the mean absolute aggregate error over
-eight calibration ends from 15 % to 10 % (docs/models.md).
+eight calibration ends from 15 % to 10 % (docs/models.md). The churn probability gets the same treatment
+on the logit scale: one shift, `churn_shift` (|shift| <= 1), sets its mean over the accounts with a history
+to BTYD's mean P(no purchase) at the cutoff plus BTYD's error on the latest snapshot (`churn_bias`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 
 from kamml.config import Config
 from kamml.errors import FeatureMismatchError, ModelError
@@ -92,6 +95,14 @@ def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
     return kwargs
 
 
+def _shift_logit(p: np.ndarray, shift: float) -> np.ndarray:
+    """Probabilities moved by `shift` on the logit scale; 0 and 1 stay as they are (order kept)."""
+    inside = (p > 0.0) & (p < 1.0)
+    q = np.where(inside, p, 0.5)
+    moved = 1.0 / (1.0 + np.exp(-(np.log(q) - np.log1p(-q) + shift)))
+    return np.where(inside, moved, p)
+
+
 def _optional_float(value: Any) -> float | None:
     """A stored number, or None when the bundle has none."""
     return None if value is None else float(value)
@@ -143,6 +154,10 @@ class ModelBundle:
     #: multiplier on the value model set by `anchor`. None in bundles saved before they existed.
     btyd_bias: float | None = None
     value_level: float | None = None
+    #: The churn level (module docs): actual churn rate minus BTYD's mean P(no purchase) on the latest
+    #: training snapshot, and the logit shift set by `anchor`.
+    churn_bias: float | None = None
+    churn_shift: float | None = None
 
     def feature_spec(self) -> dict[str, Any]:
         """How to rebuild this bundle's feature rows: the features section, time unit and horizon.
@@ -222,6 +237,10 @@ class ModelBundle:
         predicted = float(np.nansum(latest_rows["btyd_value"].to_numpy(float)))
         if predicted > 0:
             bundle.btyd_bias = float(latest_rows["value"].sum()) / predicted
+        has_history = latest_rows["btyd_p_zero"].notna().to_numpy()
+        if has_history.any():
+            rows = latest_rows[has_history]
+            bundle.churn_bias = float(rows["churned"].mean() - rows["btyd_p_zero"].mean())
         return bundle
 
     def _set_stretch(self, features: pd.DataFrame, fit: BtydFit) -> None:
@@ -240,18 +259,20 @@ class ModelBundle:
         anchored = dataclasses.replace(self, meta=dict(self.meta))
         anchored.btyd = fit_btyd(features)
         anchored._set_stretch(features, anchored.btyd)
-        anchored.value_level = anchored._value_level(features)
+        if len(features) > 0:
+            prepared, extra, _, rfm = anchored._prepare(features, anchored.btyd)
+            anchored.value_level = anchored._value_level(prepared, extra)
+            anchored.churn_shift = anchored._churn_shift(prepared, rfm)
         return anchored
 
-    def _value_level(self, features: pd.DataFrame) -> float | None:
+    def _value_level(self, prepared: Any, extra: dict[str, np.ndarray]) -> float | None:
         """The multiplier that sets the value model's total at the cutoff to BTYD's, bias-corrected.
 
         Target: btyd_bias x the sum of BTYD value over the training window at the cutoff (BTYD refitted
         there), clipped to [0.5, 2] x the model's own total. None without a bias or a positive total.
         """
-        if self.btyd_bias is None or len(features) == 0:
+        if self.btyd_bias is None:
             return None
-        prepared, extra, _, _ = self._prepare(features, self.btyd)
         model_total = float(np.sum(self.clv.predict(prepared, horizon_days=self.train_horizon_days)))
         target = self.btyd_bias * float(np.nansum(extra["btyd_value"]))
         if model_total <= 0 or target <= 0:
@@ -262,6 +283,33 @@ class ModelBundle:
             "value level %.4f: model total %.6g, bias-corrected BTYD total %.6g", level, model_total, target
         )
         return level
+
+    def _churn_shift(self, prepared: Any, rfm: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float | None:
+        """The logit shift that sets the mean churn probability at the cutoff to BTYD's, bias-corrected.
+
+        Over the accounts with a history: mean P0(H) by BTYD refitted at the cutoff, plus churn_bias.
+        The shift is at most 1 either way. None without a bias or a history.
+        """
+        f, r, t = rfm
+        known = ~(np.isnan(f) | np.isnan(r) | np.isnan(t))
+        if self.churn_bias is None or not known.any():
+            return None
+        p = self.churn.predict_proba(prepared, horizon_days=self.train_horizon_days)[known, 1]
+        if self.train_horizon_days != self.horizon_days and self.churn_exponent is not None:
+            p = np.clip(p, 0.0, 1.0) ** self.churn_exponent  # as served: stretched to H
+        bg, _ = self.btyd.models()
+        p0 = bg.p_zero_purchases(self.horizon_units, f[known], r[known], t[known])
+        target = float(np.clip(np.mean(p0) + self.churn_bias, 0.01, 0.99))
+
+        def gap(shift: float) -> float:
+            return float(np.mean(_shift_logit(p, shift))) - target
+
+        if gap(-1.0) * gap(1.0) > 0:  # out of reach: the nearer end
+            shift = -1.0 if abs(gap(-1.0)) < abs(gap(1.0)) else 1.0
+        else:
+            shift = float(brentq(gap, -1.0, 1.0, xtol=1e-9))
+        log.info("churn shift %+.4f: model mean %.4f, bias-corrected BTYD mean %.4f", shift, p.mean(), target)
+        return shift
 
     def _prepare(
         self, features: pd.DataFrame, btyd: BtydFit
@@ -343,6 +391,8 @@ class ModelBundle:
                 expected_H[known] = bg.conditional_expected_purchases(self.horizon_units, *rfm)
                 stretched = self._stretch(known, extra, expected_H, bg, rfm, clv, p_churn, referral)
                 clv, p_churn, referral = stretched
+        if self.churn_shift is not None:
+            p_churn = _shift_logit(p_churn, self.churn_shift)
         p_alive = np.where(known, extra["btyd_p_alive"], np.nan)  # no horizon in P(alive)
 
         def values(name: str) -> np.ndarray:
@@ -435,6 +485,8 @@ class ModelBundle:
             "churn_exponent": self.churn_exponent,
             "btyd_bias": self.btyd_bias,
             "value_level": self.value_level,
+            "churn_bias": self.churn_bias,
+            "churn_shift": self.churn_shift,
         }
 
     @classmethod
@@ -458,6 +510,8 @@ class ModelBundle:
             churn_exponent=_optional_float(state.get("churn_exponent")),
             btyd_bias=_optional_float(state.get("btyd_bias")),
             value_level=_optional_float(state.get("value_level")),
+            churn_bias=_optional_float(state.get("churn_bias")),
+            churn_shift=_optional_float(state.get("churn_shift")),
         )
 
     def save(self, path: str | Path) -> Path:

@@ -59,7 +59,8 @@ def main() -> None:
         end = world.end.normalize()
         bundle, _ = train_bundle(data, cfg, end)
         features = kamml.build_features(data, end, cfg)
-        scores = bundle.predict(features)
+        bundle = bundle.anchor(features)  # as `kamml train` deploys it: BTYD, level and shift at `end`
+        scores = bundle.predict(features, refit_btyd=False)
         past = build_past_window(data, end, args.horizon).reindex(features.index).fillna(0.0)
         t_fit = time.perf_counter()
         response = fit_effort_response_from_data(data, end, cfg) if "auto" in args.effort_scale else None

@@ -95,6 +95,11 @@ def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
     return kwargs
 
 
+def _stretch_no_purchase(p_churn: np.ndarray, exponent: float) -> np.ndarray:
+    """P(no purchase) over the training window carried to the horizon: P0(H) = P0(h)^exponent."""
+    return np.clip(p_churn, 0.0, 1.0) ** exponent
+
+
 def _shift_logit(p: np.ndarray, shift: float) -> np.ndarray:
     """Probabilities moved by `shift` on the logit scale; 0 and 1 stay as they are (order kept)."""
     inside = (p > 0.0) & (p < 1.0)
@@ -295,8 +300,8 @@ class ModelBundle:
         if self.churn_bias is None or not known.any():
             return None
         p = self.churn.predict_proba(prepared, horizon_days=self.train_horizon_days)[known, 1]
-        if self.train_horizon_days != self.horizon_days and self.churn_exponent is not None:
-            p = np.clip(p, 0.0, 1.0) ** self.churn_exponent  # as served: stretched to H
+        if self.churn_exponent is not None:  # as served: stretched to H (the exponent is 1 when h = H)
+            p = _stretch_no_purchase(p, self.churn_exponent)
         bg, _ = self.btyd.models()
         p0 = bg.p_zero_purchases(self.horizon_units, f[known], r[known], t[known])
         target = float(np.clip(np.mean(p0) + self.churn_bias, 0.01, 0.99))
@@ -430,7 +435,7 @@ class ModelBundle:
         """
         H, h = self.horizon_units, self.train_units
         if self.value_ratio is not None and self.churn_exponent is not None:
-            p_churn_H = np.clip(p_churn, 0.0, 1.0) ** self.churn_exponent
+            p_churn_H = _stretch_no_purchase(p_churn, self.churn_exponent)
             return clv * self.value_ratio, p_churn_H, referral * (H / h)
         ratio = np.full(len(clv), H / h)
         e_h, e_H = extra["btyd_expected_purchases"][known], expected_H[known]

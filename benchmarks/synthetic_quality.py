@@ -7,7 +7,9 @@
 3. Allocation: kamml's recommended hours (from kamml's own predicted scores) scored by the world's true
    expected gain, as a share of the oracle allocation's gain, beside the simple rules. The effort scales
    are estimated from the activities before the cutoff (`kamml.models.effort`, ``--effort-scale auto``,
-   the default), beside the world's true mechanism; a number gives the fixed rule with that scale.
+   the default), beside the world's true mechanism, and the bundle carries them into the scores with the
+   fitted uplift (the growth weight), as `kamml train` deploys it; a number gives the fixed rule with that
+   scale, for a model without a fitted response (growth weight 0.3).
 
 Usage: python benchmarks/synthetic_quality.py [--accounts 20000] [--seed 7] [--hours-per-account 0.1 0.2 0.5]
        [--effort-scale auto 4] [--effort-exponent 0.5]
@@ -60,11 +62,12 @@ def main() -> None:
         bundle, _ = train_bundle(data, cfg, end)
         features = kamml.build_features(data, end, cfg)
         bundle = bundle.anchor(features)  # as `kamml train` deploys it: BTYD, level and shift at `end`
-        scores = bundle.predict(features, refit_btyd=False)
-        past = build_past_window(data, end, args.horizon).reindex(features.index).fillna(0.0)
         t_fit = time.perf_counter()
         response = fit_effort_response_from_data(data, end, cfg) if "auto" in args.effort_scale else None
         t_fit = time.perf_counter() - t_fit
+        bundle.effort = response  # as `kamml train` does: the scores carry its effort scale and uplift
+        scores = bundle.predict(features, refit_btyd=False)
+        past = build_past_window(data, end, args.horizon).reindex(features.index).fillna(0.0)
     truth = world.truth.set_index("account_id").reindex(features.index)
     realised = world.simulate_future(args.horizon, 0.0, n_runs=1, seed=args.seed + 1)
     realised = realised.set_index("account_id").reindex(features.index).fillna(0.0)
@@ -106,8 +109,11 @@ def main() -> None:
         hours = per_account * len(features)
         update = {"hours": hours, "floor_hours": 0.0, "capacity": None, **effort}
         alloc_cfg = cfg.allocation.model_copy(update=update)
-        table = allocate(scored, hours, alloc_cfg)
-        if response is not None and label.startswith("the effort response"):
+        fitted = label.startswith("the effort response")
+        # a fixed rule stands for a model without a fitted response: no effort scale and no uplift
+        rows = scored if fitted else scored.drop(columns=["effort_scale", "effort_uplift"])
+        table = allocate(rows, hours, alloc_cfg)
+        if response is not None and fitted:
             k = table["effort_scale"].to_numpy(float)
             expected = response.effort_scale(table["account_id"].map(scored.set_index("account_id")["clv"]))
             assert np.allclose(k, expected, rtol=1e-9), "allocation_settings must reproduce the response"

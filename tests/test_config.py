@@ -58,6 +58,8 @@ def test_wrong_type_names_key_and_value(tmp_path):
         ("- a\n- b\n", "mapping"),
         ("time: [unclosed\n", "not valid YAML"),
         ("allocation:\n  weights: {retention: 1, loyalty: 2}\n", "allocation.weights"),
+        ("allocation:\n  weights: {retention: auto}\n", "only the growth weight can be 'auto'"),
+        ("allocation:\n  weights: {growth: -0.1}\n", "weight of growth must be a finite number"),
     ],
 )
 def test_bad_configs_raise_config_error(tmp_path, text, pattern):

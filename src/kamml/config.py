@@ -118,9 +118,9 @@ class ModelsConfig(_Section):
 StakePart = Literal["retention", "growth", "referral"]
 
 
-def _default_weights() -> dict[StakePart, float]:
-    """Retention counts fully, growth and word of mouth partly (DESIGN §6)."""
-    return {"retention": 1.0, "growth": 0.3, "referral": 0.5}
+def _default_weights() -> dict[StakePart, float | Literal["auto"]]:
+    """Retention counts fully, word of mouth half, growth by the fitted effort uplift (DESIGN §6)."""
+    return {"retention": 1.0, "growth": "auto", "referral": 0.5}
 
 
 class AllocationConfig(_Section):
@@ -130,13 +130,15 @@ class AllocationConfig(_Section):
     estimates it, and its growth with value, from the activities table before the cutoff
     (`kamml.models.effort`), falling back with a log line to the fixed rule (4 hours, exponent
     ``effort_exponent``) when there are no activities; a number fixes it, with ``effort_exponent``.
+    ``weights`` value the three parts of the stake (`kamml.allocation.stake`); growth ``"auto"`` (the
+    default) takes the fitted effort uplift the scores carry, 0.3 where they carry none.
     """
 
     hours: float = Field(1_000.0, ge=0)
     capacity: dict[str, float] | None = None
     floor_hours: float = Field(0.5, ge=0)
     cap_hours: float | None = Field(40.0, gt=0)
-    weights: dict[StakePart, float] = Field(default_factory=_default_weights)
+    weights: dict[StakePart, float | Literal["auto"]] = Field(default_factory=_default_weights)
     effort_scale: float | Literal["auto"] = "auto"
     effort_exponent: float = Field(0.5, ge=0)
     effort_clip: tuple[float, float] = (0.25, 4.0)
@@ -145,6 +147,16 @@ class AllocationConfig(_Section):
     tiers: dict[str, float] = Field(
         default_factory=lambda: {"strategic": 0.05, "key": 0.20, "maintain": 0.50, "nurture": 1.0}
     )
+
+    @field_validator("weights")
+    @classmethod
+    def _valid_weights(cls, value: dict[str, float | str]) -> dict[str, float | str]:
+        for part, weight in value.items():
+            if weight == "auto" and part != "growth":
+                raise ValueError(f"only the growth weight can be 'auto', not {part}")
+            if weight != "auto" and not (isinstance(weight, int | float) and 0 <= weight < float("inf")):
+                raise ValueError(f"weight of {part} must be a finite number >= 0 or (growth only) 'auto'")
+        return value
 
     @field_validator("effort_scale")
     @classmethod

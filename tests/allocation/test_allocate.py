@@ -16,7 +16,7 @@ from kamml.allocation.allocate import (
     read_scores,
 )
 from kamml.allocation.optimizer import gain
-from kamml.allocation.stake import DEFAULT_SCALE
+from kamml.allocation.stake import DEFAULT_SCALE, FALLBACK_GROWTH
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, SchemaError
 
@@ -361,3 +361,15 @@ def test_fitted_effort_scales_in_the_scores_are_used_when_auto():
     assert np.isfinite(plan.loc[k.index[0], "effort_scale"])
     fixed = allocate(scores, 100.0, AllocationConfig(effort_scale=2.0, effort_exponent=0.0))
     np.testing.assert_allclose(fixed["effort_scale"], 2.0)
+
+
+def test_fitted_effort_uplift_in_the_scores_is_the_growth_weight_when_auto():
+    scores = make_scores()
+    scores["effort_uplift"] = 0.6
+    scores.loc[0, "effort_uplift"] = np.nan  # no fitted uplift for this account: the fallback weight
+    plan = allocate(scores, 100.0, AllocationConfig()).set_index("account_id")
+    clv = scores.set_index("account_id")["clv"]
+    np.testing.assert_allclose(plan.loc[clv.index[1:], "stake_growth"], 0.6 * clv.iloc[1:])
+    assert plan.loc[clv.index[0], "stake_growth"] == pytest.approx(FALLBACK_GROWTH * clv.iloc[0])
+    fixed = allocate(scores, 100.0, AllocationConfig(weights={"growth": 0.2})).set_index("account_id")
+    np.testing.assert_allclose(fixed.loc[clv.index, "stake_growth"], 0.2 * clv)

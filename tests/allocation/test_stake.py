@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kamml.allocation import stake as stake_module
-from kamml.allocation.stake import DEFAULT_WEIGHTS, effort_scale, resolve_weights, stake_parts
+from kamml.allocation.stake import (
+    DEFAULT_WEIGHTS,
+    FALLBACK_GROWTH,
+    effort_scale,
+    growth_weight,
+    resolve_weights,
+    stake_parts,
+)
 from kamml.errors import ConfigError
 
 
@@ -28,7 +35,8 @@ def test_stake_parts_follow_the_formula_with_default_weights():
     parts = stake_parts(scores())
     w = DEFAULT_WEIGHTS
     np.testing.assert_allclose(parts["stake_retention"], w["retention"] * np.array([50.0, 1.0, 0.0]))
-    np.testing.assert_allclose(parts["stake_growth"], w["growth"] * np.array([100.0, 10.0, 0.0]))
+    assert w["growth"] == "auto"  # without an effort_uplift column: the fallback weight
+    np.testing.assert_allclose(parts["stake_growth"], FALLBACK_GROWTH * np.array([100.0, 10.0, 0.0]))
     np.testing.assert_allclose(parts["stake_referral"], w["referral"] * np.array([0.0, 40.0, 20.0]))
     np.testing.assert_allclose(
         parts["stake"], parts[["stake_retention", "stake_growth", "stake_referral"]].sum(axis=1)
@@ -52,11 +60,23 @@ def test_missing_or_nan_referral_value_counts_as_zero():
     pd.testing.assert_series_equal(without["stake"], with_nan["stake"])
 
 
+def test_auto_growth_weight_is_the_fitted_uplift_where_the_scores_carry_one():
+    frame = scores(effort_uplift=[0.45, np.nan, -0.2])  # a NaN or negative uplift is not usable
+    parts = stake_parts(frame)
+    np.testing.assert_allclose(parts["stake_growth"], [0.45 * 100.0, FALLBACK_GROWTH * 10.0, 0.0])
+    np.testing.assert_allclose(growth_weight(frame, "auto"), [0.45, FALLBACK_GROWTH, FALLBACK_GROWTH])
+    fixed = stake_parts(frame, {"growth": 0.3})  # a number in the config wins over the fitted uplift
+    np.testing.assert_allclose(fixed["stake_growth"], [30.0, 3.0, 0.0])
+    np.testing.assert_allclose(parts["stake_retention"], fixed["stake_retention"])
+
+
 @pytest.mark.parametrize(
     ("weights", "match"),
     [({"loyalty": 1.0}, "unknown stake weight 'loyalty'; valid: retention, growth, referral"),
      ({"growth": -1.0}, "'growth' must be a finite number >= 0"),
-     ({"retention": float("nan")}, "'retention' must be a finite")],
+     ({"retention": float("nan")}, "'retention' must be a finite"),
+     ({"retention": "auto"}, "only growth can be 'auto'"),
+     ({"referral": "many"}, "'referral' must be a number >= 0, got 'many'")],
 )  # fmt: skip
 def test_bad_weights_are_config_errors(weights, match):
     with pytest.raises(ConfigError, match=match):

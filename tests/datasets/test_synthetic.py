@@ -299,6 +299,8 @@ def test_true_gain_zero_monotone_concave_and_consistent(world):
     assert (sk[["retention", "growth", "referral"]] >= 0).all().all()
     weighted = world.stake_and_scale(180, {"growth": 0.3, "referral": 0.5})
     np.testing.assert_allclose(weighted["stake"], sk["retention"] + 0.3 * sk["growth"] + 0.5 * sk["referral"])
+    auto = world.stake_and_scale(180, {"growth": "auto"})  # kamml's default: the true growth as it is
+    np.testing.assert_allclose(auto["stake"], sk["stake"])
     # longer horizons are worth more
     assert world.true_gain(5.0, 365) > world.true_gain(5.0, 180)
 

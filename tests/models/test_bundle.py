@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from kamml.errors import FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
+from kamml.models.effort import EffortResponse
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
 
@@ -50,13 +53,26 @@ def test_predict_columns_and_ranges(fitted):
         "p_alive",
         "expected_purchases",
         "effort_scale",
+        "effort_uplift",
         "drivers",
     ]
+    assert scores[["effort_scale", "effort_uplift"]].isna().all().all()  # no effort response fitted
     assert scores.index.equals(features.index)
     assert (scores["clv"] >= 0).all()
     assert scores["p_churn"].between(0, 1).all()
     assert scores["drivers"].str.len().gt(0).mean() > 0.5
     assert bundle.influence is not None
+
+
+def test_a_fitted_effort_response_gives_each_account_its_scale_and_the_uplift(fitted):
+    bundle, features = fitted
+    response = EffortResponse(scale=2.0, exponent=0.5, reference_value=100.0, horizon_days=180, uplift=0.4)
+    with_effort = dataclasses.replace(bundle, effort=response)
+    scores = with_effort.predict(features, refit_btyd=False)
+    np.testing.assert_allclose(scores["effort_scale"], response.effort_scale(scores["clv"]))
+    assert (scores["effort_uplift"] == 0.4).all()
+    fixed = dataclasses.replace(bundle, effort=EffortResponse.fixed())  # a hand-set rule is no measurement
+    assert fixed.predict(features, refit_btyd=False)["effort_uplift"].isna().all()
 
 
 def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):

@@ -199,6 +199,7 @@ def test_allocation_equals_in_memory(spark, tmp_path, case):
     settings = dict(CASES[case])
     if settings.pop("_fitted_k", False):  # per-account k from a fitted response, some missing
         scores["effort_scale"] = np.where(np.arange(2000) % 10 == 0, np.nan, 1.0 + (scores["clv"] ** 0.2))
+        scores["effort_uplift"] = np.where(np.arange(2000) % 10 == 0, np.nan, 0.45)  # growth "auto"
     path = tmp_path / "scores.parquet"
     scores.to_parquet(path)
     cfg = AllocationConfig(**settings)

@@ -105,8 +105,9 @@ def allocate(
     scores : pandas.DataFrame
         The scores table (DESIGN §10), one row per account: ``account_id``, ``clv`` (>= 0) and
         ``p_churn`` (in [0, 1]) are needed; ``referral_value`` (absent or NaN = 0), ``p_alive`` (absent:
-        every account is active), ``owner`` (the rep, for per-rep capacity) and ``drivers`` (top model
-        drivers in words, ``"; "``-separated) are used when present; other columns are ignored.
+        every account is active), ``owner`` (the rep, for per-rep capacity), ``drivers`` (top model
+        drivers in words, ``"; "``-separated), ``effort_scale`` and ``effort_uplift`` (the model's fitted
+        effort response) are used when present; other columns are ignored.
     hours : float, optional
         The team's hours for the period; `config.hours` when omitted.
     config : AllocationConfig or Config, optional
@@ -362,13 +363,13 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
             [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
         )
     check_scores(scores, need_owner=cfg.capacity is not None)
-    optional = ("referral_value", "p_alive", "owner", "drivers", "effort_scale")
+    optional = ("referral_value", "p_alive", "owner", "drivers", "effort_scale", "effort_uplift")
     keep = [c for c in (*REQUIRED_COLUMNS, *optional) if c in scores]
     frame = scores[keep].reset_index(drop=True).copy()
     for column in ("clv", "p_churn", "referral_value", "p_alive"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column]).astype(float)
-    weights = {str(part): float(w) for part, w in cfg.weights.items()}
+    weights = {str(part): w for part, w in cfg.weights.items()}
     frame = pd.concat([frame, stake_parts(frame, weights)], axis="columns")
     given = (
         pd.to_numeric(frame.pop("effort_scale"), errors="coerce").to_numpy(dtype=float)

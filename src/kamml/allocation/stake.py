@@ -9,7 +9,11 @@ curve ``gain(h) = stake * (1 - exp(-h / k))`` (DESIGN §6):
       growth    = w_growth * clv                   (value grown in an account that stays)
       referral  = w_referral * referral_value      (value of the accounts it brings in)
 
-  ``referral_value`` missing (no referrals table) or NaN counts as 0;
+  ``referral_value`` missing (no referrals table) or NaN counts as 0. The growth weight ``"auto"`` (the
+  default) is measured rather than assumed: it is the account's ``effort_uplift`` from the scores, the
+  fitted rise of the purchase rate of a fully served account (`kamml.models.effort`), so a full-service
+  account grows by uplift x clv; where the scores have no uplift (no fitted response) it is
+  `FALLBACK_GROWTH` (0.3);
 - the **effort scale** k (hours that move 63 % of the stake), growing with the account's value: bigger
   accounts need more hours for the same share of their stake::
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -38,8 +43,11 @@ __all__ = [
     "DEFAULT_EXPONENT",
     "DEFAULT_SCALE",
     "DEFAULT_WEIGHTS",
+    "FALLBACK_GROWTH",
     "STAKE_PARTS",
+    "Weight",
     "effort_scale",
+    "growth_weight",
     "resolve_weights",
     "stake_parts",
 ]
@@ -51,21 +59,28 @@ FloatArray = npt.NDArray[np.float64]
 STAKE_PARTS = ("retention", "growth", "referral")
 """The three parts of the stake, in the order of the ``stake_<part>`` columns."""
 
-DEFAULT_WEIGHTS: Mapping[str, float] = {"retention": 1.0, "growth": 0.3, "referral": 0.5}
+Weight = float | Literal["auto"]
+"""A stake weight: a number >= 0, or ``"auto"`` (growth only: the fitted effort uplift per account)."""
+
+DEFAULT_WEIGHTS: Mapping[str, Weight] = {"retention": 1.0, "growth": "auto", "referral": 0.5}
 """Weights of the parts when none are given (those of `kamml.config.AllocationConfig`)."""
 
+FALLBACK_GROWTH = 0.3
+"""Growth weight of ``"auto"`` for accounts whose scores carry no fitted effort uplift."""
 
-def stake_parts(scores: pd.DataFrame, weights: Mapping[str, float] | None = None) -> pd.DataFrame:
+
+def stake_parts(scores: pd.DataFrame, weights: Mapping[str, Weight] | None = None) -> pd.DataFrame:
     """Value at stake per account and its three weighted parts, from the scores table.
 
     Parameters
     ----------
     scores : pandas.DataFrame
         One row per account with ``clv`` (value in the horizon, >= 0) and ``p_churn`` (in [0, 1]); an
-        optional ``referral_value`` (absent or NaN means 0). Checked by the caller (`allocate`).
+        optional ``referral_value`` (absent or NaN means 0) and ``effort_uplift`` (the growth weight of
+        ``"auto"``; absent, NaN or negative means `FALLBACK_GROWTH`). Checked by the caller (`allocate`).
     weights : mapping, optional
-        Weight of ``retention``, ``growth`` and ``referral`` (each >= 0); parts left out keep their
-        default of `DEFAULT_WEIGHTS`.
+        Weight of ``retention``, ``growth`` and ``referral`` (each >= 0; growth may be ``"auto"``);
+        parts left out keep their default of `DEFAULT_WEIGHTS`.
 
     Returns
     -------
@@ -83,6 +98,9 @@ def stake_parts(scores: pd.DataFrame, weights: Mapping[str, float] | None = None
     >>> scores = pd.DataFrame({"clv": [100.0, 10.0], "p_churn": [0.5, 0.1], "referral_value": [0.0, 40.0]})
     >>> stake_parts(scores)["stake"].tolist()
     [80.0, 24.0]
+    >>> scores["effort_uplift"] = [0.5, float("nan")]  # fitted for the first account only
+    >>> stake_parts(scores)["stake_growth"].tolist()
+    [50.0, 3.0]
     """
     w = resolve_weights(weights)
     clv = scores["clv"].to_numpy(dtype=float)
@@ -92,22 +110,43 @@ def stake_parts(scores: pd.DataFrame, weights: Mapping[str, float] | None = None
     else:
         referral = np.zeros(len(scores))
     parts = {
-        "stake_retention": w["retention"] * p_churn * clv,
-        "stake_growth": w["growth"] * clv,
-        "stake_referral": w["referral"] * referral,
+        "stake_retention": float(w["retention"]) * p_churn * clv,
+        "stake_growth": growth_weight(scores, w["growth"]) * clv,
+        "stake_referral": float(w["referral"]) * referral,
     }
     frame = pd.DataFrame(parts, index=scores.index)
     frame["stake"] = frame["stake_retention"] + frame["stake_growth"] + frame["stake_referral"]
     return frame
 
 
-def resolve_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+def growth_weight(scores: pd.DataFrame, weight: Weight) -> float | FloatArray:
+    """The growth weight per account: `weight` itself, or the scores' fitted uplift for ``"auto"``.
+
+    For ``"auto"``, each row's ``effort_uplift`` where it is a finite number >= 0, else `FALLBACK_GROWTH`.
+    """
+    if weight != "auto":
+        return float(weight)
+    if "effort_uplift" not in scores:
+        return FALLBACK_GROWTH
+    uplift = pd.to_numeric(scores["effort_uplift"], errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isfinite(uplift) & (uplift >= 0), uplift, FALLBACK_GROWTH)
+
+
+def resolve_weights(weights: Mapping[str, Weight] | None) -> dict[str, Weight]:
     """The three stake weights: `DEFAULT_WEIGHTS` overridden by `weights`; bad ones are a ConfigError."""
     out = dict(DEFAULT_WEIGHTS)
-    for key, value in (weights or {}).items():
+    for key, raw in (weights or {}).items():
         if key not in out:
             raise ConfigError(f"unknown stake weight '{key}'; valid: {', '.join(STAKE_PARTS)}")
-        value = float(value)
+        if raw == "auto":
+            if key != "growth":
+                raise ConfigError(f"stake weight '{key}' must be a number >= 0; only growth can be 'auto'")
+            out[key] = "auto"
+            continue
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"stake weight '{key}' must be a number >= 0, got {raw!r}") from None
         if not np.isfinite(value) or value < 0:
             raise ConfigError(f"stake weight '{key}' must be a finite number >= 0, got {value}")
         out[key] = value

@@ -224,7 +224,9 @@ class World:
             }
         )
 
-    def stake_and_scale(self, horizon_days: int, weights: Mapping[str, float] | None = None) -> pd.DataFrame:
+    def stake_and_scale(
+        self, horizon_days: int, weights: Mapping[str, float | str] | None = None
+    ) -> pd.DataFrame:
         """The true value at stake and effort scale per account: gain(h) = stake x (1 - exp(-h / k)).
 
         The gain of being served splits into retention (the lower hazard, at the unserved purchase rate),
@@ -237,7 +239,7 @@ class World:
             The horizon of the gain.
         weights : mapping, optional
             Weights of ``retention``, ``growth`` and ``referral`` in the stake (each 1 when omitted), as in
-            kamml's allocation config.
+            kamml's allocation config; growth ``"auto"`` counts as 1 (the true growth as it is).
 
         Returns
         -------
@@ -265,7 +267,7 @@ class World:
         self,
         hours: np.ndarray | pd.Series | float,
         horizon_days: int,
-        weights: Mapping[str, float] | None = None,
+        weights: Mapping[str, float | str] | None = None,
     ) -> float:
         """Total true expected gain of an allocation of hours: sum of stake x (1 - exp(-h / k)).
 
@@ -507,13 +509,17 @@ def _check_horizon(horizon_days: int) -> int:
     return int(horizon_days)
 
 
-def _weights(weights: Mapping[str, float] | None) -> dict[str, float]:
-    """Stake weights with defaults of 1; unknown parts are a `ConfigError` listing the valid ones."""
+def _weights(weights: Mapping[str, float | str] | None) -> dict[str, float]:
+    """Stake weights with defaults of 1; unknown parts are a `ConfigError` listing the valid ones.
+
+    A growth weight of ``"auto"`` (kamml's default: the fitted uplift, an estimate of the growth effort
+    brings) counts the true growth as it is, like the default 1.
+    """
     out = dict.fromkeys(STAKE_PARTS, 1.0)
     for key, value in (weights or {}).items():
         if key not in out:
             raise ConfigError(f"unknown stake weight '{key}'; valid: {', '.join(STAKE_PARTS)}")
-        out[key] = float(value)
+        out[key] = 1.0 if key == "growth" and value == "auto" else float(value)
     return out
 
 

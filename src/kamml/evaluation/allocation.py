@@ -220,7 +220,7 @@ def oracle_hours(
     floor: npt.ArrayLike = 0.0,
     cap: float | None = None,
     capacity: Mapping[Any, float] | None = None,
-    weights: Mapping[str, float] | None = None,
+    weights: Mapping[str, float | str] | None = None,
 ) -> FloatArray:
     """The oracle's allocation: the optimizer on the world's true stakes and effort scales.
 
@@ -252,7 +252,7 @@ def compare_allocations(
     floor: npt.ArrayLike = 0.0,
     cap: float | None = None,
     capacity: Mapping[Any, float] | None = None,
-    weights: Mapping[str, float] | None = None,
+    weights: Mapping[str, float | str] | None = None,
     rules: Sequence[str] = SIMPLE_RULES,
 ) -> pd.DataFrame:
     """True expected gain of each allocation, as a share of the oracle's and against the simple rules.
@@ -335,7 +335,7 @@ def evaluate_allocation(
     floor: npt.ArrayLike = 0.0,
     capacity: Mapping[Any, float] | None = None,
     window_days: int = 365,
-    weights: Mapping[str, float] | None = None,
+    weights: Mapping[str, float | str] | None = None,
     name: str = "kamml",
 ) -> pd.DataFrame:
     """Compare an allocation table with the simple rules and the oracle on the same team hours.

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 #: Accounts whose value drivers a batch scoring names by default (those of highest predicted value).
 EXPLAIN_TOP = 20_000
 
-#: The scores table of DESIGN §10, then kamml's extras (drivers in words, owner, fitted effort scale).
+#: The scores table of DESIGN §10, then kamml's extras (drivers in words, owner, and the fitted effort
+#: response's scale and uplift per account).
 SCORE_COLUMNS = (
     "account_id",
     "cutoff",
@@ -44,6 +45,7 @@ SCORE_COLUMNS = (
     "drivers",
     "owner",
     "effort_scale",
+    "effort_uplift",
 )
 
 

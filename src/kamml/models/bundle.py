@@ -352,8 +352,9 @@ class ModelBundle:
         """Scores for feature rows (as from `build_features`), indexed like them.
 
         Returns clv (value over the horizon), p_churn (no purchase in the horizon), referral_value,
-        p_alive, expected_purchases (BG/NBD, horizon), effort_scale and drivers (the top `top_drivers`
-        value drivers in words). `btyd` passes a BG/NBD fit the caller already has, so it is not fitted
+        p_alive, expected_purchases (BG/NBD, horizon), effort_scale and effort_uplift (the fitted effort
+        response's k and uplift; NaN without one) and drivers (the top `top_drivers` value drivers in
+        words). `btyd` passes a BG/NBD fit the caller already has, so it is not fitted
         again. Columns other than the bundle's features (an account_id, an owner) are ignored.
         """
         scores = self.score_columns(features, refit_btyd=refit_btyd, btyd=btyd, top_drivers=top_drivers)
@@ -406,6 +407,7 @@ class ModelBundle:
         drivers = self._drivers(prepared, values, len(f), top=top_drivers)
         fitted = self.effort is not None and self.effort.source == "fitted"
         k = self.effort.effort_scale(clv) if fitted and self.effort is not None else np.full(len(f), np.nan)
+        uplift = self.effort.uplift if fitted and self.effort is not None else None
         return {
             "clv": clv,
             "p_churn": np.clip(p_churn, 0.0, 1.0),
@@ -413,6 +415,7 @@ class ModelBundle:
             "p_alive": p_alive,
             "expected_purchases": expected_H,
             "effort_scale": k,
+            "effort_uplift": np.full(len(f), np.nan if uplift is None else float(uplift)),
             "drivers": drivers,
         }
 

@@ -51,7 +51,7 @@ from kamml.allocation.allocate import (
     missing_score_columns,
 )
 from kamml.allocation.optimizer import RTOL
-from kamml.allocation.stake import DEFAULT_SCALE, effort_scale, resolve_weights, stake_parts
+from kamml.allocation.stake import DEFAULT_SCALE, Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.tiers import check_tiers, reason_codes
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
@@ -202,7 +202,7 @@ class _Plan:
     hours: float
     n: int
     columns: list[str]
-    weights: dict[str, float]
+    weights: dict[str, Weight]
     scale: float
     exponent: float
     clip: tuple[float, float]
@@ -224,7 +224,7 @@ class _Plan:
         n = _check_scores(frame, need_owner=cfg.capacity is not None)
         keep = [
             c
-            for c in (*REQUIRED_COLUMNS, "referral_value", "p_alive", "owner", "drivers")
+            for c in (*REQUIRED_COLUMNS, "referral_value", "p_alive", "owner", "drivers", "effort_uplift")
             if c in frame.columns
         ]
         scale = cfg.effort_scale
@@ -270,7 +270,7 @@ class _Plan:
             hours=hours,
             n=n,
             columns=keep,
-            weights=resolve_weights({str(k): float(v) for k, v in cfg.weights.items()}),
+            weights=resolve_weights({str(k): w for k, w in cfg.weights.items()}),
             scale=float(scale),
             exponent=float(cfg.effort_exponent),
             clip=clip,

@@ -71,6 +71,7 @@ def _score_schema(id_type: Any) -> Any:
             T.StructField("drivers", T.StringType()),
             T.StructField("owner", T.StringType()),
             T.StructField("effort_scale", T.DoubleType()),
+            T.StructField("effort_uplift", T.DoubleType()),
         ]
     )
 

@@ -29,6 +29,7 @@ OUTPUT_COLUMNS = (
     "p_alive",
     "expected_purchases",
     "effort_scale",
+    "effort_uplift",
     "drivers",
 )
 
@@ -51,8 +52,9 @@ class KammlPyfunc(PythonModel):
     Input: one row per account with the columns of the bundle's feature specification (as built by
     `kamml.build_features`), plus an optional ``account_id``. Output: account_id (when given), clv,
     p_churn, referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
-    account's value at stake, from the fitted effort response; NaN without one) and drivers (the top
-    value drivers in words).
+    account's value at stake, from the fitted effort response; NaN without one), effort_uplift (that
+    response's rise of the purchase rate of a fully served account, the allocation's growth weight;
+    NaN without one) and drivers (the top value drivers in words).
     The optional param ``top_drivers`` (default 3) sets how many drivers are named.
     """
 

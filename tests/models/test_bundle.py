@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from kamml.errors import FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
+from kamml.models.bundle import _phrase
 from kamml.models.effort import EffortResponse
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
@@ -62,6 +64,24 @@ def test_predict_columns_and_ranges(fitted):
     assert scores["p_churn"].between(0, 1).all()
     assert scores["drivers"].str.len().gt(0).mean() > 0.5
     assert bundle.influence is not None
+
+
+def test_value_model_boosts_from_btyd_value_unless_the_config_turns_it_off(fitted, world_data):
+    bundle, _ = fitted
+    assert bundle.clv.offset_feature == "btyd_value"
+    assert bundle.clv.offset_weight == 0.5
+    assert bundle.clv.offset_floor_ > 0
+    cfg = Config.from_dict(
+        {
+            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
+            "models": {"threads": 1, "clv": {**FAST, "offset_feature": None}, "churn": FAST},
+        }
+    )
+    end = world_data.end.normalize()
+    train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg)
+    plain = ModelBundle.fit(train, cfg)
+    assert plain.clv.offset_feature is None
+    assert plain.clv.offset_floor_ is None
 
 
 def test_a_fitted_effort_response_gives_each_account_its_scale_and_the_uplift(fitted):
@@ -238,3 +258,14 @@ def test_non_numeric_feature_value_is_a_named_error(fitted):
     rows.iloc[0, rows.columns.get_loc("recency")] = "spring"
     with pytest.raises(ModelError, match="'recency' must be numeric"):
         bundle.predict(rows, refit_btyd=False)
+
+
+def test_driver_phrases_read_as_words_for_numbers_and_missing_values():
+    assert _phrase("spend_90d", 12345.6) == "net spend in the last 90 days: 12,346"
+    assert (
+        _phrase("hours_per_spend_365d", float("nan")) == "hours / net spend over the last 365 days: no data"
+    )
+    assert _phrase("attr_industry", None).endswith(": no data")
+    assert _phrase("attr_industry", "finance").endswith(": finance")
+    assert _phrase("orders_365d", Decimal("5.0")) == _phrase("orders_365d", 5.0)  # a Spark count
+    assert _phrase("orders_365d", pd.NA).endswith(": no data")

@@ -446,6 +446,37 @@ class LGBMModel(BaseEstimator):
         """JSON-able fitted state of the subclass (calibration, classes)."""
         return {}
 
+    def _fit_start(self, matrix: FloatArray, weight: FloatArray | None) -> None:
+        """Set up `_init_score` from the training rows before any boosting (no starting score here)."""
+
+    def _init_score(self, matrix: FloatArray) -> FloatArray | None:
+        """A per-row starting score in raw units that boosting corrects (None: LightGBM's own start)."""
+        return None
+
+    def _booster_predict(
+        self, booster: lgb.Booster, matrix: FloatArray, num_iteration: int | None = None
+    ) -> FloatArray:
+        """`booster`'s prediction after its link function, from `_init_score` when there is one."""
+        threads = self._predict_threads(matrix)
+        start = self._init_score(matrix)
+        if start is None:
+            return np.asarray(
+                booster.predict(matrix, num_iteration=num_iteration, num_threads=threads), dtype=np.float64
+            )
+        raw = booster.predict(matrix, num_iteration=num_iteration, raw_score=True, num_threads=threads)
+        return self._link(np.asarray(raw, dtype=np.float64) + start)
+
+    def _link(self, raw: FloatArray) -> FloatArray:
+        """The inverse link from raw score to prediction: exp, the log link of the value models.
+
+        They are the only models with a starting score.
+        """
+        return np.exp(raw)
+
+    def _start_contributions(self, matrix: FloatArray, contrib: FloatArray) -> FloatArray:
+        """Per-feature contributions with the starting score's part added (no starting score: as given)."""
+        return contrib
+
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Restore what `_extra_state` wrote."""
 
@@ -466,6 +497,7 @@ class LGBMModel(BaseEstimator):
             X,
             label=y,
             weight=weight,
+            init_score=self._init_score(X),
             feature_name=_lgb_names(self.feature_names_),
             categorical_feature=cats,
             reference=reference,
@@ -547,6 +579,7 @@ class LGBMModel(BaseEstimator):
         if target.shape[0] != n_rows:
             raise ModelInputError(f"X has {n_rows} rows but y has {target.shape[0]}")
         self.horizon_days_ = int(self.horizon_days)
+        self._fit_start(matrix, weight)
         self.validation_score_ = {}
         self.best_iteration_ = rounds
 
@@ -565,9 +598,7 @@ class LGBMModel(BaseEstimator):
             )
             if self.early_stopping_rounds is not None and first.best_iteration > 0:
                 self.best_iteration_ = int(first.best_iteration)
-            raw = np.asarray(
-                first.predict(matrix[held_out], num_iteration=self.best_iteration_), dtype=np.float64
-            )
+            raw = self._booster_predict(first, matrix[held_out], num_iteration=self.best_iteration_)
             self._calibrate(raw, target[held_out], w_val)
             logger.info(
                 "%s: %d rows validated on the latest snapshot (%d rows); best iteration %d of %d; %s",
@@ -610,9 +641,7 @@ class LGBMModel(BaseEstimator):
 
     def _raw_predict(self, matrix: FloatArray) -> FloatArray:
         """The booster's prediction (after its link function) for a prepared matrix."""
-        return np.asarray(
-            self.booster_.predict(matrix, num_threads=self._predict_threads(matrix)), dtype=np.float64
-        )
+        return self._booster_predict(self.booster_, matrix)
 
     def explain(self, X: Any, top: int = 3, *, horizon_days: int | None = None) -> pd.DataFrame:
         """The features pushing each row's prediction up the most, from LightGBM's ``pred_contrib``.
@@ -659,6 +688,7 @@ class LGBMModel(BaseEstimator):
             self.booster_.predict(matrix, pred_contrib=True, num_threads=self._predict_threads(matrix)),
             dtype=np.float64,
         )[:, : len(self.feature_names_)]
+        contrib = self._start_contributions(matrix, contrib)
         k = min(int(top), contrib.shape[1])
         order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
         values = np.take_along_axis(contrib, order, axis=1)
@@ -742,9 +772,63 @@ class LGBMValueRegressor(LGBMModel):
 
     #: Bounds of the total scaling, so that one odd snapshot cannot swing the forecast wildly.
     scale_bounds: ClassVar[tuple[float, float]] = (0.5, 2.0)
+    #: Smallest value the offset feature counts with, as a share of its mean positive value in training.
+    offset_floor_share: ClassVar[float] = 0.1
 
     calibrate_total: bool
     scale_: float
+    offset_floor_: float | None
+    offset_mean_: float | None
+
+    # ---- the offset: boosting starts from offset_weight x log(a value feature) instead of a constant
+
+    def _offset_spec(self) -> tuple[str, float] | None:
+        """(feature name, weight) of the offset, or None (subclasses without the parameters have none)."""
+        name = getattr(self, "offset_feature", None)
+        return None if name is None else (str(name), float(getattr(self, "offset_weight", 1.0)))
+
+    def _offset_column(self, matrix: FloatArray, name: str) -> FloatArray:
+        """The offset feature's column of a prepared matrix."""
+        if name not in self.feature_names_:
+            raise ModelInputError(
+                f"{type(self).__name__}: offset_feature {name!r} is not among the feature columns"
+            )
+        return matrix[:, self.feature_names_.index(name)]
+
+    def _fit_start(self, matrix: FloatArray, weight: FloatArray | None) -> None:
+        """Floor and mean of the offset on the training rows (the floor keeps log finite for zeros)."""
+        self.offset_floor_ = self.offset_mean_ = None
+        spec = self._offset_spec()
+        if spec is None:
+            return
+        x = self._offset_column(matrix, spec[0])
+        positive = x[np.isfinite(x) & (x > 0)]
+        if positive.size == 0:
+            raise ModelInputError(
+                f"{type(self).__name__}: offset_feature {spec[0]!r} has no positive value in training"
+            )
+        self.offset_floor_ = float(self.offset_floor_share * positive.mean())
+        start = self._init_score(matrix)
+        assert start is not None
+        self.offset_mean_ = float(np.average(start, weights=weight))
+
+    def _init_score(self, matrix: FloatArray) -> FloatArray | None:
+        """offset_weight x log(the offset feature), at least its floor; missing values count as the floor."""
+        spec = self._offset_spec()
+        if spec is None or self.offset_floor_ is None:
+            return None
+        x = np.nan_to_num(self._offset_column(matrix, spec[0]), nan=self.offset_floor_)
+        return spec[1] * np.log(np.maximum(x, self.offset_floor_))
+
+    def _start_contributions(self, matrix: FloatArray, contrib: FloatArray) -> FloatArray:
+        """The offset's deviation from its training mean credited to the offset feature."""
+        start = self._init_score(matrix)
+        spec = self._offset_spec()
+        if start is None or spec is None or self.offset_mean_ is None:
+            return contrib
+        out = contrib.copy()
+        out[:, self.feature_names_.index(spec[0])] += start - self.offset_mean_
+        return out
 
     def __sklearn_tags__(self) -> Any:
         """Declare a non-negative target (tweedie and poisson need y >= 0)."""
@@ -782,12 +866,15 @@ class LGBMValueRegressor(LGBMModel):
         self._calibrate(self._raw_predict(matrix), y, sample_weight)
 
     def _extra_state(self) -> dict[str, Any]:
-        """The total scale."""
-        return {"scale": self.scale_}
+        """The total scale, and the offset's floor and mean (None without an offset)."""
+        return {"scale": self.scale_, "offset_floor": self.offset_floor_, "offset_mean": self.offset_mean_}
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        """Restore the total scale."""
+        """Restore the total scale and the offset's floor and mean."""
         self.scale_ = float(state["scale"])
+        floor, mean = state.get("offset_floor"), state.get("offset_mean")
+        self.offset_floor_ = None if floor is None else float(floor)
+        self.offset_mean_ = None if mean is None else float(mean)
 
     def predict(self, X: Any, *, horizon_days: int | None = None) -> FloatArray:
         """Expected value over the horizon for each row (>= 0).

@@ -67,6 +67,10 @@ LABELS = ("value", "purchases", "churned", "contract_lapsed", "referral_value", 
 KEYS = ("account_id", "snapshot")
 FORMAT_VERSION = 1
 _MODELS = ("clv", "churn", "influence")
+#: The value model's offset (`ClvModel` ``offset_feature``): it boosts from half the log of BTYD's value,
+#: so accounts beyond the training range keep BTYD's extrapolation; ``models.clv.offset_feature: null``
+#: turns it off.
+CLV_OFFSET = "btyd_value"
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -91,6 +95,10 @@ def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
             kwargs[key] = params.pop(key)
     if name == "influence" and "objective" in params:
         kwargs["objective"] = params.pop("objective")
+    if name == "clv":
+        kwargs["offset_feature"] = params.pop("offset_feature", CLV_OFFSET)
+        if "offset_weight" in params:
+            kwargs["offset_weight"] = params.pop("offset_weight")
     kwargs["params"] = params or None
     return kwargs
 
@@ -123,13 +131,27 @@ def _definition(feature: str) -> str:
 
 
 def _phrase(feature: str, value: Any) -> str:
-    """A driver in words: the feature's definition and the account's value."""
+    """A driver in words: the feature's definition and the account's value ("no data" when missing).
+
+    A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
+    window without spend, a date that never happened. Numbers of any kind read alike (a Spark batch
+    may hold a count as a Decimal).
+    """
     text = _definition(feature)
-    if isinstance(value, int | float | np.floating) and np.isfinite(value):
+    if value is None or value is pd.NA:
+        return f"{text}: no data"
+    if isinstance(value, str):
+        return f"{text}: {value}"
+    try:
         number = float(value)
-        shown = f"{number:,.0f}" if abs(number) >= 100 else f"{number:.3g}"
-        return f"{text}: {shown}"
-    return f"{text}: {value}"
+    except (TypeError, ValueError):
+        return f"{text}: {value}"
+    if np.isnan(number):
+        return f"{text}: no data"
+    if np.isinf(number):
+        return f"{text}: {value}"
+    shown = f"{number:,.0f}" if abs(number) >= 100 else f"{number:.3g}"
+    return f"{text}: {shown}"
 
 
 @dataclass
@@ -223,7 +245,10 @@ class ModelBundle:
             train["snapshot"].nunique(),
             len(features),
         )
-        clv = ClvModel(horizon_days=h, **_lgbm_kwargs(cfg, "clv")).fit(X, train["value"], snapshot=snap)
+        clv_kwargs = _lgbm_kwargs(cfg, "clv")
+        if clv_kwargs["offset_feature"] not in features:
+            clv_kwargs["offset_feature"] = None
+        clv = ClvModel(horizon_days=h, **clv_kwargs).fit(X, train["value"], snapshot=snap)
         churn = ChurnModel(horizon_days=h, **_lgbm_kwargs(cfg, "churn")).fit(
             X, train["churned"], snapshot=snap
         )

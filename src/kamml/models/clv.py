@@ -7,9 +7,11 @@ heavy-tailed amount: the tweedie objective (a compound Poisson-gamma with a log 
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any, ClassVar
 
 from sklearn.base import RegressorMixin
+from sklearn.utils._param_validation import Interval
 
 from kamml.models._lgbm import LGBMValueRegressor
 
@@ -39,6 +41,15 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
         Patience of early stopping on the latest snapshot when `fit` gets ``snapshot``.
     calibrate_total : bool, default True
         Scale predictions so the held-out snapshot's predicted total matches its actual total.
+    offset_feature : str or None, default None
+        A feature column holding a prior value over the horizon (the bundle uses ``btyd_value``, BG/NBD x
+        Gamma-Gamma): boosting then starts each row from ``offset_weight * log(value)`` instead of one
+        constant, so the trees learn a correction to the prior. The prior carries what trees cannot:
+        accounts beyond the training range (longer dormant, older) keep its extrapolation. Values below
+        ``offset_floor_share`` (0.1) of the feature's mean positive training value, and missing ones,
+        count as that floor.
+    offset_weight : float, default 0.5
+        How much of the prior's log the start takes (1: the prior itself, up to a constant).
 
     Attributes
     ----------
@@ -58,6 +69,9 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
         Metric on the held-out snapshot at the best iteration (empty without one).
     scale_ : float
         Total scaling applied to predictions (1 without a held-out snapshot).
+    offset_floor_, offset_mean_ : float or None
+        The offset's floor and its mean start over the training rows (None without an offset); the
+        explanations credit each row's start minus that mean to the offset feature.
 
     See Also
     --------
@@ -75,7 +89,11 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
     (2,)
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**LGBMValueRegressor._parameter_constraints}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **LGBMValueRegressor._parameter_constraints,
+        "offset_feature": [str, None],
+        "offset_weight": [Interval(Real, 0, None, closed="left")],
+    }
     _default_params: ClassVar[dict[str, Any]] = {"tweedie_variance_power": 1.3}
     _objectives: ClassVar[tuple[str, ...]] = ("tweedie", "poisson")
 
@@ -90,6 +108,8 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
         random_state: int = 42,
         early_stopping_rounds: int | None = 50,
         calibrate_total: bool = True,
+        offset_feature: str | None = None,
+        offset_weight: float = 0.5,
     ):
         self.horizon_days = horizon_days
         self.params = params
@@ -99,3 +119,5 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
         self.random_state = random_state
         self.early_stopping_rounds = early_stopping_rounds
         self.calibrate_total = calibrate_total
+        self.offset_feature = offset_feature
+        self.offset_weight = offset_weight

@@ -29,6 +29,7 @@ import pandas as pd
 
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError
+from kamml.features.build import settle_frame
 from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import features_frame, spark_session, to_spark, write_atomic
@@ -111,7 +112,8 @@ def _explain_threshold(rows: DataFrame, shared: Any, top: int) -> float | None:
         scorer = _bundle_from_json(shared.value)
         for batch in batches:
             if not batch.empty:
-                yield score_frame(scorer, batch.drop(columns="_owner"), top_drivers=0)[["clv"]]
+                rows = settle_frame(batch.drop(columns="_owner"))
+                yield score_frame(scorer, rows, top_drivers=0)[["clv"]]
 
     schema = T.StructType([T.StructField("clv", T.DoubleType())])
     best = rows.mapInPandas(values, schema).orderBy(F.desc("clv")).limit(top)
@@ -166,6 +168,7 @@ def score_frame_spark(
             if batch.empty:
                 continue
             owners = batch.pop("_owner")
+            settle_frame(batch)  # as the in-memory path's features: bit-identical scores
             scores = score_frame(scorer, batch, top_drivers=top if threshold is None else 0)
             if threshold is not None:
                 chosen = np.flatnonzero(scores["clv"].to_numpy(float) >= threshold)

@@ -245,10 +245,7 @@ class ModelBundle:
             train["snapshot"].nunique(),
             len(features),
         )
-        clv_kwargs = _lgbm_kwargs(cfg, "clv")
-        if clv_kwargs["offset_feature"] not in features:
-            clv_kwargs["offset_feature"] = None
-        clv = ClvModel(horizon_days=h, **clv_kwargs).fit(X, train["value"], snapshot=snap)
+        clv = ClvModel(horizon_days=h, **_lgbm_kwargs(cfg, "clv")).fit(X, train["value"], snapshot=snap)
         churn = ChurnModel(horizon_days=h, **_lgbm_kwargs(cfg, "churn")).fit(
             X, train["churned"], snapshot=snap
         )
@@ -334,8 +331,9 @@ class ModelBundle:
         def gap(shift: float) -> float:
             return float(np.mean(_shift_logit(p, shift))) - target
 
-        if gap(-1.0) * gap(1.0) > 0:  # out of reach: the nearer end
-            shift = -1.0 if abs(gap(-1.0)) < abs(gap(1.0)) else 1.0
+        low, high = gap(-1.0), gap(1.0)
+        if low * high > 0:  # out of reach: the nearer end
+            shift = -1.0 if abs(low) < abs(high) else 1.0
         else:
             shift = float(brentq(gap, -1.0, 1.0, xtol=1e-9))
         log.info("churn shift %+.4f: model mean %.4f, bias-corrected BTYD mean %.4f", shift, p.mean(), target)
@@ -430,9 +428,9 @@ class ModelBundle:
             return np.asarray(columns[name])
 
         drivers = self._drivers(prepared, values, len(f), top=top_drivers)
-        fitted = self.effort is not None and self.effort.source == "fitted"
-        k = self.effort.effort_scale(clv) if fitted and self.effort is not None else np.full(len(f), np.nan)
-        uplift = self.effort.uplift if fitted and self.effort is not None else None
+        effort = self.effort if self.effort is not None and self.effort.source == "fitted" else None
+        k = effort.effort_scale(clv) if effort is not None else np.full(len(f), np.nan)
+        uplift = np.nan if effort is None or effort.uplift is None else float(effort.uplift)
         return {
             "clv": clv,
             "p_churn": np.clip(p_churn, 0.0, 1.0),
@@ -440,7 +438,7 @@ class ModelBundle:
             "p_alive": p_alive,
             "expected_purchases": expected_H,
             "effort_scale": k,
-            "effort_uplift": np.full(len(f), np.nan if uplift is None else float(uplift)),
+            "effort_uplift": np.full(len(f), uplift),
             "drivers": drivers,
         }
 

@@ -182,6 +182,28 @@ def test_transaction_ids_are_deduplicated(backend, tx):
     assert data.quality.tables["transactions"].rows == 5  # rows as given
 
 
+@pytest.mark.parametrize(
+    ("ids", "bitmap"),
+    [
+        ([-3, -3, 7, None, 9], True),  # narrow range, negative ids: counted by a bitmap
+        ([1, 2**40, 2**40, None, 5], False),  # wider than BITMAP_MAX_BITS: count(DISTINCT)
+    ],
+)
+def test_whole_number_transaction_ids_are_deduplicated(backend, tx, ids, bitmap, monkeypatch):
+    import kamml.data.validation as validation
+
+    used: list[dict] = []
+    original = validation._bitmap_distinct
+    monkeypatch.setattr(validation, "_bitmap_distinct", lambda plan: used.append(original(plan)) or used[-1])
+    frame = tx.assign(transaction_id=pd.array(ids, dtype="Int64"), account_id=[1, 1, 2, 2, 2])
+    data = load_data({"transactions": frame}, backend=backend)
+    assert len(data.to_pandas("transactions")) == 4
+    assert data.quality.count("duplicate transaction ids") == 1
+    assert data.quality.tables["transactions"].accounts == 2
+    assert ("transaction_id_distinct" in used[0]) is bitmap
+    assert "accounts" in used[0]  # account ids 1..2 are narrow
+
+
 def test_hours_and_referral_rules(backend, tx):
     acts = pd.DataFrame({"account_id": [1, 1, 2], "ts": ["2024-01-01"] * 3, "hours": [1.0, -2.0, np.inf]})
     refs = pd.DataFrame(

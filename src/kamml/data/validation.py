@@ -104,6 +104,9 @@ class TablePlan:
         kamml name -> function of the `Context` giving the canonical column.
     key_metrics : list of str
         Metrics counting text account keys that are not whole numbers (all zero: keys become int64).
+    int_distinct : dict of str to str
+        Metrics counting distinct whole-number ids -> the raw id column: counted by a bitmap where
+        the engine has one (`_bitmap_distinct`).
     values : dict
         The results of the aggregate query.
     """
@@ -117,6 +120,7 @@ class TablePlan:
     metrics: dict[str, Deferred] = field(default_factory=dict)
     builders: dict[str, Builder] = field(default_factory=dict)
     key_metrics: list[str] = field(default_factory=list)
+    int_distinct: dict[str, str] = field(default_factory=dict)
     type_problems: list[Problem] = field(default_factory=list)
     tz_checks: list[_TzCheck] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
@@ -326,12 +330,17 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     if not cspec.nullable:
         plan.add(column, f"null or empty id{tag}", null, None)
     plan.builders[cspec.name] = builder
+    distinct: list[str] = []
     if cspec.name == "account_id":
-        plan.metrics["accounts"] = ibis.ifelse(null, ibis.null(), key).nunique()
+        distinct.append("accounts")
     if cspec.name == "transaction_id" or (plan.name == "accounts" and cspec.name == "account_id"):
         plan.metrics[f"{cspec.name}_nonnull"] = ibis.ifelse(null, ibis.null(), key).count()
-        plan.metrics[f"{cspec.name}_distinct"] = ibis.ifelse(null, ibis.null(), key).nunique()
+        distinct.append(f"{cspec.name}_distinct")
         plan.values[f"{cspec.name}_key"] = key
+    for metric in distinct:
+        plan.metrics[metric] = ibis.ifelse(null, ibis.null(), key).nunique()
+        if dtype.is_integer():
+            plan.int_distinct[metric] = column
 
 
 def _as_int(ctx: Context, cspec: ColumnSpec) -> bool:
@@ -546,12 +555,52 @@ def _execute(plan: TablePlan, expr: ir.Table) -> dict[str, list[Any]]:
         raise DataError(f"{plan.name}: cannot read {plan.raw.origin}: {engine_message(exc)}") from None
 
 
+#: Widest id range (max - min + 1) counted by a bitmap: 2**27 bits, a 16 MB bitstring per thread.
+BITMAP_MAX_BITS = 2**27
+
+
+@ibis.udf.agg.builtin(name="bitstring_agg")
+def _bitstring_agg(arg: dt.int64, low: dt.int64, high: dt.int64) -> dt.string:  # type: ignore[empty-body]
+    """DuckDB's bitstring of the distinct values of `arg` in [low, high] (NULLs ignored)."""
+
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def _bit_count(bits: dt.string) -> dt.int64:  # type: ignore[empty-body]
+    """DuckDB's count of set bits."""
+
+
+def _bitmap_distinct(plan: TablePlan) -> dict[str, Any]:
+    """Exact distinct counts of whole-number ids as bitmaps, where DuckDB runs and their range is narrow.
+
+    ``count(DISTINCT id)`` hashes every row: on 22 million transaction ids it took 3-4 s of a 6 s
+    validation query. A bitmap over [min, max] counts the same in 0.3 s. The range comes from a first
+    query (Parquet answers it from its statistics). Other engines and wide ranges keep ``nunique``.
+    """
+    if not plan.int_distinct or plan.source._find_backend().name != "duckdb":
+        return {}
+    columns = sorted(set(plan.int_distinct.values()))
+    bounds: dict[str, Any] = {}
+    for i, column in enumerate(columns):
+        bounds[f"low_{i}"] = _[column].cast("int64").min()
+        bounds[f"high_{i}"] = _[column].cast("int64").max()
+    found = _execute(plan, plan.source.aggregate(**bounds))
+    out: dict[str, Any] = {}
+    for metric, column in plan.int_distinct.items():
+        i = columns.index(column)
+        low, high = found[f"low_{i}"][0], found[f"high_{i}"][0]
+        if low is None or high is None or high - low + 1 > BITMAP_MAX_BITS:
+            continue
+        out[metric] = _bit_count(_bitstring_agg(_[column].cast("int64"), int(low), int(high)))
+    return out
+
+
 def _run(plan: TablePlan) -> None:
     """Count every rule and metric of one table in one aggregate query."""
     aggs: dict[str, Any] = {"n_rows": _.count()}
     for rule in plan.rules:
         aggs[rule.key] = rule.bad.cast("int64").sum()
     aggs.update(plan.metrics)
+    aggs.update(_bitmap_distinct(plan))
     row = _execute(plan, plan.table.aggregate(**aggs))
     plan.values.update({k: v[0] for k, v in row.items()})
 

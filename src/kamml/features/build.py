@@ -177,11 +177,11 @@ def fetch_by_account(expr: ir.Table) -> pd.DataFrame:
     """Execute an expression into pandas through Arrow, indexed by account_id and sorted by it.
 
     Missing numbers become NaN. Ibis's own `to_pandas` boxes nullable columns into Python objects
-    first, several times slower on millions of rows. Sorted in Arrow and indexed without `set_index`:
-    on a million rows of 55 columns pandas' `set_index(...).sort_index()` copied the frame twice and
-    took 4 s, this about 1 s.
+    first, several times slower on millions of rows. Sorted by the engine and indexed without
+    `set_index`: on a million rows of 55 columns pandas' `set_index(...).sort_index()` copied the frame
+    twice and took 4 s, Arrow's `sort_by` 0.5-2.4 s, DuckDB's ORDER BY adds about 0.4 s to the query.
     """
-    table = expr.to_pyarrow().sort_by("account_id")
+    table = expr.order_by("account_id").to_pyarrow()
     frame = table.drop_columns(["account_id"]).to_pandas()
     frame.index = pd.Index(table["account_id"].to_pandas(), name="account_id")
     return settle_frame(frame)

@@ -339,7 +339,7 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         plan.values[f"{cspec.name}_key"] = key
     for metric in distinct:
         plan.metrics[metric] = ibis.ifelse(null, ibis.null(), key).nunique()
-        if dtype.is_integer():
+        if dtype.is_integer() and not dtype.is_uint64():  # the bitmap's bounds are int64
             plan.int_distinct[metric] = column
 
 

@@ -90,6 +90,24 @@ def assert_allocation_equal(mem: pd.DataFrame, out: pd.DataFrame, summary: dict,
             assert summary[key] == pytest.approx(value, rel=1e-7, abs=1e-7), key
 
 
+def test_features_frame_numbers_are_doubles(spark, world_path):
+    """Spark reads the literal 1.0 as DECIMAL(2,1): counts summed from it must still arrive as doubles."""
+    from pyspark.sql import types as T  # noqa: N812
+
+    from kamml.spark.session import features_frame
+
+    cfg = spark_config(Config())
+    data = load_data(world_path, cfg)
+    frame = features_frame(data, data.end, cfg)
+    types = {f.name: f.dataType for f in frame.schema.fields}
+    assert not [name for name, t in types.items() if isinstance(t, T.DecimalType)]
+    assert isinstance(types["frequency"], T.DoubleType)
+    assert isinstance(types["orders_30d"], T.DoubleType)
+    rows = frame.limit(5).toPandas()
+    assert rows["frequency"].dtype == np.float64
+    assert rows["cutoff_month"].dtype == np.float64
+
+
 @pytest.mark.slow
 def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
     from kamml.spark import allocate_spark, score_spark

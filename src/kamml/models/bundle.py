@@ -134,8 +134,8 @@ def _phrase(feature: str, value: Any) -> str:
     """A driver in words: the feature's definition and the account's value ("no data" when missing).
 
     A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
-    window without spend, a date that never happened. Numbers of any kind read alike (a Spark batch
-    may hold a count as a Decimal).
+    window without spend, a date that never happened. Numbers of any kind read alike (a Decimal from a
+    Spark DataFrame or a CRM's JSON reads as the number it is).
     """
     text = _definition(feature)
     if value is None or value is pd.NA:

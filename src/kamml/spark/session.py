@@ -68,7 +68,28 @@ def to_spark(expr: ir.Table) -> DataFrame:
             f"the Spark jobs need tables on the Spark engine (engine: {{name: spark}}), got {backend.name}"
         )
     backend._run_pre_execute_hooks(expr)  # registers in-memory tables and UDFs the expression uses
-    return backend._session.sql(backend.compile(expr))
+    return _numbers_as_declared(backend._session.sql(backend.compile(expr)), expr.schema())
+
+
+def _numbers_as_declared(frame: DataFrame, schema: Any) -> DataFrame:
+    """`frame` with every column Spark typed DECIMAL, where Ibis declares a float or integer, cast to it.
+
+    Spark SQL reads a literal such as ``1.0`` as DECIMAL(2,1), while Ibis takes it for float64 and so
+    drops a cast to float64 as a no-op: counts built as sums of 1.0 (frequency, orders_30d, ...) reached
+    pandas as columns of Python Decimals although `finish_expr` casts every number to float64.
+    """
+    from ibis.backends.pyspark.datatypes import PySparkType
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    columns, changed = [], False
+    for field in frame.schema.fields:
+        declared = schema[field.name]
+        column = F.col(f"`{field.name}`")
+        if isinstance(field.dataType, T.DecimalType) and (declared.is_floating() or declared.is_integer()):
+            column, changed = column.cast(PySparkType.from_ibis(declared)).alias(field.name), True
+        columns.append(column)
+    return frame.select(*columns) if changed else frame
 
 
 def features_frame(data: Any, cutoff: Any, config: Config | None = None) -> DataFrame:

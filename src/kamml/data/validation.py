@@ -560,12 +560,12 @@ BITMAP_MAX_BITS = 2**27
 
 
 @ibis.udf.agg.builtin(name="bitstring_agg")
-def _bitstring_agg(arg: dt.int64, low: dt.int64, high: dt.int64) -> dt.string:  # type: ignore[empty-body]
+def _bitstring_agg(arg: dt.int64, low: dt.int64, high: dt.int64) -> dt.string:
     """DuckDB's bitstring of the distinct values of `arg` in [low, high] (NULLs ignored)."""
 
 
 @ibis.udf.scalar.builtin(name="bit_count")
-def _bit_count(bits: dt.string) -> dt.int64:  # type: ignore[empty-body]
+def _bit_count(bits: dt.string) -> dt.int64:
     """DuckDB's count of set bits."""
 
 

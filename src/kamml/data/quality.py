@@ -187,17 +187,23 @@ def plain_examples(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _union_all(parts: list[ir.Table]) -> ir.Table:
+    """The rows of every table in `parts` (at least one), duplicates kept."""
+    return parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
+
+
 def relationship_notes(
     transactions: ir.Table,
     accounts: ir.Table | None,
     referrals: ir.Table | None,
     activities: ir.Table | None,
 ) -> list[Problem]:
-    """Soft problems between tables, found by anti-joins on the backend in one query with the examples.
+    """Soft problems between tables, found by anti-joins on the backend: one query of counts, one of examples.
 
     Accounts without transactions, transactions of accounts missing from the accounts table, referrals
     to or from unknown accounts, activities of unknown accounts. An account is known when it has
-    transactions or a row in the accounts table. Up to five example ids come in the same query.
+    transactions or a row in the accounts table. Up to five example ids per check that found rows come in
+    a second query (none when every check passes).
 
     Parameters
     ----------
@@ -261,33 +267,25 @@ def relationship_notes(
         )
     if not checks:
         return []
-    # one query: per check a count row (kind 0) and up to five example ids (kind 1), so the engine
-    # computes the shared parts (rows per account, known ids) once
+    # first one query of every check's count, so the engine computes the shared parts (rows per account,
+    # known ids) once; then, only for the checks that found rows, one query of up to five example ids each
+    # (the anti-joins of large tables, activities above all, are not run twice when nothing is wrong)
     id_type = transactions.account_id.type()
-    parts = []
-    for i, (_, column, _, rows, weight) in enumerate(checks):
+    counted = []
+    for i, (_, _, _, rows, weight) in enumerate(checks):
         n = rows.count() if weight is None else rows[weight].sum().fill_null(0)
-        parts.append(
-            rows.aggregate(
-                kind=ibis.literal(0, type="int64"), check=ibis.literal(i, type="int64"), n=n.cast("int64")
-            ).mutate(id=ibis.null(id_type))
-        )
-        sample = rows.select(id=rows[column].cast(id_type)).distinct().limit(N_EXAMPLES)
-        parts.append(
-            sample.select(
-                kind=ibis.literal(1, type="int64"),
-                check=ibis.literal(i, type="int64"),
-                n=ibis.null("int64"),
-                id=sample.id,
-            )
-        )
-    found = parts[0].union(*parts[1:], distinct=False).to_pyarrow().to_pydict()
-    counts: dict[int, int] = {}
+        counted.append(rows.aggregate(check=ibis.literal(i, type="int64"), n=n.cast("int64")))
+    found = _union_all(counted).to_pyarrow().to_pydict()
+    counts = {int(c): int(n) for c, n in zip(found["check"], found["n"], strict=True) if n}
     examples: dict[int, list[Any]] = {}
-    for kind, check, n, value in zip(found["kind"], found["check"], found["n"], found["id"], strict=True):
-        if kind == 0 and n:
-            counts[int(check)] = int(n)
-        elif kind == 1:
+    samples = []
+    for i in sorted(counts):
+        column, rows = checks[i][1], checks[i][3]
+        sample = rows.select(id=rows[column].cast(id_type)).distinct().limit(N_EXAMPLES)
+        samples.append(sample.select(check=ibis.literal(i, type="int64"), id=sample.id))
+    if samples:
+        found = _union_all(samples).to_pyarrow().to_pydict()
+        for check, value in zip(found["check"], found["id"], strict=True):
             examples.setdefault(int(check), []).append(value)
     return [
         Problem(table, column, rule, counts[i], plain_examples(sorted(examples.get(i, []), key=str)))

@@ -57,24 +57,23 @@ def _bundle_from_json(text: str) -> ModelBundle:
     return bundle
 
 
+#: Text columns of the scores table; account_id takes the features' id type, cutoff is a timestamp and
+#: every other column of `SCORE_COLUMNS` is a double.
+_TEXT_SCORES = frozenset({"model_uri", "drivers", "owner"})
+
+
 def _score_schema(id_type: Any) -> Any:
+    """The Spark schema of the scores table, column for column `SCORE_COLUMNS`."""
     from pyspark.sql import types as T  # noqa: N812
 
-    return T.StructType(
-        [
-            T.StructField("account_id", id_type),
-            T.StructField("cutoff", T.TimestampNTZType()),
-            *(
-                T.StructField(name, T.DoubleType())
-                for name in ("clv", "p_churn", "referral_value", "p_alive", "expected_purchases")
-            ),
-            T.StructField("model_uri", T.StringType()),
-            T.StructField("drivers", T.StringType()),
-            T.StructField("owner", T.StringType()),
-            T.StructField("effort_scale", T.DoubleType()),
-            T.StructField("effort_uplift", T.DoubleType()),
-        ]
-    )
+    def spark_type(name: str) -> Any:
+        if name == "account_id":
+            return id_type
+        if name == "cutoff":
+            return T.TimestampNTZType()
+        return T.StringType() if name in _TEXT_SCORES else T.DoubleType()
+
+    return T.StructType([T.StructField(name, spark_type(name)) for name in SCORE_COLUMNS])
 
 
 def _features(

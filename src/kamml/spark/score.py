@@ -111,8 +111,8 @@ def _explain_threshold(rows: DataFrame, shared: Any, top: int) -> float | None:
         scorer = _bundle_from_json(shared.value)
         for batch in batches:
             if not batch.empty:
-                rows = settle_frame(batch.drop(columns="_owner"))
-                yield score_frame(scorer, rows, top_drivers=0)[["clv"]]
+                features = settle_frame(batch.drop(columns="_owner"))
+                yield score_frame(scorer, features, top_drivers=0)[["clv"]]
 
     schema = T.StructType([T.StructField("clv", T.DoubleType())])
     best = rows.mapInPandas(values, schema).orderBy(F.desc("clv")).limit(top)

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 import kamml
 from kamml.allocation import allocate
@@ -94,13 +95,13 @@ def main() -> None:
     owners = world.accounts.set_index("account_id")["owner"]
     scored["owner"] = scored["account_id"].map(owners)
     if response is not None:
-        _print_response(world, response)
+        _print_response(world, response, scored)
         print(f"effort response fitted in {t_fit:.1f} s")
-    clv = scored["clv"].to_numpy(float)
     settings: list[tuple[str, dict[str, object]]] = []
     for scale in args.effort_scale:
         if scale == "auto" and response is not None:
-            settings.append((f"the effort response ({response.source})", response.allocation_settings(clv)))
+            # effort_scale "auto": the allocation takes k from the scores, as `kamml allocate` does
+            settings.append((f"the effort response ({response.source})", {}))
             continue
         for exponent in args.effort_exponent:
             fixed = {"effort_scale": scale, "effort_exponent": exponent, "effort_clip": (0.25, 4.0)}
@@ -113,10 +114,10 @@ def main() -> None:
         # a fixed rule stands for a model without a fitted response: no effort scale and no uplift
         rows = scored if fitted else scored.drop(columns=["effort_scale", "effort_uplift"])
         table = allocate(rows, hours, alloc_cfg)
-        if response is not None and fitted:
+        if response is not None and fitted and response.source == "fitted":
             k = table["effort_scale"].to_numpy(float)
-            expected = response.effort_scale(table["account_id"].map(scored.set_index("account_id")["clv"]))
-            assert np.allclose(k, expected, rtol=1e-9), "allocation_settings must reproduce the response"
+            expected = scored.set_index("account_id")["effort_scale"].reindex(table["account_id"])
+            assert np.allclose(k, expected, rtol=1e-9), "the allocation must take k from the scores"
         comparison = evaluate_allocation(
             world, table, args.horizon, hours=hours, floor=0.0, cap=alloc_cfg.cap_hours or 40.0
         )
@@ -126,9 +127,11 @@ def main() -> None:
     print(f"total {time.perf_counter() - t0:.1f} s")
 
 
-def _print_response(world: synthetic.World, response: EffortResponse) -> None:
-    """The fitted effort response beside the world's true effort scales (median and spread)."""
+def _print_response(world: synthetic.World, response: EffortResponse, scored: pd.DataFrame) -> None:
+    """The fitted effort response beside the world's true effort scales (median, rank agreement)."""
     k = world.truth["effort_scale"].to_numpy(float)
+    fitted_k = scored.set_index("account_id")["effort_scale"].reindex(world.truth["account_id"])
+    rank = spearmanr(fitted_k.to_numpy(float), k, nan_policy="omit")[0]
     d = response.diagnostics
     print(
         f"effort response ({response.source}): scale {response.scale:.3f} h at value "
@@ -138,6 +141,11 @@ def _print_response(world: synthetic.World, response: EffortResponse) -> None:
         f"{d.get('se_exponent', float('nan')):.3f}; naive fit without controls: scale "
         f"{d.get('naive_scale', float('nan')):.3f}, exponent {d.get('naive_exponent', float('nan')):.3f}); "
         f"world: median k {np.median(k):.3f}"
+    )
+    print(
+        f"size term: {d.get('size_term')}, size exponent {response.size_exponent:.3f} "
+        f"(se {d.get('se_size_exponent', float('nan')):.3f}) at size {response.size_reference}; "
+        f"Spearman of the scores' k with the true k: {rank:.3f}"
     )
 
 

@@ -130,6 +130,9 @@ class AllocationConfig(_Section):
     estimates it, and its growth with value, from the activities table before the cutoff
     (`kamml.models.effort`), falling back with a log line to the fixed rule (4 hours, exponent
     ``effort_exponent``) when there are no activities; a number fixes it, with ``effort_exponent``.
+    ``effort_size_column`` names a numeric column of the accounts table (default ``size``) from which
+    the fitted k also grows with account size; it is skipped, with a log line, when the accounts table
+    lacks it, and ``null`` turns the size term off.
     ``weights`` value the three parts of the stake (`kamml.allocation.stake`); growth ``"auto"`` (the
     default) takes the fitted effort uplift the scores carry, 0.3 where they carry none.
     """
@@ -142,6 +145,7 @@ class AllocationConfig(_Section):
     effort_scale: float | Literal["auto"] = "auto"
     effort_exponent: float = Field(0.5, ge=0)
     effort_clip: tuple[float, float] = (0.25, 4.0)
+    effort_size_column: str | None = "size"
     active_p_alive: float = Field(0.1, ge=0, le=1)
     tier_by: Literal["expected_gain", "stake", "clv", "marginal_gain_per_hour"] = "expected_gain"
     tiers: dict[str, float] = Field(

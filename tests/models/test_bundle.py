@@ -95,6 +95,28 @@ def test_a_fitted_effort_response_gives_each_account_its_scale_and_the_uplift(fi
     assert fixed.predict(features, refit_btyd=False)["effort_uplift"].isna().all()
 
 
+def test_an_effort_response_with_a_size_term_reads_the_size_feature(fitted):
+    bundle, features = fitted
+    response = EffortResponse(
+        scale=2.0,
+        exponent=0.2,
+        reference_value=100.0,
+        size_column="size",
+        size_exponent=0.4,
+        size_reference=50.0,
+        horizon_days=180,
+        uplift=0.4,
+    )
+    with_effort = dataclasses.replace(bundle, effort=response)
+    scores = with_effort.predict(features, refit_btyd=False)
+    expected = response.effort_scale(scores["clv"], features["attr_size"])
+    np.testing.assert_allclose(scores["effort_scale"], expected)
+    value_only = dataclasses.replace(response, size_exponent=0.0).effort_scale(scores["clv"])
+    assert not np.allclose(expected, value_only)
+    with pytest.raises(FeatureMismatchError, match="attr_size"):
+        with_effort.predict(features.drop(columns="attr_size"), refit_btyd=False)
+
+
 def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
     bundle, features = fitted
     path = bundle.save(tmp_path / "bundle")

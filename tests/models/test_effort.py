@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import itertools
 import json
@@ -29,12 +30,13 @@ CUTOFF = pd.Timestamp("2026-01-01")
 
 def make_book(
     n: int, seed: int, *, scale: float = 2.0, exponent: float = 0.0, uplift: float = 0.5
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """A book with hours assigned at random each quarter (no confounding) and a known response.
 
     Each quarter an account gets random hours, is served with probability 1 - exp(-h / k),
     k = scale * size ** exponent, and orders as a Poisson process whose rate rises by `uplift` when
-    served; order amounts are proportional to size.
+    served; order amounts are proportional to size. Returns transactions, activities and the accounts
+    with their ``size``.
     """
     rng = np.random.default_rng(seed)
     quarters = pd.date_range(START, CUTOFF, freq="QS")
@@ -55,7 +57,8 @@ def make_book(
         act.append(
             pd.DataFrame({"account_id": has + 1, "ts": q0 + pd.Timedelta(days=3), "hours": hours[has]})
         )
-    return pd.concat(tx, ignore_index=True), pd.concat(act, ignore_index=True)
+    accounts = pd.DataFrame({"account_id": np.arange(1, n + 1), "size": size})
+    return pd.concat(tx, ignore_index=True), pd.concat(act, ignore_index=True), accounts
 
 
 def tiny() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -137,6 +140,43 @@ def test_effort_scale_is_anchored_at_the_reference_value_not_the_scored_accounts
     np.testing.assert_allclose(k, expected)
     # the same account gets the same k whichever other accounts are scored with it
     assert response.effort_scale([800.0, 1.0])[0] == response.effort_scale([800.0, 1e6])[0] == 2.5
+
+
+def sized_response() -> EffortResponse:
+    return dataclasses.replace(
+        fitted_response(), size_column="employees", size_exponent=0.5, size_reference=100.0
+    )
+
+
+def test_effort_scale_grows_with_size_when_the_response_has_a_size_term():
+    response = sized_response()
+    clv = np.array([800.0, 800.0, 800.0, 800.0, 800.0, 3200.0])
+    size = np.array([100.0, 400.0, np.nan, 0.0, 1e9, 25.0])
+    k = response.effort_scale(clv, size)
+    # missing and non-positive sizes count as the reference size; the clip bounds the product
+    expected = [2.5, 5.0, 2.5, 2.5, 10.0, 2.5 * 4**0.3 * 0.5]
+    np.testing.assert_allclose(k, expected)
+    assert response.uses_size
+    assert response.size_feature == "attr_employees"
+    assert response.effort_scale(clv, pd.Series(size, dtype=object))[1] == pytest.approx(5.0)
+    with pytest.raises(DataError, match=r"'employees'.*feature 'attr_employees'.*needed"):
+        response.effort_scale(clv)
+    with pytest.raises(DataError, match="2 sizes given for 6 accounts"):
+        response.effort_scale(clv, [1.0, 2.0])
+    with pytest.raises(ConfigError, match="cannot express"):
+        response.allocation_settings(clv)
+    assert EffortResponse.from_dict(json.loads(json.dumps(response.to_dict()))) == response
+    no_size = fitted_response()
+    assert not no_size.uses_size
+    assert no_size.size_feature is None
+    np.testing.assert_array_equal(no_size.effort_scale(clv, size), no_size.effort_scale(clv))
+
+
+def test_a_size_exponent_needs_a_column_and_a_reference():
+    with pytest.raises(ConfigError, match="needs a size column and a size reference"):
+        dataclasses.replace(fitted_response(), size_exponent=0.4)
+    with pytest.raises(ConfigError, match="size exponent must be finite"):
+        dataclasses.replace(fitted_response(), size_exponent=float("inf"))
 
 
 def test_allocation_settings_reproduce_the_response_through_the_median_rule():
@@ -250,6 +290,22 @@ def test_panel_takes_ibis_tables():
     pd.testing.assert_frame_equal(panel, tiny_panel(tx, act))
 
 
+def test_panel_carries_the_account_size_when_asked():
+    tx, act = tiny()
+    accounts = pd.DataFrame({"account_id": [1, 3], "employees": [40, 7], "tier": ["gold", "silver"]})
+    panel = effort_panel(tx, act, TINY_CUTOFF, max_periods=2, accounts=accounts, size_column="employees")
+    plain = tiny_panel(tx, act)
+    pd.testing.assert_frame_equal(panel[list(PANEL_COLUMNS)], plain)
+    expected = plain["account_id"].map({1: 40.0}).to_numpy(dtype=float)  # account 2 has no row: NaN
+    np.testing.assert_array_equal(panel["size"].to_numpy(), expected)
+    with pytest.raises(DataError, match=r"accounts.tier must be numeric .* it is string"):
+        effort_panel(tx, act, TINY_CUTOFF, accounts=accounts, size_column="tier")
+    with pytest.raises(DataError, match=r"the accounts table lacks column\(s\) seats"):
+        effort_panel(tx, act, TINY_CUTOFF, accounts=accounts, size_column="seats")
+    with pytest.raises(DataError, match="'seats' needs an accounts table"):
+        effort_panel(tx, act, TINY_CUTOFF, size_column="seats")
+
+
 def test_missing_or_empty_inputs_are_clear_errors():
     tx, act = tiny()
     with pytest.raises(DataError, match="no activities before the cutoff 2024-07-01"):
@@ -294,7 +350,7 @@ def test_from_data_falls_back_to_the_fixed_rule_without_activities(caplog):
 @pytest.mark.slow
 @pytest.mark.parametrize("exponent", [0.0, 0.5])
 def test_recovers_a_known_response_when_hours_are_random(exponent):
-    tx, act = make_book(2500, seed=3, scale=2.0, exponent=exponent, uplift=0.5)
+    tx, act, _ = make_book(2500, seed=3, scale=2.0, exponent=exponent, uplift=0.5)
     response = fit_effort_response(tx, act, CUTOFF)
     d = response.diagnostics
     assert response.source == "fitted"
@@ -309,15 +365,58 @@ def test_recovers_a_known_response_when_hours_are_random(exponent):
 
 
 @pytest.mark.slow
+def test_recovers_the_size_exponent_when_account_sizes_are_given(caplog):
+    """k grows with size, and the value only measures size with noise: with the sizes the fit finds
+    the size exponent and leaves the value exponent near 0 (tolerance about three standard errors)."""
+    tx, act, accounts = make_book(2500, seed=3, scale=2.0, exponent=0.5, uplift=0.5)
+    accounts.loc[accounts.index[:100], "size"] = np.nan  # a few accounts without a size
+    response = fit_effort_response(tx, act, CUTOFF, accounts=accounts, size_column="size")
+    d = response.diagnostics
+    assert d["size_term"] == "fitted"
+    assert response.size_column == "size"
+    assert response.size_exponent == pytest.approx(0.5, abs=max(3 * d["se_size_exponent"], 0.1))
+    assert response.exponent < 0.15
+    assert abs(np.log(response.scale / 2.0)) < 3 * d["se_log_scale"] + 0.1
+    assert response.size_reference == pytest.approx(np.nanmedian(accounts["size"]), rel=0.2)
+    same = accounts.assign(size=1.0)  # one size for all: nothing to learn, no size term
+    flat = fit_effort_response(tx, act, CUTOFF, accounts=same, size_column="size")
+    assert (flat.size_exponent, flat.size_column, flat.diagnostics["size_term"]) == (
+        0.0,
+        None,
+        "every account has the same size",
+    )
+
+
+def test_the_config_size_column_is_used_only_when_the_accounts_table_has_it_as_a_number(caplog):
+    tx, act = tiny()
+    accounts = pd.DataFrame({"account_id": [1, 2], "size": [40, 7], "tier": ["gold", "silver"]})
+    data = load_data({"transactions": tx, "activities": act, "accounts": accounts})
+    usable = effort_module._usable_size_column
+    assert usable(data, AllocationConfig()) == "size"
+    assert usable(data, AllocationConfig(effort_size_column=None)) is None
+    with caplog.at_level(logging.INFO, logger="kamml.models.effort"):
+        assert usable(data, AllocationConfig(effort_size_column="tier")) is None
+        assert usable(data, AllocationConfig(effort_size_column="seats")) is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("accounts.tier is string, not a number" in w for w in warnings)
+    assert any("no column accounts.seats" in w for w in warnings)
+    caplog.clear()
+    no_accounts = load_data({"transactions": tx, "activities": act})
+    with caplog.at_level(logging.INFO, logger="kamml.models.effort"):
+        assert usable(no_accounts, AllocationConfig()) is None  # the default's column: an info line
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+
+
+@pytest.mark.slow
 def test_refuses_to_fit_when_hours_have_no_effect():
-    tx, act = make_book(1500, seed=4, uplift=0.0)
+    tx, act, _ = make_book(1500, seed=4, uplift=0.0)
     with pytest.raises(DataError, match="no significant effect of hours"):
         fit_effort_response(tx, act, CUTOFF)
 
 
 @pytest.mark.slow
 def test_fit_ignores_data_after_the_cutoff():
-    tx, act = make_book(800, seed=5)
+    tx, act, _ = make_book(800, seed=5)
     cut = pd.Timestamp("2025-07-01")
     response = fit_effort_response(tx, act, cut)
     truncated = fit_effort_response(tx[tx["ts"] < cut], act[act["ts"] < cut], cut)

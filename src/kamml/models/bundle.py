@@ -392,7 +392,11 @@ class ModelBundle:
         top_drivers: int = 3,
     ) -> dict[str, Any]:
         """`predict` as a dict of columns (arrays, drivers a list): for callers that add their own."""
-        missing = [c for c in self.features if c not in features.columns and not c.startswith("btyd_")]
+        effort = self.effort if self.effort is not None and self.effort.source == "fitted" else None
+        needed = [*self.features, *([effort.size_feature] if effort and effort.size_feature else [])]
+        missing = [
+            c for c in dict.fromkeys(needed) if c not in features.columns and not c.startswith("btyd_")
+        ]
         if missing:
             raise FeatureMismatchError(missing)
         if btyd is None:
@@ -428,8 +432,10 @@ class ModelBundle:
             return np.asarray(columns[name])
 
         drivers = self._drivers(prepared, values, len(f), top=top_drivers)
-        effort = self.effort if self.effort is not None and self.effort.source == "fitted" else None
-        k = effort.effort_scale(clv) if effort is not None else np.full(len(f), np.nan)
+        k = np.full(len(f), np.nan)
+        if effort is not None:
+            size_feature = effort.size_feature
+            k = effort.effort_scale(clv, None if size_feature is None else values(size_feature))
         uplift = np.nan if effort is None or effort.uplift is None else float(effort.uplift)
         return {
             "clv": clv,

@@ -108,7 +108,7 @@ PANEL_COLUMNS = (
     "age_days",
     "past_hours",
 )
-"""Columns of `effort_panel`, one row per account and planning period."""
+"""Columns of `effort_panel`, one row per account and planning period (plus ``size`` when asked)."""
 
 RECENCY_BINS = (30.0, 91.0, 182.0)
 """Days since the last purchase day that split the recency bins (up to 30, 91, 182 days and longer)."""
@@ -122,12 +122,14 @@ SIGNIFICANCE = 0.01
 
 @dataclass(frozen=True)
 class EffortResponse:
-    """The effort scale of every account as a function of its value: fitted from past periods or fixed.
+    """The effort scale of every account as a function of its value (and size): fitted or fixed.
 
-    ``k = scale * (clv / reference_value) ** exponent``, clipped to ``[clip[0], clip[1]] * scale``: the
-    hours in a planning period that move 63 % of an account's value at stake. A fixed response (no
-    reference value) uses the median positive clv of the accounts scored instead, the rule of
-    `kamml.allocation.stake.effort_scale`.
+    ``k = scale * (clv / reference_value) ** exponent * (size / size_reference) ** size_exponent``,
+    clipped to ``[clip[0], clip[1]] * scale``: the hours in a planning period that move 63 % of an
+    account's value at stake. The size term is there only when the fit had an account-size column
+    (`size_column`, an attribute of the accounts table); an account without a positive size counts as
+    of the reference size. A fixed response (no reference value) uses the median positive clv of the
+    accounts scored instead, the rule of `kamml.allocation.stake.effort_scale`.
 
     Attributes
     ----------
@@ -135,6 +137,13 @@ class EffortResponse:
         Effort scale in hours of an account worth `reference_value` (the median account of the fit).
     exponent : float
         How fast k grows with value (0: the same k for all).
+    size_column : str or None
+        The accounts-table column the size term reads (the feature ``attr_<size_column>`` at scoring);
+        None: no size term.
+    size_exponent : float
+        How fast k grows with account size at a given value (0: no size term).
+    size_reference : float or None
+        The size at which the size term is 1 (the median of the fit).
     reference_value : float or None
         The value (per ``horizon_days``, the unit of a predicted clv) at which k = `scale`; None: the
         median positive clv of the accounts scored.
@@ -158,6 +167,9 @@ class EffortResponse:
     scale: float
     exponent: float
     reference_value: float | None = None
+    size_column: str | None = None
+    size_exponent: float = 0.0
+    size_reference: float | None = None
     horizon_days: int | None = None
     period_months: int | None = None
     uplift: float | None = None
@@ -174,6 +186,15 @@ class EffortResponse:
         ref = self.reference_value
         if ref is not None and (not math.isfinite(ref) or ref <= 0):
             raise ConfigError(f"effort response reference value must be finite and > 0, got {ref}")
+        if not math.isfinite(self.size_exponent):
+            raise ConfigError(f"effort response size exponent must be finite, got {self.size_exponent}")
+        if self.size_exponent != 0:
+            size_ref = self.size_reference
+            if not self.size_column or size_ref is None or not math.isfinite(size_ref) or size_ref <= 0:
+                raise ConfigError(
+                    "an effort response with a size exponent needs a size column and a size reference "
+                    f"> 0, got {self.size_column!r} and {size_ref}"
+                )
         if self.source not in ("fitted", "fixed"):
             raise ConfigError(f"effort response source must be 'fitted' or 'fixed', got {self.source!r}")
 
@@ -194,13 +215,26 @@ class EffortResponse:
             reason=reason,
         )
 
-    def effort_scale(self, clv: npt.ArrayLike) -> FloatArray:
-        """Effort scale k per account in hours from its value, as `kamml.allocation.stake.effort_scale`.
+    @property
+    def uses_size(self) -> bool:
+        """Whether k depends on account size, so `effort_scale` needs the sizes."""
+        return self.size_exponent != 0 and self.size_column is not None
+
+    @property
+    def size_feature(self) -> str | None:
+        """The feature column holding the sizes at scoring (``attr_<size_column>``), if k uses size."""
+        return f"attr_{self.size_column}" if self.uses_size else None
+
+    def effort_scale(self, clv: npt.ArrayLike, size: npt.ArrayLike | None = None) -> FloatArray:
+        """Effort scale k per account in hours from its value and size.
 
         Parameters
         ----------
         clv : array-like of shape (n,)
             Value per account over the horizon (>= 0; NaN counts as 0).
+        size : array-like of shape (n,), optional
+            Account size in the unit of `size_column`, needed when the response has a size term; a
+            missing or non-positive size counts as `size_reference`.
 
         Returns
         -------
@@ -212,10 +246,36 @@ class EffortResponse:
         >>> response = EffortResponse(scale=2.0, exponent=0.5, reference_value=100.0, horizon_days=180)
         >>> response.effort_scale([100.0, 400.0, 0.0]).tolist()
         [2.0, 4.0, 0.5]
+
+        Raises
+        ------
+        kamml.errors.DataError
+            When the response has a size term and no sizes (or sizes of another length) are given.
         """
+        factor = None
+        if self.uses_size:
+            if size is None:
+                raise DataError(
+                    f"this effort response grows with account size: the sizes ({self.size_column!r}, "
+                    f"feature {self.size_feature!r}) are needed to compute the effort scales"
+                )
+            factor = np.power(self._relative_size(size, np.shape(clv)), self.size_exponent)
         return effort_scale(
-            clv, self.scale, exponent=self.exponent, clip=self.clip, reference=self.reference_value
+            clv,
+            self.scale,
+            exponent=self.exponent,
+            clip=self.clip,
+            reference=self.reference_value,
+            factor=factor,
         )
+
+    def _relative_size(self, size: npt.ArrayLike, shape: tuple[int, ...]) -> FloatArray:
+        """Size / size_reference per account, 1 where the size is missing or not positive."""
+        values = np.asarray(pd.to_numeric(pd.Series(np.ravel(size)), errors="coerce"), dtype=float)
+        if values.shape != shape:
+            raise DataError(f"effort response: {values.size} sizes given for {int(np.prod(shape))} accounts")
+        known = np.isfinite(values) & (values > 0)
+        return np.where(known, values / float(self.size_reference or 1.0), 1.0)
 
     def allocation_settings(self, clv: npt.ArrayLike) -> dict[str, Any]:
         """`AllocationConfig` fields under which the median-relative rule gives these k for these `clv`.
@@ -223,7 +283,19 @@ class EffortResponse:
         For callers of `kamml.allocation.allocate` that cannot pass the response itself: with
         ``effort_scale``, ``effort_exponent`` and ``effort_clip`` set to the returned values,
         `kamml.allocation.stake.effort_scale` on the same `clv` equals `effort_scale` (to rounding).
+
+        Raises
+        ------
+        kamml.errors.ConfigError
+            When the response has a size term, which the value-only rule cannot express: pass the
+            scores' ``effort_scale`` column (as `kamml.models.ModelBundle.predict` gives it) instead.
         """
+        if self.uses_size:
+            raise ConfigError(
+                f"the effort response grows with account size ({self.size_column!r}), which the "
+                "value-only allocation settings cannot express: allocate with effort_scale 'auto' from "
+                "scores that carry the effort_scale column"
+            )
         clip = (float(self.clip[0]), float(self.clip[1]))
         settings = {"effort_scale": self.scale, "effort_exponent": self.exponent, "effort_clip": clip}
         if self.reference_value is None:
@@ -276,6 +348,8 @@ def effort_panel(
     history_days: int = 365,
     min_history_days: int = 90,
     horizon_days: int = 180,
+    accounts: Table | None = None,
+    size_column: str | None = None,
 ) -> pd.DataFrame:
     """Orders, hours and account state per account and past planning period: the data of the fit.
 
@@ -298,17 +372,23 @@ def effort_panel(
         A period needs this many days of data before it, an account this much history.
     horizon_days : int, default 180
         The value column is a rate per this many days (the horizon of the predicted clv).
+    accounts : pandas.DataFrame or ibis Table, optional
+        The accounts table, read for `size_column`.
+    size_column : str, optional
+        A numeric column of `accounts` (an account's size: employees, seats, revenue band): the panel
+        then has a ``size`` column too, NaN for accounts without one.
 
     Returns
     -------
     pandas.DataFrame
-        Columns `PANEL_COLUMNS`; ``period`` 1 is the last period before the cutoff. Empty when no
-        period qualifies.
+        Columns `PANEL_COLUMNS` (and ``size``); ``period`` 1 is the last period before the cutoff.
+        Empty when no period qualifies.
 
     Raises
     ------
     kamml.errors.DataError
-        When there are no transactions or no activities before the cutoff, or a table lacks a column.
+        When there are no transactions or no activities before the cutoff, a table lacks a column, or
+        the size column is not numeric.
     kamml.errors.ConfigError
         On a non-positive period length, count or window.
     """
@@ -328,6 +408,7 @@ def effort_panel(
         )
     tx = _table(transactions, "transactions", ("account_id", "ts", "amount"))
     act = _table(activities, "activities", ("account_id", "ts", "hours"))
+    sizes = None if size_column is None else _account_sizes(accounts, size_column)
     cut_day = _day_number(cut)
     tx = _with_day(tx.filter(tx.ts < cut.to_pydatetime()))
     act = _with_day(act.filter(act.ts < cut.to_pydatetime()))
@@ -347,9 +428,34 @@ def effort_panel(
     )
     if not periods:
         logger.info("effort response: no planning period before %s has enough history", cut.date())
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in PANEL_COLUMNS})
+        columns = PANEL_COLUMNS if sizes is None else (*PANEL_COLUMNS, "size")
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
     wide = _wide_panel(tx, act, periods)
-    return _long_panel(wide, periods, min_history_days, horizon_days)
+    panel = _long_panel(wide, periods, min_history_days, horizon_days)
+    if sizes is not None:
+        panel["size"] = panel["account_id"].map(sizes).to_numpy(dtype=float)
+    return panel
+
+
+def _account_sizes(accounts: Table | None, column: str) -> pd.Series:
+    """Size per account id from the accounts table (float, NaN when missing); DataError otherwise."""
+    if accounts is None:
+        raise DataError(f"effort response: the size column {column!r} needs an accounts table")
+    if isinstance(accounts, pd.DataFrame):
+        accounts = ibis.memtable(accounts)
+    if not isinstance(accounts, ir.Table):
+        raise DataError("effort response: accounts must be a pandas DataFrame or an Ibis table")
+    if "account_id" not in accounts.columns or column not in accounts.columns:
+        missing = [c for c in ("account_id", column) if c not in accounts.columns]
+        raise DataError(f"effort response: the accounts table lacks column(s) {', '.join(missing)}")
+    dtype = accounts.schema()[column]
+    if not dtype.is_numeric():
+        raise DataError(
+            f"effort response: accounts.{column} must be numeric to serve as the account size, it is {dtype}"
+        )
+    frame = accounts.select("account_id", size=accounts[column].cast("float64")).execute()
+    frame = frame.drop_duplicates("account_id")
+    return pd.Series(frame["size"].to_numpy(dtype=float), index=frame["account_id"].to_numpy())
 
 
 def _periods(
@@ -462,6 +568,8 @@ def fit_effort_response(
     horizon_days: int = 180,
     clip: tuple[float, float] = DEFAULT_CLIP,
     min_rows: int = 200,
+    accounts: Table | None = None,
+    size_column: str | None = None,
 ) -> EffortResponse:
     """Estimate the effort scale (and its growth with value) from past periods' hours and orders.
 
@@ -471,8 +579,11 @@ def fit_effort_response(
     Parameters
     ----------
     transactions, activities, cutoff, period_months, max_periods, history_days, min_history_days,
-    horizon_days
+    horizon_days, accounts, size_column
         As in `effort_panel`; `horizon_days` should be the horizon of the clv the response is applied to.
+        With a size column, k also grows with the account's size (``size_exponent``) and the baseline
+        controls for size; without positive sizes on at least half the rows, or with one size for
+        all, the size term is left out (noted in the diagnostics).
     clip : tuple of float, default (0.25, 4.0)
         Smallest and largest k as multiples of the scale, when applied.
     min_rows : int, default 200
@@ -500,6 +611,8 @@ def fit_effort_response(
         history_days=history_days,
         min_history_days=min_history_days,
         horizon_days=horizon_days,
+        accounts=accounts,
+        size_column=size_column,
     )
     with_hours = int((panel["hours"] > 0).sum())
     if len(panel) < min_rows or with_hours < min_rows // 2:
@@ -525,7 +638,7 @@ def fit_effort_response(
         "first_period_start": str(panel["period_start"].min()),
         "mean_hours": float(panel["hours"].mean()),
         "mean_orders": float(panel["orders"].mean()),
-        **{k: v for k, v in fit.items() if k not in ("scale", "exponent", "uplift", "reference_value")},
+        **{k: v for k, v in fit.items() if k not in _RESPONSE_FIELDS},
     }
     if not fit["converged"] or fit["scale_at_bound"]:
         logger.warning(
@@ -537,6 +650,9 @@ def fit_effort_response(
         scale=fit["scale"],
         exponent=fit["exponent"],
         reference_value=fit["reference_value"],
+        size_column=size_column if fit["size_exponent"] != 0 else None,
+        size_exponent=fit["size_exponent"],
+        size_reference=fit["size_reference"],
         horizon_days=int(horizon_days),
         period_months=int(period_months),
         uplift=fit["uplift"],
@@ -546,11 +662,12 @@ def fit_effort_response(
     )
     logger.info(
         "effort response from %d account-periods: scale %.3g h (median account), exponent %.3g, "
-        "uplift %.3g; naive fit without controls: scale %.3g h, exponent %.3g",
+        "uplift %.3g, size exponent %.3g; naive fit without controls: scale %.3g h, exponent %.3g",
         len(panel),
         response.scale,
         response.exponent,
         fit["uplift"],
+        response.size_exponent,
         fit["naive_scale"],
         fit["naive_exponent"],
     )
@@ -578,8 +695,8 @@ def fit_effort_response_from_data(
     cutoff : str or pandas.Timestamp, optional
         Only data before it is read; default ``data.end``. Must not be after ``data.end``.
     config : Config or AllocationConfig, optional
-        ``allocation`` settings (effort_scale, effort_exponent, effort_clip) and, from a whole
-        `Config`, ``time.horizon_days``.
+        ``allocation`` settings (effort_scale, effort_exponent, effort_clip, effort_size_column) and,
+        from a whole `Config`, ``time.horizon_days``.
     horizon_days : int, optional
         Horizon of the clv the response is applied to; default ``time.horizon_days`` (180).
 
@@ -613,11 +730,51 @@ def fit_effort_response_from_data(
         reason = "no activities table: the effort response cannot be estimated"
         logger.warning("%s; using the fixed rule (%g hours at the median account)", reason, DEFAULT_SCALE)
         return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=reason)
+    size_column = _usable_size_column(data, alloc)
     try:
-        return fit_effort_response(data.transactions, data.activities, cut, horizon_days=horizon, clip=clip)
+        return fit_effort_response(
+            data.transactions,
+            data.activities,
+            cut,
+            horizon_days=horizon,
+            clip=clip,
+            accounts=data.accounts if size_column else None,
+            size_column=size_column,
+        )
     except DataError as exc:
         logger.warning("%s; using the fixed rule (%g hours at the median account)", exc, DEFAULT_SCALE)
         return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=str(exc))
+
+
+_RESPONSE_FIELDS = ("scale", "exponent", "uplift", "reference_value", "size_exponent", "size_reference")
+"""Keys of `_fit_panel`'s result that become `EffortResponse` fields rather than diagnostics."""
+
+MIN_SIZE_SHARE = 0.5
+"""The size term needs a positive size on at least this share of the panel rows."""
+
+
+def _usable_size_column(data: Dataset, alloc: AllocationConfig) -> str | None:
+    """The config's size column if the accounts table has it as a number; else None, with a log line.
+
+    A warning when the column was set in the config, an info line when it is the default's.
+    """
+    column = alloc.effort_size_column
+    if column is None:
+        return None
+    log = logger.warning if "effort_size_column" in alloc.model_fields_set else logger.info
+    accounts = data.accounts
+    if accounts is None or column not in accounts.columns:
+        log("effort response: no column accounts.%s, so k does not grow with account size", column)
+        return None
+    dtype = accounts.schema()[column]
+    if not dtype.is_numeric():
+        log(
+            "effort response: accounts.%s is %s, not a number: k does not grow with account size",
+            column,
+            dtype,
+        )
+        return None
+    return column
 
 
 def _fit_panel(panel: pd.DataFrame) -> dict[str, Any]:
@@ -626,43 +783,86 @@ def _fit_panel(panel: pd.DataFrame) -> dict[str, Any]:
     hours = panel["hours"].to_numpy(dtype=float)
     value = panel["value"].to_numpy(dtype=float)
     reference = float(np.median(value))
-    log_rel = np.log(value / reference)
+    log_k = [np.log(value / reference)]  # the covariates of log k, each with its exponent
+    size = _size_term(panel)
     controls = _controls(panel)
+    if size is not None:
+        log_k.append(size[0])
+        controls = np.hstack([controls, size[2]])
+    z = np.column_stack(log_k)
     naive_x = pd.get_dummies(panel["period"], prefix="period", dtype=float).to_numpy()
 
-    null = _maximise(controls, orders, hours, log_rel, effort=False)
-    full = _maximise(controls, orders, hours, log_rel, effort=True, start=null["beta"])
-    naive = _maximise(naive_x, orders, hours, log_rel, effort=True)
+    null = _maximise(controls, orders, hours, z, effort=False)
+    full = _maximise(controls, orders, hours, z, effort=True, start=null["beta"])
+    naive = _maximise(naive_x, orders, hours, z, effort=True)
     lr = max(0.0, 2.0 * (full["loglik"] - null["loglik"]))
     pearson = float(np.sum((orders - full["mu"]) ** 2 / full["mu"]))
     dispersion = pearson / max(len(orders) - full["n_params"], 1)
     lr_scaled = lr / max(dispersion, 1.0)  # quasi-likelihood: the LR shrinks by the dispersion
-    se = _robust_se(controls, orders, hours, log_rel, full, panel["account_id"].to_numpy())
+    se = _robust_se(controls, orders, hours, z, full, panel["account_id"].to_numpy())
     p = controls.shape[1]
-    return {
+    exponents = full["exponents"]
+    out = {
         "scale": float(np.exp(full["log_scale"])),
-        "exponent": float(full["exponent"]),
+        "exponent": float(exponents[0]),
         "uplift": float(full["uplift"]),
         "reference_value": reference,
+        "size_exponent": float(exponents[1]) if size is not None else 0.0,
+        "size_reference": size[1] if size is not None else None,
         "se_log_scale": float(se[p + 1]),
         "se_exponent": float(se[p + 2]),
         "se_uplift": float(se[p]),
+        "size_term": "fitted" if size is not None else _no_size_reason(panel),
         "loglik": float(full["loglik"]),
         "loglik_no_effort": float(null["loglik"]),
         "dispersion": dispersion,
         "lr_stat": float(lr_scaled),
-        "lr_pvalue": float(stats.chi2.sf(lr_scaled, df=3)),
+        "lr_pvalue": float(stats.chi2.sf(lr_scaled, df=2 + z.shape[1])),
         "converged": bool(full["converged"]),
         "naive_scale": float(np.exp(naive["log_scale"])),
-        "naive_exponent": float(naive["exponent"]),
+        "naive_exponent": float(naive["exponents"][0]),
         "naive_uplift": float(naive["uplift"]),
         "exponent_at_bound": bool(
-            full["exponent"] <= EXPONENT_BOUNDS[0] + 1e-6 or full["exponent"] >= EXPONENT_BOUNDS[1] - 1e-6
+            exponents[0] <= EXPONENT_BOUNDS[0] + 1e-6 or exponents[0] >= EXPONENT_BOUNDS[1] - 1e-6
         ),
         "scale_at_bound": bool(
             full["log_scale"] <= LOG_SCALE_BOUNDS[0] + 1e-6 or full["log_scale"] >= LOG_SCALE_BOUNDS[1] - 1e-6
         ),
     }
+    if size is not None:
+        out["se_size_exponent"] = float(se[p + 3])
+    return out
+
+
+def _size_term(panel: pd.DataFrame) -> tuple[FloatArray, float, FloatArray] | None:
+    """Log relative size, the reference size and the size controls; None when size cannot be used.
+
+    Rows without a positive size get the reference size and a flag among the controls.
+    """
+    if "size" not in panel:
+        return None
+    size = panel["size"].to_numpy(dtype=float)
+    known = np.isfinite(size) & (size > 0)
+    if known.mean() < MIN_SIZE_SHARE or np.ptp(size[known]) == 0:
+        return None
+    reference = float(np.median(size[known]))
+    log_size = np.where(known, np.log(np.where(known, size, 1.0) / reference), 0.0)
+    z_size = (log_size - log_size.mean()) / max(float(log_size.std()), 1e-9)
+    columns = [z_size, z_size * z_size]  # size drives planned hours and orders: a confounder
+    if not known.all():
+        columns.append((~known).astype(float))
+    return log_size, reference, np.column_stack(columns)
+
+
+def _no_size_reason(panel: pd.DataFrame) -> str:
+    """Why the fit has no size term, for the diagnostics."""
+    if "size" not in panel:
+        return "no size column"
+    size = panel["size"].to_numpy(dtype=float)
+    known = np.isfinite(size) & (size > 0)
+    if known.mean() < MIN_SIZE_SHARE:
+        return f"positive sizes on {known.mean():.0%} of the rows, fewer than {MIN_SIZE_SHARE:.0%}"
+    return "every account has the same size"
 
 
 def _controls(panel: pd.DataFrame) -> FloatArray:
@@ -695,53 +895,62 @@ def _controls(panel: pd.DataFrame) -> FloatArray:
 
 LOG_SCALE_BOUNDS = (math.log(0.01), math.log(1000.0))
 EXPONENT_BOUNDS = (0.0, 1.5)
+SIZE_EXPONENT_BOUNDS = (-1.5, 1.5)
 UPLIFT_BOUNDS = (0.0, 20.0)
 
 
 def _mean(
-    x: FloatArray, hours: FloatArray, log_rel: FloatArray, params: FloatArray, effort: bool
+    x: FloatArray, hours: FloatArray, z: FloatArray, params: FloatArray, effort: bool
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Expected orders and its pieces: base, u (share served) and du / dlog k."""
+    """Expected orders and its pieces: base, u (share served) and du / dlog k.
+
+    ``params`` is the baseline's beta, then uplift, log scale and one exponent per column of `z` (the
+    covariates of log k: log relative value, then log relative size).
+    """
     p = x.shape[1]
     base = np.exp(np.clip(x @ params[:p], -50, 50))
     if not effort:
         zero = np.zeros_like(base)
         return base, base, zero, zero
-    uplift, log_scale, exponent = params[p], params[p + 1], params[p + 2]
-    ratio = hours * np.exp(-(log_scale + exponent * log_rel))  # h / k
+    uplift, log_scale, exponents = params[p], params[p + 1], params[p + 2 :]
+    ratio = hours * np.exp(-(log_scale + z @ exponents))  # h / k
     decay = np.exp(-ratio)
     u = -np.expm1(-ratio)
     du = -decay * ratio  # d u / d log k
     return base * (1 + uplift * u), base, u, du
 
 
+def _effort_jacobian_columns(
+    base: FloatArray, u: FloatArray, du: FloatArray, uplift: float, z: FloatArray
+) -> FloatArray:
+    """Derivatives of the mean by uplift, log scale and each exponent, one column each."""
+    slope = base * uplift * du
+    return np.column_stack([base * u, slope, slope[:, None] * z])
+
+
 def _maximise(
     x: FloatArray,
     orders: FloatArray,
     hours: FloatArray,
-    log_rel: FloatArray,
+    z: FloatArray,
     *,
     effort: bool,
     start: FloatArray | None = None,
 ) -> dict[str, Any]:
-    """Maximum Poisson likelihood, several starting scales; the best optimum with its pieces."""
+    """Maximum Poisson likelihood, several starting points; the best optimum with its pieces."""
     p = x.shape[1]
+    m = z.shape[1]
     beta0 = np.zeros(p) if start is None else np.asarray(start, dtype=float)
     if start is None:
         beta0 = np.linalg.lstsq(x, np.log(orders + 0.5), rcond=None)[0]
 
     def objective(params: FloatArray) -> tuple[float, FloatArray]:
-        mu, base, u, du = _mean(x, hours, log_rel, params, effort)
+        mu, base, u, du = _mean(x, hours, z, params, effort)
         resid = orders / mu - 1.0
         loglik = float(np.sum(orders * np.log(mu) - mu))
         grad = x.T @ (resid * mu)
         if effort:
-            uplift = params[p]
-            extra = [
-                np.sum(resid * base * u),
-                np.sum(resid * base * uplift * du),
-                np.sum(resid * base * uplift * du * log_rel),
-            ]
+            extra = resid @ _effort_jacobian_columns(base, u, du, params[p], z)
             grad = np.concatenate([grad, extra])
         n = len(orders)
         return -loglik / n, -grad / n
@@ -749,10 +958,13 @@ def _maximise(
     bounds: list[tuple[float | None, float | None]] = [(None, None)] * p
     starts = [beta0]
     if effort:
-        bounds += [UPLIFT_BOUNDS, LOG_SCALE_BOUNDS, EXPONENT_BOUNDS]
+        bounds += [UPLIFT_BOUNDS, LOG_SCALE_BOUNDS, EXPONENT_BOUNDS] + [SIZE_EXPONENT_BOUNDS] * (m - 1)
         positive = hours[hours > 0]
         typical = float(np.median(positive)) if positive.size else 1.0
-        starts = [np.concatenate([beta0, [0.3, math.log(typical * f), 0.3]]) for f in (0.25, 1.0, 4.0)]
+        starts = [
+            np.concatenate([beta0, [0.3, math.log(typical * f), 0.3], np.full(m - 1, 0.3)])
+            for f in (0.25, 1.0, 4.0)
+        ]
     best: Any = None
     for s in starts:
         res = optimize.minimize(
@@ -766,7 +978,7 @@ def _maximise(
         if best is None or res.fun < best.fun:
             best = res
     params = best.x
-    mu = _mean(x, hours, log_rel, params, effort)[0]
+    mu = _mean(x, hours, z, params, effort)[0]
     out: dict[str, Any] = {
         "params": params,
         "beta": params[:p],
@@ -776,7 +988,9 @@ def _maximise(
         "n_params": len(params),
     }
     if effort:
-        out.update(uplift=float(params[p]), log_scale=float(params[p + 1]), exponent=float(params[p + 2]))
+        out.update(
+            uplift=float(params[p]), log_scale=float(params[p + 1]), exponents=np.asarray(params[p + 2 :])
+        )
     return out
 
 
@@ -784,16 +998,15 @@ def _robust_se(
     x: FloatArray,
     orders: FloatArray,
     hours: FloatArray,
-    log_rel: FloatArray,
+    z: FloatArray,
     fit: dict[str, Any],
     cluster: np.ndarray,
 ) -> FloatArray:
     """Cluster-robust (by account) sandwich standard errors of the quasi-likelihood estimates."""
     params = fit["params"]
     p = x.shape[1]
-    mu, base, u, du = _mean(x, hours, log_rel, params, True)
-    uplift = params[p]
-    jac = np.column_stack([x * mu[:, None], base * u, base * uplift * du, base * uplift * du * log_rel])
+    mu, base, u, du = _mean(x, hours, z, params, True)
+    jac = np.column_stack([x * mu[:, None], _effort_jacobian_columns(base, u, du, params[p], z)])
     bread = jac.T @ (jac / mu[:, None])
     score = jac * ((orders - mu) / mu)[:, None]
     _, group = np.unique(cluster, return_inverse=True)

@@ -33,6 +33,7 @@ def effort_scale(
     exponent: float = DEFAULT_EXPONENT,
     clip: tuple[float, float] = DEFAULT_CLIP,
     reference: float | None = None,
+    factor: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """Effort scale k per account in hours, growing with its value: bigger accounts need more hours.
 
@@ -55,6 +56,9 @@ def effort_scale(
     reference : float, optional
         The value at which k = `scale` (> 0), e.g. the median account of a fitted response; default the
         median positive clv of the accounts given.
+    factor : array-like of shape (n,), optional
+        A further multiplier per account applied before the clip (a fitted response's size term,
+        `kamml.models.effort.EffortResponse.effort_scale`); finite and > 0.
 
     Returns
     -------
@@ -104,9 +108,12 @@ def effort_scale(
         positive = value[value > 0]
         if positive.size == 0:
             logger.warning("no account has a positive clv: every account gets the same effort scale")
-            return np.full(value.shape, float(scale))
-        ref = float(np.median(positive))
+            value, ref = np.ones_like(value), 1.0
+        else:
+            ref = float(np.median(positive))
     with np.errstate(divide="ignore", over="ignore"):  # inf and 0 are clipped below
         relative = np.maximum(value, 0.0) / ref
         k = scale * np.power(relative, exponent)
+        if factor is not None:
+            k = k * np.asarray(factor, dtype=float)
     return np.asarray(np.clip(k, low * scale, high * scale), dtype=np.float64)

@@ -129,7 +129,16 @@ class TrainingRun:
     def log_effort(self, response: Mapping[str, Any]) -> None:
         """The effort response the allocation will use: params ``effort.*`` and effort.json."""
         mlflow.log_dict(dict(response), "effort.json")
-        keep = ("source", "scale", "exponent", "reference_value", "uplift", "reason")
+        keep = (
+            "source",
+            "scale",
+            "exponent",
+            "reference_value",
+            "size_column",
+            "size_exponent",
+            "uplift",
+            "reason",
+        )
         mlflow.log_params({f"effort.{k}": str(response.get(k))[:6000] for k in keep})
 
     def log_artifacts(self, folder: str | Path, path: str | None = None) -> None:

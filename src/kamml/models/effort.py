@@ -950,7 +950,7 @@ def _maximise(
         loglik = float(np.sum(orders * np.log(mu) - mu))
         grad = x.T @ (resid * mu)
         if effort:
-            extra = resid @ _effort_jacobian_columns(base, u, du, params[p], z)
+            extra = resid @ _effort_jacobian_columns(base, u, du, float(params[p]), z)
             grad = np.concatenate([grad, extra])
         n = len(orders)
         return -loglik / n, -grad / n
@@ -1006,7 +1006,7 @@ def _robust_se(
     params = fit["params"]
     p = x.shape[1]
     mu, base, u, du = _mean(x, hours, z, params, True)
-    jac = np.column_stack([x * mu[:, None], _effort_jacobian_columns(base, u, du, params[p], z)])
+    jac = np.column_stack([x * mu[:, None], _effort_jacobian_columns(base, u, du, float(params[p]), z)])
     bread = jac.T @ (jac / mu[:, None])
     score = jac * ((orders - mu) / mu)[:, None]
     _, group = np.unique(cluster, return_inverse=True)

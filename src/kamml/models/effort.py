@@ -29,11 +29,15 @@ A served account orders more (DESIGN §7), so the expected number of purchase da
 period t given h hours is, by maximum (Poisson quasi-) likelihood::
 
     E[orders_it | h] = exp(x_it' beta) * (1 + uplift * (1 - exp(-h_it / k_it)))
-    k_it = scale * (value_it / reference_value) ** exponent
+    k_it = scale * (value_it / reference_value) ** exponent * (size_i / size_reference) ** size_exponent
 
 ``reference_value`` is the median trailing value of the panel, so `scale` is the effort scale of the
-median account in hours per planning period. Only the mean count is assumed (quasi-likelihood: the
-estimates stay consistent under overdispersion), and standard errors are cluster-robust by account.
+median account in hours per planning period. The size term is fitted when the accounts table gives a
+numeric size (``allocation.effort_size_column``, default ``size``): what it takes to serve an account
+follows its size (people, sites) more than its spend, which measures size with noise. Size then joins
+the baseline too (a quadratic in log size: it drives both the hours planned and the orders). Only the
+mean count is assumed (quasi-likelihood: the estimates stay consistent under overdispersion), and
+standard errors are cluster-robust by account.
 
 Confounding
 -----------
@@ -51,8 +55,9 @@ hours that react within the period to the account's own orders (a visit after an
 targeted on information that the transactions do not show. Hours from after the cutoff are never read.
 
 The test that hours have an effect at all is a likelihood ratio against the fit without effort, scaled
-by the Pearson dispersion and referred to a chi-square with 3 degrees of freedom: approximate (scale and
-exponent are not identified when there is no effect), and conservative for that reason.
+by the Pearson dispersion and referred to a chi-square with 3 degrees of freedom (4 with the size term):
+approximate (scale and exponents are not identified when there is no effect), and conservative for
+that reason.
 
 The estimate is checked against the synthetic world's true mechanism in ``tests/models/test_effort.py``.
 """
@@ -137,6 +142,9 @@ class EffortResponse:
         Effort scale in hours of an account worth `reference_value` (the median account of the fit).
     exponent : float
         How fast k grows with value (0: the same k for all).
+    reference_value : float or None
+        The value (per ``horizon_days``, the unit of a predicted clv) at which k = `scale`; None: the
+        median positive clv of the accounts scored.
     size_column : str or None
         The accounts-table column the size term reads (the feature ``attr_<size_column>`` at scoring);
         None: no size term.
@@ -144,9 +152,6 @@ class EffortResponse:
         How fast k grows with account size at a given value (0: no size term).
     size_reference : float or None
         The size at which the size term is 1 (the median of the fit).
-    reference_value : float or None
-        The value (per ``horizon_days``, the unit of a predicted clv) at which k = `scale`; None: the
-        median positive clv of the accounts scored.
     horizon_days : int or None
         The value horizon `reference_value` is expressed in.
     period_months : int or None
@@ -241,16 +246,16 @@ class EffortResponse:
         numpy.ndarray of shape (n,)
             k per account, > 0.
 
+        Raises
+        ------
+        kamml.errors.DataError
+            When the response has a size term and no sizes (or sizes of another length) are given.
+
         Examples
         --------
         >>> response = EffortResponse(scale=2.0, exponent=0.5, reference_value=100.0, horizon_days=180)
         >>> response.effort_scale([100.0, 400.0, 0.0]).tolist()
         [2.0, 4.0, 0.5]
-
-        Raises
-        ------
-        kamml.errors.DataError
-            When the response has a size term and no sizes (or sizes of another length) are given.
         """
         factor = None
         if self.uses_size:

@@ -317,6 +317,14 @@ def test_definition_fills_in_the_window_and_the_attribute():
     assert "{" not in definition("hours_365d")
 
 
+def test_no_definition_holds_the_drivers_separator():
+    """Drivers are '; '-separated in the scores: a definition with ';' would read as two drivers."""
+    from kamml.features.catalogue import CATALOGUE, definition
+
+    columns = [key.replace("{name}", "x").replace("{w}", "30") for key in CATALOGUE]
+    assert not [column for column in columns if ";" in definition(column)]
+
+
 def test_settle_rounds_to_about_ten_digits_and_keeps_specials():
     x = np.array([1.0, 1 / 3, -123456.789, 1e-300, 0.0, np.nan, np.inf, -np.inf])
     out = settle(x)

@@ -289,5 +289,6 @@ def test_driver_phrases_read_as_words_for_numbers_and_missing_values():
     )
     assert _phrase("attr_industry", None).endswith(": no data")
     assert _phrase("attr_industry", "finance").endswith(": finance")
+    assert _phrase("attr_region", "north; coastal").endswith(": north, coastal")  # no separator inside
     assert _phrase("orders_365d", Decimal("5.0")) == _phrase("orders_365d", 5.0)  # a Spark count
     assert _phrase("orders_365d", pd.NA).endswith(": no data")

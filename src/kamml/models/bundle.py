@@ -135,17 +135,18 @@ def _phrase(feature: str, value: Any) -> str:
 
     A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
     window without spend, a date that never happened. Numbers of any kind read alike (a Decimal from a
-    Spark DataFrame or a CRM's JSON reads as the number it is).
+    Spark DataFrame or a CRM's JSON reads as the number it is). A ";" in a text value (an account
+    attribute) becomes ",": drivers are "; "-separated, so a phrase must not contain the separator.
     """
     text = _definition(feature)
     if value is None or value is pd.NA:
         return f"{text}: no data"
     if isinstance(value, str):
-        return f"{text}: {value}"
+        return f"{text}: {value.replace(';', ',')}"
     try:
         number = float(value)
     except (TypeError, ValueError):
-        return f"{text}: {value}"
+        return f"{text}: {str(value).replace(';', ',')}"
     if np.isnan(number):
         return f"{text}: no data"
     if np.isinf(number):

@@ -117,6 +117,16 @@ def test_an_effort_response_with_a_size_term_reads_the_size_feature(fitted):
         with_effort.predict(features.drop(columns="attr_size"), refit_btyd=False)
 
 
+def test_drivers_alone_equal_those_of_predict(fitted):
+    bundle, features = fitted
+    rows = features.iloc[::7]
+    expected = bundle.predict(rows, refit_btyd=False, top_drivers=2)["drivers"].tolist()
+    assert bundle.drivers(rows, top=2) == expected
+    assert bundle.drivers(rows, top=0) == [""] * len(rows)
+    with pytest.raises(FeatureMismatchError, match="spend_90d"):
+        bundle.drivers(rows.drop(columns="spend_90d"))
+
+
 def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
     bundle, features = fitted
     path = bundle.save(tmp_path / "bundle")

@@ -118,8 +118,8 @@ def score(
     scores = pd.concat(parts, ignore_index=True) if parts else loaded.predict(rows)
     if not explain_all and top_drivers > 0 and explain_top:
         top = np.argsort(-scores["clv"].to_numpy(float), kind="stable")[:explain_top]
-        explained = loaded.predict(rows.iloc[top], top_drivers=top_drivers)
-        scores.loc[top, "drivers"] = explained["drivers"].to_numpy()
+        named = bundle.drivers(rows.iloc[top], top=top_drivers)  # the models are not run again
+        scores.loc[top, "drivers"] = np.asarray(named, dtype=object)
         log.info("named value drivers for the %s accounts of highest value", f"{len(top):,}")
     scores["account_id"] = features.index.to_numpy()
     scores["cutoff"] = cut

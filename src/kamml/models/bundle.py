@@ -394,12 +394,7 @@ class ModelBundle:
     ) -> dict[str, Any]:
         """`predict` as a dict of columns (arrays, drivers a list): for callers that add their own."""
         effort = self.effort if self.effort is not None and self.effort.source == "fitted" else None
-        needed = [*self.features, *([effort.size_feature] if effort and effort.size_feature else [])]
-        missing = [
-            c for c in dict.fromkeys(needed) if c not in features.columns and not c.startswith("btyd_")
-        ]
-        if missing:
-            raise FeatureMismatchError(missing)
+        self._check_columns(features, effort.size_feature if effort else None)
         if btyd is None:
             btyd = fit_btyd(features) if refit_btyd and len(features) >= 100 else self.btyd
         prepared, extra, columns, (f, r, t) = self._prepare(features, btyd)
@@ -448,6 +443,26 @@ class ModelBundle:
             "effort_uplift": np.full(len(f), uplift),
             "drivers": drivers,
         }
+
+    def drivers(self, features: pd.DataFrame, *, top: int = 3, btyd: BtydFit | None = None) -> list[str]:
+        """The value drivers in words of feature rows, as `predict`'s ``drivers``, without the scores.
+
+        For a batch job that names drivers for its top accounts after scoring every account without
+        them: the three models are not run again. `btyd` defaults to the bundle's stored fit (the one
+        `kamml.tracking.pyfunc.score_frame` scores with).
+        """
+        self._check_columns(features, None)
+        prepared, _, columns, _ = self._prepare(features, self.btyd if btyd is None else btyd)
+        return self._drivers(prepared, lambda name: np.asarray(columns[name]), len(features), top=top)
+
+    def _check_columns(self, features: pd.DataFrame, size_feature: str | None) -> None:
+        """FeatureMismatchError naming the model's columns (and the effort size feature) not in `features`."""
+        needed = [*self.features, *([size_feature] if size_feature else [])]
+        missing = [
+            c for c in dict.fromkeys(needed) if c not in features.columns and not c.startswith("btyd_")
+        ]
+        if missing:
+            raise FeatureMismatchError(missing)
 
     def _stretch(
         self,

@@ -102,7 +102,7 @@ _CANONICAL = {alias: name for name, aliases in _ALIASES.items() for alias in (na
 #: override them. min_data_in_leaf >= 20, bagging and L2 keep small, noisy snapshots from overfitting.
 #: max_depth 5 keeps the 15 leaves in bushy trees rather than long chains (depth 7 on average, up to 13,
 #: without it): TreeSHAP's cost grows with the square of the depth, and on CDNOW's eight calibration
-#: ends the shallower trees lost to BTYD on 5 metric-ends of 48 against 7 (docs/models.md).
+#: ends the shallower trees lost to BTYD on 6 metric-ends of 48 against 7 (docs/models.md).
 _BASE_PARAMS: dict[str, Any] = {
     "num_leaves": 15,
     "max_depth": 5,

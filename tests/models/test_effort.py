@@ -365,7 +365,7 @@ def test_recovers_a_known_response_when_hours_are_random(exponent):
 
 
 @pytest.mark.slow
-def test_recovers_the_size_exponent_when_account_sizes_are_given(caplog):
+def test_recovers_the_size_exponent_when_account_sizes_are_given():
     """k grows with size, and the value only measures size with noise: with the sizes the fit finds
     the size exponent and leaves the value exponent near 0 (tolerance about three standard errors)."""
     tx, act, accounts = make_book(2500, seed=3, scale=2.0, exponent=0.5, uplift=0.5)

@@ -789,7 +789,7 @@ def _fit_panel(panel: pd.DataFrame) -> dict[str, Any]:
     value = panel["value"].to_numpy(dtype=float)
     reference = float(np.median(value))
     log_k = [np.log(value / reference)]  # the covariates of log k, each with its exponent
-    size = _size_term(panel)
+    size, size_status = _size_term(panel)
     controls = _controls(panel)
     if size is not None:
         log_k.append(size[0])
@@ -817,7 +817,7 @@ def _fit_panel(panel: pd.DataFrame) -> dict[str, Any]:
         "se_log_scale": float(se[p + 1]),
         "se_exponent": float(se[p + 2]),
         "se_uplift": float(se[p]),
-        "size_term": "fitted" if size is not None else _no_size_reason(panel),
+        "size_term": size_status,
         "loglik": float(full["loglik"]),
         "loglik_no_effort": float(null["loglik"]),
         "dispersion": dispersion,
@@ -839,35 +839,27 @@ def _fit_panel(panel: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def _size_term(panel: pd.DataFrame) -> tuple[FloatArray, float, FloatArray] | None:
-    """Log relative size, the reference size and the size controls; None when size cannot be used.
+def _size_term(panel: pd.DataFrame) -> tuple[tuple[FloatArray, float, FloatArray] | None, str]:
+    """Log relative size, the reference size and the size controls, or None with the reason why not.
 
-    Rows without a positive size get the reference size and a flag among the controls.
+    The second item is ``"fitted"`` or why size cannot be used (for the diagnostics). Rows without a
+    positive size get the reference size and a flag among the controls.
     """
     if "size" not in panel:
-        return None
+        return None, "no size column"
     size = panel["size"].to_numpy(dtype=float)
     known = np.isfinite(size) & (size > 0)
-    if known.mean() < MIN_SIZE_SHARE or np.ptp(size[known]) == 0:
-        return None
+    if known.mean() < MIN_SIZE_SHARE:
+        return None, f"positive sizes on {known.mean():.0%} of the rows, fewer than {MIN_SIZE_SHARE:.0%}"
+    if np.ptp(size[known]) == 0:
+        return None, "every account has the same size"
     reference = float(np.median(size[known]))
     log_size = np.where(known, np.log(np.where(known, size, 1.0) / reference), 0.0)
     z_size = (log_size - log_size.mean()) / max(float(log_size.std()), 1e-9)
     columns = [z_size, z_size * z_size]  # size drives planned hours and orders: a confounder
     if not known.all():
         columns.append((~known).astype(float))
-    return log_size, reference, np.column_stack(columns)
-
-
-def _no_size_reason(panel: pd.DataFrame) -> str:
-    """Why the fit has no size term, for the diagnostics."""
-    if "size" not in panel:
-        return "no size column"
-    size = panel["size"].to_numpy(dtype=float)
-    known = np.isfinite(size) & (size > 0)
-    if known.mean() < MIN_SIZE_SHARE:
-        return f"positive sizes on {known.mean():.0%} of the rows, fewer than {MIN_SIZE_SHARE:.0%}"
-    return "every account has the same size"
+    return (log_size, reference, np.column_stack(columns)), "fitted"
 
 
 def _controls(panel: pd.DataFrame) -> FloatArray:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-from mlflow.types.schema import AnyType
 
 from kamml.errors import ModelError
 from kamml.tracking import load_model, model_input
@@ -60,20 +59,21 @@ def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, m
         assert loaded.resolved == f"models:/{name}/{result.promotion.version}"
 
 
-def test_signature_has_optional_account_id_and_a_top_drivers_param(trained):
+def test_signature_types_the_answer_and_the_param_and_metadata_the_inputs(trained):
     import mlflow
 
     _, _, result = trained
     info = mlflow.models.get_model_info(result.model_uri)
-    inputs = {c.name: c for c in info.signature.inputs.inputs}
-    assert not inputs["account_id"].required
-    assert inputs["spend_90d"].required
-    assert "btyd_p_alive" not in inputs  # computed inside the model from rfm
+    assert info.signature.inputs is None  # no per-request enforcement by MLflow: the model checks its input
+    assert "clv" in info.signature.outputs.input_names()
     assert [p.name for p in info.signature.params.params] == ["top_drivers"]
-    assert all(isinstance(c.type, AnyType) for c in inputs.values())  # typed by the model, not by the server
     types = info.metadata["feature_types"]
+    assert set(types) == {"account_id", *result.bundle.features} - {
+        c for c in result.bundle.features if c.startswith("btyd_")
+    }
     assert types["spend_90d"] == "double"
     assert types["attr_industry"] == "string"
+    assert info.metadata["optional_columns"] == ["account_id"]
 
 
 def test_predictions_are_row_independent_and_accept_rows_without_ids(trained):

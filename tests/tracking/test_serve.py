@@ -131,3 +131,11 @@ def test_params_and_missing_columns(server, trained):
         _post(f"{server}/invocations", {"dataframe_records": wrong})
     assert info.value.code == 400
     assert "'recency' must be numeric" in info.value.read().decode()
+
+
+def test_one_row_with_a_missing_number_answers_like_in_process_predict(server, trained):
+    # with no input schema the server hands the model the parsed JSON: a lone null is an object column
+    rows = _rows(trained).iloc[[4]].copy()
+    rows["spend_90d"] = np.nan
+    payload = {"dataframe_records": json.loads(rows.to_json(orient="records"))}
+    _same(_post(f"{server}/invocations", payload), score_frame(trained[2].bundle, rows))

@@ -2,9 +2,9 @@
 
 A logged model holds: ``python_model`` (the `_model_code.py` source MLflow runs at load time), the
 ``bundle`` artifact folder (bundle.json with the feature specification, BTYD parameters, calibration
-arrays and horizons; clv.txt, churn.txt, influence.txt as LightGBM model text), a signature with an
-optional ``account_id`` input column and a ``top_drivers`` param, an input example, and explicit
-pip requirements.
+arrays and horizons; clv.txt, churn.txt, influence.txt as LightGBM model text), a signature of the
+answer and the ``top_drivers`` param, the input columns and their types as metadata, an input example,
+and explicit pip requirements.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
-from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
 from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
@@ -62,17 +61,15 @@ def _inferred(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
 
 
 def _signature(inferred: ModelSignature) -> ModelSignature:
-    """The served signature: every feature column by name (required; ``account_id`` optional), typed ``any``.
+    """The served signature: the answer's columns and the ``top_drivers`` param, no input schema.
 
-    MLflow's server casts each typed column of a request one by one before schema enforcement, which
-    on 56 columns took about 10 ms of a one-row request; with ``any`` the names are still enforced
-    (a missing column is an HTTP 400 naming it) and the model checks the types itself, naming a
-    non-numeric column. The inferred types are kept in the MLmodel metadata (``feature_types``).
+    With an input schema, MLflow enforces it on every request by rebuilding the frame column by column
+    (about 10 ms of a one-row request with 56 columns, typed or ``any``): most of a REST call's time, for
+    checks the model makes anyway. The bundle names a missing column (HTTP 400) and a non-numeric value
+    in a numeric column itself, and the input columns with their types are in the MLmodel metadata
+    (``feature_types``, ``optional_columns``) and the input example.
     """
-    inputs: list[ColSpec | TensorSpec] = [
-        ColSpec(AnyType(), c.name, required=c.name != "account_id") for c in inferred.inputs.inputs
-    ]
-    return ModelSignature(Schema(inputs), inferred.outputs, inferred.params)
+    return ModelSignature(inputs=None, outputs=inferred.outputs, params=inferred.params)
 
 
 def _feature_types(inferred: ModelSignature) -> dict[str, str]:
@@ -94,7 +91,7 @@ def log_bundle(bundle: ModelBundle, features: pd.DataFrame, *, name: str = "mode
             signature=_signature(inferred),
             input_example=example,
             pip_requirements=pip_requirements(),
-            metadata={"feature_types": _feature_types(inferred)},
+            metadata={"feature_types": _feature_types(inferred), "optional_columns": ["account_id"]},
         )
     log.info("logged the model bundle: %s", info.model_uri)
     return info
@@ -115,9 +112,9 @@ class LoadedModel:
     def predict(self, rows: pd.DataFrame, top_drivers: int = 3) -> pd.DataFrame:
         """Scores of feature rows (with an optional account_id column): the function the pyfunc serves.
 
-        Called on the bundle directly, not through ``pyfunc.predict``: MLflow's schema enforcement
-        rebuilds every column value by value (the signature's columns are typed ``any``), which on a
-        batch of 200,000 rows took longer than the prediction. The bundle checks names and types itself.
+        Called on the bundle directly, not through ``pyfunc.predict``: models logged by earlier kamml
+        versions carry an input schema, whose enforcement rebuilds every column value by value (on a
+        batch of 200,000 rows it took longer than the prediction). The bundle checks names and types.
         """
         return score_frame(self.bundle, rows, top_drivers=top_drivers)
 

@@ -77,6 +77,48 @@ def test_console_script_runs_as_a_process(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+
+
+def test_exit_now_runs_exit_handlers_and_flushes_piped_output():
+    proc = _run_python(
+        "import atexit\n"
+        "from kamml.cli import _exit_now\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "print('written', end=' ')\n"
+        "_exit_now(3)\n"
+        "print('never')\n"
+    )
+    assert proc.returncode == 3
+    assert proc.stdout == "written handler ran\n"
+
+
+def test_exit_now_waits_for_a_running_thread():
+    proc = _run_python(
+        "import threading, time\n"
+        "from kamml.cli import _exit_now\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+        "_exit_now(0)\n"
+    )
+    assert proc.returncode == 0
+    assert proc.stdout == "thread done\n"
+
+
+@pytest.mark.slow
+def test_console_script_success_writes_everything(tmp_path):
+    exe = Path(sys.executable).parent / "kamml"
+    proc = subprocess.run(
+        [str(exe), "generate", "--out", str(tmp_path / "w"), "--accounts", "30"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert (tmp_path / "w" / "transactions.parquet").is_file()
+
+
 def test_allocate_writes_table_and_budget_curve(tmp_path):
     import numpy as np
 

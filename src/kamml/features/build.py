@@ -18,6 +18,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from kamml.config import ChurnLabel, Config
 from kamml.errors import ConfigError
@@ -182,9 +183,22 @@ def fetch_by_account(expr: ir.Table) -> pd.DataFrame:
     twice and took 4 s, Arrow's `sort_by` 0.5-2.4 s, DuckDB's ORDER BY adds about 0.4 s to the query.
     """
     table = expr.order_by("account_id").to_pyarrow()
-    frame = table.drop_columns(["account_id"]).to_pandas()
+    frame = settle_table(table.drop_columns(["account_id"])).to_pandas()
     frame.index = pd.Index(table["account_id"].to_pandas(), name="account_id")
-    return settle_frame(frame)
+    return frame
+
+
+def settle_table(table: pa.Table) -> pa.Table:
+    """`table` with every float64 column `settle`d, nulls as NaN.
+
+    Done on the Arrow columns before pandas: assigning 52 settled columns to a million-row frame took
+    1.3 s of pandas block management, settling them 0.4 s.
+    """
+    for i, field in enumerate(table.schema):
+        if pa.types.is_float64(field.type):
+            values = table.column(i).to_numpy()  # nulls become NaN
+            table = table.set_column(i, field, pa.array(settle(values)))
+    return table
 
 
 def settle_frame(frame: pd.DataFrame) -> pd.DataFrame:

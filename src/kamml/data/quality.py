@@ -216,8 +216,20 @@ def relationship_notes(
         One note per check that found rows.
     """
     # rows per account, once: the account ids with transactions, and the weight that turns a count of
-    # accounts into a count of transaction rows without probing every row against the accounts table
-    tx_counts = transactions.group_by("account_id").aggregate(_rows=transactions.count())
+    # accounts into a count of transaction rows without probing every row against the accounts table.
+    # Cached on the backend: the examples query needs it again (on a million accounts with 22M
+    # transactions, the two queries took 3.7 s when each grouped the transactions).
+    with transactions.group_by("account_id").aggregate(_rows=transactions.count()).cache() as tx_counts:
+        return _relationship_notes(tx_counts, accounts, referrals, activities)
+
+
+def _relationship_notes(
+    tx_counts: ir.Table,
+    accounts: ir.Table | None,
+    referrals: ir.Table | None,
+    activities: ir.Table | None,
+) -> list[Problem]:
+    """`relationship_notes` given the transactions' rows per account (account_id, _rows)."""
     tx_ids = tx_counts.select("account_id")
     known = tx_ids
     # (table, column, rule, rows that break it, column weighting each row or None)
@@ -270,7 +282,7 @@ def relationship_notes(
     # first one query of every check's count, so the engine computes the shared parts (rows per account,
     # known ids) once; then, only for the checks that found rows, one query of up to five example ids each
     # (the anti-joins of large tables, activities above all, are not run twice when nothing is wrong)
-    id_type = transactions.account_id.type()
+    id_type = tx_counts.account_id.type()
     counted = []
     for i, (_, _, _, rows, weight) in enumerate(checks):
         n = rows.count() if weight is None else rows[weight].sum().fill_null(0)

@@ -276,7 +276,11 @@ class EffortResponse:
 
     def _relative_size(self, size: npt.ArrayLike, shape: tuple[int, ...]) -> FloatArray:
         """Size / size_reference per account, 1 where the size is missing or not positive."""
-        values = np.asarray(pd.to_numeric(pd.Series(np.ravel(size)), errors="coerce"), dtype=float)
+        raw = np.ravel(np.asarray(size))
+        if raw.dtype.kind in "biuf":  # numbers already: no pandas round trip (a REST row's 0.2 ms)
+            values = raw.astype(float)
+        else:  # text or objects (a CRM's JSON): what is not a number counts as missing
+            values = np.asarray(pd.to_numeric(pd.Series(raw), errors="coerce"), dtype=float)
         if values.shape != shape:
             raise DataError(f"effort response: {values.size} sizes given for {int(np.prod(shape))} accounts")
         known = np.isfinite(values) & (values > 0)

@@ -394,3 +394,7 @@ def _exit_now(code: int) -> None:
         with contextlib.suppress(OSError, ValueError):  # closed, or a broken pipe
             stream.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -238,6 +238,13 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     p0_h, p0_H = (bg.p_zero_purchases(w, f, r, t) for w in (h, H))
     assert np.mean(p0_h**e) == pytest.approx(np.mean(p0_H), rel=1e-5)
 
+    # row-independent: an account without a history scored alone gets its scores of the whole batch
+    new = np.flatnonzero(~has_rfm)
+    assert new.size > 0
+    alone = anchored.predict(features.iloc[new[:1]], refit_btyd=False)
+    for column in ("clv", "p_churn", "referral_value"):
+        assert alone[column].iloc[0] == pytest.approx(scores[column].iloc[new[0]], rel=1e-12), column
+
     # saved and loaded with them; a bundle saved before they existed keeps per-account ratios
     state = anchored.to_dict()
     loaded = ModelBundle.from_dict(state)

@@ -411,15 +411,14 @@ class ModelBundle:
             referral = self.influence.predict(prepared, horizon_days=h)
         known = ~(np.isnan(f) | np.isnan(r) | np.isnan(t))
         expected_H = np.full(len(f), np.nan)
-        if known.any():
-            if h == self.horizon_days:
-                expected_H[known] = extra["btyd_expected_purchases"][known]
-            else:
-                bg, _ = btyd.models()
-                rfm = (f[known], r[known], t[known])
+        if h == self.horizon_days:
+            expected_H[known] = extra["btyd_expected_purchases"][known]
+        else:  # every row is carried to H, with a history or not: no row depends on its batch
+            bg, _ = btyd.models()
+            rfm = (f[known], r[known], t[known])
+            if known.any():
                 expected_H[known] = bg.conditional_expected_purchases(self.horizon_units, *rfm)
-                stretched = self._stretch(known, extra, expected_H, bg, rfm, clv, p_churn, referral)
-                clv, p_churn, referral = stretched
+            clv, p_churn, referral = self._stretch(known, extra, expected_H, bg, rfm, clv, p_churn, referral)
         if self.churn_shift is not None:
             p_churn = _shift_logit(p_churn, self.churn_shift)
         p_alive = np.where(known, extra["btyd_p_alive"], np.nan)  # no horizon in P(alive)
@@ -486,12 +485,13 @@ class ModelBundle:
             p_churn_H = _stretch_no_purchase(p_churn, self.churn_exponent)
             return clv * self.value_ratio, p_churn_H, referral * (H / h)
         ratio = np.full(len(clv), H / h)
-        e_h, e_H = extra["btyd_expected_purchases"][known], expected_H[known]
-        ratio[known] = np.where(e_h > 0, e_H / np.maximum(e_h, 1e-12), H / h)
         buy_ratio = np.ones(len(clv))
-        p0_h = extra["btyd_p_zero"][known]
-        p0_H = bg.p_zero_purchases(H, *rfm)
-        buy_ratio[known] = np.where(1 - p0_h > 1e-12, (1 - p0_H) / np.maximum(1 - p0_h, 1e-12), 1.0)
+        if known.any():
+            e_h, e_H = extra["btyd_expected_purchases"][known], expected_H[known]
+            ratio[known] = np.where(e_h > 0, e_H / np.maximum(e_h, 1e-12), H / h)
+            p0_h = extra["btyd_p_zero"][known]
+            p0_H = bg.p_zero_purchases(H, *rfm)
+            buy_ratio[known] = np.where(1 - p0_h > 1e-12, (1 - p0_H) / np.maximum(1 - p0_h, 1e-12), 1.0)
         p_buy = np.clip((1 - p_churn) * buy_ratio, 0.0, 1.0)
         return clv * ratio, 1 - p_buy, referral * (H / h)
 

@@ -167,6 +167,17 @@ def test_feature_spec_rebuilds_the_same_features(fitted, world_data):
     pd.testing.assert_frame_equal(rebuilt[spec["columns"]], features[spec["columns"]])
 
 
+def test_predict_value_equals_predicts_clv_without_the_other_models(fitted, monkeypatch):
+    bundle, features = fitted
+    expected = bundle.predict(features, refit_btyd=False)["clv"].to_numpy()
+
+    def not_run(*args, **kwargs):
+        raise AssertionError("the churn model was run")
+
+    monkeypatch.setattr(bundle.churn, "predict_proba", not_run)
+    np.testing.assert_array_equal(bundle.predict_value(features), expected)
+
+
 def test_missing_feature_is_a_named_error(fitted):
     bundle, features = fitted
     with pytest.raises(FeatureMismatchError, match="spend_90d"):
@@ -238,6 +249,7 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     p0_h, p0_H = (bg.p_zero_purchases(w, f, r, t) for w in (h, H))
     assert np.mean(p0_h**e) == pytest.approx(np.mean(p0_H), rel=1e-5)
 
+    np.testing.assert_array_equal(anchored.predict_value(features), scores["clv"].to_numpy())  # stretched too
     # row-independent: an account without a history scored alone gets its scores of the whole batch
     new = np.flatnonzero(~has_rfm)
     assert new.size > 0

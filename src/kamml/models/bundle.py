@@ -391,8 +391,12 @@ class ModelBundle:
         refit_btyd: bool = True,
         btyd: BtydFit | None = None,
         top_drivers: int = 3,
+        value_only: bool = False,
     ) -> dict[str, Any]:
-        """`predict` as a dict of columns (arrays, drivers a list): for callers that add their own."""
+        """`predict` as a dict of columns (arrays, drivers a list): for callers that add their own.
+
+        With `value_only`, only ``clv`` is returned and the churn and influence models are not run.
+        """
         effort = self.effort if self.effort is not None and self.effort.source == "fitted" else None
         self._check_columns(features, effort.size_feature if effort else None)
         if btyd is None:
@@ -405,10 +409,11 @@ class ModelBundle:
         clv = self.clv.predict(prepared, horizon_days=h)
         if self.value_level is not None:
             clv = clv * self.value_level
-        p_churn = self.churn.predict_proba(prepared, horizon_days=h)[:, 1]
-        referral = np.zeros(len(f))
-        if self.influence is not None:
-            referral = self.influence.predict(prepared, horizon_days=h)
+        p_churn, referral = np.zeros(len(f)), np.zeros(len(f))
+        if not value_only:
+            p_churn = self.churn.predict_proba(prepared, horizon_days=h)[:, 1]
+            if self.influence is not None:
+                referral = self.influence.predict(prepared, horizon_days=h)
         known = ~(np.isnan(f) | np.isnan(r) | np.isnan(t))
         expected_H = np.full(len(f), np.nan)
         if h == self.horizon_days:
@@ -419,6 +424,8 @@ class ModelBundle:
             if known.any():
                 expected_H[known] = bg.conditional_expected_purchases(self.horizon_units, *rfm)
             clv, p_churn, referral = self._stretch(known, extra, expected_H, bg, rfm, clv, p_churn, referral)
+        if value_only:
+            return {"clv": clv}
         if self.churn_shift is not None:
             p_churn = _shift_logit(p_churn, self.churn_shift)
         p_alive = np.where(known, extra["btyd_p_alive"], np.nan)  # no horizon in P(alive)
@@ -442,6 +449,15 @@ class ModelBundle:
             "effort_uplift": np.full(len(f), uplift),
             "drivers": drivers,
         }
+
+    def predict_value(self, features: pd.DataFrame, *, btyd: BtydFit | None = None) -> np.ndarray:
+        """The ``clv`` column of `predict` alone, without the churn and influence models or drivers.
+
+        For a pass that only ranks accounts by value (which ones to explain). `btyd` defaults to the
+        bundle's stored fit, as `kamml.tracking.pyfunc.score_frame` scores.
+        """
+        columns = self.score_columns(features, btyd=self.btyd if btyd is None else btyd, value_only=True)
+        return np.asarray(columns["clv"], dtype=float)
 
     def drivers(self, features: pd.DataFrame, *, top: int = 3, btyd: BtydFit | None = None) -> list[str]:
         """The value drivers in words of feature rows, as `predict`'s ``drivers``, without the scores.

@@ -102,7 +102,8 @@ def _features(
 def _explain_threshold(rows: DataFrame, shared: Any, top: int) -> float | None:
     """The predicted value of the `top`-th account (drivers are named at or above it); None for all.
 
-    One pass of value predictions without explanations; only the `top` largest values reach the driver.
+    One pass of the value model alone (`ModelBundle.predict_value`); only the `top` largest values reach
+    the driver.
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
@@ -112,7 +113,7 @@ def _explain_threshold(rows: DataFrame, shared: Any, top: int) -> float | None:
         for batch in batches:
             if not batch.empty:
                 features = settle_frame(batch.drop(columns="_owner"))
-                yield score_frame(scorer, features, top_drivers=0)[["clv"]]
+                yield pd.DataFrame({"clv": scorer.predict_value(features)})  # the value model alone
 
     schema = T.StructType([T.StructField("clv", T.DoubleType())])
     best = rows.mapInPandas(values, schema).orderBy(F.desc("clv")).limit(top)
@@ -171,9 +172,9 @@ def score_frame_spark(
             scores = score_frame(scorer, batch, top_drivers=top if threshold is None else 0)
             if threshold is not None:
                 chosen = np.flatnonzero(scores["clv"].to_numpy(float) >= threshold)
-                if chosen.size:
-                    explained = score_frame(scorer, batch.iloc[chosen], top_drivers=top)
-                    scores.loc[chosen, "drivers"] = explained["drivers"].to_numpy()
+                if chosen.size:  # drivers only: the models are not run again
+                    named = scorer.drivers(batch.iloc[chosen], top=top)
+                    scores.loc[chosen, "drivers"] = np.asarray(named, dtype=object)
             scores["cutoff"] = cut.to_datetime64()
             scores["model_uri"] = uri
             scores["drivers"] = scores["drivers"].astype(object)

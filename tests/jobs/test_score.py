@@ -8,6 +8,7 @@ import pytest
 from kamml.data import load_data
 from kamml.errors import DataError, FeatureMismatchError
 from kamml.jobs.score import SCORE_COLUMNS, score, score_to_file
+from kamml.models.bundle import PREDICTION_COLUMNS
 from kamml.tracking import load_model, model_input
 from kamml.tracking.pyfunc import score_frame
 
@@ -19,6 +20,7 @@ def test_scores_table_has_the_contract_columns_and_matches_the_model(trained, tm
     table = score_to_file(uri, data, result.scoring_cutoff, out, cfg, chunk_size=150)
     back = pd.read_parquet(out)
     assert list(back.columns) == list(SCORE_COLUMNS)
+    assert set(PREDICTION_COLUMNS) <= set(SCORE_COLUMNS)  # every prediction reaches the table
     assert len(back) == len(result.features)
     assert back["account_id"].is_unique
     assert (back["cutoff"] == result.scoring_cutoff).all()

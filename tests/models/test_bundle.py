@@ -14,7 +14,7 @@ from kamml.errors import FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
-from kamml.models.bundle import _phrase
+from kamml.models.bundle import PREDICTION_COLUMNS, _phrase
 from kamml.models.effort import EffortResponse
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
@@ -58,6 +58,7 @@ def test_predict_columns_and_ranges(fitted):
         "effort_uplift",
         "drivers",
     ]
+    assert list(scores.columns) == list(PREDICTION_COLUMNS)  # the list the pyfunc and scores table share
     assert scores[["effort_scale", "effort_uplift"]].isna().all().all()  # no effort response fitted
     assert scores.index.equals(features.index)
     assert (scores["clv"] >= 0).all()

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 EXPLAIN_TOP = 20_000
 
 #: The scores table of DESIGN §10, then kamml's extras (drivers in words, owner, and the fitted effort
-#: response's scale and uplift per account).
+#: response's scale and uplift per account): the keys, then every `kamml.models.bundle.PREDICTION_COLUMNS`
+#: in the contract's order (tested).
 SCORE_COLUMNS = (
     "account_id",
     "cutoff",

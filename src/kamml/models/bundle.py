@@ -58,13 +58,25 @@ from kamml.models.clv import ClvModel
 from kamml.models.effort import EffortResponse
 from kamml.models.influence import InfluenceModel
 
-__all__ = ["LABELS", "ModelBundle", "add_snapshot_btyd", "feature_columns"]
+__all__ = ["LABELS", "PREDICTION_COLUMNS", "ModelBundle", "add_snapshot_btyd", "feature_columns"]
 
 log = logging.getLogger(__name__)
 
 #: Columns of a training frame that are targets or keys, never features.
 LABELS = ("value", "purchases", "churned", "contract_lapsed", "referral_value", "referrals")
 KEYS = ("account_id", "snapshot")
+#: The columns `ModelBundle.predict` returns, in order: the one list the pyfunc's answer
+#: (`kamml.tracking.pyfunc.OUTPUT_COLUMNS`) and the scores table (`kamml.jobs.score.SCORE_COLUMNS`) draw on.
+PREDICTION_COLUMNS = (
+    "clv",
+    "p_churn",
+    "referral_value",
+    "p_alive",
+    "expected_purchases",
+    "effort_scale",
+    "effort_uplift",
+    "drivers",
+)
 FORMAT_VERSION = 1
 _MODELS = ("clv", "churn", "influence")
 #: The value model's offset (`ClvModel` ``offset_feature``): it boosts from half the log of BTYD's value,
@@ -439,7 +451,7 @@ class ModelBundle:
             size_feature = effort.size_feature
             k = effort.effort_scale(clv, None if size_feature is None else values(size_feature))
         uplift = np.nan if effort is None or effort.uplift is None else float(effort.uplift)
-        return {
+        return {  # in the order of PREDICTION_COLUMNS
             "clv": clv,
             "p_churn": np.clip(p_churn, 0.0, 1.0),
             "referral_value": referral,

@@ -15,23 +15,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
 from kamml.errors import ModelError
-from kamml.models.bundle import ModelBundle
+from kamml.models.bundle import PREDICTION_COLUMNS, ModelBundle
 
 __all__ = ["BUNDLE_ARTIFACT", "OUTPUT_COLUMNS", "KammlPyfunc", "score_frame"]
 
 #: Name of the bundle folder among the pyfunc's artifacts.
 BUNDLE_ARTIFACT = "bundle"
-#: Columns `predict` returns after the optional account_id.
-OUTPUT_COLUMNS = (
-    "clv",
-    "p_churn",
-    "referral_value",
-    "p_alive",
-    "expected_purchases",
-    "effort_scale",
-    "effort_uplift",
-    "drivers",
-)
+#: Columns `predict` returns after the optional account_id: the bundle's prediction columns.
+OUTPUT_COLUMNS = PREDICTION_COLUMNS
 
 
 def score_frame(bundle: ModelBundle, rows: pd.DataFrame, top_drivers: int = 3) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from decimal import Decimal
 
 import numpy as np
@@ -75,7 +76,11 @@ def test_value_model_boosts_from_btyd_value_unless_the_config_turns_it_off(fitte
     cfg = Config.from_dict(
         {
             "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
-            "models": {"threads": 1, "clv": {**FAST, "offset_feature": None}, "churn": FAST},
+            "models": {
+                "threads": 1,
+                "clv": {**FAST, "offset_feature": None},
+                "churn": {**FAST, "blend_feature": None},
+            },
         }
     )
     end = world_data.end.normalize()
@@ -83,6 +88,19 @@ def test_value_model_boosts_from_btyd_value_unless_the_config_turns_it_off(fitte
     plain = ModelBundle.fit(train, cfg)
     assert plain.clv.offset_feature is None
     assert plain.clv.offset_floor_ is None
+    assert plain.churn.blend_feature is None
+    assert plain.churn.blend_ is None
+
+
+def test_churn_model_blends_with_btyd_expected_purchases_by_default(fitted):
+    bundle, features = fitted
+    assert bundle.churn.blend_feature == "btyd_expected_purchases"
+    back = ModelBundle.from_dict(json.loads(json.dumps(bundle.to_dict())))
+    assert back.churn.blend_ == bundle.churn.blend_  # the fitted weight (None when 0 won) is saved
+    pd.testing.assert_series_equal(
+        back.predict(features, refit_btyd=False)["p_churn"],
+        bundle.predict(features, refit_btyd=False)["p_churn"],
+    )
 
 
 def test_a_fitted_effort_response_gives_each_account_its_scale_and_the_uplift(fitted):

@@ -438,13 +438,22 @@ class LGBMModel(BaseEstimator):
         """The training target as floats (subclasses validate and encode)."""
         raise NotImplementedError
 
-    def _calibrate(self, raw: FloatArray, y: FloatArray, sample_weight: FloatArray | None) -> None:
-        """Fit the calibration from held-out predictions ``raw`` (None: no held-out snapshot)."""
+    def _calibrate(
+        self,
+        raw: FloatArray,
+        y: FloatArray,
+        sample_weight: FloatArray | None,
+        matrix: FloatArray | None = None,
+    ) -> None:
+        """Fit the calibration from held-out predictions ``raw`` of the held-out rows ``matrix``."""
 
     def _calibrate_in_sample(
         self, matrix: FloatArray, y: FloatArray, sample_weight: FloatArray | None
     ) -> None:
         """Set the calibration when there is no held-out snapshot (after the final model is trained)."""
+
+    def _refitted(self, held_out: FloatArray, sample_weight: FloatArray | None) -> None:
+        """Adjust label-free state to the refitted model, given the held-out rows (after the refit)."""
 
     def _extra_state(self) -> dict[str, Any]:
         """JSON-able fitted state of the subclass (calibration, classes)."""
@@ -603,7 +612,7 @@ class LGBMModel(BaseEstimator):
             if self.early_stopping_rounds is not None and first.best_iteration > 0:
                 self.best_iteration_ = int(first.best_iteration)
             raw = self._booster_predict(first, matrix[held_out], num_iteration=self.best_iteration_)
-            self._calibrate(raw, target[held_out], w_val)
+            self._calibrate(raw, target[held_out], w_val, matrix[held_out])
             logger.info(
                 "%s: %d rows validated on the latest snapshot (%d rows); best iteration %d of %d; %s",
                 type(self).__name__,
@@ -616,6 +625,8 @@ class LGBMModel(BaseEstimator):
         self.booster_ = self._train(params, matrix, target, weight, self.best_iteration_)
         if held_out is None:
             self._calibrate_in_sample(matrix, target, weight)
+        else:
+            self._refitted(matrix[held_out], w_val)
         return self
 
     def _held_out(self, snapshot: ArrayLike | None, n_rows: int) -> NDArray[np.bool_] | None:
@@ -851,7 +862,13 @@ class LGBMValueRegressor(LGBMModel):
             )
         return np.asarray(target, dtype=np.float64)
 
-    def _calibrate(self, raw: FloatArray, y: FloatArray, sample_weight: FloatArray | None) -> None:
+    def _calibrate(
+        self,
+        raw: FloatArray,
+        y: FloatArray,
+        sample_weight: FloatArray | None,
+        matrix: FloatArray | None = None,
+    ) -> None:
         """Scale factor matching the predicted total of `raw` to the actual total of `y`."""
         self.scale_ = 1.0
         if not self.calibrate_total:

@@ -83,6 +83,10 @@ _MODELS = ("clv", "churn", "influence")
 #: so accounts beyond the training range keep BTYD's extrapolation; ``models.clv.offset_feature: null``
 #: turns it off.
 CLV_OFFSET = "btyd_value"
+#: The churn model's blend partner (`ChurnModel` ``blend_feature``): BG/NBD's expected purchases over the
+#: training window, blended with LightGBM's logit at a weight chosen on the held-out snapshot;
+#: ``models.churn.blend_feature: null`` turns it off.
+CHURN_BLEND = "btyd_expected_purchases"
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -107,6 +111,8 @@ def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
             kwargs[key] = params.pop(key)
     if name == "influence" and "objective" in params:
         kwargs["objective"] = params.pop("objective")
+    if name == "churn":
+        kwargs["blend_feature"] = params.pop("blend_feature", CHURN_BLEND)
     if name == "clv":
         kwargs["offset_feature"] = params.pop("offset_feature", CLV_OFFSET)
         if "offset_weight" in params:

@@ -179,3 +179,27 @@ def test_allocate_missing_column_is_a_schema_error(tmp_path):
     assert result.exit_code == 3
     assert "scores.p_churn" in result.output
     assert not (tmp_path / "a.csv").exists()
+
+
+def test_allocate_bad_capacity_and_overflowing_stake_exit_cleanly(tmp_path):
+    scores = pd.DataFrame({"account_id": [1, 2], "clv": [10.0, 20.0], "p_churn": [0.5, 0.5], "owner": [7, 8]})
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    out = tmp_path / "a.csv"
+    args = ["allocate", "--scores", str(tmp_path / "s.csv"), "--hours", "5", "--out", str(out)]
+    (tmp_path / "nan.yaml").write_text("allocation:\n  capacity: {'7': .nan}\n")
+    result = runner.invoke(app, [*args, "--config", str(tmp_path / "nan.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "allocation.capacity" in result.output
+    assert "Traceback" not in result.output
+    (tmp_path / "typo.yaml").write_text("allocation:\n  capacity: {'7': 1, '9': 1}\n")
+    result = runner.invoke(app, [*args, "--config", str(tmp_path / "typo.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "'9'" in result.output
+    scores.assign(effort_uplift=[0.5, 1e308]).to_parquet(tmp_path / "s.parquet")
+    result = runner.invoke(
+        app, ["allocate", "--scores", str(tmp_path / "s.parquet"), "--hours", "5", "--out", str(out)]
+    )
+    assert result.exit_code == 3, result.output
+    assert "scores.effort_uplift" in result.output
+    assert "overflows" in result.output
+    assert not out.exists()

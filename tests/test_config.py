@@ -83,3 +83,20 @@ def test_overrides_merge_deeply():
 def test_config_error_is_value_error():
     with pytest.raises(ValueError, match="unknown key"):
         Config.from_dict({"nope": 1})
+
+
+@pytest.mark.parametrize("hours", [".nan", "-1", "-.inf"])
+def test_capacity_hours_must_be_a_number_at_least_zero(tmp_path, hours):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"allocation:\n  capacity: {{rep_01: 10, rep_02: {hours}}}\n")
+    with pytest.raises(ConfigError, match=r"allocation\.capacity.*rep_02"):
+        load_config(path)
+
+
+def test_capacity_reps_are_named_as_text(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("allocation:\n  capacity: {101: 10, 102.0: .inf, ' ann ': 0}\n")
+    assert load_config(path).allocation.capacity == {"101": 10.0, "102": float("inf"), "ann": 0.0}
+    path.write_text("allocation:\n  capacity: {101: 10, '101': 5}\n")
+    with pytest.raises(ConfigError, match="'101' is listed more than once"):
+        load_config(path)

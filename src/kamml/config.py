@@ -162,6 +162,34 @@ class AllocationConfig(_Section):
                 raise ValueError(f"weight of {part} must be a finite number >= 0 or (growth only) 'auto'")
         return value
 
+    @field_validator("capacity", mode="before")
+    @classmethod
+    def _rep_names(cls, value: Any) -> Any:
+        """Rep names as text, so a YAML key 101 or 101.0 is rep "101" (the owners match the same way)."""
+        from kamml.allocation.optimizer import rep_name  # here: kamml.allocation imports this module
+
+        if not isinstance(value, dict):
+            return value
+        names: dict[str, Any] = {}
+        for rep, hours in value.items():
+            name = rep_name(rep) if isinstance(rep, str | int | float) else rep
+            if name is None:
+                raise ValueError(f"a rep needs a name, got {rep!r}")
+            if name in names:
+                raise ValueError(f"rep {name!r} is listed more than once")
+            names[name] = hours
+        return names
+
+    @field_validator("capacity")
+    @classmethod
+    def _valid_capacity(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        """Each rep's hours are a number >= 0 (.inf: no limit); NaN or negative hours cannot be allocated."""
+        bad = {rep: hours for rep, hours in (value or {}).items() if not hours >= 0}
+        if bad:
+            shown = ", ".join(f"{rep}: {hours}" for rep, hours in list(bad.items())[:5])
+            raise ValueError(f"hours per rep must be numbers >= 0 (.inf for no limit), got {shown}")
+        return value
+
     @field_validator("effort_scale")
     @classmethod
     def _positive_effort_scale(cls, value: float | str) -> float | str:

@@ -162,6 +162,48 @@ def test_capacity_without_owners_is_a_schema_error():
     assert "capacity" in problem.rule
 
 
+@pytest.mark.parametrize("gap", [False, True])
+def test_numeric_owner_ids_in_a_csv_meet_their_capacity(tmp_path, gap):
+    """Owners read as int64 (or float64 with a gap) match the config's text rep names."""
+    scores = make_scores(owners=(1, 2, 3))
+    if gap:
+        scores.loc[:9, "owner"] = np.nan
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    read = read_scores(tmp_path / "s.csv")
+    assert read["owner"].dtype == (np.float64 if gap else np.int64)
+    cfg = Config.from_dict({"allocation": {"capacity": {"1": 5, 2: 5.0, "3": 5}, "floor_hours": 0.0}})
+    table = allocate(read, 200.0, cfg)
+    used = table.groupby("owner")["recommended_hours"].sum()
+    assert list(used.index) == [1, 2, 3]
+    assert np.allclose(used.to_numpy(), 5.0, rtol=1e-6)
+    assert set(table.attrs["allocation"]["rep_price"]) == {"1", "2", "3"}
+
+
+def test_capacity_rep_without_accounts_is_a_config_error():
+    scores = make_scores(owners=("rep_01", "rep_02", "rep_03"))
+    with pytest.raises(ConfigError) as info:
+        allocate(scores, 200.0, AllocationConfig(capacity={"rep_01": 20.0, "rep_2": 20.0, "rep_03": 20.0}))
+    msg = str(info.value)
+    assert "allocation.capacity" in msg
+    assert "'rep_2'" in msg
+    assert "'rep_02'" in msg  # a few owners the scores do have
+    assert "'rep_01'," not in msg.split(";")[0]  # only the unknown rep is named as unknown
+    with pytest.raises(ConfigError, match=r"'ann'.*no account has an owner"):
+        allocate(scores.assign(owner=None), 200.0, AllocationConfig(capacity={"ann": 20.0}))
+
+
+def test_owners_without_capacity_get_team_hours_and_a_warning(caplog):
+    scores = make_scores()
+    table = allocate(scores, 200.0, AllocationConfig(capacity={"ann": 20.0, "bob": 30.0}, floor_hours=0.1))
+    used = table.groupby("owner")["recommended_hours"].sum()
+    assert used["cy"] > 30.0  # limited by the team's hours only, as documented
+    (record,) = [r for r in caplog.records if "without an allocation.capacity" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    n_cy = int((scores["owner"] == "cy").sum())
+    assert f"{n_cy} accounts, {used['cy']:,.6g} hours" in record.getMessage()
+    assert "'cy'" in record.getMessage()
+
+
 def test_minimal_scores_work_and_owner_is_null():
     scores = make_scores()[["account_id", "clv", "p_churn"]]
     table = allocate(scores, 100.0)
@@ -373,3 +415,49 @@ def test_fitted_effort_uplift_in_the_scores_is_the_growth_weight_when_auto():
     assert plan.loc[clv.index[0], "stake_growth"] == pytest.approx(FALLBACK_GROWTH * clv.iloc[0])
     fixed = allocate(scores, 100.0, AllocationConfig(weights={"growth": 0.2})).set_index("account_id")
     np.testing.assert_allclose(fixed.loc[clv.index, "stake_growth"], 0.2 * clv)
+
+
+@pytest.mark.parametrize("column", ["effort_uplift", "effort_scale"])
+def test_effort_columns_are_checked_like_the_scores(column):
+    scores = make_scores(n=20).assign(**{column: 0.5})
+    scores.loc[3, column] = np.nan  # missing: the fallback applies
+    check_scores(scores)
+    scores.loc[[0, 1], column] = [np.inf, -0.2]
+    with pytest.raises(SchemaError) as info:
+        allocate(scores, 10.0)
+    rules = {(p.column, p.rule) for p in info.value.problems}
+    assert rules == {(column, "must be finite"), (column, "must be >= 0")}
+
+
+def test_a_date_column_is_not_a_number():
+    scores = make_scores(n=10)
+    scores["clv"] = pd.Timestamp("2025-01-01")
+    with pytest.raises(SchemaError) as info:
+        check_scores(scores)
+    (problem,) = info.value.problems
+    assert (problem.column, problem.n_rows) == ("clv", 10)
+    assert problem.rule.startswith("not a number")
+
+
+def test_a_stake_that_overflows_is_a_schema_error_before_any_output(tmp_path):
+    scores = make_scores(n=20).assign(effort_uplift=0.5)
+    scores.loc[4, "effort_uplift"] = 1e308  # finite, but times the clv it is not
+    scores.to_parquet(tmp_path / "s.parquet")
+    with pytest.raises(SchemaError) as info:
+        allocate_file(tmp_path / "s.parquet", 10.0, tmp_path / "a.csv", curve_path=tmp_path / "c.csv")
+    (problem,) = info.value.problems
+    assert (problem.table, problem.column, problem.n_rows) == ("scores", "effort_uplift", 1)
+    assert "overflows" in problem.rule
+    assert "clv" in problem.rule
+    assert list(problem.examples) == [1e308]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]
+
+
+def test_parts_that_fit_but_sum_to_infinity_are_named():
+    scores = make_scores(n=5)
+    scores.loc[0, ["clv", "p_churn", "referral_value"]] = [1.7e308, 1.0, 0.0]
+    with pytest.raises(SchemaError) as info:
+        allocate(scores, 10.0, AllocationConfig(weights={"growth": 0.3}))
+    (problem,) = info.value.problems
+    assert problem.column == "clv"
+    assert problem.rule.startswith("the stake, retention + growth + referral, overflows")

@@ -307,6 +307,33 @@ def test_capacity_as_series_and_integer_owners():
     assert h[2:].sum() == pytest.approx(3.0, rel=TOL)
 
 
+def test_numeric_owners_match_reps_named_as_text():
+    """Owner ids read as int64, or as floats because of a gap, still meet the capacity of rep "1"."""
+    stake = [100.0, 100.0, 100.0, 100.0]
+    for owner in (np.array([1, 1, 2, 2]), np.array([101.0, 101.0, np.nan, 2.0])):
+        reps = {"1": 1.0} if owner[0] == 1 else {"101": 1.0}
+        h = optimize(stake, 1.0, 10.0, owner=owner, capacity=reps)
+        assert h[:2].sum() == pytest.approx(1.0, rel=TOL)
+        assert h[2:].sum() == pytest.approx(9.0, rel=TOL)
+    res = optimize_detailed(stake, 1.0, 10.0, owner=[1, 1, 2, 2], capacity={"1": 1.0, 2.0: 3.0})
+    assert set(res.rep_price) == {"1", 2.0}  # keyed like the capacity given
+    assert res.hours[2:].sum() == pytest.approx(3.0, rel=TOL)
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [(1, "1"), (np.int64(7), "7"), (101.0, "101"), (np.float64(2.5), "2.5"), (" ann ", "ann"),
+     ("rep_01", "rep_01"), (None, None), (np.nan, None), (pd.NA, None), ("  ", None)],
+)  # fmt: skip
+def test_rep_name(value, name):
+    assert optimizer_module.rep_name(value) == name
+
+
+def test_capacity_reps_equal_by_name_are_listed_twice():
+    with pytest.raises(ValueError, match="more than once"):
+        optimize([1.0, 1.0], 1.0, 2.0, owner=[1, 1], capacity={1: 1.0, "1": 2.0})
+
+
 def test_infinite_capacity_means_no_rep_limit():
     h = optimize([100.0, 100.0], 1.0, 6.0, owner=["a", "a"], capacity={"a": np.inf})
     assert np.allclose(h, 3.0)

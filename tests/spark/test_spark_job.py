@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from kamml.allocation import allocate
+from kamml.allocation.optimizer import rep_names
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
 from kamml.errors import ConfigError, FeatureMismatchError, InfeasibleError, SchemaError
@@ -186,7 +187,7 @@ def random_scores(n: int, seed: int) -> pd.DataFrame:
 
 CASES = {
     "team only": {"hours": 1600.0},
-    "reps bind": {"hours": 1600.0, "capacity": {"ann": 400.0, "bob": 600.0, "zed": 5.0}},
+    "reps bind": {"hours": 1600.0, "capacity": {"ann": 400.0, "bob": 600.0}},
     "no cap, one rep unlimited": {
         "hours": 10_000.0,
         "capacity": {"ann": 400.0, "bob": float("inf")},
@@ -251,6 +252,39 @@ def test_infeasible_and_bad_scores(spark, tmp_path):
     with pytest.raises(ConfigError, match="hours"):
         allocate_spark(frame, -1.0, cfg, tmp_path / "d")
     assert not any(tmp_path.iterdir())
+
+
+def test_owners_and_stakes_are_checked_as_in_memory(spark, tmp_path):
+    """Owner ids that arrive as floats with gaps meet rep "1"; a rep without accounts and a stake that
+    overflows stop Spark as they stop `kamml.allocate`."""
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(300, seed=5)
+    scores["owner"] = scores["owner"].map({"ann": 1.0, "bob": 2.0, "cy": 3.0})  # None -> NaN
+    frame = spark.createDataFrame(scores)
+    cfg = AllocationConfig(hours=200.0, floor_hours=0.0, capacity={"1": 10.0, "2": 20.0})
+    mem = allocate(scores, None, cfg)
+    out = allocate_spark(frame, None, cfg, tmp_path / "a")
+    expected = mem.copy()
+    expected["owner"] = rep_names(mem["owner"])  # Spark writes owners as text: "1", not 1.0
+    table = read_parts(out.path)
+    assert_allocation_equal(expected, table, out.summary)
+    used = table.groupby("owner")["recommended_hours"].sum()
+    assert used["1"] == pytest.approx(10.0, rel=1e-6)
+    assert used["2"] == pytest.approx(20.0, rel=1e-6)
+
+    typo = AllocationConfig(hours=200.0, capacity={"1": 10.0, "9": 20.0})
+    with pytest.raises(ConfigError, match="'9'"):
+        allocate(scores, None, typo)
+    with pytest.raises(ConfigError, match=r"own no account.*'9'; owners in the scores: '\d'"):
+        allocate_spark(frame, None, typo, tmp_path / "b")
+    huge = scores.assign(effort_uplift=np.where(np.arange(300) == scores["clv"].argmax(), 1e308, 0.4))
+    with pytest.raises(SchemaError) as expected_error:
+        allocate(huge, None, cfg)
+    with pytest.raises(SchemaError) as got:
+        allocate_spark(spark.createDataFrame(huge), None, cfg, tmp_path / "c")
+    assert str(got.value) == str(expected_error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
 @pytest.mark.slow

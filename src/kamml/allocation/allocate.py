@@ -30,7 +30,7 @@ that pandas also stores in the Parquet file's metadata.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from kamml.allocation.optimizer import AllocationResult, optimize_detailed
+from kamml.allocation.optimizer import AllocationResult, optimize_detailed, rep_name, rep_names
 from kamml.allocation.stake import effort_scale, stake_parts
 from kamml.allocation.tiers import assign_tiers, rank_accounts, reason_codes
 from kamml.config import AllocationConfig, Config
@@ -54,10 +54,14 @@ __all__ = [
     "allocate_file",
     "allocation_config",
     "budget_curve",
+    "check_capacity_reps",
     "check_scores",
     "effort_clip_pair",
     "missing_score_columns",
+    "owner_counts",
     "read_scores",
+    "stake_problems",
+    "warn_uncovered_owners",
 ]
 
 logger = logging.getLogger(__name__)
@@ -128,7 +132,9 @@ def allocate(
     kamml.errors.InfeasibleError
         When the floors need more hours than the team or a rep has, or a floor exceeds the cap.
     kamml.errors.ConfigError
-        On impossible settings (negative hours, unknown stake weight, bad tiers).
+        On impossible settings (negative hours, unknown stake weight, bad tiers), or a rep of
+        ``allocation.capacity`` that owns no account (owners and reps match by
+        `kamml.allocation.optimizer.rep_name`).
 
     See Also
     --------
@@ -149,6 +155,10 @@ def allocate(
     team_hours = float(cfg.hours if hours is None else hours)
     frame = _prepared(scores, cfg)
     result = _solve(frame, cfg, team_hours)
+    if cfg.capacity is not None:
+        owners = pd.Series(rep_names(frame["owner"]))
+        hours_by_owner = pd.Series(result.hours).groupby(owners).sum()
+        warn_uncovered_owners(owner_counts(owners), cfg.capacity, hours_by_owner)
     table = _table(frame, result, cfg)
     table.attrs["allocation"] = _summary(frame, result, team_hours)
     summary = table.attrs["allocation"]
@@ -231,6 +241,8 @@ SCORE_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "p_churn": (0.0, 1.0, False),
     "referral_value": (0.0, np.inf, True),
     "p_alive": (0.0, 1.0, True),
+    "effort_scale": (0.0, np.inf, True),
+    "effort_uplift": (0.0, np.inf, True),
 }
 
 
@@ -253,7 +265,9 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
 
     Rules: the columns of `REQUIRED_COLUMNS` exist (and ``owner`` when `need_owner`); account_id has no
     nulls and no duplicates; clv is a finite number >= 0; p_churn a number in [0, 1]; referral_value,
-    when present, a number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN.
+    effort_scale and effort_uplift, when present, a finite number >= 0 or NaN; p_alive, when present, in
+    [0, 1] or NaN. Dates and durations are not numbers. (An effort_scale of 0 or NaN falls back to the
+    config's rule; an effort_uplift of NaN to the fixed growth weight.)
 
     Raises
     ------
@@ -274,6 +288,87 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
             problems.extend(_check_number(scores[column], column, low, high, nan_ok))
     if problems:
         raise SchemaError(problems)
+
+
+def owner_counts(owners: pd.Series) -> pd.Series:
+    """Accounts per owner, by `rep_name` (the owners may be raw or already named); no owner is left out."""
+    return pd.Series(rep_names(owners)).value_counts()
+
+
+def check_capacity_reps(counts: pd.Series, capacity: Mapping[str, float]) -> None:
+    """ConfigError naming the reps of allocation.capacity that own no account (`counts`: accounts per owner).
+
+    A misspelt rep would otherwise leave its real accounts without a limit, silently.
+    """
+    unknown = [str(rep) for rep in capacity if rep_name(rep) not in counts.index]
+    if not unknown:
+        return
+    known = ", ".join(repr(o) for o in counts.index[:5]) if len(counts) else "none (no account has an owner)"
+    more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+    raise ConfigError(
+        f"allocation.capacity names {len(unknown)} rep(s) that own no account in the scores' owner column: "
+        f"{', '.join(repr(r) for r in unknown[:10])}; owners in the scores: {known}{more}"
+    )
+
+
+def warn_uncovered_owners(
+    counts: pd.Series, capacity: Mapping[str, float], hours: pd.Series | None = None
+) -> None:
+    """Log a warning for owners without a capacity: their accounts face only the team's hours."""
+    reps = {rep_name(rep) for rep in capacity}
+    uncovered = counts[[owner not in reps for owner in counts.index]]
+    if uncovered.empty:
+        return
+    spent = "" if hours is None else f", {float(hours.reindex(uncovered.index).sum()):,.6g} hours"
+    logger.warning(
+        "%d accounts%s belong to %d owner(s) without an allocation.capacity (e.g. %s): "
+        "they are limited only by the team's hours",
+        int(uncovered.sum()),
+        spent,
+        len(uncovered),
+        ", ".join(repr(o) for o in uncovered.index[:5]),
+    )
+
+
+#: What each part of the stake multiplies, for `stake_problems`: part -> (column named, formula).
+_STAKE_FORMULAS = {
+    "stake_retention": ("clv", "the retention part of the stake, retention weight x p_churn x clv,"),
+    "stake_growth": ("clv", "the growth part of the stake, growth weight x clv,"),
+    "stake_referral": ("referral_value", "the referral part of the stake, referral weight x referral_value,"),
+    "stake": ("clv", "the stake, retention + growth + referral,"),
+}
+
+
+def stake_problems(counts: Mapping[str, int], examples: pd.DataFrame, *, uplift: bool) -> list[Problem]:
+    """One Problem per stake part that is not finite: the scores' values are too large to allocate on.
+
+    `counts` holds rows per part (``stake`` counts the rows whose parts are finite but sum is not),
+    `examples` a few bad rows with the parts and the score columns; `uplift`: growth used effort_uplift.
+    """
+    problems = []
+    for part, n_rows in counts.items():
+        if not n_rows:
+            continue
+        column, formula = _STAKE_FORMULAS[part]
+        if part == "stake_growth" and uplift:
+            column, formula = "effort_uplift", "the growth part of the stake, effort_uplift x clv,"
+        bad = ~np.isfinite(examples[part].to_numpy(dtype=float))
+        shown = examples.loc[bad, column].head(5) if column in examples else pd.Series(dtype=float)
+        rule = f"{formula} overflows to infinity: values too large to allocate hours on"
+        problems.append(Problem("scores", column, rule, int(n_rows), tuple(shown.tolist())))
+    return problems
+
+
+def _check_stake(frame: pd.DataFrame, cfg: AllocationConfig) -> None:
+    """SchemaError when an account's stake is not finite (scores huge enough to overflow a float)."""
+    finite = {part: np.isfinite(frame[part].to_numpy(dtype=float)) for part in _STAKE_FORMULAS}
+    parts_ok = finite["stake_retention"] & finite["stake_growth"] & finite["stake_referral"]
+    counts = {part: int((~ok).sum()) for part, ok in finite.items() if part != "stake"}
+    counts["stake"] = int((parts_ok & ~finite["stake"]).sum())
+    if not any(counts.values()):
+        return
+    uplift = cfg.weights.get("growth", "auto") == "auto" and "effort_uplift" in frame
+    raise SchemaError(stake_problems(counts, frame, uplift=uplift))
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
@@ -371,6 +466,9 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
             frame[column] = pd.to_numeric(frame[column]).astype(float)
     weights = {str(part): w for part, w in cfg.weights.items()}
     frame = pd.concat([frame, stake_parts(frame, weights)], axis="columns")
+    _check_stake(frame, cfg)
+    if cfg.capacity is not None and len(frame):
+        check_capacity_reps(owner_counts(frame["owner"]), cfg.capacity)
     given = (
         pd.to_numeric(frame.pop("effort_scale"), errors="coerce").to_numpy(dtype=float)
         if "effort_scale" in frame
@@ -487,6 +585,8 @@ def _problem(column: str, rule: str, bad: pd.Series, values: pd.Series | None = 
 
 def _check_number(series: pd.Series, column: str, low: float, high: float, nan_ok: bool) -> list[Problem]:
     """Problems of one numeric column: not a number, missing, not finite, outside [low, high]."""
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        return [_problem(column, f"not a number (a {series.dtype} column)", series.notna(), series)]
     problems = []
     number = pd.to_numeric(series, errors="coerce").astype(float)
     text = number.isna() & series.notna()

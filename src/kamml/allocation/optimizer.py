@@ -8,7 +8,8 @@ and the optimizer maximises ``sum_i gain_i(h_i)`` subject to
 
 - the team's hours: ``sum_i h_i <= hours``;
 - each rep's capacity: ``sum_{owner_i = r} h_i <= capacity[r]`` (accounts without an owner, or whose owner
-  has no capacity, face only the team limit);
+  has no capacity, face only the team limit); owners and reps are compared by `rep_name`, so an owner
+  read as the number 101 or 101.0 is rep ``"101"``;
 - a floor and a cap per account: ``floor_i <= h_i <= cap_i``.
 
 The problem is concave and separable, so it is solved exactly by prices (Lagrange multipliers) rather than
@@ -27,8 +28,10 @@ the gains and the cost of the floors.
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -37,7 +40,7 @@ import pandas as pd
 
 from kamml.errors import InfeasibleError
 
-__all__ = ["AllocationResult", "gain", "optimize", "optimize_detailed"]
+__all__ = ["AllocationResult", "gain", "optimize", "optimize_detailed", "rep_codes", "rep_name", "rep_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,9 +166,11 @@ def optimize(
         Maximum hours per account; None means no cap (the team and rep limits still bound it).
     owner : array-like of shape (n,), optional
         The rep owning each account; None/NaN, or a rep missing from `capacity`, means the account faces
-        only the team limit.
+        only the team limit. Owners and the reps of `capacity` are matched by `rep_name` (1, 1.0 and
+        "1" are the same rep).
     capacity : mapping or pandas.Series, optional
-        Hours per rep (rep -> hours, >= 0; ``inf`` means no limit). Needs `owner`.
+        Hours per rep (rep -> hours, >= 0; ``inf`` means no limit). Needs `owner`. A rep that owns no
+        account changes nothing (its price is the team's).
 
     Returns
     -------
@@ -581,10 +586,13 @@ def _rep_codes(
     if owner is None:
         raise ValueError("capacity needs owner: which rep owns each account")
     series = capacity.copy() if isinstance(capacity, pd.Series) else pd.Series(dict(capacity), dtype=float)
-    if series.index.has_duplicates:
-        dup = series.index[series.index.duplicated()].unique().tolist()[:5]
-        raise ValueError(f"capacity lists some reps more than once: {dup}")
     reps: list[Hashable] = list(series.index)
+    names = pd.Series(rep_names(series.index))
+    if names.isna().any():
+        raise ValueError(f"capacity has reps without a name (None or NaN): {reps[:5]}")
+    if names.duplicated().any():
+        dup = sorted({reps[i] for i in np.flatnonzero(names.duplicated(keep=False))}, key=str)[:5]
+        raise ValueError(f"capacity lists some reps more than once: {dup}")
     hours = np.asarray(series.to_numpy(dtype=float), dtype=np.float64)
     nan = np.isnan(hours)
     if nan.any():
@@ -596,7 +604,49 @@ def _rep_codes(
     owners = pd.Series(owner).to_numpy() if not isinstance(owner, pd.Series) else owner.to_numpy()
     if owners.ndim != 1 or owners.size != n:
         raise ValueError(f"owner must have one value per account ({n}), got shape {owners.shape}")
-    codes = pd.Index(reps).get_indexer(pd.Index(owners, dtype=object)).astype(np.intp)
+    codes = rep_codes(owners, names.to_numpy())
     if n and (codes < 0).all() and pd.notna(owners).any():
         logger.warning("no account's owner is a rep of capacity: only the team limit applies")
     return reps, hours, codes
+
+
+def rep_codes(owner: npt.ArrayLike, reps: npt.ArrayLike) -> IntArray:
+    """Position in `reps` of each account's owner (-1: no owner, or not a rep), matched by `rep_name`."""
+    index = pd.Index(rep_names(reps), dtype=object)
+    return np.asarray(index.get_indexer(pd.Index(rep_names(owner), dtype=object)), dtype=np.intp)
+
+
+def rep_names(values: npt.ArrayLike) -> npt.NDArray[np.object_]:
+    """`rep_name` of every value (one call per distinct value), as an object array."""
+    array = values if isinstance(values, pd.Series | pd.Index | np.ndarray) else np.asarray(values, object)
+    codes, uniques = pd.factorize(array)
+    names = np.array([*(rep_name(v) for v in uniques), None], dtype=object)
+    return np.asarray(names[codes], dtype=object)  # code -1 (missing) takes the trailing None
+
+
+def rep_name(value: Any) -> str | None:
+    """A rep or owner as text, so ids read as numbers match the rep names of a config.
+
+    Integers and whole floats lose any decimal part (1 and 101.0 are "1" and "101"), other values are
+    their text without surrounding spaces; None, NaN and blank text are None (no owner).
+
+    Examples
+    --------
+    >>> rep_name(101.0), rep_name(7), rep_name(" ann "), rep_name(float("nan"))
+    ('101', '7', 'ann', None)
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return str(int(value))
+    if isinstance(value, numbers.Real | Decimal):
+        number = float(value)
+        if np.isnan(number):
+            return None
+        return str(int(number)) if number.is_integer() else repr(number)
+    text = str(value).strip()
+    return text or None

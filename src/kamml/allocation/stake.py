@@ -109,13 +109,14 @@ def stake_parts(scores: pd.DataFrame, weights: Mapping[str, Weight] | None = Non
         referral = np.nan_to_num(scores["referral_value"].to_numpy(dtype=float), nan=0.0)
     else:
         referral = np.zeros(len(scores))
-    parts = {
-        "stake_retention": float(w["retention"]) * p_churn * clv,
-        "stake_growth": growth_weight(scores, w["growth"]) * clv,
-        "stake_referral": float(w["referral"]) * referral,
-    }
-    frame = pd.DataFrame(parts, index=scores.index)
-    frame["stake"] = frame["stake_retention"] + frame["stake_growth"] + frame["stake_referral"]
+    with np.errstate(over="ignore"):  # a stake too large for a float is inf; callers check (allocate)
+        parts = {
+            "stake_retention": float(w["retention"]) * p_churn * clv,
+            "stake_growth": growth_weight(scores, w["growth"]) * clv,
+            "stake_referral": float(w["referral"]) * referral,
+        }
+        frame = pd.DataFrame(parts, index=scores.index)
+        frame["stake"] = frame["stake_retention"] + frame["stake_growth"] + frame["stake_referral"]
     return frame
 
 

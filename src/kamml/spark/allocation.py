@@ -18,7 +18,8 @@ The steps, each a Spark job over the table, none collecting rows to the driver:
 2. exact order statistics (median of positive clv for the effort scale, 90th percentiles for the reason
    codes) by ``approxQuantile`` brackets, a count, and the few values inside the bracket;
 3. stake parts, effort scale, floors and rep codes per account with kamml's own functions, written once
-   to a staging Parquet folder;
+   to a staging Parquet folder, then checked as `allocate` checks them (stakes that overflow, reps of
+   the capacity that own no account; accounts per owner are the only rows collected);
 4. the price searches (rep prices, then the team's), the limits' use, the hours, gains and reasons;
 5. rank by expected gain (ties by stake, then account_id) through a range-partitioned sort, checkpointed
    so per-partition counts give each row its global rank; tiers from the rank.
@@ -47,10 +48,13 @@ from kamml.allocation.allocate import (
     REQUIRED_COLUMNS,
     SCORE_BOUNDS,
     allocation_config,
+    check_capacity_reps,
     effort_clip_pair,
     missing_score_columns,
+    stake_problems,
+    warn_uncovered_owners,
 )
-from kamml.allocation.optimizer import RTOL
+from kamml.allocation.optimizer import RTOL, rep_codes, rep_names
 from kamml.allocation.stake import DEFAULT_SCALE, Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.tiers import check_tiers, reason_codes
 from kamml.config import AllocationConfig, Config
@@ -142,6 +146,7 @@ def allocate_spark(
     try:
         plan = _Plan.build(frame, cfg, team_hours)
         prepared = plan.prepare(frame, staging)
+        plan.check(prepared)
         result = plan.solve(prepared)
         table, summary = plan.table(prepared, result)
         write_atomic(table, target, extra={_SUMMARY_FILE: json.dumps(summary, indent=1)})
@@ -307,7 +312,7 @@ class _Plan:
         given = [given_k] if self.given_effort else []
         source = frame.select(*self.columns, *given)
         fields = [source.schema["account_id"]]
-        for name in ("clv", "p_churn", "referral_value", "p_alive"):
+        for name in ("clv", "p_churn", "referral_value", "p_alive", "effort_uplift"):
             if name in self.columns:
                 fields.append(T.StructField(name, T.DoubleType()))
         if "owner" in self.columns:
@@ -326,7 +331,10 @@ class _Plan:
                 yield plan._prepare_batch(batch)[names]
 
         source = source.select(
-            *(_as_text(source, c) if c in ("owner", "drivers") else source[c] for c in self.columns),
+            *(
+                _owner(source) if c == "owner" else _as_text(source, c) if c == "drivers" else source[c]
+                for c in self.columns
+            ),
             *(["given_effort_scale"] if self.given_effort else []),
         )
         source.mapInPandas(run, schema).write.parquet(staging)
@@ -334,7 +342,7 @@ class _Plan:
 
     def _prepare_batch(self, batch: pd.DataFrame) -> pd.DataFrame:
         frame = batch.reset_index(drop=True)
-        for column in ("clv", "p_churn", "referral_value", "p_alive"):
+        for column in ("clv", "p_churn", "referral_value", "p_alive", "effort_uplift"):
             if column in frame:
                 frame[column] = pd.to_numeric(frame[column]).astype(float)
         frame = pd.concat([frame, stake_parts(frame, self.weights)], axis="columns")
@@ -354,12 +362,35 @@ class _Plan:
         else:
             frame["active"] = True
         frame["floor"] = np.where(frame["active"].to_numpy(dtype=bool), self.floor_hours, 0.0)
+        if "owner" in frame:
+            frame["owner"] = rep_names(frame["owner"])
         if self.reps:
-            owners = pd.Index(frame["owner"].to_numpy(dtype=object), dtype=object)
-            frame["code"] = pd.Index(self.reps).get_indexer(owners).astype(np.int32)
+            frame["code"] = rep_codes(frame["owner"], self.reps).astype(np.int32)
         else:
             frame["code"] = np.full(len(frame), -1, dtype=np.int32)
         return frame
+
+    def check(self, prepared: DataFrame) -> None:
+        """`kamml.allocate`'s checks of the prepared rows: stakes that overflow, reps without accounts."""
+        from pyspark.sql import functions as F  # noqa: N812
+
+        parts = ("stake_retention", "stake_growth", "stake_referral")
+        bad = {p: F.isnan(p) | F.col(p).isin(float("inf"), float("-inf")) for p in (*parts, "stake")}
+        any_part = bad[parts[0]] | bad[parts[1]] | bad[parts[2]]
+        bad["stake"] = ~any_part & bad["stake"]
+        row = prepared.agg(*(F.sum(c.cast("long")).alias(p) for p, c in bad.items())).collect()[0]
+        counts = {p: int(row[p] or 0) for p in bad}
+        if any(counts.values()):
+            examples = prepared.filter(any_part | bad["stake"]).limit(5).toPandas()
+            uplift = self.weights["growth"] == "auto" and "effort_uplift" in self.columns
+            raise SchemaError(stake_problems(counts, examples, uplift=uplift))
+        if self.cfg.capacity is None or not self.n:
+            return
+        rows = prepared.filter(F.col("owner").isNotNull()).groupBy("owner").count().collect()
+        owners = pd.Series({r["owner"]: int(r["count"]) for r in rows}, dtype="int64")
+        owners = owners.sort_values(ascending=False, kind="stable")
+        check_capacity_reps(owners, self.cfg.capacity)
+        warn_uncovered_owners(owners, self.cfg.capacity)
 
     # ---------------------------------------------------------------------------------------- solve
 
@@ -1033,6 +1064,16 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> int:
 
 
 # -------------------------------------------------------------------------------------------- helpers
+
+
+def _owner(frame: DataFrame) -> Any:
+    """The owner column for `kamml.allocation.optimizer.rep_names`: numbers and text as is, else text."""
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    if isinstance(frame.schema["owner"].dataType, T.NumericType | T.StringType):
+        return F.col("owner")
+    return _as_text(frame, "owner")
 
 
 def _as_text(frame: DataFrame, column: str) -> Any:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from kamml.cli import app
+from kamml.cli import app, handle_errors
+from kamml.config import Config
+from kamml.features import training_cutoffs
 
 runner = CliRunner()
 
@@ -203,3 +207,138 @@ def test_allocate_bad_capacity_and_overflowing_stake_exit_cleanly(tmp_path):
     assert "scores.effort_uplift" in result.output
     assert "overflows" in result.output
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- dates, cutoffs and output paths
+
+
+@pytest.mark.parametrize("command", ["score", "backtest"])
+@pytest.mark.parametrize(
+    ("cutoff", "says"),
+    [
+        ("garbage", "--cutoff 'garbage' is not a date"),
+        ("2025-06-01T12:30:00+05:00", "time of day 07:30:00 UTC"),
+        ("2025-06-01 12:30", "time of day 12:30:00"),  # not silently truncated to the day
+    ],
+)
+def test_a_cutoff_that_is_not_a_date_exits_2_before_any_work(world_path, tmp_path, command, cutoff, says):
+    args = ["--data", str(world_path), "--cutoff", cutoff]
+    if command == "score":
+        args += ["--model", "models:/no-such-model@champion", "--out", str(tmp_path / "s.parquet")]
+    result = runner.invoke(app, [command, *args])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backtest_before_every_purchase_says_so_and_names_the_snapshots(world_path):
+    cfg = Config.from_dict({"time": {"horizon_days": 90, "snapshots": 2, "step_days": 60}})
+    first = pd.read_parquet(world_path / "transactions.parquet", columns=["ts"])["ts"].min().normalize()
+    cuts = training_cutoffs(first, 90, 2, 60)  # accounts exist then, purchases do not
+    config = _yaml(world_path.parent / "early.yaml", cfg)
+    args = ["backtest", "--data", str(world_path), "--cutoff", str(first.date()), "--config", str(config)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "hold no purchase history before their cutoffs" in result.output
+    for cut in cuts:
+        assert str(cut.date()) in result.output
+
+
+def test_score_after_the_data_end_is_refused_and_at_the_end_is_not(trained, world_path, tmp_path):
+    cfg, data, result = trained
+    config = _yaml(tmp_path / "cfg.yaml", cfg)
+    base = ["score", "--model", result.model_uri, "--data", str(world_path), "--config", str(config)]
+    late = (data.end + pd.Timedelta(days=31)).date()
+    refused = runner.invoke(app, [*base, "--cutoff", str(late), "--out", str(tmp_path / "late.parquet")])
+    assert refused.exit_code == 2, refused.output
+    assert f"cutoff {late} is after the data end {data.end.date()}" in refused.output
+    assert not (tmp_path / "late.parquet").exists()
+    at_end = runner.invoke(
+        app, [*base, "--cutoff", str(data.end.date()), "--out", str(tmp_path / "s.parquet")]
+    )
+    assert at_end.exit_code == 0, at_end.output
+    assert (pd.read_parquet(tmp_path / "s.parquet")["cutoff"] == data.end).all()
+
+
+def _yaml(path: Path, cfg: Config) -> Path:
+    """`cfg` written as a YAML config file (the sections the commands read)."""
+    import yaml
+
+    tree = cfg.model_dump(mode="json", include={"time", "models", "tracking"})
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+@pytest.fixture
+def scores_file(tmp_path: Path) -> Path:
+    """A small valid scores table."""
+    path = tmp_path / "scores.parquet"
+    pd.DataFrame(
+        {"account_id": [1, 2, 3], "clv": [100.0, 50.0, 10.0], "p_churn": [0.2, 0.5, 0.1]}
+    ).to_parquet(path)
+    return path
+
+
+def _allocate(scores: Path, *extra: str) -> Any:
+    return runner.invoke(app, ["allocate", "--scores", str(scores), "--hours", "10", *extra])
+
+
+def test_allocate_to_an_existing_folder_or_under_a_file_exits_3_in_one_line(scores_file, tmp_path):
+    (tmp_path / "dir.csv").mkdir()
+    (tmp_path / "afile").write_text("")
+    for out, says in (
+        (tmp_path / "dir.csv", "it is an existing folder"),
+        (tmp_path / "afile" / "x.csv", "is a file"),
+    ):
+        result = _allocate(scores_file, "--out", str(out))
+        assert result.exit_code == 3, result.output
+        assert says in result.output
+        assert "Traceback" not in result.output
+
+
+def test_allocate_checks_the_curve_path_before_writing_the_allocation(scores_file, tmp_path):
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "alloc.csv"
+    for curve in (tmp_path / "afile" / "c.csv", tmp_path / "c.txt"):
+        result = _allocate(scores_file, "--out", str(out), "--curve", str(curve))
+        assert result.exit_code == 3, result.output
+        assert not out.exists()  # nothing half written
+    (tmp_path / "c.png").mkdir()  # the plot beside the curve
+    result = _allocate(scores_file, "--out", str(out), "--curve", str(tmp_path / "c.csv"))
+    assert result.exit_code == 3, result.output
+    assert "c.png" in result.output
+    assert not out.exists()
+    ok = _allocate(scores_file, "--out", str(out), "--curve", str(tmp_path / "curve.csv"))
+    assert ok.exit_code == 0, ok.output
+    assert out.is_file()
+    assert (tmp_path / "curve.csv").is_file()
+    assert (tmp_path / "curve.png").is_file()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_allocate_where_no_file_can_be_created_exits_3(scores_file):
+    result = _allocate(scores_file, "--out", "/proc/x.csv")
+    assert result.exit_code == 3, result.output
+    assert "cannot write /proc/x.csv" in result.output
+
+
+def test_generate_into_an_existing_file_exits_3(tmp_path):
+    target = tmp_path / "transactions.parquet"
+    target.write_text("keep")
+    result = runner.invoke(app, ["generate", "--accounts", "10", "--out", str(target)])
+    assert result.exit_code == 3, result.output
+    assert "it is a file, not a folder" in result.output
+    assert target.read_text() == "keep"
+
+
+def test_an_os_error_becomes_one_line_and_exit_code_3(capsys):
+    @handle_errors
+    def write_somewhere() -> None:
+        open("/", "w").close()  # the real OS refusal: a folder opened for writing
+
+    with pytest.raises(typer.Exit) as info:
+        write_somewhere()
+    assert info.value.exit_code == 3
+    err = capsys.readouterr().err
+    assert err == "kamml: error: Is a directory: /\n"

@@ -1,8 +1,10 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from kamml.errors import DataError
-from kamml.io import atomic_path, write_table
+from kamml.io import atomic_path, check_output_dir, check_output_path, check_writable, write_table
 
 
 @pytest.mark.parametrize("name", ["out.parquet", "out.csv"])
@@ -45,3 +47,38 @@ def test_outputs_get_the_umask_mode_not_mkstemps_private_one(tmp_path):
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_an_existing_folder_is_refused_before_any_write(tmp_path):
+    (tmp_path / "out.csv").mkdir()
+    with pytest.raises(DataError, match=r"out\.csv: it is an existing folder"):
+        check_output_path(tmp_path / "out.csv")
+    # atomic_path itself: a clean DataError, no OS traceback and no temporary file left
+    with pytest.raises(DataError, match="cannot write"), atomic_path(tmp_path / "out.csv") as tmp:
+        tmp.write_text("x\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_a_file_where_a_folder_should_be_is_refused(tmp_path):
+    (tmp_path / "afile").write_text("")
+    for target in (tmp_path / "afile" / "x.csv", tmp_path / "afile" / "sub" / "x.parquet"):
+        with pytest.raises(DataError, match=r"afile is a file, not a folder"):
+            check_output_path(target)
+    with pytest.raises(DataError, match=r"afile: it is a file, not a folder"):
+        check_output_dir(tmp_path / "afile")
+    with pytest.raises(DataError, match="cannot write"):
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "afile" / "x.csv")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_place_no_file_can_be_created_in_is_refused():
+    with pytest.raises(DataError, match=r"cannot write /proc/x\.csv"):
+        check_output_path("/proc/x.csv")
+    with pytest.raises(DataError, match=r"cannot write /proc/new/x\.csv"):
+        check_writable("/proc/new/x.csv")
+
+
+def test_a_new_nested_output_passes_the_check_and_leaves_nothing_behind(tmp_path):
+    assert check_output_path(tmp_path / "a" / "b" / "out.parquet") == "parquet"
+    assert check_output_dir(tmp_path / "c") == tmp_path / "c"
+    assert list(tmp_path.iterdir()) == []  # neither the folders nor the probe file

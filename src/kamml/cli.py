@@ -1,7 +1,8 @@
 """The `kamml` command line: thin Typer commands that call kamml's jobs and library functions.
 
 Every command exits 0 on success and, on a `KammlError`, prints a one-line reason (plus the list of
-problems for bad data) on stderr and exits with that error's code, never with a traceback.
+problems for bad data) on stderr and exits with that error's code, never with a traceback. A file the
+operating system refuses to read or write (`OSError`) exits like bad data, with code 3.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from kamml.errors import KammlError, SchemaError
+from kamml.errors import DataError, KammlError, SchemaError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(
     name="kamml",
@@ -38,7 +42,7 @@ def _fail(message: str, code: int) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Turn kamml's named errors (and a missing file) into a clean message and exit code."""
+    """Turn kamml's named errors (and a file the system refuses) into a clean message and exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,10 +56,28 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(exc.exit_code) from None
         except KammlError as exc:
             _fail(str(exc), exc.exit_code)
+        except OSError as exc:
+            _fail(_os_reason(exc), DataError.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_reason(exc: OSError) -> str:
+    """One line for an operating-system error: its reason and the file(s) it concerns."""
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason}: {' -> '.join(files)}" if files else reason
+
+
+def _cutoff_option(value: str | None, name: str = "--cutoff") -> pd.Timestamp | None:
+    """A date option parsed before any work (a ConfigError for garbage or a time of day); None stays None."""
+    if value is None:
+        return None
+    from kamml.features._context import as_cutoff
+
+    return as_cutoff(value, name)
 
 
 @app.callback()
@@ -100,7 +122,9 @@ def generate(
 ) -> None:
     """Write a synthetic B2B world (transactions, accounts, referrals, activities, truth) as Parquet."""
     from kamml.datasets import synthetic
+    from kamml.io import check_output_dir
 
+    check_output_dir(out)
     world = synthetic.generate(accounts, seed, years=years)
     paths = world.write(out)
     for name, path in paths.items():
@@ -161,13 +185,17 @@ def backtest(
     """Temporal backtest of kamml's models beside the baselines on your data."""
     from kamml.config import load_config
     from kamml.evaluation.backtest import backtest as run_backtest
+    from kamml.io import check_writable
     from kamml.jobs.data import job_data
 
+    cut = _cutoff_option(cutoff)
+    if json_out is not None:
+        check_writable(json_out)
     overrides: dict[str, Any] = {}
     if horizon_days is not None:
         overrides["time"] = {"horizon_days": horizon_days}
     cfg = load_config(config, overrides)
-    result = run_backtest(job_data(cfg, data), cfg, cutoff)
+    result = run_backtest(job_data(cfg, data), cfg, cut)
     typer.echo(result.to_text())
     _write_json(result.to_dict(), json_out)
 
@@ -188,6 +216,7 @@ def allocate(
     """Recommend sales hours per account from a scores table, under the team's capacity."""
     from kamml.allocation import allocate_file
     from kamml.config import load_config
+    from kamml.io import check_output_path, check_writable
 
     cfg = load_config(config)
     if cfg.engine.name == "spark":
@@ -201,6 +230,11 @@ def allocate(
             _plan_line(int(plan.get("n_accounts", 0)), plan, f"{result.path} (Parquet parts, on Spark)")
         )
         return
+    for target in (out, curve):  # every output before any work (allocate_file checks them again)
+        if target is not None:
+            check_output_path(target)
+    if curve is not None:
+        check_writable(curve.with_suffix(".png"))
     table = allocate_file(scores, hours, out, cfg, curve_path=curve)
     summary = table.attrs.get("allocation", {})
     if curve is not None:
@@ -273,12 +307,11 @@ def score(
     ] = False,
 ) -> None:
     """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""
-    import pandas as pd
-
     from kamml.config import load_config
     from kamml.io import check_output_path
     from kamml.jobs.data import job_data
 
+    cut_option = _cutoff_option(cutoff)
     cfg = load_config(config)
     spark = cfg.engine.name == "spark"
     if spark and out.suffix.lower() != ".parquet":
@@ -289,7 +322,7 @@ def score(
 
         use_tracking(cfg.tracking)
         dataset = job_data(cfg, data)
-        cut = pd.Timestamp(cutoff or cfg.time.cutoff or dataset.end).normalize()
+        cut = _scoring_cutoff(cut_option, cfg, dataset)
         folder = score_spark(model, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
         typer.echo(f"scored every account at {cut.date()} on Spark -> {folder} (Parquet parts)")
         return
@@ -302,12 +335,19 @@ def score(
         loaded = loading.result()
     from kamml.jobs.score import score_to_file  # imports MLflow: after the thread has
 
-    cut = pd.Timestamp(cutoff or cfg.time.cutoff or dataset.end).normalize()
+    cut = _scoring_cutoff(cut_option, cfg, dataset)
     table = score_to_file(loaded, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
     typer.echo(
         f"{len(table):,} accounts scored at {cut.date()} with {table['model_uri'].iat[0]}: "
         f"total clv {table['clv'].sum():,.0f}, mean p_churn {table['p_churn'].mean():.3f} -> {out}"
     )
+
+
+def _scoring_cutoff(option: pd.Timestamp | None, cfg: Any, dataset: Any) -> pd.Timestamp:
+    """The scoring date: --cutoff, else time.cutoff, else the data end; one after the data end is refused."""
+    from kamml.features._context import check_observed
+
+    return check_observed(dataset, option or cfg.time.cutoff or dataset.end)
 
 
 def _load_scoring_model(uri: str, cfg: Any) -> Any:
@@ -355,7 +395,10 @@ def benchmark_cdnow(
 ) -> None:
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""
     from kamml.evaluation.benchmark import benchmark_cdnow as run
+    from kamml.io import check_writable
 
+    if json_out is not None:
+        check_writable(json_out)
     result = run(calibration_end, holdout_end, sample=sample)
     typer.echo(result.to_text())
     _write_json(result.to_dict(), json_out)

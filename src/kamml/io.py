@@ -12,7 +12,14 @@ import pandas as pd
 
 from kamml.errors import DataError
 
-__all__ = ["atomic_path", "check_output_path", "write_parquet", "write_table"]
+__all__ = [
+    "atomic_path",
+    "check_output_dir",
+    "check_output_path",
+    "check_writable",
+    "write_parquet",
+    "write_table",
+]
 
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
 
@@ -21,17 +28,28 @@ FORMATS = {".parquet": "parquet", ".csv": "csv"}
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise DataError(f"cannot write {target}: {_reason(exc)}") from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         if tmp_path.exists():  # mkstemp makes files private (0600); outputs get the usual umask mode
             os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise DataError(f"cannot write {target}: {_reason(exc)}") from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _reason(exc: OSError) -> str:
+    """The operating system's reason for a failed file operation, in words."""
+    return exc.strerror or str(exc)
 
 
 def _umask() -> int:
@@ -47,12 +65,54 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def check_output_path(path: str | Path) -> str:
-    """The table format of an output path (``parquet`` or ``csv``), checked before any long work."""
+    """The table format of an output path (``parquet`` or ``csv``), checked with `check_writable`.
+
+    Called before any long work, so a bad name or place fails at once and not after the job.
+    """
     target = Path(path)
     kind = FORMATS.get(target.suffix.lower())
     if kind is None:
         raise DataError(f"cannot write {target}: use a .parquet or .csv file name")
+    check_writable(target)
     return kind
+
+
+def check_writable(path: str | Path) -> Path:
+    """`path` if a file can be written there; a `DataError` saying why not, before any work is done.
+
+    Refused: an existing folder at `path`, a file where a parent folder should be, and a place the
+    process cannot create files in (checked by creating and removing an empty file in the nearest
+    existing folder, so read-only mounts and special file systems are caught, not only permissions).
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise DataError(f"cannot write {target}: it is an existing folder; name a file inside it")
+    _check_folder(target.parent, target)
+    return target
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """`path` if output files can be written into it (it may not exist yet); a `DataError` otherwise."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise DataError(f"cannot write into {target}: it is a file, not a folder")
+    _check_folder(target, target)
+    return target
+
+
+def _check_folder(folder: Path, target: Path) -> None:
+    """Refuse `target` when `folder` (or its nearest existing ancestor) is a file or not writable."""
+    existing = folder if str(folder) else Path(".")
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(f"cannot write {target}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".kamml-write-check.", dir=existing)
+    except OSError as exc:
+        raise DataError(f"cannot write {target}: {_reason(exc)} (in {existing})") from exc
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

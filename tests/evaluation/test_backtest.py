@@ -86,3 +86,13 @@ def test_backtest_scores_exactly_as_the_served_model_does(result):
     np.testing.assert_allclose(
         served["clv"].to_numpy(), res.predictions.loc[rows.index, "clv"].to_numpy(), rtol=1e-12
     )
+
+
+def test_a_cutoff_whose_oldest_snapshot_precedes_every_purchase_names_that_snapshot(result):
+    data, _ = result
+    first = pd.Timestamp(data.tables["transactions"].ts.min().to_pandas()).normalize()
+    cut = first + pd.Timedelta(days=100)  # snapshots at first + 10 (with purchases) and first - 50 (none)
+    cfg = Config.from_dict({"time": {"horizon_days": 90, "snapshots": 2, "step_days": 60}})
+    oldest = (cut - pd.Timedelta(days=150)).date()
+    with pytest.raises(ConfigError, match=rf"1 of 2 training snapshot\(s\) .*\({oldest}\).*time\.snapshots"):
+        backtest(data, cfg, cut)

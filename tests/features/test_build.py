@@ -123,8 +123,29 @@ def test_label_window_past_data_end_is_refused(simple):
 
 
 def test_cutoff_must_be_a_date(simple):
-    with pytest.raises(ValueError, match="must be a date"):
+    with pytest.raises(ConfigError, match=r"must be a date .*'2024-07-01 12:00'.*time of day 12:00:00"):
         build_features(simple, "2024-07-01 12:00")
+    # midnight in +05:00 is 19:00 UTC the day before: a time of day in the data's time, not a date
+    with pytest.raises(ConfigError, match=r"time of day 19:00:00 UTC"):
+        build_features(simple, "2024-07-01T00:00:00+05:00")
+    with pytest.raises(ConfigError, match=r"cutoff 'garbage' is not a date"):
+        build_features(simple, "garbage")
+    with pytest.raises(ConfigError, match="no cutoff given"):
+        build_features(simple, None)
+    utc_midnight = build_features(simple, pd.Timestamp(CUTOFF, tz="UTC"))
+    pd.testing.assert_frame_equal(utc_midnight, build_features(simple, CUTOFF))
+
+
+def test_cutoff_after_the_data_end_is_refused_and_the_end_itself_is_observed(simple, make_data):
+    # data.end 2024-12-31: the exclusive end is 2025-01-01, the latest cutoff with every day observed
+    assert len(build_features(simple, "2025-01-01")) == 3
+    with pytest.raises(ConfigError, match=r"cutoff 2025-01-02 is after the data end 2025-01-01.*data\.end"):
+        build_features(simple, "2025-01-02")
+    # without a declared end, the day after the last transaction is the end
+    undeclared = make_data(tx([(1, "2024-03-01", 10.0), (2, "2024-05-31", 5.0)]))
+    assert len(build_features(undeclared, "2024-06-01")) == 2
+    with pytest.raises(ConfigError, match=r"after the data end 2024-06-01 .*the last transaction"):
+        build_features(undeclared, "2024-07-01")
 
 
 def test_groups_switch_off_and_absent_tables_are_skipped(simple, caplog):

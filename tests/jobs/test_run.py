@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from kamml.errors import ConfigError, DataError, InfeasibleError
 from kamml.jobs.run import run, skipped_parts
 from kamml.jobs.score import SCORE_COLUMNS
 
@@ -75,3 +76,54 @@ def test_skipped_parts_name_the_missing_tables(world_path, tmp_path):
     assert any("referrals" in n for n in notes)
     assert any("activities" in n for n in notes)
     assert any("owners" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("allocation", "error", "says"),
+    [
+        (
+            {"floor_hours": 50.0, "cap_hours": 40.0},
+            InfeasibleError,
+            "floor_hours 50 is above allocation.cap_hours 40",
+        ),
+        ({"tiers": {"a": 1.5}}, ConfigError, "allocation.tiers.a"),
+        ({"effort_scale": 4.0, "effort_clip": (4.0, 0.25)}, ConfigError, "clip must satisfy"),
+    ],
+)
+def test_an_allocation_bound_to_fail_fails_before_training(
+    tracked_config, world_path, tmp_path, allocation, error, says
+):
+    name = f"kamml-doomed-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    for key, value in allocation.items():
+        setattr(cfg.allocation, key, value)
+    with pytest.raises(error, match=says):
+        run(cfg, world_path, echo=lambda _: None)
+    assert MlflowClient().get_experiment_by_name(name) is None  # no run, no registered model
+    assert not cfg.output.dir.exists()
+
+
+def test_capacity_without_owners_in_the_data_fails_before_training(tracked_config, world_path, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(world_path / "transactions.parquet", data / "transactions.parquet")
+    name = f"kamml-ownerless-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.capacity = {"rep_01": 100.0}
+    with pytest.raises(ConfigError, match=r"allocation\.capacity .*no accounts table"):
+        run(cfg, data, echo=lambda _: None)
+    assert MlflowClient().get_experiment_by_name(name) is None
+
+
+def test_an_output_folder_that_is_a_file_fails_before_any_work(tracked_config, world_path, tmp_path):
+    cfg = tracked_config()
+    cfg.output.dir = tmp_path / "report.html"
+    cfg.output.dir.write_text("keep")
+    lines: list[str] = []
+    with pytest.raises(DataError, match=r"report\.html: it is a file, not a folder"):
+        run(cfg, world_path, echo=lines.append)
+    assert lines == []  # not even the validate stage started

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from kamml.data import load_data
-from kamml.errors import DataError, FeatureMismatchError
+from kamml.errors import ConfigError, DataError, FeatureMismatchError
 from kamml.jobs.score import SCORE_COLUMNS, score, score_to_file
 from kamml.models.bundle import PREDICTION_COLUMNS
 from kamml.tracking import load_model, model_input
@@ -65,3 +65,14 @@ def test_drivers_only_for_the_most_valuable_accounts_when_asked(trained):
     top = full["clv"].rank(ascending=False, method="first") <= 10
     assert (named == top).all()
     pd.testing.assert_series_equal(some.loc[named, "drivers"], full.loc[named, "drivers"])
+
+
+def test_a_cutoff_after_the_data_end_is_refused_and_the_end_is_scored(trained):
+    cfg, data, result = trained
+    model = load_model(result.model_uri)
+    late = data.end + pd.Timedelta(days=150)
+    with pytest.raises(ConfigError, match=rf"cutoff {late.date()} is after the data end {data.end.date()}"):
+        score(model, data, late, cfg)
+    at_end = score(model, data, data.end, cfg, explain_top=0)
+    assert (at_end["cutoff"] == data.end).all()
+    assert len(at_end) == len(result.features)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from kamml.config import Config
+from kamml.errors import ConfigError
 from kamml.jobs.train import cutoffs
 
 
@@ -20,8 +22,14 @@ def test_a_cutoff_with_a_whole_horizon_after_it_is_both_cutoffs():
     assert cutoffs(_Data(), cfg) == (pd.Timestamp("2025-06-01"), pd.Timestamp("2025-06-01"))
 
 
-def test_a_cutoff_past_the_data_end_is_clipped_to_it():
+def test_a_cutoff_past_the_data_end_is_refused_not_clipped():
     cfg = Config.from_dict({"time": {"horizon_days": 90, "cutoff": "2027-01-01"}})
+    with pytest.raises(ConfigError, match=r"cutoff 2027-01-01 is after the data end 2026-01-01"):
+        cutoffs(_Data(), cfg)
+
+
+def test_a_cutoff_at_the_data_end_is_the_latest_observed_one():
+    cfg = Config.from_dict({"time": {"horizon_days": 90, "cutoff": "2026-01-01"}})
     scoring, test = cutoffs(_Data(), cfg)
     assert scoring == pd.Timestamp("2026-01-01")
     assert test < scoring

@@ -11,7 +11,7 @@ import pytest
 from kamml.config import Config
 from kamml.data import load_data
 from kamml.datasets import synthetic
-from kamml.errors import FeatureMismatchError, ModelError
+from kamml.errors import ConfigError, FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
@@ -340,3 +340,27 @@ def test_driver_phrases_read_as_words_for_numbers_and_missing_values():
     assert _phrase("attr_region", "north; coastal").endswith(": north, coastal")  # no separator inside
     assert _phrase("orders_365d", Decimal("5.0")) == _phrase("orders_365d", 5.0)  # a Spark count
     assert _phrase("orders_365d", pd.NA).endswith(": no data")
+
+
+def test_snapshots_without_any_purchase_history_are_refused_by_their_cutoffs(world_data):
+    first = pd.Timestamp(world_data.tables["transactions"].ts.min().to_pandas()).normalize()
+    early = [first - pd.Timedelta(days=30), first - pd.Timedelta(days=90)]  # accounts exist, no purchases
+    cfg = config()
+    train = build_training_frame(world_data, early, cfg)
+    assert len(train) > 0
+    assert train["T"].isna().all()
+    shown = ", ".join(str(c.date()) for c in sorted(early))
+    with pytest.raises(
+        ConfigError, match=rf"2 of 2 training snapshot\(s\) hold no purchase history .*\({shown}\)"
+    ):
+        ModelBundle.fit(train, cfg)
+
+
+def test_btyd_without_any_purchase_history_is_a_model_error_not_sklearns():
+    from kamml.models.btyd_features import fit_btyd
+
+    rows = pd.DataFrame(
+        {"frequency": [0.0, 0.0], "recency": [0.0, 0.0], "T": [np.nan, np.nan], "monetary": 0.0}
+    )
+    with pytest.raises(ModelError, match="none of the 2 rows has one"):
+        fit_btyd(rows)

@@ -39,11 +39,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from kamml.allocation.optimizer import AllocationResult, optimize_detailed, rep_name, rep_names
-from kamml.allocation.stake import effort_scale, stake_parts
-from kamml.allocation.tiers import assign_tiers, rank_accounts, reason_codes
+from kamml.allocation.stake import effort_scale, resolve_weights, stake_parts
+from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import write_table
+from kamml.io import check_output_path, write_table
+from kamml.models.effort_rule import check_clip
 
 __all__ = [
     "ALLOCATION_COLUMNS",
@@ -56,6 +57,7 @@ __all__ = [
     "budget_curve",
     "check_capacity_reps",
     "check_scores",
+    "check_settings",
     "effort_clip_pair",
     "missing_score_columns",
     "owner_counts",
@@ -419,19 +421,20 @@ def allocate_file(
     Raises
     ------
     kamml.errors.DataError
-        When the scores file is missing or unreadable, or an output name has another extension.
+        When the scores file is missing or unreadable, or an output path has another extension, is a
+        folder or cannot be written (checked before any work, `kamml.io.check_output_path`).
     kamml.errors.SchemaError, kamml.errors.InfeasibleError, kamml.errors.ConfigError
         As `allocate`.
     """
     for target in (out_path, curve_path):
-        if target is not None and Path(target).suffix.lower() not in {".parquet", ".csv"}:
-            raise DataError(f"cannot write {target}: use a .parquet or .csv file name")
+        if target is not None:
+            check_output_path(target)
     scores = read_scores(scores_path)
     table = allocate(scores, hours, config)
-    write_table(table, out_path)
+    curve = budget_curve(scores, hours, config) if curve_path is not None else None
+    write_table(table, out_path)  # both computed first: a failing curve leaves no allocation behind
     logger.info("wrote the allocation of %d accounts to %s", len(table), out_path)
-    if curve_path is not None:
-        curve = budget_curve(scores, hours, config)
+    if curve is not None and curve_path is not None:
         write_table(curve, curve_path)
         logger.info("wrote the budget curve to %s", curve_path)
     return table
@@ -449,6 +452,35 @@ def allocation_config(config: AllocationConfig | Config | None) -> AllocationCon
     if isinstance(config, AllocationConfig):
         return config
     raise ConfigError(f"config must be an AllocationConfig or a Config, got {type(config).__name__}")
+
+
+def check_settings(config: AllocationConfig | Config | None, hours: float | None = None) -> AllocationConfig:
+    """The allocation settings, checked before any scores exist, so a job fails before it trains.
+
+    Checked: the team's hours, the stake weights, the tiers, the fixed rule's clip range (with a number
+    as effort_scale), a floor above the cap (`InfeasibleError`) and each rep's capacity (a number of
+    hours >= 0). What needs the scores (the floors of the active accounts against the team's and each
+    rep's hours, the owners) is checked by `allocate`.
+    """
+    cfg = allocation_config(config)
+    team_hours = float(cfg.hours if hours is None else hours)
+    if not np.isfinite(team_hours) or team_hours < 0:
+        raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
+    resolve_weights({str(part): w for part, w in cfg.weights.items()})
+    check_tiers(cfg.tiers)
+    if cfg.effort_scale != "auto":
+        check_clip(effort_clip_pair(cfg.effort_clip))
+    if cfg.cap_hours is not None and cfg.floor_hours > cfg.cap_hours:
+        raise InfeasibleError(
+            f"allocation.floor_hours {cfg.floor_hours:g} is above allocation.cap_hours {cfg.cap_hours:g}: "
+            "no active account can get its minimum touch"
+        )
+    for rep, value in (cfg.capacity or {}).items():
+        if np.isnan(value):
+            raise ConfigError(f"allocation.capacity.{rep} must be a number of hours >= 0, got {value}")
+        if value < 0:  # as the optimizer says it: no plan can give a rep negative hours
+            raise InfeasibleError(f"allocation.capacity.{rep} has negative hours ({value:g})")
+    return cfg
 
 
 def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:

@@ -20,7 +20,8 @@ from kamml.config import Config
 from kamml.errors import ConfigError
 from kamml.evaluation.metrics import churn_metrics, value_metrics
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
-from kamml.features.build import build_past_window
+from kamml.features._context import as_cutoff
+from kamml.features.build import build_past_window, check_label_window
 from kamml.models.btyd_features import add_btyd_features
 from kamml.models.bundle import ModelBundle
 
@@ -124,7 +125,8 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
     """
     cfg = config or Config()
     horizon = cfg.time.horizon_days
-    cut = pd.Timestamp(cutoff or cfg.time.cutoff or default_cutoff(data, horizon)).normalize()
+    cut = as_cutoff(cutoff or cfg.time.cutoff or default_cutoff(data, horizon))
+    check_label_window(data, cut, horizon)  # before training, not after it
     bundle, train = train_bundle(data, cfg, cut)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label).reindex(features.index)

@@ -20,6 +20,7 @@ from kamml.data import load_data
 from kamml.datasets.cdnow import CALIBRATION_END, HOLDOUT_END, load_cdnow
 from kamml.errors import ConfigError
 from kamml.evaluation.backtest import BacktestResult, backtest
+from kamml.features._context import as_cutoff
 
 __all__ = ["ACQUISITION_END", "benchmark_cdnow", "honest_train_horizon"]
 
@@ -59,8 +60,8 @@ def benchmark_cdnow(
 
     Both ends are inclusive days; time is in weeks as in Fader, Hardie & Lee (2005).
     """
-    cal = pd.Timestamp(calibration_end).normalize()
-    hold = pd.Timestamp(holdout_end).normalize()
+    cal = as_cutoff(calibration_end, "calibration end")
+    hold = as_cutoff(holdout_end, "holdout end")
     if not ACQUISITION_END < cal < hold <= HOLDOUT_END:
         raise ConfigError(
             f"need {ACQUISITION_END.date()} < calibration end < holdout end <= {HOLDOUT_END.date()}, "

@@ -13,19 +13,75 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-__all__ = ["FeatureContext", "day_number", "join_on_account", "outer_join_on_account", "to_day", "with_day"]
+from kamml.errors import ConfigError
+
+__all__ = [
+    "FeatureContext",
+    "as_cutoff",
+    "check_observed",
+    "day_number",
+    "join_on_account",
+    "outer_join_on_account",
+    "to_day",
+    "with_day",
+]
 
 SECONDS_PER_DAY = 86_400
 
 
-def day_number(ts: Any) -> int:
-    """Integer day number of a date or midnight timestamp (days since the Unix epoch)."""
-    stamp = pd.Timestamp(ts)
-    if stamp.tzinfo is not None:
+def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
+    """`value` as a midnight timestamp (naive, UTC): a cutoff is a whole day, never a time of day.
+
+    A date, a ``YYYY-MM-DD`` string or a midnight timestamp passes; a timezone-aware value is read in
+    UTC, the data's time. No value, an unparseable one or one with a time of day other than midnight is
+    a `ConfigError` naming `name` and the value: truncating 12:30 to the day would move the cutoff
+    silently.
+    """
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name} {value!r} is not a date: give one as YYYY-MM-DD") from None
+    if pd.isna(stamp):
+        raise ConfigError(f"no {name} given (got {value!r}): give a date as YYYY-MM-DD")
+    aware = stamp.tzinfo is not None
+    if aware:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     if stamp != stamp.normalize():
-        raise ValueError(f"a cutoff must be a date (midnight), got {stamp}")
-    return int(stamp.value // (SECONDS_PER_DAY * 10**9))
+        at = f"{stamp.time()}{' UTC' if aware else ''}"
+        raise ConfigError(
+            f"{name} must be a date (YYYY-MM-DD), got {value!r}, which has the time of day {at}: "
+            "a cutoff is a whole day (midnight, UTC)"
+        )
+    return stamp
+
+
+def day_number(ts: Any) -> int:
+    """Integer day number of a date or midnight timestamp (days since the Unix epoch); see `as_cutoff`."""
+    return int(as_cutoff(ts).value // (SECONDS_PER_DAY * 10**9))
+
+
+def check_observed(data: Any, cutoff: Any) -> pd.Timestamp:
+    """The cutoff, refused when it lies after the data end: the days past the end are unobserved.
+
+    Features at such a cutoff would count the unobserved days as days without purchases (recency,
+    windows, BTYD's T) and quietly shrink every prediction. A cutoff exactly at the (exclusive) data
+    end is the latest one observed. Data without an ``end`` is not checked.
+    """
+    cut = as_cutoff(cutoff)
+    end = getattr(data, "end", None)
+    if end is None:
+        return cut
+    end = as_cutoff(pd.Timestamp(end).normalize(), "data end")
+    if cut > end:
+        last = (end - pd.Timedelta(days=1)).date()
+        source = getattr(getattr(data, "quality", None), "end_source", "") or "the data"
+        raise ConfigError(
+            f"cutoff {cut.date()} is after the data end {end.date()} (exclusive: the last observed day "
+            f"is {last}, by {source}): the days after it are unobserved, not days without purchases. "
+            f"Use a cutoff on or before {end.date()} (--cutoff, time.cutoff), or, if the data really "
+            "runs later, set data.end to its last day"
+        )
+    return cut
 
 
 def to_day(column: ir.TimestampValue) -> ir.IntegerValue:

@@ -24,6 +24,7 @@ from kamml.config import ChurnLabel, Config
 from kamml.errors import ConfigError
 from kamml.features._context import (
     FeatureContext,
+    check_observed,
     day_number,
     join_on_account,
     outer_join_on_account,
@@ -38,6 +39,7 @@ __all__ = [
     "build_labels",
     "build_past_window",
     "build_training_frame",
+    "check_label_window",
     "feature_context",
     "features_expr",
     "training_cutoffs",
@@ -64,9 +66,13 @@ def _cut(table: ir.Table | None, cutoff_day: int, column: str = "ts") -> ir.Tabl
 
 
 def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> FeatureContext:
-    """Cut every table of `data` (a `kamml.data.Dataset`) at `cutoff` and gather the settings."""
+    """Cut every table of `data` (a `kamml.data.Dataset`) at `cutoff` and gather the settings.
+
+    A cutoff after the data end is refused (`check_observed`): every feature, score and backtest
+    passes through here.
+    """
     cfg = config or Config()
-    cday = day_number(cutoff)
+    cday = day_number(check_observed(data, cutoff))
     tx = _cut(data.transactions, cday)
     assert tx is not None
     accounts = data.accounts
@@ -362,18 +368,24 @@ def build_labels(data: Any, cutoff: Any, horizon_days: int, *, churn: str = "no_
     known end, so one inside the window was not renewed. ``contract_lapsed`` says which; an account
     without a contract_end, or whose contract ended before the cutoff, follows the purchase rule.
     """
-    cday = day_number(cutoff)
-    end = getattr(data, "end", None)
-    if end is not None and cday + int(horizon_days) > day_number(pd.Timestamp(end).normalize()):
-        raise ConfigError(
-            f"label window {pd.Timestamp(cutoff).date()} + {horizon_days} days ends after the data end "
-            f"{pd.Timestamp(end).date()}: move time.cutoff earlier or shorten time.horizon_days"
-        )
+    check_label_window(data, cutoff, horizon_days)
     frame = fetch_by_account(label_expr(data, cutoff, horizon_days, churn=churn))
     for col in ("churned", "contract_lapsed"):
         if col in frame.columns:
             frame[col] = frame[col].astype("int64")
     return frame
+
+
+def check_label_window(data: Any, cutoff: Any, horizon_days: int) -> None:
+    """Refuse a label window [cutoff, cutoff + horizon_days) that ends after the data end."""
+    cday = day_number(cutoff)
+    end = getattr(data, "end", None)
+    if end is not None and cday + int(horizon_days) > day_number(pd.Timestamp(end).normalize()):
+        raise ConfigError(
+            f"label window {pd.Timestamp(cutoff).date()} + {horizon_days} days ends after the data end "
+            f"{pd.Timestamp(end).date()}: move the cutoff earlier (--cutoff, time.cutoff) or shorten "
+            "time.horizon_days"
+        )
 
 
 def build_past_window(data: Any, cutoff: Any, days: int) -> pd.DataFrame:

@@ -26,9 +26,11 @@ from typing import Any
 import pandas as pd
 
 from kamml.allocation import allocate, budget_curve
+from kamml.allocation.allocate import check_settings
 from kamml.config import Config
 from kamml.data import Dataset
-from kamml.io import atomic_path, write_table
+from kamml.errors import ConfigError
+from kamml.io import atomic_path, check_output_dir, write_table
 from kamml.jobs.data import job_data
 from kamml.jobs.score import score
 from kamml.jobs.train import TrainResult, train
@@ -36,7 +38,7 @@ from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
 from kamml.tracking import LoadedModel, TrainingRun, load_model
 
-__all__ = ["RunResult", "run", "skipped_parts"]
+__all__ = ["RunResult", "check_owners", "run", "skipped_parts"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,19 @@ def skipped_parts(data: Dataset) -> list[str]:
     return out
 
 
+def check_owners(config: Config, data: Dataset) -> None:
+    """Refuse ``allocation.capacity`` without owners in the data: every account's rep must be known."""
+    if config.allocation.capacity is None:
+        return
+    accounts = data.tables.get("accounts")
+    if accounts is None or "owner" not in accounts.columns:
+        where = "the data has no accounts table" if accounts is None else "the accounts have no owner column"
+        raise ConfigError(
+            f"allocation.capacity limits each rep's hours, but {where}: map the owner "
+            "column (data.columns.accounts.owner) or remove allocation.capacity"
+        )
+
+
 @contextmanager
 def _stage(name: str, seconds: dict[str, float], echo: Callable[[str], None]) -> Iterator[None]:
     """Announce a stage, time it."""
@@ -94,9 +109,11 @@ def run(
 ) -> RunResult:
     """Run the whole job of `config` (data from `source` or ``data.path``); see the module docstring."""
     seconds: dict[str, float] = {}
-    out_dir = Path(config.output.dir)
+    out_dir = check_output_dir(config.output.dir)
+    check_settings(config)  # a plan bound to fail fails before training registers a model
     with _stage("validate", seconds, echo):
         data = job_data(config, source)
+        check_owners(config, data)
         skipped = skipped_parts(data)
         n_tx = data.tables["transactions"].count().to_pandas()
         echo(

@@ -20,6 +20,7 @@ from kamml.config import Config
 from kamml.data import Dataset
 from kamml.errors import FeatureMismatchError
 from kamml.features import build_features
+from kamml.features._context import check_observed
 from kamml.io import check_output_path, write_table
 from kamml.progress import track
 from kamml.tracking import LoadedModel, load_model
@@ -97,7 +98,7 @@ def score(
     """
     loaded = load_model(model) if isinstance(model, str) else model
     bundle = loaded.bundle
-    cut = pd.Timestamp(cutoff).normalize()
+    cut = check_observed(data, cutoff)
     t0 = time.perf_counter()
     if features is None:
         features = build_features(data, cut, bundle.scoring_config(config))

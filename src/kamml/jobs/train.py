@@ -23,6 +23,7 @@ from kamml.data import Dataset
 from kamml.data.fingerprint import fingerprint
 from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, train_bundle
 from kamml.features import build_features
+from kamml.features._context import check_observed
 from kamml.models.bundle import ModelBundle
 from kamml.models.effort import fit_effort_response_from_data
 from kamml.tracking import Promotion, TrainingRun
@@ -55,10 +56,9 @@ class TrainResult:
 
 
 def cutoffs(data: Dataset, config: Config) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The (scoring, backtest) cutoffs of a job (module docstring)."""
+    """The (scoring, backtest) cutoffs of a job (module docstring); a time.cutoff past the data end fails."""
     end = pd.Timestamp(data.end).normalize()
-    scoring = pd.Timestamp(config.time.cutoff).normalize() if config.time.cutoff else end
-    scoring = min(scoring, end)
+    scoring = check_observed(data, config.time.cutoff) if config.time.cutoff else end
     latest = default_cutoff(data, config.time.horizon_days)
     return scoring, min(scoring, latest)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
+from kamml.errors import ModelError
 from kamml.models.btyd import BetaGeo, GammaGamma
 
 __all__ = [
@@ -75,6 +76,11 @@ def _rfm(frame: pd.DataFrame) -> pd.DataFrame:
 def fit_btyd(frame: pd.DataFrame, penalizer: float = 0.0) -> BtydFit:
     """Fit BG/NBD on every account with purchases and Gamma-Gamma on the repeat buyers with value > 0."""
     rfm = _rfm(frame)
+    if rfm.empty:
+        raise ModelError(
+            f"BG/NBD needs accounts with a purchase history; none of the {len(frame):,} rows has one "
+            "(frequency and T are missing: no transaction before the cutoff)"
+        )
     bg = BetaGeo(penalizer=penalizer).fit(rfm[["frequency", "recency", "T"]])
     repeat = rfm[(rfm["frequency"] > 0) & (rfm["monetary"] > 0)]
     gg_params = None

@@ -41,7 +41,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from kamml.config import Config
-from kamml.errors import FeatureMismatchError, ModelError
+from kamml.errors import ConfigError, FeatureMismatchError, ModelError
 from kamml.features.catalogue import definition
 from kamml.models._lgbm import as_float, column_arrays
 from kamml.models.btyd_features import (
@@ -92,6 +92,26 @@ CHURN_BLEND = "btyd_expected_purchases"
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """The model features of a training or feature frame: everything but keys and labels."""
     return [c for c in frame.columns if c not in LABELS and c not in KEYS]
+
+
+def check_snapshot_history(train: pd.DataFrame) -> None:
+    """Refuse training snapshots in which no account has bought before the cutoff: BTYD has no data there.
+
+    A `ConfigError` names the snapshot cutoffs; it comes from a ``time.cutoff`` (or backtest cutoff) so
+    early that ``time.snapshots`` steps of ``time.step_days`` reach back before the first transaction.
+    """
+    if train.empty or not {"frequency", "T"} <= set(train.columns):
+        return
+    history = train["T"].notna() & train["frequency"].notna()
+    per_snapshot = history.groupby(train["snapshot"], observed=True).any()
+    empty = sorted(pd.Timestamp(s) for s in per_snapshot.index[~per_snapshot.to_numpy(dtype=bool)])
+    if empty:
+        shown = ", ".join(str(s.date()) for s in empty)
+        raise ConfigError(
+            f"{len(empty)} of {len(per_snapshot)} training snapshot(s) hold no purchase history before "
+            f"their cutoffs ({shown}): no account bought anything before then. Move the cutoff later "
+            "(--cutoff, time.cutoff), or use fewer time.snapshots or a shorter time.step_days"
+        )
 
 
 def add_snapshot_btyd(train: pd.DataFrame, horizon: float) -> pd.DataFrame:
@@ -253,6 +273,7 @@ class ModelBundle:
             raise ModelError(
                 "the training frame has no 'snapshot' column: build it with build_training_frame"
             )
+        check_snapshot_history(train)
         train = add_snapshot_btyd(train, h / unit)
         features = feature_columns(train)
         latest = train["snapshot"].max()

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from kamml.errors import ConfigError
 
-__all__ = ["DEFAULT_CLIP", "DEFAULT_EXPONENT", "DEFAULT_SCALE", "effort_scale"]
+__all__ = ["DEFAULT_CLIP", "DEFAULT_EXPONENT", "DEFAULT_SCALE", "check_clip", "effort_scale"]
 
 logger = logging.getLogger("kamml.models.effort")
 
@@ -96,9 +96,7 @@ def effort_scale(
         raise ConfigError(f"effort scale must be a finite number of hours > 0, got {scale}")
     if not np.isfinite(exponent) or exponent < 0:
         raise ConfigError(f"effort scale exponent must be a finite number >= 0, got {exponent}")
-    low, high = float(clip[0]), float(clip[1])
-    if not (0 < low <= high < np.inf):
-        raise ConfigError(f"effort scale clip must satisfy 0 < low <= high < inf, got ({low}, {high})")
+    low, high = check_clip(clip)
     value = np.nan_to_num(np.asarray(clv, dtype=float), nan=0.0)
     if reference is not None:
         ref = float(reference)
@@ -117,3 +115,11 @@ def effort_scale(
         if factor is not None:
             k = k * np.asarray(factor, dtype=float)
     return np.asarray(np.clip(k, low * scale, high * scale), dtype=np.float64)
+
+
+def check_clip(clip: tuple[float, float]) -> tuple[float, float]:
+    """The clip range (low, high) of `effort_scale` as floats; a ConfigError unless 0 < low <= high < inf."""
+    low, high = float(clip[0]), float(clip[1])
+    if not (0 < low <= high < np.inf):
+        raise ConfigError(f"effort scale clip must satisfy 0 < low <= high < inf, got ({low}, {high})")
+    return low, high

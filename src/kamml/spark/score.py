@@ -29,6 +29,7 @@ import pandas as pd
 
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError
+from kamml.features._context import as_cutoff
 from kamml.features.build import settle_frame
 from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS
 from kamml.models.bundle import ModelBundle
@@ -141,7 +142,7 @@ def score_frame_spark(
 
     loaded = load_model(model) if isinstance(model, str) else model
     bundle = loaded.bundle
-    cut = pd.Timestamp(cutoff).normalize()
+    cut = as_cutoff(cutoff)
     session = spark_session(config)
     features = _features(session, data, cut, bundle, config)
     needed = list(bundle.feature_spec()["columns"])

@@ -364,3 +364,20 @@ def test_btyd_without_any_purchase_history_is_a_model_error_not_sklearns():
     )
     with pytest.raises(ModelError, match="none of the 2 rows has one"):
         fit_btyd(rows)
+
+
+def test_feature_rows_breaking_the_purchase_history_rules_are_named(fitted):
+    bundle, features = fitted
+    rows = features.iloc[:4].copy()
+    rows.iloc[0, rows.columns.get_loc("recency")] = np.nan  # T given (a history), recency not
+    rows.iloc[2, rows.columns.get_loc("frequency")] = -1.0
+    with pytest.raises(ModelError) as info:
+        bundle.predict(rows, refit_btyd=False)
+    message = str(info.value)
+    assert "features.recency: missing while T is given; row(s) 0" in message
+    assert "features.frequency: must be a whole number of repeat purchases >= 0; row(s) 2" in message
+    # a row without any history is no error: it scores from its other features
+    blank = features.iloc[[1]].copy()
+    blank[["frequency", "recency", "monetary"]] = 0.0  # as the features give an account without one
+    blank["T"] = np.nan
+    assert np.isfinite(bundle.predict(blank, refit_btyd=False)["clv"]).all()

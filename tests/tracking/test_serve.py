@@ -131,6 +131,12 @@ def test_params_and_missing_columns(server, trained):
         _post(f"{server}/invocations", {"dataframe_records": wrong})
     assert info.value.code == 400
     assert "'recency' must be numeric" in info.value.read().decode()
+    after = json.loads(rows.to_json(orient="records"))
+    after[1]["recency"] = after[1]["T"] + 5  # a last purchase after the cutoff
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _post(f"{server}/invocations", {"dataframe_records": after})
+    assert info.value.code == 400
+    assert "features.recency: must be <= T" in info.value.read().decode()
 
 
 def test_one_row_with_a_missing_number_answers_like_in_process_predict(server, trained):

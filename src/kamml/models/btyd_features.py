@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from kamml.errors import ModelError
+from kamml.errors import ModelError, Problem
 from kamml.models.btyd import BetaGeo, GammaGamma
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "BtydFit",
     "add_btyd_features",
     "btyd_columns",
+    "check_history",
     "expected_purchase_ratio",
     "fit_btyd",
     "no_purchase_exponent",
@@ -90,6 +91,42 @@ def fit_btyd(frame: pd.DataFrame, penalizer: float = 0.0) -> BtydFit:
     else:
         log.info("Gamma-Gamma skipped: only %d repeat buyers with positive value", len(repeat))
     return BtydFit({k: float(v) for k, v in bg.params_.items()}, gg_params)
+
+
+def check_history(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> None:
+    """ModelError naming every feature row that breaks the purchase-history rules BTYD relies on.
+
+    A row with T (days since the first purchase) has a purchase history, and then needs frequency a
+    whole number >= 0 and 0 <= recency <= T, recency 0 when frequency is 0; a row without T has none
+    (the features give it frequency and recency 0). Scoring checks this before BTYD does, so a CRM's bad
+    row is an error about the feature columns (HTTP 400 over REST), not about BTYD's input.
+    """
+    history = ~np.isnan(T)
+    rules = [
+        ("frequency", history & np.isnan(frequency), "missing while T is given"),
+        ("recency", history & np.isnan(recency), "missing while T is given"),
+        ("T", history & ~np.isfinite(T), "must be finite"),
+        ("frequency", history & np.isinf(frequency), "must be finite"),
+        ("recency", history & np.isinf(recency), "must be finite"),
+        (
+            "frequency",
+            history & ((frequency < 0) | (frequency != np.floor(frequency))),
+            "must be a whole number of repeat purchases >= 0",
+        ),
+        ("recency", history & (recency < 0), "must be >= 0"),
+        ("T", history & (T < 0), "must be >= 0"),
+        ("recency", history & (recency > T), "must be <= T (the last purchase cannot be after the cutoff)"),
+        ("recency", history & (frequency == 0) & (recency != 0), "must be 0 when frequency is 0"),
+    ]
+    values = {"frequency": frequency, "recency": recency, "T": T}
+    problems = []
+    for column, bad, rule in rules:
+        if bad.any():
+            rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
+            shown = tuple(values[column][bad][:5].tolist())
+            problems.append(Problem("features", column, f"{rule}; row(s) {rows}", int(bad.sum()), shown))
+    if problems:
+        raise ModelError("feature rows break the purchase-history rules: " + "; ".join(map(str, problems)))
 
 
 def btyd_columns(

@@ -150,6 +150,23 @@ def test_float_ids(backend):
     assert rules == {"not a whole number": 2, "null or empty id": 1}
 
 
+def test_unsigned_ids_beyond_int64_are_named(backend, tmp_path):
+    # a Parquet file keeps the unsigned type (a pandas frame's uint64 ids arrive as text ids)
+    ids = np.array([1, 2**63, 2**64 - 1], dtype=np.uint64)
+    pd.DataFrame({"account_id": ids[:1], "ts": ["2024-01-01"], "amount": [1.0]}).to_parquet(
+        tmp_path / "ok.parquet"
+    )
+    got = load_data({"transactions": tmp_path / "ok.parquet"}, backend=backend).to_pandas("transactions")
+    assert got["account_id"].tolist() == [1]
+    bad = pd.DataFrame({"account_id": ids, "ts": ["2024-01-01"] * 3, "amount": [1.0] * 3})
+    bad.to_parquet(tmp_path / "bad.parquet")
+    (problem,) = _problems({"transactions": tmp_path / "bad.parquet"}, backend=backend)[
+        "transactions", "account_id"
+    ]
+    assert problem.rule.startswith("id above 2**63 - 1")
+    assert problem.n_rows == 2
+
+
 def test_ids_become_text_everywhere_when_any_key_is_text(backend, tx):
     accounts = pd.DataFrame({"account_id": ["1", "2", "A-3"], "segment": ["x", "y", "z"]})
     refs = pd.DataFrame({"referrer_id": [1], "referred_id": [2], "ts": ["2024-02-01"]})

@@ -31,6 +31,7 @@ __all__ = ["TablePlan", "Validated", "plan_table", "validate_tables"]
 
 log = logging.getLogger(__name__)
 
+_INT64_MAX = 2**63 - 1
 #: A whole number that fits int64 without leading zeros ("007" stays text: it is a code, not a number).
 INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
 #: A time of day followed by a UTC offset at the end of a date text (+HH:MM, +HHMM or +HH).
@@ -290,6 +291,9 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     if dtype.is_integer():
         null = c.isnull()
         key = c
+        if dtype.is_uint64():  # kamml keeps ids as int64: larger unsigned ids would wrap or fail in a join
+            too_big = c > ibis.literal(_INT64_MAX, type="uint64")
+            plan.add(column, f"id above 2**63 - 1, the largest kamml keeps{tag}", too_big, c)
 
         def builder(ctx: Context) -> Deferred:
             return c.cast("int64") if _as_int(ctx, cspec) else c.cast("int64").cast("string")

@@ -257,8 +257,9 @@ def optimize_detailed(
         )
         h_free, _, _ = _solve(free)
         floor_cost = max(0.0, float(gain(problem.stake, problem.scale, h_free).sum()) - total)
-    with np.errstate(over="ignore", under="ignore"):
-        marginal = problem.stake / problem.scale * np.exp(-h / problem.scale)
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        # on the log scale: a tiny scale makes stake / scale overflow while exp(-h / scale) is 0
+        marginal = np.exp(np.log(problem.stake) - np.log(problem.scale) - h / problem.scale)
     unused = problem.hours - float(h.sum())
     rep_price = {rep: _price(max(t_team, t_rep[r])) for r, rep in enumerate(problem.reps)}
     return AllocationResult(

@@ -534,3 +534,11 @@ def test_floor_cost_is_never_negative_and_prices_are_ordered(p):
     assert res.team_price >= 0.0
     assert all(price >= res.team_price for price in res.rep_price.values())
     assert res.unused_hours >= 0.0
+
+
+def test_marginal_value_is_finite_for_a_vanishing_scale_and_a_zero_stake():
+    with np.errstate(all="ignore"):
+        res = optimize_detailed([100.0, 50.0, 0.0], [1e-320, 2.0, 1.0], hours=3.0, floor=0.5)
+    assert np.isfinite(res.marginal).all()  # inf x 0 gave NaN for the vanishing scale
+    assert res.marginal[0] == 0.0  # served in full by its floor: one more hour adds nothing
+    assert res.marginal[2] == 0.0

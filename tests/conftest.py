@@ -5,7 +5,9 @@ A fresh SQLite tracking store costs ~4 s of migrations, so the session shares on
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,21 @@ from kamml.data import load_data
 from kamml.datasets import synthetic
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
+
+
+@pytest.fixture(autouse=True)
+def _kamml_logger_restored() -> Iterator[None]:
+    """Undo what a CLI run does to the ``kamml`` logger (its level, and a handler on the runner's stream).
+
+    Without this a test that counts log records saw INFO lines of other kamml modules, and handlers
+    writing to a closed stream, whenever it ran after a CLI test.
+    """
+    logger = logging.getLogger("kamml")
+    level, handlers, propagate = logger.level, list(logger.handlers), logger.propagate
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+    logger.propagate = propagate
 
 
 def _tracked_config(root: Path, **tracking: str) -> Config:

@@ -264,9 +264,9 @@ class ChurnModel(ClassifierMixin, LGBMModel):
     def _refitted(self, held_out: FloatArray, sample_weight: FloatArray | None) -> None:
         """Standardise the refitted model's logit on the held-out rows, as the first model's was.
 
-        The blend and its calibration map were fitted on the first model's held-out scores; the refitted
-        model's logits can sit on another scale, and a map fitted on a blend is steep wherever the
-        feature part spreads the scores thinly, so the logit part is re-centred (no labels are used).
+        The blend's weight and logistic map were fitted on the first model's held-out scores; the refitted
+        model's logits can sit on another scale, which would shift the blend against the feature part, so
+        the logit part is re-centred and re-scaled on the same rows (no labels are used).
         """
         if self.blend_ is None:
             return
@@ -294,8 +294,7 @@ class ChurnModel(ClassifierMixin, LGBMModel):
     @staticmethod
     def _minus_log(x: FloatArray, floor: float) -> FloatArray:
         """-log(max(x, floor)); NaN where x is missing."""
-        with np.errstate(invalid="ignore"):
-            return np.where(np.isnan(x), np.nan, -np.log(np.maximum(np.nan_to_num(x, nan=floor), floor)))
+        return np.where(np.isnan(x), np.nan, -np.log(np.maximum(np.nan_to_num(x, nan=floor), floor)))
 
     def _fit_blend(
         self, raw: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray

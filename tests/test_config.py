@@ -100,3 +100,16 @@ def test_capacity_reps_are_named_as_text(tmp_path):
     path.write_text("allocation:\n  capacity: {101: 10, '101': 5}\n")
     with pytest.raises(ConfigError, match="'101' is listed more than once"):
         load_config(path)
+
+
+@pytest.mark.parametrize("metric", ["value.auc", "value.roc_auc", "churn.base_rate", "a.b.c.d", "gini"])
+def test_promote_metric_must_be_a_known_backtest_metric(metric):
+    with pytest.raises(ConfigError, match=r"tracking\.promote_metric"):
+        Config.from_dict({"tracking": {"promote_metric": metric}})
+
+
+@pytest.mark.parametrize(
+    "metric", ["value.gini", "churn.log_loss", "churn.btyd.roc_auc", "referral.spearman"]
+)
+def test_promote_metric_accepts_every_task_metric(metric):
+    assert Config.from_dict({"tracking": {"promote_metric": metric}}).tracking.promote_metric == metric

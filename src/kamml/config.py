@@ -198,6 +198,26 @@ class AllocationConfig(_Section):
         return value
 
 
+#: Backtest metrics where the smaller value (in size, for aggregate_error) is the better one.
+LOWER_IS_BETTER = frozenset({"decile_mape", "rmse", "mae", "brier", "log_loss", "aggregate_error"})
+_VALUE_METRICS = (
+    "gini",
+    "spearman",
+    "top10_capture",
+    "top20_capture",
+    "decile_mape",
+    "aggregate_error",
+    "rmse",
+    "mae",
+)
+#: The metrics the gate can read per backtest task (``value.gini``, ``churn.roc_auc``, ...).
+PROMOTION_METRICS = {
+    "value": _VALUE_METRICS,
+    "churn": ("roc_auc", "pr_auc", "brier", "log_loss"),
+    "referral": _VALUE_METRICS,
+}
+
+
 class TrackingConfig(_Section):
     """MLflow tracking store, experiment and registered model (DESIGN §9)."""
 
@@ -206,6 +226,20 @@ class TrackingConfig(_Section):
     experiment: str = "kamml"
     model_name: str = "kamml"
     promote_metric: str = "value.gini"
+
+    @field_validator("promote_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        """``task.metric`` (or ``task.model.metric``) naming a backtest metric with a known direction.
+
+        Checked when the config is read: a typo would otherwise surface only after training, or never
+        (a metric the runs do not have leaves every later version unpromoted).
+        """
+        parts = value.split(".")
+        if len(parts) in (2, 3) and parts[-1] in PROMOTION_METRICS.get(parts[0], ()):
+            return value
+        known = "; ".join(f"{task}: {', '.join(names)}" for task, names in PROMOTION_METRICS.items())
+        raise ValueError(f"'{value}' must be task.metric, one of {known} (e.g. value.gini, churn.roc_auc)")
 
 
 class SparkConfig(_Section):

@@ -50,14 +50,16 @@ def test_champion_moves_only_on_a_better_backtest(trained):
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3
 
 
-def test_error_metrics_promote_the_smaller_value(trained):
-    name = "gate-test-brier"
-    v1 = _version_with_metrics(trained, name, {"churn.kamml.brier": 0.20})
-    assert promote(name, v1, "churn.brier", 0.20).promoted
-    v2 = _version_with_metrics(trained, name, {"churn.kamml.brier": 0.25})
-    assert not promote(name, v2, "churn.brier", 0.25).promoted
-    v3 = _version_with_metrics(trained, name, {"churn.kamml.brier": 0.18})
-    assert promote(name, v3, "churn.brier", 0.18).promoted
+@pytest.mark.parametrize("metric", ["brier", "log_loss"])
+def test_error_metrics_promote_the_smaller_value(trained, metric):
+    name = f"gate-test-{metric}"
+    key = f"churn.kamml.{metric}"
+    v1 = _version_with_metrics(trained, name, {key: 0.20})
+    assert promote(name, v1, f"churn.{metric}", 0.20).promoted
+    v2 = _version_with_metrics(trained, name, {key: 0.25})
+    assert not promote(name, v2, f"churn.{metric}", 0.25).promoted
+    v3 = _version_with_metrics(trained, name, {key: 0.18})
+    assert promote(name, v3, f"churn.{metric}", 0.18).promoted
 
 
 def test_training_job_logs_the_gate_decision(trained):

@@ -2,7 +2,8 @@
 
 The gate compares one backtest metric of the new version with the current champion's (read from the
 champion's training run). The first version always becomes champion. Higher is better except for the
-error metrics (decile_mape, rmse, mae, brier and the absolute aggregate_error).
+error metrics (decile_mape, rmse, mae, brier, log_loss and the absolute aggregate_error;
+`kamml.config.LOWER_IS_BETTER`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from kamml.config import LOWER_IS_BETTER
 from kamml.errors import ConfigError
 
 __all__ = ["CHAMPION", "Promotion", "metric_key", "promote", "register"]
@@ -22,7 +24,6 @@ __all__ = ["CHAMPION", "Promotion", "metric_key", "promote", "register"]
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
-LOWER_IS_BETTER = frozenset({"decile_mape", "rmse", "mae", "brier", "aggregate_error"})
 
 
 def metric_key(name: str) -> str:

@@ -57,13 +57,19 @@ def test_each_stage_announces_itself_and_ends_with_a_summary(job):
 def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path):
     cfg, first, _ = job
     before = pd.read_parquet(cfg.output.dir / "allocation.parquet")
-    second = run(cfg, world_path, echo=lambda _: None)
+    lines: list[str] = []
+    second = run(cfg, world_path, echo=lines.append)
     after = pd.read_parquet(cfg.output.dir / "allocation.parquet")
     assert len(after) == len(before)  # replaced, not appended
     assert not [p for p in cfg.output.dir.iterdir() if p.name.startswith(".")]
     assert int(second.training.promotion.version) == int(first.training.promotion.version) + 1
-    # same data, same seed: the same backtest, so the gate keeps the first champion
+    # same data, same seed: the same backtest, so the gate keeps the first champion ...
     assert not second.training.promotion.promoted
+    # ... and the plan comes from that champion, not from the version it rejected
+    champion = f"models:/{cfg.tracking.model_name}/{first.training.promotion.version}"
+    assert set(pd.read_parquet(cfg.output.dir / "scores.parquet")["model_uri"]) == {champion}
+    assert any("not promoted" in line and champion in line for line in lines)
+    pd.testing.assert_frame_equal(after, before)
 
 
 def test_skipped_parts_name_the_missing_tables(world_path, tmp_path):
@@ -127,3 +133,13 @@ def test_an_output_folder_that_is_a_file_fails_before_any_work(tracked_config, w
     with pytest.raises(DataError, match=r"report\.html: it is a file, not a folder"):
         run(cfg, world_path, echo=lines.append)
     assert lines == []  # not even the validate stage started
+
+
+def test_a_folder_where_an_output_file_goes_fails_before_any_work(tracked_config, world_path, tmp_path):
+    cfg = tracked_config()
+    cfg.output.dir = tmp_path / "out"
+    (cfg.output.dir / "scores.parquet").mkdir(parents=True)  # as a Spark run leaves it
+    lines: list[str] = []
+    with pytest.raises(DataError, match=r"scores\.parquet: it is an existing folder"):
+        run(cfg, world_path, echo=lines.append)
+    assert lines == []

@@ -330,10 +330,13 @@ def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, wor
     cfg = spark_config(tracked_config(experiment="kamml-run-spark", model_name="kamml-run-spark"))
     cfg.output.dir = tmp_path / "out"
     cfg.allocation.hours = 300
+    cfg.output.dir.mkdir()
+    for stale in ("allocation.csv", "budget_curve.csv"):  # an earlier in-memory run's plan
+        (cfg.output.dir / stale).write_text("account_id\n1\n")
     lines: list[str] = []
     result = run(cfg, world_path, echo=lines.append)
     out = cfg.output.dir
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir()) == [  # no stale plan left beside the new one
         "allocation.parquet",
         "backtest.json",
         "report.html",

@@ -1,5 +1,8 @@
 """The main job: validate, train (MLflow run and registry), score every account, allocate, report.
 
+Scores and the plan come from the champion: the new version when the registry gate promoted it, else the
+standing champion (said on the console), so a worse model never drives the allocation a CRM reads.
+
 Each stage logs its progress and ends with a one-line summary. Outputs land in ``output.dir``:
 scores.parquet, allocation.parquet and allocation.csv (for a CRM import), budget_curve.csv and .png,
 backtest.json and report.html, each written to a temporary file and renamed into place, so a rerun
@@ -9,7 +12,8 @@ With ``engine: spark`` scoring and allocation run on Spark and nothing per accou
 scores.parquet and allocation.parquet are folders of Parquet parts (renamed into place whole), there is
 no allocation.csv, the report is drawn from the plan grouped by tier and owner plus the top accounts, and
 the budget curve is left out (each point is a whole distributed solve). Only the small outputs (report,
-backtest, summary) are logged on the training run.
+backtest, summary) are logged on the training run. An earlier in-memory run's allocation.csv and
+budget curve in the folder are removed, so no stale plan is left beside the new one.
 """
 
 from __future__ import annotations
@@ -30,13 +34,13 @@ from kamml.allocation.allocate import check_settings
 from kamml.config import Config
 from kamml.data import Dataset
 from kamml.errors import ConfigError
-from kamml.io import atomic_path, check_output_dir, write_table
+from kamml.io import atomic_path, check_output_dir, check_writable, write_table
 from kamml.jobs.data import job_data
 from kamml.jobs.score import score
 from kamml.jobs.train import TrainResult, train
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
-from kamml.tracking import LoadedModel, TrainingRun, load_model
+from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, load_model
 
 __all__ = ["RunResult", "check_owners", "run", "skipped_parts"]
 
@@ -110,6 +114,9 @@ def run(
     """Run the whole job of `config` (data from `source` or ``data.path``); see the module docstring."""
     seconds: dict[str, float] = {}
     out_dir = check_output_dir(config.output.dir)
+    if config.engine.name != "spark":  # a folder left by a Spark run where a file goes: before training
+        for name in _FILE_OUTPUTS:
+            check_writable(out_dir / name)
     check_settings(config)  # a plan bound to fail fails before training registers a model
     with _stage("validate", seconds, echo):
         data = job_data(config, source)
@@ -134,8 +141,10 @@ def run(
     if config.engine.name == "spark":
         return _run_on_spark(config, data, training, out_dir, seconds, skipped, echo)
     with _stage("score", seconds, echo):
-        model = _registered(training)
-        scores = score(model, data, training.scoring_cutoff, config, features=training.features)
+        model, fresh = _registered(training, echo)
+        # the training job's features fit the new version; the champion rebuilds its own
+        features = training.features if fresh else None
+        scores = score(model, data, training.scoring_cutoff, config, features=features)
         echo(
             f"      {len(scores):,} accounts at {training.scoring_cutoff.date()}: expected value "
             f"{scores['clv'].sum():,.0f} over {config.time.horizon_days} days, mean p_churn "
@@ -155,10 +164,22 @@ def run(
     return RunResult(training, scores, allocation, curve, outputs, seconds, skipped)
 
 
-def _registered(training: TrainResult) -> LoadedModel:
-    """The model version the training job registered, loaded as the CRM sees it."""
+def _registered(training: TrainResult, echo: Callable[[str], None]) -> tuple[LoadedModel, bool]:
+    """The model the plan comes from, loaded as the CRM sees it, and whether it is the one just trained.
+
+    The champion: the new version when the gate promoted it, else the standing champion (a worse model
+    must not drive the allocation the CRM reads); the choice is said on the console and in the log.
+    """
     p = training.promotion
-    return load_model(f"models:/{p.name}/{p.version}")
+    if p.promoted:
+        return load_model(f"models:/{p.name}/{p.version}"), True
+    champion = load_model(f"models:/{p.name}@{CHAMPION}")
+    message = (
+        f"version {p.version} was not promoted ({p.reason}): scoring with the champion, {champion.resolved}"
+    )
+    log.warning(message)
+    echo(f"      {message}")
+    return champion, False
 
 
 def _plan_line(plan: dict[str, Any], hours: float) -> str:
@@ -206,9 +227,10 @@ def _run_on_spark(
     from kamml.spark import allocate_spark, plan_by_tier_and_owner, score_spark, top_rows
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale(out_dir)
     cutoff = training.scoring_cutoff
     with _stage("score", seconds, echo):
-        model = _registered(training)
+        model, _ = _registered(training, echo)
         scores_dir = score_spark(model, data, cutoff, out_dir / "scores.parquet", config)
         echo(f"      every account scored at {cutoff.date()} on Spark -> {scores_dir} (Parquet parts)")
     with _stage("allocate", seconds, echo):
@@ -238,6 +260,29 @@ def _run_on_spark(
     _done(seconds, out_dir, echo)
     scores = top_rows(scores_dir, 25, by="clv")
     return RunResult(training, scores, top, pd.DataFrame(), outputs, seconds, skipped)
+
+
+#: The outputs of the in-memory run that are single files (the Spark run writes Parquet folders).
+_FILE_OUTPUTS = (
+    "scores.parquet",
+    "allocation.parquet",
+    "allocation.csv",
+    "budget_curve.csv",
+    "budget_curve.png",
+    "backtest.json",
+    "report.html",
+)
+#: In-memory outputs a Spark run does not write: removed, so no earlier plan is left beside the new one.
+_NOT_ON_SPARK = ("allocation.csv", "budget_curve.csv", "budget_curve.png")
+
+
+def _remove_stale(folder: Path) -> None:
+    """Remove the in-memory outputs a Spark run does not replace (an earlier run's CSV plan, its curve)."""
+    for name in _NOT_ON_SPARK:
+        path = folder / name
+        if path.is_file():
+            path.unlink()
+            log.info("removed %s: an earlier run's output that a Spark run does not write", path)
 
 
 def _write_outputs(

@@ -15,7 +15,7 @@ from kamml.errors import ConfigError, FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
-from kamml.models.bundle import PREDICTION_COLUMNS, _phrase
+from kamml.models.bundle import PREDICTION_COLUMNS, _phrase, check_model_settings
 from kamml.models.effort import EffortResponse
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
@@ -381,3 +381,20 @@ def test_feature_rows_breaking_the_purchase_history_rules_are_named(fitted):
     blank[["frequency", "recency", "monetary"]] = 0.0  # as the features give an account without one
     blank["T"] = np.nan
     assert np.isfinite(bundle.predict(blank, refit_btyd=False)["clv"]).all()
+
+
+@pytest.mark.parametrize(
+    ("models", "says"),
+    [
+        ({"clv": {"objective": "binary"}}, r"models\.clv: ClvModel supports objective tweedie or poisson"),
+        ({"clv": {"num_iterations": 0}}, r"models\.clv: the number of boosting rounds must be >= 1"),
+        ({"churn": {"learning_rate": -1}}, r"models\.churn: The 'learning_rate' parameter"),
+        ({"influence": {"early_stopping_round": 3}}, r"models\.influence: set early stopping"),
+    ],
+)
+def test_model_settings_that_cannot_train_are_config_errors_before_any_work(models, says):
+    cfg = Config.from_dict({"time": {"horizon_days": 90}, "models": models})
+    with pytest.raises(ConfigError, match=says):
+        check_model_settings(cfg)
+    with pytest.raises(ConfigError, match=says):  # ModelBundle.fit checks before it touches the frame
+        ModelBundle.fit(pd.DataFrame(), cfg)

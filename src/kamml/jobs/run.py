@@ -38,6 +38,7 @@ from kamml.io import atomic_path, check_output_dir, check_writable, write_table
 from kamml.jobs.data import job_data
 from kamml.jobs.score import score
 from kamml.jobs.train import TrainResult, train
+from kamml.models.bundle import check_model_settings
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
 from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, load_model
@@ -118,6 +119,7 @@ def run(
         for name in _FILE_OUTPUTS:
             check_writable(out_dir / name)
     check_settings(config)  # a plan bound to fail fails before training registers a model
+    check_model_settings(config)
     with _stage("validate", seconds, echo):
         data = job_data(config, source)
         check_owners(config, data)

@@ -24,7 +24,7 @@ from kamml.data.fingerprint import fingerprint
 from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, train_bundle
 from kamml.features import build_features
 from kamml.features._context import check_observed
-from kamml.models.bundle import ModelBundle
+from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import fit_effort_response_from_data
 from kamml.tracking import Promotion, TrainingRun
 
@@ -84,6 +84,7 @@ def train(
         Name of the MLflow run.
     """
     t0 = time.perf_counter()
+    check_model_settings(config)  # before the backtest's features and models
     scoring, test_cut = cutoffs(data, config)
     log.info("backtest at %s, then the model for scoring at %s", test_cut.date(), scoring.date())
     result = backtest(data, config, test_cut)

@@ -59,7 +59,14 @@ from kamml.models.clv import ClvModel
 from kamml.models.effort import EffortResponse
 from kamml.models.influence import InfluenceModel
 
-__all__ = ["LABELS", "PREDICTION_COLUMNS", "ModelBundle", "add_snapshot_btyd", "feature_columns"]
+__all__ = [
+    "LABELS",
+    "PREDICTION_COLUMNS",
+    "ModelBundle",
+    "add_snapshot_btyd",
+    "check_model_settings",
+    "feature_columns",
+]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +147,24 @@ def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
             kwargs["offset_weight"] = params.pop("offset_weight")
     kwargs["params"] = params or None
     return kwargs
+
+
+def check_model_settings(cfg: Config) -> None:
+    """A ConfigError naming the model and the setting when a `models` section cannot train, before any work.
+
+    The estimators' own checks (objective, learning rate, early stopping, parameter types) ran only
+    inside training, after the data and features, and surfaced as tracebacks.
+    """
+    for name, model_class in (("clv", ClvModel), ("churn", ChurnModel), ("influence", InfluenceModel)):
+        try:
+            model = model_class(horizon_days=cfg.time.horizon_days, **_lgbm_kwargs(cfg, name))
+            model._validate_params()
+            model.lgb_params()
+            rounds = model._num_rounds()
+        except (TypeError, ValueError) as exc:  # sklearn's InvalidParameterError is both
+            raise ConfigError(f"models.{name}: {exc}") from None
+        if rounds < 1:
+            raise ConfigError(f"models.{name}: the number of boosting rounds must be >= 1, got {rounds}")
 
 
 def _stretch_no_purchase(p_churn: np.ndarray, exponent: float) -> np.ndarray:
@@ -270,6 +295,7 @@ class ModelBundle:
         horizon = cfg.time.horizon_days
         h = cfg.time.train_horizon_days or horizon
         unit = 7 if cfg.time.unit == "weeks" else 1
+        check_model_settings(cfg)
         if "snapshot" not in train.columns:
             raise ModelError(
                 "the training frame has no 'snapshot' column: build it with build_training_frame"

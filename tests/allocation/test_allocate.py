@@ -393,6 +393,20 @@ def test_allocate_file_errors(tmp_path):
         read_scores(broken)
 
 
+def test_a_folder_of_parquet_parts_reads_as_one_scores_table(tmp_path):
+    scores = make_scores()
+    folder = tmp_path / "scores.parquet"  # as a Spark run writes it
+    folder.mkdir()
+    half = len(scores) // 2
+    scores.iloc[:half].to_parquet(folder / "part-00000.parquet")
+    scores.iloc[half:].to_parquet(folder / "part-00001.parquet")
+    back = read_scores(folder).sort_values("account_id").reset_index(drop=True)
+    expected = scores.sort_values("account_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, expected, check_dtype=False)  # Parquet keeps dates in ms
+    with pytest.raises(DataError, match="scores file not found"):
+        read_scores(tmp_path / "elsewhere.parquet")
+
+
 def test_fitted_effort_scales_in_the_scores_are_used_when_auto():
     scores = make_scores()
     scores["effort_scale"] = np.linspace(1.0, 3.0, len(scores))

@@ -374,11 +374,19 @@ def _check_stake(frame: pd.DataFrame, cfg: AllocationConfig) -> None:
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
-    """Read a scores table from a Parquet or CSV file (by extension); DataError if it cannot be read."""
+    """Read a scores table: a Parquet or CSV file (by extension), or a folder of Parquet parts.
+
+    A folder is what a Spark run writes as ``scores.parquet``. DataError if it cannot be read.
+    """
     source = Path(path)
+    suffix = source.suffix.lower()
+    if source.is_dir() and suffix == ".parquet":
+        try:
+            return pd.read_parquet(source)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read the scores folder {source}: {exc}") from None
     if not source.is_file():
         raise DataError(f"scores file not found: {source}")
-    suffix = source.suffix.lower()
     try:
         if suffix == ".parquet":
             return pd.read_parquet(source)

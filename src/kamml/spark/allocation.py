@@ -234,11 +234,14 @@ class _Plan:
         ]
         scale = cfg.effort_scale
         if isinstance(scale, str):
-            logger.info(
-                "effort scale 'auto' without a fitted effort response: using the fixed rule, "
-                "%g hours at the median account",
-                DEFAULT_SCALE,
-            )
+            if "effort_scale" in frame.columns:  # the rule is only the fallback of rows without a scale
+                logger.info("effort scale 'auto': each account's effort_scale from the scores")
+            else:
+                logger.info(
+                    "effort scale 'auto' without a fitted effort response: using the fixed rule, "
+                    "%g hours at the median account",
+                    DEFAULT_SCALE,
+                )
             scale = DEFAULT_SCALE
         clip = effort_clip_pair(cfg.effort_clip)
         # the same checks as kamml.allocation.stake.effort_scale, before any pass over the rows

@@ -113,3 +113,13 @@ def test_promote_metric_must_be_a_known_backtest_metric(metric):
 )
 def test_promote_metric_accepts_every_task_metric(metric):
     assert Config.from_dict({"tracking": {"promote_metric": metric}}).tracking.promote_metric == metric
+
+
+def test_a_key_given_twice_in_the_yaml_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("time:\n  horizon_days: 90\nmodels:\n  seed: 1\ntime:\n  snapshots: 2\n")
+    with pytest.raises(ConfigError, match="duplicate key 'time'"):
+        load_config(path)
+    path.write_text("time:\n  horizon_days: 90\n  horizon_days: 30\n")
+    with pytest.raises(ConfigError, match="duplicate key 'horizon_days'"):
+        load_config(path)

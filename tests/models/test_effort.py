@@ -490,3 +490,12 @@ def test_with_the_accounts_size_the_fit_finds_the_worlds_size_elasticity():
     rank = pd.Series(with_size).corr(pd.Series(k_true), method="spearman")
     rank_value_only = pd.Series(value_only.effort_scale(clv)).corr(pd.Series(k_true), method="spearman")
     assert rank > rank_value_only + 0.2
+
+
+def test_the_panel_does_not_depend_on_the_order_of_the_rows():
+    # the engine's output order and parallel float sums vary; the panel (and so the fit) must not
+    tx, act, _ = make_book(300, seed=8)
+    cutoff = pd.Timestamp("2025-07-01")
+    panel = effort_panel(tx, act, cutoff)
+    shuffled = effort_panel(tx.sample(frac=1.0, random_state=1), act.sample(frac=1.0, random_state=2), cutoff)
+    pd.testing.assert_frame_equal(panel, shuffled, check_exact=True)

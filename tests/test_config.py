@@ -123,3 +123,11 @@ def test_a_key_given_twice_in_the_yaml_is_refused(tmp_path):
     path.write_text("time:\n  horizon_days: 90\n  horizon_days: 30\n")
     with pytest.raises(ConfigError, match="duplicate key 'horizon_days'"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"), [("time", "horizon_days"), ("models", "seed"), ("allocation", "hours")]
+)
+def test_true_or_false_where_a_number_goes_is_refused(section, key):
+    with pytest.raises(ConfigError, match=f"'{key}' must be a number, got true"):
+        Config.from_dict({section: {key: True}})  # pydantic alone reads it as 1: a 1-day horizon

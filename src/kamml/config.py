@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kamml.errors import ConfigError
 
@@ -37,6 +37,24 @@ class _Section(BaseModel):
     """Base of every config section: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_yes_no_for_numbers(cls, data: Any) -> Any:
+        """Refuse true/false where a number goes: pydantic reads them as 1 and 0 (a 1-day horizon)."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if field is not None and isinstance(value, bool) and not _takes_bool(field.annotation):
+                    raise ValueError(f"'{name}' must be a number, got {str(value).lower()}")
+        return data
+
+
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a bool (bool itself, Any, or a union with one of them)."""
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_takes_bool(arg) for arg in get_args(annotation) if arg is not type(None))
 
 
 class GenerateConfig(_Section):

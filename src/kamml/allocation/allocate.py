@@ -160,7 +160,7 @@ def allocate(
     if cfg.capacity is not None:
         owners = pd.Series(rep_names(frame["owner"]))
         hours_by_owner = pd.Series(result.hours).groupby(owners).sum()
-        warn_uncovered_owners(owner_counts(owners), cfg.capacity, hours_by_owner)
+        warn_uncovered_owners(owners.value_counts(), cfg.capacity, hours_by_owner)  # already named
     table = _table(frame, result, cfg)
     table.attrs["allocation"] = _summary(frame, result, team_hours)
     summary = table.attrs["allocation"]

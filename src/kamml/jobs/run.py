@@ -170,7 +170,7 @@ def _registered(training: TrainResult, echo: Callable[[str], None]) -> tuple[Loa
     """The model the plan comes from, loaded as the CRM sees it, and whether it is the one just trained.
 
     The champion: the new version when the gate promoted it, else the standing champion (a worse model
-    must not drive the allocation the CRM reads); the choice is said on the console and in the log.
+    must not drive the allocation the CRM reads); the choice is said once, on the console or in the log.
     """
     p = training.promotion
     if p.promoted:
@@ -179,8 +179,10 @@ def _registered(training: TrainResult, echo: Callable[[str], None]) -> tuple[Loa
     message = (
         f"version {p.version} was not promoted ({p.reason}): scoring with the champion, {champion.resolved}"
     )
-    log.warning(message)
-    echo(f"      {message}")
+    if echo == log.info:  # the job's own log: one line, as a warning
+        log.warning(message)
+    else:  # a console: said once there (logging it as well printed it twice)
+        echo(f"      warning: {message}")
     return champion, False
 
 

@@ -11,8 +11,11 @@
    fitted uplift (the growth weight), as `kamml train` deploys it; a number gives the fixed rule with that
    scale, for a model without a fitted response (growth weight 0.3).
 
+   With ``--floor-hours`` every active account gets that minimum touch (as ``allocation.floor_hours``;
+   the demo config has 0.25), and the rules and the oracle give the same floors.
+
 Usage: python benchmarks/synthetic_quality.py [--accounts 20000] [--seed 7] [--hours-per-account 0.1 0.2 0.5]
-       [--effort-scale auto 4] [--effort-exponent 0.5]
+       [--effort-scale auto 4] [--effort-exponent 0.5] [--floor-hours 0]
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 import kamml
-from kamml.allocation import allocate
+from kamml.allocation import allocate, floor_hours
 from kamml.datasets import synthetic
+from kamml.errors import InfeasibleError
 from kamml.evaluation.allocation import evaluate_allocation
 from kamml.evaluation.backtest import train_bundle
 from kamml.evaluation.metrics import normalized_gini, value_metrics
@@ -50,6 +54,7 @@ def main() -> None:
     parser.add_argument("--hours-per-account", type=float, nargs="+", default=[0.2])
     parser.add_argument("--effort-scale", type=_effort_scale, nargs="+", default=["auto"])
     parser.add_argument("--effort-exponent", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--floor-hours", type=float, default=0.0)
     args = parser.parse_args()
     t0 = time.perf_counter()
     world = synthetic.generate(args.accounts, seed=args.seed, horizon_days=args.horizon)
@@ -108,18 +113,23 @@ def main() -> None:
             settings.append((f"effort_scale {scale}, effort_exponent {exponent}", fixed))
     for (label, effort), per_account in itertools.product(settings, args.hours_per_account):
         hours = per_account * len(features)
-        update = {"hours": hours, "floor_hours": 0.0, "capacity": None, **effort}
+        update = {"hours": hours, "floor_hours": args.floor_hours, "capacity": None, **effort}
         alloc_cfg = cfg.allocation.model_copy(update=update)
         fitted = label.startswith("the effort response")
         # a fixed rule stands for a model without a fitted response: no effort scale and no uplift
         rows = scored if fitted else scored.drop(columns=["effort_scale", "effort_uplift"])
-        table = allocate(rows, hours, alloc_cfg)
+        try:
+            table = allocate(rows, hours, alloc_cfg)
+        except InfeasibleError as exc:  # floors above the team's hours
+            print(f"allocation of {per_account:g} hours per account with {label}: {exc}")
+            continue
         if response is not None and fitted and response.source == "fitted":
             k = table["effort_scale"].to_numpy(float)
             expected = scored.set_index("account_id")["effort_scale"].reindex(table["account_id"])
             assert np.allclose(k, expected, rtol=1e-9), "the allocation must take k from the scores"
+        floors = floor_hours(rows, alloc_cfg)  # the floors the plan gave: the rules and the oracle too
         comparison = evaluate_allocation(
-            world, table, args.horizon, hours=hours, floor=0.0, cap=alloc_cfg.cap_hours or 40.0
+            world, table, args.horizon, hours=hours, floor=floors, cap=alloc_cfg.cap_hours or 40.0
         )
         print(f"allocation of {per_account:g} hours per account with {label}:")
         with pd.option_context("display.width", 160, "display.max_columns", 20):

@@ -13,6 +13,7 @@ from kamml.allocation.allocate import (
     allocate_file,
     budget_curve,
     check_scores,
+    floor_hours,
     read_scores,
 )
 from kamml.allocation.optimizer import gain
@@ -103,6 +104,19 @@ def test_inactive_accounts_get_no_floor():
     assert (table.loc[inactive, "recommended_hours"] == 0).all()
     assert table.loc[inactive, "reasons"].str.contains("likely inactive").all()
     assert table.attrs["allocation"]["n_active"] == len(scores) - len(inactive)
+
+
+def test_floor_hours_are_the_floors_the_plan_gave():
+    scores = make_scores()
+    cfg = AllocationConfig(floor_hours=0.5)
+    floors = floor_hours(scores, cfg)
+    active = (scores.set_index("account_id")["p_alive"] >= 0.1).reindex(floors.index)
+    assert floors.name == "floor_hours"
+    assert set(floors[active]) == {0.5}
+    assert set(floors[~active]) == {0.0}
+    table = allocate(scores, 300.0, cfg).set_index("account_id")
+    assert (table["recommended_hours"].reindex(floors.index) >= floors - 1e-12).all()
+    assert floor_hours(scores.drop(columns="p_alive"), cfg).eq(0.5).all()  # no p_alive: all active
 
 
 def test_the_allocation_beats_every_other_feasible_split():

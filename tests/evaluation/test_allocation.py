@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from kamml.allocation.allocate import allocate
+from kamml.allocation.allocate import allocate, floor_hours
 from kamml.allocation.optimizer import gain
 from kamml.config import AllocationConfig
 from kamml.datasets import synthetic
@@ -145,6 +145,57 @@ def test_simple_rule_hours_on_a_world(world):
     assert (rules["top_n"] == 5.0).sum() == 40
 
 
+def test_simple_rules_with_floors_give_the_floors_first(world):
+    ids = world.truth["account_id"].to_numpy()
+    floor = pd.Series(0.5, index=ids[::2])  # every other account, by id
+    rules = simple_rule_hours(world, 300.0, cap=5.0, floor=floor)
+    floors = floor.reindex(ids).fillna(0.0).to_numpy()
+    for name, h in rules.items():
+        assert h.sum() == pytest.approx(300.0), name
+        assert (h >= floors - 1e-12).all(), name
+        assert h.max() <= 5.0 + 1e-9, name
+    # the rest is shared the rule's way: in proportion to revenue below the cap, equally, or top first
+    revenue = past_revenue(world.transactions, ids, world.end).to_numpy()
+    extra = rules["by_revenue"] - floors
+    free = (rules["by_revenue"] < 5.0 - 1e-9) & (revenue > 0)
+    np.testing.assert_allclose(extra[free] / revenue[free], (extra[free] / revenue[free])[0], rtol=1e-9)
+    bought = revenue > 0
+    np.testing.assert_allclose((rules["equal"] - floors)[bought], (rules["equal"] - floors)[bought][0])
+    order = np.argsort(-revenue, kind="stable")
+    full = (rules["top_n"] - floors)[order] >= (5.0 - floors[order]) - 1e-9  # filled to the cap
+    first_gap = int(np.argmin(full))
+    assert first_gap > 0
+    assert not full[first_gap:].any()  # the top accounts by revenue are filled first, in order
+    assert ((rules["top_n"] - floors)[order][first_gap + 1 :] == 0).all()
+    with pytest.raises(InfeasibleError, match="short"):
+        simple_rule_hours(world, 10.0, floor=1.0)
+    with pytest.raises(InfeasibleError, match="above the cap"):
+        simple_rule_hours(world, 1e6, cap=1.0, floor=2.0)
+
+
+@given(
+    revenue=arrays(float, st.integers(1, 30), elements=st.floats(0, 1e6)),
+    share=st.floats(0, 3),
+    cap=st.floats(0.5, 10),
+    floor=st.floats(0, 0.5),
+)
+@settings(max_examples=200, deadline=None)
+def test_floored_rules_keep_floor_cap_and_total(revenue, share, cap, floor):
+    n = revenue.size
+    floors = np.where(np.arange(n) % 2 == 0, floor, 0.0)
+    hours = floors.sum() + share * n
+    for h in (
+        hours_by_revenue(revenue, hours, cap=cap, floor=floors),
+        top_n_by_revenue(revenue, hours, cap=cap, floor=floors),
+        equal_hours(n, hours, cap=cap, floor=floors),
+    ):
+        assert (h >= floors - 1e-12).all()
+        assert (h <= cap * (1 + 1e-9)).all()
+        assert h.sum() == pytest.approx(min(hours, n * cap), rel=1e-9, abs=1e-9) or (
+            revenue.sum() > 0 and h.sum() <= hours * (1 + 1e-9)  # revenue-led rules: zero-revenue rows wait
+        )
+
+
 # ----------------------------------------------------------------------------------------- comparison
 
 
@@ -217,6 +268,29 @@ def test_kamml_on_true_scores_gets_most_of_the_oracle_and_beats_the_rules(world)
     assert by.loc["kamml", "share_of_oracle"] >= 0.8
     assert by.loc["kamml", "vs_best_rule"] > 0.1
     assert by.loc["kamml", "revenue_per_hour"] > by.loc[list(SIMPLE_RULES), "revenue_per_hour"].max()
+
+
+def test_evaluate_allocation_holds_rules_and_oracle_to_the_plan_floors(world):
+    """A plan with a minimum touch is compared with rules and an oracle that give the same touch."""
+    hours = 0.5 * world.n_accounts
+    cfg = AllocationConfig(hours=hours, floor_hours=0.25, cap_hours=40.0)
+    scores = truth_scores(world)
+    table = allocate(scores, hours, cfg)
+    floors = floor_hours(scores, cfg)
+    assert 0 < floors.sum() < hours
+    result = evaluate_allocation(world, table, HORIZON, cap=cfg.cap_hours, floor=floors).set_index("policy")
+    ids = world.truth["account_id"].to_numpy()
+    rules = simple_rule_hours(world, hours, cap=40.0, floor=floors)
+    stake = world.stake_and_scale(HORIZON)
+    for name in SIMPLE_RULES:
+        expected = gain(stake["stake"], stake["effort_scale"], rules[name]).sum()
+        assert result.loc[name, "true_gain"] == pytest.approx(expected), name
+    oracle = oracle_hours(world, hours, HORIZON, floor=floors.reindex(ids).to_numpy(), cap=40.0)
+    assert result.loc["oracle", "true_gain"] == pytest.approx(world.true_gain(oracle, HORIZON))
+    # the same plan against unfloored rules: they are free to skip the touch, so they look better
+    unfloored = evaluate_allocation(world, table, HORIZON, cap=cfg.cap_hours).set_index("policy")
+    best = result.loc[list(SIMPLE_RULES), "true_gain"].max()
+    assert unfloored.loc[list(SIMPLE_RULES), "true_gain"].max() > best
 
 
 def test_evaluate_allocation_needs_the_columns(world):

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from kamml.allocation.allocate import allocate, allocate_file, budget_curve, check_scores, read_scores
+from kamml.allocation.allocate import (
+    allocate,
+    allocate_file,
+    budget_curve,
+    check_scores,
+    floor_hours,
+    read_scores,
+)
 from kamml.allocation.optimizer import AllocationResult, gain, optimize, optimize_detailed
 from kamml.allocation.stake import effort_scale, stake_parts
 
@@ -13,6 +20,7 @@ __all__ = [
     "budget_curve",
     "check_scores",
     "effort_scale",
+    "floor_hours",
     "gain",
     "optimize",
     "optimize_detailed",

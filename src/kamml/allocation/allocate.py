@@ -538,6 +538,31 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
     return frame
 
 
+def floor_hours(scores: pd.DataFrame, config: AllocationConfig | Config | None = None) -> pd.Series:
+    """The minimum hours `allocate` gives each account: ``floor_hours`` when active, else 0.
+
+    An account is active when its ``p_alive`` is at least ``active_p_alive`` (or unknown). For comparing
+    a plan with other policies under the same minimum touch
+    (`kamml.evaluation.allocation.evaluate_allocation`'s ``floor``). `scores` and `config` as in
+    `allocate`; returns a float Series indexed by account_id, named ``floor_hours``.
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"account_id": [1, 2], "clv": [10.0, 5.0], "p_churn": [0.1, 0.9],
+    ...                        "p_alive": [0.9, 0.05]})
+    >>> floor_hours(scores, AllocationConfig(floor_hours=0.5)).to_dict()
+    {1: 0.5, 2: 0.0}
+    """
+    cfg = allocation_config(config)
+    frame = _prepared(scores, cfg)
+    return pd.Series(_floors(frame, cfg), index=frame["account_id"].to_numpy(), name="floor_hours")
+
+
+def _floors(frame: pd.DataFrame, cfg: AllocationConfig) -> FloatArray:
+    """Each prepared account's floor: ``floor_hours`` when active, else 0."""
+    return np.where(frame["active"].to_numpy(dtype=bool), float(cfg.floor_hours), 0.0)
+
+
 def effort_clip_pair(value: Any) -> tuple[float, float]:
     """``allocation.effort_clip`` as a (low, high) pair of floats; ConfigError otherwise."""
     try:
@@ -551,7 +576,7 @@ def _solve(frame: pd.DataFrame, cfg: AllocationConfig, hours: float) -> Allocati
     """Run the optimizer on the prepared scores with the config's floor, cap and capacity."""
     if not np.isfinite(hours) or hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {hours}")
-    floor = np.where(frame["active"].to_numpy(dtype=bool), cfg.floor_hours, 0.0)
+    floor = _floors(frame, cfg)
     owner = frame["owner"].to_numpy(dtype=object) if "owner" in frame else None
     return optimize_detailed(
         frame["stake"].to_numpy(dtype=float),

@@ -13,6 +13,10 @@ the last `window_days` before the world's end):
 - ``top_n``: the cap to each of the N accounts with the most past revenue, N = hours / cap (the remainder
   to the next account).
 
+A plan made with a minimum touch for every active account (``allocation.floor_hours``) is compared with
+rules and an oracle that give the same floors (`evaluate_allocation`'s ``floor``, e.g.
+`kamml.allocation.floor_hours` of the plan's scores) and share the rest of the hours their own way.
+
 The bar for kamml's allocation, end to end: at least 85 % of the oracle's gain and at least 20 % more than
 the best of the three rules.
 """
@@ -68,91 +72,131 @@ COMPARISON_COLUMNS = (
 
 
 def equal_hours(
-    n_accounts: int, hours: float, *, cap: float | None = None, eligible: npt.ArrayLike | None = None
+    n_accounts: int,
+    hours: float,
+    *,
+    cap: float | None = None,
+    eligible: npt.ArrayLike | None = None,
+    floor: npt.ArrayLike = 0.0,
 ) -> FloatArray:
     """The same hours for every eligible account, ``min(hours / n_eligible, cap)``; others get 0.
+
+    With floors, every account first gets its floor and the eligible ones share the rest equally (each
+    at most `cap` in all).
 
     Examples
     --------
     >>> equal_hours(4, 10.0, cap=3.0, eligible=[True, True, False, True]).tolist()
     [3.0, 3.0, 0.0, 3.0]
+    >>> equal_hours(3, 4.0, cap=3.0, eligible=[True, True, False], floor=0.5).tolist()
+    [1.75, 1.75, 0.5]
     """
     team = _team_hours(hours)
     mask = np.ones(n_accounts, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
     if mask.shape != (n_accounts,):
         raise ValueError(f"eligible must have one flag per account ({n_accounts}), got shape {mask.shape}")
-    out = np.zeros(n_accounts)
-    count = int(mask.sum())
-    if count:
-        each = team / count
-        out[mask] = each if cap is None else min(each, _cap(cap))
-    return out
+    base, room, left = _floored(n_accounts, team, cap, floor)
+    return base + _fill(mask.astype(float), room, left)
 
 
-def hours_by_revenue(revenue: npt.ArrayLike, hours: float, *, cap: float | None = None) -> FloatArray:
+def hours_by_revenue(
+    revenue: npt.ArrayLike, hours: float, *, cap: float | None = None, floor: npt.ArrayLike = 0.0
+) -> FloatArray:
     """Hours proportional to past revenue, at most `cap` each; what the cap cuts goes to the others.
 
     Exactly: ``h_i = min(cap, c x revenue_i)`` with c such that the hours add up to `hours` (or every
     account with revenue sits at the cap). Negative revenue counts as 0; with no revenue at all the hours
-    are split equally.
+    are split equally. With floors: ``h_i = floor_i + min(cap - floor_i, c x revenue_i)``.
 
     Examples
     --------
     >>> hours_by_revenue([100.0, 50.0, 50.0, 0.0], 8.0, cap=3.0).tolist()
     [3.0, 2.5, 2.5, 0.0]
+    >>> hours_by_revenue([100.0, 50.0, 50.0, 0.0], 8.0, cap=3.0, floor=1.0).tolist()
+    [3.0, 2.0, 2.0, 1.0]
     """
     team = _team_hours(hours)
     r = np.maximum(np.nan_to_num(np.asarray(revenue, dtype=float), nan=0.0), 0.0)
     if r.sum() <= 0:
-        return equal_hours(r.size, team, cap=cap)
-    r = r / r.max()  # scale-free: keeps the factor below finite for tiny or huge revenues
-    if cap is None:
-        return team * r / r.sum()
-    top = _cap(cap)
-    order = np.argsort(-r, kind="stable")
-    sorted_r = r[order]
-    # with the j biggest at the cap, the rest share what is left in proportion: c_j = left / rest revenue
-    j = np.arange(r.size + 1)
-    rest = np.concatenate([np.cumsum(sorted_r[::-1])[::-1], [0.0]])  # revenue outside the j biggest
-    left = team - j * top
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.where(rest > 0, left / rest, np.inf)
-    # the first j that is consistent: the (j+1)-th biggest stays below the cap at that c
-    nxt = np.concatenate([sorted_r, [0.0]])
-    with np.errstate(invalid="ignore"):  # inf x 0 when nothing is left to share: not consistent
-        ok = (left >= 0) & (c * nxt <= top * (1 + 1e-12))
-    first = int(np.argmax(ok)) if ok.any() else r.size
-    out = np.zeros(r.size)
-    capped = order[:first]
-    out[capped] = top
-    if first < r.size and np.isfinite(c[first]):
-        free = order[first:]
-        out[free] = np.minimum(c[first] * r[free], top)
-    else:  # every account with revenue is at the cap
-        out[r <= 0] = 0.0
-    return out
+        return equal_hours(r.size, team, cap=cap, floor=floor)
+    base, room, left = _floored(r.size, team, cap, floor)
+    return base + _fill(r / r.max(), room, left)  # scale-free: c stays finite for tiny or huge revenues
 
 
-def top_n_by_revenue(revenue: npt.ArrayLike, hours: float, *, cap: float) -> FloatArray:
+def top_n_by_revenue(
+    revenue: npt.ArrayLike, hours: float, *, cap: float, floor: npt.ArrayLike = 0.0
+) -> FloatArray:
     """The cap to each of the N accounts with most past revenue, N = floor(hours / cap); the rest to the next.
 
     Ties in revenue are broken by position (stable). Accounts without revenue get hours only when every
-    account with revenue already has the cap.
+    account with revenue already has the cap. With floors, every account first gets its floor and the
+    rest fills the accounts up to the cap in the same order.
 
     Examples
     --------
     >>> top_n_by_revenue([5.0, 9.0, 1.0, 7.0], 5.0, cap=2.0).tolist()
     [1.0, 2.0, 0.0, 2.0]
+    >>> top_n_by_revenue([5.0, 9.0, 1.0, 7.0], 5.0, cap=2.0, floor=0.5).tolist()
+    [0.5, 2.0, 0.5, 2.0]
     """
     team = _team_hours(hours)
-    top = _cap(cap)
     r = np.nan_to_num(np.asarray(revenue, dtype=float), nan=0.0)
+    base, room, left = _floored(r.size, team, _cap(cap), floor)
     order = np.argsort(-r, kind="stable")
-    n_full = min(int(team // top), r.size)
-    out = np.zeros(r.size)
-    out[order[:n_full]] = top
-    if n_full < r.size:
-        out[order[n_full]] = min(team - n_full * top, top)
+    before = np.concatenate([[0.0], np.cumsum(room[order])[:-1]])  # room of the accounts ahead
+    out = base.copy()
+    out[order] += np.clip(left - before, 0.0, room[order])
+    return out
+
+
+def _floored(
+    n_accounts: int, team: float, cap: float | None, floor: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, float]:
+    """Each account's floor, its room above the floor up to `cap`, and the team's hours the floors leave.
+
+    Raises InfeasibleError, saying by how much, when the floors need more than the team or exceed the cap.
+    """
+    f = np.broadcast_to(np.asarray(floor, dtype=float), (n_accounts,)).astype(float)
+    if not np.all(np.isfinite(f)) or (f < 0).any():
+        raise InfeasibleError("floors must be finite numbers of hours >= 0")
+    top = np.inf if cap is None else _cap(cap)
+    if (f > top).any():
+        raise InfeasibleError(f"a floor of {f.max():g} hours is above the cap of {top:g} hours")
+    need = float(f.sum())
+    if need > team * (1 + 1e-12):
+        raise InfeasibleError(
+            f"the floors need {need:,.6g} hours but the team has {team:,.6g}: {need - team:,.6g} hours short"
+        )
+    return f, top - f, max(team - need, 0.0)
+
+
+def _fill(weights: FloatArray, room: FloatArray, amount: float) -> FloatArray:
+    """`amount` shared in proportion to `weights`, each at most its `room`: ``min(room_i, c x w_i)``.
+
+    c makes the shares add up to `amount`, or every account with a weight is full when their room holds
+    less. Exact: with the accounts in the order they fill (room / weight), the first j to fill give
+    c = (amount - their room) / (the others' weight); the right j is the first whose next account is
+    not full at that c (shares are computed as weight ratios, so tiny weights do not overflow).
+    """
+    out = np.zeros(weights.size)
+    share = weights > 0
+    if amount <= 0 or not share.any():
+        return out
+    w, space = weights[share], room[share]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # tiny weights: inf, fills last
+        order = np.argsort(space / w, kind="stable")
+        w, space = w[order], space[order]
+        left = amount - np.concatenate([[0.0], np.cumsum(space)[:-1]])  # after the first j are full
+        rest = np.cumsum(w[::-1])[::-1]  # weight of the others
+        fits = left * (w / rest) <= space * (1 + 1e-12)
+        if fits.any():
+            j = int(np.argmax(fits))
+            got = np.minimum(space, left[j] * (w / rest[j]))
+        else:  # the rooms hold less than the amount: every account full
+            got = space
+    placed = np.empty_like(got)
+    placed[order] = got
+    out[share] = placed
     return out
 
 
@@ -178,7 +222,12 @@ def past_revenue(
 
 
 def simple_rule_hours(
-    world: World, hours: float, *, cap: float = 40.0, window_days: int = 365
+    world: World,
+    hours: float,
+    *,
+    cap: float = 40.0,
+    window_days: int = 365,
+    floor: npt.ArrayLike | pd.Series = 0.0,
 ) -> dict[str, FloatArray]:
     """Hours of the three simple rules for a world's accounts (aligned with ``world.truth.account_id``).
 
@@ -192,6 +241,9 @@ def simple_rule_hours(
         Most hours per account (`AllocationConfig.cap_hours`); also the hours of each top-N account.
     window_days : int, default 365
         The past revenue window.
+    floor : float, array or pandas.Series, default 0
+        Minimum hours per account (one number, an array aligned with ``truth.account_id`` or a Series
+        by account_id, missing accounts 0): each rule gives the floors first and shares the rest.
 
     Returns
     -------
@@ -199,13 +251,14 @@ def simple_rule_hours(
         ``{"equal": ..., "by_revenue": ..., "top_n": ...}``, arrays of hours per account.
     """
     ids = world.truth["account_id"].to_numpy()
+    floors = _floors(floor, ids)
     revenue = past_revenue(world.transactions, ids, world.end, window_days).to_numpy()
     bought = revenue > 0
     eligible = bought if bought.any() else None
     return {
-        "equal": equal_hours(ids.size, hours, cap=cap, eligible=eligible),
-        "by_revenue": hours_by_revenue(revenue, hours, cap=cap),
-        "top_n": top_n_by_revenue(revenue, hours, cap=cap),
+        "equal": equal_hours(ids.size, hours, cap=cap, eligible=eligible, floor=floors),
+        "by_revenue": hours_by_revenue(revenue, hours, cap=cap, floor=floors),
+        "top_n": top_n_by_revenue(revenue, hours, cap=cap, floor=floors),
     }
 
 
@@ -270,7 +323,7 @@ def compare_allocations(
         The oracle's team hours; by default the most hours any policy uses.
     floor, cap, capacity
         The oracle's limits, as in `oracle_hours` (give it those the recommended allocation had, for a
-        fair share; floors cost gain).
+        fair share; floors cost gain). `floor` may also be a Series by account_id (missing accounts 0).
     weights : mapping, optional
         Weights of retention, growth and referral in the true gain (each 1 by default: the true
         expected revenue the hours add).
@@ -298,7 +351,7 @@ def compare_allocations(
         raise ConfigError("'oracle' is the name of the oracle's row; give the policy another name")
     team = float(hours) if hours is not None else max((float(h.sum()) for h in aligned.values()), default=0.0)
     aligned["oracle"] = oracle_hours(
-        world, team, horizon_days, floor=floor, cap=cap, capacity=capacity, weights=weights
+        world, team, horizon_days, floor=_floors(floor, ids), cap=cap, capacity=capacity, weights=weights
     )
     rows = []
     for name, h in aligned.items():
@@ -332,7 +385,7 @@ def evaluate_allocation(
     *,
     hours: float | None = None,
     cap: float | None = 40.0,
-    floor: npt.ArrayLike = 0.0,
+    floor: npt.ArrayLike | pd.Series = 0.0,
     capacity: Mapping[Any, float] | None = None,
     window_days: int = 365,
     weights: Mapping[str, float | str] | None = None,
@@ -352,8 +405,13 @@ def evaluate_allocation(
         The team's hours for the rules and the oracle; the allocation's total by default.
     cap : float or None, default 40
         Most hours per account, for the rules and the oracle (the top-N rule needs one; 40 when None).
-    floor, capacity, weights
-        The oracle's floors and per-rep capacity, and the gain's weights, as in `compare_allocations`.
+    floor : float, array or pandas.Series, default 0
+        Minimum hours per account, for the rules and the oracle alike (a plan with a minimum touch is
+        compared with rules and an oracle that give the same touch): one number for every account, an
+        array aligned with ``truth.account_id``, or a Series by account_id such as
+        `kamml.allocation.floor_hours` of the scores behind the plan (the floors `allocate` gave).
+    capacity, weights
+        The oracle's per-rep capacity and the gain's weights, as in `compare_allocations`.
     window_days : int, default 365
         Past revenue window of the rules.
     name : str, default "kamml"
@@ -370,13 +428,16 @@ def evaluate_allocation(
     recommended = allocation.set_index("account_id")["recommended_hours"].astype(float)
     team = float(recommended.sum()) if hours is None else float(hours)
     policies: dict[str, npt.ArrayLike | pd.Series] = {name: recommended}
-    policies.update(simple_rule_hours(world, team, cap=40.0 if cap is None else cap, window_days=window_days))
+    ids = world.truth["account_id"].to_numpy()
+    floors = _floors(floor, ids)
+    rule_cap = 40.0 if cap is None else cap
+    policies.update(simple_rule_hours(world, team, cap=rule_cap, window_days=window_days, floor=floors))
     return compare_allocations(
         world,
         policies,
         horizon_days,
         hours=team,
-        floor=floor,
+        floor=floors,
         cap=cap,
         capacity=capacity,
         weights=weights,
@@ -400,6 +461,13 @@ def _cap(cap: float) -> float:
     if not np.isfinite(value) or value <= 0:
         raise ConfigError(f"the cap per account must be a finite number of hours > 0, got {value}")
     return value
+
+
+def _floors(floor: npt.ArrayLike | pd.Series, ids: npt.NDArray[Any]) -> FloatArray:
+    """Floors aligned with the world's account ids: one number for all, an aligned array or a Series by id."""
+    if isinstance(floor, pd.Series) or np.ndim(floor) > 0:
+        return _aligned("floor", floor, ids)
+    return np.full(ids.size, float(floor))  # type: ignore[arg-type]
 
 
 def _aligned(name: str, hours: npt.ArrayLike | pd.Series, ids: npt.NDArray[Any]) -> FloatArray:

@@ -366,6 +366,21 @@ def test_btyd_without_any_purchase_history_is_a_model_error_not_sklearns():
         fit_btyd(rows)
 
 
+def test_gamma_gamma_without_a_finite_mean_gives_missing_values_not_infinite():
+    """q <= 1 (a few, very uneven spenders): the population mean order value does not exist."""
+    from kamml.models.btyd_features import btyd_columns
+
+    fit = BtydFit({"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.4}, {"p": 0.5, "q": 0.9, "gamma": 300.0})
+    frequency, recency = np.array([0.0, 1.0, 4.0]), np.array([0.0, 10.0, 30.0])
+    T, monetary = np.array([40.0, 40.0, 40.0]), np.array([0.0, 50.0, 80.0])
+    columns = btyd_columns(frequency, recency, T, monetary, 30.0, fit)
+    order, value = columns["btyd_order_value"], columns["btyd_value"]
+    assert np.isnan(order[0])  # no repeat purchase: the population mean, infinite when q <= 1
+    assert np.isnan(value[0])
+    np.testing.assert_allclose(order[1:], [437.5, 163.15789474])  # repeat buyers: p x + q - 1 > 0
+    assert np.isfinite(value[1:]).all()
+
+
 def test_feature_rows_breaking_the_purchase_history_rules_are_named(fitted):
     bundle, features = fitted
     rows = features.iloc[:4].copy()

@@ -140,7 +140,9 @@ def btyd_columns(
     """The BTYD feature columns as arrays, for a horizon in the rfm time unit (NaN without a history).
 
     Accounts without purchases get missing BTYD values (LightGBM handles them); the order value of an
-    account without repeat purchases is the population mean of Gamma-Gamma.
+    account without repeat purchases is the population mean of Gamma-Gamma. Where Gamma-Gamma has no
+    finite expectation (q <= 1, fitted on few or very uneven spenders: the population mean is infinite)
+    the order value and the value are missing too, not infinite.
     """
     bg, gg = fit.models()
     n = len(frequency)
@@ -156,6 +158,7 @@ def btyd_columns(
             m = monetary[known]
             value = np.where((f > 0) & (m > 0), m, 0.0)
             order = gg.conditional_expected_value(np.where(value > 0, f, 0.0), value)
+            order = np.where(np.isfinite(order), order, np.nan)
             columns["btyd_order_value"][known] = order
             columns["btyd_value"][known] = expected * order
     return columns

@@ -318,6 +318,20 @@ def test_one_row_and_whole_frame_paths_give_the_same_scores(fitted):
         pd.testing.assert_frame_equal(one, whole.iloc[[i]], rtol=1e-12)
 
 
+def test_an_anchored_bundle_never_refits_btyd_by_default(fitted):
+    """The deployed (anchored) bundle scores a row the same in any batch; a merely fitted one refits."""
+    bundle, features = fitted
+    assert not bundle.anchored
+    anchored = bundle.anchor(features)
+    assert anchored.anchored
+    assert ModelBundle.from_dict(anchored.to_dict()).anchored  # saved with it
+    whole = anchored.predict(features)
+    part = anchored.predict(features.iloc[:150])  # >= 100 rows: the old default refitted BTYD on them
+    pd.testing.assert_frame_equal(part, whole.iloc[:150], rtol=1e-12)
+    refitted = bundle.predict(features.iloc[:150])
+    assert not np.allclose(refitted["clv"], bundle.predict(features.iloc[:150], refit_btyd=False)["clv"])
+
+
 def test_non_numeric_feature_value_is_a_named_error(fitted):
     bundle, features = fitted
     rows = features.head(2).astype({"spend_90d": object})

@@ -350,7 +350,7 @@ class ModelBundle:
         BTYD parameters need no labels, so the deployed bundle can carry a fit at the very cutoff it
         scores at (the backtest does the same at its test cutoff); its predictions stay row-independent.
         """
-        anchored = dataclasses.replace(self, meta=dict(self.meta))
+        anchored = dataclasses.replace(self, meta={**self.meta, "anchored_accounts": len(features)})
         anchored.btyd = fit_btyd(features)
         anchored._set_stretch(features, anchored.btyd)
         if len(features) > 0:
@@ -432,11 +432,16 @@ class ModelBundle:
             fit = fit_btyd(features) if refit and len(features) >= 100 else self.btyd
         return add_btyd_features(features, self.train_units, fit), fit
 
+    @property
+    def anchored(self) -> bool:
+        """Whether `anchor` set this bundle's BTYD at its scoring cutoff (then predictions never refit it)."""
+        return "anchored_accounts" in self.meta or self.value_level is not None or self.churn_shift is not None
+
     def predict(
         self,
         features: pd.DataFrame,
         *,
-        refit_btyd: bool = True,
+        refit_btyd: bool | None = None,
         btyd: BtydFit | None = None,
         top_drivers: int = 3,
     ) -> pd.DataFrame:
@@ -447,6 +452,10 @@ class ModelBundle:
         response's k and uplift; NaN without one) and drivers (the top `top_drivers` value drivers in
         words). `btyd` passes a BG/NBD fit the caller already has, so it is not fitted
         again. Columns other than the bundle's features (an account_id, an owner) are ignored.
+
+        `refit_btyd` (default: only when the bundle is not `anchored`) refits BG/NBD and Gamma-Gamma on
+        these rows when there are at least 100 of them; an anchored bundle keeps its own fit, so a row
+        scores the same alone or in any batch.
         """
         scores = self.score_columns(features, refit_btyd=refit_btyd, btyd=btyd, top_drivers=top_drivers)
         return pd.DataFrame(scores, index=features.index)
@@ -455,7 +464,7 @@ class ModelBundle:
         self,
         features: pd.DataFrame,
         *,
-        refit_btyd: bool = True,
+        refit_btyd: bool | None = None,
         btyd: BtydFit | None = None,
         top_drivers: int = 3,
         value_only: bool = False,
@@ -466,6 +475,8 @@ class ModelBundle:
         """
         effort = self.effort if self.effort is not None and self.effort.source == "fitted" else None
         self._check_columns(features, effort.size_feature if effort else None)
+        if refit_btyd is None:
+            refit_btyd = not self.anchored
         if btyd is None:
             btyd = fit_btyd(features) if refit_btyd and len(features) >= 100 else self.btyd
         prepared, extra, columns, (f, r, t) = self._prepare(features, btyd)

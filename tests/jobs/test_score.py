@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 
 import pandas as pd
@@ -76,3 +77,31 @@ def test_a_cutoff_after_the_data_end_is_refused_and_the_end_is_scored(trained):
     at_end = score(model, data, data.end, cfg, explain_top=0)
     assert (at_end["cutoff"] == data.end).all()
     assert len(at_end) == len(result.features)
+
+
+def test_a_fresh_session_finds_the_registered_model_through_the_config(trained, tmp_path, monkeypatch):
+    """MLflow pointed elsewhere (a fresh Python session uses its default store): the config's store wins."""
+    import mlflow
+
+    from kamml.tracking import use_tracking
+
+    cfg, data, result = trained
+    uri = f"models:/{cfg.tracking.model_name}@champion"
+    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)  # no user's variable (restored as it was afterwards)
+    mlflow.set_tracking_uri(elsewhere)
+    mlflow.set_registry_uri(elsewhere)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        os.environ.pop(name, None)  # MLflow's setters write them; a fresh session has neither
+    try:
+        table = score(uri, data, result.scoring_cutoff, cfg, explain_top=0)
+    finally:
+        use_tracking(cfg.tracking)
+    assert len(table) == len(result.features)
+    # a bundle in memory scores the same, without any store
+    in_memory = score(result.bundle, data, result.scoring_cutoff, explain_top=0)
+    pd.testing.assert_series_equal(in_memory["clv"], table["clv"])
+    assert (in_memory["model_uri"] == "in-memory ModelBundle").all()
+    with pytest.raises(TypeError, match="URI, a LoadedModel or a ModelBundle"):
+        score(42, data, result.scoring_cutoff)  # type: ignore[arg-type]

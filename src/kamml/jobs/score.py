@@ -22,8 +22,9 @@ from kamml.errors import FeatureMismatchError
 from kamml.features import build_features
 from kamml.features._context import check_observed
 from kamml.io import check_output_path, write_table
+from kamml.models.bundle import ModelBundle
 from kamml.progress import track
-from kamml.tracking import LoadedModel, load_model
+from kamml.tracking import LoadedModel, resolve_model
 
 __all__ = ["EXPLAIN_TOP", "SCORE_COLUMNS", "score", "score_to_file"]
 
@@ -61,7 +62,7 @@ def _owners(data: Dataset, ids: pd.Index) -> pd.Series | None:
 
 
 def score(
-    model: str | LoadedModel,
+    model: str | LoadedModel | ModelBundle,
     data: Dataset,
     cutoff: Any,
     config: Config | None = None,
@@ -75,14 +76,15 @@ def score(
 
     Parameters
     ----------
-    model : str or LoadedModel
-        A model URI (``models:/name@champion``, ``models:/name/3``, ``runs:/...``, a local folder).
+    model : str, LoadedModel or ModelBundle
+        A model URI (``models:/name@champion``, ``models:/name/3``, ``runs:/...``, a local folder; looked
+        up in `config`'s tracking store when a config is given), a loaded model, or a bundle in memory.
     data : kamml.data.Dataset
         Validated tables.
     cutoff : date-like
         Scoring date: features use only data before it.
     config : Config, optional
-        Engine and data settings; the features and time settings come from the model.
+        Engine, data and tracking settings; the features and time settings come from the model.
     chunk_size : int, default 200_000
         Rows per predict call (bounds the memory of explanations).
     top_drivers : int, default 3
@@ -96,7 +98,7 @@ def score(
         Feature rows already built at `cutoff` with the model's specification (the training job has
         them); built here when omitted.
     """
-    loaded = load_model(model) if isinstance(model, str) else model
+    loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle
     cut = check_observed(data, cutoff)
     t0 = time.perf_counter()
@@ -133,7 +135,7 @@ def score(
 
 
 def score_to_file(
-    model: str | LoadedModel,
+    model: str | LoadedModel | ModelBundle,
     data: Dataset,
     cutoff: Any,
     out: str | Path,

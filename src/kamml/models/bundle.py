@@ -435,7 +435,8 @@ class ModelBundle:
     @property
     def anchored(self) -> bool:
         """Whether `anchor` set this bundle's BTYD at its scoring cutoff (then predictions never refit it)."""
-        return "anchored_accounts" in self.meta or self.value_level is not None or self.churn_shift is not None
+        levels = (self.value_level, self.churn_shift)
+        return "anchored_accounts" in self.meta or any(v is not None for v in levels)
 
     def predict(
         self,

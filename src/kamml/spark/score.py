@@ -34,7 +34,7 @@ from kamml.features.build import settle_frame
 from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import features_frame, spark_session, to_spark, write_atomic
-from kamml.tracking import LoadedModel, load_model
+from kamml.tracking import LoadedModel, resolve_model
 from kamml.tracking.pyfunc import score_frame
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def _explain_threshold(rows: DataFrame, shared: Any, top: int) -> float | None:
 
 
 def score_frame_spark(
-    model: str | LoadedModel,
+    model: str | LoadedModel | ModelBundle,
     data: Any,
     cutoff: Any,
     config: Config | None = None,
@@ -140,7 +140,7 @@ def score_frame_spark(
     """
     from pyspark.sql import functions as F  # noqa: N812
 
-    loaded = load_model(model) if isinstance(model, str) else model
+    loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle
     cut = as_cutoff(cutoff)
     session = spark_session(config)
@@ -186,7 +186,7 @@ def score_frame_spark(
 
 
 def score_spark(
-    model: str | LoadedModel,
+    model: str | LoadedModel | ModelBundle,
     data: Any,
     cutoff: Any,
     out_dir: str | Path,
@@ -199,9 +199,10 @@ def score_spark(
 
     Parameters
     ----------
-    model : str or LoadedModel
-        Any URI `kamml.tracking.load_model` accepts (``models:/name@champion`` ...), loaded once on the
-        driver; executors get the bundle itself, not the URI.
+    model : str, LoadedModel or ModelBundle
+        Any URI `kamml.tracking.load_model` accepts (``models:/name@champion`` ...; looked up in
+        `config`'s tracking store when a config is given), loaded once on the driver, or a bundle in
+        memory; executors get the bundle itself, not the URI.
     data : Dataset, pyspark DataFrame, str or Path
         A `kamml.data.Dataset` loaded with ``engine: {name: spark}`` (features are built in Spark at
         `cutoff` with the model's feature specification), a Spark DataFrame of feature rows, or the path

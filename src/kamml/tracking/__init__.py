@@ -4,7 +4,14 @@ The only package of kamml that imports mlflow (DESIGN §9). Jobs use `TrainingRu
 run and `load_model` to turn any model URI back into a scorer.
 """
 
-from kamml.tracking.model import LoadedModel, load_model, log_bundle, model_input, pip_requirements
+from kamml.tracking.model import (
+    LoadedModel,
+    load_model,
+    log_bundle,
+    model_input,
+    pip_requirements,
+    resolve_model,
+)
 from kamml.tracking.registry import CHAMPION, Promotion, metric_key, promote, register
 from kamml.tracking.runs import TrainingRun, backtest_metrics, flatten
 from kamml.tracking.store import experiment_id, tracking_uri, use_tracking
@@ -24,6 +31,7 @@ __all__ = [
     "pip_requirements",
     "promote",
     "register",
+    "resolve_model",
     "tracking_uri",
     "use_tracking",
 ]

@@ -24,11 +24,13 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 
+from kamml.config import TrackingConfig
 from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.pyfunc import BUNDLE_ARTIFACT, KammlPyfunc, score_frame
+from kamml.tracking.store import use_tracking
 
-__all__ = ["LoadedModel", "load_model", "log_bundle", "model_input", "pip_requirements"]
+__all__ = ["LoadedModel", "load_model", "log_bundle", "model_input", "pip_requirements", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,26 @@ def load_model(uri: str) -> LoadedModel:
     if not isinstance(inner, KammlPyfunc) or inner.bundle is None:
         raise ModelError(f"{uri} is not a kamml model (its python model is {type(inner).__name__})")
     return LoadedModel(uri, inner.bundle, pyfunc, _resolve_alias(uri))
+
+
+def resolve_model(
+    model: str | LoadedModel | ModelBundle, tracking: TrackingConfig | None = None
+) -> LoadedModel:
+    """A model as scoring takes it: a URI, a `LoadedModel`, or a `ModelBundle` in memory.
+
+    A ``models:/`` or ``runs:/`` URI is looked up in the `tracking` store when one is given (the config's
+    ``tracking.uri``, unless ``MLFLOW_TRACKING_URI`` is set), so a fresh Python session finds the model
+    the CLI registered instead of MLflow's default store.
+    """
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, ModelBundle):
+        return LoadedModel("in-memory ModelBundle", model)
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a URI, a LoadedModel or a ModelBundle, got {type(model).__name__}")
+    if tracking is not None and model.startswith(("models:", "runs:")):
+        use_tracking(tracking)
+    return load_model(model)
 
 
 def _resolve_alias(uri: str) -> str:

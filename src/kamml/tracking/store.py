@@ -37,11 +37,27 @@ def _artifact_root(location: str) -> str:
     return Path(location).expanduser().resolve().as_uri()
 
 
+#: Environment variables MLflow's setters write; `use_tracking` puts them back, so they stay the user's.
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 def use_tracking(config: TrackingConfig | None = None) -> str:
-    """Point MLflow at the configured store and return its URI (also sets the registry URI)."""
+    """Point MLflow at the configured store and return its URI (also sets the registry URI).
+
+    MLflow's setters also write ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` into the environment;
+    left there, the first store kamml used would pass for the user's variable and win over every later
+    config in the process (a notebook training with one config and scoring with another). They are
+    restored to what they were, and MLflow keeps the URI in its own state.
+    """
     uri = tracking_uri(config)
+    before = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return uri
 
 

@@ -369,7 +369,8 @@ def _backtest_section(result: BacktestResult | None, charts: Path) -> str:
         return head + _note("No backtest was given, so the model-quality section is left out.") + "</section>"
     parts = [head, f'<p class="sub">{_e(_protocol(result.protocol))}</p>']
     parts.append(
-        '<p class="sub">kamml beside simple baselines on accounts it never trained on. Higher is better for '
+        '<p class="sub">kamml beside simple baselines on a later period than any it trained on (a temporal '
+        "backtest: training labels end by the test cutoff). Higher is better for "
         "Gini, Spearman, capture and AUC; lower for MAPE, RMSE, Brier and log loss; aggregate error is best "
         "near 0. The best value of each column is in bold.</p>"
     )

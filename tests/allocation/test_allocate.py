@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -435,6 +436,42 @@ def test_allocate_file_reads_and_writes_both_formats(tmp_path, suffix):
         meta = pq.read_schema(out).metadata
         assert b"PANDAS_ATTRS" in meta
         assert "total_expected_gain" in json.loads(meta[b"PANDAS_ATTRS"])["allocation"]
+
+
+@pytest.mark.parametrize("owner", ["absent", "none", "nan", "string"])
+def test_an_allocation_without_owners_writes_a_text_owner_column(tmp_path, owner):
+    """No owner known: Parquet gets a string owner column, not one of Arrow's null type (DESIGN §10)."""
+    scores = make_scores(n=20).drop(columns="owner")
+    if owner != "absent":
+        missing = {"none": [None] * 20, "nan": [np.nan] * 20, "string": pd.array([None] * 20, dtype="string")}
+        scores["owner"] = missing[owner]
+    out = tmp_path / "allocation.parquet"
+    table = allocate_file_from(scores, tmp_path, out)
+    assert table["owner"].isna().all()
+    assert pq.read_schema(out).field("owner").type == pa.string()
+    assert pd.read_parquet(out)["owner"].isna().all()
+
+
+def allocate_file_from(scores, folder, out):
+    """`allocate_file` on `scores` written to Parquet in `folder`."""
+    source = folder / "scores.parquet"
+    scores.to_parquet(source, index=False)
+    return allocate_file(source, 10.0, out)
+
+
+def test_an_empty_allocation_writes_a_text_owner_column(tmp_path):
+    out = tmp_path / "allocation.parquet"
+    allocate_file_from(make_scores(n=0), tmp_path, out)
+    assert pq.read_schema(out).field("owner").type == pa.string()
+
+
+def test_known_owners_are_kept_as_they_are():
+    scores = make_scores(n=20, owners=(1, 2))
+    scores["owner"] = scores["owner"].astype(object)
+    scores.loc[:4, "owner"] = None
+    table = allocate(scores, 10.0).set_index("account_id")
+    assert table["owner"].dtype == object
+    assert table["owner"].to_dict() == scores.set_index("account_id")["owner"].to_dict()
 
 
 def test_allocate_file_errors(tmp_path):

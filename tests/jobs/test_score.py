@@ -3,6 +3,8 @@ from __future__ import annotations
 import shutil
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from kamml.data import load_data
@@ -76,3 +78,17 @@ def test_a_cutoff_after_the_data_end_is_refused_and_the_end_is_scored(trained):
     at_end = score(model, data, data.end, cfg, explain_top=0)
     assert (at_end["cutoff"] == data.end).all()
     assert len(at_end) == len(result.features)
+
+
+def test_without_an_accounts_table_the_owner_column_is_text_in_parquet(trained, world_path, tmp_path):
+    """No owners (as on CDNOW): Parquet gets a string owner column, not one of Arrow's null type."""
+    cfg, _, result = trained
+    for part in world_path.iterdir():
+        if not part.name.startswith("accounts"):
+            (shutil.copytree if part.is_dir() else shutil.copy)(part, tmp_path / part.name)
+    data = load_data(tmp_path, cfg)
+    out = tmp_path / "out" / "scores.parquet"
+    table = score_to_file(result.model_uri, data, result.scoring_cutoff, out, cfg, features=result.features)
+    assert table["owner"].isna().all()
+    assert pq.read_schema(out).field("owner").type == pa.string()
+    assert pd.read_parquet(out)["owner"].isna().all()

@@ -62,6 +62,7 @@ __all__ = [
     "effort_clip_pair",
     "lossless_integers",
     "missing_score_columns",
+    "owner_column",
     "owner_counts",
     "read_scores",
     "stake_problems",
@@ -656,7 +657,7 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
         raise ConfigError(f"allocation.tier_by must be one of {', '.join(TIER_VALUES)}, got '{tier_by}'")
     tier_rank = rank if tier_by == "expected_gain" else rank_accounts(values[tier_by], stake, account_id)
     active = frame["active"].to_numpy(dtype=bool)
-    owner = frame["owner"] if "owner" in frame else pd.Series([None] * len(frame), dtype=object)
+    owner = owner_column(frame["owner"] if "owner" in frame else np.full(len(frame), None, dtype=object))
     table = pd.DataFrame(
         {
             "account_id": account_id,
@@ -667,7 +668,7 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
             "expected_gain": res.gain,
             "marginal_gain_per_hour": res.marginal,
             "reasons": reason_codes(frame, active=active).to_numpy(dtype=object),
-            "owner": owner.to_numpy(dtype=object),
+            "owner": owner,
             "stake_retention": frame["stake_retention"].to_numpy(dtype=float),
             "stake_growth": frame["stake_growth"].to_numpy(dtype=float),
             "stake_referral": frame["stake_referral"].to_numpy(dtype=float),
@@ -676,6 +677,18 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
         columns=list(ALLOCATION_COLUMNS),
     )
     return table.iloc[np.argsort(rank)].reset_index(drop=True)
+
+
+def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.extensions.ExtensionArray:
+    """Owners as an object array, or as pandas text when no owner is known (no accounts table).
+
+    An object column of only None and NaN is written by Arrow with its ``null`` type, which Parquet
+    readers (Spark, BI tools, a CRM import) take for no column at all; pandas text is written ``string``.
+    """
+    array = np.asarray(values, dtype=object)
+    if pd.isna(array).all():
+        return pd.array(np.full(len(array), None, dtype=object), dtype="string")
+    return array
 
 
 def _summary(frame: pd.DataFrame, res: AllocationResult, hours: float) -> dict[str, Any]:

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -178,19 +179,70 @@ def test_capacity_without_owners_is_a_schema_error():
 
 @pytest.mark.parametrize("gap", [False, True])
 def test_numeric_owner_ids_in_a_csv_meet_their_capacity(tmp_path, gap):
-    """Owners read as int64 (or float64 with a gap) match the config's text rep names."""
+    """Owners read as int64 (or nullable Int64 with a gap) match the config's text rep names."""
     scores = make_scores(owners=(1, 2, 3))
-    if gap:
-        scores.loc[:9, "owner"] = np.nan
+    if gap:  # written as 1, 2 and blanks (a float column would write 1.0, which stays text)
+        scores["owner"] = scores["owner"].astype("Int64")
+        scores.loc[:9, "owner"] = pd.NA
     scores.to_csv(tmp_path / "s.csv", index=False)
     read = read_scores(tmp_path / "s.csv")
-    assert read["owner"].dtype == (np.float64 if gap else np.int64)
+    assert read["owner"].dtype == ("Int64" if gap else np.int64)
     cfg = Config.from_dict({"allocation": {"capacity": {"1": 5, 2: 5.0, "3": 5}, "floor_hours": 0.0}})
     table = allocate(read, 200.0, cfg)
     used = table.groupby("owner")["recommended_hours"].sum()
     assert list(used.index) == [1, 2, 3]
     assert np.allclose(used.to_numpy(), 5.0, rtol=1e-6)
     assert set(table.attrs["allocation"]["rep_price"]) == {"1", "2", "3"}
+
+
+def test_ids_with_leading_zeros_survive_a_csv_round_trip(tmp_path):
+    """account_id and owner read from a CSV as text: 000947 stays 000947 and owner 001 meets its capacity."""
+    scores = make_scores(n=6, owners=("001", "002"))
+    scores["account_id"] = ["000947", "000948", "12", "7", "0", "-3"]
+    scores.loc[0, "owner"] = None
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    read = read_scores(tmp_path / "s.csv")
+    assert read["account_id"].tolist() == ["000947", "000948", "12", "7", "0", "-3"]
+    assert read["owner"].tolist()[1:] == scores["owner"].tolist()[1:]
+    assert pd.isna(read["owner"].iloc[0])
+    cfg = Config.from_dict({"allocation": {"capacity": {"001": 300, "002": 300}, "floor_hours": 0.0}})
+    out = tmp_path / "a.csv"
+    allocate_file(tmp_path / "s.csv", 10.0, out, cfg)
+    back = read_scores(out)
+    assert sorted(back["account_id"]) == sorted(scores["account_id"])
+    assert set(back["owner"].dropna()) <= {"001", "002"}
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (["1", "22", "-3", "0"], [1, 22, -3, 0]),  # plain integers: int64, as before
+        (["01", "22"], ["01", "22"]),  # a leading zero
+        (["+1", "22"], ["+1", "22"]),  # a sign int() drops
+        (["1.0", "22"], ["1.0", "22"]),  # a decimal point
+        (["-0", "22"], ["-0", "22"]),  # minus zero
+        (["1_000", "22"], ["1_000", "22"]),  # an underscore int() accepts
+        (["99999999999999999999", "1"], ["99999999999999999999", "1"]),  # beyond int64
+        (["a1", "22"], ["a1", "22"]),
+    ],
+)
+def test_csv_account_ids_become_integers_only_when_lossless(tmp_path, texts, expected):
+    scores = make_scores(n=len(texts)).drop(columns="owner")
+    scores["account_id"] = texts
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    read = read_scores(tmp_path / "s.csv")
+    assert read["account_id"].tolist() == expected
+    assert read["account_id"].dtype == (np.int64 if isinstance(expected[0], int) else object)
+
+
+def test_blank_account_ids_in_a_csv_stay_missing_and_are_refused(tmp_path):
+    scores = make_scores(n=3)
+    scores["account_id"] = ["1", None, "3"]
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    read = read_scores(tmp_path / "s.csv")
+    assert read["account_id"].isna().tolist() == [False, True, False]
+    with pytest.raises(SchemaError, match="null id"):
+        allocate(read, 10.0)
 
 
 def test_capacity_rep_without_accounts_is_a_config_error():
@@ -384,6 +436,42 @@ def test_allocate_file_reads_and_writes_both_formats(tmp_path, suffix):
         meta = pq.read_schema(out).metadata
         assert b"PANDAS_ATTRS" in meta
         assert "total_expected_gain" in json.loads(meta[b"PANDAS_ATTRS"])["allocation"]
+
+
+@pytest.mark.parametrize("owner", ["absent", "none", "nan", "string"])
+def test_an_allocation_without_owners_writes_a_text_owner_column(tmp_path, owner):
+    """No owner known: Parquet gets a string owner column, not one of Arrow's null type (DESIGN §10)."""
+    scores = make_scores(n=20).drop(columns="owner")
+    if owner != "absent":
+        missing = {"none": [None] * 20, "nan": [np.nan] * 20, "string": pd.array([None] * 20, dtype="string")}
+        scores["owner"] = missing[owner]
+    out = tmp_path / "allocation.parquet"
+    table = allocate_file_from(scores, tmp_path, out)
+    assert table["owner"].isna().all()
+    assert pq.read_schema(out).field("owner").type == pa.string()
+    assert pd.read_parquet(out)["owner"].isna().all()
+
+
+def allocate_file_from(scores, folder, out):
+    """`allocate_file` on `scores` written to Parquet in `folder`."""
+    source = folder / "scores.parquet"
+    scores.to_parquet(source, index=False)
+    return allocate_file(source, 10.0, out)
+
+
+def test_an_empty_allocation_writes_a_text_owner_column(tmp_path):
+    out = tmp_path / "allocation.parquet"
+    allocate_file_from(make_scores(n=0), tmp_path, out)
+    assert pq.read_schema(out).field("owner").type == pa.string()
+
+
+def test_known_owners_are_kept_as_they_are():
+    scores = make_scores(n=20, owners=(1, 2))
+    scores["owner"] = scores["owner"].astype(object)
+    scores.loc[:4, "owner"] = None
+    table = allocate(scores, 10.0).set_index("account_id")
+    assert table["owner"].dtype == object
+    assert table["owner"].to_dict() == scores.set_index("account_id")["owner"].to_dict()
 
 
 def test_allocate_file_errors(tmp_path):

@@ -16,17 +16,22 @@ from kamml.evaluation.benchmark import ACQUISITION_END, honest_train_horizon
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
 
 
+CFG = {
+    "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
+    "models": {"threads": 1, "clv": FAST, "churn": FAST, "influence": FAST},
+}
+
+
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    world = synthetic.generate(400, seed=3, years=2.0)
+def world():
+    return synthetic.generate(400, seed=3, years=2.0)
+
+
+@pytest.fixture(scope="module")
+def result(world, tmp_path_factory):
     path = tmp_path_factory.mktemp("world")
     world.write(path)
-    cfg = Config.from_dict(
-        {
-            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
-            "models": {"threads": 1, "clv": FAST, "churn": FAST, "influence": FAST},
-        }
-    )
+    cfg = Config.from_dict(CFG)
     data = load_data(path, cfg)
     return data, backtest(data, cfg)
 
@@ -38,10 +43,37 @@ def test_json_has_the_design_keys(result):
     assert set(payload["value"]) == {"kamml", "btyd", "last_period"}
     assert set(payload["churn"]) == {"kamml", "btyd"}
     assert set(payload["referral"]) == {"kamml", "past_rate"}
+    assert "referral_note" not in payload  # only when there is no referral section to read
     for key in ("gini", "spearman", "top10_capture", "decile_mape", "aggregate_error", "rmse"):
         assert key in payload["value"]["kamml"]
     for key in ("r", "alpha", "a", "b", "p", "q", "gamma"):
         assert key in payload["btyd_params"]
+
+
+def test_the_referral_key_is_null_with_the_reason_without_a_referrals_table(world):
+    """No referrals table (as on CDNOW): "referral" is still in the JSON, as null, and says why."""
+    cfg = Config.from_dict(CFG)
+    data = load_data({"transactions": world.transactions, "accounts": world.accounts}, cfg)
+    r = backtest(data, cfg)
+    payload = json.loads(json.dumps(r.to_dict()))
+    assert set(payload) >= {"protocol", "btyd_params", "value", "churn", "referral"}
+    assert payload["referral"] is None
+    assert "no referrals table" in payload["referral_note"]
+    assert "referral: not evaluated: no referrals table" in r.to_text()
+
+
+def test_the_referral_key_is_null_when_no_referral_brings_value_in_the_test_window(world, result):
+    _, full = result
+    cutoff = pd.Timestamp(full.protocol["cutoff"])
+    referrals = world.referrals[world.referrals["ts"] < cutoff]  # nothing referred in the test window
+    tables = {"transactions": world.transactions, "accounts": world.accounts, "referrals": referrals}
+    cfg = Config.from_dict(CFG)
+    cfg.data.end = world.end.date()
+    r = backtest(load_data(tables, cfg), cfg, cutoff)
+    payload = r.to_dict()
+    assert payload["referral"] is None
+    assert f"{cutoff.date()}" in payload["referral_note"]
+    assert "no referred account" in payload["referral_note"]
 
 
 def test_no_training_label_reaches_the_test_window(result):

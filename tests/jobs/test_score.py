@@ -4,6 +4,8 @@ import os
 import shutil
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from kamml.data import load_data
@@ -105,3 +107,17 @@ def test_a_fresh_session_finds_the_registered_model_through_the_config(trained, 
     assert (in_memory["model_uri"] == "in-memory ModelBundle").all()
     with pytest.raises(TypeError, match="URI, a LoadedModel or a ModelBundle"):
         score(42, data, result.scoring_cutoff)  # type: ignore[arg-type]
+
+
+def test_without_an_accounts_table_the_owner_column_is_text_in_parquet(trained, world_path, tmp_path):
+    """No owners (as on CDNOW): Parquet gets a string owner column, not one of Arrow's null type."""
+    cfg, _, result = trained
+    for part in world_path.iterdir():
+        if not part.name.startswith("accounts"):
+            (shutil.copytree if part.is_dir() else shutil.copy)(part, tmp_path / part.name)
+    data = load_data(tmp_path, cfg)
+    out = tmp_path / "out" / "scores.parquet"
+    table = score_to_file(result.model_uri, data, result.scoring_cutoff, out, cfg, features=result.features)
+    assert table["owner"].isna().all()
+    assert pq.read_schema(out).field("owner").type == pa.string()
+    assert pd.read_parquet(out)["owner"].isna().all()

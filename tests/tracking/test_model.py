@@ -84,6 +84,23 @@ def test_predictions_are_row_independent_and_accept_rows_without_ids(trained):
     pd.testing.assert_frame_equal(one, whole.iloc[[7]].drop(columns="account_id").reset_index(drop=True))
 
 
+def test_the_pyfunc_takes_account_id_from_the_index_build_features_gives(trained):
+    """build_features puts account_id in the index: the pyfunc answers with it as a column."""
+    import mlflow
+
+    _, _, result = trained
+    features = result.features.head(20)
+    assert features.index.name == "account_id"
+    assert "account_id" not in features.columns
+    out = mlflow.pyfunc.load_model(result.model_uri).predict(features)
+    assert list(out.columns) == ["account_id", *OUTPUT_COLUMNS]
+    assert out["account_id"].tolist() == features.index.tolist()
+    expected = score_frame(result.bundle, model_input(features))
+    pd.testing.assert_frame_equal(out, expected, check_dtype=False)
+    renamed = features.rename_axis("id")
+    assert "account_id" not in score_frame(result.bundle, renamed).columns  # another index is not an id
+
+
 def test_not_a_model_is_a_named_error(tmp_path):
     with pytest.raises(ModelError, match="no model at"):
         load_model(str(tmp_path))

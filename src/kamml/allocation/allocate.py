@@ -48,6 +48,7 @@ from kamml.models.effort_rule import check_clip
 
 __all__ = [
     "ALLOCATION_COLUMNS",
+    "CSV_ID_COLUMNS",
     "DEFAULT_FRACTIONS",
     "REQUIRED_COLUMNS",
     "SCORE_BOUNDS",
@@ -59,7 +60,9 @@ __all__ = [
     "check_scores",
     "check_settings",
     "effort_clip_pair",
+    "lossless_integers",
     "missing_score_columns",
+    "owner_column",
     "owner_counts",
     "read_scores",
     "stake_problems",
@@ -391,10 +394,59 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(source)
         if suffix == ".csv":
-            return pd.read_csv(source)
+            return _read_csv_ids_as_text(source)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the scores file {source}: {exc}") from None
     raise DataError(f"cannot read {source}: scores must be a .parquet or .csv file")
+
+
+#: Id columns of a scores or allocation CSV that are read as text: `lossless_integers` decides their type.
+CSV_ID_COLUMNS = ("account_id", "owner")
+
+_INTEGER_TEXT = r"0|-?[1-9][0-9]*"
+
+
+def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
+    """A scores or allocation CSV with `CSV_ID_COLUMNS` read as text, so ids like 000947 keep their zeros."""
+    frame = pd.read_csv(source, dtype=dict.fromkeys(CSV_ID_COLUMNS, str))
+    for column in CSV_ID_COLUMNS:
+        if column in frame.columns:
+            frame[column] = lossless_integers(frame[column], allow_missing=column == "owner")
+    return frame
+
+
+def lossless_integers(texts: pd.Series, *, allow_missing: bool = False) -> pd.Series:
+    """`texts` (ids read from a CSV as text) as integers when no id changes by it, else unchanged.
+
+    Integers when every present value is the text of its own integer (no leading zero, sign other than
+    a minus, space, decimal point or underscore; within int64): int64, or nullable Int64 when values are
+    missing and `allow_missing` (owners). So plain numeric ids keep the integer type a CSV reader gives
+    them, and ``000947`` stays ``000947`` instead of becoming 947.
+
+    Examples
+    --------
+    >>> lossless_integers(pd.Series(["947", "12"])).tolist()
+    [947, 12]
+    >>> lossless_integers(pd.Series(["000947", "12"])).tolist()
+    ['000947', '12']
+    """
+    present = texts.dropna()
+    if present.empty or (len(present) < len(texts) and not allow_missing):
+        return texts
+    words = present.astype(str)
+    if not words.str.fullmatch(_INTEGER_TEXT).all():
+        return texts
+    try:
+        numbers = words.astype(np.int64)
+    except (OverflowError, ValueError):  # beyond int64
+        return texts
+    if not (numbers.astype(str) == words).all():  # belt and braces: nothing changed on the way
+        return texts
+    if len(present) == len(texts):
+        return numbers
+    nullable = pd.Series(pd.NA, index=texts.index, dtype="Int64", name=texts.name)
+    nullable[numbers.index] = numbers  # not through float64, which would round ids beyond 2**53
+    return nullable
 
 
 def allocate_file(
@@ -605,7 +657,7 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
         raise ConfigError(f"allocation.tier_by must be one of {', '.join(TIER_VALUES)}, got '{tier_by}'")
     tier_rank = rank if tier_by == "expected_gain" else rank_accounts(values[tier_by], stake, account_id)
     active = frame["active"].to_numpy(dtype=bool)
-    owner = frame["owner"] if "owner" in frame else pd.Series([None] * len(frame), dtype=object)
+    owner = owner_column(frame["owner"] if "owner" in frame else np.full(len(frame), None, dtype=object))
     table = pd.DataFrame(
         {
             "account_id": account_id,
@@ -616,7 +668,7 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
             "expected_gain": res.gain,
             "marginal_gain_per_hour": res.marginal,
             "reasons": reason_codes(frame, active=active).to_numpy(dtype=object),
-            "owner": owner.to_numpy(dtype=object),
+            "owner": owner,
             "stake_retention": frame["stake_retention"].to_numpy(dtype=float),
             "stake_growth": frame["stake_growth"].to_numpy(dtype=float),
             "stake_referral": frame["stake_referral"].to_numpy(dtype=float),
@@ -625,6 +677,18 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
         columns=list(ALLOCATION_COLUMNS),
     )
     return table.iloc[np.argsort(rank)].reset_index(drop=True)
+
+
+def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.extensions.ExtensionArray:
+    """Owners as an object array, or as pandas text when no owner is known (no accounts table).
+
+    An object column of only None and NaN is written by Arrow with its ``null`` type, which Parquet
+    readers (Spark, BI tools, a CRM import) take for no column at all; pandas text is written ``string``.
+    """
+    array = np.asarray(values, dtype=object)
+    if pd.isna(array).all():
+        return pd.array(np.full(len(array), None, dtype=object), dtype="string")
+    return array
 
 
 def _summary(frame: pd.DataFrame, res: AllocationResult, hours: float) -> dict[str, Any]:

@@ -42,17 +42,24 @@ class BacktestResult:
     predictions: pd.DataFrame
     bundle: ModelBundle
     extra: dict[str, Any] = field(default_factory=dict)
+    referral_note: str | None = None
+    """Why `referral` is empty (no referrals table, no referred value in the test window), when it is."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON of DESIGN §10 (protocol, btyd_params, value, churn, referral)."""
+        """The JSON of DESIGN §10 (protocol, btyd_params, value, churn, referral).
+
+        ``referral`` is always there, null when there is nothing to evaluate; ``referral_note`` then
+        says why, when that is known, so a reader of the JSON never meets a missing key.
+        """
         out: dict[str, Any] = {
             "protocol": self.protocol,
             "btyd_params": self.btyd_params,
             "value": self.value,
             "churn": self.churn,
+            "referral": self.referral or None,
         }
-        if self.referral:
-            out["referral"] = self.referral
+        if not self.referral and self.referral_note:
+            out["referral_note"] = self.referral_note
         return out
 
     def table(self) -> pd.DataFrame:
@@ -73,6 +80,8 @@ class BacktestResult:
         ):
             block = getattr(self, task)
             if not block:
+                if task == "referral" and self.referral_note:
+                    blocks.append(f"referral: not evaluated: {self.referral_note}")
                 continue
             frame = pd.DataFrame(block).T[cols]
             blocks.append(f"{task}\n{frame.to_string(float_format=lambda v: f'{v:9.4f}')}")
@@ -151,7 +160,15 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
         "btyd": churn_metrics(churned, btyd["btyd_p_zero"].fillna(1.0).to_numpy(float)),
     }
     referral: dict[str, dict[str, float]] = {}
-    if "referral_value" in labels.columns and labels["referral_value"].sum() > 0:
+    referral_note = None
+    if "referral_value" not in labels.columns:
+        referral_note = "no referrals table in the data: no referral value to evaluate"
+    elif not labels["referral_value"].sum() > 0:
+        referral_note = (
+            f"no referred account brought in value in the test window {cut.date()} to "
+            f"{(cut + pd.Timedelta(days=horizon - 1)).date()}: no referral value to evaluate"
+        )
+    else:
         yr = labels["referral_value"].to_numpy(float)
         referral = {
             "kamml": value_metrics(yr, scores["referral_value"].to_numpy(float)),
@@ -178,4 +195,6 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
         ],
         axis=1,
     )
-    return BacktestResult(protocol, params, value, churn, referral, predictions, bundle)
+    return BacktestResult(
+        protocol, params, value, churn, referral, predictions, bundle, referral_note=referral_note
+    )

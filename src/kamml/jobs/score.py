@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kamml.allocation.allocate import owner_column
 from kamml.config import Config
 from kamml.data import Dataset
 from kamml.errors import FeatureMismatchError
@@ -129,7 +130,7 @@ def score(
     scores["cutoff"] = cut
     scores["model_uri"] = loaded.resolved
     owners = _owners(data, features.index)
-    scores["owner"] = owners.to_numpy() if owners is not None else np.full(len(scores), None, object)
+    scores["owner"] = owner_column(owners if owners is not None else np.full(len(scores), None, object))
     log.info("scored %s accounts in %.1f s", f"{len(scores):,}", time.perf_counter() - t0)
     return scores[list(SCORE_COLUMNS)]
 

@@ -28,12 +28,15 @@ OUTPUT_COLUMNS = PREDICTION_COLUMNS
 def score_frame(bundle: ModelBundle, rows: pd.DataFrame, top_drivers: int = 3) -> pd.DataFrame:
     """Scores for feature rows with an optional ``account_id`` column, in the rows' order.
 
-    The row-independent prediction the pyfunc serves: the bundle's stored BG/NBD fit is used.
+    The row-independent prediction the pyfunc serves: the bundle's stored BG/NBD fit is used. Without
+    an ``account_id`` column, an index named account_id (as `kamml.build_features` returns) gives it.
     """
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)
     if "account_id" in frame.columns:
         columns = {"account_id": frame["account_id"].to_numpy(), **columns}
+    elif frame.index.name == "account_id":
+        columns = {"account_id": frame.index.to_numpy(), **columns}
     return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
 
 
@@ -41,7 +44,8 @@ class KammlPyfunc(PythonModel):
     """kamml's model bundle as an MLflow pyfunc: `predict(feature rows) -> scores`.
 
     Input: one row per account with the columns of the bundle's feature specification (as built by
-    `kamml.build_features`), plus an optional ``account_id``. Output: account_id (when given), clv,
+    `kamml.build_features`), plus an optional ``account_id`` (a column, or the index when it is named
+    account_id, as build_features returns it). Output: account_id (when given), clv,
     p_churn, referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
     account's value at stake, from the fitted effort response; NaN without one), effort_uplift (that
     response's rise of the purchase rate of a fully served account, the allocation's growth weight;

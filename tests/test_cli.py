@@ -62,6 +62,24 @@ def test_unknown_config_key_exits_2(tmp_path):
     assert "unknown key 'data.pth'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("time: {cutoff: 2025-13-01}", "time.cutoff", "2025-13-01"),
+        ("data: {end: 2025-02-30}", "data.end", "2025-02-30"),
+    ],
+)
+def test_a_date_that_is_no_day_in_the_config_exits_2_in_one_line(tmp_path, text, key, value):
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(text + "\n")
+    result = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 2, result.output  # was a ValueError traceback and exit 1
+    assert "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"kamml: error: {cfg}: '{key}': ")
+    assert f"'{value}'" in line
+
+
 def test_missing_data_folder_is_a_clean_error(tmp_path):
     result = runner.invoke(app, ["validate", "--data", str(tmp_path / "nowhere")])
     assert result.exit_code != 0

@@ -1,3 +1,4 @@
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,28 @@ def test_a_key_given_twice_in_the_yaml_is_refused(tmp_path):
 def test_true_or_false_where_a_number_goes_is_refused(section, key):
     with pytest.raises(ConfigError, match=f"'{key}' must be a number, got true"):
         Config.from_dict({section: {key: True}})  # pydantic alone reads it as 1: a 1-day horizon
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("time: {cutoff: 2025-13-01}\n", "time.cutoff", "2025-13-01"),
+        ("time: {cutoff: 2025-02-30}\n", "time.cutoff", "2025-02-30"),
+        ("data: {end: 2025-02-30}\n", "data.end", "2025-02-30"),
+        ("time: {cutoff: 2025-02-28 25:00:00}\n", "time.cutoff", "2025-02-28 25:00:00"),
+    ],
+)
+def test_an_unquoted_date_that_is_no_day_names_its_key_and_value(tmp_path, text, key, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:  # PyYAML's date reader raised a bare ValueError
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: '{key}': ")
+    assert f"(got '{value}')" in str(err.value)
+
+
+def test_an_unquoted_real_date_still_reads_as_a_date(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("time: {cutoff: 2024-02-29}\ndata: {end: 2024-03-01}\n")
+    cfg = load_config(path)
+    assert (cfg.time.cutoff, cfg.data.end) == (dt.date(2024, 2, 29), dt.date(2024, 3, 1))

@@ -350,6 +350,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date or time as YAML reads it; one that is no real day (2025-02-30) stays the text written.
+
+        PyYAML raises a bare ValueError for it (a traceback from the CLI); as text, the config's check
+        names the key and the value it cannot read as a date.
+        """
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
+
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Read a YAML config file (or none: all defaults) and apply nested `overrides` on top."""

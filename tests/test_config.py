@@ -1,9 +1,10 @@
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
 
-from kamml.config import Config, load_config
+from kamml.config import FEATURE_GROUPS, Config, load_config
 from kamml.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -157,3 +158,30 @@ def test_an_unquoted_real_date_still_reads_as_a_date(tmp_path):
     path.write_text("time: {cutoff: 2024-02-29}\ndata: {end: 2024-03-01}\n")
     cfg = load_config(path)
     assert (cfg.time.cutoff, cfg.data.end) == (dt.date(2024, 2, 29), dt.date(2024, 3, 1))
+
+
+def test_an_unknown_feature_group_is_an_unknown_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("features: {groups: {rfm: true, foo: false}}\n")
+    with pytest.raises(ConfigError) as err:  # passed here and stopped the job at its features
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}: unknown key 'features.groups.foo'; valid keys here: {', '.join(FEATURE_GROUPS)}"
+    )
+    with pytest.raises(ConfigError, match=r"unknown keys 'features\.groups\.foo', 'features\.groups\.RFM';"):
+        Config.from_dict({"features": {"groups": {"foo": False, "RFM": False}}})
+
+
+def test_every_feature_group_can_be_switched_and_the_list_matches_the_features():
+    from kamml.features import GROUPS
+
+    assert (*GROUPS, "btyd") == FEATURE_GROUPS
+    cfg = Config.from_dict({"features": {"groups": dict.fromkeys(FEATURE_GROUPS, False)}})
+    assert set(cfg.features.groups) == set(FEATURE_GROUPS)
+
+
+def test_the_config_docs_list_every_feature_group():
+    doc = (CONFIGS.parent / "docs" / "config.md").read_text(encoding="utf-8")
+    (row,) = [line for line in doc.splitlines() if line.startswith("| `groups` |")]
+    listed = re.findall(r"(\w+): true", row)
+    assert listed == list(FEATURE_GROUPS)

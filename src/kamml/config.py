@@ -13,10 +13,12 @@ from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from kamml.errors import ConfigError
 
 __all__ = [
+    "FEATURE_GROUPS",
     "AllocationConfig",
     "Config",
     "DataConfig",
@@ -100,11 +102,43 @@ class TimeConfig(_Section):
     unit: Literal["days", "weeks"] = "days"
 
 
+def _key_error(message: str) -> PydanticCustomError:
+    """A validation error whose message names its key itself, shown as it is (`_describe`)."""
+    return PydanticCustomError("kamml_key", "{message}", {"message": message})
+
+
+#: The feature groups `features.groups` switches: `kamml.features.groups.GROUPS` in their order, and
+#: `btyd` (added by kamml.models). Named here so that reading a config does not import Ibis.
+FEATURE_GROUPS = (
+    "rfm",
+    "windows",
+    "calendar",
+    "trend",
+    "regularity",
+    "breadth",
+    "products",
+    "referral",
+    "effort",
+    "static",
+    "btyd",
+)
+
+
 class FeaturesConfig(_Section):
     """Feature windows and feature groups switched on or off (DESIGN §4)."""
 
     windows: list[int] = Field(default_factory=lambda: [30, 90, 180, 365])
     groups: dict[str, bool] = Field(default_factory=dict)
+
+    @field_validator("groups")
+    @classmethod
+    def _known_groups(cls, value: dict[str, bool]) -> dict[str, bool]:
+        """Only groups that exist: a misspelt one would pass here and stop the job at its features."""
+        unknown = [f"'features.groups.{name}'" for name in value if name not in FEATURE_GROUPS]
+        if unknown:
+            keys = f"key {unknown[0]}" if len(unknown) == 1 else f"keys {', '.join(unknown)}"
+            raise _key_error(f"unknown {keys}; valid keys here: {', '.join(FEATURE_GROUPS)}")
+        return value
 
     @field_validator("windows")
     @classmethod
@@ -325,7 +359,9 @@ def _describe(exc: ValidationError, source: str) -> str:
     for err in exc.errors():
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "kamml_key":
+            lines.append(str(err.get("ctx", {}).get("message", err["msg"])))
+        elif err["type"] == "extra_forbidden":
             owner = _model_at(loc)
             valid = ", ".join(owner.model_fields) if owner else "?"
             lines.append(f"unknown key '{key}'; valid keys here: {valid}")

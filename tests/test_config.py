@@ -185,3 +185,28 @@ def test_the_config_docs_list_every_feature_group():
     (row,) = [line for line in doc.splitlines() if line.startswith("| `groups` |")]
     listed = re.findall(r"(\w+): true", row)
     assert listed == list(FEATURE_GROUPS)
+
+
+@pytest.mark.parametrize(
+    ("tiers", "says"),
+    [
+        ("{a: 0.5}", "allocation.tiers: at least two tiers are needed"),
+        ("{a: 0.1, b: 0.5}", "allocation.tiers.b: the last tier's cumulative share must be 1"),
+        (
+            "{a: true, b: 1}",
+            "allocation.tiers.a: a cumulative share of accounts in (0, 1] is needed, got true",
+        ),
+        ("{a: 1.5, b: 1}", "allocation.tiers.a: a cumulative share of accounts in (0, 1] is needed, got 1.5"),
+    ],
+)
+def test_tiers_that_cannot_be_meant_are_refused_when_the_config_is_read(tmp_path, tiers, says):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"allocation:\n  tiers: {tiers}\n")
+    with pytest.raises(ConfigError) as err:  # {a: 0.5} passed and put every account in tier a
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: {says}")
+
+
+def test_user_named_tiers_are_kept():
+    cfg = Config.from_dict({"allocation": {"tiers": {"gold": 0.1, "silver": 0.4, "bronze": 1}}})
+    assert cfg.allocation.tiers == {"gold": 0.1, "silver": 0.4, "bronze": 1.0}

@@ -8,6 +8,7 @@ command runs in, so a config works the same from the CLI, a notebook or a schedu
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -30,6 +31,7 @@ __all__ = [
     "TimeConfig",
     "TrackingConfig",
     "load_config",
+    "tier_shares",
 ]
 
 TABLES = ("transactions", "accounts", "referrals", "activities")
@@ -170,6 +172,47 @@ class ModelsConfig(_Section):
 StakePart = Literal["retention", "growth", "referral"]
 
 
+def tier_shares(tiers: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """`allocation.tiers` as (name, cumulative share) pairs, best first; a ValueError names tier and rule.
+
+    Tiers cut the accounts ranked best first, each reaching up to its cumulative share of them. So there
+    are at least two (one tier would hold every account), each named, each share a number in (0, 1]
+    (not true/false), no two alike, and the last one 1: a smaller last share would be ignored, its tier
+    taking every account beyond it (``{a: 0.5}`` put every account in tier a).
+    """
+    if len(tiers) < 2:
+        raise ValueError(
+            f"allocation.tiers: at least two tiers are needed, got {dict(tiers)} (one tier would hold every "
+            "account); shares are cumulative, e.g. {strategic: 0.05, key: 0.2, maintain: 0.5, nurture: 1.0}"
+        )
+    pairs = []
+    for name, share in tiers.items():
+        if not str(name).strip():
+            raise ValueError(f"allocation.tiers: a tier needs a name, got {name!r}")
+        try:
+            value = float("nan") if isinstance(share, bool) else float(share)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not (0 < value <= 1):
+            shown = str(share).lower() if isinstance(share, bool) else share
+            raise ValueError(
+                f"allocation.tiers.{name}: a cumulative share of accounts in (0, 1] is needed, got {shown}"
+            )
+        pairs.append((str(name), value))
+    pairs.sort(key=lambda pair: pair[1])
+    shares = [share for _, share in pairs]
+    if len(set(shares)) != len(shares):
+        raise ValueError(f"allocation.tiers: two tiers have the same cumulative share ({dict(pairs)})")
+    last, top = pairs[-1]
+    if top != 1:
+        hint = " (shares are cumulative, not per tier)" if abs(sum(shares) - 1) < 1e-9 else ""
+        raise ValueError(
+            f"allocation.tiers.{last}: the last tier's cumulative share must be 1 so that every account "
+            f"has a tier, got {top:g}{hint}"
+        )
+    return pairs
+
+
 def _default_weights() -> dict[StakePart, float | Literal["auto"]]:
     """Retention counts fully, word of mouth half, growth by the fitted effort uplift (DESIGN §6)."""
     return {"retention": 1.0, "growth": "auto", "referral": 0.5}
@@ -212,6 +255,29 @@ class AllocationConfig(_Section):
                 raise ValueError(f"only the growth weight can be 'auto', not {part}")
             if weight != "auto" and not (isinstance(weight, int | float) and 0 <= weight < float("inf")):
                 raise ValueError(f"weight of {part} must be a finite number >= 0 or (growth only) 'auto'")
+        return value
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _no_yes_no_shares(cls, value: Any) -> Any:
+        """Refuse true/false as a tier's share: pydantic reads true as 1, a tier of every account."""
+        if isinstance(value, dict):
+            for name, share in value.items():
+                if isinstance(share, bool):
+                    raise _key_error(
+                        f"allocation.tiers.{name}: a cumulative share of accounts in (0, 1] is needed, "
+                        f"got {str(share).lower()}"
+                    )
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _valid_tiers(cls, value: dict[str, float]) -> dict[str, float]:
+        """Tiers that cut the ranked accounts as meant (`tier_shares`), checked when the config is read."""
+        try:
+            tier_shares(value)
+        except ValueError as exc:
+            raise _key_error(str(exc)) from None
         return value
 
     @field_validator("capacity", mode="before")

@@ -80,6 +80,15 @@ def test_a_date_that_is_no_day_in_the_config_exits_2_in_one_line(tmp_path, text,
     assert f"'{value}'" in line
 
 
+def test_an_unknown_model_parameter_exits_2_before_any_data(tmp_path):
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("models: {clv: {nonsense_param: 3}}\n")
+    result = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 2, result.output
+    assert "unknown key 'models.clv.nonsense_param'" in result.output
+    assert "no data" not in result.output  # refused when the config is read
+
+
 def test_missing_data_folder_is_a_clean_error(tmp_path):
     result = runner.invoke(app, ["validate", "--data", str(tmp_path / "nowhere")])
     assert result.exit_code != 0

@@ -1,10 +1,12 @@
 import datetime as dt
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from kamml.config import FEATURE_GROUPS, Config, load_config
+from kamml.config import FEATURE_GROUPS, Config, lightgbm_parameters, load_config
 from kamml.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -210,3 +212,52 @@ def test_tiers_that_cannot_be_meant_are_refused_when_the_config_is_read(tmp_path
 def test_user_named_tiers_are_kept():
     cfg = Config.from_dict({"allocation": {"tiers": {"gold": 0.1, "silver": 0.4, "bronze": 1}}})
     assert cfg.allocation.tiers == {"gold": 0.1, "silver": 0.4, "bronze": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("models", "says"),
+    [
+        (
+            "{clv: {nonsense_param: 3}}",
+            "unknown key 'models.clv.nonsense_param': neither a LightGBM parameter (or alias) nor a setting "
+            "of kamml's clv model (offset_feature, offset_weight)",
+        ),
+        ("{churn: {num_leavs: 7}}", "unknown key 'models.churn.num_leavs': neither a LightGBM parameter"),
+        ("{churn: {num_leavs: 7}}", "did you mean num_leaves"),
+        ("{influence: {offset_weight: 0.2}}", "offset_weight is a setting of models.clv"),
+        ("{influence: {a: 1, b: 2}}", "keys 'models.influence.a', 'models.influence.b': not a LightGBM"),
+    ],
+)
+def test_a_model_parameter_lightgbm_does_not_know_is_an_unknown_key(tmp_path, models, says):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"models: {models}\n")
+    with pytest.raises(ConfigError) as err:  # LightGBM ignored it with a warning, at training
+        load_config(path)
+    assert f"{path}: " in str(err.value)
+    assert says in str(err.value)
+
+
+def test_lightgbm_parameters_their_aliases_and_kamml_settings_are_accepted():
+    assert lightgbm_parameters() is not None  # LightGBM still lists its parameters: the check is on
+    models = {
+        "clv": {"num_leaf": 7, "min_child_samples": 5, "n_estimators": 10, "offset_weight": 0.3},
+        "churn": {"blend_feature": None, "subsample": 0.5, "early_stopping_rounds": 5, "n_jobs": 1},
+        "influence": {"objective": "poisson", "reg_lambda": 2.0, "max_depth": 3},
+    }
+    cfg = Config.from_dict({"models": models})
+    assert cfg.models.clv == models["clv"]
+    assert cfg.models.churn == models["churn"]
+
+
+def test_without_lightgbm_s_list_the_names_are_left_to_lightgbm(monkeypatch):
+    monkeypatch.setattr("kamml.config.lightgbm_parameters", lambda: None)
+    assert Config.from_dict({"models": {"clv": {"nonsense_param": 3}}}).models.clv == {"nonsense_param": 3}
+
+
+def test_reading_a_config_without_model_parameters_does_not_import_lightgbm():
+    code = (
+        f"import sys, kamml.config; kamml.config.load_config({str(CONFIGS / 'default.yaml')!r}); "
+        "print('lightgbm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

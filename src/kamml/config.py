@@ -8,18 +8,29 @@ command runs in, so a config works the same from the CLI, a notebook or a schedu
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from kamml.errors import ConfigError
 
 __all__ = [
     "FEATURE_GROUPS",
+    "MODEL_SETTINGS",
     "AllocationConfig",
     "Config",
     "DataConfig",
@@ -30,6 +41,7 @@ __all__ = [
     "SparkConfig",
     "TimeConfig",
     "TrackingConfig",
+    "lightgbm_parameters",
     "load_config",
     "tier_shares",
 ]
@@ -152,6 +164,30 @@ class FeaturesConfig(_Section):
 
 ChurnLabel = Literal["no_purchase", "no_purchase_or_nonrenewal"]
 
+#: kamml's own settings in a model's section, beside LightGBM's parameters (`kamml.models.bundle`).
+MODEL_SETTINGS: dict[str, tuple[str, ...]] = {
+    "clv": ("offset_feature", "offset_weight"),
+    "churn": ("blend_feature",),
+    "influence": (),
+}
+
+
+@functools.cache
+def lightgbm_parameters() -> frozenset[str] | None:
+    """Every LightGBM parameter name and alias, as the installed LightGBM lists them; None if it cannot.
+
+    Asked only when a models section names a parameter, so reading other configs never imports LightGBM.
+    The list is LightGBM's own (``lightgbm.basic._ConfigAliases``, from its C library); when a LightGBM
+    release no longer offers it, the names are left to LightGBM, which warns about unknown ones.
+    """
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        aliases = _ConfigAliases._get_all_param_aliases()
+        return frozenset(name for names in aliases.values() for name in names)
+    except (ImportError, AttributeError, OSError, TypeError, ValueError):
+        return None
+
 
 class ModelsConfig(_Section):
     """LightGBM parameters per model, the seed, the number of threads and the churn label's rule.
@@ -167,6 +203,37 @@ class ModelsConfig(_Section):
     clv: dict[str, Any] = Field(default_factory=dict)
     churn: dict[str, Any] = Field(default_factory=dict)
     influence: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("clv", "churn", "influence")
+    @classmethod
+    def _known_parameters(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Only LightGBM's parameters (or aliases) and the model's own settings: LightGBM ignores others.
+
+        A misspelt parameter (``num_leaf``s, ``nonsense_param``) trained with a warning deep in the log
+        and the default in its place.
+        """
+        model = str(info.field_name)
+        own = MODEL_SETTINGS.get(model, ())
+        asked = [name for name in value if name not in own]
+        known = lightgbm_parameters() if asked else None
+        if known is None:
+            return value
+        unknown = [name for name in asked if name not in known]
+        if not unknown:
+            return value
+        keys = ", ".join(f"'models.{model}.{name}'" for name in unknown)
+        what = "not a LightGBM parameter (or alias)"
+        if own:
+            what = f"neither a LightGBM parameter (or alias) nor a setting of kamml's {model} model "
+            what += f"({', '.join(own)})"
+        first = str(unknown[0])
+        elsewhere = [f"models.{other}" for other, names in MODEL_SETTINGS.items() if first in names]
+        close = difflib.get_close_matches(first, sorted(known | set(own)), n=3)
+        if elsewhere:
+            hint = f"; {first} is a setting of {' and '.join(elsewhere)}"
+        else:
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise _key_error(f"unknown key{'s' if len(unknown) > 1 else ''} {keys}: {what}{hint}")
 
 
 StakePart = Literal["retention", "growth", "referral"]

@@ -350,6 +350,27 @@ def test_allocate_where_no_file_can_be_created_exits_3(scores_file):
     assert "cannot write /proc/x.csv" in result.output
 
 
+@pytest.mark.parametrize("name", ["a_spark.csv", "a_spark", "a_spark.parquet.csv"])
+def test_allocate_on_spark_refuses_a_name_other_than_parquet_before_any_work(
+    scores_file, tmp_path, monkeypatch, name
+):
+    import types
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("allocate_spark must not start")
+
+    monkeypatch.setitem(sys.modules, "kamml.spark", types.SimpleNamespace(allocate_spark=no_work))
+    config = tmp_path / "spark.yaml"
+    config.write_text("engine: {name: spark}\n")
+    result = _allocate(scores_file, "--config", str(config), "--out", str(tmp_path / name))
+    assert result.exit_code == 3, result.output  # wrote a folder of Parquet parts named a_spark.csv/, exit 0
+    assert result.output.strip() == (
+        f"kamml: error: cannot write {tmp_path / name}: on Spark the allocation is a folder of Parquet parts "
+        "(name it *.parquet)"
+    )
+    assert not (tmp_path / name).exists()
+
+
 def test_generate_into_an_existing_file_exits_3(tmp_path):
     target = tmp_path / "transactions.parquet"
     target.write_text("keep")

@@ -62,6 +62,33 @@ def test_unknown_config_key_exits_2(tmp_path):
     assert "unknown key 'data.pth'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("time: {cutoff: 2025-13-01}", "time.cutoff", "2025-13-01"),
+        ("data: {end: 2025-02-30}", "data.end", "2025-02-30"),
+    ],
+)
+def test_a_date_that_is_no_day_in_the_config_exits_2_in_one_line(tmp_path, text, key, value):
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(text + "\n")
+    result = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 2, result.output  # was a ValueError traceback and exit 1
+    assert "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"kamml: error: {cfg}: '{key}': ")
+    assert f"'{value}'" in line
+
+
+def test_an_unknown_model_parameter_exits_2_before_any_data(tmp_path):
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("models: {clv: {nonsense_param: 3}}\n")
+    result = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 2, result.output
+    assert "unknown key 'models.clv.nonsense_param'" in result.output
+    assert "no data" not in result.output  # refused when the config is read
+
+
 def test_missing_data_folder_is_a_clean_error(tmp_path):
     result = runner.invoke(app, ["validate", "--data", str(tmp_path / "nowhere")])
     assert result.exit_code != 0
@@ -321,6 +348,27 @@ def test_allocate_where_no_file_can_be_created_exits_3(scores_file):
     result = _allocate(scores_file, "--out", "/proc/x.csv")
     assert result.exit_code == 3, result.output
     assert "cannot write /proc/x.csv" in result.output
+
+
+@pytest.mark.parametrize("name", ["a_spark.csv", "a_spark", "a_spark.parquet.csv"])
+def test_allocate_on_spark_refuses_a_name_other_than_parquet_before_any_work(
+    scores_file, tmp_path, monkeypatch, name
+):
+    import types
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("allocate_spark must not start")
+
+    monkeypatch.setitem(sys.modules, "kamml.spark", types.SimpleNamespace(allocate_spark=no_work))
+    config = tmp_path / "spark.yaml"
+    config.write_text("engine: {name: spark}\n")
+    result = _allocate(scores_file, "--config", str(config), "--out", str(tmp_path / name))
+    assert result.exit_code == 3, result.output  # wrote a folder of Parquet parts named a_spark.csv/, exit 0
+    assert result.output.strip() == (
+        f"kamml: error: cannot write {tmp_path / name}: on Spark the allocation is a folder of Parquet parts "
+        "(name it *.parquet)"
+    )
+    assert not (tmp_path / name).exists()
 
 
 def test_generate_into_an_existing_file_exits_3(tmp_path):

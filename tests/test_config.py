@@ -1,8 +1,12 @@
+import datetime as dt
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from kamml.config import Config, load_config
+from kamml.config import FEATURE_GROUPS, Config, lightgbm_parameters, load_config
 from kamml.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -131,3 +135,129 @@ def test_a_key_given_twice_in_the_yaml_is_refused(tmp_path):
 def test_true_or_false_where_a_number_goes_is_refused(section, key):
     with pytest.raises(ConfigError, match=f"'{key}' must be a number, got true"):
         Config.from_dict({section: {key: True}})  # pydantic alone reads it as 1: a 1-day horizon
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("time: {cutoff: 2025-13-01}\n", "time.cutoff", "2025-13-01"),
+        ("time: {cutoff: 2025-02-30}\n", "time.cutoff", "2025-02-30"),
+        ("data: {end: 2025-02-30}\n", "data.end", "2025-02-30"),
+        ("time: {cutoff: 2025-02-28 25:00:00}\n", "time.cutoff", "2025-02-28 25:00:00"),
+    ],
+)
+def test_an_unquoted_date_that_is_no_day_names_its_key_and_value(tmp_path, text, key, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:  # PyYAML's date reader raised a bare ValueError
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: '{key}': ")
+    assert f"(got '{value}')" in str(err.value)
+
+
+def test_an_unquoted_real_date_still_reads_as_a_date(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("time: {cutoff: 2024-02-29}\ndata: {end: 2024-03-01}\n")
+    cfg = load_config(path)
+    assert (cfg.time.cutoff, cfg.data.end) == (dt.date(2024, 2, 29), dt.date(2024, 3, 1))
+
+
+def test_an_unknown_feature_group_is_an_unknown_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("features: {groups: {rfm: true, foo: false}}\n")
+    with pytest.raises(ConfigError) as err:  # passed here and stopped the job at its features
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}: unknown key 'features.groups.foo'; valid keys here: {', '.join(FEATURE_GROUPS)}"
+    )
+    with pytest.raises(ConfigError, match=r"unknown keys 'features\.groups\.foo', 'features\.groups\.RFM';"):
+        Config.from_dict({"features": {"groups": {"foo": False, "RFM": False}}})
+
+
+def test_every_feature_group_can_be_switched_and_the_list_matches_the_features():
+    from kamml.features import GROUPS
+
+    assert (*GROUPS, "btyd") == FEATURE_GROUPS
+    cfg = Config.from_dict({"features": {"groups": dict.fromkeys(FEATURE_GROUPS, False)}})
+    assert set(cfg.features.groups) == set(FEATURE_GROUPS)
+
+
+def test_the_config_docs_list_every_feature_group():
+    doc = (CONFIGS.parent / "docs" / "config.md").read_text(encoding="utf-8")
+    (row,) = [line for line in doc.splitlines() if line.startswith("| `groups` |")]
+    listed = re.findall(r"(\w+): true", row)
+    assert listed == list(FEATURE_GROUPS)
+
+
+@pytest.mark.parametrize(
+    ("tiers", "says"),
+    [
+        ("{a: 0.5}", "allocation.tiers: at least two tiers are needed"),
+        ("{a: 0.1, b: 0.5}", "allocation.tiers.b: the last tier's cumulative share must be 1"),
+        (
+            "{a: true, b: 1}",
+            "allocation.tiers.a: a cumulative share of accounts in (0, 1] is needed, got true",
+        ),
+        ("{a: 1.5, b: 1}", "allocation.tiers.a: a cumulative share of accounts in (0, 1] is needed, got 1.5"),
+    ],
+)
+def test_tiers_that_cannot_be_meant_are_refused_when_the_config_is_read(tmp_path, tiers, says):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"allocation:\n  tiers: {tiers}\n")
+    with pytest.raises(ConfigError) as err:  # {a: 0.5} passed and put every account in tier a
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: {says}")
+
+
+def test_user_named_tiers_are_kept():
+    cfg = Config.from_dict({"allocation": {"tiers": {"gold": 0.1, "silver": 0.4, "bronze": 1}}})
+    assert cfg.allocation.tiers == {"gold": 0.1, "silver": 0.4, "bronze": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("models", "says"),
+    [
+        (
+            "{clv: {nonsense_param: 3}}",
+            "unknown key 'models.clv.nonsense_param': neither a LightGBM parameter (or alias) nor a setting "
+            "of kamml's clv model (offset_feature, offset_weight)",
+        ),
+        ("{churn: {num_leavs: 7}}", "unknown key 'models.churn.num_leavs': neither a LightGBM parameter"),
+        ("{churn: {num_leavs: 7}}", "did you mean num_leaves"),
+        ("{influence: {offset_weight: 0.2}}", "offset_weight is a setting of models.clv"),
+        ("{influence: {a: 1, b: 2}}", "keys 'models.influence.a', 'models.influence.b': not a LightGBM"),
+    ],
+)
+def test_a_model_parameter_lightgbm_does_not_know_is_an_unknown_key(tmp_path, models, says):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"models: {models}\n")
+    with pytest.raises(ConfigError) as err:  # LightGBM ignored it with a warning, at training
+        load_config(path)
+    assert f"{path}: " in str(err.value)
+    assert says in str(err.value)
+
+
+def test_lightgbm_parameters_their_aliases_and_kamml_settings_are_accepted():
+    assert lightgbm_parameters() is not None  # LightGBM still lists its parameters: the check is on
+    models = {
+        "clv": {"num_leaf": 7, "min_child_samples": 5, "n_estimators": 10, "offset_weight": 0.3},
+        "churn": {"blend_feature": None, "subsample": 0.5, "early_stopping_rounds": 5, "n_jobs": 1},
+        "influence": {"objective": "poisson", "reg_lambda": 2.0, "max_depth": 3},
+    }
+    cfg = Config.from_dict({"models": models})
+    assert cfg.models.clv == models["clv"]
+    assert cfg.models.churn == models["churn"]
+
+
+def test_without_lightgbm_s_list_the_names_are_left_to_lightgbm(monkeypatch):
+    monkeypatch.setattr("kamml.config.lightgbm_parameters", lambda: None)
+    assert Config.from_dict({"models": {"clv": {"nonsense_param": 3}}}).models.clv == {"nonsense_param": 3}
+
+
+def test_reading_a_config_without_model_parameters_does_not_import_lightgbm():
+    code = (
+        f"import sys, kamml.config; kamml.config.load_config({str(CONFIGS / 'default.yaml')!r}); "
+        "print('lightgbm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -220,10 +220,11 @@ def allocate(
 
     cfg = load_config(config)
     if cfg.engine.name == "spark":
-        from kamml.spark import allocate_spark
-
         if curve is not None:
             _fail("--curve is not available on Spark yet; draw it from a scores sample with engine duckdb", 2)
+        _check_spark_output(out, "the allocation is")
+        from kamml.spark import allocate_spark
+
         result = allocate_spark(str(scores), hours, cfg, out)
         plan = result.summary
         typer.echo(
@@ -245,6 +246,12 @@ def allocate(
         curve_table = pd.read_parquet(curve) if curve.suffix.lower() == ".parquet" else pd.read_csv(curve)
         plot_budget_curve(curve_table, curve.with_suffix(".png"))
     typer.echo(_plan_line(len(table), summary, str(out)))
+
+
+def _check_spark_output(out: Path, what: str) -> None:
+    """Refuse an output not named *.parquet before any work: Spark writes a folder of Parquet parts."""
+    if out.suffix.lower() != ".parquet":
+        _fail(f"cannot write {out}: on Spark {what} a folder of Parquet parts (name it *.parquet)", 3)
 
 
 def _plan_line(accounts: int, plan: dict[str, Any], target: str) -> str:
@@ -314,9 +321,8 @@ def score(
     cut_option = _cutoff_option(cutoff)
     cfg = load_config(config)
     spark = cfg.engine.name == "spark"
-    if spark and out.suffix.lower() != ".parquet":
-        _fail(f"cannot write {out}: on Spark the scores are a folder of Parquet parts (name it *.parquet)", 3)
     if spark:
+        _check_spark_output(out, "the scores are")
         from kamml.spark import score_spark
         from kamml.tracking import use_tracking
 

@@ -8,15 +8,29 @@ command runs in, so a config works the same from the CLI, a notebook or a schedu
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from kamml.errors import ConfigError
 
 __all__ = [
+    "FEATURE_GROUPS",
+    "MODEL_SETTINGS",
     "AllocationConfig",
     "Config",
     "DataConfig",
@@ -27,7 +41,9 @@ __all__ = [
     "SparkConfig",
     "TimeConfig",
     "TrackingConfig",
+    "lightgbm_parameters",
     "load_config",
+    "tier_shares",
 ]
 
 TABLES = ("transactions", "accounts", "referrals", "activities")
@@ -100,11 +116,43 @@ class TimeConfig(_Section):
     unit: Literal["days", "weeks"] = "days"
 
 
+def _key_error(message: str) -> PydanticCustomError:
+    """A validation error whose message names its key itself, shown as it is (`_describe`)."""
+    return PydanticCustomError("kamml_key", "{message}", {"message": message})
+
+
+#: The feature groups `features.groups` switches: `kamml.features.groups.GROUPS` in their order, and
+#: `btyd` (added by kamml.models). Named here so that reading a config does not import Ibis.
+FEATURE_GROUPS = (
+    "rfm",
+    "windows",
+    "calendar",
+    "trend",
+    "regularity",
+    "breadth",
+    "products",
+    "referral",
+    "effort",
+    "static",
+    "btyd",
+)
+
+
 class FeaturesConfig(_Section):
     """Feature windows and feature groups switched on or off (DESIGN §4)."""
 
     windows: list[int] = Field(default_factory=lambda: [30, 90, 180, 365])
     groups: dict[str, bool] = Field(default_factory=dict)
+
+    @field_validator("groups")
+    @classmethod
+    def _known_groups(cls, value: dict[str, bool]) -> dict[str, bool]:
+        """Only groups that exist: a misspelt one would pass here and stop the job at its features."""
+        unknown = [f"'features.groups.{name}'" for name in value if name not in FEATURE_GROUPS]
+        if unknown:
+            keys = f"key {unknown[0]}" if len(unknown) == 1 else f"keys {', '.join(unknown)}"
+            raise _key_error(f"unknown {keys}; valid keys here: {', '.join(FEATURE_GROUPS)}")
+        return value
 
     @field_validator("windows")
     @classmethod
@@ -115,6 +163,30 @@ class FeaturesConfig(_Section):
 
 
 ChurnLabel = Literal["no_purchase", "no_purchase_or_nonrenewal"]
+
+#: kamml's own settings in a model's section, beside LightGBM's parameters (`kamml.models.bundle`).
+MODEL_SETTINGS: dict[str, tuple[str, ...]] = {
+    "clv": ("offset_feature", "offset_weight"),
+    "churn": ("blend_feature",),
+    "influence": (),
+}
+
+
+@functools.cache
+def lightgbm_parameters() -> frozenset[str] | None:
+    """Every LightGBM parameter name and alias, as the installed LightGBM lists them; None if it cannot.
+
+    Asked only when a models section names a parameter, so reading other configs never imports LightGBM.
+    The list is LightGBM's own (``lightgbm.basic._ConfigAliases``, from its C library); when a LightGBM
+    release no longer offers it, the names are left to LightGBM, which warns about unknown ones.
+    """
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        aliases = _ConfigAliases._get_all_param_aliases()
+        return frozenset(name for names in aliases.values() for name in names)
+    except (ImportError, AttributeError, OSError, TypeError, ValueError):
+        return None
 
 
 class ModelsConfig(_Section):
@@ -132,8 +204,80 @@ class ModelsConfig(_Section):
     churn: dict[str, Any] = Field(default_factory=dict)
     influence: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("clv", "churn", "influence")
+    @classmethod
+    def _known_parameters(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Only LightGBM's parameters (or aliases) and the model's own settings: LightGBM ignores others.
+
+        A misspelt parameter (``num_leaf``s, ``nonsense_param``) trained with a warning deep in the log
+        and the default in its place.
+        """
+        model = str(info.field_name)
+        own = MODEL_SETTINGS.get(model, ())
+        asked = [name for name in value if name not in own]
+        known = lightgbm_parameters() if asked else None
+        if known is None:
+            return value
+        unknown = [name for name in asked if name not in known]
+        if not unknown:
+            return value
+        keys = ", ".join(f"'models.{model}.{name}'" for name in unknown)
+        what = "not a LightGBM parameter (or alias)"
+        if own:
+            what = f"neither a LightGBM parameter (or alias) nor a setting of kamml's {model} model "
+            what += f"({', '.join(own)})"
+        first = str(unknown[0])
+        elsewhere = [f"models.{other}" for other, names in MODEL_SETTINGS.items() if first in names]
+        close = difflib.get_close_matches(first, sorted(known | set(own)), n=3)
+        if elsewhere:
+            hint = f"; {first} is a setting of {' and '.join(elsewhere)}"
+        else:
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise _key_error(f"unknown key{'s' if len(unknown) > 1 else ''} {keys}: {what}{hint}")
+
 
 StakePart = Literal["retention", "growth", "referral"]
+
+
+def tier_shares(tiers: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """`allocation.tiers` as (name, cumulative share) pairs, best first; a ValueError names tier and rule.
+
+    Tiers cut the accounts ranked best first, each reaching up to its cumulative share of them. So there
+    are at least two (one tier would hold every account), each named, each share a number in (0, 1]
+    (not true/false), no two alike, and the last one 1: a smaller last share would be ignored, its tier
+    taking every account beyond it (``{a: 0.5}`` put every account in tier a).
+    """
+    if len(tiers) < 2:
+        raise ValueError(
+            f"allocation.tiers: at least two tiers are needed, got {dict(tiers)} (one tier would hold every "
+            "account); shares are cumulative, e.g. {strategic: 0.05, key: 0.2, maintain: 0.5, nurture: 1.0}"
+        )
+    pairs = []
+    for name, share in tiers.items():
+        if not str(name).strip():
+            raise ValueError(f"allocation.tiers: a tier needs a name, got {name!r}")
+        try:
+            value = float("nan") if isinstance(share, bool) else float(share)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not (0 < value <= 1):
+            shown = str(share).lower() if isinstance(share, bool) else share
+            raise ValueError(
+                f"allocation.tiers.{name}: a cumulative share of accounts in (0, 1] is needed, got {shown}"
+            )
+        pairs.append((str(name), value))
+    pairs.sort(key=lambda pair: pair[1])
+    shares = [share for _, share in pairs]
+    if len(set(shares)) != len(shares):
+        raise ValueError(f"allocation.tiers: two tiers have the same cumulative share ({dict(pairs)})")
+    last, top = pairs[-1]
+    if top != 1:
+        hint = " (shares are cumulative, not per tier)" if abs(sum(shares) - 1) < 1e-9 else ""
+        raise ValueError(
+            f"allocation.tiers.{last}: the last tier's cumulative share must be 1 so that every account "
+            f"has a tier, got {top:g}{hint}"
+        )
+    return pairs
 
 
 def _default_weights() -> dict[StakePart, float | Literal["auto"]]:
@@ -178,6 +322,29 @@ class AllocationConfig(_Section):
                 raise ValueError(f"only the growth weight can be 'auto', not {part}")
             if weight != "auto" and not (isinstance(weight, int | float) and 0 <= weight < float("inf")):
                 raise ValueError(f"weight of {part} must be a finite number >= 0 or (growth only) 'auto'")
+        return value
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _no_yes_no_shares(cls, value: Any) -> Any:
+        """Refuse true/false as a tier's share: pydantic reads true as 1, a tier of every account."""
+        if isinstance(value, dict):
+            for name, share in value.items():
+                if isinstance(share, bool):
+                    raise _key_error(
+                        f"allocation.tiers.{name}: a cumulative share of accounts in (0, 1] is needed, "
+                        f"got {str(share).lower()}"
+                    )
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _valid_tiers(cls, value: dict[str, float]) -> dict[str, float]:
+        """Tiers that cut the ranked accounts as meant (`tier_shares`), checked when the config is read."""
+        try:
+            tier_shares(value)
+        except ValueError as exc:
+            raise _key_error(str(exc)) from None
         return value
 
     @field_validator("capacity", mode="before")
@@ -325,7 +492,9 @@ def _describe(exc: ValidationError, source: str) -> str:
     for err in exc.errors():
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "kamml_key":
+            lines.append(str(err.get("ctx", {}).get("message", err["msg"])))
+        elif err["type"] == "extra_forbidden":
             owner = _model_at(loc)
             valid = ", ".join(owner.model_fields) if owner else "?"
             lines.append(f"unknown key '{key}'; valid keys here: {valid}")
@@ -349,6 +518,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date or time as YAML reads it; one that is no real day (2025-02-30) stays the text written.
+
+        PyYAML raises a bare ValueError for it (a traceback from the CLI); as text, the config's check
+        names the key and the value it cannot read as a date.
+        """
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

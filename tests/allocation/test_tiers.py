@@ -48,9 +48,9 @@ def test_default_tiers_cut_cumulative_shares():
     assert tier[-1] == "nurture"
 
 
-def test_tiers_are_sorted_by_share_and_the_last_takes_the_rest():
-    tier = assign_tiers(np.arange(1, 11), {"b": 0.6, "a": 0.3})
-    assert tier.tolist() == ["a"] * 3 + ["b"] * 7
+def test_tiers_are_sorted_by_share_and_user_named_tiers_work():
+    tier = assign_tiers(np.arange(1, 11), {"silver": 1.0, "gold": 0.3})
+    assert tier.tolist() == ["gold"] * 3 + ["silver"] * 7
 
 
 def test_best_tier_is_never_empty_and_rank_order_does_not_matter():
@@ -60,10 +60,29 @@ def test_best_tier_is_never_empty_and_rank_order_does_not_matter():
 
 @pytest.mark.parametrize(
     ("tiers", "match"),
-    [({}, "at least one tier"), ({"a": 0.0}, r"allocation.tiers.a: .*\(0, 1\]"), ({"a": 1.5}, "got 1.5"),
-     ({"a": 0.5, "b": 0.5}, "same cumulative share")],
+    [({}, "at least two tiers"), ({"a": 0.0, "b": 1.0}, r"allocation.tiers.a: .*\(0, 1\]"),
+     ({"a": 1.5, "b": 1.0}, "got 1.5"), ({"a": 0.5, "b": 0.5, "c": 1.0}, "same cumulative share"),
+     ({"a": True, "b": 1.0}, r"allocation.tiers.a: .*got true"), ({"a": "x", "b": 1.0}, r"tiers.a: .*got x")],
 )  # fmt: skip
 def test_bad_tiers_are_config_errors(tiers, match):
+    with pytest.raises(ConfigError, match=match):
+        check_tiers(tiers)
+
+
+@pytest.mark.parametrize(
+    ("tiers", "match"),
+    [
+        ({"a": 0.5}, r"allocation\.tiers: at least two tiers"),
+        ({"a": 1.0}, r"allocation\.tiers: at least two tiers"),
+        (
+            {"a": 0.1, "b": 0.5},
+            r"allocation\.tiers\.b: the last tier.s cumulative share must be 1 .*0\.5$",
+        ),
+        ({"s": 0.05, "k": 0.15, "m": 0.3, "n": 0.5}, r"allocation\.tiers\.n: .*\(shares are cumulative"),
+    ],
+)
+def test_tiers_that_cannot_be_meant_are_refused(tiers, match):
+    # {a: 0.5} put every account in tier a; a last share below 1 was ignored, its tier taking the rest
     with pytest.raises(ConfigError, match=match):
         check_tiers(tiers)
 

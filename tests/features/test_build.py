@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kamml.config import Config
+from kamml.config import Config, FeaturesConfig
 from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
@@ -159,7 +159,10 @@ def test_groups_switch_off_and_absent_tables_are_skipped(simple, caplog):
 
 
 def test_unknown_group_is_a_config_error(simple):
-    cfg = Config.from_dict({"features": {"groups": {"rfmm": False}}})
+    with pytest.raises(ConfigError, match=r"unknown key 'features\.groups\.rfmm'"):  # when the config is read
+        Config.from_dict({"features": {"groups": {"rfmm": False}}})
+    cfg = Config()  # and a config built around that check
+    cfg.features = FeaturesConfig.model_construct(windows=[30, 90, 180, 365], groups={"rfmm": False})
     with pytest.raises(ConfigError, match="rfmm"):
         build_features(simple, CUTOFF, cfg)
 

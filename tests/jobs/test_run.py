@@ -99,7 +99,7 @@ def test_skipped_parts_name_the_missing_tables(world_path, tmp_path):
             InfeasibleError,
             "floor_hours 50 is above allocation.cap_hours 40",
         ),
-        ({"tiers": {"a": 1.5}}, ConfigError, "allocation.tiers.a"),
+        ({"tiers": {"a": 1.5, "b": 1.0}}, ConfigError, "allocation.tiers.a"),
         ({"effort_scale": 4.0, "effort_clip": (4.0, 0.25)}, ConfigError, "clip must satisfy"),
     ],
 )
@@ -109,8 +109,7 @@ def test_an_allocation_bound_to_fail_fails_before_training(
     name = f"kamml-doomed-{tmp_path.name}"
     cfg = tracked_config(experiment=name, model_name=name)
     cfg.output.dir = tmp_path / "out"
-    for key, value in allocation.items():
-        setattr(cfg.allocation, key, value)
+    cfg.allocation = cfg.allocation.model_copy(update=allocation)  # unchecked, as a caller may build it
     with pytest.raises(error, match=says):
         run(cfg, world_path, echo=lambda _: None)
     assert MlflowClient().get_experiment_by_name(name) is None  # no run, no registered model

@@ -227,6 +227,27 @@ def test_allocation_equals_in_memory(spark, tmp_path, case):
     assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
 
 
+def test_cli_allocate_on_spark_writes_only_to_a_parquet_name(spark, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from kamml.cli import app
+
+    scores = tmp_path / "scores.parquet"
+    random_scores(300, seed=4).to_parquet(scores)
+    config = tmp_path / "spark.yaml"
+    config.write_text(yaml.safe_dump({"engine": SPARK, "allocation": {"hours": 200.0}}))
+    runner = CliRunner()
+    base = ["allocate", "-s", str(scores), "-c", str(config), "-o"]
+    bad = runner.invoke(app, [*base, str(tmp_path / "a_spark.csv")])
+    assert bad.exit_code == 3, bad.output  # was exit 0 and a folder of Parquet parts named a_spark.csv/
+    assert "on Spark the allocation is a folder of Parquet parts (name it *.parquet)" in bad.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet", "spark.yaml"]
+    done = runner.invoke(app, [*base, str(tmp_path / "a_spark.parquet")])
+    assert done.exit_code == 0, done.output
+    assert len(read_parts(tmp_path / "a_spark.parquet")) == 300
+
+
 def test_infeasible_and_bad_scores(spark, tmp_path):
     from kamml.spark import allocate_spark
 

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from kamml.config import tier_shares
 from kamml.errors import ConfigError
 
 __all__ = [
@@ -92,32 +93,20 @@ def rank_accounts(
 def check_tiers(tiers: Mapping[str, float] | None) -> list[tuple[str, float]]:
     """The tiers as (name, cumulative share) pairs, best first; a ConfigError names what is wrong.
 
-    Shares must be distinct numbers in (0, 1]; the last tier also takes every account beyond its share.
+    At least two tiers, shares distinct numbers in (0, 1], the last one 1 (`kamml.config.tier_shares`,
+    the rule the config applies when it is read).
     """
-    if tiers is None:
-        tiers = DEFAULT_TIERS
-    if not tiers:
-        raise ConfigError("allocation.tiers must name at least one tier")
-    pairs = []
-    for name, share in tiers.items():
-        value = float(share)
-        if not (0 < value <= 1):
-            raise ConfigError(
-                f"allocation.tiers.{name}: a cumulative share of accounts in (0, 1] is needed, got {share}"
-            )
-        pairs.append((str(name), value))
-    pairs.sort(key=lambda pair: pair[1])
-    shares = [share for _, share in pairs]
-    if len(set(shares)) != len(shares):
-        raise ConfigError(f"allocation.tiers: two tiers have the same cumulative share ({dict(pairs)})")
-    return pairs
+    try:
+        return tier_shares(DEFAULT_TIERS if tiers is None else tiers)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def assign_tiers(rank: npt.ArrayLike, tiers: Mapping[str, float] | None = None) -> npt.NDArray[np.object_]:
     """Tier of each account from its rank: the first tier whose cumulative share covers the rank.
 
     A tier with share s holds the accounts ranked up to ``ceil(s * n)`` (so with any accounts at all the
-    best tier is never empty); the last tier takes every account beyond.
+    best tier is never empty); the last tier, with share 1, reaches the last account.
 
     Parameters
     ----------

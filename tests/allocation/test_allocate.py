@@ -325,9 +325,19 @@ def test_extra_config_keys_are_read_when_present():
         allocate(scores, 100.0, ExtendedConfig(tier_by="size"))
 
 
-def test_infeasible_floors_raise():
-    with pytest.raises(InfeasibleError, match="floors need"):
+def test_infeasible_floors_raise_and_say_what_to_change():
+    with pytest.raises(InfeasibleError, match="floors need") as info:
         allocate(make_scores(), 10.0, AllocationConfig(floor_hours=1.0))
+    message = str(info.value)
+    assert "allocation.floor_hours (1)" in message
+    assert "--hours or allocation.hours" in message
+    assert "active_p_alive" in message
+
+
+def test_scores_indexed_by_account_id_as_predict_returns_them():
+    scores = make_scores()
+    by_index = allocate(scores.set_index("account_id"), 300.0)
+    pd.testing.assert_frame_equal(by_index, allocate(scores, 300.0))
 
 
 # --------------------------------------------------------------------------------------- validation

@@ -419,6 +419,14 @@ def test_feature_rows_breaking_the_purchase_history_rules_are_named(fitted):
         ({"clv": {"num_iterations": 0}}, r"models\.clv: the number of boosting rounds must be >= 1"),
         ({"churn": {"learning_rate": -1}}, r"models\.churn: The 'learning_rate' parameter"),
         ({"influence": {"early_stopping_round": 3}}, r"models\.influence: set early stopping"),
+        (
+            {"clv": {"num_leaves": "x"}},
+            r"models\.clv: LightGBM refuses the parameters: Parameter num_leaves should be of type int",
+        ),
+        (
+            {"churn": {"min_data_in_leaf": -3}},
+            r"models\.churn: LightGBM refuses the parameters: .*>= \(0\)\.?$",
+        ),
     ],
 )
 def test_model_settings_that_cannot_train_are_config_errors_before_any_work(models, says):

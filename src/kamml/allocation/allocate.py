@@ -112,7 +112,8 @@ def allocate(
     Parameters
     ----------
     scores : pandas.DataFrame
-        The scores table (DESIGN §10), one row per account: ``account_id``, ``clv`` (>= 0) and
+        The scores table (DESIGN §10), one row per account: ``account_id`` (a column, or the index when
+        it is named so, as `ModelBundle.predict` returns it), ``clv`` (>= 0) and
         ``p_churn`` (in [0, 1]) are needed; ``referral_value`` (absent or NaN = 0), ``p_alive`` (absent:
         every account is active), ``owner`` (the rep, for per-rep capacity), ``drivers`` (top model
         drivers in words, ``"; "``-separated), ``effort_scale`` and ``effort_uplift`` (the model's fitted
@@ -549,6 +550,8 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
         raise SchemaError(
             [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
         )
+    if "account_id" not in scores.columns and scores.index.name == "account_id":
+        scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
     check_scores(scores, need_owner=cfg.capacity is not None)
     optional = ("referral_value", "p_alive", "owner", "drivers", "effort_scale", "effort_uplift")
     keep = [c for c in (*REQUIRED_COLUMNS, *optional) if c in scores]
@@ -630,15 +633,26 @@ def _solve(frame: pd.DataFrame, cfg: AllocationConfig, hours: float) -> Allocati
         raise ConfigError(f"hours must be a finite number >= 0, got {hours}")
     floor = _floors(frame, cfg)
     owner = frame["owner"].to_numpy(dtype=object) if "owner" in frame else None
-    return optimize_detailed(
-        frame["stake"].to_numpy(dtype=float),
-        frame["effort_scale"].to_numpy(dtype=float),
-        hours,
-        floor=floor,
-        cap=cfg.cap_hours,
-        owner=owner if cfg.capacity is not None else None,
-        capacity=cfg.capacity,
-    )
+    try:
+        return optimize_detailed(
+            frame["stake"].to_numpy(dtype=float),
+            frame["effort_scale"].to_numpy(dtype=float),
+            hours,
+            floor=floor,
+            cap=cfg.cap_hours,
+            owner=owner if cfg.capacity is not None else None,
+            capacity=cfg.capacity,
+        )
+    except InfeasibleError as exc:
+        if "the floors" not in str(exc):
+            raise
+        active = int(frame["active"].sum())
+        raise InfeasibleError(
+            f"{exc}. The floors are allocation.floor_hours ({cfg.floor_hours:g}) for each of the {active:,} "
+            f"active accounts (p_alive >= allocation.active_p_alive, {cfg.active_p_alive:g}): give the team "
+            "more hours (--hours or allocation.hours; per rep, allocation.capacity), or lower floor_hours, "
+            "or raise active_p_alive"
+        ) from None
 
 
 def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) -> pd.DataFrame:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
@@ -165,6 +166,22 @@ def check_model_settings(cfg: Config) -> None:
             raise ConfigError(f"models.{name}: {exc}") from None
         if rounds < 1:
             raise ConfigError(f"models.{name}: the number of boosting rounds must be >= 1, got {rounds}")
+        _check_lightgbm_accepts(name, model.lgb_params())
+
+
+def _check_lightgbm_accepts(name: str, params: dict[str, Any]) -> None:
+    """A ConfigError when LightGBM itself refuses the parameters (a value it cannot read: num_leaves x).
+
+    One round on 20 rows (a few milliseconds), so a bad value stops the job before the data is read
+    instead of as LightGBM's traceback after the features.
+    """
+    rows = np.arange(40, dtype=float).reshape(20, 2)
+    labels = np.tile([0.0, 1.0], 10)
+    try:
+        lgb.train({**params, "num_threads": 1}, lgb.Dataset(rows, labels), num_boost_round=1)
+    except lgb.basic.LightGBMError as exc:
+        reason = str(exc).split(" at /")[0].strip()  # not the path of LightGBM's C++ source
+        raise ConfigError(f"models.{name}: LightGBM refuses the parameters: {reason}") from None
 
 
 def _stretch_no_purchase(p_churn: np.ndarray, exponent: float) -> np.ndarray:

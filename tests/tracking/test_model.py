@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -112,3 +113,20 @@ def test_registered_version_points_at_the_logged_model(trained):
     cfg, _, result = trained
     version = MlflowClient().get_model_version(cfg.tracking.model_name, result.promotion.version)
     assert version.run_id == result.run_id
+
+
+def test_the_pyfunc_answers_missing_numbers_as_none(trained):
+    """MLflow's server writes a float NaN as a bare NaN (not JSON): the pyfunc gives None instead."""
+    import mlflow
+
+    _, _, result = trained
+    rows = model_input(result.features.head(3))
+    rows.loc[rows.index[1], ["frequency", "recency", "monetary"]] = 0.0
+    rows.loc[rows.index[1], "T"] = np.nan  # no purchase history: no P(alive)
+    out = mlflow.pyfunc.load_model(result.model_uri).predict(rows)
+    assert out["p_alive"].iloc[1] is None
+    assert out["p_alive"].dtype == object
+    assert out["clv"].dtype == float  # columns without a missing value keep their dtype
+    expected = score_frame(result.bundle, rows)
+    assert np.isnan(expected["p_alive"].iloc[1])
+    np.testing.assert_allclose(out["p_alive"].to_numpy(float), expected["p_alive"].to_numpy(float))

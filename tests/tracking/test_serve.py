@@ -32,7 +32,11 @@ def _post(url: str, payload: dict) -> dict:
     body = json.dumps(payload).encode()
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+        return json.loads(response.read(), parse_constant=_not_json)  # strict, as a CRM's parser is
+
+
+def _not_json(name: str) -> None:
+    raise AssertionError(f"the answer holds {name}, which is not JSON (a CRM's parser rejects it)")
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +149,14 @@ def test_one_row_with_a_missing_number_answers_like_in_process_predict(server, t
     rows["spend_90d"] = np.nan
     payload = {"dataframe_records": json.loads(rows.to_json(orient="records"))}
     _same(_post(f"{server}/invocations", payload), score_frame(trained[2].bundle, rows))
+
+
+def test_missing_numbers_in_the_answer_are_json_null(server, trained):
+    """An account without a purchase history has no P(alive): null in the answer, never a bare NaN."""
+    rows = _rows(trained).iloc[[2]].copy()
+    rows[["frequency", "recency", "monetary"]] = 0.0
+    rows["T"] = np.nan  # as the features give an account without purchases
+    payload = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    answer = _post(f"{server}/invocations", payload)  # parsed strictly
+    assert answer["predictions"][0]["p_alive"] is None
+    _same(answer, score_frame(trained[2].bundle, rows))

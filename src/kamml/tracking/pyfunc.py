@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
@@ -49,7 +50,8 @@ class KammlPyfunc(PythonModel):
     p_churn, referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
     account's value at stake, from the fitted effort response; NaN without one), effort_uplift (that
     response's rise of the purchase rate of a fully served account, the allocation's growth weight;
-    NaN without one) and drivers (the top value drivers in words).
+    NaN without one) and drivers (the top value drivers in words). A missing number is None (JSON null
+    over REST; NaN is not JSON), so in pandas a column holding one is of object dtype.
     The optional param ``top_drivers`` (default 3) sets how many drivers are named.
     """
 
@@ -68,6 +70,25 @@ class KammlPyfunc(PythonModel):
             raise ModelError("the kamml pyfunc has no bundle: load it with mlflow.pyfunc.load_model")
         top = int((params or {}).get("top_drivers", 3))
         try:
-            return score_frame(self.bundle, model_input, top_drivers=top)
+            return json_ready(score_frame(self.bundle, model_input, top_drivers=top))
         except ModelError as exc:  # bad request rows: MLflow's server answers HTTP 400 with this message
             raise MlflowException.invalid_parameter_value(str(exc)) from exc
+
+
+def json_ready(scores: pd.DataFrame) -> pd.DataFrame:
+    """`scores` with every missing or infinite number as None, so MLflow's server answers valid JSON.
+
+    MLflow writes a float NaN as a bare ``NaN``, which JSON does not have: a CRM's parser (JavaScript's
+    JSON.parse, Jackson, Go) rejects the whole answer. A column with such a value becomes object dtype
+    (numbers and None, JSON null); columns without one keep their dtype.
+    """
+    out = scores.copy()
+    for name in out.columns:
+        column = out[name]
+        if pd.api.types.is_float_dtype(column.dtype):
+            bad = ~np.isfinite(column.to_numpy(dtype=float))
+            if bad.any():
+                values = column.to_numpy(dtype=object)
+                values[bad] = None
+                out[name] = values
+    return out

@@ -160,7 +160,10 @@ def allocate(
     cfg = allocation_config(config)
     team_hours = float(cfg.hours if hours is None else hours)
     frame = _prepared(scores, cfg)
-    result = _solve(frame, cfg, team_hours)
+    try:
+        result = _solve(frame, cfg, team_hours)
+    except InfeasibleError as exc:
+        raise _floor_hint(exc, frame, cfg) from None
     if cfg.capacity is not None:
         owners = pd.Series(rep_names(frame["owner"]))
         hours_by_owner = pd.Series(result.hours).groupby(owners).sum()
@@ -633,26 +636,28 @@ def _solve(frame: pd.DataFrame, cfg: AllocationConfig, hours: float) -> Allocati
         raise ConfigError(f"hours must be a finite number >= 0, got {hours}")
     floor = _floors(frame, cfg)
     owner = frame["owner"].to_numpy(dtype=object) if "owner" in frame else None
-    try:
-        return optimize_detailed(
-            frame["stake"].to_numpy(dtype=float),
-            frame["effort_scale"].to_numpy(dtype=float),
-            hours,
-            floor=floor,
-            cap=cfg.cap_hours,
-            owner=owner if cfg.capacity is not None else None,
-            capacity=cfg.capacity,
-        )
-    except InfeasibleError as exc:
-        if "the floors" not in str(exc):
-            raise
-        active = int(frame["active"].sum())
-        raise InfeasibleError(
-            f"{exc}. The floors are allocation.floor_hours ({cfg.floor_hours:g}) for each of the {active:,} "
-            f"active accounts (p_alive >= allocation.active_p_alive, {cfg.active_p_alive:g}): give the team "
-            "more hours (--hours or allocation.hours; per rep, allocation.capacity), or lower floor_hours, "
-            "or raise active_p_alive"
-        ) from None
+    return optimize_detailed(
+        frame["stake"].to_numpy(dtype=float),
+        frame["effort_scale"].to_numpy(dtype=float),
+        hours,
+        floor=floor,
+        cap=cfg.cap_hours,
+        owner=owner if cfg.capacity is not None else None,
+        capacity=cfg.capacity,
+    )
+
+
+def _floor_hint(exc: InfeasibleError, frame: pd.DataFrame, cfg: AllocationConfig) -> InfeasibleError:
+    """`exc` with what to change when the floors do not fit: the hours, the floor or who is active."""
+    if "the floors" not in str(exc):
+        return exc
+    active = int(frame["active"].sum())
+    return InfeasibleError(
+        f"{exc}. The floors are allocation.floor_hours ({cfg.floor_hours:g}) for each of the {active:,} "
+        f"active accounts (p_alive >= allocation.active_p_alive, {cfg.active_p_alive:g}): give the team "
+        "more hours (--hours or allocation.hours; per rep, allocation.capacity), or lower floor_hours, "
+        "or raise active_p_alive"
+    )
 
 
 def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) -> pd.DataFrame:

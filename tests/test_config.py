@@ -178,8 +178,15 @@ def test_every_feature_group_can_be_switched_and_the_list_matches_the_features()
     from kamml.features import GROUPS
 
     assert (*GROUPS, "btyd") == FEATURE_GROUPS
-    cfg = Config.from_dict({"features": {"groups": dict.fromkeys(FEATURE_GROUPS, False)}})
+    switchable = [group for group in FEATURE_GROUPS if group != "btyd"]
+    cfg = Config.from_dict({"features": {"groups": {**dict.fromkeys(switchable, False), "btyd": True}}})
     assert set(cfg.features.groups) == set(FEATURE_GROUPS)
+
+
+def test_the_btyd_group_cannot_be_switched_off():
+    """btyd: false was accepted and ignored: the models are built on BTYD."""
+    with pytest.raises(ConfigError, match=r"features\.groups\.btyd cannot be switched off"):
+        Config.from_dict({"features": {"groups": {"btyd": False}}})
 
 
 def test_the_config_docs_list_every_feature_group():

@@ -152,6 +152,13 @@ class FeaturesConfig(_Section):
         if unknown:
             keys = f"key {unknown[0]}" if len(unknown) == 1 else f"keys {', '.join(unknown)}"
             raise _key_error(f"unknown {keys}; valid keys here: {', '.join(FEATURE_GROUPS)}")
+        if value.get("btyd") is False:  # accepted before, and silently ignored
+            raise _key_error(
+                "features.groups.btyd cannot be switched off: the models are built on BG/NBD and "
+                "Gamma-Gamma (the value model's offset, the churn blend, the horizon stretch and the "
+                "levels); to keep their columns away from LightGBM, set models.clv.offset_feature and "
+                "models.churn.blend_feature to null instead"
+            )
         return value
 
     @field_validator("windows")

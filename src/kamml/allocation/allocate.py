@@ -60,6 +60,7 @@ __all__ = [
     "check_scores",
     "check_settings",
     "effort_clip_pair",
+    "floor_hint",
     "lossless_integers",
     "missing_score_columns",
     "owner_column",
@@ -163,7 +164,7 @@ def allocate(
     try:
         result = _solve(frame, cfg, team_hours)
     except InfeasibleError as exc:
-        raise _floor_hint(exc, frame, cfg) from None
+        raise floor_hint(exc, int(frame["active"].sum()), cfg) from None
     if cfg.capacity is not None:
         owners = pd.Series(rep_names(frame["owner"]))
         hours_by_owner = pd.Series(result.hours).groupby(owners).sum()
@@ -647,11 +648,13 @@ def _solve(frame: pd.DataFrame, cfg: AllocationConfig, hours: float) -> Allocati
     )
 
 
-def _floor_hint(exc: InfeasibleError, frame: pd.DataFrame, cfg: AllocationConfig) -> InfeasibleError:
-    """`exc` with what to change when the floors do not fit: the hours, the floor or who is active."""
+def floor_hint(exc: InfeasibleError, active: int, cfg: AllocationConfig) -> InfeasibleError:
+    """`exc` with what to change when the floors do not fit: the hours, the floor or who is active.
+
+    `active` is the number of accounts given a floor. Shared by the in-memory and the Spark allocation.
+    """
     if "the floors" not in str(exc):
         return exc
-    active = int(frame["active"].sum())
     return InfeasibleError(
         f"{exc}. The floors are allocation.floor_hours ({cfg.floor_hours:g}) for each of the {active:,} "
         f"active accounts (p_alive >= allocation.active_p_alive, {cfg.active_p_alive:g}): give the team "

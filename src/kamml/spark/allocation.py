@@ -50,6 +50,7 @@ from kamml.allocation.allocate import (
     allocation_config,
     check_capacity_reps,
     effort_clip_pair,
+    floor_hint,
     missing_score_columns,
     stake_problems,
     warn_uncovered_owners,
@@ -422,7 +423,8 @@ class _Plan:
                     f"{floors_all[r] - self.capacity[r]:,.6g} hours short"
                 )
         if problems:
-            raise InfeasibleError("infeasible allocation: " + "; ".join(problems))
+            failed = InfeasibleError("infeasible allocation: " + "; ".join(problems))
+            raise floor_hint(failed, n_active_floor, self.cfg)
         variants = 2 if need > 0 else 1
         bounded = np.flatnonzero(np.isfinite(self.capacity))
         t_rep = np.full((variants, len(self.reps)), -np.inf)

@@ -190,13 +190,17 @@ def test_leading_zero_ids_stay_text(backend):
 
 
 def test_transaction_ids_are_deduplicated(backend, tx):
-    frame = tx.assign(transaction_id=["t1", "t1", "t2", None, None])
+    """An exact repeat (a file delivered twice) is dropped; rows sharing an id but differing are kept."""
+    frame = tx.assign(transaction_id=["t1", "t1", "t2", None, None])  # t1: a purchase and its refund
+    frame = pd.concat([frame, frame.iloc[[2, 3]]], ignore_index=True)  # t2 and an id-less row repeated
     data = load_data({"transactions": frame}, backend=backend)
     got = data.to_pandas("transactions")
-    assert len(got) == 4  # one copy of t1 dropped; rows without an id are all kept
-    assert got["transaction_id"].isna().sum() == 2
+    assert len(got) == 6  # the repeat of t2 dropped; rows without an id are all kept
+    assert sorted(got.loc[got["transaction_id"] == "t1", "amount"]) == [-20.0, 100.0]  # the refund too
+    assert got["transaction_id"].isna().sum() == 3
     assert data.quality.count("duplicate transaction ids") == 1
-    assert data.quality.tables["transactions"].rows == 5  # rows as given
+    assert data.quality.count("transaction ids shared by rows that differ") == 1
+    assert data.quality.tables["transactions"].rows == 7  # rows as given
 
 
 @pytest.mark.parametrize(
@@ -213,6 +217,10 @@ def test_whole_number_transaction_ids_are_deduplicated(backend, tx, ids, bitmap,
     original = validation._bitmap_distinct
     monkeypatch.setattr(validation, "_bitmap_distinct", lambda plan: used.append(original(plan)) or used[-1])
     frame = tx.assign(transaction_id=pd.array(ids, dtype="Int64"), account_id=[1, 1, 2, 2, 2])
+    repeat = next(i for i, v in enumerate(ids) if v is not None and ids.index(v) < i)
+    original_row = ids.index(ids[repeat])
+    for column in ("ts", "account_id", "amount", "quantity"):  # the repeated id repeats its whole row
+        frame.iloc[repeat, frame.columns.get_loc(column)] = frame[column].iloc[original_row]
     data = load_data({"transactions": frame}, backend=backend)
     assert len(data.to_pandas("transactions")) == 4
     assert data.quality.count("duplicate transaction ids") == 1

@@ -106,7 +106,11 @@ TABLES: dict[str, TableSpec] = {
             ),
             ColumnSpec("product", Kind.STRING, required=False, nullable=True, description="product or SKU"),
             ColumnSpec(
-                "transaction_id", Kind.ID, required=False, nullable=True, description="duplicates are dropped"
+                "transaction_id",
+                Kind.ID,
+                required=False,
+                nullable=True,
+                description="a row repeating another in every column is dropped; lines sharing an id kept",
             ),
         ),
         required=True,

@@ -39,7 +39,8 @@ class Dataset:
     transactions : ibis Table
         ``account_id`` (int64, or string when any account key is text), ``ts`` (timestamp, naive UTC),
         ``amount`` (float64), ``quantity`` (float64, 1.0 when absent), and when given ``product``
-        (string) and ``transaction_id`` (int64 or string; duplicates dropped, one row kept).
+        (string) and ``transaction_id`` (int64 or string; a row repeating another in every column is
+        dropped, rows that share an id but differ are kept).
     accounts : ibis Table or None
         ``account_id``, optional ``created_at`` (timestamp) and ``owner`` (string), then the other
         static attributes as given (numbers recognised when read from CSV).

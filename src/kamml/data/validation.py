@@ -660,9 +660,26 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
     if plan.name == "transactions" and "transaction_id" in plan.builders:
         n, examples = _duplicates(plan, "transaction_id")
         if n:
-            what = "duplicate transaction ids (extra copies dropped, one row kept per id)"
-            soft.append(Problem(plan.name, plan.found["transaction_id"], what, n, examples))
+            column = plan.found["transaction_id"]
+            exact = _exact_repeats(plan)
+            if exact:
+                what = "duplicate transaction ids (rows repeating another row exactly: dropped, one kept)"
+                soft.append(Problem(plan.name, column, what, exact, examples))
+            if n - exact:
+                what = (
+                    "transaction ids shared by rows that differ (kept, as lines of one transaction or "
+                    "a refund of it)"
+                )
+                soft.append(Problem(plan.name, column, what, n - exact, examples))
     return hard, soft
+
+
+def _exact_repeats(plan: TablePlan) -> int:
+    """Rows with a transaction id that repeat another row in every column (a file delivered twice)."""
+    with_id = plan.table.filter(plan.values["transaction_id_key"].notnull())
+    rows = _execute(plan, with_id.aggregate(n=_.count()))["n"][0]
+    distinct = _execute(plan, with_id.distinct().aggregate(n=_.count()))["n"][0]
+    return int(rows) - int(distinct)
 
 
 def _tz_problems(plan: TablePlan, check: _TzCheck) -> list[Problem]:
@@ -758,8 +775,13 @@ def _duplicates_count(plan: TablePlan, column: str) -> int:
 
 
 def _drop_duplicate_ids(tx: ir.Table) -> ir.Table:
-    """Keep one row per transaction id (the earliest); rows without an id are all kept."""
-    window = ibis.window(group_by=tx.transaction_id, order_by=[tx.ts, tx.account_id, tx.amount])
+    """Drop rows that repeat another row with the same transaction id in every column; keep the rest.
+
+    Rows that share an id but differ are lines of one invoice or a refund of it: all kept (keeping one
+    per id dropped the other lines, and kept whichever came first, a refund line included). Rows
+    without an id are all kept.
+    """
+    window = ibis.window(group_by=[tx[c] for c in tx.columns])
     ranked = tx.mutate(_kamml_rank=ibis.row_number().over(window))
     kept = ranked.filter(ranked.transaction_id.isnull() | (ranked._kamml_rank == 0))
     return kept.drop("_kamml_rank")

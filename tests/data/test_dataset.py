@@ -159,3 +159,18 @@ def test_load_data_on_spark(tmp_path):
     with pytest.raises(SchemaError) as caught:
         load_data({"transactions": bad}, backend=con)
     assert {p.column for p in caught.value.problems} == {"account_id", "ts", "amount"}
+
+
+def test_accounts_and_transactions_sharing_no_id_is_an_error(backend):
+    """000123 in one file and 123 in the other: each table is valid, but no account meets its orders."""
+    from kamml.errors import DataError
+
+    tx = pd.DataFrame(
+        {"account_id": ["000123", "000124"], "ts": ["2024-01-01", "2024-02-01"], "amount": [1.0, 2.0]}
+    )
+    accounts = pd.DataFrame({"account_id": ["123", "124"], "segment": ["a", "b"]})
+    with pytest.raises(DataError, match=r"share no id: none of the 2 accounts has a transaction.*'000123'"):
+        load_data({"transactions": tx, "accounts": accounts}, backend=backend)
+    some = accounts.assign(account_id=["000123", "9"])  # one meets: notes, no error
+    data = load_data({"transactions": tx, "accounts": some}, backend=backend)
+    assert data.quality.count("accounts without transactions") == 1

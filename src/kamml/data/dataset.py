@@ -170,6 +170,32 @@ def _backend_of(sources: Mapping[str, Any]) -> ibis.BaseBackend | None:
     return None
 
 
+def _check_ids_meet(notes: list[Any], stats: dict[str, Any]) -> None:
+    """A DataError when no account of the accounts table has a transaction: ids written two ways.
+
+    Each table alone is valid, so this surfaced only as two notes while every account was scored twice,
+    once from each table (``000123`` in one file and ``123`` or ``123.0`` in the other).
+    """
+    if "accounts" not in stats:
+        return
+
+    def note(table: str, start: str) -> list[Any]:
+        return [n for n in notes if n.table == table and n.rule.startswith(start)]
+
+    rows = stats["accounts"].rows or 0
+    orphans = note("accounts", "accounts without transactions")
+    if not rows or not orphans or orphans[0].n_rows < rows:
+        return
+    missing = note("transactions", "transactions of accounts")
+    shown_tx = ", ".join(repr(v) for v in (missing[0].examples if missing else ())[:3])
+    shown_acc = ", ".join(repr(v) for v in orphans[0].examples[:3])
+    raise DataError(
+        f"accounts.account_id and transactions.account_id share no id: none of the {rows:,} accounts has a "
+        f"transaction (accounts: {shown_acc}; transactions: {shown_tx}); are the ids written two ways, "
+        "with leading zeros, as 123.0, or with another prefix?"
+    )
+
+
 def _cache(table: ir.Table, name: str) -> ir.Table:
     """Compute a table once (a DuckDB temp table that can spill to disk, a persisted Spark frame)."""
     try:
@@ -257,6 +283,7 @@ def _load(
     notes = result.notes + relationship_notes(
         tables["transactions"], tables.get("accounts"), tables.get("referrals"), tables.get("activities")
     )
+    _check_ids_meet(notes, result.stats)
     report = QualityReport(result.stats, notes, end, end_source)
     log.info(
         "validated %s: %s transactions, data end %s (exclusive), %d data-quality note(s)",

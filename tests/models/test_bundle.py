@@ -435,3 +435,23 @@ def test_model_settings_that_cannot_train_are_config_errors_before_any_work(mode
         check_model_settings(cfg)
     with pytest.raises(ConfigError, match=says):  # ModelBundle.fit checks before it touches the frame
         ModelBundle.fit(pd.DataFrame(), cfg)
+
+
+def test_few_accounts_and_clipped_levels_are_warned(world_data, caplog):
+    """A 30-account book trained and scored with exit 0 and every p_churn 0: now the log says why."""
+    import logging
+
+    cfg = config()
+    end = world_data.end.normalize()
+    train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg)
+    small = train.groupby("snapshot", group_keys=False).head(150)  # 150 accounts per snapshot
+    with caplog.at_level(logging.WARNING, logger="kamml"):
+        bundle = ModelBundle.fit(small, cfg)
+    assert any("accounts in the latest training snapshot" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    features = build_features(world_data, end, cfg)
+    bundle.btyd_bias = 100.0  # BTYD's total far above the model's: the level clip binds
+    with caplog.at_level(logging.WARNING, logger="kamml"):
+        anchored = bundle.anchor(features)
+    assert anchored.value_level == 2.0
+    assert any("value level clipped at 2" in r.getMessage() for r in caplog.records)

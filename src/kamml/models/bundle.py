@@ -92,6 +92,9 @@ _MODELS = ("clv", "churn", "influence")
 #: so accounts beyond the training range keep BTYD's extrapolation; ``models.clv.offset_feature: null``
 #: turns it off.
 CLV_OFFSET = "btyd_value"
+
+#: Fewer accounts than this in the latest training snapshot get a warning: too few to learn from.
+FEW_ACCOUNTS = 200
 #: The churn model's blend partner (`ChurnModel` ``blend_feature``): BG/NBD's expected purchases over the
 #: training window, blended with LightGBM's logit at a weight chosen on the held-out snapshot;
 #: ``models.churn.blend_feature: null`` turns it off.
@@ -329,6 +332,15 @@ class ModelBundle:
             train["snapshot"].nunique(),
             len(features),
         )
+        n_latest = int((snap == latest).sum())
+        if n_latest < FEW_ACCOUNTS:
+            log.warning(
+                "only %d accounts in the latest training snapshot: the models learn little from fewer than "
+                "%d (early stopping, calibration and the levels use that snapshot), so treat their values "
+                "and probabilities as rough; BG/NBD alone (the backtest's btyd rows) may serve better",
+                n_latest,
+                FEW_ACCOUNTS,
+            )
         clv = ClvModel(horizon_days=h, **_lgbm_kwargs(cfg, "clv")).fit(X, train["value"], snapshot=snap)
         churn = ChurnModel(horizon_days=h, **_lgbm_kwargs(cfg, "churn")).fit(
             X, train["churned"], snapshot=snap
@@ -393,6 +405,15 @@ class ModelBundle:
         log.info(
             "value level %.4f: model total %.6g, bias-corrected BTYD total %.6g", level, model_total, target
         )
+        if level in (low, high):  # the model and BTYD disagree more than the clip allows
+            log.warning(
+                "value level clipped at %g: the value model's total (%.6g) is %.3g times the bias-corrected "
+                "BTYD total (%.6g); with few accounts or a gap in the data the value scale is unreliable",
+                level,
+                model_total,
+                model_total / target,
+                target,
+            )
         return level
 
     def _churn_shift(self, prepared: Any, rfm: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float | None:
@@ -421,6 +442,16 @@ class ModelBundle:
         else:
             shift = float(brentq(gap, -1.0, 1.0, xtol=1e-9))
         log.info("churn shift %+.4f: model mean %.4f, bias-corrected BTYD mean %.4f", shift, p.mean(), target)
+        if abs(shift) >= 1.0 and abs(gap(shift)) > 0.01:
+            log.warning(
+                "churn shift clipped at %+g: the churn model's mean probability %.3f cannot reach the "
+                "bias-corrected BTYD mean %.3f (it stays at %.3f); with few accounts the probabilities are "
+                "unreliable",
+                shift,
+                p.mean(),
+                target,
+                target + gap(shift),
+            )
         return shift
 
     def _prepare(

@@ -174,3 +174,16 @@ def test_accounts_and_transactions_sharing_no_id_is_an_error(backend):
     some = accounts.assign(account_id=["000123", "9"])  # one meets: notes, no error
     data = load_data({"transactions": tx, "accounts": some}, backend=backend)
     assert data.quality.count("accounts without transactions") == 1
+
+
+def test_a_csv_that_is_not_utf8_is_a_data_error_in_validate_too(backend, tmp_path):
+    """A Latin-1 byte in a column the checks do not read passed validate, then crashed the job."""
+    from kamml.data import validate
+    from kamml.errors import DataError
+
+    (tmp_path / "transactions.csv").write_bytes(
+        b"account_id,ts,amount,product\n1,2024-01-01,10,Caf\xe9\n2,2024-02-01,5,Tea\n"
+    )
+    for read in (validate, load_data):
+        with pytest.raises(DataError, match=r"transactions: cannot read the input: .*not utf-8.*as UTF-8"):
+            read(tmp_path, backend=backend)

@@ -20,7 +20,7 @@ import pandas as pd
 from kamml.config import Config, DataConfig, EngineConfig
 from kamml.data.contract import TABLES, column_mapping
 from kamml.data.quality import QualityReport, relationship_notes
-from kamml.data.readers import find_table_source, read_raw
+from kamml.data.readers import backend_errors, engine_message, find_table_source, read_raw
 from kamml.data.validation import validate_tables
 from kamml.engine import connect
 from kamml.errors import DataError, SchemaError
@@ -197,12 +197,19 @@ def _check_ids_meet(notes: list[Any], stats: dict[str, Any]) -> None:
 
 
 def _cache(table: ir.Table, name: str) -> ir.Table:
-    """Compute a table once (a DuckDB temp table that can spill to disk, a persisted Spark frame)."""
+    """Compute a table once (a DuckDB temp table that can spill to disk, a persisted Spark frame).
+
+    An input the engine cannot read whole (a CSV that is not UTF-8) is a `DataError` naming the table.
+    """
     try:
         return table.cache()
     except NotImplementedError:
         log.debug("%s: the backend cannot cache tables; it stays a lazy expression", name)
         return table
+    except backend_errors() as exc:
+        message = engine_message(exc)
+        hint = "; save the file as UTF-8 (kamml reads CSV as UTF-8)" if "utf-8" in message.lower() else ""
+        raise DataError(f"{name}: cannot read the input: {message}{hint}") from None
 
 
 def load_data(
@@ -314,6 +321,8 @@ def validate(
     """Check the input tables against the contract and return the data-quality summary.
 
     Same arguments as `load_data`. Raises `SchemaError` (all problems at once) on hard errors and
-    `DataError` when a table cannot be read.
+    `DataError` when a table cannot be read. Tables read from CSV are read whole, as `load_data` reads
+    them: the checks read only the columns they need, so a byte that is not UTF-8 in another column
+    passed here and stopped the job.
     """
-    return _load(source, config, backend=backend, materialize=False).quality
+    return _load(source, config, backend=backend, materialize=True).quality

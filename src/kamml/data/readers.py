@@ -216,7 +216,13 @@ def backend_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-_USEFUL = ("original line", "expected number of columns", "does not match the number of columns", "line:")
+_USEFUL = (
+    "original line",
+    "expected number of columns",
+    "does not match the number of columns",
+    "line:",
+    "not utf-8",
+)
 
 
 def engine_message(error: BaseException | str) -> str:

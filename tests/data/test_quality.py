@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -116,3 +117,15 @@ def test_report_counts_by_table():
     assert report.count("zero") == 3
     assert report.count("zero", table="accounts") == 1
     assert "Observed time" not in report.to_text()
+
+
+def test_a_stretch_without_any_transaction_gets_a_note(backend):
+    """Months missing from an export read as months nobody bought: the report says so."""
+    days = pd.date_range("2023-01-01", "2025-12-31")
+    kept = days[~((days >= "2025-03-01") & (days < "2025-09-01"))]
+    tx = pd.DataFrame({"account_id": np.arange(len(kept)) % 40, "ts": kept, "amount": 10.0})
+    report = validate({"transactions": tx}, backend=backend)
+    (note,) = [n for n in report.notes if n.rule.startswith("no transaction of any account")]
+    assert "from 2025-03-01 to 2025-08-31" in note.rule
+    everyday = tx.assign(ts=days[: len(tx)])
+    assert not [n for n in validate({"transactions": everyday}, backend=backend).notes if n.column == "ts"]

@@ -20,11 +20,16 @@ import pandas as pd
 
 from kamml.errors import Problem
 
-__all__ = ["QualityReport", "TableStats", "relationship_notes"]
+__all__ = ["QualityReport", "TableStats", "gap_notes", "relationship_notes"]
 
 log = logging.getLogger(__name__)
 
 N_EXAMPLES = 5
+
+#: A stretch without any transaction at least this long (days) gets a note ...
+GAP_DAYS = 60
+#: ... when it is also this many times the usual spacing of the days that have transactions.
+GAP_RATIO = 10
 
 
 @dataclass(frozen=True)
@@ -304,3 +309,32 @@ def _relationship_notes(
         for i, (table, column, rule, _, _) in enumerate(checks)
         if i in counts
     ]
+
+
+def gap_notes(transactions: ir.Table) -> list[Problem]:
+    """A note for each stretch of `GAP_DAYS` or more without any transaction of any account.
+
+    A gap in an export (months missing) reads to the features and labels as months in which nobody
+    bought: values and churn move with it and nothing else says why. A seasonal pause looks the same,
+    so this is a note, not an error. One query of the distinct transaction days.
+    """
+    days = transactions.select(day=transactions.ts.date()).distinct().to_pyarrow().column("day")
+    stamps = pd.to_datetime(pd.Series(days.to_pylist())).sort_values().to_numpy()
+    if len(stamps) < 3:
+        return []
+    spacing = (stamps[1:] - stamps[:-1]) / pd.Timedelta(days=1)
+    usual = float(pd.Series(spacing).median())
+    long = (spacing >= GAP_DAYS) & (spacing >= GAP_RATIO * usual)
+    if not long.any():
+        return []
+    one = dt.timedelta(days=1)
+    spans = [
+        f"{pd.Timestamp(stamps[i]).date() + one} to {pd.Timestamp(stamps[i + 1]).date() - one}"
+        for i in long.nonzero()[0]
+    ]
+    shown = ", ".join(spans[:N_EXAMPLES]) + (f" and {len(spans) - N_EXAMPLES} more" if len(spans) > 5 else "")
+    rule = (
+        f"no transaction of any account from {shown} (transactions every {usual:g} day(s) otherwise): a "
+        "gap in the export, or a seasonal pause? The features and labels read it as a time nobody bought"
+    )
+    return [Problem("transactions", "ts", rule, 0, tuple(spans[:N_EXAMPLES]))]

@@ -128,3 +128,16 @@ def test_a_cutoff_whose_oldest_snapshot_precedes_every_purchase_names_that_snaps
     oldest = (cut - pd.Timedelta(days=150)).date()
     with pytest.raises(ConfigError, match=rf"1 of 2 training snapshot\(s\) .*\({oldest}\).*time\.snapshots"):
         backtest(data, cfg, cut)
+
+
+def test_a_test_window_without_any_purchase_is_named(world):
+    """Transactions that stop at the test cutoff (the data end set later): NaN metrics, exit 0, before."""
+    from kamml.errors import DataError
+
+    end = world.end.normalize()
+    cut = end - pd.Timedelta(days=90)
+    tx = world.transactions[world.transactions["ts"] < cut]
+    cfg = Config.from_dict({**CFG, "data": {"end": str(end.date())}})
+    data = load_data({"transactions": tx}, cfg)
+    with pytest.raises(DataError, match=r"no account bought anything in the test window"):
+        backtest(data, cfg, cut)

@@ -455,3 +455,20 @@ def test_few_accounts_and_clipped_levels_are_warned(world_data, caplog):
         anchored = bundle.anchor(features)
     assert anchored.value_level == 2.0
     assert any("value level clipped at 2" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"value": 0.0}, "no account spent anything in a label window"),
+        ({"churned": 1}, "every account churned"),
+        ({"churned": 0}, "no account churned"),
+    ],
+)
+def test_labels_that_leave_nothing_to_learn_name_the_data(world_data, change, says):
+    """These surfaced as a model's complaint about an offset feature or a class of y."""
+    cfg = config()
+    end = world_data.end.normalize()
+    train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg).assign(**change)
+    with pytest.raises(ModelError, match=says):
+        ModelBundle.fit(train, cfg)

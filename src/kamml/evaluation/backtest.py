@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kamml.config import Config
-from kamml.errors import ConfigError
+from kamml.errors import ConfigError, DataError
 from kamml.evaluation.metrics import churn_metrics, value_metrics
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
 from kamml.features._context import as_cutoff
@@ -149,6 +149,13 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
     past = build_past_window(data, cut, horizon).reindex(features.index).fillna(0.0)
 
     y = labels["value"].to_numpy(float)
+    if not np.nansum(y) > 0:
+        end = (cut + pd.Timedelta(days=horizon - 1)).date()
+        raise DataError(
+            f"backtest: no account bought anything in the test window {cut.date()} to {end}, so there is "
+            "nothing to evaluate; do the transactions reach the data end (data.end), or is there a gap "
+            "in them? An earlier time.cutoff tests on a window with purchases"
+        )
     value = {
         "kamml": value_metrics(y, scores["clv"].to_numpy(float)),
         "btyd": value_metrics(y, btyd["btyd_value"].fillna(0.0).to_numpy(float)),

@@ -187,6 +187,34 @@ def _check_lightgbm_accepts(name: str, params: dict[str, Any]) -> None:
         raise ConfigError(f"models.{name}: LightGBM refuses the parameters: {reason}") from None
 
 
+def check_labels(train: pd.DataFrame) -> None:
+    """A ModelError saying what is wrong with the data when the training labels leave nothing to learn.
+
+    The models' own errors named an offset feature or a class of y (``offset_feature 'btyd_value' has
+    no positive value``), not the data: no positive spend at all, every account churned, or none did.
+    """
+    snapshots = ", ".join(sorted(str(pd.Timestamp(s).date()) for s in train["snapshot"].unique()))
+    where = f"in the {len(train):,} training rows (snapshots {snapshots})"
+    if "value" in train and not train["value"].sum() > 0:
+        raise ModelError(
+            f"no account spent anything in a label window {where}: the value model has nothing to learn; "
+            "are the amounts all zero or refunds, or do the transactions end before the label windows?"
+        )
+    if "churned" in train:
+        rate = float(train["churned"].mean())
+        if rate == 1.0:
+            raise ModelError(
+                f"every account churned (no purchase in its label window) {where}: do the transactions "
+                "reach the data end (data.end), or is there a gap in them?"
+            )
+        if rate == 0.0:
+            raise ModelError(
+                f"no account churned (every one bought in its label window) {where}: the churn model "
+                "needs both; a longer time.horizon_days, more snapshots (time.snapshots) or more "
+                "accounts give it some"
+            )
+
+
 def _stretch_no_purchase(p_churn: np.ndarray, exponent: float) -> np.ndarray:
     """P(no purchase) over the training window carried to the horizon: P0(H) = P0(h)^exponent."""
     return np.clip(p_churn, 0.0, 1.0) ** exponent
@@ -321,6 +349,7 @@ class ModelBundle:
                 "the training frame has no 'snapshot' column: build it with build_training_frame"
             )
         check_snapshot_history(train)
+        check_labels(train)
         train = add_snapshot_btyd(train, h / unit)
         features = feature_columns(train)
         latest = train["snapshot"].max()

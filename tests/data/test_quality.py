@@ -129,3 +129,12 @@ def test_a_stretch_without_any_transaction_gets_a_note(backend):
     assert "from 2025-03-01 to 2025-08-31" in note.rule
     everyday = tx.assign(ts=days[: len(tx)])
     assert not [n for n in validate({"transactions": everyday}, backend=backend).notes if n.column == "ts"]
+
+
+def test_activities_logged_in_minutes_get_a_note(backend, world):
+    minutes = {**world, "activities": world["activities"].assign(hours=world["activities"]["hours"] * 60)}
+    notes = validate(minutes, backend=backend).notes
+    (note,) = [n for n in notes if n.table == "activities" and n.column == "hours"]
+    assert note.rule.startswith("the median activity lasts")
+    assert "minutes" in note.rule
+    assert not [n for n in validate(world, backend=backend).notes if n.column == "hours"]

@@ -20,11 +20,14 @@ import pandas as pd
 
 from kamml.errors import Problem
 
-__all__ = ["QualityReport", "TableStats", "gap_notes", "relationship_notes"]
+__all__ = ["QualityReport", "TableStats", "gap_notes", "hours_notes", "relationship_notes"]
 
 log = logging.getLogger(__name__)
 
 N_EXAMPLES = 5
+
+#: Activities whose median lasts longer than this (hours) get a note: logged in minutes?
+LONG_ACTIVITY_HOURS = 8.0
 
 #: A stretch without any transaction at least this long (days) gets a note ...
 GAP_DAYS = 60
@@ -338,3 +341,23 @@ def gap_notes(transactions: ir.Table) -> list[Problem]:
         "gap in the export, or a seasonal pause? The features and labels read it as a time nobody bought"
     )
     return [Problem("transactions", "ts", rule, 0, tuple(spans[:N_EXAMPLES]))]
+
+
+def hours_notes(activities: ir.Table | None) -> list[Problem]:
+    """A note when the median activity lasts more than a working day (hours logged in minutes).
+
+    The effort response reads ``hours`` as hours; minutes made the fitted effort scale 60 times too
+    large (306 h against 5 h) and the plan spread the team over a few accounts, with no word.
+    """
+    if activities is None:
+        return []
+    found = activities.aggregate(median=activities.hours.approx_median(), n=activities.count())
+    row = found.to_pyarrow().to_pylist()[0]
+    median = row["median"]
+    if median is None or not median > LONG_ACTIVITY_HOURS:
+        return []
+    rule = (
+        f"the median activity lasts {median:g} hours (more than a working day): are the hours logged "
+        "in minutes? The effort response reads them as hours"
+    )
+    return [Problem("activities", "hours", rule, int(row["n"]))]

@@ -45,7 +45,6 @@ CASES: dict[str, tuple[type[KammlError], str, str | None, tuple[str, ...], int |
     ),
     "duplicated_header": (SchemaError, "transactions", "amount", ("duplicated column name",), None),
     "mixed_time_zones": (SchemaError, "transactions", "ts", ("mixed time zones", "have none"), 1),
-    "different_offsets": (SchemaError, "transactions", "ts", ("mixed time zones", "+01:00", "-05:00"), 2),
     "unknown_config_key": (ConfigError, "data", "csv_delimeter", ("unknown key", "csv_delimiter"), None),
     "unknown_mapped_column": (
         SchemaError,

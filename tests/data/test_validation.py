@@ -414,3 +414,22 @@ def test_valid_rows_always_give_the_contract_types(backend, ids, amounts):
     assert schema["ts"].is_timestamp()
     assert schema["amount"].is_float64()
     assert len(data.to_pandas("transactions")) == n
+
+
+def test_values_each_with_their_own_offset_are_converted_to_utc(backend):
+    """A Europe/Berlin export (+01:00 in winter, +02:00 in summer) was refused as mixed time zones."""
+    frame = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3],
+            "ts": ["2024-01-05T10:00:00+01:00", "2024-07-05T10:00:00+02:00", "2024-07-06T10:00:00-05:00"],
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    data = load_data({"transactions": frame}, backend=backend)
+    got = data.to_pandas("transactions").sort_values("account_id")["ts"].tolist()
+    assert got == [
+        pd.Timestamp("2024-01-05 09:00"),
+        pd.Timestamp("2024-07-05 08:00"),
+        pd.Timestamp("2024-07-06 15:00"),
+    ]
+    assert data.quality.count("3 different UTC offsets") == 3

@@ -651,7 +651,9 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
             text += "; a value equals the column name: is a header line repeated inside the file?"
         (hard if rule.hard else soft).append(Problem(plan.name, rule.column, text, n, examples))
     for check in plan.tz_checks:
-        hard.extend(_tz_problems(plan, check))
+        mixed, offsets = _tz_problems(plan, check)
+        hard.extend(mixed)
+        soft.extend(offsets)
     if plan.name == "accounts" and "account_id" in plan.builders:
         n, examples = _duplicates(plan, "account_id")
         if n:
@@ -682,8 +684,13 @@ def _exact_repeats(plan: TablePlan) -> int:
     return int(rows) - int(distinct)
 
 
-def _tz_problems(plan: TablePlan, check: _TzCheck) -> list[Problem]:
-    """Mixed time zones in one text column: some values with a UTC offset and some without, or several."""
+def _tz_problems(plan: TablePlan, check: _TzCheck) -> tuple[list[Problem], list[Problem]]:
+    """Time zones in one text column: errors (some values with a UTC offset, some without) and notes.
+
+    A note when every value has an offset but they differ (daylight saving: +01:00 in winter, +02:00 in
+    summer). Each value with an offset is converted to UTC by its own offset, so several offsets are exact; a
+    value without one would be read as UTC, which is a guess when others say otherwise.
+    """
     with_offset, without, offsets = (_count(plan.values.get(k)) for k in check.keys)
     if with_offset and without:
         examples = (
@@ -694,15 +701,15 @@ def _tz_problems(plan: TablePlan, check: _TzCheck) -> list[Problem]:
             f"mixed time zones: {with_offset:,} values have a UTC offset and {without:,} have none; "
             "give every value an offset, or convert all to UTC"
         )
-        return [Problem(plan.name, check.column, rule, min(with_offset, without), examples)]
+        return [Problem(plan.name, check.column, rule, min(with_offset, without), examples)], []
     if offsets > 1:
         rows = plan.table.filter(check.ok & check.has_offset)
         query = rows.group_by(offset=check.normal).aggregate(example=check.text.min()).order_by("offset")
         found = _execute(plan, query.limit(N_EXAMPLES))
         shown = ", ".join(map(str, found["offset"]))
-        rule = f"mixed time zones: {offsets} different UTC offsets ({shown}); convert the values to UTC"
-        return [Problem(plan.name, check.column, rule, with_offset, plain_examples(found["example"]))]
-    return []
+        rule = f"{offsets} different UTC offsets ({shown}): each value converted to UTC by its own offset"
+        return [], [Problem(plan.name, check.column, rule, with_offset, plain_examples(found["example"]))]
+    return [], []
 
 
 def validate_tables(

@@ -350,10 +350,10 @@ def score(
 
 
 def _scoring_cutoff(option: pd.Timestamp | None, cfg: Any, dataset: Any) -> pd.Timestamp:
-    """The scoring date: --cutoff, else time.cutoff, else the data end; one after the data end is refused."""
-    from kamml.features._context import check_observed
+    """The scoring date: --cutoff, else time.cutoff, else the data end; checked (`check_scoring_cutoff`)."""
+    from kamml.features._context import check_scoring_cutoff
 
-    return check_observed(dataset, option or cfg.time.cutoff or dataset.end)
+    return check_scoring_cutoff(dataset, option or cfg.time.cutoff or dataset.end)
 
 
 def _load_scoring_model(uri: str, cfg: Any) -> Any:

@@ -79,6 +79,9 @@ def test_a_cutoff_after_the_data_end_is_refused_and_the_end_is_scored(trained):
     at_end = score(model, data, data.end, cfg, explain_top=0)
     assert (at_end["cutoff"] == data.end).all()
     assert len(at_end) == len(result.features)
+    first = pd.Timestamp(data.quality.tables["transactions"].first).normalize()
+    with pytest.raises(ConfigError, match=r"is on or before the first transaction"):  # scored, exit 0
+        score(model, data, first - pd.Timedelta(days=400), cfg)
 
 
 def test_a_fresh_session_finds_the_registered_model_through_the_config(trained, tmp_path, monkeypatch):

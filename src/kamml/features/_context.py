@@ -19,6 +19,7 @@ __all__ = [
     "FeatureContext",
     "as_cutoff",
     "check_observed",
+    "check_scoring_cutoff",
     "day_number",
     "join_on_account",
     "outer_join_on_account",
@@ -80,6 +81,25 @@ def check_observed(data: Any, cutoff: Any) -> pd.Timestamp:
             f"is {last}, by {source}): the days after it are unobserved, not days without purchases. "
             f"Use a cutoff on or before {end.date()} (--cutoff, time.cutoff), or, if the data really "
             "runs later, set data.end to its last day"
+        )
+    return cut
+
+
+def check_scoring_cutoff(data: Any, cutoff: Any) -> pd.Timestamp:
+    """`check_observed`, and a scoring cutoff on or before the first transaction refused too.
+
+    There no account has a purchase history, so every score would come from the accounts table alone
+    (``kamml score --cutoff`` years early scored accounts with exit 0). Training snapshots that early
+    are named by the training's own check, which lists them.
+    """
+    cut = check_observed(data, cutoff)
+    tables = getattr(getattr(data, "quality", None), "tables", None) or {}
+    first = getattr(tables.get("transactions"), "first", None)
+    if first is not None and cut <= pd.Timestamp(first).normalize():
+        raise ConfigError(
+            f"cutoff {cut.date()} is on or before the first transaction ({pd.Timestamp(first).date()}): no "
+            "account has a purchase history there, so every score would come from nothing; use a later "
+            "cutoff (--cutoff, time.cutoff)"
         )
     return cut
 

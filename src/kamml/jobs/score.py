@@ -21,7 +21,7 @@ from kamml.config import Config
 from kamml.data import Dataset
 from kamml.errors import FeatureMismatchError
 from kamml.features import build_features
-from kamml.features._context import check_observed
+from kamml.features._context import check_scoring_cutoff
 from kamml.io import check_output_path, write_table
 from kamml.models.bundle import ModelBundle
 from kamml.progress import track
@@ -101,7 +101,7 @@ def score(
     """
     loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle
-    cut = check_observed(data, cutoff)
+    cut = check_scoring_cutoff(data, cutoff)
     t0 = time.perf_counter()
     if features is None:
         features = build_features(data, cut, bundle.scoring_config(config))

@@ -135,6 +135,9 @@ def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
     assert_allocation_equal(duck_alloc, read_parts(out.path), out.summary)
     assert out.summary["rep_price"][reps[0]] > out.summary["team_price"]  # the small capacity binds
     assert sorted(p.name for p in tmp_path.iterdir()) == ["allocation", "scores"]  # no temp folders left
+    first = pd.Timestamp(data_spark.quality.tables["transactions"].first).normalize()
+    with pytest.raises(ConfigError, match="on or before the first transaction"):  # as in memory
+        score_spark(result.model_uri, data_spark, first - pd.Timedelta(days=30), tmp_path / "early", cfg)
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ import pandas as pd
 
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError
-from kamml.features._context import as_cutoff
+from kamml.features._context import as_cutoff, check_scoring_cutoff
 from kamml.features.build import settle_frame
 from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS
 from kamml.models.bundle import ModelBundle
@@ -142,7 +142,9 @@ def score_frame_spark(
 
     loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle
-    cut = as_cutoff(cutoff)
+    # a Dataset knows its end and first purchase: the same cutoff checks as in memory
+    dataset = hasattr(data, "transactions") and hasattr(data, "tables")
+    cut = check_scoring_cutoff(data, cutoff) if dataset else as_cutoff(cutoff)
     session = spark_session(config)
     features = _features(session, data, cut, bundle, config)
     needed = list(bundle.feature_spec()["columns"])

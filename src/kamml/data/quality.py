@@ -335,7 +335,8 @@ def gap_notes(transactions: ir.Table) -> list[Problem]:
         f"{pd.Timestamp(stamps[i]).date() + one} to {pd.Timestamp(stamps[i + 1]).date() - one}"
         for i in long.nonzero()[0]
     ]
-    shown = ", ".join(spans[:N_EXAMPLES]) + (f" and {len(spans) - N_EXAMPLES} more" if len(spans) > 5 else "")
+    more = len(spans) - N_EXAMPLES
+    shown = ", ".join(spans[:N_EXAMPLES]) + (f" and {more} more" if more > 0 else "")
     rule = (
         f"no transaction of any account from {shown} (transactions every {usual:g} day(s) otherwise): a "
         "gap in the export, or a seasonal pause? The features and labels read it as a time nobody bought"

@@ -116,6 +116,20 @@ def test_an_allocation_bound_to_fail_fails_before_training(
     assert not cfg.output.dir.exists()
 
 
+def test_floors_that_cannot_fit_fail_before_a_model_is_registered(tracked_config, world_path, tmp_path):
+    """Which accounts get a floor needs P(alive): this failed at the allocate stage, after registering."""
+    name = f"kamml-floors-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 5.0
+    cfg.allocation.floor_hours = 0.5
+    with pytest.raises(InfeasibleError, match=r"the floors need .* allocation\.floor_hours \(0\.5\)"):
+        run(cfg, world_path, echo=lambda _: None)
+    assert not MlflowClient().search_registered_models(filter_string=f"name = '{name}'")
+    experiment = MlflowClient().get_experiment_by_name(name)
+    assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])
+
+
 def test_capacity_without_owners_in_the_data_fails_before_training(tracked_config, world_path, tmp_path):
     import shutil
 

@@ -57,6 +57,7 @@ __all__ = [
     "allocation_config",
     "budget_curve",
     "check_capacity_reps",
+    "check_floors_fit",
     "check_scores",
     "check_settings",
     "effort_clip_pair",
@@ -595,6 +596,23 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
     else:
         frame["active"] = True
     return frame
+
+
+def check_floors_fit(
+    scores: pd.DataFrame, hours: float | None = None, config: AllocationConfig | Config | None = None
+) -> None:
+    """An `InfeasibleError` (saying what to change) when the floors of the active accounts cannot fit.
+
+    The team's hours and each rep's capacity against ``floor_hours`` times their active accounts, as
+    `allocate` would find it; the stakes play no part. `kamml run` calls it on the new model's P(alive)
+    before it registers the model, so a plan bound to fail does not leave a new champion behind.
+    """
+    cfg = allocation_config(config)
+    frame = _prepared(scores, cfg)
+    try:
+        _solve(frame, cfg, float(cfg.hours if hours is None else hours))
+    except InfeasibleError as exc:
+        raise floor_hint(exc, int(frame["active"].sum()), cfg) from None
 
 
 def floor_hours(scores: pd.DataFrame, config: AllocationConfig | Config | None = None) -> pd.Series:

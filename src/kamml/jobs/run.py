@@ -27,18 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kamml.allocation import allocate, budget_curve
-from kamml.allocation.allocate import check_settings
+from kamml.allocation.allocate import check_floors_fit, check_settings
 from kamml.config import Config
 from kamml.data import Dataset
 from kamml.errors import ConfigError
 from kamml.io import atomic_path, check_output_dir, check_writable, write_table
 from kamml.jobs.data import job_data
-from kamml.jobs.score import score
+from kamml.jobs.score import account_owners, score
 from kamml.jobs.train import TrainResult, train
-from kamml.models.bundle import check_model_settings
+from kamml.models.btyd_features import rfm_arrays
+from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
 from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, load_model
@@ -132,7 +134,7 @@ def run(
         for note in skipped:
             echo(f"      skipped: {note}")
     with _stage("train", seconds, echo):
-        training = train(data, config)
+        training = train(data, config, before_register=_floors_fit(config, data))
         bt = training.backtest
         echo(
             f"      backtest at {bt.protocol['cutoff']}: value Gini {bt.value['kamml']['gini']:.3f} "
@@ -164,6 +166,34 @@ def run(
         echo(f"      report {outputs['report']}")
     _done(seconds, out_dir, echo)
     return RunResult(training, scores, allocation, curve, outputs, seconds, skipped)
+
+
+def _floors_fit(config: Config, data: Dataset) -> Callable[[ModelBundle, pd.DataFrame], None]:
+    """The check `train` runs before registering: the plan's floors fit the team's and each rep's hours.
+
+    Which accounts are active (and get a floor) needs P(alive), so this could only fail at the allocate
+    stage, after a new version was registered and maybe promoted. The anchored BG/NBD gives P(alive)
+    at the scoring cutoff without running the models.
+    """
+
+    def check(bundle: ModelBundle, features: pd.DataFrame) -> None:
+        if config.allocation.floor_hours <= 0:
+            return
+        f, r, t, _ = rfm_arrays(features)
+        known = ~(np.isnan(f) | np.isnan(r) | np.isnan(t))
+        p_alive = np.full(len(features), np.nan)
+        if known.any():
+            bg, _ = bundle.btyd.models()
+            p_alive[known] = bg.p_alive(f[known], r[known], t[known])
+        scores = pd.DataFrame(
+            {"account_id": features.index.to_numpy(), "clv": 0.0, "p_churn": 0.0, "p_alive": p_alive}
+        )
+        owners = account_owners(data, features.index)
+        if owners is not None:
+            scores["owner"] = owners.to_numpy()
+        check_floors_fit(scores, None, config)
+
+    return check
 
 
 def _registered(training: TrainResult, echo: Callable[[str], None]) -> tuple[LoadedModel, bool]:

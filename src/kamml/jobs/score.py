@@ -27,7 +27,7 @@ from kamml.models.bundle import ModelBundle
 from kamml.progress import track
 from kamml.tracking import LoadedModel, resolve_model
 
-__all__ = ["EXPLAIN_TOP", "SCORE_COLUMNS", "score", "score_to_file"]
+__all__ = ["EXPLAIN_TOP", "SCORE_COLUMNS", "account_owners", "score", "score_to_file"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ SCORE_COLUMNS = (
 )
 
 
-def _owners(data: Dataset, ids: pd.Index) -> pd.Series | None:
+def account_owners(data: Dataset, ids: pd.Index) -> pd.Series | None:
     """The owner (sales rep) per account from the accounts table, when it has one."""
     accounts = data.tables.get("accounts")
     if accounts is None or "owner" not in accounts.columns:
@@ -129,7 +129,7 @@ def score(
     scores["account_id"] = features.index.to_numpy()
     scores["cutoff"] = cut
     scores["model_uri"] = loaded.resolved
-    owners = _owners(data, features.index)
+    owners = account_owners(data, features.index)
     scores["owner"] = owner_column(owners if owners is not None else np.full(len(scores), None, object))
     log.info("scored %s accounts in %.1f s", f"{len(scores):,}", time.perf_counter() - t0)
     return scores[list(SCORE_COLUMNS)]

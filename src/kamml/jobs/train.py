@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def train(
     *,
     plots: bool = True,
     run_name: str | None = None,
+    before_register: Callable[[ModelBundle, pd.DataFrame], None] | None = None,
 ) -> TrainResult:
     """Backtest, train the deployable bundle, log one MLflow run and register the model.
 
@@ -82,6 +84,10 @@ def train(
         Log the backtest plots (gains, decile and churn calibration, feature importance) as PNGs.
     run_name : str, optional
         Name of the MLflow run.
+    before_register : callable, optional
+        Called with the deployable bundle and its features at the scoring cutoff before anything is
+        logged or registered; an exception it raises stops the job there (`kamml run` checks that the
+        plan's floors fit).
     """
     t0 = time.perf_counter()
     check_model_settings(config)  # before the backtest's features and models
@@ -95,6 +101,8 @@ def train(
         bundle = bundle.anchor(features)
     effort = fit_effort_response_from_data(data, scoring, config)
     bundle.effort = effort
+    if before_register is not None:
+        before_register(bundle, features)
     with TrainingRun(config, run_name=run_name) as run:
         run.log_config()
         run.log_data(fingerprint(data))

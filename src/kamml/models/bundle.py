@@ -271,8 +271,10 @@ def _phrase(feature: str, value: Any) -> str:
 class ModelBundle:
     """Everything needed to turn feature rows into scores: BTYD fit, three models, feature names.
 
-    Build one with `ModelBundle.fit(train, config)`; `predict(features)` returns clv, p_churn,
-    referral_value, p_alive, expected_purchases and drivers per account.
+    Build one with `ModelBundle.fit(train, config)`, anchor it at the scoring cutoff with
+    `anchor(features)` (as `kamml train` deploys it); `predict(features)` returns `PREDICTION_COLUMNS`
+    per account: clv, p_churn, referral_value, p_alive, expected_purchases, effort_scale, effort_uplift
+    and drivers.
     """
 
     horizon_days: int

@@ -33,7 +33,50 @@ def test_no_pickle_among_the_artifacts_and_the_bundle_is_text(model_dir):
     assert (Path(model_dir) / "input_example.json").is_file()
     reqs = (Path(model_dir) / "requirements.txt").read_text()
     assert "lightgbm==" in reqs
-    assert "kamml==" in reqs
+    # kamml is not on PyPI: the model carries its wheel, which pip installs from the model folder
+    (wheel,) = [line for line in reqs.splitlines() if "kamml" in line]
+    assert wheel.startswith("artifacts/kamml-")
+    assert wheel.endswith(".whl")
+    assert (Path(model_dir) / wheel).is_file()
+
+
+def test_the_model_installs_kamml_from_its_own_folder(model_dir, tmp_path):
+    """What MLflow's serving environments do: pip install -r requirements.txt in the model folder."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    reqs = (Path(model_dir) / "requirements.txt").read_text().splitlines()
+    (wheel,) = [line for line in reqs if "kamml" in line]
+    with zipfile.ZipFile(Path(model_dir) / wheel) as archive:
+        names = archive.namelist()
+    assert "kamml/tracking/pyfunc.py" in names
+    assert "kamml/tracking/_model_code.py" in names
+    target = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), wheel],
+        cwd=model_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (target / "kamml" / "tracking" / "pyfunc.py").is_file()
+    # a Python whose only kamml is the model's own wheel loads the model and answers its example
+    code = (
+        "import json, sys, kamml, mlflow, pandas as pd\n"
+        f"assert kamml.__file__.startswith({str(target)!r}), kamml.__file__\n"
+        f"model = mlflow.pyfunc.load_model({str(model_dir)!r})\n"
+        f"rows = pd.read_json({str(Path(model_dir) / 'input_example.json')!r}, orient='split')\n"
+        "print(json.dumps(model.predict(rows)['clv'].round(6).tolist()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert json.loads(ran.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("kind", ["alias", "version", "runs", "local", "bundle_folder"])

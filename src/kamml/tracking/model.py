@@ -4,14 +4,19 @@ A logged model holds: ``python_model`` (the `_model_code.py` source MLflow runs 
 ``bundle`` artifact folder (bundle.json with the feature specification, BTYD parameters, calibration
 arrays and horizons; clv.txt, churn.txt, influence.txt as LightGBM model text), a signature of the
 answer and the ``top_drivers`` param, the input columns and their types as metadata, an input example,
-and explicit pip requirements.
+explicit pip requirements, and a wheel of kamml itself (``artifacts/kamml-<version>-py3-none-any.whl``,
+named in those requirements: kamml is not on PyPI, and MLflow installs requirements from the model folder).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import tempfile
+import uuid
 import warnings
+import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -39,9 +44,72 @@ MODEL_CODE = Path(__file__).with_name("_model_code.py")
 REQUIREMENTS = ("kamml", "lightgbm", "numpy", "pandas", "scipy", "scikit-learn", "mlflow", "pydantic")
 
 
-def pip_requirements() -> list[str]:
-    """The pyfunc's pip requirements, pinned to the installed versions (given explicitly: fast, exact)."""
-    return [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS]
+#: Where the model's copy of kamml's wheel sits in the logged model (pip installs it from the model folder).
+WHEEL_ARTIFACT = "kamml_wheel"
+
+
+def pip_requirements(wheel: str | None = None) -> list[str]:
+    """The pyfunc's pip requirements, pinned to the installed versions (given explicitly: fast, exact).
+
+    With `wheel` (a path inside the model folder), kamml is installed from it instead of ``kamml==<v>``:
+    kamml is not on PyPI, so that line could not be resolved where MLflow builds a serving environment.
+    """
+    pins = [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS]
+    return [wheel if name == "kamml" and wheel else pin for name, pin in zip(REQUIREMENTS, pins, strict=True)]
+
+
+def kamml_wheel() -> Path | None:
+    """A wheel of the running kamml's own files, written once per state of them (cached), or None.
+
+    kamml is pure Python, so the wheel is written directly: the package's files, its installed metadata
+    (METADATA with the dependencies, entry points) and a RECORD of hashes. No build step, no network
+    (a pip build with isolation fetches setuptools first, which can stall for minutes offline). The
+    model then carries exactly the code that trained it. None, with a warning, when the installed
+    metadata cannot be read.
+    """
+    package = Path(__file__).resolve().parents[1]
+    try:
+        dist = metadata.distribution("kamml")
+        meta = dist.read_text("METADATA")
+    except (metadata.PackageNotFoundError, OSError) as exc:
+        log.warning("no wheel of kamml for the model (%s): it names kamml==<version>", exc)
+        return None
+    if not meta:
+        log.warning("no wheel of kamml for the model (no installed METADATA): it names kamml==<version>")
+        return None
+    files = sorted(
+        p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+    digest = hashlib.sha256(meta.encode())
+    for path in files:
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    folder = Path(tempfile.gettempdir()) / "kamml-wheels" / digest.hexdigest()[:20]
+    wheel = folder / f"kamml-{dist.version}-py3-none-any.whl"
+    if wheel.is_file():
+        return wheel
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"kamml-{dist.version}.dist-info"
+    tags = "Wheel-Version: 1.0\nGenerator: kamml\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    contents = [(f"kamml/{path.relative_to(package).as_posix()}", path.read_bytes()) for path in files]
+    contents += [(f"{info}/METADATA", meta.encode()), (f"{info}/WHEEL", tags.encode())]
+    entry_points = dist.read_text("entry_points.txt")
+    if entry_points:
+        contents.append((f"{info}/entry_points.txt", entry_points.encode()))
+    record = [f"{name},sha256={_urlsafe_digest(data)},{len(data)}" for name, data in contents]
+    record.append(f"{info}/RECORD,,")
+    partial = folder / f".{wheel.name}.{uuid.uuid4().hex}"
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in contents:
+            archive.writestr(name, data)
+        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    partial.replace(wheel)  # whole or not at all: two jobs writing at once both end with one good file
+    return wheel
+
+
+def _urlsafe_digest(data: bytes) -> str:
+    """A file's hash as a wheel's RECORD writes it (urlsafe base64 of sha256, no padding)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def model_input(features: pd.DataFrame) -> pd.DataFrame:
@@ -83,16 +151,20 @@ def log_bundle(bundle: ModelBundle, features: pd.DataFrame, *, name: str = "mode
     """Log `bundle` as a pyfunc on the active run; `features` (a few rows) give the example and signature."""
     example = model_input(features.head(5))
     inferred = _inferred(example, score_frame(bundle, example))
+    wheel = kamml_wheel()
     with tempfile.TemporaryDirectory(prefix="kamml-bundle-") as tmp:
         folder = Path(tmp) / BUNDLE_ARTIFACT
         bundle.save(folder)
+        artifacts = {BUNDLE_ARTIFACT: str(folder)}
+        if wheel is not None:  # the model carries kamml itself: it installs where kamml is not on PyPI
+            artifacts[WHEEL_ARTIFACT] = str(wheel)
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(MODEL_CODE),
-            artifacts={BUNDLE_ARTIFACT: str(folder)},
+            artifacts=artifacts,
             signature=_signature(inferred),
             input_example=example,
-            pip_requirements=pip_requirements(),
+            pip_requirements=pip_requirements(f"artifacts/{wheel.name}" if wheel is not None else None),
             metadata={"feature_types": _feature_types(inferred), "optional_columns": ["account_id"]},
         )
     log.info("logged the model bundle: %s", info.model_uri)

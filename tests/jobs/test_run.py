@@ -163,3 +163,18 @@ def test_a_folder_where_an_output_file_goes_fails_before_any_work(tracked_config
     with pytest.raises(DataError, match=r"scores\.parquet: it is an existing folder"):
         run(cfg, world_path, echo=lines.append)
     assert lines == []
+
+
+def test_the_floor_check_logs_nothing_about_effort_rules(trained, caplog):
+    """It gave the allocation zero stakes and no effort scales: 'using the fixed rule' and 'no account has
+    a positive clv' then appeared in every run, right after the fitted effort response."""
+    import logging
+
+    from kamml.jobs.run import _floors_fit
+
+    cfg, data, result = trained
+    with caplog.at_level(logging.INFO, logger="kamml"):
+        _floors_fit(cfg, data)(result.bundle, result.features)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "fixed rule" not in said
+    assert "positive clv" not in said

@@ -185,8 +185,17 @@ def _floors_fit(config: Config, data: Dataset) -> Callable[[ModelBundle, pd.Data
         if known.any():
             bg, _ = bundle.btyd.models()
             p_alive[known] = bg.p_alive(f[known], r[known], t[known])
+        # stakes and effort scales play no part in whether the floors fit: neutral ones, given, so that
+        # no effort rule is looked for (its log lines read as if the fitted response were missing)
         scores = pd.DataFrame(
-            {"account_id": features.index.to_numpy(), "clv": 0.0, "p_churn": 0.0, "p_alive": p_alive}
+            {
+                "account_id": features.index.to_numpy(),
+                "clv": 1.0,
+                "p_churn": 0.0,
+                "p_alive": p_alive,
+                "effort_scale": 1.0,
+                "effort_uplift": 0.0,
+            }
         )
         owners = account_owners(data, features.index)
         if owners is not None:

@@ -296,3 +296,22 @@ def test_a_plan_grouped_by_tier_and_owner_reads_like_the_whole_table(tmp_path):
     assert strip(part.all_text) == strip(whole.all_text).replace(no_curve, "")
     assert "Not drawn here." in part.all_text
     assert len(part.images) == len(whole.images) == 2  # tier mix, hours per rep
+
+
+def test_reps_at_capacity_floors_and_an_infeasible_start_are_said(tmp_path):
+    """Capacities summing to the team's hours made the headline read 'value of the last hour 0'; the
+    floors' cost and the budgets below them were not mentioned."""
+    s = scores()
+    cfg = AllocationConfig(floor_hours=0.5, capacity={"rep 0": 70.0, "rep 1": 70.0, "rep 2": 60.0})
+    table = allocate(s, hours=200.0, config=cfg)
+    plan = table.attrs["allocation"]
+    assert plan["team_price"] == 0
+    assert min(plan["rep_price"].values()) > 0
+    curve = budget_curve(s, 200.0, cfg)
+    assert not curve["feasible"].all()
+    path = render_report(tmp_path / "r.html", allocation=table, budget_curve=curve, quality="ok")
+    text = parse(path).all_text
+    assert "per hour of a rep at capacity" in text
+    assert "Cost of the minimum touches" in text
+    assert f"{plan['floor_cost']:,.0f} of gain" in text
+    assert "cannot give every active account its minimum touch" in text

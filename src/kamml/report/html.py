@@ -49,6 +49,7 @@ SUMMARY_LABELS = {
     "hours": "Team hours",
     "expected_gain": "Expected gain",
     "team_price": "Value of the last hour (λ)",
+    "floor_cost": "Cost of the minimum touches",
     "cutoff": "Cutoff",
     "horizon_days": "Horizon (days)",
     "model_uri": "Model",
@@ -219,6 +220,13 @@ def _header(title: str, table: pd.DataFrame, summary: Mapping[str, Any]) -> str:
     facts["expected_gain"] = _number(plan.get("total_expected_gain", table["expected_gain"].sum()))
     if plan.get("team_price") is not None:
         facts["team_price"] = f"{_number(plan['team_price'])} per hour"
+        reps = [float(v) for v in (plan.get("rep_price") or {}).values() if v is not None and v > 0]
+        if reps and not float(plan["team_price"]) > 0:  # the reps' capacities bind, not the team's hours
+            low, high = min(reps), max(reps)
+            span = _number(low) if low == high else f"{_number(low)} to {_number(high)}"
+            facts["team_price"] = f"{span} per hour of a rep at capacity (the team's total is not the limit)"
+    if plan.get("floor_cost"):
+        facts["floor_cost"] = f"{_number(plan['floor_cost'])} of gain"
     for key, value in summary.items():
         if value is not None:
             facts[str(key)] = _fact(value)
@@ -275,8 +283,14 @@ def _budget_section(curve: pd.DataFrame | None, charts: Path, note: str | None =
         return head + _note(why) + "</section>"
     text = (
         '<p class="sub">Total expected gain of the best plan at other team budgets; the dashed line is the '
-        "value of one more hour at each budget.</p>"
+        "value of one more hour at each budget. Rep capacities, when set, stay as they are.</p>"
     )
+    if "feasible" in curve and not curve["feasible"].astype(bool).all():
+        below = curve.loc[~curve["feasible"].astype(bool), "hours"].max()
+        text += _note(
+            f"Budgets up to {_number(float(below))} hours cannot give every active account its minimum touch "
+            "(allocation.floor_hours), so the curve starts above them."
+        )
     return (
         head + text + _chart(plot_budget_curve, "budget curve", charts / "budget.png", curve) + "</section>"
     )

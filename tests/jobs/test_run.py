@@ -76,6 +76,9 @@ def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, cap
     assert champion in said[0]
     # said once: on the console it was given, not also through the log (which printed it twice)
     assert not [r for r in caplog.records if "scoring with the champion" in r.getMessage()]
+    report = (cfg.output.dir / "report.html").read_text()  # it paired the champion with the new run
+    assert f"{champion} (the champion)" in report
+    assert f"trained version {second.training.promotion.version}, not promoted" in report
     pd.testing.assert_frame_equal(after, before)
 
 

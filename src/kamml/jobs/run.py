@@ -368,12 +368,19 @@ def _write_backtest_and_report(
     backtest_json = folder / "backtest.json"
     with atomic_path(backtest_json) as tmp:
         tmp.write_text(json.dumps(training.backtest.to_dict(), indent=2, default=float) + "\n")
-    summary = {
+    summary: dict[str, Any] = {
         "cutoff": str(training.scoring_cutoff.date()),
         "horizon_days": training.bundle.horizon_days,
         "model_uri": model_uri,
         "run_id": training.run_id,
     }
+    p = training.promotion
+    if not p.promoted:  # the plan is the champion's; this run and its backtest are the rejected version's
+        summary["model_uri"] = f"{model_uri} (the champion)"
+        summary["run_id"] = (
+            f"{training.run_id}: trained version {p.version}, not promoted ({p.reason}); the backtest "
+            "below is that version's"
+        )
     report = render_report(
         folder / "report.html",
         allocation=allocation,

@@ -231,7 +231,7 @@ def budget_curve(
     frame = _prepared(scores, cfg)
     rows = []
     for fraction in share:
-        budget = float(fraction) * team_hours
+        budget = float(f"{float(fraction) * team_hours:.12g}")  # 880, not 880.0000000000001
         try:
             res = _solve(frame, cfg, budget)
         except InfeasibleError as exc:

@@ -323,10 +323,8 @@ def score(
     spark = cfg.engine.name == "spark"
     if spark:
         _check_spark_output(out, "the scores are")
-        from kamml.spark import score_spark
-        from kamml.tracking import use_tracking
+        from kamml.spark import score_spark  # it finds the model in cfg's tracking store itself
 
-        use_tracking(cfg.tracking)
         dataset = job_data(cfg, data)
         cut = _scoring_cutoff(cut_option, cfg, dataset)
         folder = score_spark(model, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
@@ -357,12 +355,10 @@ def _scoring_cutoff(option: pd.Timestamp | None, cfg: Any, dataset: Any) -> pd.T
 
 
 def _load_scoring_model(uri: str, cfg: Any) -> Any:
-    """Point MLflow at the configured store and load the model behind `uri` (a `LoadedModel`)."""
-    from kamml.tracking import use_tracking
-    from kamml.tracking.model import load_model
+    """The model behind `uri`, looked up in the configured store (a `LoadedModel`)."""
+    from kamml.tracking import resolve_model
 
-    use_tracking(cfg.tracking)
-    return load_model(uri)
+    return resolve_model(uri, cfg.tracking)
 
 
 @app.command()

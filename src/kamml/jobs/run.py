@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from kamml.allocation import allocate, budget_curve
@@ -39,7 +38,7 @@ from kamml.io import atomic_path, check_output_dir, check_writable, write_table
 from kamml.jobs.data import job_data
 from kamml.jobs.score import account_owners, score
 from kamml.jobs.train import TrainResult, train
-from kamml.models.btyd_features import rfm_arrays
+from kamml.models.btyd_features import btyd_columns, rfm_arrays
 from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
@@ -179,12 +178,9 @@ def _floors_fit(config: Config, data: Dataset) -> Callable[[ModelBundle, pd.Data
     def check(bundle: ModelBundle, features: pd.DataFrame) -> None:
         if config.allocation.floor_hours <= 0:
             return
-        f, r, t, _ = rfm_arrays(features)
-        known = ~(np.isnan(f) | np.isnan(r) | np.isnan(t))
-        p_alive = np.full(len(features), np.nan)
-        if known.any():
-            bg, _ = bundle.btyd.models()
-            p_alive[known] = bg.p_alive(f[known], r[known], t[known])
+        # P(alive) as the bundle's predictions give it (NaN without a history), without the models
+        btyd = btyd_columns(*rfm_arrays(features), bundle.train_units, bundle.btyd)
+        p_alive = btyd["btyd_p_alive"]
         # stakes and effort scales play no part in whether the floors fit: neutral ones, given, so that
         # no effort rule is looked for (its log lines read as if the fitted response were missing)
         scores = pd.DataFrame(

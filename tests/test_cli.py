@@ -108,6 +108,33 @@ def test_console_script_runs_as_a_process(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["allocate", "--scores", "s.csv", "--hours", "-5", "--out", "a.csv"], "Invalid value for '--hours'"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+        (["generate", "--accounts", "ten"], "Invalid value for '--accounts'"),
+        (["score", "--model", "m"], "Missing option '--out'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(args, reason):
+    """The README's promise holds for a bad option too: one `kamml: error:` line, no box, exit 2."""
+    proc = _run_python(f"import sys; sys.argv = ['kamml', *{args!r}]; from kamml.cli import main; main()")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("kamml: error: ")
+    assert reason in lines[0]
+    assert "--help" in lines[0]
+
+
+def test_no_arguments_prints_the_help():
+    proc = _run_python("import sys; sys.argv = ['kamml']; from kamml.cli import main; main()")
+    assert proc.returncode == 2
+    assert "Usage: kamml" in proc.stdout + proc.stderr
+    assert "kamml: error" not in proc.stderr
+
+
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
 

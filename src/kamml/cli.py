@@ -414,15 +414,34 @@ def main() -> None:
     took 1.5-2 s of a one-minute scoring job and writes nothing. When another thread still runs, or the
     exit carries a message rather than a code, Python exits as usual.
     """
+    code: Any
     try:
-        app()
+        result = app(prog_name="kamml", standalone_mode=False)
+    except typer.TyperException as exc:  # Typer's click: a bad option or command, or no arguments
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `kamml` or `kamml benchmark` alone: the help
+            exc.show()  # type: ignore[attr-defined]
+        else:  # one line, as every other failure
+            typer.echo(f"kamml: error: {_usage_reason(exc)}", err=True)
+        code = exc.exit_code
+    except typer.Abort:
+        typer.echo("kamml: aborted", err=True)
+        code = 1
     except SystemExit as exc:
         code = exc.code
     else:
-        code = 0
+        code = result if isinstance(result, int) else 0  # an Exit's code, or a command's None
     if code is not None and not isinstance(code, int):
         sys.exit(code)
     _exit_now(code or 0)
+
+
+def _usage_reason(exc: typer.TyperException) -> str:
+    """Click's message for a bad option or command, with where to read about the command."""
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and exc.exit_code == 2:  # a usage error (click's UsageError)
+        message += f" (see '{ctx.command_path} --help')"
+    return message
 
 
 def _exit_now(code: int) -> None:

@@ -174,12 +174,14 @@ def test_an_unknown_feature_group_is_an_unknown_key(tmp_path):
         Config.from_dict({"features": {"groups": {"foo": False, "RFM": False}}})
 
 
-def test_every_feature_group_can_be_switched_and_the_list_matches_the_features():
+def test_feature_groups_can_be_switched_and_the_list_matches_the_features():
     from kamml.features import GROUPS
 
     assert (*GROUPS, "btyd") == FEATURE_GROUPS
-    switchable = [group for group in FEATURE_GROUPS if group != "btyd"]
-    cfg = Config.from_dict({"features": {"groups": {**dict.fromkeys(switchable, False), "btyd": True}}})
+    switchable = [group for group in FEATURE_GROUPS if group not in ("btyd", "rfm")]
+    cfg = Config.from_dict(
+        {"features": {"groups": {**dict.fromkeys(switchable, False), "btyd": True, "rfm": True}}}
+    )
     assert set(cfg.features.groups) == set(FEATURE_GROUPS)
 
 
@@ -187,6 +189,12 @@ def test_the_btyd_group_cannot_be_switched_off():
     """btyd: false was accepted and ignored: the models are built on BTYD."""
     with pytest.raises(ConfigError, match=r"features\.groups\.btyd cannot be switched off"):
         Config.from_dict({"features": {"groups": {"btyd": False}}})
+
+
+def test_the_rfm_group_cannot_be_switched_off():
+    """rfm: false was accepted and crashed training: BG/NBD is fitted on the rfm columns."""
+    with pytest.raises(ConfigError, match=r"features\.groups\.rfm cannot be switched off"):
+        Config.from_dict({"features": {"groups": {"rfm": False}}})
 
 
 def test_the_config_docs_list_every_feature_group():

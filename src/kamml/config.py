@@ -159,6 +159,12 @@ class FeaturesConfig(_Section):
                 "levels); to keep their columns away from LightGBM, set models.clv.offset_feature and "
                 "models.churn.blend_feature to null instead"
             )
+        if value.get("rfm") is False:  # BG/NBD and Gamma-Gamma are fitted on its columns
+            raise _key_error(
+                "features.groups.rfm cannot be switched off: BG/NBD and Gamma-Gamma (the btyd group, "
+                "the value model's offset and the churn blend) are fitted on its frequency, recency, T "
+                "and monetary columns"
+            )
         return value
 
     @field_validator("windows")

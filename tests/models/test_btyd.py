@@ -445,6 +445,9 @@ def test_gamma_gamma_conditional_value(cdnow_sample: pd.DataFrame) -> None:
         model.predict(cdnow_sample),
         model.conditional_expected_value(cdnow_sample["frequency"], cdnow_sample["monetary"]),
     )
+    # net refunds (which fit skips) get the population mean, not a negative order value
+    refunds = model.predict(pd.DataFrame({"frequency": [5.0, 20.0], "monetary": [-100.0, 0.0]}))
+    np.testing.assert_allclose(refunds, population)
 
 
 def test_customer_lifetime_value(cdnow_sample: pd.DataFrame) -> None:

@@ -472,3 +472,19 @@ def test_labels_that_leave_nothing_to_learn_name_the_data(world_data, change, sa
     train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg).assign(**change)
     with pytest.raises(ModelError, match=says):
         ModelBundle.fit(train, cfg)
+
+
+def test_predict_refuses_an_array_with_a_named_error(fitted):
+    bundle, features = fitted
+    with pytest.raises(ModelError, match="pandas DataFrame of feature rows"):
+        bundle.predict(features.to_numpy())
+
+
+def test_fit_refuses_labels_of_another_horizon(world_data):
+    """A frame built for 60-day labels fitted under a 90-day config would pass its horizon check."""
+    end = world_data.end.normalize()
+    short = config(horizon_days=60)
+    train = build_training_frame(world_data, training_cutoffs(end, 60, 2, 60), short)
+    assert train.attrs["horizon_days"] == 60
+    with pytest.raises(ConfigError, match="labels cover 60 days, but the config trains for 90"):
+        ModelBundle.fit(train, config())

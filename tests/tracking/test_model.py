@@ -79,7 +79,7 @@ def test_the_model_installs_kamml_from_its_own_folder(model_dir, tmp_path):
     assert json.loads(ran.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("kind", ["alias", "version", "runs", "local", "bundle_folder"])
+@pytest.mark.parametrize("kind", ["alias", "latest", "version", "runs", "local", "bundle_folder"])
 def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, monkeypatch):
     from pathlib import Path
 
@@ -88,6 +88,7 @@ def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, m
     name = cfg.tracking.model_name
     uri = {
         "alias": f"models:/{name}@champion",
+        "latest": f"models:/{name}/latest",
         "version": f"models:/{name}/{result.promotion.version}",
         "runs": f"runs:/{result.run_id}/model",
         "local": model_dir,
@@ -99,7 +100,7 @@ def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, m
     expected = score_frame(result.bundle, rows)
     pd.testing.assert_frame_equal(out.reset_index(drop=True), expected, check_dtype=False)
     assert list(out.columns) == ["account_id", *OUTPUT_COLUMNS]
-    if kind == "alias":
+    if kind in ("alias", "latest"):  # the version that scored is recorded, not the moving pointer
         assert loaded.resolved == f"models:/{name}/{result.promotion.version}"
 
 

@@ -47,3 +47,51 @@ def test_training_run_logs_config_data_versions_metrics_and_plots(trained):
     assert any(p.endswith(".png") for p in plots), plots
     local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="config.yaml")
     assert "horizon_days: 90" in Path(local).read_text(encoding="utf-8")
+
+
+def test_training_run_logs_effective_settings_fitted_facts_and_the_data_input(trained):
+    """Runs compare on the same keys: LightGBM's effective settings, what training settled on, the data."""
+    _, _, result = trained
+    run = MlflowClient().get_run(result.run_id)
+    params, metrics = run.data.params, run.data.metrics
+    bundle = result.bundle
+    for name in ("clv", "churn"):
+        assert params[f"lgbm.{name}.num_leaves"] == "15"  # kamml's default, absent from the config
+        assert params[f"lgbm.{name}.max_depth"] == "5"
+        assert f"lgbm.{name}.n_estimators" in params
+    assert params["lgbm.clv.offset_weight"] == str(bundle.clv.offset_weight)
+    assert metrics["fit.clv.best_iteration"] == bundle.clv.best_iteration_
+    assert metrics["fit.churn.best_iteration"] == bundle.churn.best_iteration_
+    assert metrics["fit.clv.scale"] == bundle.clv.scale_
+    assert metrics["fit.bgnbd.r"] == bundle.btyd.bgnbd["r"]
+    if bundle.value_level is not None:
+        assert metrics["fit.value_level"] == bundle.value_level
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.name.startswith("kamml-data-")
+    assert len(dataset.dataset.digest) == 16
+    assert {tag.key: tag.value for tag in dataset.tags}.get("mlflow.data.context") == "training"
+
+
+def test_a_training_run_inside_the_callers_run_is_nested(trained):
+    from kamml.tracking.runs import TrainingRun
+
+    cfg, _, _ = trained
+    experiment = MlflowClient().get_experiment_by_name(cfg.tracking.experiment)
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as parent, TrainingRun(cfg) as child:
+        pass
+    tags = MlflowClient().get_run(child.run_id).data.tags
+    assert tags["mlflow.parentRunId"] == parent.info.run_id
+
+
+def test_data_input_names_the_folder_and_digests_the_table_hashes(tmp_path):
+    from kamml.tracking.runs import data_input
+
+    tables = {"end": "2025-01-01", "tables": {"transactions": {"hash": "ab"}, "accounts": {"hash": "cd"}}}
+    folder = data_input(tables, tmp_path).to_dict()
+    assert folder["source_type"] == "local"
+    assert str(tmp_path) in folder["source"]
+    memory = data_input(tables).to_dict()
+    assert memory["source_type"] == "code"
+    assert memory["digest"] == folder["digest"]
+    changed = {**tables, "tables": {**tables["tables"], "accounts": {"hash": "ce"}}}
+    assert data_input(changed).to_dict()["digest"] != folder["digest"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 
 from kamml.errors import ConfigError
@@ -38,6 +39,9 @@ def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
     a `ConfigError` naming `name` and the value: truncating 12:30 to the day would move the cutoff
     silently.
     """
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        # pandas reads a number as nanoseconds since 1970 (20250705 -> 00:00:00.020250)
+        raise ConfigError(f"{name} {value!r} is a number, not a date: give one as YYYY-MM-DD")
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError, OverflowError):

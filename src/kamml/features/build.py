@@ -413,7 +413,8 @@ def build_training_frame(data: Any, cutoffs: Sequence[Any], config: Config | Non
     """Features and labels stacked over several snapshot cutoffs, with a ``snapshot`` column.
 
     Rows are (snapshot, account); the index is a plain RangeIndex and ``account_id`` a column, so the
-    same account appears once per snapshot. Backtests split on ``snapshot``.
+    same account appears once per snapshot. Backtests split on ``snapshot``. The labels' window in days
+    is kept in ``attrs["horizon_days"]``, so a model is not fitted to another horizon's labels.
     """
     cfg = config or Config()
     frames = []
@@ -429,4 +430,5 @@ def build_training_frame(data: Any, cutoffs: Sequence[Any], config: Config | Non
     for col in out.columns:
         if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
             out[col] = out[col].astype("category")
+    out.attrs["horizon_days"] = int(cfg.time.horizon_days)  # the label window, checked by ModelBundle.fit
     return out

@@ -108,6 +108,7 @@ def train(
         run.log_data(fingerprint(data))
         run.log_backtest(result)
         run.log_effort(effort.to_dict())
+        run.log_fitted(bundle)
         if plots:
             _log_plots(run, result)
         model_uri = run.log_model(bundle, features)

@@ -917,7 +917,8 @@ class GammaGamma(BaseEstimator):
         ----------
         frequency, monetary : float or array-like
             Repeat purchases and their mean value; arrays broadcast against each other. Monetary is
-            ignored where frequency is 0.
+            ignored where frequency is 0 or monetary is not positive (net refunds, which `fit` skips:
+            the model is one of positive order values), so the population mean applies there.
 
         Returns
         -------
@@ -928,7 +929,9 @@ class GammaGamma(BaseEstimator):
         p, q, gamma = self.params_["p"], self.params_["q"], self.params_["gamma"]
         frequency_arr, monetary_arr = _broadcast_float(frequency, monetary)
         _check_value_inputs(frequency_arr, monetary_arr)
-        monetary_arr = np.where(frequency_arr > 0, monetary_arr, 0.0)
+        observed = (frequency_arr > 0) & (monetary_arr > 0)
+        frequency_arr = np.where(observed, frequency_arr, 0.0)
+        monetary_arr = np.where(observed, monetary_arr, 0.0)
         denominator = p * frequency_arr + q - 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
             out: FloatArray = (p * gamma + p * frequency_arr * monetary_arr) / denominator

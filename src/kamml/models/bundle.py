@@ -345,6 +345,12 @@ class ModelBundle:
         horizon = cfg.time.horizon_days
         h = cfg.time.train_horizon_days or horizon
         unit = 7 if cfg.time.unit == "weeks" else 1
+        labelled = train.attrs.get("horizon_days")
+        if labelled is not None and int(labelled) != h:
+            raise ConfigError(
+                f"the training frame's labels cover {labelled} days, but the config trains for {h} "
+                "(time.train_horizon_days, else time.horizon_days): build the frame with the same config"
+            )
         check_model_settings(cfg)
         if "snapshot" not in train.columns:
             raise ModelError(
@@ -630,6 +636,11 @@ class ModelBundle:
 
     def _check_columns(self, features: pd.DataFrame, size_feature: str | None) -> None:
         """FeatureMismatchError naming the model's columns (and the effort size feature) not in `features`."""
+        if not isinstance(features, pd.DataFrame):  # the columns are matched by name
+            raise ModelError(
+                f"a ModelBundle scores a pandas DataFrame of feature rows with named columns (as from "
+                f"kamml.build_features), got {type(features).__name__}"
+            )
         needed = [*self.features, *([size_feature] if size_feature else [])]
         missing = [
             c for c in dict.fromkeys(needed) if c not in features.columns and not c.startswith("btyd_")

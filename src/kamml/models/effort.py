@@ -743,7 +743,8 @@ def fit_effort_response_from_data(
         reason = "no activities table: the effort response cannot be estimated"
         logger.warning("%s; using the fixed rule (%g hours at the median account)", reason, DEFAULT_SCALE)
         return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=reason)
-    size_column = _usable_size_column(data, alloc)
+    static = not isinstance(config, Config) or config.features.groups.get("static", True)
+    size_column = _usable_size_column(data, alloc, static_features=static)
     try:
         return fit_effort_response(
             data.transactions,
@@ -766,15 +767,25 @@ MIN_SIZE_SHARE = 0.5
 """The size term needs a positive size on at least this share of the panel rows."""
 
 
-def _usable_size_column(data: Dataset, alloc: AllocationConfig) -> str | None:
+def _usable_size_column(
+    data: Dataset, alloc: AllocationConfig, *, static_features: bool = True
+) -> str | None:
     """The config's size column if the accounts table has it as a number; else None, with a log line.
 
-    A warning when the column was set in the config, an info line when it is the default's.
+    A warning when the column was set in the config, an info line when it is the default's. Without the
+    static feature group the scoring rows carry no ``attr_<column>``, so no size term is fitted.
     """
     column = alloc.effort_size_column
     if column is None:
         return None
     log = logger.warning if "effort_size_column" in alloc.model_fields_set else logger.info
+    if not static_features:
+        log(
+            "effort response: features.groups.static is off, so the scores carry no attr_%s: k does "
+            "not grow with account size",
+            column,
+        )
+        return None
     accounts = data.accounts
     if accounts is None or column not in accounts.columns:
         log("effort response: no column accounts.%s, so k does not grow with account size", column)

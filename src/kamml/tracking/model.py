@@ -239,12 +239,23 @@ def resolve_model(
 
 
 def _resolve_alias(uri: str) -> str:
-    """``models:/name@alias`` as the version it points to now (``models:/name/3``), so outputs record it."""
-    if not uri.startswith("models:/") or "@" not in uri:
+    """``models:/name@alias`` or ``models:/name/latest`` as the version it is now: ``models:/name/3``.
+
+    Outputs then record which model scored them, not a pointer that moves.
+    """
+    if not uri.startswith("models:/"):
         return uri
-    name, alias = uri[len("models:/") :].split("@", 1)
+    path = uri[len("models:/") :].rstrip("/")
     try:
-        version = MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException:
+        if "@" in path:
+            name, alias = path.split("@", 1)
+            version = MlflowClient().get_model_version_by_alias(name, alias).version
+        elif path.lower().endswith("/latest"):
+            name = path[: -len("/latest")]
+            versions = MlflowClient().search_model_versions(f"name = '{name}'")
+            version = str(max(int(v.version) for v in versions))
+        else:
+            return uri
+    except (MlflowException, ValueError):  # ValueError: no version at all
         return uri
-    return f"models:/{name}/{version.version}"
+    return f"models:/{name}/{version}"

@@ -6,6 +6,7 @@ never import mlflow themselves.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -67,6 +68,76 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def data_input(fingerprint: Mapping[str, Any], path: Any = None) -> Any:
+    """The training data as an MLflow dataset input, so the run's Inputs show which data trained it.
+
+    Its source is the data folder (when read from one), its digest one of the tables' content hashes.
+    """
+    import warnings
+
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    tables = fingerprint.get("tables", {})
+    content = json.dumps({name: table.get("hash") for name, table in sorted(tables.items())})
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    if isinstance(path, (str, Path)):
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local folder, it is
+            warnings.simplefilter("ignore", UserWarning)
+            source: Any = resolve_dataset_source(str(Path(path).resolve()))
+    else:
+        source = CodeDatasetSource({"kamml.data": "in memory"})
+    name = f"kamml-data-{fingerprint.get('end')}"
+    return MetaDataset(source, name=name, digest=digest)  # type: ignore[abstract]
+
+
+def _lgbm_models(bundle: ModelBundle) -> dict[str, Any]:
+    """The bundle's LightGBM models by name (influence only when there were referrals)."""
+    models = {"clv": bundle.clv, "churn": bundle.churn, "influence": bundle.influence}
+    return {name: model for name, model in models.items() if model is not None}
+
+
+def _model_settings(model: Any) -> dict[str, Any]:
+    """A LightGBM model's effective settings: its parameter dict and the rounds it was allowed."""
+    return {
+        **model.lgb_params(),
+        "n_estimators": model.n_estimators,
+        "early_stopping_rounds": model.early_stopping_rounds,
+    }
+
+
+def fitted_params(bundle: ModelBundle) -> dict[str, str]:
+    """``lgbm.<model>.<key>`` for every LightGBM setting of the bundle's models (see `log_fitted`)."""
+    out: dict[str, str] = {}
+    for name, model in _lgbm_models(bundle).items():
+        out.update({f"lgbm.{name}.{key}": str(value) for key, value in _model_settings(model).items()})
+    out["lgbm.clv.offset_feature"] = str(bundle.clv.offset_feature)
+    out["lgbm.clv.offset_weight"] = str(bundle.clv.offset_weight)
+    out["lgbm.churn.blend_feature"] = str(bundle.churn.blend_feature)
+    return out
+
+
+def fitted_metrics(bundle: ModelBundle) -> dict[str, float]:
+    """``fit.*``: what the bundle's training settled on (see `log_fitted`); absent parts are left out."""
+    out: dict[str, float] = {}
+    for name, model in _lgbm_models(bundle).items():
+        out[f"fit.{name}.best_iteration"] = float(model.best_iteration_)
+        for metric, value in model.validation_score_.items():
+            out[f"fit.{name}.validation_{metric}"] = float(value)
+    out["fit.clv.scale"] = float(bundle.clv.scale_)
+    blend = bundle.churn.blend_
+    out["fit.churn.blend_weight"] = 0.0 if blend is None else float(blend["weight"])
+    if bundle.value_level is not None:
+        out["fit.value_level"] = float(bundle.value_level)
+    if bundle.churn_shift is not None:
+        out["fit.churn_shift"] = float(bundle.churn_shift)
+    out.update({f"fit.bgnbd.{k}": float(v) for k, v in bundle.btyd.bgnbd.items()})
+    if bundle.btyd.gamma_gamma is not None:
+        out.update({f"fit.gamma_gamma.{k}": float(v) for k, v in bundle.btyd.gamma_gamma.items()})
+    return out
+
+
 class TrainingRun:
     """A started MLflow run in the configured experiment; use as a context manager.
 
@@ -82,17 +153,20 @@ class TrainingRun:
         self._active: Any = None
 
     def __enter__(self) -> TrainingRun:
+        # inside the caller's own run (a notebook's `with mlflow.start_run():`), kamml's run is a child
+        parent = mlflow.active_run()
         exp = experiment_id(self.config.tracking)
         if self.run_id:  # reopen a finished run to add a later stage's outputs
-            self._active = mlflow.start_run(run_id=self.run_id)
+            self._active = mlflow.start_run(run_id=self.run_id, nested=parent is not None)
             return self
-        self._active = mlflow.start_run(experiment_id=exp, run_name=self.run_name)
+        self._active = mlflow.start_run(experiment_id=exp, run_name=self.run_name, nested=parent is not None)
         self.run_id = self._active.info.run_id
         log.info(
-            "MLflow run %s in experiment '%s' at %s",
+            "MLflow run %s in experiment '%s' at %s%s",
             self.run_id,
             self.config.tracking.experiment,
             tracking_uri(self.config.tracking),
+            f", nested in the active run {parent.info.run_id}" if parent is not None else "",
         )
         return self
 
@@ -117,6 +191,18 @@ class TrainingRun:
         tags.update({f"version.{k}": v for k, v in versions.items()})
         mlflow.set_tags(tags)
         mlflow.log_dict(versions, "versions.json")
+        mlflow.log_input(data_input(fingerprint, self.config.data.path), context="training")
+
+    def log_fitted(self, bundle: ModelBundle) -> None:
+        """What training used and settled on, under the same keys in every run, so runs compare.
+
+        Params ``lgbm.<model>.<key>``: each LightGBM model's effective settings (kamml's defaults
+        included, which the config's ``models`` section does not show). Metrics ``fit.*``: rounds kept
+        and the held-out score per model, the value model's total scale, the churn blend's weight, the
+        value level and churn shift set at anchoring, and the deployed BG/NBD and Gamma-Gamma parameters.
+        """
+        mlflow.log_params(fitted_params(bundle))
+        mlflow.log_metrics(fitted_metrics(bundle))
 
     def log_backtest(self, result: Any) -> dict[str, float]:
         """Every metric beside its baselines, the protocol as params, the JSON of DESIGN §10."""

@@ -69,3 +69,40 @@ def test_training_job_logs_the_gate_decision(trained):
     assert run.data.tags["registry.version"] == result.promotion.version
     local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="promotion.json")
     assert '"promoted": true' in Path(local).read_text(encoding="utf-8")
+
+
+def test_a_nan_figure_never_wins_and_a_nan_champion_does_not_block(trained):
+    name = "gate-test-nan"
+    v1 = _version_with_metrics(trained, name, {"churn.kamml.roc_auc": float("nan")})
+    assert promote(name, v1, "churn.roc_auc", float("nan")).promoted  # the first version
+    v2 = _version_with_metrics(trained, name, {"churn.kamml.roc_auc": 0.70})
+    second = promote(name, v2, "churn.roc_auc", 0.70)
+    assert second.promoted, second.reason  # NaN > anything is false: the gate stayed shut for good
+    assert "no usable metric" in second.reason
+    v3 = _version_with_metrics(trained, name, {"churn.kamml.roc_auc": float("nan")})
+    third = promote(name, v3, "churn.roc_auc", float("nan"))
+    assert not third.promoted
+    assert str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version) == v2
+
+
+def test_a_champion_that_cannot_score_the_data_gives_way(trained):
+    from kamml.tracking.runs import _champion_unusable
+
+    name = "gate-test-unusable"
+    v1 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.60})
+    assert promote(name, v1, "value.gini", 0.60).promoted
+    v2 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.55})
+    kept = promote(name, v2, "value.gini", 0.55, champion_unusable=lambda version: None)
+    assert not kept.promoted
+    v3 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.55})
+    gone = promote(name, v3, "value.gini", 0.55, champion_unusable=lambda v: "cannot score this data")
+    assert gone.promoted
+    assert gone.reason.startswith(f"the champion (version {v1}) cannot score this data; ")
+    # the check itself: every version here is the session's model, which scores its own features
+    _, _, result = trained
+    features = result.features
+    assert _champion_unusable(name, result.bundle, features, v3) is None
+    lacking = features.drop(columns=["spend_90d"])
+    reason = _champion_unusable(name, result.bundle, lacking, v3)
+    assert reason is not None
+    assert "1 column(s) the data no longer gives (spend_90d)" in reason

@@ -112,7 +112,7 @@ def train(
         if plots:
             _log_plots(run, result)
         model_uri = run.log_model(bundle, features)
-        decision = run.register(model_uri)
+        decision = run.register(model_uri, bundle, features)
         run.log_summary({"train.seconds": time.perf_counter() - t0, "train.rows": bundle.meta["rows"]})
     return TrainResult(
         run.run_id, model_uri, decision, result, bundle, scoring, features, time.perf_counter() - t0

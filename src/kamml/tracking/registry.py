@@ -1,7 +1,8 @@
 """The model registry: register a logged bundle and move the ``champion`` alias only on a better backtest.
 
 The gate compares one backtest metric of the new version with the current champion's (read from the
-champion's training run). The first version always becomes champion. Higher is better except for the
+champion's training run). The first version always becomes champion, and so does a new version when the
+champion can no longer score the data (a table or column it needs is gone). Higher is better except for the
 error metrics (decile_mape, rmse, mae, brier, log_loss and the absolute aggregate_error;
 `kamml.config.LOWER_IS_BETTER`).
 """
@@ -9,6 +10,8 @@ error metrics (decile_mape, rmse, mae, brier, log_loss and the absolute aggregat
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -70,8 +73,22 @@ def register(model_uri: str, name: str) -> str:
     return str(version.version)
 
 
-def promote(name: str, version: str, metric: str, value: float | None) -> Promotion:
-    """Give `version` the champion alias if its `metric` beats the champion's (or there is none)."""
+def promote(
+    name: str,
+    version: str,
+    metric: str,
+    value: float | None,
+    *,
+    champion_unusable: Callable[[str], str | None] | None = None,
+) -> Promotion:
+    """Give `version` the champion alias if its `metric` beats the champion's (or there is none).
+
+    A missing or NaN figure never wins, and a champion without a usable figure (a NaN AUC from a
+    backtest with one class) does not block every later version. `champion_unusable`, called with the
+    champion's version when the new one does not beat it, returns why the champion cannot serve any
+    more (the data no longer gives columns it needs), or None: the new version is then promoted, since
+    keeping the champion would stop every run at scoring.
+    """
     client = MlflowClient()
     key = metric_key(metric)
     try:
@@ -83,14 +100,18 @@ def promote(name: str, version: str, metric: str, value: float | None) -> Promot
         champ_value = client.get_run(current.run_id).data.metrics.get(key)
     if current is None:
         promoted, reason = True, "first version: no champion yet"
-    elif value is None:
-        promoted, reason = False, f"this run has no metric {key}"
-    elif champ_value is None:
-        promoted, reason = True, f"the champion (version {current.version}) has no metric {key}"
+    elif value is None or math.isnan(value):
+        promoted, reason = False, f"this run has no usable metric {key} ({value})"
+    elif champ_value is None or math.isnan(champ_value):
+        promoted, reason = True, f"the champion (version {current.version}) has no usable metric {key}"
     elif _score(key, value) > _score(key, champ_value):
         promoted, reason = True, f"{key} {value:.4f} beats the champion's {champ_value:.4f}"
     else:
         promoted, reason = False, f"{key} {value:.4f} does not beat the champion's {champ_value:.4f}"
+    if not promoted and current is not None and champion_unusable is not None:
+        unusable = champion_unusable(str(current.version))
+        if unusable:
+            promoted, reason = True, f"the champion (version {current.version}) {unusable}; {reason}"
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     decision = Promotion(

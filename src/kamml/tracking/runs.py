@@ -6,6 +6,7 @@ never import mlflow themselves.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,8 +21,9 @@ import pandas as pd
 import yaml
 
 from kamml.config import Config
+from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
-from kamml.tracking.model import log_bundle
+from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import Promotion, metric_key, promote, register
 from kamml.tracking.store import experiment_id, tracking_uri
 
@@ -138,6 +140,28 @@ def fitted_metrics(bundle: ModelBundle) -> dict[str, float]:
     return out
 
 
+def _champion_unusable(name: str, bundle: ModelBundle, features: pd.DataFrame, version: str) -> str | None:
+    """Why version `version` of `name` cannot score `features` (columns it needs are missing), or None.
+
+    Decided only when the champion builds its features as the new `bundle` does (the same features
+    section, unit and horizon): `features` then hold every column the data can give it.
+    """
+    try:
+        champion = load_model(f"models:/{name}/{version}").bundle
+    except ModelError as exc:
+        return f"cannot be loaded ({exc})"
+    if {**champion.feature_spec(), "columns": None} != {**bundle.feature_spec(), "columns": None}:
+        return None
+    effort = champion.effort
+    size = effort.size_feature if effort is not None and effort.source == "fitted" else None
+    needed = [*champion.feature_spec()["columns"], *([size] if size else [])]
+    missing = [column for column in needed if column not in features.columns]
+    if not missing:
+        return None
+    shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+    return f"cannot score this data: it needs {len(missing)} column(s) the data no longer gives ({shown})"
+
+
 class TrainingRun:
     """A started MLflow run in the configured experiment; use as a context manager.
 
@@ -243,12 +267,23 @@ class TrainingRun:
         """Log the bundle as the run's pyfunc; return its ``models:/`` URI."""
         return log_bundle(bundle, features).model_uri
 
-    def register(self, model_uri: str) -> Promotion:
-        """Register the model under the configured name and apply the champion gate; log the decision."""
+    def register(
+        self, model_uri: str, bundle: ModelBundle | None = None, features: pd.DataFrame | None = None
+    ) -> Promotion:
+        """Register the model under the configured name and apply the champion gate; log the decision.
+
+        With the new `bundle` and its scoring `features`, a champion that cannot score those features
+        (a table or column it learned on is gone from the data) gives way to the new version.
+        """
         cfg = self.config.tracking
         version = register(model_uri, cfg.model_name)
         key = metric_key(cfg.promote_metric)
-        decision = promote(cfg.model_name, version, cfg.promote_metric, self.metrics.get(key))
+        check = None
+        if bundle is not None and features is not None:
+            check = functools.partial(_champion_unusable, cfg.model_name, bundle, features)
+        decision = promote(
+            cfg.model_name, version, cfg.promote_metric, self.metrics.get(key), champion_unusable=check
+        )
         mlflow.log_dict(decision.to_dict(), "promotion.json")
         mlflow.set_tags(
             {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -412,9 +413,11 @@ def main() -> None:
     After the command, its exit handlers (logging's, MLflow's) and the flush of stdout and stderr, the
     process ends with `os._exit`: the interpreter's own teardown of a thousand modules and native pools
     took 1.5-2 s of a one-minute scoring job and writes nothing. When another thread still runs, or the
-    exit carries a message rather than a code, Python exits as usual.
+    exit carries a message rather than a code, Python exits as usual. SIGTERM ends the job as an exit
+    with code 143, so its staged outputs and temporary files are removed on the way out.
     """
     code: Any
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         result = app(prog_name="kamml", standalone_mode=False)
     except typer.TyperException as exc:  # Typer's click: a bad option or command, or no arguments
@@ -433,6 +436,11 @@ def main() -> None:
     if code is not None and not isinstance(code, int):
         sys.exit(code)
     _exit_now(code or 0)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM (a scheduler stopping the job) as an exit, so files being written are cleaned up."""
+    raise SystemExit(128 + signum)
 
 
 def _usage_reason(exc: typer.TyperException) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import pandas as pd
@@ -7,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from kamml.errors import ConfigError, DataError, InfeasibleError
+from kamml.jobs.outputs import read_manifest
 from kamml.jobs.run import run, skipped_parts
 from kamml.jobs.score import SCORE_COLUMNS
 
@@ -25,8 +27,9 @@ def job(tracked_config, world_path, tmp_path_factory):
 
 def test_every_output_is_written_and_logged_on_the_run(job):
     cfg, result, _ = job
-    names = {p.name for p in cfg.output.dir.iterdir()}
+    names = {p.name for p in cfg.output.dir.iterdir() if p.name != ".kamml.lock"}
     assert names == {
+        "manifest.json",
         "scores.parquet",
         "allocation.parquet",
         "allocation.csv",
@@ -44,6 +47,14 @@ def test_every_output_is_written_and_logged_on_the_run(job):
     assert {f"outputs/{n}" for n in names} == logged
     metrics = MlflowClient().get_run(result.training.run_id).data.metrics
     assert metrics["allocation.hours_used"] == pytest.approx(300, rel=1e-6)
+    manifest = read_manifest(cfg.output.dir)  # written last: the set it names is complete
+    assert manifest is not None
+    assert set(manifest["files"]) == names - {"manifest.json"}
+    assert manifest["run_id"] == result.training.run_id
+    assert manifest["model_uri"] == str(scores["model_uri"].iat[0])
+    assert manifest["cutoff"] == str(result.training.scoring_cutoff.date())
+    csv_bytes = (cfg.output.dir / "allocation.csv").read_bytes()
+    assert manifest["files"]["allocation.csv"]["sha256"] == hashlib.sha256(csv_bytes).hexdigest()
 
 
 def test_each_stage_announces_itself_and_ends_with_a_summary(job):
@@ -64,7 +75,7 @@ def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, cap
         second = run(cfg, world_path, echo=lines.append)
     after = pd.read_parquet(cfg.output.dir / "allocation.parquet")
     assert len(after) == len(before)  # replaced, not appended
-    assert not [p for p in cfg.output.dir.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in cfg.output.dir.iterdir() if p.name.startswith(".")] == [".kamml.lock"]
     assert int(second.training.promotion.version) == int(first.training.promotion.version) + 1
     # same data, same seed: the same backtest, so the gate keeps the first champion ...
     assert not second.training.promotion.promoted

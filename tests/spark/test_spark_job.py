@@ -6,6 +6,7 @@ reasons exactly; the allocation alone is also checked on random score tables und
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -361,11 +362,16 @@ def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, wor
     result = run(cfg, world_path, echo=lines.append)
     out = cfg.output.dir
     assert sorted(p.name for p in out.iterdir()) == [  # no stale plan left beside the new one
+        ".kamml.lock",
         "allocation.parquet",
         "backtest.json",
+        "manifest.json",
         "report.html",
         "scores.parquet",
     ]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["engine"] == "spark"
+    assert manifest["files"]["scores.parquet"]["files"] >= 1
     assert (out / "scores.parquet").is_dir()
     assert (out / "allocation.parquet").is_dir()
     scores = read_parts(out / "scores.parquet")

@@ -5,8 +5,10 @@ standing champion (said on the console), so a worse model never drives the alloc
 
 Each stage logs its progress and ends with a one-line summary. Outputs land in ``output.dir``:
 scores.parquet, allocation.parquet and allocation.csv (for a CRM import), budget_curve.csv and .png,
-backtest.json and report.html, each written to a temporary file and renamed into place, so a rerun
-replaces them and a killed job never leaves half a file. The same files are logged on the training run.
+backtest.json and report.html, then manifest.json. They are written as one set (`kamml.jobs.outputs`):
+the folder is locked for the whole job, every file is staged and moved into place only when all are
+written, and the manifest (run, model, cutoff, each file's hash) is written last, so a killed job never
+leaves half a file or a mix of two runs behind a manifest. The same files are logged on the training run.
 
 With ``engine: spark`` scoring and allocation run on Spark and nothing per account reaches the driver:
 scores.parquet and allocation.parquet are folders of Parquet parts (renamed into place whole), there is
@@ -36,6 +38,7 @@ from kamml.data import Dataset
 from kamml.errors import ConfigError
 from kamml.io import atomic_path, check_output_dir, check_writable, write_table
 from kamml.jobs.data import job_data
+from kamml.jobs.outputs import MANIFEST, OutputSet
 from kamml.jobs.score import account_owners, score
 from kamml.jobs.train import TrainResult, train
 from kamml.models.btyd_features import btyd_columns, rfm_arrays
@@ -121,6 +124,19 @@ def run(
             check_writable(out_dir / name)
     check_settings(config)  # a plan bound to fail fails before training registers a model
     check_model_settings(config)
+    with OutputSet(out_dir) as outputs:  # locked from here: a second job on the folder stops now
+        return _run(config, source, outputs, seconds, echo)
+
+
+def _run(
+    config: Config,
+    source: Any,
+    outputs: OutputSet,
+    seconds: dict[str, float],
+    echo: Callable[[str], None],
+) -> RunResult:
+    """The job's stages, with the output folder locked; outputs are staged, then published together."""
+    out_dir = outputs.folder
     with _stage("validate", seconds, echo):
         data = job_data(config, source)
         check_owners(config, data)
@@ -142,7 +158,7 @@ def run(
         )
         echo(f"      {training.summary()}")
     if config.engine.name == "spark":
-        return _run_on_spark(config, data, training, out_dir, seconds, skipped, echo)
+        return _run_on_spark(config, data, training, outputs, seconds, skipped, echo)
     with _stage("score", seconds, echo):
         model, fresh = _registered(training, echo)
         # the training job's features fit the new version; the champion rebuilds its own
@@ -160,11 +176,30 @@ def run(
         plan = {"n_accounts": len(allocation), **allocation.attrs.get("allocation", {})}
         echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):
-        outputs = _write_outputs(out_dir, scores, allocation, curve, training, data)
-        _log_outputs(config, training, outputs.values(), plan)
-        echo(f"      report {outputs['report']}")
+        staged = _write_outputs(outputs.staging, scores, allocation, curve, training, data)
+        model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
+        published = outputs.publish(_facts(config, training, model_uri, plan))
+        files = {key: published[path.name] for key, path in staged.items()}
+        files["manifest"] = out_dir / MANIFEST
+        _log_outputs(config, training, files.values(), plan)
+        echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)
-    return RunResult(training, scores, allocation, curve, outputs, seconds, skipped)
+    return RunResult(training, scores, allocation, curve, files, seconds, skipped)
+
+
+def _facts(config: Config, training: TrainResult, model_uri: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest says about the output set: which run and model, at which cutoff, how many hours."""
+    return {
+        "run_id": training.run_id,
+        "model_uri": model_uri,
+        "trained_version": training.promotion.version,
+        "promoted": training.promotion.promoted,
+        "cutoff": str(training.scoring_cutoff.date()),
+        "horizon_days": config.time.horizon_days,
+        "engine": config.engine.name,
+        "hours": config.allocation.hours,
+        "accounts": int(plan.get("n_accounts", 0)),
+    }
 
 
 def _floors_fit(config: Config, data: Dataset) -> Callable[[ModelBundle, pd.DataFrame], None]:
@@ -257,7 +292,7 @@ def _run_on_spark(
     config: Config,
     data: Dataset,
     training: TrainResult,
-    out_dir: Path,
+    outputs: OutputSet,
     seconds: dict[str, float],
     skipped: list[str],
     echo: Callable[[str], None],
@@ -265,16 +300,15 @@ def _run_on_spark(
     """Score and allocate on Spark into Parquet folders; report from the plan grouped on Spark."""
     from kamml.spark import allocate_spark, plan_by_tier_and_owner, score_spark, top_rows
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out_dir)
+    out_dir = outputs.folder
     cutoff = training.scoring_cutoff
     with _stage("score", seconds, echo):
         model, _ = _registered(training, echo)
-        scores_dir = score_spark(model, data, cutoff, out_dir / "scores.parquet", config)
-        echo(f"      every account scored at {cutoff.date()} on Spark -> {scores_dir} (Parquet parts)")
+        scores_dir = score_spark(model, data, cutoff, outputs.stage("scores.parquet"), config)
+        echo(f"      every account scored at {cutoff.date()} on Spark (Parquet parts)")
     with _stage("allocate", seconds, echo):
         hours = config.allocation.hours
-        result = allocate_spark(scores_dir, hours, config, out_dir / "allocation.parquet")
+        result = allocate_spark(scores_dir, hours, config, outputs.stage("allocation.parquet"))
         plan = dict(result.summary)
         echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):
@@ -282,8 +316,8 @@ def _run_on_spark(
         top.attrs["allocation"] = plan
         grouped = plan_by_tier_and_owner(result.path)
         grouped.attrs["allocation"] = plan
-        report = _write_backtest_and_report(
-            out_dir,
+        staged = _write_backtest_and_report(
+            outputs.staging,
             grouped,
             None,
             training,
@@ -293,12 +327,18 @@ def _run_on_spark(
             budget_note="The budget curve is not drawn on Spark: each of its points is a whole "
             "distributed allocation. Run kamml allocate --curve on a sample of the scores to draw it.",
         )
-        outputs = {"scores": Path(scores_dir), "allocation": Path(result.path), **report}
+        scores = top_rows(scores_dir, 25, by="clv")
+        published = outputs.publish(_facts(config, training, model.resolved, plan))
+        _remove_stale(out_dir)
+        files = {"scores": published["scores.parquet"], "allocation": published["allocation.parquet"]}
+        report = {key: published[path.name] for key, path in staged.items()}
+        report["manifest"] = out_dir / MANIFEST
+        files.update(report)
         _log_outputs(config, training, report.values(), plan)
-        echo(f"      report {outputs['report']}")
+        echo(f"      scores and allocation -> {files['scores']}, {files['allocation']} (Parquet parts)")
+        echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)
-    scores = top_rows(scores_dir, 25, by="clv")
-    return RunResult(training, scores, top, pd.DataFrame(), outputs, seconds, skipped)
+    return RunResult(training, scores, top, pd.DataFrame(), files, seconds, skipped)
 
 
 #: The outputs of the in-memory run that are single files (the Spark run writes Parquet folders).
@@ -332,7 +372,7 @@ def _write_outputs(
     training: TrainResult,
     data: Dataset,
 ) -> dict[str, Path]:
-    """Every output file, each written atomically; returns name -> path."""
+    """Every output file, each written atomically into `folder` (the staging folder); name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {
         "scores": write_table(scores, folder / "scores.parquet"),

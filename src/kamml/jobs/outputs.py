@@ -1,0 +1,178 @@
+"""The main job's output folder, written as one set a CRM can trust.
+
+Each file was already written atomically, but the set was not: a job killed (or two jobs writing the same
+``output.dir``) between files left a new allocation beside an old report, plus temporary files no later
+run removed. Now:
+
+- the job holds a lock on the folder (``.kamml.lock``) from its start, so a second job on the same folder
+  stops at once with a named error instead of mixing files with the first;
+- every output is written into a staging folder inside the output folder, then moved into place (a
+  rename each, on the same file system) only once all of them are written;
+- ``manifest.json`` is removed before the first move and written last: it names the run, model, cutoff
+  and every file of the set (bytes and SHA-256), so a reader that finds it knows the files beside it are
+  one complete set, and a reader that does not knows a job is writing (or was killed while writing);
+- leftovers of a killed job (its staging folder, temporary files) are removed by the next job, under
+  the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from kamml.errors import DataError
+from kamml.io import atomic_path
+
+__all__ = ["LOCK_NAME", "MANIFEST", "OutputSet", "read_manifest"]
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".kamml.lock"
+MANIFEST = "manifest.json"
+_STAGING_PREFIX = ".kamml-staging-"
+
+
+class OutputSet:
+    """A locked output folder whose files are staged and published together; use as a context manager.
+
+    Write each output to ``stage(name)``, then call `publish` once with the run's facts. Leaving the
+    block removes the staging folder and releases the lock, whether the job succeeded or not.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.staging = self.folder
+        self._lock: IO[str] | None = None
+
+    def __enter__(self) -> OutputSet:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = _acquire(self.folder / LOCK_NAME)
+        try:
+            _remove_leftovers(self.folder)
+            self.staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=self.folder))
+        except BaseException:
+            _release(self._lock)
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self._lock is not None:
+            _release(self._lock)
+            self._lock = None
+
+    def stage(self, name: str) -> Path:
+        """Where to write the output `name` (a file or a folder) before it is published."""
+        return self.staging / name
+
+    def publish(self, facts: Mapping[str, Any]) -> dict[str, Path]:
+        """Move every staged output into the folder, then write the manifest; return name -> final path.
+
+        `facts` (run id, model URI, cutoff, hours ...) go into the manifest beside the files' sizes and
+        hashes. The manifest is removed first, so between the first move and its rewrite the folder
+        reads as incomplete.
+        """
+        (self.folder / MANIFEST).unlink(missing_ok=True)
+        published: dict[str, Path] = {}
+        for staged in sorted(self.staging.iterdir()):
+            target = self.folder / staged.name
+            _replace(staged, target, self.staging)
+            published[staged.name] = target
+        files = {name: _describe(path) for name, path in published.items()}
+        manifest = {
+            **{key: _plain(value) for key, value in facts.items()},
+            "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "files": files,
+        }
+        with atomic_path(self.folder / MANIFEST) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        return published
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    """The folder's manifest (the last complete set written there), or None while a job writes it."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _acquire(path: Path) -> IO[str]:
+    """An exclusive lock on `path` (created if needed), held until `_release`; a DataError if taken."""
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise DataError(
+            f"another kamml job ({holder}) is writing to {path.parent}: wait for it to end, or give "
+            "this job another output.dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, since {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}\n")
+    handle.flush()
+    return handle
+
+
+def _release(handle: IO[str]) -> None:
+    """Release the lock (closing the file releases it); the lock file stays, empty of meaning."""
+    with contextlib.suppress(OSError):
+        handle.close()
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """A killed job's staging folders and temporary files (safe: the caller holds the lock)."""
+    for path in folder.iterdir():
+        if path.name.startswith(_STAGING_PREFIX) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("removed %s, left by a job that did not finish", path)
+        elif path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
+            path.unlink(missing_ok=True)
+            log.info("removed %s, a temporary file left by a job that did not finish", path)
+
+
+def _replace(staged: Path, target: Path, staging: Path) -> None:
+    """Move `staged` onto `target`; a folder (Spark's Parquet parts) replaces the old one whole."""
+    if staged.is_dir() and target.exists():
+        old = staging / f".old-{target.name}"
+        os.replace(target, old)
+        os.replace(staged, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staged, target)
+
+
+def _describe(path: Path) -> dict[str, Any]:
+    """Bytes and SHA-256 of a file; bytes and part count of a folder."""
+    if path.is_dir():
+        parts = [p for p in path.rglob("*") if p.is_file()]
+        return {"bytes": sum(p.stat().st_size for p in parts), "files": len(parts)}
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _plain(value: Any) -> Any:
+    """A manifest value as JSON: numbers and text as they are, anything else as text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

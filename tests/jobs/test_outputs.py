@@ -1,0 +1,135 @@
+"""The output folder as one set: a lock, staged files moved together, the manifest written last."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kamml.errors import DataError
+from kamml.jobs.outputs import LOCK_NAME, MANIFEST, OutputSet, read_manifest
+
+
+def _write_set(folder, text: str) -> dict:
+    with OutputSet(folder) as outputs:
+        outputs.stage("allocation.csv").write_text(f"plan {text}\n")
+        outputs.stage("report.html").write_text(f"report {text}\n")
+        parts = outputs.stage("scores.parquet")
+        parts.mkdir()
+        (parts / "part-0.parquet").write_text(f"scores {text}")
+        return outputs.publish({"run_id": text, "hours": 10.0})
+
+
+def test_publish_moves_every_file_and_writes_the_manifest_last(tmp_path):
+    published = _write_set(tmp_path, "one")
+    assert set(published) == {"allocation.csv", "report.html", "scores.parquet"}
+    assert (tmp_path / "allocation.csv").read_text() == "plan one\n"
+    manifest = read_manifest(tmp_path)
+    assert manifest["run_id"] == "one"
+    assert manifest["hours"] == 10.0
+    digest = hashlib.sha256(b"plan one\n").hexdigest()
+    assert manifest["files"]["allocation.csv"] == {"bytes": 9, "sha256": digest}
+    assert manifest["files"]["scores.parquet"]["files"] == 1
+    # a second set replaces the first whole, folders included, and leaves no staging behind
+    _write_set(tmp_path, "two")
+    assert (tmp_path / "scores.parquet" / "part-0.parquet").read_text() == "scores two"
+    assert read_manifest(tmp_path)["run_id"] == "two"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [LOCK_NAME]
+
+
+def test_a_job_that_fails_before_publishing_leaves_the_last_set_untouched(tmp_path):
+    _write_set(tmp_path, "one")
+
+    def half_written() -> None:
+        with OutputSet(tmp_path) as outputs:
+            outputs.stage("allocation.csv").write_text("half a plan")
+            raise RuntimeError("killed while writing")
+
+    with pytest.raises(RuntimeError):
+        half_written()
+    assert (tmp_path / "allocation.csv").read_text() == "plan one\n"
+    assert read_manifest(tmp_path)["run_id"] == "one"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [LOCK_NAME]
+
+
+def test_a_second_job_on_the_same_folder_is_refused_while_the_first_holds_it(tmp_path):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from kamml.jobs.outputs import OutputSet\n"
+            f"with OutputSet({str(tmp_path)!r}):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DataError, match=rf"another kamml job \(pid {holder.pid}, since .*\) is writing"):
+            OutputSet(tmp_path).__enter__()
+    finally:
+        holder.kill()
+        holder.wait()
+    with OutputSet(tmp_path):  # free again once the first job is gone, even killed
+        pass
+
+
+def test_leftovers_of_a_killed_job_are_removed_by_the_next(tmp_path):
+    staging = tmp_path / ".kamml-staging-abc123"
+    staging.mkdir()
+    (staging / "allocation.csv").write_text("half")
+    (tmp_path / ".budget_curve.png.ywvhkckb.tmp").write_text("half")
+    (tmp_path / "notes.txt").write_text("the user's own file")
+    _write_set(tmp_path, "one")
+    assert not staging.exists()
+    assert not (tmp_path / ".budget_curve.png.ywvhkckb.tmp").exists()
+    assert (tmp_path / "notes.txt").read_text() == "the user's own file"
+
+
+def test_no_manifest_while_publishing(tmp_path, monkeypatch):
+    """A reader that finds no manifest knows the set is being replaced."""
+    _write_set(tmp_path, "one")
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append((tmp_path / MANIFEST).exists())
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    _write_set(tmp_path, "two")
+    assert seen[0] is False  # removed before the first file moved
+    assert json.loads((tmp_path / MANIFEST).read_text())["run_id"] == "two"
+
+
+def test_sigterm_ends_the_job_with_its_staging_removed(tmp_path):
+    """A scheduler's SIGTERM is an exit (code 143) under the console script: clean-up code runs."""
+    import signal
+
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "from kamml.cli import _terminated\n"
+            "from kamml.jobs.outputs import OutputSet\n"
+            "signal.signal(signal.SIGTERM, _terminated)\n"
+            f"with OutputSet({str(tmp_path)!r}) as outputs:\n"
+            "    outputs.stage('allocation.csv').write_text('half a plan')\n"
+            "    print('writing', flush=True)\n"
+            "    time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert job.stdout.readline().strip() == "writing"
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=20) == 143
+    assert [p.name for p in tmp_path.iterdir()] == [LOCK_NAME]

@@ -95,3 +95,24 @@ def test_data_input_names_the_folder_and_digests_the_table_hashes(tmp_path):
     assert memory["digest"] == folder["digest"]
     changed = {**tables, "tables": {**tables["tables"], "accounts": {"hash": "ce"}}}
     assert data_input(changed).to_dict()["digest"] != folder["digest"]
+
+
+def test_the_users_autolog_makes_no_stray_runs_from_kammls_boosters(trained):
+    """mlflow.autolog() patched lightgbm.train: each of kamml's boosters became a run of its own."""
+    from kamml.models import ClvModel
+
+    cfg, _, result = trained
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+    mlflow.autolog(log_models=False, silent=True)
+    try:
+        with mlflow.start_run(experiment_id=experiment) as parent:
+            rows = result.features.select_dtypes("number").head(300).fillna(0.0)
+            ClvModel(horizon_days=90, n_estimators=5).fit(rows, rows.iloc[:, 0].clip(lower=0) + 1)
+    finally:
+        mlflow.autolog(disable=True)
+    children = client.search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert children == []
+    assert not client.get_run(parent.info.run_id).data.params  # nothing autologged into the run

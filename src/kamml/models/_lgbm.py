@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -213,6 +214,19 @@ def _dtype_of(column: Any) -> str:
     if isinstance(column, pd.Series) and column.dtype != object:
         return str(column.dtype)
     return pd.api.types.infer_dtype(column, skipna=True)
+
+
+def no_autolog() -> contextlib.AbstractContextManager[Any]:
+    """MLflow's autologging off while kamml trains its own boosters.
+
+    A user's ``mlflow.autolog()`` patched ``lightgbm.train`` and made one stray run per booster (21 per
+    `train` job, beside kamml's own run). Nothing to do when MLflow is not loaded: autologging is off.
+    """
+    mlflow_utils = sys.modules.get("mlflow.utils.autologging_utils")
+    if mlflow_utils is None or getattr(mlflow_utils, "_AUTOLOGGING_GLOBALLY_DISABLED", False):
+        return contextlib.nullcontext()
+    context: contextlib.AbstractContextManager[Any] = mlflow_utils.disable_autologging()
+    return context
 
 
 @dataclass(frozen=True)
@@ -527,6 +541,18 @@ class LGBMModel(BaseEstimator):
         valid: tuple[FloatArray, FloatArray, FloatArray | None] | None = None,
     ) -> lgb.Booster:
         """Train one booster, with early stopping on `valid` when given and enabled."""
+        with no_autolog():
+            return self._train_booster(params, X, y, weight, rounds, valid)
+
+    def _train_booster(
+        self,
+        params: dict[str, Any],
+        X: FloatArray,
+        y: FloatArray,
+        weight: FloatArray | None,
+        rounds: int,
+        valid: tuple[FloatArray, FloatArray, FloatArray | None] | None,
+    ) -> lgb.Booster:
         train_set = self._dataset(X, y, weight)
         if valid is None:
             return lgb.train(params, train_set, num_boost_round=rounds)

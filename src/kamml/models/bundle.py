@@ -44,7 +44,7 @@ from scipy.optimize import brentq
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError, ModelError
 from kamml.features.catalogue import definition
-from kamml.models._lgbm import as_float, column_arrays
+from kamml.models._lgbm import as_float, column_arrays, no_autolog
 from kamml.models.btyd_features import (
     BtydFit,
     add_btyd_features,
@@ -181,7 +181,8 @@ def _check_lightgbm_accepts(name: str, params: dict[str, Any]) -> None:
     rows = np.arange(40, dtype=float).reshape(20, 2)
     labels = np.tile([0.0, 1.0], 10)
     try:
-        lgb.train({**params, "num_threads": 1}, lgb.Dataset(rows, labels), num_boost_round=1)
+        with no_autolog():
+            lgb.train({**params, "num_threads": 1}, lgb.Dataset(rows, labels), num_boost_round=1)
     except lgb.basic.LightGBMError as exc:
         reason = str(exc).split(" at /")[0].strip()  # not the path of LightGBM's C++ source
         raise ConfigError(f"models.{name}: LightGBM refuses the parameters: {reason}") from None

@@ -264,6 +264,7 @@ def test_the_full_report(world, tmp_path):
     assert f"Backtest at {result.protocol['cutoff']}" in text
     assert "Data check passed" in text
     assert "models:/kamml/3" in text
+    assert "the small bottom deciles weigh as much as the top one" in text  # what decile MAPE means
 
 
 def test_a_plan_grouped_by_tier_and_owner_reads_like_the_whole_table(tmp_path):

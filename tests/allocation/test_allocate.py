@@ -195,6 +195,39 @@ def test_numeric_owner_ids_in_a_csv_meet_their_capacity(tmp_path, gap):
     assert set(table.attrs["allocation"]["rep_price"]) == {"1", "2", "3"}
 
 
+@pytest.mark.parametrize("source", ["text", "csv"])
+def test_owner_ids_of_a_float_column_as_text_meet_their_capacity(tmp_path, source):
+    """Owner ids with gaps are floats (101.0, NaN); cast to text (the data contract) or read from a CSV
+    they are "101.0", which is rep "101" for the capacity and in the allocation table."""
+    scores = make_scores(n=60, owners=(101, 202, 303))
+    floats = scores["owner"].astype(float)
+    floats[:5] = np.nan
+    if source == "text":
+        scores["owner"] = floats.astype(str).where(floats.notna(), None)
+    else:
+        scores["owner"] = floats
+        scores.to_csv(tmp_path / "s.csv", index=False)
+        scores = read_scores(tmp_path / "s.csv")
+    assert "101.0" in set(scores["owner"])
+    cfg = Config.from_dict({"allocation": {"capacity": {101: 5, "202": 5.0, "303.0": 5}, "floor_hours": 0.0}})
+    table = allocate(scores, 200.0, cfg)
+    used = table.groupby("owner")["recommended_hours"].sum()
+    assert list(used.index) == ["101", "202", "303"]
+    np.testing.assert_allclose(used.to_numpy(), 5.0, rtol=1e-6)
+    assert table["owner"].isna().sum() == 5
+    assert set(table.attrs["allocation"]["rep_price"]) == {"101", "202", "303"}
+
+
+def test_text_owner_ids_that_are_not_whole_floats_stay_as_they_are():
+    scores = make_scores(n=30, owners=("007", "A-1", "1e3"))
+    cfg = AllocationConfig(capacity={"007": 2.0, "A-1": 3.0, "1e3": 4.0}, floor_hours=0.0)
+    table = allocate(scores, 200.0, cfg)
+    used = table.groupby("owner")["recommended_hours"].sum()
+    np.testing.assert_allclose(used[["007", "A-1", "1e3"]].to_numpy(), [2.0, 3.0, 4.0], rtol=1e-6)
+    with pytest.raises(ConfigError, match="'7'"):  # rep 7 is not owner "007"
+        allocate(scores, 200.0, AllocationConfig(capacity={"7": 2.0}, floor_hours=0.0))
+
+
 def test_ids_with_leading_zeros_survive_a_csv_round_trip(tmp_path):
     """account_id and owner read from a CSV as text: 000947 stays 000947 and owner 001 meets its capacity."""
     scores = make_scores(n=6, owners=("001", "002"))

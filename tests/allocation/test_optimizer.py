@@ -323,7 +323,12 @@ def test_numeric_owners_match_reps_named_as_text():
 @pytest.mark.parametrize(
     ("value", "name"),
     [(1, "1"), (np.int64(7), "7"), (101.0, "101"), (np.float64(2.5), "2.5"), (" ann ", "ann"),
-     ("rep_01", "rep_01"), (None, None), (np.nan, None), (pd.NA, None), ("  ", None)],
+     ("rep_01", "rep_01"), (None, None), (np.nan, None), (pd.NA, None), ("  ", None),
+     # the text of a whole float (a float column of ids cast to text) is the rep of that number ...
+     ("202.0", "202"), (" 101.00 ", "101"), ("-3.0", "-3"), ("-0.0", "0"), ("0.0", "0"),
+     # ... other text is a name of its own
+     ("007", "007"), ("007.0", "007.0"), ("+1.0", "+1.0"), ("A-1", "A-1"), ("1e3", "1e3"),
+     ("101.5", "101.5"), ("1.", "1."), (".0", ".0"), ("1.0e3", "1.0e3")],
 )  # fmt: skip
 def test_rep_name(value, name):
     assert optimizer_module.rep_name(value) == name

@@ -9,7 +9,7 @@ and the optimizer maximises ``sum_i gain_i(h_i)`` subject to
 - the team's hours: ``sum_i h_i <= hours``;
 - each rep's capacity: ``sum_{owner_i = r} h_i <= capacity[r]`` (accounts without an owner, or whose owner
   has no capacity, face only the team limit); owners and reps are compared by `rep_name`, so an owner
-  read as the number 101 or 101.0 is rep ``"101"``;
+  read as the number 101 or 101.0, or as the text "101.0", is rep ``"101"``;
 - a floor and a cap per account: ``floor_i <= h_i <= cap_i``.
 
 The problem is concave and separable, so it is solved exactly by prices (Lagrange multipliers) rather than
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -628,13 +629,19 @@ def rep_names(values: npt.ArrayLike) -> npt.NDArray[np.object_]:
 def rep_name(value: Any) -> str | None:
     """A rep or owner as text, so ids read as numbers match the rep names of a config.
 
-    Integers and whole floats lose any decimal part (1 and 101.0 are "1" and "101"), other values are
-    their text without surrounding spaces; None, NaN and blank text are None (no owner).
+    Integers and whole floats lose any decimal part (1 and 101.0 are "1" and "101"), and so does the
+    text of a whole float as a float column is written or cast to text ("101.0", "-3.00": an owner column
+    of float ids, which ids with gaps become, cast to text by the data contract or read from a CSV as
+    text), because such text is only ever the float 101.0 spelt out. Other values are their text without
+    surrounding spaces, unchanged: "007", "007.0", "+1.0", "A-1", "1e3" and "101.5" are names of their
+    own, not numbers (no float is written "007.0" or "1e3"). None, NaN and blank text are None (no owner).
 
     Examples
     --------
-    >>> rep_name(101.0), rep_name(7), rep_name(" ann "), rep_name(float("nan"))
-    ('101', '7', 'ann', None)
+    >>> rep_name(101.0), rep_name("101.0"), rep_name(7), rep_name(" ann "), rep_name(float("nan"))
+    ('101', '101', '7', 'ann', None)
+    >>> rep_name("007"), rep_name("1e3"), rep_name("A-1")
+    ('007', '1e3', 'A-1')
     """
     if value is None or value is pd.NA or value is pd.NaT:
         return None
@@ -650,4 +657,10 @@ def rep_name(value: Any) -> str | None:
             return None
         return str(int(number)) if number.is_integer() else repr(number)
     text = str(value).strip()
+    if _WHOLE_FLOAT_TEXT.fullmatch(text):
+        return str(int(text.partition(".")[0]))  # "-0.0" is "0", as rep_name(-0.0)
     return text or None
+
+
+_WHOLE_FLOAT_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)\.0+")
+"""Text of a whole float as Python, numpy, pandas or a CSV writer spell it: no leading zero, no plus."""

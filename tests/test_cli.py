@@ -239,6 +239,17 @@ def test_allocate_missing_column_is_a_schema_error(tmp_path):
     assert not (tmp_path / "a.csv").exists()
 
 
+def test_allocate_empty_scores_exits_3_and_writes_nothing(tmp_path):
+    pd.DataFrame({"account_id": [], "clv": [], "p_churn": []}).to_parquet(tmp_path / "empty.parquet")
+    out = tmp_path / "al.csv"
+    result = runner.invoke(
+        app, ["allocate", "--scores", str(tmp_path / "empty.parquet"), "--hours", "500", "--out", str(out)]
+    )
+    assert result.exit_code == 3, result.output
+    assert "no accounts in the scores" in result.output
+    assert not out.exists()
+
+
 def test_allocate_bad_capacity_and_overflowing_stake_exit_cleanly(tmp_path):
     scores = pd.DataFrame({"account_id": [1, 2], "clv": [10.0, 20.0], "p_churn": [0.5, 0.5], "owner": [7, 8]})
     scores.to_csv(tmp_path / "s.csv", index=False)

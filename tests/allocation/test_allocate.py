@@ -495,17 +495,25 @@ def test_an_allocation_without_owners_writes_a_text_owner_column(tmp_path, owner
     assert pd.read_parquet(out)["owner"].isna().all()
 
 
-def allocate_file_from(scores, folder, out):
+def allocate_file_from(scores, folder, out, curve=None):
     """`allocate_file` on `scores` written to Parquet in `folder`."""
     source = folder / "scores.parquet"
     scores.to_parquet(source, index=False)
-    return allocate_file(source, 10.0, out)
+    return allocate_file(source, 10.0, out, curve_path=curve)
 
 
-def test_an_empty_allocation_writes_a_text_owner_column(tmp_path):
+def test_empty_scores_are_refused_and_no_plan_is_written(tmp_path):
+    """An empty plan imported by a CRM that replaces its plan would take every account's hours away."""
+    empty = make_scores(n=0)
+    for call in (lambda: allocate(empty, 10.0), lambda: budget_curve(empty, 10.0)):
+        with pytest.raises(DataError, match=r"no accounts in the scores: 0 rows"):
+            call()
     out = tmp_path / "allocation.parquet"
-    allocate_file_from(make_scores(n=0), tmp_path, out)
-    assert pq.read_schema(out).field("owner").type == pa.string()
+    with pytest.raises(DataError, match="no accounts in the scores"):
+        allocate_file_from(empty, tmp_path, out, curve=tmp_path / "curve.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
+    with pytest.raises(SchemaError, match="p_churn"):  # a missing column is still named first
+        allocate(empty.drop(columns="p_churn"), 10.0)
 
 
 def test_known_owners_are_kept_as_they_are():

@@ -16,7 +16,7 @@ from kamml.allocation import allocate
 from kamml.allocation.optimizer import rep_names
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
-from kamml.errors import ConfigError, FeatureMismatchError, InfeasibleError, SchemaError
+from kamml.errors import ConfigError, DataError, FeatureMismatchError, InfeasibleError, SchemaError
 from kamml.features import write_features
 from kamml.jobs.score import SCORE_COLUMNS, score
 
@@ -308,6 +308,10 @@ def test_owners_and_stakes_are_checked_as_in_memory(spark, tmp_path):
     with pytest.raises(SchemaError) as got:
         allocate_spark(spark.createDataFrame(huge), None, cfg, tmp_path / "c")
     assert str(got.value) == str(expected_error.value)
+    with pytest.raises(DataError, match="no accounts in the scores"):
+        allocate(scores.iloc[:0], None, cfg)
+    with pytest.raises(DataError, match="no accounts in the scores"):
+        allocate_spark(spark.createDataFrame(scores.iloc[:0], schema=frame.schema), None, cfg, tmp_path / "d")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "budget_curve",
     "check_capacity_reps",
     "check_floors_fit",
+    "check_not_empty",
     "check_scores",
     "check_settings",
     "effort_clip_pair",
@@ -137,6 +138,8 @@ def allocate(
     ------
     kamml.errors.SchemaError
         When the scores lack a needed column or break a rule (one `Problem` per broken rule).
+    kamml.errors.DataError
+        When the scores hold no account (`check_not_empty`): an empty plan is refused, not returned.
     kamml.errors.InfeasibleError
         When the floors need more hours than the team or a rep has, or a floor exceeds the cap.
     kamml.errors.ConfigError
@@ -162,6 +165,7 @@ def allocate(
     cfg = allocation_config(config)
     team_hours = float(cfg.hours if hours is None else hours)
     frame = _prepared(scores, cfg)
+    check_not_empty(len(frame))
     try:
         result = _solve(frame, cfg, team_hours)
     except InfeasibleError as exc:
@@ -211,7 +215,7 @@ def budget_curve(
 
     Raises
     ------
-    kamml.errors.SchemaError, kamml.errors.ConfigError
+    kamml.errors.SchemaError, kamml.errors.ConfigError, kamml.errors.DataError
         As `allocate`; also on a negative or non-finite fraction.
 
     Examples
@@ -229,6 +233,7 @@ def budget_curve(
     if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
         raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
     frame = _prepared(scores, cfg)
+    check_not_empty(len(frame))
     rows = []
     for fraction in share:
         budget = float(f"{float(fraction) * team_hours:.12g}")  # 880, not 880.0000000000001
@@ -299,6 +304,22 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
             problems.extend(_check_number(scores[column], column, low, high, nan_ok))
     if problems:
         raise SchemaError(problems)
+
+
+def check_not_empty(n_accounts: int, source: str = "the scores") -> None:
+    """DataError when the scores hold no account (shared with `kamml.spark`).
+
+    An empty plan is no plan: written out it would be an allocation table without rows, and a CRM that
+    replaces its plan on import would take every account's hours away. An empty scores table is a
+    broken upstream step (a scoring run that matched no account, a filter that kept none), so it stops
+    here with exit 3 instead of reporting "0 accounts" as a success.
+    """
+    if n_accounts == 0:
+        raise DataError(
+            f"no accounts in {source}: 0 rows to allocate hours to; an empty allocation table would "
+            "replace the plan of every account with nothing, so none is written (check the scoring run "
+            "or the filter that made the scores)"
+        )
 
 
 def owner_counts(owners: pd.Series) -> pd.Series:

@@ -49,6 +49,7 @@ from kamml.allocation.allocate import (
     SCORE_BOUNDS,
     allocation_config,
     check_capacity_reps,
+    check_not_empty,
     effort_clip_pair,
     floor_hint,
     missing_score_columns,
@@ -228,6 +229,7 @@ class _Plan:
         from pyspark.sql import functions as F  # noqa: N812
 
         n = _check_scores(frame, need_owner=cfg.capacity is not None)
+        check_not_empty(n)
         keep = [
             c
             for c in (*REQUIRED_COLUMNS, "referral_value", "p_alive", "owner", "drivers", "effort_uplift")

@@ -386,6 +386,29 @@ def test_allocate_checks_the_curve_path_before_writing_the_allocation(scores_fil
     assert (tmp_path / "curve.png").is_file()
 
 
+def test_allocate_refuses_one_file_for_two_of_scores_out_and_curve(scores_file, tmp_path, monkeypatch):
+    """--out equal to --curve wrote the curve over the allocation, and --out equal to --scores replaced
+    the input, both with exit 0; refused before any work, naming both options."""
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "scores.csv"
+    pd.read_parquet(scores_file).to_csv(csv, index=False)
+    before = csv.read_bytes()
+    (tmp_path / "link.csv").symlink_to(csv)
+    cases = [
+        (scores_file, ["--out", "x.csv", "--curve", str(tmp_path / "x.csv")], "--out and --curve"),
+        (csv, ["--out", "scores.csv"], "--scores and --out"),
+        (csv, ["--out", "a.csv", "--curve", "./scores.csv"], "--scores and --curve"),
+        (tmp_path / "link.csv", ["--out", str(csv)], "--scores and --out"),
+    ]
+    for scores, extra, says in cases:
+        result = _allocate(scores, *extra)
+        assert result.exit_code == 3, result.output
+        assert f"{says} name the same file" in result.output
+        assert "Traceback" not in result.output
+    assert csv.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "scores.csv", "scores.parquet"]
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_allocate_where_no_file_can_be_created_exits_3(scores_file):
     result = _allocate(scores_file, "--out", "/proc/x.csv")

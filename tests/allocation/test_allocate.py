@@ -546,6 +546,20 @@ def test_allocate_file_errors(tmp_path):
         read_scores(broken)
 
 
+def test_allocate_file_refuses_one_file_for_two_paths(tmp_path):
+    source = tmp_path / "scores.csv"
+    make_scores(n=5).to_csv(source, index=False)
+    before = source.read_bytes()
+    with pytest.raises(DataError, match=r"out_path and curve_path name the same file .*a\.csv"):
+        allocate_file(source, 10.0, tmp_path / "a.csv", curve_path=tmp_path / "x" / ".." / "a.csv")
+    with pytest.raises(DataError, match=r"scores_path and out_path .* replace the input"):
+        allocate_file(source, 10.0, source)
+    with pytest.raises(DataError, match="scores_path and curve_path"):
+        allocate_file(source, 10.0, tmp_path / "a.parquet", curve_path=source)
+    assert source.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.csv"]
+
+
 def test_a_folder_of_parquet_parts_reads_as_one_scores_table(tmp_path):
     scores = make_scores()
     folder = tmp_path / "scores.parquet"  # as a Spark run writes it

@@ -30,6 +30,7 @@ that pandas also stores in the Parquet file's metadata.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ __all__ = [
     "allocation_config",
     "budget_curve",
     "check_capacity_reps",
+    "check_distinct_paths",
     "check_floors_fit",
     "check_not_empty",
     "check_scores",
@@ -509,10 +511,14 @@ def allocate_file(
     ------
     kamml.errors.DataError
         When the scores file is missing or unreadable, or an output path has another extension, is a
-        folder or cannot be written (checked before any work, `kamml.io.check_output_path`).
+        folder or cannot be written (checked before any work, `kamml.io.check_output_path`), or two of
+        the three paths are the same file (`check_distinct_paths`), or the scores hold no account.
     kamml.errors.SchemaError, kamml.errors.InfeasibleError, kamml.errors.ConfigError
         As `allocate`.
     """
+    check_distinct_paths(
+        {"scores_path": scores_path, "out_path": out_path, "curve_path": curve_path}, outputs=2
+    )
     for target in (out_path, curve_path):
         if target is not None:
             check_output_path(target)
@@ -525,6 +531,37 @@ def allocate_file(
         write_table(curve, curve_path)
         logger.info("wrote the budget curve to %s", curve_path)
     return table
+
+
+def check_distinct_paths(paths: Mapping[str, str | Path | None], outputs: int) -> None:
+    """DataError when two of `paths` (option name -> path; the last `outputs` are written) are one file.
+
+    ``--out`` equal to ``--curve`` wrote the budget curve over the allocation, and an output equal to
+    ``--scores`` replaced the input, both with exit 0. Paths are compared resolved (``./a.csv`` is
+    ``a.csv``, a symbolic link is its target) and, when both exist, by `os.path.samefile`. Checked
+    before any work, so nothing is read or written.
+    """
+    given = [(name, Path(path)) for name, path in paths.items() if path is not None]
+    written = set(list(paths)[-outputs:])
+    for i, (first, a) in enumerate(given):
+        for second, b in given[i + 1 :]:
+            if not _same_file(a, b):
+                continue
+            if first in written:
+                what = f"{second} would be written over {first}"
+            else:
+                what = f"writing {second} would replace the input it is computed from"
+            raise DataError(f"{first} and {second} name the same file ({b}): {what}; give each its own path")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: equal once resolved, or the same existing file."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:  # an unreadable path: compared by its text only
+        return str(a) == str(b)
 
 
 # -------------------------------------------------------------------------------------------- helpers

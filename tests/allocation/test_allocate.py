@@ -458,6 +458,21 @@ def test_budget_curve_custom_fractions_and_errors():
 # ------------------------------------------------------------------------------------------------ files
 
 
+def test_hours_too_large_for_the_budget_curve_are_refused_before_any_work(tmp_path):
+    """--hours 1e308: the curve's 200 % point overflowed and the error spoke of inf, not of 1e308."""
+    scores = make_scores(n=10)
+    with pytest.raises(ConfigError, match=r"hours 1e\+308 is too large for the budget curve: its 200% point"):
+        budget_curve(scores, 1e308)
+    with pytest.raises(ConfigError, match=r"give at most (\S+) hours") as info:
+        budget_curve(scores, 1e308, fractions=[0.5, 4.0])
+    most = float(info.value.args[0].split("at most ")[1].split()[0])
+    assert budget_curve(scores, most, fractions=[0.5, 4.0])["feasible"].all()  # the hint is enough
+    with pytest.raises(ConfigError, match="too large for the budget curve"):  # before reading the scores
+        allocate_file(tmp_path / "missing.parquet", 1e308, tmp_path / "a.csv", curve_path=tmp_path / "c.csv")
+    assert not any(tmp_path.iterdir())
+    assert len(allocate(scores, 1e308)) == 10  # the plan alone copes
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_allocate_file_reads_and_writes_both_formats(tmp_path, suffix):
     scores = make_scores()

@@ -63,6 +63,7 @@ __all__ = [
     "check_not_empty",
     "check_scores",
     "check_settings",
+    "curve_budgets",
     "effort_clip_pair",
     "floor_hint",
     "lossless_integers",
@@ -228,17 +229,12 @@ def budget_curve(
     {'hours': [1.0, 4.0, 8.0], 'feasible': [False, True, True]}
     """
     cfg = allocation_config(config)
-    team_hours = float(cfg.hours if hours is None else hours)
-    if not np.isfinite(team_hours) or team_hours < 0:
-        raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
+    budgets = curve_budgets(cfg.hours if hours is None else hours, fractions)
     share = np.asarray(fractions, dtype=float)
-    if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
-        raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
     frame = _prepared(scores, cfg)
     check_not_empty(len(frame))
     rows = []
-    for fraction in share:
-        budget = float(f"{float(fraction) * team_hours:.12g}")  # 880, not 880.0000000000001
+    for fraction, budget in zip(share, budgets, strict=True):
         try:
             res = _solve(frame, cfg, budget)
         except InfeasibleError as exc:
@@ -251,6 +247,32 @@ def budget_curve(
         rows,
         columns=["fraction", "hours", "total_gain", "team_price", "hours_used", "floor_cost", "feasible"],
     )
+
+
+def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[float]:
+    """The budgets of `budget_curve`, `fractions` of `hours` (to 12 digits: 880, not 880.0000000000001).
+
+    ConfigError when `hours` is not a finite number >= 0, a fraction is negative or not finite, or a
+    budget overflows a float (``--hours 1e308``: the curve's 200 % point is beyond the largest float);
+    the message names the hours given and the most the curve can take.
+    """
+    team_hours = float(hours)
+    if not np.isfinite(team_hours) or team_hours < 0:
+        raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
+    share = np.asarray(fractions, dtype=float)
+    if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
+        raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
+    with np.errstate(over="ignore"):
+        budgets = [float(f"{float(fraction) * team_hours:.12g}") for fraction in share]
+    if not np.all(np.isfinite(budgets)):
+        top = float(share.max())
+        most = float(f"{np.finfo(float).max / top * 0.999:.3g}")  # rounded down, not up to inf
+        raise ConfigError(
+            f"hours {team_hours:g} is too large for the budget curve: its {top:.0%} point, {top:g} x "
+            f"{team_hours:g} hours, is beyond the largest number a float holds (1.8e+308); give at "
+            f"most {most:g} hours"
+        )
+    return budgets
 
 
 #: Range rules of the scores' numeric columns: column -> (low, high, NaN allowed).
@@ -522,6 +544,8 @@ def allocate_file(
     for target in (out_path, curve_path):
         if target is not None:
             check_output_path(target)
+    if curve_path is not None:  # hours too large for the curve: before any work
+        curve_budgets(allocation_config(config).hours if hours is None else hours)
     scores = read_scores(scores_path)
     table = allocate(scores, hours, config)
     curve = budget_curve(scores, hours, config) if curve_path is not None else None

@@ -547,3 +547,21 @@ def test_marginal_value_is_finite_for_a_vanishing_scale_and_a_zero_stake():
     assert np.isfinite(res.marginal).all()  # inf x 0 gave NaN for the vanishing scale
     assert res.marginal[0] == 0.0  # served in full by its floor: one more hour adds nothing
     assert res.marginal[2] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("stake", "scale"),
+    [
+        ([1000.0, 1000.0], [1e10, 1.5e10]),  # one ulp of the log-price is worth 1e-4 hours
+        ([1e-300, 1.0, 1.0], [1.0, 1e-300, 1e300]),  # one ulp is worth 1e287 hours of the last account
+        ([1.0, 1.0, 1.0], [1e-300, 1e300, 1.0]),
+    ],
+)
+def test_a_priced_team_uses_its_hours_to_the_tolerance_whatever_the_scales(stake, scale):
+    """With a positive price every team hour is worth something, so none may be left unused."""
+    res = optimize_detailed(stake, scale, 10.0)
+    assert res.team_price > 0
+    assert res.hours.sum() <= 10.0
+    assert res.hours.sum() == pytest.approx(10.0, rel=TOL)
+    assert res.unused_hours == 0.0
+    assert (res.hours >= 0).all()

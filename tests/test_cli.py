@@ -239,6 +239,17 @@ def test_allocate_missing_column_is_a_schema_error(tmp_path):
     assert not (tmp_path / "a.csv").exists()
 
 
+def test_allocate_empty_scores_exits_3_and_writes_nothing(tmp_path):
+    pd.DataFrame({"account_id": [], "clv": [], "p_churn": []}).to_parquet(tmp_path / "empty.parquet")
+    out = tmp_path / "al.csv"
+    result = runner.invoke(
+        app, ["allocate", "--scores", str(tmp_path / "empty.parquet"), "--hours", "500", "--out", str(out)]
+    )
+    assert result.exit_code == 3, result.output
+    assert "no accounts in the scores" in result.output
+    assert not out.exists()
+
+
 def test_allocate_bad_capacity_and_overflowing_stake_exit_cleanly(tmp_path):
     scores = pd.DataFrame({"account_id": [1, 2], "clv": [10.0, 20.0], "p_churn": [0.5, 0.5], "owner": [7, 8]})
     scores.to_csv(tmp_path / "s.csv", index=False)
@@ -248,6 +259,11 @@ def test_allocate_bad_capacity_and_overflowing_stake_exit_cleanly(tmp_path):
     result = runner.invoke(app, [*args, "--config", str(tmp_path / "nan.yaml")])
     assert result.exit_code == 2, result.output
     assert "allocation.capacity" in result.output
+    assert "Traceback" not in result.output
+    (tmp_path / "inf.yaml").write_text("allocation:\n  floor_hours: .inf\n")
+    result = runner.invoke(app, [*args, "--config", str(tmp_path / "inf.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "allocation.floor_hours must be a finite number of hours, got inf" in result.output
     assert "Traceback" not in result.output
     (tmp_path / "typo.yaml").write_text("allocation:\n  capacity: {'7': 1, '9': 1}\n")
     result = runner.invoke(app, [*args, "--config", str(tmp_path / "typo.yaml")])
@@ -368,6 +384,29 @@ def test_allocate_checks_the_curve_path_before_writing_the_allocation(scores_fil
     assert out.is_file()
     assert (tmp_path / "curve.csv").is_file()
     assert (tmp_path / "curve.png").is_file()
+
+
+def test_allocate_refuses_one_file_for_two_of_scores_out_and_curve(scores_file, tmp_path, monkeypatch):
+    """--out equal to --curve wrote the curve over the allocation, and --out equal to --scores replaced
+    the input, both with exit 0; refused before any work, naming both options."""
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "scores.csv"
+    pd.read_parquet(scores_file).to_csv(csv, index=False)
+    before = csv.read_bytes()
+    (tmp_path / "link.csv").symlink_to(csv)
+    cases = [
+        (scores_file, ["--out", "x.csv", "--curve", str(tmp_path / "x.csv")], "--out and --curve"),
+        (csv, ["--out", "scores.csv"], "--scores and --out"),
+        (csv, ["--out", "a.csv", "--curve", "./scores.csv"], "--scores and --curve"),
+        (tmp_path / "link.csv", ["--out", str(csv)], "--scores and --out"),
+    ]
+    for scores, extra, says in cases:
+        result = _allocate(scores, *extra)
+        assert result.exit_code == 3, result.output
+        assert f"{says} name the same file" in result.output
+        assert "Traceback" not in result.output
+    assert csv.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "scores.csv", "scores.parquet"]
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")

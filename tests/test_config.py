@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kamml.config import FEATURE_GROUPS, Config, lightgbm_parameters, load_config
+from kamml.config import FEATURE_GROUPS, AllocationConfig, Config, lightgbm_parameters, load_config
 from kamml.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -95,6 +95,19 @@ def test_capacity_hours_must_be_a_number_at_least_zero(tmp_path, hours):
     path.write_text(f"allocation:\n  capacity: {{rep_01: 10, rep_02: {hours}}}\n")
     with pytest.raises(ConfigError, match=r"allocation\.capacity.*rep_02"):
         load_config(path)
+
+
+@pytest.mark.parametrize("key", ["hours", "floor_hours", "cap_hours", "effort_exponent"])
+@pytest.mark.parametrize("value", [".inf", "inf", "1e400"])
+def test_allocation_numbers_must_be_finite(tmp_path, key, value):
+    """.inf passed the bounds and failed at the allocation with a traceback (exit 1)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"allocation:\n  {key}: {value}\n")
+    with pytest.raises(ConfigError, match=rf"allocation\.{key} must be a finite number.*got inf"):
+        load_config(path)
+    with pytest.raises(ValueError, match="finite"):
+        AllocationConfig(**{key: float("inf")})
+    assert load_config(None, {"allocation": {"cap_hours": None}}).allocation.cap_hours is None
 
 
 def test_capacity_reps_are_named_as_text(tmp_path):

@@ -216,9 +216,12 @@ def allocate(
 ) -> None:
     """Recommend sales hours per account from a scores table, under the team's capacity."""
     from kamml.allocation import allocate_file
+    from kamml.allocation.allocate import check_distinct_paths
     from kamml.config import load_config
     from kamml.io import check_output_path, check_writable
 
+    # before any work: --out equal to --curve or --scores overwrote one with the other, with exit 0
+    check_distinct_paths({"--scores": scores, "--out": out, "--curve": curve}, outputs=2)
     cfg = load_config(config)
     if cfg.engine.name == "spark":
         if curve is not None:

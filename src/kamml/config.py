@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -326,6 +327,20 @@ class AllocationConfig(_Section):
     tiers: dict[str, float] = Field(
         default_factory=lambda: {"strategic": 0.05, "key": 0.20, "maintain": 0.50, "nurture": 1.0}
     )
+
+    @field_validator("hours", "floor_hours", "cap_hours", "effort_exponent")
+    @classmethod
+    def _finite(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """Refuse .inf (and "inf"): it passed the bounds and failed later with a traceback (exit 1)."""
+        if value is not None and not math.isfinite(value):
+            name = str(info.field_name)
+            what = "a finite number" if name == "effort_exponent" else "a finite number of hours"
+            hint = {
+                "cap_hours": " (null for no cap per account)",
+                "hours": " (allocation.capacity takes .inf for a rep without a limit)",
+            }.get(name, "")
+            raise _key_error(f"allocation.{name} must be {what}, got {value}{hint}")
+        return value
 
     @field_validator("weights")
     @classmethod

@@ -195,6 +195,39 @@ def test_numeric_owner_ids_in_a_csv_meet_their_capacity(tmp_path, gap):
     assert set(table.attrs["allocation"]["rep_price"]) == {"1", "2", "3"}
 
 
+@pytest.mark.parametrize("source", ["text", "csv"])
+def test_owner_ids_of_a_float_column_as_text_meet_their_capacity(tmp_path, source):
+    """Owner ids with gaps are floats (101.0, NaN); cast to text (the data contract) or read from a CSV
+    they are "101.0", which is rep "101" for the capacity and in the allocation table."""
+    scores = make_scores(n=60, owners=(101, 202, 303))
+    floats = scores["owner"].astype(float)
+    floats[:5] = np.nan
+    if source == "text":
+        scores["owner"] = floats.astype(str).where(floats.notna(), None)
+    else:
+        scores["owner"] = floats
+        scores.to_csv(tmp_path / "s.csv", index=False)
+        scores = read_scores(tmp_path / "s.csv")
+    assert "101.0" in set(scores["owner"])
+    cfg = Config.from_dict({"allocation": {"capacity": {101: 5, "202": 5.0, "303.0": 5}, "floor_hours": 0.0}})
+    table = allocate(scores, 200.0, cfg)
+    used = table.groupby("owner")["recommended_hours"].sum()
+    assert list(used.index) == ["101", "202", "303"]
+    np.testing.assert_allclose(used.to_numpy(), 5.0, rtol=1e-6)
+    assert table["owner"].isna().sum() == 5
+    assert set(table.attrs["allocation"]["rep_price"]) == {"101", "202", "303"}
+
+
+def test_text_owner_ids_that_are_not_whole_floats_stay_as_they_are():
+    scores = make_scores(n=30, owners=("007", "A-1", "1e3"))
+    cfg = AllocationConfig(capacity={"007": 2.0, "A-1": 3.0, "1e3": 4.0}, floor_hours=0.0)
+    table = allocate(scores, 200.0, cfg)
+    used = table.groupby("owner")["recommended_hours"].sum()
+    np.testing.assert_allclose(used[["007", "A-1", "1e3"]].to_numpy(), [2.0, 3.0, 4.0], rtol=1e-6)
+    with pytest.raises(ConfigError, match="'7'"):  # rep 7 is not owner "007"
+        allocate(scores, 200.0, AllocationConfig(capacity={"7": 2.0}, floor_hours=0.0))
+
+
 def test_ids_with_leading_zeros_survive_a_csv_round_trip(tmp_path):
     """account_id and owner read from a CSV as text: 000947 stays 000947 and owner 001 meets its capacity."""
     scores = make_scores(n=6, owners=("001", "002"))
@@ -425,6 +458,21 @@ def test_budget_curve_custom_fractions_and_errors():
 # ------------------------------------------------------------------------------------------------ files
 
 
+def test_hours_too_large_for_the_budget_curve_are_refused_before_any_work(tmp_path):
+    """--hours 1e308: the curve's 200 % point overflowed and the error spoke of inf, not of 1e308."""
+    scores = make_scores(n=10)
+    with pytest.raises(ConfigError, match=r"hours 1e\+308 is too large for the budget curve: its 200% point"):
+        budget_curve(scores, 1e308)
+    with pytest.raises(ConfigError, match=r"give at most (\S+) hours") as info:
+        budget_curve(scores, 1e308, fractions=[0.5, 4.0])
+    most = float(info.value.args[0].split("at most ")[1].split()[0])
+    assert budget_curve(scores, most, fractions=[0.5, 4.0])["feasible"].all()  # the hint is enough
+    with pytest.raises(ConfigError, match="too large for the budget curve"):  # before reading the scores
+        allocate_file(tmp_path / "missing.parquet", 1e308, tmp_path / "a.csv", curve_path=tmp_path / "c.csv")
+    assert not any(tmp_path.iterdir())
+    assert len(allocate(scores, 1e308)) == 10  # the plan alone copes
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_allocate_file_reads_and_writes_both_formats(tmp_path, suffix):
     scores = make_scores()
@@ -462,17 +510,25 @@ def test_an_allocation_without_owners_writes_a_text_owner_column(tmp_path, owner
     assert pd.read_parquet(out)["owner"].isna().all()
 
 
-def allocate_file_from(scores, folder, out):
+def allocate_file_from(scores, folder, out, curve=None):
     """`allocate_file` on `scores` written to Parquet in `folder`."""
     source = folder / "scores.parquet"
     scores.to_parquet(source, index=False)
-    return allocate_file(source, 10.0, out)
+    return allocate_file(source, 10.0, out, curve_path=curve)
 
 
-def test_an_empty_allocation_writes_a_text_owner_column(tmp_path):
+def test_empty_scores_are_refused_and_no_plan_is_written(tmp_path):
+    """An empty plan imported by a CRM that replaces its plan would take every account's hours away."""
+    empty = make_scores(n=0)
+    for call in (lambda: allocate(empty, 10.0), lambda: budget_curve(empty, 10.0)):
+        with pytest.raises(DataError, match=r"no accounts in the scores: 0 rows"):
+            call()
     out = tmp_path / "allocation.parquet"
-    allocate_file_from(make_scores(n=0), tmp_path, out)
-    assert pq.read_schema(out).field("owner").type == pa.string()
+    with pytest.raises(DataError, match="no accounts in the scores"):
+        allocate_file_from(empty, tmp_path, out, curve=tmp_path / "curve.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
+    with pytest.raises(SchemaError, match="p_churn"):  # a missing column is still named first
+        allocate(empty.drop(columns="p_churn"), 10.0)
 
 
 def test_known_owners_are_kept_as_they_are():
@@ -503,6 +559,20 @@ def test_allocate_file_errors(tmp_path):
     broken.write_bytes(b"not parquet")
     with pytest.raises(DataError, match="cannot read the scores file"):
         read_scores(broken)
+
+
+def test_allocate_file_refuses_one_file_for_two_paths(tmp_path):
+    source = tmp_path / "scores.csv"
+    make_scores(n=5).to_csv(source, index=False)
+    before = source.read_bytes()
+    with pytest.raises(DataError, match=r"out_path and curve_path name the same file .*a\.csv"):
+        allocate_file(source, 10.0, tmp_path / "a.csv", curve_path=tmp_path / "x" / ".." / "a.csv")
+    with pytest.raises(DataError, match=r"scores_path and out_path .* replace the input"):
+        allocate_file(source, 10.0, source)
+    with pytest.raises(DataError, match="scores_path and curve_path"):
+        allocate_file(source, 10.0, tmp_path / "a.parquet", curve_path=source)
+    assert source.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.csv"]
 
 
 def test_a_folder_of_parquet_parts_reads_as_one_scores_table(tmp_path):

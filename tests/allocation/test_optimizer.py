@@ -323,7 +323,12 @@ def test_numeric_owners_match_reps_named_as_text():
 @pytest.mark.parametrize(
     ("value", "name"),
     [(1, "1"), (np.int64(7), "7"), (101.0, "101"), (np.float64(2.5), "2.5"), (" ann ", "ann"),
-     ("rep_01", "rep_01"), (None, None), (np.nan, None), (pd.NA, None), ("  ", None)],
+     ("rep_01", "rep_01"), (None, None), (np.nan, None), (pd.NA, None), ("  ", None),
+     # the text of a whole float (a float column of ids cast to text) is the rep of that number ...
+     ("202.0", "202"), (" 101.00 ", "101"), ("-3.0", "-3"), ("-0.0", "0"), ("0.0", "0"),
+     # ... other text is a name of its own
+     ("007", "007"), ("007.0", "007.0"), ("+1.0", "+1.0"), ("A-1", "A-1"), ("1e3", "1e3"),
+     ("101.5", "101.5"), ("1.", "1."), (".0", ".0"), ("1.0e3", "1.0e3")],
 )  # fmt: skip
 def test_rep_name(value, name):
     assert optimizer_module.rep_name(value) == name
@@ -542,3 +547,21 @@ def test_marginal_value_is_finite_for_a_vanishing_scale_and_a_zero_stake():
     assert np.isfinite(res.marginal).all()  # inf x 0 gave NaN for the vanishing scale
     assert res.marginal[0] == 0.0  # served in full by its floor: one more hour adds nothing
     assert res.marginal[2] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("stake", "scale"),
+    [
+        ([1000.0, 1000.0], [1e10, 1.5e10]),  # one ulp of the log-price is worth 1e-4 hours
+        ([1e-300, 1.0, 1.0], [1.0, 1e-300, 1e300]),  # one ulp is worth 1e287 hours of the last account
+        ([1.0, 1.0, 1.0], [1e-300, 1e300, 1.0]),
+    ],
+)
+def test_a_priced_team_uses_its_hours_to_the_tolerance_whatever_the_scales(stake, scale):
+    """With a positive price every team hour is worth something, so none may be left unused."""
+    res = optimize_detailed(stake, scale, 10.0)
+    assert res.team_price > 0
+    assert res.hours.sum() <= 10.0
+    assert res.hours.sum() == pytest.approx(10.0, rel=TOL)
+    assert res.unused_hours == 0.0
+    assert (res.hours >= 0).all()

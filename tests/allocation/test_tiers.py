@@ -5,7 +5,15 @@ import pandas as pd
 import pytest
 
 from kamml.allocation import tiers as tiers_module
-from kamml.allocation.tiers import PHRASES, assign_tiers, check_tiers, rank_accounts, reason_codes
+from kamml.allocation.tiers import (
+    PHRASES,
+    assign_tiers,
+    check_tiers,
+    rank_accounts,
+    reason_codes,
+    top_count,
+    top_threshold,
+)
 from kamml.errors import ConfigError
 
 
@@ -122,6 +130,55 @@ def test_flags_are_added_once():
     assert reasons[4].count(PHRASES["high_churn"]) == 1
     assert all(r.count(PHRASES["influencer"]) <= 1 for r in reasons)
     assert PHRASES["top_value"] not in reasons[3]  # zero value is never top-decile
+
+
+def tied_frame(clv, referral=None):
+    n = len(clv)
+    return pd.DataFrame(
+        {
+            "stake_retention": 1.0,
+            "stake_growth": 0.0,
+            "stake_referral": 0.0,
+            "clv": np.asarray(clv, dtype=float),
+            "p_churn": 0.1,
+            "referral_value": np.zeros(n) if referral is None else np.asarray(referral, dtype=float),
+        }
+    )
+
+
+def flagged(reasons, phrase):
+    return np.array([phrase in r.split("; ") for r in reasons])
+
+
+def test_top_decile_and_influencer_never_cover_a_tie_beyond_the_top_ten_percent():
+    """60 of 100 accounts at the same clv were all "top-decile value"; a tie across the edge of the
+    top 10 % is now left out as a whole, and a distinct top above it is still flagged."""
+    tied = np.r_[np.full(60, 50.0), np.arange(40.0)]
+    reasons = reason_codes(tied_frame(tied, referral=tied))
+    assert not flagged(reasons, PHRASES["top_value"]).any()
+    assert not flagged(reasons, PHRASES["influencer"]).any()
+    top = np.r_[np.full(5, 100.0), np.full(60, 50.0), np.arange(35.0)]
+    reasons = reason_codes(tied_frame(top, referral=top))
+    np.testing.assert_array_equal(flagged(reasons, PHRASES["top_value"]), top == 100.0)
+    np.testing.assert_array_equal(flagged(reasons, PHRASES["influencer"]), top == 100.0)
+    assert top_threshold(top) == 50.0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_top_flags_are_at_most_a_tenth_never_zero_and_equal_for_equal_values(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    values = rng.integers(0, int(rng.integers(1, 30)), n).astype(float)  # many ties, some zeros
+    flags = flagged(reason_codes(tied_frame(values)), PHRASES["top_value"])
+    assert flags.sum() <= top_count(n) == max(1, int(np.ceil(0.1 * n - 1e-9)))
+    assert not flags[values <= 0].any()
+    for value in np.unique(values):  # a tie is flagged as a whole or not at all
+        assert len(set(flags[values == value])) == 1
+    if flags.any():  # and what is flagged is the top: every larger value too
+        assert (values[~flags] < values[flags].min()).all()
+    distinct = rng.permutation(n) + 1.0  # no ties: exactly the top tenth
+    flags = flagged(reason_codes(tied_frame(distinct)), PHRASES["top_value"])
+    np.testing.assert_array_equal(flags, distinct > n - top_count(n))
 
 
 def test_referral_dominant_without_the_flag_reads_referral_influence():

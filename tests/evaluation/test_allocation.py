@@ -119,6 +119,63 @@ def test_top_n_by_revenue():
         top_n_by_revenue([1.0], 1.0, cap=0.0)
 
 
+def test_rules_honour_rep_capacity_and_pass_the_excess_on_by_the_same_rule():
+    owner = ["a", "a", "b", "b"]
+    np.testing.assert_allclose(equal_hours(4, 10.0, cap=5.0, owner=owner, capacity={"a": 2.0}), [1, 1, 4, 4])
+    h = hours_by_revenue([4.0, 2.0, 1.0, 1.0], 8.0, owner=["a", "a", "b", None], capacity={"a": 3.0})
+    np.testing.assert_allclose(h, [2.0, 1.0, 2.5, 2.5])  # a's 3 hours 2:1, the rest 1:1
+    h = top_n_by_revenue([9.0, 7.0, 5.0, 1.0], 5.0, cap=2.0, owner=owner, capacity={"a": 3.0})
+    np.testing.assert_allclose(h, [2.0, 1.0, 2.0, 0.0])  # a's second account gets what a has left
+    # floors count against the rep; owners match as the optimizer matches them (101.0 is rep "101")
+    h = equal_hours(4, 10.0, owner=[101.0, 101.0, 7, None], capacity={"101": 3.0, 7: 0.5}, floor=0.5)
+    np.testing.assert_allclose(h, [1.5, 1.5, 0.5, 6.5])
+    with pytest.raises(
+        InfeasibleError, match=r"rep 'a': the floors of its accounts need 1 hours .* 0.5 hours short"
+    ):
+        hours_by_revenue([1.0, 1.0, 1.0], 5.0, floor=0.5, owner=["a", "a", "b"], capacity={"a": 0.5})
+    # a rep with no limit (.inf) and no rep at all change nothing
+    np.testing.assert_allclose(
+        hours_by_revenue([3.0, 1.0], 4.0, owner=["a", "b"], capacity={"a": np.inf}), [3.0, 1.0]
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    revenue=arrays(float, st.integers(1, 30), elements=st.floats(1e-3, 1e6)),
+    reps=st.lists(st.integers(-1, 3), min_size=30, max_size=30),
+    limits=st.lists(st.floats(0, 20), min_size=4, max_size=4),
+    share=st.floats(0, 3),
+    cap=st.floats(0.5, 10),
+    floor=st.floats(0, 0.2),
+)
+def test_rules_under_rep_capacity_keep_every_limit_and_use_what_fits(
+    revenue, reps, limits, share, cap, floor
+):
+    n = revenue.size
+    owner = np.array([None if r < 0 else f"r{r}" for r in reps[:n]], dtype=object)
+    floors = np.where(np.arange(n) % 2 == 0, floor, 0.0)
+    need = pd.Series(floors).groupby(owner).sum()
+    capacity = {f"r{i}": max(limit, float(need.get(f"r{i}", 0.0))) for i, limit in enumerate(limits)}
+    hours = floors.sum() + share * n
+    # the most any rule can use: each rep's capacity (or its accounts' caps), the free accounts' caps
+    by_rep = pd.Series(np.full(n, cap)).groupby(owner).sum()
+    fits = sum(min(capacity[r], by_rep[r]) for r in by_rep.index) + cap * (pd.isna(owner)).sum()
+    for name, h in (
+        (
+            "by_revenue",
+            hours_by_revenue(revenue, hours, cap=cap, floor=floors, owner=owner, capacity=capacity),
+        ),
+        ("top_n", top_n_by_revenue(revenue, hours, cap=cap, floor=floors, owner=owner, capacity=capacity)),
+        ("equal", equal_hours(n, hours, cap=cap, floor=floors, owner=owner, capacity=capacity)),
+    ):
+        assert (h >= floors - 1e-12).all(), name
+        assert (h <= cap * (1 + 1e-9)).all(), name
+        used = pd.Series(h).groupby(owner).sum()
+        for rep, value in used.items():
+            assert value <= capacity[rep] * (1 + 1e-9) + 1e-12, (name, rep)
+        assert h.sum() == pytest.approx(min(hours, fits), rel=1e-9, abs=1e-9), name
+
+
 def test_past_revenue_counts_the_window_only():
     tx = pd.DataFrame(
         {
@@ -291,6 +348,56 @@ def test_evaluate_allocation_holds_rules_and_oracle_to_the_plan_floors(world):
     unfloored = evaluate_allocation(world, table, HORIZON, cap=cfg.cap_hours).set_index("policy")
     best = result.loc[list(SIMPLE_RULES), "true_gain"].max()
     assert unfloored.loc[list(SIMPLE_RULES), "true_gain"].max() > best
+
+
+@pytest.mark.parametrize("limit", [10.0, 60.0, 400.0])
+def test_with_rep_capacity_no_policy_exceeds_it_and_none_beats_the_oracle(world, limit):
+    """The rules ignored the reps' capacity the plan and the oracle keep: by_revenue scored 2.27 times
+    the oracle. Now every policy keeps every rep's capacity and the oracle is never beaten."""
+    owners = world.accounts.set_index("account_id")["owner"].reindex(world.truth["account_id"])
+    capacity = {str(rep): limit for rep in owners.dropna().unique()}
+    hours = 0.5 * world.n_accounts
+    scores = truth_scores(world).assign(owner=owners.to_numpy())
+    cfg = AllocationConfig(hours=hours, floor_hours=0.01, cap_hours=40.0, capacity=capacity)
+    table = allocate(scores, hours, cfg)
+    floors = floor_hours(scores, cfg)
+    result = evaluate_allocation(
+        world, table, HORIZON, hours=hours, cap=40.0, floor=floors, capacity=capacity
+    ).set_index("policy")
+    assert (result["share_of_oracle"] <= 1 + 1e-9).all(), result["share_of_oracle"]
+    policies = simple_rule_hours(world, hours, cap=40.0, floor=floors, capacity=capacity)
+    policies["kamml"] = table.set_index("account_id")["recommended_hours"].reindex(owners.index).to_numpy()
+    policies["oracle"] = oracle_hours(
+        world, hours, HORIZON, floor=floors.to_numpy(), cap=40.0, capacity=capacity
+    )
+    fits = min(hours, sum(min(limit, 40.0 * n) for n in owners.value_counts()))
+    for name, h in policies.items():
+        used = pd.Series(h, index=owners.index).groupby(owners.to_numpy()).sum()
+        assert (used <= limit * (1 + 1e-9)).all(), (name, used)
+        assert h.sum() == pytest.approx(fits, rel=1e-6), name  # what the reps can take, no more
+        assert result.loc[name, "true_gain"] == pytest.approx(world.true_gain(h, HORIZON), rel=1e-9), name
+
+
+def test_nan_hours_or_floors_are_refused_with_their_count(world):
+    """NaN recommended_hours (or a NaN floor) were counted as 0 hours, silently."""
+    ids = world.truth["account_id"].to_numpy()
+    table = pd.DataFrame({"account_id": ids, "recommended_hours": 0.5})
+    table.loc[[3, 7, 9], "recommended_hours"] = np.nan
+    with pytest.raises(SchemaError) as info:
+        evaluate_allocation(world, table, HORIZON)
+    (problem,) = info.value.problems
+    assert (problem.table, problem.column, problem.n_rows) == ("allocation", "recommended_hours", 3)
+    assert list(problem.examples) == list(ids[[3, 7, 9]])
+    assert "NaN" in problem.rule
+    floors = pd.Series(0.1, index=ids)
+    floors.iloc[:2] = np.nan
+    with pytest.raises(SchemaError, match=r"floor: missing value \(NaN\).*\(2 rows"):
+        evaluate_allocation(world, table.fillna(0.5), HORIZON, floor=floors)
+    with pytest.raises(SchemaError, match=r"hours\.x: missing value \(NaN\).*\(1 row"):
+        compare_allocations(world, {"x": np.r_[np.nan, np.ones(ids.size - 1)]}, HORIZON)
+    # accounts left out of the plan or of the floors still count as 0, as documented
+    result = evaluate_allocation(world, table.dropna().iloc[:100], HORIZON, floor=floors.dropna().iloc[:50])
+    assert result.set_index("policy").loc["kamml", "hours"] == pytest.approx(0.5 * 100)
 
 
 def test_evaluate_allocation_needs_the_columns(world):

@@ -17,7 +17,7 @@ from kamml.allocation import allocate
 from kamml.allocation.optimizer import rep_names
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
-from kamml.errors import ConfigError, FeatureMismatchError, InfeasibleError, SchemaError
+from kamml.errors import ConfigError, DataError, FeatureMismatchError, InfeasibleError, SchemaError
 from kamml.features import write_features
 from kamml.jobs.score import SCORE_COLUMNS, score
 
@@ -209,6 +209,7 @@ CASES = {
     "tiers by stake": {"hours": 1600.0, "tier_by": "stake"},
     "tiers by clv, reps bind": {"hours": 1600.0, "tier_by": "clv", "capacity": {"ann": 400.0, "bob": 600.0}},
     "tiers by marginal gain": {"hours": 1600.0, "tier_by": "marginal_gain_per_hour", "cap_hours": 3.0},
+    "ties at the edge of the top 10 %": {"hours": 1600.0, "_ties": True},
 }
 
 
@@ -223,6 +224,10 @@ def test_allocation_equals_in_memory(spark, tmp_path, case):
     if settings.pop("_fitted_k", False):  # per-account k from a fitted response, some missing
         scores["effort_scale"] = np.where(np.arange(2000) % 10 == 0, np.nan, 1.0 + (scores["clv"] ** 0.2))
         scores["effort_uplift"] = np.where(np.arange(2000) % 10 == 0, np.nan, 0.45)  # growth "auto"
+    if settings.pop("_ties", False):  # 286 accounts share the top clv (none is top-decile); 200 referrers
+        i = np.arange(2000)
+        scores["clv"] = np.where(i % 7 == 0, 5000.0, scores["clv"])
+        scores["referral_value"] = np.where(i % 20 == 0, 900.0, np.where(i % 20 == 1, 400.0, 0.0))
     path = tmp_path / "scores.parquet"
     scores.to_parquet(path)
     cfg = AllocationConfig(**settings)
@@ -309,6 +314,10 @@ def test_owners_and_stakes_are_checked_as_in_memory(spark, tmp_path):
     with pytest.raises(SchemaError) as got:
         allocate_spark(spark.createDataFrame(huge), None, cfg, tmp_path / "c")
     assert str(got.value) == str(expected_error.value)
+    with pytest.raises(DataError, match="no accounts in the scores"):
+        allocate(scores.iloc[:0], None, cfg)
+    with pytest.raises(DataError, match="no accounts in the scores"):
+        allocate_spark(spark.createDataFrame(scores.iloc[:0], schema=frame.schema), None, cfg, tmp_path / "d")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 

@@ -30,6 +30,7 @@ that pandas also stores in the Parquet file's metadata.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,12 @@ __all__ = [
     "allocation_config",
     "budget_curve",
     "check_capacity_reps",
+    "check_distinct_paths",
     "check_floors_fit",
+    "check_not_empty",
     "check_scores",
     "check_settings",
+    "curve_budgets",
     "effort_clip_pair",
     "floor_hint",
     "lossless_integers",
@@ -137,6 +141,8 @@ def allocate(
     ------
     kamml.errors.SchemaError
         When the scores lack a needed column or break a rule (one `Problem` per broken rule).
+    kamml.errors.DataError
+        When the scores hold no account (`check_not_empty`): an empty plan is refused, not returned.
     kamml.errors.InfeasibleError
         When the floors need more hours than the team or a rep has, or a floor exceeds the cap.
     kamml.errors.ConfigError
@@ -162,6 +168,7 @@ def allocate(
     cfg = allocation_config(config)
     team_hours = float(cfg.hours if hours is None else hours)
     frame = _prepared(scores, cfg)
+    check_not_empty(len(frame))
     try:
         result = _solve(frame, cfg, team_hours)
     except InfeasibleError as exc:
@@ -211,7 +218,7 @@ def budget_curve(
 
     Raises
     ------
-    kamml.errors.SchemaError, kamml.errors.ConfigError
+    kamml.errors.SchemaError, kamml.errors.ConfigError, kamml.errors.DataError
         As `allocate`; also on a negative or non-finite fraction.
 
     Examples
@@ -222,16 +229,12 @@ def budget_curve(
     {'hours': [1.0, 4.0, 8.0], 'feasible': [False, True, True]}
     """
     cfg = allocation_config(config)
-    team_hours = float(cfg.hours if hours is None else hours)
-    if not np.isfinite(team_hours) or team_hours < 0:
-        raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
+    budgets = curve_budgets(cfg.hours if hours is None else hours, fractions)
     share = np.asarray(fractions, dtype=float)
-    if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
-        raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
     frame = _prepared(scores, cfg)
+    check_not_empty(len(frame))
     rows = []
-    for fraction in share:
-        budget = float(f"{float(fraction) * team_hours:.12g}")  # 880, not 880.0000000000001
+    for fraction, budget in zip(share, budgets, strict=True):
         try:
             res = _solve(frame, cfg, budget)
         except InfeasibleError as exc:
@@ -244,6 +247,32 @@ def budget_curve(
         rows,
         columns=["fraction", "hours", "total_gain", "team_price", "hours_used", "floor_cost", "feasible"],
     )
+
+
+def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[float]:
+    """The budgets of `budget_curve`, `fractions` of `hours` (to 12 digits: 880, not 880.0000000000001).
+
+    ConfigError when `hours` is not a finite number >= 0, a fraction is negative or not finite, or a
+    budget overflows a float (``--hours 1e308``: the curve's 200 % point is beyond the largest float);
+    the message names the hours given and the most the curve can take.
+    """
+    team_hours = float(hours)
+    if not np.isfinite(team_hours) or team_hours < 0:
+        raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
+    share = np.asarray(fractions, dtype=float)
+    if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
+        raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
+    with np.errstate(over="ignore"):
+        budgets = [float(f"{float(fraction) * team_hours:.12g}") for fraction in share]
+    if not np.all(np.isfinite(budgets)):
+        top = float(share.max())
+        most = float(f"{np.finfo(float).max / top * 0.999:.3g}")  # rounded down, not up to inf
+        raise ConfigError(
+            f"hours {team_hours:g} is too large for the budget curve: its {top:.0%} point, {top:g} x "
+            f"{team_hours:g} hours, is beyond the largest number a float holds (1.8e+308); give at "
+            f"most {most:g} hours"
+        )
+    return budgets
 
 
 #: Range rules of the scores' numeric columns: column -> (low, high, NaN allowed).
@@ -299,6 +328,22 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
             problems.extend(_check_number(scores[column], column, low, high, nan_ok))
     if problems:
         raise SchemaError(problems)
+
+
+def check_not_empty(n_accounts: int, source: str = "the scores") -> None:
+    """DataError when the scores hold no account (shared with `kamml.spark`).
+
+    An empty plan is no plan: written out it would be an allocation table without rows, and a CRM that
+    replaces its plan on import would take every account's hours away. An empty scores table is a
+    broken upstream step (a scoring run that matched no account, a filter that kept none), so it stops
+    here with exit 3 instead of reporting "0 accounts" as a success.
+    """
+    if n_accounts == 0:
+        raise DataError(
+            f"no accounts in {source}: 0 rows to allocate hours to; an empty allocation table would "
+            "replace the plan of every account with nothing, so none is written (check the scoring run "
+            "or the filter that made the scores)"
+        )
 
 
 def owner_counts(owners: pd.Series) -> pd.Series:
@@ -488,13 +533,19 @@ def allocate_file(
     ------
     kamml.errors.DataError
         When the scores file is missing or unreadable, or an output path has another extension, is a
-        folder or cannot be written (checked before any work, `kamml.io.check_output_path`).
+        folder or cannot be written (checked before any work, `kamml.io.check_output_path`), or two of
+        the three paths are the same file (`check_distinct_paths`), or the scores hold no account.
     kamml.errors.SchemaError, kamml.errors.InfeasibleError, kamml.errors.ConfigError
         As `allocate`.
     """
+    check_distinct_paths(
+        {"scores_path": scores_path, "out_path": out_path, "curve_path": curve_path}, outputs=2
+    )
     for target in (out_path, curve_path):
         if target is not None:
             check_output_path(target)
+    if curve_path is not None:  # hours too large for the curve: before any work
+        curve_budgets(allocation_config(config).hours if hours is None else hours)
     scores = read_scores(scores_path)
     table = allocate(scores, hours, config)
     curve = budget_curve(scores, hours, config) if curve_path is not None else None
@@ -504,6 +555,37 @@ def allocate_file(
         write_table(curve, curve_path)
         logger.info("wrote the budget curve to %s", curve_path)
     return table
+
+
+def check_distinct_paths(paths: Mapping[str, str | Path | None], outputs: int) -> None:
+    """DataError when two of `paths` (option name -> path; the last `outputs` are written) are one file.
+
+    ``--out`` equal to ``--curve`` wrote the budget curve over the allocation, and an output equal to
+    ``--scores`` replaced the input, both with exit 0. Paths are compared resolved (``./a.csv`` is
+    ``a.csv``, a symbolic link is its target) and, when both exist, by `os.path.samefile`. Checked
+    before any work, so nothing is read or written.
+    """
+    given = [(name, Path(path)) for name, path in paths.items() if path is not None]
+    written = set(list(paths)[-outputs:])
+    for i, (first, a) in enumerate(given):
+        for second, b in given[i + 1 :]:
+            if not _same_file(a, b):
+                continue
+            if first in written:
+                what = f"{second} would be written over {first}"
+            else:
+                what = f"writing {second} would replace the input it is computed from"
+            raise DataError(f"{first} and {second} name the same file ({b}): {what}; give each its own path")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: equal once resolved, or the same existing file."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:  # an unreadable path: compared by its text only
+        return str(a) == str(b)
 
 
 # -------------------------------------------------------------------------------------------- helpers
@@ -722,12 +804,19 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
 def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.extensions.ExtensionArray:
     """Owners as an object array, or as pandas text when no owner is known (no accounts table).
 
+    Numbers are kept as they are; text owners are written as their rep name (`rep_name`: "202.0", an
+    id of a float column cast to text, is rep "202", the name that met ``allocation.capacity``; spaces
+    around a name are dropped, as the Spark allocation writes them).
     An object column of only None and NaN is written by Arrow with its ``null`` type, which Parquet
     readers (Spark, BI tools, a CRM import) take for no column at all; pandas text is written ``string``.
     """
-    array = np.asarray(values, dtype=object)
+    array = np.array(values, dtype=object)  # a copy: the caller's owners stay as they are
     if pd.isna(array).all():
         return pd.array(np.full(len(array), None, dtype=object), dtype="string")
+    codes, uniques = pd.factorize(array)  # one rep_name per distinct owner; missing ones stay as they are
+    named = np.array([rep_name(v) if isinstance(v, str) else v for v in uniques], dtype=object)
+    present = codes >= 0
+    array[present] = named[codes[present]]
     return array
 
 

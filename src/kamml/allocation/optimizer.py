@@ -9,7 +9,7 @@ and the optimizer maximises ``sum_i gain_i(h_i)`` subject to
 - the team's hours: ``sum_i h_i <= hours``;
 - each rep's capacity: ``sum_{owner_i = r} h_i <= capacity[r]`` (accounts without an owner, or whose owner
   has no capacity, face only the team limit); owners and reps are compared by `rep_name`, so an owner
-  read as the number 101 or 101.0 is rep ``"101"``;
+  read as the number 101 or 101.0, or as the text "101.0", is rep ``"101"``;
 - a floor and a cap per account: ``floor_i <= h_i <= cap_i``.
 
 The problem is concave and separable, so it is solved exactly by prices (Lagrange multipliers) rather than
@@ -18,7 +18,10 @@ by a generic solver. At a price ``lam`` per hour an account takes the hours wher
 accounts face ``max(nu, p_r)``, where ``p_r`` is the price at which the rep uses exactly its capacity (0 if
 it cannot fill it) and ``nu`` the team's price. All ``p_r`` are found at once by a vectorised, safeguarded
 Newton-bisection search on the log-price (segment sums with `numpy.bincount`), then ``nu`` by the same
-search on the team's total. Hours in use are within a relative 1e-9 of a binding limit, never above it.
+search on the team's total. Hours in use are within a relative 1e-9 of a binding limit, never above it;
+when the team's price is found to the last bit of its logarithm and the hours still fall short (scales
+of 1e10 hours and more, where one ulp of the log-price is worth more than that tolerance), the hours are
+interpolated between the two ends of that last bracket (a rep's capacity can still be left short there).
 Cost is O(n) per step and a few dozen steps: a million accounts take about a second.
 
 Use `optimize` for the hours alone and `optimize_detailed` for the prices (value of the last hour per rep),
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -305,7 +309,7 @@ def _solve(p: _Problem) -> tuple[FloatArray, float, FloatArray]:
         in_rep = group_all >= 0
         fixed = _segment_sum(group_all[in_rep & ~active], p.floor[in_rep & ~active], bounded.size)
         sel = in_rep[active]
-        t_rep[bounded] = _search(
+        t_rep[bounded], _ = _search(
             a[sel],
             k[sel],
             lo[sel],
@@ -317,21 +321,32 @@ def _solve(p: _Problem) -> tuple[FloatArray, float, FloatArray]:
         )
     # Stage 2: the team's price nu; an account in rep r faces max(nu, p_r).
     price_floor = np.where(codes >= 0, t_rep[np.maximum(codes, 0)], -np.inf) if n_reps else None
-    t_team = float(
-        _search(
-            a,
-            k,
-            lo,
-            hi,
-            np.zeros(a.size, dtype=np.intp),
-            np.array([p.floor[~active].sum()]),
-            np.array([p.hours]),
-            price_floor,
-        )[0]
+    fixed_team = float(p.floor[~active].sum())
+    team, team_lo = _search(
+        a,
+        k,
+        lo,
+        hi,
+        np.zeros(a.size, dtype=np.intp),
+        np.array([fixed_team]),
+        np.array([p.hours]),
+        price_floor,
     )
+    t_team = float(team[0])
     t_eff = np.full(a.size, t_team) if price_floor is None else np.maximum(t_team, price_floor)
     with np.errstate(over="ignore", invalid="ignore"):
-        h[active] = np.clip(k * (a - t_eff), lo, hi)
+        x = np.clip(k * (a - t_eff), lo, hi)
+    # The team's bracket closed to a few ulps short of its hours: interpolate to them. (Reps' brackets
+    # are left as found: hours added to a rep would push the team, solved at the rep's price, over
+    # its limit, and the shrink below would take them back from every account.)
+    if float(team_lo[0]) < t_team:
+        faces_team = np.ones(a.size, dtype=bool) if price_floor is None else t_team >= price_floor
+        alt = np.full(a.size, float(team_lo[0]))
+        if price_floor is not None:
+            alt = np.maximum(alt, price_floor)
+        team_group = np.zeros(a.size, dtype=np.intp)
+        x = _interpolate(x, k, a, lo, hi, alt, faces_team, team_group, np.array([p.hours - fixed_team]))
+    h[active] = x
     if not np.all(np.isfinite(h)):  # pragma: no cover - ruled out by the brackets; guard against regressions
         raise AssertionError("allocation produced non-finite hours")
     # Rounding in log-price space can leave a limit exceeded by a few ulps of k * |log-price| hours,
@@ -343,6 +358,45 @@ def _solve(p: _Problem) -> tuple[FloatArray, float, FloatArray]:
     return h, t_team, t_rep
 
 
+def _interpolate(
+    x: FloatArray,
+    k: FloatArray,
+    a: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    t_alt: FloatArray,
+    moved: npt.NDArray[np.bool_],
+    group: IntArray,
+    target: FloatArray,
+) -> FloatArray:
+    """Hours `x` moved toward those at the log-prices `t_alt` (just below the found ones) to meet `target`.
+
+    A price search whose bracket closed to a few ulps of the log-price stops on its feasible side, where
+    the hours may fall short of a binding limit by up to ``sum(k) x ulp``: 1e-4 of 10 hours when the
+    scales are 1e10, all of them when one scale is 1e300 (a price found to the last bit still moves that
+    account by 1e287 hours per ulp). Demand is linear between the two ends of such a bracket (piecewise
+    linear at worst), so each group's hours are interpolated between the two ends to meet its target
+    exactly: the accounts strictly between floor and cap get the shortfall in proportion to their scale,
+    as a price between the two floats would give it. `moved` marks the accounts that face the price of
+    their group (code in `group`, -1 for none); the others keep `x`. Returns the new hours.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_alt = np.clip(k * (a - t_alt), lo, hi)
+    step = np.where(moved & (group >= 0), x_alt - x, 0.0)
+    member = group >= 0
+    n_groups = target.size
+    used = _segment_sum(group[member], x[member], n_groups)
+    more = _segment_sum(group[member], step[member], n_groups)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        share = np.clip((target - used) / more, 0.0, 1.0)
+    share = np.where(np.isfinite(share) & (more > 0), share, 0.0)
+    if not share.any():
+        return x
+    out = x + share[np.maximum(group, 0)] * step
+    logger.debug("closed brackets: %d groups moved toward their limits", int((share > 0).sum()))
+    return np.asarray(np.minimum(np.maximum(out, lo), hi), dtype=np.float64)
+
+
 def _search(
     a: FloatArray,
     k: FloatArray,
@@ -352,7 +406,7 @@ def _search(
     fixed: FloatArray,
     target: FloatArray,
     price_floor: FloatArray | None,
-) -> FloatArray:
+) -> tuple[FloatArray, FloatArray]:
     """Per group, the smallest log-price t at which the group's demand fits its target (-inf: price 0).
 
     Demand of a group at log-price t is ``fixed + sum_i clip(k_i * (a_i - max(t, price_floor_i)), lo_i,
@@ -361,6 +415,10 @@ def _search(
     floor and cap stops changing), falling back to bisection whenever a step leaves the bracket or the
     previous step did not halve the miss. A group stops when its demand lies in
     ``[target * (1 - RTOL), target]``; the bracket always keeps a feasible side to fall back on.
+
+    Returns t and, for the groups whose bracket closed to a few ulps before the demand met the target,
+    the bracket's other (infeasible) end, or a few ulps below t when the steps ran out (the others: t
+    itself), for `_interpolate`.
     """
     n_groups = target.size
     result = np.full(n_groups, -np.inf)
@@ -389,7 +447,7 @@ def _search(
     d_inf, _ = demand(np.full(n_groups, -np.inf))
     todo = d_inf > target
     if not todo.any():
-        return result
+        return result, result.copy()
     # Above t_hi every account is at its floor; floors fit (checked), so the answer is <= t_hi.
     t_hi = _group_extreme(a - lo / k, group, n_groups, np.maximum)
     d_hi, _ = demand(np.where(todo, t_hi, -np.inf))
@@ -397,7 +455,7 @@ def _search(
     result[filled] = t_hi[filled]
     todo &= ~filled
     if not todo.any():
-        return result
+        return result, result.copy()
     # Below t_lo every account has min(cap, target) hours or more, so demand >= target.
     room = np.minimum(hi, target[group])
     t_lo = _group_extreme(a - room / k, group, n_groups, np.minimum)
@@ -411,20 +469,23 @@ def _search(
     mid = t_lo + (t_hi - t_lo) / 2
     t = np.where(todo & (t > t_lo) & (t < t_hi), t, np.where(todo, mid, result))
     residual = np.full(n_groups, np.inf)
+    below = result.copy()  # the infeasible end of a bracket that closed
     for it in range(_MAX_ITER):
         d, slope = demand(t)
         ok = todo & (d >= lower) & (d <= upper)
         result[ok] = t[ok]
+        below[ok] = t[ok]
         todo &= ~ok
         over = todo & (d > upper)
         t_lo = np.where(over, t, t_lo)
         t_hi = np.where(todo & ~over, t, t_hi)
         collapsed = todo & (t_hi - t_lo <= 4 * np.spacing(np.maximum(np.abs(t_lo), np.abs(t_hi))))
         result[collapsed] = t_hi[collapsed]  # demand at t_hi fits the target
+        below[collapsed] = t_lo[collapsed]
         todo &= ~collapsed
         if not todo.any():
             logger.debug("price search: %d groups in %d steps", n_groups, it + 1)
-            return result
+            return result, below
         new_residual = np.abs(d - aim)
         bisect = new_residual > 0.5 * residual  # the last step did not halve the miss: bisect once
         residual = np.where(bisect, np.inf, new_residual)
@@ -435,7 +496,10 @@ def _search(
         t = np.where(todo, np.where(use_newton, newton, mid), result)
     logger.warning("price search stopped after %d steps; using the feasible side of the bracket", _MAX_ITER)
     result[todo] = t_hi[todo]
-    return result
+    # a bracket still wide (scales 1e300 apart: bisection halves a range of 1e301 for 1,000 steps): a
+    # few ulps below t_hi, where an account with a huge scale already takes more than the target
+    below[todo] = np.maximum(t_lo[todo], t_hi[todo] - 4 * np.spacing(np.abs(t_hi[todo])))
+    return result, below
 
 
 def _shrink_to_fit(h: FloatArray, floor: FloatArray, group: IntArray, limit: FloatArray) -> None:
@@ -628,13 +692,19 @@ def rep_names(values: npt.ArrayLike) -> npt.NDArray[np.object_]:
 def rep_name(value: Any) -> str | None:
     """A rep or owner as text, so ids read as numbers match the rep names of a config.
 
-    Integers and whole floats lose any decimal part (1 and 101.0 are "1" and "101"), other values are
-    their text without surrounding spaces; None, NaN and blank text are None (no owner).
+    Integers and whole floats lose any decimal part (1 and 101.0 are "1" and "101"), and so does the
+    text of a whole float as a float column is written or cast to text ("101.0", "-3.00": an owner column
+    of float ids, which ids with gaps become, cast to text by the data contract or read from a CSV as
+    text), because such text is only ever the float 101.0 spelt out. Other values are their text without
+    surrounding spaces, unchanged: "007", "007.0", "+1.0", "A-1", "1e3" and "101.5" are names of their
+    own, not numbers (no float is written "007.0" or "1e3"). None, NaN and blank text are None (no owner).
 
     Examples
     --------
-    >>> rep_name(101.0), rep_name(7), rep_name(" ann "), rep_name(float("nan"))
-    ('101', '7', 'ann', None)
+    >>> rep_name(101.0), rep_name("101.0"), rep_name(7), rep_name(" ann "), rep_name(float("nan"))
+    ('101', '101', '7', 'ann', None)
+    >>> rep_name("007"), rep_name("1e3"), rep_name("A-1")
+    ('007', '1e3', 'A-1')
     """
     if value is None or value is pd.NA or value is pd.NaT:
         return None
@@ -650,4 +720,10 @@ def rep_name(value: Any) -> str | None:
             return None
         return str(int(number)) if number.is_integer() else repr(number)
     text = str(value).strip()
+    if _WHOLE_FLOAT_TEXT.fullmatch(text):
+        return str(int(text.partition(".")[0]))  # "-0.0" is "0", as rep_name(-0.0)
     return text or None
+
+
+_WHOLE_FLOAT_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)\.0+")
+"""Text of a whole float as Python, numpy, pandas or a CSV writer spell it: no leading zero, no plus."""

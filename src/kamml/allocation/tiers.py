@@ -11,7 +11,12 @@ Reason codes say why an account matters, as short phrases joined by ``"; "``:
   ``"growth potential"``, ``"referral influence"`` (or ``"influencer"``); ``"no value at stake"`` when
   there is none;
 - flags: ``"high churn risk"``, ``"top-decile value"`` (clv in the top 10 %), ``"influencer"`` (referral
-  value in the top 10 %), ``"likely inactive"`` (p_alive below the activity threshold);
+  value in the top 10 %), ``"likely inactive"`` (p_alive below the activity threshold). The top 10 % is
+  at most 10 % of the accounts (ceil(0.1 n), at least one) and never splits a tie: an account is flagged
+  when its value is positive and above that of the account ranked just below that share
+  (`top_threshold`). Accounts whose value ties across that edge are all left out, so when 60 of 100
+  accounts share the highest clv none of them is "top-decile" (they are not a top tenth of anything),
+  and two accounts with the same value never get different flags;
 - then the account's top model drivers, already in words in the scores' ``drivers`` column (e.g.
   ``"spend in the last 90 days is high"``), the first three.
 """
@@ -35,6 +40,8 @@ __all__ = [
     "check_tiers",
     "rank_accounts",
     "reason_codes",
+    "top_count",
+    "top_threshold",
 ]
 
 logger = logging.getLogger(__name__)
@@ -160,12 +167,13 @@ def reason_codes(
     high_churn : float, default 0.5
         p_churn from which an account gets ``"high churn risk"``.
     top_share : float, default 0.1
-        Share of accounts flagged ``"top-decile value"`` (by clv) and ``"influencer"`` (by referral value);
-        only accounts with a positive value are flagged.
+        Most share of accounts flagged ``"top-decile value"`` (by clv) and ``"influencer"`` (by referral
+        value): only accounts with a positive value strictly above `top_threshold` are flagged, so ties
+        at the edge of the share are left out together.
     thresholds : tuple of (float or None, float or None), optional
-        The (clv, referral value) quantiles behind those two flags when `frame` is one batch of a larger
-        table (`kamml.spark` computes them over the whole table); None for a flag means no account of
-        the table has a positive value. By default they are computed from `frame`.
+        The (clv, referral value) thresholds of `top_threshold` behind those two flags when `frame` is
+        one batch of a larger table (`kamml.spark` computes them over the whole table); None for a flag
+        means no account of the table has a positive value. By default they are computed from `frame`.
 
     Returns
     -------
@@ -216,20 +224,48 @@ def reason_codes(
     return pd.Series(_join(columns, n), index=frame.index, dtype=object, name="reasons")
 
 
+def top_count(n: int, share: float = 0.1) -> int:
+    """How many accounts of `n` the top `share` holds at most: ``ceil(share * n)``, at least one (n > 0).
+
+    The rounding of `assign_tiers` (0.1 x 100 is 10 accounts, not 11).
+    """
+    return max(1, int(np.ceil(share * n - 1e-9))) if n else 0
+
+
+def top_threshold(values: npt.ArrayLike, share: float = 0.1) -> float | None:
+    """The value an account must exceed to be in the top `share`: that of the account ranked next below it.
+
+    With m = `top_count` accounts in the top share, the threshold is the (m + 1)-th largest value, and
+    the flag is ``value > threshold`` (and > 0): at most m accounts, the m largest when they are
+    distinct, fewer when values tie across the edge (all of the tie is left out: with 60 of 100 at the
+    highest clv, none is flagged). ``-inf`` when every account is within the share (a single account);
+    None when no value is positive (nothing to flag). The rule `kamml.spark` applies over a whole table.
+
+    Examples
+    --------
+    >>> top_threshold([5.0, 1.0, 9.0, 3.0], 0.25)  # 1 account: above the second largest
+    5.0
+    >>> top_threshold([0.0, 0.0])  # nothing positive
+    """
+    v = np.asarray(values, dtype=float)
+    if not (v > 0).any():
+        return None
+    m = top_count(v.size, share)
+    if m >= v.size:
+        return -np.inf
+    return float(np.partition(v, v.size - m - 1)[v.size - m - 1])
+
+
 def _top(values: npt.NDArray[np.float64], share: float) -> npt.NDArray[np.bool_]:
-    """True for the accounts in the top `share` of `values` (at least one), among positive values."""
-    positive = values > 0
-    if not positive.any():
-        return positive
-    threshold = np.quantile(values, 1 - share)
-    return positive & (values >= threshold)
+    """True for the accounts in the top `share` of `values` by `top_threshold`, among positive values."""
+    return _above(values, top_threshold(values, share))
 
 
 def _above(values: npt.NDArray[np.float64], threshold: float | None) -> npt.NDArray[np.bool_]:
-    """True for positive values at or above a given top-share threshold (none when it is None)."""
+    """True for positive values strictly above a top-share threshold (none when it is None)."""
     if threshold is None:
         return np.zeros(len(values), dtype=bool)
-    return (values > 0) & (values >= threshold)
+    return (values > 0) & (values > threshold)
 
 
 def _flag(flag: npt.NDArray[np.bool_], phrase: str) -> tuple[npt.NDArray[np.int64], list[str]]:

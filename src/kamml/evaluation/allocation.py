@@ -16,6 +16,11 @@ the last `window_days` before the world's end):
 A plan made with a minimum touch for every active account (``allocation.floor_hours``) is compared with
 rules and an oracle that give the same floors (`evaluate_allocation`'s ``floor``, e.g.
 `kamml.allocation.floor_hours` of the plan's scores) and share the rest of the hours their own way.
+Likewise a plan made under each rep's capacity (``allocation.capacity``) is compared with rules that
+honour it: a rule shares the hours its own way, but no rep's accounts get more than the rep's capacity,
+and what a full rep cannot take goes to the other accounts by the same rule (a second water-filling
+level for ``equal`` and ``by_revenue``, the next accounts in revenue order for ``top_n``). Without that
+the rules used hours no team has and "beat" the oracle (a share of the oracle above 1).
 
 The bar for kamml's allocation, end to end: at least 85 % of the oracle's gain and at least 20 % more than
 the best of the three rules.
@@ -31,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from kamml.allocation.optimizer import optimize
+from kamml.allocation.optimizer import _rep_codes, optimize
 from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
 
 if TYPE_CHECKING:
@@ -52,6 +57,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+Capacity = Mapping[Any, float] | None
 
 SIMPLE_RULES = ("equal", "by_revenue", "top_n")
 """Names of the simple rules, as keys of `simple_rule_hours` and rows of `compare_allocations`."""
@@ -78,11 +85,15 @@ def equal_hours(
     cap: float | None = None,
     eligible: npt.ArrayLike | None = None,
     floor: npt.ArrayLike = 0.0,
+    owner: npt.ArrayLike | None = None,
+    capacity: Capacity = None,
 ) -> FloatArray:
     """The same hours for every eligible account, ``min(hours / n_eligible, cap)``; others get 0.
 
     With floors, every account first gets its floor and the eligible ones share the rest equally (each
-    at most `cap` in all).
+    at most `cap` in all). With `capacity` (rep -> hours, reps matched to `owner` as the optimizer
+    matches them), a rep's accounts share equally at most its capacity less their floors, and the hours
+    a full rep cannot take are shared equally by the others.
 
     Examples
     --------
@@ -96,17 +107,26 @@ def equal_hours(
     if mask.shape != (n_accounts,):
         raise ValueError(f"eligible must have one flag per account ({n_accounts}), got shape {mask.shape}")
     base, room, left = _floored(n_accounts, team, cap, floor)
-    return base + _fill(mask.astype(float), room, left)
+    codes, rep_room = _rep_room(base, owner, capacity)
+    return base + _fill_by_rep(mask.astype(float), room, left, codes, rep_room)
 
 
 def hours_by_revenue(
-    revenue: npt.ArrayLike, hours: float, *, cap: float | None = None, floor: npt.ArrayLike = 0.0
+    revenue: npt.ArrayLike,
+    hours: float,
+    *,
+    cap: float | None = None,
+    floor: npt.ArrayLike = 0.0,
+    owner: npt.ArrayLike | None = None,
+    capacity: Capacity = None,
 ) -> FloatArray:
     """Hours proportional to past revenue, at most `cap` each; what the cap cuts goes to the others.
 
     Exactly: ``h_i = min(cap, c x revenue_i)`` with c such that the hours add up to `hours` (or every
     account with revenue sits at the cap). Negative revenue counts as 0; with no revenue at all the hours
-    are split equally. With floors: ``h_i = floor_i + min(cap - floor_i, c x revenue_i)``.
+    are split equally. With floors: ``h_i = floor_i + min(cap - floor_i, c x revenue_i)``. With
+    `capacity`, a rep whose accounts would take more than its capacity gets its own, smaller c_r (its
+    accounts still in proportion to revenue, together at its capacity) and the others share the rest.
 
     Examples
     --------
@@ -118,19 +138,29 @@ def hours_by_revenue(
     team = _team_hours(hours)
     r = np.maximum(np.nan_to_num(np.asarray(revenue, dtype=float), nan=0.0), 0.0)
     if r.sum() <= 0:
-        return equal_hours(r.size, team, cap=cap, floor=floor)
+        return equal_hours(r.size, team, cap=cap, floor=floor, owner=owner, capacity=capacity)
     base, room, left = _floored(r.size, team, cap, floor)
-    return base + _fill(r / r.max(), room, left)  # scale-free: c stays finite for tiny or huge revenues
+    codes, rep_room = _rep_room(base, owner, capacity)
+    # scale-free: c stays finite for tiny or huge revenues
+    return base + _fill_by_rep(r / r.max(), room, left, codes, rep_room)
 
 
 def top_n_by_revenue(
-    revenue: npt.ArrayLike, hours: float, *, cap: float, floor: npt.ArrayLike = 0.0
+    revenue: npt.ArrayLike,
+    hours: float,
+    *,
+    cap: float,
+    floor: npt.ArrayLike = 0.0,
+    owner: npt.ArrayLike | None = None,
+    capacity: Capacity = None,
 ) -> FloatArray:
     """The cap to each of the N accounts with most past revenue, N = floor(hours / cap); the rest to the next.
 
     Ties in revenue are broken by position (stable). Accounts without revenue get hours only when every
     account with revenue already has the cap. With floors, every account first gets its floor and the
-    rest fills the accounts up to the cap in the same order.
+    rest fills the accounts up to the cap in the same order. With `capacity`, an account gets at most
+    what its rep has left after the rep's accounts ahead of it (and their floors); the hours go on to
+    the next accounts in the order.
 
     Examples
     --------
@@ -142,10 +172,18 @@ def top_n_by_revenue(
     team = _team_hours(hours)
     r = np.nan_to_num(np.asarray(revenue, dtype=float), nan=0.0)
     base, room, left = _floored(r.size, team, _cap(cap), floor)
+    codes, rep_room = _rep_room(base, owner, capacity)
     order = np.argsort(-r, kind="stable")
-    before = np.concatenate([[0.0], np.cumsum(room[order])[:-1]])  # room of the accounts ahead
+    take = room[order]
+    code = codes[order]
+    member = code >= 0
+    if member.any():  # at most what the rep has left after its accounts ahead
+        own = take[member]
+        ahead = pd.Series(own).groupby(code[member]).cumsum().to_numpy() - own
+        take[member] = np.clip(rep_room[code[member]] - ahead, 0.0, own)
+    before = np.concatenate([[0.0], np.cumsum(take)[:-1]])  # hours of the accounts ahead
     out = base.copy()
-    out[order] += np.clip(left - before, 0.0, room[order])
+    out[order] += np.clip(left - before, 0.0, take)
     return out
 
 
@@ -200,6 +238,62 @@ def _fill(weights: FloatArray, room: FloatArray, amount: float) -> FloatArray:
     return out
 
 
+def _rep_room(
+    floors: FloatArray, owner: npt.ArrayLike | None, capacity: Capacity
+) -> tuple[IntArray, FloatArray]:
+    """Each account's rep code (-1: no rep limit) and each rep's hours left above its accounts' floors.
+
+    Reps and owners are matched as the optimizer matches them (`kamml.allocation.optimizer.rep_name`);
+    InfeasibleError, saying by how much, when the floors of a rep's accounts exceed its capacity.
+    """
+    n = floors.size
+    if capacity is None:
+        return np.full(n, -1, dtype=np.intp), np.zeros(0)
+    reps, limits, codes = _rep_codes(owner, capacity, n)
+    in_rep = codes >= 0
+    need = np.bincount(codes[in_rep], weights=floors[in_rep], minlength=len(reps))
+    short = need > limits * (1 + 1e-12) + 1e-12
+    if short.any():
+        r = int(np.flatnonzero(short)[0])
+        raise InfeasibleError(
+            f"rep {reps[r]!r}: the floors of its accounts need {need[r]:,.6g} hours but its capacity is "
+            f"{limits[r]:,.6g}: {need[r] - limits[r]:,.6g} hours short"
+        )
+    return codes, np.maximum(limits - need, 0.0)
+
+
+def _fill_by_rep(
+    weights: FloatArray, room: FloatArray, amount: float, codes: IntArray, rep_room: FloatArray
+) -> FloatArray:
+    """`_fill` with a limit per rep: a rep's accounts together take at most its `rep_room`.
+
+    Two water-filling levels: all accounts share at one level c; a rep that would take more than its
+    room at c gets its own level c_r < c, at which its accounts together take exactly its room, and the
+    others share what is left at a higher c. Raising c never frees a full rep, so binding the reps that
+    are over at the current c and sharing the rest again ends after at most one round per rep.
+    """
+    if rep_room.size == 0:
+        return _fill(weights, room, amount)
+    w = weights.copy()
+    out = np.zeros(w.size)
+    full = np.zeros(rep_room.size, dtype=bool)
+    in_rep = codes >= 0
+    left = amount
+    while True:
+        got = _fill(w, room, left)
+        used = np.bincount(codes[in_rep], weights=got[in_rep], minlength=rep_room.size)
+        over = ~full & (used > rep_room * (1 + 1e-12))
+        if not over.any():
+            return out + got  # accounts of full reps have weight 0 here: got is 0 for them
+        for r in np.flatnonzero(over):
+            members = codes == r
+            own = _fill(np.where(members, w, 0.0), room, float(rep_room[r]))
+            out[members] = own[members]
+            left = max(left - float(own[members].sum()), 0.0)
+            w[members] = 0.0
+            full[r] = True
+
+
 def past_revenue(
     transactions: pd.DataFrame,
     account_ids: npt.ArrayLike,
@@ -228,6 +322,7 @@ def simple_rule_hours(
     cap: float = 40.0,
     window_days: int = 365,
     floor: npt.ArrayLike | pd.Series = 0.0,
+    capacity: Capacity = None,
 ) -> dict[str, FloatArray]:
     """Hours of the three simple rules for a world's accounts (aligned with ``world.truth.account_id``).
 
@@ -244,6 +339,9 @@ def simple_rule_hours(
     floor : float, array or pandas.Series, default 0
         Minimum hours per account (one number, an array aligned with ``truth.account_id`` or a Series
         by account_id, missing accounts 0): each rule gives the floors first and shares the rest.
+    capacity : mapping, optional
+        Hours per rep (owners from ``world.accounts``), as in `oracle_hours`: no rule gives a rep's
+        accounts more than its capacity; what a full rep cannot take goes to the others by the rule.
 
     Returns
     -------
@@ -255,11 +353,20 @@ def simple_rule_hours(
     revenue = past_revenue(world.transactions, ids, world.end, window_days).to_numpy()
     bought = revenue > 0
     eligible = bought if bought.any() else None
+    limits: dict[str, Any] = {}
+    if capacity is not None:
+        limits = {"owner": _world_owners(world, ids), "capacity": capacity}
     return {
-        "equal": equal_hours(ids.size, hours, cap=cap, eligible=eligible, floor=floors),
-        "by_revenue": hours_by_revenue(revenue, hours, cap=cap, floor=floors),
-        "top_n": top_n_by_revenue(revenue, hours, cap=cap, floor=floors),
+        "equal": equal_hours(ids.size, hours, cap=cap, eligible=eligible, floor=floors, **limits),
+        "by_revenue": hours_by_revenue(revenue, hours, cap=cap, floor=floors, **limits),
+        "top_n": top_n_by_revenue(revenue, hours, cap=cap, floor=floors, **limits),
     }
+
+
+def _world_owners(world: World, ids: npt.NDArray[Any]) -> npt.NDArray[np.object_]:
+    """The owner of each of `ids` in ``world.accounts`` (None when unknown)."""
+    owners = world.accounts.set_index("account_id")["owner"]
+    return np.asarray(owners.reindex(ids).to_numpy(dtype=object), dtype=object)
 
 
 # ------------------------------------------------------------------------------------------- comparison
@@ -281,10 +388,7 @@ def oracle_hours(
     `kamml.allocation.optimizer.optimize`; `weights` as in ``World.stake_and_scale``.
     """
     truth = world.stake_and_scale(horizon_days, weights)
-    owner = None
-    if capacity is not None:
-        owners = world.accounts.set_index("account_id")["owner"]
-        owner = owners.reindex(truth["account_id"].to_numpy()).to_numpy(dtype=object)
+    owner = None if capacity is None else _world_owners(world, truth["account_id"].to_numpy())
     return optimize(
         truth["stake"].to_numpy(dtype=float),
         truth["effort_scale"].to_numpy(dtype=float),
@@ -341,9 +445,10 @@ def compare_allocations(
     Raises
     ------
     kamml.errors.SchemaError
-        When hours do not align with the world's accounts.
+        When hours do not align with the world's accounts, or hours or floors given are NaN (how many
+        rows, a few ids; an account left out of a Series still counts as 0).
     kamml.errors.InfeasibleError
-        On negative or non-finite hours.
+        On negative or infinite hours.
     """
     ids = world.truth["account_id"].to_numpy()
     aligned = {name: _aligned(name, value, ids) for name, value in hours_by_policy.items()}
@@ -410,8 +515,11 @@ def evaluate_allocation(
         compared with rules and an oracle that give the same touch): one number for every account, an
         array aligned with ``truth.account_id``, or a Series by account_id such as
         `kamml.allocation.floor_hours` of the scores behind the plan (the floors `allocate` gave).
-    capacity, weights
-        The oracle's per-rep capacity and the gain's weights, as in `compare_allocations`.
+    capacity : mapping, optional
+        Hours per rep (owners from ``world.accounts``) for the rules and the oracle alike: the plan's
+        ``allocation.capacity``. The rules honour it as `simple_rule_hours` says.
+    weights : mapping, optional
+        The gain's weights, as in `compare_allocations`.
     window_days : int, default 365
         Past revenue window of the rules.
     name : str, default "kamml"
@@ -421,17 +529,29 @@ def evaluate_allocation(
     -------
     pandas.DataFrame
         As `compare_allocations`: the allocation, ``equal``, ``by_revenue``, ``top_n`` and ``oracle``.
+
+    Raises
+    ------
+    kamml.errors.SchemaError
+        When the allocation lacks ``account_id`` or ``recommended_hours``, or ``recommended_hours`` or
+        a `floor` Series has NaN (how many rows, a few account ids): a NaN is not taken for 0 hours,
+        while accounts left out of the table or the Series count as 0.
+    kamml.errors.InfeasibleError
+        When the floors do not fit the team's hours, the cap or a rep's capacity.
     """
     missing = [c for c in ("account_id", "recommended_hours") if c not in allocation.columns]
     if missing:
         raise SchemaError([Problem("allocation", c, "missing column") for c in missing])
     recommended = allocation.set_index("account_id")["recommended_hours"].astype(float)
+    _refuse_nan(recommended, "allocation", "recommended_hours")  # before the sum, which skips NaN
     team = float(recommended.sum()) if hours is None else float(hours)
     policies: dict[str, npt.ArrayLike | pd.Series] = {name: recommended}
     ids = world.truth["account_id"].to_numpy()
     floors = _floors(floor, ids)
     rule_cap = 40.0 if cap is None else cap
-    policies.update(simple_rule_hours(world, team, cap=rule_cap, window_days=window_days, floor=floors))
+    policies.update(
+        simple_rule_hours(world, team, cap=rule_cap, window_days=window_days, floor=floors, capacity=capacity)
+    )
     return compare_allocations(
         world,
         policies,
@@ -466,12 +586,21 @@ def _cap(cap: float) -> float:
 def _floors(floor: npt.ArrayLike | pd.Series, ids: npt.NDArray[Any]) -> FloatArray:
     """Floors aligned with the world's account ids: one number for all, an aligned array or a Series by id."""
     if isinstance(floor, pd.Series) or np.ndim(floor) > 0:
-        return _aligned("floor", floor, ids)
+        return _aligned("floor", floor, ids, ("floor", None))
     return np.full(ids.size, float(floor))  # type: ignore[arg-type]
 
 
-def _aligned(name: str, hours: npt.ArrayLike | pd.Series, ids: npt.NDArray[Any]) -> FloatArray:
-    """Hours of one policy as an array aligned with the world's account ids; checked."""
+def _aligned(
+    name: str,
+    hours: npt.ArrayLike | pd.Series,
+    ids: npt.NDArray[Any],
+    where: tuple[str, str | None] | None = None,
+) -> FloatArray:
+    """Hours of one policy as an array aligned with the world's account ids; checked.
+
+    `where` is the (table, column) that a NaN is reported in (default: the policy's hours).
+    """
+    where = where or ("hours", name)
     if isinstance(hours, pd.Series):
         unknown = ~hours.index.isin(ids)
         if unknown.any():
@@ -482,7 +611,10 @@ def _aligned(name: str, hours: npt.ArrayLike | pd.Series, ids: npt.NDArray[Any])
             dup = hours.index[hours.index.duplicated()]
             rule = f"policy {name!r}: account_id appears more than once"
             raise SchemaError([Problem("hours", "account_id", rule, len(dup), tuple(dup[:5]))])
-        h = hours.reindex(ids).fillna(0.0).to_numpy(dtype=float)
+        values = hours.astype(float)
+        _refuse_nan(values, *where)
+        # accounts left out count as 0 hours (documented)
+        h = np.asarray(values.reindex(ids).fillna(0.0).to_numpy(dtype=float), dtype=np.float64)
     else:
         h = np.asarray(hours, dtype=float)
         if h.shape != ids.shape:
@@ -490,6 +622,22 @@ def _aligned(name: str, hours: npt.ArrayLike | pd.Series, ids: npt.NDArray[Any])
                 f"hours of policy {name!r}: expected {ids.size} values aligned with truth.account_id, "
                 f"got shape {h.shape}"
             )
+        _refuse_nan(pd.Series(h, index=ids), *where)
     if not np.all(np.isfinite(h)) or (h < 0).any():
         raise InfeasibleError(f"hours of policy {name!r} must be finite and >= 0")
     return h
+
+
+def _refuse_nan(values: pd.Series, table: str, column: str | None) -> None:
+    """SchemaError naming how many rows of `values` (indexed by account_id) are NaN, and a few ids.
+
+    A NaN was counted as 0 hours (reindexing fills the accounts left out with 0, which swallowed the
+    NaN given too), so a plan with holes was scored as if it meant to give those accounts nothing.
+    """
+    nan = values.isna().to_numpy()
+    if nan.any():
+        rule = (
+            "missing value (NaN): every listed account needs a number of hours (accounts left out "
+            "count as 0 hours; a NaN is not taken for 0)"
+        )
+        raise SchemaError([Problem(table, column, rule, int(nan.sum()), tuple(values.index[nan][:5]))])

@@ -15,8 +15,9 @@ it to its tolerance (a relative 1e-9 of a binding limit), and in practice to rou
 The steps, each a Spark job over the table, none collecting rows to the driver:
 
 1. checks of the scores (`kamml.allocation.check_scores`' rules, as counts and a few examples);
-2. exact order statistics (median of positive clv for the effort scale, 90th percentiles for the reason
-   codes) by ``approxQuantile`` brackets, a count, and the few values inside the bracket;
+2. exact order statistics (median of positive clv for the effort scale, the values just below the top
+   10 % for the reason codes, `kamml.allocation.tiers.top_threshold`) by ``approxQuantile`` brackets,
+   a count, and the few values inside the bracket;
 3. stake parts, effort scale, floors and rep codes per account with kamml's own functions, written once
    to a staging Parquet folder, then checked as `allocate` checks them (stakes that overflow, reps of
    the capacity that own no account; accounts per owner are the only rows collected);
@@ -49,6 +50,7 @@ from kamml.allocation.allocate import (
     SCORE_BOUNDS,
     allocation_config,
     check_capacity_reps,
+    check_not_empty,
     effort_clip_pair,
     floor_hint,
     missing_score_columns,
@@ -57,7 +59,7 @@ from kamml.allocation.allocate import (
 )
 from kamml.allocation.optimizer import RTOL, rep_codes, rep_names
 from kamml.allocation.stake import DEFAULT_SCALE, Weight, effort_scale, resolve_weights, stake_parts
-from kamml.allocation.tiers import check_tiers, reason_codes
+from kamml.allocation.tiers import check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
 from kamml.spark.session import remove_path, spark_session, temp_sibling, write_atomic
@@ -228,6 +230,7 @@ class _Plan:
         from pyspark.sql import functions as F  # noqa: N812
 
         n = _check_scores(frame, need_owner=cfg.capacity is not None)
+        check_not_empty(n)
         keep = [
             c
             for c in (*REQUIRED_COLUMNS, "referral_value", "p_alive", "owner", "drivers", "effort_uplift")
@@ -292,9 +295,11 @@ class _Plan:
             given_effort=cfg.effort_scale == "auto" and "effort_scale" in frame.columns,
         )
         if n:
-            q = 1 - 0.1  # reason codes flag the top 10 % (kamml.allocation.tiers.reason_codes)
+            # reason codes flag values above the one ranked just below the top 10 %
+            # (kamml.allocation.tiers.top_threshold): the (m + 1)-th largest, ascending index n - m - 1
+            m = top_count(n)
             if int(clv.filter(F.col("v") > 0).limit(1).count()):
-                plan.clv_top = exact_quantile(clv, "v", q, n)
+                plan.clv_top = -math.inf if m >= n else _order_stats(clv, "v", [n - m - 1], n)[0]
             if "referral_value" in frame.columns:
                 ref = frame.select(
                     F.when(F.isnan("referral_value") | F.col("referral_value").isNull(), F.lit(0.0))
@@ -302,7 +307,7 @@ class _Plan:
                     .alias("v")
                 )
                 if int(ref.filter(F.col("v") > 0).limit(1).count()):
-                    plan.referral_top = exact_quantile(ref, "v", q, n)
+                    plan.referral_top = -math.inf if m >= n else _order_stats(ref, "v", [n - m - 1], n)[0]
         return plan
 
     # ---------------------------------------------------------------------------------- preparation

@@ -417,3 +417,62 @@ def test_an_os_error_becomes_one_line_and_exit_code_3(capsys):
     assert info.value.exit_code == 3
     err = capsys.readouterr().err
     assert err == "kamml: error: Is a directory: /\n"
+
+
+def _out_of_memory() -> Exception:
+    import duckdb
+
+    return duckdb.OutOfMemoryException("Out of Memory Error: could not allocate")
+
+
+def _locked() -> Exception:
+    import sqlalchemy
+
+    return sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+
+def _not_a_database() -> Exception:
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException("(sqlite3.DatabaseError) file is not a database")
+
+
+@pytest.mark.parametrize(
+    ("make", "code", "says"),
+    [
+        (
+            _out_of_memory,
+            4,
+            "DuckDB ran out of memory (Out of Memory Error: could not allocate): raise",
+        ),
+        (
+            _locked,
+            5,
+            "is locked by another process (a training job, or an MLflow UI or script",
+        ),
+        (_not_a_database, 5, "is not an MLflow store"),
+    ],
+)
+def test_out_of_memory_and_a_broken_store_are_one_line_wherever_they_surface(make, code, says, capsys):
+    """A training run logging into a locked store, DuckDB at its limit in any query: tracebacks, exit 1."""
+
+    @handle_errors
+    def job() -> None:
+        raise make()
+
+    with pytest.raises(typer.Exit) as info:
+        job()
+    assert info.value.exit_code == code
+    err = capsys.readouterr().err
+    assert err.startswith("kamml: error: ")
+    assert err.count("\n") == 1
+    assert says in err
+
+
+def test_an_unknown_error_still_shows_its_traceback():
+    @handle_errors
+    def job() -> None:
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        job()

@@ -2,7 +2,9 @@
 
 Every command exits 0 on success and, on a `KammlError`, prints a one-line reason (plus the list of
 problems for bad data) on stderr and exits with that error's code, never with a traceback. A file the
-operating system refuses to read or write (`OSError`) exits like bad data, with code 3.
+operating system refuses to read or write (`OSError`) exits like bad data, with code 3. The engine out
+of memory (exit 4) and an MLflow store that is locked or not a store (exit 5) are named wherever a
+query or an MLflow call meets them (`_named_failure`).
 """
 
 from __future__ import annotations
@@ -60,8 +62,33 @@ def handle_errors(func: F) -> F:
             _fail(_os_reason(exc), DataError.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except Exception as exc:
+            named = _named_failure(exc)
+            if named is None:  # a bug: the traceback is what a report needs
+                raise
+            _fail(str(named), named.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _named_failure(exc: Exception) -> KammlError | None:
+    """The engine out of memory, or an MLflow store locked or not a store, as kamml's error; else None.
+
+    Both can surface from any query or MLflow call of a job (a training run logging while the MLflow UI
+    holds the store, DuckDB at its memory limit in a quality check), so they are named here once rather
+    than around every call. Only modules a command has already imported are consulted.
+    """
+    if "duckdb" in sys.modules or "pyspark" in sys.modules:
+        from kamml.engine import engine_failure
+
+        failure = engine_failure(exc)
+        if failure is not None:
+            return failure
+    if "mlflow" in sys.modules:
+        from kamml.tracking.store import store_error
+
+        return store_error(exc)
+    return None
 
 
 def _os_reason(exc: OSError) -> str:

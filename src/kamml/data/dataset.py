@@ -22,7 +22,7 @@ from kamml.data.contract import TABLES, column_mapping
 from kamml.data.quality import QualityReport, gap_notes, hours_notes, relationship_notes
 from kamml.data.readers import backend_errors, engine_message, find_table_source, read_raw
 from kamml.data.validation import validate_tables
-from kamml.engine import connect
+from kamml.engine import connect, engine_errors, engine_failure
 from kamml.errors import DataError, SchemaError
 
 __all__ = ["Dataset", "load_data", "validate"]
@@ -207,6 +207,9 @@ def _cache(table: ir.Table, name: str) -> ir.Table:
         log.debug("%s: the backend cannot cache tables; it stays a lazy expression", name)
         return table
     except backend_errors() as exc:
+        failure = engine_failure(exc)  # the engine's memory, not the input: an EngineError
+        if failure is not None:
+            raise failure from None
         message = engine_message(exc)
         hint = "; save the file as UTF-8 (kamml reads CSV as UTF-8)" if "utf-8" in message.lower() else ""
         raise DataError(f"{name}: cannot read the input: {message}{hint}") from None
@@ -245,7 +248,9 @@ def load_data(
     SchemaError
         The tables break the contract; carries one `Problem` per broken rule, for every table.
     ConfigError
-        ``data.columns`` names a column the contract does not know.
+        ``data.columns`` names a column the contract does not know, or ``data.end`` is after today.
+    EngineError
+        The engine ran out of memory (``engine.memory_limit``) while reading or checking the tables.
 
     Notes
     -----
@@ -253,7 +258,8 @@ def load_data(
     backend (a DuckDB temporary table, which spills to ``engine.temp_directory`` under
     ``engine.memory_limit``; a persisted Spark frame). Parquet and frames stay lazy views.
     """
-    return _load(source, config, backend=backend, materialize=True)
+    with engine_errors():  # out of memory in the checks and quality notes too
+        return _load(source, config, backend=backend, materialize=True)
 
 
 def _load(
@@ -326,4 +332,5 @@ def validate(
     them: the checks read only the columns they need, so a byte that is not UTF-8 in another column
     passed here and stopped the job.
     """
-    return _load(source, config, backend=backend, materialize=True).quality
+    with engine_errors():
+        return _load(source, config, backend=backend, materialize=True).quality

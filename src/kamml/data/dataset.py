@@ -23,7 +23,7 @@ from kamml.data.quality import QualityReport, gap_notes, hours_notes, relationsh
 from kamml.data.readers import backend_errors, engine_message, find_table_source, read_raw
 from kamml.data.validation import validate_tables
 from kamml.engine import connect, engine_errors, engine_failure
-from kamml.errors import DataError, SchemaError
+from kamml.errors import ConfigError, DataError, SchemaError
 
 __all__ = ["Dataset", "load_data", "validate"]
 
@@ -159,6 +159,49 @@ def _resolve_sources(source: Any, data: DataConfig) -> dict[str, Any]:
     return sources
 
 
+#: Days between the last transaction and a configured ``data.end`` beyond which a warning is logged.
+FAR_END_DAYS = 365
+
+
+def _check_end(data: DataConfig) -> None:
+    """Refuse a ``data.end`` after today (`ConfigError`): it would score at a day that has not come.
+
+    A transaction dated after today is already refused; an end after today passed, and every account
+    was scored at a cutoff in the future as if it had lapsed (``end: 2031-01-01`` scored at 2031-01-02
+    with mean p_churn 1.0 and exit 0). Today is the UTC date, as for the transactions.
+    """
+    if data.end is None:
+        return
+    today = pd.Timestamp.now(tz="UTC").date()
+    if data.end > today:
+        raise ConfigError(
+            f"data.end {data.end} is after today ({today}): the data cannot cover a day that has not "
+            "come; set data.end to the last day the data covers, or remove it (the data then ends the day "
+            "after its last transaction)"
+        )
+
+
+def _warn_far_end(end: pd.Timestamp, last: pd.Timestamp | None) -> None:
+    """Warn when a configured end lies more than `FAR_END_DAYS` after the last transaction.
+
+    A whole year without a single transaction in the data is far more likely a mistyped ``data.end`` or a
+    stale extract than a quiet year; at such an end every account looks lapsed. A fixed year, not a
+    multiple of the horizon: the data is read before (and without) the model's settings.
+    """
+    if last is None:
+        return
+    last_day = last.floor("D")
+    gap = (end - pd.Timedelta(days=1) - last_day).days
+    if gap > FAR_END_DAYS:
+        log.warning(
+            "data.end %s is %d days after the last transaction (%s): every account will look lapsed at "
+            "the end; is data.end right, or is the data stale?",
+            (end - pd.Timedelta(days=1)).date(),
+            gap,
+            last_day.date(),
+        )
+
+
 def _backend_of(sources: Mapping[str, Any]) -> ibis.BaseBackend | None:
     """The backend of the first Ibis table given, so user tables are used where they live."""
     for value in sources.values():
@@ -271,6 +314,7 @@ def _load(
 ) -> Dataset:
     """`load_data`, optionally without caching the costly tables (a check only needs the counts)."""
     data_cfg, engine_cfg = _configs(config)
+    _check_end(data_cfg)
     sources = _resolve_sources(source, data_cfg)
     mappings = {name: column_mapping(name, getattr(data_cfg.columns, name)) for name in TABLES}
     if backend is None:
@@ -286,6 +330,7 @@ def _load(
         raise SchemaError(result.problems)
     if configured_end is not None:
         end, end_source = configured_end, "config data.end"
+        _warn_far_end(configured_end, result.max_ts)
     else:
         assert result.max_ts is not None  # an empty transactions table is a hard problem
         end, end_source = result.max_ts.floor("D") + pd.Timedelta(days=1), "the last transaction"

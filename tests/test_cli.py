@@ -315,6 +315,23 @@ def test_score_after_the_data_end_is_refused_and_at_the_end_is_not(trained, worl
     assert (pd.read_parquet(tmp_path / "s.parquet")["cutoff"] == data.end).all()
 
 
+def test_score_over_an_input_table_exits_3_before_any_work(trained, world_path, tmp_path):
+    """`--out DATA/transactions.parquet --data DATA` replaced the input (exit 0); the next run failed."""
+    import shutil
+
+    cfg, _, result = trained
+    config = _yaml(tmp_path / "cfg.yaml", cfg)
+    copy = tmp_path / "world"
+    shutil.copytree(world_path, copy)
+    before = (copy / "transactions.parquet").read_bytes()
+    out = copy / "transactions.parquet"
+    args = ["score", "--model", result.model_uri, "--data", str(copy), "--config", str(config)]
+    refused = runner.invoke(app, [*args, "--out", str(out)])
+    assert refused.exit_code == 3, refused.output
+    assert f"kamml: error: cannot write {out}: it is the transactions table the job reads" in refused.output
+    assert out.read_bytes() == before
+
+
 def _yaml(path: Path, cfg: Config) -> Path:
     """`cfg` written as a YAML config file (the sections the commands read)."""
     import yaml

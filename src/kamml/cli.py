@@ -342,14 +342,17 @@ def score(
 ) -> None:
     """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""
     from kamml.config import load_config
-    from kamml.io import check_output_path
+    from kamml.data import input_paths
+    from kamml.io import check_not_input, check_output_path
     from kamml.jobs.data import job_data
 
     cut_option = _cutoff_option(cutoff)
     cfg = load_config(config)
+    inputs = input_paths(data if data is not None else cfg.data.path, cfg)  # never written over
     spark = cfg.engine.name == "spark"
     if spark:
         _check_spark_output(out, "the scores are")
+        check_not_input(out, inputs)
         from kamml.spark import score_spark  # it finds the model in cfg's tracking store itself
 
         dataset = job_data(cfg, data)
@@ -357,7 +360,7 @@ def score(
         folder = score_spark(model, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
         typer.echo(f"scored every account at {cut.date()} on Spark -> {folder} (Parquet parts)")
         return
-    check_output_path(out)
+    check_output_path(out, inputs)
     # the model (MLflow's import, the registry, the bundle's parsing) loads in a thread while the engine
     # validates the data: DuckDB works outside the GIL, and the two took 6 s and 11 s one after the other
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kamml-model") as pool:

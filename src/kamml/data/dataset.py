@@ -25,7 +25,7 @@ from kamml.data.validation import validate_tables
 from kamml.engine import connect, engine_errors, engine_failure
 from kamml.errors import ConfigError, DataError, SchemaError
 
-__all__ = ["Dataset", "load_data", "validate"]
+__all__ = ["Dataset", "input_paths", "load_data", "validate"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ class Dataset:
         Soft problems and table statistics.
     backend : ibis.BaseBackend
         The connection holding every table.
+    inputs : dict of str to Path
+        Table name -> the file, folder of parts or glob it was read from (tables given as files only), so
+        writers can refuse to write over an input (`kamml.io.check_not_input`).
 
     Examples
     --------
@@ -75,6 +78,7 @@ class Dataset:
     end: pd.Timestamp
     quality: QualityReport = field(repr=False)
     backend: ibis.BaseBackend = field(repr=False)
+    inputs: dict[str, Path] = field(default_factory=dict, repr=False)
 
     @property
     def tables(self) -> dict[str, ir.Table]:
@@ -200,6 +204,27 @@ def _warn_far_end(end: pd.Timestamp, last: pd.Timestamp | None) -> None:
             gap,
             last_day.date(),
         )
+
+
+def input_paths(source: Any, config: Config | DataConfig | None = None) -> dict[str, Path]:
+    """Table name -> the file, folder of parts or glob each table of a job would be read from.
+
+    The same resolution as `load_data` (a folder's ``transactions.parquet`` ..., ``data.<table>`` from
+    the config), without reading anything, so outputs can be checked against the inputs before any work.
+    Tables given as frames or Ibis tables are left out, and a source that cannot be resolved (a data
+    folder not generated yet) gives no paths: reading it reports the problem.
+    """
+    data_cfg, _ = _configs(config)
+    try:
+        sources = _resolve_sources(source, data_cfg)
+    except DataError:
+        return {}
+    return _paths(sources)
+
+
+def _paths(sources: Mapping[str, Any]) -> dict[str, Path]:
+    """The sources that are paths, expanded (``~``)."""
+    return {name: Path(src).expanduser() for name, src in sources.items() if isinstance(src, str | Path)}
 
 
 def _backend_of(sources: Mapping[str, Any]) -> ibis.BaseBackend | None:
@@ -361,6 +386,7 @@ def _load(
         end=end,
         quality=report,
         backend=backend,
+        inputs=_paths(sources),
     )
 
 

@@ -331,6 +331,23 @@ def test_score_after_the_data_end_is_refused_and_at_the_end_is_not(trained, worl
     assert (pd.read_parquet(tmp_path / "s.parquet")["cutoff"] == data.end).all()
 
 
+def test_score_over_an_input_table_exits_3_before_any_work(trained, world_path, tmp_path):
+    """`--out DATA/transactions.parquet --data DATA` replaced the input (exit 0); the next run failed."""
+    import shutil
+
+    cfg, _, result = trained
+    config = _yaml(tmp_path / "cfg.yaml", cfg)
+    copy = tmp_path / "world"
+    shutil.copytree(world_path, copy)
+    before = (copy / "transactions.parquet").read_bytes()
+    out = copy / "transactions.parquet"
+    args = ["score", "--model", result.model_uri, "--data", str(copy), "--config", str(config)]
+    refused = runner.invoke(app, [*args, "--out", str(out)])
+    assert refused.exit_code == 3, refused.output
+    assert f"kamml: error: cannot write {out}: it is the transactions table the job reads" in refused.output
+    assert out.read_bytes() == before
+
+
 def _yaml(path: Path, cfg: Config) -> Path:
     """`cfg` written as a YAML config file (the sections the commands read)."""
     import yaml
@@ -456,3 +473,62 @@ def test_an_os_error_becomes_one_line_and_exit_code_3(capsys):
     assert info.value.exit_code == 3
     err = capsys.readouterr().err
     assert err == "kamml: error: Is a directory: /\n"
+
+
+def _out_of_memory() -> Exception:
+    import duckdb
+
+    return duckdb.OutOfMemoryException("Out of Memory Error: could not allocate")
+
+
+def _locked() -> Exception:
+    import sqlalchemy
+
+    return sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+
+def _not_a_database() -> Exception:
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException("(sqlite3.DatabaseError) file is not a database")
+
+
+@pytest.mark.parametrize(
+    ("make", "code", "says"),
+    [
+        (
+            _out_of_memory,
+            4,
+            "DuckDB ran out of memory (Out of Memory Error: could not allocate): raise",
+        ),
+        (
+            _locked,
+            5,
+            "is locked by another process (a training job, or an MLflow UI or script",
+        ),
+        (_not_a_database, 5, "is not an MLflow store"),
+    ],
+)
+def test_out_of_memory_and_a_broken_store_are_one_line_wherever_they_surface(make, code, says, capsys):
+    """A training run logging into a locked store, DuckDB at its limit in any query: tracebacks, exit 1."""
+
+    @handle_errors
+    def job() -> None:
+        raise make()
+
+    with pytest.raises(typer.Exit) as info:
+        job()
+    assert info.value.exit_code == code
+    err = capsys.readouterr().err
+    assert err.startswith("kamml: error: ")
+    assert err.count("\n") == 1
+    assert says in err
+
+
+def test_an_unknown_error_still_shows_its_traceback():
+    @handle_errors
+    def job() -> None:
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        job()

@@ -81,3 +81,37 @@ def test_spark_session_from_the_config():
     assert con.raw_sql("SELECT 1 AS x").toPandas()["x"].tolist() == [1]
     again = connect(EngineConfig(name="spark"))
     assert again._session is session  # the active session is reused
+
+
+def test_duckdb_out_of_memory_while_reading_is_an_engine_error_not_bad_data(world_path):
+    """At a tiny memory_limit the scan of a sound Parquet file failed as 'cannot read' (exit 3)."""
+    from kamml.config import Config
+    from kamml.data import load_data
+
+    cfg = Config.from_dict({"engine": {"memory_limit": "512KB", "threads": 1}})
+    with pytest.raises(EngineError, match=r"DuckDB ran out of memory .*raise engine\.memory_limit"):
+        load_data(world_path, cfg)
+
+
+def test_duckdb_out_of_memory_while_building_features_is_an_engine_error(world_path):
+    """fetch_by_account let DuckDB's OutOfMemoryException through (a traceback from the CLI)."""
+    from kamml.data import load_data
+    from kamml.features import build_features
+
+    data = load_data(world_path, None)
+    data.backend.raw_sql("SET memory_limit='4MB'")
+    data.backend.raw_sql("SET threads=1")
+    with pytest.raises(EngineError, match=r"DuckDB ran out of memory .*raise engine\.memory_limit"):
+        build_features(data, data.end)
+
+
+def test_engine_failure_names_only_out_of_memory():
+    import duckdb
+
+    from kamml.engine import engine_failure
+
+    assert engine_failure(duckdb.OutOfMemoryException("Out of Memory Error: x")) is not None
+    assert engine_failure(duckdb.IOException("No files found")) is None
+    spark = engine_failure(RuntimeError("An error occurred ... java.lang.OutOfMemoryError: Java heap space"))
+    assert spark is not None
+    assert "engine.spark.driver_memory" in str(spark)

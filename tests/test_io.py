@@ -82,3 +82,29 @@ def test_a_new_nested_output_passes_the_check_and_leaves_nothing_behind(tmp_path
     assert check_output_path(tmp_path / "a" / "b" / "out.parquet") == "parquet"
     assert check_output_dir(tmp_path / "c") == tmp_path / "c"
     assert list(tmp_path.iterdir()) == []  # neither the folders nor the probe file
+
+
+def test_an_output_that_is_an_input_table_is_refused(tmp_path, monkeypatch):
+    """`kamml score --out data/transactions.parquet --data data` replaced the table the job had read."""
+    from kamml.io import check_not_input
+
+    data = tmp_path / "data"
+    parts = data / "activities"
+    parts.mkdir(parents=True)
+    (data / "transactions.parquet").write_bytes(b"tx")
+    (parts / "part-0.parquet").write_bytes(b"a")
+    (tmp_path / "link.parquet").symlink_to(data / "transactions.parquet")
+    inputs = {"transactions": data / "transactions.parquet", "activities": parts}
+    monkeypatch.chdir(tmp_path)
+    for same in ("data/transactions.parquet", "data/../data/transactions.parquet", "link.parquet"):
+        with pytest.raises(DataError, match=r"it is the transactions table the job reads"):
+            check_output_path(same, inputs)
+    with pytest.raises(DataError, match=r"inside .*activities, the folder the activities table is read"):
+        check_output_path(parts / "scores.parquet", inputs)
+    with pytest.raises(DataError, match=r"it holds .*transactions\.parquet, the transactions table"):
+        check_not_input(data, inputs)  # a Spark output folder replaced whole
+    globbed = {"transactions": data / "tx-*.parquet"}
+    with pytest.raises(DataError, match=r"it matches .*tx-\*\.parquet, the files the transactions table"):
+        check_output_path("data/tx-scores.parquet", globbed)
+    assert check_output_path(data / "scores.parquet", inputs) == "parquet"  # beside the inputs: fine
+    assert (data / "transactions.parquet").read_bytes() == b"tx"

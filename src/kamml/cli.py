@@ -2,7 +2,9 @@
 
 Every command exits 0 on success and, on a `KammlError`, prints a one-line reason (plus the list of
 problems for bad data) on stderr and exits with that error's code, never with a traceback. A file the
-operating system refuses to read or write (`OSError`) exits like bad data, with code 3.
+operating system refuses to read or write (`OSError`) exits like bad data, with code 3. The engine out
+of memory (exit 4) and an MLflow store that is locked or not a store (exit 5) are named wherever a
+query or an MLflow call meets them (`_named_failure`).
 """
 
 from __future__ import annotations
@@ -61,8 +63,33 @@ def handle_errors(func: F) -> F:
             _fail(_os_reason(exc), DataError.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except Exception as exc:
+            named = _named_failure(exc)
+            if named is None:  # a bug: the traceback is what a report needs
+                raise
+            _fail(str(named), named.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _named_failure(exc: Exception) -> KammlError | None:
+    """The engine out of memory, or an MLflow store locked or not a store, as kamml's error; else None.
+
+    Both can surface from any query or MLflow call of a job (a training run logging while the MLflow UI
+    holds the store, DuckDB at its memory limit in a quality check), so they are named here once rather
+    than around every call. Only modules a command has already imported are consulted.
+    """
+    if "duckdb" in sys.modules or "pyspark" in sys.modules:
+        from kamml.engine import engine_failure
+
+        failure = engine_failure(exc)
+        if failure is not None:
+            return failure
+    if "mlflow" in sys.modules:
+        from kamml.tracking.store import store_error
+
+        return store_error(exc)
+    return None
 
 
 def _os_reason(exc: OSError) -> str:
@@ -319,14 +346,17 @@ def score(
 ) -> None:
     """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""
     from kamml.config import load_config
-    from kamml.io import check_output_path
+    from kamml.data import input_paths
+    from kamml.io import check_not_input, check_output_path
     from kamml.jobs.data import job_data
 
     cut_option = _cutoff_option(cutoff)
     cfg = load_config(config)
+    inputs = input_paths(data if data is not None else cfg.data.path, cfg)  # never written over
     spark = cfg.engine.name == "spark"
     if spark:
         _check_spark_output(out, "the scores are")
+        check_not_input(out, inputs)
         from kamml.spark import score_spark  # it finds the model in cfg's tracking store itself
 
         dataset = job_data(cfg, data)
@@ -334,7 +364,7 @@ def score(
         folder = score_spark(model, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
         typer.echo(f"scored every account at {cut.date()} on Spark -> {folder} (Parquet parts)")
         return
-    check_output_path(out)
+    check_output_path(out, inputs)
     # the model (MLflow's import, the registry, the bundle's parsing) loads in a thread while the engine
     # validates the data: DuckDB works outside the GIL, and the two took 6 s and 11 s one after the other
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kamml-model") as pool:

@@ -2,23 +2,29 @@
 
 DuckDB is the embedded default (out of core: it spills to `temp_directory` under `memory_limit`); Spark
 is for data that lives on a cluster. Both are configured by the ``engine`` section of the config.
+
+An engine that runs out of memory while reading, validating or computing features is an `EngineError`
+naming the setting to change (`engine_failure`, `engine_errors`), not a crash or a "cannot read" of
+data that is fine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ibis
 
 from kamml.config import EngineConfig
-from kamml.errors import EngineError
+from kamml.errors import EngineError, KammlError
 
-__all__ = ["connect"]
+__all__ = ["connect", "engine_errors", "engine_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,44 @@ def _connect_duckdb(engine: EngineConfig) -> ibis.BaseBackend:
         raise EngineError(f"DuckDB rejected the engine settings {settings}: {exc}") from None
     log.debug("connected to DuckDB %s with %s", backend.version, settings or "default settings")
     return backend
+
+
+def engine_failure(exc: BaseException) -> EngineError | None:
+    """An `EngineError` naming the setting to change when `exc` is the engine out of memory, else None.
+
+    DuckDB raises ``OutOfMemoryException`` when a query needs more than ``engine.memory_limit`` (and
+    cannot spill), Spark a ``java.lang.OutOfMemoryError`` inside a Py4J error. Either can come from any
+    query: reading, validation, the quality checks, features, labels.
+    """
+    duckdb = sys.modules.get("duckdb")
+    text = str(exc)
+    if (duckdb is not None and isinstance(exc, duckdb.OutOfMemoryException)) or "Out of Memory Error" in text:
+        first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+        return EngineError(
+            f"DuckDB ran out of memory ({first}): raise engine.memory_limit in the config (or remove it: "
+            "DuckDB's default is 80% of the RAM), or set engine.temp_directory on a disk with room to spill; "
+            "fewer engine.threads also lowers the peak"
+        )
+    if "java.lang.OutOfMemoryError" in text:
+        return EngineError(
+            "Spark ran out of memory (java.lang.OutOfMemoryError): raise engine.spark.driver_memory, or "
+            "the executors' memory (spark.executor.memory in engine.spark.conf)"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """Turn the engine running out of memory inside the block into an `EngineError` (`engine_failure`)."""
+    try:
+        yield
+    except KammlError:
+        raise
+    except Exception as exc:
+        error = engine_failure(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 def java_available() -> bool:

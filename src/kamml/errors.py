@@ -20,6 +20,7 @@ __all__ = [
     "ModelError",
     "Problem",
     "SchemaError",
+    "TrackingStoreError",
 ]
 
 
@@ -98,6 +99,15 @@ class ModelError(KammlError):
     """A model is used wrongly: not fitted, another horizon, features that do not match."""
 
     exit_code = 5
+
+
+class TrackingStoreError(ModelError):
+    """The MLflow tracking store that holds the models cannot be used: missing, locked, or not a store.
+
+    A `ModelError` (exit 5): the store is where a command finds its model, and a read-only command that
+    cannot reach it cannot score. The message names the store's URI and where it came from (the config's
+    ``tracking.uri`` or the ``MLFLOW_TRACKING_URI`` environment variable).
+    """
 
 
 class FeatureMismatchError(ModelError):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,7 @@ from kamml.errors import DataError
 
 __all__ = [
     "atomic_path",
+    "check_not_input",
     "check_output_dir",
     "check_output_path",
     "check_writable",
@@ -64,17 +66,57 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
 
 
-def check_output_path(path: str | Path) -> str:
+def check_output_path(path: str | Path, inputs: Mapping[str, str | Path] | None = None) -> str:
     """The table format of an output path (``parquet`` or ``csv``), checked with `check_writable`.
 
-    Called before any long work, so a bad name or place fails at once and not after the job.
+    Called before any long work, so a bad name or place fails at once and not after the job. With
+    `inputs` (table name -> the file, folder or glob it is read from), an output that would replace or
+    join an input table is refused too (`check_not_input`).
     """
     target = Path(path)
     kind = FORMATS.get(target.suffix.lower())
     if kind is None:
         raise DataError(f"cannot write {target}: use a .parquet or .csv file name")
     check_writable(target)
+    if inputs:
+        check_not_input(target, inputs)
     return kind
+
+
+def check_not_input(path: str | Path, inputs: Mapping[str, str | Path]) -> Path:
+    """`path` if writing it leaves every input table as it is; a `DataError` naming the table otherwise.
+
+    `inputs` maps a table name to the file, folder of parts or glob it is read from. Refused: the input
+    file itself (``--out data/transactions.parquet`` replaced the table the job had just read, and the
+    next run failed), a path inside an input folder or matching an input glob (read as a part of that
+    table next time), and a folder holding an input (a Spark output replaces its folder whole). Paths are
+    compared resolved, so a symbolic link or a relative path does not hide an input.
+    """
+    target = Path(path)
+    out = target.expanduser().resolve()
+    for name, source in inputs.items():
+        text = str(source)
+        if any(ch in text for ch in "*?["):
+            pattern = str(Path(text).expanduser().absolute())
+            if fnmatch.fnmatch(str(out), pattern) or fnmatch.fnmatch(
+                str(target.expanduser().absolute()), pattern
+            ):
+                raise DataError(
+                    f"cannot write {target}: it matches {source}, the files the {name} table is read from; "
+                    "write the output elsewhere"
+                )
+            continue
+        src = Path(text).expanduser().resolve()
+        if out == src:
+            why = f"it is the {name} table the job reads"
+        elif src in out.parents:
+            why = f"it is inside {src}, the folder the {name} table is read from (every file in it is a part)"
+        elif out in src.parents:
+            why = f"it holds {src}, the {name} table the job reads"
+        else:
+            continue
+        raise DataError(f"cannot write {target}: {why}; write the output elsewhere")
+    return target
 
 
 def check_writable(path: str | Path) -> Path:

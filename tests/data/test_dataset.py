@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import ibis
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from kamml.config import Config, DataConfig, EngineConfig
 from kamml.data import Dataset, load_data
-from kamml.errors import DataError
+from kamml.errors import ConfigError, DataError
 
 
 @pytest.fixture
@@ -79,6 +80,28 @@ def test_end_from_config_or_data(backend, tx):
     assert data.end == pd.Timestamp("2024-07-01")
     late = tx.assign(ts=tx["ts"] + pd.Timedelta(hours=13))  # 2024-03-31 13:00 -> still ends 04-01
     assert load_data({"transactions": late}, backend=backend).end == pd.Timestamp("2024-04-01")
+
+
+def test_a_data_end_after_today_is_refused_and_today_is_not(backend, tx):
+    """end: 2031-01-01 scored every account at 2031-01-02 with exit 0 and no warning."""
+    today = pd.Timestamp.now(tz="UTC").date()
+    tomorrow = today + dt.timedelta(days=1)
+    with pytest.raises(ConfigError, match=rf"data.end {tomorrow} is after today \({today}\)"):
+        load_data({"transactions": tx}, DataConfig(end=tomorrow), backend=backend)
+    assert load_data({"transactions": tx}, DataConfig(end=today), backend=backend).end == pd.Timestamp(
+        tomorrow
+    )
+
+
+def test_a_data_end_a_year_past_the_last_transaction_is_warned_about(backend, tx, caplog):
+    caplog.set_level(logging.WARNING, logger="kamml.data.dataset")
+    load_data({"transactions": tx}, DataConfig(end=dt.date(2025, 3, 31)), backend=backend)  # 365 days
+    assert not caplog.records
+    load_data({"transactions": tx}, DataConfig(end=dt.date(2025, 4, 1)), backend=backend)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        "data.end 2025-04-01 is 366 days after the last transaction (2024-03-31)"
+    )
 
 
 def test_to_pandas_names_the_tables(backend, tx):

@@ -179,6 +179,24 @@ def test_a_folder_where_an_output_file_goes_fails_before_any_work(tracked_config
     assert lines == []
 
 
+def test_an_output_folder_inside_an_input_folder_of_parts_fails_before_any_work(
+    tracked_config, world_path, tmp_path
+):
+    """Outputs written into a table's folder of parts are read as part of that table by the next run."""
+    import shutil
+
+    data = tmp_path / "data"
+    (data / "transactions").mkdir(parents=True)
+    shutil.copy(world_path / "transactions.parquet", data / "transactions" / "part-0.parquet")
+    cfg = tracked_config()
+    cfg.output.dir = data / "transactions"
+    lines: list[str] = []
+    with pytest.raises(DataError, match=r"scores\.parquet: it is inside .*the transactions table is read"):
+        run(cfg, data, echo=lines.append)
+    assert lines == []
+    assert [p.name for p in (data / "transactions").iterdir()] == ["part-0.parquet"]
+
+
 def test_the_floor_check_logs_nothing_about_effort_rules(trained, caplog):
     """It gave the allocation zero stakes and no effort scales: 'using the fixed rule' and 'no account has
     a positive clv' then appeared in every run, right after the fitted effort response."""

@@ -46,6 +46,22 @@ def test_rerun_replaces_the_output_and_a_bad_extension_fails_before_work(trained
         score_to_file("no-such-model", data, result.scoring_cutoff, tmp_path / "scores.txt", cfg)
 
 
+def test_writing_over_an_input_table_is_refused_before_any_work(trained, world_path, tmp_path):
+    """score_to_file replaced the transactions the data had been read from (a copy here)."""
+    import shutil
+
+    from kamml.data import load_data
+
+    cfg, _, result = trained
+    copy = tmp_path / "world"
+    shutil.copytree(world_path, copy)
+    data = load_data(copy, cfg)
+    before = (copy / "accounts.parquet").read_bytes()
+    with pytest.raises(DataError, match=r"it is the accounts table the job reads"):
+        score_to_file(result.model_uri, data, result.scoring_cutoff, copy / "accounts.parquet", cfg)
+    assert (copy / "accounts.parquet").read_bytes() == before
+
+
 def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained, world_path, tmp_path):
     cfg, _, result = trained
     for part in world_path.iterdir():

@@ -153,6 +153,27 @@ def test_not_a_model_is_a_named_error(tmp_path):
         load_model("models:/no-such-model/1")
 
 
+def test_a_failed_lookup_names_the_store_it_searched_and_where_it_came_from(trained, monkeypatch):
+    """'Registered Model ... not found' alone read as a missing model when the store was the wrong one."""
+    from kamml.tracking import resolve_model
+
+    cfg, _, _ = trained
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ModelError) as info:
+        resolve_model("models:/no-such-model@champion", cfg.tracking)
+    message = str(info.value)
+    assert "Registered Model with name=no-such-model not found" in message
+    assert f"(searched the MLflow store {cfg.tracking.uri} (from the config's tracking.uri))" in message
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", cfg.tracking.uri)
+    other = cfg.tracking.model_copy(update={"uri": "sqlite:///elsewhere.db"})
+    with pytest.raises(ModelError) as info:
+        resolve_model("models:/no-such-model@champion", other)
+    assert (
+        f"searched the MLflow store {cfg.tracking.uri} (from the MLFLOW_TRACKING_URI environment variable, "
+        "which replaces the config's tracking.uri sqlite:///elsewhere.db)" in str(info.value)
+    )
+
+
 def test_registered_version_points_at_the_logged_model(trained):
     cfg, _, result = trained
     version = MlflowClient().get_model_version(cfg.tracking.model_name, result.promotion.version)

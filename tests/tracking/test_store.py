@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from kamml.config import TrackingConfig
 from kamml.tracking import tracking_uri
 
@@ -42,3 +44,140 @@ def test_a_later_config_wins_and_the_environment_stays_the_users(monkeypatch, tm
     finally:
         mlflow.set_tracking_uri(before)
         mlflow.set_registry_uri(before)
+
+
+# --- a store that cannot be used: missing, locked, not a store -------------------------------------------
+
+
+def _no_env(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+
+def test_scoring_refuses_a_sqlite_store_that_does_not_exist_and_creates_nothing(monkeypatch, tmp_path):
+    """MLflow created an empty store (and its folder) wherever the URI pointed, then said 'not found'."""
+    from kamml.errors import ModelError, TrackingStoreError
+    from kamml.tracking import resolve_model
+
+    _no_env(monkeypatch)
+    missing = tmp_path / "no" / "such" / "x.db"
+    with pytest.raises(TrackingStoreError) as info:
+        resolve_model("models:/kamml@champion", TrackingConfig(uri=f"sqlite:///{missing}"))
+    assert isinstance(info.value, ModelError)
+    assert info.value.exit_code == 5
+    assert f"no MLflow tracking store at {missing}" in str(info.value)
+    assert "the config's tracking.uri" in str(info.value)
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_relative_sqlite_store_names_the_working_directory(monkeypatch, tmp_path):
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import resolve_model
+
+    _no_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TrackingStoreError) as info:
+        resolve_model("runs:/abc/model", TrackingConfig(uri="sqlite:///mlruns.db"))
+    message = str(info.value)
+    assert str(tmp_path / "mlruns.db") in message
+    assert f"a relative sqlite path is relative to the working directory ({tmp_path})" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_environment_store_is_named_as_replacing_the_config(monkeypatch, tmp_path):
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import resolve_model
+
+    _no_env(monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'env.db'}")
+    with pytest.raises(TrackingStoreError) as info:
+        resolve_model("models:/kamml@champion", TrackingConfig(uri="sqlite:///configured.db"))
+    assert (
+        "from the MLFLOW_TRACKING_URI environment variable, which replaces the config's tracking.uri "
+        "sqlite:///configured.db" in str(info.value)
+    )
+
+
+@pytest.fixture
+def mlflow_state():
+    """MLflow's tracking and registry URIs put back after the test."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
+def test_a_store_that_is_not_a_database_is_a_named_error(monkeypatch, tmp_path, mlflow_state):
+    """sqlalchemy's DatabaseError ('file is not a database') came out as a traceback."""
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import experiment_id, resolve_model
+
+    _no_env(monkeypatch)
+    store = tmp_path / "corrupt.db"
+    store.write_text("garbage\n")
+    cfg = TrackingConfig(uri=f"sqlite:///{store}")
+    for attempt in (lambda: resolve_model("models:/kamml@champion", cfg), lambda: experiment_id(cfg)):
+        with pytest.raises(TrackingStoreError) as info:
+            attempt()
+        assert f"the MLflow tracking store sqlite:///{store} (from the config's tracking.uri)" in str(
+            info.value
+        )
+        assert "is not an MLflow store" in str(info.value)
+    assert store.read_text() == "garbage\n"
+
+
+def test_a_locked_store_says_retry_when_the_other_process_ends(monkeypatch, tmp_path, mlflow_state):
+    """Another process holding BEGIN EXCLUSIVE (a training job, the MLflow UI): OperationalError before."""
+    import sqlite3
+
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import resolve_model
+
+    _no_env(monkeypatch)
+    store = tmp_path / "busy.db"
+    holder = sqlite3.connect(store, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        uri = f"sqlite:///{store}?timeout=0.1"  # SQLite's busy wait, shortened for the test
+        with pytest.raises(TrackingStoreError) as info:
+            resolve_model("models:/kamml@champion", TrackingConfig(uri=uri))
+    finally:
+        holder.close()
+    assert f"the MLflow tracking store {uri} (from the config's tracking.uri)" in str(info.value)
+    assert "is locked by another process" in str(info.value)
+    assert "retry when it ends" in str(info.value)
+
+
+def test_store_error_sees_a_lock_inside_mlflows_own_exception():
+    """Inside a session MLflow wraps SQLAlchemy's error in an MlflowException (a training run logging)."""
+    import sqlite3
+
+    from mlflow.exceptions import MlflowException
+
+    from kamml.tracking.store import store_error
+
+    try:
+        try:
+            raise sqlite3.OperationalError("database is locked")
+        except sqlite3.OperationalError as inner:
+            raise MlflowException("(sqlite3.OperationalError) database is locked") from inner
+    except MlflowException as exc:
+        error = store_error(exc, "sqlite:///x.db", "the config's tracking.uri")
+    assert error is not None
+    assert "sqlite:///x.db (from the config's tracking.uri" in str(error)
+    assert store_error(ValueError("database is locked")) is None  # not from the store: not ours
+    assert store_error(MlflowException("Registered Model with name=kamml not found")) is None
+
+
+def test_sqlite_file_of_a_uri():
+    from pathlib import Path
+
+    from kamml.tracking.store import sqlite_file
+
+    assert sqlite_file("sqlite:///mlruns.db") == Path("mlruns.db")
+    assert sqlite_file("sqlite:////abs/x.db?timeout=3") == Path("/abs/x.db")
+    assert sqlite_file("sqlite://") is None
+    assert sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("http://mlflow:5000") is None

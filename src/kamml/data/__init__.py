@@ -8,7 +8,7 @@ problems go into its `QualityReport`.
 from __future__ import annotations
 
 from kamml.data.contract import TABLES, ColumnSpec, Kind, TableSpec, column_mapping
-from kamml.data.dataset import Dataset, load_data, validate
+from kamml.data.dataset import Dataset, input_paths, load_data, validate
 from kamml.data.quality import QualityReport, TableStats
 from kamml.data.readers import read_table
 
@@ -21,6 +21,7 @@ __all__ = [
     "TableSpec",
     "TableStats",
     "column_mapping",
+    "input_paths",
     "load_data",
     "read_table",
     "validate",

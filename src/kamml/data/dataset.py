@@ -22,10 +22,10 @@ from kamml.data.contract import TABLES, column_mapping
 from kamml.data.quality import QualityReport, gap_notes, hours_notes, relationship_notes
 from kamml.data.readers import backend_errors, engine_message, find_table_source, read_raw
 from kamml.data.validation import validate_tables
-from kamml.engine import connect
-from kamml.errors import DataError, SchemaError
+from kamml.engine import connect, engine_errors, engine_failure
+from kamml.errors import ConfigError, DataError, SchemaError
 
-__all__ = ["Dataset", "load_data", "validate"]
+__all__ = ["Dataset", "input_paths", "load_data", "validate"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ class Dataset:
         Soft problems and table statistics.
     backend : ibis.BaseBackend
         The connection holding every table.
+    inputs : dict of str to Path
+        Table name -> the file, folder of parts or glob it was read from (tables given as files only), so
+        writers can refuse to write over an input (`kamml.io.check_not_input`).
 
     Examples
     --------
@@ -75,6 +78,7 @@ class Dataset:
     end: pd.Timestamp
     quality: QualityReport = field(repr=False)
     backend: ibis.BaseBackend = field(repr=False)
+    inputs: dict[str, Path] = field(default_factory=dict, repr=False)
 
     @property
     def tables(self) -> dict[str, ir.Table]:
@@ -159,6 +163,70 @@ def _resolve_sources(source: Any, data: DataConfig) -> dict[str, Any]:
     return sources
 
 
+#: Days between the last transaction and a configured ``data.end`` beyond which a warning is logged.
+FAR_END_DAYS = 365
+
+
+def _check_end(data: DataConfig) -> None:
+    """Refuse a ``data.end`` after today (`ConfigError`): it would score at a day that has not come.
+
+    A transaction dated after today is already refused; an end after today passed, and every account
+    was scored at a cutoff in the future as if it had lapsed (``end: 2031-01-01`` scored at 2031-01-02
+    with mean p_churn 1.0 and exit 0). Today is the UTC date, as for the transactions.
+    """
+    if data.end is None:
+        return
+    today = pd.Timestamp.now(tz="UTC").date()
+    if data.end > today:
+        raise ConfigError(
+            f"data.end {data.end} is after today ({today}): the data cannot cover a day that has not "
+            "come; set data.end to the last day the data covers, or remove it (the data then ends the day "
+            "after its last transaction)"
+        )
+
+
+def _warn_far_end(end: pd.Timestamp, last: pd.Timestamp | None) -> None:
+    """Warn when a configured end lies more than `FAR_END_DAYS` after the last transaction.
+
+    A whole year without a single transaction in the data is far more likely a mistyped ``data.end`` or a
+    stale extract than a quiet year; at such an end every account looks lapsed. A fixed year, not a
+    multiple of the horizon: the data is read before (and without) the model's settings.
+    """
+    if last is None:
+        return
+    last_day = last.floor("D")
+    gap = (end - pd.Timedelta(days=1) - last_day).days
+    if gap > FAR_END_DAYS:
+        log.warning(
+            "data.end %s is %d days after the last transaction (%s): every account will look lapsed at "
+            "the end; is data.end right, or is the data stale?",
+            (end - pd.Timedelta(days=1)).date(),
+            gap,
+            last_day.date(),
+        )
+
+
+def input_paths(source: Any, config: Config | DataConfig | None = None) -> dict[str, Path]:
+    """Table name -> the file, folder of parts or glob each table of a job would be read from.
+
+    The same resolution as `load_data` (a folder's ``transactions.parquet`` ..., ``data.<table>`` from
+    the config), without reading anything, so outputs can be checked against the inputs before any work.
+    Tables given as frames or Ibis tables are left out, and a source that cannot be resolved (a data
+    folder not generated yet) gives no paths: reading it reports the problem.
+    """
+    data_cfg, _ = _configs(config)
+    try:
+        sources = _resolve_sources(source, data_cfg)
+    except DataError:
+        return {}
+    return _paths(sources)
+
+
+def _paths(sources: Mapping[str, Any]) -> dict[str, Path]:
+    """The sources that are paths, expanded (``~``)."""
+    return {name: Path(src).expanduser() for name, src in sources.items() if isinstance(src, str | Path)}
+
+
 def _backend_of(sources: Mapping[str, Any]) -> ibis.BaseBackend | None:
     """The backend of the first Ibis table given, so user tables are used where they live."""
     for value in sources.values():
@@ -207,6 +275,9 @@ def _cache(table: ir.Table, name: str) -> ir.Table:
         log.debug("%s: the backend cannot cache tables; it stays a lazy expression", name)
         return table
     except backend_errors() as exc:
+        failure = engine_failure(exc)  # the engine's memory, not the input: an EngineError
+        if failure is not None:
+            raise failure from None
         message = engine_message(exc)
         hint = "; save the file as UTF-8 (kamml reads CSV as UTF-8)" if "utf-8" in message.lower() else ""
         raise DataError(f"{name}: cannot read the input: {message}{hint}") from None
@@ -245,7 +316,9 @@ def load_data(
     SchemaError
         The tables break the contract; carries one `Problem` per broken rule, for every table.
     ConfigError
-        ``data.columns`` names a column the contract does not know.
+        ``data.columns`` names a column the contract does not know, or ``data.end`` is after today.
+    EngineError
+        The engine ran out of memory (``engine.memory_limit``) while reading or checking the tables.
 
     Notes
     -----
@@ -253,7 +326,8 @@ def load_data(
     backend (a DuckDB temporary table, which spills to ``engine.temp_directory`` under
     ``engine.memory_limit``; a persisted Spark frame). Parquet and frames stay lazy views.
     """
-    return _load(source, config, backend=backend, materialize=True)
+    with engine_errors():  # out of memory in the checks and quality notes too
+        return _load(source, config, backend=backend, materialize=True)
 
 
 def _load(
@@ -265,6 +339,7 @@ def _load(
 ) -> Dataset:
     """`load_data`, optionally without caching the costly tables (a check only needs the counts)."""
     data_cfg, engine_cfg = _configs(config)
+    _check_end(data_cfg)
     sources = _resolve_sources(source, data_cfg)
     mappings = {name: column_mapping(name, getattr(data_cfg.columns, name)) for name in TABLES}
     if backend is None:
@@ -280,6 +355,7 @@ def _load(
         raise SchemaError(result.problems)
     if configured_end is not None:
         end, end_source = configured_end, "config data.end"
+        _warn_far_end(configured_end, result.max_ts)
     else:
         assert result.max_ts is not None  # an empty transactions table is a hard problem
         end, end_source = result.max_ts.floor("D") + pd.Timedelta(days=1), "the last transaction"
@@ -310,6 +386,7 @@ def _load(
         end=end,
         quality=report,
         backend=backend,
+        inputs=_paths(sources),
     )
 
 
@@ -326,4 +403,5 @@ def validate(
     them: the checks read only the columns they need, so a byte that is not UTF-8 in another column
     passed here and stopped the job.
     """
-    return _load(source, config, backend=backend, materialize=True).quality
+    with engine_errors():
+        return _load(source, config, backend=backend, materialize=True).quality

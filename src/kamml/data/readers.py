@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem, SchemaError
 
 __all__ = [
@@ -256,7 +257,9 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
             target = paths[0] if len(paths) == 1 else origin
             table = backend.read_parquet(target, table_name=_temp_name(name))
     except backend_errors() as exc:
-        raise DataError(f"{name}: cannot read {origin}: {engine_message(exc)}") from None
+        raise engine_failure(exc) or DataError(
+            f"{name}: cannot read {origin}: {engine_message(exc)}"
+        ) from None
     return RawTable(name, table, origin, text=False, from_file=True, problems=problems)
 
 
@@ -304,7 +307,9 @@ def _read_csv(
         else:
             table = backend.read_csv(paths, table_name=_temp_name(name))
     except backend_errors() as exc:
-        raise DataError(f"{name}: cannot read {origin} as CSV: {engine_message(exc)}") from None
+        raise engine_failure(exc) or DataError(
+            f"{name}: cannot read {origin} as CSV: {engine_message(exc)}"
+        ) from None
     return RawTable(name, table, origin, text=True, from_file=True, problems=problems)
 
 

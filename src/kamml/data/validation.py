@@ -25,6 +25,7 @@ from ibis.common.deferred import Deferred
 from kamml.data.contract import TABLES, ColumnSpec, Kind, TableSpec
 from kamml.data.quality import N_EXAMPLES, TableStats, plain_examples
 from kamml.data.readers import RawTable, backend_errors, engine_message
+from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem
 
 __all__ = ["TablePlan", "Validated", "plan_table", "validate_tables"]
@@ -549,11 +550,15 @@ def _timestamp(value: Any) -> pd.Timestamp | None:
 def _execute(plan: TablePlan, expr: ir.Table) -> dict[str, list[Any]]:
     """Run a query into columns of Python values.
 
-    A file the engine cannot scan is a `DataError`; any other error is a bug and propagates.
+    A file the engine cannot scan is a `DataError`, the engine out of memory an `EngineError`; any
+    other error is a bug and propagates.
     """
     try:
         return expr.to_pyarrow().to_pydict()
     except backend_errors() as exc:
+        failure = engine_failure(exc)  # the engine's memory, not the file: an EngineError
+        if failure is not None:
+            raise failure from None
         if not plan.raw.from_file:
             raise
         raise DataError(f"{plan.name}: cannot read {plan.raw.origin}: {engine_message(exc)}") from None

@@ -34,9 +34,9 @@ import pandas as pd
 from kamml.allocation import allocate, budget_curve
 from kamml.allocation.allocate import check_floors_fit, check_settings
 from kamml.config import Config
-from kamml.data import Dataset
+from kamml.data import Dataset, input_paths
 from kamml.errors import ConfigError
-from kamml.io import atomic_path, check_output_dir, check_writable, write_table
+from kamml.io import atomic_path, check_not_input, check_output_dir, check_writable, write_table
 from kamml.jobs.data import job_data
 from kamml.jobs.outputs import MANIFEST, OutputSet
 from kamml.jobs.score import account_owners, score
@@ -122,6 +122,9 @@ def run(
     if config.engine.name != "spark":  # a folder left by a Spark run where a file goes: before training
         for name in _FILE_OUTPUTS:
             check_writable(out_dir / name)
+    inputs = input_paths(source if source is not None else config.data.path, config)
+    for name in _FILE_OUTPUTS:  # no output replaces an input table or lands inside its folder of parts
+        check_not_input(out_dir / name, inputs)
     check_settings(config)  # a plan bound to fail fails before training registers a model
     check_model_settings(config)
     with OutputSet(out_dir) as outputs:  # locked from here: a second job on the folder stops now

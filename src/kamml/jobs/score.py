@@ -143,8 +143,12 @@ def score_to_file(
     config: Config | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
-    """`score`, written atomically to `out` (``.parquet`` or ``.csv``): never a partial file."""
-    check_output_path(out)
+    """`score`, written atomically to `out` (``.parquet`` or ``.csv``): never a partial file.
+
+    `out` is checked before any work: a writable table name, and not one of the files `data` was read
+    from (`kamml.io.check_not_input`).
+    """
+    check_output_path(out, getattr(data, "inputs", None))
     table = score(model, data, cutoff, config, **kwargs)
     write_table(table, out)
     log.info("wrote %s", out)

@@ -33,7 +33,7 @@ from kamml.config import TrackingConfig
 from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.pyfunc import BUNDLE_ARTIFACT, KammlPyfunc, score_frame
-from kamml.tracking.store import use_tracking
+from kamml.tracking.store import store_error, store_in_force, use_tracking
 
 __all__ = ["LoadedModel", "load_model", "log_bundle", "model_input", "pip_requirements", "resolve_model"]
 
@@ -208,10 +208,19 @@ def load_model(uri: str) -> LoadedModel:
                 f"no model at {uri}: expected an MLflow model folder (MLmodel) or a bundle folder "
                 "(bundle.json), or a models:/ or runs:/ URI"
             )
+    from_store = uri.startswith(("models:", "runs:"))
     try:
         pyfunc = mlflow.pyfunc.load_model(uri)
-    except MlflowException as exc:
-        raise ModelError(f"cannot load the model {uri}: {exc.message}") from exc
+    except Exception as exc:  # SQLAlchemy's errors opening a store are not MlflowExceptions
+        locked_or_broken = store_error(exc) if from_store else None
+        if locked_or_broken is not None:
+            raise locked_or_broken from exc
+        if not isinstance(exc, MlflowException):
+            raise
+        # a registry lookup names the store it searched: a relative sqlite path or MLFLOW_TRACKING_URI
+        # points at another store than the one meant, and "not found" alone reads as a missing model
+        where = f" (searched the MLflow store {store_in_force()})" if from_store else ""
+        raise ModelError(f"cannot load the model {uri}: {exc.message}{where}") from exc
     inner = pyfunc.unwrap_python_model()
     if not isinstance(inner, KammlPyfunc) or inner.bundle is None:
         raise ModelError(f"{uri} is not a kamml model (its python model is {type(inner).__name__})")
@@ -225,7 +234,9 @@ def resolve_model(
 
     A ``models:/`` or ``runs:/`` URI is looked up in the `tracking` store when one is given (the config's
     ``tracking.uri``, unless ``MLFLOW_TRACKING_URI`` is set), so a fresh Python session finds the model
-    the CLI registered instead of MLflow's default store.
+    the CLI registered instead of MLflow's default store. Scoring only reads the store: a SQLite store
+    file that does not exist is refused (`TrackingStoreError`) instead of MLflow creating an empty one,
+    and a store that is locked or not an MLflow store is a `TrackingStoreError` naming it.
     """
     if isinstance(model, LoadedModel):
         return model
@@ -234,7 +245,7 @@ def resolve_model(
     if not isinstance(model, str):
         raise TypeError(f"model must be a URI, a LoadedModel or a ModelBundle, got {type(model).__name__}")
     if tracking is not None and model.startswith(("models:", "runs:")):
-        use_tracking(tracking)
+        use_tracking(tracking, create=False)
     return load_model(model)
 
 

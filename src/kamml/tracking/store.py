@@ -3,21 +3,39 @@
 The embedded default is a SQLite store and a local artifact folder in the working directory
 (``sqlite:///mlruns.db``, ``./mlartifacts``). ``MLFLOW_TRACKING_URI`` in the environment wins over the
 config, so a scheduler can point the same config at a shared server.
+
+Messages about a store name its URI and where it came from (`describe_store`). A store MLflow cannot
+open (locked by another process, a file that is not an MLflow store) is a `TrackingStoreError` with what
+to do (`store_error`), and a read-only use (scoring) refuses a SQLite store file that does not exist
+rather than letting MLflow create an empty one (`check_store_exists`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
 
 from kamml.config import TrackingConfig
-from kamml.errors import ConfigError
+from kamml.errors import ConfigError, KammlError, TrackingStoreError
 
-__all__ = ["experiment_id", "tracking_uri", "use_tracking"]
+__all__ = [
+    "check_store_exists",
+    "describe_store",
+    "experiment_id",
+    "sqlite_file",
+    "store_error",
+    "store_errors",
+    "store_in_force",
+    "tracking_source",
+    "tracking_uri",
+    "use_tracking",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +46,144 @@ def tracking_uri(config: TrackingConfig | None = None) -> str:
     if env:
         return env
     return (config or TrackingConfig()).uri
+
+
+def tracking_source(config: TrackingConfig | None = None) -> str:
+    """Where `tracking_uri` takes the URI from, in words: the environment variable or the config.
+
+    Said in every message about the store: with ``MLFLOW_TRACKING_URI`` set, the config's store is not
+    the one searched, and nothing else on the console shows it.
+    """
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    configured = (config or TrackingConfig()).uri
+    if env:
+        replaced = f", which replaces the config's tracking.uri {configured}" if configured != env else ""
+        return f"the MLFLOW_TRACKING_URI environment variable{replaced}"
+    return "the config's tracking.uri" if config is not None else "kamml's default tracking.uri"
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI as written (relative or absolute), or None.
+
+    None for other stores and for an in-memory database (``sqlite://``, ``sqlite:///:memory:``).
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def describe_store(uri: str, source: str) -> str:
+    """A store for messages: its URI, where the URI came from, and for a relative SQLite path the file.
+
+    A relative ``sqlite:///mlruns.db`` is relative to the working directory, so the absolute file is
+    shown: run from another folder, it is another (often new, empty) store.
+    """
+    text = f"{uri} (from {source}"
+    file = sqlite_file(uri)
+    if file is not None and not file.is_absolute():
+        text += f"; the file {file.absolute()}"
+    return text + ")"
+
+
+#: The URI `use_tracking` last set and where it came from, so `store_in_force` can say it.
+_last_set: tuple[str, str] | None = None
+
+
+def store_in_force() -> str:
+    """The store MLflow searches now (`describe_store`), for messages raised without a config at hand."""
+    uri = mlflow.get_tracking_uri()
+    if _last_set is not None and _last_set[0] == uri:
+        source = _last_set[1]
+    elif os.environ.get("MLFLOW_TRACKING_URI") == uri:
+        source = "the MLFLOW_TRACKING_URI environment variable"
+    else:
+        source = "MLflow's current tracking URI (mlflow.set_tracking_uri, or MLflow's default)"
+    return describe_store(uri, source)
+
+
+def check_store_exists(config: TrackingConfig | None = None) -> None:
+    """Refuse, for a read-only use, a SQLite store whose file does not exist (`TrackingStoreError`).
+
+    MLflow creates a missing SQLite file (and its folder) on first contact, so a lookup in the wrong
+    place left an empty 1 MB store behind and failed with "Registered Model ... not found", as if the
+    model were missing rather than the store. Training (`use_tracking` with ``create=True``) still
+    creates the store on first use. Other stores (a server, a folder) are left to MLflow.
+    """
+    uri = tracking_uri(config)
+    file = sqlite_file(uri)
+    if file is None or file.expanduser().is_file():
+        return
+    hint = ""
+    if not file.is_absolute():
+        hint = (
+            f"; a relative sqlite path is relative to the working directory ({Path.cwd()}): run from the "
+            "folder that holds the store or give an absolute path (sqlite:////abs/path/mlruns.db)"
+        )
+    raise TrackingStoreError(
+        f"no MLflow tracking store at {file.expanduser().absolute()}: {uri} (from {tracking_source(config)}) "
+        f"names a SQLite file that does not exist{hint}; kamml train creates the store"
+    )
+
+
+#: What SQLite says, by cause: another process holds the database, or the file is not a database.
+_LOCKED = ("database is locked", "database table is locked")
+_NOT_A_STORE = ("file is not a database", "database disk image is malformed", "file is encrypted")
+
+
+def store_error(
+    exc: BaseException, uri: str | None = None, source: str | None = None
+) -> TrackingStoreError | None:
+    """A `TrackingStoreError` saying what to do when `exc` is a store MLflow cannot open, else None.
+
+    Recognised anywhere in the exception's chain: SQLAlchemy's and sqlite3's errors, and MLflow's own
+    exception wrapping them (MLflow raises the first on opening a store, the second inside a session).
+    `uri` and `source` name the store (default: the one MLflow uses now, `store_in_force`).
+    """
+    for error in _chain(exc):
+        module = type(error).__module__.split(".")[0]
+        if module not in ("sqlalchemy", "sqlite3", "mlflow"):
+            continue
+        text = str(error).lower()
+        if any(k in text for k in _LOCKED):
+            what = (
+                "is locked by another process (a training job, or an MLflow UI or script writing to it): "
+                "retry when it ends"
+            )
+        elif any(k in text for k in _NOT_A_STORE):
+            what = (
+                "is not an MLflow store (SQLite cannot read it as a database): point tracking.uri (or "
+                "MLFLOW_TRACKING_URI) at an MLflow store, or move the file away to start a new one"
+            )
+        else:
+            continue
+        where = describe_store(uri, source or tracking_source()) if uri is not None else store_in_force()
+        return TrackingStoreError(f"the MLflow tracking store {where} {what}")
+    return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the exceptions it was raised from or during, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+@contextlib.contextmanager
+def store_errors(config: TrackingConfig | None = None) -> Iterator[None]:
+    """Turn a store MLflow cannot open, inside the block, into a `TrackingStoreError` naming the store."""
+    try:
+        yield
+    except KammlError:
+        raise
+    except Exception as exc:
+        error = store_error(exc, tracking_uri(config), tracking_source(config))
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _artifact_root(location: str) -> str:
@@ -41,14 +197,20 @@ def _artifact_root(location: str) -> str:
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
-def use_tracking(config: TrackingConfig | None = None) -> str:
+def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -> str:
     """Point MLflow at the configured store and return its URI (also sets the registry URI).
+
+    With ``create=False`` (a read-only use: scoring), a SQLite store file that does not exist is refused
+    first (`check_store_exists`) instead of MLflow creating an empty one on first contact.
 
     MLflow's setters also write ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` into the environment;
     left there, the first store kamml used would pass for the user's variable and win over every later
     config in the process (a notebook training with one config and scoring with another). They are
     restored to what they were, and MLflow keeps the URI in its own state.
     """
+    global _last_set
+    if not create:
+        check_store_exists(config)
     uri = tracking_uri(config)
     before = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(uri)
@@ -58,6 +220,7 @@ def use_tracking(config: TrackingConfig | None = None) -> str:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    _last_set = (uri, tracking_source(config))
     return uri
 
 
@@ -66,14 +229,16 @@ def experiment_id(config: TrackingConfig | None = None) -> str:
     cfg = config or TrackingConfig()
     use_tracking(cfg)
     try:
-        found = mlflow.get_experiment_by_name(cfg.experiment)
-        if found is not None:
-            return str(found.experiment_id)
-        root = _artifact_root(cfg.artifact_location) if cfg.artifact_location else None
-        created = mlflow.create_experiment(cfg.experiment, artifact_location=root)
+        with store_errors(cfg):  # the first contact of a training job with the store
+            found = mlflow.get_experiment_by_name(cfg.experiment)
+            if found is not None:
+                return str(found.experiment_id)
+            root = _artifact_root(cfg.artifact_location) if cfg.artifact_location else None
+            created = mlflow.create_experiment(cfg.experiment, artifact_location=root)
     except MlflowException as exc:
+        where = describe_store(tracking_uri(cfg), tracking_source(cfg))
         raise ConfigError(
-            f"cannot use the MLflow experiment '{cfg.experiment}' at {tracking_uri(cfg)}: {exc.message}"
+            f"cannot use the MLflow experiment '{cfg.experiment}' at {where}: {exc.message}"
         ) from exc
     log.info("created MLflow experiment '%s' at %s", cfg.experiment, tracking_uri(cfg))
     return str(created)

@@ -181,3 +181,24 @@ def test_sqlite_file_of_a_uri():
     assert sqlite_file("sqlite://") is None
     assert sqlite_file("sqlite:///:memory:") is None
     assert sqlite_file("http://mlflow:5000") is None
+
+
+def test_registering_into_a_locked_store_is_a_store_error_not_a_config_error(monkeypatch):
+    """registry.register turned every MLflow error into a ConfigError (exit 2) with SQLAlchemy's text."""
+    import sqlite3
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import registry
+
+    def locked(*args, **kwargs):
+        try:
+            raise sqlite3.OperationalError("database is locked")
+        except sqlite3.OperationalError as inner:
+            raise MlflowException("(sqlite3.OperationalError) database is locked") from inner
+
+    monkeypatch.setattr(mlflow, "register_model", locked)
+    with pytest.raises(TrackingStoreError, match="is locked by another process"):
+        registry.register("runs:/abc/model", "kamml")

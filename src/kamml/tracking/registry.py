@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from kamml.config import LOWER_IS_BETTER
 from kamml.errors import ConfigError
+from kamml.tracking.store import store_error
 
 __all__ = ["CHAMPION", "Promotion", "metric_key", "promote", "register"]
 
@@ -69,6 +70,9 @@ def register(model_uri: str, name: str) -> str:
     try:
         version = mlflow.register_model(model_uri, name)
     except MlflowException as exc:
+        locked = store_error(exc)  # the store locked or broken: not the config's fault
+        if locked is not None:
+            raise locked from exc
         raise ConfigError(f"cannot register {model_uri} as '{name}': {exc.message}") from exc
     return str(version.version)
 

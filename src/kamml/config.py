@@ -144,6 +144,8 @@ class FeaturesConfig(_Section):
 
     windows: list[int] = Field(default_factory=lambda: [30, 90, 180, 365])
     groups: dict[str, bool] = Field(default_factory=dict)
+    #: accounts columns the static group uses (attr_<name>); None: every numeric, boolean or text one
+    static_columns: list[str] | None = None
 
     @field_validator("groups")
     @classmethod

@@ -370,3 +370,59 @@ def test_the_same_data_gives_bit_identical_features_run_after_run(tmp_path):
     first = build_features(data, world.end.normalize())
     for _ in range(3):
         pd.testing.assert_frame_equal(build_features(data, world.end.normalize()), first, check_exact=True)
+
+
+def _dated(s):
+    return pd.to_datetime(s, format="ISO8601")
+
+
+def test_an_account_without_created_at_enters_at_its_first_transaction():
+    """Accounts rows that cannot be placed in time were in every past snapshot: a leak of who buys."""
+    transactions = pd.DataFrame(
+        {
+            "account_id": [1, 1, 2, 3],
+            "ts": _dated(["2024-01-05", "2024-06-01", "2024-05-01", "2024-12-30"]),
+            "amount": [10.0, 10.0, 500.0, 1.0],
+        }
+    )
+    accounts = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 4, 5],
+            "created_at": _dated(["2023-01-01", None, None, None, "2024-02-01"]),
+        }
+    )
+    data = load_data({"transactions": transactions, "accounts": accounts})
+    early = build_features(data, "2024-03-01")
+    # 1 bought before; 5 was created before (a prospect with a date); 2 buys only later, 4 never
+    assert sorted(early.index) == [1, 5]
+    labels = build_labels(data, "2024-03-01", 180)
+    assert 2 not in labels.index  # its first purchase is not a label of an account "without history"
+    late = build_features(data, "2024-12-31")
+    assert sorted(late.index) == [1, 2, 3, 5]  # 4 has neither a transaction nor a created_at: not scored
+    no_column = load_data({"transactions": transactions, "accounts": accounts.drop(columns="created_at")})
+    assert sorted(build_features(no_column, "2024-03-01").index) == [1]
+
+
+def test_static_columns_choose_the_attributes_and_refuse_an_unknown_one():
+    transactions = pd.DataFrame(
+        {"account_id": [1, 2], "ts": _dated(["2024-01-05", "2024-06-06"]), "amount": [10.0, 20.0]}
+    )
+    accounts = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "created_at": _dated(["2023-01-01", "2023-01-01"]),
+            "industry": ["retail", "energy"],
+            "status": ["active", "closed"],  # today's status: a leak in every past snapshot
+        }
+    )
+    data = load_data({"transactions": transactions, "accounts": accounts})
+    every = build_features(data, "2024-03-01")
+    assert {"attr_industry", "attr_status"} <= set(every.columns)
+    chosen = Config.from_dict({"features": {"static_columns": ["industry"]}})
+    some = build_features(data, "2024-03-01", chosen)
+    assert "attr_industry" in some.columns
+    assert "attr_status" not in some.columns
+    assert "account_age_days" in some.columns  # from created_at, always point-in-time
+    wrong = Config.from_dict({"features": {"static_columns": ["industri"]}})
+    with pytest.raises(ConfigError, match=r"features\.static_columns names 'industri'"):
+        build_features(data, "2024-03-01", wrong)

@@ -409,7 +409,7 @@ def test_the_config_size_column_is_used_only_when_the_accounts_table_has_it_as_a
     # without the static feature group the scores carry no attr_size, so no size term is fitted
     with caplog.at_level(logging.INFO, logger="kamml.models.effort"):
         assert usable(data, AllocationConfig(), static_features=False) is None
-    assert "features.groups.static is off" in caplog.records[-1].getMessage()
+    assert "the static group is off" in caplog.records[-1].getMessage()
 
 
 @pytest.mark.slow

@@ -249,7 +249,8 @@ def _relationship_notes(
             (
                 "accounts",
                 "account_id",
-                "accounts without transactions (kept; they score as new or dormant)",
+                "accounts without transactions (kept: they score as new accounts from their created_at; "
+                "one without created_at is left out until its first transaction)",
                 acc_ids.anti_join(tx_ids, "account_id"),
                 None,
             )

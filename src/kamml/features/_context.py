@@ -157,6 +157,9 @@ class FeatureContext:
     account_spend : ibis Table or None
         Per account: net spend before the cutoff (``_spend``) and in the last 365 days (``_spend365``),
         when the shared pass already computed it (see `spend_by_account`).
+    static_columns : tuple of str or None
+        The accounts columns the static group turns into features (``features.static_columns``);
+        None: every numeric, boolean or text column.
     """
 
     cutoff_day: int
@@ -169,6 +172,7 @@ class FeatureContext:
     windows: tuple[int, ...]
     horizon_days: int
     account_spend: ir.Table | None = None
+    static_columns: tuple[str, ...] | None = None
 
     def spend_by_account(self) -> ir.Table:
         """Net spend per account (``_spend``, ``_spend365``): reused from the shared pass when it ran.

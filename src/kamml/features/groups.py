@@ -357,7 +357,13 @@ def effort(ctx: FeatureContext) -> ir.Table | None:
 
 
 def static(ctx: FeatureContext) -> ir.Table | None:
-    """Account attributes from the accounts table (assumed static), plus account age at the cutoff."""
+    """Account attributes from the accounts table (assumed static), plus account age at the cutoff.
+
+    The table holds each attribute as it is today, and every past snapshot reads that value: a column
+    that changes over time (a status, a tier, a churn flag, the current ARR) carries later events into
+    training and the backtest. ``features.static_columns`` lists the columns to use; by default every
+    numeric, boolean or text column is.
+    """
     if ctx.accounts is None:
         return None
     acc = ctx.accounts
@@ -366,6 +372,8 @@ def static(ctx: FeatureContext) -> ir.Table | None:
         cols["account_age_days"] = (ctx.lit(ctx.cutoff_day) - to_day(acc.created_at)).cast("float64")
     for name, dtype in acc.schema().items():
         if name in NON_FEATURE_ACCOUNT_COLUMNS:
+            continue
+        if ctx.static_columns is not None and name not in ctx.static_columns:
             continue
         if dtype.is_numeric() or dtype.is_boolean():
             cols[f"attr_{name}"] = acc[name].cast("float64")

@@ -743,7 +743,13 @@ def fit_effort_response_from_data(
         reason = "no activities table: the effort response cannot be estimated"
         logger.warning("%s; using the fixed rule (%g hours at the median account)", reason, DEFAULT_SCALE)
         return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=reason)
-    static = not isinstance(config, Config) or config.features.groups.get("static", True)
+    static = not isinstance(config, Config) or (
+        config.features.groups.get("static", True)
+        and (
+            config.features.static_columns is None
+            or alloc.effort_size_column in config.features.static_columns
+        )
+    )
     size_column = _usable_size_column(data, alloc, static_features=static)
     try:
         return fit_effort_response(
@@ -781,8 +787,9 @@ def _usable_size_column(
     log = logger.warning if "effort_size_column" in alloc.model_fields_set else logger.info
     if not static_features:
         log(
-            "effort response: features.groups.static is off, so the scores carry no attr_%s: k does "
-            "not grow with account size",
+            "effort response: the static group is off or features.static_columns leaves %s out, so the "
+            "scores carry no attr_%s: k does not grow with account size",
+            column,
             column,
         )
         return None

@@ -249,7 +249,7 @@ def _per_day_reference(rows: list[tuple[int, int, float]], cutoff: pd.Timestamp)
         p = d[d["buy"]].sort_index()
         gaps = np.diff(p.index.to_numpy()).astype(float)
         out[acc] = {
-            "frequency": len(p) - 1.0,
+            "frequency": max(len(p) - 1.0, 0.0),  # no purchase day: 0, as without history
             "monetary": p["spend"].iloc[1:].mean() if len(p) > 1 else 0.0,
             "orders_30d": float((p.index >= c - 30).sum()),
             "spend_total": d["spend"].sum(),
@@ -426,3 +426,60 @@ def test_static_columns_choose_the_attributes_and_refuse_an_unknown_one():
     wrong = Config.from_dict({"features": {"static_columns": ["industri"]}})
     with pytest.raises(ConfigError, match=r"features\.static_columns names 'industri'"):
         build_features(data, "2024-03-01", wrong)
+
+
+def test_a_repeated_referral_counts_once_in_features_labels_and_a_note():
+    transactions = pd.DataFrame(
+        {
+            "account_id": [1, 2, 2, 9],
+            "ts": _dated(["2024-01-01", "2024-01-10", "2024-04-01", "2024-12-30"]),
+            "amount": [10.0, 5.0, 100.0, 1.0],
+        }
+    )
+    referrals = pd.DataFrame(
+        {
+            "referrer_id": [1, 1, 1],
+            "referred_id": [2, 2, 2],
+            "ts": _dated(["2024-03-20", "2024-03-20", "2024-05-01"]),  # exported twice, logged again
+        }
+    )
+    data = load_data({"transactions": transactions, "referrals": referrals})
+    labels = build_labels(data, "2024-03-16", 90)
+    assert labels.loc[1, "referral_value"] == 100.0  # not 200
+    assert labels.loc[1, "referrals"] == 1.0
+    features = build_features(data, "2024-12-01")
+    assert features.loc[1, "referrals_made"] == 1.0
+    assert features.loc[1, "referred_spend"] == 105.0
+    (note,) = [n for n in data.quality.notes if "repeating a referrer-referred pair" in n.rule]
+    assert note.n_rows == 2
+
+
+def test_edge_histories_read_as_documented():
+    """Refund-only history: frequency 0 (was -1); no gap: gap_std missing (was 0); a missing product is
+    no product, and an account without a positive product purchase has 0 products (was missing)."""
+    transactions = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 3, 3, 4, 9],
+            "ts": _dated(
+                [
+                    "2024-02-01",
+                    "2024-02-01",
+                    "2024-01-01",
+                    "2024-01-02",
+                    "2024-01-03",
+                    "2024-01-05",
+                    "2024-12-30",
+                ]
+            ),
+            "amount": [-20.0, 15.0, 5.0, 5.0, 6.0, 0.0, 1.0],
+            "product": ["a", "a", None, None, "b", "a", "a"],
+        }
+    )
+    f = build_features(load_data({"transactions": transactions}), "2024-03-01")
+    assert f.loc[1, "frequency"] == 0.0
+    assert np.isnan(f.loc[2, "gap_std"])  # one purchase day: no gap, like gap_mean
+    assert np.isnan(f.loc[2, "gap_mean"])
+    assert f.loc[3, "gap_std"] == 0.0  # two equal gaps: a real zero
+    assert f.loc[3, "n_products"] == 1.0  # "b"; the missing product is not a second one
+    assert f.loc[3, "top_product_share"] == 1.0
+    assert f.loc[4, "n_products"] == 0.0  # only a zero amount

@@ -265,6 +265,16 @@ def _relationship_notes(
             )
         )
     if referrals is not None:
+        pairs = referrals.group_by(["referrer_id", "referred_id"]).aggregate(_extra=referrals.count() - 1)
+        checks.append(
+            (
+                "referrals",
+                "referrer_id",
+                "referrals repeating a referrer-referred pair (counted once, at its first date)",
+                pairs.filter(pairs._extra > 0),
+                "_extra",
+            )
+        )
         for column, who in (("referrer_id", "from"), ("referred_id", "to")):
             ids = known.select(**{column: known.account_id})
             checks.append(

@@ -54,8 +54,21 @@ log = logging.getLogger(__name__)
 _ZERO_FILL = re.compile(
     r"^(frequency|recency|monetary|spend_total|orders_total|quantity_total|(spend|orders|quantity|hours)_\d+d"
     r"|spend_slope_12m|refund_count|zero_amount_count|referrals_made|referrals_made_365d|referred_spend"
-    r"|referrals_2hop|was_referred|hours_total|activities_365d)$"
+    r"|referrals_2hop|was_referred|hours_total|activities_365d|n_products)$"
 )
+
+
+def first_referrals(referrals: ir.Table | None) -> ir.Table | None:
+    """One row per referrer-referred pair, at its first date: a repeated row is one referral.
+
+    A referral exported twice (or logged again later) was counted twice in the features and the
+    referral label (an account credited with 200 for a referred account's 100). An account referred by
+    several accounts keeps one row per referrer: its spend is credited to each (the label measures
+    influence, not an attribution that sums to the spend).
+    """
+    if referrals is None:
+        return None
+    return referrals.group_by(["referrer_id", "referred_id"]).aggregate(ts=referrals.ts.min())
 
 
 def _cut(table: ir.Table | None, cutoff_day: int, column: str = "ts") -> ir.Table | None:
@@ -86,7 +99,7 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
         tx=tx,
         rows=day_rows(tx),
         accounts=accounts,
-        referrals=_cut(data.referrals, cday),
+        referrals=_cut(first_referrals(data.referrals), cday),
         activities=_cut(data.activities, cday),
         unit_days=7 if cfg.time.unit == "weeks" else 1,
         windows=tuple(cfg.features.windows),
@@ -351,7 +364,7 @@ def label_expr(
     out = join_on_account(account_base(ctx), value)
     has_referrals = data.referrals is not None
     if has_referrals:
-        refs = with_day(data.referrals)
+        refs = with_day(first_referrals(data.referrals))
         refs = refs.filter((refs.day >= cday) & (refs.day < stop))
         spend = refs.select(refs.referrer_id, account_id=refs.referred_id, ref_day=refs.day).inner_join(
             future.select("account_id", "day", "amount"), "account_id"

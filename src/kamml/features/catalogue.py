@@ -12,7 +12,7 @@ __all__ = ["CATALOGUE", "definition", "describe"]
 
 #: column pattern -> (group, definition). Times in `time.unit` for rfm, days elsewhere.
 CATALOGUE: dict[str, tuple[str, str]] = {
-    "frequency": ("rfm", "repeat purchase days: purchase days before the cutoff minus 1"),
+    "frequency": ("rfm", "repeat purchase days: purchase days before the cutoff minus 1 (0 without one)"),
     "recency": ("rfm", "time from the first to the last purchase day"),
     "T": ("rfm", "time from the first purchase day to the day before the cutoff (age)"),
     "monetary": ("rfm", "mean net spend of the repeat purchase days (0 without repeats)"),
@@ -33,14 +33,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "spend_slope_12m": ("trend", "least-squares slope of 30-day net spend over the last 12 months"),
     "order_size_trend": ("trend", "units per order in the last 182 days / in the 182 days before"),
     "gap_mean": ("regularity", "mean days between consecutive purchase days"),
-    "gap_std": ("regularity", "standard deviation of the gaps (population)"),
+    "gap_std": ("regularity", "standard deviation of the gaps (population, missing without a gap)"),
     "gap_max": ("regularity", "longest gap between purchase days"),
     "days_since_last": ("regularity", "days from the last purchase day to the cutoff"),
     "overdue_ratio": ("regularity", "days_since_last / gap_mean (above 1: later than usual)"),
     "refund_count": ("breadth", "refund rows (amount < 0)"),
     "zero_amount_count": ("breadth", "rows with amount 0"),
     "refund_share": ("breadth", "refunded amount / gross positive spend"),
-    "n_products": ("breadth", "distinct products bought (positive spend, needs a product column)"),
+    "n_products": (
+        "breadth",
+        "distinct products bought (positive spend, a known product, needs a product column)",
+    ),
     "top_product_share": ("breadth", "the top product's share of gross positive spend"),
     "referrals_made": ("referral", "accounts this account referred before the cutoff"),
     "referrals_made_365d": ("referral", "accounts it referred in the last 365 days"),

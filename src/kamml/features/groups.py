@@ -127,7 +127,8 @@ def _rfm_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
 
 def _rfm_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
     unit = float(ctx.unit_days)
-    freq = a.rfm_days - 1.0
+    # no purchase day (only refunds before the cutoff): missing, so 0 once filled, as without history
+    freq = ibis.cases((a.rfm_days > 0, a.rfm_days - 1.0), else_=ibis.null("float64"))
     return {
         "frequency": freq,
         "recency": (a.rfm_last - a.rfm_first).cast("float64") / unit,
@@ -254,7 +255,8 @@ def _regularity_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
     since = (ctx.lit(ctx.cutoff_day) - a.reg_last).cast("float64")
     return {
         "gap_mean": mean,
-        "gap_std": ibis.greatest(var, 0.0).sqrt(),
+        # missing without a gap, like gap_mean (GREATEST skips a NULL: a one-day buyer read as regular)
+        "gap_std": ibis.cases((var > 0.0, var.sqrt()), (var.notnull(), 0.0), else_=ibis.null("float64")),
         "gap_max": a.reg_gap_max,
         "days_since_last": since,
         "overdue_ratio": _ratio(since, mean),
@@ -290,7 +292,7 @@ def products(ctx: FeatureContext) -> ir.Table | None:
     """Product breadth: distinct products bought and the top product's share of positive spend."""
     if "product" not in ctx.tx.columns:
         return None
-    pos = ctx.tx.filter(ctx.tx.amount > 0)
+    pos = ctx.tx.filter((ctx.tx.amount > 0) & ctx.tx["product"].notnull())  # a missing product is none
     per_product = pos.group_by(["account_id", "product"]).aggregate(s=pos.amount.sum())
     prod = per_product.group_by("account_id").aggregate(
         n_products=per_product.count().cast("float64"), _top=per_product.s.max(), _sum=per_product.s.sum()

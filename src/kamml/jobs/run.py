@@ -353,6 +353,7 @@ _FILE_OUTPUTS = (
     "budget_curve.png",
     "backtest.json",
     "report.html",
+    MANIFEST,
 )
 #: In-memory outputs a Spark run does not write: removed, so no earlier plan is left beside the new one.
 _NOT_ON_SPARK = ("allocation.csv", "budget_curve.csv", "budget_curve.png")

@@ -483,3 +483,27 @@ def test_edge_histories_read_as_documented():
     assert f.loc[3, "n_products"] == 1.0  # "b"; the missing product is not a second one
     assert f.loc[3, "top_product_share"] == 1.0
     assert f.loc[4, "n_products"] == 0.0  # only a zero amount
+
+
+def test_the_calendar_window_is_the_training_label_window_at_scoring_too():
+    """With train_horizon_days < horizon_days the trees learnt on a 90-day year-ago window and were
+    scored with a 180-day one (2.2 times the spend)."""
+    from kamml.evaluation.backtest import _train_config
+    from kamml.models.bundle import ModelBundle
+
+    world = synthetic.generate(300, seed=3, years=3.0)
+    cfg = Config.from_dict({"time": {"horizon_days": 180, "train_horizon_days": 90}})
+    data = load_data({"transactions": world.transactions}, cfg)
+    cut = pd.Timestamp("2025-06-01")
+    scoring = build_features(data, cut, cfg)["spend_last_year_horizon"]
+    training = build_features(data, cut, _train_config(cfg))["spend_last_year_horizon"]
+    pd.testing.assert_series_equal(scoring, training)
+    assert scoring.sum() > 0
+    scoring_cfg = ModelBundle.scoring_config.__get__(
+        type(
+            "B", (), {"feature_config": None, "unit_days": 1, "horizon_days": 180, "train_horizon_days": 90}
+        )()
+    )(cfg)
+    pd.testing.assert_series_equal(
+        build_features(data, cut, scoring_cfg)["spend_last_year_horizon"], training
+    )

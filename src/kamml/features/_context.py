@@ -153,7 +153,8 @@ class FeatureContext:
     windows : tuple of int
         Lookback windows in days.
     horizon_days : int
-        Prediction horizon, used by the calendar group.
+        The models' label window (``time.train_horizon_days``, else ``time.horizon_days``): the calendar
+        group's year-ago window, the same length in training and at scoring.
     account_spend : ibis Table or None
         Per account: net spend before the cutoff (``_spend``) and in the last 365 days (``_spend365``),
         when the shared pass already computed it (see `spend_by_account`).

@@ -103,7 +103,9 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
         activities=_cut(data.activities, cday),
         unit_days=7 if cfg.time.unit == "weeks" else 1,
         windows=tuple(cfg.features.windows),
-        horizon_days=cfg.time.horizon_days,
+        # the label window the models learn on: the calendar feature must mean the same in training
+        # (built with that window as horizon) and at scoring (built with the horizon to predict)
+        horizon_days=cfg.time.train_horizon_days or cfg.time.horizon_days,
         static_columns=_static_columns(cfg, accounts),
     )
 

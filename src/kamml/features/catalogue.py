@@ -27,7 +27,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "cutoff_quarter": ("calendar", "quarter (1-4) of the cutoff"),
     "spend_last_year_horizon": (
         "calendar",
-        "net spend in the same horizon one year earlier (missing when history does not reach back)",
+        "net spend in the same window one year earlier, the models' label window (missing when history "
+        "does not reach back)",
     ),
     "spend_trend": ("trend", "net spend in the last 182 days / the 182 days before (missing if no prior)"),
     "spend_slope_12m": ("trend", "least-squares slope of 30-day net spend over the last 12 months"),

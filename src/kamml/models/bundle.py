@@ -322,6 +322,10 @@ class ModelBundle:
             cfg.features = type(cfg.features).model_validate(self.feature_config)
         cfg.time.unit = "weeks" if self.unit_days == 7 else "days"
         cfg.time.horizon_days = self.horizon_days
+        # the features' calendar window is the training label window (`feature_context`)
+        cfg.time.train_horizon_days = (
+            self.train_horizon_days if self.train_horizon_days != self.horizon_days else None
+        )
         return cfg
 
     @property

@@ -630,3 +630,14 @@ def test_series_summed_per_row_matches_the_vectorised_sum(monkeypatch):
         monkeypatch.undo()
         np.testing.assert_array_equal(by_row[1], vectorised[1])
         np.testing.assert_allclose(by_row[0][by_row[1]], vectorised[0][by_row[1]], rtol=1e-13)
+
+
+def test_data_without_information_or_with_impossible_repeats_is_refused() -> None:
+    """Every T = 0 left a flat likelihood (the start came back as the fit); repeat purchases with
+    recency 0 drove alpha to 1e-13 and the log-likelihood to +87,000."""
+    nothing = np.zeros((50, 3))
+    with pytest.raises(SchemaError, match="every T is 0"):
+        BetaGeo().fit(nothing)
+    rows = np.column_stack([np.ones(20), np.zeros(20), np.linspace(10, 300, 20)])
+    with pytest.raises(SchemaError, match="must be > 0 when frequency is > 0"):
+        BetaGeo().fit(rows)

@@ -532,3 +532,23 @@ def test_an_unknown_error_still_shows_its_traceback():
 
     with pytest.raises(RuntimeError, match="a bug"):
         job()
+
+
+def test_an_exit_a_native_library_swallowed_after_sigterm_is_still_exit_143(monkeypatch, capsys):
+    """DuckDB turns the SIGTERM handler's SystemExit into RuntimeError('Query interrupted')."""
+    import signal
+
+    from kamml import cli
+
+    @handle_errors
+    def query() -> None:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(cli, "_SIGNALLED", [signal.SIGTERM])
+    with pytest.raises(typer.Exit) as stopped:
+        query()
+    assert stopped.value.exit_code == 143
+    assert "kamml: error: stopped by SIGTERM" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_SIGNALLED", [])
+    with pytest.raises(RuntimeError, match="Query interrupted"):  # without a signal: a bug, traceback
+        query()

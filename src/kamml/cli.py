@@ -50,7 +50,7 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            return _call(func, args, kwargs)
         except SchemaError as exc:
             head = f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} in the input data"
             typer.echo(f"kamml: error: {head}", err=True)
@@ -70,6 +70,24 @@ def handle_errors(func: F) -> F:
             _fail(str(named), named.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _call(func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """`func(*args, **kwargs)`; after SIGTERM, whatever the signal's exit became is that exit.
+
+    A query running in DuckDB when the signal came swallows the handler's SystemExit and raises
+    "Query interrupted" (a RuntimeError, or a DataError once a reader wrapped it): the job still
+    stopped because it was told to, with its staged outputs removed on the way.
+    """
+    try:
+        return func(*args, **kwargs)
+    except (typer.Exit, SystemExit):
+        raise
+    except BaseException:
+        if _SIGNALLED:
+            signum = _SIGNALLED[0]
+            _fail(f"stopped by {signal.Signals(signum).name}; nothing half written was kept", 128 + signum)
+        raise
 
 
 def _named_failure(exc: Exception) -> KammlError | None:
@@ -471,8 +489,13 @@ def main() -> None:
     _exit_now(code or 0)
 
 
+#: Signals received (SIGTERM): an exception a native library made of the handler's exit is that exit.
+_SIGNALLED: list[int] = []
+
+
 def _terminated(signum: int, frame: Any) -> None:
     """SIGTERM (a scheduler stopping the job) as an exit, so files being written are cleaned up."""
+    _SIGNALLED.append(signum)
     raise SystemExit(128 + signum)
 
 

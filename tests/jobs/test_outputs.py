@@ -133,3 +133,39 @@ def test_sigterm_ends_the_job_with_its_staging_removed(tmp_path):
     job.send_signal(signal.SIGTERM)
     assert job.wait(timeout=20) == 143
     assert [p.name for p in tmp_path.iterdir()] == [LOCK_NAME]
+
+
+def test_other_temporary_files_in_the_folder_are_not_touched(tmp_path):
+    """Only kamml run's own leftovers go: a running `kamml score --out` there, or a user's file, stay."""
+    (tmp_path / ".adhoc.parquet.k3j2.tmp").write_text("another command's temporary file")
+    (tmp_path / ".editor-notes.tmp").write_text("the user's")
+    (tmp_path / ".report.html.ab12cd.tmp").write_text("left by a killed run")
+    _write_set(tmp_path, "one")
+    assert (tmp_path / ".adhoc.parquet.k3j2.tmp").exists()
+    assert (tmp_path / ".editor-notes.tmp").exists()
+    assert not (tmp_path / ".report.html.ab12cd.tmp").exists()
+
+
+def test_a_file_system_without_locks_goes_on_without_one_and_cleans_nothing(tmp_path, monkeypatch, caplog):
+    """NFS without a lock daemon: every run was refused, telling the user to wait for a finished job."""
+    import errno
+    import fcntl
+    import logging
+
+    staging = tmp_path / ".kamml-staging-other"
+    staging.mkdir()  # may be a running job's, since nothing is locked
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.outputs"):
+        _write_set(tmp_path, "one")
+    assert "going on without one" in caplog.text
+    assert staging.exists()
+    assert read_manifest(tmp_path)["run_id"] == "one"
+
+
+def test_the_lock_file_names_no_holder_once_released(tmp_path):
+    _write_set(tmp_path, "one")
+    assert (tmp_path / LOCK_NAME).read_text() == ""

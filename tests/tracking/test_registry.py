@@ -106,3 +106,16 @@ def test_a_champion_that_cannot_score_the_data_gives_way(trained):
     reason = _champion_unusable(name, result.bundle, lacking, v3)
     assert reason is not None
     assert "1 column(s) the data no longer gives (spend_90d)" in reason
+
+
+def test_a_champion_that_fails_to_load_stays_champion(trained, monkeypatch):
+    """A locked store or a server down is passing: it must not hand the alias to a worse version."""
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import runs
+
+    def locked(uri):
+        raise TrackingStoreError("the MLflow tracking store is locked by another process: retry when it ends")
+
+    monkeypatch.setattr(runs, "load_model", locked)
+    _, _, result = trained
+    assert runs._champion_unusable("any", result.bundle, result.features, "1") is None

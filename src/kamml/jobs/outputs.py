@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
@@ -32,12 +33,23 @@ from typing import IO, Any
 from kamml.errors import DataError
 from kamml.io import atomic_path
 
-__all__ = ["LOCK_NAME", "MANIFEST", "OutputSet", "read_manifest"]
+__all__ = ["JOB_OUTPUTS", "LOCK_NAME", "MANIFEST", "OutputSet", "read_manifest"]
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".kamml.lock"
 MANIFEST = "manifest.json"
+#: The files `kamml run` writes into its folder (whose leftover temporary files a next job removes).
+JOB_OUTPUTS = (
+    "scores.parquet",
+    "allocation.parquet",
+    "allocation.csv",
+    "budget_curve.csv",
+    "budget_curve.png",
+    "backtest.json",
+    "report.html",
+    MANIFEST,
+)
 _STAGING_PREFIX = ".kamml-staging-"
 
 
@@ -55,9 +67,10 @@ class OutputSet:
 
     def __enter__(self) -> OutputSet:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = _acquire(self.folder / LOCK_NAME)
+        self._lock, locked = _acquire(self.folder / LOCK_NAME)
         try:
-            _remove_leftovers(self.folder)
+            if locked:  # without a lock another job's staging may be in use: left alone
+                _remove_leftovers(self.folder)
             self.staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=self.folder))
         except BaseException:
             _release(self._lock)
@@ -95,6 +108,7 @@ class OutputSet:
         }
         with atomic_path(self.folder / MANIFEST) as tmp:
             tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        log.info("published %d outputs into %s, then %s", len(published), self.folder, MANIFEST)
         return published
 
 
@@ -107,16 +121,31 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
     return data
 
 
-def _acquire(path: Path) -> IO[str]:
-    """An exclusive lock on `path` (created if needed), held until `_release`; a DataError if taken."""
+def _acquire(path: Path) -> tuple[IO[str], bool]:
+    """An exclusive lock on `path` (created if needed), held until `_release`, and whether it is held.
+
+    A DataError naming the holder when another job holds it. Where the file system cannot lock (NFS
+    without a lock daemon, some network or FUSE mounts) or the platform has no ``fcntl``, the job goes
+    on without a lock, with a warning: refusing every run for good would be worse than the old
+    behaviour.
+    """
     handle = path.open("a+", encoding="utf-8")
     try:
         import fcntl
-    except ImportError:  # not POSIX: no lock, as before
-        return handle
+    except ImportError:  # not POSIX
+        log.warning("no file locks on this platform: %s is not protected from a second job", path.parent)
+        return handle, False
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # held by another process
+            log.warning(
+                "cannot lock %s (%s): the file system does not support locks; going on without one, so "
+                "a second job on this folder is not stopped",
+                path,
+                exc.strerror or exc,
+            )
+            return handle, False
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
@@ -128,22 +157,32 @@ def _acquire(path: Path) -> IO[str]:
     handle.truncate()
     handle.write(f"pid {os.getpid()}, since {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}\n")
     handle.flush()
-    return handle
+    return handle, True
 
 
 def _release(handle: IO[str]) -> None:
-    """Release the lock (closing the file releases it); the lock file stays, empty of meaning."""
+    """Clear the holder's text and release the lock (closing the file releases it); the file stays."""
+    with contextlib.suppress(OSError):
+        handle.seek(0)
+        handle.truncate()
+        handle.flush()
     with contextlib.suppress(OSError):
         handle.close()
 
 
 def _remove_leftovers(folder: Path) -> None:
-    """A killed job's staging folders and temporary files (safe: the caller holds the lock)."""
+    """A killed job's staging folders and its temporary files (safe: the caller holds the lock).
+
+    Only kamml's own names: the staging folders, and the temporary files `atomic_path` makes for the
+    job's outputs (``.<output name>.<random>.tmp``); anything else in the folder is not this job's.
+    """
     for path in folder.iterdir():
         if path.name.startswith(_STAGING_PREFIX) and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
             log.info("removed %s, left by a job that did not finish", path)
-        elif path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
+        elif path.is_file() and any(
+            path.name.startswith(f".{name}.") and path.name.endswith(".tmp") for name in JOB_OUTPUTS
+        ):
             path.unlink(missing_ok=True)
             log.info("removed %s, a temporary file left by a job that did not finish", path)
 

@@ -38,7 +38,7 @@ from kamml.data import Dataset, input_paths
 from kamml.errors import ConfigError
 from kamml.io import atomic_path, check_not_input, check_output_dir, check_writable, write_table
 from kamml.jobs.data import job_data
-from kamml.jobs.outputs import MANIFEST, OutputSet
+from kamml.jobs.outputs import JOB_OUTPUTS, MANIFEST, OutputSet
 from kamml.jobs.score import account_owners, score
 from kamml.jobs.train import TrainResult, train
 from kamml.models.btyd_features import btyd_columns, rfm_arrays
@@ -345,16 +345,7 @@ def _run_on_spark(
 
 
 #: The outputs of the in-memory run that are single files (the Spark run writes Parquet folders).
-_FILE_OUTPUTS = (
-    "scores.parquet",
-    "allocation.parquet",
-    "allocation.csv",
-    "budget_curve.csv",
-    "budget_curve.png",
-    "backtest.json",
-    "report.html",
-    MANIFEST,
-)
+_FILE_OUTPUTS = JOB_OUTPUTS
 #: In-memory outputs a Spark run does not write: removed, so no earlier plan is left beside the new one.
 _NOT_ON_SPARK = ("allocation.csv", "budget_curve.csv", "budget_curve.png")
 

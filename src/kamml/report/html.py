@@ -200,7 +200,7 @@ def render_report(
     )
     with atomic_path(target) as tmp_path:
         tmp_path.write_text(page, encoding="utf-8")
-    logger.info("wrote the report to %s (%d KB)", target, max(1, len(page) // 1024))
+    logger.debug("wrote the report to %s (%d KB)", target, max(1, len(page) // 1024))
     return target
 
 

@@ -143,13 +143,16 @@ def fitted_metrics(bundle: ModelBundle) -> dict[str, float]:
 def _champion_unusable(name: str, bundle: ModelBundle, features: pd.DataFrame, version: str) -> str | None:
     """Why version `version` of `name` cannot score `features` (columns it needs are missing), or None.
 
-    Decided only when the champion builds its features as the new `bundle` does (the same features
-    section, unit and horizon): `features` then hold every column the data can give it.
+    Only missing columns count: a champion that fails to load (a locked store, a server that does not
+    answer) is a passing fault, and replacing a better model for it would be permanent. Decided only
+    when the champion builds its features as the new `bundle` does (the same features section, unit and
+    horizon): `features` then hold every column the data can give it.
     """
     try:
         champion = load_model(f"models:/{name}/{version}").bundle
-    except ModelError as exc:
-        return f"cannot be loaded ({exc})"
+    except ModelError as exc:  # a locked store, a server down: passing, so the champion stays
+        log.warning("could not load the champion (version %s) to check its columns: %s", version, exc)
+        return None
     if {**champion.feature_spec(), "columns": None} != {**bundle.feature_spec(), "columns": None}:
         return None
     effort = champion.effort

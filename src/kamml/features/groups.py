@@ -292,10 +292,15 @@ def products(ctx: FeatureContext) -> ir.Table | None:
     """Product breadth: distinct products bought and the top product's share of positive spend."""
     if "product" not in ctx.tx.columns:
         return None
-    pos = ctx.tx.filter((ctx.tx.amount > 0) & ctx.tx["product"].notnull())  # a missing product is none
+    pos = ctx.tx.filter(ctx.tx.amount > 0)
     per_product = pos.group_by(["account_id", "product"]).aggregate(s=pos.amount.sum())
+    # a missing product is none: left out after the grouping (filtering the transactions on it first
+    # made DuckDB's feature query peak 1.2 GB higher on a million accounts)
+    known = per_product["product"].notnull()
     prod = per_product.group_by("account_id").aggregate(
-        n_products=per_product.count().cast("float64"), _top=per_product.s.max(), _sum=per_product.s.sum()
+        n_products=known.cast("int64").sum().cast("float64"),
+        _top=per_product.s.max(where=known),
+        _sum=per_product.s.sum(where=known),
     )
     return prod.select("account_id", "n_products", top_product_share=_ratio(prod._top, prod._sum))
 

@@ -119,3 +119,16 @@ def test_a_champion_that_fails_to_load_stays_champion(trained, monkeypatch):
     monkeypatch.setattr(runs, "load_model", locked)
     _, _, result = trained
     assert runs._champion_unusable("any", result.bundle, result.features, "1") is None
+
+
+def test_a_champion_saved_before_a_features_key_existed_is_still_checked(trained):
+    """Bundles saved before `static_columns` existed lacked the key: the specs never compared equal."""
+    import copy
+
+    from kamml.tracking.runs import _builds
+
+    _, _, result = trained
+    older = copy.copy(result.bundle)
+    older.feature_config = {k: v for k, v in result.bundle.feature_config.items() if k != "static_columns"}
+    assert "static_columns" in result.bundle.feature_config
+    assert _builds(older) == _builds(result.bundle)

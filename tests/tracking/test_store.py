@@ -202,3 +202,12 @@ def test_registering_into_a_locked_store_is_a_store_error_not_a_config_error(mon
     monkeypatch.setattr(mlflow, "register_model", locked)
     with pytest.raises(TrackingStoreError, match="is locked by another process"):
         registry.register("runs:/abc/model", "kamml")
+
+
+def test_the_source_of_a_default_uri_is_kammls_default(monkeypatch):
+    from kamml.tracking.store import tracking_source
+
+    _no_env(monkeypatch)
+    assert tracking_source(TrackingConfig()).startswith("kamml's default tracking.uri")
+    assert tracking_source(None).startswith("kamml's default tracking.uri")
+    assert tracking_source(TrackingConfig(uri="sqlite:///x.db")) == "the config's tracking.uri"

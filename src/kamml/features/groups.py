@@ -10,9 +10,9 @@ with zero. Rules that matter for the numbers (tested in tests/features/):
   purchase day, the gap to the previous one, and whether a row's day is a purchase day.
 - Refunds (amount < 0) reduce the spend of their day and of every window (spend is net); a day that has
   only refunds is not a purchase day. Zero-amount rows make a purchase day (a free order is an order).
-- rfm follows lifetimes' `summary_data_from_transaction_data`: frequency = purchase days - 1, recency =
-  last - first purchase day, T = (cutoff - 1 day) - first purchase day, both in `time.unit`, monetary =
-  mean net spend of the repeat purchase days (0 without repeats).
+- rfm follows lifetimes' `summary_data_from_transaction_data`: frequency = purchase days - 1 (0 without
+  one), recency = last - first purchase day, T = (cutoff - 1 day) - first purchase day, both in
+  `time.unit`, monetary = mean net spend of the repeat purchase days (0 without repeats).
 """
 
 from __future__ import annotations

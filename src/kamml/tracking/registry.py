@@ -90,8 +90,8 @@ def promote(
     A missing or NaN figure never wins, and a champion without a usable figure (a NaN AUC from a
     backtest with one class) does not block every later version. `champion_unusable`, called with the
     champion's version when the new one does not beat it, returns why the champion cannot serve any
-    more (the data no longer gives columns it needs), or None: the new version is then promoted, since
-    keeping the champion would stop every run at scoring.
+    more (the data no longer gives columns it needs), or None. When it returns a reason the new version
+    is promoted, since keeping the champion would stop every run at scoring.
     """
     client = MlflowClient()
     key = metric_key(metric)

@@ -20,7 +20,7 @@ import mlflow
 import pandas as pd
 import yaml
 
-from kamml.config import Config
+from kamml.config import Config, FeaturesConfig
 from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
@@ -140,6 +140,17 @@ def fitted_metrics(bundle: ModelBundle) -> dict[str, float]:
     return out
 
 
+def _builds(bundle: ModelBundle) -> dict[str, Any]:
+    """How a bundle builds its features, with the defaults filled in.
+
+    A bundle saved before a features key existed (``static_columns``) then compares equal to one saved
+    after with that key at its default.
+    """
+    spec = bundle.feature_spec()
+    features = FeaturesConfig.model_validate(spec["features"] or {}).model_dump()
+    return {**spec, "features": features, "columns": None}
+
+
 def _champion_unusable(name: str, bundle: ModelBundle, features: pd.DataFrame, version: str) -> str | None:
     """Why version `version` of `name` cannot score `features` (columns it needs are missing), or None.
 
@@ -153,7 +164,7 @@ def _champion_unusable(name: str, bundle: ModelBundle, features: pd.DataFrame, v
     except ModelError as exc:  # a locked store, a server down: passing, so the champion stays
         log.warning("could not load the champion (version %s) to check its columns: %s", version, exc)
         return None
-    if {**champion.feature_spec(), "columns": None} != {**bundle.feature_spec(), "columns": None}:
+    if _builds(champion) != _builds(bundle):
         return None
     effort = champion.effort
     size = effort.size_feature if effort is not None and effort.source == "fitted" else None

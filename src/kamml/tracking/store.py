@@ -1,7 +1,8 @@
 """Where MLflow records runs: the tracking store and experiment from the config or the environment.
 
-The embedded default is a SQLite store and a local artifact folder in the working directory
-(``sqlite:///mlruns.db``, ``./mlartifacts``). ``MLFLOW_TRACKING_URI`` in the environment wins over the
+kamml's default (the CLI's, and any call given a config) is a SQLite store and a local artifact folder
+in the working directory (``sqlite:///mlruns.db``, ``./mlartifacts``); a Python call without a config
+uses MLflow's current tracking URI. ``MLFLOW_TRACKING_URI`` in the environment wins over the
 config, so a scheduler can point the same config at a shared server.
 
 Messages about a store name its URI and where it came from (`describe_store`). A store MLflow cannot
@@ -59,7 +60,9 @@ def tracking_source(config: TrackingConfig | None = None) -> str:
     if env:
         replaced = f", which replaces the config's tracking.uri {configured}" if configured != env else ""
         return f"the MLFLOW_TRACKING_URI environment variable{replaced}"
-    return "the config's tracking.uri" if config is not None else "kamml's default tracking.uri"
+    if config is None or "uri" not in config.model_fields_set:  # no config, or one without the key
+        return "kamml's default tracking.uri, relative to the working directory"
+    return "the config's tracking.uri"
 
 
 def sqlite_file(uri: str) -> Path | None:

@@ -174,7 +174,7 @@ def test_a_folder_where_an_output_file_goes_fails_before_any_work(tracked_config
     cfg.output.dir = tmp_path / "out"
     (cfg.output.dir / "scores.parquet").mkdir(parents=True)  # as a Spark run leaves it
     lines: list[str] = []
-    with pytest.raises(DataError, match=r"scores\.parquet: it is an existing folder"):
+    with pytest.raises(DataError, match=r"holds a folder scores\.parquet where this run writes a file"):
         run(cfg, world_path, echo=lines.append)
     assert lines == []
 

@@ -35,7 +35,7 @@ from kamml.allocation import allocate, budget_curve
 from kamml.allocation.allocate import check_floors_fit, check_settings
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
-from kamml.errors import ConfigError
+from kamml.errors import ConfigError, DataError
 from kamml.io import atomic_path, check_not_input, check_output_dir, check_writable, write_table
 from kamml.jobs.data import job_data
 from kamml.jobs.outputs import JOB_OUTPUTS, MANIFEST, OutputSet
@@ -121,6 +121,11 @@ def run(
     out_dir = check_output_dir(config.output.dir)
     if config.engine.name != "spark":  # a folder left by a Spark run where a file goes: before training
         for name in _FILE_OUTPUTS:
+            if (out_dir / name).is_dir():  # check_writable's "name a file inside it" cannot be followed
+                raise DataError(
+                    f"output.dir {out_dir} holds a folder {name} where this run writes a file (an "
+                    "earlier Spark run's Parquet parts?): remove it, or give this run another output.dir"
+                )
             check_writable(out_dir / name)
     inputs = input_paths(source if source is not None else config.data.path, config)
     for name in _FILE_OUTPUTS:  # no output replaces an input table or lands inside its folder of parts

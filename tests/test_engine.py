@@ -115,3 +115,30 @@ def test_engine_failure_names_only_out_of_memory():
     spark = engine_failure(RuntimeError("An error occurred ... java.lang.OutOfMemoryError: Java heap space"))
     assert spark is not None
     assert "engine.spark.driver_memory" in str(spark)
+
+
+def test_spark_jvm_gone_is_an_engine_error(monkeypatch):
+    """Local Spark out of memory ends the JVM: Python sees a Py4J network error or a shut-down context."""
+    import sys
+    import types
+
+    from kamml.engine import engine_failure
+
+    monkeypatch.setitem(sys.modules, "pyspark", sys.modules.get("pyspark") or types.ModuleType("pyspark"))
+
+    class Py4JNetworkError(Exception):
+        pass
+
+    try:
+        try:
+            raise Py4JNetworkError("An error occurred while trying to connect to the Java server")
+        except Py4JNetworkError as inner:
+            raise ConnectionRefusedError(111, "Connection refused") from inner  # the clean-up's
+    except ConnectionRefusedError as exc:
+        error = engine_failure(exc)
+    assert error is not None
+    assert error.exit_code == 4
+    assert "engine.spark.driver_memory" in str(error)
+    shut = RuntimeError("Job 0 cancelled because SparkContext was shut down")
+    assert engine_failure(shut) is not None
+    assert engine_failure(ConnectionRefusedError(111, "Connection refused")) is None  # not from Py4J

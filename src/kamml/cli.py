@@ -60,6 +60,9 @@ def handle_errors(func: F) -> F:
         except KammlError as exc:
             _fail(str(exc), exc.exit_code)
         except OSError as exc:
+            named = _named_failure(exc)  # a refused connection to Spark's JVM is the engine's, not a file
+            if named is not None:
+                _fail(str(named), named.exit_code)
             _fail(_os_reason(exc), DataError.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
@@ -81,7 +84,11 @@ def _call(func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """
     try:
         return func(*args, **kwargs)
-    except (typer.Exit, SystemExit):
+    except typer.Exit:
+        raise
+    except SystemExit:
+        if _SIGNALLED:  # the handler's own exit: said on stderr, as every other stop
+            typer.echo(f"kamml: error: stopped by {signal.Signals(_SIGNALLED[0]).name}", err=True)
         raise
     except BaseException:
         if _SIGNALLED:

@@ -102,7 +102,51 @@ def engine_failure(exc: BaseException) -> EngineError | None:
             "Spark ran out of memory (java.lang.OutOfMemoryError): raise engine.spark.driver_memory, or "
             "the executors' memory (spark.executor.memory in engine.spark.conf)"
         )
+    if "pyspark" in sys.modules and _jvm_gone(exc):
+        said = text.splitlines()[0] if text else ""
+        return EngineError(
+            f"Spark's JVM ended during the job ({type(exc).__name__}: {said}), most likely out of "
+            "memory (local mode ends the whole JVM then, or the system killed it): "
+            "raise engine.spark.driver_memory, or the executors' memory (spark.executor.memory in "
+            "engine.spark.conf)"
+        )
     return None
+
+
+def _jvm_gone(exc: BaseException) -> bool:
+    """Whether `exc` says Spark's JVM is gone: Py4J cannot reach it, or Spark shut its context down.
+
+    In local mode a task out of memory ends the whole JVM, and Python then sees whichever comes first:
+    a Py4J network error, a refused connection from inside Py4J, or jobs cancelled because the
+    SparkContext was shut down, none of which names the memory.
+    """
+    for error in _chain(exc):
+        name = type(error).__name__
+        if name == "Py4JNetworkError" or "SparkContext was shut down" in str(error):
+            return True
+        if isinstance(error, ConnectionError) and _raised_in(error, "py4j"):
+            return True
+    return False
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the exceptions it was raised from or during, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _raised_in(exc: BaseException, package: str) -> bool:
+    """Whether a frame of `exc`'s traceback is in `package` (a connection refused to Py4J's socket)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if f"{os.sep}{package}{os.sep}" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 @contextlib.contextmanager

@@ -573,6 +573,12 @@ def test_allocate_file_refuses_one_file_for_two_paths(tmp_path):
         allocate_file(source, 10.0, tmp_path / "a.parquet", curve_path=source)
     assert source.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["scores.csv"]
+    parts = tmp_path / "scores.parquet"  # a folder of parts, as Spark writes scores
+    parts.mkdir()
+    make_scores(n=5).to_parquet(parts / "part-0.parquet")
+    with pytest.raises(DataError, match=r"out_path .* is inside scores_path's folder of parts"):
+        allocate_file(parts, 10.0, parts / "alloc.parquet")
+    assert [p.name for p in parts.iterdir()] == ["part-0.parquet"]
 
 
 def test_a_folder_of_parquet_parts_reads_as_one_scores_table(tmp_path):

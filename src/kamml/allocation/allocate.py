@@ -561,7 +561,8 @@ def check_distinct_paths(paths: Mapping[str, str | Path | None], outputs: int) -
     """DataError when two of `paths` (option name -> path; the last `outputs` are written) are one file.
 
     ``--out`` equal to ``--curve`` wrote the budget curve over the allocation, and an output equal to
-    ``--scores`` replaced the input, both with exit 0. Paths are compared resolved (``./a.csv`` is
+    ``--scores`` replaced the input, both with exit 0; an output inside a ``--scores`` folder of parts
+    became part of the scores at their next read. Paths are compared resolved (``./a.csv`` is
     ``a.csv``, a symbolic link is its target) and, when both exist, by `os.path.samefile`. Checked
     before any work, so nothing is read or written.
     """
@@ -569,6 +570,11 @@ def check_distinct_paths(paths: Mapping[str, str | Path | None], outputs: int) -
     written = set(list(paths)[-outputs:])
     for i, (first, a) in enumerate(given):
         for second, b in given[i + 1 :]:
+            if first not in written and second in written and _inside(b, a):
+                raise DataError(
+                    f"{second} {b} is inside {first}'s folder of parts {a}: the next read of {first} "
+                    "would take it for more of its rows; give it a path outside that folder"
+                )
             if not _same_file(a, b):
                 continue
             if first in written:
@@ -576,6 +582,14 @@ def check_distinct_paths(paths: Mapping[str, str | Path | None], outputs: int) -
             else:
                 what = f"writing {second} would replace the input it is computed from"
             raise DataError(f"{first} and {second} name the same file ({b}): {what}; give each its own path")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` lies inside `folder`, an existing folder (a Parquet folder of parts)."""
+    try:
+        return folder.is_dir() and path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 def _same_file(a: Path, b: Path) -> bool:

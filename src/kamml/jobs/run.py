@@ -336,7 +336,8 @@ def _run_on_spark(
             "distributed allocation. Run kamml allocate --curve on a sample of the scores to draw it.",
         )
         scores = top_rows(scores_dir, 25, by="clv")
-        _remove_stale(out_dir)  # before the manifest: it must not sit beside an earlier run's plan
+        (out_dir / MANIFEST).unlink(missing_ok=True)  # the folder reads as incomplete from here
+        _remove_stale(out_dir)  # before the new manifest: it must not sit beside an earlier run's plan
         published = outputs.publish(_facts(config, training, model.resolved, plan))
         files = {"scores": published["scores.parquet"], "allocation": published["allocation.parquet"]}
         report = {key: published[path.name] for key, path in staged.items()}

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from kamml.allocation.allocate import owner_column
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError
 from kamml.features._context import as_cutoff, check_scoring_cutoff
@@ -181,7 +182,7 @@ def score_frame_spark(
             scores["cutoff"] = cut.to_datetime64()
             scores["model_uri"] = uri
             scores["drivers"] = scores["drivers"].astype(object)
-            scores["owner"] = owners.to_numpy(dtype=object)
+            scores["owner"] = owner_column(owners.to_numpy(dtype=object))  # as in memory: "202.0" is "202"
             yield scores[list(SCORE_COLUMNS)]
 
     return rows.mapInPandas(score_batches, _score_schema(id_type))

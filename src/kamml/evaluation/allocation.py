@@ -4,7 +4,7 @@ The synthetic world (`kamml.datasets.synthetic.World`) knows every account's tru
 ``stake x (1 - exp(-h / k))``, so any allocation has an exact true expected gain. The **oracle** is the
 optimizer run on the true stakes and scales with the same hours and limits; a policy's gain as a share of
 the oracle's says how much of the achievable gain it captures (DESIGN §8). Beside kamml's recommended
-allocation sit three rules a sales manager might use without a model, all on past revenue (the amount of
+allocation sit four rules a sales manager might use without a model, all on past revenue (the amount of
 the last `window_days` before the world's end):
 
 - ``equal``: the same hours for every account that bought in the window (every account when none did);
@@ -366,7 +366,7 @@ def simple_rule_hours(
     floor: npt.ArrayLike | pd.Series = 0.0,
     capacity: Capacity = None,
 ) -> dict[str, FloatArray]:
-    """Hours of the three simple rules for a world's accounts (aligned with ``world.truth.account_id``).
+    """Hours of the simple rules (`SIMPLE_RULES`) for a world's accounts (aligned with ``world.truth.account_id``).
 
     Parameters
     ----------

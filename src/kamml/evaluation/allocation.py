@@ -366,7 +366,7 @@ def simple_rule_hours(
     floor: npt.ArrayLike | pd.Series = 0.0,
     capacity: Capacity = None,
 ) -> dict[str, FloatArray]:
-    """Hours of the simple rules (`SIMPLE_RULES`) for a world's accounts (aligned with ``world.truth.account_id``).
+    """Hours of each simple rule (`SIMPLE_RULES`) for a world's accounts (aligned with ``truth.account_id``).
 
     Parameters
     ----------

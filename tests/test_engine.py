@@ -142,3 +142,20 @@ def test_spark_jvm_gone_is_an_engine_error(monkeypatch):
     shut = RuntimeError("Job 0 cancelled because SparkContext was shut down")
     assert engine_failure(shut) is not None
     assert engine_failure(ConnectionRefusedError(111, "Connection refused")) is None  # not from Py4J
+
+
+def test_a_spark_start_failure_keeps_the_java_reason():
+    """Only Py4J's first line was kept: the reason (INVALID_DRIVER_MEMORY) was in the Java log alone."""
+    from kamml.engine import _java_reason
+
+    text = (
+        "An error occurred while calling None.org.apache.spark.api.java.JavaSparkContext.\n"
+        ": org.apache.spark.SparkIllegalArgumentException: [INVALID_DRIVER_MEMORY] System memory 314572800"
+        " must be at least 471859200.\n"
+        "\tat org.apache.spark.memory.UnifiedMemoryManager$.getMaxMemory(UnifiedMemoryManager.scala:226)\n"
+    )
+    reason = _java_reason(RuntimeError(text))
+    assert reason.startswith("An error occurred while calling")
+    assert "[INVALID_DRIVER_MEMORY] System memory 314572800 must be at least 471859200." in reason
+    assert "UnifiedMemoryManager" not in reason
+    assert _java_reason(RuntimeError("one line")) == "one line"

@@ -163,6 +163,19 @@ def engine_errors() -> Iterator[None]:
         raise error from None
 
 
+def _java_reason(exc: BaseException) -> str:
+    """The first line of a Py4J error and the Java exception behind it, without the stack trace.
+
+    Py4J's first line only says which call failed ("An error occurred while calling None.org.apache
+    .spark.api.java.JavaSparkContext."); the reason ("[INVALID_DRIVER_MEMORY] System memory 314572800
+    must be at least 471859200") is the Java exception's own line after it.
+    """
+    lines = [line.strip() for line in str(exc).splitlines()]
+    head = next((line for line in lines if line), type(exc).__name__)
+    cause = next((ln.lstrip(": ") for ln in lines[1:] if ln and not ln.startswith("at ")), "")
+    return f"{head} {cause}".strip() if cause else head
+
+
 def java_available() -> bool:
     """Whether a Java runtime can be found (JAVA_HOME or `java` on PATH), which Spark needs."""
     home = os.environ.get("JAVA_HOME")
@@ -200,7 +213,7 @@ def _connect_spark(engine: EngineConfig) -> ibis.BaseBackend:
         try:
             session = builder.getOrCreate()
         except Exception as exc:  # Py4J and the JVM raise many kinds; all mean "cannot start"
-            raise EngineError(f"Spark could not start ({spark.master}): {str(exc).splitlines()[0]}") from None
+            raise EngineError(f"Spark could not start ({spark.master}): {_java_reason(exc)}") from None
         log.info("started Spark %s on %s", session.version, spark.master)
     else:
         log.info("reusing the active Spark session (%s)", session.sparkContext.master)

@@ -22,7 +22,7 @@ from typing import Any
 import ibis
 
 from kamml.config import EngineConfig
-from kamml.errors import EngineError, KammlError
+from kamml.errors import EngineError, KammlError, exception_chain
 
 __all__ = ["connect", "engine_errors", "engine_failure"]
 
@@ -120,23 +120,13 @@ def _jvm_gone(exc: BaseException) -> bool:
     a Py4J network error, a refused connection from inside Py4J, or jobs cancelled because the
     SparkContext was shut down, none of which names the memory.
     """
-    for error in _chain(exc):
+    for error in exception_chain(exc):
         name = type(error).__name__
         if name == "Py4JNetworkError" or "SparkContext was shut down" in str(error):
             return True
         if isinstance(error, ConnectionError) and _raised_in(error, "py4j"):
             return True
     return False
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and the exceptions it was raised from or during, each once."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
 
 def _raised_in(exc: BaseException, package: str) -> bool:

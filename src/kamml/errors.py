@@ -6,7 +6,7 @@ reason on stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ __all__ = [
     "Problem",
     "SchemaError",
     "TrackingStoreError",
+    "exception_chain",
 ]
 
 
@@ -123,3 +124,13 @@ class InfeasibleError(KammlError, ValueError):
     """An allocation problem has no solution (floors above capacity, negative hours)."""
 
     exit_code = 6
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the exceptions it was raised from or during, each once (for naming a failure's cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

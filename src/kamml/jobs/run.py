@@ -120,7 +120,7 @@ def run(
     seconds: dict[str, float] = {}
     out_dir = check_output_dir(config.output.dir)
     if config.engine.name != "spark":  # a folder left by a Spark run where a file goes: before training
-        for name in _FILE_OUTPUTS:
+        for name in JOB_OUTPUTS:
             if (out_dir / name).is_dir():  # check_writable's "name a file inside it" cannot be followed
                 raise DataError(
                     f"output.dir {out_dir} holds a folder {name} where this run writes a file (an "
@@ -128,7 +128,7 @@ def run(
                 )
             check_writable(out_dir / name)
     inputs = input_paths(source if source is not None else config.data.path, config)
-    for name in _FILE_OUTPUTS:  # no output replaces an input table or lands inside its folder of parts
+    for name in JOB_OUTPUTS:  # no output replaces an input table or lands inside its folder of parts
         check_not_input(out_dir / name, inputs)
     check_settings(config)  # a plan bound to fail fails before training registers a model
     check_model_settings(config)
@@ -350,8 +350,6 @@ def _run_on_spark(
     return RunResult(training, scores, top, pd.DataFrame(), files, seconds, skipped)
 
 
-#: The outputs of the in-memory run that are single files (the Spark run writes Parquet folders).
-_FILE_OUTPUTS = JOB_OUTPUTS
 #: In-memory outputs a Spark run does not write: removed, so no earlier plan is left beside the new one.
 _NOT_ON_SPARK = ("allocation.csv", "budget_curve.csv", "budget_curve.png")
 

@@ -541,21 +541,10 @@ class LGBMModel(BaseEstimator):
         valid: tuple[FloatArray, FloatArray, FloatArray | None] | None = None,
     ) -> lgb.Booster:
         """Train one booster, with early stopping on `valid` when given and enabled."""
-        with no_autolog():
-            return self._train_booster(params, X, y, weight, rounds, valid)
-
-    def _train_booster(
-        self,
-        params: dict[str, Any],
-        X: FloatArray,
-        y: FloatArray,
-        weight: FloatArray | None,
-        rounds: int,
-        valid: tuple[FloatArray, FloatArray, FloatArray | None] | None,
-    ) -> lgb.Booster:
         train_set = self._dataset(X, y, weight)
         if valid is None:
-            return lgb.train(params, train_set, num_boost_round=rounds)
+            with no_autolog():
+                return lgb.train(params, train_set, num_boost_round=rounds)
         valid_set = self._dataset(*valid, reference=train_set)
         record: dict[str, Any] = {}
         callbacks: list[Any] = [lgb.record_evaluation(record)]
@@ -563,14 +552,15 @@ class LGBMModel(BaseEstimator):
             callbacks.append(
                 lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
             )
-        booster = lgb.train(
-            params,
-            train_set,
-            num_boost_round=rounds,
-            valid_sets=[valid_set],
-            valid_names=["latest_snapshot"],
-            callbacks=callbacks,
-        )
+        with no_autolog():
+            booster = lgb.train(
+                params,
+                train_set,
+                num_boost_round=rounds,
+                valid_sets=[valid_set],
+                valid_names=["latest_snapshot"],
+                callbacks=callbacks,
+            )
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
         self.validation_score_ = {
             metric: float(values[best - 1]) for metric, values in record.get("latest_snapshot", {}).items()

@@ -23,7 +23,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from kamml.config import TrackingConfig
-from kamml.errors import ConfigError, KammlError, TrackingStoreError
+from kamml.errors import ConfigError, KammlError, TrackingStoreError, exception_chain
 
 __all__ = [
     "check_store_exists",
@@ -143,7 +143,7 @@ def store_error(
     exception wrapping them (MLflow raises the first on opening a store, the second inside a session).
     `uri` and `source` name the store (default: the one MLflow uses now, `store_in_force`).
     """
-    for error in _chain(exc):
+    for error in exception_chain(exc):
         module = type(error).__module__.split(".")[0]
         if module not in ("sqlalchemy", "sqlite3", "mlflow"):
             continue
@@ -163,16 +163,6 @@ def store_error(
         where = describe_store(uri, source or tracking_source()) if uri is not None else store_in_force()
         return TrackingStoreError(f"the MLflow tracking store {where} {what}")
     return None
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and the exceptions it was raised from or during, each once."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
 
 @contextlib.contextmanager

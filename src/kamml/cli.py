@@ -362,11 +362,11 @@ def score(
         int,
         typer.Option(
             min=0,
-            help="Name value drivers for this many accounts of highest predicted value (0: none).",
+            help="Name drivers for this many accounts of highest predicted value (0: none).",
         ),
     ] = 20_000,
     explain_all: Annotated[
-        bool, typer.Option("--explain-all", help="Name value drivers for every account (slower).")
+        bool, typer.Option("--explain-all", help="Name drivers for every account (slower).")
     ] = False,
 ) -> None:
     """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""

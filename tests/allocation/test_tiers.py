@@ -206,6 +206,25 @@ def test_inactive_accounts_and_drivers():
     assert reasons[2][-1] in PHRASES.values()  # empty drivers add nothing
 
 
+def test_drivers_follow_the_model_behind_the_lead():
+    """A churn-led account gets the churn model's drivers, a growth-led one the value model's, a
+    referral-led one the influence model's; without the lead's phrases, the value model's are used."""
+    v = ["spend: 9 (raises value)", "orders: 1 (lowers value)"]
+    c = ["days since the last purchase: 300 (raises churn risk)", "orders: 1 (raises churn risk)"]
+    r = ["referrals: 4 (raises referral value)"]
+    text = "; ".join([*v, *c, *r])
+    only_value = "; ".join(v)
+    drivers = [text, text, text, only_value, text]  # leads: retention, growth, influencer, none, high churn
+    reasons = split(reason_codes(frame(drivers=drivers), max_drivers=1))
+    assert reasons[0] == [PHRASES["retention"], PHRASES["top_value"], c[0]]
+    assert reasons[1] == [PHRASES["growth"], v[0]]
+    assert reasons[2] == [PHRASES["influencer"], r[0]]
+    assert reasons[3] == [PHRASES["no_stake"], v[0]]
+    assert reasons[4] == [PHRASES["high_churn"], c[0]]
+    two = split(reason_codes(frame(drivers=[only_value] * 5), max_drivers=2))
+    assert two[0][-2:] == v  # a churn lead with value drivers only (scores of older models) keeps them
+
+
 def test_no_drivers_column_and_no_referral_column():
     data = frame().drop(columns="referral_value")
     reasons = reason_codes(data)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,8 @@ from kamml.errors import ConfigError, FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
-from kamml.models.bundle import PREDICTION_COLUMNS, _phrase, check_model_settings
+from kamml.models.bundle import PREDICTION_COLUMNS, check_model_settings
+from kamml.models.drivers import target_of
 from kamml.models.effort import EffortResponse
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
@@ -144,6 +144,33 @@ def test_drivers_alone_equal_those_of_predict(fitted):
     assert bundle.drivers(rows, top=0) == [""] * len(rows)
     with pytest.raises(FeatureMismatchError, match="spend_90d"):
         bundle.drivers(rows.drop(columns="spend_90d"))
+
+
+def test_drivers_name_each_models_top_movers_with_their_direction(fitted):
+    """Per model, the `top` features with the largest contributions either way, each phrase ending in
+    the model it explains and the direction the account's TreeSHAP value takes it."""
+    bundle, features = fitted
+    rows = features.iloc[::9]
+    prepared = bundle._prepare(rows, bundle.btyd)[0]
+    texts = bundle.drivers(rows, top=2)
+    h = bundle.train_horizon_days
+    models = {"value": bundle.clv, "churn": bundle.churn, "referral": bundle.influence}
+    expected = {}
+    for key, model in models.items():
+        names, contrib = model.top_contributions(prepared, top=2, horizon_days=h, by="size")
+        expected[key] = (names, contrib)
+    lowered = 0
+    for i, text in enumerate(texts):
+        parts = text.split("; ")
+        for key, (names, contrib) in expected.items():
+            mine = [p for p in parts if target_of(p) == key]
+            kept = [j for j in range(2) if names[i, j] is not None]
+            assert len(mine) == len(kept)
+            for p, j in zip(mine, kept, strict=True):
+                assert ("(raises " if contrib[i, j] > 0 else "(lowers ") in p
+                lowered += contrib[i, j] < 0
+        assert all(target_of(p) is not None for p in parts)
+    assert lowered > 0  # what lowers a prediction is named too
 
 
 def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
@@ -342,18 +369,6 @@ def test_non_numeric_feature_value_is_a_named_error(fitted):
     rows.iloc[0, rows.columns.get_loc("recency")] = "spring"
     with pytest.raises(ModelError, match="'recency' must be numeric"):
         bundle.predict(rows, refit_btyd=False)
-
-
-def test_driver_phrases_read_as_words_for_numbers_and_missing_values():
-    assert _phrase("spend_90d", 12345.6) == "net spend in the last 90 days: 12,346"
-    assert (
-        _phrase("hours_per_spend_365d", float("nan")) == "hours / net spend over the last 365 days: no data"
-    )
-    assert _phrase("attr_industry", None).endswith(": no data")
-    assert _phrase("attr_industry", "finance").endswith(": finance")
-    assert _phrase("attr_region", "north; coastal").endswith(": north, coastal")  # no separator inside
-    assert _phrase("orders_365d", Decimal("5.0")) == _phrase("orders_365d", 5.0)  # a Spark count
-    assert _phrase("orders_365d", pd.NA).endswith(": no data")
 
 
 def test_snapshots_without_any_purchase_history_are_refused_by_their_cutoffs(world_data):

@@ -212,3 +212,25 @@ def test_blend_feature_must_be_a_column() -> None:
     X, y, snapshot = make_blend()
     with pytest.raises(ModelInputError, match="blend_feature 'missing'"):
         ChurnModel(horizon_days=90, blend_feature="missing", **FAST).fit(X, y, snapshot=snapshot)
+
+
+def test_blended_contributions_add_up_to_the_score_the_calibration_takes() -> None:
+    """With a blend, the drivers explain the blend: its contributions sum to the blended score (up to
+    one constant), so the blend feature's own part is credited to it and the signs say what raises churn."""
+    X, y, snapshot = make_blend()
+    stump = {"num_threads": 1, "n_estimators": 1, "params": {"num_leaves": 2}, "early_stopping_rounds": None}
+    model = ChurnModel(horizon_days=90, blend_feature="expected", **stump).fit(X, y, snapshot=snapshot)
+    assert model.blend_ is not None
+    assert model.blend_["weight"] > 0
+    fresh, _, _ = make_blend(seed=1)
+    matrix = model._prepare(fresh, None)
+    contrib = np.asarray(model.booster_.predict(matrix, pred_contrib=True))[:, :2]
+    parts = model._start_contributions(matrix, contrib)
+    score = model._score(model._raw_predict(matrix), matrix)
+    gap = score - parts.sum(axis=1)
+    np.testing.assert_allclose(gap, gap[0], atol=1e-6)
+    names, values = model.top_contributions(fresh, top=1, by="size")
+    low = int(np.nanargmin(fresh["expected"]))  # fewest expected purchases: the blend raises its churn
+    assert names[low, 0] == "expected"
+    assert values[low, 0] > 0
+    assert model.explain(fresh, top=1)["driver_1"].isin(["expected", "noise", None]).all()

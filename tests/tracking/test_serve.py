@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kamml.models.drivers import target_of
 from kamml.tracking import model_input
 from kamml.tracking.pyfunc import score_frame
 
@@ -123,7 +124,10 @@ def test_params_and_missing_columns(server, trained):
         "params": {"top_drivers": 1},
     }
     answer = _post(f"{server}/invocations", payload)
-    assert all("; " not in d for d in pd.DataFrame(answer["predictions"])["drivers"])
+    for text in pd.DataFrame(answer["predictions"])["drivers"]:  # one driver per model
+        models = [target_of(part) for part in text.split("; ")]
+        assert sorted(models) == sorted(set(models))
+        assert None not in models
     bad = {"dataframe_records": json.loads(rows.drop(columns="spend_90d").to_json(orient="records"))}
     with pytest.raises(urllib.error.HTTPError) as info:
         _post(f"{server}/invocations", bad)

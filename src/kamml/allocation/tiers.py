@@ -17,8 +17,10 @@ Reason codes say why an account matters, as short phrases joined by ``"; "``:
   (`top_threshold`). Accounts whose value ties across that edge are all left out, so when 60 of 100
   accounts share the highest clv none of them is "top-decile" (they are not a top tenth of anything),
   and two accounts with the same value never get different flags;
-- then the account's top model drivers, already in words in the scores' ``drivers`` column (e.g.
-  ``"spend in the last 90 days is high"``), the first three.
+- then the account's top model drivers, already in words in the scores' ``drivers`` column, of the
+  model behind the lead: the churn model's after a retention lead (``"days since the last purchase
+  day: 212 (raises churn risk)"``), the influence model's after a referral lead, the value model's
+  otherwise (each phrase names its model by its ending, `kamml.models.drivers`), the first three.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import pandas as pd
 
 from kamml.config import tier_shares
 from kamml.errors import ConfigError
+from kamml.models.drivers import target_of
 
 __all__ = [
     "DEFAULT_TIERS",
@@ -63,6 +66,10 @@ PHRASES: Mapping[str, str] = {
 
 SEPARATOR = "; "
 _PARTS = ("retention", "growth", "referral")
+#: The models whose drivers can follow a lead (`kamml.models.drivers.DRIVER_TARGETS`), and the one for
+#: each lead code of `reason_codes`: retention, growth, referral, high churn, influencer, no stake.
+_DRIVER_MODELS = ("value", "churn", "referral")
+_LEAD_MODEL = np.array([1, 0, 2, 1, 2, 0], dtype=np.int64)
 
 
 def rank_accounts(
@@ -159,11 +166,11 @@ def reason_codes(
     frame : pandas.DataFrame
         One row per account with ``stake_retention``, ``stake_growth``, ``stake_referral``, ``clv`` and
         ``p_churn``; optional ``referral_value`` (NaN = 0) and ``drivers`` (model drivers in words,
-        ``"; "``-separated, most important first).
+        ``"; "``-separated, most important first per model, as `kamml.models.ModelBundle` writes them).
     active : array-like of bool, optional
         False for accounts that have likely stopped buying; they get ``"likely inactive"``.
     max_drivers : int, default 3
-        How many model drivers to append.
+        How many drivers of the lead's model to append.
     high_churn : float, default 0.5
         p_churn from which an account gets ``"high churn risk"``.
     top_share : float, default 0.1
@@ -184,9 +191,9 @@ def reason_codes(
     --------
     >>> frame = pd.DataFrame({"stake_retention": [60.0, 1.0], "stake_growth": [30.0, 3.0],
     ...                       "stake_referral": [0.0, 0.0], "clv": [100.0, 10.0], "p_churn": [0.6, 0.1],
-    ...                       "drivers": ["orders fell sharply; no order for 120 days", None]})
+    ...                       "drivers": ["orders: 9 (raises value); idle: 120 (raises churn risk)", None]})
     >>> reason_codes(frame).tolist()
-    ['high churn risk; top-decile value; orders fell sharply; no order for 120 days', 'growth potential']
+    ['high churn risk; top-decile value; idle: 120 (raises churn risk)', 'growth potential']
     """
     n = len(frame)
     parts = frame[[f"stake_{part}" for part in _PARTS]].to_numpy(dtype=float)
@@ -220,7 +227,7 @@ def reason_codes(
     if active is not None:
         columns.append(_flag(~np.asarray(active, dtype=bool), PHRASES["inactive"]))
     if "drivers" in frame and max_drivers > 0:
-        columns.append(_drivers(frame["drivers"], max_drivers))
+        columns.append(_drivers(frame["drivers"], max_drivers, _LEAD_MODEL[lead]))
     return pd.Series(_join(columns, n), index=frame.index, dtype=object, name="reasons")
 
 
@@ -288,8 +295,17 @@ def _join(columns: list[tuple[npt.NDArray[np.int64], list[str]]], n: int) -> npt
     return np.asarray(joined[inverse.reshape(-1)], dtype=object)
 
 
-def _drivers(drivers: pd.Series, limit: int) -> tuple[npt.NDArray[np.int64], list[str]]:
-    """A reason column of the first `limit` phrases of each drivers string (missing: nothing)."""
+def _drivers(
+    drivers: pd.Series, limit: int, model: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """A reason column: the first `limit` drivers of the model behind each row's lead.
+
+    `model` is an index into `_DRIVER_MODELS`; a row whose drivers have none of that model's phrases
+    gets the value model's.
+
+    A phrase names its model by its ending (`kamml.models.drivers.target_of`); one without (scores
+    written before drivers named their model) is a value driver. Missing drivers give nothing.
+    """
     values = drivers.to_numpy(dtype=object)
     try:
         codes, uniques = pd.factorize(values)  # once per distinct drivers text; NaN/None -> -1
@@ -299,8 +315,15 @@ def _drivers(drivers: pd.Series, limit: int) -> tuple[npt.NDArray[np.int64], lis
             dtype=object,
         )
         codes, uniques = pd.factorize(values)
-    words = ["", *(SEPARATOR.join(_split(u)[:limit]) if isinstance(u, str) else "" for u in uniques)]
-    return codes.astype(np.int64) + 1, words
+    words = [""] * len(_DRIVER_MODELS)  # code -1 (no drivers), for every model
+    for text in uniques:
+        by_model: dict[str, list[str]] = {key: [] for key in _DRIVER_MODELS}
+        for part in _split(text) if isinstance(text, str) else []:
+            by_model[target_of(part) or "value"].append(part)
+        for key in _DRIVER_MODELS:
+            chosen = by_model[key] or by_model["value"]
+            words.append(SEPARATOR.join(chosen[:limit]))
+    return (codes.astype(np.int64) + 1) * len(_DRIVER_MODELS) + model, words
 
 
 def _split(text: str) -> list[str]:

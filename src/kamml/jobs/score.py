@@ -31,7 +31,7 @@ __all__ = ["EXPLAIN_TOP", "SCORE_COLUMNS", "account_owners", "score", "score_to_
 
 log = logging.getLogger(__name__)
 
-#: Accounts whose value drivers a batch scoring names by default (those of highest predicted value).
+#: Accounts whose drivers a batch scoring names by default (those of highest predicted value).
 EXPLAIN_TOP = 20_000
 
 #: The scores table of DESIGN §10, then kamml's extras (drivers in words, owner, and the fitted effort
@@ -89,7 +89,7 @@ def score(
     chunk_size : int, default 200_000
         Rows per predict call (bounds the memory of explanations).
     top_drivers : int, default 3
-        How many value drivers are named per account.
+        How many drivers are named per account and model (value, churn, influence).
     explain_top : int or None, default 20_000
         Name drivers only for this many accounts of highest predicted value (the ones a team works);
         the others get an empty ``drivers``. None explains every account. LightGBM's TreeSHAP
@@ -125,7 +125,7 @@ def score(
         top = np.argsort(-scores["clv"].to_numpy(float), kind="stable")[:explain_top]
         named = bundle.drivers(rows.iloc[top], top=top_drivers)  # the models are not run again
         scores.loc[top, "drivers"] = np.asarray(named, dtype=object)
-        log.info("named value drivers for the %s accounts of highest value", f"{len(top):,}")
+        log.info("named drivers for the %s accounts of highest value", f"{len(top):,}")
     scores["account_id"] = features.index.to_numpy()
     scores["cutoff"] = cut
     scores["model_uri"] = loaded.resolved

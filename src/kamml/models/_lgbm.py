@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import lightgbm as lgb
 import numpy as np
@@ -674,11 +674,15 @@ class LGBMModel(BaseEstimator):
         """The booster's prediction (after its link function) for a prepared matrix."""
         return self._booster_predict(self.booster_, matrix)
 
-    def explain(self, X: Any, top: int = 3, *, horizon_days: int | None = None) -> pd.DataFrame:
+    def explain(
+        self, X: Any, top: int = 3, *, horizon_days: int | None = None, by: Literal["up", "size"] = "up"
+    ) -> pd.DataFrame:
         """The features pushing each row's prediction up the most, from LightGBM's ``pred_contrib``.
 
         Contributions are TreeSHAP values in raw-score units (log of the expected value for the value
-        models, log-odds for churn); only positive ones are listed, so a row may have fewer drivers.
+        models; for churn, the score its calibration map takes: log-odds, or the blend's units); only
+        positive ones are listed, so a row may have fewer drivers. ``by="size"`` lists the largest by
+        absolute value instead, of either sign.
 
         Parameters
         ----------
@@ -688,6 +692,8 @@ class LGBMModel(BaseEstimator):
             How many drivers per row.
         horizon_days : int, optional
             Refused when it differs from the horizon the model was trained on.
+        by : {"up", "size"}, default "up"
+            The largest positive contributions, or the largest by absolute value.
 
         Returns
         -------
@@ -697,7 +703,7 @@ class LGBMModel(BaseEstimator):
         """
         if int(top) < 1:
             raise ValueError(f"top must be >= 1, got {top}")
-        names, values = self.top_contributions(X, top, horizon_days=horizon_days)
+        names, values = self.top_contributions(X, top, horizon_days=horizon_days, by=by)
         rows = names.shape[0]
         index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(rows)
         columns: dict[str, Any] = {}
@@ -711,9 +717,20 @@ class LGBMModel(BaseEstimator):
         return pd.DataFrame(columns, index=index)
 
     def top_contributions(
-        self, X: Any, top: int = 3, *, horizon_days: int | None = None
+        self,
+        X: Any,
+        top: int = 3,
+        *,
+        horizon_days: int | None = None,
+        by: Literal["up", "size"] = "up",
     ) -> tuple[NDArray[np.object_], FloatArray]:
-        """`explain` as arrays: feature names (None where not positive) and contributions, rows x top."""
+        """`explain` as arrays: feature names (None where none is left) and contributions, rows x top.
+
+        `by` "up" keeps the largest positive contributions (what raises the prediction), "size" the
+        largest by absolute value, either sign (what moves it most); zero contributions are never listed.
+        """
+        if by not in ("up", "size"):
+            raise ValueError(f"by must be 'up' or 'size', got {by!r}")
         matrix = self._prepare(X, horizon_days)
         contrib = np.asarray(
             self.booster_.predict(matrix, pred_contrib=True, num_threads=self._predict_threads(matrix)),
@@ -721,12 +738,13 @@ class LGBMModel(BaseEstimator):
         )[:, : len(self.feature_names_)]
         contrib = self._start_contributions(matrix, contrib)
         k = min(int(top), contrib.shape[1])
-        order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+        key = -contrib if by == "up" else -np.abs(contrib)
+        order = np.argsort(key, axis=1, kind="stable")[:, :k]
         values = np.take_along_axis(contrib, order, axis=1)
         names = np.asarray(self.feature_names_, dtype=object)[order]
-        positive = values > 0
-        names[~positive] = None
-        return names, np.where(positive, values, np.nan)
+        kept = values > 0 if by == "up" else values != 0
+        names[~kept] = None
+        return names, np.where(kept, values, np.nan)
 
     def feature_importance(self, importance_type: str = "gain") -> pd.Series:
         """LightGBM feature importance (``gain`` or ``split``) by feature name, largest first."""

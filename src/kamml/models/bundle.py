@@ -29,7 +29,6 @@ to BTYD's mean P(no purchase) at the cutoff plus BTYD's error on the latest snap
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -43,7 +42,6 @@ from scipy.optimize import brentq
 
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError, ModelError
-from kamml.features.catalogue import definition
 from kamml.models._lgbm import as_float, column_arrays, no_autolog
 from kamml.models.btyd_features import (
     BtydFit,
@@ -57,6 +55,7 @@ from kamml.models.btyd_features import (
 )
 from kamml.models.churn import ChurnModel
 from kamml.models.clv import ClvModel
+from kamml.models.drivers import DRIVER_TARGETS, phrase
 from kamml.models.effort import EffortResponse
 from kamml.models.influence import InfluenceModel
 
@@ -232,40 +231,6 @@ def _shift_logit(p: np.ndarray, shift: float) -> np.ndarray:
 def _optional_float(value: Any) -> float | None:
     """A stored number, or None when the bundle has none."""
     return None if value is None else float(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _definition(feature: str) -> str:
-    """A feature's definition in words (cached: asked once per row and driver)."""
-    try:
-        return definition(feature)
-    except KeyError:
-        return feature.replace("_", " ")
-
-
-def _phrase(feature: str, value: Any) -> str:
-    """A driver in words: the feature's definition and the account's value ("no data" when missing).
-
-    A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
-    window without spend, a date that never happened. Numbers of any kind read alike (a Decimal from a
-    Spark DataFrame or a CRM's JSON reads as the number it is). A ";" in a text value (an account
-    attribute) becomes ",": drivers are "; "-separated, so a phrase must not contain the separator.
-    """
-    text = _definition(feature)
-    if value is None or value is pd.NA:
-        return f"{text}: no data"
-    if isinstance(value, str):
-        return f"{text}: {value.replace(';', ',')}"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return f"{text}: {str(value).replace(';', ',')}"
-    if np.isnan(number):
-        return f"{text}: no data"
-    if np.isinf(number):
-        return f"{text}: {value}"
-    shown = f"{number:,.0f}" if abs(number) >= 100 else f"{number:.3g}"
-    return f"{text}: {shown}"
 
 
 @dataclass
@@ -540,9 +505,10 @@ class ModelBundle:
 
         Returns clv (value over the horizon), p_churn (no purchase in the horizon), referral_value,
         p_alive, expected_purchases (BG/NBD, horizon), effort_scale and effort_uplift (the fitted effort
-        response's k and uplift; NaN without one) and drivers (the top `top_drivers` value drivers in
-        words). `btyd` passes a BG/NBD fit the caller already has, so it is not fitted
-        again. Columns other than the bundle's features (an account_id, an owner) are ignored.
+        response's k and uplift; NaN without one) and drivers (per model, the `top_drivers` features
+        that move the prediction most, in words; `_drivers`). `btyd` passes a BG/NBD fit the caller
+        already has, so it is not fitted again. Columns other than the bundle's features (an
+        account_id, an owner) are ignored.
 
         `refit_btyd` (default: only when the bundle is not `anchored`) refits BG/NBD and Gamma-Gamma on
         these rows when there are at least 100 of them; an anchored bundle keeps its own fit, so a row
@@ -629,7 +595,7 @@ class ModelBundle:
         return np.asarray(columns["clv"], dtype=float)
 
     def drivers(self, features: pd.DataFrame, *, top: int = 3, btyd: BtydFit | None = None) -> list[str]:
-        """The value drivers in words of feature rows, as `predict`'s ``drivers``, without the scores.
+        """The drivers in words of feature rows, as `predict`'s ``drivers``, without the scores.
 
         For a batch job that names drivers for its top accounts after scoring every account without
         them: the three models are not run again. `btyd` defaults to the bundle's stored fit (the one
@@ -686,25 +652,38 @@ class ModelBundle:
         return clv * ratio, 1 - p_buy, referral * (H / h)
 
     def _drivers(self, prepared: Any, values: Any, n: int, top: int = 3) -> list[str]:
-        """The top features pushing each account's value up, in words, '; '-separated ('' for top 0).
+        """Each account's drivers in words, '; '-separated ('' for top 0), per model its top movers.
+
+        For the value, churn and influence models in turn, the `top` features whose contributions move
+        the account's prediction most, either way; each phrase ends in what it does, e.g. "(raises
+        value)", "(lowers churn risk)", "(raises referral value)" (`kamml.models.drivers`).
 
         `values(name)` gives a feature's column as an array. Phrases are built per feature over all the
         rows naming it (a few dozen features), not per row, so a million rows take seconds; LightGBM's
-        ``pred_contrib`` is the remaining cost.
+        ``pred_contrib`` (once per model) is the remaining cost.
         """
         if n == 0:
             return []
         if top < 1:
             return [""] * n
-        names, _ = self.clv.top_contributions(prepared, top=top, horizon_days=self.train_horizon_days)
+        models: list[tuple[Any, str]] = [(self.clv, DRIVER_TARGETS["value"])]
+        models.append((self.churn, DRIVER_TARGETS["churn"]))
+        if self.influence is not None:
+            models.append((self.influence, DRIVER_TARGETS["referral"]))
         phrases: list[list[str]] = [[] for _ in range(n)]
-        for j in range(names.shape[1]):
-            column = names[:, j]
-            for name in {name for name in column.tolist() if name is not None}:
-                where = np.flatnonzero(column == name)
-                chosen = values(str(name))[where]
-                for i, value in zip(where.tolist(), chosen.tolist(), strict=True):
-                    phrases[i].append(_phrase(str(name), value))
+        for model, target in models:
+            names, contrib = model.top_contributions(
+                prepared, top=top, horizon_days=self.train_horizon_days, by="size"
+            )
+            for j in range(names.shape[1]):
+                column = names[:, j]
+                for name in {name for name in column.tolist() if name is not None}:
+                    where = np.flatnonzero(column == name)
+                    chosen = values(str(name))[where]
+                    ups = contrib[where, j] > 0
+                    for i, value, up in zip(where.tolist(), chosen.tolist(), ups.tolist(), strict=True):
+                        verb = "raises" if up else "lowers"
+                        phrases[i].append(f"{phrase(str(name), value, self.unit_days)} ({verb} {target})")
         return ["; ".join(p) for p in phrases]
 
     # ---- persistence: JSON + LightGBM text, no pickle ---------------------------------------------------

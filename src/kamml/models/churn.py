@@ -344,6 +344,24 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         part = self._minus_log(self._blend_column(matrix), blend["floor"])
         return self._blend(self._logit(raw), part, blend)
 
+    def _start_contributions(self, matrix: FloatArray, contrib: FloatArray) -> FloatArray:
+        """Contributions to the score the calibration map takes, so their signs say what raises churn.
+
+        Without a blend that score is LightGBM's own (log-odds, as given). With one it is the blend:
+        LightGBM's part scaled by (1 - weight) / its spread, and the blend feature's standardised part,
+        its deviation from the held-out mean, credited to that feature. A decreasing logistic map (never
+        fitted in practice: more expected purchases mean less churn) turns the signs round.
+        """
+        blend = getattr(self, "blend_", None)
+        if blend is None:
+            return contrib
+        column = self.feature_names_.index(str(self.blend_feature))
+        out = contrib * ((1.0 - blend["weight"]) / blend["logit_std"])
+        part = self._minus_log(matrix[:, column], blend["floor"])
+        z_part = np.nan_to_num((part - blend["feature_mean"]) / blend["feature_std"], nan=0.0)
+        out[:, column] += blend["weight"] * z_part
+        return out if blend.get("slope", 1.0) >= 0 else -out
+
     def _identity(self) -> None:
         """Identity map on LightGBM's probabilities, no blend."""
         self.blend_ = None

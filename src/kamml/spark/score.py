@@ -164,7 +164,7 @@ def score_frame_spark(
     if top > 0 and explain_top is not None:
         threshold = _explain_threshold(rows, shared, int(explain_top)) if explain_top > 0 else float("inf")
         if threshold is not None:
-            log.info("naming value drivers for accounts of predicted value >= %.6g", threshold)
+            log.info("naming drivers for accounts of predicted value >= %.6g", threshold)
 
     def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = _bundle_from_json(shared.value)
@@ -219,7 +219,7 @@ def score_spark(
     config : Config, optional
         Engine settings (used when no SparkSession is active) and data settings.
     top_drivers : int, default 3
-        How many value drivers are named per account.
+        How many drivers are named per account and model.
     explain_top : int or None, default 20_000
         Name drivers only for the accounts of highest predicted value, as `kamml.jobs.score.score`
         does (TreeSHAP costs about 50 predictions per row): the value of the N-th account is found in

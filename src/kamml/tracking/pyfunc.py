@@ -50,8 +50,8 @@ class KammlPyfunc(PythonModel):
     p_churn, referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
     account's value at stake, from the fitted effort response; NaN without one), effort_uplift (that
     response's rise of the purchase rate of a fully served account, the allocation's growth weight;
-    NaN without one) and drivers (the top value drivers in words). A missing number is None (JSON null
-    over REST; NaN is not JSON), so in pandas a column holding one is of object dtype.
+    NaN without one) and drivers (the top drivers of each model in words). A missing number is None
+    (JSON null over REST; NaN is not JSON), so in pandas a column holding one is of object dtype.
     The optional param ``top_drivers`` (default 3) sets how many drivers are named.
     """
 

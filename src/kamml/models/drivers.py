@@ -1,0 +1,111 @@
+"""Model drivers in words: what an account's feature value is, and which prediction it moves which way.
+
+`kamml.models.bundle` writes the scores' ``drivers`` text with these phrases; the allocation
+(`kamml.allocation.tiers`) reads it back by `DRIVER_TARGETS`, to name the drivers of the model behind an
+account's main reason. Kept free of LightGBM so that the allocation imports it cheaply.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DRIVER_TARGETS", "PERCENT", "PLAIN", "phrase", "target_of"]
+
+#: What each model's drivers move, as the end of every phrase says: "(raises value)", "(lowers churn
+#: risk)", "(raises referral value)".
+DRIVER_TARGETS = {"value": "value", "churn": "churn risk", "referral": "referral value"}
+_ENDINGS = {f"({verb} {text})": key for key, text in DRIVER_TARGETS.items() for verb in ("raises", "lowers")}
+
+
+def target_of(text: str) -> str | None:
+    """The `DRIVER_TARGETS` key a driver phrase ends with ("churn" for "... (raises churn risk)"), or None.
+
+    None for a phrase of scores written before drivers named their model (value drivers only).
+    """
+    start = text.rfind(" (")
+    return _ENDINGS.get(text[start + 1 :]) if start >= 0 else None
+
+
+#: Words a sales rep reads for the features whose catalogue definition is a data scientist's (model
+#: names, ratios written as formulas, table names); the others read as their definition.
+PLAIN = {
+    "frequency": "repeat purchase days",
+    "recency": "time from the first to the last purchase ({unit})",
+    "T": "time since the first purchase ({unit})",
+    "monetary": "average spend of a repeat purchase day",
+    "gap_std": "how irregular the gaps between purchases are (days)",
+    "overdue_ratio": "days since the last purchase, in usual gaps between purchases (above 1: overdue)",
+    "spend_trend": "spend of the last 6 months against the 6 before (1: level)",
+    "order_size_trend": "units per order of the last 6 months against the 6 before (1: level)",
+    "spend_slope_12m": "monthly change of spend over the last 12 months",
+    "spend_last_year_horizon": "spend in the same season last year",
+    "zero_amount_count": "free or zero-amount orders",
+    "was_referred": "came through a referral (1: yes)",
+    "hours_per_spend_365d": "sales hours per unit of spend in the last 365 days",
+    "account_age_days": "days since the account was opened",
+    "days_since_first": "days since the first transaction",
+    "days_since_last": "days since the last purchase",
+    "days_since_last_referral": "days since its last referral",
+    "days_since_last_activity": "days since the last sales activity",
+    "cutoff_month": "month of the year (1-12)",
+    "cutoff_quarter": "quarter of the year (1-4)",
+    "btyd_p_alive": "chance the account is still buying",
+    "btyd_expected_purchases": "purchases expected from the purchase history",
+    "btyd_p_zero": "chance of no purchase, from the purchase history",
+    "btyd_order_value": "order value expected from the purchase history",
+    "btyd_value": "value expected from the purchase history",
+}
+#: Features shown as percentages.
+PERCENT = frozenset({"refund_share", "top_product_share", "btyd_p_alive", "btyd_p_zero"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _definition(feature: str, unit_days: int = 1) -> str:
+    """A feature's words for a driver (cached: asked once per row and driver): `PLAIN`, or its definition."""
+    if feature in PLAIN:
+        unit = {1: "days", 7: "weeks"}.get(unit_days, f"units of {unit_days} days")
+        return PLAIN[feature].replace("{unit}", unit)
+    from kamml.features.catalogue import definition  # here: the allocation imports this module without Ibis
+
+    try:
+        text = definition(feature)
+    except KeyError:
+        return feature.replace("_", " ")
+    return text.replace(" before the cutoff", " to date").replace(" to the cutoff", " to date")
+
+
+def phrase(feature: str, value: Any, unit_days: int = 1) -> str:
+    """A driver in words: the feature's words and the account's value ("no data" when missing).
+
+    A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
+    window without spend, a date that never happened. Numbers of any kind read alike (a Decimal from a
+    Spark DataFrame or a CRM's JSON reads as the number it is), to three digits or two decimals (never
+    in scientific notation); shares and probabilities read as percentages. `unit_days` is the time
+    unit of ``recency`` and ``T`` (`ModelBundle.unit_days`). A ";" in a text value (an account
+    attribute) becomes ",": drivers are "; "-separated, so a phrase must not contain the separator.
+    """
+    text = _definition(feature, unit_days)
+    if value is None or value is pd.NA:
+        return f"{text}: no data"
+    if isinstance(value, str):
+        return f"{text}: {value.replace(';', ',')}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"{text}: {str(value).replace(';', ',')}"
+    if np.isnan(number):
+        return f"{text}: no data"
+    if np.isinf(number):
+        return f"{text}: {value}"
+    if feature in PERCENT:
+        return f"{text}: {number:.0%}"
+    size = abs(number)
+    if size >= 100 or number == round(number):
+        shown = f"{number:,.0f}"
+    else:
+        shown = f"{number:.3g}" if size >= 1 else f"{number:.2f}"
+    return f"{text}: {shown}"

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+
+from kamml.models.drivers import DRIVER_TARGETS, phrase, target_of
+
+
+def test_driver_phrases_read_as_words_for_numbers_and_missing_values():
+    assert phrase("spend_90d", 12345.6) == "net spend in the last 90 days: 12,346"
+    assert (
+        phrase("hours_per_spend_365d", float("nan"))
+        == "sales hours per unit of spend in the last 365 days: no data"
+    )
+    assert phrase("attr_industry", None).endswith(": no data")
+    assert phrase("attr_industry", "finance").endswith(": finance")
+    assert phrase("attr_region", "north; coastal").endswith(": north, coastal")  # no separator inside
+    assert phrase("orders_365d", Decimal("5.0")) == phrase("orders_365d", 5.0)  # a Spark count
+    assert phrase("orders_365d", pd.NA).endswith(": no data")
+
+
+def test_a_phrase_names_its_model_by_its_ending_only():
+    for key, target in DRIVER_TARGETS.items():
+        for verb in ("raises", "lowers"):
+            assert target_of(f"{phrase('spend_90d', 3.0)} ({verb} {target})") == key
+    assert target_of("net spend in the last 90 days: 3") is None  # scores written before the endings
+    assert target_of("region: north (raises value) (raises churn risk)") == "churn"  # a value's own text
+    assert target_of("a ratio (above 1: late): 5 (lowers value)") == "value"
+    assert target_of("region: (raises value) x") is None
+
+
+def test_a_rep_reads_plain_words_units_and_percentages():
+    assert phrase("btyd_p_alive", 0.9996) == "chance the account is still buying: 100%"
+    assert phrase("top_product_share", 0.594) == phrase("top_product_share", 0.594).split(":")[0] + ": 59%"
+    assert phrase("recency", 12.0) == "time from the first to the last purchase (days): 12"
+    assert phrase("recency", 12.0, unit_days=7) == "time from the first to the last purchase (weeks): 12"
+    assert phrase("T", 3.0, unit_days=30).startswith("time since the first purchase (units of 30 days)")
+    for feature in ("overdue_ratio", "account_age_days", "btyd_value", "gap_std", "frequency"):
+        words = phrase(feature, 1.0)
+        assert "_" not in words
+        assert "BTYD" not in words
+        assert "BG/NBD" not in words
+
+
+def test_small_numbers_and_the_cutoff_read_plainly():
+    assert phrase("btyd_expected_purchases", 6.97e-06).endswith(": 0.00")
+    assert phrase("spend_trend", 0.456).endswith(": 0.46")
+    assert phrase("spend_trend", -2.5).endswith(": -2.5")
+    assert phrase("quantity_365d", 0.0).endswith(": 0")
+    assert phrase("quantity_365d", 12345.0).endswith(": 12,345")
+    assert phrase("days_since_last", 187.0) == "days since the last purchase: 187"
+    assert phrase("referrals_made", 6.0) == "accounts this account referred to date: 6"
+    assert "cutoff" not in phrase("spend_total", 5.0)

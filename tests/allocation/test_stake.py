@@ -70,6 +70,11 @@ def test_auto_growth_weight_is_the_fitted_uplift_where_the_scores_carry_one():
     np.testing.assert_allclose(parts["stake_retention"], fixed["stake_retention"])
 
 
+def test_a_fitted_uplift_of_exactly_zero_is_used_not_replaced_by_the_fallback():
+    frame = scores(clv=[100.0], p_churn=[0.5], referral_value=[0.0], effort_uplift=[0.0])
+    assert stake_parts(frame)["stake_growth"].tolist() == [0.0]
+
+
 @pytest.mark.parametrize(
     ("weights", "match"),
     [({"loyalty": 1.0}, "unknown stake weight 'loyalty'; valid: retention, growth, referral"),

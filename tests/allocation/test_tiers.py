@@ -61,6 +61,12 @@ def test_tiers_are_sorted_by_share_and_user_named_tiers_work():
     assert tier.tolist() == ["gold"] * 3 + ["silver"] * 7
 
 
+def test_shares_that_are_not_exact_in_binary_do_not_take_an_extra_account():
+    """0.07 * 100 and 0.55 * 100 are a hair above 7 and 55 in floating point."""
+    tier = assign_tiers(np.arange(1, 101), {"a": 0.07, "b": 0.55, "c": 1.0})
+    assert pd.Series(tier).value_counts().to_dict() == {"a": 7, "b": 48, "c": 45}
+
+
 def test_best_tier_is_never_empty_and_rank_order_does_not_matter():
     tier = assign_tiers([3, 1, 2])
     assert tier.tolist() == ["nurture", "strategic", "maintain"]
@@ -122,6 +128,11 @@ def test_dominant_part_leads_the_reasons():
     assert reasons[2][0] == PHRASES["influencer"]  # referral dominates and it is the top referrer
     assert reasons[3] == [PHRASES["no_stake"]]
     assert reasons[4][0] == PHRASES["high_churn"]  # retention dominates with p_churn >= 0.5
+
+
+def test_p_churn_exactly_at_the_threshold_is_high_churn_risk():
+    reasons = split(reason_codes(frame(p_churn=[0.5, 0.1, 0.3, 0.0, 0.9])))
+    assert reasons[0][0] == PHRASES["high_churn"]  # retention dominates row 0
 
 
 def test_flags_are_added_once():

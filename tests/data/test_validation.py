@@ -87,6 +87,13 @@ def test_utc_offsets_are_applied_when_consistent(backend):
     ]
 
 
+def test_one_utc_offset_throughout_is_not_a_note(backend):
+    ts = ["2024-01-05T10:00:00+02:00", "2024-07-05T10:00:00+02:00"]
+    frame = pd.DataFrame({"account_id": [1, 2], "ts": ts, "amount": 1.0})
+    data = load_data({"transactions": frame}, backend=backend)
+    assert not [n.rule for n in data.quality.notes if "UTC offset" in n.rule]
+
+
 def test_zulu_times_are_utc(backend):
     frame = pd.DataFrame(
         {"account_id": [1, 2], "ts": ["2024-01-05T10:00:00Z", "2024-01-06T10:00Z"], "amount": 1.0}
@@ -241,6 +248,13 @@ def test_hours_and_referral_rules(backend, tx):
     assert problems["referrals", "referrer_id"][0].n_rows == 1
 
 
+def test_zero_hours_are_not_negative(backend, tx):
+    acts = pd.DataFrame({"account_id": [1, 2], "ts": ["2024-01-01"] * 2, "hours": [0.0, 1.5]})
+    data = load_data({"transactions": tx, "activities": acts}, backend=backend)
+    assert sorted(data.to_pandas("activities")["hours"]) == [0.0, 1.5]
+    assert not [n.rule for n in data.quality.notes if n.table == "activities"]
+
+
 def test_data_end_and_future(backend, tx):
     cfg = DataConfig(end=dt.date(2024, 2, 29))
     problems = _problems({"transactions": tx}, cfg, backend=backend)
@@ -254,6 +268,15 @@ def test_data_end_and_future(backend, tx):
     future = tx.assign(ts=tx["ts"].where(tx.index != 0, pd.Timestamp.now() + pd.Timedelta(days=3)))
     problems = _problems({"transactions": future}, backend=backend)
     assert problems["transactions", "ts"][0].rule.startswith("in the future")
+
+
+def test_a_timestamp_at_midnight_tomorrow_is_in_the_future(backend, tx):
+    tomorrow = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
+    future_tx = tx.assign(ts=tx["ts"].where(tx.index != 0, tomorrow))
+    problems = _problems({"transactions": future_tx}, backend=backend)
+    (future,) = problems["transactions", "ts"]
+    assert future.rule.startswith("in the future")
+    assert future.n_rows == 1
 
 
 def test_accounts_attributes_from_csv_are_typed(backend, write_csv, tx):
@@ -270,6 +293,13 @@ def test_accounts_attributes_from_csv_are_typed(backend, write_csv, tx):
     assert schema["created_at"].is_timestamp()
     got = data.to_pandas("accounts").sort_values("account_id")
     assert got["owner"].tolist() == ["r1", None]
+
+
+def test_a_negative_leading_zero_attribute_is_a_code_too(backend, write_csv, tx):
+    path = write_csv("accounts.csv", "account_id,code\n1,-007\n2,8\n")
+    data = load_data({"transactions": tx, "accounts": path}, backend=backend)
+    assert data.accounts.schema()["code"].is_string()  # "-007" is a code like "007", not -7
+    assert data.to_pandas("accounts").sort_values("account_id")["code"].tolist() == ["-007", "8"]
 
 
 def test_column_mapping_from_config(backend, tx):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -10,8 +11,9 @@ from kamml.config import Config
 from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
-from kamml.evaluation.backtest import backtest, default_cutoff
+from kamml.evaluation.backtest import backtest, default_cutoff, train_bundle
 from kamml.evaluation.benchmark import ACQUISITION_END, honest_train_horizon
+from kamml.features.build import check_label_window
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
 
@@ -82,6 +84,27 @@ def test_no_training_label_reaches_the_test_window(result):
     assert cutoff == default_cutoff(data, 90)
     for snap in r.protocol["training_snapshots"]:
         assert pd.Timestamp(snap) + pd.Timedelta(days=r.protocol["train_horizon_days"]) <= cutoff
+
+
+def test_training_snapshots_leave_room_for_the_training_horizon_not_the_test_one(result):
+    """train_horizon_days 120 > horizon 60: each snapshot's 120-day label window ends by the test cutoff."""
+    data, _ = result
+    cfg = Config.from_dict({**CFG, "time": {**CFG["time"], "horizon_days": 60, "train_horizon_days": 120}})
+    cutoff = default_cutoff(data, 60)
+    _, train = train_bundle(data, cfg, cutoff)
+    snapshots = sorted(train["snapshot"].unique())
+    assert len(snapshots) == 2
+    for snap in snapshots:
+        assert pd.Timestamp(snap) + pd.Timedelta(days=120) <= cutoff
+
+
+def test_default_cutoff_is_the_latest_whose_label_window_fits_in_the_data():
+    data = SimpleNamespace(end=pd.Timestamp("2025-01-01"))  # exclusive: the data's last day is 2024-12-31
+    cutoff = default_cutoff(data, 90)
+    assert cutoff == pd.Timestamp("2024-10-03")  # [2024-10-03, 2025-01-01) is 90 days
+    check_label_window(data, cutoff, 90)
+    with pytest.raises(ConfigError, match="ends after the data end"):
+        check_label_window(data, cutoff + pd.Timedelta(days=1), 90)
 
 
 def test_text_table_names_every_model(result):

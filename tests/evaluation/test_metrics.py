@@ -155,6 +155,14 @@ def test_decile_table_with_fewer_than_ten_accounts() -> None:
     assert table["actual_total"].tolist() == [3, 1, 0]
 
 
+def test_decile_table_cuts_at_rounded_positions() -> None:
+    # 15 accounts: cuts at round(1.5 * k) = 0, 2, 3, 4, 6, 8, 9, 10, 12, 14, 15 (halves to even)
+    p = np.arange(15, 0, -1, dtype=float)
+    table = decile_table(p, p)
+    assert table["n"].tolist() == [2, 1, 1, 2, 2, 1, 1, 2, 2, 1]
+    assert table["actual_total"].tolist() == [29, 13, 12, 21, 17, 7, 6, 9, 5, 1]
+
+
 def test_value_metrics_keys_and_perfect_forecast() -> None:
     y = np.array([0, 0, 0, 10, 0, 50, 0, 5, 0, 0, 100, 0], dtype=float)
     out = value_metrics(y, y)

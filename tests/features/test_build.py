@@ -507,3 +507,36 @@ def test_the_calendar_window_is_the_training_label_window_at_scoring_too():
     pd.testing.assert_series_equal(
         build_features(data, cut, scoring_cfg)["spend_last_year_horizon"], training
     )
+
+
+# ------------------------------------------------------------------------------ day edges at the cutoff
+
+
+def test_an_account_created_on_the_cutoff_day_does_not_exist_yet(make_data):
+    accs = pd.DataFrame({"account_id": [1, 2], "created_at": pd.to_datetime(["2024-01-01", CUTOFF])})
+    data = make_data(tx([(1, "2024-03-01", 10.0)]), end="2024-12-31", accounts=accs)
+    assert list(build_features(data, CUTOFF).index) == [1]
+
+
+def test_a_referral_on_the_cutoff_day_is_in_the_label_window(make_data):
+    t = tx([(1, "2024-03-01", 10.0), (2, "2024-08-01", 50.0)])
+    refs = pd.DataFrame({"referrer_id": [1], "referred_id": [2], "ts": pd.to_datetime([CUTOFF])})
+    labels = build_labels(make_data(t, end="2024-12-31", referrals=refs), CUTOFF, 90)
+    assert labels.loc[1, "referral_value"] == 50.0
+    assert labels.loc[1, "referrals"] == 1.0
+
+
+def test_a_contract_ending_on_the_last_day_of_the_window_lapses_and_one_a_day_later_does_not(make_data):
+    """The label window is [cutoff, cutoff + 90 days): 2024-09-28 is its last day, 2024-09-29 after it."""
+    t = tx([(a, d, 10.0) for a in (1, 2) for d in ("2024-03-01", "2024-08-01")])
+    ends = pd.to_datetime(["2024-09-28", "2024-09-29"])
+    data = make_data(t, end="2024-12-31", accounts=pd.DataFrame({"account_id": [1, 2], "contract_end": ends}))
+    lab = build_labels(data, CUTOFF, 90, churn="no_purchase_or_nonrenewal")
+    assert lab["contract_lapsed"].to_dict() == {1: 1, 2: 0}
+
+
+def test_spend_exactly_365_days_before_the_cutoff_is_in_the_365_day_window(make_data):
+    t = tx([(1, "2023-07-02", 100.0), (1, "2024-03-01", 100.0)])  # 2023-07-02 = cutoff - 365 days
+    acts = pd.DataFrame({"account_id": [1], "ts": pd.to_datetime(["2024-03-01"]), "hours": [10.0]})
+    f = build_features(make_data(t, end="2024-12-31", activities=acts), CUTOFF)
+    assert f.loc[1, "hours_per_spend_365d"] == pytest.approx(10.0 / 200.0)

@@ -14,7 +14,7 @@ from kamml.errors import ConfigError, FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
-from kamml.models.bundle import PREDICTION_COLUMNS, check_model_settings
+from kamml.models.bundle import PREDICTION_COLUMNS, add_snapshot_btyd, check_model_settings
 from kamml.models.drivers import target_of
 from kamml.models.effort import EffortResponse
 
@@ -44,6 +44,31 @@ def fitted(world_data):
     end = world_data.end.normalize()
     train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg)
     return ModelBundle.fit(train, cfg), build_features(world_data, end, cfg)
+
+
+@pytest.fixture(scope="module")
+def latest_snapshot(world_data, fitted):
+    """The latest training snapshot of `fitted` with its own BTYD columns, rebuilt independently."""
+    bundle, _ = fitted
+    end = world_data.end.normalize()
+    train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), config())
+    train = add_snapshot_btyd(train, 90 / bundle.unit_days)
+    return train[train["snapshot"] == train["snapshot"].max()]
+
+
+def test_churn_bias_is_the_actual_churn_rate_minus_btyds_on_the_latest_snapshot(fitted, latest_snapshot):
+    bundle, _ = fitted
+    rows = latest_snapshot[latest_snapshot["btyd_p_zero"].notna()]
+    expected = rows["churned"].mean() - rows["btyd_p_zero"].mean()
+    assert expected != pytest.approx(0.0, abs=1e-3)  # so a flipped sign shows
+    assert bundle.churn_bias == pytest.approx(expected, rel=1e-9)
+
+
+def test_btyd_bias_is_actual_over_btyd_value_on_the_latest_snapshot(fitted, latest_snapshot):
+    bundle, _ = fitted
+    expected = latest_snapshot["value"].sum() / np.nansum(latest_snapshot["btyd_value"])
+    assert expected != pytest.approx(1.0, abs=1e-3)  # so an inverted ratio shows
+    assert bundle.btyd_bias == pytest.approx(expected, rel=1e-9)
 
 
 def test_predict_columns_and_ranges(fitted):

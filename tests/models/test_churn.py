@@ -52,6 +52,17 @@ def test_centered_isotonic_hand_computed() -> None:
     np.testing.assert_allclose(p, [0.0, 0.75, 1.0])
 
 
+def test_centered_isotonic_leaves_out_rows_of_zero_weight() -> None:
+    # the zero-weight row would make a block of weight 0, whose centre is 0 / 0
+    x, p = centered_isotonic(
+        np.array([0.1, 0.2, 0.4, 0.45, 0.5, 0.6]),
+        np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]),
+        np.array([1.0, 1.0, 1.0, 0.0, 1.0, 1.0]),
+    )
+    np.testing.assert_allclose(x, [0.7 / 3, 0.55])
+    np.testing.assert_allclose(p, [0.0, 1.0])
+
+
 def test_centered_isotonic_keeps_the_ranking() -> None:
     rng = np.random.default_rng(0)
     score = rng.random(2000)

@@ -91,6 +91,15 @@ def test_total_calibration_follows_the_latest_level() -> None:
     )
 
 
+@pytest.mark.parametrize(("jump", "scale"), [(5.0, 2.0), (0.2, 0.5)])
+def test_total_scale_is_clipped_to_half_and_double(jump: float, scale: float) -> None:
+    """A held-out level 5x (or 1/5) the earlier snapshots' would scale by 5: the scale stops at 2 (0.5)."""
+    X, y, snapshot = make_value(seed=3)
+    y = np.where(snapshot == snapshot.max(), y * jump, y)
+    model = ClvModel(num_threads=1, n_estimators=40).fit(X, y, snapshot=snapshot)
+    assert model.scale_ == scale
+
+
 def test_no_snapshot_means_no_holdout() -> None:
     X, y, _ = make_value(n_per_snapshot=300, snapshots=1)
     model = ClvModel(num_threads=1, n_estimators=40).fit(X, y)

@@ -333,3 +333,19 @@ def test_offset_feature_must_be_a_column_with_positive_values() -> None:
         ClvModel(horizon_days=90, n_estimators=5, offset_feature="btyd_value").fit(X, y)
     with pytest.raises(ModelInputError, match="offset_feature 'z' has no positive value"):
         ClvModel(horizon_days=90, n_estimators=5, offset_feature="z").fit(X.assign(z=-1.0), y)
+
+
+def test_training_logs_its_start_end_and_progress(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    """A long training is never silent: a line every PROGRESS_SECONDS, and (debug) at the start and end."""
+    monkeypatch.setattr("kamml.models._lgbm.PROGRESS_SECONDS", 0.0)  # a progress line every round
+    X, y, snapshot = make_value(n_per_snapshot=200)
+    with caplog.at_level("DEBUG", logger="kamml.models._lgbm"):
+        model = ClvModel(horizon_days=180, num_threads=1, n_estimators=5).fit(X, y, snapshot=snapshot)
+    lines = [r.getMessage() for r in caplog.records]
+    start = "ClvModel: training on 400 rows x 3 features, up to 5 rounds"
+    assert any(line.startswith(start) for line in lines)
+    assert any(line.startswith("ClvModel: training on 600 rows") for line in lines)  # the refit on all
+    progress = [line for line in lines if ": round " in line]
+    assert progress
+    assert "held-out" in progress[0]
+    assert any(line.startswith(f"ClvModel: best round {model.best_iteration_} of ") for line in lines)

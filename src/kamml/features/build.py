@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -464,12 +465,21 @@ def build_training_frame(data: Any, cutoffs: Sequence[Any], config: Config | Non
     """
     cfg = config or Config()
     frames = []
-    for cutoff in cutoffs:
+    for i, cutoff in enumerate(cutoffs, start=1):
+        start = time.perf_counter()
         feats = build_features(data, cutoff, cfg)
         labels = build_labels(data, cutoff, cfg.time.horizon_days, churn=cfg.models.churn_label)
         frame = feats.join(labels, how="inner")
         frame.insert(0, "snapshot", pd.Timestamp(cutoff))
         frames.append(frame.reset_index())
+        log.info(
+            "training snapshot %d of %d at %s: %s accounts in %.1f s",
+            i,
+            len(cutoffs),
+            pd.Timestamp(cutoff).date(),
+            f"{len(frame):,}",
+            time.perf_counter() - start,
+        )
     if not frames:
         raise ConfigError("no training snapshots: time.snapshots must be at least 1")
     out = pd.concat(frames, ignore_index=True)

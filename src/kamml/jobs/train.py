@@ -99,10 +99,12 @@ def train(
     features = build_features(data, scoring, bundle.scoring_config(config))
     if scoring != test_cut:
         bundle = bundle.anchor(features)
+    log.info("fitting the effort response from the activities")
     effort = fit_effort_response_from_data(data, scoring, config)
     bundle.effort = effort
     if before_register is not None:
         before_register(bundle, features)
+    log.info("logging the run and the model to MLflow")
     with TrainingRun(config, run_name=run_name) as run:
         run.log_config()
         run.log_data(fingerprint(data))

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import re
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -227,6 +228,45 @@ def no_autolog() -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
     context: contextlib.AbstractContextManager[Any] = mlflow_utils.disable_autologging()
     return context
+
+
+#: Seconds between two progress lines of a LightGBM training (`TrainingProgress`).
+PROGRESS_SECONDS = 30.0
+
+
+class TrainingProgress:
+    """A LightGBM callback that logs a line at most every `every` seconds while a booster trains.
+
+    A million accounts' training frame takes minutes per model; without it a log stays silent that long
+    and an operator cannot tell a working job from a stuck one. The line names the model, the round
+    reached, the most rounds it may take, and the held-out metric when there is one.
+    """
+
+    order = (
+        30  # after LightGBM's own callbacks (early stopping is 30 as well; the order among equals is kept)
+    )
+
+    def __init__(self, name: str, rounds: int, every: float | None = None) -> None:
+        self.name, self.rounds = name, rounds
+        self.every = PROGRESS_SECONDS if every is None else every
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, env: Any) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        scores = ", ".join(
+            f"{metric} {value:.6g}" for _, metric, value, _ in env.evaluation_result_list or []
+        )
+        logger.info(
+            "%s: round %d of at most %d after %.0f s%s",
+            self.name,
+            env.iteration + 1,
+            self.rounds,
+            now - self.start,
+            f" (held-out {scores})" if scores else "",
+        )
 
 
 @dataclass(frozen=True)
@@ -540,14 +580,32 @@ class LGBMModel(BaseEstimator):
         rounds: int,
         valid: tuple[FloatArray, FloatArray, FloatArray | None] | None = None,
     ) -> lgb.Booster:
-        """Train one booster, with early stopping on `valid` when given and enabled."""
+        """Train one booster, with early stopping on `valid` when given and enabled.
+
+        Logged: the start and the end (debug), and progress every `PROGRESS_SECONDS` (`TrainingProgress`).
+        """
+        name = type(self).__name__
+        logger.debug(
+            "%s: training on %s rows x %d features, up to %d rounds%s",
+            name,
+            f"{X.shape[0]:,}",
+            X.shape[1],
+            rounds,
+            f", held out {valid[0].shape[0]:,} rows" if valid is not None else "",
+        )
+        start = time.monotonic()
         train_set = self._dataset(X, y, weight)
+        progress = TrainingProgress(name, rounds)
         if valid is None:
             with no_autolog():
-                return lgb.train(params, train_set, num_boost_round=rounds)
+                booster = lgb.train(params, train_set, num_boost_round=rounds, callbacks=[progress])
+            logger.debug(
+                "%s: %d rounds in %.1f s", name, booster.current_iteration(), time.monotonic() - start
+            )
+            return booster
         valid_set = self._dataset(*valid, reference=train_set)
         record: dict[str, Any] = {}
-        callbacks: list[Any] = [lgb.record_evaluation(record)]
+        callbacks: list[Any] = [lgb.record_evaluation(record), progress]
         if self.early_stopping_rounds is not None:
             callbacks.append(
                 lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
@@ -562,6 +620,13 @@ class LGBMModel(BaseEstimator):
                 callbacks=callbacks,
             )
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+        logger.debug(
+            "%s: best round %d of %d in %.1f s",
+            name,
+            best,
+            booster.current_iteration(),
+            time.monotonic() - start,
+        )
         self.validation_score_ = {
             metric: float(values[best - 1]) for metric, values in record.get("latest_snapshot", {}).items()
         }

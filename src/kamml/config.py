@@ -441,6 +441,9 @@ class TrackingConfig(_Section):
     experiment: str = "kamml"
     model_name: str = "kamml"
     promote_metric: str = "value.gini"
+    #: Copy `kamml run`'s outputs (scores, allocation, report: about 290 MB at a million accounts) into
+    #: the run's artifacts; a nightly job whose output folder is kept elsewhere can turn it off.
+    log_outputs: bool = True
 
     @field_validator("promote_metric")
     @classmethod

@@ -71,8 +71,11 @@ def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, cap
     cfg, first, _ = job
     before = pd.read_parquet(cfg.output.dir / "allocation.parquet")
     lines: list[str] = []
+    cfg.tracking.log_outputs = False  # the plan's figures are logged, the files not copied
     with caplog.at_level(logging.WARNING, logger="kamml"):
         second = run(cfg, world_path, echo=lines.append)
+    assert MlflowClient().list_artifacts(second.training.run_id, "outputs") == []
+    assert "allocation.hours_used" in MlflowClient().get_run(second.training.run_id).data.metrics
     after = pd.read_parquet(cfg.output.dir / "allocation.parquet")
     assert len(after) == len(before)  # replaced, not appended
     assert [p.name for p in cfg.output.dir.iterdir() if p.name.startswith(".")] == [".kamml.lock"]

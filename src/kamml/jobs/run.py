@@ -274,9 +274,9 @@ def _plan_line(plan: dict[str, Any], hours: float) -> str:
 
 
 def _log_outputs(config: Config, training: TrainResult, paths: Iterable[Path], plan: dict[str, Any]) -> None:
-    """Log output files and the plan's figures on the training run."""
+    """The plan's figures, and the output files unless ``tracking.log_outputs`` is off, on the run."""
     with TrainingRun(config, run_id=training.run_id) as tracked:
-        for path in paths:
+        for path in paths if config.tracking.log_outputs else ():
             tracked.log_artifact(path, "outputs")
         tracked.log_summary(
             {

@@ -219,21 +219,28 @@ def test_inactive_accounts_and_drivers():
 
 def test_drivers_follow_the_model_behind_the_lead():
     """A churn-led account gets the churn model's drivers, a growth-led one the value model's, a
-    referral-led one the influence model's; without the lead's phrases, the value model's are used."""
-    v = ["spend: 9 (raises value)", "orders: 1 (lowers value)"]
-    c = ["days since the last purchase: 300 (raises churn risk)", "orders: 1 (raises churn risk)"]
-    r = ["referrals: 4 (raises referral value)"]
+    referral-led one the influence model's, and only those that raise the prediction behind the lead;
+    without the lead model's phrases, the value model's are used."""
+    v = ["orders: 1 (lowers value)", "spend: 9 (raises value)", "size: 3 (raises value)"]
+    c = ["orders: 1 (lowers churn risk)", "idle days: 300 (raises churn risk)", "gaps: 2 (raises churn risk)"]
+    r = ["reach: 0 (lowers referral value)", "referrals: 4 (raises referral value)"]
     text = "; ".join([*v, *c, *r])
     only_value = "; ".join(v)
-    drivers = [text, text, text, only_value, text]  # leads: retention, growth, influencer, none, high churn
-    reasons = split(reason_codes(frame(drivers=drivers), max_drivers=1))
-    assert reasons[0] == [PHRASES["retention"], PHRASES["top_value"], c[0]]
-    assert reasons[1] == [PHRASES["growth"], v[0]]
-    assert reasons[2] == [PHRASES["influencer"], r[0]]
-    assert reasons[3] == [PHRASES["no_stake"], v[0]]
-    assert reasons[4] == [PHRASES["high_churn"], c[0]]
+    # leads: retention, growth, influencer, no stake, referral influence (not the top referrer)
+    data = frame(drivers=[text] * 5, stake_referral=[0.0, 0.0, 20.0, 0.0, 9.0])
+    reasons = split(reason_codes(data, max_drivers=1))
+    assert reasons[0] == [PHRASES["retention"], PHRASES["top_value"], c[1]]
+    assert reasons[1] == [PHRASES["growth"], v[1]]
+    assert reasons[2] == [PHRASES["influencer"], r[1]]
+    assert reasons[3] == [PHRASES["no_stake"], v[1]]
+    assert reasons[4] == [PHRASES["referral"], PHRASES["high_churn"], r[1]]
+    every = split(reason_codes(data, max_drivers=3))
+    assert every[0][-2:] == c[1:]
+    assert all("(lowers " not in phrase for reason in every for phrase in reason)  # never against the lead
     two = split(reason_codes(frame(drivers=[only_value] * 5), max_drivers=2))
-    assert two[0][-2:] == v  # a churn lead with value drivers only (scores of older models) keeps them
+    assert two[0][-2:] == v[1:]  # a churn lead with value drivers only (scores of older models) takes them
+    legacy = split(reason_codes(frame(drivers=["spend is high; new product"] * 5), max_drivers=2))
+    assert legacy[0][-2:] == ["spend is high", "new product"]  # phrases without endings: value drivers
 
 
 def test_no_drivers_column_and_no_referral_column():

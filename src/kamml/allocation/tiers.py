@@ -18,9 +18,10 @@ Reason codes say why an account matters, as short phrases joined by ``"; "``:
   accounts share the highest clv none of them is "top-decile" (they are not a top tenth of anything),
   and two accounts with the same value never get different flags;
 - then the account's top model drivers, already in words in the scores' ``drivers`` column, of the
-  model behind the lead: the churn model's after a retention lead (``"days since the last purchase
-  day: 212 (raises churn risk)"``), the influence model's after a referral lead, the value model's
-  otherwise (each phrase names its model by its ending, `kamml.models.drivers`), the first three.
+  model behind the lead and only those that raise its prediction: the churn model's after a retention
+  lead (``"days since the last purchase: 212 (raises churn risk)"``), the influence model's after a
+  referral lead, the value model's otherwise (each phrase names its model and direction by its
+  ending, `kamml.models.drivers`), the first three.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import pandas as pd
 
 from kamml.config import tier_shares
 from kamml.errors import ConfigError
-from kamml.models.drivers import target_of
+from kamml.models.drivers import DRIVER_TARGETS, target_of
 
 __all__ = [
     "DEFAULT_TIERS",
@@ -298,13 +299,13 @@ def _join(columns: list[tuple[npt.NDArray[np.int64], list[str]]], n: int) -> npt
 def _drivers(
     drivers: pd.Series, limit: int, model: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.int64], list[str]]:
-    """A reason column: the first `limit` drivers of the model behind each row's lead.
+    """A reason column: the first `limit` drivers raising the prediction of the model behind the lead.
 
-    `model` is an index into `_DRIVER_MODELS`; a row whose drivers have none of that model's phrases
-    gets the value model's.
-
-    A phrase names its model by its ending (`kamml.models.drivers.target_of`); one without (scores
-    written before drivers named their model) is a value driver. Missing drivers give nothing.
+    Only drivers that raise it, so a reason never argues against itself. `model` is an index into
+    `_DRIVER_MODELS`; a row whose drivers have none of that model's phrases gets the value model's.
+    A phrase names its model and direction by its ending (`kamml.models.drivers.target_of`); one
+    without (scores written before drivers named their model) is a value driver that raises the
+    value. Missing drivers give nothing.
     """
     values = drivers.to_numpy(dtype=object)
     try:
@@ -318,10 +319,14 @@ def _drivers(
     words = [""] * len(_DRIVER_MODELS)  # code -1 (no drivers), for every model
     for text in uniques:
         by_model: dict[str, list[str]] = {key: [] for key in _DRIVER_MODELS}
+        named: set[str] = set()
         for part in _split(text) if isinstance(text, str) else []:
-            by_model[target_of(part) or "value"].append(part)
+            key = target_of(part)
+            named.add(key or "value")
+            if key is None or part.endswith(f"(raises {DRIVER_TARGETS[key]})"):
+                by_model[key or "value"].append(part)
         for key in _DRIVER_MODELS:
-            chosen = by_model[key] or by_model["value"]
+            chosen = by_model[key] if key in named else by_model["value"]
             words.append(SEPARATOR.join(chosen[:limit]))
     return (codes.astype(np.int64) + 1) * len(_DRIVER_MODELS) + model, words
 

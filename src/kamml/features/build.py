@@ -465,6 +465,7 @@ def build_training_frame(data: Any, cutoffs: Sequence[Any], config: Config | Non
     """
     cfg = config or Config()
     frames = []
+    cutoffs = list(cutoffs)  # an iterator is fine too: counted for the progress lines
     for i, cutoff in enumerate(cutoffs, start=1):
         start = time.perf_counter()
         feats = build_features(data, cutoff, cfg)

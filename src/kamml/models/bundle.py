@@ -659,8 +659,9 @@ class ModelBundle:
         value)", "(lowers churn risk)", "(raises referral value)" (`kamml.models.drivers`).
 
         `values(name)` gives a feature's column as an array. Phrases are built per feature over all the
-        rows naming it (a few dozen features), not per row, so a million rows take seconds; LightGBM's
-        ``pred_contrib`` (once per model) is the remaining cost.
+        rows naming it (a few dozen features), not per row (about 2 s per 100,000 rows); LightGBM's
+        ``pred_contrib``, about 50 predictions per row and model, is most of the cost (three models:
+        about 3.5 s for 20,000 rows of a 5,000-account bundle on 2 cores).
         """
         if n == 0:
             return []

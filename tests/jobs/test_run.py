@@ -53,6 +53,9 @@ def test_every_output_is_written_and_logged_on_the_run(job):
     assert manifest["run_id"] == result.training.run_id
     assert manifest["model_uri"] == str(scores["model_uri"].iat[0])
     assert manifest["cutoff"] == str(result.training.scoring_cutoff.date())
+    report = (cfg.output.dir / "report.html").read_text()
+    assert "Effort response (hours that move an account)" in report  # which k the plan rests on
+    assert "h at the median account" in report
     csv_bytes = (cfg.output.dir / "allocation.csv").read_bytes()
     assert manifest["files"]["allocation.csv"]["sha256"] == hashlib.sha256(csv_bytes).hexdigest()
 

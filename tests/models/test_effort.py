@@ -504,3 +504,48 @@ def test_the_panel_does_not_depend_on_the_order_of_the_rows():
     panel = effort_panel(tx, act, cutoff)
     shuffled = effort_panel(tx.sample(frac=1.0, random_state=1), act.sample(frac=1.0, random_state=2), cutoff)
     pd.testing.assert_frame_equal(panel, shuffled, check_exact=True)
+
+
+@pytest.mark.slow
+def test_hours_on_too_few_accounts_are_refused_not_fitted():
+    """40 heavily served accounts give hundreds of account-periods but no precision: refused."""
+    tx, act, _ = make_book(1500, seed=6)
+    few = act[act["account_id"] <= 40]
+    with pytest.raises(DataError, match=r"hours are logged on 40 accounts .* at least 100 are needed"):
+        fit_effort_response(tx, few, CUTOFF)
+
+
+def test_negative_hours_are_refused_by_the_fit():
+    tx, act = tiny()
+    act = act.assign(hours=-act["hours"].abs() - 1.0)
+    with pytest.raises(DataError, match="negative hours"):
+        fit_effort_response(tx, act, CUTOFF)
+
+
+@pytest.mark.slow
+def test_one_period_and_an_imprecise_fit_are_warned(caplog, monkeypatch):
+    monkeypatch.setattr("kamml.models.effort.IMPRECISE_LOG_SCALE", 0.0)  # any standard error is too large
+    tx, act, _ = make_book(2500, seed=3)
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        response = fit_effort_response(tx, act, CUTOFF, max_periods=1, min_rows=100)
+    said = " | ".join(r.getMessage() for r in caplog.records)
+    assert response.diagnostics["periods"] == 1
+    assert "fitted from one planning period" in said
+    assert "imprecise fit" in said
+
+
+def test_a_response_describes_itself_for_the_report():
+    fixed = EffortResponse.fixed(4.0, 0.5, reason="no activities table")
+    assert fixed.describe().startswith("fixed rule (no activities table): k = 4 h at the median account")
+    fitted = EffortResponse(
+        scale=3.1,
+        exponent=0.16,
+        reference_value=1000.0,
+        uplift=0.44,
+        diagnostics={"rows": 12345, "accounts": 2000, "periods": 8, "lr_pvalue": 1e-9},
+    )
+    text = fitted.describe()
+    assert text.startswith("fitted from 12,345 account-periods of 2,000 accounts over 8 periods")
+    assert "k = 3.1 h at the median account" in text
+    assert "uplift 0.44" in text
+    assert "not aimed at accounts for reasons the data do not show" in text

@@ -43,6 +43,7 @@ from kamml.jobs.score import account_owners, score
 from kamml.jobs.train import TrainResult, train
 from kamml.models.btyd_features import btyd_columns, rfm_arrays
 from kamml.models.bundle import ModelBundle, check_model_settings
+from kamml.models.effort import EffortResponse
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
 from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, load_model
@@ -184,7 +185,8 @@ def _run(
         plan = {"n_accounts": len(allocation), **allocation.attrs.get("allocation", {})}
         echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):
-        staged = _write_outputs(outputs.staging, scores, allocation, curve, training, data)
+        effort = model.bundle.effort
+        staged = _write_outputs(outputs.staging, scores, allocation, curve, training, data, effort)
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
         published = outputs.publish(_facts(config, training, model_uri, plan))
         files = {key: published[path.name] for key, path in staged.items()}
@@ -331,6 +333,7 @@ def _run_on_spark(
             training,
             data,
             model_uri=model.resolved,
+            effort=model.bundle.effort,
             top_accounts=top,
             budget_note="The budget curve is not drawn on Spark: each of its points is a whole "
             "distributed allocation. Run kamml allocate --curve on a sample of the scores to draw it.",
@@ -370,6 +373,7 @@ def _write_outputs(
     curve: pd.DataFrame,
     training: TrainResult,
     data: Dataset,
+    effort: EffortResponse | None,
 ) -> dict[str, Path]:
     """Every output file, each written atomically into `folder` (the staging folder); name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -383,7 +387,9 @@ def _write_outputs(
     model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
     return {
         **out,
-        **_write_backtest_and_report(folder, allocation, curve, training, data, model_uri=model_uri),
+        **_write_backtest_and_report(
+            folder, allocation, curve, training, data, model_uri=model_uri, effort=effort
+        ),
     }
 
 
@@ -395,10 +401,11 @@ def _write_backtest_and_report(
     data: Dataset,
     *,
     model_uri: str,
+    effort: EffortResponse | None = None,
     top_accounts: pd.DataFrame | None = None,
     budget_note: str | None = None,
 ) -> dict[str, Path]:
-    """backtest.json and report.html, each written atomically."""
+    """backtest.json and report.html, each written atomically; `effort` is the scoring model's response."""
     folder.mkdir(parents=True, exist_ok=True)
     backtest_json = folder / "backtest.json"
     with atomic_path(backtest_json) as tmp:
@@ -408,6 +415,7 @@ def _write_backtest_and_report(
         "horizon_days": training.bundle.horizon_days,
         "model_uri": model_uri,
         "run_id": training.run_id,
+        "effort_response": None if effort is None else effort.describe(),
     }
     p = training.promotion
     if not p.promoted:  # the plan is the champion's; this run and its backtest are the rejected version's

@@ -125,6 +125,13 @@ AGE_BINS = (182.0, 365.0)
 SIGNIFICANCE = 0.01
 """The effect of hours must be significant at this level (likelihood ratio) to be used."""
 
+MIN_ACCOUNTS_WITH_HOURS = 100
+"""Fewest distinct accounts with hours to fit from: a few heavily served accounts give many
+account-periods but no precision (40 accounts, 224 account-periods: scale 8.5 h against a true 2 h)."""
+
+IMPRECISE_LOG_SCALE = 0.7
+"""A standard error of log k above this (k uncertain by a factor of two) gets a warning."""
+
 
 @dataclass(frozen=True)
 class EffortResponse:
@@ -320,6 +327,24 @@ class EffortResponse:
         settings["effort_scale"] = scale
         settings["effort_clip"] = (clip[0] * factor, clip[1] * factor)
         return settings
+
+    def describe(self) -> str:
+        """One line for a report: where k comes from, how large it is, and what a fit assumes."""
+        shape = f"k = {self.scale:.3g} h at the median account, growing with value to the power "
+        shape += f"{self.exponent:.2g}"
+        if self.source == "fixed":
+            why = f" ({self.reason})" if self.reason else ""
+            return f"fixed rule{why}: {shape}; growth weight from the config"
+        d = self.diagnostics
+        p_value = float(d.get("lr_pvalue", float("nan")))
+        size = f" and with size to the power {self.size_exponent:.2g}" if self.size_exponent else ""
+        uplift = "none" if self.uplift is None else f"{self.uplift:.2g}"
+        rows, accounts, periods = int(d.get("rows", 0)), int(d.get("accounts", 0)), int(d.get("periods", 0))
+        return (
+            f"fitted from {rows:,} account-periods of {accounts:,} accounts over {periods} periods "
+            f"(effect of hours: p = {p_value:.2g}): {shape}{size}; uplift {uplift}. It assumes the hours "
+            "were not aimed at accounts for reasons the data do not show"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of the response (`from_dict` rebuilds it)."""
@@ -627,11 +652,22 @@ def fit_effort_response(
         accounts=accounts,
         size_column=size_column,
     )
+    if (panel["hours"] < 0).any():
+        raise DataError(
+            f"effort response: {int((panel['hours'] < 0).sum())} account-periods have negative hours; "
+            "activities.hours must be >= 0"
+        )
     with_hours = int((panel["hours"] > 0).sum())
     if len(panel) < min_rows or with_hours < min_rows // 2:
         raise DataError(
             f"effort response: {len(panel)} account-periods ({with_hours} with hours) before "
             f"{cut.date()}; at least {min_rows} ({min_rows // 2} with hours) are needed"
+        )
+    served = int(panel.loc[panel["hours"] > 0, "account_id"].nunique())
+    if served < MIN_ACCOUNTS_WITH_HOURS:
+        raise DataError(
+            f"effort response: hours are logged on {served} accounts before {cut.date()}; at least "
+            f"{MIN_ACCOUNTS_WITH_HOURS} are needed (a few accounts' many periods give no precision)"
         )
     if panel["hours"].nunique() < 3:
         raise DataError("effort response: the hours logged per account and period do not vary")
@@ -653,6 +689,21 @@ def fit_effort_response(
         "mean_orders": float(panel["orders"].mean()),
         **{k: v for k, v in fit.items() if k not in _RESPONSE_FIELDS},
     }
+    if diagnostics["periods"] < 2:
+        logger.warning(
+            "effort response: fitted from one planning period, a single cross-section of accounts; "
+            "the scale rests on differences between accounts only"
+        )
+    if fit["se_log_scale"] > IMPRECISE_LOG_SCALE:
+        logger.warning(
+            "effort response: imprecise fit, scale %.3g h with a standard error of %.2f on its log "
+            "(a factor of %.1f); uplift %.3g (standard error %.3g)",
+            fit["scale"],
+            fit["se_log_scale"],
+            np.exp(fit["se_log_scale"]),
+            fit["uplift"],
+            fit["se_uplift"],
+        )
     if not fit["converged"] or fit["scale_at_bound"]:
         logger.warning(
             "effort response: the fit %s; check the diagnostics before trusting scale %.3g h",

@@ -54,6 +54,7 @@ SUMMARY_LABELS = {
     "horizon_days": "Horizon (days)",
     "model_uri": "Model",
     "run_id": "MLflow run",
+    "effort_response": "Effort response (hours that move an account)",
 }
 """Header facts in display order, with their labels; other keys of `summary` follow as given."""
 

@@ -195,3 +195,22 @@ def test_the_pyfunc_answers_missing_numbers_as_none(trained):
     expected = score_frame(result.bundle, rows)
     assert np.isnan(expected["p_alive"].iloc[1])
     np.testing.assert_allclose(out["p_alive"].to_numpy(float), expected["p_alive"].to_numpy(float))
+
+
+def test_old_cached_wheels_are_pruned_and_recent_ones_kept(tmp_path):
+    """A wheel folder per state of kamml's code: those untouched for a week go, the rest stay."""
+    import os
+    import time
+
+    from kamml.tracking.model import prune_wheels
+
+    old, recent, keep = (tmp_path / name for name in ("old", "recent", "keep"))
+    for folder in (old, recent, keep):
+        folder.mkdir()
+        (folder / "kamml-0-py3-none-any.whl").write_bytes(b"x")
+    week_ago = time.time() - 8 * 86_400
+    for folder in (old, keep):
+        os.utime(folder, (week_ago, week_ago))
+    assert prune_wheels(tmp_path, keep=keep) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "recent"]
+    assert prune_wheels(tmp_path / "missing", keep=keep) == 0

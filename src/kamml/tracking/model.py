@@ -11,9 +11,12 @@ named in those requirements: kamml is not on PyPI, and MLflow installs requireme
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
+import shutil
 import tempfile
+import time
 import uuid
 import warnings
 import zipfile
@@ -87,6 +90,8 @@ def kamml_wheel() -> Path | None:
     folder = Path(tempfile.gettempdir()) / "kamml-wheels" / digest.hexdigest()[:20]
     wheel = folder / f"kamml-{dist.version}-py3-none-any.whl"
     if wheel.is_file():
+        with contextlib.suppress(OSError):
+            folder.touch()  # in use: `prune_wheels` of another state of the code leaves it for a week
         return wheel
     folder.mkdir(parents=True, exist_ok=True)
     info = f"kamml-{dist.version}.dist-info"
@@ -104,7 +109,31 @@ def kamml_wheel() -> Path | None:
             archive.writestr(name, data)
         archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
     partial.replace(wheel)  # whole or not at all: two jobs writing at once both end with one good file
+    prune_wheels(folder.parent, keep=folder)
     return wheel
+
+
+#: Wheels of other states of kamml's code untouched for this long are removed when a new one is written.
+WHEEL_MAX_AGE_DAYS = 7.0
+
+
+def prune_wheels(root: Path, keep: Path, max_age_days: float = WHEEL_MAX_AGE_DAYS) -> int:
+    """Remove the cached wheel folders under `root` (but `keep`) not modified for `max_age_days`.
+
+    Each state of kamml's files writes its own folder (about 0.7 MB): a developer's edits or upgrades
+    would fill the temporary directory without end. A folder in use by a running job is minutes old,
+    so an age limit leaves it alone. Returns how many folders were removed; errors are ignored.
+    """
+    cutoff = time.time() - max_age_days * 86_400
+    removed = 0
+    for child in root.iterdir() if root.is_dir() else ():
+        try:
+            if child != keep and child.is_dir() and child.stat().st_mtime < cutoff:
+                shutil.rmtree(child)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def _urlsafe_digest(data: bytes) -> str:

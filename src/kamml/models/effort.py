@@ -334,8 +334,10 @@ class EffortResponse:
         shape += f"{self.exponent:.2g}"
         if self.source == "fixed":
             why = f" ({self.reason})" if self.reason else ""
-            return f"fixed rule{why}: {shape}; growth weight from the config"
+            return f"fixed rule{why}: {shape}; growth weight from the config (0.3 under auto)"
         d = self.diagnostics
+        if "rows" not in d:  # a response saved without its diagnostics
+            return f"fitted: {shape}; uplift {self.uplift}"
         p_value = float(d.get("lr_pvalue", float("nan")))
         size = f" and with size to the power {self.size_exponent:.2g}" if self.size_exponent else ""
         uplift = "none" if self.uplift is None else f"{self.uplift:.2g}"

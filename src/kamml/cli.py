@@ -362,7 +362,7 @@ def score(
         int,
         typer.Option(
             min=0,
-            help="Name drivers for this many accounts of highest predicted value (0: none).",
+            help="Name drivers for this many accounts with the most value at stake (0: none).",
         ),
     ] = 20_000,
     explain_all: Annotated[

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from kamml.allocation.stake import stake_parts
 from kamml.data import load_data
 from kamml.errors import ConfigError, DataError, FeatureMismatchError
 from kamml.jobs.score import SCORE_COLUMNS, score, score_to_file
@@ -73,16 +74,21 @@ def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained
     assert "referred_spend" in info.value.missing
 
 
-def test_drivers_only_for_the_most_valuable_accounts_when_asked(trained):
+def test_drivers_only_for_the_accounts_with_most_at_stake_when_asked(trained):
+    """The explained accounts are those the plan puts first: by the allocation's stake, not by clv."""
     cfg, data, result = trained
+    cfg = cfg.model_copy(deep=True)
+    cfg.allocation.weights = {"retention": 1.0, "growth": 0.0, "referral": 0.0}  # at risk, not just large
     model = load_model(result.model_uri)
     full = score(model, data, result.scoring_cutoff, cfg, features=result.features)
     some = score(model, data, result.scoring_cutoff, cfg, features=result.features, explain_top=10)
     pd.testing.assert_series_equal(some["clv"], full["clv"])
     named = some["drivers"] != ""
     assert named.sum() == 10
-    top = full["clv"].rank(ascending=False, method="first") <= 10
+    stake = stake_parts(full, cfg.allocation.weights)["stake"]
+    top = stake.rank(ascending=False, method="first") <= 10
     assert (named == top).all()
+    assert not (named == (full["clv"].rank(ascending=False, method="first") <= 10)).all()  # not by clv
     pd.testing.assert_series_equal(some.loc[named, "drivers"], full.loc[named, "drivers"])
 
 

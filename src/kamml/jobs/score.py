@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from kamml.allocation.allocate import owner_column
+from kamml.allocation.stake import stake_parts
 from kamml.config import Config
 from kamml.data import Dataset
 from kamml.errors import FeatureMismatchError
@@ -27,11 +29,11 @@ from kamml.models.bundle import ModelBundle
 from kamml.progress import track
 from kamml.tracking import LoadedModel, resolve_model
 
-__all__ = ["EXPLAIN_TOP", "SCORE_COLUMNS", "account_owners", "score", "score_to_file"]
+__all__ = ["EXPLAIN_TOP", "SCORE_COLUMNS", "account_owners", "explain_priority", "score", "score_to_file"]
 
 log = logging.getLogger(__name__)
 
-#: Accounts whose drivers a batch scoring names by default (those of highest predicted value).
+#: Accounts whose drivers a batch scoring names by default (those with the most value at stake).
 EXPLAIN_TOP = 20_000
 
 #: The scores table of DESIGN §10, then kamml's extras (drivers in words, owner, and the fitted effort
@@ -51,6 +53,17 @@ SCORE_COLUMNS = (
     "effort_scale",
     "effort_uplift",
 )
+
+
+def explain_priority(scores: pd.DataFrame, weights: Mapping[Any, Any] | None = None) -> np.ndarray:
+    """Which accounts get drivers first: their value at stake as the allocation weighs it.
+
+    The stake (retention, growth and referral parts, `kamml.allocation.stake.stake_parts` with
+    ``allocation.weights``, the defaults when None) is what the plan's hours and tiers follow, so the
+    explained accounts are the ones the plan puts first; ranking by clv alone left strategic accounts
+    without drivers in large books while explaining high-value accounts the plan barely serves.
+    """
+    return np.asarray(stake_parts(scores, weights)["stake"], dtype=float)
 
 
 def account_owners(data: Dataset, ids: pd.Index) -> pd.Series | None:
@@ -91,10 +104,10 @@ def score(
     top_drivers : int, default 3
         How many drivers are named per account and model (value, churn, influence).
     explain_top : int or None, default 20_000
-        Name drivers only for this many accounts of highest predicted value (the ones a team works);
-        the others get an empty ``drivers``. None explains every account. LightGBM's TreeSHAP
-        contributions cost about 50 times a prediction, so on a million accounts this is most of the
-        scoring time.
+        Name drivers only for this many accounts with the most value at stake (`explain_priority`: the
+        ones a team works); the others get an empty ``drivers``. None explains every account.
+        LightGBM's TreeSHAP contributions cost about 50 times a prediction, so on a million accounts
+        this is most of the scoring time.
     features : pandas.DataFrame, optional
         Feature rows already built at `cutoff` with the model's specification (the training job has
         them); built here when omitted.
@@ -122,10 +135,11 @@ def score(
     ]
     scores = pd.concat(parts, ignore_index=True) if parts else loaded.predict(rows)
     if not explain_all and top_drivers > 0 and explain_top:
-        top = np.argsort(-scores["clv"].to_numpy(float), kind="stable")[:explain_top]
+        weights = config.allocation.weights if config is not None else None
+        top = np.argsort(-explain_priority(scores, weights), kind="stable")[:explain_top]
         named = bundle.drivers(rows.iloc[top], top=top_drivers)  # the models are not run again
         scores.loc[top, "drivers"] = np.asarray(named, dtype=object)
-        log.info("named drivers for the %s accounts of highest value", f"{len(top):,}")
+        log.info("named drivers for the %s accounts with the most value at stake", f"{len(top):,}")
     scores["account_id"] = features.index.to_numpy()
     scores["cutoff"] = cut
     scores["model_uri"] = loaded.resolved

@@ -32,7 +32,7 @@ from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError
 from kamml.features._context import as_cutoff, check_scoring_cutoff
 from kamml.features.build import settle_frame
-from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS
+from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS, explain_priority
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import features_frame, spark_session, to_spark, write_atomic
 from kamml.tracking import LoadedModel, resolve_model
@@ -101,11 +101,11 @@ def _features(
     )
 
 
-def _explain_threshold(rows: DataFrame, shared: Any, top: int) -> float | None:
-    """The predicted value of the `top`-th account (drivers are named at or above it); None for all.
+def _explain_threshold(rows: DataFrame, shared: Any, top: int, weights: Any) -> float | None:
+    """The value at stake of the `top`-th account (drivers are named at or above it); None for all.
 
-    One pass of the value model alone (`ModelBundle.predict_value`); only the `top` largest values reach
-    the driver.
+    One pass of the three models without drivers (`explain_priority` of their scores, as in memory);
+    only the `top` largest stakes reach the driver.
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
@@ -115,11 +115,12 @@ def _explain_threshold(rows: DataFrame, shared: Any, top: int) -> float | None:
         for batch in batches:
             if not batch.empty:
                 features = settle_frame(batch.drop(columns="_owner"))
-                yield pd.DataFrame({"clv": scorer.predict_value(features)})  # the value model alone
+                scores = score_frame(scorer, features, top_drivers=0)
+                yield pd.DataFrame({"stake": explain_priority(scores, weights)})
 
-    schema = T.StructType([T.StructField("clv", T.DoubleType())])
-    best = rows.mapInPandas(values, schema).orderBy(F.desc("clv")).limit(top)
-    best = best.agg(F.min("clv"), F.count("clv"))
+    schema = T.StructType([T.StructField("stake", T.DoubleType())])
+    best = rows.mapInPandas(values, schema).orderBy(F.desc("stake")).limit(top)
+    best = best.agg(F.min("stake"), F.count("stake"))
     lowest, count = best.first() or (None, 0)
     return None if lowest is None or count < top else float(lowest)
 
@@ -160,11 +161,16 @@ def score_frame_spark(
     shared = session.sparkContext.broadcast(json.dumps(bundle.to_dict()))
     uri = loaded.resolved
     top = int(top_drivers)
+    weights: dict[str, Any] | None = None  # a plain dict, shipped to the workers
+    if config is not None:
+        weights = {str(part): weight for part, weight in config.allocation.weights.items()}
     threshold = None
     if top > 0 and explain_top is not None:
-        threshold = _explain_threshold(rows, shared, int(explain_top)) if explain_top > 0 else float("inf")
+        threshold = (
+            _explain_threshold(rows, shared, int(explain_top), weights) if explain_top > 0 else float("inf")
+        )
         if threshold is not None:
-            log.info("naming drivers for accounts of predicted value >= %.6g", threshold)
+            log.info("naming drivers for accounts with a value at stake >= %.6g", threshold)
 
     def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = _bundle_from_json(shared.value)
@@ -175,7 +181,7 @@ def score_frame_spark(
             settle_frame(batch)  # as the in-memory path's features: bit-identical scores
             scores = score_frame(scorer, batch, top_drivers=top if threshold is None else 0)
             if threshold is not None:
-                chosen = np.flatnonzero(scores["clv"].to_numpy(float) >= threshold)
+                chosen = np.flatnonzero(explain_priority(scores, weights) >= threshold)
                 if chosen.size:  # drivers only: the models are not run again
                     named = scorer.drivers(batch.iloc[chosen], top=top)
                     scores.loc[chosen, "drivers"] = np.asarray(named, dtype=object)
@@ -221,10 +227,10 @@ def score_spark(
     top_drivers : int, default 3
         How many drivers are named per account and model.
     explain_top : int or None, default 20_000
-        Name drivers only for the accounts of highest predicted value, as `kamml.jobs.score.score`
-        does (TreeSHAP costs about 50 predictions per row): the value of the N-th account is found in
-        one extra pass of predictions, and accounts at or above it are explained (ties at that value
-        are all explained). None explains every account.
+        Name drivers only for the accounts with the most value at stake, as `kamml.jobs.score.score`
+        does (`explain_priority`; TreeSHAP costs about 50 predictions per row): the stake of the N-th
+        account is found in one extra pass of predictions, and accounts at or above it are explained
+        (ties at that stake are all explained). None explains every account.
 
     Returns
     -------

@@ -216,3 +216,17 @@ def test_the_floor_check_logs_nothing_about_effort_rules(trained, caplog):
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "fixed rule" not in said
     assert "positive clv" not in said
+
+
+def test_the_report_names_the_configs_fixed_rule_when_it_overrides_the_models_response():
+    """A number in allocation.effort_scale makes the allocation ignore the scores' k: the header says so."""
+    from kamml.config import Config
+    from kamml.jobs.run import _plan_effort
+    from kamml.models.effort import EffortResponse
+
+    fitted = EffortResponse(scale=2.4, exponent=0.2, reference_value=500.0, uplift=0.4)
+    assert _plan_effort(Config(), fitted) is fitted
+    config = Config.from_dict({"allocation": {"effort_scale": 6, "effort_exponent": 0.5}})
+    fixed = _plan_effort(config, fitted)
+    assert fixed is not None
+    assert fixed.describe().startswith("fixed rule (set in the config): k = 6 h")

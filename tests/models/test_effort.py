@@ -549,6 +549,9 @@ def test_a_response_describes_itself_for_the_report():
     assert "k = 3.1 h at the median account" in text
     assert "uplift 0.44" in text
     assert "not aimed at accounts for reasons the data do not show" in text
-    bare = EffortResponse(scale=3.1, exponent=0.16, reference_value=1000.0, uplift=0.44)
-    assert bare.describe().startswith("fitted: k = 3.1 h at the median account")
-    assert bare.describe().endswith("uplift 0.44")
+    bare = EffortResponse(scale=3.1, exponent=0.0, reference_value=1000.0, uplift=0.44123)
+    assert bare.describe().startswith("fitted: k = 3.1 h at the median account of the fit, the same at any")
+    assert "; uplift 0.44. It assumes" in bare.describe()
+    one = dataclasses.replace(fitted, diagnostics={**fitted.diagnostics, "periods": 1, "se_log_scale": 1.8})
+    assert "over 1 period (" in one.describe()
+    assert "imprecise: k uncertain by a factor of 6.0" in one.describe()

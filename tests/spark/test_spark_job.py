@@ -162,7 +162,7 @@ def test_score_from_features_parquet_and_refusal(spark, trained, tmp_path):
     assert_scores_equal(duck.assign(model_uri=str(bundle)), again)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "features.parquet", "scores"]
 
-    # drivers only for the 50 accounts of highest value, as the in-memory path names them
+    # drivers only for the 50 accounts with the most value at stake, as the in-memory path names them
     top = read_parts(score_spark(str(bundle), features, cutoff, tmp_path / "scores", explain_top=50))
     duck_top = score(str(bundle), data, cutoff, config, explain_top=50).assign(owner=None)
     assert_scores_equal(duck_top, top)

@@ -214,3 +214,32 @@ def test_old_cached_wheels_are_pruned_and_recent_ones_kept(tmp_path):
     assert prune_wheels(tmp_path, keep=keep) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "recent"]
     assert prune_wheels(tmp_path / "missing", keep=keep) == 0
+
+
+def test_a_cached_wheel_is_touched_and_rewritten_when_pruned_meanwhile(tmp_path, monkeypatch):
+    """A cache hit marks its folder as in use; a folder pruned between check and use is written again."""
+    import os
+    import shutil
+    import tempfile
+
+    from kamml.tracking.model import kamml_wheel
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    wheel = kamml_wheel()
+    assert wheel is not None
+    os.utime(wheel.parent, (1.0, 1.0))
+    assert kamml_wheel() == wheel
+    assert wheel.parent.stat().st_mtime > 1.0
+    real_is_file = type(wheel).is_file
+    calls = []
+
+    def pruned_after_the_check(self):
+        found = real_is_file(self)
+        if self == wheel and not calls:
+            calls.append(1)
+            shutil.rmtree(wheel.parent)  # another job's prune, between the check and the use
+        return found
+
+    monkeypatch.setattr(type(wheel), "is_file", pruned_after_the_check)
+    assert kamml_wheel() == wheel
+    assert real_is_file(wheel)

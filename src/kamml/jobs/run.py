@@ -185,7 +185,7 @@ def _run(
         plan = {"n_accounts": len(allocation), **allocation.attrs.get("allocation", {})}
         echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):
-        effort = model.bundle.effort
+        effort = _plan_effort(config, model.bundle.effort)
         staged = _write_outputs(outputs.staging, scores, allocation, curve, training, data, effort)
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
         published = outputs.publish(_facts(config, training, model_uri, plan))
@@ -333,7 +333,7 @@ def _run_on_spark(
             training,
             data,
             model_uri=model.resolved,
-            effort=model.bundle.effort,
+            effort=_plan_effort(config, model.bundle.effort),
             top_accounts=top,
             budget_note="The budget curve is not drawn on Spark: each of its points is a whole "
             "distributed allocation. Run kamml allocate --curve on a sample of the scores to draw it.",
@@ -364,6 +364,20 @@ def _remove_stale(folder: Path) -> None:
         if path.is_file():
             path.unlink()
             log.info("removed %s: an earlier run's output that a Spark run does not write", path)
+
+
+def _plan_effort(config: Config, scored: EffortResponse | None) -> EffortResponse | None:
+    """The effort response the plan used: the config's fixed rule or the scoring model's.
+
+    A number in ``allocation.effort_scale`` makes the allocation ignore the scores' effort scales.
+    """
+    alloc = config.allocation
+    if alloc.effort_scale == "auto":
+        return scored
+    clip = (float(alloc.effort_clip[0]), float(alloc.effort_clip[1]))
+    return EffortResponse.fixed(
+        float(alloc.effort_scale), float(alloc.effort_exponent), clip, reason="set in the config"
+    )
 
 
 def _write_outputs(

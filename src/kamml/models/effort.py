@@ -127,7 +127,8 @@ SIGNIFICANCE = 0.01
 
 MIN_ACCOUNTS_WITH_HOURS = 100
 """Fewest distinct accounts with hours to fit from: a few heavily served accounts give many
-account-periods but no precision (40 accounts, 224 account-periods: scale 8.5 h against a true 2 h)."""
+account-periods but no precision (an audit's world: 40 accounts, 224 account-periods, a scale of 8.5 h
+against a true 2 h)."""
 
 IMPRECISE_LOG_SCALE = 0.7
 """A standard error of log k above this (k uncertain by a factor of two) gets a warning."""
@@ -330,22 +331,30 @@ class EffortResponse:
 
     def describe(self) -> str:
         """One line for a report: where k comes from, how large it is, and what a fit assumes."""
-        shape = f"k = {self.scale:.3g} h at the median account, growing with value to the power "
-        shape += f"{self.exponent:.2g}"
+        growth = "the same at any value"
+        if self.exponent:
+            growth = f"growing with value to the power {self.exponent:.2g}"
+        shape = f"k = {self.scale:.3g} h at the median account of the fit, {growth}"
+        if self.size_exponent:
+            shape += f" and with size to the power {self.size_exponent:.2g}"
         if self.source == "fixed":
             why = f" ({self.reason})" if self.reason else ""
             return f"fixed rule{why}: {shape}; growth weight from the config (0.3 under auto)"
+        uplift = "none" if self.uplift is None else f"{self.uplift:.2g}"
+        assumption = "It assumes the hours were not aimed at accounts for reasons the data do not show"
         d = self.diagnostics
         if "rows" not in d:  # a response saved without its diagnostics
-            return f"fitted: {shape}; uplift {self.uplift}"
+            return f"fitted: {shape}; uplift {uplift}. {assumption}"
         p_value = float(d.get("lr_pvalue", float("nan")))
-        size = f" and with size to the power {self.size_exponent:.2g}" if self.size_exponent else ""
-        uplift = "none" if self.uplift is None else f"{self.uplift:.2g}"
-        rows, accounts, periods = int(d.get("rows", 0)), int(d.get("accounts", 0)), int(d.get("periods", 0))
+        periods = int(d.get("periods", 0))
+        spread = float(d.get("se_log_scale", float("nan")))
+        precision = ""
+        if spread > IMPRECISE_LOG_SCALE:
+            precision = f"; imprecise: k uncertain by a factor of {np.exp(spread):.1f}"
         return (
-            f"fitted from {rows:,} account-periods of {accounts:,} accounts over {periods} periods "
-            f"(effect of hours: p = {p_value:.2g}): {shape}{size}; uplift {uplift}. It assumes the hours "
-            "were not aimed at accounts for reasons the data do not show"
+            f"fitted from {int(d['rows']):,} account-periods of {int(d.get('accounts', 0)):,} accounts over "
+            f"{periods} period{'s' if periods != 1 else ''} (effect of hours: p = {p_value:.2g}): {shape}; "
+            f"uplift {uplift}{precision}. {assumption}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -452,7 +461,14 @@ def effort_panel(
     span = tx.aggregate(first=tx.day.min(), n=tx.count()).execute()
     if int(span["n"].iloc[0]) == 0:
         raise DataError(f"effort response: no transactions before the cutoff {cut.date()}")
-    act_span = act.aggregate(first=act.day.min(), n=act.count(), total=act.hours.sum()).execute()
+    act_span = act.aggregate(
+        first=act.day.min(), n=act.count(), total=act.hours.sum(), negative=(act.hours < 0).sum()
+    ).execute()
+    if int(act_span["negative"].iloc[0] or 0) > 0:
+        raise DataError(
+            f"effort response: {int(act_span['negative'].iloc[0])} activities rows before {cut.date()} "
+            "have negative hours; activities.hours must be >= 0"
+        )
     if int(act_span["n"].iloc[0]) == 0:
         raise DataError(
             f"effort response: no activities before the cutoff {cut.date()}: hours of sales effort "
@@ -654,11 +670,6 @@ def fit_effort_response(
         accounts=accounts,
         size_column=size_column,
     )
-    if (panel["hours"] < 0).any():
-        raise DataError(
-            f"effort response: {int((panel['hours'] < 0).sum())} account-periods have negative hours; "
-            "activities.hours must be >= 0"
-        )
     with_hours = int((panel["hours"] > 0).sum())
     if len(panel) < min_rows or with_hours < min_rows // 2:
         raise DataError(
@@ -696,7 +707,7 @@ def fit_effort_response(
             "effort response: fitted from one planning period, a single cross-section of accounts; "
             "the scale rests on differences between accounts only"
         )
-    if fit["se_log_scale"] > IMPRECISE_LOG_SCALE:
+    if not fit["se_log_scale"] <= IMPRECISE_LOG_SCALE:  # NaN too
         logger.warning(
             "effort response: imprecise fit, scale %.3g h with a standard error of %.2f on its log "
             "(a factor of %.1f); uplift %.3g (standard error %.3g)",

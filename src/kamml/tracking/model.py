@@ -14,6 +14,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -91,8 +92,9 @@ def kamml_wheel() -> Path | None:
     wheel = folder / f"kamml-{dist.version}-py3-none-any.whl"
     if wheel.is_file():
         with contextlib.suppress(OSError):
-            folder.touch()  # in use: `prune_wheels` of another state of the code leaves it for a week
-        return wheel
+            os.utime(folder)  # in use: `prune_wheels` of another state of the code leaves it for a week
+        if wheel.is_file():  # not pruned meanwhile
+            return wheel
     folder.mkdir(parents=True, exist_ok=True)
     info = f"kamml-{dist.version}.dist-info"
     tags = "Wheel-Version: 1.0\nGenerator: kamml\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -146,3 +147,13 @@ def test_without_an_accounts_table_the_owner_column_is_text_in_parquet(trained, 
     assert table["owner"].isna().all()
     assert pq.read_schema(out).field("owner").type == pa.string()
     assert pd.read_parquet(out)["owner"].isna().all()
+
+
+def test_a_missing_stake_is_explained_last():
+    """Spark sorts NaN above every number: a missing stake must not take an explained account's place."""
+    from kamml.jobs.score import explain_priority
+
+    scores = pd.DataFrame({"clv": [10.0, np.nan, 5.0], "p_churn": [0.5, 0.5, 0.5]})
+    priority = explain_priority(scores)
+    assert np.argsort(-priority, kind="stable").tolist() == [0, 2, 1]
+    assert priority[1] == -np.inf

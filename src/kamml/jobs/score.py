@@ -61,9 +61,11 @@ def explain_priority(scores: pd.DataFrame, weights: Mapping[Any, Any] | None = N
     The stake (retention, growth and referral parts, `kamml.allocation.stake.stake_parts` with
     ``allocation.weights``, the defaults when None) is what the plan's hours and tiers follow, so the
     explained accounts are the ones the plan puts first; ranking by clv alone left strategic accounts
-    without drivers in large books while explaining high-value accounts the plan barely serves.
+    without drivers in large books while explaining high-value accounts the plan barely serves. A
+    missing stake comes last.
     """
-    return np.asarray(stake_parts(scores, weights)["stake"], dtype=float)
+    stake = np.asarray(stake_parts(scores, weights)["stake"], dtype=float)
+    return np.where(np.isnan(stake), -np.inf, stake)  # last on both engines (Spark sorts NaN first)
 
 
 def account_owners(data: Dataset, ids: pd.Index) -> pd.Series | None:

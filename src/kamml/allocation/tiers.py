@@ -321,10 +321,11 @@ def _drivers(
         by_model: dict[str, list[str]] = {key: [] for key in _DRIVER_MODELS}
         named: set[str] = set()
         for part in _split(text) if isinstance(text, str) else []:
-            key = target_of(part)
-            named.add(key or "value")
-            if key is None or part.endswith(f"(raises {DRIVER_TARGETS[key]})"):
-                by_model[key or "value"].append(part)
+            key = target_of(part) or "value"  # no ending: a value driver of older scores
+            named.add(key)
+            if part.endswith(f"(lowers {DRIVER_TARGETS[key]})"):
+                continue
+            by_model[key].append(part)
         for key in _DRIVER_MODELS:
             chosen = by_model[key] if key in named else by_model["value"]
             words.append(SEPARATOR.join(chosen[:limit]))

@@ -43,7 +43,7 @@ from kamml.jobs.score import account_owners, score
 from kamml.jobs.train import TrainResult, train
 from kamml.models.btyd_features import btyd_columns, rfm_arrays
 from kamml.models.bundle import ModelBundle, check_model_settings
-from kamml.models.effort import EffortResponse
+from kamml.models.effort import EffortResponse, config_rule
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
 from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, load_model
@@ -371,13 +371,8 @@ def _plan_effort(config: Config, scored: EffortResponse | None) -> EffortRespons
 
     A number in ``allocation.effort_scale`` makes the allocation ignore the scores' effort scales.
     """
-    alloc = config.allocation
-    if alloc.effort_scale == "auto":
-        return scored
-    clip = (float(alloc.effort_clip[0]), float(alloc.effort_clip[1]))
-    return EffortResponse.fixed(
-        float(alloc.effort_scale), float(alloc.effort_exponent), clip, reason="set in the config"
-    )
+    configured = config_rule(config.allocation)
+    return scored if configured is None else configured
 
 
 def _write_outputs(

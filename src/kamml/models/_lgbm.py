@@ -242,9 +242,7 @@ class TrainingProgress:
     reached, the most rounds it may take, and the held-out metric when there is one.
     """
 
-    order = (
-        30  # after LightGBM's own callbacks (early stopping is 30 as well; the order among equals is kept)
-    )
+    order = 30  # LightGBM sorts callbacks by this: after recording (20), beside early stopping (30)
 
     def __init__(self, name: str, rounds: int, every: float | None = None) -> None:
         self.name, self.rounds = name, rounds

@@ -588,8 +588,8 @@ class ModelBundle:
     def predict_value(self, features: pd.DataFrame, *, btyd: BtydFit | None = None) -> np.ndarray:
         """The ``clv`` column of `predict` alone, without the churn and influence models or drivers.
 
-        For a pass that only ranks accounts by value (which ones to explain). `btyd` defaults to the
-        bundle's stored fit, as `kamml.tracking.pyfunc.score_frame` scores.
+        For a pass that only needs the value (the churn and influence models cost as much again).
+        `btyd` defaults to the bundle's stored fit, as `kamml.tracking.pyfunc.score_frame` scores.
         """
         columns = self.score_columns(features, btyd=self.btyd if btyd is None else btyd, value_only=True)
         return np.asarray(columns["clv"], dtype=float)

@@ -89,6 +89,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PANEL_COLUMNS",
     "EffortResponse",
+    "config_rule",
     "effort_panel",
     "fit_effort_response",
     "fit_effort_response_from_data",
@@ -751,6 +752,16 @@ def fit_effort_response(
     return response
 
 
+def config_rule(alloc: AllocationConfig) -> EffortResponse | None:
+    """The fixed rule a number in ``allocation.effort_scale`` sets (it overrides any fit), or None."""
+    if alloc.effort_scale == "auto":
+        return None
+    clip = (float(alloc.effort_clip[0]), float(alloc.effort_clip[1]))
+    return EffortResponse.fixed(
+        float(alloc.effort_scale), float(alloc.effort_exponent), clip, reason="set in the config"
+    )
+
+
 def fit_effort_response_from_data(
     data: Dataset,
     cutoff: str | pd.Timestamp | None = None,
@@ -799,10 +810,9 @@ def fit_effort_response_from_data(
             f"effort response: the cutoff {cut.date()} is after the end of the data {data.end.date()}"
         )
     clip = (float(alloc.effort_clip[0]), float(alloc.effort_clip[1]))
-    if alloc.effort_scale != "auto":
-        return EffortResponse.fixed(
-            float(alloc.effort_scale), float(alloc.effort_exponent), clip, reason="set in the config"
-        )
+    configured = config_rule(alloc)
+    if configured is not None:
+        return configured
     if data.activities is None:
         reason = "no activities table: the effort response cannot be estimated"
         logger.warning("%s; using the fixed rule (%g hours at the median account)", reason, DEFAULT_SCALE)

@@ -248,12 +248,12 @@ def test_user_named_tiers_are_kept():
         (
             "{clv: {nonsense_param: 3}}",
             "unknown key 'models.clv.nonsense_param': neither a LightGBM parameter (or alias) nor a setting "
-            "of kamml's clv model (offset_feature, offset_weight)",
+            "of kamml's clv model (offset_feature, offset_weight, monotone)",
         ),
         ("{churn: {num_leavs: 7}}", "unknown key 'models.churn.num_leavs': neither a LightGBM parameter"),
         ("{churn: {num_leavs: 7}}", "did you mean num_leaves"),
         ("{influence: {offset_weight: 0.2}}", "offset_weight is a setting of models.clv"),
-        ("{influence: {a: 1, b: 2}}", "keys 'models.influence.a', 'models.influence.b': not a LightGBM"),
+        ("{influence: {a: 1, b: 2}}", "keys 'models.influence.a', 'models.influence.b': neither a LightGBM"),
     ],
 )
 def test_a_model_parameter_lightgbm_does_not_know_is_an_unknown_key(tmp_path, models, says):
@@ -270,11 +270,12 @@ def test_lightgbm_parameters_their_aliases_and_kamml_settings_are_accepted():
     models = {
         "clv": {"num_leaf": 7, "min_child_samples": 5, "n_estimators": 10, "offset_weight": 0.3},
         "churn": {"blend_feature": None, "subsample": 0.5, "early_stopping_rounds": 5, "n_jobs": 1},
-        "influence": {"objective": "poisson", "reg_lambda": 2.0, "max_depth": 3},
+        "influence": {"objective": "poisson", "reg_lambda": 2.0, "max_depth": 3, "monotone": {"spend_90d": 1}},
     }
     cfg = Config.from_dict({"models": models})
     assert cfg.models.clv == models["clv"]
     assert cfg.models.churn == models["churn"]
+    assert cfg.models.influence == models["influence"]
 
 
 def test_without_lightgbm_s_list_the_names_are_left_to_lightgbm(monkeypatch):

@@ -182,9 +182,9 @@ ChurnLabel = Literal["no_purchase", "no_purchase_or_nonrenewal"]
 
 #: kamml's own settings in a model's section, beside LightGBM's parameters (`kamml.models.bundle`).
 MODEL_SETTINGS: dict[str, tuple[str, ...]] = {
-    "clv": ("offset_feature", "offset_weight"),
-    "churn": ("blend_feature",),
-    "influence": (),
+    "clv": ("offset_feature", "offset_weight", "monotone"),
+    "churn": ("blend_feature", "monotone"),
+    "influence": ("monotone",),
 }
 
 

@@ -117,6 +117,37 @@ def test_value_model_boosts_from_btyd_value_unless_the_config_turns_it_off(fitte
     assert plain.churn.blend_ is None
 
 
+def test_money_features_constrain_value_up_and_churn_down_unless_the_config_says_otherwise(
+    fitted, world_data
+):
+    bundle, _ = fitted
+    money = ["monetary", "spend_total", "spend_30d", "spend_90d", "spend_180d", "spend_365d"]
+    money += ["spend_last_year_horizon", "btyd_expected_purchases", "btyd_order_value", "btyd_value"]
+    assert bundle.clv.monotone == dict.fromkeys(money, 1)
+    assert bundle.churn.monotone == dict.fromkeys(money, -1)
+    assert bundle.influence.monotone is None
+    constraints = dict(zip(bundle.clv.feature_names_, bundle.clv.booster_.params["monotone_constraints"]))
+    assert {name for name, c in constraints.items() if c} == set(money)  # the booster got them by name
+    assert "referred_spend" in constraints  # a spend feature that is not the account's own: free
+    end = world_data.end.normalize()
+
+    def fit(**models):
+        cfg = config()
+        cfg = cfg.model_copy(
+            update={"models": cfg.models.model_copy(update={k: {**FAST, **v} for k, v in models.items()})}
+        )
+        return ModelBundle.fit(build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg), cfg)
+
+    positional = [0] * len(bundle.features)
+    own = fit(clv={"monotone": {"spend_90d": 1}}, churn={"monotone": None}, influence={"mc": positional})
+    assert own.clv.monotone == {"spend_90d": 1}
+    assert own.churn.monotone is None
+    assert "monotone_constraints" not in own.churn.booster_.params
+    assert own.influence.monotone is None
+    with pytest.raises(ConfigError, match=r"models\.clv\.monotone names features .* \['spend_60d'\]"):
+        fit(clv={"monotone": {"spend_60d": 1}})
+
+
 def test_churn_model_blends_with_btyd_expected_purchases_by_default(fitted):
     bundle, features = fitted
     assert bundle.churn.blend_feature == "btyd_expected_purchases"
@@ -467,6 +498,9 @@ def test_feature_rows_breaking_the_purchase_history_rules_are_named(fitted):
             {"churn": {"min_data_in_leaf": -3}},
             r"models\.churn: LightGBM refuses the parameters: .*>= \(0\)\.?$",
         ),
+        ({"clv": {"monotone": [1, 0]}}, r"models\.clv\.monotone must map feature names to 1, -1 or 0"),
+        ({"churn": {"monotone": {"spend_90d": -2}}}, r"models\.churn: monotone directions must be 1"),
+        ({"influence": {"monotone": {"x": 1}, "mc": [1]}}, r"models\.influence: give monotone constraints"),
     ],
 )
 def test_model_settings_that_cannot_train_are_config_errors_before_any_work(models, says):

@@ -349,3 +349,52 @@ def test_training_logs_its_start_end_and_progress(caplog: pytest.LogCaptureFixtu
     assert progress
     assert "held-out" in progress[0]
     assert any(line.startswith(f"ClvModel: best round {model.best_iteration_} of ") for line in lines)
+
+
+# ---- monotone constraints by feature name -----------------------------------------------------------
+
+
+def dip_data(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Spend rising with `spend` except a dip in the middle of its range, plus noise from `z`."""
+    rng = np.random.default_rng(seed)
+    spend = rng.uniform(0, 10, n)
+    z = rng.normal(size=n)
+    rate = np.exp(0.3 * spend - 2.5 * ((spend > 4) & (spend < 6)) + 0.3 * z)
+    return pd.DataFrame({"spend": spend, "z": z}), rng.poisson(rate) * 10.0
+
+
+def _steps_down(model: ClvModel, X: pd.DataFrame, column: str) -> int:
+    """How many steps of a grid over `column` lower the prediction (the other columns at row 0's)."""
+    grid = X.head(1).loc[np.zeros(50, dtype=int)].assign(**{column: np.linspace(0, 10, 50)})
+    return int((np.diff(model.predict(grid)) < -1e-12).sum())
+
+
+def test_monotone_constrains_the_named_feature_only() -> None:
+    X, y = dip_data()
+    free = ClvModel(horizon_days=90, n_estimators=150, num_threads=1).fit(X, y)
+    rising = ClvModel(horizon_days=90, n_estimators=150, num_threads=1, monotone={"spend": 1}).fit(X, y)
+    assert _steps_down(free, X, "spend") > 0  # the dip is learnt without the constraint
+    assert _steps_down(rising, X, "spend") == 0
+    params = rising.lgb_params()
+    assert params["monotone_constraints_method"] == "intermediate"
+    assert "monotone_constraints_method" not in free.lgb_params()
+    back = ClvModel.from_dict(json.loads(json.dumps(rising.to_dict())))
+    assert back.monotone == {"spend": 1}
+    np.testing.assert_array_equal(back.predict(X), rising.predict(X))
+
+
+def test_monotone_is_checked() -> None:
+    X, y = dip_data(n=300)
+    fast = {"horizon_days": 90, "n_estimators": 5, "num_threads": 1}
+    with pytest.raises(ModelInputError, match=r"not training columns: \['spend_90d'\]"):
+        ClvModel(monotone={"spend_90d": 1}, **fast).fit(X, y)
+    with pytest.raises(ValueError, match="must be 1 .* -1 .* or 0, got {'spend': 2}"):
+        ClvModel(monotone={"spend": 2}, **fast).fit(X, y)
+    with pytest.raises(ValueError, match="not as params.monotone_constraints as well"):
+        ClvModel(monotone={"spend": 1}, params={"mc": [1, 0]}, **fast).lgb_params()
+    categorical = X.assign(z=pd.Categorical(np.where(X["z"] > 0, "a", "b")))
+    with pytest.raises(ModelInputError, match=r"categorical features, which have no order: \['z'\]"):
+        ClvModel(monotone={"z": 1}, **fast).fit(categorical, y)
+    ClvModel(monotone={"z": 0}, **fast).fit(categorical, y)  # 0 constrains nothing
+    with pytest.raises(ModelInputError, match="monotone_constraints has 3 values for 2 features"):
+        ClvModel(params={"monotone_constraints": [1, 0, 0]}, **fast).fit(X, y)  # LightGBM would abort

@@ -97,6 +97,8 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "verbosity": ("verbose",),
     "force_col_wise": (),
     "force_row_wise": (),
+    "monotone_constraints": ("mc", "monotone_constraint", "monotonic_cst"),
+    "monotone_constraints_method": ("mc_method", "monotone_constraining_method"),
 }
 _CANONICAL = {alias: name for name, aliases in _ALIASES.items() for alias in (name, *aliases)}
 
@@ -291,6 +293,7 @@ class LGBMModel(BaseEstimator):
         "num_threads": [Interval(Integral, 1, None, closed="left")],
         "random_state": [Interval(Integral, 0, 2**31 - 1, closed="both")],
         "early_stopping_rounds": [Interval(Integral, 1, None, closed="left"), None],
+        "monotone": [dict, None],
     }
 
     #: Objective and settings of the subclass on top of `_BASE_PARAMS`.
@@ -305,6 +308,7 @@ class LGBMModel(BaseEstimator):
     num_threads: int
     random_state: int
     early_stopping_rounds: int | None
+    monotone: dict[str, int] | None
 
     booster_: lgb.Booster
     n_features_in_: int
@@ -345,9 +349,18 @@ class LGBMModel(BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} supports objective {' or '.join(self._objectives)}, not {objective!r}"
             )
+        monotone = self._monotone_directions()
+        if monotone and "monotone_constraints" in user:
+            raise ValueError(
+                "give monotone constraints by feature name in monotone (models.<model>.monotone in the "
+                "config), not as params.monotone_constraints as well"
+            )
         merged: dict[str, Any] = {
             **_BASE_PARAMS,
             **self._default_params,
+            # intermediate: constrains less than basic at a small cost (on the CDNOW sample it ranked
+            # better, docs/models.md); only set when there are constraints
+            **({"monotone_constraints_method": "intermediate"} if monotone else {}),
             "objective": objective,
             "learning_rate": float(self.learning_rate),
             "seed": int(self.random_state),
@@ -361,6 +374,46 @@ class LGBMModel(BaseEstimator):
             merged["force_col_wise"] = True
         merged.update(deterministic=True, verbosity=-1)
         return merged
+
+    def _monotone_directions(self) -> dict[str, int]:
+        """`monotone` checked: feature name -> 1 (prediction never falls as it rises), -1 or 0."""
+        raw = getattr(self, "monotone", None) or {}
+        bad = {k: v for k, v in raw.items() if isinstance(v, bool) or v not in (-1, 0, 1)}
+        if bad:
+            raise ValueError(
+                f"monotone directions must be 1 (the prediction rises with the feature), -1 (falls) or 0, "
+                f"got {bad}"
+            )
+        return {str(k): int(v) for k, v in raw.items() if v != 0}
+
+    def _monotone_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` with ``monotone_constraints`` in the fitted feature order, from `monotone` by name.
+
+        A name that is not a training column, or a categorical one, is a `ModelInputError`; so are
+        positional ``monotone_constraints`` from ``params`` of another length (LightGBM aborts the
+        process on them).
+        """
+        monotone = self._monotone_directions()
+        if not monotone:
+            positional = params.get("monotone_constraints")
+            if positional is not None and len(positional) != len(self.feature_names_):
+                raise ModelInputError(
+                    f"{type(self).__name__}: params.monotone_constraints has {len(positional)} values for "
+                    f"{len(self.feature_names_)} features; give them by name in monotone instead"
+                )
+            return params
+        unknown = sorted(set(monotone) - set(self.feature_names_))
+        if unknown:
+            raise ModelInputError(
+                f"{type(self).__name__}: monotone names features that are not training columns: {unknown}"
+            )
+        categorical = sorted(set(monotone) & set(self.categories_))
+        if categorical:
+            raise ModelInputError(
+                f"{type(self).__name__}: monotone names categorical features, which have no order: "
+                f"{categorical}"
+            )
+        return {**params, "monotone_constraints": [monotone.get(n, 0) for n in self.feature_names_]}
 
     def _num_rounds(self) -> int:
         """Boosting rounds: ``num_iterations`` (or an alias) in ``params``, else ``n_estimators``."""
@@ -663,6 +716,7 @@ class LGBMModel(BaseEstimator):
         params = self.lgb_params()
         rounds = self._num_rounds()
         matrix = self._to_matrix(X, reset=True)
+        params = self._monotone_params(params)
         n_rows = matrix.shape[0]
         if n_rows < 2:
             raise ModelInputError(f"{type(self).__name__} needs at least 2 rows, got 1 sample")

@@ -31,6 +31,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from scipy.optimize import brentq
 
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError, ModelError
-from kamml.models._lgbm import as_float, column_arrays, no_autolog
+from kamml.models._lgbm import as_float, canonical_params, column_arrays, no_autolog
 from kamml.models.btyd_features import (
     BtydFit,
     add_btyd_features,
@@ -99,6 +101,26 @@ FEW_ACCOUNTS = 200
 #: ``models.churn.blend_feature: null`` turns it off.
 CHURN_BLEND = "btyd_expected_purchases"
 
+#: The money features: net spend (in total, per window, per repeat purchase, in last year's label window)
+#: and BTYD's expected purchases, order value and value. By default the value model's prediction never
+#: falls as one of them rises (all else equal) and the churn model's never rises: LightGBM's monotone
+#: constraints, chosen on the CDNOW sample and then measured on the full data (docs/models.md).
+MONEY_FEATURES = re.compile(
+    r"^(monetary|spend_total|spend_\d+d|spend_last_year_horizon|btyd_expected_purchases|btyd_order_value"
+    r"|btyd_value)$"
+)
+#: Direction of each model's default constraint on the money features (none for the influence model).
+_MONEY_DIRECTION = {"clv": 1, "churn": -1}
+
+
+def default_monotone(name: str, features: Sequence[str]) -> dict[str, int] | None:
+    """The default monotone constraints of model `name` on these feature columns (None: unconstrained)."""
+    direction = _MONEY_DIRECTION.get(name)
+    if direction is None:
+        return None
+    chosen = {f: direction for f in features if MONEY_FEATURES.match(f)}
+    return chosen or None
+
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """The model features of a training or feature frame: everything but keys and labels."""
@@ -133,8 +155,13 @@ def add_snapshot_btyd(train: pd.DataFrame, horizon: float) -> pd.DataFrame:
     return pd.concat(parts).loc[train.index]
 
 
-def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
-    """Constructor arguments of one LightGBM model from the config's models section."""
+def _lgbm_kwargs(cfg: Config, name: str, features: Sequence[str] | None = None) -> dict[str, Any]:
+    """Constructor arguments of one LightGBM model from the config's models section.
+
+    With the training `features`, ``monotone`` is the config's (its names checked against them) or
+    `default_monotone` (not when the params hold LightGBM's own ``monotone_constraints``); without,
+    only the config's.
+    """
     params = dict(getattr(cfg.models, name))
     kwargs: dict[str, Any] = {"num_threads": cfg.models.threads, "random_state": cfg.models.seed}
     for key in ("n_estimators", "learning_rate", "early_stopping_rounds"):
@@ -148,8 +175,29 @@ def _lgbm_kwargs(cfg: Config, name: str) -> dict[str, Any]:
         kwargs["offset_feature"] = params.pop("offset_feature", CLV_OFFSET)
         if "offset_weight" in params:
             kwargs["offset_weight"] = params.pop("offset_weight")
+    if "monotone" in params:
+        kwargs["monotone"] = _configured_monotone(name, params.pop("monotone"), features)
+    elif features is not None and "monotone_constraints" not in canonical_params(params):
+        kwargs["monotone"] = default_monotone(name, features)  # unless params constrain by position
     kwargs["params"] = params or None
     return kwargs
+
+
+def _configured_monotone(name: str, value: Any, features: Sequence[str] | None) -> dict[str, int] | None:
+    """``models.<name>.monotone`` as given (a mapping or null); a ConfigError names what is wrong."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"models.{name}.monotone must map feature names to 1, -1 or 0 (or be null), got {value!r}"
+        )
+    if features is not None:
+        unknown = sorted(set(map(str, value)) - set(features))
+        if unknown:
+            raise ConfigError(
+                f"models.{name}.monotone names features the training frame does not have: {unknown}"
+            )
+    return dict(value)
 
 
 def check_model_settings(cfg: Config) -> None:
@@ -175,10 +223,12 @@ def _check_lightgbm_accepts(name: str, params: dict[str, Any]) -> None:
     """A ConfigError when LightGBM itself refuses the parameters (a value it cannot read: num_leaves x).
 
     One round on 20 rows (a few milliseconds), so a bad value stops the job before the data is read
-    instead of as LightGBM's traceback after the features.
+    instead of as LightGBM's traceback after the features. Positional ``monotone_constraints`` are
+    left out: their length is that of the training columns, which these rows do not have.
     """
     rows = np.arange(40, dtype=float).reshape(20, 2)
     labels = np.tile([0.0, 1.0], 10)
+    params = {k: v for k, v in params.items() if k != "monotone_constraints"}
     try:
         with no_autolog():
             lgb.train({**params, "num_threads": 1}, lgb.Dataset(rows, labels), num_boost_round=1)
@@ -348,13 +398,15 @@ class ModelBundle:
                 n_latest,
                 FEW_ACCOUNTS,
             )
-        clv = ClvModel(horizon_days=h, **_lgbm_kwargs(cfg, "clv")).fit(X, train["value"], snapshot=snap)
-        churn = ChurnModel(horizon_days=h, **_lgbm_kwargs(cfg, "churn")).fit(
+        clv = ClvModel(horizon_days=h, **_lgbm_kwargs(cfg, "clv", features)).fit(
+            X, train["value"], snapshot=snap
+        )
+        churn = ChurnModel(horizon_days=h, **_lgbm_kwargs(cfg, "churn", features)).fit(
             X, train["churned"], snapshot=snap
         )
         influence = None
         if "referral_value" in train.columns and train["referral_value"].sum() > 0:
-            influence = InfluenceModel(horizon_days=h, **_lgbm_kwargs(cfg, "influence")).fit(
+            influence = InfluenceModel(horizon_days=h, **_lgbm_kwargs(cfg, "influence", features)).fit(
                 X, train["referral_value"], snapshot=snap
             )
         meta = {

@@ -129,6 +129,8 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         minus log is blended with LightGBM's logit before calibration, with a weight chosen on the
         held-out snapshot (module docs). Values below a tenth of its held-out mean count as that floor;
         missing ones leave the row to LightGBM alone. None: no blend.
+    monotone : dict of str to int, optional
+        Monotone constraints by feature name, as for `kamml.models.ClvModel`.
 
     Attributes
     ----------
@@ -191,6 +193,7 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         random_state: int = 42,
         early_stopping_rounds: int | None = 50,
         blend_feature: str | None = None,
+        monotone: dict[str, int] | None = None,
     ):
         self.horizon_days = horizon_days
         self.params = params
@@ -200,6 +203,7 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         self.random_state = random_state
         self.early_stopping_rounds = early_stopping_rounds
         self.blend_feature = blend_feature
+        self.monotone = monotone
 
     def __sklearn_tags__(self) -> Any:
         """Declare a binary-only classifier."""

@@ -50,6 +50,11 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
         count as that floor.
     offset_weight : float, default 0.5
         How much of the prior's log the start takes (1: the prior itself, up to a constant).
+    monotone : dict of str to int, optional
+        Feature name -> 1 (the prediction never falls as the feature rises, all else equal), -1 (never
+        rises) or 0, as LightGBM's ``monotone_constraints`` with its ``intermediate`` method; names
+        must be training columns and not categorical. None: unconstrained (the bundle constrains the
+        money features, `kamml.models.bundle.default_monotone`).
 
     Attributes
     ----------
@@ -110,6 +115,7 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
         calibrate_total: bool = True,
         offset_feature: str | None = None,
         offset_weight: float = 0.5,
+        monotone: dict[str, int] | None = None,
     ):
         self.horizon_days = horizon_days
         self.params = params
@@ -121,3 +127,4 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
         self.calibrate_total = calibrate_total
         self.offset_feature = offset_feature
         self.offset_weight = offset_weight
+        self.monotone = monotone

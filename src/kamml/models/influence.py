@@ -37,6 +37,8 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
     early_stopping_rounds : int or None, default 50
     calibrate_total : bool, default True
         Scale predictions so the held-out snapshot's predicted total matches its actual total.
+    monotone : dict of str to int, optional
+        Monotone constraints by feature name, as for `kamml.models.ClvModel`.
 
     Attributes
     ----------
@@ -78,6 +80,7 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
         random_state: int = 42,
         early_stopping_rounds: int | None = 50,
         calibrate_total: bool = True,
+        monotone: dict[str, int] | None = None,
     ):
         self.horizon_days = horizon_days
         self.objective = objective
@@ -88,6 +91,7 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
         self.random_state = random_state
         self.early_stopping_rounds = early_stopping_rounds
         self.calibrate_total = calibrate_total
+        self.monotone = monotone
 
     def _objective(self) -> str:
         """The chosen objective."""

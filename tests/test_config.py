@@ -270,7 +270,7 @@ def test_lightgbm_parameters_their_aliases_and_kamml_settings_are_accepted():
     models = {
         "clv": {"num_leaf": 7, "min_child_samples": 5, "n_estimators": 10, "offset_weight": 0.3},
         "churn": {"blend_feature": None, "subsample": 0.5, "early_stopping_rounds": 5, "n_jobs": 1},
-        "influence": {"objective": "poisson", "reg_lambda": 2.0, "max_depth": 3, "monotone": {"spend_90d": 1}},
+        "influence": {"objective": "poisson", "reg_lambda": 2.0, "monotone": {"spend_90d": 1}},
     }
     cfg = Config.from_dict({"models": models})
     assert cfg.models.clv == models["clv"]

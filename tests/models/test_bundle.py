@@ -126,7 +126,8 @@ def test_money_features_constrain_value_up_and_churn_down_unless_the_config_says
     assert bundle.clv.monotone == dict.fromkeys(money, 1)
     assert bundle.churn.monotone == dict.fromkeys(money, -1)
     assert bundle.influence.monotone is None
-    constraints = dict(zip(bundle.clv.feature_names_, bundle.clv.booster_.params["monotone_constraints"]))
+    given = bundle.clv.booster_.params["monotone_constraints"]
+    constraints = dict(zip(bundle.clv.feature_names_, given, strict=True))
     assert {name for name, c in constraints.items() if c} == set(money)  # the booster got them by name
     assert "referred_spend" in constraints  # a spend feature that is not the account's own: free
     end = world_data.end.normalize()

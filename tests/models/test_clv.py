@@ -388,13 +388,13 @@ def test_monotone_is_checked() -> None:
     fast = {"horizon_days": 90, "n_estimators": 5, "num_threads": 1}
     with pytest.raises(ModelInputError, match=r"not training columns: \['spend_90d'\]"):
         ClvModel(monotone={"spend_90d": 1}, **fast).fit(X, y)
-    with pytest.raises(ValueError, match="must be 1 .* -1 .* or 0, got {'spend': 2}"):
+    with pytest.raises(ValueError, match=r"must be 1 .* -1 .* or 0, got \{'spend': 2\}"):
         ClvModel(monotone={"spend": 2}, **fast).fit(X, y)
-    with pytest.raises(ValueError, match="not as params.monotone_constraints as well"):
+    with pytest.raises(ValueError, match=r"not as params\.monotone_constraints as well"):
         ClvModel(monotone={"spend": 1}, params={"mc": [1, 0]}, **fast).lgb_params()
     categorical = X.assign(z=pd.Categorical(np.where(X["z"] > 0, "a", "b")))
     with pytest.raises(ModelInputError, match=r"categorical features, which have no order: \['z'\]"):
         ClvModel(monotone={"z": 1}, **fast).fit(categorical, y)
     ClvModel(monotone={"z": 0}, **fast).fit(categorical, y)  # 0 constrains nothing
-    with pytest.raises(ModelInputError, match="monotone_constraints has 3 values for 2 features"):
+    with pytest.raises(ModelInputError, match=r"monotone_constraints has 3 values for 2 features"):
         ClvModel(params={"monotone_constraints": [1, 0, 0]}, **fast).fit(X, y)  # LightGBM would abort

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -26,8 +29,34 @@ def test_duckdb_settings_from_the_config(tmp_path):
     con = connect(EngineConfig(threads=1, memory_limit="256MB", temp_directory=str(spill)))
     assert _setting(con, "threads") == 1
     assert _setting(con, "memory_limit") in {"256.0 MiB", "244.1 MiB", "256.0 MB"}
-    assert _setting(con, "temp_directory") == str(spill)
+    own = Path(_setting(con, "temp_directory"))
+    assert own.parent == spill  # a folder of its own inside the configured one
+    assert own.name.startswith("kamml-duckdb-")
     assert spill.is_dir()
+
+
+def test_duckdb_spills_to_a_folder_of_its_own_removed_with_the_connection(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # DuckDB's default was .tmp here
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "system-tmp"))
+    (tmp_path / "system-tmp").mkdir()
+    first, second = connect(EngineConfig(threads=1)), connect(EngineConfig(threads=1))
+    spill = Path(_setting(first, "temp_directory"))
+    assert spill.parent == tmp_path / "system-tmp"
+    assert spill != Path(_setting(second, "temp_directory"))  # two jobs never share spill files
+    first.raw_sql("SET memory_limit = '30MB'")
+    first.raw_sql("CREATE TABLE t AS SELECT hash(i) AS h, i FROM range(3000000) t(i) ORDER BY h")
+    assert any(spill.iterdir())  # it did spill there
+    assert not (tmp_path / ".tmp").exists()
+    del first
+    gc.collect()
+    assert not spill.exists()
+
+
+def test_a_spill_folder_that_cannot_be_made_is_an_engine_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(EngineError, match=r"engine\.temp_directory .*file/spill.* cannot be created"):
+        connect(EngineConfig(temp_directory=str(blocker / "spill")))
 
 
 def test_bad_duckdb_setting_is_an_engine_error():

@@ -1,7 +1,8 @@
 """The compute engine: one Ibis backend connection that holds every table of a dataset.
 
-DuckDB is the embedded default (out of core: it spills to `temp_directory` under `memory_limit`); Spark
-is for data that lives on a cluster. Both are configured by the ``engine`` section of the config.
+DuckDB is the embedded default (out of core: it spills under `memory_limit` to a folder of its own for
+each connection, in `temp_directory` or the system's temporary folder); Spark is for data that lives on
+a cluster. Both are configured by the ``engine`` section of the config.
 
 An engine that runs out of memory while reading, validating or computing features is an `EngineError`
 naming the setting to change (`engine_failure`, `engine_errors`), not a crash or a "cannot read" of
@@ -15,6 +16,8 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,15 +73,36 @@ def _connect_duckdb(engine: EngineConfig) -> ibis.BaseBackend:
         settings["threads"] = engine.threads
     if engine.memory_limit is not None:
         settings["memory_limit"] = engine.memory_limit
-    if engine.temp_directory is not None:
-        Path(engine.temp_directory).mkdir(parents=True, exist_ok=True)
-        settings["temp_directory"] = str(engine.temp_directory)
+    spill = _spill_folder(engine.temp_directory)
+    settings["temp_directory"] = spill
     try:
         backend = ibis.duckdb.connect(**settings)
     except duckdb.Error as exc:
+        shutil.rmtree(spill, ignore_errors=True)
         raise EngineError(f"DuckDB rejected the engine settings {settings}: {exc}") from None
-    log.debug("connected to DuckDB %s with %s", backend.version, settings or "default settings")
+    weakref.finalize(backend, shutil.rmtree, spill, ignore_errors=True)  # also at interpreter exit
+    log.debug("connected to DuckDB %s with %s", backend.version, settings)
     return backend
+
+
+def _spill_folder(parent: str | None) -> str:
+    """A new folder for one connection's spill files, in `parent` (created) or the system's temp folder.
+
+    DuckDB's own default is ``.tmp`` in the working directory: a job started in a read-only folder
+    cannot spill, the files stay in whatever folder the job ran from (an empty one after an
+    out-of-memory exit), and DuckDB releases before 1.2 mixed up the files of two jobs spilling there
+    at once (duckdb/duckdb#15173). The folder goes when the connection does.
+    """
+    if parent is not None:
+        try:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EngineError(f"engine.temp_directory {parent!r} cannot be created: {exc}") from None
+    try:
+        return tempfile.mkdtemp(prefix="kamml-duckdb-", dir=parent)
+    except OSError as exc:
+        where = f"engine.temp_directory {parent!r}" if parent else repr(tempfile.gettempdir())
+        raise EngineError(f"no spill folder for DuckDB in {where}: {exc}") from None
 
 
 def engine_failure(exc: BaseException) -> EngineError | None:

@@ -47,7 +47,24 @@ def test_duckdb_spills_to_a_folder_of_its_own_removed_with_the_connection(tmp_pa
     first.raw_sql("CREATE TABLE t AS SELECT hash(i) AS h, i FROM range(3000000) t(i) ORDER BY h")
     assert any(spill.iterdir())  # it did spill there
     assert not (tmp_path / ".tmp").exists()
+    raw = first.con  # DuckDB's own connection, kept after the backend: its spill folder stays with it
     del first
+    gc.collect()
+    raw.execute("CREATE TABLE t2 AS SELECT hash(i) AS h, i FROM range(3000000) t(i) ORDER BY h")
+    assert spill.exists()
+    del raw
+    gc.collect()
+    assert not spill.exists()
+
+
+def test_a_relative_temp_directory_is_taken_from_the_working_directory_at_connect(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    con = connect(EngineConfig(threads=1, temp_directory="spill"))
+    spill = Path(_setting(con, "temp_directory"))
+    assert spill.is_absolute()
+    assert spill.parent == tmp_path / "spill"
+    monkeypatch.chdir(tmp_path.parent)  # a later change of folder does not strand it
+    del con
     gc.collect()
     assert not spill.exists()
 

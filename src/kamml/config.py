@@ -216,6 +216,9 @@ class ModelsConfig(_Section):
     churn_label: ChurnLabel = "no_purchase"
     seed: int = 42
     threads: int = Field(2, ge=1)
+    #: train on at most this many accounts (the same ones in every snapshot; `kamml.models.bundle.
+    #: sample_accounts`); None: every account. Scoring always covers every account.
+    max_training_accounts: int | None = Field(None, ge=1)
     clv: dict[str, Any] = Field(default_factory=dict)
     churn: dict[str, Any] = Field(default_factory=dict)
     influence: dict[str, Any] = Field(default_factory=dict)

@@ -80,7 +80,8 @@ def _connect_duckdb(engine: EngineConfig) -> ibis.BaseBackend:
     except duckdb.Error as exc:
         shutil.rmtree(spill, ignore_errors=True)
         raise EngineError(f"DuckDB rejected the engine settings {settings}: {exc}") from None
-    weakref.finalize(backend, shutil.rmtree, spill, ignore_errors=True)  # also at interpreter exit
+    # with DuckDB's own connection, which code may keep after the backend; also at a normal exit
+    weakref.finalize(backend.con, shutil.rmtree, spill, ignore_errors=True)
     log.debug("connected to DuckDB %s with %s", backend.version, settings)
     return backend
 
@@ -91,9 +92,12 @@ def _spill_folder(parent: str | None) -> str:
     DuckDB's own default is ``.tmp`` in the working directory: a job started in a read-only folder
     cannot spill, the files stay in whatever folder the job ran from (an empty one after an
     out-of-memory exit), and DuckDB releases before 1.2 mixed up the files of two jobs spilling there
-    at once (duckdb/duckdb#15173). The folder goes when the connection does.
+    at once (duckdb/duckdb#15173). The folder goes when the connection does or the process exits
+    normally; a killed job leaves it behind (in the system's temporary folder by default, which the
+    system clears). A relative `parent` is taken from the working directory now.
     """
     if parent is not None:
+        parent = os.path.abspath(parent)
         try:
             Path(parent).mkdir(parents=True, exist_ok=True)
         except OSError as exc:

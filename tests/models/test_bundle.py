@@ -14,7 +14,7 @@ from kamml.errors import ConfigError, FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
-from kamml.models.bundle import PREDICTION_COLUMNS, add_snapshot_btyd, check_model_settings
+from kamml.models.bundle import PREDICTION_COLUMNS, add_snapshot_btyd, check_model_settings, sample_accounts
 from kamml.models.drivers import target_of
 from kamml.models.effort import EffortResponse
 
@@ -140,11 +140,17 @@ def test_money_features_constrain_value_up_and_churn_down_unless_the_config_says
         return ModelBundle.fit(build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg), cfg)
 
     positional = [0] * len(bundle.features)
-    own = fit(clv={"monotone": {"spend_90d": 1}}, churn={"monotone": None}, influence={"mc": positional})
+    own = fit(clv={"monotone": {"spend_90d": 1}}, churn={"mc": positional}, influence={"linear_tree": True})
     assert own.clv.monotone == {"spend_90d": 1}
-    assert own.churn.monotone is None
-    assert "monotone_constraints" not in own.churn.booster_.params
+    assert own.churn.monotone is None  # LightGBM's positional constraints replace the default
+    assert own.churn.booster_.params["monotone_constraints"] == positional
     assert own.influence.monotone is None
+    off = fit(churn={"monotone": None}, clv={"linear_tree": True})
+    assert off.churn.monotone is None
+    assert off.clv.monotone is None  # constraints do not hold in linear leaves: no default then
+    assert "monotone_constraints" not in off.churn.booster_.params
+    with pytest.raises(ConfigError, match=r"models\.clv\.monotone names categorical features.*attr_industry"):
+        fit(clv={"monotone": {"attr_industry": 1}})
     with pytest.raises(ConfigError, match=r"models\.clv\.monotone names features .* \['spend_60d'\]"):
         fit(clv={"monotone": {"spend_60d": 1}})
 
@@ -563,3 +569,33 @@ def test_fit_refuses_labels_of_another_horizon(world_data):
     assert train.attrs["horizon_days"] == 60
     with pytest.raises(ConfigError, match="labels cover 60 days, but the config trains for 90"):
         ModelBundle.fit(train, config())
+
+
+def test_max_training_accounts_trains_on_the_same_sample_of_accounts_in_every_snapshot(world_data, caplog):
+    end = world_data.end.normalize()
+    cfg = config()
+    train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg)
+    sampled_cfg = cfg.model_copy(
+        update={"models": cfg.models.model_copy(update={"max_training_accounts": 150})}
+    )
+    sample = sample_accounts(train, 150)
+    chosen = set(sample["account_id"])
+    assert len(chosen) == 150
+    for snapshot, rows in train.groupby("snapshot"):  # by account: every chosen account's row, each time
+        expected = set(rows["account_id"]) & chosen
+        assert set(sample.loc[sample["snapshot"] == snapshot, "account_id"]) == expected
+    assert set(sample["account_id"]) <= set(train["account_id"])
+    shuffled = train.sample(frac=1.0, random_state=3)
+    assert set(sample_accounts(shuffled, 150)["account_id"]) == set(sample["account_id"])  # not row order
+    as_text = train.assign(account_id=train["account_id"].astype(str))
+    assert set(sample_accounts(as_text, 150)["account_id"]) == set(sample["account_id"].astype(str))
+    assert sample_accounts(train, 10_000) is train
+    with caplog.at_level("INFO", logger="kamml.models.bundle"):
+        bundle = ModelBundle.fit(train, sampled_cfg)
+    assert bundle.meta["rows"] == len(sample)
+    assert bundle.meta["sampled_accounts"] == f"150 of {train['account_id'].nunique()}"
+    assert "training on 150 of" in caplog.text
+    with pytest.raises(ModelError, match="no 'account_id' column to sample accounts by"):
+        sample_accounts(train.drop(columns="account_id"), 10)
+    with pytest.raises(ConfigError, match="max_training_accounts"):
+        Config.from_dict({"models": {"max_training_accounts": 0}})

@@ -390,11 +390,32 @@ def test_monotone_is_checked() -> None:
         ClvModel(monotone={"spend_90d": 1}, **fast).fit(X, y)
     with pytest.raises(ValueError, match=r"must be 1 .* -1 .* or 0, got \{'spend': 2\}"):
         ClvModel(monotone={"spend": 2}, **fast).fit(X, y)
-    with pytest.raises(ValueError, match=r"not as params\.monotone_constraints as well"):
+    with pytest.raises(ValueError, match=r"not also as LightGBM.s monotone_constraints \(or its alias mc\)"):
         ClvModel(monotone={"spend": 1}, params={"mc": [1, 0]}, **fast).lgb_params()
     categorical = X.assign(z=pd.Categorical(np.where(X["z"] > 0, "a", "b")))
     with pytest.raises(ModelInputError, match=r"categorical features, which have no order: \['z'\]"):
         ClvModel(monotone={"z": 1}, **fast).fit(categorical, y)
     ClvModel(monotone={"z": 0}, **fast).fit(categorical, y)  # 0 constrains nothing
-    with pytest.raises(ModelInputError, match=r"monotone_constraints has 3 values for 2 features"):
+    with pytest.raises(ModelInputError, match=r"monotone_constraints in the params has 3 values for 2"):
         ClvModel(params={"monotone_constraints": [1, 0, 0]}, **fast).fit(X, y)  # LightGBM would abort
+    ClvModel(params={"mc": "1,0"}, **fast).fit(X, y)  # LightGBM's text form counts by its commas
+    with pytest.raises(ValueError, match=r"do not hold with linear_tree"):
+        ClvModel(monotone={"spend": 1}, params={"linear_trees": True}, **fast).lgb_params()
+    with pytest.raises(ValueError, match=r"one of basic, intermediate, advanced, got 'intermedate'"):
+        ClvModel(monotone={"spend": 1}, params={"mc_method": "intermedate"}, **fast).lgb_params()
+    assert (
+        ClvModel(monotone={"spend": 1}, params={"mc_method": "basic"}).lgb_params()[
+            "monotone_constraints_method"
+        ]
+        == "basic"
+    )
+
+
+def test_monotone_saves_as_json_and_an_older_kamml_says_what_it_cannot_read() -> None:
+    X, y = dip_data(n=300)
+    model = ClvModel(horizon_days=90, n_estimators=5, num_threads=1, monotone={"spend": np.int64(1)})
+    state = json.loads(json.dumps(model.fit(X, y).to_dict()))  # numpy ints as plain ints
+    assert state["params"]["monotone"] == {"spend": 1}
+    state["params"]["setting_of_a_newer_kamml"] = 1
+    with pytest.raises(ModelError, match="saved by a newer kamml"):
+        ClvModel.from_dict(state)

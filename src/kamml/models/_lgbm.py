@@ -46,6 +46,7 @@ __all__ = [
     "as_float",
     "canonical_params",
     "column_arrays",
+    "is_categorical",
 ]
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,11 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "force_row_wise": (),
     "monotone_constraints": ("mc", "monotone_constraint", "monotonic_cst"),
     "monotone_constraints_method": ("mc_method", "monotone_constraining_method"),
+    "linear_tree": ("linear_trees",),
 }
+
+#: LightGBM's methods of enforcing monotone constraints (it accepts any other text and uses ``basic``).
+MONOTONE_METHODS = ("basic", "intermediate", "advanced")
 _CANONICAL = {alias: name for name, aliases in _ALIASES.items() for alias in (name, *aliases)}
 
 #: Settings every kamml LightGBM model starts from; a model's own defaults and the user's ``params``
@@ -149,7 +154,7 @@ def _lgb_names(names: list[str]) -> list[str]:
     return cleaned
 
 
-def _is_categorical(series: pd.Series) -> bool:
+def is_categorical(series: pd.Series) -> bool:
     """True for columns kamml encodes as LightGBM categories: category, string and object dtypes."""
     dtype = series.dtype
     return (
@@ -353,7 +358,17 @@ class LGBMModel(BaseEstimator):
         if monotone and "monotone_constraints" in user:
             raise ValueError(
                 "give monotone constraints by feature name in monotone (models.<model>.monotone in the "
-                "config), not as params.monotone_constraints as well"
+                "config), not also as LightGBM's monotone_constraints (or its alias mc) in the params"
+            )
+        if monotone and user.get("linear_tree"):
+            raise ValueError(
+                "monotone constraints do not hold with linear_tree: LightGBM applies them to the splits "
+                "only, not to the linear models in the leaves; drop one of them"
+            )
+        method = user.get("monotone_constraints_method")
+        if method is not None and method not in MONOTONE_METHODS:
+            raise ValueError(
+                f"monotone_constraints_method must be one of {', '.join(MONOTONE_METHODS)}, got {method!r}"
             )
         merged: dict[str, Any] = {
             **_BASE_PARAMS,
@@ -396,10 +411,13 @@ class LGBMModel(BaseEstimator):
         monotone = self._monotone_directions()
         if not monotone:
             positional = params.get("monotone_constraints")
+            if isinstance(positional, str):  # LightGBM also reads "1,0,-1"
+                positional = positional.split(",")
             if positional is not None and len(positional) != len(self.feature_names_):
                 raise ModelInputError(
-                    f"{type(self).__name__}: params.monotone_constraints has {len(positional)} values for "
-                    f"{len(self.feature_names_)} features; give them by name in monotone instead"
+                    f"{type(self).__name__}: LightGBM's monotone_constraints in the params has "
+                    f"{len(positional)} values for {len(self.feature_names_)} features; give them by name "
+                    "in monotone instead"
                 )
             return params
         unknown = sorted(set(monotone) - set(self.feature_names_))
@@ -443,7 +461,7 @@ class LGBMModel(BaseEstimator):
                 self.categories_ = {
                     name: _levels(X.iloc[:, i])
                     for i, name in enumerate(self.feature_names_)
-                    if _is_categorical(X.iloc[:, i])
+                    if is_categorical(X.iloc[:, i])
                 }
             # checked to be the fitted columns in order; named as in fit (x0, x1, ... for unnamed ones)
             return self._columns_matrix(column_arrays(X.set_axis(self.feature_names_, axis=1)), len(X))
@@ -882,7 +900,7 @@ class LGBMModel(BaseEstimator):
         return {
             "model": type(self).__name__,
             "format_version": FORMAT_VERSION,
-            "params": self.get_params(deep=False),
+            "params": self._json_params(),
             "horizon_days": self.horizon_days_,
             "n_features_in": self.n_features_in_,
             "feature_names": list(self.feature_names_),
@@ -893,6 +911,13 @@ class LGBMModel(BaseEstimator):
             "booster": self.booster_.model_to_string(),
             **self._extra_state(),
         }
+
+    def _json_params(self) -> dict[str, Any]:
+        """`get_params` as JSON can hold it: `monotone` with text names and plain int directions."""
+        params = self.get_params(deep=False)
+        if params.get("monotone"):
+            params["monotone"] = {str(k): int(v) for k, v in params["monotone"].items()}
+        return params
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> Self:
@@ -905,7 +930,13 @@ class LGBMModel(BaseEstimator):
             raise ModelError(
                 f"{cls.__name__} state has format version {version!r}; this kamml reads {FORMAT_VERSION}"
             )
-        model = cls(**state["params"])
+        try:
+            model = cls(**state["params"])
+        except TypeError as exc:  # a setting this kamml does not know (monotone, to an older one)
+            raise ModelError(
+                f"{cls.__name__} state has settings this kamml does not know ({exc}); it was saved by a "
+                "newer kamml: score with that version"
+            ) from None
         model.booster_ = lgb.Booster(model_str=state["booster"])
         model.horizon_days_ = int(state["horizon_days"])
         model.n_features_in_ = int(state["n_features_in"])

@@ -32,7 +32,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from scipy.optimize import brentq
 
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError, ModelError
-from kamml.models._lgbm import as_float, canonical_params, column_arrays, no_autolog
+from kamml.models._lgbm import as_float, canonical_params, column_arrays, is_categorical, no_autolog
 from kamml.models.btyd_features import (
     BtydFit,
     add_btyd_features,
@@ -127,6 +127,37 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in LABELS and c not in KEYS]
 
 
+def sample_accounts(train: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    """The training rows of at most `limit` accounts, the same accounts in every snapshot (all: None).
+
+    The accounts whose ids (as text) hash lowest: a fixed pseudo-random sample, the same from run to run
+    and from engine to engine, and with the same accounts in every snapshot the held-out snapshot still
+    follows the accounts the earlier ones trained on. Training time falls about in proportion (LightGBM
+    and BTYD's fits); scoring is not sampled.
+    """
+    if limit is None:
+        return train
+    if "account_id" not in train.columns:
+        raise ModelError(
+            "the training frame has no 'account_id' column to sample accounts by "
+            "(models.max_training_accounts): build it with build_training_frame"
+        )
+    ids = pd.Index(pd.unique(train["account_id"]))
+    if len(ids) <= limit:
+        return train
+    keys = pd.util.hash_pandas_object(pd.Series(ids.astype(str)), index=False).to_numpy()
+    chosen = ids[np.argsort(keys, kind="stable")[:limit]]
+    sample = train[train["account_id"].isin(chosen)]
+    log.info(
+        "training on %s of %s accounts (%s of %s rows; models.max_training_accounts)",
+        f"{limit:,}",
+        f"{len(ids):,}",
+        f"{len(sample):,}",
+        f"{len(train):,}",
+    )
+    return sample
+
+
 def check_snapshot_history(train: pd.DataFrame) -> None:
     """Refuse training snapshots in which no account has bought before the cutoff: BTYD has no data there.
 
@@ -155,12 +186,15 @@ def add_snapshot_btyd(train: pd.DataFrame, horizon: float) -> pd.DataFrame:
     return pd.concat(parts).loc[train.index]
 
 
-def _lgbm_kwargs(cfg: Config, name: str, features: Sequence[str] | None = None) -> dict[str, Any]:
+def _lgbm_kwargs(
+    cfg: Config, name: str, features: Sequence[str] | None = None, categorical: Collection[str] = ()
+) -> dict[str, Any]:
     """Constructor arguments of one LightGBM model from the config's models section.
 
-    With the training `features`, ``monotone`` is the config's (its names checked against them) or
-    `default_monotone` (not when the params hold LightGBM's own ``monotone_constraints``); without,
-    only the config's.
+    With the training `features` (and which of them are `categorical`), ``monotone`` is the config's
+    (its names checked against them) or `default_monotone` (not when the params hold LightGBM's own
+    ``monotone_constraints`` or ``linear_tree``, under which constraints do not hold); without, only the
+    config's.
     """
     params = dict(getattr(cfg.models, name))
     kwargs: dict[str, Any] = {"num_threads": cfg.models.threads, "random_state": cfg.models.seed}
@@ -176,14 +210,18 @@ def _lgbm_kwargs(cfg: Config, name: str, features: Sequence[str] | None = None) 
         if "offset_weight" in params:
             kwargs["offset_weight"] = params.pop("offset_weight")
     if "monotone" in params:
-        kwargs["monotone"] = _configured_monotone(name, params.pop("monotone"), features)
-    elif features is not None and "monotone_constraints" not in canonical_params(params):
-        kwargs["monotone"] = default_monotone(name, features)  # unless params constrain by position
+        kwargs["monotone"] = _configured_monotone(name, params.pop("monotone"), features, categorical)
+    elif features is not None:
+        given = canonical_params(params)
+        if "monotone_constraints" not in given and not given.get("linear_tree"):
+            kwargs["monotone"] = default_monotone(name, features)
     kwargs["params"] = params or None
     return kwargs
 
 
-def _configured_monotone(name: str, value: Any, features: Sequence[str] | None) -> dict[str, int] | None:
+def _configured_monotone(
+    name: str, value: Any, features: Sequence[str] | None, categorical: Collection[str] = ()
+) -> dict[str, int] | None:
     """``models.<name>.monotone`` as given (a mapping or null); a ConfigError names what is wrong."""
     if value is None:
         return None
@@ -197,6 +235,11 @@ def _configured_monotone(name: str, value: Any, features: Sequence[str] | None) 
             raise ConfigError(
                 f"models.{name}.monotone names features the training frame does not have: {unknown}"
             )
+    unordered = sorted(set(map(str, value)) & set(categorical))
+    if unordered:
+        raise ConfigError(
+            f"models.{name}.monotone names categorical features, which have no order: {unordered}"
+        )
     return dict(value)
 
 
@@ -376,6 +419,8 @@ class ModelBundle:
             raise ModelError(
                 "the training frame has no 'snapshot' column: build it with build_training_frame"
             )
+        accounts = int(train["account_id"].nunique()) if "account_id" in train else len(train)
+        train = sample_accounts(train, cfg.models.max_training_accounts)
         check_snapshot_history(train)
         check_labels(train)
         train = add_snapshot_btyd(train, h / unit)
@@ -398,21 +443,24 @@ class ModelBundle:
                 n_latest,
                 FEW_ACCOUNTS,
             )
-        clv = ClvModel(horizon_days=h, **_lgbm_kwargs(cfg, "clv", features)).fit(
+        unordered = [c for c in features if is_categorical(train[c])]
+        clv = ClvModel(horizon_days=h, **_lgbm_kwargs(cfg, "clv", features, unordered)).fit(
             X, train["value"], snapshot=snap
         )
-        churn = ChurnModel(horizon_days=h, **_lgbm_kwargs(cfg, "churn", features)).fit(
+        churn = ChurnModel(horizon_days=h, **_lgbm_kwargs(cfg, "churn", features, unordered)).fit(
             X, train["churned"], snapshot=snap
         )
         influence = None
         if "referral_value" in train.columns and train["referral_value"].sum() > 0:
-            influence = InfluenceModel(horizon_days=h, **_lgbm_kwargs(cfg, "influence", features)).fit(
-                X, train["referral_value"], snapshot=snap
-            )
+            influence = InfluenceModel(
+                horizon_days=h, **_lgbm_kwargs(cfg, "influence", features, unordered)
+            ).fit(X, train["referral_value"], snapshot=snap)
         meta = {
             "snapshots": sorted(str(pd.Timestamp(s).date()) for s in train["snapshot"].unique()),
             "rows": len(train),
         }
+        if cfg.models.max_training_accounts is not None and accounts > cfg.models.max_training_accounts:
+            meta["sampled_accounts"] = f"{cfg.models.max_training_accounts} of {accounts}"
         bundle = cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
         latest_rows = train[train["snapshot"] == latest]
         bundle._set_stretch(latest_rows, btyd)

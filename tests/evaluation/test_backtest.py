@@ -164,3 +164,12 @@ def test_a_test_window_without_any_purchase_is_named(world):
     data = load_data({"transactions": tx}, cfg)
     with pytest.raises(DataError, match=r"no account bought anything in the test window"):
         backtest(data, cfg, cut)
+
+
+def test_a_sampled_training_reports_the_rows_it_trained_on(result):
+    data, full = result
+    assert "sampled_accounts" not in full.protocol
+    cfg = Config.from_dict({**CFG, "models": {**CFG["models"], "max_training_accounts": 200}})
+    sampled = backtest(data, cfg)
+    assert sampled.protocol["training_rows"] == sampled.bundle.meta["rows"] < full.protocol["training_rows"]
+    assert sampled.protocol["sampled_accounts"].startswith("200 of ")

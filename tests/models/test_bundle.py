@@ -145,6 +145,9 @@ def test_money_features_constrain_value_up_and_churn_down_unless_the_config_says
     assert own.churn.monotone is None  # LightGBM's positional constraints replace the default
     assert own.churn.booster_.params["monotone_constraints"] == positional
     assert own.influence.monotone is None
+    text_false = fit(clv={"linear_tree": "false", "monotone": {"attr_industry": 0}})  # as LightGBM reads it
+    assert text_false.clv.monotone == {"attr_industry": 0}  # 0 on a categorical feature constrains nothing
+    assert fit(clv={"linear_tree": "false"}).clv.monotone == dict.fromkeys(money, 1)
     off = fit(churn={"monotone": None}, clv={"linear_tree": True})
     assert off.churn.monotone is None
     assert off.clv.monotone is None  # constraints do not hold in linear leaves: no default then
@@ -597,5 +600,23 @@ def test_max_training_accounts_trains_on_the_same_sample_of_accounts_in_every_sn
     assert "training on 150 of" in caplog.text
     with pytest.raises(ModelError, match="no 'account_id' column to sample accounts by"):
         sample_accounts(train.drop(columns="account_id"), 10)
+    with pytest.raises(ModelError, match="1 rows without an account_id"):
+        sample_accounts(
+            train.astype({"account_id": "Int64"}).assign(
+                account_id=lambda f: f["account_id"].where(f.index != f.index[0])
+            ),
+            10,
+        )
+    tiny = cfg.model_copy(update={"models": cfg.models.model_copy(update={"max_training_accounts": 2})})
+    with pytest.raises(ModelError, match=r"sample of 2 accounts, models\.max_training_accounts"):
+        ModelBundle.fit(train, tiny)  # what the checks would blame on the data is the sample
+
+
+def test_the_account_sample_is_pinned():
+    """The sample must not move with a pandas release: these ids were chosen by its fixed hash."""
+    frame = pd.DataFrame({"account_id": list(range(1, 21)) * 2, "snapshot": [1] * 20 + [2] * 20})
+    assert sorted(sample_accounts(frame, 5)["account_id"].unique()) == [5, 7, 9, 13, 17]
+    as_text = frame.assign(account_id=frame["account_id"].astype(str))
+    assert sorted(sample_accounts(as_text, 5)["account_id"].unique(), key=int) == ["5", "7", "9", "13", "17"]
     with pytest.raises(ConfigError, match="max_training_accounts"):
         Config.from_dict({"models": {"max_training_accounts": 0}})

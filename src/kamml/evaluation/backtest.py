@@ -187,12 +187,14 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
         "horizon_days": horizon,
         "train_horizon_days": bundle.train_horizon_days,
         "training_snapshots": bundle.meta["snapshots"],
-        "training_rows": len(train),
+        "training_rows": int(bundle.meta.get("rows", len(train))),  # after models.max_training_accounts
         "test_accounts": len(features),
         "unit": cfg.time.unit,
         "label_window": [str(cut.date()), str((cut + pd.Timedelta(days=horizon - 1)).date())],
         "actual_total_value": float(np.sum(y)),
     }
+    if "sampled_accounts" in bundle.meta:
+        protocol["sampled_accounts"] = bundle.meta["sampled_accounts"]
     predictions = pd.concat(
         [
             labels,

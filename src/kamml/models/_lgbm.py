@@ -47,6 +47,7 @@ __all__ = [
     "canonical_params",
     "column_arrays",
     "is_categorical",
+    "is_true",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,13 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 class ModelInputError(ModelError, ValueError):
     """X, y or sample weights do not fit the model: other features, bad targets, a single class."""
+
+
+def is_true(value: Any) -> bool:
+    """A LightGBM boolean parameter as LightGBM reads it: True, a non-zero number, or "true"/"1" text."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "+")
+    return bool(value) if isinstance(value, (bool, int, float, np.integer, np.floating)) else False
 
 
 def canonical_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -360,7 +368,7 @@ class LGBMModel(BaseEstimator):
                 "give monotone constraints by feature name in monotone (models.<model>.monotone in the "
                 "config), not also as LightGBM's monotone_constraints (or its alias mc) in the params"
             )
-        if monotone and user.get("linear_tree"):
+        if monotone and is_true(user.get("linear_tree")):
             raise ValueError(
                 "monotone constraints do not hold with linear_tree: LightGBM applies them to the splits "
                 "only, not to the linear models in the leaves; drop one of them"

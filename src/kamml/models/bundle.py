@@ -28,11 +28,12 @@ to BTYD's mean P(no purchase) at the cutoff plus BTYD's error on the latest snap
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,15 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from kamml.config import Config
-from kamml.errors import ConfigError, FeatureMismatchError, ModelError
-from kamml.models._lgbm import as_float, canonical_params, column_arrays, is_categorical, no_autolog
+from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError
+from kamml.models._lgbm import (
+    as_float,
+    canonical_params,
+    column_arrays,
+    is_categorical,
+    is_true,
+    no_autolog,
+)
 from kamml.models.btyd_features import (
     BtydFit,
     add_btyd_features,
@@ -130,10 +138,10 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
 def sample_accounts(train: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     """The training rows of at most `limit` accounts, the same accounts in every snapshot (all: None).
 
-    The accounts whose ids (as text) hash lowest: a fixed pseudo-random sample, the same from run to run
-    and from engine to engine, and with the same accounts in every snapshot the held-out snapshot still
-    follows the accounts the earlier ones trained on. Training time falls about in proportion (LightGBM
-    and BTYD's fits); scoring is not sampled.
+    The accounts whose ids (as text: 947 and "947" alike, 947.0 not) hash lowest: a fixed pseudo-random
+    sample, the same from run to run and from engine to engine; with the same accounts in every
+    snapshot, the held-out snapshot still follows the accounts the earlier ones trained on. Training
+    time falls about in proportion (LightGBM and BTYD's fits); scoring is not sampled.
     """
     if limit is None:
         return train
@@ -141,6 +149,11 @@ def sample_accounts(train: pd.DataFrame, limit: int | None) -> pd.DataFrame:
         raise ModelError(
             "the training frame has no 'account_id' column to sample accounts by "
             "(models.max_training_accounts): build it with build_training_frame"
+        )
+    if train["account_id"].isna().any():
+        raise ModelError(
+            f"the training frame has {int(train['account_id'].isna().sum())} rows without an account_id; "
+            "build it with build_training_frame"
         )
     ids = pd.Index(pd.unique(train["account_id"]))
     if len(ids) <= limit:
@@ -156,6 +169,30 @@ def sample_accounts(train: pd.DataFrame, limit: int | None) -> pd.DataFrame:
         f"{len(train):,}",
     )
     return sample
+
+
+@contextlib.contextmanager
+def _blaming_the_sample(limit: int | None) -> Iterator[None]:
+    """Errors of a fit on a sample of `limit` accounts (None: no sample) name the sample as a cause.
+
+    A small ``models.max_training_accounts`` can leave no purchase history or no positive value to
+    learn from, which the checks would otherwise blame on the data.
+    """
+    try:
+        yield
+    except KammlError as exc:
+        if limit is None:
+            raise
+        note = (
+            f" (the models trained on a sample of {limit:,} accounts, models.max_training_accounts: "
+            "raise or remove it if the full data are sound)"
+        )
+        try:
+            blamed = type(exc)(f"{exc}{note}")
+        except TypeError:  # an error built from parts: the note goes with it
+            exc.add_note(note.strip(" ()"))
+            raise exc from exc.__cause__
+        raise blamed from exc
 
 
 def check_snapshot_history(train: pd.DataFrame) -> None:
@@ -213,7 +250,7 @@ def _lgbm_kwargs(
         kwargs["monotone"] = _configured_monotone(name, params.pop("monotone"), features, categorical)
     elif features is not None:
         given = canonical_params(params)
-        if "monotone_constraints" not in given and not given.get("linear_tree"):
+        if "monotone_constraints" not in given and not is_true(given.get("linear_tree")):
             kwargs["monotone"] = default_monotone(name, features)
     kwargs["params"] = params or None
     return kwargs
@@ -235,7 +272,7 @@ def _configured_monotone(
             raise ConfigError(
                 f"models.{name}.monotone names features the training frame does not have: {unknown}"
             )
-    unordered = sorted(set(map(str, value)) & set(categorical))
+    unordered = sorted({str(k) for k, v in value.items() if v != 0} & set(categorical))
     if unordered:
         raise ConfigError(
             f"models.{name}.monotone names categorical features, which have no order: {unordered}"
@@ -420,7 +457,25 @@ class ModelBundle:
                 "the training frame has no 'snapshot' column: build it with build_training_frame"
             )
         accounts = int(train["account_id"].nunique()) if "account_id" in train else len(train)
-        train = sample_accounts(train, cfg.models.max_training_accounts)
+        limit = cfg.models.max_training_accounts
+        full_referrals = "referral_value" in train.columns and train["referral_value"].sum() > 0
+        train = sample_accounts(train, limit)
+        sampled = limit is not None and accounts > limit
+        with _blaming_the_sample(limit if sampled else None):
+            bundle = cls._fit_sampled(train, cfg, horizon, h, unit)
+        if sampled:
+            bundle.meta["sampled_accounts"] = f"{limit} of {accounts}"
+            if full_referrals and bundle.influence is None:
+                log.warning(
+                    "no referral value among the %s sampled accounts (models.max_training_accounts): "
+                    "no influence model; raise the limit to train one",
+                    f"{limit:,}",
+                )
+        return bundle
+
+    @classmethod
+    def _fit_sampled(cls, train: pd.DataFrame, cfg: Config, horizon: int, h: int, unit: int) -> ModelBundle:
+        """`fit` on the (possibly sampled) training rows, its settings checked."""
         check_snapshot_history(train)
         check_labels(train)
         train = add_snapshot_btyd(train, h / unit)
@@ -459,8 +514,6 @@ class ModelBundle:
             "snapshots": sorted(str(pd.Timestamp(s).date()) for s in train["snapshot"].unique()),
             "rows": len(train),
         }
-        if cfg.models.max_training_accounts is not None and accounts > cfg.models.max_training_accounts:
-            meta["sampled_accounts"] = f"{cfg.models.max_training_accounts} of {accounts}"
         bundle = cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
         latest_rows = train[train["snapshot"] == latest]
         bundle._set_stretch(latest_rows, btyd)

@@ -152,6 +152,8 @@ def test_money_features_constrain_value_up_and_churn_down_unless_the_config_says
     assert off.churn.monotone is None
     assert off.clv.monotone is None  # constraints do not hold in linear leaves: no default then
     assert "monotone_constraints" not in off.churn.booster_.params
+    with pytest.raises(ConfigError, match=r"models\.churn\.monotonic_cst has 2 values for the \d+ features"):
+        fit(churn={"monotonic_cst": "1,0"})  # before LightGBM trains, naming the key as written
     with pytest.raises(ConfigError, match=r"models\.clv\.monotone names categorical features.*attr_industry"):
         fit(clv={"monotone": {"attr_industry": 1}})
     with pytest.raises(ConfigError, match=r"models\.clv\.monotone names features .* \['spend_60d'\]"):

@@ -250,10 +250,27 @@ def _lgbm_kwargs(
         kwargs["monotone"] = _configured_monotone(name, params.pop("monotone"), features, categorical)
     elif features is not None:
         given = canonical_params(params)
-        if "monotone_constraints" not in given and not is_true(given.get("linear_tree")):
+        if "monotone_constraints" in given:
+            _check_positional_constraints(name, params, given["monotone_constraints"], features)
+        elif not is_true(given.get("linear_tree")):
             kwargs["monotone"] = default_monotone(name, features)
     kwargs["params"] = params or None
     return kwargs
+
+
+def _check_positional_constraints(
+    name: str, params: Mapping[str, Any], value: Any, features: Sequence[str]
+) -> None:
+    """A ConfigError naming the key when LightGBM's positional constraints miss the feature count."""
+    values = value.split(",") if isinstance(value, str) else value
+    if values is not None and len(values) != len(features):
+        key = next(
+            (k for k in params if canonical_params({k: None}).keys() == {"monotone_constraints"}), "mc"
+        )
+        raise ConfigError(
+            f"models.{name}.{key} has {len(values)} values for the {len(features)} features of the "
+            f"training frame (in their order); give the constraints by name in models.{name}.monotone instead"
+        )
 
 
 def _configured_monotone(

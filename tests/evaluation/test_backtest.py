@@ -173,3 +173,9 @@ def test_a_sampled_training_reports_the_rows_it_trained_on(result):
     sampled = backtest(data, cfg)
     assert sampled.protocol["training_rows"] == sampled.bundle.meta["rows"] < full.protocol["training_rows"]
     assert sampled.protocol["sampled_accounts"].startswith("200 of ")
+
+
+def test_the_backtest_names_no_drivers(result):
+    """No metric reads them: naming them for every test account took minutes at a million accounts."""
+    _, res = result
+    assert (res.predictions["drivers"] == "").all()

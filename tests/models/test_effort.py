@@ -23,6 +23,7 @@ from kamml.models.effort import (
     fit_effort_response,
     fit_effort_response_from_data,
 )
+from kamml.models.sampling import sample_ids
 
 START = pd.Timestamp("2023-01-01")
 CUTOFF = pd.Timestamp("2026-01-01")
@@ -555,3 +556,22 @@ def test_a_response_describes_itself_for_the_report():
     one = dataclasses.replace(fitted, diagnostics={**fitted.diagnostics, "periods": 1, "se_log_scale": 1.8})
     assert "over 1 period (" in one.describe()
     assert "imprecise: k uncertain by a factor of 6.0" in one.describe()
+
+
+def test_max_training_accounts_fits_the_response_on_the_models_sample(caplog):
+    """The effort fit's time grows with its panel: on a large book it takes the models' account sample."""
+    world = synthetic.generate(3_000, seed=5)
+    data = load_data({"transactions": world.transactions, "activities": world.activities})
+    every = fit_effort_response_from_data(data, world.end, Config())
+    sampled_cfg = Config.from_dict({"models": {"max_training_accounts": 1_500}})
+    with caplog.at_level("INFO", logger="kamml.models.effort"):
+        sampled = fit_effort_response_from_data(data, world.end, sampled_cfg)
+    panel = effort_panel(world.transactions, world.activities, world.end)
+    chosen = set(sample_ids(panel["account_id"], 1_500))
+    assert sampled.diagnostics["accounts"] == len(chosen) == 1_500
+    assert sampled.diagnostics["accounts_in_panel"] == every.diagnostics["accounts"] > 1_500
+    assert sampled.diagnostics["rows"] == int(panel["account_id"].isin(chosen).sum())
+    assert "fitting on 1,500 of" in caplog.text
+    assert "of a sample of 1,500 of" in sampled.describe()
+    assert sampled.scale == pytest.approx(every.scale, rel=0.5)  # the same world, half the accounts
+    assert sampled.scale != every.scale

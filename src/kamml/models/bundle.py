@@ -68,6 +68,7 @@ from kamml.models.clv import ClvModel
 from kamml.models.drivers import DRIVER_TARGETS, phrase
 from kamml.models.effort import EffortResponse
 from kamml.models.influence import InfluenceModel
+from kamml.models.sampling import sample_ids
 
 __all__ = [
     "LABELS",
@@ -155,12 +156,10 @@ def sample_accounts(train: pd.DataFrame, limit: int | None) -> pd.DataFrame:
             f"the training frame has {int(train['account_id'].isna().sum())} rows without an account_id; "
             "build it with build_training_frame"
         )
-    ids = pd.Index(pd.unique(train["account_id"]))
+    ids = pd.unique(train["account_id"])
     if len(ids) <= limit:
         return train
-    keys = pd.util.hash_pandas_object(pd.Series(ids.astype(str)), index=False).to_numpy()
-    chosen = ids[np.argsort(keys, kind="stable")[:limit]]
-    sample = train[train["account_id"].isin(chosen)]
+    sample = train[train["account_id"].isin(sample_ids(train["account_id"], limit))]
     log.info(
         "training on %s of %s accounts (%s of %s rows; models.max_training_accounts)",
         f"{limit:,}",

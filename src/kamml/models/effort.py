@@ -81,6 +81,7 @@ from threadpoolctl import threadpool_limits
 from kamml.errors import ConfigError, DataError
 from kamml.features.build import settle_frame
 from kamml.models.effort_rule import DEFAULT_CLIP, DEFAULT_EXPONENT, DEFAULT_SCALE, effort_scale
+from kamml.models.sampling import sample_ids
 
 if TYPE_CHECKING:
     from kamml.config import AllocationConfig, Config
@@ -352,8 +353,12 @@ class EffortResponse:
         precision = ""
         if spread > IMPRECISE_LOG_SCALE:
             precision = f"; imprecise: k uncertain by a factor of {np.exp(spread):.1f}"
+        accounts = int(d.get("accounts", 0))
+        of = f"{accounts:,} accounts"
+        if int(d.get("accounts_in_panel", accounts)) > accounts:
+            of = f"a sample of {accounts:,} of {int(d['accounts_in_panel']):,} accounts"
         return (
-            f"fitted from {int(d['rows']):,} account-periods of {int(d.get('accounts', 0)):,} accounts over "
+            f"fitted from {int(d['rows']):,} account-periods of {of} over "
             f"{periods} period{'s' if periods != 1 else ''} (effect of hours: p = {p_value:.2g}): {shape}; "
             f"uplift {uplift}{precision}. {assumption}"
         )
@@ -627,6 +632,7 @@ def fit_effort_response(
     min_rows: int = 200,
     accounts: Table | None = None,
     size_column: str | None = None,
+    max_accounts: int | None = None,
 ) -> EffortResponse:
     """Estimate the effort scale (and its growth with value) from past periods' hours and orders.
 
@@ -645,6 +651,10 @@ def fit_effort_response(
         Smallest and largest k as multiples of the scale, when applied.
     min_rows : int, default 200
         Fewest account-periods with hours to fit from.
+    max_accounts : int, optional
+        Fit on the periods of at most this many accounts, the sample the models train on
+        (`kamml.models.sampling.sample_ids`, ``models.max_training_accounts``): the fit's time grows
+        with the panel (about 8 minutes for 5M account-periods of a million accounts).
 
     Returns
     -------
@@ -671,6 +681,16 @@ def fit_effort_response(
         accounts=accounts,
         size_column=size_column,
     )
+    every = int(panel["account_id"].nunique())
+    if max_accounts is not None and every > max_accounts:
+        panel = panel[panel["account_id"].isin(sample_ids(panel["account_id"], max_accounts))]
+        logger.info(
+            "effort response: fitting on %s of %s accounts (%s account-periods; "
+            "models.max_training_accounts)",
+            f"{max_accounts:,}",
+            f"{every:,}",
+            f"{len(panel):,}",
+        )
     with_hours = int((panel["hours"] > 0).sum())
     if len(panel) < min_rows or with_hours < min_rows // 2:
         raise DataError(
@@ -697,6 +717,7 @@ def fit_effort_response(
         "rows": len(panel),
         "rows_with_hours": with_hours,
         "accounts": int(panel["account_id"].nunique()),
+        "accounts_in_panel": every,
         "periods": int(panel["period"].nunique()),
         "first_period_start": str(panel["period_start"].min()),
         "mean_hours": float(panel["hours"].mean()),
@@ -799,8 +820,10 @@ def fit_effort_response_from_data(
     """
     from kamml.config import AllocationConfig, Config
 
+    max_accounts = None
     if isinstance(config, Config):
         alloc, horizon = config.allocation, config.time.horizon_days
+        max_accounts = config.models.max_training_accounts
     else:
         alloc, horizon = (config or AllocationConfig()), 180
     horizon = int(horizon_days if horizon_days is not None else horizon)
@@ -834,6 +857,7 @@ def fit_effort_response_from_data(
             clip=clip,
             accounts=data.accounts if size_column else None,
             size_column=size_column,
+            max_accounts=max_accounts,
         )
     except DataError as exc:
         logger.warning("%s; using the fixed rule (%g hours at the median account)", exc, DEFAULT_SCALE)

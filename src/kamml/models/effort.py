@@ -652,9 +652,10 @@ def fit_effort_response(
     min_rows : int, default 200
         Fewest account-periods with hours to fit from.
     max_accounts : int, optional
-        Fit on the periods of at most this many accounts, the sample the models train on
-        (`kamml.models.sampling.sample_ids`, ``models.max_training_accounts``): the fit's time grows
-        with the panel (about 8 minutes for 5M account-periods of a million accounts).
+        Fit on the periods of at most this many accounts, chosen as the models' sample is
+        (`kamml.models.sampling.sample_ids`, ``models.max_training_accounts``: the lowest hashes among
+        the panel's accounts, so mostly the same accounts): the fit's time grows with the panel (about
+        8 minutes for 5M account-periods of a million accounts).
 
     Returns
     -------

@@ -91,8 +91,8 @@ def _spill_folder(parent: str | None) -> str:
 
     DuckDB's own default is ``.tmp`` in the working directory: a job started in a read-only folder
     cannot spill, the files stay in whatever folder the job ran from (an empty one after an
-    out-of-memory exit), and DuckDB releases before 1.2 mixed up the files of two jobs spilling there
-    at once (duckdb/duckdb#15173). The folder goes when the connection does or the process exits
+    out-of-memory exit), and older DuckDB releases (1.1.3 in duckdb/duckdb#15173) mixed up the files of
+    two jobs spilling there at once. The folder goes when the connection does or the process exits
     normally; a killed job leaves it behind (in the system's temporary folder by default, which the
     system clears). A relative `parent` is taken from the working directory now.
     """

@@ -46,6 +46,7 @@ __all__ = [
     "as_float",
     "canonical_params",
     "column_arrays",
+    "constraint_count",
     "is_categorical",
     "is_true",
 ]
@@ -138,6 +139,11 @@ def is_true(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "+")
     return bool(value) if isinstance(value, (bool, int, float, np.integer, np.floating)) else False
+
+
+def constraint_count(value: Any) -> int:
+    """How many values LightGBM's positional ``monotone_constraints`` hold (a list, or "1,0,-1" text)."""
+    return len(value.split(",") if isinstance(value, str) else value)
 
 
 def canonical_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -419,12 +425,11 @@ class LGBMModel(BaseEstimator):
         monotone = self._monotone_directions()
         if not monotone:
             positional = params.get("monotone_constraints")
-            if isinstance(positional, str):  # LightGBM also reads "1,0,-1"
-                positional = positional.split(",")
-            if positional is not None and len(positional) != len(self.feature_names_):
+            count = None if positional is None else constraint_count(positional)
+            if count is not None and count != len(self.feature_names_):
                 raise ModelInputError(
                     f"{type(self).__name__}: LightGBM's monotone_constraints in the params has "
-                    f"{len(positional)} values for {len(self.feature_names_)} features; give them by name "
+                    f"{count} values for {len(self.feature_names_)} features; give them by name "
                     "in monotone instead"
                 )
             return params

@@ -49,6 +49,7 @@ from kamml.models._lgbm import (
     as_float,
     canonical_params,
     column_arrays,
+    constraint_count,
     is_categorical,
     is_true,
     no_autolog,
@@ -156,10 +157,10 @@ def sample_accounts(train: pd.DataFrame, limit: int | None) -> pd.DataFrame:
             f"the training frame has {int(train['account_id'].isna().sum())} rows without an account_id; "
             "build it with build_training_frame"
         )
-    ids = pd.unique(train["account_id"])
+    ids = pd.Index(pd.unique(train["account_id"]))
     if len(ids) <= limit:
         return train
-    sample = train[train["account_id"].isin(sample_ids(train["account_id"], limit))]
+    sample = train[train["account_id"].isin(sample_ids(ids, limit))]
     log.info(
         "training on %s of %s accounts (%s of %s rows; models.max_training_accounts)",
         f"{limit:,}",
@@ -171,8 +172,8 @@ def sample_accounts(train: pd.DataFrame, limit: int | None) -> pd.DataFrame:
 
 
 @contextlib.contextmanager
-def _blaming_the_sample(limit: int | None) -> Iterator[None]:
-    """Errors of a fit on a sample of `limit` accounts (None: no sample) name the sample as a cause.
+def _blaming_the_sample(limit: int) -> Iterator[None]:
+    """Errors of a fit on a sample of `limit` accounts name the sample as a cause.
 
     A small ``models.max_training_accounts`` can leave no purchase history or no positive value to
     learn from, which the checks would otherwise blame on the data.
@@ -180,8 +181,6 @@ def _blaming_the_sample(limit: int | None) -> Iterator[None]:
     try:
         yield
     except KammlError as exc:
-        if limit is None:
-            raise
         note = (
             f" (the models trained on a sample of {limit:,} accounts, models.max_training_accounts: "
             "raise or remove it if the full data are sound)"
@@ -261,13 +260,13 @@ def _check_positional_constraints(
     name: str, params: Mapping[str, Any], value: Any, features: Sequence[str]
 ) -> None:
     """A ConfigError naming the key when LightGBM's positional constraints miss the feature count."""
-    values = value.split(",") if isinstance(value, str) else value
-    if values is not None and len(values) != len(features):
+    count = None if value is None else constraint_count(value)
+    if count is not None and count != len(features):
         key = next(
             (k for k in params if canonical_params({k: None}).keys() == {"monotone_constraints"}), "mc"
         )
         raise ConfigError(
-            f"models.{name}.{key} has {len(values)} values for the {len(features)} features of the "
+            f"models.{name}.{key} has {count} values for the {len(features)} features of the "
             f"training frame (in their order); give the constraints by name in models.{name}.monotone instead"
         )
 
@@ -472,21 +471,20 @@ class ModelBundle:
             raise ModelError(
                 "the training frame has no 'snapshot' column: build it with build_training_frame"
             )
-        accounts = int(train["account_id"].nunique()) if "account_id" in train else len(train)
         limit = cfg.models.max_training_accounts
-        full_referrals = "referral_value" in train.columns and train["referral_value"].sum() > 0
-        train = sample_accounts(train, limit)
-        sampled = limit is not None and accounts > limit
-        with _blaming_the_sample(limit if sampled else None):
-            bundle = cls._fit_sampled(train, cfg, horizon, h, unit)
-        if sampled:
-            bundle.meta["sampled_accounts"] = f"{limit} of {accounts}"
-            if full_referrals and bundle.influence is None:
-                log.warning(
-                    "no referral value among the %s sampled accounts (models.max_training_accounts): "
-                    "no influence model; raise the limit to train one",
-                    f"{limit:,}",
-                )
+        sample = sample_accounts(train, limit)
+        if limit is None or sample is train:  # every account
+            return cls._fit_sampled(train, cfg, horizon, h, unit)
+        with _blaming_the_sample(limit):
+            bundle = cls._fit_sampled(sample, cfg, horizon, h, unit)
+        bundle.meta["sampled_accounts"] = f"{limit} of {train['account_id'].nunique()}"
+        referrals = "referral_value" in train.columns and train["referral_value"].sum() > 0
+        if bundle.influence is None and referrals:
+            log.warning(
+                "no referral value among the %s sampled accounts (models.max_training_accounts): "
+                "no influence model; raise the limit to train one",
+                f"{limit:,}",
+            )
         return bundle
 
     @classmethod
@@ -515,12 +513,10 @@ class ModelBundle:
                 FEW_ACCOUNTS,
             )
         unordered = [c for c in features if is_categorical(train[c])]
-        clv = ClvModel(horizon_days=h, **_lgbm_kwargs(cfg, "clv", features, unordered)).fit(
-            X, train["value"], snapshot=snap
-        )
-        churn = ChurnModel(horizon_days=h, **_lgbm_kwargs(cfg, "churn", features, unordered)).fit(
-            X, train["churned"], snapshot=snap
-        )
+        # both checked before either trains: a churn setting's error does not wait for the value model
+        settings = {name: _lgbm_kwargs(cfg, name, features, unordered) for name in ("clv", "churn")}
+        clv = ClvModel(horizon_days=h, **settings["clv"]).fit(X, train["value"], snapshot=snap)
+        churn = ChurnModel(horizon_days=h, **settings["churn"]).fit(X, train["churned"], snapshot=snap)
         influence = None
         if "referral_value" in train.columns and train["referral_value"].sum() > 0:
             influence = InfluenceModel(

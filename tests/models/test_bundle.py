@@ -614,6 +614,51 @@ def test_max_training_accounts_trains_on_the_same_sample_of_accounts_in_every_sn
         ModelBundle.fit(train, tiny)  # what the checks would blame on the data is the sample
 
 
+def test_a_frame_sampled_while_built_is_the_sample_fit_would_draw(world_data, caplog):
+    """build_training_frame(max_accounts=) drops rows snapshot by snapshot: the same rows, the same model."""
+    end = world_data.end.normalize()
+    cfg = config()
+    cuts = training_cutoffs(end, 90, 3, 60)
+    whole = build_training_frame(world_data, cuts, cfg)
+    with caplog.at_level("INFO", logger="kamml.features.build"):
+        early = build_training_frame(world_data, cuts, cfg, max_accounts=150)
+    assert "training on the rows of 150 of" in caplog.text
+    late = sample_accounts(whole, 150)
+    pd.testing.assert_frame_equal(early, late.reset_index(drop=True), check_categorical=False)
+    assert early.attrs["sampled_from"] == whole["account_id"].nunique()
+    assert early.attrs["referral_value_before_sample"] == pytest.approx(whole["referral_value"].sum())
+    assert "sampled_from" not in build_training_frame(world_data, cuts, cfg, max_accounts=10**6).attrs
+    limited = cfg.model_copy(update={"models": cfg.models.model_copy(update={"max_training_accounts": 150})})
+    from_early, from_whole = ModelBundle.fit(early, cfg), ModelBundle.fit(whole, limited)
+    assert from_early.meta == from_whole.meta  # "150 of N" either way, though the config sets no limit
+    assert from_early.meta["sampled_accounts"] == f"150 of {whole['account_id'].nunique()}"
+    features = build_features(world_data, end, cfg)
+    np.testing.assert_array_equal(from_early.predict_value(features), from_whole.predict_value(features))
+    smaller = cfg.model_copy(update={"models": cfg.models.model_copy(update={"max_training_accounts": 100})})
+    drawn = ModelBundle.fit(early, smaller).meta["sampled_accounts"]
+    assert drawn == f"100 of {whole['account_id'].nunique()}"
+    tiny = build_training_frame(world_data, cuts, cfg, max_accounts=2)
+    with pytest.raises(ModelError, match=r"sample of 2 accounts, models\.max_training_accounts"):
+        ModelBundle.fit(tiny, cfg)  # the errors still blame the sample, not the data
+
+
+def test_referral_value_only_in_the_latest_snapshot_trains_no_influence_model(world_data, caplog):
+    """Its first fit learns the earlier snapshots: all zeros there made LightGBM fail with a bare error."""
+    cfg = config()
+    end = world_data.end.normalize()
+    train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg)
+    latest = train["snapshot"] == train["snapshot"].max()
+    assert train.loc[latest, "referral_value"].sum() > 0
+    young = train.assign(referral_value=train["referral_value"].where(latest, 0.0))
+    with caplog.at_level("WARNING", logger="kamml.models.bundle"):
+        bundle = ModelBundle.fit(young, cfg)
+    assert bundle.influence is None
+    assert "referral value only in the latest training snapshot" in caplog.text
+    unspent = train.assign(value=train["value"].where(latest, 0.0))
+    with pytest.raises(ModelError, match="no account spent anything in a label window before the latest"):
+        ModelBundle.fit(unspent, cfg)
+
+
 def test_the_account_sample_is_pinned():
     """The sample must not move with a pandas release: these ids were chosen by its fixed hash."""
     frame = pd.DataFrame({"account_id": list(range(1, 21)) * 2, "snapshot": [1] * 20 + [2] * 20})

@@ -13,6 +13,7 @@ import pytest
 from kamml.allocation.stake import DEFAULT_SCALE, effort_scale
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
+from kamml.data.sampling import sample_ids
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError, DataError
 from kamml.models import effort as effort_module
@@ -23,7 +24,6 @@ from kamml.models.effort import (
     fit_effort_response,
     fit_effort_response_from_data,
 )
-from kamml.models.sampling import sample_ids
 
 START = pd.Timestamp("2023-01-01")
 CUTOFF = pd.Timestamp("2026-01-01")

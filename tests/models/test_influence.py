@@ -63,3 +63,19 @@ def test_horizon_round_trip_and_determinism() -> None:
     np.testing.assert_array_equal(loaded.predict(X, horizon_days=365), model.predict(X))
     again = InfluenceModel(horizon_days=365, **FAST).fit(X, y, snapshot=snapshot)
     np.testing.assert_array_equal(again.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("objective", ["tweedie", "poisson"])
+def test_a_target_without_positive_value_to_learn_from_is_a_named_error(objective: str) -> None:
+    """LightGBM's own answer was a bare '[tweedie]: sum of labels is zero' and a [Fatal] line."""
+    X, y, snap = make_referrals(300)
+    model = InfluenceModel(objective=objective, **FAST)
+    with pytest.raises(ModelError, match="all 300 rows have y = 0"):
+        model.fit(X, np.zeros(300))
+    only_latest = np.where(snap == 3, y, 0.0)  # a referral programme younger than one label window
+    assert only_latest.sum() > 0
+    with pytest.raises(ModelError, match="its 200 earlier rows all have y = 0"):
+        model.fit(X, only_latest, snapshot=snap)
+    model.fit(X, only_latest)  # without snapshots every row is learnt from
+    with pytest.raises(ModelError, match="at least 2 rows, got 0 samples"):
+        model.fit(X.iloc[:0], y[:0])

@@ -113,7 +113,9 @@ def train_bundle(data: Any, config: Config, end: Any) -> tuple[ModelBundle, pd.D
     h = cfg.time.train_horizon_days or cfg.time.horizon_days
     cuts = training_cutoffs(end, h, cfg.time.snapshots, cfg.time.step_days)
     log.info("training snapshots: %s (labels over %d days)", ", ".join(str(c.date()) for c in cuts), h)
-    train = build_training_frame(data, cuts, _train_config(cfg))
+    # sampled snapshot by snapshot: a million accounts' frame is never held whole for the sample's rows
+    limit = cfg.models.max_training_accounts
+    train = build_training_frame(data, cuts, _train_config(cfg), max_accounts=limit)
     if train.empty:
         raise ConfigError(
             f"no training rows before {pd.Timestamp(end).date()}: check time.cutoff and the data"

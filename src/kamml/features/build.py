@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from kamml.config import ChurnLabel, Config
+from kamml.data.sampling import RunningSample
 from kamml.engine import engine_errors
 from kamml.errors import ConfigError
 from kamml.features._context import (
@@ -456,21 +457,36 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
     return [last - pd.Timedelta(days=k * step_days) for k in range(snapshots)]
 
 
-def build_training_frame(data: Any, cutoffs: Sequence[Any], config: Config | None = None) -> pd.DataFrame:
+def build_training_frame(
+    data: Any, cutoffs: Sequence[Any], config: Config | None = None, *, max_accounts: int | None = None
+) -> pd.DataFrame:
     """Features and labels stacked over several snapshot cutoffs, with a ``snapshot`` column.
 
     Rows are (snapshot, account); the index is a plain RangeIndex and ``account_id`` a column, so the
     same account appears once per snapshot. Backtests split on ``snapshot``. The labels' window in days
     is kept in ``attrs["horizon_days"]``, so a model is not fitted to another horizon's labels.
+
+    With `max_accounts` (``models.max_training_accounts``) the frame keeps the rows of at most that many
+    accounts, the same in every snapshot: those whose ids hash lowest (`kamml.data.sampling`), the
+    sample `ModelBundle.fit` would draw from the whole frame. Rows outside it are dropped snapshot by
+    snapshot, so a large book's frame is never held whole; ``attrs["sampled_from"]`` then counts the
+    accounts it was drawn from and ``attrs["referral_value_before_sample"]`` sums their referral value.
     """
     cfg = config or Config()
     frames = []
     cutoffs = list(cutoffs)  # an iterator is fine too: counted for the progress lines
+    sample = RunningSample(max_accounts) if max_accounts is not None else None
+    referral_total = 0.0
     for i, cutoff in enumerate(cutoffs, start=1):
         start = time.perf_counter()
         feats = build_features(data, cutoff, cfg)
         labels = build_labels(data, cutoff, cfg.time.horizon_days, churn=cfg.models.churn_label)
         frame = feats.join(labels, how="inner")
+        accounts = len(frame)
+        if sample is not None:
+            if "referral_value" in frame.columns:  # so a sample without any can say what it left out
+                referral_total += float(frame["referral_value"].sum())
+            frame = frame[frame.index.isin(sample.add(frame.index))]
         frame.insert(0, "snapshot", pd.Timestamp(cutoff))
         frames.append(frame.reset_index())
         log.info(
@@ -478,14 +494,25 @@ def build_training_frame(data: Any, cutoffs: Sequence[Any], config: Config | Non
             i,
             len(cutoffs),
             pd.Timestamp(cutoff).date(),
-            f"{len(frame):,}",
+            f"{accounts:,}",
             time.perf_counter() - start,
         )
     if not frames:
         raise ConfigError("no training snapshots: time.snapshots must be at least 1")
+    if sample is not None and sample.ids is not None and sample.seen > sample.limit:
+        chosen = sample.ids
+        frames = [frame[frame["account_id"].isin(chosen)] for frame in frames]
+        log.info(
+            "training on the rows of %s of %s accounts (models.max_training_accounts)",
+            f"{sample.limit:,}",
+            f"{sample.seen:,}",
+        )
     out = pd.concat(frames, ignore_index=True)
     for col in out.columns:
         if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
             out[col] = out[col].astype("category")
     out.attrs["horizon_days"] = int(cfg.time.horizon_days)  # the label window, checked by ModelBundle.fit
+    if sample is not None and sample.seen > sample.limit:
+        out.attrs["sampled_from"] = sample.seen  # ModelBundle.fit names the sample in its meta and errors
+        out.attrs["referral_value_before_sample"] = referral_total
     return out

@@ -595,6 +595,11 @@ class LGBMModel(BaseEstimator):
         """JSON-able fitted state of the subclass (calibration, classes)."""
         return {}
 
+    def _check_trainable(
+        self, target: FloatArray, weight: FloatArray | None, held_out: NDArray[np.bool_] | None
+    ) -> None:
+        """Refuse a target LightGBM cannot learn from, before it fails with a bare error (none here)."""
+
     def _fit_start(self, matrix: FloatArray, weight: FloatArray | None) -> None:
         """Set up `_init_score` from the training rows before any boosting (no starting score here)."""
 
@@ -750,7 +755,8 @@ class LGBMModel(BaseEstimator):
         params = self._monotone_params(params)
         n_rows = matrix.shape[0]
         if n_rows < 2:
-            raise ModelInputError(f"{type(self).__name__} needs at least 2 rows, got 1 sample")
+            plural = "" if n_rows == 1 else "s"  # "1 sample": the wording sklearn's estimator checks look for
+            raise ModelInputError(f"{type(self).__name__} needs at least 2 rows, got {n_rows} sample{plural}")
         weight = check_sample_weight(sample_weight, n_rows)
         target = self._encode_target(y, weight)
         if target.shape[0] != n_rows:
@@ -761,6 +767,7 @@ class LGBMModel(BaseEstimator):
         self.best_iteration_ = rounds
 
         held_out = self._held_out(snapshot, n_rows)
+        self._check_trainable(target, weight, held_out)
         if held_out is not None:
             keep = ~held_out
             w_fit = None if weight is None else weight[keep]
@@ -1056,6 +1063,29 @@ class LGBMValueRegressor(LGBMModel):
                 f"{int((target < 0).sum())} rows); floor refunds at 0 as build_labels does"
             )
         return np.asarray(target, dtype=np.float64)
+
+    def _check_trainable(
+        self, target: FloatArray, weight: FloatArray | None, held_out: NDArray[np.bool_] | None
+    ) -> None:
+        """A ModelInputError when no row to train on has a positive target: tweedie and poisson need one.
+
+        With `held_out` the first model learns only the rows before the latest snapshot, so those must
+        have some (a referral programme that started inside the latest snapshot's window has none).
+        """
+        mass = target if weight is None else target * weight
+        name = type(self).__name__
+        if not np.sum(mass) > 0:
+            raise ModelInputError(
+                f"{name} needs some positive target to learn from: all {len(target):,} rows have y = 0 "
+                "(or zero weight)"
+            )
+        if held_out is not None and not np.sum(mass[~held_out]) > 0:
+            raise ModelInputError(
+                f"{name} needs some positive target before the latest snapshot: its "
+                f"{int((~held_out).sum()):,} earlier rows all have y = 0 (or zero weight), so nothing can "
+                "be learnt before the held-out snapshot; give more snapshots with a positive target, or "
+                "fit without snapshot"
+            )
 
     def _calibrate(
         self,

@@ -44,6 +44,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from kamml.config import Config
+from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError
 from kamml.models._lgbm import (
     as_float,
@@ -69,7 +70,6 @@ from kamml.models.clv import ClvModel
 from kamml.models.drivers import DRIVER_TARGETS, phrase
 from kamml.models.effort import EffortResponse
 from kamml.models.influence import InfluenceModel
-from kamml.models.sampling import sample_ids
 
 __all__ = [
     "LABELS",
@@ -332,6 +332,31 @@ def _check_lightgbm_accepts(name: str, params: dict[str, Any]) -> None:
         raise ConfigError(f"models.{name}: LightGBM refuses the parameters: {reason}") from None
 
 
+def _earlier(train: pd.DataFrame) -> pd.Series:
+    """Which rows the first, early-stopping fit learns from: those before the latest snapshot (all: one)."""
+    latest = train["snapshot"] == train["snapshot"].max()
+    return ~latest if (~latest).any() else latest
+
+
+def _referrals_to_learn(train: pd.DataFrame) -> bool:
+    """Whether the influence model can train: referral value in the rows its first fit learns from.
+
+    Referral value only in the held-out latest snapshot (a referral programme younger than one label
+    window) leaves it nothing to learn; that is logged, and the bundle has no influence model.
+    """
+    if "referral_value" not in train.columns or not train["referral_value"].sum() > 0:
+        return False
+    if train.loc[_earlier(train), "referral_value"].sum() > 0:
+        return True
+    log.warning(
+        "referral value only in the latest training snapshot (%s): the influence model has nothing to "
+        "learn before it, so no influence model is trained (referral_value scores 0); more history "
+        "with referrals, or fewer or closer snapshots (time.snapshots, time.step_days), give it some",
+        pd.Timestamp(train["snapshot"].max()).date(),
+    )
+    return False
+
+
 def check_labels(train: pd.DataFrame) -> None:
     """A ModelError saying what is wrong with the data when the training labels leave nothing to learn.
 
@@ -344,6 +369,12 @@ def check_labels(train: pd.DataFrame) -> None:
         raise ModelError(
             f"no account spent anything in a label window {where}: the value model has nothing to learn; "
             "are the amounts all zero or refunds, or do the transactions end before the label windows?"
+        )
+    if "value" in train and not train.loc[_earlier(train), "value"].sum() > 0:
+        raise ModelError(
+            f"no account spent anything in a label window before the latest snapshot {where}: the value "
+            "model learns from those and is checked on the latest; do the transactions start inside the "
+            "latest label window? Fewer or closer snapshots (time.snapshots, time.step_days) fit them"
         )
     if "churned" in train:
         rate = float(train["churned"].mean())
@@ -473,13 +504,21 @@ class ModelBundle:
             )
         limit = cfg.models.max_training_accounts
         sample = sample_accounts(train, limit)
-        if limit is None or sample is train:  # every account
+        drawn_from = train.attrs.get("sampled_from")  # sampled already: build_training_frame(max_accounts=)
+        if sample is not train:
+            drawn_from = drawn_from or train["account_id"].nunique()
+        else:
+            limit = train["account_id"].nunique() if drawn_from else None
+        if limit is None:  # every account
             return cls._fit_sampled(train, cfg, horizon, h, unit)
         with _blaming_the_sample(limit):
             bundle = cls._fit_sampled(sample, cfg, horizon, h, unit)
-        bundle.meta["sampled_accounts"] = f"{limit} of {train['account_id'].nunique()}"
-        referrals = "referral_value" in train.columns and train["referral_value"].sum() > 0
-        if bundle.influence is None and referrals:
+        bundle.meta["sampled_accounts"] = f"{limit} of {drawn_from}"
+        referrals = train.attrs.get("referral_value_before_sample")
+        if referrals is None:
+            referrals = train["referral_value"].sum() if "referral_value" in train.columns else 0.0
+        in_sample = sample["referral_value"].sum() if "referral_value" in sample.columns else 0.0
+        if not in_sample > 0 and referrals > 0:
             log.warning(
                 "no referral value among the %s sampled accounts (models.max_training_accounts): "
                 "no influence model; raise the limit to train one",
@@ -518,7 +557,7 @@ class ModelBundle:
         clv = ClvModel(horizon_days=h, **settings["clv"]).fit(X, train["value"], snapshot=snap)
         churn = ChurnModel(horizon_days=h, **settings["churn"]).fit(X, train["churned"], snapshot=snap)
         influence = None
-        if "referral_value" in train.columns and train["referral_value"].sum() > 0:
+        if _referrals_to_learn(train):
             influence = InfluenceModel(
                 horizon_days=h, **_lgbm_kwargs(cfg, "influence", features, unordered)
             ).fit(X, train["referral_value"], snapshot=snap)

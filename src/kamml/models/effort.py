@@ -78,10 +78,10 @@ import pandas as pd
 from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
+from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, DataError
 from kamml.features.build import settle_frame
 from kamml.models.effort_rule import DEFAULT_CLIP, DEFAULT_EXPONENT, DEFAULT_SCALE, effort_scale
-from kamml.models.sampling import sample_ids
 
 if TYPE_CHECKING:
     from kamml.config import AllocationConfig, Config
@@ -653,7 +653,7 @@ def fit_effort_response(
         Fewest account-periods with hours to fit from.
     max_accounts : int, optional
         Fit on the periods of at most this many accounts, chosen as the models' sample is
-        (`kamml.models.sampling.sample_ids`, ``models.max_training_accounts``: the lowest hashes among
+        (`kamml.data.sampling.sample_ids`, ``models.max_training_accounts``: the lowest hashes among
         the panel's accounts, so mostly the same accounts): the fit's time grows with the panel (about
         8 minutes for 5M account-periods of a million accounts).
 

@@ -445,9 +445,14 @@ def test_gamma_gamma_conditional_value(cdnow_sample: pd.DataFrame) -> None:
         model.predict(cdnow_sample),
         model.conditional_expected_value(cdnow_sample["frequency"], cdnow_sample["monetary"]),
     )
-    # net refunds (which fit skips) get the population mean, not a negative order value
+    # net refunds (which fit skips) count as orders of value 0: never negative, and never above what a
+    # small positive mean gives (they got the population mean, so refunding everything raised the value)
     refunds = model.predict(pd.DataFrame({"frequency": [5.0, 20.0], "monetary": [-100.0, 0.0]}))
-    np.testing.assert_allclose(refunds, population)
+    np.testing.assert_allclose(refunds, [p * gamma / (p * x + q - 1) for x in (5.0, 20.0)])
+    assert np.all((refunds > 0) & (refunds < population))
+    ladder = model.conditional_expected_value(24, [-50.0, -0.01, 0.0, 0.01, 1.0, 50.0])
+    assert np.all(np.diff(ladder) >= 0)
+    assert ladder[2] == pytest.approx(float(model.conditional_expected_value(24, 1e-12)))
 
 
 def test_customer_lifetime_value(cdnow_sample: pd.DataFrame) -> None:

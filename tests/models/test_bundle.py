@@ -659,6 +659,15 @@ def test_referral_value_only_in_the_latest_snapshot_trains_no_influence_model(wo
         ModelBundle.fit(unspent, cfg)
 
 
+def test_value_never_rises_as_repeat_orders_are_refunded(fitted):
+    """monetary <= 0 (repeat orders netted to nothing) took Gamma-Gamma's population mean: 7x the value."""
+    bundle, features = fitted
+    row = features[features["frequency"] > 5].iloc[[0]]
+    ladder = pd.concat([row.assign(monetary=m) for m in (-200.0, -1.0, 0.0, 0.01, 1.0, 100.0)])
+    clv = bundle.predict_value(ladder)
+    assert np.all(np.diff(clv) >= 0), clv
+
+
 def test_the_account_sample_is_pinned():
     """The sample must not move with a pandas release: these ids were chosen by its fixed hash."""
     frame = pd.DataFrame({"account_id": list(range(1, 21)) * 2, "snapshot": [1] * 20 + [2] * 20})

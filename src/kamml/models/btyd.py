@@ -933,9 +933,11 @@ class GammaGamma(BaseEstimator):
         Parameters
         ----------
         frequency, monetary : float or array-like
-            Repeat purchases and their mean value; arrays broadcast against each other. Monetary is
-            ignored where frequency is 0 or monetary is not positive (net refunds, which `fit` skips:
-            the model is one of positive order values), so the population mean applies there.
+            Repeat purchases and their mean value; arrays broadcast against each other. Where
+            frequency is 0 the population mean applies. A mean that is not positive (repeat orders
+            netted to nothing by refunds, which `fit` skips: the model is one of positive order values)
+            counts as 0, the formula's limit as m falls to 0: x such orders pull the expectation toward
+            0 as x orders of mean m pull it toward m, so it never rises as m falls.
 
         Returns
         -------
@@ -946,9 +948,7 @@ class GammaGamma(BaseEstimator):
         p, q, gamma = self.params_["p"], self.params_["q"], self.params_["gamma"]
         frequency_arr, monetary_arr = _broadcast_float(frequency, monetary)
         _check_value_inputs(frequency_arr, monetary_arr)
-        observed = (frequency_arr > 0) & (monetary_arr > 0)
-        frequency_arr = np.where(observed, frequency_arr, 0.0)
-        monetary_arr = np.where(observed, monetary_arr, 0.0)
+        monetary_arr = np.where(frequency_arr > 0, np.maximum(monetary_arr, 0.0), 0.0)
         denominator = p * frequency_arr + q - 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
             out: FloatArray = (p * gamma + p * frequency_arr * monetary_arr) / denominator

@@ -140,9 +140,10 @@ def btyd_columns(
     """The BTYD feature columns as arrays, for a horizon in the rfm time unit (NaN without a history).
 
     Accounts without purchases get missing BTYD values (LightGBM handles them); the order value of an
-    account without repeat purchases is the population mean of Gamma-Gamma. Where Gamma-Gamma has no
-    finite expectation (q <= 1, fitted on few or very uneven spenders: the population mean is infinite)
-    the order value and the value are missing too, not infinite.
+    account without repeat purchases is the population mean of Gamma-Gamma, and repeat orders that
+    netted to nothing or less (refunds) count as orders of value 0, pulling it toward 0. Where
+    Gamma-Gamma has no finite expectation (q <= 1, fitted on few or very uneven spenders: the population
+    mean is infinite) the order value and the value are missing too, not infinite.
     """
     bg, gg = fit.models()
     n = len(frequency)
@@ -156,8 +157,9 @@ def btyd_columns(
         columns["btyd_p_zero"][known] = bg.p_zero_purchases(horizon, f, r, t)
         if gg is not None:
             m = monetary[known]
-            value = np.where((f > 0) & (m > 0), m, 0.0)
-            order = gg.conditional_expected_value(np.where(value > 0, f, 0.0), value)
+            # repeat orders netted to nothing or less (refunds) pull toward 0, as GammaGamma does
+            value = np.where((f > 0) & np.isfinite(m), np.maximum(m, 0.0), 0.0)
+            order = gg.conditional_expected_value(np.where(np.isfinite(m), f, 0.0), value)
             order = np.where(np.isfinite(order), order, np.nan)
             columns["btyd_order_value"][known] = order
             columns["btyd_value"][known] = expected * order

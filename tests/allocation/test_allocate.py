@@ -218,6 +218,25 @@ def test_owner_ids_of_a_float_column_as_text_meet_their_capacity(tmp_path, sourc
     assert set(table.attrs["allocation"]["rep_price"]) == {"101", "202", "303"}
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_float_owner_ids_are_written_as_whole_numbers(tmp_path, suffix):
+    """Ids with gaps read from Parquet are floats: the table wrote owner 101.0 (and "101.0" in a CSV)."""
+    scores = make_scores(n=30, owners=(101, 202, 303))
+    scores["owner"] = scores["owner"].astype(float).where(scores.index >= 3)
+    out = tmp_path / f"allocation{suffix}"
+    cfg = AllocationConfig(capacity={"101": 5.0, "202": 5.0, "303": 5.0}, floor_hours=0.0)
+    source = tmp_path / "scores.parquet"
+    scores.to_parquet(source, index=False)
+    table = allocate_file(source, 100.0, out, cfg)
+    assert set(table["owner"].dropna()) == {101, 202, 303}
+    assert table["owner"].isna().sum() == 3
+    if suffix == ".parquet":
+        assert pq.read_schema(out).field("owner").type == pa.int64()
+    else:
+        written = pd.read_csv(out, dtype={"owner": str})["owner"]
+        assert set(written.dropna()) == {"101", "202", "303"}
+
+
 def test_text_owner_ids_that_are_not_whole_floats_stay_as_they_are():
     scores = make_scores(n=30, owners=("007", "A-1", "1e3"))
     cfg = AllocationConfig(capacity={"007": 2.0, "A-1": 3.0, "1e3": 4.0}, floor_hours=0.0)

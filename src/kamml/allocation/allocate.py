@@ -818,9 +818,10 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
 def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.extensions.ExtensionArray:
     """Owners as an object array, or as pandas text when no owner is known (no accounts table).
 
-    Numbers are kept as they are; text owners are written as their rep name (`rep_name`: "202.0", an
-    id of a float column cast to text, is rep "202", the name that met ``allocation.capacity``; spaces
-    around a name are dropped, as the Spark allocation writes them).
+    Whole numbers are written as integers (202.0, an id of a float column as pandas reads ids with
+    gaps from Parquet, is 202), other numbers as they are; text owners are written as their rep name
+    (`rep_name`: "202.0", an id of a float column cast to text, is rep "202", the name that met
+    ``allocation.capacity``; spaces around a name are dropped, as the Spark allocation writes them).
     An object column of only None and NaN is written by Arrow with its ``null`` type, which Parquet
     readers (Spark, BI tools, a CRM import) take for no column at all; pandas text is written ``string``.
     """
@@ -828,10 +829,19 @@ def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.exte
     if pd.isna(array).all():
         return pd.array(np.full(len(array), None, dtype=object), dtype="string")
     codes, uniques = pd.factorize(array)  # one rep_name per distinct owner; missing ones stay as they are
-    named = np.array([rep_name(v) if isinstance(v, str) else v for v in uniques], dtype=object)
+    named = np.array([_owner_value(v) for v in uniques], dtype=object)
     present = codes >= 0
     array[present] = named[codes[present]]
     return array
+
+
+def _owner_value(value: Any) -> Any:
+    """One distinct owner as the allocation table writes it: text by its rep name, 101.0 as 101."""
+    if isinstance(value, str):
+        return rep_name(value)
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return int(value)
+    return value
 
 
 def _summary(frame: pd.DataFrame, res: AllocationResult, hours: float) -> dict[str, Any]:

@@ -214,6 +214,17 @@ def test_drivers_alone_equal_those_of_predict(fitted):
         bundle.drivers(rows.drop(columns="spend_90d"))
 
 
+def test_numbers_sent_as_text_read_as_numbers_in_the_drivers(fitted):
+    """JSON from a CRM may carry numbers as strings: the drivers read "84%", not "0.8395812502130866"."""
+    bundle, features = fitted
+    rows = features.head(30)
+    as_text = rows.astype({c: str for c in rows.columns if pd.api.types.is_float_dtype(rows[c])})
+    expected = bundle.predict(rows, top_drivers=3)
+    got = bundle.predict(as_text, top_drivers=3)
+    assert got["drivers"].tolist() == expected["drivers"].tolist()
+    np.testing.assert_array_equal(got["clv"], expected["clv"])
+
+
 def test_drivers_name_each_models_top_movers_with_their_direction(fitted):
     """Per model, the `top` features with the largest contributions either way, each phrase ending in
     the model it explains and the direction the account's TreeSHAP value takes it."""

@@ -770,7 +770,12 @@ class ModelBundle:
         p_alive = np.where(known, extra["btyd_p_alive"], np.nan)  # no horizon in P(alive)
 
         def values(name: str) -> np.ndarray:
-            return np.asarray(columns[name])
+            column = np.asarray(columns[name])
+            names = self.clv.feature_names_
+            if column.dtype.kind in "OUS" and name in names and name not in self.clv.categories_:
+                # a number sent as text (JSON from a CRM) reads as the number the models used
+                return prepared.matrix[:, names.index(name)]
+            return column
 
         drivers = self._drivers(prepared, values, len(f), top=top_drivers)
         k = np.full(len(f), np.nan)

@@ -236,6 +236,13 @@ def test_calibration_table_uniform() -> None:
     assert two["observed_rate"].tolist() == pytest.approx([0.0, 1.0])
 
 
+@pytest.mark.parametrize("bins", [0, 2.5, True, "3"])
+def test_calibration_table_refuses_bins_that_are_not_a_whole_number(bins) -> None:
+    """2.5 bins made a last edge of 1.2, outside the probabilities' range."""
+    with pytest.raises(ValueError, match="bins must be a whole number >= 1"):
+        calibration_table([0, 1, 1], [0.2, 0.5, 0.9], bins=bins)
+
+
 def test_calibration_table_quantile() -> None:
     rng = np.random.default_rng(1)
     p = rng.random(1000)

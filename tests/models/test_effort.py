@@ -196,6 +196,11 @@ def test_allocation_settings_reproduce_the_response_through_the_median_rule():
         effort_scale(zeros, settings["effort_scale"], exponent=0.3, clip=settings["effort_clip"]),
         response.effort_scale(zeros),
     )
+    flat = dataclasses.replace(response, exponent=0.0)  # 0 ** 0 is 1: k is the scale, not its floor
+    for values in (zeros, clv):
+        settings = flat.allocation_settings(values)
+        k = effort_scale(values, settings["effort_scale"], exponent=0.0, clip=settings["effort_clip"])
+        np.testing.assert_allclose(k, flat.effort_scale(values))
 
 
 def test_fixed_response_is_the_median_rule():

@@ -16,6 +16,7 @@ All functions are pure numpy/scipy/sklearn and accept array-likes (lists, Series
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Literal
 
 import numpy as np
@@ -286,8 +287,8 @@ def calibration_table(
         One row per non-empty bin: ``bin``, ``p_low``, ``p_high`` (bin edges, the last bin closed),
         ``n``, ``mean_predicted``, ``observed_rate``.
     """
-    if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
+        raise ValueError(f"bins must be a whole number >= 1, got {bins!r}")
     a, b = _binary(y_true, p)
     if strategy == "uniform":
         edges = np.arange(bins + 1) / bins  # exact decimals: 3 / 10 == 0.3

@@ -318,7 +318,7 @@ class EffortResponse:
             )
         clip = (float(self.clip[0]), float(self.clip[1]))
         settings = {"effort_scale": self.scale, "effort_exponent": self.exponent, "effort_clip": clip}
-        if self.reference_value is None:
+        if self.reference_value is None or self.exponent == 0:  # k is the scale at any value
             return settings
         value = np.nan_to_num(np.asarray(clv, dtype=float), nan=0.0)
         positive = value[value > 0]

@@ -132,3 +132,37 @@ def test_a_champion_saved_before_a_features_key_existed_is_still_checked(trained
     older.feature_config = {k: v for k, v in result.bundle.feature_config.items() if k != "static_columns"}
     assert "static_columns" in result.bundle.feature_config
     assert _builds(older) == _builds(result.bundle)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("INTERNAL_ERROR", "server error"), ("PERMISSION_DENIED", "not allowed to read aliases")],
+)
+def test_a_failed_champion_lookup_stops_the_gate(trained, monkeypatch, code, message):
+    """Only "alias not found" means no champion: a server or permission error must not promote."""
+    from mlflow.exceptions import MlflowException
+
+    from kamml.errors import ModelError
+
+    name = f"gate-test-lookup-{code.lower()}"
+    v1 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.60})
+    assert promote(name, v1, "value.gini", 0.60).promoted
+    v2 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.10})
+
+    def failing(self, model, alias):
+        raise MlflowException(message, error_code=code)
+
+    monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", failing)
+    with pytest.raises(ModelError, match=f"cannot read the champion alias of '{name}' in the MLflow store"):
+        promote(name, v2, "value.gini", 0.10)
+    monkeypatch.undo()
+    assert str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version) == v1
+
+
+def test_an_unset_champion_alias_means_no_champion(trained):
+    """What MLflow raises for an alias that is not set is read as "no champion yet"."""
+    name = "gate-test-no-alias"
+    v1 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.60})
+    first = promote(name, v1, "value.gini", 0.60)
+    assert first.promoted
+    assert "first version" in first.reason

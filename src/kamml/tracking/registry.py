@@ -20,8 +20,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from kamml.config import LOWER_IS_BETTER
-from kamml.errors import ConfigError
-from kamml.tracking.store import store_error
+from kamml.errors import ConfigError, ModelError
+from kamml.tracking.store import store_error, store_in_force
 
 __all__ = ["CHAMPION", "Promotion", "metric_key", "promote", "register"]
 
@@ -77,6 +77,35 @@ def register(model_uri: str, name: str) -> str:
     return str(version.version)
 
 
+def _alias_missing(exc: MlflowException) -> bool:
+    """Whether `exc` says only that the champion alias is not set (MLflow's stores and servers alike)."""
+    if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    text = str(exc.message).lower()
+    return exc.error_code == "INVALID_PARAMETER_VALUE" and "alias" in text and "not found" in text
+
+
+def _champion(client: MlflowClient, name: str) -> Any:
+    """The version holding the champion alias, or None when the alias is not set.
+
+    Only "alias not found" means no champion: any other failure (a server error, a denied permission, a
+    locked store) stops the gate, since taking it for "no champion" would promote any new version.
+    """
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if _alias_missing(exc):
+            return None
+        locked = store_error(exc)
+        if locked is not None:
+            raise locked from exc
+        reason = (str(exc.message).strip().splitlines() or [exc.error_code])[0]
+        raise ModelError(
+            f"cannot read the {CHAMPION} alias of '{name}' in the MLflow store {store_in_force()}: "
+            f"{reason}; no version is promoted while the champion is unknown"
+        ) from exc
+
+
 def promote(
     name: str,
     version: str,
@@ -95,10 +124,7 @@ def promote(
     """
     client = MlflowClient()
     key = metric_key(metric)
-    try:
-        current = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        current = None
+    current = _champion(client, name)
     champ_value: float | None = None
     if current is not None and current.run_id:
         champ_value = client.get_run(current.run_id).data.metrics.get(key)

@@ -230,3 +230,30 @@ def test_the_report_names_the_configs_fixed_rule_when_it_overrides_the_models_re
     fixed = _plan_effort(config, fitted)
     assert fixed is not None
     assert fixed.describe().startswith("fixed rule (set in the config): k = 6 h")
+
+
+def test_the_plan_states_the_horizon_of_the_model_that_scored(
+    tracked_config, world_path, tmp_path, monkeypatch
+):
+    """A champion kept from another horizon: the console and manifest say its horizon, not the config's."""
+    import copy
+
+    from kamml.jobs import run as run_module
+
+    registered = run_module._registered
+
+    def champion_of_120_days(training, echo):
+        model, _ = registered(training, echo)
+        kept = copy.copy(model)
+        kept.bundle = copy.copy(model.bundle)
+        kept.bundle.horizon_days = 120
+        return kept, False
+
+    monkeypatch.setattr(run_module, "_registered", champion_of_120_days)
+    cfg = tracked_config(experiment="kamml-run-horizon", model_name="kamml-run-horizon")
+    cfg.output.dir = tmp_path / "out"
+    lines: list[str] = []
+    run(cfg, world_path, echo=lines.append)
+    assert cfg.time.horizon_days == 90
+    assert any("over 120 days" in line for line in lines), lines
+    assert read_manifest(cfg.output.dir)["horizon_days"] == 120

@@ -166,3 +166,27 @@ def test_an_unset_champion_alias_means_no_champion(trained):
     first = promote(name, v1, "value.gini", 0.60)
     assert first.promoted
     assert "first version" in first.reason
+
+
+def test_a_champion_of_another_horizon_gives_way_without_comparing_figures(trained):
+    """A 180-day champion's backtest does not compare with a 90-day one, and cannot serve a 90-day config."""
+    cfg, _, result = trained
+    client = MlflowClient()
+    name = "gate-test-horizon"
+    client.create_registered_model(name)
+    exp = mlflow.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+    with mlflow.start_run(experiment_id=exp) as run:
+        mlflow.log_metrics({"value.kamml.gini": 0.90})
+        mlflow.log_params({"backtest.horizon_days": "180", "time.horizon_days": "180"})
+    v1 = str(client.create_model_version(name, result.model_uri, run_id=run.info.run_id).version)
+    assert promote(name, v1, "value.gini", 0.90, horizon_days=180).promoted
+    v2 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.50})
+    same = promote(name, v2, "value.gini", 0.50, horizon_days=180)
+    assert not same.promoted  # the same horizon: figures compared as ever
+    v3 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.50})
+    other = promote(name, v3, "value.gini", 0.50, horizon_days=90)
+    assert other.promoted
+    assert other.reason.startswith(
+        f"the champion (version {v1}) predicts over 180 days, not this config's 90"
+    )
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3

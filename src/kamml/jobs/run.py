@@ -175,7 +175,7 @@ def _run(
         scores = score(model, data, training.scoring_cutoff, config, features=features)
         echo(
             f"      {len(scores):,} accounts at {training.scoring_cutoff.date()}: expected value "
-            f"{scores['clv'].sum():,.0f} over {config.time.horizon_days} days, mean p_churn "
+            f"{scores['clv'].sum():,.0f} over {model.bundle.horizon_days} days, mean p_churn "
             f"{scores['p_churn'].mean():.3f}"
         )
     with _stage("allocate", seconds, echo):
@@ -186,9 +186,10 @@ def _run(
         echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):
         effort = _plan_effort(config, model.bundle.effort)
-        staged = _write_outputs(outputs.staging, scores, allocation, curve, training, data, effort)
+        horizon = model.bundle.horizon_days  # the scoring model's: the champion may predict another
+        staged = _write_outputs(outputs.staging, scores, allocation, curve, training, data, effort, horizon)
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
-        published = outputs.publish(_facts(config, training, model_uri, plan))
+        published = outputs.publish(_facts(config, training, model_uri, plan, horizon))
         files = {key: published[path.name] for key, path in staged.items()}
         files["manifest"] = out_dir / MANIFEST
         _log_outputs(config, training, files.values(), plan)
@@ -197,15 +198,20 @@ def _run(
     return RunResult(training, scores, allocation, curve, files, seconds, skipped)
 
 
-def _facts(config: Config, training: TrainResult, model_uri: str, plan: dict[str, Any]) -> dict[str, Any]:
-    """What the manifest says about the output set: which run and model, at which cutoff, how many hours."""
+def _facts(
+    config: Config, training: TrainResult, model_uri: str, plan: dict[str, Any], horizon_days: int
+) -> dict[str, Any]:
+    """What the manifest says about the output set: which run and model, at which cutoff, how many hours.
+
+    `horizon_days` is the scoring model's horizon, which the scores and the plan are over.
+    """
     return {
         "run_id": training.run_id,
         "model_uri": model_uri,
         "trained_version": training.promotion.version,
         "promoted": training.promotion.promoted,
         "cutoff": str(training.scoring_cutoff.date()),
-        "horizon_days": config.time.horizon_days,
+        "horizon_days": horizon_days,
         "engine": config.engine.name,
         "hours": config.allocation.hours,
         "accounts": int(plan.get("n_accounts", 0)),
@@ -333,6 +339,7 @@ def _run_on_spark(
             training,
             data,
             model_uri=model.resolved,
+            horizon_days=model.bundle.horizon_days,
             effort=_plan_effort(config, model.bundle.effort),
             top_accounts=top,
             budget_note="The budget curve is not drawn on Spark: each of its points is a whole "
@@ -341,7 +348,7 @@ def _run_on_spark(
         scores = top_rows(scores_dir, 25, by="clv")
         (out_dir / MANIFEST).unlink(missing_ok=True)  # the folder reads as incomplete from here
         _remove_stale(out_dir)  # before the new manifest: it must not sit beside an earlier run's plan
-        published = outputs.publish(_facts(config, training, model.resolved, plan))
+        published = outputs.publish(_facts(config, training, model.resolved, plan, model.bundle.horizon_days))
         files = {"scores": published["scores.parquet"], "allocation": published["allocation.parquet"]}
         report = {key: published[path.name] for key, path in staged.items()}
         report["manifest"] = out_dir / MANIFEST
@@ -383,6 +390,7 @@ def _write_outputs(
     training: TrainResult,
     data: Dataset,
     effort: EffortResponse | None,
+    horizon_days: int,
 ) -> dict[str, Path]:
     """Every output file, each written atomically into `folder` (the staging folder); name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -397,7 +405,14 @@ def _write_outputs(
     return {
         **out,
         **_write_backtest_and_report(
-            folder, allocation, curve, training, data, model_uri=model_uri, effort=effort
+            folder,
+            allocation,
+            curve,
+            training,
+            data,
+            model_uri=model_uri,
+            horizon_days=horizon_days,
+            effort=effort,
         ),
     }
 
@@ -410,18 +425,19 @@ def _write_backtest_and_report(
     data: Dataset,
     *,
     model_uri: str,
+    horizon_days: int,
     effort: EffortResponse | None = None,
     top_accounts: pd.DataFrame | None = None,
     budget_note: str | None = None,
 ) -> dict[str, Path]:
-    """backtest.json and report.html, each written atomically; `effort` is the scoring model's response."""
+    """backtest.json and report.html, written atomically; `effort`, `horizon_days`: the scoring model's."""
     folder.mkdir(parents=True, exist_ok=True)
     backtest_json = folder / "backtest.json"
     with atomic_path(backtest_json) as tmp:
         tmp.write_text(json.dumps(training.backtest.to_dict(), indent=2, default=float) + "\n")
     summary: dict[str, Any] = {
         "cutoff": str(training.scoring_cutoff.date()),
-        "horizon_days": training.bundle.horizon_days,
+        "horizon_days": horizon_days,
         "model_uri": model_uri,
         "run_id": training.run_id,
         "effort_response": None if effort is None else effort.describe(),

@@ -106,6 +106,27 @@ def _champion(client: MlflowClient, name: str) -> Any:
         ) from exc
 
 
+def _run_horizon(run: Any) -> int | None:
+    """The horizon (days) a training run's model predicts over, from its params; None if not logged."""
+    for key in ("backtest.horizon_days", "time.horizon_days"):
+        try:
+            return int(float(run.data.params[key]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _decide(key: str, value: float | None, champion: str, champ_value: float | None) -> tuple[bool, str]:
+    """Whether this run's figure beats the champion's (version `champion`), and why."""
+    if value is None or math.isnan(value):
+        return False, f"this run has no usable metric {key} ({value})"
+    if champ_value is None or math.isnan(champ_value):
+        return True, f"the champion (version {champion}) has no usable metric {key}"
+    if _score(key, value) > _score(key, champ_value):
+        return True, f"{key} {value:.4f} beats the champion's {champ_value:.4f}"
+    return False, f"{key} {value:.4f} does not beat the champion's {champ_value:.4f}"
+
+
 def promote(
     name: str,
     version: str,
@@ -113,6 +134,7 @@ def promote(
     value: float | None,
     *,
     champion_unusable: Callable[[str], str | None] | None = None,
+    horizon_days: int | None = None,
 ) -> Promotion:
     """Give `version` the champion alias if its `metric` beats the champion's (or there is none).
 
@@ -121,23 +143,33 @@ def promote(
     champion's version when the new one does not beat it, returns why the champion cannot serve any
     more (the data no longer gives columns it needs), or None. When it returns a reason the new version
     is promoted, since keeping the champion would stop every run at scoring.
+
+    With `horizon_days` (the new version's horizon), a champion whose run predicts over another horizon
+    gives way without comparing figures: its backtest measured another window length, and it cannot
+    serve a config of this horizon (a plan from it would be labelled with the wrong horizon).
     """
     client = MlflowClient()
     key = metric_key(metric)
     current = _champion(client, name)
     champ_value: float | None = None
+    champ_horizon: int | None = None
     if current is not None and current.run_id:
-        champ_value = client.get_run(current.run_id).data.metrics.get(key)
+        champ_run = client.get_run(current.run_id)
+        champ_value = champ_run.data.metrics.get(key)
+        champ_horizon = _run_horizon(champ_run)
     if current is None:
         promoted, reason = True, "first version: no champion yet"
-    elif value is None or math.isnan(value):
-        promoted, reason = False, f"this run has no usable metric {key} ({value})"
-    elif champ_value is None or math.isnan(champ_value):
-        promoted, reason = True, f"the champion (version {current.version}) has no usable metric {key}"
-    elif _score(key, value) > _score(key, champ_value):
-        promoted, reason = True, f"{key} {value:.4f} beats the champion's {champ_value:.4f}"
+    elif horizon_days is not None and champ_horizon is not None and champ_horizon != horizon_days:
+        promoted, reason = (
+            True,
+            (
+                f"the champion (version {current.version}) predicts over {champ_horizon} days, not this "
+                f"config's {horizon_days} (time.horizon_days): it cannot serve this config, and backtests of "
+                "different horizons do not compare"
+            ),
+        )
     else:
-        promoted, reason = False, f"{key} {value:.4f} does not beat the champion's {champ_value:.4f}"
+        promoted, reason = _decide(key, value, str(current.version), champ_value)
     if not promoted and current is not None and champion_unusable is not None:
         unusable = champion_unusable(str(current.version))
         if unusable:

@@ -296,7 +296,12 @@ class TrainingRun:
         if bundle is not None and features is not None:
             check = functools.partial(_champion_unusable, cfg.model_name, bundle, features)
         decision = promote(
-            cfg.model_name, version, cfg.promote_metric, self.metrics.get(key), champion_unusable=check
+            cfg.model_name,
+            version,
+            cfg.promote_metric,
+            self.metrics.get(key),
+            champion_unusable=check,
+            horizon_days=self.config.time.horizon_days,
         )
         mlflow.log_dict(decision.to_dict(), "promotion.json")
         mlflow.set_tags(

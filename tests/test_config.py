@@ -119,14 +119,35 @@ def test_capacity_reps_are_named_as_text(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("metric", ["value.auc", "value.roc_auc", "churn.base_rate", "a.b.c.d", "gini"])
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "value.auc",
+        "value.roc_auc",
+        "churn.base_rate",
+        "a.b.c.d",
+        "gini",
+        "value.kamml_typo.gini",
+        "churn.last_period.roc_auc",
+        "referral.btyd.gini",
+    ],
+)
 def test_promote_metric_must_be_a_known_backtest_metric(metric):
     with pytest.raises(ConfigError, match=r"tracking\.promote_metric"):
         Config.from_dict({"tracking": {"promote_metric": metric}})
 
 
 @pytest.mark.parametrize(
-    "metric", ["value.gini", "churn.log_loss", "churn.btyd.roc_auc", "referral.spearman"]
+    "metric",
+    [
+        "value.gini",
+        "churn.log_loss",
+        "churn.btyd.roc_auc",
+        "referral.spearman",
+        "value.last_period.gini",
+        "referral.past_rate.gini",
+        "value.kamml.gini",
+    ],
 )
 def test_promote_metric_accepts_every_task_metric(metric):
     assert Config.from_dict({"tracking": {"promote_metric": metric}}).tracking.promote_metric == metric

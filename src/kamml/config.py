@@ -434,6 +434,12 @@ PROMOTION_METRICS = {
     "churn": ("roc_auc", "pr_auc", "brier", "log_loss"),
     "referral": _VALUE_METRICS,
 }
+#: The models the backtest scores per task (``value.btyd.gini``): kamml's and its baselines.
+PROMOTION_MODELS = {
+    "value": ("kamml", "btyd", "last_period"),
+    "churn": ("kamml", "btyd"),
+    "referral": ("kamml", "past_rate"),
+}
 
 
 class TrackingConfig(_Section):
@@ -457,8 +463,14 @@ class TrackingConfig(_Section):
         (a metric the runs do not have leaves every later version unpromoted).
         """
         parts = value.split(".")
-        if len(parts) in (2, 3) and parts[-1] in PROMOTION_METRICS.get(parts[0], ()):
-            return value
+        task = parts[0]
+        if len(parts) in (2, 3) and parts[-1] in PROMOTION_METRICS.get(task, ()):
+            if len(parts) == 2 or parts[1] in PROMOTION_MODELS[task]:
+                return value
+            models = ", ".join(PROMOTION_MODELS[task])
+            raise ValueError(
+                f"'{value}': the backtest scores no model '{parts[1]}' for {task} (only {models})"
+            )
         known = "; ".join(f"{task}: {', '.join(names)}" for task, names in PROMOTION_METRICS.items())
         raise ValueError(f"'{value}' must be task.metric, one of {known} (e.g. value.gini, churn.roc_auc)")
 

@@ -5,7 +5,7 @@ import pytest
 
 from kamml.config import Config
 from kamml.errors import ConfigError
-from kamml.jobs.train import cutoffs
+from kamml.jobs.train import check_promote_metric, cutoffs
 
 
 class _Data:
@@ -43,3 +43,19 @@ def test_training_job_result(trained):
     assert max(result.bundle.meta["snapshots"]) > max(result.backtest.bundle.meta["snapshots"])
     assert result.model_uri.startswith("models:/")
     assert "registered as" in result.summary()
+
+
+class _NoReferrals:
+    end = pd.Timestamp("2026-01-01")
+    tables = frozenset({"transactions", "accounts"})  # names are all the check reads
+
+
+def test_a_referral_promotion_metric_without_referrals_fails_before_training():
+    """No referrals table, no referral metric: no version after the first could ever be promoted."""
+    from kamml.jobs.train import train
+
+    cfg = Config.from_dict({"tracking": {"promote_metric": "referral.gini"}})
+    with pytest.raises(ConfigError, match=r"promote_metric 'referral.gini' .* no referrals table"):
+        train(_NoReferrals(), cfg)  # type: ignore[arg-type]
+    cfg = Config.from_dict({"tracking": {"promote_metric": "value.gini"}})
+    check_promote_metric(cfg, _NoReferrals())  # type: ignore[arg-type]

@@ -190,3 +190,16 @@ def test_a_champion_of_another_horizon_gives_way_without_comparing_figures(train
         f"the champion (version {v1}) predicts over 180 days, not this config's 90"
     )
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3
+
+
+def test_the_configs_promotion_models_are_the_backtests(trained):
+    """The config refuses a model name the backtest does not log: both lists must stay the same."""
+    from kamml.config import PROMOTION_METRICS, PROMOTION_MODELS
+    from kamml.tracking import backtest_metrics
+
+    _, _, result = trained
+    logged = {tuple(key.split(".")) for key in backtest_metrics(result.backtest)}
+    assert {(task, model) for task, model, _ in logged} == {
+        (task, model) for task, models in PROMOTION_MODELS.items() for model in models
+    }
+    assert all(metric in PROMOTION_METRICS[task] for task, _, metric in logged if metric != "base_rate")

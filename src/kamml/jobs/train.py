@@ -22,6 +22,7 @@ import pandas as pd
 from kamml.config import Config
 from kamml.data import Dataset
 from kamml.data.fingerprint import fingerprint
+from kamml.errors import ConfigError
 from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, train_bundle
 from kamml.features import build_features
 from kamml.features._context import check_observed
@@ -29,7 +30,7 @@ from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import fit_effort_response_from_data
 from kamml.tracking import Promotion, TrainingRun
 
-__all__ = ["TrainResult", "cutoffs", "train"]
+__all__ = ["TrainResult", "check_promote_metric", "cutoffs", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,21 @@ def cutoffs(data: Dataset, config: Config) -> tuple[pd.Timestamp, pd.Timestamp]:
     return scoring, min(scoring, latest)
 
 
+def check_promote_metric(config: Config, data: Dataset) -> None:
+    """Refuse a referral promotion metric on data without a referrals table, before any training.
+
+    The backtest then has no referral metric, so no version after the first could ever be promoted: a
+    scheduled job would keep registering versions and scoring with the first one, saying only "not
+    promoted" each night.
+    """
+    metric = config.tracking.promote_metric
+    if metric.split(".")[0] == "referral" and "referrals" not in data.tables:
+        raise ConfigError(
+            f"tracking.promote_metric '{metric}' needs the backtest's referral metrics, but the data has no "
+            "referrals table: choose a value or churn metric (e.g. value.gini), or add the referrals"
+        )
+
+
 def train(
     data: Dataset,
     config: Config,
@@ -91,6 +107,7 @@ def train(
     """
     t0 = time.perf_counter()
     check_model_settings(config)  # before the backtest's features and models
+    check_promote_metric(config, data)
     scoring, test_cut = cutoffs(data, config)
     log.info("backtest at %s, then the model for scoring at %s", test_cut.date(), scoring.date())
     result = backtest(data, config, test_cut)

@@ -59,3 +59,29 @@ def test_a_referral_promotion_metric_without_referrals_fails_before_training():
         train(_NoReferrals(), cfg)  # type: ignore[arg-type]
     cfg = Config.from_dict({"tracking": {"promote_metric": "value.gini"}})
     check_promote_metric(cfg, _NoReferrals())  # type: ignore[arg-type]
+
+
+def test_a_deleted_experiment_fails_before_training(trained, tracked_config, monkeypatch):
+    """The store is first touched after training: a deleted experiment died there with MLflow's traceback."""
+    import mlflow
+
+    from kamml.jobs import train as train_module
+
+    _, data, _ = trained
+    cfg = tracked_config(experiment="kamml-deleted-test")
+    client = mlflow.tracking.MlflowClient()
+    found = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    exp = found.experiment_id if found else mlflow.create_experiment(cfg.tracking.experiment)
+    if found is None or found.lifecycle_stage != "deleted":
+        client.delete_experiment(exp)
+
+    def no_backtest(*args, **kwargs):
+        raise AssertionError("trained before checking the experiment")
+
+    monkeypatch.setattr(train_module, "backtest", no_backtest)
+    pattern = (
+        rf"MLflow experiment 'kamml-deleted-test' \(id {exp}\) at sqlite:///.* is deleted: restore it "
+        rf"\(mlflow experiments restore --experiment-id {exp}\) or set tracking.experiment to another name"
+    )
+    with pytest.raises(ConfigError, match=pattern):
+        train_module.train(data, cfg)

@@ -28,7 +28,7 @@ from kamml.features import build_features
 from kamml.features._context import check_observed
 from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import fit_effort_response_from_data
-from kamml.tracking import Promotion, TrainingRun
+from kamml.tracking import Promotion, TrainingRun, experiment_id
 
 __all__ = ["TrainResult", "check_promote_metric", "cutoffs", "train"]
 
@@ -108,6 +108,7 @@ def train(
     t0 = time.perf_counter()
     check_model_settings(config)  # before the backtest's features and models
     check_promote_metric(config, data)
+    experiment_id(config.tracking)  # the store reachable, the experiment usable: before minutes of training
     scoring, test_cut = cutoffs(data, config)
     log.info("backtest at %s, then the model for scoring at %s", test_cut.date(), scoring.date())
     result = backtest(data, config, test_cut)

@@ -218,12 +218,23 @@ def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -
 
 
 def experiment_id(config: TrackingConfig | None = None) -> str:
-    """The id of the configured experiment, created (with the configured artifact root) if missing."""
+    """The id of the configured experiment, created (with the configured artifact root) if missing.
+
+    A deleted experiment (in MLflow's trash) is refused with how to restore it or use another name:
+    MLflow would refuse the run only when it starts, and its name stays taken until the trash is emptied.
+    """
     cfg = config or TrackingConfig()
     use_tracking(cfg)
     try:
         with store_errors(cfg):  # the first contact of a training job with the store
             found = mlflow.get_experiment_by_name(cfg.experiment)
+            if found is not None and found.lifecycle_stage == "deleted":
+                raise ConfigError(
+                    f"the MLflow experiment '{cfg.experiment}' (id {found.experiment_id}) at "
+                    f"{describe_store(tracking_uri(cfg), tracking_source(cfg))} is deleted: restore it "
+                    f"(mlflow experiments restore --experiment-id {found.experiment_id}) or set "
+                    "tracking.experiment to another name"
+                )
             if found is not None:
                 return str(found.experiment_id)
             root = _artifact_root(cfg.artifact_location) if cfg.artifact_location else None

@@ -243,3 +243,26 @@ def test_a_cached_wheel_is_touched_and_rewritten_when_pruned_meanwhile(tmp_path,
     monkeypatch.setattr(type(wheel), "is_file", pruned_after_the_check)
     assert kamml_wheel() == wheel
     assert real_is_file(wheel)
+
+
+@pytest.mark.parametrize(
+    ("change", "params", "named"),
+    [
+        ("none", {"top_drivers": None}, "params top_drivers must be a whole number of drivers, 0 or more"),
+        ("none", {"top_drivers": -1}, "params top_drivers must be a whole number of drivers, 0 or more"),
+        ("inf", None, "monetary"),
+    ],
+)
+def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, change, params, named):
+    """MLflow's server answers 400 with kamml's message only for an INVALID_PARAMETER_VALUE error."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    _, _, result = trained
+    rows = model_input(result.features.head(3))
+    if change == "inf":
+        rows.loc[rows.index[0], "monetary"] = np.inf
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    with pytest.raises(MlflowException, match=named) as info:
+        model.predict(rows, params=params)
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"

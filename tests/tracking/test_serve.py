@@ -145,6 +145,11 @@ def test_params_and_missing_columns(server, trained):
         _post(f"{server}/invocations", {"dataframe_records": after})
     assert info.value.code == 400
     assert "features.recency: must be <= T" in info.value.read().decode()
+    nulls = {"dataframe_records": json.loads(rows.to_json(orient="records")), "params": {"top_drivers": None}}
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _post(f"{server}/invocations", nulls)
+    assert info.value.code == 400
+    assert "params top_drivers must be a whole number" in info.value.read().decode()
 
 
 def test_one_row_with_a_missing_number_answers_like_in_process_predict(server, trained):

@@ -15,7 +15,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
-from kamml.errors import ModelError
+from kamml.errors import KammlError, ModelError
 from kamml.models.bundle import PREDICTION_COLUMNS, ModelBundle
 
 __all__ = ["BUNDLE_ARTIFACT", "OUTPUT_COLUMNS", "KammlPyfunc", "score_frame"]
@@ -68,11 +68,22 @@ class KammlPyfunc(PythonModel):
         """Score feature rows (a DataFrame, or anything pandas turns into one)."""
         if self.bundle is None:
             raise ModelError("the kamml pyfunc has no bundle: load it with mlflow.pyfunc.load_model")
-        top = int((params or {}).get("top_drivers", 3))
         try:
+            top = _top_drivers((params or {}).get("top_drivers", 3))
             return json_ready(score_frame(self.bundle, model_input, top_drivers=top))
-        except ModelError as exc:  # bad request rows: MLflow's server answers HTTP 400 with this message
+        except KammlError as exc:  # a bad request (rows, values, params): MLflow's server answers HTTP 400
             raise MlflowException.invalid_parameter_value(str(exc)) from exc
+
+
+def _top_drivers(value: Any) -> int:
+    """The ``top_drivers`` param as a count of drivers, 0 or more; anything else is a named `ModelError`."""
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        count = -1
+    if isinstance(value, bool) or count < 0 or (count != value and str(count) != str(value).strip()):
+        raise ModelError(f"params top_drivers must be a whole number of drivers, 0 or more (got {value!r})")
+    return count
 
 
 def json_ready(scores: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 import pytest
 
 from kamml.config import Config
-from kamml.errors import ConfigError
+from kamml.errors import ConfigError, DataError
 from kamml.jobs.data import ensure_generated, job_data
 
 
@@ -28,3 +28,38 @@ def test_builtin_cdnow_is_written_once(tmp_path):
     data = job_data(cfg)
     assert (tmp_path / "cd" / "transactions.parquet").is_file()
     assert data.transactions.count().execute() == 6_919
+
+
+def _user_folder(tmp_path):
+    """A data folder with the user's own accounts table and transactions under another name."""
+    import pandas as pd
+
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    pd.DataFrame({"account_id": [1, 2]}).to_parquet(folder / "accounts.parquet")
+    tx = pd.DataFrame(
+        {"account_id": [1, 2], "ts": pd.to_datetime(["2024-01-02", "2024-02-03"]), "amount": [5.0, 7.0]}
+    )
+    tx.to_parquet(folder / "sales.parquet")
+    return folder
+
+
+def test_generate_leaves_a_configured_transactions_table_alone(tmp_path):
+    folder = _user_folder(tmp_path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    cfg = Config.from_dict(
+        {"data": {"path": str(folder), "transactions": "sales.parquet", "generate": {"accounts": 50}}}
+    )
+    data = job_data(cfg)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert data.transactions.count().execute() == 2
+
+
+def test_generate_refuses_to_write_over_a_users_table(tmp_path):
+    folder = _user_folder(tmp_path)
+    (folder / "sales.parquet").unlink()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    cfg = Config.from_dict({"data": {"path": str(folder), "generate": {"accounts": 50}}})
+    with pytest.raises(DataError, match=r"data.generate: .* accounts.parquet"):
+        ensure_generated(cfg)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

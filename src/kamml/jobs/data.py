@@ -8,27 +8,39 @@ from typing import Any
 
 from kamml.config import Config
 from kamml.data import Dataset, load_data
-from kamml.errors import ConfigError
+from kamml.errors import ConfigError, DataError
 
 __all__ = ["ensure_generated", "job_data"]
 
 log = logging.getLogger(__name__)
 
 
-def _has_transactions(folder: Path) -> bool:
-    """Whether the folder holds a transactions table (file or folder of parts)."""
-    return any(folder.glob("transactions*"))
+def _has_transactions(config: Config, folder: Path) -> bool:
+    """Whether a transactions table is given: `data.transactions`, or a file or parts folder in `folder`."""
+    return config.data.transactions is not None or any(folder.glob("transactions*"))
+
+
+def _refuse_overwrite(folder: Path, names: list[str], setting: str) -> None:
+    """A DataError naming the first file of `names` already in `folder`: the user's data is never replaced."""
+    for name in names:
+        if (folder / name).exists():
+            raise DataError(
+                f"{setting}: {folder} holds no transactions table but already holds {name}, which "
+                f"generating would write over; give the transactions table, or remove {setting}"
+            )
 
 
 def ensure_generated(config: Config) -> None:
-    """Fill `data.path` when it holds no transactions, so the shipped configs work on a fresh clone.
+    """Fill `data.path` when no transactions table is given, so the shipped configs work on a fresh clone.
 
-    The synthetic world when `data.generate` is set, or a packaged dataset when `data.builtin` is.
+    The synthetic world when `data.generate` is set, or a packaged dataset when `data.builtin` is; never
+    when `data.transactions` names a table, and never over a file already in the folder.
     """
     gen, path = config.data.generate, config.data.path
-    if path is None or _has_transactions(Path(path)):
+    if path is None or _has_transactions(config, Path(path)):
         return
     if config.data.builtin is not None:
+        _refuse_overwrite(Path(path), ["transactions.parquet"], "data.builtin")
         from kamml.datasets import load_cdnow
         from kamml.io import write_table
 
@@ -42,6 +54,9 @@ def ensure_generated(config: Config) -> None:
         return
     from kamml.datasets import synthetic
 
+    _refuse_overwrite(
+        Path(path), [f"{name}.parquet" for name in synthetic.TABLES] + ["world.json"], "data.generate"
+    )
     log.info(
         "no transactions in %s: generating the synthetic world (%d accounts, seed %d)",
         path,

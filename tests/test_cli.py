@@ -348,6 +348,37 @@ def test_score_over_an_input_table_exits_3_before_any_work(trained, world_path, 
     assert out.read_bytes() == before
 
 
+def test_backtest_json_over_an_input_table_exits_3_before_any_work(world_path, tmp_path):
+    """`backtest --json DATA/accounts.parquet` replaced the accounts table with the metrics (exit 0)."""
+    import shutil
+
+    copy = tmp_path / "world"
+    shutil.copytree(world_path, copy)
+    out = copy / "accounts.parquet"
+    before = out.read_bytes()
+    refused = runner.invoke(app, ["backtest", "--data", str(copy), "--json", str(out)])
+    assert refused.exit_code == 3, refused.output
+    assert f"kamml: error: cannot write {out}: it is the accounts table the job reads" in refused.output
+    assert out.read_bytes() == before
+
+
+def test_benchmark_json_over_the_packaged_cdnow_file_exits_3_before_any_work(monkeypatch):
+    """`benchmark cdnow --json` accepted the packaged CDNOW file it reads (the next load: corrupt)."""
+    from importlib import resources
+
+    import kamml.cli
+    import kamml.evaluation.benchmark
+
+    calls: list[str] = []
+    monkeypatch.setattr(kamml.evaluation.benchmark, "benchmark_cdnow", lambda *a, **k: calls.append("run"))
+    monkeypatch.setattr(kamml.cli, "_write_json", lambda *a: calls.append("write"))  # never the real file
+    packaged = Path(str(resources.files("kamml.datasets").joinpath("files/CDNOW_sample.txt.gz")))
+    refused = runner.invoke(app, ["benchmark", "cdnow", "--sample", "--json", str(packaged)])
+    assert refused.exit_code == 3, refused.output
+    assert "CDNOW_sample.txt" in refused.output
+    assert calls == []
+
+
 def _yaml(path: Path, cfg: Config) -> Path:
     """`cfg` written as a YAML config file (the sections the commands read)."""
     import yaml

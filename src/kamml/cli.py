@@ -211,6 +211,15 @@ def validate(
     typer.echo(report.to_text())
 
 
+def _check_json_out(path: Path | None, inputs: dict[str, Path]) -> None:
+    """Refuse a `--json` path before any work: not writable, or one of the job's input files."""
+    from kamml.io import check_not_input, check_writable
+
+    if path is not None:
+        check_writable(path)
+        check_not_input(path, inputs)
+
+
 def _write_json(payload: dict[str, Any], path: Path | None) -> None:
     """Write a JSON result atomically when a path is given."""
     if path is None:
@@ -237,17 +246,16 @@ def backtest(
 ) -> None:
     """Temporal backtest of kamml's models beside the baselines on your data."""
     from kamml.config import load_config
+    from kamml.data import input_paths
     from kamml.evaluation.backtest import backtest as run_backtest
-    from kamml.io import check_writable
     from kamml.jobs.data import job_data
 
     cut = _cutoff_option(cutoff)
-    if json_out is not None:
-        check_writable(json_out)
     overrides: dict[str, Any] = {}
     if horizon_days is not None:
         overrides["time"] = {"horizon_days": horizon_days}
     cfg = load_config(config, overrides)
+    _check_json_out(json_out, input_paths(data if data is not None else cfg.data.path, cfg))
     result = run_backtest(job_data(cfg, data), cfg, cut)
     typer.echo(result.to_text())
     _write_json(result.to_dict(), json_out)
@@ -455,11 +463,10 @@ def benchmark_cdnow(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
 ) -> None:
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""
+    from kamml.datasets.cdnow import packaged_paths
     from kamml.evaluation.benchmark import benchmark_cdnow as run
-    from kamml.io import check_writable
 
-    if json_out is not None:
-        check_writable(json_out)
+    _check_json_out(json_out, packaged_paths())
     result = run(calibration_end, holdout_end, sample=sample)
     typer.echo(result.to_text())
     _write_json(result.to_dict(), json_out)

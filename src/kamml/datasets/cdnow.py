@@ -10,10 +10,11 @@ import gzip
 import hashlib
 import io
 from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["CALIBRATION_END", "HOLDOUT_END", "SHA256", "load_cdnow", "provenance"]
+__all__ = ["CALIBRATION_END", "HOLDOUT_END", "SHA256", "load_cdnow", "packaged_paths", "provenance"]
 
 #: The classic split: calibration 1997-01-01..1997-09-30, holdout 1997-10-01..1998-06-30 (39 weeks each).
 CALIBRATION_END = pd.Timestamp("1997-09-30")
@@ -70,6 +71,12 @@ def load_cdnow(sample: bool = False) -> pd.DataFrame:
     frame["amount"] = frame["amount"].astype("float64")
     cols = ["account_id", "ts", "quantity", "amount"] + (["master_id"] if sample else [])
     return frame[cols].astype({"account_id": "int64"})
+
+
+def packaged_paths() -> dict[str, Path]:
+    """The packaged CDNOW files by name, so an output path can be refused when it would replace one."""
+    files = resources.files("kamml.datasets").joinpath("files")
+    return {name: Path(str(files.joinpath(f"{name}.gz"))) for name in SHA256}
 
 
 def provenance() -> str:

@@ -379,6 +379,29 @@ def test_benchmark_json_over_the_packaged_cdnow_file_exits_3_before_any_work(mon
     assert calls == []
 
 
+def test_backtest_json_writes_null_for_a_nan_metric(monkeypatch, tmp_path):
+    """An AUC of a one-class backtest is NaN: it was written as a bare NaN, which JSON.parse refuses."""
+    import json
+    from types import SimpleNamespace
+
+    import kamml.evaluation.backtest
+    import kamml.jobs.data
+
+    metrics = {"churn": {"kamml": {"auc": float("nan"), "brier": 0.25}}}
+    result = SimpleNamespace(to_text=lambda: "backtest", to_dict=lambda: metrics)
+    monkeypatch.setattr(kamml.jobs.data, "job_data", lambda *a: None)
+    monkeypatch.setattr(kamml.evaluation.backtest, "backtest", lambda *a: result)
+    out = tmp_path / "bt.json"
+    done = runner.invoke(app, ["backtest", "--data", str(tmp_path), "--json", str(out)])
+    assert done.exit_code == 0, done.output
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not strict JSON: {name}")
+
+    parsed = json.loads(out.read_text(encoding="utf-8"), parse_constant=refuse)
+    assert parsed == {"churn": {"kamml": {"auc": None, "brier": 0.25}}}
+
+
 def _yaml(path: Path, cfg: Config) -> Path:
     """`cfg` written as a YAML config file (the sections the commands read)."""
     import yaml

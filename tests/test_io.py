@@ -108,3 +108,20 @@ def test_an_output_that_is_an_input_table_is_refused(tmp_path, monkeypatch):
         check_output_path("data/tx-scores.parquet", globbed)
     assert check_output_path(data / "scores.parquet", inputs) == "parquet"  # beside the inputs: fine
     assert (data / "transactions.parquet").read_bytes() == b"tx"
+
+
+def test_json_text_writes_null_for_nan_and_infinities():
+    """A bare NaN (json.dumps' default) is refused by JSON.parse and most strict parsers."""
+    import json
+
+    import numpy as np
+
+    from kamml.io import json_text
+
+    payload = {"a": float("nan"), "b": [np.float64("inf"), np.float32(1.5), np.int64(3)], "c": {"d": -np.inf}}
+    text = json_text(payload)
+
+    def refuse(name: str) -> None:
+        raise ValueError(name)
+
+    assert json.loads(text, parse_constant=refuse) == {"a": None, "b": [None, 1.5, 3], "c": {"d": None}}

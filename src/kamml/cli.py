@@ -224,12 +224,10 @@ def _write_json(payload: dict[str, Any], path: Path | None) -> None:
     """Write a JSON result atomically when a path is given."""
     if path is None:
         return
-    import json
-
-    from kamml.io import atomic_path
+    from kamml.io import atomic_path, json_text
 
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
+        tmp.write_text(json_text(payload) + "\n", encoding="utf-8")
     typer.echo(f"wrote {path}")
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
+import math
+import numbers
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,11 +23,41 @@ __all__ = [
     "check_output_dir",
     "check_output_path",
     "check_writable",
+    "json_text",
     "write_parquet",
     "write_table",
 ]
 
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
+
+
+def json_text(payload: Any, indent: int | None = 2) -> str:
+    """`payload` as strict JSON: NaN and infinities as null, since JSON.parse and most parsers refuse NaN.
+
+    Numbers of numpy and other types are written as Python numbers; any other object as its float.
+    """
+    return json.dumps(_finite(payload), indent=indent, allow_nan=False, default=_float_or_null)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite number (in nested mappings and lists too) replaced by None."""
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return _float_or_null(value)
+    return value
+
+
+def _float_or_null(value: Any) -> float | None:
+    """The float of `value`, or None when it is NaN or infinite."""
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 @contextlib.contextmanager

@@ -116,3 +116,29 @@ def test_the_users_autolog_makes_no_stray_runs_from_kammls_boosters(trained):
     )
     assert children == []
     assert not client.get_run(parent.info.run_id).data.params  # nothing autologged into the run
+
+
+def test_backtest_json_on_the_run_is_strict_json(tracked_config):
+    """A NaN metric is logged as null in backtest.json (MLflow's log_dict wrote a bare NaN)."""
+    import json
+    from types import SimpleNamespace
+
+    from kamml.tracking import TrainingRun
+
+    metrics = {"kamml": {"auc": float("nan"), "brier": 0.25}}
+    fake = SimpleNamespace(
+        value={},
+        churn=metrics,
+        referral={},
+        protocol={"cutoff": "2024-01-01"},
+        to_dict=lambda: {"churn": metrics},
+    )
+    with TrainingRun(tracked_config()) as run:
+        run.log_backtest(fake)
+    local = mlflow.artifacts.download_artifacts(run_id=run.run_id, artifact_path="backtest.json")
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not strict JSON: {name}")
+
+    parsed = json.loads(Path(local).read_text(encoding="utf-8"), parse_constant=refuse)
+    assert parsed == {"churn": {"kamml": {"auc": None, "brier": 0.25}}}

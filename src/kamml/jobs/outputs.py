@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kamml.errors import DataError
-from kamml.io import atomic_path
+from kamml.io import atomic_path, json_text
 
 __all__ = ["JOB_OUTPUTS", "LOCK_NAME", "MANIFEST", "OutputSet", "read_manifest"]
 
@@ -107,7 +107,7 @@ class OutputSet:
             "files": files,
         }
         with atomic_path(self.folder / MANIFEST) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            tmp.write_text(json_text(manifest) + "\n", encoding="utf-8")
         log.info("published %d outputs into %s, then %s", len(published), self.folder, MANIFEST)
         return published
 

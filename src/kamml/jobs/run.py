@@ -20,7 +20,6 @@ budget curve in the folder are removed, so no stale plan is left beside the new 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +35,7 @@ from kamml.allocation.allocate import check_floors_fit, check_settings
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
 from kamml.errors import ConfigError, DataError
-from kamml.io import atomic_path, check_not_input, check_output_dir, check_writable, write_table
+from kamml.io import atomic_path, check_not_input, check_output_dir, check_writable, json_text, write_table
 from kamml.jobs.data import job_data
 from kamml.jobs.outputs import JOB_OUTPUTS, MANIFEST, OutputSet
 from kamml.jobs.score import account_owners, score
@@ -434,7 +433,7 @@ def _write_backtest_and_report(
     folder.mkdir(parents=True, exist_ok=True)
     backtest_json = folder / "backtest.json"
     with atomic_path(backtest_json) as tmp:
-        tmp.write_text(json.dumps(training.backtest.to_dict(), indent=2, default=float) + "\n")
+        tmp.write_text(json_text(training.backtest.to_dict()) + "\n", encoding="utf-8")
     summary: dict[str, Any] = {
         "cutoff": str(training.scoring_cutoff.date()),
         "horizon_days": horizon_days,

@@ -62,6 +62,7 @@ from kamml.allocation.stake import DEFAULT_SCALE, Weight, effort_scale, resolve_
 from kamml.allocation.tiers import check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
+from kamml.io import json_text
 from kamml.spark.session import remove_path, spark_session, temp_sibling, write_atomic
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def allocate_spark(
         plan.check(prepared)
         result = plan.solve(prepared)
         table, summary = plan.table(prepared, result)
-        write_atomic(table, target, extra={_SUMMARY_FILE: json.dumps(summary, indent=1)})
+        write_atomic(table, target, extra={_SUMMARY_FILE: json_text(summary, indent=1)})
     finally:
         remove_path(spark, staging)
     logger.info(

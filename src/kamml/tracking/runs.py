@@ -22,6 +22,7 @@ import yaml
 
 from kamml.config import Config, FeaturesConfig
 from kamml.errors import ModelError
+from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import Promotion, metric_key, promote, register
@@ -247,12 +248,12 @@ class TrainingRun:
         self.metrics = backtest_metrics(result)
         mlflow.log_metrics(self.metrics)
         mlflow.log_params({f"backtest.{k}": str(v)[:6000] for k, v in result.protocol.items()})
-        mlflow.log_dict(result.to_dict(), "backtest.json")
+        mlflow.log_text(json_text(result.to_dict()), "backtest.json")
         return self.metrics
 
     def log_effort(self, response: Mapping[str, Any]) -> None:
         """The effort response the allocation will use: params ``effort.*`` and effort.json."""
-        mlflow.log_dict(dict(response), "effort.json")
+        mlflow.log_text(json_text(dict(response)), "effort.json")
         keep = (
             "source",
             "scale",
@@ -303,7 +304,7 @@ class TrainingRun:
             champion_unusable=check,
             horizon_days=self.config.time.horizon_days,
         )
-        mlflow.log_dict(decision.to_dict(), "promotion.json")
+        mlflow.log_text(json_text(decision.to_dict()), "promotion.json")
         mlflow.set_tags(
             {
                 "registry.model": cfg.model_name,

@@ -606,3 +606,12 @@ def test_an_exit_a_native_library_swallowed_after_sigterm_is_still_exit_143(monk
     monkeypatch.setattr(cli, "_SIGNALLED", [])
     with pytest.raises(RuntimeError, match="Query interrupted"):  # without a signal: a bug, traceback
         query()
+
+
+def test_validate_reads_a_transactions_table_named_in_the_config_without_data_path(world_path, tmp_path):
+    """Only `data.transactions` in the config: it was refused with "no data: ... set data.path"."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  transactions: {world_path / 'transactions.parquet'}\n")
+    result = runner.invoke(app, ["validate", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "transactions" in result.output

@@ -199,15 +199,13 @@ def validate(
     """Check input tables against the data contract and print the data-quality summary."""
     from kamml.config import load_config
     from kamml.data import validate as validate_data
-    from kamml.jobs.data import ensure_generated
+    from kamml.jobs.data import check_data_given, ensure_generated
 
     cfg = load_config(config)
     if data is None:
+        check_data_given(cfg)
         ensure_generated(cfg)
-    source = data if data is not None else cfg.data.path
-    if source is None:
-        _fail("no data: pass --data DIR or set data.path in the config", 2)
-    report = validate_data(source, cfg)
+    report = validate_data(data if data is not None else cfg.data.path, cfg)
     typer.echo(report.to_text())
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from kamml.config import Config
@@ -63,3 +65,17 @@ def test_generate_refuses_to_write_over_a_users_table(tmp_path):
     with pytest.raises(DataError, match=r"data.generate: .* accounts.parquet"):
         ensure_generated(cfg)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_transactions_named_alone_are_read_without_data_path(tmp_path, monkeypatch):
+    """docs/config.md: data.transactions overrides path; alone it was refused with "no data"."""
+    folder = _user_folder(tmp_path)
+    absolute = Config.from_dict({"data": {"transactions": str(folder / "sales.parquet")}})
+    assert job_data(absolute).transactions.count().execute() == 2
+    monkeypatch.chdir(tmp_path)  # a relative path without data.path: from the folder the command runs in
+    relative = Config.from_dict(
+        {"data": {"transactions": "mydata/sales.parquet", "accounts": "mydata/accounts.parquet"}}
+    )
+    data = job_data(relative)
+    assert data.accounts is not None
+    assert data.inputs["transactions"] == Path("mydata/sales.parquet")

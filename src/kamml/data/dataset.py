@@ -123,7 +123,12 @@ def _resolve_sources(source: Any, data: DataConfig) -> dict[str, Any]:
     if source is None:
         source = data.path
     if source is None:
-        raise DataError("no data given: pass a folder, a file or a dict of tables, or set data.path")
+        if data.transactions is None:
+            raise DataError(
+                "no data given: pass a folder, a file or a dict of tables, or set data.path or "
+                "data.transactions"
+            )
+        source = {}  # every table from its own data.<table> path
     folder: Path | None = None
     sources: dict[str, Any] = {}
     if isinstance(source, Mapping):
@@ -297,7 +302,7 @@ def load_data(
         A folder holding ``transactions`` and optionally ``accounts``, ``referrals``, ``activities``
         (each one ``.parquet`` or ``.csv`` file or a folder of Parquet parts); a mapping of table name to
         DataFrame, path, glob or Ibis table; or one transactions file, glob, frame or table. None reads
-        ``config.data.path``.
+        ``config.data.path``, or without it the tables the config names (``data.transactions`` ...).
     config : Config or DataConfig, optional
         ``data`` gives per-table paths, column names (``columns``), ``end`` and ``csv_delimiter``;
         ``engine`` picks the backend when `backend` is not given.

@@ -10,7 +10,7 @@ from kamml.config import Config
 from kamml.data import Dataset, load_data
 from kamml.errors import ConfigError, DataError
 
-__all__ = ["ensure_generated", "job_data"]
+__all__ = ["check_data_given", "ensure_generated", "job_data"]
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,18 @@ def ensure_generated(config: Config) -> None:
 
 
 def job_data(config: Config, source: Any = None) -> Dataset:
-    """The validated dataset of a job: `source` when given, else `data.path` (generated if configured)."""
+    """The validated dataset of a job: `source` when given, else `data.path` (generated if configured).
+
+    Without `data.path`, the tables the config names one by one (`data.transactions` required).
+    """
     if source is None:
-        if config.data.path is None:
-            raise ConfigError("no data: pass --data DIR or set data.path in the config")
+        check_data_given(config)
         ensure_generated(config)
         source = config.data.path
     return load_data(source, config)
+
+
+def check_data_given(config: Config) -> None:
+    """A ConfigError when the config says nowhere where the data is (no data.path, no data.transactions)."""
+    if config.data.path is None and config.data.transactions is None:
+        raise ConfigError("no data: pass --data DIR or set data.path (or data.transactions) in the config")

@@ -118,6 +118,18 @@ def test_exactly_n_accounts_for_several_sizes():
         assert w.accounts["owner"].nunique() <= 2
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_a_tiny_book_is_generated_for_every_seed(n):
+    """`generate --accounts 1 --seed 1` raised IndexError when no account-period had hours."""
+    for seed in range(10):
+        w = synthetic.generate(n, seed=seed)
+        assert len(w.accounts) == n == len(w.truth)  # exactly n: a lone family that referred gave 0
+        assert set(w.referrals["referrer_id"]) | set(w.referrals["referred_id"]) <= set(
+            w.accounts["account_id"]
+        )
+        assert w.activities["hours"].sum() == pytest.approx(w.effort["hours"].sum(), abs=0.25 * len(w.effort))
+
+
 def test_realistic_volume_and_shapes(world):
     tx = world.transactions
     per_account = len(tx) / len(world.accounts)

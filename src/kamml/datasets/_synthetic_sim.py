@@ -446,12 +446,18 @@ def _lookup(book: _Book, idx: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _select_families(
-    rng: np.random.Generator, root: np.ndarray, n_init: int, n_roots: int, n_accounts: int
+    rng: np.random.Generator,
+    root: np.ndarray,
+    created: np.ndarray,
+    n_init: int,
+    n_roots: int,
+    n_accounts: int,
 ) -> np.ndarray:
     """Mask of the accounts whose referral family (a root account and all it led to) is kept.
 
     Initial roots first, then organic ones, each in random order, while the total stays within
-    `n_accounts`; the gap left is filled with families of one account.
+    `n_accounts`; the gap left is filled with families of one account, and what is still missing (a tiny
+    book whose families all referred someone) with the first accounts of the next families by creation.
     """
     family = np.bincount(root, minlength=n_roots)[:n_roots]
     order = np.r_[rng.permutation(n_init), n_init + rng.permutation(n_roots - n_init)]
@@ -462,7 +468,25 @@ def _select_families(
     keep_root = np.zeros(n_roots, dtype=bool)
     keep_root[order[take]] = True
     keep_root[singles] = True
-    return keep_root[root]
+    keep = keep_root[root]
+    _fill_with_family_heads(keep, root, created, order[~keep_root[order]], n_accounts)
+    return keep
+
+
+def _fill_with_family_heads(
+    keep: np.ndarray, root: np.ndarray, created: np.ndarray, roots: np.ndarray, n_accounts: int
+) -> None:
+    """Keep the first accounts by creation of `roots`' families until `n_accounts` are kept (in place).
+
+    A referrer is created before every account it referred, so such a head of a family keeps every
+    kept account's referrer.
+    """
+    for family_root in roots:
+        short = n_accounts - int(keep.sum())
+        if short <= 0:
+            return
+        members = np.flatnonzero(root == family_root)
+        keep[members[np.lexsort((members, created[members]))][:short]] = True
 
 
 def _finish(
@@ -480,7 +504,7 @@ def _finish(
 ) -> History:
     """Keep exactly `n_accounts` accounts, renumber them by creation, and build rows and latent state."""
     n_roots = n_accounts
-    keep = _select_families(rng, book.root, n_init, n_roots, n_accounts)
+    keep = _select_families(rng, book.root, book.created, n_init, n_roots, n_accounts)
     created_sec = np.rint(book.created * SECONDS_PER_DAY).astype(np.int64)
     old = np.flatnonzero(keep)
     old = old[np.lexsort((old, created_sec[old]))]
@@ -569,8 +593,9 @@ def _activities(
     w /= np.bincount(row, weights=w, minlength=units.size)[row]
     piece_units = np.floor(w * units[row]).astype(np.int64)
     leftover = units - np.bincount(row, weights=piece_units, minlength=units.size).astype(np.int64)
-    first = np.r_[0, np.cumsum(pieces)[:-1]]
-    piece_units[first] += leftover
+    split = pieces > 0  # none when no account-period has hours (a book of one or two accounts)
+    first = (np.cumsum(pieces) - pieces)[split]
+    piece_units[first] += leftover[split]
     ok = piece_units > 0
     row, piece_units = row[ok], piece_units[ok]
     hours = piece_units / 4.0

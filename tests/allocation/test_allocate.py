@@ -168,6 +168,18 @@ def test_rep_capacity_binds_per_owner():
     )
 
 
+def test_floors_above_a_reps_capacity_count_that_reps_accounts():
+    """The message quoted the team's active accounts ("each of the 200") beside one rep's shortfall."""
+    scores = make_scores().assign(p_alive=0.9)
+    n_ann = int((scores["owner"] == "ann").sum())
+    with pytest.raises(InfeasibleError) as err:
+        allocate(scores, 500.0, AllocationConfig(capacity={"ann": 1.0}, floor_hours=0.5))
+    msg = str(err.value)
+    assert f"rep 'ann': the floors of its {n_ann} accounts with a floor need {0.5 * n_ann:g} hours" in msg
+    assert f"each of the {len(scores)}" not in msg
+    assert "for each active account" in msg
+
+
 def test_capacity_without_owners_is_a_schema_error():
     scores = make_scores().drop(columns="owner")
     with pytest.raises(SchemaError) as info:

@@ -437,7 +437,7 @@ def test_floors_above_rep_capacity_name_the_rep():
         )
     msg = str(err.value)
     assert "rep 'ann'" in msg
-    assert "need 6 hours but its capacity is 5: 1 hours short" in msg
+    assert "its 2 accounts with a floor need 6 hours but its capacity is 5: 1 hours short" in msg
     assert "rep 'bob'" in msg
     assert "0.5 hours short" in msg
     assert isinstance(err.value, KammlError)

@@ -268,6 +268,12 @@ def test_infeasible_and_bad_scores(spark, tmp_path):
     with pytest.raises(InfeasibleError) as got:
         allocate_spark(frame, None, cfg, tmp_path / "a")
     assert str(got.value) == str(expected.value)
+    per_rep = AllocationConfig(hours=500.0, floor_hours=0.5, capacity={"ann": 1.0})
+    with pytest.raises(InfeasibleError) as expected:
+        allocate(scores, None, per_rep)
+    with pytest.raises(InfeasibleError) as got:
+        allocate_spark(frame, None, per_rep, tmp_path / "r")
+    assert str(got.value) == str(expected.value)  # both count the rep's own accounts
 
     bad = scores.copy()
     bad.loc[[0, 1], "p_churn"] = 1.5

@@ -765,13 +765,17 @@ def _solve(frame: pd.DataFrame, cfg: AllocationConfig, hours: float) -> Allocati
 def floor_hint(exc: InfeasibleError, active: int, cfg: AllocationConfig) -> InfeasibleError:
     """`exc` with what to change when the floors do not fit: the hours, the floor or who is active.
 
-    `active` is the number of accounts given a floor. Shared by the in-memory and the Spark allocation.
+    `active` is the number of accounts given a floor, quoted only when the team's hours are short (a rep's
+    problem counts that rep's own). Shared by the in-memory and the Spark allocation.
     """
     if "the floors" not in str(exc):
         return exc
+    which = (
+        f"each of the {active:,} active accounts" if "the floors need" in str(exc) else "each active account"
+    )
     return InfeasibleError(
-        f"{exc}. The floors are allocation.floor_hours ({cfg.floor_hours:g}) for each of the {active:,} "
-        f"active accounts (p_alive >= allocation.active_p_alive, {cfg.active_p_alive:g}): give the team "
+        f"{exc}. The floors are allocation.floor_hours ({cfg.floor_hours:g}) for {which} "
+        f"(p_alive >= allocation.active_p_alive, {cfg.active_p_alive:g}): give the team "
         "more hours (--hours or allocation.hours; per rep, allocation.capacity), or lower floor_hours, "
         "or raise active_p_alive"
     )

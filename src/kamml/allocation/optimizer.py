@@ -585,10 +585,12 @@ def _prepare(
     if reps:
         in_rep = codes >= 0
         need_rep = np.bincount(codes[in_rep], weights=lo[in_rep], minlength=len(reps))
+        floored = np.bincount(codes[in_rep & (lo > 0)], minlength=len(reps))
         short = need_rep > cap_hours * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL
         for r in np.flatnonzero(short):
             problems.append(
-                f"rep {reps[r]!r}: the floors of its accounts need {need_rep[r]:,.6g} hours but its "
+                f"rep {reps[r]!r}: the floors of its {int(floored[r]):,} accounts with a floor need "
+                f"{need_rep[r]:,.6g} hours but its "
                 f"capacity is {cap_hours[r]:,.6g}: {need_rep[r] - cap_hours[r]:,.6g} hours short"
             )
     if problems:

@@ -423,8 +423,10 @@ class _Plan:
             )
         for r, rep in enumerate(self.reps):
             if floors_all[r] > self.capacity[r] * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL:
+                floored = round(floors_all[r] / self.floor_hours)  # every floor is floor_hours
                 problems.append(
-                    f"rep {rep!r}: the floors of its accounts need {floors_all[r]:,.6g} hours but its "
+                    f"rep {rep!r}: the floors of its {floored:,} accounts with a floor need "
+                    f"{floors_all[r]:,.6g} hours but its "
                     f"capacity is {self.capacity[r]:,.6g}: "
                     f"{floors_all[r] - self.capacity[r]:,.6g} hours short"
                 )

@@ -460,8 +460,11 @@ def test_snapshots_without_any_purchase_history_are_refused_by_their_cutoffs(wor
     shown = ", ".join(str(c.date()) for c in sorted(early))
     with pytest.raises(
         ConfigError, match=rf"2 of 2 training snapshot\(s\) hold no purchase history .*\({shown}\)"
-    ):
+    ) as caught:
         ModelBundle.fit(train, cfg)
+    # what sets how far back they reach, for a kamml run (which has no --cutoff) too
+    for setting in ("time.horizon_days", "time.snapshots", "time.step_days", "kamml train and run backtest"):
+        assert setting in str(caught.value)
 
 
 def test_btyd_without_any_purchase_history_is_a_model_error_not_sklearns():

@@ -208,8 +208,11 @@ def check_snapshot_history(train: pd.DataFrame) -> None:
         shown = ", ".join(str(s.date()) for s in empty)
         raise ConfigError(
             f"{len(empty)} of {len(per_snapshot)} training snapshot(s) hold no purchase history before "
-            f"their cutoffs ({shown}): no account bought anything before then. Move the cutoff later "
-            "(--cutoff, time.cutoff), or use fewer time.snapshots or a shorter time.step_days"
+            f"their cutoffs ({shown}): no account bought anything before then. The snapshots step back "
+            "from the cutoff by the label window (time.train_horizon_days, else time.horizon_days) and "
+            "then time.snapshots - 1 steps of time.step_days, and kamml train and run backtest one "
+            "time.horizon_days earlier still: use a shorter horizon, fewer snapshots or a shorter step, "
+            "or a later cutoff (time.cutoff; --cutoff of kamml backtest)"
         )
 
 

@@ -61,6 +61,16 @@ def test_parquet_keeps_its_types(backend, tmp_path, tx):
     assert schema["amount"].is_floating()
 
 
+def test_parquet_of_time_zone_aware_nanoseconds_is_read_as_utc(backend, tmp_path, tx):
+    """pandas writes a tz-aware column as timestamp[ns, tz]: DuckDB's TIMESTAMPTZ_NS, unknown to Ibis."""
+    zoned = tx.assign(ts=tx["ts"].dt.tz_localize("Europe/Berlin"))
+    assert str(zoned["ts"].dtype) == "datetime64[ns, Europe/Berlin]"
+    zoned.to_parquet(tmp_path / "transactions.parquet")
+    got = load_data(tmp_path, backend=backend).to_pandas("transactions")
+    expected = zoned["ts"].dt.tz_convert("UTC").dt.tz_localize(None)
+    assert got["ts"].tolist() == expected.tolist()  # 2024-01-05 00:00 in Berlin is 01-04 23:00 UTC
+
+
 def test_parquet_folder_and_glob_read_every_part(backend, tmp_path, tx):
     folder = tmp_path / "transactions"
     (folder / "year=2024").mkdir(parents=True)

@@ -196,6 +196,19 @@ def test_leading_zero_ids_stay_text(backend):
     assert sorted(got["account_id"]) == ["007", "7"]
 
 
+def test_whole_float_ids_written_as_text_are_the_numbers_they_spell(backend, tx):
+    """A CSV written by pandas from float ids ("119.0") turned every table's ids into text, so no row
+    of that table met an account; "007.0" and "1.5" stay text as written."""
+    as_text = tx.assign(account_id=tx["account_id"].astype(float).astype(str))
+    assert as_text["account_id"].iloc[0] == "1.0"
+    got = load_data({"transactions": as_text}, backend=backend).to_pandas("transactions")
+    assert got["account_id"].tolist() == tx["account_id"].tolist()
+    assert pd.api.types.is_integer_dtype(got["account_id"])
+    codes = tx.assign(account_id=["007.0", "007.0", "1.5", "-3.00", "12.0"])
+    kept = load_data({"transactions": codes}, backend=backend).to_pandas("transactions")
+    assert kept["account_id"].tolist() == ["007.0", "007.0", "1.5", "-3", "12"]
+
+
 def test_transaction_ids_are_deduplicated(backend, tx):
     """An exact repeat (a file delivered twice) is dropped; rows sharing an id but differing are kept."""
     frame = tx.assign(transaction_id=["t1", "t1", "t2", None, None])  # t1: a purchase and its refund
@@ -208,6 +221,25 @@ def test_transaction_ids_are_deduplicated(backend, tx):
     assert data.quality.count("duplicate transaction ids") == 1
     assert data.quality.count("transaction ids shared by rows that differ") == 1
     assert data.quality.tables["transactions"].rows == 7  # rows as given
+
+
+def test_lines_that_differ_only_outside_the_contract_are_kept(backend, tx):
+    """Two lines of one invoice, told apart by a line number kamml does not read, or by how the amount is
+    written ("10", "10.00"), are not a repeat: the note said "kept" while one was dropped."""
+    lines = (
+        tx.iloc[[0, 0, 1]].reset_index(drop=True).assign(transaction_id=["t1", "t1", "t2"], line_no=[1, 2, 1])
+    )
+    got = load_data({"transactions": lines}, backend=backend)
+    assert len(got.to_pandas("transactions")) == 3
+    assert got.quality.count("duplicate transaction ids") == 0
+    written = lines.drop(columns="line_no").astype({"amount": str})
+    written.loc[1, "amount"] = f"{float(written['amount'].iloc[1]):.2f}"
+    assert written["amount"].iloc[0] != written["amount"].iloc[1]
+    assert len(load_data({"transactions": written}, backend=backend).to_pandas("transactions")) == 3
+    twice = pd.concat([lines, lines.iloc[[0]]], ignore_index=True)  # a real repeat is still dropped
+    data = load_data({"transactions": twice}, backend=backend)
+    assert len(data.to_pandas("transactions")) == 3
+    assert data.quality.count("duplicate transaction ids") == 1
 
 
 @pytest.mark.parametrize(

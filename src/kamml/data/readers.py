@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as ibis_dt
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -251,7 +252,9 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
     paths = [str(p) for p in files]
     try:
         if backend.name == "duckdb":
-            table = backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
+            table = _known_timestamps(
+                backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
+            )
         else:
             # Spark reads a folder of parts (partitioned or not) or a glob natively
             target = paths[0] if len(paths) == 1 else origin
@@ -261,6 +264,20 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
             f"{name}: cannot read {origin}: {engine_message(exc)}"
         ) from None
     return RawTable(name, table, origin, text=False, from_file=True, problems=problems)
+
+
+def _known_timestamps(table: ir.Table) -> ir.Table:
+    """Time-zone-aware nanosecond timestamps (pandas' default Parquet of a tz-aware column) as UTC ones.
+
+    DuckDB reads them as TIMESTAMPTZ_NS, which Ibis does not know (its type is "unknown", so the column
+    was refused as the wrong type); as microsecond UTC timestamps they are validated like any other.
+    """
+    zoned = {
+        column: table[column].cast(ibis_dt.Timestamp(timezone="UTC"))
+        for column, dtype in table.schema().items()
+        if dtype.is_unknown() and "TIMESTAMPTZ_NS" in str(getattr(dtype, "raw_type", "")).upper()
+    }
+    return table.mutate(**zoned) if zoned else table
 
 
 def _read_csv(

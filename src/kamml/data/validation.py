@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 _INT64_MAX = 2**63 - 1
 #: A whole number that fits int64 without leading zeros ("007" stays text: it is a code, not a number).
 INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
+#: The text of a whole float id ("119.0", "-3.00"), the whole number it spells being `INT_PATTERN`'s.
+WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})\.0+$"
 #: A time of day followed by a UTC offset at the end of a date text (+HH:MM, +HHMM or +HH).
 TZ_TAIL_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*[+-][0-9]{2}(:?[0-9]{2})?$"
 
@@ -315,7 +317,7 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
             return as_int if _as_int(ctx, cspec) else as_int.cast("string")
 
     elif dtype.is_string():
-        s = plan.derive(0, "id", _trim(c))
+        s = plan.derive(0, "id", _whole_float_text(_trim(c)))
         null = c.isnull() | (s.length() == 0)
         not_int = plan.metric(
             f"{cspec.name}_not_int", ((s.length() > 0) & ~s.re_search(INT_PATTERN)).cast("int64").sum()
@@ -437,6 +439,16 @@ def _utc_offset(plan: TablePlan, s: Deferred, hint: str) -> tuple[Deferred, Defe
         ),
     )
     return has_offset, normal
+
+
+def _whole_float_text(c: Deferred) -> Deferred:
+    """Ids such as "119.0" as "119", the whole number they spell, as the same ids read from Parquet are.
+
+    A float id column written as text (a CSV from pandas, whose ids with gaps are floats) spells them
+    so. Other text stays as written ("007.0" keeps its zeros: a code, not a number).
+    """
+    whole = c.re_search(WHOLE_FLOAT_PATTERN)
+    return ibis.ifelse(whole, c.substr(0, c.find(".")), c)
 
 
 def _trim(c: Deferred) -> Deferred:
@@ -772,10 +784,15 @@ def validate_tables(
             columns["quantity"] = ibis.literal(1.0, type="float64")
         order = [c.name for c in plan.spec.columns if c.name in columns]
         order += [c for c in columns if c not in order]
-        tables[name] = plan.table.select(**{c: columns[c] for c in order})
+        selected = {c: columns[c] for c in order}
+        repeats = name == "transactions" and _duplicates_count(plan, "transaction_id") > 0
+        if repeats:  # told apart by the input's own columns, as _exact_repeats counted them
+            selected[REPEAT] = _repeat_number(plan.table)
+        tables[name] = plan.table.select(**selected)
+        if repeats:
+            tables[name] = _drop_repeats(tables[name])
     costly = {name for name, plan in plans.items() if plan.raw.text}
     if "transactions" in tables and _duplicates_count(plans["transactions"], "transaction_id") > 0:
-        tables["transactions"] = _drop_duplicate_ids(tables["transactions"])
         costly.add("transactions")
     stats = {name: _with_columns(stats[name], tuple(t.columns)) for name, t in tables.items()}
     return Validated(tables, stats, notes, [], max_ts, frozenset(costly))
@@ -785,17 +802,27 @@ def _duplicates_count(plan: TablePlan, column: str) -> int:
     return _count(plan.values.get(f"{column}_nonnull")) - _count(plan.values.get(f"{column}_distinct"))
 
 
-def _drop_duplicate_ids(tx: ir.Table) -> ir.Table:
-    """Drop rows that repeat another row with the same transaction id in every column; keep the rest.
+REPEAT = "_kamml_repeat"
+
+
+def _repeat_number(raw: ir.Table) -> ir.IntegerValue:
+    """0 for the first of rows that are equal in every column of the input as given, 1, 2... for repeats.
+
+    Every input column counts, the ones kamml does not read (a line number) and the text as written
+    ("10" and "10.00") included: rows that differ there are not a file delivered twice.
+    """
+    return ibis.row_number().over(ibis.window(group_by=[raw[c] for c in raw.columns]))
+
+
+def _drop_repeats(tx: ir.Table) -> ir.Table:
+    """Drop rows with a transaction id that repeat another row of the input exactly; keep the rest.
 
     Rows that share an id but differ are lines of one invoice or a refund of it: all kept (keeping one
     per id dropped the other lines, and kept whichever came first, a refund line included). Rows
     without an id are all kept.
     """
-    window = ibis.window(group_by=[tx[c] for c in tx.columns])
-    ranked = tx.mutate(_kamml_rank=ibis.row_number().over(window))
-    kept = ranked.filter(ranked.transaction_id.isnull() | (ranked._kamml_rank == 0))
-    return kept.drop("_kamml_rank")
+    kept = tx.filter(tx.transaction_id.isnull() | (tx[REPEAT] == 0))
+    return kept.drop(REPEAT)
 
 
 def _with_columns(stats: TableStats, columns: tuple[str, ...]) -> TableStats:

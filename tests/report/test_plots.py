@@ -22,6 +22,7 @@ from kamml.report.plots import (
     plot_gains,
     plot_hours_per_rep,
     plot_tier_mix,
+    tier_order,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -261,6 +262,19 @@ def test_tier_mix_of_a_real_allocation(tmp_path):
     assert_png(path, min_width=700)
     without_gain = plot_tier_mix(table.drop(columns=["expected_gain", "rank"]), tmp_path / "t2.png")
     assert mpimg.imread(without_gain).shape[1] < mpimg.imread(path).shape[1]
+
+
+def test_tiers_read_best_first_as_configured_when_they_do_not_follow_the_rank():
+    """With tier_by clv, ranks go by expected gain: ordering tiers by their best rank mixed them up."""
+    table = allocate(score_table(), hours=300.0, config=AllocationConfig(floor_hours=0.5, tier_by="clv"))
+    tiers = table["tier"].astype(str)
+    assert table.attrs["allocation"]["tiers"] == ["strategic", "key", "maintain", "nurture"]
+    present = [t for t in ["strategic", "key", "maintain", "nurture"] if t in set(tiers)]
+    assert tier_order(table, tiers) == present
+    unnamed = table.copy()
+    unnamed.attrs = {}  # a table read from CSV: the best rank orders them, as before
+    best = table.groupby("tier")["rank"].min().sort_values()
+    assert tier_order(unnamed, tiers) == [str(t) for t in best.index]
 
 
 def test_tier_mix_needs_tiers_and_hours(tmp_path):

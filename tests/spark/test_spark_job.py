@@ -88,6 +88,8 @@ def assert_allocation_equal(mem: pd.DataFrame, out: pd.DataFrame, summary: dict,
     for key, value in expected.items():
         if isinstance(value, dict):
             assert summary[key] == pytest.approx(value, rel=1e-7)
+        elif isinstance(value, list):  # the tiers' names
+            assert summary[key] == value, key
         else:
             assert summary[key] == pytest.approx(value, rel=1e-7, abs=1e-7), key
 

@@ -135,7 +135,8 @@ def allocate(
     pandas.DataFrame
         The allocation table (columns `ALLOCATION_COLUMNS`, see the module docstring), sorted by rank,
         with the plan's summary in ``attrs["allocation"]``: hours, hours_used, unused_hours,
-        total_expected_gain, team_price, rep_price (rep -> price), floor_cost, n_accounts, n_active.
+        total_expected_gain, team_price, rep_price (rep -> price), floor_cost, n_accounts, n_active,
+        tiers (their names, best first).
 
     Raises
     ------
@@ -180,6 +181,7 @@ def allocate(
     table = _table(frame, result, cfg)
     table.attrs["allocation"] = _summary(frame, result, team_hours)
     summary = table.attrs["allocation"]
+    summary["tiers"] = [name for name, _ in check_tiers(cfg.tiers)]  # best first, for the report's order
     logger.info(
         "allocated %.6g of %.6g hours to %d accounts (%d active): expected gain %.6g, "
         "team price %.6g per hour",

@@ -31,6 +31,7 @@ from kamml.report.plots import (
     plot_budget_curve,
     plot_hours_per_rep,
     plot_tier_mix,
+    tier_order,
 )
 
 if TYPE_CHECKING:
@@ -305,15 +306,14 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
         pd.DataFrame(
             {
                 "tier": tiers,
-                "rank": pd.to_numeric(table["rank"], errors="coerce"),
                 "hours": pd.to_numeric(table["recommended_hours"], errors="coerce"),
                 "gain": pd.to_numeric(table["expected_gain"], errors="coerce"),
                 "accounts": account_counts(table),
             }
         )
         .groupby("tier", sort=False)
-        .agg(best=("rank", "min"), accounts=("accounts", "sum"), hours=("hours", "sum"), gain=("gain", "sum"))
-        .sort_values("best", kind="stable")
+        .agg(accounts=("accounts", "sum"), hours=("hours", "sum"), gain=("gain", "sum"))
+        .reindex(tier_order(table, tiers))
     )
     total_hours = float(by_tier["hours"].sum())
     rows = [

@@ -53,6 +53,7 @@ __all__ = [
     "plot_hours_per_rep",
     "plot_tier_mix",
     "save_figure",
+    "tier_order",
 ]
 
 logger = logging.getLogger(__name__)
@@ -544,14 +545,24 @@ def _tiers(allocation: pd.DataFrame) -> pd.Series:
     return allocation["tier"].astype(object).where(allocation["tier"].notna(), "(none)").astype(str)
 
 
-def _tier_order(allocation: pd.DataFrame, tiers: pd.Series) -> list[str]:
-    """Tiers from the best to the worst: by the best rank in each tier, else by first appearance."""
-    if "rank" in allocation.columns:
+def tier_order(allocation: pd.DataFrame, tiers: pd.Series) -> list[str]:
+    """Tiers from the best to the worst: as configured (the plan's summary names them), then by rank.
+
+    The configured order comes first because tiers need not follow the rank: with
+    ``allocation.tier_by: clv`` they go by value while the rank goes by expected gain. Tiers the summary
+    does not name follow by the best rank in each, else by first appearance.
+    """
+    present = [str(t) for t in dict.fromkeys(tiers)]
+    named = allocation.attrs.get("allocation", {}).get("tiers") or []
+    order = [str(t) for t in named if str(t) in present]
+    rest = [t for t in present if t not in order]
+    if "rank" in allocation.columns and rest:
         best = pd.Series(
             pd.to_numeric(allocation["rank"], errors="coerce").to_numpy(), index=tiers.to_numpy()
         )
-        return [str(t) for t in best.groupby(level=0, sort=False).min().sort_values(kind="stable").index]
-    return [str(t) for t in dict.fromkeys(tiers)]
+        ranked = best.groupby(level=0, sort=False).min().sort_values(kind="stable").index
+        rest = [str(t) for t in ranked if str(t) in rest]
+    return order + rest
 
 
 def _label_bars(ax: Axes, bars: Any, texts: Sequence[str]) -> None:
@@ -593,7 +604,7 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
     """
     _allocation_columns(allocation, ["tier", "recommended_hours"])
     tiers = _tiers(allocation)
-    order = _tier_order(allocation, tiers)
+    order = tier_order(allocation, tiers)
     hours = pd.Series(_numbers(allocation["recommended_hours"], "recommended_hours"), index=tiers.to_numpy())
     counts = pd.Series(account_counts(allocation), index=tiers.to_numpy())
     panels: list[tuple[str, pd.Series, str]] = [
@@ -660,7 +671,7 @@ def plot_hours_per_rep(
     _allocation_columns(allocation, ["recommended_hours"])
     owner = allocation["owner"].astype(object).where(allocation["owner"].notna(), "(no owner)").astype(str)
     tiers = _tiers(allocation) if "tier" in allocation.columns else pd.Series("all", index=allocation.index)
-    order = _tier_order(allocation, tiers) if "tier" in allocation.columns else ["all"]
+    order = tier_order(allocation, tiers) if "tier" in allocation.columns else ["all"]
     frame = pd.DataFrame(
         {
             "owner": owner.to_numpy(),

@@ -125,7 +125,7 @@ def allocate_spark(
     SparkAllocation
         The folder written and the plan's summary (the dict `kamml.allocate` puts in
         ``table.attrs["allocation"]``: hours, hours_used, unused_hours, total_expected_gain, team_price,
-        rep_price, floor_cost, n_accounts, n_active).
+        rep_price, floor_cost, n_accounts, n_active, tiers).
 
     Raises
     ------
@@ -560,6 +560,7 @@ class _Plan:
             "floor_cost": floor_cost,
             "n_accounts": self.n,
             "n_active": int(sum(int(r["a"] or 0) for r in counts)),
+            "tiers": [name for name, _ in pairs],  # best first, as `kamml.allocate` names them
         }
         return table, summary
 

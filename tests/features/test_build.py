@@ -69,6 +69,17 @@ def test_windows_and_regularity(simple):
     assert a["overdue_ratio"] == pytest.approx(11 / np.mean(gaps))
 
 
+def test_the_cutoffs_calendar_reaches_accounts_without_transactions(make_data):
+    """An account created before the cutoff that has not bought yet got NaN month and quarter."""
+    accounts = pd.DataFrame(
+        {"account_id": [1, 2, 9], "created_at": pd.to_datetime(["2023-01-01", "2024-02-01", "2024-01-01"])}
+    )
+    data = make_data(tx([(1, "2024-01-10", 10.0, 1, "a"), (2, "2024-05-01", 5.0, 1, "a")]), accounts=accounts)
+    features = build_features(data, "2024-03-01")
+    assert features.loc[[1, 2, 9], "cutoff_month"].tolist() == [3.0] * 3  # 2: created, no purchase yet
+    assert features.loc[[1, 2, 9], "cutoff_quarter"].tolist() == [1.0] * 3
+
+
 def test_labels(simple):
     lab = build_labels(simple, CUTOFF, 90)
     assert list(lab.index) == [1, 2]

@@ -224,6 +224,11 @@ def feature_expr(ctx: FeatureContext, groups: Iterable[str]) -> ir.Table:
         if part is None:
             continue
         out = join_on_account(out, part)
+    if "cutoff_month" in out.columns:  # the cutoff's own: every row, accounts without transactions too
+        out = out.mutate(
+            cutoff_month=ibis.literal(float(ctx.cutoff.month), type="float64"),
+            cutoff_quarter=ibis.literal(float(ctx.cutoff.quarter), type="float64"),
+        )
     return out
 
 

@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from kamml.errors import ConfigError
 from kamml.tracking import CHAMPION, metric_key, promote
+from kamml.tracking.registry import _run_horizon
 
 
 def test_metric_key_reads_task_metric_as_kammls_metric():
@@ -190,6 +191,8 @@ def test_a_champion_of_another_horizon_gives_way_without_comparing_figures(train
         f"the champion (version {v1}) predicts over 180 days, not this config's 90"
     )
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3
+    # a real training run logs the horizon the gate reads
+    assert _run_horizon(client.get_run(result.run_id)) == cfg.time.horizon_days
 
 
 def test_the_configs_promotion_models_are_the_backtests(trained):

@@ -121,6 +121,23 @@ def test_tz_aware_frame_columns_become_naive_utc(backend):
     assert sorted(got["ts"]) == [pd.Timestamp("2024-07-01 10:00"), pd.Timestamp("2024-07-01 12:00")]
 
 
+@pytest.mark.parametrize("zone", ["America/New_York", "EST", "Etc/GMT+5"])
+def test_a_named_time_zone_beside_naive_text_is_mixed_time_zones(backend, zone):
+    """The engine applies a named zone, so naive text beside it was silently read as UTC instead."""
+    frame = pd.DataFrame(
+        {
+            "account_id": ["1", "2"],
+            "ts": [f"2024-03-01 01:00:00 {zone}", "2024-03-01 01:00:00"],
+            "amount": ["1"] * 2,
+        }
+    )
+    problems = _problems({"transactions": frame}, backend=backend)
+    assert "mixed time zones" in problems["transactions", "ts"][0].rule
+    named = frame.assign(ts=[f"2024-03-01 01:00:00 {zone}"] * 2)
+    got = load_data({"transactions": named}, backend=backend).to_pandas("transactions")
+    assert got["ts"].tolist() == [pd.Timestamp("2024-03-01 06:00")] * 2  # every value named: applied
+
+
 def test_naive_and_aware_objects_are_mixed_time_zones(backend):
     frame = pd.DataFrame(
         {
@@ -240,6 +257,11 @@ def test_lines_that_differ_only_outside_the_contract_are_kept(backend, tx):
     data = load_data({"transactions": twice}, backend=backend)
     assert len(data.to_pandas("transactions")) == 3
     assert data.quality.count("duplicate transaction ids") == 1
+    repeat = lines.iloc[[2]].assign(transaction_id="t2")  # t2 repeated exactly; t1's lines differ
+    both = load_data({"transactions": pd.concat([lines, repeat], ignore_index=True)}, backend=backend)
+    examples = {n.rule.split(" (")[0]: list(n.examples) for n in both.quality.notes}
+    assert examples["duplicate transaction ids"] == ["t2"]  # each note its own ids, not one shared list
+    assert examples["transaction ids shared by rows that differ"] == ["t1"]
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,10 @@ INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
 WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})\.0+$"
 #: A time of day followed by a UTC offset at the end of a date text (+HH:MM, +HHMM or +HH).
 TZ_TAIL_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*[+-][0-9]{2}(:?[0-9]{2})?$"
+#: A time of day followed by a named time zone ("EST", "America/New_York"), which the engine applies too.
+ZONE_NAME_PATTERN = (
+    r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s+[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+)
 
 _EXPECTED = {
     Kind.ID: "whole numbers or text",
@@ -420,12 +424,14 @@ def _in_range(ts: Deferred) -> Deferred:
 
 
 def _utc_offset(plan: TablePlan, s: Deferred, hint: str) -> tuple[Deferred, Deferred]:
-    """Whether a date text ends in a UTC offset (Z, or +HH:MM, +HHMM, +HH after a time), and the offset.
+    """Whether a date text ends in a time zone (Z, +HH:MM, +HHMM, +HH or a zone's name after a time), and it.
 
-    The offset is normalised to +HH:MM so that "+02", "+0200" and "+02:00" count as one time zone; it is
-    only computed for values that have one.
+    The offset is normalised to +HH:MM so that "+02", "+0200" and "+02:00" count as one time zone; a
+    named zone ("America/New_York") is its name. Only computed for values that have one. A named zone
+    counts as one so that naive text beside it is the mixed-zone error, as beside "-05:00".
     """
-    has_offset = plan.derive(1, hint, s.endswith("Z") | s.re_search(TZ_TAIL_PATTERN))
+    named = s.re_search(ZONE_NAME_PATTERN)
+    has_offset = plan.derive(1, hint, s.endswith("Z") | s.re_search(TZ_TAIL_PATTERN) | named)
     tail6, tail5 = s.right(6), s.right(5)
     normal = plan.derive(
         2,
@@ -433,6 +439,7 @@ def _utc_offset(plan: TablePlan, s: Deferred, hint: str) -> tuple[Deferred, Defe
         ibis.cases(
             (~has_offset, ibis.null("string")),
             (s.endswith("Z"), "+00:00"),
+            (named, s.re_extract(r"([A-Za-z][A-Za-z0-9_/+-]*)$", 1)),
             (tail6.re_search("^[+-][0-9]{2}:[0-9]{2}$"), tail6),
             (tail5.re_search("^[+-][0-9]{4}$"), tail5.substr(0, 3) + ":" + tail5.substr(3, 2)),
             else_=s.right(3) + ":00",
@@ -648,6 +655,26 @@ def _duplicates(plan: TablePlan, column: str) -> tuple[int, tuple[Any, ...]]:
     return dups, plain_examples(_execute(plan, query)["key"])
 
 
+def _shared_id_examples(plan: TablePlan) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """Up to five transaction ids with a row repeated exactly, and up to five whose rows differ.
+
+    Rows are compared in every input column as given, as `_exact_repeats` counts them and the drop
+    keeps them; an id can be in both (a line delivered twice beside another line).
+    """
+    key = plan.values["transaction_id_key"]
+    raw = plan.table
+    name = "_kamml_id"  # not a name of the input's columns, which are grouped on beside it
+    rows = raw.filter(key.notnull()).group_by([key.name(name), *(raw[c] for c in raw.columns)])
+    variants = rows.aggregate(_kamml_n=_.count()).group_by(name)
+    variants = variants.aggregate(rows=_._kamml_n.sum(), variants=_.count())
+
+    def first(condition: Deferred) -> tuple[Any, ...]:
+        query = variants.filter(condition).select(name).order_by(name).limit(N_EXAMPLES)
+        return plain_examples(_execute(plan, query)[name])
+
+    return first(_.rows > _.variants), first(_.variants > 1)
+
+
 def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
     """Hard problems and soft notes of one table from its counts (fetching examples for the failures)."""
     hard: list[Problem] = []
@@ -677,19 +704,20 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
             what = "duplicate account ids (the accounts table needs one row per account)"
             hard.append(Problem(plan.name, plan.found["account_id"], what, n, examples))
     if plan.name == "transactions" and "transaction_id" in plan.builders:
-        n, examples = _duplicates(plan, "transaction_id")
+        n, _ = _duplicates(plan, "transaction_id")
         if n:
             column = plan.found["transaction_id"]
             exact = _exact_repeats(plan)
+            repeated, differing = _shared_id_examples(plan)
             if exact:
                 what = "duplicate transaction ids (rows repeating another row exactly: dropped, one kept)"
-                soft.append(Problem(plan.name, column, what, exact, examples))
+                soft.append(Problem(plan.name, column, what, exact, repeated))
             if n - exact:
                 what = (
                     "transaction ids shared by rows that differ (kept, as lines of one transaction or "
                     "a refund of it)"
                 )
-                soft.append(Problem(plan.name, column, what, n - exact, examples))
+                soft.append(Problem(plan.name, column, what, n - exact, differing))
     return hard, soft
 
 
@@ -714,8 +742,8 @@ def _tz_problems(plan: TablePlan, check: _TzCheck) -> tuple[list[Problem], list[
             + _examples(plan, check.ok & ~check.has_offset, check.text)[:3]
         )
         rule = (
-            f"mixed time zones: {with_offset:,} values have a UTC offset and {without:,} have none; "
-            "give every value an offset, or convert all to UTC"
+            f"mixed time zones: {with_offset:,} values have a UTC offset or a named time zone and "
+            f"{without:,} have none; give every value an offset, or convert all to UTC"
         )
         return [Problem(plan.name, check.column, rule, min(with_offset, without), examples)], []
     if offsets > 1:

@@ -110,6 +110,17 @@ def test_allocation_numbers_must_be_finite(tmp_path, key, value):
     assert load_config(None, {"allocation": {"cap_hours": None}}).allocation.cap_hours is None
 
 
+@pytest.mark.parametrize("clip", ["[0, 4]", "[-1, 4]", "[4, 1]", "[1, .inf]", "[.nan, 2]"])
+def test_effort_clip_is_checked_when_the_config_is_read(tmp_path, clip):
+    """A bad clip range failed only after training, with a message that did not name the key."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"allocation:\n  effort_clip: {clip}\n")
+    with pytest.raises(ConfigError, match=r"allocation\.effort_clip must be \(low, high\) with 0 < low"):
+        load_config(path)
+    path.write_text("allocation:\n  effort_clip: [0.5, 0.5]\n")
+    assert load_config(path).allocation.effort_clip == (0.5, 0.5)
+
+
 def test_capacity_reps_are_named_as_text(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("allocation:\n  capacity: {101: 10, 102.0: .inf, ' ann ': 0}\n")

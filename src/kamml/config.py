@@ -347,6 +347,17 @@ class AllocationConfig(_Section):
             raise _key_error(f"allocation.{name} must be {what}, got {value}{hint}")
         return value
 
+    @field_validator("effort_clip")
+    @classmethod
+    def _valid_clip(cls, value: tuple[float, float]) -> tuple[float, float]:
+        """Check the clip range when the config is read: a bad one failed only after training."""
+        low, high = value
+        if not (0 < low <= high < math.inf):
+            raise _key_error(
+                f"allocation.effort_clip must be (low, high) with 0 < low <= high < inf, got ({low}, {high})"
+            )
+        return value
+
     @field_validator("weights")
     @classmethod
     def _valid_weights(cls, value: dict[str, float | str]) -> dict[str, float | str]:

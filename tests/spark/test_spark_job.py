@@ -259,6 +259,36 @@ def test_cli_allocate_on_spark_writes_only_to_a_parquet_name(spark, tmp_path):
     assert len(read_parts(tmp_path / "a_spark.parquet")) == 300
 
 
+def test_cli_allocate_on_spark_names_a_missing_or_csv_scores_file(spark, tmp_path):
+    """Both gave a Java traceback and exit 1 on Spark, where DuckDB names the file with exit 3."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from kamml.cli import app
+    from kamml.spark import allocate_spark
+
+    config = tmp_path / "spark.yaml"
+    config.write_text(yaml.safe_dump({"engine": SPARK, "allocation": {"hours": 200.0}}))
+    csv = tmp_path / "scores.csv"
+    random_scores(50, seed=5).to_csv(csv, index=False)
+    runner = CliRunner()
+    out = str(tmp_path / "a.parquet")
+    missing = runner.invoke(
+        app, ["allocate", "-s", str(tmp_path / "nope.parquet"), "-c", str(config), "-o", out]
+    )
+    assert missing.exit_code == 3, missing.output
+    assert "scores file not found" in missing.output
+    assert "nope.parquet" in missing.output
+    text = runner.invoke(app, ["allocate", "-s", str(csv), "-c", str(config), "-o", out])
+    assert text.exit_code == 3, text.output
+    assert "scores must be Parquet" in text.output
+    not_parquet = tmp_path / "bad.parquet"
+    not_parquet.write_text("account_id,clv\n1,2\n")
+    with pytest.raises(DataError, match=r"cannot read the scores .*bad\.parquet on Spark"):
+        allocate_spark(str(not_parquet), 10.0, AllocationConfig(), tmp_path / "x.parquet", session=spark)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.parquet", "scores.csv", "spark.yaml"]
+
+
 def test_infeasible_and_bad_scores(spark, tmp_path):
     from kamml.spark import allocate_spark
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -61,14 +62,21 @@ from kamml.allocation.optimizer import RTOL, rep_codes, rep_names
 from kamml.allocation.stake import DEFAULT_SCALE, Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.tiers import check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
-from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
+from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import json_text
 from kamml.spark.session import remove_path, spark_session, temp_sibling, write_atomic
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SparkAllocation", "allocate_spark", "exact_quantile", "linear_quantile", "read_summary"]
+__all__ = [
+    "SparkAllocation",
+    "allocate_spark",
+    "exact_quantile",
+    "linear_quantile",
+    "read_scores_spark",
+    "read_summary",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +137,8 @@ def allocate_spark(
 
     Raises
     ------
+    kamml.errors.DataError
+        When the scores path is missing, not Parquet, or unreadable by Spark.
     kamml.errors.SchemaError
         When the scores break `kamml.allocation.check_scores`' rules.
     kamml.errors.InfeasibleError
@@ -143,8 +153,10 @@ def allocate_spark(
     team_hours = float(cfg.hours if hours is None else hours)
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
+    if isinstance(scores, str | Path):
+        _check_local_scores(str(scores))  # before a session starts: a mistyped path fails at once
     spark = session or spark_session(config if isinstance(config, Config) else None)
-    frame = spark.read.parquet(str(scores)) if isinstance(scores, str | Path) else scores
+    frame = read_scores_spark(spark, scores) if isinstance(scores, str | Path) else scores
     target = str(out_dir)
     staging = temp_sibling(target, "staging")
     try:
@@ -165,6 +177,39 @@ def allocate_spark(
         summary["total_expected_gain"],
     )
     return SparkAllocation(target, summary)
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def _check_local_scores(source: str) -> None:
+    """DataError for a local scores path that is missing or not Parquet; remote paths pass unchecked."""
+    if _SCHEME.match(source) and not source.startswith("file:"):
+        return
+    local = Path(source.removeprefix("file://").removeprefix("file:"))
+    if not local.exists():
+        raise DataError(f"scores file not found: {local}")
+    if local.is_file() and local.suffix.lower() != ".parquet":
+        raise DataError(
+            f"cannot read {local} on Spark: scores must be Parquet (a file or a folder of parts); "
+            "allocate a CSV with engine duckdb, or convert it"
+        )
+
+
+def read_scores_spark(spark: SparkSession, path: str | Path) -> DataFrame:
+    """The scores Parquet (a file or a folder of parts) as a Spark frame; DataError naming it otherwise.
+
+    A local path is checked before Spark reads it (missing, or a CSV, which Spark would fail on with a
+    Java traceback); any other failure to read, local or remote (``hdfs://``, ``s3a://``), is a DataError
+    with Spark's first line.
+    """
+    source = str(path)
+    _check_local_scores(source)
+    try:
+        return spark.read.parquet(source)
+    except Exception as exc:  # pyspark's AnalysisException or a Py4J error, told as one DataError
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"cannot read the scores {source} on Spark: {first}") from None
 
 
 def read_summary(path: str | Path) -> dict[str, Any]:

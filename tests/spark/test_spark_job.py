@@ -289,6 +289,35 @@ def test_cli_allocate_on_spark_names_a_missing_or_csv_scores_file(spark, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.parquet", "scores.csv", "spark.yaml"]
 
 
+def test_a_write_stopped_midway_leaves_no_hidden_folder(spark, tmp_path):
+    """A SIGTERM reached Python while the JVM wrote: the tasks then wrote into the removed folder again."""
+    import signal
+    import time
+
+    from kamml.spark import write_atomic
+
+    def slow(batches):
+        for batch in batches:
+            time.sleep(3)
+            yield batch
+
+    frame = spark.range(0, 8, 1, numPartitions=4).mapInPandas(slow, "id long")
+
+    def stop(signum, frame_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            write_atomic(frame, tmp_path / "out.parquet")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    time.sleep(8)  # time enough for uncancelled tasks to finish and commit their parts
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_infeasible_and_bad_scores(spark, tmp_path):
     from kamml.spark import allocate_spark
 

@@ -64,7 +64,7 @@ from kamml.allocation.tiers import check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import json_text
-from kamml.spark.session import remove_path, spark_session, temp_sibling, write_atomic
+from kamml.spark.session import abandon_path, remove_path, spark_session, temp_sibling, write_atomic
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -166,8 +166,10 @@ def allocate_spark(
         result = plan.solve(prepared)
         table, summary = plan.table(prepared, result)
         write_atomic(table, target, extra={_SUMMARY_FILE: json_text(summary, indent=1)})
-    finally:
-        remove_path(spark, staging)
+    except BaseException:
+        abandon_path(spark, staging)
+        raise
+    remove_path(spark, staging)
     logger.info(
         "allocated %.6g of %.6g hours to %d accounts on Spark in %.1f s: expected gain %.6g",
         summary["hours_used"],

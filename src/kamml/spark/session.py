@@ -11,6 +11,7 @@ renames it into place through the Hadoop file system of the target path (local, 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -152,6 +153,22 @@ def remove_path(session: SparkSession, path: str) -> None:
         fs.delete(target, True)
 
 
+def abandon_path(session: SparkSession, path: str, wait_s: float = 30.0) -> None:
+    """Stop the session's Spark jobs, then delete `path`: the cleanup of a write that failed or was stopped.
+
+    A SIGTERM reaches Python while the JVM is still writing; deleting the folder then left the running
+    tasks to write their parts into it again. The jobs are cancelled and waited for (at most `wait_s`
+    seconds) before the folder is removed.
+    """
+    context = session.sparkContext
+    context.cancelAllJobs()
+    tracker = context.statusTracker()
+    deadline = time.monotonic() + wait_s
+    while tracker.getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    remove_path(session, path)
+
+
 def write_text(session: SparkSession, path: str, text: str) -> None:
     """Write a small text file (a JSON summary) through the Hadoop file system of `path`."""
     fs, hpath = _fs(session, path)
@@ -177,7 +194,7 @@ def write_atomic(frame: DataFrame, path: str | Path, *, extra: dict[str, str] | 
             write_text(session, f"{tmp}/{name}", text)
         replace_path(session, tmp, target)
     except BaseException:
-        remove_path(session, tmp)
+        abandon_path(session, tmp)
         raise
     log.info("wrote %s", target)
     return target

@@ -232,3 +232,23 @@ def test_parquet_with_duplicated_field_names_is_a_schema_error(backend, tmp_path
     )
     with pytest.raises(SchemaError, match="duplicated column name"):
         read_table(tmp_path / "t.parquet", "transactions", backend)
+
+
+def test_folder_skips_hidden_and_underscore_parts_as_spark_does(backend, tmp_path, tx):
+    folder = tmp_path / "transactions"
+    (folder / "_temporary" / "0").mkdir(parents=True)
+    (folder / ".staging").mkdir()
+    tx.to_parquet(folder / "part-0.parquet")
+    tx.to_parquet(folder / "_temporary" / "0" / "part-0.parquet")  # a failed job's leftover
+    tx.to_parquet(folder / ".staging" / "part-0.parquet")
+    tx.to_parquet(folder / ".part-1.parquet")
+    tx.to_parquet(folder / "_part-2.parquet")
+    (folder / "_SUCCESS").write_text("")
+    assert read_table(folder, "transactions", backend).count().execute() == len(tx)
+
+
+def test_data_folder_finds_a_tsv_table(backend, tmp_path, tx):
+    tx.to_csv(tmp_path / "transactions.tsv", sep="\t", index=False)
+    source = find_table_source(tmp_path, "transactions")
+    assert source == tmp_path / "transactions.tsv"
+    assert read_table(source, "transactions", backend).count().execute() == len(tx)

@@ -135,14 +135,15 @@ def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: st
 def find_table_source(folder: Path, name: str) -> Path | None:
     """The file or folder holding table `name` inside a data folder, or None when there is none.
 
-    Looks for ``name.parquet``, ``name.pq``, ``name.csv``, ``name.csv.gz`` and a folder ``name/``.
+    Looks for ``name.parquet``, ``name.pq``, ``name.csv``, ``name.csv.gz``, ``name.tsv`` and a folder
+    ``name/``.
 
     Raises
     ------
     DataError
         More than one candidate exists, so which one is meant is ambiguous.
     """
-    candidates = [folder / f"{name}{suffix}" for suffix in (*PARQUET_SUFFIXES, ".csv", ".csv.gz")]
+    candidates = [folder / f"{name}{suffix}" for suffix in (*PARQUET_SUFFIXES, ".csv", ".csv.gz", ".tsv")]
     found = [p for p in candidates if p.is_file()]
     if (folder / name).is_dir():
         found.append(folder / name)
@@ -164,15 +165,28 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
             raise DataError(f"{name}: no file matches {source}")
         return _read_files(files, source, name, backend, delimiter)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_parquet(p))
-        if not files:
-            files = sorted(p for p in path.rglob("*") if p.is_file() and _is_csv(p))
+        parts = _visible_files(path)
+        files = [p for p in parts if _is_parquet(p)] or [p for p in parts if _is_csv(p)]
         if not files:
             raise DataError(f"{name}: folder {path} holds no .parquet (or .csv) files")
         return _read_files(files, str(path), name, backend, delimiter)
     if not path.exists():
         raise DataError(f"{name}: file not found: {path}")
     return _read_files([path], str(path), name, backend, delimiter)
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    """The files under a folder, less those Spark, Hadoop and Arrow treat as hidden.
+
+    A path part starting with ``_`` or ``.`` (``_temporary/``, ``_SUCCESS``, ``.part-0.crc``, a writer's
+    staging folder) is skipped, so a folder written by Spark reads as Spark reads it and a failed job's
+    leftover parts are not counted twice.
+    """
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
+    )
 
 
 def _is_parquet(path: Path) -> bool:

@@ -138,3 +138,29 @@ def test_activities_logged_in_minutes_get_a_note(backend, world):
     assert note.rule.startswith("the median activity lasts")
     assert "minutes" in note.rule
     assert not [n for n in validate(world, backend=backend).notes if n.column == "hours"]
+
+
+def test_extreme_amounts_get_a_note_naming_their_accounts(backend):
+    """One mis-keyed amount is read as the account's spend by every model: the report names it."""
+    rng = np.random.default_rng(0)
+    n = 2_000
+    tx = pd.DataFrame(
+        {
+            "account_id": np.arange(n) % 200,
+            "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n) % 300, unit="D"),
+            "amount": rng.lognormal(4.0, 1.0, n),
+        }
+    )
+    assert not [n for n in validate({"transactions": tx}, backend=backend).notes if "extreme" in n.rule]
+    tx.loc[7, "amount"] = 5e7
+    tx.loc[8, "amount"] = -6e7  # a mis-keyed refund counts too
+    (note,) = [n for n in validate({"transactions": tx}, backend=backend).notes if "extreme" in n.rule]
+    assert (note.table, note.column, note.n_rows) == ("transactions", "amount", 2)
+    assert note.examples == ("-6e+07 (account 8)", "5e+07 (account 7)")
+
+
+def test_the_packaged_cdnow_log_has_no_extreme_amount(backend):
+    from kamml.datasets.cdnow import load_cdnow
+
+    tx = load_cdnow()
+    assert not [n for n in validate({"transactions": tx}, backend=backend).notes if "extreme" in n.rule]

@@ -112,6 +112,27 @@ def test_features_frame_numbers_are_doubles(spark, world_path):
     assert rows["cutoff_month"].dtype == np.float64
 
 
+def test_data_quality_notes_equal_duckdb(spark, tmp_path):
+    """The notes read the same on Spark as on DuckDB (the extreme amounts' bar is approximate on Spark)."""
+    rng = np.random.default_rng(1)
+    tx = pd.DataFrame(
+        {
+            "account_id": np.arange(500) % 50,
+            "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(500) % 100, unit="D"),
+            "amount": rng.lognormal(3.0, 1.0, 500),
+        }
+    )
+    tx.loc[3, "amount"] = 5e7
+    tx.to_parquet(tmp_path / "transactions.parquet", coerce_timestamps="us")
+    duck = load_data(tmp_path, Config()).quality.notes
+    on_spark = load_data(tmp_path, spark_config(Config())).quality.notes
+    def same(note):
+        return note.table, note.column, note.rule.split(" (")[0], note.n_rows, tuple(note.examples)
+
+    assert [same(n) for n in on_spark] == [same(n) for n in duck]
+    assert any("extreme amounts" in n.rule for n in duck)
+
+
 @pytest.mark.slow
 def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
     from kamml.spark import allocate_spark, score_spark

@@ -19,7 +19,7 @@ import pandas as pd
 
 from kamml.config import Config, DataConfig, EngineConfig
 from kamml.data.contract import TABLES, column_mapping
-from kamml.data.quality import QualityReport, gap_notes, hours_notes, relationship_notes
+from kamml.data.quality import QualityReport, amount_notes, gap_notes, hours_notes, relationship_notes
 from kamml.data.readers import backend_errors, engine_message, find_table_source, read_raw
 from kamml.data.validation import validate_tables
 from kamml.engine import connect, engine_errors, engine_failure
@@ -371,6 +371,7 @@ def _load(
     notes = result.notes + relationship_notes(
         tables["transactions"], tables.get("accounts"), tables.get("referrals"), tables.get("activities")
     )
+    notes += amount_notes(tables["transactions"])
     notes += gap_notes(tables["transactions"]) + hours_notes(tables.get("activities"))
     _check_ids_meet(notes, result.stats)
     report = QualityReport(result.stats, notes, end, end_source)

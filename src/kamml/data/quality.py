@@ -20,7 +20,7 @@ import pandas as pd
 
 from kamml.errors import Problem
 
-__all__ = ["QualityReport", "TableStats", "gap_notes", "hours_notes", "relationship_notes"]
+__all__ = ["QualityReport", "TableStats", "amount_notes", "gap_notes", "hours_notes", "relationship_notes"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ LONG_ACTIVITY_HOURS = 8.0
 GAP_DAYS = 60
 #: ... when it is also this many times the usual spacing of the days that have transactions.
 GAP_RATIO = 10
+
+
+#: A transaction whose |amount| is more than this many times the 99th percentile of the non-zero
+#: |amount|s gets a note: a mis-keyed amount (cents as units, a stray digit) or a real outlier.
+EXTREME_AMOUNT_RATIO = 100
 
 
 @dataclass(frozen=True)
@@ -353,6 +358,38 @@ def gap_notes(transactions: ir.Table) -> list[Problem]:
         "gap in the export, or a seasonal pause? The features and labels read it as a time nobody bought"
     )
     return [Problem("transactions", "ts", rule, 0, tuple(spans[:N_EXAMPLES]))]
+
+
+def amount_notes(transactions: ir.Table) -> list[Problem]:
+    """A note for transactions whose |amount| is over `EXTREME_AMOUNT_RATIO` x the 99th percentile.
+
+    One mis-keyed amount (5e7 among amounts of hundreds) is read by every model as the account's spend:
+    that account's value went up 1,500-fold and, through the value level fitted on the latest snapshot,
+    every other account's moved by a quarter, with no word. A real outlier looks the same, so this is a
+    note naming the accounts, not an error. Two queries: the percentile, then the rows above the bar.
+    The percentile is exact on DuckDB and approximate on Spark (whose exact percentile holds every value
+    in one task's memory), so on Spark the bar can differ in its last digits.
+    """
+    size = transactions.amount.abs()
+    nonzero = transactions.filter(transactions.amount != 0).amount.abs()
+    exact = transactions.get_backend().name != "pyspark"
+    q = nonzero.quantile(0.99) if exact else nonzero.approx_quantile(0.99)
+    q99 = q.as_table().to_pyarrow().column(0)[0].as_py()
+    if q99 is None or not q99 > 0:
+        return []
+    bar = EXTREME_AMOUNT_RATIO * float(q99)
+    found = transactions.filter(size > bar)
+    n = int(found.count().to_pyarrow().as_py())
+    if not n:
+        return []
+    top = found.order_by(found.amount.abs().desc()).limit(N_EXAMPLES).select("account_id", "amount")
+    examples = tuple(f"{r['amount']:,.6g} (account {r['account_id']})" for r in top.to_pyarrow().to_pylist())
+    rule = (
+        f"extreme amounts (|amount| over {EXTREME_AMOUNT_RATIO} x the 99th percentile, {float(q99):,.6g}): "
+        "mis-keyed, or real? Each counts in full as its account's spend, in the features and value labels, "
+        "and moves every account's predicted value through the fitted value level"
+    )
+    return [Problem("transactions", "amount", rule, n, examples)]
 
 
 def hours_notes(activities: ir.Table | None) -> list[Problem]:

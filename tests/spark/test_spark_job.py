@@ -126,6 +126,7 @@ def test_data_quality_notes_equal_duckdb(spark, tmp_path):
     tx.to_parquet(tmp_path / "transactions.parquet", coerce_timestamps="us")
     duck = load_data(tmp_path, Config()).quality.notes
     on_spark = load_data(tmp_path, spark_config(Config())).quality.notes
+
     def same(note):
         return note.table, note.column, note.rule.split(" (")[0], note.n_rows, tuple(note.examples)
 

@@ -517,3 +517,18 @@ def test_values_each_with_their_own_offset_are_converted_to_utc(backend):
         pd.Timestamp("2024-07-06 15:00"),
     ]
     assert data.quality.count("3 different UTC offsets") == 3
+
+
+def test_a_mapped_column_the_table_lacks_is_an_error(backend, tx):
+    """An optional column (or attribute) mapped to nothing was silently dropped; a raw column with
+    kamml's own name then became a text attribute and crashed the features."""
+    accounts = pd.DataFrame({"account_id": [1, 2, 3], "created_at": ["soon", "later", "never"]})
+    cfg = Config.from_dict({"data": {"columns": {"accounts": {"created_at": "signup", "segment": "tier"}}}})
+    problems = _problems({"transactions": tx, "accounts": accounts}, cfg, backend=backend)
+    (signup,) = problems["accounts", "signup"]
+    assert signup.rule.startswith("column mapped in data.columns.accounts (as kamml's created_at) not found")
+    assert "columns found: account_id, created_at" in signup.rule
+    assert problems["accounts", "tier"][0].rule.startswith("column mapped in data.columns.accounts")
+    with pytest.raises(SchemaError, match="signup"):
+        load_data({"transactions": tx, "accounts": accounts}, cfg, backend=backend)
+

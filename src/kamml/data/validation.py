@@ -227,6 +227,10 @@ def plan_table(
         column = by_key.get(user_name.strip().lower())
         if column is not None:
             plan.found[kamml_name] = column
+        elif user_name != kamml_name and not _is_required(spec, kamml_name):
+            # a required column is reported missing below; an optional one mapped to nothing was silently
+            # dropped, and a raw column with kamml's own name could then pass as a static attribute
+            plan.problems.append(_mapped_missing(raw, kamml_name, user_name, raw_columns))
     for cspec in spec.columns:
         if cspec.required and cspec.name not in plan.found:
             plan.problems.append(_missing(raw, cspec.name, mapping, raw_columns))
@@ -257,6 +261,21 @@ def plan_table(
             log.debug("%s: ignoring columns the contract does not use: %s", raw.name, ", ".join(dropped))
     _plan_table_rules(plan)
     return plan
+
+
+def _is_required(spec: TableSpec, name: str) -> bool:
+    known = spec.column(name)
+    return known is not None and known.required
+
+
+def _mapped_missing(raw: RawTable, name: str, user: str, columns: list[str]) -> Problem:
+    """A column named in data.columns that the table does not have."""
+    found = ", ".join(columns) if columns else "none"
+    return Problem(
+        raw.name,
+        user,
+        f"column mapped in data.columns.{raw.name} (as kamml's {name}) not found; columns found: {found}",
+    )
 
 
 def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list[str]) -> Problem:

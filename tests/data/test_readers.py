@@ -252,3 +252,27 @@ def test_data_folder_finds_a_tsv_table(backend, tmp_path, tx):
     source = find_table_source(tmp_path, "transactions")
     assert source == tmp_path / "transactions.tsv"
     assert read_table(source, "transactions", backend).count().execute() == len(tx)
+
+
+def test_csv_header_with_an_empty_field_reads(backend, write_csv):
+    """A trailing delimiter on the header (an empty column name) was DuckDB's raw binder error."""
+    path = write_csv("t.csv", "account_id,ts,amount,\n1,2024-01-05,3,\n")
+    table = read_table(path, "accounts", backend)
+    assert list(table.columns) == ["account_id", "ts", "amount", "unnamed_4"]
+
+
+def test_utf16_csv_is_named_as_not_utf8(backend, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("account_id,ts,amount\n1,2024-01-05,3\n", encoding="utf-16")
+    with pytest.raises(DataError, match=r"t\.csv is not UTF-8 \(UTF-16\?\): save it as UTF-8"):
+        read_table(path, "transactions", backend)
+
+
+def test_a_too_long_csv_line_keeps_its_reason_and_not_the_line(backend, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("account_id,ts,amount\n1,2024-01-05,3\n2,2024-01-06," + "9" * 2_100_000 + "\n")
+    with pytest.raises(DataError) as caught:
+        load_data({"transactions": path}, backend=backend)
+    message = str(caught.value)
+    assert "Maximum line size" in message
+    assert len(message) < 1_000

@@ -532,3 +532,12 @@ def test_a_mapped_column_the_table_lacks_is_an_error(backend, tx):
     with pytest.raises(SchemaError, match="signup"):
         load_data({"transactions": tx, "accounts": accounts}, cfg, backend=backend)
 
+
+@pytest.mark.parametrize("word", ["epoch", "infinity", "-infinity", "today", "now", "allballs"])
+def test_special_date_words_are_unparseable(backend, tx, word):
+    """DuckDB reads "epoch" as 1970-01-01: a date must start with a digit."""
+    text = tx.assign(ts=tx["ts"].astype(str).where(tx.index != 1, word))
+    problems = _problems({"transactions": text}, backend=backend)
+    (problem,) = problems["transactions", "ts"]
+    assert problem.rule.startswith("unparseable date")
+    assert list(problem.examples) == [word]

@@ -238,7 +238,9 @@ _USEFUL = (
     "does not match the number of columns",
     "line:",
     "not utf-8",
+    "maximum line size",
 )
+_SHOWN_CHARS = 200
 
 
 def engine_message(error: BaseException | str) -> str:
@@ -247,7 +249,14 @@ def engine_message(error: BaseException | str) -> str:
     if not lines:
         return "unknown error"
     extra = [line.lstrip("* ") for line in lines[1:] if any(k in line.lower() for k in _USEFUL)]
-    return "; ".join([lines[0], *extra[:2]])
+    return "; ".join(_shorten(line) for line in [lines[0], *extra[:3]])
+
+
+def _shorten(line: str) -> str:
+    """A line of an engine's message cut to `_SHOWN_CHARS` (it may quote a whole 2 MB input line)."""
+    if len(line) <= _SHOWN_CHARS:
+        return line
+    return f"{line[:_SHOWN_CHARS]}..."
 
 
 def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseBackend) -> RawTable:
@@ -316,7 +325,7 @@ def _read_csv(
         if hint:
             problems.append(Problem(name, header[0], f"only one column found: {hint}"))
             return RawTable(name, None, origin, text=True, from_file=True, problems=problems)
-    names = _unique_names(header)
+    names = _unique_names([_column_name(h, i + 1) for i, h in enumerate(header)])
     paths = [str(p) for p in files]
     try:
         if backend.name == "duckdb":
@@ -357,6 +366,8 @@ def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
         raise DataError(f"{name}: cannot read {path}: {exc}") from None
     if not line.strip():
         raise DataError(f"{name}: empty file: {path}")
+    if "\x00" in line:  # UTF-16 or UTF-32 text: every ASCII character comes with NUL bytes
+        raise DataError(f"{name}: {path} is not UTF-8 (UTF-16?): save it as UTF-8 text")
     row = next(csv.reader(io.StringIO(line), delimiter=delimiter))
     return [c.strip() for c in row]
 

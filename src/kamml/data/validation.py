@@ -400,8 +400,10 @@ def _plan_timestamp(
         s = plan.derive(0, hint, _trim(c))
         missing = c.isnull() | (s.length() == 0)
         # parsed as an instant (a UTC offset in the text is applied; none means UTC), then naive UTC;
-        # "infinity" and dates pandas cannot hold count as unparseable
-        parsed = plan.derive(1, hint, s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp()))
+        # "infinity" and dates pandas cannot hold count as unparseable, and so do the engines' other
+        # special words ("epoch" was read as 1970-01-01): a date starts with a digit
+        cast = s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+        parsed = plan.derive(1, hint, ibis.ifelse(s.re_search(r"^[0-9]"), cast, ibis.null(dt.Timestamp())))
         ts = plan.derive(2, hint, _in_range(parsed))
         has_offset, normal = _utc_offset(plan, s, hint)
         rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){tag}"

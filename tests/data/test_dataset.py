@@ -210,3 +210,12 @@ def test_a_csv_that_is_not_utf8_is_a_data_error_in_validate_too(backend, tmp_pat
     for read in (validate, load_data):
         with pytest.raises(DataError, match=r"transactions: cannot read the input: .*not utf-8.*as UTF-8"):
             read(tmp_path, backend=backend)
+
+
+def test_a_zero_byte_optional_csv_is_an_empty_table_as_a_header_only_one(backend, tmp_path, tx):
+    """An export with no rows may leave no header either: a note, as for a header-only file."""
+    tx.to_parquet(tmp_path / "transactions.parquet")
+    (tmp_path / "referrals.csv").write_bytes(b"")
+    data = load_data(tmp_path, backend=backend)
+    assert any(n.table == "referrals" and n.rule.startswith("empty table") for n in data.quality.notes)
+    assert data.to_pandas("referrals").empty

@@ -276,3 +276,11 @@ def test_a_too_long_csv_line_keeps_its_reason_and_not_the_line(backend, tmp_path
     message = str(caught.value)
     assert "Maximum line size" in message
     assert len(message) < 1_000
+
+
+def test_a_zero_byte_csv_part_is_skipped(backend, tmp_path, tx):
+    folder = tmp_path / "transactions"
+    folder.mkdir()
+    tx.to_csv(folder / "part-0.csv", index=False)
+    (folder / "part-1.csv").write_bytes(b"")  # an empty partition's file
+    assert read_table(folder, "transactions", backend).count().execute() == len(tx)

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kamml.data.contract import TABLES
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem, SchemaError
 
@@ -308,6 +309,10 @@ def _read_csv(
 ) -> RawTable:
     """CSV is read with every column as text; the header is read here to catch duplicates and delimiters."""
     delim = delimiter or ("\t" if all(p.name.lower().endswith(".tsv") for p in files) else ",")
+    written = [p for p in files if p.stat().st_size > 0]
+    if not written:
+        return _empty_csv(files[0], origin, name, backend)
+    files = written  # a 0-byte part (an empty partition's file) holds no rows and no header
     problems: list[Problem] = []
     header = _csv_header(files[0], name, delim)
     for path in files[1:]:
@@ -351,6 +356,20 @@ def _read_csv(
             f"{name}: cannot read {origin} as CSV: {engine_message(exc)}"
         ) from None
     return RawTable(name, table, origin, text=True, from_file=True, problems=problems)
+
+
+def _empty_csv(path: Path, origin: str, name: str, backend: ibis.BaseBackend) -> RawTable:
+    """A 0-byte CSV: a table of no rows with the contract's required columns, as a header-only file.
+
+    An export with nothing to say may leave no header either; validation then reports it as any empty
+    table: a note for an optional table, an error for transactions.
+    """
+    spec = TABLES.get(name)
+    if spec is None:
+        raise DataError(f"{name}: empty file: {path}")
+    columns = [c.name for c in spec.columns if c.required]
+    arrow = pa.table({c: pa.array([], type=pa.string()) for c in columns})
+    return RawTable(name, _register(backend, name, arrow), origin, text=True, from_file=True)
 
 
 def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:

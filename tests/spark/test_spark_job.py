@@ -134,6 +134,36 @@ def test_data_quality_notes_equal_duckdb(spark, tmp_path):
     assert any("extreme amounts" in n.rule for n in duck)
 
 
+def test_parquet_parts_with_differing_schemas(spark, tmp_path):
+    """A part with a column the others lack is merged by name as on DuckDB (Spark took one part's schema
+    and dropped the column); types that Spark cannot merge are a DataError naming the column and parts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ts = pa.array([1704067200000000, 1704153600000000], type=pa.timestamp("us"))
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    pq.write_table(pa.table({"account_id": [1, 2], "ts": ts, "amount": [1.0, 2.0]}), merged / "a.parquet")
+    later = pa.table({"account_id": [3, 4], "ts": ts, "amount": [1.0, 2.0], "product": ["x", "y"]})
+    pq.write_table(later, merged / "b.parquet")
+    duck = load_data({"transactions": merged}, Config()).to_pandas("transactions")
+    on_spark = load_data({"transactions": merged}, spark_config(Config())).to_pandas("transactions")
+    assert on_spark.sort_values("account_id")["product"].tolist() == [None, None, "x", "y"]
+    pd.testing.assert_frame_equal(
+        on_spark.sort_values("account_id").reset_index(drop=True),
+        duck.sort_values("account_id").reset_index(drop=True),
+        check_dtype=False,  # ts: Spark's frame holds microseconds, DuckDB's nanoseconds
+    )
+    widened = tmp_path / "widened"
+    widened.mkdir()
+    narrow = pa.table({"account_id": pa.array([1, 2], pa.int32()), "ts": ts, "amount": [1.0, 2.0]})
+    pq.write_table(narrow, widened / "a.parquet")
+    pq.write_table(later.drop_columns("product"), widened / "b.parquet")
+    assert len(load_data({"transactions": widened}, Config()).to_pandas("transactions")) == 4
+    with pytest.raises(DataError, match=r"disagree on column account_id's type: .*a\.parquet has int32"):
+        load_data({"transactions": widened}, spark_config(Config()))
+
+
 @pytest.mark.slow
 def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
     from kamml.spark import allocate_spark, score_spark

@@ -266,28 +266,54 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
     if empty:
         raise DataError(f"{name}: empty file: {empty[0]}")
     problems: list[Problem] = []
-    try:
-        schema = pq.read_schema(files[0])
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{name}: {files[0]} is not a readable Parquet file: {engine_message(exc)}") from None
+    schemas = [_parquet_schema(p, name) for p in files]
+    schema = schemas[0]
     dups = _duplicates(schema.names)
     if dups:
         problems.append(_duplicate_problem(name, dups, schema.names))
+    same_names = all(s.names == schema.names for s in schemas[1:])
     paths = [str(p) for p in files]
     try:
         if backend.name == "duckdb":
+            # parts are matched by column name: one lacking a column (written before it was added) gives
+            # nulls there, and differing types meet in a common one that validation then checks
             table = _known_timestamps(
                 backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
             )
         else:
-            # Spark reads a folder of parts (partitioned or not) or a glob natively
+            _check_spark_can_merge(files, schemas, name)
+            # Spark reads a folder of parts (partitioned or not) or a glob natively; it takes one part's
+            # schema unless told to merge them, and then dropped the columns other parts added
             target = paths[0] if len(paths) == 1 else origin
-            table = backend.read_parquet(target, table_name=_temp_name(name))
+            options = {} if same_names else {"mergeSchema": "true"}
+            table = backend.read_parquet(target, table_name=_temp_name(name), **options)
     except backend_errors() as exc:
         raise engine_failure(exc) or DataError(
             f"{name}: cannot read {origin}: {engine_message(exc)}"
         ) from None
     return RawTable(name, table, origin, text=False, from_file=True, problems=problems)
+
+
+def _parquet_schema(path: Path, name: str) -> pa.Schema:
+    """One Parquet file's schema, from its footer."""
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{name}: {path} is not a readable Parquet file: {engine_message(exc)}") from None
+
+
+def _check_spark_can_merge(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
+    """Spark cannot merge parts whose column types differ (not even int32 and int64): say which, and where."""
+    seen: dict[str, tuple[pa.DataType, Path]] = {}
+    for path, schema in zip(files, schemas, strict=True):
+        for field_ in schema:
+            first = seen.setdefault(field_.name, (field_.type, path))
+            if first[0] != field_.type:
+                raise DataError(
+                    f"{name}: the Parquet parts disagree on column {field_.name}'s type: {first[1]} has "
+                    f"{first[0]}, {path} has {field_.type}; Spark cannot merge them: rewrite the parts with "
+                    "one schema (the DuckDB engine reads them as one)"
+                )
 
 
 def _known_timestamps(table: ir.Table) -> ir.Table:

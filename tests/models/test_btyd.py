@@ -468,6 +468,19 @@ def test_customer_lifetime_value(cdnow_sample: pd.DataFrame) -> None:
     discounted = gg.customer_lifetime_value(bg, f, r, T, m, t=39.0, n_periods=9, discount_rate=0.01)
     assert np.all(discounted <= plain)
     assert discounted.sum() < 0.99 * plain.sum()
+    np.testing.assert_allclose(
+        gg.customer_lifetime_value(bg, f, r, T, m, t=39.0, n_periods=9.0), product, rtol=1e-9
+    )
+    with pytest.raises(ValueError, match=r"whole n_periods >= 1.*n_periods=2\.5"):
+        gg.customer_lifetime_value(bg, f, r, T, m, t=39.0, n_periods=2.5)
+
+
+def test_a_fit_without_repeat_purchases_warns() -> None:
+    """With every frequency 0 the likelihood does not depend on a and b: their start came back silently."""
+    rows = np.column_stack([np.zeros(40), np.zeros(40), np.linspace(10, 300, 40)])
+    with pytest.warns(UserWarning, match="no customer has a repeat purchase"):
+        model = BetaGeo().fit(rows)
+    assert model.params_["a"] == pytest.approx(1.0) and model.params_["b"] == pytest.approx(1.0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -207,6 +207,14 @@ def _minimize(
     return result
 
 
+def _whole(value: Any) -> bool:
+    """True for a whole number (3 or 3.0), not a bool."""
+    try:
+        return not isinstance(value, bool) and float(value).is_integer()
+    except (TypeError, ValueError):
+        return False
+
+
 def _tags_for_rfm(tags: Any) -> Any:
     """Tags shared by the BTYD estimators: non-negative, dense, finite inputs and no target."""
     tags.input_tags.positive_only = True
@@ -601,6 +609,14 @@ class BetaGeo(BaseEstimator):
 
         result = _minimize(objective, np.zeros(4), float(self.tol), int(self.max_iter), "BetaGeo")
         r, alpha, a, b = (float(v) for v in np.exp(result.x))
+        if not (rows[:, 0] > 0).any():
+            warnings.warn(
+                "BetaGeo: no customer has a repeat purchase (every frequency is 0), so the fit predicts "
+                f"almost no purchases (r = {r:.3g}) and a and b, which only repeat purchases inform, are "
+                "left at their start value 1",
+                UserWarning,
+                stacklevel=2,
+            )
         self.params_ = {"r": r, "alpha": alpha, "a": a, "b": b}
         self.log_likelihood_ = float(
             _dot(counts, _bgnbd_loglik_rows((r, alpha, a, b), rows[:, 0], rows[:, 1], rows[:, 2]))
@@ -991,8 +1007,12 @@ class GammaGamma(BaseEstimator):
         ndarray
             Expected (discounted) value in the window.
         """
-        if n_periods < 1 or discount_rate < 0 or not np.isfinite(t) or t < 0:
-            raise ValueError("need n_periods >= 1, discount_rate >= 0 and a finite t >= 0")
+        if not _whole(n_periods) or n_periods < 1 or discount_rate < 0 or not np.isfinite(t) or t < 0:
+            raise ValueError(
+                "need a whole n_periods >= 1, discount_rate >= 0 and a finite t >= 0; got "
+                f"n_periods={n_periods!r}, discount_rate={discount_rate!r}, t={t!r}"
+            )
+        n_periods = int(n_periods)
         value = self.conditional_expected_value(frequency, monetary)
         edges = np.linspace(0.0, t, n_periods + 1)
         cumulative = [beta_geo.conditional_expected_purchases(edge, frequency, recency, T) for edge in edges]

@@ -694,3 +694,10 @@ def test_parts_that_fit_but_sum_to_infinity_are_named():
     (problem,) = info.value.problems
     assert problem.column == "clv"
     assert problem.rule.startswith("the stake, retention + growth + referral, overflows")
+
+
+def test_a_duplicated_score_column_is_named():
+    scores = make_scores(20)
+    doubled = pd.concat([scores, scores[["clv"]]], axis=1)
+    with pytest.raises(SchemaError, match=r"scores\.clv: duplicated column name \(2 columns\)"):
+        allocate(doubled, hours=50)

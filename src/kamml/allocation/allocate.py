@@ -305,7 +305,8 @@ def missing_score_columns(columns: list[str], *, need_owner: bool) -> list[Probl
 def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     """Check the scores table for the allocation; raise one SchemaError listing every broken rule.
 
-    Rules: the columns of `REQUIRED_COLUMNS` exist (and ``owner`` when `need_owner`); account_id has no
+    Rules: no column name repeats; the columns of `REQUIRED_COLUMNS` exist (and ``owner`` when
+    `need_owner`); account_id has no
     nulls and no duplicates; clv is a finite number >= 0; p_churn a number in [0, 1]; referral_value,
     effort_scale and effort_uplift, when present, a finite number >= 0 or NaN; p_alive, when present, in
     [0, 1] or NaN. Dates and durations are not numbers. (An effort_scale of 0 or NaN falls back to the
@@ -316,7 +317,16 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     kamml.errors.SchemaError
         With one `Problem` (table "scores", the column, the rule, rows and examples) per broken rule.
     """
-    problems = missing_score_columns(list(map(str, scores.columns)), need_owner=need_owner)
+    names = list(map(str, scores.columns))
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # scores[name] would be a frame, and every rule below a raw pandas error
+        raise SchemaError(
+            [
+                Problem("scores", n, f"duplicated column name ({names.count(n)} columns); keep one")
+                for n in twice
+            ]
+        )
+    problems = missing_score_columns(names, need_owner=need_owner)
     if "account_id" in scores.columns:
         ids = scores["account_id"]
         null = ids.isna()

@@ -480,7 +480,8 @@ def test_a_fit_without_repeat_purchases_warns() -> None:
     rows = np.column_stack([np.zeros(40), np.zeros(40), np.linspace(10, 300, 40)])
     with pytest.warns(UserWarning, match="no customer has a repeat purchase"):
         model = BetaGeo().fit(rows)
-    assert model.params_["a"] == pytest.approx(1.0) and model.params_["b"] == pytest.approx(1.0)
+    assert model.params_["a"] == pytest.approx(1.0)
+    assert model.params_["b"] == pytest.approx(1.0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -90,6 +90,8 @@ def assert_allocation_equal(mem: pd.DataFrame, out: pd.DataFrame, summary: dict,
             assert summary[key] == pytest.approx(value, rel=1e-7)
         elif isinstance(value, list):  # the tiers' names
             assert summary[key] == value, key
+        elif value == 0:  # a price of 0 (hours to spare) is exactly 0, not a tiny positive one
+            assert summary[key] == 0, key
         else:
             assert summary[key] == pytest.approx(value, rel=1e-7, abs=1e-7), key
 
@@ -250,6 +252,11 @@ CASES = {
         "hours": 10_000.0,
         "capacity": {"ann": 400.0, "bob": float("inf")},
         "cap_hours": None,
+    },
+    "reps bind, team has hours to spare": {
+        "hours": 5000.0,
+        "capacity": {"ann": 400.0, "bob": 600.0, "cy": 500.0},
+        "cap_hours": 5.0,
     },
     "no floors": {"hours": 600.0, "floor_hours": 0.0},
     "hours to spare": {"hours": 1e6, "cap_hours": 5.0},

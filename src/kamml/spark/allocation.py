@@ -512,7 +512,9 @@ class _Plan:
             sums = _collect(prepared, kernel)
             return stats["fixed"][:, None] + sums["h"], sums["slope"]
 
-        return _search(demand, stats, target)
+        # the team's demand at price 0 holds the bound reps' accounts at their own prices, not their caps
+        d_inf = None if floors is None else demand(np.full((target.size, 1), -np.inf))[0][:, 0]
+        return _search(demand, stats, target, d_inf)
 
     def _factors(self, used: FloatArray, lo: FloatArray, bounded: npt.NDArray[np.intp]) -> FloatArray:
         """Shrink factors (variant x (bounded reps + team)) of `optimizer._shrink_to_fit`, rep then team.
@@ -915,8 +917,12 @@ def _search(
     demand: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
     stats: dict[str, FloatArray],
     target: FloatArray,
+    d_inf: FloatArray | None = None,
 ) -> FloatArray:
     """Per group, the smallest log-price whose demand fits `target` (-inf: price 0), as the optimizer's.
+
+    `d_inf` is each group's demand at price 0, when it is not the floors' and caps' sum (the team's,
+    whose bound reps' accounts stay at their reps' prices).
 
     Demand at log-price t is non-increasing and piecewise linear in t. Each pass evaluates every open
     group at its first guess (all accounts between floor and cap), at the Newton steps from both ends of
@@ -930,7 +936,8 @@ def _search(
     lower = target * (1 - RTOL)
     aim = target * (1 - RTOL / 2)
     fixed = stats["fixed"]
-    d_inf = fixed + stats["cap"]
+    if d_inf is None:
+        d_inf = fixed + stats["cap"]
     todo = d_inf > target
     if not todo.any():
         return result

@@ -142,3 +142,45 @@ def test_backtest_json_on_the_run_is_strict_json(tracked_config):
 
     parsed = json.loads(Path(local).read_text(encoding="utf-8"), parse_constant=refuse)
     assert parsed == {"churn": {"kamml": {"auc": None, "brier": 0.25}}}
+
+
+def test_a_run_left_running_by_a_killed_job_is_closed_by_the_next(tracked_config):
+    """SIGKILL (the OOM killer) cannot end a run: the next run on this machine marks it KILLED."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from kamml.tracking import TrainingRun
+    from kamml.tracking.store import experiment_id
+
+    cfg = tracked_config()
+    experiment = experiment_id(cfg.tracking)  # and the config's store is MLflow's current one
+    script = (
+        "import json, os, signal, sys\n"
+        "from kamml.config import Config\n"
+        "from kamml.tracking import TrainingRun\n"
+        "run = TrainingRun(Config.model_validate(json.loads(sys.argv[1]))).__enter__()\n"
+        "print(run.run_id, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cfg.model_dump(mode="json"))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()},
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+    orphan = killed.stdout.split()[-1]
+    assert MlflowClient().get_run(orphan).info.status == "RUNNING"
+    with mlflow.start_run(experiment_id=experiment, run_name="a live run of this process"):
+        live = mlflow.active_run().info.run_id
+        MlflowClient().set_tag(live, "kamml.pid", str(os.getppid()))  # another, live process
+        MlflowClient().set_tag(live, "kamml.host", os.uname().nodename)
+    MlflowClient().update_run(live, status="RUNNING")
+    with TrainingRun(cfg) as run:
+        pass
+    assert MlflowClient().get_run(orphan).info.status == "KILLED"
+    assert MlflowClient().get_run(run.run_id).info.status == "FINISHED"
+    assert MlflowClient().get_run(live).info.status == "RUNNING"  # its process is alive

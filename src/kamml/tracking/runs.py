@@ -10,7 +10,9 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import platform
+import socket
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +35,49 @@ __all__ = ["TrainingRun", "backtest_metrics", "flatten"]
 log = logging.getLogger(__name__)
 
 VERSIONED = ("kamml", "lightgbm", "scikit-learn", "mlflow", "ibis-framework", "duckdb", "pandas", "numpy")
+
+
+#: Tags naming the machine and process of a run, so a later job can tell a killed run from a live one.
+HOST_TAG = "kamml.host"
+PID_TAG = "kamml.pid"
+
+
+def close_abandoned_runs(experiment: str) -> list[str]:
+    """Mark KILLED the experiment's RUNNING runs started on this machine by a process that has gone.
+
+    A job killed outright (SIGKILL, the OOM killer, a lost machine) cannot end its run, which stayed
+    RUNNING in MLflow forever. Only runs whose host tag is this machine's name and whose process id is
+    no longer alive are closed; a run of a live process, or of another machine, is left alone.
+    """
+    host = socket.gethostname()
+    found = mlflow.search_runs(
+        experiment_ids=[experiment],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+        output_format="list",
+    )
+    closed = []
+    for run in found:
+        pid = run.data.tags.get(PID_TAG, "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            mlflow.MlflowClient().set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+            log.warning(
+                "MLflow run %s was left RUNNING by process %s, which has gone: marked KILLED",
+                run.info.run_id,
+                pid,
+            )
+    return closed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -198,7 +243,13 @@ class TrainingRun:
         if self.run_id:  # reopen a finished run to add a later stage's outputs
             self._active = mlflow.start_run(run_id=self.run_id, nested=parent is not None)
             return self
-        self._active = mlflow.start_run(experiment_id=exp, run_name=self.run_name, nested=parent is not None)
+        close_abandoned_runs(exp)
+        self._active = mlflow.start_run(
+            experiment_id=exp,
+            run_name=self.run_name,
+            nested=parent is not None,
+            tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        )
         self.run_id = self._active.info.run_id
         log.info(
             "MLflow run %s in experiment '%s' at %s%s",

@@ -239,9 +239,45 @@ def test_blended_contributions_add_up_to_the_score_the_calibration_takes() -> No
     parts = model._start_contributions(matrix, contrib)
     score = model._score(model._raw_predict(matrix), matrix)
     gap = score - parts.sum(axis=1)
-    np.testing.assert_allclose(gap, gap[0], atol=1e-6)
+    known = fresh["expected"].notna().to_numpy()  # rows without the feature: LightGBM's part alone
+    for rows in (known, ~known):
+        np.testing.assert_allclose(gap[rows], gap[rows][0], atol=1e-6)
     names, values = model.top_contributions(fresh, top=1, by="size")
     low = int(np.nanargmin(fresh["expected"]))  # fewest expected purchases: the blend raises its churn
     assert names[low, 0] == "expected"
     assert values[low, 0] > 0
     assert model.explain(fresh, top=1)["driver_1"].isin(["expected", "noise", None]).all()
+
+
+def make_blend_without_history(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Churn set by `expected` where it is known, and by `a` for the 30 % of accounts without it (NaN)."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    expected = rng.lognormal(0.0, 1.0, n)
+    missing = rng.random(n) < 0.3
+    expected[missing] = np.nan
+    X = pd.DataFrame({"expected": expected, "a": rng.normal(size=n)})
+    logit = np.where(missing, 2.0 * X["a"], -1.5 * np.log(np.nan_to_num(expected, nan=1.0)))
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y, np.repeat(np.arange(3), n // 3)
+
+
+def test_rows_without_the_blend_feature_are_scored_by_lightgbm_alone() -> None:
+    """A missing blend feature leaves the row to LightGBM: its probability is the logistic map of
+    LightGBM's standardised logit, so it follows LightGBM's score even at weight 1 (where it was one
+    probability for every such row)."""
+    X, y, snapshot = make_blend_without_history()
+    small = {"num_threads": 1, "n_estimators": 3, "params": {"num_leaves": 4}, "early_stopping_rounds": None}
+    model = ChurnModel(horizon_days=90, blend_feature="expected", **small).fit(X, y, snapshot=snapshot)
+    blend = model.blend_
+    assert blend is not None
+    fresh, y_fresh, _ = make_blend_without_history(seed=1)
+    missing = fresh["expected"].isna().to_numpy()
+    raw, p = model.predict_raw(fresh)[missing], model.predict_proba(fresh)[missing, 1]
+    z = (np.log(raw / (1 - raw)) - blend["logit_mean"]) / blend["logit_std"]
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-(blend["intercept"] + blend["slope"] * z))))
+    assert blend["weight"] == 1.0  # the feature ranks the rows that have it better than the trees
+    assert len(np.unique(p)) > 1
+    order = np.argsort(raw, kind="stable")
+    assert np.all(np.diff(p[order]) >= 0)  # rises with LightGBM's probability
+    assert roc_auc_score(y_fresh[missing], p) > 0.65

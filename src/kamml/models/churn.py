@@ -18,6 +18,12 @@ held-out snapshot instead of the isotonic one: the blend spreads the scores thin
 is steep there, so the refitted model's slightly different scores moved its probabilities too far (on
 the CDNOW sample, Brier 0.1675 against 0.1569 with the logistic map). The refitted model's logit is
 standardised on the held-out rows again (no labels used). Seven numbers, stored with the model.
+
+Where the feature is missing (accounts without a history) the blend's weights are renormalised over the
+part that is present: the score is LightGBM's standardised logit alone, on the same standardised scale as
+the blend, in the weight's choice, the logistic map's fit and prediction alike. Counting the missing part
+as its mean instead would shrink LightGBM's part by (1 - weight), so the further the blend leans on the
+feature, the closer those rows would come to one probability (at weight 1, all of them the same).
 """
 
 from __future__ import annotations
@@ -128,7 +134,8 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         A feature column (higher = more purchases expected, such as ``btyd_expected_purchases``) whose
         minus log is blended with LightGBM's logit before calibration, with a weight chosen on the
         held-out snapshot (module docs). Values below a tenth of its held-out mean count as that floor;
-        missing ones leave the row to LightGBM alone. None: no blend.
+        missing ones leave the row to LightGBM alone (its standardised logit, through the same logistic
+        map). None: no blend.
     monotone : dict of str to int, optional
         Monotone constraints by feature name, as for `kamml.models.ClvModel`.
 
@@ -335,10 +342,15 @@ class ChurnModel(ClassifierMixin, LGBMModel):
 
     @staticmethod
     def _blend(logit: FloatArray, part: FloatArray, state: Mapping[str, float]) -> FloatArray:
-        """(1 - weight) x standardised logit + weight x standardised feature part (0 where missing)."""
+        """(1 - weight) x standardised logit + weight x standardised feature part (the logit if missing).
+
+        Where the feature is missing the weights are renormalised over the part present, so the row
+        keeps LightGBM's ranking on the blend's standardised scale instead of (1 - weight) of it.
+        """
         z_logit = (logit - state["logit_mean"]) / state["logit_std"]
-        z_part = np.nan_to_num((part - state["feature_mean"]) / state["feature_std"], nan=0.0)
-        return (1.0 - state["weight"]) * z_logit + state["weight"] * z_part
+        z_part = (part - state["feature_mean"]) / state["feature_std"]
+        blended = (1.0 - state["weight"]) * z_logit + state["weight"] * z_part
+        return np.where(np.isnan(part), z_logit, blended)
 
     def _score(self, raw: FloatArray, matrix: FloatArray) -> FloatArray:
         """The score the calibration map takes: LightGBM's probability, or the fitted blend."""
@@ -353,15 +365,18 @@ class ChurnModel(ClassifierMixin, LGBMModel):
 
         Without a blend that score is LightGBM's own (log-odds, as given). With one it is the blend:
         LightGBM's part scaled by (1 - weight) / its spread, and the blend feature's standardised part,
-        its deviation from the held-out mean, credited to that feature. A decreasing logistic map (never
-        fitted in practice: more expected purchases mean less churn) turns the signs round.
+        its deviation from the held-out mean, credited to that feature. Where the feature is missing the
+        score is LightGBM's alone, scaled by 1 / its spread, so the contributions add up to the score less
+        one constant for rows with the feature and another for rows without. A decreasing logistic map
+        (never fitted in practice: more expected purchases mean less churn) turns the signs round.
         """
         blend = getattr(self, "blend_", None)
         if blend is None:
             return contrib
         column = self.feature_names_.index(str(self.blend_feature))
-        out = contrib * ((1.0 - blend["weight"]) / blend["logit_std"])
         part = self._minus_log(matrix[:, column], blend["floor"])
+        share = np.where(np.isnan(part), 1.0, 1.0 - blend["weight"])
+        out = contrib * (share / blend["logit_std"])[:, None]
         z_part = np.nan_to_num((part - blend["feature_mean"]) / blend["feature_std"], nan=0.0)
         out[:, column] += blend["weight"] * z_part
         return out if blend.get("slope", 1.0) >= 0 else -out

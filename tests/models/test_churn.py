@@ -281,3 +281,20 @@ def test_rows_without_the_blend_feature_are_scored_by_lightgbm_alone() -> None:
     order = np.argsort(raw, kind="stable")
     assert np.all(np.diff(p[order]) >= 0)  # rises with LightGBM's probability
     assert roc_auc_score(y_fresh[missing], p) > 0.65
+
+
+def test_earlier_snapshots_with_one_class_are_refused() -> None:
+    """The first model learns the snapshots before the held-out one; with one class there it would be a
+    constant, and so would every calibrated probability, so fit refuses and names the class."""
+    X, y, snapshot = make_churn(n_per_snapshot=200)
+    labels = np.where(y == 1, "churned", "active")
+    labels[snapshot < 2] = "active"  # both classes overall, but only in the latest snapshot
+    with pytest.raises(ModelInputError, match=r"latest snapshot: its 400 earlier rows .* 'active'"):
+        ChurnModel(num_threads=1, n_estimators=50).fit(X, labels, snapshot=snapshot)
+    # the same with weights: the earlier churned accounts weigh nothing
+    weight = np.where((snapshot < 2) & (y == 1), 0.0, 1.0)
+    with pytest.raises(ModelInputError, match="only class 0 among those of positive weight"):
+        ChurnModel(num_threads=1, n_estimators=50).fit(X, y, snapshot=snapshot, sample_weight=weight)
+    # both classes before the latest snapshot: trained, and the probabilities are not one value
+    model = ChurnModel(num_threads=1, n_estimators=50).fit(X, y, snapshot=snapshot)
+    assert len(np.unique(model.predict_proba(X)[:, 1])) > 10

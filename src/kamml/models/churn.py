@@ -111,7 +111,8 @@ class ChurnModel(ClassifierMixin, LGBMModel):
     `fit` takes the churn label (1 = no purchase in the horizon, as in ``build_labels(...)["churned"]``;
     any two labels work, the larger one sorted last is the positive class). With a ``snapshot`` array of
     two or more snapshots, the latest is held out: early stopping and the calibration map use it, then
-    the model is refitted on every row. Without one the map is the identity (LightGBM's own
+    the model is refitted on every row; the earlier snapshots, which the first model learns from, must
+    hold both classes (else `ModelInputError`). Without one the map is the identity (LightGBM's own
     probabilities, usually well calibrated in-sample but not across snapshots). The map is learnt from
     the first model's held-out scores and applied to the refitted model's; when the churn rate drifts
     steadily, the refitted model (which has seen the latest snapshot) already moves part of the way, so
@@ -236,6 +237,33 @@ class ChurnModel(ClassifierMixin, LGBMModel):
             )
         self.classes_ = classes
         return np.asarray(labels == classes[1], dtype=np.float64)
+
+    def _check_trainable(
+        self, target: FloatArray, weight: FloatArray | None, held_out: NDArray[np.bool_] | None
+    ) -> None:
+        """A ModelInputError when the snapshots before the held-out one hold one class only.
+
+        The first model learns those rows alone: from one class it learns a constant, the held-out
+        snapshot's calibration map is then one block, and every probability the same value.
+        """
+        if held_out is None:
+            return
+        earlier = ~held_out if weight is None else ~held_out & (weight > 0)
+        present = np.unique(target[earlier])
+        if len(present) >= 2:
+            return
+        held = (
+            f"have only class {self.classes_.tolist()[int(present[0])]!r} among those of positive weight"
+            if len(present)
+            else "all have zero weight"
+        )
+        raise ModelInputError(
+            f"ChurnModel needs both classes before the latest snapshot: its {int((~held_out).sum()):,} "
+            f"earlier rows (every snapshot but the latest, which is held out for early stopping and "
+            f"calibration) {held}, so the first model would learn a constant and every calibrated "
+            "probability would be one value; give more snapshots with both churned and retained accounts, "
+            "or fit without snapshot"
+        )
 
     def _calibrate(
         self,

@@ -298,3 +298,17 @@ def test_earlier_snapshots_with_one_class_are_refused() -> None:
     # both classes before the latest snapshot: trained, and the probabilities are not one value
     model = ChurnModel(num_threads=1, n_estimators=50).fit(X, y, snapshot=snapshot)
     assert len(np.unique(model.predict_proba(X)[:, 1])) > 10
+
+
+def test_a_latest_snapshot_of_zero_weight_is_not_held_out() -> None:
+    """On a held-out snapshot weighing nothing early stopping kept one tree (a NaN metric) and the
+    calibration was skipped as if it had one class; the latest snapshot with weight is held out instead."""
+    X, y, snapshot = make_churn()
+    latest = snapshot == snapshot.max()
+    model = ChurnModel(**FAST).fit(X, y, snapshot=snapshot, sample_weight=np.where(latest, 0.0, 1.0))
+    dropped = ChurnModel(**FAST).fit(X[~latest], y[~latest], snapshot=snapshot[~latest])
+    assert np.isfinite(model.validation_score_["binary_logloss"])
+    assert model.best_iteration_ == dropped.best_iteration_ > 1
+    np.testing.assert_allclose(model.calibration_x_, dropped.calibration_x_)
+    np.testing.assert_allclose(model.calibration_y_, dropped.calibration_y_)
+    assert len(model.calibration_x_) > 2

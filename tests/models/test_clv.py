@@ -419,3 +419,27 @@ def test_monotone_saves_as_json_and_an_older_kamml_says_what_it_cannot_read() ->
     state["params"]["setting_of_a_newer_kamml"] = 1
     with pytest.raises(ModelError, match="saved by a newer kamml"):
         ClvModel.from_dict(state)
+
+
+def test_a_latest_snapshot_of_zero_weight_is_not_held_out(caplog: pytest.LogCaptureFixture) -> None:
+    """Rows of zero weight count as absent: on a held-out snapshot weighing nothing LightGBM's metric was
+    NaN and early stopping kept one tree; the latest snapshot with weight is held out instead."""
+    X, y, snapshot = make_value()
+    latest = snapshot == snapshot.max()
+    weight = np.where(latest, 0.0, 1.0)
+    with caplog.at_level("WARNING", logger="kamml.models._lgbm"):
+        model = ClvModel(**FAST).fit(X, y, snapshot=snapshot, sample_weight=weight)
+    assert "after snapshot 2020-03-31 00:00:00 has zero weight" in caplog.text
+    # the first model, its early stopping and the total scale are those without the weightless rows
+    dropped = ClvModel(**FAST).fit(X[~latest], y[~latest], snapshot=snapshot[~latest])
+    assert np.isfinite(model.validation_score_["tweedie"])
+    assert model.validation_score_ == pytest.approx(dropped.validation_score_)
+    assert model.best_iteration_ == dropped.best_iteration_ > 1
+    assert model.scale_ == pytest.approx(dropped.scale_)
+    # with one snapshot of positive weight left, none is held out
+    first = snapshot == snapshot.min()
+    model = ClvModel(num_threads=1, n_estimators=40).fit(
+        X, y, snapshot=snapshot, sample_weight=np.where(first, 1.0, 0.0)
+    )
+    assert model.validation_score_ == {}
+    assert model.best_iteration_ == 40

@@ -79,3 +79,15 @@ def test_a_target_without_positive_value_to_learn_from_is_a_named_error(objectiv
     model.fit(X, only_latest)  # without snapshots every row is learnt from
     with pytest.raises(ModelError, match="at least 2 rows, got 0 samples"):
         model.fit(X.iloc[:0], y[:0])
+
+
+def test_a_latest_snapshot_of_zero_weight_is_not_held_out() -> None:
+    """Early stopping on a held-out snapshot weighing nothing kept one tree (a NaN metric); the latest
+    snapshot with weight is held out instead, as if the weightless rows were not there."""
+    X, y, snap = make_referrals()
+    latest = snap == snap.max()
+    model = InfluenceModel(**FAST).fit(X, y, snapshot=snap, sample_weight=np.where(latest, 0.0, 1.0))
+    dropped = InfluenceModel(**FAST).fit(X[~latest], y[~latest], snapshot=snap[~latest])
+    assert np.isfinite(model.validation_score_["tweedie"])
+    assert model.best_iteration_ == dropped.best_iteration_ > 1
+    assert model.scale_ == pytest.approx(dropped.scale_)

@@ -9,7 +9,9 @@
   ``force_col_wise``, ``verbosity=-1``). When `fit` gets a ``snapshot`` array with at least two distinct
   values, a first model is trained on the earlier snapshots and validated on the latest one (early
   stopping and the model's calibration use it); then the model is refitted on every row with the best
-  number of iterations.
+  number of iterations. Rows of zero weight count as absent, as in scikit-learn: when the latest
+  snapshots weigh nothing, the latest one with weight is held out (a warning says so), and with a single
+  snapshot of positive weight there is no held-out one.
 - Horizon: a model knows the ``horizon_days`` its labels were built with and refuses another one.
 - Explanations: LightGBM's own ``pred_contrib`` (TreeSHAP) values, in raw-score units.
 - State: `to_dict` / `from_dict` hold the LightGBM model text and JSON-able arrays, never a pickle.
@@ -740,7 +742,8 @@ class LGBMModel(BaseEstimator):
             two or more distinct snapshots the latest is held out for early stopping and calibration,
             then the model is refitted on every row with the best number of iterations.
         sample_weight : array-like of shape (n_samples,), optional
-            Non-negative row weights.
+            Non-negative row weights. A snapshot whose rows all weigh 0 is not held out (its metric
+            would be 0 / 0): the latest snapshot with weight is, with a logged warning.
 
         Returns
         -------
@@ -766,7 +769,7 @@ class LGBMModel(BaseEstimator):
         self.validation_score_ = {}
         self.best_iteration_ = rounds
 
-        held_out = self._held_out(snapshot, n_rows)
+        held_out = self._held_out(snapshot, n_rows, weight)
         self._check_trainable(target, weight, held_out)
         if held_out is not None:
             keep = ~held_out
@@ -800,8 +803,15 @@ class LGBMModel(BaseEstimator):
             self._refitted(matrix[held_out], w_val)
         return self
 
-    def _held_out(self, snapshot: ArrayLike | None, n_rows: int) -> NDArray[np.bool_] | None:
-        """Mask of the rows of the latest snapshot, or None when there is nothing earlier to train on."""
+    def _held_out(
+        self, snapshot: ArrayLike | None, n_rows: int, weight: FloatArray | None = None
+    ) -> NDArray[np.bool_] | None:
+        """Mask of the rows of the latest snapshot, or None when there is nothing earlier to train on.
+
+        Rows of zero weight count as absent: a latest snapshot that weighs nothing cannot validate
+        (LightGBM's metric on it is NaN and early stopping kept one tree), so the latest snapshot with
+        weight is held out, with any later rows (their zero weight keeps them out of its metric).
+        """
         if snapshot is None:
             return None
         snaps = pd.Index(np.asarray(snapshot).ravel())
@@ -812,7 +822,22 @@ class LGBMModel(BaseEstimator):
         if snaps.nunique() < 2:
             logger.info("%s: one snapshot only; no held-out validation", type(self).__name__)
             return None
-        latest = np.asarray(snaps == snaps.max(), dtype=bool)
+        weighted = snaps if weight is None else snaps[weight > 0]
+        if weighted.nunique() < 2:
+            logger.warning(
+                "%s: only snapshot %s has rows of positive weight; no held-out validation",
+                type(self).__name__,
+                weighted.max(),
+            )
+            return None
+        if weighted.max() < snaps.max():
+            logger.warning(
+                "%s: every row after snapshot %s has zero weight, so that snapshot, the latest with "
+                "weight, is held out",
+                type(self).__name__,
+                weighted.max(),
+            )
+        latest = np.asarray(snaps >= weighted.max(), dtype=bool)
         if (~latest).sum() < 2:
             logger.info(
                 "%s: fewer than 2 rows before the latest snapshot; no held-out validation",

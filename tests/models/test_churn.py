@@ -225,6 +225,27 @@ def test_blend_feature_must_be_a_column() -> None:
         ChurnModel(horizon_days=90, blend_feature="missing", **FAST).fit(X, y, snapshot=snapshot)
 
 
+def test_blend_feature_is_checked_in_every_fit() -> None:
+    """Without a held-out snapshot, or with one of one class, the blend is unused, but a blend feature
+    that names no numeric column is still a mistake: it was accepted there and refused elsewhere."""
+    X, y, snapshot = make_blend()
+    small = {"num_threads": 1, "n_estimators": 20}
+    columns = r"blend_feature 'nope' is not among the feature columns \('expected', 'noise'\)"
+    with pytest.raises(ModelInputError, match=columns):
+        ChurnModel(blend_feature="nope", **small).fit(X, y)
+    with pytest.raises(ModelInputError, match=columns):
+        ChurnModel(blend_feature="nope", **small).fit(X, y, snapshot=np.zeros(len(y)))
+    one_class = np.where(snapshot == snapshot.max(), 0, y)  # calibration is skipped before the blend
+    with pytest.raises(ModelInputError, match=columns):
+        ChurnModel(blend_feature="nope", **small).fit(X, one_class, snapshot=snapshot)
+    with pytest.raises(ModelInputError, match=r"'x2' is not among the feature columns \('x0', 'x1'\)"):
+        ChurnModel(blend_feature="x2", **small).fit(X.to_numpy(), y)
+    coded = X.assign(segment=pd.Categorical(np.where(X["noise"] > 0, "a", "b")))
+    with pytest.raises(ModelInputError, match="blend_feature 'segment' is a categorical column"):
+        ChurnModel(blend_feature="segment", **small).fit(coded, y)
+    ChurnModel(blend_feature="expected", **small).fit(X, y)  # a numeric column: fine without a snapshot
+
+
 def test_blended_contributions_add_up_to_the_score_the_calibration_takes() -> None:
     """With a blend, the drivers explain the blend: its contributions sum to the blended score (up to
     one constant), so the blend feature's own part is credited to it and the signs say what raises churn."""

@@ -136,7 +136,8 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         minus log is blended with LightGBM's logit before calibration, with a weight chosen on the
         held-out snapshot (module docs). Values below a tenth of its held-out mean count as that floor;
         missing ones leave the row to LightGBM alone (its standardised logit, through the same logistic
-        map). None: no blend.
+        map). Every fit checks it names a numeric feature column (`ModelInputError`), even one without a
+        held-out snapshot, where no blend is fitted. None: no blend.
     monotone : dict of str to int, optional
         Monotone constraints by feature name, as for `kamml.models.ClvModel`.
 
@@ -316,13 +317,32 @@ class ChurnModel(ClassifierMixin, LGBMModel):
 
     # ---- the blend: LightGBM's logit with minus the log of a purchase-expectation feature
 
+    def _fit_start(self, matrix: FloatArray, weight: FloatArray | None) -> None:
+        """Check the blend feature on every fit, with a held-out snapshot or without (where it is unused)."""
+        if self.blend_feature is not None:
+            self._blend_index()
+
+    def _blend_index(self) -> int:
+        """The blend feature's position among the fitted columns; a ModelInputError when it has none."""
+        names = self.feature_names_
+        if self.blend_feature not in names:
+            shown = ", ".join(repr(n) for n in names[:20])
+            if len(names) > 20:
+                shown += f", ... ({len(names)} in all)"
+            raise ModelInputError(
+                f"ChurnModel: blend_feature {self.blend_feature!r} is not among the feature columns "
+                f"({shown}); name one of them, or None for no blend"
+            )
+        if self.blend_feature in self.categories_:
+            raise ModelInputError(
+                f"ChurnModel: blend_feature {self.blend_feature!r} is a categorical column; the blend "
+                "takes minus the log of a numeric purchase expectation"
+            )
+        return names.index(str(self.blend_feature))
+
     def _blend_column(self, matrix: FloatArray) -> FloatArray:
         """The blend feature's column of a prepared matrix."""
-        if self.blend_feature not in self.feature_names_:
-            raise ModelInputError(
-                f"ChurnModel: blend_feature {self.blend_feature!r} is not among the feature columns"
-            )
-        return matrix[:, self.feature_names_.index(str(self.blend_feature))]
+        return matrix[:, self._blend_index()]
 
     @staticmethod
     def _logit(p: FloatArray) -> FloatArray:
@@ -401,7 +421,7 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         blend = getattr(self, "blend_", None)
         if blend is None:
             return contrib
-        column = self.feature_names_.index(str(self.blend_feature))
+        column = self._blend_index()
         part = self._minus_log(matrix[:, column], blend["floor"])
         share = np.where(np.isnan(part), 1.0, 1.0 - blend["weight"])
         out = contrib * (share / blend["logit_std"])[:, None]

@@ -333,3 +333,16 @@ def test_a_latest_snapshot_of_zero_weight_is_not_held_out() -> None:
     np.testing.assert_allclose(model.calibration_x_, dropped.calibration_x_)
     np.testing.assert_allclose(model.calibration_y_, dropped.calibration_y_)
     assert len(model.calibration_x_) > 2
+
+
+def test_a_latest_snapshot_of_one_class_is_not_held_out(caplog) -> None:
+    """Early stopping on a one-class snapshot kept a tree or two and no map could be fitted: nearly one
+    probability for all (AUC 0.61). The model is fitted as without snapshots instead, with a warning."""
+    X, y, snapshot = make_churn()
+    y = np.where(snapshot == snapshot.max(), 0, y)
+    model = ChurnModel(**FAST).fit(X, y, snapshot=snapshot)
+    plain = ChurnModel(**FAST).fit(X, y)
+    assert "latest snapshot holds one class only" in caplog.text
+    np.testing.assert_allclose(model.predict_proba(X), plain.predict_proba(X))
+    earlier = snapshot < snapshot.max()
+    assert roc_auc_score(y[earlier], model.predict_proba(X[earlier])[:, 1]) > 0.8

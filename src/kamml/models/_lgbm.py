@@ -602,6 +602,12 @@ class LGBMModel(BaseEstimator):
     ) -> None:
         """Refuse a target LightGBM cannot learn from, before it fails with a bare error (none here)."""
 
+    def _validating(
+        self, target: FloatArray, weight: FloatArray | None, held_out: NDArray[np.bool_] | None
+    ) -> NDArray[np.bool_] | None:
+        """The held-out mask to use, or None when its target cannot validate this model (any here)."""
+        return held_out
+
     def _fit_start(self, matrix: FloatArray, weight: FloatArray | None) -> None:
         """Set up `_init_score` from the training rows before any boosting (no starting score here)."""
 
@@ -769,7 +775,7 @@ class LGBMModel(BaseEstimator):
         self.validation_score_ = {}
         self.best_iteration_ = rounds
 
-        held_out = self._held_out(snapshot, n_rows, weight)
+        held_out = self._validating(target, weight, self._held_out(snapshot, n_rows, weight))
         self._check_trainable(target, weight, held_out)
         if held_out is not None:
             keep = ~held_out

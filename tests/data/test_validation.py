@@ -541,3 +541,19 @@ def test_special_date_words_are_unparseable(backend, tx, word):
     (problem,) = problems["transactions", "ts"]
     assert problem.rule.startswith("unparseable date")
     assert list(problem.examples) == [word]
+
+
+def test_nanosecond_end_of_day_stamps_stay_on_their_day(backend, tmp_path):
+    """DuckDB's cast rounds 23:59:59.999999999 to the next midnight: a purchase crossed a cutoff into
+    the label window and past the data end. Nanoseconds are floored to microseconds instead."""
+    eod = pd.Timedelta(days=1) - pd.Timedelta(nanoseconds=1)
+    days = pd.to_datetime(["2024-01-10", "2024-02-29", "2024-04-30", "1960-01-01"])
+    tx = pd.DataFrame({"account_id": [1, 1, 2, 3], "ts": days + eod, "amount": [5.0, 7.0, 1.0, 2.0]})
+    tx.to_parquet(tmp_path / "naive.parquet")
+    tx.assign(ts=tx["ts"].dt.tz_localize("UTC")).to_parquet(tmp_path / "zoned.parquet")
+    expected = (days + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)).tolist()
+    cfg = Config.from_dict({"data": {"end": "2024-04-30"}})
+    for source in (tx, tmp_path / "naive.parquet", tmp_path / "zoned.parquet"):
+        data = load_data({"transactions": source}, cfg, backend=backend)
+        assert data.to_pandas("transactions")["ts"].tolist() == expected, source
+        assert data.end == pd.Timestamp("2024-05-01")

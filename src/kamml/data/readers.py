@@ -323,11 +323,38 @@ def _known_timestamps(table: ir.Table) -> ir.Table:
     was refused as the wrong type); as microsecond UTC timestamps they are validated like any other.
     """
     zoned = {
-        column: table[column].cast(ibis_dt.Timestamp(timezone="UTC"))
+        column: floor_to_microseconds(table[column])
         for column, dtype in table.schema().items()
         if dtype.is_unknown() and "TIMESTAMPTZ_NS" in str(getattr(dtype, "raw_type", "")).upper()
     }
     return table.mutate(**zoned) if zoned else table
+
+
+@ibis.udf.scalar.builtin(name="epoch_ns")
+def _epoch_ns(value) -> ibis_dt.Int64():  # type: ignore[valid-type]  # no annotation: any timestamp type
+    """DuckDB's nanoseconds since 1970-01-01 UTC of a (nanosecond, naive or zoned) timestamp."""
+
+
+@ibis.udf.scalar.builtin(name="divide")
+def _int_divide(value: ibis_dt.Int64(), by: ibis_dt.Int64()) -> ibis_dt.Int64():  # type: ignore[valid-type]
+    """DuckDB's integer division (truncating towards zero; Ibis's ``//`` divides as doubles)."""
+
+
+@ibis.udf.scalar.builtin(name="make_timestamp")
+def _from_epoch_us(value: ibis_dt.Int64()) -> ibis_dt.Timestamp():  # type: ignore[valid-type]
+    """DuckDB's naive timestamp of microseconds since 1970-01-01 (no session time zone involved)."""
+
+
+def floor_to_microseconds(value: ir.Value) -> ir.TimestampValue:
+    """A DuckDB nanosecond timestamp (naive, or zoned as an instant) as a naive UTC microsecond one, floored.
+
+    DuckDB's cast rounds to the nearest microsecond, so an "end of day" stamp (23:59:59.999999999, pandas'
+    and Parquet's nanoseconds) became the next midnight: a purchase crossed into the next day, past a
+    cutoff into the label window, or past the data end. Flooring keeps it on its own day.
+    """
+    ns = _epoch_ns(value)
+    us = _int_divide(ns, 1000)  # exact, towards zero (a double has 53 bits): floor the negative ones
+    return _from_epoch_us(ibis.ifelse(ns % 1000 < 0, us - 1, us))
 
 
 def _read_csv(

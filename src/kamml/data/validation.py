@@ -24,7 +24,7 @@ from ibis.common.deferred import Deferred
 
 from kamml.data.contract import TABLES, ColumnSpec, Kind, TableSpec
 from kamml.data.quality import N_EXAMPLES, TableStats, plain_examples
-from kamml.data.readers import RawTable, backend_errors, engine_message
+from kamml.data.readers import RawTable, backend_errors, engine_message, floor_to_microseconds
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem
 
@@ -387,7 +387,11 @@ def _plan_timestamp(
     tag = _mapped(plan, cspec)
     hint = cspec.name
     if dtype.is_timestamp() or dtype.is_date():
-        raw = plan.derive(0, hint, c.cast(dt.Timestamp()))
+        nanoseconds = (
+            dtype.is_timestamp() and (dtype.scale or 6) > 6 and plan.source._find_backend().name == "duckdb"
+        )
+        typed = floor_to_microseconds(c) if nanoseconds else c.cast(dt.Timestamp())
+        raw = plan.derive(0, hint, typed)
         ts = plan.derive(1, hint, _in_range(raw))
         missing = c.isnull()
         plan.add(

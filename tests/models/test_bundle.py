@@ -509,6 +509,25 @@ def test_feature_rows_breaking_the_purchase_history_rules_are_named(fitted):
     assert np.isfinite(bundle.predict(blank, refit_btyd=False)["clv"]).all()
 
 
+def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_new(fitted):
+    """A null T (no first purchase) beside repeat purchases is contradictory: it scored as a new account."""
+    bundle, features = fitted
+    rows = features[features["frequency"] > 0].iloc[:3].copy()
+    rows.iloc[1, rows.columns.get_loc("T")] = np.nan
+    with pytest.raises(ModelError) as info:
+        bundle.predict(rows, refit_btyd=False)
+    message = str(info.value)
+    for column in ("frequency", "recency", "monetary"):
+        assert f"features.{column}: must be 0 or missing when T is missing" in message
+    assert "row(s) 1 (1 row" in message
+    alone = rows.iloc[[1]].copy()
+    alone[["recency", "monetary"]] = 0.0  # frequency alone breaks the rule too
+    with pytest.raises(ModelError, match=r"features\.frequency: must be 0 or missing when T is missing"):
+        bundle.predict(alone, refit_btyd=False)
+    alone[["frequency", "recency", "monetary"]] = np.nan  # missing instead of 0: no history either
+    assert np.isfinite(bundle.predict(alone, refit_btyd=False)["clv"]).all()
+
+
 @pytest.mark.parametrize(
     ("models", "says"),
     [

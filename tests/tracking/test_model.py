@@ -251,6 +251,7 @@ def test_a_cached_wheel_is_touched_and_rewritten_when_pruned_meanwhile(tmp_path,
         ("none", {"top_drivers": None}, "params top_drivers must be a whole number of drivers, 0 or more"),
         ("none", {"top_drivers": -1}, "params top_drivers must be a whole number of drivers, 0 or more"),
         ("inf", None, "monetary"),
+        ("no_T", None, "features.frequency: must be 0 or missing when T is missing"),
     ],
 )
 def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, change, params, named):
@@ -262,6 +263,8 @@ def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, ch
     rows = model_input(result.features.head(3))
     if change == "inf":
         rows.loc[rows.index[0], "monetary"] = np.inf
+    if change == "no_T":  # repeat purchases without a first one: contradictory, not a new account
+        rows.loc[rows.index[0], ["frequency", "recency", "T", "monetary"]] = [2.0, 30.0, np.nan, 50.0]
     model = mlflow.pyfunc.load_model(result.model_uri)
     with pytest.raises(MlflowException, match=named) as info:
         model.predict(rows, params=params)

@@ -93,15 +93,21 @@ def fit_btyd(frame: pd.DataFrame, penalizer: float = 0.0) -> BtydFit:
     return BtydFit({k: float(v) for k, v in bg.params_.items()}, gg_params)
 
 
-def check_history(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> None:
+def check_history(
+    frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, monetary: np.ndarray | None = None
+) -> None:
     """ModelError naming every feature row that breaks the purchase-history rules BTYD relies on.
 
     A row with T (days since the first purchase) has a purchase history, and then needs frequency a
-    whole number >= 0 and 0 <= recency <= T, recency 0 when frequency is 0; a row without T has none
-    (the features give it frequency and recency 0). Scoring checks this before BTYD does, so a CRM's bad
-    row is an error about the feature columns (HTTP 400 over REST), not about BTYD's input.
+    whole number >= 0 and 0 <= recency <= T, recency 0 when frequency is 0; a row without T has none,
+    so its frequency, recency and monetary must be 0 or missing (the features give it 0): a row with
+    repeat purchases but no T is contradictory, and was scored as a brand-new account. Scoring checks
+    this before BTYD does, so a CRM's bad row is an error about the feature columns (HTTP 400 over
+    REST), not about BTYD's input.
     """
-    history = ~np.isnan(T)
+    none = np.isnan(T)
+    history = ~none
+    no_history = "must be 0 or missing when T is missing (a row without T has no purchase history)"
     rules = [
         ("frequency", history & np.isnan(frequency), "missing while T is given"),
         ("recency", history & np.isnan(recency), "missing while T is given"),
@@ -117,8 +123,14 @@ def check_history(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> 
         ("T", history & (T < 0), "must be >= 0"),
         ("recency", history & (recency > T), "must be <= T (the last purchase cannot be after the cutoff)"),
         ("recency", history & (frequency == 0) & (recency != 0), "must be 0 when frequency is 0"),
+        # NaN != 0 is True, so a missing value is let through explicitly
+        ("frequency", none & ~np.isnan(frequency) & (frequency != 0), no_history),
+        ("recency", none & ~np.isnan(recency) & (recency != 0), no_history),
     ]
     values = {"frequency": frequency, "recency": recency, "T": T}
+    if monetary is not None:
+        rules.append(("monetary", none & ~np.isnan(monetary) & (monetary != 0), no_history))
+        values["monetary"] = monetary
     problems = []
     for column, bad, rule in rules:
         if bad.any():

@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from kamml.errors import ModelError
 from kamml.tracking import load_model, model_input
-from kamml.tracking.pyfunc import OUTPUT_COLUMNS, score_frame
+from kamml.tracking.pyfunc import OUTPUT_COLUMNS, json_ready, score_frame
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +195,37 @@ def test_the_pyfunc_answers_missing_numbers_as_none(trained):
     expected = score_frame(result.bundle, rows)
     assert np.isnan(expected["p_alive"].iloc[1])
     np.testing.assert_allclose(out["p_alive"].to_numpy(float), expected["p_alive"].to_numpy(float))
+
+
+def _not_json(name: str) -> None:
+    raise AssertionError(f"the file holds {name}, which is not JSON (a CRM's parser rejects it)")
+
+
+def test_the_input_examples_are_strict_json_and_score_like_the_features_they_came_from(trained, model_dir):
+    """MLflow wrote each float NaN of the examples as a bare NaN; they hold null, and still score the same."""
+    import json
+    from pathlib import Path
+
+    import mlflow
+
+    _, _, result = trained
+    rows = model_input(result.features.head(5))
+    assert rows.select_dtypes("number").isna().to_numpy().any()  # missing numbers to write
+    texts = {
+        name: (Path(model_dir) / name).read_text()
+        for name in ("input_example.json", "serving_input_example.json")
+    }
+    parsed = {name: json.loads(text, parse_constant=_not_json) for name, text in texts.items()}
+    request = parsed["serving_input_example.json"]["dataframe_split"]
+    assert request["columns"] == rows.columns.tolist()
+    assert any(value is None for row in request["data"] for value in row)
+    # as MLflow reads the example back, and as its log-time check and the server parse the request
+    example = mlflow.models.Model.load(model_dir).load_input_example(model_dir)
+    served = pd.DataFrame(request["data"], columns=request["columns"])
+    model = mlflow.pyfunc.load_model(model_dir)
+    expected = json_ready(score_frame(result.bundle, rows))
+    for frame in (example, served):
+        pd.testing.assert_frame_equal(model.predict(frame), expected, check_dtype=False)
 
 
 def test_old_cached_wheels_are_pruned_and_recent_ones_kept(tmp_path):

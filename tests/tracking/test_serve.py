@@ -169,3 +169,15 @@ def test_missing_numbers_in_the_answer_are_json_null(server, trained):
     answer = _post(f"{server}/invocations", payload)  # parsed strictly
     assert answer["predictions"][0]["p_alive"] is None
     _same(answer, score_frame(trained[2].bundle, rows))
+
+
+def test_the_models_serving_input_example_is_a_request_the_server_answers(server, trained, tmp_path):
+    """serving_input_example.json is strict JSON (null, not NaN) and scores as the rows it was made of."""
+    import mlflow
+
+    _, _, result = trained
+    folder = Path(mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path)))
+    text = (folder / "serving_input_example.json").read_text()
+    payload = json.loads(text, parse_constant=_not_json)
+    expected = score_frame(result.bundle, model_input(result.features.head(5)))
+    _same(_post(f"{server}/invocations", payload), expected)

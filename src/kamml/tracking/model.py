@@ -36,7 +36,7 @@ from mlflow.tracking import MlflowClient
 from kamml.config import TrackingConfig
 from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
-from kamml.tracking.pyfunc import BUNDLE_ARTIFACT, KammlPyfunc, score_frame
+from kamml.tracking.pyfunc import BUNDLE_ARTIFACT, KammlPyfunc, json_ready, score_frame
 from kamml.tracking.store import store_error, store_in_force, use_tracking
 
 __all__ = ["LoadedModel", "load_model", "log_bundle", "model_input", "pip_requirements", "resolve_model"]
@@ -194,7 +194,8 @@ def log_bundle(bundle: ModelBundle, features: pd.DataFrame, *, name: str = "mode
             python_model=str(MODEL_CODE),
             artifacts=artifacts,
             signature=_signature(inferred),
-            input_example=example,
+            # missing numbers as None: MLflow writes a float NaN in both example files as a bare NaN
+            input_example=json_ready(example),
             pip_requirements=pip_requirements(f"artifacts/{wheel.name}" if wheel is not None else None),
             metadata={"feature_types": _feature_types(inferred), "optional_columns": ["account_id"]},
         )

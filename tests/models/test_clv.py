@@ -286,6 +286,23 @@ def test_category_codes_agree_for_small_and_large_inputs():
     np.testing.assert_array_equal(_category_codes(as_category.iloc[:6], levels), large[:6])
 
 
+@pytest.mark.parametrize("rows", [3, 200])  # a REST request's path, and a batch's
+def test_a_list_or_dict_in_a_text_column_is_a_named_error(
+    fitted: tuple[ClvModel, pd.DataFrame, np.ndarray], rows: int
+) -> None:
+    """JSON's list or object in a category column failed inside pandas (a generic 400 over REST)."""
+    model, X, _ = fitted
+    seg = X["seg"].astype(object).iloc[:rows].to_numpy()
+    seg[1], seg[2] = ["x", "y"], {"name": "x"}
+    with pytest.raises(ModelInputError) as info:
+        model.predict(X.iloc[:rows].assign(seg=seg))
+    message = str(info.value)
+    assert "column 'seg' must hold one category (text) per row" in message
+    assert "got dict and list value(s) in row(s) 1, 2 (2 rows)" in message
+    plain = X.iloc[:rows].assign(seg=X["seg"].astype(object).iloc[:rows].to_numpy())
+    np.testing.assert_array_equal(model.predict(plain), model.predict(X.iloc[:rows]))
+
+
 # ---- the offset: boosting from a prior value --------------------------------------------------------
 
 

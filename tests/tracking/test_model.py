@@ -283,6 +283,7 @@ def test_a_cached_wheel_is_touched_and_rewritten_when_pruned_meanwhile(tmp_path,
         ("none", {"top_drivers": -1}, "params top_drivers must be a whole number of drivers, 0 or more"),
         ("inf", None, "monetary"),
         ("no_T", None, "features.frequency: must be 0 or missing when T is missing"),
+        ("list", None, "column 'attr_industry' must hold one category \\(text\\) per row"),
     ],
 )
 def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, change, params, named):
@@ -296,6 +297,9 @@ def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, ch
         rows.loc[rows.index[0], "monetary"] = np.inf
     if change == "no_T":  # repeat purchases without a first one: contradictory, not a new account
         rows.loc[rows.index[0], ["frequency", "recency", "T", "monetary"]] = [2.0, 30.0, np.nan, 50.0]
+    if change == "list":  # JSON's list where a CRM sent one value
+        rows["attr_industry"] = rows["attr_industry"].astype(object)
+        rows.at[rows.index[1], "attr_industry"] = ["finance", "retail"]
     model = mlflow.pyfunc.load_model(result.model_uri)
     with pytest.raises(MlflowException, match=named) as info:
         model.predict(rows, params=params)

@@ -145,6 +145,12 @@ def test_params_and_missing_columns(server, trained):
         _post(f"{server}/invocations", {"dataframe_records": after})
     assert info.value.code == 400
     assert "features.recency: must be <= T" in info.value.read().decode()
+    listed = json.loads(rows.to_json(orient="records"))
+    listed[1]["attr_industry"] = ["finance", "retail"]  # a list where one category goes
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _post(f"{server}/invocations", {"dataframe_records": listed})
+    assert info.value.code == 400
+    assert "column 'attr_industry' must hold one category (text) per row" in info.value.read().decode()
     nulls = {"dataframe_records": json.loads(rows.to_json(orient="records")), "params": {"top_drivers": None}}
     with pytest.raises(urllib.error.HTTPError) as info:
         _post(f"{server}/invocations", nulls)

@@ -191,8 +191,39 @@ def _levels(series: pd.Series) -> list[Any]:
     return [v.item() if isinstance(v, np.generic) else v for v in levels.tolist()]
 
 
-def _category_codes(column: pd.Series, levels: list[Any]) -> FloatArray:
-    """Integer codes of `column` among the fitted `levels` (NaN for a missing or unseen level)."""
+#: What `pandas.api.types.infer_dtype` says of a text column holding only single values (no list, dict).
+_SCALAR_KINDS = frozenset(
+    {"string", "empty", "integer", "floating", "mixed-integer-float", "decimal", "boolean", "categorical"}
+)
+
+
+def _check_category_values(column: Any, name: str) -> None:
+    """A `ModelInputError` naming the column and rows of a value that is not one category (a list, a dict).
+
+    JSON gives a list or an object where a CRM sent one: it failed deep in pandas or numpy (an unhashable
+    type, an ambiguous truth value), which MLflow's server answered with a generic 400 and a stack trace.
+    """
+    if isinstance(column, pd.Series) and column.dtype != object:
+        return  # category and string dtypes hold single values
+    if pd.api.types.infer_dtype(column, skipna=True) in _SCALAR_KINDS:  # fast, in C: the usual case
+        return
+    values = column.to_numpy() if isinstance(column, pd.Series) else np.asarray(column, dtype=object)
+    bad = np.flatnonzero([not pd.api.types.is_scalar(v) for v in values])
+    if len(bad):
+        rows = ", ".join(str(i) for i in bad[:5])
+        kinds = sorted({type(values[i]).__name__ for i in bad})
+        raise ModelInputError(
+            f"column {name!r} must hold one category (text) per row as it was in fit, got "
+            f"{' and '.join(kinds)} value(s) in row(s) {rows} ({len(bad)} row{'s' if len(bad) != 1 else ''})"
+        )
+
+
+def _category_codes(column: Any, levels: list[Any], name: str = "") -> FloatArray:
+    """Integer codes of `column` among the fitted `levels` (NaN for a missing or unseen level).
+
+    A value that is not a single category (a list, a dict) raises `ModelInputError` naming the column.
+    """
+    _check_category_values(column, name)
     if len(column) <= SMALL_FRAME_ROWS:  # a REST request: a dict lookup is ~50x cheaper than a Categorical
         index = {level: float(code) for code, level in enumerate(levels)}
         return np.array([index.get(v, np.nan) if pd.notna(v) else np.nan for v in column], dtype=np.float64)
@@ -504,7 +535,7 @@ class LGBMModel(BaseEstimator):
         matrix = np.empty((rows, len(names)), dtype=np.float64)
         for i, name in enumerate(names):
             if name in self.categories_:
-                matrix[:, i] = _category_codes(columns[name], self.categories_[name])
+                matrix[:, i] = _category_codes(columns[name], self.categories_[name], name)
                 continue
             matrix[:, i] = as_float(columns[name], name)
         infinite = np.isinf(matrix).any(axis=0)

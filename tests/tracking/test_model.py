@@ -284,6 +284,7 @@ def test_a_cached_wheel_is_touched_and_rewritten_when_pruned_meanwhile(tmp_path,
         ("inf", None, "monetary"),
         ("no_T", None, "features.frequency: must be 0 or missing when T is missing"),
         ("list", None, "column 'attr_industry' must hold one category \\(text\\) per row"),
+        ("null_id", None, r"features\.account_id: missing in row\(s\) 1; give every row its account's id"),
     ],
 )
 def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, change, params, named):
@@ -300,6 +301,8 @@ def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, ch
     if change == "list":  # JSON's list where a CRM sent one value
         rows["attr_industry"] = rows["attr_industry"].astype(object)
         rows.at[rows.index[1], "attr_industry"] = ["finance", "retail"]
+    if change == "null_id":  # pandas turned the other ids into floats: large ones lost digits
+        rows["account_id"] = [2**60 + 1, None, 2**60 + 3]
     model = mlflow.pyfunc.load_model(result.model_uri)
     with pytest.raises(MlflowException, match=named) as info:
         model.predict(rows, params=params)

@@ -187,3 +187,17 @@ def test_the_models_serving_input_example_is_a_request_the_server_answers(server
     payload = json.loads(text, parse_constant=_not_json)
     expected = score_frame(result.bundle, model_input(result.features.head(5)))
     _same(_post(f"{server}/invocations", payload), expected)
+
+
+def test_large_ids_come_back_exact_and_a_null_id_is_refused(server, trained):
+    """A null id made pandas turn the other ids into floats: 2**60 + 1 came back as 2**60."""
+    rows = json.loads(_rows(trained).iloc[:3].to_json(orient="records"))
+    for k, row in enumerate(rows):
+        row["account_id"] = 2**60 + k + 1
+    answer = _post(f"{server}/invocations", {"dataframe_records": rows})
+    assert [p["account_id"] for p in answer["predictions"]] == [2**60 + 1, 2**60 + 2, 2**60 + 3]
+    rows[1]["account_id"] = None
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _post(f"{server}/invocations", {"dataframe_records": rows})
+    assert info.value.code == 400
+    assert "features.account_id: missing in row(s) 1" in info.value.read().decode()

@@ -15,7 +15,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
-from kamml.errors import KammlError, ModelError
+from kamml.errors import KammlError, ModelError, Problem
 from kamml.models.bundle import PREDICTION_COLUMNS, ModelBundle
 
 __all__ = ["BUNDLE_ARTIFACT", "OUTPUT_COLUMNS", "KammlPyfunc", "score_frame"]
@@ -30,15 +30,40 @@ def score_frame(bundle: ModelBundle, rows: pd.DataFrame, top_drivers: int = 3) -
     """Scores for feature rows with an optional ``account_id`` column, in the rows' order.
 
     The row-independent prediction the pyfunc serves: the bundle's stored BG/NBD fit is used. Without
-    an ``account_id`` column, an index named account_id (as `kamml.build_features` returns) gives it.
+    an ``account_id`` column, an index named account_id (as `kamml.build_features` returns) gives it;
+    a missing id is a `ModelError` (`_check_ids`).
     """
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-    columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)
+    ids = None
     if "account_id" in frame.columns:
-        columns = {"account_id": frame["account_id"].to_numpy(), **columns}
+        ids = frame["account_id"].to_numpy()
     elif frame.index.name == "account_id":
-        columns = {"account_id": frame.index.to_numpy(), **columns}
+        ids = frame.index.to_numpy()
+    if ids is not None:
+        _check_ids(ids)
+    columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)
+    if ids is not None:
+        columns = {"account_id": ids, **columns}
     return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+
+
+def _check_ids(ids: np.ndarray) -> None:
+    """A named `ModelError` for a missing ``account_id``: every row given one needs it, exactly as sent.
+
+    A CRM matches the answer to its accounts by id. Where one is null, pandas (and MLflow's server,
+    parsing the request) turns the others into floats, so an id beyond 2**53 came back with other digits.
+    """
+    missing = pd.isna(ids)
+    if missing.any():
+        rows = ", ".join(str(i) for i in np.flatnonzero(missing)[:5])
+        problem = Problem(
+            "features",
+            "account_id",
+            f"missing in row(s) {rows}; give every row its account's id, or leave the column out "
+            "(the answer keeps the rows' order)",
+            int(missing.sum()),
+        )
+        raise ModelError(str(problem))
 
 
 class KammlPyfunc(PythonModel):
@@ -46,7 +71,7 @@ class KammlPyfunc(PythonModel):
 
     Input: one row per account with the columns of the bundle's feature specification (as built by
     `kamml.build_features`), plus an optional ``account_id`` (a column, or the index when it is named
-    account_id, as build_features returns it). Output: account_id (when given), clv,
+    account_id, as build_features returns it; never null). Output: account_id (when given), clv,
     p_churn, referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
     account's value at stake, from the fitted effort response; NaN without one), effort_uplift (that
     response's rise of the purchase rate of a fully served account, the allocation's growth weight;

@@ -146,6 +146,24 @@ def test_the_pyfunc_takes_account_id_from_the_index_build_features_gives(trained
     assert "account_id" not in score_frame(result.bundle, renamed).columns  # another index is not an id
 
 
+def test_the_pyfunc_takes_a_dict_or_a_series_as_one_row(trained):
+    """pandas refused a dict of single values and read a Series as one column (55 missing columns)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    _, _, result = trained
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    rows = model_input(result.features.head(3))
+    expected = json_ready(score_frame(result.bundle, rows.iloc[[1]]))
+    for one in (rows.iloc[1], rows.iloc[1].to_dict()):
+        pd.testing.assert_frame_equal(model.predict(one), expected, check_dtype=False)
+    as_columns = rows.to_dict(orient="list")  # a dict of lists is columns, as pandas reads it
+    pd.testing.assert_frame_equal(model.predict(as_columns), json_ready(score_frame(result.bundle, rows)))
+    with pytest.raises(MlflowException, match="feature rows must be a pandas DataFrame") as info:
+        model.predict("frequency=2")
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
 def test_not_a_model_is_a_named_error(tmp_path):
     with pytest.raises(ModelError, match="no model at"):
         load_model(str(tmp_path))

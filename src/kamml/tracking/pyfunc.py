@@ -8,6 +8,7 @@ rows), so one row over REST, a chunk in a batch job and a Spark partition all ge
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from mlflow.pyfunc import PythonModel
 from kamml.errors import KammlError, ModelError, Problem
 from kamml.models.bundle import PREDICTION_COLUMNS, ModelBundle
 
-__all__ = ["BUNDLE_ARTIFACT", "OUTPUT_COLUMNS", "KammlPyfunc", "score_frame"]
+__all__ = ["BUNDLE_ARTIFACT", "OUTPUT_COLUMNS", "KammlPyfunc", "as_frame", "score_frame"]
 
 #: Name of the bundle folder among the pyfunc's artifacts.
 BUNDLE_ARTIFACT = "bundle"
@@ -26,14 +27,14 @@ BUNDLE_ARTIFACT = "bundle"
 OUTPUT_COLUMNS = PREDICTION_COLUMNS
 
 
-def score_frame(bundle: ModelBundle, rows: pd.DataFrame, top_drivers: int = 3) -> pd.DataFrame:
+def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.DataFrame:
     """Scores for feature rows with an optional ``account_id`` column, in the rows' order.
 
     The row-independent prediction the pyfunc serves: the bundle's stored BG/NBD fit is used. Without
     an ``account_id`` column, an index named account_id (as `kamml.build_features` returns) gives it;
-    a missing id is a `ModelError` (`_check_ids`).
+    a missing id is a `ModelError` (`_check_ids`). `rows` is a DataFrame, or what `as_frame` reads as one.
     """
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    frame = as_frame(rows)
     ids = None
     if "account_id" in frame.columns:
         ids = frame["account_id"].to_numpy()
@@ -45,6 +46,33 @@ def score_frame(bundle: ModelBundle, rows: pd.DataFrame, top_drivers: int = 3) -
     if ids is not None:
         columns = {"account_id": ids, **columns}
     return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+
+
+def as_frame(rows: Any) -> pd.DataFrame:
+    """Feature rows as a DataFrame: a dict of single values or a Series is one row, never columns.
+
+    pandas refuses a dict of scalars ("you must pass an index") and reads a Series as one column, which
+    failed as 55 missing columns. A dict whose values are all lists is columns, and a list of row
+    dicts is rows, as pandas reads them; anything else is a `ModelError` saying to pass a DataFrame.
+    """
+    if isinstance(rows, pd.DataFrame):
+        return rows
+    if isinstance(rows, pd.Series):  # one row, e.g. frame.iloc[i]; its name is not read as an id
+        return pd.DataFrame([rows.to_dict()])
+    if isinstance(rows, Mapping):
+        columns = bool(rows) and all(
+            pd.api.types.is_list_like(v) and not isinstance(v, Mapping) for v in rows.values()
+        )
+        rows = dict(rows) if columns else [dict(rows)]
+    elif not isinstance(rows, (list, tuple, np.ndarray)):
+        raise ModelError(
+            "feature rows must be a pandas DataFrame (or a dict or Series of one row), "
+            f"got {type(rows).__name__}"
+        )
+    try:
+        return pd.DataFrame(rows)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"cannot read the feature rows as a table ({exc}); pass a pandas DataFrame") from exc
 
 
 def _check_ids(ids: np.ndarray) -> None:
@@ -90,7 +118,7 @@ class KammlPyfunc(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """Score feature rows (a DataFrame, or anything pandas turns into one)."""
+        """Score feature rows: a DataFrame, or a dict or Series of one row (`as_frame`)."""
         if self.bundle is None:
             raise ModelError("the kamml pyfunc has no bundle: load it with mlflow.pyfunc.load_model")
         try:

@@ -439,6 +439,32 @@ def test_static_columns_choose_the_attributes_and_refuse_an_unknown_one():
         build_features(data, "2024-03-01", wrong)
 
 
+def test_an_accounts_column_of_only_nulls_without_a_type_is_an_attribute_of_missing_values(tmp_path):
+    """pyarrow writes a column of only nulls with Parquet's null type: the static group skipped it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    transactions = pd.DataFrame(
+        {"account_id": [1, 2], "ts": _dated(["2024-01-05", "2024-06-06"]), "amount": [10.0, 20.0]}
+    )
+    transactions.to_parquet(tmp_path / "transactions.parquet")
+    accounts = pa.table(
+        {
+            "account_id": [1, 2],
+            "created_at": _dated(["2023-01-01", "2023-01-01"]),
+            "industry": ["retail", "energy"],
+            "region": pa.nulls(2),
+        }
+    )
+    assert accounts.schema.field("region").type == pa.null()
+    pq.write_table(accounts, tmp_path / "accounts.parquet")
+    features = build_features(load_data(tmp_path), "2024-03-01")
+    assert features["attr_region"].isna().all()
+    assert features["attr_industry"].tolist() == ["retail", "energy"]
+    chosen = Config.from_dict({"features": {"static_columns": ["region"]}})  # named, it is there too
+    assert "attr_region" in build_features(load_data(tmp_path), "2024-03-01", chosen).columns
+
+
 def test_a_repeated_referral_counts_once_in_features_labels_and_a_note():
     transactions = pd.DataFrame(
         {

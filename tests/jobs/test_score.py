@@ -75,6 +75,24 @@ def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained
     assert "referred_spend" in info.value.missing
 
 
+def test_an_all_null_untyped_accounts_column_scores_as_missing_values(trained, world_path, tmp_path):
+    """pyarrow writes a column of only nulls with the null type: it was refused as a missing feature."""
+    cfg, _, result = trained
+    shutil.copytree(world_path, tmp_path / "untyped")
+    shutil.copytree(world_path, tmp_path / "text")
+    accounts = pq.read_table(world_path / "accounts.parquet")
+    at = accounts.schema.get_field_index("region")
+    untyped = accounts.set_column(at, pa.field("region", pa.null()), pa.nulls(len(accounts)))
+    pq.write_table(untyped, tmp_path / "untyped" / "accounts.parquet")
+    text = accounts.set_column(at, pa.field("region", pa.string()), pa.nulls(len(accounts), pa.string()))
+    pq.write_table(text, tmp_path / "text" / "accounts.parquet")
+    assert "attr_region" in result.bundle.features
+    model = load_model(result.model_uri)
+    got = score(model, load_data(tmp_path / "untyped", cfg), result.scoring_cutoff, cfg)
+    expected = score(model, load_data(tmp_path / "text", cfg), result.scoring_cutoff, cfg)
+    pd.testing.assert_frame_equal(got, expected)
+
+
 def test_drivers_only_for_the_accounts_with_most_at_stake_when_asked(trained):
     """The explained accounts are those the plan puts first: by the allocation's stake, not by clv."""
     cfg, data, result = trained

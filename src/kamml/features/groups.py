@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from kamml.features._context import FeatureContext, join_on_account, to_day
@@ -369,7 +370,8 @@ def static(ctx: FeatureContext) -> ir.Table | None:
     The table holds each attribute as it is today, and every past snapshot reads that value: a column
     that changes over time (a status, a tier, a churn flag, the current ARR) carries later events into
     training and the backtest. ``features.static_columns`` lists the columns to use; by default every
-    numeric, boolean or text column is.
+    numeric, boolean or text column is, and a column of only nulls without a type (`_untyped_null`), as
+    text that is all missing.
     """
     if ctx.accounts is None:
         return None
@@ -386,9 +388,24 @@ def static(ctx: FeatureContext) -> ir.Table | None:
             cols[f"attr_{name}"] = acc[name].cast("float64")
         elif dtype.is_string():
             cols[f"attr_{name}"] = acc[name]
+        elif _untyped_null(dtype):  # all null, so written without a type: missing text, not no column
+            cols[f"attr_{name}"] = acc[name].cast("string")
     if not cols:
         return None
     return acc.select("account_id", **cols)
+
+
+def _untyped_null(dtype: dt.DataType) -> bool:
+    """Whether a column has Parquet's null type, as pyarrow writes a column holding only nulls.
+
+    DuckDB reads it as a type Ibis does not know (NULL), Spark as void (Ibis' null). The static group
+    skipped such a column, so a model trained while it held values was refused at scoring for lacking the
+    feature; it is now read as text that is all missing, as an all-None pandas column is.
+    """
+    if dtype.is_null():
+        return True
+    raw = getattr(dtype, "raw_type", None)
+    return bool(dtype.is_unknown() and raw is not None and str(raw).strip('"').upper() == "NULL")
 
 
 #: Every feature group by name, in output order. Daily groups share one pass over the per-day table;

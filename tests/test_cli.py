@@ -108,6 +108,22 @@ def test_console_script_runs_as_a_process(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_python_dash_m_kamml_runs_the_command(tmp_path):
+    """`python -m kamml` is the `kamml` command: it had no __main__ module ("cannot be directly executed")."""
+    module = [sys.executable, "-m", "kamml"]
+    done = subprocess.run(
+        [*module, "generate", "--out", str(tmp_path / "w"), "--accounts", "30"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "w" / "transactions.parquet").is_file()
+    bad = subprocess.run([*module, "no-such-command"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("kamml: error: No such command 'no-such-command'")
+
+
 @pytest.mark.parametrize(
     ("args", "reason"),
     [

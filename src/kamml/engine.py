@@ -27,7 +27,7 @@ import ibis
 from kamml.config import EngineConfig
 from kamml.errors import EngineError, KammlError, exception_chain
 
-__all__ = ["connect", "engine_errors", "engine_failure"]
+__all__ = ["check_utc_session", "connect", "engine_errors", "engine_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,33 @@ def connect(engine: EngineConfig | None = None) -> ibis.BaseBackend:
     if engine.name == "spark":
         return _connect_spark(engine)
     return _connect_duckdb(engine)
+
+
+_UTC_NAMES = frozenset({"utc", "etc/utc", "gmt", "etc/gmt", "z", "+00:00", "uct", "universal", "zulu"})
+
+
+def check_utc_session(backend: ibis.BaseBackend) -> None:
+    """An EngineError when the backend's session time zone is not UTC.
+
+    kamml reads every time as UTC, but the engines convert zoned times (a Parquet TIMESTAMPTZ, text with
+    an offset) into their session's zone: on a connection set to New York, a purchase at 01:00 UTC on
+    a cutoff day moved to the evening before, into the cutoff's features. kamml's own connections are
+    UTC (Ibis sets DuckDB's); a connection or an active Spark session given to kamml is checked here.
+    """
+    if backend.name == "duckdb":
+        zone = str(backend.raw_sql("SELECT current_setting('TimeZone')").fetchall()[0][0])
+        fix = "con.raw_sql(\"SET TimeZone = 'UTC'\")"
+    elif backend.name == "pyspark":
+        zone = str(backend._session.conf.get("spark.sql.session.timeZone"))
+        fix = "spark.conf.set('spark.sql.session.timeZone', 'UTC')"
+    else:
+        return
+    if zone.strip().lower() not in _UTC_NAMES:
+        raise EngineError(
+            f"the {backend.name} session's time zone is {zone}: kamml reads every time as UTC, and the "
+            f"engine would convert zoned times into {zone}, moving events across cutoffs; set it to UTC "
+            f"first ({fix})"
+        )
 
 
 def _connect_duckdb(engine: EngineConfig) -> ibis.BaseBackend:

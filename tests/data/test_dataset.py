@@ -219,3 +219,19 @@ def test_a_zero_byte_optional_csv_is_an_empty_table_as_a_header_only_one(backend
     data = load_data(tmp_path, backend=backend)
     assert any(n.table == "referrals" and n.rule.startswith("empty table") for n in data.quality.notes)
     assert data.to_pandas("referrals").empty
+
+
+def test_a_connection_in_another_time_zone_is_refused(tx):
+    """Zoned times follow the session's zone: on New York's, a purchase at 01:00 UTC on a cutoff day
+    moved to the evening before, into that cutoff's features."""
+    from kamml.errors import EngineError
+
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET TimeZone = 'America/New_York'")
+    zoned = tx.assign(ts=tx["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    with pytest.raises(EngineError, match=r"time zone is America/New_York: .*SET TimeZone = 'UTC'"):
+        load_data({"transactions": zoned}, backend=con)
+    con.raw_sql("SET TimeZone = 'UTC'")
+    assert load_data({"transactions": zoned}, backend=con).to_pandas("transactions")["ts"].tolist() == list(
+        tx["ts"]
+    )

@@ -22,7 +22,7 @@ from kamml.data.contract import TABLES, column_mapping
 from kamml.data.quality import QualityReport, amount_notes, gap_notes, hours_notes, relationship_notes
 from kamml.data.readers import backend_errors, engine_message, find_table_source, read_raw
 from kamml.data.validation import validate_tables
-from kamml.engine import connect, engine_errors, engine_failure
+from kamml.engine import check_utc_session, connect, engine_errors, engine_failure
 from kamml.errors import ConfigError, DataError, SchemaError
 
 __all__ = ["Dataset", "input_paths", "load_data", "validate"]
@@ -349,6 +349,7 @@ def _load(
     mappings = {name: column_mapping(name, getattr(data_cfg.columns, name)) for name in TABLES}
     if backend is None:
         backend = _backend_of(sources) or connect(engine_cfg)
+    check_utc_session(backend)
     raws = {
         name: read_raw(src, name, backend, delimiter=data_cfg.csv_delimiter)
         for name, src in sources.items()

@@ -163,11 +163,19 @@ def test_deterministic_for_a_seed() -> None:
     assert not np.array_equal(a, c)
 
 
-def test_unseen_level_is_missing(fitted: tuple[ChurnModel, pd.DataFrame, np.ndarray]) -> None:
+def test_unseen_level_is_missing(fitted: tuple[ChurnModel, pd.DataFrame, np.ndarray], caplog) -> None:
     model, X, _ = fitted
     unseen = X.assign(seg=pd.Categorical(["new"] * len(X)))
     missing = X.assign(seg=pd.Categorical([None] * len(X), categories=["x", "y", "z"]))
     np.testing.assert_array_equal(model.predict_proba(unseen), model.predict_proba(missing))
+    # every value unseen: the column's coding changed, and the models lost it without a word
+    assert (
+        "column 'seg': none of its 1800 values is a level seen in fit (e.g. 'new'; fit saw 'x'" in caplog.text
+    )
+    caplog.clear()
+    model.predict_proba(X.assign(seg=X["seg"].astype(str).where(X.index % 2 == 0, "new")))
+    model.predict_proba(unseen.iloc[:5])  # a few rows (a CRM's request): a new level is no news
+    assert "none of its" not in caplog.text
 
 
 def test_explain_drivers_of_churn(fitted: tuple[ChurnModel, pd.DataFrame, np.ndarray]) -> None:

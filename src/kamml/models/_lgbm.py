@@ -218,6 +218,33 @@ def _check_category_values(column: Any, name: str) -> None:
         )
 
 
+#: Rows of a text column, at least, whose values must all be unseen for `_warn_all_unseen` to speak.
+UNSEEN_WARNING_ROWS = 20
+
+
+def _warn_all_unseen(column: Any, codes: FloatArray, levels: list[Any], name: str) -> None:
+    """Log a warning when no value of a text column (of many) is one of the levels seen in fit.
+
+    Each unseen value is read as missing, which is right for a new industry or two; all of them unseen
+    means the column changed its spelling or coding ("Retail" became "retail", names became codes) and
+    the models silently lost the feature.
+    """
+    if len(codes) < UNSEEN_WARNING_ROWS or not np.isnan(codes).all():  # the usual case, at once
+        return
+    given = ~pd.isna(pd.Series(np.asarray(column, dtype=object)))
+    if int(given.sum()) < UNSEEN_WARNING_ROWS:
+        return
+    values = pd.Series(np.asarray(column, dtype=object))[given].astype(str).unique()[:3]
+    logger.warning(
+        "column %r: none of its %d values is a level seen in fit (e.g. %s; fit saw %s): all are read as "
+        "missing. Did its spelling or coding change?",
+        name,
+        int(given.sum()),
+        ", ".join(map(repr, values)),
+        ", ".join(map(repr, levels[:3])) + (", ..." if len(levels) > 3 else ""),
+    )
+
+
 def _category_codes(column: Any, levels: list[Any], name: str = "") -> FloatArray:
     """Integer codes of `column` among the fitted `levels` (NaN for a missing or unseen level).
 
@@ -536,6 +563,7 @@ class LGBMModel(BaseEstimator):
         for i, name in enumerate(names):
             if name in self.categories_:
                 matrix[:, i] = _category_codes(columns[name], self.categories_[name], name)
+                _warn_all_unseen(columns[name], matrix[:, i], self.categories_[name], name)
                 continue
             matrix[:, i] = as_float(columns[name], name)
         infinite = np.isinf(matrix).any(axis=0)

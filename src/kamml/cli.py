@@ -316,11 +316,13 @@ def _check_spark_output(out: Path, what: str) -> None:
 
 def _plan_line(accounts: int, plan: dict[str, Any], target: str) -> str:
     """The one-line summary of an allocation: accounts, hours used, expected gain, value of the last hour."""
+    from kamml.allocation.summary import last_hour
+
     nan = float("nan")
     return (
         f"{accounts:,} accounts, {plan.get('hours_used', nan):,.1f} of {plan.get('hours', nan):,.1f} hours, "
         f"expected gain {plan.get('total_expected_gain', nan):,.0f}, value of the last hour "
-        f"{plan.get('team_price', nan):,.4g} -> {target}"
+        f"{last_hour(plan)} -> {target}"
     )
 
 

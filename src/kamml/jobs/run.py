@@ -32,6 +32,7 @@ import pandas as pd
 
 from kamml.allocation import allocate, budget_curve
 from kamml.allocation.allocate import check_floors_fit, check_settings
+from kamml.allocation.summary import last_hour, rep_price_span
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
 from kamml.errors import ConfigError, DataError
@@ -276,7 +277,7 @@ def _plan_line(plan: dict[str, Any], hours: float) -> str:
     return (
         f"      {int(plan.get('n_accounts', 0)):,} accounts, {plan.get('hours_used', 0.0):,.1f} of "
         f"{hours:,.1f} hours, expected gain {plan.get('total_expected_gain', 0.0):,.0f}, value of the "
-        f"last hour (lambda) {plan.get('team_price', float('nan')):,.4g}"
+        f"last hour (lambda) {last_hour(plan)}"
     )
 
 
@@ -291,8 +292,15 @@ def _log_outputs(config: Config, training: TrainResult, paths: Iterable[Path], p
                 "allocation.hours_used": float(plan.get("hours_used", 0.0)),
                 "allocation.expected_gain": float(plan.get("total_expected_gain", 0.0)),
                 "allocation.team_price": float(plan.get("team_price", float("nan"))),
+                **_rep_prices(plan),
             }
         )
+
+
+def _rep_prices(plan: dict[str, Any]) -> dict[str, float]:
+    """The span of the prices of the reps at capacity, when they bind and the team's price is 0."""
+    span = rep_price_span(plan)
+    return {} if span is None else {"allocation.rep_price_min": span[0], "allocation.rep_price_max": span[1]}
 
 
 def _done(seconds: dict[str, float], out_dir: Path, echo: Callable[[str], None]) -> None:

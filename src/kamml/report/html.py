@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from kamml.allocation.summary import last_hour, rep_price_span
 from kamml.errors import DataError
 from kamml.io import atomic_path
 from kamml.report.plots import (
@@ -221,12 +222,8 @@ def _header(title: str, table: pd.DataFrame, summary: Mapping[str, Any]) -> str:
     facts["hours"] = f"{used:,.0f}" + (f" of {float(given):,.0f}" if given is not None else "")
     facts["expected_gain"] = _number(plan.get("total_expected_gain", table["expected_gain"].sum()))
     if plan.get("team_price") is not None:
-        facts["team_price"] = f"{_number(plan['team_price'])} per hour"
-        reps = [float(v) for v in (plan.get("rep_price") or {}).values() if v is not None and v > 0]
-        if reps and not float(plan["team_price"]) > 0:  # the reps' capacities bind, not the team's hours
-            low, high = min(reps), max(reps)
-            span = _number(low) if low == high else f"{_number(low)} to {_number(high)}"
-            facts["team_price"] = f"{span} per hour of a rep at capacity (the team's total is not the limit)"
+        text = last_hour(plan)  # the reps' prices when their capacities bind, not the team's hours
+        facts["team_price"] = text if rep_price_span(plan) else f"{text} per hour"
     if plan.get("floor_cost"):
         facts["floor_cost"] = f"{_number(plan['floor_cost'])} of gain"
     for key, value in summary.items():

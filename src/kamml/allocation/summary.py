@@ -1,0 +1,46 @@
+"""The plan's value of the last hour in words, shared by the console lines and the report.
+
+When the reps' capacities bind and the team's total does not, the team's price (lambda) is 0: an extra
+team hour is worth nothing, while an hour more for a rep at capacity is worth that rep's price. Saying
+"the value of the last hour is 0" there told a manager that more hours were worthless.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["amount", "last_hour", "rep_price_span"]
+
+
+def amount(value: Any) -> str:
+    """A figure as a person reads it: thousands separators, never an exponent; "n/a" when missing."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    if not math.isfinite(x):
+        return "n/a"
+    if x == 0 or abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:,.{max(0, 2 - math.floor(math.log10(abs(x))))}f}"  # three significant digits
+
+
+def rep_price_span(plan: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The lowest and highest price of the reps at capacity when they, not the team's total, bind."""
+    team = plan.get("team_price")
+    reps = [float(v) for v in (plan.get("rep_price") or {}).values() if v is not None and float(v) > 0]
+    if not reps or team is None or float(team) > 0:
+        return None
+    return min(reps), max(reps)
+
+
+def last_hour(plan: Mapping[str, Any]) -> str:
+    """The value of the last hour: the team's price, or the span of the prices of the reps at capacity."""
+    span = rep_price_span(plan)
+    if span is None:
+        return amount(plan.get("team_price"))
+    low, high = span
+    shown = amount(low) if low == high else f"{amount(low)} to {amount(high)}"
+    return f"{shown} per hour of a rep at capacity (the team's total is not the limit)"

@@ -139,18 +139,19 @@ def main() -> None:
 
 def _print_response(world: synthetic.World, response: EffortResponse, scored: pd.DataFrame) -> None:
     """The fitted effort response beside the world's true effort scales (median, rank agreement)."""
-    k = world.truth["effort_scale"].to_numpy(float)
+    k = world.horizon_effort_scale(int(response.horizon_days or 180))  # the true k over the horizon
     fitted_k = scored.set_index("account_id")["effort_scale"].reindex(world.truth["account_id"])
     rank = spearmanr(fitted_k.to_numpy(float), k, nan_policy="omit")[0]
     d = response.diagnostics
     print(
-        f"effort response ({response.source}): scale {response.scale:.3f} h at value "
+        f"effort response ({response.source}): scale {response.scale:.3f} h over the horizon "
+        f"({d.get('scale_per_period', float('nan')):.3f} h per period) at value "
         f"{response.reference_value or float('nan'):.1f} per {response.horizon_days} days, exponent "
         f"{response.exponent:.3f}, uplift {response.uplift or float('nan'):.3f} "
         f"(se log scale {d.get('se_log_scale', float('nan')):.3f}, se exponent "
         f"{d.get('se_exponent', float('nan')):.3f}; naive fit without controls: scale "
         f"{d.get('naive_scale', float('nan')):.3f}, exponent {d.get('naive_exponent', float('nan')):.3f}); "
-        f"world: median k {np.median(k):.3f}"
+        f"world: median k over the horizon {np.median(k):.3f}"
     )
     print(
         f"size term: {d.get('size_term')}, size exponent {response.size_exponent:.3f} "

@@ -32,10 +32,10 @@ def test_last_hour_names_the_reps_prices_when_they_bind():
     assert bound["team_price"] == 0
     low, high = rep_price_span(bound)
     assert 0 < low <= high
-    assert (
-        last_hour(bound)
-        == f"{amount(low)} to {amount(high)} per hour of a rep at capacity (the team's total is not the limit)"
+    expected = (
+        f"{amount(low)} to {amount(high)} per hour of a rep at capacity (the team's total is not the limit)"
     )
+    assert last_hour(bound) == expected
     team = allocate(scores, 20, AllocationConfig()).attrs["allocation"]
     assert rep_price_span(team) is None
     assert last_hour(team) == amount(team["team_price"])

@@ -281,7 +281,9 @@ def test_expected_value_is_linear_in_u(world):
     rng = np.random.default_rng(0)
     hours = rng.gamma(1.0, 5.0, world.n_accounts)
     ev = world.expected_value(180, hours)
-    u = -np.expm1(-hours / world.truth["effort_scale"].to_numpy())
+    k = world.horizon_effort_scale(180)
+    np.testing.assert_allclose(k, world.truth["effort_scale"].to_numpy() * 180 / (365.25 / 4))
+    u = -np.expm1(-hours / k)
     t = world.truth
     np.testing.assert_allclose(
         ev["value"], t["expected_value"] + u * (t["expected_value_served"] - t["expected_value"])

@@ -364,7 +364,7 @@ def test_recovers_a_known_response_when_hours_are_random(exponent):
     assert d["periods"] == 8
     # the value measure is size x a noisy order rate, so k in value units is flatter than in size units;
     # the median account's k is still the scale: tolerances are about three standard errors
-    assert abs(np.log(response.scale / 2.0)) < 3 * d["se_log_scale"] + 0.05
+    assert abs(np.log(d["scale_per_period"] / 2.0)) < 3 * d["se_log_scale"] + 0.05
     assert response.exponent == pytest.approx(exponent * 0.8, abs=max(3 * d["se_exponent"], 0.1))
     assert response.uplift == pytest.approx(0.5, abs=0.1)
     assert d["lr_pvalue"] < 1e-6
@@ -382,7 +382,7 @@ def test_recovers_the_size_exponent_when_account_sizes_are_given():
     assert response.size_column == "size"
     assert response.size_exponent == pytest.approx(0.5, abs=max(3 * d["se_size_exponent"], 0.1))
     assert response.exponent < 0.15
-    assert abs(np.log(response.scale / 2.0)) < 3 * d["se_log_scale"] + 0.1
+    assert abs(np.log(d["scale_per_period"] / 2.0)) < 3 * d["se_log_scale"] + 0.1
     assert response.size_reference == pytest.approx(np.nanmedian(accounts["size"]), rel=0.2)
     same = accounts.assign(size=1.0)  # one size for all: nothing to learn, no size term
     flat = fit_effort_response(tx, act, CUTOFF, accounts=same, size_column="size")
@@ -471,7 +471,9 @@ def test_recovers_the_synthetic_worlds_response_despite_its_confounded_sales_pol
     log_k = np.log(panel["account_id"].map(truth["effort_scale"]).to_numpy())
     log_value = np.log(panel["value"].to_numpy() / response.reference_value)
     slope, intercept = np.polyfit(log_value, log_k, 1)
-    assert response.scale == pytest.approx(np.exp(intercept), rel=0.3)
+    assert response.diagnostics["scale_per_period"] == pytest.approx(np.exp(intercept), rel=0.3)
+    # the plan's hours are over the 180-day horizon: the scale is the quarter's times 180 / 91.3
+    assert response.scale == pytest.approx(response.diagnostics["scale_per_period"] * 180 / (365.25 / 4))
     assert response.exponent == pytest.approx(slope, abs=0.1)
     uplift = panel["account_id"].map(truth["uplift_purchase"]).mean()
     assert response.uplift == pytest.approx(uplift, abs=0.08)

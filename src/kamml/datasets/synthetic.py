@@ -40,8 +40,11 @@ Sales effort (the exact response the allocation assumes)
     known, partly random policy (more to bigger and recently active accounts, an onboarding boost, each
     rep's intensity, lognormal noise, random zero periods and rep absences) and are logged as activities
     (calls, emails, meetings, demos, front-loaded in the quarter). In the future the whole horizon is one
-    period: with h hours, E[V](h) = V0 + (V1 - V0) u exactly, so the true gain of h hours is
-    ``stake x (1 - exp(-h / k))`` with stake = V1 - V0, the shape kamml's optimizer assumes.
+    period whose effort scale is k x horizon / period (`World.horizon_effort_scale`): the same hours
+    spread over a longer time serve an account less surely (for a 180-day horizon, twice a quarter's k,
+    as the quarters' own responses to half the hours each give to first order). With h hours,
+    E[V](h) = V0 + (V1 - V0) u exactly, u = 1 - exp(-h / k_horizon), so the true gain of h hours is
+    ``stake x (1 - exp(-h / k_horizon))`` with stake = V1 - V0, the shape kamml's optimizer assumes.
 
 Truth (`World.truth`, one row per account in account_id order; exact, no sampling)
 -----------------------------------------------------------------------------------
@@ -51,7 +54,8 @@ an oracle with the true parameters and the realised served path would give from 
 ``dropout_rate``, ``influence`` (referral rate), ``growth`` (seats added per day), ``price_factor``,
 ``price_per_seat`` (expected amount per seat of an order line), ``share_<product>`` (product mix),
 ``order_value`` (expected amount of one order at `end`, all its lines included), ``effort_scale`` (k,
-hours) and ``uplift_purchase`` / ``uplift_dropout`` / ``uplift_referral``.
+hours in one planning period of the history) and ``uplift_purchase`` / ``uplift_dropout`` /
+``uplift_referral``.
 
 Future values over ``horizon_days`` (default 180) from `end`, in closed form (seasonal segments, survival
 from the known state, expected seats ``seats + growth t``):
@@ -189,10 +193,18 @@ class World:
             raise DataError("accounts.industry holds industries the world's parameters do not know")
         return np.asarray(codes, dtype=np.int64)
 
-    def served_probability(self, hours: np.ndarray | pd.Series | float) -> np.ndarray:
-        """Chance that `hours` serve each account (truth order): u = 1 - exp(-hours / k)."""
+    def horizon_effort_scale(self, horizon_days: int) -> np.ndarray:
+        """Each account's effort scale for hours spread over `horizon_days`: k x horizon / period.
+
+        The history's k (``truth.effort_scale``) is per planning period (``params.period_months``).
+        """
+        period_days = self.params.period_months * 365.25 / 12
+        return np.asarray(self.truth["effort_scale"].to_numpy() * (horizon_days / period_days), dtype=float)
+
+    def served_probability(self, hours: np.ndarray | pd.Series | float, horizon_days: int) -> np.ndarray:
+        """Chance that `hours` over the horizon serve each account (truth order): 1 - exp(-h / k_horizon)."""
         h = self._hours(hours)
-        return -np.expm1(-h / self.truth["effort_scale"].to_numpy())
+        return -np.expm1(-h / self.horizon_effort_scale(horizon_days))
 
     def expected_value(self, horizon_days: int, hours: np.ndarray | pd.Series | float = 0.0) -> pd.DataFrame:
         """Exact expected value per account over `horizon_days` from `end`, given `hours` of effort.
@@ -209,10 +221,10 @@ class World:
         -------
         pandas.DataFrame
             account_id, value (own rows), referral_value (rows of accounts referred in the horizon), total.
-            Each is exactly ``unserved + u x (served - unserved)`` with u = 1 - exp(-hours / k).
+            Each is exactly ``unserved + u x (served - unserved)`` with u = 1 - exp(-hours / k_horizon).
         """
         vals = self._values(horizon_days)
-        u = self.served_probability(hours)
+        u = self.served_probability(hours, horizon_days)
         value = vals["v0"] + u * (vals["v1"] - vals["v0"])
         referral = vals["r0"] + u * (vals["r1"] - vals["r0"])
         return pd.DataFrame(
@@ -244,7 +256,8 @@ class World:
         Returns
         -------
         pandas.DataFrame
-            account_id, stake, effort_scale (k, hours), retention, growth, referral.
+            account_id, stake, effort_scale (k for hours over the horizon, `horizon_effort_scale`),
+            retention, growth, referral.
         """
         w = _weights(weights)
         vals = self._values(horizon_days)
@@ -256,7 +269,7 @@ class World:
             {
                 "account_id": self.truth["account_id"].to_numpy(),
                 "stake": stake,
-                "effort_scale": self.truth["effort_scale"].to_numpy(),
+                "effort_scale": self.horizon_effort_scale(horizon_days),
                 "retention": retention,
                 "growth": growth,
                 "referral": referral,
@@ -275,7 +288,7 @@ class World:
         with no hours. `hours` as in `expected_value`.
         """
         stake = self.stake_and_scale(horizon_days, weights)["stake"].to_numpy()
-        return float(np.sum(stake * self.served_probability(hours)))
+        return float(np.sum(stake * self.served_probability(hours, horizon_days)))
 
     def simulate_future(
         self,
@@ -323,7 +336,14 @@ class World:
         t_end = _days(self.end - self.start)
         rng = np.random.default_rng(seed)
         value, referral = simulate_future(
-            rng, self.params, self.start, t_end, horizon_days, state, self.served_probability(hours), n_runs
+            rng,
+            self.params,
+            self.start,
+            t_end,
+            horizon_days,
+            state,
+            self.served_probability(hours, horizon_days),
+            n_runs,
         )
         n = self.n_accounts
         return pd.DataFrame(

@@ -31,8 +31,8 @@ period t given h hours is, by maximum (Poisson quasi-) likelihood::
     E[orders_it | h] = exp(x_it' beta) * (1 + uplift * (1 - exp(-h_it / k_it)))
     k_it = scale * (value_it / reference_value) ** exponent * (size_i / size_reference) ** size_exponent
 
-``reference_value`` is the median trailing value of the panel, so `scale` is the effort scale of the
-median account in hours per planning period. The size term is fitted when the accounts table gives a
+``reference_value`` is the median trailing value of the panel, so the fitted scale is the effort scale
+of the median account in hours per planning period. The size term is fitted when the accounts table gives a
 numeric size (``allocation.effort_size_column``, default ``size``): what it takes to serve an account
 follows its size (people, sites) more than its spend, which measures size with noise. Size then joins
 the baseline too (a quadratic in log size: it drives both the hours planned and the orders). Only the
@@ -53,6 +53,15 @@ what is left of the variation in hours (the rep's workload and absences, plan no
 taken as unrelated to the account's orders, and it identifies the response. What this cannot remove:
 hours that react within the period to the account's own orders (a visit after an order), and effort
 targeted on information that the transactions do not show. Hours from after the cutoff are never read.
+
+From a period to the horizon
+----------------------------
+The plan gives each account hours over the whole horizon (``time.horizon_days``), while k is fitted on
+hours per planning period. Hours spread over the horizon's H / P periods put h x P / H into each, and
+each period's response to them is ``1 - exp(-(h P / H) / k)``: so the response's `scale` is the fitted
+one times H / P (``diagnostics["scale_per_period"]`` keeps the fitted one). For the default 180-day
+horizon and quarters that doubles k; applying a quarter's k to half a year's hours overstated the gain
+of the plan by half and spread its hours as if every account saturated twice as fast.
 
 The test that hours have an effect at all is a likelihood ratio against the fit without effort, scaled
 by the Pearson dispersion and referred to a chi-square with 3 degrees of freedom (4 with the size term):
@@ -141,16 +150,18 @@ class EffortResponse:
     """The effort scale of every account as a function of its value (and size): fitted or fixed.
 
     ``k = scale * (clv / reference_value) ** exponent * (size / size_reference) ** size_exponent``,
-    clipped to ``[clip[0], clip[1]] * scale``: the hours in a planning period that move 63 % of an
-    account's value at stake. The size term is there only when the fit had an account-size column
-    (`size_column`, an attribute of the accounts table); an account without a positive size counts as
-    of the reference size. A fixed response (no reference value) uses the median positive clv of the
-    accounts scored instead, the rule of `kamml.allocation.stake.effort_scale`.
+    clipped to ``[clip[0], clip[1]] * scale``: the hours over the horizon that move 63 % of an
+    account's value at stake (a fit's per-period k times horizon / period, module docs). The size
+    term is there only when the fit had an account-size column (`size_column`, an attribute of the
+    accounts table); an account without a positive size counts as of the reference size. A fixed
+    response (no reference value) uses the median positive clv of the accounts scored instead, the rule
+    of `kamml.allocation.stake.effort_scale`.
 
     Attributes
     ----------
     scale : float
-        Effort scale in hours of an account worth `reference_value` (the median account of the fit).
+        Effort scale in hours over the horizon of an account worth `reference_value` (the median
+        account of the fit).
     exponent : float
         How fast k grows with value (0: the same k for all).
     reference_value : float or None
@@ -336,9 +347,14 @@ class EffortResponse:
         growth = "the same at any value"
         if self.exponent:
             growth = f"growing with value to the power {self.exponent:.2g}"
-        shape = f"k = {self.scale:.3g} h at the median account of the fit, {growth}"
+        horizon = f" over the {self.horizon_days}-day horizon" if self.horizon_days else ""
+        where = "the median account of the fit" if self.reference_value else "the median account scored"
+        shape = f"k = {self.scale:.3g} h{horizon} at {where}, {growth}"
         if self.size_exponent:
             shape += f" and with size to the power {self.size_exponent:.2g}"
+        per_period = self.diagnostics.get("scale_per_period")
+        if per_period is not None and self.period_months:
+            shape += f" ({float(per_period):.3g} h per {self.period_months}-month period)"
         if self.source == "fixed":
             why = f" ({self.reason})" if self.reason else ""
             return f"fixed rule{why}: {shape}; growth weight from the config (0.3 under auto)"
@@ -700,9 +716,14 @@ def fit_effort_response(
         )
     served = int(panel.loc[panel["hours"] > 0, "account_id"].nunique())
     if served < MIN_ACCOUNTS_WITH_HOURS:
+        sampled = (
+            f" of the {max_accounts:,} accounts sampled (models.max_training_accounts)"
+            if max_accounts is not None and every > max_accounts
+            else ""
+        )
         raise DataError(
-            f"effort response: hours are logged on {served} accounts before {cut.date()}; at least "
-            f"{MIN_ACCOUNTS_WITH_HOURS} are needed (a few accounts' many periods give no precision)"
+            f"effort response: hours are logged on {served} accounts{sampled} before {cut.date()}; at "
+            f"least {MIN_ACCOUNTS_WITH_HOURS} are needed (a few accounts' many periods give no precision)"
         )
     if panel["hours"].nunique() < 3:
         raise DataError("effort response: the hours logged per account and period do not vary")
@@ -746,8 +767,11 @@ def fit_effort_response(
             "did not converge" if not fit["converged"] else "put the scale at the edge of its range",
             fit["scale"],
         )
+    periods = horizon_days / (period_months * 365.25 / 12)  # planning periods in the horizon
+    diagnostics["scale_per_period"] = fit["scale"]
+    diagnostics["horizon_periods"] = periods
     response = EffortResponse(
-        scale=fit["scale"],
+        scale=fit["scale"] * periods,
         exponent=fit["exponent"],
         reference_value=fit["reference_value"],
         size_column=size_column if fit["size_exponent"] != 0 else None,
@@ -761,10 +785,14 @@ def fit_effort_response(
         diagnostics=diagnostics,
     )
     logger.info(
-        "effort response from %d account-periods: scale %.3g h (median account), exponent %.3g, "
-        "uplift %.3g, size exponent %.3g; naive fit without controls: scale %.3g h, exponent %.3g",
+        "effort response from %d account-periods: scale %.3g h over the %d-day horizon (%.3g h per "
+        "%d-month period; median account), exponent %.3g, uplift %.3g, size exponent %.3g; naive fit "
+        "without controls: scale %.3g h per period, exponent %.3g",
         len(panel),
         response.scale,
+        int(horizon_days),
+        fit["scale"],
+        int(period_months),
         response.exponent,
         fit["uplift"],
         response.size_exponent,
@@ -836,6 +864,11 @@ def fit_effort_response_from_data(
     clip = (float(alloc.effort_clip[0]), float(alloc.effort_clip[1]))
     configured = config_rule(alloc)
     if configured is not None:
+        if alloc.weights.get("growth") == "auto":
+            logger.info(
+                "allocation.effort_scale is a number, so no response is fitted: the growth weight "
+                "'auto' falls back to the fixed one, 0.3 (no fitted uplift)"
+            )
         return configured
     if data.activities is None:
         reason = "no activities table: the effort response cannot be estimated"

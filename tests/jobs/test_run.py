@@ -55,7 +55,7 @@ def test_every_output_is_written_and_logged_on_the_run(job):
     assert manifest["cutoff"] == str(result.training.scoring_cutoff.date())
     report = (cfg.output.dir / "report.html").read_text()
     assert "Effort response (hours that move an account)" in report  # which k the plan rests on
-    assert "h at the median account" in report
+    assert "at the median account" in report  # k = ... h (over the horizon) at the median account ...
     csv_bytes = (cfg.output.dir / "allocation.csv").read_bytes()
     assert manifest["files"]["allocation.csv"]["sha256"] == hashlib.sha256(csv_bytes).hexdigest()
 

@@ -253,3 +253,18 @@ def test_no_drivers_column_and_no_referral_column():
 
 def test_reasons_of_an_empty_frame():
     assert reason_codes(frame().iloc[:0]).tolist() == []
+
+
+def test_an_account_with_nothing_at_stake_is_in_the_last_tier():
+    """Where most accounts had nothing at stake, one of them was "strategic" by its id alone."""
+    from kamml.allocation import allocate
+    from kamml.config import AllocationConfig
+
+    nothing = pd.DataFrame({"account_id": range(5), "clv": 0.0, "p_churn": 0.2})
+    plan = allocate(nothing, 10, AllocationConfig(floor_hours=0.25))
+    assert set(plan["tier"]) == {"nurture"}
+    some = pd.DataFrame({"account_id": range(10), "clv": [500.0, 300.0] + [0.0] * 8, "p_churn": 0.2})
+    tiers = allocate(some, 10, AllocationConfig()).set_index("account_id")["tier"]
+    assert tiers.loc[0] == "strategic"
+    assert set(tiers.loc[2:]) == {"nurture"}
+    assert assign_tiers([1, 2, 3], stake=[0.0, np.nan, 1.0]).tolist() == ["nurture", "nurture", "nurture"]

@@ -316,3 +316,12 @@ def test_reps_at_capacity_floors_and_an_infeasible_start_are_said(tmp_path):
     assert "Cost of the minimum touches" in text
     assert f"{plan['floor_cost']:,.0f} of gain" in text
     assert "cannot give every active account its minimum touch" in text
+
+
+def test_small_hours_are_not_rounded_away(tmp_path):
+    """The header read "1 of 10" for 1.25 of 10 hours and the 0.25 h touch showed as 0.2."""
+    s = pd.DataFrame({"account_id": range(5), "clv": [0.0] * 5, "p_churn": 0.2})
+    table = allocate(s, hours=10.0, config=AllocationConfig(floor_hours=0.25))
+    page = parse(render_report(tmp_path / "r.html", allocation=table, top=5))
+    assert "1.25 of 10.00" in page.all_text
+    assert "0.25" in page.all_text.split("Top 5 accounts")[1]

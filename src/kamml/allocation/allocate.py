@@ -814,7 +814,7 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
         {
             "account_id": account_id,
             "rank": rank,
-            "tier": assign_tiers(tier_rank, cfg.tiers),
+            "tier": assign_tiers(tier_rank, cfg.tiers, stake),
             "stake": stake,
             "recommended_hours": res.hours,
             "expected_gain": res.gain,

@@ -117,11 +117,15 @@ def check_tiers(tiers: Mapping[str, float] | None) -> list[tuple[str, float]]:
         raise ConfigError(str(exc)) from None
 
 
-def assign_tiers(rank: npt.ArrayLike, tiers: Mapping[str, float] | None = None) -> npt.NDArray[np.object_]:
+def assign_tiers(
+    rank: npt.ArrayLike, tiers: Mapping[str, float] | None = None, stake: npt.ArrayLike | None = None
+) -> npt.NDArray[np.object_]:
     """Tier of each account from its rank: the first tier whose cumulative share covers the rank.
 
     A tier with share s holds the accounts ranked up to ``ceil(s * n)`` (so with any accounts at all the
-    best tier is never empty); the last tier, with share 1, reaches the last account.
+    best tier is never empty); the last tier, with share 1, reaches the last account. An account with
+    nothing at stake (`stake` 0) is in the last tier whatever its rank: where most accounts had none,
+    one of them was "strategic" by its id alone.
 
     Parameters
     ----------
@@ -129,6 +133,8 @@ def assign_tiers(rank: npt.ArrayLike, tiers: Mapping[str, float] | None = None) 
         Ranks 1..n (1 = best), as from `rank_accounts`.
     tiers : mapping, optional
         Tier name -> cumulative share of accounts; `DEFAULT_TIERS` when omitted.
+    stake : array-like of shape (n,), optional
+        Value at stake per account: 0 (or NaN) puts the account in the last tier.
 
     Returns
     -------
@@ -147,6 +153,8 @@ def assign_tiers(rank: npt.ArrayLike, tiers: Mapping[str, float] | None = None) 
     # the small epsilon keeps 0.2 * 10 = 2.0000000000000004 at 2 accounts
     limits = np.ceil(np.array([share for _, share in pairs]) * n - 1e-9)
     index = np.minimum(np.searchsorted(limits, r, side="left"), len(pairs) - 1)
+    if stake is not None:
+        index = np.where(np.asarray(stake, dtype=float) > 0, index, len(pairs) - 1)
     names = np.array([name for name, _ in pairs], dtype=object)
     return np.asarray(names[index], dtype=object)
 

@@ -219,7 +219,9 @@ def _header(title: str, table: pd.DataFrame, summary: Mapping[str, Any]) -> str:
     facts["accounts"] = f"{n:,}" + (f" ({int(active):,} active)" if active is not None else "")
     used = float(plan.get("hours_used", table["recommended_hours"].sum()))
     given = plan.get("hours")
-    facts["hours"] = f"{used:,.0f}" + (f" of {float(given):,.0f}" if given is not None else "")
+    whole = used >= 100 and (given is None or float(given) >= 100)  # "1 of 10" hid 1.25 of 10
+    digits = 0 if whole else 2
+    facts["hours"] = f"{used:,.{digits}f}" + (f" of {float(given):,.{digits}f}" if given is not None else "")
     facts["expected_gain"] = _number(plan.get("total_expected_gain", table["expected_gain"].sum()))
     if plan.get("team_price") is not None:
         text = last_hour(plan)  # the reps' prices when their capacities bind, not the team's hours
@@ -254,7 +256,7 @@ def _top_accounts(table: pd.DataFrame, top: int) -> str:
             _td(_integer(r["rank"]), numeric=True),
             _td(_e(_text(r["account_id"]))),
             _td(_e(_text(r["tier"]))),
-            _td(_e(_number(r["recommended_hours"], 1)), numeric=True),
+            _td(_e(_number(r["recommended_hours"], 2)), numeric=True),  # a 0.25 h touch read 0.2
             _td(_e(_number(r["expected_gain"])), numeric=True),
             _td(_reasons(r.get("reasons"))),
         ]

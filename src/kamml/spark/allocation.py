@@ -590,6 +590,8 @@ class _Plan:
         tier = F.lit(pairs[-1][0])
         for (name, _), limit in reversed(list(zip(pairs[:-1], limits[:-1], strict=True))):
             tier = F.when(tier_rank <= F.lit(int(limit)), F.lit(name)).otherwise(tier)
+        # nothing at stake: the last tier whatever the rank (`kamml.allocation.tiers.assign_tiers`)
+        tier = F.when(F.col("stake") > 0, tier).otherwise(F.lit(pairs[-1][0]))
         table = ordered.withColumn("tier", tier).select(*ALLOCATION_COLUMNS)
         used = float(sum(float(r["h"] or 0.0) for r in counts))
         total = float(sum(float(r["g"] or 0.0) for r in counts))

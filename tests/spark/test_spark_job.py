@@ -164,6 +164,17 @@ def test_parquet_parts_with_differing_schemas(spark, tmp_path):
     assert len(load_data({"transactions": widened}, Config()).to_pandas("transactions")) == 4
     with pytest.raises(DataError, match=r"disagree on column account_id's type: .*a\.parquet has int32"):
         load_data({"transactions": widened}, spark_config(Config()))
+    # dictionary-encoded and large text are text to Spark: they merge
+    encoded = tmp_path / "encoded"
+    encoded.mkdir()
+    pq.write_table(
+        later.set_column(3, "product", pa.array(["a", "b"]).dictionary_encode()), encoded / "a.parquet"
+    )
+    pq.write_table(
+        later.set_column(3, "product", pa.array(["c", "d"], pa.large_string())), encoded / "b.parquet"
+    )
+    read = load_data({"transactions": encoded}, spark_config(Config())).to_pandas("transactions")
+    assert sorted(read["product"]) == ["a", "b", "c", "d"]
 
 
 @pytest.mark.slow

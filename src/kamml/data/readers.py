@@ -307,13 +307,25 @@ def _check_spark_can_merge(files: list[Path], schemas: list[pa.Schema], name: st
     seen: dict[str, tuple[pa.DataType, Path]] = {}
     for path, schema in zip(files, schemas, strict=True):
         for field_ in schema:
-            first = seen.setdefault(field_.name, (field_.type, path))
-            if first[0] != field_.type:
+            kind = _spark_kind(field_.type)
+            first = seen.setdefault(field_.name, (kind, path))
+            if first[0] != kind:
                 raise DataError(
                     f"{name}: the Parquet parts disagree on column {field_.name}'s type: {first[1]} has "
-                    f"{first[0]}, {path} has {field_.type}; Spark cannot merge them: rewrite the parts with "
+                    f"{first[0]}, {path} has {kind}; Spark cannot merge them: rewrite the parts with "
                     "one schema (the DuckDB engine reads them as one)"
                 )
+
+
+def _spark_kind(kind: pa.DataType) -> pa.DataType:
+    """An Arrow type as Spark reads it: dictionary-encoded and large text are plain text to Spark."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_large_string(kind):
+        return pa.string()
+    if pa.types.is_large_binary(kind):
+        return pa.binary()
+    return kind
 
 
 def _known_timestamps(table: ir.Table) -> ir.Table:

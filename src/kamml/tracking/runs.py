@@ -21,6 +21,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 import yaml
+from mlflow.exceptions import MlflowException
 
 from kamml.config import Config, FeaturesConfig
 from kamml.errors import ModelError
@@ -50,16 +51,24 @@ def close_abandoned_runs(experiment: str) -> list[str]:
     no longer alive are closed; a run of a live process, or of another machine, is left alone.
     """
     host = socket.gethostname()
-    found = mlflow.search_runs(
-        experiment_ids=[experiment],
-        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
-        output_format="list",
-    )
-    closed = []
+    closed: list[str] = []
+    try:
+        found = mlflow.search_runs(
+            experiment_ids=[experiment],
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+            output_format="list",
+        )
+    except MlflowException as exc:  # a tidy-up: never the reason a training run fails
+        log.warning("could not look for MLflow runs left RUNNING by killed jobs: %s", exc.message)
+        return closed
     for run in found:
         pid = run.data.tags.get(PID_TAG, "")
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            mlflow.MlflowClient().set_terminated(run.info.run_id, status="KILLED")
+            try:
+                mlflow.MlflowClient().set_terminated(run.info.run_id, status="KILLED")
+            except MlflowException as exc:
+                log.warning("could not mark MLflow run %s KILLED: %s", run.info.run_id, exc.message)
+                continue
             closed.append(run.info.run_id)
             log.warning(
                 "MLflow run %s was left RUNNING by process %s, which has gone: marked KILLED",

@@ -177,6 +177,39 @@ def test_parquet_parts_with_differing_schemas(spark, tmp_path):
     assert sorted(read["product"]) == ["a", "b", "c", "d"]
 
 
+def test_messy_csv_reads_and_fails_as_on_duckdb(spark, tmp_path):
+    """Doubled quotes and backslashes read as text; a short row is a DataError; inf is not a finite
+    number (Ibis compiled isinf() to false on Spark); examples are the same (ordered before the limit)."""
+
+    def load_both(text: str) -> list:
+        folder = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "transactions.csv").write_text(text)
+        out = []
+        for cfg in (Config(), spark_config(Config())):
+            try:
+                out.append(load_data(folder, cfg))
+            except (DataError, SchemaError) as exc:
+                out.append(exc)
+        return out
+
+    duck, on_spark = load_both(
+        'account_id,ts,amount,product\n1,2024-01-05,10,"24"" monitor, black"\n2,2024-01-06,5,"C:\\dir\\"\n'
+    )
+    assert on_spark.to_pandas("transactions")["product"].tolist() == ['24" monitor, black', "C:\\dir\\"]
+    assert duck.to_pandas("transactions")["product"].tolist() == ['24" monitor, black', "C:\\dir\\"]
+    duck, on_spark = load_both("account_id,ts,amount,product\n1,2024-01-05,10\n")
+    assert isinstance(duck, DataError)
+    assert isinstance(on_spark, DataError)
+    assert "Malformed CSV record" in str(on_spark)
+    duck, on_spark = load_both("account_id,ts,amount\n1,2024-01-05,10\n2,2024-01-06,inf\n")
+    assert [str(p) for p in on_spark.problems] == [str(p) for p in duck.problems]
+    assert "not a finite number" in str(on_spark)
+    refunds = "".join(f"{i},2024-01-{i:02d},-{i}\n" for i in range(1, 10))
+    duck, on_spark = load_both("account_id,ts,amount\n" + refunds + "1,2024-02-01,50\n")
+    assert [str(n) for n in on_spark.quality.notes] == [str(n) for n in duck.quality.notes]
+
+
 @pytest.mark.slow
 def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
     from kamml.spark import allocate_spark, score_spark

@@ -366,14 +366,18 @@ def _load(
         assert result.max_ts is not None  # an empty transactions table is a hard problem
         end, end_source = result.max_ts.floor("D") + pd.Timedelta(days=1), "the last transaction"
     tables = dict(result.tables)
-    if materialize:
-        for name in sorted(result.costly):
-            tables[name] = _cache(tables[name], name)
-    notes = result.notes + relationship_notes(
-        tables["transactions"], tables.get("accounts"), tables.get("referrals"), tables.get("activities")
-    )
-    notes += amount_notes(tables["transactions"])
-    notes += gap_notes(tables["transactions"]) + hours_notes(tables.get("activities"))
+    try:  # the first whole scan of a lazily read file may be here (Spark): a bad row is a reading error
+        if materialize:
+            for name in sorted(result.costly):
+                tables[name] = _cache(tables[name], name)
+        notes = result.notes + relationship_notes(
+            tables["transactions"], tables.get("accounts"), tables.get("referrals"), tables.get("activities")
+        )
+        notes += amount_notes(tables["transactions"])
+        notes += gap_notes(tables["transactions"]) + hours_notes(tables.get("activities"))
+    except backend_errors() as exc:
+        failure = engine_failure(exc)
+        raise failure or DataError(f"cannot read the input tables: {engine_message(exc)}") from None
     _check_ids_meet(notes, result.stats)
     report = QualityReport(result.stats, notes, end, end_source)
     log.info(

@@ -240,6 +240,7 @@ _USEFUL = (
     "line:",
     "not utf-8",
     "maximum line size",
+    "malformed csv record",
 )
 _SHOWN_CHARS = 200
 
@@ -411,8 +412,18 @@ def _read_csv(
                 escape='"',
             )
         elif backend.name == "pyspark":
+            # RFC 4180 as on DuckDB: a quote inside a quoted field is doubled ("24"" monitor"), and a
+            # backslash is text; Spark's default escape is the backslash. Quoted line breaks need
+            # multiLine, which reads each file in one task, so they are not read here (docs/spark.md).
             table = backend.read_csv(
-                paths, table_name=_temp_name(name), header=True, inferSchema=False, sep=delim, mode="FAILFAST"
+                paths,
+                table_name=_temp_name(name),
+                header=True,
+                inferSchema=False,
+                sep=delim,
+                quote='"',
+                escape='"',
+                mode="FAILFAST",
             )
         else:
             table = backend.read_csv(paths, table_name=_temp_name(name))

@@ -210,6 +210,30 @@ def test_messy_csv_reads_and_fails_as_on_duckdb(spark, tmp_path):
     assert [str(n) for n in on_spark.quality.notes] == [str(n) for n in duck.quality.notes]
 
 
+def test_the_spark_writers_refuse_to_write_over_their_inputs(spark, tmp_path):
+    """The CLI checked this; the Python API wrote scores into the activities' folder, and the allocation
+    over the scores it had read."""
+    from kamml.spark import allocate_spark, score_spark
+
+    scores = tmp_path / "scores.parquet"
+    random_scores(50, seed=2).to_parquet(scores)
+    with pytest.raises(DataError, match="scores"):
+        allocate_spark(scores, 10, AllocationConfig(), scores, session=spark)
+    assert len(pd.read_parquet(scores)) == 50
+    world = tmp_path / "world"
+    world.mkdir()
+    (world / "activities").mkdir()
+    random_scores(5, seed=1)[["account_id"]].assign(
+        ts=pd.Timestamp("2024-01-01"), hours=1.0, amount=1.0
+    ).to_parquet(world / "activities" / "part-0.parquet", coerce_timestamps="us")
+    random_scores(5, seed=1)[["account_id"]].assign(ts=pd.Timestamp("2024-01-01"), amount=1.0).to_parquet(
+        world / "transactions.parquet", coerce_timestamps="us"
+    )
+    data = load_data(world, spark_config(Config()))
+    with pytest.raises(DataError, match="activities"):
+        score_spark("models:/nothing@none", data, data.end, world / "activities" / "scores.parquet")
+
+
 @pytest.mark.slow
 def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
     from kamml.spark import allocate_spark, score_spark

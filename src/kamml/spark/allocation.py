@@ -64,7 +64,14 @@ from kamml.allocation.tiers import check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import json_text
-from kamml.spark.session import abandon_path, remove_path, spark_session, temp_sibling, write_atomic
+from kamml.spark.session import (
+    abandon_path,
+    check_not_local_input,
+    remove_path,
+    spark_session,
+    temp_sibling,
+    write_atomic,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -155,6 +162,7 @@ def allocate_spark(
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
     if isinstance(scores, str | Path):
         _check_local_scores(str(scores))  # before a session starts: a mistyped path fails at once
+        check_not_local_input(out_dir, {"scores": scores})  # writing over the scores lost them
     spark = session or spark_session(config if isinstance(config, Config) else None)
     frame = read_scores_spark(spark, scores) if isinstance(scores, str | Path) else scores
     target = str(out_dir)

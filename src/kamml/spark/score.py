@@ -34,7 +34,7 @@ from kamml.features._context import as_cutoff, check_scoring_cutoff
 from kamml.features.build import settle_frame
 from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS, explain_priority
 from kamml.models.bundle import ModelBundle
-from kamml.spark.session import features_frame, spark_session, to_spark, write_atomic
+from kamml.spark.session import check_not_local_input, features_frame, spark_session, to_spark, write_atomic
 from kamml.tracking import LoadedModel, resolve_model
 from kamml.tracking.pyfunc import score_frame
 
@@ -239,6 +239,10 @@ def score_spark(
         to rounding), in no particular order.
     """
     t0 = time.perf_counter()
+    inputs = dict(getattr(data, "inputs", None) or {})
+    if isinstance(data, str | Path):
+        inputs["features"] = data
+    check_not_local_input(out_dir, inputs)  # before any work, as `kamml.jobs.score.score_to_file`
     frame = score_frame_spark(model, data, cutoff, config, top_drivers=top_drivers, explain_top=explain_top)
     target = write_atomic(frame, out_dir)
     log.info("scored on Spark into %s in %.1f s", target, time.perf_counter() - t0)

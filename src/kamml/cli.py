@@ -309,9 +309,16 @@ def allocate(
 
 
 def _check_spark_output(out: Path, what: str) -> None:
-    """Refuse an output not named *.parquet before any work: Spark writes a folder of Parquet parts."""
+    """Refuse, before any work, a Spark output not named *.parquet or, when local, not writable.
+
+    Spark writes a folder of Parquet parts; an unwritable place failed with a Java traceback after the job.
+    """
+    from kamml.io import check_output_dir
+
     if out.suffix.lower() != ".parquet":
         _fail(f"cannot write {out}: on Spark {what} a folder of Parquet parts (name it *.parquet)", 3)
+    if "://" not in str(out):
+        check_output_dir(out.parent)
 
 
 def _plan_line(accounts: int, plan: dict[str, Any], target: str) -> str:

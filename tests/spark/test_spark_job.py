@@ -381,6 +381,10 @@ def test_cli_allocate_on_spark_writes_only_to_a_parquet_name(spark, tmp_path):
     assert bad.exit_code == 3, bad.output  # was exit 0 and a folder of Parquet parts named a_spark.csv/
     assert "on Spark the allocation is a folder of Parquet parts (name it *.parquet)" in bad.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet", "spark.yaml"]
+    (tmp_path / "afile").write_text("")  # a file where the output's folder should be
+    unwritable = runner.invoke(app, [*base, str(tmp_path / "afile" / "a_spark.parquet")])
+    assert unwritable.exit_code == 3, unwritable.output  # was a Java traceback and exit 1 after the job
+    assert "it is a file, not a folder" in unwritable.output
     done = runner.invoke(app, [*base, str(tmp_path / "a_spark.parquet")])
     assert done.exit_code == 0, done.output
     assert len(read_parts(tmp_path / "a_spark.parquet")) == 300

@@ -198,6 +198,7 @@ def test_messy_csv_reads_and_fails_as_on_duckdb(spark, tmp_path):
     )
     assert on_spark.to_pandas("transactions")["product"].tolist() == ['24" monitor, black', "C:\\dir\\"]
     assert duck.to_pandas("transactions")["product"].tolist() == ['24" monitor, black', "C:\\dir\\"]
+    assert on_spark.to_pandas("transactions")["quantity"].dtype == np.float64  # was Decimal objects
     duck, on_spark = load_both("account_id,ts,amount,product\n1,2024-01-05,10\n")
     assert isinstance(duck, DataError)
     assert isinstance(on_spark, DataError)

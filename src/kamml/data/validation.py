@@ -841,7 +841,7 @@ def validate_tables(
         ctx = Context(keys_as_int=keys_as_int, values=plan.values)
         columns: dict[str, Any] = {k: b(ctx) for k, b in plan.builders.items()}
         if name == "transactions" and "quantity" not in columns:
-            columns["quantity"] = ibis.literal(1.0, type="float64")
+            columns["quantity"] = ibis.literal(1).cast("float64")  # Spark reads the literal 1.0 as a decimal
         order = [c.name for c in plan.spec.columns if c.name in columns]
         order += [c for c in columns if c not in order]
         selected = {c: columns[c] for c in order}

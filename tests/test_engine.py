@@ -205,3 +205,25 @@ def test_a_spark_start_failure_keeps_the_java_reason():
     assert "[INVALID_DRIVER_MEMORY] System memory 314572800 must be at least 471859200." in reason
     assert "UnifiedMemoryManager" not in reason
     assert _java_reason(RuntimeError("one line")) == "one line"
+
+
+@pytest.mark.spark
+def test_a_driver_memory_the_jvm_refuses_names_the_setting():
+    """Java's gateway message alone did not say which setting stopped the JVM (`driver_memory: 1q`)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from kamml.config import EngineConfig\n"
+        "from kamml.engine import connect\n"
+        "from kamml.errors import EngineError\n"
+        "try:\n"
+        "    connect(EngineConfig(name='spark', spark={'master': 'local[1]', 'driver_memory': '1q'}))\n"
+        "except EngineError as exc:\n"
+        "    print('ERROR', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("ERROR"))
+    assert "check engine.spark.driver_memory ('1q'" in line

@@ -258,7 +258,13 @@ def _connect_spark(engine: EngineConfig) -> ibis.BaseBackend:
         try:
             session = builder.getOrCreate()
         except Exception as exc:  # Py4J and the JVM raise many kinds; all mean "cannot start"
-            raise EngineError(f"Spark could not start ({spark.master}): {_java_reason(exc)}") from None
+            reason = _java_reason(exc)
+            if "gateway process exited" in reason.lower():  # the JVM refused its settings at launch
+                reason += (
+                    f"; the JVM did not start: check engine.spark.driver_memory ({spark.driver_memory!r}, "
+                    "e.g. '2g') and engine.spark.conf, and the Java error printed above"
+                )
+            raise EngineError(f"Spark could not start ({spark.master}): {reason}") from None
         log.info("started Spark %s on %s", session.version, spark.master)
     else:
         log.info("reusing the active Spark session (%s)", session.sparkContext.master)

@@ -267,12 +267,10 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
     if empty:
         raise DataError(f"{name}: empty file: {empty[0]}")
     problems: list[Problem] = []
-    schemas = [_parquet_schema(p, name) for p in files]
-    schema = schemas[0]
+    schema = _parquet_schema(files[0], name)
     dups = _duplicates(schema.names)
     if dups:
         problems.append(_duplicate_problem(name, dups, schema.names))
-    same_names = all(s.names == schema.names for s in schemas[1:])
     paths = [str(p) for p in files]
     try:
         if backend.name == "duckdb":
@@ -282,10 +280,13 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
                 backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
             )
         else:
+            # every part's footer, read here only: DuckDB matches the parts by name on its own
+            schemas = [schema, *(_parquet_schema(p, name) for p in files[1:])]
             _check_spark_can_merge(files, schemas, name)
             # Spark reads a folder of parts (partitioned or not) or a glob natively; it takes one part's
             # schema unless told to merge them, and then dropped the columns other parts added
             target = paths[0] if len(paths) == 1 else origin
+            same_names = all(other.names == schema.names for other in schemas[1:])
             options = {} if same_names else {"mergeSchema": "true"}
             table = backend.read_parquet(target, table_name=_temp_name(name), **options)
     except backend_errors() as exc:

@@ -231,15 +231,15 @@ def _warn_all_unseen(column: Any, codes: FloatArray, levels: list[Any], name: st
     """
     if len(codes) < UNSEEN_WARNING_ROWS or not np.isnan(codes).all():  # the usual case, at once
         return
-    given = ~pd.isna(pd.Series(np.asarray(column, dtype=object)))
-    if int(given.sum()) < UNSEEN_WARNING_ROWS:
+    given = pd.Series(np.asarray(column, dtype=object)).dropna()
+    if len(given) < UNSEEN_WARNING_ROWS:
         return
-    values = pd.Series(np.asarray(column, dtype=object))[given].astype(str).unique()[:3]
+    values = given.astype(str).unique()[:3]
     logger.warning(
         "column %r: none of its %d values is a level seen in fit (e.g. %s; fit saw %s): all are read as "
         "missing. Did its spelling or coding change?",
         name,
-        int(given.sum()),
+        len(given),
         ", ".join(map(repr, values)),
         ", ".join(map(repr, levels[:3])) + (", ..." if len(levels) > 3 else ""),
     )

@@ -450,6 +450,32 @@ def test_a_write_stopped_midway_leaves_no_hidden_folder(spark, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_a_cleanup_call_that_fails_once_is_retried_and_never_hides_the_error(spark, tmp_path, monkeypatch):
+    """An interrupt inside a Py4J call broke that connection: the cleanup's next call failed once with
+    'Answer from Java side is empty', which replaced the interrupt and left the hidden folder."""
+    from py4j.protocol import Py4JNetworkError
+    from pyspark import SparkContext
+
+    from kamml.spark.session import abandon_path
+
+    real = SparkContext.cancelAllJobs
+    calls = []
+
+    def flaky(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise Py4JNetworkError("Answer from Java side is empty")
+        return real(self)
+
+    monkeypatch.setattr(SparkContext, "cancelAllJobs", flaky)
+    hidden = tmp_path / ".out.tmp-1"
+    hidden.mkdir()
+    (hidden / "part-0.parquet").write_bytes(b"")
+    abandon_path(spark, str(hidden))  # returns: the error that stopped the write stays the caller's
+    assert len(calls) == 2
+    assert not hidden.exists()
+
+
 def test_infeasible_and_bad_scores(spark, tmp_path):
     from kamml.spark import allocate_spark
 

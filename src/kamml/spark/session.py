@@ -158,15 +158,29 @@ def abandon_path(session: SparkSession, path: str, wait_s: float = 30.0) -> None
 
     A SIGTERM reaches Python while the JVM is still writing; deleting the folder then left the running
     tasks to write their parts into it again. The jobs are cancelled and waited for (at most `wait_s`
-    seconds) before the folder is removed.
+    seconds) before the folder is removed. An interrupt that lands inside a Py4J call leaves that
+    connection broken and the next call can fail once while Py4J reconnects, so each step is tried a
+    few times; a cleanup that still fails is logged and never hides the error that stopped the write.
     """
     context = session.sparkContext
-    context.cancelAllJobs()
-    tracker = context.statusTracker()
-    deadline = time.monotonic() + wait_s
-    while tracker.getActiveJobsIds() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    remove_path(session, path)
+
+    def cancel_and_wait() -> None:
+        context.cancelAllJobs()
+        tracker = context.statusTracker()
+        deadline = time.monotonic() + wait_s
+        while tracker.getActiveJobsIds() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    for step in (cancel_and_wait, lambda: remove_path(session, path)):
+        for attempt in range(3):
+            try:
+                step()
+                break
+            except Exception as exc:  # Py4J's network errors, or the JVM's own
+                if attempt == 2:
+                    log.warning("could not clean up %s after a stopped write: %s", path, exc)
+                    return
+                time.sleep(0.5)
 
 
 def write_text(session: SparkSession, path: str, text: str) -> None:

@@ -14,8 +14,16 @@
    With ``--floor-hours`` every active account gets that minimum touch (as ``allocation.floor_hours``;
    the demo config has 0.25), and the rules and the oracle give the same floors.
 
+4. With ``--ceiling``: where the gap to the oracle is. The optimizer (same hours, floors and cap) is run
+   on stakes and scales that mix kamml's with the world's: the world's k with kamml's stakes; a growth
+   stake from the world's own expected value given the history (`expected_value_given_history`, which
+   knows every account's true rates, so about the best any model of the data can do) times the world's
+   mean purchase uplift (per-account uplifts are random draws the data do not show), with kamml's k and
+   with the world's k; the world's stakes with kamml's k. Lift is over the best of the three rules of
+   issue 6 (equal, by_revenue, top_n).
+
 Usage: python benchmarks/synthetic_quality.py [--accounts 20000] [--seed 7] [--hours-per-account 0.1 0.2 0.5]
-       [--effort-scale auto 4] [--effort-exponent 0.5] [--floor-hours 0]
+       [--effort-scale auto 4] [--effort-exponent 0.5] [--floor-hours 0] [--ceiling]
 """
 
 from __future__ import annotations
@@ -26,14 +34,15 @@ import tempfile
 import time
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy.stats import spearmanr
 
 import kamml
-from kamml.allocation import allocate, floor_hours
+from kamml.allocation import allocate, floor_hours, optimize
 from kamml.datasets import synthetic
 from kamml.errors import InfeasibleError
-from kamml.evaluation.allocation import evaluate_allocation
+from kamml.evaluation.allocation import compare_allocations, evaluate_allocation, simple_rule_hours
 from kamml.evaluation.backtest import train_bundle
 from kamml.evaluation.metrics import normalized_gini, value_metrics
 from kamml.features.build import build_past_window
@@ -55,6 +64,7 @@ def main() -> None:
     parser.add_argument("--effort-scale", type=_effort_scale, nargs="+", default=["auto"])
     parser.add_argument("--effort-exponent", type=float, nargs="+", default=[0.5])
     parser.add_argument("--floor-hours", type=float, default=0.0)
+    parser.add_argument("--ceiling", action="store_true", help="where the gap to the oracle is (4. above)")
     args = parser.parse_args()
     t0 = time.perf_counter()
     world = synthetic.generate(args.accounts, seed=args.seed, horizon_days=args.horizon)
@@ -134,7 +144,40 @@ def main() -> None:
         print(f"allocation of {per_account:g} hours per account with {label}:")
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(comparison.round(4).to_string(index=False))
+        if args.ceiling and fitted:
+            _print_ceiling(world, table, args.horizon, hours, floors, alloc_cfg.cap_hours or 40.0)
     print(f"total {time.perf_counter() - t0:.1f} s")
+
+
+def _print_ceiling(
+    world: synthetic.World, table: pd.DataFrame, horizon: int, hours: float, floors: pd.Series, cap: float
+) -> None:
+    """kamml's plan beside the optimizer on stakes and scales mixed from kamml's and the world's (4.)."""
+    ids = world.truth["account_id"].to_numpy()
+    plan = table.set_index("account_id").reindex(ids)
+    truth = world.stake_and_scale(horizon).set_index("account_id").reindex(ids)
+    given = world.truth.set_index("account_id").reindex(ids)
+    k_kamml, k_world = plan["effort_scale"].to_numpy(float), truth["effort_scale"].to_numpy(float)
+    stake = plan["stake"].to_numpy(float)
+    growth = float(given["uplift_purchase"].mean()) * given["expected_value_given_history"].to_numpy(float)
+    best_growth = stake - plan["stake_growth"].to_numpy(float) + growth
+    floor = floors.reindex(ids).fillna(0.0).to_numpy(float)
+    mixes = {
+        "kamml stakes, world's k": (stake, k_world),
+        "value given history x mean uplift, kamml's k": (best_growth, k_kamml),
+        "value given history x mean uplift, world's k": (best_growth, k_world),
+        "world's stakes, kamml's k": (truth["stake"].to_numpy(float), k_kamml),
+    }
+    policies: dict[str, npt.ArrayLike] = {"kamml": plan["recommended_hours"].fillna(0.0).to_numpy(float)}
+    policies.update(simple_rule_hours(world, hours, cap=cap, window_days=365, floor=floor))
+    for name, (s, k) in mixes.items():
+        policies[name] = optimize(s, k, hours, floor=floor, cap=cap)
+    rules = ("equal", "by_revenue", "top_n")
+    table = compare_allocations(world, policies, horizon, hours=hours, floor=floor, cap=cap, rules=rules)
+    shown = table[~table["policy"].isin([*rules, "top_n_share"])]
+    print("  where the gap is (lift over the best of equal, by_revenue, top_n):")
+    for row in shown.itertuples():
+        print(f"    {row.policy:<46} {row.share_of_oracle:7.2%} of the oracle, {row.vs_best_rule:+7.2%}")
 
 
 def _print_response(world: synthetic.World, response: EffortResponse, scored: pd.DataFrame) -> None:

@@ -11,6 +11,7 @@ from kamml.allocation.tiers import (
     check_tiers,
     rank_accounts,
     reason_codes,
+    tie_ranks,
     top_count,
     top_threshold,
 )
@@ -67,9 +68,39 @@ def test_shares_that_are_not_exact_in_binary_do_not_take_an_extra_account():
     assert pd.Series(tier).value_counts().to_dict() == {"a": 7, "b": 48, "c": 45}
 
 
-def test_best_tier_is_never_empty_and_rank_order_does_not_matter():
+def test_rank_order_does_not_matter():
     tier = assign_tiers([3, 1, 2])
     assert tier.tolist() == ["nurture", "strategic", "maintain"]
+
+
+def test_a_tie_across_a_tier_edge_goes_whole_to_its_last_members_tier():
+    """Ranks 2-4 tie (same value and stake) across the edge of the top 20 % of 10: all three are "key"."""
+    value = np.array([9.0, 5.0, 5.0, 5.0, 4.0, 3.0, 2.0, 1.0, 1.0, np.nan])
+    stake = np.array([1.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 2.0, np.nan])
+    rank = rank_accounts(value, stake, np.arange(10))
+    untied = tie_ranks(rank, value, stake)
+    assert untied.tolist() == [1, 4, 4, 4, 5, 6, 7, 9, 8, 10]  # 1.0 with stakes 1 and 2 do not tie
+    tier = assign_tiers(untied, {"top": 0.2, "mid": 0.5, "rest": 1.0})
+    assert tier.tolist() == ["top", "mid", "mid", "mid", "mid", "rest", "rest", "rest", "rest", "rest"]
+    assert assign_tiers(rank, {"top": 0.2, "mid": 0.5, "rest": 1.0})[1] == "top"  # without: split
+    assert tie_ranks([2, 1], [np.nan, np.nan], [1.0, 1.0]).tolist() == [2, 2]  # NaN ties with NaN
+
+
+def test_tied_accounts_get_one_tier_in_the_plan():
+    """Accounts without history score alike; a tier's edge among them gave them different tiers."""
+    from kamml.allocation import allocate
+    from kamml.config import AllocationConfig
+
+    rng = np.random.default_rng(3)
+    clv = np.concatenate([rng.lognormal(6, 1, 60), np.full(40, 300.0)])  # 40 identical new accounts
+    scores = pd.DataFrame({"account_id": rng.permutation(100), "clv": clv, "p_churn": 0.3, "p_alive": 0.9})
+    plan = allocate(scores, 50, AllocationConfig())
+    same = plan.set_index("account_id").loc[scores.loc[scores["clv"] == 300.0, "account_id"]]
+    assert same["expected_gain"].nunique() == 1
+    assert same["tier"].nunique() == 1
+    ranks = same["rank"]
+    limits = [5, 20, 50]  # the default tiers' edges among 100 accounts
+    assert any(ranks.min() <= edge < ranks.max() for edge in limits), "the tie must straddle an edge"
 
 
 @pytest.mark.parametrize(

@@ -340,6 +340,12 @@ CASES = {
     "tiers by clv, reps bind": {"hours": 1600.0, "tier_by": "clv", "capacity": {"ann": 400.0, "bob": 600.0}},
     "tiers by marginal gain": {"hours": 1600.0, "tier_by": "marginal_gain_per_hour", "cap_hours": 3.0},
     "ties at the edge of the top 10 %": {"hours": 1600.0, "_ties": True},
+    "identical accounts across tier edges": {"hours": 1600.0, "_identical": True},
+    "identical accounts across tier edges, tiers by clv": {
+        "hours": 1600.0,
+        "_identical": True,
+        "tier_by": "clv",
+    },
 }
 
 
@@ -358,12 +364,30 @@ def test_allocation_equals_in_memory(spark, tmp_path, case):
         i = np.arange(2000)
         scores["clv"] = np.where(i % 7 == 0, 5000.0, scores["clv"])
         scores["referral_value"] = np.where(i % 20 == 0, 900.0, np.where(i % 20 == 1, 400.0, 0.0))
+    identical = settings.pop("_identical", False)
+    if identical:  # two blocks of identical accounts, each across a tier's edge (as accounts without history)
+        top = scores.index[:150]  # ranks 1-150 by gain: across the top 5 % (100)
+        scores.loc[top, ["clv", "p_churn", "p_alive", "referral_value"]] = [9e4, 0.4, 0.9, 0.0]
+        scores.loc[scores.index[150:500], ["clv", "p_churn", "p_alive", "referral_value"]] = [
+            150.0,
+            0.3,
+            0.8,
+            0.0,
+        ]
+        scores.loc[scores.index[:500], ["owner", "drivers"]] = ["ann", None]
     path = tmp_path / "scores.parquet"
     scores.to_parquet(path)
     cfg = AllocationConfig(**settings)
     mem = allocate(scores, None, cfg)
     out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark)
-    assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
+    table = read_parts(out.path)
+    assert_allocation_equal(mem, table, out.summary, hours_atol=1e-9)
+    if identical:  # each block is one tie with one tier; by gain, the top one straddles the top 5 %
+        clv = scores.set_index("account_id").loc[table["account_id"], "clv"].to_numpy()
+        for value in (9e4, 150.0):
+            assert table.loc[clv == value, "tier"].nunique() == 1
+        top = table.loc[clv == 9e4, "rank"]
+        assert "tier_by" in settings or top.min() <= 100 < top.max()
 
 
 def test_cli_allocate_on_spark_writes_only_to_a_parquet_name(spark, tmp_path):

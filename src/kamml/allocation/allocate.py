@@ -41,7 +41,7 @@ import pandas as pd
 
 from kamml.allocation.optimizer import AllocationResult, optimize_detailed, rep_name, rep_names
 from kamml.allocation.stake import effort_scale, resolve_weights, stake_parts
-from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes
+from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import check_output_path, write_table
@@ -808,6 +808,7 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
     if tier_by not in values:
         raise ConfigError(f"allocation.tier_by must be one of {', '.join(TIER_VALUES)}, got '{tier_by}'")
     tier_rank = rank if tier_by == "expected_gain" else rank_accounts(values[tier_by], stake, account_id)
+    tier_rank = tie_ranks(tier_rank, values[tier_by], stake)  # a tie is never split across tiers
     active = frame["active"].to_numpy(dtype=bool)
     owner = owner_column(frame["owner"] if "owner" in frame else np.full(len(frame), None, dtype=object))
     table = pd.DataFrame(

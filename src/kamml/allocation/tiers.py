@@ -4,6 +4,9 @@ Accounts are ranked by a value (the expected gain of their recommended hours by 
 effort adds at the margin of the plan), ties broken by stake and then account_id so the order is the same
 on every run. Tiers cut that order by cumulative shares of accounts, by default the top 5 % *strategic*,
 the next 15 % *key*, the next 30 % *maintain* and the rest *nurture* (`AllocationConfig.tiers`).
+Accounts that tie (the same value and stake) are never split across tiers: a tie that straddles a
+tier's edge goes whole to the tier of its last member (`tie_ranks`), as the top-decile flags below leave
+a tie at their edge out together; a tier may then hold fewer accounts than its share.
 
 Reason codes say why an account matters, as short phrases joined by ``"; "``:
 
@@ -44,6 +47,7 @@ __all__ = [
     "check_tiers",
     "rank_accounts",
     "reason_codes",
+    "tie_ranks",
     "top_count",
     "top_threshold",
 ]
@@ -105,6 +109,23 @@ def rank_accounts(
     return ranks
 
 
+def tie_ranks(rank: npt.ArrayLike, value: npt.ArrayLike, stake: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """The rank a tier is read from: the last (largest) rank among the accounts tied with each one.
+
+    Accounts tie when they have the same `value` and `stake` (NaN equal to NaN); `rank_accounts` then
+    orders them by account_id only, so reading tiers from that order would give identical accounts
+    (accounts without history, most often) different tiers when a tier's edge falls among them.
+
+    Examples
+    --------
+    >>> tie_ranks([1, 2, 3, 4], [9.0, 5.0, 5.0, 1.0], [1.0, 2.0, 2.0, 1.0]).tolist()
+    [1, 3, 3, 4]
+    """
+    r = np.asarray(rank, dtype=np.int64)
+    frame = pd.DataFrame({"v": np.asarray(value, dtype=float), "s": np.asarray(stake, dtype=float), "r": r})
+    return np.asarray(frame.groupby(["v", "s"], dropna=False, sort=False)["r"].transform("max"), np.int64)
+
+
 def check_tiers(tiers: Mapping[str, float] | None) -> list[tuple[str, float]]:
     """The tiers as (name, cumulative share) pairs, best first; a ConfigError names what is wrong.
 
@@ -122,8 +143,8 @@ def assign_tiers(
 ) -> npt.NDArray[np.object_]:
     """Tier of each account from its rank: the first tier whose cumulative share covers the rank.
 
-    A tier with share s holds the accounts ranked up to ``ceil(s * n)`` (so with any accounts at all the
-    best tier is never empty); the last tier, with share 1, reaches the last account. An account with
+    A tier with share s holds the accounts ranked up to ``ceil(s * n)``; the last tier, with share 1,
+    reaches the last account. Give the ranks of `tie_ranks` to keep tied accounts in one tier. An account with
     nothing at stake (`stake` 0) is in the last tier whatever its rank: where most accounts had none,
     one of them was "strategic" by its id alone.
 

@@ -23,7 +23,8 @@ The steps, each a Spark job over the table, none collecting rows to the driver:
    the capacity that own no account; accounts per owner are the only rows collected);
 4. the price searches (rep prices, then the team's), the limits' use, the hours, gains and reasons;
 5. rank by expected gain (ties by stake, then account_id) through a range-partitioned sort, checkpointed
-   so per-partition counts give each row its global rank; tiers from the rank.
+   so per-partition counts give each row its global rank; tiers from the rank (the rows on either side
+   of each tier's edge are read, so that a tie there goes whole to one tier).
 
 The result is written as Parquet parts, in rank order, with the plan's summary (``_allocation.json``,
 the dict `allocate` puts in ``table.attrs["allocation"]``) beside them.
@@ -579,6 +580,7 @@ class _Plan:
 
         rows = prepared.mapInPandas(run, T.StructType(fields))
         by = str(self.cfg.tier_by)
+        value = F.col("expected_gain")
         if by != "expected_gain":  # tiers by another order: its own global rank first (one more sort)
             value = F.col(by)
             value = F.when(F.isnan(value) | value.isNull(), F.lit(float("-inf"))).otherwise(value)
@@ -594,7 +596,7 @@ class _Plan:
         ordered, counts = _global_rank(rows, keys, "rank", sums)
         pairs = check_tiers(self.cfg.tiers)
         limits = np.ceil(np.array([share for _, share in pairs]) * self.n - 1e-9)
-        tier_rank = F.col("rank" if by == "expected_gain" else "tier_rank")
+        tier_rank = _untie(ordered, F.col("rank" if by == "expected_gain" else "tier_rank"), value, limits)
         tier = F.lit(pairs[-1][0])
         for (name, _), limit in reversed(list(zip(pairs[:-1], limits[:-1], strict=True))):
             tier = F.when(tier_rank <= F.lit(int(limit)), F.lit(name)).otherwise(tier)
@@ -855,6 +857,43 @@ def _global_rank(
     offset = F.element_at(F.array(*(F.lit(int(o)) for o in offsets)), part + 1) if n_parts else F.lit(0)
     position = F.monotonically_increasing_id() - (part.cast("long") * (1 << 33))
     return ordered.withColumn(name, (offset + position + 1).cast("long")), counts
+
+
+def _untie(frame: DataFrame, rank: Any, value: Any, limits: FloatArray) -> Any:
+    """`rank` with every tie that straddles a tier's edge moved to its last member's rank (`tie_ranks`).
+
+    Only the ties at the edges can change a tier, so the rows on either side of each edge are read (one
+    filter) and the last rank of each tie found there (one aggregate): no shuffle of the table.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
+    edges = sorted({int(limit) for limit in limits[:-1] if limit > 0})
+    if not edges:
+        return rank
+    near = [e for edge in edges for e in (edge, edge + 1)]
+    rows = frame.where(rank.isin(near)).select(rank.alias("r"), value.alias("v"), F.col("stake")).collect()
+    at = {int(row["r"]): (row["v"], row["stake"]) for row in rows}
+    ties = {at[edge] for edge in edges if edge in at and edge + 1 in at and _same(at[edge], at[edge + 1])}
+    if not ties:
+        return rank
+    conditions = [_is(value, v) & _is(F.col("stake"), st) for v, st in ties]
+    last = frame.agg(*(F.max(F.when(c, rank)).alias(f"t{i}") for i, c in enumerate(conditions))).collect()[0]
+    untied = rank
+    for i, condition in enumerate(conditions):
+        untied = F.when(condition, F.lit(int(last[f"t{i}"]))).otherwise(untied)
+    return untied
+
+
+def _same(a: tuple[Any, Any], b: tuple[Any, Any]) -> bool:
+    """Two (value, stake) pairs are one tie: equal, NaN and None equal to themselves."""
+    return all(x == y or (x is None and y is None) or (x != x and y != y) for x, y in zip(a, b, strict=True))
+
+
+def _is(column: Any, value: Any) -> Any:
+    """A Spark condition: `column` equals `value` (null when None; NaN equals NaN in Spark SQL)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return column.isNull() if value is None else column == F.lit(float(value))
 
 
 def _bincount(group: npt.NDArray[np.intp], values: FloatArray, n_groups: int) -> FloatArray:

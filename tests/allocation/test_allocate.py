@@ -168,6 +168,12 @@ def test_rep_capacity_binds_per_owner():
     )
 
 
+def test_a_floor_above_the_cap_names_the_settings():
+    """It read "floor above cap for 200 accounts", as if the data were at fault, naming no key."""
+    with pytest.raises(InfeasibleError, match=r"allocation\.floor_hours 5 is above allocation\.cap_hours 2"):
+        allocate(make_scores(), 500.0, AllocationConfig(floor_hours=5.0, cap_hours=2.0))
+
+
 def test_floors_above_a_reps_capacity_count_that_reps_accounts():
     """The message quoted the team's active accounts ("each of the 200") beside one rep's shortfall."""
     scores = make_scores().assign(p_alive=0.9)
@@ -431,6 +437,16 @@ def test_schema_errors_list_every_problem():
     assert list(found[("clv", "must be >= 0")].examples) == [-1.0]
 
 
+def test_the_same_id_as_a_number_and_as_text_is_a_duplicate():
+    """1 and "1" passed, and the CSV allocation had two rows of account 1."""
+    scores = pd.DataFrame({"account_id": [1, "1", 2, None], "clv": [10.0, 20.0, 30.0, 5.0], "p_churn": 0.2})
+    with pytest.raises(SchemaError) as info:
+        check_scores(scores)
+    found = {p.rule: p for p in info.value.problems}
+    assert found["duplicated id"].n_rows == 2
+    assert "null id" in found
+
+
 def test_text_in_a_number_column_is_named():
     scores = make_scores(n=5)
     scores["p_churn"] = ["0.1", "0.2", "high", "0.3", "0.4"]
@@ -484,6 +500,15 @@ def test_budget_curve_custom_fractions_and_errors():
         budget_curve(scores, 100.0, fractions=[-0.5])
     with pytest.raises(ConfigError, match="hours"):
         budget_curve(scores, float("nan"))
+
+
+def test_the_curves_own_point_is_the_plans_hours_unrounded():
+    """Hours equal to the floors to 14 digits: rounded to 12, the 100 % point fell below them."""
+    floor = 1.0000000000049
+    scores = pd.DataFrame({"account_id": [1], "clv": [100.0], "p_churn": [0.5]})
+    curve = budget_curve(scores, floor, AllocationConfig(floor_hours=floor), fractions=[0.5, 1.0])
+    assert curve["hours"].tolist() == [0.500000000002, floor]  # other points to 12 digits
+    assert curve["feasible"].tolist() == [False, True]
 
 
 # ------------------------------------------------------------------------------------------------ files

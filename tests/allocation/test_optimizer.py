@@ -565,3 +565,16 @@ def test_a_priced_team_uses_its_hours_to_the_tolerance_whatever_the_scales(stake
     assert res.hours.sum() == pytest.approx(10.0, rel=TOL)
     assert res.unused_hours == 0.0
     assert (res.hours >= 0).all()
+
+
+def test_a_rep_full_at_its_floors_does_not_set_the_teams_price():
+    """Floors fill the team's hours and rep a's capacity: one more team hour can only go to account 2.
+
+    The team price was account 1's margin (606.5, the full rep's), not account 2's (6.07).
+    """
+    args = {"floor": [0.5, 0.5], "owner": ["a", None], "capacity": {"a": 0.5}}
+    res = optimize_detailed([1000.0, 10.0], 1.0, 1.0, **args)
+    more = optimize_detailed([1000.0, 10.0], 1.0, 1.0 + 1e-4, **args)
+    assert res.team_price == pytest.approx(10.0 * np.exp(-0.5), rel=1e-9)
+    assert res.team_price == pytest.approx((more.total_gain - res.total_gain) / 1e-4, rel=1e-3)
+    assert res.rep_price["a"] == pytest.approx(1000.0 * np.exp(-0.5), rel=1e-9)  # its capacity binds

@@ -390,6 +390,22 @@ def test_allocation_equals_in_memory(spark, tmp_path, case):
         assert "tier_by" in settings or top.min() <= 100 < top.max()
 
 
+@pytest.mark.slow
+def test_a_rep_full_at_its_floors_does_not_set_the_teams_price_on_spark(spark, tmp_path):
+    """Floors fill the team's hours and ann's capacity: the team's price is bob's account's margin."""
+    from kamml.spark import allocate_spark
+
+    scores = pd.DataFrame(
+        {"account_id": [1, 2], "clv": [1e4, 100.0], "p_churn": 0.5, "p_alive": 0.9, "owner": ["ann", "bob"]}
+    )
+    scores.to_parquet(tmp_path / "scores.parquet")
+    cfg = AllocationConfig(hours=1.0, floor_hours=0.5, capacity={"ann": 0.5}, effort_scale=4.0)
+    mem = allocate(scores, None, cfg)
+    out = allocate_spark(tmp_path / "scores.parquet", None, cfg, tmp_path / "alloc", session=spark)
+    assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
+    assert out.summary["team_price"] < out.summary["rep_price"]["ann"] / 20
+
+
 def test_cli_allocate_on_spark_writes_only_to_a_parquet_name(spark, tmp_path):
     import yaml
     from typer.testing import CliRunner
@@ -517,6 +533,9 @@ def test_infeasible_and_bad_scores(spark, tmp_path):
     with pytest.raises(InfeasibleError) as got:
         allocate_spark(frame, None, per_rep, tmp_path / "r")
     assert str(got.value) == str(expected.value)  # both count the rep's own accounts
+    above = AllocationConfig(hours=500.0, floor_hours=3.0, cap_hours=2.0)
+    with pytest.raises(InfeasibleError, match=r"allocation\.floor_hours 3 is above allocation\.cap_hours 2"):
+        allocate_spark(frame, None, above, tmp_path / "c")
 
     bad = scores.copy()
     bad.loc[[0, 1], "p_churn"] = 1.5

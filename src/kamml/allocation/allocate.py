@@ -168,6 +168,7 @@ def allocate(
     """
     cfg = allocation_config(config)
     team_hours = float(cfg.hours if hours is None else hours)
+    check_floor_below_cap(cfg)  # named by its keys, not as the floors of some accounts
     frame = _prepared(scores, cfg)
     check_not_empty(len(frame))
     try:
@@ -252,7 +253,8 @@ def budget_curve(
 
 
 def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[float]:
-    """The budgets of `budget_curve`, `fractions` of `hours` (to 12 digits: 880, not 880.0000000000001).
+    """The budgets of `budget_curve`, `fractions` of `hours` (to 12 digits: 880, not 880.0000000000001;
+    the fraction 1 is `hours` itself).
 
     ConfigError when `hours` is not a finite number >= 0, a fraction is negative or not finite, or a
     budget overflows a float (``--hours 1e308``: the curve's 200 % point is beyond the largest float);
@@ -265,7 +267,8 @@ def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) 
     if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
         raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
     with np.errstate(over="ignore"):
-        budgets = [float(f"{float(fraction) * team_hours:.12g}") for fraction in share]
+        # the 100 % point is the plan's own hours, unrounded: rounded, it could fall below floors that fit
+        budgets = [team_hours if f == 1 else float(f"{float(f) * team_hours:.12g}") for f in share]
     if not np.all(np.isfinite(budgets)):
         top = float(share.max())
         most = float(f"{np.finfo(float).max / top * 0.999:.3g}")  # rounded down, not up to inf
@@ -332,7 +335,9 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
         null = ids.isna()
         if null.any():
             problems.append(_problem("account_id", "null id", null))
-        dup = ids.duplicated(keep=False) & ~null
+        # as written (a CSV has no types): 1 and "1" in one object column are one id
+        written = ids.astype(str) if ids.dtype == object else ids
+        dup = written.duplicated(keep=False) & ~null
         if dup.any():
             problems.append(_problem("account_id", "duplicated id", dup, ids))
     for column, (low, high, nan_ok) in SCORE_BOUNDS.items():
@@ -644,17 +649,22 @@ def check_settings(config: AllocationConfig | Config | None, hours: float | None
     check_tiers(cfg.tiers)
     if cfg.effort_scale != "auto":
         check_clip(effort_clip_pair(cfg.effort_clip))
-    if cfg.cap_hours is not None and cfg.floor_hours > cfg.cap_hours:
-        raise InfeasibleError(
-            f"allocation.floor_hours {cfg.floor_hours:g} is above allocation.cap_hours {cfg.cap_hours:g}: "
-            "no active account can get its minimum touch"
-        )
+    check_floor_below_cap(cfg)
     for rep, value in (cfg.capacity or {}).items():
         if np.isnan(value):
             raise ConfigError(f"allocation.capacity.{rep} must be a number of hours >= 0, got {value}")
         if value < 0:  # as the optimizer says it: no plan can give a rep negative hours
             raise InfeasibleError(f"allocation.capacity.{rep} has negative hours ({value:g})")
     return cfg
+
+
+def check_floor_below_cap(cfg: AllocationConfig) -> None:
+    """A floor above the cap is the settings' fault: say so by their keys (`InfeasibleError`)."""
+    if cfg.cap_hours is not None and cfg.floor_hours > cfg.cap_hours:
+        raise InfeasibleError(
+            f"allocation.floor_hours {cfg.floor_hours:g} is above allocation.cap_hours {cfg.cap_hours:g}: "
+            "no active account can get its minimum touch"
+        )
 
 
 def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:

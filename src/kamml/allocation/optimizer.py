@@ -448,8 +448,13 @@ def _search(
     todo = d_inf > target
     if not todo.any():
         return result, result.copy()
-    # Above t_hi every account is at its floor; floors fit (checked), so the answer is <= t_hi.
-    t_hi = _group_extreme(a - lo / k, group, n_groups, np.maximum)
+    # Above t_hi every account is at its floor; floors fit (checked), so the answer is <= t_hi. An account
+    # whose price floor is at or above its floor's marginal stays at its floor at every t: it cannot set
+    # the price (a rep full at its floors does not make the team's next hour worth its accounts' margin).
+    at_floor = a - lo / k
+    if price_floor is not None:
+        at_floor = np.where(at_floor > price_floor, at_floor, -np.inf)
+    t_hi = _group_extreme(at_floor, group, n_groups, np.maximum)
     d_hi, _ = demand(np.where(todo, t_hi, -np.inf))
     filled = todo & (d_hi >= lower)  # floors (nearly) fill the target: the price is the floors' own
     result[filled] = t_hi[filled]

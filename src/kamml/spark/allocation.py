@@ -52,6 +52,7 @@ from kamml.allocation.allocate import (
     SCORE_BOUNDS,
     allocation_config,
     check_capacity_reps,
+    check_floor_below_cap,
     check_not_empty,
     effort_clip_pair,
     floor_hint,
@@ -320,6 +321,7 @@ class _Plan:
         else:
             logger.warning("no account has a positive clv: every account gets the same effort scale")
         check_tiers(cfg.tiers)
+        check_floor_below_cap(cfg)
         reps: list[str] = []
         capacity = np.zeros(0)
         if cfg.capacity is not None:
@@ -465,11 +467,6 @@ class _Plan:
         stats = _collect(prepared, _Kernel(self, "stats"))
         floors_all = stats["floor_code"]  # (R + 1,) floors per rep code, last = no rep of capacity
         n_active_floor = int(stats["floored"][0])
-        if n_active_floor and self.floor_hours > self.cap:
-            raise InfeasibleError(
-                f"floor above cap for {n_active_floor:,} accounts, by up to "
-                f"{self.floor_hours - self.cap:.6g} hours (floor {self.floor_hours:.6g} > cap {self.cap:.6g})"
-            )
         problems = []
         need = float(floors_all.sum())
         if need > self.hours * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL:
@@ -729,7 +726,11 @@ class _Kernel:
             out["cap"].append(
                 _bincount(ga, hi, n_groups) if np.isfinite(self.plan.cap) else _inf_if(ga, n_groups)
             )
-            out["max_hi"].append(_extreme(a - lo / k, ga, n_groups, np.maximum))
+            at_floor = a - lo / k  # accounts held at their floors by a rep's price cannot set the team's
+            pf = self._price_floor(b["code"], v) if self.stage == 2 else None
+            if pf is not None:
+                at_floor = np.where(at_floor > pf[act], at_floor, -np.inf)
+            out["max_hi"].append(_extreme(at_floor, ga, n_groups, np.maximum))
             room = np.minimum(hi, tgt[ga])
             out["min_lo"].append(_extreme(a - room / k, ga, n_groups, np.minimum))
             out["sum_k"].append(_bincount(ga, k, n_groups))

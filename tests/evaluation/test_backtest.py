@@ -126,8 +126,15 @@ def test_honest_train_horizon(cutoff, horizon, expected):
 
 
 def test_honest_train_horizon_refuses_too_short():
-    with pytest.raises(ConfigError, match="too short"):
+    """The message named the test cutoff (1997-04-20) as the calibration end (1997-04-19)."""
+    with pytest.raises(ConfigError, match=r"calibration end 1997-04-19 leaves 19 days .* too short"):
         honest_train_horizon(ACQUISITION_END, pd.Timestamp("1997-04-20"), 273, 3, 28)
+
+
+def test_a_holdout_shorter_than_four_weeks_is_named():
+    """A 27-day holdout was reported as a calibration period of 429 days being too short."""
+    with pytest.raises(ConfigError, match=r"a holdout of 27 days is shorter than .* \(28 days\)"):
+        honest_train_horizon(ACQUISITION_END, pd.Timestamp("1998-06-04"), 27, 3, 28)
 
 
 def test_backtest_scores_exactly_as_the_served_model_does(result):

@@ -33,19 +33,25 @@ ACQUISITION_END = pd.Timestamp("1997-04-01")
 def honest_train_horizon(
     first_snapshot: pd.Timestamp, cutoff: pd.Timestamp, horizon: int, snapshots: int, step: int
 ) -> tuple[int, int]:
-    """The longest honest label window (whole weeks, at most `horizon`) and number of snapshots.
+    """The longest honest label window (`horizon` itself when it fits, else whole weeks) and snapshots.
 
     Every snapshot starts on or after `first_snapshot` and every label window ends by `cutoff`; fewer
     snapshots are used when that leaves a window of at least 28 days and more would not.
     """
+    if horizon < 28:
+        raise ConfigError(
+            f"a holdout of {horizon} days is shorter than the shortest honest training window (28 days): "
+            "give an earlier calibration end or a later holdout end"
+        )
     room = (cutoff - first_snapshot).days
     for k in range(snapshots, 0, -1):
         h = min(horizon, (room - (k - 1) * step) // 7 * 7)
         if h >= 28:
             return h, k
+    last_day = (cutoff - pd.Timedelta(days=1)).date()
     raise ConfigError(
-        f"calibration end {cutoff.date()} leaves {room} days after {first_snapshot.date()}: "
-        "too short for an honest training window (at least 28 days)"
+        f"calibration end {last_day} leaves {room} days after {first_snapshot.date()} (up to the test "
+        f"cutoff {cutoff.date()}): too short for an honest training window (at least 28 days)"
     )
 
 

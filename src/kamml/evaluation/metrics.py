@@ -6,9 +6,12 @@ totals (aggregate error, decile MAPE) and RMSE are what tell models apart. Churn
 probability: ROC AUC and PR AUC for ranking, Brier score and a calibration table for level.
 
 Ties in a forecast are common (every account without history gets the same score), and sorting them
-in input order would reward or punish a model for the order of the rows. Every ranking metric here is
-therefore the expected value under random tie-breaking: inside a group of tied forecasts the cumulative
-actual value grows linearly, as it does on average over all orders of the group.
+in input order would reward or punish a model for the order of the rows. The Gini, the top-share
+captures and the deciles are therefore expected values under random tie-breaking: inside a group of
+tied forecasts the cumulative actual value grows linearly, as it does on average over all orders of the
+group. Spearman gives tied forecasts their average rank, and PR AUC is scikit-learn's average
+precision (tied scores form one threshold): neither depends on the order of the rows either, but
+neither is that expectation.
 
 All functions are pure numpy/scipy/sklearn and accept array-likes (lists, Series) of equal length.
 """

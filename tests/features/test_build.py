@@ -178,6 +178,26 @@ def test_unknown_group_is_a_config_error(simple):
         build_features(simple, CUTOFF, cfg)
 
 
+def test_an_account_created_in_the_crm_after_its_first_purchase_keeps_its_attributes(make_data):
+    """Account 1 bought before the cutoff; its accounts row is dated later. Its attributes were NaN in
+    every snapshot before that date (training) and present at scoring."""
+    t = tx([(1, "2024-05-01", 10.0), (2, "2024-05-01", 10.0), (3, "2024-05-01", 10.0)])
+    acc = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 4],
+            "created_at": pd.to_datetime(["2024-08-01", None, "2024-01-01", "2024-08-01"]),
+            "size": [50.0, 60.0, 70.0, 80.0],
+            "segment": ["x", "y", "z", "w"],
+        }
+    )
+    f = build_features(make_data(t, end="2024-12-31", accounts=acc), "2024-07-01")
+    assert f.index.tolist() == [1, 2, 3]  # 4 has neither a purchase nor a row dated before the cutoff
+    assert f["attr_size"].tolist() == [50.0, 60.0, 70.0]
+    assert f["attr_segment"].tolist() == ["x", "y", "z"]
+    assert np.isnan(f.loc[1, "account_age_days"])  # no age before its row's date
+    assert f.loc[3, "account_age_days"] == 182.0
+
+
 def test_referral_effort_static_groups(make_data):
     t = tx([(1, "2024-01-05", 10.0), (2, "2024-03-01", 20.0), (3, "2024-04-01", 5.0), (4, "2024-05-01", 1.0)])
     refs = pd.DataFrame(
@@ -563,6 +583,14 @@ def test_a_referral_on_the_cutoff_day_is_in_the_label_window(make_data):
     assert labels.loc[1, "referrals"] == 1.0
 
 
+def test_referral_value_counts_spend_after_the_referral_not_earlier_that_day(make_data):
+    """A purchase at 01:00 before a referral at 05:00 the same day was credited to the referrer."""
+    t = tx([(1, "2024-03-01 00:00", 10.0), (2, "2024-08-01 01:00", 100.0), (2, "2024-08-01 10:00", 33.0)])
+    refs = pd.DataFrame({"referrer_id": [1], "referred_id": [2], "ts": pd.to_datetime(["2024-08-01 05:00"])})
+    labels = build_labels(make_data(t, end="2024-12-31", referrals=refs), CUTOFF, 90)
+    assert labels.loc[1, "referral_value"] == 33.0
+
+
 def test_a_contract_ending_on_the_last_day_of_the_window_lapses_and_one_a_day_later_does_not(make_data):
     """The label window is [cutoff, cutoff + 90 days): 2024-09-28 is its last day, 2024-09-29 after it."""
     t = tx([(a, d, 10.0) for a in (1, 2) for d in ("2024-03-01", "2024-08-01")])
@@ -570,6 +598,15 @@ def test_a_contract_ending_on_the_last_day_of_the_window_lapses_and_one_a_day_la
     data = make_data(t, end="2024-12-31", accounts=pd.DataFrame({"account_id": [1, 2], "contract_end": ends}))
     lab = build_labels(data, CUTOFF, 90, churn="no_purchase_or_nonrenewal")
     assert lab["contract_lapsed"].to_dict() == {1: 1, 2: 0}
+
+
+def test_hours_per_spend_is_0_with_spend_and_no_activity_whether_or_not_it_ever_had_any(make_data):
+    """Account 2 (no activity at all) got NaN, account 1 (activity older than 365 days) 0."""
+    t = tx([(1, "2024-03-01", 100.0), (2, "2024-03-01", 100.0), (3, "2024-03-01", -5.0)])
+    acts = pd.DataFrame({"account_id": [1], "ts": pd.to_datetime(["2022-01-01"]), "hours": [2.0]})
+    f = build_features(make_data(t, end="2024-12-31", activities=acts), CUTOFF)
+    assert f.loc[[1, 2], "hours_per_spend_365d"].tolist() == [0.0, 0.0]
+    assert np.isnan(f.loc[3, "hours_per_spend_365d"])  # no positive spend: nothing to divide by
 
 
 def test_spend_exactly_365_days_before_the_cutoff_is_in_the_365_day_window(make_data):

@@ -147,7 +147,8 @@ class FeatureContext:
     rows : ibis Table
         Transactions before the cutoff with their purchase-day facts (see `kamml.features.groups.day_rows`).
     accounts, referrals, activities : ibis Table or None
-        The optional tables, cut at the cutoff (accounts by `created_at` when present).
+        The optional tables, cut at the cutoff; the accounts table whole (its rows are today's
+        attributes; `account_base` counts a row as an account from its `created_at`).
     unit_days : int
         Days per BTYD time unit (1 for days, 7 for weeks).
     windows : tuple of int

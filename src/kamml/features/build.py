@@ -91,16 +91,11 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
     cday = day_number(check_observed(data, cutoff))
     tx = _cut(data.transactions, cday)
     assert tx is not None
-    accounts = data.accounts
-    if accounts is not None and "created_at" in accounts.columns:
-        accounts = accounts.filter(
-            accounts.created_at.isnull() | (to_day(accounts.created_at) < ibis.literal(cday, type="int64"))
-        )
     return FeatureContext(
         cutoff_day=cday,
         tx=tx,
         rows=day_rows(tx),
-        accounts=accounts,
+        accounts=data.accounts,
         referrals=_cut(first_referrals(data.referrals), cday),
         activities=_cut(data.activities, cday),
         unit_days=7 if cfg.time.unit == "weeks" else 1,
@@ -108,7 +103,7 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
         # the label window the models learn on: the calendar feature must mean the same in training
         # (built with that window as horizon) and at scoring (built with the horizon to predict)
         horizon_days=cfg.time.train_horizon_days or cfg.time.horizon_days,
-        static_columns=_static_columns(cfg, accounts),
+        static_columns=_static_columns(cfg, data.accounts),
     )
 
 
@@ -144,7 +139,10 @@ def _dated_accounts(ctx: FeatureContext) -> ir.Table | None:
     """Ids of the accounts rows created before the cutoff (a known ``created_at``), or None."""
     if ctx.accounts is None or "created_at" not in ctx.accounts.columns:
         return None
-    return ctx.accounts.filter(ctx.accounts.created_at.notnull()).select("account_id")
+    acc = ctx.accounts
+    return acc.filter(acc.created_at.notnull() & (to_day(acc.created_at) < ctx.lit(ctx.cutoff_day))).select(
+        "account_id"
+    )
 
 
 def enabled_groups(config: Config | None, data: Any) -> list[str]:
@@ -375,10 +373,10 @@ def label_expr(
     if has_referrals:
         refs = with_day(first_referrals(data.referrals))
         refs = refs.filter((refs.day >= cday) & (refs.day < stop))
-        spend = refs.select(refs.referrer_id, account_id=refs.referred_id, ref_day=refs.day).inner_join(
-            future.select("account_id", "day", "amount"), "account_id"
+        spend = refs.select(refs.referrer_id, account_id=refs.referred_id, ref_ts=refs.ts).inner_join(
+            future.select("account_id", "ts", "amount"), "account_id"
         )
-        spend = spend.filter(spend.day >= spend.ref_day)
+        spend = spend.filter(spend.ts >= spend.ref_ts)  # after the referral: earlier that day is not
         ref_value = spend.group_by(spend.referrer_id.name("account_id")).aggregate(
             _ref_value=spend.amount.sum()
         )

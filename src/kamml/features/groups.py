@@ -24,7 +24,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from kamml.features._context import FeatureContext, join_on_account, to_day
+from kamml.features._context import FeatureContext, join_on_account, outer_join_on_account, to_day
 
 __all__ = [
     "GROUPS",
@@ -359,9 +359,11 @@ def effort(ctx: FeatureContext) -> ir.Table | None:
         metrics[f"hours_{w}d"] = ibis.cases((a.day >= ctx.lit(c - w), a.hours), else_=0.0).sum()
     metrics["_h365"] = ibis.cases((a.day >= ctx.lit(c - 365), a.hours), else_=0.0).sum()
     spend = ctx.spend_by_account().select("account_id", "_spend365")
-    h = join_on_account(a.group_by("account_id").aggregate(**metrics), spend)
+    # outer: an account with spend and no activity spent 0 hours per unit (it was NaN, while one whose
+    # activity is all older than 365 days got 0)
+    h = outer_join_on_account(a.group_by("account_id").aggregate(**metrics), spend)
     keep = [c for c in h.columns if c not in ("_h365", "_spend365")]
-    return h.select(*keep, hours_per_spend_365d=_ratio(h._h365, h._spend365))
+    return h.select(*keep, hours_per_spend_365d=_ratio(h._h365.fill_null(0.0), h._spend365))
 
 
 def static(ctx: FeatureContext) -> ir.Table | None:
@@ -378,7 +380,9 @@ def static(ctx: FeatureContext) -> ir.Table | None:
     acc = ctx.accounts
     cols: dict[str, ir.Value] = {}
     if "created_at" in acc.columns:
-        cols["account_age_days"] = (ctx.lit(ctx.cutoff_day) - to_day(acc.created_at)).cast("float64")
+        age = ctx.lit(ctx.cutoff_day) - to_day(acc.created_at)
+        # created on or after the cutoff (a row created after the account's first purchase): no age yet
+        cols["account_age_days"] = ibis.cases((age > 0, age.cast("float64")), else_=ibis.null("float64"))
     for name, dtype in acc.schema().items():
         if name in NON_FEATURE_ACCOUNT_COLUMNS:
             continue

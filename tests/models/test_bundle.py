@@ -280,6 +280,48 @@ def test_saved_models_are_native_lightgbm_text_files(fitted, tmp_path):
         ModelBundle.load(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda d: (d / "bundle.json").write_text('{"format_version": 1, "horiz'), "bundle.json is not JSON"),
+        (lambda d: (d / "bundle.json").write_text("[]"), "bundle.json is not an object"),
+        (lambda d: _edit_state(d, lambda s: s.pop("btyd")), "KeyError: 'btyd'"),
+        (lambda d: _edit_state(d, lambda s: s["clv"].update(booster_file="../clv.txt")), "names the file"),
+        (lambda d: (d / "clv.txt").write_text("garbage"), r"clv\.txt is not the file it was saved with"),
+    ],
+)
+def test_a_damaged_bundle_is_a_named_model_error(fitted, tmp_path, damage, says):
+    """These were a JSONDecodeError, AttributeError, KeyError or LightGBMError: a traceback and exit 1."""
+    fitted[0].save(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(ModelError, match=f"model bundle {tmp_path} .*{says}"):
+        ModelBundle.load(tmp_path)
+
+
+def _edit_state(folder, edit) -> None:
+    state = json.loads((folder / "bundle.json").read_text())
+    edit(state)
+    (folder / "bundle.json").write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize("with_hash", [True, False])
+def test_a_model_file_cut_short_is_refused_before_lightgbm_reads_it(fitted, tmp_path, with_hash):
+    """LightGBM aborted the whole process (SIGABRT, SIGSEGV) on a cut model text: checked in a child."""
+    import subprocess
+    import sys
+
+    fitted[0].save(tmp_path)
+    text = (tmp_path / "clv.txt").read_bytes()
+    (tmp_path / "clv.txt").write_bytes(text[: len(text) - 700])  # "end of trees" kept, parameters cut
+    if not with_hash:  # a bundle saved before the hash: the end LightGBM writes is checked
+        _edit_state(tmp_path, lambda s: s["clv"].pop("booster_sha256"))
+    code = f"from kamml.models import ModelBundle\nModelBundle.load({str(tmp_path)!r})"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.returncode  # a Python error, not a signal (negative return code)
+    assert "ModelError" in run.stderr
+    assert "is damaged: clv.txt" in run.stderr
+
+
 def test_feature_spec_rebuilds_the_same_features(fitted, world_data):
     bundle, features = fitted
     spec = bundle.feature_spec()

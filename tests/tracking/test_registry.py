@@ -86,6 +86,27 @@ def test_a_nan_figure_never_wins_and_a_nan_champion_does_not_block(trained):
     assert str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version) == v2
 
 
+def test_a_champion_whose_run_was_deleted_for_good_does_not_block(trained):
+    """After `mlflow gc` of the champion's run, every training job failed once it had registered."""
+    import subprocess
+    import sys
+
+    name = "gate-test-gc"
+    client = MlflowClient()
+    v1 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.90})
+    assert promote(name, v1, "value.gini", 0.90).promoted
+    run_id = client.get_model_version(name, v1).run_id
+    client.delete_run(run_id)
+    uri = mlflow.get_tracking_uri()
+    gc = ["gc", "--backend-store-uri", uri, "--tracking-uri", uri, "--run-ids", run_id]
+    done = subprocess.run([sys.executable, "-m", "mlflow", *gc], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    v2 = _version_with_metrics(trained, name, {"value.kamml.gini": 0.50})
+    second = promote(name, v2, "value.gini", 0.50)
+    assert second.promoted
+    assert "no usable metric" in second.reason
+
+
 def test_a_champion_that_cannot_score_the_data_gives_way(trained):
     from kamml.tracking.runs import _champion_unusable
 

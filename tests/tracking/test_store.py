@@ -211,3 +211,56 @@ def test_the_source_of_a_default_uri_is_kammls_default(monkeypatch):
     assert tracking_source(TrackingConfig()).startswith("kamml's default tracking.uri")
     assert tracking_source(None).startswith("kamml's default tracking.uri")
     assert tracking_source(TrackingConfig(uri="sqlite:///x.db")) == "the config's tracking.uri"
+
+
+def test_a_tracking_server_that_does_not_answer_is_named_at_once():
+    """MLflow retried for about four minutes, then kamml train called it a config error (exit 2)."""
+    import socket
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking.store import check_reachable
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(TrackingStoreError, match=rf"http://127.0.0.1:{port} .*cannot be reached"):
+        check_reachable(f"http://127.0.0.1:{port}", "the config's tracking.uri")
+    assert time.perf_counter() - start < 30
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):  # any answer means the server is there
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        check_reachable(f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+    check_reachable("sqlite:///nowhere/at/all.db")  # not a server: not probed
+
+
+def test_an_artifact_folder_that_cannot_be_written_is_named_before_training(tmp_path):
+    """It failed once the models were fitted, with exit 3 and no setting named."""
+    from kamml.errors import ConfigError
+    from kamml.tracking.store import experiment_id
+
+    (tmp_path / "a_file").write_text("x")
+    cfg = TrackingConfig(
+        uri=f"sqlite:///{tmp_path / 'mlruns.db'}",
+        experiment="e",
+        artifact_location=str(tmp_path / "a_file" / "arts"),
+    )
+    with pytest.raises(ConfigError, match=r"a_file/arts .*tracking\.artifact_location must be a folder"):
+        experiment_id(cfg)
+    fine = cfg.model_copy(update={"experiment": "f", "artifact_location": str(tmp_path / "arts")})
+    assert experiment_id(fine)
+    assert (tmp_path / "arts").is_dir()

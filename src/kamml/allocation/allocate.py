@@ -253,8 +253,10 @@ def budget_curve(
 
 
 def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[float]:
-    """The budgets of `budget_curve`, `fractions` of `hours` (to 12 digits: 880, not 880.0000000000001;
-    the fraction 1 is `hours` itself).
+    """The budgets of `budget_curve`: `fractions` of `hours`, to 12 digits, the fraction 1 exactly.
+
+    Rounded, 880 is not 880.0000000000001; the fraction 1 is `hours` itself (rounded, it could fall
+    below floors that fit).
 
     ConfigError when `hours` is not a finite number >= 0, a fraction is negative or not finite, or a
     budget overflows a float (``--hours 1e308``: the curve's 200 % point is beyond the largest float);
@@ -267,7 +269,6 @@ def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) 
     if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
         raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
     with np.errstate(over="ignore"):
-        # the 100 % point is the plan's own hours, unrounded: rounded, it could fall below floors that fit
         budgets = [team_hours if f == 1 else float(f"{float(f) * team_hours:.12g}") for f in share]
     if not np.all(np.isfinite(budgets)):
         top = float(share.max())

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -405,6 +406,41 @@ def _shift_logit(p: np.ndarray, shift: float) -> np.ndarray:
     q = np.where(inside, p, 0.5)
     moved = 1.0 / (1.0 + np.exp(-(np.log(q) - np.log1p(-q) + shift)))
     return np.where(inside, moved, p)
+
+
+def _sha256(text: str) -> str:
+    """The SHA-256 of a model text, as `save` stores it beside the file's name."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_booster(folder: Path, name: str, file: object, sha256: object) -> str:
+    """The LightGBM text of model `name`, checked before LightGBM parses it.
+
+    LightGBM's parser aborts the whole process (SIGABRT or SIGSEGV, no Python exception) on a truncated
+    model text, as a half-copied bundle holds: a bundle saved with the text's SHA-256 is checked against
+    it, an older one for the end LightGBM always writes. The file must lie in the bundle's folder.
+    """
+    if not isinstance(file, str) or Path(file).name != file or file in ("", ".", ".."):
+        raise ModelError(f"model bundle {folder} is damaged: its {name} model names the file {file!r}")
+    booster = folder / file
+    if not booster.is_file():
+        raise ModelError(f"model bundle {folder} lacks its LightGBM file {booster.name}")
+    try:
+        text = booster.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"model bundle {folder} is damaged: {file} is not LightGBM model text") from None
+    if sha256 is not None:
+        if _sha256(text) != sha256:
+            raise ModelError(
+                f"model bundle {folder} is damaged: {file} is not the file it was saved with (its SHA-256 "
+                f"differs; {len(text.encode('utf-8')):,} bytes): copy the bundle again"
+            )
+    elif "\nend of trees" not in text or "\nend of parameters" not in text:
+        raise ModelError(
+            f"model bundle {folder} is damaged: {file} is not a whole LightGBM model (it lacks the end "
+            "LightGBM writes; a copy cut short?): copy the bundle again"
+        )
+    return text
 
 
 def _optional_float(value: Any) -> float | None:
@@ -965,6 +1001,7 @@ class ModelBundle:
                 text = state[name].pop("booster")
                 (folder / f"{name}.txt").write_text(text, encoding="utf-8")
                 state[name]["booster_file"] = f"{name}.txt"
+                state[name]["booster_sha256"] = _sha256(text)  # `load` refuses a damaged copy
         target = folder / "bundle.json"
         target.write_text(json.dumps(state, indent=1), encoding="utf-8")
         return target
@@ -977,12 +1014,26 @@ class ModelBundle:
             target = target / "bundle.json"
         if not target.is_file():
             raise ModelError(f"no model bundle at {path} (expected a folder holding bundle.json)")
-        state = json.loads(target.read_text(encoding="utf-8"))
+        folder = target.parent
+        try:
+            state = json.loads(target.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(
+                f"model bundle {folder} is damaged: its bundle.json is not JSON ({exc})"
+            ) from None
+        if not isinstance(state, dict):
+            raise ModelError(f"model bundle {folder} is damaged: its bundle.json is not an object")
         for name in _MODELS:
             part = state.get(name)
-            if part is not None and "booster_file" in part:
-                booster = target.parent / part.pop("booster_file")
-                if not booster.is_file():
-                    raise ModelError(f"model bundle {target.parent} lacks its LightGBM file {booster.name}")
-                part["booster"] = booster.read_text(encoding="utf-8")
-        return cls.from_dict(state)
+            if isinstance(part, dict) and "booster_file" in part:
+                part["booster"] = _read_booster(
+                    folder, name, part.pop("booster_file"), part.pop("booster_sha256", None)
+                )
+        try:
+            return cls.from_dict(state)
+        except KammlError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, lgb.basic.LightGBMError) as exc:
+            raise ModelError(
+                f"model bundle {folder} is damaged: {type(exc).__name__}: {exc} (save or copy it again)"
+            ) from None

@@ -127,6 +127,23 @@ def _decide(key: str, value: float | None, champion: str, champ_value: float | N
     return False, f"{key} {value:.4f} does not beat the champion's {champ_value:.4f}"
 
 
+def _champion_run(client: MlflowClient, run_id: str) -> Any:
+    """The champion's training run, or None when it was deleted for good (`mlflow gc`).
+
+    Then the champion has no usable figure, and the new version is judged as against one without: every
+    training job after the clean-up failed once it had registered its version, and none was promoted.
+    """
+    try:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        log.warning(
+            "the champion's training run %s no longer exists: it has no figure to compare with", run_id
+        )
+        return None
+
+
 def promote(
     name: str,
     version: str,
@@ -153,8 +170,8 @@ def promote(
     current = _champion(client, name)
     champ_value: float | None = None
     champ_horizon: int | None = None
-    if current is not None and current.run_id:
-        champ_run = client.get_run(current.run_id)
+    champ_run = _champion_run(client, current.run_id) if current is not None and current.run_id else None
+    if champ_run is not None:
         champ_value = champ_run.data.metrics.get(key)
         champ_horizon = _run_horizon(champ_run)
     if current is None:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -190,6 +192,28 @@ def _artifact_root(location: str) -> str:
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
+def check_reachable(uri: str, source: str | None = None, timeout: float = 10.0) -> None:
+    """A tracking server (an http or https URI) that does not answer is a `TrackingStoreError` at once.
+
+    MLflow retries a request it cannot send for about four minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``),
+    so a training job learned that its server was down only then, and as a config error (exit 2). One
+    plain request is sent first: any answer (even 401 or 404) means the server is there; no connection
+    within `timeout` seconds means it is not. Other URIs (files, SQLite, databricks) are not probed.
+    """
+    if not uri.lower().startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        where = describe_store(uri, source or tracking_source())
+        raise TrackingStoreError(
+            f"the MLflow tracking server {where} cannot be reached ({type(exc).__name__}): start it, or "
+            "check the address and the network, then retry"
+        ) from None
+
+
 def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -> str:
     """Point MLflow at the configured store and return its URI (also sets the registry URI).
 
@@ -205,6 +229,7 @@ def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -
     if not create:
         check_store_exists(config)
     uri = tracking_uri(config)
+    check_reachable(uri, tracking_source(config))
     before = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -236,13 +261,45 @@ def experiment_id(config: TrackingConfig | None = None) -> str:
                     "tracking.experiment to another name"
                 )
             if found is not None:
+                check_artifact_root(found.artifact_location, cfg)
                 return str(found.experiment_id)
             root = _artifact_root(cfg.artifact_location) if cfg.artifact_location else None
             created = mlflow.create_experiment(cfg.experiment, artifact_location=root)
+            experiment = mlflow.get_experiment(created)
     except MlflowException as exc:
         where = describe_store(tracking_uri(cfg), tracking_source(cfg))
         raise ConfigError(
             f"cannot use the MLflow experiment '{cfg.experiment}' at {where}: {exc.message}"
         ) from exc
     log.info("created MLflow experiment '%s' at %s", cfg.experiment, tracking_uri(cfg))
+    check_artifact_root(experiment.artifact_location, cfg)
     return str(created)
+
+
+def check_artifact_root(location: str | None, config: TrackingConfig) -> None:
+    """A local artifact folder the job cannot write is a `ConfigError` before any training.
+
+    The first artifact is written once the models are fitted, so a root under a file or without write
+    permission failed a training job only then (exit 3, naming no setting). Remote roots (s3, gs,
+    mlflow-artifacts, ...) are left to MLflow.
+    """
+    if not location:
+        return
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return
+    folder = Path(unquote(parsed.path) if parsed.scheme == "file" else location)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        setting = (
+            "tracking.artifact_location"
+            if config.artifact_location
+            else f"the artifact location of the experiment '{config.experiment}' (set when it was created)"
+        )
+        raise ConfigError(
+            f"cannot write the MLflow artifacts to {folder} ({exc.strerror or exc}): {setting} must be a "
+            "folder this job can write"
+        ) from None

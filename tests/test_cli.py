@@ -631,3 +631,16 @@ def test_validate_reads_a_transactions_table_named_in_the_config_without_data_pa
     result = runner.invoke(app, ["validate", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "transactions" in result.output
+
+
+def test_data_given_on_the_command_line_is_the_configs_data_path(tmp_path, monkeypatch):
+    """`kamml train --data D` logged data.path '' and a config.yaml without D: the run did not say where."""
+    from kamml.cli import _with_data
+    from kamml.config import Config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.from_dict({"data": {"path": "elsewhere"}})
+    assert _with_data(cfg, None) is cfg
+    given = _with_data(cfg, Path("here"))
+    assert given.data.path == tmp_path / "here"
+    assert cfg.data.path == Path("elsewhere")  # the loaded config is left as it was

@@ -333,6 +333,14 @@ def _plan_line(accounts: int, plan: dict[str, Any], target: str) -> str:
     )
 
 
+def _with_data(cfg: Any, data: Path | None) -> Any:
+    """The config with ``data.path`` set to ``--data`` when given, so the run records where its data was."""
+    if data is None:
+        return cfg
+    section = cfg.data.model_copy(update={"path": data.expanduser().resolve()})
+    return cfg.model_copy(update={"data": section})
+
+
 @app.command()
 @handle_errors
 def train(
@@ -344,7 +352,7 @@ def train(
     from kamml.jobs.data import job_data
     from kamml.jobs.train import train as run_train
 
-    cfg = load_config(config)
+    cfg = _with_data(load_config(config), data)
     result = run_train(job_data(cfg, data), cfg)
     typer.echo(result.backtest.to_text())
     typer.echo(f"run id     {result.run_id}")
@@ -444,7 +452,7 @@ def run(
     from kamml.jobs.run import run as run_job
     from kamml.tracking import tracking_uri
 
-    cfg = load_config(config)
+    cfg = _with_data(load_config(config), data)
     result = run_job(cfg, data, echo=typer.echo)
     typer.echo("")
     typer.echo(f"report       {result.outputs['report']}")

@@ -126,6 +126,17 @@ def test_top_n_share_by_revenue_splits_by_revenue_among_the_top_accounts():
         top_n_share_by_revenue(revenue, 8.0, cap=10.0, per_account=0.0)
 
 
+def test_top_n_share_places_what_its_chosen_accounts_cannot_take_with_the_others():
+    """At cap 3 it placed 6 of 8 hours (the two chosen at the cap); the other rules place every hour."""
+    h = top_n_share_by_revenue([5.0, 9.0, 1.0, 7.0], 8.0, cap=3.0)
+    np.testing.assert_allclose(h, [5 / 3, 3.0, 1 / 3, 3.0])
+    reps = top_n_share_by_revenue(
+        [5.0, 9.0, 1.0, 7.0], 8.0, cap=10.0, owner=["b", "a", "b", "a"], capacity={"a": 2.0}
+    )
+    assert reps.sum() == pytest.approx(8.0)
+    assert reps[[1, 3]].sum() == pytest.approx(2.0)  # rep a's capacity holds
+
+
 def test_top_n_by_revenue():
     h = top_n_by_revenue([5.0, 9.0, 1.0, 7.0], 4.0, cap=2.0)
     assert h.tolist() == [0.0, 2.0, 0.0, 2.0]
@@ -421,3 +432,17 @@ def test_evaluate_allocation_needs_the_columns(world):
     with pytest.raises(SchemaError) as info:
         evaluate_allocation(world, pd.DataFrame({"account_id": [1]}), HORIZON)
     assert [p.column for p in info.value.problems] == ["recommended_hours"]
+
+
+def test_an_allocation_named_after_a_rule_is_refused_not_replaced(world):
+    """name="top_n" silently replaced the plan's row with the rule's."""
+    plan = pd.DataFrame({"account_id": world.truth["account_id"], "recommended_hours": 1.0})
+    with pytest.raises(ConfigError, match="'top_n' is the name of a simple rule"):
+        evaluate_allocation(world, plan, HORIZON, name="top_n")
+
+
+def test_a_stake_weight_that_is_not_a_number_is_refused(world):
+    """A NaN weight made the true gain NaN without a word."""
+    for bad in (float("nan"), -1.0, "much"):
+        with pytest.raises(ConfigError, match="stake weight 'retention' must be a finite number >= 0"):
+            world.true_gain(np.ones(len(world.truth)), HORIZON, {"retention": bad})

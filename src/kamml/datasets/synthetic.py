@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -530,7 +531,7 @@ def _check_horizon(horizon_days: int) -> int:
 
 
 def _weights(weights: Mapping[str, float | str] | None) -> dict[str, float]:
-    """Stake weights with defaults of 1; unknown parts are a `ConfigError` listing the valid ones.
+    """Stake weights with defaults of 1; unknown parts and bad numbers are a `ConfigError` naming them.
 
     A growth weight of ``"auto"`` (kamml's default: the fitted uplift, an estimate of the growth effort
     brings) counts the true growth as it is, like the default 1.
@@ -539,7 +540,16 @@ def _weights(weights: Mapping[str, float | str] | None) -> dict[str, float]:
     for key, value in (weights or {}).items():
         if key not in out:
             raise ConfigError(f"unknown stake weight '{key}'; valid: {', '.join(STAKE_PARTS)}")
-        out[key] = 1.0 if key == "growth" and value == "auto" else float(value)
+        if key == "growth" and value == "auto":
+            out[key] = 1.0
+            continue
+        try:
+            weight = float(value)
+        except (TypeError, ValueError):
+            weight = math.nan
+        if not (math.isfinite(weight) and weight >= 0):  # a NaN made the true gain NaN, silently
+            raise ConfigError(f"stake weight '{key}' must be a finite number >= 0, got {value!r}")
+        out[key] = weight
     return out
 
 

@@ -210,7 +210,8 @@ def top_n_share_by_revenue(
     A focused team's rule: serve the top accounts, each by its revenue, with about `per_account` hours
     each on average (4 h by default, kamml's fixed effort scale; N counts the hours left above the
     floors). Ties at the edge are broken by position (stable); `cap`, `floor`, `owner` and `capacity` as
-    in `hours_by_revenue`, which shares the hours among the chosen accounts.
+    in `hours_by_revenue`, which shares the hours among the chosen accounts; what they cannot take (at
+    the cap, or in full reps) goes to the others by revenue, as the other rules place every hour.
 
     Examples
     --------
@@ -226,7 +227,10 @@ def top_n_share_by_revenue(
     chosen = np.zeros(r.size, dtype=bool)
     chosen[np.argsort(-r, kind="stable")[:n]] = True
     focus = np.where(chosen & (r > 0), r, 0.0)
-    return hours_by_revenue(focus, hours, cap=cap, floor=floor, owner=owner, capacity=capacity)
+    out = hours_by_revenue(focus, hours, cap=cap, floor=floor, owner=owner, capacity=capacity)
+    if team - out.sum() > 1e-9 * max(team, 1.0):  # the chosen are at the cap or in full reps
+        out = hours_by_revenue(r, hours, cap=cap, floor=out, owner=owner, capacity=capacity)
+    return out
 
 
 def _floored(
@@ -590,6 +594,8 @@ def evaluate_allocation(
     recommended = allocation.set_index("account_id")["recommended_hours"].astype(float)
     _refuse_nan(recommended, "allocation", "recommended_hours")  # before the sum, which skips NaN
     team = float(recommended.sum()) if hours is None else float(hours)
+    if name in SIMPLE_RULES:
+        raise ConfigError(f"'{name}' is the name of a simple rule's row; give the allocation another name")
     policies: dict[str, npt.ArrayLike | pd.Series] = {name: recommended}
     ids = world.truth["account_id"].to_numpy()
     floors = _floors(floor, ids)

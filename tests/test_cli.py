@@ -378,6 +378,64 @@ def test_backtest_json_over_an_input_table_exits_3_before_any_work(world_path, t
     assert out.read_bytes() == before
 
 
+def test_backtest_json_over_the_config_file_exits_3_before_any_work(world_path, tmp_path):
+    """`backtest --config c.yaml --json c.yaml` replaced the config with the metrics (exit 0)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  path: {world_path}\n", encoding="utf-8")
+    before = cfg.read_bytes()
+    refused = runner.invoke(app, ["backtest", "--config", str(cfg), "--json", str(cfg)])
+    assert refused.exit_code == 3, refused.output
+    assert f"cannot write {cfg}" in refused.output
+    assert cfg.read_bytes() == before
+
+
+def test_ctrl_c_inside_a_duckdb_query_is_an_interrupt_not_a_traceback():
+    """Ctrl-C in a query raised DuckDB's "Query interrupted" (a RuntimeError): traceback, exit 1."""
+    import typer
+
+    from kamml.cli import _call
+    from kamml.errors import DataError
+
+    def query():
+        try:
+            raise RuntimeError("Query interrupted")
+        except RuntimeError as exc:
+            raise DataError("transactions: cannot read") from exc
+
+    with pytest.raises(typer.Exit) as stop:
+        _call(query, (), {})
+    assert stop.value.exit_code == 130
+    with pytest.raises(ValueError, match="other"):
+        _call(lambda: (_ for _ in ()).throw(ValueError("other")), (), {})
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(["--seed", "-1"], "seed"), (["--years", "1e9"], "years"), (["--years", "inf"], "years")],
+)
+def test_generate_refuses_a_negative_seed_and_endless_years(tmp_path, args, says):
+    """They were a ValueError, 'year out of range' or an OverflowError from deep inside: exit 1."""
+    result = runner.invoke(app, ["generate", "--accounts", "10", "--out", str(tmp_path / "w"), *args])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    from kamml.datasets import synthetic
+    from kamml.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.generate\.seed"):
+        synthetic.generate(10, seed=-1)
+    with pytest.raises(ConfigError, match=r"data\.generate\.years"):
+        synthetic.generate(10, years=float("inf"))
+
+
+def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path):
+    """A Latin-1 comment raised UnicodeDecodeError: a traceback and exit 1."""
+    cfg = tmp_path / "latin1.yaml"
+    cfg.write_bytes("# caf\xe9\ntime:\n  horizon_days: 90\n".encode("latin-1"))
+    result = runner.invoke(app, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 2, result.output
+    assert "a config must be UTF-8 text" in result.output
+
+
 def test_benchmark_json_over_the_packaged_cdnow_file_exits_3_before_any_work(monkeypatch):
     """`benchmark cdnow --json` accepted the packaged CDNOW file it reads (the next load: corrupt)."""
     from importlib import resources
@@ -620,8 +678,10 @@ def test_an_exit_a_native_library_swallowed_after_sigterm_is_still_exit_143(monk
     assert stopped.value.exit_code == 143
     assert "kamml: error: stopped by SIGTERM" in capsys.readouterr().err
     monkeypatch.setattr(cli, "_SIGNALLED", [])
-    with pytest.raises(RuntimeError, match="Query interrupted"):  # without a signal: a bug, traceback
+    with pytest.raises(typer.Exit) as stopped:  # without SIGTERM: Ctrl-C (kamml never interrupts DuckDB)
         query()
+    assert stopped.value.exit_code == 130
+    assert "kamml: error: interrupted" in capsys.readouterr().err
 
 
 def test_validate_reads_a_transactions_table_named_in_the_config_without_data_path(world_path, tmp_path):

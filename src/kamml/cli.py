@@ -90,11 +90,20 @@ def _call(func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         if _SIGNALLED:  # the handler's own exit: said on stderr, as every other stop
             typer.echo(f"kamml: error: stopped by {signal.Signals(_SIGNALLED[0]).name}", err=True)
         raise
-    except BaseException:
+    except BaseException as exc:
         if _SIGNALLED:
             signum = _SIGNALLED[0]
             _fail(f"stopped by {signal.Signals(signum).name}; nothing half written was kept", 128 + signum)
+        if _query_interrupted(exc):  # Ctrl-C inside a DuckDB query: DuckDB's error, not KeyboardInterrupt
+            _fail("interrupted", 130)
         raise
+
+
+def _query_interrupted(exc: BaseException) -> bool:
+    """Whether `exc` (or an error it wraps) is DuckDB's "Query interrupted": Ctrl-C inside a query."""
+    from kamml.errors import exception_chain
+
+    return any("query interrupted" in str(error).lower() for error in exception_chain(exc))
 
 
 def _named_failure(exc: Exception) -> KammlError | None:
@@ -167,11 +176,11 @@ ConfigOpt = Annotated[
 @handle_errors
 def generate(
     accounts: Annotated[int, typer.Option("--accounts", "-n", min=1, help="Number of accounts.")] = 5_000,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 42,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same world.")] = 42,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the Parquet tables into.")] = Path(
         "data/demo"
     ),
-    years: Annotated[float, typer.Option(min=0.1, help="Years of history.")] = 3.0,
+    years: Annotated[float, typer.Option(min=0.1, max=100, help="Years of history.")] = 3.0,
 ) -> None:
     """Write a synthetic B2B world (transactions, accounts, referrals, activities, truth) as Parquet."""
     from kamml.datasets import synthetic
@@ -218,6 +227,11 @@ def _check_json_out(path: Path | None, inputs: dict[str, Path]) -> None:
         check_not_input(path, inputs)
 
 
+def _config_input(config: Path | None) -> dict[str, Path]:
+    """The config file as one of the job's inputs, so no output replaces it."""
+    return {} if config is None else {"config": Path(config)}
+
+
 def _write_json(payload: dict[str, Any], path: Path | None) -> None:
     """Write a JSON result atomically when a path is given."""
     if path is None:
@@ -251,7 +265,9 @@ def backtest(
     if horizon_days is not None:
         overrides["time"] = {"horizon_days": horizon_days}
     cfg = load_config(config, overrides)
-    _check_json_out(json_out, input_paths(data if data is not None else cfg.data.path, cfg))
+    _check_json_out(
+        json_out, {**input_paths(data if data is not None else cfg.data.path, cfg), **_config_input(config)}
+    )
     result = run_backtest(job_data(cfg, data), cfg, cut)
     typer.echo(result.to_text())
     _write_json(result.to_dict(), json_out)

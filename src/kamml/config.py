@@ -78,8 +78,8 @@ class GenerateConfig(_Section):
     """Generate a synthetic world into `data.path` when it holds no transactions yet."""
 
     accounts: int = Field(5_000, gt=0)
-    seed: int = 42
-    years: float = Field(3.0, gt=0)
+    seed: int = Field(42, ge=0)
+    years: float = Field(3.0, gt=0, le=100)
 
 
 class ColumnsConfig(_Section):
@@ -606,6 +606,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: a config must be UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(loaded).__name__}")
         raw = loaded or {}

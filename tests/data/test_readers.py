@@ -144,6 +144,10 @@ def test_empty_folder_and_mixed_formats(backend, tmp_path, tx):
     tx.to_csv(tmp_path / "a.csv", index=False)
     with pytest.raises(DataError, match="mixes Parquet and CSV"):
         read_table(str(tmp_path / "a.*"), "transactions", backend)
+    tx.to_parquet(folder / "a.parquet")
+    tx.to_csv(folder / "b.csv", index=False)  # the CSV part was dropped without a word
+    with pytest.raises(DataError, match=r"both Parquet \(a\.parquet, \.\.\.\) and CSV \(b\.csv"):
+        read_table(folder, "transactions", backend)
 
 
 def test_duplicated_frame_columns_are_a_schema_error(backend):

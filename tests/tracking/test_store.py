@@ -264,3 +264,18 @@ def test_an_artifact_folder_that_cannot_be_written_is_named_before_training(tmp_
     fine = cfg.model_copy(update={"experiment": "f", "artifact_location": str(tmp_path / "arts")})
     assert experiment_id(fine)
     assert (tmp_path / "arts").is_dir()
+
+
+def test_a_sqlite_store_that_cannot_be_opened_is_named():
+    """ "unable to open database file" (a read-only folder) went out as a raw OperationalError, exit 1."""
+    import sqlite3
+
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking.store import store_error
+
+    error = store_error(
+        sqlite3.OperationalError("unable to open database file"), "sqlite:////ro/m.db", "config"
+    )
+    assert isinstance(error, TrackingStoreError)
+    assert "sqlite:////ro/m.db" in str(error)
+    assert "cannot be opened or created" in str(error)

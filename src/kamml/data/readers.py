@@ -167,7 +167,13 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
         return _read_files(files, source, name, backend, delimiter)
     if path.is_dir():
         parts = _visible_files(path)
-        files = [p for p in parts if _is_parquet(p)] or [p for p in parts if _is_csv(p)]
+        parquet, csv = [p for p in parts if _is_parquet(p)], [p for p in parts if _is_csv(p)]
+        if parquet and csv:  # the CSV parts were dropped without a word
+            raise DataError(
+                f"{name}: folder {path} holds both Parquet ({parquet[0].name}, ...) and CSV "
+                f"({csv[0].name}, ...) parts: keep one format"
+            )
+        files = parquet or csv
         if not files:
             raise DataError(f"{name}: folder {path} holds no .parquet (or .csv) files")
         return _read_files(files, str(path), name, backend, delimiter)

@@ -489,9 +489,13 @@ def generate(
     params = params or WorldParams()
     if n_accounts < 1:
         raise ConfigError(f"n_accounts must be >= 1, got {n_accounts}")
+    if not (isinstance(years, (int, float)) and math.isfinite(years) and years <= 100):
+        raise ConfigError(f"years (data.generate.years) must be a number of years up to 100, got {years}")
     months = round(12 * years)
     if months < 1:
-        raise ConfigError(f"years must cover at least one month, got {years}")
+        raise ConfigError(f"years (data.generate.years) must cover at least one month, got {years}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed (data.generate.seed) must be a whole number >= 0, got {seed}")
     if n_reps is None:
         n_reps = int(np.clip(round(n_accounts / 500), 2, 200))
     if n_reps < 1:

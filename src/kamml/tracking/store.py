@@ -155,6 +155,11 @@ def store_error(
                 "is locked by another process (a training job, or an MLflow UI or script writing to it): "
                 "retry when it ends"
             )
+        elif "unable to open database file" in text:
+            what = (
+                "cannot be opened or created (its folder is missing, read-only or not a folder): point "
+                "tracking.uri (or MLFLOW_TRACKING_URI) at a file this job can write"
+            )
         elif any(k in text for k in _NOT_A_STORE):
             what = (
                 "is not an MLflow store (SQLite cannot read it as a database): point tracking.uri (or "

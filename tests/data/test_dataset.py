@@ -37,6 +37,28 @@ def test_folder_source(backend, folder):
     assert repr(data) == "Dataset(end=Timestamp('2024-04-01 00:00:00'))"
 
 
+def test_a_configured_table_that_passes_over_the_folders_own_is_warned(
+    backend, folder, tx, tmp_path_factory, caplog
+):
+    """`--data NEW` with data.transactions: OLD/... in the config read OLD without a word."""
+    old = tmp_path_factory.mktemp("old") / "transactions.parquet"
+    tx.head(3).to_parquet(old)
+    cfg = Config.from_dict({"data": {"transactions": str(old)}})
+    with caplog.at_level(logging.WARNING, logger="kamml.data.dataset"):
+        data = load_data(folder, cfg, backend=backend)
+    assert data.transactions.count().execute() == 3
+    assert (
+        f"data.transactions in the config ({old}) is read, not {folder / 'transactions.parquet'}"
+        in caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.data.dataset"):
+        load_data(
+            folder, Config.from_dict({"data": {"transactions": "transactions.parquet"}}), backend=backend
+        )
+    assert "is read, not" not in caplog.text  # the config names the folder's own table
+
+
 def test_config_paths_and_data_path(backend, folder, tmp_path):
     (folder / "elsewhere").mkdir()
     (folder / "elsewhere" / "refs.csv").write_text("referrer_id,referred_id,ts\n1,2,2024-01-03\n")

@@ -118,6 +118,16 @@ def _config_path(value: str, folder: Path | None) -> str:
     return str(path)
 
 
+def _own_table(folder: Path | None, name: str) -> Path | None:
+    """The data folder's own file for table `name`, or None (none, no folder, or more than one)."""
+    if folder is None:
+        return None
+    try:
+        return find_table_source(folder, name)
+    except DataError:
+        return None
+
+
 def _resolve_sources(source: Any, data: DataConfig) -> dict[str, Any]:
     """Which object or path holds each table (transactions required)."""
     if source is None:
@@ -159,6 +169,16 @@ def _resolve_sources(source: Any, data: DataConfig) -> dict[str, Any]:
         configured = getattr(data, name)
         if configured is not None and name not in sources:
             sources[name] = _config_path(configured, folder)
+            own = _own_table(folder, name)
+            if own is not None and Path(own).resolve() != Path(sources[name]).resolve():
+                log.warning(  # a new drop in the folder was passed over for the config's table, silently
+                    "%s: data.%s in the config (%s) is read, not %s in the data folder %s",
+                    name,
+                    name,
+                    sources[name],
+                    own,
+                    folder,
+                )
     if "transactions" not in sources:
         where = f" in {folder}" if folder is not None else ""
         raise DataError(

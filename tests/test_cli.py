@@ -704,3 +704,24 @@ def test_data_given_on_the_command_line_is_the_configs_data_path(tmp_path, monke
     given = _with_data(cfg, Path("here"))
     assert given.data.path == tmp_path / "here"
     assert cfg.data.path == Path("elsewhere")  # the loaded config is left as it was
+
+
+@pytest.mark.parametrize("name", ["accounts.csv", "referrals.csv", "activities.csv"])
+def test_score_to_a_table_name_in_the_data_folder_exits_3_before_any_work(world_path, tmp_path, name):
+    """`--out DATA/accounts.csv` beside accounts.parquet broke every later job on the folder."""
+    import shutil
+
+    copy = tmp_path / "world"
+    shutil.copytree(world_path, copy)
+    if name == "referrals.csv":  # a table the folder did not have: the scores would be read as it
+        (copy / "referrals.parquet").unlink()
+    out = copy / name
+    refused = runner.invoke(
+        app, ["score", "--model", "models:/none@champion", "--data", str(copy), "--out", str(out)]
+    )
+    assert refused.exit_code == 3, refused.output
+    table = name.split(".")[0]
+    assert f"it would be read as the {table} table next time" in refused.output
+    assert not out.exists()
+    fine = runner.invoke(app, ["validate", "--data", str(copy)])
+    assert fine.exit_code == 0, fine.output

@@ -409,6 +409,7 @@ def score(
     """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""
     from kamml.config import load_config
     from kamml.data import input_paths
+    from kamml.data.dataset import check_not_a_table_name
     from kamml.io import check_not_input, check_output_path
     from kamml.jobs.data import job_data
 
@@ -419,6 +420,7 @@ def score(
     if spark:
         _check_spark_output(out, "the scores are")
         check_not_input(out, inputs)
+        check_not_a_table_name(out, data if data is not None else cfg.data.path)
         from kamml.spark import score_spark  # it finds the model in cfg's tracking store itself
 
         dataset = job_data(cfg, data)
@@ -427,6 +429,7 @@ def score(
         typer.echo(f"scored every account at {cut.date()} on Spark -> {folder} (Parquet parts)")
         return
     check_output_path(out, inputs)
+    check_not_a_table_name(out, data if data is not None else cfg.data.path)
     # the model (MLflow's import, the registry, the bundle's parsing) loads in a thread while the engine
     # validates the data: DuckDB works outside the GIL, and the two took 6 s and 11 s one after the other
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kamml-model") as pool:

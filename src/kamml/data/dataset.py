@@ -20,12 +20,12 @@ import pandas as pd
 from kamml.config import Config, DataConfig, EngineConfig
 from kamml.data.contract import TABLES, column_mapping
 from kamml.data.quality import QualityReport, amount_notes, gap_notes, hours_notes, relationship_notes
-from kamml.data.readers import backend_errors, engine_message, find_table_source, read_raw
+from kamml.data.readers import TABLE_SUFFIXES, backend_errors, engine_message, find_table_source, read_raw
 from kamml.data.validation import validate_tables
 from kamml.engine import check_utc_session, connect, engine_errors, engine_failure
 from kamml.errors import ConfigError, DataError, SchemaError
 
-__all__ = ["Dataset", "input_paths", "load_data", "validate"]
+__all__ = ["Dataset", "check_not_a_table_name", "input_paths", "load_data", "validate"]
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,27 @@ def input_paths(source: Any, config: Config | DataConfig | None = None) -> dict[
     except DataError:
         return {}
     return _paths(sources)
+
+
+def check_not_a_table_name(path: str | Path, source: Any) -> None:
+    """Refuse an output the data folder `source` would read as one of its tables next time (`DataError`).
+
+    ``--out data/accounts.csv`` beside ``data/accounts.parquet`` made every later job on the folder fail
+    ("more than one source"), and ``data/referrals.csv`` where there was none was read as the referrals.
+    `source` that is not a folder (a file, frames, None) checks nothing.
+    """
+    if not isinstance(source, str | Path) or not Path(source).expanduser().is_dir():
+        return
+    folder = Path(source).expanduser().resolve()
+    out = Path(path).expanduser().resolve()
+    if out.parent != folder:
+        return
+    for name in TABLES:
+        if out.name == name or any(out.name == f"{name}{suffix}" for suffix in TABLE_SUFFIXES):
+            raise DataError(
+                f"cannot write {path}: in the data folder {folder} it would be read as the {name} table "
+                "next time; write the output elsewhere"
+            )
 
 
 def _paths(sources: Mapping[str, Any]) -> dict[str, Path]:

@@ -133,6 +133,10 @@ def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: st
     )
 
 
+#: The file endings a data folder's table is found by (`find_table_source`), besides a folder of parts.
+TABLE_SUFFIXES = (*PARQUET_SUFFIXES, ".csv", ".csv.gz", ".tsv")
+
+
 def find_table_source(folder: Path, name: str) -> Path | None:
     """The file or folder holding table `name` inside a data folder, or None when there is none.
 
@@ -144,7 +148,7 @@ def find_table_source(folder: Path, name: str) -> Path | None:
     DataError
         More than one candidate exists, so which one is meant is ambiguous.
     """
-    candidates = [folder / f"{name}{suffix}" for suffix in (*PARQUET_SUFFIXES, ".csv", ".csv.gz", ".tsv")]
+    candidates = [folder / f"{name}{suffix}" for suffix in TABLE_SUFFIXES]
     found = [p for p in candidates if p.is_file()]
     if (folder / name).is_dir():
         found.append(folder / name)

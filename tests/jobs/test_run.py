@@ -11,6 +11,7 @@ from kamml.errors import ConfigError, DataError, InfeasibleError
 from kamml.jobs.outputs import read_manifest
 from kamml.jobs.run import run, skipped_parts
 from kamml.jobs.score import SCORE_COLUMNS
+from kamml.tracking import JOB_STATUS_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +69,37 @@ def test_each_stage_announces_itself_and_ends_with_a_summary(job):
     assert "value of the last hour (lambda)" in text
     assert set(result.seconds) == {"validate", "train", "score", "allocate", "report"}
     assert result.skipped == []
+
+
+def test_the_training_run_says_the_whole_job_completed(job):
+    _, result, _ = job
+    run = MlflowClient().get_run(result.training.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[JOB_STATUS_TAG] == "complete"
+
+
+def test_a_failure_after_training_marks_the_training_run_failed(
+    tracked_config, world_path, tmp_path, monkeypatch
+):
+    """The training run ended FINISHED before scoring: a job failing later read as a success in MLflow."""
+    name = f"kamml-late-failure-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 300
+
+    def broken_report(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("kamml.jobs.run.render_report", broken_report)
+    with pytest.raises(OSError, match="No space left"):
+        run(cfg, world_path, echo=lambda _: None)
+    experiment = MlflowClient().get_experiment_by_name(name)
+    (found,) = MlflowClient().search_runs([experiment.experiment_id])
+    assert found.info.status == "FAILED"
+    assert found.data.tags[JOB_STATUS_TAG] == "failed"
+    assert found.data.tags["kamml.job.failed_stage"] == "report"
+    assert "No space left on device" in found.data.tags["kamml.job.error"]
+    assert read_manifest(cfg.output.dir) is None  # and no output set was published
 
 
 def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, caplog):

@@ -46,7 +46,7 @@ from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import EffortResponse, config_rule
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
-from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, load_model
+from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, load_model, record_job_failure
 
 __all__ = ["RunResult", "check_owners", "run", "skipped_parts"]
 
@@ -145,7 +145,6 @@ def _run(
     echo: Callable[[str], None],
 ) -> RunResult:
     """The job's stages, with the output folder locked; outputs are staged, then published together."""
-    out_dir = outputs.folder
     with _stage("validate", seconds, echo):
         data = job_data(config, source)
         check_owners(config, data)
@@ -166,8 +165,27 @@ def _run(
             f"(BTYD {bt.churn['btyd']['roc_auc']:.3f})"
         )
         echo(f"      {training.summary()}")
-    if config.engine.name == "spark":
-        return _run_on_spark(config, data, training, outputs, seconds, skipped, echo)
+    try:
+        if config.engine.name == "spark":
+            return _run_on_spark(config, data, training, outputs, seconds, skipped, echo)
+        return _score_allocate_report(config, data, training, outputs, seconds, skipped, echo)
+    except BaseException as exc:  # the training run ended FINISHED: it must not read as a whole job
+        failed = next((name for name in STAGES if name not in seconds), STAGES[-1])
+        record_job_failure(config, training.run_id, failed, exc)
+        raise
+
+
+def _score_allocate_report(
+    config: Config,
+    data: Dataset,
+    training: TrainResult,
+    outputs: OutputSet,
+    seconds: dict[str, float],
+    skipped: list[str],
+    echo: Callable[[str], None],
+) -> RunResult:
+    """The in-memory stages after training: score with the champion, allocate, write the output set."""
+    out_dir = outputs.folder
     with _stage("score", seconds, echo):
         model, fresh = _registered(training, echo)
         # the training job's features fit the new version; the champion rebuilds its own
@@ -295,6 +313,7 @@ def _log_outputs(config: Config, training: TrainResult, paths: Iterable[Path], p
                 **_rep_prices(plan),
             }
         )
+        tracked.job_complete()
 
 
 def _rep_prices(plan: dict[str, Any]) -> dict[str, float]:

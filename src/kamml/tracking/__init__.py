@@ -13,11 +13,12 @@ from kamml.tracking.model import (
     resolve_model,
 )
 from kamml.tracking.registry import CHAMPION, Promotion, metric_key, promote, register
-from kamml.tracking.runs import TrainingRun, backtest_metrics, flatten
+from kamml.tracking.runs import JOB_STATUS_TAG, TrainingRun, backtest_metrics, flatten, record_job_failure
 from kamml.tracking.store import experiment_id, tracking_uri, use_tracking
 
 __all__ = [
     "CHAMPION",
+    "JOB_STATUS_TAG",
     "LoadedModel",
     "Promotion",
     "TrainingRun",
@@ -30,6 +31,7 @@ __all__ = [
     "model_input",
     "pip_requirements",
     "promote",
+    "record_job_failure",
     "register",
     "resolve_model",
     "tracking_uri",

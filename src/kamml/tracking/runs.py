@@ -24,14 +24,14 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from kamml.config import Config, FeaturesConfig
-from kamml.errors import ModelError
+from kamml.errors import ModelError, TrackingStoreError
 from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import Promotion, metric_key, promote, register
-from kamml.tracking.store import experiment_id, tracking_uri
+from kamml.tracking.store import experiment_id, tracking_uri, use_tracking
 
-__all__ = ["TrainingRun", "backtest_metrics", "flatten"]
+__all__ = ["JOB_STATUS_TAG", "TrainingRun", "backtest_metrics", "flatten", "record_job_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ VERSIONED = ("kamml", "lightgbm", "scikit-learn", "mlflow", "ibis-framework", "d
 #: Tags naming the machine and process of a run, so a later job can tell a killed run from a live one.
 HOST_TAG = "kamml.host"
 PID_TAG = "kamml.pid"
+
+#: Tags of a job's outcome on its training run: "complete" or "failed", the stage and the error.
+JOB_STATUS_TAG = "kamml.job.status"
+JOB_STAGE_TAG = "kamml.job.failed_stage"
+JOB_ERROR_TAG = "kamml.job.error"
 
 
 def close_abandoned_runs(experiment: str) -> list[str]:
@@ -76,6 +81,29 @@ def close_abandoned_runs(experiment: str) -> list[str]:
                 pid,
             )
     return closed
+
+
+def record_job_failure(config: Config, run_id: str, stage: str, error: BaseException) -> None:
+    """Mark the training run of a job that failed after training: FAILED (KILLED when stopped), and why.
+
+    The training run has ended FINISHED by then, so without this a job that failed while scoring,
+    allocating or reporting would read as a success in MLflow. A run that cannot be marked (the
+    store is what failed) is left as it is, with a warning: the job's own error is what matters.
+    """
+    stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
+    reason = str(error) or type(error).__name__
+    if isinstance(error, TrackingStoreError):
+        log.warning("MLflow run %s not marked failed: the tracking store is what failed", run_id)
+        return
+    try:
+        use_tracking(config.tracking)
+        client = mlflow.MlflowClient()
+        client.set_tag(run_id, JOB_STATUS_TAG, "stopped" if stopped else "failed")
+        client.set_tag(run_id, JOB_STAGE_TAG, stage)
+        client.set_tag(run_id, JOB_ERROR_TAG, reason[:5000])
+        client.set_terminated(run_id, status="KILLED" if stopped else "FAILED")
+    except Exception as exc:  # never hide the job's own error behind this one
+        log.warning("could not mark MLflow run %s as failed at %s: %s", run_id, stage, exc)
 
 
 def _alive(pid: int) -> bool:
@@ -337,6 +365,10 @@ class TrainingRun:
     def log_summary(self, values: Mapping[str, float]) -> None:
         """Numbers of a later stage (scoring, allocation) as metrics of this run."""
         mlflow.log_metrics({k: float(v) for k, v in values.items() if pd.notna(v)})
+
+    def job_complete(self) -> None:
+        """Tag the run with the whole job's success (`record_job_failure` tags a failure)."""
+        mlflow.set_tag(JOB_STATUS_TAG, "complete")
 
     def log_model(self, bundle: ModelBundle, features: pd.DataFrame) -> str:
         """Log the bundle as the run's pyfunc; return its ``models:/`` URI."""

@@ -725,3 +725,14 @@ def test_score_to_a_table_name_in_the_data_folder_exits_3_before_any_work(world_
     assert not out.exists()
     fine = runner.invoke(app, ["validate", "--data", str(copy)])
     assert fine.exit_code == 0, fine.output
+
+
+def test_score_refuses_explain_top_with_explain_all(tmp_path):
+    """Both were accepted and --explain-top silently ignored."""
+    out = tmp_path / "s.csv"
+    result = runner.invoke(
+        app, ["score", "--model", "m", "--out", str(out), "--explain-top", "5", "--explain-all"]
+    )
+    assert result.exit_code == 2
+    assert "--explain-top 5 and --explain-all ask for two things" in result.output
+    assert not out.exists()

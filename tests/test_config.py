@@ -73,6 +73,36 @@ def test_bad_configs_raise_config_error(tmp_path, text, pattern):
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "data:\n  path: x\n   bad: 1\n",
+            "not valid YAML: line 3, column 7: mapping values are not allowed here",
+        ),
+        ("a: 1\na: 2\n", "not valid YAML: line 2, column 1: duplicate key 'a'"),
+    ],
+)
+def test_a_yaml_error_is_one_line_naming_line_and_column(tmp_path, text, says):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: {says}")
+    assert "\n" not in str(info.value)  # PyYAML's own text has file markers on extra lines
+
+
+def test_a_folder_given_as_the_config_is_named_as_a_folder(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder: give the YAML file inside it"):
+        load_config(tmp_path)
+
+
+def test_builtin_and_generate_together_are_refused():
+    """Both fill data.path: builtin won and generate was ignored without a word."""
+    with pytest.raises(ConfigError, match="data.builtin and data.generate are both set"):
+        Config.from_dict({"data": {"builtin": "cdnow", "generate": {"accounts": 100}}})
+
+
 def test_missing_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/kamml.yaml")

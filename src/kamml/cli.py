@@ -167,6 +167,9 @@ def _setup_logging(level: int) -> None:
     root.addHandler(handler)
 
 
+#: Accounts whose drivers `kamml score` names by default (the most value at stake first).
+_EXPLAIN_TOP = 20_000
+
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config file (see docs/config.md).")
 ]
@@ -249,7 +252,10 @@ def backtest(
     config: ConfigOpt = None,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
     cutoff: Annotated[
-        str | None, typer.Option(help="Test cutoff (YYYY-MM-DD); default: data end - horizon.")
+        str | None,
+        typer.Option(
+            help="Test cutoff (YYYY-MM-DD); default: time.cutoff, else the data end minus the horizon."
+        ),
     ] = None,
     horizon_days: Annotated[int | None, typer.Option(min=1, help="Prediction horizon in days.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
@@ -396,12 +402,13 @@ def score(
     ] = None,
     config: ConfigOpt = None,
     explain_top: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=0,
-            help="Name drivers for this many accounts with the most value at stake (0: none).",
+            help="Name drivers for this many accounts with the most value at stake (0: none; "
+            f"default {_EXPLAIN_TOP:,}).",
         ),
-    ] = 20_000,
+    ] = None,
     explain_all: Annotated[
         bool, typer.Option("--explain-all", help="Name drivers for every account (slower).")
     ] = False,
@@ -413,6 +420,9 @@ def score(
     from kamml.io import check_not_input, check_output_path
     from kamml.jobs.data import job_data
 
+    if explain_all and explain_top is not None:
+        _fail(f"--explain-top {explain_top} and --explain-all ask for two things: give one", 2)
+    top = None if explain_all else (_EXPLAIN_TOP if explain_top is None else explain_top)
     cut_option = _cutoff_option(cutoff)
     cfg = load_config(config)
     inputs = input_paths(data if data is not None else cfg.data.path, cfg)  # never written over
@@ -425,7 +435,7 @@ def score(
 
         dataset = job_data(cfg, data)
         cut = _scoring_cutoff(cut_option, cfg, dataset)
-        folder = score_spark(model, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
+        folder = score_spark(model, dataset, cut, out, cfg, explain_top=top)
         typer.echo(f"scored every account at {cut.date()} on Spark -> {folder} (Parquet parts)")
         return
     check_output_path(out, inputs)
@@ -439,7 +449,7 @@ def score(
     from kamml.jobs.score import score_to_file  # imports MLflow: after the thread has
 
     cut = _scoring_cutoff(cut_option, cfg, dataset)
-    table = score_to_file(loaded, dataset, cut, out, cfg, explain_top=None if explain_all else explain_top)
+    table = score_to_file(loaded, dataset, cut, out, cfg, explain_top=top)
     typer.echo(
         f"{len(table):,} accounts scored at {cut.date()} with {table['model_uri'].iat[0]}: "
         f"total clv {table['clv'].sum():,.0f}, mean p_churn {table['p_churn'].mean():.3f} -> {out}"

@@ -105,6 +105,16 @@ class DataConfig(_Section):
     builtin: Literal["cdnow", "cdnow_sample"] | None = None
     csv_delimiter: str | None = None
 
+    @model_validator(mode="after")
+    def _one_source_to_fill(self) -> DataConfig:
+        """`generate` and `builtin` both fill `path`: with both set, builtin won and generate was ignored."""
+        if self.generate is not None and self.builtin is not None:
+            raise _key_error(
+                "data.builtin and data.generate are both set: each fills data.path with its own data "
+                "(the packaged log or the synthetic world); keep one"
+            )
+        return self
+
 
 class TimeConfig(_Section):
     """Cutoff, horizon and snapshot stacking (DESIGN §3)."""
@@ -600,12 +610,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         path = Path(path)
         source = str(path)
+        if path.is_dir():
+            raise ConfigError(f"config {path} is a folder: give the YAML file inside it")
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
             loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
         except UnicodeDecodeError as exc:
             raise ConfigError(
                 f"{path}: a config must be UTF-8 text ({exc.reason} at byte {exc.start})"
@@ -616,6 +628,17 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if overrides:
         raw = _merge(raw, overrides)
     return Config.from_dict(raw, source)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: where (line, column) and what, without its multi-line file markers."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    return f"{where}: {problem}" + (f" ({context})" if context else "")
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -649,6 +649,8 @@ def test_a_folder_of_parquet_parts_reads_as_one_scores_table(tmp_path):
     pd.testing.assert_frame_equal(back, expected, check_dtype=False)  # Parquet keeps dates in ms
     with pytest.raises(DataError, match="scores file not found"):
         read_scores(tmp_path / "elsewhere.parquet")
+    with pytest.raises(DataError, match=r"is a folder not named \*\.parquet"):  # was "not found"
+        read_scores(tmp_path)
 
 
 def test_fitted_effort_scales_in_the_scores_are_used_when_auto():

@@ -457,6 +457,11 @@ def read_scores(path: str | Path) -> pd.DataFrame:
             return pd.read_parquet(source)
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read the scores folder {source}: {exc}") from None
+    if source.is_dir():
+        raise DataError(
+            f"scores {source} is a folder not named *.parquet: give the scores file, or the folder of "
+            "Parquet parts a Spark run wrote (scores.parquet)"
+        )
     if not source.is_file():
         raise DataError(f"scores file not found: {source}")
     try:

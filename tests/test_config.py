@@ -99,7 +99,7 @@ def test_a_folder_given_as_the_config_is_named_as_a_folder(tmp_path):
 
 def test_builtin_and_generate_together_are_refused():
     """Both fill data.path: builtin won and generate was ignored without a word."""
-    with pytest.raises(ConfigError, match="data.builtin and data.generate are both set"):
+    with pytest.raises(ConfigError, match=r"data\.builtin and data\.generate are both set"):
         Config.from_dict({"data": {"builtin": "cdnow", "generate": {"accounts": 100}}})
 
 

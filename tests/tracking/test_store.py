@@ -279,3 +279,19 @@ def test_a_sqlite_store_that_cannot_be_opened_is_named():
     assert isinstance(error, TrackingStoreError)
     assert "sqlite:////ro/m.db" in str(error)
     assert "cannot be opened or created" in str(error)
+
+
+def test_a_sqlite_store_under_a_file_is_named_before_mlflow_touches_it(tmp_path, monkeypatch):
+    """MLflow's own mkdir failed with the bare "Not a directory: ..." (exit 3), naming no store or key."""
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import experiment_id
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "afile").write_text("x")
+    uri = f"sqlite:///{tmp_path}/afile/sub/mlflow.db"
+    with pytest.raises(
+        TrackingStoreError, match=r"cannot create the folder .*afile/sub of the MLflow"
+    ) as info:
+        experiment_id(TrackingConfig(uri=uri))
+    assert uri in str(info.value)
+    assert "the config's tracking.uri" in str(info.value)

@@ -131,6 +131,27 @@ def check_store_exists(config: TrackingConfig | None = None) -> None:
     )
 
 
+def check_store_folder(config: TrackingConfig | None = None) -> None:
+    """Create the folder of a SQLite store, or say which store cannot have one (`TrackingStoreError`).
+
+    MLflow creates it on first contact, and a path under a file (or a folder it may not write) failed
+    with the bare "Not a directory: ..." of the operating system, naming neither the store nor the setting.
+    """
+    uri = tracking_uri(config)
+    file = sqlite_file(uri)
+    if file is None:
+        return
+    folder = file.expanduser().absolute().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackingStoreError(
+            f"cannot create the folder {folder} of the MLflow tracking store {uri} (from "
+            f"{tracking_source(config)}): {exc.strerror or exc}; point tracking.uri (or MLFLOW_TRACKING_URI) "
+            "at a file in a folder this job can write"
+        ) from None
+
+
 #: What SQLite says, by cause: another process holds the database, or the file is not a database.
 _LOCKED = ("database is locked", "database table is locked")
 _NOT_A_STORE = ("file is not a database", "database disk image is malformed", "file is encrypted")
@@ -231,7 +252,9 @@ def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -
     restored to what they were, and MLflow keeps the URI in its own state.
     """
     global _last_set
-    if not create:
+    if create:
+        check_store_folder(config)
+    else:
         check_store_exists(config)
     uri = tracking_uri(config)
     check_reachable(uri, tracking_source(config))

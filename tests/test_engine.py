@@ -57,6 +57,19 @@ def test_duckdb_spills_to_a_folder_of_its_own_removed_with_the_connection(tmp_pa
     assert not spill.exists()
 
 
+def test_a_stop_while_connecting_leaves_no_spill_folder(tmp_path, monkeypatch):
+    """SIGTERM's exit raised inside connect, before the folder's finalizer existed, stranded the folder."""
+    import ibis
+
+    def stopped(**settings):
+        raise SystemExit(143)
+
+    monkeypatch.setattr(ibis.duckdb, "connect", stopped)
+    with pytest.raises(SystemExit):
+        connect(EngineConfig(threads=1, temp_directory=str(tmp_path / "spill")))
+    assert list((tmp_path / "spill").iterdir()) == []
+
+
 def test_a_relative_temp_directory_is_taken_from_the_working_directory_at_connect(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     con = connect(EngineConfig(threads=1, temp_directory="spill"))

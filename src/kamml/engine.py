@@ -104,11 +104,13 @@ def _connect_duckdb(engine: EngineConfig) -> ibis.BaseBackend:
     settings["temp_directory"] = spill
     try:
         backend = ibis.duckdb.connect(**settings)
-    except duckdb.Error as exc:
-        shutil.rmtree(spill, ignore_errors=True)
-        raise EngineError(f"DuckDB rejected the engine settings {settings}: {exc}") from None
-    # with DuckDB's own connection, which code may keep after the backend; also at a normal exit
-    weakref.finalize(backend.con, shutil.rmtree, spill, ignore_errors=True)
+        # with DuckDB's own connection, which code may keep after the backend; also at a normal exit
+        weakref.finalize(backend.con, shutil.rmtree, spill, ignore_errors=True)
+    except BaseException as exc:  # a setting refused, or a stop (SIGTERM, Ctrl-C) while connecting
+        shutil.rmtree(spill, ignore_errors=True)  # no finalizer owns the folder yet: it was left behind
+        if isinstance(exc, duckdb.Error):
+            raise EngineError(f"DuckDB rejected the engine settings {settings}: {exc}") from None
+        raise
     log.debug("connected to DuckDB %s with %s", backend.version, settings)
     return backend
 

@@ -323,5 +323,52 @@ def test_small_hours_are_not_rounded_away(tmp_path):
     s = pd.DataFrame({"account_id": range(5), "clv": [0.0] * 5, "p_churn": 0.2})
     table = allocate(s, hours=10.0, config=AllocationConfig(floor_hours=0.25))
     page = parse(render_report(tmp_path / "r.html", allocation=table, top=5))
-    assert "1.25 of 10.00" in page.all_text
+    assert "1.25 of 10" in page.all_text
     assert "0.25" in page.all_text.split("Top 5 accounts")[1]
+
+
+def test_hours_and_shares_are_not_rounded_into_other_figures(tmp_path):
+    """1,999.6 of 2,000 hours read "2,000 of 2,000"; a 0.2 % share of hours read 0 %."""
+    table = allocate(scores(n=200), hours=2000.0)
+    table.attrs["allocation"] = {**table.attrs["allocation"], "hours_used": 1999.6}
+    text = parse(render_report(tmp_path / "r.html", allocation=table, top=5)).all_text
+    assert "1,999.6 of 2,000" in text
+    lopsided = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "rank": [1, 2],
+            "tier": ["big", "small"],
+            "recommended_hours": [998.0, 2.0],
+            "expected_gain": [10.0, 1.0],
+        }
+    )
+    cells = [t.strip() for t in parse(render_report(tmp_path / "s.html", allocation=lopsided, top=5)).text]
+    assert ">99%" in cells
+    assert "<1%" in cells
+    assert "100%" not in cells
+    assert "0%" not in cells
+
+
+def test_a_grouped_plan_without_its_summary_counts_its_accounts(tmp_path):
+    grouped = pd.DataFrame(
+        {
+            "account_id": None,
+            "rank": [1, 2],
+            "tier": ["a", "b"],
+            "recommended_hours": [10.0, 5.0],
+            "expected_gain": [100.0, 20.0],
+            "accounts": [120, 180],
+        }
+    )
+    rows = grouped.assign(account_id=[1000.0, 2000.0])
+    text = parse(render_report(tmp_path / "g.html", allocation=grouped, top=5, top_accounts=rows)).all_text
+    assert "Accounts300" in text.replace(" ", "")
+    assert "1000" in text  # an id read as float is shown as the id
+    assert "1,000.00" not in text
+
+
+def test_top_accounts_without_a_needed_column_is_a_named_error(tmp_path):
+    table = allocate(scores(n=50), hours=100.0)
+    with pytest.raises(DataError, match=r"top_accounts table lacks columns \['rank'\]"):
+        render_report(tmp_path / "r.html", allocation=table, top_accounts=table.drop(columns="rank"))
+    assert not (tmp_path / "r.html").exists()

@@ -355,3 +355,31 @@ def test_feature_importance_of_a_real_bundle(result):
     gain = dict(zip(booster.feature_name(), booster.feature_importance("gain"), strict=True))
     top = table.index[0]
     assert table.loc[top, "clv"] == pytest.approx(gain[top])
+
+
+@pytest.mark.parametrize("name", ["Rep #1 $$", "$50k_$100k", "$100k-$1M"])
+def test_dollar_signs_in_names_are_drawn_as_written(tmp_path, name):
+    """matplotlib read text between two '$' as maths: "Rep #1 $$" failed the whole report."""
+    table = pd.DataFrame({"owner": [name, "b"], "tier": [name, "x"], "recommended_hours": [1.0, 2.0]})
+    assert plot_hours_per_rep(table, tmp_path / "reps.png") is not None
+    assert plot_tier_mix(table, tmp_path / "tiers.png") is not None
+    importance = pd.Series([2.0, 1.0], index=[f"attr_{name}", "recency"], name="value")
+    assert plot_feature_importance(importance, tmp_path / "importance.png") is not None
+
+
+def test_small_hours_keep_their_decimals():
+    """A 4.5-hour plan's tiers read 2, 0, 1, 1 and its axis 0, 0, 1, 1, 2, 2."""
+    from kamml.report.plots import _Thousands, hours_text
+
+    assert [hours_text(v) for v in (2.25, 0.25, 1.5, 4.0, 1234.4)] == ["2.25", "0.25", "1.5", "4", "1,234"]
+    assert hours_text(1999.6, exact=True) == "1,999.6"
+    assert hours_text(2000.0000000001, exact=True) == "2,000"
+    assert _Thousands().format_ticks([0.0, 0.5, 1.0, 1.5]) == ["0.0", "0.5", "1.0", "1.5"]
+    assert _Thousands().format_ticks([0.0, 1000.0, 2000.0]) == ["0", "1,000", "2,000"]
+
+
+def test_a_rep_named_like_the_other_reps_bar_keeps_its_own(tmp_path):
+    table = pd.DataFrame(
+        {"owner": ["2 other reps", "a", "b", "c"], "recommended_hours": [9.0, 3.0, 2.0, 1.0], "tier": "x"}
+    )
+    assert plot_hours_per_rep(table, tmp_path / "reps.png", top=2) is not None

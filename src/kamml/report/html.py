@@ -29,6 +29,7 @@ from kamml.report.plots import (
     MODEL_LABELS,
     account_counts,
     backtest_plots,
+    hours_text,
     plot_budget_curve,
     plot_hours_per_rep,
     plot_tier_mix,
@@ -176,11 +177,11 @@ def render_report(
         raise DataError(f"cannot write {target}: the report is written as an .html file")
     if top < 1:
         raise DataError(f"top must be at least 1, got {top}")
-    missing = [c for c in NEEDED if c not in allocation.columns]
-    if missing:
-        raise DataError(
-            f"the allocation table lacks columns {missing}; it has {', '.join(map(str, allocation.columns))}"
-        )
+    for name, frame in (("allocation table", allocation), ("top_accounts table", top_accounts)):
+        missing = [] if frame is None else [c for c in NEEDED if c not in frame.columns]
+        if frame is not None and missing:
+            has = ", ".join(map(str, frame.columns))
+            raise DataError(f"the {name} lacks columns {missing}; it has {has}")
     table = _by_rank(allocation)
     with tempfile.TemporaryDirectory(prefix="kamml-report-") as tmp:
         charts = Path(tmp)
@@ -214,14 +215,15 @@ def _header(title: str, table: pd.DataFrame, summary: Mapping[str, Any]) -> str:
     """The title and the plan's key facts as cards."""
     plan = table.attrs.get("allocation") or {}
     facts: dict[str, str] = {}
-    n = int(plan.get("n_accounts", len(table)))
+    n = int(plan.get("n_accounts", account_counts(table).sum()))  # a grouped table counts its rows' accounts
     active = plan.get("n_active")
     facts["accounts"] = f"{n:,}" + (f" ({int(active):,} active)" if active is not None else "")
     used = float(plan.get("hours_used", table["recommended_hours"].sum()))
     given = plan.get("hours")
-    whole = used >= 100 and (given is None or float(given) >= 100)  # "1 of 10" hid 1.25 of 10
-    digits = 0 if whole else 2
-    facts["hours"] = f"{used:,.{digits}f}" + (f" of {float(given):,.{digits}f}" if given is not None else "")
+    # "1 of 10" hid 1.25 of 10, and "2,000 of 2,000" hid 0.4 unused hours
+    facts["hours"] = hours_text(used, exact=True) + (
+        f" of {hours_text(float(given), exact=True)}" if given is not None else ""
+    )
     facts["expected_gain"] = _number(plan.get("total_expected_gain", table["expected_gain"].sum()))
     if plan.get("team_price") is not None:
         text = last_hour(plan)  # the reps' prices when their capacities bind, not the team's hours
@@ -289,8 +291,8 @@ def _budget_section(curve: pd.DataFrame | None, charts: Path, note: str | None =
     if "feasible" in curve and not curve["feasible"].astype(bool).all():
         below = curve.loc[~curve["feasible"].astype(bool), "hours"].max()
         text += _note(
-            f"Budgets up to {_number(float(below))} hours cannot give every active account its minimum touch "
-            "(allocation.floor_hours), so the curve starts above them."
+            f"Budgets up to {hours_text(float(below))} hours cannot give every active account its minimum "
+            "touch (allocation.floor_hours), so the curve starts above them."
         )
     return (
         head + text + _chart(plot_budget_curve, "budget curve", charts / "budget.png", curve) + "</section>"
@@ -320,7 +322,7 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
         + _td(_e(str(tier)))
         + _td(f"{int(r.accounts):,}", numeric=True)
         + _td(_e(_number(r.hours, 1)), numeric=True)
-        + _td(_share(r.hours, total_hours), numeric=True)
+        + _td(_e(_share(r.hours, total_hours)), numeric=True)
         + _td(_e(_number(r.gain)), numeric=True)
         + "</tr>"
         for tier, r in by_tier.iterrows()
@@ -539,8 +541,8 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, pd.Timestamp):
         return str(value.date()) if value == value.normalize() else value.isoformat(sep=" ")
-    if isinstance(value, float | np.floating):
-        return _number(value, 2)
+    if isinstance(value, float | np.floating):  # a whole id read as float (1000.0) is shown as 1000
+        return str(int(value)) if float(value).is_integer() else _number(value, 2)
     return str(value)
 
 
@@ -570,8 +572,15 @@ def _integer(value: Any) -> str:
 
 
 def _share(part: float, whole: float) -> str:
-    """`part` as a percentage of `whole`."""
-    return f"{part / whole:.0%}" if whole > 0 else "–"
+    """`part` as a whole percentage of `whole`; "<1%" and ">99%" where rounding would say 0 % or 100 %."""
+    if not whole > 0:
+        return "–"
+    share = part / whole
+    if 0 < share < 0.005:
+        return "<1%"
+    if 0.995 <= share < 1:
+        return ">99%"
+    return f"{share:.0%}"
 
 
 def _fact(value: Any) -> str:

@@ -22,13 +22,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import matplotlib
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.text import Text
+from matplotlib.ticker import Formatter, FuncFormatter, PercentFormatter
 
 from kamml.errors import DataError
 from kamml.evaluation.metrics import calibration_table, decile_table, normalized_gini
@@ -45,6 +47,7 @@ __all__ = [
     "backtest_plots",
     "feature_importance",
     "gains_curve",
+    "hours_text",
     "plot_budget_curve",
     "plot_churn_calibration",
     "plot_decile_calibration",
@@ -92,7 +95,12 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     # a figure with a layout engine (kamml's are constrained) already fits its canvas; "tight" would
     # draw it twice
     bbox = None if figure.get_layout_engine() is not None else "tight"
-    with atomic_path(target) as tmp:
+    # every text literal: names are the user's (reps, tiers, columns), and matplotlib reads the text
+    # between two '$' as maths ("$50k_$100k" failed to draw, "$100k-$1M" lost its dollars); texts made
+    # so far are set here, tick labels made while drawing read the setting
+    for text in figure.findobj(Text):
+        text.set_parse_math(False)
+    with atomic_path(target) as tmp, matplotlib.rc_context({"text.parse_math": False}):
         # no "Software" text chunk: the PNG carries no matplotlib version or web address
         figure.savefig(tmp, format="png", dpi=DPI, bbox_inches=bbox, metadata={"Software": None})
     logger.debug("wrote %s", target)
@@ -149,9 +157,49 @@ def _color(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
 
+def _tier_color(i: int, n: int) -> Any:
+    """The colour of the i-th of `n` tiers: the model colours, or tab20's when more tiers than those."""
+    if n <= len(COLORS):
+        return _color(i)
+    return matplotlib.colormaps["tab20"](i % 20)
+
+
+class _Thousands(Formatter):
+    """Tick labels with thousands separators and the fewest decimals (up to 3) that tell them apart.
+
+    Whole-number labels read a 0.5-hour axis as 0, 0, 1, 1, 2, 2 (a small plan's hours).
+    """
+
+    def __init__(self) -> None:
+        self.decimals = 0
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:,.{self.decimals}f}"
+
+    def format_ticks(self, values: Any) -> list[str]:
+        ticks = np.asarray(values, dtype=float)
+        ticks = ticks[np.isfinite(ticks)]
+        scale = max(1.0, float(np.abs(ticks).max())) if ticks.size else 1.0
+        self.decimals = next(
+            (d for d in range(3) if np.allclose(np.round(ticks, d), ticks, rtol=0, atol=1e-9 * scale)), 3
+        )
+        return [self(v) for v in values]
+
+
 def _thousands(axis: Any) -> None:
-    """Tick labels with thousands separators."""
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    """Tick labels with thousands separators (`_Thousands`)."""
+    axis.set_major_formatter(_Thousands())
+
+
+def hours_text(value: float, *, exact: bool = False) -> str:
+    """Hours as text: whole hours from 100 up (unless `exact`), else up to 2 decimals, trailing zeros cut.
+
+    A small plan's 2.25 h read "2" in whole hours, and 1,999.6 of 2,000 hours read "2,000 of 2,000".
+    """
+    if not math.isfinite(value):
+        return "–"
+    text = f"{value:,.{2 if exact or abs(value) < 100 else 0}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 # ------------------------------------------------------------------------------------------ gains
@@ -553,7 +601,7 @@ def tier_order(allocation: pd.DataFrame, tiers: pd.Series) -> list[str]:
     does not name follow by the best rank in each, else by first appearance.
     """
     present = [str(t) for t in dict.fromkeys(tiers)]
-    named = allocation.attrs.get("allocation", {}).get("tiers") or []
+    named = (allocation.attrs.get("allocation") or {}).get("tiers") or []
     order = [str(t) for t in named if str(t) in present]
     rest = [t for t in present if t not in order]
     if "rank" in allocation.columns and rest:
@@ -607,9 +655,9 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
     order = tier_order(allocation, tiers)
     hours = pd.Series(_numbers(allocation["recommended_hours"], "recommended_hours"), index=tiers.to_numpy())
     counts = pd.Series(account_counts(allocation), index=tiers.to_numpy())
-    panels: list[tuple[str, pd.Series, str]] = [
+    panels: list[tuple[str, pd.Series, Any]] = [  # label, values, format string or function
         ("accounts", counts.groupby(level=0).sum().reindex(order, fill_value=0), "{:,.0f}"),
-        ("recommended hours", hours.groupby(level=0).sum().reindex(order, fill_value=0.0), "{:,.0f}"),
+        ("recommended hours", hours.groupby(level=0).sum().reindex(order, fill_value=0.0), hours_text),
     ]
     if "expected_gain" in allocation.columns:
         gain = pd.Series(_numbers(allocation["expected_gain"], "expected_gain"), index=tiers.to_numpy())
@@ -620,7 +668,7 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
     axes = figure.subplots(1, len(panels))
     for i, ((label, values, fmt), ax) in enumerate(zip(panels, np.atleast_1d(axes), strict=True)):
         bars = ax.bar(range(len(order)), values.to_numpy(dtype=float), color=_color(i))
-        _label_bars(ax, bars, [fmt.format(v) for v in values])
+        _label_bars(ax, bars, [fmt(v) if callable(fmt) else fmt.format(v) for v in values])
         ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0, fontsize=9)
         _thousands(ax.yaxis)
         ax.set_ylim(top=max(1.0, float(values.max())) * 1.15)
@@ -687,20 +735,23 @@ def plot_hours_per_rep(
     if len(table) > top:
         rest = table.iloc[top:]
         other = f"{len(rest)} other reps"
+        while other in table.index[:top]:  # a rep of that very name must keep its own bar
+            other += " "
         accounts = pd.concat([accounts, pd.Series({other: int(accounts[rest.index].sum())})])
         table = pd.concat([table.iloc[:top], rest.sum().to_frame(other).T])
     table = table[::-1]
-    figure = Figure(figsize=(7.5, 1.4 + 0.3 * len(table)), layout="constrained")
+    legend_rows = 0 if len(order) < 2 else -(-len(order) // 5)
+    figure = Figure(figsize=(7.5, 1.4 + 0.3 * len(table) + 0.25 * legend_rows), layout="constrained")
     ax = figure.add_subplot()
     left = np.zeros(len(table))
     y = np.arange(len(table))
     for i, tier in enumerate(order):
         values = table[tier].to_numpy(dtype=float)
-        ax.barh(y, values, left=left, color=_color(i), label=tier)
+        ax.barh(y, values, left=left, color=_tier_color(i, len(order)), label=tier)
         left += values
     for yi, (rep, total) in enumerate(zip(table.index, left, strict=True)):
         ax.annotate(
-            f"{total:,.0f} h, {int(accounts[rep]):,} accounts",
+            f"{hours_text(total)} h, {int(accounts[rep]):,} account{'' if int(accounts[rep]) == 1 else 's'}",
             xy=(total, yi),
             xytext=(3, 0),
             textcoords="offset points",
@@ -712,8 +763,8 @@ def plot_hours_per_rep(
     _thousands(ax.xaxis)
     ax.set_xlabel("recommended hours")
     ax.grid(alpha=0.3, axis="x")
-    if len(order) > 1:
-        ax.legend(fontsize=8, loc="lower right")
+    if len(order) > 1:  # below the axes: inside, it covered a bar's total, and spilt over a short figure
+        figure.legend(fontsize=8, loc="outside lower center", ncols=min(len(order), 5))
     ax.set_title(title or "Recommended hours per rep")
     return save_figure(figure, path)
 
@@ -771,7 +822,7 @@ def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | Non
             gain = float(given["total_gain"].iloc[0])
             ax.axvline(hours, color="grey", linestyle=":", linewidth=1)
             ax.annotate(
-                f"given: {hours:,.0f} h, gain {gain:,.0f}",
+                f"given: {hours_text(hours)} h, gain {gain:,.0f}",
                 xy=(hours, gain),
                 xytext=(6, -14),
                 textcoords="offset points",

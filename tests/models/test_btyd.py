@@ -231,6 +231,27 @@ def test_gamma_gamma_recovers_parameters_and_predicts_unbiased_means() -> None:
     assert abs(error.mean()) < 4.5 * error.std() / np.sqrt(n)
 
 
+@pytest.mark.parametrize("unit", [1e-2, 1e4, 1e7, 1e9])
+def test_gamma_gamma_does_not_depend_on_the_currency(unit: float) -> None:
+    """From gamma = 1, order values of 1e7 and more stopped on the flat ridge of large p (p 3.8e4)."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    nu = rng.gamma(3.7, 1.0 / 13.0, n)
+    x = rng.integers(1, 8, n).astype(float)
+    monetary = rng.gamma(7.2 * x, 1.0 / nu) / x
+    base = GammaGamma().fit(np.column_stack([x, monetary]))
+    scaled = GammaGamma().fit(np.column_stack([x, monetary * unit]))
+    assert scaled.params_["p"] == pytest.approx(base.params_["p"], rel=1e-4)
+    assert scaled.params_["q"] == pytest.approx(base.params_["q"], rel=1e-4)
+    assert scaled.params_["gamma"] == pytest.approx(base.params_["gamma"] * unit, rel=1e-4)
+    np.testing.assert_allclose(
+        scaled.conditional_expected_value(x, monetary * unit),
+        base.conditional_expected_value(x, monetary) * unit,
+        rtol=1e-5,
+    )
+    assert scaled.log_likelihood_ == pytest.approx(base.log_likelihood_ - n * np.log(unit), rel=1e-6)
+
+
 # --------------------------------------------------------------------------------------------------
 # P(alive), P(zero), numerical stability
 # --------------------------------------------------------------------------------------------------
@@ -240,6 +261,15 @@ def test_p_alive_is_one_without_repeat_purchases(cdnow_model: BetaGeo) -> None:
     T = np.array([0.0, 1.0, 38.86, 1e4])
     np.testing.assert_array_equal(cdnow_model.p_alive(0, 0, T), np.ones(4))
     assert np.all(cdnow_model.p_alive([1, 5, 20], [1.0, 10.0, 20.0], 38.0) < 1.0)
+
+
+def test_p_zero_purchases_never_exceeds_one(cdnow_model: BetaGeo) -> None:
+    """The sum of its two terms came out 1 ulp above 1 at t = 0 (a log(1 - P0) downstream is NaN)."""
+    x, T = np.meshgrid(np.arange(0.0, 20.0), np.linspace(0.5, 80.0, 60))
+    for t in (0.0, 1e-12, 1e-6):
+        p0 = cdnow_model.p_zero_purchases(t, x, np.minimum(x, T), T)
+        assert np.all(p0 <= 1.0)
+        assert np.all(p0 >= 1.0 - 1e-5)
 
 
 def test_p_zero_purchases_formula_and_limits(cdnow_model: BetaGeo) -> None:

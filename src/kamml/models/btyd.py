@@ -718,7 +718,8 @@ class BetaGeo(BaseEstimator):
         _check_window(t_arr)
         log_odds = _log_odds_dead((r, alpha, a, b), frequency_arr, recency_arr, T_arr)
         log_silent = (r + frequency_arr) * (np.log(alpha + T_arr) - np.log(alpha + T_arr + t_arr))
-        out: FloatArray = expit(log_odds) + expit(-log_odds) * np.exp(log_silent)
+        # the sum of two probabilities keeps a small P0's precision; it came out 1 ulp above 1 at t = 0
+        out: FloatArray = np.minimum(expit(log_odds) + expit(-log_odds) * np.exp(log_silent), 1.0)
         return out
 
     def expected_purchases(self, t: ArrayLike) -> FloatArray:
@@ -752,6 +753,13 @@ def _check_window(t: FloatArray) -> None:
 # --------------------------------------------------------------------------------------------------
 # Gamma-Gamma
 # --------------------------------------------------------------------------------------------------
+
+
+def _weighted_median(values: FloatArray, weights: FloatArray) -> float:
+    """The weighted median of positive `values` (the lower one where the weights split evenly)."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
 def _gamma_gamma_nll(
@@ -799,7 +807,9 @@ class GammaGamma(BaseEstimator):
     Parameters
     ----------
     penalizer : float, default 0.0
-        L2 penalty ``penalizer * (p**2 + q**2 + gamma**2)`` added to the mean negative log-likelihood.
+        L2 penalty ``penalizer * (p**2 + q**2 + gamma**2)`` added to the mean negative log-likelihood,
+        with gamma in units of the (weighted) median order value, so that the fit does not depend on
+        the currency the values are in.
     tol : float, default 1e-7
         Projected-gradient tolerance of L-BFGS-B in log-parameter space.
     max_iter : int, default 500
@@ -911,14 +921,20 @@ class GammaGamma(BaseEstimator):
         rows, counts = _compress(np.column_stack([frequency, monetary])[used], weights[used])
         ux, x_index = np.unique(rows[:, 0], return_inverse=True)
         m_u = rows[:, 1]
+        # fitted in units of the median order value, so the fit does not depend on the currency: from
+        # gamma = 1, order values of 1e7 and more (yen, cents) ran into the flat ridge of large p
+        # and stopped there, reporting success
+        unit = _weighted_median(m_u, counts)
+        scaled = m_u / unit
 
         def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-            return _gamma_gamma_nll(theta, ux, x_index, m_u, counts, float(self.penalizer))
+            return _gamma_gamma_nll(theta, ux, x_index, scaled, counts, float(self.penalizer))
 
         result = _minimize(objective, np.zeros(3), float(self.tol), int(self.max_iter), "GammaGamma")
-        p, q, gamma = (float(v) for v in np.exp(result.x))
+        p, q, gamma_in_units = (float(v) for v in np.exp(result.x))
+        gamma = gamma_in_units * unit
         self.params_ = {"p": p, "q": q, "gamma": gamma}
-        unpenalized, _ = _gamma_gamma_nll(result.x, ux, x_index, m_u, counts, 0.0)
+        unpenalized, _ = _gamma_gamma_nll(np.log([p, q, gamma]), ux, x_index, m_u, counts, 0.0)
         self.log_likelihood_ = -unpenalized * float(counts.sum())
         self.n_iter_ = int(result.nit)
         return self

@@ -565,6 +565,38 @@ def test_a_response_describes_itself_for_the_report():
     assert "imprecise: k uncertain by a factor of 6.0" in one.describe()
 
 
+def test_a_scale_the_data_cannot_pin_down_has_no_small_standard_error():
+    """With hours far beyond k, exp(-h/k) underflows: the pseudo-inverse gave k a standard error of 1e-13."""
+    from kamml.models.effort import _sandwich_se
+
+    rng = np.random.default_rng(0)
+    jac = rng.normal(size=(500, 3))
+    jac[:, 2] *= 1e-13  # a parameter the data barely move: its error must be huge, not 0
+    bread = jac.T @ jac
+    meat = jac.T @ jac
+    se = _sandwich_se(bread, meat)
+    assert se[2] > 1e10
+    np.testing.assert_allclose(se[:2], np.sqrt(np.diag(np.linalg.inv(bread[:2, :2])))[:2], rtol=1e-2)
+    jac[:, 2] = 0.0  # not moved at all: unidentified
+    assert np.isinf(_sandwich_se(jac.T @ jac, jac.T @ jac)[2])
+    jac[:, 2] = jac[:, 0] + jac[:, 1]  # collinear: a direction without curvature
+    se = _sandwich_se(jac.T @ jac, jac.T @ jac)
+    assert np.isinf(se).all()
+
+
+def test_an_unidentified_scale_is_described_as_such():
+    fitted = EffortResponse(
+        scale=0.46,
+        exponent=0.0,
+        reference_value=1000.0,
+        uplift=0.6,
+        diagnostics={"rows": 800, "accounts": 200, "periods": 4, "lr_pvalue": 1e-9, "se_log_scale": None},
+    )  # None: an infinite standard error after a JSON round trip
+    assert "imprecise: k is not pinned down by the data" in fitted.describe()
+    big = dataclasses.replace(fitted, diagnostics={**fitted.diagnostics, "se_log_scale": 3.4e10})
+    assert "imprecise: k is not pinned down by the data" in big.describe()
+
+
 def test_max_training_accounts_fits_the_response_on_the_models_sample(caplog):
     """The effort fit's time grows with its panel: on a large book it takes the models' account sample."""
     world = synthetic.generate(3_000, seed=5)

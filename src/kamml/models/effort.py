@@ -365,10 +365,12 @@ class EffortResponse:
             return f"fitted: {shape}; uplift {uplift}. {assumption}"
         p_value = float(d.get("lr_pvalue", float("nan")))
         periods = int(d.get("periods", 0))
-        spread = float(d.get("se_log_scale", float("nan")))
+        spread = d.get("se_log_scale")  # null in JSON when not finite
         precision = ""
-        if spread > IMPRECISE_LOG_SCALE:
-            precision = f"; imprecise: k uncertain by a factor of {np.exp(spread):.1f}"
+        if spread is not None and not float(spread) <= IMPRECISE_LOG_SCALE:
+            precision = f"; imprecise: {_uncertainty(float(spread))}"
+        elif spread is None and "se_log_scale" in d:
+            precision = f"; imprecise: {_uncertainty(float('inf'))}"
         accounts = int(d.get("accounts", 0))
         of = f"{accounts:,} accounts"
         if int(d.get("accounts_in_panel", accounts)) > accounts:
@@ -751,13 +753,11 @@ def fit_effort_response(
             "effort response: fitted from one planning period, a single cross-section of accounts; "
             "the scale rests on differences between accounts only"
         )
-    if not fit["se_log_scale"] <= IMPRECISE_LOG_SCALE:  # NaN too
+    if not fit["se_log_scale"] <= IMPRECISE_LOG_SCALE:  # NaN and inf too
         logger.warning(
-            "effort response: imprecise fit, scale %.3g h with a standard error of %.2f on its log "
-            "(a factor of %.1f); uplift %.3g (standard error %.3g)",
+            "effort response: imprecise fit, scale %.3g h (%s); uplift %.3g (standard error %.3g)",
             fit["scale"],
-            fit["se_log_scale"],
-            np.exp(fit["se_log_scale"]),
+            _uncertainty(fit["se_log_scale"]),
             fit["uplift"],
             fit["se_uplift"],
         )
@@ -1149,6 +1149,13 @@ def _maximise(
     return out
 
 
+def _uncertainty(se_log_scale: float) -> str:
+    """How uncertain k is, in words, from the standard error of its log."""
+    if not math.isfinite(se_log_scale) or se_log_scale > math.log(1000.0):
+        return "k is not pinned down by the data: the hours logged do not show where the response levels off"
+    return f"k uncertain by a factor of {math.exp(se_log_scale):.1f}"
+
+
 def _robust_se(
     x: FloatArray,
     orders: FloatArray,
@@ -1169,11 +1176,36 @@ def _robust_se(
     np.add.at(summed, group, score)
     meat = summed.T @ summed
     try:
-        inv = np.linalg.pinv(bread)
+        return _sandwich_se(bread, meat)
     except np.linalg.LinAlgError:
         return np.full(jac.shape[1], np.nan)
-    cov = inv @ meat @ inv
-    return np.sqrt(np.clip(np.diag(cov), 0.0, None))
+
+
+def _sandwich_se(bread: FloatArray, meat: FloatArray, tol: float = 1e-10) -> FloatArray:
+    """Standard errors of the sandwich ``B^-1 M B^-1``, inf for the parameters the data do not pin down.
+
+    The inverse is taken on `bread` scaled to a unit diagonal, so that a parameter whose Jacobian is
+    tiny is not cut off as noise: the pseudo-inverse of the raw matrix gave it a variance of 0. With
+    every served account logging hours far beyond k, exp(-h/k) is 0 for all of them, the likelihood
+    is flat in k below those hours, and an arbitrary k was reported with a standard error of 1e-13,
+    as if measured exactly. A zero Jacobian column, or a direction of the scaled matrix with no
+    curvature, leaves its parameters unidentified: inf.
+    """
+    diag = np.diag(bread)
+    se = np.full(len(diag), np.inf)
+    kept = np.flatnonzero(diag > 0)
+    if kept.size == 0:
+        return se
+    scale = np.sqrt(diag[kept])
+    normalised = bread[np.ix_(kept, kept)] / np.outer(scale, scale)
+    _, values, vt = np.linalg.svd(normalised)
+    inv = np.linalg.pinv(normalised, rcond=tol) / np.outer(scale, scale)
+    cov = inv @ meat[np.ix_(kept, kept)] @ inv
+    se[kept] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    null = vt[values < tol * float(values[0])]
+    if null.size:
+        se[kept[np.abs(null).max(axis=0) > 1e-6]] = np.inf
+    return se
 
 
 # ---------------------------------------------------------------------------------------------- helpers

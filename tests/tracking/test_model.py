@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -162,6 +164,39 @@ def test_the_pyfunc_takes_a_dict_or_a_series_as_one_row(trained):
     with pytest.raises(MlflowException, match="feature rows must be a pandas DataFrame") as info:
         model.predict("frequency=2")
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_requests_in_every_shape_score_alike_or_are_named_errors(trained):
+    """Found over REST: {"inputs": [records]} (0-d arrays) failed on text, a column sent twice was read
+    by which copy depended on the batch's size, no rows failed as 55 missing columns, and a missing
+    monetary or count was scored (2.5 times the value)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.proto_json_utils import parse_tf_serving_input
+
+    _, _, result = trained
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    rows = model_input(result.features.head(3))
+    expected = model.predict(rows)
+    records = json.loads(rows.to_json(orient="records"))
+    served = parse_tf_serving_input({"inputs": records})  # as MLflow's server hands it over
+    pd.testing.assert_frame_equal(model.predict(served), expected, check_dtype=False)
+    doubled = pd.concat([rows, rows[["recency"]]], axis=1)
+    for n in (3, 100):
+        with pytest.raises(MlflowException, match=r"column\(s\) 'recency' more than once"):
+            model.predict(pd.concat([doubled] * (n // 3 + 1)).head(n))
+    for empty in ([], rows.head(0)):
+        out = model.predict(empty)
+        assert len(out) == 0
+        assert set(OUTPUT_COLUMNS) <= set(out.columns)
+    history = rows[rows["T"].notna()].head(1)
+    with pytest.raises(MlflowException, match=r"features\.monetary: missing while T is given"):
+        model.predict(history.assign(monetary=None))
+    with pytest.raises(MlflowException, match=r"features\.spend_total: missing in row"):
+        model.predict(history.assign(spend_total=None))
+    gaps = pd.DataFrame([{k: v for k, v in records[0].items() if k != "orders_total"}, records[1]])
+    with pytest.raises(MlflowException, match=r"features\.orders_total: missing in row\(s\) 0"):
+        model.predict(gaps)
 
 
 def test_not_a_model_is_a_named_error(tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CATALOGUE", "definition", "describe"]
+__all__ = ["CATALOGUE", "NEVER_MISSING", "definition", "describe", "never_missing"]
 
 #: column pattern -> (group, definition). Times in `time.unit` for rfm, days elsewhere.
 CATALOGUE: dict[str, tuple[str, str]] = {
@@ -66,6 +66,32 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "attr_{name}": ("static", "an attribute of the accounts table (numbers as float, text as category)"),
 }
 
+#: Columns `build_features` never leaves missing: counts, sums and the calendar, 0 for an account without
+#: any. A missing one in rows sent to a model (a CRM's record without the key) would be scored as an
+#: unknown value the models never saw, so scoring refuses it.
+NEVER_MISSING = frozenset(
+    {
+        "spend_total",
+        "orders_total",
+        "quantity_total",
+        "spend_{w}d",
+        "orders_{w}d",
+        "quantity_{w}d",
+        "cutoff_month",
+        "cutoff_quarter",
+        "refund_count",
+        "zero_amount_count",
+        "referrals_made",
+        "referrals_made_365d",
+        "referred_spend",
+        "referrals_2hop",
+        "was_referred",
+        "hours_total",
+        "hours_{w}d",
+        "activities_365d",
+    }
+)
+
 _PATTERNS = [
     (
         re.compile(
@@ -83,6 +109,11 @@ def describe(column: str) -> tuple[str, str]:
         if pattern.match(column):
             return CATALOGUE[key]
     raise KeyError(column)
+
+
+def never_missing(column: str) -> bool:
+    """Whether `build_features` always fills `column` (`NEVER_MISSING`); False for one it does not know."""
+    return any(pattern.match(column) for pattern, key in _PATTERNS if key in NEVER_MISSING)
 
 
 def definition(column: str) -> str:

@@ -99,7 +99,8 @@ def check_history(
     """ModelError naming every feature row that breaks the purchase-history rules BTYD relies on.
 
     A row with T (days since the first purchase) has a purchase history, and then needs frequency a
-    whole number >= 0 and 0 <= recency <= T, recency 0 when frequency is 0; a row without T has none,
+    whole number >= 0 and 0 <= recency <= T, recency 0 when frequency is 0, and monetary (a missing one
+    was scored as an unknown order value, 2.5 times the account's value); a row without T has none,
     so its frequency, recency and monetary must be 0 or missing (the features give it 0): a row with
     repeat purchases but no T is contradictory, and was scored as a brand-new account. Scoring checks
     this before BTYD does, so a CRM's bad row is an error about the feature columns (HTTP 400 over
@@ -129,6 +130,8 @@ def check_history(
     ]
     values = {"frequency": frequency, "recency": recency, "T": T}
     if monetary is not None:
+        repeats = "missing while T is given (0 without repeats)"
+        rules.append(("monetary", history & np.isnan(monetary), repeats))
         rules.append(("monetary", none & ~np.isnan(monetary) & (monetary != 0), no_history))
         values["monetary"] = monetary
     problems = []

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -46,7 +47,7 @@ from scipy.optimize import brentq
 
 from kamml.config import Config
 from kamml.data.sampling import sample_ids
-from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError
+from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError, Problem
 from kamml.models._lgbm import (
     as_float,
     canonical_params,
@@ -448,6 +449,34 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+@functools.lru_cache(maxsize=8)
+def _filled_positions(names: tuple[str, ...]) -> np.ndarray:
+    """Positions of the feature columns that `build_features` never leaves missing."""
+    from kamml.features.catalogue import never_missing  # here, as in drivers: no Ibis at import
+
+    return np.array([j for j, name in enumerate(names) if never_missing(name)], dtype=np.intp)
+
+
+def _check_filled(matrix: np.ndarray, names: Sequence[str]) -> None:
+    """ModelError naming a column `build_features` always fills (a count, a sum) that is missing in rows.
+
+    A CRM record without the key was scored with the value unknown, as no account in training had it.
+    """
+    positions = _filled_positions(tuple(names))
+    if positions.size == 0 or len(matrix) == 0:
+        return
+    missing = np.isnan(matrix[:, positions])
+    if not missing.any():
+        return
+    problems = []
+    for k in np.flatnonzero(missing.any(axis=0)):
+        bad = missing[:, k]
+        rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
+        rule = f"missing in row(s) {rows}: it is never missing in the features (0 for an account without any)"
+        problems.append(Problem("features", names[positions[k]], rule, int(bad.sum())))
+    raise ModelError("feature rows lack values: " + "; ".join(map(str, problems)))
+
+
 @dataclass
 class ModelBundle:
     """Everything needed to turn feature rows into scores: BTYD fit, three models, feature names.
@@ -715,6 +744,7 @@ class ModelBundle:
         columns.update(extra)
         # converted once into one float matrix shared by the three models and the explanations
         prepared = self.clv.prepare_columns(columns, len(features), horizon_days=self.train_horizon_days)
+        _check_filled(prepared.matrix, self.clv.feature_names_)
         return prepared, extra, columns, (f, r, t)
 
     def with_btyd(

@@ -35,6 +35,12 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     a missing id is a `ModelError` (`_check_ids`). `rows` is a DataFrame, or what `as_frame` reads as one.
     """
     frame = as_frame(rows)
+    doubled = frame.columns[frame.columns.duplicated()].unique()
+    if len(doubled):  # which copy a model read depended on the batch's size
+        raise ModelError(f"feature rows name column(s) {', '.join(map(repr, doubled))} more than once")
+    if len(frame) == 0:  # nothing to score, however it was sent
+        named = ["account_id"] if "account_id" in frame.columns else []
+        return pd.DataFrame(columns=[*named, *OUTPUT_COLUMNS])
     ids = None
     if "account_id" in frame.columns:
         ids = frame["account_id"].to_numpy()
@@ -64,6 +70,8 @@ def as_frame(rows: Any) -> pd.DataFrame:
             pd.api.types.is_list_like(v) and not isinstance(v, Mapping) for v in rows.values()
         )
         rows = dict(rows) if columns else [dict(rows)]
+    elif isinstance(rows, (list, tuple)) and rows and all(isinstance(row, Mapping) for row in rows):
+        rows = [{key: _scalar(value) for key, value in row.items()} for row in rows]
     elif not isinstance(rows, (list, tuple, np.ndarray)):
         raise ModelError(
             "feature rows must be a pandas DataFrame (or a dict or Series of one row), "
@@ -73,6 +81,11 @@ def as_frame(rows: Any) -> pd.DataFrame:
         return pd.DataFrame(rows)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"cannot read the feature rows as a table ({exc}); pass a pandas DataFrame") from exc
+
+
+def _scalar(value: Any) -> Any:
+    """A 0-d array as its value: MLflow's server hands each value of ``{"inputs": [records]}`` so."""
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
 def _check_ids(ids: np.ndarray) -> None:

@@ -303,6 +303,8 @@ def test_allocate_bad_capacity_and_overflowing_stake_exit_cleanly(tmp_path):
     ("cutoff", "says"),
     [
         ("garbage", "--cutoff 'garbage' is not a date"),
+        ("01/07/2025", "is not a date written YYYY-MM-DD"),  # pandas read it as January 7th
+        ("today", "is not a date written YYYY-MM-DD"),
         ("2025-06-01T12:30:00+05:00", "time of day 07:30:00 UTC"),
         ("2025-06-01 12:30", "time of day 12:30:00"),  # not silently truncated to the day
     ],

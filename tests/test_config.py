@@ -103,6 +103,49 @@ def test_builtin_and_generate_together_are_refused():
         Config.from_dict({"data": {"builtin": "cdnow", "generate": {"accounts": 100}}})
 
 
+@pytest.mark.parametrize(
+    ("tree", "says"),
+    [
+        ({"time": {"horizon_days": 1_000_000}}, r"time\.horizon_days.*less than or equal to 36525"),
+        ({"time": {"step_days": 100_000_000}}, r"time\.step_days"),
+        ({"time": {"snapshots": 5000}}, r"time\.snapshots.*less than or equal to 1000"),
+        ({"models": {"seed": -5}}, r"models\.seed"),
+        ({"models": {"seed": 10**13}}, r"models\.seed"),
+        ({"data": {"csv_delimiter": ";;"}}, r"data\.csv_delimiter.*at most 1 character"),
+        ({"data": {"csv_delimiter": ""}}, r"data\.csv_delimiter.*at least 1 character"),
+        ({"tracking": {"model_name": "rev@x"}}, r"tracking\.model_name.*holds '@'"),
+        ({"tracking": {"model_name": "a/b:c"}}, r"holds '/' and ':'"),
+        ({"tracking": {"model_name": " "}}, r"tracking\.model_name.*is empty"),
+        (
+            {"allocation": {"weights": {"referral": True}}},
+            r"'allocation\.weights\.referral' must be a number, got true",
+        ),
+        (
+            {"allocation": {"capacity": {"r1": True}}},
+            r"'allocation\.capacity\.r1' must be a number, got true",
+        ),
+        ({"allocation": {"effort_clip": [True, 2]}}, r"'allocation\.effort_clip\[0\]' must be a number"),
+        ({"features": {"windows": [True, 90]}}, r"'features\.windows\[0\]' must be a number"),
+    ],
+)
+def test_values_that_failed_deep_in_a_job_are_refused_when_read(tree, says):
+    """Each passed the config and failed later: a traceback (horizon, step, delimiter), an error naming
+    another key (seed), a model that could not be read back (name), or true read as 1 (nested numbers)."""
+    with pytest.raises(ConfigError, match=says):
+        Config.from_dict(tree)
+
+
+def test_true_and_false_stay_allowed_where_they_belong():
+    cfg = Config.from_dict(
+        {
+            "features": {"groups": {"rfm": True}},
+            "tracking": {"log_outputs": False},
+            "models": {"clv": {"verbose": -1}},
+        }
+    )
+    assert cfg.features.groups == {"rfm": True}
+
+
 def test_missing_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/kamml.yaml")
@@ -208,7 +251,7 @@ def test_a_key_given_twice_in_the_yaml_is_refused(tmp_path):
     ("section", "key"), [("time", "horizon_days"), ("models", "seed"), ("allocation", "hours")]
 )
 def test_true_or_false_where_a_number_goes_is_refused(section, key):
-    with pytest.raises(ConfigError, match=f"'{key}' must be a number, got true"):
+    with pytest.raises(ConfigError, match=f"'{section}.{key}' must be a number, got true"):
         Config.from_dict({section: {key: True}})  # pydantic alone reads it as 1: a 1-day horizon
 
 
@@ -286,7 +329,7 @@ def test_the_config_docs_list_every_feature_group():
         ("{a: 0.1, b: 0.5}", "allocation.tiers.b: the last tier's cumulative share must be 1"),
         (
             "{a: true, b: 1}",
-            "allocation.tiers.a: a cumulative share of accounts in (0, 1] is needed, got true",
+            "'allocation.tiers.a' must be a number, got true",
         ),
         ("{a: 1.5, b: 1}", "allocation.tiers.a: a cumulative share of accounts in (0, 1] is needed, got 1.5"),
     ],

@@ -89,11 +89,6 @@ def test_a_spill_folder_that_cannot_be_made_is_an_engine_error(tmp_path):
         connect(EngineConfig(temp_directory=str(blocker / "spill")))
 
 
-def test_bad_duckdb_setting_is_an_engine_error():
-    with pytest.raises(EngineError, match="DuckDB rejected"):
-        connect(EngineConfig(memory_limit="lots"))
-
-
 def test_missing_pyspark_is_an_engine_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyspark", None)
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
@@ -240,3 +235,11 @@ def test_a_driver_memory_the_jvm_refuses_names_the_setting():
     )
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("ERROR"))
     assert "check engine.spark.driver_memory ('1q'" in line
+
+
+def test_a_memory_limit_duckdb_cannot_read_is_a_config_error():
+    """It was an EngineError, exit 4: the code of an engine out of memory, not of a setting to fix."""
+    from kamml.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"DuckDB refuses the engine settings \(engine\.memory_limit\)"):
+        connect(EngineConfig(memory_limit="lots"))

@@ -62,9 +62,45 @@ class _Section(BaseModel):
         if isinstance(data, dict):
             for name, value in data.items():
                 field = cls.model_fields.get(name)
-                if field is not None and isinstance(value, bool) and not _takes_bool(field.annotation):
-                    raise ValueError(f"'{name}' must be a number, got {str(value).lower()}")
+                if field is None or _takes_bool(field.annotation):
+                    continue
+                where = (name, value) if isinstance(value, bool) else None
+                if isinstance(value, dict | list | tuple) and not _holds_bool_or_section(field.annotation):
+                    where = _bool_inside(value, name)  # weights: {referral: true} read as 1
+                if where is not None:  # named with its section by `_describe`
+                    raise PydanticCustomError(
+                        "kamml_bool",
+                        "{key} must be a number",
+                        {"key": where[0], "got": str(where[1]).lower()},
+                    )
         return data
+
+
+def _holds_bool_or_section(annotation: Any) -> bool:
+    """Whether a type admits a bool, Any or a config section anywhere inside it (dict values, items)."""
+    if annotation is bool or annotation is Any:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_bool_or_section(arg) for arg in get_args(annotation) if arg is not type(None))
+
+
+def _bool_inside(value: Any, path: str) -> tuple[str, bool] | None:
+    """The first true/false inside nested mappings and lists, with its dotted path; None if there is none."""
+    if isinstance(value, bool):
+        return path, value
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list | tuple)
+        else ()
+    )
+    for key, item in items:
+        found = _bool_inside(item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]")
+        if found is not None:
+            return found
+    return None
 
 
 def _takes_bool(annotation: Any) -> bool:
@@ -103,7 +139,7 @@ class DataConfig(_Section):
     end: dt.date | None = None
     generate: GenerateConfig | None = None
     builtin: Literal["cdnow", "cdnow_sample"] | None = None
-    csv_delimiter: str | None = None
+    csv_delimiter: str | None = Field(None, min_length=1, max_length=1)
 
     @model_validator(mode="after")
     def _one_source_to_fill(self) -> DataConfig:
@@ -116,14 +152,19 @@ class DataConfig(_Section):
         return self
 
 
+#: The longest span in days a time setting may take: a century.
+MAX_DAYS = 36_525
+
+
 class TimeConfig(_Section):
     """Cutoff, horizon and snapshot stacking (DESIGN §3)."""
 
     cutoff: dt.date | None = None
-    horizon_days: int = Field(180, gt=0)
-    train_horizon_days: int | None = Field(None, gt=0)
-    snapshots: int = Field(4, ge=1)
-    step_days: int = Field(90, gt=0)
+    # bounded so that dates stay dates: a million days overflowed pandas' time range (a traceback)
+    horizon_days: int = Field(180, gt=0, le=MAX_DAYS)
+    train_horizon_days: int | None = Field(None, gt=0, le=MAX_DAYS)
+    snapshots: int = Field(4, ge=1, le=1000)
+    step_days: int = Field(90, gt=0, le=MAX_DAYS)
     unit: Literal["days", "weeks"] = "days"
 
 
@@ -224,7 +265,7 @@ class ModelsConfig(_Section):
     """
 
     churn_label: ChurnLabel = "no_purchase"
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**31 - 1)  # LightGBM's and scikit-learn's range
     threads: int = Field(2, ge=1)
     #: train on at most this many accounts (the same ones in every snapshot; `kamml.models.bundle.
     #: sample_accounts`); None: every account. Scoring always covers every account.
@@ -475,6 +516,25 @@ class TrackingConfig(_Section):
     #: the run's artifacts; a nightly job whose output folder is kept elsewhere can turn it off.
     log_outputs: bool = True
 
+    @field_validator("model_name")
+    @classmethod
+    def _usable_model_name(cls, value: str) -> str:
+        """A name MLflow registers and a ``models:/NAME@champion`` URI reads back as that name.
+
+        MLflow refuses '/' and ':' only when registering, after the training; an '@' registered, but
+        ``models:/a@b/1`` then looked for the model 'a'.
+        """
+        bad = sorted({c for c in value if c in "/:@"})
+        if not value.strip() or bad or value != value.strip():
+            why = "is empty" if not value.strip() else "has spaces at an end"
+            if bad:
+                why = "holds " + " and ".join(repr(c) for c in bad)
+            raise ValueError(
+                f"{value!r} {why}: a registered model's name is not empty, has no spaces at its ends and "
+                "holds no '/', ':' or '@' (models:/NAME@alias)"
+            )
+        return value
+
     @field_validator("promote_metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
@@ -563,6 +623,10 @@ def _describe(exc: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "kamml_key":
             lines.append(str(err.get("ctx", {}).get("message", err["msg"])))
+        elif err["type"] == "kamml_bool":
+            ctx = err.get("ctx", {})
+            where = ".".join([*(str(p) for p in loc), str(ctx.get("key"))]).replace(".[", "[")
+            lines.append(f"'{where}' must be a number, got {ctx.get('got')}")
         elif err["type"] == "extra_forbidden":
             owner = _model_at(loc)
             valid = ", ".join(owner.model_fields) if owner else "?"

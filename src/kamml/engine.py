@@ -25,7 +25,7 @@ from typing import Any
 import ibis
 
 from kamml.config import EngineConfig
-from kamml.errors import EngineError, KammlError, exception_chain
+from kamml.errors import ConfigError, EngineError, KammlError, exception_chain
 
 __all__ = ["check_utc_session", "connect", "engine_errors", "engine_failure"]
 
@@ -109,7 +109,10 @@ def _connect_duckdb(engine: EngineConfig) -> ibis.BaseBackend:
     except BaseException as exc:  # a setting refused, or a stop (SIGTERM, Ctrl-C) while connecting
         shutil.rmtree(spill, ignore_errors=True)  # no finalizer owns the folder yet: it was left behind
         if isinstance(exc, duckdb.Error):
-            raise EngineError(f"DuckDB rejected the engine settings {settings}: {exc}") from None
+            keys = ", ".join(f"engine.{k}" for k in settings if k != "temp_directory") or "engine"
+            raise ConfigError(  # a setting to change (exit 2), not the engine failing (exit 4)
+                f"DuckDB refuses the engine settings ({keys}): {exc}"
+            ) from None
         raise
     log.debug("connected to DuckDB %s with %s", backend.version, settings)
     return backend

@@ -160,6 +160,20 @@ def test_a_cutoff_whose_oldest_snapshot_precedes_every_purchase_names_that_snaps
         backtest(data, cfg, cut)
 
 
+def test_snapshots_before_every_purchase_are_refused_before_any_is_built(result, monkeypatch):
+    """400 snapshots were all built (over five minutes) before the empty ones were named."""
+    data, _ = result
+    first = pd.Timestamp(data.tables["transactions"].ts.min().to_pandas()).normalize()
+    cfg = Config.from_dict({"time": {"horizon_days": 90, "snapshots": 400, "step_days": 30}})
+
+    def built(*args, **kwargs):
+        raise AssertionError("a snapshot was built")
+
+    monkeypatch.setattr("kamml.evaluation.backtest.build_training_frame", built)
+    with pytest.raises(ConfigError, match=r"of 400 training snapshot\(s\) hold no purchase history"):
+        train_bundle(data, cfg, first + pd.Timedelta(days=400))
+
+
 def test_a_test_window_without_any_purchase_is_named(world):
     """Transactions that stop at the test cutoff (the data end set later): NaN metrics, exit 0, before."""
     from kamml.errors import DataError

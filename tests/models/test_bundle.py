@@ -588,6 +588,8 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
         ({"clv": {"monotone": [1, 0]}}, r"models\.clv\.monotone must map feature names to 1, -1 or 0"),
         ({"churn": {"monotone": {"spend_90d": -2}}}, r"models\.churn: monotone directions must be 1"),
         ({"influence": {"monotone": {"x": 1}, "mc": [1]}}, r"models\.influence: give monotone constraints"),
+        ({"clv": {"offset_feature": "nosuch"}}, r"models\.clv\.offset_feature 'nosuch' is not a feature"),
+        ({"churn": {"blend_feature": "nope"}}, r"models\.churn\.blend_feature 'nope' is not a feature"),
     ],
 )
 def test_model_settings_that_cannot_train_are_config_errors_before_any_work(models, says):

@@ -23,7 +23,7 @@ from kamml.features import build_features, build_labels, build_training_frame, t
 from kamml.features._context import as_cutoff
 from kamml.features.build import build_past_window, check_label_window
 from kamml.models.btyd_features import add_btyd_features
-from kamml.models.bundle import ModelBundle
+from kamml.models.bundle import ModelBundle, empty_snapshots_error
 
 __all__ = ["BacktestResult", "backtest", "default_cutoff", "train_bundle"]
 
@@ -107,11 +107,32 @@ def _train_config(cfg: Config) -> Config:
     return train
 
 
+def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
+    """Refuse, before any snapshot is built, snapshot cutoffs at or before the first transaction.
+
+    Such a snapshot holds no history; `check_snapshot_history` said so only after every snapshot was
+    built (400 snapshots ran past five minutes).
+    """
+    tables = getattr(data, "tables", None)
+    if not tables or "transactions" not in tables:
+        return
+    first = tables["transactions"]["ts"].min().to_pandas()
+    if first is None or pd.isna(first):
+        return
+    first = pd.Timestamp(first)
+    if first.tzinfo is not None:
+        first = first.tz_convert("UTC").tz_localize(None)
+    empty = [c for c in cuts if c <= first]
+    if empty:
+        raise empty_snapshots_error(empty, len(cuts))
+
+
 def train_bundle(data: Any, config: Config, end: Any) -> tuple[ModelBundle, pd.DataFrame]:
     """Train a bundle on the snapshots whose label windows end at or before `end`."""
     cfg = config
     h = cfg.time.train_horizon_days or cfg.time.horizon_days
     cuts = training_cutoffs(end, h, cfg.time.snapshots, cfg.time.step_days)
+    _check_cutoffs_after_first(data, cuts)
     log.info("training snapshots: %s (labels over %d days)", ", ".join(str(c.date()) for c in cuts), h)
     # sampled snapshot by snapshot: a million accounts' frame is never held whole for the sample's rows
     limit = cfg.models.max_training_accounts

@@ -6,6 +6,7 @@ same arithmetic on DuckDB and Spark, and "before the cutoff" is `day < cutoff_da
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,10 @@ __all__ = [
 SECONDS_PER_DAY = 86_400
 
 
+#: A date as text: YYYY-MM-DD, maybe followed by an ISO time (which must then be midnight).
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}(?:$|[T ])")
+
+
 def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
     """`value` as a midnight timestamp (naive, UTC): a cutoff is a whole day, never a time of day.
 
@@ -42,6 +47,9 @@ def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
         # pandas reads a number as nanoseconds since 1970 (20250705 -> 00:00:00.020250)
         raise ConfigError(f"{name} {value!r} is a number, not a date: give one as YYYY-MM-DD")
+    if isinstance(value, str) and not _ISO_DAY.match(value.strip()):
+        # pandas reads 01/07/2025 as January 7th, and "today" as now
+        raise ConfigError(f"{name} {value!r} is not a date written YYYY-MM-DD (ISO 8601): give one so")
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError, OverflowError):

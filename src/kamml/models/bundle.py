@@ -207,15 +207,20 @@ def check_snapshot_history(train: pd.DataFrame) -> None:
     per_snapshot = history.groupby(train["snapshot"], observed=True).any()
     empty = sorted(pd.Timestamp(s) for s in per_snapshot.index[~per_snapshot.to_numpy(dtype=bool)])
     if empty:
-        shown = ", ".join(str(s.date()) for s in empty)
-        raise ConfigError(
-            f"{len(empty)} of {len(per_snapshot)} training snapshot(s) hold no purchase history before "
-            f"their cutoffs ({shown}): no account bought anything before then. The snapshots step back "
-            "from the cutoff by the label window (time.train_horizon_days, else time.horizon_days) and "
-            "then time.snapshots - 1 steps of time.step_days, and kamml train and run backtest one "
-            "time.horizon_days earlier still: use a shorter horizon, fewer snapshots or a shorter step, "
-            "or a later cutoff (time.cutoff; --cutoff of kamml backtest)"
-        )
+        raise empty_snapshots_error(empty, len(per_snapshot))
+
+
+def empty_snapshots_error(empty: Sequence[pd.Timestamp], total: int) -> ConfigError:
+    """The error for training snapshots whose cutoffs come before any purchase, naming the settings."""
+    shown = ", ".join(str(pd.Timestamp(s).date()) for s in sorted(empty))
+    return ConfigError(
+        f"{len(empty)} of {total} training snapshot(s) hold no purchase history before "
+        f"their cutoffs ({shown}): no account bought anything before then. The snapshots step back "
+        "from the cutoff by the label window (time.train_horizon_days, else time.horizon_days) and "
+        "then time.snapshots - 1 steps of time.step_days, and kamml train and run backtest one "
+        "time.horizon_days earlier still: use a shorter horizon, fewer snapshots or a shorter step, "
+        "or a later cutoff (time.cutoff; --cutoff of kamml backtest)"
+    )
 
 
 def add_snapshot_btyd(train: pd.DataFrame, horizon: float) -> pd.DataFrame:
@@ -317,6 +322,24 @@ def check_model_settings(cfg: Config) -> None:
         if rounds < 1:
             raise ConfigError(f"models.{name}: the number of boosting rounds must be >= 1, got {rounds}")
         _check_lightgbm_accepts(name, model.lgb_params())
+        _check_known_features(name, cfg.models.model_dump().get(name) or {})
+
+
+def _check_known_features(name: str, settings: Mapping[str, Any]) -> None:
+    """A ConfigError for an offset or blend feature no feature group makes: it failed after the features."""
+    from kamml.features.catalogue import describe  # here, as in drivers: no Ibis at import
+
+    for key in ("offset_feature", "blend_feature"):
+        column = settings.get(key)
+        if not isinstance(column, str):
+            continue
+        try:
+            describe(column)
+        except KeyError:
+            raise ConfigError(
+                f"models.{name}.{key} {column!r} is not a feature column kamml builds (docs/features.md "
+                "lists them)"
+            ) from None
 
 
 def _check_lightgbm_accepts(name: str, params: dict[str, Any]) -> None:

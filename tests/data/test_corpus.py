@@ -67,6 +67,10 @@ CASES: dict[str, tuple[type[KammlError], str, str | None, tuple[str, ...], int |
     "no_transactions": (DataError, "transactions", None, ("no transactions table",), None),
     "ambiguous_source": (DataError, "transactions", None, ("more than one source",), None),
     "not_parquet": (DataError, "transactions", None, ("not a readable Parquet file",), None),
+    # the engines took the blank first line as the header: the real header became a row of data
+    "blank_lines_before_header": (DataError, "transactions", None, ("starts with 2 blank lines",), None),
+    # an account named NULL was scored like any other ("NA" is also a code: left as an id)
+    "null_marker_id": (SchemaError, "transactions", "account_id", ("a null marker where an id goes",), 2),
 }
 
 

@@ -557,3 +557,57 @@ def test_nanosecond_end_of_day_stamps_stay_on_their_day(backend, tmp_path):
         data = load_data({"transactions": source}, cfg, backend=backend)
         assert data.to_pandas("transactions")["ts"].tolist() == expected, source
         assert data.end == pd.Timestamp("2024-05-01")
+
+
+def test_a_nan_in_a_parquet_float_column_is_refused(tmp_path):
+    """DuckDB folds isnan() to false when Parquet's statistics leave the NaN out (pyarrow, polars and
+    Spark write them so): a NaN amount, hours or float id passed validation and reached the tables."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    ts = pa.array([dt.datetime(2024, 1, 2)] * 3, pa.timestamp("us"))
+    pq.write_table(
+        pa.table({"account_id": [1.0, float("nan"), 3.0], "ts": ts, "amount": [1.0, float("nan"), 2.0]}),
+        folder / "transactions.parquet",
+    )
+    pq.write_table(
+        pa.table({"account_id": [1, 2, 3], "ts": ts, "hours": [1.0, float("nan"), 2.0]}),
+        folder / "activities.parquet",
+    )
+    with pytest.raises(SchemaError) as info:
+        load_data(folder)
+    said = str(info.value)
+    assert "transactions.amount: not a finite number (NaN or infinite) (1 row; e.g. 'NaN')" in said
+    assert "activities.hours: not a finite number (NaN or infinite) (1 row" in said
+    assert "transactions.account_id: null or empty id (1 row)" in said
+    assert "not a whole number" not in said
+
+
+def test_an_ibis_memtable_is_a_source():
+    """Its table has no backend of its own: validation failed with Ibis's 'depends on no backends'."""
+    import ibis
+
+    frame = pd.DataFrame(
+        {"account_id": [1, 2, 3], "ts": pd.to_datetime(["2024-01-02"] * 3), "amount": [1.0, 5.0, 2.0]}
+    )
+    data = load_data({"transactions": ibis.memtable(frame)})
+    assert data.tables["transactions"].count().to_pandas() == 3
+
+
+def test_a_null_marker_as_owner_is_noted():
+    """Read as a rep named NULL, with a budget of its own: said, since "NULL" could be a name."""
+    tx = pd.DataFrame({"account_id": [1, 2], "ts": pd.to_datetime(["2024-01-02"] * 2), "amount": [1.0, 2.0]})
+    accounts = pd.DataFrame({"account_id": [1, 2], "owner": ["NULL", "Bob"]})
+    data = load_data({"transactions": tx, "accounts": accounts})
+    notes = [p for p in data.quality.notes if p.table == "accounts" and p.column == "owner"]
+    assert notes
+    assert "a null marker as the owner" in notes[0].rule
+
+
+def test_the_delimiter_hint_is_written_as_yaml_reads_it(tmp_path):
+    """'\\t' (Python's repr) is two characters in YAML single quotes: following the hint crashed."""
+    (tmp_path / "transactions.csv").write_text("account_id\tts\tamount\n1\t2024-01-02\t3\n")
+    with pytest.raises(SchemaError, match=r'csv_delimiter: "\\t"'):
+        load_data(tmp_path)

@@ -16,6 +16,7 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 
 from kamml.errors import Problem
@@ -189,8 +190,10 @@ def plain_examples(values: Iterable[Any]) -> tuple[Any, ...]:
     """Example values as plain Python scalars (timestamps as ISO text), at most five."""
     out: list[Any] = []
     for v in values:
-        if v is None or (isinstance(v, float) and v != v):
+        if v is None or v is pd.NA or v is pd.NaT:
             out.append(None)
+        elif isinstance(v, float | np.floating) and v != v:  # a NaN value, not a missing one
+            out.append("NaN")
         elif isinstance(v, dt.datetime | dt.date):
             out.append(pd.Timestamp(v).isoformat(sep=" "))
         else:

@@ -14,6 +14,7 @@ import datetime as dt
 import glob
 import gzip
 import io
+import json
 import logging
 import math
 import uuid
@@ -462,16 +463,23 @@ def _empty_csv(path: Path, origin: str, name: str, backend: ibis.BaseBackend) ->
 def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
     """The header row of a CSV file, read with Python's csv module (BOM and quotes handled)."""
     line = ""
+    blank = 0
     try:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
             for line in handle:
                 if line.strip():
                     break
+                blank += 1
     except (OSError, EOFError) as exc:
         raise DataError(f"{name}: cannot read {path}: {exc}") from None
     if not line.strip():
         raise DataError(f"{name}: empty file: {path}")
+    if blank:  # the engines take the first line as the header: the real one became a row of data
+        raise DataError(
+            f"{name}: {path} starts with {blank} blank line{'s' if blank > 1 else ''} before its header "
+            f"row: remove {'them' if blank > 1 else 'it'}, so that the header is the first line"
+        )
     if "\x00" in line:  # UTF-16 or UTF-32 text: every ASCII character comes with NUL bytes
         raise DataError(f"{name}: {path} is not UTF-8 (UTF-16?): save it as UTF-8 text")
     row = next(csv.reader(io.StringIO(line), delimiter=delimiter))
@@ -483,9 +491,10 @@ def _delimiter_hint(column: str, delimiter: str) -> str | None:
     for other, label in _DELIMITER_HINTS.items():
         if other != delimiter and other in column:
             shown = "tab" if delimiter == "\t" else repr(delimiter)
+            written = json.dumps(other)  # YAML reads "\t" as a tab; '\t' (Python's repr) is two characters
             return (
                 f"the header contains {label} but no {shown}, so the delimiter looks wrong; "
-                f"set data.csv_delimiter in the config (e.g. csv_delimiter: {other!r})"
+                f"set data.csv_delimiter in the config (e.g. csv_delimiter: {written})"
             )
     return None
 

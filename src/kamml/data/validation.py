@@ -296,6 +296,10 @@ def _mapped(plan: TablePlan, cspec: ColumnSpec) -> str:
     return "" if column.strip().lower() == cspec.name else f" [{cspec.name}]"
 
 
+#: Text that stands for a missing value in exports (upper case): refused as an id, noted as an owner.
+#: "NA" is left out: it is also a code (North America, Namibia).
+NULL_MARKERS = ("NULL", "NONE", "NAN", "N/A", "#N/A", "NIL")
+
 _NULLS: dict[Kind, dt.DataType] = {Kind.ID: dt.int64, Kind.TIMESTAMP: dt.Timestamp(), Kind.FLOAT: dt.float64}
 
 
@@ -326,7 +330,7 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
 
     elif dtype.is_floating() or dtype.is_decimal():
         f = plan.derive(0, "id", c.cast("float64"))
-        null = f.isnull() | f.isnan()
+        null = f.isnull() | _nan(plan, f)
         plan.add(
             column,
             f"not a whole number (ids must be whole numbers or text){tag}",
@@ -342,6 +346,10 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     elif dtype.is_string():
         s = plan.derive(0, "id", _whole_float_text(_trim(c)))
         null = c.isnull() | (s.length() == 0)
+        # a spreadsheet's or database's word for "no value": pandas reads these as missing, and an
+        # account named NULL was scored like any other
+        marker = _trim(c).upper().isin(NULL_MARKERS)
+        plan.add(column, f"a null marker where an id goes (the id is missing){tag}", marker, c)
         not_int = plan.metric(
             f"{cspec.name}_not_int", ((s.length() > 0) & ~s.re_search(INT_PATTERN)).cast("int64").sum()
         )
@@ -387,9 +395,7 @@ def _plan_timestamp(
     tag = _mapped(plan, cspec)
     hint = cspec.name
     if dtype.is_timestamp() or dtype.is_date():
-        nanoseconds = (
-            dtype.is_timestamp() and (dtype.scale or 6) > 6 and plan.source._find_backend().name == "duckdb"
-        )
+        nanoseconds = dtype.is_timestamp() and (dtype.scale or 6) > 6 and _engine_name(plan) == "duckdb"
         typed = floor_to_microseconds(c) if nanoseconds else c.cast(dt.Timestamp())
         raw = plan.derive(0, hint, typed)
         ts = plan.derive(1, hint, _in_range(raw))
@@ -509,7 +515,7 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         return
     if not cspec.nullable:
         plan.add(column, f"missing value{tag}", missing, None)
-    nonfinite = f.notnull() & (f.isnan() | _infinite(f))
+    nonfinite = f.notnull() & (_nan(plan, f) | _infinite(f))
     plan.add(column, f"not a finite number (NaN or infinite){tag}", nonfinite, c)
     if cspec.name == "hours":
         plan.add(column, f"negative hours{tag}", f < 0, c)
@@ -524,6 +530,10 @@ def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     """Text columns take any type; surrounding spaces are trimmed and empty text becomes null."""
     c = _[column]
     s = c if plan.source[column].type().is_string() else c.cast("string")
+    if cspec.name == "owner":  # a rep named NULL gets a budget of their own
+        marker = _trim(s).upper().isin(NULL_MARKERS)
+        rule = "a null marker as the owner, read as a rep of that name (leave the cell empty for none)"
+        plan.add(column, rule + _mapped(plan, cspec), marker, c, hard=False)
     plan.builders[cspec.name] = _fixed(_trim(s).nullif(""))
 
 
@@ -630,7 +640,7 @@ def _bitmap_distinct(plan: TablePlan) -> dict[str, Any]:
     validation query. A bitmap over [min, max] counts the same in 0.3 s. The range comes from a first
     query (Parquet answers it from its statistics). Other engines and wide ranges keep ``nunique``.
     """
-    if not plan.int_distinct or plan.source._find_backend().name != "duckdb":
+    if not plan.int_distinct or _engine_name(plan) != "duckdb":
         return {}
     columns = sorted(set(plan.int_distinct.values()))
     bounds: dict[str, Any] = {}
@@ -657,6 +667,31 @@ def _run(plan: TablePlan) -> None:
     aggs.update(_bitmap_distinct(plan))
     row = _execute(plan, plan.table.aggregate(**aggs))
     plan.values.update({k: v[0] for k, v in row.items()})
+
+
+def _engine_name(plan: TablePlan) -> str:
+    """The name of the engine the table runs on; an in-memory Ibis table (no backend yet) runs on DuckDB."""
+    try:
+        return str(plan.source._find_backend().name)
+    except ibis.common.exceptions.IbisError:  # ibis.memtable: executed by the default backend, DuckDB
+        return "duckdb"
+
+
+@ibis.udf.scalar.builtin(name="isfinite")
+def _isfinite(value: float) -> bool:  # type: ignore[empty-body]
+    """DuckDB's isfinite (false for NaN and +-infinity)."""
+
+
+def _nan(plan: TablePlan, value: Deferred) -> Deferred:
+    """Whether a float is NaN, on every engine.
+
+    DuckDB (2.0) folds ``isnan`` on a Parquet float column to false when the file's min/max statistics
+    leave its NaN out, as pyarrow, polars and Spark write them: a NaN amount passed validation. Its
+    ``isfinite`` is not folded.
+    """
+    if _engine_name(plan) == "duckdb":
+        return value.notnull() & ~_isfinite(value) & ~_infinite(value)
+    return value.isnan()
 
 
 def _infinite(value: Deferred) -> Deferred:

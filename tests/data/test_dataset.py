@@ -257,3 +257,23 @@ def test_a_connection_in_another_time_zone_is_refused(tx):
     assert load_data({"transactions": zoned}, backend=con).to_pandas("transactions")["ts"].tolist() == list(
         tx["ts"]
     )
+
+
+def test_tables_named_in_another_case_are_found(tmp_path):
+    """Accounts.csv and activities.CSV were passed over without a word, as if not given."""
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-02,3\n")
+    (tmp_path / "Accounts.csv").write_text("account_id,owner\n1,Bob\n")
+    (tmp_path / "activities.CSV").write_text("account_id,ts,hours\n1,2024-01-02,1.5\n")
+    data = load_data(tmp_path)
+    assert {"transactions", "accounts", "activities"} <= set(data.tables)
+
+
+def test_a_relative_glob_in_the_config_is_looked_up_in_the_data_folder(tmp_path, monkeypatch):
+    """It was matched from the working directory: not found there, or other files matched."""
+    folder = tmp_path / "data"
+    (folder / "exports").mkdir(parents=True)
+    (folder / "exports" / "tx_1.csv").write_text("account_id,ts,amount\n1,2024-01-02,3\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.from_dict({"data": {"path": str(folder), "transactions": "exports/tx_*.csv"}})
+    data = load_data(folder, cfg)
+    assert data.tables["transactions"].count().to_pandas() == 1

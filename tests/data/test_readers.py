@@ -288,3 +288,15 @@ def test_a_zero_byte_csv_part_is_skipped(backend, tmp_path, tx):
     tx.to_csv(folder / "part-0.csv", index=False)
     (folder / "part-1.csv").write_bytes(b"")  # an empty partition's file
     assert read_table(folder, "transactions", backend).count().execute() == len(tx)
+
+
+def test_a_copied_part_is_refused(backend, tmp_path):
+    """A part file copied into its folder doubled every account's spend without a word."""
+    folder = tmp_path / "transactions"
+    folder.mkdir()
+    (folder / "part-0.csv").write_text("account_id,ts,amount\n1,2024-01-02,3\n")
+    (folder / "part-1.csv").write_text("account_id,ts,amount\n2,2024-01-02,3\n")  # same size, other bytes
+    assert read_table(folder, "transactions", backend).count().execute() == 2
+    (folder / "part-0 (1).csv").write_bytes((folder / "part-0.csv").read_bytes())
+    with pytest.raises(DataError, match="hold the same bytes"):
+        read_table(folder, "transactions", backend)

@@ -7,6 +7,7 @@ canonical tables with the data-quality summary.
 
 from __future__ import annotations
 
+import glob
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -113,8 +114,11 @@ def _configs(config: Config | DataConfig | None) -> tuple[DataConfig, EngineConf
 def _config_path(value: str, folder: Path | None) -> str:
     """A table path from the config: relative to the data folder when it exists there, else as given."""
     path = Path(value).expanduser()
-    if not path.is_absolute() and folder is not None and (folder / path).exists():
-        return str(folder / path)
+    if not path.is_absolute() and folder is not None:
+        inside = folder / path
+        # a glob (exports/tx_*.csv) too: it was matched from the working directory, maybe other files
+        if inside.exists() or (any(ch in value for ch in "*?[") and glob.glob(str(inside), recursive=True)):
+            return str(inside)
     return str(path)
 
 
@@ -261,7 +265,8 @@ def check_not_a_table_name(path: str | Path, source: Any) -> None:
     if out.parent != folder:
         return
     for name in TABLES:
-        if out.name == name or any(out.name == f"{name}{suffix}" for suffix in TABLE_SUFFIXES):
+        lower = out.name.lower()  # the folder's tables are found in any case of letters
+        if lower == name or any(lower == f"{name}{suffix}" for suffix in TABLE_SUFFIXES):
             raise DataError(
                 f"cannot write {path}: in the data folder {folder} it would be read as the {name} table "
                 "next time; write the output elsewhere"

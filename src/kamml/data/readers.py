@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import glob
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -142,17 +143,25 @@ def find_table_source(folder: Path, name: str) -> Path | None:
     """The file or folder holding table `name` inside a data folder, or None when there is none.
 
     Looks for ``name.parquet``, ``name.pq``, ``name.csv``, ``name.csv.gz``, ``name.tsv`` and a folder
-    ``name/``.
+    ``name/``, in any case of letters.
 
     Raises
     ------
     DataError
         More than one candidate exists, so which one is meant is ambiguous.
     """
-    candidates = [folder / f"{name}{suffix}" for suffix in TABLE_SUFFIXES]
-    found = [p for p in candidates if p.is_file()]
-    if (folder / name).is_dir():
-        found.append(folder / name)
+    # in any case: Accounts.csv or activities.CSV (as Windows and spreadsheet exports name them) were
+    # passed over without a word, as if the folder had no such table
+    files = {f"{name}{suffix}".lower() for suffix in TABLE_SUFFIXES}
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError:
+        entries = []
+    found = [
+        p
+        for p in entries
+        if (p.name.lower() in files and p.is_file()) or (p.name.lower() == name.lower() and p.is_dir())
+    ]
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise DataError(f"{name}: more than one source in {folder} ({names}); keep one")
@@ -213,6 +222,7 @@ def _read_files(
     files: list[Path], origin: str, name: str, backend: ibis.BaseBackend, delimiter: str | None
 ) -> RawTable:
     """Read files of one format (all Parquet or all CSV) as one table."""
+    _check_no_copies(files, name)
     kinds = {"parquet" if _is_parquet(p) else "csv" if _is_csv(p) else "other" for p in files}
     if kinds == {"parquet"}:
         return _read_parquet(files, origin, name, backend)
@@ -222,6 +232,34 @@ def _read_files(
         raise DataError(f"{name}: {origin} mixes Parquet and CSV files; keep one format")
     odd = next(p for p in files if not (_is_parquet(p) or _is_csv(p)))
     raise DataError(f"{name}: {odd} is neither Parquet (.parquet, .pq) nor CSV (.csv, .csv.gz)")
+
+
+def _check_no_copies(files: list[Path], name: str) -> None:
+    """A DataError for two parts with the same bytes: a copied part counts each of its rows twice.
+
+    Only parts of equal size are read (in chunks) and hashed, so a folder of distinct parts costs
+    one ``stat`` each. Empty parts are left out: an empty partition's files are all alike.
+    """
+    by_size: dict[int, list[Path]] = {}
+    for path in files:
+        size = path.stat().st_size
+        if size > 0:
+            by_size.setdefault(size, []).append(path)
+    for same in by_size.values():
+        if len(same) < 2:
+            continue
+        seen: dict[str, Path] = {}
+        for path in same:
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            first = seen.setdefault(digest.hexdigest(), path)
+            if first != path:
+                raise DataError(
+                    f"{name}: {first} and {path} hold the same bytes: a copied part would count every "
+                    "row twice; remove one"
+                )
 
 
 def backend_errors() -> tuple[type[BaseException], ...]:

@@ -121,6 +121,14 @@ def test_tz_aware_frame_columns_become_naive_utc(backend):
     assert sorted(got["ts"]) == [pd.Timestamp("2024-07-01 10:00"), pd.Timestamp("2024-07-01 12:00")]
 
 
+@pytest.mark.parametrize("zone", ["BST", "IST", "CST"])
+def test_a_zone_abbreviation_of_several_meanings_is_refused(backend, zone):
+    """BST was read as Bangladesh (+06:00): a British export's 10:00 became 04:00 UTC, not 09:00."""
+    frame = pd.DataFrame({"account_id": ["1"], "ts": [f"2024-07-01 10:00:00 {zone}"], "amount": ["1"]})
+    problems = _problems({"transactions": frame}, backend=backend)
+    assert "a time zone abbreviation with more than one meaning" in problems["transactions", "ts"][0].rule
+
+
 @pytest.mark.parametrize("zone", ["America/New_York", "EST", "Etc/GMT+5"])
 def test_a_named_time_zone_beside_naive_text_is_mixed_time_zones(backend, zone):
     """The engine applies a named zone, so naive text beside it was silently read as UTC instead."""

@@ -44,6 +44,11 @@ ZONE_NAME_PATTERN = (
     r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s+[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
 )
 
+#: Zone abbreviations whose common meanings lie hours apart, where the engine takes one (ICU: BST is
+#: Bangladesh, not British Summer Time; IST India, not Ireland or Israel; CST Chicago, not China):
+#: refused in dates. EST, PST and the other North American ones mean what US exports mean.
+AMBIGUOUS_ZONES = ("BST", "IST", "CST", "AST", "GST", "ECT", "SST")
+
 _EXPECTED = {
     Kind.ID: "whole numbers or text",
     Kind.TIMESTAMP: "dates or timestamps (or text such as 2024-01-31 or 2024-01-31T10:00:00)",
@@ -418,6 +423,14 @@ def _plan_timestamp(
         has_offset, normal = _utc_offset(plan, s, hint)
         rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){tag}"
         plan.add(column, rule, ~missing & ts.isnull(), c)
+        # the engine picks one meaning of each (BST as Bangladesh, +06:00, where a British export means
+        # +01:00): hours off, events moved across days and cutoffs
+        ambiguous = s.re_search(ZONE_NAME_PATTERN) & normal.upper().isin(AMBIGUOUS_ZONES)
+        rule = (
+            "a time zone abbreviation with more than one meaning (BST, IST, CST, ...): write the offset "
+            f"(+01:00) or the zone's name (Europe/London){tag}"
+        )
+        plan.add(column, rule, ambiguous, c)
         ok = ~missing & ts.notnull()
         keys = (
             plan.metric(f"{hint}_with_offset", (ok & has_offset).cast("int64").sum()),

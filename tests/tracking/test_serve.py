@@ -145,6 +145,12 @@ def test_params_and_missing_columns(server, trained):
         _post(f"{server}/invocations", {"dataframe_records": after})
     assert info.value.code == 400
     assert "features.recency: must be <= T" in info.value.read().decode()
+    keyless = json.loads(rows.to_json(orient="records"))
+    del keyless[1]["spend_90d"]  # one record without the key: scored as unknown, never seen in training
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _post(f"{server}/invocations", {"dataframe_records": keyless})
+    assert info.value.code == 400
+    assert "features.spend_90d: missing in row(s) 1" in info.value.read().decode()
     listed = json.loads(rows.to_json(orient="records"))
     listed[1]["attr_industry"] = ["finance", "retail"]  # a list where one category goes
     with pytest.raises(urllib.error.HTTPError) as info:
@@ -161,7 +167,7 @@ def test_params_and_missing_columns(server, trained):
 def test_one_row_with_a_missing_number_answers_like_in_process_predict(server, trained):
     # with no input schema the server hands the model the parsed JSON: a lone null is an object column
     rows = _rows(trained).iloc[[4]].copy()
-    rows["spend_90d"] = np.nan
+    rows["spend_trend"] = np.nan  # a column the features may leave missing (spend_90d never: a 400)
     payload = {"dataframe_records": json.loads(rows.to_json(orient="records"))}
     _same(_post(f"{server}/invocations", payload), score_frame(trained[2].bundle, rows))
 

@@ -42,7 +42,7 @@ VERSIONED = ("kamml", "lightgbm", "scikit-learn", "mlflow", "ibis-framework", "d
 HOST_TAG = "kamml.host"
 PID_TAG = "kamml.pid"
 
-#: Tags of a job's outcome on its training run: "complete" or "failed", the stage and the error.
+#: Tags of a job's outcome on its training run: "complete", "failed" or "stopped"; the stage; the error.
 JOB_STATUS_TAG = "kamml.job.status"
 JOB_STAGE_TAG = "kamml.job.failed_stage"
 JOB_ERROR_TAG = "kamml.job.error"

@@ -300,3 +300,18 @@ def test_a_copied_part_is_refused(backend, tmp_path):
     (folder / "part-0 (1).csv").write_bytes((folder / "part-0.csv").read_bytes())
     with pytest.raises(DataError, match="hold the same bytes"):
         read_table(folder, "transactions", backend)
+
+
+@pytest.mark.parametrize(
+    ("write", "says"),
+    [
+        (lambda p: pd.DataFrame({"a": [1]}).to_parquet(p), "is a Parquet file, not CSV text"),
+        (lambda p: __import__("zipfile").ZipFile(p, "w").writestr("x", "\x00" * 9), "a zip file"),
+    ],
+)
+def test_a_binary_file_named_csv_says_what_it_is(tmp_path, write, says):
+    """It was "not UTF-8 (UTF-16?)", which sent the user looking for an encoding."""
+    path = tmp_path / "transactions.csv"
+    write(path)
+    with pytest.raises(DataError, match=says):
+        load_data(tmp_path)

@@ -295,3 +295,28 @@ def test_a_sqlite_store_under_a_file_is_named_before_mlflow_touches_it(tmp_path,
         experiment_id(TrackingConfig(uri=uri))
     assert uri in str(info.value)
     assert "the config's tracking.uri" in str(info.value)
+
+
+def test_a_sqlite_database_that_is_not_a_store_is_left_untouched(tmp_path, monkeypatch):
+    """MLflow added its 66 tables to any SQLite file it opened, even for kamml score (a CRM's database)."""
+    import sqlite3
+
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import experiment_id, use_tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    foreign = tmp_path / "crm.db"
+    with sqlite3.connect(foreign) as con:
+        con.execute("CREATE TABLE accounts (id INTEGER)")
+    before = foreign.read_bytes()
+    config = TrackingConfig(uri=f"sqlite:///{foreign}")
+    for attempt in (lambda: use_tracking(config, create=False), lambda: experiment_id(config)):
+        with pytest.raises(TrackingStoreError, match=r"a SQLite database of other tables \(accounts\)"):
+            attempt()
+    assert foreign.read_bytes() == before
+    empty = tmp_path / "zero.db"
+    empty.touch()
+    with pytest.raises(TrackingStoreError, match="is an empty SQLite file, not an MLflow store"):
+        use_tracking(TrackingConfig(uri=f"sqlite:///{empty}"), create=False)
+    assert empty.stat().st_size == 0
+    assert experiment_id(TrackingConfig(uri=f"sqlite:///{empty}"))  # training makes it a store

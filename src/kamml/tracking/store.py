@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,7 +118,10 @@ def check_store_exists(config: TrackingConfig | None = None) -> None:
     """
     uri = tracking_uri(config)
     file = sqlite_file(uri)
-    if file is None or file.expanduser().is_file():
+    if file is None:
+        return
+    if file.expanduser().is_file():
+        check_sqlite_is_a_store(config, read_only=True)
         return
     hint = ""
     if not file.is_absolute():
@@ -129,6 +133,38 @@ def check_store_exists(config: TrackingConfig | None = None) -> None:
         f"no MLflow tracking store at {file.expanduser().absolute()}: {uri} (from {tracking_source(config)}) "
         f"names a SQLite file that does not exist{hint}; kamml train creates the store"
     )
+
+
+def check_sqlite_is_a_store(config: TrackingConfig | None = None, *, read_only: bool) -> None:
+    """Refuse a SQLite file that is not an MLflow store before MLflow writes its schema into it.
+
+    MLflow turns any SQLite database it opens into a store (66 tables added beside the file's own): a
+    mistyped tracking.uri naming a CRM's database changed that database, even from `kamml score`. A
+    database with tables and no MLflow ones is refused; an empty file is refused for a read-only use
+    (there is nothing to score with) and left to become a store when training.
+    """
+    uri = tracking_uri(config)
+    file = sqlite_file(uri)
+    if file is None or not file.expanduser().is_file():
+        return
+    path = file.expanduser().absolute()
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return  # not a database at all: MLflow's own error says so (`store_error`)
+    where = f"{path}: {uri} (from {tracking_source(config)})"
+    if tables and not {"experiments", "alembic_version"} <= tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise TrackingStoreError(
+            f"{where} is a SQLite database of other tables ({shown}), not an MLflow store: MLflow would add "
+            "its own tables to it; point tracking.uri (or MLFLOW_TRACKING_URI) at the store's file"
+        )
+    if not tables and read_only:
+        raise TrackingStoreError(
+            f"{where} is an empty SQLite file, not an MLflow store (no model in it); kamml train creates "
+            "the store"
+        )
 
 
 def check_store_folder(config: TrackingConfig | None = None) -> None:
@@ -254,6 +290,7 @@ def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -
     global _last_set
     if create:
         check_store_folder(config)
+        check_sqlite_is_a_store(config, read_only=False)
     else:
         check_store_exists(config)
     uri = tracking_uri(config)

@@ -37,6 +37,25 @@ def test_generate_then_validate(tmp_path):
     assert "transactions" in result.output
 
 
+def test_generate_over_a_world_needs_force(tmp_path):
+    """It replaced the folder's world without a word (the default --out is the demo's data)."""
+    out = tmp_path / "world"
+    runner.invoke(app, ["generate", "--accounts", "100", "--seed", "3", "--out", str(out)])
+    before = (out / "transactions.parquet").read_bytes()
+    again = runner.invoke(app, ["generate", "--accounts", "50", "--seed", "4", "--out", str(out)])
+    assert again.exit_code == 3, again.output
+    assert "already holds transactions.parquet" in again.output
+    assert "--force" in again.output
+    assert (out / "transactions.parquet").read_bytes() == before
+    forced = runner.invoke(app, ["generate", "--accounts", "50", "--seed", "4", "--out", str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (out / "transactions.parquet").read_bytes() != before
+    (out / "accounts.parquet").rename(out / "accounts.csv")  # another format: two sources after writing
+    other = runner.invoke(app, ["generate", "--accounts", "50", "--out", str(out), "--force"])
+    assert other.exit_code == 3
+    assert "holds accounts.csv: remove it" in other.output
+
+
 def test_generate_is_deterministic(tmp_path):
     for name in ("a", "b"):
         runner.invoke(app, ["generate", "--accounts", "200", "--seed", "9", "--out", str(tmp_path / name)])

@@ -184,12 +184,27 @@ def generate(
         "data/demo"
     ),
     years: Annotated[float, typer.Option(min=0.1, max=100, help="Years of history.")] = 3.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the tables of a world already in --out.")
+    ] = False,
 ) -> None:
     """Write a synthetic B2B world (transactions, accounts, referrals, activities, truth) as Parquet."""
+    from kamml.data.readers import find_table_source
     from kamml.datasets import synthetic
     from kamml.io import check_output_dir
 
     check_output_dir(out)
+    if out.is_dir():  # the default --out is the demo's data, which its champion learned on
+        sources = [p for p in (find_table_source(out, name) for name in synthetic.TABLES) if p is not None]
+        other = [p.name for p in sources if p.name not in {f"{n}.parquet" for n in synthetic.TABLES}]
+        if other:  # not replaced by the Parquet files: the folder would hold two sources of a table
+            _fail(f"{out} holds {', '.join(other)}: remove it, or give another --out", DataError.exit_code)
+        held = [p.name for p in sources] + (["world.json"] if (out / "world.json").exists() else [])
+        if held and not force:
+            _fail(
+                f"{out} already holds {', '.join(held)}: pass --force to replace them, or give another --out",
+                DataError.exit_code,
+            )
     world = synthetic.generate(accounts, seed, years=years)
     paths = world.write(out)
     for name, path in paths.items():

@@ -197,6 +197,18 @@ def test_capacity_without_owners_in_the_data_fails_before_training(tracked_confi
     assert MlflowClient().get_experiment_by_name(name) is None
 
 
+def test_a_capacity_rep_who_owns_no_account_fails_before_training(tracked_config, world_path, tmp_path):
+    """A misspelt rep stopped the job only at the allocate stage, after the whole training."""
+    name = f"kamml-typo-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.capacity = {"rep_zz": 100.0}
+    says = r"allocation\.capacity names 1 rep\(s\) that own no account in the accounts table's owner column"
+    with pytest.raises(ConfigError, match=says):
+        run(cfg, world_path, echo=lambda _: None)
+    assert MlflowClient().get_experiment_by_name(name) is None
+
+
 def test_an_output_folder_that_is_a_file_fails_before_any_work(tracked_config, world_path, tmp_path):
     cfg = tracked_config()
     cfg.output.dir = tmp_path / "report.html"

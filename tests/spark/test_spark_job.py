@@ -574,7 +574,9 @@ def test_owners_and_stakes_are_checked_as_in_memory(spark, tmp_path):
     typo = AllocationConfig(hours=200.0, capacity={"1": 10.0, "9": 20.0})
     with pytest.raises(ConfigError, match="'9'"):
         allocate(scores, None, typo)
-    with pytest.raises(ConfigError, match=r"own no account.*'9'; owners in the scores: '\d'"):
+    with pytest.raises(
+        ConfigError, match=r"own no account in the scores' owner column: '9'; owners there: '\d'"
+    ):
         allocate_spark(frame, None, typo, tmp_path / "b")
     huge = scores.assign(effort_uplift=np.where(np.arange(300) == scores["clv"].argmax(), 1e308, 0.4))
     with pytest.raises(SchemaError) as expected_error:

@@ -369,10 +369,13 @@ def owner_counts(owners: pd.Series) -> pd.Series:
     return pd.Series(rep_names(owners)).value_counts()
 
 
-def check_capacity_reps(counts: pd.Series, capacity: Mapping[str, float]) -> None:
+def check_capacity_reps(
+    counts: pd.Series, capacity: Mapping[str, float], where: str = "the scores' owner column"
+) -> None:
     """ConfigError naming the reps of allocation.capacity that own no account (`counts`: accounts per owner).
 
-    A misspelt rep would otherwise leave its real accounts without a limit, silently.
+    A misspelt rep would otherwise leave its real accounts without a limit, silently. `where` names the
+    owners' column in the message.
     """
     unknown = [str(rep) for rep in capacity if rep_name(rep) not in counts.index]
     if not unknown:
@@ -380,8 +383,8 @@ def check_capacity_reps(counts: pd.Series, capacity: Mapping[str, float]) -> Non
     known = ", ".join(repr(o) for o in counts.index[:5]) if len(counts) else "none (no account has an owner)"
     more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
     raise ConfigError(
-        f"allocation.capacity names {len(unknown)} rep(s) that own no account in the scores' owner column: "
-        f"{', '.join(repr(r) for r in unknown[:10])}; owners in the scores: {known}{more}"
+        f"allocation.capacity names {len(unknown)} rep(s) that own no account in {where}: "
+        f"{', '.join(repr(r) for r in unknown[:10])}; owners there: {known}{more}"
     )
 
 

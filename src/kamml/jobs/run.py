@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from kamml.allocation import allocate, budget_curve
-from kamml.allocation.allocate import check_floors_fit, check_settings
+from kamml.allocation.allocate import check_capacity_reps, check_floors_fit, check_settings, owner_counts
 from kamml.allocation.summary import last_hour, rep_price_span
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
@@ -89,8 +89,13 @@ def skipped_parts(data: Dataset) -> list[str]:
 
 
 def check_owners(config: Config, data: Dataset) -> None:
-    """Refuse ``allocation.capacity`` without owners in the data: every account's rep must be known."""
-    if config.allocation.capacity is None:
+    """Refuse ``allocation.capacity`` without owners in the data, or naming a rep who owns no account.
+
+    Every account's rep must be known; a misspelt rep was refused only at the allocate stage, after
+    the whole training.
+    """
+    capacity = config.allocation.capacity
+    if capacity is None:
         return
     accounts = data.tables.get("accounts")
     if accounts is None or "owner" not in accounts.columns:
@@ -99,6 +104,8 @@ def check_owners(config: Config, data: Dataset) -> None:
             f"allocation.capacity limits each rep's hours, but {where}: map the owner "
             "column (data.columns.accounts.owner) or remove allocation.capacity"
         )
+    owners = accounts.select("owner").distinct().to_pandas()["owner"]
+    check_capacity_reps(owner_counts(owners), capacity, "the accounts table's owner column")
 
 
 @contextmanager

@@ -346,7 +346,8 @@ def load_data(
     ----------
     source : str, Path, mapping, DataFrame or ibis Table
         A folder holding ``transactions`` and optionally ``accounts``, ``referrals``, ``activities``
-        (each one ``.parquet`` or ``.csv`` file or a folder of Parquet parts); a mapping of table name to
+        (each one ``.parquet``/``.pq``, ``.csv``/``.csv.gz`` or ``.tsv`` file, or a folder of Parquet or CSV
+        parts; file names in any case); a mapping of table name to
         DataFrame, path, glob or Ibis table; or one transactions file, glob, frame or table. None reads
         ``config.data.path``, or without it the tables the config names (``data.transactions`` ...).
     config : Config or DataConfig, optional

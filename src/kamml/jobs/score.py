@@ -88,7 +88,7 @@ def score(
     explain_top: int | None = EXPLAIN_TOP,
     features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The scores table for every account with history before `cutoff`.
+    """The scores table for every account known before `cutoff`: with transactions, or an accounts row.
 
     Parameters
     ----------

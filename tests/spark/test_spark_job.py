@@ -712,3 +712,73 @@ def test_example_job_runs_under_spark_submit(trained, world_path, tmp_path):
     expected = allocate(duck, None, alloc_cfg)
     plan = {k: v for k, v in summary.items() if k not in ("master", "scores", "allocation", "cutoff")}
     assert_allocation_equal(expected, read_parts(tmp_path / "out" / "allocation"), plan)
+
+
+def test_floors_that_fill_the_hours_to_rounding_allocate_as_in_memory(spark, tmp_path):
+    """1,000 floors of 0.1 h sum to 100.00000000000001: Spark's search divided by zero."""
+    from kamml.spark import allocate_spark
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    scores = pd.DataFrame(
+        {
+            "account_id": np.arange(1, n + 1),
+            "clv": rng.lognormal(6, 1.5, n),
+            "p_churn": rng.uniform(0, 1, n),
+            "referral_value": rng.exponential(100, n),
+            "p_alive": 0.9,
+            "owner": rng.choice(["ann", "bob"], n),
+        }
+    )
+    folder = tmp_path / "scores.parquet"
+    folder.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(n), 4)):
+        scores.iloc[rows].to_parquet(folder / f"part-{i}.parquet", index=False)
+    cfg = AllocationConfig(hours=100.0, floor_hours=0.1, cap_hours=40.0)
+    mem = allocate(scores, None, cfg)
+    out = allocate_spark(folder, None, cfg, tmp_path / "alloc", session=spark)
+    assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
+
+
+def test_empty_tables_on_spark_train_as_on_duckdb(spark, tmp_path):
+    """A sum over no rows is NaN on Spark (None on DuckDB): int(NaN) failed the fingerprint and the
+    effort fit of every job whose activities or referrals table was empty."""
+    from kamml.data.fingerprint import fingerprint
+    from kamml.models.effort import fit_effort_response_from_data
+
+    rows = "".join(f"{i % 5 + 1},2024-0{1 + i % 6}-1{i % 9}T12:00:00Z,{10 + i}\n" for i in range(60))
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n" + rows)
+    (tmp_path / "activities.csv").write_text("account_id,ts,hours\n")
+    (tmp_path / "referrals.csv").write_text("referrer_id,referred_id,ts\n")
+    results = {}
+    for name, cfg in (("duckdb", Config()), ("spark", Config.from_dict({"engine": SPARK}))):
+        data = load_data(tmp_path, cfg)
+        printed = fingerprint(data)
+        response = fit_effort_response_from_data(data, None, cfg)
+        results[name] = (printed["tables"], response.source)
+    assert results["spark"][1] == results["duckdb"][1] == "fixed"
+    assert results["spark"][0]["activities"]["rows"] == 0
+    assert results["spark"][0]["activities"]["hash"] == results["duckdb"][0]["activities"]["hash"]
+
+
+def test_text_that_is_no_number_in_spark_scores_is_a_schema_error(spark, tmp_path):
+    """Spark 4's ANSI cast threw NumberFormatException where the in-memory check names the column."""
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(3, seed=1).assign(p_churn=["0.1", "abc", "0.3"])
+    scores.to_parquet(tmp_path / "scores.parquet")
+    with pytest.raises(SchemaError, match=r"scores\.p_churn: not a number"):
+        allocate_spark(
+            tmp_path / "scores.parquet", None, AllocationConfig(hours=10.0), tmp_path / "a", session=spark
+        )
+
+
+def test_nanosecond_parquet_times_are_named_on_spark(spark, tmp_path):
+    """Spark cannot read them; its own error named no column."""
+    frame = pd.DataFrame(
+        {"account_id": [1, 2], "ts": pd.to_datetime(["2024-01-02", "2024-01-03"]), "amount": 1.0}
+    )
+    frame["ts"] = frame["ts"].astype("datetime64[ns]")
+    frame.to_parquet(tmp_path / "transactions.parquet")
+    with pytest.raises(DataError, match=r"stores ts as nanosecond timestamps, which Spark cannot read"):
+        load_data(tmp_path, Config.from_dict({"engine": SPARK}))

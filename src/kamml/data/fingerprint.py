@@ -36,7 +36,8 @@ def _table_fingerprint(table: ibis.Table) -> dict[str, Any]:
     if stamp is not None:
         out["first"] = None if pd.isna(row["first"]) else str(pd.Timestamp(row["first"]))
         out["last"] = None if pd.isna(row["last"]) else str(pd.Timestamp(row["last"]))
-    digest = hashlib.sha256(f"{table.columns}|{int(row['hash'] or 0)}".encode()).hexdigest()
+    total = 0 if pd.isna(row["hash"]) else int(row["hash"])  # a sum over no rows: None, or NaN on Spark
+    digest = hashlib.sha256(f"{table.columns}|{total}".encode()).hexdigest()
     out["hash"] = digest[:16]
     return out
 

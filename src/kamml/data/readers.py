@@ -332,6 +332,7 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
             # every part's footer, read here only: DuckDB matches the parts by name on its own
             schemas = [schema, *(_parquet_schema(p, name) for p in files[1:])]
             _check_spark_can_merge(files, schemas, name)
+            _check_spark_timestamps(files, schemas, name)
             # Spark reads a folder of parts (partitioned or not) or a glob natively; it takes one part's
             # schema unless told to merge them, and then dropped the columns other parts added
             target = paths[0] if len(paths) == 1 else origin
@@ -351,6 +352,22 @@ def _parquet_schema(path: Path, name: str) -> pa.Schema:
         return pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{name}: {path} is not a readable Parquet file: {engine_message(exc)}") from None
+
+
+def _check_spark_timestamps(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
+    """Spark cannot read nanosecond timestamps (pandas' default in Parquet): say which column, and how.
+
+    Spark's own error ("Illegal Parquet type: INT64 (TIMESTAMP(NANOS,false))") named no column, and it
+    hid whatever else validation would have said about the table.
+    """
+    for path, schema in zip(files, schemas, strict=True):
+        nanos = [f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"]
+        if nanos:
+            raise DataError(
+                f"{name}: {path} stores {', '.join(nanos)} as nanosecond timestamps, which Spark cannot "
+                "read: write them in microseconds (pandas: to_parquet(..., coerce_timestamps='us', "
+                "allow_truncated_timestamps=True)) or use engine duckdb, which reads them"
+            )
 
 
 def _check_spark_can_merge(files: list[Path], schemas: list[pa.Schema], name: str) -> None:

@@ -488,7 +488,8 @@ def effort_panel(
     act_span = act.aggregate(
         first=act.day.min(), n=act.count(), total=act.hours.sum(), negative=(act.hours < 0).sum()
     ).execute()
-    if int(act_span["negative"].iloc[0] or 0) > 0:
+    negative = act_span["negative"].iloc[0]  # a sum over no rows: None on DuckDB, NaN on Spark
+    if pd.notna(negative) and int(negative) > 0:
         raise DataError(
             f"effort response: {int(act_span['negative'].iloc[0])} activities rows before {cut.date()} "
             "have negative hours; activities.hours must be >= 0"

@@ -541,8 +541,10 @@ class _Plan:
             team_used = float(shrunk.sum() + used[v, bounded.size])
             team_lo = float(lo[v].sum())
             if team_used > self.hours:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    f = (self.hours - team_lo) / (team_used - team_lo)
+                # Python floats: a span of 0 (the floors fill the hours to rounding) raised
+                # ZeroDivisionError where the in-memory search's numpy arrays give a factor of 0
+                span = team_used - team_lo
+                f = (self.hours - team_lo) / span if span > 0 else 0.0
                 out[v, -1] = float(np.clip(f, 0.0, 1.0)) if np.isfinite(f) else 0.0
         return out
 
@@ -1145,7 +1147,7 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> int:
         if column not in frame.columns:
             continue
         raw = F.col(column)
-        number = raw.cast("double")
+        number = raw.try_cast("double")  # Spark 4's ANSI cast threw on text that is no number
         missing = raw.isNull() | F.isnan(number)
         if frame.schema[column].dataType.typeName() not in ("double", "float", "integer", "long", "short"):
             rules.append((column, "not a number", raw.isNotNull() & number.isNull()))

@@ -297,9 +297,21 @@ def test_a_copied_part_is_refused(backend, tmp_path):
     (folder / "part-0.csv").write_text("account_id,ts,amount\n1,2024-01-02,3\n")
     (folder / "part-1.csv").write_text("account_id,ts,amount\n2,2024-01-02,3\n")  # same size, other bytes
     assert read_table(folder, "transactions", backend).count().execute() == 2
+    for i in (2, 3):  # empty partitions: a header alone, the same bytes in each, and no rows to count
+        (folder / f"part-{i}.csv").write_text("account_id,ts,amount\n")
+    assert read_table(folder, "transactions", backend).count().execute() == 2
     (folder / "part-0 (1).csv").write_bytes((folder / "part-0.csv").read_bytes())
     with pytest.raises(DataError, match="hold the same bytes"):
         read_table(folder, "transactions", backend)
+
+
+def test_empty_parquet_parts_alike_are_not_copies(backend, tmp_path, tx):
+    folder = tmp_path / "transactions"
+    folder.mkdir()
+    tx.to_parquet(folder / "part-0.parquet")
+    tx.head(0).to_parquet(folder / "part-1.parquet")
+    tx.head(0).to_parquet(folder / "part-2.parquet")
+    assert read_table(folder, "transactions", backend).count().execute() == len(tx)
 
 
 @pytest.mark.parametrize(

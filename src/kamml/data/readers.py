@@ -238,7 +238,8 @@ def _check_no_copies(files: list[Path], name: str) -> None:
     """A DataError for two parts with the same bytes: a copied part counts each of its rows twice.
 
     Only parts of equal size are read (in chunks) and hashed, so a folder of distinct parts costs
-    one ``stat`` each. Empty parts are left out: an empty partition's files are all alike.
+    one ``stat`` each. Parts without rows are left out: an empty partition's files (no bytes, a CSV
+    header alone, a Parquet file of no rows) are all alike.
     """
     by_size: dict[int, list[Path]] = {}
     for path in files:
@@ -250,6 +251,8 @@ def _check_no_copies(files: list[Path], name: str) -> None:
             continue
         seen: dict[str, Path] = {}
         for path in same:
+            if not _has_rows(path):
+                continue
             digest = hashlib.sha256()
             with path.open("rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -352,6 +355,22 @@ def _parquet_schema(path: Path, name: str) -> pa.Schema:
         return pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{name}: {path} is not a readable Parquet file: {engine_message(exc)}") from None
+
+
+def _has_rows(path: Path) -> bool:
+    """Whether a part holds rows: a Parquet file by its footer, a CSV file by a second non-blank line."""
+    if _is_parquet(path):
+        try:
+            return bool(pq.ParquetFile(path).metadata.num_rows)
+        except (pa.ArrowException, OSError):
+            return True  # unreadable: the read says so
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            lines = (line for line in handle if line.strip())
+            return next(lines, None) is not None and next(lines, None) is not None
+    except (OSError, EOFError):
+        return True
 
 
 def _check_spark_timestamps(files: list[Path], schemas: list[pa.Schema], name: str) -> None:

@@ -460,3 +460,14 @@ def test_a_latest_snapshot_of_zero_weight_is_not_held_out(caplog: pytest.LogCapt
     )
     assert model.validation_score_ == {}
     assert model.best_iteration_ == 40
+
+
+def test_a_thread_count_in_params_is_used_for_prediction_too():
+    """Training took params' n_jobs, prediction the num_threads argument."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3))
+    y = rng.poisson(np.exp(X[:, 0])) * 10.0
+    model = ClvModel(n_estimators=5, num_threads=1, params={"n_jobs": 2}).fit(X, y)
+    assert model.booster_.params.get("num_threads") == 2
+    assert model._predict_threads(np.zeros((50_000, 3))) == 2
+    assert model._predict_threads(np.zeros((5, 3))) == 1

@@ -91,3 +91,16 @@ def test_a_latest_snapshot_of_zero_weight_is_not_held_out() -> None:
     assert np.isfinite(model.validation_score_["tweedie"])
     assert model.best_iteration_ == dropped.best_iteration_ > 1
     assert model.scale_ == pytest.approx(dropped.scale_)
+
+
+def test_a_latest_snapshot_with_nothing_referred_takes_the_lowest_scale(caplog):
+    """A total of 0 left the scale at 1 (no correction) while a total of 1 halved it."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1500, 3))
+    y = rng.poisson(0.3 * np.exp(X[:, 0])) * 50.0
+    snapshot = np.repeat([1, 2, 3], 500)
+    y[snapshot == 3] = 0.0
+    with caplog.at_level("WARNING", logger="kamml.models._lgbm"):
+        model = InfluenceModel(n_estimators=40, num_threads=1).fit(X, y, snapshot=snapshot)
+    assert model.scale_ == model.scale_bounds[0]
+    assert "total scale at its lower bound" in caplog.text

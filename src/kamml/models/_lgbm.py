@@ -584,11 +584,16 @@ class LGBMModel(BaseEstimator):
         return PreparedFeatures(self._columns_matrix(columns, rows), self._layout())
 
     def _predict_threads(self, matrix: FloatArray) -> int:
-        """Threads for one predict call: one for small inputs, `num_threads` otherwise.
+        """Threads for one predict call: one for small inputs, otherwise as many as training used.
 
-        Waking OpenMP threads costs more than a REST request's whole prediction.
+        Waking OpenMP threads costs more than a REST request's whole prediction. A thread count in
+        ``params`` (``num_threads`` or an alias such as ``n_jobs``) wins over `num_threads`, as it does
+        in training.
         """
-        return 1 if len(matrix) < SMALL_PREDICT_ROWS else int(self.num_threads)
+        if len(matrix) < SMALL_PREDICT_ROWS:
+            return 1
+        given = canonical_params(self.params).get("num_threads")
+        return int(self.num_threads if given is None else given)
 
     def _layout(self) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[Any, ...]], ...]]:
         """Feature names and category levels: what a prepared matrix must have been built for."""
@@ -1190,9 +1195,18 @@ class LGBMValueRegressor(LGBMModel):
             return
         w = np.ones_like(y) if sample_weight is None else sample_weight
         predicted, actual = float(np.dot(w, raw)), float(np.dot(w, y))
+        low, high = self.scale_bounds
         if predicted > 0 and actual > 0:
-            low, high = self.scale_bounds
             self.scale_ = float(np.clip(actual / predicted, low, high))
+        elif predicted > 0 and actual == 0:  # the strongest drop of all: it was left at 1, uncorrected
+            self.scale_ = float(low)
+            logger.warning(
+                "%s: nothing was spent (or referred) in the latest snapshot's label window against a "
+                "predicted %.4g: total scale at its lower bound %.2g",
+                type(self).__name__,
+                predicted,
+                low,
+            )
         logger.info("%s: total scale %.4f from the latest snapshot", type(self).__name__, self.scale_)
 
     def _calibrate_in_sample(

@@ -111,18 +111,13 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
     """Refuse, before any snapshot is built, snapshot cutoffs at or before the first transaction.
 
     Such a snapshot holds no history; `check_snapshot_history` said so only after every snapshot was
-    built (400 snapshots ran past five minutes).
+    built (400 snapshots ran past five minutes). The first transaction is validation's figure.
     """
-    tables = getattr(data, "tables", None)
-    if not tables or "transactions" not in tables:
+    quality = getattr(data, "quality", None)
+    stats = None if quality is None else quality.tables.get("transactions")
+    if stats is None or stats.first is None:
         return
-    first = tables["transactions"]["ts"].min().to_pandas()
-    if first is None or pd.isna(first):
-        return
-    first = pd.Timestamp(first)
-    if first.tzinfo is not None:
-        first = first.tz_convert("UTC").tz_localize(None)
-    empty = [c for c in cuts if c <= first]
+    empty = [c for c in cuts if c <= stats.first]
     if empty:
         raise empty_snapshots_error(empty, len(cuts))
 

@@ -485,18 +485,16 @@ def _check_filled(matrix: np.ndarray, names: Sequence[str]) -> None:
 
     A CRM record without the key was scored with the value unknown, as no account in training had it.
     """
-    positions = _filled_positions(tuple(names))
-    if positions.size == 0 or len(matrix) == 0:
-        return
-    missing = np.isnan(matrix[:, positions])
-    if not missing.any():
-        return
     problems = []
-    for k in np.flatnonzero(missing.any(axis=0)):
-        bad = missing[:, k]
+    for j in _filled_positions(tuple(names)):  # column by column: no copy of the whole block
+        bad = np.isnan(matrix[:, j])
+        if not bad.any():
+            continue
         rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
         rule = f"missing in row(s) {rows}: it is never missing in the features (0 for an account without any)"
-        problems.append(Problem("features", names[positions[k]], rule, int(bad.sum())))
+        problems.append(Problem("features", names[j], rule, int(bad.sum())))
+    if not problems:
+        return
     raise ModelError("feature rows lack values: " + "; ".join(map(str, problems)))
 
 

@@ -1199,11 +1199,12 @@ def _sandwich_se(bread: FloatArray, meat: FloatArray, tol: float = 1e-10) -> Flo
         return se
     scale = np.sqrt(diag[kept])
     normalised = bread[np.ix_(kept, kept)] / np.outer(scale, scale)
-    _, values, vt = np.linalg.svd(normalised)
-    inv = np.linalg.pinv(normalised, rcond=tol) / np.outer(scale, scale)
+    u, values, vt = np.linalg.svd(normalised)
+    curved = values > tol * float(values[0])  # the pseudo-inverse from this one decomposition
+    inv = (vt[curved].T / values[curved]) @ u[:, curved].T / np.outer(scale, scale)
     cov = inv @ meat[np.ix_(kept, kept)] @ inv
     se[kept] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    null = vt[values < tol * float(values[0])]
+    null = vt[~curved]
     if null.size:
         se[kept[np.abs(null).max(axis=0) > 1e-6]] = np.inf
     return se

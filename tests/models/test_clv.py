@@ -286,6 +286,26 @@ def test_category_codes_agree_for_small_and_large_inputs():
     np.testing.assert_array_equal(_category_codes(as_category.iloc[:6], levels), large[:6])
 
 
+@pytest.mark.parametrize("repeat", [1, 40])  # a REST request's path, and a batch's
+def test_a_number_spelled_otherwise_is_its_fitted_level(repeat: int) -> None:
+    import pandas as pd
+
+    from kamml.models._lgbm import _category_codes
+
+    # fit saw the text "3" and the number 7: a JSON client sends 3, "3.0", "7", 7.0
+    levels = ["3", 7, "north", "03"]
+    values = pd.Series([3, "3.0", "7", 7.0, "north", "03", 3.5, "7.5", True, None, " 3", "3e0"] * repeat, dtype=object)
+    codes = _category_codes(values, levels)[:12]
+    np.testing.assert_array_equal(
+        codes, [0.0, 0.0, 1.0, 1.0, 2.0, 3.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan]
+    )
+    # two levels that are one number ("5" and 5.0): neither is guessed
+    np.testing.assert_array_equal(_category_codes(pd.Series([5, "5"] * repeat, dtype=object), ["5", 5.0])[:2], [1.0, 0.0])
+    np.testing.assert_array_equal(
+        _category_codes(pd.Series(["5.0", "5.00"] * repeat, dtype=object), ["5", 5], "c")[:2], [np.nan, np.nan]
+    )
+
+
 @pytest.mark.parametrize("rows", [3, 200])  # a REST request's path, and a batch's
 def test_a_list_or_dict_in_a_text_column_is_a_named_error(
     fitted: tuple[ClvModel, pd.DataFrame, np.ndarray], rows: int

@@ -253,9 +253,64 @@ def _category_codes(column: Any, levels: list[Any], name: str = "") -> FloatArra
     _check_category_values(column, name)
     if len(column) <= SMALL_FRAME_ROWS:  # a REST request: a dict lookup is ~50x cheaper than a Categorical
         index = {level: float(code) for code, level in enumerate(levels)}
-        return np.array([index.get(v, np.nan) if pd.notna(v) else np.nan for v in column], dtype=np.float64)
-    codes = pd.Categorical(column, categories=levels).codes
-    return np.where(codes < 0, np.nan, codes).astype(np.float64)
+        codes = np.array([index.get(v, np.nan) if pd.notna(v) else np.nan for v in column], dtype=np.float64)
+    else:
+        found = pd.Categorical(column, categories=levels).codes
+        codes = np.where(found < 0, np.nan, found).astype(np.float64)
+    return _match_number_spellings(column, codes, levels)
+
+
+def _number_key(value: Any) -> str | None:
+    """One spelling of a number given as a number or as its plain text: 3, 3.0, "3" and "3.0" give "3".
+
+    None for anything else (a word, a bool, a missing value), and for text a number would not print as
+    (" 3", "03", "3e0"): codes with leading zeros are names, not numbers.
+    """
+    if isinstance(value, bool | np.bool_) or value is None:
+        return None
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if not np.isfinite(number):
+            return None
+        return str(int(number)) if number.is_integer() else repr(number)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        key = _number_key(number)
+        return key if value in (key, repr(number)) else None
+    return None
+
+
+def _match_number_spellings(column: Any, codes: FloatArray, levels: list[Any]) -> FloatArray:
+    """Codes for values that name a fitted level by another spelling of the same number, else unchanged.
+
+    A JSON client may send 3 where fit saw the text "3", or "3" where it saw the number 3 (a CRM that
+    writes every field as text): both are the fitted level, not an unseen one read as missing. Only
+    levels whose number is spelled once among the levels are matched.
+    """
+    unmatched = np.isnan(codes)
+    if not unmatched.any():
+        return codes
+    keys: dict[str, float | None] = {}
+    for code, level in enumerate(levels):
+        key = _number_key(level)
+        if key is not None:
+            keys[key] = None if key in keys else float(code)  # two levels one number: match neither
+    if not keys:
+        return codes
+    values = np.asarray(column, dtype=object)[unmatched]
+    lookup: dict[Any, float] = {}
+    for value in pd.unique(values):
+        key = _number_key(value)
+        code = keys.get(key) if key is not None else None
+        lookup[value] = np.nan if code is None else code
+    codes = codes.copy()
+    codes[unmatched] = [lookup.get(v, np.nan) for v in values]
+    return codes
 
 
 SMALL_FRAME_ROWS = 64

@@ -294,16 +294,17 @@ def test_a_number_spelled_otherwise_is_its_fitted_level(repeat: int) -> None:
 
     # fit saw the text "3" and the number 7: a JSON client sends 3, "3.0", "7", 7.0
     levels = ["3", 7, "north", "03"]
-    values = pd.Series([3, "3.0", "7", 7.0, "north", "03", 3.5, "7.5", True, None, " 3", "3e0"] * repeat, dtype=object)
-    codes = _category_codes(values, levels)[:12]
+    sent = [3, "3.0", "7", 7.0, "north", "03", 3.5, "7.5", True, None, " 3", "3e0"]
+    codes = _category_codes(pd.Series(sent * repeat, dtype=object), levels)[:12]
     np.testing.assert_array_equal(
         codes, [0.0, 0.0, 1.0, 1.0, 2.0, 3.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan]
     )
-    # two levels that are one number ("5" and 5.0): neither is guessed
-    np.testing.assert_array_equal(_category_codes(pd.Series([5, "5"] * repeat, dtype=object), ["5", 5.0])[:2], [1.0, 0.0])
-    np.testing.assert_array_equal(
-        _category_codes(pd.Series(["5.0", "5.00"] * repeat, dtype=object), ["5", 5], "c")[:2], [np.nan, np.nan]
-    )
+    # two levels that are one number ("5" and 5): each matches itself, another spelling matches neither
+    both = ["5", 5]
+    exact = _category_codes(pd.Series([5, "5"] * repeat, dtype=object), both)[:2]
+    np.testing.assert_array_equal(exact, [1.0, 0.0])
+    other = _category_codes(pd.Series(["5.0", "5.00"] * repeat, dtype=object), both)[:2]
+    np.testing.assert_array_equal(other, [np.nan, np.nan])
 
 
 @pytest.mark.parametrize("rows", [3, 200])  # a REST request's path, and a batch's

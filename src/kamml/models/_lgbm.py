@@ -306,8 +306,8 @@ def _match_number_spellings(column: Any, codes: FloatArray, levels: list[Any]) -
     lookup: dict[Any, float] = {}
     for value in pd.unique(values):
         key = _number_key(value)
-        code = keys.get(key) if key is not None else None
-        lookup[value] = np.nan if code is None else code
+        match = keys.get(key) if key is not None else None
+        lookup[value] = np.nan if match is None else match
     codes = codes.copy()
     codes[unmatched] = [lookup.get(v, np.nan) for v in values]
     return codes

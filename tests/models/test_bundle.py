@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -549,6 +550,20 @@ def test_feature_rows_breaking_the_purchase_history_rules_are_named(fitted):
     blank[["frequency", "recency", "monetary"]] = 0.0  # as the features give an account without one
     blank["T"] = np.nan
     assert np.isfinite(bundle.predict(blank, refit_btyd=False)["clv"]).all()
+
+
+def test_more_repeat_days_than_the_history_spans_or_an_endless_T_is_refused(fitted):
+    """A CRM's frequency of 1e15 or T of 1e300 days was scored (p_alive 0, a value of the trees' edge)."""
+    bundle, features = fitted
+    rows = features[features["frequency"] > 1].iloc[:3].copy()
+    assert np.isfinite(bundle.predict(rows, refit_btyd=False)["clv"]).all()  # the features' own rows pass
+    rows.iloc[0, rows.columns.get_loc("frequency")] = rows["recency"].iloc[0] * bundle.unit_days + 1
+    rows.iloc[2, rows.columns.get_loc("T")] = 1e300
+    with pytest.raises(ModelError) as info:
+        bundle.predict(rows, refit_btyd=False)
+    message = str(info.value)
+    assert re.search(r"features\.frequency: must be <= recency x \d [^;]*; row\(s\) 0 \(1 row", message)
+    assert re.search(r"features\.T: must be <= [\d,]+ [^;]*; row\(s\) 2 \(1 row", message)
 
 
 def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_new(fitted):

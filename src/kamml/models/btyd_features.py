@@ -93,8 +93,16 @@ def fit_btyd(frame: pd.DataFrame, penalizer: float = 0.0) -> BtydFit:
     return BtydFit({k: float(v) for k, v in bg.params_.items()}, gg_params)
 
 
+#: The longest purchase history in days: the span of the dates kamml reads (`TS_RANGE`, 1677 to 2262).
+MAX_HISTORY_DAYS = 213_502
+
+
 def check_history(
-    frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, monetary: np.ndarray | None = None
+    frequency: np.ndarray,
+    recency: np.ndarray,
+    T: np.ndarray,
+    monetary: np.ndarray | None = None,
+    unit_days: int | None = None,
 ) -> None:
     """ModelError naming every feature row that breaks the purchase-history rules BTYD relies on.
 
@@ -104,7 +112,9 @@ def check_history(
     so its frequency, recency and monetary must be 0 or missing (the features give it 0): a row with
     repeat purchases but no T is contradictory, and was scored as a brand-new account. Scoring checks
     this before BTYD does, so a CRM's bad row is an error about the feature columns (HTTP 400 over
-    REST), not about BTYD's input.
+    REST), not about BTYD's input. Given the time unit (`unit_days`), the repeat purchase days must fit
+    between the first and the last purchase day (frequency <= recency in days) and T must be a span of
+    dates kamml can read: a CRM's frequency of 1e15 or T of 1e300 was scored.
     """
     none = np.isnan(T)
     history = ~none
@@ -128,6 +138,23 @@ def check_history(
         ("frequency", none & ~np.isnan(frequency) & (frequency != 0), no_history),
         ("recency", none & ~np.isnan(recency) & (recency != 0), no_history),
     ]
+    if unit_days is not None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            days = recency * unit_days
+            rules += [
+                (
+                    "frequency",
+                    history & (frequency > days * (1 + 1e-6) + 1e-6),
+                    f"must be <= recency x {unit_days} (repeat purchase days lie between the first and the "
+                    "last purchase day)",
+                ),
+                (
+                    "T",
+                    history & (T * unit_days > MAX_HISTORY_DAYS),
+                    f"must be <= {MAX_HISTORY_DAYS / unit_days:,.0f} (the dates kamml reads span "
+                    f"{MAX_HISTORY_DAYS:,} days)",
+                ),
+            ]
     values = {"frequency": frequency, "recency": recency, "T": T}
     if monetary is not None:
         repeats = "missing while T is given (0 without repeats)"

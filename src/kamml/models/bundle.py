@@ -760,7 +760,7 @@ class ModelBundle:
         """The models' float matrix of feature rows with btyd columns; those columns; all; f, r, T."""
         columns = column_arrays(features)
         f, r, t, m = (as_float(columns[c], c) for c in ("frequency", "recency", "T", "monetary"))
-        check_history(f, r, t, m)
+        check_history(f, r, t, m, unit_days=self.unit_days)
         extra = btyd_columns(f, r, t, m, self.train_units, btyd)
         columns.update(extra)
         # converted once into one float matrix shared by the three models and the explanations

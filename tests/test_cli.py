@@ -19,6 +19,14 @@ from kamml.features import training_cutoffs
 runner = CliRunner()
 
 
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith(f"kamml {version('kamml')} (Python ")
+
+
 def test_help_lists_only_working_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from kamml.config import FEATURE_GROUPS, AllocationConfig, Config, lightgbm_parameters, load_config
+from kamml.config import (
+    FEATURE_GROUPS,
+    AllocationConfig,
+    Config,
+    lightgbm_parameters,
+    load_config,
+    packaged_config,
+)
 from kamml.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -16,6 +23,29 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def test_shipped_configs_load(name):
     cfg = load_config(CONFIGS / name)
     assert cfg.time.horizon_days > 0
+
+
+@pytest.mark.parametrize("name", ["default", "cdnow", "spark"])
+def test_a_shipped_config_loads_by_name_from_any_folder(name, tmp_path, monkeypatch):
+    """An installed kamml has no configs/ folder beside it: `--config default` runs its demo anywhere."""
+    monkeypatch.chdir(tmp_path)
+    packaged = packaged_config(name)
+    assert packaged.read_text() == (CONFIGS / f"{name}.yaml").read_text()  # the checkout's configs/ is it
+    assert load_config(name) == load_config(packaged)
+    (tmp_path / name).write_text("time: {horizon_days: 30}\n")  # a file of that name in the folder wins
+    assert load_config(name).time.horizon_days == 30
+
+
+def test_a_missing_config_names_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"config file not found: configs/default\.yaml \(.*--config default"
+    ):
+        load_config("configs/default.yaml")
+    with pytest.raises(
+        ConfigError, match="no packaged config named 'demo': kamml ships default, cdnow, spark"
+    ):
+        packaged_config("demo")
 
 
 def test_defaults_are_valid():

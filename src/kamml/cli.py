@@ -142,9 +142,24 @@ def _cutoff_option(value: str | None, name: str = "--cutoff") -> pd.Timestamp | 
     return as_cutoff(value, name)
 
 
+def _print_version(value: bool) -> None:
+    """`--version`: kamml's version, and the Python it runs on, then exit."""
+    if value:
+        from kamml import __version__
+
+        typer.echo(f"kamml {__version__} (Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step (DEBUG).")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print kamml's version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     """Where should the sales team's hours go."""
     _setup_logging(logging.DEBUG if verbose else logging.INFO)
@@ -171,7 +186,13 @@ def _setup_logging(level: int) -> None:
 _EXPLAIN_TOP = 20_000
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file (see docs/config.md).")
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file (see docs/config.md), or the name of one kamml ships: default (the demo), "
+        "cdnow, spark.",
+    ),
 ]
 
 

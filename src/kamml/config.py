@@ -12,6 +12,7 @@ import difflib
 import functools
 import math
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -53,7 +54,8 @@ TABLES = ("transactions", "accounts", "referrals", "activities")
 class _Section(BaseModel):
     """Base of every config section: unknown keys are errors, values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # no protected "model_" prefix: `tracking.model_name` is a setting (pydantic < 2.10 warned of it)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     @model_validator(mode="before")
     @classmethod
@@ -667,17 +669,41 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
 
 
+#: The configs kamml ships (`src/kamml/configs/`, also `configs/` in a checkout), by the name that loads one.
+PACKAGED_CONFIGS = ("default", "cdnow", "spark")
+
+
+def packaged_config(name: str) -> Path:
+    """The file of a config kamml ships ("default": the demo job; "cdnow"; "spark"), found when installed.
+
+    Its paths (data, MLflow store, outputs) are relative, so a job run with it writes under the current
+    folder, as from a checkout.
+    """
+    if name not in PACKAGED_CONFIGS:
+        raise ConfigError(f"no packaged config named {name!r}: kamml ships {', '.join(PACKAGED_CONFIGS)}")
+    return Path(str(resources.files("kamml").joinpath("configs", f"{name}.yaml")))
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Read a YAML config file (or none: all defaults) and apply nested `overrides` on top."""
+    """Read a YAML config file (or none: all defaults) and apply nested `overrides` on top.
+
+    A bare name of a config kamml ships ("default", "cdnow", "spark") with no such file in the current
+    folder loads the packaged one, so an installed kamml runs its demo anywhere.
+    """
     raw: dict[str, Any] = {}
     source = "config"
     if path is not None:
         path = Path(path)
+        if str(path) in PACKAGED_CONFIGS and not path.exists():
+            path = packaged_config(str(path))
         source = str(path)
         if path.is_dir():
             raise ConfigError(f"config {path} is a folder: give the YAML file inside it")
         if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+            raise ConfigError(
+                f"config file not found: {path} (kamml's own configs load by name: "
+                f"--config {' | '.join(PACKAGED_CONFIGS)})"
+            )
         try:
             loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
         except yaml.YAMLError as exc:

@@ -12,6 +12,7 @@ data that is fine.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -234,13 +235,23 @@ def java_available() -> bool:
     return shutil.which("java") is not None
 
 
+NO_PYSPARK = "engine 'spark' needs pyspark: install it with pip install 'kamml[spark]'"
+
+
+def check_engine_installed(engine: EngineConfig) -> None:
+    """An `EngineError` now when the engine's package is not installed, before a job makes any folder.
+
+    Only looks the package up (no import, no session): Java and the session are checked on connecting.
+    """
+    if engine.name == "spark" and importlib.util.find_spec("pyspark") is None:
+        raise EngineError(NO_PYSPARK)
+
+
 def _connect_spark(engine: EngineConfig) -> ibis.BaseBackend:
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise EngineError(
-            "engine 'spark' needs pyspark: install it with pip install 'kamml[spark]'"
-        ) from None
+        raise EngineError(NO_PYSPARK) from None
     session = SparkSession.getActiveSession()
     if session is None:
         if not java_available():

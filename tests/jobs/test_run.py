@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from kamml.errors import ConfigError, DataError, InfeasibleError
+from kamml.errors import ConfigError, DataError, EngineError, InfeasibleError
 from kamml.jobs.outputs import read_manifest
 from kamml.jobs.run import run, skipped_parts
 from kamml.jobs.score import SCORE_COLUMNS
@@ -217,6 +218,25 @@ def test_an_output_folder_that_is_a_file_fails_before_any_work(tracked_config, w
     with pytest.raises(DataError, match=r"report\.html: it is a file, not a folder"):
         run(cfg, world_path, echo=lines.append)
     assert lines == []  # not even the validate stage started
+
+
+def test_a_job_without_data_or_its_engine_leaves_no_output_folder(
+    tracked_config, world_path, tmp_path, monkeypatch
+):
+    cfg = tracked_config()
+    cfg.output.dir = tmp_path / "out"
+    cfg.data.path = None
+    with pytest.raises(ConfigError, match="no data: pass --data DIR"):
+        run(cfg, echo=lambda line: None)
+    assert not cfg.output.dir.exists()  # its lock file stayed behind in a new folder
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a)
+    )
+    cfg.engine.name = "spark"
+    with pytest.raises(EngineError, match=r"needs pyspark: install it with pip install 'kamml\[spark\]'"):
+        run(cfg, world_path, echo=lambda line: None)
+    assert not cfg.output.dir.exists()
 
 
 def test_a_folder_where_an_output_file_goes_fails_before_any_work(tracked_config, world_path, tmp_path):

@@ -35,9 +35,10 @@ from kamml.allocation.allocate import check_capacity_reps, check_floors_fit, che
 from kamml.allocation.summary import last_hour, rep_price_span
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
+from kamml.engine import check_engine_installed
 from kamml.errors import ConfigError, DataError
 from kamml.io import atomic_path, check_not_input, check_output_dir, check_writable, json_text, write_table
-from kamml.jobs.data import job_data
+from kamml.jobs.data import check_data_given, job_data
 from kamml.jobs.outputs import JOB_OUTPUTS, MANIFEST, OutputSet
 from kamml.jobs.score import account_owners, score
 from kamml.jobs.train import TrainResult, train
@@ -126,6 +127,9 @@ def run(
 ) -> RunResult:
     """Run the whole job of `config` (data from `source` or ``data.path``); see the module docstring."""
     seconds: dict[str, float] = {}
+    if source is None:  # a job that cannot start leaves no output folder behind
+        check_data_given(config)
+    check_engine_installed(config.engine)
     out_dir = check_output_dir(config.output.dir)
     if config.engine.name != "spark":  # a folder left by a Spark run where a file goes: before training
         for name in JOB_OUTPUTS:

@@ -62,5 +62,5 @@ lock: ## refresh constraints.txt from a fresh resolution of pyproject.toml (then
 	@echo "constraints.txt refreshed; run 'make test' before committing it"
 
 clean: ## remove the environment, caches and generated demo outputs
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data/demo data/cdnow outputs mlruns.db mlartifacts \
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data/demo data/cdnow outputs mlruns.db mlruns.db.kamml-lock mlartifacts \
 		scores.parquet allocation.csv budget.csv budget.png

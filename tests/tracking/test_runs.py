@@ -184,3 +184,92 @@ def test_a_run_left_running_by_a_killed_job_is_closed_by_the_next(tracked_config
     assert MlflowClient().get_run(orphan).info.status == "KILLED"
     assert MlflowClient().get_run(run.run_id).info.status == "FINISHED"
     assert MlflowClient().get_run(live).info.status == "RUNNING"  # its process is alive
+
+
+def test_a_job_killed_after_training_is_marked_by_the_next_run(tracked_config):
+    """`kamml run` killed while scoring left a FINISHED training run: it read as a success in MLflow."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from kamml.tracking import JOB_STATUS_TAG, TrainingRun
+
+    cfg = tracked_config()
+    script = (
+        "import json, os, signal, sys\n"
+        "from kamml.config import Config\n"
+        "from kamml.tracking import TrainingRun\n"
+        "with TrainingRun(Config.model_validate(json.loads(sys.argv[1])), ends_job=False) as run:\n"
+        "    pass\n"
+        "print(run.run_id, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)  # while scoring, say\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cfg.model_dump(mode="json"))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()},
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+    orphan = MlflowClient().get_run(killed.stdout.split()[-1])
+    assert (orphan.info.status, orphan.data.tags[JOB_STATUS_TAG]) == ("FINISHED", "running")
+    with TrainingRun(cfg) as run:  # the next run, a whole job (`kamml train`)
+        pass
+    orphan = MlflowClient().get_run(orphan.info.run_id)
+    assert (orphan.info.status, orphan.data.tags[JOB_STATUS_TAG]) == ("KILLED", "killed")
+    done = MlflowClient().get_run(run.run_id)
+    assert (done.info.status, done.data.tags[JOB_STATUS_TAG]) == ("FINISHED", "complete")
+
+
+def test_a_training_run_stopped_or_failing_says_so_in_its_tags(tracked_config):
+    import pytest
+
+    from kamml.tracking import JOB_STATUS_TAG, TrainingRun
+
+    for error, status, job in [
+        (KeyboardInterrupt(), "KILLED", "stopped"),
+        (ValueError("bad"), "FAILED", "failed"),
+    ]:
+        with pytest.raises(type(error)), TrainingRun(tracked_config()) as run:
+            raise error
+        ended = MlflowClient().get_run(run.run_id)
+        assert (ended.info.status, ended.data.tags[JOB_STATUS_TAG]) == (status, job)
+        assert ended.data.tags["kamml.job.failed_stage"] == "train"
+
+
+def test_registering_and_the_champion_gate_hold_the_store_lock(tracked_config, monkeypatch):
+    """Two jobs passing the gate at once both took the alias: the last one won, even the worse model."""
+    import fcntl
+
+    from kamml.tracking import TrainingRun, runs
+    from kamml.tracking.registry import Promotion
+    from kamml.tracking.store import store_lock_file
+
+    cfg = tracked_config()
+    lock = store_lock_file(mlflow.get_tracking_uri())
+    held: list[bool] = []
+
+    def probe() -> None:
+        with lock.open("a+") as other:
+            try:
+                fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held.append(True)
+            else:
+                held.append(False)
+
+    def register(uri: str, name: str) -> str:
+        probe()
+        return "7"
+
+    def promote(name: str, version: str, metric: str, value: object, **kw: object) -> Promotion:
+        probe()
+        return Promotion(name, version, metric, None, None, None, False, "probed")
+
+    monkeypatch.setattr(runs, "register", register)
+    monkeypatch.setattr(runs, "promote", promote)
+    with TrainingRun(cfg) as run:
+        run.register("models:/m/1")
+    assert held == [True, True]

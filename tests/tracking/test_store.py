@@ -320,3 +320,64 @@ def test_a_sqlite_database_that_is_not_a_store_is_left_untouched(tmp_path, monke
         use_tracking(TrackingConfig(uri=f"sqlite:///{empty}"), create=False)
     assert empty.stat().st_size == 0
     assert experiment_id(TrackingConfig(uri=f"sqlite:///{empty}"))  # training makes it a store
+
+
+def test_the_store_lock_makes_a_second_job_wait_and_names_the_lock_when_it_waits_too_long(
+    tmp_path, monkeypatch
+):
+    import fcntl
+
+    from kamml.config import TrackingConfig
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking.store import store_lock, store_lock_file
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlruns.db'}")
+    path = store_lock_file(cfg.uri)
+    assert path == tmp_path / "mlruns.db.kamml-lock"
+    with path.open("a+") as other:  # another job holds it
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        held = r"held the lock .*mlruns\.db\.kamml-lock .* start registering"
+        with pytest.raises(TrackingStoreError, match=held), store_lock(cfg, "registering", timeout=0.5):
+            pass
+    # released: taken at once, and held against others
+    with (
+        store_lock(cfg, "registering", timeout=0.5),
+        path.open("a+") as probe,
+        pytest.raises(BlockingIOError),
+    ):
+        fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert store_lock_file("http://mlflow:5000") is None
+
+
+@pytest.mark.slow
+def test_two_jobs_creating_a_new_store_at_once_both_get_the_experiment(tmp_path):
+    """Both had MLflow create the tables; one crashed ("table ... already exists", "duplicate column")."""
+    import subprocess
+    import sys
+    import time
+
+    start = time.time() + 8  # both processes imported and waiting, then they go together
+    script = (
+        "import sys, time\n"
+        "from kamml.config import TrackingConfig\n"
+        "from kamml.tracking.store import experiment_id\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "print(experiment_id(TrackingConfig(uri=sys.argv[1], experiment='race')))\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, uri, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        for _ in range(2)
+    ]
+    results = [job.communicate(timeout=300) for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], [err[-2000:] for _, err in results]
+    assert len({out.split()[-1] for out, _ in results}) == 1  # one experiment

@@ -168,7 +168,7 @@ def _run(
         for note in skipped:
             echo(f"      skipped: {note}")
     with _stage("train", seconds, echo):
-        training = train(data, config, before_register=_floors_fit(config, data))
+        training = train(data, config, before_register=_floors_fit(config, data), ends_job=False)
         bt = training.backtest
         echo(
             f"      backtest at {bt.protocol['cutoff']}: value Gini {bt.value['kamml']['gini']:.3f} "

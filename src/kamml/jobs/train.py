@@ -87,6 +87,7 @@ def train(
     plots: bool = True,
     run_name: str | None = None,
     before_register: Callable[[ModelBundle, pd.DataFrame], None] | None = None,
+    ends_job: bool = True,
 ) -> TrainResult:
     """Backtest, train the deployable bundle, log one MLflow run and register the model.
 
@@ -104,6 +105,9 @@ def train(
         Called with the deployable bundle and its features at the scoring cutoff before anything is
         logged or registered; an exception it raises stops the job there (`kamml run` checks that the
         plan's floors fit).
+    ends_job : bool, default True
+        Whether training is the whole job: its run's ``kamml.job.status`` becomes ``complete`` when
+        the run ends. `kamml run` passes False and tags the outcome after its later stages.
     """
     t0 = time.perf_counter()
     check_model_settings(config)  # before the backtest's features and models
@@ -123,7 +127,7 @@ def train(
     if before_register is not None:
         before_register(bundle, features)
     log.info("logging the run and the model to MLflow")
-    with TrainingRun(config, run_name=run_name) as run:
+    with TrainingRun(config, run_name=run_name, ends_job=ends_job) as run:
         run.log_config()
         run.log_data(fingerprint(data))
         run.log_backtest(result)

@@ -29,7 +29,7 @@ from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import Promotion, metric_key, promote, register
-from kamml.tracking.store import experiment_id, tracking_uri, use_tracking
+from kamml.tracking.store import experiment_id, store_lock, tracking_uri, use_tracking
 
 __all__ = ["JOB_STATUS_TAG", "TrainingRun", "backtest_metrics", "flatten", "record_job_failure"]
 
@@ -49,37 +49,44 @@ JOB_ERROR_TAG = "kamml.job.error"
 
 
 def close_abandoned_runs(experiment: str) -> list[str]:
-    """Mark KILLED the experiment's RUNNING runs started on this machine by a process that has gone.
+    """Mark KILLED the experiment's unfinished runs started on this machine by a process that has gone.
 
-    A job killed outright (SIGKILL, the OOM killer, a lost machine) cannot end its run, which stayed
-    RUNNING in MLflow forever. Only runs whose host tag is this machine's name and whose process id is
-    no longer alive are closed; a run of a live process, or of another machine, is left alone.
+    A job killed outright (SIGKILL, the OOM killer, a lost machine) cannot end its run: one killed while
+    training stayed RUNNING in MLflow forever, and one killed after training (scoring, allocating)
+    stayed FINISHED with the job's status "running". Only runs whose host tag is this machine's name and
+    whose process id is no longer alive are closed (job status "killed"); a run of a live process, or of
+    another machine, is left alone.
     """
     host = socket.gethostname()
     closed: list[str] = []
+    where = f"tags.`{HOST_TAG}` = '{host}'"
+    found: dict[str, Any] = {}
     try:
-        found = mlflow.search_runs(
-            experiment_ids=[experiment],
-            filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
-            output_format="list",
-        )
+        for state in ("attributes.status = 'RUNNING'", f"tags.`{JOB_STATUS_TAG}` = 'running'"):
+            for run in mlflow.search_runs([experiment], f"{state} and {where}", output_format="list"):
+                found[run.info.run_id] = run
     except MlflowException as exc:  # a tidy-up: never the reason a training run fails
-        log.warning("could not look for MLflow runs left RUNNING by killed jobs: %s", exc.message)
+        log.warning("could not look for MLflow runs left unfinished by killed jobs: %s", exc.message)
         return closed
-    for run in found:
+    client = mlflow.MlflowClient()
+    for run_id, run in found.items():
         pid = run.data.tags.get(PID_TAG, "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            try:
-                mlflow.MlflowClient().set_terminated(run.info.run_id, status="KILLED")
-            except MlflowException as exc:
-                log.warning("could not mark MLflow run %s KILLED: %s", run.info.run_id, exc.message)
-                continue
-            closed.append(run.info.run_id)
-            log.warning(
-                "MLflow run %s was left RUNNING by process %s, which has gone: marked KILLED",
-                run.info.run_id,
-                pid,
-            )
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            if run.data.tags.get(JOB_STATUS_TAG) == "running":
+                client.set_tag(run_id, JOB_STATUS_TAG, "killed")
+            client.set_terminated(run_id, status="KILLED")
+        except MlflowException as exc:
+            log.warning("could not mark MLflow run %s KILLED: %s", run_id, exc.message)
+            continue
+        closed.append(run_id)
+        log.warning(
+            "MLflow run %s was left %s by process %s, which has gone: marked KILLED",
+            run_id,
+            "RUNNING" if run.info.status == "RUNNING" else "unfinished (its job was still running)",
+            pid,
+        )
     return closed
 
 
@@ -266,12 +273,21 @@ class TrainingRun:
     run that trained the model.
     """
 
-    def __init__(self, config: Config, run_name: str | None = None, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_name: str | None = None,
+        run_id: str | None = None,
+        *,
+        ends_job: bool = True,
+    ) -> None:
         self.config = config
         self.run_name = run_name
         self.run_id = run_id or ""
+        self.ends_job = ends_job
         self.metrics: dict[str, float] = {}
         self._active: Any = None
+        self._reopened = bool(run_id)
 
     def __enter__(self) -> TrainingRun:
         # inside the caller's own run (a notebook's `with mlflow.start_run():`), kamml's run is a child
@@ -285,7 +301,9 @@ class TrainingRun:
             experiment_id=exp,
             run_name=self.run_name,
             nested=parent is not None,
-            tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+            # "running" until the job ends: a job killed after training (SIGKILL) left a FINISHED run
+            # that read as a success; the next training run marks it (`close_abandoned_runs`)
+            tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), JOB_STATUS_TAG: "running"},
         )
         self.run_id = self._active.info.run_id
         log.info(
@@ -298,7 +316,27 @@ class TrainingRun:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        mlflow.end_run(status="FAILED" if exc_type is not None else "FINISHED")
+        stopped = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, SystemExit))
+        if not self._reopened:  # a reopened run's job tags its own outcome (`record_job_failure`)
+            try:
+                if exc_type is None:
+                    if self.ends_job:
+                        mlflow.set_tag(JOB_STATUS_TAG, "complete")
+                else:
+                    reason = str(exc) or exc_type.__name__
+                    mlflow.set_tags(
+                        {
+                            JOB_STATUS_TAG: "stopped" if stopped else "failed",
+                            JOB_STAGE_TAG: "train",
+                            JOB_ERROR_TAG: reason[:5000],
+                        }
+                    )
+            except Exception as error:  # never hide the job's own error behind this one
+                log.warning("could not tag MLflow run %s with the job's outcome: %s", self.run_id, error)
+        if exc_type is None:
+            mlflow.end_run(status="FINISHED")
+        else:
+            mlflow.end_run(status="KILLED" if stopped else "FAILED")
 
     def log_config(self) -> None:
         """The resolved config: as an artifact (config.yaml) and as flattened params."""
@@ -383,19 +421,21 @@ class TrainingRun:
         (a table or column it learned on is gone from the data) gives way to the new version.
         """
         cfg = self.config.tracking
-        version = register(model_uri, cfg.model_name)
         key = metric_key(cfg.promote_metric)
         check = None
         if bundle is not None and features is not None:
             check = functools.partial(_champion_unusable, cfg.model_name, bundle, features)
-        decision = promote(
-            cfg.model_name,
-            version,
-            cfg.promote_metric,
-            self.metrics.get(key),
-            champion_unusable=check,
-            horizon_days=self.config.time.horizon_days,
-        )
+        # one job at a time reads the champion and moves the alias: two at once both passed the gate
+        with store_lock(cfg, "registering the model and choosing the champion"):
+            version = register(model_uri, cfg.model_name)
+            decision = promote(
+                cfg.model_name,
+                version,
+                cfg.promote_metric,
+                self.metrics.get(key),
+                champion_unusable=check,
+                horizon_days=self.config.time.horizon_days,
+            )
         mlflow.log_text(json_text(decision.to_dict()), "promotion.json")
         mlflow.set_tags(
             {

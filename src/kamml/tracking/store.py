@@ -14,10 +14,12 @@ rather than letting MLflow create an empty one (`check_store_exists`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -36,6 +38,7 @@ __all__ = [
     "store_error",
     "store_errors",
     "store_in_force",
+    "store_lock",
     "tracking_source",
     "tracking_uri",
     "use_tracking",
@@ -77,6 +80,61 @@ def sqlite_file(uri: str) -> Path | None:
         return None
     path = uri[len("sqlite:///") :].split("?", 1)[0]
     return Path(path) if path and path != ":memory:" else None
+
+
+#: How long a job waits for another kamml process to finish with a SQLite store's lock (`store_lock`).
+STORE_LOCK_SECONDS = 900.0
+
+
+def store_lock_file(uri: str) -> Path | None:
+    """The lock file beside a SQLite store (``mlruns.db.kamml-lock``), or None for other stores."""
+    file = sqlite_file(uri)
+    if file is None:
+        return None
+    file = file.expanduser().absolute()
+    return file.with_name(f"{file.name}.kamml-lock")
+
+
+@contextlib.contextmanager
+def store_lock(
+    config: TrackingConfig | None, doing: str, timeout: float = STORE_LOCK_SECONDS
+) -> Iterator[None]:
+    """Hold an exclusive lock beside a SQLite store while `doing`; another kamml process waits its turn.
+
+    Two jobs starting on a new store both had MLflow create its tables (one crashed: "table ... already
+    exists"), and two jobs registering at once could both pass the champion gate, the last one's alias
+    winning even when its model was the worse. Only kamml's own processes take the lock (not the MLflow
+    UI or a user's script); a server store decides on its side, and a file system without locks (or a
+    platform without ``fcntl``) goes on without one. Waiting longer than `timeout` seconds is a
+    `TrackingStoreError`.
+    """
+    path = store_lock_file(tracking_uri(config))
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        path = None
+    if path is None or not path.parent.is_dir():
+        yield
+        return
+    with path.open("a+", encoding="utf-8") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # no locks on this file system
+                    log.debug("cannot lock %s (%s): going on without the store lock", path, exc)
+                    break
+            if time.monotonic() > deadline:
+                raise TrackingStoreError(
+                    f"another kamml job held the lock {path} of the MLflow tracking store for over "
+                    f"{timeout:.0f} s while this job waited to start {doing}: retry when it ends"
+                ) from None
+            if deadline - time.monotonic() > timeout - 0.25:  # said once, on the first wait
+                log.info("waiting for another kamml job on the MLflow store before %s", doing)
+            time.sleep(0.2)
+        yield  # closing the file releases the lock; the file stays, as SQLite's own journal does
 
 
 def describe_store(uri: str, source: str) -> str:
@@ -316,7 +374,8 @@ def experiment_id(config: TrackingConfig | None = None) -> str:
     cfg = config or TrackingConfig()
     use_tracking(cfg)
     try:
-        with store_errors(cfg):  # the first contact of a training job with the store
+        # the first contact of a training job with the store, where MLflow creates its tables
+        with store_lock(cfg, "creating or opening the experiment"), store_errors(cfg):
             found = mlflow.get_experiment_by_name(cfg.experiment)
             if found is not None and found.lifecycle_stage == "deleted":
                 raise ConfigError(

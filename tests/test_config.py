@@ -48,6 +48,18 @@ def test_a_missing_config_names_the_shipped_ones(tmp_path, monkeypatch):
         packaged_config("demo")
 
 
+def test_model_settings_given_as_numpy_numbers_are_plain_python():
+    """The run logs the config as JSON: a grid's np.int64 failed there, after all the training."""
+    import json
+
+    import numpy as np
+
+    cfg = Config.from_dict({"models": {"clv": {"n_estimators": np.int64(60), "lambda_l2": np.float32(0.5)}}})
+    assert type(cfg.models.clv["n_estimators"]) is int
+    assert cfg.models.clv["lambda_l2"] == 0.5
+    json.dumps(cfg.model_dump(mode="json"))
+
+
 def test_defaults_are_valid():
     cfg = Config()
     assert cfg.engine.name == "duckdb"

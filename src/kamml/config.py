@@ -51,6 +51,22 @@ __all__ = [
 TABLES = ("transactions", "accounts", "referrals", "activities")
 
 
+def to_plain(value: Any) -> Any:
+    """`value` with numpy scalars and arrays (in nested mappings and lists too) as Python values.
+
+    Settings handed out by numpy (``np.arange`` in a grid search, ``np.float32``) pass every range
+    check but not ``json.dumps``, which the saved models and the logged config go through.
+    """
+    if isinstance(value, Mapping):
+        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(item) for item in value]
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays, without importing numpy here
+    if callable(tolist) and type(value).__module__ == "numpy":
+        return to_plain(tolist())
+    return value
+
+
 class _Section(BaseModel):
     """Base of every config section: unknown keys are errors, values are validated on assignment."""
 
@@ -275,6 +291,13 @@ class ModelsConfig(_Section):
     clv: dict[str, Any] = Field(default_factory=dict)
     churn: dict[str, Any] = Field(default_factory=dict)
     influence: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("clv", "churn", "influence", mode="after")
+    @classmethod
+    def _plain_numbers(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Settings with numpy numbers as Python's (a grid's np.int64): the run logs the config as JSON."""
+        plain: dict[str, Any] = to_plain(value)
+        return plain
 
     @field_validator("clv", "churn", "influence")
     @classmethod

@@ -552,6 +552,14 @@ def test_feature_rows_breaking_the_purchase_history_rules_are_named(fitted):
     assert np.isfinite(bundle.predict(blank, refit_btyd=False)["clv"]).all()
 
 
+@pytest.mark.parametrize("rows", [10, 100])  # the last copy won up to 64 rows; a shape error above
+def test_a_column_named_twice_is_refused_whatever_the_batch_size(fitted, rows):
+    bundle, features = fitted
+    doubled = pd.concat([features.iloc[:rows], features[["spend_90d"]].iloc[:rows] + 12345.0], axis=1)
+    with pytest.raises(ModelError, match="name column\\(s\\) 'spend_90d' more than once"):
+        bundle.predict(doubled, refit_btyd=False)
+
+
 def test_more_repeat_days_than_the_history_spans_or_an_endless_T_is_refused(fitted):
     """A CRM's frequency of 1e15 or T of 1e300 days was scored (p_alive 0, a value of the trees' edge)."""
     bundle, features = fitted

@@ -144,6 +144,20 @@ def test_round_trip_through_json_gives_identical_predictions(
     assert loaded.categories_ == model.categories_
 
 
+def test_settings_given_as_numpy_numbers_save_as_json() -> None:
+    """A GridSearchCV grid hands out np.int64: the checks passed them, then `to_dict` could not be saved."""
+    X, y, snapshot = make_value(n_per_snapshot=300)
+    model = ClvModel(
+        num_threads=np.int64(1),
+        n_estimators=np.int64(20),
+        random_state=np.int64(7),
+        params={"feature_fraction": np.float32(0.75), "max_bin": np.int32(63)},
+    ).fit(X, y, snapshot=snapshot)
+    state = json.loads(json.dumps(model.to_dict()))
+    assert state["params"]["params"] == {"feature_fraction": 0.75, "max_bin": 63}
+    np.testing.assert_array_equal(ClvModel.from_dict(state).predict(X), model.predict(X))
+
+
 def test_from_dict_refuses_other_models_and_versions(
     fitted: tuple[ClvModel, pd.DataFrame, np.ndarray],
 ) -> None:

@@ -37,6 +37,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
+from kamml.config import to_plain
 from kamml.errors import ModelError
 from kamml.models._checks import check_fitted, check_sample_weight
 
@@ -1083,8 +1084,11 @@ class LGBMModel(BaseEstimator):
         }
 
     def _json_params(self) -> dict[str, Any]:
-        """`get_params` as JSON can hold it: `monotone` with text names and plain int directions."""
-        params = self.get_params(deep=False)
+        """`get_params` as JSON can hold it: numpy numbers as Python's, `monotone` with text names.
+
+        A grid search's np.int64 passed every check and then broke `to_dict` and `ModelBundle.save`.
+        """
+        params: dict[str, Any] = to_plain(self.get_params(deep=False))
         if params.get("monotone"):
             params["monotone"] = {str(k): int(v) for k, v in params["monotone"].items()}
         return params

@@ -498,6 +498,17 @@ def _check_filled(matrix: np.ndarray, names: Sequence[str]) -> None:
     raise ModelError("feature rows lack values: " + "; ".join(map(str, problems)))
 
 
+def check_unique_columns(features: pd.DataFrame) -> None:
+    """A ModelError naming the columns a frame of feature rows names more than once.
+
+    Which copy a model read depended on the batch's size (the last one up to 64 rows, an error about
+    array shapes above), so the answer changed with how many rows were sent.
+    """
+    doubled = features.columns[features.columns.duplicated()].unique()
+    if len(doubled):
+        raise ModelError(f"feature rows name column(s) {', '.join(map(repr, doubled))} more than once")
+
+
 @dataclass
 class ModelBundle:
     """Everything needed to turn feature rows into scores: BTYD fit, three models, feature names.
@@ -885,20 +896,24 @@ class ModelBundle:
         }
 
     def predict_value(self, features: pd.DataFrame, *, btyd: BtydFit | None = None) -> np.ndarray:
-        """The ``clv`` column of `predict` alone, without the churn and influence models or drivers.
+        """The ``clv`` column of `predict` on an anchored bundle, without the churn and influence models.
 
         For a pass that only needs the value (the churn and influence models cost as much again).
-        `btyd` defaults to the bundle's stored fit, as `kamml.tracking.pyfunc.score_frame` scores.
+        `btyd` defaults to the bundle's stored fit, as `kamml.tracking.pyfunc.score_frame` scores. Every
+        bundle a job trains is anchored, so this is `predict`'s column; on a bundle not anchored,
+        `predict` refits BTYD on a batch of 100 rows or more (``refit_btyd``) and differs: pass
+        ``btyd=fit_btyd(features)`` (`kamml.models.btyd_features`) for its numbers.
         """
         columns = self.score_columns(features, btyd=self.btyd if btyd is None else btyd, value_only=True)
         return np.asarray(columns["clv"], dtype=float)
 
     def drivers(self, features: pd.DataFrame, *, top: int = 3, btyd: BtydFit | None = None) -> list[str]:
-        """The drivers in words of feature rows, as `predict`'s ``drivers``, without the scores.
+        """The drivers in words of feature rows, as `predict`'s ``drivers`` on an anchored bundle.
 
         For a batch job that names drivers for its top accounts after scoring every account without
         them: the three models are not run again. `btyd` defaults to the bundle's stored fit (the one
-        `kamml.tracking.pyfunc.score_frame` scores with).
+        `kamml.tracking.pyfunc.score_frame` scores with); on a bundle not anchored, `predict` refits
+        BTYD on its batch and names drivers from that fit (see `predict_value`).
         """
         self._check_columns(features, None)
         prepared, _, columns, _ = self._prepare(features, self.btyd if btyd is None else btyd)
@@ -911,6 +926,7 @@ class ModelBundle:
                 f"a ModelBundle scores a pandas DataFrame of feature rows with named columns (as from "
                 f"kamml.build_features), got {type(features).__name__}"
             )
+        check_unique_columns(features)
         needed = [*self.features, *([size_feature] if size_feature else [])]
         missing = [
             c for c in dict.fromkeys(needed) if c not in features.columns and not c.startswith("btyd_")
@@ -1045,16 +1061,21 @@ class ModelBundle:
         the text files. No pickle.
         """
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
         state = self.to_dict()
+        boosters: dict[str, str] = {}
         for name in _MODELS:
             if state[name] is not None:
-                text = state[name].pop("booster")
-                (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+                boosters[name] = text = state[name].pop("booster")
                 state[name]["booster_file"] = f"{name}.txt"
                 state[name]["booster_sha256"] = _sha256(text)  # `load` refuses a damaged copy
+        document = json.dumps(
+            state, indent=1
+        )  # before any file: a state JSON cannot hold leaves no half bundle
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in boosters.items():
+            (folder / f"{name}.txt").write_text(text, encoding="utf-8")
         target = folder / "bundle.json"
-        target.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        target.write_text(document, encoding="utf-8")
         return target
 
     @classmethod

@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
 from kamml.errors import KammlError, ModelError, Problem
-from kamml.models.bundle import PREDICTION_COLUMNS, ModelBundle
+from kamml.models.bundle import PREDICTION_COLUMNS, ModelBundle, check_unique_columns
 
 __all__ = ["BUNDLE_ARTIFACT", "OUTPUT_COLUMNS", "KammlPyfunc", "as_frame", "score_frame"]
 
@@ -35,9 +35,7 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     a missing id is a `ModelError` (`_check_ids`). `rows` is a DataFrame, or what `as_frame` reads as one.
     """
     frame = as_frame(rows)
-    doubled = frame.columns[frame.columns.duplicated()].unique()
-    if len(doubled):  # which copy a model read depended on the batch's size
-        raise ModelError(f"feature rows name column(s) {', '.join(map(repr, doubled))} more than once")
+    check_unique_columns(frame)  # before an empty frame's answer: refused however many rows
     if len(frame) == 0:  # nothing to score, however it was sent
         named = ["account_id"] if "account_id" in frame.columns else []
         return pd.DataFrame(columns=[*named, *OUTPUT_COLUMNS])

@@ -96,7 +96,7 @@ def equal_hours(
     owner: npt.ArrayLike | None = None,
     capacity: Capacity = None,
 ) -> FloatArray:
-    """The same hours for every eligible account, ``min(hours / n_eligible, cap)``; others get 0.
+    """The same hours for every eligible account, ``min(hours / n_eligible, cap)``; others get their floor.
 
     With floors, every account first gets its floor and the eligible ones share the rest equally (each
     at most `cap` in all). With `capacity` (rep -> hours, reps matched to `owner` as the optimizer

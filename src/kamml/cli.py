@@ -333,6 +333,7 @@ def allocate(
     from kamml.allocation.allocate import check_distinct_paths
     from kamml.config import load_config
     from kamml.io import check_output_path, check_writable
+    from kamml.jobs.outputs import claim_outputs
 
     # before any work: --out equal to --curve or --scores overwrote one with the other, with exit 0
     check_distinct_paths({"--scores": scores, "--out": out, "--curve": curve}, outputs=2)
@@ -343,7 +344,8 @@ def allocate(
         _check_spark_output(out, "the allocation is")
         from kamml.spark import allocate_spark
 
-        result = allocate_spark(str(scores), hours, cfg, out)
+        with claim_outputs([out]):
+            result = allocate_spark(str(scores), hours, cfg, out)
         plan = result.summary
         typer.echo(
             _plan_line(int(plan.get("n_accounts", 0)), plan, f"{result.path} (Parquet parts, on Spark)")
@@ -354,15 +356,16 @@ def allocate(
             check_output_path(target)
     if curve is not None:
         check_writable(curve.with_suffix(".png"))
-    table = allocate_file(scores, hours, out, cfg, curve_path=curve)
+    with claim_outputs([out, curve, None if curve is None else curve.with_suffix(".png")]):
+        table = allocate_file(scores, hours, out, cfg, curve_path=curve)
+        if curve is not None:
+            import pandas as pd
+
+            from kamml.report.plots import plot_budget_curve
+
+            curve_table = pd.read_parquet(curve) if curve.suffix.lower() == ".parquet" else pd.read_csv(curve)
+            plot_budget_curve(curve_table, curve.with_suffix(".png"))
     summary = table.attrs.get("allocation", {})
-    if curve is not None:
-        import pandas as pd
-
-        from kamml.report.plots import plot_budget_curve
-
-        curve_table = pd.read_parquet(curve) if curve.suffix.lower() == ".parquet" else pd.read_csv(curve)
-        plot_budget_curve(curve_table, curve.with_suffix(".png"))
     typer.echo(_plan_line(len(table), summary, str(out)))
 
 
@@ -455,6 +458,7 @@ def score(
     from kamml.data.dataset import check_not_a_table_name
     from kamml.io import check_not_input, check_output_path
     from kamml.jobs.data import job_data
+    from kamml.jobs.outputs import claim_outputs
 
     if explain_all and explain_top is not None:
         _fail(f"--explain-top {explain_top} and --explain-all ask for two things: give one", 2)
@@ -471,7 +475,8 @@ def score(
 
         dataset = job_data(cfg, data)
         cut = _scoring_cutoff(cut_option, cfg, dataset)
-        folder = score_spark(model, dataset, cut, out, cfg, explain_top=top)
+        with claim_outputs([out]):
+            folder = score_spark(model, dataset, cut, out, cfg, explain_top=top)
         typer.echo(f"scored every account at {cut.date()} on Spark -> {folder} (Parquet parts)")
         return
     check_output_path(out, inputs)
@@ -485,7 +490,8 @@ def score(
     from kamml.jobs.score import score_to_file  # imports MLflow: after the thread has
 
     cut = _scoring_cutoff(cut_option, cfg, dataset)
-    table = score_to_file(loaded, dataset, cut, out, cfg, explain_top=top)
+    with claim_outputs([out]):
+        table = score_to_file(loaded, dataset, cut, out, cfg, explain_top=top)
     typer.echo(
         f"{len(table):,} accounts scored at {cut.date()} with {table['model_uri'].iat[0]}: "
         f"total clv {table['clv'].sum():,.0f}, mean p_churn {table['p_churn'].mean():.3f} -> {out}"

@@ -169,3 +169,52 @@ def test_a_file_system_without_locks_goes_on_without_one_and_cleans_nothing(tmp_
 def test_the_lock_file_names_no_holder_once_released(tmp_path):
     _write_set(tmp_path, "one")
     assert (tmp_path / LOCK_NAME).read_text() == ""
+
+
+def test_a_command_writing_a_file_of_a_runs_set_withdraws_its_manifest(tmp_path, caplog):
+    """`kamml allocate --out` into a run's folder left the old manifest vouching for a new plan."""
+    from kamml.jobs.outputs import claim_outputs
+
+    _write_set(tmp_path, "one")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    with claim_outputs([tmp_path / "notes.csv", other / "x.csv", None]):  # not one of the set's files
+        (tmp_path / "notes.csv").write_text("mine\n")
+    assert read_manifest(tmp_path)["run_id"] == "one"
+    assert not (other / LOCK_NAME).exists()  # a folder of no set is left as it is
+    with claim_outputs([tmp_path / "allocation.csv"]):
+        assert read_manifest(tmp_path) is None  # withdrawn before the file is replaced
+        (tmp_path / "allocation.csv").write_text("plan 250 h\n")
+    assert "allocation.csv replaces a file of the output set" in caplog.text
+
+
+def test_a_command_does_not_write_into_a_folder_a_job_holds(tmp_path):
+    from kamml.jobs.outputs import claim_outputs
+
+    _write_set(tmp_path, "one")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from kamml.jobs.outputs import OutputSet\n"
+            f"with OutputSet({str(tmp_path)!r}):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with (
+            pytest.raises(
+                DataError, match=r"is writing to .*: wait for it to end, or write to another folder"
+            ),
+            claim_outputs([tmp_path / "allocation.csv"]),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert read_manifest(tmp_path)["run_id"] == "one"

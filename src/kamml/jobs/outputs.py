@@ -26,14 +26,14 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from kamml.errors import DataError
 from kamml.io import atomic_path, json_text
 
-__all__ = ["JOB_OUTPUTS", "LOCK_NAME", "MANIFEST", "OutputSet", "read_manifest"]
+__all__ = ["JOB_OUTPUTS", "LOCK_NAME", "MANIFEST", "OutputSet", "claim_outputs", "read_manifest"]
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,50 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
     return data
 
 
-def _acquire(path: Path) -> tuple[IO[str], bool]:
+@contextlib.contextmanager
+def claim_outputs(paths: Sequence[str | Path | None]) -> Iterator[None]:
+    """Write files (`kamml score`/`allocate --out`) into folders that may hold a `kamml run`'s output set.
+
+    Such a folder (a manifest or a lock file in it) is locked while the block writes, so a command does
+    not write under a running job (a `DataError` naming the job when one holds it), and when a file
+    written is one of the set its manifest is withdrawn: a 250-hour plan beside the manifest of a
+    300-hour run's set read as that run's complete set. Other folders are left as they are.
+    """
+    folders: dict[Path, list[str]] = {}
+    for path in paths:
+        if path is not None and "://" not in str(path):
+            target = Path(path)
+            folders.setdefault(target.parent, []).append(target.name)
+    held: list[tuple[IO[str], bool]] = []
+    try:
+        for folder, names in folders.items():
+            if not ((folder / MANIFEST).is_file() or (folder / LOCK_NAME).is_file()):
+                continue
+            held.append(_acquire(folder / LOCK_NAME, advice="write to another folder"))
+            try:
+                files = (read_manifest(folder) or {}).get("files", {})
+            except (OSError, ValueError):  # unreadable: it describes no set any more either
+                files = dict.fromkeys(names)
+            replaced = [name for name in names if name in files]
+            if replaced:
+                (folder / MANIFEST).unlink(missing_ok=True)
+                log.warning(
+                    "%s replaces a file of the output set in %s: its %s is withdrawn, since the files "
+                    "there are no longer one job's set",
+                    ", ".join(replaced),
+                    folder,
+                    MANIFEST,
+                )
+        yield
+    finally:
+        for handle, locked in held:
+            if locked:
+                _release(handle)
+            else:  # no lock taken (a file system without locks): another job's text is left alone
+                handle.close()
+
+
+def _acquire(path: Path, advice: str = "give this job another output.dir") -> tuple[IO[str], bool]:
     """An exclusive lock on `path` (created if needed), held until `_release`, and whether it is held.
 
     A DataError naming the holder when another job holds it. Where the file system cannot lock (NFS
@@ -150,8 +193,7 @@ def _acquire(path: Path) -> tuple[IO[str], bool]:
         holder = handle.read().strip() or "another process"
         handle.close()
         raise DataError(
-            f"another kamml job ({holder}) is writing to {path.parent}: wait for it to end, or give "
-            "this job another output.dir"
+            f"another kamml job ({holder}) is writing to {path.parent}: wait for it to end, or {advice}"
         ) from None
     handle.seek(0)
     handle.truncate()

@@ -1,15 +1,18 @@
-"""Atomic writing of output tables: a killed job leaves the old file or the new one, never half of one."""
+"""Atomic writing of output tables (a killed job leaves the old file or the new one), and file locks."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import json
+import logging
 import math
 import numbers
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +26,49 @@ __all__ = [
     "check_output_dir",
     "check_output_path",
     "check_writable",
+    "hold_lock",
     "json_text",
     "write_parquet",
     "write_table",
 ]
 
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
+
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path, waiting: str, timeout: float, timed_out: Callable[[], Exception]) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created if needed) for the block, waiting for it if need be.
+
+    Logs `waiting` once when another process holds it, and raises ``timed_out()`` after `timeout`
+    seconds. A platform without ``fcntl`` or a file system without locks goes on without one. Closing
+    the file releases the lock; the file stays (removing it would race with a waiting process).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with path.open("a+", encoding="utf-8") as handle:
+        deadline = time.monotonic() + timeout
+        said = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # no locks on this file system
+                    log.debug("cannot lock %s (%s): going on without the lock", path, exc)
+                    break
+            if time.monotonic() > deadline:
+                raise timed_out() from None
+            if not said:
+                log.info("%s", waiting)
+                said = True
+            time.sleep(0.2)
+        yield
 
 
 def json_text(payload: Any, indent: int | None = 2) -> str:

@@ -79,3 +79,43 @@ def test_transactions_named_alone_are_read_without_data_path(tmp_path, monkeypat
     data = job_data(relative)
     assert data.accounts is not None
     assert data.inputs["transactions"] == Path("mydata/sales.parquet")
+
+
+def test_a_job_waits_for_another_generating_the_world_and_does_not_generate_again(tmp_path, monkeypatch):
+    """A job started while another generated read the transactions alone, without the other tables."""
+    import fcntl
+    import threading
+    import time
+
+    from kamml.datasets import synthetic
+    from kamml.jobs.data import GENERATE_LOCK
+
+    folder = tmp_path / "demo"
+    cfg = Config.from_dict({"data": {"path": str(folder), "generate": {"accounts": 150, "seed": 1}}})
+    world = synthetic.generate(150, 1, years=1.0)
+    written: list[str] = []
+    real = synthetic._atomic
+    monkeypatch.setattr(
+        synthetic, "_atomic", lambda path, write: written.append(path.name) or real(path, write)
+    )
+    folder.mkdir()
+    errors: list[BaseException] = []
+
+    def second_job() -> None:
+        try:
+            ensure_generated(cfg)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with (folder / GENERATE_LOCK).open("a+") as first:  # the first job generating
+        fcntl.flock(first.fileno(), fcntl.LOCK_EX)
+        waiting = threading.Thread(target=second_job)
+        waiting.start()
+        time.sleep(0.6)
+        assert waiting.is_alive()  # it waits, and reads nothing yet
+        world.write(folder)
+    waiting.join(timeout=60)
+    assert not waiting.is_alive()
+    assert errors == []
+    assert written[-1] == "transactions.parquet"  # last: finding them means finding the whole world
+    assert written.count("transactions.parquet") == 1  # the second job did not generate again

@@ -390,14 +390,17 @@ class World:
         """Write every table as ``<name>.parquet`` plus ``world.json`` into `out_dir`, atomically per file.
 
         Each file is written to a temporary name in the same folder and renamed into place, so a reader
-        never sees half a file. Returns the paths by name (the tables of `TABLES` and ``world``).
+        never sees half a file, and the transactions come last: a job that finds them finds the whole
+        world (one started while another generated read the transactions alone and went on without the
+        other tables). Returns the paths by name (the tables of `TABLES` and ``world``).
         """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths: dict[str, Path] = {}
         for name in TABLES:
-            frame: pd.DataFrame = getattr(self, name)
-            paths[name] = _atomic(out / f"{name}.parquet", lambda tmp, f=frame: write_parquet(f, tmp))
+            if name != "transactions":
+                frame: pd.DataFrame = getattr(self, name)
+                paths[name] = _atomic(out / f"{name}.parquet", lambda tmp, f=frame: write_parquet(f, tmp))
         meta = {
             "kind": "kamml.synthetic.World",
             "start": self.start.isoformat(),
@@ -408,7 +411,9 @@ class World:
         }
         text = json.dumps(meta, indent=2)
         paths["world"] = _atomic(out / "world.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        return paths
+        tx = self.transactions
+        paths["transactions"] = _atomic(out / "transactions.parquet", lambda tmp: write_parquet(tx, tmp))
+        return {name: paths[name] for name in (*TABLES, "world")}
 
     @classmethod
     def read(cls, path: str | Path) -> World:

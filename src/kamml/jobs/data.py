@@ -9,6 +9,7 @@ from typing import Any
 from kamml.config import Config
 from kamml.data import Dataset, load_data
 from kamml.errors import ConfigError, DataError
+from kamml.io import hold_lock
 
 __all__ = ["check_data_given", "ensure_generated", "job_data"]
 
@@ -30,17 +31,60 @@ def _refuse_overwrite(folder: Path, names: list[str], setting: str) -> None:
             )
 
 
+#: How long a job waits for another one generating the same data folder (seconds).
+GENERATE_LOCK_SECONDS = 1800.0
+#: The lock file, inside the data folder (hidden from the readers, as every dot file is).
+GENERATE_LOCK = ".kamml-generate.lock"
+
+
 def ensure_generated(config: Config) -> None:
     """Fill `data.path` when no transactions table is given, so the shipped configs work on a fresh clone.
 
     The synthetic world when `data.generate` is set, or a packaged dataset when `data.builtin` is; never
-    when `data.transactions` names a table, and never over a file already in the folder.
+    when `data.transactions` names a table, and never over a file already in the folder. One job at a
+    time generates (a lock in the folder): a second job waits, then finds the data written, and the
+    transactions are written last, so a job never reads a world that is half there.
     """
     gen, path = config.data.generate, config.data.path
     if path is None or _has_transactions(config, Path(path)):
         return
+    if config.data.builtin is None and gen is None:
+        return
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the data folder {folder}: {exc.strerror or exc}") from None
+
+    def timed_out() -> DataError:
+        return DataError(
+            f"another kamml job has been generating the data in {folder} for over "
+            f"{GENERATE_LOCK_SECONDS / 60:.0f} minutes (lock {folder / GENERATE_LOCK}): retry when it ends"
+        )
+
+    if not (folder / GENERATE_LOCK).exists():  # never generated here: a user's folder stays untouched
+        _check_free(config, folder)
+    waiting = f"waiting for another kamml job generating the data in {folder}"
+    with hold_lock(folder / GENERATE_LOCK, waiting, GENERATE_LOCK_SECONDS, timed_out):
+        if not _has_transactions(config, folder):  # written by the job this one waited for
+            _generate(config, folder)
+
+
+def _check_free(config: Config, folder: Path) -> None:
+    """A DataError when generating the config's data would write over a file already in `folder`."""
     if config.data.builtin is not None:
-        _refuse_overwrite(Path(path), ["transactions.parquet"], "data.builtin")
+        _refuse_overwrite(folder, ["transactions.parquet"], "data.builtin")
+    elif config.data.generate is not None:
+        from kamml.datasets.synthetic import TABLES
+
+        _refuse_overwrite(folder, [f"{name}.parquet" for name in TABLES] + ["world.json"], "data.generate")
+
+
+def _generate(config: Config, path: Path) -> None:
+    """Write the config's packaged dataset or synthetic world into `path` (see `ensure_generated`)."""
+    gen = config.data.generate
+    _check_free(config, path)
+    if config.data.builtin is not None:
         from kamml.datasets import load_cdnow
         from kamml.io import write_table
 
@@ -54,9 +98,6 @@ def ensure_generated(config: Config) -> None:
         return
     from kamml.datasets import synthetic
 
-    _refuse_overwrite(
-        Path(path), [f"{name}.parquet" for name in synthetic.TABLES] + ["world.json"], "data.generate"
-    )
     log.info(
         "no transactions in %s: generating the synthetic world (%d accounts, seed %d)",
         path,

@@ -14,12 +14,10 @@ rather than letting MLflow create an empty one (`check_store_exists`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import sqlite3
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -29,6 +27,7 @@ from mlflow.exceptions import MlflowException
 
 from kamml.config import TrackingConfig
 from kamml.errors import ConfigError, KammlError, TrackingStoreError, exception_chain
+from kamml.io import hold_lock
 
 __all__ = [
     "check_store_exists",
@@ -109,32 +108,19 @@ def store_lock(
     `TrackingStoreError`.
     """
     path = store_lock_file(tracking_uri(config))
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        path = None
     if path is None or not path.parent.is_dir():
         yield
         return
-    with path.open("a+", encoding="utf-8") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # no locks on this file system
-                    log.debug("cannot lock %s (%s): going on without the store lock", path, exc)
-                    break
-            if time.monotonic() > deadline:
-                raise TrackingStoreError(
-                    f"another kamml job held the lock {path} of the MLflow tracking store for over "
-                    f"{timeout:.0f} s while this job waited to start {doing}: retry when it ends"
-                ) from None
-            if deadline - time.monotonic() > timeout - 0.25:  # said once, on the first wait
-                log.info("waiting for another kamml job on the MLflow store before %s", doing)
-            time.sleep(0.2)
-        yield  # closing the file releases the lock; the file stays, as SQLite's own journal does
+
+    def timed_out() -> TrackingStoreError:
+        return TrackingStoreError(
+            f"another kamml job held the lock {path} of the MLflow tracking store for over "
+            f"{timeout:.0f} s while this job waited to start {doing}: retry when it ends"
+        )
+
+    waiting = f"waiting for another kamml job on the MLflow store before {doing}"
+    with hold_lock(path, waiting, timeout, timed_out):  # the file stays, as SQLite's own journal does
+        yield
 
 
 def describe_store(uri: str, source: str) -> str:

@@ -125,3 +125,22 @@ def test_json_text_writes_null_for_nan_and_infinities():
         raise ValueError(name)
 
     assert json.loads(text, parse_constant=refuse) == {"a": None, "b": [None, 1.5, 3], "c": {"d": None}}
+
+
+def test_atomic_writes_reach_the_disk_before_and_after_the_rename(tmp_path, monkeypatch):
+    """After a machine crash a renamed file could come back empty while the manifest named it."""
+    import os
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    with atomic_path(tmp_path / "plan.csv") as tmp:
+        tmp.write_text("a\n")
+    assert len(synced) == 2
+    assert synced[0].startswith(str(tmp_path / ".plan.csv."))  # the bytes, under the temporary name
+    assert synced[1] == str(tmp_path)  # then the rename

@@ -102,7 +102,12 @@ def _float_or_null(value: Any) -> float | None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The file's bytes reach the disk before the rename, and the rename before this returns (`fsync`):
+    after a crash of the machine (not only of the job) the name holds the old file or the whole new
+    one, never an empty file that a manifest written next vouches for.
+    """
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -113,14 +118,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        if tmp_path.exists():  # mkstemp makes files private (0600); outputs get the usual umask mode
+        if tmp_path.is_file():  # mkstemp makes files private (0600); outputs get the usual umask mode
             os.chmod(tmp_path, 0o666 & ~_umask())
+            fsync_path(tmp_path)
         try:
             os.replace(tmp_path, target)
         except OSError as exc:
             raise DataError(f"cannot write {target}: {_reason(exc)}") from exc
+        fsync_path(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's bytes, or a folder's entries (renames), to the disk; best effort.
+
+    A file system or platform that cannot (a folder on Windows, some network mounts) is left as it is.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _reason(exc: OSError) -> str:

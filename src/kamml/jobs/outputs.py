@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kamml.errors import DataError
-from kamml.io import atomic_path, json_text
+from kamml.io import atomic_path, fsync_path, json_text
 
 __all__ = ["JOB_OUTPUTS", "LOCK_NAME", "MANIFEST", "OutputSet", "claim_outputs", "read_manifest"]
 
@@ -100,6 +100,7 @@ class OutputSet:
             target = self.folder / staged.name
             _replace(staged, target, self.staging)
             published[staged.name] = target
+        fsync_path(self.folder)  # the moves on the disk before the manifest that vouches for them
         files = {name: _describe(path) for name, path in published.items()}
         manifest = {
             **{key: _plain(value) for key, value in facts.items()},

@@ -360,3 +360,24 @@ def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, ch
     with pytest.raises(MlflowException, match=named) as info:
         model.predict(rows, params=params)
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_the_wheel_cache_is_the_users_private_folder_or_none(tmp_path, monkeypatch, caplog):
+    """A shared /tmp/kamml-wheels let another user plant the wheel the next model logged and served."""
+    import os
+    import tempfile
+
+    from kamml.tracking.model import kamml_wheel, wheel_cache
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    root = wheel_cache()
+    assert root == tmp_path / f"kamml-wheels-{os.getuid()}"
+    assert root.stat().st_mode & 0o777 == 0o700
+    assert kamml_wheel().parent.parent == root
+    root.chmod(0o777)  # as anyone could have made it
+    other = wheel_cache()
+    assert other != root
+    assert other.parent == tmp_path
+    assert other.stat().st_mode & 0o077 == 0
+    assert "is not this user's private folder" in caplog.text
+    assert kamml_wheel().parent.parent != root  # the planted cache is not read

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -88,7 +89,7 @@ def kamml_wheel() -> Path | None:
     for path in files:
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
-    folder = Path(tempfile.gettempdir()) / "kamml-wheels" / digest.hexdigest()[:20]
+    folder = wheel_cache() / digest.hexdigest()[:20]
     wheel = folder / f"kamml-{dist.version}-py3-none-any.whl"
     if wheel.is_file():
         with contextlib.suppress(OSError):
@@ -113,6 +114,31 @@ def kamml_wheel() -> Path | None:
     partial.replace(wheel)  # whole or not at all: two jobs writing at once both end with one good file
     prune_wheels(folder.parent, keep=folder)
     return wheel
+
+
+def wheel_cache() -> Path:
+    """The folder of this user's cached wheels: private (0700, owned by the user), else a fresh one.
+
+    The cache was one folder in the shared temporary directory, at a path anyone could compute: another
+    user on the machine could plant a wheel there that the next model logged, and that the serving
+    environment then installed. A folder that is not this user's alone is not trusted: the wheel is
+    built in a new private folder instead (no cache).
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # Windows: the temporary directory is the user's own
+        return Path(tempfile.gettempdir()) / "kamml-wheels"
+    root = Path(tempfile.gettempdir()) / f"kamml-wheels-{getuid()}"
+    with contextlib.suppress(OSError):
+        root.mkdir(mode=0o700, exist_ok=True)
+    try:
+        info = root.lstat()
+        private = stat.S_ISDIR(info.st_mode) and info.st_uid == getuid() and not info.st_mode & 0o077
+    except OSError:
+        private = False
+    if private:
+        return root
+    log.warning("%s is not this user's private folder: kamml's wheel is built without the cache", root)
+    return Path(tempfile.mkdtemp(prefix="kamml-wheel-"))
 
 
 #: Wheels of other states of kamml's code untouched for this long are removed when a new one is written.

@@ -43,32 +43,52 @@ def hold_lock(path: Path, waiting: str, timeout: float, timed_out: Callable[[], 
     """Hold an exclusive lock on the file `path` (created if needed) for the block, waiting for it if need be.
 
     Logs `waiting` once when another process holds it, and raises ``timed_out()`` after `timeout`
-    seconds. A platform without ``fcntl`` or a file system without locks goes on without one. Closing
-    the file releases the lock; the file stays (removing it would race with a waiting process).
+    seconds. The file is opened read-only (a lock needs no write access), so users sharing a store or a
+    data folder share its lock file whoever created it. A platform without ``fcntl``, a lock file that
+    cannot be opened or a file system without locks goes on without one. Closing the file releases the
+    lock; the file stays (removing it would race with a waiting process).
     """
     try:
         import fcntl
     except ImportError:  # not POSIX
+        fcntl = None  # type: ignore[assignment]
+    fd = -1
+    if fcntl is not None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError as exc:
+            log.debug("cannot open the lock file %s (%s): going on without the lock", path, exc)
+    try:
+        if fd >= 0:
+            _wait_for_lock(fd, path, waiting, timeout, timed_out)
         yield
-        return
-    with path.open("a+", encoding="utf-8") as handle:
-        deadline = time.monotonic() + timeout
-        said = False
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # no locks on this file system
-                    log.debug("cannot lock %s (%s): going on without the lock", path, exc)
-                    break
-            if time.monotonic() > deadline:
-                raise timed_out() from None
-            if not said:
-                log.info("%s", waiting)
-                said = True
-            time.sleep(0.2)
-        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _wait_for_lock(
+    fd: int, path: Path, waiting: str, timeout: float, timed_out: Callable[[], Exception]
+) -> None:
+    """Take the exclusive lock of `fd` (`hold_lock`), polling while another process holds it."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # no locks on this file system
+                log.debug("cannot lock %s (%s): going on without the lock", path, exc)
+                return
+        if time.monotonic() > deadline:
+            raise timed_out() from None
+        if not said:
+            log.info("%s", waiting)
+            said = True
+        time.sleep(0.2)
 
 
 def json_text(payload: Any, indent: int | None = 2) -> str:

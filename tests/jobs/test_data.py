@@ -119,3 +119,13 @@ def test_a_job_waits_for_another_generating_the_world_and_does_not_generate_agai
     assert errors == []
     assert written[-1] == "transactions.parquet"  # last: finding them means finding the whole world
     assert written.count("transactions.parquet") == 1  # the second job did not generate again
+
+
+def test_a_world_a_stopped_job_left_without_its_transactions_is_written_again(tmp_path):
+    """The transactions come last: a job stopped before them left tables every later job refused."""
+    folder = tmp_path / "demo"
+    cfg = Config.from_dict({"data": {"path": str(folder), "generate": {"accounts": 150, "seed": 1}}})
+    ensure_generated(cfg)
+    (folder / "transactions.parquet").unlink()  # as a stop before the last file leaves it
+    ensure_generated(cfg)
+    assert (folder / "transactions.parquet").is_file()

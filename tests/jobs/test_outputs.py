@@ -218,3 +218,29 @@ def test_a_command_does_not_write_into_a_folder_a_job_holds(tmp_path):
         holder.kill()
         holder.wait()
     assert read_manifest(tmp_path)["run_id"] == "one"
+
+
+def test_one_folder_spelled_two_ways_is_claimed_once_and_a_failed_write_keeps_the_manifest(
+    tmp_path, monkeypatch
+):
+    """`--out outputs/a.csv --curve $PWD/outputs/b.csv` locked the folder twice and refused itself."""
+    from kamml.jobs.outputs import claim_outputs
+
+    _write_set(tmp_path / "out", "one")
+    monkeypatch.chdir(tmp_path)
+    seen: list[object] = []
+
+    def command(paths: list, replace: bool) -> None:
+        with claim_outputs(paths):
+            seen.append(read_manifest(tmp_path / "out"))
+            if replace:
+                (tmp_path / "out" / "allocation.csv").write_text("plan 250 h\n")
+            raise RuntimeError("the command failed")
+
+    with pytest.raises(RuntimeError, match="the command failed"):
+        command(["out/allocation.csv", tmp_path / "out" / "report.html"], replace=False)
+    assert seen == [None]  # withdrawn while the command ran
+    assert read_manifest(tmp_path / "out")["run_id"] == "one"  # nothing replaced: vouched for again
+    with pytest.raises(RuntimeError, match="the command failed"):
+        command(["out/allocation.csv"], replace=True)
+    assert read_manifest(tmp_path / "out") is None  # a file of the set was replaced

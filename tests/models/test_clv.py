@@ -321,6 +321,19 @@ def test_a_number_spelled_otherwise_is_its_fitted_level(repeat: int) -> None:
     np.testing.assert_array_equal(other, [np.nan, np.nan])
 
 
+@pytest.mark.parametrize("repeat", [1, 40])
+def test_a_bool_is_no_number_and_does_not_hide_one_sent_after_it(repeat: int) -> None:
+    """True == 1 in Python: a True first in a batch made a later 1 unseen, and True matched "1"."""
+    import pandas as pd
+
+    from kamml.models._lgbm import _category_codes
+
+    levels = ["1", "2", "retail"]
+    for sent, expected in [([True, 1, "x"], [np.nan, 0.0, np.nan]), ([1, True, "x"], [0.0, np.nan, np.nan])]:
+        codes = _category_codes(pd.Series(sent * repeat, dtype=object), levels)[:3]
+        np.testing.assert_array_equal(codes, expected)
+
+
 @pytest.mark.parametrize("rows", [3, 200])  # a REST request's path, and a batch's
 def test_a_list_or_dict_in_a_text_column_is_a_named_error(
     fitted: tuple[ClvModel, pd.DataFrame, np.ndarray], rows: int

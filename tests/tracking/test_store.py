@@ -381,3 +381,39 @@ def test_two_jobs_creating_a_new_store_at_once_both_get_the_experiment(tmp_path)
     results = [job.communicate(timeout=300) for job in jobs]
     assert [job.returncode for job in jobs] == [0, 0], [err[-2000:] for _, err in results]
     assert len({out.split()[-1] for out, _ in results}) == 1  # one experiment
+
+
+def test_a_store_another_job_is_creating_is_checked_only_once_it_is_done(tmp_path, monkeypatch):
+    """A job starting while another created the tables saw `experiments` without MLflow's version table
+    and called the file "a SQLite database of other tables"."""
+    import fcntl
+    import sqlite3
+    import threading
+    import time
+
+    from kamml.config import TrackingConfig
+    from kamml.tracking.store import experiment_id, store_lock_file
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    db = tmp_path / "mlruns.db"
+    cfg = TrackingConfig(uri=f"sqlite:///{db}", experiment="late", artifact_location=str(tmp_path / "art"))
+    outcome: list[object] = []
+
+    def second_job() -> None:
+        try:
+            outcome.append(experiment_id(cfg))
+        except Exception as exc:
+            outcome.append(exc)
+
+    with store_lock_file(cfg.uri).open("a+") as first:  # the first job, half way through its tables
+        fcntl.flock(first.fileno(), fcntl.LOCK_EX)
+        with sqlite3.connect(db) as half:
+            half.execute("create table experiments (experiment_id integer)")
+        job = threading.Thread(target=second_job)
+        job.start()
+        time.sleep(0.6)
+        assert outcome == []  # waiting, not judging the half-made store
+        db.unlink()  # (the first job's work, done over: a store MLflow makes whole)
+    job.join(timeout=120)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], str), outcome

@@ -91,7 +91,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,7 +113,7 @@ from kamml.datasets._synthetic_sim import (
 )
 from kamml.datasets._synthetic_truth import new_account_curve, own_value, p_alive, referral_value
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import write_parquet
+from kamml.io import atomic_path, write_parquet
 
 __all__ = ["TABLES", "World", "WorldParams", "generate", "read_world"]
 
@@ -573,14 +572,9 @@ def _timestamps(origin: pd.Timestamp, seconds: np.ndarray) -> np.ndarray:
 
 
 def _atomic(target: Path, write: Any) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to `target`, then rename it into place."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    """Call ``write(tmp)`` on a temporary file next to `target`, then rename it into place (`atomic_path`)."""
+    with atomic_path(target) as tmp:
         write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return target
 
 

@@ -83,7 +83,8 @@ def _check_free(config: Config, folder: Path) -> None:
 def _generate(config: Config, path: Path) -> None:
     """Write the config's packaged dataset or synthetic world into `path` (see `ensure_generated`)."""
     gen = config.data.generate
-    _check_free(config, path)
+    # no `_check_free` here: under the lock, files in a folder kamml generated into are its own (a world
+    # left without its transactions by a stopped job is written again, not refused for good)
     if config.data.builtin is not None:
         from kamml.datasets import load_cdnow
         from kamml.io import write_table

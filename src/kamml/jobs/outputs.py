@@ -129,40 +129,68 @@ def claim_outputs(paths: Sequence[str | Path | None]) -> Iterator[None]:
     Such a folder (a manifest or a lock file in it) is locked while the block writes, so a command does
     not write under a running job (a `DataError` naming the job when one holds it), and when a file
     written is one of the set its manifest is withdrawn: a 250-hour plan beside the manifest of a
-    300-hour run's set read as that run's complete set. Other folders are left as they are.
+    300-hour run's set read as that run's complete set. Every lock is taken before any manifest is
+    touched; a block that fails puts back each manifest whose files are still the ones it names.
+    Other folders are left as they are.
     """
     folders: dict[Path, list[str]] = {}
     for path in paths:
         if path is not None and "://" not in str(path):
             target = Path(path)
-            folders.setdefault(target.parent, []).append(target.name)
+            folders.setdefault(target.parent.resolve(), []).append(target.name)
     held: list[tuple[IO[str], bool]] = []
+    withdrawn: dict[Path, tuple[str, dict[str, Any]]] = {}
     try:
-        for folder, names in folders.items():
-            if not ((folder / MANIFEST).is_file() or (folder / LOCK_NAME).is_file()):
-                continue
+        claimed = [f for f in folders if (f / MANIFEST).is_file() or (f / LOCK_NAME).is_file()]
+        for folder in claimed:
             held.append(_acquire(folder / LOCK_NAME, advice="write to another folder"))
-            try:
-                files = (read_manifest(folder) or {}).get("files", {})
-            except (OSError, ValueError):  # unreadable: it describes no set any more either
-                files = dict.fromkeys(names)
-            replaced = [name for name in names if name in files]
-            if replaced:
-                (folder / MANIFEST).unlink(missing_ok=True)
-                log.warning(
-                    "%s replaces a file of the output set in %s: its %s is withdrawn, since the files "
-                    "there are no longer one job's set",
-                    ", ".join(replaced),
-                    folder,
-                    MANIFEST,
-                )
+        for folder in claimed:
+            withdrawn.update(_withdraw(folder, folders[folder]))
         yield
+    except BaseException:
+        for folder, (text, files) in withdrawn.items():
+            if all(_same(folder / name, described) for name, described in files.items()):
+                with atomic_path(folder / MANIFEST) as tmp:  # the set is still whole: vouch for it again
+                    tmp.write_text(text, encoding="utf-8")
+        raise
     finally:
         for handle, locked in held:
             if locked:
                 _release(handle)
             else:  # no lock taken (a file system without locks): another job's text is left alone
                 handle.close()
+
+
+def _withdraw(folder: Path, names: list[str]) -> dict[Path, tuple[str, dict[str, Any]]]:
+    """Remove the folder's manifest when one of `names` is a file of its set; return what it said."""
+    path = folder / MANIFEST
+    try:
+        text = path.read_text(encoding="utf-8")
+        files = json.loads(text).get("files", {})
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, AttributeError):  # unreadable: it vouches for no set any more either
+        text, files = "", dict.fromkeys(names)
+    replaced = [name for name in names if name in files]
+    if not replaced:
+        return {}
+    path.unlink(missing_ok=True)
+    log.warning(
+        "%s replaces a file of the output set in %s: its %s is withdrawn, since the files there are no "
+        "longer one job's set",
+        ", ".join(replaced),
+        folder,
+        MANIFEST,
+    )
+    return {folder: (text, files)} if text else {}
+
+
+def _same(path: Path, described: Any) -> bool:
+    """Whether `path` is still the file (or folder) a manifest describes."""
+    try:
+        return isinstance(described, dict) and path.exists() and _describe(path) == described
+    except OSError:
+        return False
 
 
 def _acquire(path: Path, advice: str = "give this job another output.dir") -> tuple[IO[str], bool]:

@@ -303,15 +303,32 @@ def _match_number_spellings(column: Any, codes: FloatArray, levels: list[Any]) -
             keys[key] = None if key in keys else float(code)  # two levels one number: match neither
     if not keys:
         return codes
-    values = np.asarray(column, dtype=object)[unmatched]
-    lookup: dict[Any, float] = {}
-    for value in pd.unique(values):
-        key = _number_key(value)
-        match = keys.get(key) if key is not None else None
-        lookup[value] = np.nan if match is None else match
+    matched = {key: code for key, code in keys.items() if code is not None}
+    # the texts that name each level's number: its own spelling and Python's float one ("3" and "3.0")
+    texts = {**{f"{key}.0": code for key, code in matched.items() if "." not in key}, **matched}
+    rows = np.flatnonzero(unmatched)
+    values = pd.Series(np.asarray(column, dtype=object)[rows], dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # in C: the usual case
+        text = np.ones(len(values), dtype=bool)
+    else:
+        text = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    found = np.full(len(rows), np.nan)
+    if text.any():  # one hash lookup per value: a million unseen codes cost no float() each
+        found[text] = values[text].map(texts).to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers = ~text & values.map(_is_number).to_numpy(dtype=bool)
+    if numbers.any():  # numbers sent for text levels: a key per distinct number
+        keyed = {value: _number_key(value) for value in pd.unique(values[numbers])}  # no bool among them
+        found[numbers] = [matched.get(keyed[v] or "", np.nan) for v in values[numbers]]
     codes = codes.copy()
-    codes[unmatched] = [lookup.get(v, np.nan) for v in values]
+    codes[rows] = found
     return codes
+
+
+def _is_number(value: Any) -> bool:
+    """A number that is not a bool (True == 1 in Python, but a bool names no numbered level)."""
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
 
 
 SMALL_FRAME_ROWS = 64

@@ -10,6 +10,7 @@ named in those requirements: kamml is not on PyPI, and MLflow installs requireme
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import hashlib
@@ -138,7 +139,9 @@ def wheel_cache() -> Path:
     if private:
         return root
     log.warning("%s is not this user's private folder: kamml's wheel is built without the cache", root)
-    return Path(tempfile.mkdtemp(prefix="kamml-wheel-"))
+    folder = Path(tempfile.mkdtemp(prefix="kamml-wheel-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # one per model otherwise, never removed
+    return folder
 
 
 #: Wheels of other states of kamml's code untouched for this long are removed when a new one is written.

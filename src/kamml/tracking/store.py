@@ -90,7 +90,7 @@ def store_lock_file(uri: str) -> Path | None:
     file = sqlite_file(uri)
     if file is None:
         return None
-    file = file.expanduser().absolute()
+    file = file.expanduser().resolve()  # one lock whatever the spelling (a symlink, ../)
     return file.with_name(f"{file.name}.kamml-lock")
 
 
@@ -358,10 +358,18 @@ def experiment_id(config: TrackingConfig | None = None) -> str:
     MLflow would refuse the run only when it starts, and its name stays taken until the trash is emptied.
     """
     cfg = config or TrackingConfig()
-    use_tracking(cfg)
+    check_store_folder(cfg)  # the lock file's folder
+    # the first contact of a training job with the store, where MLflow creates its tables: the store's
+    # checks too, since a store another job is creating has its first tables but not yet MLflow's version
+    with store_lock(cfg, "creating or opening the experiment"):
+        use_tracking(cfg)
+        return _experiment_id(cfg)
+
+
+def _experiment_id(cfg: TrackingConfig) -> str:
+    """`experiment_id` once the store is in use (and locked)."""
     try:
-        # the first contact of a training job with the store, where MLflow creates its tables
-        with store_lock(cfg, "creating or opening the experiment"), store_errors(cfg):
+        with store_errors(cfg):
             found = mlflow.get_experiment_by_name(cfg.experiment)
             if found is not None and found.lifecycle_stage == "deleted":
                 raise ConfigError(

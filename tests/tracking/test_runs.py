@@ -273,3 +273,41 @@ def test_registering_and_the_champion_gate_hold_the_store_lock(tracked_config, m
     with TrainingRun(cfg) as run:
         run.register("models:/m/1")
     assert held == [True, True]
+
+
+def test_a_reused_process_id_is_not_the_runs_process_and_another_containers_is_left_alone(tracked_config):
+    """A live process with the run's id but another start time took a dead job's id (PID reuse); a run
+    of another PID namespace (a container of the same host name) is not this machine's to judge."""
+    import os
+
+    from kamml.tracking import TrainingRun
+    from kamml.tracking.runs import PID_NAMESPACE_TAG, PID_START_TAG, process_identity
+    from kamml.tracking.store import experiment_id
+
+    cfg = tracked_config()
+    experiment = experiment_id(cfg.tracking)
+    ours = process_identity()
+    if PID_START_TAG not in ours:
+        import pytest
+
+        pytest.skip("no /proc to read process start times from")
+    cases = {
+        "reused": {"kamml.pid": str(os.getppid()), PID_START_TAG: "1"},  # alive, but started at another time
+        "live": {
+            "kamml.pid": str(os.getppid()),
+            PID_START_TAG: process_identity(os.getppid())[PID_START_TAG],
+        },
+        "container": {"kamml.pid": "999999999", PID_NAMESPACE_TAG: "pid:[1]"},
+    }
+    ids = {}
+    for name, tags in cases.items():
+        with mlflow.start_run(experiment_id=experiment, run_name=name) as run:
+            ids[name] = run.info.run_id
+        MlflowClient().set_tag(ids[name], "kamml.host", os.uname().nodename)
+        for key, value in tags.items():
+            MlflowClient().set_tag(ids[name], key, value)
+        MlflowClient().update_run(ids[name], status="RUNNING")
+    with TrainingRun(cfg):
+        pass
+    status = {name: MlflowClient().get_run(run_id).info.status for name, run_id in ids.items()}
+    assert status == {"reused": "KILLED", "live": "RUNNING", "container": "RUNNING"}

@@ -6,6 +6,7 @@ never import mlflow themselves.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -41,6 +42,33 @@ VERSIONED = ("kamml", "lightgbm", "scikit-learn", "mlflow", "ibis-framework", "d
 #: Tags naming the machine and process of a run, so a later job can tell a killed run from a live one.
 HOST_TAG = "kamml.host"
 PID_TAG = "kamml.pid"
+#: The process's start (Linux: clock ticks after boot) and PID namespace, where the system tells them: a
+#: reused process id, or the same id in another container of the same host name, is not the run's process.
+PID_START_TAG = "kamml.pid_start"
+PID_NAMESPACE_TAG = "kamml.pid_namespace"
+
+
+def process_identity(pid: int | None = None) -> dict[str, str]:
+    """The tags naming a process beyond its id (`PID_START_TAG`, `PID_NAMESPACE_TAG`); {} where unknown."""
+    pid = os.getpid() if pid is None else pid
+    found: dict[str, str] = {}
+    start = _start_ticks(pid)
+    if start is not None:
+        found[PID_START_TAG] = start
+    with contextlib.suppress(OSError):
+        found[PID_NAMESPACE_TAG] = os.readlink("/proc/self/ns/pid")
+    return found
+
+
+def _start_ticks(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat (the start time), or None without /proc or such a process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # after the command name, which may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
 
 #: Tags of a job's outcome on its training run: "complete", "failed" or "stopped"; the stage; the error.
 JOB_STATUS_TAG = "kamml.job.status"
@@ -70,8 +98,14 @@ def close_abandoned_runs(experiment: str) -> list[str]:
         return closed
     client = mlflow.MlflowClient()
     for run_id, run in found.items():
-        pid = run.data.tags.get(PID_TAG, "")
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        tags = run.data.tags
+        pid = tags.get(PID_TAG, "")
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        namespace = tags.get(PID_NAMESPACE_TAG)
+        if namespace is not None and namespace != process_identity().get(PID_NAMESPACE_TAG, namespace):
+            continue  # a process of another container on a host of this name: its ids are not ours
+        if _alive(int(pid)) and tags.get(PID_START_TAG) in (None, _start_ticks(int(pid))):
             continue
         try:
             if run.data.tags.get(JOB_STATUS_TAG) == "running":
@@ -303,7 +337,12 @@ class TrainingRun:
             nested=parent is not None,
             # "running" until the job ends: a job killed after training (SIGKILL) left a FINISHED run
             # that read as a success; the next training run marks it (`close_abandoned_runs`)
-            tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), JOB_STATUS_TAG: "running"},
+            tags={
+                HOST_TAG: socket.gethostname(),
+                PID_TAG: str(os.getpid()),
+                **process_identity(),
+                JOB_STATUS_TAG: "running",
+            },
         )
         self.run_id = self._active.info.run_id
         log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +23,30 @@ def _write_set(folder, text: str) -> dict:
         parts.mkdir()
         (parts / "part-0.parquet").write_text(f"scores {text}")
         return outputs.publish({"run_id": text, "hours": 10.0})
+
+
+@contextlib.contextmanager
+def _held(folder):
+    """Another job holding the folder's lock (a process inside `OutputSet`) for the block; its Popen."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from kamml.jobs.outputs import OutputSet\n"
+            f"with OutputSet({str(folder)!r}):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_publish_moves_every_file_and_writes_the_manifest_last(tmp_path):
@@ -57,26 +82,11 @@ def test_a_job_that_fails_before_publishing_leaves_the_last_set_untouched(tmp_pa
 
 
 def test_a_second_job_on_the_same_folder_is_refused_while_the_first_holds_it(tmp_path):
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time\n"
-            "from kamml.jobs.outputs import OutputSet\n"
-            f"with OutputSet({str(tmp_path)!r}):\n"
-            "    print('locked', flush=True)\n"
-            "    time.sleep(30)\n",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(DataError, match=rf"another kamml job \(pid {holder.pid}, since .*\) is writing"):
-            OutputSet(tmp_path).__enter__()
-    finally:
-        holder.kill()
-        holder.wait()
+    with (
+        _held(tmp_path) as holder,
+        pytest.raises(DataError, match=rf"another kamml job \(pid {holder.pid}, since"),
+    ):
+        OutputSet(tmp_path).__enter__()
     with OutputSet(tmp_path):  # free again once the first job is gone, even killed
         pass
 
@@ -192,31 +202,13 @@ def test_a_command_does_not_write_into_a_folder_a_job_holds(tmp_path):
     from kamml.jobs.outputs import claim_outputs
 
     _write_set(tmp_path, "one")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\n"
-            "from kamml.jobs.outputs import OutputSet\n"
-            f"with OutputSet({str(tmp_path)!r}):\n"
-            "    print('locked', flush=True)\n"
-            "    time.sleep(30)\n",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with (
-            pytest.raises(
-                DataError, match=r"is writing to .*: wait for it to end, or write to another folder"
-            ),
-            claim_outputs([tmp_path / "allocation.csv"]),
-        ):
-            pass
-    finally:
-        holder.kill()
-        holder.wait()
+    refused = r"is writing to .*: wait for it to end, or write to another folder"
+    with (
+        _held(tmp_path),
+        pytest.raises(DataError, match=refused),
+        claim_outputs([tmp_path / "allocation.csv"]),
+    ):
+        pass
     assert read_manifest(tmp_path)["run_id"] == "one"
 
 

@@ -144,23 +144,19 @@ def test_backtest_json_on_the_run_is_strict_json(tracked_config):
     assert parsed == {"churn": {"kamml": {"auc": None, "brier": 0.25}}}
 
 
-def test_a_run_left_running_by_a_killed_job_is_closed_by_the_next(tracked_config):
-    """SIGKILL (the OOM killer) cannot end a run: the next run on this machine marks it KILLED."""
+def _killed_job(cfg, body: str) -> str:
+    """Run `body` (binding `run` to a TrainingRun of `cfg`) in a process that then SIGKILLs itself; its run."""
     import json
     import os
     import subprocess
     import sys
 
-    from kamml.tracking import TrainingRun
-    from kamml.tracking.store import experiment_id
-
-    cfg = tracked_config()
-    experiment = experiment_id(cfg.tracking)  # and the config's store is MLflow's current one
     script = (
         "import json, os, signal, sys\n"
         "from kamml.config import Config\n"
         "from kamml.tracking import TrainingRun\n"
-        "run = TrainingRun(Config.model_validate(json.loads(sys.argv[1]))).__enter__()\n"
+        "config = Config.model_validate(json.loads(sys.argv[1]))\n"
+        f"{body}\n"
         "print(run.run_id, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -172,7 +168,19 @@ def test_a_run_left_running_by_a_killed_job_is_closed_by_the_next(tracked_config
         check=False,
     )
     assert killed.returncode == -9, killed.stderr
-    orphan = killed.stdout.split()[-1]
+    return killed.stdout.split()[-1]
+
+
+def test_a_run_left_running_by_a_killed_job_is_closed_by_the_next(tracked_config):
+    """SIGKILL (the OOM killer) cannot end a run: the next run on this machine marks it KILLED."""
+    import os
+
+    from kamml.tracking import TrainingRun
+    from kamml.tracking.store import experiment_id
+
+    cfg = tracked_config()
+    experiment = experiment_id(cfg.tracking)  # and the config's store is MLflow's current one
+    orphan = _killed_job(cfg, "run = TrainingRun(config).__enter__()")
     assert MlflowClient().get_run(orphan).info.status == "RUNNING"
     with mlflow.start_run(experiment_id=experiment, run_name="a live run of this process"):
         live = mlflow.active_run().info.run_id
@@ -188,32 +196,13 @@ def test_a_run_left_running_by_a_killed_job_is_closed_by_the_next(tracked_config
 
 def test_a_job_killed_after_training_is_marked_by_the_next_run(tracked_config):
     """`kamml run` killed while scoring left a FINISHED training run: it read as a success in MLflow."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     from kamml.tracking import JOB_STATUS_TAG, TrainingRun
 
     cfg = tracked_config()
-    script = (
-        "import json, os, signal, sys\n"
-        "from kamml.config import Config\n"
-        "from kamml.tracking import TrainingRun\n"
-        "with TrainingRun(Config.model_validate(json.loads(sys.argv[1])), ends_job=False) as run:\n"
-        "    pass\n"
-        "print(run.run_id, flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGKILL)  # while scoring, say\n"
+    # training ends, then the job is killed (while scoring, say)
+    orphan = MlflowClient().get_run(
+        _killed_job(cfg, "with TrainingRun(config, ends_job=False) as run:\n    pass")
     )
-    killed = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(cfg.model_dump(mode="json"))],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()},
-        check=False,
-    )
-    assert killed.returncode == -9, killed.stderr
-    orphan = MlflowClient().get_run(killed.stdout.split()[-1])
     assert (orphan.info.status, orphan.data.tags[JOB_STATUS_TAG]) == ("FINISHED", "running")
     with TrainingRun(cfg) as run:  # the next run, a whole job (`kamml train`)
         pass

@@ -145,7 +145,7 @@ def test_backtest_json_on_the_run_is_strict_json(tracked_config):
 
 
 def _killed_job(cfg, body: str) -> str:
-    """Run `body` (binding `run` to a TrainingRun of `cfg`) in a process that then SIGKILLs itself; its run."""
+    """Run `body` (binding `run` to a TrainingRun of `cfg`) in a process that then kills itself; its run."""
     import json
     import os
     import subprocess

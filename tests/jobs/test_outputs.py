@@ -236,3 +236,21 @@ def test_one_folder_spelled_two_ways_is_claimed_once_and_a_failed_write_keeps_th
     with pytest.raises(RuntimeError, match="the command failed"):
         command(["out/allocation.csv"], replace=True)
     assert read_manifest(tmp_path / "out") is None  # a file of the set was replaced
+
+
+def test_a_folder_of_parts_reaches_the_disk_before_the_manifest(tmp_path, monkeypatch):
+    """Spark's parts are written by Java: after a machine crash one could come back empty."""
+    from kamml.jobs import outputs
+
+    synced: list[str] = []
+    real = outputs.fsync_path
+
+    def record(path):
+        synced.append(path.relative_to(tmp_path).as_posix().split("/", 1)[-1])
+        real(path)
+
+    monkeypatch.setattr(outputs, "fsync_path", record)
+    _write_set(tmp_path, "one")
+    parts = synced.index("scores.parquet/part-0.parquet")
+    assert synced.index("scores.parquet") > parts  # the parts, then their folder
+    assert synced.index(".") > synced.index("scores.parquet")  # then the moves, before the manifest

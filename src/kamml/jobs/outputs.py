@@ -94,6 +94,11 @@ class OutputSet:
         hashes. The manifest is removed first, so between the first move and its rewrite the folder
         reads as incomplete.
         """
+        for staged in self.staging.iterdir():  # Spark's parts (written by Java) on the disk first
+            if staged.is_dir():
+                for part in staged.rglob("*"):
+                    fsync_path(part)
+                fsync_path(staged)
         (self.folder / MANIFEST).unlink(missing_ok=True)
         published: dict[str, Path] = {}
         for staged in sorted(self.staging.iterdir()):

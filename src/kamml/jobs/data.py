@@ -41,9 +41,10 @@ def ensure_generated(config: Config) -> None:
     """Fill `data.path` when no transactions table is given, so the shipped configs work on a fresh clone.
 
     The synthetic world when `data.generate` is set, or a packaged dataset when `data.builtin` is; never
-    when `data.transactions` names a table, and never over a file already in the folder. One job at a
-    time generates (a lock in the folder): a second job waits, then finds the data written, and the
-    transactions are written last, so a job never reads a world that is half there.
+    when `data.transactions` names a table, and never over a file already in a folder kamml has not
+    generated into (its lock file marks one it has: a world left half written by a stopped job is
+    written again). One job at a time generates (that lock): a second job waits, then finds the data
+    written, and the transactions are written last, so a job never reads a world that is half there.
     """
     gen, path = config.data.generate, config.data.path
     if path is None or _has_transactions(config, Path(path)):

@@ -293,15 +293,15 @@ def _match_number_spellings(column: Any, codes: FloatArray, levels: list[Any]) -
     writes every field as text): both are the fitted level, not an unseen one read as missing. Only
     levels whose number is spelled once among the levels are matched.
     """
-    unmatched = np.isnan(codes)
-    if not unmatched.any():
-        return codes
     keys: dict[str, float | None] = {}
     for code, level in enumerate(levels):
         key = _number_key(level)
         if key is not None:
             keys[key] = None if key in keys else float(code)  # two levels one number: match neither
-    if not keys:
+    if not keys:  # no level is a number (industries, regions): the usual case, at once
+        return codes
+    unmatched = np.isnan(codes) & pd.notna(np.asarray(column, dtype=object))  # missing stays missing
+    if not unmatched.any():
         return codes
     matched = {key: code for key, code in keys.items() if code is not None}
     # the texts that name each level's number: its own spelling and Python's float one ("3" and "3.0")

@@ -1068,9 +1068,8 @@ class ModelBundle:
                 boosters[name] = text = state[name].pop("booster")
                 state[name]["booster_file"] = f"{name}.txt"
                 state[name]["booster_sha256"] = _sha256(text)  # `load` refuses a damaged copy
-        document = json.dumps(
-            state, indent=1
-        )  # before any file: a state JSON cannot hold leaves no half bundle
+        # made before any file is written: a state JSON cannot hold leaves no half bundle
+        document = json.dumps(state, indent=1)
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in boosters.items():
             (folder / f"{name}.txt").write_text(text, encoding="utf-8")

@@ -70,7 +70,8 @@ def _start_ticks(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-#: Tags of a job's outcome on its training run: "complete", "failed" or "stopped"; the stage; the error.
+#: Tags of a job's outcome on its training run ("running", "complete", "failed", "stopped" or "killed"),
+#: the stage that failed and the error.
 JOB_STATUS_TAG = "kamml.job.status"
 JOB_STAGE_TAG = "kamml.job.failed_stage"
 JOB_ERROR_TAG = "kamml.job.error"
@@ -97,18 +98,19 @@ def close_abandoned_runs(experiment: str) -> list[str]:
         log.warning("could not look for MLflow runs left unfinished by killed jobs: %s", exc.message)
         return closed
     client = mlflow.MlflowClient()
+    our_namespace = process_identity().get(PID_NAMESPACE_TAG)
     for run_id, run in found.items():
         tags = run.data.tags
         pid = tags.get(PID_TAG, "")
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         namespace = tags.get(PID_NAMESPACE_TAG)
-        if namespace is not None and namespace != process_identity().get(PID_NAMESPACE_TAG, namespace):
+        if None not in (namespace, our_namespace) and namespace != our_namespace:
             continue  # a process of another container on a host of this name: its ids are not ours
         if _alive(int(pid)) and tags.get(PID_START_TAG) in (None, _start_ticks(int(pid))):
             continue
         try:
-            if run.data.tags.get(JOB_STATUS_TAG) == "running":
+            if tags.get(JOB_STATUS_TAG) == "running":
                 client.set_tag(run_id, JOB_STATUS_TAG, "killed")
             client.set_terminated(run_id, status="KILLED")
         except MlflowException as exc:

@@ -43,6 +43,9 @@ TZ_TAIL_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*[+-][0-9]{2}(:?
 ZONE_NAME_PATTERN = (
     r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s+[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
 )
+#: Blanks between a time of day and its UTC offset ("10:00:00 +0100", Ruby's and Rails' exports), which
+#: the engines do not parse; the offset is read without them.
+SPACED_OFFSET_PATTERN = r"^(.*[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?)\s+([+-][0-9]{2}(:?[0-9]{2})?)$"
 
 #: Zone abbreviations whose common meanings lie hours apart, where the engine takes one (ICU: BST is
 #: Bangladesh, not British Summer Time; IST India, not Ireland or Israel; CST Chicago, not China):
@@ -418,6 +421,12 @@ def _plan_timestamp(
         # "infinity" and dates pandas cannot hold count as unparseable, and so do the engines' other
         # special words ("epoch" was read as 1970-01-01): a date starts with a digit
         cast = s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+        # only where the engine could not parse it (a regex on every value costs on millions of rows)
+        spaced = cast.isnull() & s.re_search(SPACED_OFFSET_PATTERN)
+        # joined from the groups (Spark and DuckDB spell a replacement's back-references apart)
+        joined = s.re_extract(SPACED_OFFSET_PATTERN, 1) + s.re_extract(SPACED_OFFSET_PATTERN, 4)
+        unspaced = joined.try_cast(dt.Timestamp(timezone="UTC"))
+        cast = ibis.ifelse(spaced, unspaced.cast(dt.Timestamp()), cast)
         parsed = plan.derive(1, hint, ibis.ifelse(s.re_search(r"^[0-9]"), cast, ibis.null(dt.Timestamp())))
         ts = plan.derive(2, hint, _in_range(parsed))
         has_offset, normal = _utc_offset(plan, s, hint)

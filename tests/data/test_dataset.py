@@ -171,7 +171,7 @@ def test_load_data_on_spark(tmp_path):
     (tmp_path / "transactions.csv").write_text(
         "account_id,ts,amount,transaction_id\n1,2024-01-05T10:00:00+01:00,10,a\n"
         "1,2024-02-05 10:00:00 +0100,-3,a\n"
-        "2,2024-02-07T00:00:00+01:00,0,b\n"
+        "2,2024-02-07 00:00+01:00,0,b\n"
     )
     accounts = pd.DataFrame({"account_id": [1, 3], "segment": ["x", "y"]})
     parts = tmp_path / "activities" / "kind=call"

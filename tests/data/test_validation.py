@@ -90,14 +90,17 @@ def test_utc_offsets_are_applied_when_consistent(backend):
 def test_an_offset_after_a_blank_is_applied(backend):
     """Ruby's and Rails' exports write "2024-01-05 10:00:00 +0100": the engines could not parse it."""
     ts = ["2024-01-05 10:00:00 +0100", "2024-01-05 10:00:00  -05:30", "2024-01-05T10:00:00.5 +02"]
-    frame = pd.DataFrame({"account_id": [1, 2, 3], "ts": ts, "amount": 1.0})
+    ts += ["2024-01-05 10:00 +01:00", "2024-01-05 10:00:00+01:00"]
+    frame = pd.DataFrame({"account_id": [1, 2, 3, 4, 5], "ts": ts, "amount": 1.0})
     got = load_data({"transactions": frame}, backend=backend).to_pandas("transactions")
     assert got.sort_values("account_id")["ts"].tolist() == [
         pd.Timestamp("2024-01-05 09:00"),
         pd.Timestamp("2024-01-05 15:30"),
         pd.Timestamp("2024-01-05 08:00:00.5"),
+        pd.Timestamp("2024-01-05 09:00"),
+        pd.Timestamp("2024-01-05 09:00"),
     ]
-    bad = frame.assign(ts=["2024-01-05 10:00:00 +0100", "2024-01-05 +0100", "x 10:00:00 +01"])
+    bad = frame.assign(ts=["2024-01-05 10:00:00 +0100", "2024-01-05 +0100", "x 10:00:00 +01", *ts[:2]])
     with pytest.raises(SchemaError, match=r"unparseable date.*\(2 rows"):
         load_data({"transactions": bad}, backend=backend)
 

@@ -43,9 +43,10 @@ TZ_TAIL_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*[+-][0-9]{2}(:?
 ZONE_NAME_PATTERN = (
     r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s+[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
 )
-#: Blanks between a time of day and its UTC offset ("10:00:00 +0100", Ruby's and Rails' exports), which
-#: the engines do not parse; the offset is read without them.
-SPACED_OFFSET_PATTERN = r"^(.*[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?)\s+([+-][0-9]{2}(:?[0-9]{2})?)$"
+#: A time of day and its UTC offset in forms an engine may not parse: blanks between them ("10:00:00
+#: +0100", Ruby's and Rails' exports; neither engine) or no seconds ("10:00+01:00"; Spark). Groups: the
+#: text up to the minutes, the seconds, their fraction, the offset; rejoined as "10:00:00+0100".
+LOOSE_OFFSET_PATTERN = r"^(.*?[0-9]{2}:[0-9]{2})(:[0-9]{2}([.,][0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?)$"
 
 #: Zone abbreviations whose common meanings lie hours apart, where the engine takes one (ICU: BST is
 #: Bangladesh, not British Summer Time; IST India, not Ireland or Israel; CST Chicago, not China):
@@ -421,12 +422,7 @@ def _plan_timestamp(
         # "infinity" and dates pandas cannot hold count as unparseable, and so do the engines' other
         # special words ("epoch" was read as 1970-01-01): a date starts with a digit
         cast = s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
-        # only where the engine could not parse it (a regex on every value costs on millions of rows)
-        spaced = cast.isnull() & s.re_search(SPACED_OFFSET_PATTERN)
-        # joined from the groups (Spark and DuckDB spell a replacement's back-references apart)
-        joined = s.re_extract(SPACED_OFFSET_PATTERN, 1) + s.re_extract(SPACED_OFFSET_PATTERN, 4)
-        unspaced = joined.try_cast(dt.Timestamp(timezone="UTC"))
-        cast = ibis.ifelse(spaced, unspaced.cast(dt.Timestamp()), cast)
+        cast = ibis.ifelse(cast.isnull(), _loose_offset(s), cast)
         parsed = plan.derive(1, hint, ibis.ifelse(s.re_search(r"^[0-9]"), cast, ibis.null(dt.Timestamp())))
         ts = plan.derive(2, hint, _in_range(parsed))
         has_offset, normal = _utc_offset(plan, s, hint)
@@ -474,6 +470,18 @@ def _in_range(ts: Deferred) -> Deferred:
     """`ts` where it lies in `TS_RANGE`, else null (so infinite or far dates never reach an aggregate)."""
     lo, hi = (ibis.literal(pd.Timestamp(d).to_pydatetime(), type=dt.Timestamp()) for d in TS_RANGE)
     return ibis.ifelse((ts >= lo) & (ts <= hi), ts, ibis.null(dt.Timestamp()))
+
+
+def _loose_offset(s: Deferred) -> Deferred:
+    """A date text of `LOOSE_OFFSET_PATTERN`'s forms, parsed as "10:00:00+0100"; null for other text.
+
+    Used only where the engine's own cast failed (a regex on every value costs on millions of rows). The
+    text is rejoined from the groups because Spark and DuckDB spell a replacement's back-references apart.
+    """
+    head, seconds, offset = (s.re_extract(LOOSE_OFFSET_PATTERN, i) for i in (1, 2, 4))
+    joined = head + ibis.ifelse(seconds == "", ":00", seconds) + offset  # "" where a group is unmatched
+    parsed = joined.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+    return ibis.ifelse(s.re_search(LOOSE_OFFSET_PATTERN), parsed, ibis.null(dt.Timestamp()))
 
 
 def _utc_offset(plan: TablePlan, s: Deferred, hint: str) -> tuple[Deferred, Deferred]:

@@ -113,6 +113,10 @@ def test_signature_types_the_answer_and_the_param_and_metadata_the_inputs(traine
     info = mlflow.models.get_model_info(result.model_uri)
     assert info.signature.inputs is None  # no per-request enforcement by MLflow: the model checks its input
     assert "clv" in info.signature.outputs.input_names()
+    required = {c.name: c.required for c in info.signature.outputs.inputs}
+    # absent without an id in the request, null without a purchase history or an effort response
+    optional = {"account_id", "p_alive", "expected_purchases", "effort_scale", "effort_uplift"}
+    assert {name for name, needed in required.items() if not needed} == optional
     assert [p.name for p in info.signature.params.params] == ["top_drivers"]
     types = info.metadata["feature_types"]
     assert set(types) == {"account_id", *result.bundle.features} - {

@@ -34,6 +34,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema, TensorSpec
 
 from kamml.config import TrackingConfig
 from kamml.errors import ModelError
@@ -182,6 +183,11 @@ def model_input(features: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+#: Answer columns that may be absent (``account_id``, when the request has none) or null (no purchase
+#: history: ``p_alive``, ``expected_purchases``; no fitted effort response: ``effort_*``).
+OPTIONAL_OUTPUTS = frozenset({"account_id", "p_alive", "expected_purchases", "effort_scale", "effort_uplift"})
+
+
 def _inferred(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
     """MLflow's signature of an example request and answer, with the ``top_drivers`` param."""
     with warnings.catch_warnings():
@@ -197,9 +203,15 @@ def _signature(inferred: ModelSignature) -> ModelSignature:
     (about 10 ms of a one-row request with 56 columns, typed or ``any``): most of a REST call's time, for
     checks the model makes anyway. The bundle names a missing column (HTTP 400) and a non-numeric value
     in a numeric column itself, and the input columns with their types are in the MLmodel metadata
-    (``feature_types``, ``optional_columns``) and the input example.
+    (``feature_types``, ``optional_columns``) and the input example. The answer's columns that may be
+    absent or null (`OPTIONAL_OUTPUTS`) are not required, whatever the example's answer held: a client
+    typed from the signature refused a valid answer without an id or with a null ``p_alive``.
     """
-    return ModelSignature(inputs=None, outputs=inferred.outputs, params=inferred.params)
+    optional: list[ColSpec | TensorSpec] = [
+        ColSpec(c.type, c.name, required=c.required and c.name not in OPTIONAL_OUTPUTS)
+        for c in inferred.outputs.inputs
+    ]
+    return ModelSignature(inputs=None, outputs=Schema(optional), params=inferred.params)
 
 
 def _feature_types(inferred: ModelSignature) -> dict[str, str]:

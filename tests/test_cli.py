@@ -271,6 +271,14 @@ def test_allocate_writes_table_and_budget_curve(tmp_path):
     assert curve.with_suffix(".png").stat().st_size > 1000
 
 
+def test_a_horizon_flag_beyond_a_century_is_the_flags_error_not_the_config_files(tmp_path):
+    """It read "default.yaml: 'time.horizon_days': ... (got 100000)", a value the file does not hold."""
+    result = runner.invoke(app, ["backtest", "--config", "default", "--horizon-days", "100000"])
+    assert result.exit_code == 2
+    assert "--horizon-days: at most 36,525 days (a century), got 100,000" in result.output
+    assert "default.yaml" not in result.output
+
+
 def test_allocate_missing_column_is_a_schema_error(tmp_path):
     pd.DataFrame({"account_id": [1], "clv": [1.0]}).to_csv(tmp_path / "s.csv", index=False)
     result = runner.invoke(

@@ -32,6 +32,9 @@ def test_a_shipped_config_loads_by_name_from_any_folder(name, tmp_path, monkeypa
     packaged = packaged_config(name)
     assert packaged.read_text() == (CONFIGS / f"{name}.yaml").read_text()  # the checkout's configs/ is it
     assert load_config(name) == load_config(packaged)
+    (tmp_path / name).mkdir()  # a folder of that name (a job's spark/ outputs) does not hide it
+    assert load_config(name) == load_config(packaged)
+    (tmp_path / name).rmdir()
     (tmp_path / name).write_text("time: {horizon_days: 30}\n")  # a file of that name in the folder wins
     assert load_config(name).time.horizon_days == 30
 

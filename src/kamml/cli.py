@@ -305,6 +305,11 @@ def backtest(
     cut = _cutoff_option(cutoff)
     overrides: dict[str, Any] = {}
     if horizon_days is not None:
+        from kamml.config import MAX_DAYS
+        from kamml.errors import ConfigError
+
+        if horizon_days > MAX_DAYS:  # the config's bound, said of the flag (it blamed the config file)
+            raise ConfigError(f"--horizon-days: at most {MAX_DAYS:,} days (a century), got {horizon_days:,}")
         overrides["time"] = {"horizon_days": horizon_days}
     cfg = load_config(config, overrides)
     _check_json_out(

@@ -711,13 +711,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     """Read a YAML config file (or none: all defaults) and apply nested `overrides` on top.
 
     A bare name of a config kamml ships ("default", "cdnow", "spark") with no such file in the current
-    folder loads the packaged one, so an installed kamml runs its demo anywhere.
+    folder (a folder of that name does not count) loads the packaged one, so an installed kamml runs
+    its demo anywhere.
     """
     raw: dict[str, Any] = {}
     source = "config"
     if path is not None:
         path = Path(path)
-        if str(path) in PACKAGED_CONFIGS and not path.exists():
+        if str(path) in PACKAGED_CONFIGS and not path.is_file():  # a folder "spark" does not hide it
             path = packaged_config(str(path))
         source = str(path)
         if path.is_dir():

@@ -81,6 +81,21 @@ def test_a_job_that_fails_before_publishing_leaves_the_last_set_untouched(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [LOCK_NAME]
 
 
+def test_a_job_that_fails_before_publishing_removes_the_folders_it_created(tmp_path):
+    """`kamml run --data /nowhere` (refused, exit 3) left outputs/demo/.kamml.lock behind."""
+    folder = tmp_path / "outputs" / "demo"
+    with pytest.raises(RuntimeError), OutputSet(folder):
+        raise RuntimeError("the data were refused")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "notes.txt").write_text("the user's own")
+    with pytest.raises(RuntimeError), OutputSet(folder):
+        raise RuntimeError("the data were refused")
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["notes.txt"]  # only what it created goes
+    _write_set(folder, "one")  # a published set keeps its folder and lock file, as before
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [LOCK_NAME]
+
+
 def test_a_second_job_on_the_same_folder_is_refused_while_the_first_holds_it(tmp_path):
     with (
         _held(tmp_path) as holder,

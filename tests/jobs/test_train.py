@@ -81,7 +81,8 @@ def test_a_deleted_experiment_fails_before_training(trained, tracked_config, mon
     monkeypatch.setattr(train_module, "backtest", no_backtest)
     pattern = (
         rf"MLflow experiment 'kamml-deleted-test' \(id {exp}\) at sqlite:///.* is deleted: restore it "
-        rf"\(mlflow experiments restore --experiment-id {exp}\) or set tracking.experiment to another name"
+        rf"\(MLFLOW_TRACKING_URI=sqlite:///\S+ mlflow experiments restore --experiment-id {exp}\) or set "
+        "tracking.experiment to another name"
     )
     with pytest.raises(ConfigError, match=pattern):
         train_module.train(data, cfg)

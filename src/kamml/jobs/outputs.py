@@ -57,15 +57,20 @@ class OutputSet:
     """A locked output folder whose files are staged and published together; use as a context manager.
 
     Write each output to ``stage(name)``, then call `publish` once with the run's facts. Leaving the
-    block removes the staging folder and releases the lock, whether the job succeeded or not.
+    block removes the staging folder and releases the lock, whether the job succeeded or not; a job
+    that published nothing also removes the folders it created (a job refused for its data left
+    ``outputs/demo/.kamml.lock`` behind).
     """
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.staging = self.folder
         self._lock: IO[str] | None = None
+        self._created: list[Path] = []
+        self._published = False
 
     def __enter__(self) -> OutputSet:
+        self._created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock, locked = _acquire(self.folder / LOCK_NAME)
         try:
@@ -80,6 +85,11 @@ class OutputSet:
     def __exit__(self, *exc: Any) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
         if self._lock is not None:
+            if self._created and not self._published:  # still locked: no other job writes there
+                with contextlib.suppress(OSError):
+                    (self.folder / LOCK_NAME).unlink()
+                    for folder in self._created:  # innermost first; one holding anything else stays
+                        folder.rmdir()
             _release(self._lock)
             self._lock = None
 
@@ -100,6 +110,7 @@ class OutputSet:
                     fsync_path(part)
                 fsync_path(staged)
         (self.folder / MANIFEST).unlink(missing_ok=True)
+        self._published = True
         published: dict[str, Path] = {}
         for staged in sorted(self.staging.iterdir()):
             target = self.folder / staged.name

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -372,11 +373,13 @@ def _experiment_id(cfg: TrackingConfig) -> str:
         with store_errors(cfg):
             found = mlflow.get_experiment_by_name(cfg.experiment)
             if found is not None and found.lifecycle_stage == "deleted":
+                # MLflow's command needs the store: alone it restores in its own default store
+                uri = tracking_uri(cfg)
                 raise ConfigError(
                     f"the MLflow experiment '{cfg.experiment}' (id {found.experiment_id}) at "
-                    f"{describe_store(tracking_uri(cfg), tracking_source(cfg))} is deleted: restore it "
-                    f"(mlflow experiments restore --experiment-id {found.experiment_id}) or set "
-                    "tracking.experiment to another name"
+                    f"{describe_store(uri, tracking_source(cfg))} is deleted: restore it "
+                    f"(MLFLOW_TRACKING_URI={shlex.quote(uri)} mlflow experiments restore --experiment-id "
+                    f"{found.experiment_id}) or set tracking.experiment to another name"
                 )
             if found is not None:
                 check_artifact_root(found.artifact_location, cfg)

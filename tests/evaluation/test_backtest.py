@@ -11,7 +11,7 @@ from kamml.config import Config
 from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
-from kamml.evaluation.backtest import backtest, default_cutoff, train_bundle
+from kamml.evaluation.backtest import _season_frame, backtest, default_cutoff, train_bundle
 from kamml.evaluation.benchmark import ACQUISITION_END, honest_train_horizon
 from kamml.features.build import check_label_window
 
@@ -200,3 +200,71 @@ def test_the_backtest_names_no_drivers(result):
     """No metric reads them: naming them for every test account took minutes at a million accounts."""
     _, res = result
     assert (res.predictions["drivers"] == "").all()
+
+
+def test_the_levels_carry_the_season_measured_a_year_earlier(result):
+    """Two snapshots 364 days before the test cutoff and before the latest training snapshot."""
+    data, r = result
+    cut = default_cutoff(data, CFG["time"]["horizon_days"])
+    year, h = pd.Timedelta(days=364), pd.Timedelta(days=CFG["time"]["horizon_days"])
+    season = r.bundle.meta["season"]
+    assert season["snapshots"] == [str((cut - h - year).date()), str((cut - year).date())]
+    assert 0.5 <= season["value_ratio"] <= 2.0
+    assert abs(season["churn_shift"]) < 1
+
+
+def test_no_season_for_windows_of_a_year_or_without_a_year_of_history(result):
+    data, _ = result
+    cfg = Config.from_dict(CFG)
+    end = data.end.normalize()
+    assert _season_frame(data, cfg, end, 364, end - pd.Timedelta(days=364)) is None  # every season in it
+    first = data.quality.tables["transactions"].first.normalize()
+    early = first + pd.Timedelta(days=364 + 90 + 60)  # the earlier year-ago snapshot has 60 days before it
+    assert _season_frame(data, cfg, early, 90, early - pd.Timedelta(days=90)) is None
+    later = early + pd.Timedelta(days=31)  # over 90 days of history: enough
+    frame = _season_frame(data, cfg, later, 90, later - pd.Timedelta(days=90))
+    assert frame is not None
+    assert frame["snapshot"].nunique() == 2
+    assert not any(c.startswith(("spend_", "n_products")) for c in frame.columns)  # rfm and labels only
+
+
+@pytest.mark.slow
+def test_a_january_month_is_not_valued_at_decembers_season(tmp_path, monkeypatch):
+    """At a 30-day horizon the latest window is December (season 1.45 in the world, January 0.85): its
+    BTYD bias put January's total 75 % too high (the demo's world, seed 42, at 2025-01-01). The season
+    measured a year earlier takes December's out."""
+    import kamml.evaluation.backtest as module
+
+    world = synthetic.generate(2_000, seed=42, years=3.0)
+    world.write(tmp_path)
+    cfg = Config.from_dict({**CFG, "time": {"horizon_days": 30, "snapshots": 3, "step_days": 60}})
+    data = load_data(tmp_path, cfg)
+    with_season = backtest(data, cfg, "2025-01-01")
+    monkeypatch.setattr(module, "_season_frame", lambda *args: None)
+    without = backtest(data, cfg, "2025-01-01")
+    new, old = (abs(r.value["kamml"]["aggregate_error"]) for r in (with_season, without))
+    assert old > 0.3  # the failure this guards against is there without the correction
+    assert new < old / 2
+    assert with_season.churn["kamml"]["brier"] < without.churn["kamml"]["brier"]
+
+
+def test_the_baselines_are_scored_on_their_own_predictions(result):
+    """BTYD refitted at the cutoff and last period's spend, recomputed here, give the reported metrics."""
+    from kamml.evaluation.metrics import value_metrics
+    from kamml.features import build_features
+    from kamml.models.btyd_features import add_btyd_features, fit_btyd
+
+    data, r = result
+    cut, h = pd.Timestamp(r.protocol["cutoff"]), CFG["time"]["horizon_days"]
+    p = r.predictions
+    y = p["value"].to_numpy(float)
+    tx = data.to_pandas("transactions")
+    window = tx[(tx["ts"] >= cut - pd.Timedelta(days=h)) & (tx["ts"] < cut)]  # [cut - h, cut)
+    past = window.groupby("account_id")["amount"].sum().reindex(p.index).fillna(0.0).to_numpy()
+    np.testing.assert_allclose(p["past_value"].to_numpy(float), past, rtol=1e-9, atol=1e-9)
+    assert r.value["last_period"] == pytest.approx(value_metrics(y, past), nan_ok=True)
+    features = build_features(data, cut, Config.from_dict(CFG))
+    btyd = add_btyd_features(features, h / r.bundle.unit_days, fit_btyd(features))["btyd_value"]
+    btyd = btyd.reindex(p.index).fillna(0.0).to_numpy(float)
+    assert r.value["btyd"] == pytest.approx(value_metrics(y, btyd), rel=1e-6, nan_ok=True)
+    assert r.value["btyd"]["gini"] != pytest.approx(r.value["kamml"]["gini"], abs=1e-6)

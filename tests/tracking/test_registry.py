@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from kamml.errors import ConfigError
 from kamml.tracking import CHAMPION, metric_key, promote
-from kamml.tracking.registry import _run_horizon
+from kamml.tracking.registry import _decide, _run_horizon
 
 
 def test_metric_key_reads_task_metric_as_kammls_metric():
@@ -227,3 +227,31 @@ def test_the_configs_promotion_models_are_the_backtests(trained):
         (task, model) for task, models in PROMOTION_MODELS.items() for model in models
     }
     assert all(metric in PROMOTION_METRICS[task] for task, _, metric in logged if metric != "base_rate")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "champion", "promoted"),
+    [
+        ("value.kamml.gini", 0.90, 0.90, False),  # a tie keeps the champion
+        ("value.kamml.gini", 0.9001, 0.90, True),
+        ("value.kamml.gini", 0.60, 0.90, False),
+        ("value.kamml.aggregate_error", -0.05, 0.10, True),  # errors by their size, either sign
+        ("value.kamml.aggregate_error", 0.10, -0.05, False),
+        ("value.kamml.aggregate_error", -0.05, 0.05, False),  # the same size is a tie
+        ("churn.kamml.brier", 0.15, 0.16, True),
+        ("churn.kamml.brier", 0.16, 0.15, False),
+    ],
+)
+def test_the_gate_promotes_only_a_strictly_better_figure(key, value, champion, promoted):
+    """Higher is better but for error metrics, which compare by size (a -5 % total beats +10 %)."""
+    decided, reason = _decide(key, value, "3", champion)
+    assert decided is promoted
+    assert ("beats the champion's" if promoted else "does not beat") in reason
+
+
+def test_the_gate_without_a_usable_figure():
+    assert _decide("value.kamml.gini", float("nan"), "3", 0.9) == (
+        False,
+        "this run has no usable metric value.kamml.gini (nan)",
+    )
+    assert _decide("value.kamml.gini", 0.5, "3", None)[0] is True

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kamml.config import Config
+from kamml.config import FEATURE_GROUPS, Config
 from kamml.errors import ConfigError, DataError
 from kamml.evaluation.metrics import churn_metrics, value_metrics
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
 from kamml.features._context import as_cutoff
 from kamml.features.build import build_past_window, check_label_window
 from kamml.models.btyd_features import add_btyd_features
-from kamml.models.bundle import ModelBundle, empty_snapshots_error
+from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
 
 __all__ = ["BacktestResult", "backtest", "default_cutoff", "train_bundle"]
 
@@ -136,7 +136,30 @@ def train_bundle(data: Any, config: Config, end: Any) -> tuple[ModelBundle, pd.D
         raise ConfigError(
             f"no training rows before {pd.Timestamp(end).date()}: check time.cutoff and the data"
         )
-    return ModelBundle.fit(train, cfg), train
+    return ModelBundle.fit(train, cfg, season=_season_frame(data, cfg, end, h, cuts[0])), train
+
+
+def _season_frame(data: Any, cfg: Config, end: Any, h: int, latest: pd.Timestamp) -> pd.DataFrame | None:
+    """The snapshots a year before the cutoff and the latest snapshot (rfm and labels), or None.
+
+    They measure how BTYD's error moves from the latest label window to the cutoff's with the season
+    (`kamml.models.bundle.seasonal_correction`). None for windows of a year or more (each holds every
+    season) and when the earlier of the two has less than one window of history before it.
+    """
+    if h >= SEASON_DAYS:
+        return None
+    year = pd.Timedelta(days=SEASON_DAYS)
+    cuts = [pd.Timestamp(end).normalize() - year, latest - year]
+    quality = getattr(data, "quality", None)
+    stats = None if quality is None else quality.tables.get("transactions")
+    first = None if stats is None else stats.first
+    if first is None or cuts[1] - pd.Timestamp(first) < pd.Timedelta(days=h):
+        return None
+    rfm_only = _train_config(cfg)
+    rfm_only.features.groups = {g: g == "rfm" for g in FEATURE_GROUPS if g != "btyd"}
+    log.info("season snapshots: %s (labels over %d days)", ", ".join(str(c.date()) for c in cuts), h)
+    frame = build_training_frame(data, cuts, rfm_only, max_accounts=cfg.models.max_training_accounts)
+    return frame if frame["snapshot"].nunique() == 2 else None
 
 
 def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> BacktestResult:

@@ -24,6 +24,13 @@ training snapshot (actual over BTYD value, `btyd_bias`): one multiplier, `value_
 eight calibration ends from 15 % to 10 % (docs/models.md). The churn probability gets the same treatment
 on the logit scale: one shift, `churn_shift` (|shift| <= 1), sets its mean over the accounts with a history
 to BTYD's mean P(no purchase) at the cutoff plus BTYD's error on the latest snapshot (`churn_bias`).
+
+Season: BTYD's error on one label window shorter than a year holds that window's season (a December
+window's bias applied to January put a 30-day value total 75 % too high on the synthetic world). When the
+data reach a year further back, `fit` is given the two snapshots 364 days before the cutoff and before the
+latest snapshot (`season`), and the biases are corrected by the change of BTYD's error between those two
+windows a year earlier: the value bias times its ratio (`seasonal_correction`), the churn bias plus its
+difference. On CDNOW there is no such year, and nothing changes (docs/models.md).
 """
 
 from __future__ import annotations
@@ -108,6 +115,11 @@ CLV_OFFSET = "btyd_value"
 
 #: Fewer accounts than this in the latest training snapshot get a warning: too few to learn from.
 FEW_ACCOUNTS = 200
+
+#: One year back, in days, for the seasonal correction: 52 weeks, so the windows keep their weekdays.
+SEASON_DAYS = 364
+#: The seasonal value ratio is clipped to this range, as the value level is.
+SEASON_BOUNDS = (0.5, 2.0)
 #: The churn model's blend partner (`ChurnModel` ``blend_feature``): BG/NBD's expected purchases over the
 #: training window, blended with LightGBM's logit at a weight chosen on the held-out snapshot;
 #: ``models.churn.blend_feature: null`` turns it off.
@@ -221,6 +233,39 @@ def empty_snapshots_error(empty: Sequence[pd.Timestamp], total: int) -> ConfigEr
         "time.horizon_days earlier still: use a shorter horizon, fewer snapshots or a shorter step, "
         "or a later cutoff (time.cutoff; --cutoff of kamml backtest)"
     )
+
+
+def seasonal_correction(season: pd.DataFrame, horizon: float) -> tuple[float, float] | None:
+    """BTYD's error on the later of two snapshots relative to the earlier: value ratio, churn difference.
+
+    `season` holds two snapshots with labels, a year before the cutoff (later) and a year before the
+    latest training snapshot (earlier); BG/NBD and Gamma-Gamma are fitted on each one's rows, as on the
+    training snapshots. The value ratio is (actual over BTYD value, later) / (the same, earlier), clipped
+    to `SEASON_BOUNDS`; the churn difference is (actual churn rate minus BTYD's mean P(no purchase)),
+    later minus earlier, over the accounts with a history. None when either snapshot cannot say (no
+    history to fit BTYD on, nothing spent or predicted), with a log line.
+    """
+    cuts = sorted(season["snapshot"].unique())
+    if len(cuts) != 2:
+        raise ModelError(f"the season frame needs two snapshots, got {len(cuts)}")
+    try:
+        rows = add_snapshot_btyd(season, horizon)
+    except KammlError as exc:
+        log.info("no seasonal correction: BTYD cannot be fitted a year earlier (%s)", exc)
+        return None
+    errors = []
+    for cut in cuts:
+        part = rows[rows["snapshot"] == cut]
+        actual, predicted = float(part["value"].sum()), float(np.nansum(part["btyd_value"].to_numpy(float)))
+        known = part["btyd_p_zero"].notna().to_numpy()
+        if not (actual > 0 and predicted > 0 and known.any()):
+            log.info("no seasonal correction: nothing spent or predicted in the window from %s", cut)
+            return None
+        churn = float(part["churned"][known].mean() - part["btyd_p_zero"][known].mean())
+        errors.append((actual / predicted, churn))
+    (early_value, early_churn), (late_value, late_churn) = errors
+    ratio = float(np.clip(late_value / early_value, *SEASON_BOUNDS))
+    return ratio, late_churn - early_churn
 
 
 def add_snapshot_btyd(train: pd.DataFrame, horizon: float) -> pd.DataFrame:
@@ -534,12 +579,13 @@ class ModelBundle:
     #: bundles saved before they existed, which keep per-account BG/NBD ratios.
     value_ratio: float | None = None
     churn_exponent: float | None = None
-    #: The value level (module docs): actual over BTYD value on the latest training snapshot, and the
-    #: multiplier on the value model set by `anchor`. None in bundles saved before they existed.
+    #: The value level (module docs): actual over BTYD value on the latest training snapshot (times the
+    #: seasonal ratio, meta["season"], when fitted with a season), and the multiplier on the value model
+    #: set by `anchor`. None in bundles saved before they existed.
     btyd_bias: float | None = None
     value_level: float | None = None
     #: The churn level (module docs): actual churn rate minus BTYD's mean P(no purchase) on the latest
-    #: training snapshot, and the logit shift set by `anchor`.
+    #: training snapshot (plus the seasonal difference), and the logit shift set by `anchor`.
     churn_bias: float | None = None
     churn_shift: float | None = None
 
@@ -580,12 +626,16 @@ class ModelBundle:
         return self.train_horizon_days / self.unit_days
 
     @classmethod
-    def fit(cls, train: pd.DataFrame, config: Config | None = None) -> ModelBundle:
+    def fit(
+        cls, train: pd.DataFrame, config: Config | None = None, *, season: pd.DataFrame | None = None
+    ) -> ModelBundle:
         """Train on a stacked snapshot frame with labels (`kamml.build_training_frame`).
 
         BTYD features are fitted per snapshot; the value, churn and (with a referral_value label)
         influence models learn on every snapshot with the latest one held out for early stopping and
-        calibration. The BTYD parameters kept are those of the latest snapshot.
+        calibration. The BTYD parameters kept are those of the latest snapshot. `season`, when given,
+        holds two snapshots with labels (rfm columns suffice) a year before the cutoff and before the
+        latest snapshot, from which the levels' seasonal correction is measured (module docs).
         """
         cfg = config or Config()
         horizon = cfg.time.horizon_days
@@ -610,9 +660,11 @@ class ModelBundle:
         else:
             limit = train["account_id"].nunique() if drawn_from else None
         if limit is None:  # every account
-            return cls._fit_sampled(train, cfg, horizon, h, unit)
+            return cls._fit_sampled(train, cfg, horizon, h, unit, season)
+        if season is not None:  # the same accounts (a frame built with max_accounts is sampled already)
+            season = sample_accounts(season, limit)
         with _blaming_the_sample(limit):
-            bundle = cls._fit_sampled(sample, cfg, horizon, h, unit)
+            bundle = cls._fit_sampled(sample, cfg, horizon, h, unit, season)
         bundle.meta["sampled_accounts"] = f"{limit} of {drawn_from}"
         referrals = train.attrs.get("referral_value_before_sample")
         if referrals is None:
@@ -627,7 +679,15 @@ class ModelBundle:
         return bundle
 
     @classmethod
-    def _fit_sampled(cls, train: pd.DataFrame, cfg: Config, horizon: int, h: int, unit: int) -> ModelBundle:
+    def _fit_sampled(
+        cls,
+        train: pd.DataFrame,
+        cfg: Config,
+        horizon: int,
+        h: int,
+        unit: int,
+        season: pd.DataFrame | None = None,
+    ) -> ModelBundle:
         """`fit` on the (possibly sampled) training rows, its settings checked."""
         check_snapshot_history(train)
         check_labels(train)
@@ -675,7 +735,29 @@ class ModelBundle:
         if has_history.any():
             rows = latest_rows[has_history]
             bundle.churn_bias = float(rows["churned"].mean() - rows["btyd_p_zero"].mean())
+        if season is not None:
+            bundle._set_season(season)
         return bundle
+
+    def _set_season(self, season: pd.DataFrame) -> None:
+        """Correct the value and churn biases by the change of BTYD's error a year earlier (module docs)."""
+        found = seasonal_correction(season, self.train_units)
+        if found is None:
+            return
+        ratio, shift = found
+        snapshots = sorted(str(pd.Timestamp(s).date()) for s in season["snapshot"].unique())
+        self.meta["season"] = {"snapshots": snapshots, "value_ratio": ratio, "churn_shift": shift}
+        if self.btyd_bias is not None:
+            self.btyd_bias *= ratio
+        if self.churn_bias is not None:
+            self.churn_bias += shift
+        log.info(
+            "season: BTYD's bias a year before the cutoff over a year before the latest snapshot (%s): "
+            "value x %.4f, churn %+.4f",
+            ", ".join(snapshots),
+            ratio,
+            shift,
+        )
 
     def _set_stretch(self, features: pd.DataFrame, fit: BtydFit) -> None:
         """Set the h -> H stretch factors from BG/NBD on these accounts (1 and 1 when h equals H)."""

@@ -523,6 +523,33 @@ def test_hours_on_too_few_accounts_are_refused_not_fitted():
         fit_effort_response(tx, few, CUTOFF)
 
 
+@pytest.mark.slow
+def test_an_uplift_at_its_bound_is_refused_and_the_fixed_rule_used(caplog):
+    """Hours far below k (100 h a quarter) measure only uplift / k: the fit ran the uplift to its bound of
+    20 with k near 500 h. That uplift would be every account's growth weight (20 times its clv)."""
+    tx, act, _ = make_book(600, seed=1, scale=100.0, uplift=5.0)
+    with pytest.raises(DataError, match=r"uplift at the top of its range \(20\): uplift 20 \(standard error"):
+        fit_effort_response(tx, act, CUTOFF)
+    data = load_data({"transactions": tx, "activities": act})
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        response = fit_effort_response_from_data(data, config=Config())
+    assert (response.source, response.scale, response.uplift) == ("fixed", DEFAULT_SCALE, None)
+    assert "top of its range" in response.reason
+    assert "top of its range" in caplog.text
+    assert "using the fixed rule" in caplog.text
+
+
+def test_an_uplift_the_data_do_not_measure_is_unusable():
+    unusable = effort_module._unusable_uplift
+    assert unusable(0.46, 0.048, 3.0) == ""  # a 2,000-account world's fit
+    assert unusable(0.7, 0.43, 5.2) == ""  # imprecise, but told apart from 0
+    assert "top of its range (20)" in unusable(20.0, 419.0, 529.0)
+    assert "top of its range" in unusable(19.99, 0.5, 529.0)  # numerically at the bound
+    assert "not told apart from 0" in unusable(0.3, 0.45, 3.0)
+    assert "not told apart from 0" in unusable(0.3, float("nan"), 3.0)
+    assert "not told apart from 0" in unusable(0.3, float("inf"), 3.0)
+
+
 def test_negative_hours_are_refused_by_the_fit():
     tx, act = tiny()
     act = act.assign(hours=-act["hours"].abs() - 1.0)

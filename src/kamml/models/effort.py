@@ -144,6 +144,13 @@ against a true 2 h)."""
 IMPRECISE_LOG_SCALE = 0.7
 """A standard error of log k above this (k uncertain by a factor of two) gets a warning."""
 
+MAX_UPLIFT_RELATIVE_SE = 1.0
+"""A fitted uplift whose standard error exceeds this multiple of itself is not used: it is the growth
+weight of every account, and one the data do not tell from 0 is no measure of it."""
+
+UPLIFT_BOUND_TOLERANCE = 1e-3
+"""An uplift within this share of its upper bound (`UPLIFT_BOUNDS`) counts as at the bound."""
+
 
 @dataclass(frozen=True)
 class EffortResponse:
@@ -685,8 +692,10 @@ def fit_effort_response(
     ------
     kamml.errors.DataError
         On no transactions or activities before the cutoff, too few account-periods, hours that do not
-        vary, or when the data show no significant effect of hours (likelihood ratio test at
-        `SIGNIFICANCE`), so that no scale can be read from them.
+        vary, when the data show no significant effect of hours (likelihood ratio test at
+        `SIGNIFICANCE`), so that no scale can be read from them, or when the fitted uplift is at the
+        upper end of its range or its standard error exceeds it (`_unusable_uplift`): it would be the
+        growth weight of the allocation.
     """
     cut = _timestamp(cutoff)
     panel = effort_panel(
@@ -737,6 +746,9 @@ def fit_effort_response(
             f"effort response: the data show no significant effect of hours on orders "
             f"(likelihood ratio {fit['lr_stat']:.3g}, p = {fit['lr_pvalue']:.3g})"
         )
+    unusable = _unusable_uplift(fit["uplift"], fit["se_uplift"], fit["scale"])
+    if unusable:
+        raise DataError(f"effort response: {unusable}")
     diagnostics = {
         "cutoff": str(cut),
         "rows": len(panel),
@@ -992,6 +1004,7 @@ def _fit_panel(panel: pd.DataFrame) -> dict[str, Any]:
         "scale_at_bound": bool(
             full["log_scale"] <= LOG_SCALE_BOUNDS[0] + 1e-6 or full["log_scale"] >= LOG_SCALE_BOUNDS[1] - 1e-6
         ),
+        "uplift_at_bound": bool(full["uplift"] >= UPLIFT_BOUNDS[1] * (1 - UPLIFT_BOUND_TOLERANCE)),
     }
     if size is not None:
         out["se_size_exponent"] = float(se[p + 3])
@@ -1148,6 +1161,33 @@ def _maximise(
             uplift=float(params[p]), log_scale=float(params[p + 1]), exponents=np.asarray(params[p + 2 :])
         )
     return out
+
+
+def _unusable_uplift(uplift: float, se_uplift: float, scale_per_period: float) -> str:
+    """Why a fitted uplift cannot be the growth weight (empty when it can).
+
+    At the upper end of `UPLIFT_BOUNDS` the fit has not found where the response levels off: with the
+    hours logged far below k, only uplift / k is measured, and the optimizer pushes both to the edge (a
+    200-account world: uplift 20 with a standard error of 419, k 529 h per period; the growth stake was
+    20 times the clv). A standard error above `MAX_UPLIFT_RELATIVE_SE` times the uplift (or none) means
+    the data do not tell it from 0.
+    """
+    detail = (
+        f"uplift {uplift:.3g} (standard error {se_uplift:.3g}) at a scale of {scale_per_period:.3g} h "
+        "per period"
+    )
+    if uplift >= UPLIFT_BOUNDS[1] * (1 - UPLIFT_BOUND_TOLERANCE):
+        return (
+            f"the fit put the uplift at the top of its range ({UPLIFT_BOUNDS[1]:g}): {detail}; the hours "
+            "logged do not show where the response levels off, so the uplift (the growth weight) is not "
+            "measured"
+        )
+    if not se_uplift <= MAX_UPLIFT_RELATIVE_SE * uplift:  # NaN and inf too
+        return (
+            f"the fitted {detail} is not told apart from 0 by the data, so it cannot serve as the growth "
+            "weight"
+        )
+    return ""
 
 
 def _uncertainty(se_log_scale: float) -> str:

@@ -129,7 +129,7 @@ def main() -> None:
         # a fixed rule stands for a model without a fitted response: no effort scale and no uplift
         rows = scored if fitted else scored.drop(columns=["effort_scale", "effort_uplift"])
         try:
-            table = allocate(rows, hours, alloc_cfg)
+            table = allocate(rows, hours, alloc_cfg, horizon_days=args.horizon)
         except InfeasibleError as exc:  # floors above the team's hours
             print(f"allocation of {per_account:g} hours per account with {label}: {exc}")
             continue

@@ -350,6 +350,24 @@ def test_from_data_falls_back_to_the_fixed_rule_without_activities(caplog):
         fit_effort_response_from_data(data, data.end + pd.Timedelta(days=1))
 
 
+def test_the_fallback_rule_follows_the_horizon(caplog):
+    """4 h over 180 days, 4 x H / 180 over H days, as a fitted scale follows the horizon; a set one not."""
+    tx, _ = tiny()
+    no_activities = load_data({"transactions": tx})
+    month = Config.from_dict({"time": {"horizon_days": 30}})
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        response = fit_effort_response_from_data(no_activities, config=month)
+    assert (response.source, response.horizon_days) == ("fixed", 30)
+    assert response.scale == pytest.approx(DEFAULT_SCALE * 30 / 180)
+    assert "0.667 hours over the 30-day horizon" in caplog.text
+    assert "k = 0.667 h over the 30-day horizon at the median account scored" in response.describe()
+    quarter = fit_effort_response_from_data(no_activities, config=AllocationConfig(), horizon_days=90)
+    assert quarter.scale == pytest.approx(2.0)
+    assert fit_effort_response_from_data(no_activities, config=AllocationConfig()).scale == DEFAULT_SCALE
+    set_by_hand = Config.from_dict({"time": {"horizon_days": 30}, "allocation": {"effort_scale": 6.0}})
+    assert fit_effort_response_from_data(no_activities, config=set_by_hand).scale == 6.0
+
+
 # ------------------------------------------------------------------------------------------------ fit
 
 

@@ -90,7 +90,14 @@ from threadpoolctl import threadpool_limits
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, DataError
 from kamml.features.build import settle_frame
-from kamml.models.effort_rule import DEFAULT_CLIP, DEFAULT_EXPONENT, DEFAULT_SCALE, effort_scale
+from kamml.models.effort_rule import (
+    DEFAULT_CLIP,
+    DEFAULT_EXPONENT,
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_SCALE,
+    default_scale,
+    effort_scale,
+)
 
 if TYPE_CHECKING:
     from kamml.config import AllocationConfig, Config
@@ -239,11 +246,16 @@ class EffortResponse:
         exponent: float = DEFAULT_EXPONENT,
         clip: tuple[float, float] = DEFAULT_CLIP,
         reason: str = "",
+        horizon_days: int | None = None,
     ) -> EffortResponse:
-        """The hand-set rule: k = scale * (clv / median positive clv) ** exponent, for want of a fit."""
+        """The hand-set rule: k = scale * (clv / median positive clv) ** exponent, for want of a fit.
+
+        `horizon_days`, when given, is the horizon the scale's hours are over (for `describe`).
+        """
         return cls(
             scale=float(scale),
             exponent=float(exponent),
+            horizon_days=None if horizon_days is None else int(horizon_days),
             clip=(float(clip[0]), float(clip[1])),
             source="fixed",
             reason=reason,
@@ -835,9 +847,10 @@ def fit_effort_response_from_data(
     """The effort response for a `kamml.Dataset` as the config asks: fitted, or the fixed rule.
 
     With ``allocation.effort_scale: auto`` (the default) the response is fitted from the dataset's
-    activities before `cutoff`; without an activities table, or when the fit finds too little data or no
-    effect of hours, the fixed rule (4 hours at the median account, exponent ``effort_exponent``) is
-    returned with a warning. A number in ``effort_scale`` is the fixed rule with that scale.
+    activities before `cutoff`; without an activities table, or when the fit finds too little data, no
+    effect of hours or an uplift it does not measure, the fixed rule (4 hours over 180 days at the
+    median account, in proportion to the horizon: `default_scale`; exponent ``effort_exponent``) is
+    returned with a warning. A number in ``effort_scale`` is the fixed rule with that scale, as given.
 
     Parameters
     ----------
@@ -849,7 +862,8 @@ def fit_effort_response_from_data(
         ``allocation`` settings (effort_scale, effort_exponent, effort_clip, effort_size_column) and,
         from a whole `Config`, ``time.horizon_days``.
     horizon_days : int, optional
-        Horizon of the clv the response is applied to; default ``time.horizon_days`` (180).
+        Horizon of the clv the response is applied to; default ``time.horizon_days`` of a whole
+        `Config`, else 180 (`DEFAULT_HORIZON_DAYS`, the default of ``time.horizon_days``).
 
     Returns
     -------
@@ -867,7 +881,7 @@ def fit_effort_response_from_data(
         alloc, horizon = config.allocation, config.time.horizon_days
         max_accounts = config.models.max_training_accounts
     else:
-        alloc, horizon = (config or AllocationConfig()), 180
+        alloc, horizon = (config or AllocationConfig()), DEFAULT_HORIZON_DAYS
     horizon = int(horizon_days if horizon_days is not None else horizon)
     cut = _timestamp(data.end if cutoff is None else cutoff)
     if cut > data.end:
@@ -883,10 +897,16 @@ def fit_effort_response_from_data(
                 "'auto' falls back to the fixed one, 0.3 (no fitted uplift)"
             )
         return configured
+    fallback = default_scale(horizon)  # the fixed rule's hours follow the horizon, as a fitted k does
     if data.activities is None:
         reason = "no activities table: the effort response cannot be estimated"
-        logger.warning("%s; using the fixed rule (%g hours at the median account)", reason, DEFAULT_SCALE)
-        return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=reason)
+        logger.warning(
+            "%s; using the fixed rule (%.3g hours over the %d-day horizon at the median account)",
+            reason,
+            fallback,
+            horizon,
+        )
+        return EffortResponse.fixed(fallback, float(alloc.effort_exponent), clip, reason, horizon)
     static = not isinstance(config, Config) or (
         config.features.groups.get("static", True)
         and (
@@ -907,8 +927,13 @@ def fit_effort_response_from_data(
             max_accounts=max_accounts,
         )
     except DataError as exc:
-        logger.warning("%s; using the fixed rule (%g hours at the median account)", exc, DEFAULT_SCALE)
-        return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=str(exc))
+        logger.warning(
+            "%s; using the fixed rule (%.3g hours over the %d-day horizon at the median account)",
+            exc,
+            fallback,
+            horizon,
+        )
+        return EffortResponse.fixed(fallback, float(alloc.effort_exponent), clip, str(exc), horizon)
 
 
 _RESPONSE_FIELDS = ("scale", "exponent", "uplift", "reference_value", "size_exponent", "size_reference")

@@ -380,6 +380,29 @@ def test_weights_change_the_stake():
     np.testing.assert_allclose(only_growth["stake"], clv)
 
 
+def test_the_fixed_effort_rule_follows_the_horizon_of_the_scores():
+    """Without effort scales in the scores, 'auto' takes 4 h at 180 days, 4 x H / 180 at H days."""
+    scores = make_scores()
+    month = Config.from_dict({"time": {"horizon_days": 30}})
+
+    def k(table: pd.DataFrame) -> pd.Series:
+        return table.set_index("account_id")["effort_scale"].sort_index()
+
+    at_default = k(allocate(scores, 100.0, Config()))
+    np.testing.assert_allclose(at_default, k(allocate(scores, 100.0)))  # 180 days without a Config
+    assert at_default.min() == pytest.approx(0.25 * DEFAULT_SCALE)  # accounts without value: the clip's low
+    np.testing.assert_allclose(k(allocate(scores, 100.0, month)), at_default / 6)
+    np.testing.assert_allclose(k(allocate(scores, 100.0, horizon_days=30)), at_default / 6)
+    np.testing.assert_allclose(k(allocate(scores, 100.0, Config(), horizon_days=30)), at_default / 6)
+    curve = budget_curve(scores, 100.0, month, fractions=[1.0])
+    plan = allocate(scores, 100.0, month)
+    assert curve["total_gain"].iat[0] == pytest.approx(plan.attrs["allocation"]["total_expected_gain"])
+    set_by_hand = Config.from_dict({"time": {"horizon_days": 30}, "allocation": {"effort_scale": 6.0}})
+    as_given = k(allocate(scores, 100.0, set_by_hand))
+    np.testing.assert_allclose(as_given, k(allocate(scores, 100.0, AllocationConfig(effort_scale=6.0))))
+    assert as_given.min() == pytest.approx(0.25 * 6.0)
+
+
 def test_extra_config_keys_are_read_when_present():
     scores = make_scores()
     flat = allocate(scores, 100.0, ExtendedConfig(effort_exponent=0.0))

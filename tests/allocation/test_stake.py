@@ -17,12 +17,30 @@ from kamml.allocation.stake import (
     stake_parts,
 )
 from kamml.errors import ConfigError
+from kamml.models import effort_rule as effort_rule_module
+from kamml.models.effort_rule import DEFAULT_SCALE, default_scale
 
 
 def test_doctests():
     result = doctest.testmod(stake_module)
     assert result.attempted >= 2
     assert result.failed == 0
+    rule = doctest.testmod(effort_rule_module)
+    assert rule.attempted >= 3
+    assert rule.failed == 0
+
+
+def test_the_fixed_rule_follows_the_horizon_and_a_set_scale_does_not():
+    """A fitted k is a period's k x horizon / period; the fixed rule's 4 h are for 180 days likewise."""
+    clv = [100.0, 400.0, 0.0, 25.0]
+    assert default_scale() == default_scale(180) == DEFAULT_SCALE == 4.0
+    np.testing.assert_allclose(effort_scale(clv, "auto"), effort_scale(clv, 4.0))
+    np.testing.assert_allclose(effort_scale(clv, "auto", horizon_days=180), effort_scale(clv, 4.0))
+    month = effort_scale(clv, "auto", horizon_days=30)
+    np.testing.assert_allclose(month, effort_scale(clv, 4.0) / 6)
+    np.testing.assert_allclose(effort_scale(clv, 6.0, horizon_days=30), effort_scale(clv, 6.0))  # as given
+    with pytest.raises(ConfigError, match="horizon must be a finite number of days > 0"):
+        default_scale(0)
 
 
 def scores(**columns):

@@ -299,9 +299,13 @@ def test_the_report_names_the_configs_fixed_rule_when_it_overrides_the_models_re
 def test_the_plan_states_the_horizon_of_the_model_that_scored(
     tracked_config, world_path, tmp_path, monkeypatch
 ):
-    """A champion kept from another horizon: the console and manifest say its horizon, not the config's."""
+    """A champion kept from another horizon: the console and manifest say its horizon, not the config's,
+    and the fixed effort rule, where the champion has no effort response, follows its horizon too."""
     import copy
 
+    import numpy as np
+
+    from kamml.allocation.stake import effort_scale
     from kamml.jobs import run as run_module
 
     registered = run_module._registered
@@ -311,6 +315,7 @@ def test_the_plan_states_the_horizon_of_the_model_that_scored(
         kept = copy.copy(model)
         kept.bundle = copy.copy(model.bundle)
         kept.bundle.horizon_days = 120
+        kept.bundle.effort = None  # a model without an effort response: the plan takes the fixed rule
         return kept, False
 
     monkeypatch.setattr(run_module, "_registered", champion_of_120_days)
@@ -321,3 +326,8 @@ def test_the_plan_states_the_horizon_of_the_model_that_scored(
     assert cfg.time.horizon_days == 90
     assert any("over 120 days" in line for line in lines), lines
     assert read_manifest(cfg.output.dir)["horizon_days"] == 120
+    plan = pd.read_parquet(cfg.output.dir / "allocation.parquet")
+    scores = pd.read_parquet(cfg.output.dir / "scores.parquet").set_index("account_id")
+    clv = scores.loc[plan["account_id"], "clv"].to_numpy()
+    expected = effort_scale(clv, 4.0 * 120 / 180, exponent=cfg.allocation.effort_exponent)  # not 90's 2 h
+    np.testing.assert_allclose(plan["effort_scale"], expected, rtol=1e-12)

@@ -350,6 +350,24 @@ def test_from_data_falls_back_to_the_fixed_rule_without_activities(caplog):
         fit_effort_response_from_data(data, data.end + pd.Timedelta(days=1))
 
 
+def test_the_fallback_rule_follows_the_horizon(caplog):
+    """4 h over 180 days, 4 x H / 180 over H days, as a fitted scale follows the horizon; a set one not."""
+    tx, _ = tiny()
+    no_activities = load_data({"transactions": tx})
+    month = Config.from_dict({"time": {"horizon_days": 30}})
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        response = fit_effort_response_from_data(no_activities, config=month)
+    assert (response.source, response.horizon_days) == ("fixed", 30)
+    assert response.scale == pytest.approx(DEFAULT_SCALE * 30 / 180)
+    assert "0.667 hours over the 30-day horizon" in caplog.text
+    assert "k = 0.667 h over the 30-day horizon at the median account scored" in response.describe()
+    quarter = fit_effort_response_from_data(no_activities, config=AllocationConfig(), horizon_days=90)
+    assert quarter.scale == pytest.approx(2.0)
+    assert fit_effort_response_from_data(no_activities, config=AllocationConfig()).scale == DEFAULT_SCALE
+    set_by_hand = Config.from_dict({"time": {"horizon_days": 30}, "allocation": {"effort_scale": 6.0}})
+    assert fit_effort_response_from_data(no_activities, config=set_by_hand).scale == 6.0
+
+
 # ------------------------------------------------------------------------------------------------ fit
 
 
@@ -521,6 +539,33 @@ def test_hours_on_too_few_accounts_are_refused_not_fitted():
     few = act[act["account_id"] <= 40]
     with pytest.raises(DataError, match=r"hours are logged on 40 accounts .* at least 100 are needed"):
         fit_effort_response(tx, few, CUTOFF)
+
+
+@pytest.mark.slow
+def test_an_uplift_at_its_bound_is_refused_and_the_fixed_rule_used(caplog):
+    """Hours far below k (100 h a quarter) measure only uplift / k: the fit ran the uplift to its bound of
+    20 with k near 500 h. That uplift would be every account's growth weight (20 times its clv)."""
+    tx, act, _ = make_book(600, seed=1, scale=100.0, uplift=5.0)
+    with pytest.raises(DataError, match=r"uplift at the top of its range \(20\): uplift 20 \(standard error"):
+        fit_effort_response(tx, act, CUTOFF)
+    data = load_data({"transactions": tx, "activities": act})
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        response = fit_effort_response_from_data(data, config=Config())
+    assert (response.source, response.scale, response.uplift) == ("fixed", DEFAULT_SCALE, None)
+    assert "top of its range" in response.reason
+    assert "top of its range" in caplog.text
+    assert "using the fixed rule" in caplog.text
+
+
+def test_an_uplift_the_data_do_not_measure_is_unusable():
+    unusable = effort_module._unusable_uplift
+    assert unusable(0.46, 0.048, 3.0) == ""  # a 2,000-account world's fit
+    assert unusable(0.7, 0.43, 5.2) == ""  # imprecise, but told apart from 0
+    assert "top of its range (20)" in unusable(20.0, 419.0, 529.0)
+    assert "top of its range" in unusable(19.99, 0.5, 529.0)  # numerically at the bound
+    assert "not told apart from 0" in unusable(0.3, 0.45, 3.0)
+    assert "not told apart from 0" in unusable(0.3, float("nan"), 3.0)
+    assert "not told apart from 0" in unusable(0.3, float("inf"), 3.0)
 
 
 def test_negative_hours_are_refused_by_the_fit():

@@ -390,6 +390,32 @@ def test_allocation_equals_in_memory(spark, tmp_path, case):
         assert "tier_by" in settings or top.min() <= 100 < top.max()
 
 
+def test_the_fixed_effort_rule_follows_the_horizon_on_spark(spark, tmp_path):
+    """Scores without effort scales: 'auto' takes 4 h x horizon / 180 on Spark as in memory."""
+    from kamml.spark import allocate_spark
+
+    rng = np.random.default_rng(5)
+    scores = pd.DataFrame(
+        {
+            "account_id": np.arange(1, 41),
+            "clv": rng.lognormal(6, 1, 40),
+            "p_churn": rng.beta(2, 5, 40),
+            "owner": "ann",
+        }
+    )
+    scores.loc[0, "clv"] = 0.0  # gets the clip's low: 0.25 x the scale
+    scores.to_parquet(tmp_path / "scores.parquet")
+    month = Config.from_dict({"time": {"horizon_days": 30}, "allocation": {"hours": 20.0}})
+    mem = allocate(scores, None, month)
+    out = allocate_spark(tmp_path / "scores.parquet", None, month, tmp_path / "alloc", session=spark)
+    assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
+    assert mem["effort_scale"].min() == pytest.approx(0.25 * 4.0 * 30 / 180)  # a scale of 0.667 h
+    told = allocate_spark(
+        tmp_path / "scores.parquet", None, month.allocation, tmp_path / "told", session=spark, horizon_days=30
+    )
+    assert_allocation_equal(mem, read_parts(told.path), told.summary, hours_atol=1e-9)
+
+
 @pytest.mark.slow
 def test_a_rep_full_at_its_floors_does_not_set_the_teams_price_on_spark(spark, tmp_path):
     """Floors fill the team's hours and ann's capacity: the team's price is bob's account's margin."""

@@ -112,6 +112,8 @@ def allocate(
     scores: pd.DataFrame,
     hours: float | None = None,
     config: AllocationConfig | Config | None = None,
+    *,
+    horizon_days: int | None = None,
 ) -> pd.DataFrame:
     """Recommended sales hours per account that maximise the total expected gain, with ranks and reasons.
 
@@ -129,6 +131,11 @@ def allocate(
     config : AllocationConfig or Config, optional
         Weights of the stake, effort scale, per-rep capacity, floor (minimum touch of active accounts)
         and cap hours, and tiers; the defaults of `AllocationConfig` when omitted.
+    horizon_days : int, optional
+        The horizon of the scores' clv and of the hours; default ``time.horizon_days`` of a whole
+        `Config`, else 180. Read only where the fixed effort rule stands in for a fitted response
+        (``effort_scale: auto`` and no ``effort_scale`` in the scores): its 4 h are for 180 days and
+        follow the horizon (`kamml.models.effort_rule.default_scale`).
 
     Returns
     -------
@@ -169,7 +176,7 @@ def allocate(
     cfg = allocation_config(config)
     team_hours = float(cfg.hours if hours is None else hours)
     check_floor_below_cap(cfg)  # named by its keys, not as the floors of some accounts
-    frame = _prepared(scores, cfg)
+    frame = _prepared(scores, cfg, horizon_of(config, horizon_days))
     check_not_empty(len(frame))
     try:
         result = _solve(frame, cfg, team_hours)
@@ -201,6 +208,8 @@ def budget_curve(
     hours: float | None = None,
     config: AllocationConfig | Config | None = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    *,
+    horizon_days: int | None = None,
 ) -> pd.DataFrame:
     """Total expected gain of the optimal plan at other team budgets: what an hour more or less is worth.
 
@@ -210,6 +219,8 @@ def budget_curve(
         As in `allocate`.
     fractions : sequence of float, default 0.1, 0.2, ..., 2.0
         Budgets as fractions of `hours` (>= 0).
+    horizon_days : int, optional
+        As in `allocate`.
 
     Returns
     -------
@@ -234,7 +245,7 @@ def budget_curve(
     cfg = allocation_config(config)
     budgets = curve_budgets(cfg.hours if hours is None else hours, fractions)
     share = np.asarray(fractions, dtype=float)
-    frame = _prepared(scores, cfg)
+    frame = _prepared(scores, cfg, horizon_of(config, horizon_days))
     check_not_empty(len(frame))
     rows = []
     for fraction, budget in zip(share, budgets, strict=True):
@@ -676,8 +687,19 @@ def check_floor_below_cap(cfg: AllocationConfig) -> None:
         )
 
 
-def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
-    """Checked scores with the stake parts, effort scale and activity flag of every account."""
+def horizon_of(config: AllocationConfig | Config | None, horizon_days: int | None = None) -> int | None:
+    """The horizon of the scores and hours: `horizon_days` if given, else a whole `Config`'s, else None."""
+    if horizon_days is not None:
+        return int(horizon_days)
+    return config.time.horizon_days if isinstance(config, Config) else None
+
+
+def _prepared(scores: pd.DataFrame, cfg: AllocationConfig, horizon_days: int | None = None) -> pd.DataFrame:
+    """Checked scores with the stake parts, effort scale and activity flag of every account.
+
+    `horizon_days` (None: 180) sets the fixed rule's scale where ``effort_scale`` is "auto" and the
+    scores give no effort scale.
+    """
     if not isinstance(scores, pd.DataFrame):
         raise SchemaError(
             [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
@@ -714,6 +736,7 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig) -> pd.DataFrame:
             cfg.effort_scale,
             exponent=float(cfg.effort_exponent),
             clip=effort_clip_pair(cfg.effort_clip),
+            horizon_days=horizon_days,
         )
         if usable.any():  # fitted where the model gave one, the fixed rule elsewhere
             frame.loc[usable, "effort_scale"] = given[usable]  # type: ignore[index]
@@ -735,7 +758,7 @@ def check_floors_fit(
     before it registers the model, so a plan bound to fail does not leave a new champion behind.
     """
     cfg = allocation_config(config)
-    frame = _prepared(scores, cfg)
+    frame = _prepared(scores, cfg, horizon_of(config))
     try:
         _solve(frame, cfg, float(cfg.hours if hours is None else hours))
     except InfeasibleError as exc:
@@ -758,7 +781,7 @@ def floor_hours(scores: pd.DataFrame, config: AllocationConfig | Config | None =
     {1: 0.5, 2: 0.0}
     """
     cfg = allocation_config(config)
-    frame = _prepared(scores, cfg)
+    frame = _prepared(scores, cfg, horizon_of(config))
     return pd.Series(_floors(frame, cfg), index=frame["account_id"].to_numpy(), name="floor_hours")
 
 

@@ -209,13 +209,13 @@ def _score_allocate_report(
         )
     with _stage("allocate", seconds, echo):
         hours = config.allocation.hours
-        allocation = allocate(scores, hours, config)
-        curve = budget_curve(scores, hours, config)
+        horizon = model.bundle.horizon_days  # the scoring model's: the champion may predict another
+        allocation = allocate(scores, hours, config, horizon_days=horizon)
+        curve = budget_curve(scores, hours, config, horizon_days=horizon)
         plan = {"n_accounts": len(allocation), **allocation.attrs.get("allocation", {})}
         echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):
         effort = _plan_effort(config, model.bundle.effort)
-        horizon = model.bundle.horizon_days  # the scoring model's: the champion may predict another
         staged = _write_outputs(outputs.staging, scores, allocation, curve, training, data, effort, horizon)
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
         published = outputs.publish(_facts(config, training, model_uri, plan, horizon))
@@ -361,7 +361,13 @@ def _run_on_spark(
         echo(f"      every account scored at {cutoff.date()} on Spark (Parquet parts)")
     with _stage("allocate", seconds, echo):
         hours = config.allocation.hours
-        result = allocate_spark(scores_dir, hours, config, outputs.stage("allocation.parquet"))
+        result = allocate_spark(
+            scores_dir,
+            hours,
+            config,
+            outputs.stage("allocation.parquet"),
+            horizon_days=model.bundle.horizon_days,  # the scores' horizon, for the fixed effort rule
+        )
         plan = dict(result.summary)
         echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):

@@ -90,7 +90,14 @@ from threadpoolctl import threadpool_limits
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, DataError
 from kamml.features.build import settle_frame
-from kamml.models.effort_rule import DEFAULT_CLIP, DEFAULT_EXPONENT, DEFAULT_SCALE, effort_scale
+from kamml.models.effort_rule import (
+    DEFAULT_CLIP,
+    DEFAULT_EXPONENT,
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_SCALE,
+    default_scale,
+    effort_scale,
+)
 
 if TYPE_CHECKING:
     from kamml.config import AllocationConfig, Config
@@ -143,6 +150,13 @@ against a true 2 h)."""
 
 IMPRECISE_LOG_SCALE = 0.7
 """A standard error of log k above this (k uncertain by a factor of two) gets a warning."""
+
+MAX_UPLIFT_RELATIVE_SE = 1.0
+"""A fitted uplift whose standard error exceeds this multiple of itself is not used: it is the growth
+weight of every account, and one the data do not tell from 0 is no measure of it."""
+
+UPLIFT_BOUND_TOLERANCE = 1e-3
+"""An uplift within this share of its upper bound (`UPLIFT_BOUNDS`) counts as at the bound."""
 
 
 @dataclass(frozen=True)
@@ -232,11 +246,16 @@ class EffortResponse:
         exponent: float = DEFAULT_EXPONENT,
         clip: tuple[float, float] = DEFAULT_CLIP,
         reason: str = "",
+        horizon_days: int | None = None,
     ) -> EffortResponse:
-        """The hand-set rule: k = scale * (clv / median positive clv) ** exponent, for want of a fit."""
+        """The hand-set rule: k = scale * (clv / median positive clv) ** exponent, for want of a fit.
+
+        `horizon_days`, when given, is the horizon the scale's hours are over (for `describe`).
+        """
         return cls(
             scale=float(scale),
             exponent=float(exponent),
+            horizon_days=None if horizon_days is None else int(horizon_days),
             clip=(float(clip[0]), float(clip[1])),
             source="fixed",
             reason=reason,
@@ -685,8 +704,10 @@ def fit_effort_response(
     ------
     kamml.errors.DataError
         On no transactions or activities before the cutoff, too few account-periods, hours that do not
-        vary, or when the data show no significant effect of hours (likelihood ratio test at
-        `SIGNIFICANCE`), so that no scale can be read from them.
+        vary, when the data show no significant effect of hours (likelihood ratio test at
+        `SIGNIFICANCE`), so that no scale can be read from them, or when the fitted uplift is at the
+        upper end of its range or its standard error exceeds it (`_unusable_uplift`): it would be the
+        growth weight of the allocation.
     """
     cut = _timestamp(cutoff)
     panel = effort_panel(
@@ -737,6 +758,9 @@ def fit_effort_response(
             f"effort response: the data show no significant effect of hours on orders "
             f"(likelihood ratio {fit['lr_stat']:.3g}, p = {fit['lr_pvalue']:.3g})"
         )
+    unusable = _unusable_uplift(fit["uplift"], fit["se_uplift"], fit["scale"])
+    if unusable:
+        raise DataError(f"effort response: {unusable}")
     diagnostics = {
         "cutoff": str(cut),
         "rows": len(panel),
@@ -823,9 +847,10 @@ def fit_effort_response_from_data(
     """The effort response for a `kamml.Dataset` as the config asks: fitted, or the fixed rule.
 
     With ``allocation.effort_scale: auto`` (the default) the response is fitted from the dataset's
-    activities before `cutoff`; without an activities table, or when the fit finds too little data or no
-    effect of hours, the fixed rule (4 hours at the median account, exponent ``effort_exponent``) is
-    returned with a warning. A number in ``effort_scale`` is the fixed rule with that scale.
+    activities before `cutoff`; without an activities table, or when the fit finds too little data, no
+    effect of hours or an uplift it does not measure, the fixed rule (4 hours over 180 days at the
+    median account, in proportion to the horizon: `default_scale`; exponent ``effort_exponent``) is
+    returned with a warning. A number in ``effort_scale`` is the fixed rule with that scale, as given.
 
     Parameters
     ----------
@@ -837,7 +862,8 @@ def fit_effort_response_from_data(
         ``allocation`` settings (effort_scale, effort_exponent, effort_clip, effort_size_column) and,
         from a whole `Config`, ``time.horizon_days``.
     horizon_days : int, optional
-        Horizon of the clv the response is applied to; default ``time.horizon_days`` (180).
+        Horizon of the clv the response is applied to; default ``time.horizon_days`` of a whole
+        `Config`, else 180 (`DEFAULT_HORIZON_DAYS`, the default of ``time.horizon_days``).
 
     Returns
     -------
@@ -855,7 +881,7 @@ def fit_effort_response_from_data(
         alloc, horizon = config.allocation, config.time.horizon_days
         max_accounts = config.models.max_training_accounts
     else:
-        alloc, horizon = (config or AllocationConfig()), 180
+        alloc, horizon = (config or AllocationConfig()), DEFAULT_HORIZON_DAYS
     horizon = int(horizon_days if horizon_days is not None else horizon)
     cut = _timestamp(data.end if cutoff is None else cutoff)
     if cut > data.end:
@@ -871,10 +897,16 @@ def fit_effort_response_from_data(
                 "'auto' falls back to the fixed one, 0.3 (no fitted uplift)"
             )
         return configured
+    fallback = default_scale(horizon)  # the fixed rule's hours follow the horizon, as a fitted k does
     if data.activities is None:
         reason = "no activities table: the effort response cannot be estimated"
-        logger.warning("%s; using the fixed rule (%g hours at the median account)", reason, DEFAULT_SCALE)
-        return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=reason)
+        logger.warning(
+            "%s; using the fixed rule (%.3g hours over the %d-day horizon at the median account)",
+            reason,
+            fallback,
+            horizon,
+        )
+        return EffortResponse.fixed(fallback, float(alloc.effort_exponent), clip, reason, horizon)
     static = not isinstance(config, Config) or (
         config.features.groups.get("static", True)
         and (
@@ -895,8 +927,13 @@ def fit_effort_response_from_data(
             max_accounts=max_accounts,
         )
     except DataError as exc:
-        logger.warning("%s; using the fixed rule (%g hours at the median account)", exc, DEFAULT_SCALE)
-        return EffortResponse.fixed(DEFAULT_SCALE, float(alloc.effort_exponent), clip, reason=str(exc))
+        logger.warning(
+            "%s; using the fixed rule (%.3g hours over the %d-day horizon at the median account)",
+            exc,
+            fallback,
+            horizon,
+        )
+        return EffortResponse.fixed(fallback, float(alloc.effort_exponent), clip, str(exc), horizon)
 
 
 _RESPONSE_FIELDS = ("scale", "exponent", "uplift", "reference_value", "size_exponent", "size_reference")
@@ -992,6 +1029,7 @@ def _fit_panel(panel: pd.DataFrame) -> dict[str, Any]:
         "scale_at_bound": bool(
             full["log_scale"] <= LOG_SCALE_BOUNDS[0] + 1e-6 or full["log_scale"] >= LOG_SCALE_BOUNDS[1] - 1e-6
         ),
+        "uplift_at_bound": bool(full["uplift"] >= UPLIFT_BOUNDS[1] * (1 - UPLIFT_BOUND_TOLERANCE)),
     }
     if size is not None:
         out["se_size_exponent"] = float(se[p + 3])
@@ -1148,6 +1186,33 @@ def _maximise(
             uplift=float(params[p]), log_scale=float(params[p + 1]), exponents=np.asarray(params[p + 2 :])
         )
     return out
+
+
+def _unusable_uplift(uplift: float, se_uplift: float, scale_per_period: float) -> str:
+    """Why a fitted uplift cannot be the growth weight (empty when it can).
+
+    At the upper end of `UPLIFT_BOUNDS` the fit has not found where the response levels off: with the
+    hours logged far below k, only uplift / k is measured, and the optimizer pushes both to the edge (a
+    200-account world: uplift 20 with a standard error of 419, k 529 h per period; the growth stake was
+    20 times the clv). A standard error above `MAX_UPLIFT_RELATIVE_SE` times the uplift (or none) means
+    the data do not tell it from 0.
+    """
+    detail = (
+        f"uplift {uplift:.3g} (standard error {se_uplift:.3g}) at a scale of {scale_per_period:.3g} h "
+        "per period"
+    )
+    if uplift >= UPLIFT_BOUNDS[1] * (1 - UPLIFT_BOUND_TOLERANCE):
+        return (
+            f"the fit put the uplift at the top of its range ({UPLIFT_BOUNDS[1]:g}): {detail}; the hours "
+            "logged do not show where the response levels off, so the uplift (the growth weight) is not "
+            "measured"
+        )
+    if not se_uplift <= MAX_UPLIFT_RELATIVE_SE * uplift:  # NaN and inf too
+        return (
+            f"the fitted {detail} is not told apart from 0 by the data, so it cannot serve as the growth "
+            "weight"
+        )
+    return ""
 
 
 def _uncertainty(se_log_scale: float) -> str:

@@ -14,16 +14,45 @@ import numpy.typing as npt
 
 from kamml.errors import ConfigError
 
-__all__ = ["DEFAULT_CLIP", "DEFAULT_EXPONENT", "DEFAULT_SCALE", "check_clip", "effort_scale"]
+__all__ = [
+    "DEFAULT_CLIP",
+    "DEFAULT_EXPONENT",
+    "DEFAULT_HORIZON_DAYS",
+    "DEFAULT_SCALE",
+    "check_clip",
+    "default_scale",
+    "effort_scale",
+]
 
 logger = logging.getLogger("kamml.models.effort")
 
 FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_SCALE = 4.0
-"""Effort scale (hours at the median account) of the fixed rule, used when none is fitted or set."""
+"""Effort scale (hours at the median account) of the fixed rule over `DEFAULT_HORIZON_DAYS`, used when
+none is fitted or set; `default_scale` gives it for another horizon."""
+DEFAULT_HORIZON_DAYS = 180
+"""The horizon `DEFAULT_SCALE` is for (``time.horizon_days``' default)."""
 DEFAULT_EXPONENT = 0.5
 DEFAULT_CLIP = (0.25, 4.0)
+
+
+def default_scale(horizon_days: float | None = None) -> float:
+    """The fixed rule's effort scale for hours over `horizon_days`: 4 h at 180 days, in proportion.
+
+    A fitted scale is the horizon's too (a period's k times horizon / period,
+    `kamml.models.effort`): the same hours spread over a longer horizon move an account less. Held at
+    4 h, a 30-day plan saw accounts saturate six times too slowly. None means `DEFAULT_HORIZON_DAYS`.
+
+    >>> default_scale(), default_scale(30), default_scale(365)
+    (4.0, 0.6666666666666666, 8.11111111111111)
+    """
+    if horizon_days is None:
+        return DEFAULT_SCALE
+    days = float(horizon_days)
+    if not np.isfinite(days) or days <= 0:
+        raise ConfigError(f"horizon must be a finite number of days > 0, got {horizon_days}")
+    return DEFAULT_SCALE * days / DEFAULT_HORIZON_DAYS
 
 
 def effort_scale(
@@ -34,6 +63,7 @@ def effort_scale(
     clip: tuple[float, float] = DEFAULT_CLIP,
     reference: float | None = None,
     factor: npt.ArrayLike | None = None,
+    horizon_days: float | None = None,
 ) -> FloatArray:
     """Effort scale k per account in hours, growing with its value: bigger accounts need more hours.
 
@@ -48,7 +78,7 @@ def effort_scale(
     scale : float or "auto", default 4.0
         Effort scale of the typical account in hours (`AllocationConfig.effort_scale`), > 0. ``"auto"``
         asks for a fitted response (`kamml.models.effort.EffortResponse.effort_scale`); here, without
-        one, it falls back to `DEFAULT_SCALE` with a log line.
+        one, it falls back to the fixed rule's scale for `horizon_days` (`default_scale`) with a log line.
     exponent : float, default 0.5
         How fast k grows with value: 0 gives every account the same k, 1 makes k proportional to value.
     clip : tuple of float, default (0.25, 4.0)
@@ -59,6 +89,9 @@ def effort_scale(
     factor : array-like of shape (n,), optional
         A further multiplier per account applied before the clip (a fitted response's size term,
         `kamml.models.effort.EffortResponse.effort_scale`); finite and > 0.
+    horizon_days : float, optional
+        The horizon of `clv` and of the hours (``time.horizon_days``), read only for ``"auto"``; default
+        `DEFAULT_HORIZON_DAYS`. A number of hours in `scale` is used as given.
 
     Returns
     -------
@@ -85,12 +118,13 @@ def effort_scale(
     if isinstance(scale, str):
         if scale != "auto":
             raise ConfigError(f"effort scale must be a number of hours or 'auto', got {scale!r}")
+        scale = default_scale(horizon_days)
         logger.info(
             "effort scale 'auto' without a fitted effort response: using the fixed rule, "
-            "%g hours at the median account",
-            DEFAULT_SCALE,
+            "%.3g hours over the %g-day horizon at the median account",
+            scale,
+            DEFAULT_HORIZON_DAYS if horizon_days is None else horizon_days,
         )
-        scale = DEFAULT_SCALE
     scale = float(scale)
     if not np.isfinite(scale) or scale <= 0:
         raise ConfigError(f"effort scale must be a finite number of hours > 0, got {scale}")

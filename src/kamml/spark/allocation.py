@@ -56,16 +56,18 @@ from kamml.allocation.allocate import (
     check_not_empty,
     effort_clip_pair,
     floor_hint,
+    horizon_of,
     missing_score_columns,
     stake_problems,
     warn_uncovered_owners,
 )
 from kamml.allocation.optimizer import RTOL, rep_codes, rep_names
-from kamml.allocation.stake import DEFAULT_SCALE, Weight, effort_scale, resolve_weights, stake_parts
+from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.tiers import check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import json_text
+from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, default_scale
 from kamml.spark.session import (
     abandon_path,
     check_not_local_input,
@@ -118,6 +120,7 @@ def allocate_spark(
     out_dir: str | Path | None = None,
     *,
     session: SparkSession | None = None,
+    horizon_days: int | None = None,
 ) -> SparkAllocation:
     """Allocate the team's hours over a scores table on Spark, exactly as `kamml.allocate` does.
 
@@ -130,6 +133,8 @@ def allocate_spark(
         The team's hours; ``allocation.hours`` when None.
     config : AllocationConfig or Config, optional
         Floors, caps, capacity, weights, effort scale, tiers: as in `kamml.allocate`.
+    horizon_days : int, optional
+        As in `kamml.allocate`: the horizon of the fixed effort rule's scale, when it is used.
     out_dir : str or Path
         Folder of Parquet parts to write (any Hadoop path), atomically: a hidden sibling folder renamed
         into place. A staging folder of prepared rows is written beside it and removed at the end.
@@ -170,7 +175,7 @@ def allocate_spark(
     target = str(out_dir)
     staging = temp_sibling(target, "staging")
     try:
-        plan = _Plan.build(frame, cfg, team_hours)
+        plan = _Plan.build(frame, cfg, team_hours, horizon_of(config, horizon_days))
         prepared = plan.prepare(frame, staging)
         plan.check(prepared)
         result = plan.solve(prepared)
@@ -283,8 +288,13 @@ class _Plan:
     given_effort: bool = False
 
     @classmethod
-    def build(cls, frame: DataFrame, cfg: AllocationConfig, hours: float) -> _Plan:
-        """Check the scores and gather the global numbers: count, effort-scale reference, thresholds."""
+    def build(
+        cls, frame: DataFrame, cfg: AllocationConfig, hours: float, horizon_days: int | None = None
+    ) -> _Plan:
+        """Check the scores and gather the global numbers: count, effort-scale reference, thresholds.
+
+        `horizon_days` (None: 180) sets the fixed rule's scale for "auto" (`default_scale`).
+        """
         from pyspark.sql import functions as F  # noqa: N812
 
         n = _check_scores(frame, need_owner=cfg.capacity is not None)
@@ -296,15 +306,16 @@ class _Plan:
         ]
         scale = cfg.effort_scale
         if isinstance(scale, str):
+            scale = default_scale(horizon_days)
             if "effort_scale" in frame.columns:  # the rule is only the fallback of rows without a scale
                 logger.info("effort scale 'auto': each account's effort_scale from the scores")
             else:
                 logger.info(
                     "effort scale 'auto' without a fitted effort response: using the fixed rule, "
-                    "%g hours at the median account",
-                    DEFAULT_SCALE,
+                    "%.3g hours over the %g-day horizon at the median account",
+                    scale,
+                    DEFAULT_HORIZON_DAYS if horizon_days is None else horizon_days,
                 )
-            scale = DEFAULT_SCALE
         clip = effort_clip_pair(cfg.effort_clip)
         # the same checks as kamml.allocation.stake.effort_scale, before any pass over the rows
         effort_scale(np.zeros(0), float(scale), exponent=float(cfg.effort_exponent), clip=clip, reference=1.0)

@@ -89,6 +89,23 @@ def test_labels(simple):
     assert lab.loc[2, "value"] == 0.0
 
 
+def test_the_label_window_is_cutoff_to_cutoff_plus_horizon_exclusive(make_data):
+    """Its last day (cutoff + horizon - 1, to the last second) counts; cutoff + horizon does not."""
+    t = tx(
+        [
+            (1, "2024-01-05 00:00:00", 1.0),
+            (2, "2024-01-05 00:00:00", 1.0),
+            (3, "2024-01-05 00:00:00", 1.0),
+            (1, "2024-09-28 23:59:59", 7.0),  # the window's last moment (2024-07-01 + 90 days - 1 s)
+            (2, "2024-09-29 00:00:00", 5.0),  # the first moment after it
+            (3, "2024-06-30 23:59:59", 3.0),  # before the cutoff: a feature, not a label
+        ]
+    )
+    lab = build_labels(make_data(t, end="2024-12-31"), CUTOFF, 90)
+    assert lab["value"].to_dict() == {1: 7.0, 2: 0.0, 3: 0.0}
+    assert lab["churned"].to_dict() == {1: 0, 2: 1, 3: 1}
+
+
 def test_nonrenewal_churn_label(make_data):
     t = tx(
         [(a, d, 10.0) for a in (1, 2, 3, 4) for d in ("2024-03-01", "2024-06-01")] + [(1, "2024-08-01", 5.0)]

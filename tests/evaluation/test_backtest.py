@@ -160,6 +160,17 @@ def test_a_cutoff_whose_oldest_snapshot_precedes_every_purchase_names_that_snaps
         backtest(data, cfg, cut)
 
 
+def test_a_snapshot_the_day_after_the_first_purchase_is_the_settings_error(result):
+    """Every T is 0 there: BG/NBD's "nothing to fit" read as an input-data error (exit 3)."""
+    data, _ = result
+    first = pd.Timestamp(data.tables["transactions"].ts.min().to_pandas()).normalize()
+    cfg = Config.from_dict({"time": {"horizon_days": 90, "snapshots": 2, "step_days": 60}})
+    cut = first + pd.Timedelta(days=1 + 90 + 60)  # the oldest snapshot on the day after the first purchase
+    oldest = (first + pd.Timedelta(days=1)).date()
+    with pytest.raises(ConfigError, match=rf"1 of 2 training snapshot\(s\) .*a day of it \({oldest}\)"):
+        backtest(data, cfg, cut)
+
+
 def test_snapshots_before_every_purchase_are_refused_before_any_is_built(result, monkeypatch):
     """400 snapshots were all built (over five minutes) before the empty ones were named."""
     data, _ = result

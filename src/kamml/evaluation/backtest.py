@@ -108,16 +108,18 @@ def _train_config(cfg: Config) -> Config:
 
 
 def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
-    """Refuse, before any snapshot is built, snapshot cutoffs at or before the first transaction.
+    """Refuse, before any snapshot is built, snapshot cutoffs less than a day after the first transaction.
 
     Such a snapshot holds no history; `check_snapshot_history` said so only after every snapshot was
-    built (400 snapshots ran past five minutes). The first transaction is validation's figure.
+    built (400 snapshots ran past five minutes). One on the day after the first purchase holds a day of
+    it, where every T is 0: BG/NBD's "nothing to fit" was an input-data error (exit 3) for what is a
+    matter of the time settings. The first transaction is validation's figure.
     """
     quality = getattr(data, "quality", None)
     stats = None if quality is None else quality.tables.get("transactions")
     if stats is None or stats.first is None:
         return
-    empty = [c for c in cuts if c <= stats.first]
+    empty = [c for c in cuts if c <= pd.Timestamp(stats.first).normalize() + pd.Timedelta(days=1)]
     if empty:
         raise empty_snapshots_error(empty, len(cuts))
 

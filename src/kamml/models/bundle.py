@@ -227,7 +227,7 @@ def empty_snapshots_error(empty: Sequence[pd.Timestamp], total: int) -> ConfigEr
     shown = ", ".join(str(pd.Timestamp(s).date()) for s in sorted(empty))
     return ConfigError(
         f"{len(empty)} of {total} training snapshot(s) hold no purchase history before "
-        f"their cutoffs ({shown}): no account bought anything before then. The snapshots step back "
+        f"their cutoffs, or a day of it ({shown}): BG/NBD has nothing to fit. The snapshots step back "
         "from the cutoff by the label window (time.train_horizon_days, else time.horizon_days) and "
         "then time.snapshots - 1 steps of time.step_days, and kamml train and run backtest one "
         "time.horizon_days earlier still: use a shorter horizon, fewer snapshots or a shorter step, "

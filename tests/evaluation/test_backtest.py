@@ -279,3 +279,17 @@ def test_the_baselines_are_scored_on_their_own_predictions(result):
     btyd = btyd.reindex(p.index).fillna(0.0).to_numpy(float)
     assert r.value["btyd"] == pytest.approx(value_metrics(y, btyd), rel=1e-6, nan_ok=True)
     assert r.value["btyd"]["gini"] != pytest.approx(r.value["kamml"]["gini"], abs=1e-6)
+
+
+def test_snapshots_a_day_apart_are_warned_of(result, caplog, monkeypatch):
+    """A 1-day step let the held-out snapshot repeat the training rows (kamml then lost to BTYD)."""
+    data, _ = result
+    cfg = Config.from_dict({**CFG, "time": {"horizon_days": 90, "snapshots": 2, "step_days": 1}})
+    monkeypatch.setattr("kamml.evaluation.backtest.ModelBundle.fit", lambda *args, **kwargs: None)
+    with caplog.at_level("WARNING", logger="kamml.evaluation.backtest"):
+        train_bundle(data, cfg, data.end.normalize())
+    assert "time.step_days 1: snapshots this close" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kamml.evaluation.backtest"):
+        train_bundle(data, Config.from_dict(CFG), data.end.normalize())  # 60 days apart: no warning
+    assert "snapshots this close" not in caplog.text

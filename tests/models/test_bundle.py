@@ -118,6 +118,7 @@ def test_value_model_boosts_from_btyd_value_unless_the_config_turns_it_off(fitte
     assert plain.churn.blend_ is None
 
 
+@pytest.mark.slow  # over 10 s on two shared cores
 def test_money_features_constrain_value_up_and_churn_down_unless_the_config_says_otherwise(
     fitted, world_data
 ):
@@ -714,6 +715,7 @@ def test_max_training_accounts_trains_on_the_same_sample_of_accounts_in_every_sn
         ModelBundle.fit(train, tiny)  # what the checks would blame on the data is the sample
 
 
+@pytest.mark.slow  # over 10 s on two shared cores
 def test_a_frame_sampled_while_built_is_the_sample_fit_would_draw(world_data, caplog):
     """build_training_frame(max_accounts=) drops rows snapshot by snapshot: the same rows, the same model."""
     end = world_data.end.normalize()

@@ -357,14 +357,41 @@ def test_feature_importance_of_a_real_bundle(result):
     assert table.loc[top, "clv"] == pytest.approx(gain[top])
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plots save, in order (a spy on `save_figure`, which still writes each one)."""
+    import kamml.report.plots as plots
+
+    figures = []
+    real = plots.save_figure
+
+    def spy(figure, path):
+        figures.append(figure)
+        return real(figure, path)
+
+    monkeypatch.setattr(plots, "save_figure", spy)
+    return figures
+
+
+def _texts(figure) -> list:
+    from matplotlib.text import Text
+
+    return [t for t in figure.findobj(Text) if t.get_text()]
+
+
 @pytest.mark.parametrize("name", ["Rep #1 $$", "$50k_$100k", "$100k-$1M"])
-def test_dollar_signs_in_names_are_drawn_as_written(tmp_path, name):
+def test_dollar_signs_in_names_are_drawn_as_written(tmp_path, name, drawn):
     """matplotlib read text between two '$' as maths: "Rep #1 $$" failed the whole report."""
     table = pd.DataFrame({"owner": [name, "b"], "tier": [name, "x"], "recommended_hours": [1.0, 2.0]})
     assert plot_hours_per_rep(table, tmp_path / "reps.png") is not None
     assert plot_tier_mix(table, tmp_path / "tiers.png") is not None
     importance = pd.Series([2.0, 1.0], index=[f"attr_{name}", "recency"], name="value")
     assert plot_feature_importance(importance, tmp_path / "importance.png") is not None
+    assert len(drawn) == 3
+    for figure in drawn:  # the name is in each figure as written, and no text of it is read as maths
+        named = [t for t in _texts(figure) if name in t.get_text()]
+        assert named
+        assert not any(t.get_parse_math() for t in named)
 
 
 def test_small_hours_keep_their_decimals():
@@ -378,8 +405,13 @@ def test_small_hours_keep_their_decimals():
     assert _Thousands().format_ticks([0.0, 1000.0, 2000.0]) == ["0", "1,000", "2,000"]
 
 
-def test_a_rep_named_like_the_other_reps_bar_keeps_its_own(tmp_path):
+def test_a_rep_named_like_the_other_reps_bar_keeps_its_own(tmp_path, drawn):
     table = pd.DataFrame(
         {"owner": ["2 other reps", "a", "b", "c"], "recommended_hours": [9.0, 3.0, 2.0, 1.0], "tier": "x"}
     )
     assert plot_hours_per_rep(table, tmp_path / "reps.png", top=2) is not None
+    (figure,) = drawn
+    ticks = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert ticks == ["2 other reps ", "a", "2 other reps"]  # bottom up: the rest (b and c), a, the rep
+    totals = sorted(t.get_text() for t in _texts(figure) if " h, " in t.get_text())
+    assert totals == ["3 h, 1 account", "3 h, 2 accounts", "9 h, 1 account"]

@@ -322,6 +322,7 @@ def test_a_sqlite_database_that_is_not_a_store_is_left_untouched(tmp_path, monke
     from kamml.tracking import experiment_id, use_tracking
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # the default artifact_location ./mlartifacts is made here, not in the repo
     foreign = tmp_path / "crm.db"
     with sqlite3.connect(foreign) as con:
         con.execute("CREATE TABLE accounts (id INTEGER)")

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kamml.config import FEATURE_GROUPS, Config
+from kamml.config import Config
 from kamml.errors import ConfigError, DataError
 from kamml.evaluation.metrics import churn_metrics, value_metrics
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
-from kamml.features._context import as_cutoff
-from kamml.features.build import build_past_window, check_label_window
+from kamml.features._context import as_cutoff, first_transaction
+from kamml.features.build import build_past_window, check_label_window, rfm_only
 from kamml.models.btyd_features import add_btyd_features
 from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
 
@@ -120,11 +120,10 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
     it, where every T is 0: BG/NBD's "nothing to fit" was an input-data error (exit 3) for what is a
     matter of the time settings. The first transaction is validation's figure.
     """
-    quality = getattr(data, "quality", None)
-    stats = None if quality is None else quality.tables.get("transactions")
-    if stats is None or stats.first is None:
+    first = first_transaction(data)
+    if first is None:
         return
-    empty = [c for c in cuts if c <= pd.Timestamp(stats.first).normalize() + pd.Timedelta(days=1)]
+    empty = [c for c in cuts if c <= first.normalize() + pd.Timedelta(days=1)]
     if empty:
         raise empty_snapshots_error(empty, len(cuts))
 
@@ -165,15 +164,12 @@ def _season_frame(data: Any, cfg: Config, end: Any, h: int, latest: pd.Timestamp
         return None
     year = pd.Timedelta(days=SEASON_DAYS)
     cuts = [pd.Timestamp(end).normalize() - year, latest - year]
-    quality = getattr(data, "quality", None)
-    stats = None if quality is None else quality.tables.get("transactions")
-    first = None if stats is None else stats.first
-    if first is None or cuts[1] - pd.Timestamp(first) < pd.Timedelta(days=h):
+    first = first_transaction(data)
+    if first is None or cuts[1] - first < pd.Timedelta(days=h):
         return None
-    rfm_only = _train_config(cfg)
-    rfm_only.features.groups = {g: g == "rfm" for g in FEATURE_GROUPS if g != "btyd"}
     log.info("season snapshots: %s (labels over %d days)", ", ".join(str(c.date()) for c in cuts), h)
-    frame = build_training_frame(data, cuts, rfm_only, max_accounts=cfg.models.max_training_accounts)
+    limit = cfg.models.max_training_accounts
+    frame = build_training_frame(data, cuts, rfm_only(_train_config(cfg)), max_accounts=limit)
     return frame if frame["snapshot"].nunique() == 2 else None
 
 

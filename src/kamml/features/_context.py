@@ -97,6 +97,13 @@ def check_observed(data: Any, cutoff: Any) -> pd.Timestamp:
     return cut
 
 
+def first_transaction(data: Any) -> pd.Timestamp | None:
+    """The first transaction's time from validation's figures (no query); None without them."""
+    tables = getattr(getattr(data, "quality", None), "tables", None) or {}
+    first = getattr(tables.get("transactions"), "first", None)
+    return None if first is None else pd.Timestamp(first)
+
+
 def check_scoring_cutoff(data: Any, cutoff: Any) -> pd.Timestamp:
     """`check_observed`, and a scoring cutoff on or before the first transaction refused too.
 
@@ -105,9 +112,8 @@ def check_scoring_cutoff(data: Any, cutoff: Any) -> pd.Timestamp:
     are named by the training's own check, which lists them.
     """
     cut = check_observed(data, cutoff)
-    tables = getattr(getattr(data, "quality", None), "tables", None) or {}
-    first = getattr(tables.get("transactions"), "first", None)
-    if first is not None and cut <= pd.Timestamp(first).normalize():
+    first = first_transaction(data)
+    if first is not None and cut <= first.normalize():
         raise ConfigError(
             f"cutoff {cut.date()} is on or before the first transaction ({pd.Timestamp(first).date()}): no "
             "account has a purchase history there, so every score would come from nothing; use a later "

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kamml.config import ChurnLabel, Config
+from kamml.config import FEATURE_GROUPS, ChurnLabel, Config
 from kamml.data.sampling import RunningSample
 from kamml.engine import engine_errors
 from kamml.errors import ConfigError
@@ -437,6 +437,13 @@ def check_label_window(data: Any, cutoff: Any, horizon_days: int) -> None:
             f"{pd.Timestamp(end).date()}: move the cutoff earlier (--cutoff, time.cutoff) or shorten "
             "time.horizon_days"
         )
+
+
+def rfm_only(config: Config) -> Config:
+    """A copy of `config` whose features are the rfm group alone: what BG/NBD needs, for a fraction."""
+    cfg = config.model_copy(deep=True)
+    cfg.features.groups = {g: g == "rfm" for g in FEATURE_GROUPS if g != "btyd"}
+    return cfg
 
 
 def build_past_window(data: Any, cutoff: Any, days: int) -> pd.DataFrame:

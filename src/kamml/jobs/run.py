@@ -33,11 +33,12 @@ import pandas as pd
 from kamml.allocation import allocate, budget_curve
 from kamml.allocation.allocate import check_capacity_reps, check_floors_fit, check_settings, owner_counts
 from kamml.allocation.summary import last_hour, rep_price_span
-from kamml.config import FEATURE_GROUPS, Config
+from kamml.config import Config
 from kamml.data import Dataset, input_paths
 from kamml.engine import check_engine_installed
 from kamml.errors import ConfigError, DataError, KammlError
 from kamml.features import build_features
+from kamml.features.build import rfm_only
 from kamml.io import atomic_path, check_not_input, check_output_dir, check_writable, json_text, write_table
 from kamml.jobs.data import check_data_given, job_data
 from kamml.jobs.outputs import JOB_OUTPUTS, MANIFEST, OutputSet
@@ -278,9 +279,7 @@ def _floors_before_training(config: Config, data: Dataset) -> None:
     if config.allocation.floor_hours <= 0:
         return
     scoring, _ = cutoffs(data, config)
-    rfm_only = config.model_copy(deep=True)
-    rfm_only.features.groups = {g: g == "rfm" for g in FEATURE_GROUPS if g != "btyd"}
-    features = build_features(data, scoring, rfm_only)
+    features = build_features(data, scoring, rfm_only(config))
     try:
         fit = fit_btyd(features)
     except KammlError:

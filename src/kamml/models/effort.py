@@ -75,7 +75,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -84,7 +84,7 @@ import ibis.expr.types as ir
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from kamml.data.sampling import sample_ids
@@ -1091,6 +1091,19 @@ LOG_SCALE_BOUNDS = (math.log(0.01), math.log(1000.0))
 EXPONENT_BOUNDS = (0.0, 1.5)
 SIZE_EXPONENT_BOUNDS = (-1.5, 1.5)
 UPLIFT_BOUNDS = (0.0, 20.0)
+MAX_SCORING_STEPS = 500
+"""Most steps of `_fisher_scoring` from one start (tens are usual)."""
+SCORING_FTOL = 1e-15
+"""A scoring step that lowers the objective by less than this share of it ends the fit: rounding level,
+so that rounding in the engine's parallel sums does not move the estimates (a looser stop moved k by
+0.3 %)."""
+SCORING_FTOL_STUCK = 1e-10
+"""When no damped step lowers the objective, the fit counts as converged if the undamped step promised
+less than this share of it."""
+INITIAL_DAMPING = 1e-3
+FISHER_CHUNK_ROWS = 1 << 17
+"""Rows per block of the Fisher information's product (a block of 30 columns is 30 MB)."""
+MAX_DAMPING = 1e12
 
 
 def _mean(
@@ -1138,47 +1151,39 @@ def _maximise(
     if start is None:
         beta0 = np.linalg.lstsq(x, np.log(orders + 0.5), rcond=None)[0]
 
-    def objective(params: FloatArray) -> tuple[float, FloatArray]:
-        mu, base, u, du = _mean(x, hours, z, params, effort)
-        resid = orders / mu - 1.0
-        loglik = float(np.sum(orders * np.log(mu) - mu))
-        grad = x.T @ (resid * mu)
-        if effort:
-            extra = resid @ _effort_jacobian_columns(base, u, du, float(params[p]), z)
-            grad = np.concatenate([grad, extra])
-        n = len(orders)
-        return -loglik / n, -grad / n
+    def parts(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        return _poisson_parts(x, orders, hours, z, params, effort)
 
-    bounds: list[tuple[float | None, float | None]] = [(None, None)] * p
+    def value(params: FloatArray) -> float:
+        mu = _mean(x, hours, z, params, effort)[0]
+        return -float(np.sum(orders * np.log(mu) - mu)) / len(orders)
+
+    lower, upper = np.full(p, -np.inf), np.full(p, np.inf)
     starts = [beta0]
     if effort:
-        bounds += [UPLIFT_BOUNDS, LOG_SCALE_BOUNDS, EXPONENT_BOUNDS] + [SIZE_EXPONENT_BOUNDS] * (m - 1)
+        bounds = [UPLIFT_BOUNDS, LOG_SCALE_BOUNDS, EXPONENT_BOUNDS] + [SIZE_EXPONENT_BOUNDS] * (m - 1)
+        lower = np.concatenate([lower, [b[0] for b in bounds]])
+        upper = np.concatenate([upper, [b[1] for b in bounds]])
         positive = hours[hours > 0]
         typical = float(np.median(positive)) if positive.size else 1.0
         starts = [
             np.concatenate([beta0, [0.3, math.log(typical * f), 0.3], np.full(m - 1, 0.3)])
             for f in (0.25, 1.0, 4.0)
         ]
-    best: Any = None
+    best: tuple[FloatArray, float, bool] | None = None
     for s in starts:
-        res = optimize.minimize(
-            objective,
-            s,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": 5000, "maxfun": 20000, "ftol": 1e-15, "gtol": 1e-10},
-        )
-        if best is None or res.fun < best.fun:
-            best = res
-    params = best.x
+        found = _fisher_scoring(parts, value, s, lower, upper)
+        if best is None or found[1] < best[1]:
+            best = found
+    assert best is not None
+    params = best[0]
     mu = _mean(x, hours, z, params, effort)[0]
     out: dict[str, Any] = {
         "params": params,
         "beta": params[:p],
         "mu": mu,
         "loglik": float(np.sum(orders * np.log(mu) - mu)),
-        "converged": bool(best.success),
+        "converged": best[2],
         "n_params": len(params),
     }
     if effort:
@@ -1186,6 +1191,87 @@ def _maximise(
             uplift=float(params[p]), log_scale=float(params[p + 1]), exponents=np.asarray(params[p + 2 :])
         )
     return out
+
+
+def _poisson_parts(
+    x: FloatArray, orders: FloatArray, hours: FloatArray, z: FloatArray, params: FloatArray, effort: bool
+) -> tuple[float, FloatArray, FloatArray]:
+    """Minus the mean Poisson log-likelihood, its gradient and its Fisher information (per row).
+
+    The Fisher information ``J' diag(1 / mu) J / n`` (J: the mean's Jacobian) is the expected Hessian:
+    positive semi-definite, and the Hessian itself at the optimum of a well-specified mean.
+    """
+    p = x.shape[1]
+    n = len(orders)
+    mu, base, u, du = _mean(x, hours, z, params, effort)
+    loglik = float(np.sum(orders * np.log(mu) - mu))
+    grad = x.T @ (orders - mu)
+    root = np.sqrt(mu)
+    fisher = np.zeros((p, p))
+    for lo in range(0, n, FISHER_CHUNK_ROWS):  # x' diag(mu) x without a copy of x as large as x
+        weighted = x[lo : lo + FISHER_CHUNK_ROWS] * root[lo : lo + FISHER_CHUNK_ROWS, None]
+        fisher += weighted.T @ weighted
+    if effort:
+        extra = _effort_jacobian_columns(base, u, du, float(params[p]), z)
+        grad = np.concatenate([grad, (orders / mu - 1.0) @ extra])
+        cross = x.T @ extra  # (x mu)' (extra / mu)
+        corner = extra.T @ (extra / mu[:, None])
+        fisher = np.block([[fisher, cross], [cross.T, corner]])
+    return -loglik / n, -grad / n, fisher / n
+
+
+def _fisher_scoring(
+    parts: Callable[[FloatArray], tuple[float, FloatArray, FloatArray]],
+    value: Callable[[FloatArray], float],
+    start: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    *,
+    max_iter: int = MAX_SCORING_STEPS,
+) -> tuple[FloatArray, float, bool]:
+    """Minimise within box bounds by damped Fisher scoring (Levenberg-Marquardt), to rounding level.
+
+    Each step solves ``(F + d diag F) s = -g`` over the parameters not held at a bound, projects onto
+    the bounds, and is taken only when the objective falls (otherwise the damping d grows tenfold,
+    turning the step towards scaled steepest descent). It stops when a step lowers the objective by
+    less than `SCORING_FTOL` of it: Newton's quadratic convergence gets there in tens of steps where
+    L-BFGS-B took hundreds on a million rows. Returns the parameters, the objective and whether it
+    stopped that way (not by running out of steps or of damping).
+    """
+    theta = np.clip(np.asarray(start, dtype=float), lower, upper)
+    f, g, fisher = parts(theta)
+    damping = INITIAL_DAMPING
+    for _ in range(max_iter):
+        held = ((theta <= lower) & (g > 0)) | ((theta >= upper) & (g < 0))
+        free = np.flatnonzero(~held)
+        if free.size == 0:
+            return theta, f, True
+        diag = np.diag(fisher)[free]
+        diag = np.maximum(diag, max(float(diag.max()), 1e-300) * 1e-12)
+        sub = fisher[np.ix_(free, free)]
+        predicted = None
+        while True:
+            step = np.zeros_like(theta)
+            try:
+                step[free] = np.linalg.solve(sub + damping * np.diag(diag), -g[free])
+            except np.linalg.LinAlgError:
+                step[free] = np.linalg.lstsq(sub + damping * np.diag(diag), -g[free], rcond=None)[0]
+            if predicted is None:  # the undamped model's decrease: the Newton decrement
+                predicted = float(-g @ step - 0.5 * step @ fisher @ step)
+            trial = np.clip(theta + step, lower, upper)
+            f_trial = value(trial)
+            if f_trial < f:
+                break
+            damping *= 10.0
+            if damping > MAX_DAMPING:  # no step lowers it: at the optimum to rounding, or stuck
+                return theta, f, predicted <= SCORING_FTOL_STUCK * max(abs(f), 1.0)
+        decrease = f - f_trial
+        theta = trial
+        f, g, fisher = parts(theta)
+        damping = max(damping / 10.0, 1e-12)
+        if decrease <= SCORING_FTOL * max(abs(f), 1.0):
+            return theta, f, True
+    return theta, f, False
 
 
 def _unusable_uplift(uplift: float, se_uplift: float, scale_per_period: float) -> str:

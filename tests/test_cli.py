@@ -279,6 +279,50 @@ def test_a_horizon_flag_beyond_a_century_is_the_flags_error_not_the_config_files
     assert "default.yaml" not in result.output
 
 
+def test_allocate_takes_the_horizon_from_the_scores_and_refuses_a_flag_that_contradicts_it(tmp_path):
+    """Without --config a 30-day scores table got 180 days' effort scales (4 h at the median, not 0.67 h)."""
+    scores = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 4],
+            "clv": [400.0, 100.0, 25.0, 0.0],  # k: 2, 1 and 0.5 times the scale at the median 100, 0.25 at 0
+            "p_churn": [0.2, 0.5, 0.1, 0.3],
+            "horizon_days": 30,
+        }
+    )
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    base = ["allocate", "--scores", str(tmp_path / "s.csv"), "--hours", "10", "--out"]
+
+    def scales(out: Path) -> pd.Series:
+        return pd.read_csv(out).set_index("account_id")["effort_scale"].sort_index()
+
+    result = runner.invoke(app, [*base, str(tmp_path / "a.csv")])
+    assert result.exit_code == 0, result.output
+    month = 4.0 * 30 / 180
+    assert scales(tmp_path / "a.csv").tolist() == pytest.approx([2 * month, month, 0.5 * month, 0.25 * month])
+    assert "assumes" not in result.output  # no warning: the scores say their horizon
+
+    result = runner.invoke(app, [*base, str(tmp_path / "b.csv"), "--horizon-days", "90"])
+    assert result.exit_code == 2, result.output
+    assert "horizon_days (--horizon-days) is 90 days but the scores are over 30 days" in result.output
+    assert not (tmp_path / "b.csv").exists()
+
+    # scores of an older kamml: the flag gives their horizon; without it, 180 days and a warning
+    scores.drop(columns="horizon_days").to_csv(tmp_path / "old.csv", index=False)
+    old = ["allocate", "--scores", str(tmp_path / "old.csv"), "--hours", "10", "--out"]
+    result = runner.invoke(app, [*old, str(tmp_path / "c.csv"), "--horizon-days", "30"])
+    assert result.exit_code == 0, result.output
+    assert scales(tmp_path / "c.csv").tolist() == pytest.approx(scales(tmp_path / "a.csv").tolist())
+    assert "assumes" not in result.output
+    result = runner.invoke(app, [*old, str(tmp_path / "d.csv")])
+    assert result.exit_code == 0, result.output
+    assert scales(tmp_path / "d.csv").tolist() == pytest.approx([8.0, 4.0, 2.0, 1.0])  # today's 180 days
+    assert "assumes 180 days" in result.output
+    assert "--horizon-days N" in result.output
+    result = runner.invoke(app, [*old, str(tmp_path / "e.csv"), "--horizon-days", "100000"])
+    assert result.exit_code == 2
+    assert "--horizon-days: at most 36,525 days (a century), got 100,000" in result.output
+
+
 def test_allocate_missing_column_is_a_schema_error(tmp_path):
     pd.DataFrame({"account_id": [1], "clv": [1.0]}).to_csv(tmp_path / "s.csv", index=False)
     result = runner.invoke(

@@ -142,6 +142,17 @@ def _cutoff_option(value: str | None, name: str = "--cutoff") -> pd.Timestamp | 
     return as_cutoff(value, name)
 
 
+def _horizon_option(days: int | None) -> int | None:
+    """``--horizon-days`` checked against the config's bound, said of the flag (it blamed the config file)."""
+    if days is not None:
+        from kamml.config import MAX_DAYS
+        from kamml.errors import ConfigError
+
+        if days > MAX_DAYS:
+            raise ConfigError(f"--horizon-days: at most {MAX_DAYS:,} days (a century), got {days:,}")
+    return days
+
+
 def _print_version(value: bool) -> None:
     """`--version`: kamml's version, and the Python it runs on, then exit."""
     if value:
@@ -304,12 +315,7 @@ def backtest(
 
     cut = _cutoff_option(cutoff)
     overrides: dict[str, Any] = {}
-    if horizon_days is not None:
-        from kamml.config import MAX_DAYS
-        from kamml.errors import ConfigError
-
-        if horizon_days > MAX_DAYS:  # the config's bound, said of the flag (it blamed the config file)
-            raise ConfigError(f"--horizon-days: at most {MAX_DAYS:,} days (a century), got {horizon_days:,}")
+    if _horizon_option(horizon_days) is not None:
         overrides["time"] = {"horizon_days": horizon_days}
     cfg = load_config(config, overrides)
     _check_json_out(
@@ -332,6 +338,15 @@ def allocate(
     curve: Annotated[
         Path | None, typer.Option(help="Also write the budget curve here (.parquet/.csv, plus a .png).")
     ] = None,
+    horizon_days: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="The horizon in days the scores predict over, for scores without a horizon_days column "
+            "(an older kamml's); it must equal that column where there is one. Default: the column, else "
+            "time.horizon_days set in --config, else 180 days with a warning.",
+        ),
+    ] = None,
 ) -> None:
     """Recommend sales hours per account from a scores table, under the team's capacity."""
     from kamml.allocation import allocate_file
@@ -342,6 +357,7 @@ def allocate(
 
     # before any work: --out equal to --curve or --scores overwrote one with the other, with exit 0
     check_distinct_paths({"--scores": scores, "--out": out, "--curve": curve}, outputs=2)
+    _horizon_option(horizon_days)
     cfg = load_config(config)
     if cfg.engine.name == "spark":
         if curve is not None:
@@ -350,7 +366,7 @@ def allocate(
         from kamml.spark import allocate_spark
 
         with claim_outputs([out]):
-            result = allocate_spark(str(scores), hours, cfg, out)
+            result = allocate_spark(str(scores), hours, cfg, out, horizon_days=horizon_days)
         plan = result.summary
         typer.echo(
             _plan_line(int(plan.get("n_accounts", 0)), plan, f"{result.path} (Parquet parts, on Spark)")
@@ -362,7 +378,7 @@ def allocate(
     if curve is not None:
         check_writable(curve.with_suffix(".png"))
     with claim_outputs([out, curve, None if curve is None else curve.with_suffix(".png")]):
-        table = allocate_file(scores, hours, out, cfg, curve_path=curve)
+        table = allocate_file(scores, hours, out, cfg, curve_path=curve, horizon_days=horizon_days)
         if curve is not None:
             import pandas as pd
 

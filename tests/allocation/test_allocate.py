@@ -1,6 +1,7 @@
 import doctest
 import importlib
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -401,6 +402,122 @@ def test_the_fixed_effort_rule_follows_the_horizon_of_the_scores():
     as_given = k(allocate(scores, 100.0, set_by_hand))
     np.testing.assert_allclose(as_given, k(allocate(scores, 100.0, AllocationConfig(effort_scale=6.0))))
     assert as_given.min() == pytest.approx(0.25 * 6.0)
+
+
+def _k(table: pd.DataFrame) -> pd.Series:
+    """The allocation's effort scale per account, by account_id."""
+    return table.set_index("account_id")["effort_scale"].sort_index()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_scores_that_carry_their_horizon_set_the_fixed_rule_without_a_config(tmp_path, suffix):
+    """A 30-day scores table allocated without a config took 180 days' effort scales, six times too large."""
+    scores = make_scores()
+    at_30 = _k(allocate(scores, 100.0, horizon_days=30))
+    month = scores.assign(horizon_days=30)
+    np.testing.assert_allclose(_k(allocate(month, 100.0)), at_30)
+    np.testing.assert_allclose(_k(allocate(month, 100.0, AllocationConfig())), at_30)
+    np.testing.assert_allclose(_k(allocate(month, 100.0, Config())), at_30)  # 180 only by default
+    curve = budget_curve(month, 100.0, fractions=[1.0])
+    assert curve["total_gain"].iat[0] == pytest.approx(
+        allocate(month, 100.0).attrs["allocation"]["total_expected_gain"]
+    )
+    source = tmp_path / f"scores{suffix}"
+    if suffix == ".csv":
+        month.to_csv(source, index=False)
+    else:
+        month.to_parquet(source)
+    table = allocate_file(source, 100.0, tmp_path / f"plan{suffix}")
+    np.testing.assert_allclose(_k(table), at_30)
+
+
+def test_a_stated_horizon_that_contradicts_the_scores_is_an_error_naming_both():
+    """The hours and stakes of a 30-day table planned as 90 days: refused, not silently one or the other."""
+    month = make_scores().assign(horizon_days=30)
+    with pytest.raises(
+        ConfigError, match=r"horizon_days \(--horizon-days\) is 90 days.* over 30 days"
+    ) as told:
+        allocate(month, 100.0, horizon_days=90)
+    assert "scores.horizon_days" in str(told.value)
+    stated = Config.from_dict({"time": {"horizon_days": 90}})
+    with pytest.raises(
+        ConfigError,
+        match=r"time\.horizon_days of the config is 90 days.* over 30 days \(scores\.horizon_days",
+    ):
+        allocate(month, 100.0, stated)
+    with pytest.raises(ConfigError, match=r"time\.horizon_days of the config is 90 days"):
+        budget_curve(month, 100.0, stated)
+    # the same horizon stated twice is no contradiction
+    np.testing.assert_allclose(
+        _k(allocate(month, 100.0, Config.from_dict({"time": {"horizon_days": 30}}))),
+        _k(allocate(month, 100.0, horizon_days=30)),
+    )
+
+
+def test_scores_without_a_horizon_keep_180_days_with_a_warning_that_says_how_to_avoid_it(caplog):
+    """Older scores: today's 180-day rule, now said aloud, and only where the fixed rule is used."""
+    scores = make_scores()
+    with caplog.at_level(logging.WARNING, logger="kamml"):
+        table = allocate(scores, 100.0)
+    (record,) = [r for r in caplog.records if "horizon_days" in r.getMessage()]
+    said = record.getMessage()
+    assert record.levelno == logging.WARNING
+    assert "180 days" in said
+    for how in ("re-score", "--horizon-days", "time.horizon_days"):
+        assert how in said
+    assert _k(table).min() == pytest.approx(0.25 * DEFAULT_SCALE)  # the behaviour is today's
+    for quiet in (
+        lambda: allocate(scores, 100.0, horizon_days=180),  # the horizon is given
+        lambda: allocate(scores, 100.0, Config.from_dict({"time": {"horizon_days": 30}})),
+        lambda: allocate(scores.assign(horizon_days=180), 100.0),  # the scores carry it
+        lambda: allocate(scores, 100.0, AllocationConfig(effort_scale=6.0)),  # hours as given: no horizon
+        lambda: allocate(scores.assign(effort_scale=2.0), 100.0),  # the model's fitted k for every account
+        lambda: floor_hours(scores),  # the floors need no effort scale
+    ):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kamml"):
+            quiet()
+        assert not [r for r in caplog.records if "horizon_days" in r.getMessage()]
+
+
+def test_allocate_file_with_a_curve_warns_of_an_unknown_horizon_once(tmp_path, caplog):
+    """The plan and its budget curve are one allocation: one warning, not one per pass."""
+    make_scores().to_parquet(tmp_path / "s.parquet")
+    with caplog.at_level(logging.WARNING, logger="kamml"):
+        allocate_file(tmp_path / "s.parquet", 100.0, tmp_path / "a.csv", curve_path=tmp_path / "c.csv")
+    assert len([r for r in caplog.records if "horizon_days" in r.getMessage()]) == 1
+
+
+def test_fitted_effort_scales_in_the_scores_already_carry_the_horizon():
+    """A model's effort_scale column is the hours over its own horizon: used as given at any horizon."""
+    scores = make_scores().assign(effort_scale=np.linspace(0.5, 3.0, 200))
+    given = scores.set_index("account_id")["effort_scale"].sort_index()
+    for horizon in (30, 180):
+        np.testing.assert_allclose(_k(allocate(scores.assign(horizon_days=horizon), 100.0)), given)
+    partial = scores.assign(horizon_days=30)
+    partial.loc[:9, "effort_scale"] = np.nan  # the fixed rule for these, at the scores' 30 days
+    k = _k(allocate(partial, 100.0))
+    rule = _k(allocate(partial.drop(columns="effort_scale"), 100.0, horizon_days=30))
+    missing = partial.loc[:9, "account_id"]
+    np.testing.assert_allclose(k[missing], rule[missing])
+
+
+@pytest.mark.parametrize(
+    ("values", "rule"),
+    [
+        ([30, 90], "one horizon per table"),
+        ([30, np.nan], "missing value"),
+        ([0, 0], "must be in [1, 36525]"),
+        (["thirty", "thirty"], "not a number"),
+    ],
+)
+def test_the_horizon_column_of_the_scores_is_checked(values, rule):
+    scores = make_scores(n=2).assign(horizon_days=values)
+    with pytest.raises(SchemaError) as err:
+        allocate(scores, 10.0)
+    (problem,) = [p for p in err.value.problems if p.column == "horizon_days"]
+    assert problem.table == "scores"
+    assert rule in problem.rule
 
 
 def test_extra_config_keys_are_read_when_present():

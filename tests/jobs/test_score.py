@@ -37,6 +37,20 @@ def test_scores_table_has_the_contract_columns_and_matches_the_model(trained, tm
     pd.testing.assert_series_equal(table["drivers"], direct["drivers"], check_names=False)
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_the_scores_carry_the_horizon_of_the_model_that_made_them(trained, tmp_path, suffix):
+    """`kamml allocate` without a config reads it from there: the fixed effort rule's hours follow it."""
+    from kamml.allocation.allocate import read_scores
+
+    cfg, data, result = trained
+    out = tmp_path / f"scores{suffix}"
+    score_to_file(result.model_uri, data, result.scoring_cutoff, out, cfg, explain_top=0)
+    back = read_scores(out)
+    assert result.bundle.horizon_days == cfg.time.horizon_days == 90
+    assert back["horizon_days"].dtype == np.int64
+    assert (back["horizon_days"] == 90).all()
+
+
 def test_rerun_replaces_the_output_and_a_bad_extension_fails_before_work(trained, tmp_path):
     cfg, data, result = trained
     out = tmp_path / "scores.csv"

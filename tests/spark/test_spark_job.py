@@ -63,6 +63,8 @@ def assert_scores_equal(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
         pd.testing.assert_series_equal(a[col], b[col], rtol=1e-9, atol=0, check_dtype=False, obj=col)
     assert (pd.to_datetime(a["cutoff"]) == pd.to_datetime(b["cutoff"])).all()
     assert (a["model_uri"] == b["model_uri"]).all()
+    assert b["horizon_days"].dtype == np.int64
+    assert (a["horizon_days"] == b["horizon_days"]).all()
     assert list(a["owner"]) == list(b["owner"])
     drivers = a["drivers"].map(lambda d: "; ".join(d) if isinstance(d, list | np.ndarray) else d)
     assert list(drivers) == list(b["drivers"])
@@ -414,6 +416,22 @@ def test_the_fixed_effort_rule_follows_the_horizon_on_spark(spark, tmp_path):
         tmp_path / "scores.parquet", None, month.allocation, tmp_path / "told", session=spark, horizon_days=30
     )
     assert_allocation_equal(mem, read_parts(told.path), told.summary, hours_atol=1e-9)
+    # scores that carry their horizon need no config to say it, and refuse one that contradicts them
+    scores.assign(horizon_days=30).to_parquet(tmp_path / "month.parquet")
+    own = allocate_spark(tmp_path / "month.parquet", 20.0, None, tmp_path / "own", session=spark)
+    assert_allocation_equal(mem, read_parts(own.path), own.summary, hours_atol=1e-9)
+    with pytest.raises(
+        ConfigError, match=r"horizon_days \(--horizon-days\) is 90 days but the scores are over 30"
+    ):
+        allocate_spark(
+            tmp_path / "month.parquet", 20.0, None, tmp_path / "no", session=spark, horizon_days=90
+        )
+    mixed = scores.assign(horizon_days=np.where(np.arange(40) < 3, 90, 30))
+    mixed.to_parquet(tmp_path / "mixed.parquet")
+    with pytest.raises(SchemaError, match="one horizon per table") as err:
+        allocate_spark(tmp_path / "mixed.parquet", 20.0, None, tmp_path / "no", session=spark)
+    (problem,) = err.value.problems
+    assert (problem.column, problem.n_rows, list(problem.examples)) == ("horizon_days", 3, [30, 90])
 
 
 @pytest.mark.slow

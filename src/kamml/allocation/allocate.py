@@ -25,6 +25,16 @@ stake_retention, stake_growth, stake_referral, effort_scale    the parts of the 
 The summary of the plan (team hours, hours used, total expected gain, the team's price of an hour, each
 rep's price, what the minimum touch costs) rides along in ``table.attrs["allocation"]``, a JSON-ready dict
 that pandas also stores in the Parquet file's metadata.
+
+The horizon: the scores' clv, p_churn and referral_value, and so the team's hours, are over one horizon,
+the scoring model's. Only the fixed effort rule needs it (4 h at 180 days, in proportion at another;
+`kamml.models.effort_rule.default_scale`), and it is read from the scores' own ``horizon_days`` column
+(`HORIZON_COLUMN`, which `kamml.jobs.score` and `kamml.spark.score_spark` write), so a scores file
+allocated without a config still plans over its real horizon. A horizon stated besides (the ``horizon_days``
+argument, ``--horizon-days``, or ``time.horizon_days`` set in a config) must agree with that column: a
+contradiction is a ConfigError naming both (`resolve_horizon`). Scores without the column (an older
+kamml's, another tool's, `ModelBundle.predict`'s) take the stated horizon, else 180 days with a warning
+(`warn_assumed_horizon`) where the fixed rule is used.
 """
 
 from __future__ import annotations
@@ -42,15 +52,16 @@ import pandas as pd
 from kamml.allocation.optimizer import AllocationResult, optimize_detailed, rep_name, rep_names
 from kamml.allocation.stake import effort_scale, resolve_weights, stake_parts
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
-from kamml.config import AllocationConfig, Config
+from kamml.config import MAX_DAYS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import check_output_path, write_table
-from kamml.models.effort_rule import check_clip
+from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
 
 __all__ = [
     "ALLOCATION_COLUMNS",
     "CSV_ID_COLUMNS",
     "DEFAULT_FRACTIONS",
+    "HORIZON_COLUMN",
     "REQUIRED_COLUMNS",
     "SCORE_BOUNDS",
     "allocate",
@@ -66,12 +77,17 @@ __all__ = [
     "curve_budgets",
     "effort_clip_pair",
     "floor_hint",
+    "horizon_problems",
     "lossless_integers",
     "missing_score_columns",
     "owner_column",
     "owner_counts",
     "read_scores",
+    "resolve_horizon",
+    "scores_horizon",
     "stake_problems",
+    "stated_horizon",
+    "warn_assumed_horizon",
     "warn_uncovered_owners",
 ]
 
@@ -81,6 +97,9 @@ FloatArray = npt.NDArray[np.float64]
 
 REQUIRED_COLUMNS = ("account_id", "clv", "p_churn")
 """Columns of the scores table that the allocation cannot do without."""
+
+HORIZON_COLUMN = "horizon_days"
+"""The scores' column with the horizon in days their predictions (and so the plan's hours) are over."""
 
 ALLOCATION_COLUMNS = (
     "account_id",
@@ -132,10 +151,12 @@ def allocate(
         Weights of the stake, effort scale, per-rep capacity, floor (minimum touch of active accounts)
         and cap hours, and tiers; the defaults of `AllocationConfig` when omitted.
     horizon_days : int, optional
-        The horizon of the scores' clv and of the hours; default ``time.horizon_days`` of a whole
-        `Config`, else 180. Read only where the fixed effort rule stands in for a fitted response
-        (``effort_scale: auto`` and no ``effort_scale`` in the scores): its 4 h are for 180 days and
-        follow the horizon (`kamml.models.effort_rule.default_scale`).
+        The horizon of the scores' clv and of the hours, for scores without a ``horizon_days`` column
+        (`HORIZON_COLUMN`; `kamml.jobs.score` writes it); default ``time.horizon_days`` when a whole
+        `Config` sets it, else 180 with a warning. Where the scores carry their horizon, a horizon given
+        here or set in the config must equal it. Read only where the fixed effort rule stands in for a
+        fitted response (``effort_scale: auto`` and no ``effort_scale`` in the scores): its 4 h are for
+        180 days and follow the horizon (`kamml.models.effort_rule.default_scale`).
 
     Returns
     -------
@@ -154,9 +175,10 @@ def allocate(
     kamml.errors.InfeasibleError
         When the floors need more hours than the team or a rep has, or a floor exceeds the cap.
     kamml.errors.ConfigError
-        On impossible settings (negative hours, unknown stake weight, bad tiers), or a rep of
+        On impossible settings (negative hours, unknown stake weight, bad tiers), a rep of
         ``allocation.capacity`` that owns no account (owners and reps match by
-        `kamml.allocation.optimizer.rep_name`).
+        `kamml.allocation.optimizer.rep_name`), or a stated horizon other than the scores'
+        ``horizon_days`` (`resolve_horizon`).
 
     See Also
     --------
@@ -176,7 +198,12 @@ def allocate(
     cfg = allocation_config(config)
     team_hours = float(cfg.hours if hours is None else hours)
     check_floor_below_cap(cfg)  # named by its keys, not as the floors of some accounts
-    frame = _prepared(scores, cfg, horizon_of(config, horizon_days))
+    frame = _prepared(scores, cfg, stated_horizon(config, horizon_days), warn=True)
+    return _plan(frame, cfg, team_hours)
+
+
+def _plan(frame: pd.DataFrame, cfg: AllocationConfig, team_hours: float) -> pd.DataFrame:
+    """The allocation table of prepared scores (`_prepared`) with its summary: `allocate` after the checks."""
     check_not_empty(len(frame))
     try:
         result = _solve(frame, cfg, team_hours)
@@ -220,7 +247,7 @@ def budget_curve(
     fractions : sequence of float, default 0.1, 0.2, ..., 2.0
         Budgets as fractions of `hours` (>= 0).
     horizon_days : int, optional
-        As in `allocate`.
+        As in `allocate`: for scores without a ``horizon_days`` column, and equal to it otherwise.
 
     Returns
     -------
@@ -244,8 +271,15 @@ def budget_curve(
     """
     cfg = allocation_config(config)
     budgets = curve_budgets(cfg.hours if hours is None else hours, fractions)
+    frame = _prepared(scores, cfg, stated_horizon(config, horizon_days), warn=True)
+    return _curve(frame, cfg, budgets, fractions)
+
+
+def _curve(
+    frame: pd.DataFrame, cfg: AllocationConfig, budgets: Sequence[float], fractions: Sequence[float]
+) -> pd.DataFrame:
+    """The budget curve of prepared scores (`_prepared`) at `budgets`: `budget_curve` after the checks."""
     share = np.asarray(fractions, dtype=float)
-    frame = _prepared(scores, cfg, horizon_of(config, horizon_days))
     check_not_empty(len(frame))
     rows = []
     for fraction, budget in zip(share, budgets, strict=True):
@@ -300,6 +334,7 @@ SCORE_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "p_alive": (0.0, 1.0, True),
     "effort_scale": (0.0, np.inf, True),
     "effort_uplift": (0.0, np.inf, True),
+    HORIZON_COLUMN: (1.0, float(MAX_DAYS), False),  # as time.horizon_days: 1 day to a century
 }
 
 
@@ -324,8 +359,9 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     `need_owner`); account_id has no
     nulls and no duplicates; clv is a finite number >= 0; p_churn a number in [0, 1]; referral_value,
     effort_scale and effort_uplift, when present, a finite number >= 0 or NaN; p_alive, when present, in
-    [0, 1] or NaN. Dates and durations are not numbers. (An effort_scale of 0 or NaN falls back to the
-    config's rule; an effort_uplift of NaN to the fixed growth weight.)
+    [0, 1] or NaN; horizon_days, when present, a number of days in [1, 36525] on every row, one horizon
+    for the whole table (`horizon_problems`). Dates and durations are not numbers. (An effort_scale of 0
+    or NaN falls back to the config's rule; an effort_uplift of NaN to the fixed growth weight.)
 
     Raises
     ------
@@ -355,8 +391,97 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     for column, (low, high, nan_ok) in SCORE_BOUNDS.items():
         if column in scores.columns:
             problems.extend(_check_number(scores[column], column, low, high, nan_ok))
+    if HORIZON_COLUMN in scores.columns and not any(p.column == HORIZON_COLUMN for p in problems):
+        days, rows = np.unique(
+            pd.to_numeric(scores[HORIZON_COLUMN]).to_numpy(dtype=float), return_counts=True
+        )
+        problems.extend(horizon_problems(dict(zip(days.tolist(), rows.tolist(), strict=True))))
     if problems:
         raise SchemaError(problems)
+
+
+def horizon_problems(counts: Mapping[float, int]) -> list[Problem]:
+    """The rule "one horizon per table" of the scores' horizon_days, from rows per value (shared with Spark).
+
+    Scores of models with other horizons in one table cannot share one plan: the fixed effort rule and
+    the team's hours are over one period. The rows counted are those off the most common horizon.
+    """
+    if len(counts) <= 1:
+        return []
+    ordered = sorted(counts, key=lambda days: (-counts[days], days))
+    off = sum(counts[days] for days in ordered[1:])
+    shown = tuple(int(d) if float(d).is_integer() else float(d) for d in sorted(counts)[:5])
+    rule = (
+        f"one horizon per table: the rows are over {len(counts)} horizons, {ordered[0]:g} days on most; "
+        "the plan's hours and the fixed effort rule are over one, so allocate the scores of one model at "
+        "a time"
+    )
+    return [Problem("scores", HORIZON_COLUMN, rule, off, shown)]
+
+
+def scores_horizon(scores: pd.DataFrame) -> float | None:
+    """The horizon in days of checked scores (`check_scores`); None without the column or without rows."""
+    if HORIZON_COLUMN not in scores.columns or not len(scores):
+        return None
+    return float(pd.to_numeric(scores[HORIZON_COLUMN]).iloc[0])
+
+
+def stated_horizon(
+    config: AllocationConfig | Config | None, horizon_days: float | None = None
+) -> tuple[float, str] | None:
+    """The horizon the caller states, and by which setting: the argument, else ``time.horizon_days`` set.
+
+    A whole `Config` states its horizon only when its YAML (or code) sets ``time.horizon_days``: the
+    default of 180 days says nothing about a scores file, so it neither contradicts one nor silences the
+    warning for scores that do not say their horizon. ConfigError on a horizon that is no number of
+    days > 0.
+    """
+    if horizon_days is not None:
+        days = float(horizon_days)
+        if not np.isfinite(days) or days <= 0:
+            raise ConfigError(f"horizon_days must be a finite number of days > 0, got {horizon_days}")
+        return days, "horizon_days (--horizon-days)"
+    if isinstance(config, Config) and "horizon_days" in config.time.model_fields_set:
+        return float(config.time.horizon_days), "time.horizon_days of the config"
+    return None
+
+
+def resolve_horizon(found: float | None, stated: tuple[float, str] | None) -> float | None:
+    """The horizon of the plan: the scores' own (`found`), else the `stated` one, else None (not known).
+
+    A stated horizon other than the scores' is a ConfigError naming both rather than a precedence: the
+    scores' horizon is a fact of the model that made them, and one stated otherwise means the team's
+    hours (and ``--hours``) were meant for another period than the predictions are over.
+    """
+    if found is None:
+        return None if stated is None else stated[0]
+    if stated is not None and stated[0] != found:
+        days, setting = stated
+        raise ConfigError(
+            f"{setting} is {days:g} days but the scores are over {found:g} days (scores.{HORIZON_COLUMN}, "
+            "the horizon of the model that scored them): their clv, p_churn and referral_value, and so "
+            f"the plan's hours, are for {found:g} days; state {found:g} days or no horizon, or score with "
+            f"a model of {days:g} days"
+        )
+    return found
+
+
+def warn_assumed_horizon(rows: int, n_accounts: int) -> None:
+    """Warn that the fixed effort rule assumes 180 days for scores without a horizon, and how to give one."""
+    which = "every account" if rows == n_accounts else f"{rows:,} of {n_accounts:,} accounts"
+    logger.warning(
+        "the scores have no %s column (scores of an older kamml, or of another tool), so the horizon "
+        "they predict over is not known: the fixed effort rule (allocation.effort_scale 'auto', for %s "
+        "without a fitted effort_scale) assumes %d days, %g h at the median account; scores over "
+        "another horizon get effort scales off in proportion (six times too large at 30 days). To "
+        "avoid it, re-score with this kamml (its scores carry %s), or state the horizon: --horizon-days "
+        "N (horizon_days=N in Python) or time.horizon_days in the --config",
+        HORIZON_COLUMN,
+        which,
+        DEFAULT_HORIZON_DAYS,
+        DEFAULT_SCALE,
+        HORIZON_COLUMN,
+    )
 
 
 def check_not_empty(n_accounts: int, source: str = "the scores") -> None:
@@ -544,6 +669,7 @@ def allocate_file(
     config: AllocationConfig | Config | None = None,
     *,
     curve_path: str | Path | None = None,
+    horizon_days: int | None = None,
 ) -> pd.DataFrame:
     """Read a scores file, allocate the team's hours and write the allocation table atomically.
 
@@ -560,6 +686,9 @@ def allocate_file(
         As in `allocate`.
     curve_path : str or Path, optional
         Also write the budget curve (`budget_curve`) there, ``.parquet`` or ``.csv``.
+    horizon_days : int, optional
+        As in `allocate` (``--horizon-days``): for a scores file without a ``horizon_days`` column,
+        and equal to it otherwise.
 
     Returns
     -------
@@ -581,11 +710,15 @@ def allocate_file(
     for target in (out_path, curve_path):
         if target is not None:
             check_output_path(target)
-    if curve_path is not None:  # hours too large for the curve: before any work
-        curve_budgets(allocation_config(config).hours if hours is None else hours)
+    cfg = allocation_config(config)
+    team_hours = float(cfg.hours if hours is None else hours)
+    budgets = None if curve_path is None else curve_budgets(team_hours)  # too large: before any work
+    stated = stated_horizon(config, horizon_days)
     scores = read_scores(scores_path)
-    table = allocate(scores, hours, config)
-    curve = budget_curve(scores, hours, config) if curve_path is not None else None
+    check_floor_below_cap(cfg)
+    frame = _prepared(scores, cfg, stated, warn=True)  # once for the plan and its curve: one warning
+    table = _plan(frame, cfg, team_hours)
+    curve = None if budgets is None else _curve(frame, cfg, budgets, DEFAULT_FRACTIONS)
     write_table(table, out_path)  # both computed first: a failing curve leaves no allocation behind
     logger.info("wrote the allocation of %d accounts to %s", len(table), out_path)
     if curve is not None and curve_path is not None:
@@ -687,18 +820,18 @@ def check_floor_below_cap(cfg: AllocationConfig) -> None:
         )
 
 
-def horizon_of(config: AllocationConfig | Config | None, horizon_days: int | None = None) -> int | None:
-    """The horizon of the scores and hours: `horizon_days` if given, else a whole `Config`'s, else None."""
-    if horizon_days is not None:
-        return int(horizon_days)
-    return config.time.horizon_days if isinstance(config, Config) else None
-
-
-def _prepared(scores: pd.DataFrame, cfg: AllocationConfig, horizon_days: int | None = None) -> pd.DataFrame:
+def _prepared(
+    scores: pd.DataFrame,
+    cfg: AllocationConfig,
+    stated: tuple[float, str] | None = None,
+    *,
+    warn: bool = False,
+) -> pd.DataFrame:
     """Checked scores with the stake parts, effort scale and activity flag of every account.
 
-    `horizon_days` (None: 180) sets the fixed rule's scale where ``effort_scale`` is "auto" and the
-    scores give no effort scale.
+    The horizon of the fixed rule's scale, where ``effort_scale`` is "auto" and the scores give no
+    effort scale, is the scores' ``horizon_days``, else the `stated` one (`stated_horizon`), else 180
+    days; `warn` logs that assumption when the rule is used (`allocate`, not the floors' checks).
     """
     if not isinstance(scores, pd.DataFrame):
         raise SchemaError(
@@ -707,6 +840,7 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig, horizon_days: int | N
     if "account_id" not in scores.columns and scores.index.name == "account_id":
         scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
     check_scores(scores, need_owner=cfg.capacity is not None)
+    horizon = resolve_horizon(scores_horizon(scores), stated)
     optional = ("referral_value", "p_alive", "owner", "drivers", "effort_scale", "effort_uplift")
     keep = [c for c in (*REQUIRED_COLUMNS, *optional) if c in scores]
     frame = scores[keep].reset_index(drop=True).copy()
@@ -736,10 +870,12 @@ def _prepared(scores: pd.DataFrame, cfg: AllocationConfig, horizon_days: int | N
             cfg.effort_scale,
             exponent=float(cfg.effort_exponent),
             clip=effort_clip_pair(cfg.effort_clip),
-            horizon_days=horizon_days,
+            horizon_days=horizon,
         )
         if usable.any():  # fitted where the model gave one, the fixed rule elsewhere
             frame.loc[usable, "effort_scale"] = given[usable]  # type: ignore[index]
+        if warn and horizon is None and cfg.effort_scale == "auto" and len(frame):
+            warn_assumed_horizon(int((~usable).sum()), len(frame))
     threshold = float(cfg.active_p_alive)
     if "p_alive" in frame:
         frame["active"] = ~(frame["p_alive"] < threshold)  # NaN p_alive: active
@@ -758,7 +894,7 @@ def check_floors_fit(
     before it registers the model, so a plan bound to fail does not leave a new champion behind.
     """
     cfg = allocation_config(config)
-    frame = _prepared(scores, cfg, horizon_of(config))
+    frame = _prepared(scores, cfg, stated_horizon(config))
     try:
         _solve(frame, cfg, float(cfg.hours if hours is None else hours))
     except InfeasibleError as exc:
@@ -781,7 +917,7 @@ def floor_hours(scores: pd.DataFrame, config: AllocationConfig | Config | None =
     {1: 0.5, 2: 0.0}
     """
     cfg = allocation_config(config)
-    frame = _prepared(scores, cfg, horizon_of(config))
+    frame = _prepared(scores, cfg, stated_horizon(config))
     return pd.Series(_floors(frame, cfg), index=frame["account_id"].to_numpy(), name="floor_hours")
 
 

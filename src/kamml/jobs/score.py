@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 #: Accounts whose drivers a batch scoring names by default (those with the most value at stake).
 EXPLAIN_TOP = 20_000
 
-#: The scores table of DESIGN §10, then kamml's extras (drivers in words, owner, and the fitted effort
-#: response's scale and uplift per account): the keys, then every `kamml.models.bundle.PREDICTION_COLUMNS`
-#: in the contract's order (tested).
+#: The scores table of DESIGN §10, then kamml's extras (drivers in words, owner, the fitted effort
+#: response's scale and uplift per account, and the horizon in days the predictions are over, the
+#: model's, so that `kamml allocate` needs no config to know it): the keys, then every
+#: `kamml.models.bundle.PREDICTION_COLUMNS` in the contract's order (tested). horizon_days comes last, so
+#: the columns before it keep their places.
 SCORE_COLUMNS = (
     "account_id",
     "cutoff",
@@ -52,6 +54,7 @@ SCORE_COLUMNS = (
     "owner",
     "effort_scale",
     "effort_uplift",
+    "horizon_days",
 )
 
 
@@ -145,6 +148,7 @@ def score(
     scores["account_id"] = features.index.to_numpy()
     scores["cutoff"] = cut
     scores["model_uri"] = loaded.resolved
+    scores["horizon_days"] = np.int64(bundle.horizon_days)  # the model's own, not the config's
     owners = account_owners(data, features.index)
     scores["owner"] = owner_column(owners if owners is not None else np.full(len(scores), None, object))
     log.info("scored %s accounts in %.1f s", f"{len(scores):,}", time.perf_counter() - t0)

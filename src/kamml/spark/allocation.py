@@ -14,7 +14,8 @@ it to its tolerance (a relative 1e-9 of a binding limit), and in practice to rou
 
 The steps, each a Spark job over the table, none collecting rows to the driver:
 
-1. checks of the scores (`kamml.allocation.check_scores`' rules, as counts and a few examples);
+1. checks of the scores (`kamml.allocation.check_scores`' rules, as counts and a few examples), with
+   the scores' own horizon (``horizon_days``, one per table) against any stated one, as in memory;
 2. exact order statistics (median of positive clv for the effort scale, the values just below the top
    10 % for the reason codes, `kamml.allocation.tiers.top_threshold`) by ``approxQuantile`` brackets,
    a count, and the few values inside the bracket;
@@ -48,6 +49,7 @@ import pandas as pd
 
 from kamml.allocation.allocate import (
     ALLOCATION_COLUMNS,
+    HORIZON_COLUMN,
     REQUIRED_COLUMNS,
     SCORE_BOUNDS,
     allocation_config,
@@ -56,9 +58,12 @@ from kamml.allocation.allocate import (
     check_not_empty,
     effort_clip_pair,
     floor_hint,
-    horizon_of,
+    horizon_problems,
     missing_score_columns,
+    resolve_horizon,
     stake_problems,
+    stated_horizon,
+    warn_assumed_horizon,
     warn_uncovered_owners,
 )
 from kamml.allocation.optimizer import RTOL, rep_codes, rep_names
@@ -134,7 +139,8 @@ def allocate_spark(
     config : AllocationConfig or Config, optional
         Floors, caps, capacity, weights, effort scale, tiers: as in `kamml.allocate`.
     horizon_days : int, optional
-        As in `kamml.allocate`: the horizon of the fixed effort rule's scale, when it is used.
+        As in `kamml.allocate`: the horizon of the fixed effort rule's scale, when it is used, for
+        scores without a ``horizon_days`` column; equal to that column otherwise.
     out_dir : str or Path
         Folder of Parquet parts to write (any Hadoop path), atomically: a hidden sibling folder renamed
         into place. A staging folder of prepared rows is written beside it and removed at the end.
@@ -158,7 +164,7 @@ def allocate_spark(
     kamml.errors.InfeasibleError
         When the floors need more hours than the team or a rep has.
     kamml.errors.ConfigError
-        On bad hours or allocation settings.
+        On bad hours or allocation settings, or a stated horizon other than the scores' horizon_days.
     """
     if out_dir is None:
         raise ConfigError("allocate_spark needs out_dir, the folder to write the allocation table to")
@@ -167,6 +173,7 @@ def allocate_spark(
     team_hours = float(cfg.hours if hours is None else hours)
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
+    stated = stated_horizon(config, horizon_days)
     if isinstance(scores, str | Path):
         _check_local_scores(str(scores))  # before a session starts: a mistyped path fails at once
         check_not_local_input(out_dir, {"scores": scores})  # writing over the scores lost them
@@ -175,7 +182,7 @@ def allocate_spark(
     target = str(out_dir)
     staging = temp_sibling(target, "staging")
     try:
-        plan = _Plan.build(frame, cfg, team_hours, horizon_of(config, horizon_days))
+        plan = _Plan.build(frame, cfg, team_hours, stated)
         prepared = plan.prepare(frame, staging)
         plan.check(prepared)
         result = plan.solve(prepared)
@@ -289,16 +296,18 @@ class _Plan:
 
     @classmethod
     def build(
-        cls, frame: DataFrame, cfg: AllocationConfig, hours: float, horizon_days: int | None = None
+        cls, frame: DataFrame, cfg: AllocationConfig, hours: float, stated: tuple[float, str] | None = None
     ) -> _Plan:
         """Check the scores and gather the global numbers: count, effort-scale reference, thresholds.
 
-        `horizon_days` (None: 180) sets the fixed rule's scale for "auto" (`default_scale`).
+        The fixed rule's scale for "auto" (`default_scale`) is over the scores' horizon_days, else the
+        `stated` horizon (`kamml.allocation.allocate.stated_horizon`), else 180 days with a warning.
         """
         from pyspark.sql import functions as F  # noqa: N812
 
-        n = _check_scores(frame, need_owner=cfg.capacity is not None)
+        n, found = _check_scores(frame, need_owner=cfg.capacity is not None)
         check_not_empty(n)
+        horizon_days = resolve_horizon(found, stated)
         keep = [
             c
             for c in (*REQUIRED_COLUMNS, "referral_value", "p_alive", "owner", "drivers", "effort_uplift")
@@ -309,6 +318,11 @@ class _Plan:
             scale = default_scale(horizon_days)
             if "effort_scale" in frame.columns:  # the rule is only the fallback of rows without a scale
                 logger.info("effort scale 'auto': each account's effort_scale from the scores")
+                if horizon_days is None:  # counted only then: one more pass, for older scores
+                    k = F.col("effort_scale").cast("double")
+                    rows = int(frame.filter(k.isNull() | F.isnan(k) | (k <= 0)).count())
+                    if rows:
+                        warn_assumed_horizon(rows, n)
             else:
                 logger.info(
                     "effort scale 'auto' without a fitted effort response: using the fixed rule, "
@@ -316,6 +330,8 @@ class _Plan:
                     scale,
                     DEFAULT_HORIZON_DAYS if horizon_days is None else horizon_days,
                 )
+                if horizon_days is None:
+                    warn_assumed_horizon(n, n)
         clip = effort_clip_pair(cfg.effort_clip)
         # the same checks as kamml.allocation.stake.effort_scale, before any pass over the rows
         effort_scale(np.zeros(0), float(scale), exponent=float(cfg.effort_exponent), clip=clip, reference=1.0)
@@ -1143,10 +1159,11 @@ def _order_stats(frame: DataFrame, column: str, ranks: Sequence[int], n: int) ->
     return out
 
 
-def _check_scores(frame: DataFrame, *, need_owner: bool) -> int:
+def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | None]:
     """`kamml.allocation.check_scores`' rules as one aggregate pass (and a look-up per broken rule).
 
-    Returns the number of rows; raises SchemaError listing every broken rule.
+    Returns the number of rows and the scores' horizon in days (None without a horizon_days column);
+    raises SchemaError listing every broken rule, one horizon per table included.
     """
     from pyspark.sql import functions as F  # noqa: N812
 
@@ -1174,6 +1191,11 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> int:
         F.sum(F.coalesce(cond, F.lit(False)).cast("long")).alias(f"r{i}")
         for i, (_, _, cond) in enumerate(rules)
     ]
+    days = F.col(HORIZON_COLUMN).try_cast("double")
+    if HORIZON_COLUMN in frame.columns:  # the valid horizons' range, in the same pass
+        low, high, _ = SCORE_BOUNDS[HORIZON_COLUMN]
+        valid = F.when(~F.isnan(days) & (days >= F.lit(low)) & (days <= F.lit(high)), days)
+        aggs += [F.min(valid).alias("h_low"), F.max(valid).alias("h_high")]
     row = frame.agg(*aggs).collect()[0]
     for i, (column, rule, cond) in enumerate(rules):
         count = int(row[f"r{i}"] or 0)
@@ -1189,9 +1211,15 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> int:
     if n_dup:
         examples = tuple(r[0] for r in dups.select("account_id").limit(5).collect())
         problems.append(Problem("scores", "account_id", "duplicated id", int(n_dup), examples))
+    found = None
+    if HORIZON_COLUMN in frame.columns and not any(p.column == HORIZON_COLUMN for p in problems):
+        found = None if row["h_low"] is None else float(row["h_low"])
+        if row["h_low"] != row["h_high"]:  # rows per horizon (a few values), as `check_scores` counts them
+            counts = frame.groupBy(days.alias("h")).count().limit(1000).collect()
+            problems += horizon_problems({float(r["h"]): int(r["count"]) for r in counts})
     if problems:
         raise SchemaError(problems)
-    return int(row["n"])
+    return int(row["n"]), found
 
 
 # -------------------------------------------------------------------------------------------- helpers

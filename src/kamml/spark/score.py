@@ -59,8 +59,8 @@ def _bundle_from_json(text: str) -> ModelBundle:
     return bundle
 
 
-#: Text columns of the scores table; account_id takes the features' id type, cutoff is a timestamp and
-#: every other column of `SCORE_COLUMNS` is a double.
+#: Text columns of the scores table; account_id takes the features' id type, cutoff is a timestamp,
+#: horizon_days a long (int64, as in memory) and every other column of `SCORE_COLUMNS` is a double.
 _TEXT_SCORES = frozenset({"model_uri", "drivers", "owner"})
 
 
@@ -73,6 +73,8 @@ def _score_schema(id_type: Any) -> Any:
             return id_type
         if name == "cutoff":
             return T.TimestampNTZType()
+        if name == "horizon_days":
+            return T.LongType()
         return T.StringType() if name in _TEXT_SCORES else T.DoubleType()
 
     return T.StructType([T.StructField(name, spark_type(name)) for name in SCORE_COLUMNS])
@@ -160,6 +162,7 @@ def score_frame_spark(
     id_type = rows.schema["account_id"].dataType
     shared = session.sparkContext.broadcast(json.dumps(bundle.to_dict()))
     uri = loaded.resolved
+    horizon = np.int64(bundle.horizon_days)  # the model's own, as `kamml.jobs.score.score` writes it
     top = int(top_drivers)
     weights: dict[str, Any] | None = None  # a plain dict, shipped to the workers
     if config is not None:
@@ -187,6 +190,7 @@ def score_frame_spark(
                     scores.loc[chosen, "drivers"] = np.asarray(named, dtype=object)
             scores["cutoff"] = cut.to_datetime64()
             scores["model_uri"] = uri
+            scores["horizon_days"] = horizon
             scores["drivers"] = scores["drivers"].astype(object)
             scores["owner"] = owner_column(owners.to_numpy(dtype=object))  # as in memory: "202.0" is "202"
             yield scores[list(SCORE_COLUMNS)]

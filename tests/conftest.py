@@ -34,6 +34,67 @@ def _kamml_logger_restored() -> Iterator[None]:
     logger.propagate = propagate
 
 
+#: The environment variables MLflow's URI setters write (and kamml's `tracking_uri` reads first).
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uri_variables_kept() -> Iterator[None]:
+    """Fail a test that leaves MLFLOW_TRACKING_URI or MLFLOW_REGISTRY_URI changed, and put them back.
+
+    ``mlflow.set_tracking_uri`` and ``mlflow.set_registry_uri`` also write these variables. Left set, the
+    variable wins over every later test's config: a test that put MLflow's URI back with
+    ``mlflow.set_tracking_uri(before)`` left MLflow's default ``sqlite:///mlflow.db`` there, and a later
+    test opened that store in the working folder. A test changing them uses ``monkeypatch`` (undone
+    before this check) or removes what MLflow's setters wrote.
+    """
+    before = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    yield
+    after = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    changed = [
+        f"{name}: {before[name]!r} -> {after[name]!r}" for name in before if after[name] != before[name]
+    ]
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if changed:
+        pytest.fail("the test left MLflow's URI variables changed (put back): " + "; ".join(changed))
+
+
+#: What MLflow and kamml create in the working folder when a test uses their default store by mistake.
+_DEFAULT_STORE_FILES = (
+    "mlflow.db",
+    "mlflow.db.kamml-lock",
+    "mlruns",
+    "mlruns.db",
+    "mlruns.db.kamml-lock",
+    "mlartifacts",
+)
+_files_at_start: set[str] = set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note which default store files the working folder already has (a `make demo` leaves some)."""
+    _files_at_start.update(name for name in _DEFAULT_STORE_FILES if (Path.cwd() / name).exists())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when tests left a default MLflow store (or its artifacts) in the working folder."""
+    new = [
+        name for name in _DEFAULT_STORE_FILES if (Path.cwd() / name).exists() and name not in _files_at_start
+    ]
+    if new:
+        session.config.get_terminal_writer().line(
+            f"\nkamml tests: the run left {', '.join(new)} in {Path.cwd()}: a test used a default MLflow "
+            "store instead of its own (see _mlflow_uri_variables_kept in tests/conftest.py)",
+            red=True,
+        )
+        if exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def _tracked_config(root: Path, **tracking: str) -> Config:
     """A small, fast job config whose MLflow store lives under `root`."""
     return Config.from_dict(

@@ -137,9 +137,29 @@ def world_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that needs `trained` (directly or through a fixture) without the slow mark.
+
+    The training job takes about half a minute of the session: `make test-fast` runs it for any test
+    that needs it, so such a test is marked slow (Spark tests are left out of test-fast by their own mark).
+    """
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "trained" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("slow") is None
+        and item.get_closest_marker("spark") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that need the trained fixture (a whole training job) must be marked slow: "
+            + ", ".join(unmarked)
+        )
+
+
 @pytest.fixture(scope="session")
 def trained(store_root: Path, world_path: Path):
-    """The training job run once: (config, data, TrainResult)."""
+    """The training job run once: (config, data, TrainResult). Every test that needs it is marked slow."""
     from kamml.jobs.train import train
 
     cfg = _tracked_config(store_root)

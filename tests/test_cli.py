@@ -412,6 +412,7 @@ def test_backtest_before_every_purchase_says_so_and_names_the_snapshots(world_pa
         assert str(cut.date()) in result.output
 
 
+@pytest.mark.slow
 def test_score_after_the_data_end_is_refused_and_at_the_end_is_not(trained, world_path, tmp_path):
     cfg, data, result = trained
     config = _yaml(tmp_path / "cfg.yaml", cfg)
@@ -428,17 +429,17 @@ def test_score_after_the_data_end_is_refused_and_at_the_end_is_not(trained, worl
     assert (pd.read_parquet(tmp_path / "s.parquet")["cutoff"] == data.end).all()
 
 
-def test_score_over_an_input_table_exits_3_before_any_work(trained, world_path, tmp_path):
+def test_score_over_an_input_table_exits_3_before_any_work(tracked_config, world_path, tmp_path):
     """`--out DATA/transactions.parquet --data DATA` replaced the input (exit 0); the next run failed."""
     import shutil
 
-    cfg, _, result = trained
-    config = _yaml(tmp_path / "cfg.yaml", cfg)
+    config = _yaml(tmp_path / "cfg.yaml", tracked_config())
     copy = tmp_path / "world"
     shutil.copytree(world_path, copy)
     before = (copy / "transactions.parquet").read_bytes()
     out = copy / "transactions.parquet"
-    args = ["score", "--model", result.model_uri, "--data", str(copy), "--config", str(config)]
+    model = str(tmp_path / "no-model")  # refused before the model is looked for
+    args = ["score", "--model", model, "--data", str(copy), "--config", str(config)]
     refused = runner.invoke(app, [*args, "--out", str(out)])
     assert refused.exit_code == 3, refused.output
     assert f"kamml: error: cannot write {out}: it is the transactions table the job reads" in refused.output

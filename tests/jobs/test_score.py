@@ -18,6 +18,7 @@ from kamml.tracking import load_model, model_input
 from kamml.tracking.pyfunc import score_frame
 
 
+@pytest.mark.slow
 def test_scores_table_has_the_contract_columns_and_matches_the_model(trained, tmp_path):
     cfg, data, result = trained
     uri = f"models:/{cfg.tracking.model_name}@champion"
@@ -37,6 +38,7 @@ def test_scores_table_has_the_contract_columns_and_matches_the_model(trained, tm
     pd.testing.assert_series_equal(table["drivers"], direct["drivers"], check_names=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_the_scores_carry_the_horizon_of_the_model_that_made_them(trained, tmp_path, suffix):
     """`kamml allocate` without a config reads it from there: the fixed effort rule's hours follow it."""
@@ -51,6 +53,7 @@ def test_the_scores_carry_the_horizon_of_the_model_that_made_them(trained, tmp_p
     assert (back["horizon_days"] == 90).all()
 
 
+@pytest.mark.slow
 def test_rerun_replaces_the_output_and_a_bad_extension_fails_before_work(trained, tmp_path):
     cfg, data, result = trained
     out = tmp_path / "scores.csv"
@@ -62,22 +65,23 @@ def test_rerun_replaces_the_output_and_a_bad_extension_fails_before_work(trained
         score_to_file("no-such-model", data, result.scoring_cutoff, tmp_path / "scores.txt", cfg)
 
 
-def test_writing_over_an_input_table_is_refused_before_any_work(trained, world_path, tmp_path):
+def test_writing_over_an_input_table_is_refused_before_any_work(tracked_config, world_path, tmp_path):
     """score_to_file replaced the transactions the data had been read from (a copy here)."""
     import shutil
 
     from kamml.data import load_data
 
-    cfg, _, result = trained
+    cfg = tracked_config()
     copy = tmp_path / "world"
     shutil.copytree(world_path, copy)
     data = load_data(copy, cfg)
     before = (copy / "accounts.parquet").read_bytes()
-    with pytest.raises(DataError, match=r"it is the accounts table the job reads"):
-        score_to_file(result.model_uri, data, result.scoring_cutoff, copy / "accounts.parquet", cfg)
+    with pytest.raises(DataError, match=r"it is the accounts table the job reads"):  # before the model
+        score_to_file("no-such-model", data, data.end.normalize(), copy / "accounts.parquet", cfg)
     assert (copy / "accounts.parquet").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained, world_path, tmp_path):
     cfg, _, result = trained
     for part in world_path.iterdir():
@@ -89,6 +93,7 @@ def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained
     assert "referred_spend" in info.value.missing
 
 
+@pytest.mark.slow
 def test_an_all_null_untyped_accounts_column_scores_as_missing_values(trained, world_path, tmp_path):
     """pyarrow writes a column of only nulls with the null type: it was refused as a missing feature."""
     cfg, _, result = trained
@@ -107,6 +112,7 @@ def test_an_all_null_untyped_accounts_column_scores_as_missing_values(trained, w
     pd.testing.assert_frame_equal(got, expected)
 
 
+@pytest.mark.slow
 def test_drivers_only_for_the_accounts_with_most_at_stake_when_asked(trained):
     """The explained accounts are those the plan puts first: by the allocation's stake, not by clv."""
     cfg, data, result = trained
@@ -125,6 +131,7 @@ def test_drivers_only_for_the_accounts_with_most_at_stake_when_asked(trained):
     pd.testing.assert_series_equal(some.loc[named, "drivers"], full.loc[named, "drivers"])
 
 
+@pytest.mark.slow
 def test_a_cutoff_after_the_data_end_is_refused_and_the_end_is_scored(trained):
     cfg, data, result = trained
     model = load_model(result.model_uri)
@@ -139,6 +146,7 @@ def test_a_cutoff_after_the_data_end_is_refused_and_the_end_is_scored(trained):
         score(model, data, first - pd.Timedelta(days=400), cfg)
 
 
+@pytest.mark.slow
 def test_a_fresh_session_finds_the_registered_model_through_the_config(trained, tmp_path, monkeypatch):
     """MLflow pointed elsewhere (a fresh Python session uses its default store): the config's store wins."""
     import mlflow
@@ -167,6 +175,7 @@ def test_a_fresh_session_finds_the_registered_model_through_the_config(trained, 
         score(42, data, result.scoring_cutoff)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_without_an_accounts_table_the_owner_column_is_text_in_parquet(trained, world_path, tmp_path):
     """No owners (as on CDNOW): Parquet gets a string owner column, not one of Arrow's null type."""
     cfg, _, result = trained

@@ -35,6 +35,7 @@ def test_a_cutoff_at_the_data_end_is_the_latest_observed_one():
     assert test < scoring
 
 
+@pytest.mark.slow
 def test_training_job_result(trained):
     _, data, result = trained
     assert result.scoring_cutoff == data.end.normalize()
@@ -61,14 +62,17 @@ def test_a_referral_promotion_metric_without_referrals_fails_before_training():
     check_promote_metric(cfg, _NoReferrals())  # type: ignore[arg-type]
 
 
-def test_a_deleted_experiment_fails_before_training(trained, tracked_config, monkeypatch):
+def test_a_deleted_experiment_fails_before_training(tracked_config, world_path, monkeypatch):
     """The store is first touched after training: a deleted experiment died there with MLflow's traceback."""
     import mlflow
 
+    from kamml.data import load_data
     from kamml.jobs import train as train_module
+    from kamml.tracking import use_tracking
 
-    _, data, _ = trained
     cfg = tracked_config(experiment="kamml-deleted-test")
+    data = load_data(world_path, cfg)
+    use_tracking(cfg.tracking)  # the session's store is MLflow's current one
     client = mlflow.tracking.MlflowClient()
     found = mlflow.get_experiment_by_name(cfg.tracking.experiment)
     exp = found.experiment_id if found else mlflow.create_experiment(cfg.tracking.experiment)

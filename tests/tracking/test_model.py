@@ -21,6 +21,7 @@ def model_dir(trained, tmp_path_factory):
     return mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path_factory.mktemp("m")))
 
 
+@pytest.mark.slow
 def test_no_pickle_among_the_artifacts_and_the_bundle_is_text(model_dir):
     from pathlib import Path
 
@@ -42,6 +43,7 @@ def test_no_pickle_among_the_artifacts_and_the_bundle_is_text(model_dir):
     assert (Path(model_dir) / wheel).is_file()
 
 
+@pytest.mark.slow
 def test_the_model_installs_kamml_from_its_own_folder(model_dir, tmp_path):
     """What MLflow's serving environments do: pip install -r requirements.txt in the model folder."""
     import json
@@ -81,6 +83,7 @@ def test_the_model_installs_kamml_from_its_own_folder(model_dir, tmp_path):
     assert json.loads(ran.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["alias", "latest", "version", "runs", "local", "bundle_folder"])
 def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, monkeypatch):
     from pathlib import Path
@@ -106,6 +109,7 @@ def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, m
         assert loaded.resolved == f"models:/{name}/{result.promotion.version}"
 
 
+@pytest.mark.slow
 def test_signature_types_the_answer_and_the_param_and_metadata_the_inputs(trained):
     import mlflow
 
@@ -127,6 +131,7 @@ def test_signature_types_the_answer_and_the_param_and_metadata_the_inputs(traine
     assert info.metadata["optional_columns"] == ["account_id"]
 
 
+@pytest.mark.slow
 def test_predictions_are_row_independent_and_accept_rows_without_ids(trained):
     _, _, result = trained
     rows = model_input(result.features.head(20))
@@ -135,6 +140,7 @@ def test_predictions_are_row_independent_and_accept_rows_without_ids(trained):
     pd.testing.assert_frame_equal(one, whole.iloc[[7]].drop(columns="account_id").reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_the_pyfunc_takes_account_id_from_the_index_build_features_gives(trained):
     """build_features puts account_id in the index: the pyfunc answers with it as a column."""
     import mlflow
@@ -152,6 +158,7 @@ def test_the_pyfunc_takes_account_id_from_the_index_build_features_gives(trained
     assert "account_id" not in score_frame(result.bundle, renamed).columns  # another index is not an id
 
 
+@pytest.mark.slow
 def test_the_pyfunc_takes_a_dict_or_a_series_as_one_row(trained):
     """pandas refused a dict of single values and read a Series as one column (55 missing columns)."""
     import mlflow
@@ -170,6 +177,7 @@ def test_the_pyfunc_takes_a_dict_or_a_series_as_one_row(trained):
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+@pytest.mark.slow
 def test_requests_in_every_shape_score_alike_or_are_named_errors(trained):
     """Found over REST: {"inputs": [records]} (0-d arrays) failed on text, a column sent twice was read
     by which copy depended on the batch's size, no rows failed as 55 missing columns, and a missing
@@ -210,12 +218,13 @@ def test_not_a_model_is_a_named_error(tmp_path):
         load_model("models:/no-such-model/1")
 
 
-def test_a_failed_lookup_names_the_store_it_searched_and_where_it_came_from(trained, monkeypatch):
+def test_a_failed_lookup_names_the_store_it_searched_and_where_it_came_from(tracked_config, monkeypatch):
     """'Registered Model ... not found' alone read as a missing model when the store was the wrong one."""
-    from kamml.tracking import resolve_model
+    from kamml.tracking import experiment_id, resolve_model
 
-    cfg, _, _ = trained
+    cfg = tracked_config()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    experiment_id(cfg.tracking)  # the store exists (scoring refuses a missing one before any lookup)
     with pytest.raises(ModelError) as info:
         resolve_model("models:/no-such-model@champion", cfg.tracking)
     message = str(info.value)
@@ -231,12 +240,14 @@ def test_a_failed_lookup_names_the_store_it_searched_and_where_it_came_from(trai
     )
 
 
+@pytest.mark.slow
 def test_registered_version_points_at_the_logged_model(trained):
     cfg, _, result = trained
     version = MlflowClient().get_model_version(cfg.tracking.model_name, result.promotion.version)
     assert version.run_id == result.run_id
 
 
+@pytest.mark.slow
 def test_the_pyfunc_answers_missing_numbers_as_none(trained):
     """MLflow's server writes a float NaN as a bare NaN (not JSON): the pyfunc gives None instead."""
     import mlflow
@@ -258,6 +269,7 @@ def _not_json(name: str) -> None:
     raise AssertionError(f"the file holds {name}, which is not JSON (a CRM's parser rejects it)")
 
 
+@pytest.mark.slow
 def test_the_input_examples_are_strict_json_and_score_like_the_features_they_came_from(trained, model_dir):
     """MLflow wrote each float NaN of the examples as a bare NaN; they hold null, and still score the same."""
     import json
@@ -333,6 +345,7 @@ def test_a_cached_wheel_is_touched_and_rewritten_when_pruned_meanwhile(tmp_path,
     assert real_is_file(wheel)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "params", "named"),
     [

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
 from kamml.tracking import backtest_metrics, flatten
@@ -18,6 +19,7 @@ def test_flatten_nests_dotted_keys_and_lists_as_json():
     }
 
 
+@pytest.mark.slow
 def test_training_run_logs_config_data_versions_metrics_and_plots(trained):
     _, data, result = trained
     run = MlflowClient().get_run(result.run_id)
@@ -49,6 +51,7 @@ def test_training_run_logs_config_data_versions_metrics_and_plots(trained):
     assert "horizon_days: 90" in Path(local).read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_training_run_logs_effective_settings_fitted_facts_and_the_data_input(trained):
     """Runs compare on the same keys: LightGBM's effective settings, what training settled on, the data."""
     _, _, result = trained
@@ -72,12 +75,13 @@ def test_training_run_logs_effective_settings_fitted_facts_and_the_data_input(tr
     assert {tag.key: tag.value for tag in dataset.tags}.get("mlflow.data.context") == "training"
 
 
-def test_a_training_run_inside_the_callers_run_is_nested(trained):
+def test_a_training_run_inside_the_callers_run_is_nested(tracked_config):
     from kamml.tracking.runs import TrainingRun
+    from kamml.tracking.store import experiment_id
 
-    cfg, _, _ = trained
-    experiment = MlflowClient().get_experiment_by_name(cfg.tracking.experiment)
-    with mlflow.start_run(experiment_id=experiment.experiment_id) as parent, TrainingRun(cfg) as child:
+    cfg = tracked_config()
+    experiment = experiment_id(cfg.tracking)  # and the config's store is MLflow's current one
+    with mlflow.start_run(experiment_id=experiment) as parent, TrainingRun(cfg) as child:
         pass
     tags = MlflowClient().get_run(child.run_id).data.tags
     assert tags["mlflow.parentRunId"] == parent.info.run_id
@@ -97,17 +101,22 @@ def test_data_input_names_the_folder_and_digests_the_table_hashes(tmp_path):
     assert data_input(changed).to_dict()["digest"] != folder["digest"]
 
 
-def test_the_users_autolog_makes_no_stray_runs_from_kammls_boosters(trained):
+def test_the_users_autolog_makes_no_stray_runs_from_kammls_boosters(tracked_config, world_path):
     """mlflow.autolog() patched lightgbm.train: each of kamml's boosters became a run of its own."""
+    from kamml.data import load_data
+    from kamml.features import build_features
     from kamml.models import ClvModel
+    from kamml.tracking.store import experiment_id
 
-    cfg, _, result = trained
+    cfg = tracked_config()
+    data = load_data(world_path, cfg)
+    features = build_features(data, data.end.normalize(), cfg)  # the features a training job scores with
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+    experiment = experiment_id(cfg.tracking)  # and the config's store is MLflow's current one
     mlflow.autolog(log_models=False, silent=True)
     try:
         with mlflow.start_run(experiment_id=experiment) as parent:
-            rows = result.features.select_dtypes("number").head(300).fillna(0.0)
+            rows = features.select_dtypes("number").head(300).fillna(0.0)
             ClvModel(horizon_days=90, n_estimators=5).fit(rows, rows.iloc[:, 0].clip(lower=0) + 1)
     finally:
         mlflow.autolog(disable=True)

@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -46,6 +46,7 @@ __all__ = [
     "lightgbm_parameters",
     "load_config",
     "tier_shares",
+    "unknown_lightgbm_parameters",
 ]
 
 TABLES = ("transactions", "accounts", "referrals", "activities")
@@ -257,6 +258,14 @@ MODEL_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+_ALL_SETTINGS = sorted({name for names in MODEL_SETTINGS.values() for name in names})
+
+
+def _sections_with(setting: str) -> str:
+    """The models sections that have `setting` of kamml's own ("models.clv and models.churn")."""
+    return " and ".join(f"models.{model}" for model, names in MODEL_SETTINGS.items() if setting in names)
+
+
 @functools.cache
 def lightgbm_parameters() -> frozenset[str] | None:
     """Every LightGBM parameter name and alias, as the installed LightGBM lists them; None if it cannot.
@@ -309,26 +318,54 @@ class ModelsConfig(_Section):
         """
         model = str(info.field_name)
         own = MODEL_SETTINGS.get(model, ())
-        asked = [name for name in value if name not in own]
-        known = lightgbm_parameters() if asked else None
-        if known is None:
-            return value
-        unknown = [name for name in asked if name not in known]
-        if not unknown:
-            return value
-        keys = ", ".join(f"'models.{model}.{name}'" for name in unknown)
-        what = "not a LightGBM parameter (or alias)"
-        if own:
-            what = f"neither a LightGBM parameter (or alias) nor a setting of kamml's {model} model "
-            what += f"({', '.join(own)})"
-        first = str(unknown[0])
-        elsewhere = [f"models.{other}" for other, names in MODEL_SETTINGS.items() if first in names]
+        message = unknown_lightgbm_parameters(
+            value,
+            own=own,
+            own_label=f"a setting of kamml's {model} model",
+            key=lambda name: f"'models.{model}.{name}'",
+            elsewhere={name: f"a setting of {_sections_with(name)}" for name in _ALL_SETTINGS},
+        )
+        if message is not None:
+            raise _key_error(message)
+        return value
+
+
+def unknown_lightgbm_parameters(
+    names: Iterable[Any],
+    *,
+    own: Sequence[str] = (),
+    own_label: str = "",
+    key: Callable[[str], str] = repr,
+    noun: str = "key",
+    elsewhere: Mapping[str, str] | None = None,
+) -> str | None:
+    """The message for names that are no LightGBM parameter (or alias) nor one of `own`; None if all are.
+
+    The one check of parameter names, used by a config's models sections and by the estimators' ``params``
+    (`kamml.models._lgbm`): LightGBM only warns about a name it does not know (``num_leave``) and trains
+    with the default in its place, a warning its ``verbosity=-1`` hides. `key` shows a name in the
+    message (``'models.clv.num_leave'``); `own_label` says what the `own` names are; `elsewhere` maps a
+    name that belongs somewhere else to where (a hint instead of the close LightGBM names). None too when
+    the installed LightGBM cannot list its parameters (`lightgbm_parameters`).
+    """
+    asked = [str(name) for name in names if name not in own]
+    known = lightgbm_parameters() if asked else None
+    if known is None:
+        return None
+    unknown = [name for name in asked if name not in known]
+    if not unknown:
+        return None
+    keys = ", ".join(key(name) for name in unknown)
+    what = "not a LightGBM parameter (or alias)"
+    if own:
+        what = f"neither a LightGBM parameter (or alias) nor {own_label} ({', '.join(own)})"
+    first = unknown[0]
+    if elsewhere and first in elsewhere:
+        hint = f"; {first} is {elsewhere[first]}"
+    else:
         close = difflib.get_close_matches(first, sorted(known | set(own)), n=3)
-        if elsewhere:
-            hint = f"; {first} is a setting of {' and '.join(elsewhere)}"
-        else:
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise _key_error(f"unknown key{'s' if len(unknown) > 1 else ''} {keys}: {what}{hint}")
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown {noun}{'s' if len(unknown) > 1 else ''} {keys}: {what}{hint}"
 
 
 StakePart = Literal["retention", "growth", "referral"]

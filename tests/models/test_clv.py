@@ -269,6 +269,30 @@ def test_lgb_params_layers_and_aliases() -> None:
         ClvModel(params={"early_stopping_round": 5}).lgb_params()
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"num_leave": 3, "lamda_l2": 100},
+            r"unknown params keys 'num_leave', 'lamda_l2'.*did you mean num_leaves",
+        ),
+        ({"nonsense": 1}, r"ClvModel: unknown params key 'nonsense': not a LightGBM parameter"),
+        (
+            {"offset_feature": "a"},
+            r"offset_feature is an argument of ClvModel: ClvModel\(offset_feature=\.\.\.\)",
+        ),
+    ],
+)
+def test_fit_refuses_a_params_key_lightgbm_does_not_know(params: dict[str, object], message: str) -> None:
+    """LightGBM only warns (hidden by verbosity -1) and trains with the default: the config's check."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y, _ = make_value(n_per_snapshot=100, snapshots=1)
+    with pytest.raises(InvalidParameterError, match=message):
+        ClvModel(num_threads=1, n_estimators=5, params=params).fit(X, y)
+    ClvModel(num_threads=1, n_estimators=5, params={"num_leaves": 3, "reg_lambda": 2.0}).fit(X, y)  # aliases
+
+
 def test_sample_weight_changes_the_fit() -> None:
     X, y, _ = make_value(n_per_snapshot=400, snapshots=1)
     w = np.where(X["seg"] == "x", 5.0, 1.0)

@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
-from kamml.config import to_plain
+from kamml.config import to_plain, unknown_lightgbm_parameters
 from kamml.errors import ModelError
 from kamml.models._checks import check_fitted, check_sample_weight
 
@@ -537,6 +537,26 @@ class LGBMModel(BaseEstimator):
         merged.update(deterministic=True, verbosity=-1)
         return merged
 
+    def _check_param_names(self) -> None:
+        """Refuse a ``params`` key that is no LightGBM parameter or alias (``num_leave``, ``nonsense``).
+
+        LightGBM only warns about a name it does not know, a warning ``verbosity=-1`` hides, and trains
+        with the default in its place. The check is the config's (`kamml.config.
+        unknown_lightgbm_parameters`); raised at `fit`, as sklearn validates parameters, as sklearn's
+        `InvalidParameterError` (a ValueError and a TypeError).
+        """
+        name = type(self).__name__
+        arguments = {
+            arg: f"an argument of {name}: {name}({arg}=...)"
+            for arg in self.get_params(deep=False)
+            if arg != "params"
+        }
+        message = unknown_lightgbm_parameters(
+            self.params or {}, key=repr, noun="params key", elsewhere=arguments
+        )
+        if message is not None:
+            raise InvalidParameterError(f"{name}: {message}")
+
     def _monotone_directions(self) -> dict[str, int]:
         """`monotone` checked: feature name -> 1 (prediction never falls as it rises), -1 or 0."""
         raw = getattr(self, "monotone", None) or {}
@@ -893,6 +913,7 @@ class LGBMModel(BaseEstimator):
         self
         """
         self._validate_params()
+        self._check_param_names()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         params = self.lgb_params()

@@ -29,7 +29,8 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
         Extra LightGBM parameters, overriding kamml's defaults (``num_leaves=15``,
         ``min_data_in_leaf=40``, ``feature_fraction=0.8``, ``bagging_fraction=0.8``, ``lambda_l2=1``,
         ``tweedie_variance_power=1.3``). Aliases are understood; ``objective`` may be ``tweedie`` or
-        ``poisson``.
+        ``poisson``. A key that is no LightGBM parameter or alias (``num_leave``) is refused at `fit`
+        (sklearn's ``InvalidParameterError``, naming the close LightGBM names), as in a config.
     n_estimators : int, default 500
         Boosting rounds (the upper bound when early stopping is on).
     learning_rate : float, default 0.05

@@ -150,6 +150,23 @@ def test_label_window_past_data_end_is_refused(simple):
         build_labels(simple, "2024-12-01", 90)
 
 
+@pytest.mark.parametrize(
+    ("horizon", "message"),
+    [
+        (0, r"horizon_days must be from 1 to 36,525 days \(a century\), got 0"),
+        (-5, r"horizon_days must be from 1 to 36,525 days.*got -5"),
+        (36_526, r"horizon_days must be from 1 to 36,525 days.*got 36,526"),
+        (1.5, r"horizon_days must be a whole number of days \(an int\), got 1.5"),
+        (True, r"horizon_days must be a whole number of days \(an int\), got True"),
+    ],
+)
+def test_labels_refuse_a_horizon_that_is_no_whole_number_of_days(simple, horizon, message):
+    """0 and -5 gave empty windows (every account churned), 1.5 a 1-day window."""
+    with pytest.raises(ConfigError, match=message):
+        build_labels(simple, CUTOFF, horizon)
+    assert build_labels(simple, CUTOFF, np.int64(90)).loc[1, "value"] == 999.0
+
+
 def test_cutoff_must_be_a_date(simple):
     with pytest.raises(ConfigError, match=r"must be a date .*'2024-07-01 12:00'.*time of day 12:00:00"):
         build_features(simple, "2024-07-01 12:00")
@@ -269,6 +286,22 @@ def test_training_frame_stacks_snapshots(simple):
     assert set(frame["snapshot"]) == {pd.Timestamp("2024-05-01"), pd.Timestamp("2024-07-01")}
     assert {"account_id", "value", "churned", "frequency"} <= set(frame.columns)
     assert len(frame) == 1 + 2
+
+
+@pytest.mark.parametrize(
+    "single",
+    [
+        "2024-07-01",
+        pd.Timestamp("2024-07-01"),
+        pd.Timestamp("2024-07-01").date(),
+        np.datetime64("2024-07-01"),
+    ],
+)
+def test_training_frame_refuses_a_single_cutoff_for_cutoffs(simple, single):
+    """A str was read as one cutoff per character: "cutoff '2' is not a date"."""
+    with pytest.raises(ConfigError, match=r"cutoffs must be a sequence of cutoff dates.*\[cutoff\]"):
+        build_training_frame(simple, single)
+    assert set(build_training_frame(simple, [single])["snapshot"]) == {pd.Timestamp("2024-07-01")}
 
 
 # --- same-day merge: the window in day_rows equals an independent per-day group-by --------------------

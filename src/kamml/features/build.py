@@ -7,6 +7,7 @@ pandas frame indexed by account_id to the models.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kamml.config import FEATURE_GROUPS, ChurnLabel, Config
+from kamml.config import FEATURE_GROUPS, MAX_DAYS, ChurnLabel, Config
 from kamml.data.sampling import RunningSample
 from kamml.engine import engine_errors
 from kamml.errors import ConfigError
@@ -42,6 +43,7 @@ __all__ = [
     "build_labels",
     "build_past_window",
     "build_training_frame",
+    "check_days",
     "check_label_window",
     "feature_context",
     "features_expr",
@@ -412,19 +414,35 @@ def build_labels(data: Any, cutoff: Any, horizon_days: int, *, churn: str = "no_
     Columns: ``value`` (net spend in the horizon, floored at 0), ``purchases`` (purchase days),
     ``churned`` (1 when no purchase day in the horizon) and, with a referrals table, ``referral_value``
     (spend in the horizon, after the referral, of accounts this account referred during the horizon)
-    and ``referrals`` (how many it referred). Raises `ConfigError` when the window passes the data end.
+    and ``referrals`` (how many it referred). Raises `ConfigError` when the window passes the data end,
+    and when `horizon_days` is not a whole number of days (an int, not 1.5 or True) from 1 to
+    `kamml.config.MAX_DAYS` (a century), as ``time.horizon_days`` in a config.
 
     With ``churn="no_purchase_or_nonrenewal"`` (config ``models.churn_label``) an account is also
     churned when its contract ends in the horizon: the accounts table's ``contract_end`` is the last
     known end, so one inside the window was not renewed. ``contract_lapsed`` says which; an account
     without a contract_end, or whose contract ended before the cutoff, follows the purchase rule.
     """
+    horizon_days = check_days(horizon_days, "horizon_days")
     check_label_window(data, cutoff, horizon_days)
     frame = fetch_by_account(label_expr(data, cutoff, horizon_days, churn=churn))
     for col in ("churned", "contract_lapsed"):
         if col in frame.columns:
             frame[col] = frame[col].astype("int64")
     return frame
+
+
+def check_days(value: Any, name: str) -> int:
+    """`value` as an int of days from 1 to `MAX_DAYS`; else a `ConfigError` naming the argument `name`.
+
+    0 or a negative horizon gave empty label windows (every account churned), 1.5 was cut to 1 day.
+    An int or numpy integer only, as the estimators' ``horizon_days`` (True is no number of days).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be a whole number of days (an int), got {value!r}")
+    if not 1 <= int(value) <= MAX_DAYS:
+        raise ConfigError(f"{name} must be from 1 to {MAX_DAYS:,} days (a century), got {int(value):,}")
+    return int(value)
 
 
 def check_label_window(data: Any, cutoff: Any, horizon_days: int) -> None:
@@ -450,9 +468,11 @@ def build_past_window(data: Any, cutoff: Any, days: int) -> pd.DataFrame:
     """The label quantities over the `days` before the cutoff, for every account existing at the cutoff.
 
     The "last period" baselines: what each account spent (and brought in by referrals) in the window
-    [cutoff - days, cutoff); accounts newer than the window's start count what they did since.
+    [cutoff - days, cutoff); accounts newer than the window's start count what they did since. `days`
+    is checked as `build_labels`' horizon (an int from 1 to `kamml.config.MAX_DAYS`).
     """
-    start = pd.Timestamp(cutoff) - pd.Timedelta(days=int(days))
+    days = check_days(days, "days")
+    start = pd.Timestamp(cutoff) - pd.Timedelta(days=days)
     expr = label_expr(data, start, days, base_cutoff=cutoff)
     return fetch_by_account(expr)
 
@@ -481,7 +501,16 @@ def build_training_frame(
     sample `ModelBundle.fit` would draw from the whole frame. Rows outside it are dropped snapshot by
     snapshot, so a large book's frame is never held whole; ``attrs["sampled_from"]`` then counts the
     accounts it was drawn from and ``attrs["referral_value_before_sample"]`` sums their referral value.
+    `cutoffs` is a sequence (or iterable) of cutoff dates, e.g. from `training_cutoffs`; a single cutoff
+    (a str, date, datetime, pandas Timestamp or numpy datetime64) is refused with a `ConfigError`, as
+    a str would otherwise be read as one cutoff per character: pass ``[cutoff]`` for one snapshot.
     """
+    if isinstance(cutoffs, (str, bytes, dt.date, np.datetime64)):  # pd.Timestamp is a dt.datetime
+        raise ConfigError(
+            f"cutoffs must be a sequence of cutoff dates, got the single cutoff {cutoffs!r}: for one "
+            f"snapshot pass it in a list (build_training_frame(data, [cutoff], config)), or take "
+            "several from kamml.features.training_cutoffs(end, horizon_days, snapshots, step_days)"
+        )
     cfg = config or Config()
     frames = []
     cutoffs = list(cutoffs)  # an iterator is fine too: counted for the progress lines

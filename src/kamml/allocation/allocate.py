@@ -152,7 +152,8 @@ def allocate(
         and cap hours, and tiers; the defaults of `AllocationConfig` when omitted.
     horizon_days : int, optional
         The horizon of the scores' clv and of the hours, for scores without a ``horizon_days`` column
-        (`HORIZON_COLUMN`; `kamml.jobs.score` writes it); default ``time.horizon_days`` when a whole
+        (`HORIZON_COLUMN`; `kamml.jobs.score` writes it; `ModelBundle.predict`'s frame has none: give
+        ``horizon_days=bundle.horizon_days``); default ``time.horizon_days`` when a whole
         `Config` sets it, else 180 with a warning. Where the scores carry their horizon, a horizon given
         here or set in the config must equal it. Read only where the fixed effort rule stands in for a
         fitted response (``effort_scale: auto`` and no ``effort_scale`` in the scores): its 4 h are for
@@ -467,15 +468,22 @@ def resolve_horizon(found: float | None, stated: tuple[float, str] | None) -> fl
 
 
 def warn_assumed_horizon(rows: int, n_accounts: int) -> None:
-    """Warn that the fixed effort rule assumes 180 days for scores without a horizon, and how to give one."""
+    """Warn that the fixed effort rule assumes 180 days for scores without a horizon, and how to give one.
+
+    Scores without the column are `ModelBundle.predict`'s frame (which has none: its columns are the
+    REST signature's) as well as scores of an older kamml or of another tool; the message names both
+    and the fix for each (``horizon_days=bundle.horizon_days`` for the first).
+    """
     which = "every account" if rows == n_accounts else f"{rows:,} of {n_accounts:,} accounts"
     logger.warning(
-        "the scores have no %s column (scores of an older kamml, or of another tool), so the horizon "
-        "they predict over is not known: the fixed effort rule (allocation.effort_scale 'auto', for %s "
-        "without a fitted effort_scale) assumes %d days, %g h at the median account; scores over "
-        "another horizon get effort scales off in proportion (six times too large at 30 days). To "
-        "avoid it, re-score with this kamml (its scores carry %s), or state the horizon: --horizon-days "
-        "N (horizon_days=N in Python) or time.horizon_days in the --config",
+        "the scores have no %s column (ModelBundle.predict's frame has none; nor have scores of an older "
+        "kamml or of another tool), so the horizon they predict over is not known: the fixed effort "
+        "rule (allocation.effort_scale 'auto', for %s without a fitted effort_scale) assumes %d days, "
+        "%g h at the median account; scores over another horizon get effort scales off in proportion "
+        "(six times too large at 30 days). To avoid it, state the horizon: in Python "
+        "allocate(scores, hours, cfg, horizon_days=bundle.horizon_days) for a bundle's predictions "
+        "(horizon_days=N otherwise), --horizon-days N or time.horizon_days in the --config; or re-score "
+        "with this kamml's `kamml score` (its scores files carry %s)",
         HORIZON_COLUMN,
         which,
         DEFAULT_HORIZON_DAYS,

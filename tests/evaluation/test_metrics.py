@@ -254,3 +254,34 @@ def test_calibration_table_quantile() -> None:
     assert np.allclose(table["observed_rate"], table["mean_predicted"], atol=0.08)
     with pytest.raises(ValueError, match="strategy"):
         calibration_table(y, p, strategy="kmeans")  # type: ignore[arg-type]
+
+
+def _by_account(values: list[float]) -> pd.Series:
+    return pd.Series(values, index=pd.Index([101, 102, 103, 104, 105], name="account_id"), dtype=float)
+
+
+def test_series_with_the_same_labels_in_another_order_are_paired_by_label() -> None:
+    """Positional pairing of a shuffled Series gave a Gini near 0 for a perfect forecast."""
+    y = _by_account([5.0, 0.0, 1.0, 0.0, 9.0])
+    shuffled = y.iloc[[3, 0, 4, 1, 2]]
+    assert normalized_gini(y, shuffled) == pytest.approx(1.0)
+    assert value_metrics(y, shuffled) == value_metrics(y, y)
+    churned = _by_account([1, 0, 1, 0, 0])
+    p = _by_account([0.9, 0.1, 0.8, 0.2, 0.3])
+    assert churn_metrics(churned, p.iloc[::-1]) == churn_metrics(churned, p)
+    # numpy arrays and Series with identical indexes stay paired by position
+    assert normalized_gini(y.to_numpy(), shuffled.to_numpy()) < 1.0
+    assert normalized_gini(y, y.to_numpy()[::-1]) < 1.0
+
+
+@pytest.mark.parametrize(
+    ("y_pred", "match"),
+    [
+        (_by_account([1.0, 2, 3, 4, 5]).iloc[:3], r"2 of y_true's 5 are not in y_pred and 0 of y_pred's 3"),
+        (pd.Series([1.0, 2, 3, 4, 5]), r"y_pred a RangeIndex \(0 \.\. 4: row positions, not account ids\)"),
+        (pd.Series([1.0, 2, 3, 4, 5], index=[101, 101, 102, 103, 104]), r"y_pred's index repeats 1 labels"),
+    ],
+)
+def test_series_with_other_labels_are_refused_with_the_count(y_pred: pd.Series, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        value_metrics(_by_account([5.0, 0.0, 1.0, 0.0, 9.0]), y_pred)

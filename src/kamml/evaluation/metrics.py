@@ -13,7 +13,20 @@ group. Spearman gives tied forecasts their average rank, and PR AUC is scikit-le
 precision (tied scores form one threshold): neither depends on the order of the rows either, but
 neither is that expectation.
 
-All functions are pure numpy/scipy/sklearn and accept array-likes (lists, Series) of equal length.
+All functions are pure numpy/scipy/sklearn and accept array-likes (lists, numpy arrays, Series) of
+equal length, paired by position, except two pandas Series with different indexes: kamml's frames are
+keyed by account_id, so those are paired by index label (`_pair`):
+
+- the same labels in another order (``labels["value"]`` beside ``scores["clv"].sample(frac=1)``):
+  the forecast is aligned to the actuals' order, so the result is that of the rows matched by label;
+- different labels: a ValueError saying how many labels of each are missing in the other. That
+  includes a Series with a RangeIndex (0 .. n-1, positions, as ``pd.Series(model.predict(X))`` has)
+  beside one indexed by account_id: nothing says its positions follow the other's rows, so it is
+  refused (the message names the RangeIndex) rather than paired by position; pass ``.to_numpy()``
+  (pairing by position, as a numpy array always is) or give both the same index;
+- a duplicated label in either index, when the indexes differ: a ValueError (no one-to-one match).
+
+Series with identical indexes, and any input that is not a Series, are paired by position as before.
 """
 
 from __future__ import annotations
@@ -45,8 +58,47 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 
 
+def _describe_index(index: pd.Index) -> str:
+    """How an index reads in a message: a RangeIndex is named (positions, not account ids)."""
+    if isinstance(index, pd.RangeIndex):
+        span = f"{index[0]} .. {index[-1]}" if len(index) else "empty"
+        return f"a RangeIndex ({span}: row positions, not account ids)"
+    return f"an index of {len(index):,} labels" + (f" ({index.name})" if index.name is not None else "")
+
+
+def _aligned(y_true: pd.Series, y_pred: pd.Series, pred_name: str) -> pd.Series:
+    """`y_pred` in the order of `y_true`'s index labels; a ValueError when they do not match one to one."""
+    for name, index in (("y_true", y_true.index), (pred_name, y_pred.index)):
+        if not index.is_unique:
+            raise ValueError(
+                f"y_true and {pred_name} are Series with different indexes, paired by label, but {name}'s "
+                f"index repeats {int(index.duplicated().sum()):,} labels; pass .to_numpy() to pair by "
+                "position"
+            )
+    missing_pred = y_true.index.difference(y_pred.index)
+    missing_true = y_pred.index.difference(y_true.index)
+    if len(missing_pred) or len(missing_true):
+        raise ValueError(
+            f"y_true and {pred_name} are Series indexed by different labels: {len(missing_pred):,} of "
+            f"y_true's {len(y_true):,} are not in {pred_name} and {len(missing_true):,} of {pred_name}'s "
+            f"{len(y_pred):,} are not in y_true (y_true has {_describe_index(y_true.index)}, {pred_name} "
+            f"{_describe_index(y_pred.index)}); pairs are made by index label (account_id) when both are "
+            "Series: give both the same index, or pass .to_numpy() to pair by position"
+        )
+    return y_pred.reindex(y_true.index)
+
+
 def _pair(y_true: ArrayLike, y_pred: ArrayLike, pred_name: str = "y_pred") -> tuple[FloatArray, FloatArray]:
-    """Both inputs as finite 1-D float arrays of one non-zero length, or a ValueError naming the problem."""
+    """Both inputs as finite 1-D float arrays of one non-zero length, or a ValueError naming the problem.
+
+    Two pandas Series with different indexes are paired by label (the module docstring says how).
+    """
+    if (
+        isinstance(y_true, pd.Series)
+        and isinstance(y_pred, pd.Series)
+        and not y_true.index.equals(y_pred.index)
+    ):
+        y_pred = _aligned(y_true, y_pred, pred_name)
     a = np.asarray(y_true, dtype=np.float64)
     b = np.asarray(y_pred, dtype=np.float64)
     if a.ndim != 1 or b.ndim != 1:

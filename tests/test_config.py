@@ -440,3 +440,32 @@ def test_reading_a_config_without_model_parameters_does_not_import_lightgbm():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("assign", "message"),
+    [
+        (
+            lambda cfg: setattr(cfg.allocation, "weights", {"retension": 1}),
+            r"assignment: 'allocation\.weights\.retension\.\[key\]': Input should be 'retention'",
+        ),
+        (
+            lambda cfg: setattr(cfg.time, "horizon_days", 0),
+            r"'time\.horizon_days': Input should be greater than 0",
+        ),
+        (
+            lambda cfg: setattr(cfg.time, "horizon", 5),
+            r"unknown key 'time\.horizon'; valid keys here: cutoff",
+        ),
+        (lambda cfg: setattr(cfg.models, "clv", {"num_leave": 3}), r"'models\.clv\.num_leave'.*did you mean"),
+        (lambda cfg: setattr(cfg.data.columns, "nonsense", 1), r"unknown key 'data\.columns\.nonsense'"),
+    ],
+)
+def test_a_bad_assignment_is_a_config_error_naming_the_dotted_key(assign, message) -> None:
+    """It was pydantic's ValidationError, unlike from_dict and load_config; the value is not set."""
+    cfg = Config()
+    with pytest.raises(ConfigError, match=message):
+        assign(cfg)
+    assert cfg == Config()
+    cfg.time.horizon_days = 30  # a good value is set as before
+    assert cfg.time.horizon_days == 30

@@ -1,7 +1,8 @@
 """Typed configuration for kamml jobs (DESIGN §12), loaded from YAML and validated by pydantic.
 
 An unknown key or a wrong type fails with a `ConfigError` that names the key (as a dotted path) and, for
-unknown keys, lists the valid ones. Relative paths in a config file are resolved against the folder the
+unknown keys, lists the valid ones, whether it comes from a file, `Config.from_dict` or an assignment
+(``cfg.time.horizon_days = 0``). Relative paths in a config file are resolved against the folder the
 command runs in, so a config works the same from the CLI, a notebook or a scheduler.
 """
 
@@ -73,6 +74,26 @@ class _Section(BaseModel):
 
     # no protected "model_" prefix: `tracking.model_name` is a setting (pydantic < 2.10 warned of it)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assign with validation; a bad value or unknown key is a `ConfigError` naming the dotted key.
+
+        pydantic raised its own ValidationError (``cfg.allocation.weights = {"retension": 1}``), unlike
+        `Config.from_dict` and `load_config`; the message is theirs (`_describe`), the key's path found
+        from the section's class (`_section_path`). Private attributes are set as pydantic sets them.
+        """
+        if name.startswith("_"):
+            super().__setattr__(name, value)
+            return
+        prefix = _section_path(type(self))
+        if name not in type(self).model_fields:
+            key = ".".join([*prefix, name])
+            valid = ", ".join(type(self).model_fields)
+            raise ConfigError(f"assignment: unknown key '{key}'; valid keys here: {valid}")
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "assignment", prefix)) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -677,11 +698,33 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _describe(exc: ValidationError, source: str) -> str:
-    """One line per problem: the dotted key, what is wrong and, for unknown keys, the valid ones."""
+@functools.cache
+def _section_path(section: type[BaseModel]) -> tuple[str, ...]:
+    """Where a section class sits in `Config` (("data", "columns") for `ColumnsConfig`); () for Config.
+
+    Found breadth first through the fields' model types, the first place it appears.
+    """
+    queue: list[tuple[type[BaseModel], tuple[str, ...]]] = [(Config, ())]
+    while queue:
+        model, path = queue.pop(0)
+        if model is section:
+            return path
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            for candidate in (annotation, *getattr(annotation, "__args__", ())):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    queue.append((candidate, (*path, name)))
+    return ()
+
+
+def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -> str:
+    """One line per problem: the dotted key, what is wrong and, for unknown keys, the valid ones.
+
+    `prefix` is the path of the section the errors are about (an assignment to one), before their keys.
+    """
     lines = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        loc = (*prefix, *err["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "kamml_key":
             lines.append(str(err.get("ctx", {}).get("message", err["msg"])))

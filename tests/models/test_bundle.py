@@ -216,6 +216,18 @@ def test_drivers_alone_equal_those_of_predict(fitted):
         bundle.drivers(rows.drop(columns="spend_90d"))
 
 
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "3"])
+def test_a_count_of_drivers_that_is_no_whole_number_from_0_is_refused(fitted, bad):
+    """top_drivers=-1 and top=-1 gave empty texts; the REST endpoint refuses them (0: no drivers)."""
+    bundle, features = fitted
+    rows = features.head(5)
+    with pytest.raises(ModelError, match=r"top_drivers must be a whole number of drivers, 0 or more"):
+        bundle.predict(rows, refit_btyd=False, top_drivers=bad)
+    with pytest.raises(ModelError, match=r"top must be a whole number of drivers, 0 or more"):
+        bundle.drivers(rows, top=bad)
+    assert bundle.predict(rows, refit_btyd=False, top_drivers=np.int64(0))["drivers"].tolist() == [""] * 5
+
+
 def test_numbers_sent_as_text_read_as_numbers_in_the_drivers(fitted):
     """JSON from a CRM may carry numbers as strings: the drivers read "84%", not "0.8395812502130866"."""
     bundle, features = fitted

@@ -239,6 +239,20 @@ def test_explain_lists_the_features_pushing_up(fitted: tuple[ClvModel, pd.DataFr
     assert np.all((values > 0) | np.isnan(values))
 
 
+def test_explain_has_at_most_one_driver_per_feature_and_refuses_a_bad_top(
+    fitted: tuple[ClvModel, pd.DataFrame, np.ndarray],
+) -> None:
+    """top=100 on 3 features gave 200 columns padded with None and NaN."""
+    model, X, _ = fitted
+    out = model.explain(X.head(5), top=100, by="size")
+    assert list(out.columns) == [f"{kind}_{j}" for j in (1, 2, 3) for kind in ("driver", "contribution")]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ModelInputError, match="top must be a whole number of drivers, 1 or more"):
+            model.explain(X.head(5), top=bad)
+    with pytest.raises(ModelInputError, match="top must be a whole number of drivers, 0 or more"):
+        model.top_contributions(X.head(5), top=-1)
+
+
 def test_numpy_input_works_without_names() -> None:
     X, y, snapshot = make_value(n_per_snapshot=200)
     arr = X[["a", "b"]].to_numpy()

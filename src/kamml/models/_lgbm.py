@@ -134,7 +134,21 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 class ModelInputError(ModelError, ValueError):
-    """X, y or sample weights do not fit the model: other features, bad targets, a single class."""
+    """X, y or sample weights do not fit the model: other features, bad targets, a single class.
+
+    Also an argument out of its range, such as a negative number of drivers (`check_count`).
+    """
+
+
+def check_count(value: Any, name: str, minimum: int = 0) -> int:
+    """`value` as an int >= `minimum` (a count of drivers); else a `ModelInputError` naming `name`.
+
+    An int or numpy integer, not True/False and not 2.5. The rule of the REST endpoint's
+    ``top_drivers`` (`kamml.tracking.pyfunc`): a whole number, 0 (no drivers) or more.
+    """
+    if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)) or int(value) < minimum:
+        raise ModelInputError(f"{name} must be a whole number of drivers, {minimum} or more (got {value!r})")
+    return int(value)
 
 
 def is_true(value: Any) -> bool:
@@ -1033,7 +1047,8 @@ class LGBMModel(BaseEstimator):
         X : pandas.DataFrame or array-like
             Features, as in `fit`.
         top : int, default 3
-            How many drivers per row.
+            How many drivers per row, >= 1; more than the model has features gives one column pair
+            per feature (as the REST endpoint's ``top_drivers`` names at most every feature).
         horizon_days : int, optional
             Refused when it differs from the horizon the model was trained on.
         by : {"up", "size"}, default "up"
@@ -1043,21 +1058,17 @@ class LGBMModel(BaseEstimator):
         -------
         pandas.DataFrame
             Indexed like X (a RangeIndex for arrays), columns ``driver_1``, ``contribution_1``, ...,
-            ``driver_{top}``, ``contribution_{top}``; missing drivers are None with contribution NaN.
+            ``driver_{k}``, ``contribution_{k}`` with k = min(top, number of features); a row with
+            fewer drivers (``by="up"`` lists positive contributions only) has None with contribution NaN.
         """
-        if int(top) < 1:
-            raise ValueError(f"top must be >= 1, got {top}")
+        top = check_count(top, "top", minimum=1)
         names, values = self.top_contributions(X, top, horizon_days=horizon_days, by=by)
         rows = names.shape[0]
         index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(rows)
         columns: dict[str, Any] = {}
-        for j in range(int(top)):
-            if j < names.shape[1]:
-                columns[f"driver_{j + 1}"] = names[:, j]
-                columns[f"contribution_{j + 1}"] = values[:, j]
-            else:
-                columns[f"driver_{j + 1}"] = np.full(rows, None, dtype=object)
-                columns[f"contribution_{j + 1}"] = np.full(rows, np.nan)
+        for j in range(names.shape[1]):  # min(top, features): no columns that no feature could fill
+            columns[f"driver_{j + 1}"] = names[:, j]
+            columns[f"contribution_{j + 1}"] = values[:, j]
         return pd.DataFrame(columns, index=index)
 
     def top_contributions(
@@ -1075,6 +1086,7 @@ class LGBMModel(BaseEstimator):
         """
         if by not in ("up", "size"):
             raise ValueError(f"by must be 'up' or 'size', got {by!r}")
+        top = check_count(top, "top")
         matrix = self._prepare(X, horizon_days)
         contrib = np.asarray(
             self.booster_.predict(matrix, pred_contrib=True, num_threads=self._predict_threads(matrix)),

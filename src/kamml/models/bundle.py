@@ -58,6 +58,7 @@ from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelErr
 from kamml.models._lgbm import (
     as_float,
     canonical_params,
+    check_count,
     column_arrays,
     constraint_count,
     is_categorical,
@@ -893,9 +894,10 @@ class ModelBundle:
         Returns clv (value over the horizon), p_churn (no purchase in the horizon), referral_value,
         p_alive, expected_purchases (BG/NBD, horizon), effort_scale and effort_uplift (the fitted effort
         response's k and uplift; NaN without one) and drivers (per model, the `top_drivers` features
-        that move the prediction most, in words; `_drivers`). `btyd` passes a BG/NBD fit the caller
-        already has, so it is not fitted again. Columns other than the bundle's features (an
-        account_id, an owner) are ignored.
+        that move the prediction most, in words; `_drivers`; `top_drivers` is a whole number, 0 for no
+        drivers (empty texts), as the REST endpoint's param: -1 or 2.5 is a `ModelError`). `btyd`
+        passes a BG/NBD fit the caller already has, so it is not fitted again. Columns other than the
+        bundle's features (an account_id, an owner) are ignored.
 
         `refit_btyd` (default: only when the bundle is not `anchored`) refits BG/NBD and Gamma-Gamma on
         these rows when there are at least 100 of them; an anchored bundle keeps its own fit, so a row
@@ -917,6 +919,7 @@ class ModelBundle:
 
         With `value_only`, only ``clv`` is returned and the churn and influence models are not run.
         """
+        top_drivers = check_count(top_drivers, "top_drivers")
         effort = self.effort if self.effort is not None and self.effort.source == "fitted" else None
         self._check_columns(features, effort.size_feature if effort else None)
         if refit_btyd is None:
@@ -995,8 +998,10 @@ class ModelBundle:
         For a batch job that names drivers for its top accounts after scoring every account without
         them: the three models are not run again. `btyd` defaults to the bundle's stored fit (the one
         `kamml.tracking.pyfunc.score_frame` scores with); on a bundle not anchored, `predict` refits
-        BTYD on its batch and names drivers from that fit (see `predict_value`).
+        BTYD on its batch and names drivers from that fit (see `predict_value`). `top` as `predict`'s
+        `top_drivers`: a whole number, 0 (empty texts) or more; -1 is a `ModelError`.
         """
+        top = check_count(top, "top")
         self._check_columns(features, None)
         prepared, _, columns, _ = self._prepare(features, self.btyd if btyd is None else btyd)
         return self._drivers(prepared, lambda name: np.asarray(columns[name]), len(features), top=top)

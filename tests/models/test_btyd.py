@@ -690,3 +690,31 @@ def test_data_without_information_or_with_impossible_repeats_is_refused() -> Non
     rows = np.column_stack([np.ones(20), np.zeros(20), np.linspace(10, 300, 20)])
     with pytest.raises(SchemaError, match="must be > 0 when frequency is > 0"):
         BetaGeo().fit(rows)
+
+
+@pytest.mark.parametrize("model_class", [BetaGeo, GammaGamma])
+def test_score_is_the_mean_log_likelihood_highest_at_the_fit(
+    model_class: Any, cdnow_sample: pd.DataFrame
+) -> None:
+    """score() was missing (cross_val_score(BetaGeo(), X) failed); it is the fit's likelihood per customer."""
+    from sklearn.model_selection import cross_val_score
+
+    X = cdnow_sample[list(model_class.columns)]
+    model = model_class().fit(X)
+    fitted = model.score(X)
+    used = (X["frequency"] > 0) & (X["monetary"] > 0) if model_class is GammaGamma else X["frequency"] >= 0
+    assert fitted == pytest.approx(model.log_likelihood_ / used.sum())  # without a penalty
+    for name in model.params_:
+        for factor in (0.8, 1.25):
+            perturbed = clone(model)
+            perturbed.params_ = {**model.params_, name: model.params_[name] * factor}
+            perturbed.n_features_in_ = model.n_features_in_
+            perturbed.feature_names_in_ = model.feature_names_in_
+            assert perturbed.score(X) < fitted, (name, factor)
+    # weights: a weight of k is k copies of the row, as in fit
+    weights = np.arange(len(X)) % 3
+    repeated = X.loc[X.index.repeat(weights)]
+    assert model.score(X, sample_weight=weights) == pytest.approx(model.score(repeated))
+    scores = cross_val_score(model_class(), X, cv=3)
+    assert scores.shape == (3,)
+    assert np.all(np.isfinite(scores))

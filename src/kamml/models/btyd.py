@@ -647,6 +647,34 @@ class BetaGeo(BaseEstimator):
         frequency, recency, T = self._columns_of(_validate_array(self, X, reset=False, nonnegative=True))
         return self.conditional_expected_purchases(float(self.horizon), frequency, recency, T)
 
+    def score(self, X: Any, y: Any = None, sample_weight: ArrayLike | None = None) -> float:
+        """Mean BG/NBD log-likelihood per customer of X under the fitted parameters (higher is better).
+
+        The per-customer likelihood of the fit (`_bgnbd_loglik_rows`, what `fit` maximises), averaged
+        with `sample_weight` when given; so ``cross_val_score(BetaGeo(), X)`` compares held-out
+        customers' likelihoods. Comparable between fits on the same rows, not between datasets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_customers, 3) or DataFrame
+            Frequency, recency and T per customer.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_customers,), optional
+            Non-negative weight of each row, as in `fit`.
+
+        Returns
+        -------
+        float
+            The (weighted) mean log-likelihood, without the fit's penalty.
+        """
+        params = self._params()
+        frequency, recency, T = self._columns_of(_validate_array(self, X, reset=False, nonnegative=True))
+        weights = _weights_or_ones(sample_weight, frequency.shape[0])
+        keep = weights > 0
+        rows = _bgnbd_loglik_rows(params, frequency[keep], recency[keep], T[keep])
+        return float(_dot(weights[keep], rows) / weights[keep].sum())
+
     def conditional_expected_purchases(
         self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
     ) -> FloatArray:
@@ -955,6 +983,54 @@ class GammaGamma(BaseEstimator):
         check_fitted(self, "params_")
         frequency, monetary = self._columns_of(_validate_array(self, X, reset=False, nonnegative=False))
         return self.conditional_expected_value(frequency, monetary)
+
+    def score(self, X: Any, y: Any = None, sample_weight: ArrayLike | None = None) -> float:
+        """Mean Gamma-Gamma log-likelihood per customer of X's mean repeat values (higher is better).
+
+        Over the rows `fit` learns from (frequency > 0, monetary > 0; the others carry no repeat value),
+        averaged with `sample_weight` when given: the likelihood `fit` maximises (`_gamma_gamma_nll`),
+        without its penalty. It is a density of the values, so it depends on their currency; compare
+        fits on the same rows, as ``cross_val_score(GammaGamma(), X)`` does.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_customers, 2) or DataFrame
+            Frequency and monetary per customer.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_customers,), optional
+            Non-negative weight of each row, as in `fit`.
+
+        Returns
+        -------
+        float
+            The (weighted) mean log-likelihood of the rows with a repeat value.
+
+        Raises
+        ------
+        SchemaError
+            When no row has frequency > 0 and monetary > 0 (with a positive weight).
+        """
+        check_fitted(self, "params_")
+        frequency, monetary = self._columns_of(_validate_array(self, X, reset=False, nonnegative=False))
+        weights = _weights_or_ones(sample_weight, frequency.shape[0])
+        used = (frequency > 0) & (monetary > 0) & (weights > 0)
+        if not used.any():
+            raise SchemaError(
+                [
+                    Problem(
+                        table="X",
+                        column="frequency",
+                        rule="GammaGamma.score needs at least one row with frequency > 0 and monetary > 0 "
+                        "(and a positive weight)",
+                    )
+                ]
+            )
+        ux, x_index = np.unique(frequency[used], return_inverse=True)
+        p = self.params_
+        log_params = np.log([p["p"], p["q"], p["gamma"]])
+        nll, _ = _gamma_gamma_nll(log_params, ux, x_index, monetary[used], weights[used], 0.0)
+        return -float(nll)
 
     def conditional_expected_value(self, frequency: ArrayLike, monetary: ArrayLike) -> FloatArray:
         """Expected mean order value given x repeat purchases of mean value m (Fader & Hardie 2013).

@@ -58,21 +58,34 @@ def notebook(tmp_path, monkeypatch, mlflow_state):
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # mlflow_state then puts back what was there
 
 
+@pytest.mark.parametrize("callers_store", ["mlflow_default", "set_tracking_uri"])
 def test_a_run_in_the_callers_run_of_another_store_is_top_level_and_the_callers_run_goes_on(
-    notebook, tmp_path, caplog
+    callers_store, tmp_path, monkeypatch, mlflow_state, caplog
 ):
     """kamml's run went to its store as a child of a run that store lacks, and MLflow stayed on kamml's
-    store: the caller's next log_metric and end_run failed ("Run ... not found"), leaving it RUNNING."""
+    store: the caller's next log_metric and end_run failed ("Run ... not found"), leaving it RUNNING.
+
+    The caller's run in MLflow's default store (nothing set), or in one a notebook set.
+    """
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
     from kamml.tracking import TrainingRun
 
+    for name in _VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # MLflow's default store, mlflow.db, is made here
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    if callers_store == "set_tracking_uri":
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mine.db'}")
+    notebook = mlflow.get_tracking_uri()
     cfg = _config(tmp_path / "kamml")
     kamml_store = cfg.tracking.uri
     with mlflow.start_run() as parent:
         before = _state()
         with caplog.at_level(logging.WARNING, logger="kamml"), TrainingRun(cfg, run_name="child") as run:
             mlflow.log_metric("k", 1.0)
+        mlflow.log_metric("user_after", 2.0)  # the caller's run, in the caller's store
         assert _state() == before
-        mlflow.log_metric("user_after", 2.0)
     callers = MlflowClient(notebook).get_run(parent.info.run_id)
     assert callers.info.status == "FINISHED"
     assert callers.data.metrics == {"user_after": 2.0}

@@ -63,6 +63,33 @@ def _mlflow_uri_variables_kept() -> Iterator[None]:
         pytest.fail("the test left MLflow's URI variables changed (put back): " + "; ".join(changed))
 
 
+@pytest.fixture
+def mlflow_state() -> Iterator[None]:
+    """MLflow's tracking and registry URIs put back after the test as they were, unset included.
+
+    Not with ``mlflow.set_tracking_uri(mlflow.get_tracking_uri())``: unset, the getter answers MLflow's
+    default (``sqlite:///<working folder>/mlflow.db``), and the setter also writes it to
+    MLFLOW_TRACKING_URI, which then won over every later test's config: the next test that opened a
+    store without removing the variable created mlflow.db in the working folder. MLflow keeps the URIs
+    it was given in two module variables (read here as its own ``_use_tracking_uri`` does); None means
+    unset, and the setters unset the tracking variable for it.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    uris = tracking_utils._tracking_uri, registry_utils._registry_uri
+    variables = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    mlflow.set_tracking_uri(uris[0])
+    mlflow.set_registry_uri(uris[1])
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 #: What MLflow and kamml create in the working folder when a test uses their default store by mistake.
 _DEFAULT_STORE_FILES = (
     "mlflow.db",
@@ -127,6 +154,20 @@ def tracked_config(store_root: Path):
         return _tracked_config(store_root, **tracking)
 
     return make
+
+
+@pytest.fixture
+def mlflow_at_session_store(store_root: Path) -> Iterator[None]:
+    """MLflow's own API (``MlflowClient()``, ``mlflow.start_run``) on the session's store for the test.
+
+    kamml's calls point MLflow at a config's store only while they run (`tracking_scope`), so a test
+    reading the session's runs, models and aliases through MLflow's API names that store here; MLflow's
+    URIs are put back after the test.
+    """
+    from kamml.tracking import tracking_scope
+
+    with tracking_scope(_tracked_config(store_root).tracking):
+        yield
 
 
 @pytest.fixture(scope="session")

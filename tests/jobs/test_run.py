@@ -14,7 +14,8 @@ from kamml.jobs.run import run, skipped_parts
 from kamml.jobs.score import SCORE_COLUMNS
 from kamml.tracking import JOB_STATUS_TAG
 
-pytestmark = pytest.mark.slow
+#: MLflow's own API in these tests reads the session's store: kamml's calls leave MLflow as it was
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_at_session_store")]
 
 
 @pytest.fixture(scope="module")
@@ -316,8 +317,8 @@ def test_the_plan_states_the_horizon_of_the_model_that_scored(
 
     registered = run_module._registered
 
-    def champion_of_120_days(training, echo):
-        model, _ = registered(training, echo)
+    def champion_of_120_days(config, training, echo):
+        model, _ = registered(config, training, echo)
         kept = copy.copy(model)
         kept.bundle = copy.copy(model.bundle)
         kept.bundle.horizon_days = 120

@@ -147,11 +147,12 @@ def test_a_cutoff_after_the_data_end_is_refused_and_the_end_is_scored(trained):
 
 
 @pytest.mark.slow
-def test_a_fresh_session_finds_the_registered_model_through_the_config(trained, tmp_path, monkeypatch):
-    """MLflow pointed elsewhere (a fresh Python session uses its default store): the config's store wins."""
+def test_a_fresh_session_finds_the_registered_model_through_the_config(
+    trained, tmp_path, monkeypatch, mlflow_state
+):
+    """MLflow pointed elsewhere (a fresh Python session uses its default store): the config's store wins,
+    and MLflow points where it did after scoring (the lookup left it on the config's store before)."""
     import mlflow
-
-    from kamml.tracking import use_tracking
 
     cfg, data, result = trained
     uri = f"models:/{cfg.tracking.model_name}@champion"
@@ -162,11 +163,10 @@ def test_a_fresh_session_finds_the_registered_model_through_the_config(trained, 
     mlflow.set_registry_uri(elsewhere)
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         os.environ.pop(name, None)  # MLflow's setters write them; a fresh session has neither
-    try:
-        table = score(uri, data, result.scoring_cutoff, cfg, explain_top=0)
-    finally:
-        use_tracking(cfg.tracking)
+    table = score(uri, data, result.scoring_cutoff, cfg, explain_top=0)
     assert len(table) == len(result.features)
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (elsewhere, elsewhere)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
     # a bundle in memory scores the same, without any store
     in_memory = score(result.bundle, data, result.scoring_cutoff, explain_top=0)
     pd.testing.assert_series_equal(in_memory["clv"], table["clv"])

@@ -11,14 +11,22 @@ from kamml.errors import ModelError
 from kamml.tracking import load_model, model_input
 from kamml.tracking.pyfunc import OUTPUT_COLUMNS, json_ready, score_frame
 
+#: MLflow's own API in these tests reads the session's store: kamml's calls leave MLflow as it was
+pytestmark = pytest.mark.usefixtures("mlflow_at_session_store")
+
 
 @pytest.fixture(scope="module")
 def model_dir(trained, tmp_path_factory):
-    """The registered model's artifacts downloaded to a local folder."""
+    """The registered model's artifacts downloaded to a local folder (from the session's store)."""
     import mlflow
 
-    _, _, result = trained
-    return mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path_factory.mktemp("m")))
+    from kamml.tracking import tracking_scope
+
+    cfg, _, result = trained
+    with tracking_scope(cfg.tracking):
+        return mlflow.artifacts.download_artifacts(
+            result.model_uri, dst_path=str(tmp_path_factory.mktemp("m"))
+        )
 
 
 @pytest.mark.slow

@@ -10,6 +10,9 @@ from kamml.errors import ConfigError
 from kamml.tracking import CHAMPION, metric_key, promote
 from kamml.tracking.registry import _decide, _run_horizon
 
+#: MLflow's own API in these tests reads the session's store: kamml's calls leave MLflow as it was
+pytestmark = pytest.mark.usefixtures("mlflow_at_session_store")
+
 
 def test_metric_key_reads_task_metric_as_kammls_metric():
     assert metric_key("value.gini") == "value.kamml.gini"
@@ -20,7 +23,7 @@ def test_metric_key_reads_task_metric_as_kammls_metric():
 
 @pytest.fixture
 def gate(tracked_config):
-    """The session's store as MLflow's current one, and its experiment's id, for the gate's versions."""
+    """The id of the session store's experiment for the gate's versions (MLflow on it: pytestmark)."""
     from kamml.tracking.store import experiment_id
 
     return experiment_id(tracked_config().tracking)

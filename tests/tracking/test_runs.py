@@ -8,6 +8,9 @@ from mlflow.tracking import MlflowClient
 
 from kamml.tracking import backtest_metrics, flatten
 
+#: MLflow's own API in these tests reads the session's store: kamml's calls leave MLflow as it was
+pytestmark = pytest.mark.usefixtures("mlflow_at_session_store")
+
 
 def test_flatten_nests_dotted_keys_and_lists_as_json():
     flat = flatten({"time": {"horizon_days": 90, "cutoff": None}, "features": {"windows": [30, 90]}, "g": {}})

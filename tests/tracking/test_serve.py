@@ -20,7 +20,8 @@ from kamml.models.drivers import target_of
 from kamml.tracking import model_input
 from kamml.tracking.pyfunc import score_frame
 
-pytestmark = pytest.mark.slow
+#: MLflow's own API in these tests reads the session's store: kamml's calls leave MLflow as it was
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_at_session_store")]
 
 
 def _free_port() -> int:

@@ -21,33 +21,6 @@ def test_embedded_default_is_sqlite_in_the_working_folder(monkeypatch):
     assert tracking_uri() == "sqlite:///mlruns.db"
 
 
-@pytest.fixture
-def mlflow_state():
-    """MLflow's tracking and registry URIs put back after the test as they were, unset included.
-
-    Not with ``mlflow.set_tracking_uri(mlflow.get_tracking_uri())``: unset, the getter answers MLflow's
-    default (``sqlite:///<working folder>/mlflow.db``), and the setter also writes it to
-    MLFLOW_TRACKING_URI, which then won over every later test's config: the next test that opened a
-    store without removing the variable created mlflow.db in the working folder. MLflow keeps the URIs
-    it was given in two module variables (read here as its own ``_use_tracking_uri`` does); None means
-    unset, and the setters unset the tracking variable for it.
-    """
-    import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    uris = tracking_utils._tracking_uri, registry_utils._registry_uri
-    variables = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    yield
-    mlflow.set_tracking_uri(uris[0])
-    mlflow.set_registry_uri(uris[1])
-    for name, value in variables.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
 def test_a_later_config_wins_and_the_environment_stays_the_users(monkeypatch, tmp_path, mlflow_state):
     """MLflow's setters write MLFLOW_TRACKING_URI; left there, the first store used won for good."""
     import mlflow

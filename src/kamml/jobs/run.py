@@ -49,7 +49,7 @@ from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import EffortResponse, config_rule
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
-from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, load_model, record_job_failure
+from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, record_job_failure, resolve_model
 
 __all__ = ["RunResult", "check_owners", "run", "skipped_parts"]
 
@@ -201,7 +201,7 @@ def _score_allocate_report(
     """The in-memory stages after training: score with the champion, allocate, write the output set."""
     out_dir = outputs.folder
     with _stage("score", seconds, echo):
-        model, fresh = _registered(training, echo)
+        model, fresh = _registered(config, training, echo)
         # the training job's features fit the new version; the champion rebuilds its own
         features = training.features if fresh else None
         scores = score(model, data, training.scoring_cutoff, config, features=features)
@@ -308,16 +308,18 @@ def _check_floors(config: Config, data: Dataset, accounts: pd.Index, p_alive: An
     check_floors_fit(scores, None, config)
 
 
-def _registered(training: TrainResult, echo: Callable[[str], None]) -> tuple[LoadedModel, bool]:
+def _registered(
+    config: Config, training: TrainResult, echo: Callable[[str], None]
+) -> tuple[LoadedModel, bool]:
     """The model the plan comes from, loaded as the CRM sees it, and whether it is the one just trained.
 
     The champion: the new version when the gate promoted it, else the standing champion (a worse model
     must not drive the allocation the CRM reads); the choice is said once, on the console or in the log.
     """
     p = training.promotion
-    if p.promoted:
-        return load_model(f"models:/{p.name}/{p.version}"), True
-    champion = load_model(f"models:/{p.name}@{CHAMPION}")
+    if p.promoted:  # looked up in the config's store: training left MLflow's URIs as they were
+        return resolve_model(f"models:/{p.name}/{p.version}", config.tracking), True
+    champion = resolve_model(f"models:/{p.name}@{CHAMPION}", config.tracking)
     message = (
         f"version {p.version} was not promoted ({p.reason}): scoring with the champion, {champion.resolved}"
     )
@@ -383,7 +385,7 @@ def _run_on_spark(
     out_dir = outputs.folder
     cutoff = training.scoring_cutoff
     with _stage("score", seconds, echo):
-        model, _ = _registered(training, echo)
+        model, _ = _registered(config, training, echo)
         scores_dir = score_spark(model, data, cutoff, outputs.stage("scores.parquet"), config)
         echo(f"      every account scored at {cutoff.date()} on Spark (Parquet parts)")
     with _stage("allocate", seconds, echo):

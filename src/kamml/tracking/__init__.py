@@ -14,7 +14,7 @@ from kamml.tracking.model import (
 )
 from kamml.tracking.registry import CHAMPION, Promotion, metric_key, promote, register
 from kamml.tracking.runs import JOB_STATUS_TAG, TrainingRun, backtest_metrics, flatten, record_job_failure
-from kamml.tracking.store import experiment_id, tracking_uri, use_tracking
+from kamml.tracking.store import experiment_id, tracking_scope, tracking_uri, use_tracking
 
 __all__ = [
     "CHAMPION",
@@ -34,6 +34,7 @@ __all__ = [
     "record_job_failure",
     "register",
     "resolve_model",
+    "tracking_scope",
     "tracking_uri",
     "use_tracking",
 ]

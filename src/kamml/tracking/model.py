@@ -40,7 +40,7 @@ from kamml.config import TrackingConfig
 from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.pyfunc import BUNDLE_ARTIFACT, KammlPyfunc, json_ready, score_frame
-from kamml.tracking.store import store_error, store_in_force, use_tracking
+from kamml.tracking.store import store_error, store_in_force, tracking_scope
 
 __all__ = ["LoadedModel", "load_model", "log_bundle", "model_input", "pip_requirements", "resolve_model"]
 
@@ -309,7 +309,8 @@ def resolve_model(
     ``tracking.uri``, unless ``MLFLOW_TRACKING_URI`` is set), so a fresh Python session finds the model
     the CLI registered instead of MLflow's default store. Scoring only reads the store: a SQLite store
     file that does not exist is refused (`TrackingStoreError`) instead of MLflow creating an empty one,
-    and a store that is locked or not an MLflow store is a `TrackingStoreError` naming it.
+    and a store that is locked or not an MLflow store is a `TrackingStoreError` naming it. MLflow points
+    at that store only for the lookup (`tracking_scope`); without `tracking` it is MLflow's current store.
     """
     if isinstance(model, LoadedModel):
         return model
@@ -318,7 +319,8 @@ def resolve_model(
     if not isinstance(model, str):
         raise TypeError(f"model must be a URI, a LoadedModel or a ModelBundle, got {type(model).__name__}")
     if tracking is not None and model.startswith(("models:", "runs:")):
-        use_tracking(tracking, create=False)
+        with tracking_scope(tracking, create=False):  # MLflow's URIs are the caller's again after
+            return load_model(model)
     return load_model(model)
 
 

@@ -14,7 +14,7 @@ import logging
 import os
 import platform
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import Promotion, metric_key, promote, register
-from kamml.tracking.store import experiment_id, store_lock, tracking_uri, use_tracking
+from kamml.tracking.store import experiment_id, store_lock, tracking_scope, tracking_uri
 
 __all__ = ["JOB_STATUS_TAG", "TrainingRun", "backtest_metrics", "flatten", "record_job_failure"]
 
@@ -75,6 +75,9 @@ def _start_ticks(pid: int) -> str | None:
 JOB_STATUS_TAG = "kamml.job.status"
 JOB_STAGE_TAG = "kamml.job.failed_stage"
 JOB_ERROR_TAG = "kamml.job.error"
+#: On a run started inside the caller's active run of another store (not nested): that run and its store.
+CALLER_RUN_TAG = "kamml.caller.run_id"
+CALLER_STORE_TAG = "kamml.caller.tracking_uri"
 
 
 def close_abandoned_runs(experiment: str) -> list[str]:
@@ -139,12 +142,12 @@ def record_job_failure(config: Config, run_id: str, stage: str, error: BaseExcep
         log.warning("MLflow run %s not marked failed: the tracking store is what failed", run_id)
         return
     try:
-        use_tracking(config.tracking)
-        client = mlflow.MlflowClient()
-        client.set_tag(run_id, JOB_STATUS_TAG, "stopped" if stopped else "failed")
-        client.set_tag(run_id, JOB_STAGE_TAG, stage)
-        client.set_tag(run_id, JOB_ERROR_TAG, reason[:5000])
-        client.set_terminated(run_id, status="KILLED" if stopped else "FAILED")
+        with tracking_scope(config.tracking):
+            client = mlflow.MlflowClient()
+            client.set_tag(run_id, JOB_STATUS_TAG, "stopped" if stopped else "failed")
+            client.set_tag(run_id, JOB_STAGE_TAG, stage)
+            client.set_tag(run_id, JOB_ERROR_TAG, reason[:5000])
+            client.set_terminated(run_id, status="KILLED" if stopped else "FAILED")
     except Exception as exc:  # never hide the job's own error behind this one
         log.warning("could not mark MLflow run %s as failed at %s: %s", run_id, stage, exc)
 
@@ -302,11 +305,47 @@ def _champion_unusable(name: str, bundle: ModelBundle, features: pd.DataFrame, v
     return f"cannot score this data: it needs {len(missing)} column(s) the data no longer gives ({shown})"
 
 
+def _in_store(run_id: str) -> bool:
+    """Whether the run `run_id` is in the store MLflow points at now (run ids are unique across stores)."""
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    return True
+
+
+@contextlib.contextmanager
+def _callers_runs_set_aside() -> Iterator[None]:
+    """MLflow's stack of active runs emptied inside the block and put back after it.
+
+    MLflow starts a run beside an active one only as its child (``nested=True``, which tags the parent):
+    kamml's top-level run in another store than the caller's active run needs the stack empty. MLflow
+    keeps it per thread in ``mlflow.tracking.fluent._active_run_stack``.
+    """
+    from mlflow.tracking import fluent
+
+    stack = fluent._active_run_stack.get()
+    callers = list(stack)
+    stack.clear()
+    try:
+        yield
+    finally:
+        stack[:] = callers
+
+
 class TrainingRun:
     """A started MLflow run in the configured experiment; use as a context manager.
 
     With `run_id` it reopens that run, so a job's later stages (scores, allocation, report) land on the
-    run that trained the model.
+    run that trained the model. MLflow points at the config's store only inside the block
+    (`tracking_scope`): the caller's tracking and registry URIs and active run are as before after it.
+
+    Inside the caller's own active run (a notebook's ``with mlflow.start_run():``) kamml's run is its
+    child when that run is in the config's store. When it is in another store, a child would name a
+    parent its store does not hold, so kamml's run is a top-level run of the config's store tagged with
+    the caller's run id and store (`CALLER_RUN_TAG`, `CALLER_STORE_TAG`), and a warning says so.
     """
 
     def __init__(
@@ -324,39 +363,60 @@ class TrainingRun:
         self.metrics: dict[str, float] = {}
         self._active: Any = None
         self._reopened = bool(run_id)
+        self._scope = contextlib.ExitStack()
 
     def __enter__(self) -> TrainingRun:
-        # inside the caller's own run (a notebook's `with mlflow.start_run():`), kamml's run is a child
         parent = mlflow.active_run()
-        exp = experiment_id(self.config.tracking)
-        if self.run_id:  # reopen a finished run to add a later stage's outputs
-            self._active = mlflow.start_run(run_id=self.run_id, nested=parent is not None)
-            return self
-        close_abandoned_runs(exp)
-        self._active = mlflow.start_run(
-            experiment_id=exp,
-            run_name=self.run_name,
-            nested=parent is not None,
-            # "running" until the job ends: a job killed after training (SIGKILL) left a FINISHED run
-            # that read as a success; the next training run marks it (`close_abandoned_runs`)
-            tags={
-                HOST_TAG: socket.gethostname(),
-                PID_TAG: str(os.getpid()),
-                **process_identity(),
-                JOB_STATUS_TAG: "running",
-            },
-        )
-        self.run_id = self._active.info.run_id
-        log.info(
-            "MLflow run %s in experiment '%s' at %s%s",
-            self.run_id,
-            self.config.tracking.experiment,
-            tracking_uri(self.config.tracking),
-            f", nested in the active run {parent.info.run_id}" if parent is not None else "",
-        )
+        callers_uri = mlflow.get_tracking_uri()  # the store of the caller's active run, if any
+        self._scope.enter_context(tracking_scope(self.config.tracking))
+        try:
+            self._start(parent, callers_uri)
+        except BaseException:
+            self._scope.close()
+            raise
         return self
 
+    def _start(self, parent: Any, callers_uri: str) -> None:
+        """Start (or reopen) the run, MLflow pointing at the config's store."""
+        exp = experiment_id(self.config.tracking)
+        nested = parent is not None and _in_store(parent.info.run_id)
+        if parent is not None and not nested:
+            self._scope.enter_context(_callers_runs_set_aside())
+        if self.run_id:  # reopen a finished run to add a later stage's outputs
+            self._active = mlflow.start_run(run_id=self.run_id, nested=nested)
+            return
+        close_abandoned_runs(exp)
+        # "running" until the job ends: a job killed after training (SIGKILL) left a FINISHED run
+        # that read as a success; the next training run marks it (`close_abandoned_runs`)
+        tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), **process_identity()}
+        tags[JOB_STATUS_TAG] = "running"
+        if parent is not None and not nested:
+            tags.update({CALLER_RUN_TAG: parent.info.run_id, CALLER_STORE_TAG: callers_uri})
+        self._active = mlflow.start_run(experiment_id=exp, run_name=self.run_name, nested=nested, tags=tags)
+        self.run_id = self._active.info.run_id
+        uri = tracking_uri(self.config.tracking)
+        where = f"MLflow run {self.run_id} in experiment '{self.config.tracking.experiment}' at {uri}"
+        if nested:
+            log.info("%s, nested in the active run %s", where, parent.info.run_id)
+        elif parent is not None:
+            log.warning(
+                "%s: not nested in the active run %s, which is in another MLflow store (%s); tagged %s "
+                "and %s",
+                where,
+                parent.info.run_id,
+                callers_uri,
+                CALLER_RUN_TAG,
+                CALLER_STORE_TAG,
+            )
+        else:
+            log.info("%s", where)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        with self._scope:  # the caller's active runs, then MLflow's URIs, put back whatever happens here
+            self._end(exc_type, exc)
+
+    def _end(self, exc_type: Any, exc: Any) -> None:
+        """Tag the job's outcome (a run kamml started) and end the run."""
         stopped = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, SystemExit))
         if not self._reopened:  # a reopened run's job tags its own outcome (`record_job_failure`)
             try:

@@ -2,8 +2,10 @@
 
 kamml's default (the CLI's, and any call given a config) is a SQLite store and a local artifact folder
 in the working directory (``sqlite:///mlruns.db``, ``./mlartifacts``); a Python call without a config
-uses MLflow's current tracking URI. ``MLFLOW_TRACKING_URI`` in the environment wins over the
-config, so a scheduler can point the same config at a shared server.
+uses MLflow's current tracking URI. ``MLFLOW_TRACKING_URI`` exported in the environment wins over the
+config, so a scheduler can point the same config at a shared server; the same variable written by
+``mlflow.set_tracking_uri`` in this process (MLflow 3's setter does) does not (`tracking_uri`). kamml's
+calls switch MLflow to the store only while they run (`tracking_scope`).
 
 Messages about a store name its URI and where it came from (`describe_store`). A store MLflow cannot
 open (locked by another process, a file that is not an MLflow store) is a `TrackingStoreError` with what
@@ -39,6 +41,7 @@ __all__ = [
     "store_errors",
     "store_in_force",
     "store_lock",
+    "tracking_scope",
     "tracking_source",
     "tracking_uri",
     "use_tracking",
@@ -47,28 +50,117 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def _mlflow_state() -> tuple[str | None, str | None]:
+    """MLflow's own tracking and registry URIs as set in this process (None: never set, MLflow's default).
+
+    Read from the module variables MLflow's setters write (its own ``_use_tracking_uri`` reads the first):
+    ``mlflow.get_tracking_uri()`` answers MLflow's default when unset, which cannot be set back as "unset".
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    return tracking_utils._tracking_uri, registry_utils._registry_uri
+
+
+#: The URI `use_tracking` last set and where it came from, so `store_in_force` can say it.
+_last_set: tuple[str, str] | None = None
+#: MLflow's tracking URI, and `_last_set`, before kamml's outermost `tracking_scope` switched them.
+_outer: list[tuple[str | None, tuple[str, str] | None]] = []
+#: A value of MLFLOW_TRACKING_URI seen written by ``mlflow.set_tracking_uri`` in this process (not exported).
+_setter_written: str | None = None
+
+
+def environment_is_users(value: str) -> bool:
+    """Whether an MLFLOW_TRACKING_URI of `value` is the user's (exported, inherited) or MLflow's setter's.
+
+    MLflow 3's ``mlflow.set_tracking_uri`` also writes the variable (for subprocesses), so in a notebook
+    that called it the variable is not an override the user gave: it equals MLflow's own URI set in this
+    process. One exported (a scheduler's, a shell's) differs from it, or MLflow's URI was never set.
+    MLflow's URI is read as the user left it: the one before kamml's `tracking_scope`; when kamml's
+    public `use_tracking` moved it since, the value last seen written by the setter decides.
+    """
+    global _setter_written
+    current, last = _outer[0] if _outer else (_mlflow_state()[0], _last_set)
+    if last is not None and current is not None and last[0] == current:  # kamml's use_tracking set it
+        return value != _setter_written
+    _setter_written = value if current == value else None
+    return current != value
+
+
+def _environment() -> tuple[str | None, bool]:
+    """MLFLOW_TRACKING_URI (None if unset or empty) and whether it is the user's (`environment_is_users`)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI") or None
+    return env, env is not None and environment_is_users(env)
+
+
+def _configured(config: TrackingConfig | None) -> bool:
+    """Whether the config gives tracking.uri itself (not kamml's default)."""
+    return config is not None and "uri" in config.model_fields_set
+
+
 def tracking_uri(config: TrackingConfig | None = None) -> str:
-    """The tracking URI in force: ``MLFLOW_TRACKING_URI`` if set, else the config's ``tracking.uri``."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
+    """The tracking URI in force (first that applies).
+
+    1. ``MLFLOW_TRACKING_URI`` exported by the user (a scheduler pointing a config at a shared server);
+    2. the config's ``tracking.uri``;
+    3. MLflow's URI set in this process by ``mlflow.set_tracking_uri`` (which writes the variable), for a
+       config without ``tracking.uri`` or no config;
+    4. kamml's default, ``sqlite:///mlruns.db``.
+    """
+    env, users = _environment()
+    if env is not None and (users or not _configured(config)):
         return env
     return (config or TrackingConfig()).uri
 
 
 def tracking_source(config: TrackingConfig | None = None) -> str:
-    """Where `tracking_uri` takes the URI from, in words: the environment variable or the config.
+    """Where `tracking_uri` takes the URI from, in words: the variable, MLflow's setter or the config.
 
     Said in every message about the store: with ``MLFLOW_TRACKING_URI`` set, the config's store is not
     the one searched, and nothing else on the console shows it.
     """
-    env = os.environ.get("MLFLOW_TRACKING_URI")
+    env, users = _environment()
     configured = (config or TrackingConfig()).uri
-    if env:
+    if env is not None and users:
         replaced = f", which replaces the config's tracking.uri {configured}" if configured != env else ""
         return f"the MLFLOW_TRACKING_URI environment variable{replaced}"
-    if config is None or "uri" not in config.model_fields_set:  # no config, or one without the key
+    if env is not None and not _configured(config):
+        return "MLflow's tracking URI set in this process (mlflow.set_tracking_uri), the config giving none"
+    if not _configured(config):  # no config, or one without the key
         return "kamml's default tracking.uri, relative to the working directory"
     return "the config's tracking.uri"
+
+
+#: (environment value, config value) pairs already warned about, so a notebook's loop warns once.
+_warned: set[tuple[str, str]] = set()
+
+
+def warn_overridden(config: TrackingConfig | None) -> None:
+    """Log a WARNING when MLFLOW_TRACKING_URI and a config's explicit tracking.uri differ: which wins, why.
+
+    Once per pair of URIs in a process.
+    """
+    env, users = _environment()
+    if env is None or not _configured(config) or config is None or config.uri == env:
+        return
+    if (env, config.uri) in _warned:
+        return
+    _warned.add((env, config.uri))
+    if users:
+        log.warning(
+            "MLflow store: the MLFLOW_TRACKING_URI environment variable %s wins over the config's "
+            "tracking.uri %s (an exported variable overrides the config); unset it to use the config's store",
+            env,
+            config.uri,
+        )
+    else:
+        log.warning(
+            "MLflow store: the config's tracking.uri %s wins over MLflow's tracking URI %s set in this "
+            "process by mlflow.set_tracking_uri (which also wrote MLFLOW_TRACKING_URI; only an exported "
+            "variable overrides the config); kamml puts MLflow's URI back after each call",
+            config.uri,
+            env,
+        )
 
 
 def sqlite_file(uri: str) -> Path | None:
@@ -135,10 +227,6 @@ def describe_store(uri: str, source: str) -> str:
     if file is not None and not file.is_absolute():
         text += f"; the file {file.absolute()}"
     return text + ")"
-
-
-#: The URI `use_tracking` last set and where it came from, so `store_in_force` can say it.
-_last_set: tuple[str, str] | None = None
 
 
 def store_in_force() -> str:
@@ -322,10 +410,12 @@ def check_reachable(uri: str, source: str | None = None, timeout: float = 10.0) 
 
 
 def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -> str:
-    """Point MLflow at the configured store and return its URI (also sets the registry URI).
+    """Point MLflow at the configured store for the rest of the session; return its URI.
 
-    With ``create=False`` (a read-only use: scoring), a SQLite store file that does not exist is refused
-    first (`check_store_exists`) instead of MLflow creating an empty one on first contact.
+    Also sets the registry URI. kamml's own calls do not use this but `tracking_scope`, which puts
+    MLflow's URIs back when they return; this is for a user who wants MLflow's fluent API on kamml's
+    store afterwards. With ``create=False`` (a read-only use: scoring), a SQLite store file that does not
+    exist is refused first (`check_store_exists`) instead of MLflow creating an empty one on first contact.
 
     MLflow's setters also write ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` into the environment;
     left there, the first store kamml used would pass for the user's variable and win over every later
@@ -339,17 +429,49 @@ def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -
     else:
         check_store_exists(config)
     uri = tracking_uri(config)
-    check_reachable(uri, tracking_source(config))
+    source = tracking_source(config)
+    warn_overridden(config)
+    check_reachable(uri, source)
     before = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    for name, value in before.items():
+    _restore_variables(before)
+    _last_set = (uri, source)
+    return uri
+
+
+def _restore_variables(values: dict[str, str | None]) -> None:
+    """Put MLflow's URI variables back to `values` (None: unset)."""
+    for name, value in values.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    _last_set = (uri, tracking_source(config))
-    return uri
+
+
+@contextlib.contextmanager
+def tracking_scope(config: TrackingConfig | None = None, *, create: bool = True) -> Iterator[str]:
+    """MLflow pointed at the configured store inside the block (`use_tracking`), as it was after it.
+
+    kamml's calls (training, scoring a ``models:/`` URI, experiment lookups) left MLflow's tracking and
+    registry URIs on the config's store for the rest of the session, so a notebook's later
+    ``mlflow.start_run()`` and ``log_*`` landed in kamml's store. On leaving, normally or by an
+    exception, MLflow's URIs (unset included), the URI variables and what `store_in_force` names are put
+    back. Scopes nest: an inner one restores the outer one's store.
+    """
+    global _last_set
+    saved = _mlflow_state()
+    variables = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    last = _last_set
+    _outer.append((saved[0], last))
+    try:
+        yield use_tracking(config, create=create)
+    finally:
+        _outer.pop()
+        mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]  # None unsets, as MLflow's own scope does
+        mlflow.set_registry_uri(saved[1])  # type: ignore[arg-type]
+        _restore_variables(variables)
+        _last_set = last
 
 
 def experiment_id(config: TrackingConfig | None = None) -> str:
@@ -362,8 +484,7 @@ def experiment_id(config: TrackingConfig | None = None) -> str:
     check_store_folder(cfg)  # the lock file's folder
     # the first contact of a training job with the store, where MLflow creates its tables: the store's
     # checks too, since a store another job is creating has its first tables but not yet MLflow's version
-    with store_lock(cfg, "creating or opening the experiment"):
-        use_tracking(cfg)
+    with store_lock(cfg, "creating or opening the experiment"), tracking_scope(cfg):
         return _experiment_id(cfg)
 
 

@@ -735,6 +735,13 @@ def test_the_effort_fit_reaches_the_likelihood_maximum_of_a_general_optimizer():
     assert fit["params"][p:] == pytest.approx(reference.x[p:], rel=1e-4, abs=1e-5)
 
 
+def central_difference(func, params, step=1e-6):
+    """Derivatives of `func` (a number or an array) by each parameter, by central differences."""
+    return np.array(
+        [(func(params + step * e) - func(params - step * e)) / (2 * step) for e in np.eye(len(params))]
+    )
+
+
 def test_poisson_parts_gradient_and_fisher_information_are_the_derivatives():
     rng = np.random.default_rng(0)
     n, p = 400, 3
@@ -745,29 +752,12 @@ def test_poisson_parts_gradient_and_fisher_information_are_the_derivatives():
     mu = effort_module._mean(x, hours, z, params, True)[0]
     orders = rng.poisson(mu).astype(float)
     _f, g, fisher = effort_module._poisson_parts(x, orders, hours, z, params, True)
-    step = 1e-6
-    numeric = np.array(
-        [
-            (
-                effort_module._poisson_parts(x, orders, hours, z, params + step * e, True)[0]
-                - effort_module._poisson_parts(x, orders, hours, z, params - step * e, True)[0]
-            )
-            / (2 * step)
-            for e in np.eye(len(params))
-        ]
+    numeric = central_difference(
+        lambda t: effort_module._poisson_parts(x, orders, hours, z, t, True)[0], params
     )
     assert g == pytest.approx(numeric, rel=1e-5, abs=1e-8)
     # the Fisher information is the Hessian's expectation: with the orders at their mean, the Hessian
     _, _, at_mean = effort_module._poisson_parts(x, mu, hours, z, params, True)
-    hessian = np.array(
-        [
-            (
-                effort_module._poisson_parts(x, mu, hours, z, params + step * e, True)[1]
-                - effort_module._poisson_parts(x, mu, hours, z, params - step * e, True)[1]
-            )
-            / (2 * step)
-            for e in np.eye(len(params))
-        ]
-    )
+    hessian = central_difference(lambda t: effort_module._poisson_parts(x, mu, hours, z, t, True)[1], params)
     assert at_mean == pytest.approx(hessian, rel=1e-4, abs=1e-7)
     assert np.all(np.linalg.eigvalsh(fisher) >= -1e-12)

@@ -11,7 +11,7 @@ import pytest
 
 from kamml.allocation.stake import stake_parts
 from kamml.data import load_data
-from kamml.errors import ConfigError, DataError, FeatureMismatchError
+from kamml.errors import ConfigError, DataError, FeatureMismatchError, ModelError
 from kamml.jobs.score import SCORE_COLUMNS, score, score_to_file
 from kamml.models.bundle import PREDICTION_COLUMNS
 from kamml.tracking import load_model, model_input
@@ -89,7 +89,7 @@ def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained
             (shutil.copytree if part.is_dir() else shutil.copy)(part, tmp_path / part.name)
     data = load_data(tmp_path, cfg)
     with pytest.raises(FeatureMismatchError, match="referrals_made") as info:
-        score(load_model(result.model_uri), data, result.scoring_cutoff, cfg)
+        score(load_model(result.model_uri, cfg.tracking), data, result.scoring_cutoff, cfg)
     assert "referred_spend" in info.value.missing
 
 
@@ -106,10 +106,30 @@ def test_an_all_null_untyped_accounts_column_scores_as_missing_values(trained, w
     text = accounts.set_column(at, pa.field("region", pa.string()), pa.nulls(len(accounts), pa.string()))
     pq.write_table(text, tmp_path / "text" / "accounts.parquet")
     assert "attr_region" in result.bundle.features
-    model = load_model(result.model_uri)
+    model = load_model(result.model_uri, cfg.tracking)
     got = score(model, load_data(tmp_path / "untyped", cfg), result.scoring_cutoff, cfg)
     expected = score(model, load_data(tmp_path / "text", cfg), result.scoring_cutoff, cfg)
     pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.slow
+def test_a_trained_model_loads_from_its_configs_store_and_mlflow_stays_the_users(
+    trained, tmp_path, mlflow_state
+):
+    """After `train`, MLflow points where the user left it: the model's URI is looked up in the config's
+    store when the config's tracking is given, and a lookup without it names the store it searched."""
+    import mlflow
+
+    cfg, _, result = trained
+    mine = f"sqlite:///{tmp_path / 'mine.db'}"
+    mlflow.set_tracking_uri(mine)  # a notebook's own store
+    model = load_model(result.model_uri, cfg.tracking)
+    assert model.bundle.horizon_days == result.bundle.horizon_days
+    assert mlflow.get_tracking_uri() == mine
+    with pytest.raises(ModelError, match=r"load_model\(uri, config.tracking\)") as info:
+        load_model(result.model_uri)
+    assert mine in str(info.value)
+    assert mlflow.get_tracking_uri() == mine
 
 
 @pytest.mark.slow
@@ -118,7 +138,7 @@ def test_drivers_only_for_the_accounts_with_most_at_stake_when_asked(trained):
     cfg, data, result = trained
     cfg = cfg.model_copy(deep=True)
     cfg.allocation.weights = {"retention": 1.0, "growth": 0.0, "referral": 0.0}  # at risk, not just large
-    model = load_model(result.model_uri)
+    model = load_model(result.model_uri, cfg.tracking)
     full = score(model, data, result.scoring_cutoff, cfg, features=result.features)
     some = score(model, data, result.scoring_cutoff, cfg, features=result.features, explain_top=10)
     pd.testing.assert_series_equal(some["clv"], full["clv"])
@@ -134,7 +154,7 @@ def test_drivers_only_for_the_accounts_with_most_at_stake_when_asked(trained):
 @pytest.mark.slow
 def test_a_cutoff_after_the_data_end_is_refused_and_the_end_is_scored(trained):
     cfg, data, result = trained
-    model = load_model(result.model_uri)
+    model = load_model(result.model_uri, cfg.tracking)
     late = data.end + pd.Timedelta(days=150)
     with pytest.raises(ConfigError, match=rf"cutoff {late.date()} is after the data end {data.end.date()}"):
         score(model, data, late, cfg)

@@ -40,7 +40,14 @@ from kamml.config import TrackingConfig
 from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.pyfunc import BUNDLE_ARTIFACT, KammlPyfunc, json_ready, score_frame
-from kamml.tracking.store import store_error, store_in_force, tracking_scope
+from kamml.tracking.store import (
+    describe_store,
+    store_error,
+    store_in_force,
+    tracking_scope,
+    tracking_source,
+    tracking_uri,
+)
 
 __all__ = ["LoadedModel", "load_model", "log_bundle", "model_input", "pip_requirements", "resolve_model"]
 
@@ -266,11 +273,14 @@ class LoadedModel:
         return score_frame(self.bundle, rows, top_drivers=top_drivers)
 
 
-def load_model(uri: str) -> LoadedModel:
+def load_model(uri: str, tracking: TrackingConfig | None = None) -> LoadedModel:
     """Load a kamml model from a URI or a folder, with pickle never needed.
 
     Accepts ``models:/name@alias``, ``models:/name/3``, ``runs:/id/model``, ``models:/m-<id>``, an MLflow
     model folder (holding MLmodel) or a plain bundle folder (bundle.json) written by `ModelBundle.save`.
+    A ``models:/`` or ``runs:/`` URI is looked up in the store of `tracking` (a config's ``tracking``
+    section, as ``load_model(result.model_uri, config.tracking)`` after `kamml.jobs.train.train`) when
+    given, else in MLflow's current store: kamml's calls leave MLflow's tracking URI as they found it.
     """
     local = Path(uri)
     if "://" not in uri and not uri.startswith(("models:", "runs:")):
@@ -282,8 +292,10 @@ def load_model(uri: str) -> LoadedModel:
                 "(bundle.json), or a models:/ or runs:/ URI"
             )
     from_store = uri.startswith(("models:", "runs:"))
+    scope = tracking_scope(tracking, create=False) if from_store and tracking is not None else None
     try:
-        pyfunc = mlflow.pyfunc.load_model(uri)
+        with scope or contextlib.nullcontext():
+            pyfunc = mlflow.pyfunc.load_model(uri)
     except Exception as exc:  # SQLAlchemy's errors opening a store are not MlflowExceptions
         locked_or_broken = store_error(exc) if from_store else None
         if locked_or_broken is not None:
@@ -292,7 +304,14 @@ def load_model(uri: str) -> LoadedModel:
             raise
         # a registry lookup names the store it searched: a relative sqlite path or MLFLOW_TRACKING_URI
         # points at another store than the one meant, and "not found" alone reads as a missing model
-        where = f" (searched the MLflow store {store_in_force()})" if from_store else ""
+        searched = (
+            store_in_force()
+            if tracking is None
+            else describe_store(tracking_uri(tracking), tracking_source(tracking))
+        )
+        where = f" (searched the MLflow store {searched})" if from_store else ""
+        if from_store and tracking is None:
+            where += "; a model kamml trained is in its config's store: load_model(uri, config.tracking)"
         raise ModelError(f"cannot load the model {uri}: {exc.message}{where}") from exc
     inner = pyfunc.unwrap_python_model()
     if not isinstance(inner, KammlPyfunc) or inner.bundle is None:

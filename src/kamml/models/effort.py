@@ -1156,7 +1156,7 @@ def _maximise(
 
     def value(params: FloatArray) -> float:
         mu = _mean(x, hours, z, params, effort)[0]
-        return -float(np.sum(orders * np.log(mu) - mu)) / len(orders)
+        return -_loglik(orders, mu) / len(orders)
 
     lower, upper = np.full(p, -np.inf), np.full(p, np.inf)
     starts = [beta0]
@@ -1182,7 +1182,7 @@ def _maximise(
         "params": params,
         "beta": params[:p],
         "mu": mu,
-        "loglik": float(np.sum(orders * np.log(mu) - mu)),
+        "loglik": _loglik(orders, mu),
         "converged": best[2],
         "n_params": len(params),
     }
@@ -1191,6 +1191,11 @@ def _maximise(
             uplift=float(params[p]), log_scale=float(params[p + 1]), exponents=np.asarray(params[p + 2 :])
         )
     return out
+
+
+def _loglik(orders: FloatArray, mu: FloatArray) -> float:
+    """Poisson log-likelihood of `orders` at means `mu`, without the constant log(orders!)."""
+    return float(np.sum(orders * np.log(mu) - mu))
 
 
 def _poisson_parts(
@@ -1204,7 +1209,7 @@ def _poisson_parts(
     p = x.shape[1]
     n = len(orders)
     mu, base, u, du = _mean(x, hours, z, params, effort)
-    loglik = float(np.sum(orders * np.log(mu) - mu))
+    loglik = _loglik(orders, mu)
     grad = x.T @ (orders - mu)
     root = np.sqrt(mu)
     fisher = np.zeros((p, p))

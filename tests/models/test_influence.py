@@ -104,3 +104,26 @@ def test_a_latest_snapshot_with_nothing_referred_takes_the_lowest_scale(caplog):
         model = InfluenceModel(n_estimators=40, num_threads=1).fit(X, y, snapshot=snapshot)
     assert model.scale_ == model.scale_bounds[0]
     assert "total scale at its lower bound" in caplog.text
+
+
+def test_early_stopping_at_the_first_tree_is_a_warning(caplog):
+    """A held-out snapshot that no second tree improves left a near-constant model with an INFO line."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(1500, 1))
+    snapshot = np.repeat([1, 2, 3], 500)
+    sign = np.where(snapshot == 3, -1.0, 1.0)  # what the earlier snapshots teach, the latest reverses
+    y = rng.poisson(0.3 * np.exp(1.5 * sign * X[:, 0])) * 50.0
+    with caplog.at_level("WARNING", logger="kamml.models._lgbm"):
+        model = InfluenceModel(n_estimators=40, num_threads=1, early_stopping_rounds=5).fit(
+            X, y, snapshot=snapshot
+        )
+    assert model.best_iteration_ == 1
+    assert "early stopping kept 1 tree of 40" in caplog.text
+    caplog.clear()
+    y = rng.poisson(0.3 * np.exp(X[:, 0])) * 50.0  # the same relation throughout
+    with caplog.at_level("WARNING", logger="kamml.models._lgbm"):
+        model = InfluenceModel(n_estimators=40, num_threads=1, early_stopping_rounds=5).fit(
+            X, y, snapshot=snapshot
+        )
+    assert model.best_iteration_ > 1
+    assert "early stopping kept" not in caplog.text

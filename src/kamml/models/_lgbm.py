@@ -963,6 +963,7 @@ class LGBMModel(BaseEstimator):
             )
             if self.early_stopping_rounds is not None and first.best_iteration > 0:
                 self.best_iteration_ = int(first.best_iteration)
+                self._warn_if_stopped_at_once(rounds)
             raw = self._booster_predict(first, matrix[held_out], num_iteration=self.best_iteration_)
             self._calibrate(raw, target[held_out], w_val, matrix[held_out])
             logger.info(
@@ -980,6 +981,22 @@ class LGBMModel(BaseEstimator):
         else:
             self._refitted(matrix[held_out], w_val)
         return self
+
+    def _warn_if_stopped_at_once(self, rounds: int) -> None:
+        """Warn when early stopping kept one tree: the held-out snapshot saw no gain from a second.
+
+        Such a model is nearly a constant (one tree of `num_leaves` values), so its ranking and the
+        drivers named from it carry little; with the INFO log alone it went unnoticed.
+        """
+        if self.best_iteration_ == 1 and rounds > 1:
+            logger.warning(
+                "%s: early stopping kept 1 tree of %d: no second tree improved the held-out snapshot "
+                "(%s), so the model is nearly constant and its drivers say little. Try a lower "
+                "learning_rate, more training rows or snapshots, or early_stopping_rounds=None",
+                type(self).__name__,
+                rounds,
+                self.validation_score_,
+            )
 
     def _held_out(
         self, snapshot: ArrayLike | None, n_rows: int, weight: FloatArray | None = None

@@ -463,14 +463,7 @@ def test_scores_without_a_horizon_keep_180_days_with_a_warning_that_says_how_to_
     said = record.getMessage()
     assert record.levelno == logging.WARNING
     assert "180 days" in said
-    # ModelBundle.predict's frame has no horizon_days column either (the REST signature): named, with its fix
-    for how in (
-        "re-score",
-        "--horizon-days",
-        "time.horizon_days",
-        "ModelBundle.predict",
-        "bundle.horizon_days",
-    ):
+    for how in ("re-score", "--horizon-days", "time.horizon_days", "horizon_days=N"):
         assert how in said
     assert _k(table).min() == pytest.approx(0.25 * DEFAULT_SCALE)  # the behaviour is today's
     for quiet in (

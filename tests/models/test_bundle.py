@@ -84,9 +84,12 @@ def test_predict_columns_and_ranges(fitted):
         "effort_scale",
         "effort_uplift",
         "drivers",
+        "horizon_days",
     ]
     assert list(scores.columns) == list(PREDICTION_COLUMNS)  # the list the pyfunc and scores table share
     assert scores[["effort_scale", "effort_uplift"]].isna().all().all()  # no effort response fitted
+    assert scores["horizon_days"].dtype == np.int64
+    assert (scores["horizon_days"] == 90).all()
     assert scores.index.equals(features.index)
     assert (scores["clv"] >= 0).all()
     assert scores["p_churn"].between(0, 1).all()

@@ -129,6 +129,8 @@ def test_signature_types_the_answer_and_the_param_and_metadata_the_inputs(traine
     # absent without an id in the request, null without a purchase history or an effort response
     optional = {"account_id", "p_alive", "expected_purchases", "effort_scale", "effort_uplift"}
     assert {name for name, needed in required.items() if not needed} == optional
+    answer_types = {c.name: c.type for c in info.signature.outputs.inputs}
+    assert answer_types["horizon_days"] == mlflow.types.DataType.long  # the CRM reads the horizon too
     assert [p.name for p in info.signature.params.params] == ["top_drivers"]
     types = info.metadata["feature_types"]
     assert set(types) == {"account_id", *result.bundle.features} - {
@@ -160,6 +162,7 @@ def test_the_pyfunc_takes_account_id_from_the_index_build_features_gives(trained
     out = mlflow.pyfunc.load_model(result.model_uri).predict(features)
     assert list(out.columns) == ["account_id", *OUTPUT_COLUMNS]
     assert out["account_id"].tolist() == features.index.tolist()
+    assert (out["horizon_days"] == result.bundle.horizon_days).all()
     expected = score_frame(result.bundle, model_input(features))
     pd.testing.assert_frame_equal(out, expected, check_dtype=False)
     renamed = features.rename_axis("id")

@@ -29,11 +29,12 @@ that pandas also stores in the Parquet file's metadata.
 The horizon: the scores' clv, p_churn and referral_value, and so the team's hours, are over one horizon,
 the scoring model's. Only the fixed effort rule needs it (4 h at 180 days, in proportion at another;
 `kamml.models.effort_rule.default_scale`), and it is read from the scores' own ``horizon_days`` column
-(`HORIZON_COLUMN`, which `kamml.jobs.score` and `kamml.spark.score_spark` write), so a scores file
+(`HORIZON_COLUMN`, which `kamml.jobs.score`, `kamml.spark.score_spark`, `ModelBundle.predict` and the
+REST answer carry), so a scores file
 allocated without a config still plans over its real horizon. A horizon stated besides (the ``horizon_days``
 argument, ``--horizon-days``, or ``time.horizon_days`` set in a config) must agree with that column: a
 contradiction is a ConfigError naming both (`resolve_horizon`). Scores without the column (an older
-kamml's, another tool's, `ModelBundle.predict`'s) take the stated horizon, else 180 days with a warning
+kamml's, another tool's) take the stated horizon, else 180 days with a warning
 (`warn_assumed_horizon`) where the fixed rule is used.
 """
 
@@ -152,8 +153,8 @@ def allocate(
         and cap hours, and tiers; the defaults of `AllocationConfig` when omitted.
     horizon_days : int, optional
         The horizon of the scores' clv and of the hours, for scores without a ``horizon_days`` column
-        (`HORIZON_COLUMN`; `kamml.jobs.score` writes it; `ModelBundle.predict`'s frame has none: give
-        ``horizon_days=bundle.horizon_days``); default ``time.horizon_days`` when a whole
+        (`HORIZON_COLUMN`; kamml's scores, `ModelBundle.predict`'s frame and the REST answer carry it);
+        default ``time.horizon_days`` when a whole
         `Config` sets it, else 180 with a warning. Where the scores carry their horizon, a horizon given
         here or set in the config must equal it. Read only where the fixed effort rule stands in for a
         fitted response (``effort_scale: auto`` and no ``effort_scale`` in the scores): its 4 h are for
@@ -470,20 +471,18 @@ def resolve_horizon(found: float | None, stated: tuple[float, str] | None) -> fl
 def warn_assumed_horizon(rows: int, n_accounts: int) -> None:
     """Warn that the fixed effort rule assumes 180 days for scores without a horizon, and how to give one.
 
-    Scores without the column are `ModelBundle.predict`'s frame (which has none: its columns are the
-    REST signature's) as well as scores of an older kamml or of another tool; the message names both
-    and the fix for each (``horizon_days=bundle.horizon_days`` for the first).
+    Scores without the column are those of an older kamml (whose `ModelBundle.predict` and REST answer
+    had none either) or of another tool; the message says how to state the horizon.
     """
     which = "every account" if rows == n_accounts else f"{rows:,} of {n_accounts:,} accounts"
     logger.warning(
-        "the scores have no %s column (ModelBundle.predict's frame has none; nor have scores of an older "
-        "kamml or of another tool), so the horizon they predict over is not known: the fixed effort "
+        "the scores have no %s column (scores of an older kamml or of another tool), so the horizon "
+        "they predict over is not known: the fixed effort "
         "rule (allocation.effort_scale 'auto', for %s without a fitted effort_scale) assumes %d days, "
         "%g h at the median account; scores over another horizon get effort scales off in proportion "
         "(six times too large at 30 days). To avoid it, state the horizon: in Python "
-        "allocate(scores, hours, cfg, horizon_days=bundle.horizon_days) for a bundle's predictions "
-        "(horizon_days=N otherwise), --horizon-days N or time.horizon_days in the --config; or re-score "
-        "with this kamml's `kamml score` (its scores files carry %s)",
+        "allocate(scores, hours, cfg, horizon_days=N), --horizon-days N or time.horizon_days in the "
+        "--config; or re-score with this kamml (its scores carry %s)",
         HORIZON_COLUMN,
         which,
         DEFAULT_HORIZON_DAYS,

@@ -106,6 +106,7 @@ PREDICTION_COLUMNS = (
     "effort_scale",
     "effort_uplift",
     "drivers",
+    "horizon_days",
 )
 FORMAT_VERSION = 1
 _MODELS = ("clv", "churn", "influence")
@@ -893,9 +894,10 @@ class ModelBundle:
 
         Returns clv (value over the horizon), p_churn (no purchase in the horizon), referral_value,
         p_alive, expected_purchases (BG/NBD, horizon), effort_scale and effort_uplift (the fitted effort
-        response's k and uplift; NaN without one) and drivers (per model, the `top_drivers` features
+        response's k and uplift; NaN without one), drivers (per model, the `top_drivers` features
         that move the prediction most, in words; `_drivers`; `top_drivers` is a whole number, 0 for no
-        drivers (empty texts), as the REST endpoint's param: -1 or 2.5 is a `ModelError`). `btyd`
+        drivers (empty texts), as the REST endpoint's param: -1 or 2.5 is a `ModelError`) and
+        horizon_days (the horizon the predictions are over: `allocate` reads it from the frame). `btyd`
         passes a BG/NBD fit the caller already has, so it is not fitted again. Columns other than the
         bundle's features (an account_id, an owner) are ignored.
 
@@ -978,6 +980,7 @@ class ModelBundle:
             "effort_scale": k,
             "effort_uplift": np.full(len(f), uplift),
             "drivers": drivers,
+            "horizon_days": np.full(len(f), self.horizon_days, dtype=np.int64),
         }
 
     def predict_value(self, features: pd.DataFrame, *, btyd: BtydFit | None = None) -> np.ndarray:

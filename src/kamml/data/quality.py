@@ -231,6 +231,8 @@ def relationship_notes(
     list of Problem
         One note per check that found rows.
     """
+    if accounts is None and referrals is None and activities is None:
+        return []  # nothing to relate the transactions to (the group-by below took 7 s on 100M rows)
     # rows per account, once: the account ids with transactions, and the weight that turns a count of
     # accounts into a count of transaction rows without probing every row against the accounts table.
     # Cached on the backend: the examples query needs it again (on a million accounts with 22M
@@ -371,11 +373,15 @@ def amount_notes(transactions: ir.Table) -> list[Problem]:
     every other account's moved by a quarter, with no word. A real outlier looks the same, so this is a
     note naming the accounts, not an error. Two queries: the percentile, then the rows above the bar.
     The percentile is exact on DuckDB and approximate on Spark (whose exact percentile holds every value
-    in one task's memory), so on Spark the bar can differ in its last digits.
+    in one task's memory), so on Spark the bar can differ in its last digits. Where it is exact, a cheaper
+    pass first rules the note out when it can (`_below_any_bar`: the exact percentile took 3.9 s of
+    100M rows' validation).
     """
     size = transactions.amount.abs()
     nonzero = transactions.filter(transactions.amount != 0).amount.abs()
     exact = transactions.get_backend().name != "pyspark"
+    if exact and _below_any_bar(transactions):
+        return []
     q = nonzero.quantile(0.99) if exact else nonzero.approx_quantile(0.99)
     q99 = q.as_table().to_pyarrow().column(0)[0].as_py()
     if q99 is None or not q99 > 0:
@@ -393,6 +399,25 @@ def amount_notes(transactions: ir.Table) -> list[Problem]:
         "and moves every account's predicted value through the fitted value level"
     )
     return [Problem("transactions", "amount", rule, n, examples)]
+
+
+def _below_any_bar(transactions: ir.Table) -> bool:
+    """Whether no |amount| can exceed `EXTREME_AMOUNT_RATIO` x the exact 99th percentile of the nonzero ones.
+
+    Two simple passes (count and maximum, then a count) instead of the percentile's sort. DuckDB's
+    ``quantile_cont(x, 0.99)`` over n values lies between the sorted values at positions floor(0.99 (n-1))
+    and the next; if at least n - floor(0.99 (n-1)) + 1 values (one spare for the position's rounding)
+    times the ratio reach the largest value (with a 1e-9 margin for the interpolation's rounding), both
+    those values do, so the bar is at least the largest |amount| and no row is above it.
+    """
+    sizes = transactions.filter(transactions.amount != 0).select(size=transactions.amount.abs())
+    stats = sizes.aggregate(n=sizes.count(), top=sizes.size.max()).to_pyarrow().to_pylist()[0]
+    n, top = int(stats["n"]), stats["top"]
+    if n == 0 or top is None:
+        return True
+    reach = float(top) * (1 + 1e-9)
+    high = int(sizes.filter(sizes.size * EXTREME_AMOUNT_RATIO >= reach).count().to_pyarrow().as_py())
+    return high >= n - (99 * (n - 1)) // 100 + 1
 
 
 def hours_notes(activities: ir.Table | None) -> list[Problem]:

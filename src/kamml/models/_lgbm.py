@@ -63,6 +63,8 @@ FORMAT_VERSION = 1
 
 #: Below this many rows a predict call runs on one thread.
 SMALL_PREDICT_ROWS = 2_000
+#: The largest float64: where `np.nan_to_num` puts an infinity.
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 #: LightGBM parameter aliases for the parameters kamml sets or controls itself (LightGBM docs,
 #: "Parameters"), so that a user's ``min_child_samples`` replaces kamml's ``min_data_in_leaf`` instead of
@@ -1255,8 +1257,9 @@ class LGBMValueRegressor(LGBMModel):
         spec = self._offset_spec()
         if spec is None or self.offset_floor_ is None:
             return None
-        x = np.nan_to_num(self._offset_column(matrix, spec[0]), nan=self.offset_floor_)
-        return spec[1] * np.log(np.maximum(x, self.offset_floor_))
+        # np.maximum(np.nan_to_num(x, nan=floor), floor) in two ufuncs: nan_to_num was ~45 us a call
+        x = np.fmax(np.minimum(self._offset_column(matrix, spec[0]), _FLOAT_MAX), self.offset_floor_)
+        return spec[1] * np.log(x)
 
     def _start_contributions(self, matrix: FloatArray, contrib: FloatArray) -> FloatArray:
         """The offset's deviation from its training mean credited to the offset feature."""

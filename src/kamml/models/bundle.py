@@ -56,6 +56,7 @@ from kamml.config import Config
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError, Problem
 from kamml.models._lgbm import (
+    SMALL_FRAME_ROWS,
     as_float,
     canonical_params,
     check_count,
@@ -532,8 +533,11 @@ def _check_filled(matrix: np.ndarray, names: Sequence[str]) -> None:
 
     A CRM record without the key was scored with the value unknown, as no account in training had it.
     """
+    positions = _filled_positions(tuple(names))
+    if len(matrix) <= SMALL_FRAME_ROWS and not np.isnan(matrix[:, positions]).any():
+        return  # a request's few rows: one check of the small block instead of one per column
     problems = []
-    for j in _filled_positions(tuple(names)):  # column by column: no copy of the whole block
+    for j in positions:  # column by column: no copy of the whole block
         bad = np.isnan(matrix[:, j])
         if not bad.any():
             continue

@@ -309,6 +309,8 @@ def _match_number_spellings(column: Any, codes: FloatArray, levels: list[Any]) -
     writes every field as text): both are the fitted level, not an unseen one read as missing. Only
     levels whose number is spelled once among the levels are matched.
     """
+    if not np.isnan(codes).any():  # every value is a fitted level (a request's usual case): no keys needed
+        return codes
     keys: dict[str, float | None] = {}
     for code, level in enumerate(levels):
         key = _number_key(level)
@@ -669,7 +671,10 @@ class LGBMModel(BaseEstimator):
         if absent:
             raise ModelInputError(f"{type(self).__name__}: missing feature columns {absent}")
         matrix = np.empty((rows, len(names)), dtype=np.float64)
+        numbers = rows <= SMALL_FRAME_ROWS and self._small_numbers(matrix, columns, rows)
         for i, name in enumerate(names):
+            if numbers and name not in self.categories_:
+                continue
             if name in self.categories_:
                 matrix[:, i] = _category_codes(columns[name], self.categories_[name], name)
                 _warn_all_unseen(columns[name], matrix[:, i], self.categories_[name], name)
@@ -680,6 +685,23 @@ class LGBMModel(BaseEstimator):
             bad = [names[i] for i in np.flatnonzero(infinite)]
             raise ModelInputError(f"{type(self).__name__}: infinite values in feature columns {bad}")
         return matrix
+
+    def _small_numbers(self, matrix: FloatArray, columns: Mapping[str, Any], rows: int) -> bool:
+        """Fill `matrix`'s numeric columns of a few rows in one conversion; False leaves them to `as_float`.
+
+        Each column alone cost ~1 us (a request's ~60). The cast is the one `as_float` makes; any
+        column it cannot take (not an array of the rows, a text, pd.NA) falls back, for its named error.
+        """
+        positions = [i for i, name in enumerate(self.feature_names_) if name not in self.categories_]
+        arrays = [columns[self.feature_names_[i]] for i in positions]
+        if not all(isinstance(a, np.ndarray) and a.shape == (rows,) for a in arrays):
+            return False
+        try:
+            block = np.array(arrays, dtype=np.float64)
+        except (TypeError, ValueError):
+            return False
+        matrix[:, positions] = block.T
+        return True
 
     def prepare_columns(
         self, columns: Mapping[str, Any], rows: int, horizon_days: int | None = None

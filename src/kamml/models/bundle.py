@@ -1022,9 +1022,9 @@ class ModelBundle:
             )
         check_unique_columns(features)
         needed = [*self.features, *([size_feature] if size_feature else [])]
-        missing = [
-            c for c in dict.fromkeys(needed) if c not in features.columns and not c.startswith("btyd_")
-        ]
+        # a set of the (unique, text) labels: ~1 us less per feature than asking the Index each time
+        present = features.columns if isinstance(features.columns, pd.MultiIndex) else set(features.columns)
+        missing = [c for c in dict.fromkeys(needed) if c not in present and not c.startswith("btyd_")]
         if missing:
             raise FeatureMismatchError(missing)
 
@@ -1085,6 +1085,9 @@ class ModelBundle:
             names, contrib = model.top_contributions(
                 prepared, top=top, horizon_days=self.train_horizon_days, by="size"
             )
+            if n <= SMALL_FRAME_ROWS:  # a request's few rows: row by row, without a mask per feature
+                self._row_phrases(phrases, names, contrib, values, target)
+                continue
             for j in range(names.shape[1]):
                 column = names[:, j]
                 for name in {name for name in column.tolist() if name is not None}:
@@ -1095,6 +1098,21 @@ class ModelBundle:
                         verb = "raises" if up else "lowers"
                         phrases[i].append(f"{phrase(str(name), value, self.unit_days)} ({verb} {target})")
         return ["; ".join(p) for p in phrases]
+
+    def _row_phrases(
+        self, phrases: list[list[str]], names: np.ndarray, contrib: np.ndarray, values: Any, target: str
+    ) -> None:
+        """`_drivers`' phrases of one model appended row by row: the same texts, in the same order.
+
+        For a few rows the per-feature masks cost more than the phrases (about 0.1 ms a request).
+        """
+        for i, (row_names, row_contrib) in enumerate(zip(names.tolist(), contrib.tolist(), strict=True)):
+            for name, size in zip(row_names, row_contrib, strict=True):
+                if name is None:
+                    continue
+                value = values(str(name))[i : i + 1].tolist()[0]
+                verb = "raises" if size > 0 else "lowers"
+                phrases[i].append(f"{phrase(str(name), value, self.unit_days)} ({verb} {target})")
 
     # ---- persistence: JSON + LightGBM text, no pickle ---------------------------------------------------
 

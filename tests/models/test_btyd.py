@@ -285,6 +285,20 @@ def test_p_zero_purchases_formula_and_limits(cdnow_model: BetaGeo) -> None:
     assert longer[-1] > 1 - float(cdnow_model.p_alive(2, 30.43, 38.86))
 
 
+def test_history_scores_are_the_three_methods_bit_for_bit(cdnow_model: BetaGeo) -> None:
+    """The BTYD feature columns' one-pass form gives exactly the three methods' numbers and errors."""
+    x, t_x, T = np.array([0.0, 2, 7, 40]), np.array([0.0, 30.43, 10, 38]), np.array([20.0, 38.86, 38, 39])
+    for t in (0.0, 39.0, 1e4):
+        expected, alive, p_zero = cdnow_model.history_scores(t, x, t_x, T)
+        np.testing.assert_array_equal(expected, cdnow_model.conditional_expected_purchases(t, x, t_x, T))
+        np.testing.assert_array_equal(alive, cdnow_model.p_alive(x, t_x, T))
+        np.testing.assert_array_equal(p_zero, cdnow_model.p_zero_purchases(t, x, t_x, T))
+    with pytest.raises(SchemaError, match="must be <= T"):
+        cdnow_model.history_scores(39.0, [1.0], [50.0], [40.0])
+    with pytest.raises(SchemaError, match="window length"):
+        cdnow_model.history_scores(-1.0, x, t_x, T)
+
+
 def test_stable_for_large_frequency_and_age(cdnow_model: BetaGeo) -> None:
     x, T = 1000.0, 10000.0
     recency = np.array([0.5, 100.0, 5000.0, 9990.0, 10000.0])

@@ -193,10 +193,10 @@ def btyd_columns(
     known = ~(np.isnan(frequency) | np.isnan(T))  # rows with a purchase history, as `_rfm` keeps
     if known.any():
         f, t, r = frequency[known], T[known], recency[known]
-        expected = bg.conditional_expected_purchases(horizon, f, r, t)
-        columns["btyd_p_alive"][known] = bg.p_alive(f, r, t)
+        expected, alive, p_zero = bg.history_scores(horizon, f, r, t)  # one validation for the three
+        columns["btyd_p_alive"][known] = alive
         columns["btyd_expected_purchases"][known] = expected
-        columns["btyd_p_zero"][known] = bg.p_zero_purchases(horizon, f, r, t)
+        columns["btyd_p_zero"][known] = p_zero
         if gg is not None:
             m = monetary[known]
             # repeat orders netted to nothing or less (refunds) pull toward 0, as GammaGamma does

@@ -64,7 +64,7 @@ FORMAT_VERSION = 1
 #: Below this many rows a predict call runs on one thread.
 SMALL_PREDICT_ROWS = 2_000
 #: The largest float64: where `np.nan_to_num` puts an infinity.
-_FLOAT_MAX = float(np.finfo(np.float64).max)
+FLOAT_MAX = float(np.finfo(np.float64).max)
 
 #: LightGBM parameter aliases for the parameters kamml sets or controls itself (LightGBM docs,
 #: "Parameters"), so that a user's ``min_child_samples`` replaces kamml's ``min_data_in_leaf`` instead of
@@ -1280,7 +1280,7 @@ class LGBMValueRegressor(LGBMModel):
         if spec is None or self.offset_floor_ is None:
             return None
         # np.maximum(np.nan_to_num(x, nan=floor), floor) in two ufuncs: nan_to_num was ~45 us a call
-        x = np.fmax(np.minimum(self._offset_column(matrix, spec[0]), _FLOAT_MAX), self.offset_floor_)
+        x = np.fmax(np.minimum(self._offset_column(matrix, spec[0]), FLOAT_MAX), self.offset_floor_)
         return spec[1] * np.log(x)
 
     def _start_contributions(self, matrix: FloatArray, contrib: FloatArray) -> FloatArray:

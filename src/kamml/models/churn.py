@@ -40,7 +40,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, column_or_1d
 
-from kamml.models._lgbm import FloatArray, LGBMModel, ModelInputError
+from kamml.models._lgbm import FLOAT_MAX, FloatArray, LGBMModel, ModelInputError
 
 __all__ = ["BLEND_WEIGHTS", "ChurnModel", "centered_isotonic"]
 
@@ -375,7 +375,8 @@ class ChurnModel(ClassifierMixin, LGBMModel):
     @staticmethod
     def _minus_log(x: FloatArray, floor: float) -> FloatArray:
         """-log(max(x, floor)); NaN where x is missing."""
-        return np.where(np.isnan(x), np.nan, -np.log(np.maximum(np.nan_to_num(x, nan=floor), floor)))
+        # max(nan_to_num(x, nan=floor), floor) in two ufuncs, infinities too (nan_to_num was ~20 us)
+        return np.where(np.isnan(x), np.nan, -np.log(np.fmax(np.minimum(x, FLOAT_MAX), floor)))
 
     def _fit_blend(
         self, raw: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray
@@ -447,7 +448,9 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         part = self._minus_log(matrix[:, column], blend["floor"])
         share = np.where(np.isnan(part), 1.0, 1.0 - blend["weight"])
         out = contrib * (share / blend["logit_std"])[:, None]
-        z_part = np.nan_to_num((part - blend["feature_mean"]) / blend["feature_std"], nan=0.0)
+        z = (part - blend["feature_mean"]) / blend["feature_std"]
+        # np.nan_to_num(z, nan=0.0) in plain ufuncs (~20 us less a request): NaN 0, infinities the largest
+        z_part = np.where(np.isnan(z), 0.0, np.minimum(np.maximum(z, -FLOAT_MAX), FLOAT_MAX))
         out[:, column] += blend["weight"] * z_part
         return out if blend.get("slope", 1.0) >= 0 else -out
 

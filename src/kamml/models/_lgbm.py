@@ -364,6 +364,17 @@ def column_arrays(frame: pd.DataFrame) -> dict[str, Any]:
     return {str(name): frame[name] for name in frame.columns}
 
 
+def fill_nan(x: FloatArray, value: float) -> FloatArray:
+    """`np.nan_to_num(x, nan=value)` of a float64 array: in three ufuncs for a few rows.
+
+    nan_to_num's own overhead (~20 us) was more than a one-row request needs; for many rows it is the
+    faster one. Infinities become the largest floats either way.
+    """
+    if x.size > SMALL_FRAME_ROWS:
+        return np.nan_to_num(x, nan=value)
+    return np.where(np.isnan(x), value, np.minimum(np.maximum(x, -FLOAT_MAX), FLOAT_MAX))
+
+
 def as_float(column: Any, name: str = "") -> FloatArray:
     """A column (array or Series, None/NA as missing) as float64 with NaN for missing values.
 

@@ -40,7 +40,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, column_or_1d
 
-from kamml.models._lgbm import FLOAT_MAX, FloatArray, LGBMModel, ModelInputError
+from kamml.models._lgbm import FLOAT_MAX, FloatArray, LGBMModel, ModelInputError, fill_nan
 
 __all__ = ["BLEND_WEIGHTS", "ChurnModel", "centered_isotonic"]
 
@@ -448,9 +448,7 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         part = self._minus_log(matrix[:, column], blend["floor"])
         share = np.where(np.isnan(part), 1.0, 1.0 - blend["weight"])
         out = contrib * (share / blend["logit_std"])[:, None]
-        z = (part - blend["feature_mean"]) / blend["feature_std"]
-        # np.nan_to_num(z, nan=0.0) in plain ufuncs (~20 us less a request): NaN 0, infinities the largest
-        z_part = np.where(np.isnan(z), 0.0, np.minimum(np.maximum(z, -FLOAT_MAX), FLOAT_MAX))
+        z_part = fill_nan((part - blend["feature_mean"]) / blend["feature_std"], 0.0)
         out[:, column] += blend["weight"] * z_part
         return out if blend.get("slope", 1.0) >= 0 else -out
 

@@ -371,11 +371,11 @@ def amount_notes(transactions: ir.Table) -> list[Problem]:
     One mis-keyed amount (5e7 among amounts of hundreds) is read by every model as the account's spend:
     that account's value went up 1,500-fold and, through the value level fitted on the latest snapshot,
     every other account's moved by a quarter, with no word. A real outlier looks the same, so this is a
-    note naming the accounts, not an error. Two queries: the percentile, then the rows above the bar.
-    The percentile is exact on DuckDB and approximate on Spark (whose exact percentile holds every value
-    in one task's memory), so on Spark the bar can differ in its last digits. Where it is exact, a cheaper
-    pass first rules the note out when it can (`_below_any_bar`: the exact percentile took 3.9 s of
-    100M rows' validation).
+    note naming the accounts, not an error. Queries: the percentile, then the rows above the bar. The
+    percentile is exact on DuckDB and approximate on Spark (whose exact percentile holds every value in
+    one task's memory), so on Spark the bar can differ in its last digits. Where it is exact, two cheaper
+    passes first rule the note out when they can (`_below_any_bar`; the exact percentile took 3.9 s of
+    100M rows' validation), and the percentile is computed only otherwise.
     """
     size = transactions.amount.abs()
     nonzero = transactions.filter(transactions.amount != 0).amount.abs()

@@ -1095,8 +1095,7 @@ class ModelBundle:
                     chosen = values(str(name))[where]
                     ups = contrib[where, j] > 0
                     for i, value, up in zip(where.tolist(), chosen.tolist(), ups.tolist(), strict=True):
-                        verb = "raises" if up else "lowers"
-                        phrases[i].append(f"{phrase(str(name), value, self.unit_days)} ({verb} {target})")
+                        phrases[i].append(self._phrase(str(name), value, up, target))
         return ["; ".join(p) for p in phrases]
 
     def _row_phrases(
@@ -1111,8 +1110,11 @@ class ModelBundle:
                 if name is None:
                     continue
                 value = values(str(name))[i : i + 1].tolist()[0]
-                verb = "raises" if size > 0 else "lowers"
-                phrases[i].append(f"{phrase(str(name), value, self.unit_days)} ({verb} {target})")
+                phrases[i].append(self._phrase(str(name), value, size > 0, target))
+
+    def _phrase(self, name: str, value: Any, up: bool, target: str) -> str:
+        """A driver in words, e.g. "days since the last purchase: 212 (raises churn risk)"."""
+        return f"{phrase(name, value, self.unit_days)} ({'raises' if up else 'lowers'} {target})"
 
     # ---- persistence: JSON + LightGBM text, no pickle ---------------------------------------------------
 

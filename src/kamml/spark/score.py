@@ -162,7 +162,6 @@ def score_frame_spark(
     id_type = rows.schema["account_id"].dataType
     shared = session.sparkContext.broadcast(json.dumps(bundle.to_dict()))
     uri = loaded.resolved
-    horizon = np.int64(bundle.horizon_days)  # the model's own, as `kamml.jobs.score.score` writes it
     top = int(top_drivers)
     weights: dict[str, Any] | None = None  # a plain dict, shipped to the workers
     if config is not None:
@@ -190,7 +189,6 @@ def score_frame_spark(
                     scores.loc[chosen, "drivers"] = np.asarray(named, dtype=object)
             scores["cutoff"] = cut.to_datetime64()
             scores["model_uri"] = uri
-            scores["horizon_days"] = horizon
             scores["drivers"] = scores["drivers"].astype(object)
             scores["owner"] = owner_column(owners.to_numpy(dtype=object))  # as in memory: "202.0" is "202"
             yield scores[list(SCORE_COLUMNS)]

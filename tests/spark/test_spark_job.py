@@ -276,7 +276,9 @@ def test_score_from_features_parquet_and_refusal(spark, trained, tmp_path):
     cutoff = result.scoring_cutoff
     features = tmp_path / "features.parquet"
     write_features(data, cutoff, features, result.bundle.scoring_config(config))
-    folder = score_spark(result.model_uri, features, cutoff, tmp_path / "scores")
+    # the config names the store the model is in: without it the URI was looked up in whichever store
+    # an earlier test had left MLflow on (this test failed when run alone)
+    folder = score_spark(result.model_uri, features, cutoff, tmp_path / "scores", config)
     duck = score(result.model_uri, data, cutoff, config)
     duck["owner"] = None  # a features file carries no owner
     assert_scores_equal(duck, read_parts(folder))
@@ -297,7 +299,7 @@ def test_score_from_features_parquet_and_refusal(spark, trained, tmp_path):
 
     short = spark.read.parquet(str(features)).drop("spend_90d")
     with pytest.raises(FeatureMismatchError, match="spend_90d"):
-        score_spark(result.model_uri, short, cutoff, tmp_path / "never")
+        score_spark(result.model_uri, short, cutoff, tmp_path / "never", config)
     assert not (tmp_path / "never").exists()
 
 

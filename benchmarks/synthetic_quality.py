@@ -25,7 +25,12 @@ Lifts are printed over the best of the three naive rules of issue 6 (``vs_best_n
 by_revenue, top_n; the README's figure) and over the focused ``top_n_share`` (``vs_top_n_share``) apart.
 
 Usage: python benchmarks/synthetic_quality.py [--accounts 20000] [--seed 7] [--hours-per-account 0.1 0.2 0.5]
-       [--effort-scale auto 4] [--effort-exponent 0.5] [--floor-hours 0] [--ceiling]
+       [--effort-scale auto 4] [--effort-exponent 0.5] [--floor-hours 0] [--ceiling] [--years 3.0]
+       [--flat-season]
+
+``--years`` sets the world's length from 2023-01-01 (3.0 ends on 2026-01-01, after December's peak; 3.5
+ends mid-year); ``--flat-season`` generates the world without its monthly seasonality (docs/models.md,
+"Hours, sizes and horizons the issue does not name").
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from scipy.stats import spearmanr
 import kamml
 from kamml.allocation import allocate, floor_hours, optimize
 from kamml.datasets import synthetic
+from kamml.datasets.synthetic import WorldParams
 from kamml.errors import InfeasibleError
 from kamml.evaluation.allocation import (
     NAIVE_RULES,
@@ -73,9 +79,14 @@ def main() -> None:
     parser.add_argument("--effort-exponent", type=float, nargs="+", default=[0.5])
     parser.add_argument("--floor-hours", type=float, default=0.0)
     parser.add_argument("--ceiling", action="store_true", help="where the gap to the oracle is (4. above)")
+    parser.add_argument("--years", type=float, default=3.0, help="the world's length from 2023-01-01")
+    parser.add_argument("--flat-season", action="store_true", help="no monthly seasonality in the world")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    world = synthetic.generate(args.accounts, seed=args.seed, horizon_days=args.horizon)
+    params = WorldParams(seasonality=(1.0,) * 12) if args.flat_season else None
+    world = synthetic.generate(
+        args.accounts, seed=args.seed, horizon_days=args.horizon, years=args.years, params=params
+    )
     cfg = kamml.Config.from_dict(
         {"time": {"horizon_days": args.horizon, "snapshots": 4, "step_days": 90}, "models": {"threads": 2}}
     )
@@ -99,7 +110,11 @@ def main() -> None:
     y = realised["value"].to_numpy(float)
     g_model = normalized_gini(y, scores["clv"].to_numpy(float))
     g_oracle = normalized_gini(y, truth["expected_value_given_history"].to_numpy(float))
-    print(f"world: {args.accounts:,} accounts, seed {args.seed}, {len(features):,} scored at {end.date()}")
+    season = ", no seasonality" if args.flat_season else ""
+    print(
+        f"world: {args.accounts:,} accounts, seed {args.seed}{season}, "
+        f"{len(features):,} scored at {end.date()}"
+    )
     print(
         f"value Gini vs realised: kamml {g_model:.4f}, oracle {g_oracle:.4f}, ratio {g_model / g_oracle:.3f}"
     )

@@ -33,7 +33,7 @@ CASES: dict[str, tuple[type[KammlError], str, str | None, tuple[str, ...], int |
     "text_in_amount": (SchemaError, "transactions", "amount", ("unparseable number", "12.50 EUR", "n/a"), 2),
     "infinite_amount": (SchemaError, "transactions", "amount", ("not a finite number", "inf"), 3),
     "future_date": (SchemaError, "transactions", "ts", ("in the future", "2099-12-31"), 1),
-    "after_data_end": (SchemaError, "transactions", "ts", ("at or after the data end", "2024-06-30"), 2),
+    "after_data_end": (SchemaError, "transactions", "ts", ("after the data end", "2024-06-30"), 2),
     "empty_file": (SchemaError, "transactions", None, ("empty table",), None),  # as header_only
     "header_only": (SchemaError, "transactions", None, ("empty table",), None),
     "wrong_delimiter": (

@@ -339,7 +339,9 @@ def test_data_end_and_future(backend, tx):
     cfg = DataConfig(end=dt.date(2024, 2, 29))
     problems = _problems({"transactions": tx}, cfg, backend=backend)
     (after_end,) = problems["transactions", "ts"]
-    assert after_end.rule.startswith("at or after the data end (config data.end: 2024-02-29)")
+    assert after_end.rule.startswith(
+        "after the data end (config data.end: 2024-02-29, the last day included)"
+    )
     assert after_end.n_rows == 2
     assert list(after_end.examples) == ["2024-03-01 15:30:00", "2024-03-31 00:00:00"]
     ok = load_data({"transactions": tx}, DataConfig(end=dt.date(2024, 3, 31)), backend=backend)

@@ -451,7 +451,8 @@ def _plan_timestamp(
     if cspec.name == "ts":
         if end is not None:
             last = (end - pd.Timedelta(days=1)).date()
-            plan.add(column, f"at or after the data end (config data.end: {last}){tag}", ts >= end, c)
+            rule = f"after the data end (config data.end: {last}, the last day included){tag}"
+            plan.add(column, rule, ts >= end, c)
         tomorrow = today + pd.Timedelta(days=1)
         future = ts >= tomorrow
         if end is not None:

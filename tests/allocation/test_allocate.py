@@ -793,14 +793,18 @@ def test_a_folder_of_parquet_parts_reads_as_one_scores_table(tmp_path):
         read_scores(tmp_path)
 
 
-def test_fitted_effort_scales_in_the_scores_are_used_when_auto():
+def test_fitted_effort_scales_in_the_scores_are_used_when_auto(caplog):
     scores = make_scores()
     scores["effort_scale"] = np.linspace(1.0, 3.0, len(scores))
     scores.loc[0, "effort_scale"] = np.nan  # no fitted k for this account: the rule fills it
-    plan = allocate(scores, 100.0, AllocationConfig()).set_index("account_id")
+    scores.loc[1, "effort_scale"] = 0.0  # nor for this one
+    with caplog.at_level(logging.WARNING, logger="kamml.allocation.allocate"):
+        plan = allocate(scores, 100.0, AllocationConfig()).set_index("account_id")
+    # a model's scores give every account its k: a gap is said, not filled silently
+    assert f"scores.effort_scale: 2 of {len(scores)} accounts have none (0 or missing)" in caplog.text
     k = scores.set_index("account_id")["effort_scale"]
-    np.testing.assert_allclose(plan.loc[k.index[1:], "effort_scale"], k.iloc[1:])
-    assert np.isfinite(plan.loc[k.index[0], "effort_scale"])
+    np.testing.assert_allclose(plan.loc[k.index[2:], "effort_scale"], k.iloc[2:])
+    assert (plan.loc[k.index[:2], "effort_scale"] > 0).all()  # the fixed rule's k
     fixed = allocate(scores, 100.0, AllocationConfig(effort_scale=2.0, effort_exponent=0.0))
     np.testing.assert_allclose(fixed["effort_scale"], 2.0)
 

@@ -199,3 +199,31 @@ def test_relationship_notes_without_other_tables_read_nothing():
             raise AssertionError(f"read {name}")
 
     assert quality.relationship_notes(Unread(), None, None, None) == []
+
+
+def _accounts_note(sizes: list[str]) -> list[Problem]:
+    tx = pd.DataFrame({"account_id": [1], "ts": ["2024-01-02"], "amount": [1.0]})
+    accounts = pd.DataFrame(
+        {"account_id": range(1, len(sizes) + 1), "size": sizes, "segment": ["SMB"] * len(sizes)}
+    )
+    data = load_data({"transactions": tx, "accounts": accounts})
+    return [n for n in data.quality.notes if n.table == "accounts" and n.column in ("size", "segment")]
+
+
+def test_a_few_words_in_a_column_of_numbers_are_named():
+    """One 'n/a' among sizes made the column text (a category to the models) without a word."""
+    (note,) = _accounts_note(["n/a", "unknown", *[str(i) for i in range(30)], "n/a"])
+    assert (note.column, note.n_rows, tuple(note.examples)) == ("size", 3, ("n/a", "unknown"))
+    assert note.rule.startswith("mostly numbers (30 of 33 values), but not these")
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [str(i) for i in range(20)],  # all numbers: nothing to say
+        ["small", "large"] * 10,  # a category
+        ["n/a", "x", *[str(i) for i in range(8)]],  # 80 % numbers: a code or a mixed column, not a slip
+    ],
+)
+def test_text_columns_that_are_not_nearly_all_numbers_get_no_note(sizes):
+    assert _accounts_note(sizes) == []

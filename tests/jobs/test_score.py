@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 
@@ -11,7 +12,7 @@ import pytest
 
 from kamml.allocation.stake import stake_parts
 from kamml.data import load_data
-from kamml.errors import ConfigError, DataError, FeatureMismatchError, ModelError
+from kamml.errors import ConfigError, DataError, FeatureMismatchError, ModelError, SchemaError
 from kamml.jobs.score import SCORE_COLUMNS, score, score_to_file
 from kamml.models.bundle import PREDICTION_COLUMNS
 from kamml.tracking import load_model, model_input
@@ -91,6 +92,48 @@ def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained
     with pytest.raises(FeatureMismatchError, match="referrals_made") as info:
         score(load_model(result.model_uri, cfg.tracking), data, result.scoring_cutoff, cfg)
     assert "referred_spend" in info.value.missing
+
+
+@pytest.mark.slow
+def test_text_in_an_attribute_the_model_read_as_numbers_names_the_accounts_column(
+    trained, world_path, tmp_path
+):
+    """'n/a' in accounts.size stopped scoring with a model error naming only the feature attr_size."""
+    cfg, _, result = trained
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    assert "attr_size" in result.bundle.feature_spec()["columns"]
+    accounts["size"] = accounts["size"].astype(str)
+    accounts.loc[accounts.index[:3], "size"] = "n/a"
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
+    data = load_data(tmp_path / "world", cfg)
+    with pytest.raises(SchemaError) as info:
+        score(load_model(result.model_uri, cfg.tracking), data, result.scoring_cutoff, cfg)
+    (problem,) = info.value.problems
+    assert (problem.table, problem.column, problem.n_rows, tuple(problem.examples)) == (
+        "accounts",
+        "size",
+        3,
+        ("n/a",),
+    )
+    assert problem.rule.startswith("not a number")
+    assert info.value.exit_code == 3
+
+
+@pytest.mark.slow
+def test_an_empty_table_behind_some_features_is_warned_about(trained, world_path, tmp_path, caplog):
+    """A header-only activities export scored every account as if no hours were logged, silently."""
+    cfg, _, result = trained
+    for part in world_path.iterdir():
+        if not part.name.startswith("activities"):
+            (shutil.copytree if part.is_dir() else shutil.copy)(part, tmp_path / part.name)
+    pd.read_parquet(world_path / "activities.parquet").iloc[:0].to_parquet(tmp_path / "activities.parquet")
+    data = load_data(tmp_path, cfg)
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        scores = score(load_model(result.model_uri, cfg.tracking), data, result.scoring_cutoff, cfg)
+    assert len(scores) == len(result.features)
+    assert "the activities table has no rows, so the model's effort features (hours_total" in caplog.text
+    assert "referrals table" not in caplog.text  # that one has rows
 
 
 @pytest.mark.slow

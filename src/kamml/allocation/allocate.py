@@ -881,6 +881,13 @@ def _prepared(
         )
         if usable.any():  # fitted where the model gave one, the fixed rule elsewhere
             frame.loc[usable, "effort_scale"] = given[usable]  # type: ignore[index]
+            if warn:  # a model's scores give every row its k: a gap is an edited or joined table
+                logger.warning(
+                    "scores.effort_scale: %s of %s accounts have none (0 or missing): the fixed rule "
+                    "(allocation.effort_scale) gives theirs, the model's fitted scale the others'",
+                    f"{int((~usable).sum()):,}",
+                    f"{len(frame):,}",
+                )
         if warn and horizon is None and cfg.effort_scale == "auto" and len(frame):
             warn_assumed_horizon(int((~usable).sum()), len(frame))
     threshold = float(cfg.active_p_alive)

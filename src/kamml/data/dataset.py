@@ -20,7 +20,14 @@ import pandas as pd
 
 from kamml.config import Config, DataConfig, EngineConfig
 from kamml.data.contract import TABLES, column_mapping
-from kamml.data.quality import QualityReport, amount_notes, gap_notes, hours_notes, relationship_notes
+from kamml.data.quality import (
+    QualityReport,
+    amount_notes,
+    attribute_notes,
+    gap_notes,
+    hours_notes,
+    relationship_notes,
+)
 from kamml.data.readers import TABLE_SUFFIXES, backend_errors, engine_message, find_table_source, read_raw
 from kamml.data.validation import validate_tables
 from kamml.engine import check_utc_session, connect, engine_errors, engine_failure
@@ -422,6 +429,7 @@ def _load(
         )
         notes += amount_notes(tables["transactions"])
         notes += gap_notes(tables["transactions"]) + hours_notes(tables.get("activities"))
+        notes += attribute_notes(tables.get("accounts"))
     except backend_errors() as exc:
         failure = engine_failure(exc)
         raise failure or DataError(f"cannot read the input tables: {engine_message(exc)}") from None

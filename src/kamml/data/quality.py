@@ -21,7 +21,15 @@ import pandas as pd
 
 from kamml.errors import Problem
 
-__all__ = ["QualityReport", "TableStats", "amount_notes", "gap_notes", "hours_notes", "relationship_notes"]
+__all__ = [
+    "QualityReport",
+    "TableStats",
+    "amount_notes",
+    "attribute_notes",
+    "gap_notes",
+    "hours_notes",
+    "relationship_notes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -438,3 +446,43 @@ def hours_notes(activities: ir.Table | None) -> list[Problem]:
         "in minutes? The effort response reads them as hours"
     )
     return [Problem("activities", "hours", rule, int(row["n"]))]
+
+
+#: Share of an accounts text column's values that must read as numbers for the others to be noted.
+MOSTLY_NUMBERS = 0.9
+
+#: Text columns of the accounts table that are not attributes (ids and rep names are text by nature).
+_NOT_ATTRIBUTES = ("account_id", "owner")
+
+
+def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
+    """A note per accounts text column whose values are nearly all numbers: the others are named.
+
+    One 'n/a' among a column of sizes made the whole column text, so the models took account size as a
+    category, and a model trained on numbers stopped at scoring; validation said nothing.
+    """
+    if accounts is None:
+        return []
+    text = [n for n, t in accounts.schema().items() if t.is_string() and n not in _NOT_ATTRIBUTES]
+    if not text:
+        return []
+    counts: dict[str, ir.Value] = {}
+    for i, name in enumerate(text):
+        value = accounts[name]
+        counts[f"n_{i}"] = value.count()
+        counts[f"num_{i}"] = value.try_cast("float64").notnull().cast("int64").sum()
+    row = accounts.aggregate(**counts).to_pyarrow().to_pylist()[0]
+    notes = []
+    for i, name in enumerate(text):
+        n, numbers = int(row[f"n_{i}"] or 0), int(row[f"num_{i}"] or 0)
+        if not (numbers < n and numbers >= MOSTLY_NUMBERS * n):
+            continue
+        value = accounts[name]
+        other = accounts.filter(value.notnull() & value.try_cast("float64").isnull())
+        examples = other.select(value).distinct().order_by(name).limit(5).to_pyarrow()[name].to_pylist()
+        rule = (
+            f"mostly numbers ({numbers:,} of {n:,} values), but not these: the column is read as text, so "
+            "the models take it as a category, not a number"
+        )
+        notes.append(Problem("accounts", name, rule, n - numbers, plain_examples(examples)))
+    return notes

@@ -21,9 +21,11 @@ from kamml.allocation.allocate import owner_column
 from kamml.allocation.stake import stake_parts
 from kamml.config import Config
 from kamml.data import Dataset
-from kamml.errors import FeatureMismatchError
+from kamml.data.quality import plain_examples
+from kamml.errors import FeatureMismatchError, Problem, SchemaError
 from kamml.features import build_features
 from kamml.features._context import check_scoring_cutoff
+from kamml.features.catalogue import describe
 from kamml.io import check_output_path, write_table
 from kamml.models.bundle import ModelBundle
 from kamml.progress import track
@@ -69,6 +71,68 @@ def explain_priority(scores: pd.DataFrame, weights: Mapping[Any, Any] | None = N
     """
     stake = np.asarray(stake_parts(scores, weights)["stake"], dtype=float)
     return np.where(np.isnan(stake), -np.inf, stake)  # last on both engines (Spark sorts NaN first)
+
+
+#: Feature groups built from one optional table: given without rows, every column of the group is 0.
+_GROUP_TABLES = {"referral": "referrals", "effort": "activities"}
+
+
+def warn_empty_tables(data: Any, columns: Any) -> None:
+    """Warn when a table behind some of the model's features is given but holds no rows.
+
+    Without the table the model's columns are missing and scoring is refused; with an empty one (a
+    header-only export) they are built as 0 for every account (no referrals, no hours logged), which
+    moves the scores: on a 2,000-account book total value rose 12 % with no word but a data-quality note.
+    """
+    tables = getattr(getattr(data, "quality", None), "tables", None) or {}
+    for group, table in _GROUP_TABLES.items():
+        stats = tables.get(table)
+        if stats is None or stats.rows > 0:
+            continue
+        used = [c for c in columns if _group(c) == group]
+        if used:
+            log.warning(
+                "the %s table has no rows, so the model's %s features (%s) are 0 for every account, as "
+                "if none had %s: if the export lost its rows, give them (or leave the table out, and "
+                "scoring is refused for the missing features)",
+                table,
+                group,
+                ", ".join(used[:4]) + (", ..." if len(used) > 4 else ""),
+                "referred anyone" if group == "referral" else "any sales hours",
+            )
+
+
+def check_attribute_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
+    """A `SchemaError` naming ``accounts.<column>`` when an attribute the model read as numbers is text now.
+
+    One value such as 'n/a' turns an accounts column into text; the model then stopped with "column
+    'attr_size' must be numeric as it was in fit" (exit 5, a model error), without the table, the rows
+    or the values to fix.
+    """
+    categorical = set(getattr(bundle.clv, "categories_", None) or {})
+    problems = []
+    for name in bundle.feature_spec()["columns"]:
+        if not name.startswith("attr_") or name in categorical or name not in features.columns:
+            continue
+        column = features[name]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        values = column.astype(object)
+        bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
+        if len(bad):  # text that reads as numbers throughout is taken by the model's own cast
+            rule = "not a number, while the model in use learned this attribute as numbers"
+            examples = plain_examples(bad.drop_duplicates().head(5))
+            problems.append(Problem("accounts", name.removeprefix("attr_"), rule, len(bad), examples))
+    if problems:
+        raise SchemaError(problems)
+
+
+def _group(column: str) -> str | None:
+    """The catalogue group of a feature column (None for one the catalogue does not know)."""
+    try:
+        return describe(column)[0]
+    except KeyError:
+        return None
 
 
 def account_owners(data: Dataset, ids: pd.Index) -> pd.Series | None:
@@ -127,6 +191,8 @@ def score(
     missing = [c for c in needed if c not in features.columns]
     if missing:
         raise FeatureMismatchError(missing, source=f"the features built from the data at {cut.date()}")
+    warn_empty_tables(data, needed)
+    check_attribute_types(bundle, features)
     log.info(
         "features for %s accounts at %s in %.1f s", f"{len(features):,}", cut.date(), time.perf_counter() - t0
     )

@@ -32,7 +32,7 @@ from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError
 from kamml.features._context import as_cutoff, check_scoring_cutoff
 from kamml.features.build import settle_frame
-from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS, explain_priority
+from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS, explain_priority, warn_empty_tables
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import check_not_local_input, features_frame, spark_session, to_spark, write_atomic
 from kamml.tracking import LoadedModel, resolve_model
@@ -157,6 +157,8 @@ def score_frame_spark(
     missing = [c for c in needed if c not in features.columns]
     if missing:
         raise FeatureMismatchError(missing, source=f"the features at {cut.date()}")
+    if dataset:
+        warn_empty_tables(data, needed)
     owner = F.col("owner").cast("string") if "owner" in features.columns else F.lit(None).cast("string")
     rows = features.select("account_id", *needed, owner.alias("_owner"))
     id_type = rows.schema["account_id"].dataType

@@ -155,6 +155,7 @@ def test_python_dash_m_kamml_runs_the_command(tmp_path):
     ("args", "reason"),
     [
         (["allocate", "--scores", "s.csv", "--hours", "-5", "--out", "a.csv"], "Invalid value for '--hours'"),
+        (["allocate", "--scores", "s.csv", "--hours", "nan", "--out", "a.csv"], "finite number of hours"),
         (["no-such-command"], "No such command 'no-such-command'"),
         (["generate", "--accounts", "ten"], "Invalid value for '--accounts'"),
         (["score", "--model", "m"], "Missing option '--out'"),

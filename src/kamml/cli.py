@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable
@@ -331,9 +332,7 @@ def backtest(
 def allocate(
     scores: Annotated[Path, typer.Option("--scores", "-s", help="Scores table (.parquet or .csv).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Allocation table to write (.parquet or .csv).")],
-    hours: Annotated[
-        float | None, typer.Option(min=0, help="The team's hours (default: allocation.hours).")
-    ] = None,
+    hours: Annotated[float | None, typer.Option(help="The team's hours (default: allocation.hours).")] = None,
     config: ConfigOpt = None,
     curve: Annotated[
         Path | None, typer.Option(help="Also write the budget curve here (.parquet/.csv, plus a .png).")
@@ -358,6 +357,9 @@ def allocate(
     # before any work: --out equal to --curve or --scores overwrote one with the other, with exit 0
     check_distinct_paths({"--scores": scores, "--out": out, "--curve": curve}, outputs=2)
     _horizon_option(horizon_days)
+    if hours is not None and not (math.isfinite(hours) and hours >= 0):  # nan read as "below 0"
+        reason = f"a finite number of hours >= 0 is needed, got {hours:g}"
+        _fail(f"Invalid value for '--hours': {reason} (see 'kamml allocate --help')", 2)
     cfg = load_config(config)
     if cfg.engine.name == "spark":
         if curve is not None:

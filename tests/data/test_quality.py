@@ -227,3 +227,26 @@ def test_a_few_words_in_a_column_of_numbers_are_named():
 )
 def test_text_columns_that_are_not_nearly_all_numbers_get_no_note(sizes):
     assert _accounts_note(sizes) == []
+
+
+def test_an_account_created_in_the_future_is_noted():
+    """created_at in 2030 for an account buying since 2024 passed without a word (its age missing)."""
+    tx = pd.DataFrame({"account_id": [1, 2], "ts": ["2024-01-02", "2024-01-03"], "amount": [1.0, 2.0]})
+    accounts = pd.DataFrame({"account_id": [1, 2], "created_at": ["2023-01-01", "2030-01-01"]})
+    notes = [n for n in load_data({"transactions": tx, "accounts": accounts}).quality.notes]
+    (note,) = [n for n in notes if n.column == "created_at"]
+    assert note.rule.startswith("created after today")
+    assert (note.n_rows, tuple(note.examples)) == (1, ("2030-01-01",))
+
+
+def test_activities_after_the_last_transaction_are_noted_without_a_data_end():
+    """With data.end they are errors; with the end taken from the transactions they passed unsaid."""
+    tx = pd.DataFrame({"account_id": [1, 2], "ts": ["2024-01-02", "2024-01-03"], "amount": [1.0, 2.0]})
+    act = pd.DataFrame(
+        {"account_id": [1, 2, 1], "ts": ["2024-01-01", "2024-02-01", "2024-03-05"], "hours": [1.0, 2.0, 1.5]}
+    )
+    (note,) = [
+        n for n in load_data({"transactions": tx, "activities": act}).quality.notes if n.table == "activities"
+    ]
+    assert (note.column, note.n_rows, tuple(note.examples)) == ("ts", 2, ("2024-02-01 00:00:00",))
+    assert note.rule.startswith("after the last transaction's day (2024-01-03")

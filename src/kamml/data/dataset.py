@@ -22,6 +22,7 @@ from kamml.config import Config, DataConfig, EngineConfig
 from kamml.data.contract import TABLES, column_mapping
 from kamml.data.quality import (
     QualityReport,
+    after_end_notes,
     amount_notes,
     attribute_notes,
     gap_notes,
@@ -430,6 +431,8 @@ def _load(
         notes += amount_notes(tables["transactions"])
         notes += gap_notes(tables["transactions"]) + hours_notes(tables.get("activities"))
         notes += attribute_notes(tables.get("accounts"))
+        if configured_end is None:  # with data.end, later rows were errors already
+            notes += after_end_notes(tables, end)
     except backend_errors() as exc:
         failure = engine_failure(exc)
         raise failure or DataError(f"cannot read the input tables: {engine_message(exc)}") from None

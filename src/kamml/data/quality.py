@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from kamml.errors import Problem
 __all__ = [
     "QualityReport",
     "TableStats",
+    "after_end_notes",
     "amount_notes",
     "attribute_notes",
     "gap_notes",
@@ -485,4 +486,27 @@ def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
             "the models take it as a category, not a number"
         )
         notes.append(Problem("accounts", name, rule, n - numbers, plain_examples(examples)))
+    return notes
+
+
+def after_end_notes(tables: Mapping[str, ir.Table | None], end: pd.Timestamp) -> list[Problem]:
+    """A note per referrals or activities table with rows on or after `end`, the day after the last purchase.
+
+    With ``data.end`` in the config such rows are errors; with the end taken from the transactions
+    they were kept without a word, though no feature or label reads them.
+    """
+    notes = []
+    last = (end - pd.Timedelta(days=1)).date()
+    for name in ("referrals", "activities"):
+        table = tables.get(name)
+        if table is None:
+            continue
+        later = table.filter(table.ts >= ibis.literal(end.to_pydatetime()))
+        found = later.aggregate(n=later.count(), first=later.ts.min()).to_pyarrow().to_pylist()[0]
+        if found["n"]:
+            rule = (
+                f"after the last transaction's day ({last}, the data end without data.end): not used by "
+                "any feature or label; set data.end if the transactions stop early"
+            )
+            notes.append(Problem(name, "ts", rule, int(found["n"]), plain_examples([found["first"]])))
     return notes

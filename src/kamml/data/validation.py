@@ -458,6 +458,11 @@ def _plan_timestamp(
         if end is not None:
             future = future & (ts < end)
         plan.add(column, f"in the future (after today, {today.date()}){tag}", future, c)
+    elif cspec.name == "created_at":  # an account dated later has no age at any cutoff (feature missing)
+        later = end if end is not None else today + pd.Timedelta(days=1)
+        since = "the data end" if end is not None else f"today, {today.date()}"
+        rule = f"created after {since}: the account's age is unknown at every cutoff{tag}"
+        plan.add(column, rule, ts >= later, c, hard=False)
     plan.metrics[f"{cspec.name}_min"] = ts.min()
     plan.metrics[f"{cspec.name}_max"] = ts.max()
     plan.builders[cspec.name] = _fixed(ts)

@@ -490,7 +490,7 @@ def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
 
 
 def after_end_notes(tables: Mapping[str, ir.Table | None], end: pd.Timestamp) -> list[Problem]:
-    """A note per referrals or activities table with rows on or after `end`, the day after the last purchase.
+    """A note per referrals or activities table with rows on or after `end`, the last transaction's next day.
 
     With ``data.end`` in the config such rows are errors; with the end taken from the transactions
     they were kept without a word, though no feature or label reads them.

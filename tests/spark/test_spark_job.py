@@ -7,6 +7,7 @@ reasons exactly; the allocation alone is also checked on random score tables und
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -355,13 +356,14 @@ CASES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
-def test_allocation_equals_in_memory(spark, tmp_path, case):
+def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
     from kamml.spark import allocate_spark
 
     scores = random_scores(2000, seed=len(case))
     scores["drivers"] = np.where(np.arange(2000) % 3 == 0, "spend is high; orders fell; new; x", None)
     settings = dict(CASES[case])
-    if settings.pop("_fitted_k", False):  # per-account k from a fitted response, some missing
+    fitted_k = settings.pop("_fitted_k", False)
+    if fitted_k:  # per-account k from a fitted response, some missing
         scores["effort_scale"] = np.where(np.arange(2000) % 10 == 0, np.nan, 1.0 + (scores["clv"] ** 0.2))
         scores["effort_uplift"] = np.where(np.arange(2000) % 10 == 0, np.nan, 0.45)  # growth "auto"
     if settings.pop("_ties", False):  # 286 accounts share the top clv (none is top-decile); 200 referrers
@@ -383,9 +385,12 @@ def test_allocation_equals_in_memory(spark, tmp_path, case):
     scores.to_parquet(path)
     cfg = AllocationConfig(**settings)
     mem = allocate(scores, None, cfg)
-    out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark)
+    with caplog.at_level(logging.WARNING, logger="kamml.allocation.allocate"):
+        out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark)
     table = read_parts(out.path)
     assert_allocation_equal(mem, table, out.summary, hours_atol=1e-9)
+    # the accounts without a fitted k are said on Spark as in memory, and only then
+    assert ("scores.effort_scale: 200 of 2,000 accounts have none" in caplog.text) == fitted_k
     if identical:  # each block is one tie with one tier; by gain, the top one straddles the top 5 %
         clv = scores.set_index("account_id").loc[table["account_id"], "clv"].to_numpy()
         for value in (9e4, 150.0):

@@ -89,6 +89,7 @@ __all__ = [
     "stake_problems",
     "stated_horizon",
     "warn_assumed_horizon",
+    "warn_missing_effort",
     "warn_uncovered_owners",
 ]
 
@@ -466,6 +467,20 @@ def resolve_horizon(found: float | None, stated: tuple[float, str] | None) -> fl
             f"a model of {days:g} days"
         )
     return found
+
+
+def warn_missing_effort(rows: int, n_accounts: int) -> None:
+    """Warn that some accounts of the scores have no fitted effort_scale and get the fixed rule's.
+
+    A model's scores give every row its k, so a gap is an edited or joined table; the plan then mixes
+    two kinds of scale without a word otherwise.
+    """
+    logger.warning(
+        "scores.effort_scale: %s of %s accounts have none (0 or missing): the fixed rule "
+        "(allocation.effort_scale) gives theirs, the model's fitted scale the others'",
+        f"{rows:,}",
+        f"{n_accounts:,}",
+    )
 
 
 def warn_assumed_horizon(rows: int, n_accounts: int) -> None:
@@ -881,13 +896,8 @@ def _prepared(
         )
         if usable.any():  # fitted where the model gave one, the fixed rule elsewhere
             frame.loc[usable, "effort_scale"] = given[usable]  # type: ignore[index]
-            if warn:  # a model's scores give every row its k: a gap is an edited or joined table
-                logger.warning(
-                    "scores.effort_scale: %s of %s accounts have none (0 or missing): the fixed rule "
-                    "(allocation.effort_scale) gives theirs, the model's fitted scale the others'",
-                    f"{int((~usable).sum()):,}",
-                    f"{len(frame):,}",
-                )
+            if warn:
+                warn_missing_effort(int((~usable).sum()), len(frame))
         if warn and horizon is None and cfg.effort_scale == "auto" and len(frame):
             warn_assumed_horizon(int((~usable).sum()), len(frame))
     threshold = float(cfg.active_p_alive)

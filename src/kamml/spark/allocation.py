@@ -64,6 +64,7 @@ from kamml.allocation.allocate import (
     stake_problems,
     stated_horizon,
     warn_assumed_horizon,
+    warn_missing_effort,
     warn_uncovered_owners,
 )
 from kamml.allocation.optimizer import RTOL, rep_codes, rep_names
@@ -318,11 +319,12 @@ class _Plan:
             scale = default_scale(horizon_days)
             if "effort_scale" in frame.columns:  # the rule is only the fallback of rows without a scale
                 logger.info("effort scale 'auto': each account's effort_scale from the scores")
-                if horizon_days is None:  # counted only then: one more pass, for older scores
-                    k = F.col("effort_scale").cast("double")
-                    rows = int(frame.filter(k.isNull() | F.isnan(k) | (k <= 0)).count())
-                    if rows:
-                        warn_assumed_horizon(rows, n)
+                k = F.col("effort_scale").cast("double")
+                rows = int(frame.filter(k.isNull() | F.isnan(k) | (k <= 0)).count())
+                if 0 < rows < n:  # as in memory: fitted where the model gave one, the rule elsewhere
+                    warn_missing_effort(rows, n)
+                if rows and horizon_days is None:
+                    warn_assumed_horizon(rows, n)
             else:
                 logger.info(
                     "effort scale 'auto' without a fitted effort response: using the fixed rule, "

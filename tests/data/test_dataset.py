@@ -164,6 +164,23 @@ def test_csv_tables_are_parsed_once(backend, tmp_path):
 
 
 @pytest.mark.spark
+def test_rows_repeated_without_ids_are_noted_on_spark(tmp_path, monkeypatch):
+    """The bucket of accounts (Spark's hash, negative for some keys) and the count, as on DuckDB."""
+    import kamml.data.validation as validation
+    from kamml.engine import connect
+
+    monkeypatch.setattr(validation, "EXACT_REPEAT_ROWS", 0)  # the sampled path, on a small file
+    monkeypatch.setattr(validation, "REPEAT_SAMPLE", 1)
+    (tmp_path / "transactions.csv").write_text(
+        "account_id,ts,amount\nA7,2024-01-05,10\nA7,2024-01-05,10\nA7,2024-01-05,10\nB2,2024-02-01,4\n"
+    )
+    data = load_data(tmp_path, backend=connect(EngineConfig(name="spark")))
+    note = next(n for n in data.quality.notes if n.rule.startswith("rows repeating another row"))
+    assert (note.n_rows, list(note.examples)) == (2, ["A7"])
+    assert len(data.to_pandas("transactions")) == 4
+
+
+@pytest.mark.spark
 def test_load_data_on_spark(tmp_path):
     from kamml.engine import connect
 
@@ -223,7 +240,8 @@ def test_accounts_and_transactions_sharing_no_id_is_an_error(backend):
 
 
 def test_a_csv_that_is_not_utf8_is_a_data_error_in_validate_too(backend, tmp_path):
-    """A Latin-1 byte in a column the checks do not read passed validate, then crashed the job."""
+    """A Latin-1 byte in a column the row checks do not read passed validate, then crashed the job (the
+    check for repeated rows reads every column, so it is now found there, naming the file)."""
     from kamml.data import validate
     from kamml.errors import DataError
 
@@ -231,7 +249,9 @@ def test_a_csv_that_is_not_utf8_is_a_data_error_in_validate_too(backend, tmp_pat
         b"account_id,ts,amount,product\n1,2024-01-01,10,Caf\xe9\n2,2024-02-01,5,Tea\n"
     )
     for read in (validate, load_data):
-        with pytest.raises(DataError, match=r"transactions: cannot read the input: .*not utf-8.*as UTF-8"):
+        with pytest.raises(
+            DataError, match=r"transactions: cannot read .*transactions.csv.*not utf-8.*as UTF-8"
+        ):
             read(tmp_path, backend=backend)
 
 

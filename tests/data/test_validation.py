@@ -290,6 +290,27 @@ def test_lines_that_differ_only_outside_the_contract_are_kept(backend, tx):
     assert examples["transaction ids shared by rows that differ"] == ["t1"]
 
 
+def test_rows_repeated_without_transaction_ids_are_noted_and_kept(backend, tx, monkeypatch):
+    """Without ids a repeat may be two equal purchases (CDNOW has 255 such rows): kept, with a note."""
+    import kamml.data.validation as validation
+
+    frame = pd.concat([tx, tx.iloc[[1, 1, 3]]], ignore_index=True)  # one row three times, one twice
+    data = load_data({"transactions": frame}, backend=backend)
+    assert len(data.to_pandas("transactions")) == len(frame)
+    note = next(n for n in data.quality.notes if n.rule.startswith("rows repeating another row"))
+    assert (note.table, note.column, note.n_rows) == ("transactions", None, 3)
+    assert sorted(note.examples) == sorted({tx["account_id"].iloc[1], tx["account_id"].iloc[3]})
+    assert "map one to drop repeats" in note.rule
+    clean = load_data({"transactions": tx}, backend=backend)
+    assert clean.quality.count("rows repeating another row") == 0
+    # large tables: a bucket of accounts first, every row only when the bucket shows repeats
+    monkeypatch.setattr(validation, "EXACT_REPEAT_ROWS", 0)
+    monkeypatch.setattr(validation, "REPEAT_SAMPLE", 1)  # the bucket is every account
+    assert load_data({"transactions": frame}, backend=backend).quality.count("rows repeating") == 3
+    monkeypatch.setattr(validation, "REPEAT_SAMPLE", 2**31 - 1)  # a bucket without these accounts
+    assert load_data({"transactions": frame}, backend=backend).quality.count("rows repeating") == 0
+
+
 @pytest.mark.parametrize(
     ("ids", "bitmap"),
     [

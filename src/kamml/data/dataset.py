@@ -29,7 +29,14 @@ from kamml.data.quality import (
     hours_notes,
     relationship_notes,
 )
-from kamml.data.readers import TABLE_SUFFIXES, backend_errors, engine_message, find_table_source, read_raw
+from kamml.data.readers import (
+    TABLE_SUFFIXES,
+    backend_errors,
+    engine_message,
+    find_table_source,
+    read_raw,
+    unreadable_hint,
+)
 from kamml.data.validation import validate_tables
 from kamml.engine import check_utc_session, connect, engine_errors, engine_failure
 from kamml.errors import ConfigError, DataError, SchemaError
@@ -338,8 +345,7 @@ def _cache(table: ir.Table, name: str) -> ir.Table:
         if failure is not None:
             raise failure from None
         message = engine_message(exc)
-        hint = "; save the file as UTF-8 (kamml reads CSV as UTF-8)" if "utf-8" in message.lower() else ""
-        raise DataError(f"{name}: cannot read the input: {message}{hint}") from None
+        raise DataError(f"{name}: cannot read the input: {message}{unreadable_hint(message)}") from None
 
 
 def load_data(

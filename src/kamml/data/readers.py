@@ -43,6 +43,7 @@ __all__ = [
     "frame_to_arrow",
     "read_raw",
     "read_table",
+    "unreadable_hint",
 ]
 
 log = logging.getLogger(__name__)
@@ -304,6 +305,11 @@ def engine_message(error: BaseException | str) -> str:
         return "unknown error"
     extra = [line.lstrip("* ") for line in lines[1:] if any(k in line.lower() for k in _USEFUL)]
     return "; ".join(_shorten(line) for line in [lines[0], *extra[:3]])
+
+
+def unreadable_hint(message: str) -> str:
+    """What to do about an engine's read error, where kamml knows: a CSV that is not UTF-8."""
+    return "; save the file as UTF-8 (kamml reads CSV as UTF-8)" if "utf-8" in message.lower() else ""
 
 
 def _shorten(line: str) -> str:

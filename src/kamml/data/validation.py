@@ -24,7 +24,13 @@ from ibis.common.deferred import Deferred
 
 from kamml.data.contract import TABLES, ColumnSpec, Kind, TableSpec
 from kamml.data.quality import N_EXAMPLES, TableStats, plain_examples
-from kamml.data.readers import RawTable, backend_errors, engine_message, floor_to_microseconds
+from kamml.data.readers import (
+    RawTable,
+    backend_errors,
+    engine_message,
+    floor_to_microseconds,
+    unreadable_hint,
+)
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem
 
@@ -652,7 +658,10 @@ def _execute(plan: TablePlan, expr: ir.Table) -> dict[str, list[Any]]:
             raise failure from None
         if not plan.raw.from_file:
             raise
-        raise DataError(f"{plan.name}: cannot read {plan.raw.origin}: {engine_message(exc)}") from None
+        message = engine_message(exc)
+        raise DataError(
+            f"{plan.name}: cannot read {plan.raw.origin}: {message}{unreadable_hint(message)}"
+        ) from None
 
 
 #: Widest id range (max - min + 1) counted by a bitmap: 2**27 bits, a 16 MB bitstring per thread.
@@ -821,7 +830,49 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
                     "a refund of it)"
                 )
                 soft.append(Problem(plan.name, column, what, n - exact, differing))
+    if plan.name == "transactions" and "transaction_id" not in plan.builders and not hard:
+        n, examples = _repeats_without_id(plan)
+        if n:
+            what = (
+                "rows repeating another row in every column, of the account ids shown (kept: without a "
+                "transaction_id a row delivered twice cannot be told from two equal purchases; map one "
+                "to drop repeats)"
+            )
+            soft.append(Problem(plan.name, None, what, n, examples))
     return hard, soft
+
+
+#: Above this many rows, rows repeated without a transaction id are first looked for among the accounts
+#: of one hash bucket in `REPEAT_SAMPLE` (about 0.3 s at 10M rows and 3.6 s at 100M, against 1.6 s and
+#: ~20 s over every row), and counted over every row only when some are found there.
+EXACT_REPEAT_ROWS = 2_000_000
+REPEAT_SAMPLE = 32
+
+
+def _repeats_without_id(plan: TablePlan) -> tuple[int, tuple[Any, ...]]:
+    """Rows equal in every input column to another, in transactions without ids, and up to five accounts.
+
+    Repeats are rows of one account, so a sample of whole accounts keeps them together: a file delivered
+    twice shows in any bucket; a few scattered repeats among more than `EXACT_REPEAT_ROWS` rows can be
+    missed by the sample (the note is a hint, the rows are kept either way).
+    """
+    raw = plan.source
+    account = plan.found["account_id"]
+
+    def repeats(table: ir.Table) -> tuple[int, ir.Table]:
+        rows = table.group_by([table[c] for c in table.columns]).aggregate(_kamml_n=_.count())
+        found = _execute(plan, rows.aggregate(n=_._kamml_n.sum(), distinct=_.count()))
+        return _count(found["n"][0]) - _count(found["distinct"][0]), rows
+
+    if _count(plan.values.get("n_rows")) > EXACT_REPEAT_ROWS:
+        bucket, _rows = repeats(raw.filter(raw[account].hash() % REPEAT_SAMPLE == 0))
+        if not bucket:
+            return 0, ()
+    n, rows = repeats(raw)
+    if not n:
+        return 0, ()
+    query = rows.filter(_._kamml_n > 1).select(account).distinct().order_by(account).limit(N_EXAMPLES)
+    return n, plain_examples(_execute(plan, query)[account])
 
 
 def _exact_repeats(plan: TablePlan) -> int:

@@ -810,6 +810,30 @@ def test_score_to_a_table_name_in_the_data_folder_exits_3_before_any_work(world_
     assert fine.exit_code == 0, fine.output
 
 
+def test_allocate_does_not_write_into_the_configs_data_tables(scores_file, world_path, tmp_path):
+    """`kamml score` refused these; `kamml allocate --out DATA/accounts.csv` broke the data folder."""
+    import shutil
+
+    copy = tmp_path / "world"
+    shutil.copytree(world_path, copy)
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"data:\n  path: {copy}\n")
+    cases = [
+        (["--out", str(copy / "accounts.csv")], "it would be read as the accounts table next time"),
+        (["--out", str(copy / "transactions.parquet")], "it is the transactions table the job reads"),
+        (["--out", str(tmp_path / "a.csv"), "--curve", str(copy / "activities.csv")], "activities table"),
+    ]
+    for extra, says in cases:
+        result = _allocate(scores_file, "--config", str(config), *extra)
+        assert result.exit_code == 3, result.output
+        assert says in result.output
+    assert not (copy / "accounts.csv").exists()
+    assert not (tmp_path / "a.csv").exists()
+    assert runner.invoke(app, ["validate", "--data", str(copy)]).exit_code == 0
+    fine = _allocate(scores_file, "--config", str(config), "--out", str(tmp_path / "a.csv"))
+    assert fine.exit_code == 0, fine.output
+
+
 def test_score_refuses_explain_top_with_explain_all(tmp_path):
     """Both were accepted and --explain-top silently ignored."""
     out = tmp_path / "s.csv"

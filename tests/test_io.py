@@ -145,3 +145,29 @@ def test_atomic_writes_reach_the_disk_before_and_after_the_rename(tmp_path, monk
     assert len(synced) == 2
     assert synced[0].startswith(str(tmp_path / ".plan.csv."))  # the bytes, under the temporary name
     assert synced[1] == str(tmp_path)  # then the rename
+
+
+def test_ids_of_text_mixed_with_numbers_are_written_as_text_in_parquet(tmp_path):
+    """Ids given in Python as [1, "A-2"] (one id as a number): Arrow refused them with a raw error."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from kamml.allocation import allocate
+
+    scores = pd.DataFrame(
+        {"account_id": [1, "A-2", 3], "clv": [10.0, 20.0, 30.0], "p_churn": [0.1, 0.2, 0.3]}, dtype=object
+    )
+    scores = scores.astype({"clv": float, "p_churn": float})
+    scores["owner"] = pd.Series([7, None, "ann"], dtype=object)
+    table = allocate(scores, 5.0)
+    path = write_table(table, tmp_path / "plan.parquet")
+    schema = pq.read_schema(path)
+    assert str(schema.field("account_id").type) == "string"
+    assert str(schema.field("owner").type) == "string"
+    back = pd.read_parquet(path).set_index("account_id")
+    assert sorted(back.index) == ["1", "3", "A-2"]
+    assert back.loc["1", "owner"] == "7"
+    assert back.loc["A-2", "owner"] is None
+    assert back["recommended_hours"].sum() == np.float64(table["recommended_hours"].sum())
+    kept = pd.DataFrame({"drivers": [["a", "b"], None], "n": [1, 2]})  # lists are not numbers: untouched
+    assert pd.read_parquet(write_table(kept, tmp_path / "d.parquet"))["drivers"][0].tolist() == ["a", "b"]

@@ -351,7 +351,9 @@ def allocate(
     from kamml.allocation import allocate_file
     from kamml.allocation.allocate import check_distinct_paths
     from kamml.config import load_config
-    from kamml.io import check_output_path, check_writable
+    from kamml.data import input_paths
+    from kamml.data.dataset import check_not_a_table_name
+    from kamml.io import check_not_input, check_output_path, check_writable
     from kamml.jobs.outputs import claim_outputs
 
     # before any work: --out equal to --curve or --scores overwrote one with the other, with exit 0
@@ -361,6 +363,12 @@ def allocate(
         reason = f"a finite number of hours >= 0 is needed, got {hours:g}"
         _fail(f"Invalid value for '--hours': {reason} (see 'kamml allocate --help')", 2)
     cfg = load_config(config)
+    # the config's data tables are never written over, nor named so the folder reads them next time
+    inputs = input_paths(cfg.data.path, cfg)
+    outputs = [out] if curve is None else [out, curve, curve.with_suffix(".png")]
+    for written in outputs:
+        check_not_input(written, inputs)
+        check_not_a_table_name(written, cfg.data.path)
     if cfg.engine.name == "spark":
         if curve is not None:
             _fail("--curve is not available on Spark yet; draw it from a scores sample with engine duckdb", 2)

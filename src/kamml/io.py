@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kamml.errors import DataError
@@ -180,8 +181,25 @@ def _umask() -> int:
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write Parquet with microsecond timestamps: Spark cannot read Parquet's nanosecond timestamps."""
+    """Write Parquet with microsecond timestamps: Spark cannot read Parquet's nanosecond timestamps.
+
+    A column of text mixed with numbers (ids given as ``[1, "A-2"]`` in Python, which kamml takes as
+    ids like any other) is written as text, as a CSV writes it; Arrow refused it with a raw error.
+    """
+    mixed = [c for c in frame.columns if frame[c].dtype == object and _mixed_text(frame[c])]
+    if mixed:
+        frame = frame.assign(**{c: frame[c].where(frame[c].isna(), frame[c].astype(str)) for c in mixed})
     frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
+
+
+def _mixed_text(column: pd.Series) -> bool:
+    """Whether an object column holds text beside other values (numbers) apart from missing ones."""
+    if pd.api.types.infer_dtype(column, skipna=True) not in ("mixed", "mixed-integer", "mixed-integer-float"):
+        return False
+    values = column.dropna()
+    text = values.map(lambda v: isinstance(v, str))
+    numbers = values.map(lambda v: isinstance(v, int | float | np.integer | np.floating))
+    return bool(text.any() and (text | numbers).all())
 
 
 def check_output_path(path: str | Path, inputs: Mapping[str, str | Path] | None = None) -> str:

@@ -643,7 +643,9 @@ _INTEGER_TEXT = r"0|-?[1-9][0-9]*"
 
 def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
     """A scores or allocation CSV with `CSV_ID_COLUMNS` read as text, so ids like 000947 keep their zeros."""
-    frame = pd.read_csv(source, dtype=dict.fromkeys(CSV_ID_COLUMNS, str))
+    # round_trip: the numbers as written (pandas' faster parser moved the last digit of 1 in 4 clv values,
+    # so a plan from the scores CSV differed from the plan from the same scores in Parquet)
+    frame = pd.read_csv(source, dtype=dict.fromkeys(CSV_ID_COLUMNS, str), float_precision="round_trip")
     for column in CSV_ID_COLUMNS:
         if column in frame.columns:
             frame[column] = lossless_integers(frame[column], allow_missing=column == "owner")

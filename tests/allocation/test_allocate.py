@@ -214,6 +214,25 @@ def test_numeric_owner_ids_in_a_csv_meet_their_capacity(tmp_path, gap):
     assert set(table.attrs["allocation"]["rep_price"]) == {"1", "2", "3"}
 
 
+def test_the_plan_says_its_horizon_on_every_row_and_in_the_summary(tmp_path):
+    """A CRM loading allocation.csv alone could not tell the period of recommended_hours and expected_gain."""
+    scores = make_scores(n=18)  # fits allocate_file_from's 10 hours at the floors of 0.5 h
+    table = allocate(scores.assign(horizon_days=90), 50.0)  # the scores' own horizon
+    assert table["horizon_days"].dtype == "Int64"
+    assert set(table["horizon_days"]) == {90}
+    assert table.attrs["allocation"]["horizon_days"] == 90
+    stated = allocate(scores, 50.0, horizon_days=30)  # scores without the column: the stated one
+    assert set(stated["horizon_days"]) == {30}
+    unknown = allocate(scores, 50.0)  # neither: null, not a guess
+    assert unknown["horizon_days"].isna().all()
+    assert unknown.attrs["allocation"]["horizon_days"] is None
+    out = allocate_file_from(scores.assign(horizon_days=90), tmp_path, tmp_path / "plan.csv")
+    assert list(out.columns)[-1] == "horizon_days"
+    assert set(pd.read_csv(tmp_path / "plan.csv")["horizon_days"]) == {90}
+    allocate_file_from(scores, tmp_path, tmp_path / "plan.parquet")
+    assert pq.read_schema(tmp_path / "plan.parquet").field("horizon_days").type == pa.int64()
+
+
 def test_a_scores_csv_is_read_to_the_last_digit(tmp_path):
     """pandas' default parser moved the last digit of many values: the plan from the scores CSV differed
     from the plan from the same scores in Parquet (found by a review of the CRM's outputs)."""

@@ -86,6 +86,7 @@ def assert_allocation_equal(mem: pd.DataFrame, out: pd.DataFrame, summary: dict,
     assert list(b["tier"]) == list(a["tier"])
     assert list(b["reasons"]) == list(a["reasons"])
     assert list(b["owner"]) == list(a["owner"])
+    assert b["horizon_days"].astype("Int64").tolist() == a["horizon_days"].tolist()
     expected = mem.attrs["allocation"]
     assert set(summary) == set(expected)
     for key, value in expected.items():
@@ -93,6 +94,8 @@ def assert_allocation_equal(mem: pd.DataFrame, out: pd.DataFrame, summary: dict,
             assert summary[key] == pytest.approx(value, rel=1e-7)
         elif isinstance(value, list):  # the tiers' names
             assert summary[key] == value, key
+        elif value is None:  # the horizon of scores without one
+            assert summary[key] is None, key
         elif value == 0:  # a price of 0 (hours to spare) is exactly 0, not a tiny positive one
             assert summary[key] == 0, key
         else:

@@ -20,6 +20,7 @@ marginal_gain_per_hour   value of one more hour on this account at the optimum
 reasons                  short phrases joined by "; "
 owner                    the account's rep (null when the scores have no owner)
 stake_retention, stake_growth, stake_referral, effort_scale    the parts of the gain curve
+horizon_days             the days the hours and gains are over (the scores' horizon; null when not known)
 =======================  ==================================================================================
 
 The summary of the plan (team hours, hours used, total expected gain, the team's price of an hour, each
@@ -117,6 +118,7 @@ ALLOCATION_COLUMNS = (
     "stake_growth",
     "stake_referral",
     "effort_scale",
+    "horizon_days",
 )
 """Columns of the allocation table, in order; the first nine are the stable interface of DESIGN §10."""
 
@@ -907,6 +909,7 @@ def _prepared(
         frame["active"] = ~(frame["p_alive"] < threshold)  # NaN p_alive: active
     else:
         frame["active"] = True
+    frame.attrs[HORIZON_COLUMN] = None if horizon is None else int(horizon)  # for the table and summary
     return frame
 
 
@@ -1030,10 +1033,16 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
             "stake_growth": frame["stake_growth"].to_numpy(dtype=float),
             "stake_referral": frame["stake_referral"].to_numpy(dtype=float),
             "effort_scale": frame["effort_scale"].to_numpy(dtype=float),
+            "horizon_days": horizon_column(frame.attrs.get(HORIZON_COLUMN), len(frame)),
         },
         columns=list(ALLOCATION_COLUMNS),
     )
     return table.iloc[np.argsort(rank)].reset_index(drop=True)
+
+
+def horizon_column(days: float | None, n: int) -> pd.api.extensions.ExtensionArray:
+    """The plan's horizon on every row (a CSV carries no summary): whole days, null when not known."""
+    return pd.array(np.full(n, None if days is None else int(days), dtype=object), dtype="Int64")
 
 
 def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.extensions.ExtensionArray:
@@ -1077,6 +1086,7 @@ def _summary(frame: pd.DataFrame, res: AllocationResult, hours: float) -> dict[s
         "floor_cost": float(res.floor_cost),
         "n_accounts": len(frame),
         "n_active": int(frame["active"].sum()),
+        HORIZON_COLUMN: frame.attrs.get(HORIZON_COLUMN),
     }
 
 

@@ -294,6 +294,7 @@ class _Plan:
     clv_top: float | None = None
     referral_top: float | None = None
     given_effort: bool = False
+    horizon_days: int | None = None
 
     @classmethod
     def build(
@@ -381,6 +382,7 @@ class _Plan:
             reps=reps,
             capacity=capacity,
             given_effort=cfg.effort_scale == "auto" and "effort_scale" in frame.columns,
+            horizon_days=None if horizon_days is None else int(horizon_days),
         )
         if n:
             # reason codes flag values above the one ranked just below the top 10 %
@@ -630,7 +632,8 @@ class _Plan:
             tier = F.when(tier_rank <= F.lit(int(limit)), F.lit(name)).otherwise(tier)
         # nothing at stake: the last tier whatever the rank (`kamml.allocation.tiers.assign_tiers`)
         tier = F.when(F.col("stake") > 0, tier).otherwise(F.lit(pairs[-1][0]))
-        table = ordered.withColumn("tier", tier).select(*ALLOCATION_COLUMNS)
+        days = F.lit(self.horizon_days).cast("long")  # null when not known, as in memory
+        table = ordered.withColumn("tier", tier).withColumn(HORIZON_COLUMN, days).select(*ALLOCATION_COLUMNS)
         used = float(sum(float(r["h"] or 0.0) for r in counts))
         total = float(sum(float(r["g"] or 0.0) for r in counts))
         free = float(sum(float(r["gf"] or 0.0) for r in counts))
@@ -650,6 +653,7 @@ class _Plan:
             "n_accounts": self.n,
             "n_active": int(sum(int(r["a"] or 0) for r in counts)),
             "tiers": [name for name, _ in pairs],  # best first, as `kamml.allocate` names them
+            HORIZON_COLUMN: self.horizon_days,
         }
         return table, summary
 

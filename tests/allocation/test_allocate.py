@@ -233,6 +233,15 @@ def test_the_plan_says_its_horizon_on_every_row_and_in_the_summary(tmp_path):
     assert pq.read_schema(tmp_path / "plan.parquet").field("horizon_days").type == pa.int64()
 
 
+@pytest.mark.parametrize(("sep", "says"), [(";", "separated by ';'"), ("\t", "separated by tabs")])
+def test_a_scores_csv_not_separated_by_commas_says_so(tmp_path, sep, says):
+    """A ';' export (decimal commas) failed with pandas' 'Expected 5 fields in line 4, saw 7'."""
+    path = tmp_path / "s.csv"
+    make_scores(n=5).to_csv(path, index=False, sep=sep, decimal=",")
+    with pytest.raises(DataError, match=f"its header is {says}, not commas.*comma-separated"):
+        read_scores(path)
+
+
 def test_a_scores_csv_is_read_to_the_last_digit(tmp_path):
     """pandas' default parser moved the last digit of many values: the plan from the scores CSV differed
     from the plan from the same scores in Parquet (found by a review of the CRM's outputs)."""

@@ -631,10 +631,26 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(source)
         if suffix == ".csv":
+            hint = _separator_hint(source)
+            if hint:  # read, a ';'-separated file is one column named like the whole header
+                raise DataError(f"cannot read the scores file {source}: {hint}")
             return _read_csv_ids_as_text(source)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the scores file {source}: {exc}") from None
     raise DataError(f"cannot read {source}: scores must be a .parquet or .csv file")
+
+
+def _separator_hint(source: Path) -> str:
+    """Why a scores CSV cannot be read when its header is not comma-separated (a spreadsheet's export)."""
+    with source.open("rb") as handle:
+        header = handle.readline().decode("utf-8", errors="replace")
+    for sep, name in ((";", "';'"), ("\t", "tabs")):
+        if sep in header and "," not in header:
+            return (
+                f"its header is separated by {name}, not commas ({header.strip()[:80]!r}); a scores CSV is "
+                "comma-separated, as kamml writes it (a spreadsheet in a European locale saves ';')"
+            )
+    return ""
 
 
 #: Id columns of a scores or allocation CSV that are read as text: `lossless_integers` decides their type.

@@ -760,12 +760,16 @@ def allocate_file_from(scores, folder, out, curve=None):
     return allocate_file(source, 10.0, out, curve_path=curve)
 
 
-def test_empty_scores_are_refused_and_no_plan_is_written(tmp_path):
+def test_empty_scores_are_refused_and_no_plan_is_written(tmp_path, caplog):
     """An empty plan imported by a CRM that replaces its plan would take every account's hours away."""
     empty = make_scores(n=0)
     for call in (lambda: allocate(empty, 10.0), lambda: budget_curve(empty, 10.0)):
-        with pytest.raises(DataError, match=r"no accounts in the scores: 0 rows"):
+        with (
+            caplog.at_level(logging.WARNING),
+            pytest.raises(DataError, match=r"no accounts in the scores: 0 rows"),
+        ):
             call()
+    assert not caplog.records  # the refusal alone, not the effort rule's warnings about no positive clv
     out = tmp_path / "allocation.parquet"
     with pytest.raises(DataError, match="no accounts in the scores"):
         allocate_file_from(empty, tmp_path, out, curve=tmp_path / "curve.csv")

@@ -882,6 +882,8 @@ def _prepared(
     if "account_id" not in scores.columns and scores.index.name == "account_id":
         scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
     check_scores(scores, need_owner=cfg.capacity is not None)
+    if warn:  # a plan: no rows is the error, before the effort rule warns of no positive clv
+        check_not_empty(len(scores))
     horizon = resolve_horizon(scores_horizon(scores), stated)
     optional = ("referral_value", "p_alive", "owner", "drivers", "effort_scale", "effort_uplift")
     keep = [c for c in (*REQUIRED_COLUMNS, *optional) if c in scores]

@@ -665,6 +665,31 @@ def test_allocate_on_spark_refuses_a_name_other_than_parquet_before_any_work(
     assert not (tmp_path / name).exists()
 
 
+def test_spark_outputs_refuse_an_existing_file_and_the_curve_before_any_work(
+    scores_file, tmp_path, monkeypatch
+):
+    """A file at --out was replaced by a folder of parts with exit 0 (a folder is replaced, by design)."""
+    import types
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("allocate_spark must not start")
+
+    monkeypatch.setitem(sys.modules, "kamml.spark", types.SimpleNamespace(allocate_spark=no_work))
+    config = tmp_path / "spark.yaml"
+    config.write_text("engine: {name: spark}\n")
+    target = tmp_path / "plan.parquet"
+    target.write_text("keep")
+    result = _allocate(scores_file, "--config", str(config), "--out", str(target))
+    assert result.exit_code == 3, result.output
+    assert "it is a file, and on Spark the allocation is a folder" in result.output
+    assert target.read_text() == "keep"
+    curve = _allocate(
+        scores_file, "--config", str(config), "--out", str(tmp_path / "b.parquet"), "--curve", "c.csv"
+    )
+    assert curve.exit_code == 2, curve.output
+    assert "with a config whose engine is duckdb (it reads a Spark scores folder)" in curve.output
+
+
 def test_generate_into_an_existing_file_exits_3(tmp_path):
     target = tmp_path / "transactions.parquet"
     target.write_text("keep")

@@ -469,3 +469,21 @@ def test_a_bad_assignment_is_a_config_error_naming_the_dotted_key(assign, messag
     assert cfg == Config()
     cfg.time.horizon_days = 30  # a good value is set as before
     assert cfg.time.horizon_days == 30
+
+
+def test_spark_conf_values_written_unquoted_are_spark_text():
+    """`spark.sql.adaptive.enabled: true` was refused as "must be a number", unquoted 8 as not text."""
+    conf = {"spark.sql.adaptive.enabled": True, "spark.sql.shuffle.partitions": 8, "a": 0.5, "b": "x"}
+    cfg = Config.from_dict({"engine": {"spark": {"conf": conf}}})
+    assert cfg.engine.spark.conf == {
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.shuffle.partitions": "8",
+        "a": "0.5",
+        "b": "x",
+    }
+    cfg.engine.spark.conf = {"spark.sql.ansi.enabled": False}
+    assert cfg.engine.spark.conf == {"spark.sql.ansi.enabled": "false"}
+    with pytest.raises(ConfigError, match=r"'engine\.spark\.conf\.a': Input should be a valid string"):
+        Config.from_dict({"engine": {"spark": {"conf": {"a": [1, 2]}}}})
+    with pytest.raises(ConfigError, match=r"'engine\.spark\.master': Input should be a valid string"):
+        Config.from_dict({"engine": {"spark": {"master": True}}})

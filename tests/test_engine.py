@@ -213,6 +213,17 @@ def test_a_spark_start_failure_keeps_the_java_reason():
     assert "[INVALID_DRIVER_MEMORY] System memory 314572800 must be at least 471859200." in reason
     assert "UnifiedMemoryManager" not in reason
     assert _java_reason(RuntimeError("one line")) == "one line"
+    nested = (  # a bad engine.spark.conf value: the reason is the last "Caused by" of the trace
+        "Error while instantiating 'org.apache.spark.sql.internal.SessionStateBuilder':\n"
+        "JVM stacktrace:\n"
+        "java.lang.IllegalArgumentException: Error while instantiating 'org.apache.spark.sql.X':\n"
+        "\tat org.apache.spark.sql.SparkSession$.instantiateSessionState(SparkSession.scala:1255)\n"
+        "Caused by: java.lang.IllegalArgumentException: "
+        "spark.sql.shuffle.partitions should be int, but was abc\n"
+        "\t... 18 more\n"
+    )
+    reason = _java_reason(RuntimeError(nested))
+    assert reason.endswith("caused by: spark.sql.shuffle.partitions should be int, but was abc")
 
 
 @pytest.mark.spark
@@ -234,7 +245,7 @@ def test_a_driver_memory_the_jvm_refuses_names_the_setting():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
     )
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("ERROR"))
-    assert "check engine.spark.driver_memory ('1q'" in line
+    assert "engine.spark.driver_memory ('1q'" in line
 
 
 def test_a_memory_limit_duckdb_cannot_read_is_a_config_error():

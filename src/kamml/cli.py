@@ -371,7 +371,12 @@ def allocate(
         check_not_a_table_name(written, cfg.data.path)
     if cfg.engine.name == "spark":
         if curve is not None:
-            _fail("--curve is not available on Spark yet; draw it from a scores sample with engine duckdb", 2)
+            _fail(
+                "--curve is not available on Spark: where the scores fit in memory, run kamml allocate "
+                "--curve with a config whose engine is duckdb (it reads a Spark scores folder); "
+                "docs/spark.md",
+                2,
+            )
         _check_spark_output(out, "the allocation is")
         from kamml.spark import allocate_spark
 
@@ -410,6 +415,12 @@ def _check_spark_output(out: Path, what: str) -> None:
     if out.suffix.lower() != ".parquet":
         _fail(f"cannot write {out}: on Spark {what} a folder of Parquet parts (name it *.parquet)", 3)
     if "://" not in str(out):
+        if out.exists() and not out.is_dir():  # a folder of parts is replaced whole; a file never was
+            _fail(
+                f"cannot write {out}: it is a file, and on Spark {what} a folder; "
+                "remove it or write elsewhere",
+                3,
+            )
         check_output_dir(out.parent)
 
 

@@ -646,6 +646,35 @@ class SparkConfig(_Section):
     driver_memory: str = "2g"
     conf: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_yes_no_for_numbers(cls, data: Any) -> Any:
+        """Spark takes every conf value as text: YAML's unquoted 8 or true are Spark's "8" and "true".
+
+        It replaces `_Section`'s check of the same name, which refused true here as "must be a number";
+        this section holds no number (a bool for master or driver_memory is pydantic's string error).
+        """
+        if isinstance(data, dict) and isinstance(data.get("conf"), dict):
+            data = {**data, "conf": {k: _spark_text(v) for k, v in data["conf"].items()}}
+        return data
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _conf_as_text(cls, value: Any) -> Any:
+        """The same for an assignment (``cfg.engine.spark.conf = {...}``)."""
+        return {k: _spark_text(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+def _spark_text(value: Any) -> Any:
+    """A YAML scalar as Spark writes it (true, not True; 8, not 8.0); other values as they are."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return value
+
 
 class EngineConfig(_Section):
     """Which Ibis backend computes features: DuckDB (embedded default) or Spark."""

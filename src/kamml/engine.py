@@ -224,7 +224,13 @@ def _java_reason(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines()]
     head = next((line for line in lines if line), type(exc).__name__)
     cause = next((ln.lstrip(": ") for ln in lines[1:] if ln and not ln.startswith("at ")), "")
-    return f"{head} {cause}".strip() if cause else head
+    reason = f"{head} {cause}".strip() if cause else head
+    # the root cause is the last "Caused by:" of the Java trace ("spark.sql.shuffle.partitions should
+    # be int, but was abc" behind "Error while instantiating ...SessionStateBuilder")
+    root = next((ln for ln in reversed(lines) if ln.startswith("Caused by:")), "")
+    root = root.removeprefix("Caused by:").strip()
+    root = root.split(": ", 1)[1] if root.split(": ", 1)[0].startswith("java.") and ": " in root else root
+    return f"{reason}; caused by: {root}" if root and root not in reason else reason
 
 
 def java_available() -> bool:
@@ -277,8 +283,9 @@ def _connect_spark(engine: EngineConfig) -> ibis.BaseBackend:
             reason = _java_reason(exc)
             if "gateway process exited" in reason.lower():  # the JVM refused its settings at launch
                 reason += (
-                    f"; the JVM did not start: check engine.spark.driver_memory ({spark.driver_memory!r}, "
-                    "e.g. '2g') and engine.spark.conf, and the Java error printed above"
+                    "; the JVM did not start: see the Java error printed above, and check "
+                    f"engine.spark.master ({spark.master!r}), engine.spark.driver_memory "
+                    f"({spark.driver_memory!r}, e.g. '2g') and engine.spark.conf"
                 )
             raise EngineError(f"Spark could not start ({spark.master}): {reason}") from None
         log.info("started Spark %s on %s", session.version, spark.master)
@@ -287,4 +294,6 @@ def _connect_spark(engine: EngineConfig) -> ibis.BaseBackend:
     try:
         return ibis.pyspark.connect(session)
     except Exception as exc:  # same reason as above
-        raise EngineError(f"cannot connect Ibis to Spark: {str(exc).splitlines()[0]}") from None
+        raise EngineError(
+            f"cannot connect Ibis to Spark: {_java_reason(exc)}; check engine.spark.conf"
+        ) from None

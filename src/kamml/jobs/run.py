@@ -415,7 +415,8 @@ def _run_on_spark(
             effort=_plan_effort(config, model.bundle.effort),
             top_accounts=top,
             budget_note="The budget curve is not drawn on Spark: each of its points is a whole "
-            "distributed allocation. Run kamml allocate --curve on a sample of the scores to draw it.",
+            "distributed allocation. Where the scores fit in memory, kamml allocate --curve with a DuckDB "
+            "config (engine: duckdb) reads the scores folder and draws it (docs/spark.md).",
         )
         scores = top_rows(scores_dir, 25, by="clv")
         (out_dir / MANIFEST).unlink(missing_ok=True)  # the folder reads as incomplete from here

@@ -216,14 +216,18 @@ def test_a_spark_start_failure_keeps_the_java_reason():
     nested = (  # a bad engine.spark.conf value: the reason is the last "Caused by" of the trace
         "Error while instantiating 'org.apache.spark.sql.internal.SessionStateBuilder':\n"
         "JVM stacktrace:\n"
-        "java.lang.IllegalArgumentException: Error while instantiating 'org.apache.spark.sql.X':\n"
+        "java.lang.IllegalArgumentException: Error while instantiating "
+        "'org.apache.spark.sql.internal.SessionStateBuilder':\n"
         "\tat org.apache.spark.sql.SparkSession$.instantiateSessionState(SparkSession.scala:1255)\n"
         "Caused by: java.lang.IllegalArgumentException: "
         "spark.sql.shuffle.partitions should be int, but was abc\n"
         "\t... 18 more\n"
     )
     reason = _java_reason(RuntimeError(nested))
-    assert reason.endswith("caused by: spark.sql.shuffle.partitions should be int, but was abc")
+    assert reason == (
+        "Error while instantiating 'org.apache.spark.sql.internal.SessionStateBuilder'; "
+        "caused by: spark.sql.shuffle.partitions should be int, but was abc"
+    )
 
 
 @pytest.mark.spark

@@ -223,14 +223,17 @@ def _java_reason(exc: BaseException) -> str:
     """
     lines = [line.strip() for line in str(exc).splitlines()]
     head = next((line for line in lines if line), type(exc).__name__)
-    cause = next((ln.lstrip(": ") for ln in lines[1:] if ln and not ln.startswith("at ")), "")
+    skip = ("at ", "JVM stacktrace:", "Caused by:", "...")  # PySpark's captured errors repeat the head
+    cause = next(
+        (ln.lstrip(": ") for ln in lines[1:] if ln and not ln.startswith(skip) and head not in ln), ""
+    )
     reason = f"{head} {cause}".strip() if cause else head
     # the root cause is the last "Caused by:" of the Java trace ("spark.sql.shuffle.partitions should
     # be int, but was abc" behind "Error while instantiating ...SessionStateBuilder")
     root = next((ln for ln in reversed(lines) if ln.startswith("Caused by:")), "")
     root = root.removeprefix("Caused by:").strip()
     root = root.split(": ", 1)[1] if root.split(": ", 1)[0].startswith("java.") and ": " in root else root
-    return f"{reason}; caused by: {root}" if root and root not in reason else reason
+    return f"{reason.rstrip(':')}; caused by: {root}" if root and root not in reason else reason
 
 
 def java_available() -> bool:

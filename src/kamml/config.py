@@ -649,19 +649,17 @@ class SparkConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _no_yes_no_for_numbers(cls, data: Any) -> Any:
-        """Spark takes every conf value as text: YAML's unquoted 8 or true are Spark's "8" and "true".
+        """No check: it replaces `_Section`'s of the same name (a conf value true was "must be a number").
 
-        It replaces `_Section`'s check of the same name, which refused true here as "must be a number";
-        this section holds no number (a bool for master or driver_memory is pydantic's string error).
+        This section holds no number: `_conf_as_text` takes true as Spark's "true", and a bool for master
+        or driver_memory is pydantic's string error.
         """
-        if isinstance(data, dict) and isinstance(data.get("conf"), dict):
-            data = {**data, "conf": {k: _spark_text(v) for k, v in data["conf"].items()}}
         return data
 
     @field_validator("conf", mode="before")
     @classmethod
     def _conf_as_text(cls, value: Any) -> Any:
-        """The same for an assignment (``cfg.engine.spark.conf = {...}``)."""
+        """Spark takes every conf value as text: YAML's unquoted 8 or true are Spark's "8" and "true"."""
         return {k: _spark_text(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 

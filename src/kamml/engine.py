@@ -231,8 +231,8 @@ def _java_reason(exc: BaseException) -> str:
     # the root cause is the last "Caused by:" of the Java trace ("spark.sql.shuffle.partitions should
     # be int, but was abc" behind "Error while instantiating ...SessionStateBuilder")
     root = next((ln for ln in reversed(lines) if ln.startswith("Caused by:")), "")
-    root = root.removeprefix("Caused by:").strip()
-    root = root.split(": ", 1)[1] if root.split(": ", 1)[0].startswith("java.") and ": " in root else root
+    kind, sep, message = root.removeprefix("Caused by:").strip().partition(": ")
+    root = message if sep and kind.startswith("java.") else f"{kind}{sep}{message}"
     return f"{reason.rstrip(':')}; caused by: {root}" if root and root not in reason else reason
 
 

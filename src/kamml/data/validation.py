@@ -859,20 +859,20 @@ def _repeats_without_id(plan: TablePlan) -> tuple[int, tuple[Any, ...]]:
     raw = plan.source
     account = plan.found["account_id"]
 
-    def repeats(table: ir.Table) -> tuple[int, ir.Table]:
+    def repeats(table: ir.Table) -> tuple[int, tuple[Any, ...]]:
+        """The rows beyond the first of each repeated row, and the first accounts with some: one query."""
         rows = table.group_by([table[c] for c in table.columns]).aggregate(_kamml_n=_.count())
-        found = _execute(plan, rows.aggregate(n=_._kamml_n.sum(), distinct=_.count()))
-        return _count(found["n"][0]) - _count(found["distinct"][0]), rows
+        extra = rows.filter(_._kamml_n > 1).group_by(account).aggregate(_kamml_extra=(_._kamml_n - 1).sum())
+        query = extra.mutate(_kamml_total=extra._kamml_extra.sum().over()).order_by(account)
+        found = _execute(plan, query.limit(N_EXAMPLES))
+        total = _count(found["_kamml_total"][0]) if found["_kamml_total"] else 0
+        return total, plain_examples(found[account])
 
     if _count(plan.values.get("n_rows")) > EXACT_REPEAT_ROWS:
-        bucket, _rows = repeats(raw.filter(raw[account].hash() % REPEAT_SAMPLE == 0))
+        bucket, _examples = repeats(raw.filter(raw[account].hash() % REPEAT_SAMPLE == 0))
         if not bucket:
             return 0, ()
-    n, rows = repeats(raw)
-    if not n:
-        return 0, ()
-    query = rows.filter(_._kamml_n > 1).select(account).distinct().order_by(account).limit(N_EXAMPLES)
-    return n, plain_examples(_execute(plan, query)[account])
+    return repeats(raw)
 
 
 def _exact_repeats(plan: TablePlan) -> int:

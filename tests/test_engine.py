@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kamml.config import EngineConfig
-from kamml.engine import connect, java_available
+from kamml.engine import connect, java_available, unreachable_master
 from kamml.errors import EngineError
 
 
@@ -120,6 +121,64 @@ def test_missing_java_is_an_engine_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EngineError, match="needs Java 17"):
         connect(EngineConfig(name="spark"))
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_standalone_master_nobody_answers_is_refused_at_once(monkeypatch):
+    """Spark retried an unreachable spark:// master for over a minute, then said "stopped SparkContext"."""
+    SparkSession = pytest.importorskip("pyspark.sql").SparkSession
+
+    if SparkSession.getActiveSession() is not None:
+        pytest.skip("a Spark session is already running in this process, so no master is contacted")
+    port = _closed_port()
+    master = f"spark://127.0.0.1:{port},localhost:{port}"
+    with pytest.raises(EngineError) as got:
+        connect(EngineConfig(name="spark", spark={"master": master}))
+    said = str(got.value)
+    assert f"no standalone master answers at {master}" in said
+    assert f"127.0.0.1:{port}: Connection refused" in said
+    assert "engine.spark.master" in said
+
+
+def test_only_standalone_masters_with_a_port_are_probed():
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        closed = _closed_port()
+        assert unreachable_master(f"spark://127.0.0.1:{closed},127.0.0.1:{port}") is None  # one answers
+        assert unreachable_master(f"spark://[::1]:{closed}") is not None
+    for master in ("local[2]", "yarn", "k8s://https://10.0.0.1:443", "spark://host-without-port"):
+        assert unreachable_master(master) is None  # Spark's to judge
+
+
+@pytest.mark.spark
+def test_yarn_without_its_configuration_folder_says_what_is_missing():
+    """Spark printed the reason on the console only; kamml's line named the master but not the setting."""
+    import os
+    import subprocess
+
+    script = (
+        "from kamml.config import EngineConfig\n"
+        "from kamml.engine import connect\n"
+        "from kamml.errors import EngineError\n"
+        "try:\n"
+        "    connect(EngineConfig(name='spark', spark={'master': 'yarn'}))\n"
+        "except EngineError as exc:\n"
+        "    print('ERROR', exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HADOOP_CONF_DIR", "YARN_CONF_DIR")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False, env=env
+    )
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("ERROR"))
+    assert "master 'yarn' needs HADOOP_CONF_DIR or YARN_CONF_DIR in the environment" in line
 
 
 @pytest.mark.spark

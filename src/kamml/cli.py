@@ -514,12 +514,17 @@ def score(
         check_not_input(out, inputs)
         check_not_a_table_name(out, data if data is not None else cfg.data.path)
         from kamml.spark import score_spark  # it finds the model in cfg's tracking store itself
+        from kamml.spark.score import scores_totals
 
         dataset = job_data(cfg, data)
         cut = _scoring_cutoff(cut_option, cfg, dataset)
         with claim_outputs([out]):
             folder = score_spark(model, dataset, cut, out, cfg, explain_top=top)
-        typer.echo(f"scored every account at {cut.date()} on Spark -> {folder} (Parquet parts)")
+        count, clv, churn, uri = scores_totals(folder, cfg)
+        typer.echo(
+            f"{count:,} accounts scored at {cut.date()} on Spark with {uri}: total clv {clv:,.0f}, "
+            f"mean p_churn {churn:.3f} -> {folder} (Parquet parts)"
+        )
         return
     check_output_path(out, inputs)
     check_not_a_table_name(out, data if data is not None else cfg.data.path)

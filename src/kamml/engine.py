@@ -16,6 +16,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import weakref
@@ -256,6 +257,40 @@ def check_engine_installed(engine: EngineConfig) -> None:
         raise EngineError(NO_PYSPARK)
 
 
+def unreachable_master(master: str, timeout_s: float = 5.0) -> str | None:
+    """Why no standalone master of `master` (``spark://h1:7077,h2:7077``) accepts a connection, or None.
+
+    None also for any other master (local, yarn, k8s) and for a URL Spark itself should judge (no port).
+    Spark tries an unreachable master three times for 20 s each before failing with "Cannot call methods
+    on a stopped SparkContext", which does not say what was wrong.
+    """
+    if not master.startswith("spark://"):
+        return None
+    reasons = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.strip().rpartition(":")
+        host = host.strip("[]")  # an IPv6 address: spark://[::1]:7077
+        if not host or not port.isdigit():
+            return None
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout_s):
+                return None
+        except OSError as exc:
+            reasons.append(f"{address.strip()}: {exc.strerror or exc}")
+    return "; ".join(reasons)
+
+
+def _yarn_hint(master: str) -> str:
+    """What a YARN master needs that Python can see is missing (Spark says it only on the console)."""
+    configured = os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")
+    if master.startswith("yarn") and not configured:
+        return (
+            "; master 'yarn' needs HADOOP_CONF_DIR or YARN_CONF_DIR in the environment (the folder of the "
+            "cluster's core-site.xml and yarn-site.xml)"
+        )
+    return ""
+
+
 def _connect_spark(engine: EngineConfig) -> ibis.BaseBackend:
     try:
         from pyspark.sql import SparkSession
@@ -267,10 +302,16 @@ def _connect_spark(engine: EngineConfig) -> ibis.BaseBackend:
             raise EngineError(
                 "engine 'spark' needs Java 17 or later: install a JDK and set JAVA_HOME or put java on PATH"
             )
+        spark = engine.spark
+        unreachable = unreachable_master(spark.master)
+        if unreachable is not None:  # Spark retried for over a minute, then said "stopped SparkContext"
+            raise EngineError(
+                f"Spark could not start: no standalone master answers at {spark.master} ({unreachable}); "
+                "start the master, or check engine.spark.master (host and port, e.g. spark://host:7077)"
+            )
         # executors must run this interpreter, so the workers see the same packages
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        spark = engine.spark
         builder = (
             SparkSession.builder.master(spark.master)
             .appName("kamml")
@@ -290,6 +331,7 @@ def _connect_spark(engine: EngineConfig) -> ibis.BaseBackend:
                     f"engine.spark.master ({spark.master!r}), engine.spark.driver_memory "
                     f"({spark.driver_memory!r}, e.g. '2g') and engine.spark.conf"
                 )
+                reason += _yarn_hint(spark.master)
             raise EngineError(f"Spark could not start ({spark.master}): {reason}") from None
         log.info("started Spark %s on %s", session.version, spark.master)
     else:

@@ -41,7 +41,7 @@ from kamml.tracking.pyfunc import score_frame
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["score_frame_spark", "score_spark"]
+__all__ = ["score_frame_spark", "score_spark", "scores_totals"]
 
 log = logging.getLogger(__name__)
 
@@ -251,3 +251,17 @@ def score_spark(
     target = write_atomic(frame, out_dir)
     log.info("scored on Spark into %s in %.1f s", target, time.perf_counter() - t0)
     return target
+
+
+def scores_totals(path: str | Path, config: Config | None = None) -> tuple[int, float, float, str]:
+    """Accounts, total clv, mean p_churn and model URI of a scores folder: the line `kamml score` prints.
+
+    One Spark job reading three columns of the parts just written (the scoring job itself never brings
+    a row to the driver).
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
+    frame = spark_session(config).read.parquet(str(path))
+    row = frame.agg(F.count(F.lit(1)), F.sum("clv"), F.avg("p_churn"), F.first("model_uri")).first()
+    count, clv, churn, uri = row if row is not None else (0, None, None, None)
+    return int(count), float(clv or 0.0), float("nan") if churn is None else float(churn), str(uri or "")

@@ -13,7 +13,8 @@
   snapshots weigh nothing, the latest one with weight is held out (a warning says so), and with a single
   snapshot of positive weight there is no held-out one.
 - Horizon: a model knows the ``horizon_days`` its labels were built with and refuses another one.
-- Explanations: LightGBM's own ``pred_contrib`` (TreeSHAP) values, in raw-score units.
+- Explanations: the TreeSHAP values of LightGBM's ``pred_contrib``, in raw-score units, computed from
+  per-leaf tables (`kamml.models._treeshap`; ``pred_contrib`` itself for trees too deep for them).
 - State: `to_dict` / `from_dict` hold the LightGBM model text and JSON-able arrays, never a pickle.
 """
 
@@ -1148,10 +1149,7 @@ class LGBMModel(BaseEstimator):
             raise ValueError(f"by must be 'up' or 'size', got {by!r}")
         top = check_count(top, "top")
         matrix = self._prepare(X, horizon_days)
-        contrib = np.asarray(
-            self.booster_.predict(matrix, pred_contrib=True, num_threads=self._predict_threads(matrix)),
-            dtype=np.float64,
-        )[:, : len(self.feature_names_)]
+        contrib = self._contributions(matrix)[:, : len(self.feature_names_)]
         contrib = self._start_contributions(matrix, contrib)
         k = min(int(top), contrib.shape[1])
         key = -contrib if by == "up" else -np.abs(contrib)
@@ -1161,6 +1159,21 @@ class LGBMModel(BaseEstimator):
         kept = values > 0 if by == "up" else values != 0
         names[~kept] = None
         return names, np.where(kept, values, np.nan)
+
+    def _contributions(self, matrix: FloatArray) -> FloatArray:
+        """LightGBM's ``pred_contrib`` values (features, then the expected value) of prepared rows.
+
+        Computed from the booster's leaf tables (`kamml.models._treeshap`: the same TreeSHAP values,
+        about four times faster) when the trees allow, else by ``pred_contrib`` itself.
+        """
+        from kamml.models._treeshap import contributions, leaf_tables
+
+        threads = self._predict_threads(matrix)
+        tables = leaf_tables(self.booster_, matrix.shape[1])
+        if tables is not None:
+            return contributions(tables, matrix, threads)
+        values = self.booster_.predict(matrix, pred_contrib=True, num_threads=threads)
+        return np.asarray(values, dtype=np.float64)
 
     def feature_importance(self, importance_type: str = "gain") -> pd.Series:
         """LightGBM feature importance (``gain`` or ``split``) by feature name, largest first."""

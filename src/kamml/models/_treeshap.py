@@ -341,32 +341,6 @@ def _category_left(
     return (cat_words[word] >> np.uint32(code % 32)) & np.uint32(1) != 0
 
 
-@numba.njit(cache=True)
-def _goes_left(
-    x: float,
-    k: int,
-    threshold: np.ndarray,
-    kind: np.ndarray,
-    default_left: np.ndarray,
-    words: np.ndarray,
-    words_end: np.ndarray,
-    cat_words: np.ndarray,
-) -> bool:  # pragma: no cover - compiled
-    """LightGBM's decision at node k (``Tree::Decision``), inputs below its zero threshold read as 0."""
-    node = kind[k]
-    if abs(x) <= _ZERO:  # LightGBM drops such inputs: they read as 0
-        x = 0.0
-    if node == _CATEGORICAL:
-        return _category_left(x, k, words, words_end, cat_words)
-    if x != x:  # NaN: the default side where NaN is the missing type, else 0
-        if node == _MISSING_NAN:
-            return default_left[k]
-        x = 0.0
-    if node == _MISSING_ZERO and x == 0.0:
-        return default_left[k]
-    return x <= threshold[k]
-
-
 @numba.njit(cache=True, nogil=True)
 def _rows(
     lo: int,
@@ -410,8 +384,21 @@ def _rows(
             for k in range(first, tree_nodes[t + 1]):
                 pattern = node_pattern[k - first]
                 bit = np.int64(1) << slot[k]
+                # LightGBM's decision (Tree::Decision), written out here: a call per node with the
+                # arrays as arguments cost more than the rest of the loop
                 x = X[r, feature[k]]
-                if _goes_left(x, k, threshold, kind, default_left, words, words_end, cat_words):
+                node = kind[k]
+                if abs(x) <= _ZERO:  # LightGBM drops such inputs: they read as 0
+                    x = 0.0
+                if node == _CATEGORICAL:
+                    goes_left = _category_left(x, k, words, words_end, cat_words)
+                elif node == _MISSING_NAN and x != x:
+                    goes_left = default_left[k]
+                else:
+                    if x != x:  # NaN where NaN is not the missing type reads as 0
+                        x = 0.0
+                    goes_left = default_left[k] if node == _MISSING_ZERO and x == 0.0 else x <= threshold[k]
+                if goes_left:
                     to_left, to_right = pattern, pattern & ~bit
                 else:
                     to_left, to_right = pattern & ~bit, pattern

@@ -128,3 +128,11 @@ def test_kamml_models_explain_with_lightgbm_values(model, tables, monkeypatch):
     order = np.argsort(-np.abs(reference), axis=1, kind="stable")
     np.testing.assert_allclose(values, np.take_along_axis(reference, order, axis=1), atol=1e-12)
     assert (names == np.asarray(estimator.feature_names_, dtype=object)[order]).all()
+
+
+def test_kernels_compile_where_no_cache_folder_can_be_kept():
+    """Numba refuses ``cache=True`` without a writable cache folder; the kernels then compile uncached."""
+    namespace: dict = {}
+    exec("def plus_one(x):\n    return x + 1\n", namespace)  # no file: numba finds no cache locator
+    compiled = _treeshap._compiled(nogil=True)(namespace["plus_one"])
+    assert compiled(41) == 42

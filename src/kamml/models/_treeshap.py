@@ -297,7 +297,24 @@ def _build(model_text: str, n_features: int) -> LeafTables | None:
 # ---- kernels --------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
+def _compiled(**options: Any) -> Any:
+    """``numba.njit`` with the machine code cached on disk, or without the cache where none can be kept.
+
+    Numba refuses ``cache=True`` when neither the package's folder nor a user cache folder is writable
+    (a read-only install under a user without a home, as on some Spark executors); the kernels then
+    compile in each process (about 1.5 s) instead of failing the import.
+    """
+
+    def decorate(func: Any) -> Any:
+        try:
+            return numba.njit(cache=True, **options)(func)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(**options)(func)
+
+    return decorate
+
+
+@_compiled()
 def _leaf_table(value: float, zero: np.ndarray, d: int) -> np.ndarray:  # pragma: no cover - compiled
     """A leaf's contributions for each pattern of followed features: (2^d x d) numbers, row-major."""
     weight = np.empty(d)
@@ -325,7 +342,7 @@ def _leaf_table(value: float, zero: np.ndarray, d: int) -> np.ndarray:  # pragma
     return out
 
 
-@numba.njit(cache=True)
+@_compiled()
 def _category_left(
     x: float, k: int, words: np.ndarray, words_end: np.ndarray, cat_words: np.ndarray
 ) -> bool:  # pragma: no cover - compiled
@@ -341,7 +358,7 @@ def _category_left(
     return (cat_words[word] >> np.uint32(code % 32)) & np.uint32(1) != 0
 
 
-@numba.njit(cache=True, nogil=True)
+@_compiled(nogil=True)
 def _rows(
     lo: int,
     hi: int,

@@ -134,8 +134,8 @@ def test_a_standalone_master_nobody_answers_is_refused_at_once(monkeypatch):
     """Spark retried an unreachable spark:// master for over a minute, then said "stopped SparkContext"."""
     SparkSession = pytest.importorskip("pyspark.sql").SparkSession
 
-    if SparkSession.getActiveSession() is not None:
-        pytest.skip("a Spark session is already running in this process, so no master is contacted")
+    # as in a fresh process (the Spark tests before this one leave a session running, which is reused)
+    monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: None))
     port = _closed_port()
     master = f"spark://127.0.0.1:{port},localhost:{port}"
     with pytest.raises(EngineError) as got:

@@ -96,10 +96,29 @@ def test_deep_trees_and_trees_too_deep_for_tables(monkeypatch):
     assert _treeshap._build(shallow.model_to_string(), 12) is None
 
 
-def test_tables_are_built_once_per_booster():
+def test_tables_are_built_once_per_booster_and_width_and_again_when_its_trees_change():
     X = np.random.default_rng(2).normal(size=(300, 2))
     booster = _train(X, X[:, 0])
     assert leaf_tables(booster, 2) is leaf_tables(booster, 2)
+    assert leaf_tables(booster, 3).n_features == 3  # another width: other tables, not the cached ones
+    assert leaf_tables(booster, 2).n_features == 2
+    booster.best_iteration = 10  # predict and model_to_string now use the first ten trees
+    _check(booster, X)
+    grown = lgb.train({"verbose": -1, "max_depth": 3}, lgb.Dataset(X, X[:, 1]), 5, keep_training_booster=True)
+    before = leaf_tables(grown, 2)
+    grown.update()  # one more tree
+    assert leaf_tables(grown, 2) is not before
+    assert leaf_tables(grown, 2).tree_nodes.size == before.tree_nodes.size + 1
+
+
+def test_rows_of_another_width_are_refused():
+    X = np.random.default_rng(4).normal(size=(50, 3))
+    tables = leaf_tables(_train(X, X[:, 0]), 3)
+    with pytest.raises(ValueError, match=r"rows of 3 features, got an array of shape \(50, 2\)"):
+        contributions(tables, X[:, :2])
+    with pytest.raises(ValueError, match="rows of 3 features"):
+        contributions(tables, X[0])
+    np.testing.assert_array_equal(contributions(tables, X, threads=0), contributions(tables, X, threads=1))
 
 
 @pytest.mark.parametrize(("model", "tables"), [("clv", True), ("churn", True), ("clv", False)])

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -77,8 +78,18 @@ class LeafTables:
     bias: float  # the expected value: pred_contrib's last column
 
 
-_CACHE: weakref.WeakKeyDictionary[Any, LeafTables | None] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], LeafTables | None]]
+_CACHE = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
+
+
+def _state(booster: Any, n_features: int) -> tuple[int, ...]:
+    """What the cached tables of `booster` were built for: the width asked for and the trees it predicts with.
+
+    Trees added or rolled back, or another best iteration, build the tables again; leaves edited in
+    place (``set_leaf_output``) are not seen, and kamml never edits a fitted booster.
+    """
+    return (int(n_features), int(booster.num_trees()), int(getattr(booster, "best_iteration", 0) or 0))
 
 
 def leaf_tables(booster: Any, n_features: int) -> LeafTables | None:
@@ -86,18 +97,30 @@ def leaf_tables(booster: Any, n_features: int) -> LeafTables | None:
 
     None when the booster is one this module does not serve (see the module docs).
     """
+    state = _state(booster, n_features)
     with _CACHE_LOCK:
-        if booster in _CACHE:
-            return _CACHE[booster]
+        cached = _CACHE.get(booster)
+    if cached is not None and cached[0] == state:
+        return cached[1]
     tables = _build(booster.model_to_string(), n_features)
     with _CACHE_LOCK:
-        _CACHE[booster] = tables
+        _CACHE[booster] = (state, tables)
     return tables
 
 
 def contributions(tables: LeafTables, X: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Rows x (features + 1) TreeSHAP values and the expected value, as LightGBM's ``pred_contrib``."""
+    """Rows x (features + 1) TreeSHAP values and the expected value, as LightGBM's ``pred_contrib``.
+
+    `threads` below 1 means every core, as LightGBM's ``num_threads`` 0 or -1.
+    """
     matrix = np.ascontiguousarray(X, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != tables.n_features:
+        raise ValueError(
+            f"the TreeSHAP tables are for rows of {tables.n_features} features, got an array of shape "
+            f"{matrix.shape}"
+        )
+    if threads < 1:
+        threads = os.cpu_count() or 1
     out = np.zeros((matrix.shape[0], tables.n_features + 1))
     out[:, -1] = tables.bias
     t = tables

@@ -232,7 +232,7 @@ def score_spark(
         How many drivers are named per account and model.
     explain_top : int or None, default 20_000
         Name drivers only for the accounts with the most value at stake, as `kamml.jobs.score.score`
-        does (`explain_priority`; TreeSHAP costs about 25 predictions per row): the stake of the N-th
+        does (`explain_priority`; TreeSHAP costs about 12 predictions per row): the stake of the N-th
         account is found in one extra pass of predictions, and accounts at or above it are explained
         (ties at that stake are all explained). None explains every account.
 

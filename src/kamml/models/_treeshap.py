@@ -1,8 +1,9 @@
-"""TreeSHAP contributions of a LightGBM booster from per-leaf tables: LightGBM's numbers, about 4x faster.
+"""TreeSHAP contributions of a LightGBM booster from per-leaf tables: LightGBM's numbers, 4-6x faster.
 
 LightGBM's ``pred_contrib`` runs the original TreeSHAP recursion (Lundberg et al. 2018), whose work per
 row and tree grows with leaves x depth². Naming drivers for the 20,000 accounts a batch job explains
-took 12 s of a million-account scoring run with three models of a few hundred depth-5 trees each.
+took 14 s of a million-account scoring run with three models of a few hundred depth-5 trees each
+(about 3.4 s from the tables; docs/models.md, "Drivers from leaf tables").
 This module computes the same path-dependent TreeSHAP values the way Fast TreeSHAP v2 does (Yang 2021):
 
 For a leaf with value v whose path splits on the distinct features P (d of them), feature i in P gets

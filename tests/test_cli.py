@@ -492,6 +492,53 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interrupt_not_a_traceback():
         _call(lambda: (_ for _ in ()).throw(ValueError("other")), (), {})
 
 
+def test_pyspark_warning_of_a_transfer_cancelled_by_ctrl_c_is_silenced():
+    import warnings
+
+    from kamml.cli import _quiet_cancelled_transfers
+
+    head = "toPandas attempted Arrow optimization because 'spark.sql.execution.arrow.pyspark.enabled' is set"
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        _quiet_cancelled_transfers()
+        warnings.warn(f"{head} ...\n: [SPARK_JOB_CANCELLED] Job 127 cancelled ...", UserWarning, stacklevel=1)
+        warnings.warn(f"{head} ...\n: java.lang.IllegalStateException: a real failure", stacklevel=1)
+    assert [str(w.message).rsplit(": ", 1)[-1] for w in shown] == ["a real failure"]
+
+
+def test_ctrl_c_inside_a_spark_job_is_an_interrupt_not_a_traceback():
+    """PySpark's SIGINT handler cancels the jobs and raises KeyboardInterrupt; the waiting call then
+    failed with a Py4J error of the whole Java trace, printed as a bug (exit 1)."""
+    import typer
+
+    from kamml.cli import _call
+
+    def job(reason: str):
+        def run():
+            try:
+                raise KeyboardInterrupt  # PySpark's handler, after cancelAllJobs()
+            except KeyboardInterrupt:
+                raise RuntimeError(f"An error occurred while calling o280.getResult.\n: {reason}") from None
+
+        return run
+
+    cancelled = (
+        "org.apache.spark.SparkException: [SPARK_JOB_CANCELLED] Job 185 cancelled as part of "
+        "cancellation of all jobs"
+    )
+    for reason in (cancelled, "something the Java side said"):  # cancelled, or any error while handling ^C
+        with pytest.raises(typer.Exit) as stop:
+            _call(job(reason), (), {})
+        assert stop.value.exit_code == 130
+
+    def cancelled_elsewhere():  # no ^C here: the jobs were cancelled by someone else (the Spark UI)
+        raise RuntimeError(f"An error occurred while calling o1.getResult.\n: {cancelled}")
+
+    with pytest.raises(typer.Exit) as stop:
+        _call(cancelled_elsewhere, (), {})
+    assert stop.value.exit_code == 130
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [(["--seed", "-1"], "seed"), (["--years", "1e9"], "years"), (["--years", "inf"], "years")],

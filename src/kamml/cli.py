@@ -95,16 +95,27 @@ def _call(func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         if _SIGNALLED:
             signum = _SIGNALLED[0]
             _fail(f"stopped by {signal.Signals(signum).name}; nothing half written was kept", 128 + signum)
-        if _query_interrupted(exc):  # Ctrl-C inside a DuckDB query: DuckDB's error, not KeyboardInterrupt
+        if _interrupted(exc):  # Ctrl-C inside a query: the engine's error, not KeyboardInterrupt
             _fail("interrupted", 130)
         raise
 
 
-def _query_interrupted(exc: BaseException) -> bool:
-    """Whether `exc` (or an error it wraps) is DuckDB's "Query interrupted": Ctrl-C inside a query."""
+def _interrupted(exc: BaseException) -> bool:
+    """Whether `exc` is how an engine reports Ctrl-C inside a query, itself or in the errors it wraps.
+
+    DuckDB raises "Query interrupted"; on Spark, PySpark's own SIGINT handler cancels every job and
+    raises KeyboardInterrupt, and the call waiting for the job then fails with "[SPARK_JOB_CANCELLED]
+    ... cancellation of all jobs" while handling it (a Py4J error with the whole Java trace).
+    """
     from kamml.errors import exception_chain
 
-    return any("query interrupted" in str(error).lower() for error in exception_chain(exc))
+    for error in exception_chain(exc):
+        said = str(error)
+        if isinstance(error, KeyboardInterrupt) or "query interrupted" in said.lower():
+            return True
+        if "SPARK_JOB_CANCELLED" in said and "cancellation of all jobs" in said:
+            return True
+    return False
 
 
 def _named_failure(exc: Exception) -> KammlError | None:
@@ -175,6 +186,19 @@ def _main(
 ) -> None:
     """Where should the sales team's hours go."""
     _setup_logging(logging.DEBUG if verbose else logging.INFO)
+    _quiet_cancelled_transfers()
+
+
+def _quiet_cancelled_transfers() -> None:
+    """Silence PySpark's warning that an Arrow transfer failed when it failed because the jobs were cancelled.
+
+    After Ctrl-C (PySpark's handler cancels every job) ``toPandas`` warned with the whole Java trace
+    before kamml's "interrupted"; the same warning for any other failure still shows.
+    """
+    import warnings
+
+    cancelled = r"(?s)toPandas attempted Arrow optimization.*SPARK_JOB_CANCELLED"
+    warnings.filterwarnings("ignore", message=cancelled, category=UserWarning)
 
 
 def _setup_logging(level: int) -> None:

@@ -22,6 +22,8 @@ def _write_set(folder, text: str) -> dict:
         parts = outputs.stage("scores.parquet")
         parts.mkdir()
         (parts / "part-0.parquet").write_text(f"scores {text}")
+        (parts / ".part-0.parquet.crc").write_text("crc")  # as Hadoop writes beside each part
+        (parts / "_SUCCESS").write_text("")
         return outputs.publish({"run_id": text, "hours": 10.0})
 
 
@@ -58,7 +60,7 @@ def test_publish_moves_every_file_and_writes_the_manifest_last(tmp_path):
     assert manifest["hours"] == 10.0
     digest = hashlib.sha256(b"plan one\n").hexdigest()
     assert manifest["files"]["allocation.csv"] == {"bytes": 9, "sha256": digest}
-    assert manifest["files"]["scores.parquet"]["files"] == 1
+    assert manifest["files"]["scores.parquet"] == {"bytes": len("scores one") + 3, "files": 1}  # parts only
     # a second set replaces the first whole, folders included, and leaves no staging behind
     _write_set(tmp_path, "two")
     assert (tmp_path / "scores.parquet" / "part-0.parquet").read_text() == "scores two"

@@ -286,10 +286,16 @@ def _replace(staged: Path, target: Path, staging: Path) -> None:
 
 
 def _describe(path: Path) -> dict[str, Any]:
-    """Bytes and SHA-256 of a file; bytes and part count of a folder."""
+    """Bytes and SHA-256 of a file; bytes and part count of a folder.
+
+    A folder's bytes are all of its files'; its parts leave out the hidden ones Hadoop and kamml write
+    beside the data (``.part-….crc`` checksums, ``_SUCCESS``, ``_allocation.json``), which readers of
+    Parquet folders skip too.
+    """
     if path.is_dir():
-        parts = [p for p in path.rglob("*") if p.is_file()]
-        return {"bytes": sum(p.stat().st_size for p in parts), "files": len(parts)}
+        files = [p for p in path.rglob("*") if p.is_file()]
+        parts = [p for p in files if not p.name.startswith((".", "_"))]
+        return {"bytes": sum(p.stat().st_size for p in files), "files": len(parts)}
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -129,8 +129,15 @@ class KammlPyfunc(PythonModel):
         self.bundle: ModelBundle | None = None
 
     def load_context(self, context: Any) -> None:
-        """Load the bundle from the model's artifacts (JSON and LightGBM text, no pickle)."""
+        """Load the bundle from the model's artifacts (JSON and LightGBM text, no pickle).
+
+        The models' TreeSHAP tables are built here, so the first request asking for drivers does not
+        wait for them.
+        """
         self.bundle = ModelBundle.load(context.artifacts[BUNDLE_ARTIFACT])
+        for model in (self.bundle.clv, self.bundle.churn, self.bundle.influence):
+            if model is not None:
+                model.prepare_explanations()
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -1166,13 +1166,8 @@ class LGBMModel(BaseEstimator):
         A server calls it when it loads the model, so the first request that asks for drivers does not
         wait for them (about 0.5 s for a few hundred trees, 1.5 s more where no compiled kernel is cached).
         """
-        from kamml.models._treeshap import contributions, leaf_tables
-
         check_fitted(self, "booster_")
-        width = len(self.feature_names_)
-        tables = leaf_tables(self.booster_, width)
-        if tables is not None:
-            contributions(tables, np.zeros((1, width)))
+        self._contributions(np.zeros((1, len(self.feature_names_))))  # builds and caches the tables
 
     def _contributions(self, matrix: FloatArray) -> FloatArray:
         """LightGBM's ``pred_contrib`` values (features, then the expected value) of prepared rows.

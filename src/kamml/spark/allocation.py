@@ -436,8 +436,9 @@ class _Plan:
             ),
             *(["given_effort_scale"] if self.given_effort else []),
         )
-        source.mapInPandas(run, schema).write.parquet(staging)
-        return frame.sparkSession.read.parquet(staging)
+        rows = f"{staging}/rows"  # Spark warns when asked to read a hidden folder itself, not inside one
+        source.mapInPandas(run, schema).write.parquet(rows)
+        return frame.sparkSession.read.parquet(rows)
 
     def _prepare_batch(self, batch: pd.DataFrame) -> pd.DataFrame:
         frame = batch.reset_index(drop=True)

@@ -11,8 +11,9 @@ from kamml.config import Config
 from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
-from kamml.evaluation.backtest import _season_frame, backtest, default_cutoff, train_bundle
+from kamml.evaluation.backtest import _season_frame, backtest, default_cutoff, snapshot_cutoffs, train_bundle
 from kamml.evaluation.benchmark import ACQUISITION_END, honest_train_horizon
+from kamml.features import build_features
 from kamml.features.build import check_label_window
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
@@ -293,3 +294,34 @@ def test_snapshots_a_day_apart_are_warned_of(result, caplog, monkeypatch):
     with caplog.at_level("WARNING", logger="kamml.evaluation.backtest"):
         train_bundle(data, Config.from_dict(CFG), data.end.normalize())  # 60 days apart: no warning
     assert "snapshots this close" not in caplog.text
+
+
+@pytest.mark.parametrize("limit", [None, 200])
+def test_the_deployed_training_reuses_the_backtests_snapshots_and_equals_a_fresh_one(world, limit):
+    """As `kamml.jobs.train` does: backtest at end - H, then train at end on the snapshots it kept.
+
+    Three snapshots 45 days apart with H = 90: the deployed model's latest snapshot is the backtest's
+    test cutoff (its features and labels), its oldest is the backtest's latest training snapshot, and
+    its later season snapshot (a year before its latest) is the backtest's earlier one.
+    """
+    from kamml.features.snapshots import SnapshotCache
+
+    models = {**CFG["models"], "max_training_accounts": limit}
+    cfg = Config.from_dict(
+        {**CFG, "time": {"horizon_days": 90, "snapshots": 3, "step_days": 45}, "models": models}
+    )
+    data = load_data({"transactions": world.transactions, "accounts": world.accounts}, cfg)
+    end = data.end.normalize()
+    snapshots = SnapshotCache(limit)
+    snapshots.want(snapshot_cutoffs(cfg, end))
+    backtest(data, cfg, end - pd.Timedelta(days=90), snapshots=snapshots)
+    snapshots.want(())
+    assert len(snapshots) == 3
+    bundle, train = train_bundle(data, cfg, end, snapshots=snapshots)
+    assert snapshots.reused == 3
+    assert len(snapshots) == 0
+    fresh_bundle, fresh = train_bundle(data, cfg, end)
+    pd.testing.assert_frame_equal(train, fresh)
+    assert train.attrs == fresh.attrs
+    features = build_features(data, end, cfg)
+    pd.testing.assert_frame_equal(bundle.predict(features), fresh_bundle.predict(features))

@@ -22,10 +22,11 @@ from kamml.evaluation.metrics import churn_metrics, value_metrics
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
 from kamml.features._context import as_cutoff, first_transaction
 from kamml.features.build import build_past_window, check_label_window, rfm_only
+from kamml.features.snapshots import SnapshotCache, snapshot_key
 from kamml.models.btyd_features import add_btyd_features
 from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
 
-__all__ = ["BacktestResult", "backtest", "default_cutoff", "train_bundle"]
+__all__ = ["BacktestResult", "backtest", "default_cutoff", "snapshot_cutoffs", "train_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,26 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
         raise empty_snapshots_error(empty, len(cuts))
 
 
-def train_bundle(data: Any, config: Config, end: Any) -> tuple[ModelBundle, pd.DataFrame]:
-    """Train a bundle on the snapshots whose label windows end at or before `end`."""
+def snapshot_cutoffs(config: Config, end: Any) -> list[pd.Timestamp]:
+    """Every snapshot cutoff `train_bundle` at `end` may build: the training ones, then the season's two."""
+    h = config.time.train_horizon_days or config.time.horizon_days
+    cuts = training_cutoffs(end, h, config.time.snapshots, config.time.step_days)
+    return cuts + _season_cutoffs(end, cuts[0]) if cuts else cuts
+
+
+def _season_cutoffs(end: Any, latest: pd.Timestamp) -> list[pd.Timestamp]:
+    """The cutoff and the latest training snapshot, each a year earlier (`_season_frame`)."""
+    year = pd.Timedelta(days=SEASON_DAYS)
+    return [pd.Timestamp(end).normalize() - year, latest - year]
+
+
+def train_bundle(
+    data: Any, config: Config, end: Any, *, snapshots: SnapshotCache | None = None
+) -> tuple[ModelBundle, pd.DataFrame]:
+    """Train a bundle on the snapshots whose label windows end at or before `end`.
+
+    With `snapshots`, snapshots an earlier stage of the job built are taken from it (`build_training_frame`).
+    """
     cfg = config
     h = cfg.time.train_horizon_days or cfg.time.horizon_days
     cuts = training_cutoffs(end, h, cfg.time.snapshots, cfg.time.step_days)
@@ -145,15 +164,18 @@ def train_bundle(data: Any, config: Config, end: Any) -> tuple[ModelBundle, pd.D
     log.info("training snapshots: %s (labels over %d days)", ", ".join(str(c.date()) for c in cuts), h)
     # sampled snapshot by snapshot: a million accounts' frame is never held whole for the sample's rows
     limit = cfg.models.max_training_accounts
-    train = build_training_frame(data, cuts, _train_config(cfg), max_accounts=limit)
+    train = build_training_frame(data, cuts, _train_config(cfg), max_accounts=limit, snapshots=snapshots)
     if train.empty:
         raise ConfigError(
             f"no training rows before {pd.Timestamp(end).date()}: check time.cutoff and the data"
         )
-    return ModelBundle.fit(train, cfg, season=_season_frame(data, cfg, end, h, cuts[0])), train
+    season = _season_frame(data, cfg, end, h, cuts[0], snapshots)
+    return ModelBundle.fit(train, cfg, season=season), train
 
 
-def _season_frame(data: Any, cfg: Config, end: Any, h: int, latest: pd.Timestamp) -> pd.DataFrame | None:
+def _season_frame(
+    data: Any, cfg: Config, end: Any, h: int, latest: pd.Timestamp, snapshots: SnapshotCache | None = None
+) -> pd.DataFrame | None:
     """The snapshots a year before the cutoff and the latest snapshot (rfm and labels), or None.
 
     They measure how BTYD's error moves from the latest label window to the cutoff's with the season
@@ -162,18 +184,20 @@ def _season_frame(data: Any, cfg: Config, end: Any, h: int, latest: pd.Timestamp
     """
     if h >= SEASON_DAYS:
         return None
-    year = pd.Timedelta(days=SEASON_DAYS)
-    cuts = [pd.Timestamp(end).normalize() - year, latest - year]
+    cuts = _season_cutoffs(end, latest)
     first = first_transaction(data)
     if first is None or cuts[1] - first < pd.Timedelta(days=h):
         return None
     log.info("season snapshots: %s (labels over %d days)", ", ".join(str(c.date()) for c in cuts), h)
     limit = cfg.models.max_training_accounts
-    frame = build_training_frame(data, cuts, rfm_only(_train_config(cfg)), max_accounts=limit)
+    config = rfm_only(_train_config(cfg))
+    frame = build_training_frame(data, cuts, config, max_accounts=limit, snapshots=snapshots)
     return frame if frame["snapshot"].nunique() == 2 else None
 
 
-def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> BacktestResult:
+def backtest(
+    data: Any, config: Config | None = None, cutoff: Any = None, *, snapshots: SnapshotCache | None = None
+) -> BacktestResult:
     """Train on snapshots before `cutoff`, score the accounts at `cutoff`, compare with the baselines.
 
     Parameters
@@ -184,14 +208,24 @@ def backtest(data: Any, config: Config | None = None, cutoff: Any = None) -> Bac
         `time` (horizon_days, train_horizon_days, snapshots, step_days, unit), `features`, `models`.
     cutoff : date-like, optional
         The test cutoff; default `time.cutoff`, else the latest cutoff with a whole label window.
+    snapshots : kamml.features.snapshots.SnapshotCache, optional
+        Keeps the snapshots (training ones, and the test cutoff's features with its labels) that it
+        wants, for a later stage of the job (`kamml.jobs.train` trains the deployed model next).
     """
     cfg = config or Config()
     horizon = cfg.time.horizon_days
     cut = as_cutoff(cutoff or cfg.time.cutoff or default_cutoff(data, horizon))
     check_label_window(data, cut, horizon)  # before training, not after it
-    bundle, train = train_bundle(data, cfg, cut)
+    bundle, train = train_bundle(data, cfg, cut, snapshots=snapshots)
     features = build_features(data, cut, cfg)
-    labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label).reindex(features.index)
+    labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label)
+    if (
+        snapshots is not None
+        and snapshots.wants(cut)
+        and snapshot_key(cut, cfg) == snapshot_key(cut, _train_config(cfg))
+    ):
+        snapshots.put(cut, _train_config(cfg), features.join(labels, how="inner"))  # a later model's latest
+    labels = labels.reindex(features.index)
     # one BTYD fit at the test cutoff, for the baseline and anchored in kamml's bundle, which then
     # predicts exactly as the deployed pyfunc does (row-independent, stored parameters)
     bundle = bundle.anchor(features)

@@ -36,6 +36,7 @@ from kamml.features._context import (
     with_day,
 )
 from kamml.features.groups import GROUPS, DailyGroup, day_rows
+from kamml.features.snapshots import Snapshot, SnapshotCache
 
 __all__ = [
     "account_base",
@@ -487,8 +488,23 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
     return [last - pd.Timedelta(days=k * step_days) for k in range(snapshots)]
 
 
+def _build_snapshot(data: Any, cutoff: Any, cfg: Config, snapshots: SnapshotCache | None) -> Snapshot:
+    """Features joined with labels at `cutoff`, every account; left in `snapshots` too where it is wanted."""
+    feats = build_features(data, cutoff, cfg)
+    labels = build_labels(data, cutoff, cfg.time.horizon_days, churn=cfg.models.churn_label)
+    frame = feats.join(labels, how="inner")
+    if snapshots is not None:
+        snapshots.put(cutoff, cfg, frame)
+    return Snapshot.of(frame, None)
+
+
 def build_training_frame(
-    data: Any, cutoffs: Sequence[Any], config: Config | None = None, *, max_accounts: int | None = None
+    data: Any,
+    cutoffs: Sequence[Any],
+    config: Config | None = None,
+    *,
+    max_accounts: int | None = None,
+    snapshots: SnapshotCache | None = None,
 ) -> pd.DataFrame:
     """Features and labels stacked over several snapshot cutoffs, with a ``snapshot`` column.
 
@@ -504,6 +520,8 @@ def build_training_frame(
     `cutoffs` is a sequence (or iterable) of cutoff dates, e.g. from `training_cutoffs`; a single cutoff
     (a str, date, datetime, pandas Timestamp or numpy datetime64) is refused with a `ConfigError`, as
     a str would otherwise be read as one cutoff per character: pass ``[cutoff]`` for one snapshot.
+    With `snapshots` (`kamml.features.snapshots.SnapshotCache`) a snapshot an earlier stage of the job
+    built is taken from it instead of being built again, and one it wants is left in it.
     """
     if isinstance(cutoffs, (str, bytes, dt.date, np.datetime64)):  # pd.Timestamp is a dt.datetime
         raise ConfigError(
@@ -518,23 +536,25 @@ def build_training_frame(
     referral_total = 0.0
     for i, cutoff in enumerate(cutoffs, start=1):
         start = time.perf_counter()
-        feats = build_features(data, cutoff, cfg)
-        labels = build_labels(data, cutoff, cfg.time.horizon_days, churn=cfg.models.churn_label)
-        frame = feats.join(labels, how="inner")
-        accounts = len(frame)
-        if sample is not None:
-            if "referral_value" in frame.columns:  # so a sample without any can say what it left out
-                referral_total += float(frame["referral_value"].sum())
-            frame = frame[frame.index.isin(sample.add(frame.index))]
-        frame.insert(0, "snapshot", pd.Timestamp(cutoff))
-        frames.append(frame.reset_index())
+        snapshot = snapshots.take(cutoff, cfg, max_accounts) if snapshots is not None else None
+        reused = snapshot is not None
+        if snapshot is None:
+            snapshot = _build_snapshot(data, cutoff, cfg, snapshots)
+        frame = snapshot.rows
+        if sample is not None:  # the referral total, so a sample without any can say what it left out
+            referral_total += snapshot.referral_value
+            frame = frame[frame.index.isin(sample.add(snapshot.ids))]
+        frame = frame.reset_index()  # a new frame: a snapshot's rows are not changed in place
+        frame.insert(1, "snapshot", pd.Timestamp(cutoff))
+        frames.append(frame)
         log.info(
-            "training snapshot %d of %d at %s: %s accounts in %.1f s",
+            "training snapshot %d of %d at %s: %s accounts in %.1f s%s",
             i,
             len(cutoffs),
             pd.Timestamp(cutoff).date(),
-            f"{accounts:,}",
+            f"{len(snapshot.ids):,}",
             time.perf_counter() - start,
+            " (built earlier in the job)" if reused else "",
         )
     if not frames:
         raise ConfigError("no training snapshots: time.snapshots must be at least 1")

@@ -23,9 +23,10 @@ from kamml.config import Config
 from kamml.data import Dataset
 from kamml.data.fingerprint import fingerprint
 from kamml.errors import ConfigError
-from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, train_bundle
+from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, snapshot_cutoffs, train_bundle
 from kamml.features import build_features
 from kamml.features._context import check_observed
+from kamml.features.snapshots import SnapshotCache
 from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import fit_effort_response_from_data
 from kamml.tracking import Promotion, TrainingRun, experiment_id
@@ -115,9 +116,19 @@ def train(
     experiment_id(config.tracking)  # the store reachable, the experiment usable: before minutes of training
     scoring, test_cut = cutoffs(data, config)
     log.info("backtest at %s, then the model for scoring at %s", test_cut.date(), scoring.date())
-    result = backtest(data, config, test_cut)
+    # the backtest keeps the snapshots the deployed model's training shares with it (`SnapshotCache`)
+    snapshots = SnapshotCache(config.models.max_training_accounts)
+    if scoring != test_cut:
+        snapshots.want(snapshot_cutoffs(config, scoring))
+    result = backtest(data, config, test_cut, snapshots=snapshots)
+    snapshots.want(())
     # when the cutoffs coincide the backtest's bundle is the one to deploy, already anchored there
-    bundle = result.bundle if scoring == test_cut else train_bundle(data, config, scoring)[0]
+    if scoring == test_cut:
+        bundle = result.bundle
+    else:
+        bundle = train_bundle(data, config, scoring, snapshots=snapshots)[0]
+    if snapshots.reused:
+        log.info("%d training snapshot(s) reused from the backtest", snapshots.reused)
     features = build_features(data, scoring, bundle.scoring_config(config))
     if scoring != test_cut:
         bundle = bundle.anchor(features)

@@ -250,3 +250,14 @@ def test_activities_after_the_last_transaction_are_noted_without_a_data_end():
     ]
     assert (note.column, note.n_rows, tuple(note.examples)) == ("ts", 2, ("2024-02-01 00:00:00",))
     assert note.rule.startswith("after the last transaction's day (2024-01-03")
+
+
+def test_examples_of_a_note_are_the_smallest_ids(backend, world):
+    """Forty unknown accounts in activities, in shuffled order: the note names the five smallest."""
+    unknown = np.random.default_rng(3).permutation(np.arange(100, 140))
+    activities = pd.DataFrame(
+        {"account_id": unknown, "ts": pd.Timestamp("2024-01-02"), "hours": np.ones(unknown.size)}
+    )
+    report = validate({**world, "activities": activities}, backend=backend)
+    (note,) = [n for n in report.notes if n.rule.startswith("activities of unknown accounts")]
+    assert list(note.examples) == [100, 101, 102, 103, 104]

@@ -599,6 +599,15 @@ def test_infeasible_and_bad_scores(spark, tmp_path):
     text = str(err.value)
     assert "scores.p_churn: must be in [0, 1] (2 rows" in text
     assert "duplicated id" in text
+    # examples are the smallest ids and values, whatever the partitions: the same message run after run
+    rows = [40, 7, 33, 2, 19, 28, 11]
+    twice = pd.concat([scores, scores.iloc[rows]], ignore_index=True)
+    twice.loc[rows, "clv"] = -np.arange(1.0, 8.0)
+    with pytest.raises(SchemaError) as err:
+        allocate_spark(spark.createDataFrame(twice).repartition(4), 100.0, cfg, tmp_path / "e")
+    ids = ", ".join(str(int(i)) for i in sorted(scores["account_id"].iloc[rows])[:5])
+    assert f"duplicated id ({len(rows) * 2} rows; e.g. {ids})" in str(err.value)
+    assert "(7 rows; e.g. -7.0, -6.0, -5.0, -4.0, -3.0)" in str(err.value)
     with pytest.raises(SchemaError, match="owner"):
         allocate_spark(frame.drop("owner"), 100.0, AllocationConfig(capacity={"ann": 5.0}), tmp_path / "c")
     with pytest.raises(ConfigError, match="hours"):

@@ -331,7 +331,8 @@ def _relationship_notes(
     samples = []
     for i in sorted(counts):
         column, rows = checks[i][1], checks[i][3]
-        sample = rows.select(id=rows[column].cast(id_type)).distinct().limit(N_EXAMPLES)
+        ids = rows.select(id=rows[column].cast(id_type)).distinct()
+        sample = ids.order_by("id").limit(N_EXAMPLES)  # the smallest: the same note from run to run
         samples.append(sample.select(check=ibis.literal(i, type="int64"), id=sample.id))
     if samples:
         found = _union_all(samples).to_pyarrow().to_pydict()

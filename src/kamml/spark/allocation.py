@@ -481,7 +481,8 @@ class _Plan:
         row = prepared.agg(*(F.sum(c.cast("long")).alias(p) for p, c in bad.items())).collect()[0]
         counts = {p: int(row[p] or 0) for p in bad}
         if any(counts.values()):
-            examples = prepared.filter(any_part | bad["stake"]).limit(5).toPandas()
+            broken = prepared.filter(any_part | bad["stake"])
+            examples = broken.orderBy("account_id").limit(5).toPandas()  # the same from run to run
             uplift = self.weights["growth"] == "auto" and "effort_uplift" in self.columns
             raise SchemaError(stake_problems(counts, examples, uplift=uplift))
         if self.cfg.capacity is None or not self.n:
@@ -1209,14 +1210,15 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         if count:
             examples: tuple[Any, ...] = ()
             if rule not in ("null id", "missing value"):
-                examples = tuple(r[0] for r in frame.filter(cond).select(column).limit(5).collect())
+                bad = frame.filter(cond).select(column)  # the smallest five: the same from run to run
+                examples = tuple(r[0] for r in bad.orderBy(column).limit(5).collect())
             problems.append(Problem("scores", column, rule, count, examples))
     dups = (
         frame.filter(F.col("account_id").isNotNull()).groupBy("account_id").count().filter(F.col("count") > 1)
     )
     n_dup = dups.agg(F.sum("count")).collect()[0][0]
     if n_dup:
-        examples = tuple(r[0] for r in dups.select("account_id").limit(5).collect())
+        examples = tuple(r[0] for r in dups.select("account_id").orderBy("account_id").limit(5).collect())
         problems.append(Problem("scores", "account_id", "duplicated id", int(n_dup), examples))
     found = None
     if HORIZON_COLUMN in frame.columns and not any(p.column == HORIZON_COLUMN for p in problems):

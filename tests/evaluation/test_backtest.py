@@ -11,7 +11,7 @@ from kamml.config import Config
 from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
-from kamml.evaluation.backtest import _season_frame, backtest, default_cutoff, snapshot_cutoffs, train_bundle
+from kamml.evaluation.backtest import _season_frame, backtest, default_cutoff, snapshot_plan, train_bundle
 from kamml.evaluation.benchmark import ACQUISITION_END, honest_train_horizon
 from kamml.features import build_features
 from kamml.features.build import check_label_window
@@ -313,7 +313,7 @@ def test_the_deployed_training_reuses_the_backtests_snapshots_and_equals_a_fresh
     data = load_data({"transactions": world.transactions, "accounts": world.accounts}, cfg)
     end = data.end.normalize()
     snapshots = SnapshotCache(limit)
-    snapshots.want(snapshot_cutoffs(cfg, end))
+    snapshots.want(snapshot_plan(cfg, end))
     backtest(data, cfg, end - pd.Timedelta(days=90), snapshots=snapshots)
     snapshots.want(())
     assert len(snapshots) == 3
@@ -325,3 +325,38 @@ def test_the_deployed_training_reuses_the_backtests_snapshots_and_equals_a_fresh
     assert train.attrs == fresh.attrs
     features = build_features(data, end, cfg)
     pd.testing.assert_frame_equal(bundle.predict(features), fresh_bundle.predict(features))
+
+
+@pytest.fixture(scope="module")
+def long_world():
+    return synthetic.generate(300, seed=4, years=4.0, start="2021-06-01")
+
+
+@pytest.mark.parametrize(
+    ("time", "reused"),
+    [
+        # whole weeks: the backtest's training snapshot at end - 364 is the deployed model's season date,
+        # which it builds rfm-only, so the full one must not be kept for it (a review found it held);
+        # kept: the test cutoff, end - 364 and end - 455 (full), end - 546 (the season's, rfm-only)
+        ({"horizon_days": 182, "snapshots": 4, "step_days": 91}, 4),
+        # no season snapshots at a year's window; kept: the test cutoff
+        ({"horizon_days": 364, "snapshots": 2, "step_days": 182}, 1),
+        # steps that do not divide H; kept: the test cutoff and one season snapshot (end - 484)
+        ({"horizon_days": 120, "snapshots": 3, "step_days": 70}, 2),
+    ],
+)
+def test_a_job_keeps_no_snapshot_the_deployed_training_does_not_take(long_world, time, reused):
+    from kamml.features.snapshots import SnapshotCache
+
+    cfg = Config.from_dict({**CFG, "time": time})
+    data = load_data({"transactions": long_world.transactions, "accounts": long_world.accounts}, cfg)
+    end = data.end.normalize()
+    snapshots = SnapshotCache()
+    snapshots.want(snapshot_plan(cfg, end))
+    backtest(data, cfg, end - pd.Timedelta(days=time["horizon_days"]), snapshots=snapshots)
+    snapshots.want(())
+    assert len(snapshots) == reused
+    _, train = train_bundle(data, cfg, end, snapshots=snapshots)
+    assert snapshots.reused == reused
+    assert len(snapshots) == 0
+    pd.testing.assert_frame_equal(train, train_bundle(data, cfg, end)[1])

@@ -33,7 +33,7 @@ def test_a_snapshot_built_earlier_gives_the_frame_a_fresh_build_gives(data, limi
     later = training_cutoffs(end, 90, 3, 45)  # end-90, end-135, end-180
     earlier = training_cutoffs(end - pd.Timedelta(days=90), 90, 3, 45)  # end-180, end-225, end-270
     cache = SnapshotCache(limit)
-    cache.want(later)
+    cache.want([(c, cfg) for c in later])
     build_training_frame(data, earlier, cfg, max_accounts=limit, snapshots=cache)
     assert len(cache) == 1  # only the shared cutoff is kept
     cache.want(())
@@ -53,7 +53,7 @@ def test_a_kept_snapshot_serves_only_the_same_settings_and_no_larger_sample(data
     cfg = Config.from_dict(CFG)
     cut = data.end.normalize() - pd.Timedelta(days=180)
     cache = SnapshotCache(100)
-    cache.want([cut])
+    cache.want([(cut, cfg)])
     build_training_frame(data, [cut], cfg, max_accounts=100, snapshots=cache)
     other = Config.from_dict({**CFG, "features": {"windows": [30, 180]}})
     assert cache.take(cut, other, 100) is None  # other feature settings: another key
@@ -73,7 +73,7 @@ def test_nothing_is_kept_unless_wanted(data):
     frame = build_training_frame(data, [cut], cfg, snapshots=cache)
     assert len(cache) == 0
     assert cache.reused == 0
-    cache.want([cut])
+    cache.want([(cut, cfg)])
     build_training_frame(data, [cut], cfg, snapshots=cache)
     kept = cache.take(cut, cfg)
     assert kept is not None

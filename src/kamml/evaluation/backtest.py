@@ -26,7 +26,7 @@ from kamml.features.snapshots import SnapshotCache, snapshot_key
 from kamml.models.btyd_features import add_btyd_features
 from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
 
-__all__ = ["BacktestResult", "backtest", "default_cutoff", "snapshot_cutoffs", "train_bundle"]
+__all__ = ["BacktestResult", "backtest", "default_cutoff", "snapshot_plan", "train_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +129,15 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
         raise empty_snapshots_error(empty, len(cuts))
 
 
-def snapshot_cutoffs(config: Config, end: Any) -> list[pd.Timestamp]:
-    """Every snapshot cutoff `train_bundle` at `end` may build: the training ones, then the season's two."""
+def snapshot_plan(config: Config, end: Any) -> list[tuple[pd.Timestamp, Config]]:
+    """Every snapshot `train_bundle` at `end` may build, as (cutoff, config): training, then the season's."""
     h = config.time.train_horizon_days or config.time.horizon_days
+    train = _train_config(config)
     cuts = training_cutoffs(end, h, config.time.snapshots, config.time.step_days)
-    return cuts + _season_cutoffs(end, cuts[0]) if cuts else cuts
+    plan = [(c, train) for c in cuts]
+    if cuts and h < SEASON_DAYS:  # `_season_frame`'s condition; it reads rfm and labels only
+        plan += [(c, rfm_only(train)) for c in _season_cutoffs(end, cuts[0])]
+    return plan
 
 
 def _season_cutoffs(end: Any, latest: pd.Timestamp) -> list[pd.Timestamp]:
@@ -219,12 +223,10 @@ def backtest(
     bundle, train = train_bundle(data, cfg, cut, snapshots=snapshots)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label)
-    if (
-        snapshots is not None
-        and snapshots.wants(cut)
-        and snapshot_key(cut, cfg) == snapshot_key(cut, _train_config(cfg))
-    ):
-        snapshots.put(cut, _train_config(cfg), features.join(labels, how="inner"))  # a later model's latest
+    train_cfg = _train_config(cfg)  # the test cutoff's frame is a later model's latest snapshot when
+    same = snapshot_key(cut, cfg) == snapshot_key(cut, train_cfg)  # its labels' window is the same
+    if snapshots is not None and same and snapshots.wants(cut, train_cfg):
+        snapshots.put(cut, train_cfg, features.join(labels, how="inner"))
     labels = labels.reindex(features.index)
     # one BTYD fit at the test cutoff, for the baseline and anchored in kamml's bundle, which then
     # predicts exactly as the deployed pyfunc does (row-independent, stored parameters)

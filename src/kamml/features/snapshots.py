@@ -56,29 +56,37 @@ def snapshot_key(cutoff: Any, config: Config) -> tuple[pd.Timestamp, str]:
 class SnapshotCache:
     """Snapshots one stage of a job builds and a later stage will ask for, each handed out once.
 
-    `want` names the cutoffs to keep; `put` stores a snapshot only when its cutoff is wanted and `take`
-    removes what it returns, so a snapshot is held from the stage that built it to the one that uses it.
-    `limit` is the job's ``models.max_training_accounts`` (None: every row is kept).
+    `want` names the snapshots to keep, each a cutoff with the config it is built with (a date the
+    later stage builds with other settings, as the season's rfm-only snapshots, is not kept for it);
+    `put` stores a snapshot only when it is wanted and `take` removes what it returns, so a snapshot is
+    held from the stage that built it to the one that uses it. `limit` is the job's
+    ``models.max_training_accounts`` (None: every row is kept).
     """
 
     def __init__(self, limit: int | None = None) -> None:
         self.limit = limit
-        self._wanted: set[pd.Timestamp] = set()
+        self._wanted: set[tuple[pd.Timestamp, str]] = set()
         self._kept: dict[tuple[pd.Timestamp, str], Snapshot] = {}
         self.reused = 0
 
-    def want(self, cutoffs: Iterable[Any]) -> None:
-        """Keep snapshots at these cutoffs from now on (and only these)."""
-        self._wanted = {pd.Timestamp(c).normalize() for c in cutoffs}
+    def want(self, snapshots: Iterable[tuple[Any, Config]]) -> None:
+        """Keep these (cutoff, config) snapshots from now on, and only these."""
+        self._wanted = {snapshot_key(cutoff, config) for cutoff, config in snapshots}
 
-    def wants(self, cutoff: Any) -> bool:
-        """Whether a snapshot at `cutoff` would be kept."""
-        return pd.Timestamp(cutoff).normalize() in self._wanted
+    def wants(self, cutoff: Any, config: Config) -> bool:
+        """Whether the snapshot at `cutoff` built with `config` would be kept."""
+        return snapshot_key(cutoff, config) in self._wanted
 
     def put(self, cutoff: Any, config: Config, frame: pd.DataFrame) -> None:
         """Keep the joined features and labels `frame` at `cutoff` built with `config`, if wanted."""
-        if self.wants(cutoff):
-            self._kept[snapshot_key(cutoff, config)] = Snapshot.of(frame, self.limit)
+        key = snapshot_key(cutoff, config)
+        if key in self._wanted:
+            self._kept[key] = Snapshot.of(frame, self.limit)
+
+    def clear(self) -> None:
+        """Drop every kept snapshot and want no more: the stages that could use them are over."""
+        self._wanted = set()
+        self._kept.clear()
 
     def take(self, cutoff: Any, config: Config, limit: int | None = None) -> Snapshot | None:
         """The snapshot kept at `cutoff` for `config`, removed from the cache; None when there is none.

@@ -23,7 +23,7 @@ from kamml.config import Config
 from kamml.data import Dataset
 from kamml.data.fingerprint import fingerprint
 from kamml.errors import ConfigError
-from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, snapshot_cutoffs, train_bundle
+from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, snapshot_plan, train_bundle
 from kamml.features import build_features
 from kamml.features._context import check_observed
 from kamml.features.snapshots import SnapshotCache
@@ -119,7 +119,7 @@ def train(
     # the backtest keeps the snapshots the deployed model's training shares with it (`SnapshotCache`)
     snapshots = SnapshotCache(config.models.max_training_accounts)
     if scoring != test_cut:
-        snapshots.want(snapshot_cutoffs(config, scoring))
+        snapshots.want(snapshot_plan(config, scoring))
     result = backtest(data, config, test_cut, snapshots=snapshots)
     snapshots.want(())
     # when the cutoffs coincide the backtest's bundle is the one to deploy, already anchored there
@@ -129,6 +129,7 @@ def train(
         bundle = train_bundle(data, config, scoring, snapshots=snapshots)[0]
     if snapshots.reused:
         log.info("%d training snapshot(s) reused from the backtest", snapshots.reused)
+    snapshots.clear()  # one the deployed model did not take (none by the plan) is not held any longer
     features = build_features(data, scoring, bundle.scoring_config(config))
     if scoring != test_cut:
         bundle = bundle.anchor(features)

@@ -22,7 +22,7 @@ from kamml.evaluation.metrics import churn_metrics, value_metrics
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
 from kamml.features._context import as_cutoff, first_transaction
 from kamml.features.build import build_past_window, check_label_window, rfm_only
-from kamml.features.snapshots import SnapshotCache, snapshot_key
+from kamml.features.snapshots import SnapshotCache
 from kamml.models.btyd_features import add_btyd_features
 from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
 
@@ -223,10 +223,10 @@ def backtest(
     bundle, train = train_bundle(data, cfg, cut, snapshots=snapshots)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label)
-    train_cfg = _train_config(cfg)  # the test cutoff's frame is a later model's latest snapshot when
-    same = snapshot_key(cut, cfg) == snapshot_key(cut, train_cfg)  # its labels' window is the same
-    if snapshots is not None and same and snapshots.wants(cut, train_cfg):
-        snapshots.put(cut, train_cfg, features.join(labels, how="inner"))
+    # the test cutoff's frame is a later model's latest snapshot when its settings (the labels' window)
+    # are the training ones: the keys are then equal, and the cache wants it
+    if snapshots is not None and snapshots.wants(cut, cfg):
+        snapshots.put(cut, cfg, features.join(labels, how="inner"))
     labels = labels.reindex(features.index)
     # one BTYD fit at the test cutoff, for the baseline and anchored in kamml's bundle, which then
     # predicts exactly as the deployed pyfunc does (row-independent, stored parameters)

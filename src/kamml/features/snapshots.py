@@ -94,11 +94,10 @@ class SnapshotCache:
         `limit` is the sample the caller keeps: a snapshot cut to a smaller one cannot serve it.
         """
         snapshot = self._kept.pop(snapshot_key(cutoff, config), None)
-        if snapshot is not None and self.limit is not None and (limit is None or limit > self.limit):
+        if snapshot is None or (self.limit is not None and (limit is None or limit > self.limit)):
             return None
-        if snapshot is not None:
-            self.reused += 1
-            log.debug("training snapshot at %s reused", pd.Timestamp(cutoff).date())
+        self.reused += 1
+        log.debug("training snapshot at %s reused", pd.Timestamp(cutoff).date())
         return snapshot
 
     def __len__(self) -> int:

@@ -6,9 +6,10 @@
    process: rows of the small world's real feature frame drawn with replacement, numbers jittered by
    lognormal noise, fresh account ids and an owner among `--reps` reps (cached under --cache).
 3. In this process: a Spark session (local[2] by default), `kamml.spark.score_spark` from the features
-   folder, then `kamml.spark.allocate_spark` with a capacity per rep. Wall time of each step; the peak
-   RSS of the driver (this Python process: its rusage peak) and, sampled every 0.2 s, of the Spark JVM
-   (in local mode the executors live inside it) and of the Python workers together.
+   folder, then `kamml.spark.allocate_spark` with a capacity per rep, then again with the budget curve
+   (20 budgets, as `kamml run` asks for). Wall time of each step; the peak RSS of the driver (this Python
+   process: its rusage peak) and, sampled every 0.2 s, of the Spark JVM (in local mode the executors live
+   inside it) and of the Python workers together.
 
 Bar: the driver stays under 2 GB. Run: ``.venv/bin/python benchmarks/spark_score.py --accounts 1000000``.
 Figures are printed (and written with --json), not enforced.
@@ -174,6 +175,7 @@ def main() -> None:
     size = sum(f.stat().st_size for f in features.glob("*.parquet")) / 1024**2
     before = peak_self_gb()
 
+    from kamml.allocation.allocate import DEFAULT_FRACTIONS
     from kamml.config import AllocationConfig, Config
     from kamml.spark import allocate_spark, score_spark, spark_session
 
@@ -209,6 +211,14 @@ def main() -> None:
     t2 = time.perf_counter()
     result = allocate_spark(scores, None, cfg, out / "allocation", session=spark)
     t_alloc = time.perf_counter() - t2
+    t3 = time.perf_counter()  # again with the budget curve (20 budgets), as `kamml run` allocates
+    curve = DEFAULT_FRACTIONS
+    with_curve = allocate_spark(scores, None, cfg, out / "allocation_curve", session=spark, curve=curve)
+    t_curve = time.perf_counter() - t3
+    assert with_curve.curve is not None
+    same = with_curve.summary["total_expected_gain"] / result.summary["total_expected_gain"]
+    assert abs(same - 1) < 1e-9, same  # the same plan (sums over partitions in another order)
+    gains = with_curve.curve.set_index("fraction")["total_gain"]
     sampler.stop.set()
     sampler.join()
     report = {
@@ -219,6 +229,8 @@ def main() -> None:
         "spark_start_s": round(t_start, 1),
         "score_s": round(t_score, 1),
         "allocate_s": round(t_alloc, 1),
+        "allocate_with_budget_curve_s": round(t_curve, 1),
+        "budget_curve_gain_at_half_and_double": [float(gains[0.5]), float(gains[2.0])],
         "score_plus_allocate_s": round(t_score + t_alloc, 1),
         "driver_python_peak_rss_gb": round(peak_self_gb(), 3),
         "driver_python_peak_rss_before_spark_gb": round(before, 3),

@@ -393,40 +393,42 @@ def allocate(
     for written in outputs:
         check_not_input(written, inputs)
         check_not_a_table_name(written, cfg.data.path)
-    if cfg.engine.name == "spark":
-        if curve is not None:
-            _fail(
-                "--curve is not available on Spark: where the scores fit in memory, run kamml allocate "
-                "--curve with a config whose engine is duckdb (it reads a Spark scores folder); "
-                "docs/spark.md",
-                2,
-            )
+    on_spark = cfg.engine.name == "spark"
+    if on_spark:
         _check_spark_output(out, "the allocation is")
-        from kamml.spark import allocate_spark
-
-        with claim_outputs([out]):
-            result = allocate_spark(str(scores), hours, cfg, out, horizon_days=horizon_days)
-        plan = result.summary
-        typer.echo(
-            _plan_line(int(plan.get("n_accounts", 0)), plan, f"{result.path} (Parquet parts, on Spark)")
-        )
-        return
-    for target in (out, curve):  # every output before any work (allocate_file checks them again)
+    for target in (None if on_spark else out, curve):  # every output before any work
         if target is not None:
             check_output_path(target)
     if curve is not None:
         check_writable(curve.with_suffix(".png"))
-    with claim_outputs([out, curve, None if curve is None else curve.with_suffix(".png")]):
-        table = allocate_file(scores, hours, out, cfg, curve_path=curve, horizon_days=horizon_days)
-        if curve is not None:
+    png = None if curve is None else curve.with_suffix(".png")
+    with claim_outputs([out, curve, png]):
+        if on_spark:
+            from kamml.allocation.allocate import DEFAULT_FRACTIONS
+            from kamml.io import write_table
+            from kamml.spark import allocate_spark
+
+            fractions = None if curve is None else DEFAULT_FRACTIONS
+            result = allocate_spark(str(scores), hours, cfg, out, horizon_days=horizon_days, curve=fractions)
+            curve_table = result.curve
+            if curve is not None and curve_table is not None:
+                write_table(curve_table, curve)
+            summary, n_accounts = result.summary, int(result.summary.get("n_accounts", 0))
+            where = f"{result.path} (Parquet parts, on Spark)"
+        else:
             import pandas as pd
 
+            table = allocate_file(scores, hours, out, cfg, curve_path=curve, horizon_days=horizon_days)
+            curve_table = None
+            if curve is not None:
+                parquet = curve.suffix.lower() == ".parquet"
+                curve_table = pd.read_parquet(curve) if parquet else pd.read_csv(curve)
+            summary, n_accounts, where = table.attrs.get("allocation", {}), len(table), str(out)
+        if png is not None and curve_table is not None:
             from kamml.report.plots import plot_budget_curve
 
-            curve_table = pd.read_parquet(curve) if curve.suffix.lower() == ".parquet" else pd.read_csv(curve)
-            plot_budget_curve(curve_table, curve.with_suffix(".png"))
-    summary = table.attrs.get("allocation", {})
-    typer.echo(_plan_line(len(table), summary, str(out)))
+            plot_budget_curve(curve_table, png)
+    typer.echo(_plan_line(n_accounts, summary, where))
 
 
 def _check_spark_output(out: Path, what: str) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kamml.allocation import allocate
+from kamml.allocation import allocate, budget_curve
 from kamml.allocation.optimizer import rep_names
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
@@ -100,6 +100,19 @@ def assert_allocation_equal(mem: pd.DataFrame, out: pd.DataFrame, summary: dict,
             assert summary[key] == 0, key
         else:
             assert summary[key] == pytest.approx(value, rel=1e-7, abs=1e-7), key
+
+
+def assert_curve_equal(mem: pd.DataFrame, out: pd.DataFrame | None) -> None:
+    """The Spark budget curve against `budget_curve`'s: same budgets and feasibility, figures to 1e-7."""
+    assert out is not None
+    assert list(out.columns) == list(mem.columns)
+    assert out["feasible"].tolist() == mem["feasible"].tolist()
+    np.testing.assert_array_equal(out[["fraction", "hours"]], mem[["fraction", "hours"]])
+    for col in ("total_gain", "team_price", "hours_used"):
+        np.testing.assert_allclose(out[col], mem[col], rtol=1e-7, atol=1e-9, err_msg=col)
+    assert ((out["team_price"] == 0) == (mem["team_price"] == 0)).all()  # hours to spare: exactly 0
+    # a difference of two gains: to 1e-7 of the gain
+    np.testing.assert_allclose(out["floor_cost"], mem["floor_cost"], atol=1e-7 * mem["total_gain"].max())
 
 
 def test_features_frame_numbers_are_doubles(spark, world_path):
@@ -388,10 +401,13 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
     scores.to_parquet(path)
     cfg = AllocationConfig(**settings)
     mem = allocate(scores, None, cfg)
+    # budgets from none to twice the hours, some below the floors (1600 h: 0.05 is 80 h)
+    fractions = (0.0, 0.05, 0.1, 0.3, 0.6, 1.0, 1.4, 2.0)
     with caplog.at_level(logging.WARNING, logger="kamml.allocation.allocate"):
-        out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark)
+        out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark, curve=fractions)
     table = read_parts(out.path)
     assert_allocation_equal(mem, table, out.summary, hours_atol=1e-9)
+    assert_curve_equal(budget_curve(scores, None, cfg, fractions=fractions), out.curve)
     # the accounts without a fitted k are said on Spark as in memory, and only then
     assert ("scores.effort_scale: 200 of 2,000 accounts have none" in caplog.text) == fitted_k
     if identical:  # each block is one tie with one tier; by gain, the top one straddles the top 5 %
@@ -483,6 +499,13 @@ def test_cli_allocate_on_spark_writes_only_to_a_parquet_name(spark, tmp_path):
     done = runner.invoke(app, [*base, str(tmp_path / "a_spark.parquet")])
     assert done.exit_code == 0, done.output
     assert len(read_parts(tmp_path / "a_spark.parquet")) == 300
+    # --curve on Spark: the table and its PNG, as `kamml allocate --curve` draws them in memory
+    curve = tmp_path / "curve.csv"
+    drawn = runner.invoke(app, [*base, str(tmp_path / "b.parquet"), "--curve", str(curve)])
+    assert drawn.exit_code == 0, drawn.output
+    assert curve.with_suffix(".png").stat().st_size > 0
+    expected = budget_curve(pd.read_parquet(scores), 200.0, AllocationConfig(hours=200.0))
+    assert_curve_equal(expected, pd.read_csv(curve))
 
 
 def test_cli_allocate_on_spark_names_a_missing_or_csv_scores_file(spark, tmp_path):
@@ -712,6 +735,8 @@ def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, wor
         ".kamml.lock",
         "allocation.parquet",
         "backtest.json",
+        "budget_curve.csv",
+        "budget_curve.png",
         "manifest.json",
         "report.html",
         "scores.parquet",
@@ -739,7 +764,11 @@ def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, wor
     html = (out / "report.html").read_text()
     top = allocation.sort_values("rank").head(5)
     assert all(f">{a}<" in html for a in top["account_id"].astype(str))
-    assert "not drawn on Spark" in html
+    assert "not drawn on Spark" not in html
+    assert "value of one more hour at each budget" in html  # the curve's chart, as in memory
+    # the budget curve, from the same passes, equals the in-memory one of the same scores
+    assert_curve_equal(budget_curve(duck, 300, duck_cfg), pd.read_csv(out / "budget_curve.csv"))
+    assert_curve_equal(result.curve, pd.read_csv(out / "budget_curve.csv"))  # what the job returns
     assert "[4/5] allocate" in "\n".join(lines)
     assert len(result.allocation) == 25
 

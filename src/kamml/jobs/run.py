@@ -13,9 +13,9 @@ leaves half a file or a mix of two runs behind a manifest. The same files are lo
 With ``engine: spark`` scoring and allocation run on Spark and nothing per account reaches the driver:
 scores.parquet and allocation.parquet are folders of Parquet parts (renamed into place whole), there is
 no allocation.csv, the report is drawn from the plan grouped by tier and owner plus the top accounts, and
-the budget curve is left out (each point is a whole distributed solve). Only the small outputs (report,
-backtest, summary) are logged on the training run. An earlier in-memory run's allocation.csv and
-budget curve in the folder are removed, so no stale plan is left beside the new one.
+the budget curve comes from the same distributed passes (every budget's team price searched at once).
+Only the small outputs (report, curve, backtest, summary) are logged on the training run. An earlier
+in-memory run's allocation.csv in the folder is removed, so no stale plan is left beside the new one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ from typing import Any
 import pandas as pd
 
 from kamml.allocation import allocate, budget_curve
-from kamml.allocation.allocate import check_capacity_reps, check_floors_fit, check_settings, owner_counts
+from kamml.allocation.allocate import (
+    DEFAULT_FRACTIONS,
+    check_capacity_reps,
+    check_floors_fit,
+    check_settings,
+    owner_counts,
+)
 from kamml.allocation.summary import last_hour, rep_price_span
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
@@ -63,7 +69,8 @@ class RunResult:
     """What the main job produced: the training result, the tables, the files and the stage timings.
 
     On Spark the tables stay on the cluster: `scores` and `allocation` hold the top accounts only (by
-    rank, as in the report) and `curve` is empty; the whole tables are the Parquet folders in `outputs`.
+    rank, as in the report), while `curve` is the whole budget curve, as in memory; the whole tables are
+    the Parquet folders in `outputs`.
     """
 
     training: TrainResult
@@ -396,27 +403,31 @@ def _run_on_spark(
             config,
             outputs.stage("allocation.parquet"),
             horizon_days=model.bundle.horizon_days,  # the scores' horizon, for the fixed effort rule
+            curve=DEFAULT_FRACTIONS,
         )
         plan = dict(result.summary)
+        curve = result.curve
+        assert curve is not None
         echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):
         top = top_rows(result.path, 25)
         top.attrs["allocation"] = plan
         grouped = plan_by_tier_and_owner(result.path)
         grouped.attrs["allocation"] = plan
-        staged = _write_backtest_and_report(
+        staged = {
+            "budget_curve": write_table(curve, outputs.staging / "budget_curve.csv"),
+            "budget_curve_png": plot_budget_curve(curve, outputs.staging / "budget_curve.png"),
+        }
+        staged |= _write_backtest_and_report(
             outputs.staging,
             grouped,
-            None,
+            curve,
             training,
             data,
             model_uri=model.resolved,
             horizon_days=model.bundle.horizon_days,
             effort=_plan_effort(config, model.bundle.effort),
             top_accounts=top,
-            budget_note="The budget curve is not drawn on Spark: each of its points is a whole "
-            "distributed allocation. Where the scores fit in memory, kamml allocate --curve with a DuckDB "
-            "config (engine: duckdb) reads the scores folder and draws it (docs/spark.md).",
         )
         scores = top_rows(scores_dir, 25, by="clv")
         (out_dir / MANIFEST).unlink(missing_ok=True)  # the folder reads as incomplete from here
@@ -430,15 +441,15 @@ def _run_on_spark(
         echo(f"      scores and allocation -> {files['scores']}, {files['allocation']} (Parquet parts)")
         echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)
-    return RunResult(training, scores, top, pd.DataFrame(), files, seconds, skipped)
+    return RunResult(training, scores, top, curve, files, seconds, skipped)
 
 
 #: In-memory outputs a Spark run does not write: removed, so no earlier plan is left beside the new one.
-_NOT_ON_SPARK = ("allocation.csv", "budget_curve.csv", "budget_curve.png")
+_NOT_ON_SPARK = ("allocation.csv",)
 
 
 def _remove_stale(folder: Path) -> None:
-    """Remove the in-memory outputs a Spark run does not replace (an earlier run's CSV plan, its curve)."""
+    """Remove the in-memory outputs a Spark run does not replace (an earlier run's CSV plan)."""
     for name in _NOT_ON_SPARK:
         path = folder / name
         if path.is_file():
@@ -501,7 +512,6 @@ def _write_backtest_and_report(
     horizon_days: int,
     effort: EffortResponse | None = None,
     top_accounts: pd.DataFrame | None = None,
-    budget_note: str | None = None,
 ) -> dict[str, Path]:
     """backtest.json and report.html, written atomically; `effort`, `horizon_days`: the scoring model's."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -530,6 +540,5 @@ def _write_backtest_and_report(
         quality=data.quality,
         summary=summary,
         top_accounts=top_accounts,
-        budget_note=budget_note,
     )
     return {"backtest": backtest_json, "report": report}

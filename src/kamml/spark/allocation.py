@@ -23,6 +23,8 @@ The steps, each a Spark job over the table, none collecting rows to the driver:
    to a staging Parquet folder, then checked as `allocate` checks them (stakes that overflow, reps of
    the capacity that own no account; accounts per owner are the only rows collected);
 4. the price searches (rep prices, then the team's), the limits' use, the hours, gains and reasons;
+   with a budget curve, the team's price again at every budget at once (the reps' prices do not move),
+   the limits' use and the gains at each: a few more passes of the same kind;
 5. rank by expected gain (ties by stake, then account_id) through a range-partitioned sort, checkpointed
    so per-partition counts give each row its global rank; tiers from the rank (the rows on either side
    of each tier's edge are read, so that a tie there goes whole to one tier).
@@ -56,6 +58,7 @@ from kamml.allocation.allocate import (
     check_capacity_reps,
     check_floor_below_cap,
     check_not_empty,
+    curve_budgets,
     effort_clip_pair,
     floor_hint,
     horizon_problems,
@@ -114,6 +117,8 @@ class SparkAllocation:
 
     path: str
     summary: dict[str, Any] = field(default_factory=dict)
+    curve: pd.DataFrame | None = None
+    """The budget curve (`kamml.allocation.budget_curve`'s table) when asked for, else None."""
 
 
 # ---------------------------------------------------------------------------------------------- public
@@ -127,6 +132,7 @@ def allocate_spark(
     *,
     session: SparkSession | None = None,
     horizon_days: int | None = None,
+    curve: Sequence[float] | None = None,
 ) -> SparkAllocation:
     """Allocate the team's hours over a scores table on Spark, exactly as `kamml.allocate` does.
 
@@ -142,6 +148,10 @@ def allocate_spark(
     horizon_days : int, optional
         As in `kamml.allocate`: the horizon of the fixed effort rule's scale, when it is used, for
         scores without a ``horizon_days`` column; equal to that column otherwise.
+    curve : sequence of float, optional
+        Fractions of `hours` at which to compute the budget curve as `kamml.allocation.budget_curve` does
+        (`kamml.allocation.allocate.DEFAULT_FRACTIONS`: 10 % to 200 %). The reps' prices are those of
+        the plan; the team's price at every budget is searched at once, in a few more passes.
     out_dir : str or Path
         Folder of Parquet parts to write (any Hadoop path), atomically: a hidden sibling folder renamed
         into place. A staging folder of prepared rows is written beside it and removed at the end.
@@ -154,7 +164,7 @@ def allocate_spark(
     SparkAllocation
         The folder written and the plan's summary (the dict `kamml.allocate` puts in
         ``table.attrs["allocation"]``: hours, hours_used, unused_hours, total_expected_gain, team_price,
-        rep_price, floor_cost, n_accounts, n_active, tiers).
+        rep_price, floor_cost, n_accounts, n_active, tiers) and, with `curve`, the budget curve.
 
     Raises
     ------
@@ -175,6 +185,7 @@ def allocate_spark(
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
     stated = stated_horizon(config, horizon_days)
+    budgets = None if curve is None else curve_budgets(team_hours, curve)  # bad fractions: before any work
     if isinstance(scores, str | Path):
         _check_local_scores(str(scores))  # before a session starts: a mistyped path fails at once
         check_not_local_input(out_dir, {"scores": scores})  # writing over the scores lost them
@@ -187,6 +198,13 @@ def allocate_spark(
         prepared = plan.prepare(frame, staging)
         plan.check(prepared)
         result = plan.solve(prepared)
+        curve_table = None
+        if budgets is not None:  # before the table is written: an error leaves no plan without its curve
+            assert curve is not None
+            t1 = time.perf_counter()
+            curve_table = plan.curve(prepared, result, budgets)
+            curve_table.insert(0, "fraction", np.asarray(curve, dtype=float))
+            logger.info("budget curve: %d budgets on Spark in %.1f s", len(budgets), time.perf_counter() - t1)
         table, summary = plan.table(prepared, result)
         write_atomic(table, target, extra={_SUMMARY_FILE: json_text(summary, indent=1)})
     except BaseException:
@@ -201,7 +219,7 @@ def allocate_spark(
         time.perf_counter() - t0,
         summary["total_expected_gain"],
     )
-    return SparkAllocation(target, summary)
+    return SparkAllocation(target, summary, curve_table)
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
@@ -528,8 +546,49 @@ class _Plan:
             t_rep[:, bounded] = found.reshape(variants, bounded.size)
         t_team = self._search(prepared, 2, variants, bounded, np.full(variants, self.hours), t_rep)
         used = _collect(prepared, _Kernel(self, "used", variants, bounded, t_team=t_team, t_rep=t_rep))
-        factors = self._factors(used["h"], used["lo"], bounded)
-        return _Prices(variants, bounded, t_team, t_rep, factors)
+        factors = self._factors(used["h"], used["lo"], bounded, np.full(variants, self.hours))
+        return _Prices(variants, bounded, t_team, t_rep, factors, need)
+
+    def curve(self, prepared: DataFrame, prices: _Prices, budgets: Sequence[float]) -> pd.DataFrame:
+        """`kamml.allocation.budget_curve`'s rows (without fraction) at `budgets`, from the solved plan.
+
+        The reps' capacities do not change with the team's budget, so neither do their prices: only the
+        team's price is searched again, for every budget at once (with and without floors, each budget a
+        variant), then one pass sums the hours and gains at each. Budgets below the floors are infeasible.
+        """
+        per = prices.variants  # 2: each budget with and without floors; 1: no floors at all
+        limit = np.asarray(budgets, dtype=float)
+        feasible = ~(prices.need > limit * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL)
+        rows = pd.DataFrame(
+            {
+                "hours": limit,
+                "total_gain": np.nan,
+                "team_price": np.nan,
+                "hours_used": np.nan,
+                "floor_cost": np.nan,
+                "feasible": feasible,
+            }
+        )
+        for budget in limit[~feasible]:
+            logger.info("budget curve: %.6g hours cannot cover the floors (%.6g hours)", budget, prices.need)
+        if not feasible.any():
+            return rows
+        targets = np.repeat(limit[feasible], per)
+        variants = targets.size
+        t_rep = prices.t_rep[np.arange(variants) % per]  # the reps' prices of the same floors
+        bounded = prices.bounded
+        t_team = self._search(prepared, 2, variants, bounded, targets, t_rep)
+        used = _collect(prepared, _Kernel(self, "used", variants, bounded, t_team=t_team, t_rep=t_rep))
+        factors = self._factors(used["h"], used["lo"], bounded, targets)
+        sums = _collect(
+            prepared, _Kernel(self, "gains", variants, bounded, t_team=t_team, t_rep=t_rep, factors=factors)
+        )
+        gain, free = sums["g"][::per], sums["g"][per - 1 :: per]
+        rows.loc[feasible, "total_gain"] = gain
+        rows.loc[feasible, "team_price"] = [_price(float(t)) for t in t_team[::per]]
+        rows.loc[feasible, "hours_used"] = sums["h"][::per]
+        rows.loc[feasible, "floor_cost"] = np.maximum(0.0, free - gain) if per == 2 else 0.0
+        return rows
 
     def _search(
         self,
@@ -555,10 +614,13 @@ class _Plan:
         d_inf = None if floors is None else demand(np.full((target.size, 1), -np.inf))[0][:, 0]
         return _search(demand, stats, target, d_inf)
 
-    def _factors(self, used: FloatArray, lo: FloatArray, bounded: npt.NDArray[np.intp]) -> FloatArray:
+    def _factors(
+        self, used: FloatArray, lo: FloatArray, bounded: npt.NDArray[np.intp], hours: FloatArray
+    ) -> FloatArray:
         """Shrink factors (variant x (bounded reps + team)) of `optimizer._shrink_to_fit`, rep then team.
 
-        `used` and `lo` are the hours and floors per variant and rep code (bounded reps, then the rest).
+        `used` and `lo` are the hours and floors per variant and rep code (bounded reps, then the rest);
+        `hours` the team's hours per variant.
         """
         variants = used.shape[0]
         out = np.ones((variants, bounded.size + 1))
@@ -573,11 +635,11 @@ class _Plan:
             shrunk = rep_lo + (rep_used - rep_lo) * factor
             team_used = float(shrunk.sum() + used[v, bounded.size])
             team_lo = float(lo[v].sum())
-            if team_used > self.hours:
+            if team_used > hours[v]:
                 # Python floats: a span of 0 (the floors fill the hours to rounding) raised
                 # ZeroDivisionError where the in-memory search's numpy arrays give a factor of 0
                 span = team_used - team_lo
-                f = (self.hours - team_lo) / span if span > 0 else 0.0
+                f = (float(hours[v]) - team_lo) / span if span > 0 else 0.0
                 out[v, -1] = float(np.clip(f, 0.0, 1.0)) if np.isfinite(f) else 0.0
         return out
 
@@ -667,6 +729,8 @@ class _Prices:
     t_team: FloatArray
     t_rep: FloatArray
     factors: FloatArray
+    need: float = 0.0
+    """Hours the floors take (the team's least budget)."""
 
 
 # ------------------------------------------------------------------------------------ the executors
@@ -678,7 +742,9 @@ class _Kernel:
 
     Modes: ``stats`` (floors per rep code, floored accounts), ``bracket`` (per group: fixed hours, hours at
     price 0, bracket ends, sums of k and k*a), ``demand`` (hours and slope per group and candidate price),
-    ``used`` (hours and floors per rep code at the prices), ``final`` (rows of the table).
+    ``used`` (hours and floors per rep code at the prices), ``gains`` (hours and expected gain per
+    variant), ``final`` (rows of the table). Even variants keep the floors, odd ones drop them (the cost
+    of the floors); the budget curve's variants are its budgets, each with and without floors.
     """
 
     plan: _Plan
@@ -706,12 +772,16 @@ class _Kernel:
         stake = batch["stake"].to_numpy(dtype=float)
         k = batch["effort_scale"].to_numpy(dtype=float)
         floor = batch["floor"].to_numpy(dtype=float)
-        lo = floor if v == 0 else np.zeros_like(floor)
+        lo = floor if v % 2 == 0 else np.zeros_like(floor)  # odd variants: the problem without floors
         code = batch["code"].to_numpy(dtype=np.int32)
         active = (stake > 0) & (self.plan.cap > lo)
         with np.errstate(divide="ignore", invalid="ignore"):
             a = np.log(stake) - np.log(k)
         return {"stake": stake, "k": k, "lo": lo, "code": code, "active": active, "a": a}
+
+    def _bases(self, batch: pd.DataFrame) -> dict[int, dict[str, Any]]:
+        """`_base` of the batch with floors (key 0) and, when a variant drops them, without (key 1)."""
+        return {p: self._base(batch, p) for p in range(min(2, self.variants))}
 
     def _group(self, code: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
         if self.stage == 1:
@@ -749,8 +819,9 @@ class _Kernel:
         out: dict[str, list[FloatArray]] = {
             k: [] for k in ("fixed", "cap", "max_hi", "min_lo", "sum_k", "sum_ka")
         }
+        bases = self._bases(batch)
         for v in range(self.variants):
-            b = self._base(batch, v)
+            b = bases[v % 2]
             g = self._group(b["code"])
             member = g >= 0
             act = member & b["active"]
@@ -775,30 +846,56 @@ class _Kernel:
         return {key: np.concatenate(vals).astype(float) for key, vals in out.items()}
 
     def _demand(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
+        """Hours asked for and their slope per group at its candidate log-prices (`t`, groups x c)."""
         assert self.t is not None
-        n_groups = self.bounded.size if self.stage == 1 else 1
+        if self.stage == 2:
+            return self._team_demand(batch)
+        n_groups = self.bounded.size
         c = self.t.shape[1]
         hs, slopes = [], []
+        bases = self._bases(batch)
         for v in range(self.variants):
-            b = self._base(batch, v)
+            b = bases[v % 2]
             g = self._group(b["code"])
             act = (g >= 0) & b["active"]
             ga = g[act]
             a, k, lo = b["a"][act], b["k"][act], b["lo"][act]
             hi = self.plan.cap
             tg = self.t[v * n_groups + ga]  # (m, c)
-            pf = self._price_floor(b["code"], v) if self.stage == 2 else None
-            te = tg if pf is None else np.maximum(tg, pf[act][:, None])
             with np.errstate(over="ignore", invalid="ignore"):
-                x = k[:, None] * (a[:, None] - te)
+                x = k[:, None] * (a[:, None] - tg)
             h = np.minimum(np.maximum(x, lo[:, None]), hi)
             moving = (x > lo[:, None]) & (x < hi)
-            if pf is not None:
-                moving &= tg > pf[act][:, None]
             idx = (ga[:, None] * c + np.arange(c)).ravel()
             hs.append(np.bincount(idx, h.ravel(), n_groups * c).reshape(n_groups, c))
             slopes.append(np.bincount(idx, (k[:, None] * moving).ravel(), n_groups * c).reshape(n_groups, c))
         return {"h": np.concatenate(hs), "slope": np.concatenate(slopes)}
+
+    def _team_demand(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
+        """The team's demand (one group per variant) by `_sorted_demand`, one call per kind of variant.
+
+        Variants of one parity are one demand curve at different targets (the budget curve's budgets):
+        the same floors and, by construction in `_Plan.solve` and `_Plan.curve`, the same rep prices. So
+        all their candidates are evaluated together in O((n + c) log c), not n x c.
+        """
+        assert self.t is not None
+        c = self.t.shape[1]
+        h = np.zeros((self.variants, c))
+        slope = np.zeros((self.variants, c))
+        for p, b in self._bases(batch).items():
+            rows = np.arange(p, self.variants, 2)
+            act = b["active"]
+            pf = self._price_floor(b["code"], p)
+            hp, sp = _sorted_demand(
+                b["a"][act],
+                b["k"][act],
+                b["lo"][act],
+                self.plan.cap,
+                None if pf is None else pf[act],
+                self.t[rows].ravel(),
+            )
+            h[rows], slope[rows] = hp.reshape(rows.size, c), sp.reshape(rows.size, c)
+        return {"h": h, "slope": slope}
 
     def _hours(self, b: dict[str, Any], v: int, shrink: bool) -> FloatArray:
         """Hours of the batch's accounts at the final prices (after the shrink-to-fit when `shrink`)."""
@@ -822,14 +919,26 @@ class _Kernel:
     def _used(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
         hs, los = [], []
         slots = self.bounded.size + 1
+        bases = self._bases(batch)
         for v in range(self.variants):
-            b = self._base(batch, v)
+            b = bases[v % 2]
             h = self._hours(b, v, shrink=False)
             rep = self._remap(b["code"])
             slot = np.where(rep >= 0, rep, self.bounded.size)
             hs.append(np.bincount(slot, h, slots))
             los.append(np.bincount(slot, b["lo"], slots))
         return {"h": np.vstack(hs), "lo": np.vstack(los)}
+
+    def _gains(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
+        """Hours and expected gain summed per variant at the final prices: the budget curve's points."""
+        hours, gains = np.zeros(self.variants), np.zeros(self.variants)
+        bases = self._bases(batch)
+        for v in range(self.variants):
+            b = bases[v % 2]
+            h = self._hours(b, v, shrink=True)
+            hours[v] = h.sum()
+            gains[v] = float((-b["stake"] * np.expm1(-h / b["k"])).sum())
+        return {"h": hours, "g": gains}
 
     def final(self, batch: pd.DataFrame) -> pd.DataFrame:
         """Rows of the allocation table (without rank and tier) for one batch of prepared accounts."""
@@ -932,6 +1041,51 @@ def _is(column: Any, value: Any) -> Any:
     from pyspark.sql import functions as F  # noqa: N812
 
     return column.isNull() if value is None else column == F.lit(float(value))
+
+
+def _sorted_demand(
+    a: FloatArray, k: FloatArray, lo: FloatArray, hi: float, pf: FloatArray | None, t: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Hours and slope summed over accounts at each log-price of `t`, in O((n + c) log c), not n x c.
+
+    Account i takes ``clip(k_i * (a_i - max(t, pf_i)), lo_i, hi)`` hours and adds k_i to the slope where
+    that lies strictly between floor and cap at a price above its rep's (`pf`, None: no rep prices). In t
+    it is a constant up to ``c1 = max(pf_i, a_i - hi / k_i)``, linear from there down to its floor at
+    ``c2 = a_i - lo_i / k_i``, and the floor after; so at sorted prices the sums are cumulative sums over
+    where the accounts' corners fall. NaN prices give NaN, as the direct sum does (0 without accounts).
+    """
+    if a.size == 0:
+        return np.zeros(t.shape), np.zeros(t.shape)
+    h_out = np.full(t.shape, np.nan)
+    s_out = np.full(t.shape, np.nan)
+    known = np.flatnonzero(~np.isnan(t))
+    order = known[np.argsort(t[known], kind="stable")]
+    ts = t[order]
+    m = ts.size
+    if m == 0:
+        return h_out, s_out
+    floor_price = np.full(a.size, -np.inf) if pf is None else pf
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        b1 = a - hi / k if np.isfinite(hi) else np.full(a.size, -np.inf)
+        c1 = np.maximum(floor_price, b1)
+        c2 = np.maximum(a - lo / k, c1)
+        # the constant before c1: the cap, or the hours at the rep's price when that price comes later
+        before = np.where(b1 >= floor_price, hi, np.clip(k * (a - floor_price), lo, hi))
+    i1 = np.searchsorted(ts, c1, side="right")  # prices ts[:i1] are <= c1
+    i2 = np.maximum(np.searchsorted(ts, c2, side="left"), i1)  # prices ts[i2:] are >= c2
+    finite = ts[np.isfinite(ts)]
+    t0 = float(np.median(finite)) if finite.size else 0.0  # sums of k * (a - t0): no cancellation
+    with np.errstate(invalid="ignore", over="ignore"):
+        ahead = np.cumsum(np.bincount(i1, before, m + 1)[::-1])[::-1][1:]  # sum over i1 > j
+        floors = np.cumsum(np.bincount(i2, lo, m + 1))[:m]  # sum over i2 <= j
+        moving = np.cumsum(np.bincount(i1, minlength=m + 1) - np.bincount(i2, minlength=m + 1))[:m]
+        sum_k = np.cumsum(np.bincount(i1, k, m + 1) - np.bincount(i2, k, m + 1))[:m]
+        ka = k * (a - t0)
+        sum_ka = np.cumsum(np.bincount(i1, ka, m + 1) - np.bincount(i2, ka, m + 1))[:m]
+        linear = np.where(moving > 0, sum_ka - sum_k * (ts - t0), 0.0)
+    h_out[order] = ahead + floors + linear
+    s_out[order] = np.where(moving > 0, np.maximum(sum_k, 0.0), 0.0)
+    return h_out, s_out
 
 
 def _bincount(group: npt.NDArray[np.intp], values: FloatArray, n_groups: int) -> FloatArray:

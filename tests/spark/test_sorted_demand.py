@@ -37,7 +37,7 @@ def test_sorted_demand_equals_the_direct_sum(cap, reps, seed):
     if pf is not None:  # a rep's price above an account's floor corner, and exactly a candidate
         pf[-1] = a[-1] - lo[-1] / k[-1] + 0.5
         t[5] = pf[-1]
-    h, slope = _sorted_demand(a, k, lo, cap, pf, t)
+    h, slope, err = _sorted_demand(a, k, lo, cap, pf, t)
     want_h, want_slope = direct(a, k, lo, cap, pf, t)
     assert np.isnan(h[0])
     assert np.isnan(want_h[0])
@@ -46,9 +46,31 @@ def test_sorted_demand_equals_the_direct_sum(cap, reps, seed):
     moving = np.ones(17, dtype=bool)
     moving[[0, 2]] = False  # at a corner the slope may count the account on either side
     np.testing.assert_allclose(slope[moving], want_slope[moving], rtol=1e-12, atol=1e-12)
+    finite = np.isfinite(want_h)
+    assert (np.abs(h[finite] - want_h[finite]) <= err[finite]).all()
 
 
 def test_sorted_demand_without_accounts_is_zero():
-    h, slope = _sorted_demand(np.zeros(0), np.zeros(0), np.zeros(0), np.inf, None, np.array([np.nan, 1.0]))
+    h, slope, err = _sorted_demand(
+        np.zeros(0), np.zeros(0), np.zeros(0), np.inf, None, np.array([np.nan, 1.0])
+    )
     assert h.tolist() == [0.0, 0.0]
     assert slope.tolist() == [0.0, 0.0]
+    assert err.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("scale", [1e9, 1e10, 1e12, 1e15])
+def test_the_error_bound_covers_an_account_of_a_huge_effort_scale(scale):
+    """Running sums keep what they round away from an account at its floor (a review's find): the
+    hours can be off by far more than the price search's band, and the bound must say so."""
+    rng = np.random.default_rng(1)
+    a = np.append(rng.normal(2, 1, 1000), np.log(1000 / scale))
+    k = np.append(rng.lognormal(1, 0.5, 1000), scale)
+    lo = np.zeros(1001)
+    t = np.linspace(0.5, 3.0, 17)
+    h, _, err = _sorted_demand(a, k, lo, np.inf, None, t)
+    want, _ = direct(a, k, lo, np.inf, None, t)
+    miss = np.abs(h - want)
+    assert (miss <= err).all()
+    if scale >= 1e12:  # the case the search must catch: off by more than a relative 1e-9
+        assert (miss > 1e-9 * want).any()

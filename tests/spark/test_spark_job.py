@@ -358,6 +358,15 @@ CASES = {
         "tiers": {"a": 0.1, "b": 1.0},
     },
     "tiers by stake": {"hours": 1600.0, "tier_by": "stake"},
+    # an account whose hours swing by 1e12 per unit of log-price: the sorted sums of the team's demand
+    # are too coarse there (a review's find) and the search must sum those prices account by account
+    "an account of effort scale 1e12": {"hours": 1200.0, "_huge_k": 1e12},
+    "reps bind, an account of effort scale 1e11": {
+        "hours": 1600.0,
+        "capacity": {"ann": 400.0, "bob": 600.0},
+        "floor_hours": 0.0,
+        "_huge_k": 1e11,
+    },
     "tiers by clv, reps bind": {"hours": 1600.0, "tier_by": "clv", "capacity": {"ann": 400.0, "bob": 600.0}},
     "tiers by marginal gain": {"hours": 1600.0, "tier_by": "marginal_gain_per_hour", "cap_hours": 3.0},
     "ties at the edge of the top 10 %": {"hours": 1600.0, "_ties": True},
@@ -382,6 +391,11 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
     if fitted_k:  # per-account k from a fitted response, some missing
         scores["effort_scale"] = np.where(np.arange(2000) % 10 == 0, np.nan, 1.0 + (scores["clv"] ** 0.2))
         scores["effort_uplift"] = np.where(np.arange(2000) % 10 == 0, np.nan, 0.45)  # growth "auto"
+    huge = settings.pop("_huge_k", None)
+    if huge is not None:
+        scores["effort_scale"] = 1.0 + scores["clv"] ** 0.2
+        scores["effort_uplift"] = 0.45
+        scores.loc[0, ["clv", "effort_scale"]] = [50.0, huge]
     if settings.pop("_ties", False):  # 286 accounts share the top clv (none is top-decile); 200 referrers
         i = np.arange(2000)
         scores["clv"] = np.where(i % 7 == 0, 5000.0, scores["clv"])
@@ -401,8 +415,8 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
     scores.to_parquet(path)
     cfg = AllocationConfig(**settings)
     mem = allocate(scores, None, cfg)
-    # budgets from none to twice the hours, some below the floors (1600 h: 0.05 is 80 h)
-    fractions = (0.0, 0.05, 0.1, 0.3, 0.6, 1.0, 1.4, 2.0)
+    # budgets from none (and next to none) to twice the hours, some below the floors (1600 h: 0.05 is 80 h)
+    fractions = (0.0, 1e-11, 0.05, 0.1, 0.3, 0.6, 1.0, 1.4, 2.0)
     with caplog.at_level(logging.WARNING, logger="kamml.allocation.allocate"):
         out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark, curve=fractions)
     table = read_parts(out.path)

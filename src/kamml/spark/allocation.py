@@ -605,10 +605,30 @@ class _Plan:
             prepared, _Kernel(self, "bracket", variants, bounded, stage=stage, target=target, t_rep=floors)
         )
 
+        band = (target * (1 - RTOL))[:, None], (target * (1 - RTOL / 1000))[:, None]
+
         def demand(t: FloatArray) -> tuple[FloatArray, FloatArray]:
             kernel = _Kernel(self, "demand", variants, bounded, stage=stage, t=t, t_rep=floors)
             sums = _collect(prepared, kernel)
-            return stats["fixed"][:, None] + sums["h"], sums["slope"]
+            d, slope = stats["fixed"][:, None] + sums["h"], sums["slope"]
+            if "err" not in sums:
+                return d, slope
+            # the sorted sums can be off by up to err: where that could move a price across the band's
+            # edges (accounts of huge effort scales, tiny budgets), those prices are summed again densely
+            with np.errstate(invalid="ignore"):
+                unsure = np.isfinite(t) & (
+                    (np.abs(d - band[0]) <= sums["err"]) | (np.abs(d - band[1]) <= sums["err"])
+                )
+            if unsure.any():
+                logger.debug("price search: %d prices summed again account by account", int(unsure.sum()))
+                again = np.where(unsure, t, np.nan)
+                kernel = _Kernel(
+                    self, "demand", variants, bounded, stage=stage, t=again, t_rep=floors, dense=True
+                )
+                exact = _collect(prepared, kernel)
+                d = np.where(unsure, stats["fixed"][:, None] + exact["h"], d)
+                slope = np.where(unsure, exact["slope"], slope)
+            return d, slope
 
         # the team's demand at price 0 holds the bound reps' accounts at their own prices, not their caps
         d_inf = None if floors is None else demand(np.full((target.size, 1), -np.inf))[0][:, 0]
@@ -757,6 +777,7 @@ class _Kernel:
     t_team: FloatArray | None = None
     t_rep: FloatArray | None = None
     factors: FloatArray | None = None
+    dense: bool = False
 
     @property
     def columns(self) -> list[str]:
@@ -846,11 +867,15 @@ class _Kernel:
         return {key: np.concatenate(vals).astype(float) for key, vals in out.items()}
 
     def _demand(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
-        """Hours asked for and their slope per group at its candidate log-prices (`t`, groups x c)."""
+        """Hours asked for and their slope per group at its candidate log-prices (`t`, groups x c).
+
+        The team's (stage 2) by `_team_demand`, unless `dense`: then account by account and price by
+        price, exact to rounding, for the prices whose sorted sums are too coarse to decide on.
+        """
         assert self.t is not None
-        if self.stage == 2:
+        if self.stage == 2 and not self.dense:
             return self._team_demand(batch)
-        n_groups = self.bounded.size
+        n_groups = self.bounded.size if self.stage == 1 else 1
         c = self.t.shape[1]
         hs, slopes = [], []
         bases = self._bases(batch)
@@ -862,10 +887,14 @@ class _Kernel:
             a, k, lo = b["a"][act], b["k"][act], b["lo"][act]
             hi = self.plan.cap
             tg = self.t[v * n_groups + ga]  # (m, c)
+            pf = self._price_floor(b["code"], v) if self.stage == 2 else None
+            te = tg if pf is None else np.maximum(tg, pf[act][:, None])
             with np.errstate(over="ignore", invalid="ignore"):
-                x = k[:, None] * (a[:, None] - tg)
+                x = k[:, None] * (a[:, None] - te)
             h = np.minimum(np.maximum(x, lo[:, None]), hi)
             moving = (x > lo[:, None]) & (x < hi)
+            if pf is not None:
+                moving &= tg > pf[act][:, None]
             idx = (ga[:, None] * c + np.arange(c)).ravel()
             hs.append(np.bincount(idx, h.ravel(), n_groups * c).reshape(n_groups, c))
             slopes.append(np.bincount(idx, (k[:, None] * moving).ravel(), n_groups * c).reshape(n_groups, c))
@@ -882,11 +911,12 @@ class _Kernel:
         c = self.t.shape[1]
         h = np.zeros((self.variants, c))
         slope = np.zeros((self.variants, c))
+        err = np.zeros((self.variants, c))
         for p, b in self._bases(batch).items():
             rows = np.arange(p, self.variants, 2)
             act = b["active"]
             pf = self._price_floor(b["code"], p)
-            hp, sp = _sorted_demand(
+            hp, sp, ep = _sorted_demand(
                 b["a"][act],
                 b["k"][act],
                 b["lo"][act],
@@ -895,7 +925,8 @@ class _Kernel:
                 self.t[rows].ravel(),
             )
             h[rows], slope[rows] = hp.reshape(rows.size, c), sp.reshape(rows.size, c)
-        return {"h": h, "slope": slope}
+            err[rows] = ep.reshape(rows.size, c)
+        return {"h": h, "slope": slope, "err": err}
 
     def _hours(self, b: dict[str, Any], v: int, shrink: bool) -> FloatArray:
         """Hours of the batch's accounts at the final prices (after the shrink-to-fit when `shrink`)."""
@@ -1043,27 +1074,40 @@ def _is(column: Any, value: Any) -> Any:
     return column.isNull() if value is None else column == F.lit(float(value))
 
 
+_SUM_ERROR = 8 * np.finfo(float).eps
+"""Rounding of a running sum, per unit of the sizes summed: `_sorted_demand`'s error estimate."""
+
+
 def _sorted_demand(
     a: FloatArray, k: FloatArray, lo: FloatArray, hi: float, pf: FloatArray | None, t: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Hours and slope summed over accounts at each log-price of `t`, in O((n + c) log c), not n x c.
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Hours, slope and an error bound of the hours summed over accounts at each log-price of `t`.
+
+    In O((n + c) log c), not n x c.
 
     Account i takes ``clip(k_i * (a_i - max(t, pf_i)), lo_i, hi)`` hours and adds k_i to the slope where
     that lies strictly between floor and cap at a price above its rep's (`pf`, None: no rep prices). In t
     it is a constant up to ``c1 = max(pf_i, a_i - hi / k_i)``, linear from there down to its floor at
     ``c2 = a_i - lo_i / k_i``, and the floor after; so at sorted prices the sums are cumulative sums over
     where the accounts' corners fall. NaN prices give NaN, as the direct sum does (0 without accounts).
+
+    Running sums of k (a - t) lose what they round away from every account that passes through them, so
+    the hours can be off by about eps times the sizes summed (an account with an effort scale of 1e12
+    among ordinary ones: a relative 1e-5). The third array bounds that (`_SUM_ERROR` times the sizes,
+    summed over partitions like the hours); the price search sums again, account by account, the prices
+    whose bound reaches the edges of its band.
     """
     if a.size == 0:
-        return np.zeros(t.shape), np.zeros(t.shape)
+        return np.zeros(t.shape), np.zeros(t.shape), np.zeros(t.shape)
     h_out = np.full(t.shape, np.nan)
     s_out = np.full(t.shape, np.nan)
+    e_out = np.full(t.shape, np.nan)
     known = np.flatnonzero(~np.isnan(t))
     order = known[np.argsort(t[known], kind="stable")]
     ts = t[order]
     m = ts.size
     if m == 0:
-        return h_out, s_out
+        return h_out, s_out, e_out
     floor_price = np.full(a.size, -np.inf) if pf is None else pf
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         b1 = a - hi / k if np.isfinite(hi) else np.full(a.size, -np.inf)
@@ -1083,9 +1127,14 @@ def _sorted_demand(
         ka = k * (a - t0)
         sum_ka = np.cumsum(np.bincount(i1, ka, m + 1) - np.bincount(i2, ka, m + 1))[:m]
         linear = np.where(moving > 0, sum_ka - sum_k * (ts - t0), 0.0)
+        # rounding: every account that entered (and left) the running sums leaves its share of eps
+        size_ka = np.cumsum(np.bincount(i1, np.abs(ka), m + 1) + np.bincount(i2, np.abs(ka), m + 1))[:m]
+        size_k = np.cumsum(np.bincount(i1, k, m + 1) + np.bincount(i2, k, m + 1))[:m]
+        spread = np.where(moving > 0, size_ka + size_k * np.abs(ts - t0), 0.0)
     h_out[order] = ahead + floors + linear
     s_out[order] = np.where(moving > 0, np.maximum(sum_k, 0.0), 0.0)
-    return h_out, s_out
+    e_out[order] = _SUM_ERROR * (spread + np.abs(h_out[order]))
+    return h_out, s_out, e_out
 
 
 def _bincount(group: npt.NDArray[np.intp], values: FloatArray, n_groups: int) -> FloatArray:

@@ -1118,7 +1118,7 @@ def _sorted_demand(
     i1 = np.searchsorted(ts, c1, side="right")  # prices ts[:i1] are <= c1
     i2 = np.maximum(np.searchsorted(ts, c2, side="left"), i1)  # prices ts[i2:] are >= c2
     finite = ts[np.isfinite(ts)]
-    t0 = float(np.median(finite)) if finite.size else 0.0  # sums of k * (a - t0): no cancellation
+    t0 = float(np.median(finite)) if finite.size else 0.0  # sums of k * (a - t0): centred, smaller
     with np.errstate(invalid="ignore", over="ignore"):
         ahead = np.cumsum(np.bincount(i1, before, m + 1)[::-1])[::-1][1:]  # sum over i1 > j
         floors = np.cumsum(np.bincount(i2, lo, m + 1))[:m]  # sum over i2 <= j

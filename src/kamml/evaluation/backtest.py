@@ -134,10 +134,17 @@ def snapshot_plan(config: Config, end: Any) -> list[tuple[pd.Timestamp, Config]]
     h = config.time.train_horizon_days or config.time.horizon_days
     train = _train_config(config)
     cuts = training_cutoffs(end, h, config.time.snapshots, config.time.step_days)
-    plan = [(c, train) for c in cuts]
-    if cuts and h < SEASON_DAYS:  # `_season_frame`'s condition; it reads rfm and labels only
-        plan += [(c, rfm_only(train)) for c in _season_cutoffs(end, cuts[0])]
-    return plan
+    return [(c, train) for c in cuts] + (_season_snapshots(config, end, h, cuts[0]) if cuts else [])
+
+
+def _season_snapshots(
+    cfg: Config, end: Any, h: int, latest: pd.Timestamp
+) -> list[tuple[pd.Timestamp, Config]]:
+    """The season's two snapshots as (cutoff, config), rfm and labels only; none for windows of a year+."""
+    if h >= SEASON_DAYS:
+        return []
+    config = rfm_only(_train_config(cfg))
+    return [(c, config) for c in _season_cutoffs(end, latest)]
 
 
 def _season_cutoffs(end: Any, latest: pd.Timestamp) -> list[pd.Timestamp]:
@@ -186,16 +193,16 @@ def _season_frame(
     (`kamml.models.bundle.seasonal_correction`). None for windows of a year or more (each holds every
     season) and when the earlier of the two has less than one window of history before it.
     """
-    if h >= SEASON_DAYS:
+    plan = _season_snapshots(cfg, end, h, latest)
+    if not plan:
         return None
-    cuts = _season_cutoffs(end, latest)
+    cuts = [c for c, _ in plan]
     first = first_transaction(data)
     if first is None or cuts[1] - first < pd.Timedelta(days=h):
         return None
     log.info("season snapshots: %s (labels over %d days)", ", ".join(str(c.date()) for c in cuts), h)
     limit = cfg.models.max_training_accounts
-    config = rfm_only(_train_config(cfg))
-    frame = build_training_frame(data, cuts, config, max_accounts=limit, snapshots=snapshots)
+    frame = build_training_frame(data, cuts, plan[0][1], max_accounts=limit, snapshots=snapshots)
     return frame if frame["snapshot"].nunique() == 2 else None
 
 

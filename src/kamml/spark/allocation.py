@@ -520,13 +520,13 @@ class _Plan:
         n_active_floor = int(stats["floored"][0])
         problems = []
         need = float(floors_all.sum())
-        if need > self.hours * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL:
+        if _short(need, self.hours):
             problems.append(
                 f"the floors need {need:,.6g} hours but the team has {self.hours:,.6g}: "
                 f"{need - self.hours:,.6g} hours short"
             )
         for r, rep in enumerate(self.reps):
-            if floors_all[r] > self.capacity[r] * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL:
+            if _short(floors_all[r], self.capacity[r]):
                 floored = round(floors_all[r] / self.floor_hours)  # every floor is floor_hours
                 problems.append(
                     f"rep {rep!r}: the floors of its {floored:,} accounts with a floor need "
@@ -558,7 +558,7 @@ class _Plan:
         """
         per = prices.variants  # 2: each budget with and without floors; 1: no floors at all
         limit = np.asarray(budgets, dtype=float)
-        feasible = ~(prices.need > limit * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL)
+        feasible = ~_short(prices.need, limit)
         rows = pd.DataFrame(
             {
                 "hours": limit,
@@ -1072,6 +1072,11 @@ def _is(column: Any, value: Any) -> Any:
     from pyspark.sql import functions as F  # noqa: N812
 
     return column.isNull() if value is None else column == F.lit(float(value))
+
+
+def _short(need: Any, hours: Any) -> Any:
+    """Whether floors that need `need` hours do not fit in `hours` (arrays too), as the optimizer tells."""
+    return need > hours * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL
 
 
 _SUM_ERROR = 8 * np.finfo(float).eps

@@ -22,6 +22,7 @@ from kamml.models.btyd import (
     GammaGamma,
     _alive_purchases_quadrature,
     _alive_purchases_series,
+    _minimize,
 )
 
 CALIBRATION_END = pd.Timestamp("1997-09-30")
@@ -462,8 +463,47 @@ def test_penalizer_shrinks_parameters(cdnow_sample: pd.DataFrame) -> None:
 
 
 def test_non_convergence_warns(cdnow_sample: pd.DataFrame) -> None:
-    with pytest.warns(ConvergenceWarning, match="did not converge"):
+    with pytest.warns(ConvergenceWarning, match="did not converge after 2 iterations .*raise max_iter"):
         BetaGeo(max_iter=2).fit(cdnow_sample)
+
+
+def _spends(n: int, seed: int, *, one_rate: bool = False) -> np.ndarray:
+    """Gamma-Gamma data: repeat purchases and their mean value (every customer at one rate if asked)."""
+    rng = np.random.default_rng(seed)
+    nu = np.full(n, 0.6) if one_rate else rng.gamma(3.0, 1 / 5.0, n)
+    x = rng.poisson(1.5, n) + 1.0
+    return np.column_stack([x, rng.gamma(14.0 * x, 1 / (nu * x))])
+
+
+def test_a_line_search_stalled_at_the_rounding_floor_is_convergence(caplog: pytest.LogCaptureFixture) -> None:
+    # on these 3,000 customers L-BFGS-B's line search finds no lower value at a gradient of ~1e-7 (the
+    # likelihood's rounding): the fit is done, and said "did not converge" before (CDNOW's training
+    # snapshot at 1997-08-31 did the same)
+    X = _spends(3000, 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with caplog.at_level("DEBUG", logger="kamml.models.btyd"):
+            fitted = GammaGamma().fit(X)
+    assert "rounding floor" in caplog.text
+    loose = GammaGamma(tol=1e-5).fit(X)  # stops on its gradient, no stall
+    for name, value in loose.params_.items():
+        assert fitted.params_[name] == pytest.approx(value, rel=1e-6)
+
+
+def test_a_flat_likelihood_still_warns_and_says_so() -> None:
+    # every customer spends at one rate: q and gamma grow together without changing the likelihood
+    with pytest.warns(ConvergenceWarning, match="flat where it stopped"):
+        GammaGamma(max_iter=2000).fit(_spends(2000, 0, one_rate=True))
+
+
+def test_a_parameter_at_its_bound_is_named() -> None:
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        # falls without end in u; past 29.9 the slope it reports is wrong, so no step is accepted there
+        slope = -1.0 if theta[0] < 29.9 else 5.0
+        return -theta[0] + (theta[1] - 1.0) ** 2, np.array([slope, 2 * (theta[1] - 1.0)])
+
+    with pytest.warns(ConvergenceWarning, match=r"u ran to the bound exp\(\+-30\)"):
+        _minimize(objective, np.zeros(2), 1e-7, 500, "Toy", ("u", "v"))
 
 
 def test_predict_uses_the_horizon(cdnow_sample: pd.DataFrame) -> None:

@@ -51,6 +51,10 @@ FloatArray = NDArray[np.float64]
 #: parameter towards 0 or infinity (for example b when nobody ever drops out).
 _LOG_BOUND = 30.0
 
+#: A stalled line search counts as converged when a Newton step would move no log-parameter further
+#: than this (0.01 % of each parameter: below the sampling error of a fit on up to 1e8 customers).
+_PRECISION_STEP = 1e-4
+
 #: Evaluation of the alive-customer expectation (see `_expected_alive_purchases`): the power series is
 #: used up to s = t / (alpha + T) = 0.6; beyond, the trapezoid rule in logit(p) with this step and
 #: these tails (in units of e-folds) runs over chunks of this many matrix cells.
@@ -185,8 +189,15 @@ def _minimize(
     tol: float,
     max_iter: int,
     model: str,
+    names: Sequence[str],
 ) -> Any:
-    """Minimise a smooth objective with its gradient by L-BFGS-B; warn when it did not converge."""
+    """Minimise a smooth objective with its gradient by L-BFGS-B; warn when it did not converge.
+
+    A line search that finds no lower value (L-BFGS-B's "ABNORMAL") is convergence when the objective
+    is at its rounding floor there: no bound active, the Hessian positive definite and the Newton step
+    below `_PRECISION_STEP` in every log-parameter (`_at_precision`). Otherwise the warning names the
+    parameters that ran to a bound.
+    """
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(x0)
     result = minimize(
         objective,
@@ -196,15 +207,75 @@ def _minimize(
         bounds=bounds,
         options={"maxiter": max_iter, "gtol": tol, "ftol": tol * 1e-4},
     )
+    searched_out = result.status == 2 and str(result.message).startswith("ABNORMAL")
+    if searched_out and _at_precision(objective, result.x, result.jac):
+        logger.debug(
+            "%s: the line search stopped at the objective's rounding floor after %d iterations (gradient "
+            "%.2g, Newton step below %g): converged",
+            model,
+            result.nit,
+            float(np.max(np.abs(result.jac))),
+            _PRECISION_STEP,
+        )
+        result.success = True
     if not result.success:
+        at_bound = [name for name, bound in zip(names, _at_bound(result.x), strict=True) if bound]
+        if at_bound:
+            advice = (
+                f"{' and '.join(at_bound)} ran to the bound exp(+-{_LOG_BOUND:g}): the data fit a limit of "
+                "the model where a parameter has no finite best value; a small penalizer keeps it finite "
+                "(and biases the parameters)"
+            )
+        elif searched_out:
+            advice = (
+                "the likelihood is flat where it stopped (parameters that move together without changing "
+                "it, such as q and gamma of Gamma-Gamma when every customer spends alike); a small "
+                "penalizer (which biases the parameters) picks one point"
+            )
+        else:
+            advice = "raise max_iter, loosen tol or add a small penalizer (which biases the parameters)"
         warnings.warn(
-            f"{model} did not converge after {result.nit} iterations ({result.message}); "
-            "raise max_iter, loosen tol or add a small penalizer (which biases the parameters)",
+            f"{model} did not converge after {result.nit} iterations ({result.message}); {advice}",
             ConvergenceWarning,
             stacklevel=3,
         )
     logger.debug("%s: %d iterations, %s", model, result.nit, result.message)
     return result
+
+
+def _at_bound(x: FloatArray) -> NDArray[np.bool_]:
+    """Which log-parameters L-BFGS-B left at a bound of +-`_LOG_BOUND` (or within 1e-6 of it)."""
+    return np.abs(x) >= _LOG_BOUND - 1e-6
+
+
+def _at_precision(
+    objective: Callable[[FloatArray], tuple[float, FloatArray]], x: FloatArray, grad: FloatArray
+) -> bool:
+    """Whether a point where the line search stalled is a minimum to within `_PRECISION_STEP`.
+
+    The Hessian is taken by central differences of the gradient (2 x len(x) evaluations); the point
+    counts when it lies inside the bounds, the Hessian is positive definite and the Newton step moves
+    no log-parameter by more than `_PRECISION_STEP`: the line search failed because the objective's
+    decrease is below its rounding, not because the fit is unfinished.
+    """
+    if not np.all(np.isfinite(x)) or _at_bound(x).any() or not np.all(np.isfinite(grad)):
+        return False
+    n = x.size
+    hessian = np.empty((n, n))
+    for j in range(n):
+        delta = 1e-4 * max(1.0, abs(float(x[j])))
+        shift = np.zeros(n)
+        shift[j] = delta
+        hessian[:, j] = (objective(x + shift)[1] - objective(x - shift)[1]) / (2 * delta)
+    hessian = (hessian + hessian.T) / 2
+    if not np.all(np.isfinite(hessian)):
+        return False
+    try:
+        np.linalg.cholesky(hessian)
+    except np.linalg.LinAlgError:
+        return False
+    step = np.linalg.solve(hessian, grad)
+    return bool(np.max(np.abs(step)) <= _PRECISION_STEP)
 
 
 def _whole(value: Any) -> bool:
@@ -607,7 +678,9 @@ class BetaGeo(BaseEstimator):
         def objective(theta: FloatArray) -> tuple[float, FloatArray]:
             return _bgnbd_nll(theta, ux, x_index, rows[:, 1], rows[:, 2], counts, float(self.penalizer))
 
-        result = _minimize(objective, np.zeros(4), float(self.tol), int(self.max_iter), "BetaGeo")
+        result = _minimize(
+            objective, np.zeros(4), float(self.tol), int(self.max_iter), "BetaGeo", ("r", "alpha", "a", "b")
+        )
         r, alpha, a, b = (float(v) for v in np.exp(result.x))
         if not (rows[:, 0] > 0).any():
             warnings.warn(
@@ -991,7 +1064,9 @@ class GammaGamma(BaseEstimator):
         def objective(theta: FloatArray) -> tuple[float, FloatArray]:
             return _gamma_gamma_nll(theta, ux, x_index, scaled, counts, float(self.penalizer))
 
-        result = _minimize(objective, np.zeros(3), float(self.tol), int(self.max_iter), "GammaGamma")
+        result = _minimize(
+            objective, np.zeros(3), float(self.tol), int(self.max_iter), "GammaGamma", ("p", "q", "gamma")
+        )
         p, q, gamma_in_units = (float(v) for v in np.exp(result.x))
         gamma = gamma_in_units * unit
         self.params_ = {"p": p, "q": q, "gamma": gamma}

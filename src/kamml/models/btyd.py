@@ -190,13 +190,15 @@ def _minimize(
     max_iter: int,
     model: str,
     names: Sequence[str],
+    ridge: str,
 ) -> Any:
     """Minimise a smooth objective with its gradient by L-BFGS-B; warn when it did not converge.
 
     A line search that finds no lower value (L-BFGS-B's "ABNORMAL") is convergence when the objective
     is at its rounding floor there: no bound active, the Hessian positive definite and the Newton step
     below `_PRECISION_STEP` in every log-parameter (`_at_precision`). Otherwise the warning names the
-    parameters that ran to a bound.
+    parameters that ran to a bound, or says the likelihood is flat there, with `ridge`: the model's usual
+    flat direction, in words.
     """
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(x0)
     result = minimize(
@@ -228,9 +230,8 @@ def _minimize(
             )
         elif searched_out:
             advice = (
-                "the likelihood is flat where it stopped (parameters that move together without changing "
-                "it, such as q and gamma of Gamma-Gamma when every customer spends alike); a small "
-                "penalizer (which biases the parameters) picks one point"
+                f"the likelihood is flat where it stopped (parameters that move together without changing "
+                f"it: {ridge}); a small penalizer (which biases the parameters) picks one point"
             )
         else:
             advice = "raise max_iter, loosen tol or add a small penalizer (which biases the parameters)"
@@ -679,7 +680,13 @@ class BetaGeo(BaseEstimator):
             return _bgnbd_nll(theta, ux, x_index, rows[:, 1], rows[:, 2], counts, float(self.penalizer))
 
         result = _minimize(
-            objective, np.zeros(4), float(self.tol), int(self.max_iter), "BetaGeo", ("r", "alpha", "a", "b")
+            objective,
+            np.zeros(4),
+            float(self.tol),
+            int(self.max_iter),
+            "BetaGeo",
+            ("r", "alpha", "a", "b"),
+            "a and b grow together when every customer drops out with about one probability",
         )
         r, alpha, a, b = (float(v) for v in np.exp(result.x))
         if not (rows[:, 0] > 0).any():
@@ -1065,7 +1072,13 @@ class GammaGamma(BaseEstimator):
             return _gamma_gamma_nll(theta, ux, x_index, scaled, counts, float(self.penalizer))
 
         result = _minimize(
-            objective, np.zeros(3), float(self.tol), int(self.max_iter), "GammaGamma", ("p", "q", "gamma")
+            objective,
+            np.zeros(3),
+            float(self.tol),
+            int(self.max_iter),
+            "GammaGamma",
+            ("p", "q", "gamma"),
+            "q and gamma grow together when every customer spends at about one mean",
         )
         p, q, gamma_in_units = (float(v) for v in np.exp(result.x))
         gamma = gamma_in_units * unit

@@ -14,8 +14,23 @@ from kamml.datasets import synthetic
 from kamml.errors import ConfigError, FeatureMismatchError, ModelError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
-from kamml.models.btyd_features import BtydFit, expected_purchase_ratio, no_purchase_exponent
-from kamml.models.bundle import PREDICTION_COLUMNS, add_snapshot_btyd, check_model_settings, sample_accounts
+from kamml.models.btyd_features import (
+    BtydFit,
+    btyd_columns,
+    expected_purchase_ratio,
+    no_purchase_exponent,
+    rfm_arrays,
+)
+from kamml.models.bundle import (
+    PREDICTION_COLUMNS,
+    SHAPE_POINTS,
+    add_snapshot_btyd,
+    apply_value_shape,
+    check_model_settings,
+    fit_value_shape,
+    sample_accounts,
+    shape_weight,
+)
 from kamml.models.drivers import target_of
 from kamml.models.effort import EffortResponse
 
@@ -401,7 +416,18 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     raw_h = anchored.clv.predict(rows[anchored.features], horizon_days=45)
     level = anchored.value_level
     assert level is not None
-    np.testing.assert_allclose(scores["clv"].to_numpy(), raw_h * level * anchored.value_ratio, rtol=1e-12)
+    unshaped = raw_h * level * anchored.value_ratio
+    # then shaped toward BTYD's spread over H (h < H): the order and the total are kept
+    shape = anchored.value_shape
+    assert shape is not None
+    assert bundle.value_shape is None  # set by anchor only
+    np.testing.assert_allclose(scores["clv"].to_numpy(), apply_value_shape(unshaped, shape), rtol=1e-12)
+    clv_H = scores["clv"].to_numpy()
+    assert not np.allclose(clv_H, unshaped)
+    assert np.all(np.diff(clv_H[np.argsort(unshaped, kind="stable")]) >= 0)
+    btyd_H = btyd_columns(*rfm_arrays(features), H, anchored.btyd)["btyd_value"]
+    fitted_on = (unshaped > 0) & (btyd_H > 0)
+    assert clv_H[fitted_on].sum() == pytest.approx(unshaped[fitted_on].sum(), rel=1e-9)
     # the level: the h-window total is BTYD's at the cutoff, times BTYD's bias on the latest snapshot
     assert bundle.value_level is None  # set by anchor only
     assert anchored.btyd_bias == bundle.btyd_bias
@@ -444,8 +470,17 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     # saved and loaded with them; a bundle saved before they existed keeps per-account ratios
     state = anchored.to_dict()
     loaded = ModelBundle.from_dict(state)
-    fields = ("value_ratio", "churn_exponent", "btyd_bias", "value_level", "churn_bias", "churn_shift")
+    fields = (
+        "value_ratio",
+        "churn_exponent",
+        "btyd_bias",
+        "value_level",
+        "churn_bias",
+        "churn_shift",
+        "value_shape",
+    )
     assert [getattr(loaded, name) for name in fields] == [getattr(anchored, name) for name in fields]
+    np.testing.assert_array_equal(loaded.predict(features, refit_btyd=False)["clv"].to_numpy(), clv_H)
     for key in fields:
         del state[key]
     old = ModelBundle.from_dict(state).predict(features, refit_btyd=False)
@@ -453,6 +488,50 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     old_ratio = old["clv"].to_numpy() / raw_h  # per-account ratios, no level
     assert not np.allclose(old_ratio, old_ratio[0])
     assert np.all((old["p_churn"] >= 0) & (old["p_churn"] <= 1))
+
+
+def test_value_shape_keeps_order_and_total_and_moves_the_spread_toward_btyd():
+    rng = np.random.default_rng(3)
+    clv = rng.lognormal(2.0, 2.0, 5000)  # the value model's spread
+    btyd = rng.lognormal(2.0, 1.0, 5000)  # BTYD's, narrower
+    for weight in (0.0, 0.5, 1.0):
+        shape = fit_value_shape(clv, btyd, weight)
+        assert shape is not None
+        assert len(shape["x"]) == SHAPE_POINTS
+        out = apply_value_shape(clv, shape)
+        order = np.argsort(clv)
+        assert np.all(np.diff(out[order]) > 0)  # the value model's order, ties none
+        assert out.sum() == pytest.approx(clv.sum(), rel=1e-12)
+        # the k-th smallest value becomes the geometric mean of both k-th smallest, rescaled; between
+        # the breakpoints interpolated, so compared by decile
+        geo = np.exp(weight * np.log(np.sort(clv)) + (1 - weight) * np.log(np.sort(btyd)))
+        deciles = [part.sum() for part in np.array_split(out[order], 10)]
+        wanted = [part.sum() for part in np.array_split(geo * clv.sum() / geo.sum(), 10)]
+        np.testing.assert_allclose(deciles, wanted, rtol=0.02)
+    np.testing.assert_allclose(apply_value_shape(clv, fit_value_shape(clv, btyd, 1.0)), clv, rtol=1e-9)
+    spread = [np.std(np.log(apply_value_shape(clv, fit_value_shape(clv, btyd, w)))) for w in (0, 0.5, 1)]
+    assert spread[0] < spread[1] < spread[2]  # BTYD's narrower spread at weight 0
+    assert spread[0] == pytest.approx(np.std(np.log(btyd)), rel=1e-2)
+
+
+def test_value_shape_edges():
+    shape = fit_value_shape(np.array([1.0, 2.0, 4.0]), np.array([3.0, 2.0, 1.0]), 0.0)
+    assert shape is not None
+    # beyond the breakpoints the end ratios; 0, NaN and negative values pass through as they are
+    end_low, end_high = shape["y"][0] / shape["x"][0], shape["y"][-1] / shape["x"][-1]
+    out = apply_value_shape(np.array([0.5, 8.0, 0.0, np.nan, -1.0]), shape)
+    np.testing.assert_allclose(out[:2], [0.5 * end_low, 8.0 * end_high], rtol=1e-12)
+    np.testing.assert_array_equal(out[2:], [0.0, np.nan, -1.0])
+    # ties in the values: one breakpoint for them, one value out
+    tied = fit_value_shape(np.array([1.0, 1.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0, 4.0]), 0.5)
+    assert tied is not None
+    assert tied["x"] == [1.0, 2.0]
+    # too little to fit: fewer than two accounts with a value from both, or one value for all
+    assert fit_value_shape(np.array([1.0, np.nan]), np.array([1.0, 2.0]), 0.5) is None
+    assert fit_value_shape(np.array([2.0, 2.0]), np.array([1.0, 2.0]), 0.5) is None
+    assert fit_value_shape(np.array([1.0, 2.0]), np.array([0.0, 0.0]), 0.5) is None
+    assert shape_weight(45, 90) == pytest.approx(np.sqrt(0.5))
+    assert shape_weight(90, 90) == shape_weight(120, 90) == 1.0
 
 
 def test_stretch_factors_edge_cases():

@@ -14,7 +14,9 @@ probability of no purchase by an exponent, P0(H) = P0(h)^e, with e such that the
 follows BG/NBD from h to H (`no_purchase_exponent`); referral value goes in proportion to time. The
 models rank the accounts and BG/NBD carries the population through time: per-account BG/NBD ratios
 reshuffled the models' order, which on CDNOW cost value Gini, churn ROC AUC and Brier on every
-calibration end tried (docs/models.md).
+calibration end tried (docs/models.md). The stretched values' spread across accounts is then moved
+toward BTYD's over H, in the value model's order and keeping the total (`value_shape`, set by `anchor`,
+weight sqrt(h / H) for the model's own shape: `fit_value_shape`).
 
 Value level: the value model's total drifts when its training snapshots, at least one label window
 old, are carried to the cutoff (trees do not extrapolate an ageing book). `anchor` therefore sets the
@@ -472,6 +474,59 @@ def _stretch_no_purchase(p_churn: np.ndarray, exponent: float) -> np.ndarray:
     return np.clip(p_churn, 0.0, 1.0) ** exponent
 
 
+#: Breakpoints of the stored value shape (`fit_value_shape`): quantiles of the anchoring accounts' values.
+SHAPE_POINTS = 1025
+
+
+def shape_weight(train_horizon_days: float, horizon_days: float) -> float:
+    """The value model's share of the shape at the horizon: sqrt(h / H), 1 when nothing is stretched."""
+    return float(np.sqrt(min(1.0, train_horizon_days / horizon_days)))
+
+
+def fit_value_shape(clv: np.ndarray, btyd_value: np.ndarray, weight: float) -> dict[str, list[float]] | None:
+    """A monotone map from the stretched values to values shaped partly as BTYD's at the horizon.
+
+    The k-th smallest value becomes the geometric mean, at `weight` for the value model, of itself and
+    the k-th smallest BTYD value over the horizon (BTYD refitted at the cutoff), rescaled so that the
+    accounts' total is kept: the order, and so every ranking metric, is the value model's; the spread
+    across accounts moves toward BTYD's, whose model of time carries the population from the training
+    window to the horizon (docs/models.md, "The value's shape"). Fitted on the accounts with a positive
+    value from both; stored as `SHAPE_POINTS` breakpoints (x, y), applied by `apply_value_shape` and
+    rescaled so that the interpolated map keeps the total too. None when fewer than two such accounts
+    or distinct values.
+    """
+    ok = np.isfinite(clv) & np.isfinite(btyd_value) & (clv > 0) & (btyd_value > 0)
+    if ok.sum() < 2:
+        return None
+    x = np.sort(clv[ok])
+    if x[0] == x[-1]:
+        return None
+    log_y = weight * np.log(x) + (1.0 - weight) * np.log(np.sort(btyd_value[ok]))
+    y = np.exp(log_y - log_y.max())  # scaled below: no overflow on the way
+    y *= x.sum() / y.sum()
+    pick = np.unique(np.round(np.linspace(0, x.size - 1, min(SHAPE_POINTS, x.size))).astype(np.intp))
+    xs, ys = x[pick], y[pick]
+    keep = np.concatenate([[True], np.diff(xs) > 0])  # tied values: one breakpoint (their y are equal)
+    shape = {"x": xs[keep], "y": ys[keep]}
+    # between breakpoints the map is interpolated: rescale so that the accounts' total is kept exactly
+    shape["y"] = shape["y"] * (x.sum() / apply_value_shape(x, shape).sum())
+    return {"x": shape["x"].tolist(), "y": shape["y"].tolist()}
+
+
+def apply_value_shape(clv: np.ndarray, shape: Mapping[str, Any]) -> np.ndarray:
+    """Values through the stored shape: linear in log-log between breakpoints, the end ratios beyond."""
+    x = np.log(np.asarray(shape["x"], dtype=float))
+    y = np.log(np.asarray(shape["y"], dtype=float))
+    out = np.array(clv, dtype=float, copy=True)
+    ok = np.isfinite(out) & (out > 0)
+    v = np.log(out[ok])
+    mapped = np.interp(v, x, y)
+    mapped = np.where(v < x[0], v + (y[0] - x[0]), mapped)
+    mapped = np.where(v > x[-1], v + (y[-1] - x[-1]), mapped)
+    out[ok] = np.exp(mapped)
+    return out
+
+
 def _shift_logit(p: np.ndarray, shift: float) -> np.ndarray:
     """Probabilities moved by `shift` on the logit scale; 0 and 1 stay as they are (order kept)."""
     inside = (p > 0.0) & (p < 1.0)
@@ -513,6 +568,13 @@ def _read_booster(folder: Path, name: str, file: object, sha256: object) -> str:
             "LightGBM writes; a copy cut short?): copy the bundle again"
         )
     return text
+
+
+def _shape(value: Any) -> dict[str, list[float]] | None:
+    """A stored value shape (breakpoints x and y), or None when the bundle has none."""
+    if value is None:
+        return None
+    return {"x": [float(v) for v in value["x"]], "y": [float(v) for v in value["y"]]}
 
 
 def _optional_float(value: Any) -> float | None:
@@ -594,6 +656,10 @@ class ModelBundle:
     #: training snapshot (plus the seasonal difference), and the logit shift set by `anchor`.
     churn_bias: float | None = None
     churn_shift: float | None = None
+    #: The value's shape at the horizon (`fit_value_shape`), set by `anchor` when h < H: breakpoints
+    #: ``x`` (stretched values) and ``y`` (shaped values). None when nothing is stretched, and in
+    #: bundles saved before it existed.
+    value_shape: dict[str, list[float]] | None = None
 
     def feature_spec(self) -> dict[str, Any]:
         """How to rebuild this bundle's feature rows: the features section, time unit and horizon.
@@ -785,7 +851,26 @@ class ModelBundle:
             prepared, extra, _, rfm = anchored._prepare(features, anchored.btyd)
             anchored.value_level = anchored._value_level(prepared, extra)
             anchored.churn_shift = anchored._churn_shift(prepared, rfm)
+            anchored.value_shape = anchored._value_shape(features)
         return anchored
+
+    def _value_shape(self, features: pd.DataFrame) -> dict[str, list[float]] | None:
+        """The value's shape at the horizon for these (the cutoff's) accounts; None when h equals H."""
+        if self.train_horizon_days >= self.horizon_days or self.value_ratio is None:
+            return None
+        unshaped = dataclasses.replace(self, value_shape=None)
+        clv = unshaped.predict_value(features)
+        btyd_value = btyd_columns(*rfm_arrays(features), self.horizon_units, self.btyd)["btyd_value"]
+        weight = shape_weight(self.train_horizon_days, self.horizon_days)
+        shape = fit_value_shape(clv, btyd_value, weight)
+        log.info(
+            "value shape: %s (the value model's share %.3f, training window %d of %d days)",
+            "none (too few accounts with a value)" if shape is None else f"{len(shape['x'])} breakpoints",
+            weight,
+            self.train_horizon_days,
+            self.horizon_days,
+        )
+        return shape
 
     def _value_level(self, prepared: Any, extra: dict[str, np.ndarray]) -> float | None:
         """The multiplier that sets the value model's total at the cutoff to BTYD's, bias-corrected.
@@ -1048,7 +1133,10 @@ class ModelBundle:
         H, h = self.horizon_units, self.train_units
         if self.value_ratio is not None and self.churn_exponent is not None:
             p_churn_H = _stretch_no_purchase(p_churn, self.churn_exponent)
-            return clv * self.value_ratio, p_churn_H, referral * (H / h)
+            clv_H = clv * self.value_ratio
+            if self.value_shape is not None:
+                clv_H = apply_value_shape(clv_H, self.value_shape)
+            return clv_H, p_churn_H, referral * (H / h)
         ratio = np.full(len(clv), H / h)
         buy_ratio = np.ones(len(clv))
         if known.any():
@@ -1139,6 +1227,7 @@ class ModelBundle:
             "value_level": self.value_level,
             "churn_bias": self.churn_bias,
             "churn_shift": self.churn_shift,
+            "value_shape": self.value_shape,
         }
 
     @classmethod
@@ -1164,6 +1253,7 @@ class ModelBundle:
             value_level=_optional_float(state.get("value_level")),
             churn_bias=_optional_float(state.get("churn_bias")),
             churn_shift=_optional_float(state.get("churn_shift")),
+            value_shape=_shape(state.get("value_shape")),
         )
 
     def save(self, path: str | Path) -> Path:

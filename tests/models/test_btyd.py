@@ -492,8 +492,45 @@ def test_a_line_search_stalled_at_the_rounding_floor_is_convergence(caplog: pyte
 
 def test_a_flat_likelihood_still_warns_and_says_so() -> None:
     # every customer spends at one rate: q and gamma grow together without changing the likelihood
-    with pytest.warns(ConvergenceWarning, match="flat where it stopped .*q and gamma grow together"):
+    with pytest.warns(
+        ConvergenceWarning,
+        match=r"flat where it stopped: q and gamma move .*\(every customer spends at about one",
+    ):
         GammaGamma(max_iter=2000).fit(_spends(2000, 0, one_rate=True))
+
+
+def _one_rate_buyers(n: int, seed: int) -> np.ndarray:
+    """BG/NBD data where every customer buys at one rate (0.3 a week) and dropout varies (Beta(1, 4))."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in rng.beta(1.0, 4.0, n):
+        t, last, repeats = 0.0, 0.0, 0
+        while (t := t + rng.exponential(1 / 0.3)) <= 52.0:
+            repeats, last = repeats + 1, t
+            if rng.random() < p:
+                break
+        rows.append((repeats, last, 52.0))
+    return np.array(rows)
+
+
+def test_a_flat_likelihood_names_the_parameters_that_move_together() -> None:
+    # one purchase rate for all: r and alpha run off together (a and b are well determined), and the
+    # warning names them, not BG/NBD's other flat pair
+    with pytest.warns(
+        ConvergenceWarning, match=r"flat where it stopped: r and alpha move .*one rate"
+    ) as seen:
+        BetaGeo(max_iter=2000).fit(_one_rate_buyers(2000, 4))
+    assert "a and b" not in str(seen[0].message)
+
+
+def test_a_stall_short_of_a_minimum_says_so() -> None:
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        # the slope reported for u is off by 1, so the steps it asks for do not lower the value
+        value = float(theta[0] ** 2 + (theta[1] - 1.0) ** 2)
+        return value, np.array([2 * theta[0] + 1.0, 2 * (theta[1] - 1.0)])
+
+    with pytest.warns(ConvergenceWarning, match="found no lower value at a gradient of .*short of a minimum"):
+        _minimize(objective, np.zeros(2), 1e-7, 500, "Toy", ("u", "v"), {})
 
 
 def test_a_parameter_at_its_bound_is_named() -> None:
@@ -503,7 +540,7 @@ def test_a_parameter_at_its_bound_is_named() -> None:
         return -theta[0] + (theta[1] - 1.0) ** 2, np.array([slope, 2 * (theta[1] - 1.0)])
 
     with pytest.warns(ConvergenceWarning, match=r"u ran to the bound exp\(\+-30\)"):
-        _minimize(objective, np.zeros(2), 1e-7, 500, "Toy", ("u", "v"), "no ridge")
+        _minimize(objective, np.zeros(2), 1e-7, 500, "Toy", ("u", "v"), {})
 
 
 def test_predict_uses_the_horizon(cdnow_sample: pd.DataFrame) -> None:

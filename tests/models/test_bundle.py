@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import logsumexp
 
 from kamml.config import Config
 from kamml.data import load_data
@@ -320,6 +321,14 @@ def test_saved_models_are_native_lightgbm_text_files(fitted, tmp_path):
         (lambda d: _edit_state(d, lambda s: s.pop("btyd")), "KeyError: 'btyd'"),
         (lambda d: _edit_state(d, lambda s: s["clv"].update(booster_file="../clv.txt")), "names the file"),
         (lambda d: (d / "clv.txt").write_text("garbage"), r"clv\.txt is not the file it was saved with"),
+        (
+            lambda d: _edit_state(d, lambda s: s.update(value_shape={"x": [1.0, 2.0], "y": [1.0]})),
+            "value_shape needs x and y of equal length",
+        ),
+        (
+            lambda d: _edit_state(d, lambda s: s.update(value_shape={"x": [2.0, 1.0], "y": [1.0, 2.0]})),
+            "x strictly increasing",
+        ),
     ],
 )
 def test_a_damaged_bundle_is_a_named_model_error(fitted, tmp_path, damage, says):
@@ -425,9 +434,12 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     clv_H = scores["clv"].to_numpy()
     assert not np.allclose(clv_H, unshaped)
     assert np.all(np.diff(clv_H[np.argsort(unshaped, kind="stable")]) >= 0)
+    # fitted on the accounts with a BTYD value (those with a history), applied to every account (new
+    # ones too, so the order holds across all), and the total over every account is kept
     btyd_H = btyd_columns(*rfm_arrays(features), H, anchored.btyd)["btyd_value"]
-    fitted_on = (unshaped > 0) & (btyd_H > 0)
-    assert clv_H[fitted_on].sum() == pytest.approx(unshaped[fitted_on].sum(), rel=1e-9)
+    np.testing.assert_array_equal(np.isnan(btyd_H), ~has_rfm)
+    assert not np.allclose(clv_H[~has_rfm], unshaped[~has_rfm])
+    assert clv_H.sum() == pytest.approx(unshaped.sum(), rel=1e-12)
     # the level: the h-window total is BTYD's at the cutoff, times BTYD's bias on the latest snapshot
     assert bundle.value_level is None  # set by anchor only
     assert anchored.btyd_bias == bundle.btyd_bias
@@ -526,6 +538,19 @@ def test_value_shape_edges():
     tied = fit_value_shape(np.array([1.0, 1.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0, 4.0]), 0.5)
     assert tied is not None
     assert tied["x"] == [1.0, 2.0]
+    # the tie's targets (geometric means of 1 with 1, 2, 3 at weight 1/2) meet in their geometric mean
+    out = apply_value_shape(np.array([1.0, 1.0, 1.0, 2.0]), tied)
+    tie, top = np.sqrt([1.0, 2.0, 3.0]).prod() ** (1 / 3), np.sqrt(2.0 * 4.0)
+    scale = 5.0 / (3 * tie + top)
+    np.testing.assert_allclose(out, [tie * scale] * 3 + [top * scale], rtol=1e-12)
+    # values across the float range: nothing overflows or vanishes, the order and the total are kept
+    wide = np.geomspace(1e-200, 1e200, 2000)
+    for values in (wide, wide * 1e105):
+        mapped = apply_value_shape(values, fit_value_shape(values, np.geomspace(1.0, 10.0, 2000), 0.99))
+        assert np.all(np.isfinite(mapped))
+        assert np.all(np.diff(mapped) > 0)
+        assert np.log(mapped).max() == pytest.approx(np.log(values).max(), rel=0.01)
+        assert logsumexp(np.log(mapped)) == pytest.approx(logsumexp(np.log(values)), rel=1e-12)
     # too little to fit: fewer than two accounts with a value from both, or one value for all
     assert fit_value_shape(np.array([1.0, np.nan]), np.array([1.0, 2.0]), 0.5) is None
     assert fit_value_shape(np.array([2.0, 2.0]), np.array([1.0, 2.0]), 0.5) is None

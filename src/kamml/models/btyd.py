@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -190,15 +190,16 @@ def _minimize(
     max_iter: int,
     model: str,
     names: Sequence[str],
-    ridge: str,
+    ridges: Mapping[frozenset[str], str],
 ) -> Any:
     """Minimise a smooth objective with its gradient by L-BFGS-B; warn when it did not converge.
 
     A line search that finds no lower value (L-BFGS-B's "ABNORMAL") is convergence when the objective
     is at its rounding floor there: no bound active, the Hessian positive definite and the Newton step
-    below `_PRECISION_STEP` in every log-parameter (`_at_precision`). Otherwise the warning names the
-    parameters that ran to a bound, or says the likelihood is flat there, with `ridge`: the model's usual
-    flat direction, in words.
+    below `_PRECISION_STEP` in every log-parameter (`_at_precision`). Otherwise the warning says why:
+    out of iterations, the parameters that ran to a bound, or the parameters along which the likelihood
+    is flat where it stopped (the Hessian's direction of least curvature; `ridges` says what a known
+    pair means), or a stall that is none of these.
     """
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(x0)
     result = minimize(
@@ -210,33 +211,23 @@ def _minimize(
         options={"maxiter": max_iter, "gtol": tol, "ftol": tol * 1e-4},
     )
     searched_out = result.status == 2 and str(result.message).startswith("ABNORMAL")
-    if searched_out and _at_precision(objective, result.x, result.jac):
+    x, grad = result.x, result.jac
+    usable = np.all(np.isfinite(x)) and np.all(np.isfinite(grad)) and not _at_bound(x).any()
+    hessian = _hessian(objective, x) if searched_out and usable else None
+    if hessian is not None and _at_precision(hessian, grad):
         logger.debug(
             "%s: the line search stopped at the objective's rounding floor after %d iterations (gradient "
             "%.2g, Newton step below %g): converged",
             model,
             result.nit,
-            float(np.max(np.abs(result.jac))),
+            float(np.max(np.abs(grad))),
             _PRECISION_STEP,
         )
         result.success = True
     if not result.success:
-        at_bound = [name for name, bound in zip(names, _at_bound(result.x), strict=True) if bound]
-        if at_bound:
-            advice = (
-                f"{' and '.join(at_bound)} ran to the bound exp(+-{_LOG_BOUND:g}): the data fit a limit of "
-                "the model where a parameter has no finite best value; a small penalizer keeps it finite "
-                "(and biases the parameters)"
-            )
-        elif searched_out:
-            advice = (
-                f"the likelihood is flat where it stopped (parameters that move together without changing "
-                f"it: {ridge}); a small penalizer (which biases the parameters) picks one point"
-            )
-        else:
-            advice = "raise max_iter, loosen tol or add a small penalizer (which biases the parameters)"
         warnings.warn(
-            f"{model} did not converge after {result.nit} iterations ({result.message}); {advice}",
+            f"{model} did not converge after {result.nit} iterations ({result.message}); "
+            + _why(result, names, ridges, hessian, searched_out),
             ConvergenceWarning,
             stacklevel=3,
         )
@@ -244,23 +235,43 @@ def _minimize(
     return result
 
 
+def _why(
+    result: Any,
+    names: Sequence[str],
+    ridges: Mapping[frozenset[str], str],
+    hessian: FloatArray | None,
+    searched_out: bool,
+) -> str:
+    """The warning's reason and advice for a fit that did not converge (`_minimize`)."""
+    penalizer = "a small penalizer (which biases the parameters)"
+    at_bound = [name for name, bound in zip(names, _at_bound(result.x), strict=True) if bound]
+    if at_bound:
+        return (
+            f"{' and '.join(at_bound)} ran to the bound exp(+-{_LOG_BOUND:g}): the data fit a limit of the "
+            f"model where a parameter has no finite best value; {penalizer} keeps it finite"
+        )
+    if not searched_out:
+        return f"raise max_iter, loosen tol or add {penalizer}"
+    flat = None if hessian is None else _flat_direction(hessian, names)
+    if flat:
+        meaning = ridges.get(frozenset(flat))
+        return (
+            f"the likelihood is flat where it stopped: {' and '.join(flat)} move together without changing "
+            f"it{f' ({meaning})' if meaning else ''}; {penalizer} picks one point"
+        )
+    return (
+        f"the line search found no lower value at a gradient of {float(np.max(np.abs(result.jac))):.2g}, "
+        f"short of a minimum; loosen tol or add {penalizer}"
+    )
+
+
 def _at_bound(x: FloatArray) -> NDArray[np.bool_]:
     """Which log-parameters L-BFGS-B left at a bound of +-`_LOG_BOUND` (or within 1e-6 of it)."""
     return np.abs(x) >= _LOG_BOUND - 1e-6
 
 
-def _at_precision(
-    objective: Callable[[FloatArray], tuple[float, FloatArray]], x: FloatArray, grad: FloatArray
-) -> bool:
-    """Whether a point where the line search stalled is a minimum to within `_PRECISION_STEP`.
-
-    The Hessian is taken by central differences of the gradient (2 x len(x) evaluations); the point
-    counts when it lies inside the bounds, the Hessian is positive definite and the Newton step moves
-    no log-parameter by more than `_PRECISION_STEP`: the line search failed because the objective's
-    decrease is below its rounding, not because the fit is unfinished.
-    """
-    if not np.all(np.isfinite(x)) or _at_bound(x).any() or not np.all(np.isfinite(grad)):
-        return False
+def _hessian(objective: Callable[[FloatArray], tuple[float, FloatArray]], x: FloatArray) -> FloatArray | None:
+    """The objective's Hessian at `x` by central differences of its gradient (None when not finite)."""
     n = x.size
     hessian = np.empty((n, n))
     for j in range(n):
@@ -269,14 +280,34 @@ def _at_precision(
         shift[j] = delta
         hessian[:, j] = (objective(x + shift)[1] - objective(x - shift)[1]) / (2 * delta)
     hessian = (hessian + hessian.T) / 2
-    if not np.all(np.isfinite(hessian)):
-        return False
+    return hessian if np.all(np.isfinite(hessian)) else None
+
+
+def _at_precision(hessian: FloatArray, grad: FloatArray) -> bool:
+    """Whether a point where the line search stalled is a minimum to within `_PRECISION_STEP`.
+
+    It is when the Hessian there is positive definite and the Newton step moves no log-parameter by more
+    than `_PRECISION_STEP`: the line search failed because the objective's decrease is below its
+    rounding, not because the fit is unfinished.
+    """
     try:
         np.linalg.cholesky(hessian)
     except np.linalg.LinAlgError:
         return False
     step = np.linalg.solve(hessian, grad)
     return bool(np.max(np.abs(step)) <= _PRECISION_STEP)
+
+
+def _flat_direction(hessian: FloatArray, names: Sequence[str]) -> list[str]:
+    """The parameters that span the Hessian's least-curved direction, when that direction is flat.
+
+    Flat: its curvature is below 1e-4 of the largest in size. The parameters named are those with a
+    weight of 0.3 or more in it; empty when no direction is flat.
+    """
+    values, vectors = np.linalg.eigh(hessian)
+    if abs(values[0]) > 1e-4 * np.max(np.abs(values)):
+        return []
+    return [name for name, weight in zip(names, vectors[:, 0], strict=True) if abs(weight) >= 0.3]
 
 
 def _whole(value: Any) -> bool:
@@ -686,7 +717,10 @@ class BetaGeo(BaseEstimator):
             int(self.max_iter),
             "BetaGeo",
             ("r", "alpha", "a", "b"),
-            "a and b grow together when every customer drops out with about one probability",
+            {
+                frozenset({"r", "alpha"}): "every customer buys at about one rate",
+                frozenset({"a", "b"}): "every customer drops out with about one probability",
+            },
         )
         r, alpha, a, b = (float(v) for v in np.exp(result.x))
         if not (rows[:, 0] > 0).any():
@@ -1078,7 +1112,10 @@ class GammaGamma(BaseEstimator):
             int(self.max_iter),
             "GammaGamma",
             ("p", "q", "gamma"),
-            "q and gamma grow together when every customer spends at about one mean",
+            {
+                frozenset({"q", "gamma"}): "every customer spends at about one mean",
+                frozenset({"p", "gamma"}): "each customer's orders are of about one value",
+            },
         )
         p, q, gamma_in_units = (float(v) for v in np.exp(result.x))
         gamma = gamma_in_units * unit

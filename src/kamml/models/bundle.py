@@ -53,6 +53,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
+from scipy.special import logsumexp
 
 from kamml.config import Config
 from kamml.data.sampling import sample_ids
@@ -490,10 +491,13 @@ def fit_value_shape(clv: np.ndarray, btyd_value: np.ndarray, weight: float) -> d
     the k-th smallest BTYD value over the horizon (BTYD refitted at the cutoff), rescaled so that the
     accounts' total is kept: the order, and so every ranking metric, is the value model's; the spread
     across accounts moves toward BTYD's, whose model of time carries the population from the training
-    window to the horizon (docs/models.md, "The value's shape"). Fitted on the accounts with a positive
-    value from both; stored as `SHAPE_POINTS` breakpoints (x, y), applied by `apply_value_shape` and
-    rescaled so that the interpolated map keeps the total too. None when fewer than two such accounts
-    or distinct values.
+    window to the horizon (docs/models.md, "the value's shape"). Accounts tied on a value get the
+    geometric mean of their targets (one value out). Fitted on the accounts with a positive value from
+    both; stored as at most `SHAPE_POINTS` breakpoints (x, y), applied by `apply_value_shape` to every
+    account (those without a BTYD value, such as new ones, too: the order is kept across all) and
+    rescaled so that the interpolated map keeps the total of every account with a positive value. Sums
+    are taken in log space, so values anywhere in the float range neither overflow nor vanish. None when
+    fewer than two accounts have a value from both, or they have one value.
     """
     ok = np.isfinite(clv) & np.isfinite(btyd_value) & (clv > 0) & (btyd_value > 0)
     if ok.sum() < 2:
@@ -501,20 +505,28 @@ def fit_value_shape(clv: np.ndarray, btyd_value: np.ndarray, weight: float) -> d
     x = np.sort(clv[ok])
     if x[0] == x[-1]:
         return None
-    log_y = weight * np.log(x) + (1.0 - weight) * np.log(np.sort(btyd_value[ok]))
-    y = np.exp(log_y - log_y.max())  # scaled below: no overflow on the way
-    y *= x.sum() / y.sum()
-    pick = np.unique(np.round(np.linspace(0, x.size - 1, min(SHAPE_POINTS, x.size))).astype(np.intp))
-    xs, ys = x[pick], y[pick]
-    keep = np.concatenate([[True], np.diff(xs) > 0])  # tied values: one breakpoint (their y are equal)
-    shape = {"x": xs[keep], "y": ys[keep]}
-    # between breakpoints the map is interpolated: rescale so that the accounts' total is kept exactly
-    shape["y"] = shape["y"] * (x.sum() / apply_value_shape(x, shape).sum())
+    log_x = np.log(x)
+    log_target = weight * log_x + (1.0 - weight) * np.log(np.sort(btyd_value[ok]))
+    distinct, group, counts = np.unique(x, return_inverse=True, return_counts=True)
+    log_y = np.bincount(group, weights=log_target) / counts  # a tie: the geometric mean of its targets
+    log_y += logsumexp(log_x) - logsumexp(log_y, b=counts)
+    pick = np.unique(
+        np.round(np.linspace(0, distinct.size - 1, min(SHAPE_POINTS, distinct.size))).astype(np.intp)
+    )
+    shape = {"x": distinct[pick], "y": np.exp(log_y[pick])}
+    # the map is interpolated between breakpoints and applied to accounts without a BTYD value too:
+    # rescale so that the total of every account with a value is kept exactly
+    valued = np.log(clv[np.isfinite(clv) & (clv > 0)])
+    log_mapped = np.log(apply_value_shape(np.exp(valued), shape))
+    shape["y"] = np.exp(log_y[pick] + logsumexp(valued) - logsumexp(log_mapped))
     return {"x": shape["x"].tolist(), "y": shape["y"].tolist()}
 
 
 def apply_value_shape(clv: np.ndarray, shape: Mapping[str, Any]) -> np.ndarray:
-    """Values through the stored shape: linear in log-log between breakpoints, the end ratios beyond."""
+    """Values through the stored shape: linear in log-log between breakpoints, the end ratios beyond.
+
+    Values that are not positive and finite (0, NaN, negative) pass through unchanged.
+    """
     x = np.log(np.asarray(shape["x"], dtype=float))
     y = np.log(np.asarray(shape["y"], dtype=float))
     out = np.array(clv, dtype=float, copy=True)
@@ -571,10 +583,26 @@ def _read_booster(folder: Path, name: str, file: object, sha256: object) -> str:
 
 
 def _shape(value: Any) -> dict[str, list[float]] | None:
-    """A stored value shape (breakpoints x and y), or None when the bundle has none."""
+    """A stored value shape (breakpoints x and y), or None when the bundle has none.
+
+    ValueError (a damaged bundle, for `load`) unless x and y are two or more positive finite numbers
+    each, as many of one as of the other, x strictly increasing.
+    """
     if value is None:
         return None
-    return {"x": [float(v) for v in value["x"]], "y": [float(v) for v in value["y"]]}
+    x, y = ([float(v) for v in value[key]] for key in ("x", "y"))
+    xs, ys = np.asarray(x), np.asarray(y)
+    if (
+        len(x) != len(y)
+        or len(x) < 2
+        or not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys)))
+        or not (np.all(xs > 0) and np.all(ys > 0))
+        or not np.all(np.diff(xs) > 0)
+    ):
+        raise ValueError(
+            "value_shape needs x and y of equal length >= 2, positive and finite, x strictly increasing"
+        )
+    return {"x": x, "y": y}
 
 
 def _optional_float(value: Any) -> float | None:

@@ -12,7 +12,7 @@ from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
 from kamml.evaluation.backtest import _season_frame, backtest, default_cutoff, snapshot_plan, train_bundle
-from kamml.evaluation.benchmark import ACQUISITION_END, honest_train_horizon
+from kamml.evaluation.benchmark import ACQUISITION_END, EARLIEST_SNAPSHOT, honest_train_horizon
 from kamml.features import build_features
 from kamml.features.build import check_label_window
 
@@ -124,6 +124,27 @@ def test_honest_train_horizon(cutoff, horizon, expected):
     assert got == expected
     h, k = got
     assert pd.Timestamp(cutoff) - pd.Timedelta(days=h + (k - 1) * 28) >= ACQUISITION_END
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "expected"),
+    [("1997-06-01", (28, 3)), ("1997-05-16", (28, 3)), ("1997-04-23", (28, 3)), ("1997-10-01", (126, 3))],
+)
+def test_honest_train_horizon_moves_the_first_snapshot_back_for_all_of_them(cutoff, expected):
+    """Where three snapshots do not fit after the cohort completes, they start earlier with 28-day windows."""
+    got = honest_train_horizon(ACQUISITION_END, pd.Timestamp(cutoff), 273, 3, 28, EARLIEST_SNAPSHOT)
+    assert got == expected
+    h, k = got
+    first = pd.Timestamp(cutoff) - pd.Timedelta(days=h + (k - 1) * 28)
+    assert first >= EARLIEST_SNAPSHOT
+    assert (first < ACQUISITION_END) == (cutoff != "1997-10-01")  # moved only when needed
+
+
+def test_honest_train_horizon_not_before_the_earliest_snapshot():
+    # from 1997-04-22 three snapshots would start on 1997-01-28, a day before the earliest: fewer fit
+    # after the cohort completes (one with 21 days: too short), so the cutoff is refused as before
+    with pytest.raises(ConfigError, match=r"calibration end 1997-04-21 leaves 21 days .* too short"):
+        honest_train_horizon(ACQUISITION_END, pd.Timestamp("1997-04-22"), 273, 3, 28, EARLIEST_SNAPSHOT)
 
 
 def test_honest_train_horizon_refuses_too_short():

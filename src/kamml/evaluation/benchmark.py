@@ -4,7 +4,9 @@ Honesty rule: kamml's models use only data before the calibration end, labels in
 holdout has no 39-week label window inside a 39-week calibration period, so the models train on shorter
 label windows h that fit inside it (all CDNOW customers arrive in the first quarter of 1997, so training
 snapshots start on 1997-04-01, when the whole cohort is present) and carry their predictions to the
-holdout length with the BG/NBD stretch factors of `kamml.models.bundle`. Features, BTYD fits and
+holdout length with the BG/NBD stretch factors of `kamml.models.bundle`. At the earliest calibration
+ends, where the configured snapshots do not fit after 1997-04-01, the first snapshot moves back as far as
+they need with a 28-day window (not before 1997-01-29). Features, BTYD fits and
 snapshots all stop at the calibration end; the holdout is read only to compute the metrics.
 """
 
@@ -22,31 +24,49 @@ from kamml.errors import ConfigError
 from kamml.evaluation.backtest import BacktestResult, backtest
 from kamml.features._context import as_cutoff
 
-__all__ = ["ACQUISITION_END", "benchmark_cdnow", "honest_train_horizon"]
+__all__ = ["ACQUISITION_END", "EARLIEST_SNAPSHOT", "benchmark_cdnow", "honest_train_horizon"]
 
 log = logging.getLogger(__name__)
 
 #: Every CDNOW customer made the first purchase before this day (the cohort is complete from here).
 ACQUISITION_END = pd.Timestamp("1997-04-01")
+#: The earliest training snapshot at the earliest calibration ends: four weeks of CDNOW's purchases
+#: (from 1997-01-01) behind it.
+EARLIEST_SNAPSHOT = pd.Timestamp("1997-01-29")
+#: The shortest honest label window, in days.
+SHORTEST_WINDOW = 28
 
 
 def honest_train_horizon(
-    first_snapshot: pd.Timestamp, cutoff: pd.Timestamp, horizon: int, snapshots: int, step: int
+    first_snapshot: pd.Timestamp,
+    cutoff: pd.Timestamp,
+    horizon: int,
+    snapshots: int,
+    step: int,
+    earliest: pd.Timestamp | None = None,
 ) -> tuple[int, int]:
     """The longest honest label window (`horizon` itself when it fits, else whole weeks) and snapshots.
 
-    Every snapshot starts on or after `first_snapshot` and every label window ends by `cutoff`; fewer
-    snapshots are used when that leaves a window of at least 28 days and more would not.
+    Every snapshot starts on or after `first_snapshot` and every label window ends by `cutoff`. When
+    all `snapshots` do not fit there with a window of at least 28 days, the first snapshot moves back
+    as little as needed for them with a 28-day window, not before `earliest` (when given): with one
+    snapshot the models have no held-out one for early stopping, calibration or the levels, which cost
+    more at CDNOW's earliest ends than a cohort still arriving (docs/models.md). Failing that, fewer
+    snapshots are used when that leaves a window of at least 28 days.
     """
-    if horizon < 28:
+    if horizon < SHORTEST_WINDOW:
         raise ConfigError(
-            f"a holdout of {horizon} days is shorter than the shortest honest training window (28 days): "
-            "give an earlier calibration end or a later holdout end"
+            f"a holdout of {horizon} days is shorter than the shortest honest training window "
+            f"({SHORTEST_WINDOW} days): give an earlier calibration end or a later holdout end"
         )
     room = (cutoff - first_snapshot).days
+    if (room - (snapshots - 1) * step) // 7 * 7 < SHORTEST_WINDOW and earliest is not None:
+        start = cutoff - pd.Timedelta(days=SHORTEST_WINDOW + (snapshots - 1) * step)
+        if start >= earliest:
+            return SHORTEST_WINDOW, snapshots
     for k in range(snapshots, 0, -1):
         h = min(horizon, (room - (k - 1) * step) // 7 * 7)
-        if h >= 28:
+        if h >= SHORTEST_WINDOW:
             return h, k
     last_day = (cutoff - pd.Timedelta(days=1)).date()
     raise ConfigError(
@@ -76,7 +96,9 @@ def benchmark_cdnow(
     cutoff = cal + pd.Timedelta(days=1)
     horizon = (hold - cal).days
     base = config or Config.from_dict({"time": {"snapshots": 3, "step_days": 28}, "models": {"threads": 1}})
-    h, k = honest_train_horizon(ACQUISITION_END, cutoff, horizon, base.time.snapshots, base.time.step_days)
+    h, k = honest_train_horizon(
+        ACQUISITION_END, cutoff, horizon, base.time.snapshots, base.time.step_days, EARLIEST_SNAPSHOT
+    )
     cfg = base.model_copy(deep=True)
     cfg.time.unit = "weeks"
     cfg.time.horizon_days = horizon

@@ -60,18 +60,22 @@ def honest_train_horizon(
             f"({SHORTEST_WINDOW} days): give an earlier calibration end or a later holdout end"
         )
     room = (cutoff - first_snapshot).days
-    if (room - (snapshots - 1) * step) // 7 * 7 < SHORTEST_WINDOW and earliest is not None:
+
+    def window(k: int) -> int:
+        """The longest whole-week window (at most `horizon`) of k snapshots after `first_snapshot`."""
+        return min(horizon, (room - (k - 1) * step) // 7 * 7)
+
+    if window(snapshots) < SHORTEST_WINDOW and earliest is not None:
         start = cutoff - pd.Timedelta(days=SHORTEST_WINDOW + (snapshots - 1) * step)
         if start >= earliest:
             return SHORTEST_WINDOW, snapshots
     for k in range(snapshots, 0, -1):
-        h = min(horizon, (room - (k - 1) * step) // 7 * 7)
-        if h >= SHORTEST_WINDOW:
-            return h, k
+        if window(k) >= SHORTEST_WINDOW:
+            return window(k), k
     last_day = (cutoff - pd.Timedelta(days=1)).date()
     raise ConfigError(
         f"calibration end {last_day} leaves {room} days after {first_snapshot.date()} (up to the test "
-        f"cutoff {cutoff.date()}): too short for an honest training window (at least 28 days)"
+        f"cutoff {cutoff.date()}): too short for an honest training window (at least {SHORTEST_WINDOW} days)"
     )
 
 

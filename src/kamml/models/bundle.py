@@ -516,9 +516,9 @@ def fit_value_shape(clv: np.ndarray, btyd_value: np.ndarray, weight: float) -> d
     shape = {"x": distinct[pick], "y": np.exp(log_y[pick])}
     # the map is interpolated between breakpoints and applied to accounts without a BTYD value too:
     # rescale so that the total of every account with a value is kept exactly
-    valued = np.log(clv[np.isfinite(clv) & (clv > 0)])
-    log_mapped = np.log(apply_value_shape(np.exp(valued), shape))
-    shape["y"] = np.exp(log_y[pick] + logsumexp(valued) - logsumexp(log_mapped))
+    valued = clv[np.isfinite(clv) & (clv > 0)]
+    log_mapped = np.log(apply_value_shape(valued, shape))
+    shape["y"] = np.exp(log_y[pick] + logsumexp(np.log(valued)) - logsumexp(log_mapped))
     return {"x": shape["x"].tolist(), "y": shape["y"].tolist()}
 
 

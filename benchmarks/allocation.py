@@ -1,7 +1,7 @@
 """Speed and quality of the effort allocation optimizer (kamml.allocation.optimizer).
 
 Speed: 1,000,000 accounts over 50 reps (lognormal stakes, 10 % inactive, 10 % without an owner, floors,
-caps, some reps' capacity binding); bar: <= 5 s for `optimize`.
+caps, some reps' capacity binding); bar: <= 5 s for `optimize`. Also the budget curve's 20 budgets.
 Quality: on many small random problems, the optimizer's gain as a share of an LP upper bound (each gain
 curve replaced by the minimum of its tangents, which lies above it, solved by HiGHS via
 scipy.optimize.linprog); bar: >= 99.9 %.
@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
-from kamml.allocation.optimizer import gain, optimize, optimize_detailed
+from kamml.allocation.optimizer import gain, optimize, optimize_budgets, optimize_detailed
 
 
 def world(n: int, n_reps: int, seed: int = 0) -> dict:
@@ -58,6 +58,21 @@ def speed(n: int, n_reps: int, repeats: int) -> float:
         f"{binding} of {n_reps} reps at capacity; floors cost {res.floor_cost:,.0f} of {res.total_gain:,.0f}"
     )
     return min(times)
+
+
+def curve_speed(n: int, n_reps: int) -> None:
+    """The budget curve's solver: 20 budgets (10 % to 200 % of the hours) in one `optimize_budgets` call."""
+    args = world(n, n_reps)
+    hours = args.pop("hours")
+    budgets = [hours * i / 10 for i in range(1, 21)]
+    start = time.perf_counter()
+    results = optimize_budgets(budgets=budgets, **args)
+    elapsed = time.perf_counter() - start
+    solved = sum(res is not None for res in results)
+    print(
+        f"curve: {n:,} accounts, {n_reps} reps, 20 budgets ({solved} cover the floors): optimize_budgets "
+        f"{elapsed:.2f} s (each budget with and without floors; reps' own prices found once)"
+    )
 
 
 def lp_upper_bound(stake, scale, hours, floor, cap, owner, capacity, n_points: int = 200) -> float:
@@ -126,6 +141,7 @@ def main() -> int:
     parser.add_argument("--problems", type=int, default=300)
     args = parser.parse_args()
     speed(args.accounts, args.reps, args.repeats)
+    curve_speed(args.accounts, args.reps)
     worst = quality(args.problems)
     return 0 if worst >= 0.999 else 1
 

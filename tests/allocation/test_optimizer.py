@@ -10,7 +10,7 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from kamml.allocation import optimizer as optimizer_module
-from kamml.allocation.optimizer import AllocationResult, gain, optimize, optimize_detailed
+from kamml.allocation.optimizer import AllocationResult, gain, optimize, optimize_budgets, optimize_detailed
 from kamml.errors import InfeasibleError, KammlError
 
 TOL = 1e-9  # the optimizer's relative tolerance on hours
@@ -539,6 +539,49 @@ def test_floor_cost_is_never_negative_and_prices_are_ordered(p):
     assert res.team_price >= 0.0
     assert all(price >= res.team_price for price in res.rep_price.values())
     assert res.unused_hours >= 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), st.lists(st.floats(0.0, 3.0, allow_nan=False), min_size=1, max_size=4))
+def test_budgets_give_what_each_budget_solved_alone_gives(p, fractions):
+    # the budget curve shares the checks and the reps' own prices across budgets: same numbers, bit for bit
+    budgets = [f * p["hours"] for f in fractions]
+    args = {key: value for key, value in p.items() if key != "hours"}
+    results = optimize_budgets(budgets=budgets, **args)
+    assert len(results) == len(budgets)
+    for budget, res in zip(budgets, results, strict=True):
+        try:
+            alone = optimize_detailed(hours=budget, **args)
+        except InfeasibleError:
+            assert res is None
+            continue
+        assert res is not None
+        assert np.array_equal(res.hours, alone.hours)
+        assert (res.total_gain, res.team_price, res.floor_cost, res.unused_hours) == (
+            alone.total_gain,
+            alone.team_price,
+            alone.floor_cost,
+            alone.unused_hours,
+        )
+        assert res.rep_price == alone.rep_price
+
+
+def test_budgets_below_the_floors_are_none_and_a_reps_shortfall_still_raises():
+    stake, floor = [3.0, 2.0, 1.0], [1.0, 1.0, 0.0]
+    res = optimize_budgets(stake, 1.0, [1.0, 2.0, 0.0, 5.0], floor=floor)
+    assert res[0] is None
+    assert res[2] is None
+    assert res[1] is not None
+    assert np.allclose(res[1].hours, [1.0, 1.0, 0.0])
+    assert res[3] is not None
+    assert res[3].hours.sum() == pytest.approx(5.0)
+    assert optimize_budgets(stake, 1.0, []) == []
+    with pytest.raises(InfeasibleError, match="rep 'ann'"):  # no budget helps a rep short of its floors
+        optimize_budgets(stake, 1.0, [10.0], floor=floor, owner=["ann", "ann", None], capacity={"ann": 1.5})
+    with pytest.raises(InfeasibleError, match=r"negative \(-1\)"):
+        optimize_budgets(stake, 1.0, [1.0, -1.0])
+    with pytest.raises(ValueError, match="hours must be finite"):
+        optimize_budgets(stake, 1.0, [np.inf])
 
 
 def test_marginal_value_is_finite_for_a_vanishing_scale_and_a_zero_stake():

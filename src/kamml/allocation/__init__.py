@@ -10,7 +10,7 @@ from kamml.allocation.allocate import (
     floor_hours,
     read_scores,
 )
-from kamml.allocation.optimizer import AllocationResult, gain, optimize, optimize_detailed
+from kamml.allocation.optimizer import AllocationResult, gain, optimize, optimize_budgets, optimize_detailed
 from kamml.allocation.stake import effort_scale, stake_parts
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "floor_hours",
     "gain",
     "optimize",
+    "optimize_budgets",
     "optimize_detailed",
     "read_scores",
     "stake_parts",

@@ -51,7 +51,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from kamml.allocation.optimizer import AllocationResult, optimize_detailed, rep_name, rep_names
+from kamml.allocation.optimizer import (
+    AllocationResult,
+    optimize_budgets,
+    optimize_detailed,
+    rep_name,
+    rep_names,
+)
 from kamml.allocation.stake import effort_scale, resolve_weights, stake_parts
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
 from kamml.config import MAX_DAYS, AllocationConfig, Config
@@ -286,12 +292,26 @@ def _curve(
     """The budget curve of prepared scores (`_prepared`) at `budgets`: `budget_curve` after the checks."""
     share = np.asarray(fractions, dtype=float)
     check_not_empty(len(frame))
+    floor = _floors(frame, cfg)
+    try:
+        results = optimize_budgets(
+            frame["stake"].to_numpy(dtype=float),
+            frame["effort_scale"].to_numpy(dtype=float),
+            budgets,
+            floor=floor,
+            cap=cfg.cap_hours,
+            owner=_owners(frame, cfg),
+            capacity=cfg.capacity,
+        )
+    except InfeasibleError as exc:  # a rep's floors above its capacity: no budget helps
+        logger.info("budget curve: no budget can cover the floors (%s)", exc)
+        results = [None] * len(budgets)
     rows = []
-    for fraction, budget in zip(share, budgets, strict=True):
-        try:
-            res = _solve(frame, cfg, budget)
-        except InfeasibleError as exc:
-            logger.info("budget curve: %.6g hours cannot cover the floors (%s)", budget, exc)
+    for fraction, budget, res in zip(share, budgets, results, strict=True):
+        if res is None:
+            logger.info(
+                "budget curve: %.6g hours cannot cover the floors (%.6g hours)", budget, float(floor.sum())
+            )
             rows.append((float(fraction), budget, np.nan, np.nan, np.nan, np.nan, False))
             continue
         used = float(res.hours.sum())
@@ -986,17 +1006,22 @@ def _solve(frame: pd.DataFrame, cfg: AllocationConfig, hours: float) -> Allocati
     """Run the optimizer on the prepared scores with the config's floor, cap and capacity."""
     if not np.isfinite(hours) or hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {hours}")
-    floor = _floors(frame, cfg)
-    owner = frame["owner"].to_numpy(dtype=object) if "owner" in frame else None
     return optimize_detailed(
         frame["stake"].to_numpy(dtype=float),
         frame["effort_scale"].to_numpy(dtype=float),
         hours,
-        floor=floor,
+        floor=_floors(frame, cfg),
         cap=cfg.cap_hours,
-        owner=owner if cfg.capacity is not None else None,
+        owner=_owners(frame, cfg),
         capacity=cfg.capacity,
     )
+
+
+def _owners(frame: pd.DataFrame, cfg: AllocationConfig) -> npt.NDArray[np.object_] | None:
+    """Each account's rep for the optimizer, when the config gives capacities and the scores an owner."""
+    if cfg.capacity is None or "owner" not in frame:
+        return None
+    return frame["owner"].to_numpy(dtype=object)
 
 
 def floor_hint(exc: InfeasibleError, active: int, cfg: AllocationConfig) -> InfeasibleError:

@@ -228,6 +228,15 @@ def test_allocation_numbers_must_be_finite(tmp_path, key, value):
     assert load_config(None, {"allocation": {"cap_hours": None}}).allocation.cap_hours is None
 
 
+def test_a_floor_above_the_cap_is_refused_when_the_config_is_read(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("allocation:\n  floor_hours: 2\n  cap_hours: 1\n")
+    with pytest.raises(ConfigError, match=r"allocation\.floor_hours 2 is above allocation\.cap_hours 1"):
+        load_config(path)
+    path.write_text("allocation:\n  floor_hours: 2\n  cap_hours: null\n")  # no cap: any floor fits
+    assert load_config(path).allocation.floor_hours == 2
+
+
 @pytest.mark.parametrize("clip", ["[0, 4]", "[-1, 4]", "[4, 1]", "[1, .inf]", "[.nan, 2]"])
 def test_effort_clip_is_checked_when_the_config_is_read(tmp_path, clip):
     """A bad clip range failed only after training, with a message that did not name the key."""

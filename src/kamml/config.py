@@ -492,6 +492,16 @@ class AllocationConfig(_Section):
             )
         return value
 
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> AllocationConfig:
+        """A floor above the cap is a contradiction of the settings: refused when the config is read."""
+        if self.cap_hours is not None and self.floor_hours > self.cap_hours:
+            raise _key_error(
+                f"allocation.floor_hours {self.floor_hours:g} is above allocation.cap_hours "
+                f"{self.cap_hours:g}: no active account can get its minimum touch"
+            )
+        return self
+
     @field_validator("weights")
     @classmethod
     def _valid_weights(cls, value: dict[str, float | str]) -> dict[str, float | str]:

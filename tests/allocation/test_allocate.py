@@ -171,8 +171,11 @@ def test_rep_capacity_binds_per_owner():
 
 def test_a_floor_above_the_cap_names_the_settings():
     """It read "floor above cap for 200 accounts", as if the data were at fault, naming no key."""
+    with pytest.raises(ValueError, match=r"allocation\.floor_hours 5 is above allocation\.cap_hours 2"):
+        AllocationConfig(floor_hours=5.0, cap_hours=2.0)  # refused when read; unchecked below
+    unchecked = AllocationConfig().model_copy(update={"floor_hours": 5.0, "cap_hours": 2.0})
     with pytest.raises(InfeasibleError, match=r"allocation\.floor_hours 5 is above allocation\.cap_hours 2"):
-        allocate(make_scores(), 500.0, AllocationConfig(floor_hours=5.0, cap_hours=2.0))
+        allocate(make_scores(), 500.0, unchecked)
 
 
 def test_floors_above_a_reps_capacity_count_that_reps_accounts():

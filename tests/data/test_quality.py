@@ -239,6 +239,18 @@ def test_an_account_created_in_the_future_is_noted():
     assert (note.n_rows, tuple(note.examples)) == (1, ("2030-01-01",))
 
 
+def test_an_account_created_after_its_first_purchase_is_noted():
+    """created_at a year after purchases began left the account's age missing at the cutoffs between."""
+    tx = pd.DataFrame(
+        {"account_id": [1, 2, 3], "ts": ["2024-01-02 09:00", "2024-01-03", "2024-01-04"], "amount": [1.0] * 3}
+    )
+    created = ["2024-01-02 17:00", "2025-01-01", "2023-06-01"]  # later the same day is not noted
+    accounts = pd.DataFrame({"account_id": [1, 2, 3], "created_at": created})
+    notes = load_data({"transactions": tx, "accounts": accounts}).quality.notes
+    (note,) = [n for n in notes if n.rule.startswith("created_at after the day of the account's first")]
+    assert (note.table, note.column, note.n_rows, tuple(note.examples)) == ("accounts", "account_id", 1, (2,))
+
+
 def test_activities_after_the_last_transaction_are_noted_without_a_data_end():
     """With data.end they are errors; with the end taken from the transactions they passed unsaid."""
     tx = pd.DataFrame({"account_id": [1, 2], "ts": ["2024-01-02", "2024-01-03"], "amount": [1.0, 2.0]})

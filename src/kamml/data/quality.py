@@ -225,8 +225,9 @@ def relationship_notes(
 ) -> list[Problem]:
     """Soft problems between tables, found by anti-joins on the backend: one query of counts, one of examples.
 
-    Accounts without transactions, transactions of accounts missing from the accounts table, referrals
-    to or from unknown accounts, activities of unknown accounts. An account is known when it has
+    Accounts without transactions, transactions of accounts missing from the accounts table, accounts
+    created after the day of their first transaction, referrals to or from unknown accounts, activities
+    of unknown accounts. An account is known when it has
     transactions or a row in the accounts table. Up to five example ids per check that found rows come in
     a second query (none when every check passes).
 
@@ -246,7 +247,10 @@ def relationship_notes(
     # accounts into a count of transaction rows without probing every row against the accounts table.
     # Cached on the backend: the examples query needs it again (on a million accounts with 22M
     # transactions, the two queries took 3.7 s when each grouped the transactions).
-    with transactions.group_by("account_id").aggregate(_rows=transactions.count()).cache() as tx_counts:
+    per_account = transactions.group_by("account_id").aggregate(
+        _rows=transactions.count(), _first=transactions.ts.min()
+    )
+    with per_account.cache() as tx_counts:
         return _relationship_notes(tx_counts, accounts, referrals, activities)
 
 
@@ -283,6 +287,19 @@ def _relationship_notes(
                 "_rows",
             )
         )
+        if "created_at" in accounts.columns:
+            dated = accounts.select("account_id", "created_at").join(tx_counts, "account_id")
+            checks.append(
+                (
+                    "accounts",
+                    "account_id",
+                    "created_at after the day of the account's first transaction (kept: its age is unknown "
+                    "at every cutoff before created_at, while its purchases count; a later event such as a "
+                    "CRM migration?)",
+                    dated.filter(dated.created_at.date() > dated._first.date()),
+                    None,
+                )
+            )
     if referrals is not None:
         pairs = referrals.group_by(["referrer_id", "referred_id"]).aggregate(_extra=referrals.count() - 1)
         checks.append(

@@ -572,13 +572,16 @@ class AllocationConfig(_Section):
 
 
 #: Backtest metrics where the smaller value (in size, for aggregate_error) is the better one.
-LOWER_IS_BETTER = frozenset({"decile_mape", "rmse", "mae", "brier", "log_loss", "aggregate_error"})
+LOWER_IS_BETTER = frozenset(
+    {"decile_mape", "decile_wape", "rmse", "mae", "brier", "log_loss", "aggregate_error"}
+)
 _VALUE_METRICS = (
     "gini",
     "spearman",
     "top10_capture",
     "top20_capture",
     "decile_mape",
+    "decile_wape",
     "aggregate_error",
     "rmse",
     "mae",

@@ -15,6 +15,7 @@ from kamml.evaluation.metrics import (
     churn_metrics,
     decile_mape,
     decile_table,
+    decile_wape,
     mae,
     normalized_gini,
     rmse,
@@ -142,6 +143,22 @@ def test_decile_table_hand_computed() -> None:
     assert decile_mape(y, p) == pytest.approx(0.5)
 
 
+def test_decile_wape_weighs_deciles_by_what_they_bought() -> None:
+    # 20 accounts, two per decile; the bottom decile bought 1 against 10 predicted (900 %), the others
+    # are exact: MAPE is dominated by that decile, WAPE counts its 9 against everything bought
+    p = np.repeat(np.arange(10, 0, -1, dtype=float) * 10, 2)
+    y = p.copy()
+    y[-2:] = [1.0, 0.0]
+    p[-2:] = [5.0, 5.0]
+    assert decile_mape(y, p) == pytest.approx(0.9)
+    assert decile_wape(y, p) == pytest.approx(9 / y.sum())
+    # a decile that bought nothing is left out of MAPE, not of WAPE
+    y[-2:] = 0.0
+    assert decile_mape(y, p) == pytest.approx(0.0)
+    assert decile_wape(y, p) == pytest.approx(10 / y.sum())
+    assert math.isnan(decile_wape([0.0] * 10, [1.0] * 10))
+
+
 def test_decile_table_splits_ties_by_expectation() -> None:
     # 10 accounts all tied: each decile expects a tenth of the actual total
     table = decile_table([10, 0, 0, 0, 0, 0, 0, 0, 0, 0], [1] * 10)
@@ -172,6 +189,7 @@ def test_value_metrics_keys_and_perfect_forecast() -> None:
         "top10_capture",
         "top20_capture",
         "decile_mape",
+        "decile_wape",
         "aggregate_error",
         "rmse",
         "mae",
@@ -180,6 +198,7 @@ def test_value_metrics_keys_and_perfect_forecast() -> None:
     assert out["aggregate_error"] == 0.0
     assert out["rmse"] == 0.0
     assert out["decile_mape"] == pytest.approx(0.0)
+    assert out["decile_wape"] == pytest.approx(0.0)
     assert all(isinstance(v, float) for v in out.values())
 
 

@@ -76,7 +76,18 @@ class BacktestResult:
         """The table as aligned text for a terminal or a log."""
         blocks = []
         for task, cols in (
-            ("value", ["gini", "spearman", "top10_capture", "decile_mape", "aggregate_error", "rmse"]),
+            (
+                "value",
+                [
+                    "gini",
+                    "spearman",
+                    "top10_capture",
+                    "decile_mape",
+                    "decile_wape",
+                    "aggregate_error",
+                    "rmse",
+                ],
+            ),
             ("churn", ["roc_auc", "pr_auc", "brier"]),
             ("referral", ["gini", "spearman", "top10_capture", "aggregate_error", "rmse"]),
         ):

@@ -47,6 +47,7 @@ __all__ = [
     "churn_metrics",
     "decile_mape",
     "decile_table",
+    "decile_wape",
     "mae",
     "normalized_gini",
     "rmse",
@@ -274,10 +275,26 @@ def decile_mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float(ape.mean()) if ape.size else math.nan
 
 
+def decile_wape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Sum over the deciles of forecast value of |predicted - actual| totals, over the actual total.
+
+    `decile_mape`'s companion for sparse books: each decile weighs by what it bought and none is left
+    out. Where most accounts buy nothing, a bottom decile that bought $18 against $873 predicted is a
+    4,750 % error that set decile MAPE to 4.9 for a model whose other deciles were within 3-68 %, while a
+    rival's decile that bought nothing was left out of its mean. NaN when the actual total is 0.
+    """
+    table = decile_table(y_true, y_pred)
+    actual = float(table["actual_total"].sum())
+    if actual == 0:
+        return math.nan
+    return float(np.abs(table["predicted_total"] - table["actual_total"]).sum() / abs(actual))
+
+
 def value_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     """Every value metric of DESIGN §10 in one dict (the keys of the backtest JSON).
 
-    Keys: gini, spearman, top10_capture, top20_capture, decile_mape, aggregate_error, rmse, mae.
+    Keys: gini, spearman, top10_capture, top20_capture, decile_mape, decile_wape, aggregate_error, rmse,
+    mae.
     """
     return {
         "gini": normalized_gini(y_true, y_pred),
@@ -285,6 +302,7 @@ def value_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
         "top10_capture": top_capture(y_true, y_pred, 0.1),
         "top20_capture": top_capture(y_true, y_pred, 0.2),
         "decile_mape": decile_mape(y_true, y_pred),
+        "decile_wape": decile_wape(y_true, y_pred),
         "aggregate_error": aggregate_error(y_true, y_pred),
         "rmse": rmse(y_true, y_pred),
         "mae": mae(y_true, y_pred),

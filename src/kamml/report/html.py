@@ -68,6 +68,7 @@ METRICS: dict[str, tuple[str, str, int]] = {
     "top10_capture": ("Top 10% capture", "{:.1%}", 1),
     "top20_capture": ("Top 20% capture", "{:.1%}", 1),
     "decile_mape": ("Decile MAPE", "{:.1%}", -1),
+    "decile_wape": ("Decile WAPE", "{:.1%}", -1),
     "aggregate_error": ("Aggregate error", "{:+.1%}", 0),
     "rmse": ("RMSE", "{:,.0f}", -1),
     "roc_auc": ("ROC AUC", "{:.3f}", 1),
@@ -78,7 +79,16 @@ METRICS: dict[str, tuple[str, str, int]] = {
 TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "value": (
         "Value over the horizon",
-        ("gini", "spearman", "top10_capture", "top20_capture", "decile_mape", "aggregate_error", "rmse"),
+        (
+            "gini",
+            "spearman",
+            "top10_capture",
+            "top20_capture",
+            "decile_mape",
+            "decile_wape",
+            "aggregate_error",
+            "rmse",
+        ),
     ),
     "churn": ("Churn (no purchase in the horizon)", ("roc_auc", "pr_auc", "brier", "log_loss")),
     "referral": ("Referral value", ("gini", "spearman", "top10_capture", "aggregate_error", "rmse")),

@@ -847,6 +847,27 @@ def test_a_folder_of_parquet_parts_reads_as_one_scores_table(tmp_path):
         read_scores(tmp_path)
 
 
+def test_scores_of_several_scorings_joined_are_warned_of(caplog):
+    """Mixed horizons are refused; mixed cutoffs or models went through without a word."""
+    scores = make_scores()
+    with caplog.at_level(logging.WARNING, logger="kamml.allocation.allocate"):
+        allocate(scores, 200.0, AllocationConfig())
+    assert "scores." not in caplog.text
+    scores["cutoff"] = scores["cutoff"].astype(object)
+    scores.loc[[3, 4], "cutoff"] = pd.Timestamp("2024-07-01")
+    scores.loc[5, "model_uri"] = "models:/kamml/0"
+    with caplog.at_level(logging.WARNING, logger="kamml.allocation.allocate"):
+        allocate(scores, 200.0, AllocationConfig())
+    assert (
+        "scores.cutoff: the rows hold 2 values, 2025-01-01 00:00:00 on most; 2 rows have another"
+        in caplog.text
+    )
+    assert (
+        "scores.model_uri: the rows hold 2 values, models:/kamml/1 on most; 1 rows have another"
+        in caplog.text
+    )
+
+
 def test_fitted_effort_scales_in_the_scores_are_used_when_auto(caplog):
     scores = make_scores()
     scores["effort_scale"] = np.linspace(1.0, 3.0, len(scores))

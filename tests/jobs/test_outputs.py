@@ -230,7 +230,7 @@ def test_a_command_does_not_write_into_a_folder_a_job_holds(tmp_path):
 
 
 def test_one_folder_spelled_two_ways_is_claimed_once_and_a_failed_write_keeps_the_manifest(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, caplog
 ):
     """`--out outputs/a.csv --curve $PWD/outputs/b.csv` locked the folder twice and refused itself."""
     from kamml.jobs.outputs import claim_outputs
@@ -250,9 +250,11 @@ def test_one_folder_spelled_two_ways_is_claimed_once_and_a_failed_write_keeps_th
         command(["out/allocation.csv", tmp_path / "out" / "report.html"], replace=False)
     assert seen == [None]  # withdrawn while the command ran
     assert read_manifest(tmp_path / "out")["run_id"] == "one"  # nothing replaced: vouched for again
+    assert "withdrawn" not in caplog.text  # the log said it was withdrawn while the folder still had it
     with pytest.raises(RuntimeError, match="the command failed"):
         command(["out/allocation.csv"], replace=True)
     assert read_manifest(tmp_path / "out") is None  # a file of the set was replaced
+    assert "allocation.csv replaces a file of the output set" in caplog.text
 
 
 def test_a_folder_of_parts_reaches_the_disk_before_the_manifest(tmp_path, monkeypatch):

@@ -613,6 +613,30 @@ def test_non_numeric_feature_value_is_a_named_error(fitted):
         bundle.predict(rows, refit_btyd=False)
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("spend_90d", pd.Timestamp("2025-01-01")),
+        ("recency", pd.Timestamp("2025-01-01", tz="UTC")),
+        ("T", pd.Period("2025-01", freq="M")),
+    ],
+)
+def test_dates_and_durations_in_a_numeric_column_are_refused(fitted, column, value):
+    """numpy turned them into nanosecond counts and the pyfunc scored those without a word."""
+    bundle, features = fitted
+    with pytest.raises(ModelError, match=f"'{column}' must be numeric .*dates and durations are not numbers"):
+        bundle.predict(features.head(2).assign(**{column: value}), refit_btyd=False)
+    full = bundle.with_btyd(features.head(2), refit=False)[0]
+    columns = {name: full[name].to_numpy() for name in full.columns}  # typed arrays, one per column
+    columns["T"] = np.array(["2025-01-01", "2025-01-02"], dtype="datetime64[ns]")
+    with pytest.raises(ModelError, match="'T' must be numeric as it was in fit, got datetime64"):
+        bundle.clv.prepare_columns(columns, 2, horizon_days=bundle.train_horizon_days)
+    rows = features.head(2).copy()
+    rows["spend_90d"] = pd.to_timedelta(rows["spend_90d"].fillna(0), unit="D")  # a CRM's now - last
+    with pytest.raises(ModelError, match="'spend_90d' must be numeric as it was in fit, got timedelta"):
+        bundle.predict(rows, refit_btyd=False)
+
+
 def test_snapshots_without_any_purchase_history_are_refused_by_their_cutoffs(world_data):
     first = pd.Timestamp(world_data.tables["transactions"].ts.min().to_pandas()).normalize()
     early = [first - pd.Timedelta(days=30), first - pd.Timedelta(days=90)]  # accounts exist, no purchases

@@ -108,6 +108,17 @@ def test_the_curve_without_fraction_and_with_a_title(tmp_path):
     assert path.stat().st_size > 1000
 
 
+def test_a_curve_of_zero_hours_plots_and_small_gains_keep_their_digits(tmp_path):
+    """--hours 0 drew a negative hours axis and gain ticks that all read 0."""
+    from kamml.report.plots import _amount
+
+    zero = pd.DataFrame({"fraction": [1.0, 2.0], "hours": [0.0, 0.0], "total_gain": [0.0, 0.0]}).assign(
+        team_price=0.0
+    )
+    assert_png(plot_budget_curve(zero, tmp_path / "zero.png"))
+    assert [_amount(v) for v in (0.0, 0.02, 0.25, 9.5, 12_345.6)] == ["0", "0.02", "0.25", "9.5", "12,346"]
+
+
 def test_bad_inputs_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="lacks columns"):
         plot_budget_curve(curve().drop(columns="team_price"), tmp_path / "b.png")

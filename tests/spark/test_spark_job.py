@@ -391,6 +391,7 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
     if fitted_k:  # per-account k from a fitted response, some missing
         scores["effort_scale"] = np.where(np.arange(2000) % 10 == 0, np.nan, 1.0 + (scores["clv"] ** 0.2))
         scores["effort_uplift"] = np.where(np.arange(2000) % 10 == 0, np.nan, 0.45)  # growth "auto"
+        scores["model_uri"] = np.where(np.arange(2000) < 3, "models:/kamml/1", "models:/kamml/2")  # joined
     huge = settings.pop("_huge_k", None)
     if huge is not None:
         scores["effort_scale"] = 1.0 + scores["clv"] ** 0.2
@@ -424,6 +425,8 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
     assert_curve_equal(budget_curve(scores, None, cfg, fractions=fractions), out.curve)
     # the accounts without a fitted k are said on Spark as in memory, and only then
     assert ("scores.effort_scale: 200 of 2,000 accounts have none" in caplog.text) == fitted_k
+    mixed = "scores.model_uri: the rows hold 2 values, models:/kamml/2 on most; 3 rows have another"
+    assert (mixed in caplog.text) == fitted_k
     if identical:  # each block is one tie with one tier; by gain, the top one straddles the top 5 %
         clv = scores.set_index("account_id").loc[table["account_id"], "clv"].to_numpy()
         for value in (9e4, 150.0):

@@ -128,6 +128,10 @@ def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, m
     assert list(out.columns) == ["account_id", *OUTPUT_COLUMNS]
     if kind in ("alias", "latest"):  # the version that scored is recorded, not the moving pointer
         assert loaded.resolved == f"models:/{name}/{result.promotion.version}"
+    if kind in ("local", "bundle_folder"):  # a folder by its absolute path, which a CRM can open later
+        monkeypatch.chdir(Path(uri).parent)
+        relative = load_model(f".//{Path(uri).name}")
+        assert relative.resolved == str(Path(uri).resolve())
 
 
 @pytest.mark.slow
@@ -180,6 +184,10 @@ def test_the_pyfunc_takes_account_id_from_the_index_build_features_gives(trained
     pd.testing.assert_frame_equal(out, expected, check_dtype=False)
     renamed = features.rename_axis("id")
     assert "account_id" not in score_frame(result.bundle, renamed).columns  # another index is not an id
+    # one level of a MultiIndex (the answer had no ids, and the CRM matches answers by id)
+    levels = features.set_index(pd.Index(range(20), name="x"), append=True)
+    out = mlflow.pyfunc.load_model(result.model_uri).predict(levels)
+    assert out["account_id"].tolist() == features.index.tolist()
 
 
 @pytest.mark.slow

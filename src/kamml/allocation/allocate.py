@@ -97,6 +97,7 @@ __all__ = [
     "stated_horizon",
     "warn_assumed_horizon",
     "warn_missing_effort",
+    "warn_mixed_scorings",
     "warn_uncovered_owners",
 ]
 
@@ -505,6 +506,34 @@ def warn_missing_effort(rows: int, n_accounts: int) -> None:
     )
 
 
+#: Columns of a model's scores that one scoring shares across its rows: a table mixing values of one
+#: is several scorings joined (`warn_mixed_scorings`).
+SCORING_COLUMNS = ("cutoff", "model_uri")
+
+
+def warn_mixed_scorings(column: str, counts: Mapping[Any, int]) -> None:
+    """Warn that the scores' `column` (cutoff or model_uri) holds several values: several scorings joined.
+
+    Mixed horizons are refused (`horizon_problems`); scores of two cutoffs or two models share a horizon
+    and can be ranked together, but values as of other dates, or from other models, are not comparable
+    in one plan, so the plan goes on with a warning. `counts` is rows per value.
+    """
+    if len(counts) <= 1:
+        return
+    ordered = sorted(counts, key=lambda value: (-counts[value], str(value)))
+    off = sum(counts[value] for value in ordered[1:])
+    others = ", ".join(str(value) for value in ordered[1:4]) + (", ..." if len(ordered) > 4 else "")
+    logger.warning(
+        "scores.%s: the rows hold %d values, %s on most; %s rows have another (%s): scores of several "
+        "scorings joined into one table are compared as if of one; allocate one scoring at a time",
+        column,
+        len(counts),
+        ordered[0],
+        f"{off:,}",
+        others,
+    )
+
+
 def warn_assumed_horizon(rows: int, n_accounts: int) -> None:
     """Warn that the fixed effort rule assumes 180 days for scores without a horizon, and how to give one.
 
@@ -904,6 +933,10 @@ def _prepared(
     check_scores(scores, need_owner=cfg.capacity is not None)
     if warn:  # a plan: no rows is the error, before the effort rule warns of no positive clv
         check_not_empty(len(scores))
+        for column in SCORING_COLUMNS:
+            if column in scores:
+                counts = scores[column].dropna().astype(str).value_counts()
+                warn_mixed_scorings(column, dict(zip(counts.index, counts.tolist(), strict=True)))
     horizon = resolve_horizon(scores_horizon(scores), stated)
     optional = ("referral_value", "p_alive", "owner", "drivers", "effort_scale", "effort_uplift")
     keep = [c for c in (*REQUIRED_COLUMNS, *optional) if c in scores]

@@ -155,7 +155,7 @@ def claim_outputs(paths: Sequence[str | Path | None]) -> Iterator[None]:
             target = Path(path)
             folders.setdefault(target.parent.resolve(), []).append(target.name)
     held: list[tuple[IO[str], bool]] = []
-    withdrawn: dict[Path, tuple[str, dict[str, Any]]] = {}
+    withdrawn: dict[Path, _Withdrawn] = {}
     try:
         claimed = [f for f in folders if (f / MANIFEST).is_file() or (f / LOCK_NAME).is_file()]
         for folder in claimed:
@@ -164,11 +164,16 @@ def claim_outputs(paths: Sequence[str | Path | None]) -> Iterator[None]:
             withdrawn.update(_withdraw(folder, folders[folder]))
         yield
     except BaseException:
-        for folder, (text, files) in withdrawn.items():
-            if all(_same(folder / name, described) for name, described in files.items()):
+        for folder, (text, files, replaced) in withdrawn.items():
+            if text and all(_same(folder / name, described) for name, described in files.items()):
                 with atomic_path(folder / MANIFEST) as tmp:  # the set is still whole: vouch for it again
                     tmp.write_text(text, encoding="utf-8")
+            else:
+                _warn_withdrawn(folder, replaced)
         raise
+    else:  # said once the files are written: a command that failed put the manifest back
+        for folder, (_, _, replaced) in withdrawn.items():
+            _warn_withdrawn(folder, replaced)
     finally:
         for handle, locked in held:
             if locked:
@@ -177,7 +182,11 @@ def claim_outputs(paths: Sequence[str | Path | None]) -> Iterator[None]:
                 handle.close()
 
 
-def _withdraw(folder: Path, names: list[str]) -> dict[Path, tuple[str, dict[str, Any]]]:
+#: A withdrawn manifest: its text ("" when unreadable), the files it names, and those being replaced.
+_Withdrawn = tuple[str, dict[str, Any], list[str]]
+
+
+def _withdraw(folder: Path, names: list[str]) -> dict[Path, _Withdrawn]:
     """Remove the folder's manifest when one of `names` is a file of its set; return what it said."""
     path = folder / MANIFEST
     try:
@@ -191,6 +200,11 @@ def _withdraw(folder: Path, names: list[str]) -> dict[Path, tuple[str, dict[str,
     if not replaced:
         return {}
     path.unlink(missing_ok=True)
+    return {folder: (text, files, replaced)}
+
+
+def _warn_withdrawn(folder: Path, replaced: list[str]) -> None:
+    """Say that a folder's manifest is gone because a file of its set was replaced."""
     log.warning(
         "%s replaces a file of the output set in %s: its %s is withdrawn, since the files there are no "
         "longer one job's set",
@@ -198,7 +212,6 @@ def _withdraw(folder: Path, names: list[str]) -> dict[Path, tuple[str, dict[str,
         folder,
         MANIFEST,
     )
-    return {folder: (text, files)} if text else {}
 
 
 def _same(path: Path, described: Any) -> bool:

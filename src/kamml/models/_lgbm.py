@@ -387,9 +387,14 @@ def floor_missing(x: FloatArray, floor: float) -> FloatArray:
 def as_float(column: Any, name: str = "") -> FloatArray:
     """A column (array or Series, None/NA as missing) as float64 with NaN for missing values.
 
-    A value that is not a number raises `ModelInputError` naming the column.
+    A value that is not a number raises `ModelInputError` naming the column; so do dates and durations,
+    which numpy would turn into nanosecond counts (a CRM's ``now - last_activity`` scored as 8.6e13 days).
     """
     try:
+        if _temporal(column):
+            raise TypeError(
+                "dates and durations are not numbers (send the number of days, as the features do)"
+            )
         if isinstance(column, pd.Series):
             return column.to_numpy(dtype=np.float64, na_value=np.nan)
         try:
@@ -400,6 +405,24 @@ def as_float(column: Any, name: str = "") -> FloatArray:
         raise ModelInputError(
             f"column {name!r} must be numeric as it was in fit, got {_dtype_of(column)}: {exc}"
         ) from None
+
+
+def _temporal(column: Any) -> bool:
+    """Whether a column holds dates, times or durations (typed, or as objects): numpy casts them to ns."""
+    dtype = getattr(column, "dtype", None)
+    if dtype is None:
+        return False
+    if isinstance(dtype, np.dtype) and dtype.kind == "O":
+        return pd.api.types.infer_dtype(column, skipna=True) in _TEMPORAL
+    return bool(
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or isinstance(dtype, pd.PeriodDtype)
+    )
+
+
+#: What `pandas.api.types.infer_dtype` calls a column of dates, times or durations held as objects.
+_TEMPORAL = frozenset({"datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period"})
 
 
 def _dtype_of(column: Any) -> str:
@@ -714,8 +737,10 @@ class LGBMModel(BaseEstimator):
         """
         positions = [i for i, name in enumerate(self.feature_names_) if name not in self.categories_]
         arrays = [columns[self.feature_names_[i]] for i in positions]
-        if not all(isinstance(a, np.ndarray) and a.shape == (rows,) for a in arrays):
-            return False
+        if not all(
+            isinstance(a, np.ndarray) and a.shape == (rows,) and a.dtype.kind not in "mM" for a in arrays
+        ):
+            return False  # dates and durations too: numpy casts them to counts; `as_float` names them
         try:
             block = np.array(arrays, dtype=np.float64)
         except (TypeError, ValueError):

@@ -808,8 +808,9 @@ def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | Non
     ax.plot(points["hours"], points["total_gain"], marker="o", markersize=3, color="tab:blue", label="gain")
     ax.set_xlabel("team hours in the period")
     ax.set_ylabel("total expected gain", color="tab:blue")
+    ax.set_xlim(left=0)  # no negative hours, also when every budget is 0
     ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _amount(v)))
     ax.grid(alpha=0.3)
     price = ax.twinx()
     price.plot(points["hours"], points["team_price"], linestyle="--", color="tab:orange", label="price")
@@ -831,6 +832,11 @@ def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | Non
             )
     ax.set_title(title or "Expected gain vs team hours")
     return save_figure(figure, path)
+
+
+def _amount(value: float) -> str:
+    """An axis tick of money: whole units with separators, three digits below 10 (a gain of 0.02 read 0)."""
+    return f"{value:,.0f}" if abs(value) >= 10 or value == 0 else f"{value:.3g}"
 
 
 # ------------------------------------------------------------------------------------------ backtest

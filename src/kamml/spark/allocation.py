@@ -54,6 +54,7 @@ from kamml.allocation.allocate import (
     HORIZON_COLUMN,
     REQUIRED_COLUMNS,
     SCORE_BOUNDS,
+    SCORING_COLUMNS,
     allocation_config,
     check_capacity_reps,
     check_floor_below_cap,
@@ -68,6 +69,7 @@ from kamml.allocation.allocate import (
     stated_horizon,
     warn_assumed_horizon,
     warn_missing_effort,
+    warn_mixed_scorings,
     warn_uncovered_owners,
 )
 from kamml.allocation.optimizer import RTOL, rep_codes, rep_names
@@ -1412,6 +1414,12 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         low, high, _ = SCORE_BOUNDS[HORIZON_COLUMN]
         valid = F.when(~F.isnan(days) & (days >= F.lit(low)) & (days <= F.lit(high)), days)
         aggs += [F.min(valid).alias("h_low"), F.max(valid).alias("h_high")]
+    scorings = [c for c in SCORING_COLUMNS if c in frame.columns]  # one value each, unless tables joined
+    for c in scorings:
+        aggs += [
+            F.min(F.col(c).cast("string")).alias(f"{c}_low"),
+            F.max(F.col(c).cast("string")).alias(f"{c}_high"),
+        ]
     row = frame.agg(*aggs).collect()[0]
     for i, (column, rule, cond) in enumerate(rules):
         count = int(row[f"r{i}"] or 0)
@@ -1436,6 +1444,11 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
             problems += horizon_problems({float(r["h"]): int(r["count"]) for r in counts})
     if problems:
         raise SchemaError(problems)
+    for c in scorings:
+        if row[f"{c}_low"] != row[f"{c}_high"]:  # rows per value (a few), as the in-memory path counts them
+            text = F.col(c).cast("string")
+            counts = frame.filter(text.isNotNull()).groupBy(text.alias("v")).count().limit(1000).collect()
+            warn_mixed_scorings(c, {r["v"]: int(r["count"]) for r in counts})
     return int(row["n"]), found
 
 

@@ -285,7 +285,7 @@ def load_model(uri: str, tracking: TrackingConfig | None = None) -> LoadedModel:
     local = Path(uri)
     if "://" not in uri and not uri.startswith(("models:", "runs:")):
         if (local / "bundle.json").is_file() or local.name == "bundle.json":
-            return LoadedModel(str(local), ModelBundle.load(local))
+            return LoadedModel(str(local), ModelBundle.load(local), resolved=str(local.resolve()))
         if not (local / "MLmodel").is_file():
             raise ModelError(
                 f"no model at {uri}: expected an MLflow model folder (MLmodel) or a bundle folder "
@@ -316,7 +316,9 @@ def load_model(uri: str, tracking: TrackingConfig | None = None) -> LoadedModel:
     inner = pyfunc.unwrap_python_model()
     if not isinstance(inner, KammlPyfunc) or inner.bundle is None:
         raise ModelError(f"{uri} is not a kamml model (its python model is {type(inner).__name__})")
-    return LoadedModel(uri, inner.bundle, pyfunc, _resolve_alias(uri))
+    # a folder is recorded by its absolute path: a relative one names nothing once read elsewhere (a CRM)
+    recorded = _resolve_alias(uri) if from_store or "://" in uri else str(local.resolve())
+    return LoadedModel(uri, inner.bundle, pyfunc, recorded)
 
 
 def resolve_model(

@@ -32,7 +32,8 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     """Scores for feature rows with an optional ``account_id`` column, in the rows' order.
 
     The row-independent prediction the pyfunc serves: the bundle's stored BG/NBD fit is used. Without
-    an ``account_id`` column, an index named account_id (as `kamml.build_features` returns) gives it;
+    an ``account_id`` column, an index (or index level) named account_id (as `kamml.build_features`
+    returns) gives it;
     a missing id is a `ModelError` (`_check_ids`). `rows` is a DataFrame, or what `as_frame` reads as one.
     """
     frame = as_frame(rows)
@@ -43,8 +44,8 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     ids = None
     if "account_id" in frame.columns:
         ids = frame["account_id"].to_numpy()
-    elif frame.index.name == "account_id":
-        ids = frame.index.to_numpy()
+    elif "account_id" in frame.index.names:  # the index, or one level of a MultiIndex
+        ids = frame.index.get_level_values("account_id").to_numpy()
     if ids is not None:
         _check_ids(ids)
     columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)

@@ -575,7 +575,8 @@ class AllocationConfig(_Section):
 LOWER_IS_BETTER = frozenset(
     {"decile_mape", "decile_wape", "rmse", "mae", "brier", "log_loss", "aggregate_error"}
 )
-_VALUE_METRICS = (
+#: The value metrics of a backtest (`kamml.evaluation.metrics.value_metrics`), in the report's order.
+VALUE_METRICS = (
     "gini",
     "spearman",
     "top10_capture",
@@ -588,9 +589,9 @@ _VALUE_METRICS = (
 )
 #: The metrics the gate can read per backtest task (``value.gini``, ``churn.roc_auc``, ...).
 PROMOTION_METRICS = {
-    "value": _VALUE_METRICS,
+    "value": VALUE_METRICS,
     "churn": ("roc_auc", "pr_auc", "brier", "log_loss"),
-    "referral": _VALUE_METRICS,
+    "referral": VALUE_METRICS,
 }
 #: The models the backtest scores per task (``value.btyd.gini``): kamml's and its baselines.
 PROMOTION_MODELS = {

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from kamml.allocation.summary import last_hour, rep_price_span
+from kamml.config import VALUE_METRICS
 from kamml.errors import DataError
 from kamml.io import atomic_path
 from kamml.report.plots import (
@@ -77,19 +78,7 @@ METRICS: dict[str, tuple[str, str, int]] = {
     "log_loss": ("Log loss", "{:.4f}", -1),
 }
 TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "value": (
-        "Value over the horizon",
-        (
-            "gini",
-            "spearman",
-            "top10_capture",
-            "top20_capture",
-            "decile_mape",
-            "decile_wape",
-            "aggregate_error",
-            "rmse",
-        ),
-    ),
+    "value": ("Value over the horizon", tuple(m for m in VALUE_METRICS if m != "mae")),
     "churn": ("Churn (no purchase in the horizon)", ("roc_auc", "pr_auc", "brier", "log_loss")),
     "referral": ("Referral value", ("gini", "spearman", "top10_capture", "aggregate_error", "rmse")),
 }

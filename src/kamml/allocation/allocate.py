@@ -933,8 +933,8 @@ def _prepared(
     check_scores(scores, need_owner=cfg.capacity is not None)
     if warn:  # a plan: no rows is the error, before the effort rule warns of no positive clv
         check_not_empty(len(scores))
-        for column in SCORING_COLUMNS:
-            if column in scores:
+        for column in SCORING_COLUMNS:  # one value each (hashed: no text made of a million dates)
+            if column in scores and scores[column].nunique(dropna=True) > 1:
                 counts = scores[column].dropna().astype(str).value_counts()
                 warn_mixed_scorings(column, dict(zip(counts.index, counts.tolist(), strict=True)))
     horizon = resolve_horizon(scores_horizon(scores), stated)

@@ -227,9 +227,9 @@ def relationship_notes(
 
     Accounts without transactions, transactions of accounts missing from the accounts table, accounts
     created after the day of their first transaction, referrals to or from unknown accounts, activities
-    of unknown accounts. An account is known when it has
-    transactions or a row in the accounts table. Up to five example ids per check that found rows come in
-    a second query (none when every check passes).
+    of unknown accounts. An account is known when it has transactions or a row in the accounts table.
+    Up to five example ids per check that found rows come in a second query (none when every check
+    passes).
 
     Parameters
     ----------

@@ -33,8 +33,8 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
 
     The row-independent prediction the pyfunc serves: the bundle's stored BG/NBD fit is used. Without
     an ``account_id`` column, an index (or index level) named account_id (as `kamml.build_features`
-    returns) gives it;
-    a missing id is a `ModelError` (`_check_ids`). `rows` is a DataFrame, or what `as_frame` reads as one.
+    returns) gives it; a missing id is a `ModelError` (`_check_ids`). `rows` is a DataFrame, or what
+    `as_frame` reads as one.
     """
     frame = as_frame(rows)
     check_unique_columns(frame)  # before an empty frame's answer: refused however many rows

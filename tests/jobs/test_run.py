@@ -148,9 +148,9 @@ def test_skipped_parts_name_the_missing_tables(world_path, tmp_path):
 @pytest.mark.parametrize(
     ("allocation", "error", "says"),
     [
-        (
+        (  # refused as soon as the config holds it (it was an InfeasibleError from `run`)
             {"floor_hours": 50.0, "cap_hours": 40.0},
-            InfeasibleError,
+            ConfigError,
             "floor_hours 50 is above allocation.cap_hours 40",
         ),
         ({"tiers": {"a": 1.5, "b": 1.0}}, ConfigError, "allocation.tiers.a"),
@@ -163,9 +163,13 @@ def test_an_allocation_bound_to_fail_fails_before_training(
     name = f"kamml-doomed-{tmp_path.name}"
     cfg = tracked_config(experiment=name, model_name=name)
     cfg.output.dir = tmp_path / "out"
-    cfg.allocation = cfg.allocation.model_copy(update=allocation)  # unchecked, as a caller may build it
-    with pytest.raises(error, match=says):
+
+    def doomed() -> None:
+        cfg.allocation = cfg.allocation.model_copy(update=allocation)  # unchecked, as a caller may build it
         run(cfg, world_path, echo=lambda _: None)
+
+    with pytest.raises(error, match=says):
+        doomed()
     assert MlflowClient().get_experiment_by_name(name) is None  # no run, no registered model
     assert not cfg.output.dir.exists()
 

@@ -25,6 +25,17 @@ def test_shipped_configs_load(name):
     assert cfg.time.horizon_days > 0
 
 
+def test_the_packaged_allocation_rules_are_the_default_configs():
+    """`kamml allocate` without --config on the demo's scores uses the demo's floor and cap.
+
+    The package's floor was 0.5 h against the default config's 0.25 h, so allocating the demo's own
+    scores at its 2,000 hours without --config stopped as infeasible (2,183 hours of floors).
+    """
+    shipped, package = load_config("default").allocation, Config().allocation
+    assert (package.floor_hours, package.cap_hours) == (shipped.floor_hours, shipped.cap_hours)
+    assert package.active_p_alive == shipped.active_p_alive
+
+
 @pytest.mark.parametrize("name", ["default", "cdnow", "spark"])
 def test_a_shipped_config_loads_by_name_from_any_folder(name, tmp_path, monkeypatch):
     """An installed kamml has no configs/ folder beside it: `--config default` runs its demo anywhere."""

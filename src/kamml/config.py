@@ -454,7 +454,7 @@ class AllocationConfig(_Section):
 
     hours: float = Field(1_000.0, ge=0)
     capacity: dict[str, float] | None = None
-    floor_hours: float = Field(0.5, ge=0)
+    floor_hours: float = Field(0.25, ge=0)
     cap_hours: float | None = Field(40.0, gt=0)
     weights: dict[StakePart, float | Literal["auto"]] = Field(default_factory=_default_weights)
     effort_scale: float | Literal["auto"] = "auto"

@@ -126,6 +126,13 @@ def test_aggregate_error_rmse_mae() -> None:
     assert mae([0, 0, 3], [0, 4, 1]) == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize("size", [1e-200, 1e-100, 1.0, 1e155, 1e200])
+def test_rmse_squares_no_error_out_of_range(size: float) -> None:
+    """Squaring 1e155 overflowed to inf and 1e-200 underflowed to 0 (an audit helper's finding)."""
+    assert rmse([0.0, 0.0, 3 * size], [0.0, 4 * size, 3 * size]) == pytest.approx(size * math.sqrt(16 / 3))
+    assert rmse([size, size], [size, size]) == 0.0
+
+
 def test_decile_table_hand_computed() -> None:
     # 20 accounts, 2 per decile; forecast 20..1, actual = 2 * forecast except decile 3 (forecast 16, 15)
     p = np.arange(20, 0, -1, dtype=float)

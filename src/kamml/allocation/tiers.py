@@ -15,8 +15,8 @@ Reason codes say why an account matters, as short phrases joined by ``"; "``:
   there is none;
 - flags: ``"high churn risk"``, ``"top-decile value"`` (clv in the top 10 %), ``"influencer"`` (referral
   value in the top 10 %), ``"likely inactive"`` (p_alive below the activity threshold). The top 10 % is
-  at most 10 % of the accounts (ceil(0.1 n), at least one) and never splits a tie: an account is flagged
-  when its value is positive and above that of the account ranked just below that share
+  the ceil(0.1 n) accounts ranked highest (at least one; 2 of 11) and never splits a tie: an account is
+  flagged when its value is positive and above that of the account ranked just below that share
   (`top_threshold`). Accounts whose value ties across that edge are all left out, so when 60 of 100
   accounts share the highest clv none of them is "top-decile" (they are not a top tenth of anything),
   and two accounts with the same value never get different flags;

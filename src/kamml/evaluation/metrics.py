@@ -211,9 +211,13 @@ def aggregate_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Root mean squared error."""
+    """Root mean squared error, scaled by the largest error first: no square overflows or underflows."""
     a, b = _pair(y_true, y_pred)
-    return float(np.sqrt(np.mean((b - a) ** 2)))
+    error = b - a
+    largest = float(np.max(np.abs(error), initial=0.0))
+    if largest == 0.0 or not np.isfinite(largest):
+        return largest
+    return largest * float(np.sqrt(np.mean((error / largest) ** 2)))
 
 
 def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:

@@ -294,8 +294,8 @@ def _relationship_notes(
                     "accounts",
                     "account_id",
                     "created_at after the day of the account's first transaction (kept: its age is unknown "
-                    "at every cutoff before created_at, while its purchases count; a later event such as a "
-                    "CRM migration?)",
+                    "at every cutoff before created_at, while its purchases and today's attributes count; a "
+                    "later event such as a CRM migration?)",
                     dated.filter(dated.created_at.date() > dated._first.date()),
                     None,
                 )

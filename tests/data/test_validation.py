@@ -311,6 +311,26 @@ def test_rows_repeated_without_transaction_ids_are_noted_and_kept(backend, tx, m
     assert load_data({"transactions": frame}, backend=backend).quality.count("rows repeating") == 0
 
 
+def test_rows_repeated_with_an_empty_transaction_id_are_noted_and_kept(backend, tx, tmp_path):
+    """A file delivered twice with its id column blank went unnoted (an audit: scores 844k -> 1,460k)."""
+    frame = tx.assign(transaction_id=None)
+    twice = pd.concat([frame, frame.iloc[[1, 1, 3]]], ignore_index=True)
+    (tmp_path / "transactions.csv").write_text(twice.to_csv(index=False))  # blank ids, as a CSV has them
+    for source in ({"transactions": twice}, tmp_path):
+        data = load_data(source, backend=backend)
+        assert len(data.to_pandas("transactions")) == len(twice)  # kept, as rows without the column are
+        note = next(n for n in data.quality.notes if n.rule.startswith("rows without a transaction id"))
+        assert (note.table, note.column, note.n_rows) == ("transactions", "transaction_id", 3)
+        assert sorted(map(str, note.examples)) == ["1", "2"]  # the accounts as the input wrote them
+    named = pd.concat([frame.assign(transaction_id=["a", "b", None, None, "c"])] * 2, ignore_index=True)
+    data = load_data({"transactions": named}, backend=backend)  # ids repeated exactly: dropped, noted
+    assert data.quality.count("duplicate transaction ids") == 3
+    note = next(n for n in data.quality.notes if n.rule.startswith("rows without a transaction id"))
+    assert note.n_rows == 2
+    clean = load_data({"transactions": frame}, backend=backend)
+    assert clean.quality.count("rows without a transaction") == 0
+
+
 @pytest.mark.parametrize(
     ("ids", "bitmap"),
     [
@@ -403,6 +423,22 @@ def test_a_negative_leading_zero_attribute_is_a_code_too(backend, write_csv, tx)
     data = load_data({"transactions": tx, "accounts": path}, backend=backend)
     assert data.accounts.schema()["code"].is_string()  # "-007" is a code like "007", not -7
     assert data.to_pandas("accounts").sort_values("account_id")["code"].tolist() == ["-007", "8"]
+
+
+def test_an_infinite_numeric_attribute_is_refused_naming_the_column(backend, write_csv, tx):
+    """An inf size passed validation and stopped training with a model error (exit 5; an audit)."""
+    path = write_csv("accounts.csv", "account_id,size,brand\n1,10,inf\n2,inf,acme\n3,-Infinity,x\n")
+    problems = _problems({"transactions": tx, "accounts": path}, backend=backend)
+    (size,) = problems["accounts", "size"]
+    assert size.rule.startswith("not a finite number")
+    assert size.n_rows == 2
+    assert sorted(size.examples) == ["-Infinity", "inf"]
+    assert ("accounts", "brand") not in problems  # "inf" among words is a category, not a number
+    typed = pd.DataFrame({"account_id": [1, 2, 3], "size": [1.0, np.inf, np.nan]})
+    (size,) = _problems({"transactions": tx, "accounts": typed}, backend=backend)["accounts", "size"]
+    assert size.n_rows == 1  # NaN is a missing value, kept
+    fine = load_data({"transactions": tx, "accounts": typed.assign(size=[1.0, 2.0, np.nan])}, backend=backend)
+    assert fine.accounts.schema()["size"].is_floating()
 
 
 def test_column_mapping_from_config(backend, tx):

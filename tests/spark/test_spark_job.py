@@ -230,6 +230,24 @@ def test_messy_csv_reads_and_fails_as_on_duckdb(spark, tmp_path):
     assert [str(n) for n in on_spark.quality.notes] == [str(n) for n in duck.quality.notes]
 
 
+def test_infinite_attributes_and_repeats_without_ids_read_as_on_duckdb(spark, tmp_path):
+    """An inf attribute is refused, and rows repeated with an empty transaction id noted, on both engines."""
+    rows = "1,2024-01-05,10,\n2,2024-01-06,5,\n"
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount,transaction_id\n" + rows + rows)
+    (tmp_path / "accounts.csv").write_text("account_id,size,brand\n1,inf,inf\n2,3,acme\n")
+    refused = []
+    for cfg in (Config(), spark_config(Config())):
+        with pytest.raises(SchemaError) as caught:
+            load_data(tmp_path, cfg)
+        refused.append([str(p) for p in caught.value.problems])
+    assert refused[0] == refused[1]
+    assert any("size" in p and "not a finite number" in p for p in refused[0])
+    (tmp_path / "accounts.csv").write_text("account_id,size,brand\n1,1.5,inf\n2,3,acme\n")
+    duck, on_spark = (load_data(tmp_path, cfg) for cfg in (Config(), spark_config(Config())))
+    assert [str(n) for n in on_spark.quality.notes] == [str(n) for n in duck.quality.notes]
+    assert duck.quality.count("rows without a transaction id") == 2
+
+
 def test_the_spark_writers_refuse_to_write_over_their_inputs(spark, tmp_path):
     """The CLI checked this; the Python API wrote scores into the activities' folder, and the allocation
     over the scores it had read."""

@@ -101,6 +101,17 @@ class _TzCheck:
     normal: Deferred
 
 
+@dataclass(frozen=True)
+class _FiniteCheck:
+    """Infinite values of a numeric attribute: refused when the column is a number (`_plan_extra`)."""
+
+    column: str
+    bad: Deferred
+    example: Deferred
+    infinite: str  # the metric counting them
+    not_float: str | None  # the metric counting text values that are no number (then it is text)
+
+
 @dataclass
 class TablePlan:
     """Everything needed to check one table and turn it into its canonical form.
@@ -146,6 +157,7 @@ class TablePlan:
     int_distinct: dict[str, str] = field(default_factory=dict)
     type_problems: list[Problem] = field(default_factory=list)
     tz_checks: list[_TzCheck] = field(default_factory=list)
+    finite_checks: list[_FiniteCheck] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
     _staged: ir.Table | None = None
 
@@ -584,11 +596,16 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
     c = _[column]
     if not (plan.raw.text and plan.source[column].type().is_string()):
         plan.builders[name] = _fixed(c)
+        if plan.source[column].type().is_floating():
+            infinite = plan.metric(f"{name}_infinite", _infinite(c).cast("int64").sum())
+            plan.finite_checks.append(_FiniteCheck(column, _infinite(c), c, infinite, None))
         return
     s = plan.derive(0, "attr", _trim(c).nullif(""))
-    not_float = plan.metric(
-        f"{name}_not_float", (s.notnull() & s.try_cast("float64").isnull()).cast("int64").sum()
-    )
+    number = s.try_cast("float64")
+    not_float = plan.metric(f"{name}_not_float", (s.notnull() & number.isnull()).cast("int64").sum())
+    bad = s.notnull() & number.notnull() & _infinite(number)
+    infinite = plan.metric(f"{name}_infinite", bad.cast("int64").sum())
+    plan.finite_checks.append(_FiniteCheck(column, bad, c, infinite, not_float))
     not_int = plan.metric(f"{name}_not_int", (s.notnull() & ~s.re_search(INT_PATTERN)).cast("int64").sum())
     codes = plan.metric(f"{name}_codes", (s.notnull() & s.re_search("^-?0[0-9]")).cast("int64").sum())
 
@@ -806,6 +823,12 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
         ):
             text += "; a value equals the column name: is a header line repeated inside the file?"
         (hard if rule.hard else soft).append(Problem(plan.name, rule.column, text, n, examples))
+    for finite in plan.finite_checks:
+        n = _count(plan.values.get(finite.infinite))
+        if n and (finite.not_float is None or _count(plan.values.get(finite.not_float)) == 0):
+            what = "not a finite number (numeric attributes feed the models: leave the cell empty if unknown)"
+            examples = _examples(plan, finite.bad, finite.example)
+            hard.append(Problem(plan.name, finite.column, what, n, examples))
     for check in plan.tz_checks:
         mixed, offsets = _tz_problems(plan, check)
         hard.extend(mixed)
@@ -839,6 +862,19 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
                 "to drop repeats)"
             )
             soft.append(Problem(plan.name, None, what, n, examples))
+    if plan.name == "transactions" and "transaction_id" in plan.builders and not hard:
+        without = _count(plan.values.get("n_rows")) - _count(plan.values.get("transaction_id_nonnull"))
+        if without > 1:  # rows without an id are kept as they are: say when some repeat each other
+            key = plan.values["transaction_id_key"]
+            unnamed = plan.table.filter(key.isnull()).select(*plan.source.columns)
+            n, examples = _repeats_without_id(plan, unnamed)
+            if n:
+                what = (
+                    "rows without a transaction id repeating another such row in every column, of the "
+                    "account ids shown (kept: without an id a row delivered twice cannot be told from two "
+                    "equal purchases)"
+                )
+                soft.append(Problem(plan.name, plan.found["transaction_id"], what, n, examples))
     return hard, soft
 
 
@@ -849,14 +885,15 @@ EXACT_REPEAT_ROWS = 2_000_000
 REPEAT_SAMPLE = 32
 
 
-def _repeats_without_id(plan: TablePlan) -> tuple[int, tuple[Any, ...]]:
+def _repeats_without_id(plan: TablePlan, raw: ir.Table | None = None) -> tuple[int, tuple[Any, ...]]:
     """Rows equal in every input column to another, in transactions without ids, and up to five accounts.
 
-    Repeats are rows of one account, so a sample of whole accounts keeps them together: a file delivered
-    twice shows in any bucket; a few scattered repeats among more than `EXACT_REPEAT_ROWS` rows can be
-    missed by the sample (the note is a hint, the rows are kept either way).
+    ``raw`` is the input's rows to look in (default: all; the rows with an empty id when the table has
+    the column). Repeats are rows of one account, so a sample of whole accounts keeps them together: a
+    file delivered twice shows in any bucket; a few scattered repeats among more than `EXACT_REPEAT_ROWS`
+    rows can be missed by the sample (the note is a hint, the rows are kept either way).
     """
-    raw = plan.source
+    raw = plan.source if raw is None else raw
     account = plan.found["account_id"]
 
     def repeats(table: ir.Table) -> tuple[int, tuple[Any, ...]]:

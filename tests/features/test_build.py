@@ -55,6 +55,14 @@ def test_rfm_rules(simple):
     assert np.isnan(b["gap_mean"])
 
 
+def test_monetary_keeps_small_repeat_spend_beside_a_huge_first_purchase(make_data):
+    """monetary was the total less the first day's spend: 1e30 then 17,442 read 0 (an audit's finding)."""
+    days = ["2024-01-10", "2024-03-01", "2024-04-01"]
+    rows = [(1, day, amount, 1, "a") for day, amount in zip(days, [1e30, 17_442.0, 8.0], strict=True)]
+    a = build_features(make_data(tx(rows), end="2024-12-31"), CUTOFF).loc[1]
+    assert a["monetary"] == pytest.approx((17_442 + 8) / 2)
+
+
 def test_windows_and_regularity(simple):
     f = build_features(simple, CUTOFF)
     a = f.loc[1]
@@ -406,12 +414,21 @@ def test_every_column_is_in_the_catalogue_and_docs(make_data):
     accs = pd.DataFrame(
         {"account_id": [1, 2], "created_at": pd.to_datetime(["2023-01-01"] * 2), "size": [1, 2]}
     )
-    f = build_features(make_data(t, end="2024-12-31", referrals=refs, activities=acts, accounts=accs), CUTOFF)
+    data = make_data(t, end="2024-12-31", referrals=refs, activities=acts, accounts=accs)
+    f = build_features(data, CUTOFF)
     docs = (Path(__file__).resolve().parents[2] / "docs" / "features.md").read_text()
     for col in f.columns:
         describe(col)  # raises KeyError for an undocumented column
     for key in CATALOGUE:
         assert f"`{key}`" in docs
+    # each column's catalogue group is the group that builds it (n_products read "breadth", built by
+    # "products": switching breadth off kept it)
+    for group in {describe(col)[0] for col in f.columns} - {"btyd", "rfm"}:  # rfm cannot be off
+        cfg = Config.from_dict({"features": {"groups": {group: False}}})
+        without = build_features(data, CUTOFF, cfg)
+        dropped = set(f.columns) - set(without.columns)
+        assert {describe(col)[0] for col in dropped} == {group}, group
+        assert dropped == {col for col in f.columns if describe(col)[0] == group}, group
 
 
 def test_definition_fills_in_the_window_and_the_attribute():

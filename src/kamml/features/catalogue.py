@@ -42,10 +42,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "zero_amount_count": ("breadth", "rows with amount 0"),
     "refund_share": ("breadth", "refunded amount / gross positive spend"),
     "n_products": (
-        "breadth",
+        "products",
         "distinct products bought (positive spend, a known product, needs a product column)",
     ),
-    "top_product_share": ("breadth", "the top product's share of the gross positive spend on known products"),
+    "top_product_share": (
+        "products",
+        "the top product's share of the gross positive spend on known products",
+    ),
     "referrals_made": ("referral", "accounts this account referred before the cutoff"),
     "referrals_made_365d": ("referral", "accounts it referred in the last 365 days"),
     "days_since_last_referral": ("referral", "days from its last referral to the cutoff"),

@@ -121,8 +121,9 @@ def _rfm_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
         "rfm_first": d.day.min(where=buy),
         "rfm_last": d.day.max(where=buy),
         "rfm_days": d.purchase.sum(),
-        "rfm_spend": _sum_if(d.on_purchase_day == 1, d.spend),
-        "rfm_first_spend": _sum_if(d.on_first_purchase_day == 1, d.spend),
+        # the repeat days' spend summed directly: the total less the first day's lost a small repeat
+        # spend beside a huge first purchase (1e30 then 17,442 read 0)
+        "rfm_repeat_spend": _sum_if((d.on_purchase_day == 1) & (d.on_first_purchase_day == 0), d.spend),
     }
 
 
@@ -134,7 +135,7 @@ def _rfm_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
         "frequency": freq,
         "recency": (a.rfm_last - a.rfm_first).cast("float64") / unit,
         "T": (ctx.lit(ctx.cutoff_day - 1) - a.rfm_first).cast("float64") / unit,
-        "monetary": ibis.cases((freq > 0, (a.rfm_spend - a.rfm_first_spend) / freq), else_=0.0),
+        "monetary": ibis.cases((freq > 0, a.rfm_repeat_spend / freq), else_=0.0),
     }
 
 

@@ -245,7 +245,7 @@ def generate(
         bool, typer.Option("--force", help="Replace the tables of a world already in --out.")
     ] = False,
 ) -> None:
-    """Write a synthetic B2B world (transactions, accounts, referrals, activities, truth) as Parquet."""
+    """Write a synthetic B2B world: its four tables, truth and effort as Parquet, and world.json."""
     from kamml.data.readers import find_table_source
     from kamml.datasets import synthetic
     from kamml.io import check_output_dir

@@ -90,3 +90,31 @@ def test_a_deleted_experiment_fails_before_training(tracked_config, world_path, 
     )
     with pytest.raises(ConfigError, match=pattern):
         train_module.train(data, cfg)
+
+
+def test_a_job_failing_while_it_trains_leaves_a_failed_run(tracked_config, world_path, monkeypatch):
+    """The run opened only once training was done: a job failing or stopped in the backtest left no run,
+    though docs/tracking.md tells users to find such jobs by ``kamml.job.status`` (an audit)."""
+    import mlflow
+
+    from kamml.data import load_data
+    from kamml.jobs import train as train_module
+    from kamml.tracking import JOB_STATUS_TAG
+    from kamml.tracking.store import tracking_scope
+
+    cfg = tracked_config(experiment="kamml-fails-in-training")
+    data = load_data(world_path, cfg)
+
+    def failing_backtest(*args, **kwargs):
+        raise RuntimeError("the backtest broke")
+
+    monkeypatch.setattr(train_module, "backtest", failing_backtest)
+    with pytest.raises(RuntimeError, match="the backtest broke"):
+        train_module.train(data, cfg)
+    with tracking_scope(cfg.tracking):
+        (run,) = mlflow.search_runs(experiment_names=[cfg.tracking.experiment], output_format="list")
+    assert run.info.status == "FAILED"
+    assert run.data.tags[JOB_STATUS_TAG] == "failed"
+    assert run.data.tags["kamml.job.failed_stage"] == "train"
+    assert run.data.tags["kamml.job.error"] == "the backtest broke"
+    assert run.data.params["time.horizon_days"] == str(cfg.time.horizon_days)  # its config is logged

@@ -240,6 +240,41 @@ def test_a_training_run_stopped_or_failing_says_so_in_its_tags(tracked_config):
         assert ended.data.tags["kamml.job.failed_stage"] == "train"
 
 
+def _disk_full() -> Exception:
+    """SQLAlchemy's error for a write SQLite could not make, as MLflow raises it."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    return sqlalchemy.exc.OperationalError("COMMIT", {}, sqlite3.OperationalError("disk I/O error"))
+
+
+def test_a_store_that_cannot_be_written_is_named_as_the_configs_store(tracked_config, monkeypatch):
+    """A full disk while starting or logging the run named MLflow's default store, not the config's: the
+    error was named after MLflow's URIs were put back (an audit, with a file-size limit on the store)."""
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import TrainingRun
+    from kamml.tracking.store import tracking_uri
+
+    cfg = tracked_config()
+    with pytest.raises(TrackingStoreError) as logging_failed, TrainingRun(cfg):
+        raise _disk_full()
+    real_start = mlflow.start_run
+
+    def full(*args, **kwargs):
+        raise _disk_full()
+
+    monkeypatch.setattr(mlflow, "start_run", full)
+    with pytest.raises(TrackingStoreError) as start_failed, TrainingRun(cfg):
+        pass
+    monkeypatch.setattr(mlflow, "start_run", real_start)
+    for caught in (logging_failed, start_failed):
+        assert f"store {tracking_uri(cfg.tracking)} (from the config's tracking.uri)" in str(caught.value)
+        assert "could not be written (disk i/o error" in str(caught.value)
+    with pytest.raises(ValueError, match="bad"), TrainingRun(cfg):  # other errors stay as they are
+        raise ValueError("bad")
+
+
 def test_registering_and_the_champion_gate_hold_the_store_lock(tracked_config, monkeypatch):
     """Two jobs passing the gate at once both took the alias: the last one won, even the worse model."""
     import fcntl

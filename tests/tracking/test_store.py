@@ -155,6 +155,30 @@ def test_store_error_sees_a_lock_inside_mlflows_own_exception():
     assert store_error(MlflowException("Registered Model with name=kamml not found")) is None
 
 
+@pytest.mark.parametrize(
+    "message", ["disk I/O error", "database or disk is full", "attempt to write a readonly database"]
+)
+def test_a_store_that_cannot_be_written_is_named_with_what_to_do(message):
+    """A full disk gave a raw SQLAlchemy traceback and exit 1 (an audit, with a file-size limit)."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking.store import store_error
+
+    try:
+        try:
+            raise sqlite3.OperationalError(message)
+        except sqlite3.OperationalError as inner:
+            raise sqlalchemy.exc.OperationalError("INSERT INTO experiments", {}, inner) from inner
+    except sqlalchemy.exc.OperationalError as exc:
+        error = store_error(exc, "sqlite:///x.db", "the config's tracking.uri")
+    assert isinstance(error, TrackingStoreError)
+    assert f"could not be written ({message.lower()}" in str(error)
+    assert "sqlite:///x.db (from the config's tracking.uri" in str(error)
+
+
 def test_sqlite_file_of_a_uri():
     from pathlib import Path
 

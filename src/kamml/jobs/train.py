@@ -28,8 +28,8 @@ from kamml.features import build_features
 from kamml.features._context import check_observed
 from kamml.features.snapshots import SnapshotCache
 from kamml.models.bundle import ModelBundle, check_model_settings
-from kamml.models.effort import fit_effort_response_from_data
-from kamml.tracking import Promotion, TrainingRun, experiment_id
+from kamml.models.effort import EffortResponse, fit_effort_response_from_data
+from kamml.tracking import Promotion, TrainingRun
 
 __all__ = ["TrainResult", "check_promote_metric", "cutoffs", "train"]
 
@@ -92,6 +92,9 @@ def train(
 ) -> TrainResult:
     """Backtest, train the deployable bundle, log one MLflow run and register the model.
 
+    The run starts before the backtest, with the config and the data's fingerprint, so a job stopped or
+    failing while it trains leaves a run whose ``kamml.job.status`` says so (docs/tracking.md).
+
     Parameters
     ----------
     data : kamml.data.Dataset
@@ -103,9 +106,9 @@ def train(
     run_name : str, optional
         Name of the MLflow run.
     before_register : callable, optional
-        Called with the deployable bundle and its features at the scoring cutoff before anything is
-        logged or registered; an exception it raises stops the job there (`kamml run` checks that the
-        plan's floors fit).
+        Called with the deployable bundle and its features at the scoring cutoff before the model is
+        logged or registered; an exception it raises stops the job there, its run tagged failed at
+        the train stage (`kamml run` checks that the plan's floors fit).
     ends_job : bool, default True
         Whether training is the whole job: its run's ``kamml.job.status`` becomes ``complete`` when
         the run ends. `kamml run` passes False and tags the outcome after its later stages.
@@ -113,7 +116,30 @@ def train(
     t0 = time.perf_counter()
     check_model_settings(config)  # before the backtest's features and models
     check_promote_metric(config, data)
-    experiment_id(config.tracking)  # the store reachable, the experiment usable: before minutes of training
+    # the run opens before the minutes of training (the store reachable, the experiment usable): a job
+    # stopped or failing while it trains leaves a run with its config and its outcome in the tags
+    with TrainingRun(config, run_name=run_name, ends_job=ends_job) as run:
+        run.log_config()
+        run.log_data(fingerprint(data))
+        result, bundle, scoring, features, effort = _fit(data, config, before_register)
+        log.info("logging the run and the model to MLflow")
+        run.log_backtest(result)
+        run.log_effort(effort.to_dict())
+        run.log_fitted(bundle)
+        if plots:
+            _log_plots(run, result)
+        model_uri = run.log_model(bundle, features)
+        decision = run.register(model_uri, bundle, features)
+        run.log_summary({"train.seconds": time.perf_counter() - t0, "train.rows": bundle.meta["rows"]})
+    return TrainResult(
+        run.run_id, model_uri, decision, result, bundle, scoring, features, time.perf_counter() - t0
+    )
+
+
+def _fit(
+    data: Dataset, config: Config, before_register: Callable[[ModelBundle, pd.DataFrame], None] | None
+) -> tuple[BacktestResult, ModelBundle, pd.Timestamp, pd.DataFrame, EffortResponse]:
+    """The backtest, the deployable bundle with its effort response, its scoring cutoff and features there."""
     scoring, test_cut = cutoffs(data, config)
     log.info("backtest at %s, then the model for scoring at %s", test_cut.date(), scoring.date())
     # the backtest keeps the snapshots the deployed model's training shares with it (`SnapshotCache`)
@@ -138,21 +164,7 @@ def train(
     bundle.effort = effort
     if before_register is not None:
         before_register(bundle, features)
-    log.info("logging the run and the model to MLflow")
-    with TrainingRun(config, run_name=run_name, ends_job=ends_job) as run:
-        run.log_config()
-        run.log_data(fingerprint(data))
-        run.log_backtest(result)
-        run.log_effort(effort.to_dict())
-        run.log_fitted(bundle)
-        if plots:
-            _log_plots(run, result)
-        model_uri = run.log_model(bundle, features)
-        decision = run.register(model_uri, bundle, features)
-        run.log_summary({"train.seconds": time.perf_counter() - t0, "train.rows": bundle.meta["rows"]})
-    return TrainResult(
-        run.run_id, model_uri, decision, result, bundle, scoring, features, time.perf_counter() - t0
-    )
+    return result, bundle, scoring, features, effort
 
 
 def _log_plots(run: TrainingRun, result: BacktestResult) -> None:

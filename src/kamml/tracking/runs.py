@@ -25,12 +25,19 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from kamml.config import Config, FeaturesConfig
-from kamml.errors import ModelError, TrackingStoreError
+from kamml.errors import KammlError, ModelError, TrackingStoreError
 from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import Promotion, metric_key, promote, register
-from kamml.tracking.store import experiment_id, store_lock, tracking_scope, tracking_uri
+from kamml.tracking.store import (
+    experiment_id,
+    store_error,
+    store_lock,
+    tracking_scope,
+    tracking_source,
+    tracking_uri,
+)
 
 __all__ = ["JOB_STATUS_TAG", "TrainingRun", "backtest_metrics", "flatten", "record_job_failure"]
 
@@ -371,10 +378,23 @@ class TrainingRun:
         self._scope.enter_context(tracking_scope(self.config.tracking))
         try:
             self._start(parent, callers_uri)
-        except BaseException:
+        except BaseException as exc:
             self._scope.close()
+            self._raise_store_error(exc)
             raise
         return self
+
+    def _raise_store_error(self, exc: BaseException | None) -> None:
+        """Raise a store failure (full, locked, not a store) as a `TrackingStoreError` naming this store.
+
+        Raised once MLflow's URIs are put back, it named MLflow's default store (a full disk on the
+        config's store read ``sqlite:///mlflow.db``); others are left to the caller.
+        """
+        if isinstance(exc, Exception) and not isinstance(exc, KammlError):
+            cfg = self.config.tracking
+            error = store_error(exc, tracking_uri(cfg), tracking_source(cfg))
+            if error is not None:
+                raise error from exc
 
     def _start(self, parent: Any, callers_uri: str) -> None:
         """Start (or reopen) the run, MLflow pointing at the config's store."""
@@ -414,6 +434,7 @@ class TrainingRun:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         with self._scope:  # the caller's active runs, then MLflow's URIs, put back whatever happens here
             self._end(exc_type, exc)
+        self._raise_store_error(exc)
 
     def _end(self, exc_type: Any, exc: Any) -> None:
         """Tag the job's outcome (a run kamml started) and end the run."""

@@ -324,6 +324,7 @@ def check_store_folder(config: TrackingConfig | None = None) -> None:
 #: What SQLite says, by cause: another process holds the database, or the file is not a database.
 _LOCKED = ("database is locked", "database table is locked")
 _NOT_A_STORE = ("file is not a database", "database disk image is malformed", "file is encrypted")
+_WRITE_FAILED = ("disk i/o error", "database or disk is full", "attempt to write a readonly database")
 
 
 def store_error(
@@ -349,6 +350,12 @@ def store_error(
             what = (
                 "cannot be opened or created (its folder is missing, read-only or not a folder): point "
                 "tracking.uri (or MLFLOW_TRACKING_URI) at a file this job can write"
+            )
+        elif found := next((k for k in _WRITE_FAILED if k in text), None):
+            what = (
+                f"could not be written ({found}: a full disk, a read-only file or a failing device): "
+                "free space or point tracking.uri (or MLFLOW_TRACKING_URI) at a store this job can write, "
+                "then retry; SQLite rolled the write back"
             )
         elif any(k in text for k in _NOT_A_STORE):
             what = (
@@ -457,7 +464,9 @@ def tracking_scope(config: TrackingConfig | None = None, *, create: bool = True)
     registry URIs on the config's store for the rest of the session, so a notebook's later
     ``mlflow.start_run()`` and ``log_*`` landed in kamml's store. On leaving, normally or by an
     exception, MLflow's URIs (unset included), the URI variables and what `store_in_force` names are put
-    back. Scopes nest: an inner one restores the outer one's store.
+    back. Scopes nest: an inner one restores the outer one's store. A store failure leaving the block
+    (locked, full, not a store: `store_error`) becomes a `TrackingStoreError` naming this store, which
+    the CLI could no longer name once MLflow's URIs are put back (it named MLflow's default store).
     """
     global _last_set
     saved = _mlflow_state()
@@ -465,7 +474,16 @@ def tracking_scope(config: TrackingConfig | None = None, *, create: bool = True)
     last = _last_set
     _outer.append((saved[0], last))
     try:
-        yield use_tracking(config, create=create)
+        uri = use_tracking(config, create=create)
+        try:
+            yield uri
+        except KammlError:
+            raise
+        except Exception as exc:
+            error = store_error(exc, uri, tracking_source(config))
+            if error is None:
+                raise
+            raise error from exc
     finally:
         _outer.pop()
         mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]  # None unsets, as MLflow's own scope does

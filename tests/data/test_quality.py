@@ -131,6 +131,23 @@ def test_a_stretch_without_any_transaction_gets_a_note(backend):
     assert not [n for n in validate({"transactions": everyday}, backend=backend).notes if n.column == "ts"]
 
 
+def test_a_few_rows_after_a_long_gap_are_named_as_the_data_end(backend, caplog):
+    """One row dated nine months after the rest set the data end: every account read as dormant (mean
+    p_churn 0.27 -> 0.89) with only a gap note (a bad-input audit)."""
+    days = pd.date_range("2024-01-01", "2025-12-31")
+    tx = pd.DataFrame({"account_id": np.arange(len(days)) % 40, "ts": days, "amount": 10.0})
+    stray = pd.concat([tx, tx.iloc[[5]].assign(ts=pd.Timestamp("2026-10-01"))], ignore_index=True)
+    with caplog.at_level("WARNING", logger="kamml.data.quality"):
+        report = validate({"transactions": stray}, backend=backend)
+    (note,) = [n for n in report.notes if n.rule.startswith("no transaction of any account")]
+    assert "only 1 day(s) of transactions follow the last gap (from 2026-10-01)" in note.rule
+    assert "set data.end (or --cutoff) before the gap" in caplog.text
+    kept = days[~((days >= "2025-03-01") & (days < "2025-09-01"))]  # a real gap, months after it: no hint
+    months = pd.DataFrame({"account_id": np.arange(len(kept)) % 40, "ts": kept, "amount": 10.0})
+    (note,) = [n for n in validate({"transactions": months}, backend=backend).notes if n.column == "ts"]
+    assert "follow the last gap" not in note.rule
+
+
 def test_activities_logged_in_minutes_get_a_note(backend, world):
     minutes = {**world, "activities": world["activities"].assign(hours=world["activities"]["hours"] * 60)}
     notes = validate(minutes, backend=backend).notes

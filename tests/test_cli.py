@@ -915,3 +915,26 @@ def test_score_refuses_explain_top_with_explain_all(tmp_path):
     assert result.exit_code == 2
     assert "--explain-top 5 and --explain-all ask for two things" in result.output
     assert not out.exists()
+
+
+def test_mlflows_traceback_of_a_store_failure_kamml_names_is_dropped():
+    """A full disk printed SQLAlchemy's 40-line traceback (MLflow's log) before kamml's one-line error."""
+    import logging
+    import sqlite3
+    import sys
+
+    from kamml.cli import _no_store_traceback
+
+    def record_of(error: Exception) -> logging.LogRecord:
+        try:
+            raise error
+        except Exception:
+            info = sys.exc_info()
+        return logging.LogRecord("mlflow.store.db.utils", logging.ERROR, __file__, 1, "caught", None, info)
+
+    full = record_of(sqlite3.OperationalError("disk I/O error"))
+    assert _no_store_traceback(full)  # the line stays
+    assert full.exc_info is None
+    other = record_of(ValueError("a bug"))
+    assert _no_store_traceback(other)
+    assert other.exc_info is not None  # any other error keeps its traceback

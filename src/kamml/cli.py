@@ -216,6 +216,21 @@ def _setup_logging(level: int) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
+    logging.getLogger("mlflow.store.db.utils").addFilter(_no_store_traceback)
+
+
+def _no_store_traceback(record: logging.LogRecord) -> bool:
+    """Drop the traceback MLflow logs with a store failure that kamml names itself on one line (exit 5).
+
+    A full disk printed SQLAlchemy's 40-line traceback before kamml's error; MLflow's one-line message
+    stays, and other errors keep their tracebacks.
+    """
+    if record.exc_info and record.exc_info[1] is not None:
+        from kamml.tracking.store import store_error
+
+        if store_error(record.exc_info[1], "") is not None:
+            record.exc_info, record.exc_text = None, None
+    return True
 
 
 #: Accounts whose drivers `kamml score` names by default (the most value at stake first).

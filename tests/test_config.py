@@ -34,6 +34,7 @@ def test_the_packaged_allocation_rules_are_the_default_configs():
     shipped, package = load_config("default").allocation, Config().allocation
     assert (package.floor_hours, package.cap_hours) == (shipped.floor_hours, shipped.cap_hours)
     assert package.active_p_alive == shipped.active_p_alive
+    assert package.hours == shipped.hours  # `kamml allocate` without --hours either: the demo's 2,000
 
 
 @pytest.mark.parametrize("name", ["default", "cdnow", "spark"])

@@ -452,7 +452,7 @@ class AllocationConfig(_Section):
     default) takes the fitted effort uplift the scores carry, 0.3 where they carry none.
     """
 
-    hours: float = Field(1_000.0, ge=0)
+    hours: float = Field(2_000.0, ge=0)
     capacity: dict[str, float] | None = None
     floor_hours: float = Field(0.25, ge=0)
     cap_hours: float | None = Field(40.0, gt=0)

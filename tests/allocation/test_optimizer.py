@@ -621,3 +621,23 @@ def test_a_rep_full_at_its_floors_does_not_set_the_teams_price():
     assert res.team_price == pytest.approx(10.0 * np.exp(-0.5), rel=1e-9)
     assert res.team_price == pytest.approx((more.total_gain - res.total_gain) / 1e-4, rel=1e-3)
     assert res.rep_price["a"] == pytest.approx(1000.0 * np.exp(-0.5), rel=1e-9)  # its capacity binds
+
+
+def test_accounts_between_floor_and_cap_have_their_price_as_marginal_gain_exactly():
+    """The interior accounts' marginal gain is their price, exactly: Spark's, computed from its hours
+    after the shrink to the budget, differed in the last digits, so tiers by marginal gain split them by
+    rounding noise there (tests/spark: `test_allocation_equals_in_memory`); this pins the in-memory side,
+    which the interpolation of the last bracket could move."""
+    rng = np.random.default_rng(4)
+    n = 3_000
+    stake, scale = rng.lognormal(5, 1.5, n), rng.uniform(1, 8, n)
+    owner = rng.choice(np.array(["ann", "bob", None], dtype=object), n)
+    res = optimize_detailed(stake, scale, 1_600.0, floor=0.25, cap=3.0, owner=owner, capacity={"ann": 500.0})
+    interior = (res.hours > 0.25) & (res.hours < 3.0)
+    assert interior.sum() > 100
+    price = np.where(owner == "ann", res.rep_price["ann"], res.team_price)
+    np.testing.assert_array_equal(res.marginal[interior], price[interior])
+    computed = stake / scale * np.exp(-res.hours / scale)  # what the hours themselves say: within 1e-9
+    np.testing.assert_allclose(res.marginal, computed, rtol=1e-9)
+    at_cap = res.hours >= 3.0
+    assert np.all(res.marginal[at_cap] >= price[at_cap] * (1 - 1e-12))

@@ -335,6 +335,7 @@ def _detailed(
         marginal = np.exp(np.log(problem.stake) - np.log(problem.scale) - h / problem.scale)
     unused = problem.hours - float(h.sum())
     rep_price = {rep: _price(max(t_team, t_rep[r])) for r, rep in enumerate(problem.reps)}
+    marginal = _interior_at_price(marginal, problem, h, t_team, t_rep)
     return AllocationResult(
         hours=h,
         gain=g,
@@ -345,6 +346,25 @@ def _detailed(
         floor_cost=floor_cost,
         unused_hours=unused if unused > RTOL * problem.hours else 0.0,
     )
+
+
+def _interior_at_price(
+    marginal: FloatArray, problem: _Problem, h: FloatArray, t_team: float, t_rep: FloatArray
+) -> FloatArray:
+    """Accounts strictly between their floor and cap get their price as the marginal gain, exactly.
+
+    That is their marginal gain at the optimum; computed from their hours it differed in the last
+    digits (the bisection, the last bracket's interpolation), so tiers by marginal gain split the
+    accounts at the price by rounding noise, differently on Spark. Exact, they tie and the stake orders
+    them.
+    """
+    interior = (problem.stake > 0) & (h > problem.floor) & (h < problem.cap)
+    codes = problem.codes
+    t = np.full(h.size, t_team)
+    if len(problem.reps):
+        t = np.where(codes >= 0, np.maximum(t_team, t_rep[np.maximum(codes, 0)]), t_team)
+    with np.errstate(over="ignore", under="ignore"):
+        return np.where(interior & np.isfinite(t), np.exp(t), marginal)
 
 
 def _price(log_price: float) -> float:

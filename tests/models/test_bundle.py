@@ -820,6 +820,27 @@ def test_fit_refuses_labels_of_another_horizon(world_data):
         ModelBundle.fit(train, config())
 
 
+def test_fit_refuses_times_in_another_unit_and_warns_without_a_recorded_horizon(world_data, caplog):
+    """A weeks frame fitted under a days config was taken (aggregate error -85 %), and a frame whose
+    attrs pd.concat dropped skipped the horizon check without a word (an API audit)."""
+    end = world_data.end.normalize()
+    weeks = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), config(unit="weeks"))
+    assert weeks.attrs["time_unit"] == "weeks"
+    with pytest.raises(ConfigError, match=r"recency and T are in weeks, but the config's time\.unit is days"):
+        ModelBundle.fit(weeks, config())
+    days = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), config())
+    assert pd.concat([weeks, days]).attrs == {}  # pandas drops attrs that differ between the pieces
+    bare = days.copy()
+    bare.attrs = {}
+    with caplog.at_level("WARNING", logger="kamml.models.bundle"):
+        ModelBundle.fit(bare, config())
+    assert "the training frame carries no horizon" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kamml.models.bundle"):
+        ModelBundle.fit(days, config())
+    assert "carries no horizon" not in caplog.text
+
+
 def test_max_training_accounts_trains_on_the_same_sample_of_accounts_in_every_snapshot(world_data, caplog):
     end = world_data.end.normalize()
     cfg = config()

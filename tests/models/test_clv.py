@@ -128,6 +128,10 @@ def test_refuses_another_horizon(fitted: tuple[ClvModel, pd.DataFrame, np.ndarra
         model.predict(X, horizon_days=90)
     with pytest.raises(ModelError, match="180-day horizon"):
         model.explain(X, horizon_days=365)
+    for near in (180.9, "180", 180.0, True):  # int() let 180.9 and "180" through (an API audit)
+        with pytest.raises(ModelError, match="whole number of days"):
+            model.predict(X, horizon_days=near)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(model.predict(X, horizon_days=np.int64(180)), model.predict(X))
 
 
 def test_round_trip_through_json_gives_identical_predictions(

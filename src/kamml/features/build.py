@@ -510,7 +510,8 @@ def build_training_frame(
 
     Rows are (snapshot, account); the index is a plain RangeIndex and ``account_id`` a column, so the
     same account appears once per snapshot. Backtests split on ``snapshot``. The labels' window in days
-    is kept in ``attrs["horizon_days"]``, so a model is not fitted to another horizon's labels.
+    is kept in ``attrs["horizon_days"]`` and ``time.unit`` in ``attrs["time_unit"]``, so a model is not
+    fitted to another horizon's labels or another unit's times.
 
     With `max_accounts` (``models.max_training_accounts``) the frame keeps the rows of at most that many
     accounts, the same in every snapshot: those whose ids hash lowest (`kamml.data.sampling`), the
@@ -571,6 +572,7 @@ def build_training_frame(
         if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
             out[col] = out[col].astype("category")
     out.attrs["horizon_days"] = int(cfg.time.horizon_days)  # the label window, checked by ModelBundle.fit
+    out.attrs["time_unit"] = cfg.time.unit  # recency, T and the BTYD columns: days or weeks, checked too
     if sample is not None and sample.seen > sample.limit:
         out.attrs["sampled_from"] = sample.seen  # ModelBundle.fit names the sample in its meta and errors
         out.attrs["referral_value_before_sample"] = referral_total

@@ -747,6 +747,20 @@ class ModelBundle:
                 f"the training frame's labels cover {labelled} days, but the config trains for {h} "
                 "(time.train_horizon_days, else time.horizon_days): build the frame with the same config"
             )
+        timed = train.attrs.get("time_unit")
+        if timed is not None and timed != cfg.time.unit:  # weeks read as days: aggregate -85 % (an audit)
+            raise ConfigError(
+                f"the training frame's recency and T are in {timed}, but the config's time.unit is "
+                f"{cfg.time.unit}: build the frame with the same config"
+            )
+        if labelled is None:
+            log.warning(
+                "the training frame carries no horizon (its attrs, lost by pd.concat or a file, or a frame "
+                "built by hand): its labels and times cannot be checked against time.horizon_days (%d) "
+                "and time.unit (%s); build_training_frame with this config records them",
+                h,
+                cfg.time.unit,
+            )
         check_model_settings(cfg)
         if "snapshot" not in train.columns:
             raise ModelError(

@@ -359,12 +359,12 @@ def _interior_at_price(
     them.
     """
     interior = (problem.stake > 0) & (h > problem.floor) & (h < problem.cap)
-    codes = problem.codes
-    t = np.full(h.size, t_team)
-    if len(problem.reps):
-        t = np.where(codes >= 0, np.maximum(t_team, t_rep[np.maximum(codes, 0)]), t_team)
+    # one log-price per rep and the team's last, so code -1 (no rep) reads it: no exp per account
+    levels = np.append(np.maximum(t_team, np.asarray(t_rep, dtype=float)), t_team)
     with np.errstate(over="ignore", under="ignore"):
-        return np.where(interior & np.isfinite(t), np.exp(t), marginal)
+        prices = np.exp(levels)
+    codes = problem.codes
+    return np.where(interior & np.isfinite(levels)[codes], prices[codes], marginal)
 
 
 def _price(log_price: float) -> float:

@@ -73,13 +73,11 @@ def explain_priority(scores: pd.DataFrame, weights: Mapping[Any, Any] | None = N
     return np.where(np.isnan(stake), -np.inf, stake)  # last on both engines (Spark sorts NaN first)
 
 
-#: Feature groups built from one optional table: given without rows, every column of the group is 0.
-_GROUP_TABLES = {"referral": "referrals", "effort": "activities", "static": "accounts"}
-#: What an empty table makes of its group's features, for the warning.
-_EMPTY_MEANS = {
-    "referral": "0 for every account, as if none had referred anyone",
-    "effort": "0 for every account, as if none had any sales hours",
-    "static": "missing for every account, as if none had attributes or an owner",
+#: Feature groups built from one optional table, and what the group's columns are when it has no rows.
+_GROUP_TABLES = {
+    "referral": ("referrals", "0 for every account, as if none had referred anyone"),
+    "effort": ("activities", "0 for every account, as if none had any sales hours"),
+    "static": ("accounts", "missing for every account, as if none had attributes or an owner"),
 }
 
 
@@ -92,7 +90,7 @@ def warn_empty_tables(data: Dataset, columns: Sequence[str]) -> None:
     A header-only accounts table leaves the attributes and account ages missing (a 300-account book's
     total value fell 19 %).
     """
-    for group, table in _GROUP_TABLES.items():
+    for group, (table, empty_means) in _GROUP_TABLES.items():
         stats = data.quality.tables.get(table)
         if stats is None or stats.rows > 0:
             continue
@@ -105,7 +103,7 @@ def warn_empty_tables(data: Dataset, columns: Sequence[str]) -> None:
                 table,
                 group,
                 ", ".join(used[:4]) + (", ..." if len(used) > 4 else ""),
-                _EMPTY_MEANS[group],
+                empty_means,
             )
 
 

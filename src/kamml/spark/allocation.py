@@ -983,10 +983,10 @@ class _Kernel:
             marginal = stake / k * np.exp(-h / k)
             # strictly between floor and cap: the price itself, as in memory (`_interior_at_price`)
             assert self.t_team is not None
-            pf = self._price_floor(b["code"], 0)
-            t = np.full(h.size, self.t_team[0]) if pf is None else np.maximum(self.t_team[0], pf)
-            interior = b["active"] & (h > b["lo"]) & (h < self.plan.cap) & np.isfinite(t)
-            marginal = np.where(interior, np.exp(t), marginal)
+            reps = self.t_rep[0] if self.t_rep is not None and len(self.plan.reps) else np.empty(0)
+            levels = np.append(np.maximum(self.t_team[0], reps), self.t_team[0])  # code -1: the team's
+            interior = b["active"] & (h > b["lo"]) & (h < self.plan.cap) & np.isfinite(levels)[b["code"]]
+            marginal = np.where(interior, np.exp(levels)[b["code"]], marginal)
         if self.variants == 2:
             free = self._base(batch, 1)
             gain_free = -stake * np.expm1(-self._hours(free, 1, shrink=True) / k)

@@ -25,17 +25,16 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from kamml.config import Config, FeaturesConfig
-from kamml.errors import KammlError, ModelError, TrackingStoreError
+from kamml.errors import ModelError, TrackingStoreError
 from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import Promotion, metric_key, promote, register
 from kamml.tracking.store import (
+    config_store_error,
     experiment_id,
-    store_error,
     store_lock,
     tracking_scope,
-    tracking_source,
     tracking_uri,
 )
 
@@ -390,11 +389,9 @@ class TrainingRun:
         Raised once MLflow's URIs are put back, it named MLflow's default store (a full disk on the
         config's store read ``sqlite:///mlflow.db``); others are left to the caller.
         """
-        if isinstance(exc, Exception) and not isinstance(exc, KammlError):
-            cfg = self.config.tracking
-            error = store_error(exc, tracking_uri(cfg), tracking_source(cfg))
-            if error is not None:
-                raise error from exc
+        error = None if exc is None else config_store_error(exc, self.config.tracking)
+        if error is not None:
+            raise error from exc
 
     def _start(self, parent: Any, callers_uri: str) -> None:
         """Start (or reopen) the run, MLflow pointing at the config's store."""

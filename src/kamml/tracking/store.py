@@ -369,15 +369,20 @@ def store_error(
     return None
 
 
+def config_store_error(exc: BaseException, config: TrackingConfig | None = None) -> TrackingStoreError | None:
+    """`store_error` naming the configured store; None for kamml's own errors and for interruptions."""
+    if isinstance(exc, KammlError) or not isinstance(exc, Exception):
+        return None
+    return store_error(exc, tracking_uri(config), tracking_source(config))
+
+
 @contextlib.contextmanager
 def store_errors(config: TrackingConfig | None = None) -> Iterator[None]:
     """Turn a store MLflow cannot open, inside the block, into a `TrackingStoreError` naming the store."""
     try:
         yield
-    except KammlError:
-        raise
     except Exception as exc:
-        error = store_error(exc, tracking_uri(config), tracking_source(config))
+        error = config_store_error(exc, config)
         if error is None:
             raise
         raise error from exc
@@ -475,15 +480,8 @@ def tracking_scope(config: TrackingConfig | None = None, *, create: bool = True)
     _outer.append((saved[0], last))
     try:
         uri = use_tracking(config, create=create)
-        try:
+        with store_errors(config):
             yield uri
-        except KammlError:
-            raise
-        except Exception as exc:
-            error = store_error(exc, uri, tracking_source(config))
-            if error is None:
-                raise
-            raise error from exc
     finally:
         _outer.pop()
         mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]  # None unsets, as MLflow's own scope does

@@ -313,6 +313,7 @@ def test_the_plan_states_the_horizon_of_the_model_that_scored(
     """A champion kept from another horizon: the console and manifest say its horizon, not the config's,
     and the fixed effort rule, where the champion has no effort response, follows its horizon too."""
     import copy
+    import dataclasses
 
     import numpy as np
 
@@ -324,9 +325,8 @@ def test_the_plan_states_the_horizon_of_the_model_that_scored(
     def champion_of_120_days(config, training, echo):
         model, _ = registered(config, training, echo)
         kept = copy.copy(model)
-        kept.bundle = copy.copy(model.bundle)
-        kept.bundle.horizon_days = 120
-        kept.bundle.effort = None  # a model without an effort response: the plan takes the fixed rule
+        # a model without an effort response: the plan takes the fixed rule
+        kept.bundle = dataclasses.replace(model.bundle, horizon_days=120, effort=None)
         return kept, False
 
     monkeypatch.setattr(run_module, "_registered", champion_of_120_days)

@@ -841,6 +841,43 @@ def test_fit_refuses_times_in_another_unit_and_warns_without_a_recorded_horizon(
     assert "carries no horizon" not in caplog.text
 
 
+def test_feature_rows_of_another_window_or_unit_are_refused_and_unmarked_rows_are_scored(fitted, world_data):
+    """Rows built under a 180-day config (their spend_last_year_horizon covers 180 days) or in weeks
+    were scored by a 90-day, days model without a word (an API audit); a CRM's rows carry no record."""
+    bundle, features = fitted
+    end = world_data.end.normalize()
+    assert features.attrs == {"feature_window_days": 90, "time_unit": "days"}
+    longer = build_features(world_data, end, config(horizon_days=180))
+    with pytest.raises(ConfigError, match=r"built for a 180-day window, but the model was trained on 90"):
+        bundle.predict(longer)
+    with pytest.raises(ConfigError, match="built for a 180-day window"):
+        bundle.anchor(longer)
+    weeks = build_features(world_data, end, config(unit="weeks"))
+    with pytest.raises(ConfigError, match="recency and T are in weeks, but the model was trained in days"):
+        bundle.drivers(weeks)
+    # the bundle's own scoring config rebuilds rows it accepts, whatever the caller's time settings
+    rebuilt = build_features(world_data, end, bundle.scoring_config(config(horizon_days=180)))
+    assert rebuilt.attrs["feature_window_days"] == 90
+    expected = bundle.predict(features)
+    pd.testing.assert_frame_equal(bundle.predict(rebuilt), expected)
+    unmarked = longer.copy()
+    unmarked.attrs = {}
+    assert len(bundle.predict(unmarked)) == len(longer)  # not checkable: scored as sent
+
+
+def test_a_bundles_horizon_cannot_be_reassigned_but_replace_builds_a_new_one(fitted):
+    """``bundle.horizon_days = 365`` relabelled 180-day predictions as a year's (an API audit)."""
+    import dataclasses
+
+    bundle, _ = fitted
+    for name in ("horizon_days", "train_horizon_days", "unit_days"):
+        with pytest.raises(AttributeError, match=f"ModelBundle.{name} is fixed by the label windows"):
+            setattr(bundle, name, 365)
+    bundle.horizon_days = bundle.horizon_days  # the same value is no change
+    assert dataclasses.replace(bundle, horizon_days=120).horizon_days == 120
+    assert bundle.horizon_days == 90
+
+
 def test_max_training_accounts_trains_on_the_same_sample_of_accounts_in_every_snapshot(world_data, caplog):
     end = world_data.end.normalize()
     cfg = config()

@@ -323,14 +323,28 @@ def build_features(data: Any, cutoff: Any, config: Config | None = None) -> pd.D
     -------
     pandas.DataFrame
         Columns as listed in docs/features.md, float64 (strings from the accounts table as category),
-        sorted by account_id.
+        sorted by account_id. ``attrs["feature_window_days"]`` holds the calendar window of
+        ``spend_last_year_horizon`` and ``attrs["time_unit"]`` the unit of recency and T, so a model
+        trained on another window or unit refuses the frame (`ModelBundle.predict`).
     """
-    frame = fetch_by_account(features_expr(data, cutoff, config))
+    cfg = config or Config()
+    frame = fetch_by_account(features_expr(data, cutoff, cfg))
     for col in frame.columns:
         if not pd.api.types.is_float_dtype(frame[col]):
             frame[col] = frame[col].astype("category")
+    mark_built_with(frame, cfg)
     log.debug("features at %s: %d accounts x %d columns", pd.Timestamp(cutoff).date(), *frame.shape)
     return frame
+
+
+def mark_built_with(frame: pd.DataFrame, cfg: Config) -> None:
+    """Record in `frame.attrs` the settings a model must share to read its rows: window and time unit.
+
+    The window is the one `feature_context` gives the calendar feature (the training label window);
+    a frame built under a 90-day config read by a 180-day model would be scored without a word.
+    """
+    frame.attrs["feature_window_days"] = int(cfg.time.train_horizon_days or cfg.time.horizon_days)
+    frame.attrs["time_unit"] = cfg.time.unit
 
 
 def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | None = None) -> Path:
@@ -572,7 +586,7 @@ def build_training_frame(
         if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
             out[col] = out[col].astype("category")
     out.attrs["horizon_days"] = int(cfg.time.horizon_days)  # the label window, checked by ModelBundle.fit
-    out.attrs["time_unit"] = cfg.time.unit  # recency, T and the BTYD columns: days or weeks, checked too
+    mark_built_with(out, cfg)  # recency, T and the BTYD columns in days or weeks, checked too
     if sample is not None and sample.seen > sample.limit:
         out.attrs["sampled_from"] = sample.seen  # ModelBundle.fit names the sample in its meta and errors
         out.attrs["referral_value_before_sample"] = referral_total

@@ -650,6 +650,10 @@ def check_unique_columns(features: pd.DataFrame) -> None:
         raise ModelError(f"feature rows name column(s) {', '.join(map(repr, doubled))} more than once")
 
 
+#: The bundle's time settings its models learned with (`ModelBundle.__setattr__` keeps them).
+_LEARNED_TIME = frozenset({"horizon_days", "train_horizon_days", "unit_days"})
+
+
 @dataclass
 class ModelBundle:
     """Everything needed to turn feature rows into scores: BTYD fit, three models, feature names.
@@ -688,6 +692,19 @@ class ModelBundle:
     #: ``x`` (stretched values) and ``y`` (shaped values). None when nothing is stretched, and in
     #: bundles saved before it existed.
     value_shape: dict[str, list[float]] | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Refuse a new horizon or time unit once set: the models learned on those label windows.
+
+        ``bundle.horizon_days = 365`` relabelled 180-day predictions as a year's (their values unchanged);
+        `dataclasses.replace` builds a new bundle for the rare caller that means to.
+        """
+        if name in _LEARNED_TIME and name in self.__dict__ and self.__dict__[name] != value:
+            raise AttributeError(
+                f"ModelBundle.{name} is fixed by the label windows its models learned on "
+                f"({self.__dict__[name]}): train a bundle with the time settings you want"
+            )
+        object.__setattr__(self, name, value)
 
     def feature_spec(self) -> dict[str, Any]:
         """How to rebuild this bundle's feature rows: the features section, time unit and horizon.
@@ -886,6 +903,7 @@ class ModelBundle:
         BTYD parameters need no labels, so the deployed bundle can carry a fit at the very cutoff it
         scores at (the backtest does the same at its test cutoff); its predictions stay row-independent.
         """
+        self._check_built_for(features)
         anchored = dataclasses.replace(self, meta={**self.meta, "anchored_accounts": len(features)})
         anchored.btyd = fit_btyd(features)
         anchored._set_stretch(features, anchored.btyd)
@@ -1148,12 +1166,34 @@ class ModelBundle:
                 f"kamml.build_features), got {type(features).__name__}"
             )
         check_unique_columns(features)
+        self._check_built_for(features)
         needed = [*self.features, *([size_feature] if size_feature else [])]
         # a set of the (unique, text) labels: ~1 us less per feature than asking the Index each time
         present = features.columns if isinstance(features.columns, pd.MultiIndex) else set(features.columns)
         missing = [c for c in dict.fromkeys(needed) if c not in present and not c.startswith("btyd_")]
         if missing:
             raise FeatureMismatchError(missing)
+
+    def _check_built_for(self, features: pd.DataFrame) -> None:
+        """A ConfigError when `features` record another window or time unit than this bundle's.
+
+        `mark_built_with` records them: ``spend_last_year_horizon`` would cover another span, or recency
+        and T be in another unit. Frames without the record (a CRM's rows, a file) are not checked.
+        """
+        window = features.attrs.get("feature_window_days")
+        if window is not None and window != self.train_horizon_days:
+            raise ConfigError(
+                f"the feature rows were built for a {window}-day window, but the model was trained on "
+                f"{self.train_horizon_days}-day label windows (spend_last_year_horizon covers that "
+                "span): build them with bundle.scoring_config(config), as kamml score does"
+            )
+        unit = features.attrs.get("time_unit")
+        own = "weeks" if self.unit_days == 7 else "days"
+        if unit is not None and unit != own:
+            raise ConfigError(
+                f"the feature rows' recency and T are in {unit}, but the model was trained in {own}: "
+                "build them with bundle.scoring_config(config), as kamml score does"
+            )
 
     def _stretch(
         self,

@@ -164,7 +164,7 @@ def test_predictions_are_row_independent_and_accept_rows_without_ids(trained):
     rows = model_input(result.features.head(20))
     whole = score_frame(result.bundle, rows)
     one = score_frame(result.bundle, rows.iloc[[7]].drop(columns="account_id"))
-    pd.testing.assert_frame_equal(one, whole.iloc[[7]].drop(columns="account_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(one, whole.iloc[[7]].drop(columns="account_id"))
 
 
 @pytest.mark.slow
@@ -181,13 +181,37 @@ def test_the_pyfunc_takes_account_id_from_the_index_build_features_gives(trained
     assert out["account_id"].tolist() == features.index.tolist()
     assert (out["horizon_days"] == result.bundle.horizon_days).all()
     expected = score_frame(result.bundle, model_input(features))
-    pd.testing.assert_frame_equal(out, expected, check_dtype=False)
+    pd.testing.assert_frame_equal(out.reset_index(drop=True), expected, check_dtype=False)
     renamed = features.rename_axis("id")
     assert "account_id" not in score_frame(result.bundle, renamed).columns  # another index is not an id
     # one level of a MultiIndex (the answer had no ids, and the CRM matches answers by id)
     levels = features.set_index(pd.Index(range(20), name="x"), append=True)
     out = mlflow.pyfunc.load_model(result.model_uri).predict(levels)
     assert out["account_id"].tolist() == features.index.tolist()
+
+
+@pytest.mark.slow
+def test_the_answer_keeps_the_rows_index_so_a_column_assigned_back_lands_on_its_account(trained):
+    """A fresh 0..n-1 index put every account's clv on the next account of a frame indexed by
+    account_id, and on other rows or NaN of a filtered frame (a CRM audit)."""
+    import mlflow
+
+    _, _, result = trained
+    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
+    features = result.features.head(300).copy()  # above SMALL_FRAME_ROWS, and a third of it below
+    expected = result.bundle.predict(features, refit_btyd=False)["clv"]
+    features["clv"] = pyfunc.predict(features)["clv"]
+    pd.testing.assert_series_equal(features["clv"], expected)
+    answer = pyfunc.predict(features)
+    assert answer.index.name is None  # account_id is a column: a named level too made groupby ambiguous
+    assert answer.groupby("account_id")["clv"].sum().index.tolist() == features.index.tolist()
+    crm = model_input(features)
+    chosen = crm[crm["account_id"] % 3 == 0]  # a CRM's filtered frame, indexed by its row numbers
+    answer = pyfunc.predict(chosen)
+    assert answer.index.tolist() == chosen.index.tolist()
+    for one in (score_frame(result.bundle, chosen.iloc[:2]), answer):  # small and large answers alike
+        rows = chosen.loc[one.index, "account_id"]
+        assert one["clv"].to_dict() == {i: expected[a] for i, a in rows.items()}
 
 
 @pytest.mark.slow
@@ -199,7 +223,7 @@ def test_the_pyfunc_takes_a_dict_or_a_series_as_one_row(trained):
     _, _, result = trained
     model = mlflow.pyfunc.load_model(result.model_uri)
     rows = model_input(result.features.head(3))
-    expected = json_ready(score_frame(result.bundle, rows.iloc[[1]]))
+    expected = json_ready(score_frame(result.bundle, rows.iloc[[1]])).reset_index(drop=True)
     for one in (rows.iloc[1], rows.iloc[1].to_dict()):
         pd.testing.assert_frame_equal(model.predict(one), expected, check_dtype=False)
     as_columns = rows.to_dict(orient="list")  # a dict of lists is columns, as pandas reads it
@@ -270,6 +294,30 @@ def test_a_failed_lookup_names_the_store_it_searched_and_where_it_came_from(trac
         f"searched the MLflow store {cfg.tracking.uri} (from the MLFLOW_TRACKING_URI environment variable, "
         "which replaces the config's tracking.uri sqlite:///elsewhere.db)" in str(info.value)
     )
+
+
+@pytest.mark.slow
+def test_an_alias_is_read_in_the_configs_store_not_in_mlflows_current_one(trained, tmp_path, monkeypatch):
+    """The alias was read after the config's store was let go: the notebook's own store's champion
+    was recorded as the version that scored, and a stray ./mlflow.db appeared (a CRM audit)."""
+    import mlflow
+
+    cfg, _, result = trained
+    name = cfg.tracking.model_name
+    other = f"sqlite:///{tmp_path / 'notebook.db'}"
+    client = MlflowClient(other, other)
+    client.create_registered_model(name)
+    for _ in range(int(result.promotion.version) + 1):
+        version = client.create_model_version(name, source=str(tmp_path))
+    client.set_registered_model_alias(name, "champion", version.version)
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(other)  # MLflow's current store, as a notebook's; it sets the variable too:
+    mlflow.set_registry_uri(other)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # which would replace the config's store
+    loaded = load_model(f"models:/{name}@champion", cfg.tracking)
+    assert loaded.resolved == f"models:/{name}/{result.promotion.version}"
+    assert mlflow.get_tracking_uri() == other  # the caller's store again after
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notebook.db"]
 
 
 @pytest.mark.slow

@@ -188,7 +188,8 @@ def score_frame_spark(
                 chosen = np.flatnonzero(explain_priority(scores, weights) >= threshold)
                 if chosen.size:  # drivers only: the models are not run again
                     named = scorer.drivers(batch.iloc[chosen], top=top)
-                    scores.loc[chosen, "drivers"] = np.asarray(named, dtype=object)
+                    rows = scores.index[chosen]  # by position: the answer keeps the batch's index
+                    scores.loc[rows, "drivers"] = np.asarray(named, dtype=object)
             scores["cutoff"] = cut.to_datetime64()
             scores["model_uri"] = uri
             scores["drivers"] = scores["drivers"].astype(object)

@@ -41,6 +41,7 @@ from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.pyfunc import BUNDLE_ARTIFACT, KammlPyfunc, json_ready, score_frame
 from kamml.tracking.store import (
+    config_store_error,
     describe_store,
     store_error,
     store_in_force,
@@ -295,9 +296,16 @@ def load_model(uri: str, tracking: TrackingConfig | None = None) -> LoadedModel:
     scope = tracking_scope(tracking, create=False) if from_store and tracking is not None else None
     try:
         with scope or contextlib.nullcontext():
-            pyfunc = mlflow.pyfunc.load_model(uri)
+            # the alias is read first, in the same store, and that version loaded: the version recorded
+            # is the one that scores even when the alias moves meanwhile (it was read after the scope,
+            # in MLflow's current store: another store's version, and a stray ./mlflow.db)
+            recorded = _resolve_alias(uri) if from_store or "://" in uri else str(local.resolve())
+            pyfunc = mlflow.pyfunc.load_model(recorded if recorded.startswith("models:/") else uri)
     except Exception as exc:  # SQLAlchemy's errors opening a store are not MlflowExceptions
-        locked_or_broken = store_error(exc) if from_store else None
+        # named as the store searched: MLflow is the caller's again here
+        locked_or_broken = None
+        if from_store:
+            locked_or_broken = store_error(exc) if tracking is None else config_store_error(exc, tracking)
         if locked_or_broken is not None:
             raise locked_or_broken from exc
         if not isinstance(exc, MlflowException):
@@ -317,7 +325,6 @@ def load_model(uri: str, tracking: TrackingConfig | None = None) -> LoadedModel:
     if not isinstance(inner, KammlPyfunc) or inner.bundle is None:
         raise ModelError(f"{uri} is not a kamml model (its python model is {type(inner).__name__})")
     # a folder is recorded by its absolute path: a relative one names nothing once read elsewhere (a CRM)
-    recorded = _resolve_alias(uri) if from_store or "://" in uri else str(local.resolve())
     return LoadedModel(uri, inner.bundle, pyfunc, recorded)
 
 
@@ -339,10 +346,7 @@ def resolve_model(
         return LoadedModel("in-memory ModelBundle", model)
     if not isinstance(model, str):
         raise TypeError(f"model must be a URI, a LoadedModel or a ModelBundle, got {type(model).__name__}")
-    if tracking is not None and model.startswith(("models:", "runs:")):
-        with tracking_scope(tracking, create=False):  # MLflow's URIs are the caller's again after
-            return load_model(model)
-    return load_model(model)
+    return load_model(model, tracking)  # MLflow's URIs are the caller's again after
 
 
 def _resolve_alias(uri: str) -> str:

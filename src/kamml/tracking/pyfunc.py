@@ -29,7 +29,7 @@ OUTPUT_COLUMNS = PREDICTION_COLUMNS
 
 
 def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.DataFrame:
-    """Scores for feature rows with an optional ``account_id`` column, in the rows' order.
+    """Scores for feature rows with an optional ``account_id`` column, in the rows' order and index.
 
     The row-independent prediction the pyfunc serves: the bundle's stored BG/NBD fit is used. Without
     an ``account_id`` column, an index (or index level) named account_id (as `kamml.build_features`
@@ -51,12 +51,25 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)
     if ids is not None:
         columns = {"account_id": ids, **columns}
+    index = _answer_index(frame.index, columns)
     if len(frame) > SMALL_FRAME_ROWS:
-        return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+        return pd.DataFrame(columns, index=index)
     # a request's few rows: its own copies of the arrays, one block each (pandas' copying into
     # consolidated blocks was ~0.1 ms of a one-row request); the same frame to every reader
     owned = {name: v.copy() if isinstance(v, np.ndarray) else v for name, v in columns.items()}
-    return pd.DataFrame(owned, index=pd.RangeIndex(len(frame)), copy=False)
+    return pd.DataFrame(owned, index=index, copy=False)
+
+
+def _answer_index(index: pd.Index, columns: Mapping[str, Any]) -> pd.Index:
+    """The rows' own index, so ``rows["clv"] = model.predict(rows)["clv"]`` lands on the right rows.
+
+    A fresh 0..n-1 index put every account's score on another row of a frame indexed by account_id (an
+    audit). Levels named like an answer column (account_id) lose their name: pandas refuses to group or
+    merge on a name that is both a column and an index level.
+    """
+    if any(name in columns for name in index.names):
+        return index.set_names([None if name in columns else name for name in index.names])
+    return index
 
 
 def as_frame(rows: Any) -> pd.DataFrame:

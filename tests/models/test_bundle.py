@@ -865,6 +865,82 @@ def test_feature_rows_of_another_window_or_unit_are_refused_and_unmarked_rows_ar
     assert len(bundle.predict(unmarked)) == len(longer)  # not checkable: scored as sent
 
 
+def test_a_regularity_or_recency_column_missing_beside_the_history_it_measures_is_refused(fitted):
+    """gap_mean, overdue_ratio or days_since_last left out of a CRM's record with a purchase history
+    was scored as 'no history' (clv x 0.54 to 1.56, p_churn moved up to 0.22; a CRM audit)."""
+    bundle, features = fitted
+    repeat = int(np.flatnonzero(features["frequency"].to_numpy() >= 1)[0])
+    one_day = int(np.flatnonzero((features["frequency"] == 0) & features["T"].notna())[0])
+    rows = features.iloc[[repeat, one_day]].copy()
+    bundle.predict(rows)  # a one-day buyer's gaps are missing in the features too
+    assert rows.iloc[1][["gap_mean", "gap_std", "gap_max", "overdue_ratio"]].isna().all()
+    for column, says in [
+        ("gap_mean", "a repeat purchase day (frequency >= 1)"),
+        ("overdue_ratio", "a repeat purchase day"),
+        ("days_since_last", "a purchase day (T given)"),
+    ]:
+        keyless = rows.copy()
+        keyless.iloc[0, keyless.columns.get_loc(column)] = np.nan
+        with pytest.raises(
+            ModelError, match=rf"features\.{column}: missing in row\(s\) 0: .*{re.escape(says)}"
+        ):
+            bundle.predict(keyless)
+    blank = rows.copy()
+    blank.iloc[1, blank.columns.get_loc("days_since_last")] = np.nan
+    with pytest.raises(ModelError, match=r"days_since_last: missing in row\(s\) 1"):
+        bundle.predict(blank)
+    many = pd.concat([features] * 2)  # above SMALL_FRAME_ROWS: the whole-frame path names them too
+    last_repeat = int(np.flatnonzero(many["frequency"].to_numpy() >= 1)[-1])
+    many.iloc[last_repeat, many.columns.get_loc("gap_max")] = np.nan
+    with pytest.raises(ModelError, match=rf"gap_max: missing in row\(s\) {last_repeat}:"):
+        bundle.predict(many)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "says"),
+    [
+        (
+            "cutoff_month",
+            13.0,
+            "cutoff_month: outside its range in row(s) 1: the features hold numbers from 1 to 12",
+        ),
+        ("cutoff_quarter", 0.0, "from 1 to 4"),
+        (
+            "days_since_last",
+            -100.0,
+            "days_since_last: outside its range in row(s) 1: the features hold numbers >= 0",
+        ),
+        ("orders_90d", -1.0, ">= 0 (1 row; e.g. -1.0)"),
+        ("was_referred", 2.0, "from 0 to 1"),
+    ],
+)
+def test_a_feature_value_outside_the_range_the_features_keep_is_refused(fitted, column, value, says):
+    """Month 13, quarter 0 and a negative day count were scored (clv x 0.95 to 1.76; a CRM audit)."""
+    bundle, features = fitted
+    rows = features.iloc[:3].copy()
+    rows.iloc[1, rows.columns.get_loc(column)] = value
+    with pytest.raises(ModelError, match=re.escape(says)):
+        bundle.predict(rows)
+
+
+def test_every_built_feature_is_within_its_catalogued_range(world_data):
+    from kamml.features.catalogue import bounds
+
+    checked = 0
+    for cutoff in (world_data.end.normalize(), world_data.end.normalize() - pd.Timedelta(days=300)):
+        built = build_features(world_data, cutoff, config())
+        for column in built.columns:
+            limits = bounds(column)
+            if limits is None:
+                continue
+            low, high = limits
+            values = built[column].dropna()
+            assert (values >= low).all(), column
+            assert high is None or (values <= high).all(), column
+            checked += 1
+    assert checked >= 30
+
+
 def test_a_bundles_horizon_cannot_be_reassigned_but_replace_builds_a_new_one(fitted):
     """``bundle.horizon_days = 365`` relabelled 180-day predictions as a year's (an API audit)."""
     import dataclasses

@@ -42,14 +42,32 @@ def fitted() -> tuple[ChurnModel, pd.DataFrame, np.ndarray]:
 def test_centered_isotonic_hand_computed() -> None:
     # PAVA pools the middle pair (1, 0) into 0.5; block centres are the mean scores of each block
     x, p = centered_isotonic(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 1.0, 0.0, 1.0]))
+    # the end blocks, one row each of one class, are not certain: (0 + 1/2) / (1 + 1), (1 + 1/2) / 2
     np.testing.assert_allclose(x, [0.1, 0.25, 0.4])
-    np.testing.assert_allclose(p, [0.0, 0.5, 1.0])
-    # weights move the centre and the rate of a pooled block
-    x, p = centered_isotonic(
-        np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 1.0, 0.0, 1.0]), np.array([1.0, 3.0, 1.0, 1.0])
-    )
+    np.testing.assert_allclose(p, [0.25, 0.5, 0.75])
+    # weights move the centre and the rate of a pooled block; an end block stays within its neighbour
+    weights = np.array([1.0, 3.0, 1.0, 1.0])
+    x, p = centered_isotonic(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 1.0, 0.0, 1.0]), weights)
     np.testing.assert_allclose(x, [0.1, 0.225, 0.4])
-    np.testing.assert_allclose(p, [0.0, 0.75, 1.0])
+    np.testing.assert_allclose(p, [0.25, 0.75, 0.75])
+    # the shrinkage counts rows by their effective number, whatever the weights' scale
+    _, scaled = centered_isotonic(
+        np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 1.0, 0.0, 1.0]), weights * 1e3
+    )
+    np.testing.assert_allclose(scaled, p)
+
+
+def test_centered_isotonic_never_gives_certainty_from_a_finite_sample() -> None:
+    """Calibrated churn was exactly 0.0 or 1.0 for hundreds of accounts (no finite log-odds) where
+    their true chance of no purchase was 0.001 to 0.032 (a CRM audit)."""
+    rng = np.random.default_rng(1)
+    score = rng.random(5000)
+    y = (score > 0.9) | ((score > 0.1) & (rng.random(5000) < 0.5))  # certain-looking ends
+    _, p = centered_isotonic(score, y.astype(float))
+    lowest, highest = (score <= 0.1).sum(), (score > 0.9).sum()
+    assert p[0] == pytest.approx(0.5 / (lowest + 1))
+    assert p[-1] == pytest.approx((highest + 0.5) / (highest + 1))
+    assert np.all(np.diff(p) >= 0)
 
 
 def test_centered_isotonic_leaves_out_rows_of_zero_weight() -> None:
@@ -60,7 +78,7 @@ def test_centered_isotonic_leaves_out_rows_of_zero_weight() -> None:
         np.array([1.0, 1.0, 1.0, 0.0, 1.0, 1.0]),
     )
     np.testing.assert_allclose(x, [0.7 / 3, 0.55])
-    np.testing.assert_allclose(p, [0.0, 1.0])
+    np.testing.assert_allclose(p, [0.5 / 4, 2.5 / 3])
 
 
 def test_centered_isotonic_keeps_the_ranking() -> None:

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CATALOGUE", "NEVER_MISSING", "definition", "describe", "never_missing"]
+__all__ = [
+    "BOUNDS",
+    "CATALOGUE",
+    "FILLED_WITH_HISTORY",
+    "NEVER_MISSING",
+    "bounds",
+    "definition",
+    "describe",
+    "never_missing",
+]
 
 #: column pattern -> (group, definition). Times in `time.unit` for rfm, days elsewhere.
 CATALOGUE: dict[str, tuple[str, str]] = {
@@ -18,7 +27,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "monetary": ("rfm", "mean net spend of the repeat purchase days (0 without repeats)"),
     "spend_total": ("windows", "net spend before the cutoff (refunds subtracted)"),
     "orders_total": ("windows", "purchase days before the cutoff"),
-    "quantity_total": ("windows", "units bought before the cutoff (net of returns)"),
+    "quantity_total": ("windows", "units bought before the cutoff (quantities as given, 1 when absent)"),
     "days_since_first": ("windows", "days from the first transaction (any amount) to the cutoff"),
     "spend_{w}d": ("windows", "net spend in the last {w} days"),
     "orders_{w}d": ("windows", "purchase days in the last {w} days"),
@@ -27,11 +36,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "cutoff_quarter": ("calendar", "quarter (1-4) of the cutoff"),
     "spend_last_year_horizon": (
         "calendar",
-        "net spend in the same window one year earlier, the models' label window (missing when history "
-        "does not reach back)",
+        "net spend in the models' label window (at most 365 days) starting 365 days before the cutoff "
+        "(missing when the first transaction is later)",
     ),
     "spend_trend": ("trend", "net spend in the last 182 days / the 182 days before (missing if no prior)"),
-    "spend_slope_12m": ("trend", "least-squares slope of 30-day net spend over the last 12 months"),
+    "spend_slope_12m": ("trend", "least-squares slope of net spend in twelve 30-day bins, per 30 days"),
     "order_size_trend": ("trend", "units per order in the last 182 days / in the 182 days before"),
     "gap_mean": ("regularity", "mean days between consecutive purchase days"),
     "gap_std": ("regularity", "standard deviation of the gaps (population, missing without a gap)"),
@@ -53,7 +62,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "referrals_made_365d": ("referral", "accounts it referred in the last 365 days"),
     "days_since_last_referral": ("referral", "days from its last referral to the cutoff"),
     "referred_spend": ("referral", "net spend before the cutoff of the accounts it referred"),
-    "referrals_2hop": ("referral", "referrals made by the accounts it referred (two-hop reach)"),
+    "referrals_2hop": ("referral", "referrals made by the accounts it referred (paths of two hops)"),
     "was_referred": ("referral", "1 when the account itself was referred"),
     "hours_total": ("effort", "sales hours logged on the account before the cutoff"),
     "hours_{w}d": ("effort", "sales hours in the last {w} days"),
@@ -95,6 +104,50 @@ NEVER_MISSING = frozenset(
     }
 )
 
+#: Columns `build_features` fills whenever the account has a purchase day (``"T"``: T is known) or a
+#: repeat purchase day (``"frequency"``: frequency >= 1), and leaves missing otherwise. One missing in a
+#: row with that history (a CRM's record without the key) would be scored as "no history" that it has.
+FILLED_WITH_HISTORY: dict[str, str] = {
+    "days_since_first": "T",
+    "days_since_last": "T",
+    "gap_mean": "frequency",
+    "gap_std": "frequency",
+    "gap_max": "frequency",
+    "overdue_ratio": "frequency",
+}
+
+#: The range `build_features` keeps a column in, both ends included (None: no upper end). A value outside
+#: it in a CRM's row (month 13, a negative count or day count) was scored as a feature value no account
+#: had (clv x 0.95 to 1.76); scoring refuses it. Net spends, quantities and their trends have no range.
+BOUNDS: dict[str, tuple[float, float | None]] = {
+    "orders_total": (0, None),
+    "orders_{w}d": (0, None),
+    "days_since_first": (0, None),
+    "cutoff_month": (1, 12),
+    "cutoff_quarter": (1, 4),
+    "gap_mean": (0, None),
+    "gap_std": (0, None),
+    "gap_max": (0, None),
+    "days_since_last": (0, None),
+    "overdue_ratio": (0, None),
+    "refund_count": (0, None),
+    "zero_amount_count": (0, None),
+    "refund_share": (0, None),
+    "n_products": (0, None),
+    "top_product_share": (0, 1),
+    "referrals_made": (0, None),
+    "referrals_made_365d": (0, None),
+    "days_since_last_referral": (0, None),
+    "referrals_2hop": (0, None),
+    "was_referred": (0, 1),
+    "hours_total": (0, None),
+    "hours_{w}d": (0, None),
+    "activities_365d": (0, None),
+    "days_since_last_activity": (0, None),
+    "hours_per_spend_365d": (0, None),
+    "account_age_days": (0, None),
+}
+
 _PATTERNS = [
     (
         re.compile(
@@ -117,6 +170,14 @@ def describe(column: str) -> tuple[str, str]:
 def never_missing(column: str) -> bool:
     """Whether `build_features` always fills `column` (`NEVER_MISSING`); False for one it does not know."""
     return any(pattern.match(column) for pattern, key in _PATTERNS if key in NEVER_MISSING)
+
+
+def bounds(column: str) -> tuple[float, float | None] | None:
+    """The range `build_features` keeps `column` in (`BOUNDS`); None for one without (or unknown)."""
+    for pattern, key in _PATTERNS:
+        if pattern.match(column):
+            return BOUNDS.get(key)
+    return None
 
 
 def definition(column: str) -> str:

@@ -618,25 +618,79 @@ def _filled_positions(names: tuple[str, ...]) -> np.ndarray:
     return np.array([j for j, name in enumerate(names) if never_missing(name)], dtype=np.intp)
 
 
-def _check_filled(matrix: np.ndarray, names: Sequence[str]) -> None:
-    """ModelError naming a column `build_features` always fills (a count, a sum) that is missing in rows.
+@functools.lru_cache(maxsize=8)
+def _history_positions(names: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    """Positions of the feature columns filled whenever there is a purchase history, with its column."""
+    from kamml.features.catalogue import FILLED_WITH_HISTORY
 
-    A CRM record without the key was scored with the value unknown, as no account in training had it.
+    return tuple(
+        (j, FILLED_WITH_HISTORY[name]) for j, name in enumerate(names) if name in FILLED_WITH_HISTORY
+    )
+
+
+#: What `FILLED_WITH_HISTORY`'s conditions say, in a refusal.
+_HISTORY_WORDS = {"T": "a purchase day (T given)", "frequency": "a repeat purchase day (frequency >= 1)"}
+
+
+def _check_filled(matrix: np.ndarray, names: Sequence[str], f: np.ndarray, t: np.ndarray) -> None:
+    """ModelError naming a column `build_features` always fills that is missing in rows.
+
+    Counts and sums are never missing; the regularity and recency columns never for an account with the
+    purchase history they measure (frequency `f`, T `t`). A CRM record without the key was scored as an
+    unknown value no account in training had (a gap_mean left out moved a clv from 14.5 to 20.5).
     """
     positions = _filled_positions(tuple(names))
-    if len(matrix) <= SMALL_FRAME_ROWS and not np.isnan(matrix[:, positions]).any():
-        return  # a request's few rows: one check of the small block instead of one per column
+    history = _history_positions(tuple(names))
     problems = []
-    for j in positions:  # column by column: no copy of the whole block
-        bad = np.isnan(matrix[:, j])
-        if not bad.any():
-            continue
-        rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
-        rule = f"missing in row(s) {rows}: it is never missing in the features (0 for an account without any)"
-        problems.append(Problem("features", names[j], rule, int(bad.sum())))
+    if len(matrix) > SMALL_FRAME_ROWS or np.isnan(matrix[:, positions]).any():  # few rows: one check
+        for j in positions:  # column by column: no copy of the whole block
+            bad = np.isnan(matrix[:, j])
+            if bad.any():
+                rule = "it is never missing in the features (0 for an account without any)"
+                problems.append(_missing_problem(names[j], bad, rule))
+    having = {"T": ~np.isnan(t), "frequency": f >= 1}
+    for j, needs in history:
+        bad = np.isnan(matrix[:, j]) & having[needs]
+        if bad.any():
+            rule = f"it is never missing in the features for an account with {_HISTORY_WORDS[needs]}"
+            problems.append(_missing_problem(names[j], bad, rule))
     if not problems:
         return
     raise ModelError("feature rows lack values: " + "; ".join(map(str, problems)))
+
+
+@functools.lru_cache(maxsize=8)
+def _bounded_positions(names: tuple[str, ...]) -> tuple[tuple[int, float, float | None], ...]:
+    """Positions of the feature columns `build_features` keeps in a range, with the range."""
+    from kamml.features.catalogue import bounds
+
+    found = ((j, bounds(name)) for j, name in enumerate(names))
+    return tuple((j, b[0], b[1]) for j, b in found if b is not None)
+
+
+def _check_ranges(matrix: np.ndarray, names: Sequence[str]) -> None:
+    """ModelError naming a column whose value lies outside the range `build_features` keeps it in.
+
+    Month 13, quarter 0 or a negative count of days in a CRM's row was scored as a feature value no
+    account had (`kamml.features.catalogue.BOUNDS`).
+    """
+    problems = []
+    for j, low, high in _bounded_positions(tuple(names)):
+        column = matrix[:, j]
+        bad = column < low if high is None else (column < low) | (column > high)
+        if bad.any():
+            rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
+            allowed = f">= {low:g}" if high is None else f"from {low:g} to {high:g}"
+            rule = f"outside its range in row(s) {rows}: the features hold numbers {allowed}"
+            problems.append(Problem("features", names[j], rule, int(bad.sum()), column[bad][:5].tolist()))
+    if problems:
+        raise ModelError("feature rows hold impossible values: " + "; ".join(map(str, problems)))
+
+
+def _missing_problem(column: str, bad: np.ndarray, rule: str) -> Problem:
+    """A `Problem` of a features column missing in the rows `bad` marks (the first five named)."""
+    rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
+    return Problem("features", column, f"missing in row(s) {rows}: {rule}", int(bad.sum()))
 
 
 def check_unique_columns(features: pd.DataFrame) -> None:
@@ -1009,7 +1063,8 @@ class ModelBundle:
         columns.update(extra)
         # converted once into one float matrix shared by the three models and the explanations
         prepared = self.clv.prepare_columns(columns, len(features), horizon_days=self.train_horizon_days)
-        _check_filled(prepared.matrix, self.clv.feature_names_)
+        _check_filled(prepared.matrix, self.clv.feature_names_, f, t)
+        _check_ranges(prepared.matrix, self.clv.feature_names_)
         return prepared, extra, columns, (f, r, t)
 
     def with_btyd(

@@ -660,12 +660,15 @@ def _check_filled(matrix: np.ndarray, names: Sequence[str], f: np.ndarray, t: np
 
 
 @functools.lru_cache(maxsize=8)
-def _bounded_positions(names: tuple[str, ...]) -> tuple[tuple[int, float, float | None], ...]:
-    """Positions of the feature columns `build_features` keeps in a range, with the range."""
+def _bounded_positions(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions of the feature columns `build_features` keeps in a range, their lows and highs (inf)."""
     from kamml.features.catalogue import bounds
 
-    found = ((j, bounds(name)) for j, name in enumerate(names))
-    return tuple((j, b[0], b[1]) for j, b in found if b is not None)
+    found = [(j, b) for j, name in enumerate(names) if (b := bounds(name)) is not None]
+    positions = np.array([j for j, _ in found], dtype=np.intp)
+    lows = np.array([b[0] for _, b in found], dtype=float)
+    highs = np.array([np.inf if b[1] is None else b[1] for _, b in found], dtype=float)
+    return positions, lows, highs
 
 
 def _check_ranges(matrix: np.ndarray, names: Sequence[str]) -> None:
@@ -674,13 +677,18 @@ def _check_ranges(matrix: np.ndarray, names: Sequence[str]) -> None:
     Month 13, quarter 0 or a negative count of days in a CRM's row was scored as a feature value no
     account had (`kamml.features.catalogue.BOUNDS`).
     """
+    positions, lows, highs = _bounded_positions(tuple(names))
+    if len(matrix) <= SMALL_FRAME_ROWS:  # a request's few rows: one check of the small block
+        block = matrix[:, positions]
+        if not ((block < lows) | (block > highs)).any():
+            return
     problems = []
-    for j, low, high in _bounded_positions(tuple(names)):
+    for j, low, high in zip(positions, lows, highs, strict=True):  # column by column: no copy
         column = matrix[:, j]
-        bad = column < low if high is None else (column < low) | (column > high)
+        bad = (column < low) | (column > high)
         if bad.any():
             rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
-            allowed = f">= {low:g}" if high is None else f"from {low:g} to {high:g}"
+            allowed = f">= {low:g}" if np.isinf(high) else f"from {low:g} to {high:g}"
             rule = f"outside its range in row(s) {rows}: the features hold numbers {allowed}"
             problems.append(Problem("features", names[j], rule, int(bad.sum()), column[bad][:5].tolist()))
     if problems:

@@ -647,13 +647,13 @@ def _check_filled(matrix: np.ndarray, names: Sequence[str], f: np.ndarray, t: np
             bad = np.isnan(matrix[:, j])
             if bad.any():
                 rule = "it is never missing in the features (0 for an account without any)"
-                problems.append(_missing_problem(names[j], bad, rule))
-    having = {"T": ~np.isnan(t), "frequency": f >= 1}
+                problems.append(_rows_problem(names[j], bad, "missing", rule))
+    having = {"T": ~np.isnan(t), "frequency": f >= 1} if history else {}
     for j, needs in history:
         bad = np.isnan(matrix[:, j]) & having[needs]
         if bad.any():
             rule = f"it is never missing in the features for an account with {_HISTORY_WORDS[needs]}"
-            problems.append(_missing_problem(names[j], bad, rule))
+            problems.append(_rows_problem(names[j], bad, "missing", rule))
     if not problems:
         return
     raise ModelError("feature rows lack values: " + "; ".join(map(str, problems)))
@@ -687,18 +687,19 @@ def _check_ranges(matrix: np.ndarray, names: Sequence[str]) -> None:
         column = matrix[:, j]
         bad = (column < low) | (column > high)
         if bad.any():
-            rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
             allowed = f">= {low:g}" if np.isinf(high) else f"from {low:g} to {high:g}"
-            rule = f"outside its range in row(s) {rows}: the features hold numbers {allowed}"
-            problems.append(Problem("features", names[j], rule, int(bad.sum()), column[bad][:5].tolist()))
+            rule = f"the features hold numbers {allowed}"
+            problems.append(_rows_problem(names[j], bad, "outside its range", rule, column[bad][:5].tolist()))
     if problems:
         raise ModelError("feature rows hold impossible values: " + "; ".join(map(str, problems)))
 
 
-def _missing_problem(column: str, bad: np.ndarray, rule: str) -> Problem:
-    """A `Problem` of a features column missing in the rows `bad` marks (the first five named)."""
+def _rows_problem(
+    column: str, bad: np.ndarray, what: str, rule: str, examples: Sequence[Any] = ()
+) -> Problem:
+    """A `Problem` of a features column: `what` is wrong in the rows `bad` marks (the first five named)."""
     rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
-    return Problem("features", column, f"missing in row(s) {rows}: {rule}", int(bad.sum()))
+    return Problem("features", column, f"{what} in row(s) {rows}: {rule}", int(bad.sum()), examples)
 
 
 def check_unique_columns(features: pd.DataFrame) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -311,9 +312,10 @@ def test_an_alias_is_read_in_the_configs_store_not_in_mlflows_current_one(traine
         version = client.create_model_version(name, source=str(tmp_path))
     client.set_registered_model_alias(name, "champion", version.version)
     monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(other)  # MLflow's current store, as a notebook's; it sets the variable too:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # put back as it was after the test
+    mlflow.set_tracking_uri(other)  # MLflow's current store, as a notebook's; it sets the variable too,
     mlflow.set_registry_uri(other)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # which would replace the config's store
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # which would replace the config's store
     loaded = load_model(f"models:/{name}@champion", cfg.tracking)
     assert loaded.resolved == f"models:/{name}/{result.promotion.version}"
     assert mlflow.get_tracking_uri() == other  # the caller's store again after

@@ -609,6 +609,9 @@ class TrackingConfig(_Section):
     experiment: str = "kamml"
     model_name: str = "kamml"
     promote_metric: str = "value.gini"
+    #: How much better than the champion's figure a new version's must be to take the alias (in the
+    #: metric's units). 0 promotes any real gain; a gain within 1e-9 of the figure is rounding, never one.
+    promote_margin: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     #: Copy `kamml run`'s outputs (scores, allocation, report: about 290 MB at a million accounts) into
     #: the run's artifacts; a nightly job whose output folder is kept elsewhere can turn it off.
     log_outputs: bool = True

@@ -13,6 +13,7 @@ from kamml.jobs.outputs import read_manifest
 from kamml.jobs.run import run, skipped_parts
 from kamml.jobs.score import SCORE_COLUMNS
 from kamml.tracking import JOB_STATUS_TAG
+from kamml.tracking.runs import PLAN_BY_RUN_TAG, PLAN_MODEL_TAG
 
 #: MLflow's own API in these tests reads the session's store: kamml's calls leave MLflow as it was
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_at_session_store")]
@@ -122,6 +123,12 @@ def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, cap
     # ... and the plan comes from that champion, not from the version it rejected
     champion = f"models:/{cfg.tracking.model_name}/{first.training.promotion.version}"
     assert set(pd.read_parquet(cfg.output.dir / "scores.parquet")["model_uri"]) == {champion}
+    # the run names the model that scored the plan whose figures it holds (a data-science audit: a run
+    # whose version was not promoted carried the champion's allocation.* metrics unmarked)
+    tags = MlflowClient().get_run(second.training.run_id).data.tags
+    assert (tags[PLAN_MODEL_TAG], tags[PLAN_BY_RUN_TAG]) == (champion, "false")
+    tags = MlflowClient().get_run(first.training.run_id).data.tags
+    assert (tags[PLAN_MODEL_TAG], tags[PLAN_BY_RUN_TAG]) == (champion, "true")
     said = [line for line in lines if "scoring with the champion" in line]
     assert len(said) == 1
     assert champion in said[0]

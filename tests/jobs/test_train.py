@@ -118,3 +118,25 @@ def test_a_job_failing_while_it_trains_leaves_a_failed_run(tracked_config, world
     assert run.data.tags["kamml.job.failed_stage"] == "train"
     assert run.data.tags["kamml.job.error"] == "the backtest broke"
     assert run.data.params["time.horizon_days"] == str(cfg.time.horizon_days)  # its config is logged
+
+
+def test_the_run_records_the_folder_the_data_was_read_from(world_path, tmp_path, caplog):
+    """train(load_data(other), config) logged the config's data.path as its data: a rebuild from the
+    run's config would train on other data (a data-science audit)."""
+    from kamml import load_data
+    from kamml.jobs.train import recorded_source
+
+    data = load_data(world_path)
+    elsewhere = Config.from_dict({"data": {"path": str(tmp_path)}})
+    with caplog.at_level("WARNING", logger="kamml.jobs.train"):
+        recorded = recorded_source(elsewhere, data)
+    assert recorded.data.path == world_path.resolve()
+    assert (
+        f"not read from the config's data.path {tmp_path.resolve()} but {world_path.resolve()}" in caplog.text
+    )
+    assert elsewhere.data.path == tmp_path  # the caller's config is left as it was
+    here = Config.from_dict({"data": {"path": str(world_path)}})
+    assert recorded_source(here, data) is here
+    in_memory = load_data({"transactions": data.to_pandas("transactions")})
+    assert recorded_source(elsewhere, in_memory).data.path is None
+    assert recorded_source(Config(), in_memory).data.path is None

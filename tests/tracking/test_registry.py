@@ -274,6 +274,22 @@ def test_the_gate_promotes_only_a_strictly_better_figure(key, value, champion, p
     assert ("beats the champion's" if promoted else "does not beat") in reason
 
 
+def test_the_gate_never_promotes_on_rounding_and_keeps_the_configured_margin():
+    """A version was promoted on 0.2531 against 0.2531, a gain of 1.4e-17 (a data-science audit)."""
+    champion = 0.25312345
+    assert _decide("value.kamml.aggregate_error", champion - 1.4e-17, "3", champion)[0] is False
+    assert _decide("value.kamml.gini", 0.9 + 1e-12, "3", 0.9)[0] is False
+    assert _decide("value.kamml.gini", 0.9 + 1e-6, "3", 0.9)[0] is True
+    assert _decide("value.kamml.gini", 0.905, "3", 0.9, margin=0.01) == (
+        False,
+        "value.kamml.gini 0.9050 does not beat the champion's 0.9000 by more than 0.01 "
+        "(tracking.promote_margin)",
+    )
+    assert _decide("value.kamml.gini", 0.911, "3", 0.9, margin=0.01)[0] is True
+    assert _decide("churn.kamml.brier", 0.149, "3", 0.16, margin=0.01)[0] is True  # errors: smaller by it
+    assert _decide("churn.kamml.brier", 0.151, "3", 0.16, margin=0.01)[0] is False
+
+
 def test_the_gate_without_a_usable_figure():
     assert _decide("value.kamml.gini", float("nan"), "3", 0.9) == (
         False,

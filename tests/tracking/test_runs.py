@@ -46,6 +46,10 @@ def test_training_run_logs_config_data_versions_metrics_and_plots(trained):
     assert len(tags["data.transactions.hash"]) == 16
     assert tags["version.lightgbm"]
     assert tags["version.mlflow"] == mlflow.__version__
+    # what fits BTYD, draws the drivers, compiles and reads the SQL (a data-science audit found them absent)
+    assert {"version.scipy", "version.numba", "version.sqlglot", "version.pyarrow"} <= set(tags)
+    # every feature group by name, so a search on one finds the runs with it on (the default {} was "{}")
+    assert run.data.params["features.groups.trend"] == "True"
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id)}
     assert {"config.yaml", "data.json", "backtest.json", "promotion.json", "versions.json"} <= artifacts
     plots = {a.path for a in MlflowClient().list_artifacts(result.run_id, "plots")}

@@ -56,6 +56,7 @@ from kamml.models.effort import EffortResponse, config_rule
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
 from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, record_job_failure, resolve_model
+from kamml.tracking.runs import PLAN_BY_RUN_TAG, PLAN_MODEL_TAG
 
 __all__ = ["RunResult", "check_owners", "run", "skipped_parts"]
 
@@ -231,7 +232,7 @@ def _score_allocate_report(
         published = outputs.publish(_facts(config, training, model_uri, plan, horizon))
         files = {key: published[path.name] for key, path in staged.items()}
         files["manifest"] = out_dir / MANIFEST
-        _log_outputs(config, training, files.values(), plan)
+        _log_outputs(config, training, files.values(), plan, model_uri)
         echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)
     return RunResult(training, scores, allocation, curve, files, seconds, skipped)
@@ -346,9 +347,18 @@ def _plan_line(plan: dict[str, Any], hours: float) -> str:
     )
 
 
-def _log_outputs(config: Config, training: TrainResult, paths: Iterable[Path], plan: dict[str, Any]) -> None:
-    """The plan's figures, and the output files unless ``tracking.log_outputs`` is off, on the run."""
+def _log_outputs(
+    config: Config, training: TrainResult, paths: Iterable[Path], plan: dict[str, Any], model_uri: str
+) -> None:
+    """The plan's figures, and the output files unless ``tracking.log_outputs`` is off, on the run.
+
+    Tagged with the model that scored the plan (`PLAN_MODEL_TAG`): the champion, which is another
+    run's model when this run's version was not promoted; its figures read as this model's otherwise.
+    """
     with TrainingRun(config, run_id=training.run_id) as tracked:
+        p = training.promotion
+        own = model_uri in (training.model_uri, f"models:/{p.name}/{p.version}")
+        tracked.set_tags({PLAN_MODEL_TAG: model_uri, PLAN_BY_RUN_TAG: str(own).lower()})
         for path in paths if config.tracking.log_outputs else ():
             tracked.log_artifact(path, "outputs")
         tracked.log_summary(
@@ -437,7 +447,7 @@ def _run_on_spark(
         report = {key: published[path.name] for key, path in staged.items()}
         report["manifest"] = out_dir / MANIFEST
         files.update(report)
-        _log_outputs(config, training, report.values(), plan)
+        _log_outputs(config, training, report.values(), plan, model.resolved)
         echo(f"      scores and allocation -> {files['scores']}, {files['allocation']} (Parquet parts)")
         echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)

@@ -11,6 +11,7 @@ CDNOW's classic split) one bundle serves both.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -114,6 +115,7 @@ def train(
         the run ends. `kamml run` passes False and tags the outcome after its later stages.
     """
     t0 = time.perf_counter()
+    config = recorded_source(config, data)
     check_model_settings(config)  # before the backtest's features and models
     check_promote_metric(config, data)
     # the run opens before the minutes of training (the store reachable, the experiment usable): a job
@@ -134,6 +136,30 @@ def train(
     return TrainResult(
         run.run_id, model_uri, decision, result, bundle, scoring, features, time.perf_counter() - t0
     )
+
+
+def recorded_source(config: Config, data: Dataset) -> Config:
+    """`config` with ``data.path`` naming where `data` was read from, when the config names elsewhere.
+
+    The run logs the config (and its MLflow dataset input) as the training data's source: tables read
+    from another folder (``train(load_data(other), config)``) were recorded as the config's folder, and
+    a rebuild from the logged config would silently train on other data (a data-science audit). Tables
+    given in memory record no folder. The CLI's ``--data`` sets the path itself.
+    """
+    configured = config.data.path
+    if configured is None:
+        return config
+    root = Path(configured).expanduser().resolve()
+    read = [Path(p).expanduser().resolve() for p in data.inputs.values()]
+    if read and all(p == root or root in p.parents for p in read):
+        return config
+    source = Path(os.path.commonpath(read)) if read else None
+    log.warning(
+        "the data was not read from the config's data.path %s but %s: the run records that instead",
+        root,
+        source or "from tables in memory",
+    )
+    return config.model_copy(update={"data": config.data.model_copy(update={"path": source})})
 
 
 def _fit(

@@ -893,7 +893,7 @@ def backtest_plots(result: BacktestResult, folder: str | Path) -> dict[str, Path
     dict of str to pathlib.Path
         ``gains`` (value: kamml, BG/NBD × Gamma-Gamma, last period; gains.png), ``decile_calibration``
         (decile_calibration.png), ``churn_calibration`` (kamml, BG/NBD P(no purchase);
-        churn_calibration.png), ``feature_importance`` (the value model's gain importance;
+        churn_calibration.png), ``feature_importance`` (the backtest value model's gain importance;
         feature_importance_clv.png) and, when the backtest has referral metrics, ``referral_gains``
         (kamml's influence model beside the past referral value; referral_gains.png).
     """
@@ -927,7 +927,9 @@ def backtest_plots(result: BacktestResult, folder: str | Path) -> dict[str, Path
     paths["feature_importance"] = plot_feature_importance(
         feature_importance(result.bundle)["clv"],
         out / "feature_importance_clv.png",
-        title="What drives the value forecast (gain importance)",
+        # the backtest's model (trained before its cutoff), not the deployed one, which is trained on
+        # later snapshots and ranks features otherwise (a data-science audit read it as the logged model)
+        title=f"What drives the backtest's value model{when} (gain importance)",
     )
     if result.referral and _PRED_REFERRAL in frame and frame["referral_value"].sum() > 0:
         paths["referral_gains"] = plot_gains(

@@ -116,15 +116,25 @@ def _run_horizon(run: Any) -> int | None:
     return None
 
 
-def _decide(key: str, value: float | None, champion: str, champ_value: float | None) -> tuple[bool, str]:
-    """Whether this run's figure beats the champion's (version `champion`), and why."""
+#: A gain smaller than this times the figure (at least 1) is rounding: with a strict ">" alone a version
+#: was promoted on 1.4e-17 (a data-science audit).
+_ROUNDING = 1e-9
+
+
+def _decide(
+    key: str, value: float | None, champion: str, champ_value: float | None, margin: float = 0.0
+) -> tuple[bool, str]:
+    """Whether this run's figure beats the champion's (version `champion`) by more than `margin`, and why."""
     if value is None or math.isnan(value):
         return False, f"this run has no usable metric {key} ({value})"
     if champ_value is None or math.isnan(champ_value):
         return True, f"the champion (version {champion}) has no usable metric {key}"
-    if _score(key, value) > _score(key, champ_value):
-        return True, f"{key} {value:.4f} beats the champion's {champ_value:.4f}"
-    return False, f"{key} {value:.4f} does not beat the champion's {champ_value:.4f}"
+    gain = _score(key, value) - _score(key, champ_value)
+    needed = max(margin, _ROUNDING * max(1.0, abs(champ_value)))
+    by = f" by more than {margin:g} (tracking.promote_margin)" if margin > 0 else ""
+    if gain > needed:
+        return True, f"{key} {value:.4f} beats the champion's {champ_value:.4f}{by}"
+    return False, f"{key} {value:.4f} does not beat the champion's {champ_value:.4f}{by}"
 
 
 def _champion_run(client: MlflowClient, run_id: str) -> Any:
@@ -152,8 +162,11 @@ def promote(
     *,
     champion_unusable: Callable[[str], str | None] | None = None,
     horizon_days: int | None = None,
+    margin: float = 0.0,
 ) -> Promotion:
     """Give `version` the champion alias if its `metric` beats the champion's (or there is none).
+
+    Beating means by more than `margin` (``tracking.promote_margin``), and never by rounding alone.
 
     A missing or NaN figure never wins, and a champion without a usable figure (a NaN AUC from a
     backtest with one class) does not block every later version. `champion_unusable`, called with the
@@ -186,7 +199,7 @@ def promote(
             ),
         )
     else:
-        promoted, reason = _decide(key, value, str(current.version), champ_value)
+        promoted, reason = _decide(key, value, str(current.version), champ_value, margin)
     if not promoted and current is not None and champion_unusable is not None:
         unusable = champion_unusable(str(current.version))
         if unusable:

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 from mlflow.exceptions import MlflowException
 
-from kamml.config import Config, FeaturesConfig
+from kamml.config import FEATURE_GROUPS, Config, FeaturesConfig
 from kamml.errors import ModelError, TrackingStoreError
 from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
@@ -42,7 +42,20 @@ __all__ = ["JOB_STATUS_TAG", "TrainingRun", "backtest_metrics", "flatten", "reco
 
 log = logging.getLogger(__name__)
 
-VERSIONED = ("kamml", "lightgbm", "scikit-learn", "mlflow", "ibis-framework", "duckdb", "pandas", "numpy")
+VERSIONED = (
+    "kamml",
+    "lightgbm",
+    "scikit-learn",
+    "scipy",  # BG/NBD and Gamma-Gamma fits: btyd features and the levels
+    "numba",  # the drivers' leaf tables
+    "mlflow",
+    "ibis-framework",
+    "sqlglot",  # Ibis's SQL compiler
+    "duckdb",
+    "pyarrow",
+    "pandas",
+    "numpy",
+)
 
 
 #: Tags naming the machine and process of a run, so a later job can tell a killed run from a live one.
@@ -81,6 +94,11 @@ def _start_ticks(pid: int) -> str | None:
 JOB_STATUS_TAG = "kamml.job.status"
 JOB_STAGE_TAG = "kamml.job.failed_stage"
 JOB_ERROR_TAG = "kamml.job.error"
+#: On a `kamml run` job's run: the model that scored its plan (the champion, as models:/name/version),
+#: and whether that is this run's own model ("false" when its version was not promoted, so the
+#: ``allocation.*`` metrics and outputs logged there are another model's plan).
+PLAN_MODEL_TAG = "kamml.plan.model_uri"
+PLAN_BY_RUN_TAG = "kamml.plan.by_this_run"
 #: On a run started inside the caller's active run of another store (not nested): that run and its store.
 CALLER_RUN_TAG = "kamml.caller.run_id"
 CALLER_STORE_TAG = "kamml.caller.tracking_uri"
@@ -460,6 +478,9 @@ class TrainingRun:
     def log_config(self) -> None:
         """The resolved config: as an artifact (config.yaml) and as flattened params."""
         tree = self.config.model_dump(mode="json")
+        # every group by name: the default {} (all on) logged as "{}", and no search on a group found it
+        switched = tree["features"]["groups"]
+        tree["features"]["groups"] = {g: bool(switched.get(g, True)) for g in FEATURE_GROUPS}
         mlflow.log_text(yaml.safe_dump(tree, sort_keys=False), "config.yaml")
         params = flatten(tree)
         mlflow.log_params({k: v[:6000] for k, v in params.items()})
@@ -519,6 +540,10 @@ class TrainingRun:
         """One file under `path` in the run's artifacts."""
         mlflow.log_artifact(str(file), path)
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Tags on this run."""
+        mlflow.set_tags(dict(tags))
+
     def log_summary(self, values: Mapping[str, float]) -> None:
         """Numbers of a later stage (scoring, allocation) as metrics of this run."""
         mlflow.log_metrics({k: float(v) for k, v in values.items() if pd.notna(v)})
@@ -554,6 +579,7 @@ class TrainingRun:
                 self.metrics.get(key),
                 champion_unusable=check,
                 horizon_days=self.config.time.horizon_days,
+                margin=cfg.promote_margin,
             )
         mlflow.log_text(json_text(decision.to_dict()), "promotion.json")
         mlflow.set_tags(

@@ -283,7 +283,7 @@ def test_a_january_month_is_not_valued_at_decembers_season(tmp_path, monkeypatch
 
 def test_the_baselines_are_scored_on_their_own_predictions(result):
     """BTYD refitted at the cutoff and last period's spend, recomputed here, give the reported metrics."""
-    from kamml.evaluation.metrics import value_metrics
+    from kamml.evaluation.metrics import churn_metrics, value_metrics
     from kamml.features import build_features
     from kamml.models.btyd_features import add_btyd_features, fit_btyd
 
@@ -300,6 +300,13 @@ def test_the_baselines_are_scored_on_their_own_predictions(result):
     btyd = add_btyd_features(features, h / r.bundle.unit_days, fit_btyd(features))["btyd_value"]
     btyd = btyd.reindex(p.index).fillna(0.0).to_numpy(float)
     assert r.value["btyd"] == pytest.approx(value_metrics(y, btyd), rel=1e-6, nan_ok=True)
+    # the predictions hold what was scored: recomputing from them gives the reported figures (they held
+    # NaN for accounts without a history, which the metrics read as 0 and 1; a data-science audit)
+    assert not p[["btyd_value", "btyd_p_zero"]].isna().any().any()
+    assert r.value["btyd"] == pytest.approx(value_metrics(y, p["btyd_value"].to_numpy(float)), nan_ok=True)
+    assert r.churn["btyd"] == pytest.approx(
+        churn_metrics(p["churned"].to_numpy(int), p["btyd_p_zero"].to_numpy(float)), nan_ok=True
+    )
     assert r.value["btyd"]["gini"] != pytest.approx(r.value["kamml"]["gini"], abs=1e-6)
 
 

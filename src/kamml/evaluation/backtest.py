@@ -255,6 +255,9 @@ def backtest(
     scores = bundle.predict(features, refit_btyd=False, top_drivers=0)
     unit = bundle.unit_days
     btyd = add_btyd_features(features, horizon / unit, btyd_fit)
+    # the baseline's answer for an account without a purchase history (no value, no purchase), in its
+    # metrics and in the predictions alike: they held NaN there, and metrics recomputed on them failed
+    btyd = btyd.assign(btyd_value=btyd["btyd_value"].fillna(0.0), btyd_p_zero=btyd["btyd_p_zero"].fillna(1.0))
     past = build_past_window(data, cut, horizon).reindex(features.index).fillna(0.0)
 
     y = labels["value"].to_numpy(float)
@@ -267,13 +270,13 @@ def backtest(
         )
     value = {
         "kamml": value_metrics(y, scores["clv"].to_numpy(float)),
-        "btyd": value_metrics(y, btyd["btyd_value"].fillna(0.0).to_numpy(float)),
+        "btyd": value_metrics(y, btyd["btyd_value"].to_numpy(float)),
         "last_period": value_metrics(y, past["value"].to_numpy(float)),
     }
     churned = labels["churned"].to_numpy(int)
     churn = {
         "kamml": churn_metrics(churned, scores["p_churn"].to_numpy(float)),
-        "btyd": churn_metrics(churned, btyd["btyd_p_zero"].fillna(1.0).to_numpy(float)),
+        "btyd": churn_metrics(churned, btyd["btyd_p_zero"].to_numpy(float)),
     }
     referral: dict[str, dict[str, float]] = {}
     referral_note = None

@@ -30,6 +30,7 @@ from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import Promotion, metric_key, promote, register
+from kamml.tracking.source import source_revision
 from kamml.tracking.store import (
     config_store_error,
     experiment_id,
@@ -213,13 +214,18 @@ def backtest_metrics(result: Any) -> dict[str, float]:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of Python and the libraries a model's numbers depend on."""
+    """Versions of Python and the libraries a model's numbers depend on.
+
+    From a git checkout of kamml also ``kamml.commit`` and ``kamml.dirty`` (`source_revision`): the
+    package version alone names no code.
+    """
     out = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    out.update({f"kamml.{key}": value for key, value in source_revision().items()})
     return out
 
 

@@ -120,6 +120,8 @@ def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, cap
     assert int(second.training.promotion.version) == int(first.training.promotion.version) + 1
     # same data, same seed: the same backtest, so the gate keeps the first champion ...
     assert not second.training.promotion.promoted
+    assert second.training.promotion.same_holdout  # ... measured on the same holdout, and said so
+    assert MlflowClient().get_run(second.training.run_id).data.tags["registry.same_holdout"] == "true"
     # ... and the plan comes from that champion, not from the version it rejected
     champion = f"models:/{cfg.tracking.model_name}/{first.training.promotion.version}"
     assert set(pd.read_parquet(cfg.output.dir / "scores.parquet")["model_uri"]) == {champion}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mlflow
@@ -8,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from kamml.errors import ConfigError
 from kamml.tracking import CHAMPION, metric_key, promote
-from kamml.tracking.registry import _decide, _run_horizon
+from kamml.tracking.registry import _decide, _run_horizon, holdout_difference
 
 #: MLflow's own API in these tests reads the session's store: kamml's calls leave MLflow as it was
 pytestmark = pytest.mark.usefixtures("mlflow_at_session_store")
@@ -29,7 +30,9 @@ def gate(tracked_config):
     return experiment_id(tracked_config().tracking)
 
 
-def _version_with_metrics(experiment: str, name: str, metrics: dict[str, float], source: str = "") -> str:
+def _version_with_metrics(
+    experiment: str, name: str, metrics: dict[str, float], source: str = "", params: dict | None = None
+) -> str:
     """A new version of `name` whose run logged `metrics`, registered from `source`.
 
     The gate reads only the figures of a version's run, never its model: without a `source` the version
@@ -41,6 +44,8 @@ def _version_with_metrics(experiment: str, name: str, metrics: dict[str, float],
         client.create_registered_model(name)
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_metrics(metrics)
+        if params:
+            mlflow.log_params(params)
     source = source or f"{run.info.artifact_uri}/model"
     created = client.create_model_version(name, source, run_id=run.info.run_id)
     return str(created.version)
@@ -232,6 +237,55 @@ def test_a_champion_of_another_horizon_gives_way_without_comparing_figures(gate)
         f"the champion (version {v1}) predicts over 180 days, not this config's 90"
     )
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3
+
+
+_HOLDOUT = {
+    "backtest.label_window": "['2025-07-05', '2025-12-31']",
+    "backtest.unit": "days",
+    "backtest.test_accounts": "4000",
+    "backtest.actual_total_value": "1234.5",
+}
+
+
+def test_figures_of_different_holdouts_are_compared_and_said_to_be(gate, caplog):
+    """New data moves the holdout: the gate still compares, and says the figures are not of one holdout."""
+    name = "gate-test-holdout"
+    v1 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60}, params=_HOLDOUT)
+    assert promote(name, v1, "value.gini", 0.60, holdout=_HOLDOUT).same_holdout is None  # no champion
+    v2 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.55})
+    same = promote(name, v2, "value.gini", 0.55, holdout=dict(_HOLDOUT))
+    assert (same.promoted, same.same_holdout) == (False, True)
+    assert "holdout" not in same.reason
+    later = {
+        **_HOLDOUT,
+        "backtest.label_window": "['2025-08-04', '2026-01-30']",
+        "backtest.test_accounts": "4100",
+    }
+    v3 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.70})
+    with caplog.at_level(logging.WARNING, logger="kamml.tracking.registry"):
+        moved = promote(name, v3, "value.gini", 0.70, holdout=later)
+    assert (moved.promoted, moved.same_holdout) == (True, False)  # the rule decides as ever
+    assert "on different holdouts" in moved.reason
+    assert "label_window ['2025-07-05', '2025-12-31'] against ['2025-08-04', '2026-01-30']" in moved.reason
+    assert "test_accounts 4000 against 4100" in moved.reason
+    assert "actual_total_value" not in moved.reason  # only what differs
+    assert any("another holdout" in r.getMessage() for r in caplog.records)
+    assert moved.to_dict()["same_holdout"] is False
+
+
+def test_a_holdout_not_recorded_is_not_called_different(gate):
+    name = "gate-test-holdout-unrecorded"
+    v1 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60})  # a run from before the params
+    promote(name, v1, "value.gini", 0.60)
+    v2 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.50})
+    decision = promote(name, v2, "value.gini", 0.50, holdout=_HOLDOUT)
+    assert decision.same_holdout is None
+    assert "holdout" not in decision.reason
+    assert holdout_difference({}, _HOLDOUT) is None
+    assert holdout_difference(_HOLDOUT, {"backtest.unit": "weeks"}) == (
+        "label_window ['2025-07-05', '2025-12-31'] against not recorded; unit days against weeks; "
+        "test_accounts 4000 against not recorded; actual_total_value 1234.5 against not recorded"
+    )
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,6 +59,9 @@ class Promotion:
     champion_value: float | None
     promoted: bool
     reason: str
+    #: Whether both figures were measured on the same holdout (`HOLDOUT_PARAMS` equal); None when there
+    #: was no champion figure to compare or either run did not record its holdout.
+    same_holdout: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON-able data (logged on the run)."""
@@ -137,6 +140,35 @@ def _decide(
     return False, f"{key} {value:.4f} does not beat the champion's {champ_value:.4f}{by}"
 
 
+#: The backtest params that identify the holdout a figure was measured on: its label window and unit,
+#: how many accounts it scored and what they then spent. Runs on new data (a later end, corrected rows,
+#: another book) differ in them, and their figures measure different holdouts.
+HOLDOUT_PARAMS = (
+    "backtest.label_window",
+    "backtest.unit",
+    "backtest.test_accounts",
+    "backtest.actual_total_value",
+)
+
+
+def holdout_difference(champion: Mapping[str, str], candidate: Mapping[str, str]) -> str | None:
+    """How the champion's recorded holdout (`HOLDOUT_PARAMS` of its run) differs from the candidate's.
+
+    None when they agree or when either run recorded none of them (a run logged before they existed).
+    """
+    if not any(k in champion for k in HOLDOUT_PARAMS) or not any(k in candidate for k in HOLDOUT_PARAMS):
+        return None
+    differ = [k for k in HOLDOUT_PARAMS if champion.get(k) != candidate.get(k)]
+    return (
+        "; ".join(
+            f"{k.removeprefix('backtest.')} {champion.get(k, 'not recorded')} against "
+            f"{candidate.get(k, 'not recorded')}"
+            for k in differ
+        )
+        or None
+    )
+
+
 def _champion_run(client: MlflowClient, run_id: str) -> Any:
     """The champion's training run, or None when it was deleted for good (`mlflow gc`).
 
@@ -163,6 +195,7 @@ def promote(
     champion_unusable: Callable[[str], str | None] | None = None,
     horizon_days: int | None = None,
     margin: float = 0.0,
+    holdout: Mapping[str, str] | None = None,
 ) -> Promotion:
     """Give `version` the champion alias if its `metric` beats the champion's (or there is none).
 
@@ -177,6 +210,10 @@ def promote(
     With `horizon_days` (the new version's horizon), a champion whose run predicts over another horizon
     gives way without comparing figures: its backtest measured another window length, and it cannot
     serve a config of this horizon (a plan from it would be labelled with the wrong horizon).
+
+    With `holdout` (the new run's backtest params, `HOLDOUT_PARAMS`), figures measured on different
+    holdouts (new data, another book) are still compared, as the gate's rule says, but the decision
+    says so in its reason and ``same_holdout``, with a warning: the difference may be the data's.
     """
     client = MlflowClient()
     key = metric_key(metric)
@@ -204,6 +241,24 @@ def promote(
         unusable = champion_unusable(str(current.version))
         if unusable:
             promoted, reason = True, f"the champion (version {current.version}) {unusable}; {reason}"
+    same_holdout: bool | None = None
+    if champ_value is not None and champ_run is not None and holdout is not None:
+        differs = holdout_difference(champ_run.data.params, holdout)
+        recorded = any(k in champ_run.data.params for k in HOLDOUT_PARAMS) and any(
+            k in holdout for k in HOLDOUT_PARAMS
+        )
+        same_holdout = None if not recorded else differs is None
+        if differs is not None:
+            reason += (
+                f" (on different holdouts, the champion's against this version's: {differs}; the figures "
+                "compare models and data together)"
+            )
+            log.warning(
+                "the champion (version %s) was measured on another holdout than version %s: %s",
+                current.version if current is not None else "?",
+                version,
+                differs,
+            )
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     decision = Promotion(
@@ -215,6 +270,7 @@ def promote(
         champ_value,
         promoted,
         reason,
+        same_holdout,
     )
     log.info("%s version %s: %s (%s)", name, version, "champion" if promoted else "not promoted", reason)
     return decision

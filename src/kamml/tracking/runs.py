@@ -391,6 +391,7 @@ class TrainingRun:
         self.run_id = run_id or ""
         self.ends_job = ends_job
         self.metrics: dict[str, float] = {}
+        self.protocol: dict[str, str] = {}  # the backtest's params, as logged
         self._active: Any = None
         self._reopened = bool(run_id)
         self._scope = contextlib.ExitStack()
@@ -519,7 +520,8 @@ class TrainingRun:
         """Every metric beside its baselines, the protocol as params, the JSON of DESIGN §10."""
         self.metrics = backtest_metrics(result)
         mlflow.log_metrics(self.metrics)
-        mlflow.log_params({f"backtest.{k}": str(v)[:6000] for k, v in result.protocol.items()})
+        self.protocol = {f"backtest.{k}": str(v)[:6000] for k, v in result.protocol.items()}
+        mlflow.log_params(self.protocol)
         mlflow.log_text(json_text(result.to_dict()), "backtest.json")
         return self.metrics
 
@@ -586,6 +588,7 @@ class TrainingRun:
                 champion_unusable=check,
                 horizon_days=self.config.time.horizon_days,
                 margin=cfg.promote_margin,
+                holdout=self.protocol or None,
             )
         mlflow.log_text(json_text(decision.to_dict()), "promotion.json")
         mlflow.set_tags(
@@ -596,6 +599,8 @@ class TrainingRun:
                 "registry.reason": decision.reason,
             }
         )
+        if decision.same_holdout is not None:
+            mlflow.set_tag("registry.same_holdout", str(decision.same_holdout).lower())
         if decision.champion_value is not None:
             mlflow.log_metric("promotion.champion_value", decision.champion_value)
         return decision

@@ -159,37 +159,45 @@ _PATTERNS = [
 ]
 
 
+def _match(column: str) -> tuple[str, re.Match[str]] | None:
+    """The catalogue key whose pattern `column` matches (``spend_{w}d`` for ``spend_90d``), or None."""
+    for pattern, key in _PATTERNS:
+        found = pattern.match(column)
+        if found:
+            return key, found
+    return None
+
+
 def describe(column: str) -> tuple[str, str]:
     """Group and definition of a feature column; KeyError for a column the catalogue does not know."""
-    for pattern, key in _PATTERNS:
-        if pattern.match(column):
-            return CATALOGUE[key]
-    raise KeyError(column)
+    matched = _match(column)
+    if matched is None:
+        raise KeyError(column)
+    return CATALOGUE[matched[0]]
 
 
 def never_missing(column: str) -> bool:
     """Whether `build_features` always fills `column` (`NEVER_MISSING`); False for one it does not know."""
-    return any(pattern.match(column) for pattern, key in _PATTERNS if key in NEVER_MISSING)
+    matched = _match(column)
+    return matched is not None and matched[0] in NEVER_MISSING
 
 
 def bounds(column: str) -> tuple[float, float | None] | None:
     """The range `build_features` keeps `column` in (`BOUNDS`); None for one without (or unknown)."""
-    for pattern, key in _PATTERNS:
-        if pattern.match(column):
-            return BOUNDS.get(key)
-    return None
+    matched = _match(column)
+    return None if matched is None else BOUNDS.get(matched[0])
 
 
 def definition(column: str) -> str:
     """The definition of one column in words, its window or attribute filled in (for reason codes)."""
-    for pattern, key in _PATTERNS:
-        found = pattern.match(column)
-        if found:
-            text = CATALOGUE[key][1]
-            parts = found.groupdict()
-            if parts.get("w"):
-                text = text.replace("{w}", parts["w"])
-            if parts.get("name"):
-                text = f"{parts['name'].replace('_', ' ')} (account attribute)"
-            return text
-    raise KeyError(column)
+    matched = _match(column)
+    if matched is None:
+        raise KeyError(column)
+    key, found = matched
+    text = CATALOGUE[key][1]
+    parts = found.groupdict()
+    if parts.get("w"):
+        text = text.replace("{w}", parts["w"])
+    if parts.get("name"):
+        text = f"{parts['name'].replace('_', ' ')} (account attribute)"
+    return text

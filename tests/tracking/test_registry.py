@@ -216,6 +216,14 @@ def test_an_unset_champion_alias_means_no_champion(gate):
     assert "first version" in first.reason
 
 
+_HOLDOUT = {
+    "backtest.label_window": "['2025-07-05', '2025-12-31']",
+    "backtest.unit": "days",
+    "backtest.test_accounts": "4000",
+    "backtest.actual_total_value": "1234.5",
+}
+
+
 def test_a_champion_of_another_horizon_gives_way_without_comparing_figures(gate):
     """A 180-day champion's backtest does not compare with a 90-day one, and cannot serve a 90-day config."""
     client = MlflowClient()
@@ -223,7 +231,7 @@ def test_a_champion_of_another_horizon_gives_way_without_comparing_figures(gate)
     client.create_registered_model(name)
     with mlflow.start_run(experiment_id=gate) as run:
         mlflow.log_metrics({"value.kamml.gini": 0.90})
-        mlflow.log_params({"backtest.horizon_days": "180", "time.horizon_days": "180"})
+        mlflow.log_params({"backtest.horizon_days": "180", "time.horizon_days": "180", **_HOLDOUT})
     source = f"{run.info.artifact_uri}/model"  # the gate reads the run, not the model
     v1 = str(client.create_model_version(name, source, run_id=run.info.run_id).version)
     assert promote(name, v1, "value.gini", 0.90, horizon_days=180).promoted
@@ -231,20 +239,14 @@ def test_a_champion_of_another_horizon_gives_way_without_comparing_figures(gate)
     same = promote(name, v2, "value.gini", 0.50, horizon_days=180)
     assert not same.promoted  # the same horizon: figures compared as ever
     v3 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.50})
-    other = promote(name, v3, "value.gini", 0.50, horizon_days=90)
+    shorter = {**_HOLDOUT, "backtest.label_window": "['2025-10-03', '2025-12-31']"}
+    other = promote(name, v3, "value.gini", 0.50, horizon_days=90, holdout=shorter)
     assert other.promoted
     assert other.reason.startswith(
         f"the champion (version {v1}) predicts over 180 days, not this config's 90"
     )
+    assert other.same_holdout is None  # no figures compared, so no word on their holdouts
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3
-
-
-_HOLDOUT = {
-    "backtest.label_window": "['2025-07-05', '2025-12-31']",
-    "backtest.unit": "days",
-    "backtest.test_accounts": "4000",
-    "backtest.actual_total_value": "1234.5",
-}
 
 
 def test_figures_of_different_holdouts_are_compared_and_said_to_be(gate, caplog):

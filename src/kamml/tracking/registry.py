@@ -224,6 +224,7 @@ def promote(
     if champ_run is not None:
         champ_value = champ_run.data.metrics.get(key)
         champ_horizon = _run_horizon(champ_run)
+    compared = False  # whether the decision compared the two figures
     if current is None:
         promoted, reason = True, "first version: no champion yet"
     elif horizon_days is not None and champ_horizon is not None and champ_horizon != horizon_days:
@@ -237,12 +238,13 @@ def promote(
         )
     else:
         promoted, reason = _decide(key, value, str(current.version), champ_value, margin)
+        compared = True
     if not promoted and current is not None and champion_unusable is not None:
         unusable = champion_unusable(str(current.version))
         if unusable:
             promoted, reason = True, f"the champion (version {current.version}) {unusable}; {reason}"
     same_holdout: bool | None = None
-    if champ_value is not None and champ_run is not None and holdout is not None:
+    if compared and champ_value is not None and champ_run is not None and holdout is not None:
         differs = holdout_difference(champ_run.data.params, holdout)
         recorded = any(k in champ_run.data.params for k in HOLDOUT_PARAMS) and any(
             k in holdout for k in HOLDOUT_PARAMS

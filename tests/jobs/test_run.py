@@ -139,6 +139,12 @@ def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, cap
     report = (cfg.output.dir / "report.html").read_text()  # it paired the champion with the new run
     assert f"{champion} (the champion)" in report
     assert f"trained version {second.training.promotion.version}, not promoted" in report
+    # the backtest section says whose it is, where the plan's model is not (a report audit: only the
+    # MLflow card said so, and the subtitle called it the plan's)
+    section = report[report.index("How well the predictions did on past data</h2>") :]
+    assert section.index(f"This backtest is of version {second.training.promotion.version}") < 400
+    assert "and how well the predictions behind it did" not in report
+    assert "not the model behind the plan" in report
     pd.testing.assert_frame_equal(after, before)
 
 

@@ -265,6 +265,19 @@ def test_the_full_report(world, tmp_path):
     assert "Data check passed" in text
     assert "models:/kamml/3" in text
     assert "the small bottom deciles weigh as much as the top one" in text  # what decile MAPE means
+    assert "and how well the predictions behind it did on past data" in text  # the plan's own backtest
+
+
+def test_a_backtest_of_another_model_than_the_plans_says_so(world, tmp_path):
+    _, result, score_table = world
+    table = allocate(score_table, hours=600.0)
+    note = "This backtest is of version 2, trained by this run and not promoted."
+    page = parse(render_report(tmp_path / "r.html", allocation=table, backtest=result, backtest_note=note))
+    text = page.all_text
+    section = text.split("How well the predictions did on past data")[1]
+    assert section.index(note) < section.index(f"Backtest at {result.protocol['cutoff']}")
+    assert "not the model behind the plan" in text.split("How well the predictions did")[0]
+    assert "and how well the predictions behind it did" not in text
 
 
 def test_a_plan_grouped_by_tier_and_owner_reads_like_the_whole_table(tmp_path):

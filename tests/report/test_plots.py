@@ -426,3 +426,22 @@ def test_a_rep_named_like_the_other_reps_bar_keeps_its_own(tmp_path, drawn):
     assert ticks == ["2 other reps ", "a", "2 other reps"]  # bottom up: the rest (b and c), a, the rep
     totals = sorted(t.get_text() for t in _texts(figure) if " h, " in t.get_text())
     assert totals == ["3 h, 1 account", "3 h, 2 accounts", "9 h, 1 account"]
+
+
+def test_feature_importance_labels_in_words_and_a_long_title_whole(tmp_path, drawn):
+    """A report audit: the title was cut at the figure's edge, and the bars named by column only."""
+    importance = pd.Series([3.0, 2.0, 1.0], index=["btyd_value", "overdue_ratio", "spend_90d"])
+    title = "What drives the backtest's value model at 2025-07-05, 180-day horizon (gain importance)"
+    labels = {"btyd_value": "value expected from the purchase history (btyd_value)"}
+    plot_feature_importance(importance, tmp_path / "f.png", title=title, labels=labels)
+    (figure,) = drawn
+    (ax,) = figure.axes
+    heading = figure.get_suptitle()
+    assert " ".join(heading.split()) == title  # wrapped onto lines, every word kept
+    figure.canvas.draw()
+    (shown,) = [t for t in _texts(figure) if t.get_text() == heading]
+    box = shown.get_window_extent()
+    assert box.x0 >= 0  # inside the canvas
+    assert box.x1 <= figure.bbox.width
+    ticks = [" ".join(t.get_text().split()) for t in ax.get_yticklabels()]
+    assert ticks == ["spend_90d", "overdue_ratio", "value expected from the purchase history (btyd_value)"]

@@ -536,11 +536,17 @@ def _write_backtest_and_report(
         "effort_response": None if effort is None else effort.describe(),
     }
     p = training.promotion
+    note = None
     if not p.promoted:  # the plan is the champion's; this run and its backtest are the rejected version's
         summary["model_uri"] = f"{model_uri} (the champion)"
         summary["run_id"] = (
             f"{training.run_id}: trained version {p.version}, not promoted ({p.reason}); the backtest "
             "below is that version's"
+        )
+        note = (
+            f"This backtest is of version {p.version}, trained by this run and not promoted ({p.reason}). "
+            f"The plan above was scored by the champion, {model_uri}; its own backtest is in its training "
+            "run's backtest.json."
         )
     report = render_report(
         folder / "report.html",
@@ -550,5 +556,6 @@ def _write_backtest_and_report(
         quality=data.quality,
         summary=summary,
         top_accounts=top_accounts,
+        backtest_note=note,
     )
     return {"backtest": backtest_json, "report": report}

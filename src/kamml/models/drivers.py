@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DRIVER_TARGETS", "PERCENT", "PLAIN", "phrase", "target_of"]
+__all__ = ["DRIVER_TARGETS", "PERCENT", "PLAIN", "feature_words", "phrase", "target_of"]
 
 #: What each model's drivers move, as the end of every phrase says: "(raises value)", "(lowers churn
 #: risk)", "(raises referral value)".
@@ -61,6 +61,11 @@ PLAIN = {
 }
 #: Features shown as percentages.
 PERCENT = frozenset({"refund_share", "top_product_share", "btyd_p_alive", "btyd_p_zero"})
+
+
+def feature_words(feature: str, unit_days: int = 1) -> str:
+    """What a feature column measures, in the words the reasons use (`PLAIN`, else its definition)."""
+    return _definition(feature, unit_days)
 
 
 @functools.lru_cache(maxsize=4096)

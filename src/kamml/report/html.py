@@ -121,6 +121,7 @@ def render_report(
     top: int = 25,
     top_accounts: pd.DataFrame | None = None,
     budget_note: str | None = None,
+    backtest_note: str | None = None,
 ) -> Path:
     """Write the report as one self-contained HTML file (charts embedded, no external links); return the path.
 
@@ -159,6 +160,10 @@ def render_report(
         accounts of each row (counts everywhere honour it), and the top rows collected apart.
     budget_note : str, optional
         Why there is no budget curve, shown in its place.
+    backtest_note : str, optional
+        Shown at the top of the backtest section, and the page's subtitle then does not call the
+        backtest the plan's: when the backtest is not of the model that scored the plan (a run whose
+        new version was not promoted plans with the champion).
 
     Returns
     -------
@@ -185,11 +190,11 @@ def render_report(
     with tempfile.TemporaryDirectory(prefix="kamml-report-") as tmp:
         charts = Path(tmp)
         body = [
-            _header(title, table, summary or {}),
+            _header(title, table, summary or {}, plan_backtest=backtest_note is None),
             _top_accounts(table if top_accounts is None else _by_rank(top_accounts), top),
             _budget_section(budget_curve, charts, budget_note),
             _plan_section(table, charts),
-            _backtest_section(backtest, charts),
+            _backtest_section(backtest, charts, backtest_note),
             _quality_section(quality),
             f"<footer>Written by kamml {_e(_version())} on {_e(_now())}. "
             "Every chart is embedded in this file.</footer>",
@@ -210,8 +215,10 @@ def render_report(
 # ------------------------------------------------------------------------------------------ sections
 
 
-def _header(title: str, table: pd.DataFrame, summary: Mapping[str, Any]) -> str:
-    """The title and the plan's key facts as cards."""
+def _header(
+    title: str, table: pd.DataFrame, summary: Mapping[str, Any], *, plan_backtest: bool = True
+) -> str:
+    """The title and the plan's key facts as cards; `plan_backtest`: the backtest is of the plan's model."""
     plan = table.attrs.get("allocation") or {}
     facts: dict[str, str] = {}
     n = int(plan.get("n_accounts", account_counts(table).sum()))  # a grouped table counts its rows' accounts
@@ -238,10 +245,16 @@ def _header(title: str, table: pd.DataFrame, summary: Mapping[str, Any]) -> str:
         f'</div><div class="v">{_e(facts[k])}</div></div>'
         for k in ordered
     )
+    backtest = (
+        "how well the predictions behind it did on past data"
+        if plan_backtest
+        else "how well a newly trained model did on past data (not the model behind the plan: see "
+        "that section)"
+    )
     return (
         f"<header><h1>{_e(title)}</h1>"
         f'<p class="sub">Recommended sales hours per account for the period, the expected gain of that plan, '
-        f"and how well the predictions behind it did on past data.</p>"
+        f"and {backtest}.</p>"
         f'<div class="facts">{cards}</div></header>'
     )
 
@@ -377,12 +390,14 @@ def _rep_table(table: pd.DataFrame) -> str:
     return _table_html(heads, rows)
 
 
-def _backtest_section(result: BacktestResult | None, charts: Path) -> str:
-    """Metrics beside the baselines and the model-quality charts, or a note."""
+def _backtest_section(result: BacktestResult | None, charts: Path, note: str | None = None) -> str:
+    """Metrics beside the baselines and the model-quality charts, or a note; `note` first when given."""
     head = "<section><h2>How well the predictions did on past data</h2>"
     if result is None:
         return head + _note("No backtest was given, so the model-quality section is left out.") + "</section>"
-    parts = [head, f'<p class="sub">{_e(_protocol(result.protocol))}</p>']
+    parts = (
+        [head] + ([_note(note)] if note else []) + [f'<p class="sub">{_e(_protocol(result.protocol))}</p>']
+    )
     parts.append(
         '<p class="sub">kamml beside simple baselines on a later period than any it trained on (a temporal '
         "backtest: training labels end by the test cutoff). Higher is better for "

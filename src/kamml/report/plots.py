@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,6 +36,7 @@ from matplotlib.ticker import Formatter, FuncFormatter, PercentFormatter
 from kamml.errors import DataError
 from kamml.evaluation.metrics import calibration_table, decile_table, normalized_gini
 from kamml.io import atomic_path
+from kamml.models.drivers import feature_words
 
 if TYPE_CHECKING:
     from kamml.evaluation.backtest import BacktestResult
@@ -513,6 +515,7 @@ def plot_feature_importance(
     *,
     top: int = 20,
     title: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Path:
     """Draw the `top` features by gain importance as horizontal bars, largest on top.
 
@@ -528,7 +531,10 @@ def plot_feature_importance(
     top : int, default 20
         Number of features shown.
     title : str, optional
-        Figure title; "Feature importance (gain): <series name>" by default.
+        Figure title; "Feature importance (gain): <series name>" by default. Long titles wrap.
+    labels : mapping, optional
+        Bar labels by feature name (words for readers who do not know the columns); a feature without
+        one is labelled by its name. Long labels wrap.
 
     Returns
     -------
@@ -549,10 +555,12 @@ def plot_feature_importance(
     shown = series.sort_values(ascending=False, kind="stable").head(top)[::-1]
     total = float(series.sum())
     share = shown / total if total > 0 else shown
-    figure = Figure(figsize=(7.0, 1.2 + 0.28 * len(shown)), layout="constrained")
+    names = [textwrap.fill((labels or {}).get(f, f), 48) for f in shown.index]
+    lines = sum(n.count("\n") + 1 for n in names)
+    figure = Figure(figsize=(8.0, 1.4 + 0.16 * lines + 0.12 * len(shown)), layout="constrained")
     ax = figure.add_subplot()
     ax.barh(np.arange(len(shown)), share.to_numpy(), color="tab:blue")
-    ax.set_yticks(np.arange(len(shown)), list(shown.index), fontsize=8)
+    ax.set_yticks(np.arange(len(shown)), names, fontsize=8)
     if total > 0:
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_xlabel("share of the model's total gain")
@@ -560,7 +568,9 @@ def plot_feature_importance(
         ax.set_xlabel("gain (the model made no splits)")
     ax.grid(alpha=0.3, axis="x")
     name = f": {importance.name}" if importance.name is not None else ""
-    ax.set_title(title or f"Feature importance (gain){name}")
+    # over the figure, not the axes: long bar labels push the axes right, and a title centred on them
+    # ran past the figure's edge
+    figure.suptitle(textwrap.fill(title or f"Feature importance (gain){name}", 70), fontsize="large")
     return save_figure(figure, path)
 
 
@@ -930,6 +940,9 @@ def backtest_plots(result: BacktestResult, folder: str | Path) -> dict[str, Path
         # the backtest's model (trained before its cutoff), not the deployed one, which is trained on
         # later snapshots and ranks features otherwise (a data-science audit read it as the logged model)
         title=f"What drives the backtest's value model{when} (gain importance)",
+        labels={
+            f: f"{feature_words(f, result.bundle.unit_days)} ({f})" for f in result.bundle.clv.feature_names_
+        },
     )
     if result.referral and _PRED_REFERRAL in frame and frame["referral_value"].sum() > 0:
         paths["referral_gains"] = plot_gains(

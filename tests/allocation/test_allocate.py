@@ -20,6 +20,7 @@ from kamml.allocation.allocate import (
 )
 from kamml.allocation.optimizer import gain
 from kamml.allocation.stake import DEFAULT_SCALE, FALLBACK_GROWTH
+from kamml.allocation.summary import amount
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, SchemaError
 
@@ -167,6 +168,24 @@ def test_rep_capacity_binds_per_owner():
     assert (
         table["owner"].tolist() == scores.set_index("account_id").loc[table["account_id"], "owner"].tolist()
     )
+
+
+def test_the_console_line_gives_the_reps_prices_where_their_capacities_bind(caplog):
+    """A report audit: "team price 0 per hour" beside a line giving the reps' prices, and "1.98296e+06"."""
+    scores = make_scores()
+    scores["clv"] *= 1000.0  # a gain in the millions
+    capacity = {"ann": 5.0, "bob": 5.0, "cy": 5.0}  # the reps, not the team's 200 hours, bind
+    with caplog.at_level(logging.INFO, logger="kamml.allocation.allocate"):
+        table = allocate(scores, 200.0, AllocationConfig(capacity=capacity, floor_hours=0.0))
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("allocated")]
+    summary = table.attrs["allocation"]
+    assert summary["team_price"] == 0
+    assert "team price" not in line
+    low, high = sorted(summary["rep_price"].values())[0], sorted(summary["rep_price"].values())[-1]
+    assert f"{amount(low)} to {amount(high)} per hour of a rep at capacity" in line
+    assert f"allocated 15 of 200 hours to {len(scores)} accounts" in line
+    assert f"expected gain {summary['total_expected_gain']:,.0f}," in line
+    assert "e+" not in line
 
 
 def test_a_floor_above_the_cap_names_the_settings():

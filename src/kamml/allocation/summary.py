@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["amount", "last_hour", "rep_price_span"]
+__all__ = ["amount", "hours_text", "last_hour", "rep_price_span"]
 
 
 def amount(value: Any) -> str:
@@ -25,6 +25,17 @@ def amount(value: Any) -> str:
     if x == 0 or abs(x) >= 100:
         return f"{x:,.0f}"
     return f"{x:,.{max(0, 2 - math.floor(math.log10(abs(x))))}f}"  # three significant digits
+
+
+def hours_text(value: float, *, exact: bool = False) -> str:
+    """Hours as text: whole hours from 100 up (unless `exact`), else up to 2 decimals, trailing zeros cut.
+
+    A small plan's 2.25 h read "2" in whole hours, and 1,999.6 of 2,000 hours read "2,000 of 2,000".
+    """
+    if not math.isfinite(value):
+        return "–"
+    text = f"{value:,.{2 if exact or abs(value) < 100 else 0}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def rep_price_span(plan: Mapping[str, Any]) -> tuple[float, float] | None:

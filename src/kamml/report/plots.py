@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import Formatter, FuncFormatter, PercentFormatter
 
+from kamml.allocation.summary import hours_text
 from kamml.errors import DataError
 from kamml.evaluation.metrics import calibration_table, decile_table, normalized_gini
 from kamml.io import atomic_path
@@ -191,17 +192,6 @@ class _Thousands(Formatter):
 def _thousands(axis: Any) -> None:
     """Tick labels with thousands separators (`_Thousands`)."""
     axis.set_major_formatter(_Thousands())
-
-
-def hours_text(value: float, *, exact: bool = False) -> str:
-    """Hours as text: whole hours from 100 up (unless `exact`), else up to 2 decimals, trailing zeros cut.
-
-    A small plan's 2.25 h read "2" in whole hours, and 1,999.6 of 2,000 hours read "2,000 of 2,000".
-    """
-    if not math.isfinite(value):
-        return "–"
-    text = f"{value:,.{2 if exact or abs(value) < 100 else 0}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 # ------------------------------------------------------------------------------------------ gains

@@ -6,6 +6,8 @@ reason on stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,10 +61,18 @@ class Problem:
         if self.n_rows:
             text += f" ({self.n_rows:,} row{'s' if self.n_rows != 1 else ''}"
             if self.examples:
-                shown = ", ".join(repr(_plain(v)) for v in list(self.examples)[:5])
+                shown = ", ".join(_example(v) for v in list(self.examples)[:5])
                 text += f"; e.g. {shown}"
             text += ")"
         return text
+
+
+def _example(value: Any) -> str:
+    """An example as a message shows it: repr, a fraction to ten significant digits (not 17)."""
+    plain = _plain(value)
+    if isinstance(plain, float) and math.isfinite(plain) and not plain.is_integer():
+        return f"{plain:.10g}"
+    return repr(plain)
 
 
 def _plain(value: Any) -> Any:

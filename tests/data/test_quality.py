@@ -290,3 +290,17 @@ def test_examples_of_a_note_are_the_smallest_ids(backend, world):
     report = validate({**world, "activities": activities}, backend=backend)
     (note,) = [n for n in report.notes if n.rule.startswith("activities of unknown accounts")]
     assert list(note.examples) == [100, 101, 102, 103, 104]
+
+
+def test_example_ids_read_in_number_order_and_amounts_rounded(backend, world):
+    """A report audit: ids 10, 107, 124, 21, 38 (sorted as text) and refunds as -10763.151947671951."""
+    unknown = np.array([107, 21, 9, 124, 38, 10, 300])
+    activities = pd.DataFrame(
+        {"account_id": unknown, "ts": pd.Timestamp("2024-01-02"), "hours": np.ones(unknown.size)}
+    )
+    report = validate({**world, "activities": activities}, backend=backend)
+    (note,) = [n for n in report.notes if n.rule.startswith("activities of unknown accounts")]
+    assert list(note.examples) == [9, 10, 21, 38, 107]
+    assert "e.g. 9, 10, 21, 38, 107)" in str(note)
+    refund = Problem("transactions", "amount", "refunds", 2, (-10763.151947671951, -5.0, 0.1 + 0.2))
+    assert str(refund).endswith("e.g. -10763.15195, -5.0, 0.3)")

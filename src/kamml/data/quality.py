@@ -359,10 +359,17 @@ def _relationship_notes(
         for check, value in zip(found["check"], found["id"], strict=True):
             examples.setdefault(int(check), []).append(value)
     return [
-        Problem(table, column, rule, counts[i], plain_examples(sorted(examples.get(i, []), key=str)))
+        Problem(table, column, rule, counts[i], plain_examples(sorted(examples.get(i, []), key=_id_order)))
         for i, (table, column, rule, _, _) in enumerate(checks)
         if i in counts
     ]
+
+
+def _id_order(value: Any) -> tuple[int, Any]:
+    """Ids in their own order, numbers by value (10 after 9, not after 1), text after numbers."""
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        return (0, float(value))
+    return (1, str(value))
 
 
 def gap_notes(transactions: ir.Table) -> list[Problem]:

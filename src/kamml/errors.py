@@ -7,7 +7,6 @@ reason on stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any

@@ -23,6 +23,7 @@ from kamml.errors import DataError
 
 __all__ = [
     "atomic_path",
+    "binary_kind",
     "check_not_input",
     "check_output_dir",
     "check_output_path",
@@ -303,3 +304,21 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
         else:
             frame.to_csv(tmp, index=False)
     return target
+
+
+#: The first bytes of binary files that users save under a .csv name, and what to call them.
+FILE_MAGIC = {
+    b"PAR1": "a Parquet file",
+    b"\x1f\x8b": "gzip-compressed",
+    b"PK\x03\x04": "a zip file (an Excel .xlsx?)",
+}
+
+
+def binary_kind(path: Path) -> str | None:
+    """What a binary file is by its first bytes (Parquet, gzip, zip/xlsx), or None."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return None
+    return next((kind for magic, kind in FILE_MAGIC.items() if head.startswith(magic)), None)

@@ -264,6 +264,38 @@ def test_a_scores_csv_not_separated_by_commas_says_so(tmp_path, sep, says):
         read_scores(path)
 
 
+def test_a_parquet_file_named_csv_says_what_it_is(tmp_path):
+    """An allocation audit: its bytes were read as a header 'separated by tabs' ('PAR1\\x15...')."""
+    path = tmp_path / "s.csv"
+    make_scores(n=5).to_parquet(path)
+    with pytest.raises(DataError, match="it is a Parquet file, not CSV text"):
+        read_scores(path)
+
+
+def test_a_column_repeated_in_a_scores_csv_is_refused(tmp_path):
+    """An allocation audit: pandas renamed the second clv to clv.1 and the plan took the first."""
+    path = tmp_path / "s.csv"
+    scores = make_scores(n=5)
+    scores.insert(2, "clv_again", scores["clv"] * 10)
+    scores.to_csv(path, index=False)
+    path.write_text(path.read_text().replace("clv_again", "clv", 1))
+    with pytest.raises(SchemaError, match=r"scores\.clv: duplicated column name \(2 columns\); keep one"):
+        read_scores(path)
+
+
+def test_spaces_around_csv_ids_are_the_exports(tmp_path):
+    """An allocation audit: " 1" beside "1" was planned as a second account."""
+    scores = make_scores(n=3)
+    scores["account_id"] = ["1", " 1", "3 "]
+    scores["owner"] = [" ann", "bob ", "cy"]
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    read = read_scores(tmp_path / "s.csv")
+    assert read["account_id"].tolist() == [1, 1, 3]
+    assert read["owner"].tolist() == ["ann", "bob", "cy"]
+    with pytest.raises(SchemaError, match="account_id"):
+        allocate(read, 10.0)  # account 1 twice
+
+
 def test_a_scores_csv_is_read_to_the_last_digit(tmp_path):
     """pandas' default parser moved the last digit of many values: the plan from the scores CSV differed
     from the plan from the same scores in Parquet (found by a review of the CRM's outputs)."""

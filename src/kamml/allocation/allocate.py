@@ -41,6 +41,7 @@ kamml's, another tool's) take the stated horizon, else 180 days with a warning
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -63,7 +64,7 @@ from kamml.allocation.summary import amount, hours_text, last_hour, rep_price_sp
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
 from kamml.config import MAX_DAYS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import check_output_path, write_table
+from kamml.io import binary_kind, check_output_path, write_table
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
 
 __all__ = [
@@ -396,14 +397,7 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
         With one `Problem` (table "scores", the column, the rule, rows and examples) per broken rule.
     """
     names = list(map(str, scores.columns))
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:  # scores[name] would be a frame, and every rule below a raw pandas error
-        raise SchemaError(
-            [
-                Problem("scores", n, f"duplicated column name ({names.count(n)} columns); keep one")
-                for n in twice
-            ]
-        )
+    _refuse_repeated_names(names)  # scores[name] would be a frame, and every rule below a raw pandas error
     problems = missing_score_columns(names, need_owner=need_owner)
     if "account_id" in scores.columns:
         ids = scores["account_id"]
@@ -685,13 +679,30 @@ def read_scores(path: str | Path) -> pd.DataFrame:
             if hint:  # read, a ';'-separated file is one column named like the whole header
                 raise DataError(f"cannot read the scores file {source}: {hint}")
             return _read_csv_ids_as_text(source)
+    except SchemaError:  # a ValueError too: the file was read, and its columns break a rule
+        raise
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the scores file {source}: {exc}") from None
     raise DataError(f"cannot read {source}: scores must be a .parquet or .csv file")
 
 
+def _refuse_repeated_names(names: list[str]) -> None:
+    """SchemaError naming each column name that occurs more than once."""
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SchemaError(
+            [
+                Problem("scores", n, f"duplicated column name ({names.count(n)} columns); keep one")
+                for n in twice
+            ]
+        )
+
+
 def _separator_hint(source: Path) -> str:
-    """Why a scores CSV cannot be read when its header is not comma-separated (a spreadsheet's export)."""
+    """Why a scores CSV cannot be read: another file type named .csv, or a header not comma-separated."""
+    kind = binary_kind(source)
+    if kind is not None:  # its bytes read as a header "separated by tabs" otherwise
+        return f"it is {kind}, not CSV text; give it a name with its own extension (a Parquet file: .parquet)"
     with source.open("rb") as handle:
         header = handle.readline().decode("utf-8", errors="replace")
     for sep, name in ((";", "';'"), ("\t", "tabs")):
@@ -713,10 +724,16 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
     """A scores or allocation CSV with `CSV_ID_COLUMNS` read as text, so ids like 000947 keep their zeros."""
     # round_trip: the numbers as written (pandas' faster parser moved the last digit of 1 in 4 clv values,
     # so a plan from the scores CSV differed from the plan from the same scores in Parquet)
+    with source.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        header = next(csv.reader(handle), [])
+    _refuse_repeated_names(header)  # pandas renames a second clv to clv.1, and the first was planned on
     frame = pd.read_csv(source, dtype=dict.fromkeys(CSV_ID_COLUMNS, str), float_precision="round_trip")
     for column in CSV_ID_COLUMNS:
         if column in frame.columns:
-            frame[column] = lossless_integers(frame[column], allow_missing=column == "owner")
+            # spaces around an id are the export's, as in the input tables: " 1" is account 1 (and then
+            # a repeated id), not a second account
+            texts = frame[column].str.strip()
+            frame[column] = lossless_integers(texts, allow_missing=column == "owner")
     return frame
 
 

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from kamml.data.contract import TABLES
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem, SchemaError
+from kamml.io import binary_kind
 
 __all__ = [
     "RawTable",
@@ -561,7 +562,7 @@ def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
             f"row: remove {'them' if blank > 1 else 'it'}, so that the header is the first line"
         )
     if "\x00" in line:  # UTF-16 or UTF-32 text: every ASCII character comes with NUL bytes
-        kind = _binary_kind(path)
+        kind = binary_kind(path)
         if kind is not None:
             raise DataError(f"{name}: {path} is {kind}, not CSV text: rename it to its format, or export CSV")
         raise DataError(f"{name}: {path} is not UTF-8 (UTF-16?): save it as UTF-8 text")
@@ -570,23 +571,6 @@ def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
 
 
 #: The first bytes of binary files that end up named .csv, and what they are.
-_MAGIC = {
-    b"PAR1": "a Parquet file",
-    b"\x1f\x8b": "gzip-compressed",
-    b"PK\x03\x04": "a zip file (an Excel .xlsx?)",
-}
-
-
-def _binary_kind(path: Path) -> str | None:
-    """What a binary file is by its first bytes (Parquet, gzip, zip/xlsx), or None."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-    except OSError:
-        return None
-    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
-
-
 def _delimiter_hint(column: str, delimiter: str) -> str | None:
     """Say the delimiter looks wrong when the only header field holds another common delimiter."""
     for other, label in _DELIMITER_HINTS.items():

@@ -444,6 +444,20 @@ def test_floors_above_rep_capacity_name_the_rep():
     assert err.value.exit_code == 6
 
 
+def test_many_reps_short_of_their_floors_make_one_short_line():
+    """An allocation audit: every rep was listed (50 reps gave a 6 KB line, 20,000 about 140 KB)."""
+    reps = 200
+    owner = np.repeat([f"rep{i}" for i in range(reps)], 2)
+    capacity = {f"rep{i}": 2.0 - 0.001 * (i + 1) for i in range(reps)}  # rep199 furthest short
+    with pytest.raises(InfeasibleError) as err:
+        optimize(np.ones(2 * reps), 1.0, hours=1e6, floor=1.0, owner=owner, capacity=capacity)
+    msg = str(err.value)
+    assert len(msg) < 1200
+    named = [f"rep{i}" for i in range(reps) if f"rep 'rep{i}'" in msg]
+    assert named == ["rep195", "rep196", "rep197", "rep198", "rep199"]  # the five furthest short
+    assert "and 195 more reps short by 0.001 to 0.195 hours (200 reps, 20.1 hours short in all)" in msg
+
+
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [

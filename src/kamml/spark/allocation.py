@@ -72,7 +72,7 @@ from kamml.allocation.allocate import (
     warn_mixed_scorings,
     warn_uncovered_owners,
 )
-from kamml.allocation.optimizer import RTOL, rep_codes, rep_names
+from kamml.allocation.optimizer import RTOL, rep_codes, rep_names, reps_short
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.tiers import check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
@@ -527,15 +527,12 @@ class _Plan:
                 f"the floors need {need:,.6g} hours but the team has {self.hours:,.6g}: "
                 f"{need - self.hours:,.6g} hours short"
             )
-        for r, rep in enumerate(self.reps):
-            if _short(floors_all[r], self.capacity[r]):
-                floored = round(floors_all[r] / self.floor_hours)  # every floor is floor_hours
-                problems.append(
-                    f"rep {rep!r}: the floors of its {floored:,} accounts with a floor need "
-                    f"{floors_all[r]:,.6g} hours but its "
-                    f"capacity is {self.capacity[r]:,.6g}: "
-                    f"{floors_all[r] - self.capacity[r]:,.6g} hours short"
-                )
+        reps = len(self.reps)
+        short = np.array([_short(floors_all[r], self.capacity[r]) for r in range(reps)], dtype=bool)
+        if short.any():
+            floored = np.round(floors_all[:reps] / self.floor_hours)  # every floor is floor_hours
+            capacity = np.asarray(self.capacity[:reps], dtype=float)
+            problems += reps_short(self.reps, floors_all[:reps], capacity, floored, short)
         if problems:
             failed = InfeasibleError("infeasible allocation: " + "; ".join(problems))
             raise floor_hint(failed, n_active_floor, self.cfg)

@@ -265,6 +265,9 @@ def test_capacity_reps_are_named_as_text(tmp_path):
     path.write_text("allocation:\n  capacity: {101: 10, 102.0: .inf, ' ann ': 0}\n")
     assert load_config(path).allocation.capacity == {"101": 10.0, "102": float("inf"), "ann": 0.0}
     path.write_text("allocation:\n  capacity: {101: 10, '101': 5}\n")
+    with pytest.raises(ConfigError, match="duplicate key '101'"):  # YAML keys are names as written
+        load_config(path)
+    path.write_text("allocation:\n  capacity: {101: 10, 101.0: 5}\n")
     with pytest.raises(ConfigError, match="'101' is listed more than once"):
         load_config(path)
 
@@ -310,6 +313,17 @@ def test_a_key_given_twice_in_the_yaml_is_refused(tmp_path):
         load_config(path)
     path.write_text("time:\n  horizon_days: 90\n  horizon_days: 30\n")
     with pytest.raises(ConfigError, match="duplicate key 'horizon_days'"):
+        load_config(path)
+
+
+def test_rep_names_in_the_yaml_are_read_as_written(tmp_path):
+    """An allocation audit: YAML 1.1 read rep 010 as the octal number 8, and rep 8 got its capacity."""
+    path = tmp_path / "c.yaml"
+    path.write_text("allocation:\n  capacity: {010: 25, 08: 6, 0x1F: 7, 1_000: 2, no: 1, 12: 3}\n")
+    capacity = load_config(path).allocation.capacity
+    assert capacity == {"010": 25.0, "08": 6.0, "0x1F": 7.0, "1_000": 2.0, "no": 1.0, "12": 3.0}
+    path.write_text("allocation:\n  capacity: {'010': 25, 010: 5}\n")
+    with pytest.raises(ConfigError, match="duplicate key '010'"):  # the same name, quoted or not
         load_config(path)
 
 

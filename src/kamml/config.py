@@ -787,12 +787,26 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
     return f"{source}: " + "; ".join(lines)
 
 
+#: YAML 1.1 tags whose plain (unquoted) mapping keys are kept as the text written (`_UniqueKeyLoader`).
+_TEXT_KEY_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"})
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key twice in one mapping (YAML keeps the last one silently)."""
+    """YAML's safe loader, refusing a key twice in one mapping (YAML keeps the last one silently).
+
+    Mapping keys are names as written: YAML 1.1 read a rep named ``010`` as the octal number 8, ``0x1F``
+    as 31, ``1_000`` as 1000 and ``no`` as False, so ``capacity: {010: 25}`` gave rep ``8`` the 25 hours.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if (
+                isinstance(key_node, yaml.ScalarNode)
+                and key_node.style is None
+                and key_node.tag in _TEXT_KEY_TAGS
+            ):
+                key_node.tag = "tag:yaml.org,2002:str"
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(

@@ -7,6 +7,7 @@ import pytest
 from kamml.allocation import tiers as tiers_module
 from kamml.allocation.tiers import (
     PHRASES,
+    SMALL_STAKE_SHARE,
     assign_tiers,
     check_tiers,
     rank_accounts,
@@ -299,3 +300,25 @@ def test_an_account_with_nothing_at_stake_is_in_the_last_tier():
     assert tiers.loc[0] == "strategic"
     assert set(tiers.loc[2:]) == {"nurture"}
     assert assign_tiers([1, 2, 3], stake=[0.0, np.nan, 1.0]).tolist() == ["nurture", "nurture", "nurture"]
+
+
+def test_a_stake_of_almost_nothing_leads_with_little_value_at_stake():
+    """An allocation audit: 310 of 2,000 accounts led with "referral influence", their referral value
+    among the book's lowest and their clv 2 against a book median of 565: the other parts were smaller."""
+    data = pd.DataFrame(
+        {
+            "stake_retention": [300.0, 10.0, 0.2, 0.0],
+            "stake_growth": [700.0, 900.0, 0.3, 0.0],
+            "stake_referral": [0.0, 90.0, 4.0, 0.0],
+            "clv": [1000.0, 900.0, 0.5, 0.0],
+            "p_churn": [0.3, 0.1, 0.9, 0.5],
+            "referral_value": [0.0, 90.0, 4.0, 0.0],
+        }
+    )
+    # mean stake 501.125: 1 % of it is 5.01, above the third account's 4.5
+    leads = [r.split("; ")[0] for r in reason_codes(data)]
+    assert leads == [PHRASES["growth"], PHRASES["growth"], PHRASES["small_stake"], PHRASES["no_stake"]]
+    assert PHRASES["high_churn"] in reason_codes(data)[2]  # the flags still say what they say
+    given = [r.split("; ")[0] for r in reason_codes(data, small_stake=4.0)]  # a whole table's (Spark)
+    assert given[2] == PHRASES["referral"]
+    assert SMALL_STAKE_SHARE == 0.01

@@ -74,7 +74,7 @@ from kamml.allocation.allocate import (
 )
 from kamml.allocation.optimizer import RTOL, rep_codes, rep_names, reps_short
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
-from kamml.allocation.tiers import check_tiers, reason_codes, top_count
+from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import json_text
@@ -313,6 +313,7 @@ class _Plan:
     capacity: FloatArray
     clv_top: float | None = None
     referral_top: float | None = None
+    small_stake: float | None = None  # set by `solve`
     given_effort: bool = False
     horizon_days: int | None = None
 
@@ -520,6 +521,8 @@ class _Plan:
         stats = _collect(prepared, _Kernel(self, "stats"))
         floors_all = stats["floor_code"]  # (R + 1,) floors per rep code, last = no rep of capacity
         n_active_floor = int(stats["floored"][0])
+        # the stake under which a lead reads "little value at stake", over the whole table as in memory
+        self.small_stake = SMALL_STAKE_SHARE * float(stats["stake_sum"][0]) / self.n if self.n else 0.0
         problems = []
         need = float(floors_all.sum())
         if _short(need, self.hours):
@@ -831,6 +834,7 @@ class _Kernel:
         return {
             "floor_code": np.bincount(slot, weights=b["lo"], minlength=n_reps + 1).astype(float),
             "floored": np.array([float((b["lo"] > 0).sum())]),
+            "stake_sum": np.array([float(b["stake"].sum())]),
         }
 
     def _bracket(self, batch: pd.DataFrame) -> dict[str, FloatArray]:
@@ -999,7 +1003,10 @@ class _Kernel:
                 "expected_gain": gain,
                 "marginal_gain_per_hour": marginal,
                 "reasons": reason_codes(
-                    batch, active=active, thresholds=(self.plan.clv_top, self.plan.referral_top)
+                    batch,
+                    active=active,
+                    thresholds=(self.plan.clv_top, self.plan.referral_top),
+                    small_stake=self.plan.small_stake,
                 ).to_numpy(),
                 "owner": owner.to_numpy(dtype=object),
                 "stake_retention": batch["stake_retention"].to_numpy(dtype=float),

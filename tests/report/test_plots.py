@@ -445,3 +445,21 @@ def test_feature_importance_labels_in_words_and_a_long_title_whole(tmp_path, dra
     assert box.x1 <= figure.bbox.width
     ticks = [" ".join(t.get_text().split()) for t in ax.get_yticklabels()]
     assert ticks == ["spend_90d", "overdue_ratio", "value expected from the purchase history (btyd_value)"]
+
+
+def test_the_budget_curve_says_where_hours_can_no_longer_be_used(tmp_path, drawn):
+    """A report audit: the value of one more hour fell to 0 beyond the reps' capacities, unexplained."""
+    from kamml.allocation.allocate import budget_curve
+
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(
+        {"account_id": range(200), "clv": rng.gamma(1.0, 1000.0, 200), "p_churn": rng.random(200)}
+    )
+    scores["owner"] = np.where(np.arange(200) % 2 == 0, "a", "b")
+    cfg = AllocationConfig(capacity={"a": 20.0, "b": 30.0}, floor_hours=0.0)
+    plot_budget_curve(budget_curve(scores, hours=100.0, config=cfg), tmp_path / "c.png")
+    texts = [t.get_text() for t in _texts(drawn[-1])]
+    # the curve's budgets are 10 % steps of 100 h: 60 h is the first above the reps' 50
+    assert "from 60 h not every hour can be used (reps' capacities or account caps)" in texts
+    plot_budget_curve(budget_curve(scores, hours=100.0, config=AllocationConfig()), tmp_path / "d.png")
+    assert not any("not every hour" in t.get_text() for t in _texts(drawn[-1]))

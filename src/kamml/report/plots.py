@@ -816,6 +816,24 @@ def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | Non
     price.plot(points["hours"], points["team_price"], linestyle="--", color="tab:orange", label="price")
     price.set_ylabel("value of one more hour", color="tab:orange")
     price.set_ylim(bottom=0)
+    if "hours_used" in points:
+        # where the reps' capacities or the caps take fewer hours than the team has, a team hour adds
+        # nothing (its price 0): say so (a report audit read the 0 as "more hours are worthless", while
+        # the header gives the reps' prices)
+        unused = points[
+            points["hours_used"].to_numpy(dtype=float) < points["hours"].to_numpy(dtype=float) * 0.999
+        ]
+        if not unused.empty:
+            at = float(unused["hours"].iloc[0])
+            ax.axvspan(at, float(points["hours"].max()), color="grey", alpha=0.08, linewidth=0)
+            ax.annotate(
+                f"from {hours_text(at)} h not every hour can be used (reps' capacities or account caps)",
+                xy=(0.99, 0.03),
+                xycoords="axes fraction",
+                ha="right",
+                fontsize=8,
+                color="dimgrey",
+            )
     if "fraction" in points:
         given = points[np.isclose(points["fraction"].to_numpy(dtype=float), 1.0)]
         if not given.empty:

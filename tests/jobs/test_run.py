@@ -142,7 +142,13 @@ def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, cap
     # the backtest section says whose it is, where the plan's model is not (a report audit: only the
     # MLflow card said so, and the subtitle called it the plan's)
     section = report[report.index("How well the predictions did on past data</h2>") :]
-    assert section.index(f"This backtest is of version {second.training.promotion.version}") < 400
+    assert section.index(f"Version {second.training.promotion.version}, trained by this run") < 400
+    # ... and shows the champion's own backtest first: the plan's model's figures
+    assert "its own backtest comes first below" in section
+    plan_part = section[: section.index("The version this run trained (not promoted)")]
+    assert "The model behind the plan" in plan_part
+    gini = MlflowClient().get_run(first.training.run_id).data.metrics["value.kamml.gini"]
+    assert f"{gini:.3f}" in plan_part
     assert "and how well the predictions behind it did" not in report
     assert "not the model behind the plan" in report
     pd.testing.assert_frame_equal(after, before)

@@ -1,5 +1,6 @@
 import base64
 import io
+import json
 import re
 from html.parser import HTMLParser
 
@@ -278,6 +279,24 @@ def test_a_backtest_of_another_model_than_the_plans_says_so(world, tmp_path):
     assert section.index(note) < section.index(f"Backtest at {result.protocol['cutoff']}")
     assert "not the model behind the plan" in text.split("How well the predictions did")[0]
     assert "and how well the predictions behind it did" not in text
+    champion = json.loads(json.dumps(result.to_dict(), default=str))
+    champion["value"]["kamml"]["gini"] = 0.4321
+    champion["protocol"]["cutoff"] = "2024-01-01"
+    page = parse(
+        render_report(
+            tmp_path / "c.html", allocation=table, backtest=result, backtest_note=note, plan_backtest=champion
+        )
+    )
+    section = page.all_text.split("How well the predictions did on past data")[1]
+    first, rest = section.split("The version this run trained (not promoted)")
+    assert "The model behind the plan" in first
+    assert "Backtest at 2024-01-01" in first
+    assert "0.432" in first
+    assert f"Backtest at {result.protocol['cutoff']}" in rest
+    alone = parse(
+        render_report(tmp_path / "d.html", allocation=table, backtest=result, plan_backtest=champion)
+    )
+    assert "The model behind the plan" not in alone.all_text  # only beside a note saying whose it is
 
 
 def test_a_plan_grouped_by_tier_and_owner_reads_like_the_whole_table(tmp_path):

@@ -352,3 +352,27 @@ def test_the_gate_without_a_usable_figure():
         "this run has no usable metric value.kamml.gini (nan)",
     )
     assert _decide("value.kamml.gini", 0.5, "3", None)[0] is True
+
+
+def test_a_versions_backtest_is_read_from_its_run_and_none_when_absent(gate, caplog):
+    from kamml.tracking.registry import version_backtest
+
+    client = MlflowClient()
+    name = "gate-test-backtest"
+    client.create_registered_model(name)
+    with mlflow.start_run(experiment_id=gate) as run:
+        mlflow.log_dict(
+            {"protocol": {"cutoff": "2025-07-05"}, "value": {"kamml": {"gini": 0.5}}}, "backtest.json"
+        )
+    with_json = str(
+        client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id).version
+    )
+    v2 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.4})  # a run without backtest.json
+    assert version_backtest(name, with_json) == {
+        "protocol": {"cutoff": "2025-07-05"},
+        "value": {"kamml": {"gini": 0.5}},
+    }
+    with caplog.at_level(logging.WARNING, logger="kamml.tracking.registry"):
+        assert version_backtest(name, v2) is None
+        assert version_backtest(name, "99") is None
+    assert sum("could not be read" in r.getMessage() for r in caplog.records) == 2

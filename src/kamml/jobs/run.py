@@ -56,6 +56,7 @@ from kamml.models.effort import EffortResponse, config_rule
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
 from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, record_job_failure, resolve_model
+from kamml.tracking.registry import version_backtest
 from kamml.tracking.runs import PLAN_BY_RUN_TAG, PLAN_MODEL_TAG
 
 __all__ = ["RunResult", "check_owners", "run", "skipped_parts"]
@@ -227,7 +228,17 @@ def _score_allocate_report(
         echo(_plan_line(plan, hours))
     with _stage("report", seconds, echo):
         effort = _plan_effort(config, model.bundle.effort)
-        staged = _write_outputs(outputs.staging, scores, allocation, curve, training, data, effort, horizon)
+        staged = _write_outputs(
+            outputs.staging,
+            scores,
+            allocation,
+            curve,
+            training,
+            data,
+            effort,
+            horizon,
+            _plan_backtest(config, training),
+        )
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
         published = outputs.publish(_facts(config, training, model_uri, plan, horizon))
         files = {key: published[path.name] for key, path in staged.items()}
@@ -338,6 +349,14 @@ def _registered(
     return champion, False
 
 
+def _plan_backtest(config: Config, training: TrainResult) -> dict[str, Any] | None:
+    """The standing champion's backtest when this run's version was not promoted (it scores the plan)."""
+    p = training.promotion
+    if p.promoted or p.champion_version is None:
+        return None
+    return version_backtest(p.name, p.champion_version, config.tracking)
+
+
 def _plan_line(plan: dict[str, Any], hours: float) -> str:
     """The allocate stage's one-line summary."""
     return (
@@ -438,6 +457,7 @@ def _run_on_spark(
             horizon_days=model.bundle.horizon_days,
             effort=_plan_effort(config, model.bundle.effort),
             top_accounts=top,
+            plan_backtest=_plan_backtest(config, training),
         )
         scores = top_rows(scores_dir, 25, by="clv")
         (out_dir / MANIFEST).unlink(missing_ok=True)  # the folder reads as incomplete from here
@@ -485,6 +505,7 @@ def _write_outputs(
     data: Dataset,
     effort: EffortResponse | None,
     horizon_days: int,
+    plan_backtest: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Every output file, each written atomically into `folder` (the staging folder); name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -507,6 +528,7 @@ def _write_outputs(
             model_uri=model_uri,
             horizon_days=horizon_days,
             effort=effort,
+            plan_backtest=plan_backtest,
         ),
     }
 
@@ -522,8 +544,12 @@ def _write_backtest_and_report(
     horizon_days: int,
     effort: EffortResponse | None = None,
     top_accounts: pd.DataFrame | None = None,
+    plan_backtest: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """backtest.json and report.html, written atomically; `effort`, `horizon_days`: the scoring model's."""
+    """backtest.json and report.html, written atomically; `effort`, `horizon_days`: the scoring model's.
+
+    `plan_backtest`: the champion's own backtest when this run's version was not promoted (shown first).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     backtest_json = folder / "backtest.json"
     with atomic_path(backtest_json) as tmp:
@@ -543,10 +569,14 @@ def _write_backtest_and_report(
             f"{training.run_id}: trained version {p.version}, not promoted ({p.reason}); the backtest "
             "below is that version's"
         )
+        where = (
+            "its own backtest comes first below, then this run's"
+            if plan_backtest
+            else "its own backtest is in its training run's backtest.json"
+        )
         note = (
-            f"This backtest is of version {p.version}, trained by this run and not promoted ({p.reason}). "
-            f"The plan above was scored by the champion, {model_uri}; its own backtest is in its training "
-            "run's backtest.json."
+            f"Version {p.version}, trained by this run, was not promoted ({p.reason}), so the plan above "
+            f"was scored by the champion, {model_uri}: {where}."
         )
     report = render_report(
         folder / "report.html",
@@ -557,5 +587,6 @@ def _write_backtest_and_report(
         summary=summary,
         top_accounts=top_accounts,
         backtest_note=note,
+        plan_backtest=plan_backtest,
     )
     return {"backtest": backtest_json, "report": report}

@@ -122,6 +122,7 @@ def render_report(
     top_accounts: pd.DataFrame | None = None,
     budget_note: str | None = None,
     backtest_note: str | None = None,
+    plan_backtest: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the report as one self-contained HTML file (charts embedded, no external links); return the path.
 
@@ -164,6 +165,9 @@ def render_report(
         Shown at the top of the backtest section, and the page's subtitle then does not call the
         backtest the plan's: when the backtest is not of the model that scored the plan (a run whose
         new version was not promoted plans with the champion).
+    plan_backtest : mapping, optional
+        With `backtest_note`: the backtest of the model that scored the plan, as its ``backtest.json``
+        (DESIGN §10); its metrics tables come first, then `backtest`'s.
 
     Returns
     -------
@@ -194,7 +198,7 @@ def render_report(
             _top_accounts(table if top_accounts is None else _by_rank(top_accounts), top),
             _budget_section(budget_curve, charts, budget_note),
             _plan_section(table, charts),
-            _backtest_section(backtest, charts, backtest_note),
+            _backtest_section(backtest, charts, backtest_note, plan_backtest if backtest_note else None),
             _quality_section(quality),
             f"<footer>Written by kamml {_e(_version())} on {_e(_now())}. "
             "Every chart is embedded in this file.</footer>",
@@ -390,14 +394,31 @@ def _rep_table(table: pd.DataFrame) -> str:
     return _table_html(heads, rows)
 
 
-def _backtest_section(result: BacktestResult | None, charts: Path, note: str | None = None) -> str:
-    """Metrics beside the baselines and the model-quality charts, or a note; `note` first when given."""
+def _backtest_section(
+    result: BacktestResult | None,
+    charts: Path,
+    note: str | None = None,
+    plan: Mapping[str, Any] | None = None,
+) -> str:
+    """Metrics beside the baselines and the model-quality charts, or a note; `note` first when given.
+
+    `plan`: the backtest (as JSON) of the model behind the plan when `result` is another's; its tables
+    come first.
+    """
     head = "<section><h2>How well the predictions did on past data</h2>"
     if result is None:
         return head + _note("No backtest was given, so the model-quality section is left out.") + "</section>"
-    parts = (
-        [head] + ([_note(note)] if note else []) + [f'<p class="sub">{_e(_protocol(result.protocol))}</p>']
-    )
+    parts = [head] + ([_note(note)] if note else [])
+    if plan:
+        parts.append("<h3>The model behind the plan</h3>")
+        parts.append(f'<p class="sub">{_e(_protocol(plan.get("protocol") or {}))}</p>')
+        for task, (label, columns) in TASKS.items():
+            block = plan.get(task)
+            if isinstance(block, Mapping) and block:
+                parts.append(f"<h3>{_e(label)}</h3>")
+                parts.append(_metrics_table(task, block, columns))
+        parts.append("<h3>The version this run trained (not promoted)</h3>")
+    parts.append(f'<p class="sub">{_e(_protocol(result.protocol))}</p>')
     parts.append(
         '<p class="sub">kamml beside simple baselines on a later period than any it trained on (a temporal '
         "backtest: training labels end by the test cutoff). Higher is better for "

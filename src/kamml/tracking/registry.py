@@ -9,6 +9,7 @@ error metrics (decile_mape, rmse, mae, brier, log_loss and the absolute aggregat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -21,9 +22,9 @@ from mlflow.tracking import MlflowClient
 
 from kamml.config import LOWER_IS_BETTER
 from kamml.errors import ConfigError, ModelError
-from kamml.tracking.store import store_error, store_in_force
+from kamml.tracking.store import store_error, store_in_force, tracking_scope
 
-__all__ = ["CHAMPION", "Promotion", "metric_key", "promote", "register"]
+__all__ = ["CHAMPION", "Promotion", "metric_key", "promote", "register", "version_backtest"]
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,35 @@ def holdout_difference(champion: Mapping[str, str], candidate: Mapping[str, str]
         )
         or None
     )
+
+
+def version_backtest(name: str, version: str, tracking: Any = None) -> dict[str, Any] | None:
+    """The backtest (its ``backtest.json``, DESIGN §10) of a registered version's training run, or None.
+
+    For a plan scored by a version other than the one just trained (the standing champion): its own
+    figures, not the rejected version's. None, with a warning, when the run, its artifact or the store
+    cannot be read; `tracking` is the config's section (its store), else MLflow's current one.
+    """
+    import json
+    import tempfile
+
+    scope = contextlib.nullcontext() if tracking is None else tracking_scope(tracking, create=False)
+    try:
+        with scope:
+            client = MlflowClient()
+            run_id = client.get_model_version(name, version).run_id
+            if not run_id:
+                return None
+            with tempfile.TemporaryDirectory(prefix="kamml-backtest-") as tmp:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path="backtest.json", dst_path=tmp
+                )
+                with open(local, encoding="utf-8") as handle:
+                    found = json.load(handle)
+    except Exception as exc:
+        log.warning("the backtest of %s version %s could not be read: %s", name, version, exc)
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _champion_run(client: MlflowClient, run_id: str) -> Any:

@@ -243,7 +243,7 @@ def _score_allocate_report(
         published = outputs.publish(_facts(config, training, model_uri, plan, horizon))
         files = {key: published[path.name] for key, path in staged.items()}
         files["manifest"] = out_dir / MANIFEST
-        _log_outputs(config, training, files.values(), plan, model_uri)
+        _log_outputs(config, training, files.values(), plan, model_uri, fresh)
         echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)
     return RunResult(training, scores, allocation, curve, files, seconds, skipped)
@@ -367,16 +367,20 @@ def _plan_line(plan: dict[str, Any], hours: float) -> str:
 
 
 def _log_outputs(
-    config: Config, training: TrainResult, paths: Iterable[Path], plan: dict[str, Any], model_uri: str
+    config: Config,
+    training: TrainResult,
+    paths: Iterable[Path],
+    plan: dict[str, Any],
+    model_uri: str,
+    own: bool,
 ) -> None:
     """The plan's figures, and the output files unless ``tracking.log_outputs`` is off, on the run.
 
-    Tagged with the model that scored the plan (`PLAN_MODEL_TAG`): the champion, which is another
-    run's model when this run's version was not promoted; its figures read as this model's otherwise.
+    Tagged with the model that scored the plan (`PLAN_MODEL_TAG`) and whether it is this run's own
+    (`own`, as `_registered` says): the champion is another run's model when this run's version was not
+    promoted; its figures read as this model's otherwise.
     """
     with TrainingRun(config, run_id=training.run_id) as tracked:
-        p = training.promotion
-        own = model_uri in (training.model_uri, f"models:/{p.name}/{p.version}")
         tracked.set_tags({PLAN_MODEL_TAG: model_uri, PLAN_BY_RUN_TAG: str(own).lower()})
         for path in paths if config.tracking.log_outputs else ():
             tracked.log_artifact(path, "outputs")
@@ -421,7 +425,7 @@ def _run_on_spark(
     out_dir = outputs.folder
     cutoff = training.scoring_cutoff
     with _stage("score", seconds, echo):
-        model, _ = _registered(config, training, echo)
+        model, fresh = _registered(config, training, echo)
         scores_dir = score_spark(model, data, cutoff, outputs.stage("scores.parquet"), config)
         echo(f"      every account scored at {cutoff.date()} on Spark (Parquet parts)")
     with _stage("allocate", seconds, echo):
@@ -467,7 +471,7 @@ def _run_on_spark(
         report = {key: published[path.name] for key, path in staged.items()}
         report["manifest"] = out_dir / MANIFEST
         files.update(report)
-        _log_outputs(config, training, report.values(), plan, model.resolved)
+        _log_outputs(config, training, report.values(), plan, model.resolved, fresh)
         echo(f"      scores and allocation -> {files['scores']}, {files['allocation']} (Parquet parts)")
         echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)

@@ -10,8 +10,10 @@ error metrics (decile_mape, rmse, mae, brier, log_loss and the absolute aggregat
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -152,12 +154,17 @@ HOLDOUT_PARAMS = (
 )
 
 
+def _records_holdout(params: Mapping[str, str]) -> bool:
+    """Whether a run's params record its holdout (any of `HOLDOUT_PARAMS`)."""
+    return any(k in params for k in HOLDOUT_PARAMS)
+
+
 def holdout_difference(champion: Mapping[str, str], candidate: Mapping[str, str]) -> str | None:
     """How the champion's recorded holdout (`HOLDOUT_PARAMS` of its run) differs from the candidate's.
 
     None when they agree or when either run recorded none of them (a run logged before they existed).
     """
-    if not any(k in champion for k in HOLDOUT_PARAMS) or not any(k in candidate for k in HOLDOUT_PARAMS):
+    if not (_records_holdout(champion) and _records_holdout(candidate)):
         return None
     differ = [k for k in HOLDOUT_PARAMS if champion.get(k) != candidate.get(k)]
     return (
@@ -177,9 +184,6 @@ def version_backtest(name: str, version: str, tracking: Any = None) -> dict[str,
     figures, not the rejected version's. None, with a warning, when the run, its artifact or the store
     cannot be read; `tracking` is the config's section (its store), else MLflow's current one.
     """
-    import json
-    import tempfile
-
     scope = contextlib.nullcontext() if tracking is None else tracking_scope(tracking, create=False)
     try:
         with scope:
@@ -276,10 +280,8 @@ def promote(
     same_holdout: bool | None = None
     if compared and champ_value is not None and champ_run is not None and holdout is not None:
         differs = holdout_difference(champ_run.data.params, holdout)
-        recorded = any(k in champ_run.data.params for k in HOLDOUT_PARAMS) and any(
-            k in holdout for k in HOLDOUT_PARAMS
-        )
-        same_holdout = None if not recorded else differs is None
+        recorded = _records_holdout(champ_run.data.params) and _records_holdout(holdout)
+        same_holdout = differs is None if recorded else None
         if differs is not None:
             reason += (
                 f" (on different holdouts, the champion's against this version's: {differs}; the figures "

@@ -14,6 +14,7 @@ from kamml.report.plots import (
     backtest_frame,
     backtest_plots,
     feature_importance,
+    feature_label,
     gains_curve,
     plot_budget_curve,
     plot_churn_calibration,
@@ -432,7 +433,7 @@ def test_feature_importance_labels_in_words_and_a_long_title_whole(tmp_path, dra
     """A report audit: the title was cut at the figure's edge, and the bars named by column only."""
     importance = pd.Series([3.0, 2.0, 1.0], index=["btyd_value", "overdue_ratio", "spend_90d"])
     title = "What drives the backtest's value model at 2025-07-05, 180-day horizon (gain importance)"
-    labels = {"btyd_value": "value expected from the purchase history (btyd_value)"}
+    labels = {"btyd_value": "value expected from the purchase history [btyd_value]"}
     plot_feature_importance(importance, tmp_path / "f.png", title=title, labels=labels)
     (figure,) = drawn
     (ax,) = figure.axes
@@ -444,7 +445,15 @@ def test_feature_importance_labels_in_words_and_a_long_title_whole(tmp_path, dra
     assert box.x0 >= 0  # inside the canvas
     assert box.x1 <= figure.bbox.width
     ticks = [" ".join(t.get_text().split()) for t in ax.get_yticklabels()]
-    assert ticks == ["spend_90d", "overdue_ratio", "value expected from the purchase history (btyd_value)"]
+    assert ticks == ["spend_90d", "overdue_ratio", "value expected from the purchase history [btyd_value]"]
+
+
+def test_feature_labels_name_the_column_once_in_square_brackets():
+    """Attributes' words end in a bracket: the label read "size (account attribute) (attr_size)"."""
+    assert feature_label("attr_size") == "size (account attribute) [attr_size]"
+    assert feature_label("btyd_value") == "value expected from the purchase history [btyd_value]"
+    assert feature_label("recency", unit_days=7).endswith("(weeks) [recency]")
+    assert feature_label("no_such_feature") == "no such feature [no_such_feature]"
 
 
 def test_the_budget_curve_says_where_hours_can_no_longer_be_used(tmp_path, drawn):

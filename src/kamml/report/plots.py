@@ -49,6 +49,7 @@ __all__ = [
     "backtest_frame",
     "backtest_plots",
     "feature_importance",
+    "feature_label",
     "gains_curve",
     "hours_text",
     "plot_budget_curve",
@@ -497,6 +498,15 @@ def feature_importance(bundle: ModelBundle) -> pd.DataFrame:
     table = pd.DataFrame(columns).fillna(0.0)
     table.index.name = "feature"
     return table.sort_values(next(iter(columns)), ascending=False, kind="stable")
+
+
+def feature_label(feature: str, unit_days: int = 1) -> str:
+    """A feature's bar label: its words, then the column in square brackets.
+
+    Square, since the words may end in their own round bracket: ``"size (account attribute) [attr_size]"``.
+    """
+    words = feature_words(feature, unit_days)
+    return feature if words == feature else f"{words} [{feature}]"
 
 
 def plot_feature_importance(
@@ -948,9 +958,7 @@ def backtest_plots(result: BacktestResult, folder: str | Path) -> dict[str, Path
         # the backtest's model (trained before its cutoff), not the deployed one, which is trained on
         # later snapshots and ranks features otherwise (a data-science audit read it as the logged model)
         title=f"What drives the backtest's value model{when} (gain importance)",
-        labels={
-            f: f"{feature_words(f, result.bundle.unit_days)} ({f})" for f in result.bundle.clv.feature_names_
-        },
+        labels={f: feature_label(f, result.bundle.unit_days) for f in result.bundle.clv.feature_names_},
     )
     if result.referral and _PRED_REFERRAL in frame and frame["referral_value"].sum() > 0:
         paths["referral_gains"] = plot_gains(

@@ -712,6 +712,18 @@ def test_not_a_frame_is_a_schema_error():
 # -------------------------------------------------------------------------------------- budget curve
 
 
+def test_budget_curve_logs_the_budgets_below_the_floors_once(caplog):
+    scores = make_scores()
+    cfg = AllocationConfig(floor_hours=0.2, cap_hours=8.0)
+    with caplog.at_level("INFO", logger="kamml.allocation.allocate"):
+        curve = budget_curve(scores, 100.0, cfg)
+    short = curve.loc[~curve["feasible"], "hours"]
+    assert len(short) > 1
+    lines = [r.getMessage() for r in caplog.records if "cannot cover the floors" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"budget curve: {len(short)} budgets (10 to ")
+
+
 def test_budget_curve_is_concave_and_passes_through_the_plan():
     scores = make_scores()
     cfg = AllocationConfig(floor_hours=0.2, cap_hours=8.0)

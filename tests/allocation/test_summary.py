@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from kamml.allocation import allocate
-from kamml.allocation.summary import amount, last_hour, rep_price_span
+from kamml.allocation.summary import amount, last_hour, rep_price_span, short_budgets
 from kamml.config import AllocationConfig
 
 
@@ -39,3 +39,11 @@ def test_last_hour_names_the_reps_prices_when_they_bind():
     team = allocate(scores, 20, AllocationConfig()).attrs["allocation"]
     assert rep_price_span(team) is None
     assert last_hour(team) == amount(team["team_price"])
+
+
+def test_short_budgets_say_in_one_line_which_budgets_miss_the_floors():
+    """The demo's curve logged one line per budget under its 1,091.5 hours of floors."""
+    assert short_budgets([], 10.0) is None
+    assert short_budgets([5.0], 10.0) == "budget curve: 5 hours cannot cover the floors (10 hours)"
+    five = short_budgets([1000.0, 200.0, 400.0, 600.0, 800.0], 1091.5)
+    assert five == "budget curve: 5 budgets (200 to 1,000 hours) cannot cover the floors (1,091.5 hours)"

@@ -60,7 +60,7 @@ from kamml.allocation.optimizer import (
     rep_names,
 )
 from kamml.allocation.stake import effort_scale, resolve_weights, stake_parts
-from kamml.allocation.summary import amount, hours_text, last_hour, rep_price_span
+from kamml.allocation.summary import amount, hours_text, last_hour, rep_price_span, short_budgets
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
 from kamml.config import MAX_DAYS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
@@ -309,12 +309,13 @@ def _curve(
     except InfeasibleError as exc:  # a rep's floors above its capacity: no budget helps
         logger.info("budget curve: no budget can cover the floors (%s)", exc)
         results = [None] * len(budgets)
+    else:
+        note = short_budgets([b for b, res in zip(budgets, results, strict=True) if res is None], floor.sum())
+        if note is not None:
+            logger.info(note)
     rows = []
     for fraction, budget, res in zip(share, budgets, results, strict=True):
         if res is None:
-            logger.info(
-                "budget curve: %.6g hours cannot cover the floors (%.6g hours)", budget, float(floor.sum())
-            )
             rows.append((float(fraction), budget, np.nan, np.nan, np.nan, np.nan, False))
             continue
         used = float(res.hours.sum())

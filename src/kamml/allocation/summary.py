@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["amount", "hours_text", "last_hour", "rep_price_span"]
+__all__ = ["amount", "hours_text", "last_hour", "rep_price_span", "short_budgets"]
 
 
 def amount(value: Any) -> str:
@@ -55,3 +55,19 @@ def last_hour(plan: Mapping[str, Any]) -> str:
     low, high = span
     shown = amount(low) if low == high else f"{amount(low)} to {amount(high)}"
     return f"{shown} per hour of a rep at capacity (the team's total is not the limit)"
+
+
+def short_budgets(budgets: Any, floors: float) -> str | None:
+    """The budget curve's budgets that cannot cover the floors, in one line; None when there are none.
+
+    A demo's curve logged one line per budget ("200 hours cannot cover the floors", five times over).
+    """
+    short = sorted(float(b) for b in budgets)
+    if not short:
+        return None
+    if len(short) == 1:
+        which = f"{hours_text(short[0], exact=True)} hours"
+    else:
+        span = f"{hours_text(short[0], exact=True)} to {hours_text(short[-1], exact=True)}"
+        which = f"{len(short)} budgets ({span} hours)"
+    return f"budget curve: {which} cannot cover the floors ({hours_text(floors, exact=True)} hours)"

@@ -74,6 +74,7 @@ from kamml.allocation.allocate import (
 )
 from kamml.allocation.optimizer import RTOL, rep_codes, rep_names, reps_short
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
+from kamml.allocation.summary import short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
@@ -571,8 +572,9 @@ class _Plan:
                 "feasible": feasible,
             }
         )
-        for budget in limit[~feasible]:
-            logger.info("budget curve: %.6g hours cannot cover the floors (%.6g hours)", budget, prices.need)
+        note = short_budgets(limit[~feasible], prices.need)
+        if note is not None:
+            logger.info(note)
         if not feasible.any():
             return rows
         targets = np.repeat(limit[feasible], per)

@@ -133,6 +133,18 @@ def test_rmse_squares_no_error_out_of_range(size: float) -> None:
     assert rmse([size, size], [size, size]) == 0.0
 
 
+def test_unit_free_metrics_do_not_overflow_where_the_sums_would() -> None:
+    """Two accounts of 1e308 summed to inf: top-decile capture read 0.0 and the Gini NaN (an audit)."""
+    y, p = [1e308, 1e308, 0.0], [3.0, 2.0, 1.0]
+    small = [1.0, 1.0, 0.0]
+    assert top_capture(y, p, 0.2) == top_capture(small, p, 0.2) == pytest.approx(0.3)
+    assert normalized_gini(y, p) == normalized_gini(small, p) == 1.0
+    assert decile_mape(y, y) == 0.0
+    assert decile_wape(y, [1e308, 0.0, 0.0]) == pytest.approx(0.5)
+    assert aggregate_error([1e308, 1e308], [1e308, 0.0]) == -0.5
+    assert mae([1e308, 1e308], [-1e308, 0.0]) == pytest.approx(1.5e308)
+
+
 def test_decile_table_hand_computed() -> None:
     # 20 accounts, 2 per decile; forecast 20..1, actual = 2 * forecast except decile 3 (forecast 16, 15)
     p = np.arange(20, 0, -1, dtype=float)

@@ -114,6 +114,23 @@ def _pair(y_true: ArrayLike, y_pred: ArrayLike, pred_name: str = "y_pred") -> tu
     return a, b
 
 
+def _unit_scaled(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray, int]:
+    """Both arrays divided by 2 ** e, the power of two above their largest magnitude, and e.
+
+    So that no sum overflows (an audit: two accounts of 1e308 summed to inf, and the top-decile capture
+    read 0.0). Dividing by a power of two is exact, so results are as before wherever the sums fit.
+    """
+    largest = float(max(np.max(np.abs(a)), np.max(np.abs(b))))
+    exponent = int(np.frexp(largest)[1]) if largest > 0 else 0
+    return np.ldexp(a, -exponent), np.ldexp(b, -exponent), exponent
+
+
+def _unit_pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """`_pair`, then `_unit_scaled`: the inputs of a metric that does not change with the unit."""
+    a, b, _ = _unit_scaled(*_pair(y_true, y_pred))
+    return a, b
+
+
 def _ratio(numerator: float, denominator: float) -> float:
     """Return numerator / denominator, or NaN when the denominator is 0."""
     return float(numerator / denominator) if denominator != 0 else math.nan
@@ -159,7 +176,7 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
     The Gini of the actual values sorted by the forecast (the area between the cumulative-capture curve
     and the diagonal) divided by the Gini of the perfect ordering. Tied forecasts count at their
-    expected value under random tie-breaking, so a constant forecast scores exactly 0.
+    expected value under random tie-breaking, so a constant forecast scores 0 (to rounding, 1e-15).
 
     Returns NaN when the actual values are all equal (nothing to rank) or sum to 0.
 
@@ -170,7 +187,7 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     >>> round(normalized_gini([1, 0, 0, 0], [1, 1, 0, 0]), 4)
     0.6667
     """
-    a, b = _pair(y_true, y_pred)
+    a, b = _unit_pair(y_true, y_pred)
     best = _gini(a, a)
     if math.isnan(best) or best == 0:
         return math.nan
@@ -198,7 +215,7 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> flo
     """
     if not 0 < share <= 1:
         raise ValueError(f"share must be in (0, 1], got {share}")
-    a, b = _pair(y_true, y_pred)
+    a, b = _unit_pair(y_true, y_pred)
     cumulative = _expected_cumulative(a, b)
     captured = float(np.interp(share * a.size, np.arange(a.size + 1), cumulative))
     return _ratio(captured, float(a.sum()))
@@ -206,7 +223,7 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> flo
 
 def aggregate_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """(predicted total - actual total) / actual total; NaN when the actual total is 0."""
-    a, b = _pair(y_true, y_pred)
+    a, b = _unit_pair(y_true, y_pred)
     return _ratio(float(b.sum() - a.sum()), float(a.sum()))
 
 
@@ -221,9 +238,12 @@ def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Mean absolute error (flatters a forecast of zero when most accounts spend nothing)."""
-    a, b = _pair(y_true, y_pred)
-    return float(np.mean(np.abs(b - a)))
+    """Mean absolute error (flatters a forecast of zero when most accounts spend nothing).
+
+    In units of the largest magnitude first, so that neither a difference nor the sum overflows.
+    """
+    a, b, exponent = _unit_scaled(*_pair(y_true, y_pred))
+    return float(np.ldexp(np.mean(np.abs(b - a)), exponent))
 
 
 def decile_table(y_true: ArrayLike, y_pred: ArrayLike) -> pd.DataFrame:
@@ -240,7 +260,11 @@ def decile_table(y_true: ArrayLike, y_pred: ArrayLike) -> pd.DataFrame:
         ``actual_mean``, ``ape`` (|predicted - actual| / actual, NaN when actual is 0), ``actual_share``
         (of the overall actual total) and ``cumulative_actual_share``.
     """
-    a, b = _pair(y_true, y_pred)
+    return _deciles(*_pair(y_true, y_pred))
+
+
+def _deciles(a: FloatArray, b: FloatArray) -> pd.DataFrame:
+    """`decile_table` of paired arrays."""
     n = a.size
     bounds = np.round(np.arange(11) * n / 10).astype(int)
     actual_cum = _expected_cumulative(a, b)[bounds]
@@ -274,7 +298,7 @@ def decile_mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     Deciles as in `decile_table`; a decile whose actual total is 0 has no percentage error and is left
     out of the mean. NaN when every decile's actual total is 0.
     """
-    ape = decile_table(y_true, y_pred)["ape"].to_numpy()
+    ape = _deciles(*_unit_pair(y_true, y_pred))["ape"].to_numpy()
     ape = ape[np.isfinite(ape)]
     return float(ape.mean()) if ape.size else math.nan
 
@@ -287,7 +311,7 @@ def decile_wape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     4,750 % error that set decile MAPE to 4.9 for a model whose other deciles were within 3-68 %, while a
     rival's decile that bought nothing was left out of its mean. NaN when the actual total is 0.
     """
-    table = decile_table(y_true, y_pred)
+    table = _deciles(*_unit_pair(y_true, y_pred))
     actual = float(table["actual_total"].sum())
     if actual == 0:
         return math.nan

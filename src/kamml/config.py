@@ -575,6 +575,13 @@ class AllocationConfig(_Section):
 LOWER_IS_BETTER = frozenset(
     {"decile_mape", "decile_wape", "rmse", "mae", "brier", "log_loss", "aggregate_error"}
 )
+
+
+def larger_is_better(metric: str, value: float) -> float:
+    """A backtest figure turned so that the larger is the better: minus its size for `LOWER_IS_BETTER`."""
+    return -abs(value) if metric in LOWER_IS_BETTER else value
+
+
 #: The value metrics of a backtest (`kamml.evaluation.metrics.value_metrics`), in the report's order.
 VALUE_METRICS = (
     "gini",

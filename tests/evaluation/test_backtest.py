@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +12,14 @@ from kamml.config import Config
 from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
-from kamml.evaluation.backtest import _season_frame, backtest, default_cutoff, snapshot_plan, train_bundle
+from kamml.evaluation.backtest import (
+    BacktestResult,
+    _season_frame,
+    backtest,
+    default_cutoff,
+    snapshot_plan,
+    train_bundle,
+)
 from kamml.evaluation.benchmark import ACQUISITION_END, EARLIEST_SNAPSHOT, honest_train_horizon
 from kamml.features import build_features
 from kamml.features.build import check_label_window
@@ -106,6 +114,47 @@ def test_default_cutoff_is_the_latest_whose_label_window_fits_in_the_data():
     check_label_window(data, cutoff, 90)
     with pytest.raises(ConfigError, match="ends after the data end"):
         check_label_window(data, cutoff + pd.Timedelta(days=1), 90)
+
+
+def _hand_result(value, churn, referral):
+    protocol = {
+        "cutoff": "2025-01-02",
+        "horizon_days": 180,
+        "training_snapshots": ["2024-07-06"],
+        "train_horizon_days": 180,
+        "training_rows": 10,
+        "test_accounts": 5,
+    }
+    return BacktestResult(protocol, {}, value, churn, referral, pd.DataFrame(), None)  # type: ignore[arg-type]
+
+
+def test_the_text_names_the_metrics_a_baseline_does_better_on():
+    """A notebook audit: BTYD won every churn metric of the quickstart's table and no text said so."""
+    value = {
+        "kamml": {"gini": 0.9, "spearman": 0.5, "aggregate_error": 0.12, "rmse": 3.0},
+        "btyd": {"gini": 0.8, "spearman": 0.6, "aggregate_error": -0.04, "rmse": 3.0},
+        "last_period": {"gini": 0.7, "spearman": 0.7, "aggregate_error": -0.2, "rmse": math.nan},
+    }
+    churn = {
+        "kamml": {"roc_auc": 0.8, "pr_auc": 0.7, "brier": 0.10},
+        "btyd": {"roc_auc": 0.7, "pr_auc": 0.6, "brier": 0.12},
+    }
+    referral = {"kamml": {"gini": math.nan, "rmse": 2.0}, "past_rate": {"gini": 0.1, "rmse": 1.0}}
+    r = _hand_result(value, churn, referral)
+    assert r.behind() == {
+        "value": {"spearman": ["btyd", "last_period"], "aggregate_error": ["btyd"]},  # a tie is no loss
+        "referral": {"gini": ["past_rate"], "rmse": ["past_rate"]},  # NaN loses to any figure
+    }
+    for frame in (value, churn, referral):  # to_text prints the columns it knows
+        for metrics in frame.values():
+            for column in ("gini", "spearman", "top10_capture", "decile_mape", "decile_wape"):
+                metrics.setdefault(column, 0.0)
+            for column in ("aggregate_error", "rmse"):
+                metrics.setdefault(column, 0.0)
+    text = r.to_text()
+    assert "a baseline does better on: spearman (btyd, last_period), aggregate_error (btyd)" in text
+    assert "churn\n" in text
+    assert "no baseline does better on any of these" in text  # churn: kamml ahead everywhere
 
 
 def test_text_table_names_every_model(result):

@@ -10,13 +10,14 @@ referral value for influence.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kamml.config import Config
+from kamml.config import Config, larger_is_better
 from kamml.errors import ConfigError, DataError
 from kamml.evaluation.metrics import churn_metrics, value_metrics
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
@@ -72,32 +73,48 @@ class BacktestResult:
                 rows.append({"task": task, "model": model, **metrics})
         return pd.DataFrame(rows).set_index(["task", "model"])
 
+    def behind(self) -> dict[str, dict[str, list[str]]]:
+        """Per task, the metrics of `to_text` on which a baseline does better than kamml, and which.
+
+        Higher is better but for `kamml.config.LOWER_IS_BETTER` (aggregate error: the nearer 0); a NaN
+        figure beats nothing and is beaten by nothing. ``{"churn": {"brier": ["btyd"]}}``; tasks and
+        metrics where kamml is not beaten are left out.
+        """
+        out: dict[str, dict[str, list[str]]] = {}
+        for task, cols in TEXT_COLUMNS.items():
+            block = getattr(self, task)
+            if "kamml" not in block:
+                continue
+            for metric in cols:
+                ours = _better_is_larger(metric, block["kamml"].get(metric, math.nan))
+                ahead = [
+                    model
+                    for model, metrics in block.items()
+                    if model != "kamml" and _better_is_larger(metric, metrics.get(metric, math.nan)) > ours
+                ]
+                if ahead:
+                    out.setdefault(task, {})[metric] = ahead
+        return out
+
     def to_text(self) -> str:
-        """The table as aligned text for a terminal or a log."""
+        """The table as aligned text for a terminal or a log, each task with the metrics kamml loses."""
         blocks = []
-        for task, cols in (
-            (
-                "value",
-                [
-                    "gini",
-                    "spearman",
-                    "top10_capture",
-                    "decile_mape",
-                    "decile_wape",
-                    "aggregate_error",
-                    "rmse",
-                ],
-            ),
-            ("churn", ["roc_auc", "pr_auc", "brier"]),
-            ("referral", ["gini", "spearman", "top10_capture", "aggregate_error", "rmse"]),
-        ):
+        behind = self.behind()
+        for task, cols in TEXT_COLUMNS.items():
             block = getattr(self, task)
             if not block:
                 if task == "referral" and self.referral_note:
                     blocks.append(f"referral: not evaluated: {self.referral_note}")
                 continue
-            frame = pd.DataFrame(block).T[cols]
-            blocks.append(f"{task}\n{frame.to_string(float_format=lambda v: f'{v:9.4f}')}")
+            frame = pd.DataFrame(block).T[list(cols)]
+            lost = behind.get(task)
+            verdict = (
+                "a baseline does better on: "
+                + ", ".join(f"{metric} ({', '.join(models)})" for metric, models in lost.items())
+                if lost
+                else "no baseline does better on any of these"
+            )
+            blocks.append(f"{task}\n{frame.to_string(float_format=lambda v: f'{v:9.4f}')}\n{verdict}")
         p = self.protocol
         head = (
             f"backtest at {p['cutoff']}: horizon {p['horizon_days']} days, trained on "
@@ -105,6 +122,19 @@ class BacktestResult:
             f"{p['training_rows']:,} rows; {p['test_accounts']:,} test accounts"
         )
         return head + "\n\n" + "\n\n".join(blocks)
+
+
+#: The metrics `BacktestResult.to_text` prints per task (the JSON and `table()` have them all).
+TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "value": ("gini", "spearman", "top10_capture", "decile_mape", "decile_wape", "aggregate_error", "rmse"),
+    "churn": ("roc_auc", "pr_auc", "brier"),
+    "referral": ("gini", "spearman", "top10_capture", "aggregate_error", "rmse"),
+}
+
+
+def _better_is_larger(metric: str, value: float) -> float:
+    """`kamml.config.larger_is_better`, with a missing or NaN figure as -inf (it beats nothing)."""
+    return larger_is_better(metric, value) if math.isfinite(value) else -math.inf
 
 
 #: Training snapshots closer than this (time.step_days) get a warning: a 1-day step let the held-out

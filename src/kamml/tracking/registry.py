@@ -22,7 +22,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from kamml.config import LOWER_IS_BETTER
+from kamml.config import larger_is_better
 from kamml.errors import ConfigError, ModelError
 from kamml.tracking.store import store_error, store_in_force, tracking_scope
 
@@ -47,7 +47,7 @@ def metric_key(name: str) -> str:
 
 def _score(metric: str, value: float) -> float:
     """The figure to maximise: the metric itself, or minus its size for error metrics."""
-    return -abs(value) if metric.split(".")[-1] in LOWER_IS_BETTER else value
+    return larger_is_better(metric.split(".")[-1], value)
 
 
 @dataclass

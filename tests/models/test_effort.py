@@ -608,6 +608,11 @@ def test_a_response_describes_itself_for_the_report():
     assert "; uplift 0.44. It assumes" in bare.describe()
     one = dataclasses.replace(fitted, diagnostics={**fitted.diagnostics, "periods": 1, "se_log_scale": 1.8})
     assert "over 1 period (" in one.describe()
+    # the plan's growth weight (an audit: the CDNOW report said "0.3 under auto" where the config set 0.5)
+    assert fixed.describe(0.5).endswith("; growth weight 0.5 (allocation.weights.growth)")
+    assert fixed.describe("auto").endswith("; growth weight 0.3 (auto, without a fitted uplift)")
+    assert "uplift 0.44 (growth weight 0.5 from allocation.weights.growth instead)" in fitted.describe(0.5)
+    assert fitted.describe("auto") == text
     assert "imprecise: k uncertain by a factor of 6.0" in one.describe()
 
 

@@ -306,6 +306,7 @@ def test_a_plan_grouped_by_tier_and_owner_reads_like_the_whole_table(tmp_path):
         table.groupby(["tier", "owner"], as_index=False)
         .agg(
             accounts=("account_id", "size"),
+            served=("recommended_hours", lambda h: int((h > 0).sum())),
             recommended_hours=("recommended_hours", "sum"),
             expected_gain=("expected_gain", "sum"),
             rank=("rank", "min"),
@@ -329,6 +330,39 @@ def test_a_plan_grouped_by_tier_and_owner_reads_like_the_whole_table(tmp_path):
     assert strip(part.all_text) == strip(whole.all_text).replace(no_curve, "")
     assert "Not drawn here." in part.all_text
     assert len(part.images) == len(whole.images) == 2  # tier mix, hours per rep
+
+
+def _tier_table(path):
+    """The report's table per tier, as rows of cell texts (the header first)."""
+    for table in re.findall(r"<table>(.*?)</table>", path.read_text(encoding="utf-8"), flags=re.S):
+        rows = [
+            [
+                re.sub(r"<[^>]+>", "", cell)
+                for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, flags=re.S)
+            ]
+            for row in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+        ]
+        if rows and rows[0][:3] == ["Tier", "Accounts", "With hours"]:
+            return rows
+    raise AssertionError("no table per tier in the report")
+
+
+def test_the_tier_table_counts_the_accounts_with_hours(tmp_path):
+    """A CDNOW audit: 71 of 1,179 strategic accounts got hours, and the table showed only the 1,179."""
+    table = allocate(scores(n=300), hours=30.0, config=AllocationConfig(floor_hours=0.0))
+    served = table[table["recommended_hours"] > 0].groupby("tier").size()
+    assert 0 < served.sum() < len(table)
+    tier_table = _tier_table(render_report(tmp_path / "r.html", allocation=table, top=10))
+    shown = {row[0]: (int(row[1].replace(",", "")), int(row[2].replace(",", ""))) for row in tier_table[1:]}
+    for tier, (accounts, with_hours) in shown.items():
+        assert accounts == (table["tier"] == tier).sum()
+        assert with_hours == served.get(tier, 0)
+    grouped = table.groupby(["tier", "owner"], as_index=False).agg(
+        accounts=("account_id", "size"), recommended_hours=("recommended_hours", "sum")
+    )
+    grouped = grouped.assign(expected_gain=0.0, rank=1, account_id=None)
+    rows = _tier_table(render_report(tmp_path / "g.html", allocation=grouped, top_accounts=table.head(3)))
+    assert {row[2] for row in rows[1:]} == {"–"}  # a group without its served count does not guess
 
 
 def test_reps_at_capacity_floors_and_an_infeasible_start_are_said(tmp_path):

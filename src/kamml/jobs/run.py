@@ -38,6 +38,7 @@ from kamml.allocation.allocate import (
     check_settings,
     owner_counts,
 )
+from kamml.allocation.stake import resolve_weights
 from kamml.allocation.summary import last_hour, rep_price_span
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
@@ -238,6 +239,7 @@ def _score_allocate_report(
             effort,
             horizon,
             _plan_backtest(config, training),
+            _growth_weight(config),
         )
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
         published = outputs.publish(_facts(config, training, model_uri, plan, horizon))
@@ -462,6 +464,7 @@ def _run_on_spark(
             effort=_plan_effort(config, model.bundle.effort),
             top_accounts=top,
             plan_backtest=_plan_backtest(config, training),
+            growth=_growth_weight(config),
         )
         scores = top_rows(scores_dir, 25, by="clv")
         (out_dir / MANIFEST).unlink(missing_ok=True)  # the folder reads as incomplete from here
@@ -491,6 +494,11 @@ def _remove_stale(folder: Path) -> None:
             log.info("removed %s: an earlier run's output that a Spark run does not write", path)
 
 
+def _growth_weight(config: Config) -> float | str:
+    """The plan's growth weight as configured: a number, or ``"auto"`` (the fitted uplift, else 0.3)."""
+    return resolve_weights({str(part): w for part, w in config.allocation.weights.items()})["growth"]
+
+
 def _plan_effort(config: Config, scored: EffortResponse | None) -> EffortResponse | None:
     """The effort response the plan used: the config's fixed rule or the scoring model's.
 
@@ -510,6 +518,7 @@ def _write_outputs(
     effort: EffortResponse | None,
     horizon_days: int,
     plan_backtest: dict[str, Any] | None = None,
+    growth: float | str | None = None,
 ) -> dict[str, Path]:
     """Every output file, each written atomically into `folder` (the staging folder); name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -533,6 +542,7 @@ def _write_outputs(
             horizon_days=horizon_days,
             effort=effort,
             plan_backtest=plan_backtest,
+            growth=growth,
         ),
     }
 
@@ -549,6 +559,7 @@ def _write_backtest_and_report(
     effort: EffortResponse | None = None,
     top_accounts: pd.DataFrame | None = None,
     plan_backtest: dict[str, Any] | None = None,
+    growth: float | str | None = None,
 ) -> dict[str, Path]:
     """backtest.json and report.html, written atomically; `effort`, `horizon_days`: the scoring model's.
 
@@ -563,7 +574,7 @@ def _write_backtest_and_report(
         "horizon_days": horizon_days,
         "model_uri": model_uri,
         "run_id": training.run_id,
-        "effort_response": None if effort is None else effort.describe(),
+        "effort_response": None if effort is None else effort.describe(growth),
     }
     p = training.promotion
     note = None

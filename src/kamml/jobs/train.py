@@ -185,7 +185,8 @@ def _fit(
     features = build_features(data, scoring, bundle.scoring_config(config))
     if scoring != test_cut:
         bundle = bundle.anchor(features)
-    log.info("fitting the effort response from the activities")
+    if data.activities is not None:  # without the table, the fit's fallback says so itself
+        log.info("fitting the effort response from the activities")
     effort = fit_effort_response_from_data(data, scoring, config)
     bundle.effort = effort
     if before_register is not None:

@@ -361,14 +361,18 @@ class EffortResponse:
         settings["effort_clip"] = (clip[0] * factor, clip[1] * factor)
         return settings
 
-    def describe(self) -> str:
-        """One line for a report: where k comes from, how large it is, and what a fit assumes."""
-        growth = "the same at any value"
+    def describe(self, growth: float | str | None = None) -> str:
+        """One line for a report: where k comes from, how large it is, and what a fit assumes.
+
+        `growth`: the plan's ``allocation.weights.growth`` (a number, or ``"auto"``: the fitted uplift,
+        0.3 without one), so the line names the growth weight the plan priced growth with.
+        """
+        trend = "the same at any value"
         if self.exponent:
-            growth = f"growing with value to the power {self.exponent:.2g}"
+            trend = f"growing with value to the power {self.exponent:.2g}"
         horizon = f" over the {self.horizon_days}-day horizon" if self.horizon_days else ""
         where = "the median account of the fit" if self.reference_value else "the median account scored"
-        shape = f"k = {self.scale:.3g} h{horizon} at {where}, {growth}"
+        shape = f"k = {self.scale:.3g} h{horizon} at {where}, {trend}"
         if self.size_exponent:
             shape += f" and with size to the power {self.size_exponent:.2g}"
         per_period = self.diagnostics.get("scale_per_period")
@@ -376,8 +380,16 @@ class EffortResponse:
             shape += f" ({float(per_period):.3g} h per {self.period_months}-month period)"
         if self.source == "fixed":
             why = f" ({self.reason})" if self.reason else ""
-            return f"fixed rule{why}: {shape}; growth weight from the config (0.3 under auto)"
+            if growth is None:
+                weight = "from the config (0.3 under auto)"
+            elif growth == "auto":
+                weight = "0.3 (auto, without a fitted uplift)"
+            else:
+                weight = f"{float(growth):g} (allocation.weights.growth)"
+            return f"fixed rule{why}: {shape}; growth weight {weight}"
         uplift = "none" if self.uplift is None else f"{self.uplift:.2g}"
+        if growth is not None and growth != "auto":
+            uplift += f" (growth weight {float(growth):g} from allocation.weights.growth instead)"
         assumption = "It assumes the hours were not aimed at accounts for reasons the data do not show"
         d = self.diagnostics
         if "rows" not in d:  # a response saved without its diagnostics

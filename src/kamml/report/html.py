@@ -34,6 +34,7 @@ from kamml.report.plots import (
     plot_budget_curve,
     plot_hours_per_rep,
     plot_tier_mix,
+    served_counts,
     tier_order,
 )
 
@@ -326,10 +327,16 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
                 "hours": pd.to_numeric(table["recommended_hours"], errors="coerce"),
                 "gain": pd.to_numeric(table["expected_gain"], errors="coerce"),
                 "accounts": account_counts(table),
+                "served": served_counts(table),
             }
         )
         .groupby("tier", sort=False)
-        .agg(accounts=("accounts", "sum"), hours=("hours", "sum"), gain=("gain", "sum"))
+        .agg(
+            accounts=("accounts", "sum"),
+            served=("served", lambda x: x.sum(min_count=len(x))),  # NaN when a row does not know
+            hours=("hours", "sum"),
+            gain=("gain", "sum"),
+        )
         .reindex(tier_order(table, tiers))
     )
     total_hours = float(by_tier["hours"].sum())
@@ -337,6 +344,7 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
         "<tr>"
         + _td(_e(str(tier)))
         + _td(f"{int(r.accounts):,}", numeric=True)
+        + _td(f"{int(r.served):,}" if math.isfinite(r.served) else "–", numeric=True)
         + _td(_e(_number(r.hours, 1)), numeric=True)
         + _td(_e(_share(r.hours, total_hours)), numeric=True)
         + _td(_e(_number(r.gain)), numeric=True)
@@ -344,7 +352,9 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
         for tier, r in by_tier.iterrows()
     ]
     parts.append('<div class="charts">')
-    parts.append(_table_html(["Tier", "Accounts", "Hours", "Share of hours", "Expected gain"], rows))
+    parts.append(
+        _table_html(["Tier", "Accounts", "With hours", "Hours", "Share of hours", "Expected gain"], rows)
+    )
     parts.append(
         _chart(plot_tier_mix, "accounts, hours and expected gain per tier", charts / "tiers.png", table)
     )

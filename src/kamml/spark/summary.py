@@ -40,13 +40,14 @@ def plan_by_tier_and_owner(allocation: DataFrame | str | Path) -> pd.DataFrame:
     """The allocation grouped by tier and owner: accounts, recommended_hours, expected_gain, best rank.
 
     The columns are those of the allocation table that `kamml.report.html.render_report` reads, with
-    ``accounts`` counting the accounts each row stands for.
+    ``accounts`` counting the accounts each row stands for and ``served`` those of them with hours.
     """
     from pyspark.sql import functions as F  # noqa: N812
 
     frame = _frame(allocation)
     grouped = frame.groupBy("tier", "owner").agg(
         F.count(F.lit(1)).alias("accounts"),
+        F.sum(F.when(F.col("recommended_hours") > 0, 1).otherwise(0)).alias("served"),
         F.sum("recommended_hours").alias("recommended_hours"),
         F.sum("expected_gain").alias("expected_gain"),
         F.min("rank").alias("rank"),

@@ -20,6 +20,20 @@ def test_driver_phrases_read_as_words_for_numbers_and_missing_values():
     assert phrase("orders_365d", pd.NA).endswith(": no data")
 
 
+def test_model_history_phrases_name_their_window_and_why_a_gap_is_missing():
+    """A CDNOW audit: BTYD's value over the 126-day training window read like the 273-day clv beside it,
+    and "no data" stood for no repeat purchase on 8,923 accounts' reasons."""
+    assert phrase("btyd_value", 3185.0, window_days=126) == (
+        "value expected in 126 days, from the purchase history: 3,185"
+    )
+    assert phrase("btyd_p_zero", 0.1, window_days=126).startswith("chance of no purchase in 126 days")
+    assert phrase("btyd_expected_purchases", 2.0).startswith("purchases expected in the training window")
+    assert phrase("overdue_ratio", float("nan")).endswith(": no repeat purchase yet")
+    assert phrase("gap_mean", None).endswith(": no repeat purchase yet")
+    assert phrase("days_since_last", float("nan")).endswith(": no purchase yet")
+    assert phrase("spend_90d", float("nan")).endswith(": no data")
+
+
 def test_a_phrase_names_its_model_by_its_ending_only():
     for key, target in DRIVER_TARGETS.items():
         for verb in ("raises", "lowers"):

@@ -451,7 +451,9 @@ def test_feature_importance_labels_in_words_and_a_long_title_whole(tmp_path, dra
 def test_feature_labels_name_the_column_once_in_square_brackets():
     """Attributes' words end in a bracket: the label read "size (account attribute) (attr_size)"."""
     assert feature_label("attr_size") == "size (account attribute) [attr_size]"
-    assert feature_label("btyd_value") == "value expected from the purchase history [btyd_value]"
+    assert feature_label("btyd_value", window_days=180) == (
+        "value expected in 180 days, from the purchase history [btyd_value]"
+    )
     assert feature_label("recency", unit_days=7).endswith("(weeks) [recency]")
     assert feature_label("no_such_feature") == "no such feature [no_such_feature]"
 

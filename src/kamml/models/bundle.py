@@ -1348,7 +1348,8 @@ class ModelBundle:
 
     def _phrase(self, name: str, value: Any, up: bool, target: str) -> str:
         """A driver in words, e.g. "days since the last purchase: 212 (raises churn risk)"."""
-        return f"{phrase(name, value, self.unit_days)} ({'raises' if up else 'lowers'} {target})"
+        words = phrase(name, value, self.unit_days, self.train_horizon_days)
+        return f"{words} ({'raises' if up else 'lowers'} {target})"
 
     # ---- persistence: JSON + LightGBM text, no pickle ---------------------------------------------------
 

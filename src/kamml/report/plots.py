@@ -501,12 +501,12 @@ def feature_importance(bundle: ModelBundle) -> pd.DataFrame:
     return table.sort_values(next(iter(columns)), ascending=False, kind="stable")
 
 
-def feature_label(feature: str, unit_days: int = 1) -> str:
+def feature_label(feature: str, unit_days: int = 1, window_days: int | None = None) -> str:
     """A feature's bar label: its words, then the column in square brackets.
 
     Square, since the words may end in their own round bracket: ``"size (account attribute) [attr_size]"``.
     """
-    words = feature_words(feature, unit_days)
+    words = feature_words(feature, unit_days, window_days)
     return feature if words == feature else f"{words} [{feature}]"
 
 
@@ -974,7 +974,10 @@ def backtest_plots(result: BacktestResult, folder: str | Path) -> dict[str, Path
         # the backtest's model (trained before its cutoff), not the deployed one, which is trained on
         # later snapshots and ranks features otherwise (a data-science audit read it as the logged model)
         title=f"What drives the backtest's value model{when} (gain importance)",
-        labels={f: feature_label(f, result.bundle.unit_days) for f in result.bundle.clv.feature_names_},
+        labels={
+            f: feature_label(f, result.bundle.unit_days, result.bundle.train_horizon_days)
+            for f in result.bundle.clv.feature_names_
+        },
     )
     if result.referral and _PRED_REFERRAL in frame and frame["referral_value"].sum() > 0:
         paths["referral_gains"] = plot_gains(

@@ -1044,7 +1044,7 @@ class LGBMModel(BaseEstimator):
             raw = self._booster_predict(first, matrix[held_out], num_iteration=self.best_iteration_)
             self._calibrate(raw, target[held_out], w_val, matrix[held_out])
             logger.info(
-                "%s: %d rows validated on the latest snapshot (%d rows); best iteration %d of %d; %s",
+                "%s: %d earlier rows, validated on the latest snapshot's %d; best iteration %d of %d; %s",
                 type(self).__name__,
                 int(keep.sum()),
                 int(held_out.sum()),

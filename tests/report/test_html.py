@@ -167,6 +167,8 @@ def test_sections_without_input_become_notes(tmp_path):
     text = page.all_text
     assert "No budget curve was given" in text
     assert "The accounts have no owners" in text
+    assert "The plan by tier" in text
+    assert "by rep" not in text  # a CDNOW audit: the heading spoke of reps where there were none
     assert "No backtest was given" in text
     assert "No data-quality summary was given" in text
     assert "Owner" not in text

@@ -318,7 +318,8 @@ def _budget_section(curve: pd.DataFrame | None, charts: Path, note: str | None =
 
 def _plan_section(table: pd.DataFrame, charts: Path) -> str:
     """Accounts, hours and gain per tier; hours per rep, or a note without owners."""
-    parts = ["<section><h2>The plan by tier and by rep</h2>"]
+    owned = "owner" in table.columns and bool(table["owner"].notna().any())
+    parts = [f"<section><h2>The plan by tier{' and by rep' if owned else ''}</h2>"]
     tiers = table["tier"].astype(object).where(table["tier"].notna(), "(none)").astype(str)
     by_tier = (
         pd.DataFrame(

@@ -314,6 +314,7 @@ class _Plan:
     capacity: FloatArray
     clv_top: float | None = None
     referral_top: float | None = None
+    referral_median: float = 0.0
     small_stake: float | None = None  # set by `solve`
     given_effort: bool = False
     horizon_days: int | None = None
@@ -420,6 +421,9 @@ class _Plan:
                 )
                 if int(ref.filter(F.col("v") > 0).limit(1).count()):
                     plan.referral_top = -math.inf if m >= n else _order_stats(ref, "v", [n - m - 1], n)[0]
+                    # the median as numpy's: the mean of the middle two (one when n is odd)
+                    middle = sorted({(n - 1) // 2, n // 2})
+                    plan.referral_median = float(np.mean(_order_stats(ref, "v", middle, n)))
         return plan
 
     # ---------------------------------------------------------------------------------- preparation
@@ -1009,6 +1013,7 @@ class _Kernel:
                     active=active,
                     thresholds=(self.plan.clv_top, self.plan.referral_top),
                     small_stake=self.plan.small_stake,
+                    referral_median=self.plan.referral_median,
                 ).to_numpy(),
                 "owner": owner.to_numpy(dtype=object),
                 "stake_retention": batch["stake_retention"].to_numpy(dtype=float),

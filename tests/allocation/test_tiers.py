@@ -327,17 +327,15 @@ def test_a_stake_of_almost_nothing_leads_with_little_value_at_stake():
 def test_referral_leads_only_with_a_referral_value_at_least_the_books_median():
     """404 of the demo's 5,000 accounts led with "referral influence" whose referral value (median 55)
     was below the book's median (97): the influence model's base rate, not a sign of influence."""
-    frame = pd.DataFrame(
-        {
-            "stake_retention": [10.0, 4.0, 50.0, 50.0, 0.0],
-            "stake_growth": [5.0, 6.0, 500.0, 500.0, 0.0],
-            "stake_referral": [30.0, 30.0, 600.0, 100.0, 40.0],
-            "clv": [15.0, 20.0, 1000.0, 1000.0, 1.0],
-            "p_churn": [0.9, 0.1, 0.1, 0.1, 0.9],
-            "referral_value": [60.0, 60.0, 200.0, 200.0, 80.0],
-        }
+    book = frame(
+        stake_retention=[10.0, 4.0, 50.0, 50.0, 0.0],
+        stake_growth=[5.0, 6.0, 500.0, 500.0, 0.0],
+        stake_referral=[30.0, 30.0, 600.0, 100.0, 40.0],
+        clv=[15.0, 20.0, 1000.0, 1000.0, 1.0],
+        p_churn=[0.9, 0.1, 0.1, 0.1, 0.9],
+        referral_value=[60.0, 60.0, 200.0, 200.0, 80.0],
     )
-    leads = reason_codes(frame, small_stake=0.0).str.split("; ").str[0].tolist()
+    leads = reason_codes(book, small_stake=0.0).str.split("; ").str[0].tolist()
     # the book's median referral value is 80: the first two fall back to their larger other part, the
     # third (200, tied with the fourth at the top, so no influencer flag) leads with it, and the last
     # has no other part and keeps its referral lead
@@ -348,7 +346,7 @@ def test_referral_leads_only_with_a_referral_value_at_least_the_books_median():
         "growth potential",
         "referral influence",
     ]
-    assert reason_codes(frame, small_stake=0.0, referral_median=50.0).str.split("; ").str[0].tolist()[:2] == [
+    assert reason_codes(book, small_stake=0.0, referral_median=50.0).str.split("; ").str[0].tolist()[:2] == [
         "referral influence",
         "referral influence",
     ]

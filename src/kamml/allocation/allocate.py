@@ -908,7 +908,7 @@ def check_settings(config: AllocationConfig | Config | None, hours: float | None
     team_hours = float(cfg.hours if hours is None else hours)
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
-    resolve_weights({str(part): w for part, w in cfg.weights.items()})
+    resolve_weights(cfg.weights)
     check_tiers(cfg.tiers)
     if cfg.effort_scale != "auto":
         check_clip(effort_clip_pair(cfg.effort_clip))

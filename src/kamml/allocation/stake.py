@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -133,7 +133,7 @@ def growth_weight(scores: pd.DataFrame, weight: Weight) -> float | FloatArray:
     return np.where(np.isfinite(uplift) & (uplift >= 0), uplift, FALLBACK_GROWTH)
 
 
-def resolve_weights(weights: Mapping[str, Weight] | None) -> dict[str, Weight]:
+def resolve_weights(weights: Mapping[Any, Weight] | None) -> dict[str, Weight]:
     """The three stake weights: `DEFAULT_WEIGHTS` overridden by `weights`; bad ones are a ConfigError."""
     out = dict(DEFAULT_WEIGHTS)
     for key, raw in (weights or {}).items():

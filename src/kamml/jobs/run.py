@@ -496,7 +496,7 @@ def _remove_stale(folder: Path) -> None:
 
 def _growth_weight(config: Config) -> float | str:
     """The plan's growth weight as configured: a number, or ``"auto"`` (the fitted uplift, else 0.3)."""
-    return resolve_weights({str(part): w for part, w in config.allocation.weights.items()})["growth"]
+    return resolve_weights(config.allocation.weights)["growth"]
 
 
 def _plan_effort(config: Config, scored: EffortResponse | None) -> EffortResponse | None:

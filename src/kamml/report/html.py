@@ -264,10 +264,15 @@ def _header(
     )
 
 
+def _has_owners(table: pd.DataFrame) -> bool:
+    """Whether any row of the plan names an owner (a rep)."""
+    return "owner" in table.columns and bool(table["owner"].notna().any())
+
+
 def _top_accounts(table: pd.DataFrame, top: int) -> str:
     """The best `top` accounts of the plan."""
     rows = table.head(top)
-    owners = "owner" in rows.columns and rows["owner"].notna().any()
+    owners = _has_owners(rows)
     heads = ["Rank", "Account", "Tier", "Hours", "Expected gain", "Reasons"] + (["Owner"] if owners else [])
     body = []
     for r in rows.to_dict("records"):
@@ -318,7 +323,7 @@ def _budget_section(curve: pd.DataFrame | None, charts: Path, note: str | None =
 
 def _plan_section(table: pd.DataFrame, charts: Path) -> str:
     """Accounts, hours and gain per tier; hours per rep, or a note without owners."""
-    owned = "owner" in table.columns and bool(table["owner"].notna().any())
+    owned = _has_owners(table)
     parts = [f"<section><h2>The plan by tier{' and by rep' if owned else ''}</h2>"]
     tiers = table["tier"].astype(object).where(table["tier"].notna(), "(none)").astype(str)
     by_tier = (
@@ -361,7 +366,7 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
     )
     parts.append("</div>")
     parts.append("<h3>Hours per rep</h3>")
-    if "owner" not in table.columns or table["owner"].isna().all():
+    if not owned:
         parts.append(_note("The accounts have no owners, so the hours per rep are left out."))
     else:
         parts.append(_chart(plot_hours_per_rep, "recommended hours per rep", charts / "reps.png", table))

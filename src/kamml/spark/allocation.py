@@ -394,7 +394,7 @@ class _Plan:
             hours=hours,
             n=n,
             columns=keep,
-            weights=resolve_weights({str(k): w for k, w in cfg.weights.items()}),
+            weights=resolve_weights(cfg.weights),
             scale=float(scale),
             exponent=float(cfg.effort_exponent),
             clip=clip,

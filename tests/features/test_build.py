@@ -681,3 +681,40 @@ def test_spend_exactly_365_days_before_the_cutoff_is_in_the_365_day_window(make_
     acts = pd.DataFrame({"account_id": [1], "ts": pd.to_datetime(["2024-03-01"]), "hours": [10.0]})
     f = build_features(make_data(t, end="2024-12-31", activities=acts), CUTOFF)
     assert f.loc[1, "hours_per_spend_365d"] == pytest.approx(10.0 / 200.0)
+
+
+def _slope_reference(days: list[str], amounts: list[float], cutoff: str) -> float:
+    """np.polyfit over the 30-day bins from the one holding the first row to the latest (at most 12)."""
+    c = pd.Timestamp(cutoff)
+    bins = [(c - pd.Timestamp(d)).days - 1 for d in days]
+    month = [b // 30 for b in bins]  # 0 = the latest 30 days
+    f = min(max(month), 11)
+    if f == 0:
+        return float("nan")
+    spend = np.zeros(f + 1)
+    for m, a in zip(month, amounts, strict=True):
+        if m <= f:
+            spend[f - m] += a  # oldest bin first
+    return float(np.polyfit(np.arange(f + 1), spend, 1)[0])
+
+
+@pytest.mark.parametrize(
+    ("days", "amounts"),
+    [
+        (["2024-06-20"], [50.0]),  # one bin: no slope
+        (["2024-05-10", "2024-06-20"], [50.0, 80.0]),  # two bins
+        (["2024-03-01", "2024-06-20"], [100.0, 0.0]),  # young and falling: was read as rising
+        (["2022-01-05", "2023-09-01", "2024-02-01", "2024-06-29"], [10.0, 30.0, -5.0, 40.0]),  # 12 bins
+        (["2023-07-01", "2023-07-10"], [60.0, 20.0]),  # an old history, nothing in the year: flat
+    ],
+)
+def test_spend_slope_counts_only_the_bins_since_the_first_row(make_data, days, amounts):
+    """A young account's bins before its first purchase are no history, not zero spend (a CDNOW audit:
+    a customer sloping at -0.4 over his ten months read +9.99 with the empty bins counted)."""
+    rows = [(1, d, a) for d, a in zip(days, amounts, strict=True)]
+    f = build_features(make_data(tx(rows), end="2024-12-31"), CUTOFF)
+    expected = _slope_reference(days, amounts, CUTOFF)
+    if np.isnan(expected):
+        assert np.isnan(f.loc[1, "spend_slope_12m"])
+    else:
+        assert f.loc[1, "spend_slope_12m"] == pytest.approx(expected, rel=1e-9, abs=1e-9)

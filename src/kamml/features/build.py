@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 #: every other column (ratios, gaps, recencies) stays missing when there is nothing to measure.
 _ZERO_FILL = re.compile(
     r"^(frequency|recency|monetary|spend_total|orders_total|quantity_total|(spend|orders|quantity|hours)_\d+d"
-    r"|spend_slope_12m|refund_count|zero_amount_count|referrals_made|referrals_made_365d|referred_spend"
+    r"|refund_count|zero_amount_count|referrals_made|referrals_made_365d|referred_spend"
     r"|referrals_2hop|was_referred|hours_total|activities_365d|n_products)$"
 )
 

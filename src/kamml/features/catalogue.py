@@ -40,7 +40,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "(missing when the first transaction is later)",
     ),
     "spend_trend": ("trend", "net spend in the last 182 days / the 182 days before (missing if no prior)"),
-    "spend_slope_12m": ("trend", "least-squares slope of net spend in twelve 30-day bins, per 30 days"),
+    "spend_slope_12m": (
+        "trend",
+        "least-squares slope of net spend in 30-day bins since the first row (at most twelve), per 30 days",
+    ),
     "order_size_trend": ("trend", "units per order in the last 182 days / in the 182 days before"),
     "gap_mean": ("regularity", "mean days between consecutive purchase days"),
     "gap_std": ("regularity", "standard deviation of the gaps (population, missing without a gap)"),

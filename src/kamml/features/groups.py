@@ -211,7 +211,6 @@ def _trend_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
     prior = (d.day >= ctx.lit(c - 364)) & ~recent
     month = ((ctx.lit(c - 1) - d.day) // 30).cast("int64")  # 0 = the latest 30 days
     in_year = month < 12
-    x = (11 - month).cast("float64")  # 0..11, oldest first
     buy = d.purchase == 1
     return {
         "tr_s_recent": _sum_if(recent, d.spend),
@@ -221,22 +220,38 @@ def _trend_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
         "tr_o_recent": _sum_if(recent & buy, 1.0),
         "tr_o_prior": _sum_if(prior & buy, 1.0),
         "tr_sy": _sum_if(in_year, d.spend),
-        "tr_sxy": _sum_if(in_year, x * d.spend),
+        "tr_suy": _sum_if(in_year, month.cast("float64") * d.spend),
+        "tr_first": d.day.min(),
     }
 
 
+def _spend_slope(ctx: FeatureContext, a: ir.Table) -> ir.FloatingValue:
+    """Least-squares slope of spend per 30-day bin over the bins since the account's first row (at most 12).
+
+    Bins before the first row are not zero spend but no history: counted as zeros, a young account
+    read as rising. With f + 1 bins, x = f - u (u = 0 the latest): sum x = f(f+1)/2 and
+    n sum x^2 - (sum x)^2 = n^2 (n^2 - 1) / 12, so the slope is (6 f Sy - 12 Suy) / (n (n^2 - 1));
+    missing with a single bin.
+    """
+    age = ((ctx.lit(ctx.cutoff_day - 1) - a.tr_first) // 30).cast("int64")
+    f = ibis.least(age, 11).cast("float64")
+    n = f + 1.0
+    den = n * (n * n - 1.0)
+    num = 6.0 * f * a.tr_sy - 12.0 * a.tr_suy
+    return ibis.cases((den > 0, num / den), else_=ibis.null("float64"))
+
+
 def _trend_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
-    # least squares over n = 12 months, x = 0..11: sum x = 66, n * sum x^2 - (sum x)^2 = 1716
     prior_size = _ratio(a.tr_q_prior, a.tr_o_prior).fill_null(0.0)
     return {
         "spend_trend": _ratio(a.tr_s_recent, a.tr_s_prior),
-        "spend_slope_12m": (12.0 * a.tr_sxy - 66.0 * a.tr_sy) / 1716.0,
+        "spend_slope_12m": _spend_slope(ctx, a),
         "order_size_trend": _ratio(_ratio(a.tr_q_recent, a.tr_o_recent), prior_size),
     }
 
 
 #: Expansion signals: recent vs prior half-year spend, the least-squares slope of 30-day spend over the
-#: last 12 months (months without spend included), and order-size growth.
+#: last 12 months since the account's first row (months without spend included), and order-size growth.
 trend = DailyGroup(_trend_aggs, _trend_cols)
 
 

@@ -41,7 +41,7 @@ PLAIN = {
     "overdue_ratio": "days since the last purchase, in usual gaps between purchases (above 1: overdue)",
     "spend_trend": "spend of the last 6 months against the 6 before (1: level)",
     "order_size_trend": "units per order of the last 6 months against the 6 before (1: level)",
-    "spend_slope_12m": "monthly change of spend over the last 12 months",
+    "spend_slope_12m": "monthly change of spend over the last 12 months (or since the first purchase)",
     "spend_last_year_horizon": "spend in the same season last year",
     "zero_amount_count": "free or zero-amount orders",
     "was_referred": "came through a referral (1: yes)",
@@ -94,10 +94,12 @@ def _missing(feature: str) -> str:
     """What a missing value of `feature` means: no (repeat) purchase for the history's columns, else no data.
 
     A gap ratio is missing without a repeat purchase: "no data (raises churn risk)" read as missing data
-    (8,923 accounts' reasons on CDNOW).
+    (8,923 accounts' reasons on CDNOW). The spend slope is missing for a history inside one 30-day bin.
     """
     from kamml.features.catalogue import FILLED_WITH_HISTORY  # here: see _definition
 
+    if feature == "spend_slope_12m":
+        return "under 30 days of history"
     return {"frequency": "no repeat purchase yet", "T": "no purchase yet"}.get(
         FILLED_WITH_HISTORY.get(feature, ""), "no data"
     )

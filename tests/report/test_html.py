@@ -440,3 +440,20 @@ def test_top_accounts_without_a_needed_column_is_a_named_error(tmp_path):
     with pytest.raises(DataError, match=r"top_accounts table lacks columns \['rank'\]"):
         render_report(tmp_path / "r.html", allocation=table, top_accounts=table.drop(columns="rank"))
     assert not (tmp_path / "r.html").exists()
+
+
+def test_the_best_figure_per_metric_is_bold_by_the_gates_directions():
+    """The report's bold follows `kamml.config.larger_is_better`: the aggregate error nearest 0 (of
+    either sign), the lower RMSE and Brier, the higher Gini and AUC; a lone figure is not bold."""
+    from kamml.report.html import _metrics_table
+
+    value = {
+        "kamml": {"gini": 0.70, "aggregate_error": 0.04, "rmse": 90.0},
+        "btyd": {"gini": 0.72, "aggregate_error": -0.03, "rmse": 95.0},
+    }
+    html = _metrics_table("value", value, ["gini", "aggregate_error", "rmse"])
+    bold = re.findall(r"<strong>(.*?)</strong>", html)
+    assert bold == ["90", "0.720", "-3.0%"]  # row by row, kamml first
+    churn = {"kamml": {"roc_auc": 0.80, "brier": 0.15}, "btyd": {"roc_auc": 0.79}}
+    bold = re.findall(r"<strong>(.*?)</strong>", _metrics_table("churn", churn, ["roc_auc", "brier"]))
+    assert bold == ["0.800"]

@@ -6,7 +6,9 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from kamml.config import FEATURE_GROUPS
 from kamml.tracking import backtest_metrics, flatten
+from kamml.tracking.runs import built_groups
 
 #: MLflow's own API in these tests reads the session's store: kamml's calls leave MLflow as it was
 pytestmark = pytest.mark.usefixtures("mlflow_at_session_store")
@@ -70,6 +72,9 @@ def test_training_run_logs_effective_settings_fitted_facts_and_the_data_input(tr
         assert params[f"lgbm.{name}.max_depth"] == "5"
         assert f"lgbm.{name}.n_estimators" in params
     assert params["lgbm.clv.offset_weight"] == str(bundle.clv.offset_weight)
+    built = params["features.groups_built"].split(",")
+    assert {"rfm", "windows", "btyd"} <= set(built)
+    assert built == [g for g in FEATURE_GROUPS if g in built]
     assert metrics["fit.clv.best_iteration"] == bundle.clv.best_iteration_
     assert metrics["fit.churn.best_iteration"] == bundle.churn.best_iteration_
     assert metrics["fit.clv.scale"] == bundle.clv.scale_
@@ -351,3 +356,11 @@ def test_a_reused_process_id_is_not_the_runs_process_and_another_containers_is_l
         pass
     status = {name: MlflowClient().get_run(run_id).info.status for name, run_id in ids.items()}
     assert status == {"reused": "KILLED", "live": "RUNNING", "container": "RUNNING"}
+
+
+def test_the_groups_built_are_named_from_the_model_columns():
+    """The config's params say a group is on; a group on without its table (effort without activities,
+    as on CDNOW) builds no column, and `features.groups_built` leaves it out."""
+    columns = ["frequency", "spend_90d", "btyd_value", "spend_slope_12m", "attr_size", "not_a_feature"]
+    assert built_groups(columns) == "rfm,windows,trend,static,btyd"
+    assert built_groups([]) == ""

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from kamml.allocation.summary import last_hour, rep_price_span
-from kamml.config import VALUE_METRICS
+from kamml.config import VALUE_METRICS, larger_is_better
 from kamml.errors import DataError
 from kamml.io import atomic_path
 from kamml.report.plots import (
@@ -63,20 +63,20 @@ SUMMARY_LABELS = {
 }
 """Header facts in display order, with their labels; other keys of `summary` follow as given."""
 
-# metric -> (column title, format, direction: +1 higher is better, -1 lower is better, 0 nearest 0 best)
-METRICS: dict[str, tuple[str, str, int]] = {
-    "gini": ("Gini", "{:.3f}", 1),
-    "spearman": ("Spearman", "{:.3f}", 1),
-    "top10_capture": ("Top 10% capture", "{:.1%}", 1),
-    "top20_capture": ("Top 20% capture", "{:.1%}", 1),
-    "decile_mape": ("Decile MAPE", "{:.1%}", -1),
-    "decile_wape": ("Decile WAPE", "{:.1%}", -1),
-    "aggregate_error": ("Aggregate error", "{:+.1%}", 0),
-    "rmse": ("RMSE", "{:,.0f}", -1),
-    "roc_auc": ("ROC AUC", "{:.3f}", 1),
-    "pr_auc": ("PR AUC", "{:.3f}", 1),
-    "brier": ("Brier", "{:.4f}", -1),
-    "log_loss": ("Log loss", "{:.4f}", -1),
+# metric -> (column title, format); which is the better is `kamml.config.larger_is_better`'s, as in the gate
+METRICS: dict[str, tuple[str, str]] = {
+    "gini": ("Gini", "{:.3f}"),
+    "spearman": ("Spearman", "{:.3f}"),
+    "top10_capture": ("Top 10% capture", "{:.1%}"),
+    "top20_capture": ("Top 20% capture", "{:.1%}"),
+    "decile_mape": ("Decile MAPE", "{:.1%}"),
+    "decile_wape": ("Decile WAPE", "{:.1%}"),
+    "aggregate_error": ("Aggregate error", "{:+.1%}"),
+    "rmse": ("RMSE", "{:,.0f}"),
+    "roc_auc": ("ROC AUC", "{:.3f}"),
+    "pr_auc": ("PR AUC", "{:.3f}"),
+    "brier": ("Brier", "{:.4f}"),
+    "log_loss": ("Log loss", "{:.4f}"),
 }
 TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "value": ("Value over the horizon", tuple(m for m in VALUE_METRICS if m != "mae")),
@@ -493,11 +493,13 @@ def _metrics_table(task: str, block: Mapping[str, Mapping[str, float]], columns:
     shown = [c for c in columns if any(c in m for m in block.values())]
     best: dict[str, float] = {}
     for column in shown:
-        _, _, direction = METRICS[column]
-        values = [float(m[column]) for m in block.values() if column in m and _finite(m[column])]
-        if len(values) > 1:
-            scores = [abs(v) for v in values] if direction == 0 else values
-            best[column] = (max(scores) if direction > 0 else min(scores)) if scores else math.nan
+        scores = [
+            larger_is_better(column, float(m[column]))
+            for m in block.values()
+            if column in m and _finite(m[column])
+        ]
+        if len(scores) > 1:
+            best[column] = max(scores)
     rows = []
     for model, metrics in block.items():
         cells = [_td(_e(_model_label(task, model)))]
@@ -507,7 +509,7 @@ def _metrics_table(task: str, block: Mapping[str, Mapping[str, float]], columns:
                 cells.append(_td("–", numeric=True))
                 continue
             text = _e(METRICS[column][1].format(float(value)))
-            score = abs(float(value)) if METRICS[column][2] == 0 else float(value)
+            score = larger_is_better(column, float(value))
             if column in best and math.isclose(score, best[column], rel_tol=1e-12, abs_tol=1e-15):
                 text = f"<strong>{text}</strong>"
             cells.append(_td(text, numeric=True))

@@ -14,7 +14,7 @@ import logging
 import os
 import platform
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from kamml.config import FEATURE_GROUPS, Config, FeaturesConfig
 from kamml.errors import ModelError, TrackingStoreError
+from kamml.features.catalogue import describe
 from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
@@ -276,7 +277,21 @@ def fitted_params(bundle: ModelBundle) -> dict[str, str]:
     out["lgbm.clv.offset_feature"] = str(bundle.clv.offset_feature)
     out["lgbm.clv.offset_weight"] = str(bundle.clv.offset_weight)
     out["lgbm.churn.blend_feature"] = str(bundle.churn.blend_feature)
+    out["features.groups_built"] = built_groups(bundle.clv.feature_names_)
     return out
+
+
+def built_groups(columns: Iterable[str]) -> str:
+    """The feature groups `columns` come from, comma-separated in `FEATURE_GROUPS`' order.
+
+    The config's ``features.groups.<g>`` params say what was switched on; a group on without its table
+    (``effort`` without activities) builds nothing, and this param says which were built.
+    """
+    found = set()
+    for column in columns:
+        with contextlib.suppress(KeyError):  # a column the catalogue does not know names no group
+            found.add(describe(column)[0])
+    return ",".join(g for g in FEATURE_GROUPS if g in found)
 
 
 def fitted_metrics(bundle: ModelBundle) -> dict[str, float]:

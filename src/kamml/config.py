@@ -462,6 +462,7 @@ class AllocationConfig(_Section):
     effort_clip: tuple[float, float] = (0.25, 4.0)
     effort_size_column: str | None = "size"
     active_p_alive: float = Field(0.1, ge=0, le=1)
+    high_churn_p: float = Field(0.5, ge=0, le=1)
     tier_by: Literal["expected_gain", "stake", "clv", "marginal_gain_per_hour"] = "expected_gain"
     tiers: dict[str, float] = Field(
         default_factory=lambda: {"strategic": 0.05, "key": 0.20, "maintain": 0.50, "nurture": 1.0}

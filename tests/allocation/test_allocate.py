@@ -1010,3 +1010,14 @@ def test_a_duplicated_score_column_is_named():
     doubled = pd.concat([scores, scores[["clv"]]], axis=1)
     with pytest.raises(SchemaError, match=r"scores\.clv: duplicated column name \(2 columns\)"):
         allocate(doubled, hours=50)
+
+
+def test_the_high_churn_flag_follows_the_config():
+    """``allocation.high_churn_p`` sets the p_churn from which the reasons say "high churn risk" (0.5 by
+    default: on CDNOW, a base rate of 0.70, that flagged 82.7 % of the customers)."""
+    scores = make_scores(400, seed=3)
+    scores["p_churn"] = np.linspace(0.0, 0.99, len(scores))
+    for threshold in (0.5, 0.8):
+        table = allocate(scores, 300.0, AllocationConfig(high_churn_p=threshold)).set_index("account_id")
+        flagged = table["reasons"].str.contains("high churn risk").reindex(scores["account_id"]).to_numpy()
+        np.testing.assert_array_equal(flagged, scores["p_churn"].to_numpy() >= threshold)

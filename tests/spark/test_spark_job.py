@@ -375,7 +375,7 @@ CASES = {
         "effort_exponent": 0.3,
         "tiers": {"a": 0.1, "b": 1.0},
     },
-    "tiers by stake": {"hours": 1600.0, "tier_by": "stake"},
+    "tiers by stake, high churn risk from 0.3": {"hours": 1600.0, "tier_by": "stake", "high_churn_p": 0.3},
     # an account whose hours swing by 1e12 per unit of log-price: the sorted sums of the team's demand
     # are too coarse there (a review's find) and the search must sum those prices account by account
     "an account of effort scale 1e12": {"hours": 1200.0, "_huge_k": 1e12},
@@ -451,6 +451,10 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
             assert table.loc[clv == value, "tier"].nunique() == 1
         top = table.loc[clv == 9e4, "rank"]
         assert "tier_by" in settings or top.min() <= 100 < top.max()
+    if "high_churn_p" in settings:  # the config's threshold, not the default 0.5, on Spark too
+        p_churn = scores.set_index("account_id").loc[table["account_id"], "p_churn"].to_numpy()
+        flagged = table["reasons"].str.contains("high churn risk").to_numpy()
+        np.testing.assert_array_equal(flagged, p_churn >= settings["high_churn_p"])
 
 
 def test_the_fixed_effort_rule_follows_the_horizon_on_spark(spark, tmp_path):

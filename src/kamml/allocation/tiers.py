@@ -10,7 +10,8 @@ a tie at their edge out together; a tier may then hold fewer accounts than its s
 
 Reason codes say why an account matters, as short phrases joined by ``"; "``:
 
-- which part of the stake dominates: ``"retention risk"`` (or ``"high churn risk"`` when p_churn >= 0.5),
+- which part of the stake dominates: ``"retention risk"`` (or ``"high churn risk"`` when p_churn >= 0.5,
+  ``allocation.high_churn_p``),
   ``"growth potential"``, ``"referral influence"`` (or ``"influencer"``; only for an account whose
   referral value is at least the book's median, else the larger of the other two parts leads: the
   influence model's lowest predictions are a base rate, not a sign of influence); ``"no value at stake"`` when

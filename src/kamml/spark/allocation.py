@@ -1014,6 +1014,7 @@ class _Kernel:
                     thresholds=(self.plan.clv_top, self.plan.referral_top),
                     small_stake=self.plan.small_stake,
                     referral_median=self.plan.referral_median,
+                    high_churn=self.plan.cfg.high_churn_p,
                 ).to_numpy(),
                 "owner": owner.to_numpy(dtype=object),
                 "stake_retention": batch["stake_retention"].to_numpy(dtype=float),

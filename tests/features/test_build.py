@@ -684,33 +684,36 @@ def test_spend_exactly_365_days_before_the_cutoff_is_in_the_365_day_window(make_
 
 
 def _slope_reference(days: list[str], amounts: list[float], cutoff: str) -> float:
-    """np.polyfit over the 30-day bins from the one holding the first row to the latest (at most 12)."""
+    """np.polyfit over the 30-day bins back from the cutoff that the history covers whole (at most 12)."""
     c = pd.Timestamp(cutoff)
-    bins = [(c - pd.Timestamp(d)).days - 1 for d in days]
-    month = [b // 30 for b in bins]  # 0 = the latest 30 days
-    f = min(max(month), 11)
-    if f == 0:
+    back = [(c - pd.Timestamp(d)).days for d in days]  # 1 = the day before the cutoff
+    n = min(max(back) // 30, 12)
+    if n < 2:
         return float("nan")
-    spend = np.zeros(f + 1)
-    for m, a in zip(month, amounts, strict=True):
-        if m <= f:
-            spend[f - m] += a  # oldest bin first
-    return float(np.polyfit(np.arange(f + 1), spend, 1)[0])
+    spend = np.zeros(n)
+    for b, a in zip(back, amounts, strict=True):
+        u = (b - 1) // 30  # 0 = the latest 30 days
+        if u < n:
+            spend[n - 1 - u] += a  # oldest bin first
+    return float(np.polyfit(np.arange(n), spend, 1)[0])
 
 
 @pytest.mark.parametrize(
     ("days", "amounts"),
     [
         (["2024-06-20"], [50.0]),  # one bin: no slope
-        (["2024-05-10", "2024-06-20"], [50.0, 80.0]),  # two bins
+        (["2024-05-10", "2024-06-20"], [50.0, 80.0]),  # 52 days: under two whole bins
+        (["2024-04-10", "2024-05-10", "2024-06-20"], [20.0, 50.0, 80.0]),  # two whole bins, a partial third
+        (["2024-05-31", "2024-06-10", "2024-06-20", "2024-06-30"], [100.0] * 4),  # steady: was +200
         (["2024-03-01", "2024-06-20"], [100.0, 0.0]),  # young and falling: was read as rising
         (["2022-01-05", "2023-09-01", "2024-02-01", "2024-06-29"], [10.0, 30.0, -5.0, 40.0]),  # 12 bins
         (["2023-07-01", "2023-07-10"], [60.0, 20.0]),  # an old history, nothing in the year: flat
     ],
 )
-def test_spend_slope_counts_only_the_bins_since_the_first_row(make_data, days, amounts):
-    """A young account's bins before its first purchase are no history, not zero spend (a CDNOW audit:
-    a customer sloping at -0.4 over his ten months read +9.99 with the empty bins counted)."""
+def test_spend_slope_counts_only_the_bins_the_history_covers(make_data, days, amounts):
+    """A bin before an account's first row is no history, not zero spend, and the bin holding the first
+    row is only partly seen: each read a young account as rising (a CDNOW audit: a customer sloping at
+    -0.4 over his ten months read +9.99; a steady 300 per 30 days from 31 days back read +200)."""
     rows = [(1, d, a) for d, a in zip(days, amounts, strict=True)]
     f = build_features(make_data(tx(rows), end="2024-12-31"), CUTOFF)
     expected = _slope_reference(days, amounts, CUTOFF)
@@ -718,3 +721,41 @@ def test_spend_slope_counts_only_the_bins_since_the_first_row(make_data, days, a
         assert np.isnan(f.loc[1, "spend_slope_12m"])
     else:
         assert f.loc[1, "spend_slope_12m"] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_spend_trend_needs_the_earlier_half_year_observed_whole(make_data):
+    """100 every 30 days from 2023-12-15 read 6.0 (600 against the 100 of the earlier half-year's last
+    17 days); missing until the first row is 364 days back, then the ratio of the two half-years."""
+    steady = [(1, str(d.date()), 100.0) for d in pd.date_range("2023-12-15", "2024-06-30", freq="30D")]
+    old = [(2, "2023-07-03", 100.0), (2, "2023-10-01", 50.0), (2, "2024-03-01", 300.0)]  # 364 days back
+    f = build_features(make_data(tx(steady + old), end="2024-12-31"), CUTOFF)
+    assert np.isnan(f.loc[1, "spend_trend"])
+    assert f.loc[2, "spend_trend"] == pytest.approx(300.0 / 150.0)
+
+
+def test_static_columns_refuse_a_date_and_a_column_kamml_reads_itself():
+    """A date named in static_columns was skipped without a word (a feature audit); so were owner and
+    the other columns kamml reads for themselves. Both are config errors naming the column."""
+    transactions = pd.DataFrame(
+        {"account_id": [1, 2], "ts": _dated(["2024-01-05", "2024-06-06"]), "amount": [1.0, 2.0]}
+    )
+    accounts = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "since": _dated(["2020-01-01", "2021-01-01"]),
+            "tier": ["a", "b"],
+            "owner": ["ann", "bob"],
+        }
+    )
+    data = load_data({"transactions": transactions, "accounts": accounts})
+    dated = Config.from_dict({"features": {"static_columns": ["since", "tier"]}})
+    with pytest.raises(
+        ConfigError, match=r"static_columns names 'since' \(timestamp.*number, a yes/no or a text"
+    ):
+        build_features(data, "2024-03-01", dated)
+    owner = Config.from_dict({"features": {"static_columns": ["tier", "owner"]}})
+    with pytest.raises(ConfigError, match=r"static_columns names 'owner': accounts columns kamml reads"):
+        build_features(data, "2024-03-01", owner)
+    every = build_features(data, "2024-03-01")  # by default a date is no attribute, as documented
+    assert "attr_tier" in every.columns
+    assert "attr_since" not in every.columns

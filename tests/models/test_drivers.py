@@ -31,7 +31,7 @@ def test_model_history_phrases_name_their_window_and_why_a_gap_is_missing():
     assert phrase("overdue_ratio", float("nan")).endswith(": no repeat purchase yet")
     assert phrase("gap_mean", None).endswith(": no repeat purchase yet")
     assert phrase("days_since_last", float("nan")).endswith(": no purchase yet")
-    assert phrase("spend_slope_12m", float("nan")).endswith(": under 30 days of history")
+    assert phrase("spend_slope_12m", float("nan")).endswith(": under 60 days of history")
     assert phrase("spend_90d", float("nan")).endswith(": no data")
 
 

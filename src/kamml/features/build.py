@@ -35,7 +35,7 @@ from kamml.features._context import (
     to_day,
     with_day,
 )
-from kamml.features.groups import GROUPS, DailyGroup, day_rows
+from kamml.features.groups import GROUPS, NON_FEATURE_ACCOUNT_COLUMNS, DailyGroup, day_rows, is_attribute_type
 from kamml.features.snapshots import Snapshot, SnapshotCache
 
 __all__ = [
@@ -111,7 +111,11 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
 
 
 def _static_columns(cfg: Config, accounts: ir.Table | None) -> tuple[str, ...] | None:
-    """``features.static_columns``, checked against the accounts table (a ConfigError naming a miss)."""
+    """``features.static_columns``, checked against the accounts table (a ConfigError naming a miss).
+
+    A named column the static group cannot use (a date, a list; account_id, created_at, owner,
+    contract_end, which kamml reads for themselves) is refused: it was skipped without a word.
+    """
     chosen = cfg.features.static_columns
     if chosen is None or accounts is None:
         return None if chosen is None else tuple(chosen)
@@ -120,6 +124,20 @@ def _static_columns(cfg: Config, accounts: ir.Table | None) -> tuple[str, ...] |
         raise ConfigError(
             f"features.static_columns names {', '.join(repr(m) for m in missing)}, not a column of the "
             f"accounts table (its columns: {', '.join(accounts.columns)})"
+        )
+    schema = accounts.schema()
+    reserved = [name for name in chosen if name in NON_FEATURE_ACCOUNT_COLUMNS]
+    if reserved:
+        raise ConfigError(
+            f"features.static_columns names {', '.join(repr(m) for m in reserved)}: accounts columns kamml "
+            "reads for themselves, not attributes (created_at gives account_age_days); leave them out"
+        )
+    unusable = [f"{name!r} ({schema[name]})" for name in chosen if not is_attribute_type(schema[name])]
+    if unusable:
+        raise ConfigError(
+            f"features.static_columns names {', '.join(unusable)}: an attribute must be a number, a "
+            "yes/no or a text column of the accounts table; turn a date into a number (such as the days "
+            "from it to a fixed day) before loading, or leave the column out"
         )
     return tuple(chosen)
 

@@ -39,10 +39,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "net spend in the models' label window (at most 365 days) starting 365 days before the cutoff "
         "(missing when the first transaction is later)",
     ),
-    "spend_trend": ("trend", "net spend in the last 182 days / the 182 days before (missing if no prior)"),
+    "spend_trend": (
+        "trend",
+        "net spend in the last 182 days / the 182 days before (missing if no prior or under 364 days "
+        "of history)",
+    ),
     "spend_slope_12m": (
         "trend",
-        "least-squares slope of net spend in 30-day bins since the first row (at most twelve), per 30 days",
+        "least-squares slope of net spend per 30 days over the whole 30-day bins since the first row "
+        "(at most 12)",
     ),
     "order_size_trend": ("trend", "units per order in the last 182 days / in the 182 days before"),
     "gap_mean": ("regularity", "mean days between consecutive purchase days"),

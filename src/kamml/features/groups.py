@@ -17,6 +17,8 @@ with zero. Rules that matter for the numbers (tested in tests/features/):
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -205,53 +207,62 @@ def _calendar_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
 calendar = DailyGroup(_calendar_aggs, _calendar_cols)
 
 
+#: The spend slope's bins: twelve 30-day bins back from the cutoff (the last 360 days).
+SLOPE_BINS = 12
+
+
 def _trend_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
     c = ctx.cutoff_day
     recent = d.day >= ctx.lit(c - 182)
     prior = (d.day >= ctx.lit(c - 364)) & ~recent
     month = ((ctx.lit(c - 1) - d.day) // 30).cast("int64")  # 0 = the latest 30 days
-    in_year = month < 12
     buy = d.purchase == 1
-    return {
+    out: dict[str, ir.Value] = {
         "tr_s_recent": _sum_if(recent, d.spend),
         "tr_s_prior": _sum_if(prior, d.spend),
         "tr_q_recent": _sum_if(recent, d.quantity),
         "tr_q_prior": _sum_if(prior, d.quantity),
         "tr_o_recent": _sum_if(recent & buy, 1.0),
         "tr_o_prior": _sum_if(prior & buy, 1.0),
-        "tr_sy": _sum_if(in_year, d.spend),
-        "tr_suy": _sum_if(in_year, month.cast("float64") * d.spend),
         "tr_first": d.day.min(),
     }
+    for u in range(SLOPE_BINS):
+        out[f"tr_s{u}"] = _sum_if(month == u, d.spend)
+    return out
 
 
 def _spend_slope(ctx: FeatureContext, a: ir.Table) -> ir.FloatingValue:
-    """Least-squares slope of spend per 30-day bin over the bins since the account's first row (at most 12).
+    """Least-squares slope of spend per 30-day bin over the bins the account's history fully covers.
 
-    Bins before the first row are not zero spend but no history: counted as zeros, a young account
-    read as rising. With f + 1 bins, x = f - u (u = 0 the latest): sum x = f(f+1)/2 and
-    n sum x^2 - (sum x)^2 = n^2 (n^2 - 1) / 12, so the slope is (6 f Sy - 12 Suy) / (n (n^2 - 1));
-    missing with a single bin.
+    A bin before the first row is no history, not zero spend, and the bin holding the first row is
+    only partly observed: either read a young account as rising. With n whole bins (u = 0 the latest,
+    x = n - 1 - u): sum x = n(n-1)/2 and n sum x^2 - (sum x)^2 = n^2 (n^2 - 1) / 12, so the slope is
+    (6 (n - 1) Sy - 12 Suy) / (n (n^2 - 1)); missing under two whole bins (60 days of history).
     """
-    age = ((ctx.lit(ctx.cutoff_day - 1) - a.tr_first) // 30).cast("int64")
-    f = ibis.least(age, 11).cast("float64")
-    n = f + 1.0
-    den = n * (n * n - 1.0)
-    num = 6.0 * f * a.tr_sy - 12.0 * a.tr_suy
-    return ibis.cases((den > 0, num / den), else_=ibis.null("float64"))
+    whole = (ctx.lit(ctx.cutoff_day) - a.tr_first) // 30
+    n = ibis.least(whole, SLOPE_BINS).cast("float64")
+    bins = [ibis.cases((n > u, a[f"tr_s{u}"]), else_=0.0) for u in range(SLOPE_BINS)]
+    sy = functools.reduce(operator.add, bins)
+    suy = functools.reduce(operator.add, [float(u) * b for u, b in enumerate(bins) if u])
+    num = 6.0 * (n - 1.0) * sy - 12.0 * suy
+    return ibis.cases((n >= 2, num / (n * (n * n - 1.0))), else_=ibis.null("float64"))
 
 
 def _trend_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
     prior_size = _ratio(a.tr_q_prior, a.tr_o_prior).fill_null(0.0)
+    # the earlier half-year must be observed whole: from a later first row it held less, read as rising
+    whole_year = a.tr_first <= ctx.lit(ctx.cutoff_day - 364)
     return {
-        "spend_trend": _ratio(a.tr_s_recent, a.tr_s_prior),
+        "spend_trend": ibis.cases(
+            (whole_year, _ratio(a.tr_s_recent, a.tr_s_prior)), else_=ibis.null("float64")
+        ),
         "spend_slope_12m": _spend_slope(ctx, a),
         "order_size_trend": _ratio(_ratio(a.tr_q_recent, a.tr_o_recent), prior_size),
     }
 
 
-#: Expansion signals: recent vs prior half-year spend, the least-squares slope of 30-day spend over the
-#: last 12 months since the account's first row (months without spend included), and order-size growth.
+#: Expansion signals: recent vs prior half-year spend (for a history of a year), the least-squares slope of
+#: 30-day spend over the whole bins of the last 12 months since the first row, and order-size growth.
 trend = DailyGroup(_trend_aggs, _trend_cols)
 
 
@@ -410,9 +421,15 @@ def static(ctx: FeatureContext) -> ir.Table | None:
             cols[f"attr_{name}"] = acc[name]
         elif _untyped_null(dtype):  # all null, so written without a type: missing text, not no column
             cols[f"attr_{name}"] = acc[name].cast("string")
+        # other types (dates, lists): not an attribute; one named in static_columns is refused earlier
     if not cols:
         return None
     return acc.select("account_id", **cols)
+
+
+def is_attribute_type(dtype: dt.DataType) -> bool:
+    """Whether the static group makes a feature of an accounts column of this type (number, yes/no, text)."""
+    return bool(dtype.is_numeric() or dtype.is_boolean() or dtype.is_string() or _untyped_null(dtype))
 
 
 def _untyped_null(dtype: dt.DataType) -> bool:

@@ -94,12 +94,12 @@ def _missing(feature: str) -> str:
     """What a missing value of `feature` means: no (repeat) purchase for the history's columns, else no data.
 
     A gap ratio is missing without a repeat purchase: "no data (raises churn risk)" read as missing data
-    (8,923 accounts' reasons on CDNOW). The spend slope is missing for a history inside one 30-day bin.
+    (8,923 accounts' reasons on CDNOW). The spend slope is missing for a history under two whole 30-day bins.
     """
     from kamml.features.catalogue import FILLED_WITH_HISTORY  # here: see _definition
 
     if feature == "spend_slope_12m":
-        return "under 30 days of history"
+        return "under 60 days of history"
     return {"frequency": "no repeat purchase yet", "T": "no purchase yet"}.get(
         FILLED_WITH_HISTORY.get(feature, ""), "no data"
     )

@@ -661,6 +661,40 @@ def test_allocate_checks_the_curve_path_before_writing_the_allocation(scores_fil
     assert (tmp_path / "curve.png").is_file()
 
 
+def test_a_curve_chart_that_cannot_be_drawn_leaves_every_output_as_it_was(scores_file, tmp_path, monkeypatch):
+    """The chart was drawn after both tables were written: its failure left a new allocation and curve
+    beside the old PNG (an input audit). It is drawn first now."""
+    from kamml.errors import DataError
+    from kamml.report import plots
+
+    out, curve = tmp_path / "alloc.csv", tmp_path / "curve.csv"
+    assert _allocate(scores_file, "--out", str(out), "--curve", str(curve)).exit_code == 0
+    before = {p: p.read_bytes() for p in (out, curve, curve.with_suffix(".png"))}
+
+    def fail(*_: Any, **__: Any) -> Any:
+        raise DataError("budget curve has no feasible budget to plot")
+
+    monkeypatch.setattr(plots, "budget_curve_figure", fail)
+    result = _allocate(scores_file, "--out", str(out), "--curve", str(curve), "--hours", "5")
+    assert result.exit_code == 3, result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_allocate_refuses_scores_whose_stakes_add_up_past_the_largest_float(tmp_path):
+    """Accounts of clv 1e308: each stake finite, the plan's totals inf ("expected gain inf", or a budget
+    curve "below the floors"); now a named error and nothing written."""
+    scores = tmp_path / "huge.parquet"
+    pd.DataFrame({"account_id": range(10), "clv": [1e308] * 9 + [5.0], "p_churn": 0.1}).to_parquet(scores)
+    out = tmp_path / "alloc.csv"
+    result = _allocate(scores, "--out", str(out))
+    assert result.exit_code == 3, result.output
+    assert (
+        "scores.clv: the accounts' stakes (from clv, p_churn and referral_value) add up past" in result.output
+    )
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
 def test_allocate_refuses_one_file_for_two_of_scores_out_and_curve(scores_file, tmp_path, monkeypatch):
     """--out equal to --curve wrote the curve over the allocation, and --out equal to --scores replaced
     the input, both with exit 0; refused before any work, naming both options."""

@@ -25,6 +25,7 @@ from kamml.errors import DataError, KammlError, SchemaError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
 app = typer.Typer(
     name="kamml",
@@ -418,6 +419,14 @@ def allocate(
         check_writable(curve.with_suffix(".png"))
     png = None if curve is None else curve.with_suffix(".png")
     with claim_outputs([out, curve, png]):
+        drawn: list[Figure] = []  # the chart is drawn before its table and the PNG are written
+
+        def draw(_: object, curve_table: pd.DataFrame | None) -> None:
+            if png is not None and curve_table is not None:
+                from kamml.report.plots import budget_curve_figure
+
+                drawn.append(budget_curve_figure(curve_table))
+
         if on_spark:
             from kamml.allocation.allocate import DEFAULT_FRACTIONS
             from kamml.io import write_table
@@ -425,24 +434,21 @@ def allocate(
 
             fractions = None if curve is None else DEFAULT_FRACTIONS
             result = allocate_spark(str(scores), hours, cfg, out, horizon_days=horizon_days, curve=fractions)
-            curve_table = result.curve
-            if curve is not None and curve_table is not None:
-                write_table(curve_table, curve)
+            draw(None, result.curve)
+            if curve is not None and result.curve is not None:
+                write_table(result.curve, curve)
             summary, n_accounts = result.summary, int(result.summary.get("n_accounts", 0))
             where = f"{result.path} (Parquet parts, on Spark)"
         else:
-            import pandas as pd
-
-            table = allocate_file(scores, hours, out, cfg, curve_path=curve, horizon_days=horizon_days)
-            curve_table = None
-            if curve is not None:
-                parquet = curve.suffix.lower() == ".parquet"
-                curve_table = pd.read_parquet(curve) if parquet else pd.read_csv(curve)
+            # drawn before anything is written: a chart that could not be drawn left both tables new
+            table = allocate_file(
+                scores, hours, out, cfg, curve_path=curve, horizon_days=horizon_days, before_write=draw
+            )
             summary, n_accounts, where = table.attrs.get("allocation", {}), len(table), str(out)
-        if png is not None and curve_table is not None:
-            from kamml.report.plots import plot_budget_curve
+        if png is not None and drawn:
+            from kamml.report.plots import save_figure
 
-            plot_budget_curve(curve_table, png)
+            save_figure(drawn[0], png)
     typer.echo(_plan_line(n_accounts, summary, where))
 
 

@@ -34,6 +34,12 @@ __all__ = [
     "write_table",
 ]
 
+#: Id text (the input tables and the scores): a whole number that fits int64 without leading zeros ("007"
+#: stays text: it is a code, not a number).
+INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
+#: The text of a whole float id ("119.0", "-3.00"), the whole number it spells being `INT_PATTERN`'s.
+WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})\.0+$"
+
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
 
 

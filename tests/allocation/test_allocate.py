@@ -391,7 +391,8 @@ def test_ids_with_leading_zeros_survive_a_csv_round_trip(tmp_path):
         (["1", "22", "-3", "0"], [1, 22, -3, 0]),  # plain integers: int64, as before
         (["01", "22"], ["01", "22"]),  # a leading zero
         (["+1", "22"], ["+1", "22"]),  # a sign int() drops
-        (["1.0", "22"], ["1.0", "22"]),  # a decimal point
+        (["1.0", "22"], [1, 22]),  # a whole float id saved as text: 1, as the input tables read it
+        (["1.5", "22"], ["1.5", "22"]),  # a decimal point
         (["-0", "22"], ["-0", "22"]),  # minus zero
         (["1_000", "22"], ["1_000", "22"]),  # an underscore int() accepts
         (["99999999999999999999", "1"], ["99999999999999999999", "1"]),  # beyond int64
@@ -1021,3 +1022,43 @@ def test_the_high_churn_flag_follows_the_config():
         table = allocate(scores, 300.0, AllocationConfig(high_churn_p=threshold)).set_index("account_id")
         flagged = table["reasons"].str.contains("high churn risk").reindex(scores["account_id"]).to_numpy()
         np.testing.assert_array_equal(flagged, scores["p_churn"].to_numpy() >= threshold)
+
+
+def test_scores_that_are_lists_or_yes_no_values_are_named_errors():
+    """An input audit: a list owner or id was a raw TypeError (unhashable), and a yes/no clv or p_churn
+    was read as 0 and 1, giving a plan without a word."""
+    scores = make_scores(20)
+    listed = scores.assign(owner=[["ann", "bob"]] * 20)
+    with pytest.raises(SchemaError, match=r"scores\.owner: not one value \(a list or a mapping\)"):
+        allocate(listed, 10.0)
+    ids = scores.assign(account_id=[[i] for i in scores["account_id"]])
+    with pytest.raises(SchemaError, match=r"scores\.account_id: not one value"):
+        allocate(ids, 10.0)
+    for column in ("clv", "p_churn"):
+        yes_no = scores.assign(**{column: scores[column] > scores[column].median()})
+        with pytest.raises(SchemaError, match=rf"scores\.{column}: not a number \(yes/no values\)"):
+            allocate(yes_no, 10.0)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_scores_ids_read_alike_from_parquet_and_csv(tmp_path, suffix):
+    """ " 1" and "1.0" are account 1 as in the input tables, from a Parquet file as from a CSV (a Parquet
+    file kept them as second accounts); whole float ids are written as integers, 1.5 is refused."""
+    scores = make_scores(5)
+    path = tmp_path / f"s{suffix}"
+
+    def write(frame):
+        frame.to_parquet(path) if suffix == ".parquet" else frame.to_csv(path, index=False)
+
+    for twin in (" 1000", "1000.0"):
+        write(scores.assign(account_id=scores["account_id"].astype(str).where(scores.index != 1, twin)))
+        with pytest.raises(SchemaError, match=r"scores\.account_id: duplicated id"):
+            check_scores(read_scores(path))
+    write(scores.assign(account_id=scores["account_id"].astype(float)))
+    out = tmp_path / "alloc.csv"
+    allocate_file(path, 5.0, out)
+    assert pd.read_csv(out, dtype=str)["account_id"].isin([str(i) for i in scores["account_id"]]).all()
+    if suffix == ".parquet":  # in a CSV, "1000.5" is text: a code, as "007" is
+        write(scores.assign(account_id=scores["account_id"] + 0.5))
+        with pytest.raises(SchemaError, match=r"scores\.account_id: not a whole number"):
+            check_scores(read_scores(path))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kamml.data import QualityReport, TableStats, load_data, validate
-from kamml.errors import Problem
+from kamml.errors import Problem, SchemaError
 
 
 @pytest.fixture
@@ -129,6 +129,18 @@ def test_a_stretch_without_any_transaction_gets_a_note(backend):
     assert "from 2025-03-01 to 2025-08-31" in note.rule
     everyday = tx.assign(ts=days[: len(tx)])
     assert not [n for n in validate({"transactions": everyday}, backend=backend).notes if n.column == "ts"]
+
+
+def test_a_placeholder_date_centuries_back_gets_its_gap_note(backend):
+    """A row dated 1700-01-01 got no note (1900 did): the gap, counted in nanoseconds, wrapped around
+    past 292 years (an input audit)."""
+    days = pd.date_range("2024-01-01", "2025-12-31")
+    tx = pd.DataFrame({"account_id": np.arange(len(days)) % 40, "ts": days, "amount": 10.0})
+    tx["ts"] = tx["ts"].astype("datetime64[s]")
+    tx.loc[0, "ts"] = pd.Timestamp("1700-01-01")
+    report = validate({"transactions": tx}, backend=backend)
+    (note,) = [n for n in report.notes if n.rule.startswith("no transaction of any account")]
+    assert "from 1700-01-02 to 2024-01-01" in note.rule
 
 
 def test_a_few_rows_after_a_long_gap_are_named_as_the_data_end(backend, caplog):
@@ -304,3 +316,18 @@ def test_example_ids_read_in_number_order_and_amounts_rounded(backend, world):
     assert "e.g. 9, 10, 21, 38, 107)" in str(note)
     refund = Problem("transactions", "amount", "refunds", 2, (-10763.151947671951, -5.0, 0.1 + 0.2))
     assert str(refund).endswith("e.g. -10763.15195, -5.0, 0.3)")
+
+
+def test_amounts_or_hours_that_add_up_past_any_money_are_refused(backend):
+    """Two amounts of 1e308 passed validation; `kamml score` then failed in the value model ("infinite
+    values in feature columns ['spend_total']", exit 5) naming no table (an input audit)."""
+    days = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"])
+    tx = pd.DataFrame({"account_id": [1, 1, 2, 3], "ts": days, "amount": [1e308, 1e308, 5.0, 6.0]})
+    with pytest.raises(
+        SchemaError, match=r"transactions\.amount: the values add up to more than 1e\+300.*1e\+308"
+    ):
+        validate({"transactions": tx}, backend=backend)
+    acts = pd.DataFrame({"account_id": [1, 2], "ts": days[:2], "hours": [1e308, 1e308]})
+    with pytest.raises(SchemaError, match=r"activities\.hours: the values add up"):
+        validate({"transactions": tx.assign(amount=5.0), "activities": acts}, backend=backend)
+    validate({"transactions": tx.assign(amount=[1e299, -1e299, 5.0, 6.0])}, backend=backend)  # passes

@@ -44,7 +44,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ from kamml.allocation.summary import amount, hours_text, last_hour, rep_price_sp
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
 from kamml.config import MAX_DAYS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import binary_kind, check_output_path, write_table
+from kamml.io import WHOLE_FLOAT_PATTERN, binary_kind, check_output_path, write_table
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
 
 __all__ = [
@@ -400,11 +400,24 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     names = list(map(str, scores.columns))
     _refuse_repeated_names(names)  # scores[name] would be a frame, and every rule below a raw pandas error
     problems = missing_score_columns(names, need_owner=need_owner)
-    if "account_id" in scores.columns:
+    for column in ("account_id", "owner"):
+        if column in scores.columns and scores[column].dtype == object:
+            nested = scores[column].map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))
+            if nested.any():  # a list of reps or ids: unhashable, a raw TypeError later
+                problems.append(_problem(column, "not one value (a list or a mapping)", nested))
+    if "account_id" in scores.columns and not any(p.column == "account_id" for p in problems):
         ids = scores["account_id"]
         null = ids.isna()
         if null.any():
             problems.append(_problem("account_id", "null id", null))
+        if pd.api.types.is_float_dtype(ids):
+            part = pd.Series(np.mod(ids.to_numpy(dtype=float), 1.0) != 0, index=ids.index) & ~null
+            if part.any():
+                problems.append(
+                    _problem(
+                        "account_id", "not a whole number (an id is a whole number or a text)", part, ids
+                    )
+                )
         # as written (a CSV has no types): 1 and "1" in one object column are one id
         written = ids.astype(str) if ids.dtype == object else ids
         dup = written.duplicated(keep=False) & ~null
@@ -642,27 +655,42 @@ def stake_problems(counts: Mapping[str, int], examples: pd.DataFrame, *, uplift:
 
 
 def _check_stake(frame: pd.DataFrame, cfg: AllocationConfig) -> None:
-    """SchemaError when an account's stake is not finite (scores huge enough to overflow a float)."""
+    """SchemaError when an account's stake, or the book's total stake, is not finite (huge scores)."""
     finite = {part: np.isfinite(frame[part].to_numpy(dtype=float)) for part in _STAKE_FORMULAS}
     parts_ok = finite["stake_retention"] & finite["stake_growth"] & finite["stake_referral"]
     counts = {part: int((~ok).sum()) for part, ok in finite.items() if part != "stake"}
     counts["stake"] = int((parts_ok & ~finite["stake"]).sum())
-    if not any(counts.values()):
-        return
-    uplift = cfg.weights.get("growth", "auto") == "auto" and "effort_uplift" in frame
-    raise SchemaError(stake_problems(counts, frame, uplift=uplift))
+    if any(counts.values()):
+        uplift = cfg.weights.get("growth", "auto") == "auto" and "effort_uplift" in frame
+        raise SchemaError(stake_problems(counts, frame, uplift=uplift))
+    stakes = frame["stake"].to_numpy(dtype=float)
+    if not np.isfinite(stakes.sum()):  # each finite, their sum not: the plan's totals read "inf"
+        top = frame.iloc[np.argsort(-stakes)[:3]]
+        raise SchemaError(
+            [
+                Problem(
+                    "scores",
+                    "clv",
+                    "the accounts' stakes (from clv, p_churn and referral_value) add up past the largest "
+                    "float (1.8e308): values too large to allocate hours on (the largest clv shown)",
+                    len(frame),
+                    tuple(top["clv"].tolist()),
+                )
+            ]
+        )
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
     """Read a scores table: a Parquet or CSV file (by extension), or a folder of Parquet parts.
 
-    A folder is what a Spark run writes as ``scores.parquet``. DataError if it cannot be read.
+    A folder is what a Spark run writes as ``scores.parquet``. DataError if it cannot be read. Ids are
+    read as the input tables read them, from either format (`_ids_as_in_the_tables`).
     """
     source = Path(path)
     suffix = source.suffix.lower()
     if source.is_dir() and suffix == ".parquet":
         try:
-            return pd.read_parquet(source)
+            return _ids_as_in_the_tables(pd.read_parquet(source))
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read the scores folder {source}: {exc}") from None
     if source.is_dir():
@@ -674,7 +702,7 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         raise DataError(f"scores file not found: {source}")
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(source)
+            return _ids_as_in_the_tables(pd.read_parquet(source))
         if suffix == ".csv":
             hint = _separator_hint(source)
             if hint:  # read, a ';'-separated file is one column named like the whole header
@@ -729,12 +757,33 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
         header = next(csv.reader(handle), [])
     _refuse_repeated_names(header)  # pandas renames a second clv to clv.1, and the first was planned on
     frame = pd.read_csv(source, dtype=dict.fromkeys(CSV_ID_COLUMNS, str), float_precision="round_trip")
+    return _ids_as_in_the_tables(frame)
+
+
+def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
+    """account_id and owner written as text (any scores file) read as the input tables read ids.
+
+    Spaces around an id are the export's: " 1" is account 1 (and then a repeated id), not a second
+    account; whole numbers become integers (`lossless_integers`). An account id "119.0" (a float id
+    column saved as text) is 119, "007" stays a code, and a float account_id column of whole numbers
+    (pandas reads ids with gaps so) is integers: the allocation wrote 450.0, an id a CRM import does not
+    match. A Parquet file kept " 1" and "1" as two accounts where a CSV had one (an input audit).
+    """
     for column in CSV_ID_COLUMNS:
-        if column in frame.columns:
-            # spaces around an id are the export's, as in the input tables: " 1" is account 1 (and then
-            # a repeated id), not a second account
-            texts = frame[column].str.strip()
+        if column not in frame.columns:
+            continue
+        ids = frame[column]
+        if pd.api.types.infer_dtype(ids, skipna=True) == "string":
+            texts = ids.astype(object).where(ids.isna(), ids.astype(str).str.strip())
+            if column == "account_id":  # an owner "101.0" is rep "101" already (`rep_name`)
+                whole = texts.str.fullmatch(WHOLE_FLOAT_PATTERN).fillna(False).astype(bool)
+                texts = texts.where(~whole, texts.str.split(".").str[0])
             frame[column] = lossless_integers(texts, allow_missing=column == "owner")
+        elif column == "account_id" and pd.api.types.is_float_dtype(ids):
+            values = ids.to_numpy(dtype=float)
+            present = values[~np.isnan(values)]
+            if len(present) and np.all(present == np.round(present)) and np.all(np.abs(present) < 2**53):
+                frame[column] = ids.astype("Int64") if len(present) < len(values) else ids.astype(np.int64)
     return frame
 
 
@@ -780,6 +829,7 @@ def allocate_file(
     *,
     curve_path: str | Path | None = None,
     horizon_days: int | None = None,
+    before_write: Callable[[pd.DataFrame, pd.DataFrame | None], object] | None = None,
 ) -> pd.DataFrame:
     """Read a scores file, allocate the team's hours and write the allocation table atomically.
 
@@ -799,6 +849,10 @@ def allocate_file(
     horizon_days : int, optional
         As in `allocate` (``--horizon-days``): for a scores file without a ``horizon_days`` column,
         and equal to it otherwise.
+    before_write : callable, optional
+        Called with the allocation table and the budget curve (None without `curve_path`) once both
+        are computed and before anything is written: an error it raises leaves every output as it was
+        (`kamml allocate` draws the curve's chart there, which failed after both tables were written).
 
     Returns
     -------
@@ -829,6 +883,8 @@ def allocate_file(
     frame = _prepared(scores, cfg, stated, warn=True)  # once for the plan and its curve: one warning
     table = _plan(frame, cfg, team_hours)
     curve = None if budgets is None else _curve(frame, cfg, budgets, DEFAULT_FRACTIONS)
+    if before_write is not None:
+        before_write(table, curve)
     write_table(table, out_path)  # both computed first: a failing curve leaves no allocation behind
     logger.info("wrote the allocation of %d accounts to %s", len(table), out_path)
     if curve is not None and curve_path is not None:
@@ -1195,6 +1251,10 @@ def _check_number(series: pd.Series, column: str, low: float, high: float, nan_o
     """Problems of one numeric column: not a number, missing, not finite, outside [low, high]."""
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         return [_problem(column, f"not a number (a {series.dtype} column)", series.notna(), series)]
+    if pd.api.types.is_bool_dtype(series) or (
+        series.dtype == object and series.map(lambda v: isinstance(v, bool | np.bool_)).any()
+    ):  # pandas takes True for 1: a yes/no column read as 0 and 1 made a plan without a word
+        return [_problem(column, "not a number (yes/no values)", series.notna(), series)]
     problems = []
     number = pd.to_numeric(series, errors="coerce").astype(float)
     text = number.isna() & series.notna()

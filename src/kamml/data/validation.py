@@ -33,16 +33,16 @@ from kamml.data.readers import (
 )
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem
+from kamml.io import INT_PATTERN, WHOLE_FLOAT_PATTERN
 
 __all__ = ["TablePlan", "Validated", "plan_table", "validate_tables"]
 
 log = logging.getLogger(__name__)
 
 _INT64_MAX = 2**63 - 1
-#: A whole number that fits int64 without leading zeros ("007" stays text: it is a code, not a number).
-INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
-#: The text of a whole float id ("119.0", "-3.00"), the whole number it spells being `INT_PATTERN`'s.
-WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})\.0+$"
+#: The largest total size of a table's amounts or hours: the features multiply such sums (slopes, BTYD's
+#: value), and 1e300 leaves them room below the largest float (1.8e308).
+MAX_TOTAL = 1e300
 #: A time of day followed by a UTC offset at the end of a date text (+HH:MM, +HHMM or +HH).
 TZ_TAIL_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*[+-][0-9]{2}(:?[0-9]{2})?$"
 #: A time of day followed by a named time zone ("EST", "America/New_York"), which the engine applies too.
@@ -141,6 +141,8 @@ class TablePlan:
     int_distinct : dict of str to str
         Metrics counting distinct whole-number ids -> the raw id column: counted by a bitmap where
         the engine has one (`_bitmap_distinct`).
+    total_checks : list of (str, str, Deferred)
+        Amount and hours columns: (raw column, metric of the column's total size, the parsed value).
     values : dict
         The results of the aggregate query.
     """
@@ -158,6 +160,7 @@ class TablePlan:
     type_problems: list[Problem] = field(default_factory=list)
     tz_checks: list[_TzCheck] = field(default_factory=list)
     finite_checks: list[_FiniteCheck] = field(default_factory=list)
+    total_checks: list[tuple[str, str, Deferred]] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
     _staged: ir.Table | None = None
 
@@ -571,9 +574,11 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         plan.add(column, f"missing value{tag}", missing, None)
     nonfinite = f.notnull() & (_nan(plan, f) | _infinite(f))
     plan.add(column, f"not a finite number (NaN or infinite){tag}", nonfinite, c)
+    finite_size = ibis.cases((nonfinite, 0.0), else_=f.abs())  # a NaN or inf row is its own problem
     if cspec.name == "hours":
         plan.add(column, f"negative hours{tag}", f < 0, c)
-        plan.metrics["hours_total"] = f.sum()
+    if cspec.name in ("amount", "hours"):
+        plan.total_checks.append((column, plan.metric(f"{cspec.name}_size", finite_size.sum()), f))
     if cspec.name == "amount":
         plan.add(column, "refunds or credits (amount < 0)", f < 0, c, hard=False)
         plan.add(column, "zero amounts", f == 0, None, hard=False)
@@ -829,6 +834,18 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
             what = "not a finite number (numeric attributes feed the models: leave the cell empty if unknown)"
             examples = _examples(plan, finite.bad, finite.example)
             hard.append(Problem(plan.name, finite.column, what, n, examples))
+    for column, key, value in plan.total_checks:
+        size = plan.values.get(key)
+        if size is not None and not float(size) <= MAX_TOTAL:  # NaN, inf or beyond: not money or hours
+            v = plan.table.select(v=value).v
+            top = v.as_table().filter(v.notnull()).order_by(v.abs().desc()).limit(N_EXAMPLES)
+            examples = tuple(top.to_pyarrow().column("v").to_pylist())
+            what = (
+                f"the values add up to more than {MAX_TOTAL:g} in size (the largest float is 1.8e308): "
+                "too large for any sum of money or hours, and the features' sums would overflow; "
+                "mis-keyed values or another unit? The largest: " + ", ".join(f"{x:.6g}" for x in examples)
+            )
+            hard.append(Problem(plan.name, column, what, 0, examples))
     for check in plan.tz_checks:
         mixed, offsets = _tz_problems(plan, check)
         hard.extend(mixed)

@@ -796,7 +796,12 @@ def plot_hours_per_rep(
 
 
 def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
-    """Draw the budget curve: total expected gain against team hours, with the value of one more hour.
+    """Draw the budget curve (`budget_curve_figure`) and write it to `path` as a PNG; return `path`."""
+    return save_figure(budget_curve_figure(curve, title=title), path)
+
+
+def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """The budget curve: total expected gain against team hours, with the value of one more hour.
 
     The gain (left axis) flattens as hours grow: each extra hour goes to a less valuable use. The team's
     price of an hour (right axis, dashed) is the slope of that curve. The given budget (fraction 1, when
@@ -807,20 +812,18 @@ def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | Non
     curve : pandas.DataFrame
         As from `kamml.allocation.allocate.budget_curve`: ``hours``, ``total_gain`` and ``team_price``
         (``fraction`` optional); rows with NaN gain (budgets below the floors) are left out.
-    path : str or Path
-        The ``.png`` file to write (atomically).
     title : str, optional
         Figure title; "Expected gain vs team hours" by default.
 
     Returns
     -------
-    pathlib.Path
-        `path`.
+    matplotlib.figure.Figure
+        The drawn figure (`save_figure` writes it), so a caller can draw before writing anything.
 
     Raises
     ------
     kamml.errors.DataError
-        When `curve` lacks a column, has no feasible budget, or `path` is not a ``.png`` name.
+        When `curve` lacks a column or has no feasible budget (or, writing, `path` is no ``.png`` name).
     """
     missing = [c for c in ("hours", "total_gain", "team_price") if c not in curve.columns]
     if missing:
@@ -875,7 +878,7 @@ def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | Non
                 color="dimgrey",
             )
     ax.set_title(title or "Expected gain vs team hours")
-    return save_figure(figure, path)
+    return figure
 
 
 def _amount(value: float) -> str:

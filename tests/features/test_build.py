@@ -684,36 +684,36 @@ def test_spend_exactly_365_days_before_the_cutoff_is_in_the_365_day_window(make_
 
 
 def _slope_reference(days: list[str], amounts: list[float], cutoff: str) -> float:
-    """np.polyfit over the 30-day bins back from the cutoff that the history covers whole (at most 12)."""
+    """np.polyfit of daily spend over the days since the first row (at most 360), x 900 (per 30 days of
+    30-day spend); missing under 60 days."""
     c = pd.Timestamp(cutoff)
     back = [(c - pd.Timestamp(d)).days for d in days]  # 1 = the day before the cutoff
-    n = min(max(back) // 30, 12)
-    if n < 2:
+    n = min(max(back), 360)
+    if n < 60:
         return float("nan")
     spend = np.zeros(n)
     for b, a in zip(back, amounts, strict=True):
-        u = (b - 1) // 30  # 0 = the latest 30 days
-        if u < n:
-            spend[n - 1 - u] += a  # oldest bin first
-    return float(np.polyfit(np.arange(n), spend, 1)[0])
+        if b <= n:
+            spend[n - b] += a  # oldest day first
+    return 900.0 * float(np.polyfit(np.arange(n), spend, 1)[0])
 
 
 @pytest.mark.parametrize(
     ("days", "amounts"),
     [
         (["2024-06-20"], [50.0]),  # one bin: no slope
-        (["2024-05-10", "2024-06-20"], [50.0, 80.0]),  # 52 days: under two whole bins
-        (["2024-04-10", "2024-05-10", "2024-06-20"], [20.0, 50.0, 80.0]),  # two whole bins, a partial third
-        (["2024-05-31", "2024-06-10", "2024-06-20", "2024-06-30"], [100.0] * 4),  # steady: was +200
+        (["2024-05-10", "2024-06-20"], [50.0, 80.0]),  # 52 days: too short
+        (["2024-04-10", "2024-05-10", "2024-06-20"], [20.0, 50.0, 80.0]),  # 82 days, rising
+        (["2024-05-01", "2024-05-21", "2024-06-10", "2024-06-30"], [100.0] * 4),  # steady: 0 (bins: +50)
         (["2024-03-01", "2024-06-20"], [100.0, 0.0]),  # young and falling: was read as rising
         (["2022-01-05", "2023-09-01", "2024-02-01", "2024-06-29"], [10.0, 30.0, -5.0, 40.0]),  # 12 bins
         (["2023-07-01", "2023-07-10"], [60.0, 20.0]),  # an old history, nothing in the year: flat
     ],
 )
-def test_spend_slope_counts_only_the_bins_the_history_covers(make_data, days, amounts):
-    """A bin before an account's first row is no history, not zero spend, and the bin holding the first
-    row is only partly seen: each read a young account as rising (a CDNOW audit: a customer sloping at
-    -0.4 over his ten months read +9.99; a steady 300 per 30 days from 31 days back read +200)."""
+def test_spend_slope_counts_only_the_days_the_history_covers(make_data, days, amounts):
+    """A 30-day bin before an account's first row is no history, not zero spend, and the bin holding the
+    first row is only partly seen: each read a young account as rising (a CDNOW audit: a customer sloping
+    at -0.4 over his ten months read +9.99; a steady 300 per 30 days from 31 days back read +200)."""
     rows = [(1, d, a) for d, a in zip(days, amounts, strict=True)]
     f = build_features(make_data(tx(rows), end="2024-12-31"), CUTOFF)
     expected = _slope_reference(days, amounts, CUTOFF)

@@ -46,8 +46,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "spend_slope_12m": (
         "trend",
-        "least-squares slope of net spend per 30 days over the whole 30-day bins since the first row "
-        "(at most 12)",
+        "least-squares slope of daily net spend over the days since the first row (at most 360), "
+        "per 30 days of 30-day spend",
     ),
     "order_size_trend": ("trend", "units per order in the last 182 days / in the 182 days before"),
     "gap_mean": ("regularity", "mean days between consecutive purchase days"),

@@ -17,8 +17,6 @@ with zero. Rules that matter for the numbers (tested in tests/features/):
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -145,12 +143,17 @@ def _rfm_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
 rfm = DailyGroup(_rfm_aggs, _rfm_cols)
 
 
+#: The aggregate of an account's first row day, under one name in every daily group that needs it: the
+#: fused pass (`kamml.features.build`) merges the groups' aggregates by name, so it is computed once.
+FIRST_DAY = "first_day"
+
+
 def _windows_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
     out: dict[str, ir.Value] = {
         "win_spend": d.spend.sum(),
         "win_orders": d.purchase.sum(),
         "win_quantity": d.quantity.sum(),
-        "win_first": d.day.min(),
+        FIRST_DAY: d.day.min(),
     }
     for w in ctx.windows:
         inside = d.day >= ctx.lit(ctx.cutoff_day - w)
@@ -165,7 +168,7 @@ def _windows_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
         "spend_total": a.win_spend,
         "orders_total": a.win_orders.cast("float64"),
         "quantity_total": a.win_quantity,
-        "days_since_first": (ctx.lit(ctx.cutoff_day) - a.win_first).cast("float64"),
+        "days_since_first": (ctx.lit(ctx.cutoff_day) - a[FIRST_DAY]).cast("float64"),
     }
     for w in ctx.windows:
         out[f"spend_{w}d"] = a[f"win_spend_{w}"]
@@ -187,7 +190,7 @@ def _calendar_window(ctx: FeatureContext) -> tuple[int, int]:
 def _calendar_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
     start, stop = _calendar_window(ctx)
     inside = (d.day >= ctx.lit(start)) & (d.day < ctx.lit(stop))
-    return {"cal_first": d.day.min(), "cal_spend": _sum_if(inside, d.spend)}
+    return {FIRST_DAY: d.day.min(), "cal_spend": _sum_if(inside, d.spend)}
 
 
 def _calendar_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
@@ -197,7 +200,7 @@ def _calendar_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
         "cutoff_month": ibis.literal(float(cutoff.month), type="float64"),
         "cutoff_quarter": ibis.literal(float(cutoff.quarter), type="float64"),
         "spend_last_year_horizon": ibis.cases(
-            (a.cal_first <= ctx.lit(start), a.cal_spend), else_=ibis.null("float64")
+            (a[FIRST_DAY] <= ctx.lit(start), a.cal_spend), else_=ibis.null("float64")
         ),
     }
 
@@ -207,51 +210,51 @@ def _calendar_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
 calendar = DailyGroup(_calendar_aggs, _calendar_cols)
 
 
-#: The spend slope's bins: twelve 30-day bins back from the cutoff (the last 360 days).
-SLOPE_BINS = 12
+#: The spend slope's span: the last 360 days (twelve 30-day months), and the least history it needs.
+SLOPE_DAYS = 360
+SLOPE_MIN_DAYS = 60
 
 
 def _trend_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
     c = ctx.cutoff_day
     recent = d.day >= ctx.lit(c - 182)
     prior = (d.day >= ctx.lit(c - 364)) & ~recent
-    month = ((ctx.lit(c - 1) - d.day) // 30).cast("int64")  # 0 = the latest 30 days
+    back = (ctx.lit(c - 1) - d.day).cast("float64")  # 0 = the day before the cutoff
+    in_span = d.day >= ctx.lit(c - SLOPE_DAYS)
     buy = d.purchase == 1
-    out: dict[str, ir.Value] = {
+    return {
         "tr_s_recent": _sum_if(recent, d.spend),
         "tr_s_prior": _sum_if(prior, d.spend),
         "tr_q_recent": _sum_if(recent, d.quantity),
         "tr_q_prior": _sum_if(prior, d.quantity),
         "tr_o_recent": _sum_if(recent & buy, 1.0),
         "tr_o_prior": _sum_if(prior & buy, 1.0),
-        "tr_first": d.day.min(),
+        "tr_sy": _sum_if(in_span, d.spend),
+        "tr_suy": _sum_if(in_span, back * d.spend),
+        FIRST_DAY: d.day.min(),
     }
-    for u in range(SLOPE_BINS):
-        out[f"tr_s{u}"] = _sum_if(month == u, d.spend)
-    return out
 
 
 def _spend_slope(ctx: FeatureContext, a: ir.Table) -> ir.FloatingValue:
-    """Least-squares slope of spend per 30-day bin over the bins the account's history fully covers.
+    """Least-squares slope of daily spend over the days since the first row (at most 360), per 30 days².
 
-    A bin before the first row is no history, not zero spend, and the bin holding the first row is
-    only partly observed: either read a young account as rising. With n whole bins (u = 0 the latest,
-    x = n - 1 - u): sum x = n(n-1)/2 and n sum x^2 - (sum x)^2 = n^2 (n^2 - 1) / 12, so the slope is
-    (6 (n - 1) Sy - 12 Suy) / (n (n^2 - 1)); missing under two whole bins (60 days of history).
+    Days before the first row are no history, not zero spend: counted as zeros (twelve 30-day bins
+    before the thirty-fifth session), and with the first, partly seen bin counted whole, a young account
+    read as rising. Over n days (u = 0 the latest, x = n - 1 - u): sum x = n(n-1)/2 and
+    n sum x^2 - (sum x)^2 = n^2 (n^2 - 1) / 12, so the daily slope is (6 (n - 1) Sy - 12 Suy) /
+    (n (n^2 - 1)); times 900, the monthly change of 30-day spend. Missing under `SLOPE_MIN_DAYS`.
+    One pass, two sums: bins per account cost 25 s of 100M rows' features.
     """
-    whole = (ctx.lit(ctx.cutoff_day) - a.tr_first) // 30
-    n = ibis.least(whole, SLOPE_BINS).cast("float64")
-    bins = [ibis.cases((n > u, a[f"tr_s{u}"]), else_=0.0) for u in range(SLOPE_BINS)]
-    sy = functools.reduce(operator.add, bins)
-    suy = functools.reduce(operator.add, [float(u) * b for u, b in enumerate(bins) if u])
-    num = 6.0 * (n - 1.0) * sy - 12.0 * suy
-    return ibis.cases((n >= 2, num / (n * (n * n - 1.0))), else_=ibis.null("float64"))
+    n = ibis.least(ctx.lit(ctx.cutoff_day) - a[FIRST_DAY], SLOPE_DAYS).cast("float64")
+    num = 6.0 * (n - 1.0) * a.tr_sy - 12.0 * a.tr_suy
+    slope = 900.0 * num / (n * (n * n - 1.0))
+    return ibis.cases((n >= SLOPE_MIN_DAYS, slope), else_=ibis.null("float64"))
 
 
 def _trend_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
     prior_size = _ratio(a.tr_q_prior, a.tr_o_prior).fill_null(0.0)
     # the earlier half-year must be observed whole: from a later first row it held less, read as rising
-    whole_year = a.tr_first <= ctx.lit(ctx.cutoff_day - 364)
+    whole_year = a[FIRST_DAY] <= ctx.lit(ctx.cutoff_day - 364)
     return {
         "spend_trend": ibis.cases(
             (whole_year, _ratio(a.tr_s_recent, a.tr_s_prior)), else_=ibis.null("float64")
@@ -262,7 +265,7 @@ def _trend_cols(ctx: FeatureContext, a: ir.Table) -> dict[str, ir.Value]:
 
 
 #: Expansion signals: recent vs prior half-year spend (for a history of a year), the least-squares slope of
-#: 30-day spend over the whole bins of the last 12 months since the first row, and order-size growth.
+#: daily spend over the last 360 days since the first row (per 30 days of 30-day spend), order-size growth.
 trend = DailyGroup(_trend_aggs, _trend_cols)
 
 

@@ -94,7 +94,7 @@ def _missing(feature: str) -> str:
     """What a missing value of `feature` means: no (repeat) purchase for the history's columns, else no data.
 
     A gap ratio is missing without a repeat purchase: "no data (raises churn risk)" read as missing data
-    (8,923 accounts' reasons on CDNOW). The spend slope is missing for a history under two whole 30-day bins.
+    (8,923 accounts' reasons on CDNOW). The spend slope is missing for a history under 60 days.
     """
     from kamml.features.catalogue import FILLED_WITH_HISTORY  # here: see _definition
 

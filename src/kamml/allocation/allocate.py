@@ -401,7 +401,7 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     _refuse_repeated_names(names)  # scores[name] would be a frame, and every rule below a raw pandas error
     problems = missing_score_columns(names, need_owner=need_owner)
     for column in ("account_id", "owner"):
-        if column in scores.columns and scores[column].dtype == object:
+        if column in scores.columns and not _plain_values(scores[column]):
             nested = scores[column].map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))
             if nested.any():  # a list of reps or ids: unhashable, a raw TypeError later
                 problems.append(_problem(column, "not one value (a list or a mapping)", nested))
@@ -1247,12 +1247,24 @@ def _problem(column: str, rule: str, bad: pd.Series, values: pd.Series | None = 
     return Problem("scores", column, rule, int(bad.sum()), examples)
 
 
+#: What pandas infers for a column of plain numbers or texts: no value in it needs a look of its own.
+_PLAIN_KINDS = frozenset({"string", "integer", "floating", "decimal", "mixed-integer-float", "empty"})
+
+
+def _plain_values(series: pd.Series) -> bool:
+    """Whether `series` holds only numbers or only texts (typed, or inferred in C): no lists, no yes/no.
+
+    Saves the per-value look of the scores checks on a million owners' texts.
+    """
+    return series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) in _PLAIN_KINDS
+
+
 def _check_number(series: pd.Series, column: str, low: float, high: float, nan_ok: bool) -> list[Problem]:
     """Problems of one numeric column: not a number, missing, not finite, outside [low, high]."""
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         return [_problem(column, f"not a number (a {series.dtype} column)", series.notna(), series)]
     if pd.api.types.is_bool_dtype(series) or (
-        series.dtype == object and series.map(lambda v: isinstance(v, bool | np.bool_)).any()
+        not _plain_values(series) and series.map(lambda v: isinstance(v, bool | np.bool_)).any()
     ):  # pandas takes True for 1: a yes/no column read as 0 and 1 made a plan without a word
         return [_problem(column, "not a number (yes/no values)", series.notna(), series)]
     problems = []

@@ -837,8 +837,8 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
     for column, key, value in plan.total_checks:
         size = plan.values.get(key)
         if size is not None and not float(size) <= MAX_TOTAL:  # NaN, inf or beyond: not money or hours
-            v = plan.table.select(v=value).v
-            top = v.as_table().filter(v.notnull()).order_by(v.abs().desc()).limit(N_EXAMPLES)
+            v = ibis._.v  # not `_`: this function binds that name below
+            top = plan.table.select(v=value).filter(v.notnull()).order_by(v.abs().desc()).limit(N_EXAMPLES)
             examples = tuple(top.to_pyarrow().column("v").to_pylist())
             what = (
                 f"the values add up to more than {MAX_TOTAL:g} in size (the largest float is 1.8e308): "

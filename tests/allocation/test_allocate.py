@@ -549,6 +549,8 @@ def test_a_stated_horizon_that_contradicts_the_scores_is_an_error_naming_both():
         allocate(month, 100.0, stated)
     with pytest.raises(ConfigError, match=r"time\.horizon_days of the config is 90 days"):
         budget_curve(month, 100.0, stated)
+    with pytest.raises(ConfigError, match=r"whole number of days > 0, got 30.5"):
+        allocate(month, 100.0, horizon_days=30.5)
     # the same horizon stated twice is no contradiction
     np.testing.assert_allclose(
         _k(allocate(month, 100.0, Config.from_dict({"time": {"horizon_days": 30}}))),
@@ -611,6 +613,7 @@ def test_fitted_effort_scales_in_the_scores_already_carry_the_horizon():
         ([30, np.nan], "missing value"),
         ([0, 0], "must be in [1, 36525]"),
         (["thirty", "thirty"], "not a number"),
+        ([180.5, 180.5], "not a whole number of days"),  # was planned and written as 180 days
     ],
 )
 def test_the_horizon_column_of_the_scores_is_checked(values, rule):
@@ -1061,4 +1064,8 @@ def test_scores_ids_read_alike_from_parquet_and_csv(tmp_path, suffix):
     if suffix == ".parquet":  # in a CSV, "1000.5" is text: a code, as "007" is
         write(scores.assign(account_id=scores["account_id"] + 0.5))
         with pytest.raises(SchemaError, match=r"scores\.account_id: not a whole number"):
+            check_scores(read_scores(path))
+    for missing in ("", "NULL", " n/a "):  # a CSV reads these as no id: so does a Parquet file now
+        write(scores.assign(account_id=scores["account_id"].astype(str).where(scores.index != 2, missing)))
+        with pytest.raises(SchemaError, match=r"scores\.account_id: null id"):
             check_scores(read_scores(path))

@@ -457,6 +457,34 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
         np.testing.assert_array_equal(flagged, p_churn >= settings["high_churn_p"])
 
 
+def test_scores_ids_are_read_alike_in_memory_and_on_spark(spark, tmp_path):
+    """Text ids " 10" and "10.0" are account 10, " ann" is ann and "NULL" no owner on both engines (Spark
+    read a Parquet file's ids as given: other accounts and reps than the in-memory plan's)."""
+    from kamml.allocation import read_scores
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(300, seed=5)
+    ids, i = scores["account_id"].astype(str), np.arange(300)
+    scores["account_id"] = np.where(i % 3 == 0, " " + ids, np.where(i % 3 == 1, ids + ".0", ids))
+    owners = scores["owner"].astype(object)
+    scores["owner"] = np.where(owners.isna(), "NULL", np.where(i % 2 == 0, " " + owners.astype(str), owners))
+    path = tmp_path / "scores.parquet"
+    scores.to_parquet(path)
+    cfg = AllocationConfig(hours=100.0, capacity={"ann": 30.0, "bob": 40.0})
+    mem = allocate(read_scores(path), None, cfg)
+    out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark)
+    table = read_parts(out.path)
+    assert table["account_id"].dtype == np.int64
+    assert set(table["owner"].dropna()) == {"ann", "bob", "cy"}
+    assert_allocation_equal(mem, table, out.summary, hours_atol=1e-9)
+    twins = scores.assign(account_id=scores["account_id"].where(i != 1, " " + ids[0]))
+    twins.loc[2, "account_id"] = ""
+    twins.to_parquet(path)
+    with pytest.raises(SchemaError) as err:
+        allocate_spark(path, None, cfg, tmp_path / "no", session=spark)
+    assert {p.rule for p in err.value.problems} == {"null id", "duplicated id"}
+
+
 def test_the_fixed_effort_rule_follows_the_horizon_on_spark(spark, tmp_path):
     """Scores without effort scales: 'auto' takes 4 h x horizon / 180 on Spark as in memory."""
     from kamml.spark import allocate_spark
@@ -497,6 +525,11 @@ def test_the_fixed_effort_rule_follows_the_horizon_on_spark(spark, tmp_path):
         allocate_spark(tmp_path / "mixed.parquet", 20.0, None, tmp_path / "no", session=spark)
     (problem,) = err.value.problems
     assert (problem.column, problem.n_rows, list(problem.examples)) == ("horizon_days", 3, [30, 90])
+    scores.assign(horizon_days=30.5).to_parquet(tmp_path / "part.parquet")  # one horizon, not whole days
+    with pytest.raises(SchemaError, match="not a whole number of days") as err:
+        allocate_spark(tmp_path / "part.parquet", 20.0, None, tmp_path / "no", session=spark)
+    (problem,) = err.value.problems
+    assert (problem.column, problem.n_rows, list(problem.examples)) == ("horizon_days", 40, [30.5] * 5)
 
 
 @pytest.mark.slow

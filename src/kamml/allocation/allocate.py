@@ -72,8 +72,11 @@ __all__ = [
     "CSV_ID_COLUMNS",
     "DEFAULT_FRACTIONS",
     "HORIZON_COLUMN",
+    "INTEGER_TEXT",
+    "MISSING_TEXTS",
     "REQUIRED_COLUMNS",
     "SCORE_BOUNDS",
+    "WHOLE_DAYS_RULE",
     "allocate",
     "allocate_file",
     "allocation_config",
@@ -366,6 +369,9 @@ SCORE_BOUNDS: dict[str, tuple[float, float, bool]] = {
     HORIZON_COLUMN: (1.0, float(MAX_DAYS), False),  # as time.horizon_days: 1 day to a century
 }
 
+#: The rule of a horizon_days value with a fractional part (a model's horizon is whole days).
+WHOLE_DAYS_RULE = "not a whole number of days (a model's horizon is whole days, as time.horizon_days)"
+
 
 def missing_score_columns(columns: list[str], *, need_owner: bool) -> list[Problem]:
     """One `Problem` per needed scores column absent from `columns` (shared with `kamml.spark`)."""
@@ -427,6 +433,11 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
         if column in scores.columns:
             problems.extend(_check_number(scores[column], column, low, high, nan_ok))
     if HORIZON_COLUMN in scores.columns and not any(p.column == HORIZON_COLUMN for p in problems):
+        # the plan is written over whole days: 180.5 became 180 without a word
+        part = pd.to_numeric(scores[HORIZON_COLUMN]).astype(float) % 1.0 != 0
+        if part.any():
+            problems.append(_problem(HORIZON_COLUMN, WHOLE_DAYS_RULE, part, scores[HORIZON_COLUMN]))
+    if HORIZON_COLUMN in scores.columns and not any(p.column == HORIZON_COLUMN for p in problems):
         days, rows = np.unique(
             pd.to_numeric(scores[HORIZON_COLUMN]).to_numpy(dtype=float), return_counts=True
         )
@@ -468,13 +479,13 @@ def stated_horizon(
 
     A whole `Config` states its horizon only when its YAML (or code) sets ``time.horizon_days``: the
     default of 180 days says nothing about a scores file, so it neither contradicts one nor silences the
-    warning for scores that do not say their horizon. ConfigError on a horizon that is no number of
-    days > 0.
+    warning for scores that do not say their horizon. ConfigError on a horizon that is no whole number
+    of days > 0.
     """
     if horizon_days is not None:
         days = float(horizon_days)
-        if not np.isfinite(days) or days <= 0:
-            raise ConfigError(f"horizon_days must be a finite number of days > 0, got {horizon_days}")
+        if not np.isfinite(days) or days <= 0 or not days.is_integer():
+            raise ConfigError(f"horizon_days must be a whole number of days > 0, got {horizon_days}")
         return days, "horizon_days (--horizon-days)"
     if isinstance(config, Config) and "horizon_days" in config.time.model_fields_set:
         return float(config.time.horizon_days), "time.horizon_days of the config"
@@ -746,7 +757,17 @@ def _separator_hint(source: Path) -> str:
 #: Id columns of a scores or allocation CSV that are read as text: `lossless_integers` decides their type.
 CSV_ID_COLUMNS = ("account_id", "owner")
 
-_INTEGER_TEXT = r"0|-?[1-9][0-9]*"
+#: The text of an integer as Python writes it (no leading zero, sign other than a minus, or spaces).
+#: An integer's text as Python writes it (no leading zero, no sign but a minus, no spaces).
+INTEGER_TEXT = r"0|-?[1-9][0-9]*"
+
+
+#: Texts pandas' CSV reader takes for a missing value (its default ``na_values``): an id or owner
+#: written so in a Parquet scores file is missing too, as it is in the same table written as CSV.
+MISSING_TEXTS = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>"}
+    | {"N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)
 
 
 def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
@@ -767,7 +788,8 @@ def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
     account; whole numbers become integers (`lossless_integers`). An account id "119.0" (a float id
     column saved as text) is 119, "007" stays a code, and a float account_id column of whole numbers
     (pandas reads ids with gaps so) is integers: the allocation wrote 450.0, an id a CRM import does not
-    match. A Parquet file kept " 1" and "1" as two accounts where a CSV had one (an input audit).
+    match. A Parquet file kept " 1" and "1" as two accounts where a CSV had one (an input audit), and
+    an id "" or "NULL" as an account where a CSV read none (`MISSING_TEXTS`).
     """
     for column in CSV_ID_COLUMNS:
         if column not in frame.columns:
@@ -775,6 +797,7 @@ def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
         ids = frame[column]
         if pd.api.types.infer_dtype(ids, skipna=True) == "string":
             texts = ids.astype(object).where(ids.isna(), ids.astype(str).str.strip())
+            texts[texts.isin(MISSING_TEXTS)] = None  # as a CSV reads them: no id
             if column == "account_id":  # an owner "101.0" is rep "101" already (`rep_name`)
                 whole = texts.str.fullmatch(WHOLE_FLOAT_PATTERN).fillna(False).astype(bool)
                 texts = texts.where(~whole, texts.str.split(".").str[0])
@@ -806,7 +829,7 @@ def lossless_integers(texts: pd.Series, *, allow_missing: bool = False) -> pd.Se
     if present.empty or (len(present) < len(texts) and not allow_missing):
         return texts
     words = present.astype(str)
-    if not words.str.fullmatch(_INTEGER_TEXT).all():
+    if not words.str.fullmatch(INTEGER_TEXT).all():
         return texts
     try:
         numbers = words.astype(np.int64)

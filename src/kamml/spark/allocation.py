@@ -51,10 +51,14 @@ import pandas as pd
 
 from kamml.allocation.allocate import (
     ALLOCATION_COLUMNS,
+    CSV_ID_COLUMNS,
     HORIZON_COLUMN,
+    INTEGER_TEXT,
+    MISSING_TEXTS,
     REQUIRED_COLUMNS,
     SCORE_BOUNDS,
     SCORING_COLUMNS,
+    WHOLE_DAYS_RULE,
     allocation_config,
     check_capacity_reps,
     check_floor_below_cap,
@@ -78,7 +82,7 @@ from kamml.allocation.summary import short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import json_text
+from kamml.io import WHOLE_FLOAT_PATTERN, json_text
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, default_scale
 from kamml.spark.session import (
     abandon_path,
@@ -252,10 +256,64 @@ def read_scores_spark(spark: SparkSession, path: str | Path) -> DataFrame:
     source = str(path)
     _check_local_scores(source)
     try:
-        return spark.read.parquet(source)
+        frame = spark.read.parquet(source)
     except Exception as exc:  # pyspark's AnalysisException or a Py4J error, told as one DataError
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"cannot read the scores {source} on Spark: {first}") from None
+    return _ids_as_in_the_tables(frame)
+
+
+def _ids_as_in_the_tables(frame: DataFrame) -> DataFrame:
+    """Ids of a scores file read as `kamml.allocation.read_scores` reads them, so both engines plan alike.
+
+    Text ids and owners are trimmed (" 1" is account 1), pandas' missing-value texts ("", "NULL") are
+    null, an account id "119.0" is 119, and a column whose every present value is the text of an int64
+    becomes long (no nulls for account_id); whole float account ids become long. One aggregate pass, only
+    when a column needs it. Read as given, " 1" beside "1" was a second account on Spark and a repeated
+    id in memory, and " ann" a rep other than "ann".
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    checks: dict[str, Any] = {}
+    for column in CSV_ID_COLUMNS:
+        if column not in frame.columns:
+            continue
+        kind = frame.schema[column].dataType
+        if isinstance(kind, T.StringType):
+            text = F.regexp_replace(F.col(column), r"^\s+|\s+$", "")  # str.strip's whitespace (ASCII)
+            text = F.when(~text.isin(*sorted(MISSING_TEXTS)), text)
+            if column == "account_id":
+                text = F.when(text.rlike(WHOLE_FLOAT_PATTERN), F.split(text, r"\.").getItem(0)).otherwise(
+                    text
+                )
+            frame = frame.withColumn(column, text)
+            value = F.col(column)
+            lossless = value.rlike(f"^(?:{INTEGER_TEXT})$") & value.try_cast("long").isNotNull()
+            checks[column] = [
+                F.count(value).alias(f"{column}_present"),
+                F.sum((value.isNull()).cast("long")).alias(f"{column}_null"),
+                F.sum((value.isNotNull() & ~lossless).cast("long")).alias(f"{column}_other"),
+            ]
+        elif column == "account_id" and isinstance(kind, T.DoubleType | T.FloatType):
+            value = F.col(column)
+            whole = (value == F.floor(value)) & (F.abs(value) < F.lit(2.0**53))
+            checks[column] = [
+                F.count(F.when(~F.isnan(value), value)).alias(f"{column}_present"),
+                F.lit(0).alias(f"{column}_null"),  # NaN ids become null ids: the check names them
+                F.sum((~F.isnan(value) & ~whole).cast("long")).alias(f"{column}_other"),
+            ]
+    if not checks:
+        return frame
+    row = frame.agg(*[agg for aggs in checks.values() for agg in aggs]).collect()[0]
+    for column in checks:
+        present, null, other = (int(row[f"{column}_{k}"] or 0) for k in ("present", "null", "other"))
+        if present and not other and (column == "owner" or not null):
+            value = F.col(column)
+            if not isinstance(frame.schema[column].dataType, T.StringType):
+                value = F.when(~F.isnan(value), value)  # a NaN id is a null id, as in memory
+            frame = frame.withColumn(column, value.cast("long"))
+    return frame
 
 
 def read_summary(path: str | Path) -> dict[str, Any]:
@@ -1422,6 +1480,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         outside = ~missing & ~infinite & ((number < F.lit(low)) | (number > F.lit(high)))
         rule = f"must be >= {low:g}" if high == math.inf else f"must be in [{low:g}, {high:g}]"
         rules.append((column, rule, outside))
+        if column == HORIZON_COLUMN:  # as in memory: the plan is over whole days
+            rules.append((column, WHOLE_DAYS_RULE, ~missing & ~infinite & (number != F.floor(number))))
     aggs = [F.count(F.lit(1)).alias("n")]
     aggs += [
         F.sum(F.coalesce(cond, F.lit(False)).cast("long")).alias(f"r{i}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import types
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 from kamml.allocation.stake import stake_parts
 from kamml.data import load_data
 from kamml.errors import ConfigError, DataError, FeatureMismatchError, ModelError, SchemaError
-from kamml.jobs.score import SCORE_COLUMNS, score, score_to_file
+from kamml.jobs.score import COVERAGE_MIN_ROWS, SCORE_COLUMNS, score, score_to_file, warn_lost_features
 from kamml.models.bundle import PREDICTION_COLUMNS
 from kamml.tracking import load_model, model_input
 from kamml.tracking.pyfunc import score_frame
@@ -145,6 +146,7 @@ def test_an_empty_table_behind_some_features_is_warned_about(trained, world_path
         assert warning in caplog.text
         assert "referrals table" not in caplog.text  # that one has rows
         assert caplog.text.count("has no rows") == 1
+        assert "training snapshot" not in caplog.text  # its columns are told once, as the empty table's
 
 
 @pytest.mark.slow
@@ -164,6 +166,48 @@ def test_an_all_null_untyped_accounts_column_scores_as_missing_values(trained, w
     got = score(model, load_data(tmp_path / "untyped", cfg), result.scoring_cutoff, cfg)
     expected = score(model, load_data(tmp_path / "text", cfg), result.scoring_cutoff, cfg)
     pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.slow
+def test_an_attribute_emptied_since_training_is_warned_about(trained, world_path, tmp_path, caplog):
+    """Every accounts.size null (an export that lost it) moved the scores without a word (an audit)."""
+    cfg, _, result = trained
+    coverage = result.bundle.meta["coverage"]
+    assert coverage["attr_size"] > 0.9
+    assert "btyd_value" not in coverage
+    model = load_model(result.model_uri, cfg.tracking)
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score(model, load_data(world_path, cfg), result.scoring_cutoff, cfg)
+    assert "training snapshot" not in caplog.text  # the same data: nothing lost
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    accounts["size"] = np.nan
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score(model, load_data(tmp_path / "world", cfg), result.scoring_cutoff, cfg)
+    assert "feature attr_size has a value on 0.0 % of the" in caplog.text
+    assert "check accounts.size" in caplog.text
+    assert caplog.text.count("training snapshot") == 1
+
+
+def test_lost_features_are_told_from_the_training_shares():
+    """None now where 5 % had one, or under a quarter of a share of 20 % or more; small batches pass."""
+    bundle = types.SimpleNamespace(
+        meta={"coverage": {"attr_a": 0.06, "attr_b": 0.9, "gap_std": 0.8, "attr_c": 0.04, "x": 0.5}}
+    )
+    n = 100
+    rows = pd.DataFrame(
+        {
+            "attr_a": np.nan,  # 6 % -> none
+            "attr_b": np.where(np.arange(n) < 20, 1.0, np.nan),  # 90 % -> 20 %: under a quarter
+            "gap_std": np.where(np.arange(n) < 30, 1.0, np.nan),  # 80 % -> 30 %: kept
+            "attr_c": np.nan,  # 4 % -> none: too rare to tell
+        }
+    )
+    assert warn_lost_features(bundle, rows) == ["attr_a", "attr_b"]
+    assert warn_lost_features(bundle, rows.head(COVERAGE_MIN_ROWS - 1)) == []
+    assert warn_lost_features(types.SimpleNamespace(meta={}), rows) == []  # a bundle saved before
 
 
 @pytest.mark.slow

@@ -81,20 +81,22 @@ _GROUP_TABLES = {
 }
 
 
-def warn_empty_tables(data: Dataset, columns: Sequence[str]) -> None:
+def warn_empty_tables(data: Dataset, columns: Sequence[str]) -> list[str]:
     """Warn when a table behind some of the model's features is given but holds no rows.
 
     Without the table the model's columns are missing and scoring is refused; with an empty one (a
     header-only export) they are built as 0 for every account (no referrals, no hours logged), which
     moves the scores: on a 2,000-account book total value rose 12 % with no word but a data-quality note.
     A header-only accounts table leaves the attributes and account ages missing (a 300-account book's
-    total value fell 19 %).
+    total value fell 19 %). Returns the columns warned about.
     """
+    told: list[str] = []
     for group, (table, empty_means) in _GROUP_TABLES.items():
         stats = data.quality.tables.get(table)
         if stats is None or stats.rows > 0:
             continue
         used = [c for c in columns if _group(c) == group]
+        told += used
         if used:
             log.warning(
                 "the %s table has no rows, so the model's %s features (%s) are %s: if the export lost "
@@ -105,6 +107,7 @@ def warn_empty_tables(data: Dataset, columns: Sequence[str]) -> None:
                 ", ".join(used[:4]) + (", ..." if len(used) > 4 else ""),
                 empty_means,
             )
+    return told
 
 
 def check_attribute_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
@@ -130,6 +133,50 @@ def check_attribute_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
             problems.append(Problem("accounts", name.removeprefix("attr_"), rule, len(bad), examples))
     if problems:
         raise SchemaError(problems)
+
+
+#: Fewer scoring rows than this say little about a column's coverage (a CRM's handful of accounts).
+COVERAGE_MIN_ROWS = 50
+
+
+def warn_lost_features(bundle: ModelBundle, features: pd.DataFrame, told: Sequence[str] = ()) -> list[str]:
+    """Warn when a feature the models learned from has far fewer values now than in training.
+
+    An accounts column emptied by an export (every ``size`` null) scores every account as "size
+    unknown", which the trees learned from few accounts or none: on the demo's world total value moved
+    by -9 % without a word. Flagged: a column with a value on at least 5 % of the latest
+    training snapshot's accounts and on none now, or on at least 20 % then and under a quarter of that
+    share now. The bundle's meta holds the training shares (`kamml.models.bundle.feature_coverage`);
+    bundles saved before they existed, and batches under `COVERAGE_MIN_ROWS` rows, are not checked;
+    columns `told` (an empty table's, `warn_empty_tables`) are not told twice. Returns those flagged.
+    """
+    coverage = bundle.meta.get("coverage") or {}
+    if len(features) < COVERAGE_MIN_ROWS:
+        return []
+    lost = []
+    for column, was in coverage.items():
+        if column not in features.columns or column in told:
+            continue
+        now = float(features[column].notna().mean())
+        if (was >= 0.05 and now == 0.0) or (was >= 0.2 and now < was / 4):
+            lost.append((column, was, now))
+    for column, was, now in lost:
+        source = (
+            f"accounts.{column.removeprefix('attr_')}"
+            if column.startswith("attr_")
+            else f"the {_GROUP_TABLES.get(_group(column) or '', ('transactions',))[0]} table"
+        )
+        log.warning(
+            "feature %s has a value on %.1f %% of the %s accounts scored, against %.1f %% in the model's "
+            "latest training snapshot: the models score the others as if unknown, which moves their "
+            "scores; check %s (an export that lost the column's values?)",
+            column,
+            100 * now,
+            f"{len(features):,}",
+            100 * was,
+            source,
+        )
+    return [column for column, _, _ in lost]
 
 
 def _group(column: str) -> str | None:
@@ -196,8 +243,9 @@ def score(
     missing = [c for c in needed if c not in features.columns]
     if missing:
         raise FeatureMismatchError(missing, source=f"the features built from the data at {cut.date()}")
-    warn_empty_tables(data, needed)
+    told = warn_empty_tables(data, needed)
     check_attribute_types(bundle, features)
+    warn_lost_features(bundle, features, told)
     log.info(
         "features for %s accounts at %s in %.1f s", f"{len(features):,}", cut.date(), time.perf_counter() - t0
     )

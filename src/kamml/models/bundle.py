@@ -702,6 +702,19 @@ def _rows_problem(
     return Problem("features", column, f"{what} in row(s) {rows}: {rule}", int(bad.sum()), examples)
 
 
+def feature_coverage(rows: pd.DataFrame, columns: list[str]) -> dict[str, float]:
+    """The share of `rows` with a value, per built feature column (BTYD's are the bundle's own).
+
+    Kept in the bundle's meta from the latest training snapshot, so that scoring can say when a column
+    the models learned from arrives empty (`kamml.jobs.score.warn_lost_features`).
+    """
+    built = [c for c in columns if not c.startswith("btyd_")]
+    if not len(rows):
+        return {}
+    shares = rows[built].notna().mean()
+    return {str(c): round(float(shares[c]), 4) for c in built}
+
+
 def check_unique_columns(features: pd.DataFrame) -> None:
     """A ModelError naming the columns a frame of feature rows names more than once.
 
@@ -915,12 +928,13 @@ class ModelBundle:
             influence = InfluenceModel(
                 horizon_days=h, **_lgbm_kwargs(cfg, "influence", features, unordered)
             ).fit(X, train["referral_value"], snapshot=snap)
+        latest_rows = train[train["snapshot"] == latest]
         meta = {
             "snapshots": sorted(str(pd.Timestamp(s).date()) for s in train["snapshot"].unique()),
             "rows": len(train),
+            "coverage": feature_coverage(latest_rows, features),
         }
         bundle = cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
-        latest_rows = train[train["snapshot"] == latest]
         bundle._set_stretch(latest_rows, btyd)
         predicted = float(np.nansum(latest_rows["btyd_value"].to_numpy(float)))
         if predicted > 0:

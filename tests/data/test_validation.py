@@ -36,13 +36,17 @@ def test_valid_frame_gives_canonical_types(backend, tx):
     assert data.backend is backend
 
 
-def test_quantity_defaults_to_one(backend, tx):
+def test_quantity_defaults_to_one_unit_and_to_none_on_a_refund(backend, tx):
+    """A refund row without a quantity added a unit to its account, as if it had bought more."""
     frame = tx.drop(columns="quantity")
     got = load_data({"transactions": frame}, backend=backend).to_pandas("transactions")
-    assert (got["quantity"] == 1.0).all()
-    with_nulls = tx.assign(quantity=[2.0, None, None, 1.0, 1.0])
+    assert got.sort_values("ts")["quantity"].tolist() == [1.0, 1.0, 0.0, 1.0, 1.0]  # 02-01 is the refund
+    assert got["quantity"].dtype == np.float64
+    with_nulls = tx.assign(quantity=[2.0, None, None, 1.0, 1.0])  # the refund's and 01-10's missing
     got = load_data({"transactions": with_nulls}, backend=backend).to_pandas("transactions")
-    assert sorted(got["quantity"]) == [-0.0 + 1.0] * 4 + [2.0]
+    assert got.sort_values("ts")["quantity"].tolist() == [2.0, 1.0, 0.0, 1.0, 1.0]
+    given = load_data({"transactions": tx}, backend=backend).to_pandas("transactions")
+    assert sorted(given["quantity"]) == [-1.0, 1.0, 1.0, 1.0, 2.0]  # a refund's own quantity is kept
 
 
 def test_text_values_are_parsed(backend):

@@ -41,7 +41,7 @@ def test_rfm_rules(simple):
     assert a["frequency"] == 2
     assert a["recency"] == (pd.Timestamp("2024-06-20") - pd.Timestamp("2024-01-10")).days
     assert a["T"] == (pd.Timestamp("2024-06-30") - pd.Timestamp("2024-01-10")).days
-    assert a["monetary"] == pytest.approx((80 + 0) / 2)
+    assert a["monetary"] == pytest.approx((80 - 30 + 0) / 2)  # the refund returns 03-01's order
     assert a["spend_total"] == pytest.approx(150 + 80 - 30 + 0)
     assert a["orders_total"] == 3
     assert a["refund_count"] == 1
@@ -337,9 +337,13 @@ def _per_day_reference(rows: list[tuple[int, int, float]], cutoff: pd.Timestamp)
         d = d.droplevel("account_id")
         p = d[d["buy"]].sort_index()
         gaps = np.diff(p.index.to_numpy()).astype(float)
+        order = p["spend"].copy()  # a refund-only day returns the latest order before it
+        for when, refund in d.loc[~d["buy"], "spend"].items():
+            if (p.index < when).any():
+                order[p.index[p.index < when].max()] += refund
         out[acc] = {
             "frequency": max(len(p) - 1.0, 0.0),  # no purchase day: 0, as without history
-            "monetary": p["spend"].iloc[1:].mean() if len(p) > 1 else 0.0,
+            "monetary": order.iloc[1:].mean() if len(p) > 1 else 0.0,
             "orders_30d": float((p.index >= c - 30).sum()),
             "spend_total": d["spend"].sum(),
             "gap_max": gaps.max() if len(gaps) else np.nan,
@@ -353,7 +357,8 @@ def _per_day_reference(rows: list[tuple[int, int, float]], cutoff: pd.Timestamp)
 @given(rows=same_day_rows)
 def test_same_day_merge_matches_a_per_day_group_by(make_data, rows):
     """Refunds on a purchase day (first or later, in any input order) count in its spend; refund-only
-    days are not purchase days; same-day orders are one purchase day."""
+    days are not purchase days, and return the latest order before them; same-day orders are one
+    purchase day."""
     base = pd.Timestamp("2024-01-01")
     cutoff = base + pd.Timedelta(days=41)
     t = pd.DataFrame(

@@ -102,7 +102,11 @@ TABLES: dict[str, TableSpec] = {
             ColumnSpec("ts", Kind.TIMESTAMP, description="when the transaction happened"),
             ColumnSpec("amount", Kind.FLOAT, description="value; below 0 is a refund or credit"),
             ColumnSpec(
-                "quantity", Kind.FLOAT, required=False, nullable=True, description="units; 1 when absent"
+                "quantity",
+                Kind.FLOAT,
+                required=False,
+                nullable=True,
+                description="units; when absent 1, 0 on a refund row",
             ),
             ColumnSpec("product", Kind.STRING, required=False, nullable=True, description="product or SKU"),
             ColumnSpec(

@@ -54,9 +54,9 @@ class Dataset:
     ----------
     transactions : ibis Table
         ``account_id`` (int64, or string when any account key is text), ``ts`` (timestamp, naive UTC),
-        ``amount`` (float64), ``quantity`` (float64, 1.0 when absent), and when given ``product``
-        (string) and ``transaction_id`` (int64 or string; a row repeating another in every column is
-        dropped, rows that share an id but differ are kept).
+        ``amount`` (float64), ``quantity`` (float64; when absent 1.0, 0.0 on a refund row), and when
+        given ``product`` (string) and ``transaction_id`` (int64 or string; a row repeating another in
+        every column is dropped, rows that share an id but differ are kept).
     accounts : ibis Table or None
         ``account_id``, optional ``created_at`` (timestamp) and ``owner`` (string), then the other
         static attributes as given (numbers recognised when read from CSV).

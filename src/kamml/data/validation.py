@@ -582,7 +582,18 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     if cspec.name == "amount":
         plan.add(column, "refunds or credits (amount < 0)", f < 0, c, hard=False)
         plan.add(column, "zero amounts", f == 0, None, hard=False)
-    plan.builders[cspec.name] = _fixed(f.fill_null(1.0) if cspec.name == "quantity" else f)
+    plan.builders[cspec.name] = _fixed(f)  # a missing quantity is filled beside the amount (`_units`)
+
+
+def _units(amount: ir.NumericValue, quantity: ir.NumericValue | None) -> ir.NumericValue:
+    """Transaction quantities, a missing one (or a missing column) filled: 1 unit, 0 on a refund row.
+
+    A refund without a quantity counted +1 unit, so an account that returned goods read as one that
+    bought more (quantity windows, order size trend).
+    """
+    one, none = ibis.literal(1).cast("float64"), ibis.literal(0).cast("float64")  # Spark read 1.0 as decimal
+    unit = ibis.cases((amount < 0, none), else_=one)
+    return unit if quantity is None else quantity.fill_null(unit)
 
 
 def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
@@ -1016,8 +1027,8 @@ def validate_tables(
     for name, plan in plans.items():
         ctx = Context(keys_as_int=keys_as_int, values=plan.values)
         columns: dict[str, Any] = {k: b(ctx) for k, b in plan.builders.items()}
-        if name == "transactions" and "quantity" not in columns:
-            columns["quantity"] = ibis.literal(1).cast("float64")  # Spark reads the literal 1.0 as a decimal
+        if name == "transactions":
+            columns["quantity"] = _units(columns["amount"], columns.get("quantity"))
         order = [c.name for c in plan.spec.columns if c.name in columns]
         order += [c for c in columns if c not in order]
         selected = {c: columns[c] for c in order}

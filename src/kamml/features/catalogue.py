@@ -24,10 +24,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "frequency": ("rfm", "repeat purchase days: purchase days before the cutoff minus 1 (0 without one)"),
     "recency": ("rfm", "time from the first to the last purchase day"),
     "T": ("rfm", "time from the first purchase day to the day before the cutoff (age)"),
-    "monetary": ("rfm", "mean net spend of the repeat purchase days (0 without repeats)"),
+    "monetary": (
+        "rfm",
+        "mean net spend of the repeat purchase days (0 without repeats), a later refund netted against "
+        "the latest purchase day before it",
+    ),
     "spend_total": ("windows", "net spend before the cutoff (refunds subtracted)"),
     "orders_total": ("windows", "purchase days before the cutoff"),
-    "quantity_total": ("windows", "units bought before the cutoff (quantities as given, 1 when absent)"),
+    "quantity_total": (
+        "windows",
+        "units bought before the cutoff (quantities as given, when absent 1 or 0 on a refund)",
+    ),
     "days_since_first": ("windows", "days from the first transaction (any amount) to the cutoff"),
     "spend_{w}d": ("windows", "net spend in the last {w} days"),
     "orders_{w}d": ("windows", "purchase days in the last {w} days"),

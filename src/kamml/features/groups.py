@@ -58,8 +58,9 @@ def day_rows(tx: ir.Table) -> ir.Table:
 
     - ``purchase``: 1.0 on the row that opens a purchase day (summing it counts purchase days), else 0.0;
     - ``gap``: on that row, days since the previous purchase day (null on the first one and elsewhere);
-    - ``on_purchase_day``: 1.0 when the row's day is a purchase day (a refund on a day with a purchase);
-    - ``on_first_purchase_day``: 1.0 when the row is on the account's first purchase day;
+    - ``on_repeat_day``: 1.0 when the row counts toward a repeat purchase day (after the first one): a
+      purchase on such a day, or a refund whose latest purchase day at or before it is one (a refund
+      returns the latest order before it; one after the first order only, or before any, counts in none);
     - ``spend`` (the amount), ``refund``, ``n_refunds``, ``n_zero`` and ``quantity`` per row.
 
     This replaces a group-by per account and day, which cost more than the window on logs with about
@@ -87,8 +88,7 @@ def day_rows(tx: ir.Table) -> ir.Table:
         gap=ibis.cases(
             (opens & t._before.notnull(), (t.day - t._before).cast("float64")), else_=ibis.null("float64")
         ),
-        on_purchase_day=ibis.cases((buy | (t._before == t.day), 1.0), else_=0.0),
-        on_first_purchase_day=ibis.cases((t.day == t._first, 1.0), else_=0.0),
+        on_repeat_day=ibis.cases((ibis.cases((buy, t.day), else_=t._before) > t._first, 1.0), else_=0.0),
     )
 
 
@@ -123,7 +123,7 @@ def _rfm_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
         "rfm_days": d.purchase.sum(),
         # the repeat days' spend summed directly: the total less the first day's lost a small repeat
         # spend beside a huge first purchase (1e30 then 17,442 read 0)
-        "rfm_repeat_spend": _sum_if((d.on_purchase_day == 1) & (d.on_first_purchase_day == 0), d.spend),
+        "rfm_repeat_spend": _sum_if(d.on_repeat_day == 1, d.spend),
     }
 
 

@@ -757,7 +757,6 @@ def _separator_hint(source: Path) -> str:
 #: Id columns of a scores or allocation CSV that are read as text: `lossless_integers` decides their type.
 CSV_ID_COLUMNS = ("account_id", "owner")
 
-#: The text of an integer as Python writes it (no leading zero, sign other than a minus, or spaces).
 #: An integer's text as Python writes it (no leading zero, no sign but a minus, no spaces).
 INTEGER_TEXT = r"0|-?[1-9][0-9]*"
 

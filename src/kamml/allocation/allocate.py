@@ -433,15 +433,13 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
         if column in scores.columns:
             problems.extend(_check_number(scores[column], column, low, high, nan_ok))
     if HORIZON_COLUMN in scores.columns and not any(p.column == HORIZON_COLUMN for p in problems):
-        # the plan is written over whole days: 180.5 became 180 without a word
-        part = pd.to_numeric(scores[HORIZON_COLUMN]).astype(float) % 1.0 != 0
+        days = pd.to_numeric(scores[HORIZON_COLUMN]).astype(float)
+        part = days % 1.0 != 0  # the plan is written over whole days: 180.5 became 180 without a word
         if part.any():
             problems.append(_problem(HORIZON_COLUMN, WHOLE_DAYS_RULE, part, scores[HORIZON_COLUMN]))
-    if HORIZON_COLUMN in scores.columns and not any(p.column == HORIZON_COLUMN for p in problems):
-        days, rows = np.unique(
-            pd.to_numeric(scores[HORIZON_COLUMN]).to_numpy(dtype=float), return_counts=True
-        )
-        problems.extend(horizon_problems(dict(zip(days.tolist(), rows.tolist(), strict=True))))
+        else:
+            values, rows = np.unique(days.to_numpy(), return_counts=True)
+            problems.extend(horizon_problems(dict(zip(values.tolist(), rows.tolist(), strict=True))))
     if problems:
         raise SchemaError(problems)
 

@@ -51,7 +51,6 @@ import pandas as pd
 
 from kamml.allocation.allocate import (
     ALLOCATION_COLUMNS,
-    CSV_ID_COLUMNS,
     HORIZON_COLUMN,
     INTEGER_TEXT,
     MISSING_TEXTS,
@@ -266,53 +265,38 @@ def read_scores_spark(spark: SparkSession, path: str | Path) -> DataFrame:
 def _ids_as_in_the_tables(frame: DataFrame) -> DataFrame:
     """Ids of a scores file read as `kamml.allocation.read_scores` reads them, so both engines plan alike.
 
-    Text ids and owners are trimmed (" 1" is account 1), pandas' missing-value texts ("", "NULL") are
-    null, an account id "119.0" is 119, and a column whose every present value is the text of an int64
-    becomes long (no nulls for account_id); whole float account ids become long. One aggregate pass, only
-    when a column needs it. Read as given, " 1" beside "1" was a second account on Spark and a repeated
-    id in memory, and " ann" a rep other than "ann".
+    Text account ids are trimmed (" 1" is account 1), pandas' missing-value texts ("", "NULL") are no
+    id or owner, an account id "119.0" is 119, and an account_id column whose every value is the text
+    of an int64, or a whole float, becomes long: one aggregate pass, only for a text or float account_id.
+    Owners need no pass: `rep_names` trims them and names whole numbers alike later. Read as given,
+    " 1" beside "1" was a second account on Spark and a repeated id in memory.
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
-    checks: dict[str, Any] = {}
-    for column in CSV_ID_COLUMNS:
-        if column not in frame.columns:
-            continue
-        kind = frame.schema[column].dataType
-        if isinstance(kind, T.StringType):
-            text = F.regexp_replace(F.col(column), r"^\s+|\s+$", "")  # str.strip's whitespace (ASCII)
-            text = F.when(~text.isin(*sorted(MISSING_TEXTS)), text)
-            if column == "account_id":
-                text = F.when(text.rlike(WHOLE_FLOAT_PATTERN), F.split(text, r"\.").getItem(0)).otherwise(
-                    text
-                )
-            frame = frame.withColumn(column, text)
-            value = F.col(column)
-            lossless = value.rlike(f"^(?:{INTEGER_TEXT})$") & value.try_cast("long").isNotNull()
-            checks[column] = [
-                F.count(value).alias(f"{column}_present"),
-                F.sum((value.isNull()).cast("long")).alias(f"{column}_null"),
-                F.sum((value.isNotNull() & ~lossless).cast("long")).alias(f"{column}_other"),
-            ]
-        elif column == "account_id" and isinstance(kind, T.DoubleType | T.FloatType):
-            value = F.col(column)
-            whole = (value == F.floor(value)) & (F.abs(value) < F.lit(2.0**53))
-            checks[column] = [
-                F.count(F.when(~F.isnan(value), value)).alias(f"{column}_present"),
-                F.lit(0).alias(f"{column}_null"),  # NaN ids become null ids: the check names them
-                F.sum((~F.isnan(value) & ~whole).cast("long")).alias(f"{column}_other"),
-            ]
-    if not checks:
+    def known(column: str) -> Any:
+        """The column's text without surrounding (ASCII) spaces, as str.strip; null for a missing text."""
+        text = F.regexp_replace(F.col(column), r"^\s+|\s+$", "")
+        return F.when(~text.isin(*sorted(MISSING_TEXTS)), text)
+
+    if "owner" in frame.columns and isinstance(frame.schema["owner"].dataType, T.StringType):
+        frame = frame.withColumn("owner", known("owner"))
+    kind = frame.schema["account_id"].dataType if "account_id" in frame.columns else None
+    if isinstance(kind, T.StringType):
+        text = known("account_id")
+        text = F.when(text.rlike(WHOLE_FLOAT_PATTERN), F.split(text, r"\.").getItem(0)).otherwise(text)
+        frame = frame.withColumn("account_id", text)
+        value = F.col("account_id")
+        lossless = value.rlike(f"^(?:{INTEGER_TEXT})$") & value.try_cast("long").isNotNull()
+        blocks = value.isNull() | ~lossless  # a missing id keeps the column text, as in memory
+    elif isinstance(kind, T.DoubleType | T.FloatType):
+        value = F.when(~F.isnan(F.col("account_id")), F.col("account_id"))  # a NaN id is a null id
+        blocks = (value != F.floor(value)) | (F.abs(value) >= F.lit(2.0**53))
+    else:
         return frame
-    row = frame.agg(*[agg for aggs in checks.values() for agg in aggs]).collect()[0]
-    for column in checks:
-        present, null, other = (int(row[f"{column}_{k}"] or 0) for k in ("present", "null", "other"))
-        if present and not other and (column == "owner" or not null):
-            value = F.col(column)
-            if not isinstance(frame.schema[column].dataType, T.StringType):
-                value = F.when(~F.isnan(value), value)  # a NaN id is a null id, as in memory
-            frame = frame.withColumn(column, value.cast("long"))
+    present, blocked = frame.agg(F.count(value), F.sum(blocks.cast("long"))).first() or (0, 0)
+    if present and not blocked:
+        frame = frame.withColumn("account_id", value.cast("long"))
     return frame
 
 

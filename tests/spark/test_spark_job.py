@@ -304,6 +304,37 @@ def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
 
 
 @pytest.mark.slow
+def test_an_attribute_emptied_since_training_is_warned_about_on_spark(
+    spark, trained, world_path, tmp_path, caplog
+):
+    """As in memory (`warn_lost_features`), counted on the accounts table: the Spark features are lazy."""
+    import shutil
+
+    from kamml.spark.score import warn_lost_attributes
+
+    config, _, result = trained
+    cfg = spark_config(config)
+    assert warn_lost_attributes(load_data(world_path, cfg), result.bundle, []) == []
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    accounts["size"] = np.nan  # written as nulls
+    accounts.loc[accounts.index[:3], "size"] = 5.0  # 3 of 400: under a quarter of the training share
+    accounts["region"] = np.where(accounts.index % 2 == 0, accounts["region"], None)  # half: kept
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
+    emptied = load_data(tmp_path / "world", cfg)
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        assert warn_lost_attributes(emptied, result.bundle, []) == ["attr_size"]
+    assert (
+        f"feature attr_size has a value on 0.8 % of the {len(accounts):,} rows of the accounts table"
+        in caplog.text
+    )
+    assert "check accounts.size" in caplog.text
+    assert warn_lost_attributes(emptied, result.bundle, ["attr_size"]) == []  # told already
+    in_memory = load_data(tmp_path / "world", config)
+    assert warn_lost_attributes(in_memory, result.bundle, []) == ["attr_size"]  # Ibis: any engine
+
+
+@pytest.mark.slow
 def test_score_from_features_parquet_and_refusal(spark, trained, tmp_path):
     from kamml.spark import score_spark
 

@@ -144,22 +144,39 @@ def warn_lost_features(bundle: ModelBundle, features: pd.DataFrame, told: Sequen
 
     An accounts column emptied by an export (every ``size`` null) scores every account as "size
     unknown", which the trees learned from few accounts or none: on the demo's world total value moved
-    by -9 % without a word. Flagged: a column with a value on at least 5 % of the latest
-    training snapshot's accounts and on none now, or on at least 20 % then and under a quarter of that
-    share now. The bundle's meta holds the training shares (`kamml.models.bundle.feature_coverage`);
-    bundles saved before they existed, and batches under `COVERAGE_MIN_ROWS` rows, are not checked;
-    columns `told` (an empty table's, `warn_empty_tables`) are not told twice. Returns those flagged.
+    by -9 % without a word. The rule is `lost_features`'; columns `told` (an empty table's,
+    `warn_empty_tables`) are not told twice. Returns those flagged.
     """
     coverage = bundle.meta.get("coverage") or {}
-    if len(features) < COVERAGE_MIN_ROWS:
+    shares = {c: float(features[c].notna().mean()) for c in coverage if c in features.columns}
+    return warn_lost(lost_features(coverage, shares, len(features), told), len(features), "accounts scored")
+
+
+def lost_features(
+    coverage: Mapping[str, float], shares: Mapping[str, float], rows: int, told: Sequence[str] = ()
+) -> list[tuple[str, float, float]]:
+    """(column, training share, share now) of each column whose share of values fell too far.
+
+    Flagged: a column with a value on at least 5 % of the latest training snapshot's accounts
+    (`coverage`, the bundle's ``meta["coverage"]``, `kamml.models.bundle.feature_coverage`) and on none
+    now, or on at least 20 % then and under a quarter of that share now. Bundles saved before the
+    shares existed, columns without a share now, and batches under `COVERAGE_MIN_ROWS` rows are not
+    checked.
+    """
+    if rows < COVERAGE_MIN_ROWS:
         return []
     lost = []
     for column, was in coverage.items():
-        if column not in features.columns or column in told:
+        now = shares.get(column)
+        if now is None or column in told:
             continue
-        now = float(features[column].notna().mean())
         if (was >= 0.05 and now == 0.0) or (was >= 0.2 and now < was / 4):
             lost.append((column, was, now))
+    return lost
+
+
+def warn_lost(lost: Sequence[tuple[str, float, float]], rows: int, counted: str) -> list[str]:
+    """Log one warning per `lost_features` column, naming where its values come from; returns the names."""
     for column, was, now in lost:
         source = (
             f"accounts.{column.removeprefix('attr_')}"
@@ -167,12 +184,13 @@ def warn_lost_features(bundle: ModelBundle, features: pd.DataFrame, told: Sequen
             else f"the {_GROUP_TABLES.get(_group(column) or '', ('transactions',))[0]} table"
         )
         log.warning(
-            "feature %s has a value on %.1f %% of the %s accounts scored, against %.1f %% in the model's "
+            "feature %s has a value on %.1f %% of the %s %s, against %.1f %% in the model's "
             "latest training snapshot: the models score the others as if unknown, which moves their "
             "scores; check %s (an export that lost the column's values?)",
             column,
             100 * now,
-            f"{len(features):,}",
+            f"{rows:,}",
+            counted,
             100 * was,
             source,
         )

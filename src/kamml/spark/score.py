@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import ibis
 import numpy as np
 import pandas as pd
 
@@ -32,7 +33,14 @@ from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError
 from kamml.features._context import as_cutoff, check_scoring_cutoff
 from kamml.features.build import settle_frame
-from kamml.jobs.score import EXPLAIN_TOP, SCORE_COLUMNS, explain_priority, warn_empty_tables
+from kamml.jobs.score import (
+    EXPLAIN_TOP,
+    SCORE_COLUMNS,
+    explain_priority,
+    lost_features,
+    warn_empty_tables,
+    warn_lost,
+)
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import check_not_local_input, features_frame, spark_session, to_spark, write_atomic
 from kamml.tracking import LoadedModel, resolve_model
@@ -103,6 +111,32 @@ def _features(
     )
 
 
+def warn_lost_attributes(data: Any, bundle: ModelBundle, told: list[str]) -> list[str]:
+    """`kamml.jobs.score.warn_lost_features` for the accounts' attributes, from the accounts table.
+
+    The Spark features are lazy and not cached, so counting their values would build them once more;
+    the attributes (an export that emptied ``accounts.size``) are counted on the accounts table in one
+    small aggregate instead, as a share of its rows (NaN is no value, as in memory). Features from the
+    other tables are not checked on Spark.
+    """
+    accounts = data.tables.get("accounts")
+    coverage = {c: was for c, was in (bundle.meta.get("coverage") or {}).items() if c.startswith("attr_")}
+    names = {c: c.removeprefix("attr_") for c in coverage if accounts is not None and c not in told}
+    names = {c: name for c, name in names.items() if name in accounts.columns}
+    if not names:
+        return []
+    counts = {}
+    for column, name in names.items():
+        value = accounts[name]
+        if value.type().is_floating():
+            value = value.isnan().ifelse(ibis.null(value.type()), value)
+        counts[column] = value.count()
+    row = accounts.aggregate(_rows=accounts.count(), **counts).to_pyarrow().to_pylist()[0]
+    rows = int(row.pop("_rows"))
+    shares = {c: int(n) / rows for c, n in row.items()} if rows else {}
+    return warn_lost(lost_features(coverage, shares, rows, told), rows, "rows of the accounts table")
+
+
 def _explain_threshold(rows: DataFrame, shared: Any, top: int, weights: Any) -> float | None:
     """The value at stake of the `top`-th account (drivers are named at or above it); None for all.
 
@@ -158,7 +192,7 @@ def score_frame_spark(
     if missing:
         raise FeatureMismatchError(missing, source=f"the features at {cut.date()}")
     if dataset:
-        warn_empty_tables(data, needed)
+        warn_lost_attributes(data, bundle, warn_empty_tables(data, needed))
     owner = F.col("owner").cast("string") if "owner" in features.columns else F.lit(None).cast("string")
     rows = features.select("account_id", *needed, owner.alias("_owner"))
     id_type = rows.schema["account_id"].dataType

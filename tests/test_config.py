@@ -522,3 +522,10 @@ def test_spark_conf_values_written_unquoted_are_spark_text():
         Config.from_dict({"engine": {"spark": {"conf": {"a": [1, 2]}}}})
     with pytest.raises(ConfigError, match=r"'engine\.spark\.master': Input should be a valid string"):
         Config.from_dict({"engine": {"spark": {"master": True}}})
+
+
+def test_a_negative_memory_limit_is_refused():
+    """DuckDB reads '-1GB' as its default: a typo silently lifted the limit (an audit)."""
+    with pytest.raises(ConfigError, match=r"'engine.memory_limit'.*not negative"):
+        Config.from_dict({"engine": {"memory_limit": "-1GB"}})
+    assert Config.from_dict({"engine": {"memory_limit": "4GB"}}).engine.memory_limit == "4GB"

@@ -708,6 +708,14 @@ class EngineConfig(_Section):
     temp_directory: str | None = None
     spark: SparkConfig = Field(default_factory=SparkConfig)
 
+    @field_validator("memory_limit")
+    @classmethod
+    def _no_negative_memory(cls, value: str | None) -> str | None:
+        """DuckDB takes a negative limit ("-1GB") for its default, so a typo would silently lift the limit."""
+        if value is not None and value.strip().startswith("-"):
+            raise ValueError("memory_limit must be a size such as '4GB', not negative")
+        return value
+
 
 class OutputConfig(_Section):
     """Where the main job writes its tables and report."""

@@ -370,6 +370,13 @@ def test_zero_hours():
     assert res.team_price == pytest.approx(10.0)
 
 
+def test_hours_none_is_a_named_error_not_an_internal_one():
+    """None was the budget curve's open hours inside: it reached the solver as NaN (an AssertionError)."""
+    for solve in (optimize, optimize_detailed):
+        with pytest.raises(ValueError, match=r"hours must be a number .* got None"):
+            solve([200.0, 100.0], 1.0, None)
+
+
 def test_zero_stake_accounts_get_their_floor():
     res = optimize_detailed([0.0, 50.0, 0.0], 1.0, hours=5.0, floor=[0.5, 0.5, 0.0])
     assert res.hours[0] == 0.5

@@ -809,3 +809,15 @@ def test_score_is_the_mean_log_likelihood_highest_at_the_fit(
     scores = cross_val_score(model_class(), X, cv=3)
     assert scores.shape == (3,)
     assert np.all(np.isfinite(scores))
+
+
+def test_nan_or_infinity_in_the_inputs_names_the_column():
+    """sklearn's own check said only 'Input X contains NaN', naming no column."""
+    X = pd.DataFrame({"frequency": [1.0, 2.0, 0.0], "recency": [3.0, np.nan, 0.0], "T": [5.0, 6.0, 7.0]})
+    with pytest.raises(SchemaError, match=r"X\.recency: must be finite"):
+        BetaGeo().fit(X)
+    values = pd.DataFrame({"frequency": [1.0, 2.0], "monetary": [np.inf, 3.0]})
+    with pytest.raises(SchemaError, match=r"X\.monetary: must be finite"):
+        GammaGamma().fit(values)
+    with pytest.raises(ValueError, match="NaN"):  # without the model's columns: sklearn's check
+        BetaGeo().fit(np.array([[1.0, np.nan], [2.0, 3.0]]))

@@ -561,3 +561,35 @@ def test_a_thread_count_in_params_is_used_for_prediction_too():
     assert model.booster_.params.get("num_threads") == 2
     assert model._predict_threads(np.zeros((50_000, 3))) == 2
     assert model._predict_threads(np.zeros((5, 3))) == 1
+
+
+def test_an_object_column_of_numbers_is_a_number_not_a_category() -> None:
+    """SQL DECIMAL arrives as Decimal objects: as levels, every new value scored as missing (an audit)."""
+    from decimal import Decimal
+
+    X, y, _ = make_value(n_per_snapshot=400, snapshots=1)
+    as_objects = X.assign(a=[Decimal(f"{v:.6f}") for v in X["a"]])
+    model = ClvModel(num_threads=1, n_estimators=50).fit(as_objects, y)
+    assert set(model.categories_) == {"seg"}
+    floats = ClvModel(num_threads=1, n_estimators=50).fit(X.assign(a=X["a"].round(6)), y)
+    new = X.head(5).assign(a=[Decimal("2.345"), Decimal("-1.999"), Decimal("0.5"), None, Decimal("1")])
+    expected = floats.predict(new.assign(a=new["a"].astype(float)))
+    np.testing.assert_allclose(model.predict(new), expected, rtol=1e-12)
+
+
+def test_a_refit_that_fails_leaves_the_fitted_model_as_it_was(
+    fitted: tuple[ClvModel, pd.DataFrame, np.ndarray],
+) -> None:
+    """The failed refit had taken the new columns while the booster kept the old: wrong scores, no error."""
+    import copy
+
+    model, X, _ = fitted
+    model = copy.deepcopy(model)
+    before = model.predict(X)
+    other = pd.DataFrame({"visits": np.arange(50.0), "tenure": np.ones(50)})
+    with pytest.raises(ModelInputError):
+        model.fit(other, np.zeros(50))  # nothing positive to learn from
+    assert model.feature_names_ == ["a", "b", "seg"]
+    np.testing.assert_array_equal(model.predict(X), before)
+    with pytest.raises(ModelInputError, match="feature names"):
+        model.predict(other)

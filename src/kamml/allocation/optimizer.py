@@ -217,7 +217,7 @@ def optimize(
     >>> h.round(4).tolist()
     [0.8466, 0.1534, 2.0]
     """
-    problem = _prepare(stake, scale, hours, floor, cap, owner, capacity)
+    problem = _prepare(stake, scale, _scalar_hours(hours), floor, cap, owner, capacity)
     h, _, _ = _solve(problem)
     return h
 
@@ -253,7 +253,7 @@ def optimize_detailed(
     >>> res.hours.round(4).tolist(), round(res.floor_cost, 3)
     ([1.0, 2.0], 23.999)
     """
-    problem = _prepare(stake, scale, hours, floor, cap, owner, capacity)
+    problem = _prepare(stake, scale, _scalar_hours(hours), floor, cap, owner, capacity)
     free = _without_floors(problem)
     return _detailed(problem, _rep_prices(problem), free, None if free is None else _rep_prices(free))
 
@@ -784,6 +784,8 @@ def _check(ok: npt.NDArray[np.bool_], name: str, rule: str, arr: FloatArray, exc
 
 def _scalar_hours(hours: float) -> float:
     """The team's hours as a finite float; negative hours are infeasible."""
+    if hours is None:  # numpy reads None as NaN; `optimize_budgets` alone leaves the hours open
+        raise ValueError("hours must be a number (the team's hours), got None")
     arr = np.asarray(hours, dtype=float)
     if arr.ndim != 0:
         raise ValueError(f"hours must be a single number (the team's hours), got shape {arr.shape}")

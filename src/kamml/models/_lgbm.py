@@ -191,14 +191,33 @@ def _lgb_names(names: list[str]) -> list[str]:
     return cleaned
 
 
+def _fitted_state(model: Any) -> dict[str, Any]:
+    """A model's fitted attributes (sklearn's trailing underscore), to put back after a failed fit."""
+    return {k: v for k, v in vars(model).items() if k.endswith("_") and not k.startswith("_")}
+
+
+def _restore_state(model: Any, state: dict[str, Any]) -> None:
+    """Put back `state` (`_fitted_state`), dropping fitted attributes the failed fit added."""
+    for name in list(_fitted_state(model)):
+        if name not in state:
+            delattr(model, name)
+    vars(model).update(state)
+
+
+#: What `pandas.api.types.infer_dtype` calls an object column holding only numbers (missing values aside).
+_NUMBER_KINDS = frozenset({"integer", "floating", "mixed-integer-float", "decimal"})
+
+
 def is_categorical(series: pd.Series) -> bool:
-    """True for columns kamml encodes as LightGBM categories: category, string and object dtypes."""
+    """True for columns kamml encodes as LightGBM categories: category, string and object dtypes.
+
+    An object column of numbers only (``Decimal`` from a SQL ``DECIMAL``, Python ints and floats) is a
+    number, not a category: as levels, every new value at scoring was unseen, so read as missing.
+    """
     dtype = series.dtype
-    return (
-        isinstance(dtype, pd.CategoricalDtype)
-        or pd.api.types.is_string_dtype(dtype)
-        or pd.api.types.is_object_dtype(dtype)
-    )
+    if pd.api.types.is_object_dtype(dtype):
+        return pd.api.types.infer_dtype(series, skipna=True) not in _NUMBER_KINDS
+    return isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype)
 
 
 def _levels(series: pd.Series) -> list[Any]:
@@ -987,7 +1006,9 @@ class LGBMModel(BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame or array-like of shape (n_samples, n_features)
-            Features; ``category`` and string columns are categorical, NaN means missing.
+            Features; ``category`` and string columns are categorical (an object column of numbers
+            only, such as ``Decimal`` from SQL, is a number), NaN means missing. A fit that raises
+            leaves a fitted model as it was.
         y : array-like of shape (n_samples,)
             Target over the next ``horizon_days`` days.
         snapshot : array-like of shape (n_samples,), optional
@@ -998,11 +1019,23 @@ class LGBMModel(BaseEstimator):
             Non-negative row weights. A snapshot whose rows all weigh 0 is not held out (its metric
             would be 0 / 0): the latest snapshot with weight is, with a logged warning. Rows of weight
             0 still shape LightGBM's bins and leaf counts (module docs): drop them to leave them out.
+            Weights are absolute, not relative: LightGBM's L2 penalty and least leaf hessian are sums
+            over rows, so weights of 1 / n (or 1,000) fit another model than weights of 1. Keep them
+            near 1 per row (a row's count, or a share times the number of rows).
 
         Returns
         -------
         self
         """
+        state = _fitted_state(self)
+        try:
+            return self._fit(X, y, snapshot, sample_weight)
+        except BaseException:
+            _restore_state(self, state)  # a failed refit leaves the model as it was, not half refitted
+            raise
+
+    def _fit(self, X: Any, y: Any, snapshot: ArrayLike | None, sample_weight: ArrayLike | None) -> Self:
+        """`fit`'s work; `fit` restores the fitted state when it raises."""
         self._validate_params()
         self._check_param_names()
         if y is None:

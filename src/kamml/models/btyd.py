@@ -36,7 +36,7 @@ from scipy.special import betaln, digamma, expit, gammaln, polygamma
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_non_negative, validate_data
+from sklearn.utils.validation import assert_all_finite, check_non_negative, validate_data
 
 from kamml.errors import Problem, SchemaError
 from kamml.models._checks import NotFittedModelError, check_fitted, check_sample_weight
@@ -100,10 +100,13 @@ def _validate_array(estimator: BaseEstimator, X: Any, *, reset: bool, nonnegativ
     """X as a finite float64 2-D array with the estimator's columns (picked by name from a DataFrame)."""
     columns = estimator.columns
     X = _select_columns(X, columns, type(estimator).__name__)
-    arr: FloatArray = validate_data(estimator, X, reset=reset, dtype=np.float64, ensure_all_finite=True)
-    if nonnegative and arr.shape[1] != len(columns):
-        # With the right columns the BTYD rules name the negative column; otherwise refuse negatives here.
-        check_non_negative(arr, f"{type(estimator).__name__} (X: {', '.join(columns)})")
+    arr: FloatArray = validate_data(estimator, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
+    if arr.shape[1] != len(columns):
+        # With the right columns the BTYD rules name the column with NaN, infinity or negatives (sklearn's
+        # own finite check named none); otherwise refuse them here.
+        assert_all_finite(arr, input_name="X")
+        if nonnegative:
+            check_non_negative(arr, f"{type(estimator).__name__} (X: {', '.join(columns)})")
     return arr
 
 

@@ -372,3 +372,19 @@ def test_a_latest_snapshot_of_one_class_is_not_held_out(caplog) -> None:
     np.testing.assert_allclose(model.predict_proba(X), plain.predict_proba(X))
     earlier = snapshot < snapshot.max()
     assert roc_auc_score(y[earlier], model.predict_proba(X[earlier])[:, 1]) > 0.8
+
+
+def test_a_refit_with_one_class_leaves_the_fitted_model_as_it_was(
+    fitted: tuple[ChurnModel, pd.DataFrame, np.ndarray],
+) -> None:
+    """The labels' classes, the columns and the calibration stay those of the last fit that succeeded."""
+    import copy
+
+    model, X, y = fitted
+    model = copy.deepcopy(model)
+    before = model.predict_proba(X)
+    with pytest.raises(ModelInputError, match="only one class"):
+        model.fit(X.rename(columns={"a": "c"}), np.array(["gone"] * len(X)))
+    assert list(model.classes_) == list(np.unique(y))
+    assert "c" not in model.feature_names_
+    np.testing.assert_array_equal(model.predict_proba(X), before)

@@ -120,8 +120,10 @@ def warn_lost_attributes(data: Any, bundle: ModelBundle, told: list[str]) -> lis
     other tables are not checked on Spark.
     """
     accounts = data.tables.get("accounts")
+    if accounts is None:
+        return []
     coverage = {c: was for c, was in (bundle.meta.get("coverage") or {}).items() if c.startswith("attr_")}
-    names = {c: c.removeprefix("attr_") for c in coverage if accounts is not None and c not in told}
+    names = {c: c.removeprefix("attr_") for c in coverage if c not in told}
     names = {c: name for c, name in names.items() if name in accounts.columns}
     if not names:
         return []

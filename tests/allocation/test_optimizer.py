@@ -614,6 +614,37 @@ def test_marginal_value_is_finite_for_a_vanishing_scale_and_a_zero_stake():
 
 
 @pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"floor": 0.5}, {"cap": 2.0}, {"owner": ["a", "a", None], "capacity": {"a": 2.0}, "floor": 0.1}],
+)
+def test_a_subnormal_scale_is_served_in_full_and_the_others_get_the_hours(kwargs):
+    """A scale of 5e-324 hours overflows hours / scale: the price search ended in an AssertionError."""
+    stake, scale = [1.0, 5.0, 2.0], [5e-324, 1.0, 3.0]
+    res = optimize_detailed(stake, scale, 10.0, **kwargs)
+    assert_feasible(res.hours, 10.0, **kwargs)
+    assert res.gain[0] == 1.0  # any hours at all win the whole stake
+    rest = optimize_detailed(
+        stake[1:], scale[1:], 10.0 - res.hours[0], **_without_first(kwargs, res.hours[0])
+    )
+    np.testing.assert_allclose(res.hours[1:], rest.hours, rtol=1e-9)
+    assert res.team_price == pytest.approx(rest.team_price, rel=1e-9)
+    alone = optimize_detailed([1.0], [5e-324], 10.0, floor=kwargs.get("floor", 0.0))
+    assert np.isfinite(alone.hours).all()
+    assert alone.total_gain == 1.0
+    assert alone.team_price == 0.0  # a price-free team leaves what it cannot use
+    assert alone.unused_hours == pytest.approx(10.0 - alone.hours[0])
+
+
+def _without_first(kwargs, first_hours):
+    """The options for the accounts after the first, whose hours leave its rep's capacity."""
+    out = {key: value[1:] if isinstance(value, list) else value for key, value in kwargs.items()}
+    if "capacity" in kwargs:
+        rep = kwargs["owner"][0]
+        out["capacity"] = {**kwargs["capacity"], rep: kwargs["capacity"][rep] - first_hours}
+    return out
+
+
+@pytest.mark.parametrize(
     ("stake", "scale"),
     [
         ([1000.0, 1000.0], [1e10, 1.5e10]),  # one ulp of the log-price is worth 1e-4 hours

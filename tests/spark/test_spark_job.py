@@ -416,6 +416,8 @@ CASES = {
         "floor_hours": 0.0,
         "_huge_k": 1e11,
     },
+    # hours / scale overflows: the price that gives it its room is below every float (ended in an error)
+    "an account of subnormal effort scale": {"hours": 1200.0, "floor_hours": 0.0, "_huge_k": 5e-324},
     "tiers by clv, reps bind": {"hours": 1600.0, "tier_by": "clv", "capacity": {"ann": 400.0, "bob": 600.0}},
     "tiers by marginal gain": {"hours": 1600.0, "tier_by": "marginal_gain_per_hour", "cap_hours": 3.0},
     "ties at the edge of the top 10 %": {"hours": 1600.0, "_ties": True},

@@ -796,7 +796,7 @@ def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
             texts = ids.astype(object).where(ids.isna(), ids.astype(str).str.strip())
             texts[texts.isin(MISSING_TEXTS)] = None  # as a CSV reads them: no id
             if column == "account_id":  # an owner "101.0" is rep "101" already (`rep_name`)
-                whole = texts.str.fullmatch(WHOLE_FLOAT_PATTERN).fillna(False).astype(bool)
+                whole = texts.str.fullmatch(WHOLE_FLOAT_PATTERN).eq(True)  # no id: not a match (NaN)
                 texts = texts.where(~whole, texts.str.split(".").str[0])
             frame[column] = lossless_integers(texts, allow_missing=column == "owner")
         elif column == "account_id" and pd.api.types.is_float_dtype(ids):

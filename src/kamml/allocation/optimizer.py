@@ -66,6 +66,10 @@ RTOL = 1e-9
 
 _MAX_ITER = 300
 _FEASIBILITY_RTOL = 1e-12
+# The lowest log-price searched: below it no account takes hours it has not already been served in full
+# by (a scale of 5e-324 hours, the least float, takes 1e-15 hours there), so brackets start no lower.
+_LOWEST_LOG_PRICE = -float(np.finfo(np.float64).max)
+_HALF_MAX = float(np.finfo(np.float64).max) / 2
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,8 @@ def gain(stake: npt.ArrayLike, scale: npt.ArrayLike, hours: npt.ArrayLike) -> Fl
     s = np.asarray(stake, dtype=float)
     k = np.asarray(scale, dtype=float)
     h = np.asarray(hours, dtype=float)
-    return np.asarray(-s * np.expm1(-h / k), dtype=float)
+    with np.errstate(over="ignore"):  # h / k overflows for a subnormal scale: the stake is won in full
+        return np.asarray(-s * np.expm1(-h / k), dtype=float)
 
 
 def optimize(
@@ -334,14 +339,14 @@ def _detailed(
         # on the log scale: a tiny scale makes stake / scale overflow while exp(-h / scale) is 0
         marginal = np.exp(np.log(problem.stake) - np.log(problem.scale) - h / problem.scale)
     unused = problem.hours - float(h.sum())
-    rep_price = {rep: _price(max(t_team, t_rep[r])) for r, rep in enumerate(problem.reps)}
+    rep_price = {rep: price_per_hour(max(t_team, t_rep[r])) for r, rep in enumerate(problem.reps)}
     marginal = _interior_at_price(marginal, problem, h, t_team, t_rep)
     return AllocationResult(
         hours=h,
         gain=g,
         total_gain=total,
         marginal=marginal,
-        team_price=_price(t_team),
+        team_price=price_per_hour(t_team),
         rep_price=rep_price,
         floor_cost=floor_cost,
         unused_hours=unused if unused > RTOL * problem.hours else 0.0,
@@ -367,9 +372,16 @@ def _interior_at_price(
     return np.where(interior & np.isfinite(levels)[codes], prices[codes], marginal)
 
 
-def _price(log_price: float) -> float:
-    """Price per hour from its logarithm (-inf means 0)."""
-    return float(np.exp(log_price)) if np.isfinite(log_price) else 0.0
+def price_per_hour(log_price: float) -> float:
+    """Price per hour from its logarithm (-inf means 0; above the largest float, inf).
+
+    A price overflows when no hours meet an account of a subnormal scale: its first hour's worth,
+    stake / scale, is beyond every float.
+    """
+    if not np.isfinite(log_price):
+        return 0.0
+    with np.errstate(over="ignore"):
+        return float(np.exp(log_price))
 
 
 # --------------------------------------------------------------------------------------------- solver
@@ -565,10 +577,12 @@ def _search(
     # Above t_hi every account is at its floor; floors fit (checked), so the answer is <= t_hi. An account
     # whose price floor is at or above its floor's marginal stays at its floor at every t: it cannot set
     # the price (a rep full at its floors does not make the team's next hour worth its accounts' margin).
-    at_floor = a - lo / k
+    with np.errstate(over="ignore"):
+        at_floor = a - lo / k
     if price_floor is not None:
         at_floor = np.where(at_floor > price_floor, at_floor, -np.inf)
-    t_hi = _group_extreme(at_floor, group, n_groups, np.maximum)
+    # -inf only from a subnormal scale (lo / k overflows), whose floor serves it in full at the lowest float
+    t_hi = np.maximum(_group_extreme(at_floor, group, n_groups, np.maximum), _LOWEST_LOG_PRICE)
     d_hi, _ = demand(np.where(todo, t_hi, -np.inf))
     filled = todo & (d_hi >= lower)  # floors (nearly) fill the target: the price is the floors' own
     result[filled] = t_hi[filled]
@@ -577,15 +591,19 @@ def _search(
         return result, result.copy()
     # Below t_lo every account has min(cap, target) hours or more, so demand >= target.
     room = np.minimum(hi, target[group])
-    t_lo = _group_extreme(a - room / k, group, n_groups, np.minimum)
+    with np.errstate(over="ignore"):
+        t_lo = _group_extreme(a - room / k, group, n_groups, np.minimum)
+    # A subnormal scale overflows room / k: the price that gives it its room is below every float, and
+    # at the lowest float the account is already served in full. The bracket starts there instead.
+    t_lo = np.maximum(t_lo, _LOWEST_LOG_PRICE)
     t_lo = np.where(todo, t_lo, 0.0)  # groups already solved keep a finite, unused bracket
     t_hi = np.where(todo, t_hi, 0.0)
     # First guess: every account strictly between its bounds.
     sum_k = _segment_sum(group, k, n_groups)
     sum_ka = _segment_sum(group, k * a, n_groups)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         t = (sum_ka + fixed - aim) / sum_k
-    mid = t_lo + (t_hi - t_lo) / 2
+    mid = _between(t_lo, t_hi, 0.5)
     t = np.where(todo & (t > t_lo) & (t < t_hi), t, np.where(todo, mid, result))
     residual = np.full(n_groups, np.inf)
     below = result.copy()  # the infeasible end of a bracket that closed
@@ -598,7 +616,7 @@ def _search(
         over = todo & (d > upper)
         t_lo = np.where(over, t, t_lo)
         t_hi = np.where(todo & ~over, t, t_hi)
-        collapsed = todo & (t_hi - t_lo <= 4 * np.spacing(np.maximum(np.abs(t_lo), np.abs(t_hi))))
+        collapsed = todo & _bracket_closed(t_lo, t_hi)
         result[collapsed] = t_hi[collapsed]  # demand at t_hi fits the target
         below[collapsed] = t_lo[collapsed]
         todo &= ~collapsed
@@ -608,9 +626,9 @@ def _search(
         new_residual = np.abs(d - aim)
         bisect = new_residual > 0.5 * residual  # the last step did not halve the miss: bisect once
         residual = np.where(bisect, np.inf, new_residual)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             newton = t + (d - aim) / slope
-        mid = t_lo + (t_hi - t_lo) / 2
+        mid = _between(t_lo, t_hi, 0.5)
         use_newton = ~bisect & np.isfinite(newton) & (newton > t_lo) & (newton < t_hi)
         t = np.where(todo, np.where(use_newton, newton, mid), result)
     logger.warning("price search stopped after %d steps; using the feasible side of the bracket", _MAX_ITER)
@@ -619,6 +637,23 @@ def _search(
     # few ulps below t_hi, where an account with a huge scale already takes more than the target
     below[todo] = np.maximum(t_lo[todo], t_hi[todo] - 4 * np.spacing(np.abs(t_hi[todo])))
     return result, below
+
+
+def _between(lo: FloatArray, hi: FloatArray, frac: float | FloatArray) -> FloatArray:
+    """``lo + (hi - lo) * frac``, also for a bracket wider than the largest float (from the lowest price)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        width = hi - lo
+        return np.where(np.isfinite(width), lo + width * frac, lo * (1 - frac) + hi * frac)
+
+
+def _bracket_closed(lo: FloatArray, hi: FloatArray) -> npt.NDArray[np.bool_]:
+    """Whether each bracket [lo, hi] of log-prices is at most 4 ulps wide.
+
+    In halves, and with the ulp of at most half the largest float, so neither overflows at the lowest
+    log-price (the ulp of the largest float is infinite); exact for every other bracket.
+    """
+    ulp = np.spacing(np.minimum(np.maximum(np.abs(lo), np.abs(hi)), _HALF_MAX))
+    return np.asarray(hi / 2 - lo / 2 <= 2 * ulp)
 
 
 def _shrink_to_fit(h: FloatArray, floor: FloatArray, group: IntArray, limit: FloatArray) -> None:

@@ -75,7 +75,7 @@ from kamml.allocation.allocate import (
     warn_mixed_scorings,
     warn_uncovered_owners,
 )
-from kamml.allocation.optimizer import RTOL, rep_codes, rep_names, reps_short
+from kamml.allocation.optimizer import RTOL, price_per_hour, rep_codes, rep_names, reps_short
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.summary import short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, top_count
@@ -635,7 +635,7 @@ class _Plan:
         )
         gain, free = sums["g"][::per], sums["g"][per - 1 :: per]
         rows.loc[feasible, "total_gain"] = gain
-        rows.loc[feasible, "team_price"] = [_price(float(t)) for t in t_team[::per]]
+        rows.loc[feasible, "team_price"] = [price_per_hour(float(t)) for t in t_team[::per]]
         rows.loc[feasible, "hours_used"] = sums["h"][::per]
         rows.loc[feasible, "floor_cost"] = np.maximum(0.0, free - gain) if per == 2 else 0.0
         return rows
@@ -778,9 +778,9 @@ class _Plan:
             "hours_used": used,
             "unused_hours": unused if unused > RTOL * self.hours else 0.0,
             "total_expected_gain": total,
-            "team_price": _price(float(prices.t_team[0])),
+            "team_price": price_per_hour(float(prices.t_team[0])),
             "rep_price": {
-                str(rep): _price(max(float(prices.t_team[0]), float(prices.t_rep[0, r])))
+                str(rep): price_per_hour(max(float(prices.t_team[0]), float(prices.t_rep[0, r])))
                 for r, rep in enumerate(self.reps)
             },
             "floor_cost": floor_cost,
@@ -1535,7 +1535,3 @@ def _as_text(frame: DataFrame, column: str) -> Any:
     if isinstance(frame.schema[column].dataType, T.ArrayType):
         return F.array_join(F.col(column).cast("array<string>"), "; ").alias(column)
     return F.col(column).cast("string").alias(column)
-
-
-def _price(log_price: float) -> float:
-    return float(np.exp(log_price)) if np.isfinite(log_price) else 0.0

@@ -67,6 +67,33 @@ def test_generate_refuses_to_write_over_a_users_table(tmp_path):
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
+def test_a_users_transactions_in_any_case_or_format_are_read_not_generated_beside(tmp_path):
+    """A ``Transactions.csv`` was missed: a world was written beside it, then every job failed on two."""
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    (folder / "Transactions.csv").write_text("account_id,ts,amount\n1,2024-01-05,10\n1,2024-02-05,20\n")
+    cfg = Config.from_dict({"data": {"path": str(folder), "generate": {"accounts": 50, "years": 1}}})
+    data = job_data(cfg)
+    assert sorted(p.name for p in folder.iterdir()) == ["Transactions.csv"]
+    assert data.transactions.count().execute() == 2
+
+
+@pytest.mark.parametrize(
+    "name", ["accounts.csv", "Accounts.parquet", "REFERRALS.tsv", "activities", "World.json"]
+)
+def test_generate_refuses_a_folder_with_any_table_of_the_world_in_any_case_or_format(tmp_path, name):
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    if "." in name:
+        (folder / name).write_text("account_id\n1\n")
+    else:  # a folder of parts
+        (folder / name).mkdir()
+    cfg = Config.from_dict({"data": {"path": str(folder), "generate": {"accounts": 50}}})
+    with pytest.raises(DataError, match=rf"data.generate: .* already holds {name}, which generating would"):
+        ensure_generated(cfg)
+    assert [p.name for p in folder.iterdir()] == [name]  # nothing written, not even the lock
+
+
 def test_transactions_named_alone_are_read_without_data_path(tmp_path, monkeypatch):
     """docs/config.md: data.transactions overrides path; alone it was refused with "no data"."""
     folder = _user_folder(tmp_path)

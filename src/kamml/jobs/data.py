@@ -16,19 +16,37 @@ __all__ = ["check_data_given", "ensure_generated", "job_data"]
 log = logging.getLogger(__name__)
 
 
+def _entries(folder: Path, prefix: str) -> list[str]:
+    """Names in `folder` starting with `prefix` in any case of letters (as the readers find tables)."""
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.name.lower().startswith(prefix))
+    except OSError:  # no folder yet
+        return []
+
+
 def _has_transactions(config: Config, folder: Path) -> bool:
-    """Whether a transactions table is given: `data.transactions`, or a file or parts folder in `folder`."""
-    return config.data.transactions is not None or any(folder.glob("transactions*"))
+    """Whether a transactions table is given: `data.transactions`, or a file or parts folder in `folder`.
+
+    In any case of letters and any format: a user's ``Transactions.csv`` was missed, so a synthetic world
+    was written beside it and every later job on the folder failed on two transactions tables.
+    """
+    return config.data.transactions is not None or bool(_entries(folder, "transactions"))
 
 
-def _refuse_overwrite(folder: Path, names: list[str], setting: str) -> None:
-    """A DataError naming the first file of `names` already in `folder`: the user's data is never replaced."""
-    for name in names:
-        if (folder / name).exists():
-            raise DataError(
-                f"{setting}: {folder} holds no transactions table but already holds {name}, which "
-                f"generating would write over; give the transactions table, or remove {setting}"
-            )
+def _refuse_overwrite(folder: Path, tables: list[str], files: list[str], setting: str) -> None:
+    """A DataError naming a source of `tables` (any case or format) or one of `files` already in `folder`.
+
+    The user's data is never replaced, nor given a second source of a table beside it.
+    """
+    taken = [
+        n for t in tables for n in _entries(folder, t) if n.lower() == t or n.lower().startswith(f"{t}.")
+    ]
+    taken += [n for f in files for n in _entries(folder, f) if n.lower() == f]
+    if taken:
+        raise DataError(
+            f"{setting}: {folder} holds no transactions table but already holds {taken[0]}, which "
+            f"generating would write over or beside; give the transactions table, or remove {setting}"
+        )
 
 
 #: How long a job waits for another one generating the same data folder (seconds).
@@ -74,11 +92,11 @@ def ensure_generated(config: Config) -> None:
 def _check_free(config: Config, folder: Path) -> None:
     """A DataError when generating the config's data would write over a file already in `folder`."""
     if config.data.builtin is not None:
-        _refuse_overwrite(folder, ["transactions.parquet"], "data.builtin")
+        _refuse_overwrite(folder, ["transactions"], [], "data.builtin")
     elif config.data.generate is not None:
         from kamml.datasets.synthetic import TABLES
 
-        _refuse_overwrite(folder, [f"{name}.parquet" for name in TABLES] + ["world.json"], "data.generate")
+        _refuse_overwrite(folder, list(TABLES), ["world.json"], "data.generate")
 
 
 def _generate(config: Config, path: Path) -> None:

@@ -928,12 +928,15 @@ def test_allocate_does_not_write_into_the_configs_data_tables(scores_file, world
         (["--out", str(copy / "accounts.csv")], "it would be read as the accounts table next time"),
         (["--out", str(copy / "transactions.parquet")], "it is the transactions table the job reads"),
         (["--out", str(tmp_path / "a.csv"), "--curve", str(copy / "activities.csv")], "activities table"),
+        # a new folder of parts: the allocation was written there and read as the accounts table next time
+        (["--out", str(copy / "Accounts" / "part.parquet")], "it would be read as the accounts table"),
     ]
     for extra, says in cases:
         result = _allocate(scores_file, "--config", str(config), *extra)
         assert result.exit_code == 3, result.output
         assert says in result.output
     assert not (copy / "accounts.csv").exists()
+    assert not (copy / "Accounts").exists()
     assert not (tmp_path / "a.csv").exists()
     assert runner.invoke(app, ["validate", "--data", str(copy)]).exit_code == 0
     fine = _allocate(scores_file, "--config", str(config), "--out", str(tmp_path / "a.csv"))

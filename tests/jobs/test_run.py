@@ -299,6 +299,24 @@ def test_an_output_folder_inside_an_input_folder_of_parts_fails_before_any_work(
     assert [p.name for p in (data / "transactions").iterdir()] == ["part-0.parquet"]
 
 
+def test_an_output_folder_named_as_a_table_of_the_data_folder_fails_before_any_work(
+    tracked_config, world_path, tmp_path
+):
+    """``output.dir: DATA/referrals`` (no such table yet) made the run's outputs the next run's referrals."""
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(world_path / "transactions.parquet", data / "transactions.parquet")
+    cfg = tracked_config()
+    cfg.output.dir = data / "Referrals"
+    lines: list[str] = []
+    with pytest.raises(DataError, match=r"it would be read as the referrals table next time"):
+        run(cfg, data, echo=lines.append)
+    assert lines == []
+    assert sorted(p.name for p in data.iterdir()) == ["transactions.parquet"]
+
+
 def test_the_floor_check_logs_nothing_about_effort_rules(trained, caplog):
     """It gave the allocation zero stakes and no effort scales: 'using the fixed rule' and 'no account has
     a positive clv' then appeared in every run, right after the fitted effort response."""

@@ -270,17 +270,21 @@ def check_not_a_table_name(path: str | Path, source: Any) -> None:
     """Refuse an output the data folder `source` would read as one of its tables next time (`DataError`).
 
     ``--out data/accounts.csv`` beside ``data/accounts.parquet`` made every later job on the folder fail
-    ("more than one source"), and ``data/referrals.csv`` where there was none was read as the referrals.
+    ("more than one source"), and ``data/referrals.csv`` where there was none was read as the referrals;
+    so was an output inside a folder of that name (``data/referrals/out.csv``).
     `source` that is not a folder (a file, frames, None) checks nothing.
     """
     if not isinstance(source, str | Path) or not Path(source).expanduser().is_dir():
         return
     folder = Path(source).expanduser().resolve()
     out = Path(path).expanduser().resolve()
-    if out.parent != folder:
+    if folder not in out.parents:
         return
+    # its first step inside the folder: the output itself, or a folder of parts it would land in
+    # (``data/accounts/part.parquet`` made a new accounts table of the allocation)
+    first = out.relative_to(folder).parts[0]
     for name in TABLES:
-        lower = out.name.lower()  # the folder's tables are found in any case of letters
+        lower = first.lower()  # the folder's tables are found in any case of letters
         if lower == name or any(lower == f"{name}{suffix}" for suffix in TABLE_SUFFIXES):
             raise DataError(
                 f"cannot write {path}: in the data folder {folder} it would be read as the {name} table "

@@ -42,6 +42,7 @@ from kamml.allocation.stake import resolve_weights
 from kamml.allocation.summary import last_hour, rep_price_span
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
+from kamml.data.dataset import check_not_a_table_name
 from kamml.engine import check_engine_installed
 from kamml.errors import ConfigError, DataError, KammlError
 from kamml.features import build_features
@@ -152,8 +153,9 @@ def run(
                 )
             check_writable(out_dir / name)
     inputs = input_paths(source if source is not None else config.data.path, config)
-    for name in JOB_OUTPUTS:  # no output replaces an input table or lands inside its folder of parts
-        check_not_input(out_dir / name, inputs)
+    for name in JOB_OUTPUTS:  # no output replaces an input table or lands inside its folder of parts,
+        check_not_input(out_dir / name, inputs)  # nor becomes a table of the data folder next time
+        check_not_a_table_name(out_dir / name, source if source is not None else config.data.path)
     check_settings(config)  # a plan bound to fail fails before training registers a model
     check_model_settings(config)
     with OutputSet(out_dir) as outputs:  # locked from here: a second job on the folder stops now

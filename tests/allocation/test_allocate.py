@@ -1069,3 +1069,14 @@ def test_scores_ids_read_alike_from_parquet_and_csv(tmp_path, suffix):
         write(scores.assign(account_id=scores["account_id"].astype(str).where(scores.index != 2, missing)))
         with pytest.raises(SchemaError, match=r"scores\.account_id: null id"):
             check_scores(read_scores(path))
+    # "NA" is a code (North America), an id the input tables accept: a run's own scores with an account
+    # "NA" were refused as a null id, from Parquet as from CSV
+    write(
+        scores.assign(account_id=scores["account_id"].astype(str).where(scores.index != 2, "NA"), owner="NA")
+    )
+    read = read_scores(path)
+    check_scores(read)
+    assert read["account_id"].tolist()[2] == "NA"
+    assert (read["owner"] == "NA").all()
+    allocate_file(path, 5.0, out)
+    assert "NA" in pd.read_csv(out, dtype=str, keep_default_na=False)["account_id"].tolist()

@@ -759,11 +759,13 @@ CSV_ID_COLUMNS = ("account_id", "owner")
 INTEGER_TEXT = r"0|-?[1-9][0-9]*"
 
 
-#: Texts pandas' CSV reader takes for a missing value (its default ``na_values``): an id or owner
-#: written so in a Parquet scores file is missing too, as it is in the same table written as CSV.
+#: Texts pandas' CSV reader takes for a missing value (its default ``na_values``), less "NA": an id or
+#: owner written so in a scores file (CSV or Parquet) is missing. "NA" is also a code (North America),
+#: an id the input tables accept (`kamml.data.validation.NULL_MARKERS`): read as missing here, a run's
+#: own scores with an account "NA" could not be allocated again.
 MISSING_TEXTS = frozenset(
     {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>"}
-    | {"N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+    | {"N/A", "NULL", "NaN", "None", "n/a", "nan", "null"}
 )
 
 
@@ -774,7 +776,17 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
     with source.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         header = next(csv.reader(handle), [])
     _refuse_repeated_names(header)  # pandas renames a second clv to clv.1, and the first was planned on
-    frame = pd.read_csv(source, dtype=dict.fromkeys(CSV_ID_COLUMNS, str), float_precision="round_trip")
+    # pandas' missing texts for every column, less "NA" for the ids (`MISSING_TEXTS`)
+    na_values = {
+        name: sorted(MISSING_TEXTS if name in CSV_ID_COLUMNS else MISSING_TEXTS | {"NA"}) for name in header
+    }
+    frame = pd.read_csv(
+        source,
+        dtype=dict.fromkeys(CSV_ID_COLUMNS, str),
+        float_precision="round_trip",
+        keep_default_na=False,
+        na_values=na_values,
+    )
     return _ids_as_in_the_tables(frame)
 
 

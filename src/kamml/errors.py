@@ -123,10 +123,22 @@ class TrackingStoreError(ModelError):
 class FeatureMismatchError(ModelError):
     """The feature rows given to a model lack columns its feature specification needs."""
 
-    def __init__(self, missing: list[str], source: str = "the feature rows") -> None:
+    def __init__(
+        self, missing: list[str], source: str = "the feature rows", present: Iterable[Any] = ()
+    ) -> None:
         self.missing = list(missing)
         shown = ", ".join(self.missing[:30]) + (" ..." if len(self.missing) > 30 else "")
-        super().__init__(f"{source} lack {len(self.missing)} column(s) the model was trained on: {shown}")
+        message = f"{source} lack {len(self.missing)} column(s) the model was trained on: {shown}"
+        # an export's upper-case headers (SIZE) make attr_SIZE, which the model knows as attr_size
+        by_case = {str(c).lower(): str(c) for c in present}
+        cased = [f"{by_case[m.lower()]} for {m}" for m in self.missing if m.lower() in by_case]
+        if cased:
+            message += (
+                f"; present in another case of letters: {', '.join(cased[:10])}"
+                f"{' ...' if len(cased) > 10 else ''} (the accounts' attribute columns keep their "
+                "headers' case: rename them as at training)"
+            )
+        super().__init__(message)
 
 
 class InfeasibleError(KammlError, ValueError):

@@ -96,6 +96,25 @@ def test_model_needing_tables_the_data_lacks_is_refused_with_the_columns(trained
 
 
 @pytest.mark.slow
+def test_attribute_headers_in_another_case_are_named_in_the_refusal(trained, world_path, tmp_path):
+    """An export's upper-case headers (SIZE) make attr_SIZE: the refusal said only that attr_size lacked."""
+    import pandas as pd
+
+    cfg, _, result = trained
+    for part in world_path.iterdir():
+        (shutil.copytree if part.is_dir() else shutil.copy)(part, tmp_path / part.name)
+    accounts = pd.read_parquet(tmp_path / "accounts.parquet")
+    accounts.rename(columns=lambda c: c if c == "account_id" else c.upper()).to_parquet(
+        tmp_path / "accounts.parquet"
+    )
+    data = load_data(tmp_path, cfg)
+    with pytest.raises(
+        FeatureMismatchError, match=r"present in another case of letters: .*attr_SIZE for attr_size"
+    ):
+        score(load_model(result.model_uri, cfg.tracking), data, result.scoring_cutoff, cfg)
+
+
+@pytest.mark.slow
 def test_text_in_an_attribute_the_model_read_as_numbers_names_the_accounts_column(
     trained, world_path, tmp_path
 ):

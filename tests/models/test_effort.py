@@ -430,6 +430,14 @@ def test_the_config_size_column_is_used_only_when_the_accounts_table_has_it_as_a
     with caplog.at_level(logging.INFO, logger="kamml.models.effort"):
         assert usable(no_accounts, AllocationConfig()) is None  # the default's column: an info line
     assert [r.levelno for r in caplog.records] == [logging.INFO]
+    caplog.clear()  # an export's upper-case header: the default's column is missed, and that is warned of
+    upper = load_data(
+        {"transactions": tx, "activities": act, "accounts": accounts.rename(columns={"size": "SIZE"})}
+    )
+    with caplog.at_level(logging.INFO, logger="kamml.models.effort"):
+        assert usable(upper, AllocationConfig()) is None
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "no column accounts.size but accounts.SIZE" in caplog.text
     caplog.clear()
     # without the static feature group the scores carry no attr_size, so no size term is fitted
     with caplog.at_level(logging.INFO, logger="kamml.models.effort"):

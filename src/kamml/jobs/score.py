@@ -260,7 +260,9 @@ def score(
     needed = bundle.feature_spec()["columns"]
     missing = [c for c in needed if c not in features.columns]
     if missing:
-        raise FeatureMismatchError(missing, source=f"the features built from the data at {cut.date()}")
+        raise FeatureMismatchError(
+            missing, source=f"the features built from the data at {cut.date()}", present=features.columns
+        )
     told = warn_empty_tables(data, needed)
     check_attribute_types(bundle, features)
     warn_lost_features(bundle, features, told)

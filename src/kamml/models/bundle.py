@@ -1250,7 +1250,7 @@ class ModelBundle:
         present = features.columns if isinstance(features.columns, pd.MultiIndex) else set(features.columns)
         missing = [c for c in dict.fromkeys(needed) if c not in present and not c.startswith("btyd_")]
         if missing:
-            raise FeatureMismatchError(missing)
+            raise FeatureMismatchError(missing, present=present)
 
     def _check_built_for(self, features: pd.DataFrame) -> None:
         """A ConfigError when `features` record another window or time unit than this bundle's.

@@ -977,7 +977,17 @@ def _usable_size_column(
         return None
     accounts = data.accounts
     if accounts is None or column not in accounts.columns:
-        log("effort response: no column accounts.%s, so k does not grow with account size", column)
+        cased = [c for c in (accounts.columns if accounts is not None else ()) if c.lower() == column.lower()]
+        if cased:  # an export's upper-case headers: a warning, as the fit changes (an audit's find)
+            logger.warning(
+                "effort response: no column accounts.%s but accounts.%s (attribute columns keep their "
+                "headers' case): k does not grow with account size; rename it, or set "
+                "allocation.effort_size_column",
+                column,
+                cased[0],
+            )
+        else:
+            log("effort response: no column accounts.%s, so k does not grow with account size", column)
         return None
     dtype = accounts.schema()[column]
     if not dtype.is_numeric():

@@ -192,7 +192,7 @@ def score_frame_spark(
         raise FeatureMismatchError(["account_id"], source="the features given to score_spark")
     missing = [c for c in needed if c not in features.columns]
     if missing:
-        raise FeatureMismatchError(missing, source=f"the features at {cut.date()}")
+        raise FeatureMismatchError(missing, source=f"the features at {cut.date()}", present=features.columns)
     if dataset:
         warn_lost_attributes(data, bundle, warn_empty_tables(data, needed))
     owner = F.col("owner").cast("string") if "owner" in features.columns else F.lit(None).cast("string")

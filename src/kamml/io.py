@@ -40,6 +40,11 @@ INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
 #: The text of a whole float id ("119.0", "-3.00"), the whole number it spells being `INT_PATTERN`'s.
 WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})\.0+$"
 
+#: Number text (amounts, quantities, hours, scores): decimal digits with an optional sign, point and
+#: exponent, or inf / infinity / nan in any case. The engines' casts differ beyond it: DuckDB reads
+#: "1_000" as 1000 and Spark (Java) reads "1d" and "0x1p3"; both are refused on every engine.
+NUMBER_PATTERN = r"(?i)^\s*[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)\s*$"
+
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
 
 

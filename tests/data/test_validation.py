@@ -194,6 +194,20 @@ def test_wrong_types_are_named(backend):
     assert list(quantity.examples) == ["x"]
 
 
+def test_number_text_is_decimal_on_every_engine(backend, tx):
+    """DuckDB's cast read "1_000" as 1000 (Spark refused it) and Spark's read "1d" (DuckDB refused it):
+    number text is decimal digits, sign, point and exponent (`NUMBER_PATTERN`) on both."""
+    good = ["+1", ".5", "5.", "1E+3", " 2 "]
+    frame = pd.DataFrame({"account_id": range(5), "ts": tx["ts"], "amount": good})
+    got = load_data({"transactions": frame}, backend=backend).to_pandas("transactions")
+    assert got.sort_values("account_id")["amount"].tolist() == [1.0, 0.5, 5.0, 1000.0, 2.0]
+    bad = ["1_000", "1d", "0x1p3", "1,5", "1e"]
+    frame = pd.DataFrame({"account_id": range(5), "ts": tx["ts"], "amount": bad})
+    (problem,) = _problems({"transactions": frame}, backend=backend)["transactions", "amount"]
+    assert problem.rule == "unparseable number"
+    assert problem.n_rows == 5
+
+
 def test_float_ids(backend):
     ok = pd.DataFrame({"account_id": [1.0, 2.0], "ts": ["2024-01-01"] * 2, "amount": [1.0, 1.0]})
     got = load_data({"transactions": ok}, backend=backend).to_pandas("transactions")

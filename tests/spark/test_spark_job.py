@@ -225,6 +225,11 @@ def test_messy_csv_reads_and_fails_as_on_duckdb(spark, tmp_path):
     duck, on_spark = load_both("account_id,ts,amount\n1,2024-01-05,10\n2,2024-01-06,inf\n")
     assert [str(p) for p in on_spark.problems] == [str(p) for p in duck.problems]
     assert "not a finite number" in str(on_spark)
+    # DuckDB's cast read "1_000" and Spark's (Java's) "1d" and "0x1p3": the same number text on both now
+    numbers = "".join(f"{i},2024-01-0{i},{v}\n" for i, v in enumerate(["1_000", "1d", "0x1p3", "+.5E1"], 1))
+    duck, on_spark = load_both("account_id,ts,amount\n" + numbers)
+    assert [str(p) for p in on_spark.problems] == [str(p) for p in duck.problems]
+    assert "unparseable number (3 rows" in str(on_spark)
     refunds = "".join(f"{i},2024-01-{i:02d},-{i}\n" for i in range(1, 10))
     duck, on_spark = load_both("account_id,ts,amount\n" + refunds + "1,2024-02-01,50\n")
     assert [str(n) for n in on_spark.quality.notes] == [str(n) for n in duck.quality.notes]
@@ -418,6 +423,12 @@ CASES = {
     },
     # hours / scale overflows: the price that gives it its room is below every float (ended in an error)
     "an account of subnormal effort scale": {"hours": 1200.0, "floor_hours": 0.0, "_huge_k": 5e-324},
+    "an account of subnormal effort scale, with floors": {"hours": 1200.0, "_huge_k": 5e-324},
+    "reps bind, an account of subnormal effort scale": {
+        "hours": 1600.0,
+        "capacity": {"ann": 400.0, "bob": 600.0},
+        "_huge_k": 5e-324,
+    },
     "tiers by clv, reps bind": {"hours": 1600.0, "tier_by": "clv", "capacity": {"ann": 400.0, "bob": 600.0}},
     "tiers by marginal gain": {"hours": 1600.0, "tier_by": "marginal_gain_per_hour", "cap_hours": 3.0},
     "ties at the edge of the top 10 %": {"hours": 1600.0, "_ties": True},
@@ -964,16 +975,20 @@ def test_empty_tables_on_spark_train_as_on_duckdb(spark, tmp_path):
     assert results["spark"][0]["activities"]["hash"] == results["duckdb"][0]["activities"]["hash"]
 
 
-def test_text_that_is_no_number_in_spark_scores_is_a_schema_error(spark, tmp_path):
-    """Spark 4's ANSI cast threw NumberFormatException where the in-memory check names the column."""
+@pytest.mark.parametrize("text", ["abc", "1d", "0x1p-3", "1_0"])
+def test_text_that_is_no_number_in_spark_scores_is_a_schema_error(spark, tmp_path, text):
+    """Spark 4's ANSI cast threw NumberFormatException where the in-memory check names the column; Java's
+    cast read "1d" and "0x1p-3" as numbers, which the in-memory check refuses."""
+    from kamml.allocation import read_scores
     from kamml.spark import allocate_spark
 
-    scores = random_scores(3, seed=1).assign(p_churn=["0.1", "abc", "0.3"])
+    scores = random_scores(3, seed=1).assign(p_churn=["0.1", text, " .3e0 "])
     scores.to_parquet(tmp_path / "scores.parquet")
-    with pytest.raises(SchemaError, match=r"scores\.p_churn: not a number"):
-        allocate_spark(
-            tmp_path / "scores.parquet", None, AllocationConfig(hours=10.0), tmp_path / "a", session=spark
-        )
+    cfg = AllocationConfig(hours=10.0)
+    with pytest.raises(SchemaError, match=r"scores\.p_churn: not a number \(1 row"):
+        allocate(read_scores(tmp_path / "scores.parquet"), None, cfg)
+    with pytest.raises(SchemaError, match=r"scores\.p_churn: not a number \(1 row"):
+        allocate_spark(tmp_path / "scores.parquet", None, cfg, tmp_path / "a", session=spark)
 
 
 def test_nanosecond_parquet_times_are_named_on_spark(spark, tmp_path):

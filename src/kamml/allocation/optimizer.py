@@ -155,6 +155,16 @@ def gain(stake: npt.ArrayLike, scale: npt.ArrayLike, hours: npt.ArrayLike) -> Fl
         return np.asarray(-s * np.expm1(-h / k), dtype=float)
 
 
+def marginal_gain(stake: FloatArray, scale: FloatArray, hours: FloatArray) -> FloatArray:
+    """The gain of one more hour, ``stake / scale * exp(-hours / scale)``, on the log scale.
+
+    A tiny scale makes ``stake / scale`` overflow while ``exp(-hours / scale)`` is 0: their product was
+    NaN, and is 0 here (inf at 0 hours, where the account's first hour is worth more than any float).
+    """
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        return np.asarray(np.exp(np.log(stake) - np.log(scale) - hours / scale), dtype=float)
+
+
 def optimize(
     stake: npt.ArrayLike,
     scale: npt.ArrayLike,
@@ -335,9 +345,7 @@ def _detailed(
     if free is not None:
         h_free, _, _ = _solve(free, free_reps)
         floor_cost = max(0.0, float(gain(problem.stake, problem.scale, h_free).sum()) - total)
-    with np.errstate(over="ignore", under="ignore", divide="ignore"):
-        # on the log scale: a tiny scale makes stake / scale overflow while exp(-h / scale) is 0
-        marginal = np.exp(np.log(problem.stake) - np.log(problem.scale) - h / problem.scale)
+    marginal = marginal_gain(problem.stake, problem.scale, h)
     unused = problem.hours - float(h.sum())
     rep_price = {rep: price_per_hour(max(t_team, t_rep[r])) for r, rep in enumerate(problem.reps)}
     marginal = _interior_at_price(marginal, problem, h, t_team, t_rep)
@@ -364,11 +372,20 @@ def _interior_at_price(
     them.
     """
     interior = (problem.stake > 0) & (h > problem.floor) & (h < problem.cap)
+    return at_price(marginal, interior, problem.codes, t_team, t_rep)
+
+
+def at_price(
+    marginal: FloatArray, interior: npt.NDArray[np.bool_], codes: IntArray, t_team: float, t_rep: FloatArray
+) -> FloatArray:
+    """`marginal` with the `interior` accounts' price per hour: their rep's (code) or the team's (-1).
+
+    Shared with Spark, whose allocation must give the same marginal gains (`_interior_at_price`).
+    """
     # one log-price per rep and the team's last, so code -1 (no rep) reads it: no exp per account
     levels = np.append(np.maximum(t_team, np.asarray(t_rep, dtype=float)), t_team)
     with np.errstate(over="ignore", under="ignore"):
         prices = np.exp(levels)
-    codes = problem.codes
     return np.where(interior & np.isfinite(levels)[codes], prices[codes], marginal)
 
 

@@ -33,7 +33,7 @@ from kamml.data.readers import (
 )
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem
-from kamml.io import INT_PATTERN, WHOLE_FLOAT_PATTERN
+from kamml.io import INT_PATTERN, NUMBER_PATTERN, WHOLE_FLOAT_PATTERN
 
 __all__ = ["TablePlan", "Validated", "plan_table", "validate_tables"]
 
@@ -564,7 +564,9 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         missing = c.isnull()
     elif dtype.is_string():
         s = plan.derive(0, cspec.name, _trim(c))
-        f = plan.derive(1, cspec.name, s.try_cast("float64"))
+        # the pattern first: the engines' casts accept different text beyond it (`NUMBER_PATTERN`)
+        number = ibis.ifelse(s.re_search(NUMBER_PATTERN), s.try_cast("float64"), ibis.null("float64"))
+        f = plan.derive(1, cspec.name, number)
         missing = c.isnull() | (s.length() == 0)
         plan.add(column, f"unparseable number{tag}", ~missing & f.isnull(), c)
     else:

@@ -75,13 +75,22 @@ from kamml.allocation.allocate import (
     warn_mixed_scorings,
     warn_uncovered_owners,
 )
-from kamml.allocation.optimizer import RTOL, price_per_hour, rep_codes, rep_names, reps_short
+from kamml.allocation.optimizer import (
+    RTOL,
+    at_price,
+    gain,
+    marginal_gain,
+    price_per_hour,
+    rep_codes,
+    rep_names,
+    reps_short,
+)
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.summary import short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import WHOLE_FLOAT_PATTERN, json_text
+from kamml.io import NUMBER_PATTERN, WHOLE_FLOAT_PATTERN, json_text
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, default_scale
 from kamml.spark.session import (
     abandon_path,
@@ -633,11 +642,11 @@ class _Plan:
         sums = _collect(
             prepared, _Kernel(self, "gains", variants, bounded, t_team=t_team, t_rep=t_rep, factors=factors)
         )
-        gain, free = sums["g"][::per], sums["g"][per - 1 :: per]
-        rows.loc[feasible, "total_gain"] = gain
+        total, free = sums["g"][::per], sums["g"][per - 1 :: per]
+        rows.loc[feasible, "total_gain"] = total
         rows.loc[feasible, "team_price"] = [price_per_hour(float(t)) for t in t_team[::per]]
         rows.loc[feasible, "hours_used"] = sums["h"][::per]
-        rows.loc[feasible, "floor_cost"] = np.maximum(0.0, free - gain) if per == 2 else 0.0
+        rows.loc[feasible, "floor_cost"] = np.maximum(0.0, free - total) if per == 2 else 0.0
         return rows
 
     def _search(
@@ -906,13 +915,14 @@ class _Kernel:
             out["cap"].append(
                 _bincount(ga, hi, n_groups) if np.isfinite(self.plan.cap) else _inf_if(ga, n_groups)
             )
-            at_floor = a - lo / k  # accounts held at their floors by a rep's price cannot set the team's
+            with np.errstate(over="ignore"):  # lo / k overflows for a subnormal k: never held at its floor
+                at_floor = a - lo / k  # accounts held at their floors by a rep's price cannot set the team's
+                low = a - np.minimum(hi, tgt[ga]) / k
             pf = self._price_floor(b["code"], v) if self.stage == 2 else None
             if pf is not None:
                 at_floor = np.where(at_floor > pf[act], at_floor, -np.inf)
             out["max_hi"].append(_extreme(at_floor, ga, n_groups, np.maximum))
-            room = np.minimum(hi, tgt[ga])
-            out["min_lo"].append(_extreme(a - room / k, ga, n_groups, np.minimum))
+            out["min_lo"].append(_extreme(low, ga, n_groups, np.minimum))
             out["sum_k"].append(_bincount(ga, k, n_groups))
             out["sum_ka"].append(_bincount(ga, k * a, n_groups))
         return {key: np.concatenate(vals).astype(float) for key, vals in out.items()}
@@ -1019,7 +1029,7 @@ class _Kernel:
             b = bases[v % 2]
             h = self._hours(b, v, shrink=True)
             hours[v] = h.sum()
-            gains[v] = float((-b["stake"] * np.expm1(-h / b["k"])).sum())
+            gains[v] = float(gain(b["stake"], b["k"], h).sum())
         return {"h": hours, "g": gains}
 
     def final(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -1027,20 +1037,17 @@ class _Kernel:
         b = self._base(batch, 0)
         h = self._hours(b, 0, shrink=True)
         stake, k = b["stake"], b["k"]
-        gain = -stake * np.expm1(-h / k)
-        with np.errstate(over="ignore", under="ignore"):
-            marginal = stake / k * np.exp(-h / k)
-            # strictly between floor and cap: the price itself, as in memory (`_interior_at_price`)
-            assert self.t_team is not None
-            reps = self.t_rep[0] if self.t_rep is not None and len(self.plan.reps) else np.empty(0)
-            levels = np.append(np.maximum(self.t_team[0], reps), self.t_team[0])  # code -1: the team's
-            interior = b["active"] & (h > b["lo"]) & (h < self.plan.cap) & np.isfinite(levels)[b["code"]]
-            marginal = np.where(interior, np.exp(levels)[b["code"]], marginal)
+        gains = gain(stake, k, h)
+        # strictly between floor and cap: the price itself, as in memory (`_interior_at_price`)
+        assert self.t_team is not None
+        reps = self.t_rep[0] if self.t_rep is not None and len(self.plan.reps) else np.empty(0)
+        interior = b["active"] & (h > b["lo"]) & (h < self.plan.cap)
+        marginal = at_price(marginal_gain(stake, k, h), interior, b["code"], float(self.t_team[0]), reps)
         if self.variants == 2:
             free = self._base(batch, 1)
-            gain_free = -stake * np.expm1(-self._hours(free, 1, shrink=True) / k)
+            gain_free = gain(stake, k, self._hours(free, 1, shrink=True))
         else:
-            gain_free = gain
+            gain_free = gains
         active = batch["active"].to_numpy(dtype=bool)
         owner = batch["owner"] if "owner" in batch else pd.Series([None] * len(batch), dtype=object)
         return pd.DataFrame(
@@ -1048,7 +1055,7 @@ class _Kernel:
                 "account_id": batch["account_id"].to_numpy(),
                 "stake": stake,
                 "recommended_hours": h,
-                "expected_gain": gain,
+                "expected_gain": gains,
                 "marginal_gain_per_hour": marginal,
                 "reasons": reason_codes(
                     batch,
@@ -1454,9 +1461,12 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
             continue
         raw = F.col(column)
         number = raw.try_cast("double")  # Spark 4's ANSI cast threw on text that is no number
-        missing = raw.isNull() | F.isnan(number)
-        if frame.schema[column].dataType.typeName() not in ("double", "float", "integer", "long", "short"):
+        kind = frame.schema[column].dataType.typeName()
+        if kind == "string":  # Java's cast also reads "1d" and "0x1p3", refused in memory (`NUMBER_PATTERN`)
+            number = F.when(raw.rlike(NUMBER_PATTERN), number)
+        if kind not in ("double", "float", "integer", "long", "short"):
             rules.append((column, "not a number", raw.isNotNull() & number.isNull()))
+        missing = raw.isNull() | F.isnan(number)
         if not nan_ok:
             rules.append((column, "missing value", missing))
         infinite = number.isin(float("inf"), float("-inf"))

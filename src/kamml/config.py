@@ -75,6 +75,18 @@ class _Section(BaseModel):
     # no protected "model_" prefix: `tracking.model_name` is a setting (pydantic < 2.10 warned of it)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
+    def check_edits(self) -> None:
+        """Validate the section again: a `ConfigError` naming the key, as loading it would raise.
+
+        Edits inside a list or dict (``cfg.features.windows.append(-30)``, ``cfg.features.groups["rfm"]
+        = False``) skip validation on assignment: a negative window built ``spend_-30d``, and rfm off
+        ended a backtest in a KeyError. Called where a job reads the section.
+        """
+        try:
+            type(self).model_validate(self.model_dump())
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "config", _section_path(type(self)))) from None
+
     def __setattr__(self, name: str, value: Any) -> None:
         """Assign with validation; a bad value or unknown key is a `ConfigError` naming the dotted key.
 

@@ -193,8 +193,8 @@ def test_a_floor_above_the_cap_names_the_settings():
     with pytest.raises(ValueError, match=r"allocation\.floor_hours 5 is above allocation\.cap_hours 2"):
         AllocationConfig(floor_hours=5.0, cap_hours=2.0)  # refused when read; unchecked below
     unchecked = AllocationConfig().model_copy(update={"floor_hours": 5.0, "cap_hours": 2.0})
-    with pytest.raises(InfeasibleError, match=r"allocation\.floor_hours 5 is above allocation\.cap_hours 2"):
-        allocate(make_scores(), 500.0, unchecked)
+    with pytest.raises(ConfigError, match=r"allocation\.floor_hours 5 is above allocation\.cap_hours 2"):
+        allocate(make_scores(), 500.0, unchecked)  # checked again where it is used
 
 
 def test_floors_above_a_reps_capacity_count_that_reps_accounts():
@@ -471,6 +471,15 @@ def test_hours_and_config_forms():
         allocate(scores, 1.0, {"hours": 1.0})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="hours must be a finite number"):
         allocate(scores, -1.0)
+    for flag in (True, np.True_, "x"):  # True was a 1-hour plan; the config refuses hours: true
+        with pytest.raises(ConfigError, match=r"hours must be a number \(the team's hours\), got (true|'x')"):
+            allocate(scores, flag)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="hours must be a number"):
+            budget_curve(scores, flag)  # type: ignore[arg-type]
+    cfg = AllocationConfig()
+    cfg.tiers["top"] = 2.0  # an edit inside the dict: not seen by validation on assignment
+    with pytest.raises(ConfigError, match=r"allocation\.tiers\.top: a cumulative share"):
+        allocate(scores, 120.0, cfg)
 
 
 def test_weights_change_the_stake():

@@ -375,6 +375,8 @@ def test_hours_none_is_a_named_error_not_an_internal_one():
     for solve in (optimize, optimize_detailed):
         with pytest.raises(ValueError, match=r"hours must be a number .* got None"):
             solve([200.0, 100.0], 1.0, None)
+        with pytest.raises(ValueError, match=r"hours must be a number .* got True"):  # was 1 hour
+            solve([200.0, 100.0], 1.0, True)
 
 
 def test_zero_stake_accounts_get_their_floor():

@@ -175,6 +175,18 @@ def test_labels_refuse_a_horizon_that_is_no_whole_number_of_days(simple, horizon
     assert build_labels(simple, CUTOFF, np.int64(90)).loc[1, "value"] == 999.0
 
 
+def test_config_edits_in_place_are_checked(simple):
+    """Edits inside a list or dict skip validation on assignment: a window of -30 built spend_-30d."""
+    cfg = Config()
+    cfg.features.windows.append(-30)
+    with pytest.raises(ConfigError, match=r"features\.windows.*positive day counts"):
+        build_features(simple, CUTOFF, cfg)
+    cfg = Config()
+    cfg.features.groups["rfm"] = False
+    with pytest.raises(ConfigError, match=r"features\.groups\.rfm cannot be switched off"):
+        build_features(simple, CUTOFF, cfg)
+
+
 def test_cutoff_must_be_a_date(simple):
     with pytest.raises(ConfigError, match=r"must be a date .*'2024-07-01 12:00'.*time of day 12:00:00"):
         build_features(simple, "2024-07-01 12:00")

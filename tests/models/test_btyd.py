@@ -594,6 +594,19 @@ def test_customer_lifetime_value(cdnow_sample: pd.DataFrame) -> None:
     )
     with pytest.raises(ValueError, match=r"whole n_periods >= 1.*n_periods=2\.5"):
         gg.customer_lifetime_value(bg, f, r, T, m, t=39.0, n_periods=2.5)
+    for rate in (float("nan"), float("inf"), -0.1):  # NaN passed the check and gave NaN values
+        with pytest.raises(ValueError, match=rf"finite discount_rate >= 0.*discount_rate={rate}"):
+            gg.customer_lifetime_value(bg, f, r, T, m, t=39.0, n_periods=2, discount_rate=rate)
+
+
+@pytest.mark.parametrize("params", [{"max_iter": True}, {"penalizer": True}, {"tol": False}])
+def test_true_or_false_is_no_number(params, cdnow_sample: pd.DataFrame) -> None:
+    """sklearn's intervals take True as 1 (one iteration) and False as 0."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    model = BetaGeo if "max_iter" in params else GammaGamma
+    with pytest.raises(InvalidParameterError, match="must be a number, not"):
+        model(**params).fit(cdnow_sample)
 
 
 def test_a_fit_without_repeat_purchases_warns() -> None:

@@ -757,6 +757,16 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
         ({"influence": {"monotone": {"x": 1}, "mc": [1]}}, r"models\.influence: give monotone constraints"),
         ({"clv": {"offset_feature": "nosuch"}}, r"models\.clv\.offset_feature 'nosuch' is not a feature"),
         ({"churn": {"blend_feature": "nope"}}, r"models\.churn\.blend_feature 'nope' is not a feature"),
+        # true read as 1: one tree, a learning rate of 1, without a word (an audit)
+        ({"clv": {"n_estimators": True}}, r"models\.clv: The 'n_estimators' parameter .* a number, not True"),
+        ({"churn": {"learning_rate": True}}, r"models\.churn: The 'learning_rate' .* a number, not True"),
+        ({"clv": {"offset_weight": False}}, r"models\.clv: The 'offset_weight' .* a number, not False"),
+        # no metric for early stopping to watch: LightGBM's traceback after the features (an audit)
+        (
+            {"churn": {"metric": "none"}},
+            r"models\.churn\.metric: ChurnModel: LightGBM computes no evaluation",
+        ),
+        ({"clv": {"metric": "bogus"}}, r"models\.clv\.metric: ClvModel: .* for metric='bogus'"),
     ],
 )
 def test_model_settings_that_cannot_train_are_config_errors_before_any_work(models, says):
@@ -765,6 +775,16 @@ def test_model_settings_that_cannot_train_are_config_errors_before_any_work(mode
         check_model_settings(cfg)
     with pytest.raises(ConfigError, match=says):  # ModelBundle.fit checks before it touches the frame
         ModelBundle.fit(pd.DataFrame(), cfg)
+
+
+def test_no_metric_is_fine_without_early_stopping_and_edits_in_place_are_checked():
+    check_model_settings(
+        Config.from_dict({"models": {"churn": {"metric": "none", "early_stopping_rounds": None}}})
+    )
+    cfg = Config()
+    cfg.models.clv["n_estimators"] = 0  # inside the dict: not seen by validation on assignment
+    with pytest.raises(ConfigError, match=r"models\.clv.*n_estimators"):
+        check_model_settings(cfg)
 
 
 def test_few_accounts_and_clipped_levels_are_warned(world_data, caplog):

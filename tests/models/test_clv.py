@@ -311,6 +311,31 @@ def test_fit_refuses_a_params_key_lightgbm_does_not_know(params: dict[str, objec
     ClvModel(num_threads=1, n_estimators=5, params={"num_leaves": 3, "reg_lambda": 2.0}).fit(X, y)  # aliases
 
 
+def test_a_metric_early_stopping_cannot_watch_is_named() -> None:
+    """metric "none" (LightGBM's own value) ended fit in LightGBM's early-stopping traceback."""
+    X, y, snapshot = make_value(n_per_snapshot=100)
+    model = ClvModel(num_threads=1, n_estimators=5, params={"metric": "none"})
+    with pytest.raises(
+        ValueError, match=r"ClvModel: LightGBM computes no evaluation metric for metric='none'"
+    ):
+        model.fit(X, y, snapshot=snapshot)
+    model.set_params(early_stopping_rounds=None).fit(X, y, snapshot=snapshot)  # nothing to watch: fine
+
+
+def test_labels_of_another_horizon_are_refused() -> None:
+    """build_training_frame's attrs say the labels' window; a 90-day frame fitted at 180 was scored at 180."""
+    X, y, _ = make_value(n_per_snapshot=100, snapshots=1)
+    X.attrs["horizon_days"] = 90
+    with pytest.raises(ModelInputError, match=r"X's labels cover 90 days .* ClvModel has horizon_days=180"):
+        ClvModel(num_threads=1, n_estimators=5).fit(X, y)
+    assert ClvModel(num_threads=1, n_estimators=5, horizon_days=90).fit(X, y).horizon_days_ == 90
+    X.attrs.clear()
+    y = pd.Series(y)
+    y.attrs["horizon_days"] = 30
+    with pytest.raises(ModelInputError, match=r"y's labels cover 30 days"):
+        ClvModel(num_threads=1, n_estimators=5).fit(X, y)
+
+
 def test_sample_weight_changes_the_fit() -> None:
     X, y, _ = make_value(n_per_snapshot=400, snapshots=1)
     w = np.where(X["seg"] == "x", 5.0, 1.0)

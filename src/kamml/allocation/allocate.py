@@ -213,8 +213,7 @@ def allocate(
     10.0
     """
     cfg = allocation_config(config)
-    team_hours = float(cfg.hours if hours is None else hours)
-    check_floor_below_cap(cfg)  # named by its keys, not as the floors of some accounts
+    team_hours = plan_hours(hours, cfg)
     frame = _prepared(scores, cfg, stated_horizon(config, horizon_days), warn=True)
     return _plan(frame, cfg, team_hours)
 
@@ -287,7 +286,7 @@ def budget_curve(
     {'hours': [1.0, 4.0, 8.0], 'feasible': [False, True, True]}
     """
     cfg = allocation_config(config)
-    budgets = curve_budgets(cfg.hours if hours is None else hours, fractions)
+    budgets = curve_budgets(plan_hours(hours, cfg), fractions)
     frame = _prepared(scores, cfg, stated_horizon(config, horizon_days), warn=True)
     return _curve(frame, cfg, budgets, fractions)
 
@@ -907,11 +906,10 @@ def allocate_file(
         if target is not None:
             check_output_path(target)
     cfg = allocation_config(config)
-    team_hours = float(cfg.hours if hours is None else hours)
+    team_hours = plan_hours(hours, cfg)
     budgets = None if curve_path is None else curve_budgets(team_hours)  # too large: before any work
     stated = stated_horizon(config, horizon_days)
     scores = read_scores(scores_path)
-    check_floor_below_cap(cfg)
     frame = _prepared(scores, cfg, stated, warn=True)  # once for the plan and its curve: one warning
     table = _plan(frame, cfg, team_hours)
     curve = None if budgets is None else _curve(frame, cfg, budgets, DEFAULT_FRACTIONS)
@@ -977,10 +975,10 @@ def allocation_config(config: AllocationConfig | Config | None) -> AllocationCon
     """The allocation section of a whole config, or the defaults (shared with `kamml.spark`)."""
     if config is None:
         return AllocationConfig()
-    if isinstance(config, Config):
-        return config.allocation
-    if isinstance(config, AllocationConfig):
-        return config
+    if isinstance(config, Config | AllocationConfig):
+        section = config.allocation if isinstance(config, Config) else config
+        section.check_edits()  # tiers, weights or capacity edited in place: checked as on loading
+        return section
     raise ConfigError(f"config must be an AllocationConfig or a Config, got {type(config).__name__}")
 
 
@@ -993,14 +991,13 @@ def check_settings(config: AllocationConfig | Config | None, hours: float | None
     rep's hours, the owners) is checked by `allocate`.
     """
     cfg = allocation_config(config)
-    team_hours = float(cfg.hours if hours is None else hours)
+    team_hours = plan_hours(hours, cfg)
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
     resolve_weights(cfg.weights)
     check_tiers(cfg.tiers)
     if cfg.effort_scale != "auto":
         check_clip(effort_clip_pair(cfg.effort_clip))
-    check_floor_below_cap(cfg)
     for rep, value in (cfg.capacity or {}).items():
         if np.isnan(value):
             raise ConfigError(f"allocation.capacity.{rep} must be a number of hours >= 0, got {value}")
@@ -1009,13 +1006,20 @@ def check_settings(config: AllocationConfig | Config | None, hours: float | None
     return cfg
 
 
-def check_floor_below_cap(cfg: AllocationConfig) -> None:
-    """A floor above the cap is the settings' fault: say so by their keys (`InfeasibleError`)."""
-    if cfg.cap_hours is not None and cfg.floor_hours > cfg.cap_hours:
-        raise InfeasibleError(
-            f"allocation.floor_hours {cfg.floor_hours:g} is above allocation.cap_hours {cfg.cap_hours:g}: "
-            "no active account can get its minimum touch"
-        )
+def plan_hours(hours: Any, cfg: AllocationConfig) -> float:
+    """The team's hours, `hours` or else the config's, as a float; a ConfigError for what is no number.
+
+    true / false are refused as the config refuses ``allocation.hours: true``: Python reads True as
+    1, a 1-hour plan. Whether the hours are finite and >= 0 is checked where they are used.
+    """
+    value = cfg.hours if hours is None else hours
+    if not isinstance(value, bool | np.bool_):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    shown = str(value).lower() if isinstance(value, bool | np.bool_) else repr(value)
+    raise ConfigError(f"hours must be a number (the team's hours), got {shown}")
 
 
 def _prepared(
@@ -1103,7 +1107,7 @@ def check_floors_fit(
     cfg = allocation_config(config)
     frame = _prepared(scores, cfg, stated_horizon(config))
     try:
-        _solve(frame, cfg, float(cfg.hours if hours is None else hours))
+        _solve(frame, cfg, plan_hours(hours, cfg))
     except InfeasibleError as exc:
         raise floor_hint(exc, int(frame["active"].sum()), cfg) from None
 

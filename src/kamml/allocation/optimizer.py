@@ -836,8 +836,8 @@ def _check(ok: npt.NDArray[np.bool_], name: str, rule: str, arr: FloatArray, exc
 
 def _scalar_hours(hours: float) -> float:
     """The team's hours as a finite float; negative hours are infeasible."""
-    if hours is None:  # numpy reads None as NaN; `optimize_budgets` alone leaves the hours open
-        raise ValueError("hours must be a number (the team's hours), got None")
+    if hours is None or isinstance(hours, bool | np.bool_):  # numpy reads None as NaN and True as 1
+        raise ValueError(f"hours must be a number (the team's hours), got {hours}")
     arr = np.asarray(hours, dtype=float)
     if arr.ndim != 0:
         raise ValueError(f"hours must be a single number (the team's hours), got shape {arr.shape}")

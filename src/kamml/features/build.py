@@ -169,6 +169,7 @@ def _dated_accounts(ctx: FeatureContext) -> ir.Table | None:
 def enabled_groups(config: Config | None, data: Any) -> list[str]:
     """Names of the groups to compute: switched on in the config and with their table present."""
     cfg = config or Config()
+    cfg.features.check_edits()  # windows or groups edited in place: checked as on loading
     unknown = set(cfg.features.groups) - set(GROUPS) - {"btyd"}
     if unknown:
         raise ConfigError(

@@ -8,11 +8,29 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from kamml.errors import ModelError
 
-__all__ = ["NotFittedModelError", "check_fitted", "check_sample_weight"]
+__all__ = ["KammlEstimator", "NotFittedModelError", "check_fitted", "check_sample_weight"]
+
+
+class KammlEstimator(BaseEstimator):
+    """sklearn's parameter checks, and true/false refused where a number goes.
+
+    sklearn's ``Interval(Integral, ...)`` and ``Interval(Real, ...)`` take True as 1: a config's
+    ``n_estimators: true`` trained one tree and ``learning_rate: true`` a rate of 1, without a word.
+    """
+
+    def _validate_params(self) -> None:
+        for name, constraints in getattr(self, "_parameter_constraints", {}).items():
+            value = getattr(self, name, None)
+            if isinstance(value, bool | np.bool_) and any(isinstance(c, Interval) for c in constraints):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be a number, not {value!r}"
+                )
+        super()._validate_params()
 
 
 class NotFittedModelError(ModelError, NotFittedError):

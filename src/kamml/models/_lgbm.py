@@ -37,13 +37,12 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from kamml.config import to_plain, unknown_lightgbm_parameters
 from kamml.errors import ModelError
-from kamml.models._checks import check_fitted, check_sample_weight
+from kamml.models._checks import KammlEstimator, check_fitted, check_sample_weight
 
 __all__ = [
     "FORMAT_VERSION",
@@ -512,7 +511,20 @@ class PreparedFeatures:
     layout: tuple[Any, ...]
 
 
-class LGBMModel(BaseEstimator):
+#: The start of LightGBM's early-stopping error when the parameters give it no metric to watch.
+NO_EVAL_METRIC = "at least one dataset and eval metric is required"
+
+
+def no_metric_message(model: str, metric: Any) -> str:
+    """Why early stopping cannot run: LightGBM computes no metric for ``metric`` ("none", or a typo)."""
+    return (
+        f"{model}: LightGBM computes no evaluation metric for metric={metric!r}, and early stopping "
+        "watches one on the latest snapshot: leave metric out (the objective's own), name one LightGBM "
+        "knows (such as tweedie, poisson, l2, binary_logloss, auc), or set early_stopping_rounds to None"
+    )
+
+
+class LGBMModel(KammlEstimator):
     """Base of kamml's LightGBM estimators; subclasses set the objective, target handling and calibration.
 
     Subclasses define ``__init__`` with their keyword parameters (at least those of
@@ -932,6 +944,23 @@ class LGBMModel(BaseEstimator):
             free_raw_data=True,
         )
 
+    def _check_label_horizon(self, X: Any, y: Any) -> None:
+        """A ModelInputError when X or y says its labels cover another window than ``horizon_days``.
+
+        `kamml.features.build_training_frame` records the window in ``attrs["horizon_days"]``; a model
+        fitted to 90-day labels with the default 180 recorded 180 days, then refused ``predict`` at 90
+        and scored at 180 with half the value.
+        """
+        for name, values in (("X", X), ("y", y)):
+            labelled = getattr(values, "attrs", {}).get("horizon_days")
+            if labelled is not None and int(labelled) != int(self.horizon_days):
+                raise ModelInputError(
+                    f"{name}'s labels cover {int(labelled)} days (attrs['horizon_days'], from "
+                    f"build_training_frame), but {type(self).__name__} has horizon_days={self.horizon_days}: "
+                    f"set horizon_days={int(labelled)}, or build the frame with time.horizon_days "
+                    f"{self.horizon_days}"
+                )
+
     def _train(
         self,
         params: dict[str, Any],
@@ -972,14 +1001,19 @@ class LGBMModel(BaseEstimator):
                 lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
             )
         with no_autolog():
-            booster = lgb.train(
-                params,
-                train_set,
-                num_boost_round=rounds,
-                valid_sets=[valid_set],
-                valid_names=["latest_snapshot"],
-                callbacks=callbacks,
-            )
+            try:
+                booster = lgb.train(
+                    params,
+                    train_set,
+                    num_boost_round=rounds,
+                    valid_sets=[valid_set],
+                    valid_names=["latest_snapshot"],
+                    callbacks=callbacks,
+                )
+            except ValueError as exc:
+                if NO_EVAL_METRIC not in str(exc):
+                    raise
+                raise ValueError(no_metric_message(name, params.get("metric"))) from None
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
         logger.debug(
             "%s: best round %d of %d in %.1f s",
@@ -1052,6 +1086,7 @@ class LGBMModel(BaseEstimator):
         target = self._encode_target(y, weight)
         if target.shape[0] != n_rows:
             raise ModelInputError(f"X has {n_rows} rows but y has {target.shape[0]}")
+        self._check_label_horizon(X, y)
         self.horizon_days_ = int(self.horizon_days)
         self._fit_start(matrix, weight)
         self.validation_score_ = {}

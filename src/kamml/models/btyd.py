@@ -39,7 +39,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import assert_all_finite, check_non_negative, validate_data
 
 from kamml.errors import Problem, SchemaError
-from kamml.models._checks import NotFittedModelError, check_fitted, check_sample_weight
+from kamml.models._checks import KammlEstimator, NotFittedModelError, check_fitted, check_sample_weight
 
 __all__ = ["BetaGeo", "GammaGamma", "NotFittedModelError"]
 
@@ -572,7 +572,7 @@ def _expected_alive_purchases(
     return out.reshape(shape)
 
 
-class BetaGeo(BaseEstimator):
+class BetaGeo(KammlEstimator):
     """BG/NBD model of repeat purchasing, fitted by maximum likelihood; predicts future purchases.
 
     Each customer buys at a Poisson rate lambda while alive and becomes inactive after any purchase with
@@ -974,7 +974,7 @@ def _gamma_gamma_nll(
     return value, -grad / total + 2.0 * penalizer * params**2
 
 
-class GammaGamma(BaseEstimator):
+class GammaGamma(KammlEstimator):
     """Gamma-Gamma model of spend per purchase; predicts each customer's expected mean order value.
 
     A customer's purchase values are Gamma(p, nu) with nu ~ Gamma(q, gamma) across customers, so the
@@ -1260,9 +1260,10 @@ class GammaGamma(BaseEstimator):
         ndarray
             Expected (discounted) value in the window.
         """
-        if not _whole(n_periods) or n_periods < 1 or discount_rate < 0 or not np.isfinite(t) or t < 0:
+        rate_ok = np.isfinite(discount_rate) and discount_rate >= 0  # NaN passed `< 0`: NaN values
+        if not _whole(n_periods) or n_periods < 1 or not rate_ok or not np.isfinite(t) or t < 0:
             raise ValueError(
-                "need a whole n_periods >= 1, discount_rate >= 0 and a finite t >= 0; got "
+                "need a whole n_periods >= 1, a finite discount_rate >= 0 and a finite t >= 0; got "
                 f"n_periods={n_periods!r}, discount_rate={discount_rate!r}, t={t!r}"
             )
         n_periods = int(n_periods)

@@ -59,6 +59,7 @@ from kamml.config import Config
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError, Problem
 from kamml.models._lgbm import (
+    NO_EVAL_METRIC,
     SMALL_FRAME_ROWS,
     as_float,
     canonical_params,
@@ -68,6 +69,7 @@ from kamml.models._lgbm import (
     is_categorical,
     is_true,
     no_autolog,
+    no_metric_message,
 )
 from kamml.models.btyd_features import (
     BtydFit,
@@ -362,6 +364,7 @@ def check_model_settings(cfg: Config) -> None:
     The estimators' own checks (objective, learning rate, early stopping, parameter types) ran only
     inside training, after the data and features, and surfaced as tracebacks.
     """
+    cfg.models.check_edits()  # a models section edited in place: checked as on loading
     for name, model_class in (("clv", ClvModel), ("churn", ChurnModel), ("influence", InfluenceModel)):
         try:
             model = model_class(horizon_days=cfg.time.horizon_days, **_lgbm_kwargs(cfg, name))
@@ -372,7 +375,8 @@ def check_model_settings(cfg: Config) -> None:
             raise ConfigError(f"models.{name}: {exc}") from None
         if rounds < 1:
             raise ConfigError(f"models.{name}: the number of boosting rounds must be >= 1, got {rounds}")
-        _check_lightgbm_accepts(name, model.lgb_params())
+        stops = model.early_stopping_rounds is not None
+        _check_lightgbm_accepts(name, type(model).__name__, model.lgb_params(), early_stopping=stops)
         _check_known_features(name, cfg.models.model_dump().get(name) or {})
 
 
@@ -393,22 +397,33 @@ def _check_known_features(name: str, settings: Mapping[str, Any]) -> None:
             ) from None
 
 
-def _check_lightgbm_accepts(name: str, params: dict[str, Any]) -> None:
+def _check_lightgbm_accepts(name: str, model: str, params: dict[str, Any], *, early_stopping: bool) -> None:
     """A ConfigError when LightGBM itself refuses the parameters (a value it cannot read: num_leaves x).
 
     One round on 20 rows (a few milliseconds), so a bad value stops the job before the data is read
     instead of as LightGBM's traceback after the features. Positional ``monotone_constraints`` are
-    left out: their length is that of the training columns, which these rows do not have.
+    left out: their length is that of the training columns, which these rows do not have. With
+    `early_stopping`, on a held-out set as in training: a ``metric`` that gives LightGBM none to watch
+    ("none", or a name it does not know) ended the job in LightGBM's traceback after the features.
     """
     rows = np.arange(40, dtype=float).reshape(20, 2)
     labels = np.tile([0.0, 1.0], 10)
     params = {k: v for k, v in params.items() if k != "monotone_constraints"}
     try:
         with no_autolog():
-            lgb.train({**params, "num_threads": 1}, lgb.Dataset(rows, labels), num_boost_round=1)
+            data = lgb.Dataset(rows, labels)
+            valid = [lgb.Dataset(rows, labels, reference=data)] if early_stopping else None
+            callbacks: list[Any] = [lgb.early_stopping(1, verbose=False)] if early_stopping else []
+            lgb.train(
+                {**params, "num_threads": 1}, data, num_boost_round=1, valid_sets=valid, callbacks=callbacks
+            )
     except lgb.basic.LightGBMError as exc:
         reason = str(exc).split(" at /")[0].strip()  # not the path of LightGBM's C++ source
         raise ConfigError(f"models.{name}: LightGBM refuses the parameters: {reason}") from None
+    except ValueError as exc:
+        if NO_EVAL_METRIC not in str(exc):
+            raise
+        raise ConfigError(f"models.{name}.metric: {no_metric_message(model, params.get('metric'))}") from None
 
 
 def _earlier(train: pd.DataFrame) -> pd.Series:

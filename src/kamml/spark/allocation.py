@@ -60,13 +60,13 @@ from kamml.allocation.allocate import (
     WHOLE_DAYS_RULE,
     allocation_config,
     check_capacity_reps,
-    check_floor_below_cap,
     check_not_empty,
     curve_budgets,
     effort_clip_pair,
     floor_hint,
     horizon_problems,
     missing_score_columns,
+    plan_hours,
     resolve_horizon,
     stake_problems,
     stated_horizon,
@@ -196,7 +196,7 @@ def allocate_spark(
         raise ConfigError("allocate_spark needs out_dir, the folder to write the allocation table to")
     t0 = time.perf_counter()
     cfg = allocation_config(config)
-    team_hours = float(cfg.hours if hours is None else hours)
+    team_hours = plan_hours(hours, cfg)
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
     stated = stated_horizon(config, horizon_days)
@@ -425,7 +425,6 @@ class _Plan:
         else:
             logger.warning("no account has a positive clv: every account gets the same effort scale")
         check_tiers(cfg.tiers)
-        check_floor_below_cap(cfg)
         reps: list[str] = []
         capacity = np.zeros(0)
         if cfg.capacity is not None:

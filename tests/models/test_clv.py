@@ -322,6 +322,14 @@ def test_a_metric_early_stopping_cannot_watch_is_named() -> None:
     model.set_params(early_stopping_rounds=None).fit(X, y, snapshot=snapshot)  # nothing to watch: fine
 
 
+def test_dates_in_fit_are_named_as_no_numbers() -> None:
+    """The refusal read "must be numeric as it was in fit" in fit itself."""
+    X, y, _ = make_value(n_per_snapshot=50, snapshots=1)
+    X["when"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(X)), unit="D")
+    with pytest.raises(ModelInputError, match=r"ClvModel: columns \['when'\] hold dates or durations"):
+        ClvModel(num_threads=1, n_estimators=5).fit(X, y)
+
+
 def test_labels_of_another_horizon_are_refused() -> None:
     """build_training_frame's attrs say the labels' window; a 90-day frame fitted at 180 was scored at 180."""
     X, y, _ = make_value(n_per_snapshot=100, snapshots=1)

@@ -714,6 +714,12 @@ class LGBMModel(KammlEstimator):
         if isinstance(X, pd.DataFrame):
             self._check_names(X, reset=reset)
             if reset:
+                dated = [str(name) for i, name in enumerate(X.columns) if _temporal(X.iloc[:, i])]
+                if dated:  # as_float's "must be numeric as it was in fit" read wrongly in fit itself
+                    raise ModelInputError(
+                        f"{type(self).__name__}: columns {dated} hold dates or durations, which are neither "
+                        "numbers nor categories: send the number of days, as the features do"
+                    )
                 self.feature_names_ = (
                     [str(c) for c in self.feature_names_in_]
                     if hasattr(self, "feature_names_in_")

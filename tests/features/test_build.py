@@ -232,24 +232,31 @@ def test_unknown_group_is_a_config_error(simple):
         build_features(simple, CUTOFF, cfg)
 
 
-def test_an_account_created_in_the_crm_after_its_first_purchase_keeps_its_attributes(make_data):
-    """Account 1 bought before the cutoff; its accounts row is dated later. Its attributes were NaN in
-    every snapshot before that date (training) and present at scoring."""
-    t = tx([(1, "2024-05-01", 10.0), (2, "2024-05-01", 10.0), (3, "2024-05-01", 10.0)])
+def test_an_accounts_row_counts_from_its_created_at_day(make_data):
+    """Accounts 1 and 5 bought before the cutoff; their rows are dated on or after it. Their attributes
+    were read all the same: a row that did not exist at the cutoff is the account's later existence (an
+    audit: a CRM creating rows at a second purchase lifted the backtest's churn AUC past BTYD's)."""
+    t = tx([(i, "2024-05-01", 10.0) for i in (1, 2, 3, 5)])
     acc = pd.DataFrame(
         {
-            "account_id": [1, 2, 3, 4],
-            "created_at": pd.to_datetime(["2024-08-01", None, "2024-01-01", "2024-08-01"]),
-            "size": [50.0, 60.0, 70.0, 80.0],
-            "segment": ["x", "y", "z", "w"],
+            "account_id": [1, 2, 3, 4, 5],
+            "created_at": pd.to_datetime(
+                ["2024-08-01", None, "2024-01-01", "2024-08-01", "2024-07-01 09:00"], format="ISO8601"
+            ),
+            "size": [50.0, 60.0, 70.0, 80.0, 90.0],
+            "segment": ["x", "y", "z", "w", "v"],
         }
     )
-    f = build_features(make_data(t, end="2024-12-31", accounts=acc), "2024-07-01")
-    assert f.index.tolist() == [1, 2, 3]  # 4 has neither a purchase nor a row dated before the cutoff
-    assert f["attr_size"].tolist() == [50.0, 60.0, 70.0]
-    assert f["attr_segment"].tolist() == ["x", "y", "z"]
+    data = make_data(t, end="2024-12-31", accounts=acc)
+    f = build_features(data, "2024-07-01")
+    assert f.index.tolist() == [1, 2, 3, 5]  # 4 has neither a purchase nor a row dated before the cutoff
+    np.testing.assert_array_equal(f["attr_size"], [np.nan, 60.0, 70.0, np.nan])  # 2: no date, counts
+    assert f["attr_segment"].isna().tolist() == [True, False, False, True]
+    assert f.loc[3, "attr_segment"] == "z"
     assert np.isnan(f.loc[1, "account_age_days"])  # no age before its row's date
     assert f.loc[3, "account_age_days"] == 182.0
+    later = build_features(data, "2024-08-02")  # the rows exist by then (4 enters by its row)
+    assert later["attr_size"].tolist() == [50.0, 60.0, 70.0, 80.0, 90.0]
 
 
 def test_referral_effort_static_groups(make_data):

@@ -296,9 +296,9 @@ def _relationship_notes(
                 (
                     "accounts",
                     "account_id",
-                    "created_at after the day of the account's first transaction (kept: its age is unknown "
-                    "at every cutoff before created_at, while its purchases and today's attributes count; a "
-                    "later event such as a CRM migration?)",
+                    "created_at after the day of the account's first transaction (kept: its age and "
+                    "attributes are unknown at every cutoff before created_at, while its purchases count; a "
+                    "CRM migration's day? leave created_at empty on such rows)",
                     dated.filter(dated.created_at.date() > dated._first.date()),
                     None,
                 )

@@ -403,28 +403,36 @@ def static(ctx: FeatureContext) -> ir.Table | None:
     that changes over time (a status, a tier, a churn flag, the current ARR) carries later events into
     training and the backtest. ``features.static_columns`` lists the columns to use; by default every
     numeric, boolean or text column is, and a column of only nulls without a type (`_untyped_null`), as
-    text that is all missing.
+    text that is all missing. A row's values count from its ``created_at`` day (point in time: before it
+    the row did not exist); a row without one cannot be placed in time and counts at every cutoff.
     """
     if ctx.accounts is None:
         return None
     acc = ctx.accounts
     cols: dict[str, ir.Value] = {}
+    later: ir.BooleanValue | None = None
     if "created_at" in acc.columns:
         age = ctx.lit(ctx.cutoff_day) - to_day(acc.created_at)
         # created on or after the cutoff (a row created after the account's first purchase): no age yet
         cols["account_age_days"] = ibis.cases((age > 0, age.cast("float64")), else_=ibis.null("float64"))
+        later = age <= 0  # null for a row without created_at: it cannot be placed in time, so it counts
     for name, dtype in acc.schema().items():
         if name in NON_FEATURE_ACCOUNT_COLUMNS:
             continue
         if ctx.static_columns is not None and name not in ctx.static_columns:
             continue
         if dtype.is_numeric() or dtype.is_boolean():
-            cols[f"attr_{name}"] = acc[name].cast("float64")
+            value = acc[name].cast("float64")
         elif dtype.is_string():
-            cols[f"attr_{name}"] = acc[name]
+            value = acc[name]
         elif _untyped_null(dtype):  # all null, so written without a type: missing text, not no column
-            cols[f"attr_{name}"] = acc[name].cast("string")
-        # other types (dates, lists): not an attribute; one named in static_columns is refused earlier
+            value = acc[name].cast("string")
+        else:  # other types (dates, lists): not an attribute; one named in static_columns is refused earlier
+            continue
+        # a row created on or after the cutoff did not exist at it: its values, there today, are the
+        # account's later existence (an audit: a CRM creating rows at a second purchase lifted churn
+        # AUC from 0.915 to 0.928, past BTYD's 0.924, with the rows as they stood at the cutoff)
+        cols[f"attr_{name}"] = value if later is None else later.ifelse(ibis.null(value.type()), value)
     if not cols:
         return None
     return acc.select("account_id", **cols)

@@ -12,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from kamml import stopping
 from kamml.cli import app, handle_errors
 from kamml.config import Config
 from kamml.features import training_cutoffs
@@ -855,22 +856,35 @@ def test_an_exit_a_native_library_swallowed_after_sigterm_is_still_exit_143(monk
     """DuckDB turns the SIGTERM handler's SystemExit into RuntimeError('Query interrupted')."""
     import signal
 
-    from kamml import cli
-
     @handle_errors
     def query() -> None:
         raise RuntimeError("Query interrupted")
 
-    monkeypatch.setattr(cli, "_SIGNALLED", [signal.SIGTERM])
+    monkeypatch.setattr(stopping, "_SIGNALS", [signal.SIGTERM])
     with pytest.raises(typer.Exit) as stopped:
         query()
     assert stopped.value.exit_code == 143
     assert "kamml: error: stopped by SIGTERM" in capsys.readouterr().err
-    monkeypatch.setattr(cli, "_SIGNALLED", [])
+    monkeypatch.setattr(stopping, "_SIGNALS", [])
     with pytest.raises(typer.Exit) as stopped:  # without SIGTERM: Ctrl-C (kamml never interrupts DuckDB)
         query()
     assert stopped.value.exit_code == 130
     assert "kamml: error: interrupted" in capsys.readouterr().err
+
+
+def test_a_command_that_returns_after_a_sigterm_exits_143(monkeypatch, capsys):
+    """The handler's exit dropped after the job's last safe point: the command returned, exit 0."""
+    import signal
+
+    @handle_errors
+    def command() -> None:
+        stopping.request(signal.SIGTERM)  # as the handler does; its SystemExit was lost
+
+    monkeypatch.setattr(stopping, "_SIGNALS", [])
+    with pytest.raises(typer.Exit) as stopped:
+        command()
+    assert stopped.value.exit_code == 143
+    assert "kamml: error: stopped by SIGTERM (after its last safe point)" in capsys.readouterr().err
 
 
 def test_validate_reads_a_transactions_table_named_in_the_config_without_data_path(world_path, tmp_path):

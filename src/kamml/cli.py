@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from kamml import stopping
 from kamml.errors import DataError, KammlError, SchemaError
 
 if TYPE_CHECKING:
@@ -82,23 +83,29 @@ def _call(func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
 
     A query running in DuckDB when the signal came swallows the handler's SystemExit and raises
     "Query interrupted" (a RuntimeError, or a DataError once a reader wrapped it): the job still
-    stopped because it was told to, with its staged outputs removed on the way.
+    stopped because it was told to, with its staged outputs removed on the way. One Python dropped
+    (`kamml.stopping`) after the job's last safe point ends the command with that exit all the same.
     """
     try:
-        return func(*args, **kwargs)
+        result = func(*args, **kwargs)
     except typer.Exit:
         raise
     except SystemExit:
-        if _SIGNALLED:  # the handler's own exit: said on stderr, as every other stop
-            typer.echo(f"kamml: error: stopped by {signal.Signals(_SIGNALLED[0]).name}", err=True)
+        signum = stopping.requested()
+        if signum is not None:  # the handler's own exit: said on stderr, as every other stop
+            typer.echo(f"kamml: error: stopped by {signal.Signals(signum).name}", err=True)
         raise
     except BaseException as exc:
-        if _SIGNALLED:
-            signum = _SIGNALLED[0]
+        signum = stopping.requested()
+        if signum is not None:
             _fail(f"stopped by {signal.Signals(signum).name}; nothing half written was kept", 128 + signum)
         if _interrupted(exc):  # Ctrl-C inside a query: the engine's error, not KeyboardInterrupt
             _fail("interrupted", 130)
         raise
+    signum = stopping.requested()
+    if signum is not None:  # the handler's exit was dropped (in a garbage collector's callback)
+        _fail(f"stopped by {signal.Signals(signum).name} (after its last safe point)", 128 + signum)
+    return result
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -681,13 +688,13 @@ def main() -> None:
     _exit_now(code or 0)
 
 
-#: Signals received (SIGTERM): an exception a native library made of the handler's exit is that exit.
-_SIGNALLED: list[int] = []
-
-
 def _terminated(signum: int, frame: Any) -> None:
-    """SIGTERM (a scheduler stopping the job) as an exit, so files being written are cleaned up."""
-    _SIGNALLED.append(signum)
+    """SIGTERM (a scheduler stopping the job) as an exit, so files being written are cleaned up.
+
+    Recorded first (`kamml.stopping`): an exception a native library made of the exit is that exit,
+    and one Python dropped is raised again at the job's next safe point.
+    """
+    stopping.request(signum)
     raise SystemExit(128 + signum)
 
 

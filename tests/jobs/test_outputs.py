@@ -162,6 +162,38 @@ def test_sigterm_ends_the_job_with_its_staging_removed(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [LOCK_NAME]
 
 
+def test_a_sigterm_whose_exit_python_dropped_stops_the_job_before_it_publishes(tmp_path):
+    """The handler's SystemExit raised in a garbage collector's callback is dropped ("Exception ignored
+    in ..."): an audit's job then trained, registered, published and exited 0."""
+    job = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, time\n"
+            "from kamml.cli import _terminated\n"
+            "from kamml.jobs.outputs import OutputSet\n"
+            "signal.signal(signal.SIGTERM, _terminated)\n"
+            "class Collected:\n"
+            "    def __del__(self):  # the signal arrives while a finalizer runs\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "        time.sleep(1)\n"
+            f"with OutputSet({str(tmp_path)!r}) as outputs:\n"
+            "    outputs.stage('allocation.csv').write_text('a whole plan')\n"
+            "    Collected()\n"
+            "    print('went on', flush=True)\n"
+            "    outputs.publish({'run_id': 'late'})\n"
+            "    print('published', flush=True)\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Exception ignored" in job.stderr  # Python dropped the handler's exit ...
+    assert job.stdout.splitlines() == ["went on"]  # ... and the job went on, to its next safe point
+    assert job.returncode == 143
+    assert [p.name for p in tmp_path.iterdir()] == [LOCK_NAME]  # nothing published
+
+
 def test_other_temporary_files_in_the_folder_are_not_touched(tmp_path):
     """Only kamml run's own leftovers go: a running `kamml score --out` there, or a user's file, stay."""
     (tmp_path / ".adhoc.parquet.k3j2.tmp").write_text("another command's temporary file")

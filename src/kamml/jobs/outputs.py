@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from kamml import stopping
 from kamml.errors import DataError
 from kamml.io import atomic_path, fsync_path, json_text
 
@@ -102,8 +103,10 @@ class OutputSet:
 
         `facts` (run id, model URI, cutoff, hours ...) go into the manifest beside the files' sizes and
         hashes. The manifest is removed first, so between the first move and its rewrite the folder
-        reads as incomplete.
+        reads as incomplete. A stop asked for by a signal whose exit was lost (`kamml.stopping`)
+        ends the job here, before anything is moved.
         """
+        stopping.check()
         for staged in self.staging.iterdir():  # Spark's parts (written by Java) on the disk first
             if staged.is_dir():
                 for part in staged.rglob("*"):

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from kamml import stopping
 from kamml.allocation import allocate, budget_curve
 from kamml.allocation.allocate import (
     DEFAULT_FRACTIONS,
@@ -124,12 +125,14 @@ def check_owners(config: Config, data: Dataset) -> None:
 
 @contextmanager
 def _stage(name: str, seconds: dict[str, float], echo: Callable[[str], None]) -> Iterator[None]:
-    """Announce a stage, time it."""
+    """Announce a stage, time it; a stop asked for by a signal whose exit was lost ends the job here."""
+    stopping.check()
     i = STAGES.index(name) + 1
     echo(f"[{i}/{len(STAGES)}] {name} ...")
     t0 = time.perf_counter()
     yield
     seconds[name] = time.perf_counter() - t0
+    stopping.check()
 
 
 def run(

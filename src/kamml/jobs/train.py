@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kamml import stopping
 from kamml.config import Config
 from kamml.data import Dataset
 from kamml.data.fingerprint import fingerprint
@@ -131,6 +132,7 @@ def train(
         if plots:
             _log_plots(run, result)
         model_uri = run.log_model(bundle, features)
+        stopping.check()  # a stop whose exit was lost: before a model is registered (`kamml.stopping`)
         decision = run.register(model_uri, bundle, features)
         run.log_summary({"train.seconds": time.perf_counter() - t0, "train.rows": bundle.meta["rows"]})
     return TrainResult(

@@ -210,6 +210,24 @@ def test_an_attribute_emptied_since_training_is_warned_about(trained, world_path
     assert caplog.text.count("training snapshot") == 1
 
 
+@pytest.mark.slow
+def test_a_model_of_another_churn_label_is_warned_about(trained, caplog):
+    """The champion kept scoring with the churn definition of the config it was trained with, silently."""
+    cfg, data, result = trained
+    assert result.bundle.meta["churn_label"] == "no_purchase"
+    other = cfg.model_copy(deep=True)
+    other.models.churn_label = "no_purchase_or_nonrenewal"
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score(result.bundle, data, result.scoring_cutoff, cfg)
+    assert "churn_label" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score(result.bundle, data, result.scoring_cutoff, other)
+    assert (
+        "the model was trained with models.churn_label no_purchase, but the config says "
+        "no_purchase_or_nonrenewal" in caplog.text
+    )
+
+
 def test_lost_features_are_told_from_the_training_shares():
     """None now where 5 % had one, or under a quarter of a share of 20 % or more; small batches pass."""
     bundle = types.SimpleNamespace(

@@ -249,6 +249,24 @@ def test_a_champion_of_another_horizon_gives_way_without_comparing_figures(gate)
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3
 
 
+def test_a_champion_of_another_churn_label_gives_way(gate):
+    """A config's new models.churn_label never took effect while the value model's figure tied."""
+    name = "gate-test-churn-label"
+    label = {"models.churn_label": "no_purchase"}
+    v1 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60}, params=label)
+    assert promote(name, v1, "value.gini", 0.60, churn_label="no_purchase").promoted
+    v2 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60})
+    assert not promote(name, v2, "value.gini", 0.60, churn_label="no_purchase").promoted  # a tie
+    v3 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60})
+    other = promote(name, v3, "value.gini", 0.60, churn_label="no_purchase_or_nonrenewal")
+    assert other.promoted
+    assert other.reason.startswith(
+        f"the champion (version {v1}) was trained with models.churn_label no_purchase, not this config's "
+        "no_purchase_or_nonrenewal"
+    )
+    assert str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version) == v3
+
+
 def test_figures_of_different_holdouts_are_compared_and_said_to_be(gate, caplog):
     """New data moves the holdout: the gate still compares, and says the figures are not of one holdout."""
     name = "gate-test-holdout"

@@ -139,6 +139,23 @@ def check_attribute_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
 COVERAGE_MIN_ROWS = 50
 
 
+def warn_other_churn_label(bundle: ModelBundle, config: Config) -> None:
+    """Warn when the model's p_churn means another churn than the config's ``models.churn_label``.
+
+    The champion trained before a config changed its label kept scoring with the old definition and
+    nothing said so. A bundle saved before it recorded its label is not checked.
+    """
+    label = bundle.meta.get("churn_label")
+    if label is not None and label != config.models.churn_label:
+        log.warning(
+            "the model was trained with models.churn_label %s, but the config says %s: its p_churn "
+            "(and the plan's retention stakes) follow the model's definition; train a model with this "
+            "config's label (kamml train), which the registry promotes for that reason",
+            label,
+            config.models.churn_label,
+        )
+
+
 def warn_lost_features(bundle: ModelBundle, features: pd.DataFrame, told: Sequence[str] = ()) -> list[str]:
     """Warn when a feature the models learned from has far fewer values now than in training.
 
@@ -264,6 +281,8 @@ def score(
             missing, source=f"the features built from the data at {cut.date()}", present=features.columns
         )
     told = warn_empty_tables(data, needed)
+    if config is not None:
+        warn_other_churn_label(bundle, config)
     check_attribute_types(bundle, features)
     warn_lost_features(bundle, features, told)
     log.info(

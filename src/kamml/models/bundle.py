@@ -948,6 +948,7 @@ class ModelBundle:
             "snapshots": sorted(str(pd.Timestamp(s).date()) for s in train["snapshot"].unique()),
             "rows": len(train),
             "coverage": feature_coverage(latest_rows, features),
+            "churn_label": cfg.models.churn_label,  # what p_churn means: the gate and scoring compare it
         }
         bundle = cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())
         bundle._set_stretch(latest_rows, btyd)

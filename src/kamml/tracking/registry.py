@@ -228,6 +228,7 @@ def promote(
     *,
     champion_unusable: Callable[[str], str | None] | None = None,
     horizon_days: int | None = None,
+    churn_label: str | None = None,
     margin: float = 0.0,
     holdout: Mapping[str, str] | None = None,
 ) -> Promotion:
@@ -243,7 +244,10 @@ def promote(
 
     With `horizon_days` (the new version's horizon), a champion whose run predicts over another horizon
     gives way without comparing figures: its backtest measured another window length, and it cannot
-    serve a config of this horizon (a plan from it would be labelled with the wrong horizon).
+    serve a config of this horizon (a plan from it would be labelled with the wrong horizon). So does,
+    with `churn_label` (``models.churn_label``), a champion trained to another churn definition: its
+    p_churn answers another question, and churn figures of different labels do not compare (a
+    config's new label never took effect while the value model's figure tied).
 
     With `holdout` (the new run's backtest params, `HOLDOUT_PARAMS`), figures measured on different
     holdouts (new data, another book) are still compared, as the gate's rule says, but the decision
@@ -254,10 +258,12 @@ def promote(
     current = _champion(client, name)
     champ_value: float | None = None
     champ_horizon: int | None = None
+    champ_label: str | None = None
     champ_run = _champion_run(client, current.run_id) if current is not None and current.run_id else None
     if champ_run is not None:
         champ_value = champ_run.data.metrics.get(key)
         champ_horizon = _run_horizon(champ_run)
+        champ_label = champ_run.data.params.get("models.churn_label")
     compared = False  # whether the decision compared the two figures
     if current is None:
         promoted, reason = True, "first version: no champion yet"
@@ -268,6 +274,15 @@ def promote(
                 f"the champion (version {current.version}) predicts over {champ_horizon} days, not this "
                 f"config's {horizon_days} (time.horizon_days): it cannot serve this config, and backtests of "
                 "different horizons do not compare"
+            ),
+        )
+    elif churn_label is not None and champ_label is not None and champ_label != churn_label:
+        promoted, reason = (
+            True,
+            (
+                f"the champion (version {current.version}) was trained with models.churn_label "
+                f"{champ_label}, not this config's {churn_label}: its p_churn answers another question, "
+                "and churn figures of different labels do not compare"
             ),
         )
     else:

@@ -602,6 +602,7 @@ class TrainingRun:
                 self.metrics.get(key),
                 champion_unusable=check,
                 horizon_days=self.config.time.horizon_days,
+                churn_label=self.config.models.churn_label,
                 margin=cfg.promote_margin,
                 holdout=self.protocol or None,
             )

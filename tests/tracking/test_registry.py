@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -166,6 +167,31 @@ def test_a_champion_that_fails_to_load_stays_champion(monkeypatch):
     # no bundle and features without a single column: had the failed load gone on to compare the
     # champion's columns with these, it would have crashed or named every column as missing
     assert runs._champion_unusable("any", None, pd.DataFrame(), "1") is None  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_a_champion_whose_model_files_are_gone_gives_way(trained, gate, tmp_path):
+    """An artifact clean-up left a champion no job could load: every later job failed with exit 5."""
+    import shutil
+
+    from kamml.tracking.runs import _champion_unusable
+
+    _, _, result = trained
+    copy = tmp_path / "model"
+    shutil.copytree(mlflow.artifacts.download_artifacts(result.model_uri), copy)
+    name = "gate-test-files-gone"
+    v1 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60}, str(copy))
+    assert promote(name, v1, "value.gini", 0.60).promoted
+    assert _champion_unusable(name, result.bundle, result.features, v1) is None  # it loads
+    shutil.rmtree(copy)
+    reason = _champion_unusable(name, result.bundle, result.features, v1)
+    assert reason is not None
+    assert reason.startswith("cannot be loaded, for good: No such")
+    v2 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.55}, result.model_uri)
+    check = functools.partial(_champion_unusable, name, result.bundle, result.features)
+    gone = promote(name, v2, "value.gini", 0.55, champion_unusable=check)
+    assert gone.promoted
+    assert gone.reason.startswith(f"the champion (version {v1}) cannot be loaded, for good")
 
 
 @pytest.mark.slow

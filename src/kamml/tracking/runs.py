@@ -328,14 +328,20 @@ def _builds(bundle: ModelBundle) -> dict[str, Any]:
 def _champion_unusable(name: str, bundle: ModelBundle, features: pd.DataFrame, version: str) -> str | None:
     """Why version `version` of `name` cannot score `features` (columns it needs are missing), or None.
 
-    Only missing columns count: a champion that fails to load (a locked store, a server that does not
-    answer) is a passing fault, and replacing a better model for it would be permanent. Decided only
-    when the champion builds its features as the new `bundle` does (the same features section, unit and
-    horizon): `features` then hold every column the data can give it.
+    Missing columns count, and model files that are gone (MLflow's RESOURCE_DOES_NOT_EXIST: an
+    artifact clean-up, a lost volume): every later job failed at scoring with exit 5 until someone
+    moved the alias. A champion that fails to load otherwise (a locked store, a server that does not
+    answer) is a passing fault, and replacing a better model for it would be permanent. Columns are
+    decided only when the champion builds its features as the new `bundle` does (the same features
+    section, unit and horizon): `features` then hold every column the data can give it.
     """
     try:
         champion = load_model(f"models:/{name}/{version}").bundle
-    except ModelError as exc:  # a locked store, a server down: passing, so the champion stays
+    except ModelError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, MlflowException) and cause.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return f"cannot be loaded, for good: {cause.message}"
+        # a locked store, a server down: passing, so the champion stays
         log.warning("could not load the champion (version %s) to check its columns: %s", version, exc)
         return None
     if _builds(champion) != _builds(bundle):

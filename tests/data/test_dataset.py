@@ -298,3 +298,24 @@ def test_a_relative_glob_in_the_config_is_looked_up_in_the_data_folder(tmp_path,
     cfg = Config.from_dict({"data": {"path": str(folder), "transactions": "exports/tx_*.csv"}})
     data = load_data(folder, cfg)
     assert data.tables["transactions"].count().to_pandas() == 1
+
+
+def test_input_stamps_name_the_files_replaced_added_or_removed(tmp_path):
+    """A job compares them before it registers or publishes (Parquet inputs are read lazily)."""
+    import os
+
+    from kamml.data.dataset import changed_inputs, input_stamps
+
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-05,10\n")
+    parts = tmp_path / "activities"
+    parts.mkdir()
+    (parts / "part-0.csv").write_text("account_id,ts,hours\n1,2024-01-02,1\n")
+    paths = {"transactions": tmp_path / "transactions.csv", "activities": parts}
+    before = input_stamps(paths)
+    assert changed_inputs(before, paths) == []
+    (tmp_path / "new.csv").write_text("account_id,ts,amount\n2,2024-01-05,10\n")
+    os.replace(tmp_path / "new.csv", tmp_path / "transactions.csv")  # same size: another file
+    (parts / "part-1.csv").write_text("account_id,ts,hours\n")
+    assert changed_inputs(before, paths) == [str(parts / "part-1.csv"), str(tmp_path / "transactions.csv")]
+    (parts / "part-0.csv").unlink()
+    assert str(parts / "part-0.csv") in changed_inputs(before, paths)

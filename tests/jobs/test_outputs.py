@@ -305,3 +305,19 @@ def test_a_folder_of_parts_reaches_the_disk_before_the_manifest(tmp_path, monkey
     parts = synced.index("scores.parquet/part-0.parquet")
     assert synced.index("scores.parquet") > parts  # the parts, then their folder
     assert synced.index(".") > synced.index("scores.parquet")  # then the moves, before the manifest
+
+
+def test_a_failing_check_publishes_nothing(tmp_path):
+    """`OutputSet.checks` run before anything moves (a job's inputs changed while it ran)."""
+    _write_set(tmp_path, "one")
+
+    def changed() -> None:
+        raise DataError("inputs changed")
+
+    with OutputSet(tmp_path) as outputs:
+        outputs.stage("allocation.csv").write_text("plan two\n")
+        outputs.checks.append(changed)
+        with pytest.raises(DataError, match="inputs changed"):
+            outputs.publish({"run_id": "two"})
+    assert (tmp_path / "allocation.csv").read_text() == "plan one\n"
+    assert json.loads((tmp_path / MANIFEST).read_text())["run_id"] == "one"

@@ -195,6 +195,37 @@ def test_an_allocation_bound_to_fail_fails_before_training(
     assert not cfg.output.dir.exists()
 
 
+@pytest.mark.slow
+def test_inputs_replaced_while_the_job_runs_stop_it_before_it_registers(
+    tracked_config, world_path, tmp_path, monkeypatch
+):
+    """An export swapped transactions.parquet during the backtest: training and scoring read the new rows,
+    validation, the fingerprint and the report the old ones, and the job exited 0 (an audit)."""
+    import os
+    import shutil
+
+    from kamml.jobs import run as run_module
+
+    world = tmp_path / "world"
+    shutil.copytree(world_path, world)
+    name = f"kamml-swapped-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    real_train = run_module.train
+
+    def train_while_the_export_lands(data, config, **kwargs):
+        tx = pd.read_parquet(world / "transactions.parquet")
+        tx.iloc[::2].to_parquet(world / "new.parquet")  # half the rows, over the whole period
+        os.replace(world / "new.parquet", world / "transactions.parquet")  # atomic, as an export
+        return real_train(data, config, **kwargs)
+
+    monkeypatch.setattr(run_module, "train", train_while_the_export_lands)
+    with pytest.raises(DataError, match=r"input files changed while the job ran \(.*transactions\.parquet\)"):
+        run(cfg, world, echo=lambda _: None)
+    assert not MlflowClient().search_registered_models(filter_string=f"name = '{name}'")
+    assert not (cfg.output.dir / "manifest.json").exists()
+
+
 def test_floors_that_cannot_fit_fail_before_any_training(tracked_config, world_path, tmp_path, monkeypatch):
     """Which accounts get a floor needs P(alive): this failed at the allocate stage, after registering,
     then after the backtest and the training (473 s on 50,000 accounts)."""

@@ -41,7 +41,15 @@ from kamml.data.validation import validate_tables
 from kamml.engine import check_utc_session, connect, engine_errors, engine_failure
 from kamml.errors import ConfigError, DataError, SchemaError
 
-__all__ = ["Dataset", "check_not_a_table_name", "input_paths", "load_data", "validate"]
+__all__ = [
+    "Dataset",
+    "changed_inputs",
+    "check_not_a_table_name",
+    "input_paths",
+    "input_stamps",
+    "load_data",
+    "validate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +272,35 @@ def input_paths(source: Any, config: Config | DataConfig | None = None) -> dict[
     except DataError:
         return {}
     return _paths(sources)
+
+
+def input_stamps(paths: Mapping[str, Path]) -> dict[str, tuple[int, int, int]]:
+    """Size, modification time and inode of every file behind `paths` (a folder's parts, a glob's matches).
+
+    Parquet inputs are read lazily, stage by stage: a file an export replaced while a job ran fed its
+    later stages another dataset than the one validated and fingerprinted (`changed_inputs`).
+    """
+    stamps: dict[str, tuple[int, int, int]] = {}
+    for path in paths.values():
+        if any(ch in str(path) for ch in "*?["):
+            files = [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+        else:
+            files = [path]
+        for file in files:
+            try:
+                st = file.stat()
+            except OSError:  # gone: absent from the stamps, so a comparison names it
+                continue
+            stamps[str(file)] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return stamps
+
+
+def changed_inputs(before: Mapping[str, tuple[int, int, int]], paths: Mapping[str, Path]) -> list[str]:
+    """The input files added, removed or rewritten since `before` (`input_stamps`), sorted."""
+    now = input_stamps(paths)
+    return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
 
 
 def check_not_a_table_name(path: str | Path, source: Any) -> None:

@@ -26,7 +26,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,6 +69,8 @@ class OutputSet:
         self._lock: IO[str] | None = None
         self._created: list[Path] = []
         self._published = False
+        #: Called by `publish` before anything moves; an exception one raises publishes nothing.
+        self.checks: list[Callable[[], None]] = []
 
     def __enter__(self) -> OutputSet:
         self._created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
@@ -107,6 +109,8 @@ class OutputSet:
         ends the job here, before anything is moved.
         """
         stopping.check()
+        for check in self.checks:
+            check()
         for staged in self.staging.iterdir():  # Spark's parts (written by Java) on the disk first
             if staged.is_dir():
                 for part in staged.rglob("*"):

@@ -220,6 +220,29 @@ def _champion_run(client: MlflowClient, run_id: str) -> Any:
         return None
 
 
+def _serves_another(
+    version: str, horizons: tuple[int | None, int | None], labels: tuple[str | None, str | None]
+) -> str | None:
+    """Why the champion cannot serve this config, (champion's, config's) horizon or churn label; or None.
+
+    Its predictions answer another question, and its backtest figures do not compare with the new one's.
+    """
+    (champ_horizon, horizon), (champ_label, label) = horizons, labels
+    if horizon is not None and champ_horizon is not None and champ_horizon != horizon:
+        return (
+            f"the champion (version {version}) predicts over {champ_horizon} days, not this config's "
+            f"{horizon} (time.horizon_days): it cannot serve this config, and backtests of different "
+            "horizons do not compare"
+        )
+    if label is not None and champ_label is not None and champ_label != label:
+        return (
+            f"the champion (version {version}) was trained with models.churn_label {champ_label}, not "
+            f"this config's {label}: its p_churn answers another question, and churn figures of different "
+            "labels do not compare"
+        )
+    return None
+
+
 def promote(
     name: str,
     version: str,
@@ -267,24 +290,10 @@ def promote(
     compared = False  # whether the decision compared the two figures
     if current is None:
         promoted, reason = True, "first version: no champion yet"
-    elif horizon_days is not None and champ_horizon is not None and champ_horizon != horizon_days:
-        promoted, reason = (
-            True,
-            (
-                f"the champion (version {current.version}) predicts over {champ_horizon} days, not this "
-                f"config's {horizon_days} (time.horizon_days): it cannot serve this config, and backtests of "
-                "different horizons do not compare"
-            ),
-        )
-    elif churn_label is not None and champ_label is not None and champ_label != churn_label:
-        promoted, reason = (
-            True,
-            (
-                f"the champion (version {current.version}) was trained with models.churn_label "
-                f"{champ_label}, not this config's {churn_label}: its p_churn answers another question, "
-                "and churn figures of different labels do not compare"
-            ),
-        )
+    elif other := _serves_another(
+        str(current.version), (champ_horizon, horizon_days), (champ_label, churn_label)
+    ):
+        promoted, reason = True, other
     else:
         promoted, reason = _decide(key, value, str(current.version), champ_value, margin)
         compared = True

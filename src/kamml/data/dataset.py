@@ -35,6 +35,7 @@ from kamml.data.readers import (
     engine_message,
     find_table_source,
     read_raw,
+    source_files,
     unreadable_hint,
 )
 from kamml.data.validation import validate_tables
@@ -282,13 +283,7 @@ def input_stamps(paths: Mapping[str, Path]) -> dict[str, tuple[int, int, int]]:
     """
     stamps: dict[str, tuple[int, int, int]] = {}
     for path in paths.values():
-        if any(ch in str(path) for ch in "*?["):
-            files = [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
-        elif path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
-        else:
-            files = [path]
-        for file in files:
+        for file in source_files(path):  # the files the readers read, so Spark's _SUCCESS is not one
             try:
                 st = file.stat()
             except OSError:  # gone: absent from the stamps, so a comparison names it

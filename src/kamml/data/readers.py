@@ -177,7 +177,7 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
     """Read a file, a glob or a folder of parts."""
     path = Path(source).expanduser()
     if any(ch in source for ch in _GLOB_CHARS):
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        files = source_files(source)
         if not files:
             raise DataError(f"{name}: no file matches {source}")
         return _read_files(files, source, name, backend, delimiter)
@@ -196,6 +196,16 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
     if not path.exists():
         raise DataError(f"{name}: file not found: {path}")
     return _read_files([path], str(path), name, backend, delimiter)
+
+
+def source_files(source: str | Path) -> list[Path]:
+    """The files a table's source stands for: a glob's matches, a folder's visible parts, or the file."""
+    path = Path(source).expanduser()
+    if any(ch in str(source) for ch in _GLOB_CHARS):
+        return sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+    if path.is_dir():
+        return _visible_files(path)
+    return [path]
 
 
 def _visible_files(folder: Path) -> list[Path]:

@@ -989,3 +989,36 @@ def test_mlflows_traceback_of_a_store_failure_kamml_names_is_dropped():
     other = record_of(ValueError("a bug"))
     assert _no_store_traceback(other)
     assert other.exc_info is not None  # any other error keeps its traceback
+
+
+@pytest.mark.slow
+def test_train_stops_before_registering_when_an_input_is_replaced(
+    tracked_config, world_path, tmp_path, monkeypatch, mlflow_at_session_store
+):
+    """`kamml run` checked its inputs before registering; `kamml train` alone registered a model fitted
+    partly on the new rows of an export that landed mid-job, and exited 0."""
+    import os
+    import shutil
+
+    from mlflow import MlflowClient
+
+    import kamml.jobs.train
+
+    world = tmp_path / "world"
+    shutil.copytree(world_path, world)
+    name = f"kamml-train-swapped-{tmp_path.name}"
+    config = _yaml(tmp_path / "cfg.yaml", tracked_config(experiment=name, model_name=name))
+    real_train = kamml.jobs.train.train
+
+    def train_while_the_export_lands(data, cfg, **kwargs):
+        tx = pd.read_parquet(world / "transactions.parquet")
+        tx.iloc[::2].to_parquet(world / "new.parquet")
+        os.replace(world / "new.parquet", world / "transactions.parquet")  # atomic, as an export
+        return real_train(data, cfg, **kwargs)
+
+    monkeypatch.setattr(kamml.jobs.train, "train", train_while_the_export_lands)
+    result = runner.invoke(app, ["train", "--config", str(config), "--data", str(world)])
+    assert result.exit_code == 3, result.output
+    assert "input files changed while the job ran" in result.output
+    assert "transactions.parquet" in result.output
+    assert not MlflowClient().search_registered_models(filter_string=f"name = '{name}'")

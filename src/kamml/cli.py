@@ -506,11 +506,13 @@ def train(
 ) -> None:
     """Backtest, train and log one MLflow run; register the model and apply the champion gate."""
     from kamml.config import load_config
-    from kamml.jobs.data import job_data
+    from kamml.jobs.data import stamped_job_data
     from kamml.jobs.train import train as run_train
 
     cfg = _with_data(load_config(config), data)
-    result = run_train(job_data(cfg, data), cfg)
+    dataset, unchanged = stamped_job_data(cfg, data)
+    # the inputs as validated, checked before the model is registered (Parquet is read lazily)
+    result = run_train(dataset, cfg, before_register=lambda bundle, features: unchanged())
     typer.echo(result.backtest.to_text())
     typer.echo(f"run id     {result.run_id}")
     typer.echo(f"model URI  {result.model_uri}")

@@ -340,6 +340,26 @@ def test_an_attribute_emptied_since_training_is_warned_about_on_spark(
 
 
 @pytest.mark.slow
+def test_a_model_of_another_churn_label_is_warned_about_on_spark(spark, trained, world_path, caplog):
+    """`kamml score` on Spark scored with the champion's churn definition without the in-memory warning."""
+    from kamml.spark.score import score_frame_spark
+
+    config, _, result = trained
+    cfg = spark_config(config)
+    data = load_data(world_path, cfg)
+    other = cfg.model_copy(deep=True)
+    other.models.churn_label = "no_purchase_or_nonrenewal"
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score_frame_spark(result.bundle, data, result.scoring_cutoff, cfg, top_drivers=0)
+        assert "churn_label" not in caplog.text
+        score_frame_spark(result.bundle, data, result.scoring_cutoff, other, top_drivers=0)
+    assert (
+        "the model was trained with models.churn_label no_purchase, but the config says "
+        "no_purchase_or_nonrenewal" in caplog.text
+    )
+
+
+@pytest.mark.slow
 def test_score_from_features_parquet_and_refusal(spark, trained, tmp_path):
     from kamml.spark import score_spark
 

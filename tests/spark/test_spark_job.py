@@ -360,6 +360,39 @@ def test_a_model_of_another_churn_label_is_warned_about_on_spark(spark, trained,
 
 
 @pytest.mark.slow
+def test_text_in_an_attribute_the_model_read_as_numbers_names_the_accounts_column_on_spark(
+    spark, trained, world_path, tmp_path
+):
+    """As in memory: the executors stopped with the model's error inside a Spark traceback (exit 1)."""
+    import shutil
+
+    from kamml.errors import SchemaError
+    from kamml.spark import score_spark
+
+    config, _, result = trained
+    cfg = spark_config(config)
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    accounts["size"] = accounts["size"].astype(str)
+    accounts.loc[accounts.index[:3], "size"] = "n/a"
+    accounts.loc[accounts.index[3], "size"] = "1d"  # Java's cast reads it; the model's does not
+    accounts.loc[accounts.index[4], "size"] = " 12.5e0 "  # a number, as pandas reads it
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
+    data = load_data(tmp_path / "world", cfg)
+    with pytest.raises(SchemaError) as info:
+        score_spark(result.bundle, data, result.scoring_cutoff, tmp_path / "scores", cfg)
+    (problem,) = info.value.problems
+    assert (problem.table, problem.column, problem.n_rows) == ("accounts", "size", 4)
+    assert sorted(problem.examples) == ["1d", "n/a"]
+    assert problem.rule.startswith("not a number")
+    assert not (tmp_path / "scores").exists()
+    in_memory = load_data(tmp_path / "world", config)
+    with pytest.raises(SchemaError) as same:
+        score(result.bundle, in_memory, result.scoring_cutoff, config)
+    assert same.value.problems[0].n_rows == 4
+
+
+@pytest.mark.slow
 def test_score_from_features_parquet_and_refusal(spark, trained, tmp_path):
     from kamml.spark import score_spark
 

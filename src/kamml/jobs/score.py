@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,22 +117,34 @@ def check_attribute_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
     'attr_size' must be numeric as it was in fit" (exit 5, a model error), without the table, the rows
     or the values to fix.
     """
-    categorical = set(getattr(bundle.clv, "categories_", None) or {})
     problems = []
-    for name in bundle.feature_spec()["columns"]:
-        if not name.startswith("attr_") or name in categorical or name not in features.columns:
-            continue
+    for name in numeric_attributes(bundle, features.columns):
         column = features[name]
         if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
             continue
         values = column.astype(object)
         bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
         if len(bad):  # text that reads as numbers throughout is taken by the model's own cast
-            rule = "not a number, while the model in use learned this attribute as numbers"
-            examples = plain_examples(bad.drop_duplicates().head(5))
-            problems.append(Problem("accounts", name.removeprefix("attr_"), rule, len(bad), examples))
+            problems.append(attribute_problem(name, len(bad), bad.drop_duplicates().head(5)))
     if problems:
         raise SchemaError(problems)
+
+
+def numeric_attributes(bundle: ModelBundle, columns: Iterable[str]) -> list[str]:
+    """The model's ``attr_*`` features among `columns` that it learned as numbers (not as categories)."""
+    categorical = set(getattr(bundle.clv, "categories_", None) or {})
+    present = set(columns)
+    return [
+        name
+        for name in bundle.feature_spec()["columns"]
+        if name.startswith("attr_") and name not in categorical and name in present
+    ]
+
+
+def attribute_problem(feature: str, n_rows: int, examples: Iterable[Any]) -> Problem:
+    """The `Problem` of `check_attribute_types`: text in the accounts column behind `feature`."""
+    rule = "not a number, while the model in use learned this attribute as numbers"
+    return Problem("accounts", feature.removeprefix("attr_"), rule, n_rows, plain_examples(examples))
 
 
 #: Fewer scoring rows than this say little about a column's coverage (a CRM's handful of accounts).

@@ -30,14 +30,18 @@ import pandas as pd
 
 from kamml.allocation.allocate import owner_column
 from kamml.config import Config
-from kamml.errors import ConfigError, FeatureMismatchError
+from kamml.errors import ConfigError, FeatureMismatchError, SchemaError
 from kamml.features._context import as_cutoff, check_scoring_cutoff
-from kamml.features.build import settle_frame
+from kamml.features.build import feature_context, settle_frame
+from kamml.features.groups import static
+from kamml.io import NUMBER_PATTERN
 from kamml.jobs.score import (
     EXPLAIN_TOP,
     SCORE_COLUMNS,
+    attribute_problem,
     explain_priority,
     lost_features,
+    numeric_attributes,
     warn_empty_tables,
     warn_lost,
     warn_other_churn_label,
@@ -140,6 +144,33 @@ def warn_lost_attributes(data: Any, bundle: ModelBundle, told: list[str]) -> lis
     return warn_lost(lost_features(coverage, shares, rows, told), rows, "rows of the accounts table")
 
 
+def check_attribute_types_spark(
+    data: Any, bundle: ModelBundle, cutoff: pd.Timestamp, config: Config | None
+) -> None:
+    """`kamml.jobs.score.check_attribute_types` on Spark: text in an attribute the model read as numbers.
+
+    The executors stopped with the model's "column 'attr_size' must be numeric as it was in fit" inside
+    a Spark traceback (exit 1). The static group alone is built here (the accounts table at the cutoff,
+    one small aggregate) rather than the lazy features; text is a number when it matches
+    `kamml.io.NUMBER_PATTERN`, as pandas reads numbers in memory.
+    """
+    table = static(feature_context(data, cutoff, bundle.scoring_config(config)))
+    if table is None:
+        return
+    text = [c for c in numeric_attributes(bundle, table.columns) if table[c].type().is_string()]
+    if not text:
+        return
+    bad = {c: table[c].notnull() & ~table[c].re_search(NUMBER_PATTERN) for c in text}
+    counts = table.aggregate(**{c: flag.sum() for c, flag in bad.items()}).to_pyarrow().to_pylist()[0]
+    problems = []
+    for column, n in counts.items():
+        if n:
+            examples = table.filter(bad[column]).select(column).distinct().limit(5).to_pyarrow()
+            problems.append(attribute_problem(column, int(n), examples.column(0).to_pylist()))
+    if problems:
+        raise SchemaError(problems)
+
+
 def _explain_threshold(rows: DataFrame, shared: Any, top: int, weights: Any) -> float | None:
     """The value at stake of the `top`-th account (drivers are named at or above it); None for all.
 
@@ -195,6 +226,7 @@ def score_frame_spark(
     if missing:
         raise FeatureMismatchError(missing, source=f"the features at {cut.date()}", present=features.columns)
     if dataset:
+        check_attribute_types_spark(data, bundle, cut, config)
         warn_lost_attributes(data, bundle, warn_empty_tables(data, needed))
     if config is not None:  # as in memory: p_churn follows the model's churn definition
         warn_other_churn_label(bundle, config)

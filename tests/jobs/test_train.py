@@ -140,3 +140,26 @@ def test_the_run_records_the_folder_the_data_was_read_from(world_path, tmp_path,
     in_memory = load_data({"transactions": data.to_pandas("transactions")})
     assert recorded_source(elsewhere, in_memory).data.path is None
     assert recorded_source(Config(), in_memory).data.path is None
+
+
+@pytest.mark.slow
+def test_a_new_effort_setting_takes_effect_at_the_next_training(tracked_config, world_path):
+    """Only the effort fit reads allocation.effort_clip: the new version tied on every figure, and the
+    plan kept the champion's old response (a config audit)."""
+    from kamml.data import load_data
+    from kamml.jobs.train import train
+
+    name = "kamml-effort-settings"
+    cfg = tracked_config(experiment=name, model_name=name)
+    data = load_data(world_path, cfg)
+    first = train(data, cfg)
+    assert first.promotion.promoted
+    assert first.bundle.effort is not None
+    again = train(data, cfg)
+    assert not again.promotion.promoted  # the same settings: figures compared (a tie)
+    clipped = cfg.model_copy(deep=True)
+    clipped.allocation.effort_clip = (0.5, 2.0)
+    changed = train(data, clipped)
+    assert changed.promotion.promoted
+    said = "fitted its effort response under other settings (allocation.effort_clip"
+    assert said in changed.promotion.reason

@@ -293,6 +293,48 @@ def test_a_champion_of_another_churn_label_gives_way(gate):
     assert str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version) == v3
 
 
+def test_a_champion_whose_effort_response_was_fitted_under_other_settings_gives_way(gate):
+    """A changed allocation.effort_clip moved no backtest figure: the new version tied, and the plan kept
+    reading the champion's old response (a config audit)."""
+    from kamml.config import Config
+    from kamml.tracking.runs import effort_params
+
+    name = "gate-test-effort"
+    fitted = effort_params(Config())
+    assert fitted == {
+        "allocation.effort_scale": "auto",
+        "allocation.effort_clip": "[0.25, 4.0]",
+        "allocation.effort_exponent": "0.5",
+        "allocation.effort_size_column": "size",
+    }
+    v1 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60}, params=fitted)
+    assert promote(name, v1, "value.gini", 0.60, effort=fitted).promoted
+    v2 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60}, params=fitted)
+    assert not promote(name, v2, "value.gini", 0.60, effort=fitted).promoted  # a tie
+    clipped = effort_params(Config.from_dict({"allocation": {"effort_clip": [0.5, 2.0]}}))
+    v3 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60}, params=clipped)
+    other = promote(name, v3, "value.gini", 0.60, effort=clipped)
+    assert other.promoted
+    assert other.reason == (
+        f"the champion (version {v1}) fitted its effort response under other settings "
+        "(allocation.effort_clip [0.25, 4.0], not [0.5, 2.0]): the plan reads the response from the "
+        "scoring model, and no backtest figure measures it"
+    )
+    # with a number in both the plan follows the config's fixed rule: nothing to give way for
+    fixed = effort_params(Config.from_dict({"allocation": {"effort_scale": 6, "effort_clip": [0.5, 2.0]}}))
+    v4 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60}, params=fixed)
+    assert promote(name, v4, "value.gini", 0.60, effort=fixed).promoted  # from auto to a number
+    wider = effort_params(Config.from_dict({"allocation": {"effort_scale": 6}}))
+    v5 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60}, params=wider)
+    assert not promote(name, v5, "value.gini", 0.60, effort=wider).promoted
+    # a champion logged without the settings is compared by its figure alone
+    old = f"{name}-unrecorded"
+    w1 = _version_with_metrics(gate, old, {"value.kamml.gini": 0.60})
+    assert promote(old, w1, "value.gini", 0.60).promoted
+    w2 = _version_with_metrics(gate, old, {"value.kamml.gini": 0.60}, params=clipped)
+    assert not promote(old, w2, "value.gini", 0.60, effort=clipped).promoted
+
+
 def test_figures_of_different_holdouts_are_compared_and_said_to_be(gate, caplog):
     """New data moves the holdout: the gate still compares, and says the figures are not of one holdout."""
     name = "gate-test-holdout"

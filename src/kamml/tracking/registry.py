@@ -220,12 +220,28 @@ def _champion_run(client: MlflowClient, run_id: str) -> Any:
         return None
 
 
-def _serves_another(
-    version: str, horizons: tuple[int | None, int | None], labels: tuple[str | None, str | None]
-) -> str | None:
-    """Why the champion cannot serve this config, (champion's, config's) horizon or churn label; or None.
+#: The settings of the effort response fitted at training (``allocation.effort_*``), as run params.
+EFFORT_PARAMS = (
+    "allocation.effort_scale",
+    "allocation.effort_clip",
+    "allocation.effort_exponent",
+    "allocation.effort_size_column",
+)
 
-    Its predictions answer another question, and its backtest figures do not compare with the new one's.
+
+def _serves_another(
+    version: str,
+    horizons: tuple[int | None, int | None],
+    labels: tuple[str | None, str | None],
+    efforts: tuple[Mapping[str, str], Mapping[str, str] | None] = ({}, None),
+) -> str | None:
+    """Why the champion cannot serve this config: (its, the config's) horizon, churn label or effort.
+
+    The effort settings are `EFFORT_PARAMS`. None when it can serve.
+
+    Its predictions answer another question, and its backtest figures do not compare with the new one's;
+    or its effort response, which the plan reads from the scoring model, was fitted under other
+    settings, which no backtest figure measures (so the new version tied and never took over).
     """
     (champ_horizon, horizon), (champ_label, label) = horizons, labels
     if horizon is not None and champ_horizon is not None and champ_horizon != horizon:
@@ -240,7 +256,27 @@ def _serves_another(
             f"this config's {label}: its p_churn answers another question, and churn figures of different "
             "labels do not compare"
         )
-    return None
+    return _other_effort(version, *efforts)
+
+
+def _other_effort(version: str, champion: Mapping[str, str], effort: Mapping[str, str] | None) -> str | None:
+    """Why the champion's effort response is not this config's (`_serves_another`), or None.
+
+    Compared where both runs recorded the settings and either fits the response (``effort_scale``
+    ``auto``): with a number in both, the plan follows the config's fixed rule whatever the model holds.
+    """
+    if not effort or not all(k in champion for k in EFFORT_PARAMS):
+        return None
+    if "auto" not in (champion[EFFORT_PARAMS[0]], effort.get(EFFORT_PARAMS[0])):
+        return None
+    differ = [k for k in EFFORT_PARAMS if champion[k] != effort.get(k)]
+    if not differ:
+        return None
+    shown = "; ".join(f"{k} {champion[k] or 'null'}, not {effort.get(k) or 'null'}" for k in differ)
+    return (
+        f"the champion (version {version}) fitted its effort response under other settings ({shown}): "
+        "the plan reads the response from the scoring model, and no backtest figure measures it"
+    )
 
 
 def promote(
@@ -252,6 +288,7 @@ def promote(
     champion_unusable: Callable[[str], str | None] | None = None,
     horizon_days: int | None = None,
     churn_label: str | None = None,
+    effort: Mapping[str, str] | None = None,
     margin: float = 0.0,
     holdout: Mapping[str, str] | None = None,
 ) -> Promotion:
@@ -270,7 +307,10 @@ def promote(
     serve a config of this horizon (a plan from it would be labelled with the wrong horizon). So does,
     with `churn_label` (``models.churn_label``), a champion trained to another churn definition: its
     p_churn answers another question, and churn figures of different labels do not compare (a
-    config's new label never took effect while the value model's figure tied).
+    config's new label never took effect while the value model's figure tied). So does, with `effort`
+    (the new run's `EFFORT_PARAMS`), a champion whose effort response was fitted under other settings:
+    the plan reads the response from the scoring model, and a change of ``allocation.effort_clip``
+    (say) moves no backtest figure, so the new version tied and the change never took effect.
 
     With `holdout` (the new run's backtest params, `HOLDOUT_PARAMS`), figures measured on different
     holdouts (new data, another book) are still compared, as the gate's rule says, but the decision
@@ -282,16 +322,21 @@ def promote(
     champ_value: float | None = None
     champ_horizon: int | None = None
     champ_label: str | None = None
+    champ_effort: dict[str, str] = {}
     champ_run = _champion_run(client, current.run_id) if current is not None and current.run_id else None
     if champ_run is not None:
         champ_value = champ_run.data.metrics.get(key)
         champ_horizon = _run_horizon(champ_run)
         champ_label = champ_run.data.params.get("models.churn_label")
+        champ_effort = {k: v for k, v in champ_run.data.params.items() if k in EFFORT_PARAMS}
     compared = False  # whether the decision compared the two figures
     if current is None:
         promoted, reason = True, "first version: no champion yet"
     elif other := _serves_another(
-        str(current.version), (champ_horizon, horizon_days), (champ_label, churn_label)
+        str(current.version),
+        (champ_horizon, horizon_days),
+        (champ_label, churn_label),
+        (champ_effort, effort),
     ):
         promoted, reason = True, other
     else:

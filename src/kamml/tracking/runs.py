@@ -30,7 +30,7 @@ from kamml.features.catalogue import describe
 from kamml.io import json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
-from kamml.tracking.registry import Promotion, metric_key, promote, register
+from kamml.tracking.registry import EFFORT_PARAMS, Promotion, metric_key, promote, register
 from kamml.tracking.source import source_revision
 from kamml.tracking.store import (
     config_store_error,
@@ -201,6 +201,12 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = "" if value is None else str(value)
     return out
+
+
+def effort_params(config: Config) -> dict[str, str]:
+    """The effort response's settings (`kamml.tracking.registry.EFFORT_PARAMS`) as the run logs them."""
+    params = flatten(config.model_dump(mode="json", include={"allocation"}))
+    return {k: v for k, v in params.items() if k in EFFORT_PARAMS}
 
 
 def backtest_metrics(result: Any) -> dict[str, float]:
@@ -609,6 +615,7 @@ class TrainingRun:
                 champion_unusable=check,
                 horizon_days=self.config.time.horizon_days,
                 churn_label=self.config.models.churn_label,
+                effort=effort_params(self.config),
                 margin=cfg.promote_margin,
                 holdout=self.protocol or None,
             )

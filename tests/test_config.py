@@ -482,7 +482,8 @@ def test_reading_a_config_without_model_parameters_does_not_import_lightgbm():
     [
         (
             lambda cfg: setattr(cfg.allocation, "weights", {"retension": 1}),
-            r"assignment: 'allocation\.weights\.retension\.\[key\]': Input should be 'retention'",
+            r"assignment: unknown key 'allocation\.weights\.retension'; valid keys here: retention, growth, "
+            r"referral$",
         ),
         (
             lambda cfg: setattr(cfg.time, "horizon_days", 0),
@@ -494,6 +495,14 @@ def test_reading_a_config_without_model_parameters_does_not_import_lightgbm():
         ),
         (lambda cfg: setattr(cfg.models, "clv", {"num_leave": 3}), r"'models\.clv\.num_leave'.*did you mean"),
         (lambda cfg: setattr(cfg.data.columns, "nonsense", 1), r"unknown key 'data\.columns\.nonsense'"),
+        # checks of two keys run after pydantic stored the value: it stayed, refused (a config audit)
+        (lambda cfg: setattr(cfg.allocation, "floor_hours", 50), r"floor_hours 50 is above allocation\.cap"),
+        (lambda cfg: setattr(cfg.allocation, "cap_hours", 0.1), r"floor_hours 0\.25 is above alloc"),
+        (
+            lambda cfg: setattr(cfg.allocation, "effort_scale", "foo"),
+            r"^assignment: 'allocation\.effort_scale': Input should be a valid number, unable to parse "
+            r"string as a number, or input should be 'auto' \(got 'foo'\)$",
+        ),
     ],
 )
 def test_a_bad_assignment_is_a_config_error_naming_the_dotted_key(assign, message) -> None:
@@ -504,6 +513,15 @@ def test_a_bad_assignment_is_a_config_error_naming_the_dotted_key(assign, messag
     assert cfg == Config()
     cfg.time.horizon_days = 30  # a good value is set as before
     assert cfg.time.horizon_days == 30
+
+
+def test_a_refused_data_source_leaves_the_other_one_alone():
+    """builtin and generate both set after a refused assignment: a job ran, and builtin won silently."""
+    cfg = Config.from_dict({"data": {"path": "data/both", "builtin": "cdnow_sample"}})
+    with pytest.raises(ConfigError, match=r"data\.builtin and data\.generate are both set"):
+        cfg.data.generate = {"accounts": 300}
+    assert cfg.data.generate is None
+    assert cfg.data.builtin == "cdnow_sample"
 
 
 def test_spark_conf_values_written_unquoted_are_spark_text():

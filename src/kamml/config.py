@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import functools
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -93,6 +94,7 @@ class _Section(BaseModel):
         pydantic raised its own ValidationError (``cfg.allocation.weights = {"retension": 1}``), unlike
         `Config.from_dict` and `load_config`; the message is theirs (`_describe`), the key's path found
         from the section's class (`_section_path`). Private attributes are set as pydantic sets them.
+        A refused value leaves the key as it was, also where a check of two keys refuses it.
         """
         if name.startswith("_"):
             super().__setattr__(name, value)
@@ -102,9 +104,12 @@ class _Section(BaseModel):
             key = ".".join([*prefix, name])
             valid = ", ".join(type(self).model_fields)
             raise ConfigError(f"assignment: unknown key '{key}'; valid keys here: {valid}")
+        before = self.__dict__.get(name)
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
+            # a check of two keys (floor against cap) runs after pydantic has stored the new value
+            self.__dict__[name] = before
             raise ConfigError(_describe(exc, "assignment", prefix)) from None
 
     @model_validator(mode="before")
@@ -793,26 +798,51 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
     """One line per problem: the dotted key, what is wrong and, for unknown keys, the valid ones.
 
     `prefix` is the path of the section the errors are about (an assignment to one), before their keys.
+    A value that fits no member of a union (``effort_scale: foo``, a number or 'auto') is one problem of
+    its key: pydantic names one per member, under its tag (``effort_scale.float``).
     """
-    lines = []
+    lines: list[str] = []
+    union: dict[str, int] = {}  # key -> index in lines of the union's problem
     for err in exc.errors():
-        loc = (*prefix, *err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        parts = [str(p) for p in err["loc"] if p != "[key]"]  # pydantic's mark of a dict key's error
+        dict_key = "[key]" in err["loc"]
+        member = bool(parts) and _UNION_TAG.match(parts[-1]) is not None
+        if member:
+            parts = parts[:-1]
+        loc = (*prefix, *parts)
+        key = ".".join(loc) or "(top level)"
         if err["type"] == "kamml_key":
             lines.append(str(err.get("ctx", {}).get("message", err["msg"])))
         elif err["type"] == "kamml_bool":
             ctx = err.get("ctx", {})
-            where = ".".join([*(str(p) for p in loc), str(ctx.get("key"))]).replace(".[", "[")
+            where = ".".join([*loc, str(ctx.get("key"))]).replace(".[", "[")
             lines.append(f"'{where}' must be a number, got {ctx.get('got')}")
+        elif dict_key and err["type"] == "literal_error":  # weights: {retension: 1}
+            valid = str(err.get("ctx", {}).get("expected", "?")).replace("'", "").replace(" or ", ", ")
+            lines.append(f"unknown key '{key}'; valid keys here: {valid}")
         elif err["type"] == "extra_forbidden":
-            owner = _model_at(loc)
+            owner = _model_at((*prefix, *err["loc"]))
             valid = ", ".join(owner.model_fields) if owner else "?"
             lines.append(f"unknown key '{key}'; valid keys here: {valid}")
         else:
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            if member and key in union:  # another member of the same union: one problem, its options
+                at = union[key]
+                lines[at] = (
+                    lines[at].removesuffix(shown) + f", or {err['msg'][:1].lower()}{err['msg'][1:]}{shown}"
+                )
+                continue
+            if member:
+                union[key] = len(lines)
             lines.append(f"'{key}': {err['msg']}{shown}")
     return f"{source}: " + "; ".join(lines)
+
+
+#: How pydantic tags the member of a union in an error's location (``float``, ``literal['auto']``).
+_UNION_TAG = re.compile(
+    r"^(float|int|str|bool|none|(literal|function-\w+|tuple|list|dict|constrained-\w+)\[.*\])$"
+)
 
 
 #: YAML 1.1 tags whose plain (unquoted) mapping keys are kept as the text written (`_UniqueKeyLoader`).

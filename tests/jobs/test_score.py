@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kamml.allocation.stake import stake_parts
+from kamml.config import Config
 from kamml.data import load_data
 from kamml.errors import ConfigError, DataError, FeatureMismatchError, ModelError, SchemaError
 from kamml.jobs.score import COVERAGE_MIN_ROWS, SCORE_COLUMNS, score, score_to_file, warn_lost_features
@@ -226,6 +227,25 @@ def test_a_model_of_another_churn_label_is_warned_about(trained, caplog):
         "the model was trained with models.churn_label no_purchase, but the config says "
         "no_purchase_or_nonrenewal" in caplog.text
     )
+
+
+@pytest.mark.slow
+def test_a_config_of_another_horizon_is_warned_about(trained, caplog):
+    """`kamml score --config` with time.horizon_days 30 scored a 90-day model at 90 without a word, while
+    `kamml allocate` with that config refused the scores (a config audit)."""
+    cfg, data, result = trained
+    unset = Config.from_dict({"tracking": cfg.tracking.model_dump(), "models": cfg.models.model_dump()})
+    assert unset.time.horizon_days != result.bundle.horizon_days  # the default, not set: no warning
+    other = cfg.model_copy(deep=True)
+    other.time.horizon_days = 30
+    for config in (cfg, unset):
+        with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+            score(result.bundle, data, result.scoring_cutoff, config)
+        assert "horizon_days" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        scores = score(result.bundle, data, result.scoring_cutoff, other)
+    assert "the model predicts over 90 days, but the config's time.horizon_days is 30" in caplog.text
+    assert (scores["horizon_days"] == 90).all()
 
 
 def test_lost_features_are_told_from_the_training_shares():

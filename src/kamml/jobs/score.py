@@ -151,11 +151,13 @@ def attribute_problem(feature: str, n_rows: int, examples: Iterable[Any]) -> Pro
 COVERAGE_MIN_ROWS = 50
 
 
-def warn_other_churn_label(bundle: ModelBundle, config: Config) -> None:
-    """Warn when the model's p_churn means another churn than the config's ``models.churn_label``.
+def warn_other_definition(bundle: ModelBundle, config: Config) -> None:
+    """Warn when the model answers another question than the config asks: its horizon or churn label.
 
-    The champion trained before a config changed its label kept scoring with the old definition and
-    nothing said so. A bundle saved before it recorded its label is not checked.
+    The champion trained before a config changed its ``models.churn_label`` kept scoring with the old
+    definition, and nothing said so (a bundle saved before it recorded its label is not checked). A
+    ``time.horizon_days`` the config sets that differs from the model's was scored at the model's
+    horizon without a word, while `kamml allocate` with that config refuses the scores.
     """
     label = bundle.meta.get("churn_label")
     if label is not None and label != config.models.churn_label:
@@ -165,6 +167,16 @@ def warn_other_churn_label(bundle: ModelBundle, config: Config) -> None:
             "config's label (kamml train), which the registry promotes for that reason",
             label,
             config.models.churn_label,
+        )
+    set_here = "horizon_days" in config.time.model_fields_set
+    if set_here and bundle.horizon_days != config.time.horizon_days:
+        log.warning(
+            "the model predicts over %d days, but the config's time.horizon_days is %d: the scores are "
+            "over %d days (their horizon_days column), and allocating them with this config is refused; "
+            "score with a model of this horizon, or set the config's horizon to the model's",
+            bundle.horizon_days,
+            config.time.horizon_days,
+            bundle.horizon_days,
         )
 
 
@@ -294,7 +306,7 @@ def score(
         )
     told = warn_empty_tables(data, needed)
     if config is not None:
-        warn_other_churn_label(bundle, config)
+        warn_other_definition(bundle, config)
     check_attribute_types(bundle, features)
     warn_lost_features(bundle, features, told)
     log.info(

@@ -44,7 +44,7 @@ from kamml.jobs.score import (
     numeric_attributes,
     warn_empty_tables,
     warn_lost,
-    warn_other_churn_label,
+    warn_other_definition,
 )
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import check_not_local_input, features_frame, spark_session, to_spark, write_atomic
@@ -228,8 +228,8 @@ def score_frame_spark(
     if dataset:
         check_attribute_types_spark(data, bundle, cut, config)
         warn_lost_attributes(data, bundle, warn_empty_tables(data, needed))
-    if config is not None:  # as in memory: p_churn follows the model's churn definition
-        warn_other_churn_label(bundle, config)
+    if config is not None:  # as in memory: the scores follow the model's horizon and churn label
+        warn_other_definition(bundle, config)
     owner = F.col("owner").cast("string") if "owner" in features.columns else F.lit(None).cast("string")
     rows = features.select("account_id", *needed, owner.alias("_owner"))
     id_type = rows.schema["account_id"].dataType

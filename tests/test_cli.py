@@ -1022,3 +1022,17 @@ def test_train_stops_before_registering_when_an_input_is_replaced(
     assert "input files changed while the job ran" in result.output
     assert "transactions.parquet" in result.output
     assert not MlflowClient().search_registered_models(filter_string=f"name = '{name}'")
+
+
+def test_the_mlflow_ui_hint_names_the_environments_mlflow_when_it_is_not_on_path(monkeypatch, tmp_path):
+    """`make demo` printed `mlflow ui ...`, which a shell without the venv activated does not find."""
+    from kamml.cli import _mlflow_command
+
+    beside = Path(sys.executable).parent
+    monkeypatch.setenv("PATH", str(tmp_path))  # no mlflow on it
+    hint = _mlflow_command()
+    assert hint != "mlflow"
+    assert Path(hint).name.startswith("mlflow")
+    assert Path(hint).exists()  # relative to the working folder, or absolute
+    monkeypatch.setenv("PATH", str(beside))
+    assert _mlflow_command() == "mlflow"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -634,7 +635,23 @@ def run(
     typer.echo(f"allocation   {result.outputs['allocation']}" + (f" (and {csv.name})" if csv else ""))
     typer.echo(f"scores       {result.outputs['scores']}")
     typer.echo(f"MLflow       {tracking_uri(cfg.tracking)} (run {result.training.run_id}); browse with:")
-    typer.echo(f"             mlflow ui --backend-store-uri {tracking_uri(cfg.tracking)}")
+    typer.echo(f"             {_mlflow_command()} ui --backend-store-uri {tracking_uri(cfg.tracking)}")
+
+
+def _mlflow_command() -> str:
+    """``mlflow``, or the one beside this Python when it is not on PATH (``make demo``'s venv, not activated).
+
+    The hint said ``mlflow ui``, which a shell without the venv on PATH does not find.
+    """
+    if shutil.which("mlflow"):
+        return "mlflow"
+    beside = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+    if beside is None:
+        return "mlflow"
+    try:
+        return str(Path(beside).relative_to(Path.cwd()))
+    except ValueError:
+        return beside
 
 
 benchmark_app = typer.Typer(help="Benchmarks on public data.", no_args_is_help=True)

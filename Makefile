@@ -62,5 +62,6 @@ lock: ## refresh constraints.txt from a fresh resolution of pyproject.toml (then
 	@echo "constraints.txt refreshed; run 'make test' before committing it"
 
 clean: ## remove the environment, caches and generated demo outputs
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data/demo data/cdnow outputs mlruns.db mlruns.db.kamml-lock mlartifacts \
-		scores.parquet allocation.csv budget.csv budget.png
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/kamml.egg-info data/demo data/cdnow outputs \
+		mlruns.db mlruns.db.kamml-lock mlartifacts scores.parquet allocation.csv budget.csv budget.png
+	find src -name __pycache__ -type d -prune -exec rm -rf {} +  # numba's compiled kernels are cached there too

@@ -547,3 +547,10 @@ def test_a_negative_memory_limit_is_refused():
     with pytest.raises(ConfigError, match=r"'engine.memory_limit'.*not negative"):
         Config.from_dict({"engine": {"memory_limit": "-1GB"}})
     assert Config.from_dict({"engine": {"memory_limit": "4GB"}}).engine.memory_limit == "4GB"
+
+
+@pytest.mark.parametrize("key", ["uri", "experiment"])
+def test_an_empty_tracking_store_or_experiment_is_refused_when_read(key):
+    """Both were accepted and failed only when training started (a config audit)."""
+    with pytest.raises(ConfigError, match=rf"'tracking\.{key}'.*is empty: give"):
+        Config.from_dict({"tracking": {key: " "}})

@@ -641,6 +641,15 @@ class TrackingConfig(_Section):
     #: the run's artifacts; a nightly job whose output folder is kept elsewhere can turn it off.
     log_outputs: bool = True
 
+    @field_validator("uri", "experiment")
+    @classmethod
+    def _not_blank(cls, value: str, info: ValidationInfo) -> str:
+        """A store and an experiment are named: an empty one was refused only when training started."""
+        if not value.strip():
+            what = "the MLflow store's URI" if info.field_name == "uri" else "the experiment's name"
+            raise ValueError(f"tracking.{info.field_name} is empty: give {what}")
+        return value
+
     @field_validator("model_name")
     @classmethod
     def _usable_model_name(cls, value: str) -> str:

@@ -239,6 +239,12 @@ def _accounts_note(sizes: list[str]) -> list[Problem]:
     return [n for n in data.quality.notes if n.table == "accounts" and n.column in ("size", "segment")]
 
 
+def test_number_text_reads_alike_on_every_engine():
+    """DuckDB's cast read '1_000' as a number and Spark's '1d' (`kamml.io.NUMBER_PATTERN` decides)."""
+    (note,) = _accounts_note(["1_000", "1d", *[str(i) for i in range(30)]])
+    assert (note.n_rows, tuple(note.examples)) == (2, ("1_000", "1d"))
+
+
 def test_a_few_words_in_a_column_of_numbers_are_named():
     """One 'n/a' among sizes made the column text (a category to the models) without a word."""
     (note,) = _accounts_note(["n/a", "unknown", *[str(i) for i in range(30)], "n/a"])
@@ -252,6 +258,7 @@ def test_a_few_words_in_a_column_of_numbers_are_named():
         [str(i) for i in range(20)],  # all numbers: nothing to say
         ["small", "large"] * 10,  # a category
         ["n/a", "x", *[str(i) for i in range(8)]],  # 80 % numbers: a code or a mixed column, not a slip
+        ["nan", " 2.5e1 ", "NaN", *[str(i) for i in range(20)]],  # pandas' text of a missing number
     ],
 )
 def test_text_columns_that_are_not_nearly_all_numbers_get_no_note(sizes):

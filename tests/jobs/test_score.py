@@ -126,6 +126,7 @@ def test_text_in_an_attribute_the_model_read_as_numbers_names_the_accounts_colum
     assert "attr_size" in result.bundle.feature_spec()["columns"]
     accounts["size"] = accounts["size"].astype(str)
     accounts.loc[accounts.index[:3], "size"] = "n/a"
+    accounts.loc[accounts.index[3], "size"] = "nan"  # a missing number (a parity audit: refused here only)
     accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
     data = load_data(tmp_path / "world", cfg)
     with pytest.raises(SchemaError) as info:

@@ -377,6 +377,7 @@ def test_text_in_an_attribute_the_model_read_as_numbers_names_the_accounts_colum
     accounts.loc[accounts.index[:3], "size"] = "n/a"
     accounts.loc[accounts.index[3], "size"] = "1d"  # Java's cast reads it; the model's does not
     accounts.loc[accounts.index[4], "size"] = " 12.5e0 "  # a number, as pandas reads it
+    accounts.loc[accounts.index[5], "size"] = "nan"  # pandas' text of a missing number: refused in memory
     accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
     data = load_data(tmp_path / "world", cfg)
     with pytest.raises(SchemaError) as info:
@@ -1042,6 +1043,100 @@ def test_text_that_is_no_number_in_spark_scores_is_a_schema_error(spark, tmp_pat
         allocate(read_scores(tmp_path / "scores.parquet"), None, cfg)
     with pytest.raises(SchemaError, match=r"scores\.p_churn: not a number \(1 row"):
         allocate_spark(tmp_path / "scores.parquet", None, cfg, tmp_path / "a", session=spark)
+
+
+def _clv_dates(scores):
+    return scores.assign(clv=pd.Timestamp("2024-01-01").as_unit("us"))
+
+
+def _horizon_dates(scores):
+    return scores.assign(horizon_days=pd.Timestamp("2024-01-01").as_unit("ms"))
+
+
+def _clv_days(scores):
+    return scores.assign(clv=[pd.Timestamp("2024-01-01").date()] * len(scores))
+
+
+def _churn_yes_no(scores):
+    return scores.assign(p_churn=np.arange(len(scores)) % 2 == 0)
+
+
+def _alive_yes_no(scores):
+    return scores.assign(p_alive=True)
+
+
+def _fractional_id(scores):
+    ids = scores["account_id"].astype(float)
+    ids.iloc[1] = 3.5
+    return scores.assign(account_id=ids)
+
+
+def _listed_ids(scores):
+    return scores.assign(account_id=[[int(i)] for i in scores["account_id"]])
+
+
+def _listed_owners(scores):
+    return scores.assign(owner=[["ann", "bob"]] * len(scores))
+
+
+def _no_break_spaced_ids(scores):
+    ids = scores["account_id"].astype(str)
+    ids.iloc[1] = ids.iloc[0] + "\u00a0"  # the same id, with a no-break space: str.strip drops it
+    return scores.assign(account_id=ids)
+
+
+@pytest.mark.parametrize(
+    ("broken", "rule"),
+    [
+        (_clv_dates, "scores.clv: not a number"),
+        (_horizon_dates, "scores.horizon_days: not a number"),
+        (_clv_days, "scores.clv: not a number"),
+        (_churn_yes_no, "scores.p_churn: not a number (yes/no values)"),
+        (_alive_yes_no, "scores.p_alive: not a number (yes/no values)"),
+        (_fractional_id, "scores.account_id: not a whole number (an id is a whole number or a text) (1 row"),
+        (_listed_ids, "scores.account_id: not one value (a list or a mapping)"),
+        (_listed_owners, "scores.owner: not one value (a list or a mapping)"),
+        (_no_break_spaced_ids, "scores.account_id: duplicated id (2 rows"),
+    ],
+)
+def test_scores_refused_in_memory_are_refused_on_spark(spark, tmp_path, broken, rule):
+    """A parity audit: Spark planned yes/no churn as 0 and 1, ids 3.5 and lists, and "2" beside "2\u00a0"
+    as two accounts (exit 0), and stopped on a date's cast in a Java traceback (exit 1)."""
+    from kamml.allocation import read_scores
+    from kamml.spark import allocate_spark
+
+    broken(random_scores(20, seed=2)).to_parquet(tmp_path / "scores.parquet")
+    cfg = AllocationConfig(hours=10.0)
+    with pytest.raises(SchemaError) as mem:
+        allocate(read_scores(tmp_path / "scores.parquet"), None, cfg)
+    assert rule in str(mem.value)
+    with pytest.raises(SchemaError) as got:
+        allocate_spark(tmp_path / "scores.parquet", None, cfg, tmp_path / "a", session=spark)
+    assert rule in str(got.value)
+    assert not (tmp_path / "a").exists()
+
+
+def test_yes_no_and_large_whole_float_owners_are_named_as_in_memory_on_spark(spark, tmp_path):
+    """Java wrote owner 12345678.0 as "1.2345678E7" and True as "true": reps the capacity never named."""
+    from kamml.allocation import read_scores
+    from kamml.spark import allocate_spark
+    from kamml.spark.session import owner_text
+
+    owners = pd.DataFrame({"owner": [12345678.0, 2.0e7, np.nan, 3.5, 1e20]})
+    frame = spark.createDataFrame(owners)
+    written = [r[0] for r in frame.select(owner_text(frame)).collect()]
+    assert written[:4] == ["12345678", "20000000", None, "3.5"]
+    yes_no = spark.createDataFrame(pd.DataFrame({"owner": [True, False, None]}, dtype=object))
+    assert [r[0] for r in yes_no.select(owner_text(yes_no)).collect()] == ["True", "False", None]
+
+    scores = random_scores(40, seed=4).assign(owner=np.arange(40) % 2 == 0)
+    scores.to_parquet(tmp_path / "scores.parquet")
+    cfg = AllocationConfig(hours=30.0, capacity={"True": 10.0, "False": 20.0})
+    mem = allocate(read_scores(tmp_path / "scores.parquet"), None, cfg)
+    out = allocate_spark(tmp_path / "scores.parquet", None, cfg, tmp_path / "a", session=spark)
+    assert out.summary["rep_price"].keys() == {"True", "False"}  # the capacity's reps: Java said "true"
+    mem["owner"] = mem["owner"].map(str)  # written as given in memory, as its rep's name on Spark
+    assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
 
 
 def test_nanosecond_parquet_times_are_named_on_spark(spark, tmp_path):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kamml.errors import Problem
+from kamml.io import NUMBER_PATTERN
 
 __all__ = [
     "QualityReport",
@@ -507,7 +508,7 @@ def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
     for i, name in enumerate(text):
         value = accounts[name]
         counts[f"n_{i}"] = value.count()
-        counts[f"num_{i}"] = value.try_cast("float64").notnull().cast("int64").sum()
+        counts[f"num_{i}"] = value.re_search(NUMBER_PATTERN).cast("int64").sum()  # alike on every engine
     row = accounts.aggregate(**counts).to_pyarrow().to_pylist()[0]
     notes = []
     for i, name in enumerate(text):
@@ -515,7 +516,7 @@ def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
         if not (numbers < n and numbers >= MOSTLY_NUMBERS * n):
             continue
         value = accounts[name]
-        other = accounts.filter(value.notnull() & value.try_cast("float64").isnull())
+        other = accounts.filter(value.notnull() & ~value.re_search(NUMBER_PATTERN))
         examples = other.select(value).distinct().order_by(name).limit(5).to_pyarrow()[name].to_pylist()
         rule = (
             f"mostly numbers ({numbers:,} of {n:,} values), but not these: the column is read as text, so "

@@ -26,7 +26,7 @@ from kamml.errors import FeatureMismatchError, Problem, SchemaError
 from kamml.features import build_features
 from kamml.features._context import check_scoring_cutoff
 from kamml.features.catalogue import describe
-from kamml.io import check_output_path, write_table
+from kamml.io import NUMBER_PATTERN, check_output_path, write_table
 from kamml.models.bundle import ModelBundle
 from kamml.progress import track
 from kamml.tracking import LoadedModel, resolve_model
@@ -123,7 +123,8 @@ def check_attribute_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
         if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
             continue
         values = column.astype(object)
-        bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
+        text = values[values.notna()].astype(str)
+        bad = text[~text.str.match(NUMBER_PATTERN)]  # "nan" is a missing number, as on Spark
         if len(bad):  # text that reads as numbers throughout is taken by the model's own cast
             problems.append(attribute_problem(name, len(bad), bad.drop_duplicates().head(5)))
     if problems:

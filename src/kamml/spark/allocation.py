@@ -124,6 +124,9 @@ _GRID = 14
 _CANDIDATES = _GRID + 3
 _QUANTILE_ERROR = 1e-3
 _SUMMARY_FILE = "_allocation.json"
+#: The spaces at either end of a text, as Python's str.strip sees them (Java's \s alone left a no-break
+#: space on "2\u00a0", a second account on Spark and a repeated id in memory).
+PY_SPACE_ENDS = r"(?U)^[\s\x1c-\x1f]+|[\s\x1c-\x1f]+$"
 
 
 @dataclass(frozen=True)
@@ -284,8 +287,8 @@ def _ids_as_in_the_tables(frame: DataFrame) -> DataFrame:
     from pyspark.sql import types as T  # noqa: N812
 
     def known(column: str) -> Any:
-        """The column's text without surrounding (ASCII) spaces, as str.strip; null for a missing text."""
-        text = F.regexp_replace(F.col(column), r"^\s+|\s+$", "")
+        """The column's text without the spaces str.strip drops (a no-break space too); null if missing."""
+        text = F.regexp_replace(F.col(column), PY_SPACE_ENDS, "")
         return F.when(~text.isin(*sorted(MISSING_TEXTS)), text)
 
     if "owner" in frame.columns and isinstance(frame.schema["owner"].dataType, T.StringType):
@@ -1455,12 +1458,24 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
     if problems:
         raise SchemaError(problems)
     rules: list[tuple[str, str, Any]] = [("account_id", "null id", F.col("account_id").isNull())]
+    for column in ("account_id", "owner"):  # a list of reps or ids, as in memory
+        if column in frame.columns and _nested(frame, column):
+            rules.append((column, "not one value (a list or a mapping)", F.col(column).isNotNull()))
+    nested_id = _nested(frame, "account_id")
+    if frame.schema["account_id"].dataType.typeName() in ("double", "float"):  # 3.5 is no id
+        ids = F.col("account_id")
+        rule = "not a whole number (an id is a whole number or a text)"
+        rules.append(("account_id", rule, ~F.isnan(ids) & (ids != F.floor(ids))))
     for column, (low, high, nan_ok) in SCORE_BOUNDS.items():
         if column not in frame.columns:
             continue
         raw = F.col(column)
-        number = raw.try_cast("double")  # Spark 4's ANSI cast threw on text that is no number
         kind = frame.schema[column].dataType.typeName()
+        if kind not in _NUMBER_KINDS:  # dates, yes/no, lists: no cast (Spark's analysis refused a date's)
+            what = "yes/no values" if kind == "boolean" else f"a {kind} column"
+            rules.append((column, f"not a number ({what})", raw.isNotNull()))
+            continue
+        number = raw.try_cast("double")  # Spark 4's ANSI cast threw on text that is no number
         if kind == "string":  # Java's cast also reads "1d" and "0x1p3", refused in memory (`NUMBER_PATTERN`)
             number = F.when(raw.rlike(NUMBER_PATTERN), number)
         if kind not in ("double", "float", "integer", "long", "short"):
@@ -1481,7 +1496,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         for i, (_, _, cond) in enumerate(rules)
     ]
     days = F.col(HORIZON_COLUMN).try_cast("double")
-    if HORIZON_COLUMN in frame.columns:  # the valid horizons' range, in the same pass
+    horizon_kind = frame.schema[HORIZON_COLUMN].dataType.typeName() if HORIZON_COLUMN in frame.columns else ""
+    if horizon_kind in _NUMBER_KINDS:  # the valid horizons' range, in the same pass (a date: refused above)
         low, high, _ = SCORE_BOUNDS[HORIZON_COLUMN]
         valid = F.when(~F.isnan(days) & (days >= F.lit(low)) & (days <= F.lit(high)), days)
         aggs += [F.min(valid).alias("h_low"), F.max(valid).alias("h_high")]
@@ -1498,12 +1514,13 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
             examples: tuple[Any, ...] = ()
             if rule not in ("null id", "missing value"):
                 bad = frame.filter(cond).select(column)  # the smallest five: the same from run to run
-                examples = tuple(r[0] for r in bad.orderBy(column).limit(5).collect())
+                order = F.col(column).cast("string") if _nested(frame, column) else F.col(column)
+                examples = tuple(r[0] for r in bad.orderBy(order).limit(5).collect())
             problems.append(Problem("scores", column, rule, count, examples))
     dups = (
         frame.filter(F.col("account_id").isNotNull()).groupBy("account_id").count().filter(F.col("count") > 1)
     )
-    n_dup = dups.agg(F.sum("count")).collect()[0][0]
+    n_dup = 0 if nested_id else dups.agg(F.sum("count")).collect()[0][0]  # lists: refused above
     if n_dup:
         examples = tuple(r[0] for r in dups.select("account_id").orderBy("account_id").limit(5).collect())
         problems.append(Problem("scores", "account_id", "duplicated id", int(n_dup), examples))
@@ -1525,14 +1542,26 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
 
 # -------------------------------------------------------------------------------------------- helpers
 
+#: Spark types whose values the scores' number rules cast (text is checked against `NUMBER_PATTERN`).
+_NUMBER_KINDS = frozenset(
+    {"double", "float", "integer", "long", "short", "byte", "decimal", "string", "void"}
+)
+
+
+def _nested(frame: DataFrame, column: str) -> bool:
+    """Whether a column holds lists, mappings or records rather than one value per row."""
+    from pyspark.sql import types as T  # noqa: N812
+
+    return isinstance(frame.schema[column].dataType, T.ArrayType | T.MapType | T.StructType)
+
 
 def _owner(frame: DataFrame) -> Any:
     """The owner column for `kamml.allocation.optimizer.rep_names`: numbers and text as is, else text."""
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
-    if isinstance(frame.schema["owner"].dataType, T.NumericType | T.StringType):
-        return F.col("owner")
+    if isinstance(frame.schema["owner"].dataType, T.NumericType | T.StringType | T.BooleanType):
+        return F.col("owner")  # a yes/no owner is rep "True" as in memory (Java's text: "true")
     return _as_text(frame, "owner")
 
 

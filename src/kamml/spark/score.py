@@ -47,7 +47,14 @@ from kamml.jobs.score import (
     warn_other_definition,
 )
 from kamml.models.bundle import ModelBundle
-from kamml.spark.session import check_not_local_input, features_frame, spark_session, to_spark, write_atomic
+from kamml.spark.session import (
+    check_not_local_input,
+    features_frame,
+    owner_text,
+    spark_session,
+    to_spark,
+    write_atomic,
+)
 from kamml.tracking import LoadedModel, resolve_model
 from kamml.tracking.pyfunc import score_frame
 
@@ -230,7 +237,7 @@ def score_frame_spark(
         warn_lost_attributes(data, bundle, warn_empty_tables(data, needed))
     if config is not None:  # as in memory: the scores follow the model's horizon and churn label
         warn_other_definition(bundle, config)
-    owner = F.col("owner").cast("string") if "owner" in features.columns else F.lit(None).cast("string")
+    owner = owner_text(features) if "owner" in features.columns else F.lit(None).cast("string")
     rows = features.select("account_id", *needed, owner.alias("_owner"))
     id_type = rows.schema["account_id"].dataType
     shared = session.sparkContext.broadcast(json.dumps(bundle.to_dict()))

@@ -93,6 +93,26 @@ def _numbers_as_declared(frame: DataFrame, schema: Any) -> DataFrame:
     return frame.select(*columns) if changed else frame
 
 
+def owner_text(frame: DataFrame, column: str = "owner") -> Any:
+    """An owner column as the rep names the in-memory path writes (`kamml.allocation.owner_column`).
+
+    A whole float is its integer (Java wrote 12345678.0 as "1.2345678E7", a rep the config's capacity
+    never names) and a yes/no owner is "True" or "False" (Java: "true"), as Python writes them.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    value = F.col(column)
+    kind = frame.schema[column].dataType
+    if isinstance(kind, T.BooleanType):
+        return F.when(value, F.lit("True")).when(~value, F.lit("False"))
+    if isinstance(kind, T.DoubleType | T.FloatType):
+        whole = (value == F.floor(value)) & (F.abs(value) < F.lit(2.0**53))
+        text = F.when(whole, value.cast("long").cast("string")).otherwise(value.cast("string"))
+        return F.when(~F.isnan(value), text)  # NaN: no owner
+    return value.cast("string")
+
+
 def features_frame(data: Any, cutoff: Any, config: Config | None = None) -> DataFrame:
     """The feature set of `kamml.build_features` as a lazy Spark DataFrame, account_id a column.
 

@@ -1036,3 +1036,26 @@ def test_the_mlflow_ui_hint_names_the_environments_mlflow_when_it_is_not_on_path
     assert Path(hint).exists()  # relative to the working folder, or absolute
     monkeypatch.setenv("PATH", str(beside))
     assert _mlflow_command() == "mlflow"
+
+
+@pytest.mark.slow
+def test_train_with_promote_makes_the_new_version_champion(
+    tracked_config, world_path, tmp_path, mlflow_at_session_store
+):
+    """`--promote` takes the alias when the gate would not (here a tie: the same data and seed)."""
+    from mlflow import MlflowClient
+
+    name = f"kamml-promote-{tmp_path.name}"
+    config = _yaml(tmp_path / "cfg.yaml", tracked_config(experiment=name, model_name=name))
+    base = ["train", "--config", str(config), "--data", str(world_path)]
+    first = runner.invoke(app, base)
+    assert first.exit_code == 0, first.output
+    tie = runner.invoke(app, base)
+    assert "(not promoted:" in tie.output
+    forced = runner.invoke(app, [*base, "--promote"])
+    assert forced.exit_code == 0, forced.output
+    assert (
+        f"registry   models:/{name}/3 (champion: promoted as asked (--promote), over the gate's"
+        in forced.output
+    )
+    assert str(MlflowClient().get_model_version_by_alias(name, "champion").version) == "3"

@@ -504,6 +504,14 @@ def _with_data(cfg: Any, data: Path | None) -> Any:
 def train(
     config: ConfigOpt = None,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Make the new version the champion whatever the gate decides (the reason says what it "
+            "would have done).",
+        ),
+    ] = False,
 ) -> None:
     """Backtest, train and log one MLflow run; register the model and apply the champion gate."""
     from kamml.config import load_config
@@ -513,7 +521,7 @@ def train(
     cfg = _with_data(load_config(config), data)
     dataset, unchanged = stamped_job_data(cfg, data)
     # the inputs as validated, checked before the model is registered (Parquet is read lazily)
-    result = run_train(dataset, cfg, before_register=lambda bundle, features: unchanged())
+    result = run_train(dataset, cfg, before_register=lambda bundle, features: unchanged(), promote=promote)
     typer.echo(result.backtest.to_text())
     typer.echo(f"run id     {result.run_id}")
     typer.echo(f"model URI  {result.model_uri}")
@@ -621,6 +629,14 @@ def _load_scoring_model(uri: str, cfg: Any) -> Any:
 def run(
     config: ConfigOpt = None,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Make the new version the champion whatever the gate decides (the reason says what it "
+            "would have done).",
+        ),
+    ] = False,
 ) -> None:
     """The main job: validate, train (MLflow run, registry), score, allocate, write the report."""
     from kamml.config import load_config
@@ -628,7 +644,7 @@ def run(
     from kamml.tracking import tracking_uri
 
     cfg = _with_data(load_config(config), data)
-    result = run_job(cfg, data, echo=typer.echo)
+    result = run_job(cfg, data, echo=typer.echo, promote=promote)
     typer.echo("")
     typer.echo(f"report       {result.outputs['report']}")
     csv = result.outputs.get("allocation_csv")

@@ -293,6 +293,23 @@ def test_a_champion_of_another_churn_label_gives_way(gate):
     assert str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version) == v3
 
 
+def test_a_version_promoted_as_asked_takes_the_alias_and_says_what_the_gate_would_have_done(gate):
+    """A leaky champion's figure kept every honest version out: the user had no way past the gate."""
+    name = "gate-test-forced"
+    v1 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.95})
+    assert promote(name, v1, "value.gini", 0.95).promoted
+    v2 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.80})
+    forced = promote(name, v2, "value.gini", 0.80, force=True)
+    assert forced.promoted
+    assert forced.reason.startswith("promoted as asked (--promote), over the gate's decision: ")
+    assert "does not beat the champion's" in forced.reason
+    assert str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version) == v2
+    v3 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.90})
+    better = promote(name, v3, "value.gini", 0.90, force=True)  # the gate's own reason when it agrees
+    assert better.promoted
+    assert not better.reason.startswith("promoted as asked")
+
+
 def test_a_champion_whose_effort_response_was_fitted_under_other_settings_gives_way(gate):
     """A changed allocation.effort_clip moved no backtest figure: the new version tied, and the plan kept
     reading the champion's old response (a config audit)."""

@@ -140,8 +140,12 @@ def run(
     source: Any = None,
     *,
     echo: Callable[[str], None] = log.info,
+    promote: bool = False,
 ) -> RunResult:
-    """Run the whole job of `config` (data from `source` or ``data.path``); see the module docstring."""
+    """Run the whole job of `config` (data from `source` or ``data.path``); see the module docstring.
+
+    `promote` makes the new version the champion whatever the gate decides (`kamml.jobs.train.train`).
+    """
     seconds: dict[str, float] = {}
     if source is None:  # a job that cannot start leaves no output folder behind
         check_data_given(config)
@@ -162,7 +166,7 @@ def run(
     check_settings(config)  # a plan bound to fail fails before training registers a model
     check_model_settings(config)
     with OutputSet(out_dir) as outputs:  # locked from here: a second job on the folder stops now
-        return _run(config, source, outputs, seconds, echo)
+        return _run(config, source, outputs, seconds, echo, promote)
 
 
 def _run(
@@ -171,6 +175,7 @@ def _run(
     outputs: OutputSet,
     seconds: dict[str, float],
     echo: Callable[[str], None],
+    promote: bool = False,
 ) -> RunResult:
     """The job's stages, with the output folder locked; outputs are staged, then published together."""
     with _stage("validate", seconds, echo):
@@ -188,7 +193,11 @@ def _run(
             echo(f"      skipped: {note}")
     with _stage("train", seconds, echo):
         training = train(
-            data, config, before_register=_before_register(config, data, unchanged), ends_job=False
+            data,
+            config,
+            before_register=_before_register(config, data, unchanged),
+            ends_job=False,
+            promote=promote,
         )
         bt = training.backtest
         echo(

@@ -91,6 +91,7 @@ def train(
     run_name: str | None = None,
     before_register: Callable[[ModelBundle, pd.DataFrame], None] | None = None,
     ends_job: bool = True,
+    promote: bool = False,
 ) -> TrainResult:
     """Backtest, train the deployable bundle, log one MLflow run and register the model.
 
@@ -114,6 +115,9 @@ def train(
     ends_job : bool, default True
         Whether training is the whole job: its run's ``kamml.job.status`` becomes ``complete`` when
         the run ends. `kamml run` passes False and tags the outcome after its later stages.
+    promote : bool, default False
+        Make the new version the champion whatever the gate decides (``--promote``); the decision's
+        reason says what the gate would have done.
     """
     t0 = time.perf_counter()
     config = recorded_source(config, data)
@@ -133,7 +137,7 @@ def train(
             _log_plots(run, result)
         model_uri = run.log_model(bundle, features)
         stopping.check()  # a stop whose exit was lost: before a model is registered (`kamml.stopping`)
-        decision = run.register(model_uri, bundle, features)
+        decision = run.register(model_uri, bundle, features, force=promote)
         run.log_summary({"train.seconds": time.perf_counter() - t0, "train.rows": bundle.meta["rows"]})
     return TrainResult(
         run.run_id, model_uri, decision, result, bundle, scoring, features, time.perf_counter() - t0

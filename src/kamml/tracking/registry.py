@@ -291,6 +291,7 @@ def promote(
     effort: Mapping[str, str] | None = None,
     margin: float = 0.0,
     holdout: Mapping[str, str] | None = None,
+    force: bool = False,
 ) -> Promotion:
     """Give `version` the champion alias if its `metric` beats the champion's (or there is none).
 
@@ -315,6 +316,10 @@ def promote(
     With `holdout` (the new run's backtest params, `HOLDOUT_PARAMS`), figures measured on different
     holdouts (new data, another book) are still compared, as the gate's rule says, but the decision
     says so in its reason and ``same_holdout``, with a warning: the difference may be the data's.
+
+    With `force` (``kamml train --promote``) the new version takes the alias whatever the gate decides,
+    and the reason says what the gate would have done: the user's way past a champion whose figure no
+    version should have to beat (its attributes leaked the future) or a change the figures cannot judge.
     """
     client = MlflowClient()
     key = metric_key(metric)
@@ -362,6 +367,8 @@ def promote(
                 version,
                 differs,
             )
+    if force and not promoted:
+        promoted, reason = True, f"promoted as asked (--promote), over the gate's decision: {reason}"
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     decision = Promotion(

@@ -592,12 +592,18 @@ class TrainingRun:
         return log_bundle(bundle, features).model_uri
 
     def register(
-        self, model_uri: str, bundle: ModelBundle | None = None, features: pd.DataFrame | None = None
+        self,
+        model_uri: str,
+        bundle: ModelBundle | None = None,
+        features: pd.DataFrame | None = None,
+        *,
+        force: bool = False,
     ) -> Promotion:
         """Register the model under the configured name and apply the champion gate; log the decision.
 
         With the new `bundle` and its scoring `features`, a champion that cannot score those features
-        (a table or column it learned on is gone from the data) gives way to the new version.
+        (a table or column it learned on is gone from the data) gives way to the new version. With
+        `force` the new version takes the alias whatever the gate decides (`promote`'s ``force``).
         """
         cfg = self.config.tracking
         key = metric_key(cfg.promote_metric)
@@ -618,6 +624,7 @@ class TrainingRun:
                 effort=effort_params(self.config),
                 margin=cfg.promote_margin,
                 holdout=self.protocol or None,
+                force=force,
             )
         mlflow.log_text(json_text(decision.to_dict()), "promotion.json")
         mlflow.set_tags(

@@ -140,7 +140,7 @@ def _named_failure(exc: Exception) -> KammlError | None:
         failure = engine_failure(exc)
         if failure is not None:
             return failure
-    if "mlflow" in sys.modules:
+    if "mlflow" in sys.modules or "sqlalchemy" in sys.modules:  # MLflow's store errors are SQLAlchemy's
         from kamml.tracking.store import store_error
 
         return store_error(exc)
@@ -183,13 +183,23 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+#: The metavar of a flag: none (typer with click 8.2+ showed "<bool>", and "--force true" is refused).
+FLAG = ""
+
+
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step (DEBUG).")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every step (DEBUG).", metavar=FLAG)
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
-            "--version", help="Print kamml's version and exit.", callback=_print_version, is_eager=True
+            "--version",
+            help="Print kamml's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+            metavar=FLAG,
         ),
     ] = False,
 ) -> None:
@@ -254,6 +264,15 @@ ConfigOpt = Annotated[
         "cdnow, spark.",
     ),
 ]
+PromoteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--promote",
+        help="Make the new version the champion whatever the gate decides (the reason says what it would "
+        "have done).",
+        metavar=FLAG,
+    ),
+]
 
 
 @app.command()
@@ -266,7 +285,7 @@ def generate(
     ),
     years: Annotated[float, typer.Option(min=0.1, max=100, help="Years of history.")] = 3.0,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace the tables of a world already in --out.")
+        bool, typer.Option("--force", help="Replace the tables of a world already in --out.", metavar=FLAG)
     ] = False,
 ) -> None:
     """Write a synthetic B2B world: its four tables, truth and effort as Parquet, and world.json."""
@@ -504,14 +523,7 @@ def _with_data(cfg: Any, data: Path | None) -> Any:
 def train(
     config: ConfigOpt = None,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
-    promote: Annotated[
-        bool,
-        typer.Option(
-            "--promote",
-            help="Make the new version the champion whatever the gate decides (the reason says what it "
-            "would have done).",
-        ),
-    ] = False,
+    promote: PromoteOpt = False,
 ) -> None:
     """Backtest, train and log one MLflow run; register the model and apply the champion gate."""
     from kamml.config import load_config
@@ -556,7 +568,7 @@ def score(
         ),
     ] = None,
     explain_all: Annotated[
-        bool, typer.Option("--explain-all", help="Name drivers for every account (slower).")
+        bool, typer.Option("--explain-all", help="Name drivers for every account (slower).", metavar=FLAG)
     ] = False,
 ) -> None:
     """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""
@@ -629,14 +641,7 @@ def _load_scoring_model(uri: str, cfg: Any) -> Any:
 def run(
     config: ConfigOpt = None,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
-    promote: Annotated[
-        bool,
-        typer.Option(
-            "--promote",
-            help="Make the new version the champion whatever the gate decides (the reason says what it "
-            "would have done).",
-        ),
-    ] = False,
+    promote: PromoteOpt = False,
 ) -> None:
     """The main job: validate, train (MLflow run, registry), score, allocate, write the report."""
     from kamml.config import load_config
@@ -679,7 +684,7 @@ app.add_typer(benchmark_app, name="benchmark")
 def benchmark_cdnow(
     calibration_end: Annotated[str, typer.Option(help="Last day of the calibration period.")] = "1997-09-30",
     holdout_end: Annotated[str, typer.Option(help="Last day of the holdout period.")] = "1998-06-30",
-    sample: Annotated[bool, typer.Option(help="Use the 2,357-customer sample.")] = False,
+    sample: Annotated[bool, typer.Option(help="Use the 2,357-customer sample.", metavar=FLAG)] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
 ) -> None:
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""

@@ -709,8 +709,39 @@ def test_a_null_marker_as_owner_is_noted():
     assert "a null marker as the owner" in notes[0].rule
 
 
+@pytest.mark.parametrize(
+    ("owners", "named"),
+    [
+        ([12345678.0, 1234567890123.0, np.nan, 101.5], ["12345678", "1234567890123", None, "101.5"]),
+        ([True, False, None, True], ["True", "False", None, "True"]),
+    ],
+)
+def test_float_and_yes_no_owners_are_named_as_python_names_them(owners, named):
+    """Spark's cast wrote owner 12345678.0 as "1.2345678E7" and both engines True as "true": reps the
+    capacity's "12345678" and "True" never met (a Spark audit of `kamml run`)."""
+    tx = pd.DataFrame({"account_id": [1, 2, 3, 4], "ts": pd.to_datetime(["2024-01-02"] * 4), "amount": 1.0})
+    accounts = pd.DataFrame({"account_id": [1, 2, 3, 4], "owner": owners})
+    data = load_data({"transactions": tx, "accounts": accounts})
+    assert data.to_pandas("accounts").sort_values("account_id")["owner"].tolist() == named
+
+
 def test_the_delimiter_hint_is_written_as_yaml_reads_it(tmp_path):
     """'\\t' (Python's repr) is two characters in YAML single quotes: following the hint crashed."""
     (tmp_path / "transactions.csv").write_text("account_id\tts\tamount\n1\t2024-01-02\t3\n")
     with pytest.raises(SchemaError, match=r'csv_delimiter: "\\t"'):
         load_data(tmp_path)
+
+
+def test_a_yes_no_transaction_id_with_missing_ones_is_a_wrong_type():
+    """Hypothesis' example: the check of rows without an id looked up a key the wrong type never made
+    (a KeyError, exit 1)."""
+    tx = pd.DataFrame(
+        {
+            "account_id": [0, 0, 0],
+            "ts": pd.to_datetime(["2024-01-02"] * 3),
+            "amount": 0.0,
+            "transaction_id": [None, None, False],
+        }
+    )
+    with pytest.raises(SchemaError, match=r"transactions\.transaction_id: wrong type: expected whole"):
+        load_data({"transactions": tx})

@@ -1139,6 +1139,25 @@ def test_yes_no_and_large_whole_float_owners_are_named_as_in_memory_on_spark(spa
     assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
 
 
+def test_float_and_yes_no_owners_of_the_accounts_table_are_named_alike_on_spark(spark, tmp_path):
+    """`kamml run` on Spark stopped at validation: capacity "12345678" met no owner, Java's text being
+    "1.2345678E7" (a Spark audit of the whole job)."""
+    tx = pd.DataFrame(
+        {"account_id": [1, 2, 3, 4], "ts": pd.to_datetime(["2024-01-02"] * 4).as_unit("us"), "amount": 1.0}
+    )
+    for owners in ([12345678.0, 1234567890123.0, np.nan, 101.5], [True, False, None, True]):
+        folder = tmp_path / str(type(owners[0]).__name__)
+        folder.mkdir()
+        tx.to_parquet(folder / "transactions.parquet")
+        pd.DataFrame({"account_id": [1, 2, 3, 4], "owner": owners}).to_parquet(folder / "accounts.parquet")
+        got = {}
+        for name, cfg in (("duckdb", Config()), ("spark", Config.from_dict({"engine": SPARK}))):
+            frame = load_data(folder, cfg).to_pandas("accounts").sort_values("account_id")
+            got[name] = frame["owner"].tolist()
+        assert got["spark"] == got["duckdb"]
+        assert got["duckdb"][0] in ("12345678", "True")
+
+
 def test_nanosecond_parquet_times_are_named_on_spark(spark, tmp_path):
     """Spark cannot read them; its own error named no column."""
     frame = pd.DataFrame(

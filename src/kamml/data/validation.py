@@ -601,7 +601,13 @@ def _units(amount: ir.NumericValue, quantity: ir.NumericValue | None) -> ir.Nume
 def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     """Text columns take any type; surrounding spaces are trimmed and empty text becomes null."""
     c = _[column]
-    s = c if plan.source[column].type().is_string() else c.cast("string")
+    kind = plan.source[column].type()
+    s = c if kind.is_string() else c.cast("string")
+    if cspec.name == "owner" and kind.is_floating():  # rep 12345678, not Java's text "1.2345678E7"
+        whole = (c == c.floor()) & (c.abs() < 2.0**53)
+        s = c.isnan().ifelse(ibis.null("string"), whole.ifelse(c.cast("int64").cast("string"), s))
+    elif cspec.name == "owner" and kind.is_boolean():  # rep "True", as Python names it (engines: "true")
+        s = ibis.cases((c, "True"), (~c, "False"), else_=ibis.null("string"))
     if cspec.name == "owner":  # a rep named NULL gets a budget of their own
         marker = _trim(s).upper().isin(NULL_MARKERS)
         rule = "a null marker as the owner, read as a rep of that name (leave the cell empty for none)"
@@ -863,12 +869,13 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
         mixed, offsets = _tz_problems(plan, check)
         hard.extend(mixed)
         soft.extend(offsets)
-    if plan.name == "accounts" and "account_id" in plan.builders:
+    # a key only where the id column has an id's type (a wrong type's builder is a typed null)
+    if plan.name == "accounts" and "account_id_key" in plan.values:
         n, examples = _duplicates(plan, "account_id")
         if n:
             what = "duplicate account ids (the accounts table needs one row per account)"
             hard.append(Problem(plan.name, plan.found["account_id"], what, n, examples))
-    if plan.name == "transactions" and "transaction_id" in plan.builders:
+    if plan.name == "transactions" and "transaction_id_key" in plan.values:
         n, _ = _duplicates(plan, "transaction_id")
         if n:
             column = plan.found["transaction_id"]
@@ -892,7 +899,7 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
                 "to drop repeats)"
             )
             soft.append(Problem(plan.name, None, what, n, examples))
-    if plan.name == "transactions" and "transaction_id" in plan.builders and not hard:
+    if plan.name == "transactions" and "transaction_id_key" in plan.values and not hard:
         without = _count(plan.values.get("n_rows")) - _count(plan.values.get("transaction_id_nonnull"))
         if without > 1:  # rows without an id are kept as they are: say when some repeat each other
             key = plan.values["transaction_id_key"]

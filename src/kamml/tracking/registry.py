@@ -233,7 +233,7 @@ def _serves_another(
     version: str,
     horizons: tuple[int | None, int | None],
     labels: tuple[str | None, str | None],
-    efforts: tuple[Mapping[str, str], Mapping[str, str] | None] = ({}, None),
+    efforts: tuple[Mapping[str, str], Mapping[str, str] | None],
 ) -> str | None:
     """Why the champion cannot serve this config: (its, the config's) horizon, churn label or effort.
 

@@ -192,6 +192,21 @@ def test_values_that_failed_deep_in_a_job_are_refused_when_read(tree, says):
         Config.from_dict(tree)
 
 
+@pytest.mark.parametrize(
+    ("tree", "says"),
+    [
+        ({"features": {"groups": {"calendar": 0}}}, r"'features\.groups\.calendar' must be true or false, got 0"),
+        ({"features": {"groups": {"trend": "no"}}}, r"'features\.groups\.trend' must be true or false, got 'no'"),
+        ({"tracking": {"log_outputs": 1}}, r"'tracking\.log_outputs' must be true or false, got 1"),
+        ({"tracking": {"log_outputs": "false"}}, r"'tracking\.log_outputs' must be true or false"),
+    ],
+)
+def test_switches_take_true_or_false_only(tree, says):
+    """Pydantic's lax bool read 0 and a quoted 'no' or 'false' as false: a switch is true or false."""
+    with pytest.raises(ConfigError, match=says):
+        Config.from_dict(tree)
+
+
 def test_true_and_false_stay_allowed_where_they_belong():
     cfg = Config.from_dict(
         {

@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -251,7 +252,8 @@ class FeaturesConfig(_Section):
     """Feature windows and feature groups switched on or off (DESIGN §4)."""
 
     windows: list[int] = Field(default_factory=lambda: [30, 90, 180, 365])
-    groups: dict[str, bool] = Field(default_factory=dict)
+    #: true or false only: pydantic's lax bool read 0, 'no' and 'off' as false (`StrictBool`)
+    groups: dict[str, StrictBool] = Field(default_factory=dict)
     #: accounts columns the static group uses (attr_<name>); None: every numeric, boolean or text one
     static_columns: list[str] | None = None
 
@@ -639,7 +641,7 @@ class TrackingConfig(_Section):
     promote_margin: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     #: Copy `kamml run`'s outputs (scores, allocation, report: about 290 MB at a million accounts) into
     #: the run's artifacts; a nightly job whose output folder is kept elsewhere can turn it off.
-    log_outputs: bool = True
+    log_outputs: StrictBool = True
 
     @field_validator("uri", "experiment")
     @classmethod
@@ -826,6 +828,8 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
             ctx = err.get("ctx", {})
             where = ".".join([*loc, str(ctx.get("key"))]).replace(".[", "[")
             lines.append(f"'{where}' must be a number, got {ctx.get('got')}")
+        elif err["type"] == "bool_type":  # a strict switch: 0, 'no' and 'false' are not read as false
+            lines.append(f"'{key}' must be true or false, got {err.get('input')!r}")
         elif dict_key and err["type"] == "literal_error":  # weights: {retension: 1}
             valid = str(err.get("ctx", {}).get("expected", "?")).replace("'", "").replace(" or ", ", ")
             lines.append(f"unknown key '{key}'; valid keys here: {valid}")

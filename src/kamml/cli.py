@@ -460,8 +460,15 @@ def allocate(
             from kamml.spark import allocate_spark
 
             fractions = None if curve is None else DEFAULT_FRACTIONS
-            result = allocate_spark(str(scores), hours, cfg, out, horizon_days=horizon_days, curve=fractions)
-            draw(None, result.curve)
+            result = allocate_spark(
+                str(scores),
+                hours,
+                cfg,
+                out,
+                horizon_days=horizon_days,
+                curve=fractions,
+                before_write=lambda table: draw(None, table),  # as below: drawn before anything is written
+            )
             if curve is not None and result.curve is not None:
                 write_table(result.curve, curve)
             summary, n_accounts = result.summary, int(result.summary.get("n_accounts", 0))

@@ -207,6 +207,20 @@ def test_floors_above_a_reps_capacity_count_that_reps_accounts():
     assert f"rep 'ann': the floors of its {n_ann} accounts with a floor need {0.5 * n_ann:g} hours" in msg
     assert f"each of the {len(scores)}" not in msg
     assert "for each active account" in msg
+    # the team's hours are not what is short: the hint names the rep's capacity, not --hours
+    assert "raise the capacity of the reps short (allocation.capacity)" in msg
+    assert "give the team more hours" not in msg
+    with pytest.raises(InfeasibleError) as both:  # the team short too: both hints
+        allocate(scores, 1.0, AllocationConfig(capacity={"ann": 1.0}, floor_hours=0.5))
+    assert "give the team more hours (--hours or allocation.hours), or raise the capacity" in str(both.value)
+
+
+def test_budget_curve_raises_when_a_reps_floors_exceed_its_capacity():
+    """No team budget helps: the curve was every row infeasible with NaN and an INFO line (an audit)."""
+    scores = make_scores().assign(p_alive=0.9)
+    cfg = AllocationConfig(capacity={"ann": 1.0}, floor_hours=0.5)
+    with pytest.raises(InfeasibleError, match=r"rep 'ann': the floors of its \d+ accounts"):
+        budget_curve(scores, 500.0, cfg)
 
 
 def test_capacity_without_owners_is_a_schema_error():

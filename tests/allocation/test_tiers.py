@@ -239,7 +239,11 @@ def test_inactive_accounts_and_drivers():
         np.nan,
     ]
     reasons = split(
-        reason_codes(frame(drivers=drivers), active=[True, False, True, True, True], max_drivers=3)
+        reason_codes(
+            frame(drivers=drivers, stake_growth=[10.0, 30.0, 1.0, 20.0, 1.0]),  # every account has a stake
+            active=[True, False, True, True, True],
+            max_drivers=3,
+        )
     )
     assert reasons[0][-3:] == ["spend is high", "orders more often than usual", "new product"]
     assert "fourth" not in reasons[0]
@@ -264,7 +268,7 @@ def test_drivers_follow_the_model_behind_the_lead():
     assert reasons[0] == [PHRASES["retention"], PHRASES["top_value"], c[1]]
     assert reasons[1] == [PHRASES["growth"], v[1]]
     assert reasons[2] == [PHRASES["influencer"], r[1]]
-    assert reasons[3] == [PHRASES["no_stake"], v[1]]
+    assert reasons[3] == [PHRASES["no_stake"]]  # nothing at stake: no driver argues it matters
     assert reasons[4] == [PHRASES["referral"], PHRASES["high_churn"], r[1]]
     every = split(reason_codes(data, max_drivers=3))
     assert every[0][-2:] == c[1:]
@@ -349,4 +353,40 @@ def test_referral_leads_only_with_a_referral_value_at_least_the_books_median():
     assert reason_codes(book, small_stake=0.0, referral_median=50.0).str.split("; ").str[0].tolist()[:2] == [
         "referral influence",
         "referral influence",
+    ]
+
+
+def test_a_referral_part_ten_times_the_others_leads_below_the_median():
+    """An allocation audit: 99.8 % of an account's stake was referral and its reasons read "growth
+    potential", because its referral value was below the book's median."""
+    from kamml.allocation.tiers import REFERRAL_LEAD_RATIO
+
+    book = frame(
+        stake_retention=[1.0, 1.0, 5.0, 5.0, 5.0],
+        stake_growth=[3.0, 11.0, 5.0, 5.0, 5.0],
+        stake_referral=[2000.0, 100.0, 5.0, 5.0, 5.0],
+        clv=[10.0, 20.0, 30.0, 30.0, 30.0],
+        p_churn=0.1,
+        referral_value=[1.0, 1.0, 50.0, 50.0, 50.0],
+    )
+    leads = reason_codes(book, small_stake=0.0).str.split("; ").str[0].tolist()
+    assert leads[:2] == [PHRASES["referral"], PHRASES["growth"]]  # 3 / 2000 < 0.1; 11 / 100 >= 0.1
+    assert REFERRAL_LEAD_RATIO == 0.1
+
+
+def test_no_driver_follows_a_lead_of_no_or_little_value_at_stake():
+    """An allocation audit read "no value at stake; high churn risk; orders: 1 (raises value)"."""
+    data = frame(
+        stake_retention=[300.0, 0.0, 0.5],
+        stake_growth=[700.0, 0.0, 0.5],
+        stake_referral=[0.0, 0.0, 0.0],
+        clv=[1000.0, 0.0, 1.0],
+        p_churn=[0.3, 0.9, 0.2],
+        referral_value=[0.0, 0.0, 0.0],
+        drivers=["orders: 9 (raises value)"] * 3,
+    )
+    assert split(reason_codes(data)) == [
+        [PHRASES["growth"], PHRASES["top_value"], "orders: 9 (raises value)"],
+        [PHRASES["no_stake"], PHRASES["high_churn"]],
+        [PHRASES["small_stake"]],
     ]

@@ -678,6 +678,42 @@ def test_cli_allocate_on_spark_writes_only_to_a_parquet_name(spark, tmp_path):
     assert_curve_equal(expected, pd.read_csv(curve))
 
 
+def test_cli_allocate_on_spark_draws_the_curve_before_writing(spark, tmp_path, monkeypatch):
+    """The allocation was written before the chart was drawn: its failure left a new plan beside the
+    old curve (an allocation audit; in memory the chart was drawn first already)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from kamml.cli import app
+    from kamml.errors import DataError
+    from kamml.report import plots
+
+    scores = tmp_path / "scores.parquet"
+    random_scores(100, seed=5).to_parquet(scores)
+    config = tmp_path / "spark.yaml"
+    config.write_text(yaml.safe_dump({"engine": SPARK, "allocation": {"hours": 50.0}}))
+
+    def fail(*_: object, **__: object) -> None:
+        raise DataError("budget curve has no feasible budget to plot")
+
+    monkeypatch.setattr(plots, "budget_curve_figure", fail)
+    out = tmp_path / "alloc.parquet"
+    args = [
+        "allocate",
+        "-s",
+        str(scores),
+        "-c",
+        str(config),
+        "-o",
+        str(out),
+        "--curve",
+        str(tmp_path / "c.csv"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet", "spark.yaml"]
+
+
 def test_cli_allocate_on_spark_names_a_missing_or_csv_scores_file(spark, tmp_path):
     """Both gave a Java traceback and exit 1 on Spark, where DuckDB names the file with exit 3."""
     import yaml

@@ -271,12 +271,15 @@ def budget_curve(
         One row per budget, in the order of `fractions`: fraction, hours (the budget), total_gain,
         team_price (value of one more team hour at that budget), hours_used, floor_cost and feasible.
         Budgets too small for the floors of the active accounts are kept with ``feasible=False`` and NaN
-        values.
+        values; a rep whose accounts' floors exceed its capacity, which no team budget helps, raises.
 
     Raises
     ------
     kamml.errors.SchemaError, kamml.errors.ConfigError, kamml.errors.DataError
         As `allocate`; also on a negative or non-finite fraction.
+    kamml.errors.InfeasibleError
+        As `allocate`, when a rep's floors exceed its capacity (a budget too small for the team's floors
+        is a row with ``feasible=False`` instead).
 
     Examples
     --------
@@ -308,13 +311,11 @@ def _curve(
             owner=_owners(frame, cfg),
             capacity=cfg.capacity,
         )
-    except InfeasibleError as exc:  # a rep's floors above its capacity: no budget helps
-        logger.info("budget curve: no budget can cover the floors (%s)", exc)
-        results = [None] * len(budgets)
-    else:
-        note = short_budgets([b for b, res in zip(budgets, results, strict=True) if res is None], floor.sum())
-        if note is not None:
-            logger.info(note)
+    except InfeasibleError as exc:  # a rep's floors above its capacity: no budget helps, so as `allocate`
+        raise floor_hint(exc, int(frame["active"].sum()), cfg) from None
+    note = short_budgets([b for b, res in zip(budgets, results, strict=True) if res is None], floor.sum())
+    if note is not None:
+        logger.info(note)
     rows = []
     for fraction, budget, res in zip(share, budgets, results, strict=True):
         if res is None:
@@ -1176,14 +1177,16 @@ def floor_hint(exc: InfeasibleError, active: int, cfg: AllocationConfig) -> Infe
     """
     if "the floors" not in str(exc):
         return exc
-    which = (
-        f"each of the {active:,} active accounts" if "the floors need" in str(exc) else "each active account"
-    )
+    team = "the floors need" in str(exc)
+    which = f"each of the {active:,} active accounts" if team else "each active account"
+    more = [
+        *(["give the team more hours (--hours or allocation.hours)"] if team else []),
+        *(["raise the capacity of the reps short (allocation.capacity)"] if "rep " in str(exc) else []),
+    ]
     return InfeasibleError(
         f"{exc}. The floors are allocation.floor_hours ({cfg.floor_hours:g}) for {which} "
-        f"(p_alive >= allocation.active_p_alive, {cfg.active_p_alive:g}): give the team "
-        "more hours (--hours or allocation.hours; per rep, allocation.capacity), or lower floor_hours, "
-        "or raise active_p_alive"
+        f"(p_alive >= allocation.active_p_alive, {cfg.active_p_alive:g}): {', or '.join(more)}, "
+        "or lower floor_hours, or raise active_p_alive"
     )
 
 

@@ -13,10 +13,12 @@ Reason codes say why an account matters, as short phrases joined by ``"; "``:
 - which part of the stake dominates: ``"retention risk"`` (or ``"high churn risk"`` when p_churn >= 0.5,
   ``allocation.high_churn_p``),
   ``"growth potential"``, ``"referral influence"`` (or ``"influencer"``; only for an account whose
-  referral value is at least the book's median, else the larger of the other two parts leads: the
-  influence model's lowest predictions are a base rate, not a sign of influence); ``"no value at stake"`` when
-  there is none, ``"little value at stake"`` when the stake is under 1 % of the book's mean
-  (`SMALL_STAKE_SHARE`: the largest part of almost nothing says nothing);
+  referral value is at least the book's median, else the larger of the other two parts leads when it
+  is at least a tenth of the referral part (`REFERRAL_LEAD_RATIO`): the influence model's lowest
+  predictions are a base rate, not a sign of influence, but a part ten times smaller than it cannot be
+  why the account matters); ``"no value at stake"`` when there is none, ``"little value at stake"``
+  when the stake is under 1 % of the book's mean (`SMALL_STAKE_SHARE`: the largest part of almost
+  nothing says nothing), and no drivers follow either of these two;
 - flags: ``"high churn risk"``, ``"top-decile value"`` (clv in the top 10 %), ``"influencer"`` (referral
   value in the top 10 %), ``"likely inactive"`` (p_alive below the activity threshold). The top 10 % is
   the ceil(0.1 n) accounts ranked highest (at least one; 2 of 11) and never splits a tie: an account is
@@ -47,6 +49,7 @@ from kamml.models.drivers import DRIVER_TARGETS, target_of
 __all__ = [
     "DEFAULT_TIERS",
     "PHRASES",
+    "REFERRAL_LEAD_RATIO",
     "SMALL_STAKE_SHARE",
     "assign_tiers",
     "check_tiers",
@@ -82,6 +85,9 @@ _PARTS = ("retention", "growth", "referral")
 #: stake.
 _DRIVER_MODELS = ("value", "churn", "referral")
 _LEAD_MODEL = np.array([1, 0, 2, 1, 2, 0, 0], dtype=np.int64)
+#: The lead codes after which no driver follows: no value, or little value, at stake (a driver that
+#: "raises value" beside them argued against the lead; an allocation audit, forty-first session).
+_NO_DRIVERS = (5, 6)
 
 #: An account whose stake is below this share of the book's mean stake leads with "little value at
 #: stake": which part of almost nothing is largest says nothing. An allocation audit found 310 of 2,000
@@ -89,6 +95,13 @@ _LEAD_MODEL = np.array([1, 0, 2, 1, 2, 0, 0], dtype=np.int64)
 #: median clv 2 against 565): the other parts were smaller still. 94.5 % of them had a stake under 1 %
 #: of the mean.
 SMALL_STAKE_SHARE = 0.01
+
+#: A referral part that dominates leads even below the book's median referral value when the larger
+#: of the other two parts is under this share of it: an audit's account held 99.8 % of its stake in
+#: referral and read "growth potential". On the demo's plan every account whose lead moved to another
+#: part had that part at 0.115 or more of its referral part (referral 34-86 % of the stake), so the
+#: plan's reasons are unchanged there.
+REFERRAL_LEAD_RATIO = 0.1
 
 
 def rank_accounts(
@@ -232,9 +245,10 @@ def reason_codes(
         `SMALL_STAKE_SHARE` x the mean stake of `frame` (`kamml.spark` passes the whole table's).
     referral_median : float, optional
         The referral value below which the referral part does not lead (the larger of the other two
-        does, when either is positive); by default the median of `frame`'s (`kamml.spark` passes the
-        whole table's). On the demo's plan 404 of 5,000 accounts led with "referral influence" with a
-        referral value of 55 at the median against the book's 97 (thirty-fourth session).
+        does, when it is at least `REFERRAL_LEAD_RATIO` of the referral part); by default the median
+        of `frame`'s (`kamml.spark` passes the whole table's). On the demo's plan 404 of 5,000
+        accounts led with "referral influence" with a referral value of 55 at the median against the
+        book's 97 (thirty-fourth session).
 
     Returns
     -------
@@ -273,7 +287,9 @@ def reason_codes(
     lead = dominant.astype(np.int64)
     if referral_median is None:
         referral_median = float(np.median(referral)) if n else 0.0
-    weak = (dominant == 2) & (referral < referral_median) & (parts[:, :2].max(axis=1, initial=0.0) > 0)
+    other = parts[:, :2].max(axis=1, initial=0.0)
+    weak = (dominant == 2) & (referral < referral_median) & (other > 0)
+    weak &= other >= REFERRAL_LEAD_RATIO * parts[:, 2]
     lead[weak] = np.argmax(parts[weak, :2], axis=1)
     lead[(lead == 0) & churn_flag] = 3
     lead[(lead == 2) & influencer_flag] = 4
@@ -288,7 +304,8 @@ def reason_codes(
     if active is not None:
         columns.append(_flag(~np.asarray(active, dtype=bool), PHRASES["inactive"]))
     if "drivers" in frame and max_drivers > 0:
-        columns.append(_drivers(frame["drivers"], max_drivers, _LEAD_MODEL[lead]))
+        quiet = np.isin(lead, _NO_DRIVERS)
+        columns.append(_drivers(frame["drivers"].where(~quiet), max_drivers, _LEAD_MODEL[lead]))
     return pd.Series(_join(columns, n), index=frame.index, dtype=object, name="reasons")
 
 

@@ -151,6 +151,7 @@ def allocate_spark(
     session: SparkSession | None = None,
     horizon_days: int | None = None,
     curve: Sequence[float] | None = None,
+    before_write: Callable[[pd.DataFrame | None], None] | None = None,
 ) -> SparkAllocation:
     """Allocate the team's hours over a scores table on Spark, exactly as `kamml.allocate` does.
 
@@ -176,6 +177,10 @@ def allocate_spark(
     session : SparkSession, optional
         The session to use; by default the active one, or one started from ``engine.spark`` of a
         `Config`.
+    before_write : callable, optional
+        Called with the budget curve (None without `curve`) once the plan is solved and before the table
+        is written, as `kamml.allocation.allocate_file`'s hook: `kamml allocate` draws the curve's chart
+        there, so a chart that cannot be drawn leaves no new plan beside an old curve.
 
     Returns
     -------
@@ -224,6 +229,8 @@ def allocate_spark(
             curve_table.insert(0, "fraction", np.asarray(curve, dtype=float))
             logger.info("budget curve: %d budgets on Spark in %.1f s", len(budgets), time.perf_counter() - t1)
         table, summary = plan.table(prepared, result)
+        if before_write is not None:
+            before_write(curve_table)
         write_atomic(table, target, extra={_SUMMARY_FILE: json_text(summary, indent=1)})
     except BaseException:
         abandon_path(spark, staging)

@@ -457,3 +457,26 @@ def test_the_best_figure_per_metric_is_bold_by_the_gates_directions():
     churn = {"kamml": {"roc_auc": 0.80, "brier": 0.15}, "btyd": {"roc_auc": 0.79}}
     bold = re.findall(r"<strong>(.*?)</strong>", _metrics_table("churn", churn, ["roc_auc", "brier"]))
     assert bold == ["0.800"]
+
+
+def test_a_referral_value_not_evaluated_says_why(world, tmp_path):
+    """The backtest's table and JSON said why there were no referral metrics; the report said nothing (a
+    report audit: the word "referral" appeared nowhere in a transactions-only run's report)."""
+    import dataclasses
+
+    _, result, score_table = world
+    table = allocate(score_table, hours=600.0)
+    why = "no referrals table in the data: no referral value to evaluate"
+    alone = dataclasses.replace(result, referral={}, referral_note=why)
+    text = parse(render_report(tmp_path / "r.html", allocation=table, backtest=alone)).all_text
+    assert f"Referral value not evaluated: {why}." in text
+    champion = json.loads(json.dumps(alone.to_dict(), default=str))
+    note = "This backtest is of version 2, trained by this run and not promoted."
+    page = parse(
+        render_report(
+            tmp_path / "c.html", allocation=table, backtest=result, backtest_note=note, plan_backtest=champion
+        )
+    )
+    first, rest = page.all_text.split("The version this run trained (not promoted)")
+    assert f"Referral value not evaluated: {why}." in first
+    assert "Referral value not evaluated" not in rest  # this run's backtest has its referral metrics

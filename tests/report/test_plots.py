@@ -474,3 +474,71 @@ def test_the_budget_curve_says_where_hours_can_no_longer_be_used(tmp_path, drawn
     assert "from 60 h not every hour can be used (reps' capacities or account caps)" in texts
     plot_budget_curve(budget_curve(scores, hours=100.0, config=AllocationConfig()), tmp_path / "d.png")
     assert not any("not every hour" in t.get_text() for t in _texts(drawn[-1]))
+
+
+def _drawn(monkeypatch):
+    """Spy on `save_figure`: the figures drawn, each drawn once so its ticks are there."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    import kamml.report.plots as plots
+
+    figures = []
+    real = plots.save_figure
+
+    def spy(figure, path):
+        FigureCanvasAgg(figure).draw()
+        figures.append(figure)
+        return real(figure, path)
+
+    monkeypatch.setattr(plots, "save_figure", spy)
+    return figures
+
+
+def test_importance_ticks_read_the_percent_they_stand_at(tmp_path, monkeypatch):
+    """Ticks every 0.5 % read "0%, 0%, 1%, 2%, 2%" (a report audit: whole percents only)."""
+    figures = _drawn(monkeypatch)
+    importance = pd.Series(np.r_[4.0, np.full(40, 2.4)], index=[f"f{i}" for i in range(41)])
+    plot_feature_importance(importance, tmp_path / "fi.png")
+    ax = figures[0].axes[0]
+    for tick, label in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True):
+        assert float(label.get_text().rstrip("%")) == pytest.approx(100 * tick)
+
+
+def test_a_gains_curve_below_zero_is_inside_the_axes(tmp_path, monkeypatch):
+    """The axis stopped at the oracle's lowest point, 0: a model ranking refunds first was cut off."""
+    figures = _drawn(monkeypatch)
+    frame = pd.DataFrame(
+        {"value": [-400.0, -300.0, 100, 200, 300, 400, 500], "a": np.arange(7.0), "b": -np.arange(7.0)}
+    )
+    plot_gains(frame, tmp_path / "g.png", models={"a": "a", "b": "b"})
+    bottom = figures[0].axes[0].get_ylim()[0]
+    assert bottom <= -0.875
+
+
+def test_saving_from_threads_leaves_the_maths_setting_as_it_was(tmp_path):
+    """save_figure's rc_context is process-wide: threads saving at once restored each other's values
+    and left text.parse_math off for the process (a report audit)."""
+    import threading
+
+    table = pd.DataFrame(
+        {
+            "account_id": range(40),
+            "rank": range(1, 41),
+            "tier": ["a", "b", "c", "d"] * 10,
+            "recommended_hours": np.linspace(5, 1, 40),
+            "expected_gain": np.linspace(500, 10, 40),
+        }
+    )
+
+    def work(i):
+        for _ in range(10):
+            plot_tier_mix(table, tmp_path / f"t{i}.png")
+
+    assert matplotlib.rcParams["text.parse_math"] is True
+    for _ in range(4):
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert matplotlib.rcParams["text.parse_math"] is True

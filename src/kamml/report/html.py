@@ -287,7 +287,7 @@ def _top_accounts(table: pd.DataFrame, top: int) -> str:
         if owners:
             cells.append(_td(_e(_text(r["owner"]))))
         body.append("<tr>" + "".join(cells) + "</tr>")
-    heading = f"<h2>Top {len(rows):,} accounts</h2>"
+    heading = "<h2>The top account</h2>" if len(rows) == 1 else f"<h2>Top {len(rows):,} accounts</h2>"
     note = (
         '<p class="sub">Ranked by the expected gain of the recommended hours. Hours are for the whole '
         "period; reasons say why the account matters.</p>"
@@ -433,12 +433,14 @@ def _backtest_section(
             if isinstance(block, Mapping) and block:
                 parts.append(f"<h3>{_e(label)}</h3>")
                 parts.append(_metrics_table(task, block, columns))
+        if not plan.get("referral") and plan.get("referral_note"):
+            parts.append(_note(f"Referral value not evaluated: {plan['referral_note']}."))
         parts.append("<h3>The version this run trained (not promoted)</h3>")
     parts.append(f'<p class="sub">{_e(_protocol(result.protocol))}</p>')
     parts.append(
         '<p class="sub">kamml beside simple baselines on a later period than any it trained on (a temporal '
         "backtest: training labels end by the test cutoff). Higher is better for "
-        "Gini, Spearman, capture and AUC; lower for MAPE, RMSE, Brier and log loss; aggregate error is best "
+        "Gini, Spearman, capture and AUC; lower for MAPE, WAPE, RMSE, Brier and log loss; aggregate error is best "
         "near 0. Decile MAPE is the mean relative miss of each tenth of the accounts (ranked by the "
         "prediction) on its total: the small bottom deciles weigh as much as the top one, so a few "
         "units there move it far. The best value of each column is in bold.</p>"
@@ -448,6 +450,8 @@ def _backtest_section(
         if block:
             parts.append(f"<h3>{_e(label)}</h3>")
             parts.append(_metrics_table(task, block, columns))
+    if not result.referral and result.referral_note:  # as the backtest's table and JSON say it
+        parts.append(_note(f"Referral value not evaluated: {result.referral_note}."))
     try:
         images = backtest_plots(result, charts / "backtest")
     except DataError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import textwrap
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,6 +70,8 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 
 DPI = 120
+#: One `save_figure` at a time: its rc_context is process-wide (see there).
+_RC_LOCK = threading.Lock()
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 """Model colours in the order the models are given: kamml first, then the baselines."""
@@ -105,7 +108,9 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     # so far are set here, tick labels made while drawing read the setting
     for text in figure.findobj(Text):
         text.set_parse_math(False)
-    with atomic_path(target) as tmp, matplotlib.rc_context({"text.parse_math": False}):
+    # rc_context swaps a process-wide dict: two threads saving at once restored each other's values and
+    # left maths off for the process (a report audit), so one save at a time
+    with _RC_LOCK, atomic_path(target) as tmp, matplotlib.rc_context({"text.parse_math": False}):
         # no "Software" text chunk: the PNG carries no matplotlib version or web address
         figure.savefig(tmp, format="png", dpi=DPI, bbox_inches=bbox, metadata={"Software": None})
     logger.debug("wrote %s", target)
@@ -300,8 +305,10 @@ def plot_gains(
     ox, oy = gains_curve(y, y)
     gains.plot(ox, oy, linestyle=":", color="black", linewidth=1.2, label="perfect (oracle)")
     width = 0.8 / len(scores)
+    lowest = float(oy.min())
     for i, (name, score) in enumerate(scores.items()):
         x, g = gains_curve(y, score)
+        lowest = min(lowest, float(np.nanmin(g)) if len(g) else lowest)  # refunds ranked first dip below 0
         gini = normalized_gini(y, score)
         label = name if math.isnan(gini) else f"{name} (Gini {gini:.2f})"
         gains.plot(x, g, color=_color(i), linewidth=2.0 if i == 0 else 1.4, label=label)
@@ -311,7 +318,7 @@ def plot_gains(
         offset = (i - (len(scores) - 1) / 2) * width
         lift.bar(deciles["decile"] + offset, lifts, width=width, color=_color(i), label=name)
     gains.set_xlim(0, 1)
-    gains.set_ylim(bottom=min(0.0, float(oy.min())))
+    gains.set_ylim(bottom=min(0.0, lowest))
     gains.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     gains.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     gains.set_xlabel("share of accounts, ranked by prediction")
@@ -562,8 +569,8 @@ def plot_feature_importance(
     ax = figure.add_subplot()
     ax.barh(np.arange(len(shown)), share.to_numpy(), color="tab:blue")
     ax.set_yticks(np.arange(len(shown)), names, fontsize=8)
-    if total > 0:
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    if total > 0:  # decimals as each tick needs: 2.5 % steps read "2, 5, 8 %" with none
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.10g}%"))
         ax.set_xlabel("share of the model's total gain")
     else:
         ax.set_xlabel("gain (the model made no splits)")

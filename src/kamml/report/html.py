@@ -439,8 +439,8 @@ def _backtest_section(
     parts.append(f'<p class="sub">{_e(_protocol(result.protocol))}</p>')
     parts.append(
         '<p class="sub">kamml beside simple baselines on a later period than any it trained on (a temporal '
-        "backtest: training labels end by the test cutoff). Higher is better for "
-        "Gini, Spearman, capture and AUC; lower for MAPE, WAPE, RMSE, Brier and log loss; aggregate error is best "
+        "backtest: training labels end by the test cutoff). Higher is better for Gini, Spearman, "
+        "capture and AUC; lower for MAPE, WAPE, RMSE, Brier and log loss; aggregate error is best "
         "near 0. Decile MAPE is the mean relative miss of each tenth of the accounts (ranked by the "
         "prediction) on its total: the small bottom deciles weigh as much as the top one, so a few "
         "units there move it far. The best value of each column is in bold.</p>"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
@@ -364,3 +365,71 @@ def test_the_groups_built_are_named_from_the_model_columns():
     columns = ["frequency", "spend_90d", "btyd_value", "spend_slope_12m", "attr_size", "not_a_feature"]
     assert built_groups(columns) == "rfm,windows,trend,static,btyd"
     assert built_groups([]) == ""
+
+
+def test_a_run_reopens_after_the_session_set_another_experiment(tracked_config, tmp_path):
+    """A notebook's `mlflow.set_experiment` (another store, another id) made MLflow refuse to reopen
+    kamml's run: `kamml.run` failed after publishing its outputs (a tracking audit)."""
+    from mlflow.tracking import fluent
+
+    from kamml.tracking.runs import TrainingRun
+    from kamml.tracking.store import tracking_scope
+
+    cfg = tracked_config()
+    with TrainingRun(cfg) as first:
+        pass
+    saved = fluent._active_experiment_id
+    saved_variable = os.environ.get("MLFLOW_EXPERIMENT_ID")  # set_experiment sets it too
+    try:
+        notebook = tmp_path / "notebook.db"
+        with tracking_scope(cfg.tracking.model_copy(update={"uri": f"sqlite:///{notebook}"})):
+            mlflow.set_experiment("scratch")
+            mine = mlflow.set_experiment("my-notebook").experiment_id
+        assert mine != MlflowClient().get_run(first.run_id).info.experiment_id
+        with TrainingRun(cfg, run_id=first.run_id) as again:
+            mlflow.log_metric("later", 1.0)
+        assert again.run_id == first.run_id
+        assert MlflowClient().get_run(first.run_id).data.metrics["later"] == 1.0
+        assert fluent._active_experiment_id == mine  # the notebook's choice is put back
+    finally:
+        fluent._active_experiment_id = saved
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        if saved_variable is not None:
+            os.environ["MLFLOW_EXPERIMENT_ID"] = saved_variable
+
+
+def test_a_map_with_keys_mlflow_refuses_is_one_json_param():
+    """Reps named by e-mail or "Smith, J." in allocation.capacity stopped every train and run: MLflow
+    refuses '@' and ',' in a param's name (a tracking audit)."""
+    from kamml.tracking.runs import param_key_ok
+
+    flat = flatten({"allocation": {"capacity": {"ann@corp.com": 100.0, "Smith, J.": 200.0}, "hours": 5}})
+    assert flat == {
+        "allocation.capacity": '{"ann@corp.com": 100.0, "Smith, J.": 200.0}',
+        "allocation.hours": "5",
+    }
+    assert flatten({"capacity": {"rep 1": 1.0, "x:y/z": 2.0}}) == {
+        "capacity.rep 1": "1.0",
+        "capacity.x:y/z": "2.0",
+    }
+    assert not param_key_ok("tiers.A+")
+    assert not param_key_ok("capacity.a//b")
+    assert not param_key_ok("capacity." + "r" * 250)
+    assert param_key_ok("allocation.capacity.rep_00")
+
+
+def test_a_config_with_such_names_trains_and_logs_them(tracked_config, caplog):
+    """The run logs the map whole, and a param cut at MLflow's 6,000 characters is said."""
+    import logging
+
+    from kamml.tracking.runs import TrainingRun
+
+    cfg = tracked_config()
+    cfg.allocation.tiers = {"A+": 0.2, "B": 1.0}
+    cfg.allocation.capacity = {f"rep{i}@corp.com": 10.0 for i in range(400)}
+    with caplog.at_level(logging.WARNING, logger="kamml"), TrainingRun(cfg) as run:
+        run.log_config()
+    params = MlflowClient().get_run(run.run_id).data.params
+    assert params["allocation.tiers"] == '{"A+": 0.2, "B": 1.0}'
+    assert len(params["allocation.capacity"]) == 6000
+    assert "allocation.capacity cut there (the whole config is in the run's config.yaml)" in caplog.text

@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import platform
+import posixpath
+import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from importlib import metadata
@@ -189,18 +191,57 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: What MLflow takes as a param key (`mlflow.utils.validation`): letters, digits, _ - . : / and spaces,
+#: at most 250 characters, and a path that is already normal (no "a//b", "../x" or "/x").
+_PARAM_KEY = re.compile(r"^[/\w.\- :]+$")
+_PARAM_KEY_LENGTH = 250
+
+
+def param_key_ok(name: str) -> bool:
+    """Whether MLflow takes `name` as a param key (`flatten` keeps a map whose keys it refuses whole)."""
+    norm = posixpath.normpath(name)
+    return (
+        len(name) <= _PARAM_KEY_LENGTH
+        and _PARAM_KEY.match(name) is not None
+        and norm == name
+        and not norm.startswith(("..", "/"))
+    )
+
+
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested config as flat ``section.key`` params; lists and empty dicts as JSON text."""
+    """Nested config as flat ``section.key`` params; lists and empty dicts as JSON text.
+
+    A map with a key MLflow refuses in a param's name (a rep "ann@corp.com" or "Smith, J." in
+    ``allocation.capacity``, a tier "A+") is one param of JSON text under the map's own name: keyed by
+    its names, it stopped every `kamml train` and `kamml run` (a tracking audit).
+    """
     out: dict[str, str] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping) and value and all(param_key_ok(f"{name}.{k}") for k in value):
             out.update(flatten(value, f"{name}."))
         elif isinstance(value, list | tuple | Mapping):
             out[name] = json.dumps(value, default=str)
         else:
             out[name] = "" if value is None else str(value)
     return out
+
+
+#: MLflow's longest param value (characters).
+PARAM_VALUE_LENGTH = 6000
+
+
+def _cut(params: Mapping[str, str], whole: str) -> dict[str, str]:
+    """`params` with values cut to MLflow's 6,000 characters, and a warning naming the ones cut."""
+    cut = sorted(k for k, v in params.items() if len(v) > PARAM_VALUE_LENGTH)
+    if cut:
+        log.warning(
+            "MLflow keeps %d characters of a param: %s cut there (%s)",
+            PARAM_VALUE_LENGTH,
+            ", ".join(cut),
+            whole,
+        )
+    return {k: v[:PARAM_VALUE_LENGTH] for k, v in params.items()}
 
 
 def effort_params(config: Config) -> dict[str, str]:
@@ -392,6 +433,26 @@ def _callers_runs_set_aside() -> Iterator[None]:
         stack[:] = callers
 
 
+@contextlib.contextmanager
+def _callers_experiment_set_aside() -> Iterator[None]:
+    """MLflow without the session's `mlflow.set_experiment` while a run of kamml's is reopened.
+
+    MLflow refuses ``start_run(run_id=...)`` when the experiment set in the session (a notebook's own,
+    in any store) is not the run's: `kamml.run` failed after publishing its outputs, its run FAILED at
+    the report stage (a tracking audit). MLflow keeps that choice in a module variable, put back here.
+    """
+    from mlflow.tracking import fluent
+
+    saved = getattr(fluent, "_active_experiment_id", None)
+    if saved is not None:
+        fluent._active_experiment_id = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            fluent._active_experiment_id = saved
+
+
 class TrainingRun:
     """A started MLflow run in the configured experiment; use as a context manager.
 
@@ -452,7 +513,8 @@ class TrainingRun:
         if parent is not None and not nested:
             self._scope.enter_context(_callers_runs_set_aside())
         if self.run_id:  # reopen a finished run to add a later stage's outputs
-            self._active = mlflow.start_run(run_id=self.run_id, nested=nested)
+            with _callers_experiment_set_aside():
+                self._active = mlflow.start_run(run_id=self.run_id, nested=nested)
             return
         close_abandoned_runs(exp)
         # "running" until the job ends: a job killed after training (SIGKILL) left a FINISHED run
@@ -517,7 +579,7 @@ class TrainingRun:
         tree["features"]["groups"] = {g: bool(switched.get(g, True)) for g in FEATURE_GROUPS}
         mlflow.log_text(yaml.safe_dump(tree, sort_keys=False), "config.yaml")
         params = flatten(tree)
-        mlflow.log_params({k: v[:6000] for k, v in params.items()})
+        mlflow.log_params(_cut(params, "the whole config is in the run's config.yaml"))
 
     def log_data(self, fingerprint: Mapping[str, Any]) -> None:
         """The data fingerprint (as data.json and as tags) and the library versions."""
@@ -547,7 +609,9 @@ class TrainingRun:
         """Every metric beside its baselines, the protocol as params, the JSON of DESIGN §10."""
         self.metrics = backtest_metrics(result)
         mlflow.log_metrics(self.metrics)
-        self.protocol = {f"backtest.{k}": str(v)[:6000] for k, v in result.protocol.items()}
+        self.protocol = _cut(
+            {f"backtest.{k}": str(v) for k, v in result.protocol.items()}, "the whole is in backtest.json"
+        )
         mlflow.log_params(self.protocol)
         mlflow.log_text(json_text(result.to_dict()), "backtest.json")
         return self.metrics

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pandas as pd
 import pytest
 
@@ -49,6 +51,7 @@ def test_training_job_result(trained):
 class _NoReferrals:
     end = pd.Timestamp("2026-01-01")
     tables = frozenset({"transactions", "accounts"})  # names are all the check reads
+    inputs = MappingProxyType({})  # given in memory (`recorded_source` reads where tables came from)
 
 
 def test_a_referral_promotion_metric_without_referrals_fails_before_training():
@@ -132,7 +135,8 @@ def test_the_run_records_the_folder_the_data_was_read_from(world_path, tmp_path,
         recorded = recorded_source(elsewhere, data)
     assert recorded.data.path == world_path.resolve()
     assert (
-        f"not read from the config's data.path {tmp_path.resolve()} but {world_path.resolve()}" in caplog.text
+        f"not read from the tables the config names (data.path {tmp_path}) but {world_path.resolve()}"
+        in caplog.text
     )
     assert elsewhere.data.path == tmp_path  # the caller's config is left as it was
     here = Config.from_dict({"data": {"path": str(world_path)}})
@@ -140,6 +144,39 @@ def test_the_run_records_the_folder_the_data_was_read_from(world_path, tmp_path,
     in_memory = load_data({"transactions": data.to_pandas("transactions")})
     assert recorded_source(elsewhere, in_memory).data.path is None
     assert recorded_source(Config(), in_memory).data.path is None
+
+
+def test_a_table_named_outside_the_data_folder_is_recorded_as_configured(world_path, tmp_path, caplog):
+    """data.transactions outside data.path was recorded as the two's common folder: the logged config
+    rebuilt on transactions alone, without accounts, referrals or activities (a tracking audit)."""
+    import shutil
+
+    from kamml import load_data
+    from kamml.data.dataset import input_paths
+    from kamml.jobs.train import recorded_source
+    from kamml.tracking.runs import data_folder
+
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(world_path / "transactions.parquet", other / "tx.parquet")
+    split = Config.from_dict({"data": {"path": str(world_path), "transactions": str(other / "tx.parquet")}})
+    data = load_data(None, split)
+    with caplog.at_level("WARNING", logger="kamml.jobs.train"):
+        assert recorded_source(split, data) is split
+    assert "not read from" not in caplog.text
+    # read from elsewhere than such a config names: each table by its own path, which rebuilds the same
+    moved = tmp_path / "moved"
+    shutil.copytree(world_path, moved)
+    (moved / "transactions.parquet").rename(moved / "tx.parquet")
+    moved_data = load_data(
+        None, Config.from_dict({"data": {"path": str(moved), "transactions": str(moved / "tx.parquet")}})
+    )
+    recorded = recorded_source(split, moved_data)
+    assert recorded.data.path is None
+    assert input_paths(None, recorded) == {k: p.resolve() for k, p in moved_data.inputs.items()}
+    assert data_folder(recorded) == moved.resolve()  # the MLflow dataset's source, not "in memory"
+    only_tables = Config.from_dict({"data": {"transactions": str(other / "tx.parquet")}})
+    assert data_folder(only_tables) == other.resolve()
 
 
 @pytest.mark.slow

@@ -21,8 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 from kamml import stopping
-from kamml.config import Config
+from kamml.config import Config, DataConfig
 from kamml.data import Dataset
+from kamml.data.contract import TABLES
+from kamml.data.dataset import input_paths
 from kamml.data.fingerprint import fingerprint
 from kamml.errors import ConfigError
 from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, snapshot_plan, train_bundle
@@ -145,27 +147,50 @@ def train(
 
 
 def recorded_source(config: Config, data: Dataset) -> Config:
-    """`config` with ``data.path`` naming where `data` was read from, when the config names elsewhere.
+    """`config` with ``data`` naming where `data` was read from, when the config names other tables.
 
     The run logs the config (and its MLflow dataset input) as the training data's source: tables read
     from another folder (``train(load_data(other), config)``) were recorded as the config's folder, and
-    a rebuild from the logged config would silently train on other data (a data-science audit). Tables
-    given in memory record no folder. The CLI's ``--data`` sets the path itself.
+    a rebuild from the logged config would silently train on other data (a data-science audit). The
+    config is kept when it resolves to the very tables read (a folder, ``data.<table>`` paths, or
+    both: a tracking audit's ``data.transactions`` outside ``data.path`` was recorded as the two's
+    common folder, whose rebuild read no accounts, referrals or activities). Otherwise the record is
+    the folder the tables were read from when it resolves to them, else each table's own path; tables
+    given in memory record none. The CLI's ``--data`` sets the path itself.
     """
-    configured = config.data.path
-    if configured is None:
+    read = {name: _resolved(p) for name, p in data.inputs.items()}
+    named = {name: _resolved(p) for name, p in input_paths(None, config).items()}
+    names_none = config.data.path is None and all(getattr(config.data, t) is None for t in TABLES)
+    if read == named and (read or names_none):  # tables in memory are not the config's empty folder
         return config
-    root = Path(configured).expanduser().resolve()
-    read = [Path(p).expanduser().resolve() for p in data.inputs.values()]
-    if read and all(p == root or root in p.parents for p in read):
-        return config
-    source = Path(os.path.commonpath(read)) if read else None
+    folder = Path(os.path.commonpath(list(read.values()))) if read else None
+    if folder is not None and folder.is_file():
+        folder = folder.parent
+    tables = dict.fromkeys(TABLES)
+    if folder is None or {k: _resolved(p) for k, p in input_paths(folder, DataConfig()).items()} != read:
+        tables.update({name: str(p) for name, p in read.items()})
+        folder = None
     log.warning(
-        "the data was not read from the config's data.path %s but %s: the run records that instead",
-        root,
-        source or "from tables in memory",
+        "the data was not read from the tables the config names (%s) but %s: the run records that instead",
+        _where(named) or (f"data.path {config.data.path}" if config.data.path else "none"),
+        _where(read) or "from tables in memory",
     )
-    return config.model_copy(update={"data": config.data.model_copy(update={"path": source})})
+    return config.model_copy(update={"data": config.data.model_copy(update={"path": folder, **tables})})
+
+
+def _resolved(path: Path) -> Path:
+    """A table's path made absolute, to compare where two configs read it from."""
+    return Path(path).expanduser().resolve()
+
+
+def _where(paths: dict[str, Path]) -> str:
+    """Tables and their paths in a line: the folder when all share it, else each by name."""
+    if not paths:
+        return ""
+    folders = {p.parent for p in paths.values()}
+    if len(folders) == 1:
+        return str(folders.pop())
+    return ", ".join(f"{name} {p}" for name, p in sorted(paths.items()))
 
 
 def _fit(

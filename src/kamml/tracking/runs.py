@@ -277,6 +277,21 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def data_folder(config: Config) -> Path | None:
+    """Where the config's tables are: ``data.path``, else the common folder of its ``data.<table>``.
+
+    A run given only ``data.<table>`` paths was recorded as data "in memory"; None for tables in memory.
+    """
+    if config.data.path is not None:
+        return Path(config.data.path)
+    tables = (config.data.transactions, config.data.accounts, config.data.referrals, config.data.activities)
+    named = [str(Path(p).expanduser().resolve()) for p in tables if p is not None]
+    if not named:
+        return None
+    common = Path(os.path.commonpath(named))
+    return common if common.is_dir() else common.parent  # one file (or glob): its folder
+
+
 def data_input(fingerprint: Mapping[str, Any], path: Any = None) -> Any:
     """The training data as an MLflow dataset input, so the run's Inputs show which data trained it.
 
@@ -592,7 +607,7 @@ class TrainingRun:
         tags.update({f"version.{k}": v for k, v in versions.items()})
         mlflow.set_tags(tags)
         mlflow.log_dict(versions, "versions.json")
-        mlflow.log_input(data_input(fingerprint, self.config.data.path), context="training")
+        mlflow.log_input(data_input(fingerprint, data_folder(self.config)), context="training")
 
     def log_fitted(self, bundle: ModelBundle) -> None:
         """What training used and settled on, under the same keys in every run, so runs compare.

@@ -433,3 +433,29 @@ def test_a_config_with_such_names_trains_and_logs_them(tracked_config, caplog):
     assert params["allocation.tiers"] == '{"A+": 0.2, "B": 1.0}'
     assert len(params["allocation.capacity"]) == 6000
     assert "allocation.capacity cut there (the whole config is in the run's config.yaml)" in caplog.text
+
+
+def test_the_logged_config_names_the_store_the_run_is_in(tracked_config, tmp_path, monkeypatch):
+    """With MLFLOW_TRACKING_URI exported the run went there, but its params and config.yaml named the
+    config's store (a tracking audit); a password in a URI is never logged."""
+    import yaml
+
+    from kamml.tracking.runs import TrainingRun
+    from kamml.tracking.store import without_password
+
+    cfg = tracked_config()
+    other = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)
+    with TrainingRun(cfg) as run:
+        run.log_config()
+    client = MlflowClient(other)
+    logged = client.get_run(run.run_id)
+    assert logged.data.params["tracking.uri"] == other
+    assert "MLFLOW_TRACKING_URI" in logged.data.tags["kamml.tracking.uri_from"]
+    local = client.download_artifacts(run.run_id, "config.yaml", str(tmp_path))
+    assert yaml.safe_load(Path(local).read_text())["tracking"]["uri"] == other
+    assert (
+        without_password("postgresql://kamml:s3cret@db:5432/mlflow")
+        == "postgresql://kamml:***@db:5432/mlflow"
+    )
+    assert without_password("http://host:5000") == "http://host:5000"

@@ -216,13 +216,31 @@ def store_lock(
         yield
 
 
+def without_password(uri: str) -> str:
+    """`uri` with the password of its user part as ``***`` (``postgresql://kamml:***@db/mlflow``).
+
+    A URI is written into messages, the run's params and its config.yaml, where a database password
+    does not belong.
+    """
+    try:
+        parsed = urlparse(uri)
+        password = parsed.password
+    except ValueError:  # not a URI urllib can read (a bad port): shown as given
+        return uri
+    if not password:
+        return uri
+    user, _, host = parsed.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return parsed._replace(netloc=f"{name}:***@{host}").geturl()
+
+
 def describe_store(uri: str, source: str) -> str:
     """A store for messages: its URI, where the URI came from, and for a relative SQLite path the file.
 
     A relative ``sqlite:///mlruns.db`` is relative to the working directory, so the absolute file is
-    shown: run from another folder, it is another (often new, empty) store.
+    shown: run from another folder, it is another (often new, empty) store. A password is not shown.
     """
-    text = f"{uri} (from {source}"
+    text = f"{without_password(uri)} (from {source}"
     file = sqlite_file(uri)
     if file is not None and not file.is_absolute():
         text += f"; the file {file.absolute()}"
@@ -529,7 +547,7 @@ def _experiment_id(cfg: TrackingConfig) -> str:
         raise ConfigError(
             f"cannot use the MLflow experiment '{cfg.experiment}' at {where}: {exc.message}"
         ) from exc
-    log.info("created MLflow experiment '%s' at %s", cfg.experiment, tracking_uri(cfg))
+    log.info("created MLflow experiment '%s' at %s", cfg.experiment, without_password(tracking_uri(cfg)))
     check_artifact_root(experiment.artifact_location, cfg)
     return str(created)
 

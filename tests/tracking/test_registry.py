@@ -272,6 +272,10 @@ def test_a_champion_of_another_horizon_gives_way_without_comparing_figures(gate)
         f"the champion (version {v1}) predicts over 180 days, not this config's 90"
     )
     assert other.same_holdout is None  # no figures compared, so no word on their holdouts
+    # nor the champion's figure: logged beside this version's, it read as a worse version promoted
+    assert other.champion_value is None
+    assert other.champion_version == v1
+    assert same.champion_value == 0.90  # compared
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v3
 
 

@@ -459,3 +459,22 @@ def test_the_logged_config_names_the_store_the_run_is_in(tracked_config, tmp_pat
         == "postgresql://kamml:***@db:5432/mlflow"
     )
     assert without_password("http://host:5000") == "http://host:5000"
+
+
+def test_the_plans_figures_are_the_runs_not_its_models(tracked_config):
+    """MLflow links a metric logged after a run's model to that model: a version that was not promoted
+    showed the champion's plan figures as its own in the Models view (a tracking audit)."""
+    from kamml.tracking.runs import TrainingRun
+
+    class Constant(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input
+
+    with TrainingRun(tracked_config()) as run:
+        model = mlflow.pyfunc.log_model(name="model", python_model=Constant())
+        mlflow.log_metric("fit.linked", 1.0)  # MLflow's own call: linked, the test's control
+        run.log_summary({"allocation.expected_gain": 123.0})
+    logged = {m.key for m in mlflow.get_logged_model(model.model_id).metrics or []}
+    assert "fit.linked" in logged
+    assert "allocation.expected_gain" not in logged
+    assert MlflowClient().get_run(run.run_id).data.metrics["allocation.expected_gain"] == 123.0

@@ -377,7 +377,7 @@ def promote(
         key,
         value,
         None if current is None else str(current.version),
-        champ_value,
+        champ_value if compared else None,  # a figure the gate did not compare reads as if it had
         promoted,
         reason,
         same_holdout,

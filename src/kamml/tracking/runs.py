@@ -16,6 +16,7 @@ import platform
 import posixpath
 import re
 import socket
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -670,8 +671,20 @@ class TrainingRun:
         mlflow.set_tags(dict(tags))
 
     def log_summary(self, values: Mapping[str, float]) -> None:
-        """Numbers of a later stage (scoring, allocation) as metrics of this run."""
-        mlflow.log_metrics({k: float(v) for k, v in values.items() if pd.notna(v)})
+        """Numbers of a later stage (scoring, allocation) as metrics of this run, not of its model."""
+        self._log_run_metrics({k: float(v) for k, v in values.items() if pd.notna(v)})
+
+    def _log_run_metrics(self, values: Mapping[str, float]) -> None:
+        """Metrics of the run alone, linked to no model.
+
+        `mlflow.log_metrics` links each one logged after the run's model to that model, so a version
+        that was not promoted showed the champion's plan as its own in MLflow's Models view (an audit).
+        """
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in values.items()]
+        mlflow.MlflowClient().log_batch(self.run_id, metrics=metrics)
 
     def job_complete(self) -> None:
         """Tag the run with the whole job's success (`record_job_failure` tags a failure)."""
@@ -728,5 +741,5 @@ class TrainingRun:
         if decision.same_holdout is not None:
             mlflow.set_tag("registry.same_holdout", str(decision.same_holdout).lower())
         if decision.champion_value is not None:
-            mlflow.log_metric("promotion.champion_value", decision.champion_value)
+            self._log_run_metrics({"promotion.champion_value": decision.champion_value})
         return decision

@@ -239,15 +239,17 @@ def test_a_training_run_stopped_or_failing_says_so_in_its_tags(tracked_config):
 
     from kamml.tracking import JOB_STATUS_TAG, TrainingRun
 
-    for error, status, job in [
-        (KeyboardInterrupt(), "KILLED", "stopped"),
-        (ValueError("bad"), "FAILED", "failed"),
+    for error, status, job, why in [
+        (KeyboardInterrupt(), "KILLED", "stopped", "stopped by Ctrl-C (KeyboardInterrupt)"),
+        (SystemExit(143), "KILLED", "stopped", "stopped by SIGTERM (exit 143)"),  # it read "143"
+        (ValueError("bad"), "FAILED", "failed", "bad"),
     ]:
         with pytest.raises(type(error)), TrainingRun(tracked_config()) as run:
             raise error
         ended = MlflowClient().get_run(run.run_id)
         assert (ended.info.status, ended.data.tags[JOB_STATUS_TAG]) == (status, job)
         assert ended.data.tags["kamml.job.failed_stage"] == "train"
+        assert ended.data.tags["kamml.job.error"] == why
 
 
 def _disk_full() -> Exception:

@@ -15,6 +15,7 @@ import os
 import platform
 import posixpath
 import re
+import signal
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -160,6 +161,22 @@ def close_abandoned_runs(experiment: str) -> list[str]:
     return closed
 
 
+def job_error_text(error: BaseException) -> str:
+    """The ``kamml.job.error`` tag's words: the error's message, or which signal or key stopped the job.
+
+    A job stopped by SIGTERM exits with ``SystemExit(143)``, whose text alone tagged the run "143".
+    """
+    if isinstance(error, KeyboardInterrupt):
+        return "stopped by Ctrl-C (KeyboardInterrupt)"
+    if isinstance(error, SystemExit) and isinstance(error.code, int) and error.code > 128:
+        try:
+            name = signal.Signals(error.code - 128).name
+        except ValueError:
+            name = f"signal {error.code - 128}"
+        return f"stopped by {name} (exit {error.code})"
+    return str(error) or type(error).__name__
+
+
 def record_job_failure(config: Config, run_id: str, stage: str, error: BaseException) -> None:
     """Mark the training run of a job that failed after training: FAILED (KILLED when stopped), and why.
 
@@ -168,7 +185,7 @@ def record_job_failure(config: Config, run_id: str, stage: str, error: BaseExcep
     store is what failed) is left as it is, with a warning: the job's own error is what matters.
     """
     stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
-    reason = str(error) or type(error).__name__
+    reason = job_error_text(error)
     if isinstance(error, TrackingStoreError):
         log.warning("MLflow run %s not marked failed: the tracking store is what failed", run_id)
         return
@@ -577,7 +594,7 @@ class TrainingRun:
                     if self.ends_job:
                         mlflow.set_tag(JOB_STATUS_TAG, "complete")
                 else:
-                    reason = str(exc) or exc_type.__name__
+                    reason = job_error_text(exc) if exc is not None else exc_type.__name__
                     mlflow.set_tags(
                         {
                             JOB_STATUS_TAG: "stopped" if stopped else "failed",

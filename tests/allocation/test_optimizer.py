@@ -695,3 +695,15 @@ def test_accounts_between_floor_and_cap_have_their_price_as_marginal_gain_exactl
     np.testing.assert_allclose(res.marginal, computed, rtol=1e-9)
     at_cap = res.hours >= 3.0
     assert np.all(res.marginal[at_cap] >= price[at_cap] * (1 - 1e-12))
+
+
+def test_yes_no_and_text_are_refused_by_name_and_floor_none_is_no_floor():
+    """An allocation audit: stakes [True, False] were read as 1 and 0 (hours of true were refused),
+    text failed with numpy's words naming no argument, and floor=None read as NaN floors."""
+    with pytest.raises(ValueError, match="stake must be numbers, got true/false"):
+        optimize([True, False], 1.0, 3.0)
+    with pytest.raises(ValueError, match="stake must be numbers: could not convert"):
+        optimize(["a", 2.0], 1.0, 3.0)
+    with pytest.raises(ValueError, match="scale must be numbers"):
+        optimize([1.0, 2.0], ["x", 1.0], 3.0)
+    np.testing.assert_array_equal(optimize([1.0, 2.0], 1.0, 3.0, floor=None), optimize([1.0, 2.0], 1.0, 3.0))

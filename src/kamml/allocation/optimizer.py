@@ -169,7 +169,7 @@ def optimize(
     stake: npt.ArrayLike,
     scale: npt.ArrayLike,
     hours: float,
-    floor: npt.ArrayLike = 0.0,
+    floor: npt.ArrayLike | None = 0.0,
     cap: npt.ArrayLike | None = None,
     owner: npt.ArrayLike | None = None,
     capacity: Mapping[Any, float] | pd.Series | None = None,
@@ -189,8 +189,8 @@ def optimize(
     hours : float
         The team's hours for the period, >= 0 and finite.
     floor : float or array-like of shape (n,), default 0
-        Minimum hours per account (a minimum touch). Setting 0 for inactive accounts is the caller's
-        business.
+        Minimum hours per account (a minimum touch); None is no floor, as None for `cap` is no cap.
+        Setting 0 for inactive accounts is the caller's business.
     cap : float or array-like of shape (n,), optional
         Maximum hours per account; None means no cap (the team and rep limits still bound it).
     owner : array-like of shape (n,), optional
@@ -241,7 +241,7 @@ def optimize_detailed(
     stake: npt.ArrayLike,
     scale: npt.ArrayLike,
     hours: float,
-    floor: npt.ArrayLike = 0.0,
+    floor: npt.ArrayLike | None = 0.0,
     cap: npt.ArrayLike | None = None,
     owner: npt.ArrayLike | None = None,
     capacity: Mapping[Any, float] | pd.Series | None = None,
@@ -277,7 +277,7 @@ def optimize_budgets(
     stake: npt.ArrayLike,
     scale: npt.ArrayLike,
     budgets: Sequence[float],
-    floor: npt.ArrayLike = 0.0,
+    floor: npt.ArrayLike | None = 0.0,
     cap: npt.ArrayLike | None = None,
     owner: npt.ArrayLike | None = None,
     capacity: Mapping[Any, float] | pd.Series | None = None,
@@ -744,7 +744,7 @@ def _prepare(
     stake: npt.ArrayLike,
     scale: npt.ArrayLike,
     hours: float | None,
-    floor: npt.ArrayLike,
+    floor: npt.ArrayLike | None,
     cap: npt.ArrayLike | None,
     owner: npt.ArrayLike | None,
     capacity: Mapping[Any, float] | pd.Series | None,
@@ -753,7 +753,7 @@ def _prepare(
 
     `hours` None leaves the team's hours to the caller (`optimize_budgets`): the problem's are NaN.
     """
-    s = np.asarray(stake, dtype=float)
+    s = _floats(stake, "stake")
     if s.ndim != 1:
         raise ValueError(f"stake must be one-dimensional (one value per account), got shape {s.shape}")
     n = s.size
@@ -763,7 +763,7 @@ def _prepare(
     _check_finite(k, "scale")
     _check(k > 0, "scale", "must be > 0", k, ValueError)
     team = np.nan if hours is None else _scalar_hours(hours)
-    lo = _per_account(floor, "floor", n)
+    lo = np.zeros(n) if floor is None else _per_account(floor, "floor", n)  # None: no floor, as cap
     _check_finite(lo, "floor")
     _check(lo >= 0, "floor", "negative hours", lo, InfeasibleError)
     up = np.full(n, np.inf) if cap is None else _per_account(cap, "cap", n)
@@ -805,7 +805,7 @@ def _team_shortfall(need: float, team: float) -> str | None:
 
 def _per_account(value: npt.ArrayLike, name: str, n: int) -> FloatArray:
     """A scalar broadcast to n accounts, or an array of n values; anything else is a ValueError."""
-    arr = np.asarray(value, dtype=float)
+    arr = _floats(value, name)
     if arr.ndim == 0:
         return np.full(n, float(arr))
     if arr.shape != (n,):
@@ -813,6 +813,21 @@ def _per_account(value: npt.ArrayLike, name: str, n: int) -> FloatArray:
             f"{name} must be a scalar or have one value per account ({n}), got shape {arr.shape}"
         )
     return arr.copy()
+
+
+def _floats(value: npt.ArrayLike, name: str) -> FloatArray:
+    """`value` as floats; true/false and text are a ValueError naming the argument.
+
+    numpy read ``[True, False]`` as stakes of 1 and 0 (hours of true were refused), and text failed
+    with its own "could not convert string to float", naming no argument.
+    """
+    raw = np.asarray(value)
+    if raw.dtype == np.bool_:
+        raise ValueError(f"{name} must be numbers, got true/false")
+    try:
+        return np.asarray(raw, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers: {exc}") from None
 
 
 def _check_finite(arr: FloatArray, name: str) -> None:

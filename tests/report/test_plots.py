@@ -542,3 +542,14 @@ def test_saving_from_threads_leaves_the_maths_setting_as_it_was(tmp_path):
         for t in threads:
             t.join()
         assert matplotlib.rcParams["text.parse_math"] is True
+
+
+def test_the_tier_charts_accounts_are_whole(tmp_path, monkeypatch):
+    """A small plan's accounts axis read 0.2, 0.4 ... accounts (a report audit)."""
+    figures = _drawn(monkeypatch)
+    table = pd.DataFrame(
+        {"account_id": [1, 2], "rank": [1, 2], "tier": ["key", "nurture"], "recommended_hours": [2.0, 1.0]}
+    )
+    plot_tier_mix(table, tmp_path / "t.png")
+    ticks = figures[0].axes[0].get_yticks()
+    assert np.all(ticks == np.round(ticks))

@@ -32,7 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import Formatter, FuncFormatter, PercentFormatter
+from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
 
 from kamml.allocation.summary import hours_text
 from kamml.errors import DataError
@@ -704,6 +704,8 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
         _label_bars(ax, bars, [fmt(v) if callable(fmt) else fmt.format(v) for v in values])
         ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0, fontsize=9)
         _thousands(ax.yaxis)
+        if label == "accounts":  # whole accounts: a small plan's axis read 0.2, 0.4 accounts
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(top=max(1.0, float(values.max())) * 1.15)
         ax.grid(alpha=0.3, axis="y")
         ax.set_title(label, fontsize=10)

@@ -323,3 +323,43 @@ def test_series_with_the_same_labels_in_another_order_are_paired_by_label() -> N
 def test_series_with_other_labels_are_refused_with_the_count(y_pred: pd.Series, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         value_metrics(_by_account([5.0, 0.0, 1.0, 0.0, 9.0]), y_pred)
+
+
+@pytest.mark.parametrize(("value", "n"), [(0.3, 1001), (2.2, 1001), (0.1, 1001), (19.99, 250)])
+def test_gini_of_equal_actuals_is_nan_and_never_outside_one(value, n):
+    """A metrics audit: equal actuals read -19.5 or 1.0 (a ratio of two rounding remainders), and one
+    account 1e-12 apart read 10.1."""
+    rng = np.random.default_rng(n)
+    assert np.isnan(normalized_gini(np.full(n, value), rng.random(n)))
+    nearly = np.full(n, value)
+    nearly[3] += 1e-12
+    assert -1.0 <= normalized_gini(nearly, rng.random(n)) <= 1.0
+    assert normalized_gini(nearly, nearly) == pytest.approx(1.0)
+
+
+def test_refunds_that_net_to_nothing_are_a_total_of_zero():
+    """[0.1, 0.2, -0.3] sums to 5.6e-17: the aggregate error read 2.5e18, and a decile netting to
+    -9e-13 set decile MAPE to 6.6e11 (a metrics audit)."""
+    nets = [0.1, 0.2, -0.3]
+    assert np.isnan(aggregate_error(nets, [1.0, 1.0, 1.0]))
+    assert np.isnan(top_capture(nets, [3.0, 2.0, 1.0]))
+    assert np.isnan(normalized_gini(nets, [3.0, 2.0, 1.0]))
+    actual = np.r_[np.arange(100.0, 127.0), [53.73, 88.12, -141.85]]
+    forecast = np.r_[np.arange(127.0, 100.0, -1.0), [3.0, 2.0, 1.0]]
+    table = decile_table(actual, forecast)
+    assert table["actual_total"].iloc[-1] == 0.0
+    assert np.isnan(table["ape"].iloc[-1])
+    assert decile_mape(actual, forecast) < 1.0
+
+
+def test_a_block_of_tied_probabilities_is_a_quantile_bin_of_its_own():
+    """The block sat on a repeated quantile edge and joined the next bin: one bin from 0.1 to 0.9
+    where scikit-learn gives two (a metrics audit)."""
+    table = calibration_table([0] * 7 + [1, 1, 1], [0.1] * 8 + [0.5, 0.9], bins=4, strategy="quantile")
+    assert table["n"].tolist() == [8, 2]
+    assert table[["p_low", "p_high"]].iloc[0].tolist() == [0.1, 0.1]
+    assert table["mean_predicted"].tolist() == pytest.approx([0.1, 0.7])
+    top = calibration_table([0, 1, 0, 1, 1, 1], [0.2, 0.4, 0.6, 0.9, 0.9, 0.9], bins=2, strategy="quantile")
+    assert top["n"].tolist() == [3, 3]  # a block at the top is its own last bin
+    one = calibration_table([0, 1], [0.3, 0.3], bins=5, strategy="quantile")
+    assert one["n"].tolist() == [2]

@@ -12,7 +12,8 @@
    scale, for a model without a fitted response (growth weight 0.3).
 
    With ``--floor-hours`` every active account gets that minimum touch (as ``allocation.floor_hours``;
-   the demo config has 0.25), and the rules and the oracle give the same floors.
+   the demo config has 0.25): the rules give the plan's floors (the accounts kamml's p_alive calls
+   active), the oracle the same touch to the accounts the truth calls active (`true_floors`).
 
 4. With ``--ceiling``: where the gap to the oracle is. The optimizer (same hours, floors and cap) is run
    on stakes and scales that mix kamml's with the world's: the world's k with kamml's stakes; a growth
@@ -56,6 +57,7 @@ from kamml.evaluation.allocation import (
     evaluate_allocation,
     lift_over,
     simple_rule_hours,
+    true_floors,
 )
 from kamml.evaluation.backtest import train_bundle
 from kamml.evaluation.metrics import normalized_gini, value_metrics
@@ -171,17 +173,28 @@ def main() -> None:
             k = table["effort_scale"].to_numpy(float)
             expected = scored.set_index("account_id")["effort_scale"].reindex(table["account_id"])
             assert np.allclose(k, expected, rtol=1e-9), "the allocation must take k from the scores"
-        floors = floor_hours(rows, alloc_cfg)  # the floors the plan gave: the rules and the oracle too
+        floors = floor_hours(rows, alloc_cfg)  # the floors the plan gave, and the rules
+        # the oracle touches the accounts the truth calls active: given the plan's floors it inherited
+        # the model's mistakes (a churned account's touch), and the plan's share of it was flattering
+        truth_floors = true_floors(world, alloc_cfg.floor_hours, alloc_cfg.active_p_alive)
         comparison = _with_lifts(
             evaluate_allocation(
-                world, table, args.horizon, hours=hours, floor=floors, cap=alloc_cfg.cap_hours or 40.0
+                world,
+                table,
+                args.horizon,
+                hours=hours,
+                floor=floors,
+                cap=alloc_cfg.cap_hours or 40.0,
+                oracle_floor=truth_floors,
             )
         )
         print(f"allocation of {per_account:g} hours per account with {label}:")
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(comparison.round(4).to_string(index=False))
         if args.ceiling and fitted:
-            _print_ceiling(world, table, args.horizon, hours, floors, alloc_cfg.cap_hours or 40.0)
+            _print_ceiling(
+                world, table, args.horizon, hours, floors, alloc_cfg.cap_hours or 40.0, truth_floors
+            )
     print(
         f"vs_best_naive_rule: lift over the best of {', '.join(NAIVE_RULES)} (issue 6, the README's figure); "
         "vs_top_n_share: lift over top_n_share"
@@ -202,7 +215,13 @@ def _with_lifts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _print_ceiling(
-    world: synthetic.World, table: pd.DataFrame, horizon: int, hours: float, floors: pd.Series, cap: float
+    world: synthetic.World,
+    table: pd.DataFrame,
+    horizon: int,
+    hours: float,
+    floors: pd.Series,
+    cap: float,
+    truth_floors: pd.Series,
 ) -> None:
     """kamml's plan beside the optimizer on stakes and scales mixed from kamml's and the world's (4.)."""
     ids = world.truth["account_id"].to_numpy()
@@ -224,7 +243,12 @@ def _print_ceiling(
     policies.update(simple_rule_hours(world, hours, cap=cap, window_days=365, floor=floor))
     for name, (s, k) in mixes.items():
         policies[name] = optimize(s, k, hours, floor=floor, cap=cap)
-    table = _with_lifts(compare_allocations(world, policies, horizon, hours=hours, floor=floor, cap=cap))
+    oracle_floor = truth_floors.reindex(ids).fillna(0.0).to_numpy(float)
+    table = _with_lifts(
+        compare_allocations(
+            world, policies, horizon, hours=hours, floor=floor, cap=cap, oracle_floor=oracle_floor
+        )
+    )
     shown = table[~table["policy"].isin([*NAIVE_RULES, "top_n_share"])]
     print(f"  where the gap is (lift over the best of {', '.join(NAIVE_RULES)}; over top_n_share):")
     for row in shown.itertuples():

@@ -26,6 +26,7 @@ from kamml.evaluation.allocation import (
     simple_rule_hours,
     top_n_by_revenue,
     top_n_share_by_revenue,
+    true_floors,
 )
 
 HORIZON = 180
@@ -449,7 +450,9 @@ def test_nan_hours_or_floors_are_refused_with_their_count(world):
     with pytest.raises(SchemaError, match=r"hours\.x: missing value \(NaN\).*\(1 row"):
         compare_allocations(world, {"x": np.r_[np.nan, np.ones(ids.size - 1)]}, HORIZON)
     # accounts left out of the plan or of the floors still count as 0, as documented
-    result = evaluate_allocation(world, table.dropna().iloc[:100], HORIZON, floor=floors.dropna().iloc[:50])
+    result = evaluate_allocation(
+        world, table.fillna(0.5).iloc[:100], HORIZON, floor=floors.dropna().iloc[:50]
+    )
     assert result.set_index("policy").loc["kamml", "hours"] == pytest.approx(0.5 * 100)
 
 
@@ -471,3 +474,45 @@ def test_a_stake_weight_that_is_not_a_number_is_refused(world):
     for bad in (float("nan"), -1.0, "much"):
         with pytest.raises(ConfigError, match="stake weight 'retention' must be a finite number >= 0"):
             world.true_gain(np.ones(len(world.truth)), HORIZON, {"retention": bad})
+
+
+def test_a_policy_that_breaks_the_oracles_limits_is_refused(world):
+    """An allocation audit: a plan of 300 hours against 100 read 195 % of the oracle, one ignoring the
+    reps' capacities 373 %. The oracle keeps the limits, so such a share compares nothing."""
+    ids = world.truth["account_id"].to_numpy()
+    spend = pd.Series(300.0 / ids.size, index=ids)
+    with pytest.raises(InfeasibleError, match=r"policy 'x' uses 300 hours, more than the team's 100"):
+        compare_allocations(world, {"x": spend}, HORIZON, hours=100.0)
+    lump = pd.Series(0.0, index=ids)
+    lump.iloc[0] = 50.0
+    with pytest.raises(InfeasibleError, match=r"gives 1 accounts more than the cap of 40 hours"):
+        compare_allocations(world, {"x": lump}, HORIZON, hours=100.0, cap=40.0)
+    with pytest.raises(InfeasibleError, match=r"less than their floor"):
+        compare_allocations(world, {"x": pd.Series(0.0, index=ids)}, HORIZON, hours=100.0, floor=0.1)
+    owners = world.accounts.set_index("account_id")["owner"].reindex(ids)
+    rep = owners.dropna().iloc[0]
+    mine = pd.Series(np.where(owners.to_numpy() == rep, 1.0, 0.0), index=ids)
+    with pytest.raises(InfeasibleError, match=rf"gives rep '{rep}' .* above its capacity 1"):
+        compare_allocations(world, {"x": mine}, HORIZON, hours=mine.sum(), capacity={rep: 1.0})
+
+
+def test_the_oracle_touches_the_accounts_the_truth_calls_active(world):
+    """The oracle was given the plan's floors, which follow the model's p_alive: it inherited the
+    model's mistakes (a churned account's touch), so the plan's share of it was flattering (an
+    allocation audit: 94.7 % against 78.7 % on a 3,000-account world at 0.25 h)."""
+    ids = world.truth["account_id"].to_numpy()
+    truth = true_floors(world, 0.25, 0.1)
+    assert truth.index.tolist() == ids.tolist()
+    assert set(truth.unique()) <= {0.0, 0.25}
+    assert (truth > 0).sum() == (world.truth["p_alive"] >= 0.1).sum()
+    everyone = pd.Series(0.25, index=ids)  # a model calling every account active
+    plan = pd.DataFrame({"account_id": ids, "recommended_hours": 0.25 + 0.5 * (truth.to_numpy() > 0)})
+    hours = float(plan["recommended_hours"].sum())
+    flattering = evaluate_allocation(world, plan, HORIZON, floor=everyone).set_index("policy")
+    honest = evaluate_allocation(world, plan, HORIZON, floor=everyone, oracle_floor=truth).set_index("policy")
+    assert honest.loc["oracle", "true_gain"] > flattering.loc["oracle", "true_gain"]
+    assert honest.loc["kamml", "share_of_oracle"] < flattering.loc["kamml", "share_of_oracle"]
+    assert honest.loc["oracle", "hours"] == pytest.approx(hours)
+    assert (
+        honest.loc["top_n", "true_gain"] == flattering.loc["top_n", "true_gain"]
+    )  # the rules keep the plan's

@@ -14,12 +14,15 @@ the last `window_days` before the world's end):
   to the next account);
 - ``top_n_share``: hours in proportion to past revenue among the N accounts with the most of it, N =
   hours / 4 h (a focused team; added in the twelfth session after an audit found that ``top_n``, at
-  40 h an account where the effort scale is about 3 h, made the best rule a weak one: this rule comes
-  within a few per cent of kamml's plan on the synthetic worlds).
+  40 h an account where the effort scale was then about 3 h, made the best rule a weak one: this rule
+  comes within a few per cent of kamml's plan on the synthetic worlds).
 
 A plan made with a minimum touch for every active account (``allocation.floor_hours``) is compared with
-rules and an oracle that give the same floors (`evaluate_allocation`'s ``floor``, e.g.
-`kamml.allocation.floor_hours` of the plan's scores) and share the rest of the hours their own way.
+rules that give the same floors (`evaluate_allocation`'s ``floor``, e.g. `kamml.allocation.floor_hours`
+of the plan's scores: the accounts the model calls active) and share the rest of the hours their own
+way, and with an oracle that gives the same touch to the accounts the truth calls active
+(``oracle_floor``, `true_floors`; forty-first session: with the plan's floors it inherited the model's
+mistakes, a churned account's touch, and the plan's share of it was flattering).
 Likewise a plan made under each rep's capacity (``allocation.capacity``) is compared with rules that
 honour it: a rule shares the hours its own way, but no rep's accounts get more than the rep's capacity,
 and what a full rep cannot take goes to the other accounts by the same rule (a second water-filling

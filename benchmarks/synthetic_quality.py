@@ -177,6 +177,13 @@ def main() -> None:
         # the oracle touches the accounts the truth calls active: given the plan's floors it inherited
         # the model's mistakes (a churned account's touch), and the plan's share of it was flattering
         truth_floors = true_floors(world, alloc_cfg.floor_hours, alloc_cfg.active_p_alive)
+        if alloc_cfg.floor_hours > 0:
+            mine, true = floors > 0, (truth_floors > 0).reindex(floors.index, fill_value=False)
+            print(
+                f"floors: {int(mine.sum()):,} accounts active by kamml's p_alive, {int(true.sum()):,} by the "
+                f"truth's ({int((mine & ~true).sum()):,} only by kamml's, {int((true & ~mine).sum()):,} only "
+                f"by the truth's); {float(floors.sum()):,.6g} of {hours:,.6g} hours"
+            )
         comparison = _with_lifts(
             evaluate_allocation(
                 world,

@@ -49,6 +49,18 @@ def test_quantity_defaults_to_one_unit_and_to_none_on_a_refund(backend, tx):
     assert sorted(given["quantity"]) == [-1.0, 1.0, 1.0, 1.0, 2.0]  # a refund's own quantity is kept
 
 
+def test_a_purchase_with_a_negative_quantity_is_noted(backend, tx):
+    """quantity -3 on a purchase passed without a word and made quantity_total negative (a design
+    audit); a refund's negative quantity is the rule, and gets no note."""
+    plain = load_data({"transactions": tx}, backend=backend).quality.notes
+    assert not any("negative quantity" in n.rule for n in plain)  # the refund's -1 is expected
+    bought = tx.assign(quantity=[-3.0, -1.0, 1.0, 1.0, 2.0])
+    notes = load_data({"transactions": bought}, backend=backend).quality.notes
+    (note,) = [n for n in notes if "negative quantity" in n.rule]
+    assert (note.table, note.column, note.n_rows) == ("transactions", "quantity", 1)
+    assert note.rule == "negative quantity on a purchase (amount > 0), counted as negative units"
+
+
 def test_text_values_are_parsed(backend):
     frame = pd.DataFrame(
         {

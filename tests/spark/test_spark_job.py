@@ -144,6 +144,8 @@ def test_data_quality_notes_equal_duckdb(spark, tmp_path):
         }
     )
     tx.loc[3, "amount"] = 5e7
+    tx["quantity"] = 1.0
+    tx.loc[[5, 9], "quantity"] = -2.0  # purchases with a negative quantity: a note on both engines
     tx.to_parquet(tmp_path / "transactions.parquet", coerce_timestamps="us")
     duck = load_data(tmp_path, Config()).quality.notes
     on_spark = load_data(tmp_path, spark_config(Config())).quality.notes
@@ -153,6 +155,7 @@ def test_data_quality_notes_equal_duckdb(spark, tmp_path):
 
     assert [same(n) for n in on_spark] == [same(n) for n in duck]
     assert any("extreme amounts" in n.rule for n in duck)
+    assert any(n.rule.startswith("negative quantity on a purchase") and n.n_rows == 2 for n in duck)
 
 
 def test_parquet_parts_with_differing_schemas(spark, tmp_path):

@@ -655,13 +655,23 @@ def _fixed(expr: Deferred) -> Builder:
 
 
 def _plan_table_rules(plan: TablePlan) -> None:
-    """Rules across columns: no self-referral (compared as text, so 7 and "7" are the same account)."""
+    """Rules across columns: no self-referral; a note for a purchase with a negative quantity.
+
+    Referrer and referred are compared as text, so 7 and "7" are the same account.
+    """
+    text = Context(keys_as_int=False, values={})
     if plan.name == "referrals" and {"referrer_id", "referred_id"} <= set(plan.builders):
-        text = Context(keys_as_int=False, values={})
         a = plan.builders["referrer_id"](text)
         b = plan.builders["referred_id"](text)
         column = plan.found["referrer_id"]
         plan.add(column, "self-referral (referrer_id equals referred_id)", a == b, _[column])
+    if plan.name == "transactions" and {"amount", "quantity"} <= set(plan.builders):
+        # a refund's quantity is negative as a rule; a purchase's was taken as it came, and its account
+        # read as one that bought fewer units than none (quantity windows, order size trend)
+        amount, quantity = plan.builders["amount"](text), plan.builders["quantity"](text)
+        column = plan.found["quantity"]
+        rule = "negative quantity on a purchase (amount > 0), counted as negative units"
+        plan.add(column, rule, (amount > 0) & (quantity < 0), _[column], hard=False)
 
 
 # --- running: one aggregate query per table ----------------------------------------------------------
@@ -786,8 +796,15 @@ def _infinite(value: Deferred) -> Deferred:
 
 
 def _examples(plan: TablePlan, bad: Deferred, example: Deferred) -> tuple[Any, ...]:
+    """Up to `N_EXAMPLES` distinct values of `example` among the rows where `bad` holds, smallest first.
+
+    Grouped, not ``distinct()``: Ibis compiled the latter on PySpark into a DISTINCT over the filter's
+    columns too, so rows with one example and other amounts came back once each ("-2.0, -2.0").
+    """
     # ordered before the limit, so both engines show the same (smallest) examples
-    query = plan.table.filter(bad).select(example=example).distinct().order_by("example").limit(N_EXAMPLES)
+    rows = plan.table.filter(bad).select(example=example)
+    query = rows.group_by("example").aggregate(n=rows.count()).select("example")
+    query = query.order_by("example").limit(N_EXAMPLES)
     values = _execute(plan, query)["example"]
     return plain_examples(sorted(values, key=lambda v: (v is None, str(v))))
 

@@ -834,3 +834,7 @@ def test_nan_or_infinity_in_the_inputs_names_the_column():
         GammaGamma().fit(values)
     with pytest.raises(ValueError, match="NaN"):  # without the model's columns: sklearn's check
         BetaGeo().fit(np.array([[1.0, np.nan], [2.0, 3.0]]))
+    # `build_features` gives no T to an account without a purchase day: the error says what to do
+    no_day = X.assign(recency=[3.0, 4.0, 0.0], T=[5.0, 6.0, np.nan])
+    with pytest.raises(SchemaError, match=r"X\.T: must be finite .* no purchase day .* drop those rows"):
+        BetaGeo().fit(no_day)

@@ -131,7 +131,10 @@ def _check_rfm(frequency: FloatArray, recency: FloatArray, T: FloatArray) -> Non
     for name, values in (("frequency", frequency), ("recency", recency), ("T", T)):
         bad = ~np.isfinite(values)
         if bad.any():
-            problems.append(_problem(name, "must be finite (no NaN or infinity)", bad, values))
+            rule = "must be finite (no NaN or infinity)"
+            if name == "T" and np.isnan(values[bad]).all():  # `build_features` rows of no purchase day
+                rule += "; an account with no purchase day before the cutoff has no T: drop those rows first"
+            problems.append(_problem(name, rule, bad, values))
     if problems:
         raise SchemaError(problems)
     checks = (

@@ -559,7 +559,7 @@ class AllocationConfig(_Section):
     @classmethod
     def _rep_names(cls, value: Any) -> Any:
         """Rep names as text, so a YAML key 101 or 101.0 is rep "101" (the owners match the same way)."""
-        from kamml.allocation.optimizer import rep_name  # here: kamml.allocation imports this module
+        from kamml.names import rep_name  # here: reading a config imports neither numpy nor pandas
 
         if not isinstance(value, dict):
             return value

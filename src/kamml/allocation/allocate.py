@@ -194,7 +194,7 @@ def allocate(
     kamml.errors.ConfigError
         On impossible settings (negative hours, unknown stake weight, bad tiers), a rep of
         ``allocation.capacity`` that owns no account (owners and reps match by
-        `kamml.allocation.optimizer.rep_name`), or a stated horizon other than the scores'
+        `kamml.names.rep_name`), or a stated horizon other than the scores'
         ``horizon_days`` (`resolve_horizon`).
 
     See Also

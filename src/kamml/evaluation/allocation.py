@@ -300,7 +300,7 @@ def _rep_room(
 ) -> tuple[IntArray, FloatArray]:
     """Each account's rep code (-1: no rep limit) and each rep's hours left above its accounts' floors.
 
-    Reps and owners are matched as the optimizer matches them (`kamml.allocation.optimizer.rep_name`);
+    Reps and owners are matched as the optimizer matches them (`kamml.names.rep_name`);
     InfeasibleError, saying by how much, when the floors of a rep's accounts exceed its capacity.
     """
     n = floors.size

@@ -1563,7 +1563,7 @@ def _nested(frame: DataFrame, column: str) -> bool:
 
 
 def _owner(frame: DataFrame) -> Any:
-    """The owner column for `kamml.allocation.optimizer.rep_names`: numbers and text as is, else text."""
+    """The owner column for `kamml.names.rep_names`: numbers and text as is, else text."""
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 

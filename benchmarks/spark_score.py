@@ -90,7 +90,8 @@ def synthesise(bundle_dir: Path, cutoff: str, world: Path, out: Path, accounts: 
         rows = base.iloc[rng.integers(0, len(base), n)].reset_index(drop=True)
         for col in rows.columns:
             if col in jitter:
-                rows[col] = rows[col] * rng.lognormal(0.0, 0.1, n)
+                # kept inside the base rows' range: a share pushed above 1 is refused by the bundle
+                rows[col] = (rows[col] * rng.lognormal(0.0, 0.1, n)).clip(base[col].min(), base[col].max())
             elif not pd.api.types.is_float_dtype(rows[col]):
                 rows[col] = rows[col].astype(object)
         rows.insert(0, "account_id", np.arange(start, start + n, dtype=np.int64))

@@ -15,7 +15,8 @@ Accounts
     (uniform in time) or referred by an existing account (the referrals table; a referred account is
     created at the referral's timestamp and often shares the referrer's industry, region and owner).
     ``n_reps`` reps (default n_accounts / 500, clipped to [2, 200]) own the accounts; the biggest
-    accounts (500+ staff) belong to an enterprise team.
+    accounts (500+ staff) belong to an enterprise team, except referred ones that kept their referrer's
+    owner (``referral_same_owner``, 0.6).
 Orders (BTYD-like, continuous time)
     While alive an account orders as a Poisson process of rate ``lam x season(month)`` and churns at a
     constant hazard ``mu`` (exponential lifetime, Pareto/NBD style). ``lam`` is gamma-distributed around a

@@ -12,7 +12,7 @@ import numbers
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "check_output_dir",
     "check_output_path",
     "check_writable",
+    "common_folder",
     "hold_lock",
     "json_text",
     "write_parquet",
@@ -49,6 +50,15 @@ FORMATS = {".parquet": "parquet", ".csv": "csv"}
 
 
 log = logging.getLogger(__name__)
+
+
+def common_folder(paths: Iterable[str | Path]) -> Path:
+    """The folder that holds every one of `paths` (files, folders of parts or globs), made absolute.
+
+    Their common path, or its folder when that is one file or a glob (a single table's path).
+    """
+    common = Path(os.path.commonpath([str(Path(p).expanduser().resolve()) for p in paths]))
+    return common if common.is_dir() else common.parent
 
 
 @contextlib.contextmanager

@@ -523,9 +523,9 @@ def compare_allocations(
         raise ConfigError("'oracle' is the name of the oracle's row; give the policy another name")
     team = float(hours) if hours is not None else max((float(h.sum()) for h in aligned.values()), default=0.0)
     floors = _floors(floor, ids)
-    owner = None if capacity is None else _world_owners(world, ids)
+    reps = None if capacity is None else _rep_codes(_world_owners(world, ids), capacity, ids.size)
     for name, h in aligned.items():
-        _check_within_limits(name, h, team, floors, cap, owner, capacity)
+        _check_within_limits(name, h, team, floors, cap, reps)
     aligned["oracle"] = oracle_hours(
         world,
         team,
@@ -683,30 +683,38 @@ def true_floors(world: World, floor_hours: float, active_p_alive: float) -> pd.S
 _LIMIT_RTOL = 1e-9
 
 
+def _over(value: Any, limit: Any) -> Any:
+    """Whether `value` is above `limit` by more than rounding (`_LIMIT_RTOL`); elementwise on arrays."""
+    return value > limit * (1 + _LIMIT_RTOL) + _LIMIT_RTOL
+
+
 def _check_within_limits(
     name: str,
     h: FloatArray,
     team: float,
     floors: FloatArray,
     cap: float | None,
-    owner: npt.NDArray[Any] | None,
-    capacity: Mapping[Any, float] | None,
+    reps: tuple[list[Any], FloatArray, IntArray] | None,
 ) -> None:
-    """InfeasibleError naming how a policy breaks the limits the oracle keeps; nothing when it keeps them."""
+    """InfeasibleError naming how a policy breaks the limits the oracle keeps; nothing when it keeps them.
+
+    `reps` is `_rep_codes` of the world's owners and the capacity (None without one), found once for
+    every policy.
+    """
     problems = []
     used = float(h.sum())
-    if used > team * (1 + _LIMIT_RTOL) + _LIMIT_RTOL:
+    if _over(used, team):
         problems.append(f"uses {used:,.6g} hours, more than the team's {team:,.6g}")
-    if cap is not None and (over := h > cap * (1 + _LIMIT_RTOL) + _LIMIT_RTOL).any():
+    if cap is not None and (over := _over(h, cap)).any():
         problems.append(f"gives {int(over.sum()):,} accounts more than the cap of {cap:g} hours")
-    if (under := h < floors * (1 - _LIMIT_RTOL) - _LIMIT_RTOL).any():
+    if (under := _over(floors, h)).any():
         problems.append(f"gives {int(under.sum()):,} accounts less than their floor")
-    if owner is not None and capacity is not None:
-        reps, limits, codes = _rep_codes(owner, capacity, h.size)
-        held = np.bincount(codes[codes >= 0], weights=h[codes >= 0], minlength=len(reps))
-        for r in np.flatnonzero(held > limits * (1 + _LIMIT_RTOL) + _LIMIT_RTOL)[:5]:
+    if reps is not None:
+        names, limits, codes = reps
+        held = np.bincount(codes[codes >= 0], weights=h[codes >= 0], minlength=len(names))
+        for r in np.flatnonzero(_over(held, limits))[:5]:
             problems.append(
-                f"gives rep {reps[r]!r} {held[r]:,.6g} hours, above its capacity {limits[r]:,.6g}"
+                f"gives rep {names[r]!r} {held[r]:,.6g} hours, above its capacity {limits[r]:,.6g}"
             )
     if problems:
         raise InfeasibleError(

@@ -11,7 +11,6 @@ CDNOW's classic split) one bundle serves both.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, 
 from kamml.features import build_features
 from kamml.features._context import check_observed
 from kamml.features.snapshots import SnapshotCache
+from kamml.io import common_folder
 from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import EffortResponse, fit_effort_response_from_data
 from kamml.tracking import Promotion, TrainingRun
@@ -163,9 +163,7 @@ def recorded_source(config: Config, data: Dataset) -> Config:
     names_none = config.data.path is None and all(getattr(config.data, t) is None for t in TABLES)
     if read == named and (read or names_none):  # tables in memory are not the config's empty folder
         return config
-    folder = Path(os.path.commonpath(list(read.values()))) if read else None
-    if folder is not None and folder.is_file():
-        folder = folder.parent
+    folder = common_folder(read.values()) if read else None
     tables = dict.fromkeys(TABLES)
     if folder is None or {k: _resolved(p) for k, p in input_paths(folder, DataConfig()).items()} != read:
         tables.update({name: str(p) for name, p in read.items()})

@@ -31,7 +31,7 @@ from mlflow.exceptions import MlflowException
 from kamml.config import FEATURE_GROUPS, Config, FeaturesConfig
 from kamml.errors import ModelError, TrackingStoreError
 from kamml.features.catalogue import describe
-from kamml.io import json_text
+from kamml.io import common_folder, json_text
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import EFFORT_PARAMS, Promotion, metric_key, promote, register
@@ -305,11 +305,8 @@ def data_folder(config: Config) -> Path | None:
     if config.data.path is not None:
         return Path(config.data.path)
     tables = (config.data.transactions, config.data.accounts, config.data.referrals, config.data.activities)
-    named = [str(Path(p).expanduser().resolve()) for p in tables if p is not None]
-    if not named:
-        return None
-    common = Path(os.path.commonpath(named))
-    return common if common.is_dir() else common.parent  # one file (or glob): its folder
+    named = [p for p in tables if p is not None]
+    return common_folder(named) if named else None
 
 
 def data_input(fingerprint: Mapping[str, Any], path: Any = None) -> Any:

@@ -12,8 +12,9 @@
    scale, for a model without a fitted response (growth weight 0.3).
 
    With ``--floor-hours`` every active account gets that minimum touch (as ``allocation.floor_hours``;
-   the demo config has 0.25): the rules give the plan's floors (the accounts kamml's p_alive calls
-   active), the oracle the same touch to the accounts the truth calls active (`true_floors`).
+   the demo config has 0.25): the rules give the plan's floors (the accounts kamml's scores call
+   active: p_alive and 1 − p_churn, `kamml.allocation.allocate.active_accounts`), the oracle the same
+   touch to the accounts the truth calls active (`true_floors`).
 
 4. With ``--ceiling``: where the gap to the oracle is. The optimizer (same hours, floors and cap) is run
    on stakes and scales that mix kamml's with the world's: the world's k with kamml's stakes; a growth
@@ -26,8 +27,8 @@ Lifts are printed over the best of the three naive rules of issue 6 (``vs_best_n
 by_revenue, top_n; the README's figure) and over the focused ``top_n_share`` (``vs_top_n_share``) apart.
 
 Usage: python benchmarks/synthetic_quality.py [--accounts 20000] [--seed 7] [--hours-per-account 0.1 0.2 0.5]
-       [--effort-scale auto 4] [--effort-exponent 0.5] [--floor-hours 0] [--ceiling] [--years 3.0]
-       [--flat-season]
+       [--effort-scale auto 4] [--effort-exponent 0.5] [--floor-hours 0] [--active-p-purchase 0.1]
+       [--ceiling] [--years 3.0] [--flat-season]
 
 ``--years`` sets the world's length from 2023-01-01 (3.0 ends on 2026-01-01, after December's peak; 3.5
 ends mid-year); ``--flat-season`` generates the world without its monthly seasonality (docs/models.md,
@@ -80,6 +81,9 @@ def main() -> None:
     parser.add_argument("--effort-scale", type=_effort_scale, nargs="+", default=["auto"])
     parser.add_argument("--effort-exponent", type=float, nargs="+", default=[0.5])
     parser.add_argument("--floor-hours", type=float, default=0.0)
+    parser.add_argument(
+        "--active-p-purchase", type=float, default=0.1, help="allocation.active_p_purchase (0: P(alive) alone)"
+    )
     parser.add_argument("--ceiling", action="store_true", help="where the gap to the oracle is (4. above)")
     parser.add_argument("--years", type=float, default=3.0, help="the world's length from 2023-01-01")
     parser.add_argument("--flat-season", action="store_true", help="no monthly seasonality in the world")
@@ -159,7 +163,13 @@ def main() -> None:
             settings.append((f"effort_scale {scale}, effort_exponent {exponent}", fixed))
     for (label, effort), per_account in itertools.product(settings, args.hours_per_account):
         hours = per_account * len(features)
-        update = {"hours": hours, "floor_hours": args.floor_hours, "capacity": None, **effort}
+        update = {
+            "hours": hours,
+            "floor_hours": args.floor_hours,
+            "active_p_purchase": args.active_p_purchase,
+            "capacity": None,
+            **effort,
+        }
         alloc_cfg = cfg.allocation.model_copy(update=update)
         fitted = label.startswith("the effort response")
         # a fixed rule stands for a model without a fitted response: no effort scale and no uplift
@@ -180,7 +190,7 @@ def main() -> None:
         if alloc_cfg.floor_hours > 0:
             mine, true = floors > 0, (truth_floors > 0).reindex(floors.index, fill_value=False)
             print(
-                f"floors: {int(mine.sum()):,} accounts active by kamml's p_alive, {int(true.sum()):,} by the "
+                f"floors: {int(mine.sum()):,} accounts active by kamml's scores, {int(true.sum()):,} by the "
                 f"truth's ({int((mine & ~true).sum()):,} only by kamml's, {int((true & ~mine).sum()):,} only "
                 f"by the truth's); {float(floors.sum()):,.6g} of {hours:,.6g} hours"
             )

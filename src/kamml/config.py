@@ -469,6 +469,8 @@ class AllocationConfig(_Section):
     lacks it, and ``null`` turns the size term off.
     ``weights`` value the three parts of the stake (`kamml.allocation.stake`); growth ``"auto"`` (the
     default) takes the fitted effort uplift the scores carry, 0.3 where they carry none.
+    An account is active (gets ``floor_hours``) when its p_alive is at least ``active_p_alive`` (or
+    unknown) and its chance of a purchase in the horizon, 1 − p_churn, at least ``active_p_purchase``.
     """
 
     hours: float = Field(2_000.0, ge=0)
@@ -481,6 +483,7 @@ class AllocationConfig(_Section):
     effort_clip: tuple[float, float] = (0.25, 4.0)
     effort_size_column: str | None = "size"
     active_p_alive: float = Field(0.1, ge=0, le=1)
+    active_p_purchase: float = Field(0.1, ge=0, le=1)
     high_churn_p: float = Field(0.5, ge=0, le=1)
     tier_by: Literal["expected_gain", "stake", "clv", "marginal_gain_per_hour"] = "expected_gain"
     tiers: dict[str, float] = Field(

@@ -228,12 +228,14 @@ def test_inputs_replaced_while_the_job_runs_stop_it_before_it_registers(
 
 def test_floors_that_cannot_fit_fail_before_any_training(tracked_config, world_path, tmp_path, monkeypatch):
     """Which accounts get a floor needs P(alive): this failed at the allocate stage, after registering,
-    then after the backtest and the training (473 s on 50,000 accounts)."""
+    then after the backtest and the training (473 s on 50,000 accounts). Exact before training when
+    P(alive) alone decides (active_p_purchase 0)."""
     name = f"kamml-floors-{tmp_path.name}"
     cfg = tracked_config(experiment=name, model_name=name)
     cfg.output.dir = tmp_path / "out"
     cfg.allocation.hours = 5.0
     cfg.allocation.floor_hours = 0.5
+    cfg.allocation.active_p_purchase = 0.0
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking the floors")
@@ -244,6 +246,28 @@ def test_floors_that_cannot_fit_fail_before_any_training(tracked_config, world_p
     assert not MlflowClient().search_registered_models(filter_string=f"name = '{name}'")
     experiment = MlflowClient().get_experiment_by_name(name)
     assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])
+
+
+@pytest.mark.slow
+def test_floors_that_cannot_fit_warn_before_training_and_fail_before_registering(
+    tracked_config, world_path, tmp_path, caplog
+):
+    """With the purchase rule on (the default) the churn model, trained later, can take accounts out of
+    the active ones: before training the shortfall is a warning, and the new model's own p_churn and
+    P(alive) refuse the plan before the model is registered."""
+    name = f"kamml-floors-late-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 5.0
+    cfg.allocation.floor_hours = 0.5
+    with (
+        caplog.at_level(logging.WARNING, logger="kamml.jobs.run"),
+        pytest.raises(InfeasibleError, match=r"the floors need .*active_p_purchase, 0\.1\)"),
+    ):
+        run(cfg, world_path, echo=lambda _: None)
+    assert "Counted before training by P(alive) alone" in caplog.text
+    assert not MlflowClient().search_registered_models(filter_string=f"name = '{name}'")
+    assert not (cfg.output.dir / "manifest.json").exists()
 
 
 def test_capacity_without_owners_in_the_data_fails_before_training(tracked_config, world_path, tmp_path):

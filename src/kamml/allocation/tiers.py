@@ -20,7 +20,8 @@ Reason codes say why an account matters, as short phrases joined by ``"; "``:
   when the stake is under 1 % of the book's mean (`SMALL_STAKE_SHARE`: the largest part of almost
   nothing says nothing), and no drivers follow either of these two;
 - flags: ``"high churn risk"``, ``"top-decile value"`` (clv in the top 10 %), ``"influencer"`` (referral
-  value in the top 10 %), ``"likely inactive"`` (p_alive below the activity threshold). The top 10 % is
+  value in the top 10 %), ``"likely inactive"`` (not active: p_alive or 1 − p_churn below the
+  activity thresholds, `kamml.allocation.allocate.active_accounts`). The top 10 % is
   the ceil(0.1 n) accounts ranked highest (at least one; 2 of 11) and never splits a tie: an account is
   flagged when its value is positive and above that of the account ranked just below that share
   (`top_threshold`). Accounts whose value ties across that edge are all left out, so when 60 of 100

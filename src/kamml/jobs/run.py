@@ -45,7 +45,7 @@ from kamml.config import Config
 from kamml.data import Dataset, input_paths
 from kamml.data.dataset import check_not_a_table_name
 from kamml.engine import check_engine_installed
-from kamml.errors import ConfigError, DataError, KammlError
+from kamml.errors import ConfigError, DataError, InfeasibleError, KammlError
 from kamml.features import build_features
 from kamml.features.build import rfm_only
 from kamml.io import atomic_path, check_not_input, check_output_dir, check_writable, json_text, write_table
@@ -304,17 +304,16 @@ def _before_register(
 def _floors_fit(config: Config, data: Dataset) -> Callable[[ModelBundle, pd.DataFrame], None]:
     """The check `train` runs before registering: the plan's floors fit the team's and each rep's hours.
 
-    Which accounts are active (and get a floor) needs P(alive), so this could only fail at the allocate
-    stage, after a new version was registered and maybe promoted. The anchored BG/NBD gives P(alive)
-    at the scoring cutoff without running the models.
+    Which accounts are active (and get a floor) needs the new model's P(alive) and p_churn
+    (`kamml.allocation.allocate.active_accounts`), so this could only fail at the allocate stage, after
+    a new version was registered and maybe promoted. The models run without their drivers.
     """
 
     def check(bundle: ModelBundle, features: pd.DataFrame) -> None:
         if config.allocation.floor_hours <= 0:
             return
-        # P(alive) as the bundle's predictions give it (NaN without a history), without the models
-        btyd = btyd_columns(*rfm_arrays(features), bundle.train_units, bundle.btyd)
-        _check_floors(config, data, features.index, btyd["btyd_p_alive"])
+        scores = bundle.score_columns(features, top_drivers=0)
+        _check_floors(config, data, features.index, scores["p_alive"], scores["p_churn"])
 
     return check
 
@@ -325,7 +324,9 @@ def _floors_before_training(config: Config, data: Dataset) -> None:
     The check before registering came after the backtest and the training (473 s on a 50,000-account
     book for a plan whose floors needed five times the team's hours). The rfm features at the scoring
     cutoff and one BG/NBD fit give the same P(alive) in seconds. Data BG/NBD cannot fit are left to the
-    training, which names the problem.
+    training, which names the problem. The churn model, not trained yet, can only take accounts out of
+    the active ones (``allocation.active_p_purchase``): with that rule on, floors that do not fit here
+    are a warning, and the check before registering decides.
     """
     if config.allocation.floor_hours <= 0:
         return
@@ -336,18 +337,27 @@ def _floors_before_training(config: Config, data: Dataset) -> None:
     except KammlError:
         return
     p_alive = btyd_columns(*rfm_arrays(features), 1.0, fit)["btyd_p_alive"]  # P(alive) has no horizon
-    _check_floors(config, data, features.index, p_alive)
+    try:
+        _check_floors(config, data, features.index, p_alive, 0.0)
+    except InfeasibleError as exc:
+        if config.allocation.active_p_purchase <= 0:
+            raise
+        log.warning(
+            "%s. Counted before training by P(alive) alone: the churn model's chance of a purchase "
+            "(allocation.active_p_purchase) may take accounts out, checked before the model is registered",
+            exc,
+        )
 
 
-def _check_floors(config: Config, data: Dataset, accounts: pd.Index, p_alive: Any) -> None:
-    """`check_floors_fit` for these accounts with this P(alive) and their owners."""
+def _check_floors(config: Config, data: Dataset, accounts: pd.Index, p_alive: Any, p_churn: Any) -> None:
+    """`check_floors_fit` for these accounts with this P(alive) and p_churn and their owners."""
     # stakes and effort scales play no part in whether the floors fit: neutral ones, given, so that
     # no effort rule is looked for (its log lines read as if the fitted response were missing)
     scores = pd.DataFrame(
         {
             "account_id": accounts.to_numpy(),
             "clv": 1.0,
-            "p_churn": 0.0,
+            "p_churn": p_churn,
             "p_alive": p_alive,
             "effort_scale": 1.0,
             "effort_uplift": 0.0,

@@ -58,6 +58,7 @@ from kamml.allocation.allocate import (
     SCORE_BOUNDS,
     SCORING_COLUMNS,
     WHOLE_DAYS_RULE,
+    active_accounts,
     allocation_config,
     check_capacity_reps,
     check_not_empty,
@@ -370,7 +371,6 @@ class _Plan:
     reference: float | None
     cap: float
     floor_hours: float
-    threshold: float
     reps: list[str]
     capacity: FloatArray
     clv_top: float | None = None
@@ -461,7 +461,6 @@ class _Plan:
             reference=reference,
             cap=float("inf") if cfg.cap_hours is None else float(cfg.cap_hours),
             floor_hours=float(cfg.floor_hours),
-            threshold=float(cfg.active_p_alive),
             reps=reps,
             capacity=capacity,
             given_effort=cfg.effort_scale == "auto" and "effort_scale" in frame.columns,
@@ -543,10 +542,7 @@ class _Plan:
             given = pd.to_numeric(frame.pop("given_effort_scale"), errors="coerce").to_numpy(dtype=float)
             usable = np.isfinite(given) & (given > 0)
             frame.loc[usable, "effort_scale"] = given[usable]
-        if "p_alive" in frame:
-            frame["active"] = ~(frame["p_alive"] < self.threshold)
-        else:
-            frame["active"] = True
+        frame["active"] = active_accounts(frame, self.cfg.active_p_alive, self.cfg.active_p_purchase)
         frame["floor"] = np.where(frame["active"].to_numpy(dtype=bool), self.floor_hours, 0.0)
         if "owner" in frame:
             frame["owner"] = rep_names(frame["owner"])

@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--effort-exponent", type=float, nargs="+", default=[0.5])
     parser.add_argument("--floor-hours", type=float, default=0.0)
     parser.add_argument(
-        "--active-p-purchase", type=float, default=0.1, help="allocation.active_p_purchase (0: P(alive) alone)"
+        "--active-p-purchase", type=float, default=0.1, help="allocation.active_p_purchase; 0: P(alive) alone"
     )
     parser.add_argument("--ceiling", action="store_true", help="where the gap to the oracle is (4. above)")
     parser.add_argument("--years", type=float, default=3.0, help="the world's length from 2023-01-01")

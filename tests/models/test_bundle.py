@@ -194,11 +194,17 @@ def test_churn_model_blends_with_btyd_expected_purchases_by_default(fitted):
 
 def test_a_fitted_effort_response_gives_each_account_its_scale_and_the_uplift(fitted):
     bundle, features = fitted
-    response = EffortResponse(scale=2.0, exponent=0.5, reference_value=100.0, horizon_days=180, uplift=0.4)
+    assert bundle.horizon_days == 90
+    response = EffortResponse(scale=2.0, exponent=0.5, reference_value=100.0, horizon_days=90, uplift=0.4)
     with_effort = dataclasses.replace(bundle, effort=response)
     scores = with_effort.predict(features, refit_btyd=False)
     np.testing.assert_allclose(scores["effort_scale"], response.effort_scale(scores["clv"]))
     assert (scores["effort_uplift"] == 0.4).all()
+    # a response over 180 days (k hours over 180 days, value per 180 days) is carried to the model's 90:
+    # it was used as it was, every k twice too large (an audit of the effort response)
+    longer = dataclasses.replace(response, scale=4.0, reference_value=200.0, horizon_days=180)
+    carried = dataclasses.replace(bundle, effort=longer).predict(features, refit_btyd=False)
+    np.testing.assert_allclose(carried["effort_scale"], scores["effort_scale"], rtol=1e-12)
     fixed = dataclasses.replace(bundle, effort=EffortResponse.fixed())  # a hand-set rule is no measurement
     assert fixed.predict(features, refit_btyd=False)["effort_uplift"].isna().all()
 
@@ -212,7 +218,7 @@ def test_an_effort_response_with_a_size_term_reads_the_size_feature(fitted):
         size_column="size",
         size_exponent=0.4,
         size_reference=50.0,
-        horizon_days=180,
+        horizon_days=90,
         uplift=0.4,
     )
     with_effort = dataclasses.replace(bundle, effort=response)

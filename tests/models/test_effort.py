@@ -224,6 +224,35 @@ def test_invalid_responses_are_config_errors(changes, match):
         EffortResponse.from_dict(raw)
 
 
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [({"clip": [1.0, 2.0, 3.0]}, "must be numbers"), ({"scale": "abc"}, "must be numbers"),
+     ({"uplift": True}, "must be numbers"), ({"clip": [4.0, 0.25]}, "clip must satisfy")],
+)  # fmt: skip
+def test_bad_values_in_a_stored_response_are_config_errors(changes, match):
+    """They were a ValueError, a TypeError, or (a reversed clip) no error until effort_scale (an audit)."""
+    with pytest.raises(ConfigError, match=match):
+        EffortResponse.from_dict(fitted_response().to_dict() | changes)
+
+
+def test_a_response_with_a_reversed_clip_is_refused_when_built():
+    with pytest.raises(ConfigError, match="clip must satisfy"):
+        EffortResponse(scale=2.0, exponent=0.5, clip=(4.0, 0.25))
+
+
+def test_a_response_carried_to_another_horizon_scales_k_and_the_reference_value():
+    response = fitted_response()
+    assert response.horizon_days == 180
+    at_90 = response.at_horizon(90)
+    assert (at_90.scale, at_90.reference_value, at_90.horizon_days) == pytest.approx(
+        (response.scale / 2, response.reference_value / 2, 90)
+    )
+    clv = np.array([10.0, 100.0, 1000.0])
+    np.testing.assert_allclose(at_90.effort_scale(clv / 2), response.effort_scale(clv) / 2)
+    assert response.at_horizon(180) is response
+    assert EffortResponse.fixed().at_horizon(90).scale == DEFAULT_SCALE  # no horizon: as it is
+
+
 def test_from_dict_rejects_unknown_and_missing_keys():
     with pytest.raises(ConfigError, match="unknown effort response keys: colour"):
         EffortResponse.from_dict(fitted_response().to_dict() | {"colour": "red"})
@@ -584,6 +613,26 @@ def test_negative_hours_are_refused_by_the_fit():
         fit_effort_response(tx, act, CUTOFF)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, None])
+def test_missing_or_infinite_hours_are_refused_by_the_fit(bad):
+    """NaN hours were dropped silently and inf ones gave another k with numpy warnings (an audit);
+    `load_data` refuses them, a caller of the fit with its own frames had no such check."""
+    tx, act = tiny()
+    act = act.astype({"hours": object if bad is None else float})
+    act.loc[act.index[0], "hours"] = bad
+    with pytest.raises(DataError, match=r"1 activities rows before .* missing or infinite hours"):
+        fit_effort_response(tx, act.astype({"hours": float}), TINY_CUTOFF)
+
+
+def test_too_short_a_history_says_why():
+    """It said '0 account-periods (0 with hours)', the cause only in an INFO line (an audit)."""
+    tx, act = tiny()
+    late = pd.Timestamp("2024-05-01")
+    with pytest.raises(DataError, match=r"no 3-month planning period .* 90 days of history") as info:
+        fit_effort_response(tx[tx["ts"] >= late], act[act["ts"] >= late], TINY_CUTOFF)
+    assert "transactions from 2024-05-05, activities from 2024-05-01" in str(info.value)
+
+
 @pytest.mark.slow
 def test_one_period_and_an_imprecise_fit_are_warned(caplog, monkeypatch):
     monkeypatch.setattr("kamml.models.effort.IMPRECISE_LOG_SCALE", 0.0)  # any standard error is too large
@@ -774,3 +823,37 @@ def test_poisson_parts_gradient_and_fisher_information_are_the_derivatives():
     hessian = central_difference(lambda t: effort_module._poisson_parts(x, mu, hours, z, t, True)[1], params)
     assert at_mean == pytest.approx(hessian, rel=1e-4, abs=1e-7)
     assert np.all(np.linalg.eigvalsh(fisher) >= -1e-12)
+
+
+def test_a_size_column_the_fit_leaves_out_is_a_warning(caplog):
+    """The reason only went to the diagnostics, also for an explicitly configured column (an audit)."""
+    world = synthetic.generate(2_000, seed=42)
+    accounts = world.accounts.copy()
+    accounts.loc[accounts.sample(frac=0.6, random_state=0).index, "size"] = np.nan
+    tables = {"transactions": world.transactions, "accounts": accounts, "activities": world.activities}
+    data = load_data(tables)
+    config = Config.from_dict({"allocation": {"effort_size_column": "size"}})
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        response = fit_effort_response_from_data(data, data.end, config)
+    assert response.source == "fitted"
+    assert response.size_column is None
+    said = " | ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    assert "accounts.size left out of the fit (positive sizes on 40% of the rows, fewer than 50%)" in said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("k", "regime"), [(30.0, "nearly linear"), (0.05, "saturated")])
+def test_a_fit_where_the_hours_barely_bend_the_curve_is_warned(k, regime, caplog):
+    """The world's own confounded policy with its true k set to 30 h (or 0.05 h) a quarter: the fit
+    read 8.5 h (0.24 h) with a standard error of log k of 0.56 (0.20) and no warning (an audit)."""
+    world = synthetic.generate(5_000, seed=42, params=synthetic.WorldParams(effort_scale=k))
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        response = fit_effort_response(world.transactions, world.activities, world.end)
+    low, high = effort_module.HOURS_OVER_K_RANGE
+    assert not low <= response.diagnostics["hours_over_k"] <= high
+    assert regime in caplog.text
+    default = synthetic.generate(5_000, seed=42)  # the default world: the bend is seen, no warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        fit_effort_response(default.transactions, default.activities, default.end)
+    assert "times its fitted k" not in caplog.text

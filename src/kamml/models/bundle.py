@@ -1166,6 +1166,8 @@ class ModelBundle:
         """
         top_drivers = check_count(top_drivers, "top_drivers")
         effort = self.effort if self.effort is not None and self.effort.source == "fitted" else None
+        if effort is not None:  # k is hours over the response's horizon: carried to the model's
+            effort = effort.at_horizon(self.horizon_days)
         self._check_columns(features, effort.size_feature if effort else None)
         if refit_btyd is None:
             refit_btyd = not self.anchored

@@ -76,7 +76,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import ibis
@@ -95,6 +95,7 @@ from kamml.models.effort_rule import (
     DEFAULT_EXPONENT,
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SCALE,
+    check_clip,
     default_scale,
     effort_scale,
 )
@@ -150,6 +151,15 @@ against a true 2 h)."""
 
 IMPRECISE_LOG_SCALE = 0.7
 """A standard error of log k above this (k uncertain by a factor of two) gets a warning."""
+
+HOURS_OVER_K_RANGE = (0.25, 4.0)
+"""Where the median served account-period's hours / fitted k must lie for the curve's bend to be seen.
+
+Far below, the response is nearly linear in hours and only uplift / k is measured; far above, it is
+saturated and k is only bounded above. There the confounded policy's bias is not in the standard
+errors: on synthetic worlds with the true k set 10 and 30 h per period (hours / k 0.24 and 0.19) the
+fit read 6.8 and 8.5 h, and with 0.3 and 0.05 h (4.4 and 7.3) 0.40 and 0.24 h, each with a standard
+error of log k of 0.56 or less; the default worlds sit at 0.46-0.67 and within 30 % of the truth."""
 
 MAX_UPLIFT_RELATIVE_SE = 1.0
 """A fitted uplift whose standard error exceeds this multiple of itself is not used: it is the growth
@@ -238,6 +248,7 @@ class EffortResponse:
                 )
         if self.source not in ("fitted", "fixed"):
             raise ConfigError(f"effort response source must be 'fitted' or 'fixed', got {self.source!r}")
+        check_clip(self.clip)  # a reversed clip failed later, inside effort_scale
 
     @classmethod
     def fixed(
@@ -260,6 +271,20 @@ class EffortResponse:
             source="fixed",
             reason=reason,
         )
+
+    def at_horizon(self, days: int) -> EffortResponse:
+        """The same response over another horizon: k and the reference value scale with its length.
+
+        k is hours over `horizon_days` and the reference value is value per `horizon_days`; over `days`
+        both are ``days / horizon_days`` times as large (the module docs: the same hours spread over a
+        longer time serve an account less surely, to first order in proportion). A response without a
+        horizon, or already over `days`, is returned as it is.
+        """
+        if self.horizon_days is None or int(days) == self.horizon_days:
+            return self
+        ratio = int(days) / self.horizon_days
+        ref = None if self.reference_value is None else self.reference_value * ratio
+        return replace(self, scale=self.scale * ratio, reference_value=ref, horizon_days=int(days))
 
     @property
     def uses_size(self) -> bool:
@@ -429,11 +454,29 @@ class EffortResponse:
         if "scale" not in raw or "exponent" not in raw:
             raise ConfigError("an effort response needs at least 'scale' and 'exponent'")
         values = dict(raw)
-        if "clip" in values:
-            low, high = values["clip"]
-            values["clip"] = (float(low), float(high))
+        try:
+            if "clip" in values:
+                low, high = values["clip"]
+                values["clip"] = (float(low), float(high))
+            for name in ("scale", "exponent", "size_exponent"):
+                if name in values:
+                    values[name] = _number(values[name])
+            for name in ("reference_value", "size_reference", "uplift"):
+                if values.get(name) is not None:
+                    values[name] = _number(values[name])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"an effort response's values must be numbers (clip two of them): {exc}"
+            ) from None
         values["diagnostics"] = dict(values.get("diagnostics") or {})
         return cls(**values)
+
+
+def _number(value: Any) -> float:
+    """`value` as a float; text and true/false are a TypeError (a stored response holds numbers)."""
+    if isinstance(value, (bool, str)):
+        raise TypeError(f"{value!r} is not a number")
+    return float(value)
 
 
 # ------------------------------------------------------------------------------------------------ panel
@@ -483,13 +526,13 @@ def effort_panel(
     -------
     pandas.DataFrame
         Columns `PANEL_COLUMNS` (and ``size``); ``period`` 1 is the last period before the cutoff.
-        Empty when no period qualifies.
 
     Raises
     ------
     kamml.errors.DataError
-        When there are no transactions or no activities before the cutoff, a table lacks a column, or
-        the size column is not numeric.
+        When there are no transactions or no activities before the cutoff, hours that are negative,
+        missing or infinite, no planning period with enough history before it, a table lacks a
+        column, or the size column is not numeric.
     kamml.errors.ConfigError
         On a non-positive period length, count or window.
     """
@@ -516,15 +559,21 @@ def effort_panel(
     span = tx.aggregate(first=tx.day.min(), n=tx.count()).execute()
     if int(span["n"].iloc[0]) == 0:
         raise DataError(f"effort response: no transactions before the cutoff {cut.date()}")
+    unknown = act.hours.isnull() | act.hours.isnan().fill_null(False) | act.hours.isinf().fill_null(False)
     act_span = act.aggregate(
-        first=act.day.min(), n=act.count(), total=act.hours.sum(), negative=(act.hours < 0).sum()
+        first=act.day.min(),
+        n=act.count(),
+        total=act.hours.sum(),
+        negative=(act.hours < 0).sum(),
+        unknown=unknown.sum(),
     ).execute()
-    negative = act_span["negative"].iloc[0]  # a sum over no rows: None on DuckDB, NaN on Spark
-    if pd.notna(negative) and int(negative) > 0:
-        raise DataError(
-            f"effort response: {int(act_span['negative'].iloc[0])} activities rows before {cut.date()} "
-            "have negative hours; activities.hours must be >= 0"
-        )
+    for column, rule in (
+        ("negative", "have negative hours; activities.hours must be >= 0"),
+        ("unknown", "have missing or infinite hours; activities.hours must be a finite number >= 0"),
+    ):
+        count = act_span[column].iloc[0]  # a sum over no rows: None on DuckDB, NaN on Spark
+        if pd.notna(count) and int(count) > 0:
+            raise DataError(f"effort response: {int(count)} activities rows before {cut.date()} {rule}")
     if int(act_span["n"].iloc[0]) == 0:
         raise DataError(
             f"effort response: no activities before the cutoff {cut.date()}: hours of sales effort "
@@ -536,9 +585,12 @@ def effort_panel(
         cut, cut_day, period_months, max_periods, data_start, logging_start, history_days, min_history_days
     )
     if not periods:
-        logger.info("effort response: no planning period before %s has enough history", cut.date())
-        columns = PANEL_COLUMNS if sizes is None else (*PANEL_COLUMNS, "size")
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+        raise DataError(
+            f"effort response: no {period_months}-month planning period before {cut.date()} has "
+            f"{min_history_days} days of history before it with effort logged from its first month "
+            f"(transactions from {_from_day(data_start).date()}, activities from "
+            f"{_from_day(logging_start).date()})"
+        )
     wide = _wide_panel(tx, act, periods)
     panel = _long_panel(wide, periods, min_history_days, horizon_days)
     if sizes is not None:
@@ -798,6 +850,24 @@ def fit_effort_response(
             fit["uplift"],
             fit["se_uplift"],
         )
+    low, high = HOURS_OVER_K_RANGE
+    if not low <= fit["hours_over_k"] <= high:
+        logger.warning(
+            "effort response: the median account-period with hours got %.2g times its fitted k in hours "
+            "(%.3g h per period at the median value): %s, and the standard errors do not show the bias "
+            "of the team's own choice of hours; treat k and the uplift (the growth weight) as rough",
+            fit["hours_over_k"],
+            fit["scale"],
+            "the response is nearly linear there, so only uplift / k is measured"
+            if fit["hours_over_k"] < low
+            else "the response is saturated there, so k is only bounded above",
+        )
+    if size_column is not None and fit["size_term"] != "fitted":
+        logger.warning(
+            "effort response: accounts.%s left out of the fit (%s): k grows with value only",
+            size_column,
+            fit["size_term"],
+        )
     if not fit["converged"] or fit["scale_at_bound"]:
         logger.warning(
             "effort response: the fit %s; check the diagnostics before trusting scale %.3g h",
@@ -1025,7 +1095,10 @@ def _fit_panel(panel: pd.DataFrame) -> dict[str, Any]:
     se = _robust_se(controls, orders, hours, z, full, panel["account_id"].to_numpy())
     p = controls.shape[1]
     exponents = full["exponents"]
+    served = hours > 0
+    k_rows = np.exp(full["log_scale"] + z[served] @ np.asarray(exponents, dtype=float))
     out = {
+        "hours_over_k": float(np.median(hours[served] / k_rows)) if served.any() else float("nan"),
         "scale": float(np.exp(full["log_scale"])),
         "exponent": float(exponents[0]),
         "uplift": float(full["uplift"]),

@@ -20,8 +20,8 @@ back from the cutoff (a cutoff on a quarter start gives calendar quarters). For 
   ``past_hours`` (hours logged over the same window, per period).
 
 Only accounts with a positive trailing spend and at least ``min_history_days`` of history enter, and only
-periods whose trailing window holds ``min_history_days`` of data and that start after effort logging
-began.
+periods whose trailing window holds ``min_history_days`` of data and whose first month saw effort
+logging begin (a period may start up to 31 days before the first activity).
 
 The model
 ---------

@@ -682,6 +682,29 @@ def test_referral_value_counts_spend_after_the_referral_not_earlier_that_day(mak
     assert labels.loc[1, "referral_value"] == 33.0
 
 
+def test_referral_value_counts_a_date_only_purchase_on_the_referral_day(make_data):
+    """A billing export without times (midnight) read as before a referral logged at 10:00 that day: on
+    a synthetic world with its transactions cut to the date the influence label fell 26 % (an audit)."""
+    t = tx([(1, "2024-03-01", 10.0), (2, "2024-08-01", 100.0), (2, "2024-08-20", 5.0)])
+    refs = pd.DataFrame({"referrer_id": [1], "referred_id": [2], "ts": pd.to_datetime(["2024-08-01 10:00"])})
+    labels = build_labels(make_data(t, end="2024-12-31", referrals=refs), CUTOFF, 90)
+    assert labels.loc[1, "referral_value"] == 105.0
+
+
+def test_the_training_frame_labels_cover_the_training_horizon():
+    """With time.train_horizon_days the features used it and the labels horizon_days, so the documented
+    `ModelBundle.fit(build_training_frame(data, cutoffs, config), config)` failed (an audit)."""
+    days = pd.date_range("2023-01-01", "2024-12-30", freq="7D")
+    t = pd.DataFrame({"account_id": np.tile([1, 2, 3], len(days)), "ts": np.repeat(days, 3), "amount": 10.0})
+    data = load_data({"transactions": t})
+    cfg = Config.from_dict({"time": {"horizon_days": 180, "train_horizon_days": 90}})
+    cuts = training_cutoffs(data.end, 90, 2, 90)
+    frame = build_training_frame(data, cuts, cfg)
+    assert frame.attrs["horizon_days"] == frame.attrs["feature_window_days"] == 90
+    first = frame[frame["snapshot"] == cuts[0]].set_index("account_id")
+    assert first["value"].to_dict() == build_labels(data, cuts[0], 90)["value"].to_dict()
+
+
 def test_a_contract_ending_on_the_last_day_of_the_window_lapses_and_one_a_day_later_does_not(make_data):
     """The label window is [cutoff, cutoff + 90 days): 2024-09-28 is its last day, 2024-09-29 after it."""
     t = tx([(a, d, 10.0) for a in (1, 2) for d in ("2024-03-01", "2024-08-01")])

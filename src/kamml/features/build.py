@@ -412,7 +412,11 @@ def label_expr(
         spend = refs.select(refs.referrer_id, account_id=refs.referred_id, ref_ts=refs.ts).inner_join(
             future.select("account_id", "ts", "amount"), "account_id"
         )
-        spend = spend.filter(spend.ts >= spend.ref_ts)  # after the referral: earlier that day is not
+        # after the referral: earlier that day is not, unless the purchase carries no time of day (a
+        # date-only export), which cannot be placed before or after a referral logged that day
+        dated_only = spend.ts == spend.ts.truncate("D")
+        same_day = to_day(spend.ts) == to_day(spend.ref_ts)
+        spend = spend.filter((spend.ts >= spend.ref_ts) | (dated_only & same_day))
         ref_value = spend.group_by(spend.referrer_id.name("account_id")).aggregate(
             _ref_value=spend.amount.sum()
         )
@@ -524,7 +528,8 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
 def _build_snapshot(data: Any, cutoff: Any, cfg: Config, snapshots: SnapshotCache | None) -> Snapshot:
     """Features joined with labels at `cutoff`, every account; left in `snapshots` too where it is wanted."""
     feats = build_features(data, cutoff, cfg)
-    labels = build_labels(data, cutoff, cfg.time.horizon_days, churn=cfg.models.churn_label)
+    horizon = cfg.time.train_horizon_days or cfg.time.horizon_days  # the models' label window
+    labels = build_labels(data, cutoff, horizon, churn=cfg.models.churn_label)
     frame = feats.join(labels, how="inner")
     if snapshots is not None:
         snapshots.put(cutoff, cfg, frame)
@@ -604,7 +609,8 @@ def build_training_frame(
     for col in out.columns:
         if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
             out[col] = out[col].astype("category")
-    out.attrs["horizon_days"] = int(cfg.time.horizon_days)  # the label window, checked by ModelBundle.fit
+    # the label window (the training horizon when one is set, as the features'), checked by ModelBundle.fit
+    out.attrs["horizon_days"] = int(cfg.time.train_horizon_days or cfg.time.horizon_days)
     mark_built_with(out, cfg)  # recency, T and the BTYD columns in days or weeks, checked too
     if sample is not None and sample.seen > sample.limit:
         out.attrs["sampled_from"] = sample.seen  # ModelBundle.fit names the sample in its meta and errors

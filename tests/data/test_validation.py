@@ -757,3 +757,63 @@ def test_a_yes_no_transaction_id_with_missing_ones_is_a_wrong_type():
     )
     with pytest.raises(SchemaError, match=r"transactions\.transaction_id: wrong type: expected whole"):
         load_data({"transactions": tx})
+
+
+def test_an_all_null_optional_parquet_column_loads_as_from_a_frame(tmp_path):
+    """pyarrow writes an all-None column with Parquet's null type: optional quantity, transaction_id and
+    created_at were refused as of the wrong type, while the same frame or CSV loaded (a feature audit)."""
+    from kamml.features import build_features
+
+    tx = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "ts": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+            "amount": [1.0, -2.0],
+            "quantity": [None, None],
+            "transaction_id": [None, None],
+        }
+    )
+    accounts = pd.DataFrame({"account_id": [1, 2], "created_at": [None, None]})
+    tx.to_parquet(tmp_path / "transactions.parquet", index=False)
+    accounts.to_parquet(tmp_path / "accounts.parquet", index=False)
+    frames = build_features(load_data({"transactions": tx, "accounts": accounts}), "2024-02-02")
+    pd.testing.assert_frame_equal(build_features(load_data(tmp_path), "2024-02-02"), frames)
+    tx.drop(columns=["quantity", "transaction_id"]).assign(amount=None).to_parquet(
+        tmp_path / "transactions.parquet", index=False
+    )
+    with pytest.raises(
+        SchemaError, match=r"transactions\.amount: wrong type"
+    ):  # a required column is no less
+        load_data(tmp_path)
+
+
+def test_account_attributes_do_not_depend_on_the_file_format(tmp_path):
+    """From CSV, booleans were the categories 'True'/'False' and a date column a category feature, while
+    Parquet and frames gave 1.0/0.0 and skipped dates; typed text kept ' gold' and '' (a feature audit)."""
+    from kamml.features import build_features
+
+    tx = pd.DataFrame(
+        {"account_id": [1, 2], "ts": pd.to_datetime(["2024-01-01", "2024-02-01"]), "amount": [1.0, 2.0]}
+    )
+    accounts = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "partner": [True, False],
+            "tier": [" gold", ""],
+            "renewed_on": pd.to_datetime(["2024-01-05", "2024-01-06"]),
+        }
+    )
+    for kind in ("parquet", "csv"):
+        (tmp_path / kind).mkdir()
+        for name, frame in (("transactions", tx), ("accounts", accounts)):
+            getattr(frame, f"to_{kind}")(tmp_path / kind / f"{name}.{kind}", index=False)
+    sources = {
+        "frames": {"transactions": tx, "accounts": accounts},
+        **{k: tmp_path / k for k in ("parquet", "csv")},
+    }
+    built = {k: build_features(load_data(s), "2024-02-02").filter(like="attr_") for k, s in sources.items()}
+    assert sorted(built["frames"].columns) == ["attr_partner", "attr_tier"]
+    assert built["frames"]["attr_tier"].iloc[0] == "gold"
+    assert pd.isna(built["frames"]["attr_tier"].iloc[1])
+    for kind in ("parquet", "csv"):
+        pd.testing.assert_frame_equal(built[kind], built["frames"])

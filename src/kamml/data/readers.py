@@ -45,6 +45,7 @@ __all__ = [
     "read_raw",
     "read_table",
     "unreadable_hint",
+    "untyped_null",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,18 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
 _GLOB_CHARS = "*?["
 _DELIMITER_HINTS = {";": "';'", "|": "'|'", "\t": "a tab"}
+
+
+def untyped_null(dtype: ibis_dt.DataType) -> bool:
+    """Whether a column has Parquet's null type, as pyarrow writes a column holding only nulls.
+
+    DuckDB reads it as a type Ibis does not know (NULL), Spark as void (Ibis' null). It is a column of
+    missing values, as an all-None pandas column or an empty CSV column is, not a column of a wrong type.
+    """
+    if dtype.is_null():
+        return True
+    raw = getattr(dtype, "raw_type", None)
+    return bool(dtype.is_unknown() and raw is not None and str(raw).strip('"').upper() == "NULL")
 
 
 @dataclass

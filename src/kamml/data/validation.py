@@ -30,6 +30,7 @@ from kamml.data.readers import (
     engine_message,
     floor_to_microseconds,
     unreadable_hint,
+    untyped_null,
 )
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem
@@ -334,7 +335,16 @@ _NULLS: dict[Kind, dt.DataType] = {Kind.ID: dt.int64, Kind.TIMESTAMP: dt.Timesta
 
 
 def _wrong_type(plan: TablePlan, cspec: ColumnSpec, column: str, dtype: dt.DataType) -> None:
-    """A column of the wrong type: an error unless the table turns out empty (then it is a typed null)."""
+    """A column of the wrong type: an error unless the table turns out empty (then it is a typed null).
+
+    An optional column of only nulls that Parquet wrote without a type (`untyped_null`) is no error: it
+    is missing values, as the same column from a pandas frame or a CSV file reads (an audit).
+    """
+    if cspec.nullable and untyped_null(dtype):
+        null = ibis.null(_NULLS.get(cspec.kind, dt.string))
+        # a deferred of the column, so that it combines with the other columns' deferred expressions
+        plan.builders[cspec.name] = _fixed(ibis.ifelse(_[column].isnull(), null, null))
+        return
     expected = _EXPECTED.get(cspec.kind, "text")
     rule = f"wrong type: expected {expected}, got {dtype}{_mapped(plan, cspec)}"
     plan.type_problems.append(Problem(plan.name, column, rule))
@@ -616,11 +626,17 @@ def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
 
 
 def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
-    """A static attribute: kept as given; from CSV text, numbers are recognised (int64, then float64)."""
+    """A static attribute: kept as given, text trimmed and empty text null; CSV text is typed.
+
+    From CSV, numbers (int64, then float64), true/false (boolean) and ISO dates (timestamp) are
+    recognised, as a typed file or frame holds them, so the features do not depend on the file format
+    (an audit: a CSV's booleans were categories and its dates a feature that Parquet's were not).
+    """
     c = _[column]
-    if not (plan.raw.text and plan.source[column].type().is_string()):
-        plan.builders[name] = _fixed(c)
-        if plan.source[column].type().is_floating():
+    kind = plan.source[column].type()
+    if not (plan.raw.text and kind.is_string()):
+        plan.builders[name] = _fixed(_trim(c).nullif("") if kind.is_string() else c)
+        if kind.is_floating():
             infinite = plan.metric(f"{name}_infinite", _infinite(c).cast("int64").sum())
             plan.finite_checks.append(_FiniteCheck(column, _infinite(c), c, infinite, None))
         return
@@ -632,6 +648,13 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
     plan.finite_checks.append(_FiniteCheck(column, bad, c, infinite, not_float))
     not_int = plan.metric(f"{name}_not_int", (s.notnull() & ~s.re_search(INT_PATTERN)).cast("int64").sum())
     codes = plan.metric(f"{name}_codes", (s.notnull() & s.re_search("^-?0[0-9]")).cast("int64").sum())
+    truth = s.lower()
+    not_bool = plan.metric(
+        f"{name}_not_bool", (s.notnull() & ~truth.isin(("true", "false"))).cast("int64").sum()
+    )
+    date = ibis.ifelse(s.re_search(ISO_DATE_PATTERN), s.try_cast(dt.Timestamp()), ibis.null(dt.Timestamp()))
+    not_date = plan.metric(f"{name}_not_date", (s.notnull() & date.isnull()).cast("int64").sum())
+    values = plan.metric(f"{name}_values", s.count())
 
     def builder(ctx: Context) -> Deferred:
         if _count(ctx.values.get(codes)):  # "007" is a code, not a number
@@ -640,9 +663,17 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
             return s.cast("int64")
         if _count(ctx.values.get(not_float)) == 0:
             return s.cast("float64")
+        if _count(ctx.values.get(values)) and _count(ctx.values.get(not_bool)) == 0:
+            return truth == "true"
+        if _count(ctx.values.get(values)) and _count(ctx.values.get(not_date)) == 0:
+            return date
         return s
 
     plan.builders[name] = builder
+
+
+ISO_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
+"""An attribute's CSV text read as a date: ISO day, optionally with a time (no zone: none is needed)."""
 
 
 def _fixed(expr: Deferred) -> Builder:

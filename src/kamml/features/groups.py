@@ -24,6 +24,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
+from kamml.data.readers import untyped_null
 from kamml.features._context import FeatureContext, join_on_account, outer_join_on_account, to_day
 
 __all__ = [
@@ -402,9 +403,10 @@ def static(ctx: FeatureContext) -> ir.Table | None:
     The table holds each attribute as it is today, and every past snapshot reads that value: a column
     that changes over time (a status, a tier, a churn flag, the current ARR) carries later events into
     training and the backtest. ``features.static_columns`` lists the columns to use; by default every
-    numeric, boolean or text column is, and a column of only nulls without a type (`_untyped_null`), as
-    text that is all missing. A row's values count from its ``created_at`` day (point in time: before it
-    the row did not exist); a row without one cannot be placed in time and counts at every cutoff.
+    numeric, boolean or text column is, and a column of only nulls without a type
+    (`kamml.data.readers.untyped_null`), as text that is all missing. A row's values count from its
+    ``created_at`` day (point in time: before it the row did not exist); a row without one cannot be
+    placed in time and counts at every cutoff.
     """
     if ctx.accounts is None:
         return None
@@ -425,7 +427,7 @@ def static(ctx: FeatureContext) -> ir.Table | None:
             value = acc[name].cast("float64")
         elif dtype.is_string():
             value = acc[name]
-        elif _untyped_null(dtype):  # all null, so written without a type: missing text, not no column
+        elif untyped_null(dtype):  # all null, so written without a type: missing text, not no column
             value = acc[name].cast("string")
         else:  # other types (dates, lists): not an attribute; one named in static_columns is refused earlier
             continue
@@ -440,20 +442,7 @@ def static(ctx: FeatureContext) -> ir.Table | None:
 
 def is_attribute_type(dtype: dt.DataType) -> bool:
     """Whether the static group makes a feature of an accounts column of this type (number, yes/no, text)."""
-    return bool(dtype.is_numeric() or dtype.is_boolean() or dtype.is_string() or _untyped_null(dtype))
-
-
-def _untyped_null(dtype: dt.DataType) -> bool:
-    """Whether a column has Parquet's null type, as pyarrow writes a column holding only nulls.
-
-    DuckDB reads it as a type Ibis does not know (NULL), Spark as void (Ibis' null). The static group
-    skipped such a column, so a model trained while it held values was refused at scoring for lacking the
-    feature; it is now read as text that is all missing, as an all-None pandas column is.
-    """
-    if dtype.is_null():
-        return True
-    raw = getattr(dtype, "raw_type", None)
-    return bool(dtype.is_unknown() and raw is not None and str(raw).strip('"').upper() == "NULL")
+    return bool(dtype.is_numeric() or dtype.is_boolean() or dtype.is_string() or untyped_null(dtype))
 
 
 #: Every feature group by name, in output order. Daily groups share one pass over the per-day table;

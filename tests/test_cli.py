@@ -1059,3 +1059,75 @@ def test_train_with_promote_makes_the_new_version_champion(
         in forced.output
     )
     assert str(MlflowClient().get_model_version_by_alias(name, "champion").version) == "3"
+
+
+def test_generate_force_stopped_midway_never_leaves_a_mixed_world(tmp_path, monkeypatch):
+    """A --force generate stopped after its first file left the new accounts beside the old transactions,
+    and `kamml validate` passed the mix (a CLI audit)."""
+    import kamml.datasets.synthetic as synthetic
+
+    out = tmp_path / "world"
+    assert runner.invoke(app, ["generate", "-n", "100", "--seed", "3", "--out", str(out)]).exit_code == 0
+    old_accounts = (out / "accounts.parquet").read_bytes()
+    real, calls = synthetic.write_parquet, []
+
+    def fail_on_second(frame, path):
+        calls.append(path)
+        if len(calls) == 2:  # as SIGTERM or a full disk after accounts.parquet was replaced
+            raise OSError(28, "No space left on device", str(path))
+        return real(frame, path)
+
+    monkeypatch.setattr(synthetic, "write_parquet", fail_on_second)
+    result = runner.invoke(app, ["generate", "-n", "100", "--seed", "4", "--out", str(out), "--force"])
+    assert result.exit_code == 3
+    assert (out / "accounts.parquet").read_bytes() != old_accounts  # replaced before the failure
+    assert not (out / "transactions.parquet").exists()  # so no job reads a half-replaced world
+
+
+def test_a_stop_during_a_spark_query_exits_143_when_the_jvm_is_gone(monkeypatch):
+    """SIGTERM to the process group (systemd, timeout) ends Spark's JVM too, and the Py4JJavaError the
+    stopped query left asks the JVM for its text: handle_errors caught _call's typer.Exit and printed a
+    traceback, exit 1 (a CLI audit)."""
+    import signal
+    import types
+
+    class Py4JJavaError(Exception):
+        def __str__(self) -> str:  # py4j's asks the JVM for the Java exception's text
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    @handle_errors
+    def command() -> None:
+        stopping.request(signal.SIGTERM)  # as the handler does
+        raise Py4JJavaError()
+
+    monkeypatch.setattr(stopping, "_SIGNALS", [])
+    monkeypatch.setitem(sys.modules, "pyspark", sys.modules.get("pyspark") or types.ModuleType("pyspark"))
+    with pytest.raises(typer.Exit) as stopped:
+        command()
+    assert stopped.value.exit_code == 143
+
+
+TEARDOWN = """
+import os, signal, time
+from concurrent.futures import ThreadPoolExecutor
+import kamml.cli as cli
+
+pool = ThreadPoolExecutor(1)   # an idle worker, as MLflow's artifact upload pool leaves after `kamml run`
+pool.submit(int).result()
+
+class Scheduler:               # a SIGTERM that lands while the interpreter tears down
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+
+scheduler = Scheduler()
+cli.app = lambda *args, **kwargs: 0   # a command that finished: outputs published, run complete
+cli.main()
+"""
+
+
+def test_a_finished_command_is_not_killed_during_the_interpreters_teardown():
+    """`kamml run` left MLflow's idle artifact thread, so `_exit_now` fell back to `sys.exit`: 2 s of
+    teardown in which a scheduler's SIGTERM killed the finished job raw (exit 143, no message)."""
+    proc = subprocess.run([sys.executable, "-c", TEARDOWN], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)

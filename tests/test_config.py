@@ -569,3 +569,39 @@ def test_an_empty_tracking_store_or_experiment_is_refused_when_read(key):
     """Both were accepted and failed only when training started (a config audit)."""
     with pytest.raises(ConfigError, match=rf"'tracking\.{key}'.*is empty: give"):
         Config.from_dict({"tracking": {key: " "}})
+
+
+def test_config_reads_yaml_merge_keys(tmp_path):
+    """`<<: *anchor` (valid YAML, which yaml.safe_load reads) was refused as "not valid YAML" (an audit)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "models:\n  clv: &lgb {num_leaves: 15, min_child_samples: 5}\n  churn:\n    <<: *lgb\n"
+        "    num_leaves: 31\n"
+    )
+    assert load_config(path).models.churn == {"num_leaves": 31, "min_child_samples": 5}
+
+
+def test_a_key_twice_is_still_refused_beside_a_merge(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "models:\n  clv: &lgb {num_leaves: 15}\n  churn:\n    <<: *lgb\n    seed: 1\n    seed: 2\n"
+    )
+    with pytest.raises(ConfigError, match="duplicate key 'seed'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("section", ["models", "engine"])
+def test_a_thread_count_no_machine_has_is_refused(section):
+    """engine.threads 100000 aborted DuckDB (exit 127, no message); models.threads 100000 crashed
+    LightGBM (exit 139) (an audit)."""
+    with pytest.raises(ConfigError, match=rf"{section}\.threads"):
+        Config.from_dict({section: {"threads": 100_000}})
+
+
+def test_a_section_left_empty_takes_its_defaults(tmp_path):
+    """`time:` with its keys commented out is YAML null: it was refused, though every key has a default."""
+    path = tmp_path / "c.yaml"
+    path.write_text("time:\n  # horizon_days: 90\nallocation:\n")
+    cfg = load_config(path)
+    assert cfg.time.horizon_days == 180
+    assert cfg.allocation.hours == 2000

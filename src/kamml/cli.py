@@ -55,6 +55,8 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return _call(func, args, kwargs)
+        except typer.Exit:  # _call's own exit (a stop, Ctrl-C): a RuntimeError, not a failure to name
+            raise
         except SchemaError as exc:
             head = f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} in the input data"
             typer.echo(f"kamml: error: {head}", err=True)
@@ -306,6 +308,9 @@ def generate(
                 DataError.exit_code,
             )
     world = synthetic.generate(accounts, seed, years=years)
+    # the transactions are the world's commit mark (written last): a replaced world loses its old ones
+    # first, so a write stopped midway leaves no transactions beside the new tables, not the old ones
+    (out / "transactions.parquet").unlink(missing_ok=True)
     paths = world.write(out)
     for name, path in paths.items():
         typer.echo(f"{name:<13} {path}")
@@ -761,6 +766,13 @@ def _exit_now(code: int) -> None:
     import os
     import threading
 
+    # idle executor workers (MLflow's artifact pool after `kamml run`) end now, as the interpreter's
+    # own exit hook would, so that a finished job is not left in 2 s of teardown where a SIGTERM kills
+    # it without a word (an audit: exit 143 after the outputs were published)
+    pools = sys.modules.get("concurrent.futures.thread")
+    end_pools = getattr(pools, "_python_exit", None)
+    if end_pools is not None:
+        end_pools()
     if threading.active_count() > 1:  # a thread the interpreter would wait for
         sys.exit(code)
     atexit._run_exitfuncs()

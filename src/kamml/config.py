@@ -115,6 +115,18 @@ class _Section(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """A section left empty (`time:` with its keys commented out, YAML null) takes its defaults."""
+        if isinstance(data, dict):
+            for name, value in list(data.items()):
+                field = cls.model_fields.get(name)
+                kind = field.annotation if field is not None else None
+                if value is None and isinstance(kind, type) and issubclass(kind, BaseModel):
+                    data = {**data, name: {}}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _no_yes_no_for_numbers(cls, data: Any) -> Any:
         """Refuse true/false where a number goes: pydantic reads them as 1 and 0 (a 1-day horizon)."""
         if isinstance(data, dict):
@@ -333,7 +345,7 @@ class ModelsConfig(_Section):
 
     churn_label: ChurnLabel = "no_purchase"
     seed: int = Field(42, ge=0, le=2**31 - 1)  # LightGBM's and scikit-learn's range
-    threads: int = Field(2, ge=1)
+    threads: int = Field(2, ge=1, le=1024)
     #: train on at most this many accounts (the same ones in every snapshot; `kamml.models.bundle.
     #: sample_accounts`); None: every account. Scoring always covers every account.
     max_training_accounts: int | None = Field(None, ge=1)
@@ -734,7 +746,7 @@ class EngineConfig(_Section):
     """Which Ibis backend computes features: DuckDB (embedded default) or Spark."""
 
     name: Literal["duckdb", "spark"] = "duckdb"
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, le=1024)
     memory_limit: str | None = None
     temp_directory: str | None = None
     spark: SparkConfig = Field(default_factory=SparkConfig)
@@ -875,6 +887,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: flattened by SafeConstructor
+                continue
             if (
                 isinstance(key_node, yaml.ScalarNode)
                 and key_node.style is None

@@ -184,7 +184,11 @@ def _jvm_gone(exc: BaseException) -> bool:
     """
     for error in exception_chain(exc):
         name = type(error).__name__
-        if name == "Py4JNetworkError" or "SparkContext was shut down" in str(error):
+        try:
+            said = str(error)
+        except Exception:  # py4j's Py4JJavaError asks the JVM for its text: gone, it cannot say
+            return True
+        if name == "Py4JNetworkError" or "SparkContext was shut down" in said:
             return True
         if isinstance(error, ConnectionError) and _raised_in(error, "py4j"):
             return True

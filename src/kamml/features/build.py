@@ -371,6 +371,9 @@ def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | No
 
     The out-of-core path for data larger than memory: DuckDB streams the result to the file (Spark
     writes its parts); the columns are those of `build_features`, unordered, with account_id a column.
+    The values are the engine's, not `settle`d as `build_features` returns them (their last bits can
+    differ from run to run); `kamml.spark.score_spark` settles each batch as it reads the file, and a
+    reader of its own can apply `settle_table`.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -237,6 +237,11 @@ class TimeConfig(_Section):
     step_days: int = Field(90, gt=0, le=MAX_DAYS)
     unit: Literal["days", "weeks"] = "days"
 
+    @property
+    def training_horizon_days(self) -> int:
+        """The models' label window, as the features': train_horizon_days when set, else horizon_days."""
+        return self.train_horizon_days or self.horizon_days
+
 
 def _key_error(message: str) -> PydanticCustomError:
     """A validation error whose message names its key itself, shown as it is (`_describe`)."""

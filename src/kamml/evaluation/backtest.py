@@ -150,7 +150,7 @@ def default_cutoff(data: Any, horizon_days: int) -> pd.Timestamp:
 def _train_config(cfg: Config) -> Config:
     """The config with the labels' horizon set to the training horizon."""
     train = cfg.model_copy(deep=True)
-    train.time.horizon_days = cfg.time.train_horizon_days or cfg.time.horizon_days
+    train.time.horizon_days = cfg.time.training_horizon_days
     return train
 
 
@@ -172,7 +172,7 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
 
 def snapshot_plan(config: Config, end: Any) -> list[tuple[pd.Timestamp, Config]]:
     """Every snapshot `train_bundle` at `end` may build, as (cutoff, config): training, then the season's."""
-    h = config.time.train_horizon_days or config.time.horizon_days
+    h = config.time.training_horizon_days
     train = _train_config(config)
     cuts = training_cutoffs(end, h, config.time.snapshots, config.time.step_days)
     return [(c, train) for c in cuts] + (_season_snapshots(config, end, h, cuts[0]) if cuts else [])
@@ -202,7 +202,7 @@ def train_bundle(
     With `snapshots`, snapshots an earlier stage of the job built are taken from it (`build_training_frame`).
     """
     cfg = config
-    h = cfg.time.train_horizon_days or cfg.time.horizon_days
+    h = cfg.time.training_horizon_days
     cuts = training_cutoffs(end, h, cfg.time.snapshots, cfg.time.step_days)
     _check_cutoffs_after_first(data, cuts)
     if cfg.time.snapshots > 1 and cfg.time.step_days < CLOSE_STEP_DAYS:

@@ -105,7 +105,7 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
         windows=tuple(cfg.features.windows),
         # the label window the models learn on: the calendar feature must mean the same in training
         # (built with that window as horizon) and at scoring (built with the horizon to predict)
-        horizon_days=cfg.time.train_horizon_days or cfg.time.horizon_days,
+        horizon_days=cfg.time.training_horizon_days,
         static_columns=_static_columns(cfg, data.accounts),
     )
 
@@ -362,7 +362,7 @@ def mark_built_with(frame: pd.DataFrame, cfg: Config) -> None:
     The window is the one `feature_context` gives the calendar feature (the training label window);
     a frame built under a 90-day config read by a 180-day model would be scored without a word.
     """
-    frame.attrs["feature_window_days"] = int(cfg.time.train_horizon_days or cfg.time.horizon_days)
+    frame.attrs["feature_window_days"] = cfg.time.training_horizon_days
     frame.attrs["time_unit"] = cfg.time.unit
 
 
@@ -531,8 +531,7 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
 def _build_snapshot(data: Any, cutoff: Any, cfg: Config, snapshots: SnapshotCache | None) -> Snapshot:
     """Features joined with labels at `cutoff`, every account; left in `snapshots` too where it is wanted."""
     feats = build_features(data, cutoff, cfg)
-    horizon = cfg.time.train_horizon_days or cfg.time.horizon_days  # the models' label window
-    labels = build_labels(data, cutoff, horizon, churn=cfg.models.churn_label)
+    labels = build_labels(data, cutoff, cfg.time.training_horizon_days, churn=cfg.models.churn_label)
     frame = feats.join(labels, how="inner")
     if snapshots is not None:
         snapshots.put(cutoff, cfg, frame)
@@ -612,8 +611,7 @@ def build_training_frame(
     for col in out.columns:
         if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
             out[col] = out[col].astype("category")
-    # the label window (the training horizon when one is set, as the features'), checked by ModelBundle.fit
-    out.attrs["horizon_days"] = int(cfg.time.train_horizon_days or cfg.time.horizon_days)
+    out.attrs["horizon_days"] = cfg.time.training_horizon_days  # the label window, checked by ModelBundle.fit
     mark_built_with(out, cfg)  # recency, T and the BTYD columns in days or weeks, checked too
     if sample is not None and sample.seen > sample.limit:
         out.attrs["sampled_from"] = sample.seen  # ModelBundle.fit names the sample in its meta and errors

@@ -847,7 +847,7 @@ class ModelBundle:
         """
         cfg = config or Config()
         horizon = cfg.time.horizon_days
-        h = cfg.time.train_horizon_days or horizon
+        h = cfg.time.training_horizon_days
         unit = 7 if cfg.time.unit == "weeks" else 1
         labelled = train.attrs.get("horizon_days")
         if labelled is not None and int(labelled) != h:

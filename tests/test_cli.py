@@ -1131,3 +1131,23 @@ def test_a_finished_command_is_not_killed_during_the_interpreters_teardown():
     teardown in which a scheduler's SIGTERM killed the finished job raw (exit 143, no message)."""
     proc = subprocess.run([sys.executable, "-c", TEARDOWN], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, (proc.returncode, proc.stderr)
+
+
+def test_generate_waits_for_another_job_generating_in_the_same_folder(tmp_path, monkeypatch):
+    """`kamml generate` took no lock: beside a job generating the demo's data (`ensure_generated`) it
+    wrote its tables over the other's, and the folder held a mix of two worlds."""
+    import fcntl
+
+    import kamml.jobs.data as jobs_data
+
+    out = tmp_path / "world"
+    out.mkdir()
+    monkeypatch.setattr(jobs_data, "GENERATE_LOCK_SECONDS", 0.3)
+    with (out / jobs_data.GENERATE_LOCK).open("a+") as other:  # another job generating there
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        result = runner.invoke(app, ["generate", "-n", "100", "--seed", "3", "--out", str(out)])
+    assert result.exit_code == 3
+    assert "another kamml job has been generating the data in" in result.output
+    assert not (out / "accounts.parquet").exists()
+    result = runner.invoke(app, ["generate", "-n", "100", "--seed", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output

@@ -277,6 +277,23 @@ PromoteOpt = Annotated[
 ]
 
 
+def _refuse_a_world_there(out: Path, force: bool) -> None:
+    """Exit 3 when `out` holds another source of a world's table, or a world and no --force."""
+    from kamml.data.readers import find_table_source
+    from kamml.datasets import synthetic
+
+    sources = [p for p in (find_table_source(out, name) for name in synthetic.TABLES) if p is not None]
+    other = [p.name for p in sources if p.name not in {f"{n}.parquet" for n in synthetic.TABLES}]
+    if other:  # not replaced by the Parquet files: the folder would hold two sources of a table
+        _fail(f"{out} holds {', '.join(other)}: remove it, or give another --out", DataError.exit_code)
+    held = [p.name for p in sources] + (["world.json"] if (out / "world.json").exists() else [])
+    if held and not force:  # the default --out is the demo's data, which its champion learned on
+        _fail(
+            f"{out} already holds {', '.join(held)}: pass --force to replace them, or give another --out",
+            DataError.exit_code,
+        )
+
+
 @app.command()
 @handle_errors
 def generate(
@@ -291,27 +308,35 @@ def generate(
     ] = False,
 ) -> None:
     """Write a synthetic B2B world: its four tables, truth and effort as Parquet, and world.json."""
-    from kamml.data.readers import find_table_source
     from kamml.datasets import synthetic
-    from kamml.io import check_output_dir
+    from kamml.io import check_output_dir, hold_lock
+    from kamml.jobs.data import GENERATE_LOCK, GENERATE_LOCK_SECONDS
 
     check_output_dir(out)
-    if out.is_dir():  # the default --out is the demo's data, which its champion learned on
-        sources = [p for p in (find_table_source(out, name) for name in synthetic.TABLES) if p is not None]
-        other = [p.name for p in sources if p.name not in {f"{n}.parquet" for n in synthetic.TABLES}]
-        if other:  # not replaced by the Parquet files: the folder would hold two sources of a table
-            _fail(f"{out} holds {', '.join(other)}: remove it, or give another --out", DataError.exit_code)
-        held = [p.name for p in sources] + (["world.json"] if (out / "world.json").exists() else [])
-        if held and not force:
-            _fail(
-                f"{out} already holds {', '.join(held)}: pass --force to replace them, or give another --out",
-                DataError.exit_code,
-            )
-    world = synthetic.generate(accounts, seed, years=years)
-    # the transactions are the world's commit mark (written last): a replaced world loses its old ones
-    # first, so a write stopped midway leaves no transactions beside the new tables, not the old ones
-    (out / "transactions.parquet").unlink(missing_ok=True)
-    paths = world.write(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"cannot create {out}: {exc.strerror or exc}", DataError.exit_code)
+
+    def timed_out() -> DataError:
+        return DataError(
+            f"another kamml job has been generating the data in {out} for over "
+            f"{GENERATE_LOCK_SECONDS / 60:.0f} minutes (lock {out / GENERATE_LOCK}): retry when it ends"
+        )
+
+    # the jobs' lock (`kamml.jobs.data.ensure_generated`): two writers in one folder mixed their tables
+    with hold_lock(
+        out / GENERATE_LOCK,
+        f"waiting for another kamml job generating in {out}",
+        GENERATE_LOCK_SECONDS,
+        timed_out,
+    ):
+        _refuse_a_world_there(out, force)
+        world = synthetic.generate(accounts, seed, years=years)
+        # the transactions are the world's commit mark (written last): a replaced world loses its old
+        # ones first, so a write stopped midway leaves no transactions beside the new tables
+        (out / "transactions.parquet").unlink(missing_ok=True)
+        paths = world.write(out)
     for name, path in paths.items():
         typer.echo(f"{name:<13} {path}")
     typer.echo(

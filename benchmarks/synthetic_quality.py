@@ -14,7 +14,8 @@
    With ``--floor-hours`` every active account gets that minimum touch (as ``allocation.floor_hours``;
    the demo config has 0.25): the rules give the plan's floors (the accounts kamml's scores call
    active: p_alive and 1 − p_churn, `kamml.allocation.allocate.active_accounts`), the oracle the same
-   touch to the accounts the truth calls active (`true_floors`).
+   touch to the accounts the same rule calls active on the truth (`true_floors`: true p_alive and true
+   chance of an order in the horizon).
 
 4. With ``--ceiling``: where the gap to the oracle is. The optimizer (same hours, floors and cap) is run
    on stakes and scales that mix kamml's with the world's: the world's k with kamml's stakes; a growth
@@ -186,7 +187,9 @@ def main() -> None:
         floors = floor_hours(rows, alloc_cfg)  # the floors the plan gave, and the rules
         # the oracle touches the accounts the truth calls active: given the plan's floors it inherited
         # the model's mistakes (a churned account's touch), and the plan's share of it was flattering
-        truth_floors = true_floors(world, alloc_cfg.floor_hours, alloc_cfg.active_p_alive)
+        truth_floors = true_floors(
+            world, alloc_cfg.floor_hours, alloc_cfg.active_p_alive, alloc_cfg.active_p_purchase, args.horizon
+        )
         if alloc_cfg.floor_hours > 0:
             mine, true = floors > 0, (truth_floors > 0).reindex(floors.index, fill_value=False)
             print(

@@ -6,7 +6,7 @@ from scipy import integrate, stats
 from kamml.datasets import synthetic
 from kamml.datasets._synthetic_params import WorldParams, draw_accounts
 from kamml.datasets._synthetic_sim import Calendar
-from kamml.datasets._synthetic_truth import new_account_curve, own_value
+from kamml.datasets._synthetic_truth import new_account_curve, own_value, p_order
 from kamml.errors import ConfigError, InfeasibleError, SchemaError
 
 N = 3_000
@@ -275,6 +275,23 @@ def test_truth_columns_match_methods(world):
     assert (truth.loc[dead, ["expected_value", "expected_value_served", "referral_value"]] == 0).all().all()
     assert (truth["expected_value_served"] >= truth["expected_value"]).all()
     assert (truth["referral_value_served"] >= truth["referral_value"]).all()
+
+
+def test_p_purchase_matches_the_simulated_future(world):
+    """The chance of an order in the horizon: exact for the alive accounts against the world's own
+    simulator, and given the history calibrated over the book (the oracle's 1 - p_churn)."""
+    runs, horizon = 60, 90
+    sim = world.simulate_future(horizon, 0.0, n_runs=runs, seed=3)
+    ordered = sim["value"].ne(0).groupby(sim["account_id"]).mean().reindex(world.truth["account_id"])
+    alive = world.truth["alive"].to_numpy()
+    cal = Calendar.build(world.end, float(horizon), world.params.season)
+    exact = p_order(cal, world.truth["purchase_rate"].to_numpy(), world.truth["dropout_rate"].to_numpy())
+    se = np.sqrt(np.sum(exact[alive] * (1 - exact[alive])) / runs)
+    assert abs(ordered.to_numpy()[alive].sum() - exact[alive].sum()) < 4 * se
+    given = world.p_purchase(horizon)
+    np.testing.assert_allclose(given, world.truth["p_alive"].to_numpy() * exact)
+    assert abs(given.mean() - ordered.mean()) < 0.03
+    assert world.p_purchase(30).mean() < given.mean() < world.p_purchase(365).mean()
 
 
 def test_expected_value_is_linear_in_u(world):

@@ -496,6 +496,17 @@ def test_a_policy_that_breaks_the_oracles_limits_is_refused(world):
         compare_allocations(world, {"x": mine}, HORIZON, hours=mine.sum(), capacity={rep: 1.0})
 
 
+def test_the_oracle_floors_follow_the_plans_purchase_rule_on_the_truth(world):
+    """With p_alive alone the oracle touched alive accounts unlikely to order in the horizon, and a plan
+    with the purchase rule beat it (103.8 % at a 30-day horizon on the demo's world)."""
+    alive_only = true_floors(world, 0.25, 0.1) > 0
+    both = true_floors(world, 0.25, 0.1, 0.1, horizon_days=30) > 0
+    p_purchase = world.p_purchase(30)
+    assert (both.to_numpy() == (alive_only.to_numpy() & (p_purchase >= 0.1))).all()
+    assert 0 < both.sum() < alive_only.sum()
+    assert (true_floors(world, 0.25, 0.1, 0.1) > 0).sum() >= both.sum()  # the world's longer horizon
+
+
 def test_the_oracle_touches_the_accounts_the_truth_calls_active(world):
     """The oracle was given the plan's floors, which follow the model's p_alive: it inherited the
     model's mistakes (a churned account's touch), so the plan's share of it was flattering (an

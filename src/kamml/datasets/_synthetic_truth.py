@@ -15,7 +15,7 @@ import numpy as np
 from kamml.datasets._synthetic_params import WorldParams, population_means
 from kamml.datasets._synthetic_sim import Calendar
 
-__all__ = ["new_account_curve", "own_value", "p_alive", "referral_value"]
+__all__ = ["new_account_curve", "own_value", "p_alive", "p_order", "referral_value"]
 
 
 def _g0(x: np.ndarray) -> np.ndarray:
@@ -158,3 +158,18 @@ def p_alive(
         exponent += c * d
     survive = np.exp(-exponent)
     return survive / (survive + death)
+
+
+def p_order(cal: Calendar, lam: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """P(at least one order over the span of `cal` | alive at its start), unserved.
+
+    No order means surviving the span without one, S = exp(-int (mu + lam s)), or dropping out before
+    the first, D = int mu exp(-int_0^t (mu + lam s)) dt; both piecewise closed-form as in `p_alive`.
+    """
+    exponent = np.zeros(np.shape(lam))
+    death = np.zeros(np.shape(lam))
+    for d, s in zip(np.diff(cal.breaks), cal.season, strict=True):
+        c = mu + lam * s
+        death += mu * np.exp(-exponent) * d * _g0(c * d)
+        exponent += c * d
+    return np.clip(1.0 - np.exp(-exponent) - death, 0.0, 1.0)

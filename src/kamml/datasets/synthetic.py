@@ -71,6 +71,8 @@ from the known state, expected seats ``seats + growth t``):
 - ``expected_value_given_history``, ``referral_value_given_history``: what an oracle expects that knows
   the parameters and the served path but not the latent state (``p_alive`` x the value at the expected
   seats): about the best a model of the observed history can do.
+- `World.p_purchase` (any horizon): the chance of an order in the horizon given the history, ``p_alive``
+  x the chance that an alive account orders before it drops out; the oracle's 1 - p_churn.
 
 `World.effort` records the historical mechanism per account and quarter (hours, u, the served draw), so
 an estimate of the effort response can be checked against it.
@@ -112,7 +114,7 @@ from kamml.datasets._synthetic_sim import (
     simulate_history,
     to_seconds,
 )
-from kamml.datasets._synthetic_truth import new_account_curve, own_value, p_alive, referral_value
+from kamml.datasets._synthetic_truth import new_account_curve, own_value, p_alive, p_order, referral_value
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import atomic_path, write_parquet
 
@@ -236,6 +238,18 @@ class World:
                 "total": value + referral,
             }
         )
+
+    def p_purchase(self, horizon_days: int) -> np.ndarray:
+        """P(at least one order in `horizon_days` from `end` | the history), unserved (truth order).
+
+        ``truth.p_alive`` times the chance that an alive account orders before it drops out: the
+        oracle's counterpart of 1 - p_churn, from the true rates and the observed history.
+        """
+        horizon_days = _check_horizon(horizon_days)
+        cal = Calendar.build(self.end, float(horizon_days), self.params.season)
+        lam = self.truth["purchase_rate"].to_numpy(dtype=float)
+        mu = self.truth["dropout_rate"].to_numpy(dtype=float)
+        return np.asarray(self.truth["p_alive"].to_numpy(dtype=float) * p_order(cal, lam, mu), dtype=float)
 
     def stake_and_scale(
         self, horizon_days: int, weights: Mapping[str, float | str] | None = None

@@ -626,3 +626,21 @@ def test_a_refit_that_fails_leaves_the_fitted_model_as_it_was(
     np.testing.assert_array_equal(model.predict(X), before)
     with pytest.raises(ModelInputError, match="feature names"):
         model.predict(other)
+
+
+def test_more_threads_than_cores_is_warned_once(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    """A config written for a bigger machine (models.threads 16 on 2 cores) trained slower, unsaid."""
+    import kamml.models._lgbm as lgbm
+
+    monkeypatch.setattr(lgbm, "_usable_cores", lambda: 1)
+    monkeypatch.setattr(lgbm, "_WARNED_THREADS", set())
+    X, y, snap = make_value(n_per_snapshot=150, snapshots=2)
+    with caplog.at_level("WARNING", logger="kamml.models._lgbm"):
+        ClvModel(horizon_days=90, num_threads=2, n_estimators=5).fit(X, y, snapshot=snap)
+        ClvModel(horizon_days=90, num_threads=2, n_estimators=5).fit(X, y, snapshot=snap)
+        ClvModel(horizon_days=90, num_threads=1, n_estimators=5).fit(X, y, snapshot=snap)
+    said = [r.getMessage() for r in caplog.records if "CPU core" in r.getMessage()]
+    assert said == [
+        "LightGBM num_threads (models.threads) is 2 but this process may use 1 CPU core: threads beyond "
+        "the cores slow training down; set it to 1 or less"
+    ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
 import time
@@ -58,6 +59,37 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+#: Thread counts already warned about in this process (a job fits many models with one count).
+_WARNED_THREADS: set[int] = set()
+
+
+def _usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def _warn_more_threads_than_cores(threads: int) -> None:
+    """Warn once per count when LightGBM would run more threads than the process has cores.
+
+    OpenMP threads beyond the cores wait on each other at every histogram step (LightGBM's docs: set
+    num_threads to the number of real cores), so a config written for a bigger machine trains slower.
+    """
+    cores = _usable_cores()
+    if threads > cores and threads not in _WARNED_THREADS:
+        _WARNED_THREADS.add(threads)
+        logger.warning(
+            "LightGBM num_threads (models.threads) is %d but this process may use %d CPU core%s: threads "
+            "beyond the cores slow training down; set it to %d or less",
+            threads,
+            cores,
+            "" if cores == 1 else "s",
+            cores,
+        )
 
 FloatArray = NDArray[np.float64]
 
@@ -1081,6 +1113,7 @@ class LGBMModel(KammlEstimator):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         params = self.lgb_params()
+        _warn_more_threads_than_cores(int(params["num_threads"]))
         rounds = self._num_rounds()
         matrix = self._to_matrix(X, reset=True)
         params = self._monotone_params(params)

@@ -109,9 +109,30 @@ def test_data_input_names_the_folder_and_digests_the_table_hashes(tmp_path):
     assert str(tmp_path) in folder["source"]
     memory = data_input(tables).to_dict()
     assert memory["source_type"] == "code"
-    assert memory["digest"] == folder["digest"]
+    assert memory["digest"] != folder["digest"]  # the source is part of what the digest names
     changed = {**tables, "tables": {**tables["tables"], "accounts": {"hash": "ce"}}}
-    assert data_input(changed).to_dict()["digest"] != folder["digest"]
+    assert data_input(changed).to_dict()["digest"] != memory["digest"]
+    assert data_input(tables).to_dict()["digest"] == memory["digest"]
+
+
+def test_runs_on_the_same_tables_in_other_folders_each_show_their_own_folder(tracked_config, tmp_path):
+    """MLflow keeps one dataset per name and digest in an experiment, with the source it was first logged
+    with: a run on a copy of the data in another folder showed the first run's folder as its input."""
+    from kamml.tracking.runs import data_input
+    from kamml.tracking.store import experiment_id
+
+    experiment = experiment_id(tracked_config().tracking)
+    tables = {"end": "2031-02-03", "tables": {"transactions": {"hash": "source-reuse"}}}
+    shown = {}
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_input(data_input(tables, folder), context="training")
+        (found,) = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+        shown[name] = found.dataset.source
+    assert str(tmp_path / "first") in shown["first"]
+    assert str(tmp_path / "second") in shown["second"]
 
 
 def test_the_users_autolog_makes_no_stray_runs_from_kammls_boosters(tracked_config, world_path):

@@ -312,7 +312,11 @@ def data_folder(config: Config) -> Path | None:
 def data_input(fingerprint: Mapping[str, Any], path: Any = None) -> Any:
     """The training data as an MLflow dataset input, so the run's Inputs show which data trained it.
 
-    Its source is the data folder (when read from one), its digest one of the tables' content hashes.
+    Its source is the data folder (when read from one), its digest one of the tables' content hashes and
+    that source. MLflow keeps one dataset per name and digest in an experiment, with the source it was
+    first logged with: on a digest of the content alone, a run reading a copy of the tables from another
+    folder showed the first run's folder as its input (a tracking audit). The content alone is in the
+    run's ``data.<table>.hash`` tags.
     """
     import warnings
 
@@ -320,15 +324,16 @@ def data_input(fingerprint: Mapping[str, Any], path: Any = None) -> Any:
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    tables = fingerprint.get("tables", {})
-    content = json.dumps({name: table.get("hash") for name, table in sorted(tables.items())})
-    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
     if isinstance(path, (str, Path)):
         with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local folder, it is
             warnings.simplefilter("ignore", UserWarning)
             source: Any = resolve_dataset_source(str(Path(path).resolve()))
     else:
         source = CodeDatasetSource({"kamml.data": "in memory"})
+    tables = fingerprint.get("tables", {})
+    content = json.dumps({name: table.get("hash") for name, table in sorted(tables.items())})
+    named = json.dumps({"tables": content, "source": source.to_json()})
+    digest = hashlib.sha256(named.encode()).hexdigest()[:16]
     name = f"kamml-data-{fingerprint.get('end')}"
     return MetaDataset(source, name=name, digest=digest)  # type: ignore[abstract]
 

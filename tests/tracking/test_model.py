@@ -480,3 +480,15 @@ def test_the_wheel_cache_is_the_users_private_folder_or_none(tmp_path, monkeypat
     assert other.stat().st_mode & 0o077 == 0
     assert "is not this user's private folder" in caplog.text
     assert kamml_wheel().parent.parent != root  # the planted cache is not read
+
+
+def test_the_requirements_pin_every_library_the_served_model_computes_with():
+    """numba compiles the drivers' TreeSHAP kernels at load time and in every answer, and was not pinned:
+    a serving environment built later resolved whatever numba was newest."""
+    from importlib import metadata
+
+    from kamml.tracking import pip_requirements
+
+    pins = pip_requirements()
+    for name in ("lightgbm", "numba", "numpy", "pandas", "scipy"):
+        assert f"{name}=={metadata.version(name)}" in pins, name

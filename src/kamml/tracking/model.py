@@ -55,8 +55,19 @@ __all__ = ["LoadedModel", "load_model", "log_bundle", "model_input", "pip_requir
 log = logging.getLogger(__name__)
 
 MODEL_CODE = Path(__file__).with_name("_model_code.py")
-#: Packages the pyfunc needs at load time, pinned to the versions it was logged with.
-REQUIREMENTS = ("kamml", "lightgbm", "numpy", "pandas", "scipy", "scikit-learn", "mlflow", "pydantic")
+#: Packages the pyfunc needs at load time, pinned to the versions it was logged with (numba compiles the
+#: drivers' TreeSHAP kernels when the model loads: unpinned, a serving environment took the newest).
+REQUIREMENTS = (
+    "kamml",
+    "lightgbm",
+    "numba",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "mlflow",
+    "pydantic",
+)
 
 
 #: Where the model's copy of kamml's wheel sits in the logged model (pip installs it from the model folder).

@@ -492,3 +492,18 @@ def test_the_requirements_pin_every_library_the_served_model_computes_with():
     pins = pip_requirements()
     for name in ("lightgbm", "numba", "numpy", "pandas", "scipy"):
         assert f"{name}=={metadata.version(name)}" in pins, name
+
+
+def test_one_row_as_mlflows_inputs_dict_of_zero_d_arrays_reads_as_plain_values():
+    """MLflow's server hands ``{"inputs": {"col": value, ...}}`` (one row) over as 0-d arrays: a category
+    arrived as an array, and the request was refused ("must hold one category (text) per row")."""
+    from kamml.tracking.pyfunc import as_frame
+
+    frame = as_frame(
+        {"account_id": np.asarray(7), "spend_90d": np.asarray(1.5), "attr_industry": np.asarray("retail")}
+    )
+    assert len(frame) == 1
+    assert frame["attr_industry"].iloc[0] == "retail"
+    assert isinstance(frame["attr_industry"].iloc[0], str)
+    assert frame["spend_90d"].dtype == float
+    assert frame["account_id"].dtype == np.int64

@@ -208,3 +208,10 @@ def test_large_ids_come_back_exact_and_a_null_id_is_refused(server, trained):
         _post(f"{server}/invocations", {"dataframe_records": rows})
     assert info.value.code == 400
     assert "features.account_id: missing in row(s) 1" in info.value.read().decode()
+
+
+def test_one_row_sent_as_an_inputs_dict_answers_like_in_process_predict(server, trained):
+    """``{"inputs": {column: value}}``, one account as MLflow's columnar form: its category was an array."""
+    rows = _rows(trained).iloc[[3]]
+    (record,) = json.loads(rows.to_json(orient="records"))
+    _same(_post(f"{server}/invocations", {"inputs": record}), score_frame(trained[2].bundle, rows))

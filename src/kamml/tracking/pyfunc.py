@@ -87,7 +87,7 @@ def as_frame(rows: Any) -> pd.DataFrame:
         columns = bool(rows) and all(
             pd.api.types.is_list_like(v) and not isinstance(v, Mapping) for v in rows.values()
         )
-        rows = dict(rows) if columns else [dict(rows)]
+        rows = dict(rows) if columns else [{key: _scalar(value) for key, value in rows.items()}]
     elif isinstance(rows, (list, tuple)) and rows and all(isinstance(row, Mapping) for row in rows):
         rows = [{key: _scalar(value) for key, value in row.items()} for row in rows]
     elif not isinstance(rows, (list, tuple, np.ndarray)):
@@ -102,7 +102,11 @@ def as_frame(rows: Any) -> pd.DataFrame:
 
 
 def _scalar(value: Any) -> Any:
-    """A 0-d array as its value: MLflow's server hands each value of ``{"inputs": [records]}`` so."""
+    """A 0-d array as its value, as MLflow's server hands over each value of a request's inputs.
+
+    So it reads ``{"inputs": [records]}`` and ``{"inputs": {column: value}}`` (one row), where a category
+    arrived as an array and was refused.
+    """
     return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 

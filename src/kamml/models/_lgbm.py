@@ -91,6 +91,7 @@ def _warn_more_threads_than_cores(threads: int) -> None:
             cores,
         )
 
+
 FloatArray = NDArray[np.float64]
 
 #: Version of the `to_dict` layout; `from_dict` refuses other versions.

@@ -480,3 +480,25 @@ def test_a_referral_value_not_evaluated_says_why(world, tmp_path):
     first, rest = page.all_text.split("The version this run trained (not promoted)")
     assert f"Referral value not evaluated: {why}." in first
     assert "Referral value not evaluated" not in rest  # this run's backtest has its referral metrics
+
+
+def test_one_backtest_chart_that_fails_loses_only_that_chart(world, tmp_path, monkeypatch, caplog):
+    """A churn calibration that could not be drawn dropped every backtest chart (gains, deciles, drivers)."""
+    import kamml.report.plots as plots
+
+    _, result, score_table = world
+    table = allocate(score_table, hours=600.0)
+
+    def broken(*args, **kwargs):
+        raise DataError("churn outcomes must be 0 or 1")
+
+    monkeypatch.setattr(plots, "plot_churn_calibration", broken)
+    with caplog.at_level("WARNING", logger="kamml.report"):
+        page = parse(render_report(tmp_path / "r.html", allocation=table, backtest=result))
+    alts = [img["alt"] for img in page.images]
+    assert "cumulative gains and lift of the value forecast beside the baselines" in alts
+    assert "predicted vs actual value by decile" in alts
+    assert "gain importance of the value model's features" in alts
+    assert "churn calibration beside BG/NBD" not in alts
+    assert "The churn calibration chart could not be drawn: churn outcomes must be 0 or 1" in page.all_text
+    assert any(r.levelname == "WARNING" and "churn_calibration" in r.getMessage() for r in caplog.records)

@@ -452,9 +452,10 @@ def _backtest_section(
             parts.append(_metrics_table(task, block, columns))
     if not result.referral and result.referral_note:  # as the backtest's table and JSON say it
         parts.append(_note(f"Referral value not evaluated: {result.referral_note}."))
+    failed: dict[str, str] = {}  # one chart that cannot be drawn loses only itself (it lost them all)
     try:
-        images = backtest_plots(result, charts / "backtest")
-    except DataError as exc:
+        images = backtest_plots(result, charts / "backtest", errors=failed)
+    except DataError as exc:  # the predictions every chart reads
         logger.warning("backtest charts left out of the report: %s", exc)
         parts.append(_note(f"The backtest charts could not be drawn: {exc}"))
     else:
@@ -465,6 +466,16 @@ def _backtest_section(
             "referral_gains": "cumulative gains of the referral value forecast",
             "feature_importance": "gain importance of the value model's features",
         }
+        names = {
+            "gains": "cumulative gains",
+            "decile_calibration": "decile calibration",
+            "churn_calibration": "churn calibration",
+            "referral_gains": "referral gains",
+            "feature_importance": "value drivers",
+        }
+        parts.extend(
+            _note(f"The {names[key]} chart could not be drawn: {why}") for key, why in failed.items()
+        )
         parts.append('<div class="charts">')
         parts.extend(_figure(images[key], alt) for key, alt in alts.items() if key in images)
         parts.append("</div>")

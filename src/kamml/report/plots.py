@@ -934,7 +934,9 @@ def backtest_frame(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=predictions.index)
 
 
-def backtest_plots(result: BacktestResult, folder: str | Path) -> dict[str, Path]:
+def backtest_plots(
+    result: BacktestResult, folder: str | Path, *, errors: dict[str, str] | None = None
+) -> dict[str, Path]:
     """Write the backtest's plots as PNG files into `folder`: kamml beside its baselines.
 
     Parameters
@@ -943,6 +945,10 @@ def backtest_plots(result: BacktestResult, folder: str | Path) -> dict[str, Path
         A backtest with its predictions and trained bundle.
     folder : str or Path
         Where to write (created when missing).
+    errors : dict, optional
+        When given, a plot that cannot be drawn from its input (a `DataError`) is left out with a
+        warning and its key mapped here to the reason, and the other plots are still drawn; without
+        it the first such error is raised.
 
     Returns
     -------
@@ -965,34 +971,61 @@ def backtest_plots(result: BacktestResult, folder: str | Path) -> dict[str, Path
         MODEL_LABELS["last_period"]: "past_value",
     }
     paths: dict[str, Path] = {}
-    paths["gains"] = plot_gains(
-        frame, out / "gains.png", actual="value", models=value_models, title=f"Cumulative gains: value{when}"
+
+    def draw(key: str, plot: Any, *args: Any, **kwargs: Any) -> None:
+        """`paths[key] = plot(*args, **kwargs)`; with `errors`, a DataError loses only this plot."""
+        try:
+            paths[key] = plot(*args, **kwargs)
+        except DataError as exc:
+            if errors is None:
+                raise
+            errors[key] = str(exc)
+            logger.warning("backtest plot %r left out: %s", key, exc)
+
+    draw(
+        "gains",
+        plot_gains,
+        frame,
+        out / "gains.png",
+        actual="value",
+        models=value_models,
+        title=f"Cumulative gains: value{when}",
     )
-    paths["decile_calibration"] = plot_decile_calibration(
+    draw(
+        "decile_calibration",
+        plot_decile_calibration,
         frame["value"],
         {name: frame[column] for name, column in value_models.items() if column != "past_value"},
         out / "decile_calibration.png",
         title=f"Predicted vs actual value by decile{when}",
     )
-    paths["churn_calibration"] = plot_churn_calibration(
+    draw(
+        "churn_calibration",
+        plot_churn_calibration,
         frame["churned"],
         {MODEL_LABELS["kamml"]: frame["p_churn"], MODEL_LABELS["btyd_p_zero"]: frame["btyd_p_zero"]},
         out / "churn_calibration.png",
         title=f"Churn calibration{when}",
     )
-    paths["feature_importance"] = plot_feature_importance(
-        feature_importance(result.bundle)["clv"],
-        out / "feature_importance_clv.png",
-        # the backtest's model (trained before its cutoff), not the deployed one, which is trained on
-        # later snapshots and ranks features otherwise (a data-science audit read it as the logged model)
-        title=f"What drives the backtest's value model{when} (gain importance)",
-        labels={
-            f: feature_label(f, result.bundle.unit_days, result.bundle.train_horizon_days)
-            for f in result.bundle.clv.feature_names_
-        },
+    draw(
+        "feature_importance",
+        lambda: plot_feature_importance(
+            feature_importance(result.bundle)["clv"],
+            out / "feature_importance_clv.png",
+            # the backtest's model (trained before its cutoff), not the deployed one, which is trained on
+            # later snapshots and ranks features otherwise (a data-science audit read it as the logged
+            # model)
+            title=f"What drives the backtest's value model{when} (gain importance)",
+            labels={
+                f: feature_label(f, result.bundle.unit_days, result.bundle.train_horizon_days)
+                for f in result.bundle.clv.feature_names_
+            },
+        ),
     )
     if result.referral and _PRED_REFERRAL in frame and frame["referral_value"].sum() > 0:
-        paths["referral_gains"] = plot_gains(
+        draw(
+            "referral_gains",
+            plot_gains,
             frame,
             out / "referral_gains.png",
             actual="referral_value",

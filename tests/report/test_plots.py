@@ -553,3 +553,26 @@ def test_the_tier_charts_accounts_are_whole(tmp_path, monkeypatch):
     plot_tier_mix(table, tmp_path / "t.png")
     ticks = figures[0].axes[0].get_yticks()
     assert np.all(ticks == np.round(ticks))
+
+
+def test_names_in_scripts_the_font_lacks_give_one_log_line_not_a_warning_per_glyph(tmp_path, caplog):
+    """A CJK rep name raised one UserWarning per missing glyph on every chart (an error under -W error)."""
+    import warnings
+
+    table = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3],
+            "rank": [1, 2, 3],
+            "tier": ["a", "b", "a"],
+            "recommended_hours": [1.0, 2.0, 3.0],
+            "owner": ["王小明", "田中", 'Ann "<b>" & Co'],
+        }
+    )
+    with warnings.catch_warnings(), caplog.at_level("WARNING", logger="kamml.report"):
+        warnings.simplefilter("error")
+        assert_png(plot_hours_per_rep(table, tmp_path / "reps.png"), min_height=100)
+    lines = [r.getMessage() for r in caplog.records if r.name == "kamml.report.plots"]
+    if lines:  # none where a font with these glyphs is installed
+        assert len(lines) == 1
+        assert "王" in lines[0]
+        assert "reps.png" in lines[0]

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import textwrap
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -110,11 +112,45 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
         text.set_parse_math(False)
     # rc_context swaps a process-wide dict: two threads saving at once restored each other's values and
     # left maths off for the process (a report audit), so one save at a time
-    with _RC_LOCK, atomic_path(target) as tmp, matplotlib.rc_context({"text.parse_math": False}):
+    with (
+        _RC_LOCK,
+        atomic_path(target) as tmp,
+        matplotlib.rc_context({"text.parse_math": False}),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
         # no "Software" text chunk: the PNG carries no matplotlib version or web address
         figure.savefig(tmp, format="png", dpi=DPI, bbox_inches=bbox, metadata={"Software": None})
+    _glyph_warnings(caught, target)
     logger.debug("wrote %s", target)
     return target
+
+
+_MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
+
+
+def _glyph_warnings(caught: Sequence[warnings.WarningMessage], target: Path) -> None:
+    """Matplotlib's missing-glyph warnings as one log line; other warnings passed on as they came.
+
+    A rep or account name in a script the fonts lack (CJK with matplotlib's DejaVu Sans) raised one
+    UserWarning per character on every chart, and failed the chart under ``-W error``.
+    """
+    missing: list[str] = []
+    for w in caught:
+        match = _MISSING_GLYPH.search(str(w.message))
+        if match is None:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        elif chr(int(match.group(1))) not in missing:
+            missing.append(chr(int(match.group(1))))
+    if missing:
+        shown = "".join(missing[:20]) + ("…" if len(missing) > 20 else "")
+        logger.warning(
+            "%s: the font lacks %d character%s of its names (%s), drawn as empty boxes",
+            target.name,
+            len(missing),
+            "" if len(missing) == 1 else "s",
+            shown,
+        )
 
 
 # ------------------------------------------------------------------------------------------ inputs

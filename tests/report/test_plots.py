@@ -470,8 +470,12 @@ def test_the_budget_curve_says_where_hours_can_no_longer_be_used(tmp_path, drawn
     cfg = AllocationConfig(capacity={"a": 20.0, "b": 30.0}, floor_hours=0.0)
     plot_budget_curve(budget_curve(scores, hours=100.0, config=cfg), tmp_path / "c.png")
     texts = [t.get_text() for t in _texts(drawn[-1])]
-    # the curve's budgets are 10 % steps of 100 h: 60 h is the first above the reps' 50
-    assert "from 60 h not every hour can be used (reps' capacities or account caps)" in texts
+    # the curve's budgets are 10 % steps of 100 h: 60 h is the first above the reps' 50, and the shade
+    # and its words began there, while every budget past 50 h leaves hours unused (its price is 0)
+    assert "beyond 50 h not every hour can be used (reps' capacities or account caps)" in texts
+    (shade,) = [p for p in drawn[-1].axes[0].patches if p.get_alpha() == 0.08]
+    assert shade.get_x() == pytest.approx(50.0)
+    assert shade.get_x() + shade.get_width() == pytest.approx(200.0)
     plot_budget_curve(budget_curve(scores, hours=100.0, config=AllocationConfig()), tmp_path / "d.png")
     assert not any("not every hour" in t.get_text() for t in _texts(drawn[-1]))
 

@@ -898,10 +898,14 @@ def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Fig
             points["hours_used"].to_numpy(dtype=float) < points["hours"].to_numpy(dtype=float) * 0.999
         ]
         if not unused.empty:
-            at = float(unused["hours"].iloc[0])
+            # the hours the first such budget could use are where the limit is: the budget point after
+            # it (10 % further on) left every budget between unshaded, with a price of 0 (a report audit)
+            first = unused.iloc[0]
+            used = float(first["hours_used"])
+            at = used if math.isfinite(used) else float(first["hours"])
             ax.axvspan(at, float(points["hours"].max()), color="grey", alpha=0.08, linewidth=0)
             ax.annotate(
-                f"from {hours_text(at)} h not every hour can be used (reps' capacities or account caps)",
+                f"beyond {hours_text(at)} h not every hour can be used (reps' capacities or account caps)",
                 xy=(0.99, 0.03),
                 xycoords="axes fraction",
                 ha="right",

@@ -502,3 +502,50 @@ def test_one_backtest_chart_that_fails_loses_only_that_chart(world, tmp_path, mo
     assert "churn calibration beside BG/NBD" not in alts
     assert "The churn calibration chart could not be drawn: churn outcomes must be 0 or 1" in page.all_text
     assert any(r.levelname == "WARNING" and "churn_calibration" in r.getMessage() for r in caplog.records)
+
+
+def test_small_hours_per_tier_and_rep_are_not_rounded_away(tmp_path):
+    """The tier and rep tables showed hours to one decimal: four tiers of 0.25 h read 0.2 each (0.8 in
+    all) under a header of 1 hour."""
+    table = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 4],
+            "rank": [1, 2, 3, 4],
+            "tier": ["a", "b", "c", "d"],
+            "recommended_hours": [0.25, 0.25, 0.25, 0.25],
+            "expected_gain": [4.0, 3.0, 2.0, 1.0],
+            "owner": ["r1", "r2", "r3", "r4"],
+        }
+    )
+    path = render_report(tmp_path / "r.html", allocation=table)
+    rows = _tier_table(path)
+    assert [row[3] for row in rows[1:]] == ["0.25"] * 4
+    reps = re.search(r"<h3>Hours per rep</h3>.*?<table>(.*?)</table>", path.read_text(encoding="utf-8"), re.S)
+    hours = [
+        cells[2] for cells in re.findall(r"<tr><td>(.*?)</td><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td>", reps[1])
+    ]
+    assert hours == ["0.25"] * 4
+
+
+def test_one_of_a_thing_is_singular(tmp_path):
+    """ "Budgets up to 1 hours", "trained on 1 earlier snapshots", "1 test accounts"."""
+    from kamml.report.html import _protocol
+
+    table = allocate(scores(n=20), hours=10.0, config=AllocationConfig(floor_hours=0.0))
+    curve = pd.DataFrame(
+        {
+            "fraction": [0.1, 0.2, 1.0],
+            "hours": [1.0, 2.0, 10.0],
+            "total_gain": [np.nan, 5.0, 9.0],
+            "team_price": [np.nan, 2.0, 0.5],
+            "feasible": [False, True, True],
+        }
+    )
+    text = parse(render_report(tmp_path / "r.html", allocation=table, budget_curve=curve)).all_text
+    assert "Budgets up to 1 hour cannot" in text
+    one = _protocol({"cutoff": "2024-01-01", "training_snapshots": ["2023-07-01"], "test_accounts": 1})
+    assert "trained on 1 earlier snapshot," in one
+    assert "1 test account." in one
+    two = _protocol({"cutoff": "2024-01-01", "training_snapshots": ["a", "b"], "test_accounts": 2})
+    assert "trained on 2 earlier snapshots," in two
+    assert "2 test accounts." in two

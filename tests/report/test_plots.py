@@ -580,3 +580,13 @@ def test_names_in_scripts_the_font_lacks_give_one_log_line_not_a_warning_per_gly
         assert len(lines) == 1
         assert "王" in lines[0]
         assert "reps.png" in lines[0]
+
+
+def test_one_rep_beyond_top_is_one_other_rep(tmp_path, drawn):
+    """The bar of the reps beyond `top` read "1 other reps"."""
+    table = pd.DataFrame({"owner": ["a", "b", "c"], "tier": "x", "recommended_hours": [3.0, 2.0, 1.0]})
+    plot_hours_per_rep(table, tmp_path / "reps.png", top=2)
+    labels = [t.get_text() for t in drawn[-1].axes[0].get_yticklabels()]
+    assert "1 other rep" in labels
+    plot_hours_per_rep(table, tmp_path / "reps.png", top=1)
+    assert "2 other reps" in [t.get_text() for t in drawn[-1].axes[0].get_yticklabels()]

@@ -313,8 +313,8 @@ def _budget_section(curve: pd.DataFrame | None, charts: Path, note: str | None =
     if "feasible" in curve and not curve["feasible"].astype(bool).all():
         below = curve.loc[~curve["feasible"].astype(bool), "hours"].max()
         text += _note(
-            f"Budgets up to {hours_text(float(below))} hours cannot give every active account its minimum "
-            "touch (allocation.floor_hours), so the curve starts above them."
+            f"Budgets up to {_plural(hours_text(float(below)), 'hour')} cannot give every active account its "
+            "minimum touch (allocation.floor_hours), so the curve starts above them."
         )
     return (
         head + text + _chart(plot_budget_curve, "budget curve", charts / "budget.png", curve) + "</section>"
@@ -351,7 +351,7 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
         + _td(_e(str(tier)))
         + _td(f"{int(r.accounts):,}", numeric=True)
         + _td(f"{int(r.served):,}" if math.isfinite(r.served) else "–", numeric=True)
-        + _td(_e(_number(r.hours, 1)), numeric=True)
+        + _td(_e(hours_text(r.hours, exact=True)), numeric=True)  # four 0.25 h tiers read 0.2 each
         + _td(_e(_share(r.hours, total_hours)), numeric=True)
         + _td(_e(_number(r.gain)), numeric=True)
         + "</tr>"
@@ -400,7 +400,7 @@ def _rep_table(table: pd.DataFrame) -> str:
         cells = [
             _td(_e(str(rep))),
             _td(f"{int(r.accounts):,}", numeric=True),
-            _td(_e(_number(r.hours, 1)), numeric=True),
+            _td(_e(hours_text(r.hours, exact=True)), numeric=True),
             _td(_e(_number(r.gain)), numeric=True),
         ]
         if prices:
@@ -550,11 +550,11 @@ def _protocol(protocol: Mapping[str, Any]) -> str:
         extra = f" ({labels}-day labels)" if labels else ""
         rows = protocol.get("training_rows")
         parts.append(
-            f"trained on {len(snapshots)} earlier snapshots{extra}"
+            f"trained on {_plural(len(snapshots), 'earlier snapshot')}{extra}"
             + (f" of {int(rows):,} rows" if rows is not None else "")
         )
     if "test_accounts" in protocol:
-        parts.append(f"{int(protocol['test_accounts']):,} test accounts")
+        parts.append(_plural(f"{int(protocol['test_accounts']):,}", "test account"))
     return ", ".join(parts) + "."
 
 
@@ -649,6 +649,11 @@ def _share(part: float, whole: float) -> str:
     if 0.995 <= share < 1:
         return ">99%"
     return f"{share:.0%}"
+
+
+def _plural(count: int | str, word: str) -> str:
+    """`count` and `word`, plural unless the count reads 1 ("1 hour", "0.5 hours", "2 snapshots")."""
+    return f"{count} {word}{'' if str(count) == '1' else 's'}"
 
 
 def _fact(value: Any) -> str:

@@ -590,3 +590,30 @@ def test_one_rep_beyond_top_is_one_other_rep(tmp_path, drawn):
     assert "1 other rep" in labels
     plot_hours_per_rep(table, tmp_path / "reps.png", top=1)
     assert "2 other reps" in [t.get_text() for t in drawn[-1].axes[0].get_yticklabels()]
+
+
+def test_very_long_names_are_shortened_in_the_charts(tmp_path, drawn):
+    """A 300-character rep or tier name collapsed the axes (matplotlib: "constrained_layout not applied")
+    and ran across the neighbouring panels and the legend over the axis."""
+    import warnings
+
+    table = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "tier": ["t" * 200, "u"],
+            "recommended_hours": [1.0, 2.0],
+            "expected_gain": [1.0, 3.0],
+            "owner": ["R" * 300, "y"],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_hours_per_rep(table, tmp_path / "reps.png")
+        plot_tier_mix(table, tmp_path / "tiers.png")
+    reps, tiers = drawn[-2:]
+    labels = [t.get_text() for t in reps.axes[0].get_yticklabels()]
+    labels += [t.get_text() for t in reps.legends[0].get_texts()]
+    labels += [t.get_text() for t in tiers.axes[0].get_xticklabels()]
+    assert max(map(len, labels)) <= 40
+    assert "R" * 39 + "…" in labels
+    assert "y" in labels

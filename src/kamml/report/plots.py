@@ -682,6 +682,15 @@ def tier_order(allocation: pd.DataFrame, tiers: pd.Series) -> list[str]:
     return order + rest
 
 
+LABEL_WIDTH = 40
+"""Most characters of a rep's or tier's name on a chart (the report's tables show it whole)."""
+
+
+def _short(name: str) -> str:
+    """`name` cut to `LABEL_WIDTH` characters with an ellipsis: a 300-character name collapsed the axes."""
+    return name if len(name) <= LABEL_WIDTH else name[: LABEL_WIDTH - 1] + "…"
+
+
 def _label_bars(ax: Axes, bars: Any, texts: Sequence[str]) -> None:
     """Write each bar's value above it."""
     for bar, text in zip(bars, texts, strict=True):
@@ -738,7 +747,7 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
     for i, ((label, values, fmt), ax) in enumerate(zip(panels, np.atleast_1d(axes), strict=True)):
         bars = ax.bar(range(len(order)), values.to_numpy(dtype=float), color=_color(i))
         _label_bars(ax, bars, [fmt(v) if callable(fmt) else fmt.format(v) for v in values])
-        ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0, fontsize=9)
+        ax.set_xticks(range(len(order)), map(_short, order), rotation=20 if len(order) > 4 else 0, fontsize=9)
         _thousands(ax.yaxis)
         if label == "accounts":  # whole accounts: a small plan's axis read 0.2, 0.4 accounts
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -818,7 +827,7 @@ def plot_hours_per_rep(
     y = np.arange(len(table))
     for i, tier in enumerate(order):
         values = table[tier].to_numpy(dtype=float)
-        ax.barh(y, values, left=left, color=_tier_color(i, len(order)), label=tier)
+        ax.barh(y, values, left=left, color=_tier_color(i, len(order)), label=_short(tier))
         left += values
     for yi, (rep, total) in enumerate(zip(table.index, left, strict=True)):
         ax.annotate(
@@ -829,7 +838,7 @@ def plot_hours_per_rep(
             va="center",
             fontsize=7,
         )
-    ax.set_yticks(y, [str(r) for r in table.index], fontsize=8)
+    ax.set_yticks(y, [_short(str(r)) for r in table.index], fontsize=8)
     ax.set_xlim(right=max(1.0, float(left.max())) * 1.3)
     _thousands(ax.xaxis)
     ax.set_xlabel("recommended hours")

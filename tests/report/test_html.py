@@ -549,3 +549,13 @@ def test_one_of_a_thing_is_singular(tmp_path):
     two = _protocol({"cutoff": "2024-01-01", "training_snapshots": ["a", "b"], "test_accounts": 2})
     assert "trained on 2 earlier snapshots," in two
     assert "2 test accounts." in two
+
+
+def test_a_plan_without_accounts_says_so(tmp_path):
+    """An empty plan read "Top 0 accounts" above an empty table."""
+    empty = pd.DataFrame(
+        {c: [] for c in ("account_id", "rank", "tier", "recommended_hours", "expected_gain")}
+    )
+    page = parse(render_report(tmp_path / "r.html", allocation=empty))
+    assert "Top 0 accounts" not in page.all_text
+    assert "The plan has no accounts." in page.all_text

@@ -272,6 +272,8 @@ def _has_owners(table: pd.DataFrame) -> bool:
 def _top_accounts(table: pd.DataFrame, top: int) -> str:
     """The best `top` accounts of the plan."""
     rows = table.head(top)
+    if rows.empty:  # it read "Top 0 accounts" above an empty table
+        return "<section><h2>Top accounts</h2>" + _note("The plan has no accounts.") + "</section>"
     owners = _has_owners(rows)
     heads = ["Rank", "Account", "Tier", "Hours", "Expected gain", "Reasons"] + (["Owner"] if owners else [])
     body = []

@@ -617,3 +617,12 @@ def test_very_long_names_are_shortened_in_the_charts(tmp_path, drawn):
     assert max(map(len, labels)) <= 40
     assert "R" * 39 + "…" in labels
     assert "y" in labels
+
+
+def test_decile_errors_that_cannot_be_computed_read_as_a_dash(tmp_path, drawn):
+    """With no actual value (a backtest period without purchases) the panel titles read "nan%"."""
+    y = np.zeros(50)
+    plot_decile_calibration(y, {"kamml": np.linspace(0.0, 5.0, 50)}, tmp_path / "d.png")
+    titles = [ax.get_title() for ax in drawn[-1].axes]
+    assert not any("nan" in t for t in titles), titles
+    assert "decile MAPE –, aggregate error –" in titles[0]

@@ -427,7 +427,10 @@ def plot_decile_calibration(
         _thousands(ax.yaxis)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8, loc="upper right")
-        ax.set_title(f"{name}\ndecile MAPE {mape:.0%}, aggregate error {agg:+.0%}", fontsize=10)
+        # without actual value (a test period without purchases) neither error exists: it read "nan%"
+        mape_text = f"{mape:.0%}" if math.isfinite(mape) else "–"
+        agg_text = f"{agg:+.0%}" if math.isfinite(agg) else "–"
+        ax.set_title(f"{name}\ndecile MAPE {mape_text}, aggregate error {agg_text}", fontsize=10)
     axes[0].set_ylabel("total value in the decile")
     figure.suptitle(title or "Predicted vs actual value by decile")
     return save_figure(figure, path)

@@ -3,6 +3,7 @@ import io
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -502,6 +503,31 @@ def test_one_backtest_chart_that_fails_loses_only_that_chart(world, tmp_path, mo
     assert "churn calibration beside BG/NBD" not in alts
     assert "The churn calibration chart could not be drawn: churn outcomes must be 0 or 1" in page.all_text
     assert any(r.levelname == "WARNING" and "churn_calibration" in r.getMessage() for r in caplog.records)
+
+
+def test_training_logs_the_backtest_charts_that_can_be_drawn(world, monkeypatch):
+    """`kamml train` logged the charts without `errors`: one that could not be drawn failed the run."""
+    import kamml.report.plots as plots
+    from kamml.jobs.train import _log_plots
+
+    _, result, _ = world
+
+    def broken(*args, **kwargs):
+        raise DataError("churn outcomes must be 0 or 1")
+
+    class Run:
+        def __init__(self):
+            self.logged: list[str] = []
+
+        def log_artifacts(self, folder, path):
+            self.logged.extend(sorted(p.name for p in Path(folder).rglob("*.png")))
+
+    monkeypatch.setattr(plots, "plot_churn_calibration", broken)
+    run = Run()
+    _log_plots(run, result)
+    assert "gains.png" in run.logged
+    assert "decile_calibration.png" in run.logged
+    assert "churn_calibration.png" not in run.logged
 
 
 def test_small_hours_per_tier_and_rep_are_not_rounded_away(tmp_path):

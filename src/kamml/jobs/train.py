@@ -224,9 +224,13 @@ def _fit(
 
 
 def _log_plots(run: TrainingRun, result: BacktestResult) -> None:
-    """The backtest's PNG plots under ``plots/`` in the run."""
+    """The backtest's PNG plots under ``plots/`` in the run; one that cannot be drawn is left out, warned.
+
+    Without `errors` the first chart that could not be drawn failed the training run after its models
+    were trained (a report audit).
+    """
     from kamml.report.plots import backtest_plots
 
     with tempfile.TemporaryDirectory(prefix="kamml-plots-") as tmp:
-        backtest_plots(result, Path(tmp))
+        backtest_plots(result, Path(tmp), errors={})
         run.log_artifacts(tmp, "plots")

@@ -47,3 +47,8 @@ def test_short_budgets_say_in_one_line_which_budgets_miss_the_floors():
     assert short_budgets([5.0], 10.0) == "budget curve: 5 hours cannot cover the floors (10 hours)"
     five = short_budgets([1000.0, 200.0, 400.0, 600.0, 800.0], 1091.5)
     assert five == "budget curve: 5 budgets (200 to 1,000 hours) cannot cover the floors (1,091.5 hours)"
+
+
+def test_one_hour_is_singular():
+    assert short_budgets([1.0], 1.0) == "budget curve: 1 hour cannot cover the floors (1 hour)"
+    assert short_budgets([0.5], 2.0) == "budget curve: 0.5 hours cannot cover the floors (2 hours)"

@@ -66,8 +66,13 @@ def short_budgets(budgets: Any, floors: float) -> str | None:
     if not short:
         return None
     if len(short) == 1:
-        which = f"{hours_text(short[0], exact=True)} hours"
+        which = _hours(hours_text(short[0], exact=True))
     else:
         span = f"{hours_text(short[0], exact=True)} to {hours_text(short[-1], exact=True)}"
         which = f"{len(short)} budgets ({span} hours)"
-    return f"budget curve: {which} cannot cover the floors ({hours_text(floors, exact=True)} hours)"
+    return f"budget curve: {which} cannot cover the floors ({_hours(hours_text(floors, exact=True))})"
+
+
+def _hours(text: str) -> str:
+    """Hours as text with their unit, singular for one ("1 hour", "0.5 hours")."""
+    return f"{text} hour{'' if text == '1' else 's'}"

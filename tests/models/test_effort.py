@@ -705,6 +705,24 @@ def test_an_unidentified_scale_is_described_as_such():
     assert "imprecise: k is not pinned down by the data" in big.describe()
 
 
+def test_a_fit_outside_the_bending_regime_says_so_in_its_description():
+    """The fit warned when hours barely bend the curve (or saturate it), but the report's line, which
+    outlives the log, read like any precise fit (forty-second session's note)."""
+    base = {"rows": 800, "accounts": 200, "periods": 4, "lr_pvalue": 1e-9, "se_log_scale": 0.1}
+    fitted = EffortResponse(scale=8.5, exponent=0.0, reference_value=1000.0, uplift=0.4, diagnostics=base)
+    assert "rough" not in fitted.describe()
+    linear = dataclasses.replace(fitted, diagnostics={**base, "hours_over_k": 0.08})
+    assert "; rough: hours were 0.08 times k at the median account-period, so only uplift / k is " in (
+        linear.describe()
+    )
+    saturated = dataclasses.replace(fitted, diagnostics={**base, "hours_over_k": 9.0})
+    assert "; rough: hours were 9 times k at the median account-period, so k is only bounded above" in (
+        saturated.describe()
+    )
+    inside = dataclasses.replace(fitted, diagnostics={**base, "hours_over_k": 0.6})
+    assert "rough" not in inside.describe()
+
+
 def test_max_training_accounts_fits_the_response_on_the_models_sample(caplog):
     """The effort fit's time grows with its panel: on a large book it takes the models' account sample."""
     world = synthetic.generate(3_000, seed=5)

@@ -427,6 +427,12 @@ class EffortResponse:
             precision = f"; imprecise: {_uncertainty(float(spread))}"
         elif spread is None and "se_log_scale" in d:
             precision = f"; imprecise: {_uncertainty(float('inf'))}"
+        ratio = d.get("hours_over_k")  # the regime the fit warned about, also in the report's line
+        low, high = HOURS_OVER_K_RANGE
+        if ratio is not None and math.isfinite(float(ratio)) and not low <= float(ratio) <= high:
+            precision += f"; rough: hours were {float(ratio):.2g} times k at the median account-period, " + (
+                "so only uplift / k is measured" if float(ratio) < low else "so k is only bounded above"
+            )
         accounts = int(d.get("accounts", 0))
         of = f"{accounts:,} accounts"
         if int(d.get("accounts_in_panel", accounts)) > accounts:

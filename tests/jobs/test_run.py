@@ -226,22 +226,34 @@ def test_inputs_replaced_while_the_job_runs_stop_it_before_it_registers(
     assert not (cfg.output.dir / "manifest.json").exists()
 
 
-def test_floors_that_cannot_fit_fail_before_any_training(tracked_config, world_path, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("active_p_purchase", "says"),
+    [
+        (0.0, r"the floors need .* allocation\.floor_hours \(0\.5\)"),
+        # the default purchase rule: the churn model may take accounts out, but not those BG/NBD gives an
+        # even chance of a purchase (the forty-second session's rule trained every such plan first)
+        (0.1, r"the floors need .*Counted before training with only the accounts BG/NBD gives at least a 50"),
+    ],
+)
+def test_floors_that_cannot_fit_fail_before_any_training(
+    tracked_config, world_path, tmp_path, monkeypatch, active_p_purchase, says
+):
     """Which accounts get a floor needs P(alive): this failed at the allocate stage, after registering,
     then after the backtest and the training (473 s on 50,000 accounts). Exact before training when
-    P(alive) alone decides (active_p_purchase 0)."""
+    P(alive) alone decides (active_p_purchase 0); with the purchase rule, when even the surely active
+    accounts' floors do not fit."""
     name = f"kamml-floors-{tmp_path.name}"
     cfg = tracked_config(experiment=name, model_name=name)
     cfg.output.dir = tmp_path / "out"
     cfg.allocation.hours = 5.0
     cfg.allocation.floor_hours = 0.5
-    cfg.allocation.active_p_purchase = 0.0
+    cfg.allocation.active_p_purchase = active_p_purchase
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking the floors")
 
     monkeypatch.setattr("kamml.jobs.run.train", no_training)  # found in seconds, not after training
-    with pytest.raises(InfeasibleError, match=r"the floors need .* allocation\.floor_hours \(0\.5\)"):
+    with pytest.raises(InfeasibleError, match=says):
         run(cfg, world_path, echo=lambda _: None)
     assert not MlflowClient().search_registered_models(filter_string=f"name = '{name}'")
     experiment = MlflowClient().get_experiment_by_name(name)
@@ -250,11 +262,12 @@ def test_floors_that_cannot_fit_fail_before_any_training(tracked_config, world_p
 
 @pytest.mark.slow
 def test_floors_that_cannot_fit_warn_before_training_and_fail_before_registering(
-    tracked_config, world_path, tmp_path, caplog
+    tracked_config, world_path, tmp_path, caplog, monkeypatch
 ):
     """With the purchase rule on (the default) the churn model, trained later, can take accounts out of
-    the active ones: before training the shortfall is a warning, and the new model's own p_churn and
-    P(alive) refuse the plan before the model is registered."""
+    the active ones: before training a shortfall the surely active accounts do not show is a warning,
+    and the new model's own p_churn and P(alive) refuse the plan before the model is registered."""
+    monkeypatch.setattr("kamml.jobs.run.SURE_PURCHASE", 1.01)  # no account surely active before training
     name = f"kamml-floors-late-{tmp_path.name}"
     cfg = tracked_config(experiment=name, model_name=name)
     cfg.output.dir = tmp_path / "out"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kamml import stopping
@@ -318,6 +319,11 @@ def _floors_fit(config: Config, data: Dataset) -> Callable[[ModelBundle, pd.Data
     return check
 
 
+#: BG/NBD's chance of a purchase in the horizon from which an account counts as surely active before the
+#: churn model exists (`_floors_before_training`): far above ``allocation.active_p_purchase``'s default.
+SURE_PURCHASE = 0.5
+
+
 def _floors_before_training(config: Config, data: Dataset) -> None:
     """The floors checked before any training, on BG/NBD fitted at the scoring cutoff as the anchor fits it.
 
@@ -326,7 +332,10 @@ def _floors_before_training(config: Config, data: Dataset) -> None:
     cutoff and one BG/NBD fit give the same P(alive) in seconds. Data BG/NBD cannot fit are left to the
     training, which names the problem. The churn model, not trained yet, can only take accounts out of
     the active ones (``allocation.active_p_purchase``): with that rule on, floors that do not fit here
-    are a warning, and the check before registering decides.
+    are a warning, and the check before registering decides, unless they do not fit even the accounts
+    BG/NBD gives at least an even chance of a purchase in the horizon (`SURE_PURCHASE`), which the
+    churn model is unlikely to call inactive: those fail here (the forty-second session's rule had
+    every such plan train first).
     """
     if config.allocation.floor_hours <= 0:
         return
@@ -336,12 +345,24 @@ def _floors_before_training(config: Config, data: Dataset) -> None:
         fit = fit_btyd(features)
     except KammlError:
         return
-    p_alive = btyd_columns(*rfm_arrays(features), 1.0, fit)["btyd_p_alive"]  # P(alive) has no horizon
+    unit_days = 7 if config.time.unit == "weeks" else 1
+    btyd = btyd_columns(*rfm_arrays(features), config.time.horizon_days / unit_days, fit)
+    p_alive = btyd["btyd_p_alive"]  # P(alive) has no horizon
     try:
         _check_floors(config, data, features.index, p_alive, 0.0)
     except InfeasibleError as exc:
         if config.allocation.active_p_purchase <= 0:
             raise
+        # as p_churn: 0 for the surely active, 1 (inactive) for the others and for accounts without a history
+        sure = np.where(btyd["btyd_p_zero"] <= 1 - SURE_PURCHASE, 0.0, 1.0)
+        try:
+            _check_floors(config, data, features.index, p_alive, sure)
+        except InfeasibleError as short:
+            raise InfeasibleError(
+                f"{short}. Counted before training with only the accounts BG/NBD gives at least a "
+                f"{SURE_PURCHASE:.0%} chance of a purchase in the horizon as active (the churn model, not "
+                "trained yet, is unlikely to call them inactive)"
+            ) from None
         log.warning(
             "%s. Counted before training by P(alive) alone: the churn model's chance of a purchase "
             "(allocation.active_p_purchase) may take accounts out, checked before the model is registered",

@@ -527,3 +527,24 @@ def test_the_oracle_touches_the_accounts_the_truth_calls_active(world):
     assert (
         honest.loc["top_n", "true_gain"] == flattering.loc["top_n", "true_gain"]
     )  # the rules keep the plan's
+
+
+def test_a_policy_that_leaves_hours_unplaced_is_reported_not_silently_scored(world, caplog):
+    """by_revenue and equal leave the hours their accounts cannot take once every buyer is at the cap:
+    the oracle places them with the other accounts, so the rule's share counted hours it never used,
+    with nothing but the table's hours column to say so."""
+    hours = 0.9 * world.n_accounts
+    with caplog.at_level("WARNING", logger="kamml.evaluation.allocation"):
+        result = evaluate_allocation(world, _equal_plan(world, hours), HORIZON, cap=1.0, window_days=60)
+    by = result.set_index("policy")
+    assert by.loc["by_revenue", "hours"] < 0.9 * by.loc["oracle", "hours"]  # the case: buyers at the cap
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "policy 'by_revenue' placed" in warned
+    assert "left unplaced" in warned
+    assert "policy 'kamml'" not in warned  # it placed every hour
+    assert "policy 'top_n' " not in warned
+
+
+def _equal_plan(world, hours):
+    ids = world.truth["account_id"]
+    return pd.DataFrame({"account_id": ids, "recommended_hours": hours / len(ids)})

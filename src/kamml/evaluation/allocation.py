@@ -223,7 +223,8 @@ def top_n_share_by_revenue(
     each on average (4 h by default, kamml's fixed effort scale; N counts the hours left above the
     floors). Ties at the edge are broken by position (stable); `cap`, `floor`, `owner` and `capacity` as
     in `hours_by_revenue`, which shares the hours among the chosen accounts; what they cannot take (at
-    the cap, or in full reps) goes to the others by revenue, as the other rules place every hour.
+    the cap, or in full reps) goes to the others by revenue (none to accounts without revenue, as in
+    `hours_by_revenue`: hours left then are unplaced, and `compare_allocations` warns of them).
 
     Examples
     --------
@@ -543,6 +544,7 @@ def compare_allocations(
         revenue = float(world.expected_value(horizon_days, h)["total"].sum())
         rows.append((name, used, gain, revenue))
     table = pd.DataFrame(rows, columns=["policy", "hours", "true_gain", "revenue"])
+    _warn_unplaced(table, team)
     oracle_gain = float(table["true_gain"].iloc[-1])
     table["share_of_oracle"] = table["true_gain"] / oracle_gain if oracle_gain > 0 else np.nan
     table["vs_best_rule"] = lift_over(table, rules)
@@ -557,6 +559,29 @@ def compare_allocations(
         ", ".join(f"{p} {s:.1%}" for p, s in zip(table["policy"], table["share_of_oracle"], strict=True)),
     )
     return table[list(COMPARISON_COLUMNS)]
+
+
+def _warn_unplaced(table: pd.DataFrame, team: float) -> None:
+    """Warn of each policy that used fewer hours than the oracle (the table's last row) could place.
+
+    ``by_revenue`` and ``equal`` leave the hours their accounts cannot take once every account with
+    revenue is at the cap (or its rep is full); the oracle gives them to the other accounts within the
+    same limits, so such a rule's share of the oracle counts hours it never placed, which only the
+    table's ``hours`` column showed.
+    """
+    placed = float(table["hours"].iloc[-1])
+    for name, used in zip(table["policy"].iloc[:-1], table["hours"].iloc[:-1], strict=True):
+        if _over(placed, used):
+            logger.warning(
+                "policy %r placed %s of the team's %s hours, the oracle %s within the same limits: its "
+                "share of the oracle counts %s hours it left unplaced (a rule whose accounts with revenue "
+                "are all at the cap or in full reps leaves the rest)",
+                name,
+                f"{used:,.6g}",
+                f"{team:,.6g}",
+                f"{placed:,.6g}",
+                f"{placed - used:,.6g}",
+            )
 
 
 def lift_over(table: pd.DataFrame, rules: Sequence[str]) -> pd.Series:

@@ -707,3 +707,13 @@ def test_yes_no_and_text_are_refused_by_name_and_floor_none_is_no_floor():
     with pytest.raises(ValueError, match="scale must be numbers"):
         optimize([1.0, 2.0], ["x", 1.0], 3.0)
     np.testing.assert_array_equal(optimize([1.0, 2.0], 1.0, 3.0, floor=None), optimize([1.0, 2.0], 1.0, 3.0))
+
+
+def test_one_floored_account_of_a_rep_short_is_singular():
+    from kamml.allocation.optimizer import reps_short
+
+    lines = reps_short(
+        ["ann", "bo"], np.array([1.0, 4.0]), np.array([0.5, 1.0]), np.array([1, 4]), np.array([True, True])
+    )
+    assert "rep 'ann': the floors of its 1 account with a floor need 1 hours" in " ".join(lines)
+    assert "rep 'bo': the floors of its 4 accounts with a floor need 4 hours" in " ".join(lines)

@@ -725,7 +725,8 @@ def reps_short(
     gaps = need - capacity
     ordered = sorted((int(r) for r in np.flatnonzero(short)), key=lambda r: -gaps[r])
     lines = [
-        f"rep {reps[r]!r}: the floors of its {int(floored[r]):,} accounts with a floor need "
+        f"rep {reps[r]!r}: the floors of its {int(floored[r]):,} account{'' if floored[r] == 1 else 's'} "
+        "with a floor need "
         f"{need[r]:,.6g} hours but its capacity is {capacity[r]:,.6g}: {gaps[r]:,.6g} hours short"
         for r in ordered[:_REPS_NAMED]
     ]

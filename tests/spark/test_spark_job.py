@@ -776,6 +776,100 @@ def test_a_write_stopped_midway_leaves_no_hidden_folder(spark, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+_SLOW_WRITER = """
+import sys, time
+from kamml.config import Config
+from kamml.spark import spark_session, write_atomic
+
+spark = spark_session(Config.from_dict({"engine": {"name": "spark", "spark": {"master": "local[1]"}}}))
+
+def slow(batches):
+    for batch in batches:
+        time.sleep(600)
+        yield batch
+
+write_atomic(spark.range(0, 4, 1, numPartitions=1).mapInPandas(slow, "id long"), sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_hidden_folders_of_a_killed_writer_are_removed_by_the_next_write(spark, tmp_path):
+    """A job killed (SIGKILL, an OOM kill) while writing left `.scores.parquet.tmp-…` for good: the next
+    write now removes it, and that of a job still writing, or any other folder, is left alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from kamml.spark import allocate_spark, write_atomic
+
+    target = tmp_path / "scores.parquet"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER, str(target)],
+        start_new_session=True,  # its JVM and Python workers in one group, killed together below
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not [p for p in tmp_path.iterdir() if p.name.startswith(".scores.parquet.tmp-")]:
+            assert writer.poll() is None, "the slow writer stopped"
+            assert time.monotonic() < deadline, "the slow writer did not start"
+            time.sleep(0.5)
+        (live,) = [p.name for p in tmp_path.iterdir()]
+        foreign = [".scores.parquet.tmp-0123456789ab", ".scores.parquet.tmp-mine", ".scores.parquet.keep"]
+        for name in foreign:
+            (tmp_path / name).mkdir()
+        write_atomic(spark.range(3), target)  # while the other job writes: its folder stays
+        assert (tmp_path / live).is_dir()
+    finally:
+        os.killpg(writer.pid, signal.SIGKILL)
+        writer.wait()
+    named = live.split("-")  # .scores.parquet.tmp-<random>-<pid>-<start>-<host>: the writer's JVM
+    jvm = int(named[2]) if len(named) > 2 else None
+    deadline = time.monotonic() + 60
+    while jvm is not None and time.monotonic() < deadline:  # gone once reaped
+        try:
+            os.kill(jvm, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    dead = tmp_path / f".allocation.parquet.staging-{live.split('-', 1)[1]}"
+    dead.mkdir()  # as allocate_spark's prepared rows of the killed job would be named
+    write_atomic(spark.range(5), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*foreign, dead.name, "scores.parquet"])
+    assert len(read_parts(target)) == 5
+    refused = random_scores(50, seed=1).assign(p_churn=2.0)  # refused at once, after the cleanup
+    with pytest.raises(SchemaError, match="p_churn"):
+        allocate_spark(
+            spark.createDataFrame(refused), 20.0, AllocationConfig(), tmp_path / "allocation.parquet"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*foreign, "scores.parquet"])
+
+
+def test_the_old_output_moved_aside_by_a_killed_writer_is_put_back(spark, tmp_path):
+    """Killed between the swap's two renames, a writer left no output and the last one hidden in `.old-…`."""
+    import re
+    import socket
+    import subprocess
+
+    from kamml.spark.session import remove_stale_siblings
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has any more
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:60]
+    old = tmp_path / f".out.parquet.old-0123456789ab-{gone.pid}-0-{host}"
+    old.mkdir()
+    (old / "part-0.parquet").write_bytes(b"old")
+    remove_stale_siblings(spark, str(tmp_path / "out.parquet"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]
+    assert (tmp_path / "out.parquet" / "part-0.parquet").read_bytes() == b"old"
+    old.mkdir()  # the output is there: an old one beside it is only left over
+    remove_stale_siblings(spark, str(tmp_path / "out.parquet"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]
+
+
 def test_a_cleanup_call_that_fails_once_is_retried_and_never_hides_the_error(spark, tmp_path, monkeypatch):
     """An interrupt inside a Py4J call broke that connection: the cleanup's next call failed once with
     'Answer from Java side is empty', which replaced the interrupt and left the hidden folder."""

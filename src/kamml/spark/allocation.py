@@ -97,6 +97,7 @@ from kamml.spark.session import (
     abandon_path,
     check_not_local_input,
     remove_path,
+    remove_stale_siblings,
     spark_session,
     temp_sibling,
     write_atomic,
@@ -216,7 +217,8 @@ def allocate_spark(
     spark = session or spark_session(config if isinstance(config, Config) else None)
     frame = read_scores_spark(spark, scores) if isinstance(scores, str | Path) else scores
     target = str(out_dir)
-    staging = temp_sibling(target, "staging")
+    remove_stale_siblings(spark, target)
+    staging = temp_sibling(target, "staging", spark)
     try:
         plan = _Plan.build(frame, cfg, team_hours, stated)
         prepared = plan.prepare(frame, staging)

@@ -11,6 +11,8 @@ renames it into place through the Hadoop file system of the target path (local, 
 from __future__ import annotations
 
 import logging
+import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -133,12 +135,106 @@ def _fs(session: SparkSession, path: str) -> tuple[Any, Any]:
     return hadoop_path(path).getFileSystem(conf), hadoop_path
 
 
-def temp_sibling(path: str | Path, label: str = "tmp") -> str:
-    """A hidden, unique folder name next to `path` (same file system, so a rename moves it in place)."""
+#: The hidden folders kamml's writers make beside a target ``<name>``: parts being written (``tmp``), the
+#: prepared rows of an allocation (``staging``) and the old folder during the swap (``old``). Their names
+#: end in the writer: the pid and start time (ms) of the driver's JVM and its host, so that the next
+#: write can tell a folder left by a killed job (its JVM gone) from one a live job is writing.
+_LABELS = ("tmp", "staging", "old")
+_WRITER_NAME = (
+    r"(?P<label>tmp|staging|old)-[0-9a-f]{12}-(?P<pid>[0-9]+)-(?P<start>[0-9]+)-(?P<host>[A-Za-z0-9-]+)"
+)
+
+
+def _writer(session: SparkSession) -> str:
+    """``<pid>-<start ms>-<host>`` of this driver's JVM (start 0 where the platform does not say)."""
+    jvm = session.sparkContext._jvm
+    assert jvm is not None
+    current = jvm.java.lang.ProcessHandle.current()
+    start = current.info().startInstant()
+    millis = int(start.get().toEpochMilli()) if start.isPresent() else 0
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:60] or "host"
+    return f"{int(current.pid())}-{millis}-{host}"
+
+
+def temp_sibling(path: str | Path, label: str = "tmp", session: SparkSession | None = None) -> str:
+    """A hidden, unique folder name next to `path` (same file system, so a rename moves it in place).
+
+    With `session`, the name ends in the writer (`_writer`), so that `remove_stale_siblings` of a later
+    write can remove it if this job is killed before it does.
+    """
     text = str(path).rstrip("/")
     head, _, name = text.rpartition("/")
     hidden = f".{name}.{label}-{uuid.uuid4().hex[:12]}"
+    if session is not None:
+        hidden = f"{hidden}-{_writer(session)}"
     return f"{head}/{hidden}" if head else hidden
+
+
+def _writer_alive(session: SparkSession, pid: int, start: int, host: str) -> bool | None:
+    """Whether the JVM named in a hidden folder's name still runs; None when it ran on another host."""
+    if host != _writer(session).split("-", 2)[2]:
+        return None
+    jvm = session.sparkContext._jvm
+    assert jvm is not None
+    found = jvm.java.lang.ProcessHandle.of(pid)
+    if not found.isPresent() or not found.get().isAlive():
+        return False
+    began = found.get().info().startInstant()
+    if start and began.isPresent():  # the pid reused by another process (a container's JVM has the same)
+        return abs(int(began.get().toEpochMilli()) - start) < 2000
+    return True
+
+
+def remove_stale_siblings(session: SparkSession, path: str | Path) -> None:
+    """Remove the hidden folders a killed kamml writer left beside `path` (`temp_sibling`'s names).
+
+    Only folders whose name says which JVM made them, on this host, and whose JVM is gone: a live
+    writer's folder, one written from another host (its JVM cannot be asked), one of an older kamml
+    (no writer in its name) and any other name are left alone, those with a log line. A killed job's
+    ``old`` folder, the previous output moved aside for the swap, is put back when `path` is missing
+    (it died between the two renames) and removed otherwise.
+    """
+    target = str(path).rstrip("/")
+    fs, hpath = _fs(session, target)
+    dst = hpath(target)
+    parent = dst.getParent()
+    if parent is None or not fs.exists(parent):
+        return
+    prefix = re.escape(f".{dst.getName()}.")
+    ours = re.compile(f"^{prefix}{_WRITER_NAME}$")
+    unknown = re.compile(f"^{prefix}({'|'.join(_LABELS)})-[0-9a-f]{{12}}$")
+    olds = []
+    for status in fs.listStatus(parent):
+        folder = status.getPath()
+        name = folder.getName()
+        match = ours.match(name)
+        if match is None:
+            if unknown.match(name):
+                log.warning(
+                    "left %s alone: it names no writer; remove it if no job writes %s", folder, target
+                )
+            continue
+        alive = _writer_alive(session, int(match["pid"]), int(match["start"]), match["host"])
+        if alive is None:
+            log.warning(
+                "left %s alone: its job ran on %s; remove it if no job writes %s",
+                folder,
+                match["host"],
+                target,
+            )
+        elif alive:
+            log.info("left %s alone: its job is still running", folder)
+        elif match["label"] == "old":
+            olds.append((status.getModificationTime(), folder))
+        else:
+            fs.delete(folder, True)
+            log.info("removed %s, left by a job that did not finish", folder)
+    for _, folder in sorted(olds, key=lambda item: item[0], reverse=True):  # newest first
+        if not fs.exists(dst) and fs.rename(folder, dst):
+            log.warning("put back %s from %s, moved aside by a job that did not finish", target, folder)
+        else:
+            fs.delete(folder, True)
+            log.info("removed %s, left by a job that did not finish", folder)
 
 
 def replace_path(session: SparkSession, source: str, target: str) -> None:
@@ -151,7 +247,7 @@ def replace_path(session: SparkSession, source: str, target: str) -> None:
     dst = hpath(target)
     old = None
     if fs.exists(dst):
-        old = hpath(temp_sibling(target, "old"))
+        old = hpath(temp_sibling(target, "old", session))
         if not fs.rename(dst, old):
             raise OSError(f"cannot move the old {target} aside")
     parent = dst.getParent()
@@ -237,7 +333,8 @@ def write_atomic(frame: DataFrame, path: str | Path, *, extra: dict[str, str] | 
     """
     session = frame.sparkSession
     target = str(path)
-    tmp = temp_sibling(target)
+    remove_stale_siblings(session, target)
+    tmp = temp_sibling(target, session=session)
     try:
         frame.write.mode("error").parquet(tmp)
         for name, text in (extra or {}).items():

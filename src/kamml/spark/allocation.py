@@ -101,6 +101,7 @@ from kamml.spark.session import (
     spark_session,
     temp_sibling,
     write_atomic,
+    write_parts,
 )
 
 if TYPE_CHECKING:
@@ -524,7 +525,7 @@ class _Plan:
             *(["given_effort_scale"] if self.given_effort else []),
         )
         rows = f"{staging}/rows"  # Spark warns when asked to read a hidden folder itself, not inside one
-        source.mapInPandas(run, schema).write.parquet(rows)
+        write_parts(source.mapInPandas(run, schema), rows)
         return frame.sparkSession.read.parquet(rows)
 
     def _prepare_batch(self, batch: pd.DataFrame) -> pd.DataFrame:

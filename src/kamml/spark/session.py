@@ -10,9 +10,11 @@ renames it into place through the Hadoop file system of the target path (local, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -325,6 +327,56 @@ def check_not_local_input(out: str | Path, inputs: dict[str, Any]) -> None:
         check_not_input(out, {name: path for name, path in inputs.items() if local(path)})
 
 
+def write_parts(frame: DataFrame, path: str, wait_s: float = 30.0) -> None:
+    """``frame.write.mode("error").parquet(path)``, run by a helper thread that a stop of this one waits for.
+
+    A stop (Ctrl-C, a SIGTERM raised as an exception) reaches Python while the JVM runs the write call,
+    which goes on without it: the caller's cleanup removed the folder and the JVM created it again a
+    moment later (it had not yet started the job that `abandon_path` cancels). Here the call runs in
+    its own thread under a job group of its own; on a stop, that group's jobs are cancelled until the
+    call has ended (at most `wait_s` seconds), and only then is the stop raised to the caller.
+    """
+    from pyspark import InheritableThread
+
+    context = frame.sparkSession.sparkContext
+    group = f"kamml-write-{uuid.uuid4().hex[:12]}"
+
+    def write() -> None:
+        context.setJobGroup(group, f"kamml writes {path}", interruptOnCancel=True)
+        frame.write.mode("error").parquet(path)
+
+    class Writer(InheritableThread):
+        running = threading.Event()
+        done = threading.Event()
+        error: BaseException | None = None
+
+        def run(self) -> None:
+            self.running.set()
+            try:
+                super().run()  # the local properties of the caller's JVM thread, then `write`
+            except BaseException as exc:  # raised again in the caller's thread
+                self.error = exc
+            finally:
+                self.done.set()
+
+    thread = Writer(write, name=group, daemon=True)
+    try:
+        thread.start()
+        while not thread.done.wait(0.1):
+            pass
+    except BaseException:
+        now = time.monotonic()
+        while not thread.done.is_set() and time.monotonic() < now + wait_s:
+            if not thread.running.is_set() and time.monotonic() > now + 1.0:
+                break  # stopped before the thread began
+            with contextlib.suppress(Exception):  # a Py4J connection broken by the stop: tried again
+                context.cancelJobGroup(group)
+            thread.done.wait(0.2)
+        raise
+    if thread.error is not None:
+        raise thread.error
+
+
 def write_atomic(frame: DataFrame, path: str | Path, *, extra: dict[str, str] | None = None) -> str:
     """Write `frame` as a folder of Parquet parts at `path`, atomically (temporary folder, then rename).
 
@@ -336,7 +388,7 @@ def write_atomic(frame: DataFrame, path: str | Path, *, extra: dict[str, str] | 
     remove_stale_siblings(session, target)
     tmp = temp_sibling(target, session=session)
     try:
-        frame.write.mode("error").parquet(tmp)
+        write_parts(frame, tmp)
         for name, text in (extra or {}).items():
             write_text(session, f"{tmp}/{name}", text)
         replace_path(session, tmp, target)

@@ -870,6 +870,23 @@ def test_the_old_output_moved_aside_by_a_killed_writer_is_put_back(spark, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]
 
 
+def test_a_write_goes_on_when_the_leftovers_cannot_be_looked_for(spark, tmp_path, monkeypatch, caplog):
+    """The look for a killed job's folders is best effort: a file system that cannot list must not stop it."""
+    from kamml.spark import session as spark_session_module
+    from kamml.spark import write_atomic
+
+    def broken(*args):
+        raise RuntimeError("Permission denied: cannot list")
+
+    monkeypatch.setattr(spark_session_module, "_remove_stale_siblings", broken)
+    monkeypatch.setattr(spark_session_module, "_writer", broken)
+    with caplog.at_level(logging.WARNING, logger="kamml.spark.session"):
+        write_atomic(spark.range(2), tmp_path / "out.parquet")
+    assert len(read_parts(tmp_path / "out.parquet")) == 2
+    assert "could not look for hidden folders left beside" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]
+
+
 def test_a_cleanup_call_that_fails_once_is_retried_and_never_hides_the_error(spark, tmp_path, monkeypatch):
     """An interrupt inside a Py4J call broke that connection: the cleanup's next call failed once with
     'Answer from Java side is empty', which replaced the interrupt and left the hidden folder."""

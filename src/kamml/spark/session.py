@@ -168,7 +168,10 @@ def temp_sibling(path: str | Path, label: str = "tmp", session: SparkSession | N
     head, _, name = text.rpartition("/")
     hidden = f".{name}.{label}-{uuid.uuid4().hex[:12]}"
     if session is not None:
-        hidden = f"{hidden}-{_writer(session)}"
+        try:
+            hidden = f"{hidden}-{_writer(session)}"
+        except Exception as exc:  # a JVM or gateway that will not say: a name without the writer
+            log.debug("cannot name the writer of %s: %s", hidden, exc)
     return f"{head}/{hidden}" if head else hidden
 
 
@@ -194,8 +197,19 @@ def remove_stale_siblings(session: SparkSession, path: str | Path) -> None:
     writer's folder, one written from another host (its JVM cannot be asked), one of an older kamml
     (no writer in its name) and any other name are left alone, those with a log line. A killed job's
     ``old`` folder, the previous output moved aside for the swap, is put back when `path` is missing
-    (it died between the two renames) and removed otherwise.
+    (it died between the two renames) and removed otherwise. Best effort: a file system that cannot
+    list the folder (or any other failure) is logged and the write goes on.
     """
+    try:
+        _remove_stale_siblings(session, path)
+    except Exception as exc:  # Py4J's or the file system's errors: the write itself may still work
+        log.warning(
+            "could not look for hidden folders left beside %s by jobs that did not finish: %s", path, exc
+        )
+
+
+def _remove_stale_siblings(session: SparkSession, path: str | Path) -> None:
+    """`remove_stale_siblings` without its guard."""
     target = str(path).rstrip("/")
     fs, hpath = _fs(session, target)
     dst = hpath(target)

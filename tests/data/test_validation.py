@@ -247,6 +247,29 @@ def test_unsigned_ids_beyond_int64_are_named(backend, tmp_path):
     assert problem.n_rows == 2
 
 
+def test_decimal_ids_are_read_exactly(backend, tmp_path):
+    """Snowflake's and Oracle's NUMBER(38,0) ids arrive as Parquet decimals: two ids beyond 2**53 were
+    rounded through a float to one, merging two accounts without a word."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(ids: list[str], scale: int = 0) -> str:
+        path = tmp_path / f"tx_{len(list(tmp_path.iterdir()))}.parquet"
+        values = pa.array([decimal.Decimal(i) for i in ids], pa.decimal128(38, scale))
+        n = len(ids)
+        pq.write_table(pa.table({"account_id": values, "ts": ["2024-01-01"] * n, "amount": [1.0] * n}), path)
+        return str(path)
+
+    big = ["12345678901234567", "12345678901234568", "9223372036854775807"]
+    got = load_data({"transactions": write(big)}, backend=backend).to_pandas("transactions")
+    assert got["account_id"].tolist() == [int(i) for i in big]
+    problems = _problems({"transactions": write(["1.50", "2.00", "1e20"], scale=2)}, backend=backend)
+    rules = {p.rule.split(" (")[0]: list(p.examples) for p in problems["transactions", "account_id"]}
+    assert rules == {"not a whole number": ["1.50"], "id outside int64": ["100000000000000000000.00"]}
+
+
 def test_ids_become_text_everywhere_when_any_key_is_text(backend, tx):
     accounts = pd.DataFrame({"account_id": ["1", "2", "A-3"], "segment": ["x", "y", "z"]})
     refs = pd.DataFrame({"referrer_id": [1], "referred_id": [2], "ts": ["2024-02-01"]})

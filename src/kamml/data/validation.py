@@ -368,7 +368,19 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         def builder(ctx: Context) -> Deferred:
             return c.cast("int64") if _as_int(ctx, cspec) else c.cast("int64").cast("string")
 
-    elif dtype.is_floating() or dtype.is_decimal():
+    elif dtype.is_decimal():
+        # exactly, not through a float: decimal(38,0) ids (Snowflake's and Oracle's NUMBER) above 2**53
+        # were rounded to a float's 53 bits, and two accounts became one
+        i = plan.derive(0, "id", c.try_cast("int64"))  # null beyond int64
+        null = c.isnull()
+        plan.add(column, f"not a whole number (ids must be whole numbers or text){tag}", ~null & (i != c), c)
+        plan.add(column, f"id outside int64 (|id| above 2**63 - 1){tag}", ~null & i.isnull(), c)
+        key = i
+
+        def builder(ctx: Context) -> Deferred:
+            return i if _as_int(ctx, cspec) else i.cast("string")
+
+    elif dtype.is_floating():
         f = plan.derive(0, "id", c.cast("float64"))
         null = f.isnull() | _nan(plan, f)
         plan.add(

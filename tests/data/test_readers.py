@@ -238,6 +238,29 @@ def test_parquet_with_duplicated_field_names_is_a_schema_error(backend, tmp_path
         read_table(tmp_path / "t.parquet", "transactions", backend)
 
 
+def test_parquet_parts_naming_a_column_with_other_spaces_are_a_schema_error(backend, tmp_path):
+    """One part's "quantity " beside another's "quantity" were two columns, each null in the other's rows:
+    one was read, the other dropped, so a purchase's 5 units became 1 with no word."""
+    folder = tmp_path / "transactions"
+    folder.mkdir()
+    base = {"account_id": [1], "ts": ["2024-01-02"], "amount": [10.0]}
+    pq.write_table(pa.table({**base, "quantity": [5.0]}), folder / "part-0.parquet")
+    pq.write_table(pa.table({**base, "quantity ": [7.0]}), folder / "part-1.parquet")
+    with pytest.raises(SchemaError) as caught:
+        load_data({"transactions": folder}, backend=backend)
+    (problem,) = caught.value.problems
+    assert (problem.table, problem.column) == ("transactions", "quantity")
+    assert problem.rule.startswith("duplicated column name")
+    assert "parts spell it differently" in problem.rule
+    # the same in an Ibis table: one of the two columns was read, the other dropped
+    backend.raw_sql(
+        "CREATE TEMP TABLE spaced AS SELECT 1 AS account_id, DATE '2024-01-02' AS ts, 10.0 AS amount, "
+        '5.0 AS quantity, 7.0 AS "Quantity "'
+    )
+    with pytest.raises(SchemaError, match="duplicated column name"):
+        load_data({"transactions": backend.table("spaced")}, backend=backend)
+
+
 def test_folder_skips_hidden_and_underscore_parts_as_spark_does(backend, tmp_path, tx):
     folder = tmp_path / "transactions"
     (folder / "_temporary" / "0").mkdir(parents=True)

@@ -141,7 +141,10 @@ def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: st
         arrow, problems = frame_to_arrow(source, name)
         return RawTable(name, _register(backend, name, arrow), "DataFrame", problems=problems)
     if isinstance(source, ir.Table):
-        return RawTable(name, _adopt(source, name, backend), "Ibis table")
+        table = _adopt(source, name, backend)
+        dups = _duplicates(table.columns)  # "quantity" and "Quantity ": one was read, the other dropped
+        problems = [_duplicate_problem(name, dups, list(table.columns))] if dups else []
+        return RawTable(name, table, "Ibis table", problems=problems)
     if isinstance(source, (str, Path)):
         return _read_path(str(source), name, backend, delimiter)
     raise DataError(
@@ -376,6 +379,13 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
         raise engine_failure(exc) or DataError(
             f"{name}: cannot read {origin}: {engine_message(exc)}"
         ) from None
+    merged = _duplicates(table.columns)
+    if merged and not dups:
+        # parts whose names differ in surrounding spaces ("quantity" and "quantity ") are matched as two
+        # columns, each null in the other's rows: one was read, the other dropped without a word (a
+        # purchase's 5 units became 1, an account's size went missing)
+        where = f"{origin}: its parts spell it differently"
+        problems.append(_duplicate_problem(name, merged, list(table.columns), where=where))
     return RawTable(name, table, origin, text=False, from_file=True, problems=problems)
 
 

@@ -499,12 +499,14 @@ def test_a_policy_that_breaks_the_oracles_limits_is_refused(world):
 def test_the_oracle_floors_follow_the_plans_purchase_rule_on_the_truth(world):
     """With p_alive alone the oracle touched alive accounts unlikely to order in the horizon, and a plan
     with the purchase rule beat it (103.8 % at a 30-day horizon on the demo's world)."""
-    alive_only = true_floors(world, 0.25, 0.1) > 0
+    alive_only = true_floors(world, 0.25, 0.1, 0.0) > 0
     both = true_floors(world, 0.25, 0.1, 0.1, horizon_days=30) > 0
     p_purchase = world.p_purchase(30)
     assert (both.to_numpy() == (alive_only.to_numpy() & (p_purchase >= 0.1))).all()
     assert 0 < both.sum() < alive_only.sum()
     assert (true_floors(world, 0.25, 0.1, 0.1) > 0).sum() >= both.sum()  # the world's longer horizon
+    default = true_floors(world, 0.25, 0.1)  # the plan's default rule, allocation.active_p_purchase 0.1
+    assert default.equals(true_floors(world, 0.25, 0.1, 0.1))
 
 
 def test_the_oracle_touches_the_accounts_the_truth_calls_active(world):
@@ -512,7 +514,7 @@ def test_the_oracle_touches_the_accounts_the_truth_calls_active(world):
     model's mistakes (a churned account's touch), so the plan's share of it was flattering (an
     allocation audit: 94.7 % against 78.7 % on a 3,000-account world at 0.25 h)."""
     ids = world.truth["account_id"].to_numpy()
-    truth = true_floors(world, 0.25, 0.1)
+    truth = true_floors(world, 0.25, 0.1, 0.0)  # P(alive) alone
     assert truth.index.tolist() == ids.tolist()
     assert set(truth.unique()) <= {0.0, 0.25}
     assert (truth > 0).sum() == (world.truth["p_alive"] >= 0.1).sum()

@@ -47,6 +47,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from kamml.allocation.optimizer import _rep_codes, optimize
+from kamml.config import AllocationConfig
 from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
 
 if TYPE_CHECKING:
@@ -691,7 +692,7 @@ def true_floors(
     world: World,
     floor_hours: float,
     active_p_alive: float,
-    active_p_purchase: float = 0.0,
+    active_p_purchase: float | None = None,
     horizon_days: int | None = None,
 ) -> pd.Series:
     """The minimum touch by the truth, by account_id: the oracle's floors for a plan with a touch.
@@ -699,7 +700,8 @@ def true_floors(
     `floor_hours` for each account active by the plan's rule on the truth, 0 for the others: true
     p_alive at least `active_p_alive` and the true chance of an order in the horizon
     (`World.p_purchase`, the counterpart of 1 - p_churn; the world's horizon by default) at least
-    `active_p_purchase`, as `kamml.allocation.allocate.active_accounts` reads the scores.
+    `active_p_purchase` (``allocation.active_p_purchase``'s default when None; 0 for p_alive alone), as
+    `kamml.allocation.allocate.active_accounts` reads the scores.
 
     `kamml.allocation.floor_hours` gives a plan's floors by the model's scores; the world's
     ``truth.p_alive`` is the probability given the history and the true rates, the best any model can
@@ -710,6 +712,8 @@ def true_floors(
     """
     truth = world.truth
     active = truth["p_alive"].to_numpy(dtype=float) >= float(active_p_alive)
+    if active_p_purchase is None:
+        active_p_purchase = AllocationConfig().active_p_purchase
     if active_p_purchase > 0:
         horizon = world.horizon_days if horizon_days is None else horizon_days
         active &= world.p_purchase(horizon) >= float(active_p_purchase)

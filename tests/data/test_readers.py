@@ -350,3 +350,16 @@ def test_a_binary_file_named_csv_says_what_it_is(tmp_path, write, says):
     write(path)
     with pytest.raises(DataError, match=says):
         load_data(tmp_path)
+
+
+def test_a_table_in_a_format_kamml_does_not_read_is_named(tmp_path, caplog):
+    """accounts.xlsx (or .csv.zip) beside the transactions was taken as no accounts table, without a word."""
+    (tmp_path / "accounts.xlsx").write_bytes(b"PK")
+    (tmp_path / "accounts_old.csv").write_text("account_id\n1\n")  # another table's name: not this one
+    with caplog.at_level("WARNING", logger="kamml.data.readers"):
+        assert find_table_source(tmp_path, "accounts") is None
+        assert find_table_source(tmp_path, "accounts") is None  # said once
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1
+    assert said[0].startswith("accounts: accounts.xlsx in ")
+    assert "is not a format kamml reads (.parquet, .pq, .csv, .csv.gz, .tsv, or a folder of parts)" in said[0]

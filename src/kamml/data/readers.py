@@ -157,6 +157,10 @@ def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: st
 TABLE_SUFFIXES = (*PARQUET_SUFFIXES, ".csv", ".csv.gz", ".tsv")
 
 
+#: The unread table files already warned about (`find_table_source`).
+_SAID_UNREAD: set[tuple[str, str, tuple[str, ...]]] = set()
+
+
 def find_table_source(folder: Path, name: str) -> Path | None:
     """The file or folder holding table `name` inside a data folder, or None when there is none.
 
@@ -183,6 +187,20 @@ def find_table_source(folder: Path, name: str) -> Path | None:
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise DataError(f"{name}: more than one source in {folder} ({names}); keep one")
+    if not found:
+        # accounts.xlsx or accounts.csv.zip: the table was taken as not given, without a word (a data audit)
+        unread = [p.name for p in entries if p.name.lower().startswith(f"{name.lower()}.") and p.is_file()]
+        said = (str(folder), name, tuple(unread))
+        if unread and said not in _SAID_UNREAD:  # once: a job resolves its sources several times
+            _SAID_UNREAD.add(said)
+            log.warning(
+                "%s: %s in %s is not a format kamml reads (%s, or a folder of parts): the table is taken "
+                "as not given",
+                name,
+                ", ".join(unread),
+                folder,
+                ", ".join(TABLE_SUFFIXES),
+            )
     return found[0] if found else None
 
 

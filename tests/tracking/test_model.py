@@ -106,6 +106,19 @@ def test_the_model_installs_kamml_from_its_own_folder(model_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_model_folder_given_as_a_path_loads_like_its_text(model_dir):
+    """`resolve_model(Path(folder))` and `load_model(Path(folder))` were TypeErrors (a tracking audit)."""
+    from pathlib import Path
+
+    from kamml.tracking import resolve_model
+
+    folder = Path(model_dir)
+    assert resolve_model(folder).resolved == load_model(str(folder)).resolved == str(folder.resolve())
+    bundle = folder / "artifacts" / "bundle"
+    assert load_model(bundle).resolved == str(bundle.resolve())
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["alias", "latest", "version", "runs", "local", "bundle_folder"])
 def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, monkeypatch):
     from pathlib import Path

@@ -285,7 +285,7 @@ class LoadedModel:
         return score_frame(self.bundle, rows, top_drivers=top_drivers)
 
 
-def load_model(uri: str, tracking: TrackingConfig | None = None) -> LoadedModel:
+def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = None) -> LoadedModel:
     """Load a kamml model from a URI or a folder, with pickle never needed.
 
     Accepts ``models:/name@alias``, ``models:/name/3``, ``runs:/id/model``, ``models:/m-<id>``, an MLflow
@@ -293,7 +293,9 @@ def load_model(uri: str, tracking: TrackingConfig | None = None) -> LoadedModel:
     A ``models:/`` or ``runs:/`` URI is looked up in the store of `tracking` (a config's ``tracking``
     section, as ``load_model(result.model_uri, config.tracking)`` after `kamml.jobs.train.train`) when
     given, else in MLflow's current store: kamml's calls leave MLflow's tracking URI as they found it.
+    A folder may be given as a `pathlib.Path`.
     """
+    uri = os.fspath(uri)  # a Path was a TypeError ("argument of type 'PosixPath' is not iterable")
     local = Path(uri)
     if "://" not in uri and not uri.startswith(("models:", "runs:")):
         if (local / "bundle.json").is_file() or local.name == "bundle.json":
@@ -340,9 +342,9 @@ def load_model(uri: str, tracking: TrackingConfig | None = None) -> LoadedModel:
 
 
 def resolve_model(
-    model: str | LoadedModel | ModelBundle, tracking: TrackingConfig | None = None
+    model: str | os.PathLike[str] | LoadedModel | ModelBundle, tracking: TrackingConfig | None = None
 ) -> LoadedModel:
-    """A model as scoring takes it: a URI, a `LoadedModel`, or a `ModelBundle` in memory.
+    """A model as scoring takes it: a URI or folder (text or Path), a `LoadedModel`, or a `ModelBundle`.
 
     A ``models:/`` or ``runs:/`` URI is looked up in the `tracking` store when one is given (the config's
     ``tracking.uri``, unless ``MLFLOW_TRACKING_URI`` is set), so a fresh Python session finds the model
@@ -355,8 +357,12 @@ def resolve_model(
         return model
     if isinstance(model, ModelBundle):
         return LoadedModel("in-memory ModelBundle", model)
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
     if not isinstance(model, str):
-        raise TypeError(f"model must be a URI, a LoadedModel or a ModelBundle, got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a URI, a folder, a LoadedModel or a ModelBundle, got {type(model).__name__}"
+        )
     return load_model(model, tracking)  # MLflow's URIs are the caller's again after
 
 

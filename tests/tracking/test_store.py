@@ -443,3 +443,22 @@ def test_a_store_another_job_is_creating_is_checked_only_once_it_is_done(tmp_pat
     job.join(timeout=120)
     assert len(outcome) == 1
     assert isinstance(outcome[0], str), outcome
+
+
+def test_an_artifact_location_the_existing_experiment_does_not_use_is_warned(tmp_path, caplog):
+    """MLflow keeps an experiment's first artifact location: a changed tracking.artifact_location was
+    ignored without a word, while the run's config.yaml showed it (a tracking audit)."""
+    from kamml.tracking.store import experiment_id
+
+    cfg = TrackingConfig(
+        uri=f"sqlite:///{tmp_path / 'mlruns.db'}", experiment="e", artifact_location=str(tmp_path / "first")
+    )
+    with caplog.at_level("WARNING", logger="kamml.tracking.store"):
+        experiment_id(cfg)
+        experiment_id(cfg)  # the same location: nothing to say
+        assert "keeps its artifacts" not in caplog.text
+        experiment_id(cfg.model_copy(update={"artifact_location": str(tmp_path / "second")}))
+    assert f"tracking.artifact_location is {tmp_path / 'second'}, but the experiment 'e' keeps its " in (
+        caplog.text
+    )
+    assert (tmp_path / "first").as_uri() in caplog.text

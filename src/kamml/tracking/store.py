@@ -537,6 +537,7 @@ def _experiment_id(cfg: TrackingConfig) -> str:
                     f"{found.experiment_id}) or set tracking.experiment to another name"
                 )
             if found is not None:
+                _warn_other_artifact_root(found.artifact_location, cfg)
                 check_artifact_root(found.artifact_location, cfg)
                 return str(found.experiment_id)
             root = _artifact_root(cfg.artifact_location) if cfg.artifact_location else None
@@ -550,6 +551,27 @@ def _experiment_id(cfg: TrackingConfig) -> str:
     log.info("created MLflow experiment '%s' at %s", cfg.experiment, without_password(tracking_uri(cfg)))
     check_artifact_root(experiment.artifact_location, cfg)
     return str(created)
+
+
+def _warn_other_artifact_root(location: str | None, cfg: TrackingConfig) -> None:
+    """Warn when the config names another artifact folder than the existing experiment's.
+
+    MLflow keeps the location an experiment was created with, so tracking.artifact_location changed
+    later (or the relative default read from another folder) was ignored without a word, while the run's
+    logged config.yaml showed it (a tracking audit).
+    """
+    if not location or not cfg.artifact_location:
+        return
+    wanted = _artifact_root(cfg.artifact_location)
+    if wanted.rstrip("/") != location.rstrip("/"):
+        log.warning(
+            "tracking.artifact_location is %s, but the experiment '%s' keeps its artifacts at %s (set when "
+            "it was created; MLflow uses that): name a new experiment (tracking.experiment) to use %s",
+            cfg.artifact_location,
+            cfg.experiment,
+            location,
+            wanted,
+        )
 
 
 def check_artifact_root(location: str | None, config: TrackingConfig) -> None:

@@ -644,3 +644,12 @@ def test_more_threads_than_cores_is_warned_once(caplog: pytest.LogCaptureFixture
         "LightGBM num_threads (models.threads) is 2 but this process may use 1 CPU core: threads beyond "
         "the cores slow training down; set it to 1 or less"
     ]
+
+
+def test_a_value_that_is_not_a_number_is_named_with_its_row() -> None:
+    """A batch's refusal named the column and the text, not which row held it (a tracking audit)."""
+    from kamml.models._lgbm import as_float
+
+    with pytest.raises(ModelInputError, match=r"'recency' must be numeric .* \(row 2: ''\)$"):
+        as_float(pd.Series([1.0, None, "", "x"], dtype=object), "recency")
+    np.testing.assert_array_equal(as_float(pd.Series([1, None], dtype=object), "r"), [1.0, np.nan])

@@ -458,7 +458,26 @@ def as_float(column: Any, name: str = "") -> FloatArray:
     except (TypeError, ValueError) as exc:
         raise ModelInputError(
             f"column {name!r} must be numeric as it was in fit, got {_dtype_of(column)}: {exc}"
+            f"{_first_non_number(column)}"
         ) from None
+
+
+def _first_non_number(column: Any) -> str:
+    """`` (row i: value)`` for the first value of `column` that is not a number; "" when none is found.
+
+    In a batch the error named the column and the value's text, not which row held it (a tracking audit).
+    """
+    values = (
+        column.to_numpy(dtype=object) if isinstance(column, pd.Series) else np.asarray(column, dtype=object)
+    )
+    for i, value in enumerate(values.ravel()):
+        if value is None or value is pd.NA:
+            continue
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return f" (row {i}: {value!r})"
+    return ""
 
 
 def _temporal(column: Any) -> bool:

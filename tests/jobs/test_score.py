@@ -347,7 +347,7 @@ def test_a_fresh_session_finds_the_registered_model_through_the_config(
     in_memory = score(result.bundle, data, result.scoring_cutoff, explain_top=0)
     pd.testing.assert_series_equal(in_memory["clv"], table["clv"])
     assert (in_memory["model_uri"] == "in-memory ModelBundle").all()
-    with pytest.raises(TypeError, match="URI, a LoadedModel or a ModelBundle"):
+    with pytest.raises(TypeError, match="URI, a folder, a LoadedModel or a ModelBundle"):
         score(42, data, result.scoring_cutoff)  # type: ignore[arg-type]
 
 

@@ -309,28 +309,16 @@ def generate(
 ) -> None:
     """Write a synthetic B2B world: its four tables, truth and effort as Parquet, and world.json."""
     from kamml.datasets import synthetic
-    from kamml.io import check_output_dir, hold_lock
-    from kamml.jobs.data import GENERATE_LOCK, GENERATE_LOCK_SECONDS
+    from kamml.io import check_output_dir
+    from kamml.jobs.data import generate_lock
 
     check_output_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"cannot create {out}: {exc.strerror or exc}", DataError.exit_code)
-
-    def timed_out() -> DataError:
-        return DataError(
-            f"another kamml job has been generating the data in {out} for over "
-            f"{GENERATE_LOCK_SECONDS / 60:.0f} minutes (lock {out / GENERATE_LOCK}): retry when it ends"
-        )
-
     # the jobs' lock (`kamml.jobs.data.ensure_generated`): two writers in one folder mixed their tables
-    with hold_lock(
-        out / GENERATE_LOCK,
-        f"waiting for another kamml job generating in {out}",
-        GENERATE_LOCK_SECONDS,
-        timed_out,
-    ):
+    with generate_lock(out):
         _refuse_a_world_there(out, force)
         world = synthetic.generate(accounts, seed, years=years)
         # the transactions are the world's commit mark (written last): a replaced world loses its old

@@ -242,6 +242,11 @@ class TimeConfig(_Section):
         """The models' label window, as the features': train_horizon_days when set, else horizon_days."""
         return self.train_horizon_days or self.horizon_days
 
+    @property
+    def unit_days(self) -> int:
+        """Days in one rfm time unit (`unit`): 7 for weeks, else 1."""
+        return 7 if self.unit == "weeks" else 1
+
 
 def _key_error(message: str) -> PydanticCustomError:
     """A validation error whose message names its key itself, shown as it is (`_describe`)."""

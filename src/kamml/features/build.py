@@ -101,7 +101,7 @@ def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> Fea
         accounts=data.accounts,
         referrals=_cut(first_referrals(data.referrals), cday),
         activities=_cut(data.activities, cday),
-        unit_days=7 if cfg.time.unit == "weeks" else 1,
+        unit_days=cfg.time.unit_days,
         windows=tuple(cfg.features.windows),
         # the label window the models learn on: the calendar feature must mean the same in training
         # (built with that window as horizon) and at scoring (built with the horizon to predict)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,18 +78,29 @@ def ensure_generated(config: Config) -> None:
     except OSError as exc:
         raise DataError(f"cannot create the data folder {folder}: {exc.strerror or exc}") from None
 
+    if not (folder / GENERATE_LOCK).exists():  # never generated here: a user's folder stays untouched
+        _check_free(config, folder)
+    with generate_lock(folder):
+        if not _has_transactions(config, folder):  # written by the job this one waited for
+            _generate(config, folder)
+
+
+@contextmanager
+def generate_lock(folder: Path) -> Iterator[None]:
+    """Hold the data folder's generate lock for the block (one job or `kamml generate` writes at a time).
+
+    Waits for another holder up to `GENERATE_LOCK_SECONDS`, then raises a DataError naming the lock.
+    """
+
     def timed_out() -> DataError:
         return DataError(
             f"another kamml job has been generating the data in {folder} for over "
             f"{GENERATE_LOCK_SECONDS / 60:.0f} minutes (lock {folder / GENERATE_LOCK}): retry when it ends"
         )
 
-    if not (folder / GENERATE_LOCK).exists():  # never generated here: a user's folder stays untouched
-        _check_free(config, folder)
     waiting = f"waiting for another kamml job generating the data in {folder}"
     with hold_lock(folder / GENERATE_LOCK, waiting, GENERATE_LOCK_SECONDS, timed_out):
-        if not _has_transactions(config, folder):  # written by the job this one waited for
-            _generate(config, folder)
+        yield
 
 
 def _check_free(config: Config, folder: Path) -> None:

@@ -345,8 +345,7 @@ def _floors_before_training(config: Config, data: Dataset) -> None:
         fit = fit_btyd(features)
     except KammlError:
         return
-    unit_days = 7 if config.time.unit == "weeks" else 1
-    btyd = btyd_columns(*rfm_arrays(features), config.time.horizon_days / unit_days, fit)
+    btyd = btyd_columns(*rfm_arrays(features), config.time.horizon_days / config.time.unit_days, fit)
     p_alive = btyd["btyd_p_alive"]  # P(alive) has no horizon
     try:
         _check_floors(config, data, features.index, p_alive, 0.0)

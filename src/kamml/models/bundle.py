@@ -848,7 +848,7 @@ class ModelBundle:
         cfg = config or Config()
         horizon = cfg.time.horizon_days
         h = cfg.time.training_horizon_days
-        unit = 7 if cfg.time.unit == "weeks" else 1
+        unit = cfg.time.unit_days
         labelled = train.attrs.get("horizon_days")
         if labelled is not None and int(labelled) != h:
             raise ConfigError(

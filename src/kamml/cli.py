@@ -501,7 +501,9 @@ def allocate(
             from kamml.report.plots import save_figure
 
             save_figure(drawn[0], png)
-    typer.echo(_plan_line(n_accounts, summary, where))
+    from kamml.allocation.summary import plan_line
+
+    typer.echo(f"{plan_line(summary, n_accounts)} -> {where}")
 
 
 def _check_spark_output(out: Path, what: str) -> None:
@@ -521,18 +523,6 @@ def _check_spark_output(out: Path, what: str) -> None:
                 3,
             )
         check_output_dir(out.parent)
-
-
-def _plan_line(accounts: int, plan: dict[str, Any], target: str) -> str:
-    """The one-line summary of an allocation: accounts, hours used, expected gain, value of the last hour."""
-    from kamml.allocation.summary import last_hour
-
-    nan = float("nan")
-    return (
-        f"{accounts:,} accounts, {plan.get('hours_used', nan):,.1f} of {plan.get('hours', nan):,.1f} hours, "
-        f"expected gain {plan.get('total_expected_gain', nan):,.0f}, value of the last hour "
-        f"{last_hour(plan)} -> {target}"
-    )
 
 
 def _with_data(cfg: Any, data: Path | None) -> Any:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from kamml.allocation import allocate
-from kamml.allocation.summary import amount, last_hour, rep_price_span, short_budgets
+from kamml.allocation.summary import amount, last_hour, plan_line, rep_price_span, short_budgets
 from kamml.config import AllocationConfig
 
 
@@ -52,3 +52,13 @@ def test_short_budgets_say_in_one_line_which_budgets_miss_the_floors():
 def test_one_hour_is_singular():
     assert short_budgets([1.0], 1.0) == "budget curve: 1 hour cannot cover the floors (1 hour)"
     assert short_budgets([0.5], 2.0) == "budget curve: 0.5 hours cannot cover the floors (2 hours)"
+
+
+def test_the_plan_line_keeps_quarter_hours_and_says_one_account():
+    """To one decimal a plan's 2.25 of 2.25 hours read "2.2 of 2.2"; one account read "1 accounts"."""
+    plan = {"hours_used": 2.25, "hours": 2.25, "total_expected_gain": 12.5, "team_price": 3.0}
+    assert plan_line(plan, 1) == (
+        "1 account, 2.25 of 2.25 hours, expected gain 12.5, value of the last hour (lambda) 3.00"
+    )
+    big = {"n_accounts": 5000, "hours_used": 1999.6, "hours": 2000.0, "total_expected_gain": 2066750.4}
+    assert plan_line(big).startswith("5,000 accounts, 1,999.6 of 2,000 hours, expected gain 2,066,750,")

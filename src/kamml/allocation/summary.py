@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["amount", "hours_text", "last_hour", "rep_price_span", "short_budgets"]
+__all__ = ["amount", "hours_text", "last_hour", "plan_line", "rep_price_span", "short_budgets"]
 
 
 def amount(value: Any) -> str:
@@ -55,6 +55,21 @@ def last_hour(plan: Mapping[str, Any]) -> str:
     low, high = span
     shown = amount(low) if low == high else f"{amount(low)} to {amount(high)}"
     return f"{shown} per hour of a rep at capacity (the team's total is not the limit)"
+
+
+def plan_line(plan: Mapping[str, Any], accounts: int | None = None) -> str:
+    """A plan in one line: accounts, hours used of the budget, expected gain and the value of the last hour.
+
+    Hours keep up to two decimals: to one decimal, a plan's 2.25 hours read "2.2" (the CLI and `kamml run`
+    each had their own copy of this line).
+    """
+    n = int(plan.get("n_accounts", 0) if accounts is None else accounts)
+    used, budget = (float(plan.get(key, math.nan)) for key in ("hours_used", "hours"))
+    return (
+        f"{n:,} account{'' if n == 1 else 's'}, {hours_text(used, exact=True)} of "
+        f"{_hours(hours_text(budget, exact=True))}, expected gain {amount(plan.get('total_expected_gain'))}, "
+        f"value of the last hour (lambda) {last_hour(plan)}"
+    )
 
 
 def short_budgets(budgets: Any, floors: float) -> str | None:

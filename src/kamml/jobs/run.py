@@ -41,7 +41,7 @@ from kamml.allocation.allocate import (
     owner_counts,
 )
 from kamml.allocation.stake import resolve_weights
-from kamml.allocation.summary import last_hour, rep_price_span
+from kamml.allocation.summary import plan_line, rep_price_span
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
 from kamml.data.dataset import check_not_a_table_name
@@ -244,7 +244,7 @@ def _score_allocate_report(
         allocation = allocate(scores, hours, config, horizon_days=horizon)
         curve = budget_curve(scores, hours, config, horizon_days=horizon)
         plan = {"n_accounts": len(allocation), **allocation.attrs.get("allocation", {})}
-        echo(_plan_line(plan, hours))
+        echo(f"      {plan_line(plan)}")
     with _stage("report", seconds, echo):
         effort = _plan_effort(config, model.bundle.effort)
         staged = _write_outputs(
@@ -419,15 +419,6 @@ def _plan_backtest(config: Config, training: TrainResult) -> dict[str, Any] | No
     return version_backtest(p.name, p.champion_version, config.tracking)
 
 
-def _plan_line(plan: dict[str, Any], hours: float) -> str:
-    """The allocate stage's one-line summary."""
-    return (
-        f"      {int(plan.get('n_accounts', 0)):,} accounts, {plan.get('hours_used', 0.0):,.1f} of "
-        f"{hours:,.1f} hours, expected gain {plan.get('total_expected_gain', 0.0):,.0f}, value of the "
-        f"last hour (lambda) {last_hour(plan)}"
-    )
-
-
 def _log_outputs(
     config: Config,
     training: TrainResult,
@@ -503,7 +494,7 @@ def _run_on_spark(
         plan = dict(result.summary)
         curve = result.curve
         assert curve is not None
-        echo(_plan_line(plan, hours))
+        echo(f"      {plan_line(plan)}")
     with _stage("report", seconds, echo):
         top = top_rows(result.path, 25)
         top.attrs["allocation"] = plan

@@ -1099,6 +1099,14 @@ def test_scores_that_are_lists_or_yes_no_values_are_named_errors():
             allocate(yes_no, 10.0)
 
 
+def test_complex_scores_are_named_errors():
+    """A complex clv was cast to float, its imaginary part dropped with only a NumPy warning."""
+    scores = make_scores(20)
+    for values in (scores["clv"] + 1j, (scores["clv"] + 0j).astype(object)):
+        with pytest.raises(SchemaError, match=r"scores\.clv: not a number \(complex values\)"):
+            allocate(scores.assign(clv=values), 10.0)
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_scores_ids_read_alike_from_parquet_and_csv(tmp_path, suffix):
     """ " 1" and "1.0" are account 1 as in the input tables, from a Parquet file as from a CSV (a Parquet

@@ -1317,6 +1317,10 @@ def _check_number(series: pd.Series, column: str, low: float, high: float, nan_o
         not _plain_values(series) and series.map(lambda v: isinstance(v, bool | np.bool_)).any()
     ):  # pandas takes True for 1: a yes/no column read as 0 and 1 made a plan without a word
         return [_problem(column, "not a number (yes/no values)", series.notna(), series)]
+    if pd.api.types.is_complex_dtype(series) or (
+        not _plain_values(series) and series.map(lambda v: isinstance(v, complex | np.complexfloating)).any()
+    ):  # a cast to float dropped the imaginary part with only a NumPy warning
+        return [_problem(column, "not a number (complex values)", series.notna(), series)]
     problems = []
     number = pd.to_numeric(series, errors="coerce").astype(float)
     text = number.isna() & series.notna()

@@ -44,7 +44,7 @@ CASES: dict[str, tuple[type[KammlError], str, str | None, tuple[str, ...], int |
         None,
     ),
     "duplicated_header": (SchemaError, "transactions", "amount", ("duplicated column name",), None),
-    "mixed_time_zones": (SchemaError, "transactions", "ts", ("mixed time zones", "have none"), 1),
+    "mixed_time_zones": (SchemaError, "transactions", "ts", ("mixed time zones", "has none"), 1),
     "unknown_config_key": (ConfigError, "data", "csv_delimeter", ("unknown key", "csv_delimiter"), None),
     "unknown_mapped_column": (
         SchemaError,

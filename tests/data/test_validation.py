@@ -840,3 +840,23 @@ def test_account_attributes_do_not_depend_on_the_file_format(tmp_path):
     assert pd.isna(built["frames"]["attr_tier"].iloc[1])
     for kind in ("parquet", "csv"):
         pd.testing.assert_frame_equal(built[kind], built["frames"])
+
+
+def test_an_offset_with_seconds_is_an_offset(backend):
+    """ "+01:00:00" was counted as no offset: beside naive text it was not mixed time zones, and beside
+    "+01:00" it was a second time zone."""
+    ts = ["2024-01-05T10:00:00+01:00:00", "2024-01-05T10:00:00+01:00", "2024-01-05 10:00:00+0100"]
+    frame = pd.DataFrame({"account_id": [1, 2, 3], "ts": ts, "amount": 1.0})
+    data = load_data({"transactions": frame}, backend=backend)
+    assert data.to_pandas("transactions")["ts"].tolist() == [pd.Timestamp("2024-01-05 09:00")] * 3
+    assert not [n.rule for n in data.quality.notes if "UTC offset" in n.rule]
+    odd = frame.assign(ts=[ts[0], "2024-01-05T10:00:00+01:00:30", ts[1]])
+    notes = load_data({"transactions": odd}, backend=backend).quality.notes
+    assert [n.rule for n in notes if "UTC offset" in n.rule] == [
+        "2 different UTC offsets (+01:00, +01:00:30): each value converted to UTC by its own offset"
+    ]
+    naive = frame.assign(ts=[ts[0], "2024-01-05T10:00:00", "2024-01-06T10:00:00"])
+    problems = _problems({"transactions": naive}, backend=backend)
+    assert problems["transactions", "ts"][0].rule.startswith(
+        "mixed time zones: 1 value has a UTC offset or a named time zone and 2 have none;"
+    )

@@ -44,8 +44,11 @@ _INT64_MAX = 2**63 - 1
 #: The largest total size of a table's amounts or hours: the features multiply such sums (slopes, BTYD's
 #: value), and 1e300 leaves them room below the largest float (1.8e308).
 MAX_TOTAL = 1e300
-#: A time of day followed by a UTC offset at the end of a date text (+HH:MM, +HHMM or +HH).
-TZ_TAIL_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*[+-][0-9]{2}(:?[0-9]{2})?$"
+#: A time of day followed by a UTC offset at the end of a date text (+HH:MM:SS, +HH:MM, +HHMM or +HH; the
+#: engine applies an offset's seconds too).
+TZ_TAIL_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*[+-][0-9]{2}(:?[0-9]{2}(:[0-9]{2})?)?$"
+#: An offset with seconds at the end of a date text; groups: the sign and hours, the minutes, the seconds.
+OFFSET_SECONDS_PATTERN = r"([+-][0-9]{2}):([0-9]{2}):([0-9]{2})$"
 #: A time of day followed by a named time zone ("EST", "America/New_York"), which the engine applies too.
 ZONE_NAME_PATTERN = (
     r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s+[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
@@ -536,13 +539,15 @@ def _loose_offset(s: Deferred) -> Deferred:
 def _utc_offset(plan: TablePlan, s: Deferred, hint: str) -> tuple[Deferred, Deferred]:
     """Whether a date text ends in a time zone (Z, +HH:MM, +HHMM, +HH or a zone's name after a time), and it.
 
-    The offset is normalised to +HH:MM so that "+02", "+0200" and "+02:00" count as one time zone; a
-    named zone ("America/New_York") is its name. Only computed for values that have one. A named zone
-    counts as one so that naive text beside it is the mixed-zone error, as beside "-05:00".
+    The offset is normalised to +HH:MM so that "+02", "+0200", "+02:00" and "+02:00:00" count as one time
+    zone (+HH:MM:SS when its seconds are not 0; they were counted as no offset); a named zone
+    ("America/New_York") is its name. Only computed for values that have one. A named zone counts as one
+    so that naive text beside it is the mixed-zone error, as beside "-05:00".
     """
     named = s.re_search(ZONE_NAME_PATTERN)
     has_offset = plan.derive(1, hint, s.endswith("Z") | s.re_search(TZ_TAIL_PATTERN) | named)
     tail6, tail5 = s.right(6), s.right(5)
+    hours, minutes, seconds = (s.re_extract(OFFSET_SECONDS_PATTERN, i) for i in (1, 2, 3))
     normal = plan.derive(
         2,
         hint,
@@ -550,6 +555,10 @@ def _utc_offset(plan: TablePlan, s: Deferred, hint: str) -> tuple[Deferred, Defe
             (~has_offset, ibis.null("string")),
             (s.endswith("Z"), "+00:00"),
             (named, s.re_extract(r"([A-Za-z][A-Za-z0-9_/+-]*)$", 1)),
+            (
+                s.re_search(OFFSET_SECONDS_PATTERN),
+                hours + ":" + minutes + ibis.ifelse(seconds == "00", "", ":" + seconds),
+            ),
             (tail6.re_search("^[+-][0-9]{2}:[0-9]{2}$"), tail6),
             (tail5.re_search("^[+-][0-9]{4}$"), tail5.substr(0, 3) + ":" + tail5.substr(3, 2)),
             else_=s.right(3) + ":00",
@@ -1030,8 +1039,9 @@ def _tz_problems(plan: TablePlan, check: _TzCheck) -> tuple[list[Problem], list[
             + _examples(plan, check.ok & ~check.has_offset, check.text)[:3]
         )
         rule = (
-            f"mixed time zones: {with_offset:,} values have a UTC offset or a named time zone and "
-            f"{without:,} have none; give every value an offset, or convert all to UTC"
+            f"mixed time zones: {with_offset:,} {'value has' if with_offset == 1 else 'values have'} a UTC "
+            f"offset or a named time zone and {without:,} {'has' if without == 1 else 'have'} none; give "
+            "every value an offset, or convert all to UTC"
         )
         return [Problem(plan.name, check.column, rule, min(with_offset, without), examples)], []
     if offsets > 1:

@@ -264,6 +264,18 @@ def test_a_zero_byte_optional_csv_is_an_empty_table_as_a_header_only_one(backend
     assert data.to_pandas("referrals").empty
 
 
+def test_a_gzip_of_nothing_is_an_empty_table_as_a_zero_byte_file(backend, tmp_path, tx):
+    """A gzipped empty export was refused ("empty file") where the same export unzipped was a note."""
+    import gzip
+
+    tx.to_parquet(tmp_path / "transactions.parquet")
+    with gzip.open(tmp_path / "referrals.csv.gz", "wb"):
+        pass
+    data = load_data(tmp_path, backend=backend)
+    assert any(n.table == "referrals" and n.rule.startswith("empty table") for n in data.quality.notes)
+    assert data.to_pandas("referrals").empty
+
+
 def test_a_connection_in_another_time_zone_is_refused(tx):
     """Zoned times follow the session's zone: on New York's, a purchase at 01:00 UTC on a cutoff day
     moved to the evening before, into that cutoff's features."""

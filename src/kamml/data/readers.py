@@ -519,7 +519,7 @@ def _read_csv(
 ) -> RawTable:
     """CSV is read with every column as text; the header is read here to catch duplicates and delimiters."""
     delim = delimiter or ("\t" if all(p.name.lower().endswith(".tsv") for p in files) else ",")
-    written = [p for p in files if p.stat().st_size > 0]
+    written = [p for p in files if _has_bytes(p)]
     if not written:
         return _empty_csv(files[0], origin, name, backend)
     files = written  # a 0-byte part (an empty partition's file) holds no rows and no header
@@ -576,6 +576,23 @@ def _read_csv(
             f"{name}: cannot read {origin} as CSV: {engine_message(exc)}"
         ) from None
     return RawTable(name, table, origin, text=True, from_file=True, problems=problems)
+
+
+def _has_bytes(path: Path) -> bool:
+    """Whether a CSV file holds any bytes, once unzipped: a gzip of nothing is as empty as a 0-byte file.
+
+    A gzipped empty export was refused ("empty file") where the same export unzipped was a table of no
+    rows. An unreadable gzip counts as holding bytes, so that reading it names the problem.
+    """
+    if path.stat().st_size == 0:
+        return False
+    if not path.name.lower().endswith(".gz"):
+        return True
+    try:
+        with gzip.open(path, "rb") as handle:
+            return bool(handle.read(1))
+    except (OSError, EOFError):
+        return True
 
 
 def _empty_csv(path: Path, origin: str, name: str, backend: ibis.BaseBackend) -> RawTable:

@@ -1099,6 +1099,18 @@ def test_scores_that_are_lists_or_yes_no_values_are_named_errors():
             allocate(yes_no, 10.0)
 
 
+def test_object_ids_one_and_one_point_zero_are_one_account():
+    """An object id column of 1 and 1.0 was two accounts (written "1" and "1.0"), and 1.5 an account."""
+    scores = make_scores(4)
+    twice = scores.assign(account_id=pd.Series([1, 1.0, 2, 3], dtype=object))
+    with pytest.raises(SchemaError, match=r"scores\.account_id: duplicated id \(2 rows"):
+        allocate(twice, 2.0)
+    part = scores.assign(account_id=pd.Series([1, 1.5, 2, "x"], dtype=object))
+    with pytest.raises(SchemaError, match=r"scores\.account_id: not a whole number .*\(1 row; e\.g\. 1\.5\)"):
+        allocate(part, 2.0)
+    assert len(allocate(scores.assign(account_id=pd.Series([1, 2.0, "x", 4], dtype=object)), 2.0)) == 4
+
+
 def test_complex_scores_are_named_errors():
     """A complex clv was cast to float, its imaginary part dropped with only a NumPy warning."""
     scores = make_scores(20)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -422,7 +423,15 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
                         "account_id", "not a whole number (an id is a whole number or a text)", part, ids
                     )
                 )
-        # as written (a CSV has no types): 1 and "1" in one object column are one id
+        if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in ("string", "integer"):
+            ids, part = _whole_float_ids(ids)
+            if part.any():
+                problems.append(
+                    _problem(
+                        "account_id", "not a whole number (an id is a whole number or a text)", part, ids
+                    )
+                )
+        # as written (a CSV has no types): 1, 1.0 and "1" in one object column are one id
         written = ids.astype(str) if ids.dtype == object else ids
         dup = written.duplicated(keep=False) & ~null
         if dup.any():
@@ -786,6 +795,21 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
         na_values=na_values,
     )
     return _ids_as_in_the_tables(frame)
+
+
+def _whole_float_ids(ids: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Object ids with whole floats as integers (1.0 is id 1, as in a CSV), and where a float is not whole.
+
+    An object column of 1 and 1.0 was two accounts, written "1" and "1.0"; 1.5 was an account too.
+    """
+
+    def whole(v: Any) -> Any:
+        return int(v) if isinstance(v, float | np.floating) and float(v).is_integer() else v
+
+    part = ids.map(
+        lambda v: isinstance(v, float | np.floating) and math.isfinite(v) and not float(v).is_integer()
+    )
+    return ids.map(whole), part
 
 
 def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1111,6 +1111,15 @@ def test_object_ids_one_and_one_point_zero_are_one_account():
     assert len(allocate(scores.assign(account_id=pd.Series([1, 2.0, "x", 4], dtype=object)), 2.0)) == 4
 
 
+def test_the_log_line_counts_accounts_with_separators(caplog):
+    """The demo's line read "to 5000 accounts (4035 active)" beside "2,000 of 2,000 hours"."""
+    scores = make_scores(1200)
+    with caplog.at_level(logging.INFO, logger="kamml.allocation.allocate"):
+        table = allocate(scores, 300.0)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("allocated")]
+    assert f"to 1,200 accounts ({table.attrs['allocation']['n_active']:,} active)" in line
+
+
 def test_complex_scores_are_named_errors():
     """A complex clv was cast to float, its imaginary part dropped with only a NumPy warning."""
     scores = make_scores(20)

@@ -61,7 +61,14 @@ from kamml.allocation.optimizer import (
     rep_names,
 )
 from kamml.allocation.stake import effort_scale, resolve_weights, stake_parts
-from kamml.allocation.summary import amount, hours_text, last_hour, rep_price_span, short_budgets
+from kamml.allocation.summary import (
+    accounts_text,
+    amount,
+    hours_text,
+    last_hour,
+    rep_price_span,
+    short_budgets,
+)
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
 from kamml.config import MAX_DAYS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
@@ -234,11 +241,11 @@ def _plan(frame: pd.DataFrame, cfg: AllocationConfig, team_hours: float) -> pd.D
     summary["tiers"] = [name for name, _ in check_tiers(cfg.tiers)]  # best first, for the report's order
     price = last_hour(summary)  # the reps' prices where their capacities bind: the team's is then 0
     logger.info(
-        "allocated %s of %s hours to %d accounts (%d active): expected gain %s, value of the last hour %s",
+        "allocated %s of %s hours to %s (%s active): expected gain %s, value of the last hour %s",
         hours_text(summary["hours_used"], exact=True),
         hours_text(team_hours, exact=True),
-        summary["n_accounts"],
-        summary["n_active"],
+        accounts_text(summary["n_accounts"]),
+        f"{summary['n_active']:,}",
         amount(summary["total_expected_gain"]),
         price if rep_price_span(summary) else f"{price} per hour",
     )

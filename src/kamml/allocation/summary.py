@@ -11,7 +11,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["amount", "hours_text", "last_hour", "plan_line", "rep_price_span", "short_budgets"]
+__all__ = [
+    "accounts_text",
+    "amount",
+    "hours_text",
+    "last_hour",
+    "plan_line",
+    "rep_price_span",
+    "short_budgets",
+]
 
 
 def amount(value: Any) -> str:
@@ -25,6 +33,11 @@ def amount(value: Any) -> str:
     if x == 0 or abs(x) >= 100:
         return f"{x:,.0f}"
     return f"{x:,.{max(0, 2 - math.floor(math.log10(abs(x))))}f}"  # three significant digits
+
+
+def accounts_text(n: int) -> str:
+    """A count of accounts in words: "5,000 accounts", "1 account"."""
+    return f"{n:,} account{'' if n == 1 else 's'}"
 
 
 def hours_text(value: float, *, exact: bool = False) -> str:
@@ -66,7 +79,7 @@ def plan_line(plan: Mapping[str, Any], accounts: int | None = None) -> str:
     n = int(plan.get("n_accounts", 0) if accounts is None else accounts)
     used, budget = (float(plan.get(key, math.nan)) for key in ("hours_used", "hours"))
     return (
-        f"{n:,} account{'' if n == 1 else 's'}, {hours_text(used, exact=True)} of "
+        f"{accounts_text(n)}, {hours_text(used, exact=True)} of "
         f"{_hours(hours_text(budget, exact=True))}, expected gain {amount(plan.get('total_expected_gain'))}, "
         f"value of the last hour (lambda) {last_hour(plan)}"
     )

@@ -87,7 +87,7 @@ from kamml.allocation.optimizer import (
     reps_short,
 )
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
-from kamml.allocation.summary import short_budgets
+from kamml.allocation.summary import accounts_text, amount, hours_text, short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
@@ -241,12 +241,12 @@ def allocate_spark(
         raise
     remove_path(spark, staging)
     logger.info(
-        "allocated %.6g of %.6g hours to %d accounts on Spark in %.1f s: expected gain %.6g",
-        summary["hours_used"],
-        team_hours,
-        summary["n_accounts"],
+        "allocated %s of %s hours to %s on Spark in %.1f s: expected gain %s",
+        hours_text(summary["hours_used"], exact=True),
+        hours_text(team_hours, exact=True),
+        accounts_text(summary["n_accounts"]),
         time.perf_counter() - t0,
-        summary["total_expected_gain"],
+        amount(summary["total_expected_gain"]),
     )
     return SparkAllocation(target, summary, curve_table)
 

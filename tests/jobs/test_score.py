@@ -374,3 +374,16 @@ def test_a_missing_stake_is_explained_last():
     priority = explain_priority(scores)
     assert np.argsort(-priority, kind="stable").tolist() == [0, 2, 1]
     assert priority[1] == -np.inf
+
+
+@pytest.mark.slow
+def test_feature_rows_with_their_ids_in_a_column_are_scored_under_those_ids(trained):
+    """As `write_features` writes them: the scores took the ids 0, 1, 2 ... and those accounts' owners."""
+    cfg, data, result = trained
+    bundle, cut = result.bundle, result.scoring_cutoff
+    indexed = score(bundle, data, cut, cfg, features=result.features, explain_top=0)
+    column = score(bundle, data, cut, cfg, features=result.features.reset_index(), explain_top=0)
+    pd.testing.assert_frame_equal(column, indexed)
+    assert column["account_id"].tolist() == result.features.index.tolist()
+    with pytest.raises(SchemaError, match=r"features\.account_id: missing"):
+        score(bundle, data, cut, cfg, features=result.features.reset_index(drop=True))

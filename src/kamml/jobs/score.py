@@ -22,7 +22,7 @@ from kamml.allocation.stake import stake_parts
 from kamml.config import Config
 from kamml.data import Dataset
 from kamml.data.quality import plain_examples
-from kamml.errors import FeatureMismatchError, Problem, SchemaError
+from kamml.errors import FeatureMismatchError, ModelError, Problem, SchemaError
 from kamml.features import build_features
 from kamml.features._context import check_scoring_cutoff
 from kamml.features.catalogue import describe
@@ -31,7 +31,15 @@ from kamml.models.bundle import ModelBundle
 from kamml.progress import track
 from kamml.tracking import LoadedModel, resolve_model
 
-__all__ = ["EXPLAIN_TOP", "SCORE_COLUMNS", "account_owners", "explain_priority", "score", "score_to_file"]
+__all__ = [
+    "EXPLAIN_TOP",
+    "SCORE_COLUMNS",
+    "account_owners",
+    "explain_priority",
+    "indexed_by_account",
+    "score",
+    "score_to_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +264,25 @@ def account_owners(data: Dataset, ids: pd.Index) -> pd.Series | None:
     return owners.set_index("account_id")["owner"].reindex(ids)
 
 
+def indexed_by_account(features: pd.DataFrame) -> pd.DataFrame:
+    """Feature rows given to `score` indexed by account_id: an ``account_id`` column becomes the index.
+
+    The scores take their ids from the index: rows with the ids in a column (as `write_features` writes
+    them) were scored as accounts 0, 1, 2 ... with those accounts' owners. Rows with no ids are refused.
+    """
+    if not isinstance(features, pd.DataFrame):
+        raise ModelError(f"features must be a pandas DataFrame of rows, got {type(features).__name__}")
+    if "account_id" in features.columns:
+        return features.set_index("account_id")
+    if features.index.name != "account_id":
+        rule = (
+            "missing: give the feature rows' ids as their index named account_id (as build_features "
+            "returns them) or as an account_id column"
+        )
+        raise SchemaError([Problem("features", "account_id", rule)])
+    return features
+
+
 def score(
     model: str | LoadedModel | ModelBundle,
     data: Dataset,
@@ -291,7 +318,8 @@ def score(
         this is most of the scoring time.
     features : pandas.DataFrame, optional
         Feature rows already built at `cutoff` with the model's specification (the training job has
-        them); built here when omitted.
+        them), indexed by account_id or with an account_id column (`indexed_by_account`); built here
+        when omitted.
     """
     loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle
@@ -299,6 +327,8 @@ def score(
     t0 = time.perf_counter()
     if features is None:
         features = build_features(data, cut, bundle.scoring_config(config))
+    else:
+        features = indexed_by_account(features)
     needed = bundle.feature_spec()["columns"]
     missing = [c for c in needed if c not in features.columns]
     if missing:

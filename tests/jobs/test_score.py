@@ -387,3 +387,14 @@ def test_feature_rows_with_their_ids_in_a_column_are_scored_under_those_ids(trai
     assert column["account_id"].tolist() == result.features.index.tolist()
     with pytest.raises(SchemaError, match=r"features\.account_id: missing"):
         score(bundle, data, cut, cfg, features=result.features.reset_index(drop=True))
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("explain_top", -1), ("explain_top", 2.5), ("explain_top", True), ("chunk_size", 0), ("chunk_size", -5)],
+)
+def test_counts_that_are_no_whole_number_in_range_are_refused_before_the_model(world_path, option, value):
+    """explain_top=-1 named drivers for every account but one; chunk_size=0 was a ZeroDivisionError."""
+    data = load_data(world_path)
+    with pytest.raises(ConfigError, match=rf"{option} must be a whole number, [01] or more \(got {value}\)"):
+        score("no-such-model", data, data.end.normalize(), **{option: value})

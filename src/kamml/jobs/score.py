@@ -22,7 +22,7 @@ from kamml.allocation.stake import stake_parts
 from kamml.config import Config
 from kamml.data import Dataset
 from kamml.data.quality import plain_examples
-from kamml.errors import FeatureMismatchError, ModelError, Problem, SchemaError
+from kamml.errors import ConfigError, FeatureMismatchError, ModelError, Problem, SchemaError
 from kamml.features import build_features
 from kamml.features._context import check_scoring_cutoff
 from kamml.features.catalogue import describe
@@ -39,6 +39,7 @@ __all__ = [
     "indexed_by_account",
     "score",
     "score_to_file",
+    "whole_count",
 ]
 
 log = logging.getLogger(__name__)
@@ -264,6 +265,17 @@ def account_owners(data: Dataset, ids: pd.Index) -> pd.Series | None:
     return owners.set_index("account_id")["owner"].reindex(ids)
 
 
+def whole_count(value: Any, name: str, minimum: int) -> int:
+    """`value` as an int >= `minimum`, else a ConfigError naming `name` (not True, not 2.5).
+
+    `score`'s ``explain_top=-1`` named drivers for every account but one, and ``chunk_size=0`` failed
+    with a ZeroDivisionError.
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ConfigError(f"{name} must be a whole number, {minimum} or more (got {value!r})")
+    return int(value)
+
+
 def indexed_by_account(features: pd.DataFrame) -> pd.DataFrame:
     """Feature rows given to `score` indexed by account_id: an ``account_id`` column becomes the index.
 
@@ -308,12 +320,13 @@ def score(
     config : Config, optional
         Engine, data and tracking settings; the features and time settings come from the model.
     chunk_size : int, default 200_000
-        Rows per predict call (bounds the memory of explanations).
+        Rows per predict call, 1 or more (bounds the memory of explanations).
     top_drivers : int, default 3
         How many drivers are named per account and model (value, churn, influence).
     explain_top : int or None, default 20_000
-        Name drivers only for this many accounts with the most value at stake (`explain_priority`: the
-        ones a team works); the others get an empty ``drivers``. None explains every account.
+        Name drivers only for this many accounts (0 or more) with the most value at stake
+        (`explain_priority`: the ones a team works); the others get an empty ``drivers``. None explains
+        every account.
         LightGBM's TreeSHAP contributions cost about 50 times a prediction, so on a million accounts
         this is most of the scoring time.
     features : pandas.DataFrame, optional
@@ -321,6 +334,8 @@ def score(
         them), indexed by account_id or with an account_id column (`indexed_by_account`); built here
         when omitted.
     """
+    chunk_size = whole_count(chunk_size, "chunk_size", 1)
+    explain_top = None if explain_top is None else whole_count(explain_top, "explain_top", 0)
     loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle
     cut = check_scoring_cutoff(data, cutoff)

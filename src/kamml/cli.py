@@ -587,6 +587,7 @@ def score(
     ] = False,
 ) -> None:
     """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""
+    from kamml.allocation.summary import accounts_text
     from kamml.config import load_config
     from kamml.data import input_paths
     from kamml.data.dataset import check_not_a_table_name
@@ -614,7 +615,7 @@ def score(
             folder = score_spark(model, dataset, cut, out, cfg, explain_top=top)
         count, clv, churn, uri = scores_totals(folder, cfg)
         typer.echo(
-            f"{count:,} accounts scored at {cut.date()} on Spark with {uri}: total clv {clv:,.0f}, "
+            f"{accounts_text(count)} scored at {cut.date()} on Spark with {uri}: total clv {clv:,.0f}, "
             f"mean p_churn {churn:.3f} -> {folder} (Parquet parts)"
         )
         return
@@ -632,7 +633,7 @@ def score(
     with claim_outputs([out]):
         table = score_to_file(loaded, dataset, cut, out, cfg, explain_top=top)
     typer.echo(
-        f"{len(table):,} accounts scored at {cut.date()} with {table['model_uri'].iat[0]}: "
+        f"{accounts_text(len(table))} scored at {cut.date()} with {table['model_uri'].iat[0]}: "
         f"total clv {table['clv'].sum():,.0f}, mean p_churn {table['p_churn'].mean():.3f} -> {out}"
     )
 

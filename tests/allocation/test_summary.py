@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from kamml.allocation import allocate
-from kamml.allocation.summary import amount, last_hour, plan_line, rep_price_span, short_budgets
+from kamml.allocation.summary import (
+    accounts_text,
+    amount,
+    last_hour,
+    plan_line,
+    rep_price_span,
+    short_budgets,
+)
 from kamml.config import AllocationConfig
 
 
@@ -62,3 +69,8 @@ def test_the_plan_line_keeps_quarter_hours_and_says_one_account():
     )
     big = {"n_accounts": 5000, "hours_used": 1999.6, "hours": 2000.0, "total_expected_gain": 2066750.4}
     assert plan_line(big).startswith("5,000 accounts, 1,999.6 of 2,000 hours, expected gain 2,066,750,")
+
+
+def test_accounts_are_counted_in_words():
+    """The score and allocate lines read "1 accounts" and "5000 accounts" (no separator in a log line)."""
+    assert [accounts_text(n) for n in (0, 1, 5000)] == ["0 accounts", "1 account", "5,000 accounts"]

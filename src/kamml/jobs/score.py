@@ -19,6 +19,7 @@ import pandas as pd
 
 from kamml.allocation.allocate import owner_column
 from kamml.allocation.stake import stake_parts
+from kamml.allocation.summary import accounts_text
 from kamml.config import Config
 from kamml.data import Dataset
 from kamml.data.quality import plain_examples
@@ -356,7 +357,7 @@ def score(
     check_attribute_types(bundle, features)
     warn_lost_features(bundle, features, told)
     log.info(
-        "features for %s accounts at %s in %.1f s", f"{len(features):,}", cut.date(), time.perf_counter() - t0
+        "features for %s at %s in %.1f s", accounts_text(len(features)), cut.date(), time.perf_counter() - t0
     )
     rows = features  # the bundle takes its columns by name: no copy of a million rows
     n_chunks = max(1, -(-len(rows) // chunk_size))
@@ -364,7 +365,7 @@ def score(
     first_top = top_drivers if explain_all else 0
     parts = [
         loaded.predict(rows.iloc[i * chunk_size : (i + 1) * chunk_size], top_drivers=first_top)
-        for i in track(range(n_chunks), n_chunks, f"scoring {len(rows):,} accounts")
+        for i in track(range(n_chunks), n_chunks, f"scoring {accounts_text(len(rows))}")
     ]
     scores = pd.concat(parts, ignore_index=True) if parts else loaded.predict(rows)
     if not explain_all and top_drivers > 0 and explain_top:

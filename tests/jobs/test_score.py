@@ -391,10 +391,27 @@ def test_feature_rows_with_their_ids_in_a_column_are_scored_under_those_ids(trai
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("explain_top", -1), ("explain_top", 2.5), ("explain_top", True), ("chunk_size", 0), ("chunk_size", -5)],
+    [
+        ("explain_top", -1),
+        ("explain_top", 2.5),
+        ("explain_top", True),
+        ("chunk_size", 0),
+        ("chunk_size", -5),
+        ("top_drivers", -1),
+    ],
 )
 def test_counts_that_are_no_whole_number_in_range_are_refused_before_the_model(world_path, option, value):
     """explain_top=-1 named drivers for every account but one; chunk_size=0 was a ZeroDivisionError."""
     data = load_data(world_path)
     with pytest.raises(ConfigError, match=rf"{option} must be a whole number, [01] or more \(got {value}\)"):
         score("no-such-model", data, data.end.normalize(), **{option: value})
+
+
+@pytest.mark.parametrize(("option", "value"), [("explain_top", -1), ("top_drivers", -2)])
+def test_spark_scoring_refuses_negative_counts_as_in_memory(option, value):
+    """On Spark a negative explain_top was taken as 0 without a word (the CLI refuses it already)."""
+    pytest.importorskip("pyspark")
+    from kamml.spark.score import score_frame_spark
+
+    with pytest.raises(ConfigError, match=rf"{option} must be a whole number, 0 or more \(got {value}\)"):
+        score_frame_spark("no-such-model", None, None, **{option: value})

@@ -336,6 +336,7 @@ def score(
         when omitted.
     """
     chunk_size = whole_count(chunk_size, "chunk_size", 1)
+    top_drivers = whole_count(top_drivers, "top_drivers", 0)
     explain_top = None if explain_top is None else whole_count(explain_top, "explain_top", 0)
     loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle

@@ -45,6 +45,7 @@ from kamml.jobs.score import (
     warn_empty_tables,
     warn_lost,
     warn_other_definition,
+    whole_count,
 )
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import (
@@ -219,6 +220,9 @@ def score_frame_spark(
     """
     from pyspark.sql import functions as F  # noqa: N812
 
+    # as in memory: a negative count was taken as 0, and True as 1
+    top_drivers = whole_count(top_drivers, "top_drivers", 0)
+    explain_top = None if explain_top is None else whole_count(explain_top, "explain_top", 0)
     loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle
     # a Dataset knows its end and first purchase: the same cutoff checks as in memory

@@ -302,6 +302,23 @@ def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
     assert not list(tmp_path.rglob("*.pkl"))
 
 
+def test_a_save_over_an_earlier_bundle_leaves_only_its_own_files(fitted, tmp_path):
+    """A bundle without an influence model saved over one with it left the old influence.txt behind."""
+    import dataclasses
+
+    bundle, features = fitted
+    bundle.save(tmp_path)
+    assert (tmp_path / "influence.txt").is_file()
+    alone = dataclasses.replace(bundle, influence=None)
+    alone.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.json", "churn.txt", "clv.txt"]
+    back = ModelBundle.load(tmp_path)
+    assert back.influence is None
+    pd.testing.assert_series_equal(
+        back.predict(features, refit_btyd=False)["clv"], bundle.predict(features, refit_btyd=False)["clv"]
+    )
+
+
 def test_saved_models_are_native_lightgbm_text_files(fitted, tmp_path):
     import json
 

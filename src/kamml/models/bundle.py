@@ -58,6 +58,7 @@ from scipy.special import logsumexp
 from kamml.config import Config
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError, Problem
+from kamml.io import atomic_path
 from kamml.models._lgbm import (
     NO_EVAL_METRIC,
     SMALL_FRAME_ROWS,
@@ -1441,7 +1442,9 @@ class ModelBundle:
         Each LightGBM model goes into its own native text file (``clv.txt``, ``churn.txt``,
         ``influence.txt``, loadable with ``lightgbm.Booster(model_file=...)``); everything else (feature
         specification, BTYD parameters, calibration arrays, horizons) into ``bundle.json``, which names
-        the text files. No pickle.
+        the text files. No pickle. Each file is written whole or not at all (`atomic_path`), bundle.json
+        last; a model file of an earlier bundle that this one lacks (``influence.txt``) is removed, so
+        the folder holds this bundle alone.
         """
         folder = Path(path)
         state = self.to_dict()
@@ -1455,9 +1458,14 @@ class ModelBundle:
         document = json.dumps(state, indent=1)
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in boosters.items():
-            (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+            with atomic_path(folder / f"{name}.txt") as tmp:
+                tmp.write_text(text, encoding="utf-8")
         target = folder / "bundle.json"
-        target.write_text(document, encoding="utf-8")
+        with atomic_path(target) as tmp:
+            tmp.write_text(document, encoding="utf-8")
+        for name in _MODELS:
+            if name not in boosters:
+                (folder / f"{name}.txt").unlink(missing_ok=True)
         return target
 
     @classmethod

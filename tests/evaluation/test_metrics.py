@@ -363,3 +363,15 @@ def test_a_block_of_tied_probabilities_is_a_quantile_bin_of_its_own():
     assert top["n"].tolist() == [3, 3]  # a block at the top is its own last bin
     one = calibration_table([0, 1], [0.3, 0.3], bins=5, strategy="quantile")
     assert one["n"].tolist() == [2]
+
+
+def test_a_tied_blocks_quantile_bin_has_its_probability_for_edges():
+    """numpy's float quantile positions fell a few ulps off the 0.68 block (24.999999999999996 for
+    25): its bin read [0.6799999999999999, 0.6799999999999999] for six accounts at 0.68."""
+    p = [0.25] * 5 + [0.38] * 7 + [0.49] * 6 + [0.65] * 7 + [0.68] * 6
+    table = calibration_table([0] * len(p), p, bins=6, strategy="quantile")
+    top = table.iloc[-1]
+    assert (top["p_low"], top["p_high"], top["n"]) == (0.68, 0.68, 6)
+    for _, row in table.iterrows():  # every bin's accounts lie between its edges
+        inside = [v for v in p if row["p_low"] <= v <= row["p_high"]]
+        assert len(inside) >= row["n"]

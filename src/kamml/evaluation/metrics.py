@@ -384,6 +384,18 @@ def churn_metrics(y_true: ArrayLike, p: ArrayLike) -> dict[str, float]:
     }
 
 
+def _quantiles(p: FloatArray, bins: int) -> FloatArray:
+    """`np.quantile` of `p` at k / bins (linear), its positions k (n - 1) / bins in exact integer arithmetic.
+
+    numpy's float positions land a few ulps off a block of ties (24.999999999999996 for 25), so the
+    block's quantile read 0.6799999999999999 for 0.68: the bin's edges missed its probability.
+    """
+    s = np.sort(p)
+    low, rest = np.divmod(np.arange(bins + 1) * (s.size - 1), bins)
+    high = np.minimum(low + 1, s.size - 1)
+    return np.asarray(s[low] + (s[high] - s[low]) * (rest / bins), dtype=np.float64)
+
+
 def calibration_table(
     y_true: ArrayLike,
     p: ArrayLike,
@@ -415,7 +427,7 @@ def calibration_table(
     elif strategy == "quantile":
         # a probability several quantiles share (a block of ties: isotonic calibration's flat steps)
         # is a bin of its own, [v, the next float): merged away, it joined the next accounts' bin
-        quantiles, repeats = np.unique(np.quantile(b, np.linspace(0.0, 1.0, bins + 1)), return_counts=True)
+        quantiles, repeats = np.unique(_quantiles(b, bins), return_counts=True)
         edges = np.unique(np.r_[quantiles, np.nextafter(quantiles[repeats > 1], np.inf)])
         if edges.size == 1:
             edges = np.r_[edges, edges]

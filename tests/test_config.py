@@ -311,6 +311,7 @@ def test_promote_metric_must_be_a_known_backtest_metric(metric):
         "value.gini",
         "churn.log_loss",
         "churn.btyd.roc_auc",
+        "churn.recency.brier",
         "referral.spearman",
         "value.last_period.gini",
         "referral.past_rate.gini",

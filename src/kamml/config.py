@@ -648,7 +648,7 @@ PROMOTION_METRICS = {
 #: The models the backtest scores per task (``value.btyd.gini``): kamml's and its baselines.
 PROMOTION_MODELS = {
     "value": ("kamml", "btyd", "last_period"),
-    "churn": ("kamml", "btyd"),
+    "churn": ("kamml", "btyd", "recency"),
     "referral": ("kamml", "past_rate"),
 }
 

@@ -21,6 +21,7 @@ from kamml.evaluation.backtest import (
     train_bundle,
 )
 from kamml.evaluation.benchmark import ACQUISITION_END, EARLIEST_SNAPSHOT, honest_train_horizon
+from kamml.evaluation.metrics import churn_metrics
 from kamml.features import build_features
 from kamml.features.build import check_label_window
 
@@ -52,7 +53,7 @@ def test_json_has_the_design_keys(result):
     payload = json.loads(json.dumps(r.to_dict()))
     assert set(payload) == {"protocol", "btyd_params", "value", "churn", "referral"}
     assert set(payload["value"]) == {"kamml", "btyd", "last_period"}
-    assert set(payload["churn"]) == {"kamml", "btyd"}
+    assert set(payload["churn"]) == {"kamml", "btyd", "recency"}
     assert set(payload["referral"]) == {"kamml", "past_rate"}
     assert "referral_note" not in payload  # only when there is no referral section to read
     for key in ("gini", "spearman", "top10_capture", "decile_mape", "aggregate_error", "rmse"):
@@ -85,6 +86,19 @@ def test_the_referral_key_is_null_when_no_referral_brings_value_in_the_test_wind
     assert payload["referral"] is None
     assert f"{cutoff.date()}" in payload["referral_note"]
     assert "no referred account" in payload["referral_note"]
+
+
+def test_churn_is_reported_beside_the_recency_rule_of_design_5(world, result):
+    """DESIGN §5's churn baselines are BG/NBD P(no purchase) and a recency rule; only the first was
+    reported. The rule: an account without a purchase in the horizon before the cutoff churns."""
+    _, r = result
+    cut, horizon = pd.Timestamp(r.protocol["cutoff"]), r.protocol["horizon_days"]
+    tx = world.transactions
+    recent = tx[(tx["ts"] >= cut - pd.Timedelta(days=horizon)) & (tx["ts"] < cut) & (tx["amount"] >= 0)]
+    rule = (~r.predictions.index.isin(recent["account_id"])).astype(float)
+    assert r.churn["recency"] == churn_metrics(r.predictions["churned"].to_numpy(), rule)
+    assert 0.5 < r.churn["recency"]["roc_auc"] < 1.0
+    assert "recency" in r.to_text()
 
 
 def test_no_training_label_reaches_the_test_window(result):

@@ -3,8 +3,8 @@
 The test cutoff c has its whole label window [c, c + H) inside the data. Training uses only snapshots
 whose label windows end at or before c (`kamml.features.training_cutoffs`), so no row the models learn
 from, labels included, is dated at or after c. Every metric is reported beside its baselines:
-BG/NBD x Gamma-Gamma and last-period value for value, BG/NBD P(no purchase) for churn, the past
-referral value for influence.
+BG/NBD x Gamma-Gamma and last-period value for value, BG/NBD P(no purchase) and the recency rule (no
+purchase in the last horizon: churned) for churn, the past referral value for influence.
 """
 
 from __future__ import annotations
@@ -307,6 +307,8 @@ def backtest(
     churn = {
         "kamml": churn_metrics(churned, scores["p_churn"].to_numpy(float)),
         "btyd": churn_metrics(churned, btyd["btyd_p_zero"].to_numpy(float)),
+        # DESIGN §5's recency rule: an account without a purchase in the last horizon churns (1, else 0)
+        "recency": churn_metrics(churned, past["churned"].to_numpy(float)),
     }
     referral: dict[str, dict[str, float]] = {}
     referral_note = None

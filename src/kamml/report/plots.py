@@ -86,6 +86,7 @@ MODEL_LABELS = {
     "btyd": "BG/NBD × Gamma-Gamma",
     "btyd_p_zero": "BG/NBD P(no purchase)",
     "last_period": "last period",
+    "recency": "recency rule",
     "past_rate": "past referral value",
 }
 """How the backtest's model keys read in legends and tables."""

@@ -376,6 +376,27 @@ def test_an_unquoted_real_date_still_reads_as_a_date(tmp_path):
     assert (cfg.time.cutoff, cfg.data.end) == (dt.date(2024, 2, 29), dt.date(2024, 3, 1))
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["2025-07-01T00:00:00+02:00", "2025-07-01T02:00:00+02:00", "2025-06-30T22:00:00-02:00", "2025-07-01"],
+)
+@pytest.mark.parametrize(("section", "key"), [("time", "cutoff"), ("data", "end")])
+def test_a_date_setting_with_an_offset_reads_as_the_cutoff_option_reads_it(tmp_path, value, section, key):
+    """The config read 2025-07-01T00:00:00+02:00 (22:00 UTC the day before) as July 1st, and refused
+    02:00+02:00 (midnight UTC), the other way round from ``--cutoff`` (`as_cutoff`)."""
+    from kamml.features._context import as_cutoff
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{section}: {{{key}: {value}}}\n")  # unquoted: YAML's own timestamp
+    try:
+        expected = as_cutoff(value).date()
+    except ConfigError:
+        with pytest.raises(ConfigError, match=rf"{section}\.{key} must be a date .* 22:00:00 UTC"):
+            load_config(path)
+        return
+    assert getattr(getattr(load_config(path), section), key) == expected
+
+
 def test_an_unknown_feature_group_is_an_unknown_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("features: {groups: {rfm: true, foo: false}}\n")

@@ -197,6 +197,32 @@ class ColumnsConfig(_Section):
     activities: dict[str, str] = Field(default_factory=dict)
 
 
+def _midnight_utc(value: Any, key: str) -> Any:
+    """A date setting's time of day, if any, read in UTC as ``--cutoff`` reads it (`as_cutoff`): midnight.
+
+    pydantic took "2025-07-01T00:00:00+02:00" (22:00 UTC the day before) as July 1st, which
+    ``--cutoff`` refuses, and refused "2025-07-01T02:00:00+02:00" (midnight UTC), which it takes.
+    Anything else is left to pydantic's date parsing.
+    """
+    stamp = value
+    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}[T ]", value.strip()):
+        try:
+            stamp = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value  # pydantic names what it cannot read
+    if not isinstance(stamp, dt.datetime):
+        return value
+    aware = stamp.tzinfo is not None
+    if aware:
+        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+    if stamp.time() != dt.time(0):
+        raise _key_error(
+            f"{key} must be a date (YYYY-MM-DD), got {value!s}, which has the time of day "
+            f"{stamp.time()}{' UTC' if aware else ''}: it is a whole day (midnight, UTC)"
+        )
+    return stamp.date()
+
+
 class DataConfig(_Section):
     """Where the input tables are and how their columns are named."""
 
@@ -210,6 +236,8 @@ class DataConfig(_Section):
     generate: GenerateConfig | None = None
     builtin: Literal["cdnow", "cdnow_sample"] | None = None
     csv_delimiter: str | None = Field(None, min_length=1, max_length=1)
+
+    _whole_day = field_validator("end", mode="before")(lambda value: _midnight_utc(value, "data.end"))
 
     @model_validator(mode="after")
     def _one_source_to_fill(self) -> DataConfig:
@@ -236,6 +264,8 @@ class TimeConfig(_Section):
     snapshots: int = Field(4, ge=1, le=1000)
     step_days: int = Field(90, gt=0, le=MAX_DAYS)
     unit: Literal["days", "weeks"] = "days"
+
+    _whole_day = field_validator("cutoff", mode="before")(lambda value: _midnight_utc(value, "time.cutoff"))
 
     @property
     def training_horizon_days(self) -> int:

@@ -304,8 +304,6 @@ def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
 
 def test_a_save_over_an_earlier_bundle_leaves_only_its_own_files(fitted, tmp_path):
     """A bundle without an influence model saved over one with it left the old influence.txt behind."""
-    import dataclasses
-
     bundle, features = fitted
     bundle.save(tmp_path)
     assert (tmp_path / "influence.txt").is_file()
@@ -317,6 +315,19 @@ def test_a_save_over_an_earlier_bundle_leaves_only_its_own_files(fitted, tmp_pat
     pd.testing.assert_series_equal(
         back.predict(features, refit_btyd=False)["clv"], bundle.predict(features, refit_btyd=False)["clv"]
     )
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_book_too_small_for_gamma_gamma_says_why_the_value_offset_fails(tmp_path):
+    """Under 10 repeat buyers Gamma-Gamma is skipped and btyd_value is missing: the value model's own
+    error ("offset_feature 'btyd_value' has no positive value") did not say why or what to do."""
+    synthetic.generate(n_accounts=10, seed=3).write(tmp_path)
+    data = load_data(tmp_path)
+    train = build_training_frame(data, training_cutoffs(data.end.normalize(), 180, 4, 90), Config())
+    with pytest.raises(ModelError, match=r"at least 10 repeat buyers .* at most 9: .*offset_feature: null"):
+        ModelBundle.fit(train, Config())
+    alone = ModelBundle.fit(train, Config.from_dict({"models": {"clv": {"offset_feature": None}}}))
+    assert alone.clv.offset_feature is None
 
 
 def test_saved_models_are_native_lightgbm_text_files(fitted, tmp_path):

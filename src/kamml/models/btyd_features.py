@@ -19,6 +19,7 @@ from kamml.models.btyd import BetaGeo, GammaGamma
 
 __all__ = [
     "BTYD_COLUMNS",
+    "MIN_REPEAT_BUYERS",
     "BtydFit",
     "add_btyd_features",
     "btyd_columns",
@@ -74,6 +75,10 @@ def _rfm(frame: pd.DataFrame) -> pd.DataFrame:
     return rfm[rfm["T"].notna() & rfm["frequency"].notna()]
 
 
+#: The fewest repeat buyers with a positive order value Gamma-Gamma is fitted on (else skipped).
+MIN_REPEAT_BUYERS = 10
+
+
 def fit_btyd(frame: pd.DataFrame, penalizer: float = 0.0) -> BtydFit:
     """Fit BG/NBD on every account with purchases and Gamma-Gamma on the repeat buyers with value > 0."""
     rfm = _rfm(frame)
@@ -85,7 +90,7 @@ def fit_btyd(frame: pd.DataFrame, penalizer: float = 0.0) -> BtydFit:
     bg = BetaGeo(penalizer=penalizer).fit(rfm[["frequency", "recency", "T"]])
     repeat = rfm[(rfm["frequency"] > 0) & (rfm["monetary"] > 0)]
     gg_params = None
-    if len(repeat) >= 10:
+    if len(repeat) >= MIN_REPEAT_BUYERS:
         gg = GammaGamma(penalizer=penalizer).fit(repeat[["frequency", "monetary"]])
         gg_params = {k: float(v) for k, v in gg.params_.items()}
     else:

@@ -73,6 +73,7 @@ from kamml.models._lgbm import (
     no_metric_message,
 )
 from kamml.models.btyd_features import (
+    MIN_REPEAT_BUYERS,
     BtydFit,
     add_btyd_features,
     btyd_columns,
@@ -484,6 +485,25 @@ def check_labels(train: pd.DataFrame) -> None:
                 "needs both; a longer time.horizon_days, more snapshots (time.snapshots) or more "
                 "accounts give it some"
             )
+
+
+def check_value_offset(train: pd.DataFrame, offset: str | None) -> None:
+    """A ModelError saying why BTYD's value, the value model's offset, is never positive, and what to do.
+
+    Gamma-Gamma is fitted per snapshot on at least `MIN_REPEAT_BUYERS` repeat buyers; on a tiny book it
+    is skipped and ``btyd_value`` is missing everywhere, and the value model's own error ("offset_feature
+    'btyd_value' has no positive value in training") did not say why.
+    """
+    if offset != CLV_OFFSET or (train[CLV_OFFSET].to_numpy(float) > 0).any():
+        return
+    repeat = (train["frequency"] > 0) & (train["monetary"] > 0)
+    most = int(repeat.groupby(train["snapshot"]).sum().max())
+    raise ModelError(
+        f"the value model boosts from BTYD's expected value ({CLV_OFFSET}), which needs Gamma-Gamma, fitted "
+        f"on at least {MIN_REPEAT_BUYERS} repeat buyers with a positive order value in a snapshot; the "
+        f"training snapshots have at most {most}: give more accounts or history, or set "
+        f"models.clv.offset_feature: null to train the value model without the offset"
+    )
 
 
 def _stretch_no_purchase(p_churn: np.ndarray, exponent: float) -> np.ndarray:
@@ -937,6 +957,7 @@ class ModelBundle:
         unordered = [c for c in features if is_categorical(train[c])]
         # both checked before either trains: a churn setting's error does not wait for the value model
         settings = {name: _lgbm_kwargs(cfg, name, features, unordered) for name in ("clv", "churn")}
+        check_value_offset(train, settings["clv"].get("offset_feature"))
         clv = ClvModel(horizon_days=h, **settings["clv"]).fit(X, train["value"], snapshot=snap)
         churn = ChurnModel(horizon_days=h, **settings["churn"]).fit(X, train["churned"], snapshot=snap)
         influence = None

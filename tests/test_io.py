@@ -108,6 +108,10 @@ def test_an_output_that_is_an_input_table_is_refused(tmp_path, monkeypatch):
         check_output_path("data/tx-scores.parquet", globbed)
     assert check_output_path(data / "scores.parquet", inputs) == "parquet"  # beside the inputs: fine
     assert (data / "transactions.parquet").read_bytes() == b"tx"
+    config = tmp_path / "job.yaml"
+    config.write_text("time: {}\n")
+    with pytest.raises(DataError, match=r"it is the config file the job reads"):  # "the config table"
+        check_not_input(config, {"config": config})
 
 
 def test_json_text_writes_null_for_nan_and_infinities():

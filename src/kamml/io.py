@@ -265,12 +265,13 @@ def check_not_input(path: str | Path, inputs: Mapping[str, str | Path]) -> Path:
                 )
             continue
         src = Path(text).expanduser().resolve()
+        what = "the config file" if name == "config" else f"the {name} table"
         if out == src:
-            why = f"it is the {name} table the job reads"
+            why = f"it is {what} the job reads"
         elif src in out.parents:
             why = f"it is inside {src}, the folder the {name} table is read from (every file in it is a part)"
         elif out in src.parents:
-            why = f"it holds {src}, the {name} table the job reads"
+            why = f"it holds {src}, {what} the job reads"
         else:
             continue
         raise DataError(f"cannot write {target}: {why}; write the output elsewhere")

@@ -175,3 +175,33 @@ def test_ids_of_text_mixed_with_numbers_are_written_as_text_in_parquet(tmp_path)
     assert back["recommended_hours"].sum() == np.float64(table["recommended_hours"].sum())
     kept = pd.DataFrame({"drivers": [["a", "b"], None], "n": [1, 2]})  # lists are not numbers: untouched
     assert pd.read_parquet(write_table(kept, tmp_path / "d.parquet"))["drivers"][0].tolist() == ["a", "b"]
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    """A killed `kamml score --out` left its hidden temporary file (a whole scores table) for good."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(done.stdout)
+    host = socket.gethostname().replace(".", "_")[:60]
+    target = tmp_path / "scores.csv"
+    left = tmp_path / f".scores.csv.kamml-{dead}@{host}.x1.tmp"
+    kept = [
+        tmp_path / f".scores.csv.kamml-{os.getpid()}@{host}.x2.tmp",  # a live writer's
+        tmp_path / f".scores.csv.kamml-{dead}@another-host.x3.tmp",  # another machine's
+        tmp_path / ".scores.csv.x4.tmp",  # no writer named
+        tmp_path / f".other.csv.kamml-{dead}@{host}.x5.tmp",  # another output's
+    ]
+    for path in (left, *kept):
+        path.write_text("partial")
+    with atomic_path(target) as tmp:
+        assert f".scores.csv.kamml-{os.getpid()}@{host}." in tmp.name
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+    assert not left.exists()
+    assert all(path.exists() for path in kept)

@@ -10,6 +10,7 @@ import logging
 import math
 import numbers
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,6 +32,7 @@ __all__ = [
     "common_folder",
     "hold_lock",
     "json_text",
+    "process_exists",
     "write_parquet",
     "write_table",
 ]
@@ -143,18 +145,61 @@ def _float_or_null(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _writer_tag() -> str:
+    """The writer in a temporary file's name: ``kamml-<pid>@<host>`` (dots of the host as _)."""
+    return f"kamml-{os.getpid()}@{socket.gethostname().replace('.', '_')[:60]}"
+
+
+def _remove_dead_writers_files(target: Path) -> None:
+    """Remove `atomic_path`'s temporary files for `target` whose writer, on this host, is gone.
+
+    A killed `kamml score --out` left its hidden ``.<name>.<random>.tmp`` (a whole scores table) beside
+    the output for good. Files of a live process, of another host or without a writer in the name are
+    left alone: another job may be writing them.
+    """
+    host = socket.gethostname().replace(".", "_")[:60]
+    prefix = f".{target.name}.kamml-"
+    try:
+        names = [p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return
+    for path in names:
+        pid, at, rest = path.name[len(prefix) :].partition("@")
+        if not (at and pid.isdigit() and rest.startswith(f"{host}.")) or process_exists(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            log.info("removed %s, a temporary file left by a kamml process that did not finish", path)
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; an id beyond the platform's
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     The file's bytes reach the disk before the rename, and the rename before this returns (`fsync`):
     after a crash of the machine (not only of the job) the name holds the old file or the whole new
-    one, never an empty file that a manifest written next vouches for.
+    one, never an empty file that a manifest written next vouches for. The temporary file's name holds
+    the writer's process id and host, so that a killed writer's file is removed by the next write of
+    `path` (`_remove_dead_writers_files`).
     """
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        _remove_dead_writers_files(target)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.{_writer_tag()}.", suffix=".tmp", dir=target.parent
+        )
     except OSError as exc:
         raise DataError(f"cannot write {target}: {_reason(exc)}") from exc
     os.close(fd)

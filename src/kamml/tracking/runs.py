@@ -31,7 +31,7 @@ from mlflow.exceptions import MlflowException
 from kamml.config import FEATURE_GROUPS, Config, FeaturesConfig
 from kamml.errors import ModelError, TrackingStoreError
 from kamml.features.catalogue import describe
-from kamml.io import common_folder, json_text
+from kamml.io import common_folder, json_text, process_exists
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import EFFORT_PARAMS, Promotion, metric_key, promote, register
@@ -142,7 +142,7 @@ def close_abandoned_runs(experiment: str) -> list[str]:
         namespace = tags.get(PID_NAMESPACE_TAG)
         if None not in (namespace, our_namespace) and namespace != our_namespace:
             continue  # a process of another container on a host of this name: its ids are not ours
-        if _alive(int(pid)) and tags.get(PID_START_TAG) in (None, _start_ticks(int(pid))):
+        if process_exists(int(pid)) and tags.get(PID_START_TAG) in (None, _start_ticks(int(pid))):
             continue
         try:
             if tags.get(JOB_STATUS_TAG) == "running":
@@ -198,17 +198,6 @@ def record_job_failure(config: Config, run_id: str, stage: str, error: BaseExcep
             client.set_terminated(run_id, status="KILLED" if stopped else "FAILED")
     except Exception as exc:  # never hide the job's own error behind this one
         log.warning("could not mark MLflow run %s as failed at %s: %s", run_id, stage, exc)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 #: What MLflow takes as a param key (`mlflow.utils.validation`): letters, digits, _ - . : / and spaces,

@@ -203,11 +203,17 @@ def test_honest_train_horizon_moves_the_first_snapshot_back_for_all_of_them(cuto
     assert (first < ACQUISITION_END) == (cutoff != "1997-10-01")  # moved only when needed
 
 
-def test_honest_train_horizon_not_before_the_earliest_snapshot():
-    # from 1997-04-22 three snapshots would start on 1997-01-28, a day before the earliest: fewer fit
-    # after the cohort completes (one with 21 days: too short), so the cutoff is refused as before
-    with pytest.raises(ConfigError, match=r"calibration end 1997-04-21 leaves 21 days .* too short"):
-        honest_train_horizon(ACQUISITION_END, pd.Timestamp("1997-04-22"), 273, 3, 28, EARLIEST_SNAPSHOT)
+@pytest.mark.parametrize("cutoff", ["1997-04-22", "1997-04-03"])
+def test_honest_train_horizon_not_before_the_earliest_snapshot(cutoff):
+    """From 1997-04-22 three snapshots would start on 1997-01-28, a day before the earliest, and one after
+    the cohort completes has 21 days (too short): two start after the earliest. Such ends were refused."""
+    assert honest_train_horizon(ACQUISITION_END, pd.Timestamp(cutoff), 273, 3, 28, EARLIEST_SNAPSHOT) == (
+        28,
+        2,
+    )
+    assert pd.Timestamp(cutoff) - pd.Timedelta(days=28 + 28) >= EARLIEST_SNAPSHOT
+    with pytest.raises(ConfigError, match=r"too short"):  # and none before the earliest
+        honest_train_horizon(ACQUISITION_END, pd.Timestamp(cutoff), 273, 3, 28, pd.Timestamp(cutoff))
 
 
 def test_honest_train_horizon_refuses_too_short():

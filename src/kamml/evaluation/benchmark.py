@@ -52,7 +52,9 @@ def honest_train_horizon(
     as little as needed for them with a 28-day window, not before `earliest` (when given): with one
     snapshot the models have no held-out one for early stopping, calibration or the levels, which cost
     more at CDNOW's earliest ends than a cohort still arriving (docs/models.md). Failing that, fewer
-    snapshots are used when that leaves a window of at least 28 days.
+    snapshots are used when that leaves a window of at least 28 days, after `first_snapshot` or, failing
+    that too, after `earliest` (calibration ends in the first three weeks after the cohort completes
+    were refused though two snapshots fit there).
     """
     if horizon < SHORTEST_WINDOW:
         raise ConfigError(
@@ -72,6 +74,9 @@ def honest_train_horizon(
     for k in range(snapshots, 0, -1):
         if window(k) >= SHORTEST_WINDOW:
             return window(k), k
+    for k in range(snapshots - 1, 0, -1):  # fewer, before the cohort completes: 1997-04-02 to 04-21
+        if earliest is not None and cutoff - pd.Timedelta(days=SHORTEST_WINDOW + (k - 1) * step) >= earliest:
+            return SHORTEST_WINDOW, k
     last_day = (cutoff - pd.Timedelta(days=1)).date()
     raise ConfigError(
         f"calibration end {last_day} leaves {room} days after {first_snapshot.date()} (up to the test "

@@ -806,3 +806,16 @@ def test_static_columns_refuse_a_date_and_a_column_kamml_reads_itself():
     every = build_features(data, "2024-03-01")  # by default a date is no attribute, as documented
     assert "attr_tier" in every.columns
     assert "attr_since" not in every.columns
+
+
+def test_write_features_out_of_memory_is_an_engine_error(world_path, tmp_path):
+    """The out-of-core path let DuckDB's OutOfMemoryException through, where build_features names the
+    setting to change."""
+    from kamml.errors import EngineError
+    from kamml.features import write_features
+
+    data = load_data(world_path, None)
+    data.backend.raw_sql("SET memory_limit='4MB'")
+    data.backend.raw_sql("SET threads=1")
+    with pytest.raises(EngineError, match=r"DuckDB ran out of memory .*raise engine\.memory_limit"):
+        write_features(data, data.end, tmp_path / "features.parquet")

@@ -373,12 +373,14 @@ def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | No
     writes its parts); the columns are those of `build_features`, unordered, with account_id a column.
     The values are the engine's, not `settle`d as `build_features` returns them (their last bits can
     differ from run to run); `kamml.spark.score_spark` settles each batch as it reads the file, and a
-    reader of its own can apply `settle_table`.
+    reader of its own can apply `settle_table`. The engine out of memory is an `EngineError` naming the
+    setting, as in `build_features` (DuckDB's own exception came through).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     expr = features_expr(data, cutoff, config)
-    expr.to_parquet(target)
+    with engine_errors():
+        expr.to_parquet(target)
     return target
 
 

@@ -65,3 +65,23 @@ def test_cdnow_features_identical(spark_config):
     assert len(fd) == 23_570
     assert_same(fd, fs)
     assert_same(ld, ls)
+
+
+def test_missing_quantities_are_filled_on_spark_as_on_duckdb(spark_config):
+    """A frame's missing quantity reached Spark as NaN, which the fill (COALESCE) kept: the quantity
+    windows and order_size_trend were NaN on Spark and numbers on DuckDB."""
+    days = pd.to_datetime(["2023-09-01", "2024-03-01", "2024-03-05", "2023-09-01", "2024-05-01"])
+    t = pd.DataFrame(
+        {
+            "account_id": [1, 1, 1, 2, 2],
+            "ts": days,
+            "amount": [10.0, 10.0, -4.0, 5.0, 6.0],
+            "quantity": [2.0, float("nan"), float("nan"), 2.0, float("nan")],
+        }
+    )
+    overrides = {"data": {"end": "2024-12-31"}}
+    (fd, ld), (fs, ls) = both({"transactions": t}, overrides, spark_config, "2024-07-01", 30)
+    assert fd["quantity_total"].tolist() == [3.0, 3.0]  # 1 for a purchase, 0 for a refund
+    assert fd["order_size_trend"].tolist() == [0.5, 0.5]
+    assert_same(fd, fs)
+    assert_same(ld, ls)

@@ -622,11 +622,12 @@ def _units(amount: ir.NumericValue, quantity: ir.NumericValue | None) -> ir.Nume
     """Transaction quantities, a missing one (or a missing column) filled: 1 unit, 0 on a refund row.
 
     A refund without a quantity counted +1 unit, so an account that returned goods read as one that
-    bought more (quantity windows, order size trend).
+    bought more (quantity windows, order size trend). ``isnull`` and not ``fill_null``: a frame's missing
+    value reaches Spark as NaN, which Ibis's ``isnull`` counts there and COALESCE kept (quantities NaN).
     """
     one, none = ibis.literal(1).cast("float64"), ibis.literal(0).cast("float64")  # Spark read 1.0 as decimal
     unit = ibis.cases((amount < 0, none), else_=one)
-    return unit if quantity is None else quantity.fill_null(unit)
+    return unit if quantity is None else ibis.ifelse(quantity.isnull(), unit, quantity)
 
 
 def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:

@@ -819,3 +819,17 @@ def test_write_features_out_of_memory_is_an_engine_error(world_path, tmp_path):
     data.backend.raw_sql("SET threads=1")
     with pytest.raises(EngineError, match=r"DuckDB ran out of memory .*raise engine\.memory_limit"):
         write_features(data, data.end, tmp_path / "features.parquet")
+
+
+def test_a_full_refund_leaves_no_net_spend_to_divide_by(make_data):
+    """0.1 + 0.2 refunded as 0.3 nets 5.6e-17 in floats: account 1 read 3.6e16 hours per unit of spend
+    and account 2 a spend trend of 9e17 (the summing order could as well make either missing)."""
+    rows = [
+        (a, d, x) for a in (1, 2) for d, x in (("2023-09-01", 0.1), ("2023-09-01", 0.2), ("2023-09-20", -0.3))
+    ]
+    rows += [(2, "2023-05-01", 5.0), (2, "2024-06-01", 50.0)]
+    acts = pd.DataFrame({"account_id": [1, 2], "ts": pd.to_datetime(["2024-01-01"] * 2), "hours": [2.0, 2.0]})
+    f = build_features(make_data(tx(rows), end="2024-12-31", activities=acts), CUTOFF)
+    assert np.isnan(f.loc[1, "hours_per_spend_365d"])  # as documented: the net spend is not positive
+    assert np.isnan(f.loc[2, "spend_trend"])  # the earlier half-year nets nothing
+    assert f.loc[2, "hours_per_spend_365d"] == pytest.approx(2.0 / 50.0)

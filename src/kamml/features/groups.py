@@ -25,7 +25,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from kamml.data.readers import untyped_null
-from kamml.features._context import FeatureContext, join_on_account, outer_join_on_account, to_day
+from kamml.features._context import FeatureContext, join_on_account, net_sum, outer_join_on_account, to_day
 
 __all__ = [
     "GROUPS",
@@ -225,7 +225,7 @@ def _trend_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
     buy = d.purchase == 1
     return {
         "tr_s_recent": _sum_if(recent, d.spend),
-        "tr_s_prior": _sum_if(prior, d.spend),
+        "tr_s_prior": net_sum(d.spend, prior),  # a denominator: rounding left by a full refund is 0
         "tr_q_recent": _sum_if(recent, d.quantity),
         "tr_q_prior": _sum_if(prior, d.quantity),
         "tr_o_recent": _sum_if(recent & buy, 1.0),

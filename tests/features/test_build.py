@@ -833,3 +833,12 @@ def test_a_full_refund_leaves_no_net_spend_to_divide_by(make_data):
     assert np.isnan(f.loc[1, "hours_per_spend_365d"])  # as documented: the net spend is not positive
     assert np.isnan(f.loc[2, "spend_trend"])  # the earlier half-year nets nothing
     assert f.loc[2, "hours_per_spend_365d"] == pytest.approx(2.0 / 50.0)
+
+
+def test_a_repeat_order_refunded_in_full_has_no_order_value(make_data):
+    """monetary read 5.6e-17 (0.1 + 0.2 - 0.3 in floats), a positive order value that Gamma-Gamma fits:
+    one such customer moved CDNOW's p from 6.3 to 4.1 and gamma from 15 to 27."""
+    rows = [(1, "2024-01-10", 40.0), (1, "2024-03-01", 0.1), (1, "2024-03-01", 0.2), (1, "2024-03-01", -0.3)]
+    f = build_features(make_data(tx(rows), end="2024-12-31"), CUTOFF)
+    assert f.loc[1, "frequency"] == 1.0
+    assert f.loc[1, "monetary"] == 0.0

@@ -123,8 +123,9 @@ def _rfm_aggs(ctx: FeatureContext, d: ir.Table) -> dict[str, ir.Value]:
         "rfm_last": d.day.max(where=buy),
         "rfm_days": d.purchase.sum(),
         # the repeat days' spend summed directly: the total less the first day's lost a small repeat
-        # spend beside a huge first purchase (1e30 then 17,442 read 0)
-        "rfm_repeat_spend": _sum_if(d.on_repeat_day == 1, d.spend),
+        # spend beside a huge first purchase (1e30 then 17,442 read 0); a repeat order refunded in full
+        # nets 0, not the float rounding (5.6e-17) that Gamma-Gamma would fit as a positive order value
+        "rfm_repeat_spend": net_sum(d.spend, d.on_repeat_day == 1),
     }
 
 

@@ -893,23 +893,61 @@ def test_a_cleanup_call_that_fails_once_is_retried_and_never_hides_the_error(spa
     from py4j.protocol import Py4JNetworkError
     from pyspark import SparkContext
 
+    from kamml.spark import session
     from kamml.spark.session import abandon_path
 
-    real = SparkContext.cancelAllJobs
+    real = SparkContext.cancelJobGroup
     calls = []
 
-    def flaky(self):
-        calls.append(1)
+    def flaky(self, group):
+        calls.append(group)
         if len(calls) == 1:
             raise Py4JNetworkError("Answer from Java side is empty")
-        return real(self)
+        return real(self, group)
 
-    monkeypatch.setattr(SparkContext, "cancelAllJobs", flaky)
+    monkeypatch.setattr(SparkContext, "cancelJobGroup", flaky)
+    monkeypatch.setattr(session, "_WRITE_GROUPS", {"kamml-write-stopped"})  # a write the stop reached
     hidden = tmp_path / ".out.tmp-1"
     hidden.mkdir()
     (hidden / "part-0.parquet").write_bytes(b"")
-    abandon_path(spark, str(hidden))  # returns: the error that stopped the write stays the caller's
-    assert len(calls) == 2
+    abandon_path(
+        spark, str(hidden), wait_s=0.5
+    )  # returns: the error that stopped the write stays the caller's
+    assert calls == ["kamml-write-stopped"] * 2
+    assert not hidden.exists()
+
+
+def test_a_cleanup_leaves_the_sessions_other_jobs_alone(spark, tmp_path):
+    """The cleanup cancelled every job of the session: a notebook's own query on a shared cluster too."""
+    import threading
+    import time
+
+    from kamml.spark.session import abandon_path
+
+    def slow(batches):
+        for batch in batches:
+            time.sleep(2)
+            yield batch
+
+    theirs = spark.range(0, 4, 1, numPartitions=2).mapInPandas(slow, "id long")
+    got: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            got["count"] = theirs.count()
+        except Exception as exc:  # a cancelled job
+            got["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not spark.sparkContext.statusTracker().getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    hidden = tmp_path / ".out.tmp-2"
+    hidden.mkdir()
+    abandon_path(spark, str(hidden))
+    thread.join(120)
+    assert got == {"count": 4}
     assert not hidden.exists()
 
 

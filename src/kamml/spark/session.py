@@ -285,22 +285,36 @@ def remove_path(session: SparkSession, path: str) -> None:
         fs.delete(target, True)
 
 
+#: Job groups of the `write_parts` calls running in this process: the jobs `abandon_path` may cancel.
+_WRITE_GROUPS: set[str] = set()
+_WRITE_GROUPS_LOCK = threading.Lock()
+
+
+def _running_write_groups() -> list[str]:
+    """The job groups of kamml's writes still running (a copy)."""
+    with _WRITE_GROUPS_LOCK:
+        return sorted(_WRITE_GROUPS)
+
+
 def abandon_path(session: SparkSession, path: str, wait_s: float = 30.0) -> None:
-    """Stop the session's Spark jobs, then delete `path`: the cleanup of a write that failed or was stopped.
+    """Stop kamml's running writes, then delete `path`: the cleanup of a write that failed or was stopped.
 
     A SIGTERM reaches Python while the JVM is still writing; deleting the folder then left the running
-    tasks to write their parts into it again. The jobs are cancelled and waited for (at most `wait_s`
-    seconds) before the folder is removed. An interrupt that lands inside a Py4J call leaves that
-    connection broken and the next call can fail once while Py4J reconnects, so each step is tried a
-    few times; a cleanup that still fails is logged and never hides the error that stopped the write.
+    tasks to write their parts into it again. The job groups of kamml's writes (`write_parts`) are
+    cancelled and waited for (at most `wait_s` seconds) before the folder is removed; other jobs of the
+    session are left alone (every job was cancelled, a notebook's own ones on a shared cluster too). An
+    interrupt that lands inside a Py4J call leaves that connection broken and the next call can fail
+    once while Py4J reconnects, so each step is tried a few times; a cleanup that still fails is logged
+    and never hides the error that stopped the write.
     """
     context = session.sparkContext
 
     def cancel_and_wait() -> None:
-        context.cancelAllJobs()
-        tracker = context.statusTracker()
+        groups = _running_write_groups()
+        for group in groups:
+            context.cancelJobGroup(group)
         deadline = time.monotonic() + wait_s
-        while tracker.getActiveJobsIds() and time.monotonic() < deadline:
+        while set(groups) & set(_running_write_groups()) and time.monotonic() < deadline:
             time.sleep(0.1)
 
     for step in (cancel_and_wait, lambda: remove_path(session, path)):
@@ -371,10 +385,14 @@ def write_parts(frame: DataFrame, path: str, wait_s: float = 30.0) -> None:
             except BaseException as exc:  # raised again in the caller's thread
                 self.error = exc
             finally:
+                with _WRITE_GROUPS_LOCK:
+                    _WRITE_GROUPS.discard(group)
                 self.done.set()
 
     thread = Writer(write, name=group, daemon=True)
     try:
+        with _WRITE_GROUPS_LOCK:
+            _WRITE_GROUPS.add(group)
         thread.start()
         while not thread.done.wait(0.1):
             pass
@@ -386,6 +404,9 @@ def write_parts(frame: DataFrame, path: str, wait_s: float = 30.0) -> None:
             with contextlib.suppress(Exception):  # a Py4J connection broken by the stop: tried again
                 context.cancelJobGroup(group)
             thread.done.wait(0.2)
+        if not thread.running.is_set():  # never began: nothing of it for `abandon_path` to wait for
+            with _WRITE_GROUPS_LOCK:
+                _WRITE_GROUPS.discard(group)
         raise
     if thread.error is not None:
         raise thread.error

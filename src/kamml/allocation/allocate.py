@@ -422,22 +422,15 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
         null = ids.isna()
         if null.any():
             problems.append(_problem("account_id", "null id", null))
+        part = pd.Series(False, index=ids.index)
         if pd.api.types.is_float_dtype(ids):
             part = pd.Series(np.mod(ids.to_numpy(dtype=float), 1.0) != 0, index=ids.index) & ~null
-            if part.any():
-                problems.append(
-                    _problem(
-                        "account_id", "not a whole number (an id is a whole number or a text)", part, ids
-                    )
-                )
-        if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in ("string", "integer"):
+        elif ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in ("string", "integer"):
             ids, part = _whole_float_ids(ids)
-            if part.any():
-                problems.append(
-                    _problem(
-                        "account_id", "not a whole number (an id is a whole number or a text)", part, ids
-                    )
-                )
+        if part.any():
+            problems.append(
+                _problem("account_id", "not a whole number (an id is a whole number or a text)", part, ids)
+            )
         # as written (a CSV has no types): 1, 1.0 and "1" in one object column are one id
         written = ids.astype(str) if ids.dtype == object else ids
         dup = written.duplicated(keep=False) & ~null

@@ -145,9 +145,14 @@ def _float_or_null(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _host() -> str:
+    """The machine's name as a temporary file's name holds it (dots as _, at most 60 characters)."""
+    return socket.gethostname().replace(".", "_")[:60]
+
+
 def _writer_tag() -> str:
-    """The writer in a temporary file's name: ``kamml-<pid>@<host>`` (dots of the host as _)."""
-    return f"kamml-{os.getpid()}@{socket.gethostname().replace('.', '_')[:60]}"
+    """The writer in a temporary file's name: ``kamml-<pid>@<host>``."""
+    return f"kamml-{os.getpid()}@{_host()}"
 
 
 def _remove_dead_writers_files(target: Path) -> None:
@@ -157,7 +162,7 @@ def _remove_dead_writers_files(target: Path) -> None:
     the output for good. Files of a live process, of another host or without a writer in the name are
     left alone: another job may be writing them.
     """
-    host = socket.gethostname().replace(".", "_")[:60]
+    host = _host()
     prefix = f".{target.name}.kamml-"
     try:
         names = [p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]

@@ -85,3 +85,31 @@ def test_missing_quantities_are_filled_on_spark_as_on_duckdb(spark_config):
     assert fd["order_size_trend"].tolist() == [0.5, 0.5]
     assert_same(fd, fs)
     assert_same(ld, ls)
+
+
+def test_a_files_nan_is_refused_on_spark_as_on_duckdb(spark_config, tmp_path):
+    """Ibis on Spark counts NaN as null: a Parquet file's NaN amount read "missing value" there, and a NaN
+    quantity was filled with 1 unit where DuckDB refuses it; a frame's missing quantity is still filled."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kamml.errors import SchemaError
+
+    days = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]).astype("datetime64[us]")
+    nan, inf = float("nan"), float("inf")
+    table = pa.table(
+        {
+            "account_id": [1, 2, 3],
+            "ts": pa.array(days),
+            "amount": pa.array([1.0, nan, inf], from_pandas=False),  # from_pandas would make NaN null
+            "quantity": pa.array([1.0, 2.0, nan], from_pandas=False),
+        }
+    )
+    pq.write_table(table, tmp_path / "transactions.parquet")
+    for extra in ({}, spark_config):
+        with pytest.raises(SchemaError) as err:
+            load_data(tmp_path, Config.from_dict(extra))
+        text = str(err.value)
+        assert "transactions.amount: not a finite number (NaN or infinite) (2 rows" in text
+        assert "transactions.quantity: not a finite number (NaN or infinite) (1 row; e.g. 'NaN')" in text
+        assert "missing value" not in text

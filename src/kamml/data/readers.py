@@ -139,7 +139,9 @@ def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: st
                 name, None, "DataFrame", problems=[Problem(name, None, "no columns (an empty DataFrame)")]
             )
         arrow, problems = frame_to_arrow(source, name)
-        return RawTable(name, _register(backend, name, arrow), "DataFrame", problems=problems)
+        return RawTable(
+            name, _register(backend, name, arrow, nan_is_null=True), "DataFrame", problems=problems
+        )
     if isinstance(source, ir.Table):
         table = _adopt(source, name, backend)
         dups = _duplicates(table.columns)  # "quantity" and "Quantity ": one was read, the other dropped
@@ -678,17 +680,30 @@ def _temp_name(name: str) -> str:
 # --- frames and Ibis tables --------------------------------------------------------------------------
 
 
-def _register(backend: ibis.BaseBackend, name: str, arrow: pa.Table) -> ir.Table:
-    """Put an Arrow table on the backend as a temporary table (DuckDB) or a temporary view (Spark)."""
+def _register(
+    backend: ibis.BaseBackend, name: str, arrow: pa.Table, *, nan_is_null: bool = False
+) -> ir.Table:
+    """Put an Arrow table on the backend as a temporary table (DuckDB) or a temporary view (Spark).
+
+    With `nan_is_null` (a pandas frame's table, whose missing floats Arrow holds as nulls), a float NaN
+    on Spark is made null again: Ibis hands the table to Spark through pandas, which turned the nulls
+    into NaN, and validation then could not tell a frame's missing value from a file's NaN.
+    """
     tname = _temp_name(name)
     if backend.name == "duckdb":
         # a zero-copy view on the Arrow table (DuckDB keeps a reference to it)
         backend.con.register(tname, arrow)
         return backend.table(tname)
     create_view = getattr(backend, "create_view", None)
-    if create_view is not None:  # Spark: a temporary view on the in-memory table
-        return create_view(tname, ibis.memtable(arrow))
-    return backend.create_table(tname, arrow)
+    if create_view is None:
+        return backend.create_table(tname, arrow)
+    view = create_view(tname, ibis.memtable(arrow))  # Spark: a temporary view on the in-memory table
+    floats = [column for column, dtype in view.schema().items() if dtype.is_floating()] if nan_is_null else []
+    if not floats:
+        return view
+    return view.mutate(
+        **{c: ibis.ifelse(view[c].isnan(), ibis.null(view[c].type()), view[c]) for c in floats}
+    )
 
 
 def _adopt(table: ir.Table, name: str, backend: ibis.BaseBackend) -> ir.Table:

@@ -593,6 +593,10 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     if dtype.is_numeric():
         f = plan.derive(0, cspec.name, c.cast("float64"))
         missing = c.isnull()
+        if dtype.is_floating() and _engine_name(plan) != "duckdb":
+            # Ibis on Spark counts NaN as null: a file's NaN amount read "missing value", a NaN quantity
+            # was filled with 1 unit (refused on DuckDB); a frame's missing floats are nulls (`_register`)
+            missing = missing & ~c.isnan()
     elif dtype.is_string():
         s = plan.derive(0, cspec.name, _trim(c))
         # the pattern first: the engines' casts accept different text beyond it (`NUMBER_PATTERN`)
@@ -605,8 +609,10 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         return
     if not cspec.nullable:
         plan.add(column, f"missing value{tag}", missing, None)
-    nonfinite = f.notnull() & (_nan(plan, f) | _infinite(f))
-    plan.add(column, f"not a finite number (NaN or infinite){tag}", nonfinite, c)
+    nonfinite = _nan(plan, f) | (f.notnull() & _infinite(f))  # `_nan`, not notnull: NaN is null on Spark
+    # on Spark as text: its values come back through pandas, where a NaN example became None
+    shown = c if _engine_name(plan) == "duckdb" else f.cast("string")
+    plan.add(column, f"not a finite number (NaN or infinite){tag}", nonfinite, shown)
     finite_size = ibis.cases((nonfinite, 0.0), else_=f.abs())  # a NaN or inf row is its own problem
     if cspec.name == "hours":
         plan.add(column, f"negative hours{tag}", f < 0, c)

@@ -456,3 +456,16 @@ def test_write_and_read_round_trip(small, tmp_path):
     # overwriting in place works and leaves no temporary files
     small.write(tmp_path / "world")
     assert not [p for p in (tmp_path / "world").iterdir() if p.name.startswith(".")]
+
+
+def test_the_synthetic_docs_page_holds_the_module_documentation():
+    """docs/synthetic.md says it is the module's own text; it had lost the `World.p_purchase` item."""
+    from pathlib import Path
+
+    def words(text: str) -> str:
+        kept = [line for line in text.splitlines() if not set(line.strip()) <= {"-"} or not line.strip()]
+        return " ".join(" ".join(kept).replace("## ", " ").split())
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "synthetic.md").read_text(encoding="utf-8")
+    module = (synthetic.__doc__ or "").split("\nExamples\n")[0]
+    assert words(module) in words(doc)

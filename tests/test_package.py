@@ -38,3 +38,17 @@ def test_allocation_imports_neither_models_nor_engines():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_docs_install_kamml_from_its_wheel_not_from_an_index():
+    """kamml is not on PyPI, yet docs/spark.md said `pip install 'kamml[spark]'` (someone else's, or none)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    by_name = re.compile(r"pip install [^\n]*?['\"]?\bkamml\[|\"package\": \"kamml")
+    found = [
+        f"{page.name}: {m.group(0)}" for page in pages for m in by_name.finditer(page.read_text("utf-8"))
+    ]
+    assert found == []

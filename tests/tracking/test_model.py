@@ -392,6 +392,20 @@ def test_the_input_examples_are_strict_json_and_score_like_the_features_they_cam
         pd.testing.assert_frame_equal(model.predict(frame), expected, check_dtype=False)
 
 
+@pytest.mark.slow
+def test_the_docs_layout_of_the_model_names_every_file_it_holds(model_dir):
+    """docs/tracking.md's layout of the logged model left out conda.yaml and the kamml wheel it carries."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "tracking.md").read_text(encoding="utf-8")
+    layout = doc.split("and the model loads with")[1].split("```text")[1].split("```")[0]
+    files = {p.name for p in Path(model_dir).rglob("*") if p.is_file()}
+    wheel = re.sub(r"kamml-[^-]+-py3", "kamml-<version>-py3", " ".join(sorted(files)))
+    named = re.sub(r"kamml-[^-]+-py3", "kamml-<version>-py3", layout)
+    assert [name for name in wheel.split() if name not in named] == []
+
+
 def test_old_cached_wheels_are_pruned_and_recent_ones_kept(tmp_path):
     """A wheel folder per state of kamml's code: those untouched for a week go, the rest stay."""
     import os

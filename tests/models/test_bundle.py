@@ -1109,3 +1109,11 @@ def test_the_account_sample_is_pinned():
     assert sorted(sample_accounts(as_text, 5)["account_id"].unique(), key=int) == ["5", "7", "9", "13", "17"]
     with pytest.raises(ConfigError, match="max_training_accounts"):
         Config.from_dict({"models": {"max_training_accounts": 0}})
+
+
+def test_the_bundle_docstring_names_every_prediction_column():
+    """`ModelBundle`'s docstring listed the columns of `predict` without horizon_days, which it returns."""
+    from kamml.models.bundle import PREDICTION_COLUMNS, ModelBundle
+
+    listed = (ModelBundle.__doc__ or "").split("per account:")[1]
+    assert [name for name in PREDICTION_COLUMNS if name not in re.findall(r"\w+", listed)] == []

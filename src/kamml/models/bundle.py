@@ -772,8 +772,8 @@ class ModelBundle:
 
     Build one with `ModelBundle.fit(train, config)`, anchor it at the scoring cutoff with
     `anchor(features)` (as `kamml train` deploys it); `predict(features)` returns `PREDICTION_COLUMNS`
-    per account: clv, p_churn, referral_value, p_alive, expected_purchases, effort_scale, effort_uplift
-    and drivers.
+    per account: clv, p_churn, referral_value, p_alive, expected_purchases, effort_scale, effort_uplift,
+    drivers and horizon_days.
     """
 
     horizon_days: int

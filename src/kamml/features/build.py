@@ -336,7 +336,8 @@ def build_features(data: Any, cutoff: Any, config: Config | None = None) -> pd.D
     cutoff : date-like
         The "as of" date; only rows with ts < cutoff are seen.
     config : Config, optional
-        `features.windows`, `features.groups`, `time.unit` and `time.horizon_days` are used.
+        `features.windows`, `features.groups`, `features.static_columns`, `time.unit` and the models'
+        label window (`time.train_horizon_days`, else `time.horizon_days`) are used.
 
     Returns
     -------

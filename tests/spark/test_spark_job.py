@@ -747,6 +747,19 @@ def test_cli_allocate_on_spark_names_a_missing_or_csv_scores_file(spark, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.parquet", "scores.csv", "spark.yaml"]
 
 
+def slow_rows(spark, n: int, partitions: int, *, seconds: float):
+    """A frame of `n` ids whose every batch takes `seconds`: a write or a query that is still running."""
+
+    def slow(batches):
+        import time
+
+        for batch in batches:
+            time.sleep(seconds)
+            yield batch
+
+    return spark.range(0, n, 1, numPartitions=partitions).mapInPandas(slow, "id long")
+
+
 def test_a_write_stopped_midway_leaves_no_hidden_folder(spark, tmp_path):
     """A SIGTERM reached Python while the JVM wrote: the tasks then wrote into the removed folder again."""
     import signal
@@ -754,12 +767,7 @@ def test_a_write_stopped_midway_leaves_no_hidden_folder(spark, tmp_path):
 
     from kamml.spark import write_atomic
 
-    def slow(batches):
-        for batch in batches:
-            time.sleep(3)
-            yield batch
-
-    frame = spark.range(0, 8, 1, numPartitions=4).mapInPandas(slow, "id long")
+    frame = slow_rows(spark, 8, 4, seconds=3)
 
     def stop(signum, frame_):
         raise KeyboardInterrupt
@@ -924,12 +932,7 @@ def test_a_cleanup_leaves_the_sessions_other_jobs_alone(spark, tmp_path):
 
     from kamml.spark.session import abandon_path
 
-    def slow(batches):
-        for batch in batches:
-            time.sleep(2)
-            yield batch
-
-    theirs = spark.range(0, 4, 1, numPartitions=2).mapInPandas(slow, "id long")
+    theirs = slow_rows(spark, 4, 2, seconds=2)
     got: dict[str, object] = {}
 
     def run() -> None:

@@ -454,6 +454,27 @@ def test_a_cached_wheel_is_touched_and_rewritten_when_pruned_meanwhile(tmp_path,
     assert real_is_file(wheel)
 
 
+def test_a_source_checkouts_egg_info_still_gives_the_wheel(tmp_path, monkeypatch):
+    """With src/ on PYTHONPATH the egg-info (PKG-INFO, no METADATA) is found first: the model carried no
+    wheel and named kamml==<version>, which no index has."""
+    import tempfile
+    import zipfile
+    from importlib import metadata
+
+    from kamml.tracking import model
+
+    installed = metadata.distribution("kamml")
+    egg = tmp_path / "src" / "kamml.egg-info"
+    egg.mkdir(parents=True)
+    (egg / "PKG-INFO").write_text(installed.read_text("METADATA"), encoding="utf-8")
+    monkeypatch.setattr(model.metadata, "distribution", lambda name: metadata.PathDistribution(egg))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    wheel = model.kamml_wheel()
+    assert wheel is not None
+    with zipfile.ZipFile(wheel) as zipped:
+        assert f"kamml-{installed.version}.dist-info/METADATA" in zipped.namelist()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "params", "named"),

@@ -96,7 +96,8 @@ def kamml_wheel() -> Path | None:
     package = Path(__file__).resolve().parents[1]
     try:
         dist = metadata.distribution("kamml")
-        meta = dist.read_text("METADATA")
+        # a source checkout on the path (PYTHONPATH=src) finds its egg-info first, which has PKG-INFO
+        meta = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
     except (metadata.PackageNotFoundError, OSError) as exc:
         log.warning("no wheel of kamml for the model (%s): it names kamml==<version>", exc)
         return None

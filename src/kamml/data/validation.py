@@ -610,8 +610,8 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     if not cspec.nullable:
         plan.add(column, f"missing value{tag}", missing, None)
     nonfinite = _nan(plan, f) | (f.notnull() & _infinite(f))  # `_nan`, not notnull: NaN is null on Spark
-    # on Spark as text: its values come back through pandas, where a NaN example became None
-    shown = c if _engine_name(plan) == "duckdb" else f.cast("string")
+    # a float column's on Spark as text: its values come back through pandas, where a NaN became None
+    shown = f.cast("string") if dtype.is_numeric() and _engine_name(plan) != "duckdb" else c
     plan.add(column, f"not a finite number (NaN or infinite){tag}", nonfinite, shown)
     finite_size = ibis.cases((nonfinite, 0.0), else_=f.abs())  # a NaN or inf row is its own problem
     if cspec.name == "hours":

@@ -223,6 +223,15 @@ def _midnight_utc(value: Any, key: str) -> Any:
     return stamp.date()
 
 
+def _expand_home(path: Path | None) -> Path | None:
+    """A folder setting with a leading ``~`` as the home folder, as the table readers take it.
+
+    ``data.path: ~/demo`` with ``data.generate`` wrote the world into a folder named ``~`` in the working
+    folder and then read the home folder's (not found), and ``output.dir: ~/out`` wrote there too.
+    """
+    return None if path is None else path.expanduser()
+
+
 class DataConfig(_Section):
     """Where the input tables are and how their columns are named."""
 
@@ -238,6 +247,7 @@ class DataConfig(_Section):
     csv_delimiter: str | None = Field(None, min_length=1, max_length=1)
 
     _whole_day = field_validator("end", mode="before")(lambda value: _midnight_utc(value, "data.end"))
+    _home = field_validator("path")(lambda value: _expand_home(value))
 
     @model_validator(mode="after")
     def _one_source_to_fill(self) -> DataConfig:
@@ -804,6 +814,8 @@ class OutputConfig(_Section):
     """Where the main job writes its tables and report."""
 
     dir: Path = Path("outputs")
+
+    _home = field_validator("dir")(lambda value: _expand_home(value))
 
 
 class Config(_Section):

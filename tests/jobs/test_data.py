@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from kamml.config import Config
+from kamml.config import Config, load_config
 from kamml.errors import ConfigError, DataError
 from kamml.jobs.data import ensure_generated, job_data
 
@@ -156,3 +156,20 @@ def test_a_world_a_stopped_job_left_without_its_transactions_is_written_again(tm
     (folder / "transactions.parquet").unlink()  # as a stop before the last file leaves it
     ensure_generated(cfg)
     assert (folder / "transactions.parquet").is_file()
+
+
+def test_a_data_folder_under_the_home_folder_is_generated_and_read_there(tmp_path, monkeypatch):
+    """``data.path: ~/demo`` wrote the world into a folder named ``~`` here, then read ~/demo (not found)."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    yaml = "data:\n  path: ~/demo\n  generate: {accounts: 60, seed: 3}\noutput:\n  dir: ~/out\n"
+    (work / "job.yaml").write_text(yaml, encoding="utf-8")
+    cfg = load_config(work / "job.yaml")
+    assert (cfg.data.path, cfg.output.dir) == (home / "demo", home / "out")
+    data = job_data(cfg)
+    assert data.transactions.count().execute() > 0
+    assert (home / "demo" / "transactions.parquet").is_file()
+    assert not (work / "~").exists()

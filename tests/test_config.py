@@ -627,3 +627,13 @@ def test_a_section_left_empty_takes_its_defaults(tmp_path):
     cfg = load_config(path)
     assert cfg.time.horizon_days == 180
     assert cfg.allocation.hours == 2000
+
+
+def test_an_override_does_not_hide_a_section_that_is_not_a_mapping(tmp_path):
+    """``time: [1, 2]`` is refused also when an override (``--horizon-days``) sets a key of that section."""
+    path = tmp_path / "c.yaml"
+    path.write_text("time: [1, 2]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'time': Input should be a valid dictionary"):
+        load_config(path, overrides={"time": {"horizon_days": 30}})
+    path.write_text("time:\n", encoding="utf-8")  # an empty section takes the override
+    assert load_config(path, overrides={"time": {"horizon_days": 30}}).time.horizon_days == 30

@@ -1034,11 +1034,17 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge `extra` into a copy of `base` (dicts merge, everything else replaces)."""
+    """Deep-merge `extra` into a copy of `base` (dicts merge, everything else replaces).
+
+    A section the file gives as something other than a mapping (``time: [1, 2]``) is kept for the
+    validation to name: an override (``--horizon-days``) replaced it, and the bad section passed.
+    """
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
+        elif isinstance(value, dict) and out.get(key) is not None:
+            continue
         else:
             out[key] = value
     return out

@@ -35,6 +35,18 @@ def test_help_lists_only_working_commands():
         assert command in result.output
 
 
+COMMANDS = ("", "generate", "validate", "train", "run", "score", "allocate", "backtest", "benchmark")
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, "benchmark cdnow"])
+def test_help_shows_every_flag_as_a_flag(command):
+    """``--help <bool>`` in every help text read as if it took a value (``--help true`` is refused)."""
+    result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "--help" in result.output
+    assert "<bool>" not in result.output
+
+
 def test_generate_then_validate(tmp_path):
     out = tmp_path / "world"
     result = runner.invoke(app, ["generate", "--accounts", "300", "--seed", "3", "--out", str(out)])

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from kamml import stopping
 from kamml.errors import DataError, KammlError, SchemaError
@@ -29,8 +30,34 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+#: The metavar of a flag: none (typer with click 8.2+ showed "<bool>", and "--force true" is refused).
+FLAG = ""
+
+
+class _Command(TyperCommand):
+    """A command whose ``--help`` is shown as the flag it is (typer's own showed ``--help <bool>``)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _as_flag(super().get_help_option(ctx))
+
+
+class _Group(TyperGroup):
+    """A group of commands whose ``--help`` is shown as a flag, as `_Command`'s."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _as_flag(super().get_help_option(ctx))
+
+
+def _as_flag(option: Any) -> Any:
+    """The help option with no metavar, so the help reads ``--help``, not ``--help <bool>``."""
+    if option is not None:
+        option.metavar = FLAG
+    return option
+
+
 app = typer.Typer(
     name="kamml",
+    cls=_Group,
     help="Where should the sales team's hours go? Models of account value, churn and referral influence, "
     "turned into an allocation of sales hours.",
     no_args_is_help=True,
@@ -185,10 +212,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-#: The metavar of a flag: none (typer with click 8.2+ showed "<bool>", and "--force true" is refused).
-FLAG = ""
-
-
 @app.callback()
 def _main(
     verbose: Annotated[
@@ -294,7 +317,7 @@ def _refuse_a_world_there(out: Path, force: bool) -> None:
         )
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def generate(
     accounts: Annotated[int, typer.Option("--accounts", "-n", min=1, help="Number of accounts.")] = 5_000,
@@ -333,7 +356,7 @@ def generate(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def validate(
     data: Annotated[
@@ -379,7 +402,7 @@ def _write_json(payload: dict[str, Any], path: Path | None) -> None:
     typer.echo(f"wrote {path}")
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def backtest(
     config: ConfigOpt = None,
@@ -412,7 +435,7 @@ def backtest(
     _write_json(result.to_dict(), json_out)
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def allocate(
     scores: Annotated[Path, typer.Option("--scores", "-s", help="Scores table (.parquet or .csv).")],
@@ -533,7 +556,7 @@ def _with_data(cfg: Any, data: Path | None) -> Any:
     return cfg.model_copy(update={"data": section})
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def train(
     config: ConfigOpt = None,
@@ -557,7 +580,7 @@ def train(
     typer.echo(f"registry   models:/{p.name}/{p.version} ({status}: {p.reason})")
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def score(
     model: Annotated[
@@ -652,7 +675,7 @@ def _load_scoring_model(uri: str, cfg: Any) -> Any:
     return resolve_model(uri, cfg.tracking)
 
 
-@app.command()
+@app.command(cls=_Command)
 @handle_errors
 def run(
     config: ConfigOpt = None,
@@ -691,11 +714,11 @@ def _mlflow_command() -> str:
         return beside
 
 
-benchmark_app = typer.Typer(help="Benchmarks on public data.", no_args_is_help=True)
+benchmark_app = typer.Typer(cls=_Group, help="Benchmarks on public data.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
 
 
-@benchmark_app.command("cdnow")
+@benchmark_app.command("cdnow", cls=_Command)
 @handle_errors
 def benchmark_cdnow(
     calibration_end: Annotated[str, typer.Option(help="Last day of the calibration period.")] = "1997-09-30",

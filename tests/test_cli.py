@@ -855,6 +855,15 @@ def test_out_of_memory_and_a_broken_store_are_one_line_wherever_they_surface(mak
     assert says in err
 
 
+def test_a_world_too_big_for_the_memory_is_one_line_with_exit_4(tmp_path):
+    """``generate --accounts`` past any machine's memory ended in numpy's MemoryError traceback (exit 1)."""
+    result = runner.invoke(app, ["generate", "--accounts", str(10**15), "--out", str(tmp_path / "w")])
+    assert result.exit_code == 4, result.output
+    assert result.output.startswith("kamml: error: out of memory: Unable to allocate")
+    assert result.output.count("\n") == 1
+    assert not (tmp_path / "w" / "transactions.parquet").exists()
+
+
 def test_an_unknown_error_still_shows_its_traceback():
     @handle_errors
     def job() -> None:

@@ -3,8 +3,8 @@
 Every command exits 0 on success and, on a `KammlError`, prints a one-line reason (plus the list of
 problems for bad data) on stderr and exits with that error's code, never with a traceback. A file the
 operating system refuses to read or write (`OSError`) exits like bad data, with code 3. The engine out
-of memory (exit 4) and an MLflow store that is locked or not a store (exit 5) are named wherever a
-query or an MLflow call meets them (`_named_failure`).
+of memory (exit 4, as Python's own `MemoryError`) and an MLflow store that is locked or not a store
+(exit 5) are named wherever a query or an MLflow call meets them (`_named_failure`).
 """
 
 from __future__ import annotations
@@ -99,6 +99,9 @@ def handle_errors(func: F) -> F:
             _fail(_os_reason(exc), DataError.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except MemoryError as exc:  # numpy's (`generate --accounts 1000000000000`) came as a traceback
+            reason = str(exc) or "Python could not allocate the memory it needed"
+            _fail(f"out of memory: {reason}; ask for less, or run on a machine with more memory", 4)
         except Exception as exc:
             named = _named_failure(exc)
             if named is None:  # a bug: the traceback is what a report needs

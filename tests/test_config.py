@@ -637,3 +637,17 @@ def test_an_override_does_not_hide_a_section_that_is_not_a_mapping(tmp_path):
         load_config(path, overrides={"time": {"horizon_days": 30}})
     path.write_text("time:\n", encoding="utf-8")  # an empty section takes the override
     assert load_config(path, overrides={"time": {"horizon_days": 30}}).time.horizon_days == 30
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="needs /dev/fd (Linux, macOS)")
+def test_a_config_read_from_a_pipe_is_read_not_missing():
+    """``--config <(envsubst < job.yaml)`` (a pipe, not a regular file) was "config file not found"."""
+    import os
+
+    read, write = os.pipe()
+    try:
+        os.write(write, b"time:\n  horizon_days: 90\n")
+        os.close(write)
+        assert load_config(f"/dev/fd/{read}").time.horizon_days == 90
+    finally:
+        os.close(read)

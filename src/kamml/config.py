@@ -1001,7 +1001,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         source = str(path)
         if path.is_dir():
             raise ConfigError(f"config {path} is a folder: give the YAML file inside it")
-        if not path.is_file():
+        if not path.exists():  # not is_file(): a pipe (``--config <(envsubst < job.yaml)``) is read too
             raise ConfigError(
                 f"config file not found: {path} (kamml's own configs load by name: "
                 f"--config {' | '.join(PACKAGED_CONFIGS)})"

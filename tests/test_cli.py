@@ -164,6 +164,29 @@ def test_python_dash_m_kamml_runs_the_command(tmp_path):
     assert bad.stderr.startswith("kamml: error: No such command 'no-such-command'")
 
 
+def test_a_reader_that_stopped_early_ends_the_command_as_sigpipe_not_as_bad_data(tmp_path):
+    """``kamml generate | head -1``: the world was written, then the next line's write said "Broken pipe",
+    exit 3 (bad data); a writer whose reader has gone ends as a shell reports SIGPIPE, 141."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "kamml", "generate", "--out", str(tmp_path / "w"), "--accounts", "30"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr.splitlines()[-1] == "kamml: error: stdout was closed (broken pipe): stopped"
+    assert "Traceback" not in done.stderr
+    assert (tmp_path / "w" / "transactions.parquet").is_file()
+
+
 @pytest.mark.parametrize(
     ("args", "reason"),
     [

@@ -93,6 +93,8 @@ def handle_errors(func: F) -> F:
         except KammlError as exc:
             _fail(str(exc), exc.exit_code)
         except OSError as exc:
+            if isinstance(exc, BrokenPipeError) and _stdout_gone():  # `kamml generate | head -1`
+                _fail("stdout was closed (broken pipe): stopped", 128 + signal.SIGPIPE)
             named = _named_failure(exc)  # a refused connection to Spark's JVM is the engine's, not a file
             if named is not None:
                 _fail(str(named), named.exit_code)
@@ -139,6 +141,30 @@ def _call(func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     if signum is not None:  # the handler's exit was dropped (in a garbage collector's callback)
         _fail(f"stopped by {signal.Signals(signum).name} (after its last safe point)", 128 + signum)
     return result
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has gone; if so it is sent to /dev/null from now on.
+
+    A reader that stops early (``| head -1``, ``| grep -q``) made the next line's write fail, which
+    ended the command as bad data ("Broken pipe", exit 3) after it had done its work; a shell reports
+    such a writer as ended by SIGPIPE (141). Python's own final flush then has nowhere to fail.
+    """
+    import os
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(event & select.POLLERR for _, event in poller.poll(0))
+        if gone:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+    except (AttributeError, OSError, ValueError):  # no file behind stdout (a test's capture), no poll
+        return False
+    return gone
 
 
 def _interrupted(exc: BaseException) -> bool:

@@ -1082,6 +1082,17 @@ def test_the_mlflow_ui_hint_names_the_environments_mlflow_when_it_is_not_on_path
     assert _mlflow_command() == "mlflow"
 
 
+def test_the_browse_hint_of_a_tracking_server_is_its_address_not_mlflow_ui():
+    """``mlflow ui --backend-store-uri http://...`` was the hint for a server, which mlflow ui refuses."""
+    from kamml.cli import _browse_hint
+
+    assert _browse_hint("http://mlflow.corp:5000") == "browse it at http://mlflow.corp:5000"
+    assert "Databricks workspace" in _browse_hint("databricks")
+    assert "mlflow ui" not in _browse_hint("databricks-uc://profile")
+    local = _browse_hint("sqlite:///mlruns.db")
+    assert local.endswith(" ui --backend-store-uri sqlite:///mlruns.db")
+
+
 @pytest.mark.slow
 def test_train_with_promote_makes_the_new_version_champion(
     tracked_config, world_path, tmp_path, mlflow_at_session_store

@@ -723,8 +723,22 @@ def run(
     csv = result.outputs.get("allocation_csv")
     typer.echo(f"allocation   {result.outputs['allocation']}" + (f" (and {csv.name})" if csv else ""))
     typer.echo(f"scores       {result.outputs['scores']}")
-    typer.echo(f"MLflow       {tracking_uri(cfg.tracking)} (run {result.training.run_id}); browse with:")
-    typer.echo(f"             {_mlflow_command()} ui --backend-store-uri {tracking_uri(cfg.tracking)}")
+    uri = tracking_uri(cfg.tracking)
+    typer.echo(f"MLflow       {uri} (run {result.training.run_id}); {_browse_hint(uri)}")
+
+
+def _browse_hint(uri: str) -> str:
+    """How to look at the runs of the store `uri`: its own address for a server, else ``mlflow ui``.
+
+    ``mlflow ui --backend-store-uri http://...`` was the hint for a tracking server too, which it
+    refuses (a server is browsed at its address; Databricks in its workspace).
+    """
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else uri.lower()
+    if scheme in ("http", "https"):
+        return f"browse it at {uri}"
+    if scheme.startswith("databricks"):
+        return "browse it in the Databricks workspace (Experiments)"
+    return f"browse with:\n             {_mlflow_command()} ui --backend-store-uri {uri}"
 
 
 def _mlflow_command() -> str:

@@ -332,6 +332,19 @@ def test_a_key_given_twice_in_the_yaml_is_refused(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "kind"), [("? [a, b]\n: 1\n", "sequence"), ("time:\n  ? {a: 1}\n  : 1\n", "mapping")]
+)
+def test_a_list_or_mapping_as_a_key_is_a_config_error_naming_where(tmp_path, text, kind):
+    """A YAML complex key (``? [a, b]``) ended in a TypeError traceback from the duplicate-key check."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=rf"not valid YAML: line \d+, column \d+: a key must be a name, not a {kind}"
+    ):
+        load_config(path)
+
+
 def test_rep_names_in_the_yaml_are_read_as_written(tmp_path):
     """An allocation audit: YAML 1.1 read rep 010 as the octal number 8, and rep 8 got its capacity."""
     path = tmp_path / "c.yaml"

@@ -13,7 +13,7 @@ import difflib
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -948,6 +948,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             ):
                 key_node.tag = "tag:yaml.org,2002:str"
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # a list or mapping as a key (`? [a, b]`): a TypeError
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key must be a name, not a {key_node.id}", key_node.start_mark
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}: the first one would be ignored", key_node.start_mark

@@ -105,6 +105,30 @@ def test_a_failure_after_training_marks_the_training_run_failed(
     assert read_manifest(cfg.output.dir) is None  # and no output set was published
 
 
+def test_a_console_closed_as_the_train_stage_reports_marks_the_training_run_failed(
+    tracked_config, world_path, tmp_path
+):
+    """``kamml run | head -3``: the train stage's own lines failed after training, and its run was left
+    FINISHED with job status "running" (the next job took it for a killed one)."""
+    name = f"kamml-closed-console-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 300
+
+    def console(line: str) -> None:
+        if line.lstrip().startswith("backtest at"):  # the reader has gone by the train stage's result
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        run(cfg, world_path, echo=console)
+    experiment = MlflowClient().get_experiment_by_name(name)
+    (found,) = MlflowClient().search_runs([experiment.experiment_id])
+    assert found.info.status == "FAILED"
+    assert found.data.tags[JOB_STATUS_TAG] == "failed"
+    assert found.data.tags["kamml.job.failed_stage"] == "train"
+    assert read_manifest(cfg.output.dir) is None
+
+
 def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, caplog):
     cfg, first, _ = job
     before = pd.read_parquet(cfg.output.dir / "allocation.parquet")

@@ -192,28 +192,32 @@ def _run(
         )
         for note in skipped:
             echo(f"      skipped: {note}")
-    with _stage("train", seconds, echo):
-        training = train(
-            data,
-            config,
-            before_register=_before_register(config, data, unchanged),
-            ends_job=False,
-            promote=promote,
-        )
-        bt = training.backtest
-        echo(
-            f"      backtest at {bt.protocol['cutoff']}: value Gini {bt.value['kamml']['gini']:.3f} "
-            f"(BTYD {bt.value['btyd']['gini']:.3f}), churn AUC {bt.churn['kamml']['roc_auc']:.3f} "
-            f"(BTYD {bt.churn['btyd']['roc_auc']:.3f})"
-        )
-        echo(f"      {training.summary()}")
+    training: TrainResult | None = None
     try:
+        with _stage("train", seconds, echo):
+            training = train(
+                data,
+                config,
+                before_register=_before_register(config, data, unchanged),
+                ends_job=False,
+                promote=promote,
+            )
+            bt = training.backtest
+            echo(
+                f"      backtest at {bt.protocol['cutoff']}: value Gini {bt.value['kamml']['gini']:.3f} "
+                f"(BTYD {bt.value['btyd']['gini']:.3f}), churn AUC {bt.churn['kamml']['roc_auc']:.3f} "
+                f"(BTYD {bt.churn['btyd']['roc_auc']:.3f})"
+            )
+            echo(f"      {training.summary()}")
         if config.engine.name == "spark":
             return _run_on_spark(config, data, training, outputs, seconds, skipped, echo)
         return _score_allocate_report(config, data, training, outputs, seconds, skipped, echo)
-    except BaseException as exc:  # the training run ended FINISHED: it must not read as a whole job
-        failed = next((name for name in STAGES if name not in seconds), STAGES[-1])
-        record_job_failure(config, training.run_id, failed, exc)
+    except BaseException as exc:
+        # the training run ended FINISHED, its job "running": a failure from there on (a console closed
+        # while the train stage said its result, the end-of-stage stop check) must not leave it so
+        if training is not None:
+            failed = next((name for name in STAGES if name not in seconds), STAGES[-1])
+            record_job_failure(config, training.run_id, failed, exc)
         raise
 
 

@@ -187,6 +187,27 @@ def test_a_reader_that_stopped_early_ends_the_command_as_sigpipe_not_as_bad_data
     assert (tmp_path / "w" / "transactions.parquet").is_file()
 
 
+@pytest.mark.parametrize("closed", [">&-", "2>&-"])
+def test_a_command_started_with_stdout_or_stderr_closed_exits_with_its_own_code(tmp_path, closed):
+    """A scheduler's ``>&-`` or ``2>&-``: Python then has no sys.stdout or sys.stderr, and a command that
+    had done its work ended in exit 1 (an AttributeError flushing stdout, or asking stderr isatty)."""
+    kamml = [sys.executable, "-m", "kamml"]
+
+    def started_closed(*args: str) -> subprocess.CompletedProcess[str]:
+        shell = f'exec {closed}; exec "$@"'
+        out = subprocess.DEVNULL if closed == "2>&-" else None
+        err = subprocess.PIPE if closed == ">&-" else None
+        return subprocess.run(
+            ["sh", "-c", shell, "sh", *kamml, *args], stdout=out, stderr=err, text=True, check=False
+        )
+
+    made = started_closed("generate", "--out", str(tmp_path / "w"), "--accounts", "30")
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "w" / "transactions.parquet").is_file()
+    missing = started_closed("validate", "--data", str(tmp_path / "nowhere"))
+    assert missing.returncode == 3, missing.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "reason"),
     [

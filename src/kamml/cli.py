@@ -789,6 +789,7 @@ def main() -> None:
     with code 143, so its staged outputs and temporary files are removed on the way out.
     """
     code: Any
+    _open_closed_streams()
     signal.signal(signal.SIGTERM, _terminated)
     try:
         result = app(prog_name="kamml", standalone_mode=False)
@@ -808,6 +809,26 @@ def main() -> None:
     if code is not None and not isinstance(code, int):
         sys.exit(code)
     _exit_now(code or 0)
+
+
+def _open_closed_streams() -> None:
+    """Open stdout and stderr on /dev/null where the process started with them closed (``>&-``, ``2>&-``).
+
+    Python leaves them None: kamml's last flush, logging's isatty and MLflow's message on registering a
+    model failed on that (exit 1, a trained model left unregistered), and the next file opened took the
+    free descriptor, where a library's console output would have gone into it.
+    """
+    import os
+
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_WRONLY)
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+            setattr(sys, name, open(fd, "w", encoding="utf-8", closefd=False))  # noqa: SIM115
 
 
 def _terminated(signum: int, frame: Any) -> None:

@@ -664,3 +664,14 @@ def test_a_config_read_from_a_pipe_is_read_not_missing():
         assert load_config(f"/dev/fd/{read}").time.horizon_days == 90
     finally:
         os.close(read)
+
+
+def test_a_sqlite_store_under_the_home_folder_is_that_file(tmp_path, monkeypatch):
+    """``sqlite:///~/mlruns.db``: SQLAlchemy opened ``./~/mlruns.db``, while the store's lock and kamml's
+    checks took ``~`` as the home folder, so the lock guarded another file than the one MLflow wrote."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "c.yaml"
+    path.write_text('tracking:\n  uri: "sqlite:///~/stores/mlruns.db"\n', encoding="utf-8")
+    assert load_config(path).tracking.uri == f"sqlite:///{tmp_path}/stores/mlruns.db"
+    path.write_text('tracking:\n  uri: "sqlite:///mlruns.db"\n', encoding="utf-8")  # relative: as written
+    assert load_config(path).tracking.uri == "sqlite:///mlruns.db"

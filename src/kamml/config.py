@@ -717,6 +717,18 @@ class TrackingConfig(_Section):
             raise ValueError(f"tracking.{info.field_name} is empty: give {what}")
         return value
 
+    @field_validator("uri")
+    @classmethod
+    def _home_in_sqlite_path(cls, value: str) -> str:
+        """``sqlite:///~/mlruns.db`` as the home folder's file: SQLAlchemy opened a folder named ``~``.
+
+        The store's lock and kamml's checks took ``~`` as the home folder, so they guarded another file.
+        """
+        prefix = "sqlite:///"
+        if value.startswith(f"{prefix}~"):
+            return prefix + str(Path(value[len(prefix) :]).expanduser())
+        return value
+
     @field_validator("model_name")
     @classmethod
     def _usable_model_name(cls, value: str) -> str:

@@ -77,6 +77,16 @@ def test_generate_over_a_world_needs_force(tmp_path):
     assert "holds accounts.csv: remove it" in other.output
 
 
+def test_generate_into_a_folder_under_the_home_folder_by_its_tilde(tmp_path, monkeypatch):
+    """``--out=~/demo`` (no shell expands it there) wrote the world into a folder named ``~`` here."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["generate", "--accounts", "30", "--out=~/demo"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "home" / "demo" / "transactions.parquet").is_file()
+    assert not (tmp_path / "~").exists()
+
+
 def test_generate_is_deterministic(tmp_path):
     for name in ("a", "b"):
         runner.invoke(app, ["generate", "--accounts", "200", "--seed", "9", "--out", str(tmp_path / name)])

@@ -675,3 +675,10 @@ def test_a_sqlite_store_under_the_home_folder_is_that_file(tmp_path, monkeypatch
     assert load_config(path).tracking.uri == f"sqlite:///{tmp_path}/stores/mlruns.db"
     path.write_text('tracking:\n  uri: "sqlite:///mlruns.db"\n', encoding="utf-8")  # relative: as written
     assert load_config(path).tracking.uri == "sqlite:///mlruns.db"
+
+
+def test_a_config_under_the_home_folder_is_found_by_its_tilde(tmp_path, monkeypatch):
+    """``load_config("~/job.yaml")``, or ``--config=~/job.yaml`` the shell left as written, was not found."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "job.yaml").write_text("time:\n  horizon_days: 90\n", encoding="utf-8")
+    assert load_config("~/job.yaml").time.horizon_days == 90

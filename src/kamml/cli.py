@@ -364,6 +364,7 @@ def generate(
     from kamml.io import check_output_dir
     from kamml.jobs.data import generate_lock
 
+    out = out.expanduser()  # `--out=~/demo`, which a shell leaves as written, as data.path reads it
     check_output_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)

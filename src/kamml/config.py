@@ -1011,7 +1011,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     raw: dict[str, Any] = {}
     source = "config"
     if path is not None:
-        path = Path(path)
+        path = Path(path).expanduser()  # "~/job.yaml" from Python, or `--config=~/job.yaml` unexpanded
         if str(path) in PACKAGED_CONFIGS and not path.is_file():  # a folder "spark" does not hide it
             path = packaged_config(str(path))
         source = str(path)

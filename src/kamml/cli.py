@@ -360,6 +360,7 @@ def generate(
     ] = False,
 ) -> None:
     """Write a synthetic B2B world: its four tables, truth and effort as Parquet, and world.json."""
+    from kamml.allocation.summary import accounts_text
     from kamml.datasets import synthetic
     from kamml.io import check_output_dir
     from kamml.jobs.data import generate_lock
@@ -381,7 +382,7 @@ def generate(
     for name, path in paths.items():
         typer.echo(f"{name:<13} {path}")
     typer.echo(
-        f"{accounts:,} accounts, {len(world.transactions):,} transactions, "
+        f"{accounts_text(accounts)}, {len(world.transactions):,} transactions, "
         f"{world.start.date()} .. {world.end.date()} (exclusive) -> {out}"
     )
 

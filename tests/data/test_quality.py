@@ -76,6 +76,9 @@ def test_to_text_of_clean_data_says_so(backend):
     assert "no errors, 0 data-quality notes" in text
     assert "No data-quality notes." in text
     assert "accounts      not given" in text
+    assert (
+        "transactions             1 row             1 account    2024-01-01 .. 2024-01-01" in text
+    )  # "1 rows"
 
 
 def test_to_dict_is_json_ready(backend, world):

@@ -165,9 +165,9 @@ class QualityReport:
             if stats is None:
                 lines.append(f"  {name:<{width}}  not given")
                 continue
-            parts = [f"{stats.rows:>12,} rows"]
+            parts = [f"{stats.rows:>12,} {'row ' if stats.rows == 1 else 'rows'}"]  # aligned either way
             if stats.accounts is not None:
-                parts.append(f"{stats.accounts:>10,} accounts")
+                parts.append(f"{stats.accounts:>10,} {'account ' if stats.accounts == 1 else 'accounts'}")
             if stats.first is not None and stats.last is not None:
                 parts.append(f"{stats.first.date()} .. {stats.last.date()}")
             lines.append(f"  {name:<{width}}  " + "   ".join(parts) + f"   [{stats.origin}]")

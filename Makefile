@@ -63,5 +63,5 @@ lock: ## refresh constraints.txt from a fresh resolution of pyproject.toml (then
 
 clean: ## remove the environment, caches and generated demo outputs
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/kamml.egg-info data/demo data/cdnow outputs \
-		mlruns.db mlruns.db.kamml-lock mlartifacts scores.parquet allocation.csv budget.csv budget.png
+		mlruns.db mlruns.db.kamml-lock mlflow.db mlartifacts build scores.parquet allocation.csv budget.csv budget.png
 	find src -name __pycache__ -type d -prune -exec rm -rf {} +  # numba's compiled kernels are cached there too

@@ -34,25 +34,22 @@ if TYPE_CHECKING:
 FLAG = ""
 
 
-class _Command(TyperCommand):
-    """A command whose ``--help`` is shown as the flag it is (typer's own showed ``--help <bool>``)."""
+class _FlagHelp:
+    """``--help`` shown as the flag it is, with no metavar (typer's own showed ``--help <bool>``)."""
 
     def get_help_option(self, ctx: Any) -> Any:
-        return _as_flag(super().get_help_option(ctx))
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = FLAG
+        return option
 
 
-class _Group(TyperGroup):
-    """A group of commands whose ``--help`` is shown as a flag, as `_Command`'s."""
-
-    def get_help_option(self, ctx: Any) -> Any:
-        return _as_flag(super().get_help_option(ctx))
+class _Command(_FlagHelp, TyperCommand):
+    """A command whose ``--help`` reads as a flag (`_FlagHelp`)."""
 
 
-def _as_flag(option: Any) -> Any:
-    """The help option with no metavar, so the help reads ``--help``, not ``--help <bool>``."""
-    if option is not None:
-        option.metavar = FLAG
-    return option
+class _Group(_FlagHelp, TyperGroup):
+    """A group of commands whose ``--help`` reads as a flag (`_FlagHelp`)."""
 
 
 app = typer.Typer(

@@ -247,7 +247,7 @@ class DataConfig(_Section):
     csv_delimiter: str | None = Field(None, min_length=1, max_length=1)
 
     _whole_day = field_validator("end", mode="before")(lambda value: _midnight_utc(value, "data.end"))
-    _home = field_validator("path")(lambda value: _expand_home(value))
+    _home = field_validator("path")(_expand_home)
 
     @model_validator(mode="after")
     def _one_source_to_fill(self) -> DataConfig:
@@ -827,7 +827,7 @@ class OutputConfig(_Section):
 
     dir: Path = Path("outputs")
 
-    _home = field_validator("dir")(lambda value: _expand_home(value))
+    _home = field_validator("dir")(_expand_home)
 
 
 class Config(_Section):

@@ -1337,12 +1337,13 @@ def _check_number(series: pd.Series, column: str, low: float, high: float, nan_o
     """Problems of one numeric column: not a number, missing, not finite, outside [low, high]."""
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         return [_problem(column, f"not a number (a {series.dtype} column)", series.notna(), series)]
+    plain = _plain_values(series)
     if pd.api.types.is_bool_dtype(series) or (
-        not _plain_values(series) and series.map(lambda v: isinstance(v, bool | np.bool_)).any()
+        not plain and series.map(lambda v: isinstance(v, bool | np.bool_)).any()
     ):  # pandas takes True for 1: a yes/no column read as 0 and 1 made a plan without a word
         return [_problem(column, "not a number (yes/no values)", series.notna(), series)]
     if pd.api.types.is_complex_dtype(series) or (
-        not _plain_values(series) and series.map(lambda v: isinstance(v, complex | np.complexfloating)).any()
+        not plain and series.map(lambda v: isinstance(v, complex | np.complexfloating)).any()
     ):  # a cast to float dropped the imaginary part with only a NumPy warning
         return [_problem(column, "not a number (complex values)", series.notna(), series)]
     problems = []

@@ -28,6 +28,7 @@ from kamml.features import build_features
 from kamml.features._context import check_scoring_cutoff
 from kamml.features.catalogue import describe
 from kamml.io import NUMBER_PATTERN, check_output_path, write_table
+from kamml.models._lgbm import ModelInputError, check_count
 from kamml.models.bundle import ModelBundle
 from kamml.progress import track
 from kamml.tracking import LoadedModel, resolve_model
@@ -272,9 +273,10 @@ def whole_count(value: Any, name: str, minimum: int) -> int:
     `score`'s ``explain_top=-1`` named drivers for every account but one, and ``chunk_size=0`` failed
     with a ZeroDivisionError.
     """
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ConfigError(f"{name} must be a whole number, {minimum} or more (got {value!r})")
-    return int(value)
+    try:
+        return check_count(value, name, minimum)  # the rule of the models' top_drivers
+    except ModelInputError:
+        raise ConfigError(f"{name} must be a whole number, {minimum} or more (got {value!r})") from None
 
 
 def indexed_by_account(features: pd.DataFrame) -> pd.DataFrame:

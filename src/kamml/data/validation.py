@@ -590,10 +590,11 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     c = _[column]
     dtype = plan.source[column].type()
     tag = _mapped(plan, cspec)
+    on_duckdb = _engine_name(plan) == "duckdb"
     if dtype.is_numeric():
         f = plan.derive(0, cspec.name, c.cast("float64"))
         missing = c.isnull()
-        if dtype.is_floating() and _engine_name(plan) != "duckdb":
+        if dtype.is_floating() and not on_duckdb:
             # Ibis on Spark counts NaN as null: a file's NaN amount read "missing value", a NaN quantity
             # was filled with 1 unit (refused on DuckDB); a frame's missing floats are nulls (`_register`)
             missing = missing & ~c.isnan()
@@ -611,7 +612,7 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         plan.add(column, f"missing value{tag}", missing, None)
     nonfinite = _nan(plan, f) | (f.notnull() & _infinite(f))  # `_nan`, not notnull: NaN is null on Spark
     # a float column's on Spark as text: its values come back through pandas, where a NaN became None
-    shown = f.cast("string") if dtype.is_numeric() and _engine_name(plan) != "duckdb" else c
+    shown = f.cast("string") if dtype.is_numeric() and not on_duckdb else c
     plan.add(column, f"not a finite number (NaN or infinite){tag}", nonfinite, shown)
     finite_size = ibis.cases((nonfinite, 0.0), else_=f.abs())  # a NaN or inf row is its own problem
     if cspec.name == "hours":
@@ -628,12 +629,12 @@ def _units(amount: ir.NumericValue, quantity: ir.NumericValue | None) -> ir.Nume
     """Transaction quantities, a missing one (or a missing column) filled: 1 unit, 0 on a refund row.
 
     A refund without a quantity counted +1 unit, so an account that returned goods read as one that
-    bought more (quantity windows, order size trend). ``isnull`` and not ``fill_null``: a frame's missing
-    value reaches Spark as NaN, which Ibis's ``isnull`` counts there and COALESCE kept (quantities NaN).
+    bought more (quantity windows, order size trend).
     """
     one, none = ibis.literal(1).cast("float64"), ibis.literal(0).cast("float64")  # Spark read 1.0 as decimal
     unit = ibis.cases((amount < 0, none), else_=one)
-    return unit if quantity is None else ibis.ifelse(quantity.isnull(), unit, quantity)
+    # a frame's missing value is null on Spark too (`_register`), and a file's NaN is refused before here
+    return unit if quantity is None else quantity.fill_null(unit)
 
 
 def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:

@@ -47,6 +47,14 @@ def test_help_shows_every_flag_as_a_flag(command):
     assert "<bool>" not in result.output
 
 
+@pytest.mark.parametrize("command", ["validate", "backtest", "train", "score", "run"])
+def test_data_help_says_a_file_is_taken(command):
+    """``--data`` takes the transactions table's own file too; two commands' help said "Folder" only."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "transactions table's own file" in " ".join(result.output.split())
+
+
 def test_generate_then_validate(tmp_path):
     out = tmp_path / "world"
     result = runner.invoke(app, ["generate", "--accounts", "300", "--seed", "3", "--out", str(out)])

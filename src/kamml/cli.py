@@ -315,6 +315,15 @@ ConfigOpt = Annotated[
         "cdnow, spark.",
     ),
 ]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        "-d",
+        help="Folder of the input tables (transactions[, accounts, referrals, activities]), or the "
+        "transactions table's own file (or a quoted glob of its parts); default: data.path.",
+    ),
+]
 PromoteOpt = Annotated[
     bool,
     typer.Option(
@@ -387,9 +396,7 @@ def generate(
 @app.command(cls=_Command)
 @handle_errors
 def validate(
-    data: Annotated[
-        Path | None, typer.Option("--data", "-d", help="Folder holding transactions[, accounts, ...].")
-    ] = None,
+    data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Check input tables against the data contract and print the data-quality summary."""
@@ -434,7 +441,7 @@ def _write_json(payload: dict[str, Any], path: Path | None) -> None:
 @handle_errors
 def backtest(
     config: ConfigOpt = None,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+    data: DataOpt = None,
     cutoff: Annotated[
         str | None,
         typer.Option(
@@ -588,7 +595,7 @@ def _with_data(cfg: Any, data: Path | None) -> Any:
 @handle_errors
 def train(
     config: ConfigOpt = None,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+    data: DataOpt = None,
     promote: PromoteOpt = False,
 ) -> None:
     """Backtest, train and log one MLflow run; register the model and apply the champion gate."""
@@ -620,7 +627,7 @@ def score(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Scores table to write (.parquet or .csv).")],
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+    data: DataOpt = None,
     cutoff: Annotated[
         str | None, typer.Option(help="Scoring date (YYYY-MM-DD); default: time.cutoff, else the data end.")
     ] = None,
@@ -707,7 +714,7 @@ def _load_scoring_model(uri: str, cfg: Any) -> Any:
 @handle_errors
 def run(
     config: ConfigOpt = None,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Folder of input tables.")] = None,
+    data: DataOpt = None,
     promote: PromoteOpt = False,
 ) -> None:
     """The main job: validate, train (MLflow run, registry), score, allocate, write the report."""

@@ -657,6 +657,28 @@ def test_values_each_with_their_own_offset_are_converted_to_utc(backend):
     assert data.quality.count("3 different UTC offsets") == 3
 
 
+def test_a_column_without_offsets_beside_one_with_them_gets_a_note(backend):
+    """transactions.ts at +02:00 (converted to UTC) beside accounts.created_at without offsets (taken as
+    UTC) shifted one table against the other without a word; a mix within one column is an error."""
+    tx = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "ts": ["2024-01-05T10:00:00+02:00", "2024-02-05T10:00:00+02:00"],
+            "amount": [1.0, 2.0],
+        }
+    )
+    accounts = pd.DataFrame({"account_id": [1, 2], "created_at": ["2023-06-01 09:00", "2023-07-01 09:00"]})
+    data = load_data({"transactions": tx, "accounts": accounts}, backend=backend)
+    (note,) = [n for n in data.quality.notes if n.column == "created_at"]
+    assert note.table == "accounts"
+    assert note.rule.startswith("no UTC offset (taken as UTC), while transactions.ts has one on every value")
+    assert note.n_rows == 2
+    same = load_data(
+        {"transactions": tx.assign(ts=["2024-01-05", "2024-02-05"]), "accounts": accounts}, backend=backend
+    )
+    assert not [n for n in same.quality.notes if "UTC offset" in n.rule]
+
+
 def test_a_mapped_column_the_table_lacks_is_an_error(backend, tx):
     """An optional column (or attribute) mapped to nothing was silently dropped; a raw column with
     kamml's own name then became a text attribute and crashed the features."""

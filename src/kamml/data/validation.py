@@ -11,7 +11,7 @@ of all tables are collected before `SchemaError` is raised.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1062,6 +1062,35 @@ def _tz_problems(plan: TablePlan, check: _TzCheck) -> tuple[list[Problem], list[
     return [], []
 
 
+def _zones_across_columns(plans: Iterable[TablePlan]) -> list[Problem]:
+    """A note for each text date column without UTC offsets where another column has one on every value.
+
+    Within one column a mix is an error; across columns each was read on its own, so
+    `transactions.ts` at +02:00 (converted to UTC) beside `accounts.created_at` in local time (taken as
+    UTC) shifted one table by two hours without a word.
+    """
+    zoned: list[str] = []
+    naive: list[tuple[TablePlan, _TzCheck, int]] = []
+    for plan in plans:
+        for check in plan.tz_checks:
+            with_offset, without = (_count(plan.values.get(k)) for k in check.keys[:2])
+            if with_offset and not without:
+                zoned.append(f"{plan.name}.{check.column}")
+            elif without and not with_offset:
+                naive.append((plan, check, without))
+    notes = []
+    for plan, check, without in naive:
+        if zoned:
+            rule = (
+                f"no UTC offset (taken as UTC), while {' and '.join(zoned)} "
+                f"{'has' if len(zoned) == 1 else 'have'} one on every value: if these are local times, "
+                "write their offset"
+            )
+            examples = _examples(plan, check.ok & ~check.has_offset, check.text)
+            notes.append(Problem(plan.name, check.column, rule, without, examples))
+    return notes
+
+
 def validate_tables(
     raws: Mapping[str, RawTable],
     mappings: Mapping[str, Mapping[str, str]],
@@ -1104,6 +1133,8 @@ def validate_tables(
         hard, soft = _collect(plan)
         problems.extend(hard)
         notes.extend(soft)
+    if not problems:
+        notes.extend(_zones_across_columns(plans.values()))
     stats = {name: _stats(plan) for name, plan in plans.items() if "n_rows" in plan.values}
     tx = plans.get("transactions")
     max_ts = _timestamp(tx.values.get("ts_max")) if tx is not None else None

@@ -875,3 +875,35 @@ def test_a_fit_where_the_hours_barely_bend_the_curve_is_warned(k, regime, caplog
     with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
         fit_effort_response(default.transactions, default.activities, default.end)
     assert "times its fitted k" not in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["int64", "decimal(10, 2)", "date"])
+def test_panel_takes_ibis_tables_with_whole_or_decimal_hours_and_dates(kind):
+    """Integer or decimal hours of an Ibis table raised AttributeError (no isnan); dates had no epoch."""
+    import ibis
+
+    tx, act = tiny()
+    if kind == "date":
+        tx, act = tx.assign(ts=tx["ts"].dt.normalize()), act.assign(ts=act["ts"].dt.normalize())
+        tables = (ibis.memtable(tx).cast({"ts": "date"}), ibis.memtable(act).cast({"ts": "date"}))
+    else:
+        act = act.assign(hours=act["hours"].round())
+        tables = (ibis.memtable(tx), ibis.memtable(act).cast({"hours": kind}))
+    panel = effort_panel(*tables, TINY_CUTOFF, max_periods=2)
+    pd.testing.assert_frame_equal(panel, tiny_panel(tx, act))
+
+
+@pytest.mark.filterwarnings("ignore:Could not infer format")
+def test_hours_or_dates_that_are_not_numbers_or_dates_name_the_column():
+    import ibis
+
+    tx, act = tiny()
+    text = act.assign(hours=act["hours"].astype(str).where(act.index > 0, "two"))
+    with pytest.raises(DataError, match=r"activities.hours must hold numbers"):
+        tiny_panel(tx, text)
+    with pytest.raises(DataError, match=r"activities.hours must be numeric, it is string"):
+        effort_panel(tx, ibis.memtable(text), TINY_CUTOFF)
+    with pytest.raises(DataError, match=r"transactions.ts must hold dates"):
+        tiny_panel(tx.assign(ts="soon"), act)
+    with pytest.raises(DataError, match=r"transactions.ts must be a timestamp, it is string"):
+        effort_panel(ibis.memtable(tx.assign(ts="soon")), act, TINY_CUTOFF)

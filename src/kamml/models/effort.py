@@ -1494,23 +1494,37 @@ def _from_day(day: int) -> pd.Timestamp:
 
 
 def _table(source: Table, name: str, needed: tuple[str, ...]) -> ir.Table:
-    """An Ibis table from a frame or a table, with the needed columns; DataError otherwise."""
+    """An Ibis table from a frame or a table, with the needed columns: ts a timestamp, the last one float.
+
+    A DataError names the table and column otherwise: integer or decimal hours of an Ibis table had no
+    ``isnan`` (an AttributeError), text ones a ValueError from pandas.
+    """
     if source is None:
         raise DataError(f"effort response: no {name} table given")
+    if not isinstance(source, pd.DataFrame | ir.Table):
+        raise DataError(f"effort response: {name} must be a pandas DataFrame or an Ibis table")
+    missing = [c for c in needed if c not in source.columns]
+    if missing:
+        raise DataError(f"effort response: the {name} table lacks column(s) {', '.join(missing)}")
+    number = needed[2]
     if isinstance(source, pd.DataFrame):
-        missing = [c for c in needed if c not in source.columns]
-        if missing:
-            raise DataError(f"effort response: the {name} table lacks column(s) {', '.join(missing)}")
         frame = source[list(needed)].copy()
-        frame["ts"] = pd.to_datetime(frame["ts"])
-        frame[needed[2]] = pd.to_numeric(frame[needed[2]]).astype(float)
+        try:
+            frame["ts"] = pd.to_datetime(frame["ts"])
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"effort response: {name}.ts must hold dates: {exc}") from None
+        try:
+            frame[number] = pd.to_numeric(frame[number]).astype(float)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"effort response: {name}.{number} must hold numbers: {exc}") from None
         return ibis.memtable(frame)
-    if isinstance(source, ir.Table):
-        missing = [c for c in needed if c not in source.columns]
-        if missing:
-            raise DataError(f"effort response: the {name} table lacks column(s) {', '.join(missing)}")
-        return source.select(*needed)
-    raise DataError(f"effort response: {name} must be a pandas DataFrame or an Ibis table")
+    schema = source.schema()
+    if not schema["ts"].is_timestamp() and not schema["ts"].is_date():
+        raise DataError(f"effort response: {name}.ts must be a timestamp, it is {schema['ts']}")
+    if not schema[number].is_numeric():
+        raise DataError(f"effort response: {name}.{number} must be numeric, it is {schema[number]}")
+    ts = source.ts if schema["ts"].is_timestamp() else source.ts.cast("timestamp")  # a date: its midnight
+    return source.select("account_id", ts=ts, **{number: source[number].cast("float64")})
 
 
 def _with_day(table: ir.Table) -> ir.Table:

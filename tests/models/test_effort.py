@@ -227,12 +227,31 @@ def test_invalid_responses_are_config_errors(changes, match):
 @pytest.mark.parametrize(
     ("changes", "match"),
     [({"clip": [1.0, 2.0, 3.0]}, "must be numbers"), ({"scale": "abc"}, "must be numbers"),
-     ({"uplift": True}, "must be numbers"), ({"clip": [4.0, 0.25]}, "clip must satisfy")],
+     ({"uplift": True}, "must be numbers"), ({"clip": [4.0, 0.25]}, "clip must satisfy"),
+     ({"horizon_days": 0}, "horizon_days must be a whole number"),
+     ({"horizon_days": "180"}, "horizon_days must be a whole number"),
+     ({"horizon_days": 90.5}, "horizon_days must be a whole number"),
+     ({"period_months": -3}, "period_months must be a whole number"),
+     ({"uplift": -0.5}, "uplift must be a finite number >= 0"), ({"uplift": "NaN"}, "must be numbers"),
+     ({"uplift": float("nan")}, "uplift must be a finite number >= 0"),
+     ({"size_column": 7}, "size column must be a column name"),
+     ({"diagnostics": "rows"}, "diagnostics must be a mapping")],
 )  # fmt: skip
 def test_bad_values_in_a_stored_response_are_config_errors(changes, match):
-    """They were a ValueError, a TypeError, or (a reversed clip) no error until effort_scale (an audit)."""
+    """They were a ValueError, a TypeError, or (a reversed clip) no error until effort_scale (an audit).
+
+    A horizon of 0 loaded and failed at scoring (ZeroDivisionError in `at_horizon`), a negative or NaN
+    uplift passed into the scores' effort_uplift, diagnostics as text were a ValueError.
+    """
     with pytest.raises(ConfigError, match=match):
         EffortResponse.from_dict(fitted_response().to_dict() | changes)
+
+
+def test_a_stored_horizon_written_as_a_whole_float_is_read():
+    response = EffortResponse.from_dict(fitted_response().to_dict() | {"horizon_days": 180.0})
+    assert response.horizon_days == 180
+    assert isinstance(response.horizon_days, int)
+    assert response.at_horizon(90).scale == pytest.approx(fitted_response().scale / 2)
 
 
 def test_a_response_with_a_reversed_clip_is_refused_when_built():

@@ -77,6 +77,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from numbers import Integral
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import ibis
@@ -249,6 +250,19 @@ class EffortResponse:
         if self.source not in ("fitted", "fixed"):
             raise ConfigError(f"effort response source must be 'fitted' or 'fixed', got {self.source!r}")
         check_clip(self.clip)  # a reversed clip failed later, inside effort_scale
+        # a stored response's bad horizon failed only at scoring (0: ZeroDivisionError in at_horizon)
+        for name in ("horizon_days", "period_months"):
+            days = getattr(self, name)
+            if days is not None and (isinstance(days, bool) or not isinstance(days, Integral) or days < 1):
+                raise ConfigError(f"effort response {name} must be a whole number >= 1 or null, got {days!r}")
+        if self.uplift is not None and not (math.isfinite(self.uplift) and self.uplift >= 0):
+            raise ConfigError(
+                f"effort response uplift must be a finite number >= 0 or null, got {self.uplift}"
+            )
+        if self.size_column is not None and not isinstance(self.size_column, str):
+            raise ConfigError(f"effort response size column must be a column name, got {self.size_column!r}")
+        if not isinstance(self.diagnostics, dict):
+            raise ConfigError(f"effort response diagnostics must be a mapping, got {self.diagnostics!r}")
 
     @classmethod
     def fixed(
@@ -470,11 +484,15 @@ class EffortResponse:
             for name in ("reference_value", "size_reference", "uplift"):
                 if values.get(name) is not None:
                     values[name] = _number(values[name])
+            for name in ("horizon_days", "period_months"):  # 180.0 from a tool that writes floats
+                if isinstance(values.get(name), float) and values[name].is_integer():
+                    values[name] = int(values[name])
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"an effort response's values must be numbers (clip two of them): {exc}"
             ) from None
-        values["diagnostics"] = dict(values.get("diagnostics") or {})
+        diagnostics = values.get("diagnostics") or {}
+        values["diagnostics"] = dict(diagnostics) if isinstance(diagnostics, Mapping) else diagnostics
         return cls(**values)
 
 

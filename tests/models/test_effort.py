@@ -926,3 +926,14 @@ def test_hours_or_dates_that_are_not_numbers_or_dates_name_the_column():
         tiny_panel(tx.assign(ts="soon"), act)
     with pytest.raises(DataError, match=r"transactions.ts must be a timestamp, it is string"):
         effort_panel(ibis.memtable(tx.assign(ts="soon")), act, TINY_CUTOFF)
+
+
+@pytest.mark.parametrize(
+    ("scale", "clip"),
+    [(1e308, (0.25, 4.0)), (5e-324, (0.25, 4.0)), (10.0, (1.0, 1e308)), (1e-10, (1e-320, 1.0))],
+)
+def test_a_scale_whose_clipped_k_overflows_or_underflows_is_a_config_error(scale, clip):
+    """k came out inf or 0, and the optimizer raised a ValueError that named no setting (an audit)."""
+    with pytest.raises(ConfigError, match=r"k must be a finite number of hours > 0"):
+        effort_scale([1.0, 10.0], scale=scale, clip=clip)
+    assert np.isfinite(effort_scale([1.0, 1e300], scale=1e300, clip=(0.25, 4.0))).all()

@@ -101,7 +101,8 @@ def effort_scale(
     Raises
     ------
     kamml.errors.ConfigError
-        On a scale that is not positive, a negative or non-finite exponent, or a bad clip range.
+        On a scale that is not positive, a negative or non-finite exponent, a bad clip range, or a scale
+        so large or small that the clipped k overflows to inf or underflows to 0.
 
     Examples
     --------
@@ -131,6 +132,11 @@ def effort_scale(
     if not np.isfinite(exponent) or exponent < 0:
         raise ConfigError(f"effort scale exponent must be a finite number >= 0, got {exponent}")
     low, high = check_clip(clip)
+    if not (low * scale > 0 and high * scale < np.inf):  # 1e308 h made k inf, 5e-324 h made it 0
+        raise ConfigError(
+            f"effort scale {scale:g} h with the clip ({low:g}, {high:g}) gives a k of "
+            f"{low * scale:g} to {high * scale:g} h: k must be a finite number of hours > 0"
+        )
     value = np.nan_to_num(np.asarray(clv, dtype=float), nan=0.0)
     if reference is not None:
         ref = float(reference)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +9,7 @@ from kamml.datasets import synthetic
 from kamml.datasets._synthetic_params import WorldParams, draw_accounts
 from kamml.datasets._synthetic_sim import Calendar
 from kamml.datasets._synthetic_truth import new_account_curve, own_value, p_order
-from kamml.errors import ConfigError, InfeasibleError, SchemaError
+from kamml.errors import ConfigError, DataError, InfeasibleError, SchemaError
 
 N = 3_000
 
@@ -456,6 +458,31 @@ def test_write_and_read_round_trip(small, tmp_path):
     # overwriting in place works and leaves no temporary files
     small.write(tmp_path / "world")
     assert not [p for p in (tmp_path / "world").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda d: (d / "world.json").write_text("{not json"), r"world.json is damaged: not JSON"),
+        (lambda d: (d / "world.json").write_text("[1]"), r"world.json is damaged: not a JSON object"),
+        (lambda d: (d / "world.json").write_text('{"start": "2023"}'), r"lacks end, horizon_days, params"),
+        (lambda d: _edit_meta(d, horizon_days="x"), r"world.json is damaged: invalid literal"),
+        (lambda d: _edit_meta(d, horizon_days=0), r"world.json is damaged: horizon_days must be"),
+        (lambda d: _edit_meta(d, end="soon"), r"world.json is damaged"),
+        (lambda d: (d / "truth.parquet").write_bytes(b"PAR1xx"), r"truth.parquet cannot be read"),
+    ],
+)
+def test_a_damaged_world_folder_is_a_data_error_naming_the_file(small, tmp_path, damage, match):
+    """It was a JSONDecodeError, a TypeError, a KeyError, a ValueError or pyarrow's ArrowInvalid."""
+    small.write(tmp_path / "world")
+    damage(tmp_path / "world")
+    with pytest.raises(DataError, match=match):
+        synthetic.read_world(tmp_path / "world")
+
+
+def _edit_meta(folder, **changes):
+    meta = json.loads((folder / "world.json").read_text())
+    (folder / "world.json").write_text(json.dumps(meta | changes))
 
 
 def test_the_synthetic_docs_page_holds_the_module_documentation():

@@ -431,21 +431,42 @@ class World:
 
     @classmethod
     def read(cls, path: str | Path) -> World:
-        """Load a world written by `write` (tables and ``world.json``), truth methods included."""
+        """Load a world written by `write` (tables and ``world.json``), truth methods included.
+
+        A damaged folder is a DataError naming the file (a world.json that is no JSON, lacks a key or
+        holds a bad value, or a Parquet file that cannot be read), not a JSONDecodeError or KeyError.
+        """
         folder = Path(path)
         meta_path = folder / "world.json"
         if not meta_path.is_file():
             raise DataError(f"not a synthetic world folder (no world.json): {folder}")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"synthetic world {meta_path} is damaged: not JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise DataError(f"synthetic world {meta_path} is damaged: not a JSON object")
+        missing = [k for k in ("start", "end", "horizon_days", "params") if k not in meta]
+        if missing:
+            raise DataError(f"synthetic world {meta_path} is damaged: it lacks {', '.join(missing)}")
         tables = {}
         for name in TABLES:
             file = folder / f"{name}.parquet"
             if not file.is_file():
                 raise DataError(f"synthetic world folder lacks {file.name}: {folder}")
-            frame = pd.read_parquet(file)
+            try:
+                frame = pd.read_parquet(file)
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                raise DataError(f"synthetic world {file} cannot be read: {exc}") from None
             for col in frame.columns[frame.dtypes.map(pd.api.types.is_datetime64_any_dtype)]:
                 frame[col] = frame[col].astype("datetime64[ns]")  # files keep microseconds for Spark
             tables[name] = frame
+        try:
+            start, end = pd.Timestamp(meta["start"]), pd.Timestamp(meta["end"])
+            horizon = _check_horizon(meta["horizon_days"])
+            params = WorldParams.from_dict(meta["params"])
+        except (TypeError, ValueError, AttributeError, ConfigError) as exc:
+            raise DataError(f"synthetic world {meta_path} is damaged: {exc}") from None
         return cls(
             transactions=tables["transactions"],
             accounts=tables["accounts"],
@@ -453,11 +474,11 @@ class World:
             activities=tables["activities"],
             truth=tables["truth"],
             effort=tables["effort"],
-            start=pd.Timestamp(meta["start"]),
-            end=pd.Timestamp(meta["end"]),
-            params=WorldParams.from_dict(meta["params"]),
+            start=start,
+            end=end,
+            params=params,
             seed=meta.get("seed"),
-            horizon_days=int(meta["horizon_days"]),
+            horizon_days=horizon,
         )
 
 

@@ -170,6 +170,24 @@ def test_invalid_arguments_raise_config_error():
         WorldParams(seasonality=(1.0,) * 11)
 
 
+def test_dates_or_horizons_beyond_pandas_range_are_config_errors(small):
+    """They were pandas' OutOfBoundsDatetime or OutOfBoundsTimedelta; a horizon of 0 or less gave
+    `served_probability` a k of 0 or negative chances."""
+    with pytest.raises(ConfigError, match=r"start 2200-01-01 with 100 years .* leaves the dates"):
+        synthetic.generate(5, start="2200-01-01", years=100)
+    with pytest.raises(ConfigError, match=r"start 1600-01-01 .* leaves the dates"):
+        synthetic.generate(5, start="1600-01-01")
+    with pytest.raises(ConfigError, match=r"horizon_days must be a whole number of days from 1 to 36,525"):
+        synthetic.generate(5, horizon_days=40_000)
+    for method in (small.expected_value, small.p_purchase, small.simulate_future):
+        with pytest.raises(ConfigError, match="horizon_days must be"):
+            method(10**6)
+    for days in (0, -30):
+        with pytest.raises(ConfigError, match="horizon_days must be"):
+            small.served_probability(1.0, days)
+    assert small.served_probability(1.0, 36_525).shape == (small.n_accounts,)
+
+
 # ---- behaviour in the history ------------------------------------------------------------------------------
 
 

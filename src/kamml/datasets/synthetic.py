@@ -201,6 +201,7 @@ class World:
 
         The history's k (``truth.effort_scale``) is per planning period (``params.period_months``).
         """
+        horizon_days = _check_horizon(horizon_days)  # 0 gave k = 0, a negative one negative chances
         period_days = self.params.period_months * 365.25 / 12
         return np.asarray(self.truth["effort_scale"].to_numpy() * (horizon_days / period_days), dtype=float)
 
@@ -524,7 +525,7 @@ def generate(
     Raises
     ------
     ConfigError
-        If a size, length or count is not positive.
+        If a size, length or count is not positive, or the dates leave pandas' range (1677 .. 2262).
     """
     params = params or WorldParams()
     if n_accounts < 1:
@@ -541,11 +542,18 @@ def generate(
     if n_reps < 1:
         raise ConfigError(f"n_reps must be >= 1, got {n_reps}")
     horizon_days = _check_horizon(horizon_days)
-    t_start = pd.Timestamp(start)
-    if t_start.tzinfo is not None:
-        raise ConfigError("start must be timezone-naive")
-    t_start = t_start.normalize()
-    t_end = t_start + pd.DateOffset(months=months)
+    try:
+        t_start = pd.Timestamp(start)
+        if t_start.tzinfo is not None:
+            raise ConfigError("start must be timezone-naive")
+        t_start = t_start.normalize()
+        t_end = t_start + pd.DateOffset(months=months)
+        (t_end + pd.Timedelta(days=horizon_days)).as_unit("ns")  # the truth's horizon in pandas' dates
+    except (ValueError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
+        raise ConfigError(
+            f"start {start} with {years:g} years of history and a {horizon_days}-day horizon leaves the "
+            f"dates pandas can hold ({pd.Timestamp.min.date()} .. {pd.Timestamp.max.date()}): {exc}"
+        ) from None
 
     clock = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -567,10 +575,16 @@ def generate(
 # ---------------------------------------------------------------------------------------------------------
 
 
+MAX_HORIZON_DAYS = 36_525
+"""Longest horizon in days (100 years, as `generate`'s years): 10**6 days ran past pandas' dates."""
+
+
 def _check_horizon(horizon_days: int) -> int:
-    """A positive whole number of days."""
-    if int(horizon_days) != horizon_days or horizon_days < 1:
-        raise ConfigError(f"horizon_days must be a positive whole number of days, got {horizon_days}")
+    """A positive whole number of days, up to `MAX_HORIZON_DAYS`."""
+    if int(horizon_days) != horizon_days or not 1 <= horizon_days <= MAX_HORIZON_DAYS:
+        raise ConfigError(
+            f"horizon_days must be a whole number of days from 1 to {MAX_HORIZON_DAYS:,}, got {horizon_days}"
+        )
     return int(horizon_days)
 
 

@@ -937,3 +937,12 @@ def test_a_scale_whose_clipped_k_overflows_or_underflows_is_a_config_error(scale
     with pytest.raises(ConfigError, match=r"k must be a finite number of hours > 0"):
         effort_scale([1.0, 10.0], scale=scale, clip=clip)
     assert np.isfinite(effort_scale([1.0, 1e300], scale=1e300, clip=(0.25, 4.0))).all()
+
+
+def test_account_ids_of_two_types_are_a_data_error_naming_both_columns():
+    """Text ids in the activities beside whole numbers in the transactions were pandas' merge ValueError."""
+    tx, act = tiny()
+    with pytest.raises(DataError, match=r"account_id is string and transactions.account_id is int"):
+        tiny_panel(tx, act.assign(account_id=act["account_id"].astype(str)))
+    as_float = tiny_panel(tx, act.assign(account_id=act["account_id"].astype(float)))
+    np.testing.assert_array_equal(as_float["hours"], tiny_panel(tx, act)["hours"])

@@ -576,6 +576,12 @@ def effort_panel(
         )
     tx = _table(transactions, "transactions", ("account_id", "ts", "amount"))
     act = _table(activities, "activities", ("account_id", "ts", "hours"))
+    tx_id, act_id = tx.schema()["account_id"], act.schema()["account_id"]
+    if tx_id != act_id and not (tx_id.is_numeric() and act_id.is_numeric()):  # pandas' merge refused it
+        raise DataError(
+            f"effort response: activities.account_id is {act_id} and transactions.account_id is {tx_id}: "
+            "the ids must be of one type"
+        )
     sizes = None if size_column is None else _account_sizes(accounts, size_column)
     cut_day = _day_number(cut)
     tx = _with_day(tx.filter(tx.ts < cut.to_pydatetime()))

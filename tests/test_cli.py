@@ -632,6 +632,18 @@ def test_generate_refuses_a_negative_seed_and_endless_years(tmp_path, args, says
         synthetic.generate(10, years=float("inf"))
 
 
+@pytest.mark.parametrize("years", ["nan", "0.05", "101"])
+def test_generate_years_out_of_range_names_the_range(tmp_path, years):
+    """``--years nan`` read "Input should be less than or equal to 100", as if it were too large."""
+    result = runner.invoke(
+        app, ["generate", "--accounts", "10", "--out", str(tmp_path / "w"), "--years", years]
+    )
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.replace("│", " ").split())
+    assert f"must be a number of years from 0.1 to 100, got {years}" in said
+    assert not (tmp_path / "w").exists()
+
+
 def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path):
     """A Latin-1 comment raised UnicodeDecodeError: a traceback and exit 1."""
     cfg = tmp_path / "latin1.yaml"

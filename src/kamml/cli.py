@@ -352,6 +352,13 @@ def _refuse_a_world_there(out: Path, force: bool) -> None:
         )
 
 
+def _years(value: float) -> float:
+    """`generate --years`: from 0.1 to 100 (click's range named the upper bound for ``nan``)."""
+    if not 0.1 <= value <= 100:
+        raise typer.BadParameter(f"must be a number of years from 0.1 to 100, got {value:g}")
+    return value
+
+
 @app.command(cls=_Command)
 @handle_errors
 def generate(
@@ -360,7 +367,9 @@ def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the Parquet tables into.")] = Path(
         "data/demo"
     ),
-    years: Annotated[float, typer.Option(min=0.1, max=100, help="Years of history.")] = 3.0,
+    years: Annotated[
+        float, typer.Option(callback=_years, help="Years of history, from 0.1 to 100.", metavar="FLOAT")
+    ] = 3.0,
     force: Annotated[
         bool, typer.Option("--force", help="Replace the tables of a world already in --out.", metavar=FLAG)
     ] = False,

@@ -585,3 +585,27 @@ def test_a_plan_without_accounts_says_so(tmp_path):
     page = parse(render_report(tmp_path / "r.html", allocation=empty))
     assert "Top 0 accounts" not in page.all_text
     assert "The plan has no accounts." in page.all_text
+
+
+def test_money_in_small_units_reads_as_the_plan_line_does(tmp_path):
+    """Amounts kept in thousands: every expected gain read 4, 3, 2, 1, 1, ..., 0, 0 and the header 20 while
+    the plan line said 20.3; a rep's last hour worth 0.11 read 0."""
+    from kamml.allocation.summary import amount, plan_line
+
+    s = scores(n=30).assign(clv=lambda f: f["clv"] / 1000, referral_value=0.0)
+    cfg = AllocationConfig(floor_hours=0.5, capacity={"rep 0": 10.0})
+    table = allocate(s, hours=100.0, config=cfg, horizon_days=180)
+    plan = table.attrs["allocation"]
+    path = render_report(tmp_path / "r.html", allocation=table, top=30)
+    text = parse(path).all_text
+    total = amount(plan["total_expected_gain"])
+    assert total != f"{plan['total_expected_gain']:,.0f}"  # the case: a gain below 100
+    assert total in plan_line(plan)
+    assert f"Expected gain{total}" in text
+    top = text.split("Top 30 accounts")[1].split("What more")[0]
+    for gain in table["expected_gain"]:
+        assert amount(gain) in top
+    tiers = _tier_table(path)
+    by_tier = table.groupby("tier")["expected_gain"].sum()
+    assert {row[0]: row[5] for row in tiers[1:]} == {t: amount(g) for t, g in by_tier.items()}
+    assert amount(plan["rep_price"]["rep 0"]) in text.split("Hours per rep")[1]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from kamml.allocation.summary import last_hour, rep_price_span
+from kamml.allocation.summary import amount, last_hour, rep_price_span
 from kamml.config import VALUE_METRICS, larger_is_better
 from kamml.errors import DataError
 from kamml.io import atomic_path
@@ -235,12 +235,12 @@ def _header(
     facts["hours"] = hours_text(used, exact=True) + (
         f" of {hours_text(float(given), exact=True)}" if given is not None else ""
     )
-    facts["expected_gain"] = _number(plan.get("total_expected_gain", table["expected_gain"].sum()))
+    facts["expected_gain"] = _money(plan.get("total_expected_gain", table["expected_gain"].sum()))
     if plan.get("team_price") is not None:
         text = last_hour(plan)  # the reps' prices when their capacities bind, not the team's hours
         facts["team_price"] = text if rep_price_span(plan) else f"{text} per hour"
     if plan.get("floor_cost"):
-        facts["floor_cost"] = f"{_number(plan['floor_cost'])} of gain"
+        facts["floor_cost"] = f"{_money(plan['floor_cost'])} of gain"
     for key, value in summary.items():
         if value is not None:
             facts[str(key)] = _fact(value)
@@ -283,7 +283,7 @@ def _top_accounts(table: pd.DataFrame, top: int) -> str:
             _td(_e(_text(r["account_id"]))),
             _td(_e(_text(r["tier"]))),
             _td(_e(_number(r["recommended_hours"], 2)), numeric=True),  # a 0.25 h touch read 0.2
-            _td(_e(_number(r["expected_gain"])), numeric=True),
+            _td(_e(_money(r["expected_gain"])), numeric=True),
             _td(_reasons(r.get("reasons"))),
         ]
         if owners:
@@ -355,7 +355,7 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
         + _td(f"{int(r.served):,}" if math.isfinite(r.served) else "–", numeric=True)
         + _td(_e(hours_text(r.hours, exact=True)), numeric=True)  # four 0.25 h tiers read 0.2 each
         + _td(_e(_share(r.hours, total_hours)), numeric=True)
-        + _td(_e(_number(r.gain)), numeric=True)
+        + _td(_e(_money(r.gain)), numeric=True)
         + "</tr>"
         for tier, r in by_tier.iterrows()
     ]
@@ -403,11 +403,11 @@ def _rep_table(table: pd.DataFrame) -> str:
             _td(_e(str(rep))),
             _td(f"{int(r.accounts):,}", numeric=True),
             _td(_e(hours_text(r.hours, exact=True)), numeric=True),
-            _td(_e(_number(r.gain)), numeric=True),
+            _td(_e(_money(r.gain)), numeric=True),
         ]
         if prices:
             price = prices.get(str(rep))
-            cells.append(_td(_e(_number(price)) if price is not None else "", numeric=True))
+            cells.append(_td(_e(_money(price)) if price is not None else "", numeric=True))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return _table_html(heads, rows)
 
@@ -634,6 +634,14 @@ def _number(value: Any, digits: int = 0) -> str:
     if not _finite(value):
         return "–"
     return f"{float(value):,.{digits}f}"
+
+
+def _money(value: Any) -> str:
+    """An amount as the plan line gives it (`amount`: three significant digits below 100); "–" when missing.
+
+    Whole units read every gain of a plan kept in thousands as 4, 3, ..., 0 beside the plan line's 20.3.
+    """
+    return amount(value) if _finite(value) else "–"
 
 
 def _integer(value: Any) -> str:

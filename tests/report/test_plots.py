@@ -626,3 +626,30 @@ def test_decile_errors_that_cannot_be_computed_read_as_a_dash(tmp_path, drawn):
     titles = [ax.get_title() for ax in drawn[-1].axes]
     assert not any("nan" in t for t in titles), titles
     assert "decile MAPE –, aggregate error –" in titles[0]
+
+
+def test_money_on_the_charts_reads_as_the_plan_line_does(tmp_path, monkeypatch):
+    """Amounts kept in thousands: the tier bars read 6, 5, 7, 2 and the given budget "gain 20" beside the
+    plan line's 20.3; a 1e12-stake plan's price axis read 0.5 ... 3.5 under a lone "1e11"."""
+    from kamml.allocation.allocate import budget_curve
+    from kamml.allocation.summary import amount
+
+    figures = _drawn(monkeypatch)
+    cfg = AllocationConfig(floor_hours=0.5)
+    small = score_table(n=30).assign(clv=lambda f: f["clv"] / 1000, referral_value=0.0)
+    table = allocate(small, 100.0, cfg, horizon_days=180)
+    plot_tier_mix(table, tmp_path / "t.png")
+    by_tier = table.groupby("tier")["expected_gain"].sum().reindex(tier_order(table, table["tier"]))
+    labels = [t.get_text() for t in figures[-1].axes[2].texts]
+    assert labels == [amount(g) for g in by_tier]
+    assert amount(by_tier.iloc[0]) != f"{by_tier.iloc[0]:,.0f}"  # the case: gains below 100
+    plot_budget_curve(budget_curve(small, 100.0, cfg, horizon_days=180), tmp_path / "c.png")
+    total = amount(table.attrs["allocation"]["total_expected_gain"])
+    assert f"given: 100 h, gain {total}" in [t.get_text() for t in _texts(figures[-1])]
+    big = score_table(n=30).assign(clv=lambda f: f["clv"] * 1e9)
+    plot_budget_curve(budget_curve(big, 100.0, cfg, horizon_days=180), tmp_path / "b.png")
+    price = figures[-1].axes[1].yaxis
+    assert price.get_offset_text().get_text() == ""
+    ticks = [t.get_text() for t in price.get_ticklabels() if t.get_text()]
+    assert ticks
+    assert all("," in t for t in ticks[1:])  # whole amounts with separators

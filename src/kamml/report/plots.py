@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
 
-from kamml.allocation.summary import hours_text
+from kamml.allocation.summary import amount, hours_text
 from kamml.errors import DataError
 from kamml.evaluation.metrics import calibration_table, decile_table, normalized_gini
 from kamml.io import atomic_path
@@ -743,9 +743,7 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
     ]
     if "expected_gain" in allocation.columns:
         gain = pd.Series(_numbers(allocation["expected_gain"], "expected_gain"), index=tiers.to_numpy())
-        panels.append(
-            ("expected gain", gain.groupby(level=0).sum().reindex(order, fill_value=0.0), "{:,.0f}")
-        )
+        panels.append(("expected gain", gain.groupby(level=0).sum().reindex(order, fill_value=0.0), amount))
     figure = Figure(figsize=(3.6 * len(panels), 3.8), layout="constrained")
     axes = figure.subplots(1, len(panels))
     for i, ((label, values, fmt), ax) in enumerate(zip(panels, np.atleast_1d(axes), strict=True)):
@@ -903,6 +901,8 @@ def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Fig
     price.plot(points["hours"], points["team_price"], linestyle="--", color="tab:orange", label="price")
     price.set_ylabel("value of one more hour", color="tab:orange")
     price.set_ylim(bottom=0)
+    # as the gain axis: matplotlib's own read a 1e12-stake plan's prices as 0.5 ... 3.5 under "1e11"
+    price.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _amount(v)))
     if "hours_used" in points:
         # where the reps' capacities or the caps take fewer hours than the team has, a team hour adds
         # nothing (its price 0): say so (a report audit read the 0 as "more hours are worthless", while
@@ -932,7 +932,7 @@ def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Fig
             gain = float(given["total_gain"].iloc[0])
             ax.axvline(hours, color="grey", linestyle=":", linewidth=1)
             ax.annotate(
-                f"given: {hours_text(hours)} h, gain {gain:,.0f}",
+                f"given: {hours_text(hours)} h, gain {amount(gain)}",  # as the plan line: 20.3 read 20
                 xy=(hours, gain),
                 xytext=(6, -14),
                 textcoords="offset points",

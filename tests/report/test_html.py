@@ -548,7 +548,8 @@ def test_small_hours_per_tier_and_rep_are_not_rounded_away(tmp_path):
     assert [row[3] for row in rows[1:]] == ["0.25"] * 4
     reps = re.search(r"<h3>Hours per rep</h3>.*?<table>(.*?)</table>", path.read_text(encoding="utf-8"), re.S)
     hours = [
-        cells[2] for cells in re.findall(r"<tr><td>(.*?)</td><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td>", reps[1])
+        cells[2]
+        for cells in re.findall(r"<tr><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td>", reps[1])
     ]
     assert hours == ["0.25"] * 4
 
@@ -609,3 +610,25 @@ def test_money_in_small_units_reads_as_the_plan_line_does(tmp_path):
     by_tier = table.groupby("tier")["expected_gain"].sum()
     assert {row[0]: row[5] for row in tiers[1:]} == {t: amount(g) for t, g in by_tier.items()}
     assert amount(plan["rep_price"]["rep 0"]) in text.split("Hours per rep")[1]
+
+
+def test_long_names_may_break_so_the_tables_keep_their_columns_on_the_page(tmp_path):
+    """A 5,000-character account id without a space stretched the table: a browser put the tier, hours,
+    gain and owner beyond the right edge of the page. Names (ids, tiers, reps) may now break anywhere,
+    and only they: a rule for every cell broke "Rank" and "strategic" letter by letter."""
+    table = allocate(scores(n=5), hours=10.0, horizon_days=180)
+    table["account_id"] = table["account_id"].astype(object)
+    table.loc[0, "account_id"] = "y" * 5000
+    table["owner"] = table["owner"].astype(object)
+    table.loc[0, "owner"] = "x" * 300
+    raw = render_report(tmp_path / "r.html", allocation=table).read_text(encoding="utf-8")
+    style = re.search(r"<style>(.*?)</style>", raw, re.S)[1]
+    wrapped = [
+        rule for rule in re.findall(r"([^{}]+)\{([^}]*)\}", style) if "overflow-wrap: anywhere" in rule[1]
+    ]
+    assert [selector.strip() for selector, _ in wrapped] == ["td.w"]
+    cells = re.findall(r'<td class="w">([^<]*)</td>', raw)
+    assert "y" * 5000 in cells
+    assert "x" * 300 in cells  # in the top accounts and in the rep table
+    assert cells.count("x" * 300) == 2
+    assert set(table["tier"]) <= set(cells)

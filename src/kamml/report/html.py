@@ -99,6 +99,7 @@ h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.88em; }
 th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; vertical-align: top; }
 th { background: #f0f3f7; text-align: left; }
+td.w { overflow-wrap: anywhere; min-width: 4em; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr:nth-child(even) td { background: #fafbfc; }
 .charts { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
@@ -280,14 +281,14 @@ def _top_accounts(table: pd.DataFrame, top: int) -> str:
     for r in rows.to_dict("records"):
         cells = [
             _td(_integer(r["rank"]), numeric=True),
-            _td(_e(_text(r["account_id"]))),
-            _td(_e(_text(r["tier"]))),
+            _td(_e(_text(r["account_id"])), name=True),
+            _td(_e(_text(r["tier"])), name=True),
             _td(_e(_number(r["recommended_hours"], 2)), numeric=True),  # a 0.25 h touch read 0.2
             _td(_e(_money(r["expected_gain"])), numeric=True),
             _td(_reasons(r.get("reasons"))),
         ]
         if owners:
-            cells.append(_td(_e(_text(r["owner"]))))
+            cells.append(_td(_e(_text(r["owner"])), name=True))
         body.append("<tr>" + "".join(cells) + "</tr>")
     heading = "<h2>The top account</h2>" if len(rows) == 1 else f"<h2>Top {len(rows):,} accounts</h2>"
     note = (
@@ -350,7 +351,7 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
     total_hours = float(by_tier["hours"].sum())
     rows = [
         "<tr>"
-        + _td(_e(str(tier)))
+        + _td(_e(str(tier)), name=True)
         + _td(f"{int(r.accounts):,}", numeric=True)
         + _td(f"{int(r.served):,}" if math.isfinite(r.served) else "–", numeric=True)
         + _td(_e(hours_text(r.hours, exact=True)), numeric=True)  # four 0.25 h tiers read 0.2 each
@@ -400,7 +401,7 @@ def _rep_table(table: pd.DataFrame) -> str:
     rows = []
     for rep, r in reps.iterrows():
         cells = [
-            _td(_e(str(rep))),
+            _td(_e(str(rep)), name=True),
             _td(f"{int(r.accounts):,}", numeric=True),
             _td(_e(hours_text(r.hours, exact=True)), numeric=True),
             _td(_e(_money(r.gain)), numeric=True),
@@ -584,9 +585,14 @@ def _table_html(heads: Iterable[str], rows: Sequence[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _td(content: str, *, numeric: bool = False) -> str:
-    """A table cell around already escaped content."""
-    return f'<td class="n">{content}</td>' if numeric else f"<td>{content}</td>"
+def _td(content: str, *, numeric: bool = False, name: bool = False) -> str:
+    """A table cell around already escaped content; a `name` (id, tier, rep) may break anywhere.
+
+    A 5,000-character account id without spaces stretched the table, pushing hours and gain off the page.
+    """
+    if numeric:
+        return f'<td class="n">{content}</td>'
+    return f'<td class="w">{content}</td>' if name else f"<td>{content}</td>"
 
 
 def _note(text: str) -> str:

@@ -653,3 +653,26 @@ def test_money_on_the_charts_reads_as_the_plan_line_does(tmp_path, monkeypatch):
     ticks = [t.get_text() for t in price.get_ticklabels() if t.get_text()]
     assert ticks
     assert all("," in t for t in ticks[1:])  # whole amounts with separators
+
+
+def test_a_budget_curve_without_gain_says_why_and_keeps_its_words_in_the_axes(tmp_path, monkeypatch):
+    """Every account without value at stake: the curve blamed "reps' capacities or account caps" for the
+    unused hours (there were none), and its "given" words, below a point at 0, lay over the hours' ticks."""
+    from kamml.allocation.allocate import budget_curve
+
+    figures = _drawn(monkeypatch)
+    lapsed = score_table(n=30).assign(clv=0.0, referral_value=0.0)
+    cfg = AllocationConfig(floor_hours=0.5, cap_hours=None)
+    plot_budget_curve(budget_curve(lapsed, 100.0, cfg, horizon_days=180), tmp_path / "c.png")
+    (figure,) = figures
+    ax = figure.axes[0]
+    texts = {t.get_text(): t for t in _texts(figure)}
+    (note,) = [t for t in texts if "not every hour can be used" in t]
+    assert note.endswith("(no account has value at stake)")
+    (given,) = [texts[t] for t in texts if t.startswith("given: 100 h")]
+    renderer = figure.canvas.get_renderer()
+    assert given.get_window_extent(renderer).y0 >= ax.get_window_extent(renderer).y0
+    assert given.get_window_extent(renderer).y0 >= texts[note].get_window_extent(renderer).y1
+    plot_budget_curve(budget_curve(score_table(n=30), 100.0, cfg, horizon_days=180), tmp_path / "d.png")
+    (given,) = [t for t in _texts(figures[-1]) if t.get_text().startswith("given: 100 h")]
+    assert given.xyann == (6, -14)  # a curve with gain keeps its words below the point

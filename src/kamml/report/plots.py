@@ -903,6 +903,7 @@ def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Fig
     price.set_ylim(bottom=0)
     # as the gain axis: matplotlib's own read a 1e12-stake plan's prices as 0.5 ... 3.5 under "1e11"
     price.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _amount(v)))
+    top = float(points["total_gain"].max())
     if "hours_used" in points:
         # where the reps' capacities or the caps take fewer hours than the team has, a team hour adds
         # nothing (its price 0): say so (a report audit read the 0 as "more hours are worthless", while
@@ -917,8 +918,10 @@ def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Fig
             used = float(first["hours_used"])
             at = used if math.isfinite(used) else float(first["hours"])
             ax.axvspan(at, float(points["hours"].max()), color="grey", alpha=0.08, linewidth=0)
+            # no gain anywhere (every account lapsed, or nothing at stake) is not the caps' doing
+            why = "no account has value at stake" if top == 0 else "reps' capacities or account caps"
             ax.annotate(
-                f"beyond {hours_text(at)} h not every hour can be used (reps' capacities or account caps)",
+                f"beyond {hours_text(at)} h not every hour can be used ({why})",
                 xy=(0.99, 0.03),
                 xycoords="axes fraction",
                 ha="right",
@@ -934,7 +937,8 @@ def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Fig
             ax.annotate(
                 f"given: {hours_text(hours)} h, gain {amount(gain)}",  # as the plan line: 20.3 read 20
                 xy=(hours, gain),
-                xytext=(6, -14),
+                # below the point, unless that is the axis: a gain near 0 put it over the hours' ticks
+                xytext=(6, -14) if gain > 0.15 * top else (6, 20),
                 textcoords="offset points",
                 fontsize=8,
                 color="dimgrey",

@@ -321,3 +321,18 @@ def test_a_failing_check_publishes_nothing(tmp_path):
             outputs.publish({"run_id": "two"})
     assert (tmp_path / "allocation.csv").read_text() == "plan one\n"
     assert json.loads((tmp_path / MANIFEST).read_text())["run_id"] == "one"
+
+
+def test_a_run_in_memory_replaces_a_spark_runs_folders_with_files_and_back(tmp_path):
+    """Switching engine.name on one output.dir: the in-memory run's scores.parquet file could not replace
+    the Spark run's folder of parts (IsADirectoryError), once allocation.csv had been moved in."""
+    _write_set(tmp_path, "spark")  # scores.parquet: a folder of parts
+    with OutputSet(tmp_path) as outputs:
+        outputs.stage("allocation.csv").write_text("plan memory\n")
+        outputs.stage("scores.parquet").write_text("scores memory")
+        outputs.publish({"run_id": "memory"})
+    assert (tmp_path / "scores.parquet").read_text() == "scores memory"
+    assert read_manifest(tmp_path)["run_id"] == "memory"
+    _write_set(tmp_path, "spark again")  # and a folder replaces the file
+    assert (tmp_path / "scores.parquet" / "part-0.parquet").read_text() == "scores spark again"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [LOCK_NAME]

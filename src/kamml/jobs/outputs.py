@@ -295,12 +295,19 @@ def _remove_leftovers(folder: Path) -> None:
 
 
 def _replace(staged: Path, target: Path, staging: Path) -> None:
-    """Move `staged` onto `target`; a folder (Spark's Parquet parts) replaces the old one whole."""
-    if staged.is_dir() and target.exists():
+    """Move `staged` onto `target`; a folder (Spark's Parquet parts) replaces the old one whole.
+
+    A file replaces a folder too: an in-memory run's scores.parquet failed on a Spark run's (rename
+    cannot put a file over a folder), once other files had moved in.
+    """
+    if target.exists() and (staged.is_dir() or target.is_dir()):
         old = staging / f".old-{target.name}"
         os.replace(target, old)
         os.replace(staged, target)
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
     else:
         os.replace(staged, target)
 

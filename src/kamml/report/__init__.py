@@ -5,6 +5,18 @@ canvas, without pyplot; MLflow logging (`backtest_plots`) and the HTML report (`
 them.
 """
 
+from kamml.errors import ConfigError
+
+try:
+    import matplotlib  # noqa: F401  (here, before the modules that draw, to name a bad MPLBACKEND)
+except ValueError as exc:  # matplotlib refuses an MPLBACKEND that names no backend as it is imported
+    if "backend" not in str(exc):
+        raise
+    raise ConfigError(
+        f"the MPLBACKEND environment variable names no backend matplotlib knows ({exc}); unset it: "
+        "kamml draws its charts into files"
+    ) from None
+
 from kamml.report.html import render_report
 from kamml.report.plots import (
     backtest_frame,

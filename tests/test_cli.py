@@ -1257,3 +1257,13 @@ def test_generate_waits_for_another_job_generating_in_the_same_folder(tmp_path, 
     assert not (out / "accounts.parquet").exists()
     result = runner.invoke(app, ["generate", "-n", "100", "--seed", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output
+
+
+def test_kamml_runs_store_line_shows_no_password():
+    """`kamml run` printed its store whole, a ``postgresql://user:password@...`` URI's password included,
+    into the output a scheduler keeps (a tracking audit)."""
+    from kamml.cli import _store_line
+
+    line = _store_line("postgresql://kamml:s3cret@db:5432/mlflow", "abc123")
+    assert "s3cret" not in line
+    assert line.startswith("MLflow       postgresql://kamml:***@db:5432/mlflow (run abc123); ")

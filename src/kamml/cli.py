@@ -738,8 +738,18 @@ def run(
     csv = result.outputs.get("allocation_csv")
     typer.echo(f"allocation   {result.outputs['allocation']}" + (f" (and {csv.name})" if csv else ""))
     typer.echo(f"scores       {result.outputs['scores']}")
-    uri = tracking_uri(cfg.tracking)
-    typer.echo(f"MLflow       {uri} (run {result.training.run_id}); {_browse_hint(uri)}")
+    typer.echo(_store_line(tracking_uri(cfg.tracking), result.training.run_id))
+
+
+def _store_line(uri: str, run_id: str) -> str:
+    """`kamml run`'s line naming the store and run, and how to browse it; a password in `uri` as ``***``.
+
+    A scheduler keeps the job's output: a ``postgresql://user:password@host/db`` store was printed whole.
+    """
+    from kamml.tracking.store import without_password
+
+    shown = without_password(uri)
+    return f"MLflow       {shown} (run {run_id}); {_browse_hint(shown)}"
 
 
 def _browse_hint(uri: str) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from kamml.config import FEATURE_GROUPS
+from kamml.config import FEATURE_GROUPS, Config
 from kamml.tracking import backtest_metrics, flatten
 from kamml.tracking.runs import built_groups
 
@@ -501,3 +502,24 @@ def test_the_plans_figures_are_the_runs_not_its_models(tracked_config):
     assert "fit.linked" in logged
     assert "allocation.expected_gain" not in logged
     assert MlflowClient().get_run(run.run_id).data.metrics["allocation.expected_gain"] == 123.0
+
+
+def test_a_password_in_the_configs_uri_replaced_by_the_variable_is_not_tagged_or_logged(
+    tmp_path, monkeypatch, caplog
+):
+    """With MLFLOW_TRACKING_URI exported, the run's ``kamml.tracking.uri_from`` tag and the warning named
+    the config's store whole, its database password included (a tracking audit)."""
+    from kamml.tracking.runs import TrainingRun
+
+    other = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)
+    secret = f"postgresql://kamml:s3cret-{tmp_path.name}@db:5432/mlflow"  # a new pair: warned once each
+    cfg = Config.from_dict(
+        {"tracking": {"uri": secret, "experiment": "pw", "artifact_location": str(tmp_path / "art")}}
+    )
+    with caplog.at_level(logging.WARNING, logger="kamml"), TrainingRun(cfg) as run:
+        run.log_config()
+    source = MlflowClient(other).get_run(run.run_id).data.tags["kamml.tracking.uri_from"]
+    assert source.endswith("the config's tracking.uri postgresql://kamml:***@db:5432/mlflow")
+    assert "wins over the config's tracking.uri postgresql://kamml:***@db:5432/mlflow" in caplog.text
+    assert "s3cret" not in caplog.text

@@ -122,7 +122,8 @@ def tracking_source(config: TrackingConfig | None = None) -> str:
     env, users = _environment()
     configured = (config or TrackingConfig()).uri
     if env is not None and users:
-        replaced = f", which replaces the config's tracking.uri {configured}" if configured != env else ""
+        shown = without_password(configured)  # a tag on the run and every store message: no password
+        replaced = f", which replaces the config's tracking.uri {shown}" if configured != env else ""
         return f"the MLFLOW_TRACKING_URI environment variable{replaced}"
     if env is not None and not _configured(config):
         return "MLflow's tracking URI set in this process (mlflow.set_tracking_uri), the config giving none"
@@ -150,16 +151,16 @@ def warn_overridden(config: TrackingConfig | None) -> None:
         log.warning(
             "MLflow store: the MLFLOW_TRACKING_URI environment variable %s wins over the config's "
             "tracking.uri %s (an exported variable overrides the config); unset it to use the config's store",
-            env,
-            config.uri,
+            without_password(env),
+            without_password(config.uri),
         )
     else:
         log.warning(
             "MLflow store: the config's tracking.uri %s wins over MLflow's tracking URI %s set in this "
             "process by mlflow.set_tracking_uri (which also wrote MLFLOW_TRACKING_URI; only an exported "
             "variable overrides the config); kamml puts MLflow's URI back after each call",
-            config.uri,
-            env,
+            without_password(config.uri),
+            without_password(env),
         )
 
 
@@ -533,7 +534,8 @@ def _experiment_id(cfg: TrackingConfig) -> str:
                 raise ConfigError(
                     f"the MLflow experiment '{cfg.experiment}' (id {found.experiment_id}) at "
                     f"{describe_store(uri, tracking_source(cfg))} is deleted: restore it "
-                    f"(MLFLOW_TRACKING_URI={shlex.quote(uri)} mlflow experiments restore --experiment-id "
+                    f"(MLFLOW_TRACKING_URI={shlex.quote(without_password(uri))} mlflow experiments restore "
+                    "--experiment-id "
                     f"{found.experiment_id}) or set tracking.experiment to another name"
                 )
             if found is not None:

@@ -1142,6 +1142,9 @@ def test_the_browse_hint_of_a_tracking_server_is_its_address_not_mlflow_ui():
     assert "mlflow ui" not in _browse_hint("databricks-uc://profile")
     local = _browse_hint("sqlite:///mlruns.db")
     assert local.endswith(" ui --backend-store-uri sqlite:///mlruns.db")
+    # a store in a folder with a space: one argument to the shell, not two
+    spaced = _browse_hint("sqlite:////home/ann/My Work/mlruns.db")
+    assert spaced.endswith(" ui --backend-store-uri 'sqlite:////home/ann/My Work/mlruns.db'")
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import shlex
 import shutil
 import signal
 import sys
@@ -763,7 +764,9 @@ def _browse_hint(uri: str) -> str:
         return f"browse it at {uri}"
     if scheme.startswith("databricks"):
         return "browse it in the Databricks workspace (Experiments)"
-    return f"browse with:\n             {_mlflow_command()} ui --backend-store-uri {uri}"
+    # quoted for the shell: a store in a folder with a space ("My Work") was split into two arguments
+    command = f"{shlex.quote(_mlflow_command())} ui --backend-store-uri {shlex.quote(uri)}"
+    return f"browse with:\n             {command}"
 
 
 def _mlflow_command() -> str:

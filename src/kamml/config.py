@@ -232,6 +232,18 @@ def _expand_home(path: Path | None) -> Path | None:
     return None if path is None else path.expanduser()
 
 
+def sqlite_home(uri: str) -> str:
+    """``sqlite:///~/mlruns.db`` as the home folder's file: SQLAlchemy opened a folder named ``~``.
+
+    The store's lock and kamml's checks took ``~`` as the home folder, so they guarded another file.
+    For ``tracking.uri`` and an exported ``MLFLOW_TRACKING_URI`` alike; other URIs are unchanged.
+    """
+    prefix = "sqlite:///"
+    if uri.startswith(f"{prefix}~"):
+        return prefix + str(Path(uri[len(prefix) :]).expanduser())
+    return uri
+
+
 class DataConfig(_Section):
     """Where the input tables are and how their columns are named."""
 
@@ -720,14 +732,8 @@ class TrackingConfig(_Section):
     @field_validator("uri")
     @classmethod
     def _home_in_sqlite_path(cls, value: str) -> str:
-        """``sqlite:///~/mlruns.db`` as the home folder's file: SQLAlchemy opened a folder named ``~``.
-
-        The store's lock and kamml's checks took ``~`` as the home folder, so they guarded another file.
-        """
-        prefix = "sqlite:///"
-        if value.startswith(f"{prefix}~"):
-            return prefix + str(Path(value[len(prefix) :]).expanduser())
-        return value
+        """``sqlite:///~/mlruns.db`` as the home folder's file (`sqlite_home`)."""
+        return sqlite_home(value)
 
     @field_validator("model_name")
     @classmethod

@@ -462,3 +462,20 @@ def test_an_artifact_location_the_existing_experiment_does_not_use_is_warned(tmp
         caplog.text
     )
     assert (tmp_path / "first").as_uri() in caplog.text
+
+
+def test_an_exported_sqlite_uri_under_the_home_folder_is_the_home_folders_store(monkeypatch, tmp_path):
+    """``MLFLOW_TRACKING_URI=sqlite:///~/x.db`` (quoted, so the shell left ``~``) made MLflow create
+    ``./~/x.db`` in the working folder, while kamml's lock and checks guarded the home folder's file."""
+    from kamml.tracking import experiment_id
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///~/x.db")
+    assert tracking_uri(TrackingConfig()) == f"sqlite:///{home / 'x.db'}"
+    experiment_id(TrackingConfig(artifact_location=str(tmp_path / "art")))
+    assert (home / "x.db").is_file()
+    assert not (work / "~").exists()

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlparse
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from kamml.config import TrackingConfig
+from kamml.config import TrackingConfig, sqlite_home
 from kamml.errors import ConfigError, KammlError, TrackingStoreError, exception_chain
 from kamml.io import hold_lock
 
@@ -88,9 +88,15 @@ def environment_is_users(value: str) -> bool:
 
 
 def _environment() -> tuple[str | None, bool]:
-    """MLFLOW_TRACKING_URI (None if unset or empty) and whether it is the user's (`environment_is_users`)."""
+    """MLFLOW_TRACKING_URI (None if unset or empty) and whether it is the user's (`environment_is_users`).
+
+    A ``sqlite:///~/x.db`` value is the home folder's file, as in ``tracking.uri`` (`sqlite_home`): MLflow
+    created ``./~/x.db`` while kamml's lock guarded the home folder's. Whose it is is read as written.
+    """
     env = os.environ.get("MLFLOW_TRACKING_URI") or None
-    return env, env is not None and environment_is_users(env)
+    if env is None:
+        return None, False
+    return sqlite_home(env), environment_is_users(env)
 
 
 def _configured(config: TrackingConfig | None) -> bool:

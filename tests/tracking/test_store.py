@@ -479,3 +479,30 @@ def test_an_exported_sqlite_uri_under_the_home_folder_is_the_home_folders_store(
     experiment_id(TrackingConfig(artifact_location=str(tmp_path / "art")))
     assert (home / "x.db").is_file()
     assert not (work / "~").exists()
+
+
+def test_a_tracking_server_keeps_the_artifacts_unless_the_config_names_an_absolute_folder(
+    monkeypatch, tmp_path, caplog
+):
+    """With a server, kamml created the experiment with ``./mlartifacts`` of the training machine as its
+    artifact root: the model a CRM loaded through the server from another machine was not there
+    (checked by hand against ``mlflow server``: "No such artifact"). The server's own store is used."""
+    import logging
+
+    from kamml.tracking.store import new_artifact_root
+
+    _no_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    server = "http://mlflow.example:5000"
+    assert new_artifact_root(TrackingConfig(uri=server)) is None  # kamml's default ./mlartifacts
+    with caplog.at_level(logging.WARNING, logger="kamml"):
+        assert new_artifact_root(TrackingConfig(uri=server, artifact_location="art"), warn=True) is None
+    assert "tracking.artifact_location art is a folder relative to this machine" in caplog.text
+    shared = tmp_path / "shared"
+    assert new_artifact_root(TrackingConfig(uri=server, artifact_location=str(shared))) == shared.as_uri()
+    assert new_artifact_root(TrackingConfig(uri="databricks")) is None
+    assert new_artifact_root(TrackingConfig(uri=server, artifact_location="s3://b/x")) == "s3://b/x"
+    # a local store keeps kamml's default folder; a config whose store the variable turns into a server not
+    assert new_artifact_root(TrackingConfig()) == (tmp_path / "mlartifacts").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    assert new_artifact_root(TrackingConfig(uri="sqlite:///mlruns.db")) is None

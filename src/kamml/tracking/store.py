@@ -548,7 +548,7 @@ def _experiment_id(cfg: TrackingConfig) -> str:
                 _warn_other_artifact_root(found.artifact_location, cfg)
                 check_artifact_root(found.artifact_location, cfg)
                 return str(found.experiment_id)
-            root = _artifact_root(cfg.artifact_location) if cfg.artifact_location else None
+            root = new_artifact_root(cfg, warn=True)
             created = mlflow.create_experiment(cfg.experiment, artifact_location=root)
             experiment = mlflow.get_experiment(created)
     except MlflowException as exc:
@@ -561,6 +561,36 @@ def _experiment_id(cfg: TrackingConfig) -> str:
     return str(created)
 
 
+def new_artifact_root(cfg: TrackingConfig, *, warn: bool = False) -> str | None:
+    """The artifact root kamml gives a new experiment: the config's folder, or None for the store's own.
+
+    A tracking server (http, https, databricks) keeps a run's artifacts itself. Given the default
+    ``./mlartifacts`` (or any relative folder), the experiment's root was a folder on the training
+    machine, so the model a CRM or another machine loads through the server was not there. A local
+    folder is kept with a server only when it is absolute (a shared mount); with `warn`, a relative one
+    the config names is said to be set aside.
+    """
+    location = cfg.artifact_location
+    if not location:
+        return None
+    root = _artifact_root(location)
+    scheme = tracking_uri(cfg).split("://", 1)[0].lower()
+    server = scheme in ("http", "https") or scheme.startswith("databricks")
+    if not server or not root.startswith("file:"):
+        return root
+    if location.startswith("file:") or Path(location).expanduser().is_absolute():
+        return root
+    if warn and "artifact_location" in cfg.model_fields_set:
+        log.warning(
+            "tracking.artifact_location %s is a folder relative to this machine, and the MLflow store is a "
+            "server: the new experiment '%s' keeps its artifacts in the server's own artifact store "
+            "(give an absolute folder that every machine sees to keep them there)",
+            location,
+            cfg.experiment,
+        )
+    return None
+
+
 def _warn_other_artifact_root(location: str | None, cfg: TrackingConfig) -> None:
     """Warn when the config names another artifact folder than the existing experiment's.
 
@@ -568,9 +598,17 @@ def _warn_other_artifact_root(location: str | None, cfg: TrackingConfig) -> None
     later (or the relative default read from another folder) was ignored without a word, while the run's
     logged config.yaml showed it (a tracking audit).
     """
-    if not location or not cfg.artifact_location:
+    wanted = new_artifact_root(cfg) if location and cfg.artifact_location else None
+    if wanted is None and cfg.artifact_location and location and location.startswith("file:"):
+        log.warning(
+            "the experiment '%s' keeps its artifacts at %s, a folder of the machine that created it, while "
+            "the MLflow store is a server: other machines loading its models through the server do not find "
+            "them; name a new experiment (tracking.experiment) to use the server's artifact store",
+            cfg.experiment,
+            location,
+        )
+    if wanted is None:  # no location, or a server's own store: nothing the config asks for
         return
-    wanted = _artifact_root(cfg.artifact_location)
     if wanted.rstrip("/") != location.rstrip("/"):
         log.warning(
             "tracking.artifact_location is %s, but the experiment '%s' keeps its artifacts at %s (set when "

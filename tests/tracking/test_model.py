@@ -173,6 +173,23 @@ def test_signature_types_the_answer_and_the_param_and_metadata_the_inputs(traine
 
 
 @pytest.mark.slow
+def test_a_category_missing_in_every_example_row_is_still_typed_string(trained):
+    """The input types come from the example's five rows: a category the first five accounts lack (an
+    industry not yet filled in) was typed ``Any`` in the MLmodel's ``feature_types`` (a tracking audit)."""
+    import mlflow
+
+    from kamml.tracking import log_bundle
+
+    _, _, result = trained
+    features = result.features.copy()
+    features["attr_industry"] = features["attr_industry"].astype(object)
+    features.iloc[:5, features.columns.get_loc("attr_industry")] = None
+    with mlflow.start_run():
+        info = log_bundle(result.bundle, features)
+    assert info.metadata["feature_types"]["attr_industry"] == "string"
+
+
+@pytest.mark.slow
 def test_predictions_are_row_independent_and_accept_rows_without_ids(trained):
     _, _, result = trained
     rows = model_input(result.features.head(20))

@@ -234,9 +234,21 @@ def _signature(inferred: ModelSignature) -> ModelSignature:
     return ModelSignature(inputs=None, outputs=Schema(optional), params=inferred.params)
 
 
-def _feature_types(inferred: ModelSignature) -> dict[str, str]:
-    """Input column name -> the MLflow type inferred from the example (double, string, long ...)."""
-    return {str(c.name): getattr(c.type, "name", str(c.type)) for c in inferred.inputs.inputs}
+def _feature_types(inferred: ModelSignature, bundle: ModelBundle) -> dict[str, str]:
+    """Input column name -> the MLflow type inferred from the example (double, string, long ...).
+
+    A category column missing in every example row was inferred as ``Any``: ``string`` when every level
+    the bundle's models learned for it is text, as the CRM sends it.
+    """
+    types = {str(c.name): getattr(c.type, "name", str(c.type)) for c in inferred.inputs.inputs}
+    levels: dict[str, list[Any]] = {}
+    for model in (bundle.clv, bundle.churn, bundle.influence):
+        for name, seen in (getattr(model, "categories_", None) or {}).items():
+            levels.setdefault(name, []).extend(seen)
+    for name, seen in levels.items():
+        if types.get(name) == "Any" and all(isinstance(level, str) for level in seen):
+            types[name] = "string"
+    return types
 
 
 def log_bundle(bundle: ModelBundle, features: pd.DataFrame, *, name: str = "model") -> ModelInfo:
@@ -258,7 +270,7 @@ def log_bundle(bundle: ModelBundle, features: pd.DataFrame, *, name: str = "mode
             # missing numbers as None: MLflow writes a float NaN in both example files as a bare NaN
             input_example=json_ready(example),
             pip_requirements=pip_requirements(f"artifacts/{wheel.name}" if wheel is not None else None),
-            metadata={"feature_types": _feature_types(inferred), "optional_columns": ["account_id"]},
+            metadata={"feature_types": _feature_types(inferred, bundle), "optional_columns": ["account_id"]},
         )
     log.info("logged the model bundle: %s", info.model_uri)
     return info

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -23,13 +24,19 @@ CUTOFF = "2026-01-01"
 
 
 def generate(path: Path, n_rows: int, seed: int = 0, chunk: int = 5_000_000) -> None:
-    """Write a synthetic transaction log of n_rows to a folder of Parquet parts, chunk by chunk."""
+    """Write a synthetic transaction log of n_rows to a folder of Parquet parts, chunk by chunk.
+
+    The parts go to a scratch folder renamed to `path` at the end: an interrupted run leaves no log that
+    a later run would measure as the full one.
+    """
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path.mkdir(parents=True, exist_ok=True)
+    final, path = path, path.with_name(path.name + ".tmp")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     n_accounts = max(1, n_rows // 10)
     start = pd.Timestamp("2023-01-01").value // 10**9
@@ -47,6 +54,18 @@ def generate(path: Path, n_rows: int, seed: int = 0, chunk: int = 5_000_000) -> 
             }
         )
         pq.write_table(table, path / f"part-{i:04d}.parquet", row_group_size=1_000_000)
+    path.rename(final)
+
+
+def log_rows(path: Path) -> int | None:
+    """Rows of the log cached at `path` (None when there is none or it cannot be read)."""
+    import pyarrow.parquet as pq
+
+    parts = sorted(path.glob("*.parquet")) if path.is_dir() else []
+    try:
+        return sum(pq.ParquetFile(part).metadata.num_rows for part in parts) if parts else None
+    except OSError:
+        return None
 
 
 def run_kamml(path: str, memory_limit: str, threads: int) -> dict:
@@ -113,19 +132,33 @@ def measure(kind: str, path: Path, args: argparse.Namespace) -> dict:
     return result
 
 
-def main() -> None:
-    """Generate the logs, measure both ways at each size, print a Markdown table."""
+def _rows(text: str) -> int:
+    """A --sizes value: a whole number of rows >= 1, written 20000 or 2e4."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 1 and value == int(value)):
+        raise argparse.ArgumentTypeError(f"must be a whole number of rows >= 1 (such as 1e6), got {text!r}")
+    return int(value)
+
+
+def main() -> int:
+    """Generate the logs, measure both ways at each size, print a Markdown table; 1 when a run failed."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
+    parser.add_argument("--sizes", nargs="+", type=_rows, default=[10**6, 10**7])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/kamml-bench"))
     parser.add_argument("--memory-limit", default="3GB")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-pandas-above", type=float, default=5e7)
     args = parser.parse_args()
     rows = []
-    for size in (int(s) for s in args.sizes):
+    for size in args.sizes:
         path = args.dir / f"tx_{size}"
-        if not path.exists():
+        if log_rows(path) != size:  # none yet, or one an older version left unfinished
+            if path.exists():
+                print(f"{path} is not a log of {size:,} rows: generated again", file=sys.stderr)
+                shutil.rmtree(path)
             t0 = time.perf_counter()
             generate(path, size)
             print(f"generated {size:,} rows in {time.perf_counter() - t0:.1f} s -> {path}", file=sys.stderr)
@@ -149,7 +182,12 @@ def main() -> None:
             f"| {size:,} | {size // 10:,} | {ks} | {k.get('peak_rss_gb', float('nan')):.2f} | {ps} | "
             f"{p.get('peak_rss_gb', float('nan')):.2f} |"
         )
+    # a failed run is in the table, and in the exit code: `make bench` stops on it
+    failed = [size for size, k, p in rows if "error" in k or p.get("error", "skipped") != "skipped"]
+    if failed:
+        print(f"\nfailed at {', '.join(f'{n:,}' for n in failed)} rows (the table's errors)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -82,3 +82,72 @@ def test_the_spark_benchmark_runs_at_a_small_size(tmp_path):
     out = run_benchmark("spark_score.py", *args, "--json", str(tmp_path / "spark.json"))
     assert '"n_accounts": 20000' in out
     assert (tmp_path / "spark.json").is_file()
+
+
+def run_failing(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """Run one benchmark script expected to fail; the finished process."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    return done
+
+
+def write_log(folder: Path, n_rows: int, columns: tuple[str, ...] = ("account_id", "ts", "amount")) -> None:
+    """A Parquet transaction log of `n_rows` in `folder`, with only `columns` of features.py's."""
+    import pandas as pd
+
+    folder.mkdir(parents=True)
+    frame = pd.DataFrame(
+        {
+            "account_id": [i % 7 + 1 for i in range(n_rows)],
+            "ts": pd.date_range("2024-01-01", periods=n_rows, freq="D"),
+            "amount": [10.0] * n_rows,
+            "quantity": [1.0] * n_rows,
+            "product": ["p1"] * n_rows,
+        }
+    )
+    frame[list(columns)].to_parquet(folder / "part-0000.parquet")
+
+
+@pytest.mark.slow
+def test_the_features_benchmark_generates_again_a_log_left_unfinished(tmp_path):
+    """A log folder with fewer rows than its size (a run stopped while writing its parts) was measured as
+    the full log: 20 rows reported as the 2,000-row figures."""
+    write_log(tmp_path / "tx_2000", 20)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "features.py"), "--sizes", "2000", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    assert "is not a log of 2,000 rows: generated again" in done.stderr
+    assert '"rows_out": 200' in done.stderr  # the 200 accounts of the real log, not 7
+
+
+@pytest.mark.slow
+def test_the_features_benchmark_exits_non_zero_when_kamml_fails(tmp_path):
+    """A failed measurement was a cell of the table and exit 0, so `make bench` went on as if it ran."""
+    write_log(tmp_path / "tx_50", 50, columns=("account_id", "ts"))  # no amount: kamml refuses it
+    done = run_failing("features.py", "--sizes", "50", "--dir", str(tmp_path))
+    assert "amount" in done.stdout
+    assert "failed at 50 rows" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "says"),
+    [
+        ("features.py", ["--sizes", "0"], "argument --sizes: must be a whole number of rows >= 1"),
+        ("features.py", ["--sizes", "2.5"], "argument --sizes: must be a whole number of rows >= 1"),
+    ],
+)
+def test_a_benchmark_refuses_a_bad_flag_before_it_starts(script, args, says):
+    """argparse's exit 2 naming the flag, before any world is generated or model trained."""
+    done = run_failing(script, *args, timeout=120)
+    assert done.returncode == 2
+    assert says in done.stderr

@@ -58,6 +58,13 @@ def fit_bundle(cache: Path, accounts: int) -> tuple[Path, pd.Timestamp]:
     return folder, cutoff
 
 
+def features_folder(cache: Path, accounts: int, reps: int, train_accounts: int) -> Path:
+    """The cached features folder of these settings: rows drawn from the `train_accounts` world's features,
+    owners among `reps` reps (named by all three: keyed by `accounts` alone, a run with other reps reused
+    the owners of an earlier one, and the capacities of the reps it asked for did not bind as stated)."""
+    return cache / f"features_{accounts}_reps{reps}_train{train_accounts}"
+
+
 def synthesise(bundle_dir: Path, cutoff: str, world: Path, out: Path, accounts: int, reps: int) -> None:
     """Write `accounts` feature rows as Parquet parts (run in a child process: its memory is not ours)."""
     import pyarrow as pa
@@ -153,7 +160,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     args.cache.mkdir(parents=True, exist_ok=True)
     bundle_dir, cutoff = fit_bundle(args.cache, args.train_accounts)
-    features = args.cache / f"features_{args.accounts}"
+    features = features_folder(args.cache, args.accounts, args.reps, args.train_accounts)
     if not features.exists():
         t0 = time.perf_counter()
         subprocess.run(

@@ -5,9 +5,11 @@ README quotes come from `make bench` and the sizes docs/benchmarks.md gives."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +153,23 @@ def test_a_benchmark_refuses_a_bad_flag_before_it_starts(script, args, says):
     done = run_failing(script, *args, timeout=120)
     assert done.returncode == 2
     assert says in done.stderr
+
+
+def load_benchmark(script: str) -> Any:
+    """A benchmark script imported as a module (its main does not run)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{Path(script).stem}", BENCHMARKS / script)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_spark_benchmark_caches_features_by_reps_and_training_world_too(tmp_path):
+    """Keyed by accounts alone, a run with --reps 50 reused features synthesised with 5 reps' owners."""
+    folder = load_benchmark("spark_score.py").features_folder
+    base = folder(tmp_path, 20_000, 5, 1_000)
+    assert folder(tmp_path, 20_000, 5, 1_000) == base
+    assert folder(tmp_path, 20_000, 50, 1_000) != base
+    assert folder(tmp_path, 20_000, 5, 3_000) != base
+    assert folder(tmp_path, 30_000, 5, 1_000) != base

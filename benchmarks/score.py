@@ -45,14 +45,22 @@ def world(accounts: int, cache: Path, seed: int) -> Path:
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of a command (its rusage); prints its last line of output."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
-    wall = time.perf_counter() - t0
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
+    """Wall seconds and peak RSS (GB) of a command (its rusage); prints its last line of output.
+
+    The output goes to files, not pipes: waiting on a child that fills a pipe nobody reads (64 KB of
+    log lines) hung the benchmark.
+    """
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        stdout.seek(0)
+        stderr.seek(0)
+        out = stdout.read().decode(errors="replace")
+        err = stderr.read().decode(errors="replace")
+    if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{err[-3000:]}")
     print("   ", out.strip().splitlines()[-1] if out.strip() else "")
     return wall, usage.ru_maxrss / 1024**2

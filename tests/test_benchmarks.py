@@ -173,3 +173,23 @@ def test_the_spark_benchmark_caches_features_by_reps_and_training_world_too(tmp_
     assert folder(tmp_path, 20_000, 50, 1_000) != base
     assert folder(tmp_path, 20_000, 5, 3_000) != base
     assert folder(tmp_path, 30_000, 5, 1_000) != base
+
+
+def test_the_score_benchmark_times_a_command_that_writes_much_output():
+    """`timed` waited on the child before reading its pipes: 200 KB of log lines on stderr filled the
+    pipe, the child blocked on it and the benchmark hung (run in a child process with a time limit)."""
+    noisy = "import sys; sys.stderr.write('log line\\n' * 25_000); print('scored 3 accounts')"
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('bench_score', {str(BENCHMARKS / 'score.py')!r}); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+        f"wall, rss = m.timed([sys.executable, '-c', {noisy!r}], {{}}); print('rss', rss > 0)"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("timed() hung on a command with 200 KB of stderr")
+    assert "scored 3 accounts" in done.stdout
+    assert "rss True" in done.stdout

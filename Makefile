@@ -46,7 +46,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff format src tests benchmarks notebooks examples
 
 bench: $(STAMP) ## run the speed and quality benchmarks under benchmarks/ (results in the README)
-	@for b in benchmarks/*.py; do n=$$(basename $$b .py); echo "== $$b"; \
+	@for b in benchmarks/[!_]*.py; do n=$$(basename $$b .py); echo "== $$b"; \
 		$(BIN)/python $$b $$( [ $$n = spark_score ] && echo "$(BENCH_ARGS_spark_score)" ) || exit 1; done
 # benchmarks/spark_score.py defaults to the issue's 10M accounts (601-672 s, about 11 minutes, on 2 cores: docs/spark.md):
 # `make bench` runs it at 1M; run it by hand with --accounts 10000000 on a bigger machine.

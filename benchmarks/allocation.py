@@ -17,6 +17,7 @@ import sys
 import time
 
 import numpy as np
+from _flags import whole
 from scipy import sparse
 from scipy.optimize import linprog
 
@@ -135,10 +136,10 @@ def quality(n_problems: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=1_000_000)
-    parser.add_argument("--reps", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--problems", type=int, default=300)
+    parser.add_argument("--accounts", type=whole(1), default=1_000_000)
+    parser.add_argument("--reps", type=whole(1), default=50)
+    parser.add_argument("--repeats", type=whole(1), default=3)
+    parser.add_argument("--problems", type=whole(1), default=300)
     args = parser.parse_args()
     speed(args.accounts, args.reps, args.repeats)
     curve_speed(args.accounts, args.reps)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
+from _flags import whole
 
 from kamml.models.btyd import BetaGeo, GammaGamma
 
@@ -73,8 +74,8 @@ def report(name: str, fitted: dict[str, float], truth: dict[str, float]) -> bool
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--customers", type=whole(100), default=1_000_000)
+    parser.add_argument("--seed", type=whole(0), default=0)
     args = parser.parse_args()
 
     print(f"btyd: {args.customers:,} simulated customers (seed {args.seed})")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from _flags import whole
+
 from kamml.config import Config
 from kamml.evaluation.benchmark import benchmark_cdnow
 
@@ -51,7 +53,7 @@ def main() -> None:
     parser.add_argument("--ends", nargs="+", default=list(ENDS), help="calibration ends (inclusive days)")
     parser.add_argument("--holdout-end", default="1998-06-30")
     parser.add_argument("--sample", action="store_true", help="the 2,357-customer sample")
-    parser.add_argument("--threads", type=int, default=1, help="LightGBM threads (results depend on it)")
+    parser.add_argument("--threads", type=whole(1), default=1, help="LightGBM threads (results depend on it)")
     args = parser.parse_args()
     config = Config.from_dict(
         {"time": {"snapshots": 3, "step_days": 28}, "models": {"threads": args.threads}}

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _flags import number, whole
+
 CUTOFF = "2026-01-01"
 
 
@@ -132,25 +134,14 @@ def measure(kind: str, path: Path, args: argparse.Namespace) -> dict:
     return result
 
 
-def _rows(text: str) -> int:
-    """A --sizes value: a whole number of rows >= 1, written 20000 or 2e4."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value >= 1 and value == int(value)):
-        raise argparse.ArgumentTypeError(f"must be a whole number of rows >= 1 (such as 1e6), got {text!r}")
-    return int(value)
-
-
 def main() -> int:
     """Generate the logs, measure both ways at each size, print a Markdown table; 1 when a run failed."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", nargs="+", type=_rows, default=[10**6, 10**7])
+    parser.add_argument("--sizes", nargs="+", type=whole(1), default=[10**6, 10**7])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/kamml-bench"))
     parser.add_argument("--memory-limit", default="3GB")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip-pandas-above", type=float, default=5e7)
+    parser.add_argument("--threads", type=whole(1), default=2)
+    parser.add_argument("--skip-pandas-above", type=number(), default=5e7)
     args = parser.parse_args()
     rows = []
     for size in args.sizes:

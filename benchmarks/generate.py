@@ -14,6 +14,8 @@ import json
 import subprocess
 import sys
 
+from _flags import number, whole
+
 CHILD = """
 import json, resource, sys, time
 from kamml.datasets import synthetic
@@ -43,18 +45,20 @@ def measure(n: int, years: float, seed: int, out: str) -> dict:
     """Generate one world of `n` accounts in a fresh interpreter and return its figures."""
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(n), str(years), str(seed), out],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if proc.returncode != 0:  # the child's own error, not CalledProcessError with the child's code
+        raise SystemExit(f"generating {n:,} accounts failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--years", type=float, default=3.0)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--sizes", type=whole(1), nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--years", type=number(0.0, above=True), default=3.0)
+    parser.add_argument("--seed", type=whole(0), default=42)
     parser.add_argument("--out", default="", help="write the last world here as Parquet")
     args = parser.parse_args()
     rows = []

@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from _flags import whole
 
 BIN = Path(sys.executable).parent
 
@@ -135,15 +136,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--accounts", type=int, default=1_000_000)
-    parser.add_argument("--train-accounts", type=int, default=20_000)
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--accounts", type=whole(1), default=1_000_000)
+    parser.add_argument("--train-accounts", type=whole(1), default=20_000)
+    parser.add_argument("--requests", type=whole(1), default=1000)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/kamml-bench"))
     parser.add_argument("--skip-rest", action="store_true")
     parser.add_argument("--skip-score", action="store_true", help="only the REST latency")
-    parser.add_argument("--explain-top", type=int, default=20_000, help="kamml score --explain-top")
+    parser.add_argument("--explain-top", type=whole(0), default=20_000, help="kamml score --explain-top")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="score + allocate this many times (timings on a VM vary)"
+        "--repeat", type=whole(1), default=1, help="score + allocate this many times (timings on a VM vary)"
     )
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _flags import whole
 
 CHUNK = 500_000
 
@@ -143,9 +144,9 @@ def peak_self_gb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=10_000_000)
-    parser.add_argument("--train-accounts", type=int, default=3_000)
-    parser.add_argument("--reps", type=int, default=50)
+    parser.add_argument("--accounts", type=whole(1), default=10_000_000)
+    parser.add_argument("--train-accounts", type=whole(1), default=3_000)
+    parser.add_argument("--reps", type=whole(1), default=50)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "kamml-bench-spark")

@@ -46,6 +46,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from _flags import number, whole
 from scipy.stats import spearmanr
 
 import kamml
@@ -68,25 +69,30 @@ from kamml.models.effort import EffortResponse, fit_effort_response_from_data
 
 
 def _effort_scale(value: str) -> str | float:
-    """An --effort-scale value: "auto" or a number of hours."""
-    return value if value == "auto" else float(value)
+    """An --effort-scale value: "auto" or a number of hours > 0."""
+    return value if value == "auto" else number(0.0, above=True)(value)
 
 
 def main() -> None:
     """Generate a world, train at its end, score, allocate, and compare with the truth."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--accounts", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--horizon", type=int, default=180)
-    parser.add_argument("--hours-per-account", type=float, nargs="+", default=[0.2])
+    parser.add_argument("--accounts", type=whole(1), default=20_000)
+    parser.add_argument("--seed", type=whole(0), default=7)
+    parser.add_argument("--horizon", type=whole(1), default=180)
+    parser.add_argument("--hours-per-account", type=number(), nargs="+", default=[0.2])
     parser.add_argument("--effort-scale", type=_effort_scale, nargs="+", default=["auto"])
-    parser.add_argument("--effort-exponent", type=float, nargs="+", default=[0.5])
-    parser.add_argument("--floor-hours", type=float, default=0.0)
+    parser.add_argument("--effort-exponent", type=number(), nargs="+", default=[0.5])
+    parser.add_argument("--floor-hours", type=number(), default=0.0)
     parser.add_argument(
-        "--active-p-purchase", type=float, default=0.1, help="allocation.active_p_purchase; 0: P(alive) alone"
+        "--active-p-purchase",
+        type=number(0.0, 1.0),
+        default=0.1,
+        help="allocation.active_p_purchase; 0: P(alive) alone",
     )
     parser.add_argument("--ceiling", action="store_true", help="where the gap to the oracle is (4. above)")
-    parser.add_argument("--years", type=float, default=3.0, help="the world's length from 2023-01-01")
+    parser.add_argument(
+        "--years", type=number(0.0, above=True), default=3.0, help="the world's length from 2023-01-01"
+    )
     parser.add_argument("--flat-season", action="store_true", help="no monthly seasonality in the world")
     args = parser.parse_args()
     t0 = time.perf_counter()

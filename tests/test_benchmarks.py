@@ -144,19 +144,37 @@ def test_the_features_benchmark_exits_non_zero_when_kamml_fails(tmp_path):
 @pytest.mark.parametrize(
     ("script", "args", "says"),
     [
-        ("features.py", ["--sizes", "0"], "argument --sizes: must be a whole number of rows >= 1"),
-        ("features.py", ["--sizes", "2.5"], "argument --sizes: must be a whole number of rows >= 1"),
+        ("features.py", ["--sizes", "0"], "argument --sizes: must be a whole number >= 1, got '0'"),
+        ("features.py", ["--sizes", "2.5"], "argument --sizes: must be a whole number >= 1"),
+        ("allocation.py", ["--repeats", "0"], "argument --repeats: must be a whole number >= 1"),
+        ("allocation.py", ["--problems", "0"], "argument --problems: must be a whole number >= 1"),
+        ("allocation.py", ["--reps", "0"], "argument --reps: must be a whole number >= 1"),
+        ("btyd.py", ["--customers", "0"], "argument --customers: must be a whole number >= 100"),
+        ("generate.py", ["--sizes", "0"], "argument --sizes: must be a whole number >= 1"),
+        ("generate.py", ["--years", "0"], "argument --years: must be a number > 0"),
+        ("cdnow_splits.py", ["--threads", "0"], "argument --threads: must be a whole number >= 1"),
+        ("score.py", ["--requests", "0"], "argument --requests: must be a whole number >= 1"),
+        ("score.py", ["--repeat", "0"], "argument --repeat: must be a whole number >= 1"),
+        ("spark_score.py", ["--reps", "0"], "argument --reps: must be a whole number >= 1"),
+        ("synthetic_quality.py", ["--hours-per-account", "-1"], "argument --hours-per-account: must be a"),
+        ("synthetic_quality.py", ["--active-p-purchase", "2"], "must be a number >= 0 and <= 1, got '2'"),
+        ("synthetic_quality.py", ["--effort-scale", "0"], "argument --effort-scale: must be a number > 0"),
+        ("synthetic_quality.py", ["--horizon", "0"], "argument --horizon: must be a whole number >= 1"),
     ],
 )
 def test_a_benchmark_refuses_a_bad_flag_before_it_starts(script, args, says):
-    """argparse's exit 2 naming the flag, before any world is generated or model trained."""
+    """argparse's exit 2 naming the flag, before any world is generated or model trained (--repeats 0 and
+    --problems 0 ended in min() of an empty list, --requests 0 after training a model, --hours-per-account
+    -1 after training on the whole world)."""
     done = run_failing(script, *args, timeout=120)
     assert done.returncode == 2
     assert says in done.stderr
 
 
 def load_benchmark(script: str) -> Any:
-    """A benchmark script imported as a module (its main does not run)."""
+    """A benchmark script imported as a module (its main does not run; it imports `_flags` beside it)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(f"bench_{Path(script).stem}", BENCHMARKS / script)
     assert spec is not None
     assert spec.loader is not None
@@ -180,7 +198,7 @@ def test_the_score_benchmark_times_a_command_that_writes_much_output():
     pipe, the child blocked on it and the benchmark hung (run in a child process with a time limit)."""
     noisy = "import sys; sys.stderr.write('log line\\n' * 25_000); print('scored 3 accounts')"
     code = (
-        "import importlib.util, sys; "
+        f"import importlib.util, sys; sys.path.insert(0, {str(BENCHMARKS)!r}); "
         f"spec = importlib.util.spec_from_file_location('bench_score', {str(BENCHMARKS / 'score.py')!r}); "
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
         f"wall, rss = m.timed([sys.executable, '-c', {noisy!r}], {{}}); print('rss', rss > 0)"
@@ -193,3 +211,11 @@ def test_the_score_benchmark_times_a_command_that_writes_much_output():
         pytest.fail("timed() hung on a command with 200 KB of stderr")
     assert "scored 3 accounts" in done.stdout
     assert "rss True" in done.stdout
+
+
+def test_the_generate_benchmark_says_why_a_world_could_not_be_generated():
+    """The child's error was hidden behind CalledProcessError and the child's source code."""
+    done = run_failing("generate.py", "--sizes", "5", "--years", "0.01", timeout=120)
+    assert "generating 5 accounts failed" in done.stderr
+    assert "years (data.generate.years) must cover at least one month" in done.stderr
+    assert "CalledProcessError" not in done.stderr

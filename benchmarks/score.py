@@ -103,7 +103,13 @@ def rest_latency(uri: str, env: dict[str, str], rows: list[dict], n: int) -> dic
                 with urllib.request.urlopen(f"{url}/ping", timeout=1):
                     break
             except OSError:
+                if proc.poll() is not None:  # it will not come up: say so now, not after two minutes
+                    raise SystemExit(
+                        f"mlflow models serve -m {uri} exited with code {proc.returncode} before serving"
+                    ) from None
                 time.sleep(0.5)
+        else:
+            raise SystemExit(f"mlflow models serve -m {uri} did not answer /ping within 2 minutes")
         for mode in ("new connection", "keep-alive"):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             times = []

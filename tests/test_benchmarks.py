@@ -219,3 +219,21 @@ def test_the_generate_benchmark_says_why_a_world_could_not_be_generated():
     assert "generating 5 accounts failed" in done.stderr
     assert "years (data.generate.years) must cover at least one month" in done.stderr
     assert "CalledProcessError" not in done.stderr
+
+
+def test_the_score_benchmark_stops_when_the_model_server_does_not_start(tmp_path):
+    """A server that exited at once was pinged for two minutes, then the first request failed with a
+    connection error; now the benchmark says the server exited (run in a child with a time limit)."""
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlruns.db", "PATH": str(Path(sys.executable).parent)}
+    code = (
+        f"import importlib.util, sys; sys.path.insert(0, {str(BENCHMARKS)!r}); "
+        f"spec = importlib.util.spec_from_file_location('bench_score', {str(BENCHMARKS / 'score.py')!r}); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+        f"m.rest_latency('models:/no-such-model@champion', {env!r}, [{{}}], 1)"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("rest_latency went on pinging a server that had exited")
+    assert done.returncode == 1
+    assert "mlflow models serve -m models:/no-such-model@champion exited with code" in done.stderr

@@ -598,16 +598,19 @@ def _warn_other_artifact_root(location: str | None, cfg: TrackingConfig) -> None
     later (or the relative default read from another folder) was ignored without a word, while the run's
     logged config.yaml showed it (a tracking audit).
     """
-    wanted = new_artifact_root(cfg) if location and cfg.artifact_location else None
-    if wanted is None and cfg.artifact_location and location and location.startswith("file:"):
-        log.warning(
-            "the experiment '%s' keeps its artifacts at %s, a folder of the machine that created it, while "
-            "the MLflow store is a server: other machines loading its models through the server do not find "
-            "them; name a new experiment (tracking.experiment) to use the server's artifact store",
-            cfg.experiment,
-            location,
-        )
-    if wanted is None:  # no location, or a server's own store: nothing the config asks for
+    if not location or not cfg.artifact_location:
+        return
+    wanted = new_artifact_root(cfg)
+    if wanted is None:  # a server's own store: the config asks for no folder, but a local one is a trap
+        if location.startswith("file:"):
+            log.warning(
+                "the experiment '%s' keeps its artifacts at %s, a folder of the machine that created it, "
+                "while the MLflow store is a server: other machines loading its models through the server "
+                "do not find them; name a new experiment (tracking.experiment) to use the server's "
+                "artifact store",
+                cfg.experiment,
+                location,
+            )
         return
     if wanted.rstrip("/") != location.rstrip("/"):
         log.warning(

@@ -16,15 +16,20 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def run_benchmark(script: str, *args: str, timeout: int = 900) -> str:
-    """Run one benchmark script to the end; its stdout (the test fails on a non-zero exit)."""
-    done = subprocess.run(
+def _run(script: str, args: tuple[str, ...], timeout: int) -> subprocess.CompletedProcess[str]:
+    """One benchmark script run to its end, its output captured."""
+    return subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def run_benchmark(script: str, *args: str, timeout: int = 900) -> str:
+    """Run one benchmark script to the end; its stdout (the test fails on a non-zero exit)."""
+    done = _run(script, args, timeout)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -88,13 +93,7 @@ def test_the_spark_benchmark_runs_at_a_small_size(tmp_path):
 
 def run_failing(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     """Run one benchmark script expected to fail; the finished process."""
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    done = _run(script, args, timeout)
     assert done.returncode != 0, done.stdout + done.stderr
     return done
 

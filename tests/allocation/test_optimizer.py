@@ -664,6 +664,20 @@ def test_a_priced_team_uses_its_hours_to_the_tolerance_whatever_the_scales(stake
     assert (res.hours >= 0).all()
 
 
+@pytest.mark.parametrize(
+    ("scale", "hours"),
+    [(1e12, 1e-3), (1e7, 1e-9), (1e10, 1e-3), (8.0208095e8, 16.11862320005465)],
+)
+def test_hours_below_an_ulp_of_the_price_still_all_go_to_a_lone_account(scale, hours):
+    """A lone account without cap takes every hour; its bracket's low end rounded onto the price at 0
+    hours when hours / scale was below an ulp of the log-price, and it got 0 (or 99.5 %) of the hours."""
+    res = optimize_detailed([1000.0], [scale], hours)
+    assert res.hours[0] <= hours
+    assert res.hours[0] == pytest.approx(hours, rel=TOL)
+    two = optimize([1000.0, 1000.0], [scale, scale], hours)
+    assert two.sum() == pytest.approx(hours, rel=TOL)
+
+
 def test_a_rep_full_at_its_floors_does_not_set_the_teams_price():
     """Floors fill the team's hours and rep a's capacity: one more team hour can only go to account 2.
 

@@ -608,6 +608,10 @@ def _search(
     room = np.minimum(hi, target[group])
     with np.errstate(over="ignore"):
         t_lo = _group_extreme(a - room / k, group, n_groups, np.minimum)
+    # ``a - room / k`` rounds to the nearest float, up to half an ulp above the price that gives the room:
+    # with room / k below an ulp of a (a scale of 1e12 hours, 0.001 hours to share) it was ``a`` itself,
+    # where the account takes nothing, and the bracket closed on 0 hours. Two ulps lower it holds.
+    t_lo = np.nextafter(np.nextafter(t_lo, -np.inf), -np.inf)
     # A subnormal scale overflows room / k: the price that gives it its room is below every float, and
     # at the lowest float the account is already served in full. The bracket starts there instead.
     t_lo = np.maximum(t_lo, _LOWEST_LOG_PRICE)

@@ -184,6 +184,26 @@ def test_returns_numpy_array_from_pandas_inputs():
     assert np.all(np.diff(h) > 0)
 
 
+def test_pandas_inputs_indexed_alike_in_another_order_are_refused_not_paired_by_position():
+    """Accounts pair by position: a scale or owner Series in another order than the stakes' paired each
+    account with another's scale (account y got x's 10-hour scale), silently."""
+    stake = pd.Series([100.0, 100.0], index=["x", "y"])
+    scale = pd.Series([1.0, 10.0], index=["y", "x"])
+    with pytest.raises(
+        ValueError, match=r"stake and scale are pandas Series .* scale\.reindex\(stake\.index\)"
+    ):
+        optimize(stake, scale, 3.0)
+    owner = pd.Series(["a", None], index=["y", "x"])
+    with pytest.raises(ValueError, match="stake and owner"):
+        optimize(stake, 1.0, 3.0, owner=owner, capacity={"a": 0.5})
+    with pytest.raises(ValueError, match="scale and owner"):  # whichever is first
+        optimize(stake.to_numpy(), scale, 3.0, owner=owner.reindex(["x", "y"]), capacity={"a": 0.5})
+    h = optimize(
+        stake, scale.reindex(stake.index), 3.0, owner=owner.reindex(stake.index), capacity={"a": 0.5}
+    )
+    assert h[1] == pytest.approx(0.5)  # y is rep a's, capped at its capacity
+
+
 def test_result_is_frozen_and_consistent():
     res = optimize_detailed([50.0, 80.0, 0.0], [1.0, 2.0, 3.0], hours=4.0, floor=0.5, cap=3.0)
     assert isinstance(res, AllocationResult)

@@ -210,7 +210,9 @@ def optimize(
         When the floors need more hours than the team or a rep has (the message says by how many, and
         which rep), or when hours, capacities, floors or caps are negative, or a floor exceeds its cap.
     ValueError
-        On shapes that do not match, NaN, a negative or infinite stake, or a scale that is not positive.
+        On shapes that do not match, NaN, a negative or infinite stake, a scale that is not positive,
+        or pandas Series (of stake, scale, floor, cap, owner) whose indexes share labels in another
+        order or set: accounts pair by position, not by index.
 
     See Also
     --------
@@ -756,6 +758,7 @@ def _prepare(
 
     `hours` None leaves the team's hours to the caller (`optimize_budgets`): the problem's are NaN.
     """
+    _check_aligned({"stake": stake, "scale": scale, "floor": floor, "cap": cap, "owner": owner})
     s = _floats(stake, "stake")
     if s.ndim != 1:
         raise ValueError(f"stake must be one-dimensional (one value per account), got shape {s.shape}")
@@ -795,6 +798,23 @@ def _prepare(
     return _Problem(
         stake=s, scale=k, hours=team, floor=lo, cap=up, codes=codes, reps=reps, capacity=cap_hours
     )
+
+
+def _check_aligned(values: Mapping[str, Any]) -> None:
+    """ValueError when per-account pandas Series share labels but not their order: accounts pair by position.
+
+    A scale Series in another order than the stakes' was paired with the wrong accounts, silently. Indexes
+    without a label in common (account ids and 0, 1, 2, ...) can only mean by position, and are kept.
+    """
+    series = [(name, v.index) for name, v in values.items() if isinstance(v, pd.Series)]
+    for i, (first, ref) in enumerate(series):
+        for name, index in series[i + 1 :]:
+            if not index.equals(ref) and index.isin(ref).any():
+                raise ValueError(
+                    f"{first} and {name} are pandas Series whose indexes hold the same labels in another "
+                    "order or set, but accounts are paired by position, not by index: reindex them alike "
+                    f"(e.g. {name}.reindex({first}.index)) or pass arrays"
+                )
 
 
 def _team_shortfall(need: float, team: float) -> str | None:

@@ -519,6 +519,11 @@ def test_infeasible_inputs(kwargs, pattern):
         ({"capacity": {"a": 1.0}}, "capacity needs owner"),
         ({"owner": ["a"], "capacity": {"a": 1.0}}, "owner must have one value per account"),
         ({"owner": ["a", "a"], "capacity": {"a": np.nan}}, "capacity is NaN"),
+        ({"owner": ["a", "a"], "capacity": {"a": None}}, "capacity is NaN"),
+        ({"owner": ["a", "a"], "capacity": {"a": "x"}}, r"capacity must be hours .* got 'x' for rep 'a'"),
+        ({"owner": ["a", "a"], "capacity": {"b": 1.0, "a": True}}, "capacity .* got True for rep 'a'"),
+        ({"owner": ["a", "a"], "capacity": pd.Series({"a": True})}, "capacity .* got True for rep 'a'"),
+        ({"owner": ["a", "a"], "capacity": {"a": [1.0]}}, r"capacity .* got \[1.0\] for rep 'a'"),
         ({"owner": ["a", "a"], "capacity": pd.Series([1.0, 2.0], index=["a", "a"])}, "more than once"),
     ],
 )

@@ -895,7 +895,7 @@ def _rep_codes(
         return [], np.zeros(0), np.full(n, -1, dtype=np.intp)
     if owner is None:
         raise ValueError("capacity needs owner: which rep owns each account")
-    series = capacity.copy() if isinstance(capacity, pd.Series) else pd.Series(dict(capacity), dtype=float)
+    series = capacity.copy() if isinstance(capacity, pd.Series) else pd.Series(dict(capacity), dtype=object)
     reps: list[Hashable] = list(series.index)
     names = pd.Series(rep_names(series.index))
     if names.isna().any():
@@ -903,7 +903,7 @@ def _rep_codes(
     if names.duplicated().any():
         dup = sorted({reps[i] for i in np.flatnonzero(names.duplicated(keep=False))}, key=str)[:5]
         raise ValueError(f"capacity lists some reps more than once: {dup}")
-    hours = np.asarray(series.to_numpy(dtype=float), dtype=np.float64)
+    hours = _capacity_hours(series)
     nan = np.isnan(hours)
     if nan.any():
         raise ValueError(f"capacity is NaN for reps {[reps[i] for i in np.flatnonzero(nan)][:5]}")
@@ -918,6 +918,23 @@ def _rep_codes(
     if n and (codes < 0).all() and pd.notna(owners).any():
         logger.warning("no account's owner is a rep of capacity: only the team limit applies")
     return reps, hours, codes
+
+
+def _capacity_hours(series: pd.Series) -> FloatArray:
+    """Each rep's hours as floats; true/false, text and lists are a ValueError naming capacity and the rep.
+
+    The raw "could not convert string to float: 'x'" named neither, and True was taken for 1 hour.
+    """
+    for rep, value in series.items():
+        if isinstance(value, bool | np.bool_):
+            raise ValueError(f"capacity must be hours (a number) per rep, got {value} for rep {rep!r}")
+        try:
+            float(np.nan if value is None else value)  # None is NaN, refused as such below
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"capacity must be hours (a number) per rep, got {value!r} for rep {rep!r}"
+            ) from None
+    return np.asarray(series.to_numpy(dtype=float), dtype=np.float64)
 
 
 def rep_codes(owner: npt.ArrayLike, reps: npt.ArrayLike) -> IntArray:

@@ -839,7 +839,7 @@ def _per_account(value: npt.ArrayLike, name: str, n: int) -> FloatArray:
 
 
 def _floats(value: npt.ArrayLike, name: str) -> FloatArray:
-    """`value` as floats; true/false and text are a ValueError naming the argument.
+    """`value` as floats; true/false, complex values and text are a ValueError naming the argument.
 
     numpy read ``[True, False]`` as stakes of 1 and 0 (hours of true were refused), and text failed
     with its own "could not convert string to float", naming no argument.
@@ -847,6 +847,8 @@ def _floats(value: npt.ArrayLike, name: str) -> FloatArray:
     raw = np.asarray(value)
     if raw.dtype == np.bool_:
         raise ValueError(f"{name} must be numbers, got true/false")
+    if np.iscomplexobj(raw):  # a cast to float dropped the imaginary part with only a NumPy warning
+        raise ValueError(f"{name} must be real numbers, got complex values")
     try:
         return np.asarray(raw, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -876,7 +878,7 @@ def _scalar_hours(hours: float) -> float:
     """The team's hours as a finite float; negative hours are infeasible."""
     if hours is None or isinstance(hours, bool | np.bool_):  # numpy reads None as NaN and True as 1
         raise ValueError(f"hours must be a number (the team's hours), got {hours}")
-    arr = np.asarray(hours, dtype=float)
+    arr = _floats(hours, "hours")
     if arr.ndim != 0:
         raise ValueError(f"hours must be a single number (the team's hours), got shape {arr.shape}")
     value = float(arr)

@@ -23,6 +23,7 @@ from kamml.allocation.stake import DEFAULT_SCALE, FALLBACK_GROWTH
 from kamml.allocation.summary import amount
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, SchemaError
+from kamml.io import write_table
 
 allocate_module = importlib.import_module("kamml.allocation.allocate")
 
@@ -429,6 +430,27 @@ def test_ids_with_leading_zeros_survive_a_csv_round_trip(tmp_path):
     back = read_scores(out)
     assert sorted(back["account_id"]) == sorted(scores["account_id"])
     assert set(back["owner"].dropna()) <= {"001", "002"}
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        lambda ids: ids.astype(float),
+        lambda ids: ids.astype(np.float32),
+        lambda ids: ids.astype("Float64"),
+        lambda ids: ids.astype(object).where(ids.index % 2 == 0, ids.astype(float)),  # 1000 and 1001.0
+    ],
+)
+def test_whole_float_ids_given_in_memory_are_written_as_integers(tmp_path, ids):
+    """Scores in memory with float ids (pandas reads ids with gaps so) made a table whose CSV said
+    "1000.0", an id a CRM import does not match; from a file the same ids were written 1000."""
+    scores = make_scores(6)
+    table = allocate(scores.assign(account_id=ids(scores["account_id"])), 5.0)
+    assert table["account_id"].tolist() == allocate(scores, 5.0)["account_id"].tolist()
+    assert all(type(i) is int for i in table["account_id"].tolist())
+    write_table(table, tmp_path / "a.csv")
+    written = pd.read_csv(tmp_path / "a.csv", dtype=str)["account_id"]
+    assert sorted(written) == sorted(str(i) for i in scores["account_id"])
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ touch for every active account and a cap per account, then ranks, tiers and expl
 The allocation table, one row per account, best first:
 
 =======================  ==================================================================================
-account_id               as in the scores
+account_id               as in the scores (whole-number float ids as integers: 450.0 is 450)
 rank                     1 = highest expected gain; ties by stake, then account_id
 tier                     strategic / key / maintain / nurture (configurable)
 stake                    value effort can move: retention + growth + referral, weighted
@@ -833,12 +833,26 @@ def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
                 whole = texts.str.fullmatch(WHOLE_FLOAT_PATTERN).eq(True)  # no id: not a match (NaN)
                 texts = texts.where(~whole, texts.str.split(".").str[0])
             frame[column] = lossless_integers(texts, allow_missing=column == "owner")
-        elif column == "account_id" and pd.api.types.is_float_dtype(ids):
-            values = ids.to_numpy(dtype=float)
-            present = values[~np.isnan(values)]
-            if len(present) and np.all(present == np.round(present)) and np.all(np.abs(present) < 2**53):
-                frame[column] = ids.astype("Int64") if len(present) < len(values) else ids.astype(np.int64)
+        elif column == "account_id":
+            frame[column] = _integer_ids(ids)
     return frame
+
+
+def _integer_ids(ids: pd.Series) -> pd.Series:
+    """Account ids of whole floats as integers (450.0 is id 450), in a float or an object column.
+
+    Shared by the files read (`_ids_as_in_the_tables`) and the scores given in memory, whose float ids
+    the allocation table wrote 450.0 (a CSV's "450.0", an id a CRM import does not match).
+    """
+    if pd.api.types.is_float_dtype(ids):
+        values = ids.to_numpy(dtype=float, na_value=np.nan)
+        present = values[~np.isnan(values)]
+        if len(present) and np.all(present == np.round(present)) and np.all(np.abs(present) < 2**53):
+            return ids.astype("Int64") if len(present) < len(values) else ids.astype(np.int64)
+        return ids
+    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in ("string", "integer"):
+        return _whole_float_ids(ids)[0]
+    return ids
 
 
 def lossless_integers(texts: pd.Series, *, allow_missing: bool = False) -> pd.Series:
@@ -1075,6 +1089,7 @@ def _prepared(
     optional = ("referral_value", "p_alive", "owner", "drivers", "effort_scale", "effort_uplift")
     keep = [c for c in (*REQUIRED_COLUMNS, *optional) if c in scores]
     frame = scores[keep].reset_index(drop=True).copy()
+    frame["account_id"] = _integer_ids(frame["account_id"])  # as read from a file: 450.0 is id 450
     for column in ("clv", "p_churn", "referral_value", "p_alive"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column]).astype(float)

@@ -99,7 +99,9 @@ def test_a_fitted_uplift_of_exactly_zero_is_used_not_replaced_by_the_fallback():
      ({"growth": -1.0}, "'growth' must be a finite number >= 0"),
      ({"retention": float("nan")}, "'retention' must be a finite"),
      ({"retention": "auto"}, "only growth can be 'auto'"),
-     ({"referral": "many"}, "'referral' must be a number >= 0, got 'many'")],
+     ({"referral": "many"}, "'referral' must be a number >= 0, got 'many'"),
+     ({"retention": True}, "'retention' must be a number >= 0, got True"),  # was a weight of 1
+     ({"growth": np.False_}, "'growth' must be a number >= 0, got np.False_")],
 )  # fmt: skip
 def test_bad_weights_are_config_errors(weights, match):
     with pytest.raises(ConfigError, match=match):

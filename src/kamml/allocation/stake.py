@@ -145,6 +145,8 @@ def resolve_weights(weights: Mapping[Any, Weight] | None) -> dict[str, Weight]:
             out[key] = "auto"
             continue
         try:
+            if isinstance(raw, bool | np.bool_):  # float(True) is 1, as the config refuses it
+                raise TypeError
             value = float(raw)
         except (TypeError, ValueError):
             raise ConfigError(f"stake weight '{key}' must be a number >= 0, got {raw!r}") from None

@@ -706,6 +706,15 @@ def test_hours_below_an_ulp_of_the_price_still_all_go_to_a_lone_account(scale, h
     assert two.sum() == pytest.approx(hours, rel=TOL)
 
 
+def test_a_floor_a_rounding_above_its_cap_is_the_cap():
+    """0.1 + 0.2 hours of floor under a cap of 0.3 was refused as "floor 0.3 > cap 0.3"; a real gap is
+    still refused, with the values written in full."""
+    h = optimize([1.0, 1.0], 1.0, 3.0, floor=0.1 + 0.2, cap=0.3)
+    assert h.tolist() == [0.3, 0.3]
+    with pytest.raises(InfeasibleError, match=r"floor 0\.3000001 > cap 0\.3\)"):
+        optimize([1.0, 1.0], 1.0, 3.0, floor=0.3000001, cap=0.3)
+
+
 def test_a_rep_full_at_its_floors_does_not_set_the_teams_price():
     """Floors fill the team's hours and rep a's capacity: one more team hour can only go to account 2.
 

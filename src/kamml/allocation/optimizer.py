@@ -776,13 +776,16 @@ def _prepare(
     if np.isnan(up).any():
         raise ValueError(f"cap has NaN for {int(np.isnan(up).sum()):,} accounts")
     _check(up >= 0, "cap", "negative hours", up, InfeasibleError)
-    bad = lo > up
+    # within the floors' tolerance of the team's hours, a floor a rounding above its cap (0.1 + 0.2 for
+    # 0.3) is the cap: it was refused as "floor 0.3 > cap 0.3"
+    bad = lo > up * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InfeasibleError(
             f"floor above cap for {int(bad.sum()):,} accounts, by up to {float((lo - up)[bad].max()):.6g} "
-            f"hours (e.g. account at position {i}: floor {lo[i]:.6g} > cap {up[i]:.6g})"
+            f"hours (e.g. account at position {i}: floor {float(lo[i])} > cap {float(up[i])})"
         )
+    lo = np.minimum(lo, up)
     reps, cap_hours, codes = _rep_codes(owner, capacity, n)
 
     team_short = None if hours is None else _team_shortfall(float(lo.sum()), team)

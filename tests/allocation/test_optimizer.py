@@ -715,6 +715,13 @@ def test_a_floor_a_rounding_above_its_cap_is_the_cap():
         optimize([1.0, 1.0], 1.0, 3.0, floor=0.3000001, cap=0.3)
 
 
+@pytest.mark.parametrize("budgets", [3.0, "3", np.array(3.0)])
+def test_budgets_that_are_not_a_sequence_are_a_named_error(budgets):
+    """A single number was a raw TypeError ("not iterable"), a text one budget per letter."""
+    with pytest.raises(ValueError, match="budgets must be a sequence of team hours"):
+        optimize_budgets([1.0, 1.0], 1.0, budgets)
+
+
 def test_a_rep_full_at_its_floors_does_not_set_the_teams_price():
     """Floors fill the team's hours and rep a's capacity: one more team hour can only go to account 2.
 

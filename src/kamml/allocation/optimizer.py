@@ -305,6 +305,8 @@ def optimize_budgets(
     >>> res[0] is None, res[1].hours.round(4).tolist()
     (True, [1.0, 2.0])
     """
+    if np.ndim(budgets) != 1:  # a single number was a TypeError, a text one budget per letter
+        raise ValueError(f"budgets must be a sequence of team hours, got {budgets!r}")
     problem = _prepare(stake, scale, None, floor, cap, owner, capacity)
     teams = [_scalar_hours(b) for b in budgets]
     need = float(problem.floor.sum())

@@ -202,6 +202,10 @@ def test_pandas_inputs_indexed_alike_in_another_order_are_refused_not_paired_by_
         stake, scale.reindex(stake.index), 3.0, owner=owner.reindex(stake.index), capacity={"a": 0.5}
     )
     assert h[1] == pytest.approx(0.5)  # y is rep a's, capped at its capacity
+    # ids 1, 2 beside a frame's 0, 1 share a label by chance: paired by position, as documented
+    by_id = pd.Series([100.0, 100.0], index=[1, 2])
+    h = optimize(by_id, pd.Series([1.0, 10.0]), 3.0)
+    assert h.tolist() == optimize([100.0, 100.0], [1.0, 10.0], 3.0).tolist()
 
 
 def test_result_is_frozen_and_consistent():

@@ -211,8 +211,8 @@ def optimize(
         which rep), or when hours, capacities, floors or caps are negative, or a floor exceeds its cap.
     ValueError
         On shapes that do not match, NaN, a negative or infinite stake, a scale that is not positive,
-        or pandas Series (of stake, scale, floor, cap, owner) whose indexes share labels in another
-        order or set: accounts pair by position, not by index.
+        or pandas Series (of stake, scale, floor, cap, owner) whose indexes hold the same labels in
+        another order: accounts pair by position, not by index.
 
     See Also
     --------
@@ -806,18 +806,21 @@ def _prepare(
 
 
 def _check_aligned(values: Mapping[str, Any]) -> None:
-    """ValueError when per-account pandas Series share labels but not their order: accounts pair by position.
+    """ValueError when per-account pandas Series hold the same labels in another order (pairs by position).
 
-    A scale Series in another order than the stakes' was paired with the wrong accounts, silently. Indexes
-    without a label in common (account ids and 0, 1, 2, ...) can only mean by position, and are kept.
+    A scale Series in another order than the stakes' was paired with the wrong accounts, silently.
+    Indexes with other labels are paired by position, as documented: account ids beside 0, 1, 2, ...
+    share some labels by chance and mean nothing else.
     """
     series = [(name, v.index) for name, v in values.items() if isinstance(v, pd.Series)]
     for i, (first, ref) in enumerate(series):
         for name, index in series[i + 1 :]:
-            if not index.equals(ref) and index.isin(ref).any():
+            if index.equals(ref) or len(index) != len(ref) or not index.is_unique or not ref.is_unique:
+                continue
+            if index.isin(ref).all():
                 raise ValueError(
                     f"{first} and {name} are pandas Series whose indexes hold the same labels in another "
-                    "order or set, but accounts are paired by position, not by index: reindex them alike "
+                    "order, but accounts are paired by position, not by index: reindex them alike "
                     f"(e.g. {name}.reindex({first}.index)) or pass arrays"
                 )
 

@@ -12,6 +12,7 @@ from kamml.allocation.tiers import (
     check_tiers,
     rank_accounts,
     reason_codes,
+    share_counts,
     tie_ranks,
     top_count,
     top_threshold,
@@ -390,3 +391,14 @@ def test_no_driver_follows_a_lead_of_no_or_little_value_at_stake():
         [PHRASES["no_stake"], PHRASES["high_churn"]],
         [PHRASES["small_stake"]],
     ]
+
+
+def test_share_counts_keep_the_float_products_rounding_out_at_any_size():
+    """0.07 x 280M is 19,600,000.000000004: the tier took 19,600,001 accounts (an absolute 1e-9 held only to
+    about 1e7 accounts), and 0.2 x 10 = 2.0000000000000004 is still 2."""
+    assert share_counts([0.07], 280_000_000).tolist() == [19_600_000]
+    assert share_counts([0.07, 0.2, 1.0], 3_000_000_000).tolist() == [210_000_000, 600_000_000, 3_000_000_000]
+    assert share_counts([0.2], 10).tolist() == [2]
+    assert share_counts([0.25], 10).tolist() == [3]  # 2.5 accounts: the share holds at most 3
+    assert top_count(280_000_000, 0.07) == 19_600_000
+    assert top_count(7, 0.1) == 1

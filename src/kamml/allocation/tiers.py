@@ -56,6 +56,7 @@ __all__ = [
     "check_tiers",
     "rank_accounts",
     "reason_codes",
+    "share_counts",
     "tie_ranks",
     "top_count",
     "top_threshold",
@@ -199,8 +200,7 @@ def assign_tiers(
     pairs = check_tiers(tiers)
     r = np.asarray(rank, dtype=np.int64)
     n = r.size
-    # the small epsilon keeps 0.2 * 10 = 2.0000000000000004 at 2 accounts
-    limits = np.ceil(np.array([share for _, share in pairs]) * n - 1e-9)
+    limits = share_counts([share for _, share in pairs], n)
     index = np.minimum(np.searchsorted(limits, r, side="left"), len(pairs) - 1)
     if stake is not None:
         index = np.where(np.asarray(stake, dtype=float) > 0, index, len(pairs) - 1)
@@ -310,12 +310,23 @@ def reason_codes(
     return pd.Series(_join(columns, n), index=frame.index, dtype=object, name="reasons")
 
 
+def share_counts(shares: npt.ArrayLike, n: int) -> npt.NDArray[np.float64]:
+    """How many of `n` accounts each share holds: ``ceil(share * n)``, less the float product's rounding.
+
+    0.2 x 10 is 2.0000000000000004 and 0.07 x 280M is 19,600,000.000000004: 2 and 19,600,000 accounts,
+    not 3 and 19,600,001 (an absolute 1e-9 held to about 1e7 accounts). The tiers' cut-offs, in memory
+    and on Spark, and `top_count`.
+    """
+    x = np.asarray(shares, dtype=float) * n
+    return np.asarray(np.ceil(x - np.maximum(1e-9, np.abs(x) * 1e-12)), dtype=np.float64)
+
+
 def top_count(n: int, share: float = 0.1) -> int:
     """How many accounts of `n` the top `share` holds at most: ``ceil(share * n)``, at least one (n > 0).
 
-    The rounding of `assign_tiers` (0.1 x 100 is 10 accounts, not 11).
+    The rounding of `assign_tiers` (0.1 x 100 is 10 accounts, not 11; `share_counts`).
     """
-    return max(1, int(np.ceil(share * n - 1e-9))) if n else 0
+    return max(1, int(share_counts(share, n))) if n else 0
 
 
 def top_threshold(values: npt.ArrayLike, share: float = 0.1) -> float | None:

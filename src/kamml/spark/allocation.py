@@ -88,7 +88,7 @@ from kamml.allocation.optimizer import (
 )
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.summary import accounts_text, amount, hours_text, short_budgets
-from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, top_count
+from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, share_counts, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import NUMBER_PATTERN, WHOLE_FLOAT_PATTERN, json_text
@@ -776,7 +776,7 @@ class _Plan:
         keys = [F.col("expected_gain").desc(), F.col("stake").desc(), F.col("account_id").asc()]
         ordered, counts = _global_rank(rows, keys, "rank", sums)
         pairs = check_tiers(self.cfg.tiers)
-        limits = np.ceil(np.array([share for _, share in pairs]) * self.n - 1e-9)
+        limits = share_counts([share for _, share in pairs], self.n)
         tier_rank = _untie(ordered, F.col("rank" if by == "expected_gain" else "tier_rank"), value, limits)
         tier = F.lit(pairs[-1][0])
         for (name, _), limit in reversed(list(zip(pairs[:-1], limits[:-1], strict=True))):

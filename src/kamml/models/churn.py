@@ -17,7 +17,9 @@ where both carry signal. A blended score is calibrated by a logistic map (Platt 
 held-out snapshot instead of the isotonic one: the blend spreads the scores thinly, and an isotonic map
 is steep there, so the refitted model's slightly different scores moved its probabilities too far (on
 the CDNOW sample, Brier 0.1675 against 0.1569 with the logistic map). The refitted model's logit is
-standardised on the held-out rows again (no labels used). Seven numbers, stored with the model.
+standardised on the held-out rows again (no labels used). Seven numbers, stored with the model. A held-out
+snapshot the blend separates gets the logistic map through the centred isotonic end rates instead
+(its slope has no finite best value).
 
 Where the feature is missing (accounts without a history) the blend's weights are renormalised over the
 part that is present: the score is LightGBM's standardised logit alone, on the same standardised scale as
@@ -94,7 +96,13 @@ def centered_isotonic(
 
 
 def _logistic_fit(score: FloatArray, y: FloatArray, w: FloatArray) -> dict[str, float]:
-    """Intercept and slope of the weighted logistic regression of binary `y` on `score` (Newton steps)."""
+    """Intercept and slope of the weighted logistic regression of binary `y` on `score` (Newton steps).
+
+    Where `score` separates the classes the slope has no finite best value (`_separated_fit`).
+    """
+    separated = _separated_fit(score, y, w)
+    if separated is not None:
+        return separated
     X = np.column_stack([np.ones_like(score), score])
     beta = np.zeros(2)
     for _ in range(50):
@@ -106,6 +114,30 @@ def _logistic_fit(score: FloatArray, y: FloatArray, w: FloatArray) -> dict[str, 
         if np.max(np.abs(step)) < 1e-10:
             break
     return {"intercept": float(beta[0]), "slope": float(beta[1])}
+
+
+def _separated_fit(score: FloatArray, y: FloatArray, w: FloatArray) -> dict[str, float] | None:
+    """The logistic map through the centred isotonic map's two points when `score` separates the classes.
+
+    Separated: among rows of positive weight the classes' scores overlap at most at one value. Newton's
+    steps then ran to a slope of thousands and called nearly every account certain (1e-13 from 0 or
+    1); instead the curve passes through each class's weighted mean score at its `centered_isotonic`
+    rate, (k + 1/2) / (n + 1), so no finite sample shows certainty there. None when not separated.
+    """
+    keep = w > 0
+    s, churned, weight = score[keep], y[keep] > 0.5, w[keep]
+    if churned.all() or not churned.any() or s.min() == s.max():
+        return None
+    if not (s[~churned].max() <= s[churned].min() or s[churned].max() <= s[~churned].min()):
+        return None
+    points = []
+    for rows, k in ((~churned, 0.0), (churned, 1.0)):
+        n = float(np.sum(weight[rows]) ** 2 / np.sum(weight[rows] ** 2))  # effective count
+        rate = (k * n + 0.5) / (n + 1.0)
+        points.append((float(np.average(s[rows], weights=weight[rows])), np.log(rate / (1.0 - rate))))
+    (x0, logit0), (x1, logit1) = points
+    slope = (logit1 - logit0) / (x1 - x0)
+    return {"intercept": float(logit0 - slope * x0), "slope": float(slope)}
 
 
 def _spread(values: FloatArray, weights: FloatArray) -> float:

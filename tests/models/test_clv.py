@@ -330,6 +330,25 @@ def test_dates_in_fit_are_named_as_no_numbers() -> None:
         ClvModel(num_threads=1, n_estimators=5).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    ("column", "says"),
+    [
+        (lambda n: pd.Categorical(pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n) % 3, unit="D")),
+         r"columns \['when'\] hold dates or durations"),
+        (lambda n: np.array([b"a", b"b"] * (n // 2), dtype=object),
+         r"column 'when' has category levels the model cannot save as JSON \(e\.g\. b'a', a bytes\)"),
+        (lambda n: np.array([pd.Timestamp("2024-01-01"), "soon"] * (n // 2), dtype=object),
+         r"column 'when' has category levels the model cannot save as JSON .*a Timestamp"),
+    ],
+)  # fmt: skip
+def test_category_levels_json_cannot_hold_are_refused_in_fit(column, says) -> None:
+    """Fit and predict worked; to_dict and ModelBundle.save then failed with a TypeError naming no column."""
+    X, y, _ = make_value(n_per_snapshot=50, snapshots=1)
+    X["when"] = column(len(X))
+    with pytest.raises(ModelInputError, match=says):
+        ClvModel(num_threads=1, n_estimators=5).fit(X, y)
+
+
 def test_labels_of_another_horizon_are_refused() -> None:
     """build_training_frame's attrs say the labels' window; a 90-day frame fitted at 180 was scored at 180."""
     X, y, _ = make_value(n_per_snapshot=100, snapshots=1)

@@ -494,6 +494,11 @@ def _temporal(column: Any) -> bool:
     )
 
 
+def _values_of(column: pd.Series) -> Any:
+    """A column's values, or its levels for a category column (dates as levels are dates too)."""
+    return column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
+
+
 #: What `pandas.api.types.infer_dtype` calls a column of dates, times or durations held as objects.
 _TEMPORAL = frozenset({"datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period"})
 
@@ -766,7 +771,7 @@ class LGBMModel(KammlEstimator):
         if isinstance(X, pd.DataFrame):
             self._check_names(X, reset=reset)
             if reset:
-                dated = [str(name) for i, name in enumerate(X.columns) if _temporal(X.iloc[:, i])]
+                dated = [str(name) for i, name in enumerate(X.columns) if _temporal(_values_of(X.iloc[:, i]))]
                 if dated:  # as_float's "must be numeric as it was in fit" read wrongly in fit itself
                     raise ModelInputError(
                         f"{type(self).__name__}: columns {dated} hold dates or durations, which are neither "
@@ -782,6 +787,7 @@ class LGBMModel(KammlEstimator):
                     for i, name in enumerate(self.feature_names_)
                     if is_categorical(X.iloc[:, i])
                 }
+                self._check_saveable_levels()
             # checked to be the fitted columns in order; named as in fit (x0, x1, ... for unnamed ones)
             return self._columns_matrix(column_arrays(X.set_axis(self.feature_names_, axis=1)), len(X))
         if not reset and self.categories_:
@@ -795,6 +801,21 @@ class LGBMModel(KammlEstimator):
             self.feature_names_ = [f"x{i}" for i in range(matrix.shape[1])]
             self.categories_ = {}
         return matrix
+
+    def _check_saveable_levels(self) -> None:
+        """A ModelInputError naming a categorical column whose levels JSON cannot hold (bytes, tuples).
+
+        `to_dict` and `ModelBundle.save` write the levels as JSON: they failed only then, after the
+        training, with a TypeError that named no column.
+        """
+        for name, levels in self.categories_.items():
+            odd = [v for v in levels if not isinstance(v, str | bool | int | float)]
+            if odd:
+                raise ModelInputError(
+                    f"{type(self).__name__}: column {name!r} has category levels the model cannot save "
+                    f"as JSON (e.g. {odd[0]!r}, a {type(odd[0]).__name__}): give text, numbers or true/false "
+                    "levels"
+                )
 
     def _columns_matrix(self, columns: Mapping[str, Any], rows: int) -> FloatArray:
         """The float matrix of the fitted feature columns, taken by name from `columns` (arrays or Series).
@@ -1099,8 +1120,9 @@ class LGBMModel(KammlEstimator):
         ----------
         X : pandas.DataFrame or array-like of shape (n_samples, n_features)
             Features; ``category`` and string columns are categorical (an object column of numbers
-            only, such as ``Decimal`` from SQL, is a number), NaN means missing. A fit that raises
-            leaves a fitted model as it was.
+            only, such as ``Decimal`` from SQL, is a number), NaN means missing. Category levels are
+            text, numbers or true/false, as JSON holds them (dates and bytes are refused). A fit that
+            raises leaves a fitted model as it was.
         y : array-like of shape (n_samples,)
             Target over the next ``horizon_days`` days.
         snapshot : array-like of shape (n_samples,), optional

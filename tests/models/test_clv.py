@@ -349,6 +349,13 @@ def test_category_levels_json_cannot_hold_are_refused_in_fit(column, says) -> No
         ClvModel(num_threads=1, n_estimators=5).fit(X, y)
 
 
+def test_a_frame_without_columns_is_named() -> None:
+    """LightGBM's error spoke of a forced splits file."""
+    X, y, _ = make_value(n_per_snapshot=50, snapshots=1)
+    with pytest.raises(ModelInputError, match="ClvModel: X has no feature columns"):
+        ClvModel(num_threads=1, n_estimators=5).fit(X[[]], y)
+
+
 def test_labels_of_another_horizon_are_refused() -> None:
     """build_training_frame's attrs say the labels' window; a 90-day frame fitted at 180 was scored at 180."""
     X, y, _ = make_value(n_per_snapshot=100, snapshots=1)

@@ -771,6 +771,8 @@ class LGBMModel(KammlEstimator):
         if isinstance(X, pd.DataFrame):
             self._check_names(X, reset=reset)
             if reset:
+                if X.shape[1] == 0:  # LightGBM's own error spoke of a "forced splits file"
+                    raise ModelInputError(f"{type(self).__name__}: X has no feature columns")
                 dated = [str(name) for i, name in enumerate(X.columns) if _temporal(_values_of(X.iloc[:, i]))]
                 if dated:  # as_float's "must be numeric as it was in fit" read wrongly in fit itself
                     raise ModelInputError(

@@ -363,10 +363,38 @@ def test_saved_models_are_native_lightgbm_text_files(fitted, tmp_path):
             lambda d: _edit_state(d, lambda s: s.update(value_shape={"x": [2.0, 1.0], "y": [1.0, 2.0]})),
             "x strictly increasing",
         ),
+        # hand edits that loaded and then scored silently: NaN values, negative ones, certainty, a crash
+        (lambda d: _edit_state(d, lambda s: s["clv"].update(scale=float("nan"))), "scale must be a finite"),
+        (
+            lambda d: _edit_state(d, lambda s: s.update(value_level=-1.0)),
+            r"value_level must be a finite number > 0",
+        ),
+        (
+            lambda d: _edit_state(d, lambda s: s.update(churn_shift=float("inf"))),
+            "churn_shift must be a finite",
+        ),
+        (lambda d: _edit_state(d, lambda s: s.update(unit_days=0)), "unit_days 1 or 7"),
+        (
+            lambda d: _edit_state(d, lambda s: s["btyd"]["bgnbd"].update(r=-1.0)),
+            "btyd bgnbd r must be a finite",
+        ),
+        (
+            lambda d: _edit_state(
+                d, lambda s: s["churn"].update(calibration_x=[1.0, 0.0], calibration_y=[0, 1])
+            ),
+            "x increasing",
+        ),
+        (lambda d: _edit_state(d, lambda s: s["churn"].update(blend={"weight": 0.5})), "blend lacks"),
+        (
+            lambda d: _edit_state(d, lambda s: s["clv"].update(feature_names=s["clv"]["feature_names"][:-1])),
+            r"ClvModel state names \d+ features .* for a LightGBM model of",
+        ),
+        (lambda d: _edit_state(d, lambda s: s.update(features=s["features"][1:])), "other feature columns"),
     ],
 )
 def test_a_damaged_bundle_is_a_named_model_error(fitted, tmp_path, damage, says):
-    """These were a JSONDecodeError, AttributeError, KeyError or LightGBMError: a traceback and exit 1."""
+    """These were a JSONDecodeError, AttributeError, KeyError or LightGBMError: a traceback and exit 1;
+    the hand edits loaded and scored NaN or negative values, every p_churn 1, or a ZeroDivisionError."""
     fitted[0].save(tmp_path)
     damage(tmp_path)
     with pytest.raises(ModelError, match=f"model bundle {tmp_path} .*{says}"):

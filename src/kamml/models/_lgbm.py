@@ -56,6 +56,7 @@ __all__ = [
     "constraint_count",
     "is_categorical",
     "is_true",
+    "stored_number",
 ]
 
 logger = logging.getLogger(__name__)
@@ -187,6 +188,18 @@ def check_count(value: Any, name: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)) or int(value) < minimum:
         raise ModelInputError(f"{name} must be a whole number of drivers, {minimum} or more (got {value!r})")
     return int(value)
+
+
+def stored_number(value: Any, name: str, *, positive: bool = False) -> float:
+    """A number read back from a saved state: finite (and > 0 where `positive`), else a ValueError naming it.
+
+    A hand-edited or damaged bundle.json loaded and then scored NaN, negative or certain values silently
+    (a ``scale`` of NaN made every clv NaN; ``churn_shift`` Infinity made every p_churn 1).
+    """
+    number = float(value)
+    if not np.isfinite(number) or (positive and number <= 0):
+        raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}, got {value!r}")
+    return number
 
 
 def is_true(value: Any) -> bool:
@@ -1431,9 +1444,19 @@ class LGBMModel(KammlEstimator):
         model.horizon_days_ = int(state["horizon_days"])
         model.n_features_in_ = int(state["n_features_in"])
         model.feature_names_ = [str(n) for n in state["feature_names"]]
+        width = model.booster_.num_feature()
+        if len(model.feature_names_) != width or model.n_features_in_ != width or model.horizon_days_ < 1:
+            raise ValueError(
+                f"{cls.__name__} state names {len(model.feature_names_)} features (n_features_in "
+                f"{model.n_features_in_}) for a LightGBM model of {width}, horizon_days "
+                f"{model.horizon_days_}: they must agree, and the horizon be 1 day or more"
+            )
         if state["feature_names_in"]:
             model.feature_names_in_ = np.asarray(model.feature_names_, dtype=object)
         model.categories_ = {str(k): list(v) for k, v in state["categories"].items()}
+        stray = sorted(set(model.categories_) - set(model.feature_names_))
+        if stray:
+            raise ValueError(f"{cls.__name__} state has category levels of columns it lacks: {stray}")
         model.best_iteration_ = int(state["best_iteration"])
         model.validation_score_ = {str(k): float(v) for k, v in state.get("validation_score", {}).items()}
         model._load_extra_state(state)
@@ -1595,10 +1618,12 @@ class LGBMValueRegressor(LGBMModel):
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Restore the total scale and the offset's floor and mean."""
-        self.scale_ = float(state["scale"])
+        self.scale_ = stored_number(state["scale"], "scale", positive=True)
         floor, mean = state.get("offset_floor"), state.get("offset_mean")
-        self.offset_floor_ = None if floor is None else float(floor)
-        self.offset_mean_ = None if mean is None else float(mean)
+        self.offset_floor_ = None if floor is None else stored_number(floor, "offset_floor", positive=True)
+        self.offset_mean_ = None if mean is None else stored_number(mean, "offset_mean")
+        if self._offset_spec() is not None and self.offset_floor_ is None:
+            raise ValueError(f"{type(self).__name__} state has an offset_feature but no offset_floor")
 
     def predict(self, X: Any, *, horizon_days: int | None = None) -> FloatArray:
         """Expected value over the horizon for each row (>= 0).

@@ -71,6 +71,7 @@ from kamml.models._lgbm import (
     is_true,
     no_autolog,
     no_metric_message,
+    stored_number,
 )
 from kamml.models.btyd_features import (
     MIN_REPEAT_BUYERS,
@@ -641,9 +642,32 @@ def _shape(value: Any) -> dict[str, list[float]] | None:
     return {"x": x, "y": y}
 
 
-def _optional_float(value: Any) -> float | None:
-    """A stored number, or None when the bundle has none."""
-    return None if value is None else float(value)
+def _optional_float(value: Any, name: str, *, positive: bool = False) -> float | None:
+    """A stored number, finite (and > 0 where `positive`), or None when the bundle has none."""
+    return None if value is None else stored_number(value, name, positive=positive)
+
+
+def _stored_time(state: Mapping[str, Any]) -> tuple[int, int, int]:
+    """horizon_days, train_horizon_days and unit_days of a saved bundle: whole days >= 1, a unit of 1 or 7."""
+    horizon, train, unit = (int(state[k]) for k in ("horizon_days", "train_horizon_days", "unit_days"))
+    if horizon < 1 or train < 1 or unit not in (1, 7):
+        raise ValueError(
+            f"horizon_days {horizon} and train_horizon_days {train} must be 1 or more, unit_days 1 or 7 "
+            f"(got {unit})"
+        )
+    return horizon, train, unit
+
+
+def _stored_btyd(state: Mapping[str, Any]) -> BtydFit:
+    """The saved BTYD parameters, each a finite number > 0 (ValueError naming it)."""
+    fits = {}
+    for part in ("bgnbd", "gamma_gamma"):
+        params = state[part]
+        if params is None and part == "gamma_gamma":
+            fits[part] = None
+            continue
+        fits[part] = {str(k): stored_number(v, f"btyd {part} {k}", positive=True) for k, v in params.items()}
+    return BtydFit(fits["bgnbd"], fits["gamma_gamma"])
 
 
 @functools.lru_cache(maxsize=8)
@@ -1436,24 +1460,36 @@ class ModelBundle:
         """Rebuild a bundle saved by `to_dict`."""
         if state.get("format_version") != FORMAT_VERSION:
             raise ModelError(f"unknown model bundle format {state.get('format_version')!r}")
+        horizon, train, unit = _stored_time(state)
+        clv = ClvModel.from_dict(state["clv"])
+        churn = ChurnModel.from_dict(state["churn"])
+        influence = None if state["influence"] is None else InfluenceModel.from_dict(state["influence"])
+        features = list(state["features"])
+        for model in (clv, churn, influence):
+            if model is not None and (model.feature_names_ != features or model.horizon_days_ != train):
+                raise ValueError(
+                    f"the {type(model).__name__} was trained on other feature columns or another window "
+                    f"({model.horizon_days_} days) than the bundle's features and train_horizon_days "
+                    f"({train})"
+                )
         return cls(
-            horizon_days=int(state["horizon_days"]),
-            train_horizon_days=int(state["train_horizon_days"]),
-            unit_days=int(state["unit_days"]),
-            features=list(state["features"]),
-            btyd=BtydFit(state["btyd"]["bgnbd"], state["btyd"]["gamma_gamma"]),
-            clv=ClvModel.from_dict(state["clv"]),
-            churn=ChurnModel.from_dict(state["churn"]),
-            influence=None if state["influence"] is None else InfluenceModel.from_dict(state["influence"]),
+            horizon_days=horizon,
+            train_horizon_days=train,
+            unit_days=unit,
+            features=features,
+            btyd=_stored_btyd(state["btyd"]),
+            clv=clv,
+            churn=churn,
+            influence=influence,
             meta=dict(state.get("meta", {})),
             feature_config=dict(state.get("feature_config", {})),
             effort=None if state.get("effort") is None else EffortResponse.from_dict(state["effort"]),
-            value_ratio=_optional_float(state.get("value_ratio")),
-            churn_exponent=_optional_float(state.get("churn_exponent")),
-            btyd_bias=_optional_float(state.get("btyd_bias")),
-            value_level=_optional_float(state.get("value_level")),
-            churn_bias=_optional_float(state.get("churn_bias")),
-            churn_shift=_optional_float(state.get("churn_shift")),
+            value_ratio=_optional_float(state.get("value_ratio"), "value_ratio", positive=True),
+            churn_exponent=_optional_float(state.get("churn_exponent"), "churn_exponent", positive=True),
+            btyd_bias=_optional_float(state.get("btyd_bias"), "btyd_bias", positive=True),
+            value_level=_optional_float(state.get("value_level"), "value_level", positive=True),
+            churn_bias=_optional_float(state.get("churn_bias"), "churn_bias"),
+            churn_shift=_optional_float(state.get("churn_shift"), "churn_shift"),
             value_shape=_shape(state.get("value_shape")),
         )
 

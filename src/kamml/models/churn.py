@@ -42,7 +42,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, column_or_1d
 
-from kamml.models._lgbm import FloatArray, LGBMModel, ModelInputError, fill_nan, floor_missing
+from kamml.models._lgbm import FloatArray, LGBMModel, ModelInputError, fill_nan, floor_missing, stored_number
 
 __all__ = ["BLEND_WEIGHTS", "ChurnModel", "centered_isotonic"]
 
@@ -138,6 +138,32 @@ def _separated_fit(score: FloatArray, y: FloatArray, w: FloatArray) -> dict[str,
     (x0, logit0), (x1, logit1) = points
     slope = (logit1 - logit0) / (x1 - x0)
     return {"intercept": float(logit0 - slope * x0), "slope": float(slope)}
+
+
+#: The blend's stored numbers and whether each must be > 0 (`ChurnModel._fit_blend`, `_logistic_fit`).
+_BLEND_NUMBERS = {
+    "floor": True,
+    "logit_mean": False,
+    "logit_std": True,
+    "feature_mean": False,
+    "feature_std": True,
+    "weight": True,
+    "intercept": False,
+    "slope": False,
+}
+
+
+def _stored_blend(blend: Mapping[str, Any]) -> dict[str, float]:
+    """A saved blend checked: every number `predict_proba` uses, finite, a weight up to 1 (ValueError)."""
+    missing = sorted(set(_BLEND_NUMBERS) - set(blend))
+    if missing:
+        raise ValueError(f"ChurnModel state's blend lacks {missing}")
+    out = {str(k): float(v) for k, v in blend.items()}
+    for key, positive in _BLEND_NUMBERS.items():
+        stored_number(out[key], f"blend {key}", positive=positive)
+    if out["weight"] > 1:
+        raise ValueError(f"blend weight must be at most 1, got {out['weight']!r}")
+    return out
 
 
 def _spread(values: FloatArray, weights: FloatArray) -> float:
@@ -515,10 +541,25 @@ class ChurnModel(ClassifierMixin, LGBMModel):
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Restore classes and calibration breakpoints."""
         self.classes_ = np.asarray(state["classes"])
-        self.calibration_x_ = np.asarray(state["calibration_x"], dtype=np.float64)
-        self.calibration_y_ = np.asarray(state["calibration_y"], dtype=np.float64)
+        x = np.asarray(state["calibration_x"], dtype=np.float64)
+        p = np.asarray(state["calibration_y"], dtype=np.float64)
+        if (
+            len(self.classes_) != 2
+            or x.ndim != 1
+            or x.shape != p.shape
+            or not len(x)
+            or not (np.isfinite(x).all() and np.isfinite(p).all())
+            or (np.diff(x) < 0).any()
+            or (p < 0).any()
+            or (p > 1).any()
+        ):
+            raise ValueError(
+                "ChurnModel state needs two classes and calibration_x and calibration_y of one length, "
+                "finite, x increasing and y within 0 and 1"
+            )
+        self.calibration_x_, self.calibration_y_ = x, p
         blend = state.get("blend")  # models saved before the blend existed have none
-        self.blend_ = None if blend is None else {k: float(v) for k, v in blend.items()}
+        self.blend_ = None if blend is None else _stored_blend(blend)
 
     def predict_raw(self, X: Any, *, horizon_days: int | None = None) -> FloatArray:
         """LightGBM's uncalibrated probability of ``classes_[1]`` (for diagnostics)."""

@@ -422,3 +422,15 @@ def test_a_separated_logistic_map_passes_through_the_centred_isotonic_rates(flip
     np.testing.assert_allclose(p, [4.5 / 5, 0.5 / 4] if flip else [0.5 / 5, 3.5 / 4])
     overlapping = _logistic_fit(score, np.array([0, 0, 1, 0, 1, 1, 1.0]), np.ones(7))
     assert 0 < overlapping["slope"] < 10  # not separated: the plain fit, as before
+
+
+def test_a_blend_feature_held_out_only_in_rows_of_zero_weight_is_no_blend() -> None:
+    """Its mean over the held-out rows was weighted by zeros only: a ZeroDivisionError from numpy."""
+    X, y, snapshot = make_blend()
+    held = snapshot == snapshot.max()
+    odd = np.arange(len(y)) % 2 == 1
+    X.loc[held & ~odd, "expected"] = np.nan  # the held-out rows of weight have no feature value
+    weight = np.where(held & odd, 0.0, 1.0)
+    model = ChurnModel(horizon_days=90, blend_feature="expected", **FAST)
+    model.fit(X, y, snapshot=snapshot, sample_weight=weight)
+    assert model.blend_ is None

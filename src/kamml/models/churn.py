@@ -449,7 +449,7 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         self, raw: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray
     ) -> dict[str, float] | None:
         """The blend weight of `BLEND_WEIGHTS` that ranks the held-out churn best, or None (weight 0)."""
-        positive = x[np.isfinite(x) & (x > 0)]
+        positive = x[np.isfinite(x) & (x > 0) & (w > 0)]  # zero weight counts as absent
         if positive.size == 0:
             logger.info("ChurnModel: %s has no positive held-out value; no blend", self.blend_feature)
             return None

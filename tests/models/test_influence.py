@@ -127,3 +127,13 @@ def test_early_stopping_at_the_first_tree_is_a_warning(caplog):
         )
     assert model.best_iteration_ > 1
     assert "early stopping kept" not in caplog.text
+
+
+def test_an_objective_in_params_that_contradicts_the_argument_is_refused() -> None:
+    """params={"objective": "poisson"} trained poisson while objective (and to_dict) said tweedie."""
+    X, y, _ = make_referrals()
+    for params in ({"objective": "poisson"}, {"loss": "poisson"}):
+        with pytest.raises(ValueError, match=r"objective='tweedie' and 'poisson' in params"):
+            InfluenceModel(params=params, **FAST).fit(X, y)
+    model = InfluenceModel(objective="poisson", params={"objective": "poisson"}, **FAST).fit(X, y)
+    assert model.lgb_params()["objective"] == "poisson"

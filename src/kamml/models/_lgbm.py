@@ -662,6 +662,12 @@ class LGBMModel(KammlEstimator):
         if "early_stopping_round" in user:
             raise ValueError("set early stopping with the early_stopping_rounds argument, not in params")
         objective = user.get("objective", self._objective())
+        given = getattr(self, "objective", None)  # InfluenceModel's argument: params overrode it silently
+        if given is not None and objective != given:
+            raise ValueError(
+                f"{type(self).__name__} has objective={given!r} and {objective!r} in params: give the "
+                "objective once, as the objective argument"
+            )
         if objective not in self._objectives:
             raise ValueError(
                 f"{type(self).__name__} supports objective {' or '.join(self._objectives)}, not {objective!r}"

@@ -29,7 +29,8 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
     params : dict, optional
         Extra LightGBM parameters, overriding kamml's defaults (``num_leaves=15``,
         ``min_data_in_leaf=40``, ``feature_fraction=0.8``, ``bagging_fraction=0.8``, ``lambda_l2=1``,
-        ``tweedie_variance_power=1.5``: referral value is even more zero-inflated than spend). A key
+        ``tweedie_variance_power=1.5``: referral value is even more zero-inflated than spend). An
+        ``objective`` there (or an alias) other than the `objective` argument is refused at `fit`. A key
         that is no LightGBM parameter or alias (``num_leave``) is refused at `fit` (sklearn's
         ``InvalidParameterError``, naming the close LightGBM names).
     n_estimators : int, default 500

@@ -375,6 +375,10 @@ def test_saved_models_are_native_lightgbm_text_files(fitted, tmp_path):
         ),
         (lambda d: _edit_state(d, lambda s: s.update(unit_days=0)), "unit_days 1 or 7"),
         (
+            lambda d: _edit_state(d, lambda s: s.update(btyd_bias=-0.5)),
+            "btyd_bias must be a finite number >= 0",
+        ),
+        (
             lambda d: _edit_state(d, lambda s: s["btyd"]["bgnbd"].update(r=-1.0)),
             "btyd bgnbd r must be a finite",
         ),
@@ -399,6 +403,13 @@ def test_a_damaged_bundle_is_a_named_model_error(fitted, tmp_path, damage, says)
     damage(tmp_path)
     with pytest.raises(ModelError, match=f"model bundle {tmp_path} .*{says}"):
         ModelBundle.load(tmp_path)
+
+
+def test_a_bundle_whose_latest_snapshot_spent_nothing_loads(fitted, tmp_path):
+    """btyd_bias is actual over BTYD value on the latest snapshot: 0 when nothing was spent there."""
+    bundle = dataclasses.replace(fitted[0], btyd_bias=0.0)
+    bundle.save(tmp_path)
+    assert ModelBundle.load(tmp_path).btyd_bias == 0.0
 
 
 def _edit_state(folder, edit) -> None:

@@ -190,15 +190,16 @@ def check_count(value: Any, name: str, minimum: int = 0) -> int:
     return int(value)
 
 
-def stored_number(value: Any, name: str, *, positive: bool = False) -> float:
-    """A number read back from a saved state: finite (and > 0 where `positive`), else a ValueError naming it.
+def stored_number(value: Any, name: str, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """A number read back from a saved state: finite (> 0, >= 0 as asked), else a ValueError naming it.
 
     A hand-edited or damaged bundle.json loaded and then scored NaN, negative or certain values silently
     (a ``scale`` of NaN made every clv NaN; ``churn_shift`` Infinity made every p_churn 1).
     """
     number = float(value)
-    if not np.isfinite(number) or (positive and number <= 0):
-        raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}, got {value!r}")
+    if not np.isfinite(number) or (positive and number <= 0) or (nonnegative and number < 0):
+        bound = " > 0" if positive else " >= 0" if nonnegative else ""
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
     return number
 
 

@@ -642,9 +642,11 @@ def _shape(value: Any) -> dict[str, list[float]] | None:
     return {"x": x, "y": y}
 
 
-def _optional_float(value: Any, name: str, *, positive: bool = False) -> float | None:
-    """A stored number, finite (and > 0 where `positive`), or None when the bundle has none."""
-    return None if value is None else stored_number(value, name, positive=positive)
+def _optional_float(
+    value: Any, name: str, *, positive: bool = False, nonnegative: bool = False
+) -> float | None:
+    """A stored number, finite (and > 0 or >= 0 as asked), or None when the bundle has none."""
+    return None if value is None else stored_number(value, name, positive=positive, nonnegative=nonnegative)
 
 
 def _stored_time(state: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -1486,7 +1488,7 @@ class ModelBundle:
             effort=None if state.get("effort") is None else EffortResponse.from_dict(state["effort"]),
             value_ratio=_optional_float(state.get("value_ratio"), "value_ratio", positive=True),
             churn_exponent=_optional_float(state.get("churn_exponent"), "churn_exponent", positive=True),
-            btyd_bias=_optional_float(state.get("btyd_bias"), "btyd_bias", positive=True),
+            btyd_bias=_optional_float(state.get("btyd_bias"), "btyd_bias", nonnegative=True),
             value_level=_optional_float(state.get("value_level"), "value_level", positive=True),
             churn_bias=_optional_float(state.get("churn_bias"), "churn_bias"),
             churn_shift=_optional_float(state.get("churn_shift"), "churn_shift"),

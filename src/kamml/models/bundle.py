@@ -662,14 +662,12 @@ def _stored_time(state: Mapping[str, Any]) -> tuple[int, int, int]:
 
 def _stored_btyd(state: Mapping[str, Any]) -> BtydFit:
     """The saved BTYD parameters, each a finite number > 0 (ValueError naming it)."""
-    fits = {}
-    for part in ("bgnbd", "gamma_gamma"):
-        params = state[part]
-        if params is None and part == "gamma_gamma":
-            fits[part] = None
-            continue
-        fits[part] = {str(k): stored_number(v, f"btyd {part} {k}", positive=True) for k, v in params.items()}
-    return BtydFit(fits["bgnbd"], fits["gamma_gamma"])
+
+    def checked(part: str) -> dict[str, float]:
+        return {str(k): stored_number(v, f"btyd {part} {k}", positive=True) for k, v in state[part].items()}
+
+    gamma_gamma = None if state["gamma_gamma"] is None else checked("gamma_gamma")
+    return BtydFit(checked("bgnbd"), gamma_gamma)
 
 
 @functools.lru_cache(maxsize=8)

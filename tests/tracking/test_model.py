@@ -173,7 +173,7 @@ def test_signature_types_the_answer_and_the_param_and_metadata_the_inputs(traine
 
 
 @pytest.mark.slow
-def test_a_category_missing_in_every_example_row_is_still_typed_string(trained):
+def test_a_category_missing_in_every_example_row_is_still_typed_string(trained, tmp_path, mlflow_state):
     """The input types come from the example's five rows: a category the first five accounts lack (an
     industry not yet filled in) was typed ``Any`` in the MLmodel's ``feature_types`` (a tracking audit)."""
     import mlflow
@@ -184,7 +184,10 @@ def test_a_category_missing_in_every_example_row_is_still_typed_string(trained):
     features = result.features.copy()
     features["attr_industry"] = features["attr_industry"].astype(object)
     features.iloc[:5, features.columns.get_loc("attr_industry")] = None
-    with mlflow.start_run():
+    # a store and artifact folder of the test's own: the default experiment's artifacts go to ./mlruns
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'types.db'}")
+    experiment = mlflow.create_experiment("types", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
         info = log_bundle(result.bundle, features)
     assert info.metadata["feature_types"]["attr_industry"] == "string"
 

@@ -261,7 +261,27 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     mixed = [c for c in frame.columns if frame[c].dtype == object and _mixed_text(frame[c])]
     if mixed:
         frame = frame.assign(**{c: frame[c].where(frame[c].isna(), frame[c].astype(str)) for c in mixed})
+    whole = [c for c in frame.columns if frame[c].dtype == object and _integers_with_gaps(frame[c])]
+    if whole:
+        frame = frame.assign(**{c: frame[c].astype("Int64") for c in whole})
     frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
+
+
+def _integers_with_gaps(column: pd.Series) -> bool:
+    """Whether an object column holds only integers beside missing values (owners 101, 102 and none).
+
+    Arrow wrote such a column as double: the allocation's and the scores' owner 101 read 101.0 in Parquet,
+    where their CSV has 101 (docs/config.md).
+    """
+    missing = column.isna()
+    if not missing.any() or missing.all():
+        return False
+    values = column[~missing]
+    return bool(
+        values.map(
+            lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool) and -(2**63) <= v < 2**63
+        ).all()
+    )
 
 
 def _mixed_text(column: pd.Series) -> bool:

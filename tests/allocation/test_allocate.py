@@ -935,6 +935,21 @@ def test_known_owners_are_kept_as_they_are():
     assert table["owner"].to_dict() == scores.set_index("account_id")["owner"].to_dict()
 
 
+def test_whole_number_owners_beside_unowned_accounts_are_integers_in_the_parquet_table(tmp_path):
+    """Float owners (ids with gaps) with some accounts unowned were written 101.0 in the allocation's
+    Parquet file (Arrow typed the object column of ints and None as double); its CSV wrote 101."""
+    scores = make_scores(n=20, owners=(101, 102))
+    scores["owner"] = scores["owner"].astype(float)
+    scores.loc[:4, "owner"] = np.nan
+    source = tmp_path / "scores.parquet"
+    scores.to_parquet(source)
+    allocate_file(source, 10.0, tmp_path / "plan.parquet")
+    owners = pd.read_parquet(tmp_path / "plan.parquet").set_index("account_id")["owner"]
+    assert str(owners.dtype) == "Int64"
+    assert sorted(owners.dropna().unique().tolist()) == [101, 102]
+    assert int(owners.isna().sum()) == 5
+
+
 def test_allocate_file_errors(tmp_path):
     with pytest.raises(DataError, match="not found"):
         allocate_file(tmp_path / "missing.parquet", 1.0, tmp_path / "a.parquet")

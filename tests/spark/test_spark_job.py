@@ -486,6 +486,21 @@ CASES = {
         "capacity": {"ann": 400.0, "bob": 600.0},
         "_huge_k": 5e-324,
     },
+    # every scale 1e11-1e12 times the usual: the last bit of the team's price is worth more than its hours,
+    # its bracket closes short of them and the hours are interpolated between its ends, as in memory (Spark
+    # allocated none of 0.001 hours here, and 1.95 of 3 hours with floors)
+    "effort scales of 1e12 hours, a thousandth of an hour to share": {
+        "hours": 0.001,
+        "floor_hours": 0.0,
+        "_k_times": 1e12,
+    },
+    "effort scales of 1e12 hours, with floors": {"hours": 3.0, "floor_hours": 1e-4, "_k_times": 1e12},
+    "reps bind, effort scales of 1e11 hours": {
+        "hours": 0.05,
+        "capacity": {"ann": 0.01, "bob": 0.02},
+        "floor_hours": 0.0,
+        "_k_times": 1e11,
+    },
     "tiers by clv, reps bind": {"hours": 1600.0, "tier_by": "clv", "capacity": {"ann": 400.0, "bob": 600.0}},
     "tiers by marginal gain": {"hours": 1600.0, "tier_by": "marginal_gain_per_hour", "cap_hours": 3.0},
     "ties at the edge of the top 10 %": {"hours": 1600.0, "_ties": True},
@@ -516,6 +531,10 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
         scores["effort_scale"] = 1.0 + scores["clv"] ** 0.2
         scores["effort_uplift"] = 0.45
         scores.loc[0, ["clv", "effort_scale"]] = [50.0, huge]
+    times = settings.pop("_k_times", None)
+    if times is not None:
+        scores["effort_scale"] = times * (1.0 + scores["clv"] ** 0.2)
+        scores["effort_uplift"] = 0.45
     if settings.pop("_ties", False):  # 286 accounts share the top clv (none is top-decile); 200 referrers
         i = np.arange(2000)
         scores["clv"] = np.where(i % 7 == 0, 5000.0, scores["clv"])

@@ -41,7 +41,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -608,12 +608,14 @@ class _Plan:
         t_rep = np.full((variants, len(self.reps)), -np.inf)
         if bounded.size:
             targets = np.tile(self.capacity[bounded], variants)
-            found = self._search(prepared, 1, variants, bounded, targets, t_rep)
+            found, _ = self._search(prepared, 1, variants, bounded, targets, t_rep)
             t_rep[:, bounded] = found.reshape(variants, bounded.size)
-        t_team = self._search(prepared, 2, variants, bounded, np.full(variants, self.hours), t_rep)
-        used = _collect(prepared, _Kernel(self, "used", variants, bounded, t_team=t_team, t_rep=t_rep))
+        t_team, closed = self._search(prepared, 2, variants, bounded, np.full(variants, self.hours), t_rep)
+        used = _collect(
+            prepared, _Kernel(self, "used", variants, bounded, t_team=t_team, t_rep=t_rep, closed=closed)
+        )
         factors = self._factors(used["h"], used["lo"], bounded, np.full(variants, self.hours))
-        return _Prices(variants, bounded, t_team, t_rep, factors, need)
+        return _Prices(variants, bounded, t_team, t_rep, factors, need, closed)
 
     def curve(self, prepared: DataFrame, prices: _Prices, budgets: Sequence[float]) -> pd.DataFrame:
         """`kamml.allocation.budget_curve`'s rows (without fraction) at `budgets`, from the solved plan.
@@ -644,12 +646,11 @@ class _Plan:
         variants = targets.size
         t_rep = prices.t_rep[np.arange(variants) % per]  # the reps' prices of the same floors
         bounded = prices.bounded
-        t_team = self._search(prepared, 2, variants, bounded, targets, t_rep)
-        used = _collect(prepared, _Kernel(self, "used", variants, bounded, t_team=t_team, t_rep=t_rep))
+        t_team, closed = self._search(prepared, 2, variants, bounded, targets, t_rep)
+        at = _Kernel(self, "used", variants, bounded, t_team=t_team, t_rep=t_rep, closed=closed)
+        used = _collect(prepared, at)
         factors = self._factors(used["h"], used["lo"], bounded, targets)
-        sums = _collect(
-            prepared, _Kernel(self, "gains", variants, bounded, t_team=t_team, t_rep=t_rep, factors=factors)
-        )
+        sums = _collect(prepared, replace(at, mode="gains", factors=factors))
         total, free = sums["g"][::per], sums["g"][per - 1 :: per]
         rows.loc[feasible, "total_gain"] = total
         rows.loc[feasible, "team_price"] = [price_per_hour(float(t)) for t in t_team[::per]]
@@ -665,8 +666,13 @@ class _Plan:
         bounded: npt.NDArray[np.intp],
         target: FloatArray,
         t_rep: FloatArray,
-    ) -> FloatArray:
-        """Per group (variant x rep, or variant x team), the log-price of `optimizer._search`."""
+    ) -> tuple[FloatArray, _Closed | None]:
+        """Per group (variant x rep, or variant x team), the log-price of `optimizer._search`.
+
+        With the team's (stage 2) brackets that closed short of their hours, for `_Kernel._hours` to
+        interpolate as the optimizer does (`kamml.allocation.optimizer._interpolate`); the reps' brackets
+        are left as found, as there.
+        """
         floors = t_rep if stage == 2 and len(self.reps) else None
         stats = _collect(
             prepared, _Kernel(self, "bracket", variants, bounded, stage=stage, target=target, t_rep=floors)
@@ -699,7 +705,43 @@ class _Plan:
 
         # the team's demand at price 0 holds the bound reps' accounts at their own prices, not their caps
         d_inf = None if floors is None else demand(np.full((target.size, 1), -np.inf))[0][:, 0]
-        return _search(demand, stats, target, d_inf)
+        t, below = _search(demand, stats, target, d_inf)
+        if stage == 1:
+            return t, None
+        return t, self._closed(prepared, variants, bounded, target, floors, stats["fixed"], t, below)
+
+    def _closed(
+        self,
+        prepared: DataFrame,
+        variants: int,
+        bounded: npt.NDArray[np.intp],
+        target: FloatArray,
+        floors: FloatArray | None,
+        fixed: FloatArray,
+        t: FloatArray,
+        below: FloatArray,
+    ) -> _Closed | None:
+        """How far from each team price `t` toward `below` (its closed bracket's other end) meets `target`.
+
+        From the demand at both ends, summed account by account; None when no bracket closed short.
+        Demand is linear between two prices a few ulps apart, so moving every account that share of the
+        way meets the hours exactly; at effort scales of 1e10 hours and more the price's last bit is worth
+        more than the whole budget (1e12 hours, 0.001 to share: nothing was allocated).
+        """
+        closed = below < t
+        if not closed.any():
+            return None
+        ends = np.where(closed[:, None], np.column_stack([t, below]), t[:, None])
+        kernel = _Kernel(self, "demand", variants, bounded, stage=2, t=ends, t_rep=floors, dense=True)
+        d = fixed[:, None] + _collect(prepared, kernel)["h"]
+        more = d[:, 1] - d[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            share = np.clip((target - d[:, 0]) / more, 0.0, 1.0)
+        share = np.where(closed & np.isfinite(share) & (more > 0), share, 0.0)
+        if not share.any():
+            return None
+        logger.debug("closed brackets: %d team prices moved toward their limits", int((share > 0).sum()))
+        return _Closed(below, share)
 
     def _factors(
         self, used: FloatArray, lo: FloatArray, bounded: npt.NDArray[np.intp], hours: FloatArray
@@ -752,6 +794,7 @@ class _Plan:
             t_team=prices.t_team,
             t_rep=prices.t_rep,
             factors=prices.factors,
+            closed=prices.closed,
         )
         names = [f.name for f in fields]
 
@@ -818,6 +861,15 @@ class _Prices:
     factors: FloatArray
     need: float = 0.0
     """Hours the floors take (the team's least budget)."""
+    closed: _Closed | None = None
+
+
+@dataclass(frozen=True)
+class _Closed:
+    """Team prices whose brackets closed short of the hours: per variant, the other end and how far to go."""
+
+    below: FloatArray
+    share: FloatArray
 
 
 # ------------------------------------------------------------------------------------ the executors
@@ -845,6 +897,7 @@ class _Kernel:
     t_rep: FloatArray | None = None
     factors: FloatArray | None = None
     dense: bool = False
+    closed: _Closed | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -1004,8 +1057,14 @@ class _Kernel:
         act = b["active"]
         pf = self._price_floor(b["code"], v)
         t_eff = np.full(act.sum(), self.t_team[v]) if pf is None else np.maximum(self.t_team[v], pf[act])
+        k, a, lo = b["k"][act], b["a"][act], b["lo"][act]
         with np.errstate(over="ignore", invalid="ignore"):
-            h[act] = np.clip(b["k"][act] * (b["a"][act] - t_eff), b["lo"][act], self.plan.cap)
+            h[act] = np.clip(k * (a - t_eff), lo, self.plan.cap)
+        if self.closed is not None and self.closed.share[v] > 0:
+            t_alt = self.closed.below[v] if pf is None else np.maximum(self.closed.below[v], pf[act])
+            with np.errstate(over="ignore", invalid="ignore"):
+                step = np.clip(k * (a - t_alt), lo, self.plan.cap) - h[act]
+            h[act] = np.clip(h[act] + self.closed.share[v] * step, lo, self.plan.cap)
         if shrink:
             assert self.factors is not None
             rep = self._remap(b["code"])
@@ -1290,7 +1349,7 @@ def _search(
     stats: dict[str, FloatArray],
     target: FloatArray,
     d_inf: FloatArray | None = None,
-) -> FloatArray:
+) -> tuple[FloatArray, FloatArray]:
     """Per group, the smallest log-price whose demand fits `target` (-inf: price 0), as the optimizer's.
 
     `d_inf` is each group's demand at price 0, when it is not the floors' and caps' sum (the team's,
@@ -1301,6 +1360,9 @@ def _search(
     its bracket and at `_GRID` evenly spaced prices inside; a group stops at a price whose demand lies in
     ``[target * (1 - RTOL), target * (1 - RTOL / 1000)]``, preferring the one nearest to
     ``target * (1 - RTOL / 2)`` (where `kamml.allocation.optimizer._search` aims its Newton steps).
+
+    Also returns, as the optimizer's search does, the infeasible end of each bracket that closed to a few
+    ulps before its demand met the target (the others: the price itself), for `_interpolation`.
     """
     n_groups = target.size
     result = np.full(n_groups, -np.inf)
@@ -1312,7 +1374,7 @@ def _search(
         d_inf = fixed + stats["cap"]
     todo = d_inf > target
     if not todo.any():
-        return result
+        return result, result.copy()
     t_hi = stats["max_hi"].copy()
     t_lo = stats["min_lo"].copy()
     sum_k, sum_ka = stats["sum_k"], stats["sum_ka"]
@@ -1332,10 +1394,11 @@ def _search_passes(
     guess: FloatArray,
     band: tuple[FloatArray, FloatArray, FloatArray],
     first: bool,
-) -> FloatArray:
+) -> tuple[FloatArray, FloatArray]:
     """The passes of `_search` (see there), from the brackets and first guesses."""
     lower, upper, aim = band
     n_groups = result.size
+    below = result.copy()  # the infeasible end of a bracket that closed
     # ends of each bracket: demand and slope there once known (NaN: not evaluated yet)
     d_lo = np.full(n_groups, np.nan)
     s_lo = np.full(n_groups, np.nan)
@@ -1360,11 +1423,11 @@ def _search_passes(
         d, slope = demand(cand)
         if first:
             filled = todo & (d[:, 0] >= lower)
-            result[filled] = t_hi[filled]
+            result[filled] = below[filled] = t_hi[filled]
             todo &= ~filled
             cand[:, 0] = np.nan
             first_guess_ok = todo & (d[:, 1] >= lower) & (d[:, 1] <= upper)
-            result[first_guess_ok] = cand[first_guess_ok, 1]
+            result[first_guess_ok] = below[first_guess_ok] = cand[first_guess_ok, 1]
             todo &= ~first_guess_ok
             first = False
         valid = np.isfinite(cand) & todo[:, None]
@@ -1374,7 +1437,7 @@ def _search_passes(
             miss = np.where(in_band, np.abs(d - aim[:, None]), np.inf)
             best = np.argmin(miss, axis=1)
             rows = np.flatnonzero(hit)
-            result[rows] = cand[rows, best[rows]]
+            result[rows] = below[rows] = cand[rows, best[rows]]
             todo &= ~hit
             valid &= todo[:, None]
         over = valid & (d > upper[:, None])
@@ -1399,15 +1462,18 @@ def _search_passes(
         )
         collapsed = todo & (t_hi - t_lo <= 4 * np.spacing(np.maximum(np.abs(t_lo), np.abs(t_hi))))
         result[collapsed] = t_hi[collapsed]
+        below[collapsed] = t_lo[collapsed]
         todo &= ~collapsed
         if not todo.any():
             logger.debug("price search: %d groups in %d passes", n_groups, step + 1)
-            return result
+            return result, below
     logger.warning(
         "price search stopped after %d passes; using the feasible side of the bracket", _MAX_PASSES
     )
     result[todo] = t_hi[todo]
-    return result
+    # a bracket still wide: a few ulps below t_hi, as `kamml.allocation.optimizer._search`
+    below[todo] = np.maximum(t_lo[todo], t_hi[todo] - 4 * np.spacing(np.abs(t_hi[todo])))
+    return result, below
 
 
 # -------------------------------------------------------------------------- order statistics, checks

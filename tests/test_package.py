@@ -1,4 +1,4 @@
-"""The package's public names resolve on first use, and the allocation starts without the model stack."""
+"""Public names resolve on first use, allocation starts without the model stack, docstring examples run."""
 
 from __future__ import annotations
 
@@ -52,3 +52,26 @@ def test_the_docs_install_kamml_from_its_wheel_not_from_an_index():
         f"{page.name}: {m.group(0)}" for page in pages for m in by_name.finditer(page.read_text("utf-8"))
     ]
     assert found == []
+
+
+def _modules_with_examples() -> list[str]:
+    """Every kamml module whose docstrings hold a ``>>>`` example, by dotted name."""
+    from pathlib import Path
+
+    src = Path(kamml.__file__).resolve().parent
+    return sorted(
+        ".".join(("kamml", *path.relative_to(src).with_suffix("").parts)).removesuffix(".__init__")
+        for path in src.rglob("*.py")
+        if ">>> " in path.read_text("utf-8")
+    )
+
+
+@pytest.mark.parametrize("name", _modules_with_examples())
+def test_docstring_examples_run(name: str) -> None:
+    """The examples of the API docstrings run as written (most modules' were run by no test)."""
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), report=False)
+    assert result.attempted > 0
+    assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples fail"

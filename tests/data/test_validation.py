@@ -478,6 +478,17 @@ def test_a_negative_leading_zero_attribute_is_a_code_too(backend, write_csv, tx)
     assert data.to_pandas("accounts").sort_values("account_id")["code"].tolist() == ["-007", "8"]
 
 
+def test_a_csv_attribute_is_a_number_only_as_number_pattern_reads_it(backend, write_csv, tx):
+    """DuckDB's cast read the size "1_000" as 1000.0 where Spark's kept it text (a category): the same
+    CSV gave the engines different features. Number text is `NUMBER_PATTERN`'s, as for amounts."""
+    path = write_csv("accounts.csv", "account_id,size,score\n1,1_000,1.5\n2,2,nan\n3,3,-4e2\n")
+    data = load_data({"transactions": tx, "accounts": path}, backend=backend)
+    assert data.accounts.schema()["size"].is_string()
+    assert data.accounts.schema()["score"].is_floating()
+    got = data.to_pandas("accounts").sort_values("account_id")
+    assert got["size"].tolist() == ["1_000", "2", "3"]
+
+
 def test_an_infinite_numeric_attribute_is_refused_naming_the_column(backend, write_csv, tx):
     """An inf size passed validation and stopped training with a model error (exit 5; an audit)."""
     path = write_csv("accounts.csv", "account_id,size,brand\n1,10,inf\n2,inf,acme\n3,-Infinity,x\n")

@@ -670,7 +670,9 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
             plan.finite_checks.append(_FiniteCheck(column, _infinite(c), c, infinite, None))
         return
     s = plan.derive(0, "attr", _trim(c).nullif(""))
-    number = s.try_cast("float64")
+    # the pattern first, as for amounts: DuckDB's cast read "1_000" as 1000 and Spark's "1d" as 1.0, so
+    # one CSV gave the two engines a number and a category (`NUMBER_PATTERN`)
+    number = ibis.ifelse(s.re_search(NUMBER_PATTERN), s.try_cast("float64"), ibis.null("float64"))
     not_float = plan.metric(f"{name}_not_float", (s.notnull() & number.isnull()).cast("int64").sum())
     bad = s.notnull() & number.notnull() & _infinite(number)
     infinite = plan.metric(f"{name}_infinite", bad.cast("int64").sum())

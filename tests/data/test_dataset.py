@@ -276,6 +276,17 @@ def test_a_gzip_of_nothing_is_an_empty_table_as_a_zero_byte_file(backend, tmp_pa
     assert data.to_pandas("referrals").empty
 
 
+@pytest.mark.parametrize("body", [b"\xef\xbb\xbf", b"\n", b"\xef\xbb\xbf\r\n", b" \r\n\r\n"])
+def test_a_csv_of_a_bom_or_blank_lines_alone_is_an_empty_table(backend, tmp_path, tx, body):
+    """A BOM alone (a spreadsheet's "CSV UTF-8" of an empty sheet) or a lone line break was refused as
+    an "empty file" (exit 3) where the 0-byte export of the same empty table was a note."""
+    tx.to_parquet(tmp_path / "transactions.parquet")
+    (tmp_path / "activities.csv").write_bytes(body)
+    data = load_data(tmp_path, backend=backend)
+    assert any(n.table == "activities" and n.rule.startswith("empty table") for n in data.quality.notes)
+    assert data.to_pandas("activities").empty
+
+
 def test_a_connection_in_another_time_zone_is_refused(tx):
     """Zoned times follow the session's zone: on New York's, a purchase at 01:00 UTC on a cutoff day
     moved to the evening before, into that cutoff's features."""

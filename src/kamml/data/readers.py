@@ -581,20 +581,25 @@ def _read_csv(
 
 
 def _has_bytes(path: Path) -> bool:
-    """Whether a CSV file holds any bytes, once unzipped: a gzip of nothing is as empty as a 0-byte file.
+    """Whether a CSV file holds more than a UTF-8 BOM and blank lines, once unzipped.
 
-    A gzipped empty export was refused ("empty file") where the same export unzipped was a table of no
-    rows. An unreadable gzip counts as holding bytes, so that reading it names the problem.
+    A gzip of nothing, a BOM alone (a spreadsheet's "CSV UTF-8" of an empty sheet) or a lone line break
+    is as empty as a 0-byte file: they were refused ("empty file") where a 0-byte optional table was a
+    note. An unreadable file counts as holding bytes, so that reading it names the problem.
     """
     if path.stat().st_size == 0:
         return False
-    if not path.name.lower().endswith(".gz"):
-        return True
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with gzip.open(path, "rb") as handle:
-            return bool(handle.read(1))
+        with opener(path, "rb") as handle:
+            chunk = handle.read(1 << 16).removeprefix(b"\xef\xbb\xbf")
+            while chunk:
+                if chunk.strip():
+                    return True
+                chunk = handle.read(1 << 16)
     except (OSError, EOFError):
         return True
+    return False
 
 
 def _empty_csv(path: Path, origin: str, name: str, backend: ibis.BaseBackend) -> RawTable:

@@ -800,6 +800,21 @@ def test_the_delimiter_hint_is_written_as_yaml_reads_it(tmp_path):
         load_data(tmp_path)
 
 
+def test_a_semicolon_header_split_at_a_comma_in_a_name_gets_the_delimiter_hint(tmp_path):
+    """A semicolon export with a comma in one column name splits into two fields at it: only three
+    "missing required column" problems were raised, none naming the delimiter."""
+    (tmp_path / "transactions.csv").write_text('account_id;ts;amount;"net, EUR"\n1;2024-01-02;3;4\n')
+    with pytest.raises(SchemaError) as raised:
+        load_data(tmp_path)
+    hints = [p for p in raised.value.problems if "delimiter looks wrong" in p.rule]
+    assert [(p.table, p.column) for p in hints] == [("transactions", 'account_id;ts;amount;"net')]
+    assert 'csv_delimiter: ";"' in hints[0].rule
+    fine = tmp_path / "fine"
+    fine.mkdir()  # a column name holding a semicolon beside the contract's columns is no problem
+    (fine / "transactions.csv").write_text("account_id,ts,amount,note;x\n1,2024-01-02,3,4\n")
+    assert load_data(fine).to_pandas("transactions")["amount"].tolist() == [3.0]
+
+
 def test_a_yes_no_transaction_id_with_missing_ones_is_a_wrong_type():
     """Hypothesis' example: the check of rows without an id looked up a key the wrong type never made
     (a KeyError, exit 1)."""

@@ -39,6 +39,7 @@ from kamml.io import binary_kind
 __all__ = [
     "RawTable",
     "backend_errors",
+    "delimiter_problem",
     "engine_message",
     "find_table_source",
     "frame_to_arrow",
@@ -86,6 +87,8 @@ class RawTable:
         Read lazily from files: errors while scanning them are reading errors (`DataError`).
     problems : list of Problem
         Header problems found while reading (duplicated column names, wrong delimiter).
+    delimiter : str or None
+        The field delimiter a CSV was read with (None for other sources).
     """
 
     name: str
@@ -94,6 +97,7 @@ class RawTable:
     text: bool = False
     from_file: bool = False
     problems: list[Problem] = field(default_factory=list)
+    delimiter: str | None = None
 
 
 def read_table(
@@ -577,7 +581,7 @@ def _read_csv(
         raise engine_failure(exc) or DataError(
             f"{name}: cannot read {origin} as CSV: {engine_message(exc)}"
         ) from None
-    return RawTable(name, table, origin, text=True, from_file=True, problems=problems)
+    return RawTable(name, table, origin, text=True, from_file=True, problems=problems, delimiter=delim)
 
 
 def _has_bytes(path: Path) -> bool:
@@ -645,17 +649,38 @@ def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
     return [c.strip() for c in row]
 
 
-#: The first bytes of binary files that end up named .csv, and what they are.
-def _delimiter_hint(column: str, delimiter: str) -> str | None:
-    """Say the delimiter looks wrong when the only header field holds another common delimiter."""
+def _delimiter_hint(column: str, delimiter: str, *, only: bool = True) -> str | None:
+    """Say the delimiter looks wrong when a header field holds another common delimiter.
+
+    `only`: the field is the header's only one; else it is one of several while the contract's columns
+    are missing (a semicolon header with a comma inside one name split into two fields).
+    """
     for other, label in _DELIMITER_HINTS.items():
         if other != delimiter and other in column:
             shown = "tab" if delimiter == "\t" else repr(delimiter)
             written = json.dumps(other)  # YAML reads "\t" as a tab; '\t' (Python's repr) is two characters
+            found = (
+                f"the header contains {label} but no {shown}" if only else f"the column name contains {label}"
+            )
             return (
-                f"the header contains {label} but no {shown}, so the delimiter looks wrong; "
+                f"{found}, so the delimiter looks wrong; "
                 f"set data.csv_delimiter in the config (e.g. csv_delimiter: {written})"
             )
+    return None
+
+
+def delimiter_problem(raw: RawTable) -> Problem | None:
+    """A wrong-delimiter problem for a CSV table whose required columns are missing, when a name shows why.
+
+    Only a header of one field got the hint: ``account_id;ts;amount;"net, EUR"`` splits at its comma
+    into two fields, and three "missing required column" problems said nothing of the delimiter.
+    """
+    if raw.delimiter is None or raw.table is None:
+        return None
+    for column in raw.table.columns:
+        hint = _delimiter_hint(column, raw.delimiter, only=False)
+        if hint is not None:
+            return Problem(raw.name, column, f"required columns missing: {hint}")
     return None
 
 

@@ -303,6 +303,26 @@ def test_a_connection_in_another_time_zone_is_refused(tx):
     )
 
 
+def test_tables_written_by_spark_as_folders_named_like_files_are_found(tmp_path, tx):
+    """Spark's ``df.write.parquet("data/transactions.parquet")`` writes a folder of that name: the data
+    folder had "no transactions table" beside it, and an accounts.parquet/ folder was passed over."""
+    for name, frame in (
+        ("transactions", tx),
+        ("accounts", pd.DataFrame({"account_id": [1, 2], "size": [3, 4]})),
+    ):
+        folder = tmp_path / f"{name}.parquet"
+        folder.mkdir()
+        frame.to_parquet(folder / "part-00000-abc.snappy.parquet")
+        (folder / "_SUCCESS").write_bytes(b"")
+    data = load_data(tmp_path)
+    assert len(data.to_pandas("transactions")) == len(tx)
+    assert data.to_pandas("accounts")["size"].tolist() == [3, 4]
+    assert data.inputs["accounts"] == tmp_path / "accounts.parquet"
+    (tmp_path / "transactions").mkdir()  # a folder of parts beside it: which one is meant?
+    with pytest.raises(DataError, match="more than one source"):
+        load_data(tmp_path)
+
+
 def test_tables_named_in_another_case_are_found(tmp_path):
     """Accounts.csv and activities.CSV were passed over without a word, as if not given."""
     (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-02,3\n")

@@ -171,7 +171,8 @@ def find_table_source(folder: Path, name: str) -> Path | None:
     """The file or folder holding table `name` inside a data folder, or None when there is none.
 
     Looks for ``name.parquet``, ``name.pq``, ``name.csv``, ``name.csv.gz``, ``name.tsv`` and a folder
-    ``name/``, in any case of letters.
+    of parts ``name/``, or one named as those files are (Spark writes ``name.parquet/``), in any case of
+    letters.
 
     Raises
     ------
@@ -185,11 +186,9 @@ def find_table_source(folder: Path, name: str) -> Path | None:
         entries = sorted(folder.iterdir()) if folder.is_dir() else []
     except OSError:
         entries = []
-    found = [
-        p
-        for p in entries
-        if (p.name.lower() in files and p.is_file()) or (p.name.lower() == name.lower() and p.is_dir())
-    ]
+    # a folder too where a file is looked for: Spark's ``df.write.parquet("data/transactions.parquet")``
+    # writes one, and the table was "not found" beside it (and its accounts.parquet/ passed over)
+    found = [p for p in entries if p.name.lower() in files or (p.name.lower() == name.lower() and p.is_dir())]
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise DataError(f"{name}: more than one source in {folder} ({names}); keep one")

@@ -639,6 +639,18 @@ def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
             f"{name}: {path} starts with {blank} blank line{'s' if blank > 1 else ''} before its header "
             f"row: remove {'them' if blank > 1 else 'it'}, so that the header is the first line"
         )
+    marker = line.rstrip("\r\n")  # not strip(): "sep=\t" names a tab
+    if marker[:4].lower() == "sep=" and len(marker) == 5:  # Excel's delimiter line: the header is the next
+        sep = marker[4]
+        also = (
+            ""
+            if sep == delimiter
+            else f", and set data.csv_delimiter in the config (csv_delimiter: {json.dumps(sep)})"
+        )
+        raise DataError(
+            f"{name}: {path} starts with the line {json.dumps(marker)} (a spreadsheet's delimiter hint) "
+            f"before its header row: remove it, so that the header is the first line{also}"
+        )
     if "\x00" in line:  # UTF-16 or UTF-32 text: every ASCII character comes with NUL bytes
         kind = binary_kind(path)
         if kind is not None:

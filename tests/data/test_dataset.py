@@ -276,6 +276,17 @@ def test_a_gzip_of_nothing_is_an_empty_table_as_a_zero_byte_file(backend, tmp_pa
     assert data.to_pandas("referrals").empty
 
 
+@pytest.mark.parametrize("body", [b"\xef\xbb\xbf", b"\n", b"\xef\xbb\xbf\r\n", b" \r\n\r\n"])
+def test_a_csv_of_a_bom_or_blank_lines_alone_is_an_empty_table(backend, tmp_path, tx, body):
+    """A BOM alone (a spreadsheet's "CSV UTF-8" of an empty sheet) or a lone line break was refused as
+    an "empty file" (exit 3) where the 0-byte export of the same empty table was a note."""
+    tx.to_parquet(tmp_path / "transactions.parquet")
+    (tmp_path / "activities.csv").write_bytes(body)
+    data = load_data(tmp_path, backend=backend)
+    assert any(n.table == "activities" and n.rule.startswith("empty table") for n in data.quality.notes)
+    assert data.to_pandas("activities").empty
+
+
 def test_a_connection_in_another_time_zone_is_refused(tx):
     """Zoned times follow the session's zone: on New York's, a purchase at 01:00 UTC on a cutoff day
     moved to the evening before, into that cutoff's features."""
@@ -290,6 +301,26 @@ def test_a_connection_in_another_time_zone_is_refused(tx):
     assert load_data({"transactions": zoned}, backend=con).to_pandas("transactions")["ts"].tolist() == list(
         tx["ts"]
     )
+
+
+def test_tables_written_by_spark_as_folders_named_like_files_are_found(tmp_path, tx):
+    """Spark's ``df.write.parquet("data/transactions.parquet")`` writes a folder of that name: the data
+    folder had "no transactions table" beside it, and an accounts.parquet/ folder was passed over."""
+    for name, frame in (
+        ("transactions", tx),
+        ("accounts", pd.DataFrame({"account_id": [1, 2], "size": [3, 4]})),
+    ):
+        folder = tmp_path / f"{name}.parquet"
+        folder.mkdir()
+        frame.to_parquet(folder / "part-00000-abc.snappy.parquet")
+        (folder / "_SUCCESS").write_bytes(b"")
+    data = load_data(tmp_path)
+    assert len(data.to_pandas("transactions")) == len(tx)
+    assert data.to_pandas("accounts")["size"].tolist() == [3, 4]
+    assert data.inputs["accounts"] == tmp_path / "accounts.parquet"
+    (tmp_path / "transactions").mkdir()  # a folder of parts beside it: which one is meant?
+    with pytest.raises(DataError, match="more than one source"):
+        load_data(tmp_path)
 
 
 def test_tables_named_in_another_case_are_found(tmp_path):

@@ -281,6 +281,19 @@ def test_data_folder_finds_a_tsv_table(backend, tmp_path, tx):
     assert read_table(source, "transactions", backend).count().execute() == len(tx)
 
 
+@pytest.mark.parametrize(
+    ("first", "hint"), [("sep=;", 'csv_delimiter: ";"'), ("sep=\t", 'csv_delimiter: "\\t"'), ("SEP=,", None)]
+)
+def test_a_spreadsheets_sep_line_before_the_header_is_named(backend, write_csv, first, hint):
+    """Excel's "sep=;" line: the hint said to set the delimiter, and then the header read "sep=" and an
+    unnamed column (the real header became a row), so following the advice led nowhere."""
+    path = write_csv("transactions.csv", f"{first}\naccount_id,ts,amount\n1,2024-01-02,3\n")
+    with pytest.raises(DataError, match="before its header row: remove it") as raised:
+        read_table(path, "transactions", backend)
+    message = str(raised.value)
+    assert (hint in message) if hint else "csv_delimiter" not in message
+
+
 def test_csv_header_with_an_empty_field_reads(backend, write_csv):
     """A trailing delimiter on the header (an empty column name) was DuckDB's raw binder error."""
     path = write_csv("t.csv", "account_id,ts,amount,\n1,2024-01-05,3,\n")

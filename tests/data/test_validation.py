@@ -478,6 +478,17 @@ def test_a_negative_leading_zero_attribute_is_a_code_too(backend, write_csv, tx)
     assert data.to_pandas("accounts").sort_values("account_id")["code"].tolist() == ["-007", "8"]
 
 
+def test_a_csv_attribute_is_a_number_only_as_number_pattern_reads_it(backend, write_csv, tx):
+    """DuckDB's cast read the size "1_000" as 1000.0 where Spark's kept it text (a category): the same
+    CSV gave the engines different features. Number text is `NUMBER_PATTERN`'s, as for amounts."""
+    path = write_csv("accounts.csv", "account_id,size,score\n1,1_000,1.5\n2,2,nan\n3,3,-4e2\n")
+    data = load_data({"transactions": tx, "accounts": path}, backend=backend)
+    assert data.accounts.schema()["size"].is_string()
+    assert data.accounts.schema()["score"].is_floating()
+    got = data.to_pandas("accounts").sort_values("account_id")
+    assert got["size"].tolist() == ["1_000", "2", "3"]
+
+
 def test_an_infinite_numeric_attribute_is_refused_naming_the_column(backend, write_csv, tx):
     """An inf size passed validation and stopped training with a model error (exit 5; an audit)."""
     path = write_csv("accounts.csv", "account_id,size,brand\n1,10,inf\n2,inf,acme\n3,-Infinity,x\n")
@@ -787,6 +798,21 @@ def test_the_delimiter_hint_is_written_as_yaml_reads_it(tmp_path):
     (tmp_path / "transactions.csv").write_text("account_id\tts\tamount\n1\t2024-01-02\t3\n")
     with pytest.raises(SchemaError, match=r'csv_delimiter: "\\t"'):
         load_data(tmp_path)
+
+
+def test_a_semicolon_header_split_at_a_comma_in_a_name_gets_the_delimiter_hint(tmp_path):
+    """A semicolon export with a comma in one column name splits into two fields at it: only three
+    "missing required column" problems were raised, none naming the delimiter."""
+    (tmp_path / "transactions.csv").write_text('account_id;ts;amount;"net, EUR"\n1;2024-01-02;3;4\n')
+    with pytest.raises(SchemaError) as raised:
+        load_data(tmp_path)
+    hints = [p for p in raised.value.problems if "delimiter looks wrong" in p.rule]
+    assert [(p.table, p.column) for p in hints] == [("transactions", 'account_id;ts;amount;"net')]
+    assert 'csv_delimiter: ";"' in hints[0].rule
+    fine = tmp_path / "fine"
+    fine.mkdir()  # a column name holding a semicolon beside the contract's columns is no problem
+    (fine / "transactions.csv").write_text("account_id,ts,amount,note;x\n1,2024-01-02,3,4\n")
+    assert load_data(fine).to_pandas("transactions")["amount"].tolist() == [3.0]
 
 
 def test_a_yes_no_transaction_id_with_missing_ones_is_a_wrong_type():

@@ -39,6 +39,7 @@ from kamml.io import binary_kind
 __all__ = [
     "RawTable",
     "backend_errors",
+    "delimiter_problem",
     "engine_message",
     "find_table_source",
     "frame_to_arrow",
@@ -86,6 +87,8 @@ class RawTable:
         Read lazily from files: errors while scanning them are reading errors (`DataError`).
     problems : list of Problem
         Header problems found while reading (duplicated column names, wrong delimiter).
+    delimiter : str or None
+        The field delimiter a CSV was read with (None for other sources).
     """
 
     name: str
@@ -94,6 +97,7 @@ class RawTable:
     text: bool = False
     from_file: bool = False
     problems: list[Problem] = field(default_factory=list)
+    delimiter: str | None = None
 
 
 def read_table(
@@ -167,7 +171,8 @@ def find_table_source(folder: Path, name: str) -> Path | None:
     """The file or folder holding table `name` inside a data folder, or None when there is none.
 
     Looks for ``name.parquet``, ``name.pq``, ``name.csv``, ``name.csv.gz``, ``name.tsv`` and a folder
-    ``name/``, in any case of letters.
+    of parts ``name/``, or one named as those files are (Spark writes ``name.parquet/``), in any case of
+    letters.
 
     Raises
     ------
@@ -181,11 +186,9 @@ def find_table_source(folder: Path, name: str) -> Path | None:
         entries = sorted(folder.iterdir()) if folder.is_dir() else []
     except OSError:
         entries = []
-    found = [
-        p
-        for p in entries
-        if (p.name.lower() in files and p.is_file()) or (p.name.lower() == name.lower() and p.is_dir())
-    ]
+    # a folder too where a file is looked for: Spark's ``df.write.parquet("data/transactions.parquet")``
+    # writes one, and the table was "not found" beside it (and its accounts.parquet/ passed over)
+    found = [p for p in entries if p.name.lower() in files or (p.name.lower() == name.lower() and p.is_dir())]
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise DataError(f"{name}: more than one source in {folder} ({names}); keep one")
@@ -577,24 +580,29 @@ def _read_csv(
         raise engine_failure(exc) or DataError(
             f"{name}: cannot read {origin} as CSV: {engine_message(exc)}"
         ) from None
-    return RawTable(name, table, origin, text=True, from_file=True, problems=problems)
+    return RawTable(name, table, origin, text=True, from_file=True, problems=problems, delimiter=delim)
 
 
 def _has_bytes(path: Path) -> bool:
-    """Whether a CSV file holds any bytes, once unzipped: a gzip of nothing is as empty as a 0-byte file.
+    """Whether a CSV file holds more than a UTF-8 BOM and blank lines, once unzipped.
 
-    A gzipped empty export was refused ("empty file") where the same export unzipped was a table of no
-    rows. An unreadable gzip counts as holding bytes, so that reading it names the problem.
+    A gzip of nothing, a BOM alone (a spreadsheet's "CSV UTF-8" of an empty sheet) or a lone line break
+    is as empty as a 0-byte file: they were refused ("empty file") where a 0-byte optional table was a
+    note. An unreadable file counts as holding bytes, so that reading it names the problem.
     """
     if path.stat().st_size == 0:
         return False
-    if not path.name.lower().endswith(".gz"):
-        return True
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with gzip.open(path, "rb") as handle:
-            return bool(handle.read(1))
+        with opener(path, "rb") as handle:
+            chunk = handle.read(1 << 16).removeprefix(b"\xef\xbb\xbf")
+            while chunk:
+                if chunk.strip():
+                    return True
+                chunk = handle.read(1 << 16)
     except (OSError, EOFError):
         return True
+    return False
 
 
 def _empty_csv(path: Path, origin: str, name: str, backend: ibis.BaseBackend) -> RawTable:
@@ -631,6 +639,18 @@ def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
             f"{name}: {path} starts with {blank} blank line{'s' if blank > 1 else ''} before its header "
             f"row: remove {'them' if blank > 1 else 'it'}, so that the header is the first line"
         )
+    marker = line.rstrip("\r\n")  # not strip(): "sep=\t" names a tab
+    if marker[:4].lower() == "sep=" and len(marker) == 5:  # Excel's delimiter line: the header is the next
+        sep = marker[4]
+        also = (
+            ""
+            if sep == delimiter
+            else f", and set data.csv_delimiter in the config (csv_delimiter: {json.dumps(sep)})"
+        )
+        raise DataError(
+            f"{name}: {path} starts with the line {json.dumps(marker)} (a spreadsheet's delimiter hint) "
+            f"before its header row: remove it, so that the header is the first line{also}"
+        )
     if "\x00" in line:  # UTF-16 or UTF-32 text: every ASCII character comes with NUL bytes
         kind = binary_kind(path)
         if kind is not None:
@@ -640,17 +660,38 @@ def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
     return [c.strip() for c in row]
 
 
-#: The first bytes of binary files that end up named .csv, and what they are.
-def _delimiter_hint(column: str, delimiter: str) -> str | None:
-    """Say the delimiter looks wrong when the only header field holds another common delimiter."""
+def _delimiter_hint(column: str, delimiter: str, *, only: bool = True) -> str | None:
+    """Say the delimiter looks wrong when a header field holds another common delimiter.
+
+    `only`: the field is the header's only one; else it is one of several while the contract's columns
+    are missing (a semicolon header with a comma inside one name split into two fields).
+    """
     for other, label in _DELIMITER_HINTS.items():
         if other != delimiter and other in column:
             shown = "tab" if delimiter == "\t" else repr(delimiter)
             written = json.dumps(other)  # YAML reads "\t" as a tab; '\t' (Python's repr) is two characters
+            found = (
+                f"the header contains {label} but no {shown}" if only else f"the column name contains {label}"
+            )
             return (
-                f"the header contains {label} but no {shown}, so the delimiter looks wrong; "
+                f"{found}, so the delimiter looks wrong; "
                 f"set data.csv_delimiter in the config (e.g. csv_delimiter: {written})"
             )
+    return None
+
+
+def delimiter_problem(raw: RawTable) -> Problem | None:
+    """A wrong-delimiter problem for a CSV table whose required columns are missing, when a name shows why.
+
+    Only a header of one field got the hint: ``account_id;ts;amount;"net, EUR"`` splits at its comma
+    into two fields, and three "missing required column" problems said nothing of the delimiter.
+    """
+    if raw.delimiter is None or raw.table is None:
+        return None
+    for column in raw.table.columns:
+        hint = _delimiter_hint(column, raw.delimiter, only=False)
+        if hint is not None:
+            return Problem(raw.name, column, f"required columns missing: {hint}")
     return None
 
 

@@ -27,6 +27,7 @@ from kamml.data.quality import N_EXAMPLES, TableStats, plain_examples
 from kamml.data.readers import (
     RawTable,
     backend_errors,
+    delimiter_problem,
     engine_message,
     floor_to_microseconds,
     unreadable_hint,
@@ -265,9 +266,12 @@ def plan_table(
             # a required column is reported missing below; an optional one mapped to nothing was silently
             # dropped, and a raw column with kamml's own name could then pass as a static attribute
             plan.problems.append(_mapped_missing(raw, kamml_name, user_name, raw_columns))
-    for cspec in spec.columns:
-        if cspec.required and cspec.name not in plan.found:
-            plan.problems.append(_missing(raw, cspec.name, mapping, raw_columns))
+    missing = [c.name for c in spec.columns if c.required and c.name not in plan.found]
+    for name in missing:
+        plan.problems.append(_missing(raw, name, mapping, raw_columns))
+    wrong_delimiter = delimiter_problem(raw) if missing else None
+    if wrong_delimiter is not None:
+        plan.problems.append(wrong_delimiter)
     for kamml_name, column in plan.found.items():
         known = spec.column(kamml_name)
         if known is None:
@@ -670,7 +674,9 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
             plan.finite_checks.append(_FiniteCheck(column, _infinite(c), c, infinite, None))
         return
     s = plan.derive(0, "attr", _trim(c).nullif(""))
-    number = s.try_cast("float64")
+    # the pattern first, as for amounts: DuckDB's cast read "1_000" as 1000 and Spark's "1d" as 1.0, so
+    # one CSV gave the two engines a number and a category (`NUMBER_PATTERN`)
+    number = ibis.ifelse(s.re_search(NUMBER_PATTERN), s.try_cast("float64"), ibis.null("float64"))
     not_float = plan.metric(f"{name}_not_float", (s.notnull() & number.isnull()).cast("int64").sum())
     bad = s.notnull() & number.notnull() & _infinite(number)
     infinite = plan.metric(f"{name}_infinite", bad.cast("int64").sum())

@@ -315,6 +315,18 @@ def test_training_frame_stacks_snapshots(simple):
     assert len(frame) == 1 + 2
 
 
+def test_the_snapshot_column_holds_each_cutoff_as_the_features_read_it(simple):
+    """A UTC-aware cutoff (or one written ...Z) was kept as given: the features read it as the naive UTC day,
+    but the snapshot column held it aware, and beside naive cutoffs became a category of mixed objects."""
+    cfg = Config.from_dict({"time": {"horizon_days": 60}})
+    cutoffs = [pd.Timestamp("2024-07-01", tz="UTC"), "2024-06-01T00:00:00Z", "2024-05-01"]
+    frame = build_training_frame(simple, cutoffs, cfg)
+    assert pd.api.types.is_datetime64_dtype(frame["snapshot"])  # naive, not a category
+    assert set(frame["snapshot"]) == {pd.Timestamp(d) for d in ("2024-05-01", "2024-06-01", "2024-07-01")}
+    aware = build_training_frame(simple, [pd.Timestamp("2024-07-01", tz="UTC")], cfg)
+    assert aware["snapshot"].dt.tz is None
+
+
 @pytest.mark.parametrize(
     "single",
     [

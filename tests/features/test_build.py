@@ -187,6 +187,17 @@ def test_config_edits_in_place_are_checked(simple):
         build_features(simple, CUTOFF, cfg)
 
 
+@pytest.mark.parametrize("source", ["frame", "dict"])
+def test_unloaded_tables_are_refused_with_the_way_to_load_them(source):
+    """A frame or a dict of frames (what a notebook holds) was an AttributeError: 'DataFrame' object has no
+    attribute 'transactions'."""
+    t = tx([(1, "2024-01-10", 10.0)])
+    data = t if source == "frame" else {"transactions": t}
+    for call in (lambda: build_features(data, CUTOFF), lambda: build_labels(data, CUTOFF, 30)):
+        with pytest.raises(TypeError, match=r"a kamml Dataset.*got a (DataFrame|dict).*kamml\.load_data"):
+            call()
+
+
 def test_cutoff_must_be_a_date(simple):
     with pytest.raises(ConfigError, match=r"must be a date .*'2024-07-01 12:00'.*time of day 12:00:00"):
         build_features(simple, "2024-07-01 12:00")

@@ -85,12 +85,26 @@ def _cut(table: ir.Table | None, cutoff_day: int, column: str = "ts") -> ir.Tabl
     return t.filter(t.day < ibis.literal(cutoff_day, type="int64"))
 
 
+def check_loaded(data: Any) -> None:
+    """A TypeError naming `kamml.load_data` when `data` is not a loaded dataset (a frame, a dict, a path).
+
+    A notebook's DataFrame or dict of frames was an AttributeError ("'DataFrame' object has no attribute
+    'transactions'") that did not say the tables must be loaded, and so validated, first.
+    """
+    if not hasattr(data, "transactions"):
+        raise TypeError(
+            f"data must be a kamml Dataset, got a {type(data).__name__}: load the tables with "
+            "kamml.load_data(source, config) (a folder or a dict of frames), which validates them first"
+        )
+
+
 def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> FeatureContext:
     """Cut every table of `data` (a `kamml.data.Dataset`) at `cutoff` and gather the settings.
 
     A cutoff after the data end is refused (`check_observed`): every feature, score and backtest
     passes through here.
     """
+    check_loaded(data)
     cfg = config or Config()
     cday = day_number(check_observed(data, cutoff))
     tx = _cut(data.transactions, cday)
@@ -394,6 +408,7 @@ def label_expr(
     Rows are the accounts existing at `base_cutoff` (default: the cutoff); a later `base_cutoff`
     measures a past window for today's accounts. `churn` is the churned rule (see `build_labels`).
     """
+    check_loaded(data)
     if churn not in get_args(ChurnLabel):
         raise ConfigError(f"unknown churn label rule {churn!r}; valid: {', '.join(get_args(ChurnLabel))}")
     nonrenewal = churn == "no_purchase_or_nonrenewal"

@@ -83,6 +83,18 @@ def test_a_relative_temp_directory_is_taken_from_the_working_directory_at_connec
     assert not spill.exists()
 
 
+def test_a_temp_directory_under_the_home_folder_is_there_not_in_a_folder_named_tilde(tmp_path, monkeypatch):
+    """``engine.temp_directory: ~/spill`` (a YAML value no shell expands) made ./~/spill in the working
+    folder, as data.path and output.dir did before they took ``~`` as the home folder."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    con = connect(EngineConfig(threads=1, temp_directory="~/spill"))
+    assert Path(_setting(con, "temp_directory")).parent == home / "spill"
+    assert list(work.iterdir()) == []
+
+
 def test_a_spill_folder_that_cannot_be_made_is_an_engine_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -128,10 +128,11 @@ def _spill_folder(parent: str | None) -> str:
     out-of-memory exit), and older DuckDB releases (1.1.3 in duckdb/duckdb#15173) mixed up the files of
     two jobs spilling there at once. The folder goes when the connection does or the process exits
     normally; a killed job leaves it behind (in the system's temporary folder by default, which the
-    system clears). A relative `parent` is taken from the working directory now.
+    system clears). A relative `parent` is taken from the working directory now, and a leading ``~`` is
+    the home folder (a YAML value no shell expands: ``~/spill`` made a folder named ``~`` in the working one).
     """
     if parent is not None:
-        parent = os.path.abspath(parent)
+        parent = os.path.abspath(os.path.expanduser(parent))
         try:
             Path(parent).mkdir(parents=True, exist_ok=True)
         except OSError as exc:

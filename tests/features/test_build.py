@@ -187,6 +187,17 @@ def test_config_edits_in_place_are_checked(simple):
         build_features(simple, CUTOFF, cfg)
 
 
+@pytest.mark.parametrize("source", ["frame", "dict"])
+def test_unloaded_tables_are_refused_with_the_way_to_load_them(source):
+    """A frame or a dict of frames (what a notebook holds) was an AttributeError: 'DataFrame' object has no
+    attribute 'transactions'."""
+    t = tx([(1, "2024-01-10", 10.0)])
+    data = t if source == "frame" else {"transactions": t}
+    for call in (lambda: build_features(data, CUTOFF), lambda: build_labels(data, CUTOFF, 30)):
+        with pytest.raises(TypeError, match=r"a kamml Dataset.*got a (DataFrame|dict).*kamml\.load_data"):
+            call()
+
+
 def test_cutoff_must_be_a_date(simple):
     with pytest.raises(ConfigError, match=r"must be a date .*'2024-07-01 12:00'.*time of day 12:00:00"):
         build_features(simple, "2024-07-01 12:00")
@@ -313,6 +324,18 @@ def test_training_frame_stacks_snapshots(simple):
     assert set(frame["snapshot"]) == {pd.Timestamp("2024-05-01"), pd.Timestamp("2024-07-01")}
     assert {"account_id", "value", "churned", "frequency"} <= set(frame.columns)
     assert len(frame) == 1 + 2
+
+
+def test_the_snapshot_column_holds_each_cutoff_as_the_features_read_it(simple):
+    """A UTC-aware cutoff (or one written ...Z) was kept as given: the features read it as the naive UTC day,
+    but the snapshot column held it aware, and beside naive cutoffs became a category of mixed objects."""
+    cfg = Config.from_dict({"time": {"horizon_days": 60}})
+    cutoffs = [pd.Timestamp("2024-07-01", tz="UTC"), "2024-06-01T00:00:00Z", "2024-05-01"]
+    frame = build_training_frame(simple, cutoffs, cfg)
+    assert pd.api.types.is_datetime64_dtype(frame["snapshot"])  # naive, not a category
+    assert set(frame["snapshot"]) == {pd.Timestamp(d) for d in ("2024-05-01", "2024-06-01", "2024-07-01")}
+    aware = build_training_frame(simple, [pd.Timestamp("2024-07-01", tz="UTC")], cfg)
+    assert aware["snapshot"].dt.tz is None
 
 
 @pytest.mark.parametrize(

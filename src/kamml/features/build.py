@@ -28,6 +28,7 @@ from kamml.engine import engine_errors
 from kamml.errors import ConfigError
 from kamml.features._context import (
     FeatureContext,
+    as_cutoff,
     check_observed,
     day_number,
     join_on_account,
@@ -84,12 +85,26 @@ def _cut(table: ir.Table | None, cutoff_day: int, column: str = "ts") -> ir.Tabl
     return t.filter(t.day < ibis.literal(cutoff_day, type="int64"))
 
 
+def check_loaded(data: Any) -> None:
+    """A TypeError naming `kamml.load_data` when `data` is not a loaded dataset (a frame, a dict, a path).
+
+    A notebook's DataFrame or dict of frames was an AttributeError ("'DataFrame' object has no attribute
+    'transactions'") that did not say the tables must be loaded, and so validated, first.
+    """
+    if not hasattr(data, "transactions"):
+        raise TypeError(
+            f"data must be a kamml Dataset, got a {type(data).__name__}: load the tables with "
+            "kamml.load_data(source, config) (a folder or a dict of frames), which validates them first"
+        )
+
+
 def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> FeatureContext:
     """Cut every table of `data` (a `kamml.data.Dataset`) at `cutoff` and gather the settings.
 
     A cutoff after the data end is refused (`check_observed`): every feature, score and backtest
     passes through here.
     """
+    check_loaded(data)
     cfg = config or Config()
     cday = day_number(check_observed(data, cutoff))
     tx = _cut(data.transactions, cday)
@@ -393,6 +408,7 @@ def label_expr(
     Rows are the accounts existing at `base_cutoff` (default: the cutoff); a later `base_cutoff`
     measures a past window for today's accounts. `churn` is the churned rule (see `build_labels`).
     """
+    check_loaded(data)
     if churn not in get_args(ChurnLabel):
         raise ConfigError(f"unknown churn label rule {churn!r}; valid: {', '.join(get_args(ChurnLabel))}")
     nonrenewal = churn == "no_purchase_or_nonrenewal"
@@ -552,9 +568,10 @@ def build_training_frame(
     """Features and labels stacked over several snapshot cutoffs, with a ``snapshot`` column.
 
     Rows are (snapshot, account); the index is a plain RangeIndex and ``account_id`` a column, so the
-    same account appears once per snapshot. Backtests split on ``snapshot``. The labels' window in days
-    is kept in ``attrs["horizon_days"]`` and ``time.unit`` in ``attrs["time_unit"]``, so a model is not
-    fitted to another horizon's labels or another unit's times.
+    same account appears once per snapshot; ``snapshot`` holds each cutoff as the features read it (a
+    naive UTC midnight, also for a UTC-aware cutoff). Backtests split on ``snapshot``. The labels'
+    window in days is kept in ``attrs["horizon_days"]`` and ``time.unit`` in ``attrs["time_unit"]``, so
+    a model is not fitted to another horizon's labels or another unit's times.
 
     With `max_accounts` (``models.max_training_accounts``) the frame keeps the rows of at most that many
     accounts, the same in every snapshot: those whose ids hash lowest (`kamml.data.sampling`), the
@@ -575,7 +592,9 @@ def build_training_frame(
         )
     cfg = config or Config()
     frames = []
-    cutoffs = list(cutoffs)  # an iterator is fine too: counted for the progress lines
+    # each as the features read it (naive UTC midnight), all checked before any is built: a UTC-aware
+    # cutoff was kept aware in the snapshot column, a category of mixed objects beside naive ones
+    cutoffs = [as_cutoff(cutoff) for cutoff in cutoffs]  # an iterator is fine too
     sample = RunningSample(max_accounts) if max_accounts is not None else None
     referral_total = 0.0
     for i, cutoff in enumerate(cutoffs, start=1):
@@ -589,13 +608,13 @@ def build_training_frame(
             referral_total += snapshot.referral_value
             frame = frame[frame.index.isin(sample.add(snapshot.ids))]
         frame = frame.reset_index()  # a new frame: a snapshot's rows are not changed in place
-        frame.insert(1, "snapshot", pd.Timestamp(cutoff))
+        frame.insert(1, "snapshot", cutoff)
         frames.append(frame)
         log.info(
             "training snapshot %d of %d at %s: %s accounts in %.1f s%s",
             i,
             len(cutoffs),
-            pd.Timestamp(cutoff).date(),
+            cutoff.date(),
             f"{len(snapshot.ids):,}",
             time.perf_counter() - start,
             " (built earlier in the job)" if reused else "",

@@ -1270,3 +1270,27 @@ def test_kamml_runs_store_line_shows_no_password():
     line = _store_line("postgresql://kamml:s3cret@db:5432/mlflow", "abc123")
     assert "s3cret" not in line
     assert line.startswith("MLflow       postgresql://kamml:***@db:5432/mlflow (run abc123); ")
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["generate", "--accounts", "30", "--out", ""], "--out"),
+        (["validate", "--data", " "], "--data"),
+        (["validate", "--config", ""], "--config"),
+        (["score", "--model", "m", "--out", ""], "--out"),
+        (["allocate", "--scores", "", "--out", "a.csv"], "--scores"),
+        (["allocate", "--scores", "s.csv", "--out", "a.csv", "--curve", ""], "--curve"),
+        (["backtest", "--json", ""], "--json"),
+    ],
+)
+def test_an_empty_path_option_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch, args, option):
+    """``--out "$OUT"`` with OUT unset: click read "" as ".", so `generate` wrote a world into the folder
+    the command ran in, ``--data ""`` read that folder as the data, and the others failed naming ".".
+    """
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"'{option}'" in result.output
+    assert "is empty" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -682,3 +682,34 @@ def test_a_config_under_the_home_folder_is_found_by_its_tilde(tmp_path, monkeypa
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "job.yaml").write_text("time:\n  horizon_days: 90\n", encoding="utf-8")
     assert load_config("~/job.yaml").time.horizon_days == 90
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("data", "path"),
+        ("data", "transactions"),
+        ("data", "accounts"),
+        ("data", "referrals"),
+        ("output", "dir"),
+    ],
+)
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_path_is_refused_naming_its_key(tmp_path, section, key, value):
+    """A path left empty (``dir: ${OUT}``, envsubst with OUT unset) is refused, not the current folder.
+
+    ``output.dir: ""`` wrote the job's outputs into the folder the command ran in, ``data.path: ""`` read
+    that folder as the data, and ``data.accounts: ""`` read every table of the data folder as accounts
+    (an audit: "duplicate account ids"); a blank one looked for a file named by spaces.
+    """
+    path = tmp_path / "job.yaml"
+    path.write_text(f'{section}:\n  {key}: "{value}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"'{section}\.{key}'.*is empty"):
+        load_config(path)
+
+
+def test_a_data_path_left_out_or_null_is_still_not_given():
+    """null keeps meaning "not given" for the data's paths; a path with text is read as written."""
+    cfg = Config.from_dict({"data": {"path": None, "accounts": None, "transactions": "tx.csv"}})
+    assert (cfg.data.path, cfg.data.accounts, cfg.data.transactions) == (None, None, "tx.csv")
+    assert Config.from_dict({"output": {"dir": "out"}}).output.dir == Path("out")

@@ -307,11 +307,27 @@ def _no_store_traceback(record: logging.LogRecord) -> bool:
 #: Accounts whose drivers `kamml score` names by default (the most value at stake first).
 _EXPLAIN_TOP = 20_000
 
+
+def path_option(value: str | Path) -> Path:
+    """A path option's text as a Path; empty or blank text is refused (click read "" as ".").
+
+    ``--out "$OUT"`` with OUT unset wrote `generate`'s world into the folder the command ran in, and
+    ``--data ""`` read that folder as the data. Given with ``metavar="<path>"``: the help reads as before.
+    """
+    if isinstance(value, Path):  # a default
+        return value
+    if not value.strip():
+        raise typer.BadParameter("is empty: give a path")
+    return Path(value)
+
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
         "--config",
         "-c",
+        parser=path_option,
+        metavar="<path>",
         help="YAML config file (see docs/config.md), or the name of one kamml ships: default (the demo), "
         "cdnow, spark.",
     ),
@@ -321,6 +337,8 @@ DataOpt = Annotated[
     typer.Option(
         "--data",
         "-d",
+        parser=path_option,
+        metavar="<path>",
         help="Folder of the input tables (transactions[, accounts, referrals, activities]), or the "
         "transactions table's own file (or a quoted glob of its parts); default: data.path.",
     ),
@@ -365,9 +383,16 @@ def _years(value: float) -> float:
 def generate(
     accounts: Annotated[int, typer.Option("--accounts", "-n", min=1, help="Number of accounts.")] = 5_000,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same world.")] = 42,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the Parquet tables into.")] = Path(
-        "data/demo"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            parser=path_option,
+            metavar="<path>",
+            help="Folder to write the Parquet tables into.",
+        ),
+    ] = Path("data/demo"),
     years: Annotated[
         float, typer.Option(callback=_years, help="Years of history, from 0.1 to 100.", metavar="FLOAT")
     ] = 3.0,
@@ -459,7 +484,10 @@ def backtest(
         ),
     ] = None,
     horizon_days: Annotated[int | None, typer.Option(min=1, help="Prediction horizon in days.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", parser=path_option, metavar="<path>", help="Write the metrics as JSON here."),
+    ] = None,
 ) -> None:
     """Temporal backtest of kamml's models beside the baselines on your data."""
     from kamml.config import load_config
@@ -483,12 +511,31 @@ def backtest(
 @app.command(cls=_Command)
 @handle_errors
 def allocate(
-    scores: Annotated[Path, typer.Option("--scores", "-s", help="Scores table (.parquet or .csv).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Allocation table to write (.parquet or .csv).")],
+    scores: Annotated[
+        Path,
+        typer.Option(
+            "--scores", "-s", parser=path_option, metavar="<path>", help="Scores table (.parquet or .csv)."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            parser=path_option,
+            metavar="<path>",
+            help="Allocation table to write (.parquet or .csv).",
+        ),
+    ],
     hours: Annotated[float | None, typer.Option(help="The team's hours (default: allocation.hours).")] = None,
     config: ConfigOpt = None,
     curve: Annotated[
-        Path | None, typer.Option(help="Also write the budget curve here (.parquet/.csv, plus a .png).")
+        Path | None,
+        typer.Option(
+            parser=path_option,
+            metavar="<path>",
+            help="Also write the budget curve here (.parquet/.csv, plus a .png).",
+        ),
     ] = None,
     horizon_days: Annotated[
         int | None,
@@ -636,7 +683,16 @@ def score(
             help="Model URI: models:/NAME@champion, models:/NAME/3, runs:/ID/model, or a local folder.",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Scores table to write (.parquet or .csv).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            parser=path_option,
+            metavar="<path>",
+            help="Scores table to write (.parquet or .csv).",
+        ),
+    ],
     data: DataOpt = None,
     cutoff: Annotated[
         str | None, typer.Option(help="Scoring date (YYYY-MM-DD); default: time.cutoff, else the data end.")
@@ -795,7 +851,10 @@ def benchmark_cdnow(
     calibration_end: Annotated[str, typer.Option(help="Last day of the calibration period.")] = "1997-09-30",
     holdout_end: Annotated[str, typer.Option(help="Last day of the holdout period.")] = "1998-06-30",
     sample: Annotated[bool, typer.Option(help="Use the 2,357-customer sample.", metavar=FLAG)] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", parser=path_option, metavar="<path>", help="Write the metrics as JSON here."),
+    ] = None,
 ) -> None:
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""
     from kamml.datasets.cdnow import packaged_paths

@@ -232,6 +232,18 @@ def _expand_home(path: Path | None) -> Path | None:
     return None if path is None else path.expanduser()
 
 
+def _not_blank(value: Any, info: ValidationInfo) -> Any:
+    """Refuse a path setting given as empty or blank text: pydantic read "" as the current folder.
+
+    ``output.dir: ${OUT}`` filled by envsubst with OUT unset wrote the job's outputs into the folder the
+    command ran in, and ``data.accounts: ""`` read every table of the data folder as the accounts.
+    """
+    if isinstance(value, str) and not value.strip():
+        section = "output" if info.field_name == "dir" else "data"
+        raise ValueError(f"{section}.{info.field_name} is empty: give a path, or leave the key out")
+    return value
+
+
 def sqlite_home(uri: str) -> str:
     """``sqlite:///~/mlruns.db`` as the home folder's file: SQLAlchemy opened a folder named ``~``.
 
@@ -259,6 +271,7 @@ class DataConfig(_Section):
     csv_delimiter: str | None = Field(None, min_length=1, max_length=1)
 
     _whole_day = field_validator("end", mode="before")(lambda value: _midnight_utc(value, "data.end"))
+    _blank = field_validator("path", *TABLES, mode="before")(_not_blank)
     _home = field_validator("path")(_expand_home)
 
     @model_validator(mode="after")
@@ -833,6 +846,7 @@ class OutputConfig(_Section):
 
     dir: Path = Path("outputs")
 
+    _blank = field_validator("dir", mode="before")(_not_blank)
     _home = field_validator("dir")(_expand_home)
 
 

@@ -453,6 +453,19 @@ def test_the_gate_never_promotes_on_rounding_and_keeps_the_configured_margin():
     assert _decide("churn.kamml.brier", 0.151, "3", 0.16, margin=0.01)[0] is False
 
 
+def test_a_champion_of_an_infinite_error_is_beaten_by_any_finite_one():
+    """The rounding allowance grew with the champion's figure: at inf no version could ever beat it."""
+    inf = float("inf")
+    assert _decide("value.kamml.decile_mape", 0.3, "3", inf) == (
+        True,
+        "value.kamml.decile_mape 0.3000 beats the champion's inf",
+    )
+    assert _decide("value.kamml.aggregate_error", 0.1, "3", -inf)[0] is True  # by its size
+    assert _decide("value.kamml.decile_mape", inf, "3", inf)[0] is False  # inf against inf: a tie
+    assert _decide("value.kamml.decile_mape", inf, "3", 0.3)[0] is False
+    assert _decide("value.kamml.gini", inf, "3", 0.9)[0] is True  # a figure that cannot be bettered
+
+
 def test_the_gate_without_a_usable_figure():
     assert _decide("value.kamml.gini", float("nan"), "3", 0.9) == (
         False,

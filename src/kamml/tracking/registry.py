@@ -136,7 +136,10 @@ def _decide(
     if champ_value is None or math.isnan(champ_value):
         return True, f"the champion (version {champion}) has no usable metric {key}"
     gain = _score(key, value) - _score(key, champ_value)
-    needed = max(margin, _ROUNDING * max(1.0, abs(champ_value)))
+    # an infinite champion figure (an error metric of inf, as a file store keeps it) made the rounding
+    # allowance infinite too, and no version could ever beat it
+    size = abs(champ_value) if math.isfinite(champ_value) else 1.0
+    needed = max(margin, _ROUNDING * max(1.0, size))
     by = f" by more than {margin:g} (tracking.promote_margin)" if margin > 0 else ""
     if gain > needed:
         return True, f"{key} {value:.4f} beats the champion's {champ_value:.4f}{by}"

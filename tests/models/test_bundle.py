@@ -261,7 +261,29 @@ def test_numbers_sent_as_text_read_as_numbers_in_the_drivers(fitted):
     expected = bundle.predict(rows, top_drivers=3)
     got = bundle.predict(as_text, top_drivers=3)
     assert got["drivers"].tolist() == expected["drivers"].tolist()
+    assert bundle.drivers(as_text, top=3) == expected["drivers"].tolist()  # drivers alone read them too
     np.testing.assert_array_equal(got["clv"], expected["clv"])
+
+
+@pytest.mark.parametrize("rows", [5, 120])  # a request's row-by-row phrases and a batch's
+def test_a_category_the_models_never_saw_is_named_as_such_in_the_drivers(fitted, rows):
+    """An unseen industry is scored as a missing one, but the drivers read "industry: mining (raises
+    value)", as if the models had learnt something of mining."""
+    bundle, features = fitted
+    assert "mining" not in bundle.clv.categories_["attr_industry"]
+    sent = features.head(rows).copy()
+    sent["attr_industry"] = sent["attr_industry"].astype(object)
+    sent.iloc[::2, sent.columns.get_loc("attr_industry")] = "mining"
+    scores = bundle.predict(sent, refit_btyd=False, top_drivers=len(bundle.features))
+    phrases = [p for text in scores["drivers"] for p in text.split("; ") if p.startswith("industry ")]
+    new = [p for p in phrases if "mining" in p]
+    assert new
+    assert all(
+        p.startswith("industry (account attribute): mining (new to the models: read as no data) (")
+        for p in new
+    )
+    assert any("mining" not in p and "new to the models" not in p for p in phrases)  # known ones as they were
+    assert bundle.drivers(sent, top=len(bundle.features)) == scores["drivers"].tolist()
 
 
 def test_drivers_name_each_models_top_movers_with_their_direction(fitted):

@@ -213,6 +213,45 @@ def test_an_attribute_emptied_since_training_is_warned_about(trained, world_path
 
 
 @pytest.mark.slow
+def test_category_levels_the_models_never_saw_are_noted_once_per_column(
+    trained, world_path, tmp_path, caplog
+):
+    """A new accounts.segment level was scored as a missing segment without a word (an audit)."""
+    cfg, _, result = trained
+    assert "government" not in result.bundle.clv.categories_["attr_segment"]
+    ids = result.features.index[result.features["attr_segment"].notna()][:9]
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    new = {account: "government" for account in ids[:6]} | {account: "public sector" for account in ids[6:]}
+    accounts["segment"] = accounts["account_id"].map(new).fillna(accounts["segment"])
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
+    data = load_data(tmp_path / "world", cfg)
+    before = list(data.quality.notes)
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        scores = score(result.bundle, data, result.scoring_cutoff, cfg, chunk_size=150)
+    added = data.quality.notes[len(before) :]
+    assert [(n.table, n.column, n.n_rows, tuple(n.examples)) for n in added] == [
+        ("accounts", "segment", 9, ("government", "public sector"))  # the most frequent first
+    ]
+    assert "never saw in training" in added[0].rule
+    assert str(added[0]) in data.quality.to_text()  # where the report's data-quality summary reads
+    assert caplog.text.count("never saw in training") == 1  # once, though scored in three chunks
+    assert "accounts.segment: 9 of" in caplog.text
+    # scored as a missing segment, as LightGBM routes a level outside its splits
+    accounts["segment"] = (
+        accounts["account_id"]
+        .map(dict.fromkeys(ids, None))
+        .where(~accounts["account_id"].isin(ids), accounts["segment"])
+    )
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
+    missing = score(result.bundle, load_data(tmp_path / "world", cfg), result.scoring_cutoff, cfg)
+    pd.testing.assert_series_equal(scores["clv"], missing["clv"])
+    # scoring the same data again adds no second note
+    score(result.bundle, data, result.scoring_cutoff, cfg, explain_top=0)
+    assert len(data.quality.notes) == len(before) + 1
+
+
+@pytest.mark.slow
 def test_a_model_of_another_churn_label_is_warned_about(trained, caplog):
     """The champion kept scoring with the churn definition of the config it was trained with, silently."""
     cfg, data, result = trained

@@ -261,7 +261,29 @@ def test_numbers_sent_as_text_read_as_numbers_in_the_drivers(fitted):
     expected = bundle.predict(rows, top_drivers=3)
     got = bundle.predict(as_text, top_drivers=3)
     assert got["drivers"].tolist() == expected["drivers"].tolist()
+    assert bundle.drivers(as_text, top=3) == expected["drivers"].tolist()  # drivers alone read them too
     np.testing.assert_array_equal(got["clv"], expected["clv"])
+
+
+@pytest.mark.parametrize("rows", [5, 120])  # a request's row-by-row phrases and a batch's
+def test_a_category_the_models_never_saw_is_named_as_such_in_the_drivers(fitted, rows):
+    """An unseen industry is scored as a missing one, but the drivers read "industry: mining (raises
+    value)", as if the models had learnt something of mining."""
+    bundle, features = fitted
+    assert "mining" not in bundle.clv.categories_["attr_industry"]
+    sent = features.head(rows).copy()
+    sent["attr_industry"] = sent["attr_industry"].astype(object)
+    sent.iloc[::2, sent.columns.get_loc("attr_industry")] = "mining"
+    scores = bundle.predict(sent, refit_btyd=False, top_drivers=len(bundle.features))
+    phrases = [p for text in scores["drivers"] for p in text.split("; ") if p.startswith("industry ")]
+    new = [p for p in phrases if "mining" in p]
+    assert new
+    assert all(
+        p.startswith("industry (account attribute): mining (new to the models: read as no data) (")
+        for p in new
+    )
+    assert any("mining" not in p and "new to the models" not in p for p in phrases)  # known ones as they were
+    assert bundle.drivers(sent, top=len(bundle.features)) == scores["drivers"].tolist()
 
 
 def test_drivers_name_each_models_top_movers_with_their_direction(fitted):
@@ -573,6 +595,39 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     old_ratio = old["clv"].to_numpy() / raw_h  # per-account ratios, no level
     assert not np.allclose(old_ratio, old_ratio[0])
     assert np.all((old["p_churn"] >= 0) & (old["p_churn"] <= 1))
+
+
+def test_longer_training_window_is_carried_down_to_the_horizon(world_data):
+    """train_horizon_days 90 for a 30-day horizon: value by BG/NBD's ratio, P0 by an exponent below 1."""
+    end = world_data.end.normalize()
+    cfg = config(horizon_days=30, train_horizon_days=90)
+    train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), config())
+    bundle = ModelBundle.fit(train, cfg)
+    assert (bundle.train_horizon_days, bundle.horizon_days) == (90, 30)
+    features = build_features(world_data, end, cfg)
+    anchored = bundle.anchor(features)
+    assert anchored.value_shape is None  # the shape toward BTYD is only for a shorter window
+    # dropout: a third of the time holds more than a third of the purchases, and P0 rises less than
+    # a steady buyer's P0(h)^(H / h)
+    assert 30 / 90 < anchored.value_ratio < 1.0
+    assert 30 / 90 < anchored.churn_exponent < 1.0
+    rows, _ = anchored.with_btyd(features, refit=False)
+    X = rows[anchored.features]
+    scores = anchored.predict(features, refit_btyd=False)
+    level = anchored.value_level
+    assert level is not None
+    raw_clv = anchored.clv.predict(X, horizon_days=90) * level
+    np.testing.assert_allclose(scores["clv"], raw_clv * anchored.value_ratio, rtol=1e-12)
+    p_h = anchored.churn.predict_proba(X, horizon_days=90)[:, 1]
+    p_H = p_h**anchored.churn_exponent  # not p_h x H / h: a probability of no purchase rises as time shrinks
+    assert np.all(p_H >= p_h)
+    shift = anchored.churn_shift
+    assert shift is not None
+    inside = (p_H > 0) & (p_H < 1)
+    logit = np.log(p_H[inside]) - np.log1p(-p_H[inside]) + shift
+    np.testing.assert_allclose(scores["p_churn"].to_numpy()[inside], 1 / (1 + np.exp(-logit)), rtol=1e-9)
+    referral = anchored.influence.predict(X, horizon_days=90)
+    np.testing.assert_allclose(scores["referral_value"], referral * 30 / 90, rtol=1e-12)
 
 
 def test_value_shape_keeps_order_and_total_and_moves_the_spread_toward_btyd():

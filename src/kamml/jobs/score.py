@@ -28,7 +28,7 @@ from kamml.features import build_features
 from kamml.features._context import check_scoring_cutoff
 from kamml.features.catalogue import describe
 from kamml.io import NUMBER_PATTERN, check_output_path, write_table
-from kamml.models._lgbm import ModelInputError, check_count
+from kamml.models._lgbm import ModelInputError, check_count, unseen_levels
 from kamml.models.bundle import ModelBundle
 from kamml.progress import track
 from kamml.tracking import LoadedModel, resolve_model
@@ -190,6 +190,57 @@ def warn_other_definition(bundle: ModelBundle, config: Config) -> None:
             config.time.horizon_days,
             bundle.horizon_days,
         )
+
+
+def unseen_level_notes(bundle: ModelBundle, features: pd.DataFrame) -> list[Problem]:
+    """One note per category column with values the models never saw in training (a new segment).
+
+    The models score them as a missing value, as LightGBM does with a level outside its splits: right
+    for a new level or two, never an error, but it moves those accounts' scores, and nothing said so.
+    The note names the column (``accounts.<name>`` for an attribute), the accounts and their most
+    frequent values.
+    """
+    notes = []
+    for name, levels in (getattr(bundle.clv, "categories_", None) or {}).items():
+        if name not in features.columns:
+            continue
+        column = features[name]
+        unseen = unseen_levels(column, levels, name)
+        if not unseen.any():
+            continue
+        values = column[unseen].astype(object).value_counts(sort=True).index
+        known = ", ".join(map(repr, levels[:5])) + (", ..." if len(levels) > 5 else "")
+        rule = (
+            "a value the models never saw in training, scored as a missing value (LightGBM's branch for "
+            f"levels outside its splits) until a model is trained on it; training saw {len(levels)} "
+            f"level{'s' if len(levels) != 1 else ''}: {known}"
+        )
+        attribute = name.startswith("attr_")
+        table, column_name = ("accounts", name.removeprefix("attr_")) if attribute else ("features", name)
+        notes.append(Problem(table, column_name, rule, int(unseen.sum()), plain_examples(values)))
+    return notes
+
+
+def note_unseen_levels(bundle: ModelBundle, features: pd.DataFrame, data: Dataset | None) -> list[Problem]:
+    """Log `unseen_level_notes` once per column and add them to the data's quality notes (the report's).
+
+    A note already among them (the same data scored again) is not added twice. Returns the notes.
+    """
+    notes = unseen_level_notes(bundle, features)
+    quality = getattr(data, "quality", None)
+    for note in notes:
+        log.warning(
+            "%s.%s: %s of %s accounts scored hold %s (e.g. %s)",
+            note.table,
+            note.column,
+            f"{note.n_rows:,}",
+            f"{len(features):,}",
+            note.rule,
+            ", ".join(map(repr, note.examples[:3])),
+        )
+        if quality is not None and note not in quality.notes:
+            quality.notes.append(note)
+    return notes
 
 
 def warn_lost_features(bundle: ModelBundle, features: pd.DataFrame, told: Sequence[str] = ()) -> list[str]:
@@ -359,6 +410,7 @@ def score(
         warn_other_definition(bundle, config)
     check_attribute_types(bundle, features)
     warn_lost_features(bundle, features, told)
+    note_unseen_levels(bundle, features, data)
     log.info(
         "features for %s at %s in %.1f s", accounts_text(len(features)), cut.date(), time.perf_counter() - t0
     )

@@ -57,6 +57,7 @@ __all__ = [
     "is_categorical",
     "is_true",
     "stored_number",
+    "unseen_levels",
 ]
 
 logger = logging.getLogger(__name__)
@@ -329,6 +330,16 @@ def _warn_all_unseen(column: Any, codes: FloatArray, levels: list[Any], name: st
         ", ".join(map(repr, values)),
         ", ".join(map(repr, levels[:3])) + (", ..." if len(levels) > 3 else ""),
     )
+
+
+def unseen_levels(column: Any, levels: list[Any], name: str = "") -> NDArray[np.bool_]:
+    """Which values of a category column are given but none of the fitted `levels`, as predict reads them.
+
+    The model scores them as missing values (LightGBM's branch for levels outside its splits); a batch
+    job names them (`kamml.jobs.score.unseen_level_notes`). Other spellings of a fitted number match it.
+    """
+    codes = _category_codes(column, levels, name)
+    return np.isnan(codes) & np.asarray(pd.notna(np.asarray(column, dtype=object)), dtype=bool)
 
 
 def _category_codes(column: Any, levels: list[Any], name: str = "") -> FloatArray:

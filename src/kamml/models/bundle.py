@@ -44,7 +44,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -511,6 +511,9 @@ def _stretch_no_purchase(p_churn: np.ndarray, exponent: float) -> np.ndarray:
     """P(no purchase) over the training window carried to the horizon: P0(H) = P0(h)^exponent."""
     return np.clip(p_churn, 0.0, 1.0) ** exponent
 
+
+#: How a driver names a category value the models never saw in training (scored as a missing value).
+UNSEEN_LEVEL = "new to the models: read as no data"
 
 #: Breakpoints of the stored value shape (`fit_value_shape`): quantiles of the anchoring accounts' values.
 SHAPE_POINTS = 1025
@@ -1248,14 +1251,7 @@ class ModelBundle:
             p_churn = _shift_logit(p_churn, self.churn_shift)
         p_alive = np.where(known, extra["btyd_p_alive"], np.nan)  # no horizon in P(alive)
 
-        def values(name: str) -> np.ndarray:
-            column = np.asarray(columns[name])
-            names = self.clv.feature_names_
-            if column.dtype.kind in "OUS" and name in names and name not in self.clv.categories_:
-                # a number sent as text (JSON from a CRM) reads as the number the models used
-                return prepared.matrix[:, names.index(name)]
-            return column
-
+        values = self._driver_values(columns, prepared)
         drivers = self._drivers(prepared, values, len(f), top=top_drivers)
         k = np.full(len(f), np.nan)
         if effort is not None:
@@ -1298,7 +1294,31 @@ class ModelBundle:
         top = check_count(top, "top")
         self._check_columns(features, None)
         prepared, _, columns, _ = self._prepare(features, self.btyd if btyd is None else btyd)
-        return self._drivers(prepared, lambda name: np.asarray(columns[name]), len(features), top=top)
+        return self._drivers(prepared, self._driver_values(columns, prepared), len(features), top=top)
+
+    def _driver_values(self, columns: Mapping[str, Any], prepared: Any) -> Callable[[str], np.ndarray]:
+        """A feature's values as its drivers name them: what the models read, not only what was sent.
+
+        A number sent as text (JSON from a CRM) reads as the number; a category the models never saw,
+        scored as a missing value, says so (it read as a level the models had learnt something of).
+        """
+        names = self.clv.feature_names_
+
+        def values(name: str) -> np.ndarray:
+            column = np.asarray(columns[name])
+            if name not in names:
+                return column
+            read = prepared.matrix[:, names.index(name)]
+            if name not in self.clv.categories_:
+                return read if column.dtype.kind in "OUS" else column
+            unseen = np.isnan(read) & np.asarray(pd.notna(column.astype(object)), dtype=bool)
+            if not unseen.any():
+                return column
+            column = column.astype(object)  # a copy: the caller's rows stay as they were
+            column[unseen] = [f"{v} ({UNSEEN_LEVEL})" for v in column[unseen]]
+            return column
+
+        return values
 
     def _check_columns(self, features: pd.DataFrame, size_feature: str | None) -> None:
         """FeatureMismatchError naming the model's columns (and the effort size feature) not in `features`."""

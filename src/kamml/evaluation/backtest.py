@@ -24,7 +24,7 @@ from kamml.features import build_features, build_labels, build_training_frame, t
 from kamml.features._context import as_cutoff, first_transaction
 from kamml.features.build import build_past_window, check_label_window, rfm_only
 from kamml.features.snapshots import SnapshotCache
-from kamml.models.btyd_features import add_btyd_features
+from kamml.models.btyd_features import MIN_REPEAT_BUYERS, BtydFit, add_btyd_features
 from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
 
 __all__ = ["BacktestResult", "backtest", "default_cutoff", "snapshot_plan", "train_bundle"]
@@ -140,6 +140,31 @@ def _better_is_larger(metric: str, value: float) -> float:
 #: Training snapshots closer than this (time.step_days) get a warning: a 1-day step let the held-out
 #: snapshot repeat the training rows, and kamml lost to BTYD on churn AUC and Brier and on value RMSE.
 CLOSE_STEP_DAYS = 28
+
+
+#: The value metrics' keys (`value_metrics`), all NaN for a baseline that has no forecast.
+VALUE_KEYS = tuple(value_metrics([1.0, 0.0], [1.0, 0.0]))
+#: Gamma-Gamma's parameters in the JSON's ``btyd_params`` (DESIGN §10), null when it was not fitted.
+GAMMA_GAMMA_KEYS = ("p", "q", "gamma")
+
+
+def _btyd_value_note(fit: BtydFit, missing: bool) -> str | None:
+    """Why BTYD has no value forecast at the test cutoff (its value metrics are then NaN), or None.
+
+    Without Gamma-Gamma (fewer than `MIN_REPEAT_BUYERS` repeat buyers) or with an infinite mean order
+    value (q <= 1) an account's value is unknown; filled with 0, it was scored as a forecast of nothing.
+    """
+    if fit.gamma_gamma is None:
+        return (
+            f"Gamma-Gamma not fitted at the test cutoff (fewer than {MIN_REPEAT_BUYERS} repeat buyers with "
+            "a positive order value): BG/NBD x Gamma-Gamma has no value forecast, its value metrics are null"
+        )
+    if missing:
+        return (
+            f"Gamma-Gamma's mean order value is infinite (q = {fit.gamma_gamma.get('q', math.nan):.4g} <= 1):"
+            " BG/NBD x Gamma-Gamma has no value forecast, its value metrics are null"
+        )
+    return None
 
 
 def default_cutoff(data: Any, horizon_days: int) -> pd.Timestamp:
@@ -286,8 +311,13 @@ def backtest(
     unit = bundle.unit_days
     btyd = add_btyd_features(features, horizon / unit, btyd_fit)
     # the baseline's answer for an account without a purchase history (no value, no purchase), in its
-    # metrics and in the predictions alike: they held NaN there, and metrics recomputed on them failed
-    btyd = btyd.assign(btyd_value=btyd["btyd_value"].fillna(0.0), btyd_p_zero=btyd["btyd_p_zero"].fillna(1.0))
+    # metrics and in the predictions alike: they held NaN there, and metrics recomputed on them failed.
+    # An account with a history and no value has no Gamma-Gamma forecast: left missing, not read as 0
+    history = btyd["btyd_p_zero"].notna()
+    btyd_value_note = _btyd_value_note(btyd_fit, bool(btyd.loc[history, "btyd_value"].isna().any()))
+    btyd = btyd.assign(
+        btyd_value=btyd["btyd_value"].where(history, 0.0), btyd_p_zero=btyd["btyd_p_zero"].fillna(1.0)
+    )
     past = build_past_window(data, cut, horizon).reindex(features.index).fillna(0.0)
 
     y = labels["value"].to_numpy(float)
@@ -300,7 +330,11 @@ def backtest(
         )
     value = {
         "kamml": value_metrics(y, scores["clv"].to_numpy(float)),
-        "btyd": value_metrics(y, btyd["btyd_value"].to_numpy(float)),
+        "btyd": (
+            dict.fromkeys(VALUE_KEYS, math.nan)
+            if btyd_value_note
+            else value_metrics(y, btyd["btyd_value"].to_numpy(float))
+        ),
         "last_period": value_metrics(y, past["value"].to_numpy(float)),
     }
     churned = labels["churned"].to_numpy(int)
@@ -325,7 +359,7 @@ def backtest(
             "kamml": value_metrics(yr, scores["referral_value"].to_numpy(float)),
             "past_rate": value_metrics(yr, past["referral_value"].to_numpy(float)),
         }
-    params = {**btyd_fit.bgnbd, **(btyd_fit.gamma_gamma or {})}
+    params = {**btyd_fit.bgnbd, **(btyd_fit.gamma_gamma or dict.fromkeys(GAMMA_GAMMA_KEYS, math.nan))}
     protocol = {
         "cutoff": str(cut.date()),
         "horizon_days": horizon,
@@ -337,6 +371,8 @@ def backtest(
         "label_window": [str(cut.date()), str((cut + pd.Timedelta(days=horizon - 1)).date())],
         "actual_total_value": float(np.sum(y)),
     }
+    if btyd_value_note:
+        protocol["btyd_value_note"] = btyd_value_note
     if "sampled_accounts" in bundle.meta:
         protocol["sampled_accounts"] = bundle.meta["sampled_accounts"]
     predictions = pd.concat(

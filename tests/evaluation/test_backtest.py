@@ -491,3 +491,17 @@ def test_without_gamma_gamma_the_btyd_value_baseline_is_not_scored_as_a_forecast
     assert r.predictions.loc[history, "btyd_value"].isna().all()
     assert (r.predictions.loc[~history, "btyd_value"] == 0).all()
     assert "btyd" not in r.behind().get("value", {}).get("gini", [])
+
+
+@pytest.mark.parametrize("days_before", [0, 400])
+def test_a_cutoff_before_the_data_names_the_datas_span(result, days_before):
+    """A cutoff on or before the first purchase's day is outside the data: the error said that training
+    snapshots a year or two before it held no purchase history, naming neither the cutoff nor the data."""
+    data, _ = result
+    first = pd.Timestamp(data.tables["transactions"].ts.min().to_pandas()).normalize()
+    cut = first - pd.Timedelta(days=days_before)
+    last = (pd.Timestamp(data.end) - pd.Timedelta(days=1)).date()
+    with pytest.raises(
+        ConfigError, match=rf"cutoff {cut.date()} is .*first purchase.*{first.date()} to {last}"
+    ):
+        backtest(data, Config.from_dict(CFG), cut)

@@ -195,6 +195,22 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
         raise empty_snapshots_error(empty, len(cuts))
 
 
+def _check_cutoff_after_first(data: Any, cut: pd.Timestamp) -> None:
+    """Refuse a test cutoff on or before the first purchase's day, naming the data's span.
+
+    Nothing before it to test on; the error was that training snapshots years earlier held no history.
+    """
+    first = first_transaction(data)
+    if first is None or cut > first.normalize():
+        return
+    end = getattr(data, "end", None)
+    span = f"{first.date()} to {(pd.Timestamp(end) - pd.Timedelta(days=1)).date()}" if end is not None else ""
+    raise ConfigError(
+        f"test cutoff {cut.date()} is on or before the day of the first purchase (the transactions run "
+        f"{span or first.date()}): give a later --cutoff (time.cutoff), with a training history before it"
+    )
+
+
 def snapshot_plan(config: Config, end: Any) -> list[tuple[pd.Timestamp, Config]]:
     """Every snapshot `train_bundle` at `end` may build, as (cutoff, config): training, then the season's."""
     h = config.time.training_horizon_days
@@ -293,6 +309,7 @@ def backtest(
     horizon = cfg.time.horizon_days
     cut = as_cutoff(cutoff or cfg.time.cutoff or default_cutoff(data, horizon))
     check_label_window(data, cut, horizon)  # before training, not after it
+    _check_cutoff_after_first(data, cut)
     bundle, train = train_bundle(data, cfg, cut, snapshots=snapshots)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label)

@@ -478,14 +478,19 @@ def test_a_cutoff_that_is_not_a_date_exits_2_before_any_work(world_path, tmp_pat
 def test_backtest_before_every_purchase_says_so_and_names_the_snapshots(world_path):
     cfg = Config.from_dict({"time": {"horizon_days": 90, "snapshots": 2, "step_days": 60}})
     first = pd.read_parquet(world_path / "transactions.parquet", columns=["ts"])["ts"].min().normalize()
-    cuts = training_cutoffs(first, 90, 2, 60)  # accounts exist then, purchases do not
+    cutoff = first + pd.Timedelta(days=91)  # snapshots on the day after the first purchase and before it
+    cuts = training_cutoffs(cutoff, 90, 2, 60)  # accounts exist then, purchases do not
     config = _yaml(world_path.parent / "early.yaml", cfg)
-    args = ["backtest", "--data", str(world_path), "--cutoff", str(first.date()), "--config", str(config)]
+    args = ["backtest", "--data", str(world_path), "--cutoff", str(cutoff.date()), "--config", str(config)]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "hold no purchase history before their cutoffs" in result.output
     for cut in cuts:
         assert str(cut.date()) in result.output
+    args[args.index("--cutoff") + 1] = str(first.date())  # outside the data: the cutoff and the span named
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"test cutoff {first.date()} is on or before the day of the first purchase" in result.output
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from kamml.evaluation.benchmark import ACQUISITION_END, EARLIEST_SNAPSHOT, hones
 from kamml.evaluation.metrics import churn_metrics
 from kamml.features import build_features
 from kamml.features.build import check_label_window
+from kamml.io import json_text
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
 
@@ -457,3 +458,50 @@ def test_a_job_keeps_no_snapshot_the_deployed_training_does_not_take(long_world,
     assert snapshots.reused == reused
     assert len(snapshots) == 0
     pd.testing.assert_frame_equal(train, train_bundle(data, cfg, end)[1])
+
+
+def test_without_gamma_gamma_the_btyd_value_baseline_is_not_scored_as_a_forecast_of_zero(world):
+    """Fewer than 10 repeat buyers before the cutoff: Gamma-Gamma is skipped and BTYD has no value.
+
+    Its missing values were filled with 0 and scored as a forecast of nothing (Gini 0, aggregate error
+    -1), beside kamml as if it were BTYD's; the JSON also lost the p, q and gamma keys of DESIGN §10.
+    """
+    end = world.end.normalize()
+    cut = end - pd.Timedelta(days=90)
+    tx = world.transactions.sort_values("ts", kind="stable")
+    before, after = tx[tx["ts"] < cut], tx[tx["ts"] >= cut]
+    repeaters = before["account_id"].unique()[:5]
+    firsts = before.groupby("account_id").head(1)
+    kept = pd.concat(
+        [firsts[~firsts["account_id"].isin(repeaters)], before[before["account_id"].isin(repeaters)]]
+    )
+    clv = {**FAST, "offset_feature": None}  # the value model needs Gamma-Gamma otherwise
+    cfg = Config.from_dict({**CFG, "models": {**CFG["models"], "clv": clv}, "data": {"end": str(end.date())}})
+    r = backtest(load_data({"transactions": pd.concat([kept, after])}, cfg), cfg, cut)
+    assert r.bundle.btyd.gamma_gamma is None
+    assert set(r.value["btyd"]) == set(r.value["kamml"])
+    assert all(math.isnan(v) for v in r.value["btyd"].values())
+    assert not math.isnan(r.value["last_period"]["gini"])
+    payload = json.loads(json_text(r.to_dict()))
+    assert {"p", "q", "gamma"} <= set(payload["btyd_params"])
+    assert payload["btyd_params"]["gamma"] is None
+    assert payload["value"]["btyd"]["gini"] is None
+    assert "Gamma-Gamma" in payload["protocol"]["btyd_value_note"]
+    history = r.predictions["btyd_p_zero"] < 1
+    assert r.predictions.loc[history, "btyd_value"].isna().all()
+    assert (r.predictions.loc[~history, "btyd_value"] == 0).all()
+    assert "btyd" not in r.behind().get("value", {}).get("gini", [])
+
+
+@pytest.mark.parametrize("days_before", [0, 400])
+def test_a_cutoff_before_the_data_names_the_datas_span(result, days_before):
+    """A cutoff on or before the first purchase's day is outside the data: the error said that training
+    snapshots a year or two before it held no purchase history, naming neither the cutoff nor the data."""
+    data, _ = result
+    first = pd.Timestamp(data.tables["transactions"].ts.min().to_pandas()).normalize()
+    cut = first - pd.Timedelta(days=days_before)
+    last = (pd.Timestamp(data.end) - pd.Timedelta(days=1)).date()
+    with pytest.raises(
+        ConfigError, match=rf"cutoff {cut.date()} is .*first purchase.*{first.date()} to {last}"
+    ):
+        backtest(data, Config.from_dict(CFG), cut)

@@ -24,7 +24,7 @@ from kamml.features import build_features, build_labels, build_training_frame, t
 from kamml.features._context import as_cutoff, first_transaction
 from kamml.features.build import build_past_window, check_label_window, rfm_only
 from kamml.features.snapshots import SnapshotCache
-from kamml.models.btyd_features import add_btyd_features
+from kamml.models.btyd_features import MIN_REPEAT_BUYERS, BtydFit, add_btyd_features
 from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
 
 __all__ = ["BacktestResult", "backtest", "default_cutoff", "snapshot_plan", "train_bundle"]
@@ -142,6 +142,31 @@ def _better_is_larger(metric: str, value: float) -> float:
 CLOSE_STEP_DAYS = 28
 
 
+#: The value metrics' keys (`value_metrics`), all NaN for a baseline that has no forecast.
+VALUE_KEYS = tuple(value_metrics([1.0, 0.0], [1.0, 0.0]))
+#: Gamma-Gamma's parameters in the JSON's ``btyd_params`` (DESIGN §10), null when it was not fitted.
+GAMMA_GAMMA_KEYS = ("p", "q", "gamma")
+
+
+def _btyd_value_note(fit: BtydFit, missing: bool) -> str | None:
+    """Why BTYD has no value forecast at the test cutoff (its value metrics are then NaN), or None.
+
+    Without Gamma-Gamma (fewer than `MIN_REPEAT_BUYERS` repeat buyers) or with an infinite mean order
+    value (q <= 1) an account's value is unknown; filled with 0, it was scored as a forecast of nothing.
+    """
+    if fit.gamma_gamma is None:
+        return (
+            f"Gamma-Gamma not fitted at the test cutoff (fewer than {MIN_REPEAT_BUYERS} repeat buyers with "
+            "a positive order value): BG/NBD x Gamma-Gamma has no value forecast, its value metrics are null"
+        )
+    if missing:
+        return (
+            f"Gamma-Gamma's mean order value is infinite (q = {fit.gamma_gamma.get('q', math.nan):.4g} <= 1):"
+            " BG/NBD x Gamma-Gamma has no value forecast, its value metrics are null"
+        )
+    return None
+
+
 def default_cutoff(data: Any, horizon_days: int) -> pd.Timestamp:
     """The latest cutoff whose whole label window lies inside the data."""
     return (pd.Timestamp(data.end) - pd.Timedelta(days=horizon_days)).normalize()
@@ -168,6 +193,22 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
     empty = [c for c in cuts if c <= first.normalize() + pd.Timedelta(days=1)]
     if empty:
         raise empty_snapshots_error(empty, len(cuts))
+
+
+def _check_cutoff_after_first(data: Any, cut: pd.Timestamp) -> None:
+    """Refuse a test cutoff on or before the first purchase's day, naming the data's span.
+
+    Nothing before it to test on; the error was that training snapshots years earlier held no history.
+    """
+    first = first_transaction(data)
+    if first is None or cut > first.normalize():
+        return
+    end = getattr(data, "end", None)
+    span = f"{first.date()} to {(pd.Timestamp(end) - pd.Timedelta(days=1)).date()}" if end is not None else ""
+    raise ConfigError(
+        f"test cutoff {cut.date()} is on or before the day of the first purchase (the transactions run "
+        f"{span or first.date()}): give a later --cutoff (time.cutoff), with a training history before it"
+    )
 
 
 def snapshot_plan(config: Config, end: Any) -> list[tuple[pd.Timestamp, Config]]:
@@ -268,6 +309,7 @@ def backtest(
     horizon = cfg.time.horizon_days
     cut = as_cutoff(cutoff or cfg.time.cutoff or default_cutoff(data, horizon))
     check_label_window(data, cut, horizon)  # before training, not after it
+    _check_cutoff_after_first(data, cut)
     bundle, train = train_bundle(data, cfg, cut, snapshots=snapshots)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label)
@@ -286,8 +328,13 @@ def backtest(
     unit = bundle.unit_days
     btyd = add_btyd_features(features, horizon / unit, btyd_fit)
     # the baseline's answer for an account without a purchase history (no value, no purchase), in its
-    # metrics and in the predictions alike: they held NaN there, and metrics recomputed on them failed
-    btyd = btyd.assign(btyd_value=btyd["btyd_value"].fillna(0.0), btyd_p_zero=btyd["btyd_p_zero"].fillna(1.0))
+    # metrics and in the predictions alike: they held NaN there, and metrics recomputed on them failed.
+    # An account with a history and no value has no Gamma-Gamma forecast: left missing, not read as 0
+    history = btyd["btyd_p_zero"].notna()
+    btyd_value_note = _btyd_value_note(btyd_fit, bool(btyd.loc[history, "btyd_value"].isna().any()))
+    btyd = btyd.assign(
+        btyd_value=btyd["btyd_value"].where(history, 0.0), btyd_p_zero=btyd["btyd_p_zero"].fillna(1.0)
+    )
     past = build_past_window(data, cut, horizon).reindex(features.index).fillna(0.0)
 
     y = labels["value"].to_numpy(float)
@@ -300,7 +347,11 @@ def backtest(
         )
     value = {
         "kamml": value_metrics(y, scores["clv"].to_numpy(float)),
-        "btyd": value_metrics(y, btyd["btyd_value"].to_numpy(float)),
+        "btyd": (
+            dict.fromkeys(VALUE_KEYS, math.nan)
+            if btyd_value_note
+            else value_metrics(y, btyd["btyd_value"].to_numpy(float))
+        ),
         "last_period": value_metrics(y, past["value"].to_numpy(float)),
     }
     churned = labels["churned"].to_numpy(int)
@@ -325,7 +376,7 @@ def backtest(
             "kamml": value_metrics(yr, scores["referral_value"].to_numpy(float)),
             "past_rate": value_metrics(yr, past["referral_value"].to_numpy(float)),
         }
-    params = {**btyd_fit.bgnbd, **(btyd_fit.gamma_gamma or {})}
+    params = {**btyd_fit.bgnbd, **(btyd_fit.gamma_gamma or dict.fromkeys(GAMMA_GAMMA_KEYS, math.nan))}
     protocol = {
         "cutoff": str(cut.date()),
         "horizon_days": horizon,
@@ -337,6 +388,8 @@ def backtest(
         "label_window": [str(cut.date()), str((cut + pd.Timedelta(days=horizon - 1)).date())],
         "actual_total_value": float(np.sum(y)),
     }
+    if btyd_value_note:
+        protocol["btyd_value_note"] = btyd_value_note
     if "sampled_accounts" in bundle.meta:
         protocol["sampled_accounts"] = bundle.meta["sampled_accounts"]
     predictions = pd.concat(

@@ -43,6 +43,7 @@ __all__ = [
     "engine_message",
     "find_table_source",
     "frame_to_arrow",
+    "is_attribute_type",
     "read_raw",
     "read_table",
     "unreadable_hint",
@@ -67,6 +68,11 @@ def untyped_null(dtype: ibis_dt.DataType) -> bool:
         return True
     raw = getattr(dtype, "raw_type", None)
     return bool(dtype.is_unknown() and raw is not None and str(raw).strip('"').upper() == "NULL")
+
+
+def is_attribute_type(dtype: ibis_dt.DataType) -> bool:
+    """Whether the static features read an accounts column of this type (number, yes/no, text, null)."""
+    return bool(dtype.is_numeric() or dtype.is_boolean() or dtype.is_string() or untyped_null(dtype))
 
 
 @dataclass

@@ -274,6 +274,25 @@ def test_folder_skips_hidden_and_underscore_parts_as_spark_does(backend, tmp_pat
     assert read_table(folder, "transactions", backend).count().execute() == len(tx)
 
 
+def test_a_glob_skips_hidden_and_underscore_parts_as_a_folder_does(backend, tmp_path, tx):
+    """``data/tx/*`` matched Spark's _SUCCESS and failed "neither Parquet nor CSV"; a folder it matches
+    was dropped, where Spark reads its parts."""
+    folder = tmp_path / "tx"
+    (folder / "_temporary" / "0").mkdir(parents=True)
+    (folder / "day=2").mkdir()
+    tx.iloc[:2].to_parquet(folder / "part-0.parquet")
+    tx.iloc[2:].to_parquet(folder / "day=2" / "part-1.parquet")
+    tx.to_parquet(folder / "day=2" / "_part-9.parquet")
+    tx.to_parquet(folder / "_temporary" / "0" / "part-0.parquet")
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-0.parquet.crc").write_bytes(b"crc")
+    for pattern in ("*", "**", "**/*"):
+        table = read_table(str(folder / pattern), "transactions", backend)
+        assert table.count().execute() == len(tx), pattern
+    with pytest.raises(DataError, match=r"no file matches .*_\*: names starting with _ or \. are not data"):
+        read_table(str(folder / "_*"), "transactions", backend)
+
+
 def test_data_folder_finds_a_tsv_table(backend, tmp_path, tx):
     tx.to_csv(tmp_path / "transactions.tsv", sep="\t", index=False)
     source = find_table_source(tmp_path, "transactions")

@@ -224,7 +224,12 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
     if any(ch in source for ch in _GLOB_CHARS):
         files = source_files(source)
         if not files:
-            raise DataError(f"{name}: no file matches {source}")
+            hidden = (
+                ""
+                if not glob.glob(str(path), recursive=True)
+                else ": names starting with _ or . are not data"
+            )
+            raise DataError(f"{name}: no file matches {source}{hidden}")
         return _read_files(files, source, name, backend, delimiter)
     if path.is_dir():
         parts = _visible_files(path)
@@ -247,10 +252,34 @@ def source_files(source: str | Path) -> list[Path]:
     """The files a table's source stands for: a glob's matches, a folder's visible parts, or the file."""
     path = Path(source).expanduser()
     if any(ch in str(source) for ch in _GLOB_CHARS):
-        return sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        return _glob_files(path)
     if path.is_dir():
         return _visible_files(path)
     return [path]
+
+
+def _glob_files(pattern: Path) -> list[Path]:
+    """A glob's files by a folder's rule (`_visible_files`), as Spark reads a glob.
+
+    A match named ``_x`` or ``.x``, or under such a folder below the glob's fixed part, is skipped (Spark's
+    ``_SUCCESS`` failed as "neither Parquet nor CSV"), and a matched folder stands for its visible files.
+    """
+    fixed = next((i for i, part in enumerate(pattern.parts) if any(ch in part for ch in _GLOB_CHARS)), 0)
+    base = Path(*pattern.parts[:fixed]) if fixed else Path()
+    found: set[Path] = set()
+    for match in map(Path, glob.glob(str(pattern), recursive=True)):
+        if _hidden(match.relative_to(base).parts):
+            continue
+        if match.is_dir():
+            found.update(_visible_files(match))
+        elif match.is_file():
+            found.add(match)
+    return sorted(found)
+
+
+def _hidden(parts: Iterable[str]) -> bool:
+    """Whether a path's parts name a file or folder that Spark, Hadoop and Arrow skip (``_x``, ``.x``)."""
+    return any(part.startswith(("_", ".")) for part in parts)
 
 
 def _visible_files(folder: Path) -> list[Path]:
@@ -260,11 +289,7 @@ def _visible_files(folder: Path) -> list[Path]:
     staging folder) is skipped, so a folder written by Spark reads as Spark reads it and a failed job's
     leftover parts are not counted twice.
     """
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
-    )
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p.relative_to(folder).parts))
 
 
 def _is_parquet(path: Path) -> bool:

@@ -489,6 +489,26 @@ def test_a_csv_attribute_is_a_number_only_as_number_pattern_reads_it(backend, wr
     assert got["size"].tolist() == ["1_000", "2", "3"]
 
 
+def test_csv_whole_number_attributes_with_a_sign_or_19_digits_stay_whole(backend, write_csv, tx):
+    """ "+5" made a column float (the whole-number pattern had no "+", as NUMBER_PATTERN has), and a
+    19-digit number too, losing its last digits; beyond int64 the column stays text, as from a frame."""
+    path = write_csv(
+        "accounts.csv",
+        "account_id,size,big,huge,code\n1,+5,9223372036854775807,9223372036854775808,+05\n"
+        "2,-3,-9223372036854775808,1,7\n3,7,1234567890123456789,2,8\n",
+    )
+    data = load_data({"transactions": tx, "accounts": path}, backend=backend)
+    schema = data.accounts.schema()
+    assert schema["size"].is_integer()
+    assert schema["big"].is_integer()
+    assert schema["huge"].is_string()
+    assert schema["code"].is_string()  # "+05" is a code like "007"
+    got = data.to_pandas("accounts").sort_values("account_id")
+    assert got["size"].tolist() == [5, -3, 7]
+    assert got["big"].tolist() == [2**63 - 1, -(2**63), 1234567890123456789]
+    assert got["huge"].tolist() == ["9223372036854775808", "1", "2"]
+
+
 def test_an_infinite_numeric_attribute_is_refused_naming_the_column(backend, write_csv, tx):
     """An inf size passed validation and stopped training with a model error (exit 5; an audit)."""
     path = write_csv("accounts.csv", "account_id,size,brand\n1,10,inf\n2,inf,acme\n3,-Infinity,x\n")

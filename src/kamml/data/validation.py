@@ -747,8 +747,13 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
     bad = s.notnull() & number.notnull() & _infinite(number)
     infinite = plan.metric(f"{name}_infinite", bad.cast("int64").sum())
     plan.finite_checks.append(_FiniteCheck(column, bad, c, infinite, not_float))
-    not_int = plan.metric(f"{name}_not_int", (s.notnull() & ~s.re_search(INT_PATTERN)).cast("int64").sum())
-    codes = plan.metric(f"{name}_codes", (s.notnull() & s.re_search("^-?0[0-9]")).cast("int64").sum())
+    # whole numbers with a sign as NUMBER_PATTERN allows ("+5"), up to int64's 19 digits; beyond it the
+    # column stays text, as a frame's too large integers do (a float lost the last digits)
+    digits = s.re_search(r"^[+-]?[0-9]+$")
+    whole = ibis.ifelse(digits, s.try_cast("int64").notnull(), False)
+    not_int = plan.metric(f"{name}_not_int", (s.notnull() & ~whole).cast("int64").sum())
+    too_large = plan.metric(f"{name}_too_large", (s.notnull() & digits & ~whole).cast("int64").sum())
+    codes = plan.metric(f"{name}_codes", (s.notnull() & s.re_search("^[+-]?0[0-9]")).cast("int64").sum())
     truth = s.lower()
     not_bool = plan.metric(
         f"{name}_not_bool", (s.notnull() & ~truth.isin(("true", "false"))).cast("int64").sum()
@@ -760,8 +765,11 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
     def builder(ctx: Context) -> Deferred:
         if _count(ctx.values.get(codes)):  # "007" is a code, not a number
             return s
-        if _count(ctx.values.get(not_int)) == 0:
+        n_not_int = _count(ctx.values.get(not_int))
+        if n_not_int == 0:
             return s.cast("int64")
+        if n_not_int == _count(ctx.values.get(too_large)):  # whole numbers, some beyond int64
+            return s
         if _count(ctx.values.get(not_float)) == 0:
             return s.cast("float64")
         if _count(ctx.values.get(values)) and _count(ctx.values.get(not_bool)) == 0:

@@ -415,6 +415,8 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
         if backend.name == "duckdb":
             # parts are matched by column name: one lacking a column (written before it was added) gives
             # nulls there, and differing types meet in a common one that validation then checks
+            if len(files) > 1:
+                _check_booleans_merge(files, [schema, *(_parquet_schema(p, name) for p in files[1:])], name)
             table = _known_timestamps(
                 backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
             )
@@ -495,6 +497,26 @@ def _check_spark_can_merge(files: list[Path], schemas: list[pa.Schema], name: st
                     f"{name}: the Parquet parts disagree on column {field_.name}'s type: {first[1]} has "
                     f"{first[0]}, {path} has {kind}; Spark cannot merge them: rewrite the parts with "
                     "one schema (the DuckDB engine reads them as one)"
+                )
+
+
+def _check_booleans_merge(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
+    """A DataError for a column that is yes/no in one Parquet part and of another type in another.
+
+    DuckDB merged them in silence (true/false as 1/0 beside a part's quantities of 3), while one file of
+    yes/no quantities is a wrong type and Spark refuses the parts.
+    """
+    seen: dict[str, tuple[pa.DataType, Path]] = {}
+    for path, schema in zip(files, schemas, strict=True):
+        for field_ in schema:
+            if pa.types.is_null(field_.type):  # a part's column of only nulls, written without a type
+                continue
+            first = seen.setdefault(field_.name, (field_.type, path))
+            if pa.types.is_boolean(first[0]) != pa.types.is_boolean(field_.type):
+                raise DataError(
+                    f"{name}: the Parquet parts disagree on column {field_.name}'s type: {first[1]} has "
+                    f"{first[0]}, {path} has {field_.type}; DuckDB would merge the yes/no values into the "
+                    "other type (true as 1): rewrite the parts with one type"
                 )
 
 

@@ -224,6 +224,35 @@ def test_load_data_on_spark(tmp_path):
     assert {p.column for p in caught.value.problems} == {"account_id", "ts", "amount"}
 
 
+@pytest.mark.spark
+def test_a_glob_skips_underscore_and_hidden_parts_on_spark_as_on_duckdb(tmp_path, tx):
+    """Spark reads the glob itself; kamml's file list must agree with it (the same rows on both engines)."""
+    from kamml.engine import connect
+
+    folder = tmp_path / "tx"
+    (folder / "_temporary" / "0").mkdir(parents=True)
+    tx.iloc[:2].to_parquet(folder / "part-0.parquet", coerce_timestamps="us")
+    tx.iloc[2:].to_parquet(folder / "part-1.parquet", coerce_timestamps="us")
+    tx.to_parquet(folder / "_temporary" / "0" / "part-0.parquet", coerce_timestamps="us")
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-0.parquet.crc").write_bytes(b"crc")
+    source = {"transactions": str(folder / "*")}
+    spark = load_data(source, backend=connect(EngineConfig(name="spark"))).to_pandas("transactions")
+    duck = load_data(source).to_pandas("transactions")
+    assert len(spark) == len(duck) == len(tx)
+
+
+@pytest.mark.spark
+def test_epoch_text_dates_are_named_on_spark(tmp_path):
+    """Spark's cast must refuse text epoch seconds as DuckDB's does, so the epoch rule names them alike."""
+    from kamml.engine import connect
+    from kamml.errors import SchemaError
+
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,1704067200,1\n2,2024-01-05,1\n")
+    with pytest.raises(SchemaError, match=r"Unix epoch seconds.*unit=\"s\".*\(1 row; e\.g\. '1704067200'\)"):
+        load_data(tmp_path, backend=connect(EngineConfig(name="spark")))
+
+
 def test_accounts_and_transactions_sharing_no_id_is_an_error(backend):
     """000123 in one file and 123 in the other: each table is valid, but no account meets its orders."""
     from kamml.errors import DataError

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from kamml.data import QualityReport, TableStats, load_data, validate
@@ -341,3 +344,30 @@ def test_amounts_or_hours_that_add_up_past_any_money_are_refused(backend):
     with pytest.raises(SchemaError, match=r"activities\.hours: the values add up"):
         validate({"transactions": tx.assign(amount=5.0), "activities": acts}, backend=backend)
     validate({"transactions": tx.assign(amount=[1e299, -1e299, 5.0, 6.0])}, backend=backend)  # passes
+
+
+def test_accounts_columns_of_types_no_feature_reads_are_noted(tmp_path):
+    """Lists, structs, maps, bytes and dates of Parquet accounts were left out of the features unsaid."""
+    pd.DataFrame({"account_id": [1, 2], "ts": ["2024-01-02", "2024-01-03"], "amount": [1.0, 2.0]}).to_parquet(
+        tmp_path / "transactions.parquet"
+    )
+    accounts = pa.table(
+        {
+            "account_id": [1, 2],
+            "tags": [["a"], ["b", "c"]],
+            "info": [{"x": 1}, {"x": 2}],
+            "props": pa.array([[("k", 1)], [("k", 2)]], type=pa.map_(pa.string(), pa.int64())),
+            "blob": [b"a", b"b"],
+            "signup": [datetime.date(2020, 1, 1)] * 2,
+            "created_at": [datetime.date(2020, 1, 1)] * 2,  # kamml's own: no note
+            "size": [1.0, 2.0],
+            "segment": ["a", "b"],
+        }
+    )
+    pq.write_table(accounts, tmp_path / "accounts.parquet")
+    notes = [n for n in load_data(tmp_path).quality.notes if n.table == "accounts"]
+    assert [n.column for n in notes] == ["tags", "info", "props", "blob", "signup"]
+    by_column = {n.column: n.rule for n in notes}
+    assert by_column["tags"].startswith("of type array<string>: not used by any feature")
+    assert "binary" in by_column["blob"]
+    assert "date" in by_column["signup"]

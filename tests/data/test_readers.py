@@ -274,6 +274,42 @@ def test_folder_skips_hidden_and_underscore_parts_as_spark_does(backend, tmp_pat
     assert read_table(folder, "transactions", backend).count().execute() == len(tx)
 
 
+def test_a_glob_skips_hidden_and_underscore_parts_as_a_folder_does(backend, tmp_path, tx):
+    """``data/tx/*`` matched Spark's _SUCCESS and failed "neither Parquet nor CSV"; a folder it matches
+    was dropped, where Spark reads its parts."""
+    folder = tmp_path / "tx"
+    (folder / "_temporary" / "0").mkdir(parents=True)
+    (folder / "day=2").mkdir()
+    tx.iloc[:2].to_parquet(folder / "part-0.parquet")
+    tx.iloc[2:].to_parquet(folder / "day=2" / "part-1.parquet")
+    tx.to_parquet(folder / "day=2" / "_part-9.parquet")
+    tx.to_parquet(folder / "_temporary" / "0" / "part-0.parquet")
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-0.parquet.crc").write_bytes(b"crc")
+    for pattern in ("*", "**", "**/*"):
+        table = read_table(str(folder / pattern), "transactions", backend)
+        assert table.count().execute() == len(tx), pattern
+    with pytest.raises(DataError, match=r"no file matches .*_\*: names starting with _ or \. are not data"):
+        read_table(str(folder / "_*"), "transactions", backend)
+
+
+def test_parquet_parts_with_a_boolean_and_a_number_column_are_refused(backend, tmp_path, tx):
+    """quantity true/false in one part and 3 in another read as 1/0 on DuckDB, while one boolean file is
+    refused (wrong type) and Spark refuses the parts; int32 beside int64 still reads in a common type."""
+    folder = tmp_path / "transactions"
+    folder.mkdir()
+    tx.iloc[:2].assign(quantity=[True, False]).to_parquet(folder / "part-0.parquet")
+    tx.iloc[2:].assign(quantity=[3, 1, 2]).to_parquet(folder / "part-1.parquet")
+    with pytest.raises(DataError, match=r"disagree on column quantity's type: .*part-0\.parquet has bool"):
+        read_table(folder, "transactions", backend)
+    tx.iloc[:2].assign(quantity=np.array([1, 2], dtype="int32")).to_parquet(folder / "part-0.parquet")
+    assert read_table(folder, "transactions", backend).count().execute() == len(tx)
+    nulls = pa.Table.from_pandas(tx.iloc[2:].drop(columns="quantity")).append_column("quantity", pa.nulls(3))
+    pq.write_table(nulls, folder / "part-1.parquet")  # no quantities, written without a type: no conflict
+    tx.iloc[:2].assign(quantity=[True, False]).to_parquet(folder / "part-0.parquet")
+    assert read_table(folder, "transactions", backend).count().execute() == len(tx)
+
+
 def test_data_folder_finds_a_tsv_table(backend, tmp_path, tx):
     tx.to_csv(tmp_path / "transactions.tsv", sep="\t", index=False)
     source = find_table_source(tmp_path, "transactions")

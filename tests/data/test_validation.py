@@ -489,6 +489,26 @@ def test_a_csv_attribute_is_a_number_only_as_number_pattern_reads_it(backend, wr
     assert got["size"].tolist() == ["1_000", "2", "3"]
 
 
+def test_csv_whole_number_attributes_with_a_sign_or_19_digits_stay_whole(backend, write_csv, tx):
+    """ "+5" made a column float (the whole-number pattern had no "+", as NUMBER_PATTERN has), and a
+    19-digit number too, losing its last digits; beyond int64 the column stays text, as from a frame."""
+    path = write_csv(
+        "accounts.csv",
+        "account_id,size,big,huge,code\n1,+5,9223372036854775807,9223372036854775808,+05\n"
+        "2,-3,-9223372036854775808,1,7\n3,7,1234567890123456789,2,8\n",
+    )
+    data = load_data({"transactions": tx, "accounts": path}, backend=backend)
+    schema = data.accounts.schema()
+    assert schema["size"].is_integer()
+    assert schema["big"].is_integer()
+    assert schema["huge"].is_string()
+    assert schema["code"].is_string()  # "+05" is a code like "007"
+    got = data.to_pandas("accounts").sort_values("account_id")
+    assert got["size"].tolist() == [5, -3, 7]
+    assert got["big"].tolist() == [2**63 - 1, -(2**63), 1234567890123456789]
+    assert got["huge"].tolist() == ["9223372036854775808", "1", "2"]
+
+
 def test_an_infinite_numeric_attribute_is_refused_naming_the_column(backend, write_csv, tx):
     """An inf size passed validation and stopped training with a model error (exit 5; an audit)."""
     path = write_csv("accounts.csv", "account_id,size,brand\n1,10,inf\n2,inf,acme\n3,-Infinity,x\n")
@@ -908,3 +928,38 @@ def test_an_offset_with_seconds_is_an_offset(backend):
     assert problems["transactions", "ts"][0].rule.startswith(
         "mixed time zones: 1 value has a UTC offset or a named time zone and 2 have none;"
     )
+
+
+def test_epoch_numbers_as_dates_are_refused_with_the_unit_they_look_like(backend, write_csv):
+    """Text like 1704067200 was "unparseable date" with no hint; kamml still does not guess the unit."""
+    path = write_csv(
+        "transactions.csv",
+        "account_id,ts,amount\n1,1704067200,1.0\n2,1704153600.5,2.0\n3,1704067200000,1.0\n4,12345,1.0\n"
+        "5,2024-01-05,1.0\n",
+    )
+    problems = sorted(_problems(path, backend=backend)["transactions", "ts"], key=lambda p: p.rule)
+    assert [(p.n_rows, tuple(p.examples)) for p in problems] == [
+        (1, ("12345",)),
+        (1, ("1704067200000",)),
+        (2, ("1704067200", "1704153600.5")),
+    ]
+    assert problems[0].rule.startswith("unparseable date (or outside")
+    assert "epoch" not in problems[0].rule
+    assert 'pd.to_datetime(x, unit="ms")' in problems[1].rule
+    assert "Unix epoch milliseconds" in problems[1].rule
+    assert 'pd.to_datetime(x, unit="s")' in problems[2].rule
+
+
+@pytest.mark.parametrize(
+    ("values", "unit"),
+    [([1704067200, 1717200000], "s"), ([1704067200000, 1717200000000], "ms"), ([1, 1704067200], None)],
+)
+def test_epoch_numbers_in_a_typed_date_column_are_named(backend, values, unit):
+    """An integer ts column was "wrong type" with no hint that it looks like epoch seconds or milliseconds."""
+    frame = pd.DataFrame({"account_id": [1, 2], "ts": values, "amount": 1.0})
+    (problem,) = _problems({"transactions": frame}, backend=backend)["transactions", "ts"]
+    assert problem.rule.startswith("wrong type: expected dates")
+    if unit is None:
+        assert "epoch" not in problem.rule
+    else:
+        assert f'pd.to_datetime(x, unit="{unit}")' in problem.rule

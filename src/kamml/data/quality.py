@@ -19,6 +19,8 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from kamml.data.contract import TABLES
+from kamml.data.readers import is_attribute_type
 from kamml.errors import Problem
 from kamml.io import NUMBER_PATTERN
 
@@ -494,23 +496,24 @@ _NOT_ATTRIBUTES = ("account_id", "owner")
 
 
 def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
-    """A note per accounts text column whose values are nearly all numbers: the others are named.
+    """A note per accounts column of a type no feature reads, and per text column of nearly all numbers.
 
-    One 'n/a' among a column of sizes made the whole column text, so the models took account size as a
-    category, and a model trained on numbers stopped at scoring; validation said nothing.
+    In the text ones the values that are no numbers are named: one 'n/a' among a column of sizes made
+    the whole column text, so the models took account size as a category, and a model trained on numbers
+    stopped at scoring; validation said nothing.
     """
     if accounts is None:
         return []
+    notes = _unused_type_notes(accounts)
     text = [n for n, t in accounts.schema().items() if t.is_string() and n not in _NOT_ATTRIBUTES]
     if not text:
-        return []
+        return notes
     counts: dict[str, ir.Value] = {}
     for i, name in enumerate(text):
         value = accounts[name]
         counts[f"n_{i}"] = value.count()
         counts[f"num_{i}"] = value.re_search(NUMBER_PATTERN).cast("int64").sum()  # alike on every engine
     row = accounts.aggregate(**counts).to_pyarrow().to_pylist()[0]
-    notes = []
     for i, name in enumerate(text):
         n, numbers = int(row[f"n_{i}"] or 0), int(row[f"num_{i}"] or 0)
         if not (numbers < n and numbers >= MOSTLY_NUMBERS * n):
@@ -524,6 +527,24 @@ def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
         )
         notes.append(Problem("accounts", name, rule, n - numbers, plain_examples(examples)))
     return notes
+
+
+def _unused_type_notes(accounts: ir.Table) -> list[Problem]:
+    """A note per accounts attribute of a type no feature reads (a list, struct, map, bytes, a date).
+
+    Such a column passed validation and was then left out of the features without a word.
+    """
+    own = {c.name for c in TABLES["accounts"].columns}
+    return [
+        Problem(
+            "accounts",
+            name,
+            f"of type {dtype}: not used by any feature (account attributes are numbers, yes/no or text; "
+            "turn it into one before loading, a date into the days from a fixed day, say)",
+        )
+        for name, dtype in accounts.schema().items()
+        if name not in own and not is_attribute_type(dtype)
+    ]
 
 
 def after_end_notes(tables: Mapping[str, ir.Table | None], end: pd.Timestamp) -> list[Problem]:

@@ -43,6 +43,7 @@ __all__ = [
     "engine_message",
     "find_table_source",
     "frame_to_arrow",
+    "is_attribute_type",
     "read_raw",
     "read_table",
     "unreadable_hint",
@@ -67,6 +68,11 @@ def untyped_null(dtype: ibis_dt.DataType) -> bool:
         return True
     raw = getattr(dtype, "raw_type", None)
     return bool(dtype.is_unknown() and raw is not None and str(raw).strip('"').upper() == "NULL")
+
+
+def is_attribute_type(dtype: ibis_dt.DataType) -> bool:
+    """Whether the static features read an accounts column of this type (number, yes/no, text, null)."""
+    return bool(dtype.is_numeric() or dtype.is_boolean() or dtype.is_string() or untyped_null(dtype))
 
 
 @dataclass
@@ -218,7 +224,12 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
     if any(ch in source for ch in _GLOB_CHARS):
         files = source_files(source)
         if not files:
-            raise DataError(f"{name}: no file matches {source}")
+            hidden = (
+                ""
+                if not glob.glob(str(path), recursive=True)
+                else ": names starting with _ or . are not data"
+            )
+            raise DataError(f"{name}: no file matches {source}{hidden}")
         return _read_files(files, source, name, backend, delimiter)
     if path.is_dir():
         parts = _visible_files(path)
@@ -241,10 +252,34 @@ def source_files(source: str | Path) -> list[Path]:
     """The files a table's source stands for: a glob's matches, a folder's visible parts, or the file."""
     path = Path(source).expanduser()
     if any(ch in str(source) for ch in _GLOB_CHARS):
-        return sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        return _glob_files(path)
     if path.is_dir():
         return _visible_files(path)
     return [path]
+
+
+def _glob_files(pattern: Path) -> list[Path]:
+    """A glob's files by a folder's rule (`_visible_files`), as Spark reads a glob.
+
+    A match named ``_x`` or ``.x``, or under such a folder below the glob's fixed part, is skipped (Spark's
+    ``_SUCCESS`` failed as "neither Parquet nor CSV"), and a matched folder stands for its visible files.
+    """
+    fixed = next((i for i, part in enumerate(pattern.parts) if any(ch in part for ch in _GLOB_CHARS)), 0)
+    base = Path(*pattern.parts[:fixed]) if fixed else Path()
+    found: set[Path] = set()
+    for match in map(Path, glob.glob(str(pattern), recursive=True)):
+        if _hidden(match.relative_to(base).parts):
+            continue
+        if match.is_dir():
+            found.update(_visible_files(match))
+        elif match.is_file():
+            found.add(match)
+    return sorted(found)
+
+
+def _hidden(parts: Iterable[str]) -> bool:
+    """Whether a path's parts name a file or folder that Spark, Hadoop and Arrow skip (``_x``, ``.x``)."""
+    return any(part.startswith(("_", ".")) for part in parts)
 
 
 def _visible_files(folder: Path) -> list[Path]:
@@ -254,11 +289,7 @@ def _visible_files(folder: Path) -> list[Path]:
     staging folder) is skipped, so a folder written by Spark reads as Spark reads it and a failed job's
     leftover parts are not counted twice.
     """
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
-    )
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p.relative_to(folder).parts))
 
 
 def _is_parquet(path: Path) -> bool:
@@ -384,6 +415,8 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
         if backend.name == "duckdb":
             # parts are matched by column name: one lacking a column (written before it was added) gives
             # nulls there, and differing types meet in a common one that validation then checks
+            if len(files) > 1:
+                _check_booleans_merge(files, [schema, *(_parquet_schema(p, name) for p in files[1:])], name)
             table = _known_timestamps(
                 backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
             )
@@ -464,6 +497,26 @@ def _check_spark_can_merge(files: list[Path], schemas: list[pa.Schema], name: st
                     f"{name}: the Parquet parts disagree on column {field_.name}'s type: {first[1]} has "
                     f"{first[0]}, {path} has {kind}; Spark cannot merge them: rewrite the parts with "
                     "one schema (the DuckDB engine reads them as one)"
+                )
+
+
+def _check_booleans_merge(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
+    """A DataError for a column that is yes/no in one Parquet part and of another type in another.
+
+    DuckDB merged them in silence (true/false as 1/0 beside a part's quantities of 3), while one file of
+    yes/no quantities is a wrong type and Spark refuses the parts.
+    """
+    seen: dict[str, tuple[pa.DataType, Path]] = {}
+    for path, schema in zip(files, schemas, strict=True):
+        for field_ in schema:
+            if pa.types.is_null(field_.type):  # a part's column of only nulls, written without a type
+                continue
+            first = seen.setdefault(field_.name, (field_.type, path))
+            if pa.types.is_boolean(first[0]) != pa.types.is_boolean(field_.type):
+                raise DataError(
+                    f"{name}: the Parquet parts disagree on column {field_.name}'s type: {first[1]} has "
+                    f"{first[0]}, {path} has {field_.type}; DuckDB would merge the yes/no values into the "
+                    "other type (true as 1): rewrite the parts with one type"
                 )
 
 

@@ -133,6 +133,9 @@ class TablePlan:
         Hard problems known before any query (missing columns, header problems).
     type_problems : list of Problem
         Columns of a wrong type: hard problems unless the table is empty.
+    epoch_checks : list of (int, str, str)
+        Date columns of numbers: (index in `type_problems`, metrics of their least and greatest value),
+        so the problem can say which epoch unit the numbers look like.
     stages : list of dict
         Derived columns, computed in this order, each stage from the columns of the ones before.
     rules : list
@@ -163,6 +166,7 @@ class TablePlan:
     key_metrics: list[str] = field(default_factory=list)
     int_distinct: dict[str, str] = field(default_factory=dict)
     type_problems: list[Problem] = field(default_factory=list)
+    epoch_checks: list[tuple[int, str, str]] = field(default_factory=list)
     tz_checks: list[_TzCheck] = field(default_factory=list)
     finite_checks: list[_FiniteCheck] = field(default_factory=list)
     total_checks: list[tuple[str, str, Deferred]] = field(default_factory=list)
@@ -477,7 +481,13 @@ def _plan_timestamp(
         ts = plan.derive(2, hint, _in_range(parsed))
         has_offset, normal = _utc_offset(plan, s, hint)
         rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){tag}"
-        plan.add(column, rule, ~missing & ts.isnull(), c)
+        unparsed = ~missing & ts.isnull()
+        # numbers that read as Unix epoch times get their own rule, which names the unit they look like
+        unit = plan.derive(3, hint, ibis.ifelse(unparsed, _epoch_unit(s), ibis.null("string")))
+        plan.add(column, rule, unparsed & unit.isnull(), c)
+        for code, word, _scale in EPOCH_UNITS:
+            rule = f"unparseable date: numbers that look like Unix epoch {word}{_epoch_hint(code)}{tag}"
+            plan.add(column, rule, unit.notnull() & (unit == code), c)
         # the engine picks one meaning of each (BST as Bangladesh, +06:00, where a British export means
         # +01:00): hours off, events moved across days and cutoffs
         ambiguous = s.re_search(ZONE_NAME_PATTERN) & normal.upper().isin(AMBIGUOUS_ZONES)
@@ -494,7 +504,12 @@ def _plan_timestamp(
         )
         plan.tz_checks.append(_TzCheck(column, keys, c, ok, has_offset, normal))
     else:
+        index = len(plan.type_problems)
         _wrong_type(plan, cspec, column, dtype)
+        if len(plan.type_problems) > index and dtype.is_numeric():
+            # epoch times? the problem says so once the least and greatest number are counted
+            lo = plan.metric(f"{hint}_min", c.min().cast("float64"))
+            plan.epoch_checks.append((index, lo, plan.metric(f"{hint}_max", c.max().cast("float64"))))
         return
     if not cspec.nullable:
         plan.add(column, f"missing date{tag}", missing, None)
@@ -516,6 +531,57 @@ def _plan_timestamp(
     plan.metrics[f"{cspec.name}_min"] = ts.min()
     plan.metrics[f"{cspec.name}_max"] = ts.max()
     plan.builders[cspec.name] = _fixed(ts)
+
+
+#: Units of Unix epoch times (code, name, per second), and the seconds a date given so is taken to lie in
+#: (1973-03-03 to 2099-12-03) for kamml to say that numbers look like one: the units' ranges do not meet.
+EPOCH_UNITS = (
+    ("s", "seconds", 1),
+    ("ms", "milliseconds", 10**3),
+    ("us", "microseconds", 10**6),
+    ("ns", "nanoseconds", 10**9),
+)
+EPOCH_SECONDS = (1e8, 4.1e9)
+
+
+def _epoch_unit(s: Deferred) -> Deferred:
+    """The `EPOCH_UNITS` code a text of digits (and a fraction) would be an epoch time in, or null."""
+    number = ibis.ifelse(s.re_search(r"^[0-9]+(\.[0-9]*)?$"), s.try_cast("float64"), ibis.null("float64"))
+    lo, hi = EPOCH_SECONDS
+    cases = [(number.between(lo * k, hi * k), code) for code, _word, k in EPOCH_UNITS]
+    return ibis.cases(*cases, else_=ibis.null("string"))
+
+
+def epoch_unit(lo: float | None, hi: float | None) -> str | None:
+    """The `EPOCH_UNITS` code both ends of a column's numbers would be epoch times in, if one."""
+    if lo is None or hi is None:
+        return None
+    for code, _word, k in EPOCH_UNITS:
+        if EPOCH_SECONDS[0] * k <= lo and hi <= EPOCH_SECONDS[1] * k:
+            return code
+    return None
+
+
+def _with_epoch_hints(plan: TablePlan) -> list[Problem]:
+    """The table's type problems, those of date columns whose numbers look like epoch times saying so."""
+    out = list(plan.type_problems)
+    for index, lo, hi in plan.epoch_checks:
+        code = epoch_unit(plan.values.get(lo), plan.values.get(hi))
+        if code is not None:
+            word = next(w for c, w, _k in EPOCH_UNITS if c == code)
+            problem = out[index]
+            rule = f"{problem.rule}; the numbers look like Unix epoch {word}{_epoch_hint(code)}"
+            out[index] = Problem(problem.table, problem.column, rule, problem.n_rows, problem.examples)
+    return out
+
+
+def _epoch_hint(code: str) -> str:
+    """What to do with dates written as epoch numbers: kamml refuses to guess their unit."""
+    k = next(scale for c, _word, scale in EPOCH_UNITS if c == code)
+    return (
+        f" ({1704067200 * k} would be 2024-01-01); kamml does not guess a number's unit: convert the column "
+        f'before saving it (pandas: pd.to_datetime(x, unit="{code}")) or write dates such as 2024-01-31'
+    )
 
 
 TS_RANGE = ("1677-09-22", "2262-04-11")
@@ -681,8 +747,13 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
     bad = s.notnull() & number.notnull() & _infinite(number)
     infinite = plan.metric(f"{name}_infinite", bad.cast("int64").sum())
     plan.finite_checks.append(_FiniteCheck(column, bad, c, infinite, not_float))
-    not_int = plan.metric(f"{name}_not_int", (s.notnull() & ~s.re_search(INT_PATTERN)).cast("int64").sum())
-    codes = plan.metric(f"{name}_codes", (s.notnull() & s.re_search("^-?0[0-9]")).cast("int64").sum())
+    # whole numbers with a sign as NUMBER_PATTERN allows ("+5"), up to int64's 19 digits; beyond it the
+    # column stays text, as a frame's too large integers do (a float lost the last digits)
+    digits = s.re_search(r"^[+-]?[0-9]+$")
+    whole = ibis.ifelse(digits, s.try_cast("int64").notnull(), False)
+    not_int = plan.metric(f"{name}_not_int", (s.notnull() & ~whole).cast("int64").sum())
+    too_large = plan.metric(f"{name}_too_large", (s.notnull() & digits & ~whole).cast("int64").sum())
+    codes = plan.metric(f"{name}_codes", (s.notnull() & s.re_search("^[+-]?0[0-9]")).cast("int64").sum())
     truth = s.lower()
     not_bool = plan.metric(
         f"{name}_not_bool", (s.notnull() & ~truth.isin(("true", "false"))).cast("int64").sum()
@@ -694,8 +765,11 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
     def builder(ctx: Context) -> Deferred:
         if _count(ctx.values.get(codes)):  # "007" is a code, not a number
             return s
-        if _count(ctx.values.get(not_int)) == 0:
+        n_not_int = _count(ctx.values.get(not_int))
+        if n_not_int == 0:
             return s.cast("int64")
+        if n_not_int == _count(ctx.values.get(too_large)):  # whole numbers, some beyond int64
+            return s
         if _count(ctx.values.get(not_float)) == 0:
             return s.cast("float64")
         if _count(ctx.values.get(values)) and _count(ctx.values.get(not_bool)) == 0:
@@ -1135,7 +1209,7 @@ def validate_tables(
             continue
         _run(plan)
         if _count(plan.values.get("n_rows")):
-            problems.extend(plan.type_problems)
+            problems.extend(_with_epoch_hints(plan))
         hard, soft = _collect(plan)
         problems.extend(hard)
         notes.extend(soft)

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from kamml.config import FEATURE_GROUPS, MAX_DAYS, ChurnLabel, Config
+from kamml.data.readers import is_attribute_type
 from kamml.data.sampling import RunningSample
 from kamml.engine import engine_errors
 from kamml.errors import ConfigError
@@ -36,7 +37,7 @@ from kamml.features._context import (
     to_day,
     with_day,
 )
-from kamml.features.groups import GROUPS, NON_FEATURE_ACCOUNT_COLUMNS, DailyGroup, day_rows, is_attribute_type
+from kamml.features.groups import GROUPS, NON_FEATURE_ACCOUNT_COLUMNS, DailyGroup, day_rows
 from kamml.features.snapshots import Snapshot, SnapshotCache
 
 __all__ = [

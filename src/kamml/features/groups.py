@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from kamml.data.readers import untyped_null
@@ -439,11 +438,6 @@ def static(ctx: FeatureContext) -> ir.Table | None:
     if not cols:
         return None
     return acc.select("account_id", **cols)
-
-
-def is_attribute_type(dtype: dt.DataType) -> bool:
-    """Whether the static group makes a feature of an accounts column of this type (number, yes/no, text)."""
-    return bool(dtype.is_numeric() or dtype.is_boolean() or dtype.is_string() or untyped_null(dtype))
 
 
 #: Every feature group by name, in output order. Daily groups share one pass over the per-day table;

@@ -343,6 +343,36 @@ def test_an_attribute_emptied_since_training_is_warned_about_on_spark(
 
 
 @pytest.mark.slow
+def test_category_levels_the_models_never_saw_are_noted_on_spark(
+    spark, trained, world_path, tmp_path, caplog
+):
+    """As in memory (`note_unseen_levels`), counted on the accounts table: the Spark features are lazy."""
+    import shutil
+
+    from kamml.spark.score import note_unseen_levels_spark
+
+    config, _, result = trained
+    cfg = spark_config(config)
+    cut = result.scoring_cutoff
+    assert note_unseen_levels_spark(load_data(world_path, cfg), result.bundle, cut, cfg) == []
+    ids = result.features.index[result.features["attr_segment"].notna()][:9]
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    new = {account: "government" for account in ids[:6]} | {account: "public sector" for account in ids[6:]}
+    accounts["segment"] = accounts["account_id"].map(new).fillna(accounts["segment"])
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
+    data = load_data(tmp_path / "world", cfg)
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        notes = note_unseen_levels_spark(data, result.bundle, cut, cfg)
+    in_memory = load_data(tmp_path / "world", config)
+    score(result.bundle, in_memory, cut, config, explain_top=0)
+    expected = [n for n in in_memory.quality.notes if "never saw in training" in n.rule]
+    assert notes == expected  # table, column, rule, 9 rows, the most frequent first
+    assert [n for n in data.quality.notes if "never saw in training" in n.rule] == notes
+    assert f"accounts.segment: 9 of {len(accounts):,} rows of the accounts table hold" in caplog.text
+
+
+@pytest.mark.slow
 def test_a_model_of_another_churn_label_is_warned_about_on_spark(spark, trained, world_path, caplog):
     """`kamml score` on Spark scored with the champion's churn definition without the in-memory warning."""
     from kamml.spark.score import score_frame_spark

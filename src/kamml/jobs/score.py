@@ -209,16 +209,21 @@ def unseen_level_notes(bundle: ModelBundle, features: pd.DataFrame) -> list[Prob
         if not unseen.any():
             continue
         values = column[unseen].astype(object).value_counts(sort=True).index
-        known = ", ".join(map(repr, levels[:5])) + (", ..." if len(levels) > 5 else "")
-        rule = (
-            "a value the models never saw in training, scored as a missing value (LightGBM's branch for "
-            f"levels outside its splits) until a model is trained on it; training saw {len(levels)} "
-            f"level{'s' if len(levels) != 1 else ''}: {known}"
-        )
-        attribute = name.startswith("attr_")
-        table, column_name = ("accounts", name.removeprefix("attr_")) if attribute else ("features", name)
-        notes.append(Problem(table, column_name, rule, int(unseen.sum()), plain_examples(values)))
+        notes.append(unseen_level_note(name, levels, int(unseen.sum()), values))
     return notes
+
+
+def unseen_level_note(name: str, levels: Sequence[Any], n_rows: int, values: Iterable[Any]) -> Problem:
+    """The note of `unseen_level_notes` for feature `name`: `n_rows` hold `values` (most frequent first)."""
+    known = ", ".join(map(repr, levels[:5])) + (", ..." if len(levels) > 5 else "")
+    rule = (
+        "a value the models never saw in training, scored as a missing value (LightGBM's branch for "
+        f"levels outside its splits) until a model is trained on it; training saw {len(levels)} "
+        f"level{'s' if len(levels) != 1 else ''}: {known}"
+    )
+    attribute = name.startswith("attr_")
+    table, column_name = ("accounts", name.removeprefix("attr_")) if attribute else ("features", name)
+    return Problem(table, column_name, rule, n_rows, plain_examples(values))
 
 
 def note_unseen_levels(bundle: ModelBundle, features: pd.DataFrame, data: Dataset | None) -> list[Problem]:
@@ -227,20 +232,25 @@ def note_unseen_levels(bundle: ModelBundle, features: pd.DataFrame, data: Datase
     A note already among them (the same data scored again) is not added twice. Returns the notes.
     """
     notes = unseen_level_notes(bundle, features)
+    record_unseen_levels(notes, f"{len(features):,} accounts scored", data)
+    return notes
+
+
+def record_unseen_levels(notes: Sequence[Problem], of: str, data: Any) -> None:
+    """Log each unseen-level note (its rows out of `of`) and add it to `data`'s quality notes, once."""
     quality = getattr(data, "quality", None)
     for note in notes:
         log.warning(
-            "%s.%s: %s of %s accounts scored hold %s (e.g. %s)",
+            "%s.%s: %s of %s hold %s (e.g. %s)",
             note.table,
             note.column,
             f"{note.n_rows:,}",
-            f"{len(features):,}",
+            of,
             note.rule,
             ", ".join(map(repr, note.examples[:3])),
         )
         if quality is not None and note not in quality.notes:
             quality.notes.append(note)
-    return notes
 
 
 def warn_lost_features(bundle: ModelBundle, features: pd.DataFrame, told: Sequence[str] = ()) -> list[str]:

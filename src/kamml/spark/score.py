@@ -30,7 +30,7 @@ import pandas as pd
 
 from kamml.allocation.allocate import owner_column
 from kamml.config import Config
-from kamml.errors import ConfigError, FeatureMismatchError, SchemaError
+from kamml.errors import ConfigError, FeatureMismatchError, Problem, SchemaError
 from kamml.features._context import as_cutoff, check_scoring_cutoff
 from kamml.features.build import feature_context, settle_frame
 from kamml.features.groups import static
@@ -42,11 +42,14 @@ from kamml.jobs.score import (
     explain_priority,
     lost_features,
     numeric_attributes,
+    record_unseen_levels,
+    unseen_level_note,
     warn_empty_tables,
     warn_lost,
     warn_other_definition,
     whole_count,
 )
+from kamml.models._lgbm import unseen_levels
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import (
     check_not_local_input,
@@ -65,6 +68,10 @@ if TYPE_CHECKING:
 __all__ = ["score_frame_spark", "score_spark", "scores_totals"]
 
 log = logging.getLogger(__name__)
+
+#: Distinct values of one category attribute that no fitted level spells exactly, brought to the driver
+#: (most frequent first) to be matched there as the model matches them.
+UNSEEN_VALUES = 1000
 
 _BUNDLES: dict[int, ModelBundle] = {}
 """Bundles rebuilt in this Python worker, by the hash of their JSON (one per model, reused by batches)."""
@@ -179,6 +186,45 @@ def check_attribute_types_spark(
         raise SchemaError(problems)
 
 
+def note_unseen_levels_spark(
+    data: Any, bundle: ModelBundle, cutoff: pd.Timestamp, config: Config | None
+) -> list[Problem]:
+    """`kamml.jobs.score.note_unseen_levels` on Spark, from the category attributes at the cutoff.
+
+    The Spark features are lazy: the static group alone is read (the accounts table at the cutoff), and
+    per category attribute the values no fitted level spells exactly are counted, the most frequent
+    `UNSEEN_VALUES` of them matched on the driver as the model matches them (another spelling of a
+    fitted number is seen). Counts are of the accounts table's rows, as `warn_lost_attributes`'.
+    """
+    fitted = {
+        name: levels
+        for name, levels in (getattr(bundle.clv, "categories_", None) or {}).items()
+        if name.startswith("attr_")
+    }
+    table = static(feature_context(data, cutoff, bundle.scoring_config(config))) if fitted else None
+    if table is None:
+        return []
+    notes = []
+    for name, levels in fitted.items():
+        if name not in table.columns or not table[name].type().is_string():
+            continue
+        column = table[name]
+        spelled = [level for level in levels if isinstance(level, str)]
+        rest = table.filter(column.notnull() & ~column.isin(spelled) if spelled else column.notnull())
+        n_rest = int(rest.count().to_pyarrow().as_py())
+        if not n_rest:
+            continue
+        counts = rest.group_by(name).aggregate(n=rest.count()).order_by([ibis.desc("n"), name])
+        top = counts.limit(UNSEEN_VALUES).to_pandas()
+        unseen = unseen_levels(top[name].astype(object), levels, name)
+        n_unseen = n_rest - int(top.loc[~unseen, "n"].sum())  # another spelling of a fitted level: seen
+        if n_unseen > 0:
+            notes.append(unseen_level_note(name, levels, n_unseen, top.loc[unseen, name]))
+    rows = int(table.count().to_pyarrow().as_py()) if notes else 0
+    record_unseen_levels(notes, f"{rows:,} rows of the accounts table", data)
+    return notes
+
+
 def _explain_threshold(rows: DataFrame, shared: Any, top: int, weights: Any) -> float | None:
     """The value at stake of the `top`-th account (drivers are named at or above it); None for all.
 
@@ -239,6 +285,7 @@ def score_frame_spark(
     if dataset:
         check_attribute_types_spark(data, bundle, cut, config)
         warn_lost_attributes(data, bundle, warn_empty_tables(data, needed))
+        note_unseen_levels_spark(data, bundle, cut, config)
     if config is not None:  # as in memory: the scores follow the model's horizon and churn label
         warn_other_definition(bundle, config)
     owner = owner_text(features) if "owner" in features.columns else F.lit(None).cast("string")

@@ -708,7 +708,20 @@ def test_the_value_plots_leave_out_btyd_when_it_has_no_value_forecast(without_bt
     texts = {name: [t.get_text() for t in _texts(f)] for name, f in zip(paths, drawn, strict=True)}
     for key in ("gains", "decile_calibration"):
         assert not [t for t in texts[key] if t.startswith("BG/NBD × Gamma-Gamma")], texts[key]
-        assert any("left out: it has no value forecast" in t for t in texts[key])
+        assert any("left out: it has no value forecast" in " ".join(t.split()) for t in texts[key])
         assert any(t.startswith("kamml") for t in texts[key])
     assert any(t.startswith("last period") for t in texts["gains"])
     assert "BG/NBD P(no purchase)" in " ".join(texts["churn_calibration"])  # its churn forecast stays
+
+
+def test_a_one_panel_decile_calibration_keeps_its_whole_title(tmp_path, drawn):
+    """One model's panel is 5 inches wide: a backtest's title (cutoff, horizon) was cut at both ends."""
+    frame = backtest_frame(predictions())
+    title = "Predicted vs actual value by decile at 2024-10-03, 90-day horizon\n(a second line of note)"
+    plot_decile_calibration(frame["value"], {"kamml": frame["clv"]}, tmp_path / "one.png", title=title)
+    (figure,) = drawn
+    (suptitle,) = [t for t in _texts(figure) if t.get_text() == figure.get_suptitle()]
+    box = suptitle.get_window_extent(figure.canvas.get_renderer())
+    assert box.x0 >= 0
+    assert box.x1 <= figure.bbox.width
+    assert figure.get_suptitle().split() == title.split()

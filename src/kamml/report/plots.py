@@ -433,7 +433,10 @@ def plot_decile_calibration(
         agg_text = f"{agg:+.0%}" if math.isfinite(agg) else "–"
         ax.set_title(f"{name}\ndecile MAPE {mape_text}, aggregate error {agg_text}", fontsize=10)
     axes[0].set_ylabel("total value in the decile")
-    figure.suptitle(title or "Predicted vs actual value by decile")
+    # wrapped to the figure: a one-panel figure (a backtest without BTYD's value) cut its title at both ends
+    width = int(figure.get_figwidth() * 10)
+    lines = (title or "Predicted vs actual value by decile").splitlines()
+    figure.suptitle("\n".join(textwrap.fill(line, width) for line in lines))
     return save_figure(figure, path)
 
 

@@ -206,3 +206,32 @@ def trained(store_root: Path, world_path: Path):
     cfg = _tracked_config(store_root)
     data = load_data(world_path, cfg)
     return cfg, data, train(data, cfg)
+
+
+@pytest.fixture(scope="session")
+def few_repeaters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A transactions folder where 5 accounts buy twice before the test cutoff, and a config for it.
+
+    Gamma-Gamma needs 10 repeat buyers: at the cutoff (the data end minus the 90-day horizon) it is not
+    fitted and the BTYD value baseline has no forecast (its metrics NaN); the value model needs no
+    Gamma-Gamma offset (``models.clv.offset_feature: null``).
+    """
+    import pandas as pd
+
+    world = synthetic.generate(400, seed=3, years=2.0)
+    end = world.end.normalize()
+    cut = end - pd.Timedelta(days=90)
+    tx = world.transactions.sort_values("ts", kind="stable")
+    before, after = tx[tx["ts"] < cut], tx[tx["ts"] >= cut]
+    repeaters = before["account_id"].unique()[:5]
+    firsts = before.groupby("account_id").head(1)
+    once = firsts[~firsts["account_id"].isin(repeaters)]
+    kept = [once, before[before["account_id"].isin(repeaters)], after]
+    path = tmp_path_factory.mktemp("few_repeaters")
+    pd.concat(kept).to_csv(path / "transactions.csv", index=False)
+    config = {
+        "data": {"end": str(end.date())},
+        "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60, "cutoff": str(cut.date())},
+        "models": {"threads": 1, "clv": {**FAST, "offset_feature": None}, "churn": FAST, "influence": FAST},
+    }
+    return path, config

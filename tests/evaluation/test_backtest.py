@@ -13,6 +13,7 @@ from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
 from kamml.evaluation.backtest import (
+    TEXT_COLUMNS,
     BacktestResult,
     _season_frame,
     backtest,
@@ -505,3 +506,18 @@ def test_a_cutoff_before_the_data_names_the_datas_span(result, days_before):
         ConfigError, match=rf"cutoff {cut.date()} is .*first purchase.*{first.date()} to {last}"
     ):
         backtest(data, Config.from_dict(CFG), cut)
+
+
+def test_the_printed_table_says_n_a_and_why_where_btyd_has_no_value_forecast(few_repeaters):
+    """`kamml backtest` printed NaN in BTYD's value row and did not say why (the JSON's note was unread)."""
+    path, config = few_repeaters
+    cfg = Config.from_dict(config)
+    r = backtest(load_data(path, cfg), cfg)
+    note = r.protocol["btyd_value_note"]
+    text = r.to_text()
+    assert "nan" not in text.lower()
+    value = text.split("\n\nchurn")[0]
+    btyd_row = next(line for line in value.splitlines() if line.startswith("btyd "))
+    assert btyd_row.split()[1:] == ["n/a"] * len(TEXT_COLUMNS["value"])
+    assert text.count(note) == 1
+    assert "btyd" not in value.split("\n")[-2]  # the verdict: a missing figure beats nothing

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from kamml.config import Config
 from kamml.errors import ConfigError, DataError, EngineError, InfeasibleError
 from kamml.jobs.outputs import read_manifest
 from kamml.jobs.run import run, skipped_parts
@@ -473,3 +474,25 @@ def test_the_plan_states_the_horizon_of_the_model_that_scored(
     clv = scores.loc[plan["account_id"], "clv"].to_numpy()
     expected = effort_scale(clv, 4.0 * 120 / 180, exponent=cfg.allocation.effort_exponent)  # not 90's 2 h
     np.testing.assert_allclose(plan["effort_scale"], expected, rtol=1e-12)
+
+
+def test_a_job_where_btyd_has_no_value_forecast_says_n_a_and_logs_no_figure(
+    tracked_config, few_repeaters, tmp_path
+):
+    """Without Gamma-Gamma the train stage's line read "(BTYD nan)"; MLflow gets no BTYD value metric
+    (NaN is left out, as the gate reads a missing figure) and the reason as a backtest param."""
+    path, config = few_repeaters
+    name = f"kamml-no-gamma-gamma-{tmp_path.name}"
+    tracking = tracked_config(experiment=name, model_name=name).tracking.model_dump(mode="json")
+    cfg = Config.from_dict({**config, "tracking": tracking, "output": {"dir": str(tmp_path / "out")}})
+    lines: list[str] = []
+    result = run(cfg, path, echo=lines.append)
+    line = next(x for x in lines if "backtest at" in x)
+    assert "(BTYD n/a)" in line
+    assert "nan" not in line.lower()
+    logged = MlflowClient().get_run(result.training.run_id).data
+    assert not [k for k in logged.metrics if k.startswith("value.btyd.")]
+    assert "value.kamml.gini" in logged.metrics
+    note = result.training.backtest.protocol["btyd_value_note"]
+    assert logged.params["backtest.btyd_value_note"] == note
+    assert (cfg.output.dir / "report.html").read_text(encoding="utf-8").count(note) == 1

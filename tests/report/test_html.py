@@ -632,3 +632,19 @@ def test_long_names_may_break_so_the_tables_keep_their_columns_on_the_page(tmp_p
     assert "x" * 300 in cells  # in the top accounts and in the rep table
     assert cells.count("x" * 300) == 2
     assert set(table["tier"]) <= set(cells)
+
+
+def test_a_btyd_without_value_forecast_reads_as_a_dash_with_the_reason_once(few_repeaters, tmp_path):
+    """Without Gamma-Gamma BTYD's value row is empty: the report said nothing of why, in either table."""
+    path, config = few_repeaters
+    cfg = Config.from_dict(config)
+    result = backtest(load_data(path, cfg), cfg)
+    note = result.protocol["btyd_value_note"]
+    table = allocate(scores(), hours=200.0)
+    own = parse(render_report(tmp_path / "r.html", allocation=table, backtest=result)).all_text
+    assert own.count(note) == 1
+    assert not re.search(r"\bnan\b", own, flags=re.IGNORECASE)
+    champion = json.loads(json.dumps(result.to_dict(), default=str))
+    kwargs = {"allocation": table, "backtest": result, "backtest_note": "not", "plan_backtest": champion}
+    both = parse(render_report(tmp_path / "c.html", **kwargs)).all_text
+    assert both.count(note) == 2  # once per backtest: the plan's model's and this run's

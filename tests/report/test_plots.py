@@ -64,10 +64,11 @@ def predictions(n=400, seed=0):
             "predicted_referral_value": referral * 0.5 + rng.gamma(1.0, 50.0, n),
         }
     )
+    no_history = rng.random(n) < 0.05  # no purchase before the cutoff: no BTYD figure (older backtests)
     baselines = pd.DataFrame(
         {
-            "btyd_value": np.where(rng.random(n) < 0.05, np.nan, size * rng.uniform(0.5, 1.5, n)),
-            "btyd_p_zero": np.where(rng.random(n) < 0.05, np.nan, rng.uniform(0, 1, n)),
+            "btyd_value": np.where(no_history, np.nan, size * rng.uniform(0.5, 1.5, n)),
+            "btyd_p_zero": np.where(no_history, np.nan, rng.uniform(0, 1, n)),
             "past_value": size * rng.gamma(1.0, 1.0, n),
             "past_referral_value": rng.gamma(0.5, 100.0, n),
         }
@@ -676,3 +677,51 @@ def test_a_budget_curve_without_gain_says_why_and_keeps_its_words_in_the_axes(tm
     plot_budget_curve(budget_curve(score_table(n=30), 100.0, cfg, horizon_days=180), tmp_path / "d.png")
     (given,) = [t for t in _texts(figures[-1]) if t.get_text().startswith("given: 100 h")]
     assert given.xyann == (6, -14)  # a curve with gain keeps its words below the point
+
+
+@pytest.fixture(scope="module")
+def without_btyd_value(few_repeaters):
+    """A backtest where Gamma-Gamma is not fitted at the cutoff: BTYD has no value forecast."""
+    path, config = few_repeaters
+    cfg = Config.from_dict(config)
+    return backtest(load_data(path, cfg), cfg)
+
+
+def test_backtest_frame_keeps_a_btyd_value_missing_for_an_account_with_a_history():
+    """Only an account without a history (no P(no purchase) either) reads a BTYD value of 0; all did."""
+    raw = predictions()
+    lost = raw["btyd_p_zero"].notna() & (np.arange(len(raw)) % 3 == 0)
+    raw.loc[lost, "btyd_value"] = np.nan
+    frame = backtest_frame(raw)
+    assert frame["btyd_value"][lost].isna().all()
+    assert (frame["btyd_value"][raw["btyd_p_zero"].isna()] == 0.0).all()
+    assert frame.drop(columns="btyd_value").notna().all().all()
+
+
+def test_the_value_plots_leave_out_btyd_when_it_has_no_value_forecast(without_btyd_value, tmp_path, drawn):
+    """Without Gamma-Gamma, BTYD was drawn as a forecast of 0: a gains curve at Gini 0, a calibration
+    panel at -100 % beside kamml. It is left out and the title says so; the other models are kept."""
+    result = without_btyd_value
+    assert result.predictions["btyd_value"].isna().any()
+    paths = backtest_plots(result, tmp_path)
+    assert {"gains", "decile_calibration", "churn_calibration"} <= set(paths)
+    texts = {name: [t.get_text() for t in _texts(f)] for name, f in zip(paths, drawn, strict=True)}
+    for key in ("gains", "decile_calibration"):
+        assert not [t for t in texts[key] if t.startswith("BG/NBD × Gamma-Gamma")], texts[key]
+        assert any("left out: it has no value forecast" in " ".join(t.split()) for t in texts[key])
+        assert any(t.startswith("kamml") for t in texts[key])
+    assert any(t.startswith("last period") for t in texts["gains"])
+    assert "BG/NBD P(no purchase)" in " ".join(texts["churn_calibration"])  # its churn forecast stays
+
+
+def test_a_one_panel_decile_calibration_keeps_its_whole_title(tmp_path, drawn):
+    """One model's panel is 5 inches wide: a backtest's title (cutoff, horizon) was cut at both ends."""
+    frame = backtest_frame(predictions())
+    title = "Predicted vs actual value by decile at 2024-10-03, 90-day horizon\n(a second line of note)"
+    plot_decile_calibration(frame["value"], {"kamml": frame["clv"]}, tmp_path / "one.png", title=title)
+    (figure,) = drawn
+    (suptitle,) = [t for t in _texts(figure) if t.get_text() == figure.get_suptitle()]
+    box = suptitle.get_window_extent(figure.canvas.get_renderer())
+    assert box.x0 >= 0
+    assert box.x1 <= figure.bbox.width
+    assert figure.get_suptitle().split() == title.split()

@@ -114,7 +114,10 @@ class BacktestResult:
                 if lost
                 else "no baseline does better on any of these"
             )
-            blocks.append(f"{task}\n{frame.to_string(float_format=lambda v: f'{v:9.4f}')}\n{verdict}")
+            text = frame.to_string(float_format=lambda v: f"{v:9.4f}", na_rep="n/a")
+            # why a baseline's figures are missing, once (they read NaN, with no reason given)
+            note = self.protocol.get("btyd_value_note") if task == "value" and "btyd" in block else None
+            blocks.append(f"{task}\n{text}\n{verdict}" + (f"\nbtyd n/a: {note}" if note else ""))
         p = self.protocol
         head = (
             f"backtest at {p['cutoff']}: horizon {p['horizon_days']} days, trained on "

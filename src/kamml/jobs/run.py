@@ -124,6 +124,11 @@ def check_owners(config: Config, data: Dataset) -> None:
     check_capacity_reps(owner_counts(owners), capacity, "the accounts table's owner column")
 
 
+def _figure(value: float) -> str:
+    """A backtest figure for the stage line; "n/a" for a model without one (BTYD without Gamma-Gamma)."""
+    return f"{value:.3f}" if np.isfinite(value) else "n/a"
+
+
 @contextmanager
 def _stage(name: str, seconds: dict[str, float], echo: Callable[[str], None]) -> Iterator[None]:
     """Announce a stage, time it; a stop asked for by a signal whose exit was lost ends the job here."""
@@ -203,10 +208,11 @@ def _run(
                 promote=promote,
             )
             bt = training.backtest
+            value, churn = bt.value, bt.churn
             echo(
-                f"      backtest at {bt.protocol['cutoff']}: value Gini {bt.value['kamml']['gini']:.3f} "
-                f"(BTYD {bt.value['btyd']['gini']:.3f}), churn AUC {bt.churn['kamml']['roc_auc']:.3f} "
-                f"(BTYD {bt.churn['btyd']['roc_auc']:.3f})"
+                f"      backtest at {bt.protocol['cutoff']}: value Gini {_figure(value['kamml']['gini'])} "
+                f"(BTYD {_figure(value['btyd']['gini'])}), churn AUC {_figure(churn['kamml']['roc_auc'])} "
+                f"(BTYD {_figure(churn['btyd']['roc_auc'])})"
             )
             echo(f"      {training.summary()}")
         if config.engine.name == "spark":

@@ -436,6 +436,7 @@ def _backtest_section(
             if isinstance(block, Mapping) and block:
                 parts.append(f"<h3>{_e(label)}</h3>")
                 parts.append(_metrics_table(task, block, columns))
+                parts.extend(_missing_baseline(task, plan.get("protocol") or {}))
         if not plan.get("referral") and plan.get("referral_note"):
             parts.append(_note(f"Referral value not evaluated: {plan['referral_note']}."))
         parts.append("<h3>The version this run trained (not promoted)</h3>")
@@ -453,6 +454,7 @@ def _backtest_section(
         if block:
             parts.append(f"<h3>{_e(label)}</h3>")
             parts.append(_metrics_table(task, block, columns))
+            parts.extend(_missing_baseline(task, result.protocol))
     if not result.referral and result.referral_note:  # as the backtest's table and JSON say it
         parts.append(_note(f"Referral value not evaluated: {result.referral_note}."))
     failed: dict[str, str] = {}  # one chart that cannot be drawn loses only itself (it lost them all)
@@ -533,6 +535,14 @@ def _metrics_table(task: str, block: Mapping[str, Mapping[str, float]], columns:
             cells.append(_td(text, numeric=True))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return _table_html(["Model", *(METRICS[c][0] for c in shown)], rows)
+
+
+def _missing_baseline(task: str, protocol: Mapping[str, Any]) -> list[str]:
+    """Under the value table, why BTYD's row is empty (``protocol.btyd_value_note``), when it is."""
+    note = protocol.get("btyd_value_note")
+    if task != "value" or not note:
+        return []
+    return [_note(f"No value figures for {MODEL_LABELS['btyd']} (–): {note}.")]
 
 
 def _model_label(task: str, model: str) -> str:

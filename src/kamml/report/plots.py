@@ -433,7 +433,10 @@ def plot_decile_calibration(
         agg_text = f"{agg:+.0%}" if math.isfinite(agg) else "–"
         ax.set_title(f"{name}\ndecile MAPE {mape_text}, aggregate error {agg_text}", fontsize=10)
     axes[0].set_ylabel("total value in the decile")
-    figure.suptitle(title or "Predicted vs actual value by decile")
+    # wrapped to the figure: a one-panel figure (a backtest without BTYD's value) cut its title at both ends
+    width = int(figure.get_figwidth() * 10)
+    lines = (title or "Predicted vs actual value by decile").splitlines()
+    figure.suptitle("\n".join(textwrap.fill(line, width) for line in lines))
     return save_figure(figure, path)
 
 
@@ -956,12 +959,13 @@ def _amount(value: float) -> str:
 
 
 def backtest_frame(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The columns of `BacktestResult.predictions` the plots use, with unique names and no gaps.
+    """The columns of `BacktestResult.predictions` the plots use, with unique names and gaps filled.
 
     The backtest's predictions hold the referral label as ``referral_value`` and the influence model's
-    score as ``predicted_referral_value``. Missing BTYD baselines (accounts
-    without a purchase before the cutoff) are filled as the backtest's metrics fill them: value 0,
-    P(no purchase) 1; other gaps with 0.
+    score as ``predicted_referral_value``. Missing BTYD baselines of accounts without a purchase before
+    the cutoff (``btyd_p_zero`` missing) are filled as the backtest's metrics fill them: value 0,
+    P(no purchase) 1; other gaps with 0. A BTYD value missing for an account with a history is no
+    forecast (Gamma-Gamma not fitted), not one of 0: it stays missing, as in the backtest's metrics.
 
     Returns
     -------
@@ -984,10 +988,13 @@ def backtest_frame(predictions: pd.DataFrame) -> pd.DataFrame:
         wanted["referral_value"] = ("referral_value", False, 0.0)
         wanted[_PRED_REFERRAL] = (_PRED_REFERRAL, True, 0.0)
         wanted["past_referral_value"] = ("past_referral_value", True, 0.0)
-    out = {}
-    for name, (column, last, fill) in wanted.items():
-        values = pd.to_numeric(_column(predictions, column, last=last), errors="coerce")
-        out[name] = values.fillna(fill).to_numpy(dtype=float)
+    raw = {
+        name: pd.to_numeric(_column(predictions, column, last=last), errors="coerce").to_numpy(dtype=float)
+        for name, (column, last, _) in wanted.items()
+    }
+    no_forecast = np.isnan(raw["btyd_value"]) & ~np.isnan(raw["btyd_p_zero"])  # a history, no value
+    out = {name: np.where(np.isnan(values), wanted[name][2], values) for name, values in raw.items()}
+    out["btyd_value"][no_forecast] = np.nan
     return pd.DataFrame(out, index=predictions.index)
 
 
@@ -1011,10 +1018,11 @@ def backtest_plots(
     -------
     dict of str to pathlib.Path
         ``gains`` (value: kamml, BG/NBD × Gamma-Gamma, last period; gains.png), ``decile_calibration``
-        (decile_calibration.png), ``churn_calibration`` (kamml, BG/NBD P(no purchase);
-        churn_calibration.png), ``feature_importance`` (the backtest value model's gain importance;
-        feature_importance_clv.png) and, when the backtest has referral metrics, ``referral_gains``
-        (kamml's influence model beside the past referral value; referral_gains.png).
+        (decile_calibration.png; both without BG/NBD × Gamma-Gamma when it has no value forecast),
+        ``churn_calibration`` (kamml, BG/NBD P(no purchase); churn_calibration.png),
+        ``feature_importance`` (the backtest value model's gain importance; feature_importance_clv.png)
+        and, when the backtest has referral metrics, ``referral_gains`` (kamml's influence model beside
+        the past referral value; referral_gains.png).
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -1027,6 +1035,11 @@ def backtest_plots(
         MODEL_LABELS["btyd"]: "btyd_value",
         MODEL_LABELS["last_period"]: "past_value",
     }
+    absent = ""
+    if frame["btyd_value"].isna().any():  # no Gamma-Gamma: drawn as a forecast of 0 it ranked nothing
+        del value_models[MODEL_LABELS["btyd"]]
+        absent = f"\n({MODEL_LABELS['btyd']} left out: it has no value forecast)"
+        logger.info("backtest value plots without %s: it has no value forecast", MODEL_LABELS["btyd"])
     paths: dict[str, Path] = {}
 
     def draw(key: str, plot: Any, *args: Any, **kwargs: Any) -> None:
@@ -1046,7 +1059,7 @@ def backtest_plots(
         out / "gains.png",
         actual="value",
         models=value_models,
-        title=f"Cumulative gains: value{when}",
+        title=f"Cumulative gains: value{when}{absent}",
     )
     draw(
         "decile_calibration",
@@ -1054,7 +1067,7 @@ def backtest_plots(
         frame["value"],
         {name: frame[column] for name, column in value_models.items() if column != "past_value"},
         out / "decile_calibration.png",
-        title=f"Predicted vs actual value by decile{when}",
+        title=f"Predicted vs actual value by decile{when}{absent}",
     )
     draw(
         "churn_calibration",

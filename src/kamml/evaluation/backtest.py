@@ -160,12 +160,12 @@ def _btyd_value_note(fit: BtydFit, missing: bool) -> str | None:
     if fit.gamma_gamma is None:
         return (
             f"Gamma-Gamma not fitted at the test cutoff (fewer than {MIN_REPEAT_BUYERS} repeat buyers with "
-            "a positive order value): BG/NBD x Gamma-Gamma has no value forecast, its value metrics are null"
+            "a positive order value): BG/NBD x Gamma-Gamma has no value forecast and no value figures"
         )
     if missing:
         return (
             f"Gamma-Gamma's mean order value is infinite (q = {fit.gamma_gamma.get('q', math.nan):.4g} <= 1):"
-            " BG/NBD x Gamma-Gamma has no value forecast, its value metrics are null"
+            " BG/NBD x Gamma-Gamma has no value forecast and no value figures"
         )
     return None
 

@@ -318,6 +318,24 @@ def test_training_cutoffs_keep_label_windows_inside():
     assert [c.strftime("%Y-%m-%d") for c in cuts] == ["2024-10-02", "2024-09-02", "2024-08-03"]
 
 
+def test_training_cutoffs_refuse_a_step_or_horizon_of_no_days():
+    """step_days=0 gave one cutoff `snapshots` times, so every row was stacked that often (time.step_days
+    refuses 0, the Python API took it); a negative step ran the snapshots past the data end."""
+    for step in (0, -30):
+        with pytest.raises(ConfigError, match=rf"step_days must be from 1 .* got {step}"):
+            training_cutoffs("2024-12-31", 90, 3, step)
+    with pytest.raises(ConfigError, match=r"horizon_days must be from 1 .* got 0"):
+        training_cutoffs("2024-12-31", 0, 3, 30)
+
+
+def test_training_frame_refuses_a_repeated_cutoff(simple):
+    """A cutoff given twice stacked its snapshot twice: every (snapshot, account) row appeared twice."""
+    cfg = Config.from_dict({"time": {"horizon_days": 60}})
+    same_day = ["2024-05-01", "2024-07-01", pd.Timestamp("2024-05-01")]  # one day in two spellings
+    with pytest.raises(ConfigError, match=r"cutoffs repeat 2024-05-01: each snapshot"):
+        build_training_frame(simple, same_day, cfg)
+
+
 def test_training_frame_stacks_snapshots(simple):
     cfg = Config.from_dict({"time": {"horizon_days": 60}})
     frame = build_training_frame(simple, ["2024-05-01", "2024-07-01"], cfg)

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -542,8 +543,11 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
     """Snapshot cutoffs whose whole label window lies before `end` (exclusive), latest first.
 
     The k-th cutoff (k = 1..K) is end - horizon - (k - 1) * step, so the latest snapshot's labels end at
-    the data end and earlier ones step back from there.
+    the data end and earlier ones step back from there. `horizon_days` and `step_days` are checked as
+    ``time.horizon_days`` and ``time.step_days`` (ints from 1 to `kamml.config.MAX_DAYS`; a `ConfigError`).
     """
+    horizon_days = check_days(horizon_days, "horizon_days")
+    step_days = check_days(step_days, "step_days")  # 0 gave one cutoff K times, each row K times
     last = pd.Timestamp(end).normalize() - pd.Timedelta(days=horizon_days)
     return [last - pd.Timedelta(days=k * step_days) for k in range(snapshots)]
 
@@ -556,6 +560,16 @@ def _build_snapshot(data: Any, cutoff: Any, cfg: Config, snapshots: SnapshotCach
     if snapshots is not None:
         snapshots.put(cutoff, cfg, frame)
     return Snapshot.of(frame, None)
+
+
+def _refuse_repeats(cutoffs: list[pd.Timestamp]) -> None:
+    """A `ConfigError` naming a cutoff given twice: its snapshot was stacked twice, each row counted twice."""
+    repeated = sorted(c for c, n in Counter(cutoffs).items() if n > 1)
+    if repeated:
+        raise ConfigError(
+            f"cutoffs repeat {', '.join(str(c.date()) for c in repeated)}: each snapshot would be stacked "
+            "as often as its cutoff is given, so the models would weigh its rows twice; give each cutoff once"
+        )
 
 
 def build_training_frame(
@@ -581,7 +595,8 @@ def build_training_frame(
     accounts it was drawn from and ``attrs["referral_value_before_sample"]`` sums their referral value.
     `cutoffs` is a sequence (or iterable) of cutoff dates, e.g. from `training_cutoffs`; a single cutoff
     (a str, date, datetime, pandas Timestamp or numpy datetime64) is refused with a `ConfigError`, as
-    a str would otherwise be read as one cutoff per character: pass ``[cutoff]`` for one snapshot.
+    a str would otherwise be read as one cutoff per character: pass ``[cutoff]`` for one snapshot. A
+    cutoff given twice (also as another type of the same day) is refused, not dropped: it is a mistake.
     With `snapshots` (`kamml.features.snapshots.SnapshotCache`) a snapshot an earlier stage of the job
     built is taken from it instead of being built again, and one it wants is left in it.
     """
@@ -596,6 +611,7 @@ def build_training_frame(
     # each as the features read it (naive UTC midnight), all checked before any is built: a UTC-aware
     # cutoff was kept aware in the snapshot column, a category of mixed objects beside naive ones
     cutoffs = [as_cutoff(cutoff) for cutoff in cutoffs]  # an iterator is fine too
+    _refuse_repeats(cutoffs)
     sample = RunningSample(max_accounts) if max_accounts is not None else None
     referral_total = 0.0
     for i, cutoff in enumerate(cutoffs, start=1):

@@ -591,6 +591,26 @@ def test_static_columns_choose_the_attributes_and_refuse_an_unknown_one():
         build_features(data, "2024-03-01", wrong)
 
 
+def test_static_columns_without_an_accounts_table_are_noted_once_per_build(simple, caplog):
+    """features.static_columns was ignored without a word on data without accounts (with them an unknown
+    name is refused); a warning names it, once per frame built, not once per snapshot."""
+    cfg = Config.from_dict({"features": {"static_columns": ["industry"]}, "time": {"horizon_days": 60}})
+
+    def notes() -> list[str]:
+        return [r.message for r in caplog.records if "features.static_columns (industry)" in r.message]
+
+    with caplog.at_level("WARNING", logger="kamml.features"):
+        frame = build_training_frame(simple, ["2024-05-01", "2024-07-01"], cfg)
+    assert not any(c.startswith("attr_") for c in frame.columns)
+    assert len(notes()) == 1
+    assert "no accounts table" in notes()[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kamml.features"):
+        build_features(simple, CUTOFF, cfg)
+        build_features(simple, CUTOFF, Config())  # not set: nothing to note
+    assert len(notes()) == 1
+
+
 def test_an_accounts_column_of_only_nulls_without_a_type_is_an_attribute_of_missing_values(tmp_path):
     """pyarrow writes a column of only nulls with Parquet's null type: the static group skipped it."""
     import pyarrow as pa

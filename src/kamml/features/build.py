@@ -365,6 +365,28 @@ def build_features(data: Any, cutoff: Any, config: Config | None = None) -> pd.D
         trained on another window or unit refuses the frame (`ModelBundle.predict`).
     """
     cfg = config or Config()
+    _note_unused_static_columns(data, cfg)
+    return _feature_frame(data, cutoff, cfg)
+
+
+def _note_unused_static_columns(data: Any, cfg: Config) -> None:
+    """A warning naming ``features.static_columns`` when the data has no accounts table to apply it to.
+
+    The setting was ignored without a word; not an error, as one config may serve data with and without
+    accounts. Logged once per `build_features`, `write_features` or `build_training_frame` call.
+    """
+    check_loaded(data)
+    chosen = cfg.features.static_columns
+    if chosen and data.accounts is None:
+        log.warning(
+            "features.static_columns (%s) is set but the data has no accounts table: no attr_ features "
+            "are built; load an accounts table or drop the setting",
+            ", ".join(chosen),
+        )
+
+
+def _feature_frame(data: Any, cutoff: Any, cfg: Config) -> pd.DataFrame:
+    """`build_features` without its note, for each snapshot of `build_training_frame`, which notes once."""
     frame = fetch_by_account(features_expr(data, cutoff, cfg))
     for col in frame.columns:
         if not pd.api.types.is_float_dtype(frame[col]):
@@ -394,6 +416,7 @@ def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | No
     reader of its own can apply `settle_table`. The engine out of memory is an `EngineError` naming the
     setting, as in `build_features` (DuckDB's own exception came through).
     """
+    _note_unused_static_columns(data, config or Config())
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     expr = features_expr(data, cutoff, config)
@@ -554,7 +577,7 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
 
 def _build_snapshot(data: Any, cutoff: Any, cfg: Config, snapshots: SnapshotCache | None) -> Snapshot:
     """Features joined with labels at `cutoff`, every account; left in `snapshots` too where it is wanted."""
-    feats = build_features(data, cutoff, cfg)
+    feats = _feature_frame(data, cutoff, cfg)
     labels = build_labels(data, cutoff, cfg.time.training_horizon_days, churn=cfg.models.churn_label)
     frame = feats.join(labels, how="inner")
     if snapshots is not None:
@@ -607,6 +630,7 @@ def build_training_frame(
             "several from kamml.features.training_cutoffs(end, horizon_days, snapshots, step_days)"
         )
     cfg = config or Config()
+    _note_unused_static_columns(data, cfg)  # once, not once per snapshot
     frames = []
     # each as the features read it (naive UTC midnight), all checked before any is built: a UTC-aware
     # cutoff was kept aware in the snapshot column, a category of mixed objects beside naive ones

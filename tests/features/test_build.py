@@ -318,6 +318,24 @@ def test_training_cutoffs_keep_label_windows_inside():
     assert [c.strftime("%Y-%m-%d") for c in cuts] == ["2024-10-02", "2024-09-02", "2024-08-03"]
 
 
+def test_training_cutoffs_refuse_a_step_or_horizon_of_no_days():
+    """step_days=0 gave one cutoff `snapshots` times, so every row was stacked that often (time.step_days
+    refuses 0, the Python API took it); a negative step ran the snapshots past the data end."""
+    for step in (0, -30):
+        with pytest.raises(ConfigError, match=rf"step_days must be from 1 .* got {step}"):
+            training_cutoffs("2024-12-31", 90, 3, step)
+    with pytest.raises(ConfigError, match=r"horizon_days must be from 1 .* got 0"):
+        training_cutoffs("2024-12-31", 0, 3, 30)
+
+
+def test_training_frame_refuses_a_repeated_cutoff(simple):
+    """A cutoff given twice stacked its snapshot twice: every (snapshot, account) row appeared twice."""
+    cfg = Config.from_dict({"time": {"horizon_days": 60}})
+    same_day = ["2024-05-01", "2024-07-01", pd.Timestamp("2024-05-01")]  # one day in two spellings
+    with pytest.raises(ConfigError, match=r"cutoffs repeat 2024-05-01: each snapshot"):
+        build_training_frame(simple, same_day, cfg)
+
+
 def test_training_frame_stacks_snapshots(simple):
     cfg = Config.from_dict({"time": {"horizon_days": 60}})
     frame = build_training_frame(simple, ["2024-05-01", "2024-07-01"], cfg)
@@ -571,6 +589,26 @@ def test_static_columns_choose_the_attributes_and_refuse_an_unknown_one():
     wrong = Config.from_dict({"features": {"static_columns": ["industri"]}})
     with pytest.raises(ConfigError, match=r"features\.static_columns names 'industri'"):
         build_features(data, "2024-03-01", wrong)
+
+
+def test_static_columns_without_an_accounts_table_are_noted_once_per_build(simple, caplog):
+    """features.static_columns was ignored without a word on data without accounts (with them an unknown
+    name is refused); a warning names it, once per frame built, not once per snapshot."""
+    cfg = Config.from_dict({"features": {"static_columns": ["industry"]}, "time": {"horizon_days": 60}})
+
+    def notes() -> list[str]:
+        return [r.message for r in caplog.records if "features.static_columns (industry)" in r.message]
+
+    with caplog.at_level("WARNING", logger="kamml.features"):
+        frame = build_training_frame(simple, ["2024-05-01", "2024-07-01"], cfg)
+    assert not any(c.startswith("attr_") for c in frame.columns)
+    assert len(notes()) == 1
+    assert "no accounts table" in notes()[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kamml.features"):
+        build_features(simple, CUTOFF, cfg)
+        build_features(simple, CUTOFF, Config())  # not set: nothing to note
+    assert len(notes()) == 1
 
 
 def test_an_accounts_column_of_only_nulls_without_a_type_is_an_attribute_of_missing_values(tmp_path):

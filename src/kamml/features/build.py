@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -364,6 +365,28 @@ def build_features(data: Any, cutoff: Any, config: Config | None = None) -> pd.D
         trained on another window or unit refuses the frame (`ModelBundle.predict`).
     """
     cfg = config or Config()
+    _note_unused_static_columns(data, cfg)
+    return _feature_frame(data, cutoff, cfg)
+
+
+def _note_unused_static_columns(data: Any, cfg: Config) -> None:
+    """A warning naming ``features.static_columns`` when the data has no accounts table to apply it to.
+
+    The setting was ignored without a word; not an error, as one config may serve data with and without
+    accounts. Logged once per `build_features`, `write_features` or `build_training_frame` call.
+    """
+    check_loaded(data)
+    chosen = cfg.features.static_columns
+    if chosen and data.accounts is None:
+        log.warning(
+            "features.static_columns (%s) is set but the data has no accounts table: no attr_ features "
+            "are built; load an accounts table or drop the setting",
+            ", ".join(chosen),
+        )
+
+
+def _feature_frame(data: Any, cutoff: Any, cfg: Config) -> pd.DataFrame:
+    """`build_features` without its note, for each snapshot of `build_training_frame`, which notes once."""
     frame = fetch_by_account(features_expr(data, cutoff, cfg))
     for col in frame.columns:
         if not pd.api.types.is_float_dtype(frame[col]):
@@ -393,6 +416,7 @@ def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | No
     reader of its own can apply `settle_table`. The engine out of memory is an `EngineError` naming the
     setting, as in `build_features` (DuckDB's own exception came through).
     """
+    _note_unused_static_columns(data, config or Config())
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     expr = features_expr(data, cutoff, config)
@@ -542,20 +566,33 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
     """Snapshot cutoffs whose whole label window lies before `end` (exclusive), latest first.
 
     The k-th cutoff (k = 1..K) is end - horizon - (k - 1) * step, so the latest snapshot's labels end at
-    the data end and earlier ones step back from there.
+    the data end and earlier ones step back from there. `horizon_days` and `step_days` are checked as
+    ``time.horizon_days`` and ``time.step_days`` (ints from 1 to `kamml.config.MAX_DAYS`; a `ConfigError`).
     """
+    horizon_days = check_days(horizon_days, "horizon_days")
+    step_days = check_days(step_days, "step_days")  # 0 gave one cutoff K times, each row K times
     last = pd.Timestamp(end).normalize() - pd.Timedelta(days=horizon_days)
     return [last - pd.Timedelta(days=k * step_days) for k in range(snapshots)]
 
 
 def _build_snapshot(data: Any, cutoff: Any, cfg: Config, snapshots: SnapshotCache | None) -> Snapshot:
     """Features joined with labels at `cutoff`, every account; left in `snapshots` too where it is wanted."""
-    feats = build_features(data, cutoff, cfg)
+    feats = _feature_frame(data, cutoff, cfg)
     labels = build_labels(data, cutoff, cfg.time.training_horizon_days, churn=cfg.models.churn_label)
     frame = feats.join(labels, how="inner")
     if snapshots is not None:
         snapshots.put(cutoff, cfg, frame)
     return Snapshot.of(frame, None)
+
+
+def _refuse_repeats(cutoffs: list[pd.Timestamp]) -> None:
+    """A `ConfigError` naming a cutoff given twice: its snapshot was stacked twice, each row counted twice."""
+    repeated = sorted(c for c, n in Counter(cutoffs).items() if n > 1)
+    if repeated:
+        raise ConfigError(
+            f"cutoffs repeat {', '.join(str(c.date()) for c in repeated)}: each snapshot would be stacked "
+            "as often as its cutoff is given, so the models would weigh its rows twice; give each cutoff once"
+        )
 
 
 def build_training_frame(
@@ -581,7 +618,8 @@ def build_training_frame(
     accounts it was drawn from and ``attrs["referral_value_before_sample"]`` sums their referral value.
     `cutoffs` is a sequence (or iterable) of cutoff dates, e.g. from `training_cutoffs`; a single cutoff
     (a str, date, datetime, pandas Timestamp or numpy datetime64) is refused with a `ConfigError`, as
-    a str would otherwise be read as one cutoff per character: pass ``[cutoff]`` for one snapshot.
+    a str would otherwise be read as one cutoff per character: pass ``[cutoff]`` for one snapshot. A
+    cutoff given twice (also as another type of the same day) is refused, not dropped: it is a mistake.
     With `snapshots` (`kamml.features.snapshots.SnapshotCache`) a snapshot an earlier stage of the job
     built is taken from it instead of being built again, and one it wants is left in it.
     """
@@ -592,10 +630,12 @@ def build_training_frame(
             "several from kamml.features.training_cutoffs(end, horizon_days, snapshots, step_days)"
         )
     cfg = config or Config()
+    _note_unused_static_columns(data, cfg)  # once, not once per snapshot
     frames = []
     # each as the features read it (naive UTC midnight), all checked before any is built: a UTC-aware
     # cutoff was kept aware in the snapshot column, a category of mixed objects beside naive ones
     cutoffs = [as_cutoff(cutoff) for cutoff in cutoffs]  # an iterator is fine too
+    _refuse_repeats(cutoffs)
     sample = RunningSample(max_accounts) if max_accounts is not None else None
     referral_total = 0.0
     for i, cutoff in enumerate(cutoffs, start=1):

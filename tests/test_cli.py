@@ -1284,6 +1284,8 @@ def test_kamml_runs_store_line_shows_no_password():
         (["validate", "--data", " "], "--data"),
         (["validate", "--config", ""], "--config"),
         (["score", "--model", "m", "--out", ""], "--out"),
+        (["score", "--model", "", "--out", "s.csv"], "--model"),  # was "no model at :", exit 5
+        (["score", "--model", " ", "--out", "s.csv"], "--model"),
         (["allocate", "--scores", "", "--out", "a.csv"], "--scores"),
         (["allocate", "--scores", "s.csv", "--out", "a.csv", "--curve", ""], "--curve"),
         (["backtest", "--json", ""], "--json"),

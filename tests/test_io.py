@@ -205,3 +205,37 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     assert target.read_text() == "whole"
     assert not left.exists()
     assert all(path.exists() for path in kept)
+
+
+def test_a_broken_symbolic_link_into_a_missing_folder_is_refused_naming_it(tmp_path):
+    """A dangling ``output.dir`` or folder of ``--out`` failed with the OS's bare "File exists", and a
+    dangling ``--out`` link was silently replaced by a file. kamml never creates the folder a link names
+    (a share not mounted would get the outputs on the local disk)."""
+    frame = pd.DataFrame({"a": [1]})
+    (tmp_path / "dir_link").symlink_to(tmp_path / "gone")
+    (tmp_path / "file_link.csv").symlink_to(tmp_path / "gone" / "a.csv")
+    for check, path in (
+        (check_output_dir, tmp_path / "dir_link"),
+        (check_output_path, tmp_path / "dir_link" / "a.csv"),
+        (lambda p: write_table(frame, p), tmp_path / "dir_link" / "a.csv"),
+        (check_output_path, tmp_path / "file_link.csv"),
+        (lambda p: write_table(frame, p), tmp_path / "file_link.csv"),
+    ):
+        with pytest.raises(DataError, match="is a broken symbolic link") as info:
+            check(path)
+        assert str(tmp_path / "gone") in str(info.value)
+        assert "File exists" not in str(info.value)
+    assert (tmp_path / "file_link.csv").is_symlink()
+    assert not (tmp_path / "gone").exists()
+
+
+def test_an_output_that_is_a_symbolic_link_is_written_through_it(tmp_path):
+    """A link named as the output (``latest.csv`` -> the CRM's drop folder) was replaced by a plain file,
+    leaving the file it pointed to stale; now the file it names is written, atomically, and it stays."""
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "latest.csv").symlink_to(tmp_path / "crm" / "allocation.csv")
+    for value in (1, 2):  # first into a file not there yet, then over it
+        write_table(pd.DataFrame({"a": [value]}), tmp_path / "latest.csv")
+        assert (tmp_path / "latest.csv").is_symlink()
+        assert pd.read_csv(tmp_path / "crm" / "allocation.csv")["a"].tolist() == [value]
+    assert sorted(p.name for p in (tmp_path / "crm").iterdir()) == ["allocation.csv"]

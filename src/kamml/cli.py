@@ -321,6 +321,16 @@ def path_option(value: str | Path) -> Path:
     return Path(value)
 
 
+def model_option(value: str) -> str:
+    """A model URI option's text; empty or blank is refused as a usage error, as an empty path is.
+
+    ``--model "$MODEL"`` with MODEL unset failed late, as a missing model, with "no model at :" (exit 5).
+    """
+    if not value.strip():
+        raise typer.BadParameter("is empty: give a model URI or folder")
+    return value
+
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -680,6 +690,8 @@ def score(
         typer.Option(
             "--model",
             "-m",
+            parser=model_option,
+            metavar="<uri>",
             help="Model URI: models:/NAME@champion, models:/NAME/3, runs:/ID/model, or a local folder.",
         ),
     ],

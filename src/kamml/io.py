@@ -33,6 +33,7 @@ __all__ = [
     "hold_lock",
     "json_text",
     "process_exists",
+    "real_output",
     "write_parquet",
     "write_table",
 ]
@@ -196,9 +197,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     after a crash of the machine (not only of the job) the name holds the old file or the whole new
     one, never an empty file that a manifest written next vouches for. The temporary file's name holds
     the writer's process id and host, so that a killed writer's file is removed by the next write of
-    `path` (`_remove_dead_writers_files`).
+    `path` (`_remove_dead_writers_files`). A symbolic link at `path` is written through (`real_output`).
     """
-    target = Path(path)
+    target = real_output(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_dead_writers_files(target)
@@ -348,25 +349,62 @@ def check_not_input(path: str | Path, inputs: Mapping[str, str | Path]) -> Path:
     return target
 
 
+def real_output(path: str | Path) -> Path:
+    """The file an output `path` writes: the one a symbolic link there names, else `path` itself.
+
+    A link named as the output (``latest.csv`` to a CRM's drop folder) is written through, as a shell's
+    ``>`` does: replaced by a plain file, it left the file it pointed to stale. A broken link whose
+    folder is missing, at `path` or above it, is a `DataError` naming it (`_check_links`).
+    """
+    target = Path(path)
+    _check_links(target, target, file=True)
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
+def _check_links(path: Path, target: Path, file: bool) -> None:
+    """Refuse writing `target` when `path` or a folder above it is a broken symbolic link.
+
+    Making the folder it names was the OS's "File exists" (a link is not a folder), and kamml never
+    creates it: a share not mounted would get the outputs on the local disk. A broken link at a `file`
+    output whose folder exists is fine: the file it names is written.
+    """
+    for link in (path, *path.parents):
+        if not link.is_symlink() or link.exists():
+            continue
+        real = Path(os.path.realpath(link))
+        if file and link == path and real.parent.is_dir():
+            continue
+        what = "it" if link == target else str(link)
+        raise DataError(
+            f"cannot write {target}: {what} is a broken symbolic link (to {real}, which does not exist); "
+            "create what it points to or remove the link"
+        )
+
+
 def check_writable(path: str | Path) -> Path:
     """`path` if a file can be written there; a `DataError` saying why not, before any work is done.
 
-    Refused: an existing folder at `path`, a file where a parent folder should be, and a place the
-    process cannot create files in (checked by creating and removing an empty file in the nearest
-    existing folder, so read-only mounts and special file systems are caught, not only permissions).
+    Refused: an existing folder at `path`, a file where a parent folder should be, a broken symbolic
+    link (`real_output`), and a place the process cannot create files in (checked by creating and
+    removing an empty file in the nearest existing folder, so read-only mounts and special file systems
+    are caught, not only permissions).
     """
     target = Path(path)
     if target.is_dir():
         raise DataError(f"cannot write {target}: it is an existing folder; name a file inside it")
-    _check_folder(target.parent, target)
+    _check_folder(real_output(target).parent, target)
     return target
 
 
 def check_output_dir(path: str | Path) -> Path:
-    """`path` if output files can be written into it (it may not exist yet); a `DataError` otherwise."""
+    """`path` if output files can be written into it (it may not exist yet); a `DataError` otherwise.
+
+    A broken symbolic link at `path` or above is refused naming it (`_check_links`).
+    """
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise DataError(f"cannot write into {target}: it is a file, not a folder")
+    _check_links(target, target, file=False)
     _check_folder(target, target)
     return target
 

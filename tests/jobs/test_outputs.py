@@ -336,3 +336,21 @@ def test_a_run_in_memory_replaces_a_spark_runs_folders_with_files_and_back(tmp_p
     _write_set(tmp_path, "spark again")  # and a folder replaces the file
     assert (tmp_path / "scores.parquet" / "part-0.parquet").read_text() == "scores spark again"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [LOCK_NAME]
+
+
+def test_a_command_writing_through_a_link_into_a_runs_set_withdraws_that_sets_manifest(tmp_path):
+    """An output link is written through (`kamml.io.real_output`), so the set it lands in is claimed."""
+    import pandas as pd
+
+    from kamml.io import write_table
+    from kamml.jobs.outputs import claim_outputs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    _write_set(run, "one")
+    (tmp_path / "latest.csv").symlink_to(run / "allocation.csv")
+    with claim_outputs([tmp_path / "latest.csv"]):
+        assert read_manifest(run) is None  # withdrawn: the file it names is one of the set
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "latest.csv")
+    assert (tmp_path / "latest.csv").is_symlink()
+    assert (run / "allocation.csv").read_text() == "a\n1\n"

@@ -67,3 +67,11 @@ def test_small_numbers_and_the_cutoff_read_plainly():
     assert phrase("days_since_last", 187.0) == "days since the last purchase: 187"
     assert phrase("referrals_made", 6.0) == "accounts this account referred to date: 6"
     assert "cutoff" not in phrase("spend_total", 5.0)
+
+
+def test_extreme_numbers_read_in_a_few_digits_and_ordinary_ones_in_full():
+    assert phrase("monetary", 1e300) == "average spend of a repeat purchase day: 1e+300"
+    assert phrase("spend_90d", -1.234e20).endswith(": -1.23e+20")
+    assert phrase("btyd_p_alive", 1e300).endswith(": 1e+302%")  # a broken share, not 300 digits
+    assert phrase("spend_90d", 999_999_999_999_999.0).endswith(": 999,999,999,999,999")
+    assert phrase("spend_90d", Decimal("1E+300")).endswith(": 1e+300")

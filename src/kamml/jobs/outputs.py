@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from kamml import stopping
 from kamml.errors import DataError
-from kamml.io import atomic_path, fsync_path, json_text
+from kamml.io import atomic_path, fsync_path, json_text, real_output
 
 __all__ = ["JOB_OUTPUTS", "LOCK_NAME", "MANIFEST", "OutputSet", "claim_outputs", "read_manifest"]
 
@@ -159,7 +159,7 @@ def claim_outputs(paths: Sequence[str | Path | None]) -> Iterator[None]:
     folders: dict[Path, list[str]] = {}
     for path in paths:
         if path is not None and "://" not in str(path):
-            target = Path(path)
+            target = real_output(path)  # a link's own file: the one whose set it joins
             folders.setdefault(target.parent.resolve(), []).append(target.name)
     held: list[tuple[IO[str], bool]] = []
     withdrawn: dict[Path, _Withdrawn] = {}

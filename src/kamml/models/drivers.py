@@ -59,6 +59,9 @@ PLAIN = {
     "btyd_order_value": "order value expected from the purchase history",
     "btyd_value": "value expected in {window}, from the purchase history",
 }
+#: From this size on a driver's value reads as "1.23e+15": a monetary of 1e300 printed 300 digits, and
+#: floats past 2**53 (about 9e15) no longer hold whole numbers exactly anyway.
+HUGE = 1e15
 #: Features shown as percentages.
 PERCENT = frozenset({"refund_share", "top_product_share", "btyd_p_alive", "btyd_p_zero"})
 
@@ -110,8 +113,9 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
 
     A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
     window without spend, a date that never happened. Numbers of any kind read alike (a Decimal from a
-    Spark DataFrame or a CRM's JSON reads as the number it is), to three digits or two decimals (never
-    in scientific notation); shares and probabilities read as percentages. `unit_days` is the time
+    Spark DataFrame or a CRM's JSON reads as the number it is), to three digits or two decimals; from
+    `HUGE` on in three digits of scientific notation ("1.23e+20", not 21 digits); shares and
+    probabilities read as percentages. `unit_days` is the time
     unit of ``recency`` and ``T`` (`ModelBundle.unit_days`), `window_days` the training window of the
     BTYD features (`feature_words`). A column of the purchase history that is missing for want of a
     (repeat) purchase says so instead of "no data". A ";" in a text value (an account attribute)
@@ -131,9 +135,11 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
     if np.isinf(number):
         return f"{text}: {value}"
     if feature in PERCENT:
-        return f"{text}: {number:.0%}"
+        return f"{text}: {number * 100:.3g}%" if abs(number * 100) >= HUGE else f"{text}: {number:.0%}"
     size = abs(number)
-    if size >= 100 or number == round(number):
+    if size >= HUGE:
+        shown = f"{number:.3g}"
+    elif size >= 100 or number == round(number):
         shown = f"{number:,.0f}"
     else:
         shown = f"{number:.3g}" if size >= 1 else f"{number:.2f}"

@@ -331,25 +331,26 @@ def model_option(value: str) -> str:
     return value
 
 
+def path_opt(*names: str, text: str) -> Any:
+    """A `typer.Option` of a path: `path_option` refuses empty text, and the help reads ``<path>``."""
+    return typer.Option(*names, parser=path_option, metavar="<path>", help=text)
+
+
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option(
+    path_opt(
         "--config",
         "-c",
-        parser=path_option,
-        metavar="<path>",
-        help="YAML config file (see docs/config.md), or the name of one kamml ships: default (the demo), "
+        text="YAML config file (see docs/config.md), or the name of one kamml ships: default (the demo), "
         "cdnow, spark.",
     ),
 ]
 DataOpt = Annotated[
     Path | None,
-    typer.Option(
+    path_opt(
         "--data",
         "-d",
-        parser=path_option,
-        metavar="<path>",
-        help="Folder of the input tables (transactions[, accounts, referrals, activities]), or the "
+        text="Folder of the input tables (transactions[, accounts, referrals, activities]), or the "
         "transactions table's own file (or a quoted glob of its parts); default: data.path.",
     ),
 ]
@@ -395,13 +396,7 @@ def generate(
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same world.")] = 42,
     out: Annotated[
         Path,
-        typer.Option(
-            "--out",
-            "-o",
-            parser=path_option,
-            metavar="<path>",
-            help="Folder to write the Parquet tables into.",
-        ),
+        path_opt("--out", "-o", text="Folder to write the Parquet tables into."),
     ] = Path("data/demo"),
     years: Annotated[
         float, typer.Option(callback=_years, help="Years of history, from 0.1 to 100.", metavar="FLOAT")
@@ -496,7 +491,7 @@ def backtest(
     horizon_days: Annotated[int | None, typer.Option(min=1, help="Prediction horizon in days.")] = None,
     json_out: Annotated[
         Path | None,
-        typer.Option("--json", parser=path_option, metavar="<path>", help="Write the metrics as JSON here."),
+        path_opt("--json", text="Write the metrics as JSON here."),
     ] = None,
 ) -> None:
     """Temporal backtest of kamml's models beside the baselines on your data."""
@@ -523,29 +518,17 @@ def backtest(
 def allocate(
     scores: Annotated[
         Path,
-        typer.Option(
-            "--scores", "-s", parser=path_option, metavar="<path>", help="Scores table (.parquet or .csv)."
-        ),
+        path_opt("--scores", "-s", text="Scores table (.parquet or .csv)."),
     ],
     out: Annotated[
         Path,
-        typer.Option(
-            "--out",
-            "-o",
-            parser=path_option,
-            metavar="<path>",
-            help="Allocation table to write (.parquet or .csv).",
-        ),
+        path_opt("--out", "-o", text="Allocation table to write (.parquet or .csv)."),
     ],
     hours: Annotated[float | None, typer.Option(help="The team's hours (default: allocation.hours).")] = None,
     config: ConfigOpt = None,
     curve: Annotated[
         Path | None,
-        typer.Option(
-            parser=path_option,
-            metavar="<path>",
-            help="Also write the budget curve here (.parquet/.csv, plus a .png).",
-        ),
+        path_opt(text="Also write the budget curve here (.parquet/.csv, plus a .png)."),
     ] = None,
     horizon_days: Annotated[
         int | None,
@@ -697,13 +680,7 @@ def score(
     ],
     out: Annotated[
         Path,
-        typer.Option(
-            "--out",
-            "-o",
-            parser=path_option,
-            metavar="<path>",
-            help="Scores table to write (.parquet or .csv).",
-        ),
+        path_opt("--out", "-o", text="Scores table to write (.parquet or .csv)."),
     ],
     data: DataOpt = None,
     cutoff: Annotated[
@@ -865,7 +842,7 @@ def benchmark_cdnow(
     sample: Annotated[bool, typer.Option(help="Use the 2,357-customer sample.", metavar=FLAG)] = False,
     json_out: Annotated[
         Path | None,
-        typer.Option("--json", parser=path_option, metavar="<path>", help="Write the metrics as JSON here."),
+        path_opt("--json", text="Write the metrics as JSON here."),
     ] = None,
 ) -> None:
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""

@@ -278,6 +278,8 @@ def _integers_with_gaps(column: pd.Series) -> bool:
     if not missing.any() or missing.all():
         return False
     values = column[~missing]
+    if pd.api.types.infer_dtype(values, skipna=False) != "integer":  # text (drivers, reasons): at C speed
+        return False
     return bool(
         values.map(
             lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool) and -(2**63) <= v < 2**63
@@ -357,22 +359,22 @@ def real_output(path: str | Path) -> Path:
     folder is missing, at `path` or above it, is a `DataError` naming it (`_check_links`).
     """
     target = Path(path)
-    _check_links(target, target, file=True)
+    _check_links(target, file=True)
     return Path(os.path.realpath(target)) if target.is_symlink() else target
 
 
-def _check_links(path: Path, target: Path, file: bool) -> None:
-    """Refuse writing `target` when `path` or a folder above it is a broken symbolic link.
+def _check_links(target: Path, file: bool) -> None:
+    """Refuse writing `target` when it or a folder above it is a broken symbolic link.
 
     Making the folder it names was the OS's "File exists" (a link is not a folder), and kamml never
     creates it: a share not mounted would get the outputs on the local disk. A broken link at a `file`
     output whose folder exists is fine: the file it names is written.
     """
-    for link in (path, *path.parents):
+    for link in (target, *target.parents):
         if not link.is_symlink() or link.exists():
             continue
         real = Path(os.path.realpath(link))
-        if file and link == path and real.parent.is_dir():
+        if file and link == target and real.parent.is_dir():
             continue
         what = "it" if link == target else str(link)
         raise DataError(
@@ -404,7 +406,7 @@ def check_output_dir(path: str | Path) -> Path:
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise DataError(f"cannot write into {target}: it is a file, not a folder")
-    _check_links(target, target, file=False)
+    _check_links(target, file=False)
     _check_folder(target, target)
     return target
 

@@ -411,18 +411,16 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
     if dups:
         problems.append(_duplicate_problem(name, dups, schema.names))
     paths = [str(p) for p in files]
+    schemas = [schema, *(_parquet_schema(p, name) for p in files[1:])]  # every part's footer
     try:
         if backend.name == "duckdb":
             # parts are matched by column name: one lacking a column (written before it was added) gives
             # nulls there, and differing types meet in a common one that validation then checks
-            if len(files) > 1:
-                _check_booleans_merge(files, [schema, *(_parquet_schema(p, name) for p in files[1:])], name)
+            _check_booleans_merge(files, schemas, name)
             table = _known_timestamps(
                 backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
             )
         else:
-            # every part's footer, read here only: DuckDB matches the parts by name on its own
-            schemas = [schema, *(_parquet_schema(p, name) for p in files[1:])]
             _check_spark_can_merge(files, schemas, name)
             _check_spark_timestamps(files, schemas, name)
             # Spark reads a folder of parts (partitioned or not) or a glob natively; it takes one part's

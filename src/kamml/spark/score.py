@@ -211,11 +211,12 @@ def note_unseen_levels_spark(
         column = table[name]
         spelled = [level for level in levels if isinstance(level, str)]
         rest = table.filter(column.notnull() & ~column.isin(spelled) if spelled else column.notnull())
-        n_rest = int(rest.count().to_pyarrow().as_py())
-        if not n_rest:
-            continue
         counts = rest.group_by(name).aggregate(n=rest.count()).order_by([ibis.desc("n"), name])
         top = counts.limit(UNSEEN_VALUES).to_pandas()
+        if top.empty:
+            continue
+        # every such value came back, or only the most frequent: then count them all (one more query)
+        n_rest = int(top["n"].sum()) if len(top) < UNSEEN_VALUES else int(rest.count().to_pyarrow().as_py())
         unseen = unseen_levels(top[name].astype(object), levels, name)
         n_unseen = n_rest - int(top.loc[~unseen, "n"].sum())  # another spelling of a fitted level: seen
         if n_unseen > 0:

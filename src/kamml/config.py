@@ -287,6 +287,8 @@ class DataConfig(_Section):
 
 #: The longest span in days a time setting may take: a century.
 MAX_DAYS = 36_525
+#: The most training snapshots a config may stack.
+MAX_SNAPSHOTS = 1000
 
 
 class TimeConfig(_Section):
@@ -296,7 +298,7 @@ class TimeConfig(_Section):
     # bounded so that dates stay dates: a million days overflowed pandas' time range (a traceback)
     horizon_days: int = Field(180, gt=0, le=MAX_DAYS)
     train_horizon_days: int | None = Field(None, gt=0, le=MAX_DAYS)
-    snapshots: int = Field(4, ge=1, le=1000)
+    snapshots: int = Field(4, ge=1, le=MAX_SNAPSHOTS)
     step_days: int = Field(90, gt=0, le=MAX_DAYS)
     unit: Literal["days", "weeks"] = "days"
 

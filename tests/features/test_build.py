@@ -328,6 +328,18 @@ def test_training_cutoffs_refuse_a_step_or_horizon_of_no_days():
         training_cutoffs("2024-12-31", 0, 3, 30)
 
 
+def test_training_cutoffs_refuse_a_count_of_no_snapshots():
+    """snapshots=0 or a negative count returned no cutoffs (the training frame then failed far from the
+    cause), True gave one and 2.5 a bare TypeError; each now names ``snapshots`` and its rule."""
+    for count in (0, -2):
+        with pytest.raises(ConfigError, match=rf"snapshots must be from 1 to 1,000, got {count}"):
+            training_cutoffs("2024-12-31", 90, count, 30)
+    for count in (True, 2.5, "3"):
+        with pytest.raises(ConfigError, match=r"snapshots must be a whole number \(an int\)"):
+            training_cutoffs("2024-12-31", 90, count, 30)
+    assert len(training_cutoffs("2024-12-31", 90, np.int64(2), 30)) == 2
+
+
 def test_training_frame_refuses_a_repeated_cutoff(simple):
     """A cutoff given twice stacked its snapshot twice: every (snapshot, account) row appeared twice."""
     cfg = Config.from_dict({"time": {"horizon_days": 60}})

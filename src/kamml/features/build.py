@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kamml.config import FEATURE_GROUPS, MAX_DAYS, ChurnLabel, Config
+from kamml.config import FEATURE_GROUPS, MAX_DAYS, MAX_SNAPSHOTS, ChurnLabel, Config
 from kamml.data.readers import is_attribute_type
 from kamml.data.sampling import RunningSample
 from kamml.engine import engine_errors
@@ -567,10 +567,15 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
 
     The k-th cutoff (k = 1..K) is end - horizon - (k - 1) * step, so the latest snapshot's labels end at
     the data end and earlier ones step back from there. `horizon_days` and `step_days` are checked as
-    ``time.horizon_days`` and ``time.step_days`` (ints from 1 to `kamml.config.MAX_DAYS`; a `ConfigError`).
+    ``time.horizon_days`` and ``time.step_days`` (ints from 1 to `kamml.config.MAX_DAYS`; a `ConfigError`),
+    `snapshots` as ``time.snapshots`` (an int from 1 to 1,000; 0 gave no cutoffs, so no training rows).
     """
     horizon_days = check_days(horizon_days, "horizon_days")
     step_days = check_days(step_days, "step_days")  # 0 gave one cutoff K times, each row K times
+    if isinstance(snapshots, bool) or not isinstance(snapshots, (int, np.integer)):
+        raise ConfigError(f"snapshots must be a whole number (an int), got {snapshots!r}")
+    if not 1 <= int(snapshots) <= MAX_SNAPSHOTS:
+        raise ConfigError(f"snapshots must be from 1 to {MAX_SNAPSHOTS:,}, got {int(snapshots):,}")
     last = pd.Timestamp(end).normalize() - pd.Timedelta(days=horizon_days)
     return [last - pd.Timedelta(days=k * step_days) for k in range(snapshots)]
 

@@ -412,3 +412,15 @@ def test_a_table_in_a_format_kamml_does_not_read_is_named(tmp_path, caplog):
     assert len(said) == 1
     assert said[0].startswith("accounts: accounts.xlsx in ")
     assert "is not a format kamml reads (.parquet, .pq, .csv, .csv.gz, .tsv, or a folder of parts)" in said[0]
+
+
+def test_parquet_duration_columns_are_refused_not_read_as_ticks(backend, tmp_path, tx):
+    """A pandas timedelta column in Parquet is int64 ticks to DuckDB and Spark: amounts of 1 s read as
+    1,000,000,000 without a word (a frame's durations are text, an unparseable number)."""
+    path = tmp_path / "transactions.parquet"
+    tx.assign(amount=pd.to_timedelta(tx["amount"].abs(), unit="s")).to_parquet(path)
+    with pytest.raises(DataError, match=r"transactions: .*transactions\.parquet stores amount as a duration"):
+        read_table(path, "transactions", backend)
+    tx.assign(gap=pd.to_timedelta([1, 2, 3, 4, 5], unit="D")).to_parquet(path)  # any column: it is the file's
+    with pytest.raises(DataError, match=r"stores gap as a duration \(duration\[ns\]\).*total_seconds"):
+        read_table(path, "transactions", backend)

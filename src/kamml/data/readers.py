@@ -412,6 +412,7 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
         problems.append(_duplicate_problem(name, dups, schema.names))
     paths = [str(p) for p in files]
     schemas = [schema, *(_parquet_schema(p, name) for p in files[1:])]  # every part's footer
+    _check_durations(files, schemas, name)
     try:
         if backend.name == "duckdb":
             # parts are matched by column name: one lacking a column (written before it was added) gives
@@ -481,6 +482,22 @@ def _check_spark_timestamps(files: list[Path], schemas: list[pa.Schema], name: s
                 "read: write them in microseconds (pandas: to_parquet(..., coerce_timestamps='us', "
                 "allow_truncated_timestamps=True)) or use engine duckdb, which reads them"
             )
+
+
+def _check_durations(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
+    """A DataError for a duration column: DuckDB and Spark read its int64 ticks as plain numbers.
+
+    A pandas timedelta column written to Parquet (an amount of 1 s) read as 1,000,000,000 without a word;
+    the same column in a frame is text, so an amount of durations was an unparseable number there.
+    """
+    for path, schema in zip(files, schemas, strict=True):
+        for field_ in schema:
+            if pa.types.is_duration(field_.type):
+                raise DataError(
+                    f"{name}: {path} stores {field_.name} as a duration ({field_.type}), which the engines "
+                    "read as a count of its ticks: write it as a number in the unit you mean (pandas: "
+                    ".dt.total_seconds(), or / pd.Timedelta(days=1) for days) or leave it out"
+                )
 
 
 def _check_spark_can_merge(files: list[Path], schemas: list[pa.Schema], name: str) -> None:

@@ -333,6 +333,15 @@ def test_comparison_errors(world):
         compare_allocations(world, {"oracle": np.ones(ids.size)}, HORIZON)
 
 
+@pytest.mark.parametrize("hours", [-1.0, float("nan"), float("inf")])
+def test_the_team_hours_of_a_comparison_are_a_finite_number_at_least_zero(world, hours):
+    """The docstring promises an InfeasibleError for them: -1 was "uses 0 hours, more than the team's -1",
+    and NaN or inf the optimizer's bare ValueError ("hours must be finite")."""
+    zero = np.zeros(world.n_accounts)
+    with pytest.raises(InfeasibleError, match=rf"the team's hours must be a finite number >= 0, got {hours}"):
+        compare_allocations(world, {"x": zero}, HORIZON, hours=hours)
+
+
 def test_oracle_with_rep_capacity_respects_it(world):
     owners = world.accounts.set_index("account_id")["owner"].reindex(world.truth["account_id"])
     rep = owners.iloc[0]

@@ -692,6 +692,7 @@ def test_a_config_under_the_home_folder_is_found_by_its_tilde(tmp_path, monkeypa
         ("data", "accounts"),
         ("data", "referrals"),
         ("output", "dir"),
+        ("engine", "temp_directory"),  # DuckDB spilled into the working folder, which kamml avoids
     ],
 )
 @pytest.mark.parametrize("value", ["", "  "])

@@ -236,10 +236,11 @@ def _not_blank(value: Any, info: ValidationInfo) -> Any:
     """Refuse a path setting given as empty or blank text: pydantic read "" as the current folder.
 
     ``output.dir: ${OUT}`` filled by envsubst with OUT unset wrote the job's outputs into the folder the
-    command ran in, and ``data.accounts: ""`` read every table of the data folder as the accounts.
+    command ran in, ``data.accounts: ""`` read every table of the data folder as the accounts, and
+    ``engine.temp_directory: ""`` had DuckDB spill into the working folder.
     """
     if isinstance(value, str) and not value.strip():
-        section = "output" if info.field_name == "dir" else "data"
+        section = {"dir": "output", "temp_directory": "engine"}.get(str(info.field_name), "data")
         raise ValueError(f"{section}.{info.field_name} is empty: give a path, or leave the key out")
     return value
 
@@ -831,6 +832,8 @@ class EngineConfig(_Section):
     memory_limit: str | None = None
     temp_directory: str | None = None
     spark: SparkConfig = Field(default_factory=SparkConfig)
+
+    _blank = field_validator("temp_directory", mode="before")(_not_blank)
 
     @field_validator("memory_limit")
     @classmethod

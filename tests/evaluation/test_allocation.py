@@ -518,6 +518,19 @@ def test_the_oracle_floors_follow_the_plans_purchase_rule_on_the_truth(world):
     assert default.equals(true_floors(world, 0.25, 0.1, 0.1))
 
 
+def test_oracle_floors_that_do_not_fit_are_named_as_the_oracles(world):
+    """The plan and the rules fit their own floors; when the truth calls more accounts active than the
+    team can touch, the optimizer's "infeasible allocation: the floors need ..." read as the plan's fault."""
+    ids = world.truth["account_id"].to_numpy()
+    truth = true_floors(world, 1.0, 0.1)
+    plan = pd.DataFrame({"account_id": ids, "recommended_hours": 0.0}).assign(
+        recommended_hours=lambda t: np.where(np.arange(len(t)) < 10, 1.0, 0.0)
+    )
+    assert truth.sum() > 10
+    with pytest.raises(InfeasibleError, match=r"the oracle's floors \(oracle_floor\): .*floors need"):
+        evaluate_allocation(world, plan, HORIZON, oracle_floor=truth)
+
+
 def test_the_oracle_touches_the_accounts_the_truth_calls_active(world):
     """The oracle was given the plan's floors, which follow the model's p_alive: it inherited the
     model's mistakes (a churned account's touch), so the plan's share of it was flattering (an

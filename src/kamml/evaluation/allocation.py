@@ -535,15 +535,24 @@ def compare_allocations(
     reps = None if capacity is None else _rep_codes(_world_owners(world, ids), capacity, ids.size)
     for name, h in aligned.items():
         _check_within_limits(name, h, team, floors, cap, reps)
-    aligned["oracle"] = oracle_hours(
-        world,
-        team,
-        horizon_days,
-        floor=floors if oracle_floor is None else _floors(oracle_floor, ids),
-        cap=cap,
-        capacity=capacity,
-        weights=weights,
-    )
+    try:
+        aligned["oracle"] = oracle_hours(
+            world,
+            team,
+            horizon_days,
+            floor=floors if oracle_floor is None else _floors(oracle_floor, ids),
+            cap=cap,
+            capacity=capacity,
+            weights=weights,
+        )
+    except InfeasibleError as exc:
+        if oracle_floor is None:
+            raise
+        # the policies keep their own floors (checked above): only the truth's touch does not fit
+        raise InfeasibleError(
+            f"the oracle's floors (oracle_floor): {exc}; the truth calls more accounts active than the "
+            "team's hours, the cap or a rep's capacity can give their floors"
+        ) from None
     rows = []
     for name, h in aligned.items():
         used = float(h.sum())

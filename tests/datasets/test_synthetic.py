@@ -170,6 +170,23 @@ def test_invalid_arguments_raise_config_error():
         WorldParams(seasonality=(1.0,) * 11)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"n_accounts": 10.5}, r"n_accounts must be a whole number >= 1, got 10\.5"),
+        ({"n_accounts": "10"}, r"n_accounts must be a whole number >= 1, got '10'"),
+        ({"n_accounts": True}, r"n_accounts must be a whole number >= 1, got True"),
+        ({"n_accounts": 10, "n_reps": 2.5}, r"n_reps must be a whole number >= 1, got 2\.5"),
+    ],
+)
+def test_counts_that_are_not_whole_numbers_are_config_errors(kwargs, says):
+    """10.5 accounts or 2.5 reps were numpy's TypeError ("expected a sequence of integers"), and True
+    made a world of one account."""
+    with pytest.raises(ConfigError, match=says):
+        synthetic.generate(**kwargs, seed=1, years=0.5)
+    synthetic.generate(np.int64(3), seed=1, years=0.5, n_reps=np.int64(1))  # numpy's whole numbers pass
+
+
 def test_dates_or_horizons_beyond_pandas_range_are_config_errors(small):
     """They were pandas' OutOfBoundsDatetime or OutOfBoundsTimedelta; a horizon of 0 or less gave
     `served_probability` a k of 0 or negative chances."""

@@ -1005,8 +1005,32 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         except ValueError:
             return self.construct_scalar(node)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        """An integer as YAML 1.2 reads it: ``030`` is 30, not the octal 24; ``1:30`` is text, not 90.
+
+        YAML 1.1 (PyYAML) read a leading zero as octal and colons as base 60, so ``horizon_days: 030``
+        was a 24-day horizon and ``cap_hours: 1:30`` 90 hours, without a word. As text, base 60 is
+        refused by the key's check, naming the key (or kept as written, a Spark conf value).
+        """
+        text = str(self.construct_scalar(node))
+        if ":" in text:
+            return text
+        if _LEADING_ZERO.match(text):
+            return int(text.replace("_", ""), 10)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        """A float as YAML 1.2 reads it: ``1:30.5`` (YAML 1.1's base 60, 90.5) is text."""
+        text = str(self.construct_scalar(node))
+        return text if ":" in text else super().construct_yaml_float(node)
+
+
+#: A YAML 1.1 octal integer (``030``, ``-07``), which YAML 1.2 and `_UniqueKeyLoader` read as decimal.
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
 
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _UniqueKeyLoader.construct_yaml_float)
 
 
 #: The configs kamml ships (`src/kamml/configs/`, also `configs/` in a checkout), by the name that loads one.

@@ -356,6 +356,29 @@ def test_rep_names_in_the_yaml_are_read_as_written(tmp_path):
         load_config(path)
 
 
+def test_numbers_with_a_leading_zero_are_decimal_and_base_60_is_not_a_number(tmp_path):
+    """YAML 1.1 read ``horizon_days: 030`` as the octal number 24 and ``cap_hours: 1:30`` as 90 (base 60),
+    without a word; YAML 1.2, and every reader of the file, take 030 as 30 and 1:30 as no number."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "time:\n  horizon_days: 030\n  step_days: -07\nallocation:\n  hours: 0x10\n"
+        "  capacity: {rep_1: 010, rep_2: 0.50}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"'time\.step_days'.*greater than 0 \(got -7\)"):
+        load_config(path)
+    path.write_text(path.read_text().replace("-07", "07"), encoding="utf-8")
+    cfg = load_config(path)
+    assert (cfg.time.horizon_days, cfg.time.step_days) == (30, 7)
+    assert cfg.allocation.hours == 16  # hexadecimal is YAML 1.2 too
+    assert cfg.allocation.capacity == {"rep_1": 10.0, "rep_2": 0.5}
+    path.write_text("allocation:\n  cap_hours: 1:30\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'allocation\.cap_hours'.*\(got '1:30'\)"):
+        load_config(path)
+    path.write_text("engine:\n  spark:\n    conf: {spark.x: 1:30, spark.y: 1:30.5}\n", encoding="utf-8")
+    assert load_config(path).engine.spark.conf == {"spark.x": "1:30", "spark.y": "1:30.5"}
+
+
 @pytest.mark.parametrize(
     ("section", "key"), [("time", "horizon_days"), ("models", "seed"), ("allocation", "hours")]
 )
@@ -692,6 +715,7 @@ def test_a_config_under_the_home_folder_is_found_by_its_tilde(tmp_path, monkeypa
         ("data", "accounts"),
         ("data", "referrals"),
         ("output", "dir"),
+        ("engine", "temp_directory"),  # DuckDB spilled into the working folder, which kamml avoids
     ],
 )
 @pytest.mark.parametrize("value", ["", "  "])

@@ -236,10 +236,11 @@ def _not_blank(value: Any, info: ValidationInfo) -> Any:
     """Refuse a path setting given as empty or blank text: pydantic read "" as the current folder.
 
     ``output.dir: ${OUT}`` filled by envsubst with OUT unset wrote the job's outputs into the folder the
-    command ran in, and ``data.accounts: ""`` read every table of the data folder as the accounts.
+    command ran in, ``data.accounts: ""`` read every table of the data folder as the accounts, and
+    ``engine.temp_directory: ""`` had DuckDB spill into the working folder.
     """
     if isinstance(value, str) and not value.strip():
-        section = "output" if info.field_name == "dir" else "data"
+        section = {"dir": "output", "temp_directory": "engine"}.get(str(info.field_name), "data")
         raise ValueError(f"{section}.{info.field_name} is empty: give a path, or leave the key out")
     return value
 
@@ -834,6 +835,8 @@ class EngineConfig(_Section):
     temp_directory: str | None = None
     spark: SparkConfig = Field(default_factory=SparkConfig)
 
+    _blank = field_validator("temp_directory", mode="before")(_not_blank)
+
     @field_validator("memory_limit")
     @classmethod
     def _no_negative_memory(cls, value: str | None) -> str | None:
@@ -1004,8 +1007,32 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         except ValueError:
             return self.construct_scalar(node)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        """An integer as YAML 1.2 reads it: ``030`` is 30, not the octal 24; ``1:30`` is text, not 90.
+
+        YAML 1.1 (PyYAML) read a leading zero as octal and colons as base 60, so ``horizon_days: 030``
+        was a 24-day horizon and ``cap_hours: 1:30`` 90 hours, without a word. As text, base 60 is
+        refused by the key's check, naming the key (or kept as written, a Spark conf value).
+        """
+        text = str(self.construct_scalar(node))
+        if ":" in text:
+            return text
+        if _LEADING_ZERO.match(text):
+            return int(text.replace("_", ""), 10)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        """A float as YAML 1.2 reads it: ``1:30.5`` (YAML 1.1's base 60, 90.5) is text."""
+        text = str(self.construct_scalar(node))
+        return text if ":" in text else super().construct_yaml_float(node)
+
+
+#: A YAML 1.1 octal integer (``030``, ``-07``), which YAML 1.2 and `_UniqueKeyLoader` read as decimal.
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
 
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _UniqueKeyLoader.construct_yaml_float)
 
 
 #: The configs kamml ships (`src/kamml/configs/`, also `configs/` in a checkout), by the name that loads one.

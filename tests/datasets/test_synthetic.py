@@ -170,6 +170,23 @@ def test_invalid_arguments_raise_config_error():
         WorldParams(seasonality=(1.0,) * 11)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"n_accounts": 10.5}, r"n_accounts must be a whole number >= 1, got 10\.5"),
+        ({"n_accounts": "10"}, r"n_accounts must be a whole number >= 1, got '10'"),
+        ({"n_accounts": True}, r"n_accounts must be a whole number >= 1, got True"),
+        ({"n_accounts": 10, "n_reps": 2.5}, r"n_reps must be a whole number >= 1, got 2\.5"),
+    ],
+)
+def test_counts_that_are_not_whole_numbers_are_config_errors(kwargs, says):
+    """10.5 accounts or 2.5 reps were numpy's TypeError ("expected a sequence of integers"), and True
+    made a world of one account."""
+    with pytest.raises(ConfigError, match=says):
+        synthetic.generate(**kwargs, seed=1, years=0.5)
+    synthetic.generate(np.int64(3), seed=1, years=0.5, n_reps=np.int64(1))  # numpy's whole numbers pass
+
+
 def test_dates_or_horizons_beyond_pandas_range_are_config_errors(small):
     """They were pandas' OutOfBoundsDatetime or OutOfBoundsTimedelta; a horizon of 0 or less gave
     `served_probability` a k of 0 or negative chances."""
@@ -514,3 +531,40 @@ def test_the_synthetic_docs_page_holds_the_module_documentation():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "synthetic.md").read_text(encoding="utf-8")
     module = (synthetic.__doc__ or "").split("\nExamples\n")[0]
     assert words(module) in words(doc)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"p_zero": 1.5}, r"p_zero = 1\.5: a probability in \[0, 1\]"),
+        ({"p_refund": -0.1}, r"p_refund = -0\.1: a probability in \[0, 1\]"),
+        ({"referral_same_owner": 2.0}, r"referral_same_owner = 2\.0: a probability"),
+        ({"refund_low": 0.9, "refund_high": 0.2}, r"refund_low = 0\.9.* at most refund_high"),
+        ({"uplift_dropout": (0.6, 0.8)}, r"uplift_dropout = \(0\.6, 0\.8\): .*low \+ width <= 1"),
+        ({"uplift_purchase": (-2.0, 0.5)}, r"uplift_purchase = \(-2\.0, 0\.5\)"),
+        ({"purchase_rate": -0.01}, r"purchase_rate = -0\.01: a finite number >= 0"),
+        ({"purchase_shape": 0.0}, r"purchase_shape = 0\.0: a finite number > 0"),
+        ({"effort_scale": 0.0}, r"effort_scale = 0\.0: a finite number > 0"),
+        ({"size_sigma": float("nan")}, r"size_sigma = nan: a finite number >= 0"),
+        ({"period_months": 1.5}, r"period_months = 1\.5: a whole number of months"),
+        ({"industry_probs": (-0.2, 0.56, 0.14, 0.12, 0.12, 0.09, 0.09, 0.08)}, r"industry_probs = .*>= 0"),
+        ({"industry_probs": (0.0,) * 8}, r"industry_probs = .*not all 0"),
+        ({"products": (), "product_price": (), "product_mix": ()}, r"products = \(\): at least one"),
+        ({"regions": ("NA", "NA", "APAC", "LATAM")}, r"regions = .*no name twice"),
+        ({"smb_max": 5000}, r"smb_max = 5000: .* at most mid_max"),
+    ],
+)
+def test_world_parameters_outside_their_range_are_refused_naming_them(change, says):
+    """They were accepted: some crashed deep in numpy (``lam < 0 or lam contains NaNs``, a division by
+    zero, "Non-integer years and months"), others made a world without a word that contradicts its own
+    documentation (p_zero 1.5 gave negative expected values, a served hazard below 0)."""
+    with pytest.raises(ConfigError, match=r"invalid synthetic world parameters: .*" + says):
+        WorldParams(**change)
+
+
+def test_world_parameters_at_the_edges_of_their_ranges_make_a_world():
+    """The bounds are inclusive where the world is still well defined: nobody churns, nothing is zero."""
+    params = WorldParams(dropout_rate=0.0, p_zero=0.0, policy_zero=1.0, uplift_dropout=(0.5, 0.5))
+    world = synthetic.generate(20, seed=3, years=0.5, params=params)
+    assert world.truth["alive"].all()
+    assert (world.stake_and_scale(180)["stake"] >= 0).all()

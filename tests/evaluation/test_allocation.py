@@ -333,6 +333,15 @@ def test_comparison_errors(world):
         compare_allocations(world, {"oracle": np.ones(ids.size)}, HORIZON)
 
 
+@pytest.mark.parametrize("hours", [-1.0, float("nan"), float("inf")])
+def test_the_team_hours_of_a_comparison_are_a_finite_number_at_least_zero(world, hours):
+    """The docstring promises an InfeasibleError for them: -1 was "uses 0 hours, more than the team's -1",
+    and NaN or inf the optimizer's bare ValueError ("hours must be finite")."""
+    zero = np.zeros(world.n_accounts)
+    with pytest.raises(InfeasibleError, match=rf"the team's hours must be a finite number >= 0, got {hours}"):
+        compare_allocations(world, {"x": zero}, HORIZON, hours=hours)
+
+
 def test_oracle_with_rep_capacity_respects_it(world):
     owners = world.accounts.set_index("account_id")["owner"].reindex(world.truth["account_id"])
     rep = owners.iloc[0]
@@ -507,6 +516,19 @@ def test_the_oracle_floors_follow_the_plans_purchase_rule_on_the_truth(world):
     assert (true_floors(world, 0.25, 0.1, 0.1) > 0).sum() >= both.sum()  # the world's longer horizon
     default = true_floors(world, 0.25, 0.1)  # the plan's default rule, allocation.active_p_purchase 0.1
     assert default.equals(true_floors(world, 0.25, 0.1, 0.1))
+
+
+def test_oracle_floors_that_do_not_fit_are_named_as_the_oracles(world):
+    """The plan and the rules fit their own floors; when the truth calls more accounts active than the
+    team can touch, the optimizer's "infeasible allocation: the floors need ..." read as the plan's fault."""
+    ids = world.truth["account_id"].to_numpy()
+    truth = true_floors(world, 1.0, 0.1)
+    plan = pd.DataFrame({"account_id": ids, "recommended_hours": 0.0}).assign(
+        recommended_hours=lambda t: np.where(np.arange(len(t)) < 10, 1.0, 0.0)
+    )
+    assert truth.sum() > 10
+    with pytest.raises(InfeasibleError, match=r"the oracle's floors \(oracle_floor\): .*floors need"):
+        evaluate_allocation(world, plan, HORIZON, oracle_floor=truth)
 
 
 def test_the_oracle_touches_the_accounts_the_truth_calls_active(world):

@@ -10,6 +10,7 @@ the conditional means given the log size are closed-form (`population_means`): t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -22,6 +23,88 @@ __all__ = ["AccountTraits", "WorldParams", "draw_accounts", "draw_owners", "popu
 DAYS_PER_MONTH = 365.25 / 12
 
 
+def _finite(value: Any) -> bool:
+    """Whether `value` is a real number (not a bool) and finite."""
+    return (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _names(value: Any) -> bool:
+    """Whether `value` is a non-empty sequence of distinct names."""
+    return len(value) >= 1 and len(set(value)) == len(value)
+
+
+def _whole(value: Any) -> bool:
+    """Whether `value` is a whole number (an int, not a bool)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+#: `WorldParams` fields by their range, checked in `WorldParams.__post_init__`.
+_PROBABILITIES = (
+    "p_zero",
+    "p_duplicate",
+    "p_refund",
+    "refund_low",
+    "refund_high",
+    "expansion_share",
+    "referral_same_industry",
+    "referral_same_region",
+    "referral_same_owner",
+    "policy_zero",
+    "policy_rep_absence",
+    "enterprise_rep_share",
+)
+_POSITIVE = (
+    "size_median",
+    "mix_concentration",
+    "price_shape",
+    "amount_shape",
+    "purchase_shape",
+    "dropout_shape",
+    "expansion_shape",
+    "effort_scale",
+)
+_NON_NEGATIVE = (
+    "size_sigma",
+    "seats_median",
+    "expansion_rate",
+    "purchase_rate",
+    "dropout_rate",
+    "influence_rate",
+    "influence_sigma",
+    "effort_scale_sigma",
+    "initial_age_days",
+    "policy_hours",
+    "policy_sigma",
+    "policy_rep_sigma",
+    "policy_onboarding",
+)
+_ELASTICITIES = (
+    "price_size_elasticity",
+    "seats_size_elasticity",
+    "purchase_size_elasticity",
+    "dropout_size_elasticity",
+    "influence_size_elasticity",
+    "effort_scale_size_elasticity",
+    "policy_size_elasticity",
+)
+#: Per-name tuples and the names they follow; the weights among them must not all be 0.
+_PER_LABEL = {
+    "industry_probs": "industries",
+    "industry_price": "industries",
+    "industry_rate": "industries",
+    "industry_influence": "industries",
+    "region_probs": "regions",
+    "region_influence": "regions",
+    "product_price": "products",
+    "product_mix": "products",
+}
+_WEIGHTS = ("industry_probs", "region_probs", "product_mix")
+
+
 @dataclass(frozen=True)
 class WorldParams:
     """Every constant of the synthetic world: population, behaviour, effort response and sales policy.
@@ -29,7 +112,9 @@ class WorldParams:
     Rates are per day, hours per planning period, money in the currency of `product_price`. The defaults
     give a book where a median account (50 employees, 8 seats) buys about 0.8 times a month for about 250
     per order, about a fifth of the accounts churn each year, and about a third of the new accounts are
-    referred by an existing one.
+    referred by an existing one. Each value is checked when the parameters are made (probabilities in
+    [0, 1], rates, sigmas and prices finite and >= 0, gamma shapes and scales > 0, a served hazard that
+    stays >= 0): one out of its range is a `ConfigError` naming it, its value and the rule.
     """
 
     # --- size, segment, industry, region --------------------------------------------------------------
@@ -110,22 +195,57 @@ class WorldParams:
     enterprise_rep_share: float = 0.2  # share of reps on the enterprise team (accounts >= 500 staff)
 
     def __post_init__(self) -> None:
-        checks = {
-            "industry_probs": len(self.industry_probs) == len(self.industries),
-            "industry_price": len(self.industry_price) == len(self.industries),
-            "industry_rate": len(self.industry_rate) == len(self.industries),
-            "industry_influence": len(self.industry_influence) == len(self.industries),
-            "region_probs": len(self.region_probs) == len(self.regions),
-            "region_influence": len(self.region_influence) == len(self.regions),
-            "product_price": len(self.product_price) == len(self.products),
-            "product_mix": len(self.product_mix) == len(self.products),
-            "seasonality": len(self.seasonality) == 12 and min(self.seasonality) > 0,
-            "period_months": self.period_months >= 1,
-            "initial_share": 0 < self.initial_share <= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"invalid synthetic world parameters: {', '.join(bad)}")
+        """Refuse a parameter outside its range, naming each one, its value and the rule.
+
+        Beyond the lengths, values out of range were accepted: some crashed deep in numpy (a negative
+        rate, a gamma shape of 0, a fractional ``period_months``), others made a world that contradicts
+        its documentation without a word (``p_zero`` 1.5 gave negative expected values, an
+        ``uplift_dropout`` above 1 a negative served hazard).
+        """
+        problems = [f"{name} = {getattr(self, name)!r}: {rule}" for name, rule in self._problems()]
+        if problems:
+            raise ConfigError(f"invalid synthetic world parameters: {'; '.join(problems)}")
+
+    def _problems(self) -> list[tuple[str, str]]:
+        """(parameter, rule it breaks) for every parameter out of its range."""
+        out: list[tuple[str, str]] = []
+        ranges: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
+            (("industries", "regions", "products"), _names, "at least one name, no name twice"),
+            (_PROBABILITIES, lambda v: _finite(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+            (_POSITIVE, lambda v: _finite(v) and v > 0, "a finite number > 0"),
+            (_NON_NEGATIVE, lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+            (_ELASTICITIES, _finite, "a finite number"),
+        )
+        for names, ok, rule in ranges:
+            out.extend((name, rule) for name in names if not ok(getattr(self, name)))
+        for name, labels in _PER_LABEL.items():
+            values, n = getattr(self, name), len(getattr(self, labels))
+            if len(values) != n:
+                out.append((name, f"one value per name of {labels} ({n})"))
+            elif not all(_finite(v) and v >= 0 for v in values):
+                out.append((name, "finite numbers >= 0"))
+            elif name in _WEIGHTS and not sum(values) > 0:
+                out.append((name, "weights >= 0, not all 0"))
+        if not (len(self.seasonality) == 12 and all(_finite(v) and v > 0 for v in self.seasonality)):
+            out.append(("seasonality", "12 finite monthly multipliers > 0"))
+        if not (_whole(self.period_months) and self.period_months >= 1):
+            out.append(("period_months", "a whole number of months >= 1"))
+        if not (_finite(self.initial_share) and 0 < self.initial_share <= 1):
+            out.append(("initial_share", "a share in (0, 1]"))
+        if _finite(self.refund_low) and _finite(self.refund_high) and self.refund_low > self.refund_high:
+            out.append(("refund_low", "at most refund_high"))
+        if not (_whole(self.smb_max) and _whole(self.mid_max) and 1 <= self.smb_max <= self.mid_max):
+            out.append(("smb_max", "a whole number of employees >= 1, at most mid_max"))
+        for name in ("uplift_purchase", "uplift_dropout", "uplift_referral"):
+            pair = getattr(self, name)
+            if not (len(pair) == 2 and all(_finite(v) and v >= 0 for v in pair)):
+                out.append((name, "(low, width), both finite numbers >= 0"))
+            elif name == "uplift_dropout" and sum(pair) > 1:
+                out.append((name, "low + width <= 1: a served account's hazard is mu x (1 - uplift) >= 0"))
+        recency = self.policy_recency
+        if not (len(recency) == 3 and all(_finite(v) and v >= 0 for v in recency)):
+            out.append(("policy_recency", "three finite multipliers >= 0"))
+        return out
 
     @property
     def season(self) -> np.ndarray:

@@ -528,8 +528,8 @@ def generate(
         If a size, length or count is not positive, or the dates leave pandas' range (1677 .. 2262).
     """
     params = params or WorldParams()
-    if n_accounts < 1:
-        raise ConfigError(f"n_accounts must be >= 1, got {n_accounts}")
+    if not _count(n_accounts):  # 10.5 was numpy's TypeError, True a world of one account
+        raise ConfigError(f"n_accounts must be a whole number >= 1, got {n_accounts!r}")
     if not (isinstance(years, (int, float)) and math.isfinite(years) and years <= 100):
         raise ConfigError(f"years (data.generate.years) must be a number of years up to 100, got {years}")
     months = round(12 * years)
@@ -539,8 +539,8 @@ def generate(
         raise ConfigError(f"seed (data.generate.seed) must be a whole number >= 0, got {seed}")
     if n_reps is None:
         n_reps = int(np.clip(round(n_accounts / 500), 2, 200))
-    if n_reps < 1:
-        raise ConfigError(f"n_reps must be >= 1, got {n_reps}")
+    if not _count(n_reps):
+        raise ConfigError(f"n_reps must be a whole number >= 1, got {n_reps!r}")
     horizon_days = _check_horizon(horizon_days)
     try:
         t_start = pd.Timestamp(start)
@@ -577,6 +577,11 @@ def generate(
 
 MAX_HORIZON_DAYS = 36_525
 """Longest horizon in days (100 years, as `generate`'s years): 10**6 days ran past pandas' dates."""
+
+
+def _count(value: Any) -> bool:
+    """Whether `value` is a whole number >= 1 (a Python or numpy int, not a bool)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and bool(value >= 1)
 
 
 def _check_horizon(horizon_days: int) -> int:

@@ -516,28 +516,43 @@ def compare_allocations(
         When hours do not align with the world's accounts, or hours or floors given are NaN (how many
         rows, a few ids; an account left out of a Series still counts as 0).
     kamml.errors.InfeasibleError
-        On negative or infinite hours, and for a policy that breaks the limits the oracle keeps: more
-        than the team's hours, an account above the cap or below its floor, a rep above its capacity
-        (its share of the oracle would not compare: a plan of 300 hours against 100 read 195 %).
+        On a policy's negative or infinite hours, team `hours` that are not a finite number >= 0, and
+        for a policy that breaks the limits the oracle keeps: more than the team's hours, an account
+        above the cap or below its floor, a rep above its capacity (its share of the oracle would not
+        compare: a plan of 300 hours against 100 read 195 %).
     """
     ids = world.truth["account_id"].to_numpy()
     aligned = {name: _aligned(name, value, ids) for name, value in hours_by_policy.items()}
     if "oracle" in aligned:
         raise ConfigError("'oracle' is the name of the oracle's row; give the policy another name")
-    team = float(hours) if hours is not None else max((float(h.sum()) for h in aligned.values()), default=0.0)
+    # checked first: -1 was "uses 0 hours, more than the team's -1", NaN and inf the optimizer's ValueError
+    team = (
+        _team_hours(hours)
+        if hours is not None
+        else max((float(h.sum()) for h in aligned.values()), default=0.0)
+    )
     floors = _floors(floor, ids)
     reps = None if capacity is None else _rep_codes(_world_owners(world, ids), capacity, ids.size)
     for name, h in aligned.items():
         _check_within_limits(name, h, team, floors, cap, reps)
-    aligned["oracle"] = oracle_hours(
-        world,
-        team,
-        horizon_days,
-        floor=floors if oracle_floor is None else _floors(oracle_floor, ids),
-        cap=cap,
-        capacity=capacity,
-        weights=weights,
-    )
+    try:
+        aligned["oracle"] = oracle_hours(
+            world,
+            team,
+            horizon_days,
+            floor=floors if oracle_floor is None else _floors(oracle_floor, ids),
+            cap=cap,
+            capacity=capacity,
+            weights=weights,
+        )
+    except InfeasibleError as exc:
+        if oracle_floor is None:
+            raise
+        # the policies keep their own floors (checked above): only the truth's touch does not fit
+        raise InfeasibleError(
+            f"the oracle's floors (oracle_floor): {exc}; the truth calls more accounts active than the "
+            "team's hours, the cap or a rep's capacity can give their floors"
+        ) from None
     rows = []
     for name, h in aligned.items():
         used = float(h.sum())

@@ -198,20 +198,29 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
         raise empty_snapshots_error(empty, len(cuts))
 
 
-def _check_cutoff_after_first(data: Any, cut: pd.Timestamp) -> None:
+def _check_cutoff_after_first(data: Any, cut: pd.Timestamp, defaulted_horizon: int | None = None) -> None:
     """Refuse a test cutoff on or before the first purchase's day, naming the data's span.
 
     Nothing before it to test on; the error was that training snapshots years earlier held no history.
+    A cutoff defaulted from `defaulted_horizon` (the data end minus it) names the horizon instead: a
+    later cutoff would put the label window past the data end.
     """
     first = first_transaction(data)
     if first is None or cut > first.normalize():
         return
     end = getattr(data, "end", None)
     span = f"{first.date()} to {(pd.Timestamp(end) - pd.Timedelta(days=1)).date()}" if end is not None else ""
-    raise ConfigError(
+    head = (
         f"test cutoff {cut.date()} is on or before the day of the first purchase (the transactions run "
-        f"{span or first.date()}): give a later --cutoff (time.cutoff), with a training history before it"
+        f"{span or first.date()})"
     )
+    if defaulted_horizon is not None:
+        raise ConfigError(
+            f"{head}: it is the data end minus time.horizon_days ({defaulted_horizon} days), the latest "
+            "cutoff with a whole label window, so the data hold no history before a window that long: "
+            "shorten time.horizon_days or give more history"
+        )
+    raise ConfigError(f"{head}: give a later --cutoff (time.cutoff), with a training history before it")
 
 
 def snapshot_plan(config: Config, end: Any) -> list[tuple[pd.Timestamp, Config]]:
@@ -310,9 +319,10 @@ def backtest(
     """
     cfg = config or Config()
     horizon = cfg.time.horizon_days
-    cut = as_cutoff(cutoff or cfg.time.cutoff or default_cutoff(data, horizon))
+    given = cutoff or cfg.time.cutoff
+    cut = as_cutoff(given or default_cutoff(data, horizon))
     check_label_window(data, cut, horizon)  # before training, not after it
-    _check_cutoff_after_first(data, cut)
+    _check_cutoff_after_first(data, cut, None if given else horizon)
     bundle, train = train_bundle(data, cfg, cut, snapshots=snapshots)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label)

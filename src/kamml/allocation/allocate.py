@@ -70,7 +70,7 @@ from kamml.allocation.summary import (
     short_budgets,
 )
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
-from kamml.config import MAX_DAYS, AllocationConfig, Config
+from kamml.config import MAX_DAYS, NA_TEXTS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import WHOLE_FLOAT_PATTERN, binary_kind, check_output_path, write_table
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
@@ -770,10 +770,7 @@ INTEGER_TEXT = r"0|-?[1-9][0-9]*"
 #: owner written so in a scores file (CSV or Parquet) is missing. "NA" is also a code (North America),
 #: an id the input tables accept (`kamml.data.validation.NULL_MARKERS`): read as missing here, a run's
 #: own scores with an account "NA" could not be allocated again.
-MISSING_TEXTS = frozenset(
-    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>"}
-    | {"N/A", "NULL", "NaN", "None", "n/a", "nan", "null"}
-)
+MISSING_TEXTS = NA_TEXTS - {"NA"}
 
 
 def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:

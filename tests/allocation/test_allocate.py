@@ -833,8 +833,16 @@ def test_budget_curve_custom_fractions_and_errors():
     assert curve["feasible"].all()
     with pytest.raises(ConfigError, match="fractions"):
         budget_curve(scores, 100.0, fractions=[-0.5])
+    assert budget_curve(scores, 100.0, fractions=np.array([0.5, 2]))["hours"].tolist() == [50.0, 200.0]
     with pytest.raises(ConfigError, match="hours"):
         budget_curve(scores, float("nan"))
+
+
+@pytest.mark.parametrize("fractions", [1.0, ["a", 1.0], [True, 2.0], "12", [[1.0]], [None]])
+def test_budget_fractions_that_are_no_list_of_numbers_are_config_errors(fractions):
+    """A single number was a raw TypeError, text a raw ValueError, and True a 100 % point."""
+    with pytest.raises(ConfigError, match="budget fractions must be a list of finite numbers >= 0, got"):
+        budget_curve(make_scores(n=5), 100.0, fractions=fractions)
 
 
 def test_the_curves_own_point_is_the_plans_hours_unrounded():

@@ -348,9 +348,7 @@ def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) 
     team_hours = float(hours)
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
-    share = np.asarray(fractions, dtype=float)
-    if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
-        raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
+    share = _fractions(fractions)
     with np.errstate(over="ignore"):
         budgets = [team_hours if f == 1 else float(f"{float(f) * team_hours:.12g}") for f in share]
     if not np.all(np.isfinite(budgets)):
@@ -362,6 +360,25 @@ def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) 
             f"most {most:g} hours"
         )
     return budgets
+
+
+def _fractions(fractions: Any) -> FloatArray:
+    """The budget curve's fractions as a float array; a ConfigError for anything but a list of numbers >= 0.
+
+    A single number was a raw TypeError, text a raw ValueError, and true a 100 % point (float(True) is 1).
+    """
+    problem = isinstance(fractions, str | bytes | Mapping) or np.ndim(fractions) != 1
+    if not problem:
+        problem = any(isinstance(f, bool | np.bool_ | str | bytes) or f is None for f in fractions)
+    if not problem:
+        try:
+            share = np.asarray(fractions, dtype=float)
+        except (TypeError, ValueError):
+            problem = True
+    if problem or not np.all(np.isfinite(share)) or (share < 0).any():
+        shown = list(fractions) if isinstance(fractions, Sequence | np.ndarray) else fractions
+        raise ConfigError(f"budget fractions must be a list of finite numbers >= 0, got {shown!r}")
+    return share
 
 
 #: Range rules of the scores' numeric columns: column -> (low, high, NaN allowed).

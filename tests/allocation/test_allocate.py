@@ -943,6 +943,19 @@ def test_known_owners_are_kept_as_they_are():
     assert table["owner"].to_dict() == scores.set_index("account_id")["owner"].to_dict()
 
 
+def test_one_rep_given_as_a_number_and_as_text_is_one_owner_in_the_table():
+    """Owners 101, 101.0 and "101" are one rep for the capacity, but the table wrote 101 beside "101":
+    grouped by owner (the report's hours per rep), one rep was two."""
+    scores = make_scores(n=6, owners=(101,))
+    scores["owner"] = pd.Series([101, "101", 101.0, " 101 ", None, "ann"], dtype=object)
+    table = allocate(scores, 10.0, AllocationConfig(capacity={"101": 4.0, "ann": 2.0}, floor_hours=0.0))
+    owners = table.set_index("account_id")["owner"]
+    assert owners.loc[scores["account_id"].tolist()].tolist() == ["101", "101", "101", "101", None, "ann"]
+    used = table.groupby("owner")["recommended_hours"].sum()
+    assert list(used.index) == ["101", "ann"]
+    assert used["101"] == pytest.approx(4.0, rel=1e-6)
+
+
 def test_whole_number_owners_beside_unowned_accounts_are_integers_in_the_parquet_table(tmp_path):
     """Float owners (ids with gaps) with some accounts unowned were written 101.0 in the allocation's
     Parquet file (Arrow typed the object column of ints and None as double); its CSV wrote 101."""

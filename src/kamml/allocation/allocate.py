@@ -1306,6 +1306,7 @@ def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.exte
     gaps from Parquet, is 202), other numbers as they are; text owners are written as their rep name
     (`rep_name`: "202.0", an id of a float column cast to text, is rep "202", the name that met
     ``allocation.capacity``; spaces around a name are dropped, as the Spark allocation writes them).
+    Owners of numbers and text mixed are all written as their rep names: 101 beside "101" is one rep.
     An object column of only None and NaN is written by Arrow with its ``null`` type, which Parquet
     readers (Spark, BI tools, a CRM import) take for no column at all; pandas text is written ``string``.
     """
@@ -1313,7 +1314,11 @@ def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.exte
     if pd.isna(array).all():
         return pd.array(np.full(len(array), None, dtype=object), dtype="string")
     codes, uniques = pd.factorize(array)  # one rep_name per distinct owner; missing ones stay as they are
-    named = np.array([_owner_value(v) for v in uniques], dtype=object)
+    texts = [isinstance(v, str) for v in uniques]
+    if any(texts) and not all(texts):  # 101 beside "101": one rep, written once, as its name
+        named = np.array([rep_name(v) for v in uniques], dtype=object)
+    else:
+        named = np.array([_owner_value(v) for v in uniques], dtype=object)
     present = codes >= 0
     array[present] = named[codes[present]]
     return array

@@ -635,6 +635,13 @@ def test_a_stated_horizon_that_contradicts_the_scores_is_an_error_naming_both():
     )
 
 
+@pytest.mark.parametrize("days", [True, "x", [30]])
+def test_a_stated_horizon_that_is_no_number_is_a_config_error(days):
+    """True was a horizon of 1 day (float(True) is 1), as hours of true are refused; text a raw error."""
+    with pytest.raises(ConfigError, match=r"horizon_days must be a whole number of days > 0, got"):
+        allocate(make_scores(), 100.0, horizon_days=days)
+
+
 def test_scores_without_a_horizon_keep_180_days_with_a_warning_that_says_how_to_avoid_it(caplog):
     """Older scores: today's 180-day rule, now said aloud, and only where the fixed rule is used."""
     scores = make_scores()

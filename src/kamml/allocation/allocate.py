@@ -505,9 +505,12 @@ def stated_horizon(
     of days > 0.
     """
     if horizon_days is not None:
-        days = float(horizon_days)
+        try:  # true is no horizon: float(True) is 1, a 1-day plan (as hours of true are refused)
+            days = math.nan if isinstance(horizon_days, bool | np.bool_) else float(horizon_days)
+        except (TypeError, ValueError):
+            days = math.nan
         if not np.isfinite(days) or days <= 0 or not days.is_integer():
-            raise ConfigError(f"horizon_days must be a whole number of days > 0, got {horizon_days}")
+            raise ConfigError(f"horizon_days must be a whole number of days > 0, got {horizon_days!r}")
         return days, "horizon_days (--horizon-days)"
     if isinstance(config, Config) and "horizon_days" in config.time.model_fields_set:
         return float(config.time.horizon_days), "time.horizon_days of the config"

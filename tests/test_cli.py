@@ -347,6 +347,20 @@ def test_allocate_writes_table_and_budget_curve(tmp_path):
     assert curve.with_suffix(".png").stat().st_size > 1000
 
 
+def test_allocate_with_a_huge_budget_says_it_in_one_short_line(tmp_path):
+    """--hours 1e300 printed the budget as 301 digits with 100 separators (and so did the chart)."""
+    scores = pd.DataFrame({"account_id": [1, 2, 3], "clv": [100.0, 50.0, 0.0], "p_churn": [0.2, 0.3, 0.5]})
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    out, curve = tmp_path / "alloc.csv", tmp_path / "curve.csv"
+    args = ["allocate", "--scores", str(tmp_path / "scores.csv"), "--hours", "1e300", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--curve", str(curve)])
+    assert result.exit_code == 0, result.output
+    (line,) = [text for text in result.output.splitlines() if text.startswith("3 accounts")]
+    assert line.startswith("3 accounts, 80.25 of 1e+300 hours, expected gain ")
+    assert len(line) < 200
+    assert pd.read_csv(curve)["feasible"].all()
+
+
 def test_a_horizon_flag_beyond_a_century_is_the_flags_error_not_the_config_files(tmp_path):
     """It read "default.yaml: 'time.horizon_days': ... (got 100000)", a value the file does not hold."""
     result = runner.invoke(app, ["backtest", "--config", "default", "--horizon-days", "100000"])

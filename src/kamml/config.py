@@ -36,6 +36,8 @@ from kamml.errors import ConfigError
 __all__ = [
     "FEATURE_GROUPS",
     "MODEL_SETTINGS",
+    "NA_TEXTS",
+    "NO_TIER",
     "AllocationConfig",
     "Config",
     "DataConfig",
@@ -501,13 +503,27 @@ def unknown_lightgbm_parameters(
 StakePart = Literal["retention", "growth", "referral"]
 
 
+#: Texts pandas' CSV reader takes for a missing value (its default ``na_values``): a tier so named is
+#: written into the allocation CSV and read back from it as no tier.
+NA_TEXTS = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>"}
+    | {"N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)
+
+#: How the report names the tier of an account without one (a table edited or read back with gaps).
+NO_TIER = "(none)"
+
+
 def tier_shares(tiers: Mapping[str, Any]) -> list[tuple[str, float]]:
     """`allocation.tiers` as (name, cumulative share) pairs, best first; a ValueError names tier and rule.
 
     Tiers cut the accounts ranked best first, each reaching up to its cumulative share of them. So there
     are at least two (one tier would hold every account), each named, each share a number in (0, 1]
     (not true/false), no two alike, and the last one 1: a smaller last share would be ignored, its tier
-    taking every account beyond it (``{a: 0.5}`` put every account in tier a).
+    taking every account beyond it (``{a: 0.5}`` put every account in tier a). A name must read as
+    itself: not one a CSV reader takes for missing (`NA_TEXTS`: a tier "NA" read back as none) nor the
+    report's `NO_TIER`, where it merged with the accounts without a tier, and no two names alike but for
+    surrounding spaces (``key`` and `` key`` are two tiers that read as one).
     """
     if len(tiers) < 2:
         raise ValueError(
@@ -515,9 +531,21 @@ def tier_shares(tiers: Mapping[str, Any]) -> list[tuple[str, float]]:
             "account); shares are cumulative, e.g. {strategic: 0.05, key: 0.2, maintain: 0.5, nurture: 1.0}"
         )
     pairs = []
+    seen: dict[str, str] = {}
     for name, share in tiers.items():
         if not str(name).strip():
             raise ValueError(f"allocation.tiers: a tier needs a name, got {name!r}")
+        if str(name).strip() in NA_TEXTS | {NO_TIER}:
+            raise ValueError(
+                f"allocation.tiers.{name}: the name reads as no tier (a CSV reader takes it for a missing "
+                f"value, and the report names accounts without a tier {NO_TIER}); give the tier another name"
+            )
+        other = seen.setdefault(str(name).strip(), str(name))
+        if other != str(name):
+            raise ValueError(
+                f"allocation.tiers: the names {other!r} and {str(name)!r} differ only by spaces, and read "
+                "as one tier; give each tier its own name"
+            )
         try:
             value = float("nan") if isinstance(share, bool) else float(share)
         except (TypeError, ValueError):

@@ -635,6 +635,13 @@ def test_a_stated_horizon_that_contradicts_the_scores_is_an_error_naming_both():
     )
 
 
+@pytest.mark.parametrize("days", [True, "x", [30]])
+def test_a_stated_horizon_that_is_no_number_is_a_config_error(days):
+    """True was a horizon of 1 day (float(True) is 1), as hours of true are refused; text a raw error."""
+    with pytest.raises(ConfigError, match=r"horizon_days must be a whole number of days > 0, got"):
+        allocate(make_scores(), 100.0, horizon_days=days)
+
+
 def test_scores_without_a_horizon_keep_180_days_with_a_warning_that_says_how_to_avoid_it(caplog):
     """Older scores: today's 180-day rule, now said aloud, and only where the fixed rule is used."""
     scores = make_scores()
@@ -833,8 +840,16 @@ def test_budget_curve_custom_fractions_and_errors():
     assert curve["feasible"].all()
     with pytest.raises(ConfigError, match="fractions"):
         budget_curve(scores, 100.0, fractions=[-0.5])
+    assert budget_curve(scores, 100.0, fractions=np.array([0.5, 2]))["hours"].tolist() == [50.0, 200.0]
     with pytest.raises(ConfigError, match="hours"):
         budget_curve(scores, float("nan"))
+
+
+@pytest.mark.parametrize("fractions", [1.0, ["a", 1.0], [True, 2.0], "12", [[1.0]], [None]])
+def test_budget_fractions_that_are_no_list_of_numbers_are_config_errors(fractions):
+    """A single number was a raw TypeError, text a raw ValueError, and True a 100 % point."""
+    with pytest.raises(ConfigError, match="budget fractions must be a list of finite numbers >= 0, got"):
+        budget_curve(make_scores(n=5), 100.0, fractions=fractions)
 
 
 def test_the_curves_own_point_is_the_plans_hours_unrounded():
@@ -933,6 +948,19 @@ def test_known_owners_are_kept_as_they_are():
     table = allocate(scores, 10.0).set_index("account_id")
     assert table["owner"].dtype == object
     assert table["owner"].to_dict() == scores.set_index("account_id")["owner"].to_dict()
+
+
+def test_one_rep_given_as_a_number_and_as_text_is_one_owner_in_the_table():
+    """Owners 101, 101.0 and "101" are one rep for the capacity, but the table wrote 101 beside "101":
+    grouped by owner (the report's hours per rep), one rep was two."""
+    scores = make_scores(n=6, owners=(101,))
+    scores["owner"] = pd.Series([101, "101", 101.0, " 101 ", None, "ann"], dtype=object)
+    table = allocate(scores, 10.0, AllocationConfig(capacity={"101": 4.0, "ann": 2.0}, floor_hours=0.0))
+    owners = table.set_index("account_id")["owner"]
+    assert owners.loc[scores["account_id"].tolist()].tolist() == ["101", "101", "101", "101", None, "ann"]
+    used = table.groupby("owner")["recommended_hours"].sum()
+    assert list(used.index) == ["101", "ann"]
+    assert used["101"] == pytest.approx(4.0, rel=1e-6)
 
 
 def test_whole_number_owners_beside_unowned_accounts_are_integers_in_the_parquet_table(tmp_path):

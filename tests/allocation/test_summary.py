@@ -9,6 +9,7 @@ from kamml.allocation import allocate
 from kamml.allocation.summary import (
     accounts_text,
     amount,
+    hours_text,
     last_hour,
     plan_line,
     rep_price_span,
@@ -74,3 +75,20 @@ def test_the_plan_line_keeps_quarter_hours_and_says_one_account():
 def test_accounts_are_counted_in_words():
     """The score and allocate lines read "1 accounts" and "5000 accounts" (no separator in a log line)."""
     assert [accounts_text(n) for n in (0, 1, 5000)] == ["0 accounts", "1 account", "5,000 accounts"]
+
+
+@pytest.mark.parametrize(("value", "text"), [(1e300, "1e+300"), (-2.5e20, "-2.5e+20"), (1.7e308, "1.7e+308")])
+def test_figures_beyond_a_quadrillion_are_short(value, text):
+    """`kamml allocate --hours 1e300` printed its hours as 301 digits and 100 separators (chart too)."""
+    assert amount(value) == text
+    assert hours_text(value) == hours_text(value, exact=True) == text
+    assert amount(999_999_999_999_999.0) == "999,999,999,999,999"
+
+
+def test_the_plan_line_of_a_huge_budget_fits_on_a_line():
+    plan = {"n_accounts": 4, "hours_used": 120.25, "hours": 1e300, "total_expected_gain": 86.5}
+    plan["team_price"] = 0
+    line = plan_line(plan)
+    assert line == (
+        "4 accounts, 120.25 of 1e+300 hours, expected gain 86.5, value of the last hour (lambda) 0"
+    )

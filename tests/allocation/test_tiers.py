@@ -17,6 +17,7 @@ from kamml.allocation.tiers import (
     top_count,
     top_threshold,
 )
+from kamml.config import AllocationConfig
 from kamml.errors import ConfigError
 
 
@@ -132,6 +133,24 @@ def test_tiers_that_cannot_be_meant_are_refused(tiers, match):
     # {a: 0.5} put every account in tier a; a last share below 1 was ignored, its tier taking the rest
     with pytest.raises(ConfigError, match=match):
         check_tiers(tiers)
+
+
+@pytest.mark.parametrize(
+    ("tiers", "match"),
+    [
+        ({"key": 0.5, " key": 1.0}, r"allocation\.tiers: the names 'key' and ' key' differ only by spaces"),
+        ({"top": 0.5, "(none)": 1.0}, r"allocation\.tiers\.\(none\): .*reads as no tier"),
+        ({"NA": 0.2, "rest": 1.0}, r"allocation\.tiers\.NA: .*reads as no tier"),
+        ({"top": 0.2, "null": 1.0}, r"allocation\.tiers\.null: .*reads as no tier"),
+    ],
+)
+def test_tier_names_that_read_as_another_or_as_none_are_refused(tiers, match):
+    """A tier "NA" or "null" read back from the allocation CSV as missing, and the report shows missing
+    tiers as "(none)": such a tier merged with the accounts without one; " key" looked like "key"."""
+    with pytest.raises(ConfigError, match=match):
+        check_tiers(tiers)
+    with pytest.raises(ValueError, match=match):  # pydantic's ValidationError, when the config is read
+        AllocationConfig(tiers=tiers)
 
 
 # -------------------------------------------------------------------------------------------- reasons

@@ -70,7 +70,7 @@ from kamml.allocation.summary import (
     short_budgets,
 )
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
-from kamml.config import MAX_DAYS, AllocationConfig, Config
+from kamml.config import MAX_DAYS, NA_TEXTS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import WHOLE_FLOAT_PATTERN, binary_kind, check_output_path, write_table
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
@@ -348,9 +348,7 @@ def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) 
     team_hours = float(hours)
     if not np.isfinite(team_hours) or team_hours < 0:
         raise ConfigError(f"hours must be a finite number >= 0, got {team_hours}")
-    share = np.asarray(fractions, dtype=float)
-    if share.ndim != 1 or not np.all(np.isfinite(share)) or (share < 0).any():
-        raise ConfigError(f"budget fractions must be finite numbers >= 0, got {list(fractions)}")
+    share = _fractions(fractions)
     with np.errstate(over="ignore"):
         budgets = [team_hours if f == 1 else float(f"{float(f) * team_hours:.12g}") for f in share]
     if not np.all(np.isfinite(budgets)):
@@ -362,6 +360,25 @@ def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) 
             f"most {most:g} hours"
         )
     return budgets
+
+
+def _fractions(fractions: Any) -> FloatArray:
+    """The budget curve's fractions as a float array; a ConfigError for anything but a list of numbers >= 0.
+
+    A single number was a raw TypeError, text a raw ValueError, and true a 100 % point (float(True) is 1).
+    """
+    problem = isinstance(fractions, str | bytes | Mapping) or np.ndim(fractions) != 1
+    if not problem:
+        problem = any(isinstance(f, bool | np.bool_ | str | bytes) or f is None for f in fractions)
+    if not problem:
+        try:
+            share = np.asarray(fractions, dtype=float)
+        except (TypeError, ValueError):
+            problem = True
+    if problem or not np.all(np.isfinite(share)) or (share < 0).any():
+        shown = list(fractions) if isinstance(fractions, Sequence | np.ndarray) else fractions
+        raise ConfigError(f"budget fractions must be a list of finite numbers >= 0, got {shown!r}")
+    return share
 
 
 #: Range rules of the scores' numeric columns: column -> (low, high, NaN allowed).
@@ -488,9 +505,12 @@ def stated_horizon(
     of days > 0.
     """
     if horizon_days is not None:
-        days = float(horizon_days)
+        try:  # true is no horizon: float(True) is 1, a 1-day plan (as hours of true are refused)
+            days = math.nan if isinstance(horizon_days, bool | np.bool_) else float(horizon_days)
+        except (TypeError, ValueError):
+            days = math.nan
         if not np.isfinite(days) or days <= 0 or not days.is_integer():
-            raise ConfigError(f"horizon_days must be a whole number of days > 0, got {horizon_days}")
+            raise ConfigError(f"horizon_days must be a whole number of days > 0, got {horizon_days!r}")
         return days, "horizon_days (--horizon-days)"
     if isinstance(config, Config) and "horizon_days" in config.time.model_fields_set:
         return float(config.time.horizon_days), "time.horizon_days of the config"
@@ -770,10 +790,7 @@ INTEGER_TEXT = r"0|-?[1-9][0-9]*"
 #: owner written so in a scores file (CSV or Parquet) is missing. "NA" is also a code (North America),
 #: an id the input tables accept (`kamml.data.validation.NULL_MARKERS`): read as missing here, a run's
 #: own scores with an account "NA" could not be allocated again.
-MISSING_TEXTS = frozenset(
-    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>"}
-    | {"N/A", "NULL", "NaN", "None", "n/a", "nan", "null"}
-)
+MISSING_TEXTS = NA_TEXTS - {"NA"}
 
 
 def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
@@ -1292,6 +1309,7 @@ def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.exte
     gaps from Parquet, is 202), other numbers as they are; text owners are written as their rep name
     (`rep_name`: "202.0", an id of a float column cast to text, is rep "202", the name that met
     ``allocation.capacity``; spaces around a name are dropped, as the Spark allocation writes them).
+    Owners of numbers and text mixed are all written as their rep names: 101 beside "101" is one rep.
     An object column of only None and NaN is written by Arrow with its ``null`` type, which Parquet
     readers (Spark, BI tools, a CRM import) take for no column at all; pandas text is written ``string``.
     """
@@ -1299,7 +1317,11 @@ def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.exte
     if pd.isna(array).all():
         return pd.array(np.full(len(array), None, dtype=object), dtype="string")
     codes, uniques = pd.factorize(array)  # one rep_name per distinct owner; missing ones stay as they are
-    named = np.array([_owner_value(v) for v in uniques], dtype=object)
+    texts = [isinstance(v, str) for v in uniques]
+    if any(texts) and not all(texts):  # 101 beside "101": one rep, written once, as its name
+        named = np.array([rep_name(v) for v in uniques], dtype=object)
+    else:
+        named = np.array([_owner_value(v) for v in uniques], dtype=object)
     present = codes >= 0
     array[present] = named[codes[present]]
     return array

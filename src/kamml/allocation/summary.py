@@ -11,7 +11,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+#: From this size on a figure is written with an exponent ("1e+300"): ``kamml allocate --hours 1e300``
+#: printed its hours as 301 digits and 100 separators, in the plan line and on the budget curve's chart.
+#: Below it, digits beyond a float's 15-16 significant ones cannot appear.
+LARGE = 1e15
+
 __all__ = [
+    "LARGE",
     "accounts_text",
     "amount",
     "hours_text",
@@ -23,13 +29,15 @@ __all__ = [
 
 
 def amount(value: Any) -> str:
-    """A figure as a person reads it: thousands separators, never an exponent; "n/a" when missing."""
+    """A figure as a person reads it: thousands separators, an exponent only from `LARGE`; "n/a" if none."""
     try:
         x = float(value)
     except (TypeError, ValueError):
         return "n/a"
     if not math.isfinite(x):
         return "n/a"
+    if abs(x) >= LARGE:
+        return f"{x:.6g}"
     if x == 0 or abs(x) >= 100:
         return f"{x:,.0f}"
     return f"{x:,.{max(0, 2 - math.floor(math.log10(abs(x))))}f}"  # three significant digits
@@ -44,9 +52,12 @@ def hours_text(value: float, *, exact: bool = False) -> str:
     """Hours as text: whole hours from 100 up (unless `exact`), else up to 2 decimals, trailing zeros cut.
 
     A small plan's 2.25 h read "2" in whole hours, and 1,999.6 of 2,000 hours read "2,000 of 2,000".
+    From `LARGE` on, an exponent: "1e+300".
     """
     if not math.isfinite(value):
         return "–"
+    if abs(value) >= LARGE:
+        return f"{value:.6g}"
     text = f"{value:,.{2 if exact or abs(value) < 100 else 0}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 

@@ -35,6 +35,7 @@ from kamml.report.plots import (
     plot_hours_per_rep,
     plot_tier_mix,
     served_counts,
+    tier_labels,
     tier_order,
 )
 
@@ -328,7 +329,7 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
     """Accounts, hours and gain per tier; hours per rep, or a note without owners."""
     owned = _has_owners(table)
     parts = [f"<section><h2>The plan by tier{' and by rep' if owned else ''}</h2>"]
-    tiers = table["tier"].astype(object).where(table["tier"].notna(), "(none)").astype(str)
+    tiers = tier_labels(table)
     by_tier = (
         pd.DataFrame(
             {

@@ -37,6 +37,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
 
 from kamml.allocation.summary import amount, hours_text
+from kamml.config import NO_TIER
 from kamml.errors import DataError
 from kamml.evaluation.metrics import calibration_table, decile_table, normalized_gini
 from kamml.io import atomic_path
@@ -64,6 +65,7 @@ __all__ = [
     "plot_tier_mix",
     "save_figure",
     "served_counts",
+    "tier_labels",
     "tier_order",
 ]
 
@@ -664,9 +666,9 @@ def account_counts(allocation: pd.DataFrame) -> np.ndarray:
     return np.ones(len(allocation))
 
 
-def _tiers(allocation: pd.DataFrame) -> pd.Series:
-    """Each account's tier as text (missing as "(none)")."""
-    return allocation["tier"].astype(object).where(allocation["tier"].notna(), "(none)").astype(str)
+def tier_labels(allocation: pd.DataFrame) -> pd.Series:
+    """Each account's tier as text (missing as `kamml.config.NO_TIER`, a name no tier may take)."""
+    return allocation["tier"].astype(object).where(allocation["tier"].notna(), NO_TIER).astype(str)
 
 
 def tier_order(allocation: pd.DataFrame, tiers: pd.Series) -> list[str]:
@@ -736,7 +738,7 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
         When a needed column is missing, the table is empty, or `path` is no ``.png``.
     """
     _allocation_columns(allocation, ["tier", "recommended_hours"])
-    tiers = _tiers(allocation)
+    tiers = tier_labels(allocation)
     order = tier_order(allocation, tiers)
     hours = pd.Series(_numbers(allocation["recommended_hours"], "recommended_hours"), index=tiers.to_numpy())
     counts = pd.Series(account_counts(allocation), index=tiers.to_numpy())
@@ -803,8 +805,9 @@ def plot_hours_per_rep(
         raise DataError(f"top must be at least 1, got {top}")
     _allocation_columns(allocation, ["recommended_hours"])
     owner = allocation["owner"].astype(object).where(allocation["owner"].notna(), "(no owner)").astype(str)
-    tiers = _tiers(allocation) if "tier" in allocation.columns else pd.Series("all", index=allocation.index)
-    order = tier_order(allocation, tiers) if "tier" in allocation.columns else ["all"]
+    tiered = "tier" in allocation.columns
+    tiers = tier_labels(allocation) if tiered else pd.Series("all", index=allocation.index)
+    order = tier_order(allocation, tiers) if tiered else ["all"]
     frame = pd.DataFrame(
         {
             "owner": owner.to_numpy(),

@@ -119,6 +119,19 @@ def test_a_model_folder_given_as_a_path_loads_like_its_text(model_dir):
 
 
 @pytest.mark.slow
+def test_a_model_folder_under_the_home_folder_loads_from_its_tilde_path(model_dir, monkeypatch):
+    """``kamml score --model=~/models/m`` (a shell leaves ``~`` after ``=``) was "no model at ~/models/m",
+    where ``--data``, ``data.path`` and ``sqlite:///~/`` read the home folder."""
+    from pathlib import Path
+
+    folder = Path(model_dir).resolve()
+    monkeypatch.setenv("HOME", str(folder.parent))
+    for given in (f"~/{folder.name}", f"~/{folder.name}/artifacts/bundle"):
+        loaded = load_model(given)
+        assert loaded.resolved == str(Path(given).expanduser())
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["alias", "latest", "version", "runs", "local", "bundle_folder"])
 def test_every_uri_form_loads_with_pickle_disallowed(kind, trained, model_dir, monkeypatch):
     from pathlib import Path

@@ -309,6 +309,32 @@ def test_a_store_that_cannot_be_written_is_named_as_the_configs_store(tracked_co
         raise ValueError("bad")
 
 
+def test_a_run_that_cannot_be_ended_after_a_failure_leaves_the_jobs_own_error(
+    tracked_config, monkeypatch, caplog
+):
+    """Ending the run of a failed job in a store that fails too (locked, full) raised the store's error
+    instead of the job's (`kamml train` said "retry when it ends", exit 5, for a training error)."""
+    from kamml.tracking import JOB_STATUS_TAG, TrainingRun
+
+    def full(self, *args, **kwargs):
+        raise _disk_full()
+
+    run = TrainingRun(tracked_config())
+
+    def fails_and_the_store_too() -> None:
+        with run:
+            monkeypatch.setattr(MlflowClient, "set_terminated", full)
+            raise ValueError("bad")
+
+    with pytest.raises(ValueError, match="bad"):
+        fails_and_the_store_too()
+    monkeypatch.undo()
+    assert mlflow.active_run() is None
+    left = MlflowClient().get_run(run.run_id)
+    assert (left.info.status, left.data.tags[JOB_STATUS_TAG]) == ("RUNNING", "failed")
+    assert f"could not end MLflow run {run.run_id} as FAILED" in caplog.text
+
+
 def test_registering_and_the_champion_gate_hold_the_store_lock(tracked_config, monkeypatch):
     """Two jobs passing the gate at once both took the alias: the last one won, even the worse model."""
     import fcntl

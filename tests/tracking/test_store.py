@@ -506,3 +506,27 @@ def test_a_tracking_server_keeps_the_artifacts_unless_the_config_names_an_absolu
     assert new_artifact_root(TrackingConfig()) == (tmp_path / "mlartifacts").as_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     assert new_artifact_root(TrackingConfig(uri="sqlite:///mlruns.db")) is None
+
+
+def test_a_percent_encoded_sqlite_path_is_the_file_sqlalchemy_opens(monkeypatch, tmp_path, mlflow_state):
+    """``sqlite:////data/my%20store/mlruns.db`` is ``/data/my store/mlruns.db`` to SQLAlchemy, which
+    decodes the path; kamml's checks and lock took it as written: `kamml score` refused the store as
+    missing, and training made a ``my%20store`` folder for its lock while MLflow opened the other one."""
+    from urllib.parse import quote
+
+    from kamml.tracking import experiment_id, use_tracking
+    from kamml.tracking.store import check_store_exists, sqlite_file, store_lock_file
+
+    _no_env(monkeypatch)
+    folder = tmp_path / "my store #1"
+    encoded = f"sqlite:///{quote(str(folder / 'mlruns.db'))}"
+    assert "%20" in encoded
+    assert sqlite_file(encoded) == folder / "mlruns.db"
+    config = TrackingConfig(uri=encoded, artifact_location=str(tmp_path / "art"))
+    assert experiment_id(config)
+    assert (folder / "mlruns.db").is_file()
+    assert store_lock_file(encoded) == folder / "mlruns.db.kamml-lock"
+    # MLflow itself makes the folder as written (empty), but kamml's lock is beside the store
+    assert not list(tmp_path.glob("my%20*/*"))
+    check_store_exists(config)  # the store is there: scoring finds it
+    assert use_tracking(config, create=False) == encoded

@@ -306,10 +306,11 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
     A ``models:/`` or ``runs:/`` URI is looked up in the store of `tracking` (a config's ``tracking``
     section, as ``load_model(result.model_uri, config.tracking)`` after `kamml.jobs.train.train`) when
     given, else in MLflow's current store: kamml's calls leave MLflow's tracking URI as they found it.
-    A folder may be given as a `pathlib.Path`.
+    A folder may be given as a `pathlib.Path`, and under the home folder as ``~/...`` (``--model=~/m``,
+    which a shell leaves as written).
     """
     uri = os.fspath(uri)  # a Path was a TypeError ("argument of type 'PosixPath' is not iterable")
-    local = Path(uri)
+    local = Path(uri).expanduser()
     if "://" not in uri and not uri.startswith(("models:", "runs:")):
         if (local / "bundle.json").is_file() or local.name == "bundle.json":
             return LoadedModel(str(local), ModelBundle.load(local), resolved=str(local.resolve()))
@@ -326,7 +327,7 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
             # is the one that scores even when the alias moves meanwhile (it was read after the scope,
             # in MLflow's current store: another store's version, and a stray ./mlflow.db)
             recorded = _resolve_alias(uri) if from_store or "://" in uri else str(local.resolve())
-            pyfunc = mlflow.pyfunc.load_model(recorded if recorded.startswith("models:/") else uri)
+            pyfunc = mlflow.pyfunc.load_model(recorded)  # a folder by its absolute path, ~ read
     except Exception as exc:  # SQLAlchemy's errors opening a store are not MlflowExceptions
         # named as the store searched: MLflow is the caller's again here
         locked_or_broken = None

@@ -597,8 +597,18 @@ class TrainingRun:
                 log.warning("could not tag MLflow run %s with the job's outcome: %s", self.run_id, error)
         if exc_type is None:
             mlflow.end_run(status="FINISHED")
-        else:
-            mlflow.end_run(status="KILLED" if stopped else "FAILED")
+            return
+        status = "KILLED" if stopped else "FAILED"
+        try:
+            mlflow.end_run(status=status)  # MLflow takes it off its stack of active runs first
+        except Exception as error:  # the job's own error is the one to raise, not the store's after it
+            log.warning(
+                "could not end MLflow run %s as %s: %s; it stays RUNNING until a training run on this "
+                "machine finds this process gone and marks it KILLED",
+                self.run_id,
+                status,
+                error,
+            )
 
     def log_config(self) -> None:
         """The resolved config: as an artifact (config.yaml) and as flattened params."""

@@ -171,13 +171,15 @@ def warn_overridden(config: TrackingConfig | None) -> None:
 
 
 def sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI as written (relative or absolute), or None.
+    """The database file of a ``sqlite:///`` URI as SQLAlchemy opens it (relative or absolute), or None.
 
-    None for other stores and for an in-memory database (``sqlite://``, ``sqlite:///:memory:``).
+    None for other stores and for an in-memory database (``sqlite://``, ``sqlite:///:memory:``). The path
+    is percent-decoded, as SQLAlchemy decodes it: ``my%20store`` is the folder ``my store``, where kamml's
+    checks and lock took it as written (scoring refused the store as missing).
     """
     if not uri.startswith("sqlite:///"):
         return None
-    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    path = unquote(uri[len("sqlite:///") :].split("?", 1)[0])
     return Path(path) if path and path != ":memory:" else None
 
 

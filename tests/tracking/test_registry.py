@@ -242,6 +242,21 @@ def test_an_unset_champion_alias_means_no_champion(gate):
     assert "first version" in first.reason
 
 
+def test_a_removed_champion_alias_is_not_called_a_first_version(gate):
+    """With versions already registered but no alias (removed by hand, or its version deleted), the
+    reason said "first version: no champion yet"; it now says no version holds the alias."""
+    name = "gate-test-removed-alias"
+    v1 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.60})
+    assert promote(name, v1, "value.gini", 0.60).promoted
+    MlflowClient().delete_registered_model_alias(name, CHAMPION)
+    v2 = _version_with_metrics(gate, name, {"value.kamml.gini": 0.50})
+    second = promote(name, v2, "value.gini", 0.50)
+    assert second.promoted
+    assert "first version" not in second.reason
+    assert f"no version holds the {CHAMPION} alias" in second.reason
+    assert f"version {v1}" in second.reason
+
+
 _HOLDOUT = {
     "backtest.label_window": "['2025-07-05', '2025-12-31']",
     "backtest.unit": "days",

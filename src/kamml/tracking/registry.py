@@ -282,6 +282,30 @@ def _other_effort(version: str, champion: Mapping[str, str], effort: Mapping[str
     )
 
 
+def _no_champion_reason(client: MlflowClient, name: str, version: str) -> str:
+    """Why a version without a champion to beat is promoted: the first, or the alias was removed.
+
+    "first version" was said whenever the alias was unset, also beside earlier versions (an alias
+    removed by hand, or its version deleted).
+    """
+    try:
+        others = sorted(
+            int(v.version)
+            for v in client.search_model_versions(f"name = '{name}'")
+            if str(v.version) != version
+        )
+    except (MlflowException, ValueError):
+        others = []
+    if not others:
+        return "first version: no champion yet"
+    listed = ", ".join(map(str, others[-3:]))
+    return (
+        f"no version holds the {CHAMPION} alias (removed, or its version deleted) beside "
+        f"{len(others)} earlier version(s) ({'..., ' if len(others) > 3 else ''}version {listed}): "
+        "nothing to beat"
+    )
+
+
 def promote(
     name: str,
     version: str,
@@ -339,7 +363,7 @@ def promote(
         champ_effort = {k: v for k, v in champ_run.data.params.items() if k in EFFORT_PARAMS}
     compared = False  # whether the decision compared the two figures
     if current is None:
-        promoted, reason = True, "first version: no champion yet"
+        promoted, reason = True, _no_champion_reason(client, name, str(version))
     elif other := _serves_another(
         str(current.version),
         (champ_horizon, horizon_days),

@@ -832,6 +832,14 @@ def test_a_column_named_twice_is_refused_whatever_the_batch_size(fitted, rows):
         bundle.predict(doubled, refit_btyd=False)
 
 
+def test_feature_rows_with_columns_on_two_levels_are_refused_by_rule(fitted):
+    """Columns on two levels (a pivot, a concat with keys) were a bare KeyError: 'frequency'."""
+    bundle, features = fitted
+    rows = pd.concat({"features": features.iloc[:3]}, axis=1)
+    with pytest.raises(ModelError, match=r"feature rows have column names on 2 levels .*one level"):
+        bundle.predict(rows, refit_btyd=False)
+
+
 def test_more_repeat_days_than_the_history_spans_or_an_endless_T_is_refused(fitted):
     """A CRM's frequency of 1e15 or T of 1e300 days was scored (p_alive 0, a value of the trees' edge)."""
     bundle, features = fitted

@@ -779,11 +779,17 @@ def feature_coverage(rows: pd.DataFrame, columns: list[str]) -> dict[str, float]
 
 
 def check_unique_columns(features: pd.DataFrame) -> None:
-    """A ModelError naming the columns a frame of feature rows names more than once.
+    """A ModelError naming the columns a frame of feature rows names more than once, or on several levels.
 
     Which copy a model read depended on the batch's size (the last one up to 64 rows, an error about
-    array shapes above), so the answer changed with how many rows were sent.
+    array shapes above), so the answer changed with how many rows were sent. Column names on several
+    levels (a pivot's, or a concat's with keys) are refused too: they were a bare KeyError.
     """
+    if features.columns.nlevels > 1:
+        raise ModelError(
+            f"feature rows have column names on {features.columns.nlevels} levels (a MultiIndex, as a "
+            "pivot or a concat with keys makes): give one level, the feature names"
+        )
     doubled = features.columns[features.columns.duplicated()].unique()
     if len(doubled):
         raise ModelError(f"feature rows name column(s) {', '.join(map(repr, doubled))} more than once")

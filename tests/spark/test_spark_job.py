@@ -369,7 +369,39 @@ def test_category_levels_the_models_never_saw_are_noted_on_spark(
     expected = [n for n in in_memory.quality.notes if "never saw in training" in n.rule]
     assert notes == expected  # table, column, rule, 9 rows, the most frequent first
     assert [n for n in data.quality.notes if "never saw in training" in n.rule] == notes
-    assert f"accounts.segment: 9 of {len(accounts):,} rows of the accounts table hold" in caplog.text
+    assert f"accounts.segment: 9 of {len(accounts):,} accounts scored hold" in caplog.text
+
+
+@pytest.mark.slow
+def test_unseen_levels_count_the_accounts_scored_on_spark_as_in_memory(
+    spark, trained, world_path, tmp_path, caplog
+):
+    """Spark counted the accounts table's rows: undated rows without a purchase before the cutoff (not
+    scored, in memory or on Spark) were counted among the accounts holding a new level."""
+    import shutil
+
+    from kamml.spark.score import note_unseen_levels_spark
+
+    config, _, result = trained
+    cfg = spark_config(config)
+    cut = result.scoring_cutoff
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    ids = result.features.index[result.features["attr_segment"].notna()][:2]
+    accounts.loc[accounts["account_id"].isin(ids), "segment"] = "government"
+    start = int(accounts["account_id"].max()) + 1
+    prospects = pd.DataFrame({"account_id": range(start, start + 5), "segment": "government"})
+    accounts = pd.concat([accounts, prospects], ignore_index=True)  # no created_at, no transactions
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet", coerce_timestamps="us")
+    in_memory = load_data(tmp_path / "world", config)
+    scored = score(result.bundle, in_memory, cut, config, explain_top=0)
+    expected = [n for n in in_memory.quality.notes if "never saw in training" in n.rule]
+    assert [n.n_rows for n in expected] == [2]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        notes = note_unseen_levels_spark(load_data(tmp_path / "world", cfg), result.bundle, cut, cfg)
+    assert notes == expected
+    assert f"accounts.segment: 2 of {len(scored):,} accounts scored hold" in caplog.text
 
 
 @pytest.mark.slow

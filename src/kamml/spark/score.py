@@ -32,7 +32,7 @@ from kamml.allocation.allocate import owner_column
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError, Problem, SchemaError
 from kamml.features._context import as_cutoff, check_scoring_cutoff
-from kamml.features.build import feature_context, settle_frame
+from kamml.features.build import account_base, feature_context, settle_frame
 from kamml.features.groups import static
 from kamml.io import NUMBER_PATTERN
 from kamml.jobs.score import (
@@ -194,16 +194,20 @@ def note_unseen_levels_spark(
     The Spark features are lazy: the static group alone is read (the accounts table at the cutoff), and
     per category attribute the values no fitted level spells exactly are counted, the most frequent
     `UNSEEN_VALUES` of them matched on the driver as the model matches them (another spelling of a
-    fitted number is seen). Counts are of the accounts table's rows, as `warn_lost_attributes`'.
+    fitted number is seen). Counts are of the accounts scored, as in memory: an accounts row the
+    features leave out (no ``created_at`` and no purchase before the cutoff) was counted too.
     """
     fitted = {
         name: levels
         for name, levels in (getattr(bundle.clv, "categories_", None) or {}).items()
         if name.startswith("attr_")
     }
-    table = static(feature_context(data, cutoff, bundle.scoring_config(config))) if fitted else None
-    if table is None:
+    ctx = feature_context(data, cutoff, bundle.scoring_config(config)) if fitted else None
+    table = static(ctx) if ctx is not None else None
+    if ctx is None or table is None:
         return []
+    base = account_base(ctx)
+    table = table.semi_join(base, "account_id")  # the accounts scored, as the features' rows
     notes = []
     for name, levels in fitted.items():
         if name not in table.columns or not table[name].type().is_string():
@@ -221,8 +225,8 @@ def note_unseen_levels_spark(
         n_unseen = n_rest - int(top.loc[~unseen, "n"].sum())  # another spelling of a fitted level: seen
         if n_unseen > 0:
             notes.append(unseen_level_note(name, levels, n_unseen, top.loc[unseen, name]))
-    rows = int(table.count().to_pyarrow().as_py()) if notes else 0
-    record_unseen_levels(notes, f"{rows:,} rows of the accounts table", data)
+    rows = int(base.count().to_pyarrow().as_py()) if notes else 0
+    record_unseen_levels(notes, f"{rows:,} accounts scored", data)
     return notes
 
 

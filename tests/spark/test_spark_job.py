@@ -133,6 +133,23 @@ def test_features_frame_numbers_are_doubles(spark, world_path):
     assert rows["cutoff_month"].dtype == np.float64
 
 
+def test_static_columns_without_an_accounts_table_are_noted_on_spark(spark, world_path, tmp_path, caplog):
+    """build_features warned that features.static_columns had no accounts table to apply to; the Spark
+    features (features_frame, and so score_spark on a Dataset) ignored the setting without a word."""
+    from kamml.spark.session import features_frame
+
+    (tmp_path / "tx").mkdir()
+    tx = pd.read_parquet(world_path / "transactions.parquet")
+    tx.to_parquet(tmp_path / "tx" / "transactions.parquet", coerce_timestamps="us")
+    chosen = {"features": {"static_columns": ["segment"]}}
+    cfg = spark_config(Config.from_dict(chosen))
+    data = load_data(tmp_path / "tx", cfg)
+    with caplog.at_level(logging.WARNING, logger="kamml.features"):
+        frame = features_frame(data, data.end, cfg)
+    assert not any(c.startswith("attr_") for c in frame.columns)
+    assert "features.static_columns (segment) is set but the data has no accounts table" in caplog.text
+
+
 def test_data_quality_notes_equal_duckdb(spark, tmp_path):
     """The notes read the same on Spark as on DuckDB (the extreme amounts' bar is approximate on Spark)."""
     rng = np.random.default_rng(1)

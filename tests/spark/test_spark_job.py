@@ -19,7 +19,7 @@ from kamml.allocation.optimizer import rep_names
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
 from kamml.errors import ConfigError, DataError, FeatureMismatchError, InfeasibleError, SchemaError
-from kamml.features import write_features
+from kamml.features import build_features, write_features
 from kamml.jobs.score import SCORE_COLUMNS, score
 
 pytestmark = [pytest.mark.spark]
@@ -332,14 +332,15 @@ def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
 def test_an_attribute_emptied_since_training_is_warned_about_on_spark(
     spark, trained, world_path, tmp_path, caplog
 ):
-    """As in memory (`warn_lost_features`), counted on the accounts table: the Spark features are lazy."""
+    """As in memory (`warn_lost_features`), from the accounts table at the cutoff: the features are lazy."""
     import shutil
 
     from kamml.spark.score import warn_lost_attributes
 
     config, _, result = trained
     cfg = spark_config(config)
-    assert warn_lost_attributes(load_data(world_path, cfg), result.bundle, []) == []
+    cut = result.scoring_cutoff
+    assert warn_lost_attributes(load_data(world_path, cfg), result.bundle, [], cut, cfg) == []
     shutil.copytree(world_path, tmp_path / "world")
     accounts = pd.read_parquet(world_path / "accounts.parquet")
     accounts["size"] = np.nan  # written as nulls
@@ -348,15 +349,40 @@ def test_an_attribute_emptied_since_training_is_warned_about_on_spark(
     accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
     emptied = load_data(tmp_path / "world", cfg)
     with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
-        assert warn_lost_attributes(emptied, result.bundle, []) == ["attr_size"]
-    assert (
-        f"feature attr_size has a value on 0.8 % of the {len(accounts):,} rows of the accounts table"
-        in caplog.text
-    )
+        assert warn_lost_attributes(emptied, result.bundle, [], cut, cfg) == ["attr_size"]
+    assert f"feature attr_size has a value on 0.8 % of the {len(accounts):,} accounts scored" in caplog.text
     assert "check accounts.size" in caplog.text
-    assert warn_lost_attributes(emptied, result.bundle, ["attr_size"]) == []  # told already
+    assert warn_lost_attributes(emptied, result.bundle, ["attr_size"], cut, cfg) == []  # told already
     in_memory = load_data(tmp_path / "world", config)
-    assert warn_lost_attributes(in_memory, result.bundle, []) == ["attr_size"]  # Ibis: any engine
+    assert warn_lost_attributes(in_memory, result.bundle, [], cut, config) == ["attr_size"]  # any engine
+
+
+@pytest.mark.slow
+def test_attribute_shares_are_of_the_accounts_scored_on_spark_as_in_memory(
+    spark, trained, world_path, tmp_path, caplog
+):
+    """Spark took the shares over the accounts table's rows: 2,000 undated prospects without a size (not
+    scored, no purchase) read as attr_size lost, while in memory, over the accounts scored, it was not."""
+    import shutil
+
+    from kamml.jobs.score import warn_lost_features
+    from kamml.spark.score import warn_lost_attributes
+
+    config, _, result = trained
+    cfg = spark_config(config)
+    cut = result.scoring_cutoff
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    start = int(accounts["account_id"].max()) + 1
+    prospects = pd.DataFrame({"account_id": range(start, start + 2000), "segment": "SMB"})
+    accounts = pd.concat([accounts, prospects], ignore_index=True)  # no created_at, size or transactions
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet", coerce_timestamps="us")
+    in_memory = load_data(tmp_path / "world", config)
+    features = build_features(in_memory, cut, result.bundle.scoring_config(config))
+    assert warn_lost_features(result.bundle, features) == []
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        assert warn_lost_attributes(load_data(tmp_path / "world", cfg), result.bundle, [], cut, cfg) == []
+    assert "attr_size" not in caplog.text
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ import pandas as pd
 from kamml.allocation.allocate import owner_column
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError, Problem, SchemaError
-from kamml.features._context import as_cutoff, check_scoring_cutoff
+from kamml.features._context import as_cutoff, check_scoring_cutoff, join_on_account
 from kamml.features.build import account_base, feature_context, settle_frame
 from kamml.features.groups import static
 from kamml.io import NUMBER_PATTERN
@@ -131,32 +131,38 @@ def _features(
     )
 
 
-def warn_lost_attributes(data: Any, bundle: ModelBundle, told: list[str]) -> list[str]:
+def warn_lost_attributes(
+    data: Any, bundle: ModelBundle, told: list[str], cutoff: Any, config: Config | None = None
+) -> list[str]:
     """`kamml.jobs.score.warn_lost_features` for the accounts' attributes, from the accounts table.
 
     The Spark features are lazy and not cached, so counting their values would build them once more;
-    the attributes (an export that emptied ``accounts.size``) are counted on the accounts table in one
-    small aggregate instead, as a share of its rows (NaN is no value, as in memory). Features from the
-    other tables are not checked on Spark.
+    the attributes (an export that emptied ``accounts.size``) are counted on the static group at
+    `cutoff` joined onto the accounts scored, in one small aggregate, as a share of those accounts (NaN
+    is no value), as in memory: shares of the accounts table's rows read undated accounts rows without
+    a purchase (not scored) as accounts, and accounts without a row as none. Features from the other
+    tables are not checked on Spark.
     """
-    accounts = data.tables.get("accounts")
-    if accounts is None:
-        return []
     coverage = {c: was for c, was in (bundle.meta.get("coverage") or {}).items() if c.startswith("attr_")}
-    names = {c: c.removeprefix("attr_") for c in coverage if c not in told}
-    names = {c: name for c, name in names.items() if name in accounts.columns}
+    wanted = [c for c in coverage if c not in told]
+    ctx = feature_context(data, cutoff, bundle.scoring_config(config)) if wanted else None
+    table = static(ctx) if ctx is not None else None
+    if ctx is None or table is None:
+        return []
+    names = [c for c in wanted if c in table.columns]
     if not names:
         return []
+    scored = join_on_account(account_base(ctx), table.select("account_id", *names))
     counts = {}
-    for column, name in names.items():
-        value = accounts[name]
+    for column in names:
+        value = scored[column]
         if value.type().is_floating():
             value = value.isnan().ifelse(ibis.null(value.type()), value)
         counts[column] = value.count()
-    row = accounts.aggregate(_rows=accounts.count(), **counts).to_pyarrow().to_pylist()[0]
+    row = scored.aggregate(_rows=scored.count(), **counts).to_pyarrow().to_pylist()[0]
     rows = int(row.pop("_rows"))
     shares = {c: int(n) / rows for c, n in row.items()} if rows else {}
-    return warn_lost(lost_features(coverage, shares, rows, told), rows, "rows of the accounts table")
+    return warn_lost(lost_features(coverage, shares, rows, told), rows, "accounts scored")
 
 
 def check_attribute_types_spark(
@@ -289,7 +295,7 @@ def score_frame_spark(
         raise FeatureMismatchError(missing, source=f"the features at {cut.date()}", present=features.columns)
     if dataset:
         check_attribute_types_spark(data, bundle, cut, config)
-        warn_lost_attributes(data, bundle, warn_empty_tables(data, needed))
+        warn_lost_attributes(data, bundle, warn_empty_tables(data, needed), cut, config)
         note_unseen_levels_spark(data, bundle, cut, config)
     if config is not None:  # as in memory: the scores follow the model's horizon and churn label
         warn_other_definition(bundle, config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -722,6 +723,70 @@ def test_a_mapped_column_the_table_lacks_is_an_error(backend, tx):
     assert problems["accounts", "tier"][0].rule.startswith("column mapped in data.columns.accounts")
     with pytest.raises(SchemaError, match="signup"):
         load_data({"transactions": tx, "accounts": accounts}, cfg, backend=backend)
+
+
+#: Date texts the engines' casts read apart (DuckDB only: slashes, 24:00, lower-case zone names; Spark
+#: only: a year, a month, an hour without minutes, "UT", a one-digit offset): unparseable on both.
+ENGINE_DEPENDENT_DATES = [
+    "2024/01/05",
+    "2024-01-05T24:00:00",
+    "2024-01-05 10:00:00 utc",
+    "2024-01-05 10:00:00 Europe/london",
+    "2024-01",
+    "2024",
+    "2024-01-05T10",
+    "2024-01-05 10:00:00 UT",
+    "2024-01-05 10:00:00+1",
+]
+
+
+@pytest.mark.parametrize("text", ENGINE_DEPENDENT_DATES)
+def test_dates_one_engine_alone_reads_are_unparseable(backend, tx, text):
+    """2024/01/05 was a date on DuckDB and unparseable on Spark, 2024-01 the reverse: the same data
+    loaded on one engine and was refused on the other."""
+    dated = tx.assign(ts=tx["ts"].astype(str).where(tx.index != 1, text))
+    (problem,) = _problems({"transactions": dated}, backend=backend)["transactions", "ts"]
+    assert problem.rule.startswith("unparseable date")
+    assert list(problem.examples) == [text]
+
+
+def test_a_z_after_minutes_or_a_blank_is_utc(backend):
+    """DuckDB read 10:00Z and refused 10:00:00 Z; Spark the reverse. Both are UTC on both now."""
+    ts = ["2024-01-05T10:00Z", "2024-01-05 10:00:00 Z", "2024-01-05 10:30:00Z"]
+    frame = pd.DataFrame({"account_id": [1, 2, 3], "ts": ts, "amount": 1.0})
+    got = load_data({"transactions": frame}, backend=backend).to_pandas("transactions")
+    assert (
+        got.sort_values("account_id")["ts"].tolist()
+        == pd.to_datetime(["2024-01-05 10:00", "2024-01-05 10:00", "2024-01-05 10:30"]).tolist()
+    )
+
+
+@pytest.mark.spark
+def test_date_texts_read_alike_on_spark_and_duckdb(tmp_path):
+    """Each text is the same date on both engines, or unparseable on both (each engine's own cast)."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    texts = [
+        *ENGINE_DEPENDENT_DATES,
+        "2024-1-5",
+        "2024-01-05 13:00",
+        "2024-01-05T10:00Z",
+        "2024-01-05 10:00 Z",
+    ]
+    texts += ["2024-01-05 10:00:00 America/New_York", "2024-01-05 10:00:00 EST", "2024-01-05 1:5:00"]
+    spark = connect(EngineConfig(name="spark"))
+    for text in texts:
+        frame = pd.DataFrame({"account_id": [1, 2], "ts": [text, text], "amount": 1.0})
+        read = []
+        for backend in (ibis.duckdb.connect(threads=1), spark):
+            try:
+                read.append(
+                    load_data({"transactions": frame}, backend=backend).to_pandas("transactions")["ts"][0]
+                )
+            except SchemaError as exc:
+                read.append([p.rule for p in exc.problems])
+        assert read[0] == read[1], text
 
 
 @pytest.mark.parametrize("word", ["epoch", "infinity", "-infinity", "today", "now", "allballs"])

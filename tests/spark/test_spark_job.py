@@ -19,7 +19,7 @@ from kamml.allocation.optimizer import rep_names
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
 from kamml.errors import ConfigError, DataError, FeatureMismatchError, InfeasibleError, SchemaError
-from kamml.features import write_features
+from kamml.features import build_features, write_features
 from kamml.jobs.score import SCORE_COLUMNS, score
 
 pytestmark = [pytest.mark.spark]
@@ -131,6 +131,23 @@ def test_features_frame_numbers_are_doubles(spark, world_path):
     rows = frame.limit(5).toPandas()
     assert rows["frequency"].dtype == np.float64
     assert rows["cutoff_month"].dtype == np.float64
+
+
+def test_static_columns_without_an_accounts_table_are_noted_on_spark(spark, world_path, tmp_path, caplog):
+    """build_features warned that features.static_columns had no accounts table to apply to; the Spark
+    features (features_frame, and so score_spark on a Dataset) ignored the setting without a word."""
+    from kamml.spark.session import features_frame
+
+    (tmp_path / "tx").mkdir()
+    tx = pd.read_parquet(world_path / "transactions.parquet")
+    tx.to_parquet(tmp_path / "tx" / "transactions.parquet", coerce_timestamps="us")
+    chosen = {"features": {"static_columns": ["segment"]}}
+    cfg = spark_config(Config.from_dict(chosen))
+    data = load_data(tmp_path / "tx", cfg)
+    with caplog.at_level(logging.WARNING, logger="kamml.features"):
+        frame = features_frame(data, data.end, cfg)
+    assert not any(c.startswith("attr_") for c in frame.columns)
+    assert "features.static_columns (segment) is set but the data has no accounts table" in caplog.text
 
 
 def test_data_quality_notes_equal_duckdb(spark, tmp_path):
@@ -315,14 +332,15 @@ def test_whole_job_on_spark_equals_duckdb(spark, trained, world_path, tmp_path):
 def test_an_attribute_emptied_since_training_is_warned_about_on_spark(
     spark, trained, world_path, tmp_path, caplog
 ):
-    """As in memory (`warn_lost_features`), counted on the accounts table: the Spark features are lazy."""
+    """As in memory (`warn_lost_features`), from the accounts table at the cutoff: the features are lazy."""
     import shutil
 
     from kamml.spark.score import warn_lost_attributes
 
     config, _, result = trained
     cfg = spark_config(config)
-    assert warn_lost_attributes(load_data(world_path, cfg), result.bundle, []) == []
+    cut = result.scoring_cutoff
+    assert warn_lost_attributes(load_data(world_path, cfg), result.bundle, [], cut, cfg) == []
     shutil.copytree(world_path, tmp_path / "world")
     accounts = pd.read_parquet(world_path / "accounts.parquet")
     accounts["size"] = np.nan  # written as nulls
@@ -331,15 +349,40 @@ def test_an_attribute_emptied_since_training_is_warned_about_on_spark(
     accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
     emptied = load_data(tmp_path / "world", cfg)
     with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
-        assert warn_lost_attributes(emptied, result.bundle, []) == ["attr_size"]
-    assert (
-        f"feature attr_size has a value on 0.8 % of the {len(accounts):,} rows of the accounts table"
-        in caplog.text
-    )
+        assert warn_lost_attributes(emptied, result.bundle, [], cut, cfg) == ["attr_size"]
+    assert f"feature attr_size has a value on 0.8 % of the {len(accounts):,} accounts scored" in caplog.text
     assert "check accounts.size" in caplog.text
-    assert warn_lost_attributes(emptied, result.bundle, ["attr_size"]) == []  # told already
+    assert warn_lost_attributes(emptied, result.bundle, ["attr_size"], cut, cfg) == []  # told already
     in_memory = load_data(tmp_path / "world", config)
-    assert warn_lost_attributes(in_memory, result.bundle, []) == ["attr_size"]  # Ibis: any engine
+    assert warn_lost_attributes(in_memory, result.bundle, [], cut, config) == ["attr_size"]  # any engine
+
+
+@pytest.mark.slow
+def test_attribute_shares_are_of_the_accounts_scored_on_spark_as_in_memory(
+    spark, trained, world_path, tmp_path, caplog
+):
+    """Spark took the shares over the accounts table's rows: 2,000 undated prospects without a size (not
+    scored, no purchase) read as attr_size lost, while in memory, over the accounts scored, it was not."""
+    import shutil
+
+    from kamml.jobs.score import warn_lost_features
+    from kamml.spark.score import warn_lost_attributes
+
+    config, _, result = trained
+    cfg = spark_config(config)
+    cut = result.scoring_cutoff
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    start = int(accounts["account_id"].max()) + 1
+    prospects = pd.DataFrame({"account_id": range(start, start + 2000), "segment": "SMB"})
+    accounts = pd.concat([accounts, prospects], ignore_index=True)  # no created_at, size or transactions
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet", coerce_timestamps="us")
+    in_memory = load_data(tmp_path / "world", config)
+    features = build_features(in_memory, cut, result.bundle.scoring_config(config))
+    assert warn_lost_features(result.bundle, features) == []
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        assert warn_lost_attributes(load_data(tmp_path / "world", cfg), result.bundle, [], cut, cfg) == []
+    assert "attr_size" not in caplog.text
 
 
 @pytest.mark.slow
@@ -369,7 +412,39 @@ def test_category_levels_the_models_never_saw_are_noted_on_spark(
     expected = [n for n in in_memory.quality.notes if "never saw in training" in n.rule]
     assert notes == expected  # table, column, rule, 9 rows, the most frequent first
     assert [n for n in data.quality.notes if "never saw in training" in n.rule] == notes
-    assert f"accounts.segment: 9 of {len(accounts):,} rows of the accounts table hold" in caplog.text
+    assert f"accounts.segment: 9 of {len(accounts):,} accounts scored hold" in caplog.text
+
+
+@pytest.mark.slow
+def test_unseen_levels_count_the_accounts_scored_on_spark_as_in_memory(
+    spark, trained, world_path, tmp_path, caplog
+):
+    """Spark counted the accounts table's rows: undated rows without a purchase before the cutoff (not
+    scored, in memory or on Spark) were counted among the accounts holding a new level."""
+    import shutil
+
+    from kamml.spark.score import note_unseen_levels_spark
+
+    config, _, result = trained
+    cfg = spark_config(config)
+    cut = result.scoring_cutoff
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    ids = result.features.index[result.features["attr_segment"].notna()][:2]
+    accounts.loc[accounts["account_id"].isin(ids), "segment"] = "government"
+    start = int(accounts["account_id"].max()) + 1
+    prospects = pd.DataFrame({"account_id": range(start, start + 5), "segment": "government"})
+    accounts = pd.concat([accounts, prospects], ignore_index=True)  # no created_at, no transactions
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet", coerce_timestamps="us")
+    in_memory = load_data(tmp_path / "world", config)
+    scored = score(result.bundle, in_memory, cut, config, explain_top=0)
+    expected = [n for n in in_memory.quality.notes if "never saw in training" in n.rule]
+    assert [n.n_rows for n in expected] == [2]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        notes = note_unseen_levels_spark(load_data(tmp_path / "world", cfg), result.bundle, cut, cfg)
+    assert notes == expected
+    assert f"accounts.segment: 2 of {len(scored):,} accounts scored hold" in caplog.text
 
 
 @pytest.mark.slow

@@ -55,9 +55,20 @@ ZONE_NAME_PATTERN = (
     r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s+[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
 )
 #: A time of day and its UTC offset in forms an engine may not parse: blanks between them ("10:00:00
-#: +0100", Ruby's and Rails' exports; neither engine) or no seconds ("10:00+01:00"; Spark). Groups: the
+#: +0100", Ruby's and Rails' exports; neither engine) or no seconds ("10:00+01:00", "10:00Z"; Spark), and
+#: a Z after a blank ("10:00:00 Z"; DuckDB). Groups: the
 #: text up to the minutes, the seconds, their fraction, the offset; rejoined as "10:00:00+0100".
-LOOSE_OFFSET_PATTERN = r"^(.*?[0-9]{2}:[0-9]{2})(:[0-9]{2}([.,][0-9]+)?)?\s*([+-][0-9]{2}(:?[0-9]{2})?)$"
+LOOSE_OFFSET_PATTERN = r"^(.*?[0-9]{2}:[0-9]{2})(:[0-9]{2}([.,][0-9]+)?)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+#: The date texts kamml reads, on either engine: an ISO day (one-digit month and day too), maybe a time
+#: (hours 0 to 23, minutes, maybe seconds and a fraction), maybe then Z, a UTC offset of two-digit hours
+#: or a zone's name (an upper-case abbreviation or Region/City, each part capitalised). The engines' casts
+#: read other text apart: 2024-01, 2024 and 2024-01-05T10 on Spark only, 2024/01/05, 24:00:00 and lower-case
+#: zone names (utc, europe/london) on DuckDB only; such text is an unparseable date on both.
+DATE_TEXT_PATTERN = (
+    r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ]([01]?[0-9]|2[0-3]):[0-9]{1,2}(:[0-9]{2}([.,][0-9]+)?)?"
+    r"(\s*(Z|[+-][0-9]{2}(:?[0-9]{2}(:[0-9]{2})?)?)"
+    r"|\s+([A-Z]{3}[A-Z0-9_:+-]*|[A-Z][A-Za-z0-9_+-]*(/[A-Z][A-Za-z0-9_+-]*)+))?)?$"
+)
 
 #: Zone abbreviations whose common meanings lie hours apart, where the engine takes one (ICU: BST is
 #: Bangladesh, not British Summer Time; IST India, not Ireland or Israel; CST Chicago, not China):
@@ -474,10 +485,12 @@ def _plan_timestamp(
         missing = c.isnull() | (s.length() == 0)
         # parsed as an instant (a UTC offset in the text is applied; none means UTC), then naive UTC;
         # "infinity" and dates pandas cannot hold count as unparseable, and so do the engines' other
-        # special words ("epoch" was read as 1970-01-01): a date starts with a digit
+        # special words ("epoch" was read as 1970-01-01) and every text not of `DATE_TEXT_PATTERN`'s
+        # forms, which the two engines' casts read apart (2024-01 as January 1st on Spark only)
         cast = s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
         cast = ibis.ifelse(cast.isnull(), _loose_offset(s), cast)
-        parsed = plan.derive(1, hint, ibis.ifelse(s.re_search(r"^[0-9]"), cast, ibis.null(dt.Timestamp())))
+        shaped = s.re_search(DATE_TEXT_PATTERN)
+        parsed = plan.derive(1, hint, ibis.ifelse(shaped, cast, ibis.null(dt.Timestamp())))
         ts = plan.derive(2, hint, _in_range(parsed))
         has_offset, normal = _utc_offset(plan, s, hint)
         rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){tag}"

@@ -31,8 +31,8 @@ import pandas as pd
 from kamml.allocation.allocate import owner_column
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError, Problem, SchemaError
-from kamml.features._context import as_cutoff, check_scoring_cutoff
-from kamml.features.build import feature_context, settle_frame
+from kamml.features._context import as_cutoff, check_scoring_cutoff, join_on_account
+from kamml.features.build import account_base, feature_context, settle_frame
 from kamml.features.groups import static
 from kamml.io import NUMBER_PATTERN
 from kamml.jobs.score import (
@@ -131,32 +131,38 @@ def _features(
     )
 
 
-def warn_lost_attributes(data: Any, bundle: ModelBundle, told: list[str]) -> list[str]:
+def warn_lost_attributes(
+    data: Any, bundle: ModelBundle, told: list[str], cutoff: Any, config: Config | None = None
+) -> list[str]:
     """`kamml.jobs.score.warn_lost_features` for the accounts' attributes, from the accounts table.
 
     The Spark features are lazy and not cached, so counting their values would build them once more;
-    the attributes (an export that emptied ``accounts.size``) are counted on the accounts table in one
-    small aggregate instead, as a share of its rows (NaN is no value, as in memory). Features from the
-    other tables are not checked on Spark.
+    the attributes (an export that emptied ``accounts.size``) are counted on the static group at
+    `cutoff` joined onto the accounts scored, in one small aggregate, as a share of those accounts (NaN
+    is no value), as in memory: shares of the accounts table's rows read undated accounts rows without
+    a purchase (not scored) as accounts, and accounts without a row as none. Features from the other
+    tables are not checked on Spark.
     """
-    accounts = data.tables.get("accounts")
-    if accounts is None:
-        return []
     coverage = {c: was for c, was in (bundle.meta.get("coverage") or {}).items() if c.startswith("attr_")}
-    names = {c: c.removeprefix("attr_") for c in coverage if c not in told}
-    names = {c: name for c, name in names.items() if name in accounts.columns}
+    wanted = [c for c in coverage if c not in told]
+    ctx = feature_context(data, cutoff, bundle.scoring_config(config)) if wanted else None
+    table = static(ctx) if ctx is not None else None
+    if ctx is None or table is None:
+        return []
+    names = [c for c in wanted if c in table.columns]
     if not names:
         return []
+    scored = join_on_account(account_base(ctx), table.select("account_id", *names))
     counts = {}
-    for column, name in names.items():
-        value = accounts[name]
+    for column in names:
+        value = scored[column]
         if value.type().is_floating():
             value = value.isnan().ifelse(ibis.null(value.type()), value)
         counts[column] = value.count()
-    row = accounts.aggregate(_rows=accounts.count(), **counts).to_pyarrow().to_pylist()[0]
+    row = scored.aggregate(_rows=scored.count(), **counts).to_pyarrow().to_pylist()[0]
     rows = int(row.pop("_rows"))
     shares = {c: int(n) / rows for c, n in row.items()} if rows else {}
-    return warn_lost(lost_features(coverage, shares, rows, told), rows, "rows of the accounts table")
+    return warn_lost(lost_features(coverage, shares, rows, told), rows, "accounts scored")
 
 
 def check_attribute_types_spark(
@@ -194,16 +200,20 @@ def note_unseen_levels_spark(
     The Spark features are lazy: the static group alone is read (the accounts table at the cutoff), and
     per category attribute the values no fitted level spells exactly are counted, the most frequent
     `UNSEEN_VALUES` of them matched on the driver as the model matches them (another spelling of a
-    fitted number is seen). Counts are of the accounts table's rows, as `warn_lost_attributes`'.
+    fitted number is seen). Counts are of the accounts scored, as in memory: an accounts row the
+    features leave out (no ``created_at`` and no purchase before the cutoff) was counted too.
     """
     fitted = {
         name: levels
         for name, levels in (getattr(bundle.clv, "categories_", None) or {}).items()
         if name.startswith("attr_")
     }
-    table = static(feature_context(data, cutoff, bundle.scoring_config(config))) if fitted else None
-    if table is None:
+    ctx = feature_context(data, cutoff, bundle.scoring_config(config)) if fitted else None
+    table = static(ctx) if ctx is not None else None
+    if ctx is None or table is None:
         return []
+    base = account_base(ctx)
+    table = table.semi_join(base, "account_id")  # the accounts scored, as the features' rows
     notes = []
     for name, levels in fitted.items():
         if name not in table.columns or not table[name].type().is_string():
@@ -221,8 +231,8 @@ def note_unseen_levels_spark(
         n_unseen = n_rest - int(top.loc[~unseen, "n"].sum())  # another spelling of a fitted level: seen
         if n_unseen > 0:
             notes.append(unseen_level_note(name, levels, n_unseen, top.loc[unseen, name]))
-    rows = int(table.count().to_pyarrow().as_py()) if notes else 0
-    record_unseen_levels(notes, f"{rows:,} rows of the accounts table", data)
+    rows = int(base.count().to_pyarrow().as_py()) if notes else 0
+    record_unseen_levels(notes, f"{rows:,} accounts scored", data)
     return notes
 
 
@@ -285,7 +295,7 @@ def score_frame_spark(
         raise FeatureMismatchError(missing, source=f"the features at {cut.date()}", present=features.columns)
     if dataset:
         check_attribute_types_spark(data, bundle, cut, config)
-        warn_lost_attributes(data, bundle, warn_empty_tables(data, needed))
+        warn_lost_attributes(data, bundle, warn_empty_tables(data, needed), cut, config)
         note_unseen_levels_spark(data, bundle, cut, config)
     if config is not None:  # as in memory: the scores follow the model's horizon and churn label
         warn_other_definition(bundle, config)

@@ -121,10 +121,12 @@ def features_frame(data: Any, cutoff: Any, config: Config | None = None) -> Data
     """The feature set of `kamml.build_features` as a lazy Spark DataFrame, account_id a column.
 
     `data` is a `kamml.data.Dataset` loaded with ``engine: {name: spark}``. Numbers are float64, text
-    columns (static attributes) strings; nothing is collected to the driver.
+    columns (static attributes) strings; nothing is collected to the driver. A ``features.static_columns``
+    without an accounts table to apply it to is warned about, as by `build_features`.
     """
-    from kamml.features.build import features_expr
+    from kamml.features.build import _note_unused_static_columns, features_expr
 
+    _note_unused_static_columns(data, config or Config())
     return to_spark(features_expr(data, cutoff, config))
 
 

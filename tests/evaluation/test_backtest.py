@@ -509,18 +509,21 @@ def test_a_cutoff_before_the_data_names_the_datas_span(result, days_before):
 
 
 def test_a_default_cutoff_before_the_data_names_the_horizon_not_a_later_cutoff(result):
-    """With no cutoff given, the test cutoff is the data end minus the horizon: on two years of data a
-    two-year horizon put it before the first purchase, and the error advised a later --cutoff, which
-    only moves the label window past the data end. It now says the horizon is longer than the data allow."""
+    """With no cutoff given (and in kamml train and run), the test cutoff is the data end minus the
+    horizon: on two years of data a two-year horizon put it before the first purchase, and the error
+    advised a later --cutoff, which only moves the label window past the data end. It now says the
+    horizon is longer than the data allow."""
     data, _ = result
     first = pd.Timestamp(data.tables["transactions"].ts.min().to_pandas()).normalize()
     days = (pd.Timestamp(data.end).normalize() - first).days  # the cutoff on the first purchase's day
     cfg = Config.from_dict({**CFG, "time": {**CFG["time"], "horizon_days": days}})
-    with pytest.raises(
-        ConfigError, match=rf"time\.horizon_days \({days} days\).*shorten time\.horizon_days"
-    ) as exc:
-        backtest(data, cfg)
-    assert "later --cutoff" not in str(exc.value)
+    latest = pd.Timestamp(data.end).normalize() - pd.Timedelta(days=days)
+    for cutoff in (None, latest):  # kamml train and run give the latest cutoff explicitly
+        with pytest.raises(
+            ConfigError, match=rf"time\.horizon_days \({days} days\).*shorten time\.horizon_days"
+        ) as exc:
+            backtest(data, cfg, cutoff)
+        assert "later --cutoff" not in str(exc.value)
 
 
 def test_the_printed_table_says_n_a_and_why_where_btyd_has_no_value_forecast(few_repeaters):

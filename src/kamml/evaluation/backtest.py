@@ -198,12 +198,12 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
         raise empty_snapshots_error(empty, len(cuts))
 
 
-def _check_cutoff_after_first(data: Any, cut: pd.Timestamp, defaulted_horizon: int | None = None) -> None:
+def _check_cutoff_after_first(data: Any, cut: pd.Timestamp, latest_of_horizon: int | None = None) -> None:
     """Refuse a test cutoff on or before the first purchase's day, naming the data's span.
 
     Nothing before it to test on; the error was that training snapshots years earlier held no history.
-    A cutoff defaulted from `defaulted_horizon` (the data end minus it) names the horizon instead: a
-    later cutoff would put the label window past the data end.
+    At the latest cutoff of a `latest_of_horizon` window (the data end minus it: the default, and the
+    training job's) the horizon is named instead: a later cutoff runs the label window past the data end.
     """
     first = first_transaction(data)
     if first is None or cut > first.normalize():
@@ -214,9 +214,9 @@ def _check_cutoff_after_first(data: Any, cut: pd.Timestamp, defaulted_horizon: i
         f"test cutoff {cut.date()} is on or before the day of the first purchase (the transactions run "
         f"{span or first.date()})"
     )
-    if defaulted_horizon is not None:
+    if latest_of_horizon is not None:
         raise ConfigError(
-            f"{head}: it is the data end minus time.horizon_days ({defaulted_horizon} days), the latest "
+            f"{head}: it is the data end minus time.horizon_days ({latest_of_horizon} days), the latest "
             "cutoff with a whole label window, so the data hold no history before a window that long: "
             "shorten time.horizon_days or give more history"
         )
@@ -319,10 +319,11 @@ def backtest(
     """
     cfg = config or Config()
     horizon = cfg.time.horizon_days
-    given = cutoff or cfg.time.cutoff
-    cut = as_cutoff(given or default_cutoff(data, horizon))
+    latest = default_cutoff(data, horizon)
+    cut = as_cutoff(cutoff or cfg.time.cutoff or latest)
     check_label_window(data, cut, horizon)  # before training, not after it
-    _check_cutoff_after_first(data, cut, None if given else horizon)
+    # at the latest cutoff (the default, and kamml train's), a later one runs past the data end
+    _check_cutoff_after_first(data, cut, horizon if cut == latest else None)
     bundle, train = train_bundle(data, cfg, cut, snapshots=snapshots)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label)

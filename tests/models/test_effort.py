@@ -361,6 +361,30 @@ def test_panel_carries_the_account_size_when_asked():
         effort_panel(tx, act, TINY_CUTOFF, size_column="seats")
 
 
+def test_periods_after_the_last_activity_are_left_out_not_read_as_unserved(caplog):
+    """Periods after effort logging stopped were fitted as periods in which no account got an hour.
+
+    An activities export that ends before the transactions (a CRM extract taken earlier) left its last
+    periods with 0 hours on every account: read as unserved periods, the fit's scale moved by 15 % on
+    a 1,500-account book with random hours (make_book), and the diagnostics counted them as periods.
+    """
+    tx, act, _ = make_book(300, seed=4)
+    stop = pd.Timestamp("2025-07-01")  # two quarters before the cutoff: nothing logged since
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        panel = effort_panel(tx, act[act["ts"] < stop], CUTOFF)
+    assert panel["period_start"].min() == pd.Timestamp("2024-01-01")  # still the 8 periods' reach
+    assert panel["period_end"].max() == stop  # the two after the last activity are left out
+    assert sorted(panel["period"].unique()) == [3, 4, 5, 6, 7, 8]
+    pd.testing.assert_frame_equal(  # the periods kept are those of the full activities table
+        panel.reset_index(drop=True),
+        effort_panel(tx, act, CUTOFF).query("period >= 3").reset_index(drop=True),
+    )
+    assert "no activities after 2025-04-04" in caplog.text
+    assert "the 2 planning period(s) after it are left out" in caplog.text
+    with pytest.raises(DataError, match=r"activities from 2023-01-04 to 2023-04-04"):
+        effort_panel(tx, act[act["ts"] < pd.Timestamp("2023-06-01")], CUTOFF)
+
+
 def test_missing_or_empty_inputs_are_clear_errors():
     tx, act = tiny()
     with pytest.raises(DataError, match="no activities before the cutoff 2024-07-01"):

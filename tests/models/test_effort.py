@@ -204,6 +204,23 @@ def test_allocation_settings_reproduce_the_response_through_the_median_rule():
         np.testing.assert_allclose(k, flat.effort_scale(values))
 
 
+@pytest.mark.parametrize("clip", [(2.0, 4.0), (0.1, 0.5)])
+def test_allocation_settings_reproduce_a_clip_that_leaves_out_the_scale_when_no_clv_is_positive(clip):
+    """With no positive clv every k is the smallest: the settings gave high / low times too much or too few.
+
+    The median rule gives every account the scale when no clv is positive, clipped by the settings' clip:
+    a clip of (2, 4) doubled it again (8 h against the response's 4 h), one of (0.1, 0.5) cut it to 0.1 h.
+    """
+    response = dataclasses.replace(fitted_response(), clip=clip)
+    for values in (np.zeros(3), np.random.default_rng(1).lognormal(6.0, 1.5, 50)):
+        settings = response.allocation_settings(values)
+        config = AllocationConfig(**settings)
+        k = effort_scale(
+            values, config.effort_scale, exponent=config.effort_exponent, clip=tuple(config.effort_clip)
+        )
+        np.testing.assert_allclose(k, response.effort_scale(values), rtol=1e-12)
+
+
 def test_fixed_response_is_the_median_rule():
     fixed = EffortResponse.fixed(reason="no activities")
     clv = np.array([10.0, 40.0, 90.0, 0.0])

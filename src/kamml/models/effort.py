@@ -392,8 +392,9 @@ class EffortResponse:
             return settings
         value = np.nan_to_num(np.asarray(clv, dtype=float), nan=0.0)
         positive = value[value > 0]
-        if positive.size == 0:  # every k is the smallest one
+        if positive.size == 0:  # every k is the smallest one; the rule gives each its scale, clipped
             settings["effort_scale"] = self.scale * clip[0]
+            settings["effort_clip"] = (1.0, clip[1] / clip[0])  # (2, 4) gave twice the smallest k
             return settings
         scale = self.scale * (float(np.median(positive)) / self.reference_value) ** self.exponent
         factor = self.scale / scale

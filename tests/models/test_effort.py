@@ -204,6 +204,23 @@ def test_allocation_settings_reproduce_the_response_through_the_median_rule():
         np.testing.assert_allclose(k, flat.effort_scale(values))
 
 
+@pytest.mark.parametrize("clip", [(2.0, 4.0), (0.1, 0.5)])
+def test_allocation_settings_reproduce_a_clip_that_leaves_out_the_scale_when_no_clv_is_positive(clip):
+    """With no positive clv every k is the smallest: the settings gave high / low times too much or too few.
+
+    The median rule gives every account the scale when no clv is positive, clipped by the settings' clip:
+    a clip of (2, 4) doubled it again (8 h against the response's 4 h), one of (0.1, 0.5) cut it to 0.1 h.
+    """
+    response = dataclasses.replace(fitted_response(), clip=clip)
+    for values in (np.zeros(3), np.random.default_rng(1).lognormal(6.0, 1.5, 50)):
+        settings = response.allocation_settings(values)
+        config = AllocationConfig(**settings)
+        k = effort_scale(
+            values, config.effort_scale, exponent=config.effort_exponent, clip=tuple(config.effort_clip)
+        )
+        np.testing.assert_allclose(k, response.effort_scale(values), rtol=1e-12)
+
+
 def test_fixed_response_is_the_median_rule():
     fixed = EffortResponse.fixed(reason="no activities")
     clv = np.array([10.0, 40.0, 90.0, 0.0])
@@ -359,6 +376,30 @@ def test_panel_carries_the_account_size_when_asked():
         effort_panel(tx, act, TINY_CUTOFF, accounts=accounts, size_column="seats")
     with pytest.raises(DataError, match="'seats' needs an accounts table"):
         effort_panel(tx, act, TINY_CUTOFF, size_column="seats")
+
+
+def test_periods_after_the_last_activity_are_left_out_not_read_as_unserved(caplog):
+    """Periods after effort logging stopped were fitted as periods in which no account got an hour.
+
+    An activities export that ends before the transactions (a CRM extract taken earlier) left its last
+    periods with 0 hours on every account: read as unserved periods, the fit's scale moved by 15 % on
+    a 1,500-account book with random hours (make_book), and the diagnostics counted them as periods.
+    """
+    tx, act, _ = make_book(300, seed=4)
+    stop = pd.Timestamp("2025-07-01")  # two quarters before the cutoff: nothing logged since
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        panel = effort_panel(tx, act[act["ts"] < stop], CUTOFF)
+    assert panel["period_start"].min() == pd.Timestamp("2024-01-01")  # still the 8 periods' reach
+    assert panel["period_end"].max() == stop  # the two after the last activity are left out
+    assert sorted(panel["period"].unique()) == [3, 4, 5, 6, 7, 8]
+    pd.testing.assert_frame_equal(  # the periods kept are those of the full activities table
+        panel.reset_index(drop=True),
+        effort_panel(tx, act, CUTOFF).query("period >= 3").reset_index(drop=True),
+    )
+    assert "no activities after 2025-04-04" in caplog.text
+    assert "the 2 planning period(s) after it are left out" in caplog.text
+    with pytest.raises(DataError, match=r"activities from 2023-01-04 to 2023-04-04"):
+        effort_panel(tx, act[act["ts"] < pd.Timestamp("2023-06-01")], CUTOFF)
 
 
 def test_missing_or_empty_inputs_are_clear_errors():

@@ -21,7 +21,8 @@ back from the cutoff (a cutoff on a quarter start gives calendar quarters). For 
 
 Only accounts with a positive trailing spend and at least ``min_history_days`` of history enter, and only
 periods whose trailing window holds ``min_history_days`` of data and whose first month saw effort
-logging begin (a period may start up to 31 days before the first activity).
+logging begin (a period may start up to 31 days before the first activity), and that start on or before
+the last activity (after it nothing was logged: those periods would read as periods without effort).
 
 The model
 ---------
@@ -391,8 +392,9 @@ class EffortResponse:
             return settings
         value = np.nan_to_num(np.asarray(clv, dtype=float), nan=0.0)
         positive = value[value > 0]
-        if positive.size == 0:  # every k is the smallest one
+        if positive.size == 0:  # every k is the smallest one; the rule gives each its scale, clipped
             settings["effort_scale"] = self.scale * clip[0]
+            settings["effort_clip"] = (1.0, clip[1] / clip[0])  # (2, 4) gave twice the smallest k
             return settings
         scale = self.scale * (float(np.median(positive)) / self.reference_value) ** self.exponent
         factor = self.scale / scale
@@ -592,6 +594,7 @@ def effort_panel(
     unknown = act.hours.isnull() | act.hours.isnan().fill_null(False) | act.hours.isinf().fill_null(False)
     act_span = act.aggregate(
         first=act.day.min(),
+        last=act.day.max(),
         n=act.count(),
         total=act.hours.sum(),
         negative=(act.hours < 0).sum(),
@@ -610,17 +613,30 @@ def effort_panel(
             "are needed to estimate how accounts respond to them"
         )
     data_start = int(span["first"].iloc[0])
-    logging_start = int(act_span["first"].iloc[0])
+    logging_start, logging_end = int(act_span["first"].iloc[0]), int(act_span["last"].iloc[0])
     periods = _periods(
         cut, cut_day, period_months, max_periods, data_start, logging_start, history_days, min_history_days
     )
-    if not periods:
+    # a period that starts after the last activity is one in which nothing was logged, not one in which
+    # no account got an hour: an export of the activities that ends early made its periods unserved ones
+    logged = [p for p in periods if p[1] <= logging_end]
+    if not logged:
         raise DataError(
             f"effort response: no {period_months}-month planning period before {cut.date()} has "
             f"{min_history_days} days of history before it with effort logged from its first month "
-            f"(transactions from {_from_day(data_start).date()}, activities from "
-            f"{_from_day(logging_start).date()})"
+            f"on (transactions from {_from_day(data_start).date()}, activities from "
+            f"{_from_day(logging_start).date()} to {_from_day(logging_end).date()})"
         )
+    if len(logged) < len(periods):
+        logger.warning(
+            "effort response: no activities after %s, %d days before the cutoff %s: the %d planning "
+            "period(s) after it are left out of the fit rather than read as periods without effort",
+            _from_day(logging_end).date(),
+            cut_day - logging_end,
+            cut.date(),
+            len(periods) - len(logged),
+        )
+    periods = logged
     wide = _wide_panel(tx, act, periods)
     panel = _long_panel(wide, periods, min_history_days, horizon_days)
     if sizes is not None:

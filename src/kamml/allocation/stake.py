@@ -21,7 +21,8 @@ curve ``gain(h) = stake * (1 - exp(-h / k))`` (DESIGN §6):
 
   with exponent 0.5 by default (a 4x bigger account needs 2x the hours) and the median positive clv as
   the reference, unless a fitted response (`kamml.models.effort.EffortResponse`) gives its own scale,
-  exponent and reference value. An account with no positive value gets the smallest scale; when no
+  exponent and reference value. An account with no positive value gets the smallest scale (with exponent
+  0 the one scale of every account, clipped: 0 ** 0 is 1); when no
   account has positive value (and no reference is given) every scale is ``effort_scale``.
 """
 

@@ -69,7 +69,8 @@ def effort_scale(
 
     ``k = scale * (clv / reference) ** exponent``, clipped to ``[clip[0], clip[1]] * scale``, with the
     median positive clv as the reference unless one is given. The typical account (reference value)
-    gets ``scale`` hours; one with no positive value the smallest k.
+    gets ``scale`` hours; one with no positive value the smallest k (with exponent 0, ``scale`` clipped,
+    as every account: 0 ** 0 is 1).
 
     Parameters
     ----------

@@ -175,6 +175,21 @@ def test_activities_logged_in_minutes_get_a_note(backend, world):
     assert not [n for n in validate(world, backend=backend).notes if n.column == "hours"]
 
 
+def test_activities_that_end_a_quarter_before_the_transactions_get_a_note(backend, world):
+    """An activities export that stops early read as months without sales hours (the effort features,
+    and the effort response before it left such periods out), with no word in the report."""
+    assert not [
+        n for n in validate(world, backend=backend).notes if n.table == "activities" and n.column == "ts"
+    ]
+    late = pd.DataFrame({"account_id": [1], "ts": pd.to_datetime(["2024-06-30"]), "amount": [10.0]})
+    longer = {**world, "transactions": pd.concat([world["transactions"], late], ignore_index=True)}
+    (note,) = [
+        n for n in validate(longer, backend=backend).notes if n.table == "activities" and n.column == "ts"
+    ]
+    assert note.rule.startswith("the last activity is on 2024-01-02, 180 days before the last transaction")
+    assert "2024-06-30" in note.rule
+
+
 def test_extreme_amounts_get_a_note_naming_their_accounts(backend):
     """One mis-keyed amount is read as the account's spend by every model: the report names it."""
     rng = np.random.default_rng(0)

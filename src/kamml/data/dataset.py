@@ -471,7 +471,7 @@ def _load(
             tables["transactions"], tables.get("accounts"), tables.get("referrals"), tables.get("activities")
         )
         notes += amount_notes(tables["transactions"])
-        notes += gap_notes(tables["transactions"]) + hours_notes(tables.get("activities"))
+        notes += gap_notes(tables["transactions"]) + hours_notes(tables.get("activities"), result.max_ts)
         notes += attribute_notes(tables.get("accounts"))
         if configured_end is None:  # with data.end, later rows were errors already
             notes += after_end_notes(tables, end)

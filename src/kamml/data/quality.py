@@ -41,6 +41,9 @@ N_EXAMPLES = 5
 
 #: Activities whose median lasts longer than this (hours) get a note: logged in minutes?
 LONG_ACTIVITY_HOURS = 8.0
+#: Days from the last activity to the last transaction from which the activities are noted as ending
+#: early (a quarter, the effort response's planning period).
+STALE_ACTIVITY_DAYS = 92
 
 #: A stretch without any transaction at least this long (days) gets a note ...
 GAP_DAYS = 60
@@ -468,24 +471,40 @@ def _below_any_bar(transactions: ir.Table) -> bool:
     return high >= n - (99 * (n - 1)) // 100 + 1
 
 
-def hours_notes(activities: ir.Table | None) -> list[Problem]:
-    """A note when the median activity lasts more than a working day (hours logged in minutes).
+def hours_notes(activities: ir.Table | None, last_transaction: pd.Timestamp | None = None) -> list[Problem]:
+    """Notes on activities: the median one lasts over a working day, or they end long before the sales.
 
-    The effort response reads ``hours`` as hours; minutes made the fitted effort scale 60 times too
-    large (306 h against 5 h) and the plan spread the team over a few accounts, with no word.
+    One when the median activity lasts more than a working day (hours logged in minutes), and one when
+    the activities end `STALE_ACTIVITY_DAYS` or more before `last_transaction`. The effort response
+    reads ``hours`` as hours; minutes made the fitted effort scale 60 times too large (306 h against
+    5 h) and the plan spread the team over a few accounts, with no word. An export of the activities
+    that stops early reads as months in which no account got an hour.
     """
     if activities is None:
         return []
-    found = activities.aggregate(median=activities.hours.approx_median(), n=activities.count())
-    row = found.to_pyarrow().to_pylist()[0]
-    median = row["median"]
-    if median is None or not median > LONG_ACTIVITY_HOURS:
-        return []
-    rule = (
-        f"the median activity lasts {median:g} hours (more than a working day): are the hours logged "
-        "in minutes? The effort response reads them as hours"
+    found = activities.aggregate(
+        median=activities.hours.approx_median(), n=activities.count(), last=activities.ts.max()
     )
-    return [Problem("activities", "hours", rule, int(row["n"]))]
+    row = found.to_pyarrow().to_pylist()[0]
+    notes = []
+    median = row["median"]
+    if median is not None and median > LONG_ACTIVITY_HOURS:
+        rule = (
+            f"the median activity lasts {median:g} hours (more than a working day): are the hours logged "
+            "in minutes? The effort response reads them as hours"
+        )
+        notes.append(Problem("activities", "hours", rule, int(row["n"])))
+    if row["last"] is not None and last_transaction is not None:
+        last = pd.Timestamp(row["last"]).normalize()
+        days = (pd.Timestamp(last_transaction).normalize() - last).days
+        if days >= STALE_ACTIVITY_DAYS:
+            rule = (
+                f"the last activity is on {last.date()}, {days} days before the last transaction "
+                f"({pd.Timestamp(last_transaction).date()}): is the export complete? The effort features "
+                "read the time after it as without sales hours (the effort response leaves its periods out)"
+            )
+            notes.append(Problem("activities", "ts", rule))
+    return notes
 
 
 #: Share of an accounts text column's values that must read as numbers for the others to be noted.

@@ -472,6 +472,15 @@ def test_accounts_attributes_from_csv_are_typed(backend, write_csv, tx):
     assert got["owner"].tolist() == ["r1", None]
 
 
+def test_a_csv_attribute_at_hour_24_is_no_date(backend, write_csv, tx):
+    """DuckDB's cast read "2024-01-05 24:00" as the next midnight, Spark's as nothing: one CSV column was
+    dates on one engine and text on the other. Hours run 00 to 23 in a date attribute, as in ts."""
+    path = write_csv("accounts.csv", "account_id,signed,renewed\n1,2024-01-05 24:00,2024-01-05 23:59\n")
+    data = load_data({"transactions": tx, "accounts": path}, backend=backend)
+    assert data.accounts.schema()["signed"].is_string()
+    assert data.accounts.schema()["renewed"].is_timestamp()
+
+
 def test_a_negative_leading_zero_attribute_is_a_code_too(backend, write_csv, tx):
     path = write_csv("accounts.csv", "account_id,code\n1,-007\n2,8\n")
     data = load_data({"transactions": tx, "accounts": path}, backend=backend)

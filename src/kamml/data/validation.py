@@ -794,7 +794,7 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
     plan.builders[name] = builder
 
 
-ISO_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
+ISO_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T]([01][0-9]|2[0-3]):[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
 """An attribute's CSV text read as a date: ISO day, optionally with a time (no zone: none is needed)."""
 
 

@@ -132,3 +132,33 @@ def test_fractional_seconds_before_1970_fall_on_the_same_day_on_spark(spark_conf
     assert fd.loc[1, "days_since_first"] == 152.0
     assert_same(fd, fs)
     assert_same(ld, ls)
+
+
+def test_a_frames_integers_with_missing_values_reach_spark(spark_config):
+    """A frame's nullable integer column (pandas Int64 with a missing value) reached Spark through pandas
+    as floats with NaN, which Spark read into its long column as nothing but nulls: every quantity was
+    filled as missing and every attribute value lost, where DuckDB kept them."""
+    t = pd.DataFrame(
+        {
+            "account_id": [1, 1, 2],
+            "ts": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01"]),
+            "amount": [10.0, 20.0, 5.0],
+            "quantity": pd.array([3, None, 7], dtype="Int64"),
+        }
+    )
+    accounts = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "size": pd.array([40, None], dtype="Int64"),
+            "flag": pd.array([True, None], dtype="boolean"),
+        }
+    )
+    overrides = {"data": {"end": "2024-12-31"}}
+    (fd, ld), (fs, ls) = both(
+        {"transactions": t, "accounts": accounts}, overrides, spark_config, "2024-07-01", 30
+    )
+    assert fd["quantity_total"].tolist() == [4.0, 7.0]  # a missing quantity is 1 unit
+    assert fd["attr_size"].tolist()[0] == 40.0
+    assert fd["attr_flag"].tolist()[0] == 1.0
+    assert_same(fd, fs)
+    assert_same(ld, ls)

@@ -894,6 +894,25 @@ def test_write_features_out_of_memory_is_an_engine_error(world_path, tmp_path):
         write_features(data, data.end, tmp_path / "features.parquet")
 
 
+def test_write_features_writes_numbers_as_doubles(make_data, tmp_path):
+    """Counts summed from 1.0 literals (orders_total, refund_count) and the cutoff's month reached the
+    file as DECIMAL columns: the engine reads ``1.0`` as a decimal and Ibis dropped the float64 cast as
+    a no-op, so pandas read them back as Python Decimals, not as the floats build_features returns."""
+    import pyarrow.parquet as pq
+
+    from kamml.features import write_features
+
+    data = make_data(
+        tx([(1, "2024-01-05", 10.0), (1, "2024-02-05", -2.0), (2, "2024-02-01", 0.0)]), end="2024-06-30"
+    )
+    path = write_features(data, "2024-03-01", tmp_path / "features.parquet")
+    kinds = {field.name: str(field.type) for field in pq.read_schema(path)}
+    built = build_features(data, "2024-03-01")
+    assert {kinds[name] for name in built.columns} == {"double"}
+    written = pd.read_parquet(path).set_index("account_id").sort_index()
+    pd.testing.assert_frame_equal(written[built.columns], built, check_dtype=True, rtol=1e-9)
+
+
 def test_a_full_refund_leaves_no_net_spend_to_divide_by(make_data):
     """0.1 + 0.2 refunded as 0.3 nets 5.6e-17 in floats: account 1 read 3.6e16 hours per unit of spend
     and account 2 a spend trend of 9e17 (the summing order could as well make either missing)."""

@@ -113,3 +113,52 @@ def test_a_files_nan_is_refused_on_spark_as_on_duckdb(spark_config, tmp_path):
         assert "transactions.amount: not a finite number (NaN or infinite) (2 rows" in text
         assert "transactions.quantity: not a finite number (NaN or infinite) (1 row; e.g. 'NaN')" in text
         assert "missing value" not in text
+
+
+def test_fractional_seconds_before_1970_fall_on_the_same_day_on_spark(spark_config):
+    """Spark's UNIX_TIMESTAMP drops a timestamp's fraction toward zero: 1969-12-31 23:59:59.5 read as
+    1970-01-01 there (day 0, one purchase day with the next row) and as day -1 on DuckDB (two)."""
+    stamps = ["1969-12-31 23:59:59.5", "1970-01-01 00:00:00.5", "1969-06-30 12:00:00.25"]
+    t = pd.DataFrame(
+        {
+            "account_id": [1, 1, 2],
+            "ts": pd.to_datetime(stamps),
+            "amount": [10.0, 5.0, 3.0],
+        }
+    )
+    overrides = {"data": {"end": "1970-12-31"}}
+    (fd, ld), (fs, ls) = both({"transactions": t}, overrides, spark_config, "1970-06-01", 30)
+    assert fd.loc[1, "frequency"] == 1.0  # two purchase days, a day apart
+    assert fd.loc[1, "days_since_first"] == 152.0
+    assert_same(fd, fs)
+    assert_same(ld, ls)
+
+
+def test_a_frames_integers_with_missing_values_reach_spark(spark_config):
+    """A frame's nullable integer column (pandas Int64 with a missing value) reached Spark through pandas
+    as floats with NaN, which Spark read into its long column as nothing but nulls: every quantity was
+    filled as missing and every attribute value lost, where DuckDB kept them."""
+    t = pd.DataFrame(
+        {
+            "account_id": [1, 1, 2],
+            "ts": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01"]),
+            "amount": [10.0, 20.0, 5.0],
+            "quantity": pd.array([3, None, 7], dtype="Int64"),
+        }
+    )
+    accounts = pd.DataFrame(
+        {
+            "account_id": [1, 2],
+            "size": pd.array([40, None], dtype="Int64"),
+            "flag": pd.array([True, None], dtype="boolean"),
+        }
+    )
+    overrides = {"data": {"end": "2024-12-31"}}
+    (fd, ld), (fs, ls) = both(
+        {"transactions": t, "accounts": accounts}, overrides, spark_config, "2024-07-01", 30
+    )
+    assert fd["quantity_total"].tolist() == [4.0, 7.0]  # a missing quantity is 1 unit
+    assert fd["attr_size"].tolist()[0] == 40.0
+    assert fd["attr_flag"].tolist()[0] == 1.0
+    assert_same(fd, fs)
+    assert_same(ld, ls)

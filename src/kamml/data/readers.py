@@ -806,7 +806,19 @@ def _register(
     create_view = getattr(backend, "create_view", None)
     if create_view is None:
         return backend.create_table(tname, arrow)
+    # integers with nulls travel as text: through pandas they became floats with NaN, which Spark read
+    # into its long column as nulls only (every value of a frame's Int64 quantity or attribute lost)
+    gappy = {
+        field.name: field.type
+        for field in arrow.schema
+        if pa.types.is_integer(field.type) and arrow.column(field.name).null_count
+    }
+    for column in gappy:
+        i = arrow.schema.get_field_index(column)
+        arrow = arrow.set_column(i, column, arrow.column(i).cast(pa.string()))
     view = create_view(tname, ibis.memtable(arrow))  # Spark: a temporary view on the in-memory table
+    if gappy:
+        view = view.mutate(**{c: view[c].cast(ibis.dtype(kind)) for c, kind in gappy.items()})
     floats = [column for column, dtype in view.schema().items() if dtype.is_floating()] if nan_is_null else []
     if not floats:
         return view

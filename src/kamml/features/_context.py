@@ -139,8 +139,12 @@ def net_sum(value: ir.NumericValue, where: ir.BooleanValue | None = None) -> ir.
 
 
 def to_day(column: ir.TimestampValue) -> ir.IntegerValue:
-    """Day number of a timestamp column, computed in the engine."""
-    return (column.epoch_seconds() // SECONDS_PER_DAY).cast("int64")
+    """Day number of a timestamp column, computed in the engine.
+
+    Truncated to the second first: Spark's UNIX_TIMESTAMP drops a fraction toward zero, so before 1970
+    23:59:59.5 read as the next day's midnight there (DuckDB's EPOCH keeps the fraction and floors).
+    """
+    return (column.truncate("s").epoch_seconds() // SECONDS_PER_DAY).cast("int64")
 
 
 def with_day(table: ir.Table, column: str = "ts") -> ir.Table:

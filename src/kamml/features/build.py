@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, get_args
 
 import ibis
+import ibis.expr.datatypes as dtypes
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -332,9 +334,19 @@ def finish_expr(expr: ir.Table) -> ir.Table:
         if name == "account_id" or not (dtype.is_numeric() or dtype.is_boolean()):
             cols[name] = expr[name]
             continue
-        value = expr[name].cast("float64")
+        value = _as_double(expr[name])
         cols[name] = value.fill_null(0.0) if _ZERO_FILL.match(name) else value
     return expr.select(**cols)
+
+
+def _as_double(value: ir.Value) -> ir.FloatingValue:
+    """`value` cast to float64 in the engine's SQL, even where Ibis already types it float64.
+
+    DuckDB and Spark read a literal such as ``1.0`` as a DECIMAL, so a sum of them (orders_total,
+    refund_count) or the cutoff's month is one in the engine, while Ibis, taking it for float64, drops
+    ``.cast("float64")`` as a no-op: `write_features` wrote such columns as decimals.
+    """
+    return ops.Cast(value, to=dtypes.float64).to_expr()
 
 
 def features_expr(data: Any, cutoff: Any, config: Config | None = None) -> ir.Table:

@@ -91,6 +91,7 @@ from threadpoolctl import threadpool_limits
 
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, DataError
+from kamml.features._context import to_day
 from kamml.features.build import settle_frame
 from kamml.models.effort_rule import (
     DEFAULT_CLIP,
@@ -1569,7 +1570,7 @@ def _table(source: Table, name: str, needed: tuple[str, ...]) -> ir.Table:
 
 def _with_day(table: ir.Table) -> ir.Table:
     """The table with an integer day number column."""
-    return table.mutate(day=(table.ts.epoch_seconds() // SECONDS_PER_DAY).cast("int64"))
+    return table.mutate(day=to_day(table.ts))  # the features' day numbers, on every engine
 
 
 def _plain(value: Any) -> Any:

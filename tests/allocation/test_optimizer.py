@@ -525,6 +525,8 @@ def test_infeasible_inputs(kwargs, pattern):
         ({"hours": [1.0, 2.0]}, "single number"),
         ({"capacity": {"a": 1.0}}, "capacity needs owner"),
         ({"owner": ["a"], "capacity": {"a": 1.0}}, "owner must have one value per account"),
+        ({"owner": [["a"], ["b"]], "capacity": {"a": 1.0}}, r"owner must name a rep per account .* \['a'\]"),
+        ({"owner": [{"a": 1}, "a"], "capacity": {"a": 1.0}}, r"owner must name a rep .* \{'a': 1\}"),
         ({"owner": ["a", "a"], "capacity": {"a": np.nan}}, "capacity is NaN"),
         ({"owner": ["a", "a"], "capacity": {"a": None}}, "capacity is NaN"),
         ({"owner": ["a", "a"], "capacity": {"a": "x"}}, r"capacity must be hours .* got 'x' for rep 'a'"),

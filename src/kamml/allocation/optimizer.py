@@ -924,7 +924,13 @@ def _rep_codes(
     owners = pd.Series(owner).to_numpy() if not isinstance(owner, pd.Series) else owner.to_numpy()
     if owners.ndim != 1 or owners.size != n:
         raise ValueError(f"owner must have one value per account ({n}), got shape {owners.shape}")
-    codes = rep_codes(owners, names.to_numpy())
+    try:
+        codes = rep_codes(owners, names.to_numpy())
+    except TypeError:  # a list or dict owner: "unhashable type", naming neither owner nor account
+        unnamed = next((v for v in owners if not isinstance(v, Hashable)), None)
+        if unnamed is None:
+            raise
+        raise ValueError(f"owner must name a rep per account (text or a number), got {unnamed!r}") from None
     if n and (codes < 0).all() and pd.notna(owners).any():
         logger.warning("no account's owner is a rep of capacity: only the team limit applies")
     return reps, hours, codes

@@ -1315,3 +1315,19 @@ def test_an_empty_path_option_is_refused_not_read_as_the_current_folder(tmp_path
     assert f"'{option}'" in result.output
     assert "is empty" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--calibration-end", "97-10-01"),
+        ("--holdout-end", "1998-02-30"),
+        ("--holdout-end", "1998-06-30T12:00"),
+    ],
+)
+def test_benchmark_names_the_option_of_a_date_that_is_not_one(flag, value):
+    """The reason read "calibration end '97-10-01' is not a date", not the option to fix."""
+    result = runner.invoke(app, ["benchmark", "cdnow", "--sample", flag, value])
+    assert result.exit_code == 2, result.output
+    assert flag in result.output, result.output
+    assert repr(value) in result.output, result.output

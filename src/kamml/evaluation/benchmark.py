@@ -84,6 +84,33 @@ def honest_train_horizon(
     )
 
 
+#: How errors name the two ends: the argument and the command's option (they named neither option).
+CALIBRATION_NAME = "calibration end (--calibration-end)"
+HOLDOUT_NAME = "holdout end (--holdout-end)"
+
+
+def _check_ends(cal: pd.Timestamp, hold: pd.Timestamp) -> None:
+    """Refuse ends outside 1997-04-01 < calibration end < holdout end <= 1998-06-30, naming the rule broken.
+
+    The message gave the whole chain and both dates, leaving the reader to find which of them was wrong.
+    """
+    if cal <= ACQUISITION_END:
+        raise ConfigError(
+            f"{CALIBRATION_NAME} {cal.date()} is not after {ACQUISITION_END.date()}: CDNOW's customers "
+            "arrive until then, and the models need a training history after it; give a later one"
+        )
+    if hold <= cal:
+        raise ConfigError(
+            f"{HOLDOUT_NAME} {hold.date()} is not after the {CALIBRATION_NAME} {cal.date()}: the holdout "
+            "is the days after the calibration period; give a later holdout end or an earlier calibration end"
+        )
+    if hold > HOLDOUT_END:
+        raise ConfigError(
+            f"{HOLDOUT_NAME} {hold.date()} is after {HOLDOUT_END.date()}, the last day of the CDNOW data: "
+            "give one on or before it"
+        )
+
+
 def benchmark_cdnow(
     calibration_end: Any = CALIBRATION_END,
     holdout_end: Any = HOLDOUT_END,
@@ -95,13 +122,9 @@ def benchmark_cdnow(
 
     Both ends are inclusive days; time is in weeks as in Fader, Hardie & Lee (2005).
     """
-    cal = as_cutoff(calibration_end, "calibration end")
-    hold = as_cutoff(holdout_end, "holdout end")
-    if not ACQUISITION_END < cal < hold <= HOLDOUT_END:
-        raise ConfigError(
-            f"need {ACQUISITION_END.date()} < calibration end < holdout end <= {HOLDOUT_END.date()}, "
-            f"got {cal.date()} and {hold.date()}"
-        )
+    cal = as_cutoff(calibration_end, CALIBRATION_NAME)
+    hold = as_cutoff(holdout_end, HOLDOUT_NAME)
+    _check_ends(cal, hold)
     cutoff = cal + pd.Timedelta(days=1)
     horizon = (hold - cal).days
     base = config or Config.from_dict({"time": {"snapshots": 3, "step_days": 28}, "models": {"threads": 1}})

@@ -1,0 +1,24 @@
+"""The CDNOW benchmark's arguments: each refused date names its option and the rule it breaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from kamml.errors import ConfigError
+from kamml.evaluation.benchmark import benchmark_cdnow
+
+
+@pytest.mark.parametrize(
+    ("calibration_end", "holdout_end", "reason"),
+    [
+        # the message gave the whole chain of rules and both dates, not which of them was broken
+        ("1997-03-01", "1998-06-30", r"\(--calibration-end\) 1997-03-01 is not after 1997-04-01"),
+        ("1997-04-01", "1998-06-30", r"\(--calibration-end\) 1997-04-01 is not after 1997-04-01"),
+        ("1998-01-01", "1997-12-01", r"holdout end \(--holdout-end\) 1997-12-01 is not after the calib"),
+        ("1997-10-01", "1997-10-01", r"holdout end \(--holdout-end\) 1997-10-01 is not after the calib"),
+        ("1997-09-30", "1999-01-01", r"\(--holdout-end\) 1999-01-01 is after 1998-06-30, the last"),
+    ],
+)
+def test_each_out_of_range_date_is_named_with_its_rule(calibration_end, holdout_end, reason):
+    with pytest.raises(ConfigError, match=reason):
+        benchmark_cdnow(calibration_end, holdout_end, sample=True)

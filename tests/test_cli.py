@@ -748,6 +748,23 @@ def test_allocate_to_an_existing_folder_or_under_a_file_exits_3_in_one_line(scor
         assert "Traceback" not in result.output
 
 
+def test_allocate_paths_under_the_home_folder_by_their_tilde(scores_file, tmp_path, monkeypatch):
+    """``--out=~/a.csv`` (no shell expands it there) wrote into a folder named ``~`` here, as generate did."""
+    home = tmp_path / "home"
+    home.mkdir()
+    scores_file.rename(home / "scores.parquet")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app,
+        ["allocate", "--scores=~/scores.parquet", "--hours", "10", "--out=~/a.csv", "--curve=~/c.csv"],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("a.csv", "c.csv", "c.png"):
+        assert (home / name).is_file(), name
+    assert not (tmp_path / "~").exists()
+
+
 def test_allocate_checks_the_curve_path_before_writing_the_allocation(scores_file, tmp_path):
     (tmp_path / "afile").write_text("")
     out = tmp_path / "alloc.csv"

@@ -313,12 +313,14 @@ def path_option(value: str | Path) -> Path:
 
     ``--out "$OUT"`` with OUT unset wrote `generate`'s world into the folder the command ran in, and
     ``--data ""`` read that folder as the data. Given with ``metavar="<path>"``: the help reads as before.
+    A leading ``~`` is the home folder, as in the config's paths: ``--out=~/a.csv``, which no shell
+    expands, wrote `score`'s and `allocate`'s tables into a folder named ``~`` in the working folder.
     """
     if isinstance(value, Path):  # a default
         return value
     if not value.strip():
         raise typer.BadParameter("is empty: give a path")
-    return Path(value)
+    return Path(value).expanduser()
 
 
 def model_option(value: str) -> str:
@@ -411,7 +413,6 @@ def generate(
     from kamml.io import check_output_dir
     from kamml.jobs.data import generate_lock
 
-    out = out.expanduser()  # `--out=~/demo`, which a shell leaves as written, as data.path reads it
     check_output_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -712,6 +712,23 @@ def test_backtest_json_writes_null_for_a_nan_metric(monkeypatch, tmp_path):
     assert parsed == {"churn": {"kamml": {"auc": None, "brier": 0.25}}}
 
 
+def test_backtest_json_to_dash_is_the_json_alone_on_stdout(world_path, tmp_path):
+    """``--json -`` wrote a file named ``-`` and stdout mixed the text table with "wrote -"."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-m", "kamml", "backtest", "--data", str(world_path), "--json", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "-").exists()
+    assert set(json.loads(done.stdout)) >= {"value", "churn"}
+    assert "a baseline does better on" in done.stderr  # the text table, for a person reading the log
+
+
 def _yaml(path: Path, cfg: Config) -> Path:
     """`cfg` written as a YAML config file (the sections the commands read)."""
     import yaml

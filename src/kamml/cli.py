@@ -333,6 +333,26 @@ def model_option(value: str) -> str:
     return value
 
 
+#: ``--json -``: the JSON on stdout, alone (the command's text table then goes to stderr).
+STDOUT = Path("-")
+
+
+def json_option(value: str | Path) -> Path:
+    """A ``--json`` path, where ``-`` is stdout (`STDOUT`) and ``./-`` a file of that name.
+
+    ``--json -`` wrote a file named ``-`` in the working folder, and stdout held the text table.
+    """
+    if value == "-":
+        return STDOUT
+    path = path_option(value)
+    return Path.cwd() / path if path == STDOUT else path
+
+
+def json_opt(text: str) -> Any:
+    """The ``--json`` option of a command (`json_option`)."""
+    return typer.Option("--json", parser=json_option, metavar="<path>", help=f"{text} ('-': stdout).")
+
+
 def path_opt(*names: str, text: str) -> Any:
     """A `typer.Option` of a path: `path_option` refuses empty text, and the help reads ``<path>``."""
     return typer.Option(*names, parser=path_option, metavar="<path>", help=text)
@@ -457,7 +477,7 @@ def _check_json_out(path: Path | None, inputs: dict[str, Path]) -> None:
     """Refuse a `--json` path before any work: not writable, or one of the job's input files."""
     from kamml.io import check_not_input, check_writable
 
-    if path is not None:
+    if path is not None and path != STDOUT:
         check_writable(path)
         check_not_input(path, inputs)
 
@@ -468,11 +488,14 @@ def _config_input(config: Path | None) -> dict[str, Path]:
 
 
 def _write_json(payload: dict[str, Any], path: Path | None) -> None:
-    """Write a JSON result atomically when a path is given."""
+    """Write a JSON result atomically when a path is given; `STDOUT` prints it."""
     if path is None:
         return
     from kamml.io import atomic_path, json_text
 
+    if path == STDOUT:
+        typer.echo(json_text(payload))
+        return
     with atomic_path(path) as tmp:
         tmp.write_text(json_text(payload) + "\n", encoding="utf-8")
     typer.echo(f"wrote {path}")
@@ -492,7 +515,7 @@ def backtest(
     horizon_days: Annotated[int | None, typer.Option(min=1, help="Prediction horizon in days.")] = None,
     json_out: Annotated[
         Path | None,
-        path_opt("--json", text="Write the metrics as JSON here."),
+        json_opt("Write the metrics as JSON here"),
     ] = None,
 ) -> None:
     """Temporal backtest of kamml's models beside the baselines on your data."""
@@ -510,7 +533,7 @@ def backtest(
         json_out, {**input_paths(data if data is not None else cfg.data.path, cfg), **_config_input(config)}
     )
     result = run_backtest(job_data(cfg, data), cfg, cut)
-    typer.echo(result.to_text())
+    typer.echo(result.to_text(), err=json_out == STDOUT)  # stdout holds the JSON alone
     _write_json(result.to_dict(), json_out)
 
 
@@ -843,7 +866,7 @@ def benchmark_cdnow(
     sample: Annotated[bool, typer.Option(help="Use the 2,357-customer sample.", metavar=FLAG)] = False,
     json_out: Annotated[
         Path | None,
-        path_opt("--json", text="Write the metrics as JSON here."),
+        json_opt("Write the metrics as JSON here"),
     ] = None,
 ) -> None:
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""
@@ -852,7 +875,7 @@ def benchmark_cdnow(
 
     _check_json_out(json_out, packaged_paths())
     result = run(calibration_end, holdout_end, sample=sample)
-    typer.echo(result.to_text())
+    typer.echo(result.to_text(), err=json_out == STDOUT)  # stdout holds the JSON alone
     _write_json(result.to_dict(), json_out)
 
 

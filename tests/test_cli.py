@@ -555,6 +555,20 @@ def test_backtest_json_over_an_input_table_exits_3_before_any_work(world_path, t
     assert out.read_bytes() == before
 
 
+def test_backtest_json_named_as_a_table_of_the_data_folder_exits_3_before_any_work(world_path, tmp_path):
+    """`backtest --json DATA/referrals.csv` (no referrals there) was read as the referrals next time."""
+    import shutil
+
+    copy = tmp_path / "world"
+    copy.mkdir()
+    shutil.copy(world_path / "transactions.parquet", copy)
+    out = copy / "referrals.csv"
+    refused = runner.invoke(app, ["backtest", "--data", str(copy), "--json", str(out)])
+    assert refused.exit_code == 3, refused.output
+    assert "it would be read as the referrals table next time" in refused.output
+    assert not out.exists()
+
+
 def test_backtest_json_over_the_config_file_exits_3_before_any_work(world_path, tmp_path):
     """`backtest --config c.yaml --json c.yaml` replaced the config with the metrics (exit 0)."""
     cfg = tmp_path / "c.yaml"

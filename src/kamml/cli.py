@@ -473,13 +473,18 @@ def validate(
     typer.echo(report.to_text())
 
 
-def _check_json_out(path: Path | None, inputs: dict[str, Path]) -> None:
-    """Refuse a `--json` path before any work: not writable, or one of the job's input files."""
+def _check_json_out(path: Path | None, inputs: dict[str, Path], data: Any = None) -> None:
+    """Refuse a `--json` path before any work: not writable, an input file, or named as a table of `data`.
+
+    ``--json DATA/referrals.csv`` was read as the data folder's referrals table by the next job.
+    """
+    from kamml.data.dataset import check_not_a_table_name
     from kamml.io import check_not_input, check_writable
 
     if path is not None and path != STDOUT:
         check_writable(path)
         check_not_input(path, inputs)
+        check_not_a_table_name(path, data)
 
 
 def _config_input(config: Path | None) -> dict[str, Path]:
@@ -529,9 +534,8 @@ def backtest(
     if _horizon_option(horizon_days) is not None:
         overrides["time"] = {"horizon_days": horizon_days}
     cfg = load_config(config, overrides)
-    _check_json_out(
-        json_out, {**input_paths(data if data is not None else cfg.data.path, cfg), **_config_input(config)}
-    )
+    source = data if data is not None else cfg.data.path
+    _check_json_out(json_out, {**input_paths(source, cfg), **_config_input(config)}, source)
     result = run_backtest(job_data(cfg, data), cfg, cut)
     typer.echo(result.to_text(), err=json_out == STDOUT)  # stdout holds the JSON alone
     _write_json(result.to_dict(), json_out)

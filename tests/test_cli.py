@@ -254,6 +254,24 @@ def test_no_arguments_prints_the_help():
     assert "kamml: error" not in proc.stderr
 
 
+def test_a_path_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path):
+    """A folder name in Latin-1 bytes reached pyarrow as text it cannot encode: a traceback, exit 1."""
+    import os
+
+    out = os.fsdecode(os.fsencode(str(tmp_path)) + b"/lat\xe9")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kamml", "generate", "--accounts", "30", "--out", out],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Invalid value for '--out'" in proc.stderr
+    assert "lat\\xe9" in proc.stderr  # the byte named
+    assert not os.path.exists(out)
+
+
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
 

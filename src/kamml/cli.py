@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import shlex
 import shutil
 import signal
@@ -315,11 +316,18 @@ def path_option(value: str | Path) -> Path:
     ``--data ""`` read that folder as the data. Given with ``metavar="<path>"``: the help reads as before.
     A leading ``~`` is the home folder, as in the config's paths: ``--out=~/a.csv``, which no shell
     expands, wrote `score`'s and `allocate`'s tables into a folder named ``~`` in the working folder.
+    A name that is not UTF-8 (Latin-1 bytes from an old file server) is refused: Arrow and DuckDB
+    take UTF-8 paths only.
     """
     if isinstance(value, Path):  # a default
         return value
     if not value.strip():
         raise typer.BadParameter("is empty: give a path")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding in the name: pyarrow failed with a traceback
+        shown = os.fsencode(value).decode("utf-8", "backslashreplace")
+        raise typer.BadParameter(f"{shown} is not UTF-8 text: rename it, or give another path") from None
     return Path(value).expanduser()
 
 

@@ -852,6 +852,24 @@ def test_a_curve_chart_that_cannot_be_drawn_leaves_every_output_as_it_was(scores
     assert {p: p.read_bytes() for p in before} == before
 
 
+def test_a_curve_chart_that_fails_to_render_leaves_every_output_as_it_was(scores_file, tmp_path, monkeypatch):
+    """The PNG was rendered after both tables were replaced: a failure (or a SIGTERM) in its 0.3 s left
+    a new allocation and curve beside the old chart, with "nothing half written was kept" said on a stop."""
+    from matplotlib.figure import Figure
+
+    out, curve = tmp_path / "alloc.csv", tmp_path / "curve.csv"
+    assert _allocate(scores_file, "--out", str(out), "--curve", str(curve)).exit_code == 0
+    before = {p: p.read_bytes() for p in (out, curve, curve.with_suffix(".png"))}
+
+    def fail(*_: Any, **__: Any) -> Any:
+        raise MemoryError("cannot allocate the canvas")
+
+    monkeypatch.setattr(Figure, "savefig", fail)
+    result = _allocate(scores_file, "--out", str(out), "--curve", str(curve), "--hours", "5")
+    assert result.exit_code == 4, result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
 def test_allocate_refuses_scores_whose_stakes_add_up_past_the_largest_float(tmp_path):
     """Accounts of clv 1e308: each stake finite, the plan's totals inf ("expected gain inf", or a budget
     curve "below the floors"); now a named error and nothing written."""

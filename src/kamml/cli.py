@@ -30,7 +30,6 @@ from kamml.errors import DataError, KammlError, SchemaError
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
 #: The metavar of a flag: none (typer with click 8.2+ showed "<bool>", and "--force true" is refused).
 FLAG = ""
@@ -608,13 +607,15 @@ def allocate(
         check_writable(curve.with_suffix(".png"))
     png = None if curve is None else curve.with_suffix(".png")
     with claim_outputs([out, curve, png]):
-        drawn: list[Figure] = []  # the chart is drawn before its table and the PNG are written
+        # the chart is drawn and rendered before any table is written: a failure or a stop while it
+        # rendered (most of the time the PNG takes) left both tables new beside the old chart
+        drawn: list[bytes] = []
 
         def draw(_: object, curve_table: pd.DataFrame | None) -> None:
             if png is not None and curve_table is not None:
-                from kamml.report.plots import budget_curve_figure
+                from kamml.report.plots import budget_curve_figure, figure_png
 
-                drawn.append(budget_curve_figure(curve_table))
+                drawn.append(figure_png(budget_curve_figure(curve_table), png))
 
         if on_spark:
             from kamml.allocation.allocate import DEFAULT_FRACTIONS
@@ -636,15 +637,15 @@ def allocate(
             summary, n_accounts = result.summary, int(result.summary.get("n_accounts", 0))
             where = f"{result.path} (Parquet parts, on Spark)"
         else:
-            # drawn before anything is written: a chart that could not be drawn left both tables new
             table = allocate_file(
                 scores, hours, out, cfg, curve_path=curve, horizon_days=horizon_days, before_write=draw
             )
             summary, n_accounts, where = table.attrs.get("allocation", {}), len(table), str(out)
         if png is not None and drawn:
-            from kamml.report.plots import save_figure
+            from kamml.io import atomic_path
 
-            save_figure(drawn[0], png)
+            with atomic_path(png) as tmp:
+                tmp.write_bytes(drawn[0])
     from kamml.allocation.summary import plan_line
 
     typer.echo(f"{plan_line(summary, n_accounts)} -> {where}")

@@ -254,6 +254,24 @@ def test_no_arguments_prints_the_help():
     assert "kamml: error" not in proc.stderr
 
 
+def test_a_path_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path):
+    """A folder name in Latin-1 bytes reached pyarrow as text it cannot encode: a traceback, exit 1."""
+    import os
+
+    out = os.fsdecode(os.fsencode(str(tmp_path)) + b"/lat\xe9")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kamml", "generate", "--accounts", "30", "--out", out],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Invalid value for '--out'" in proc.stderr
+    assert "lat\\xe9" in proc.stderr  # the byte named
+    assert not os.path.exists(out)
+
+
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
 
@@ -555,6 +573,20 @@ def test_backtest_json_over_an_input_table_exits_3_before_any_work(world_path, t
     assert out.read_bytes() == before
 
 
+def test_backtest_json_named_as_a_table_of_the_data_folder_exits_3_before_any_work(world_path, tmp_path):
+    """`backtest --json DATA/referrals.csv` (no referrals there) was read as the referrals next time."""
+    import shutil
+
+    copy = tmp_path / "world"
+    copy.mkdir()
+    shutil.copy(world_path / "transactions.parquet", copy)
+    out = copy / "referrals.csv"
+    refused = runner.invoke(app, ["backtest", "--data", str(copy), "--json", str(out)])
+    assert refused.exit_code == 3, refused.output
+    assert "it would be read as the referrals table next time" in refused.output
+    assert not out.exists()
+
+
 def test_backtest_json_over_the_config_file_exits_3_before_any_work(world_path, tmp_path):
     """`backtest --config c.yaml --json c.yaml` replaced the config with the metrics (exit 0)."""
     cfg = tmp_path / "c.yaml"
@@ -712,6 +744,23 @@ def test_backtest_json_writes_null_for_a_nan_metric(monkeypatch, tmp_path):
     assert parsed == {"churn": {"kamml": {"auc": None, "brier": 0.25}}}
 
 
+def test_backtest_json_to_dash_is_the_json_alone_on_stdout(world_path, tmp_path):
+    """``--json -`` wrote a file named ``-`` and stdout mixed the text table with "wrote -"."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-m", "kamml", "backtest", "--data", str(world_path), "--json", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "-").exists()
+    assert set(json.loads(done.stdout)) >= {"value", "churn"}
+    assert "a baseline does better on" in done.stderr  # the text table, for a person reading the log
+
+
 def _yaml(path: Path, cfg: Config) -> Path:
     """`cfg` written as a YAML config file (the sections the commands read)."""
     import yaml
@@ -746,6 +795,23 @@ def test_allocate_to_an_existing_folder_or_under_a_file_exits_3_in_one_line(scor
         assert result.exit_code == 3, result.output
         assert says in result.output
         assert "Traceback" not in result.output
+
+
+def test_allocate_paths_under_the_home_folder_by_their_tilde(scores_file, tmp_path, monkeypatch):
+    """``--out=~/a.csv`` (no shell expands it there) wrote into a folder named ``~`` here, as generate did."""
+    home = tmp_path / "home"
+    home.mkdir()
+    scores_file.rename(home / "scores.parquet")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app,
+        ["allocate", "--scores=~/scores.parquet", "--hours", "10", "--out=~/a.csv", "--curve=~/c.csv"],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("a.csv", "c.csv", "c.png"):
+        assert (home / name).is_file(), name
+    assert not (tmp_path / "~").exists()
 
 
 def test_allocate_checks_the_curve_path_before_writing_the_allocation(scores_file, tmp_path):
@@ -783,6 +849,24 @@ def test_a_curve_chart_that_cannot_be_drawn_leaves_every_output_as_it_was(scores
     monkeypatch.setattr(plots, "budget_curve_figure", fail)
     result = _allocate(scores_file, "--out", str(out), "--curve", str(curve), "--hours", "5")
     assert result.exit_code == 3, result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_a_curve_chart_that_fails_to_render_leaves_every_output_as_it_was(scores_file, tmp_path, monkeypatch):
+    """The PNG was rendered after both tables were replaced: a failure (or a SIGTERM) in its 0.3 s left
+    a new allocation and curve beside the old chart, with "nothing half written was kept" said on a stop."""
+    from matplotlib.figure import Figure
+
+    out, curve = tmp_path / "alloc.csv", tmp_path / "curve.csv"
+    assert _allocate(scores_file, "--out", str(out), "--curve", str(curve)).exit_code == 0
+    before = {p: p.read_bytes() for p in (out, curve, curve.with_suffix(".png"))}
+
+    def fail(*_: Any, **__: Any) -> Any:
+        raise MemoryError("cannot allocate the canvas")
+
+    monkeypatch.setattr(Figure, "savefig", fail)
+    result = _allocate(scores_file, "--out", str(out), "--curve", str(curve), "--hours", "5")
+    assert result.exit_code == 4, result.output
     assert {p: p.read_bytes() for p in before} == before
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import shlex
 import shutil
 import signal
@@ -29,7 +30,6 @@ from kamml.errors import DataError, KammlError, SchemaError
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
 #: The metavar of a flag: none (typer with click 8.2+ showed "<bool>", and "--force true" is refused).
 FLAG = ""
@@ -313,12 +313,21 @@ def path_option(value: str | Path) -> Path:
 
     ``--out "$OUT"`` with OUT unset wrote `generate`'s world into the folder the command ran in, and
     ``--data ""`` read that folder as the data. Given with ``metavar="<path>"``: the help reads as before.
+    A leading ``~`` is the home folder, as in the config's paths: ``--out=~/a.csv``, which no shell
+    expands, wrote `score`'s and `allocate`'s tables into a folder named ``~`` in the working folder.
+    A name that is not UTF-8 (Latin-1 bytes from an old file server) is refused: Arrow and DuckDB
+    take UTF-8 paths only.
     """
     if isinstance(value, Path):  # a default
         return value
     if not value.strip():
         raise typer.BadParameter("is empty: give a path")
-    return Path(value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding in the name: pyarrow failed with a traceback
+        shown = os.fsencode(value).decode("utf-8", "backslashreplace")
+        raise typer.BadParameter(f"{shown} is not UTF-8 text: rename it, or give another path") from None
+    return Path(value).expanduser()
 
 
 def model_option(value: str) -> str:
@@ -329,6 +338,26 @@ def model_option(value: str) -> str:
     if not value.strip():
         raise typer.BadParameter("is empty: give a model URI or folder")
     return value
+
+
+#: ``--json -``: the JSON on stdout, alone (the command's text table then goes to stderr).
+STDOUT = Path("-")
+
+
+def json_option(value: str | Path) -> Path:
+    """A ``--json`` path, where ``-`` is stdout (`STDOUT`) and ``./-`` a file of that name.
+
+    ``--json -`` wrote a file named ``-`` in the working folder, and stdout held the text table.
+    """
+    if value == "-":
+        return STDOUT
+    path = path_option(value)
+    return Path.cwd() / path if path == STDOUT else path
+
+
+def json_opt(text: str) -> Any:
+    """The ``--json`` option of a command (`json_option`)."""
+    return typer.Option("--json", parser=json_option, metavar="<path>", help=f"{text} ('-': stdout).")
 
 
 def path_opt(*names: str, text: str) -> Any:
@@ -411,7 +440,6 @@ def generate(
     from kamml.io import check_output_dir
     from kamml.jobs.data import generate_lock
 
-    out = out.expanduser()  # `--out=~/demo`, which a shell leaves as written, as data.path reads it
     check_output_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -452,13 +480,18 @@ def validate(
     typer.echo(report.to_text())
 
 
-def _check_json_out(path: Path | None, inputs: dict[str, Path]) -> None:
-    """Refuse a `--json` path before any work: not writable, or one of the job's input files."""
+def _check_json_out(path: Path | None, inputs: dict[str, Path], data: Any = None) -> None:
+    """Refuse a `--json` path before any work: not writable, an input file, or named as a table of `data`.
+
+    ``--json DATA/referrals.csv`` was read as the data folder's referrals table by the next job.
+    """
+    from kamml.data.dataset import check_not_a_table_name
     from kamml.io import check_not_input, check_writable
 
-    if path is not None:
+    if path is not None and path != STDOUT:
         check_writable(path)
         check_not_input(path, inputs)
+        check_not_a_table_name(path, data)
 
 
 def _config_input(config: Path | None) -> dict[str, Path]:
@@ -467,11 +500,14 @@ def _config_input(config: Path | None) -> dict[str, Path]:
 
 
 def _write_json(payload: dict[str, Any], path: Path | None) -> None:
-    """Write a JSON result atomically when a path is given."""
+    """Write a JSON result atomically when a path is given; `STDOUT` prints it."""
     if path is None:
         return
     from kamml.io import atomic_path, json_text
 
+    if path == STDOUT:
+        typer.echo(json_text(payload))
+        return
     with atomic_path(path) as tmp:
         tmp.write_text(json_text(payload) + "\n", encoding="utf-8")
     typer.echo(f"wrote {path}")
@@ -491,7 +527,7 @@ def backtest(
     horizon_days: Annotated[int | None, typer.Option(min=1, help="Prediction horizon in days.")] = None,
     json_out: Annotated[
         Path | None,
-        path_opt("--json", text="Write the metrics as JSON here."),
+        json_opt("Write the metrics as JSON here"),
     ] = None,
 ) -> None:
     """Temporal backtest of kamml's models beside the baselines on your data."""
@@ -505,11 +541,10 @@ def backtest(
     if _horizon_option(horizon_days) is not None:
         overrides["time"] = {"horizon_days": horizon_days}
     cfg = load_config(config, overrides)
-    _check_json_out(
-        json_out, {**input_paths(data if data is not None else cfg.data.path, cfg), **_config_input(config)}
-    )
+    source = data if data is not None else cfg.data.path
+    _check_json_out(json_out, {**input_paths(source, cfg), **_config_input(config)}, source)
     result = run_backtest(job_data(cfg, data), cfg, cut)
-    typer.echo(result.to_text())
+    typer.echo(result.to_text(), err=json_out == STDOUT)  # stdout holds the JSON alone
     _write_json(result.to_dict(), json_out)
 
 
@@ -572,13 +607,15 @@ def allocate(
         check_writable(curve.with_suffix(".png"))
     png = None if curve is None else curve.with_suffix(".png")
     with claim_outputs([out, curve, png]):
-        drawn: list[Figure] = []  # the chart is drawn before its table and the PNG are written
+        # the chart is drawn and rendered before any table is written: a failure or a stop while it
+        # rendered (most of the time the PNG takes) left both tables new beside the old chart
+        drawn: list[bytes] = []
 
         def draw(_: object, curve_table: pd.DataFrame | None) -> None:
             if png is not None and curve_table is not None:
-                from kamml.report.plots import budget_curve_figure
+                from kamml.report.plots import budget_curve_figure, figure_png
 
-                drawn.append(budget_curve_figure(curve_table))
+                drawn.append(figure_png(budget_curve_figure(curve_table), png))
 
         if on_spark:
             from kamml.allocation.allocate import DEFAULT_FRACTIONS
@@ -600,15 +637,15 @@ def allocate(
             summary, n_accounts = result.summary, int(result.summary.get("n_accounts", 0))
             where = f"{result.path} (Parquet parts, on Spark)"
         else:
-            # drawn before anything is written: a chart that could not be drawn left both tables new
             table = allocate_file(
                 scores, hours, out, cfg, curve_path=curve, horizon_days=horizon_days, before_write=draw
             )
             summary, n_accounts, where = table.attrs.get("allocation", {}), len(table), str(out)
         if png is not None and drawn:
-            from kamml.report.plots import save_figure
+            from kamml.io import atomic_path
 
-            save_figure(drawn[0], png)
+            with atomic_path(png) as tmp:
+                tmp.write_bytes(drawn[0])
     from kamml.allocation.summary import plan_line
 
     typer.echo(f"{plan_line(summary, n_accounts)} -> {where}")
@@ -842,7 +879,7 @@ def benchmark_cdnow(
     sample: Annotated[bool, typer.Option(help="Use the 2,357-customer sample.", metavar=FLAG)] = False,
     json_out: Annotated[
         Path | None,
-        path_opt("--json", text="Write the metrics as JSON here."),
+        json_opt("Write the metrics as JSON here"),
     ] = None,
 ) -> None:
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""
@@ -851,7 +888,7 @@ def benchmark_cdnow(
 
     _check_json_out(json_out, packaged_paths())
     result = run(calibration_end, holdout_end, sample=sample)
-    typer.echo(result.to_text())
+    typer.echo(result.to_text(), err=json_out == STDOUT)  # stdout holds the JSON alone
     _write_json(result.to_dict(), json_out)
 
 

@@ -16,6 +16,7 @@ Every plot takes plain pandas/numpy inputs and returns the path of the PNG it wr
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import re
@@ -54,6 +55,7 @@ __all__ = [
     "backtest_plots",
     "feature_importance",
     "feature_label",
+    "figure_png",
     "gains_curve",
     "hours_text",
     "plot_budget_curve",
@@ -102,6 +104,20 @@ _PRED_REFERRAL = "predicted_referral_value"
 def save_figure(figure: Figure, path: str | Path) -> Path:
     """Write `figure` as a PNG to `path` atomically (a temporary file renamed into place); return the path."""
     target = Path(path)
+    png = figure_png(figure, target)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(png)
+    logger.debug("wrote %s", target)
+    return target
+
+
+def figure_png(figure: Figure, path: str | Path) -> bytes:
+    """The bytes of `figure` as the PNG file `path` (named in errors and warnings), written nowhere.
+
+    Rendering takes most of a save: a caller that writes other files with the chart renders it first,
+    so a failure or a stop while rendering leaves those files as they were (`kamml allocate --curve`).
+    """
+    target = Path(path)
     if target.suffix.lower() != ".png":
         raise DataError(f"cannot write {target}: plots are written as .png files")
     FigureCanvasAgg(figure)
@@ -115,18 +131,17 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
         text.set_parse_math(False)
     # rc_context swaps a process-wide dict: two threads saving at once restored each other's values and
     # left maths off for the process (a report audit), so one save at a time
+    buffer = io.BytesIO()
     with (
         _RC_LOCK,
-        atomic_path(target) as tmp,
         matplotlib.rc_context({"text.parse_math": False}),
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always")
         # no "Software" text chunk: the PNG carries no matplotlib version or web address
-        figure.savefig(tmp, format="png", dpi=DPI, bbox_inches=bbox, metadata={"Software": None})
+        figure.savefig(buffer, format="png", dpi=DPI, bbox_inches=bbox, metadata={"Software": None})
     _glyph_warnings(caught, target)
-    logger.debug("wrote %s", target)
-    return target
+    return buffer.getvalue()
 
 
 _MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")

@@ -13,6 +13,7 @@ import functools
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -316,12 +317,18 @@ def path_option(value: str | Path) -> Path:
     A leading ``~`` is the home folder, as in the config's paths: ``--out=~/a.csv``, which no shell
     expands, wrote `score`'s and `allocate`'s tables into a folder named ``~`` in the working folder.
     A name that is not UTF-8 (Latin-1 bytes from an old file server) is refused: Arrow and DuckDB
-    take UTF-8 paths only.
+    take UTF-8 paths only. So is a URI (``s3a://bucket/x``), which a Path cut to ``s3a:/bucket/x``.
     """
     if isinstance(value, Path):  # a default
         return value
     if not value.strip():
         raise typer.BadParameter("is empty: give a path")
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value.strip()):  # Path made s3a://b/x s3a:/b/x: no bucket
+        raise typer.BadParameter(
+            f"{value} is a URI; the command line takes local paths: for hdfs://, s3a:// or abfs:// "
+            "tables and outputs use the Python API (kamml.spark, docs/spark.md) or "
+            "examples/spark/score_job.py"
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # bytes of another encoding in the name: pyarrow failed with a traceback

@@ -272,7 +272,9 @@ def test_a_path_that_is_not_utf8_is_a_usage_error_not_a_traceback(tmp_path):
     assert not os.path.exists(out)
 
 
-@pytest.mark.parametrize("uri", ["s3a://bucket/scores.parquet", "hdfs:///crm/out/scores", "file:///tmp/s.csv"])
+@pytest.mark.parametrize(
+    "uri", ["s3a://bucket/scores.parquet", "hdfs:///crm/out/scores", "file:///tmp/s.csv"]
+)
 def test_a_uri_path_option_is_refused_not_mangled(uri):
     """A path option is a local path: Path("s3a://bucket/x") is "s3a:/bucket/x", so a Spark job wrote
     to a path without its bucket; the command line now says to use the Python API for such targets."""

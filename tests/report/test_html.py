@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from kamml.allocation.allocate import allocate, budget_curve
+from kamml.allocation.summary import amount, hours_text
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
 from kamml.datasets import synthetic
@@ -61,6 +62,7 @@ def parse(path):
     assert page.errors == []
     assert page.stack == []
     page.all_text = "".join(page.text)
+    page.raw = path.read_text(encoding="utf-8")
     return page
 
 
@@ -648,3 +650,16 @@ def test_a_btyd_without_value_forecast_reads_as_a_dash_with_the_reason_once(few_
     kwargs = {"allocation": table, "backtest": result, "backtest_note": "not", "plan_backtest": champion}
     both = parse(render_report(tmp_path / "c.html", **kwargs)).all_text
     assert both.count(note) == 2  # once per backtest: the plan's model's and this run's
+
+
+def test_a_part_of_the_plan_is_not_headed_by_the_whole_plans_totals(tmp_path):
+    table = allocate(scores(n=120, owners=3), hours=150.0)
+    part = table[table["owner"] == "rep 1"]  # pandas carries the whole plan's summary along
+    assert part.attrs["allocation"]["n_accounts"] == len(table)
+    page = parse(render_report(tmp_path / "r.html", allocation=part))
+    facts = dict(re.findall(r'<div class="k">([^<]*)</div><div class="v">([^<]*)</div>', page.raw))
+    assert facts["Accounts"] == f"{len(part):,}"
+    assert facts["Team hours"] == hours_text(float(part["recommended_hours"].sum()), exact=True)
+    assert facts["Expected gain"] == amount(part["expected_gain"].sum())
+    # the whole plan's figures are not in its header
+    assert f"of {hours_text(150.0, exact=True)}" not in facts["Team hours"]

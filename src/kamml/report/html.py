@@ -142,7 +142,8 @@ def render_report(
     allocation : pandas.DataFrame
         The allocation table of `kamml.allocation.allocate` (account_id, rank, tier, recommended_hours,
         expected_gain needed; reasons and owner shown when present). Its ``attrs["allocation"]`` summary
-        gives the header's hours, gain and value of the last hour; without it they are summed from the
+        gives the header's hours, gain and value of the last hour; without it, or when it counts other
+        accounts than the table (a filtered table carries its whole plan's), they are summed from the
         table.
     backtest : kamml.evaluation.backtest.BacktestResult, optional
         The backtest whose metrics and charts show how far the predictions can be trusted.
@@ -226,7 +227,7 @@ def _header(
     title: str, table: pd.DataFrame, summary: Mapping[str, Any], *, plan_backtest: bool = True
 ) -> str:
     """The title and the plan's key facts as cards; `plan_backtest`: the backtest is of the plan's model."""
-    plan = table.attrs.get("allocation") or {}
+    plan = _own_summary(table)
     facts: dict[str, str] = {}
     n = int(plan.get("n_accounts", account_counts(table).sum()))  # a grouped table counts its rows' accounts
     active = plan.get("n_active")
@@ -264,6 +265,26 @@ def _header(
         f"and {backtest}.</p>"
         f'<div class="facts">{cards}</div></header>'
     )
+
+
+def _own_summary(table: pd.DataFrame) -> Mapping[str, Any]:
+    """The plan's summary (``attrs["allocation"]``) when it is this table's, else an empty one.
+
+    pandas carries attrs through a filter: one rep's rows of a plan were headed by the whole plan's
+    accounts, hours and gain, beside tables that sum to that rep's. A summary counting other accounts
+    than the table holds is another table's, so the header is summed from the table instead.
+    """
+    plan = table.attrs.get("allocation") or {}
+    counted = plan.get("n_accounts")
+    if counted is not None and not math.isclose(float(counted), float(account_counts(table).sum())):
+        logger.info(
+            "the allocation table's summary counts %s accounts, the table %s: the header is summed "
+            "from the table",
+            counted,
+            f"{account_counts(table).sum():,.0f}",
+        )
+        return {}
+    return plan
 
 
 def _has_owners(table: pd.DataFrame) -> bool:

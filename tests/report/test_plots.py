@@ -591,6 +591,9 @@ def test_one_rep_beyond_top_is_one_other_rep(tmp_path, drawn):
     assert "1 other rep" in labels
     plot_hours_per_rep(table, tmp_path / "reps.png", top=1)
     assert "2 other reps" in [t.get_text() for t in drawn[-1].axes[0].get_yticklabels()]
+    many = pd.DataFrame({"owner": [f"r{i}" for i in range(1032)], "tier": "x", "recommended_hours": 1.0})
+    plot_hours_per_rep(many, tmp_path / "reps.png", top=30)  # thousands separated, as the accounts are
+    assert "1,002 other reps" in [t.get_text() for t in drawn[-1].axes[0].get_yticklabels()]
 
 
 def test_very_long_names_are_shortened_in_the_charts(tmp_path, drawn):

@@ -837,7 +837,7 @@ def plot_hours_per_rep(
     table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
     if len(table) > top:
         rest = table.iloc[top:]
-        other = f"{len(rest)} other rep{'' if len(rest) == 1 else 's'}"
+        other = f"{len(rest):,} other rep{'' if len(rest) == 1 else 's'}"
         while other in table.index[:top]:  # a rep of that very name must keep its own bar
             other += " "
         accounts = pd.concat([accounts, pd.Series({other: int(accounts[rest.index].sum())})])

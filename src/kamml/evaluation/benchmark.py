@@ -58,8 +58,9 @@ def honest_train_horizon(
     """
     if horizon < SHORTEST_WINDOW:
         raise ConfigError(
-            f"a holdout of {horizon} days is shorter than the shortest honest training window "
-            f"({SHORTEST_WINDOW} days): give an earlier calibration end or a later holdout end"
+            f"a holdout of {horizon} day{'' if horizon == 1 else 's'} is shorter than the shortest honest "
+            f"training window ({SHORTEST_WINDOW} days): give an earlier calibration end or a later holdout "
+            f"end (up to {HOLDOUT_END.date()})"
         )
     room = (cutoff - first_snapshot).days
 

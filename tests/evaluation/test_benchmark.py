@@ -26,5 +26,6 @@ def test_each_out_of_range_date_is_named_with_its_rule(calibration_end, holdout_
 
 def test_a_holdout_shorter_than_a_training_window_is_named_in_days_and_ends():
     """A one-day holdout read "a holdout of 1 days" and advised a later holdout end past the data's last."""
-    with pytest.raises(ConfigError, match=r"a holdout of 1 day is shorter .*holdout end \(up to 1998-06-30\)"):
+    message = r"a holdout of 1 day is shorter .*holdout end \(up to 1998-06-30\)"
+    with pytest.raises(ConfigError, match=message):
         benchmark_cdnow("1998-06-29", "1998-06-30")

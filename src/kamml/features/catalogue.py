@@ -120,8 +120,10 @@ NEVER_MISSING = frozenset(
 )
 
 #: Columns `build_features` fills whenever the account has a purchase day (``"T"``: T is known) or a
-#: repeat purchase day (``"frequency"``: frequency >= 1), and leaves missing otherwise. One missing in a
-#: row with that history (a CRM's record without the key) would be scored as "no history" that it has.
+#: repeat purchase day (``"frequency"``: frequency >= 1), and mostly leaves missing otherwise (an account
+#: whose rows are all refunds has no T but a ``days_since_first``): the check runs one way only. One
+#: missing in a row with that history (a CRM's record without the key) would be scored as "no history"
+#: that it has.
 FILLED_WITH_HISTORY: dict[str, str] = {
     "days_since_first": "T",
     "days_since_last": "T",

@@ -845,40 +845,37 @@ def test_allocate_checks_the_curve_path_before_writing_the_allocation(scores_fil
     assert (tmp_path / "curve.png").is_file()
 
 
-def test_a_curve_chart_that_cannot_be_drawn_leaves_every_output_as_it_was(scores_file, tmp_path, monkeypatch):
-    """The chart was drawn after both tables were written: its failure left a new allocation and curve
-    beside the old PNG (an input audit). It is drawn first now."""
+@pytest.mark.parametrize(
+    ("stage", "code"),
+    [("draw", 3), ("render", 4)],
+)
+def test_a_curve_chart_that_fails_leaves_every_output_as_it_was(
+    scores_file, tmp_path, monkeypatch, stage, code
+):
+    """The chart was drawn after both tables were written (an input audit), then rendered after them: a
+    failure (or a SIGTERM) in its 0.3 s left a new allocation and curve beside the old chart, with "nothing
+    half written was kept" said on a stop. It is drawn and rendered first now."""
+    from matplotlib.figure import Figure
+
     from kamml.errors import DataError
     from kamml.report import plots
 
     out, curve = tmp_path / "alloc.csv", tmp_path / "curve.csv"
     assert _allocate(scores_file, "--out", str(out), "--curve", str(curve)).exit_code == 0
     before = {p: p.read_bytes() for p in (out, curve, curve.with_suffix(".png"))}
+    error = (
+        DataError("budget curve has no feasible budget to plot") if stage == "draw" else MemoryError("canvas")
+    )
 
     def fail(*_: Any, **__: Any) -> Any:
-        raise DataError("budget curve has no feasible budget to plot")
+        raise error
 
-    monkeypatch.setattr(plots, "budget_curve_figure", fail)
+    if stage == "draw":
+        monkeypatch.setattr(plots, "budget_curve_figure", fail)
+    else:
+        monkeypatch.setattr(Figure, "savefig", fail)
     result = _allocate(scores_file, "--out", str(out), "--curve", str(curve), "--hours", "5")
-    assert result.exit_code == 3, result.output
-    assert {p: p.read_bytes() for p in before} == before
-
-
-def test_a_curve_chart_that_fails_to_render_leaves_every_output_as_it_was(scores_file, tmp_path, monkeypatch):
-    """The PNG was rendered after both tables were replaced: a failure (or a SIGTERM) in its 0.3 s left
-    a new allocation and curve beside the old chart, with "nothing half written was kept" said on a stop."""
-    from matplotlib.figure import Figure
-
-    out, curve = tmp_path / "alloc.csv", tmp_path / "curve.csv"
-    assert _allocate(scores_file, "--out", str(out), "--curve", str(curve)).exit_code == 0
-    before = {p: p.read_bytes() for p in (out, curve, curve.with_suffix(".png"))}
-
-    def fail(*_: Any, **__: Any) -> Any:
-        raise MemoryError("cannot allocate the canvas")
-
-    monkeypatch.setattr(Figure, "savefig", fail)
-    result = _allocate(scores_file, "--out", str(out), "--curve", str(curve), "--hours", "5")
-    assert result.exit_code == 4, result.output
+    assert result.exit_code == code, result.output
     assert {p: p.read_bytes() for p in before} == before
 
 

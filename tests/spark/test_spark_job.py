@@ -448,6 +448,36 @@ def test_unseen_levels_count_the_accounts_scored_on_spark_as_in_memory(
 
 
 @pytest.mark.slow
+def test_scoring_on_spark_reads_the_attributes_of_the_accounts_scored_once(
+    spark, trained, world_path, tmp_path, caplog, monkeypatch
+):
+    """The lost-attribute warning and the unseen-level note each joined the accounts table onto the
+    accounts scored: two scans of the transactions before the cutoff; now one, cached, for both."""
+    import shutil
+
+    import kamml.spark.score as spark_score
+
+    config, _, result = trained
+    cfg = spark_config(config)
+    shutil.copytree(world_path, tmp_path / "world")
+    accounts = pd.read_parquet(world_path / "accounts.parquet")
+    accounts["size"] = np.nan  # lost since training
+    ids = result.features.index[result.features["attr_segment"].notna()][:4]
+    accounts.loc[accounts["account_id"].isin(ids), "segment"] = "government"  # never seen in training
+    accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
+    built = []
+    account_base = spark_score.account_base
+    monkeypatch.setattr(spark_score, "account_base", lambda ctx: built.append(ctx) or account_base(ctx))
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        spark_score.score_frame_spark(
+            result.bundle, load_data(tmp_path / "world", cfg), result.scoring_cutoff, cfg, explain_top=0
+        )
+    assert "feature attr_size has a value on 0.0 % of the" in caplog.text
+    assert "accounts.segment: 4 of" in caplog.text
+    assert len(built) == 1
+
+
+@pytest.mark.slow
 def test_a_model_of_another_churn_label_is_warned_about_on_spark(spark, trained, world_path, caplog):
     """`kamml score` on Spark scored with the champion's churn definition without the in-memory warning."""
     from kamml.spark.score import score_frame_spark

@@ -63,6 +63,7 @@ from kamml.tracking import LoadedModel, resolve_model
 from kamml.tracking.pyfunc import score_frame
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = ["score_frame_spark", "score_spark", "scores_totals"]
@@ -131,28 +132,59 @@ def _features(
     )
 
 
+def scored_attributes(data: Any, bundle: ModelBundle, cutoff: Any, config: Config | None) -> ir.Table | None:
+    """The accounts scored (one row each, as the features' rows) with their attributes at `cutoff`.
+
+    The static group (the accounts table at the cutoff) joined onto the accounts the features score;
+    None without an accounts table or attributes. `score_frame_spark` caches it once for both checks
+    below (each built it on its own: two scans of the transactions before the cutoff).
+    """
+    ctx = feature_context(data, cutoff, bundle.scoring_config(config))
+    table = static(ctx)
+    names = [c for c in table.columns if c.startswith("attr_")] if table is not None else []
+    if table is None or not names:
+        return None
+    return join_on_account(account_base(ctx), table.select("account_id", *names))
+
+
+def _lost_wanted(bundle: ModelBundle, told: list[str]) -> dict[str, Any]:
+    """The attributes' training coverage, of those `warn_lost_attributes` checks (not told already)."""
+    coverage = bundle.meta.get("coverage") or {}
+    return {c: was for c, was in coverage.items() if c.startswith("attr_") and c not in told}
+
+
+def _fitted_levels(bundle: ModelBundle) -> dict[str, Any]:
+    """The category attributes' fitted levels, those `note_unseen_levels_spark` checks."""
+    levels = getattr(bundle.clv, "categories_", None) or {}
+    return {name: fitted for name, fitted in levels.items() if name.startswith("attr_")}
+
+
 def warn_lost_attributes(
-    data: Any, bundle: ModelBundle, told: list[str], cutoff: Any, config: Config | None = None
+    data: Any,
+    bundle: ModelBundle,
+    told: list[str],
+    cutoff: Any,
+    config: Config | None = None,
+    *,
+    scored: ir.Table | None = None,
 ) -> list[str]:
     """`kamml.jobs.score.warn_lost_features` for the accounts' attributes, from the accounts table.
 
     The Spark features are lazy and not cached, so counting their values would build them once more;
     the attributes (an export that emptied ``accounts.size``) are counted on the static group at
-    `cutoff` joined onto the accounts scored, in one small aggregate, as a share of those accounts (NaN
-    is no value), as in memory: shares of the accounts table's rows read undated accounts rows without
-    a purchase (not scored) as accounts, and accounts without a row as none. Features from the other
-    tables are not checked on Spark.
+    `cutoff` joined onto the accounts scored (`scored_attributes`, or `scored` when given), in one
+    small aggregate, as a share of those accounts (NaN is no value), as in memory: shares of the
+    accounts table's rows read undated accounts rows without a purchase (not scored) as accounts, and
+    accounts without a row as none. Features from the other tables are not checked on Spark.
     """
-    coverage = {c: was for c, was in (bundle.meta.get("coverage") or {}).items() if c.startswith("attr_")}
-    wanted = [c for c in coverage if c not in told]
-    ctx = feature_context(data, cutoff, bundle.scoring_config(config)) if wanted else None
-    table = static(ctx) if ctx is not None else None
-    if ctx is None or table is None:
+    coverage = _lost_wanted(bundle, told)
+    if not coverage:
         return []
-    names = [c for c in wanted if c in table.columns]
-    if not names:
+    if scored is None:
+        scored = scored_attributes(data, bundle, cutoff, config)
+    names = [c for c in coverage if scored is not None and c in scored.columns]
+    if scored is None or not names:
         return []
-    scored = join_on_account(account_base(ctx), table.select("account_id", *names))
     counts = {}
     for column in names:
         value = scored[column]
@@ -193,27 +225,28 @@ def check_attribute_types_spark(
 
 
 def note_unseen_levels_spark(
-    data: Any, bundle: ModelBundle, cutoff: pd.Timestamp, config: Config | None
+    data: Any,
+    bundle: ModelBundle,
+    cutoff: pd.Timestamp,
+    config: Config | None,
+    *,
+    scored: ir.Table | None = None,
 ) -> list[Problem]:
     """`kamml.jobs.score.note_unseen_levels` on Spark, from the category attributes at the cutoff.
 
-    The Spark features are lazy: the static group alone is read (the accounts table at the cutoff), and
-    per category attribute the values no fitted level spells exactly are counted, the most frequent
-    `UNSEEN_VALUES` of them matched on the driver as the model matches them (another spelling of a
-    fitted number is seen). Counts are of the accounts scored, as in memory: an accounts row the
-    features leave out (no ``created_at`` and no purchase before the cutoff) was counted too.
+    The Spark features are lazy: the attributes of the accounts scored are read (`scored_attributes`,
+    or `scored` when given), and per category attribute the values no fitted level spells exactly are
+    counted, the most frequent `UNSEEN_VALUES` of them matched on the driver as the model matches them
+    (another spelling of a fitted number is seen). Counts are of the accounts scored, as in memory: an
+    accounts row the features leave out (no ``created_at`` and no purchase before the cutoff) was
+    counted too.
     """
-    fitted = {
-        name: levels
-        for name, levels in (getattr(bundle.clv, "categories_", None) or {}).items()
-        if name.startswith("attr_")
-    }
-    ctx = feature_context(data, cutoff, bundle.scoring_config(config)) if fitted else None
-    table = static(ctx) if ctx is not None else None
-    if ctx is None or table is None:
+    fitted = _fitted_levels(bundle)
+    if not fitted:
         return []
-    base = account_base(ctx)
-    table = table.semi_join(base, "account_id")  # the accounts scored, as the features' rows
+    table = scored if scored is not None else scored_attributes(data, bundle, cutoff, config)
+    if table is None:
+        return []
     notes = []
     for name, levels in fitted.items():
         if name not in table.columns or not table[name].type().is_string():
@@ -231,9 +264,30 @@ def note_unseen_levels_spark(
         n_unseen = n_rest - int(top.loc[~unseen, "n"].sum())  # another spelling of a fitted level: seen
         if n_unseen > 0:
             notes.append(unseen_level_note(name, levels, n_unseen, top.loc[unseen, name]))
-    rows = int(base.count().to_pyarrow().as_py()) if notes else 0
+    rows = int(table.count().to_pyarrow().as_py()) if notes else 0
     record_unseen_levels(notes, f"{rows:,} accounts scored", data)
     return notes
+
+
+def _check_attributes(
+    data: Any, bundle: ModelBundle, needed: list[str], cut: pd.Timestamp, config: Config | None
+) -> None:
+    """The in-memory job's checks of the accounts' attributes, on a Dataset loaded on Spark.
+
+    Text in a numeric attribute is refused; an attribute that lost its values warns and one with
+    values the model never saw is noted, both on the attributes of the accounts scored, computed
+    once (cached on the engine) for the two.
+    """
+    check_attribute_types_spark(data, bundle, cut, config)
+    told = warn_empty_tables(data, needed)
+    if not _lost_wanted(bundle, told) and not _fitted_levels(bundle):
+        return
+    attributes = scored_attributes(data, bundle, cut, config)
+    if attributes is None:
+        return
+    with attributes.cache() as scored:
+        warn_lost_attributes(data, bundle, told, cut, config, scored=scored)
+        note_unseen_levels_spark(data, bundle, cut, config, scored=scored)
 
 
 def _explain_threshold(rows: DataFrame, shared: Any, top: int, weights: Any) -> float | None:
@@ -294,9 +348,7 @@ def score_frame_spark(
     if missing:
         raise FeatureMismatchError(missing, source=f"the features at {cut.date()}", present=features.columns)
     if dataset:
-        check_attribute_types_spark(data, bundle, cut, config)
-        warn_lost_attributes(data, bundle, warn_empty_tables(data, needed), cut, config)
-        note_unseen_levels_spark(data, bundle, cut, config)
+        _check_attributes(data, bundle, needed, cut, config)
     if config is not None:  # as in memory: the scores follow the model's horizon and churn label
         warn_other_definition(bundle, config)
     owner = owner_text(features) if "owner" in features.columns else F.lit(None).cast("string")

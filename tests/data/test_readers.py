@@ -424,3 +424,18 @@ def test_parquet_duration_columns_are_refused_not_read_as_ticks(backend, tmp_pat
     tx.assign(gap=pd.to_timedelta([1, 2, 3, 4, 5], unit="D")).to_parquet(path)  # any column: it is the file's
     with pytest.raises(DataError, match=r"stores gap as a duration \(duration\[ns\]\).*total_seconds"):
         read_table(path, "transactions", backend)
+
+
+@pytest.mark.parametrize(("name", "delimiter"), [("transactions.csv", ";"), ("transactions.tsv", None)])
+def test_a_comma_file_read_with_another_delimiter_gets_the_delimiter_hint(tmp_path, name, delimiter):
+    """A comma CSV beside a config's ``csv_delimiter: ";"`` (it applies to every table), or a ``.tsv``
+    holding commas, read as one column: three "missing required column" problems said nothing of it."""
+    from kamml.config import DataConfig
+
+    (tmp_path / name).write_text("account_id,ts,amount\n1,2024-01-02,3\n")
+    with pytest.raises(SchemaError) as raised:
+        load_data(tmp_path, DataConfig(csv_delimiter=delimiter))
+    problems = raised.value.problems
+    assert [(p.table, p.column) for p in problems] == [("transactions", "account_id,ts,amount")]
+    assert "delimiter looks wrong" in problems[0].rule
+    assert 'csv_delimiter: ","' in problems[0].rule

@@ -347,6 +347,16 @@ def test_earlier_snapshots_with_one_class_are_refused() -> None:
     assert len(np.unique(model.predict_proba(X)[:, 1])) > 10
 
 
+@pytest.mark.parametrize("labels", [299, 301])
+def test_labels_of_another_length_than_the_weighted_rows_are_named(labels: int) -> None:
+    """With sample weights, y of another length failed as numpy's IndexError ("boolean index did not
+    match"), unlike the same fit without weights, which names both lengths."""
+    X, y, _ = make_churn(n_per_snapshot=100)
+    y = np.resize(y, labels)
+    with pytest.raises(ModelInputError, match=f"X has 300 rows but y has {labels}"):
+        ChurnModel(num_threads=1, n_estimators=5).fit(X, y, sample_weight=np.ones(300))
+
+
 def test_a_latest_snapshot_of_zero_weight_is_not_held_out() -> None:
     """On a held-out snapshot weighing nothing early stopping kept one tree (a NaN metric) and the
     calibration was skipped as if it had one class; the latest snapshot with weight is held out instead."""

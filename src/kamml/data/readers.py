@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
 _GLOB_CHARS = "*?["
-_DELIMITER_HINTS = {";": "';'", "|": "'|'", "\t": "a tab"}
+_DELIMITER_HINTS = {";": "';'", "|": "'|'", "\t": "a tab", ",": "','"}
 
 
 def untyped_null(dtype: ibis_dt.DataType) -> bool:
@@ -735,7 +735,9 @@ def _delimiter_hint(column: str, delimiter: str, *, only: bool = True) -> str | 
     are missing (a semicolon header with a comma inside one name split into two fields).
     """
     for other, label in _DELIMITER_HINTS.items():
-        if other != delimiter and other in column:
+        # a comma is a delimiter only in a header of one field (a comma file read with the config's ";",
+        # which applies to every table, or a .tsv of commas): among several it is part of a name
+        if other != delimiter and other in column and (only or other != ","):
             shown = "tab" if delimiter == "\t" else repr(delimiter)
             written = json.dumps(other)  # YAML reads "\t" as a tab; '\t' (Python's repr) is two characters
             found = (

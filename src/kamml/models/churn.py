@@ -295,6 +295,8 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         labels = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"), warn=True)
         check_classification_targets(labels)
         classes = np.unique(labels)
+        if sample_weight is not None and len(labels) != len(sample_weight):  # one weight per row of X
+            raise ModelInputError(f"X has {len(sample_weight)} rows but y has {len(labels)}")
         present = classes if sample_weight is None else np.unique(labels[sample_weight > 0])
         if len(classes) > 2:
             raise ModelInputError(

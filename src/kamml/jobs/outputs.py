@@ -298,9 +298,14 @@ def _replace(staged: Path, target: Path, staging: Path) -> None:
     """Move `staged` onto `target`; a folder (Spark's Parquet parts) replaces the old one whole.
 
     A file replaces a folder too: an in-memory run's scores.parquet failed on a Spark run's (rename
-    cannot put a file over a folder), once other files had moved in.
+    cannot put a file over a folder), once other files had moved in. A symbolic link to a file (an
+    ``allocation.csv`` linked to a CRM's drop folder) is written through and kept, as `atomic_path` does:
+    replaced by a plain file, it left the file it named stale.
     """
-    if target.exists() and (staged.is_dir() or target.is_dir()):
+    if target.is_symlink() and staged.is_file() and not target.is_dir():
+        with atomic_path(target) as tmp:  # beside the file the link names, renamed onto it
+            shutil.move(staged, tmp)  # a copy when that file is on another file system
+    elif target.exists() and (staged.is_dir() or target.is_dir()):
         old = staging / f".old-{target.name}"
         os.replace(target, old)
         os.replace(staged, target)

@@ -371,3 +371,25 @@ def test_an_output_of_the_set_that_is_a_symbolic_link_is_written_through_it(tmp_
         digest = hashlib.sha256(f"plan {text}\n".encode()).hexdigest()
         assert manifest["files"]["allocation.csv"]["sha256"] == digest
     assert sorted(p.name for p in (tmp_path / "crm").iterdir()) == ["allocation.csv"]
+
+
+def test_outputs_to_remove_go_only_once_the_checks_pass(tmp_path):
+    """A Spark run removes an earlier run's allocation.csv (it writes none) as it publishes, not before its
+    checks: a job stopped by them left the last set without that file and without its manifest."""
+    _write_set(tmp_path, "one")
+
+    def changed() -> None:
+        raise DataError("inputs changed")
+
+    with OutputSet(tmp_path) as outputs:
+        outputs.stage("report.html").write_text("report two\n")
+        outputs.checks.append(changed)
+        with pytest.raises(DataError, match="inputs changed"):
+            outputs.publish({"run_id": "two"}, remove=["allocation.csv"])
+    assert (tmp_path / "allocation.csv").read_text() == "plan one\n"
+    assert read_manifest(tmp_path)["run_id"] == "one"
+    with OutputSet(tmp_path) as outputs:
+        outputs.stage("report.html").write_text("report two\n")
+        published = outputs.publish({"run_id": "two"}, remove=["allocation.csv"])
+    assert not (tmp_path / "allocation.csv").exists()
+    assert sorted(read_manifest(tmp_path)["files"]) == sorted(published) == ["report.html"]

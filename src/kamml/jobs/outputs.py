@@ -100,13 +100,15 @@ class OutputSet:
         """Where to write the output `name` (a file or a folder) before it is published."""
         return self.staging / name
 
-    def publish(self, facts: Mapping[str, Any]) -> dict[str, Path]:
+    def publish(self, facts: Mapping[str, Any], remove: Sequence[str] = ()) -> dict[str, Path]:
         """Move every staged output into the folder, then write the manifest; return name -> final path.
 
         `facts` (run id, model URI, cutoff, hours ...) go into the manifest beside the files' sizes and
         hashes. The manifest is removed first, so between the first move and its rewrite the folder
-        reads as incomplete. A stop asked for by a signal whose exit was lost (`kamml.stopping`)
-        ends the job here, before anything is moved.
+        reads as incomplete; so are the files named in `remove` (an earlier run's outputs this set has
+        no file for, such as a Spark run's missing allocation.csv), once the checks pass. A stop asked
+        for by a signal whose exit was lost (`kamml.stopping`) ends the job here, before anything is
+        moved or removed.
         """
         stopping.check()
         for check in self.checks:
@@ -118,6 +120,11 @@ class OutputSet:
                 fsync_path(staged)
         (self.folder / MANIFEST).unlink(missing_ok=True)
         self._published = True
+        for name in remove:
+            stale = self.folder / name
+            if stale.is_file() or stale.is_symlink():
+                stale.unlink()
+                log.info("removed %s: an earlier run's output that this run does not write", stale)
         published: dict[str, Path] = {}
         for staged in sorted(self.staging.iterdir()):
             target = self.folder / staged.name

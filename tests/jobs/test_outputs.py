@@ -354,3 +354,42 @@ def test_a_command_writing_through_a_link_into_a_runs_set_withdraws_that_sets_ma
         write_table(pd.DataFrame({"a": [1]}), tmp_path / "latest.csv")
     assert (tmp_path / "latest.csv").is_symlink()
     assert (run / "allocation.csv").read_text() == "a\n1\n"
+
+
+def test_an_output_of_the_set_that_is_a_symbolic_link_is_written_through_it(tmp_path):
+    """``output.dir/allocation.csv`` linked to a CRM's drop folder was replaced by a plain file at publish,
+    leaving the file it pointed to stale, where `kamml score --out` writes through such a link."""
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "crm" / "allocation.csv").write_text("plan old\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "allocation.csv").symlink_to(tmp_path / "crm" / "allocation.csv")
+    for text in ("one", "two"):
+        _write_set(tmp_path / "run", text)
+        assert (tmp_path / "run" / "allocation.csv").is_symlink()
+        assert (tmp_path / "crm" / "allocation.csv").read_text() == f"plan {text}\n"
+        manifest = read_manifest(tmp_path / "run")
+        digest = hashlib.sha256(f"plan {text}\n".encode()).hexdigest()
+        assert manifest["files"]["allocation.csv"]["sha256"] == digest
+    assert sorted(p.name for p in (tmp_path / "crm").iterdir()) == ["allocation.csv"]
+
+
+def test_outputs_to_remove_go_only_once_the_checks_pass(tmp_path):
+    """A Spark run removes an earlier run's allocation.csv (it writes none) as it publishes, not before its
+    checks: a job stopped by them left the last set without that file and without its manifest."""
+    _write_set(tmp_path, "one")
+
+    def changed() -> None:
+        raise DataError("inputs changed")
+
+    with OutputSet(tmp_path) as outputs:
+        outputs.stage("report.html").write_text("report two\n")
+        outputs.checks.append(changed)
+        with pytest.raises(DataError, match="inputs changed"):
+            outputs.publish({"run_id": "two"}, remove=["allocation.csv"])
+    assert (tmp_path / "allocation.csv").read_text() == "plan one\n"
+    assert read_manifest(tmp_path)["run_id"] == "one"
+    with OutputSet(tmp_path) as outputs:
+        outputs.stage("report.html").write_text("report two\n")
+        published = outputs.publish({"run_id": "two"}, remove=["allocation.csv"])
+    assert not (tmp_path / "allocation.csv").exists()
+    assert sorted(read_manifest(tmp_path)["files"]) == sorted(published) == ["report.html"]

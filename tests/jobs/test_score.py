@@ -428,6 +428,20 @@ def test_feature_rows_with_their_ids_in_a_column_are_scored_under_those_ids(trai
         score(bundle, data, cut, cfg, features=result.features.reset_index(drop=True))
 
 
+@pytest.mark.parametrize("ids_in", ["index", "column"])
+def test_feature_rows_with_duplicated_or_missing_ids_are_refused_before_the_model(world_path, ids_in):
+    """Given rows of one account twice were scored twice, a scores table `kamml allocate` refuses later."""
+    data = load_data(world_path)
+    ids = pd.Index(["A-7", "A-8", "A-7", None, "A-9"], name="account_id")
+    rows = pd.DataFrame({"frequency": [1.0, 2.0, 3.0, 4.0, 5.0]}, index=ids)
+    given = rows if ids_in == "index" else rows.reset_index()
+    with pytest.raises(SchemaError) as info:
+        score("no-such-model", data, data.end.normalize(), features=given)
+    text = str(info.value)
+    assert "features.account_id: duplicated id (2 rows; e.g. 'A-7')" in text
+    assert "features.account_id: null id (1 row)\n" in text
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [

@@ -1289,6 +1289,38 @@ def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, wor
 
 
 @pytest.mark.slow
+def test_a_spark_run_stopped_at_publish_leaves_the_last_set_and_its_manifest(
+    spark, tracked_config, world_path, tmp_path
+):
+    """Inputs changed while a Spark run wrote its report: the job stopped before publishing, but the earlier
+    set's manifest and allocation.csv (a file Spark runs do not write) were already removed."""
+    import os
+    import shutil
+
+    from kamml.jobs.outputs import OutputSet
+    from kamml.jobs.run import run
+
+    world = tmp_path / "world"
+    shutil.copytree(world_path, world)
+    cfg = spark_config(tracked_config(experiment="kamml-run-spark-stop", model_name="kamml-run-spark-stop"))
+    cfg.output.dir = tmp_path / "out"
+    with OutputSet(cfg.output.dir) as outputs:  # an earlier in-memory run's set
+        outputs.stage("allocation.csv").write_text("account_id\n1\n")
+        outputs.publish({"run_id": "earlier"})
+
+    def export_lands_at_the_report(line: str) -> None:
+        if line.startswith("[5/5] report"):
+            tx = pd.read_parquet(world / "transactions.parquet")
+            tx.iloc[::2].to_parquet(world / "new.parquet")
+            os.replace(world / "new.parquet", world / "transactions.parquet")  # atomic, as an export
+
+    with pytest.raises(DataError, match="input files changed while the job ran"):
+        run(cfg, world, echo=export_lands_at_the_report)
+    assert (cfg.output.dir / "allocation.csv").read_text() == "account_id\n1\n"
+    assert json.loads((cfg.output.dir / "manifest.json").read_text())["run_id"] == "earlier"
+
+
+@pytest.mark.slow
 def test_example_job_runs_under_spark_submit(trained, world_path, tmp_path):
     """examples/spark/score_job.py, the job docs/spark.md submits to a cluster, run by spark-submit."""
     import json

@@ -100,13 +100,15 @@ class OutputSet:
         """Where to write the output `name` (a file or a folder) before it is published."""
         return self.staging / name
 
-    def publish(self, facts: Mapping[str, Any]) -> dict[str, Path]:
+    def publish(self, facts: Mapping[str, Any], remove: Sequence[str] = ()) -> dict[str, Path]:
         """Move every staged output into the folder, then write the manifest; return name -> final path.
 
         `facts` (run id, model URI, cutoff, hours ...) go into the manifest beside the files' sizes and
         hashes. The manifest is removed first, so between the first move and its rewrite the folder
-        reads as incomplete. A stop asked for by a signal whose exit was lost (`kamml.stopping`)
-        ends the job here, before anything is moved.
+        reads as incomplete; so are the files named in `remove` (an earlier run's outputs this set has
+        no file for, such as a Spark run's missing allocation.csv), once the checks pass. A stop asked
+        for by a signal whose exit was lost (`kamml.stopping`) ends the job here, before anything is
+        moved or removed.
         """
         stopping.check()
         for check in self.checks:
@@ -118,6 +120,11 @@ class OutputSet:
                 fsync_path(staged)
         (self.folder / MANIFEST).unlink(missing_ok=True)
         self._published = True
+        for name in remove:
+            stale = self.folder / name
+            if stale.is_file() or stale.is_symlink():
+                stale.unlink()
+                log.info("removed %s: an earlier run's output that this run does not write", stale)
         published: dict[str, Path] = {}
         for staged in sorted(self.staging.iterdir()):
             target = self.folder / staged.name
@@ -298,9 +305,14 @@ def _replace(staged: Path, target: Path, staging: Path) -> None:
     """Move `staged` onto `target`; a folder (Spark's Parquet parts) replaces the old one whole.
 
     A file replaces a folder too: an in-memory run's scores.parquet failed on a Spark run's (rename
-    cannot put a file over a folder), once other files had moved in.
+    cannot put a file over a folder), once other files had moved in. A symbolic link to a file (an
+    ``allocation.csv`` linked to a CRM's drop folder) is written through and kept, as `atomic_path` does:
+    replaced by a plain file, it left the file it named stale.
     """
-    if target.exists() and (staged.is_dir() or target.is_dir()):
+    if target.is_symlink() and staged.is_file() and not target.is_dir():
+        with atomic_path(target) as tmp:  # beside the file the link names, renamed onto it
+            shutil.move(staged, tmp)  # a copy when that file is on another file system
+    elif target.exists() and (staged.is_dir() or target.is_dir()):
         old = staging / f".old-{target.name}"
         os.replace(target, old)
         os.replace(staged, target)

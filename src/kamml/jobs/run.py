@@ -528,9 +528,9 @@ def _run_on_spark(
             growth=_growth_weight(config),
         )
         scores = top_rows(scores_dir, 25, by="clv")
-        (out_dir / MANIFEST).unlink(missing_ok=True)  # the folder reads as incomplete from here
-        _remove_stale(out_dir)  # before the new manifest: it must not sit beside an earlier run's plan
-        published = outputs.publish(_facts(config, training, model.resolved, plan, model.bundle.horizon_days))
+        facts = _facts(config, training, model.resolved, plan, model.bundle.horizon_days)
+        # an earlier in-memory run's CSV plan must not sit beside the new manifest: removed as it publishes
+        published = outputs.publish(facts, remove=_NOT_ON_SPARK)
         files = {"scores": published["scores.parquet"], "allocation": published["allocation.parquet"]}
         report = {key: published[path.name] for key, path in staged.items()}
         report["manifest"] = out_dir / MANIFEST
@@ -544,15 +544,6 @@ def _run_on_spark(
 
 #: In-memory outputs a Spark run does not write: removed, so no earlier plan is left beside the new one.
 _NOT_ON_SPARK = ("allocation.csv",)
-
-
-def _remove_stale(folder: Path) -> None:
-    """Remove the in-memory outputs a Spark run does not replace (an earlier run's CSV plan)."""
-    for name in _NOT_ON_SPARK:
-        path = folder / name
-        if path.is_file():
-            path.unlink()
-            log.info("removed %s: an earlier run's output that a Spark run does not write", path)
 
 
 def _growth_weight(config: Config) -> float | str:

@@ -344,18 +344,29 @@ def indexed_by_account(features: pd.DataFrame) -> pd.DataFrame:
     """Feature rows given to `score` indexed by account_id: an ``account_id`` column becomes the index.
 
     The scores take their ids from the index: rows with the ids in a column (as `write_features` writes
-    them) were scored as accounts 0, 1, 2 ... with those accounts' owners. Rows with no ids are refused.
+    them) were scored as accounts 0, 1, 2 ... with those accounts' owners. Rows with no ids are refused,
+    and so are null or duplicated ids: one account's rows given twice were scored twice, a scores table
+    `kamml allocate` refuses after the whole scoring.
     """
     if not isinstance(features, pd.DataFrame):
         raise ModelError(f"features must be a pandas DataFrame of rows, got {type(features).__name__}")
     if "account_id" in features.columns:
-        return features.set_index("account_id")
+        features = features.set_index("account_id")
     if features.index.name != "account_id":
         rule = (
             "missing: give the feature rows' ids as their index named account_id (as build_features "
             "returns them) or as an account_id column"
         )
         raise SchemaError([Problem("features", "account_id", rule)])
+    ids = pd.Series(features.index.to_numpy())
+    null = ids.isna()
+    duplicated = ids.duplicated(keep=False) & ~null
+    problems = [Problem("features", "account_id", "null id", int(null.sum()))] if null.any() else []
+    if duplicated.any():
+        examples = plain_examples(ids[duplicated].drop_duplicates())
+        problems.append(Problem("features", "account_id", "duplicated id", int(duplicated.sum()), examples))
+    if problems:
+        raise SchemaError(problems)
     return features
 
 
@@ -401,14 +412,14 @@ def score(
     chunk_size = whole_count(chunk_size, "chunk_size", 1)
     top_drivers = whole_count(top_drivers, "top_drivers", 0)
     explain_top = None if explain_top is None else whole_count(explain_top, "explain_top", 0)
+    if features is not None:  # bad rows are refused before the model loads
+        features = indexed_by_account(features)
     loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle
     cut = check_scoring_cutoff(data, cutoff)
     t0 = time.perf_counter()
     if features is None:
         features = build_features(data, cut, bundle.scoring_config(config))
-    else:
-        features = indexed_by_account(features)
     needed = bundle.feature_spec()["columns"]
     missing = [c for c in needed if c not in features.columns]
     if missing:

@@ -897,6 +897,9 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
         ({"clv": {"n_estimators": True}}, r"models\.clv: The 'n_estimators' parameter .* a number, not True"),
         ({"churn": {"learning_rate": True}}, r"models\.churn: The 'learning_rate' .* a number, not True"),
         ({"clv": {"offset_weight": False}}, r"models\.clv: The 'offset_weight' .* a number, not False"),
+        # an alias of n_estimators stays in the params: int() read true as one tree, 2.5 as 2
+        ({"clv": {"num_trees": True}}, r"models\.clv: ClvModel: params key 'num_trees' .* whole number"),
+        ({"churn": {"num_iterations": 2.5}}, r"models\.churn: ChurnModel: params key 'num_iterations'"),
         # no metric for early stopping to watch: LightGBM's traceback after the features (an audit)
         (
             {"churn": {"metric": "none"}},

@@ -311,6 +311,22 @@ def test_fit_refuses_a_params_key_lightgbm_does_not_know(params: dict[str, objec
     ClvModel(num_threads=1, n_estimators=5, params={"num_leaves": 3, "reg_lambda": 2.0}).fit(X, y)  # aliases
 
 
+@pytest.mark.parametrize("value", [True, False, 2.5, None, "many"])
+def test_fit_refuses_rounds_in_params_that_are_no_whole_number(value: object) -> None:
+    """``num_trees: true`` (an alias of n_estimators, left in the params) trained one tree without a word.
+
+    The config's ``models.clv.n_estimators: true`` was refused; its aliases, kept in ``params``, were
+    read by ``int()``: true as 1 tree, 2.5 as 2 (docs/config.md: true and false are refused where a
+    number goes, in the models sections too).
+    """
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y, _ = make_value(n_per_snapshot=100, snapshots=1)
+    with pytest.raises(InvalidParameterError, match=r"ClvModel: params key 'num_trees' .*whole number"):
+        ClvModel(num_threads=1, params={"num_trees": value}).fit(X, y)
+    assert ClvModel(num_threads=1, params={"num_trees": 3.0}).fit(X, y)._num_rounds() == 3
+
+
 def test_a_metric_early_stopping_cannot_watch_is_named() -> None:
     """metric "none" (LightGBM's own value) ended fit in LightGBM's early-stopping traceback."""
     X, y, snapshot = make_value(n_per_snapshot=100)

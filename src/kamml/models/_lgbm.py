@@ -783,8 +783,27 @@ class LGBMModel(KammlEstimator):
         return {**params, "monotone_constraints": [monotone.get(n, 0) for n in self.feature_names_]}
 
     def _num_rounds(self) -> int:
-        """Boosting rounds: ``num_iterations`` (or an alias) in ``params``, else ``n_estimators``."""
-        return int(canonical_params(self.params).get("num_iterations", self.n_estimators))
+        """Boosting rounds: ``num_iterations`` (or an alias) in ``params``, else ``n_estimators``.
+
+        One in ``params`` must be a whole number (3.0 and "3" too; below 1 LightGBM refuses it); true,
+        false or 2.5 is an `InvalidParameterError` naming the key, as ``n_estimators=True`` is: ``int()``
+        read true as 1 round and 2.5 as 2, without a word.
+        """
+        given = canonical_params(self.params)
+        if "num_iterations" not in given:
+            return int(self.n_estimators)
+        value = given["num_iterations"]
+        key = next(k for k in self.params or {} if _CANONICAL.get(k, k) == "num_iterations")
+        try:
+            number = None if isinstance(value, bool | np.bool_) else float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not number.is_integer():
+            raise InvalidParameterError(
+                f"{type(self).__name__}: params key {key!r} (boosting rounds) must be a whole number, "
+                f"got {value!r}"
+            )
+        return int(number)
 
     # ----------------------------------------------------------------------------------------------
     # inputs

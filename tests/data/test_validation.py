@@ -385,6 +385,32 @@ def test_rows_repeated_with_an_empty_transaction_id_are_noted_and_kept(backend, 
     assert clean.quality.count("rows without a transaction") == 0
 
 
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_blank_transaction_ids_count_as_no_id_in_the_duplicate_notes(backend, tx, empty):
+    """Blank ids are no ids (the drop and the counts said so) but the notes' key kept them as an id:
+    an exact repeat of "a" was noted as rows that differ, and blank rows gave "-1 rows" of duplicates."""
+    frame = tx.assign(transaction_id=["a", "b", "c", empty, empty])
+    frame.loc[4, ["account_id", "ts", "amount", "quantity"]] = frame.loc[
+        3, ["account_id", "ts", "amount", "quantity"]
+    ]
+    data = load_data(
+        {"transactions": pd.concat([frame, frame.iloc[[0]]], ignore_index=True)}, backend=backend
+    )
+    assert len(data.to_pandas("transactions")) == 5  # the repeat of "a" dropped, the blank rows kept
+    assert data.quality.count("duplicate transaction ids") == 1
+    assert data.quality.count("transaction ids shared by rows that differ") == 0
+    (note,) = [n for n in data.quality.notes if n.rule.startswith("duplicate transaction ids")]
+    assert note.examples == ("a",)
+    assert data.quality.count("rows without a transaction id repeating") == 1  # the two blank rows
+    lines = frame.assign(transaction_id=["a", "b", "b", empty, empty])  # "b": two lines that differ
+    data = load_data({"transactions": lines}, backend=backend)
+    found = [(n.rule[:39], n.n_rows) for n in data.quality.notes if "transaction id" in n.rule]
+    assert found == [
+        ("transaction ids shared by rows that dif", 1),
+        ("rows without a transaction id repeating", 1),
+    ]
+
+
 @pytest.mark.parametrize(
     ("ids", "bitmap"),
     [

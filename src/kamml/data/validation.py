@@ -446,9 +446,11 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     if cspec.name == "account_id":
         distinct.append("accounts")
     if cspec.name == "transaction_id" or (plan.name == "accounts" and cspec.name == "account_id"):
-        plan.metrics[f"{cspec.name}_nonnull"] = ibis.ifelse(null, ibis.null(), key).count()
+        # a blank id is no id, in the notes' groups as in the counts and the drop ("" kept as an id
+        # gave "-1 rows" of duplicates, and an exact repeat beside blank ids read as lines that differ)
+        plan.values[f"{cspec.name}_key"] = ibis.ifelse(null, ibis.null(), key)
+        plan.metrics[f"{cspec.name}_nonnull"] = plan.values[f"{cspec.name}_key"].count()
         distinct.append(f"{cspec.name}_distinct")
-        plan.values[f"{cspec.name}_key"] = key
     for metric in distinct:
         plan.metrics[metric] = ibis.ifelse(null, ibis.null(), key).nunique()
         if dtype.is_integer() and not dtype.is_uint64():  # the bitmap's bounds are int64

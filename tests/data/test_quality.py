@@ -137,6 +137,20 @@ def test_a_stretch_without_any_transaction_gets_a_note(backend):
     assert not [n for n in validate({"transactions": everyday}, backend=backend).notes if n.column == "ts"]
 
 
+def test_a_gap_note_needs_gap_days_without_any_transaction(backend):
+    """A stretch of 59 days without a transaction got the note "60 days or more" promises: the days
+    between two transaction days were counted with one of them."""
+    days = pd.date_range("2024-01-01", "2024-03-31")
+    notes = {}
+    for empty in (59, 60):
+        later = pd.date_range(days[-1] + pd.Timedelta(days=empty + 1), periods=90)
+        tx = pd.DataFrame({"account_id": 1, "ts": days.append(later), "amount": 10.0})
+        found = validate({"transactions": tx}, backend=backend).notes
+        notes[empty] = [n for n in found if n.rule.startswith("no transaction of any account")]
+    assert notes[59] == []
+    assert notes[60][0].examples == ("2024-04-01 to 2024-05-30",)  # 60 days
+
+
 def test_a_placeholder_date_centuries_back_gets_its_gap_note(backend):
     """A row dated 1700-01-01 got no note (1900 did): the gap, counted in nanoseconds, wrapped around
     past 292 years (an input audit)."""

@@ -392,7 +392,8 @@ def gap_notes(transactions: ir.Table) -> list[Problem]:
         return []
     spacing = np.diff(np.array([d.toordinal() for d in stamps], dtype=np.int64)).astype(float)
     usual = float(pd.Series(spacing).median())
-    long = (spacing >= GAP_DAYS) & (spacing >= GAP_RATIO * usual)
+    # the days between two transaction days (days 1 and 61 have 59 between them, not 60)
+    long = (spacing - 1 >= GAP_DAYS) & (spacing >= GAP_RATIO * usual)
     if not long.any():
         return []
     one = dt.timedelta(days=1)

@@ -347,6 +347,31 @@ def test_alive_expectation_matches_independent_quadrature(params: dict[str, floa
         assert got == pytest.approx(_alive_purchases_reference(params, t, x, T), rel=1e-7), (x, T, t)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
+        {"r": 2.0, "alpha": 0.5, "a": 5.0, "b": 3.0},
+        {"r": 0.5, "alpha": 1.0, "a": 1.0, "b": 1.0},
+        {"r": 1.0, "alpha": 1.0, "a": 30.0, "b": 100.0},
+    ],
+)
+def test_huge_windows_stay_accurate_positive_and_increasing(params: dict[str, float]) -> None:
+    # t / (alpha + T) of 1e10 and more: the quadrature's exact corrections, times r + x and that ratio,
+    # turned their rounding into the answer (1.47 for 1.75 at 1e13, negative beyond 1e16)
+    model = _model(params)
+    T = 10.0
+    for x, recency in ((0.0, 0.0), (5.0, T)):
+        t = np.logspace(6, 20, 8) * (params["alpha"] + T)
+        got = model.conditional_expected_purchases(t, x, recency, T) / model.p_alive(x, recency, T)
+        reference = [_alive_purchases_reference(params, ti, x, T) for ti in t]
+        np.testing.assert_allclose(got, reference, rtol=1e-7)
+        huge = model.conditional_expected_purchases(np.logspace(6, 300, 60), x, recency, T)
+        assert np.all(np.isfinite(huge))
+        assert np.all(huge > 0)
+        assert np.all(np.diff(huge) >= -1e-12 * huge[1:])  # increasing, to rounding where it levels off
+
+
 def test_series_and_quadrature_agree_where_both_apply() -> None:
     a, b, r = 0.793, 2.426, 0.243
     s = np.array([0.01, 0.1, 0.3, 0.59])

@@ -64,6 +64,13 @@ _QUAD_STEP = 0.4
 _QUAD_TAIL = 28.0
 _QUAD_CHUNK = 1_000_000
 _QUAD_MAX_GRID = 50_000
+#: From this n * s = (r + x) t / (alpha + T) on, quadrature sums the integrand itself
+#: (`_alive_purchases_direct`): the exact corrections of `_alive_purchases_quadrature` are of size n s,
+#: and their rounding (about 1e-16 n s) became the answer, negative from n s of about 1e16. Only for
+#: a >= `_DIRECT_MIN_A`: below, that rounding is small against the answer (about n s^(1 - a)), and
+#: the direct sum (over thousands of e-folds of the density's tail) was not checked there.
+_DIRECT_MIN_NS = 1e6
+_DIRECT_MIN_A = 0.1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -543,6 +550,48 @@ def _alive_purchases_quadrature(n: float, a: float, bx: float, s: FloatArray) ->
     return out
 
 
+def _alive_purchases_direct(n: float, a: float, bx: float, s: FloatArray) -> FloatArray | None:
+    """The alive-customer expectation for rows with a large n s, by the trapezoid rule on the integrand.
+
+    E = E_p[h(p)], h(p) = (1 - (1 + p s)^-n) / p <= n s, summed as it is over a grid in y = logit(p)
+    that runs from the Beta density's lower tail or, below the rate's transition (p n s = 1, where h
+    levels off at n s and the integrand decays as the density does), `_QUAD_TAIL` e-folds further, up
+    to the density's upper tail. Nothing of size n s is added and taken away, so the sum keeps its
+    relative precision however large n s is. None when that grid would exceed `_QUAD_MAX_GRID` points
+    (a density too spread out, a near 0): `_alive_purchases_quadrature` then takes the rows.
+    """
+    y_mode = float(np.log(a) - np.log(bx))
+    sd = float(np.sqrt(polygamma(1, a) + polygamma(1, bx)))
+    h = min(_QUAD_STEP, sd / 2.0)
+    y1, y2 = y_mode - 2.0 * sd, y_mode + 2.0 * sd
+    lo_slope, hi_slope = a - (a + bx) * float(expit(y1)), (a + bx) * float(expit(y2)) - a
+    if not (lo_slope > 0 and hi_slope > 0):  # a and bx too far apart to bound the tails in floats
+        return None
+    lo, hi = y1 - _QUAD_TAIL / lo_slope, y2 + _QUAD_TAIL / hi_slope
+    y_rate = float(-np.log(n * s.max()))  # the lowest transition
+    if y_rate < y_mode:
+        # below it the integrand is n s times the density, whose log falls at least at this slope
+        rate_slope = a - (a + bx) * float(expit(y_rate))
+        lo = min(lo, y_rate - _QUAD_TAIL / rate_slope)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or (hi - lo) / h > _QUAD_MAX_GRID:
+        return None
+    grid = lo + h * np.arange(int(np.ceil((hi - lo) / h)) + 1)
+    log_p = -np.logaddexp(0.0, -grid)
+    log_w = a * log_p - bx * np.logaddexp(0.0, grid)
+    w = np.exp(log_w - log_w.max())
+    w[[0, -1]] *= 0.5
+    w /= w.sum()
+    out = np.empty(s.size)
+    rows = max(1, _QUAD_CHUNK // grid.size)
+    for start in range(0, s.size, rows):
+        s_rows = s[start : start + rows]
+        u = np.exp(np.add.outer(np.log(s_rows), log_p))  # p s
+        with np.errstate(invalid="ignore"):
+            f = np.where(u > 0, -np.expm1(-n * np.log1p(u)) / u, n)  # h(p) / s, n at p s = 0
+        out[start : start + rows] = s_rows * (f @ w)
+    return out
+
+
 def _expected_alive_purchases(
     params: Sequence[float], t: FloatArray, frequency: FloatArray, T: FloatArray
 ) -> FloatArray:
@@ -571,7 +620,13 @@ def _expected_alive_purchases(
         order = todo[np.argsort(x[todo], kind="stable")]
         for group in np.split(order, np.flatnonzero(np.diff(x[order])) + 1):
             x0 = float(x[group[0]])
-            out[group] = _alive_purchases_quadrature(r + x0, a, b + x0, s[group])
+            large = ((r + x0) * s[group] >= _DIRECT_MIN_NS) & (a >= _DIRECT_MIN_A)
+            direct = _alive_purchases_direct(r + x0, a, b + x0, s[group[large]]) if large.any() else None
+            if direct is not None:
+                out[group[large]] = direct
+                group = group[~large]
+            if group.size:
+                out[group] = _alive_purchases_quadrature(r + x0, a, b + x0, s[group])
     return out.reshape(shape)
 
 

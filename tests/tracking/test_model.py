@@ -575,6 +575,26 @@ def test_the_requirements_pin_every_library_the_served_model_computes_with():
         assert f"{name}=={metadata.version(name)}" in pins, name
 
 
+def test_the_requirements_pin_every_runtime_dependency_of_kamml():
+    """Loading the model imports kamml, which imports Ibis, pyarrow, sqlglot, PyYAML and rich; none was
+    pinned, so a serving environment built from the model's requirements (kamml's wheel naming only
+    ranges) took whatever release was newest then, not what the model was trained and tested with."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    from kamml.tracking import pip_requirements
+
+    pins = pip_requirements("artifacts/kamml-0.1.0-py3-none-any.whl")
+    runtime = [Requirement(line) for line in metadata.requires("kamml") or []]
+    names = {r.name for r in runtime if r.marker is None}
+    assert {"pyarrow", "ibis-framework", "sqlglot", "pyyaml"} <= names
+    for name in names:
+        assert f"{name}=={metadata.version(name)}" in pins, name
+    assert pins[0] == "artifacts/kamml-0.1.0-py3-none-any.whl"
+    assert len(pins) == len(set(pins))
+
+
 def test_one_row_as_mlflows_inputs_dict_of_zero_d_arrays_reads_as_plain_values():
     """MLflow's server hands ``{"inputs": {"col": value, ...}}`` (one row) over as 0-d arrays: a category
     arrived as an array, and the request was refused ("must hold one category (text) per row")."""

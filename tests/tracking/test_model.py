@@ -518,6 +518,11 @@ def test_a_source_checkouts_egg_info_still_gives_the_wheel(tmp_path, monkeypatch
         ("no_T", None, "features.frequency: must be 0 or missing when T is missing"),
         ("list", None, "column 'attr_industry' must hold one category \\(text\\) per row"),
         ("null_id", None, r"features\.account_id: missing in row\(s\) 1; give every row its account's id"),
+        (
+            "list_id",
+            None,
+            r"features\.account_id: must be one id \(a number or text\) per row; row\(s\) 1, 2",
+        ),
     ],
 )
 def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, change, params, named):
@@ -536,6 +541,8 @@ def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, ch
         rows.at[rows.index[1], "attr_industry"] = ["finance", "retail"]
     if change == "null_id":  # pandas turned the other ids into floats: large ones lost digits
         rows["account_id"] = [2**60 + 1, None, 2**60 + 3]
+    if change == "list_id":  # JSON's list or object where a CRM sent an id: was scored and echoed back
+        rows["account_id"] = pd.Series([7, [8], {"id": 9}], index=rows.index, dtype=object)
     model = mlflow.pyfunc.load_model(result.model_uri)
     with pytest.raises(MlflowException, match=named) as info:
         model.predict(rows, params=params)
@@ -573,6 +580,26 @@ def test_the_requirements_pin_every_library_the_served_model_computes_with():
     pins = pip_requirements()
     for name in ("lightgbm", "numba", "numpy", "pandas", "scipy"):
         assert f"{name}=={metadata.version(name)}" in pins, name
+
+
+def test_the_requirements_pin_every_runtime_dependency_of_kamml():
+    """Loading the model imports kamml, which imports Ibis, pyarrow, sqlglot, PyYAML and rich; none was
+    pinned, so a serving environment built from the model's requirements (kamml's wheel naming only
+    ranges) took whatever release was newest then, not what the model was trained and tested with."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    from kamml.tracking import pip_requirements
+
+    pins = pip_requirements("artifacts/kamml-0.1.0-py3-none-any.whl")
+    runtime = [Requirement(line) for line in metadata.requires("kamml") or []]
+    names = {r.name for r in runtime if r.marker is None}
+    assert {"pyarrow", "ibis-framework", "sqlglot", "pyyaml"} <= names
+    for name in names:
+        assert f"{name}=={metadata.version(name)}" in pins, name
+    assert pins[0] == "artifacts/kamml-0.1.0-py3-none-any.whl"
+    assert len(pins) == len(set(pins))
 
 
 def test_one_row_as_mlflows_inputs_dict_of_zero_d_arrays_reads_as_plain_values():

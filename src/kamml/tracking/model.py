@@ -35,6 +35,8 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema, TensorSpec
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from kamml.config import TrackingConfig
 from kamml.errors import ModelError
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 MODEL_CODE = Path(__file__).with_name("_model_code.py")
 #: Packages the pyfunc needs at load time, pinned to the versions it was logged with (numba compiles the
 #: drivers' TreeSHAP kernels when the model loads: unpinned, a serving environment took the newest).
+#: kamml's other runtime dependencies are pinned too (`requirement_names`).
 REQUIREMENTS = (
     "kamml",
     "lightgbm",
@@ -77,11 +80,41 @@ WHEEL_ARTIFACT = "kamml_wheel"
 def pip_requirements(wheel: str | None = None) -> list[str]:
     """The pyfunc's pip requirements, pinned to the installed versions (given explicitly: fast, exact).
 
-    With `wheel` (a path inside the model folder), kamml is installed from it instead of ``kamml==<v>``:
-    kamml is not on PyPI, so that line could not be resolved where MLflow builds a serving environment.
+    `REQUIREMENTS` and every other runtime dependency of kamml (`requirement_names`). With `wheel` (a
+    path inside the model folder), kamml is installed from it instead of ``kamml==<v>``: kamml is not on
+    PyPI, so that line could not be resolved where MLflow builds a serving environment.
     """
-    pins = [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS]
-    return [wheel if name == "kamml" and wheel else pin for name, pin in zip(REQUIREMENTS, pins, strict=True)]
+    names = requirement_names()
+    pins = [f"{name}=={metadata.version(name)}" for name in names]
+    return [wheel if name == "kamml" and wheel else pin for name, pin in zip(names, pins, strict=True)]
+
+
+def requirement_names() -> list[str]:
+    """`REQUIREMENTS`, then kamml's other installed runtime dependencies (no extras), by name.
+
+    Loading the model imports kamml, and with it Ibis, pyarrow, sqlglot, PyYAML and rich, which kamml's
+    wheel names only as ranges: a serving environment built later took whatever release was newest.
+    """
+    names = list(REQUIREMENTS)
+    try:
+        lines = metadata.requires("kamml") or []
+    except metadata.PackageNotFoundError:
+        return names
+    seen = {canonicalize_name(name) for name in names}
+    for line in lines:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue  # an extra's (spark, dev), or another platform's
+        key = canonicalize_name(requirement.name)
+        if key in seen:
+            continue
+        try:
+            metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:  # not installed here: pip resolves it from kamml's wheel
+            continue
+        seen.add(key)
+        names.append(requirement.name)
+    return names
 
 
 def kamml_wheel() -> Path | None:

@@ -110,12 +110,31 @@ def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
+#: What pandas infers of object ids that hold no list or object (`_check_ids`).
+_PLAIN_IDS = frozenset(
+    {"string", "integer", "floating", "mixed-integer-float", "decimal", "boolean", "empty"}
+)
+
+
 def _check_ids(ids: np.ndarray) -> None:
     """A named `ModelError` for a missing ``account_id``: every row given one needs it, exactly as sent.
 
     A CRM matches the answer to its accounts by id. Where one is null, pandas (and MLflow's server,
     parsing the request) turns the others into floats, so an id beyond 2**53 came back with other digits.
+    A list or an object (JSON's ``[8]``, ``{"id": 8}``) is no id: it was scored and echoed back.
     """
+    # plain ids (text, numbers) known in C first: the scan in Python took 0.15 s of 1M text ids
+    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in _PLAIN_IDS:
+        nested = np.flatnonzero([pd.api.types.is_list_like(i) for i in ids])
+        if len(nested):
+            rows = ", ".join(str(i) for i in nested[:5])
+            problem = Problem(
+                "features",
+                "account_id",
+                f"must be one id (a number or text) per row; row(s) {rows} hold a list or an object",
+                len(nested),
+            )
+            raise ModelError(str(problem))
     missing = pd.isna(ids)
     if missing.any():
         rows = ", ".join(str(i) for i in np.flatnonzero(missing)[:5])

@@ -1192,6 +1192,22 @@ def test_owners_and_stakes_are_checked_as_in_memory(spark, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+def test_stakes_that_add_up_past_the_largest_float_stop_spark_as_in_memory(spark, tmp_path):
+    """Each stake finite, their sum not: `kamml.allocate` refuses the scores, Spark wrote a plan whose
+    gain and prices were near the largest float (an allocation audit)."""
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(50, seed=5)
+    scores.loc[:2, "clv"] = [1e308, 1.7e308, 1e308]
+    with pytest.raises(SchemaError) as expected:
+        allocate(scores, 10.0, AllocationConfig())
+    with pytest.raises(SchemaError) as got:
+        allocate_spark(spark.createDataFrame(scores), 10.0, AllocationConfig(), tmp_path / "a")
+    assert str(got.value) == str(expected.value)
+    assert "add up past the largest float" in str(got.value)
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_cli_score_and_allocate_on_spark(spark, trained, world_path, tmp_path):
     import yaml

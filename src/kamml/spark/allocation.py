@@ -70,6 +70,7 @@ from kamml.allocation.allocate import (
     plan_hours,
     resolve_horizon,
     stake_problems,
+    stake_sum_problem,
     stated_horizon,
     warn_assumed_horizon,
     warn_missing_effort,
@@ -563,13 +564,17 @@ class _Plan:
         bad = {p: F.isnan(p) | F.col(p).isin(float("inf"), float("-inf")) for p in (*parts, "stake")}
         any_part = bad[parts[0]] | bad[parts[1]] | bad[parts[2]]
         bad["stake"] = ~any_part & bad["stake"]
-        row = prepared.agg(*(F.sum(c.cast("long")).alias(p) for p, c in bad.items())).collect()[0]
+        sums = [F.sum(c.cast("long")).alias(p) for p, c in bad.items()]
+        row = prepared.agg(*sums, F.sum("stake").alias("total")).collect()[0]
         counts = {p: int(row[p] or 0) for p in bad}
         if any(counts.values()):
             broken = prepared.filter(any_part | bad["stake"])
             examples = broken.orderBy("account_id").limit(5).toPandas()  # the same from run to run
             uplift = self.weights["growth"] == "auto" and "effort_uplift" in self.columns
             raise SchemaError(stake_problems(counts, examples, uplift=uplift))
+        if row["total"] is not None and not math.isfinite(row["total"]):  # each finite, their sum not
+            top = prepared.orderBy(F.col("stake").desc()).select("clv").limit(3).collect()
+            raise SchemaError([stake_sum_problem(self.n, [r["clv"] for r in top])])
         if self.cfg.capacity is None or not self.n:
             return
         rows = prepared.filter(F.col("owner").isNotNull()).groupBy("owner").count().collect()

@@ -1192,6 +1192,44 @@ def test_owners_and_stakes_are_checked_as_in_memory(spark, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+def test_whole_float_ids_of_a_spark_frame_are_written_as_integers_as_in_memory(spark, tmp_path):
+    """A Spark frame's double account ids (ids with gaps) were written 450.0 where `kamml.allocate` of the
+    same pandas frame writes 450, an id a CRM import matches (an allocation audit)."""
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(60, seed=5)
+    scores["account_id"] = scores["account_id"].astype(float)
+    cfg = AllocationConfig(hours=30.0)
+    mem = allocate(scores, None, cfg)
+    assert mem["account_id"].dtype == np.int64
+    out = allocate_spark(spark.createDataFrame(scores), None, cfg, tmp_path / "a")
+    table = read_parts(out.path)
+    assert table["account_id"].dtype == np.int64
+    assert_allocation_equal(mem, table, out.summary, hours_atol=1e-9)
+    # text ids are left as given, as in memory: " 7" beside "7" is two accounts there too
+    texts = scores.assign(account_id=scores["account_id"].astype(int).astype(str))
+    texts.loc[0, "account_id"] = " " + texts.loc[1, "account_id"]
+    mem = allocate(texts, None, cfg)
+    out = allocate_spark(spark.createDataFrame(texts), None, cfg, tmp_path / "b")
+    assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
+
+
+def test_stakes_that_add_up_past_the_largest_float_stop_spark_as_in_memory(spark, tmp_path):
+    """Each stake finite, their sum not: `kamml.allocate` refuses the scores, Spark wrote a plan whose
+    gain and prices were near the largest float (an allocation audit)."""
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(50, seed=5)
+    scores.loc[:2, "clv"] = [1e308, 1.7e308, 1e308]
+    with pytest.raises(SchemaError) as expected:
+        allocate(scores, 10.0, AllocationConfig())
+    with pytest.raises(SchemaError) as got:
+        allocate_spark(spark.createDataFrame(scores), 10.0, AllocationConfig(), tmp_path / "a")
+    assert str(got.value) == str(expected.value)
+    assert "add up past the largest float" in str(got.value)
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_cli_score_and_allocate_on_spark(spark, trained, world_path, tmp_path):
     import yaml

@@ -700,20 +700,26 @@ def _check_stake(frame: pd.DataFrame, cfg: AllocationConfig) -> None:
         uplift = cfg.weights.get("growth", "auto") == "auto" and "effort_uplift" in frame
         raise SchemaError(stake_problems(counts, frame, uplift=uplift))
     stakes = frame["stake"].to_numpy(dtype=float)
-    if not np.isfinite(stakes.sum()):  # each finite, their sum not: the plan's totals read "inf"
+    with np.errstate(over="ignore"):
+        total = stakes.sum()
+    if not np.isfinite(total):  # each finite, their sum not: the plan's totals read "inf"
         top = frame.iloc[np.argsort(-stakes)[:3]]
-        raise SchemaError(
-            [
-                Problem(
-                    "scores",
-                    "clv",
-                    "the accounts' stakes (from clv, p_churn and referral_value) add up past the largest "
-                    "float (1.8e308): values too large to allocate hours on (the largest clv shown)",
-                    len(frame),
-                    tuple(top["clv"].tolist()),
-                )
-            ]
-        )
+        raise SchemaError([stake_sum_problem(len(frame), top["clv"].tolist())])
+
+
+def stake_sum_problem(n_rows: int, largest_clv: Sequence[float]) -> Problem:
+    """The Problem of stakes, each finite, whose sum is not; `largest_clv`: those of the largest stakes.
+
+    Shared with `kamml.spark`, which checks the same sum over the whole table.
+    """
+    return Problem(
+        "scores",
+        "clv",
+        "the accounts' stakes (from clv, p_churn and referral_value) add up past the largest "
+        "float (1.8e308): values too large to allocate hours on (the largest clv shown)",
+        n_rows,
+        tuple(largest_clv),
+    )
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:

@@ -70,6 +70,7 @@ from kamml.allocation.allocate import (
     plan_hours,
     resolve_horizon,
     stake_problems,
+    stake_sum_problem,
     stated_horizon,
     warn_assumed_horizon,
     warn_missing_effort,
@@ -216,7 +217,10 @@ def allocate_spark(
         _check_local_scores(str(scores))  # before a session starts: a mistyped path fails at once
         check_not_local_input(out_dir, {"scores": scores})  # writing over the scores lost them
     spark = session or spark_session(config if isinstance(config, Config) else None)
-    frame = read_scores_spark(spark, scores) if isinstance(scores, str | Path) else scores
+    if isinstance(scores, str | Path):
+        frame = read_scores_spark(spark, scores)
+    else:  # as `kamml.allocate` takes a pandas frame: whole float ids are integers, text as given
+        frame = _ids_as_in_the_tables(scores, texts=False)
     target = str(out_dir)
     remove_stale_siblings(spark, target)
     staging = temp_sibling(target, "staging", spark)
@@ -285,14 +289,16 @@ def read_scores_spark(spark: SparkSession, path: str | Path) -> DataFrame:
     return _ids_as_in_the_tables(frame)
 
 
-def _ids_as_in_the_tables(frame: DataFrame) -> DataFrame:
+def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
     """Ids of a scores file read as `kamml.allocation.read_scores` reads them, so both engines plan alike.
 
     Text account ids are trimmed (" 1" is account 1), pandas' missing-value texts ("", "NULL") are no
     id or owner, an account id "119.0" is 119, and an account_id column whose every value is the text
     of an int64, or a whole float, becomes long: one aggregate pass, only for a text or float account_id.
     Owners need no pass: `rep_names` trims them and names whole numbers alike later. Read as given,
-    " 1" beside "1" was a second account on Spark and a repeated id in memory.
+    " 1" beside "1" was a second account on Spark and a repeated id in memory. Without `texts` (a frame
+    given, as `kamml.allocate` takes a pandas one) only a float account_id of whole numbers becomes long:
+    written 450.0, it was an id a CRM import does not match.
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
@@ -302,10 +308,10 @@ def _ids_as_in_the_tables(frame: DataFrame) -> DataFrame:
         text = F.regexp_replace(F.col(column), PY_SPACE_ENDS, "")
         return F.when(~text.isin(*sorted(MISSING_TEXTS)), text)
 
-    if "owner" in frame.columns and isinstance(frame.schema["owner"].dataType, T.StringType):
+    if texts and "owner" in frame.columns and isinstance(frame.schema["owner"].dataType, T.StringType):
         frame = frame.withColumn("owner", known("owner"))
     kind = frame.schema["account_id"].dataType if "account_id" in frame.columns else None
-    if isinstance(kind, T.StringType):
+    if texts and isinstance(kind, T.StringType):
         text = known("account_id")
         text = F.when(text.rlike(WHOLE_FLOAT_PATTERN), F.split(text, r"\.").getItem(0)).otherwise(text)
         frame = frame.withColumn("account_id", text)
@@ -563,13 +569,17 @@ class _Plan:
         bad = {p: F.isnan(p) | F.col(p).isin(float("inf"), float("-inf")) for p in (*parts, "stake")}
         any_part = bad[parts[0]] | bad[parts[1]] | bad[parts[2]]
         bad["stake"] = ~any_part & bad["stake"]
-        row = prepared.agg(*(F.sum(c.cast("long")).alias(p) for p, c in bad.items())).collect()[0]
+        sums = [F.sum(c.cast("long")).alias(p) for p, c in bad.items()]
+        row = prepared.agg(*sums, F.sum("stake").alias("total")).collect()[0]
         counts = {p: int(row[p] or 0) for p in bad}
         if any(counts.values()):
             broken = prepared.filter(any_part | bad["stake"])
             examples = broken.orderBy("account_id").limit(5).toPandas()  # the same from run to run
             uplift = self.weights["growth"] == "auto" and "effort_uplift" in self.columns
             raise SchemaError(stake_problems(counts, examples, uplift=uplift))
+        if row["total"] is not None and not math.isfinite(row["total"]):  # each finite, their sum not
+            top = prepared.orderBy(F.col("stake").desc()).select("clv").limit(3).collect()
+            raise SchemaError([stake_sum_problem(self.n, [r["clv"] for r in top])])
         if self.cfg.capacity is None or not self.n:
             return
         rows = prepared.filter(F.col("owner").isNotNull()).groupBy("owner").count().collect()

@@ -428,6 +428,24 @@ def test_feature_rows_with_their_ids_in_a_column_are_scored_under_those_ids(trai
         score(bundle, data, cut, cfg, features=result.features.reset_index(drop=True))
 
 
+@pytest.mark.slow
+def test_feature_rows_whose_ids_match_no_account_are_warned_about(trained, caplog):
+    """Rows given with text ids ("450" for the accounts table's 450) were scored without owners, silently."""
+    cfg, data, result = trained
+    rows = result.features.set_axis(result.features.index.astype(str), axis=0)
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        scores = score(result.bundle, data, result.scoring_cutoff, cfg, features=rows, explain_top=0)
+    assert scores["owner"].isna().all()
+    assert "features.account_id matches no accounts.account_id (features: object ids such as '" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        scores = score(
+            result.bundle, data, result.scoring_cutoff, cfg, features=result.features, explain_top=0
+        )
+    assert scores["owner"].notna().any()
+    assert "matches no accounts.account_id" not in caplog.text
+
+
 @pytest.mark.parametrize("ids_in", ["index", "column"])
 def test_feature_rows_with_duplicated_or_missing_ids_are_refused_before_the_model(world_path, ids_in):
     """Given rows of one account twice were scored twice, a scores table `kamml allocate` refuses later."""

@@ -320,12 +320,31 @@ def _group(column: str) -> str | None:
 
 
 def account_owners(data: Dataset, ids: pd.Index) -> pd.Series | None:
-    """The owner (sales rep) per account from the accounts table, when it has one."""
+    """The owner (sales rep) per account from the accounts table, when it has one.
+
+    Feature rows given with ids of another type than the table's (text "450" for the number 450) match
+    no account: every score had no owner, without a word; that is warned about, naming both types.
+    """
     accounts = data.tables.get("accounts")
     if accounts is None or "owner" not in accounts.columns:
         return None
     owners = accounts.select("account_id", "owner").to_pandas().drop_duplicates("account_id")
-    return owners.set_index("account_id")["owner"].reindex(ids)
+    found = owners.set_index("account_id")["owner"].reindex(ids)
+    if (
+        len(ids)
+        and found.isna().all()
+        and owners["owner"].notna().any()
+        and not ids.isin(owners["account_id"]).any()
+    ):
+        log.warning(
+            "features.account_id matches no accounts.account_id (features: %s ids such as %r; accounts: %s "
+            "ids such as %r): every account is scored without an owner; give the rows the accounts' ids",
+            ids.dtype,
+            ids[0],
+            owners["account_id"].dtype,
+            owners["account_id"].iloc[0],
+        )
+    return found
 
 
 def whole_count(value: Any, name: str, minimum: int) -> int:

@@ -499,6 +499,16 @@ def test_capacity_rep_without_accounts_is_a_config_error():
         allocate(scores.assign(owner=None), 200.0, AllocationConfig(capacity={"ann": 20.0}))
 
 
+def test_owners_named_beside_a_capacity_rep_without_accounts_follow_count_then_name():
+    """Owners of equal counts came in the rows' order in memory and in collect()'s order on Spark, which
+    could change from run to run: the same table gave two messages."""
+    scores = make_scores(n=6, owners=("bob", "ann", "cat"))
+    scores["owner"] = ["bob", "ann", "cat", "cat", "bob", "ann"]
+    for rows in (scores, scores.iloc[::-1]):
+        with pytest.raises(ConfigError, match=r"'dan'; owners there: 'ann', 'bob', 'cat'$"):
+            allocate(rows, 20.0, AllocationConfig(capacity={"dan": 5.0}))
+
+
 def test_owners_without_capacity_get_team_hours_and_a_warning(caplog):
     scores = make_scores()
     table = allocate(scores, 200.0, AllocationConfig(capacity={"ann": 20.0, "bob": 30.0}, floor_hours=0.1))

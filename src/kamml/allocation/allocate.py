@@ -634,7 +634,9 @@ def check_capacity_reps(
     unknown = [str(rep) for rep in capacity if rep_name(rep) not in counts.index]
     if not unknown:
         return
-    known = ", ".join(repr(o) for o in counts.index[:5]) if len(counts) else "none (no account has an owner)"
+    # the most accounts first, then by name: the rows' (or Spark's collect()) order told ties apart
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+    known = ", ".join(repr(o) for o, _ in ordered[:5]) if len(counts) else "none (no account has an owner)"
     more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
     raise ConfigError(
         f"allocation.capacity names {len(unknown)} rep(s) that own no account in {where}: "

@@ -144,6 +144,12 @@ def test_the_run_records_the_folder_the_data_was_read_from(world_path, tmp_path,
     in_memory = load_data({"transactions": data.to_pandas("transactions")})
     assert recorded_source(elsewhere, in_memory).data.path is None
     assert recorded_source(Config(), in_memory).data.path is None
+    caplog.clear()
+    with caplog.at_level(
+        "WARNING", logger="kamml.jobs.train"
+    ):  # the quickstart's train(load_data(f), Config())
+        assert recorded_source(Config(), data).data.path == world_path.resolve()
+    assert caplog.text == ""
 
 
 def test_a_table_named_outside_the_data_folder_is_recorded_as_configured(world_path, tmp_path, caplog):

@@ -156,7 +156,8 @@ def recorded_source(config: Config, data: Dataset) -> Config:
     both: a tracking audit's ``data.transactions`` outside ``data.path`` was recorded as the two's
     common folder, whose rebuild read no accounts, referrals or activities). Otherwise the record is
     the folder the tables were read from when it resolves to them, else each table's own path; tables
-    given in memory record none. The CLI's ``--data`` sets the path itself.
+    given in memory record none. The CLI's ``--data`` sets the path itself. A config that names no
+    data (the Python API's ``Config()``) records the tables read without a warning.
     """
     read = {name: _resolved(p) for name, p in data.inputs.items()}
     named = {name: _resolved(p) for name, p in input_paths(None, config).items()}
@@ -168,11 +169,15 @@ def recorded_source(config: Config, data: Dataset) -> Config:
     if folder is None or {k: _resolved(p) for k, p in input_paths(folder, DataConfig()).items()} != read:
         tables.update({name: str(p) for name, p in read.items()})
         folder = None
-    log.warning(
-        "the data was not read from the tables the config names (%s) but %s: the run records that instead",
-        _where(named) or (f"data.path {config.data.path}" if config.data.path else "none"),
-        _where(read) or "from tables in memory",
-    )
+    if names_none:  # `train(load_data(folder), Config())`, as the quickstart notebook does: nothing amiss
+        log.info("the config names no data: the run records the tables read from %s", _where(read))
+    else:
+        log.warning(
+            "the data was not read from the tables the config names (%s) but %s: the run records that "
+            "instead",
+            _where(named) or f"data.path {config.data.path}",
+            _where(read) or "from tables in memory",
+        )
     return config.model_copy(update={"data": config.data.model_copy(update={"path": folder, **tables})})
 
 

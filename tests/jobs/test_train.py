@@ -65,6 +65,23 @@ def test_a_referral_promotion_metric_without_referrals_fails_before_training():
     check_promote_metric(cfg, _NoReferrals())  # type: ignore[arg-type]
 
 
+def test_a_referral_promotion_metric_with_an_empty_referrals_table_fails_before_training(
+    world_path, tmp_path
+):
+    """A header-only referrals export passed the check: no version after the first was ever promoted."""
+    import shutil
+
+    from kamml.data import load_data
+
+    shutil.copytree(world_path, tmp_path / "world")
+    referrals = pd.read_parquet(world_path / "referrals.parquet")
+    referrals.iloc[:0].to_parquet(tmp_path / "world" / "referrals.parquet")
+    cfg = Config.from_dict({"tracking": {"promote_metric": "referral.gini"}})
+    with pytest.raises(ConfigError, match=r"promote_metric 'referral.gini' .* an empty referrals table"):
+        check_promote_metric(cfg, load_data(tmp_path / "world"))
+    check_promote_metric(cfg, load_data(world_path))
+
+
 def test_a_deleted_experiment_fails_before_training(tracked_config, world_path, monkeypatch):
     """The store is first touched after training: a deleted experiment died there with MLflow's traceback."""
     import mlflow

@@ -71,18 +71,25 @@ def cutoffs(data: Dataset, config: Config) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def check_promote_metric(config: Config, data: Dataset) -> None:
-    """Refuse a referral promotion metric on data without a referrals table, before any training.
+    """Refuse a referral promotion metric on data without referrals (no table, no rows), before training.
 
     The backtest then has no referral metric, so no version after the first could ever be promoted: a
     scheduled job would keep registering versions and scoring with the first one, saying only "not
     promoted" each night.
     """
     metric = config.tracking.promote_metric
-    if metric.split(".")[0] == "referral" and "referrals" not in data.tables:
-        raise ConfigError(
-            f"tracking.promote_metric '{metric}' needs the backtest's referral metrics, but the data has no "
-            "referrals table: choose a value or churn metric (e.g. value.gini), or add the referrals"
-        )
+    if metric.split(".")[0] != "referral":
+        return
+    if "referrals" not in data.tables:
+        held = "no referrals table"
+    elif data.quality.tables["referrals"].rows == 0:  # a header-only export: no referral metric either
+        held = "an empty referrals table"
+    else:
+        return
+    raise ConfigError(
+        f"tracking.promote_metric '{metric}' needs the backtest's referral metrics, but the data has {held}: "
+        "choose a value or churn metric (e.g. value.gini), or add the referrals"
+    )
 
 
 def train(

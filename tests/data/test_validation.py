@@ -1063,3 +1063,19 @@ def test_epoch_numbers_in_a_typed_date_column_are_named(backend, values, unit):
         assert "epoch" not in problem.rule
     else:
         assert f'pd.to_datetime(x, unit="{unit}")' in problem.rule
+
+
+@pytest.mark.parametrize("mark", ["\ufeff", "\u200b", "\xa0"])
+def test_invisible_marks_around_a_file_column_name_are_ignored_as_in_a_frame(backend, tx, tmp_path, mark):
+    """A BOM or zero-width space kept in a Parquet column's name matches as a frame's name does.
+
+    pandas reading a UTF-8 CSV with a BOM (``encoding="utf-8"``) keeps ``\\ufeff`` in the first name,
+    and saved as Parquet the file failed with "missing required column account_id; columns found:
+    account_id, ..." (the mark invisible), where the same frame given directly was accepted.
+    """
+    accounts = pd.DataFrame({"account_id": [1, 2, 3], "segment": ["a", "b", "a"]})
+    tx.rename(columns={"account_id": f"{mark}account_id"}).to_parquet(tmp_path / "transactions.parquet")
+    accounts.rename(columns={"segment": f"segment{mark}"}).to_parquet(tmp_path / "accounts.parquet")
+    data = load_data(tmp_path, backend=backend)
+    assert list(data.to_pandas("transactions").columns[:3]) == ["account_id", "ts", "amount"]
+    assert "segment" in data.to_pandas("accounts").columns

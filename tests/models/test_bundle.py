@@ -952,6 +952,11 @@ def test_few_accounts_and_clipped_levels_are_warned(world_data, caplog):
         ({"value": 0.0}, "no account spent anything in a label window"),
         ({"churned": 1}, "every account churned"),
         ({"churned": 0}, "no account churned"),
+        # amounts in a unit far from money's: LightGBM's float32 labels read 1e-297 as 0 (a traceback,
+        # "[tweedie]: sum of labels is zero") and 1e303 as infinite (a model of nothing, exit 0)
+        ({"value": lambda d: d["value"] * 1e-300}, r"transactions.amount.*32-bit"),
+        ({"value": lambda d: d["value"] * 1e300}, r"transactions.amount.*32-bit"),
+        ({"referral_value": lambda d: d["referral_value"] * 1e300}, r"transactions.amount.*32-bit"),
     ],
 )
 def test_labels_that_leave_nothing_to_learn_name_the_data(world_data, change, says):

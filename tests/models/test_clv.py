@@ -217,6 +217,14 @@ def test_negative_target_is_refused() -> None:
         ClvModel(num_threads=1).fit(X, y)
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_a_target_beyond_lightgbms_32_bit_labels_is_refused(scale: float) -> None:
+    """LightGBM holds labels as float32: 1e-297 read as 0 failed with its own error, 1e302 as infinite."""
+    X, y, _ = make_value(n_per_snapshot=100, snapshots=1)
+    with pytest.raises(ModelInputError, match="32-bit"):
+        ClvModel(num_threads=1, n_estimators=5).fit(X, y * scale)
+
+
 def test_predict_before_fit_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="not fitted"):
         ClvModel().predict(np.zeros((2, 2)))

@@ -769,7 +769,7 @@ def _duplicates(names: Iterable[str]) -> list[str]:
     """Column names that occur more than once (ignoring case and surrounding spaces, as SQL engines do)."""
     seen: dict[str, int] = {}
     for n in names:
-        key = str(n).strip().lower()
+        key = clean_name(str(n)).lower()
         seen[key] = seen.get(key, 0) + 1
     return [k for k, count in seen.items() if count > 1]
 
@@ -887,10 +887,19 @@ def _unique_names(names: list[str]) -> list[str]:
     return unique
 
 
+def clean_name(name: str) -> str:
+    """A column's name as matched: without invisible characters (a BOM, a zero-width space) or outer spaces.
+
+    The same for frames and files: pandas reading a CSV with a BOM as "utf-8" keeps it in the first name,
+    and a Parquet file saved from that frame was refused as missing a column its message listed (the BOM
+    invisible), where the frame itself was accepted.
+    """
+    return "".join(ch for ch in name if ch.isprintable()).strip()
+
+
 def _column_name(column: Any, position: int) -> str:
     text = " ".join(map(_text, column)) if isinstance(column, tuple) else _text(column)
-    text = "".join(ch for ch in text if ch.isprintable()).strip()
-    return text or f"unnamed_{position}"
+    return clean_name(text) or f"unnamed_{position}"
 
 
 def _to_arrow(series: pd.Series) -> pa.Array:

@@ -27,6 +27,7 @@ from kamml.data.quality import N_EXAMPLES, TableStats, plain_examples
 from kamml.data.readers import (
     RawTable,
     backend_errors,
+    clean_name,
     delimiter_problem,
     engine_message,
     floor_to_microseconds,
@@ -272,9 +273,9 @@ def plan_table(
         return plan
     spec = plan.spec
     raw_columns = list(raw.table.columns)
-    by_key = {c.strip().lower(): c for c in raw_columns}
+    by_key = {clean_name(c).lower(): c for c in raw_columns}
     for kamml_name, user_name in mapping.items():
-        column = by_key.get(user_name.strip().lower())
+        column = by_key.get(clean_name(user_name).lower())
         if column is not None:
             plan.found[kamml_name] = column
         elif user_name != kamml_name and not _is_required(spec, kamml_name):
@@ -306,8 +307,8 @@ def plan_table(
                 _plan_extra(plan, kamml_name, column)
         taken = {n.lower() for n in plan.found}
         for column in raw_columns:
-            if column not in used and column.strip().lower() not in taken:
-                _plan_extra(plan, column.strip(), column)
+            if column not in used and clean_name(column).lower() not in taken:
+                _plan_extra(plan, clean_name(column), column)
     else:
         dropped = [c for c in raw_columns if c not in plan.found.values()]
         if dropped:
@@ -338,7 +339,7 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
     if user != name:
         rule += f" (kamml's {name}, mapped in data.columns.{raw.name})"
     rule += f"; columns found: {found}"
-    if user != name and name.lower() in {c.strip().lower() for c in columns}:
+    if user != name and name.lower() in {clean_name(c).lower() for c in columns}:
         rule += f"; the table has a column '{name}': check the mapping"
     return Problem(raw.name, user, rule)
 
@@ -346,7 +347,7 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
 def _mapped(plan: TablePlan, cspec: ColumnSpec) -> str:
     """A note naming kamml's column when the user's column has another name."""
     column = plan.found[cspec.name]
-    return "" if column.strip().lower() == cspec.name else f" [{cspec.name}]"
+    return "" if clean_name(column).lower() == cspec.name else f" [{cspec.name}]"
 
 
 #: Text that stands for a missing value in exports (upper case): refused as an id, noted as an owner.

@@ -180,6 +180,28 @@ class ModelInputError(ModelError, ValueError):
     """
 
 
+#: The range of positive labels LightGBM holds: it stores them as float32.
+FLOAT32_LABELS = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+
+
+def float32_label_problem(target: FloatArray) -> str | None:
+    """Why LightGBM's 32-bit labels cannot hold these non-negative targets, or None when they can.
+
+    Beyond float32's range the labels become infinite (a model of nothing, fitted without a word); with
+    every positive value below its normal range they read as 0 ("[tweedie]: sum of labels is zero").
+    """
+    positive = target[target > 0]
+    if positive.size == 0:
+        return None
+    low, high = FLOAT32_LABELS
+    largest = float(positive.max())
+    if largest > high:
+        return f"reaches {largest:.3g}, beyond the {high:.3g} that LightGBM's 32-bit labels hold"
+    if largest < low:
+        return f"is at most {largest:.3g}, below the {low:.3g} from which LightGBM's 32-bit labels are not 0"
+    return None
+
+
 def check_count(value: Any, name: str, minimum: int = 0) -> int:
     """`value` as an int >= `minimum` (a count of drivers); else a `ModelInputError` naming `name`.
 
@@ -1603,6 +1625,9 @@ class LGBMValueRegressor(LGBMModel):
         """
         mass = target if weight is None else target * weight
         name = type(self).__name__
+        reason = float32_label_problem(target)
+        if reason is not None:
+            raise ModelInputError(f"{name}'s target {reason}: rescale y (amounts in another unit)")
         if not np.sum(mass) > 0:
             raise ModelInputError(
                 f"{name} needs some positive target to learn from: all {len(target):,} rows have y = 0 "

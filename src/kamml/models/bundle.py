@@ -67,6 +67,7 @@ from kamml.models._lgbm import (
     check_count,
     column_arrays,
     constraint_count,
+    float32_label_problem,
     is_categorical,
     is_true,
     no_autolog,
@@ -473,6 +474,13 @@ def check_labels(train: pd.DataFrame) -> None:
             "model learns from those and is checked on the latest; do the transactions start inside the "
             "latest label window? Fewer or closer snapshots (time.snapshots, time.step_days) fit them"
         )
+    for label, what in (("value", "spend"), ("referral_value", "referred accounts' spend")):
+        reason = float32_label_problem(train[label].to_numpy(dtype=float)) if label in train else None
+        if reason is not None:
+            raise ModelError(
+                f"the {label} label (an account's {what} in a label window, from transactions.amount) "
+                f"{where} {reason}: give the amounts in another unit (thousands, or cents)"
+            )
     if "churned" in train:
         rate = float(train["churned"].mean())
         if rate == 1.0:

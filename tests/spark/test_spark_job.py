@@ -255,6 +255,21 @@ def test_messy_csv_reads_and_fails_as_on_duckdb(spark, tmp_path):
     assert [str(n) for n in on_spark.quality.notes] == [str(n) for n in duck.quality.notes]
 
 
+def test_rows_of_another_width_beside_a_column_the_checks_skip_are_refused_on_spark(spark, tmp_path):
+    """A row with too few or too many fields is a DataError on both engines when the CSV has a column the
+    checks never read (product): Spark's column pruning padded or cut the row to the columns a query read,
+    so a short row read as null id, date and amount (a SchemaError) and a long one passed the checks."""
+    header = "transaction_id,account_id,ts,amount,product\n"
+    good = "1,1,2024-01-05,10,a\n3,3,2024-01-07,5,a\n"
+    for bad in ("2\n", "2,2,2024-01-06,5,a,extra\n"):
+        folder = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "transactions.csv").write_text(header + good + bad)
+        for cfg in (Config(), spark_config(Config())):
+            with pytest.raises(DataError, match=r"transactions: cannot read .*transactions\.csv"):
+                load_data(folder, cfg)
+
+
 def test_infinite_attributes_and_repeats_without_ids_read_as_on_duckdb(spark, tmp_path):
     """An inf attribute is refused, and rows repeated with an empty transaction id noted, on both engines."""
     rows = "1,2024-01-05,10,\n2,2024-01-06,5,\n"

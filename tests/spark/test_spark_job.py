@@ -255,6 +255,44 @@ def test_messy_csv_reads_and_fails_as_on_duckdb(spark, tmp_path):
     assert [str(n) for n in on_spark.quality.notes] == [str(n) for n in duck.quality.notes]
 
 
+def test_rows_of_another_width_beside_a_column_the_checks_skip_are_refused_on_spark(spark, tmp_path):
+    """A row with too few or too many fields is a DataError on both engines when the CSV has a column the
+    checks never read (product): Spark's column pruning padded or cut the row to the columns a query read,
+    so a short row read as null id, date and amount (a SchemaError) and a long one passed the checks."""
+    header = "transaction_id,account_id,ts,amount,product\n"
+    good = "1,1,2024-01-05,10,a\n3,3,2024-01-07,5,a\n"
+    for bad in ("2\n", "2,2,2024-01-06,5,a,extra\n"):
+        folder = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "transactions.csv").write_text(header + good + bad)
+        for cfg in (Config(), spark_config(Config())):
+            with pytest.raises(DataError, match=r"transactions: cannot read .*transactions\.csv"):
+                load_data(folder, cfg)
+
+
+def test_nan_text_is_no_unparseable_number_on_spark(spark, tmp_path):
+    """A CSV's "nan" amount is "not a finite number" on both engines, not also "unparseable number" on
+    Spark (Ibis on Spark counts the cast's NaN as null); a "nan" attribute reads alike too."""
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-05,nan\n2,2024-01-06,5\n")
+    (tmp_path / "accounts.csv").write_text("account_id,size\n1,nan\n2,3\n")
+    refused = []
+    for cfg in (Config(), spark_config(Config())):
+        with pytest.raises(SchemaError) as caught:
+            load_data(tmp_path, cfg)
+        refused.append([str(p) for p in caught.value.problems])
+    assert refused[1] == refused[0]
+    assert not any("unparseable" in p for p in refused[0])
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-05,3\n2,2024-01-06,5\n")
+    read = []
+    for cfg in (Config(), spark_config(Config())):
+        try:
+            data = load_data(tmp_path, cfg)
+            read.append(([str(n) for n in data.quality.notes], data.to_pandas("accounts")["size"].dtype.kind))
+        except SchemaError as exc:
+            read.append([str(p) for p in exc.problems])
+    assert read[1] == read[0]
+
+
 def test_infinite_attributes_and_repeats_without_ids_read_as_on_duckdb(spark, tmp_path):
     """An inf attribute is refused, and rows repeated with an empty transaction id noted, on both engines."""
     rows = "1,2024-01-05,10,\n2,2024-01-06,5,\n"

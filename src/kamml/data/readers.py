@@ -632,16 +632,7 @@ def _read_csv(
             # RFC 4180 as on DuckDB: a quote inside a quoted field is doubled ("24"" monitor"), and a
             # backslash is text; Spark's default escape is the backslash. Quoted line breaks need
             # multiLine, which reads each file in one task, so they are not read here (docs/spark.md).
-            table = backend.read_csv(
-                paths,
-                table_name=_temp_name(name),
-                header=True,
-                inferSchema=False,
-                sep=delim,
-                quote='"',
-                escape='"',
-                mode="FAILFAST",
-            )
+            table = _read_csv_spark(backend, paths, _temp_name(name), delim)
         else:
             table = backend.read_csv(paths, table_name=_temp_name(name))
     except backend_errors() as exc:
@@ -649,6 +640,26 @@ def _read_csv(
             f"{name}: cannot read {origin} as CSV: {engine_message(exc)}"
         ) from None
     return RawTable(name, table, origin, text=True, from_file=True, problems=problems, delimiter=delim)
+
+
+def _read_csv_spark(backend: ibis.BaseBackend, paths: list[str], table_name: str, delimiter: str) -> ir.Table:
+    """CSV files as a Spark view of text columns, every row parsed whole (a row of another width fails).
+
+    Ibis's ``read_csv`` cannot pass ``columnPruning``: with it (Spark's default) a query that reads some
+    columns parses only those, so a row with too few or too many fields was padded with nulls or cut to
+    them, read as a null id or passing the checks where DuckDB refuses the file.
+    """
+    reader = backend._session.read.options(
+        header=True,
+        inferSchema=False,
+        sep=delimiter,
+        quote='"',
+        escape='"',
+        mode="FAILFAST",
+        columnPruning=False,
+    )
+    reader.csv(paths).createOrReplaceTempView(table_name)
+    return backend.table(table_name)
 
 
 def _has_bytes(path: Path) -> bool:

@@ -690,7 +690,7 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         number = ibis.ifelse(s.re_search(NUMBER_PATTERN), s.try_cast("float64"), ibis.null("float64"))
         f = plan.derive(1, cspec.name, number)
         missing = c.isnull() | (s.length() == 0)
-        plan.add(column, f"unparseable number{tag}", ~missing & f.isnull(), c)
+        plan.add(column, f"unparseable number{tag}", ~missing & _null(plan, f), c)  # "nan" is a number
     else:
         _wrong_type(plan, cspec, column, dtype)
         return
@@ -759,7 +759,7 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
     # the pattern first, as for amounts: DuckDB's cast read "1_000" as 1000 and Spark's "1d" as 1.0, so
     # one CSV gave the two engines a number and a category (`NUMBER_PATTERN`)
     number = ibis.ifelse(s.re_search(NUMBER_PATTERN), s.try_cast("float64"), ibis.null("float64"))
-    not_float = plan.metric(f"{name}_not_float", (s.notnull() & number.isnull()).cast("int64").sum())
+    not_float = plan.metric(f"{name}_not_float", (s.notnull() & _null(plan, number)).cast("int64").sum())
     bad = s.notnull() & number.notnull() & _infinite(number)
     infinite = plan.metric(f"{name}_infinite", bad.cast("int64").sum())
     plan.finite_checks.append(_FiniteCheck(column, bad, c, infinite, not_float))
@@ -944,6 +944,13 @@ def _nan(plan: TablePlan, value: Deferred) -> Deferred:
     if _engine_name(plan) == "duckdb":
         return value.notnull() & ~_isfinite(value) & ~_infinite(value)
     return value.isnan()
+
+
+def _null(plan: TablePlan, value: Deferred) -> Deferred:
+    """Whether a float is null and not NaN, on every engine (Ibis on Spark counts NaN as null)."""
+    if _engine_name(plan) == "duckdb":
+        return value.isnull()
+    return value.isnull() & ~value.isnan()  # Spark's isnan(NULL) is false
 
 
 def _infinite(value: Deferred) -> Deferred:

@@ -270,16 +270,22 @@ def test_rows_of_another_width_beside_a_column_the_checks_skip_are_refused_on_sp
                 load_data(folder, cfg)
 
 
+def refused_on_both_engines(folder: Path) -> list[list[str]]:
+    """The problems `load_data` refuses `folder` with on DuckDB, then on Spark, as text."""
+    refused = []
+    for cfg in (Config(), spark_config(Config())):
+        with pytest.raises(SchemaError) as caught:
+            load_data(folder, cfg)
+        refused.append([str(p) for p in caught.value.problems])
+    return refused
+
+
 def test_nan_text_is_no_unparseable_number_on_spark(spark, tmp_path):
     """A CSV's "nan" amount is "not a finite number" on both engines, not also "unparseable number" on
     Spark (Ibis on Spark counts the cast's NaN as null); a "nan" attribute reads alike too."""
     (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-05,nan\n2,2024-01-06,5\n")
     (tmp_path / "accounts.csv").write_text("account_id,size\n1,nan\n2,3\n")
-    refused = []
-    for cfg in (Config(), spark_config(Config())):
-        with pytest.raises(SchemaError) as caught:
-            load_data(tmp_path, cfg)
-        refused.append([str(p) for p in caught.value.problems])
+    refused = refused_on_both_engines(tmp_path)
     assert refused[1] == refused[0]
     assert not any("unparseable" in p for p in refused[0])
     (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-05,3\n2,2024-01-06,5\n")
@@ -298,11 +304,7 @@ def test_infinite_attributes_and_repeats_without_ids_read_as_on_duckdb(spark, tm
     rows = "1,2024-01-05,10,\n2,2024-01-06,5,\n"
     (tmp_path / "transactions.csv").write_text("account_id,ts,amount,transaction_id\n" + rows + rows)
     (tmp_path / "accounts.csv").write_text("account_id,size,brand\n1,inf,inf\n2,3,acme\n")
-    refused = []
-    for cfg in (Config(), spark_config(Config())):
-        with pytest.raises(SchemaError) as caught:
-            load_data(tmp_path, cfg)
-        refused.append([str(p) for p in caught.value.problems])
+    refused = refused_on_both_engines(tmp_path)
     assert refused[0] == refused[1]
     assert any("size" in p and "not a finite number" in p for p in refused[0])
     (tmp_path / "accounts.csv").write_text("account_id,size,brand\n1,1.5,inf\n2,3,acme\n")

@@ -330,12 +330,7 @@ def account_owners(data: Dataset, ids: pd.Index) -> pd.Series | None:
         return None
     owners = accounts.select("account_id", "owner").to_pandas().drop_duplicates("account_id")
     found = owners.set_index("account_id")["owner"].reindex(ids)
-    if (
-        len(ids)
-        and found.isna().all()
-        and owners["owner"].notna().any()
-        and not ids.isin(owners["account_id"]).any()
-    ):
+    if len(ids) and owners["owner"].notna().any() and not ids.isin(owners["account_id"]).any():
         log.warning(
             "features.account_id matches no accounts.account_id (features: %s ids such as %r; accounts: %s "
             "ids such as %r): every account is scored without an owner; give the rows the accounts' ids",

@@ -182,8 +182,10 @@ def warn_lost_attributes(
         return []
     if scored is None:
         scored = scored_attributes(data, bundle, cutoff, config)
-    names = [c for c in coverage if scored is not None and c in scored.columns]
-    if scored is None or not names:
+    if scored is None:
+        return []
+    names = [c for c in coverage if c in scored.columns]
+    if not names:
         return []
     counts = {}
     for column in names:

@@ -242,9 +242,11 @@ def test_explain_lists_the_features_pushing_up(fitted: tuple[ClvModel, pd.DataFr
     assert out.loc[1, "driver_1"] == "a"  # a very high `a` drives the first account's value
     assert out.loc[2, "driver_1"] == "seg"  # segment x, with a low `a`, drives the second
     assert out.loc[1, "contribution_1"] > 0
-    # contributions are LightGBM's pred_contrib: their sum plus the bias is the log prediction
+    # contributions are LightGBM's pred_contrib: their sum plus the bias is the log prediction in label units
     contrib = model.booster_.predict(model._to_matrix(rows, reset=False), pred_contrib=True)
-    np.testing.assert_allclose(np.exp(contrib.sum(axis=1)) * model.scale_, model.predict(rows))
+    np.testing.assert_allclose(
+        np.exp(contrib.sum(axis=1)) * model.label_unit_ * model.scale_, model.predict(rows)
+    )
     full = model.explain(X, top=3)
     values = full[["contribution_1", "contribution_2", "contribution_3"]].to_numpy()
     assert np.all(np.nan_to_num(values[:, 0], nan=np.inf) >= np.nan_to_num(values[:, 1], nan=-np.inf))
@@ -515,6 +517,44 @@ def test_offset_round_trips_and_is_credited_in_explanations() -> None:
     assert model.explain(X.loc[[top]])["driver_1"].iloc[0] == "prior"
     missing = X.head(3).assign(prior=np.nan)  # a missing prior counts as the floor
     assert np.isfinite(model.predict(missing, horizon_days=90)).all()
+
+
+@pytest.mark.parametrize("offset", [None, "prior"])
+@pytest.mark.parametrize("unit", [1e-6, 1e4])
+def test_the_amounts_unit_does_not_change_the_model(offset: str | None, unit: float) -> None:
+    """Amounts in millions or in cents fit the model they fit in units: LightGBM learns y / its mean.
+
+    Its L2 penalty is absolute and tweedie's hessians shrink with the labels, so in a small unit every
+    leaf stayed near 0 (CDNOW in millions of dollars kept one tree and forecast 43 times the spend).
+    """
+    X, y = prior_data()
+    snapshot = np.repeat([0, 1], len(y) // 2)
+    kwargs = {"horizon_days": 90, "n_estimators": 200, "offset_feature": offset}
+    base = ClvModel(**kwargs).fit(X, y, snapshot=snapshot)
+    scaled_X = X.assign(prior=X["prior"] * unit)
+    scaled = ClvModel(**kwargs).fit(scaled_X, y * unit, snapshot=snapshot)
+    assert scaled.best_iteration_ == base.best_iteration_
+    np.testing.assert_allclose(
+        scaled.predict(scaled_X, horizon_days=90), base.predict(X, horizon_days=90) * unit, rtol=1e-4
+    )
+    assert scaled.label_unit_ == pytest.approx(base.label_unit_ * unit)
+    assert base.label_unit_ == pytest.approx(y.mean())
+    explained = scaled.explain(scaled_X.head(50), top=2, by="size")
+    pd.testing.assert_frame_equal(explained, base.explain(X.head(50), top=2, by="size"), rtol=1e-4)
+
+
+def test_a_model_saved_before_the_label_unit_scores_as_it_did() -> None:
+    """A state without ``label_unit`` and ``start_shift`` learnt y from the bare offset: unit 1, shift 0."""
+    X, y = prior_data(n=1000)
+    model = ClvModel(horizon_days=90, n_estimators=30, offset_feature="prior").fit(X, y)
+    state = model.to_dict()
+    for key in ("label_unit", "start_shift"):
+        del state[key]
+    old = ClvModel.from_dict(state)
+    assert (old.label_unit_, old.start_shift_) == (1.0, 0.0)
+    raw = old.booster_.predict(X.to_numpy(), raw_score=True)
+    start = 0.5 * np.log(np.maximum(X["prior"].to_numpy(), old.offset_floor_))
+    np.testing.assert_allclose(old.predict(X, horizon_days=90), np.exp(raw + start) * old.scale_, rtol=1e-12)
 
 
 def test_offset_feature_must_be_a_column_with_positive_values() -> None:

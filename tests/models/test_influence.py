@@ -42,6 +42,17 @@ def test_learns_who_brings_in_value(objective: str) -> None:
     assert model.explain(X_new.head(5))["driver_1"].notna().any()
 
 
+@pytest.mark.parametrize("objective", ["tweedie", "poisson"])
+def test_referral_value_in_millions_fits_the_model_it_fits_in_units(objective: str) -> None:
+    """LightGBM learns y / its mean, so the amounts' unit scales the forecast and changes nothing else."""
+    X, y, snapshot = make_referrals()
+    base = InfluenceModel(objective=objective, **FAST).fit(X, y, snapshot=snapshot)
+    small = X.assign(spend_total=X["spend_total"] * 1e-6)
+    scaled = InfluenceModel(objective=objective, **FAST).fit(small, y * 1e-6, snapshot=snapshot)
+    assert scaled.best_iteration_ == base.best_iteration_
+    np.testing.assert_allclose(scaled.predict(small), base.predict(X) * 1e-6, rtol=1e-4)
+
+
 def test_defaults() -> None:
     params = InfluenceModel().lgb_params()
     assert params["objective"] == "tweedie"

@@ -80,6 +80,7 @@ def test_training_run_logs_effective_settings_fitted_facts_and_the_data_input(tr
     assert metrics["fit.clv.best_iteration"] == bundle.clv.best_iteration_
     assert metrics["fit.churn.best_iteration"] == bundle.churn.best_iteration_
     assert metrics["fit.clv.scale"] == bundle.clv.scale_
+    assert metrics["fit.clv.label_unit"] == pytest.approx(bundle.clv.label_unit_)
     assert metrics["fit.bgnbd.r"] == bundle.btyd.bgnbd["r"]
     if bundle.value_level is not None:
         assert metrics["fit.value_level"] == bundle.value_level

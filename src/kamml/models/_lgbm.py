@@ -38,6 +38,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
@@ -1039,7 +1040,7 @@ class LGBMModel(KammlEstimator):
         """The held-out mask to use, or None when its target cannot validate this model (any here)."""
         return held_out
 
-    def _fit_start(self, matrix: FloatArray, weight: FloatArray | None) -> None:
+    def _fit_start(self, matrix: FloatArray, target: FloatArray, weight: FloatArray | None) -> None:
         """Set up `_init_score` from the training rows before any boosting (no starting score here)."""
 
     def _init_score(self, matrix: FloatArray) -> FloatArray | None:
@@ -1243,12 +1244,12 @@ class LGBMModel(KammlEstimator):
             raise ModelInputError(f"X has {n_rows} rows but y has {target.shape[0]}")
         self._check_label_horizon(X, y)
         self.horizon_days_ = int(self.horizon_days)
-        self._fit_start(matrix, weight)
         self.validation_score_ = {}
         self.best_iteration_ = rounds
 
         held_out = self._validating(target, weight, self._held_out(snapshot, n_rows, weight))
         self._check_trainable(target, weight, held_out)
+        self._fit_start(matrix, target, weight)
         if held_out is not None:
             keep = ~held_out
             w_fit = None if weight is None else weight[keep]
@@ -1546,6 +1547,8 @@ class LGBMValueRegressor(LGBMModel):
 
     calibrate_total: bool
     scale_: float
+    label_unit_: float
+    start_shift_: float
     offset_floor_: float | None
     offset_mean_: float | None
 
@@ -1564,9 +1567,18 @@ class LGBMValueRegressor(LGBMModel):
             )
         return matrix[:, self.feature_names_.index(name)]
 
-    def _fit_start(self, matrix: FloatArray, weight: FloatArray | None) -> None:
-        """Floor and mean of the offset on the training rows (the floor keeps log finite for zeros)."""
+    def _fit_start(self, matrix: FloatArray, target: FloatArray, weight: FloatArray | None) -> None:
+        """The label unit, and the offset's floor, mean and shift on the training rows.
+
+        The unit is the target's weighted mean (positive: `_check_trainable` ran first). LightGBM learns
+        y / unit from a start whose weighted total matches it, so one fit serves dollars, cents or
+        millions alike: its L2 penalty and least leaf hessian are absolute, and tweedie's hessians grow
+        as the labels' scale to the power 2 - p, so in a small unit they held every leaf near 0 (CDNOW
+        in millions of dollars kept one tree and forecast 43 times the spend).
+        """
+        self.label_unit_ = float(np.average(target, weights=weight))
         self.offset_floor_ = self.offset_mean_ = None
+        self.start_shift_ = 0.0
         spec = self._offset_spec()
         if spec is None:
             return
@@ -1577,25 +1589,52 @@ class LGBMValueRegressor(LGBMModel):
                 f"{type(self).__name__}: offset_feature {spec[0]!r} has no positive value in training"
             )
         self.offset_floor_ = float(self.offset_floor_share * positive.mean())
-        start = self._init_score(matrix)
-        assert start is not None
+        start = self._offset_start(matrix)
         self.offset_mean_ = float(np.average(start, weights=weight))
+        share = np.full(start.size, 1.0 / start.size) if weight is None else weight / weight.sum()
+        # minus the log of exp(start)'s weighted mean, without overflow: then its mean is 1, as the labels'
+        self.start_shift_ = -self.offset_mean_ - float(logsumexp(start - self.offset_mean_, b=share))
 
-    def _init_score(self, matrix: FloatArray) -> FloatArray | None:
+    def _offset_start(self, matrix: FloatArray) -> FloatArray:
         """offset_weight x log(the offset feature), at least its floor; missing values count as the floor."""
         spec = self._offset_spec()
-        if spec is None or self.offset_floor_ is None:
-            return None
+        assert spec is not None
+        assert self.offset_floor_ is not None
         return spec[1] * np.log(floor_missing(self._offset_column(matrix, spec[0]), self.offset_floor_))
+
+    def _init_score(self, matrix: FloatArray) -> FloatArray | None:
+        """The offset start in label units (`_fit_start`), or None without an offset."""
+        if self._offset_spec() is None or self.offset_floor_ is None:
+            return None
+        return self._offset_start(matrix) + self.start_shift_
+
+    def _booster_predict(
+        self, booster: lgb.Booster, matrix: FloatArray, num_iteration: int | None = None
+    ) -> FloatArray:
+        """The booster's prediction of y / unit, back in the target's unit."""
+        return super()._booster_predict(booster, matrix, num_iteration) * self.label_unit_
+
+    def _train(
+        self,
+        params: dict[str, Any],
+        X: FloatArray,
+        y: FloatArray,
+        weight: FloatArray | None,
+        rounds: int,
+        valid: tuple[FloatArray, FloatArray, FloatArray | None] | None = None,
+    ) -> lgb.Booster:
+        """Train on the target in its label unit (`_fit_start`): y / ``label_unit_``."""
+        unit = self.label_unit_
+        scaled = None if valid is None else (valid[0], valid[1] / unit, valid[2])
+        return super()._train(params, X, y / unit, weight, rounds, scaled)
 
     def _start_contributions(self, matrix: FloatArray, contrib: FloatArray) -> FloatArray:
         """The offset's deviation from its training mean credited to the offset feature."""
-        start = self._init_score(matrix)
         spec = self._offset_spec()
-        if start is None or spec is None or self.offset_mean_ is None:
+        if spec is None or self.offset_floor_ is None or self.offset_mean_ is None:
             return contrib
         out = contrib.copy()
-        out[:, self.feature_names_.index(spec[0])] += start - self.offset_mean_
+        out[:, self.feature_names_.index(spec[0])] += self._offset_start(matrix) - self.offset_mean_
         return out
 
     def __sklearn_tags__(self) -> Any:
@@ -1675,12 +1714,24 @@ class LGBMValueRegressor(LGBMModel):
         self._calibrate(self._raw_predict(matrix), y, sample_weight)
 
     def _extra_state(self) -> dict[str, Any]:
-        """The total scale, and the offset's floor and mean (None without an offset)."""
-        return {"scale": self.scale_, "offset_floor": self.offset_floor_, "offset_mean": self.offset_mean_}
+        """The total scale, the label unit, and the offset's floor, mean (None without one) and shift."""
+        return {
+            "scale": self.scale_,
+            "label_unit": self.label_unit_,
+            "offset_floor": self.offset_floor_,
+            "offset_mean": self.offset_mean_,
+            "start_shift": self.start_shift_,
+        }
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        """Restore the total scale and the offset's floor and mean."""
+        """Restore the total scale, the label unit and the offset's floor, mean and shift.
+
+        A model saved before the label unit learnt y itself from the bare offset:
+        unit 1 and shift 0 score it as it was.
+        """
         self.scale_ = stored_number(state["scale"], "scale", positive=True)
+        self.label_unit_ = stored_number(state.get("label_unit", 1.0), "label_unit", positive=True)
+        self.start_shift_ = stored_number(state.get("start_shift", 0.0), "start_shift")
         floor, mean = state.get("offset_floor"), state.get("offset_mean")
         self.offset_floor_ = None if floor is None else stored_number(floor, "offset_floor", positive=True)
         self.offset_mean_ = None if mean is None else stored_number(mean, "offset_mean")

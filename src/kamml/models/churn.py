@@ -409,7 +409,7 @@ class ChurnModel(ClassifierMixin, LGBMModel):
 
     # ---- the blend: LightGBM's logit with minus the log of a purchase-expectation feature
 
-    def _fit_start(self, matrix: FloatArray, weight: FloatArray | None) -> None:
+    def _fit_start(self, matrix: FloatArray, target: FloatArray, weight: FloatArray | None) -> None:
         """Check the blend feature on every fit, with a held-out snapshot or without (where it is unused)."""
         if self.blend_feature is not None:
             self._blend_index()

@@ -28,9 +28,11 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
     params : dict, optional
         Extra LightGBM parameters, overriding kamml's defaults (``num_leaves=15``,
         ``min_data_in_leaf=40``, ``feature_fraction=0.8``, ``bagging_fraction=0.8``, ``lambda_l2=1``,
-        ``tweedie_variance_power=1.3``). Aliases are understood; ``objective`` may be ``tweedie`` or
-        ``poisson``. A key that is no LightGBM parameter or alias (``num_leave``) is refused at `fit`
-        (sklearn's ``InvalidParameterError``, naming the close LightGBM names), as in a config.
+        ``tweedie_variance_power=1.3``), which act on the target in its label unit (``label_unit_``), so
+        that amounts in cents, dollars or millions fit one model. Aliases are understood; ``objective``
+        may be ``tweedie`` or ``poisson``. A key that is no LightGBM parameter or alias (``num_leave``)
+        is refused at `fit` (sklearn's ``InvalidParameterError``, naming the close LightGBM names), as
+        in a config.
     n_estimators : int, default 500
         Boosting rounds (the upper bound when early stopping is on).
     learning_rate : float, default 0.05
@@ -45,7 +47,8 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
     offset_feature : str or None, default None
         A feature column holding a prior value over the horizon (the bundle uses ``btyd_value``, BG/NBD x
         Gamma-Gamma): boosting then starts each row from ``offset_weight * log(value)`` instead of one
-        constant, so the trees learn a correction to the prior. The prior carries what trees cannot:
+        constant (shifted so that its mean matches the target's), so the trees learn a correction to
+        the prior. The prior carries what trees cannot:
         accounts beyond the training range (longer dormant, older) keep its extrapolation. Values below
         ``offset_floor_share`` (0.1) of the feature's mean positive training value, and missing ones,
         count as that floor.
@@ -72,11 +75,18 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
     best_iteration_ : int
         Rounds of the final model (from early stopping when a snapshot was held out).
     validation_score_ : dict of str to float
-        Metric on the held-out snapshot at the best iteration (empty without one).
+        Metric on the held-out snapshot at the best iteration (empty without one), on the target in its
+        label unit (y / ``label_unit_``), so comparable across currencies.
     scale_ : float
         Total scaling applied to predictions (1 without a held-out snapshot).
-    offset_floor_, offset_mean_ : float or None
-        The offset's floor and its mean start over the training rows (None without an offset); the
+    label_unit_ : float
+        The training target's weighted mean. LightGBM learns y / ``label_unit_``: its L2 penalty and
+        least leaf hessian are absolute and tweedie's hessians scale with the labels, so in a small unit
+        (amounts in millions) they held every leaf near 0. Raw scores and ``pred_contrib`` are in this
+        unit: a prediction is ``label_unit_ * exp(raw) * scale_``.
+    offset_floor_, offset_mean_, start_shift_ : float or None
+        The offset's floor and its mean start over the training rows (None without an offset), and the
+        constant added to the start so that its mean matches the target's (0 without an offset); the
         explanations credit each row's start minus that mean to the offset feature.
 
     See Also

@@ -46,7 +46,7 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
     Attributes
     ----------
     booster_, n_features_in_, feature_names_in_, feature_names_, categories_, horizon_days_,
-    best_iteration_, validation_score_, scale_
+    best_iteration_, validation_score_, scale_, label_unit_
         As for `kamml.models.ClvModel`.
 
     See Also

@@ -238,11 +238,7 @@ def test_category_levels_the_models_never_saw_are_noted_once_per_column(
     assert caplog.text.count("never saw in training") == 1  # once, though scored in three chunks
     assert "accounts.segment: 9 of" in caplog.text
     # scored as a missing segment, as LightGBM routes a level outside its splits
-    accounts["segment"] = (
-        accounts["account_id"]
-        .map(dict.fromkeys(ids, None))
-        .where(~accounts["account_id"].isin(ids), accounts["segment"])
-    )
+    accounts["segment"] = accounts["segment"].where(~accounts["account_id"].isin(ids), None)
     accounts.to_parquet(tmp_path / "world" / "accounts.parquet")
     missing = score(result.bundle, load_data(tmp_path / "world", cfg), result.scoring_cutoff, cfg)
     pd.testing.assert_series_equal(scores["clv"], missing["clv"])

@@ -59,7 +59,11 @@ def test_a_rep_reads_plain_words_units_and_percentages():
 
 
 def test_small_numbers_and_the_cutoff_read_plainly():
-    assert phrase("btyd_expected_purchases", 6.97e-06).endswith(": 0.00")
+    assert phrase("btyd_expected_purchases", 6.97e-06).endswith(": 7e-06")
+    # amounts in millions: $3,400 read "0.00", as if nothing was spent
+    assert phrase("spend_180d", 0.0034).endswith(": 0.0034")
+    assert phrase("spend_180d", -0.00042).endswith(": -0.00042")
+    assert phrase("spend_180d", 0.012).endswith(": 0.01")
     assert phrase("spend_trend", 0.456).endswith(": 0.46")
     assert phrase("spend_trend", -2.5).endswith(": -2.5")
     assert phrase("quantity_365d", 0.0).endswith(": 0")

@@ -113,7 +113,8 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
 
     A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
     window without spend, a date that never happened. Numbers of any kind read alike (a Decimal from a
-    Spark DataFrame or a CRM's JSON reads as the number it is), to three digits or two decimals; from
+    Spark DataFrame or a CRM's JSON reads as the number it is), to three digits or two decimals, and
+    below 0.01 to two digits (amounts in millions: 0.0034, not "0.00" as if nothing was spent); from
     `HUGE` on in three digits of scientific notation ("1.23e+20", not 21 digits); shares and
     probabilities read as percentages. `unit_days` is the time
     unit of ``recency`` and ``T`` (`ModelBundle.unit_days`), `window_days` the training window of the
@@ -142,5 +143,5 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
     elif size >= 100 or number == round(number):
         shown = f"{number:,.0f}"
     else:
-        shown = f"{number:.3g}" if size >= 1 else f"{number:.2f}"
+        shown = f"{number:.3g}" if size >= 1 else f"{number:.2f}" if size >= 0.01 else f"{number:.2g}"
     return f"{text}: {shown}"

@@ -84,10 +84,12 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
         least leaf hessian are absolute and tweedie's hessians scale with the labels, so in a small unit
         (amounts in millions) they held every leaf near 0. Raw scores and ``pred_contrib`` are in this
         unit: a prediction is ``label_unit_ * exp(raw) * scale_``.
-    offset_floor_, offset_mean_, start_shift_ : float or None
-        The offset's floor and its mean start over the training rows (None without an offset), and the
-        constant added to the start so that its mean matches the target's (0 without an offset); the
+    offset_floor_, offset_mean_ : float or None
+        The offset's floor and its mean start over the training rows (None without an offset); the
         explanations credit each row's start minus that mean to the offset feature.
+    start_shift_ : float
+        The constant added to the offset's start so that its weighted mean, in label units, is the
+        target's (0 without an offset).
 
     See Also
     --------

@@ -511,3 +511,18 @@ def test_a_versions_backtest_is_read_from_its_run_and_none_when_absent(gate, cap
         assert version_backtest(name, v2) is None
         assert version_backtest(name, "99") is None
     assert sum("could not be read" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize("unit", [1e-9, 1e-6, 1.0, 1e6, 1e9])
+def test_the_gate_decides_on_money_errors_alike_in_any_unit_of_the_amounts(unit):
+    """RMSE and MAE are in the amounts' unit: the rounding allowance was at least 1e-9 in that unit.
+
+    In amounts x1e-9 an RMSE of 5e-8 improving by 1 % (5e-10) was called rounding and never promoted,
+    and the reason read "0.0000 does not beat the champion's 0.0000".
+    """
+    champion, better = 5e4 * unit, 4.95e4 * unit
+    promoted, reason = _decide("value.kamml.rmse", better, "3", champion)
+    assert promoted is True
+    assert reason == f"value.kamml.rmse {better:.4g} beats the champion's {champion:.4g}"
+    assert _decide("value.kamml.mae", champion * (1 - 1e-12), "3", champion)[0] is False  # rounding
+    assert _decide("value.kamml.mae", champion * (1 - 1e-6), "3", champion)[0] is True

@@ -122,9 +122,13 @@ def _run_horizon(run: Any) -> int | None:
     return None
 
 
-#: A gain smaller than this times the figure (at least 1) is rounding: with a strict ">" alone a version
-#: was promoted on 1.4e-17 (a data-science audit).
+#: A gain smaller than this times the figure (at least 1, but for `MONEY_METRICS`) is rounding: with a
+#: strict ">" alone a version was promoted on 1.4e-17 (a data-science audit).
 _ROUNDING = 1e-9
+#: Metrics in the amounts' unit (cents, dollars, millions): their rounding allowance is relative to the
+#: figure alone, and they are written to four significant digits. With the floor of 1 of the unitless
+#: metrics, an RMSE of 5e-8 in amounts x1e-9 bettered by 1 % was rounding, and read "0.0000".
+MONEY_METRICS = frozenset({"rmse", "mae"})
 
 
 def _decide(
@@ -139,11 +143,13 @@ def _decide(
     # an infinite champion figure (an error metric of inf, as a file store keeps it) made the rounding
     # allowance infinite too, and no version could ever beat it
     size = abs(champ_value) if math.isfinite(champ_value) else 1.0
-    needed = max(margin, _ROUNDING * max(1.0, size))
+    money = key.split(".")[-1] in MONEY_METRICS
+    needed = max(margin, _ROUNDING * (size if money else max(1.0, size)))
     by = f" by more than {margin:g} (tracking.promote_margin)" if margin > 0 else ""
+    form = ".4g" if money else ".4f"
     if gain > needed:
-        return True, f"{key} {value:.4f} beats the champion's {champ_value:.4f}{by}"
-    return False, f"{key} {value:.4f} does not beat the champion's {champ_value:.4f}{by}"
+        return True, f"{key} {value:{form}} beats the champion's {champ_value:{form}}{by}"
+    return False, f"{key} {value:{form}} does not beat the champion's {champ_value:{form}}{by}"
 
 
 #: The backtest params that identify the holdout a figure was measured on: its label window and unit,

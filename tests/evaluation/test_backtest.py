@@ -539,3 +539,20 @@ def test_the_printed_table_says_n_a_and_why_where_btyd_has_no_value_forecast(few
     assert btyd_row.split()[1:] == ["n/a"] * len(TEXT_COLUMNS["value"])
     assert text.count(note) == 1
     assert "btyd" not in value.split("\n")[-2]  # the verdict: a missing figure beats nothing
+
+
+def test_the_text_writes_the_rmse_in_any_unit_of_the_amounts():
+    """RMSE is in the amounts' unit: in amounts x1e-9 every model's read "0.0000" (others keep 4 places)."""
+    value = {"kamml": {"gini": 0.9, "rmse": 3.21e-7}, "btyd": {"gini": 0.8, "rmse": 4.56e-7}}
+    for metrics in value.values():
+        for column in ("spearman", "top10_capture", "decile_mape", "decile_wape", "aggregate_error"):
+            metrics[column] = 0.5
+    text = _hand_result(value, {}, {}).to_text()
+    assert "3.21e-07" in text
+    assert "4.56e-07" in text
+    assert "0.9000" in text  # unitless figures as before
+    value["kamml"]["rmse"], value["btyd"]["rmse"] = 3.2e9, 4.5e9
+    text = _hand_result(value, {}, {}).to_text()
+    assert "3.2e+09" in text
+    assert "4.5e+09" in text
+    assert "a baseline does better on" not in text

@@ -456,7 +456,7 @@ def test_the_best_figure_per_metric_is_bold_by_the_gates_directions():
     }
     html = _metrics_table("value", value, ["gini", "aggregate_error", "rmse"])
     bold = re.findall(r"<strong>(.*?)</strong>", html)
-    assert bold == ["90", "0.720", "-3.0%"]  # row by row, kamml first
+    assert bold == ["90.0", "0.720", "-3.0%"]  # row by row, kamml first
     churn = {"kamml": {"roc_auc": 0.80, "brier": 0.15}, "btyd": {"roc_auc": 0.79}}
     bold = re.findall(r"<strong>(.*?)</strong>", _metrics_table("churn", churn, ["roc_auc", "brier"]))
     assert bold == ["0.800"]
@@ -663,3 +663,15 @@ def test_a_part_of_the_plan_is_not_headed_by_the_whole_plans_totals(tmp_path):
     assert facts["Expected gain"] == amount(part["expected_gain"].sum())
     # the whole plan's figures are not in its header
     assert f"of {hours_text(150.0, exact=True)}" not in facts["Team hours"]
+
+
+def test_the_rmse_reads_in_any_unit_of_the_amounts():
+    """RMSE is in the amounts' unit: in millions the referral RMSEs 0.37 and 0.52 read "0" and "1"."""
+    from kamml.report.html import _metrics_table
+
+    referral = {"kamml": {"rmse": 0.37}, "btyd": {"rmse": 0.52}}
+    html = _metrics_table("referral", referral, ["rmse"])
+    assert "<strong>0.370</strong>" in html
+    assert ">0.520<" in html
+    large = _metrics_table("referral", {"kamml": {"rmse": 3.7e7}, "btyd": {"rmse": 5.2e7}}, ["rmse"])
+    assert "<strong>37,000,000</strong>" in large

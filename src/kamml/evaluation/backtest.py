@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,11 @@ class BacktestResult:
                 if lost
                 else "no baseline does better on any of these"
             )
-            text = frame.to_string(float_format=lambda v: f"{v:9.4f}", na_rep="n/a")
+            # RMSE is in the amounts' unit: to four places, in amounts x1e-9 every model's read 0.0000
+            money: dict[str | int, Callable[[float], str]] = (
+                {"rmse": lambda v: f"{v:9.6g}"} if "rmse" in cols else {}
+            )
+            text = frame.to_string(float_format=lambda v: f"{v:9.4f}", na_rep="n/a", formatters=money)
             # why a baseline's figures are missing, once (they read NaN, with no reason given)
             note = self.protocol.get("btyd_value_note") if task == "value" and "btyd" in block else None
             blocks.append(f"{task}\n{text}\n{verdict}" + (f"\nbtyd n/a: {note}" if note else ""))

@@ -64,7 +64,9 @@ SUMMARY_LABELS = {
 }
 """Header facts in display order, with their labels; other keys of `summary` follow as given."""
 
-# metric -> (column title, format); which is the better is `kamml.config.larger_is_better`'s, as in the gate
+# metric -> (column title, format); which is the better is `kamml.config.larger_is_better`'s, as in the gate.
+# RMSE is in the amounts' unit and reads as the plan's money does (`_money`): whole units read an RMSE of
+# 0.37 (in millions) as 0.
 METRICS: dict[str, tuple[str, str]] = {
     "gini": ("Gini", "{:.3f}"),
     "spearman": ("Spearman", "{:.3f}"),
@@ -73,7 +75,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "decile_mape": ("Decile MAPE", "{:.1%}"),
     "decile_wape": ("Decile WAPE", "{:.1%}"),
     "aggregate_error": ("Aggregate error", "{:+.1%}"),
-    "rmse": ("RMSE", "{:,.0f}"),
+    "rmse": ("RMSE", "money"),
     "roc_auc": ("ROC AUC", "{:.3f}"),
     "pr_auc": ("PR AUC", "{:.3f}"),
     "brier": ("Brier", "{:.4f}"),
@@ -550,7 +552,8 @@ def _metrics_table(task: str, block: Mapping[str, Mapping[str, float]], columns:
             if value is None or not _finite(value):
                 cells.append(_td("–", numeric=True))
                 continue
-            text = _e(METRICS[column][1].format(float(value)))
+            form = METRICS[column][1]
+            text = _e(_money(value) if form == "money" else form.format(float(value)))
             score = larger_is_better(column, float(value))
             if column in best and math.isclose(score, best[column], rel_tol=1e-12, abs_tol=1e-15):
                 text = f"<strong>{text}</strong>"

@@ -728,3 +728,29 @@ def test_a_one_panel_decile_calibration_keeps_its_whole_title(tmp_path, drawn):
     assert box.x0 >= 0
     assert box.x1 <= figure.bbox.width
     assert figure.get_suptitle().split() == title.split()
+
+
+@pytest.mark.parametrize("unit", [1e-9, 1e-3, 1.0, 1e9])
+def test_the_money_charts_read_in_any_unit_of_the_amounts(tmp_path, monkeypatch, unit):
+    """In amounts x1e-9 the tiers' gain bars filled 1e-4 of an axis cut at 1 (the hours' least top), and
+    the gain and decile axes' ticks all read 0.000 (three decimals at most)."""
+    figures = _drawn(monkeypatch)
+    table = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3],
+            "rank": [1, 2, 3],
+            "tier": ["key", "grow", "nurture"],
+            "recommended_hours": [4.0, 2.0, 1.0],
+            "expected_gain": [3000.0 * unit, 1200.0 * unit, 150.0 * unit],
+        }
+    )
+    plot_tier_mix(table, tmp_path / "t.png")
+    gain = figures[0].axes[2]
+    assert gain.get_ylim()[1] == pytest.approx(3000.0 * unit * 1.15)
+    labels = [t.get_text() for t in gain.get_yticklabels()]
+    assert len(set(labels)) == len(labels), labels  # each tick tells its value
+    rng = np.random.default_rng(0)
+    y = rng.gamma(0.5, 400.0, 200) * unit
+    plot_decile_calibration(y, {"kamml": y * rng.uniform(0.8, 1.2, 200)}, tmp_path / "d.png")
+    labels = [t.get_text() for t in figures[1].axes[0].get_yticklabels()]
+    assert len(set(labels)) == len(labels), labels

@@ -231,21 +231,23 @@ def _tier_color(i: int, n: int) -> Any:
 class _Thousands(Formatter):
     """Tick labels with thousands separators and the fewest decimals (up to 3) that tell them apart.
 
-    Whole-number labels read a 0.5-hour axis as 0, 0, 1, 1, 2, 2 (a small plan's hours).
+    Whole-number labels read a 0.5-hour axis as 0, 0, 1, 1, 2, 2 (a small plan's hours). Ticks finer
+    than 3 decimals tell (money in amounts x1e-9: 0, 5e-07, 1e-06) are written to 3 significant digits:
+    to 3 decimals they all read 0.000.
     """
 
     def __init__(self) -> None:
-        self.decimals = 0
+        self.decimals: int | None = 0
 
     def __call__(self, x: float, pos: int | None = None) -> str:
-        return f"{x:,.{self.decimals}f}"
+        return f"{x:.3g}" if self.decimals is None else f"{x:,.{self.decimals}f}"
 
     def format_ticks(self, values: Any) -> list[str]:
         ticks = np.asarray(values, dtype=float)
         ticks = ticks[np.isfinite(ticks)]
         scale = max(1.0, float(np.abs(ticks).max())) if ticks.size else 1.0
         self.decimals = next(
-            (d for d in range(3) if np.allclose(np.round(ticks, d), ticks, rtol=0, atol=1e-9 * scale)), 3
+            (d for d in range(4) if np.allclose(np.round(ticks, d), ticks, rtol=0, atol=1e-9 * scale)), None
         )
         return [self(v) for v in values]
 
@@ -773,7 +775,10 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
         _thousands(ax.yaxis)
         if label == "accounts":  # whole accounts: a small plan's axis read 0.2, 0.4 accounts
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylim(top=max(1.0, float(values.max())) * 1.15)
+        # accounts and hours: at least 1 (a lone 0.25 h touch); gain in the amounts' own unit (x1e-9: a
+        # top of 1 left its bars 1e-4 of the axis), 1 when nothing is gained
+        top = float(values.max())
+        ax.set_ylim(top=(max(1.0, top) if label != "expected gain" or not top > 0 else top) * 1.15)
         ax.grid(alpha=0.3, axis="y")
         ax.set_title(label, fontsize=10)
     figure.suptitle(title or "Accounts and hours by tier")

@@ -1424,3 +1424,16 @@ def test_benchmark_names_the_option_of_a_date_that_is_not_one(flag, value):
     assert result.exit_code == 2, result.output
     assert flag in result.output, result.output
     assert repr(value) in result.output, result.output
+
+
+def test_the_score_line_reads_the_total_clv_in_any_unit_of_the_amounts():
+    """`kamml score` printed the total clv in whole units: in amounts of millions 0.00042 read "0"."""
+    from kamml.cli import scored_text
+
+    cut = pd.Timestamp("2026-01-01")
+    line = scored_text(1200, cut, "with models:/kamml/3", 0.00042, 0.31234)
+    assert (
+        line
+        == "1,200 accounts scored at 2026-01-01 with models:/kamml/3: total clv 0.000420, mean p_churn 0.312"
+    )
+    assert "total clv 1,234,568," in scored_text(2, cut, "on Spark with m", 1234567.8, 0.5)

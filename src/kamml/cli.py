@@ -744,7 +744,6 @@ def score(
     ] = False,
 ) -> None:
     """Score every account at the cutoff with a trained model (features rebuilt as the model needs)."""
-    from kamml.allocation.summary import accounts_text
     from kamml.config import load_config
     from kamml.data import input_paths
     from kamml.data.dataset import check_not_a_table_name
@@ -772,8 +771,7 @@ def score(
             folder = score_spark(model, dataset, cut, out, cfg, explain_top=top)
         count, clv, churn, uri = scores_totals(folder, cfg)
         typer.echo(
-            f"{accounts_text(count)} scored at {cut.date()} on Spark with {uri}: total clv {clv:,.0f}, "
-            f"mean p_churn {churn:.3f} -> {folder} (Parquet parts)"
+            f"{scored_text(count, cut, f'on Spark with {uri}', clv, churn)} -> {folder} (Parquet parts)"
         )
         return
     check_output_path(out, inputs)
@@ -789,9 +787,19 @@ def score(
     cut = _scoring_cutoff(cut_option, cfg, dataset)
     with claim_outputs([out]):
         table = score_to_file(loaded, dataset, cut, out, cfg, explain_top=top)
-    typer.echo(
-        f"{accounts_text(len(table))} scored at {cut.date()} with {table['model_uri'].iat[0]}: "
-        f"total clv {table['clv'].sum():,.0f}, mean p_churn {table['p_churn'].mean():.3f} -> {out}"
+    line = scored_text(
+        len(table), cut, f"with {table['model_uri'].iat[0]}", table["clv"].sum(), table["p_churn"].mean()
+    )
+    typer.echo(f"{line} -> {out}")
+
+
+def scored_text(count: int, cutoff: pd.Timestamp, how: str, clv_total: float, p_churn_mean: float) -> str:
+    """`kamml score`'s line: accounts, cutoff, model, and the total clv as money reads (0.00042, not 0)."""
+    from kamml.allocation.summary import accounts_text, amount
+
+    return (
+        f"{accounts_text(count)} scored at {cutoff.date()} {how}: total clv {amount(clv_total)}, "
+        f"mean p_churn {p_churn_mean:.3f}"
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from kamml.allocation import allocate, budget_curve
 from kamml.allocation.optimizer import rep_names
+from kamml.allocation.summary import amount
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
 from kamml.errors import ConfigError, DataError, FeatureMismatchError, InfeasibleError, SchemaError
@@ -1291,7 +1292,7 @@ def test_cli_score_and_allocate_on_spark(spark, trained, world_path, tmp_path):
     written = read_parts(scores)  # the totals of the parts written, as the in-memory job prints them
     assert (
         f"{len(written):,} accounts scored at {result.scoring_cutoff.date()} on Spark with "
-        f"{result.model_uri}: total clv {written['clv'].sum():,.0f}, mean p_churn "
+        f"{result.model_uri}: total clv {amount(written['clv'].sum())}, mean p_churn "
         f"{written['p_churn'].mean():.3f} -> {scores} (Parquet parts)"
     ) in " ".join(done.output.split())
     plan = tmp_path / "allocation.parquet"

@@ -41,7 +41,7 @@ from kamml.allocation.allocate import (
     owner_counts,
 )
 from kamml.allocation.stake import resolve_weights
-from kamml.allocation.summary import accounts_text, plan_line, rep_price_span
+from kamml.allocation.summary import accounts_text, amount, plan_line, rep_price_span
 from kamml.config import Config
 from kamml.data import Dataset, input_paths
 from kamml.data.dataset import check_not_a_table_name
@@ -245,7 +245,7 @@ def _score_allocate_report(
         scores = score(model, data, training.scoring_cutoff, config, features=features)
         echo(
             f"      {accounts_text(len(scores))} at {training.scoring_cutoff.date()}: expected value "
-            f"{scores['clv'].sum():,.0f} over {model.bundle.horizon_days} days, mean p_churn "
+            f"{amount(scores['clv'].sum())} over {model.bundle.horizon_days} days, mean p_churn "
             f"{scores['p_churn'].mean():.3f}"
         )
     with _stage("allocate", seconds, echo):

@@ -340,6 +340,20 @@ def test_panel_follows_its_definition():
     assert c.value == pytest.approx(10.0 / 103 * 180)
 
 
+def test_refunds_that_net_to_rounding_leave_no_spend_in_the_panel():
+    """A full refund of 0.1 + 0.2 nets 5.6e-17, not 0: the account-period entered the fit with a log
+    value some 40 below any real one (the features' rule, `net_sum`, calls such a net 0)."""
+    tx, act = tiny()
+    refunded = pd.DataFrame(
+        {"account_id": 3, "ts": pd.to_datetime(["2023-12-01 10:00", "2023-12-01 11:00", "2023-12-05 10:00"]),
+         "amount": [0.1, 0.2, -0.3]}
+    )  # fmt: skip
+    hours = pd.DataFrame({"account_id": [3], "ts": pd.to_datetime(["2024-05-01"]), "hours": [1.0]})
+    panel = tiny_panel(pd.concat([tx, refunded]), pd.concat([act, hours]))
+    assert 3 not in set(panel["account_id"])
+    pd.testing.assert_frame_equal(panel, tiny_panel(tx, act))  # the others as they were
+
+
 def test_panel_never_reads_rows_at_or_after_the_cutoff():
     tx, act = tiny()
     before = tiny_panel(tx, act)

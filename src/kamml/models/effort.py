@@ -91,7 +91,7 @@ from threadpoolctl import threadpool_limits
 
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, DataError
-from kamml.features._context import to_day
+from kamml.features._context import net_sum, to_day
 from kamml.features.build import settle_frame
 from kamml.models.effort_rule import (
     DEFAULT_CLIP,
@@ -692,8 +692,10 @@ def _periods(
 
 def _wide_panel(tx: ir.Table, act: ir.Table, periods: list[tuple[int, int, int, int]]) -> pd.DataFrame:
     """One row per account: per period its orders, hours, trailing spend and purchase days, last day."""
+    # net sums as the features take them (`net_sum`): a full refund of 0.1 + 0.2 nets 5.6e-17, not 0,
+    # and its account-period entered the fit with a log value some 40 below any real one
     daily = tx.group_by(["account_id", "day"]).aggregate(
-        spend=tx.amount.sum().cast("float64"),
+        spend=net_sum(tx.amount),
         purchase=ibis.cases((tx.amount >= 0, 1.0), else_=0.0).max(),
     )
     d = daily
@@ -704,7 +706,7 @@ def _wide_panel(tx: ir.Table, act: ir.Table, periods: list[tuple[int, int, int, 
         inside = (d.day >= start) & (d.day < end)
         before = (d.day >= window) & (d.day < start)
         metrics[f"orders_{j}"] = ibis.cases((inside, d.purchase), else_=0.0).sum()
-        metrics[f"spend_{j}"] = ibis.cases((before, d.spend), else_=0.0).sum()
+        metrics[f"spend_{j}"] = net_sum(d.spend, where=before)
         metrics[f"days_{j}"] = ibis.cases((before, d.purchase), else_=0.0).sum()
         last = ibis.cases(((d.day < start) & (d.purchase > 0), d.day), else_=ibis.null("int64"))
         metrics[f"last_{j}"] = last.max()

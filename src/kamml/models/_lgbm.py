@@ -1047,6 +1047,10 @@ class LGBMModel(KammlEstimator):
         """A per-row starting score in raw units that boosting corrects (None: LightGBM's own start)."""
         return None
 
+    def _training_target(self, target: FloatArray) -> FloatArray:
+        """The target as LightGBM learns it (as given here)."""
+        return target
+
     def _booster_predict(
         self, booster: lgb.Booster, matrix: FloatArray, num_iteration: int | None = None
     ) -> FloatArray:
@@ -1138,7 +1142,7 @@ class LGBMModel(KammlEstimator):
             f", held out {valid[0].shape[0]:,} rows" if valid is not None else "",
         )
         start = time.monotonic()
-        train_set = self._dataset(X, y, weight)
+        train_set = self._dataset(X, self._training_target(y), weight)
         progress = TrainingProgress(name, rounds)
         if valid is None:
             with no_autolog():
@@ -1147,7 +1151,7 @@ class LGBMModel(KammlEstimator):
                 "%s: %d rounds in %.1f s", name, booster.current_iteration(), time.monotonic() - start
             )
             return booster
-        valid_set = self._dataset(*valid, reference=train_set)
+        valid_set = self._dataset(valid[0], self._training_target(valid[1]), valid[2], reference=train_set)
         record: dict[str, Any] = {}
         callbacks: list[Any] = [lgb.record_evaluation(record), progress]
         if self.early_stopping_rounds is not None:
@@ -1614,19 +1618,9 @@ class LGBMValueRegressor(LGBMModel):
         """The booster's prediction of y / unit, back in the target's unit."""
         return super()._booster_predict(booster, matrix, num_iteration) * self.label_unit_
 
-    def _train(
-        self,
-        params: dict[str, Any],
-        X: FloatArray,
-        y: FloatArray,
-        weight: FloatArray | None,
-        rounds: int,
-        valid: tuple[FloatArray, FloatArray, FloatArray | None] | None = None,
-    ) -> lgb.Booster:
-        """Train on the target in its label unit (`_fit_start`): y / ``label_unit_``."""
-        unit = self.label_unit_
-        scaled = None if valid is None else (valid[0], valid[1] / unit, valid[2])
-        return super()._train(params, X, y / unit, weight, rounds, scaled)
+    def _training_target(self, target: FloatArray) -> FloatArray:
+        """The target in its label unit (`_fit_start`): y / ``label_unit_``."""
+        return target / self.label_unit_
 
     def _start_contributions(self, matrix: FloatArray, contrib: FloatArray) -> FloatArray:
         """The offset's deviation from its training mean credited to the offset feature."""

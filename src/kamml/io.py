@@ -38,11 +38,12 @@ __all__ = [
     "write_table",
 ]
 
-#: Id text (the input tables and the scores): a whole number that fits int64 without leading zeros ("007"
-#: stays text: it is a code, not a number).
-INT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})$"
+#: Id text (the input tables and the scores): a whole number of up to int64's 19 digits without leading
+#: zeros ("007" stays text: it is a code, not a number); 19 digits may still lie beyond int64, which a
+#: cast then tells.
+INT_PATTERN = r"^-?(0|[1-9][0-9]{0,18})$"
 #: The text of a whole float id ("119.0", "-3.00"), the whole number it spells being `INT_PATTERN`'s.
-WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,17})\.0+$"
+WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,18})\.0+$"
 
 #: Number text (amounts, quantities, hours, scores): decimal digits with an optional sign, point and
 #: exponent, or inf / infinity / nan in any case. The engines' casts differ beyond it: DuckDB reads

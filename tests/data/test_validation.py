@@ -306,6 +306,29 @@ def test_whole_float_ids_written_as_text_are_the_numbers_they_spell(backend, tx)
     assert kept["account_id"].tolist() == ["007.0", "007.0", "1.5", "-3", "12"]
 
 
+def test_nineteen_digit_ids_in_a_csv_are_whole_numbers_as_in_parquet(backend, write_csv, tmp_path):
+    """Ids of 19 digits within int64 are whole numbers from a CSV as from Parquet (they were text from a
+    CSV only, so one world gave int64 or string ids, and ranks broke ties in another order, by its file
+    format); beyond int64 they stay text, as "007" does."""
+    big = [2**60 + 7, 2**63 - 1, -(2**63), 999_999_999_999_999_999]
+    rows = "".join(f"{i},2024-01-0{n + 1},1.5\n" for n, i in enumerate(big))
+    csv = write_csv("tx.csv", "account_id,ts,amount\n" + rows)
+    pd.DataFrame({"account_id": big, "ts": ["2024-01-01"] * 4, "amount": [1.5] * 4}).to_parquet(
+        tmp_path / "tx.parquet"
+    )
+    for source in (csv, tmp_path / "tx.parquet"):
+        got = load_data({"transactions": source}, backend=backend).to_pandas("transactions")
+        assert got["account_id"].dtype == np.int64, source
+        assert sorted(got["account_id"].tolist()) == sorted(big), source
+    rows = f"{2**63},2024-01-01,1\n7,2024-01-02,1\n"
+    beyond = write_csv("beyond.csv", "account_id,ts,amount\n" + rows)
+    got = load_data({"transactions": beyond}, backend=backend).to_pandas("transactions")
+    assert sorted(got["account_id"]) == ["7", "9223372036854775808"]
+    floats = write_csv("floats.csv", f"account_id,ts,amount\n{2**62}.0,2024-01-01,1\n7.0,2024-01-02,1\n")
+    got = load_data({"transactions": floats}, backend=backend).to_pandas("transactions")
+    assert sorted(got["account_id"].tolist()) == [7, 2**62]
+
+
 def test_transaction_ids_are_deduplicated(backend, tx):
     """An exact repeat (a file delivered twice) is dropped; rows sharing an id but differing are kept."""
     frame = tx.assign(transaction_id=["t1", "t1", "t2", None, None])  # t1: a purchase and its refund

@@ -425,9 +425,9 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         # account named NULL was scored like any other
         marker = _trim(c).upper().isin(NULL_MARKERS)
         plan.add(column, f"a null marker where an id goes (the id is missing){tag}", marker, c)
-        not_int = plan.metric(
-            f"{cspec.name}_not_int", ((s.length() > 0) & ~s.re_search(INT_PATTERN)).cast("int64").sum()
-        )
+        # 18 digits always fit int64; 19 (or 18 and a minus) are int64's only up to its limits, 2**63 - 1
+        whole = s.re_search(INT_PATTERN) & ((s.length() < 19) | s.try_cast("int64").notnull())
+        not_int = plan.metric(f"{cspec.name}_not_int", ((s.length() > 0) & ~whole).cast("int64").sum())
         if cspec.key:
             plan.key_metrics.append(not_int)
         key = s

@@ -164,6 +164,19 @@ def test_a_zone_abbreviation_of_several_meanings_is_refused(backend, zone):
     assert "a time zone abbreviation with more than one meaning" in problems["transactions", "ts"][0].rule
 
 
+@pytest.mark.parametrize("zone", ["EDT", "CEST", "AEST"])
+def test_a_zone_abbreviation_the_engines_do_not_know_is_named(backend, zone):
+    """Summer-time abbreviations (EDT, CEST) were only an "unparseable date", though the date was fine."""
+    ts = [f"2024-07-01 10:00:00 {zone}", "2024-13-01 10:00 EDT"]
+    frame = pd.DataFrame({"account_id": ["1", "2"], "ts": ts, "amount": ["1"] * 2})
+    problems = {p.rule: p for p in _problems({"transactions": frame}, backend=backend)["transactions", "ts"]}
+    unknown = [p for rule, p in problems.items() if "time zone abbreviation the engines do not know" in rule]
+    assert len(unknown) == 1
+    assert list(unknown[0].examples) == [f"2024-07-01 10:00:00 {zone}"]
+    assert "write the offset" in unknown[0].rule
+    assert any(rule.startswith("unparseable date") for rule in problems)  # month 13: no date at all
+
+
 @pytest.mark.parametrize("zone", ["America/New_York", "EST", "Etc/GMT+5"])
 def test_a_named_time_zone_beside_naive_text_is_mixed_time_zones(backend, zone):
     """The engine applies a named zone, so naive text beside it was silently read as UTC instead."""
@@ -833,6 +846,7 @@ def test_date_texts_read_alike_on_spark_and_duckdb(tmp_path):
         "2024-01-05 10:00 Z",
     ]
     texts += ["2024-01-05 10:00:00 America/New_York", "2024-01-05 10:00:00 EST", "2024-01-05 1:5:00"]
+    texts += ["2024-07-05 10:00:00 EDT", "2024-07-05 10:00:00 CEST"]
     spark = connect(EngineConfig(name="spark"))
     for text in texts:
         frame = pd.DataFrame({"account_id": [1, 2], "ts": [text, text], "amount": 1.0})

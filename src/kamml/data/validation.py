@@ -500,7 +500,17 @@ def _plan_timestamp(
         unparsed = ~missing & ts.isnull()
         # numbers that read as Unix epoch times get their own rule, which names the unit they look like
         unit = plan.derive(3, hint, ibis.ifelse(unparsed, _epoch_unit(s), ibis.null("string")))
-        plan.add(column, rule, unparsed & unit.isnull(), c)
+        # a date and time whose zone abbreviation the engines' casts do not know (EDT, CEST): a plain
+        # "unparseable date" hid that the date was fine and only the zone needed writing as an offset
+        abbreviation = r"\s+[A-Z]{3}[A-Z0-9_:+-]*$"
+        bare = s.re_replace(abbreviation, "")
+        unknown_zone = unparsed & shaped & s.re_search(abbreviation) & bare.try_cast(dt.Timestamp()).notnull()
+        plan.add(column, rule, unparsed & unit.isnull() & ~unknown_zone, c)
+        rule = (
+            "a time zone abbreviation the engines do not know (EDT, CEST, ...): write the offset (-04:00) "
+            f"or the zone's name (America/New_York){tag}"
+        )
+        plan.add(column, rule, unknown_zone, c)
         for code, word, _scale in EPOCH_UNITS:
             rule = f"unparseable date: numbers that look like Unix epoch {word}{_epoch_hint(code)}{tag}"
             plan.add(column, rule, unit.notnull() & (unit == code), c)

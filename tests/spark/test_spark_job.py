@@ -1623,3 +1623,16 @@ def test_nanosecond_parquet_times_are_named_on_spark(spark, tmp_path):
     frame.to_parquet(tmp_path / "transactions.parquet")
     with pytest.raises(DataError, match=r"stores ts as nanosecond timestamps, which Spark cannot read"):
         load_data(tmp_path, Config.from_dict({"engine": SPARK}))
+
+
+def test_int96_parquet_times_are_read_on_spark(spark, tmp_path):
+    """INT96, the timestamps Spark itself writes by default, read as nanoseconds in pyarrow's schema: a Spark
+    table's own Parquet was refused as "nanosecond timestamps, which Spark cannot read"."""
+    ts = pd.to_datetime(["2024-01-02 10:00:00.123456", "2024-03-10 23:30:00"], format="ISO8601").as_unit("ns")
+    frame = pd.DataFrame({"account_id": [1, 2], "ts": ts, "amount": 1.0})
+    frame.to_parquet(tmp_path / "transactions.parquet", use_deprecated_int96_timestamps=True)
+    got = {}
+    for name, cfg in (("duckdb", Config()), ("spark", Config.from_dict({"engine": SPARK}))):
+        read = load_data(tmp_path, cfg).to_pandas("transactions")
+        got[name] = read.sort_values("account_id")["ts"].tolist()
+    assert got["spark"] == got["duckdb"] == ts.tolist()

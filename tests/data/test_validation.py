@@ -122,6 +122,34 @@ def test_an_offset_after_a_blank_is_applied(backend):
         load_data({"transactions": bad}, backend=backend)
 
 
+def test_a_decimal_comma_in_the_seconds_is_read(backend):
+    """ISO 8601 allows "10:00:00,5", as Python's logging writes times: it was an unparseable date."""
+    ts = ["2024-01-05T10:00:00,25Z", "2024-01-05 10:00:00,125 +0100", "2024-01-05T10:00:00,5-05:00"]
+    ts += ["2024-01-05 10:00:00,5 EST"]
+    frame = pd.DataFrame({"account_id": [1, 2, 3, 4], "ts": ts, "amount": 1.0})
+    got = load_data({"transactions": frame}, backend=backend).to_pandas("transactions")
+    assert got.sort_values("account_id")["ts"].tolist() == [
+        pd.Timestamp("2024-01-05 10:00:00.25"),
+        pd.Timestamp("2024-01-05 09:00:00.125"),
+        pd.Timestamp("2024-01-05 15:00:00.5"),
+        pd.Timestamp("2024-01-05 15:00:00.5"),
+    ]
+    naive = frame.assign(
+        ts=["2024-01-05 10:00:00,5", "2024-01-05 10:00:00.5", "2024-01-05 10:00:00", "2024-1-5"]
+    )
+    got = load_data({"transactions": naive}, backend=backend).to_pandas("transactions")
+    assert (
+        got.sort_values("account_id")["ts"].tolist()
+        == pd.to_datetime(
+            ["2024-01-05 10:00:00.5", "2024-01-05 10:00:00.5", "2024-01-05 10:00", "2024-01-05"],
+            format="ISO8601",
+        ).tolist()
+    )
+    bad = naive.assign(ts=["2024-01-05 10:00,5", "2024-01-05, 10:00:00", "2024-01-05 10:00:00,", "2024-1-5"])
+    with pytest.raises(SchemaError, match=r"unparseable date.*\(3 rows"):
+        load_data({"transactions": bad}, backend=backend)
+
+
 def test_one_utc_offset_throughout_is_not_a_note(backend):
     ts = ["2024-01-05T10:00:00+02:00", "2024-07-05T10:00:00+02:00"]
     frame = pd.DataFrame({"account_id": [1, 2], "ts": ts, "amount": 1.0})
@@ -847,6 +875,7 @@ def test_date_texts_read_alike_on_spark_and_duckdb(tmp_path):
     ]
     texts += ["2024-01-05 10:00:00 America/New_York", "2024-01-05 10:00:00 EST", "2024-01-05 1:5:00"]
     texts += ["2024-07-05 10:00:00 EDT", "2024-07-05 10:00:00 CEST"]
+    texts += ["2024-01-05 10:00:00,5", "2024-01-05T10:00:00,25+01:00", "2024-01-05 10:00:00,5 +0100"]
     spark = connect(EngineConfig(name="spark"))
     for text in texts:
         frame = pd.DataFrame({"account_id": [1, 2], "ts": [text, text], "amount": 1.0})

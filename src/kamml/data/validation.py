@@ -491,7 +491,12 @@ def _plan_timestamp(
         # special words ("epoch" was read as 1970-01-01) and every text not of `DATE_TEXT_PATTERN`'s
         # forms, which the two engines' casts read apart (2024-01 as January 1st on Spark only)
         cast = s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
-        cast = ibis.ifelse(cast.isnull(), _loose_offset(s), cast)
+        # ISO 8601's decimal comma ("10:00:00,5", as Python's logging writes times) neither cast reads;
+        # `shaped` admits a comma only there, so a point in its place reads the same time
+        point = s.replace(",", ".")
+        pointed = point.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+        cast = ibis.ifelse(cast.isnull(), pointed, cast)
+        cast = ibis.ifelse(cast.isnull(), _loose_offset(point), cast)
         shaped = s.re_search(DATE_TEXT_PATTERN)
         parsed = plan.derive(1, hint, ibis.ifelse(shaped, cast, ibis.null(dt.Timestamp())))
         ts = plan.derive(2, hint, _in_range(parsed))

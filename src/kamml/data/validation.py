@@ -490,12 +490,10 @@ def _plan_timestamp(
         # "infinity" and dates pandas cannot hold count as unparseable, and so do the engines' other
         # special words ("epoch" was read as 1970-01-01) and every text not of `DATE_TEXT_PATTERN`'s
         # forms, which the two engines' casts read apart (2024-01 as January 1st on Spark only)
-        cast = s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
         # ISO 8601's decimal comma ("10:00:00,5", as Python's logging writes times) neither cast reads;
-        # `shaped` admits a comma only there, so a point in its place reads the same time
+        # `shaped` admits a comma only there, so a point in its place reads the same time (one cast)
         point = s.replace(",", ".")
-        pointed = point.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
-        cast = ibis.ifelse(cast.isnull(), pointed, cast)
+        cast = point.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
         cast = ibis.ifelse(cast.isnull(), _loose_offset(point), cast)
         shaped = s.re_search(DATE_TEXT_PATTERN)
         parsed = plan.derive(1, hint, ibis.ifelse(shaped, cast, ibis.null(dt.Timestamp())))
@@ -509,7 +507,9 @@ def _plan_timestamp(
         # "unparseable date" hid that the date was fine and only the zone needed writing as an offset
         abbreviation = r"\s+[A-Z]{3}[A-Z0-9_:+-]*$"
         bare = s.re_replace(abbreviation, "")
-        unknown_zone = unparsed & shaped & s.re_search(abbreviation) & bare.try_cast(dt.Timestamp()).notnull()
+        # only the unparsed rows pay for the second cast (as `unit` above)
+        zoned = s.re_search(abbreviation) & bare.try_cast(dt.Timestamp()).notnull()
+        unknown_zone = ibis.ifelse(unparsed & shaped, zoned, False)
         plan.add(column, rule, unparsed & unit.isnull() & ~unknown_zone, c)
         rule = (
             "a time zone abbreviation the engines do not know (EDT, CEST, ...): write the offset (-04:00) "

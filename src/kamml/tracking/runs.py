@@ -374,10 +374,9 @@ def fitted_metrics(bundle: ModelBundle) -> dict[str, float]:
         out[f"fit.{name}.best_iteration"] = float(model.best_iteration_)
         for metric, value in model.validation_score_.items():
             out[f"fit.{name}.validation_{metric}"] = float(value)
-    out["fit.clv.scale"] = float(bundle.clv.scale_)
-    for name, model in (("clv", bundle.clv), ("influence", bundle.influence)):
-        if model is not None:  # the value models' label units: LightGBM learnt y / unit
+        if name != "churn":  # the value models' label units: LightGBM learnt y / unit
             out[f"fit.{name}.label_unit"] = float(model.label_unit_)
+    out["fit.clv.scale"] = float(bundle.clv.scale_)
     blend = bundle.churn.blend_
     out["fit.churn.blend_weight"] = 0.0 if blend is None else float(blend["weight"])
     if bundle.value_level is not None:

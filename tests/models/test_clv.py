@@ -217,14 +217,6 @@ def test_negative_target_is_refused() -> None:
         ClvModel(num_threads=1).fit(X, y)
 
 
-@pytest.mark.parametrize("scale", [1e-300, 1e300])
-def test_a_target_beyond_lightgbms_32_bit_labels_is_refused(scale: float) -> None:
-    """LightGBM holds labels as float32: 1e-297 read as 0 failed with its own error, 1e302 as infinite."""
-    X, y, _ = make_value(n_per_snapshot=100, snapshots=1)
-    with pytest.raises(ModelInputError, match="32-bit"):
-        ClvModel(num_threads=1, n_estimators=5).fit(X, y * scale)
-
-
 def test_predict_before_fit_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="not fitted"):
         ClvModel().predict(np.zeros((2, 2)))
@@ -541,6 +533,27 @@ def test_the_amounts_unit_does_not_change_the_model(offset: str | None, unit: fl
     assert base.label_unit_ == pytest.approx(y.mean())
     explained = scaled.explain(scaled_X.head(50), top=2, by="size")
     pd.testing.assert_frame_equal(explained, base.explain(X.head(50), top=2, by="size"), rtol=1e-4)
+
+
+@pytest.mark.parametrize("offset", [None, "prior"])
+@pytest.mark.parametrize("largest", [1e-295, 1e300, 1e308])
+def test_a_target_beyond_float32s_range_fits_as_in_units(offset: str | None, largest: float) -> None:
+    """Targets beyond LightGBM's 32-bit labels (1e-297 read as 0, 1e302 as infinite) fit as in units.
+
+    LightGBM learns y / its mean, so they were refused for a limit the model no longer has; at 1e308 the
+    target's sum overflows a float, so its mean is taken on y / its largest value.
+    """
+    X, y = prior_data()
+    snapshot = np.repeat([0, 1], len(y) // 2)
+    kwargs = {"horizon_days": 90, "n_estimators": 200, "offset_feature": offset}
+    base = ClvModel(**kwargs).fit(X, y, snapshot=snapshot)
+    unit = largest / y.max()
+    scaled = ClvModel(**kwargs).fit(X, y * unit, snapshot=snapshot)
+    assert scaled.best_iteration_ == base.best_iteration_
+    assert scaled.scale_ == pytest.approx(base.scale_, rel=1e-9)
+    np.testing.assert_allclose(
+        scaled.predict(X, horizon_days=90) / unit, base.predict(X, horizon_days=90), rtol=1e-4
+    )
 
 
 def test_a_model_saved_before_the_label_unit_scores_as_it_did() -> None:

@@ -181,28 +181,6 @@ class ModelInputError(ModelError, ValueError):
     """
 
 
-#: The range of positive labels LightGBM holds: it stores them as float32.
-FLOAT32_LABELS = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
-
-
-def float32_label_problem(target: FloatArray) -> str | None:
-    """Why LightGBM's 32-bit labels cannot hold these non-negative targets, or None when they can.
-
-    Beyond float32's range the labels become infinite (a model of nothing, fitted without a word); with
-    every positive value below its normal range they read as 0 ("[tweedie]: sum of labels is zero").
-    """
-    positive = target[target > 0]
-    if positive.size == 0:
-        return None
-    low, high = FLOAT32_LABELS
-    largest = float(positive.max())
-    if largest > high:
-        return f"reaches {largest:.3g}, beyond the {high:.3g} that LightGBM's 32-bit labels hold"
-    if largest < low:
-        return f"is at most {largest:.3g}, below the {low:.3g} from which LightGBM's 32-bit labels are not 0"
-    return None
-
-
 def check_count(value: Any, name: str, minimum: int = 0) -> int:
     """`value` as an int >= `minimum` (a count of drivers); else a `ModelInputError` naming `name`.
 
@@ -1580,7 +1558,8 @@ class LGBMValueRegressor(LGBMModel):
         as the labels' scale to the power 2 - p, so in a small unit they held every leaf near 0 (CDNOW
         in millions of dollars kept one tree and forecast 43 times the spend).
         """
-        self.label_unit_ = float(np.average(target, weights=weight))
+        largest = float(target.max())  # the mean of y / its largest: the sum of y may overflow a float
+        self.label_unit_ = float(np.average(target / largest, weights=weight)) * largest
         self.offset_floor_ = self.offset_mean_ = None
         self.start_shift_ = 0.0
         spec = self._offset_spec()
@@ -1658,15 +1637,12 @@ class LGBMValueRegressor(LGBMModel):
         """
         mass = target if weight is None else target * weight
         name = type(self).__name__
-        reason = float32_label_problem(target)
-        if reason is not None:
-            raise ModelInputError(f"{name}'s target {reason}: rescale y (amounts in another unit)")
-        if not np.sum(mass) > 0:
+        if not np.any(mass > 0):
             raise ModelInputError(
                 f"{name} needs some positive target to learn from: all {len(target):,} rows have y = 0 "
                 "(or zero weight)"
             )
-        if held_out is not None and not np.sum(mass[~held_out]) > 0:
+        if held_out is not None and not np.any(mass[~held_out] > 0):
             raise ModelInputError(
                 f"{name} needs some positive target before the latest snapshot: its "
                 f"{int((~held_out).sum()):,} earlier rows all have y = 0 (or zero weight), so nothing can "
@@ -1686,7 +1662,8 @@ class LGBMValueRegressor(LGBMModel):
         if not self.calibrate_total:
             return
         w = np.ones_like(y) if sample_weight is None else sample_weight
-        predicted, actual = float(np.dot(w, raw)), float(np.dot(w, y))
+        unit = self.label_unit_  # totals in label units: in the amounts' own they may overflow a float
+        predicted, actual = float(np.dot(w, raw / unit)), float(np.dot(w, y / unit))
         low, high = self.scale_bounds
         if predicted > 0 and actual > 0:
             self.scale_ = float(np.clip(actual / predicted, low, high))
@@ -1696,7 +1673,7 @@ class LGBMValueRegressor(LGBMModel):
                 "%s: nothing was spent (or referred) in the latest snapshot's label window against a "
                 "predicted %.4g: total scale at its lower bound %.2g",
                 type(self).__name__,
-                predicted,
+                predicted * unit,
                 low,
             )
         logger.info("%s: total scale %.4f from the latest snapshot", type(self).__name__, self.scale_)

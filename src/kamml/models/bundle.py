@@ -67,7 +67,6 @@ from kamml.models._lgbm import (
     check_count,
     column_arrays,
     constraint_count,
-    float32_label_problem,
     is_categorical,
     is_true,
     no_autolog,
@@ -455,6 +454,13 @@ def _referrals_to_learn(train: pd.DataFrame) -> bool:
     return False
 
 
+#: LightGBM reads a feature value this small (in size) as 0 (its ``kZeroThreshold``).
+LIGHTGBM_ZERO = 1e-35
+#: The least largest spend in a label window kamml trains on: amounts that small keep their features
+#: far enough above `LIGHTGBM_ZERO` (a world in units of 1e-30 trains the model it trains in units).
+SMALLEST_LABEL = 1e-20
+
+
 def check_labels(train: pd.DataFrame) -> None:
     """A ModelError saying what is wrong with the data when the training labels leave nothing to learn.
 
@@ -475,11 +481,13 @@ def check_labels(train: pd.DataFrame) -> None:
             "latest label window? Fewer or closer snapshots (time.snapshots, time.step_days) fit them"
         )
     for label, what in (("value", "spend"), ("referral_value", "referred accounts' spend")):
-        reason = float32_label_problem(train[label].to_numpy(dtype=float)) if label in train else None
-        if reason is not None:
+        largest = float(train[label].max()) if label in train else np.nan
+        if 0 < largest < SMALLEST_LABEL:
             raise ModelError(
                 f"the {label} label (an account's {what} in a label window, from transactions.amount) "
-                f"{where} {reason}: give the amounts in another unit (thousands, or cents)"
+                f"{where} is at most {largest:.3g}, below the {SMALLEST_LABEL:g} kamml takes: the money "
+                f"features of amounts this small fall below the {LIGHTGBM_ZERO:g} under which LightGBM "
+                "reads a feature as 0; give the amounts in another unit (cents, or millionths)"
             )
     if "churned" in train:
         rate = float(train["churned"].mean())

@@ -358,6 +358,14 @@ def test_rep_name(value, name):
     assert optimizer_module.rep_name(value) == name
 
 
+@pytest.mark.parametrize("capacity", [5.0, [1.0, 2.0], np.array([1.0, 2.0]), "a"])
+def test_capacity_that_is_no_mapping_of_reps_is_a_named_error(capacity):
+    """A number per rep, or one for all, failed inside dict() ("'float' object is not iterable",
+    "cannot convert dictionary update sequence element #0"), naming neither capacity nor what it needs."""
+    with pytest.raises(ValueError, match=r"capacity must map each rep to its hours .* got "):
+        optimize([1.0, 2.0], 1.0, 2.0, owner=["a", "b"], capacity=capacity)
+
+
 def test_capacity_reps_equal_by_name_are_listed_twice():
     with pytest.raises(ValueError, match="more than once"):
         optimize([1.0, 1.0], 1.0, 2.0, owner=[1, 1], capacity={1: 1.0, "1": 2.0})

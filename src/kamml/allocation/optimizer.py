@@ -32,6 +32,7 @@ the gains and the cost of the floors; `optimize_budgets` gives the latter at sev
 from __future__ import annotations
 
 import logging
+import reprlib
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -903,6 +904,11 @@ def _rep_codes(
     """Reps of `capacity`, their hours, and each account's rep code (-1: team limit only)."""
     if capacity is None:
         return [], np.zeros(0), np.full(n, -1, dtype=np.intp)
+    if not isinstance(capacity, Mapping | pd.Series):  # dict() failed on a number or a list of hours
+        raise ValueError(
+            "capacity must map each rep to its hours (a dict or a pandas Series indexed by rep), got "
+            f"{type(capacity).__name__} {reprlib.repr(capacity)}"
+        )
     if owner is None:
         raise ValueError("capacity needs owner: which rep owns each account")
     series = capacity.copy() if isinstance(capacity, pd.Series) else pd.Series(dict(capacity), dtype=object)

@@ -238,6 +238,24 @@ def test_the_pyfunc_takes_account_id_from_the_index_build_features_gives(trained
 
 
 @pytest.mark.slow
+def test_no_rows_indexed_by_account_id_answer_with_the_account_id_column_as_one_row_does(trained):
+    """A filter that left no account of build_features' frame got an answer without account_id, so the
+    notebook's merge on it failed only on the empty segment."""
+    import mlflow
+
+    _, _, result = trained
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    features = result.features
+    assert features.index.name == "account_id"
+    one = model.predict(features.head(1))
+    for rows in (features.head(0), features.head(0).set_index(pd.Index([], name="x"), append=True)):
+        empty = model.predict(rows)
+        assert list(empty.columns) == list(one.columns) == ["account_id", *OUTPUT_COLUMNS]
+        assert len(empty) == 0
+    assert "account_id" not in model.predict(features.head(0).rename_axis("id")).columns
+
+
+@pytest.mark.slow
 def test_the_answer_keeps_the_rows_index_so_a_column_assigned_back_lands_on_its_account(trained):
     """A fresh 0..n-1 index put every account's clv on the next account of a frame indexed by
     account_id, and on other rows or NaN of a filtered frame (a CRM audit)."""

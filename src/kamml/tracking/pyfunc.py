@@ -39,7 +39,8 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     frame = as_frame(rows)
     check_unique_columns(frame)  # before an empty frame's answer: refused however many rows
     if len(frame) == 0:  # nothing to score, however it was sent
-        named = ["account_id"] if "account_id" in frame.columns else []
+        # ids from a column or the index, as for rows: an empty segment's answer has the columns of any
+        named = ["account_id"] if "account_id" in (*frame.columns, *frame.index.names) else []
         return pd.DataFrame(columns=[*named, *OUTPUT_COLUMNS])
     ids = None
     if "account_id" in frame.columns:

@@ -160,6 +160,23 @@ def test_gain_formula():
     assert gain(0.0, 1.0, 10.0) == 0.0
 
 
+def test_gain_of_pandas_series_indexed_alike_in_another_order_is_refused_as_optimize_refuses_them():
+    """A plan sorted by rank (its hours indexed by account) beside the scores in id order: gain paired
+    each account's stake with another's hours, silently, where optimize refuses such Series."""
+    stake = pd.Series([100.0, 10.0], index=["x", "y"])
+    hours = pd.Series([5.0, 0.0], index=["y", "x"])
+    with pytest.raises(
+        ValueError, match=r"stake and hours are pandas Series .* hours\.reindex\(stake\.index\)"
+    ):
+        gain(stake, 1.0, hours)
+    with pytest.raises(ValueError, match="scale and hours"):
+        gain(stake.to_numpy(), pd.Series([1.0, 2.0], index=["x", "y"]), hours)
+    assert (
+        gain(stake, 1.0, hours.reindex(stake.index)).tolist() == gain([100.0, 10.0], 1.0, [0.0, 5.0]).tolist()
+    )
+    assert gain(stake, 1.0, pd.Series([0.0, 5.0])).tolist() == gain(stake, 1.0, [0.0, 5.0]).tolist()
+
+
 def test_two_accounts_split_by_log_ratio_of_stakes():
     # Interior optimum: marginal gains equal, so h1 - h2 = k ln(s1 / s2) for equal scales.
     h = optimize([300.0, 100.0], scale=2.0, hours=5.0)

@@ -146,7 +146,11 @@ def gain(stake: npt.ArrayLike, scale: npt.ArrayLike, hours: npt.ArrayLike) -> Fl
     --------
     >>> float(gain(100.0, 2.0, 2.0).round(2))
     63.21
+
+    Accounts pair by position: pandas Series whose indexes hold the same labels in another order are
+    a ValueError, as in `optimize`.
     """
+    _check_aligned({"stake": stake, "scale": scale, "hours": hours})
     s = np.asarray(stake, dtype=float)
     k = np.asarray(scale, dtype=float)
     h = np.asarray(hours, dtype=float)

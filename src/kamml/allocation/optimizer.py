@@ -217,7 +217,8 @@ def optimize(
     ValueError
         On shapes that do not match, NaN, a negative or infinite stake, a scale that is not positive,
         or pandas Series (of stake, scale, floor, cap, owner) whose indexes hold the same labels in
-        another order: accounts pair by position, not by index.
+        another order: accounts pair by position, not by index; a capacity that is no mapping of rep
+        to hours (a number, a list), or a capacity without an owner.
 
     See Also
     --------

@@ -11,6 +11,7 @@ from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
+from kamml.features._context import as_cutoff
 from kamml.features.build import settle
 
 from .conftest import tx
@@ -210,6 +211,15 @@ def test_cutoff_must_be_a_date(simple):
         build_features(simple, None)
     utc_midnight = build_features(simple, pd.Timestamp(CUTOFF, tz="UTC"))
     pd.testing.assert_frame_equal(utc_midnight, build_features(simple, CUTOFF))
+
+
+def test_a_cutoff_on_a_day_the_calendar_lacks_says_so(simple):
+    """2023-02-29 was "not a date: give one as YYYY-MM-DD", though it was written so; 2024-02-29 is a day."""
+    for day in ("2023-02-29", "1900-02-29", "2024-04-31"):
+        reason = r"is not a valid date \(day is out of range for month\)$"
+        with pytest.raises(ConfigError, match=rf"cutoff '{day}' {reason}"):
+            build_features(simple, day)
+    assert as_cutoff("2024-02-29") == pd.Timestamp("2024-02-29")
 
 
 def test_cutoff_after_the_data_end_is_refused_and_the_end_itself_is_observed(simple, make_data):

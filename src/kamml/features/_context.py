@@ -57,7 +57,10 @@ def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
         raise ConfigError(f"{name} {value!r} is not a date written YYYY-MM-DD (ISO 8601): give one so")
     try:
         stamp = pd.Timestamp(value)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError) as exc:
+        reason = str(exc).rsplit(": ", 1)[0]  # pandas' reason, without the value it repeats
+        if "out of range" in reason or "must be in" in reason:  # 2023-02-29, though written YYYY-MM-DD
+            raise ConfigError(f"{name} {value!r} is not a valid date ({reason})") from None
         raise ConfigError(f"{name} {value!r} is not a date: give one as YYYY-MM-DD") from None
     if pd.isna(stamp):
         raise ConfigError(f"no {name} given (got {value!r}): give a date as YYYY-MM-DD")

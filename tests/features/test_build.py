@@ -222,6 +222,18 @@ def test_a_cutoff_on_a_day_the_calendar_lacks_says_so(simple):
     assert as_cutoff("2024-02-29") == pd.Timestamp("2024-02-29")
 
 
+def test_a_cutoff_outside_the_dates_the_data_can_hold_is_a_config_error(simple):
+    """0202-07-01 (a typo for 2022) was pandas' OverflowError "Cannot convert Timestamp to nanoseconds"."""
+    for day in ("0202-07-01", "1677-09-21", "2262-04-12", "3000-01-01"):
+        with pytest.raises(
+            ConfigError, match=rf"cutoff '{day}' is outside the dates kamml reads \(1677-09-22"
+        ):
+            build_features(simple, day)
+        with pytest.raises(ConfigError, match=rf"cutoff '{day}' is outside"):
+            build_labels(simple, day, 30)
+    assert as_cutoff("1677-09-22") == pd.Timestamp("1677-09-22")
+
+
 def test_cutoff_after_the_data_end_is_refused_and_the_end_itself_is_observed(simple, make_data):
     # data.end 2024-12-31: the exclusive end is 2025-01-01, the latest cutoff with every day observed
     assert len(build_features(simple, "2025-01-01")) == 3

@@ -67,6 +67,13 @@ def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
     aware = stamp.tzinfo is not None
     if aware:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
+    from kamml.data.validation import TS_RANGE  # here: the data package is not needed to read a date
+
+    if not pd.Timestamp(TS_RANGE[0]) <= stamp <= pd.Timestamp(TS_RANGE[1]):  # 0202-07-01 for 2022
+        raise ConfigError(
+            f"{name} {value!r} is outside the dates kamml reads ({TS_RANGE[0]} to {TS_RANGE[1]}, as in the "
+            "data): give a day in that range"
+        )
     if stamp != stamp.normalize():
         at = f"{stamp.time()}{' UTC' if aware else ''}"
         raise ConfigError(

@@ -1145,3 +1145,13 @@ def test_invisible_marks_around_a_file_column_name_are_ignored_as_in_a_frame(bac
     data = load_data(tmp_path, backend=backend)
     assert list(data.to_pandas("transactions").columns[:3]) == ["account_id", "ts", "amount"]
     assert "segment" in data.to_pandas("accounts").columns
+
+
+@pytest.mark.parametrize("end", ["9999-12-31", dt.date(9999, 12, 31)])
+def test_an_open_ended_contract_sentinel_says_to_leave_the_date_empty(backend, tx, end):
+    """CRMs write 9999-12-31 for "no end"; the refusal named only the range, not what to write instead."""
+    accounts = pd.DataFrame({"account_id": [1, 2, 3], "contract_end": [end, None, None]})
+    problems = _problems({"transactions": tx, "accounts": accounts}, backend=backend)
+    (problem,) = problems[("accounts", "contract_end")]
+    assert "outside 1677-09-22 to 2262-04-11" in problem.rule
+    assert "open-ended contract), leave it empty, not a date such as 9999-12-31" in problem.rule

@@ -344,6 +344,17 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
     return Problem(raw.name, user, rule)
 
 
+def _no_date_hint(cspec: ColumnSpec) -> str:
+    """What to write in an optional date column (created_at, contract_end) where there is no date.
+
+    CRMs write 9999-12-31 for a contract without an end; kamml reads no date after 2262-04-11.
+    """
+    if not cspec.nullable:
+        return ""
+    case = " (an open-ended contract)" if cspec.name == "contract_end" else ""
+    return f"; where there is none{case}, leave it empty, not a date such as 9999-12-31"
+
+
 def _mapped(plan: TablePlan, cspec: ColumnSpec) -> str:
     """A note naming kamml's column when the user's column has another name."""
     column = plan.found[cspec.name]
@@ -479,7 +490,7 @@ def _plan_timestamp(
         missing = c.isnull()
         plan.add(
             column,
-            f"date outside {TS_RANGE[0]} to {TS_RANGE[1]}{tag}",
+            f"date outside {TS_RANGE[0]} to {TS_RANGE[1]}{tag}{_no_date_hint(cspec)}",
             raw.notnull() & ts.isnull(),
             c,
         )
@@ -499,7 +510,7 @@ def _plan_timestamp(
         parsed = plan.derive(1, hint, ibis.ifelse(shaped, cast, ibis.null(dt.Timestamp())))
         ts = plan.derive(2, hint, _in_range(parsed))
         has_offset, normal = _utc_offset(plan, s, hint)
-        rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){tag}"
+        rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){tag}{_no_date_hint(cspec)}"
         unparsed = ~missing & ts.isnull()
         # numbers that read as Unix epoch times get their own rule, which names the unit they look like
         unit = plan.derive(3, hint, ibis.ifelse(unparsed, _epoch_unit(s), ibis.null("string")))

@@ -347,6 +347,21 @@ def test_whole_float_ids_written_as_text_are_the_numbers_they_spell(backend, tx)
     assert kept["account_id"].tolist() == ["007.0", "007.0", "1.5", "-3", "12"]
 
 
+def test_ids_in_scientific_notation_are_refused(backend, write_csv):
+    """A spreadsheet shows 16-digit ids as 4.50000E+15 and saves them so: every account became one,
+    without a word (ids are text, and the rounded ones were equal)."""
+    rows = "4.50000E+15,2024-01-01,1\n4.50000E+15,2024-01-02,2\n4.5e+15,2024-01-03,3\nA1E5,2024-01-04,4\n"
+    csv = write_csv("tx.csv", "account_id,ts,amount\n" + rows)
+    (problem,) = _problems({"transactions": csv}, backend=backend)[("transactions", "account_id")]
+    assert "scientific notation" in problem.rule
+    assert "as text" in problem.rule
+    assert problem.n_rows == 3
+    assert "4.50000E+15" in problem.examples
+    codes = write_csv("codes.csv", "account_id,ts,amount\n1E5,2024-01-01,1\nE+15,2024-01-02,2\n")
+    got = load_data({"transactions": codes}, backend=backend).to_pandas("transactions")
+    assert sorted(got["account_id"]) == ["1E5", "E+15"]  # codes without a spreadsheet's sign stay ids
+
+
 def test_nineteen_digit_ids_in_a_csv_are_whole_numbers_as_in_parquet(backend, write_csv, tmp_path):
     """Ids of 19 digits within int64 are whole numbers from a CSV as from Parquet (they were text from a
     CSV only, so one world gave int64 or string ids, and ranks broke ties in another order, by its file

@@ -365,6 +365,10 @@ def _mapped(plan: TablePlan, cspec: ColumnSpec) -> str:
 #: "NA" is left out: it is also a code (North America, Namibia).
 NULL_MARKERS = ("NULL", "NONE", "NAN", "N/A", "#N/A", "NIL")
 
+#: An id as a spreadsheet or a float writes a large number: one digit, a fraction, a signed exponent
+#: (4.50000E+15, 1.2e+16). Codes such as "1E5" have no sign and stay ids.
+SCIENTIFIC_ID_PATTERN = r"^-?[0-9](\.[0-9]+)?[eE][+-][0-9]{1,3}$"
+
 _NULLS: dict[Kind, dt.DataType] = {Kind.ID: dt.int64, Kind.TIMESTAMP: dt.Timestamp(), Kind.FLOAT: dt.float64}
 
 
@@ -436,6 +440,13 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         # account named NULL was scored like any other
         marker = _trim(c).upper().isin(NULL_MARKERS)
         plan.add(column, f"a null marker where an id goes (the id is missing){tag}", marker, c)
+        # a spreadsheet's number format: 4.50000E+15 keeps 6 of 16 digits, so accounts merged in silence
+        rounded = _trim(c).re_search(SCIENTIFIC_ID_PATTERN)
+        rule = (
+            "an id in scientific notation (a spreadsheet rounded it, so accounts may merge): format the "
+            f"column as text before exporting, or export it from the source system{tag}"
+        )
+        plan.add(column, rule, rounded, c)
         # 18 digits always fit int64; 19 (or 18 and a minus) are int64's only up to its limits, 2**63 - 1
         whole = s.re_search(INT_PATTERN) & ((s.length() < 19) | s.try_cast("int64").notnull())
         not_int = plan.metric(f"{cspec.name}_not_int", ((s.length() > 0) & ~whole).cast("int64").sum())

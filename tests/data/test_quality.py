@@ -288,6 +288,24 @@ def test_a_few_words_in_a_column_of_numbers_are_named():
 
 
 @pytest.mark.parametrize(
+    ("sizes", "shown"),
+    [
+        ([f"{i},5" for i in range(20)], ("0,5", "1,5", "10,5", "11,5", "12,5")),  # a decimal comma
+        (["1.234,56", "12,5", *[str(i) for i in range(18)]], ("1.234,56", "12,5")),  # a European file's
+        (["1,200", "12,000.50", *[str(i) for i in range(30)]], ("1,200", "12,000.50")),  # thousands
+    ],
+)
+def test_numbers_written_with_a_comma_are_named(sizes, shown):
+    """A semicolon export's sizes in decimal comma ("12,5") became a category of as many levels as values,
+    without a word: no value read as a number, so the mostly-numbers note did not count them."""
+    (note,) = _accounts_note(sizes)
+    assert note.column == "size"
+    assert tuple(note.examples) == shown
+    assert "with a comma" in note.rule
+    assert "decimal point" in note.rule
+
+
+@pytest.mark.parametrize(
     "sizes",
     [
         [str(i) for i in range(20)],  # all numbers: nothing to say

@@ -511,6 +511,9 @@ def hours_notes(activities: ir.Table | None, last_transaction: pd.Timestamp | No
 #: Share of an accounts text column's values that must read as numbers for the others to be noted.
 MOSTLY_NUMBERS = 0.9
 
+#: Number text with a comma, as a decimal comma ("12,5", "1.234,56") or a thousands separator ("1,200").
+COMMA_NUMBER_PATTERN = r"^\s*[+-]?[0-9][0-9.]*,[0-9.,]*[0-9]\s*$"
+
 #: Text columns of the accounts table that are not attributes (ids and rep names are text by nature).
 _NOT_ATTRIBUTES = ("account_id", "owner")
 
@@ -533,10 +536,12 @@ def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
         value = accounts[name]
         counts[f"n_{i}"] = value.count()
         counts[f"num_{i}"] = value.re_search(NUMBER_PATTERN).cast("int64").sum()  # alike on every engine
+        counts[f"comma_{i}"] = value.re_search(COMMA_NUMBER_PATTERN).cast("int64").sum()
     row = accounts.aggregate(**counts).to_pyarrow().to_pylist()[0]
     for i, name in enumerate(text):
         n, numbers = int(row[f"n_{i}"] or 0), int(row[f"num_{i}"] or 0)
-        if not (numbers < n and numbers >= MOSTLY_NUMBERS * n):
+        commas = int(row[f"comma_{i}"] or 0)
+        if not (numbers < n and numbers + commas >= MOSTLY_NUMBERS * n):
             continue
         value = accounts[name]
         other = accounts.filter(value.notnull() & ~value.re_search(NUMBER_PATTERN))
@@ -545,6 +550,12 @@ def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
             f"mostly numbers ({numbers:,} of {n:,} values), but not these: the column is read as text, so "
             "the models take it as a category, not a number"
         )
+        if commas:  # a semicolon export's "12,5": no value was a number, so nothing was said
+            rule = (
+                f"numbers written with a comma ({commas:,} of {n:,} values; a decimal comma or a thousands "
+                "separator), which kamml does not read: the column is read as text, so the models take it "
+                "as a category, not a number; write them with a decimal point and no separators"
+            )
         notes.append(Problem("accounts", name, rule, n - numbers, plain_examples(examples)))
     return notes
 

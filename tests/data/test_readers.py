@@ -337,6 +337,14 @@ def test_csv_header_with_an_empty_field_reads(backend, write_csv):
     assert list(table.columns) == ["account_id", "ts", "amount", "unnamed_4"]
 
 
+def test_csv_header_with_several_empty_fields_reads(backend, write_csv):
+    """A spreadsheet's trailing empty columns (",,,") were a "duplicated column name" naming no column,
+    where one trailing delimiter read fine."""
+    path = write_csv("t.csv", "account_id,ts,amount,,,\n1,2024-01-05,3,,,\n")
+    table = read_table(path, "transactions", backend)
+    assert list(table.columns) == ["account_id", "ts", "amount", "unnamed_4", "unnamed_5", "unnamed_6"]
+
+
 def test_utf16_csv_is_named_as_not_utf8(backend, tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("account_id,ts,amount\n1,2024-01-05,3\n", encoding="utf-16")

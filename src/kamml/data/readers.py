@@ -611,7 +611,8 @@ def _read_csv(
                 f"{name}: the CSV files have different headers: {files[0]} has {', '.join(header)}; "
                 f"{path} has {', '.join(other)}"
             )
-    dups = _duplicates(header)
+    # empty names (a spreadsheet's trailing ",,,") are no duplicates: each is named by its position below
+    dups = _duplicates(h for h in header if clean_name(h))
     if dups:
         problems.append(_duplicate_problem(name, dups, header, where=str(files[0])))
     if len(header) == 1:

@@ -1170,3 +1170,16 @@ def test_an_open_ended_contract_sentinel_says_to_leave_the_date_empty(backend, t
     (problem,) = problems[("accounts", "contract_end")]
     assert "outside 1677-09-22 to 2262-04-11" in problem.rule
     assert "open-ended contract), leave it empty, not a date such as 9999-12-31" in problem.rule
+
+
+@pytest.mark.parametrize("header", ["Account ID", "AccountId", "account-id", "ACCOUNT_ID "])
+def test_a_header_spelling_the_id_otherwise_is_named_with_the_mapping_to_set(backend, write_csv, header):
+    """A CRM's "Account ID" was a bare "missing required column": the message now names the column and
+    the data.columns mapping that reads it."""
+    csv = write_csv("tx.csv", f"{header},ts,amount\n1,2024-01-01,1\n")
+    if header.strip().lower() == "account_id":
+        assert len(load_data({"transactions": csv}, backend=backend).to_pandas("transactions")) == 1
+        return
+    (problem,) = _problems({"transactions": csv}, backend=backend)[("transactions", "account_id")]
+    assert f"'{header}' looks like it" in problem.rule
+    assert f'data.columns: {{transactions: {{account_id: "{header}"}}}}' in problem.rule

@@ -10,7 +10,9 @@ of all tables are collected before `SchemaError` is raised.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -341,6 +343,11 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
     rule += f"; columns found: {found}"
     if user != name and name.lower() in {clean_name(c).lower() for c in columns}:
         rule += f"; the table has a column '{name}': check the mapping"
+    # a CRM's "Account ID" or "AccountId": names match ignoring case only, so say which mapping reads it
+    alike = [c for c in columns if _squeezed(c) == _squeezed(name)] if user == name else []
+    if alike:
+        mapping = f"data.columns: {{{raw.name}: {{{name}: {json.dumps(clean_name(alike[0]))}}}}}"
+        rule += f"; '{clean_name(alike[0])}' looks like it: rename it, or set {mapping} in the config"
     return Problem(raw.name, user, rule)
 
 
@@ -353,6 +360,11 @@ def _no_date_hint(cspec: ColumnSpec) -> str:
         return ""
     case = " (an open-ended contract)" if cspec.name == "contract_end" else ""
     return f"; where there is none{case}, leave it empty, not a date such as 9999-12-31"
+
+
+def _squeezed(name: str) -> str:
+    """A column name without case, spaces, underscores, dashes or points ("Account ID" as account_id)."""
+    return re.sub(r"[\s_.-]", "", clean_name(name)).lower()
 
 
 def _mapped(plan: TablePlan, cspec: ColumnSpec) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DRIVER_TARGETS", "PERCENT", "PLAIN", "feature_words", "phrase", "target_of"]
+__all__ = ["DRIVER_TARGETS", "HUGE", "PERCENT", "PLAIN", "TINY", "feature_words", "phrase", "target_of"]
 
 #: What each model's drivers move, as the end of every phrase says: "(raises value)", "(lowers churn
 #: risk)", "(raises referral value)".
@@ -62,6 +62,9 @@ PLAIN = {
 #: From this size on a driver's value reads as "1.23e+15": a monetary of 1e300 printed 300 digits, and
 #: floats past 2**53 (about 9e15) no longer hold whole numbers exactly anyway.
 HUGE = 1e15
+#: Below this size (not 0) a driver's value reads as "under 0.0001": an expected 4.2e-05 purchases of a
+#: long-lapsed account read "4.2e-05", which a sales rep does not read as nearly nothing.
+TINY = 1e-4
 #: Features shown as percentages.
 PERCENT = frozenset({"refund_share", "top_product_share", "btyd_p_alive", "btyd_p_zero"})
 
@@ -114,9 +117,10 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
     A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
     window without spend, a date that never happened. Numbers of any kind read alike (a Decimal from a
     Spark DataFrame or a CRM's JSON reads as the number it is), to three digits or two decimals, and
-    below 0.01 to two digits (amounts in millions: 0.0034, not "0.00" as if nothing was spent); from
-    `HUGE` on in three digits of scientific notation ("1.23e+20", not 21 digits); shares and
-    probabilities read as percentages. `unit_days` is the time
+    below 0.01 to two digits (amounts in millions: 0.0034, not "0.00" as if nothing was spent); below
+    `TINY` as "under 0.0001" (or "between -0.0001 and 0"), not "4.2e-05"; from `HUGE` on in three
+    digits of scientific notation ("1.23e+20", not 21 digits); shares and probabilities read as
+    percentages; a value shown as zero has no minus sign ("0", not "-0"). `unit_days` is the time
     unit of ``recency`` and ``T`` (`ModelBundle.unit_days`), `window_days` the training window of the
     BTYD features (`feature_words`). A column of the purchase history that is missing for want of a
     (repeat) purchase says so instead of "no data". A ";" in a text value (an account attribute)
@@ -136,12 +140,20 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
     if np.isinf(number):
         return f"{text}: {value}"
     if feature in PERCENT:
-        return f"{text}: {number * 100:.3g}%" if abs(number * 100) >= HUGE else f"{text}: {number:.0%}"
+        shown = f"{number * 100:.3g}%" if abs(number * 100) >= HUGE else f"{number:.0%}"
+        return f"{text}: {_unsigned_zero(shown)}"
     size = abs(number)
     if size >= HUGE:
         shown = f"{number:.3g}"
     elif size >= 100 or number == round(number):
         shown = f"{number:,.0f}"
+    elif size < TINY:
+        shown = "under 0.0001" if number > 0 else "between -0.0001 and 0"
     else:
         shown = f"{number:.3g}" if size >= 1 else f"{number:.2f}" if size >= 0.01 else f"{number:.2g}"
-    return f"{text}: {shown}"
+    return f"{text}: {_unsigned_zero(shown)}"
+
+
+def _unsigned_zero(shown: str) -> str:
+    """A shown number without its minus sign when all its digits are 0 ("-0", "-0%" of a -0.0 or -0.001)."""
+    return shown[1:] if shown.startswith("-") and not shown.strip("-0.,%") else shown

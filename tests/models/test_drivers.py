@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from kamml.models.drivers import DRIVER_TARGETS, phrase, target_of
+from kamml.models.drivers import DRIVER_TARGETS, feature_words, phrase, target_of
 
 
 def test_driver_phrases_read_as_words_for_numbers_and_missing_values():
@@ -93,3 +93,18 @@ def test_tiny_numbers_and_zero_read_without_an_exponent_or_a_minus_sign():
     assert phrase("refund_share", -0.001).endswith(": 0%")
     for value in (4.2e-05, -4.5e-05, 6.97e-06, 1e-300, -0.0):
         assert "e-" not in phrase("btyd_expected_purchases", value)
+
+
+def test_every_feature_reads_in_a_reps_words_without_formulas_or_data_terms():
+    """An audit of the demo's and CDNOW's reasons: "refunded amount / gross positive spend: 19%", "units
+    bought to date (quantities as given, when absent 1 or 0 on a refund): 5,544", "distinct products
+    bought (positive spend, a known product, needs a product column): 5", the catalogue's definitions."""
+    from kamml.features.catalogue import CATALOGUE
+
+    for key in CATALOGUE:
+        feature = key.replace("{w}", "90").replace("{name}", "industry")
+        words = feature_words(feature)
+        for term in ("/", "<", ">", "=", "_", "rows", "column", "hops", "gross", "as given", "known product"):
+            assert term not in words, (feature, words)
+    assert feature_words("refund_share") == "share of its spend refunded"
+    assert phrase("refund_share", 0.19) == "share of its spend refunded: 19%"

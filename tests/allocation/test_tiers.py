@@ -421,3 +421,36 @@ def test_share_counts_keep_the_float_products_rounding_out_at_any_size():
     assert share_counts([0.25], 10).tolist() == [3]  # 2.5 accounts: the share holds at most 3
     assert top_count(280_000_000, 0.07) == 19_600_000
     assert top_count(7, 0.1) == 1
+
+
+def test_reasons_name_no_part_of_the_stake_that_is_switched_off():
+    """An audit: with referral weight 0 the demo's plan still called 500 accounts "influencer", and with
+    retention weight 0 1,392 accounts "high churn risk", parts the plan gives no value to."""
+    from kamml.allocation import allocate
+    from kamml.config import AllocationConfig
+
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(
+        {
+            "account_id": range(40),
+            "clv": rng.uniform(100.0, 1000.0, 40),
+            "p_churn": rng.uniform(0.0, 1.0, 40),
+            "referral_value": rng.uniform(0.0, 2000.0, 40),
+        }
+    )
+
+    def phrases(weights):
+        plan = allocate(scores, 20, AllocationConfig(floor_hours=0.0, weights=weights))
+        return {p for reason in plan["reasons"] for p in reason.split("; ")}
+
+    every = phrases({"retention": 1.0, "growth": 0.3, "referral": 0.5})
+    assert {PHRASES["influencer"], PHRASES["high_churn"], PHRASES["top_value"]} <= every
+    no_referral = phrases({"retention": 1.0, "growth": 0.3, "referral": 0.0})
+    assert not {PHRASES["influencer"], PHRASES["referral"]} & no_referral
+    assert PHRASES["top_value"] in no_referral
+    no_retention = phrases({"retention": 0.0, "growth": 0.3, "referral": 0.5})
+    assert not {PHRASES["high_churn"], PHRASES["retention"]} & no_retention
+    assert PHRASES["influencer"] in no_retention
+    referral_only = phrases({"retention": 0.0, "growth": 0.0, "referral": 0.5})
+    assert not {PHRASES["top_value"], PHRASES["growth"], PHRASES["high_churn"]} & referral_only
+    assert PHRASES["top_value"] in phrases({"retention": 1.0, "growth": 0.0, "referral": 0.5})

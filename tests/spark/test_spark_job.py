@@ -645,6 +645,11 @@ CASES = {
         "tiers": {"a": 0.1, "b": 1.0},
     },
     "tiers by stake, high churn risk from 0.3": {"hours": 1600.0, "tier_by": "stake", "high_churn_p": 0.3},
+    # parts weighted 0 are named by no flag ("influencer", "high churn risk"), on Spark as in memory
+    "retention and referral switched off": {
+        "hours": 1600.0,
+        "weights": {"retention": 0.0, "growth": 0.3, "referral": 0.0},
+    },
     # an account whose hours swing by 1e12 per unit of log-price: the sorted sums of the team's demand
     # are too coarse there (a review's find) and the search must sum those prices account by account
     "an account of effort scale 1e12": {"hours": 1200.0, "_huge_k": 1e12},

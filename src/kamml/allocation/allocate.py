@@ -1292,7 +1292,9 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
             "recommended_hours": res.hours,
             "expected_gain": res.gain,
             "marginal_gain_per_hour": res.marginal,
-            "reasons": reason_codes(frame, active=active, high_churn=cfg.high_churn_p).to_numpy(dtype=object),
+            "reasons": reason_codes(
+                frame, active=active, high_churn=cfg.high_churn_p, weights=cfg.weights
+            ).to_numpy(dtype=object),
             "owner": owner,
             "stake_retention": frame["stake_retention"].to_numpy(dtype=float),
             "stake_growth": frame["stake_growth"].to_numpy(dtype=float),

@@ -21,7 +21,9 @@ Reason codes say why an account matters, as short phrases joined by ``"; "``:
   nothing says nothing), and no drivers follow either of these two;
 - flags: ``"high churn risk"``, ``"top-decile value"`` (clv in the top 10 %), ``"influencer"`` (referral
   value in the top 10 %), ``"likely inactive"`` (not active: p_alive or 1 − p_churn below the
-  activity thresholds, `kamml.allocation.allocate.active_accounts`). The top 10 % is
+  activity thresholds, `kamml.allocation.allocate.active_accounts`). A flag never names a part of the
+  stake that the weights switch off (weight 0): no "influencer" without referral, no "high churn risk"
+  without retention, no "top-decile value" without both retention and growth. The top 10 % is
   the ceil(0.1 n) accounts ranked highest (at least one; 2 of 11) and never splits a tie: an account is
   flagged when its value is positive and above that of the account ranked just below that share
   (`top_threshold`). Accounts whose value ties across that edge are all left out, so when 60 of 100
@@ -43,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from kamml.allocation.stake import Weight, resolve_weights
 from kamml.config import tier_shares
 from kamml.errors import ConfigError
 from kamml.models.drivers import DRIVER_TARGETS, target_of
@@ -218,6 +221,7 @@ def reason_codes(
     thresholds: tuple[float | None, float | None] | None = None,
     small_stake: float | None = None,
     referral_median: float | None = None,
+    weights: Mapping[str, Weight] | None = None,
 ) -> pd.Series:
     """Why each account matters, as short phrases joined by ``"; "`` (see the module docstring).
 
@@ -250,6 +254,10 @@ def reason_codes(
         of `frame`'s (`kamml.spark` passes the whole table's). On the demo's plan 404 of 5,000
         accounts led with "referral influence" with a referral value of 55 at the median against the
         book's 97 (thirty-fourth session).
+    weights : mapping, optional
+        The stake weights of the plan (`kamml.allocation.stake.resolve_weights`; the defaults when
+        omitted): a part weighted 0 is switched off, and no flag names it (with referral weight 0 the
+        demo's plan called 500 accounts "influencer", an audit's finding).
 
     Returns
     -------
@@ -279,6 +287,10 @@ def reason_codes(
         value_flag, influencer_flag = _top(clv, top_share), _top(referral, top_share)
     else:
         value_flag, influencer_flag = _above(clv, thresholds[0]), _above(referral, thresholds[1])
+    off = {part for part, weight in resolve_weights(weights).items() if weight == 0}
+    churn_flag &= "retention" not in off
+    value_flag &= not {"retention", "growth"} <= off
+    influencer_flag &= "referral" not in off
     dominant = np.argmax(parts, axis=1) if n else np.zeros(0, dtype=np.intp)
     has_stake = stake > 0
 

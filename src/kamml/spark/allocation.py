@@ -1141,6 +1141,7 @@ class _Kernel:
                     small_stake=self.plan.small_stake,
                     referral_median=self.plan.referral_median,
                     high_churn=self.plan.cfg.high_churn_p,
+                    weights=self.plan.cfg.weights,
                 ).to_numpy(),
                 "owner": owner.to_numpy(dtype=object),
                 "stake_retention": batch["stake_retention"].to_numpy(dtype=float),

@@ -59,7 +59,7 @@ def test_a_rep_reads_plain_words_units_and_percentages():
 
 
 def test_small_numbers_and_the_cutoff_read_plainly():
-    assert phrase("btyd_expected_purchases", 6.97e-06).endswith(": under 0.0001")
+    assert phrase("btyd_expected_purchases", 6.97e-06).endswith(": 0.000007")
     # amounts in millions: $3,400 read "0.00", as if nothing was spent
     assert phrase("spend_180d", 0.0034).endswith(": 0.0034")
     assert phrase("spend_180d", -0.00042).endswith(": -0.00042")
@@ -84,10 +84,12 @@ def test_extreme_numbers_read_in_a_few_digits_and_ordinary_ones_in_full():
 def test_tiny_numbers_and_zero_read_without_an_exponent_or_a_minus_sign():
     """An audit of the demo's reasons: "purchases expected in 180 days, from the purchase history: 4.2e-05
     (raises churn risk)", and expected values of 3.2e-10 on long-lapsed accounts; a -0.0 read "-0"."""
-    assert phrase("btyd_expected_purchases", 4.2e-05).endswith(": under 0.0001")
-    assert phrase("btyd_value", 3.2e-10).endswith(": under 0.0001")
-    assert phrase("spend_slope_12m", -4.5e-05).endswith(": between -0.0001 and 0")
-    assert phrase("spend_180d", 0.00028).endswith(": 0.00028")  # from 0.0001 on, the number itself
+    assert phrase("btyd_expected_purchases", 4.2e-05).endswith(": 0.000042")
+    assert phrase("btyd_value", 3.2e-10).endswith(": under 0.000001")
+    assert phrase("spend_slope_12m", -4.5e-05).endswith(": -0.000045")
+    assert phrase("spend_slope_12m", -4.5e-09).endswith(": between -0.000001 and 0")
+    assert phrase("spend_180d", 0.00028).endswith(": 0.00028")
+    assert phrase("spend_180d", 1.5e-06).endswith(": 0.0000015")  # $1.50 in millions: still spent
     assert phrase("spend_slope_12m", -0.0).endswith(": 0")
     assert phrase("refund_share", -0.0).endswith(": 0%")
     assert phrase("refund_share", -0.001).endswith(": 0%")

@@ -68,9 +68,10 @@ PLAIN = {
 #: From this size on a driver's value reads as "1.23e+15": a monetary of 1e300 printed 300 digits, and
 #: floats past 2**53 (about 9e15) no longer hold whole numbers exactly anyway.
 HUGE = 1e15
-#: Below this size (not 0) a driver's value reads as "under 0.0001": an expected 4.2e-05 purchases of a
-#: long-lapsed account read "4.2e-05", which a sales rep does not read as nearly nothing.
-TINY = 1e-4
+#: Below this size (not 0) a driver's value reads as "under 0.000001": an expected 3.2e-10 of a
+#: long-lapsed account read "3.2e-10", which a sales rep does not read as nearly nothing; above it a
+#: small number is written out ("0.000042"), so amounts in millions still read as what was spent.
+TINY = 1e-6
 #: Features shown as percentages.
 PERCENT = frozenset({"refund_share", "top_product_share", "btyd_p_alive", "btyd_p_zero"})
 
@@ -123,8 +124,9 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
     A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
     window without spend, a date that never happened. Numbers of any kind read alike (a Decimal from a
     Spark DataFrame or a CRM's JSON reads as the number it is), to three digits or two decimals, and
-    below 0.01 to two digits (amounts in millions: 0.0034, not "0.00" as if nothing was spent); below
-    `TINY` as "under 0.0001" (or "between -0.0001 and 0"), not "4.2e-05"; from `HUGE` on in three
+    below 0.01 to two digits written out (amounts in millions: 0.0034, not "0.00" as if nothing was spent;
+    0.000042, not "4.2e-05"); below `TINY` as "under 0.000001" (or "between -0.000001 and 0"), not
+    "3.2e-10"; from `HUGE` on in three
     digits of scientific notation ("1.23e+20", not 21 digits); shares and probabilities read as
     percentages; a value shown as zero has no minus sign ("0", not "-0"). `unit_days` is the time
     unit of ``recency`` and ``T`` (`ModelBundle.unit_days`), `window_days` the training window of the
@@ -154,9 +156,11 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
     elif size >= 100 or number == round(number):
         shown = f"{number:,.0f}"
     elif size < TINY:
-        shown = "under 0.0001" if number > 0 else "between -0.0001 and 0"
+        shown = "under 0.000001" if number > 0 else "between -0.000001 and 0"
+    elif size < 0.01:  # two digits, written out: "0.000042", not "4.2e-05"
+        shown = np.format_float_positional(number, precision=2, unique=False, fractional=False, trim="-")
     else:
-        shown = f"{number:.3g}" if size >= 1 else f"{number:.2f}" if size >= 0.01 else f"{number:.2g}"
+        shown = f"{number:.3g}" if size >= 1 else f"{number:.2f}"
     return f"{text}: {_unsigned_zero(shown)}"
 
 

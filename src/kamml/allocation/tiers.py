@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -221,7 +222,7 @@ def reason_codes(
     thresholds: tuple[float | None, float | None] | None = None,
     small_stake: float | None = None,
     referral_median: float | None = None,
-    weights: Mapping[str, Weight] | None = None,
+    weights: Mapping[Any, Weight] | None = None,
 ) -> pd.Series:
     """Why each account matters, as short phrases joined by ``"; "`` (see the module docstring).
 

@@ -346,8 +346,8 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
     # a CRM's "Account ID" or "AccountId": names match ignoring case only, so say which mapping reads it
     alike = [c for c in columns if _squeezed(c) == _squeezed(name)] if user == name else []
     if alike:
-        mapping = f"data.columns: {{{raw.name}: {{{name}: {json.dumps(clean_name(alike[0]))}}}}}"
-        rule += f"; '{clean_name(alike[0])}' looks like it: rename it, or set {mapping} in the config"
+        setting = f"data.columns: {{{raw.name}: {{{name}: {json.dumps(clean_name(alike[0]))}}}}}"
+        rule += f"; '{clean_name(alike[0])}' looks like it: rename it, or set {setting} in the config"
     return Problem(raw.name, user, rule)
 
 

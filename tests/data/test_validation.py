@@ -1183,3 +1183,20 @@ def test_a_header_spelling_the_id_otherwise_is_named_with_the_mapping_to_set(bac
     (problem,) = _problems({"transactions": csv}, backend=backend)[("transactions", "account_id")]
     assert f"'{header}' looks like it" in problem.rule
     assert f'data.columns: {{transactions: {{account_id: "{header}"}}}}' in problem.rule
+
+
+@pytest.mark.parametrize("how", ["csv_index", "reread_frame"])
+def test_a_column_without_a_name_is_no_attribute(backend, tx, tmp_path, how):
+    """pandas' ``to_csv()`` writes the row numbers under an empty header (read back as "Unnamed: 0"):
+    they became an attribute, so the models learned from each account's row in the export."""
+    accounts = pd.DataFrame({"account_id": [1, 2, 3], "segment": ["a", "b", "a"]})
+    if how == "csv_index":
+        accounts.to_csv(tmp_path / "accounts.csv")  # header ",account_id,segment"
+        source = tmp_path / "accounts.csv"
+    else:
+        source = accounts.reset_index().rename(columns={"index": "Unnamed: 0"})
+    data = load_data({"transactions": tx, "accounts": source}, backend=backend)
+    assert list(data.to_pandas("accounts").columns) == ["account_id", "segment"]
+    (note,) = [n for n in data.quality.notes if n.table == "accounts"]
+    assert "a column without a name" in note.rule
+    assert note.n_rows == 3

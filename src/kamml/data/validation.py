@@ -309,8 +309,13 @@ def plan_table(
                 _plan_extra(plan, kamml_name, column)
         taken = {n.lower() for n in plan.found}
         for column in raw_columns:
-            if column not in used and clean_name(column).lower() not in taken:
-                _plan_extra(plan, clean_name(column), column)
+            if column in used or clean_name(column).lower() in taken:
+                continue
+            if re.fullmatch(NAMELESS_PATTERN, clean_name(column)):  # row numbers, or empty columns
+                c = _[column]
+                plan.add(column, NAMELESS_RULE, c.notnull(), c, hard=False)
+                continue
+            _plan_extra(plan, clean_name(column), column)
     else:
         dropped = [c for c in raw_columns if c not in plan.found.values()]
         if dropped:
@@ -376,6 +381,14 @@ def _mapped(plan: TablePlan, cspec: ColumnSpec) -> str:
 #: Text that stands for a missing value in exports (upper case): refused as an id, noted as an owner.
 #: "NA" is left out: it is also a code (North America, Namibia).
 NULL_MARKERS = ("NULL", "NONE", "NAN", "N/A", "#N/A", "NIL")
+
+#: A column without a name in its header, as the CSV reader names it (``unnamed_4``) or pandas reads one
+#: back (``Unnamed: 0``, the row numbers ``to_csv()`` writes by default).
+NAMELESS_PATTERN = r"unnamed_[0-9]+|Unnamed: [0-9]+(_level_[0-9]+)?"
+NAMELESS_RULE = (
+    "a column without a name in the header (an export's row numbers, such as pandas' to_csv() writes, or "
+    "empty trailing columns): not read as an attribute; name it in the header to use it"
+)
 
 #: An id as a spreadsheet or a float writes a large number: one digit, a fraction, a signed exponent
 #: (4.50000E+15, 1.2e+16). Codes such as "1E5" have no sign and stay ids.

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from kamml.config import Config, DataConfig
 from kamml.data import QualityReport, load_data, validate
+from kamml.data.validation import NUMBER_HINT
 from kamml.errors import ConfigError, SchemaError
 
 
@@ -258,7 +259,8 @@ def test_number_text_is_decimal_on_every_engine(backend, tx):
     bad = ["1_000", "1d", "0x1p3", "1,5", "1e"]
     frame = pd.DataFrame({"account_id": range(5), "ts": tx["ts"], "amount": bad})
     (problem,) = _problems({"transactions": frame}, backend=backend)["transactions", "amount"]
-    assert problem.rule == "unparseable number"
+    assert problem.rule == f"unparseable number{NUMBER_HINT}"
+    assert "decimal point" in NUMBER_HINT  # "1,5": the comma is the common misreading
     assert problem.n_rows == 5
 
 
@@ -659,7 +661,7 @@ def test_column_mapping_from_config(backend, tx):
     # the message names the user's column and kamml's name for it
     broken = frame.assign(revenue="lots")
     problems = _problems({"transactions": broken}, cfg, backend=backend)
-    assert problems["transactions", "revenue"][0].rule == "unparseable number [amount]"
+    assert problems["transactions", "revenue"][0].rule == f"unparseable number{NUMBER_HINT} [amount]"
 
 
 def test_unknown_mapped_column_is_a_config_error(backend, tx):
@@ -1200,3 +1202,11 @@ def test_a_column_without_a_name_is_no_attribute(backend, tx, tmp_path, how):
     (note,) = [n for n in data.quality.notes if n.table == "accounts"]
     assert "a column without a name" in note.rule
     assert note.n_rows == 3
+
+
+def test_a_date_in_another_format_says_which_to_write(backend, tx):
+    """05/12/2026 or 05-Dec-2026: the refusal named the range, not the form kamml reads."""
+    frame = tx.assign(ts=tx["ts"].dt.strftime("%d/%m/%Y"))
+    (problem,) = _problems({"transactions": frame}, backend=backend)["transactions", "ts"]
+    assert "write dates as ISO 8601" in problem.rule
+    assert "2024-01-31" in problem.rule

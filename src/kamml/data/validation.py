@@ -382,6 +382,11 @@ def _mapped(plan: TablePlan, cspec: ColumnSpec) -> str:
 #: "NA" is left out: it is also a code (North America, Namibia).
 NULL_MARKERS = ("NULL", "NONE", "NAN", "N/A", "#N/A", "NIL")
 
+#: What an unparseable number should look like: spreadsheets write 1,5 or 1.234,56 or $12.50.
+NUMBER_HINT = "; write 1234.56 (a decimal point, no thousands separators, currency signs or units)"
+#: What an unparseable date should look like: spreadsheets write 31/01/2024 or 31-Jan-2024.
+DATE_HINT = "; write dates as ISO 8601, such as 2024-01-31 or 2024-01-31T10:00:00"
+
 #: A column without a name in its header, as the CSV reader names it (``unnamed_4``) or pandas reads one
 #: back (``Unnamed: 0``, the row numbers ``to_csv()`` writes by default).
 NAMELESS_PATTERN = r"unnamed_[0-9]+|Unnamed: [0-9]+(_level_[0-9]+)?"
@@ -546,7 +551,7 @@ def _plan_timestamp(
         parsed = plan.derive(1, hint, ibis.ifelse(shaped, cast, ibis.null(dt.Timestamp())))
         ts = plan.derive(2, hint, _in_range(parsed))
         has_offset, normal = _utc_offset(plan, s, hint)
-        rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){tag}{_no_date_hint(cspec)}"
+        rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){DATE_HINT}{tag}{_no_date_hint(cspec)}"
         unparsed = ~missing & ts.isnull()
         # numbers that read as Unix epoch times get their own rule, which names the unit they look like
         unit = plan.derive(3, hint, ibis.ifelse(unparsed, _epoch_unit(s), ibis.null("string")))
@@ -752,7 +757,9 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         number = ibis.ifelse(s.re_search(NUMBER_PATTERN), s.try_cast("float64"), ibis.null("float64"))
         f = plan.derive(1, cspec.name, number)
         missing = c.isnull() | (s.length() == 0)
-        plan.add(column, f"unparseable number{tag}", ~missing & _null(plan, f), c)  # "nan" is a number
+        plan.add(
+            column, f"unparseable number{NUMBER_HINT}{tag}", ~missing & _null(plan, f), c
+        )  # "nan" is one
     else:
         _wrong_type(plan, cspec, column, dtype)
         return

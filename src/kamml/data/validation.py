@@ -551,7 +551,8 @@ def _plan_timestamp(
         parsed = plan.derive(1, hint, ibis.ifelse(shaped, cast, ibis.null(dt.Timestamp())))
         ts = plan.derive(2, hint, _in_range(parsed))
         has_offset, normal = _utc_offset(plan, s, hint)
-        rule = f"unparseable date (or outside {TS_RANGE[0]} to {TS_RANGE[1]}){DATE_HINT}{tag}{_no_date_hint(cspec)}"
+        outside = f"(or outside {TS_RANGE[0]} to {TS_RANGE[1]})"
+        rule = f"unparseable date {outside}{DATE_HINT}{tag}{_no_date_hint(cspec)}"
         unparsed = ~missing & ts.isnull()
         # numbers that read as Unix epoch times get their own rule, which names the unit they look like
         unit = plan.derive(3, hint, ibis.ifelse(unparsed, _epoch_unit(s), ibis.null("string")))

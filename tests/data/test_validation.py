@@ -1210,3 +1210,17 @@ def test_a_date_in_another_format_says_which_to_write(backend, tx):
     (problem,) = _problems({"transactions": frame}, backend=backend)["transactions", "ts"]
     assert "write dates as ISO 8601" in problem.rule
     assert "2024-01-31" in problem.rule
+
+
+def test_ids_written_two_ways_for_some_accounts_are_named(backend, tx):
+    """Accounts zero-padded ("001") beside transactions' "1": ids from 100 on met, the others split into
+    two accounts each (one with the attributes, one with the purchases) under two generic notes."""
+    frame = pd.concat([tx, tx.head(1).assign(account_id=100)]).assign(
+        account_id=lambda d: d["account_id"].astype(str)
+    )
+    accounts = pd.DataFrame({"account_id": ["001", "002", "3.0", "100"], "segment": ["a", "b", "a", "b"]})
+    data = load_data({"transactions": frame, "accounts": accounts}, backend=backend)
+    (note,) = [n for n in data.quality.notes if "written two ways" in n.rule]
+    assert (note.table, note.column, note.n_rows) == ("accounts", "account_id", 2)  # 3.0 reads as 3
+    assert sorted(note.examples) == ["001", "002"]
+    assert "leading zeros" in note.rule

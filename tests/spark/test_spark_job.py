@@ -176,6 +176,30 @@ def test_data_quality_notes_equal_duckdb(spark, tmp_path):
     assert any(n.rule.startswith("negative quantity on a purchase") and n.n_rows == 2 for n in duck)
 
 
+def test_ids_written_two_ways_are_noted_on_spark_as_on_duckdb(spark, tmp_path):
+    """Zero-padded account ids beside the transactions' bare ones: the same note on both engines."""
+    tx = pd.DataFrame(
+        {
+            "account_id": ["1", "2", "100", "100"],
+            "ts": pd.to_datetime(["2024-01-02", "2024-01-05", "2024-02-01", "2024-03-01"]),
+            "amount": [10.0, 20.0, 30.0, 40.0],
+        }
+    )
+    tx.to_parquet(tmp_path / "transactions.parquet", coerce_timestamps="us")
+    pd.DataFrame({"account_id": ["001", "002", "100"], "segment": ["a", "b", "a"]}).to_parquet(
+        tmp_path / "accounts.parquet"
+    )
+
+    def two_ways(config):
+        return [
+            (n.n_rows, tuple(n.examples))
+            for n in load_data(tmp_path, config).quality.notes
+            if "written two ways" in n.rule
+        ]
+
+    assert two_ways(spark_config(Config())) == two_ways(Config()) == [(2, ("001", "002"))]
+
+
 def test_parquet_parts_with_differing_schemas(spark, tmp_path):
     """A part with a column the others lack is merged by name as on DuckDB (Spark took one part's schema
     and dropped the column); types that Spark cannot merge are a DataError naming the column and parts."""

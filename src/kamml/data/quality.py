@@ -296,6 +296,22 @@ def _relationship_notes(
                 "_rows",
             )
         )
+        if acc_ids.account_id.type().is_string():  # ids as text: 001 and 1 are two accounts
+            orphans = acc_ids.anti_join(tx_ids, "account_id")
+            strays = tx_ids.anti_join(acc_ids, "account_id")
+            keys = strays.select(_key=_id_spelling(strays.account_id)).distinct()
+            checks.append(
+                (
+                    "accounts",
+                    "account_id",
+                    "ids written two ways: accounts without transactions whose id, without leading zeros "
+                    "or a trailing .0, is that of transactions missing from the accounts table (kept apart: "
+                    "each is two accounts, one with the attributes, one with the purchases); write the ids "
+                    "alike in both tables",
+                    orphans.mutate(_key=_id_spelling(orphans.account_id)).semi_join(keys, "_key"),
+                    None,
+                )
+            )
         if "created_at" in accounts.columns:
             dated = accounts.select("account_id", "created_at").join(tx_counts, "account_id")
             checks.append(
@@ -369,6 +385,12 @@ def _relationship_notes(
         for i, (table, column, rule, _, _) in enumerate(checks)
         if i in counts
     ]
+
+
+def _id_spelling(ids: ir.StringValue) -> ir.StringValue:
+    """An id text without leading zeros or a trailing ".0": 000123, 123.0 and 123 alike (0 stays 0)."""
+    bare = ids.strip().re_replace(r"\.0+$", "").re_replace(r"^0+", "")
+    return ibis.ifelse(bare == "", "0", bare)
 
 
 def _id_order(value: Any) -> tuple[int, Any]:

@@ -1240,3 +1240,20 @@ def test_scores_ids_read_alike_from_parquet_and_csv(tmp_path, suffix):
     assert (read["owner"] == "NA").all()
     allocate_file(path, 5.0, out)
     assert "NA" in pd.read_csv(out, dtype=str, keep_default_na=False)["account_id"].tolist()
+
+
+def test_an_account_the_plan_gives_no_hours_is_in_the_last_tier():
+    """With scarce hours and no floors (the CDNOW config), accounts with 0 hours and 0 expected gain
+    were "key" or "maintain" by their stake alone: a rep read "key" beside no hours."""
+    table = allocate(make_scores(), 5.0, ExtendedConfig(floor_hours=0.0))
+    unserved = table["recommended_hours"] == 0
+    assert unserved.sum() > 0.5 * len(table)  # fewer accounts served than the top tiers' 50 %
+    assert (table.loc[unserved, "tier"] == "nurture").all()
+    served = table[~unserved]
+    assert served["tier"].iloc[0] == "strategic"
+    assert served["rank"].tolist() == list(range(1, len(served) + 1))  # ranks are unchanged
+    # tiers by the marginal value of an hour: an unserved account's first hour still has one
+    by_marginal = allocate(
+        make_scores(), 5.0, ExtendedConfig(floor_hours=0.0, tier_by="marginal_gain_per_hour")
+    )
+    assert (by_marginal.loc[by_marginal["recommended_hours"] == 0, "tier"] != "nurture").any()

@@ -706,6 +706,8 @@ CASES = {
         "floor_hours": 0.0,
         "_k_times": 1e11,
     },
+    # most accounts get no hours: they are in the last tier, not "key" by their stake (the CDNOW config)
+    "scarce hours without floors": {"hours": 20.0, "floor_hours": 0.0},
     "tiers by clv, reps bind": {"hours": 1600.0, "tier_by": "clv", "capacity": {"ann": 400.0, "bob": 600.0}},
     "tiers by marginal gain": {"hours": 1600.0, "tier_by": "marginal_gain_per_hour", "cap_hours": 3.0},
     "ties at the edge of the top 10 %": {"hours": 1600.0, "_ties": True},

@@ -1287,7 +1287,7 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
         {
             "account_id": account_id,
             "rank": rank,
-            "tier": assign_tiers(tier_rank, cfg.tiers, stake),
+            "tier": assign_tiers(tier_rank, cfg.tiers, stake, values[tier_by]),
             "stake": stake,
             "recommended_hours": res.hours,
             "expected_gain": res.gain,

@@ -172,14 +172,19 @@ def check_tiers(tiers: Mapping[str, float] | None) -> list[tuple[str, float]]:
 
 
 def assign_tiers(
-    rank: npt.ArrayLike, tiers: Mapping[str, float] | None = None, stake: npt.ArrayLike | None = None
+    rank: npt.ArrayLike,
+    tiers: Mapping[str, float] | None = None,
+    stake: npt.ArrayLike | None = None,
+    value: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.object_]:
     """Tier of each account from its rank: the first tier whose cumulative share covers the rank.
 
     A tier with share s holds the accounts ranked up to ``ceil(s * n)``; the last tier, with share 1,
     reaches the last account. Give the ranks of `tie_ranks` to keep tied accounts in one tier. An account with
     nothing at stake (`stake` 0) is in the last tier whatever its rank: where most accounts had none,
-    one of them was "strategic" by its id alone.
+    one of them was "strategic" by its id alone. So is an account whose `value`, the one the ranks
+    follow, is not positive: with scarce hours and no floors, accounts given no hours (expected gain 0)
+    were "key" by their stake alone beside 0 hours.
 
     Parameters
     ----------
@@ -189,6 +194,9 @@ def assign_tiers(
         Tier name -> cumulative share of accounts; `DEFAULT_TIERS` when omitted.
     stake : array-like of shape (n,), optional
         Value at stake per account: 0 (or NaN) puts the account in the last tier.
+    value : array-like of shape (n,), optional
+        The value the ranks follow (``allocation.tier_by``, the expected gain by default): 0 or less
+        (or NaN) puts the account in the last tier.
 
     Returns
     -------
@@ -206,8 +214,9 @@ def assign_tiers(
     n = r.size
     limits = share_counts([share for _, share in pairs], n)
     index = np.minimum(np.searchsorted(limits, r, side="left"), len(pairs) - 1)
-    if stake is not None:
-        index = np.where(np.asarray(stake, dtype=float) > 0, index, len(pairs) - 1)
+    for positive in (stake, value):
+        if positive is not None:
+            index = np.where(np.asarray(positive, dtype=float) > 0, index, len(pairs) - 1)
     names = np.array([name for name, _ in pairs], dtype=object)
     return np.asarray(names[index], dtype=object)
 

@@ -834,8 +834,9 @@ class _Plan:
         tier = F.lit(pairs[-1][0])
         for (name, _), limit in reversed(list(zip(pairs[:-1], limits[:-1], strict=True))):
             tier = F.when(tier_rank <= F.lit(int(limit)), F.lit(name)).otherwise(tier)
-        # nothing at stake: the last tier whatever the rank (`kamml.allocation.tiers.assign_tiers`)
-        tier = F.when(F.col("stake") > 0, tier).otherwise(F.lit(pairs[-1][0]))
+        # nothing at stake, or a tier value not positive (no hours, no gain): the last tier whatever the
+        # rank (`kamml.allocation.tiers.assign_tiers`); NaN read as -inf above
+        tier = F.when((F.col("stake") > 0) & (value > 0), tier).otherwise(F.lit(pairs[-1][0]))
         days = F.lit(self.horizon_days).cast("long")  # null when not known, as in memory
         table = ordered.withColumn("tier", tier).withColumn(HORIZON_COLUMN, days).select(*ALLOCATION_COLUMNS)
         used = float(sum(float(r["h"] or 0.0) for r in counts))

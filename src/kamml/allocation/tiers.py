@@ -6,7 +6,9 @@ on every run. Tiers cut that order by cumulative shares of accounts, by default 
 the next 15 % *key*, the next 30 % *maintain* and the rest *nurture* (`AllocationConfig.tiers`).
 Accounts that tie (the same value and stake) are never split across tiers: a tie that straddles a
 tier's edge goes whole to the tier of its last member (`tie_ranks`), as the top-decile flags below leave
-a tie at their edge out together; a tier may then hold fewer accounts than its share.
+a tie at their edge out together; a tier may then hold fewer accounts than its share. An account with
+nothing at stake, or whose ranked value is not positive (no hours, so no expected gain), is in the last
+tier whatever its rank (`assign_tiers`).
 
 Reason codes say why an account matters, as short phrases joined by ``"; "``:
 

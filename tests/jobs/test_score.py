@@ -284,6 +284,28 @@ def test_a_config_of_another_horizon_is_warned_about(trained, caplog):
     assert (scores["horizon_days"] == 90).all()
 
 
+@pytest.mark.slow
+def test_a_cutoff_before_the_outcomes_the_model_learned_from_is_warned_about(trained, caplog):
+    """A weekly job rerun for an earlier week after a retrain (``--model models:/NAME@champion``) scored
+    that week with a model whose training labels ran past it, silently: other scores than the week's own,
+    from a model that knew what followed the cutoff (a batch-job audit)."""
+    cfg, data, result = trained
+    learned = pd.Timestamp(max(result.bundle.meta["snapshots"])) + pd.Timedelta(
+        days=result.bundle.train_horizon_days
+    )
+    assert learned == result.scoring_cutoff == data.end
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score(result.bundle, data, result.scoring_cutoff, cfg, explain_top=0)
+    assert "learned from outcomes" not in caplog.text  # the model's own cutoff, or a later week's
+    earlier = data.end - pd.Timedelta(days=7)
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score(result.bundle, data, earlier, cfg, explain_top=0)
+    assert (
+        f"the model learned from outcomes up to {learned.date()} (exclusive), after the cutoff "
+        f"{earlier.date()}" in caplog.text
+    )
+
+
 def test_lost_features_are_told_from_the_training_shares():
     """None now where 5 % had one, or under a quarter of a share of 20 % or more; small batches pass."""
     bundle = types.SimpleNamespace(

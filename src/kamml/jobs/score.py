@@ -192,6 +192,38 @@ def warn_other_definition(bundle: ModelBundle, config: Config) -> None:
         )
 
 
+def outcomes_end(bundle: ModelBundle) -> pd.Timestamp | None:
+    """The (exclusive) end of the outcomes the model learned from: its latest snapshot plus its label window.
+
+    None for a bundle that does not record its training snapshots.
+    """
+    snapshots = bundle.meta.get("snapshots") or []
+    if not snapshots:
+        return None
+    latest = max(pd.Timestamp(s) for s in snapshots)
+    return latest + pd.Timedelta(days=bundle.train_horizon_days)
+
+
+def warn_later_training(bundle: ModelBundle, cutoff: pd.Timestamp) -> None:
+    """Warn when the model learned from outcomes after the scoring cutoff (a later week's champion).
+
+    A weekly job rerun for an earlier week after a retrain (``models:/NAME@champion``) scored that week
+    with a model whose training labels ran past it, without a word: not the week's own scores, and from a
+    model that knew what followed the cutoff.
+    """
+    learned = outcomes_end(bundle)
+    if learned is None or cutoff >= learned:
+        return
+    log.warning(
+        "the model learned from outcomes up to %s (exclusive), after the cutoff %s: it was trained on what "
+        "followed the cutoff, so these are not the scores a model of that date gave; to repeat an "
+        "earlier week's scores, score with the version that made them (their model_uri), not a later "
+        "champion",
+        learned.date(),
+        cutoff.date(),
+    )
+
+
 def unseen_level_notes(bundle: ModelBundle, features: pd.DataFrame) -> list[Problem]:
     """One note per category column with values the models never saw in training (a new segment).
 
@@ -443,6 +475,7 @@ def score(
     told = warn_empty_tables(data, needed)
     if config is not None:
         warn_other_definition(bundle, config)
+    warn_later_training(bundle, cut)
     check_attribute_types(bundle, features)
     warn_lost_features(bundle, features, told)
     note_unseen_levels(bundle, features, data)

@@ -45,6 +45,7 @@ from kamml.jobs.score import (
     record_unseen_levels,
     unseen_level_note,
     warn_empty_tables,
+    warn_later_training,
     warn_lost,
     warn_other_definition,
     whole_count,
@@ -353,6 +354,7 @@ def score_frame_spark(
         _check_attributes(data, bundle, needed, cut, config)
     if config is not None:  # as in memory: the scores follow the model's horizon and churn label
         warn_other_definition(bundle, config)
+    warn_later_training(bundle, cut)  # as in memory
     owner = owner_text(features) if "owner" in features.columns else F.lit(None).cast("string")
     rows = features.select("account_id", *needed, owner.alias("_owner"))
     id_type = rows.schema["account_id"].dataType

@@ -530,6 +530,27 @@ def test_hours_and_referral_rules(backend, tx):
     assert problems["referrals", "referrer_id"][0].n_rows == 1
 
 
+def test_referral_ids_of_a_wrong_type_in_both_columns_are_a_schema_error(backend, tx):
+    """Both ids boolean (or dates): the self-referral rule crashed with an AttributeError, no SchemaError."""
+    for values in ([True, False], list(pd.to_datetime(["2024-01-01", "2024-01-02"]))):
+        refs = pd.DataFrame(
+            {"referrer_id": values, "referred_id": values[::-1], "ts": ["2024-01-01", "2024-01-02"]}
+        )
+        problems = _problems({"transactions": tx, "referrals": refs}, backend=backend)
+        for column in ("referrer_id", "referred_id"):
+            assert [p.rule.split(":")[0] for p in problems["referrals", column]] == ["wrong type"]
+
+
+def test_an_empty_referrals_parquet_of_untyped_columns_loads_empty(tmp_path, tx):
+    """`pd.DataFrame(columns=[...]).to_parquet()`, a pipeline's empty referrals extract, writes Parquet's
+    null type in every column: load_data crashed with an AttributeError (the self-referral rule)."""
+    tx.to_parquet(tmp_path / "transactions.parquet", index=False)
+    pd.DataFrame(columns=["referrer_id", "referred_id", "ts"]).to_parquet(tmp_path / "referrals.parquet")
+    data = load_data(tmp_path)
+    assert data.quality.tables["referrals"].rows == 0
+    assert data.to_pandas("referrals").empty
+
+
 def test_zero_hours_are_not_negative(backend, tx):
     acts = pd.DataFrame({"account_id": [1, 2], "ts": ["2024-01-01"] * 2, "hours": [0.0, 1.5]})
     data = load_data({"transactions": tx, "activities": acts}, backend=backend)

@@ -883,10 +883,16 @@ def _fixed(expr: Deferred) -> Builder:
 def _plan_table_rules(plan: TablePlan) -> None:
     """Rules across columns: no self-referral; a note for a purchase with a negative quantity.
 
-    Referrer and referred are compared as text, so 7 and "7" are the same account.
+    Referrer and referred are compared as text, so 7 and "7" are the same account. Not when either id
+    column is of a wrong type (booleans, dates, Parquet's null type of an empty extract): it holds no
+    ids to compare, its type problem says so (none for an empty table), and comparing two such columns'
+    null literals was a scalar that crashed the table's query with an AttributeError.
     """
     text = Context(keys_as_int=False, values={})
-    if plan.name == "referrals" and {"referrer_id", "referred_id"} <= set(plan.builders):
+    ids = {"referrer_id", "referred_id"}
+    mistyped = {p.column for p in plan.type_problems}
+    usable = ids <= set(plan.builders) and not {plan.found[name] for name in ids} & mistyped
+    if plan.name == "referrals" and usable:
         a = plan.builders["referrer_id"](text)
         b = plan.builders["referred_id"](text)
         column = plan.found["referrer_id"]

@@ -551,6 +551,28 @@ def test_an_empty_referrals_parquet_of_untyped_columns_loads_empty(tmp_path, tx)
     assert data.to_pandas("referrals").empty
 
 
+@pytest.mark.parametrize(
+    ("table", "columns"),
+    [
+        ("referrals", ["referrer_id", "referred_id", "ts"]),
+        ("activities", ["account_id", "ts", "hours"]),
+        ("accounts", ["account_id", "created_at"]),
+    ],
+)
+def test_an_empty_untyped_parquet_table_takes_the_books_text_ids(tmp_path, tx, table, columns):
+    """An empty extract's untyped id columns were int64 beside text account ids: the relationship notes
+    or the features failed with an Ibis type error ("int64 and string are not comparable")."""
+    from kamml.features import build_features
+
+    tx.assign(account_id="a" + tx["account_id"].astype(str)).to_parquet(tmp_path / "transactions.parquet")
+    pd.DataFrame(columns=columns).to_parquet(tmp_path / f"{table}.parquet")
+    data = load_data(tmp_path)
+    id_column = "referrer_id" if table == "referrals" else "account_id"
+    assert data.to_pandas(table).empty
+    assert getattr(data, table).schema()[id_column].is_string()
+    assert list(build_features(data, "2024-03-01").index) == ["a1", "a2"]
+
+
 def test_zero_hours_are_not_negative(backend, tx):
     acts = pd.DataFrame({"account_id": [1, 2], "ts": ["2024-01-01"] * 2, "hours": [0.0, 1.5]})
     data = load_data({"transactions": tx, "activities": acts}, backend=backend)

@@ -446,6 +446,29 @@ def test_rows_repeated_without_transaction_ids_are_noted_and_kept(backend, tx, m
     assert load_data({"transactions": frame}, backend=backend).quality.count("rows repeating") == 0
 
 
+def test_activities_repeated_in_every_column_are_noted_and_kept(backend, tx):
+    """An activities export delivered twice doubled every account's hours (features and the effort
+    response's scale) without a word; transactions repeated so are noted, activities were not."""
+    acts = pd.DataFrame(
+        {
+            "account_id": [1, 1, 2],
+            "ts": pd.to_datetime(["2024-01-05 10:00", "2024-01-05 11:00", "2024-01-10 09:30"]),
+            "hours": [1.0, 1.0, 0.5],
+            "kind": ["call", "call", "meeting"],
+        }
+    )
+    twice = pd.concat([acts, acts.iloc[[0, 2, 2]]], ignore_index=True)  # one row twice, one three times
+    data = load_data({"transactions": tx, "activities": twice}, backend=backend)
+    assert len(data.to_pandas("activities")) == len(twice)  # kept: two equal calls can be real
+    note = next(n for n in data.quality.notes if n.rule.startswith("activities repeating"))
+    assert (note.table, note.column, note.n_rows) == ("activities", None, 3)
+    assert sorted(note.examples) == [1, 2]
+    assert "hours count twice" in note.rule
+    differ = acts.assign(kind=["call", "demo", "meeting"], ts=acts["ts"].iloc[[0, 0, 2]].to_numpy())
+    clean = load_data({"transactions": tx, "activities": differ}, backend=backend)
+    assert clean.quality.count("activities repeating") == 0  # one column differs: not a repeat
+
+
 def test_rows_repeated_with_an_empty_transaction_id_are_noted_and_kept(backend, tx, tmp_path):
     """A file delivered twice with its id column blank went unnoted (an audit: scores 844k -> 1,460k)."""
     frame = tx.assign(transaction_id=None)

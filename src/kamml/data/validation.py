@@ -1176,6 +1176,15 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
                     "equal purchases)"
                 )
                 soft.append(Problem(plan.name, plan.found["transaction_id"], what, n, examples))
+    if plan.name == "activities" and not hard:  # no id column: an export delivered twice doubles the hours
+        n, examples = _repeats_without_id(plan)
+        if n:
+            what = (
+                "activities repeating another row in every column, of the account ids shown (kept: two "
+                "equal activities can be real, but a row delivered twice makes its hours count twice in "
+                "the effort features and the effort response; drop repeats if the export doubled them)"
+            )
+            soft.append(Problem(plan.name, None, what, n, examples))
     return hard, soft
 
 
@@ -1187,7 +1196,7 @@ REPEAT_SAMPLE = 32
 
 
 def _repeats_without_id(plan: TablePlan, raw: ir.Table | None = None) -> tuple[int, tuple[Any, ...]]:
-    """Rows equal in every input column to another, in transactions without ids, and up to five accounts.
+    """Rows repeating another in every input column (transactions without ids, activities), up to 5 accounts.
 
     ``raw`` is the input's rows to look in (default: all; the rows with an empty id when the table has
     the column). Repeats are rows of one account, so a sample of whole accounts keeps them together: a

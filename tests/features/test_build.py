@@ -818,6 +818,67 @@ def test_hours_per_spend_is_0_with_spend_and_no_activity_whether_or_not_it_ever_
     assert np.isnan(f.loc[3, "hours_per_spend_365d"])  # no positive spend: nothing to divide by
 
 
+def _effort_reference(t: pd.DataFrame, acts: pd.DataFrame, accs: pd.DataFrame, cutoff: str) -> pd.DataFrame:
+    """The effort columns from docs/features.md in plain pandas: rows before the cutoff, whole UTC days."""
+    cut = pd.Timestamp(cutoff)
+    epoch = pd.Timestamp("1970-01-01")
+    cday = (cut - epoch).days
+    t = t[t["ts"] < cut].assign(day=lambda d: (d["ts"].dt.floor("D") - epoch).dt.days)
+    a = acts[acts["ts"] < cut].assign(day=lambda d: (d["ts"].dt.floor("D") - epoch).dt.days)
+    ids = set(t["account_id"]) | set(accs.loc[accs["created_at"] < cut, "account_id"])
+    out = pd.DataFrame(index=pd.Index(sorted(ids), name="account_id"))
+    recent = a[a["day"] >= cday - 365]
+    out["hours_total"] = a.groupby("account_id")["hours"].sum()
+    for w in (30, 90, 180, 365):
+        out[f"hours_{w}d"] = a[a["day"] >= cday - w].groupby("account_id")["hours"].sum()
+    out["activities_365d"] = recent.groupby("account_id").size().astype(float)
+    out = out.fillna(0.0)  # sums and counts of an account without activities
+    out["days_since_last_activity"] = (cday - a.groupby("account_id")["day"].max()).astype(float)
+    spent = t[t["day"] >= cday - 365]
+    net = spent.groupby("account_id")["amount"].sum()
+    net = net.where(net.abs() > spent["amount"].abs().groupby(spent["account_id"]).sum() * 1e-9, 0.0)
+    net = net.reindex(out.index).where(lambda s: s.notna() | ~out.index.isin(t["account_id"]), 0.0)
+    out["hours_per_spend_365d"] = (out["hours_365d"] / net).where(net > 0)
+    return out.apply(lambda c: settle(c.to_numpy(dtype=float)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_effort_features_match_a_pandas_reference_on_random_books(make_data, seed):
+    """Hours, counts, recency and hours per spend against their documented definitions: times of day,
+    midnights, the cutoff instant and window edges, zero, fractional and huge hours, repeated rows,
+    activities of unknown accounts or of accounts without transactions, text ids (odd seeds)."""
+    rng = np.random.default_rng(seed)
+    start, cut = pd.Timestamp("2023-01-01"), pd.Timestamp(CUTOFF)
+
+    def when(days: int) -> pd.Timestamp:
+        ts = start + pd.Timedelta(seconds=int(rng.integers(0, days * 86_400)))
+        return ts.floor("D") if rng.random() < 0.3 else ts
+
+    t = pd.DataFrame(
+        [
+            (i, when(700), float(np.round(rng.normal(100, 80), 2)))
+            for i in range(30)
+            for _ in range(rng.integers(0, 8))
+        ],
+        columns=["account_id", "ts", "amount"],
+    )
+    hours = [0.0, 0.25, 1.5, float(rng.exponential(3)), 1e9]
+    rows = [(i, when(700), hours[rng.integers(0, 5)]) for i in range(33) for _ in range(rng.integers(0, 8))]
+    edges = [0, 1, 30, 365]  # days back: the cutoff instant itself (future), then window edges
+    rows += [(i % 4, cut - pd.Timedelta(days=d), 2.0) for i, d in enumerate(edges)]
+    rows += [(i % 4, cut - pd.Timedelta(days=d, seconds=1), 3.0) for i, d in enumerate(edges)]
+    acts = pd.DataFrame(rows, columns=["account_id", "ts", "hours"])
+    acts = pd.concat([acts, acts.iloc[:3]], ignore_index=True)  # repeated rows count as given
+    accs = pd.DataFrame({"account_id": range(32), "created_at": start})  # 30, 31: no transactions
+    if seed % 2:
+        for frame in (t, acts, accs):
+            frame["account_id"] = "A" + frame["account_id"].astype(str)
+    data = make_data(t, end="2024-12-31", activities=acts, accounts=accs)
+    want = _effort_reference(t, acts, accs, CUTOFF)
+    got = build_features(data, CUTOFF)[list(want.columns)]
+    pd.testing.assert_frame_equal(got, want, check_names=False, rtol=1e-9)
+
+
 def test_spend_exactly_365_days_before_the_cutoff_is_in_the_365_day_window(make_data):
     t = tx([(1, "2023-07-02", 100.0), (1, "2024-03-01", 100.0)])  # 2023-07-02 = cutoff - 365 days
     acts = pd.DataFrame({"account_id": [1], "ts": pd.to_datetime(["2024-03-01"]), "hours": [10.0]})

@@ -574,6 +574,18 @@ def test_an_empty_referrals_parquet_of_untyped_columns_loads_empty(tmp_path, tx)
     assert data.to_pandas("referrals").empty
 
 
+def test_amount_and_quantity_both_of_a_wrong_type_are_a_schema_error(backend):
+    """Both booleans (or timestamps): the negative-quantity note compared two null literals, a scalar that
+    crashed the table's query with an AttributeError instead of naming the two columns' types."""
+    for values in ([True, False], list(pd.to_datetime(["2024-01-01", "2024-01-02"], utc=True))):
+        tx = pd.DataFrame(
+            {"account_id": [1, 2], "ts": ["2024-01-01"] * 2, "amount": values, "quantity": values}
+        )
+        problems = _problems({"transactions": tx}, backend=backend)
+        for column in ("amount", "quantity"):
+            assert [p.rule.split(":")[0] for p in problems["transactions", column]] == ["wrong type"]
+
+
 @pytest.mark.parametrize(
     ("table", "columns"),
     [

@@ -892,20 +892,25 @@ def _plan_table_rules(plan: TablePlan) -> None:
     """Rules across columns: no self-referral; a note for a purchase with a negative quantity.
 
     Referrer and referred are compared as text, so 7 and "7" are the same account. Not when either id
-    column is of a wrong type (booleans, dates, Parquet's null type of an empty extract): it holds no
-    ids to compare, its type problem says so (none for an empty table), and comparing two such columns'
-    null literals was a scalar that crashed the table's query with an AttributeError.
+    column (or either of amount and quantity) is of a wrong type (booleans, dates, Parquet's null type
+    of an empty extract): it holds no values to compare, its type problem says so (none for an empty
+    table), and comparing two such columns' null literals was a scalar that crashed the table's query
+    with an AttributeError.
     """
     text = Context(keys_as_int=False, values={})
     ids = {"referrer_id", "referred_id"}
     mistyped = {p.column for p in plan.type_problems}
-    usable = ids <= set(plan.builders) and not {plan.found[name] for name in ids} & mistyped
-    if plan.name == "referrals" and usable:
+
+    def usable_pair(names: set[str]) -> bool:
+        """Both columns were read, neither of a wrong type (whose null literals compare to a scalar)."""
+        return names <= set(plan.builders) and not {plan.found[name] for name in names} & mistyped
+
+    if plan.name == "referrals" and usable_pair(ids):
         a = plan.builders["referrer_id"](text)
         b = plan.builders["referred_id"](text)
         column = plan.found["referrer_id"]
         plan.add(column, "self-referral (referrer_id equals referred_id)", a == b, _[column])
-    if plan.name == "transactions" and {"amount", "quantity"} <= set(plan.builders):
+    if plan.name == "transactions" and usable_pair({"amount", "quantity"}):
         # a refund's quantity is negative as a rule; a purchase's was taken as it came, and its account
         # read as one that bought fewer units than none (quantity windows, order size trend)
         amount, quantity = plan.builders["amount"](text), plan.builders["quantity"](text)

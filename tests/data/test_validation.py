@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -14,7 +17,7 @@ from hypothesis import strategies as st
 from kamml.config import Config, DataConfig
 from kamml.data import QualityReport, load_data, validate
 from kamml.data.validation import NUMBER_HINT
-from kamml.errors import ConfigError, SchemaError
+from kamml.errors import ConfigError, KammlError, SchemaError
 
 
 def _problems(source, config=None, backend=None) -> dict[tuple[str, str | None], list]:
@@ -1302,3 +1305,100 @@ def test_ids_written_two_ways_for_some_accounts_are_named(backend, tx):
     assert (note.table, note.column, note.n_rows) == ("accounts", "account_id", 2)  # 3.0 reads as 3
     assert sorted(note.examples) == ["001", "002"]
     assert "leading zeros" in note.rule
+
+
+# --- property: all four tables, typed columns of every kind, as frames, Parquet and CSV -------------
+
+#: Per table, each contract column's kind (ids, dates, numbers, text), plus an accounts attribute.
+TABLE_KINDS = {
+    "transactions": {"account_id": "id", "ts": "ts", "amount": "num", "quantity": "num", "product": "text"},
+    "accounts": {
+        "account_id": "id",
+        "created_at": "ts",
+        "owner": "text",
+        "contract_end": "ts",
+        "size": "num",
+    },
+    "referrals": {"referrer_id": "id", "referred_id": "id", "ts": "ts"},
+    "activities": {"account_id": "id", "ts": "ts", "hours": "num", "kind": "text"},
+}
+#: Arrow columns of n rows: the right type per kind, and every wrong one Parquet can hold.
+ARROW_COLUMNS = {
+    "id_int": lambda n: pa.array([1 + i % 2 for i in range(n)], pa.int64()),
+    "id_text": lambda n: pa.array([f"a{1 + i % 2}" for i in range(n)]),
+    "ts": lambda n: pa.array([dt.datetime(2024, 1, 1 + i) for i in range(n)], pa.timestamp("us")),
+    "num": lambda n: pa.array([1.0 + i for i in range(n)]),
+    "text": lambda n: pa.array([f"s{i}" for i in range(n)]),
+    "bool": lambda n: pa.array([i % 2 == 0 for i in range(n)]),
+    "date": lambda n: pa.array([dt.date(2024, 1, 1 + i) for i in range(n)]),
+    "tstz": lambda n: pa.array(
+        [dt.datetime(2024, 1, 1 + i, tzinfo=dt.UTC) for i in range(n)], pa.timestamp("ns", tz="UTC")
+    ),
+    "int": lambda n: pa.array(list(range(n)), pa.int32()),
+    "float": lambda n: pa.array([i + 0.5 for i in range(n)]),
+    "bytes": lambda n: pa.array([b"ab"] * n),
+    "list": lambda n: pa.array([[1, 2]] * n),
+    "struct": lambda n: pa.array([{"a": 1}] * n),
+    "null": lambda n: pa.nulls(n),
+}
+WRONG_KINDS = ["bool", "date", "tstz", "int", "float", "text", "bytes", "list", "struct", "null"]
+
+
+@st.composite
+def arrow_tables(draw: st.DrawFn) -> dict[str, pa.Table]:
+    names = ["transactions", *draw(st.sets(st.sampled_from(["accounts", "referrals", "activities"])))]
+    tables = {}
+    for name in names:
+        n = draw(st.sampled_from([0, 1, 3]))
+        ids = draw(st.sampled_from(["id_int", "id_text"]))  # per table: int ids in one, text in another
+        columns = {}
+        for column, kind in TABLE_KINDS[name].items():
+            how = draw(st.sampled_from(["right", "right", "right", "wrong", "missing"]))
+            if how == "missing":
+                continue
+            right = ids if kind == "id" else kind
+            columns[column] = ARROW_COLUMNS[right if how == "right" else draw(st.sampled_from(WRONG_KINDS))](
+                n
+            )
+        if columns and draw(st.booleans()):  # an extra column, or one repeated in another case of letters
+            first = next(iter(columns))
+            columns[draw(st.sampled_from(["extra", first.upper()]))] = ARROW_COLUMNS["text"](n)
+        tables[name] = pa.table(columns) if columns else pa.table({"x": pa.nulls(n)}).drop(["x"])
+    return tables
+
+
+def _sources(tables: dict[str, pa.Table], form: str, folder) -> dict:
+    """The tables as pandas frames, Parquet files or CSV files (as pandas writes them)."""
+    if form == "frame":
+        return {name: table.to_pandas() for name, table in tables.items()}
+    sources = {}
+    for name, table in tables.items():
+        path = folder / f"{name}.{form}"
+        if form == "parquet":
+            pq.write_table(table, path)
+        else:
+            table.to_pandas().to_csv(path, index=False)
+        sources[name] = path
+    return sources
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(tables=arrow_tables(), form=st.sampled_from(["frame", "parquet", "csv"]))
+def test_any_four_tables_load_or_raise_a_kamml_error_naming_a_table(backend, tmp_path_factory, tables, form):
+    """docs/data.md: any input validates or raises a kamml error naming its table, never another error."""
+    from kamml.features import build_features
+
+    folder = tmp_path_factory.mktemp("tables")
+    try:
+        data = load_data(_sources(tables, form, folder), backend=backend)
+    except KammlError as exc:
+        message = str(exc)
+    else:
+        with contextlib.suppress(KammlError):  # a loaded dataset's features build, or a kamml error says why
+            build_features(data, data.end)
+        return
+    assert any(name in message for name in TABLE_KINDS), message

@@ -1159,15 +1159,13 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
                     "a refund of it)"
                 )
                 soft.append(Problem(plan.name, column, what, n - exact, differing))
-    if plan.name == "transactions" and "transaction_id" not in plan.builders and not hard:
+    no_id = plan.name == "activities" or (
+        plan.name == "transactions" and "transaction_id" not in plan.builders
+    )
+    if no_id and not hard:  # a row delivered twice counts twice: said, and kept
         n, examples = _repeats_without_id(plan)
         if n:
-            what = (
-                "rows repeating another row in every column, of the account ids shown (kept: without a "
-                "transaction_id a row delivered twice cannot be told from two equal purchases; map one "
-                "to drop repeats)"
-            )
-            soft.append(Problem(plan.name, None, what, n, examples))
+            soft.append(Problem(plan.name, None, REPEATS_WITHOUT_ID[plan.name], n, examples))
     if plan.name == "transactions" and "transaction_id_key" in plan.values and not hard:
         without = _count(plan.values.get("n_rows")) - _count(plan.values.get("transaction_id_nonnull"))
         if without > 1:  # rows without an id are kept as they are: say when some repeat each other
@@ -1181,16 +1179,22 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
                     "equal purchases)"
                 )
                 soft.append(Problem(plan.name, plan.found["transaction_id"], what, n, examples))
-    if plan.name == "activities" and not hard:  # no id column: an export delivered twice doubles the hours
-        n, examples = _repeats_without_id(plan)
-        if n:
-            what = (
-                "activities repeating another row in every column, of the account ids shown (kept: two "
-                "equal activities can be real, but a row delivered twice makes its hours count twice in "
-                "the effort features and the effort response; drop repeats if the export doubled them)"
-            )
-            soft.append(Problem(plan.name, None, what, n, examples))
     return hard, soft
+
+
+#: The note on rows repeating another in every column, for the tables read without an id.
+REPEATS_WITHOUT_ID = {
+    "transactions": (
+        "rows repeating another row in every column, of the account ids shown (kept: without a "
+        "transaction_id a row delivered twice cannot be told from two equal purchases; map one "
+        "to drop repeats)"
+    ),
+    "activities": (
+        "activities repeating another row in every column, of the account ids shown (kept: two "
+        "equal activities can be real, but a row delivered twice makes its hours count twice in "
+        "the effort features and the effort response; drop repeats if the export doubled them)"
+    ),
+}
 
 
 #: Above this many rows, rows repeated without a transaction id are first looked for among the accounts

@@ -25,7 +25,9 @@ from kamml.evaluation.benchmark import ACQUISITION_END, EARLIEST_SNAPSHOT, hones
 from kamml.evaluation.metrics import churn_metrics
 from kamml.features import build_features
 from kamml.features.build import check_label_window
+from kamml.features.referrals import referral_spend_by_age
 from kamml.io import json_text
+from kamml.models.influence import MIN_SEEN, referral_window_ratio
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
 
@@ -121,6 +123,23 @@ def test_training_snapshots_leave_room_for_the_training_horizon_not_the_test_one
     assert len(snapshots) == 2
     for snap in snapshots:
         assert pd.Timestamp(snap) + pd.Timedelta(days=120) <= cutoff
+
+
+def test_referral_value_is_carried_from_the_training_window_by_when_referred_accounts_spend(result):
+    """Referral value over 90 days from 45-day labels: by the measured timing, not in proportion to time
+    (referred accounts keep spending, so the 90-day total was under-predicted: 60 days from 180 on a
+    5,000-account world, aggregate -55.7 % against +1.5 % now)."""
+    data, _ = result
+    cfg = Config.from_dict({**CFG, "time": {**CFG["time"], "train_horizon_days": 45}})
+    cutoff = default_cutoff(data, 90)
+    bundle, _ = train_bundle(data, cfg, cutoff)
+    assert bundle.influence is not None
+    spend, seen = referral_spend_by_age(data, cutoff, 90)
+    assert seen[44] >= MIN_SEEN
+    assert bundle.referral_ratio == referral_window_ratio(spend, seen, 45, 90)
+    assert 2.0 < bundle.referral_ratio <= 4.0
+    same = Config.from_dict(CFG)  # no carry without a shorter training window
+    assert train_bundle(data, same, cutoff)[0].referral_ratio is None
 
 
 def test_default_cutoff_is_the_latest_whose_label_window_fits_in_the_data():
@@ -385,7 +404,9 @@ def test_snapshots_a_day_apart_are_warned_of(result, caplog, monkeypatch):
     """A 1-day step let the held-out snapshot repeat the training rows (kamml then lost to BTYD)."""
     data, _ = result
     cfg = Config.from_dict({**CFG, "time": {"horizon_days": 90, "snapshots": 2, "step_days": 1}})
-    monkeypatch.setattr("kamml.evaluation.backtest.ModelBundle.fit", lambda *args, **kwargs: None)
+    monkeypatch.setattr(
+        "kamml.evaluation.backtest.ModelBundle.fit", lambda *args, **kwargs: SimpleNamespace(influence=None)
+    )
     with caplog.at_level("WARNING", logger="kamml.evaluation.backtest"):
         train_bundle(data, cfg, data.end.normalize())
     assert "time.step_days 1: snapshots this close" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -9,6 +10,7 @@ from kamml.config import Config
 from kamml.data import load_data
 from kamml.datasets import load_cdnow, synthetic
 from kamml.features import build_features, build_labels
+from kamml.features.referrals import referral_spend_by_age
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -56,6 +58,21 @@ def test_synthetic_world_features_identical(tmp_path, spark_config):
     assert {"referrals_made", "hours_90d", "attr_segment"} <= set(fd.columns)
     assert_same(fd, fs)
     assert_same(ld, ls)
+
+
+def test_referred_accounts_spend_by_age_identical(tmp_path, spark_config):
+    world = synthetic.generate(400, seed=5)
+    world.write(tmp_path)
+    cutoff = (world.end - pd.Timedelta(days=90)).normalize()
+    got = []
+    for extra in ({}, spark_config):
+        cfg = Config.from_dict(extra)
+        got.append(referral_spend_by_age(load_data(tmp_path, cfg), cutoff, 120))
+    (spend_d, seen_d), (spend_s, seen_s) = got
+    assert spend_d.sum() > 0
+    assert seen_d[0] > 0
+    np.testing.assert_allclose(spend_s, spend_d, rtol=1e-9)
+    np.testing.assert_array_equal(seen_s, seen_d)
 
 
 def test_cdnow_features_identical(spark_config):

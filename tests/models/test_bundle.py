@@ -1266,3 +1266,29 @@ def test_the_bundle_docstring_names_every_prediction_column():
 
     listed = (ModelBundle.__doc__ or "").split("per account:")[1]
     assert [name for name in PREDICTION_COLUMNS if name not in re.findall(r"\w+", listed)] == []
+
+
+def test_referral_value_is_carried_to_the_horizon_by_the_referral_ratio(world_data):
+    """Referral value over H from the influence model's h-day value: by `referral_ratio` when measured
+    (referred accounts keep spending, so a longer window holds more than in proportion to time)."""
+    end = world_data.end.normalize()
+    cfg = config(train_horizon_days=45)
+    train = build_training_frame(world_data, training_cutoffs(end, 45, 2, 60), config(horizon_days=45))
+    bundle = ModelBundle.fit(train, cfg)
+    assert bundle.influence is not None
+    assert bundle.referral_ratio is None  # measured from the data by train_bundle, not from the frame
+    features = build_features(world_data, end, cfg)
+    anchored = bundle.anchor(features)
+    rows, _ = anchored.with_btyd(features, refit=False)
+    raw = anchored.influence.predict(rows[anchored.features], horizon_days=45)
+    in_time = anchored.predict(features, refit_btyd=False)["referral_value"].to_numpy()
+    np.testing.assert_allclose(in_time, raw * 2.0, rtol=1e-12)
+    anchored.referral_ratio = 3.1
+    measured = anchored.predict(features, refit_btyd=False)["referral_value"].to_numpy()
+    np.testing.assert_allclose(measured, raw * 3.1, rtol=1e-12)
+    loaded = ModelBundle.from_dict(anchored.to_dict())
+    assert loaded.referral_ratio == 3.1
+    state = anchored.to_dict()
+    state["referral_ratio"] = -1.0  # `load` names such a bundle damaged
+    with pytest.raises(ValueError, match="referral_ratio"):
+        ModelBundle.from_dict(state)

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from kamml.errors import ModelError
 from kamml.evaluation.metrics import normalized_gini
-from kamml.models.influence import InfluenceModel
+from kamml.models.influence import MIN_SEEN, InfluenceModel, referral_window_ratio
 
 FAST = {"num_threads": 1, "n_estimators": 200}
 
@@ -148,3 +148,64 @@ def test_an_objective_in_params_that_contradicts_the_argument_is_refused() -> No
             InfluenceModel(params=params, **FAST).fit(X, y)
     model = InfluenceModel(objective="poisson", params={"objective": "poisson"}, **FAST).fit(X, y)
     assert model.lgb_params()["objective"] == "poisson"
+
+
+# ------------------------------------------------------------------ referral value from h to H days
+
+
+def _window_total(rate: np.ndarray, W: int) -> float:
+    """Referral value of a W-day window, one referral a day, each spending `rate[a]` on its a-th day."""
+    return float(sum(rate[: W - t].sum() for t in range(W)))
+
+
+def test_window_ratio_is_in_proportion_to_time_when_referred_accounts_spend_only_when_referred() -> None:
+    spend, seen = np.zeros(180), np.full(180, 100.0)
+    spend[0] = 5000.0
+    assert referral_window_ratio(spend, seen, 60, 180) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.01, 0.05])
+def test_window_ratio_matches_the_windows_of_a_steady_stream_of_referrals(decay: float) -> None:
+    """One referral a day, each spending at a rate that falls with age: the ratio of the windows' totals."""
+    rate = 10.0 * np.exp(-decay * np.arange(180))
+    seen = np.linspace(400.0, 200.0, 180)  # fewer referrals are old enough to be seen at higher ages
+    ratio = referral_window_ratio(rate * seen, seen, 60, 180)
+    assert ratio == pytest.approx(_window_total(rate, 180) / _window_total(rate, 60), rel=1e-9)
+    assert 3.0 < ratio <= 9.0
+
+
+def test_window_ratio_carries_the_last_rate_seen_to_older_ages() -> None:
+    """Referrals seen only up to 100 days: older ages take the last 28 days' pooled rate."""
+    seen = np.where(np.arange(180) < 100, 50.0, 3.0)
+    spend = 2.0 * seen
+    spend[100:] = 1e6  # few referrals at these ages: not read
+    expected = _window_total(np.full(180, 2.0), 180) / _window_total(np.full(180, 2.0), 60)
+    assert referral_window_ratio(spend, seen, 60, 180) == pytest.approx(expected)
+
+
+def test_window_ratio_needs_referrals_seen_over_the_training_window() -> None:
+    seen = np.where(np.arange(180) < 59, float(MIN_SEEN), MIN_SEEN - 1.0)
+    assert referral_window_ratio(np.ones(180), seen, 60, 180) is None
+    assert referral_window_ratio(np.zeros(180), np.full(180, 100.0), 60, 180) is None  # nothing spent
+    assert referral_window_ratio(np.ones(90), np.ones(90), 90, 90) == 1.0
+    with pytest.raises(ValueError, match="cover 180 days"):
+        referral_window_ratio(np.ones(90), np.full(90, 100.0), 180, 60)
+
+
+def test_window_ratio_carries_a_longer_training_window_down_to_the_horizon() -> None:
+    """90-day labels for a 30-day horizon: the inverse of carrying 30 days up to 90."""
+    rate = 10.0 * np.exp(-0.02 * np.arange(90))
+    seen = np.full(90, 300.0)
+    down = referral_window_ratio(rate * seen, seen, 90, 30)
+    assert down == pytest.approx(_window_total(rate, 30) / _window_total(rate, 90), rel=1e-9)
+    assert down == pytest.approx(1 / referral_window_ratio(rate * seen, seen, 30, 90), rel=1e-12)
+    assert 1 / 9 <= down < 1 / 3
+
+
+def test_window_ratio_stays_between_time_and_its_square() -> None:
+    seen = np.full(180, 100.0)
+    growing = seen * np.arange(180.0) ** 3  # spend growing fast with age: more than a steady rate
+    assert referral_window_ratio(growing, seen, 60, 180) == pytest.approx(9.0)
+    refunds = np.zeros(180)
+    refunds[0], refunds[1:] = 5000.0, -1.0  # refunds after the first day: less than in proportion
+    assert referral_window_ratio(refunds, seen, 60, 180) == pytest.approx(3.0)

@@ -24,9 +24,11 @@ from kamml.evaluation.metrics import churn_metrics, value_metrics
 from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
 from kamml.features._context import as_cutoff, first_transaction
 from kamml.features.build import build_past_window, check_label_window, rfm_only
+from kamml.features.referrals import referral_spend_by_age
 from kamml.features.snapshots import SnapshotCache
 from kamml.models.btyd_features import MIN_REPEAT_BUYERS, BtydFit, add_btyd_features
 from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
+from kamml.models.influence import referral_window_ratio
 
 __all__ = ["BacktestResult", "backtest", "default_cutoff", "snapshot_plan", "train_bundle"]
 
@@ -280,7 +282,12 @@ def train_bundle(
             f"no training rows before {pd.Timestamp(end).date()}: check time.cutoff and the data"
         )
     season = _season_frame(data, cfg, end, h, cuts[0], snapshots)
-    return ModelBundle.fit(train, cfg, season=season), train
+    bundle = ModelBundle.fit(train, cfg, season=season)
+    horizon = cfg.time.horizon_days
+    if bundle.influence is not None and h != horizon:  # referral value is carried from h to H days
+        spend, seen = referral_spend_by_age(data, end, max(h, horizon))
+        bundle.referral_ratio = referral_window_ratio(spend, seen, h, horizon)
+    return bundle, train
 
 
 def _season_frame(

@@ -41,6 +41,7 @@ from kamml.features._context import (
     with_day,
 )
 from kamml.features.groups import GROUPS, NON_FEATURE_ACCOUNT_COLUMNS, DailyGroup, day_rows
+from kamml.features.referrals import first_referrals, spend_after_referral
 from kamml.features.snapshots import Snapshot, SnapshotCache
 
 __all__ = [
@@ -66,19 +67,6 @@ _ZERO_FILL = re.compile(
     r"|refund_count|zero_amount_count|referrals_made|referrals_made_365d|referred_spend"
     r"|referrals_2hop|was_referred|hours_total|activities_365d|n_products)$"
 )
-
-
-def first_referrals(referrals: ir.Table | None) -> ir.Table | None:
-    """One row per referrer-referred pair, at its first date: a repeated row is one referral.
-
-    A referral exported twice (or logged again later) was counted twice in the features and the
-    referral label (an account credited with 200 for a referred account's 100). An account referred by
-    several accounts keeps one row per referrer: its spend is credited to each (the label measures
-    influence, not an attribution that sums to the spend).
-    """
-    if referrals is None:
-        return None
-    return referrals.group_by(["referrer_id", "referred_id"]).aggregate(ts=referrals.ts.min())
 
 
 def _cut(table: ir.Table | None, cutoff_day: int, column: str = "ts") -> ir.Table | None:
@@ -468,14 +456,7 @@ def label_expr(
     if has_referrals:
         refs = with_day(first_referrals(data.referrals))
         refs = refs.filter((refs.day >= cday) & (refs.day < stop))
-        spend = refs.select(refs.referrer_id, account_id=refs.referred_id, ref_ts=refs.ts).inner_join(
-            future.select("account_id", "ts", "amount"), "account_id"
-        )
-        # after the referral: earlier that day is not, unless the purchase carries no time of day (a
-        # date-only export), which cannot be placed before or after a referral logged that day
-        dated_only = spend.ts == spend.ts.truncate("D")
-        same_day = to_day(spend.ts) == to_day(spend.ref_ts)
-        spend = spend.filter((spend.ts >= spend.ref_ts) | (dated_only & same_day))
+        spend = spend_after_referral(refs, future)
         ref_value = spend.group_by(spend.referrer_id.name("account_id")).aggregate(
             _ref_value=spend.amount.sum()
         )

@@ -11,7 +11,9 @@ split), predictions are carried from h to H per account with the BG/NBD model fi
 cutoff, by two factors that are the same for every account and stored in the bundle: value by the ratio
 of the population's expected purchases, sum E[X(H)] / sum E[X(h)] (`expected_purchase_ratio`), and the
 probability of no purchase by an exponent, P0(H) = P0(h)^e, with e such that the population's mean P0
-follows BG/NBD from h to H (`no_purchase_exponent`); referral value goes in proportion to time. The
+follows BG/NBD from h to H (`no_purchase_exponent`); referral value by how referred accounts spent after
+their referral before the cutoff (`referral_ratio`: between H / h and (H / h)^2, since accounts referred
+early in a longer window keep spending in it; in proportion to time without that measure). The
 models rank the accounts and BG/NBD carries the population through time: per-account BG/NBD ratios
 reshuffled the models' order, which on CDNOW cost value Gini, churn ROC AUC and Brier on every
 calibration end tried (docs/models.md). The stretched values' spread across accounts is then moved
@@ -840,6 +842,10 @@ class ModelBundle:
     #: bundles saved before they existed, which keep per-account BG/NBD ratios.
     value_ratio: float | None = None
     churn_exponent: float | None = None
+    #: Referral value's h -> H factor, from when referred accounts spend after their referral
+    #: (`kamml.models.influence.referral_window_ratio`, set by `kamml.evaluation.train_bundle`). None:
+    #: in proportion to time, H / h (a bundle fitted by hand, or saved before it existed).
+    referral_ratio: float | None = None
     #: The value level (module docs): actual over BTYD value on the latest training snapshot (times the
     #: seasonal ratio, meta["season"], when fitted with a season), and the multiplier on the value model
     #: set by `anchor`. None in bundles saved before they existed.
@@ -1402,7 +1408,7 @@ class ModelBundle:
             clv_H = clv * self.value_ratio
             if self.value_shape is not None:
                 clv_H = apply_value_shape(clv_H, self.value_shape)
-            return clv_H, p_churn_H, referral * (H / h)
+            return clv_H, p_churn_H, referral * self._referral_stretch()
         ratio = np.full(len(clv), H / h)
         buy_ratio = np.ones(len(clv))
         if known.any():
@@ -1412,7 +1418,13 @@ class ModelBundle:
             p0_H = bg.p_zero_purchases(H, *rfm)
             buy_ratio[known] = np.where(1 - p0_h > 1e-12, (1 - p0_H) / np.maximum(1 - p0_h, 1e-12), 1.0)
         p_buy = np.clip((1 - p_churn) * buy_ratio, 0.0, 1.0)
-        return clv * ratio, 1 - p_buy, referral * (H / h)
+        return clv * ratio, 1 - p_buy, referral * self._referral_stretch()
+
+    def _referral_stretch(self) -> float:
+        """Referral value's factor from h to H: `referral_ratio`, else in proportion to time."""
+        if self.referral_ratio is not None:
+            return self.referral_ratio
+        return self.horizon_units / self.train_units
 
     def _drivers(self, prepared: Any, values: Any, n: int, top: int = 3) -> list[str]:
         """Each account's drivers in words, '; '-separated ('' for top 0), per model its top movers.
@@ -1490,6 +1502,7 @@ class ModelBundle:
             "effort": None if self.effort is None else self.effort.to_dict(),
             "value_ratio": self.value_ratio,
             "churn_exponent": self.churn_exponent,
+            "referral_ratio": self.referral_ratio,
             "btyd_bias": self.btyd_bias,
             "value_level": self.value_level,
             "churn_bias": self.churn_bias,
@@ -1528,6 +1541,7 @@ class ModelBundle:
             effort=None if state.get("effort") is None else EffortResponse.from_dict(state["effort"]),
             value_ratio=_optional_float(state.get("value_ratio"), "value_ratio", positive=True),
             churn_exponent=_optional_float(state.get("churn_exponent"), "churn_exponent", positive=True),
+            referral_ratio=_optional_float(state.get("referral_ratio"), "referral_ratio", positive=True),
             btyd_bias=_optional_float(state.get("btyd_bias"), "btyd_bias", nonnegative=True),
             value_level=_optional_float(state.get("value_level"), "value_level", positive=True),
             churn_bias=_optional_float(state.get("churn_bias"), "churn_bias"),

@@ -7,14 +7,23 @@ learner is LightGBM with a tweedie (default) or poisson objective. Its baseline 
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
+import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import StrOptions
 
 from kamml.models._lgbm import LGBMValueRegressor
 
-__all__ = ["InfluenceModel"]
+__all__ = ["InfluenceModel", "referral_window_ratio"]
+
+log = logging.getLogger(__name__)
+
+#: Referrals observed at an age for their mean spend there to be read (fewer: the tail's rate).
+MIN_SEEN = 20
+#: Days at the end of the observed ages whose pooled spend rate is carried to older ages.
+TAIL_DAYS = 28
 
 
 class InfluenceModel(RegressorMixin, LGBMValueRegressor):
@@ -99,3 +108,57 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
     def _objective(self) -> str:
         """The chosen objective."""
         return self.objective
+
+
+def referral_window_ratio(spend: np.ndarray, seen: np.ndarray, h: int, H: int) -> float | None:
+    """How many times an H-day window's referral value is an h-day window's, from referral timing.
+
+    `spend` and `seen` are referred accounts' spend by days since their referral and how many
+    referrals were observed at each age (`kamml.features.referrals.referral_spend_by_age`, at least
+    max(h, H) long). With referrals arriving at a steady rate, a window of W days holds the sum over
+    u < W of S(u), S the mean spend of a referred account in its first u + 1 days: the ratio is H / h
+    when referred accounts spend only on their first day and (H / h)^2 when they spend at a steady
+    rate, and it is kept between those two (the measured spend of few referrals is noisy). Ages seen by
+    fewer than `MIN_SEEN` referrals take the pooled rate of the last `TAIL_DAYS` ages seen. None (the
+    caller keeps H / h) when fewer than `MIN_SEEN` referrals were seen for the shorter window's days,
+    or they spent nothing in it.
+    """
+    if h == H:
+        return 1.0
+    n, short = max(h, H), min(h, H)
+    spend, seen = np.asarray(spend, float)[:n], np.asarray(seen, float)[:n]
+    if len(spend) < n or len(seen) < n:
+        raise ValueError(f"spend and seen must cover {n} days (the longer window), got {len(spend)}")
+    known = int(np.sum(seen >= MIN_SEEN))  # seen falls with age, so the ages read are a prefix
+    if known < short:
+        log.info(
+            "referral value carried from %d to %d days in proportion to time: %d referrals seen for %d "
+            "days before the cutoff (%d needed to read when referred accounts spend)",
+            h,
+            H,
+            int(seen[short - 1]),
+            short,
+            MIN_SEEN,
+        )
+        return None
+    rate = np.zeros(n)
+    rate[:known] = spend[:known] / seen[:known]
+    tail = slice(max(0, known - TAIL_DAYS), known)
+    rate[known:] = spend[tail].sum() / seen[tail].sum()
+    cumulative = np.cumsum(rate)
+    within_h, within_H = float(cumulative[:h].sum()), float(cumulative[:H].sum())
+    if not (within_h > 0 and within_H > 0):
+        return None
+    lo, hi = sorted((H / h, (H / h) ** 2))
+    ratio = float(np.clip(within_H / within_h, lo, hi))
+    log.info(
+        "referral value carried from %d to %d days by x%.3f (in proportion to time: x%.3f), from when "
+        "referred accounts spent after their referral (%d days read, older ages at the last %d days' rate)",
+        h,
+        H,
+        ratio,
+        H / h,
+        known,
+        TAIL_DAYS,
+    )
+    return ratio

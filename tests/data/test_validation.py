@@ -1402,3 +1402,54 @@ def test_any_four_tables_load_or_raise_a_kamml_error_naming_a_table(backend, tmp
             build_features(data, data.end)
         return
     assert any(name in message for name in TABLE_KINDS), message
+
+
+@pytest.mark.parametrize(
+    ("table", "header", "column"),
+    [
+        ("transactions", "Transaction ID", "transaction_id"),
+        ("transactions", "transactionId", "transaction_id"),
+        ("transactions", "Product", None),  # the same name in another case is read: no note
+        ("accounts", "Created At", "created_at"),
+        ("accounts", "contractEnd", "contract_end"),
+        ("activities", "KIND", None),
+        ("activities", "Kind ", None),
+    ],
+)
+def test_an_optional_column_spelled_otherwise_is_noted_with_the_mapping_to_set(
+    backend, write_csv, table, header, column
+):
+    """A CRM's "Transaction ID" or "Created At" was silently not read (no dedup, no account age), while a
+    required column spelled so got a hint: a note now names the column and the data.columns mapping."""
+    value = {"Transaction ID": "t1", "transactionId": "t1", "Created At": "2023-01-01"}.get(header, "x")
+    files = {"transactions": write_csv("tx.csv", "account_id,ts,amount\n1,2024-01-01,1\n")}
+    extra = {
+        "transactions": ("account_id,ts,amount", "1,2024-01-02,2"),
+        "accounts": ("account_id", "1"),
+        "activities": ("account_id,ts,hours", "1,2024-01-01,1"),
+    }[table]
+    if header == "contractEnd":
+        value = "2025-01-01"
+    files[table] = write_csv(f"{table}.csv", f"{extra[0]},{header}\n{extra[1]},{value}\n")
+    notes = [n for n in load_data(files, backend=backend).quality.notes if "looks like" in n.rule]
+    if column is None:
+        assert notes == []
+        return
+    (note,) = notes
+    assert (note.table, note.column) == (table, header)
+    assert f"kamml's optional column {column}" in note.rule
+    assert f'data.columns: {{{table}: {{{column}: "{header}"}}}}' in note.rule
+
+
+def test_a_referrals_header_spelled_otherwise_is_named_and_two_candidates_are_not_guessed(backend, write_csv):
+    """Referrals have no optional column, but their required ones get the hint; where two columns squeeze
+    to one contract name ("Transaction ID" and "transaction-id"), neither is named: no guessing."""
+    tx = write_csv("tx.csv", "account_id,ts,amount\n1,2024-01-01,1\n2,2024-01-01,1\n")
+    refs = write_csv("referrals.csv", "Referrer ID,referred_id,ts\n1,2,2024-01-01\n")
+    (problem,) = _problems({"transactions": tx, "referrals": refs}, backend=backend)[
+        ("referrals", "referrer_id")
+    ]
+    assert "'Referrer ID' looks like it" in problem.rule
+    both = write_csv("tx2.csv", "account_id,ts,amount,Transaction ID,transaction-id\n1,2024-01-01,1,a,b\n")
+    notes = load_data({"transactions": both}, backend=backend).quality.notes
+    assert not [n for n in notes if "looks like" in n.rule]

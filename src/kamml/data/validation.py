@@ -145,6 +145,8 @@ class TablePlan:
         kamml column name -> the raw column holding it.
     problems : list of Problem
         Hard problems known before any query (missing columns, header problems).
+    notes : list of Problem
+        Soft notes known before any query (an optional column's name written another way).
     type_problems : list of Problem
         Columns of a wrong type: hard problems unless the table is empty.
     epoch_checks : list of (int, str, str)
@@ -173,6 +175,7 @@ class TablePlan:
     raw: RawTable
     found: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
     stages: list[dict[str, Deferred]] = field(default_factory=list)
     rules: list[_Rule] = field(default_factory=list)
     metrics: dict[str, Deferred] = field(default_factory=dict)
@@ -284,6 +287,7 @@ def plan_table(
             # a required column is reported missing below; an optional one mapped to nothing was silently
             # dropped, and a raw column with kamml's own name could then pass as a static attribute
             plan.problems.append(_mapped_missing(raw, kamml_name, user_name, raw_columns))
+    plan.notes.extend(_spelled_otherwise(raw, spec, mapping, plan.found, raw_columns))
     missing = [c.name for c in spec.columns if c.required and c.name not in plan.found]
     for name in missing:
         plan.problems.append(_missing(raw, name, mapping, raw_columns))
@@ -354,6 +358,33 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
         setting = f"data.columns: {{{raw.name}: {{{name}: {json.dumps(clean_name(alike[0]))}}}}}"
         rule += f"; '{clean_name(alike[0])}' looks like it: rename it, or set {setting} in the config"
     return Problem(raw.name, user, rule)
+
+
+def _spelled_otherwise(
+    raw: RawTable, spec: TableSpec, mapping: Mapping[str, str], found: Mapping[str, str], columns: list[str]
+) -> list[Problem]:
+    """Notes for optional columns whose name is written another way ("Transaction ID", "createdAt").
+
+    As a required column's (`_missing`), the name is not matched by guessing: such a column was passed
+    over without a word (no deduplication by id, no account age). Only a column that alone looks like the
+    contract's name is named, and only when the config maps no other name to it.
+    """
+    notes = []
+    used = set(found.values())
+    for cspec in spec.columns:
+        if cspec.required or cspec.name in found or mapping.get(cspec.name, cspec.name) != cspec.name:
+            continue
+        alike = [c for c in columns if c not in used and _squeezed(c) == _squeezed(cspec.name)]
+        if len(alike) != 1:  # none, or two candidates: no guessing between them
+            continue
+        header = clean_name(alike[0])
+        setting = f"data.columns: {{{raw.name}: {{{cspec.name}: {json.dumps(header)}}}}}"
+        rule = (
+            f"looks like kamml's optional column {cspec.name} ({cspec.description}) written another way, "
+            f"so it is not read as {cspec.name}: rename it, or set {setting} in the config"
+        )
+        notes.append(Problem(raw.name, header, rule))
+    return notes
 
 
 def _no_date_hint(cspec: ColumnSpec) -> str:
@@ -1329,6 +1360,7 @@ def validate_tables(
     notes: list[Problem] = []
     for plan in plans.values():
         problems.extend(plan.problems)
+        notes.extend(plan.notes)
         if plan.raw.table is None or any(c not in plan.found for c in plan.spec.required_columns):
             problems.extend(plan.type_problems)
             continue

@@ -1453,3 +1453,50 @@ def test_a_referrals_header_spelled_otherwise_is_named_and_two_candidates_are_no
     both = write_csv("tx2.csv", "account_id,ts,amount,Transaction ID,transaction-id\n1,2024-01-01,1,a,b\n")
     notes = load_data({"transactions": both}, backend=backend).quality.notes
     assert not [n for n in notes if "looks like" in n.rule]
+
+
+def _amounts_csv(write_csv, name: str, sep: str, amounts: list[str], hours: list[str] | None = None):
+    rows = [sep.join(["1", f"2024-01-{i % 28 + 1:02d}", a]) for i, a in enumerate(amounts)]
+    return write_csv(name, sep.join(["account_id", "ts", "amount"]) + "\n" + "\n".join(rows) + "\n")
+
+
+def test_whole_amounts_with_dot_thousands_in_a_semicolon_file_are_noted(backend, write_csv):
+    """A European export writes 1.017 for 1,017: read as 1.017 without a word. A note now says so."""
+    amounts = [f"{i}.{(i * 37) % 1000:03d}" for i in range(1, 25)] + ["950", "12"]
+    data = load_data(
+        {"transactions": _amounts_csv(write_csv, "tx.csv", ";", amounts)},
+        DataConfig(csv_delimiter=";"),
+        backend=backend,
+    )
+    (note,) = [n for n in data.quality.notes if "thousands" in n.rule]
+    assert (note.table, note.column, note.n_rows) == ("transactions", "amount", 24)
+    assert "1.037" in note.examples
+    assert "decimal point" in note.rule
+    hours = [f"{i}.{(i * 37) % 1000:03d}" for i in range(1, 25)]
+    rows = "".join(f"1;2024-01-{i % 28 + 1:02d};{h}\n" for i, h in enumerate(hours))
+    acts = write_csv("activities.csv", "account_id;ts;hours\n" + rows)
+    files = {"transactions": _amounts_csv(write_csv, "tx2.csv", ";", ["5"]), "activities": acts}
+    data = load_data(files, DataConfig(csv_delimiter=";"), backend=backend)
+    (note,) = [n for n in data.quality.notes if "thousands" in n.rule]
+    assert (note.table, note.column) == ("activities", "hours")
+
+
+@pytest.mark.parametrize(
+    ("sep", "amounts"),
+    [
+        (";", [f"{i}.99" for i in range(1, 30)]),  # prices
+        (";", [f"{i}.5" for i in range(1, 30)]),
+        (";", [f"{i}.{i:03d}" for i in range(1, 10)] + ["3.5"] * 20),  # few of three decimals
+        (";", [f"{i}.{i:03d}" for i in range(1, 12)]),  # too few values to tell
+        (",", [f"{i}.{(i * 37) % 1000:03d}" for i in range(1, 30)]),  # three real decimals, comma file
+        (";", [f"{i}123.456" for i in range(1, 30)]),  # four digits before the point: not grouping
+    ],
+)
+def test_ordinary_decimals_give_no_thousands_note(backend, write_csv, sep, amounts):
+    """Prices, halves, a few three-decimal values or a comma-delimited file are not taken for thousands."""
+    data = load_data(
+        {"transactions": _amounts_csv(write_csv, "tx.csv", sep, amounts)},
+        DataConfig(csv_delimiter=sep),
+        backend=backend,
+    )
+    assert not [n for n in data.quality.notes if "thousands" in n.rule]

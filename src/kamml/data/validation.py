@@ -131,6 +131,31 @@ class _FiniteCheck:
     not_float: str | None  # the metric counting text values that are no number (then it is text)
 
 
+@dataclass(frozen=True)
+class _ThousandsCheck:
+    """Counts of one number column's values written with a decimal point, and of those that look grouped."""
+
+    column: str
+    dotted: str  # the metric counting values with a decimal point
+    grouped: str  # the metric counting those of 1-3 digits, a point and exactly 3 digits (1.017)
+    bad: Deferred
+    example: Deferred
+
+
+#: A semicolon-delimited export's amounts look like thousands written with a dot (1.017 for 1,017) when
+#: at least `THOUSANDS_MIN_DOTTED` values have a decimal point and `THOUSANDS_SHARE` of them are 1-3
+#: digits, a point and 3 digits. Money has 2 decimals and measured numbers a varying count, so a column
+#: where 9 in 10 dotted values have exactly 3 (and at most 3 digits before the point) is very unlikely
+#: to hold real decimals; 20 values keep a handful of 3-decimal prices (unit prices, a few currencies with
+#: 3 decimals) from raising it. A heuristic, so a note, never an error.
+THOUSANDS_MIN_DOTTED = 20
+THOUSANDS_SHARE = 0.9
+#: A number as a dot-thousands export writes one: up to 3 digits, a point, 3 digits (1.017, -12.500).
+GROUPED_PATTERN = r"^[+-]?[0-9]{1,3}\.[0-9]{3}$"
+#: A number written with a decimal point (12.99, 1.017, .5).
+DOTTED_PATTERN = r"^[+-]?[0-9]*\.[0-9]+$"
+
+
 @dataclass
 class TablePlan:
     """Everything needed to check one table and turn it into its canonical form.
@@ -167,6 +192,8 @@ class TablePlan:
         the engine has one (`_bitmap_distinct`).
     total_checks : list of (str, str, Deferred)
         Amount and hours columns: (raw column, metric of the column's total size, the parsed value).
+    thousands_checks : list of _ThousandsCheck
+        Number columns of a semicolon-delimited CSV, whose dotted values may be thousands (1.017).
     values : dict
         The results of the aggregate query.
     """
@@ -187,6 +214,7 @@ class TablePlan:
     tz_checks: list[_TzCheck] = field(default_factory=list)
     finite_checks: list[_FiniteCheck] = field(default_factory=list)
     total_checks: list[tuple[str, str, Deferred]] = field(default_factory=list)
+    thousands_checks: list[_ThousandsCheck] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
     _staged: ir.Table | None = None
 
@@ -800,6 +828,17 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         plan.add(
             column, f"unparseable number{NUMBER_HINT}{tag}", ~missing & _null(plan, f), c
         )  # "nan" is one
+        if plan.raw.delimiter == ";":  # a European export, where 1.017 may mean 1,017
+            dotted, grouped = s.re_search(DOTTED_PATTERN), s.re_search(GROUPED_PATTERN)
+            plan.thousands_checks.append(
+                _ThousandsCheck(
+                    column,
+                    plan.metric(f"{cspec.name}_dotted", dotted.cast("int64").sum()),
+                    plan.metric(f"{cspec.name}_grouped", grouped.cast("int64").sum()),
+                    grouped,
+                    c,
+                )
+            )
     else:
         _wrong_type(plan, cspec, column, dtype)
         return
@@ -1165,6 +1204,20 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
                 "mis-keyed values or another unit? The largest: " + ", ".join(f"{x:.6g}" for x in examples)
             )
             hard.append(Problem(plan.name, column, what, 0, examples))
+    for thousands in plan.thousands_checks:
+        dotted, grouped = (
+            _count(plan.values.get(thousands.dotted)),
+            _count(plan.values.get(thousands.grouped)),
+        )
+        if dotted >= THOUSANDS_MIN_DOTTED and grouped >= THOUSANDS_SHARE * dotted:
+            what = (
+                f"{grouped:,} of the {dotted:,} values with a decimal point have exactly three decimals "
+                "(1.017): thousands written with a dot, as European exports do (1.017 for 1,017)? They "
+                "are read as decimals; if so, export the numbers without thousands separators and with a "
+                "decimal point (1017, 1234.56)"
+            )
+            examples = _examples(plan, thousands.bad, thousands.example)
+            soft.append(Problem(plan.name, thousands.column, what, grouped, examples))
     for check in plan.tz_checks:
         mixed, offsets = _tz_problems(plan, check)
         hard.extend(mixed)

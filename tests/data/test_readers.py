@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gzip
 
 import ibis
 import numpy as np
@@ -447,3 +448,39 @@ def test_a_comma_file_read_with_another_delimiter_gets_the_delimiter_hint(tmp_pa
     assert [(p.table, p.column) for p in problems] == [("transactions", "account_id,ts,amount")]
     assert "delimiter looks wrong" in problems[0].rule
     assert 'csv_delimiter: ","' in problems[0].rule
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("first", [b"\r\n", b"\n"])
+def test_mixed_line_endings_are_named_with_the_file(backend, tmp_path, first, gz):
+    """DuckDB's "CSV Parser state machine reached an invalid state" said nothing of a file whose lines
+    end in CRLF and LF both (rows appended by another tool): the error names the file and the cause."""
+    other = b"\n" if first == b"\r\n" else b"\r\n"
+    text = b"account_id,ts,amount" + first + b"1,2024-01-01,5" + other + b"2,2024-01-02,6" + first
+    name = "t.csv.gz" if gz else "t.csv"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text) if gz else text)
+    with pytest.raises(DataError) as caught:
+        load_data({"transactions": path}, backend=backend)
+    message = str(caught.value)
+    assert f"{name} mixes Windows (CRLF) and Unix (LF) line endings" in message
+    assert message.startswith("transactions: ")
+
+
+def test_quoted_line_breaks_of_another_kind_are_read(backend, tmp_path):
+    """A spreadsheet writes CRLF rows with LF line breaks inside quoted cells: read, not refused."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'account_id,ts,amount,product\r\n1,2024-01-01,5,"a\nb"\r\n2,2024-01-02,6,c\r\n')
+    data = load_data({"transactions": path}, backend=backend)
+    assert sorted(data.to_pandas("transactions")["product"]) == ["a\nb", "c"]
+
+
+@pytest.mark.parametrize("end", [b"\r\n\x1a", b"\n\x1a", b"\x1a", b"\r\n\x1a\r\n"])
+def test_a_trailing_ctrl_z_is_named_with_the_file(backend, tmp_path, end):
+    """Old DOS and Windows tools end a text file with Ctrl-Z (0x1A): DuckDB read it as a row of one field
+    ("Expected Number of Columns: 3 Found: 1"), or as part of the last value ('6\\x1a', an unparseable
+    number, or a product name with an invisible byte). The error now names the file and the byte."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"account_id,ts,amount,product\n1,2024-01-01,5,a\n2,2024-01-02,6,b" + end)
+    with pytest.raises(DataError, match=r"t\.csv ends with a Ctrl-Z byte \(0x1A\)"):
+        load_data({"transactions": path}, backend=backend)

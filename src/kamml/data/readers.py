@@ -388,9 +388,67 @@ def engine_message(error: BaseException | str) -> str:
     return "; ".join(_shorten(line) for line in [lines[0], *extra[:3]])
 
 
-def unreadable_hint(message: str) -> str:
-    """What to do about an engine's read error, where kamml knows: a CSV that is not UTF-8."""
-    return "; save the file as UTF-8 (kamml reads CSV as UTF-8)" if "utf-8" in message.lower() else ""
+def unreadable_hint(message: str, files: Iterable[Path] = ()) -> str:
+    """What to do about an engine's read error, where kamml knows: a CSV not UTF-8, or of mixed line endings.
+
+    `files` are the CSV files read; each is looked at only here, on a failed read (`_mixed_line_endings`).
+    """
+    if "utf-8" in message.lower():
+        return "; save the file as UTF-8 (kamml reads CSV as UTF-8)"
+    for path in files:
+        if _is_csv(path) and _mixed_line_endings(path):
+            return (
+                f"; {path} mixes Windows (CRLF) and Unix (LF) line endings, which DuckDB cannot read "
+                "(rows appended by another tool?): save it with one kind, e.g. in a text editor, or "
+                "with dos2unix"
+            )
+    return ""
+
+
+def _mixed_line_endings(path: Path) -> bool:
+    """Whether a CSV file has lines ending in CRLF and lines ending in LF alone (read in chunks).
+
+    Only on a failed read: a spreadsheet's CRLF file with LF line breaks inside quoted cells reads fine.
+    """
+    crlf = lf = False
+    last = b""
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                # every CRLF whose LF is in this chunk, one split between two chunks included
+                pairs = (last + chunk).count(b"\r\n")
+                crlf = crlf or pairs > 0
+                lf = lf or chunk.count(b"\n") > pairs
+                if crlf and lf:
+                    return True
+                last = chunk[-1:]
+    except (OSError, EOFError):
+        return False
+    return False
+
+
+def _check_ctrl_z(files: list[Path], name: str) -> None:
+    """A DataError for a CSV file ending in Ctrl-Z (0x1A), the end-of-file mark of old DOS and Windows tools.
+
+    DuckDB read it as a row of one field ("Expected Number of Columns: 3 Found: 1") or as part of the last
+    value (6 and the byte, an unparseable amount; a product name with an invisible byte, read without a word).
+    Only the last bytes of each uncompressed file are read.
+    """
+    for path in files:
+        if path.name.lower().endswith(".gz"):
+            continue
+        try:
+            with path.open("rb") as handle:
+                handle.seek(max(path.stat().st_size - 16, 0))
+                tail = handle.read()
+        except OSError:
+            continue  # the read names it
+        if tail.rstrip(b"\r\n").endswith(b"\x1a"):
+            raise DataError(
+                f"{name}: {path} ends with a Ctrl-Z byte (0x1A), an old DOS end-of-file mark, which the "
+                "engines read as data: remove it (save the file again from a text editor or spreadsheet)"
+            )
 
 
 def _shorten(line: str) -> str:
@@ -602,6 +660,7 @@ def _read_csv(
     if not written:
         return _empty_csv(files[0], origin, name, backend)
     files = written  # a 0-byte part (an empty partition's file) holds no rows and no header
+    _check_ctrl_z(files, name)
     problems: list[Problem] = []
     header = _csv_header(files[0], name, delim)
     for path in files[1:]:
@@ -643,8 +702,10 @@ def _read_csv(
         else:
             table = backend.read_csv(paths, table_name=_temp_name(name))
     except backend_errors() as exc:
+        message = engine_message(exc)
+        hint = unreadable_hint(message, files if backend.name == "duckdb" else ())  # Spark reads CRLF+LF
         raise engine_failure(exc) or DataError(
-            f"{name}: cannot read {origin} as CSV: {engine_message(exc)}"
+            f"{name}: cannot read {origin} as CSV: {message}{hint}"
         ) from None
     return RawTable(name, table, origin, text=True, from_file=True, problems=problems, delimiter=delim)
 

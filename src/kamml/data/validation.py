@@ -33,6 +33,7 @@ from kamml.data.readers import (
     delimiter_problem,
     engine_message,
     floor_to_microseconds,
+    source_files,
     unreadable_hint,
     untyped_null,
 )
@@ -1025,8 +1026,10 @@ def _execute(plan: TablePlan, expr: ir.Table) -> dict[str, list[Any]]:
         if not plan.raw.from_file:
             raise
         message = engine_message(exc)
+        csv_on_duckdb = plan.raw.delimiter is not None and _engine_name(plan) == "duckdb"
+        files = source_files(plan.raw.origin) if csv_on_duckdb else []  # Spark reads mixed line endings
         raise DataError(
-            f"{plan.name}: cannot read {plan.raw.origin}: {message}{unreadable_hint(message)}"
+            f"{plan.name}: cannot read {plan.raw.origin}: {message}{unreadable_hint(message, files)}"
         ) from None
 
 

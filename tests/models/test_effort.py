@@ -454,6 +454,21 @@ def test_from_data_falls_back_to_the_fixed_rule_without_activities(caplog):
         fit_effort_response_from_data(data, data.end + pd.Timedelta(days=1))
 
 
+def test_from_data_refuses_a_cutoff_with_a_time_of_day_as_the_features_do():
+    """A cutoff of 12:00 was read as given here while `build_features` refused it (an audit)."""
+    from kamml.features import build_features
+
+    tx, act = tiny()
+    data = load_data({"transactions": tx, "activities": act})
+    cutoff = "2024-06-30 12:00"
+    with pytest.raises(ConfigError) as features_error:
+        build_features(data, cutoff)
+    with pytest.raises(ConfigError) as effort_error:
+        fit_effort_response_from_data(data, cutoff)
+    assert str(effort_error.value) == str(features_error.value)
+    assert "time of day 12:00:00" in str(effort_error.value)
+
+
 def test_the_fallback_rule_follows_the_horizon(caplog):
     """4 h over 180 days, 4 x H / 180 over H days, as a fitted scale follows the horizon; a set one not."""
     tx, _ = tiny()

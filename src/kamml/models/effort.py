@@ -91,7 +91,7 @@ from threadpoolctl import threadpool_limits
 
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, DataError
-from kamml.features._context import net_sum, to_day
+from kamml.features._context import as_cutoff, net_sum, to_day
 from kamml.features.build import settle_frame
 from kamml.models.effort_rule import (
     DEFAULT_CLIP,
@@ -988,7 +988,8 @@ def fit_effort_response_from_data(
     data : kamml.data.Dataset
         Validated tables (``transactions``, ``activities``, ``end``).
     cutoff : str or pandas.Timestamp, optional
-        Only data before it is read; default ``data.end``. Must not be after ``data.end``.
+        A day (YYYY-MM-DD or a midnight timestamp); only data before it is read; default ``data.end``.
+        Must not be after ``data.end``.
     config : Config or AllocationConfig, optional
         ``allocation`` settings (effort_scale, effort_exponent, effort_clip, effort_size_column) and,
         from a whole `Config`, ``time.horizon_days``.
@@ -1003,7 +1004,8 @@ def fit_effort_response_from_data(
     Raises
     ------
     kamml.errors.ConfigError
-        When `cutoff` is after the end of the data.
+        When `cutoff` is after the end of the data, or not a whole day (as `kamml.build_features` refuses
+        it: a time of day, a number, a date not written YYYY-MM-DD).
     """
     from kamml.config import AllocationConfig, Config
 
@@ -1014,7 +1016,8 @@ def fit_effort_response_from_data(
     else:
         alloc, horizon = (config or AllocationConfig()), DEFAULT_HORIZON_DAYS
     horizon = int(horizon_days if horizon_days is not None else horizon)
-    cut = _timestamp(data.end if cutoff is None else cutoff)
+    # a whole day, as the features read it (`as_cutoff`): the plan's cutoff is the features' one
+    cut = _timestamp(data.end) if cutoff is None else as_cutoff(cutoff)
     if cut > data.end:
         raise ConfigError(
             f"effort response: the cutoff {cut.date()} is after the end of the data {data.end.date()}"

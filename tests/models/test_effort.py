@@ -329,15 +329,31 @@ def test_panel_follows_its_definition():
     assert (a.orders, a.hours, a.recency_days, a.age_days) == (2.0, 3.0, 51.0, 455.0)
     assert a.value == pytest.approx(60.0 / 365 * 180)
     assert a.frequency == pytest.approx(2.0)
-    assert a.past_hours == pytest.approx(5.0 / 365 * 91)
+    assert a.past_hours == pytest.approx(5.0 / 183 * 91)  # hours are logged from 2023-10-01 on
     b = rows[(1, 2)]  # [2024-01-01, 2024-04-01), the data start one day later than a full year back
     assert (b.orders, b.hours, b.recency_days, b.age_days) == (1.0, 2.0, 214.0, 364.0)
     assert b.value == pytest.approx(130.0 / 364 * 180)
     assert b.frequency == pytest.approx(2.0 / 364 * 365)
-    assert b.past_hours == pytest.approx(3.0 / 364 * 91)
+    assert b.past_hours == pytest.approx(3.0 / 92 * 91)
     c = rows[(2, 1)]  # young account: its state is a rate over its 103 days
     assert (c.orders, c.hours, c.recency_days, c.age_days, c.past_hours) == (0.0, 0.25, 103.0, 103.0, 0.0)
     assert c.value == pytest.approx(10.0 / 103 * 180)
+
+
+def test_past_hours_are_a_rate_over_the_logged_part_of_the_accounts_trailing_window():
+    """Past hours were divided by the whole trailing year, before the activity log began too: with 3 months
+    logged an account read a quarter of its rate (an audit). Like value and frequency, they are a rate
+    over the account's life since its first purchase when it is shorter: hours before it are left out."""
+    tx, act = tiny()
+    shifted = act.assign(ts=act["ts"].where(act.index > 0, pd.Timestamp("2024-01-01")))  # log from 2024
+    a, b = tiny_panel(tx, shifted).set_index(["account_id", "period"]).loc[[(1, 1), (1, 2)], "past_hours"]
+    assert a == pytest.approx(5.0 / 91 * 91)  # 5 h logged over [2024-01-01, 2024-04-01), a quarter
+    assert b == 0.0  # the period starts on the log's first day: nothing logged before it
+    prospecting = pd.DataFrame({"account_id": [2], "ts": pd.to_datetime(["2023-11-01"]), "hours": [4.0]})
+    panel = tiny_panel(tx, pd.concat([act, prospecting], ignore_index=True))
+    young = panel.set_index(["account_id", "period"]).loc[(2, 1)]
+    assert young["past_hours"] == 0.0  # its first purchase was on 2023-12-20
+    pd.testing.assert_frame_equal(panel, tiny_panel(tx, act))
 
 
 def test_refunds_that_net_to_rounding_leave_no_spend_in_the_panel():

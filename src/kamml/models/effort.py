@@ -17,7 +17,8 @@ back from the cutoff (a cutoff on a quarter start gives calendar quarters). For 
   ``value`` (net spend over the trailing ``history_days``, at most, as a rate per ``horizon_days``, so
   it is on the scale of a predicted clv), ``frequency`` (purchase days per year over the same window),
   ``recency_days`` (days since the last purchase day), ``age_days`` (days since the first one) and
-  ``past_hours`` (hours logged over the same window, per period).
+  ``past_hours`` (hours logged over the same window, per period: a rate over its logged part, from the
+  first activity on when that is later).
 
 Only accounts with a positive trailing spend and at least ``min_history_days`` of history enter, and only
 periods whose trailing window holds ``min_history_days`` of data and whose first month saw effort
@@ -91,7 +92,7 @@ from threadpoolctl import threadpool_limits
 
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, DataError
-from kamml.features._context import as_cutoff, net_sum, to_day
+from kamml.features._context import as_cutoff, join_on_account, net_sum, to_day
 from kamml.features.build import settle_frame
 from kamml.models.effort_rule import (
     DEFAULT_CLIP,
@@ -639,7 +640,7 @@ def effort_panel(
         )
     periods = logged
     wide = _wide_panel(tx, act, periods)
-    panel = _long_panel(wide, periods, min_history_days, horizon_days)
+    panel = _long_panel(wide, periods, min_history_days, horizon_days, logging_start)
     if sizes is not None:
         panel["size"] = panel["account_id"].map(sizes).to_numpy(dtype=float)
     return panel
@@ -711,10 +712,13 @@ def _wide_panel(tx: ir.Table, act: ir.Table, periods: list[tuple[int, int, int, 
         last = ibis.cases(((d.day < start) & (d.purchase > 0), d.day), else_=ibis.null("int64"))
         metrics[f"last_{j}"] = last.max()
     per_account = d.group_by("account_id").aggregate(**metrics).execute()
+    # past hours over the window of value and frequency: from the first purchase on, when that is later
+    first = d.filter(d.purchase > 0).group_by("account_id").aggregate(first_purchase=d.day.min())
+    act = join_on_account(act, first)
     hours_metrics: dict[str, ir.Value] = {}
     for j, start, end, window in periods:
         inside = (act.day >= start) & (act.day < end)
-        before = (act.day >= window) & (act.day < start)
+        before = (act.day >= window) & (act.day >= act.first_purchase) & (act.day < start)
         hours_metrics[f"hours_{j}"] = ibis.cases((inside, act.hours), else_=0.0).sum()
         hours_metrics[f"past_hours_{j}"] = ibis.cases((before, act.hours), else_=0.0).sum()
     hours = act.group_by("account_id").aggregate(**hours_metrics).execute()
@@ -729,7 +733,11 @@ def _wide_panel(tx: ir.Table, act: ir.Table, periods: list[tuple[int, int, int, 
 
 
 def _long_panel(
-    wide: pd.DataFrame, periods: list[tuple[int, int, int, int]], min_history_days: int, horizon_days: int
+    wide: pd.DataFrame,
+    periods: list[tuple[int, int, int, int]],
+    min_history_days: int,
+    horizon_days: int,
+    logging_start: int,
 ) -> pd.DataFrame:
     """The qualifying account-periods of the wide table, in the columns of `PANEL_COLUMNS`."""
     first = wide["first_day"].to_numpy(dtype=float)
@@ -743,6 +751,10 @@ def _long_panel(
         with np.errstate(invalid="ignore"):
             keep = (length >= max(min_history_days, 1)) & (spend > 0) & (days > 0) & ~np.isnan(last)
         length = length[keep]
+        # hours are a rate over the logged part of the window: before the log began none could be read
+        logged = np.minimum(length, start - logging_start)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            past_rate = np.where(logged > 0, past[keep] / logged, 0.0)
         parts.append(
             pd.DataFrame(
                 {
@@ -756,7 +768,7 @@ def _long_panel(
                     "frequency": days[keep] / length * 365.0,
                     "recency_days": start - last[keep],
                     "age_days": start - first[keep],
-                    "past_hours": past[keep] / length * (end - start),
+                    "past_hours": past_rate * (end - start),
                 }
             )
         )

@@ -432,6 +432,30 @@ def test_periods_after_the_last_activity_are_left_out_not_read_as_unserved(caplo
         effort_panel(tx, act[act["ts"] < pd.Timestamp("2023-06-01")], CUTOFF)
 
 
+def test_an_activity_log_that_begins_after_the_transactions_is_noted(caplog):
+    """Activities for the last 6 months of a 3-year history: the fit left out six periods and cut
+    the past hours' windows without a word (an audit)."""
+    tx, act, _ = make_book(300, seed=4)
+    begin = pd.Timestamp("2025-07-01")
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        panel = effort_panel(tx, act[act["ts"] >= begin], CUTOFF)
+    assert sorted(panel["period"].unique()) == [1, 2]
+    said = " | ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "activities.ts begins on 2025-07-04, 915 days after the first transaction (2023-01-01)" in said
+    assert "the 6 planning period(s) before it are left out" in said
+    assert "past hours are counted from it" in said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):  # all 8 periods, shorter windows
+        panel = effort_panel(tx, act[act["ts"] >= pd.Timestamp("2023-07-01")], CUTOFF)
+    assert panel["period"].nunique() == 8
+    assert "(2023-01-01): past hours are counted from it rather than read as hours of zero" in caplog.text
+    assert "left out" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):  # logged from the start: silent
+        effort_panel(tx, act, CUTOFF)
+    assert "activities.ts begins" not in caplog.text
+
+
 def test_missing_or_empty_inputs_are_clear_errors():
     tx, act = tiny()
     with pytest.raises(DataError, match="no activities before the cutoff 2024-07-01"):

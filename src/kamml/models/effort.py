@@ -619,6 +619,14 @@ def effort_panel(
     periods = _periods(
         cut, cut_day, period_months, max_periods, data_start, logging_start, history_days, min_history_days
     )
+    _note_late_logging(
+        periods,
+        _periods(
+            cut, cut_day, period_months, max_periods, data_start, data_start, history_days, min_history_days
+        ),
+        data_start,
+        logging_start,
+    )
     # a period that starts after the last activity is one in which nothing was logged, not one in which
     # no account got an hour: an export of the activities that ends early made its periods unserved ones
     logged = [p for p in periods if p[1] <= logging_end]
@@ -644,6 +652,28 @@ def effort_panel(
     if sizes is not None:
         panel["size"] = panel["account_id"].map(sizes).to_numpy(dtype=float)
     return panel
+
+
+def _note_late_logging(
+    periods: list[tuple[int, int, int, int]],
+    unlogged: list[tuple[int, int, int, int]],
+    data_start: int,
+    logging_start: int,
+) -> None:
+    """Warn when the activity log begins after the transactions and that cut periods or past hours."""
+    if logging_start <= data_start + 31:  # the month's grace the periods allow
+        return
+    left_out = len(unlogged) - len(periods)
+    if not left_out and not any(window < logging_start for *_, window in periods):
+        return
+    logger.warning(
+        "effort response: activities.ts begins on %s, %d days after the first transaction (%s): "
+        "%spast hours are counted from it rather than read as hours of zero before it",
+        _from_day(logging_start).date(),
+        logging_start - data_start,
+        _from_day(data_start).date(),
+        f"the {left_out} planning period(s) before it are left out of the fit, and " if left_out else "",
+    )
 
 
 def _account_sizes(accounts: Table | None, column: str) -> pd.Series:

@@ -1268,6 +1268,16 @@ def test_a_header_spelling_the_id_otherwise_is_named_with_the_mapping_to_set(bac
     assert f'data.columns: {{transactions: {{account_id: "{header}"}}}}' in problem.rule
 
 
+def test_two_headers_spelling_a_required_column_otherwise_are_both_named(backend, write_csv):
+    """With "Account ID" and "accountId" both in the header, the hint named the first only, a guess
+    between them; both are named now, each with the mapping that reads it."""
+    csv = write_csv("tx.csv", "Account ID,accountId,ts,amount\n1,1,2024-01-01,1\n")
+    (problem,) = _problems({"transactions": csv}, backend=backend)[("transactions", "account_id")]
+    assert "'Account ID' and 'accountId' both look like it" in problem.rule
+    for header in ("Account ID", "accountId"):
+        assert f'data.columns: {{transactions: {{account_id: "{header}"}}}}' in problem.rule
+
+
 @pytest.mark.parametrize("how", ["csv_index", "reread_frame"])
 def test_a_column_without_a_name_is_no_attribute(backend, tx, tmp_path, how):
     """pandas' ``to_csv()`` writes the row numbers under an empty header (read back as "Unnamed: 0"):

@@ -381,11 +381,16 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
     rule += f"; columns found: {found}"
     if user != name and name.lower() in {clean_name(c).lower() for c in columns}:
         rule += f"; the table has a column '{name}': check the mapping"
-    # a CRM's "Account ID" or "AccountId": names match ignoring case only, so say which mapping reads it
-    alike = [c for c in columns if _squeezed(c) == _squeezed(name)] if user == name else []
-    if alike:
-        setting = f"data.columns: {{{raw.name}: {{{name}: {json.dumps(clean_name(alike[0]))}}}}}"
-        rule += f"; '{clean_name(alike[0])}' looks like it: rename it, or set {setting} in the config"
+    # a CRM's "Account ID" or "AccountId": names match ignoring case only, so say which mapping reads it;
+    # two such columns are both named (no guessing between them, as `_spelled_otherwise`)
+    alike = [clean_name(c) for c in columns if _squeezed(c) == _squeezed(name)] if user == name else []
+    settings = " or ".join(f"data.columns: {{{raw.name}: {{{name}: {json.dumps(c)}}}}}" for c in alike)
+    if len(alike) == 1:
+        rule += f"; '{alike[0]}' looks like it: rename it, or set {settings} in the config"
+    elif alike:
+        named = ", ".join(f"'{c}'" for c in alike[:-1]) + f" and '{alike[-1]}'"
+        every = "both" if len(alike) == 2 else "all"
+        rule += f"; {named} {every} look like it: rename the one holding it, or set {settings} in the config"
     return Problem(raw.name, user, rule)
 
 

@@ -509,6 +509,21 @@ def test_from_data_refuses_a_cutoff_with_a_time_of_day_as_the_features_do():
     assert "time of day 12:00:00" in str(effort_error.value)
 
 
+def test_the_panel_and_the_fit_refuse_a_cutoff_with_a_time_of_day_as_the_features_do():
+    """effort_panel and fit_effort_response took 12:00: that morning's rows passed the filter but fell
+    outside period 1, whose end was the day (an audit)."""
+    from kamml.features import build_features
+
+    tx, act = tiny()
+    cutoff = "2024-06-30 12:00"
+    with pytest.raises(ConfigError) as features_error:
+        build_features(load_data({"transactions": tx}), cutoff)
+    for fit in (effort_panel, fit_effort_response):
+        with pytest.raises(ConfigError) as effort_error:
+            fit(tx, act, cutoff)
+        assert str(effort_error.value) == str(features_error.value)
+
+
 def test_the_fallback_rule_follows_the_horizon(caplog):
     """4 h over 180 days, 4 x H / 180 over H days, as a fitted scale follows the horizon; a set one not."""
     tx, _ = tiny()

@@ -533,7 +533,8 @@ def effort_panel(
     activities : pandas.DataFrame or ibis Table
         ``account_id``, ``ts``, ``hours``. Rows at or after `cutoff` are ignored.
     cutoff : str or pandas.Timestamp
-        Nothing from this instant on is read; the last period ends here.
+        A day (YYYY-MM-DD, read as `kamml.build_features` reads it: `as_cutoff`): nothing from its
+        midnight on is read; the last period ends here.
     period_months : int, default 3
         Length of a planning period in calendar months, counted back from the cutoff.
     max_periods : int, default 8
@@ -562,9 +563,10 @@ def effort_panel(
         missing or infinite, no planning period with enough history before it, a table lacks a
         column, or the size column is not numeric.
     kamml.errors.ConfigError
-        On a non-positive period length, count or window.
+        On a non-positive period length, count or window, or a cutoff that is not a day (a time of day
+        such as 12:00, as `kamml.build_features` refuses it).
     """
-    cut = _timestamp(cutoff)
+    cut = as_cutoff(cutoff)  # a whole day, as the features read it (a time of day is refused)
     for name, value in (
         ("period_months", period_months),
         ("max_periods", max_periods),
@@ -863,8 +865,10 @@ def fit_effort_response(
         `SIGNIFICANCE`), so that no scale can be read from them, or when the fitted uplift is at the
         upper end of its range or its standard error exceeds it (`_unusable_uplift`): it would be the
         growth weight of the allocation.
+    kamml.errors.ConfigError
+        As `effort_panel`: a cutoff with a time of day, or a bad period length, count or window.
     """
-    cut = _timestamp(cutoff)
+    cut = as_cutoff(cutoff)
     panel = effort_panel(
         transactions,
         activities,

@@ -539,6 +539,16 @@ def test_result_is_deterministic_whatever_the_row_order_and_with_ties():
     assert tied["account_id"].is_monotonic_increasing  # equal gain and stake: by account_id
 
 
+def test_hours_written_as_text_are_refused_as_the_optimizer_refuses_them():
+    """allocate(scores, "3") planned 3 hours: the team's hours as text were read as a number."""
+    scores = make_scores()
+    for text in ("3", np.str_("3")):
+        with pytest.raises(ConfigError, match=r"hours must be a number \(the team's hours\), got '3'"):
+            allocate(scores, text)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="hours must be a number"):
+            budget_curve(scores, text)  # type: ignore[arg-type]
+
+
 def test_hours_and_config_forms():
     scores = make_scores()
     by_config = allocate(scores, None, Config.from_dict({"allocation": {"hours": 120.0}}))

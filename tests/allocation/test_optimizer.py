@@ -786,12 +786,33 @@ def test_accounts_between_floor_and_cap_have_their_price_as_marginal_gain_exactl
     assert np.all(res.marginal[at_cap] >= price[at_cap] * (1 - 1e-12))
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"hours": "3"}, "hours must be numbers, not text: got '3'"),
+        ({"hours": np.str_("3")}, "hours must be numbers, not text: got '3'"),
+        ({"floor": "0.5"}, "floor must be numbers, not text: got '0.5'"),
+        ({"cap": ["2", "2"]}, "cap must be numbers, not text: got '2'"),
+        ({"cap": pd.Series(["2", 2.0])}, "cap must be numbers, not text: got '2'"),
+        ({"stake": ["1", "2"]}, "stake must be numbers, not text: got '1'"),
+        ({"scale": b"1"}, "scale must be numbers, not text: got b'1'"),
+        ({"owner": ["a", "a"], "capacity": {"a": "1"}}, r"capacity must be hours .* got '1' for rep 'a'"),
+    ],
+)
+def test_numbers_written_as_text_are_refused_by_name(kwargs, pattern):
+    """An audit: "3" hours, a floor of "0.5" or a rep's capacity of "1" were read as numbers, while
+    other wrong types were refused naming the argument."""
+    args = {"stake": [1.0, 2.0], "scale": 1.0, "hours": 3.0} | kwargs
+    with pytest.raises(ValueError, match=pattern):
+        optimize(**args)
+
+
 def test_yes_no_and_text_are_refused_by_name_and_floor_none_is_no_floor():
     """An allocation audit: stakes [True, False] were read as 1 and 0 (hours of true were refused),
     text failed with numpy's words naming no argument, and floor=None read as NaN floors."""
     with pytest.raises(ValueError, match="stake must be numbers, got true/false"):
         optimize([True, False], 1.0, 3.0)
-    with pytest.raises(ValueError, match="stake must be numbers: could not convert"):
+    with pytest.raises(ValueError, match="stake must be numbers, not text: got 'a'"):
         optimize(["a", 2.0], 1.0, 3.0)
     with pytest.raises(ValueError, match="scale must be numbers"):
         optimize([1.0, 2.0], ["x", 1.0], 3.0)

@@ -1072,15 +1072,18 @@ def plan_hours(hours: Any, cfg: AllocationConfig) -> float:
     """The team's hours, `hours` or else the config's, as a float; a ConfigError for what is no number.
 
     true / false are refused as the config refuses ``allocation.hours: true``: Python reads True as
-    1, a 1-hour plan. Whether the hours are finite and >= 0 is checked where they are used.
+    1, a 1-hour plan; text ("3") as `optimize` refuses it. Whether the hours are finite and >= 0 is
+    checked where they are used.
     """
     value = cfg.hours if hours is None else hours
-    if not isinstance(value, bool | np.bool_):
+    if not isinstance(value, bool | np.bool_ | str | bytes):  # float("3") read text as 3 hours
         try:
             return float(value)
         except (TypeError, ValueError):
             pass
-    shown = str(value).lower() if isinstance(value, bool | np.bool_) else repr(value)
+    if isinstance(value, np.generic):
+        value = value.item()  # '3', not np.str_('3')
+    shown = str(value).lower() if isinstance(value, bool) else repr(value)
     raise ConfigError(f"hours must be a number (the team's hours), got {shown}")
 
 

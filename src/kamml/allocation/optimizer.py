@@ -855,12 +855,18 @@ def _per_account(value: npt.ArrayLike, name: str, n: int) -> FloatArray:
 def _floats(value: npt.ArrayLike, name: str) -> FloatArray:
     """`value` as floats; true/false, complex values and text are a ValueError naming the argument.
 
-    numpy read ``[True, False]`` as stakes of 1 and 0 (hours of true were refused), and text failed
-    with its own "could not convert string to float", naming no argument.
+    numpy read ``[True, False]`` as stakes of 1 and 0 (hours of true were refused), text failed
+    with its own "could not convert string to float", naming no argument, and numbers written as text
+    ("3" hours, a floor of "0.5") were read as numbers.
     """
     raw = np.asarray(value)
     if raw.dtype == np.bool_:
         raise ValueError(f"{name} must be numbers, got true/false")
+    text = raw.dtype.kind in "SU" or raw.dtype == object
+    first = next((v for v in raw.flat if isinstance(v, str | bytes)), None) if text else None
+    if first is not None:
+        shown = first.item() if isinstance(first, np.generic) else first  # '3', not np.str_('3')
+        raise ValueError(f"{name} must be numbers, not text: got {shown!r}")
     if np.iscomplexobj(raw):  # a cast to float dropped the imaginary part with only a NumPy warning
         raise ValueError(f"{name} must be real numbers, got complex values")
     try:
@@ -950,11 +956,14 @@ def _rep_codes(
 def _capacity_hours(series: pd.Series) -> FloatArray:
     """Each rep's hours as floats; true/false, text and lists are a ValueError naming capacity and the rep.
 
-    The raw "could not convert string to float: 'x'" named neither, and True was taken for 1 hour.
+    The raw "could not convert string to float: 'x'" named neither, True was taken for 1 hour and "1"
+    for 1 hour.
     """
     for rep, value in series.items():
         if isinstance(value, bool | np.bool_):
             raise ValueError(f"capacity must be hours (a number) per rep, got {value} for rep {rep!r}")
+        if isinstance(value, str | bytes):  # float("1") read the text "1" as 1 hour
+            raise ValueError(f"capacity must be hours (a number) per rep, got {value!r} for rep {rep!r}")
         try:
             float(np.nan if value is None else value)  # None is NaN, refused as such below
         except (TypeError, ValueError):

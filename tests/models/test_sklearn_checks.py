@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from kamml.models.churn import ChurnModel
@@ -37,3 +38,25 @@ from kamml.models.influence import InfluenceModel
 )
 def test_sklearn_compatible(estimator: Any, check: Callable[[Any], None]) -> None:
     check(estimator)
+
+
+def test_zero_rows_predict_as_empty_for_arrays_and_frames_alike() -> None:
+    """A 0-row DataFrame gave an empty prediction and a 0-row array sklearn's "Found array with 0
+    sample(s)": sklearn's checks ask for that error in fit only, so predict gives an empty result for both."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    for model, y in (
+        (ClvModel(num_threads=1, n_estimators=5), np.abs(X[:, 0]) * 10 + 1),
+        (ChurnModel(num_threads=1, n_estimators=5), (X[:, 0] > 0).astype(int)),
+        (InfluenceModel(num_threads=1, n_estimators=5), (X[:, 0] > 0) * 2.0),
+    ):
+        for data in (X, pd.DataFrame(X, columns=["a", "b", "c"])):
+            model.fit(data, y)
+            assert model.predict(data[:0]).shape == (0,)
+            if isinstance(model, ChurnModel):
+                assert model.predict_proba(data[:0]).shape == (0, 2)
+        with pytest.raises(ValueError, match="0 sample"):  # sklearn: check_estimators_empty_data_messages
+            type(model)(num_threads=1).fit(X[:0], y[:0])

@@ -848,7 +848,12 @@ class LGBMModel(KammlEstimator):
                 f"{type(self).__name__} was fitted with categorical columns {sorted(self.categories_)}; "
                 "pass a DataFrame with the same columns"
             )
-        matrix = np.asarray(check_array(X, dtype=np.float64, ensure_all_finite="allow-nan"), dtype=np.float64)
+        # no rows predict as nothing, as a 0-row DataFrame does; fit still refuses them (sklearn's checks)
+        rows = 1 if reset else 0
+        matrix = np.asarray(
+            check_array(X, dtype=np.float64, ensure_all_finite="allow-nan", ensure_min_samples=rows),
+            dtype=np.float64,
+        )
         self._check_names(matrix, reset=reset)
         if reset:
             self.feature_names_ = [f"x{i}" for i in range(matrix.shape[1])]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 
 from kamml.models.drivers import DRIVER_TARGETS, feature_words, phrase, target_of
@@ -95,6 +96,20 @@ def test_tiny_numbers_and_zero_read_without_an_exponent_or_a_minus_sign():
     assert phrase("refund_share", -0.001).endswith(": 0%")
     for value in (4.2e-05, -4.5e-05, 6.97e-06, 1e-300, -0.0):
         assert "e-" not in phrase("btyd_expected_purchases", value)
+
+
+def test_infinity_reads_as_a_word_and_a_value_below_1_never_as_1():
+    """An audit: an infinite value read "inf", and 0.996 read "1.00", as if exactly 1 (an overdue ratio
+    of 1 is the day a purchase is due)."""
+    assert phrase("overdue_ratio", float("inf")).endswith(": infinite")
+    assert phrase("spend_trend", -np.inf).endswith(": minus infinite")
+    assert phrase("btyd_p_alive", np.inf).endswith(": infinite")
+    assert phrase("spend_trend", 0.996).endswith(": 0.996")
+    assert phrase("spend_trend", 0.9949).endswith(": 0.99")
+    assert phrase("spend_trend", 0.99996).endswith(": just under 1")
+    assert phrase("spend_trend", -0.996).endswith(": -0.996")
+    assert phrase("spend_trend", -0.99996).endswith(": just above -1")
+    assert phrase("spend_trend", 1.0).endswith(": 1")
 
 
 def test_every_feature_reads_in_a_reps_words_without_formulas_or_data_terms():

@@ -127,7 +127,8 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
     below 0.01 to two digits written out (amounts in millions: 0.0034, not "0.00" as if nothing was spent;
     0.000042, not "4.2e-05"); below `TINY` as "under 0.000001" (or "between -0.000001 and 0"), not
     "3.2e-10"; from `HUGE` on in three
-    digits of scientific notation ("1.23e+20", not 21 digits); shares and probabilities read as
+    digits of scientific notation ("1.23e+20", not 21 digits); a value just below 1 never as 1 ("0.996",
+    "just under 1", not "1.00"); an infinite one as "infinite" (not "inf"); shares and probabilities read as
     percentages; a value shown as zero has no minus sign ("0", not "-0"). `unit_days` is the time
     unit of ``recency`` and ``T`` (`ModelBundle.unit_days`), `window_days` the training window of the
     BTYD features (`feature_words`). A column of the purchase history that is missing for want of a
@@ -145,8 +146,8 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
         return f"{text}: {str(value).replace(';', ',')}"
     if np.isnan(number):
         return f"{text}: {_missing(feature)}"
-    if np.isinf(number):
-        return f"{text}: {value}"
+    if np.isinf(number):  # "inf" is Python's word, not a rep's
+        return f"{text}: {'infinite' if number > 0 else 'minus infinite'}"
     if feature in PERCENT:
         shown = f"{number * 100:.3g}%" if abs(number * 100) >= HUGE else f"{number:.0%}"
         return f"{text}: {_unsigned_zero(shown)}"
@@ -159,8 +160,14 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
         shown = "under 0.000001" if number > 0 else "between -0.000001 and 0"
     elif size < 0.01:  # two digits, written out: "0.000042", not "4.2e-05"
         shown = np.format_float_positional(number, precision=2, unique=False, fractional=False, trim="-")
+    elif size >= 1:
+        shown = f"{number:.3g}"
+    elif size < 0.995:
+        shown = f"{number:.2f}"
+    elif size < 0.9995:  # 0.996 read "1.00", as if exactly 1 (an overdue ratio's due day): a third decimal
+        shown = f"{number:.3f}"
     else:
-        shown = f"{number:.3g}" if size >= 1 else f"{number:.2f}"
+        shown = "just under 1" if number > 0 else "just above -1"
     return f"{text}: {_unsigned_zero(shown)}"
 
 

@@ -61,8 +61,9 @@ _DELIMITER_HINTS = {";": "';'", "|": "'|'", "\t": "a tab", ",": "','"}
 def untyped_null(dtype: ibis_dt.DataType) -> bool:
     """Whether a column has Parquet's null type, as pyarrow writes a column holding only nulls.
 
-    DuckDB reads it as a type Ibis does not know (NULL), Spark as void (Ibis' null). It is a column of
-    missing values, as an all-None pandas column or an empty CSV column is, not a column of a wrong type.
+    DuckDB reads it as a type Ibis does not know (NULL), Spark as int32, made Ibis' null by `_untyped_nulls`.
+    It is a column of missing values, as an all-None pandas column or an empty CSV column is, not a column
+    of a wrong type.
     """
     if dtype.is_null():
         return True
@@ -487,7 +488,9 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
             target = paths[0] if len(paths) == 1 else origin
             same_names = all(other.names == schema.names for other in schemas[1:])
             options = {} if same_names else {"mergeSchema": "true"}
-            table = backend.read_parquet(target, table_name=_temp_name(name), **options)
+            table = _untyped_nulls(
+                backend.read_parquet(target, table_name=_temp_name(name), **options), schemas
+            )
     except backend_errors() as exc:
         raise engine_failure(exc) or DataError(
             f"{name}: cannot read {origin}: {engine_message(exc)}"
@@ -500,6 +503,20 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
         where = f"{origin}: its parts spell it differently"
         problems.append(_duplicate_problem(name, merged, list(table.columns), where=where))
     return RawTable(name, table, origin, text=False, from_file=True, problems=problems)
+
+
+def _untyped_nulls(table: ir.Table, schemas: list[pa.Schema]) -> ir.Table:
+    """Columns every part wrote with Parquet's null type as nulls of Ibis' null type, as on DuckDB.
+
+    Spark reads such a column (pyarrow's type of a column holding only nulls) as int32: an optional
+    created_at or contract_end of only nulls, read on DuckDB as missing values, was a wrong type on Spark.
+    """
+    kinds: dict[str, set[bool]] = {}
+    for schema in schemas:
+        for field_ in schema:
+            kinds.setdefault(field_.name, set()).add(pa.types.is_null(field_.type))
+    nulls = {c: ibis.null() for c in table.columns if kinds.get(c) == {True}}
+    return table.mutate(**nulls) if nulls else table
 
 
 def _parquet_schema(path: Path, name: str) -> pa.Schema:

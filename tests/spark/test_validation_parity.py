@@ -1,0 +1,183 @@
+"""The validation fuzz's kinds of input on Spark: read or refused as on DuckDB, with the same notes.
+
+Hand-chosen cases of the hypothesis strategies in tests/data/test_validation.py (text in number columns,
+numbers in date columns, mixed id types, wrong Parquet types, empty tables, nulls), each as a frame, a
+Parquet file or a CSV file, loaded on DuckDB and on one shared local[2] Spark session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kamml.data import load_data
+from kamml.errors import KammlError, SchemaError
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def _tx(**columns: Any) -> pd.DataFrame:
+    base: dict[str, Any] = {"account_id": [1, 2, 1], "ts": ["2024-01-01", "2024-01-02", "2024-01-03"]}
+    base["amount"] = [1.0, 2.0, 3.0]
+    base.update(columns)
+    return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in base.items()})
+
+
+def _arrow_tx(**columns: pa.Array) -> pa.Table:
+    base = {
+        "account_id": pa.array([1, 2, 1], pa.int64()),
+        "ts": pa.array([dt.datetime(2024, 1, 1 + i) for i in range(3)], pa.timestamp("us")),
+        "amount": pa.array([1.0, 2.0, 3.0]),
+    }
+    return pa.table({**base, **columns})
+
+
+def _activities(**columns: pa.Array) -> pa.Table:
+    base = {
+        "account_id": pa.array([1, 2], pa.int64()),
+        "ts": pa.array([dt.datetime(2024, 1, 1)] * 2, pa.timestamp("us")),
+        "hours": pa.array([1.0, 0.5]),
+    }
+    return pa.table({**base, **columns})
+
+
+CASES: dict[str, dict[str, pd.DataFrame | pa.Table]] = {
+    "valid": {"transactions": _tx()},
+    "text amounts": {"transactions": _tx(amount=["12.50 EUR", "1_000", "3"])},
+    "inf, padded and empty amounts": {"transactions": _tx(amount=["inf", " 7 ", ""])},
+    "epoch seconds as dates": {"transactions": _tx(ts=[1704067200, 1704153600, 1704240000])},
+    "mixed id types": {"transactions": _tx(account_id=[1, "2", " 3"])},
+    "text ids and a null marker": {"transactions": _tx(account_id=["x", "2", "NULL"])},
+    "nulls": {"transactions": _tx(account_id=[None, 2, 1], ts=[None, "2024-01-01", "2024-01-02"])},
+    "yes/no amounts": {"transactions": _tx(amount=[True, False, True])},
+    "ids beyond int64": {"transactions": _tx(account_id=[2**70, 1, 2])},
+    "aware and naive dates": {
+        "transactions": _tx(ts=[dt.datetime(2024, 1, 1, tzinfo=dt.UTC), "2024-01-02", "2024-01-03"])
+    },
+    "offsets": {"transactions": _tx(ts=["2024-01-05T10:00:00+01:00", "2024-01-05 10:00Z", "2024-01-06Z"])},
+    "dates as days": {"transactions": _arrow_tx(ts=pa.array([dt.date(2024, 1, 1 + i) for i in range(3)]))},
+    "int32 amounts, null quantities": {
+        "transactions": _arrow_tx(amount=pa.array([1, 2, 3], pa.int32()), quantity=pa.array([1.5, None, 2.0]))
+    },
+    "bytes and lists": {
+        "transactions": _arrow_tx(product=pa.array([b"ab"] * 3), quantity=pa.array([[1, 2]] * 3))
+    },
+    "untyped null dates": {"transactions": _arrow_tx(ts=pa.nulls(3))},
+    "four tables, text and whole ids": {
+        "transactions": _arrow_tx(),
+        "accounts": pa.table({"account_id": ["a1", "a2"], "owner": ["o", None], "size": [1.0, 2.0]}),
+        "referrals": pa.table(
+            {
+                "referrer_id": pa.array([1], pa.int64()),
+                "referred_id": pa.array([2], pa.int64()),
+                "ts": pa.array([dt.datetime(2024, 1, 2)], pa.timestamp("us")),
+            }
+        ),
+        "activities": _activities(kind=pa.array(["call", "mail"])),
+    },
+    "four tables of wrong types": {
+        "transactions": _arrow_tx(),
+        "accounts": pa.table({"account_id": [1, 2], "created_at": [True, False], "size": [[1], [2]]}),
+        "referrals": pa.table({"referrer_id": ["a1"], "referred_id": [2.5], "ts": [dt.date(2024, 1, 2)]}),
+        "activities": _activities(ts=pa.array(["2024-01-01", "x"]), hours=pa.array(["1", "-2"])),
+    },
+    "four tables, three empty": {
+        "transactions": _arrow_tx(),
+        "accounts": pa.table({"account_id": pa.array([], pa.int64()), "size": pa.array([], pa.float64())}),
+        "referrals": pa.table({"referrer_id": pa.nulls(0), "referred_id": pa.nulls(0), "ts": pa.nulls(0)}),
+        "activities": _activities().slice(0, 0),
+    },
+    "optional columns of only nulls": {
+        "transactions": _arrow_tx(product=pa.nulls(3)),
+        "accounts": pa.table(
+            {
+                "account_id": [1, 2],
+                "created_at": pa.nulls(2),
+                "contract_end": pa.nulls(2),
+                "owner": pa.nulls(2),
+            }
+        ),
+        "activities": _activities(kind=pa.nulls(2)),
+    },
+}
+
+RUNS = [
+    *((case, "frame") for case in list(CASES)[:11]),
+    *((case, "parquet") for case in list(CASES)[11:]),
+    *((case, "csv") for case in ["valid", "mixed id types", "four tables of wrong types"]),
+    ("optional columns of only nulls", "frame"),
+]
+
+
+def _sources(case: dict[str, pd.DataFrame | pa.Table], form: str, folder: Path) -> dict[str, Any]:
+    """The tables as frames, Parquet files (microsecond times, which Spark reads) or CSV files."""
+    out: dict[str, Any] = {}
+    for name, table in case.items():
+        frame = table.to_pandas() if isinstance(table, pa.Table) else table
+        if form == "frame":
+            out[name] = frame
+            continue
+        path = folder / f"{name}.{form}"
+        if form == "parquet":
+            assert isinstance(table, pa.Table)
+            pq.write_table(table, path)
+        else:
+            frame.to_csv(path, index=False)
+        out[name] = path
+    return out
+
+
+def _outcome(source: dict[str, Any], backend: ibis.BaseBackend) -> tuple:
+    """What a load gives, comparable across engines: the typed tables and notes, or what is refused."""
+    try:
+        data = load_data(source, backend=backend)
+    except SchemaError as exc:
+        return "refused", sorted({(p.table, p.column) for p in exc.problems})
+    except KammlError as exc:
+        return "refused", type(exc).__name__, [name for name in CASES_TABLES if name in str(exc)]
+    tables = {}
+    for name in CASES_TABLES:
+        table = getattr(data, name)
+        if table is not None:
+            types = {c: "timestamp" if t.is_timestamp() else str(t) for c, t in table.schema().items()}
+            rows = table.execute().astype(str)
+            tables[name] = types, sorted(map(tuple, rows.to_numpy().tolist()))
+    notes = sorted((n.table, n.column, n.rule, n.n_rows) for n in data.quality.notes)
+    return "read", tables, notes, data.end
+
+
+CASES_TABLES = ("transactions", "accounts", "referrals", "activities")
+
+
+@pytest.fixture(scope="module")
+def engines() -> Any:
+    """DuckDB and one local[2] Spark session for the module, stopped at its end."""
+    pytest.importorskip("pyspark")
+    from kamml.config import EngineConfig, SparkConfig
+    from kamml.engine import connect, java_available
+
+    if not java_available():
+        pytest.fail("Spark parity needs Java 17 (it is on every CI machine)")
+    spark = SparkConfig(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
+    backend = connect(EngineConfig(name="spark", spark=spark))
+    yield ibis.duckdb.connect(threads=1), backend
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+
+
+@pytest.mark.parametrize(("case", "form"), RUNS, ids=[f"{c} [{f}]" for c, f in RUNS])
+def test_spark_reads_or_refuses_as_duckdb(engines, tmp_path, case, form):
+    """Same outcome on both engines: the same typed rows and notes, or refusals naming the same columns."""
+    source = _sources(CASES[case], form, tmp_path)
+    duck, spark = (_outcome(source, backend) for backend in engines)
+    assert spark == duck

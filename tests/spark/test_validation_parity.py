@@ -70,6 +70,7 @@ CASES: dict[str, dict[str, pd.DataFrame | pa.Table]] = {
         "transactions": _arrow_tx(product=pa.array([b"ab"] * 3), quantity=pa.array([[1, 2]] * 3))
     },
     "untyped null dates": {"transactions": _arrow_tx(ts=pa.nulls(3))},
+    "a column twice in two cases": {"transactions": _arrow_tx(AMOUNT=pa.array(["s0", "s1", "s2"]))},
     "four tables, text and whole ids": {
         "transactions": _arrow_tx(),
         "accounts": pa.table({"account_id": ["a1", "a2"], "owner": ["o", None], "size": [1.0, 2.0]}),
@@ -111,7 +112,10 @@ CASES: dict[str, dict[str, pd.DataFrame | pa.Table]] = {
 RUNS = [
     *((case, "frame") for case in list(CASES)[:11]),
     *((case, "parquet") for case in list(CASES)[11:]),
-    *((case, "csv") for case in ["valid", "mixed id types", "four tables of wrong types"]),
+    *(
+        (case, "csv")
+        for case in ["valid", "mixed id types", "four tables of wrong types", "a column twice in two cases"]
+    ),
     ("optional columns of only nulls", "frame"),
 ]
 

@@ -481,6 +481,8 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
                 backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
             )
         else:
+            if dups:  # Spark refused the file as unreadable ("COLUMN_ALREADY_EXISTS"), not a broken contract
+                raise SchemaError(problems)
             _check_spark_can_merge(files, schemas, name)
             _check_spark_timestamps(files, schemas, name)
             # Spark reads a folder of parts (partitioned or not) or a glob natively; it takes one part's

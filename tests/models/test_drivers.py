@@ -47,7 +47,7 @@ def test_a_phrase_names_its_model_by_its_ending_only():
 
 
 def test_a_rep_reads_plain_words_units_and_percentages():
-    assert phrase("btyd_p_alive", 0.9996) == "chance the account is still buying: 100%"
+    assert phrase("btyd_p_alive", 0.9996) == "chance the account is still buying: over 99%"
     assert phrase("top_product_share", 0.594) == phrase("top_product_share", 0.594).split(":")[0] + ": 59%"
     assert phrase("recency", 12.0) == "time from the first to the last purchase (days): 12"
     assert phrase("recency", 12.0, unit_days=7) == "time from the first to the last purchase (weeks): 12"
@@ -125,3 +125,15 @@ def test_every_feature_reads_in_a_reps_words_without_formulas_or_data_terms():
             assert term not in words, (feature, words)
     assert feature_words("refund_share") == "share of its spend refunded"
     assert phrase("refund_share", 0.19) == "share of its spend refunded: 19%"
+
+
+def test_a_share_just_short_of_all_or_nothing_never_reads_as_certain():
+    """p_alive 0.9996 read "100%" and 0.004 "0%": a rep reads certainty the model does not claim."""
+    words = phrase("btyd_p_alive", 0.0).split(":")[0]
+    assert phrase("btyd_p_alive", 0.9996) == f"{words}: over 99%"
+    assert phrase("btyd_p_alive", 0.996) == f"{words}: over 99%"
+    assert phrase("btyd_p_alive", 0.994) == f"{words}: 99%"
+    assert phrase("btyd_p_alive", 1.0) == f"{words}: 100%"
+    assert phrase("btyd_p_zero", 0.004) == phrase("btyd_p_zero", 0.0).split(":")[0] + ": under 1%"
+    assert phrase("btyd_p_zero", 0.0) == phrase("btyd_p_zero", 0.0).split(":")[0] + ": 0%"
+    assert phrase("refund_share", 0.006).endswith(": 1%")

@@ -123,17 +123,17 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
 
     A missing value can drive a prediction (LightGBM routes it down its own branch): a ratio over a
     window without spend, a date that never happened. Numbers of any kind read alike (a Decimal from a
-    Spark DataFrame or a CRM's JSON reads as the number it is), to three digits or two decimals, and
-    below 0.01 to two digits written out (amounts in millions: 0.0034, not "0.00" as if nothing was spent;
+    Spark DataFrame or a CRM's JSON reads as the number it is), to three digits or two decimals, and below
+    0.01 to two digits written out (amounts in millions: 0.0034, not "0.00" as if nothing was spent;
     0.000042, not "4.2e-05"); below `TINY` as "under 0.000001" (or "between -0.000001 and 0"), not
-    "3.2e-10"; from `HUGE` on in three
-    digits of scientific notation ("1.23e+20", not 21 digits); a value just below 1 never as 1 ("0.996",
-    "just under 1", not "1.00"); an infinite one as "infinite" (not "inf"); shares and probabilities read as
-    percentages; a value shown as zero has no minus sign ("0", not "-0"). `unit_days` is the time
-    unit of ``recency`` and ``T`` (`ModelBundle.unit_days`), `window_days` the training window of the
-    BTYD features (`feature_words`). A column of the purchase history that is missing for want of a
-    (repeat) purchase says so instead of "no data". A ";" in a text value (an account attribute)
-    becomes ",": drivers are "; "-separated, so a phrase must not contain the separator.
+    "3.2e-10"; from `HUGE` on in three digits of scientific notation ("1.23e+20", not 21 digits); a value
+    just below 1 never as 1 ("0.996", "just under 1", not "1.00"); an infinite one as "infinite" (not
+    "inf"); shares and probabilities read as percentages, never as certain when they are not ("over 99%",
+    "under 1%", not "100%" or "0%"); a value shown as zero has no minus sign ("0", not "-0"). `unit_days`
+    is the time unit of ``recency`` and ``T`` (`ModelBundle.unit_days`), `window_days` the training window
+    of the BTYD features (`feature_words`). A column of the purchase history that is missing for want of a
+    (repeat) purchase says so instead of "no data". A ";" in a text value (an account attribute) becomes
+    ",": drivers are "; "-separated, so a phrase must not contain the separator.
     """
     text = _definition(feature, unit_days, window_days)
     if value is None or value is pd.NA:
@@ -150,6 +150,10 @@ def phrase(feature: str, value: Any, unit_days: int = 1, window_days: int | None
         return f"{text}: {'infinite' if number > 0 else 'minus infinite'}"
     if feature in PERCENT:
         shown = f"{number * 100:.3g}%" if abs(number * 100) >= HUGE else f"{number:.0%}"
+        if shown == "100%" and number < 1:  # 0.9996 read "100%": a certainty the model does not claim
+            shown = "over 99%"
+        elif shown in ("0%", "-0%") and number > 0:
+            shown = "under 1%"
         return f"{text}: {_unsigned_zero(shown)}"
     size = abs(number)
     if size >= HUGE:

@@ -5,7 +5,8 @@ spent after their referral, inside the window. How that total grows with the win
 when referred accounts spend: all at once when referred (it grows in proportion to the window) or for
 months afterwards (it grows about with the window's square, since early referrals keep spending while
 new ones arrive). `referral_spend_by_age` measures that timing from the history, for the bundle's
-carry of referral value from the training window to the horizon (`kamml.models.referral_window_ratio`).
+carry of referral value from the training window to the horizon
+(`kamml.models.influence.referral_window_ratio`).
 """
 
 from __future__ import annotations

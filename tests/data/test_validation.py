@@ -1137,9 +1137,23 @@ def test_an_all_null_optional_parquet_column_loads_as_from_a_frame(tmp_path):
         tmp_path / "transactions.parquet", index=False
     )
     with pytest.raises(
-        SchemaError, match=r"transactions\.amount: wrong type"
+        SchemaError, match=r"transactions\.amount: required column is empty: it holds only nulls"
     ):  # a required column is no less
         load_data(tmp_path)
+
+
+@pytest.mark.parametrize("column", ["account_id", "ts", "amount"])
+def test_a_required_parquet_column_of_only_untyped_nulls_is_said_to_be_empty(tmp_path, backend, tx, column):
+    """pyarrow writes a column of only nulls with Parquet's null type: a required one was a 'wrong type
+    ... got unknown(... NULL)', which did not say the column holds no values (an audit)."""
+    table = pa.Table.from_pandas(tx, preserve_index=False)
+    table = table.set_column(table.schema.get_field_index(column), column, pa.nulls(len(tx)))
+    pq.write_table(table, tmp_path / "transactions.parquet")
+    problems = _problems(tmp_path, backend=backend)
+    assert list(problems) == [("transactions", column)]
+    [problem] = problems["transactions", column]
+    assert problem.rule.startswith("required column is empty: it holds only nulls"), problem.rule
+    assert "unknown" not in problem.rule
 
 
 def test_account_attributes_do_not_depend_on_the_file_format(tmp_path):

@@ -185,3 +185,16 @@ def test_spark_reads_or_refuses_as_duckdb(engines, tmp_path, case, form):
     source = _sources(CASES[case], form, tmp_path)
     duck, spark = (_outcome(source, backend) for backend in engines)
     assert spark == duck
+
+
+def test_required_columns_of_only_untyped_nulls_are_said_to_be_empty_on_both_engines(engines, tmp_path):
+    """A required column pyarrow wrote with Parquet's null type (only nulls) was a 'wrong type' on both
+    engines, 'got unknown(... NULL)' on DuckDB and 'got null' on Spark: neither said it holds no values."""
+    pq.write_table(_arrow_tx(ts=pa.nulls(3), amount=pa.nulls(3)), tmp_path / "transactions.parquet")
+    for backend in engines:
+        with pytest.raises(SchemaError) as caught:
+            load_data(tmp_path, backend=backend)
+        rules = {(p.table, p.column): p.rule for p in caught.value.problems}
+        assert set(rules) == {("transactions", "ts"), ("transactions", "amount")}, backend.name
+        for rule in rules.values():
+            assert rule.startswith("required column is empty: it holds only nulls"), (backend.name, rule)

@@ -471,7 +471,8 @@ def _wrong_type(plan: TablePlan, cspec: ColumnSpec, column: str, dtype: dt.DataT
     """A column of the wrong type: an error unless the table turns out empty (then it is a typed null).
 
     An optional column of only nulls that Parquet wrote without a type (`untyped_null`) is no error: it
-    is missing values, as the same column from a pandas frame or a CSV file reads (an audit).
+    is missing values, as the same column from a pandas frame or a CSV file reads (an audit). A required
+    one is said to be empty: its type (DuckDB's "unknown(... NULL)", Spark's null) told the user nothing.
     """
     if cspec.nullable and untyped_null(dtype):
         null = ibis.null(_NULLS.get(cspec.kind, dt.string))
@@ -479,7 +480,13 @@ def _wrong_type(plan: TablePlan, cspec: ColumnSpec, column: str, dtype: dt.DataT
         plan.builders[cspec.name] = _fixed(ibis.ifelse(_[column].isnull(), null, null))
         return
     expected = _EXPECTED.get(cspec.kind, "text")
-    rule = f"wrong type: expected {expected}, got {dtype}{_mapped(plan, cspec)}"
+    if untyped_null(dtype):
+        rule = (
+            "required column is empty: it holds only nulls (Parquet's null type, as pyarrow writes a "
+            f"column of only None); fill in its values, {expected}{_mapped(plan, cspec)}"
+        )
+    else:
+        rule = f"wrong type: expected {expected}, got {dtype}{_mapped(plan, cspec)}"
     plan.type_problems.append(Problem(plan.name, column, rule))
     if cspec.kind is Kind.ID:
         # an empty table's id column (an extract of untyped columns) takes the book's id type: int64

@@ -198,3 +198,19 @@ def test_required_columns_of_only_untyped_nulls_are_said_to_be_empty_on_both_eng
         assert set(rules) == {("transactions", "ts"), ("transactions", "amount")}, backend.name
         for rule in rules.values():
             assert rule.startswith("required column is empty: it holds only nulls"), (backend.name, rule)
+
+
+def test_a_csv_column_twice_in_two_cases_is_one_problem_on_both_engines(engines, tmp_path):
+    """Spark's CSV reader renames duplicated names (amount2, AMOUNT3): beside the duplicated column name
+    it gave a 'missing required column; columns found: account_id, ts, amount2, AMOUNT3' DuckDB did not."""
+    path = tmp_path / "transactions.csv"
+    path.write_text("account_id,ts,amount,AMOUNT\n1,2024-01-01,1.0,x\n2,2024-01-02,2.0,y\n")
+    messages = []
+    for backend in engines:
+        with pytest.raises(SchemaError) as caught:
+            load_data({"transactions": path}, backend=backend)
+        messages.append([str(p) for p in caught.value.problems])
+    duck, spark = messages
+    assert len(duck) == 1, duck
+    assert "duplicated column name" in duck[0]
+    assert spark == duck

@@ -717,7 +717,7 @@ def _read_csv(
             # RFC 4180 as on DuckDB: a quote inside a quoted field is doubled ("24"" monitor"), and a
             # backslash is text; Spark's default escape is the backslash. Quoted line breaks need
             # multiLine, which reads each file in one task, so they are not read here (docs/spark.md).
-            table = _read_csv_spark(backend, paths, _temp_name(name), delim)
+            table = _read_csv_spark(backend, paths, _temp_name(name), delim, names)
         else:
             table = backend.read_csv(paths, table_name=_temp_name(name))
     except backend_errors() as exc:
@@ -729,12 +729,16 @@ def _read_csv(
     return RawTable(name, table, origin, text=True, from_file=True, problems=problems, delimiter=delim)
 
 
-def _read_csv_spark(backend: ibis.BaseBackend, paths: list[str], table_name: str, delimiter: str) -> ir.Table:
+def _read_csv_spark(
+    backend: ibis.BaseBackend, paths: list[str], table_name: str, delimiter: str, names: list[str]
+) -> ir.Table:
     """CSV files as a Spark view of text columns, every row parsed whole (a row of another width fails).
 
     Ibis's ``read_csv`` cannot pass ``columnPruning``: with it (Spark's default) a query that reads some
     columns parses only those, so a row with too few or too many fields was padded with nulls or cut to
-    them, read as a null id or passing the checks where DuckDB refuses the file.
+    them, read as a null id or passing the checks where DuckDB refuses the file. The columns take `names`,
+    as on DuckDB: Spark renamed a name written twice (amount, AMOUNT as amount2, AMOUNT3), so beside the
+    duplicated name a "missing required column" was reported that DuckDB did not report.
     """
     reader = backend._session.read.options(
         header=True,
@@ -745,7 +749,10 @@ def _read_csv_spark(backend: ibis.BaseBackend, paths: list[str], table_name: str
         mode="FAILFAST",
         columnPruning=False,
     )
-    reader.csv(paths).createOrReplaceTempView(table_name)
+    frame = reader.csv(paths)
+    if len(frame.columns) == len(names):
+        frame = frame.toDF(*names)
+    frame.createOrReplaceTempView(table_name)
     return backend.table(table_name)
 
 

@@ -214,3 +214,18 @@ def test_a_csv_column_twice_in_two_cases_is_one_problem_on_both_engines(engines,
     assert len(duck) == 1, duck
     assert "duplicated column name" in duck[0]
     assert spark == duck
+
+
+def test_a_csv_column_without_a_name_is_no_attribute_on_spark_as_on_duckdb(engines, tmp_path):
+    """Spark named an empty header field _c2: an accounts attribute (attr__c2) without the note DuckDB's
+    unnamed_3 gets, so a spreadsheet's trailing column was a feature on Spark only."""
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-01,1.0\n2,2024-01-02,2.0\n")
+    (tmp_path / "accounts.csv").write_text("account_id,size,\n1,3,9\n2,4,\n")
+    seen = []
+    for backend in engines:
+        data = load_data(tmp_path, backend=backend)
+        notes = sorted((n.table, n.column) for n in data.quality.notes)
+        seen.append((list(data.accounts.columns), notes))
+    duck, spark = seen
+    assert duck == (["account_id", "size"], [("accounts", "unnamed_3")])
+    assert spark == duck

@@ -296,10 +296,58 @@ def test_the_plan_says_its_horizon_on_every_row_and_in_the_summary(tmp_path):
     assert unknown["horizon_days"].isna().all()
     assert unknown.attrs["allocation"]["horizon_days"] is None
     out = allocate_file_from(scores.assign(horizon_days=90), tmp_path, tmp_path / "plan.csv")
-    assert list(out.columns)[-1] == "horizon_days"
+    assert list(out.columns) == list(ALLOCATION_COLUMNS)
     assert set(pd.read_csv(tmp_path / "plan.csv")["horizon_days"]) == {90}
     allocate_file_from(scores, tmp_path, tmp_path / "plan.parquet")
     assert pq.read_schema(tmp_path / "plan.parquet").field("horizon_days").type == pa.int64()
+
+
+def test_the_plan_says_its_scoring_on_every_row_and_in_the_summary(tmp_path):
+    """A CRM loading this week's allocation.csv could not tell it from last week's: no cutoff, no model."""
+    scores = make_scores(n=18)
+    table = allocate(scores, 50.0)
+    assert list(table.columns[-2:]) == ["cutoff", "model_uri"]  # after horizon_days: the first nine stay
+    assert list(table.columns[:9]) == STABLE
+    assert pd.api.types.is_datetime64_any_dtype(table["cutoff"])
+    assert set(table["cutoff"]) == {pd.Timestamp("2025-01-01")}
+    assert set(table["model_uri"]) == {"models:/kamml/1"}
+    summary = table.attrs["allocation"]
+    assert (summary["cutoff"], summary["model_uri"]) == ("2025-01-01", "models:/kamml/1")
+    json.dumps(summary)
+    # each row keeps its own scoring when several are joined; the summary names none
+    joined = scores.assign(
+        model_uri=np.where(scores["account_id"] < 1003, "models:/kamml/0", "models:/kamml/1")
+    )
+    mixed = allocate(joined, 50.0).set_index("account_id")
+    assert mixed.loc[1000, "model_uri"] == "models:/kamml/0"
+    assert mixed.loc[1010, "model_uri"] == "models:/kamml/1"
+    assert mixed.attrs["allocation"]["model_uri"] is None
+    assert mixed.attrs["allocation"]["cutoff"] == "2025-01-01"
+    # scores of another tool: null columns, typed (Arrow's null type reads as no column), none in the summary
+    other = allocate(scores.drop(columns=["cutoff", "model_uri"]), 50.0)
+    assert list(other.columns) == list(ALLOCATION_COLUMNS)
+    assert other["cutoff"].isna().all()
+    assert other["model_uri"].isna().all()
+    assert (other.attrs["allocation"]["cutoff"], other.attrs["allocation"]["model_uri"]) == (None, None)
+    allocate_file_from(scores.drop(columns=["cutoff", "model_uri"]), tmp_path, tmp_path / "none.parquet")
+    schema = pq.read_schema(tmp_path / "none.parquet")
+    assert pa.types.is_timestamp(schema.field("cutoff").type)
+    assert schema.field("model_uri").type in (pa.string(), pa.large_string())
+    # written and read back, Parquet and CSV, from scores in either format
+    for suffix in (".parquet", ".csv"):
+        source = tmp_path / f"scores{suffix}"
+        if suffix == ".csv":
+            scores.to_csv(source, index=False)
+        else:
+            scores.to_parquet(source, index=False)
+        out = tmp_path / f"plan{suffix}"
+        allocate_file(source, 10.0, out)
+        back = read_scores(out)
+        assert list(back.columns) == list(ALLOCATION_COLUMNS)
+        assert pd.api.types.is_datetime64_any_dtype(back["cutoff"]), suffix
+        assert set(back["cutoff"]) == {pd.Timestamp("2025-01-01")}, suffix
+        assert set(back["model_uri"]) == {"models:/kamml/1"}, suffix
+    assert set(pd.read_csv(tmp_path / "plan.csv")["cutoff"]) == {"2025-01-01"}  # a date, not a time
 
 
 @pytest.mark.parametrize(("sep", "says"), [(";", "separated by ';'"), ("\t", "separated by tabs")])

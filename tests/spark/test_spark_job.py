@@ -89,6 +89,12 @@ def assert_allocation_equal(mem: pd.DataFrame, out: pd.DataFrame, summary: dict,
     assert list(b["reasons"]) == list(a["reasons"])
     assert list(b["owner"]) == list(a["owner"])
     assert b["horizon_days"].astype("Int64").tolist() == a["horizon_days"].tolist()
+    # the scoring each row comes from (null for scores without one), typed alike on both engines
+    assert pd.api.types.is_datetime64_any_dtype(b["cutoff"])
+    assert b["cutoff"].tolist() == a["cutoff"].tolist()
+    assert b["model_uri"].astype(object).where(b["model_uri"].notna(), None).tolist() == (
+        a["model_uri"].astype(object).where(a["model_uri"].notna(), None).tolist()
+    )
     expected = mem.attrs["allocation"]
     assert set(summary) == set(expected)
     for key, value in expected.items():
@@ -96,8 +102,10 @@ def assert_allocation_equal(mem: pd.DataFrame, out: pd.DataFrame, summary: dict,
             assert summary[key] == pytest.approx(value, rel=1e-7)
         elif isinstance(value, list):  # the tiers' names
             assert summary[key] == value, key
-        elif value is None:  # the horizon of scores without one
+        elif value is None:  # the horizon, cutoff or model of scores without one
             assert summary[key] is None, key
+        elif isinstance(value, str):  # the scores' one cutoff and model_uri
+            assert summary[key] == value, key
         elif value == 0:  # a price of 0 (hours to spare) is exactly 0, not a tiny positive one
             assert summary[key] == 0, key
         else:
@@ -648,7 +656,7 @@ def random_scores(n: int, seed: int) -> pd.DataFrame:
 
 
 CASES = {
-    "team only": {"hours": 1600.0},
+    "team only": {"hours": 1600.0, "_scoring": True},
     "reps bind": {"hours": 1600.0, "capacity": {"ann": 400.0, "bob": 600.0}},
     "no cap, one rep unlimited": {
         "hours": 10_000.0,
@@ -734,6 +742,9 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
         scores["effort_scale"] = np.where(np.arange(2000) % 10 == 0, np.nan, 1.0 + (scores["clv"] ** 0.2))
         scores["effort_uplift"] = np.where(np.arange(2000) % 10 == 0, np.nan, 0.45)  # growth "auto"
         scores["model_uri"] = np.where(np.arange(2000) < 3, "models:/kamml/1", "models:/kamml/2")  # joined
+    if settings.pop("_scoring", False):  # scores of one scoring: its cutoff and model on every row
+        scores["cutoff"] = pd.Timestamp("2024-06-30")
+        scores["model_uri"] = "models:/kamml/3"
     huge = settings.pop("_huge_k", None)
     if huge is not None:
         scores["effort_scale"] = 1.0 + scores["clv"] ** 0.2
@@ -769,6 +780,9 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
     table = read_parts(out.path)
     assert_allocation_equal(mem, table, out.summary, hours_atol=1e-9)
     assert_curve_equal(budget_curve(scores, None, cfg, fractions=fractions), out.curve)
+    if "cutoff" in scores:
+        assert (out.summary["cutoff"], out.summary["model_uri"]) == ("2024-06-30", "models:/kamml/3")
+        assert set(table["cutoff"]) == {pd.Timestamp("2024-06-30")}
     # the accounts without a fitted k are said on Spark as in memory, and only then
     assert ("scores.effort_scale: 200 of 2,000 accounts have none" in caplog.text) == fitted_k
     mixed = "scores.model_uri: the rows hold 2 values, models:/kamml/2 on most; 3 rows have another"

@@ -21,11 +21,15 @@ reasons                  short phrases joined by "; "
 owner                    the account's rep (null when the scores have no owner)
 stake_retention, stake_growth, stake_referral, effort_scale    the parts of the gain curve
 horizon_days             the days the hours and gains are over (the scores' horizon; null when not known)
+cutoff                   the date the account was scored as of (the scores' cutoff; null when they have none)
+model_uri                the model that scored it (the scores' model_uri; null when they have none)
 =======================  ==================================================================================
 
 The summary of the plan (team hours, hours used, total expected gain, the team's price of an hour, each
-rep's price, what the minimum touch costs) rides along in ``table.attrs["allocation"]``, a JSON-ready dict
-that pandas also stores in the Parquet file's metadata.
+rep's price, what the minimum touch costs, the horizon and, when the scores hold one of each, their cutoff
+as ISO text and model_uri, else null: `scoring_summary`) rides along in ``table.attrs["allocation"]``, a
+JSON-ready dict that pandas also stores in the Parquet file's metadata. The cutoff and model_uri on every
+row let a CRM loading the weekly allocation.csv alone tell this week's plan from last week's.
 
 The horizon: the scores' clv, p_churn and referral_value, and so the team's hours, are over one horizon,
 the scoring model's. Only the fixed effort rule needs it (4 h at 180 days, in proportion at another;
@@ -42,6 +46,7 @@ kamml's, another tool's) take the stated horizon, else 180 days with a warning
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import logging
 import math
 import os
@@ -84,6 +89,7 @@ __all__ = [
     "MISSING_TEXTS",
     "REQUIRED_COLUMNS",
     "SCORE_BOUNDS",
+    "SCORING_COLUMNS",
     "WHOLE_DAYS_RULE",
     "active_accounts",
     "allocate",
@@ -97,6 +103,7 @@ __all__ = [
     "check_scores",
     "check_settings",
     "curve_budgets",
+    "cutoff_column",
     "effort_clip_pair",
     "floor_hint",
     "horizon_problems",
@@ -107,8 +114,10 @@ __all__ = [
     "read_scores",
     "resolve_horizon",
     "scores_horizon",
+    "scoring_summary",
     "stake_problems",
     "stated_horizon",
+    "text_column",
     "warn_assumed_horizon",
     "warn_missing_effort",
     "warn_mixed_scorings",
@@ -140,6 +149,8 @@ ALLOCATION_COLUMNS = (
     "stake_referral",
     "effort_scale",
     "horizon_days",
+    "cutoff",
+    "model_uri",
 )
 """Columns of the allocation table, in order; the first nine are the stable interface of DESIGN §10."""
 
@@ -819,7 +830,18 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
         keep_default_na=False,
         na_values=na_values,
     )
+    if "cutoff" in frame and frame["cutoff"].dtype == object:  # CSV keeps no type: dates read back as dates
+        frame["cutoff"] = _dates_or_text(frame["cutoff"])
     return _ids_as_in_the_tables(frame)
+
+
+def _dates_or_text(texts: pd.Series) -> pd.Series:
+    """`texts` as timestamps when every one is an ISO date or time (one time zone or none), else as given."""
+    try:
+        dates = pd.to_datetime(texts, format="ISO8601", errors="coerce")
+    except (ValueError, TypeError):  # several time zones: kept as text
+        return texts
+    return dates if dates.notna().sum() == texts.notna().sum() else texts
 
 
 def _whole_float_ids(ids: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -1114,7 +1136,15 @@ def _prepared(
                 counts = scores[column].dropna().astype(str).value_counts()
                 warn_mixed_scorings(column, dict(zip(counts.index, counts.tolist(), strict=True)))
     horizon = resolve_horizon(scores_horizon(scores), stated)
-    optional = ("referral_value", "p_alive", "owner", "drivers", "effort_scale", "effort_uplift")
+    optional = (
+        "referral_value",
+        "p_alive",
+        "owner",
+        "drivers",
+        "effort_scale",
+        "effort_uplift",
+        *SCORING_COLUMNS,
+    )
     keep = [c for c in (*REQUIRED_COLUMNS, *optional) if c in scores]
     frame = scores[keep].reset_index(drop=True).copy()
     frame["account_id"] = _integer_ids(frame["account_id"])  # as read from a file: 450.0 is id 450
@@ -1304,6 +1334,8 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
             "stake_referral": frame["stake_referral"].to_numpy(dtype=float),
             "effort_scale": frame["effort_scale"].to_numpy(dtype=float),
             "horizon_days": horizon_column(frame.attrs.get(HORIZON_COLUMN), len(frame)),
+            "cutoff": cutoff_column(frame.get("cutoff"), len(frame)),
+            "model_uri": text_column(frame.get("model_uri"), len(frame)),
         },
         columns=list(ALLOCATION_COLUMNS),
     )
@@ -1313,6 +1345,55 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
 def horizon_column(days: float | None, n: int) -> pd.api.extensions.ExtensionArray:
     """The plan's horizon on every row (a CSV carries no summary): whole days, null when not known."""
     return pd.array(np.full(n, None if days is None else int(days), dtype=object), dtype="Int64")
+
+
+def cutoff_column(values: pd.Series | None, n: int) -> pd.Series | npt.NDArray[Any]:
+    """The scores' cutoff on every row; null timestamps when they have none (scores of another tool).
+
+    Timestamps in microseconds, as Spark and Parquet keep them, whatever unit the scores were read in (a
+    CSV's dates are read in nanoseconds, a Parquet file's in its own unit: the same plan either way). A
+    column of only nulls is written as timestamps: Arrow's ``null`` type reads as no column at all.
+    """
+    if values is None or values.isna().all():
+        return pd.Series(pd.NaT, index=range(n), dtype="datetime64[us]")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.dt.as_unit("us").reset_index(drop=True)
+    return values.to_numpy()  # another tool's cutoff that is no time: as it gives it
+
+
+def text_column(
+    values: pd.Series | None, n: int
+) -> npt.NDArray[np.object_] | pd.api.extensions.ExtensionArray:
+    """A text column of the scores (model_uri) on every row; pandas text of nulls when they have none."""
+    if values is None or values.isna().all():  # Arrow's null type otherwise, no column to a Parquet reader
+        return pd.array(np.full(n, None, dtype=object), dtype="string")
+    return values.to_numpy(dtype=object)
+
+
+def scoring_summary(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan's cutoff (ISO text: a date at midnight) and model_uri: the scores' one value each, else None.
+
+    `values` holds, per column of `SCORING_COLUMNS`, the single value every row of the scores holds, or
+    None (no column, several values, or a row without one). Shared by the in-memory and Spark allocation.
+    """
+    out: dict[str, Any] = {}
+    for column in SCORING_COLUMNS:
+        value = values.get(column)
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            out[column] = None
+        elif column == "cutoff" and isinstance(value, pd.Timestamp | np.datetime64 | dt.datetime | dt.date):
+            when = pd.Timestamp(value)
+            out[column] = when.date().isoformat() if when == when.normalize() else when.isoformat()
+        else:
+            out[column] = str(value)
+    return out
+
+
+def _one_value(column: pd.Series) -> Any:
+    """The value every row of `column` holds, or None (several values, or a row without one)."""
+    if not len(column) or column.isna().any() or column.nunique() != 1:
+        return None
+    return column.iloc[0]
 
 
 def owner_column(values: npt.ArrayLike) -> npt.NDArray[np.object_] | pd.api.extensions.ExtensionArray:
@@ -1362,6 +1443,7 @@ def _summary(frame: pd.DataFrame, res: AllocationResult, hours: float) -> dict[s
         "n_accounts": len(frame),
         "n_active": int(frame["active"].sum()),
         HORIZON_COLUMN: frame.attrs.get(HORIZON_COLUMN),
+        **scoring_summary({c: _one_value(frame[c]) for c in SCORING_COLUMNS if c in frame}),
     }
 
 

@@ -69,6 +69,7 @@ from kamml.allocation.allocate import (
     missing_score_columns,
     plan_hours,
     resolve_horizon,
+    scoring_summary,
     stake_problems,
     stake_sum_problem,
     stated_horizon,
@@ -388,6 +389,8 @@ class _Plan:
     small_stake: float | None = None  # set by `solve`
     given_effort: bool = False
     horizon_days: int | None = None
+    scoring: dict[str, Any] = field(default_factory=dict)
+    """The scores' one cutoff and model_uri (`kamml.allocation.allocate.scoring_summary`), by column."""
 
     @classmethod
     def build(
@@ -400,13 +403,18 @@ class _Plan:
         """
         from pyspark.sql import functions as F  # noqa: N812
 
-        n, found = _check_scores(frame, need_owner=cfg.capacity is not None)
+        n, found, scoring = _check_scores(frame, need_owner=cfg.capacity is not None)
         check_not_empty(n)
         horizon_days = resolve_horizon(found, stated)
         keep = [
             c
             for c in (*REQUIRED_COLUMNS, "referral_value", "p_alive", "owner", "drivers", "effort_uplift")
             if c in frame.columns
+        ]
+        # the scoring each row comes from, carried to the table as the scores type it (a column of only
+        # nulls, Arrow's null type, is no scoring: typed nulls as for scores without the column)
+        keep += [
+            c for c in SCORING_COLUMNS if c in frame.columns and frame.schema[c].dataType.typeName() != "void"
         ]
         scale = cfg.effort_scale
         if isinstance(scale, str):
@@ -474,6 +482,7 @@ class _Plan:
             capacity=capacity,
             given_effort=cfg.effort_scale == "auto" and "effort_scale" in frame.columns,
             horizon_days=None if horizon_days is None else int(horizon_days),
+            scoring=scoring,
         )
         if n:
             # reason codes flag values above the one ranked just below the top 10 %
@@ -512,6 +521,7 @@ class _Plan:
             fields.append(T.StructField("owner", T.StringType()))
         if "drivers" in self.columns:
             fields.append(T.StructField("drivers", T.StringType()))
+        fields += [source.schema[c] for c in SCORING_COLUMNS if c in self.columns]  # passed through as typed
         for name in ("stake_retention", "stake_growth", "stake_referral", "stake", "effort_scale", "floor"):
             fields.append(T.StructField(name, T.DoubleType()))
         fields += [T.StructField("active", T.BooleanType()), T.StructField("code", T.IntegerType())]
@@ -796,6 +806,7 @@ class _Plan:
         for name in ("stake_retention", "stake_growth", "stake_referral", "effort_scale", "gain_free"):
             fields.append(T.StructField(name, T.DoubleType()))
         fields += [T.StructField("active", T.BooleanType()), T.StructField("clv", T.DoubleType())]
+        fields += [prepared.schema[c] for c in SCORING_COLUMNS if c in prepared.columns]
         kernel = _Kernel(
             self,
             "final",
@@ -838,7 +849,14 @@ class _Plan:
         # rank (`kamml.allocation.tiers.assign_tiers`); NaN read as -inf above
         tier = F.when((F.col("stake") > 0) & (value > 0), tier).otherwise(F.lit(pairs[-1][0]))
         days = F.lit(self.horizon_days).cast("long")  # null when not known, as in memory
-        table = ordered.withColumn("tier", tier).withColumn(HORIZON_COLUMN, days).select(*ALLOCATION_COLUMNS)
+        table = ordered.withColumn("tier", tier).withColumn(HORIZON_COLUMN, days)
+        for column, kind in (
+            ("cutoff", "timestamp_ntz"),
+            ("model_uri", "string"),
+        ):  # typed nulls, as in memory
+            if column not in table.columns:
+                table = table.withColumn(column, F.lit(None).cast(kind))
+        table = table.select(*ALLOCATION_COLUMNS)
         used = float(sum(float(r["h"] or 0.0) for r in counts))
         total = float(sum(float(r["g"] or 0.0) for r in counts))
         free = float(sum(float(r["gf"] or 0.0) for r in counts))
@@ -859,6 +877,7 @@ class _Plan:
             "n_active": int(sum(int(r["a"] or 0) for r in counts)),
             "tiers": [name for name, _ in pairs],  # best first, as `kamml.allocate` names them
             HORIZON_COLUMN: self.horizon_days,
+            **scoring_summary(self.scoring),
         }
         return table, summary
 
@@ -1152,6 +1171,7 @@ class _Kernel:
                 "gain_free": gain_free,
                 "active": active,
                 "clv": batch["clv"].to_numpy(dtype=float),  # for tier_by: clv
+                **{c: batch[c].array for c in SCORING_COLUMNS if c in batch},  # the scoring, as given
             }
         )
 
@@ -1530,10 +1550,11 @@ def _order_stats(frame: DataFrame, column: str, ranks: Sequence[int], n: int) ->
     return out
 
 
-def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | None]:
+def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | None, dict[str, Any]]:
     """`kamml.allocation.check_scores`' rules as one aggregate pass (and a look-up per broken rule).
 
-    Returns the number of rows and the scores' horizon in days (None without a horizon_days column);
+    Returns the number of rows, the scores' horizon in days (None without a horizon_days column) and the
+    value of each of `SCORING_COLUMNS` that every row holds (none for a column with several, or a null);
     raises SchemaError listing every broken rule, one horizon per table included.
     """
     from pyspark.sql import functions as F  # noqa: N812
@@ -1590,6 +1611,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         aggs += [
             F.min(F.col(c).cast("string")).alias(f"{c}_low"),
             F.max(F.col(c).cast("string")).alias(f"{c}_high"),
+            F.count(F.col(c)).alias(f"{c}_n"),
+            F.first(F.col(c), ignorenulls=True).alias(f"{c}_one"),
         ]
     row = frame.agg(*aggs).collect()[0]
     for i, (column, rule, cond) in enumerate(rules):
@@ -1621,7 +1644,12 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
             text = F.col(c).cast("string")
             counts = frame.filter(text.isNotNull()).groupBy(text.alias("v")).count().limit(1000).collect()
             warn_mixed_scorings(c, {r["v"]: int(r["count"]) for r in counts})
-    return int(row["n"]), found
+    one = {
+        c: row[f"{c}_one"]
+        for c in scorings
+        if row[f"{c}_low"] == row[f"{c}_high"] and row[f"{c}_n"] == row["n"]
+    }
+    return int(row["n"]), found, one
 
 
 # -------------------------------------------------------------------------------------------- helpers

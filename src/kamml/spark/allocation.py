@@ -850,10 +850,7 @@ class _Plan:
         tier = F.when((F.col("stake") > 0) & (value > 0), tier).otherwise(F.lit(pairs[-1][0]))
         days = F.lit(self.horizon_days).cast("long")  # null when not known, as in memory
         table = ordered.withColumn("tier", tier).withColumn(HORIZON_COLUMN, days)
-        for column, kind in (
-            ("cutoff", "timestamp_ntz"),
-            ("model_uri", "string"),
-        ):  # typed nulls, as in memory
+        for column, kind in _SCORING_TYPES.items():  # scores without the column: typed nulls, as in memory
             if column not in table.columns:
                 table = table.withColumn(column, F.lit(None).cast(kind))
         table = table.select(*ALLOCATION_COLUMNS)
@@ -1658,6 +1655,10 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
 _NUMBER_KINDS = frozenset(
     {"double", "float", "integer", "long", "short", "byte", "decimal", "string", "void"}
 )
+
+
+#: Spark types of the table's scoring columns for scores without them (`score_spark` writes these types).
+_SCORING_TYPES = {"cutoff": "timestamp_ntz", "model_uri": "string"}
 
 
 def _nested(frame: DataFrame, column: str) -> bool:

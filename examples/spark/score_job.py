@@ -57,11 +57,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     scores = score_spark(args.model, data, cutoff, f"{out}/scores", config, explain_top=args.explain_top)
     plan = allocate_spark(scores, args.hours, config, f"{out}/allocation")
     summary = {
+        **plan.summary,  # its cutoff is the scores' one: this job's
         "master": spark.sparkContext.master,
         "scores": scores,
         "allocation": plan.path,
         "cutoff": str(cutoff.date()),
-        **plan.summary,
     }
     print(json.dumps(summary, indent=1, default=str))
     return summary

@@ -1480,7 +1480,7 @@ def test_example_job_runs_under_spark_submit(trained, world_path, tmp_path):
     assert_scores_equal(duck, scores)
     alloc_cfg = AllocationConfig(hours=300.0, floor_hours=0.25, cap_hours=20.0)
     expected = allocate(duck, None, alloc_cfg)
-    plan = {k: v for k, v in summary.items() if k not in ("master", "scores", "allocation", "cutoff")}
+    plan = {k: v for k, v in summary.items() if k not in ("master", "scores", "allocation")}
     assert_allocation_equal(expected, read_parts(tmp_path / "out" / "allocation"), plan)
 
 

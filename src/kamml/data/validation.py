@@ -384,7 +384,7 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
     # a CRM's "Account ID" or "AccountId": names match ignoring case only, so say which mapping reads it;
     # two such columns are both named (no guessing between them, as `_spelled_otherwise`)
     alike = [clean_name(c) for c in columns if _squeezed(c) == _squeezed(name)] if user == name else []
-    settings = " or ".join(f"data.columns: {{{raw.name}: {{{name}: {json.dumps(c)}}}}}" for c in alike)
+    settings = " or ".join(_mapping(raw.name, name, c) for c in alike)
     if len(alike) == 1:
         rule += f"; '{alike[0]}' looks like it: rename it, or set {settings} in the config"
     elif alike:
@@ -392,6 +392,11 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
         every = "both" if len(alike) == 2 else "all"
         rule += f"; {named} {every} look like it: rename the one holding it, or set {settings} in the config"
     return Problem(raw.name, user, rule)
+
+
+def _mapping(table: str, name: str, header: str) -> str:
+    """The config setting that reads the column `header` of `table` as kamml's column `name`."""
+    return f"data.columns: {{{table}: {{{name}: {json.dumps(header)}}}}}"
 
 
 def _spelled_otherwise(
@@ -412,7 +417,7 @@ def _spelled_otherwise(
         if len(alike) != 1:  # none, or two candidates: no guessing between them
             continue
         header = clean_name(alike[0])
-        setting = f"data.columns: {{{raw.name}: {{{cspec.name}: {json.dumps(header)}}}}}"
+        setting = _mapping(raw.name, cspec.name, header)
         rule = (
             f"looks like kamml's optional column {cspec.name} ({cspec.description}) written another way, "
             f"so it is not read as {cspec.name}: rename it, or set {setting} in the config"

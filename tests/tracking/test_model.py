@@ -256,6 +256,29 @@ def test_no_rows_indexed_by_account_id_answer_with_the_account_id_column_as_one_
 
 
 @pytest.mark.slow
+def test_no_rows_answer_with_the_types_and_index_of_an_answer_with_rows(trained):
+    """An empty answer was all object columns on a fresh index: a batch's empty chunk concatenated with
+    the others made ``horizon_days`` and the ids object (pandas warns clv will follow), unlike the
+    signature's double and long."""
+    import mlflow
+
+    _, _, result = trained
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    rows = model_input(result.features.head(3))
+    rows.index = rows.index + 100
+    full = model.predict(rows)
+    for ids in ("int32", "string"):
+        chunk = rows.astype({"account_id": ids})
+        empty = model.predict(chunk.iloc[:0])
+        assert empty.dtypes.to_dict() == model.predict(chunk).dtypes.to_dict()
+        assert empty.index.dtype == rows.index.dtype
+    indexed = model.predict(result.features.head(0))  # ids from the index, as build_features gives
+    assert indexed.dtypes.to_dict() == model.predict(result.features.head(1)).dtypes.to_dict()
+    joined = pd.concat([model.predict(rows.iloc[:0]), full])
+    assert joined.dtypes.to_dict() == full.dtypes.to_dict()
+
+
+@pytest.mark.slow
 def test_the_answer_keeps_the_rows_index_so_a_column_assigned_back_lands_on_its_account(trained):
     """A fresh 0..n-1 index put every account's clv on the next account of a frame indexed by
     account_id, and on other rows or NaN of a filtered frame (a CRM audit)."""

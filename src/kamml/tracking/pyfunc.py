@@ -38,18 +38,18 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     """
     frame = as_frame(rows)
     check_unique_columns(frame)  # before an empty frame's answer: refused however many rows
-    if len(frame) == 0:  # nothing to score, however it was sent
-        # ids from a column or the index, as for rows: an empty segment's answer has the columns of any
-        named = ["account_id"] if "account_id" in (*frame.columns, *frame.index.names) else []
-        return pd.DataFrame(columns=[*named, *OUTPUT_COLUMNS])
     ids = None
     if "account_id" in frame.columns:
         ids = frame["account_id"].to_numpy()
     elif "account_id" in frame.index.names:  # the index, or one level of a MultiIndex
         ids = frame.index.get_level_values("account_id").to_numpy()
-    if ids is not None:
-        _check_ids(ids)
-    columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)
+    if len(frame) == 0:  # nothing to score, however it was sent
+        # ids from a column or the index, as for rows: an empty segment's answer has the columns of any
+        columns = _empty_answer()
+    else:
+        if ids is not None:
+            _check_ids(ids)
+        columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)
     if ids is not None:
         columns = {"account_id": ids, **columns}
     index = _answer_index(frame.index, columns)
@@ -59,6 +59,16 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     # consolidated blocks was ~0.1 ms of a one-row request); the same frame to every reader
     owned = {name: v.copy() if isinstance(v, np.ndarray) else v for name, v in columns.items()}
     return pd.DataFrame(owned, index=index, copy=False)
+
+
+def _empty_answer() -> dict[str, np.ndarray]:
+    """The prediction columns of no rows, typed as rows' answers are (floats, text, whole days).
+
+    Untyped (all object), a batch's empty chunk made ``horizon_days`` and the ids object when
+    concatenated with the others, against the signature's double and long.
+    """
+    empty = {name: np.empty(0, dtype=np.float64) for name in OUTPUT_COLUMNS}
+    return {**empty, "drivers": np.empty(0, dtype=object), "horizon_days": np.empty(0, dtype=np.int64)}
 
 
 def _answer_index(index: pd.Index, columns: Mapping[str, Any]) -> pd.Index:

@@ -138,6 +138,14 @@ class FeatureMismatchError(ModelError):
                 f"{' ...' if len(cased) > 10 else ''} (the accounts' attribute columns keep their "
                 "headers' case: rename them as at training)"
             )
+        # a CRM export's or CSV header with a space ('recency '): refused as if the column were not sent
+        spaced_names = {str(c).strip().lower(): str(c) for c in present if str(c) != str(c).strip()}
+        spaced = [f"{spaced_names[m.lower()]!r} for {m}" for m in self.missing if m.lower() in spaced_names]
+        if spaced:
+            message += (
+                f"; present with spaces around the name: {', '.join(spaced[:10])}"
+                f"{' ...' if len(spaced) > 10 else ''} (strip the column names)"
+            )
         super().__init__(message)
 
 

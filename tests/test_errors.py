@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from kamml.errors import FeatureMismatchError
+
+
+def test_a_missing_column_present_with_spaces_around_its_name_is_named():
+    """A CRM export's header ' recency' or 'T ' was refused as if the column were not sent at all."""
+    error = FeatureMismatchError(["recency", "T", "spend_90d"], present=[" recency", "T ", "x"])
+    assert "present with spaces around the name: ' recency' for recency, 'T ' for T" in str(error)
+    assert "spend_90d" in str(error)
+    assert "case of letters" not in str(error)
+    cased = FeatureMismatchError(["attr_size"], present=["attr_SIZE "])
+    assert "present with spaces around the name: 'attr_SIZE ' for attr_size" in str(cased)

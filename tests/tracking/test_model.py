@@ -656,3 +656,24 @@ def test_one_row_as_mlflows_inputs_dict_of_zero_d_arrays_reads_as_plain_values()
     assert isinstance(frame["attr_industry"].iloc[0], str)
     assert frame["spend_90d"].dtype == float
     assert frame["account_id"].dtype == np.int64
+
+
+def test_a_rest_request_body_given_to_predict_in_python_is_a_named_error():
+    """``predict(json.load(serving_input_example.json))`` was read as one row with a column
+    "dataframe_split", refused as 55 missing columns."""
+    from kamml.tracking.pyfunc import as_frame
+
+    rows = {"account_id": [1], "recency": [2.0]}
+    bodies = (
+        {"dataframe_split": {"columns": list(rows), "data": [[1, 2.0]]}},
+        {"dataframe_records": [{"account_id": 1, "recency": 2.0}], "params": {"top_drivers": 1}},
+        {"inputs": rows},
+        {"instances": [{"account_id": 1}]},
+    )
+    for body in bodies:
+        key = next(iter(body))
+        with pytest.raises(ModelError, match=f"a REST request's body \\({key}\\)"):
+            as_frame(body)
+    pd.testing.assert_frame_equal(
+        as_frame({"inputs": 1.0, "recency": 2.0}), pd.DataFrame([{"inputs": 1.0, "recency": 2.0}])
+    )

@@ -95,6 +95,7 @@ def as_frame(rows: Any) -> pd.DataFrame:
     if isinstance(rows, pd.Series):  # one row, e.g. frame.iloc[i]; its name is not read as an id
         return pd.DataFrame([rows.to_dict()])
     if isinstance(rows, Mapping):
+        _refuse_request_body(rows)
         columns = bool(rows) and all(
             pd.api.types.is_list_like(v) and not isinstance(v, Mapping) for v in rows.values()
         )
@@ -110,6 +111,25 @@ def as_frame(rows: Any) -> pd.DataFrame:
         return pd.DataFrame(rows)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"cannot read the feature rows as a table ({exc}); pass a pandas DataFrame") from exc
+
+
+#: The keys of a body MLflow's server takes at /invocations (the rows under one, beside ``params``).
+_REQUEST_KEYS = frozenset({"dataframe_split", "dataframe_records", "inputs", "instances"})
+
+
+def _refuse_request_body(rows: Mapping[Any, Any]) -> None:
+    """A named `ModelError` for a REST request's body given to `predict` in Python.
+
+    ``predict(json.load(open("serving_input_example.json")))`` read the body as one row with a column
+    ``dataframe_split`` and was refused as 55 missing columns; its ``params`` would be dropped unread.
+    """
+    keys = set(rows)
+    formats = sorted(keys & _REQUEST_KEYS)
+    if formats and keys <= _REQUEST_KEYS | {"params"}:
+        raise ModelError(
+            f"the feature rows are a REST request's body ({', '.join(formats)}): in Python pass the rows "
+            "themselves (a DataFrame, or a list of row dicts) and params=... as predict's argument"
+        )
 
 
 def _scalar(value: Any) -> Any:

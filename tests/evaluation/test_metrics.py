@@ -375,3 +375,15 @@ def test_a_tied_blocks_quantile_bin_has_its_probability_for_edges():
     for _, row in table.iterrows():  # every bin's accounts lie between its edges
         inside = [v for v in p if row["p_low"] <= v <= row["p_high"]]
         assert len(inside) >= row["n"]
+
+
+def test_the_forecasts_size_changes_neither_the_gini_nor_the_capture():
+    """Both inputs were scaled by the larger one's power of two: actuals of 1e-30 beside forecasts of
+    1e300 underflowed to 0 (Gini and capture NaN), and forecasts of 1e-300 beside one of 1e308 became a
+    tie (Gini -0.75 for -0.5): only the forecast's order counts (a metrics audit)."""
+    y = [1e-30, 2e-30, 0.0, 3e-30]
+    assert normalized_gini(y, [1e300, 2e300, 3e300, 4e300]) == normalized_gini(y, [1, 2, 3, 4])
+    assert normalized_gini(y, [1, 2, 3, 4]) == pytest.approx(0.4)
+    assert top_capture(y, [1e300, 2e300, 3e300, 4e300], 0.5) == pytest.approx(0.5)
+    assert normalized_gini([0, 1, 2], [1e308, 1e-300, 2e-300]) == pytest.approx(-0.5)
+    assert top_capture([0, 1, 2], [1e308, 1e-300, 2e-300], 2 / 3) == pytest.approx(2 / 3)

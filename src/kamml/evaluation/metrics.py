@@ -131,6 +131,16 @@ def _unit_pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[FloatArray, FloatA
     return a, b
 
 
+def _ranked_pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """`_pair` with the actuals in their own unit (`_unit_scaled`) and the forecast as it is.
+
+    For the metrics that use the forecast only for its order: scaled by the forecast's size too, actuals
+    of 1e-30 beside forecasts of 1e300 underflowed to 0, and forecasts of 1e-300 beside 1e308 to a tie.
+    """
+    a, b = _pair(y_true, y_pred)
+    return _unit_scaled(a, np.zeros(1))[0], b
+
+
 def _zero_below(a: FloatArray) -> float:
     """The size under which a sum of `a`'s values is 0 to rounding (n x machine epsilon x sum of |a|).
 
@@ -201,7 +211,7 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     >>> round(normalized_gini([1, 0, 0, 0], [1, 1, 0, 0]), 4)
     0.6667
     """
-    a, b = _unit_pair(y_true, y_pred)
+    a, b = _ranked_pair(y_true, y_pred)
     if a.size == 0 or np.all(a == a[0]):  # nothing to rank
         return math.nan
     best = _gini(a, a)
@@ -231,7 +241,7 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> flo
     """
     if not 0 < share <= 1:
         raise ValueError(f"share must be in (0, 1], got {share}")
-    a, b = _unit_pair(y_true, y_pred)
+    a, b = _ranked_pair(y_true, y_pred)
     cumulative = _expected_cumulative(a, b)
     captured = float(np.interp(share * a.size, np.arange(a.size + 1), cumulative))
     return _ratio(captured, float(a.sum()), _zero_below(a))

@@ -387,3 +387,14 @@ def test_the_forecasts_size_changes_neither_the_gini_nor_the_capture():
     assert top_capture(y, [1e300, 2e300, 3e300, 4e300], 0.5) == pytest.approx(0.5)
     assert normalized_gini([0, 1, 2], [1e308, 1e-300, 2e-300]) == pytest.approx(-0.5)
     assert top_capture([0, 1, 2], [1e308, 1e-300, 2e-300], 2 / 3) == pytest.approx(2 / 3)
+
+
+def test_rmse_and_mae_measure_errors_in_the_errors_unit():
+    """An error past the float range (1.5e308 against -1.5e308) made RMSE inf where it is 3e307, and
+    MAE in units of the largest value lost a 1e-20 error beside equal values of 1e300 (a metrics audit)."""
+    y, p = [1.5e308] + [0.0] * 99, [-1.5e308] + [0.0] * 99
+    assert rmse(y, p) == pytest.approx(3e307)
+    assert mae(y, p) == pytest.approx(3e306)
+    assert mae([1e300, 1e-20], [1e300, 2e-20]) == pytest.approx(5e-21, rel=1e-12)
+    assert rmse([1e300, 1e-20], [1e300, 2e-20]) == pytest.approx(1e-20 / math.sqrt(2), rel=1e-12)
+    assert mae([0.0], [5e-324]) == rmse([0.0], [5e-324]) == 5e-324

@@ -398,3 +398,15 @@ def test_rmse_and_mae_measure_errors_in_the_errors_unit():
     assert mae([1e300, 1e-20], [1e300, 2e-20]) == pytest.approx(5e-21, rel=1e-12)
     assert rmse([1e300, 1e-20], [1e300, 2e-20]) == pytest.approx(1e-20 / math.sqrt(2), rel=1e-12)
     assert mae([0.0], [5e-324]) == rmse([0.0], [5e-324]) == 5e-324
+
+
+def test_decile_figures_at_the_ends_of_the_float_range():
+    """decile_table summed values of 1e308 unscaled: every actual total read 0.0 and the predicted ones
+    inf or NaN; decile MAPE dropped an infinite percentage error as if the decile bought nothing and
+    read NaN (a metrics audit)."""
+    table = decile_table([1e308] * 10, [1e308] * 10)
+    for column in ("actual_total", "predicted_total", "actual_mean"):  # differences of cumulative sums
+        assert table[column].tolist() == pytest.approx([1e308] * 10, rel=1e-12)
+    assert table["ape"].tolist() == pytest.approx([0.0] * 10, abs=1e-12)
+    assert table["cumulative_actual_share"].iloc[-1] == pytest.approx(1.0)
+    assert decile_mape([1e-20] * 10, [1e300] * 10) == math.inf

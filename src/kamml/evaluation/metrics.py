@@ -301,7 +301,11 @@ def decile_table(y_true: ArrayLike, y_pred: ArrayLike) -> pd.DataFrame:
         ``actual_mean``, ``ape`` (|predicted - actual| / actual, NaN when actual is 0), ``actual_share``
         (of the overall actual total) and ``cumulative_actual_share``.
     """
-    return _deciles(*_pair(y_true, y_pred))
+    a, b, exponent = _unit_scaled(*_pair(y_true, y_pred))  # summed unscaled, 1e308s read inf and NaN
+    table = _deciles(a, b)
+    for column in ("predicted_total", "actual_total", "predicted_mean", "actual_mean"):
+        table[column] = np.ldexp(table[column].to_numpy(), exponent)
+    return table
 
 
 def _deciles(a: FloatArray, b: FloatArray) -> pd.DataFrame:
@@ -316,7 +320,7 @@ def _deciles(a: FloatArray, b: FloatArray) -> pd.DataFrame:
     total = float(a.sum())
     zero = _zero_below(a)  # a decile netting to 0 is 0 to rounding, not -9e-13
     actual = np.where(np.abs(actual) > zero, actual, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ape = np.where(actual != 0, np.abs(predicted - actual) / np.abs(actual), np.nan)
         share = actual / total if abs(total) > zero else np.full(10, np.nan)
     table = pd.DataFrame(
@@ -342,7 +346,7 @@ def decile_mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     out of the mean. NaN when every decile's actual total is 0.
     """
     ape = _deciles(*_unit_pair(y_true, y_pred))["ape"].to_numpy()
-    ape = ape[np.isfinite(ape)]
+    ape = ape[~np.isnan(ape)]  # an error past the float range is inf, not a decile that bought nothing
     return float(ape.mean()) if ape.size else math.nan
 
 

@@ -410,3 +410,22 @@ def test_decile_figures_at_the_ends_of_the_float_range():
     assert table["ape"].tolist() == pytest.approx([0.0] * 10, abs=1e-12)
     assert table["cumulative_actual_share"].iloc[-1] == pytest.approx(1.0)
     assert decile_mape([1e-20] * 10, [1e300] * 10) == math.inf
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "match"),
+    [
+        (pd.Series(pd.to_timedelta([1, 2], unit="D")), [0.0, 0.0], "y_true holds timedelta64"),
+        ([1.0, 2.0], pd.Series(pd.to_datetime(["2024-01-01", "2024-02-01"])), "y_pred holds datetime64"),
+        ([1.0, 2.0], np.array([1 + 1j, 2]), "y_pred holds complex"),
+        ([np.datetime64("2024-01-01"), np.datetime64("2024-02-01")], [0.0, 0.0], "y_true holds datetime64"),
+        (np.array([1.0, pd.NA], dtype=object), [1.0, 2.0], "y_true must hold numbers"),
+        ([1.0, 2.0], ["a", "b"], "y_pred must hold numbers"),
+    ],
+)
+def test_inputs_that_are_not_numbers_are_refused_by_name(y, p, match: str) -> None:
+    """A timedelta read as nanoseconds (an MAE of 1.3e14), a datetime as nanoseconds since 1970 and a
+    complex number as its real part; pd.NA in an object column raised a TypeError naming neither
+    input (a metrics audit)."""
+    with pytest.raises(ValueError, match=match):
+        value_metrics(y, p)

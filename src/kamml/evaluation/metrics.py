@@ -89,6 +89,23 @@ def _aligned(y_true: pd.Series, y_pred: pd.Series, pred_name: str) -> pd.Series:
     return y_pred.reindex(y_true.index)
 
 
+def _floats(values: ArrayLike, name: str) -> FloatArray:
+    """`values` as a float array, or a ValueError naming `name` when they are not numbers.
+
+    numpy reads a timedelta or a datetime as nanoseconds and a complex number as its real part: a
+    wrong column passed as a forecast gave a number rather than an error (a metrics audit).
+    """
+    if getattr(values, "dtype", None) is None:  # a list: of numpy datetimes, it read as days since 1970
+        values = np.asarray(values)
+    dtype = getattr(values, "dtype", None)
+    if getattr(dtype, "kind", None) in ("M", "m", "c"):
+        raise ValueError(f"{name} holds {dtype} values, not numbers: pass the amounts or probabilities")
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must hold numbers ({error})") from None
+
+
 def _pair(y_true: ArrayLike, y_pred: ArrayLike, pred_name: str = "y_pred") -> tuple[FloatArray, FloatArray]:
     """Both inputs as finite 1-D float arrays of one non-zero length, or a ValueError naming the problem.
 
@@ -100,8 +117,8 @@ def _pair(y_true: ArrayLike, y_pred: ArrayLike, pred_name: str = "y_pred") -> tu
         and not y_true.index.equals(y_pred.index)
     ):
         y_pred = _aligned(y_true, y_pred, pred_name)
-    a = np.asarray(y_true, dtype=np.float64)
-    b = np.asarray(y_pred, dtype=np.float64)
+    a = _floats(y_true, "y_true")
+    b = _floats(y_pred, pred_name)
     if a.ndim != 1 or b.ndim != 1:
         raise ValueError(f"y_true and {pred_name} must be 1-D, got shapes {a.shape} and {b.shape}")
     if a.shape != b.shape:

@@ -416,8 +416,10 @@ def churn_metrics(y_true: ArrayLike, p: ArrayLike) -> dict[str, float]:
     """Discrimination and calibration of churn probabilities.
 
     Keys: ``roc_auc`` (ties count one half), ``pr_auc`` (average precision), ``brier`` (mean squared
-    error of the probability), ``log_loss`` and ``base_rate`` (share of churned accounts). ROC and PR AUC
-    are NaN when only one outcome occurs.
+    error of the probability), ``log_loss`` (probabilities clipped to [1e-15, 1 - 1e-15] first, so a
+    certain wrong answer costs about 34.5, not infinity; scikit-learn now clips at machine epsilon
+    instead, so its figure for p exactly 0 or 1 differs) and ``base_rate`` (share of churned accounts).
+    ROC and PR AUC are NaN when only one outcome occurs.
     """
     a, b = _binary(y_true, p)
     both = 0 < a.sum() < a.size

@@ -187,6 +187,19 @@ def test_counts_that_are_not_whole_numbers_are_config_errors(kwargs, says):
     synthetic.generate(np.int64(3), seed=1, years=0.5, n_reps=np.int64(1))  # numpy's whole numbers pass
 
 
+def test_a_numpy_seed_makes_a_world_that_writes_and_a_bool_seed_is_refused(tmp_path):
+    """np.int64(3) passed as a seed, but `World.write` then failed on json ("int64 is not JSON
+    serializable") after writing every table but the transactions; True was taken as seed 1."""
+    world = synthetic.generate(20, seed=np.int64(3), years=0.5)
+    assert type(world.seed) is int
+    world.write(tmp_path / "w")
+    assert synthetic.read_world(tmp_path / "w").seed == 3
+    with pytest.raises(
+        ConfigError, match=r"seed \(data.generate.seed\) must be a whole number >= 0, got True"
+    ):
+        synthetic.generate(20, seed=True, years=0.5)
+
+
 def test_dates_or_horizons_beyond_pandas_range_are_config_errors(small):
     """They were pandas' OutOfBoundsDatetime or OutOfBoundsTimedelta; a horizon of 0 or less gave
     `served_probability` a k of 0 or negative chances."""

@@ -535,8 +535,9 @@ def generate(
     months = round(12 * years)
     if months < 1:
         raise ConfigError(f"years (data.generate.years) must cover at least one month, got {years}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed (data.generate.seed) must be a whole number >= 0, got {seed}")
+    if not _whole(seed) or seed < 0:  # True was seed 1
+        raise ConfigError(f"seed (data.generate.seed) must be a whole number >= 0, got {seed!r}")
+    seed = int(seed)  # np.int64 made `World.write` fail on JSON after writing most of the tables
     if n_reps is None:
         n_reps = int(np.clip(round(n_accounts / 500), 2, 200))
     if not _count(n_reps):
@@ -579,9 +580,14 @@ MAX_HORIZON_DAYS = 36_525
 """Longest horizon in days (100 years, as `generate`'s years): 10**6 days ran past pandas' dates."""
 
 
+def _whole(value: Any) -> bool:
+    """Whether `value` is a whole number (a Python or numpy int, not a bool)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
 def _count(value: Any) -> bool:
     """Whether `value` is a whole number >= 1 (a Python or numpy int, not a bool)."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool) and bool(value >= 1)
+    return _whole(value) and bool(value >= 1)
 
 
 def _check_horizon(horizon_days: int) -> int:

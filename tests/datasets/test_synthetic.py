@@ -200,6 +200,21 @@ def test_a_numpy_seed_makes_a_world_that_writes_and_a_bool_seed_is_refused(tmp_p
         synthetic.generate(20, seed=True, years=0.5)
 
 
+@pytest.mark.parametrize(
+    ("start", "says"),
+    [
+        (None, r"start must be a date \(YYYY-MM-DD\), got None"),
+        ("notadate", r"start must be a date \(YYYY-MM-DD\), got 'notadate'"),
+        ("2023-01-01T00:00+02:00", r"start must be timezone-naive, got '2023-01-01T00:00\+02:00'"),
+    ],
+)
+def test_a_start_that_is_no_date_is_a_config_error_saying_so(start, says):
+    """None was an AttributeError ('NaTType' object has no attribute 'normalize'); a string that is no
+    date or has a time zone was said to leave "the dates pandas can hold"."""
+    with pytest.raises(ConfigError, match=says):
+        synthetic.generate(5, start=start)
+
+
 def test_dates_or_horizons_beyond_pandas_range_are_config_errors(small):
     """They were pandas' OutOfBoundsDatetime or OutOfBoundsTimedelta; a horizon of 0 or less gave
     `served_probability` a k of 0 or negative chances."""

@@ -525,7 +525,8 @@ def generate(
     Raises
     ------
     ConfigError
-        If a size, length or count is not positive, or the dates leave pandas' range (1677 .. 2262).
+        If a size, length or count is not positive, the seed not a whole number >= 0, `start` not a
+        timezone-naive date, or the dates leave pandas' range (1677 .. 2262).
     """
     params = params or WorldParams()
     if not _count(n_accounts):  # 10.5 was numpy's TypeError, True a world of one account
@@ -544,9 +545,15 @@ def generate(
         raise ConfigError(f"n_reps must be a whole number >= 1, got {n_reps!r}")
     horizon_days = _check_horizon(horizon_days)
     try:
-        t_start = pd.Timestamp(start)
-        if t_start.tzinfo is not None:
-            raise ConfigError("start must be timezone-naive")
+        t_start = pd.Timestamp(start)  # None is NaT
+        parsed = t_start is not pd.NaT
+    except (TypeError, ValueError):  # not "leaves the dates pandas can hold"
+        parsed = False
+    if not parsed:
+        raise ConfigError(f"start must be a date (YYYY-MM-DD), got {start!r}")
+    if t_start.tzinfo is not None:
+        raise ConfigError(f"start must be timezone-naive, got {start!r}")
+    try:
         t_start = t_start.normalize()
         t_end = t_start + pd.DateOffset(months=months)
         (t_end + pd.Timedelta(days=horizon_days)).as_unit("ns")  # the truth's horizon in pandas' dates

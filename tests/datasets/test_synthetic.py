@@ -215,6 +215,18 @@ def test_a_start_that_is_no_date_is_a_config_error_saying_so(start, says):
         synthetic.generate(5, start=start)
 
 
+def test_a_horizon_that_is_no_number_is_a_config_error(small):
+    """None was int()'s TypeError, NaN its ValueError, True a horizon of 1 day; "30" was refused with a
+    message showing 30, as if the number were bad."""
+    for days in (None, "30", [30], float("nan"), float("inf"), True):
+        with pytest.raises(
+            ConfigError, match=r"horizon_days must be a whole number of days from 1 to 36,525, got"
+        ):
+            synthetic.generate(5, horizon_days=days)
+        with pytest.raises(ConfigError, match="horizon_days must be"):
+            small.expected_value(days)
+
+
 def test_dates_or_horizons_beyond_pandas_range_are_config_errors(small):
     """They were pandas' OutOfBoundsDatetime or OutOfBoundsTimedelta; a horizon of 0 or less gave
     `served_probability` a k of 0 or negative chances."""

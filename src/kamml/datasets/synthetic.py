@@ -598,10 +598,14 @@ def _count(value: Any) -> bool:
 
 
 def _check_horizon(horizon_days: int) -> int:
-    """A positive whole number of days, up to `MAX_HORIZON_DAYS`."""
-    if int(horizon_days) != horizon_days or not 1 <= horizon_days <= MAX_HORIZON_DAYS:
+    """A positive whole number of days, up to `MAX_HORIZON_DAYS` (180.0 from JSON too, not "180")."""
+    number = isinstance(horizon_days, int | float | np.integer | np.floating) and not isinstance(
+        horizon_days, bool
+    )  # None was int()'s TypeError, NaN its ValueError, "30" refused as "got 30"
+    if not (number and 1 <= horizon_days <= MAX_HORIZON_DAYS and horizon_days == int(horizon_days)):
         raise ConfigError(
-            f"horizon_days must be a whole number of days from 1 to {MAX_HORIZON_DAYS:,}, got {horizon_days}"
+            f"horizon_days must be a whole number of days from 1 to {MAX_HORIZON_DAYS:,}, "
+            f"got {horizon_days!r}"
         )
     return int(horizon_days)
 

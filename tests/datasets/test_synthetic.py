@@ -541,7 +541,7 @@ def test_write_and_read_round_trip(small, tmp_path):
         (lambda d: (d / "world.json").write_text("{not json"), r"world.json is damaged: not JSON"),
         (lambda d: (d / "world.json").write_text("[1]"), r"world.json is damaged: not a JSON object"),
         (lambda d: (d / "world.json").write_text('{"start": "2023"}'), r"lacks end, horizon_days, params"),
-        (lambda d: _edit_meta(d, horizon_days="x"), r"world.json is damaged: invalid literal"),
+        (lambda d: _edit_meta(d, horizon_days="x"), r"world.json is damaged: horizon_days must be.* got 'x'"),
         (lambda d: _edit_meta(d, horizon_days=0), r"world.json is damaged: horizon_days must be"),
         (lambda d: _edit_meta(d, end="soon"), r"world.json is damaged"),
         (lambda d: (d / "truth.parquet").write_bytes(b"PAR1xx"), r"truth.parquet cannot be read"),

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from kamml.datasets import synthetic
+from kamml.datasets import _synthetic_sim, synthetic
 from kamml.datasets._synthetic_params import WorldParams, draw_accounts
 from kamml.datasets._synthetic_sim import Calendar
 from kamml.datasets._synthetic_truth import new_account_curve, own_value, p_order
@@ -608,3 +608,12 @@ def test_world_parameters_at_the_edges_of_their_ranges_make_a_world():
     world = synthetic.generate(20, seed=3, years=0.5, params=params)
     assert world.truth["alive"].all()
     assert (world.stake_and_scale(180)["stake"] >= 0).all()
+
+
+def test_referrals_that_outgrow_the_book_are_a_config_error_not_a_hang(monkeypatch):
+    """An influence far above the dropout (each account referring more than one that lives on) made the
+    referral families grow without bound: 400 accounts over 2 years ran for minutes and gigabytes."""
+    monkeypatch.setattr(_synthetic_sim, "MAX_SIMULATED", 20_000)  # the test's own, quicker limit
+    params = WorldParams(influence_rate=0.05)
+    with pytest.raises(ConfigError, match=r"referrals outgrow the book: .* lower influence_rate"):
+        synthetic.generate(50, seed=1, years=2.0, params=params)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kamml.datasets._synthetic_params import AccountTraits, WorldParams, draw_accounts, draw_owners
+from kamml.errors import ConfigError
 
 __all__ = [
     "Calendar",
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400
 ACTIVITY_KINDS = ("call", "meeting", "demo", "email")
+#: Most accounts `simulate_history` simulates: this many per account kept, or `MAX_SIMULATED` if more.
+#: The default world simulates about 1.2 per account kept over 3 years and 12 over 100 years.
+SIMULATED_PER_KEPT = 20
+MAX_SIMULATED = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -392,6 +397,7 @@ def simulate_history(
         period_t = [span.event_t]
         while span.ref_idx.size:
             referrer = cur[span.ref_idx]
+            _check_growth(book.size + referrer.size, n_accounts, period, n_periods)
             ref_sec = to_seconds(span.ref_t, t_end)
             t_new = ref_sec / SECONDS_PER_DAY
             parent = _lookup(book, referrer)
@@ -422,6 +428,21 @@ def simulate_history(
         log.debug("period %d: %d accounts, %d served, %d events", period, book.size, z_ex.sum(), acc_p.size)
 
     return _finish(rng, p, book, n_accounts, n_init, t_end, period_breaks, ev_acc, ev_t, ref_parts, eff_parts)
+
+
+def _check_growth(simulated: int, n_accounts: int, period: int, n_periods: int) -> None:
+    """A ConfigError when the referral families grow past what the kept book needs (a hang, then no memory).
+
+    Referred accounts refer in turn: an influence far above the dropout hazard makes the families grow
+    without bound, and only `n_accounts` of them are kept in the end.
+    """
+    cap = max(SIMULATED_PER_KEPT * n_accounts, MAX_SIMULATED)
+    if simulated > cap:
+        raise ConfigError(
+            f"invalid synthetic world parameters: the referrals outgrow the book: {simulated:,} accounts "
+            f"simulated in period {period + 1} of {n_periods} for {n_accounts:,} kept (at most {cap:,}); "
+            "lower influence_rate or uplift_referral, raise dropout_rate, or simulate fewer years"
+        )
 
 
 def _lookup(book: _Book, idx: np.ndarray) -> dict[str, np.ndarray]:

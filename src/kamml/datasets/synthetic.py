@@ -526,7 +526,8 @@ def generate(
     ------
     ConfigError
         If a size, length or count is not positive, the seed not a whole number >= 0, `start` not a
-        timezone-naive date, or the dates leave pandas' range (1677 .. 2262).
+        timezone-naive date, the dates leave pandas' range (1677 .. 2262), or the parameters make the
+        referrals outgrow the book (more than 20 accounts simulated per account kept, and over 1M).
     """
     params = params or WorldParams()
     if not _count(n_accounts):  # 10.5 was numpy's TypeError, True a world of one account

@@ -707,6 +707,19 @@ def test_generate_years_out_of_range_names_the_range(tmp_path, years):
     assert not (tmp_path / "w").exists()
 
 
+def test_generate_refuses_years_that_run_past_today(tmp_path):
+    """``--years 100`` wrote a world up to 2123 that `kamml validate` and every job refused: its rows
+    after today are "in the future"."""
+    result = runner.invoke(
+        app, ["generate", "--accounts", "10", "--out", str(tmp_path / "w"), "--years", "100"]
+    )
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.replace("│", " ").split())
+    assert "100 years from 2023-01-01 end on 2123-01-01, after today" in said
+    assert "kamml refuses rows dated in the future" in said
+    assert not (tmp_path / "w").exists()
+
+
 def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path):
     """A Latin-1 comment raised UnicodeDecodeError: a traceback and exit 1."""
     cfg = tmp_path / "latin1.yaml"

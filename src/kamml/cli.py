@@ -27,7 +27,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from kamml import stopping
-from kamml.errors import DataError, KammlError, SchemaError
+from kamml.errors import ConfigError, DataError, KammlError, SchemaError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -419,9 +419,15 @@ def _refuse_a_world_there(out: Path, force: bool) -> None:
 
 
 def _years(value: float) -> float:
-    """`generate --years`: from 0.1 to 100 (click's range named the upper bound for ``nan``)."""
+    """`generate --years`: 0.1 to 100 ending by today (click's range named the upper bound for ``nan``)."""
     if not 0.1 <= value <= 100:
         raise typer.BadParameter(f"must be a number of years from 0.1 to 100, got {value:g}")
+    from kamml.datasets import synthetic
+
+    try:  # a world running past today was written, then refused by `kamml validate` and every job
+        synthetic.check_ends_by_today(value, "--years")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--years: ")) from None
     return value
 
 
@@ -435,7 +441,10 @@ def generate(
         path_opt("--out", "-o", text="Folder to write the Parquet tables into."),
     ] = Path("data/demo"),
     years: Annotated[
-        float, typer.Option(callback=_years, help="Years of history, from 0.1 to 100.", metavar="FLOAT")
+        float,
+        typer.Option(
+            callback=_years, help="Years of history from 2023-01-01, from 0.1 up to today.", metavar="FLOAT"
+        ),
     ] = 3.0,
     force: Annotated[
         bool, typer.Option("--force", help="Replace the tables of a world already in --out.", metavar=FLAG)

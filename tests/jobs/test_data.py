@@ -78,6 +78,19 @@ def test_a_users_transactions_in_any_case_or_format_are_read_not_generated_besid
     assert data.transactions.count().execute() == 2
 
 
+def test_generate_refuses_years_that_run_past_today_before_writing(tmp_path):
+    """``data.generate.years: 100`` wrote a world up to 2123, then the job refused its rows as "in the
+    future", and every later job read the same world and failed the same way."""
+    cfg = Config.from_dict(
+        {"data": {"path": str(tmp_path / "d"), "generate": {"accounts": 50, "years": 100}}}
+    )
+    with pytest.raises(
+        ConfigError, match=r"data.generate.years: 100 years from 2023-01-01 end on 2123-01-01"
+    ):
+        ensure_generated(cfg)
+    assert not (tmp_path / "d").exists()
+
+
 @pytest.mark.parametrize(
     "name", ["accounts.csv", "Accounts.parquet", "REFERRALS.tsv", "activities", "World.json"]
 )

@@ -118,13 +118,15 @@ from kamml.datasets._synthetic_truth import new_account_curve, own_value, p_aliv
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import atomic_path, write_parquet
 
-__all__ = ["TABLES", "World", "WorldParams", "generate", "read_world"]
+__all__ = ["START", "TABLES", "World", "WorldParams", "check_ends_by_today", "generate", "read_world"]
 
 log = logging.getLogger(__name__)
 
 #: The tables `World.write` writes, each as ``<name>.parquet``.
 TABLES = ("transactions", "accounts", "referrals", "activities", "truth", "effort")
 STAKE_PARTS = ("retention", "growth", "referral")
+#: First day of the history when `generate` is given no start (`kamml generate`, ``data.generate``).
+START = "2023-01-01"
 
 
 @dataclass(eq=False)
@@ -483,6 +485,24 @@ class World:
         )
 
 
+def check_ends_by_today(years: float, name: str) -> None:
+    """A ConfigError when `years` of history from `START` end after today (`name`: the setting).
+
+    kamml refuses rows dated after today, so such a world was written and then refused by
+    `kamml validate` and every job.
+    """
+    end = pd.Timestamp(START) + pd.DateOffset(months=round(12 * years))
+    tomorrow = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
+    if end > tomorrow:  # rows are before `end`; ones from tomorrow on are refused
+        first = pd.Timestamp(START)
+        months = (tomorrow.year - first.year) * 12 + tomorrow.month - first.month
+        raise ConfigError(
+            f"{name}: {years:g} years from {START} end on {end.date()}, after today "
+            f"({(tomorrow - pd.Timedelta(days=1)).date()}), and kamml refuses rows dated in the future: "
+            f"give at most {math.floor(months / 12 * 100) / 100:g} years ({months} months)"
+        )
+
+
 def read_world(path: str | Path) -> World:
     """Load a world written by `World.write`; same as `World.read`."""
     return World.read(path)
@@ -493,7 +513,7 @@ def generate(
     seed: int = 42,
     *,
     years: float = 3.0,
-    start: str | date = "2023-01-01",
+    start: str | date = START,
     n_reps: int | None = None,
     horizon_days: int = 180,
     params: WorldParams | None = None,

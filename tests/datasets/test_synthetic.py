@@ -617,3 +617,11 @@ def test_referrals_that_outgrow_the_book_are_a_config_error_not_a_hang(monkeypat
     params = WorldParams(influence_rate=0.05)
     with pytest.raises(ConfigError, match=r"referrals outgrow the book: .* lower influence_rate"):
         synthetic.generate(50, seed=1, years=2.0, params=params)
+
+
+def test_a_nan_hour_in_a_series_is_refused_like_one_in_an_array(small):
+    """A Series of hours holding NaN was filled with 0 (as an account it does not name), silently; the
+    same NaN in an array is refused."""
+    first = int(small.truth["account_id"].iloc[0])
+    with pytest.raises(InfeasibleError, match="hours must be finite and >= 0"):
+        small.true_gain(pd.Series({first: np.nan}), 90)

@@ -388,6 +388,9 @@ class World:
                 raise SchemaError([problem])
             if hours.index.has_duplicates:
                 raise SchemaError("hours: account_id appears more than once")
+            given = hours.to_numpy(dtype=float)
+            if not np.all(np.isfinite(given)):  # not filled with 0 as the accounts it does not name
+                raise InfeasibleError("hours must be finite and >= 0")
             h = hours.reindex(ids.to_numpy()).fillna(0.0).to_numpy(dtype=float)
         else:
             h = np.asarray(hours, dtype=float)

@@ -625,3 +625,18 @@ def test_a_nan_hour_in_a_series_is_refused_like_one_in_an_array(small):
     first = int(small.truth["account_id"].iloc[0])
     with pytest.raises(InfeasibleError, match="hours must be finite and >= 0"):
         small.true_gain(pd.Series({first: np.nan}), 90)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"n_runs": 2.5}, r"n_runs must be a whole number >= 1, got 2\.5"),
+        ({"n_runs": "2"}, r"n_runs must be a whole number >= 1, got '2'"),
+        ({"seed": -1}, r"seed must be a whole number >= 0, got -1"),
+        ({"seed": 1.5}, r"seed must be a whole number >= 0, got 1\.5"),
+    ],
+)
+def test_simulate_future_counts_and_seeds_are_config_errors(small, kwargs, says):
+    """They were numpy's or Python's TypeError / ValueError ("expected non-negative integer")."""
+    with pytest.raises(ConfigError, match=says):
+        small.simulate_future(30, **kwargs)

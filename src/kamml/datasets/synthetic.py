@@ -326,8 +326,10 @@ class World:
             run, account_id, value, referral_value, total: realised amounts per run and account.
         """
         horizon_days = _check_horizon(horizon_days)
-        if n_runs < 1:
-            raise ConfigError(f"n_runs must be >= 1, got {n_runs}")
+        if not _count(n_runs):  # 2.5 or "2" was a TypeError
+            raise ConfigError(f"n_runs must be a whole number >= 1, got {n_runs!r}")
+        if not (_whole(seed) and seed >= 0):  # -1 was numpy's ValueError, 1.5 its TypeError
+            raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
         t = self.truth
         prods = list(self.params.products)
         state = {

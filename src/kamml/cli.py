@@ -224,7 +224,6 @@ def _horizon_option(days: int | None) -> int | None:
     """``--horizon-days`` checked against the config's bound, said of the flag (it blamed the config file)."""
     if days is not None:
         from kamml.config import MAX_DAYS
-        from kamml.errors import ConfigError
 
         if days > MAX_DAYS:
             raise ConfigError(f"--horizon-days: at most {MAX_DAYS:,} days (a century), got {days:,}")

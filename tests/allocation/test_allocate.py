@@ -378,6 +378,27 @@ def test_a_column_repeated_in_a_scores_csv_is_refused(tmp_path):
         read_scores(path)
 
 
+@pytest.mark.parametrize("end", [",", ",,"])
+def test_trailing_commas_in_a_scores_csv_do_not_shift_its_columns(tmp_path, end):
+    """An allocation audit: rows ending in ',' (a CRM export) made pandas take account_id as the index,
+    so clv was read as the ids and p_churn was refused as missing."""
+    path = tmp_path / "s.csv"
+    path.write_text(f"account_id,clv,p_churn\n007,100,0.2{end}\n008,50,0.5{end}\n009,10,0.1\n")
+    read = read_scores(path)
+    assert read["account_id"].tolist() == ["007", "008", "009"]
+    assert read["clv"].tolist() == [100, 50, 10]
+    assert read["p_churn"].tolist() == [0.2, 0.5, 0.1]
+
+
+def test_a_scores_csv_row_with_more_values_than_its_header_is_refused(tmp_path):
+    """An allocation audit: a value more on every row shifted every column by one, and the plan was
+    written with clv as the account ids and exit 0."""
+    path = tmp_path / "s.csv"
+    path.write_text("account_id,clv,p_churn\n1,100,0.2,0.7\n2,50,0.5,0.3\n")
+    with pytest.raises(DataError, match=r"line 2 has 4 values but the header names 3 columns"):
+        read_scores(path)
+
+
 def test_spaces_around_csv_ids_are_the_exports(tmp_path):
     """An allocation audit: " 1" beside "1" was planned as a second account."""
     scores = make_scores(n=3)

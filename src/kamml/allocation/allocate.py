@@ -50,6 +50,7 @@ import datetime as dt
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -817,22 +818,46 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
     # round_trip: the numbers as written (pandas' faster parser moved the last digit of 1 in 4 clv values,
     # so a plan from the scores CSV differed from the plan from the same scores in Parquet)
     with source.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        header = next(csv.reader(handle), [])
+        header = next((row for row in csv.reader(handle) if row), [])  # pandas skips blank lines too
     _refuse_repeated_names(header)  # pandas renames a second clv to clv.1, and the first was planned on
     # pandas' missing texts for every column, less "NA" for the ids (`MISSING_TEXTS`)
     na_values = {
         name: sorted(MISSING_TEXTS if name in CSV_ID_COLUMNS else MISSING_TEXTS | {"NA"}) for name in header
     }
-    frame = pd.read_csv(
-        source,
-        dtype=dict.fromkeys(CSV_ID_COLUMNS, str),
-        float_precision="round_trip",
-        keep_default_na=False,
-        na_values=na_values,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        # index_col=False: a row with a value more than the header (a trailing ',') made pandas take the
+        # first column as the index, every column shifted by one (clv read as the ids)
+        frame = pd.read_csv(
+            source,
+            dtype=dict.fromkeys(CSV_ID_COLUMNS, str),
+            float_precision="round_trip",
+            keep_default_na=False,
+            na_values=na_values,
+            index_col=False,
+        )
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):  # pandas dropped values
+        _refuse_values_past_the_header(source, len(header))
     if "cutoff" in frame and frame["cutoff"].dtype == object:  # CSV keeps no type: dates read back as dates
         frame["cutoff"] = _dates_or_text(frame["cutoff"])
     return _ids_as_in_the_tables(frame)
+
+
+def _refuse_values_past_the_header(source: Path, n_columns: int) -> None:
+    """DataError naming the first line with a value beyond the header's columns; empty ones (',,') pass.
+
+    Read only when pandas warned that rows are longer than the header, so a large file is not read twice.
+    """
+    with source.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        rows = csv.reader(handle)
+        next((row for row in rows if row), None)  # the header
+        for row in rows:
+            if any(value.strip() for value in row[n_columns:]):
+                raise DataError(
+                    f"cannot read the scores file {source}: line {rows.line_num} has {len(row)} values but "
+                    f"the header names {n_columns} columns ({row[n_columns:][:3]!r} past the last); "
+                    "give every value a column name, or remove the values past the header"
+                )
 
 
 def _dates_or_text(texts: pd.Series) -> pd.Series:

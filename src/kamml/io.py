@@ -29,6 +29,7 @@ __all__ = [
     "check_output_dir",
     "check_output_path",
     "check_writable",
+    "clean_name",
     "common_folder",
     "hold_lock",
     "json_text",
@@ -445,6 +446,16 @@ FILE_MAGIC = {
     b"\x1f\x8b": "gzip-compressed",
     b"PK\x03\x04": "a zip file (an Excel .xlsx?)",
 }
+
+
+def clean_name(name: str) -> str:
+    """A column's name as matched: without invisible characters (a BOM, a zero-width space) or outer spaces.
+
+    The same for frames and files: pandas reading a CSV with a BOM as "utf-8" keeps it in the first name,
+    and a Parquet file saved from that frame was refused as missing a column its message listed (the BOM
+    invisible), where the frame itself was accepted.
+    """
+    return "".join(ch for ch in name if ch.isprintable()).strip()
 
 
 def binary_kind(path: Path) -> str | None:

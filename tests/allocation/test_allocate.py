@@ -399,6 +399,35 @@ def test_a_scores_csv_row_with_more_values_than_its_header_is_refused(tmp_path):
         read_scores(path)
 
 
+def test_scores_column_names_match_as_the_input_tables_do(tmp_path):
+    """An allocation audit: a BOM kept in a name ('\\ufeffaccount_id', a CSV read as utf-8 by another
+    tool), ' clv' after 'account_id, clv' and 'P_Churn' were refused as missing columns whose message
+    listed them (the BOM invisible); the input tables match names ignoring case, outer spaces and
+    invisible characters."""
+    scores = make_scores(n=5)
+    scores["account_id"] = [f"00{i}" for i in range(5)]
+    expected = allocate(scores, 10.0)
+    renamed = scores.rename(columns={"account_id": "\ufeffaccount_id", "clv": " clv", "p_churn": "P_Churn"})
+    table = allocate(renamed, 10.0)
+    pd.testing.assert_frame_equal(table, expected)
+    renamed.to_csv(tmp_path / "s.csv", index=False)
+    renamed.to_parquet(tmp_path / "s.parquet")
+    for path in (tmp_path / "s.csv", tmp_path / "s.parquet"):
+        read = read_scores(path)
+        assert read["account_id"].tolist() == scores["account_id"].tolist()  # text: zeros kept
+        assert {"account_id", "clv", "p_churn"} <= set(read.columns)
+
+
+def test_two_scores_columns_alike_but_for_case_are_not_guessed_between():
+    """'clv' is taken as written; 'CLV' and 'Clv' without it are both missing 'clv', not one picked."""
+    scores = make_scores(n=5)
+    both = scores.assign(CLV=scores["clv"] * 100)
+    pd.testing.assert_frame_equal(allocate(both, 10.0), allocate(scores, 10.0))
+    neither = scores.rename(columns={"clv": "CLV"}).assign(Clv=1.0)
+    with pytest.raises(SchemaError, match=r"scores\.clv: missing column"):
+        allocate(neither, 10.0)
+
+
 def test_spaces_around_csv_ids_are_the_exports(tmp_path):
     """An allocation audit: " 1" beside "1" was planned as a second account."""
     scores = make_scores(n=3)

@@ -827,6 +827,22 @@ def test_scores_ids_are_read_alike_in_memory_and_on_spark(spark, tmp_path):
     assert {p.rule for p in err.value.problems} == {"null id", "duplicated id"}
 
 
+def test_scores_column_names_match_alike_in_memory_and_on_spark(spark, tmp_path):
+    """' clv', 'P_Churn' and a BOM before account_id name the scores columns on both engines, as in the
+    input tables (an allocation audit: both refused them as missing columns)."""
+    from kamml.allocation import read_scores
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(60, seed=6)
+    scores = scores.rename(columns={"account_id": "\ufeffaccount_id", "clv": " clv", "p_churn": "P_Churn"})
+    path = tmp_path / "scores.parquet"
+    scores.to_parquet(path)
+    cfg = AllocationConfig(hours=30.0)
+    mem = allocate(read_scores(path), None, cfg)
+    out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark)
+    assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
+
+
 def test_the_fixed_effort_rule_follows_the_horizon_on_spark(spark, tmp_path):
     """Scores without effort scales: 'auto' takes 4 h x horizon / 180 on Spark as in memory."""
     from kamml.spark import allocate_spark

@@ -78,7 +78,7 @@ from kamml.allocation.summary import (
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
 from kamml.config import MAX_DAYS, NA_TEXTS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import WHOLE_FLOAT_PATTERN, binary_kind, check_output_path, write_table
+from kamml.io import WHOLE_FLOAT_PATTERN, binary_kind, check_output_path, clean_name, write_table
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
 
 __all__ = [
@@ -88,6 +88,7 @@ __all__ = [
     "HORIZON_COLUMN",
     "INTEGER_TEXT",
     "MISSING_TEXTS",
+    "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "SCORE_BOUNDS",
     "SCORING_COLUMNS",
@@ -115,6 +116,7 @@ __all__ = [
     "read_scores",
     "resolve_horizon",
     "scores_horizon",
+    "scores_renames",
     "scoring_summary",
     "stake_problems",
     "stated_horizon",
@@ -134,6 +136,9 @@ REQUIRED_COLUMNS = ("account_id", "clv", "p_churn")
 
 HORIZON_COLUMN = "horizon_days"
 """The scores' column with the horizon in days their predictions (and so the plan's hours) are over."""
+
+OPTIONAL_COLUMNS = ("referral_value", "p_alive", "owner", "drivers", "effort_scale", "effort_uplift")
+"""Columns of the scores table that the allocation reads when present (besides cutoff and model_uri)."""
 
 ALLOCATION_COLUMNS = (
     "account_id",
@@ -736,6 +741,23 @@ def stake_sum_problem(n_rows: int, largest_clv: Sequence[float]) -> Problem:
     )
 
 
+def scores_renames(names: Sequence[Any]) -> dict[str, str]:
+    """Column names to read as the scores column they spell but for case, outer spaces or invisible marks.
+
+    As the input tables match theirs (`kamml.io.clean_name`): a BOM kept before account_id by a tool
+    reading a CSV as utf-8, ' clv' after 'account_id, clv', 'P_Churn'. A column named exactly so wins, and
+    two that could both be it are left for the missing-column error, not one picked.
+    """
+    known = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *SCORING_COLUMNS, HORIZON_COLUMN)
+    texts = [n for n in names if isinstance(n, str)]
+    found: dict[str, list[str]] = {}
+    for name in texts:
+        key = clean_name(name).lower()
+        if name not in known and key in known and key not in texts:
+            found.setdefault(key, []).append(name)
+    return {alike[0]: key for key, alike in found.items() if len(alike) == 1}
+
+
 def read_scores(path: str | Path) -> pd.DataFrame:
     """Read a scores table: a Parquet or CSV file (by extension), or a folder of Parquet parts.
 
@@ -746,7 +768,7 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     suffix = source.suffix.lower()
     if source.is_dir() and suffix == ".parquet":
         try:
-            return _ids_as_in_the_tables(pd.read_parquet(source))
+            return _ids_as_in_the_tables(_renamed(pd.read_parquet(source)))
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read the scores folder {source}: {exc}") from None
     if source.is_dir():
@@ -758,7 +780,7 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         raise DataError(f"scores file not found: {source}")
     try:
         if suffix == ".parquet":
-            return _ids_as_in_the_tables(pd.read_parquet(source))
+            return _ids_as_in_the_tables(_renamed(pd.read_parquet(source)))
         if suffix == ".csv":
             hint = _separator_hint(source)
             if hint:  # read, a ';'-separated file is one column named like the whole header
@@ -820,17 +842,17 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
     with source.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         header = next((row for row in csv.reader(handle) if row), [])  # pandas skips blank lines too
     _refuse_repeated_names(header)  # pandas renames a second clv to clv.1, and the first was planned on
+    renames = scores_renames(header)
+    ids = [name for name in header if renames.get(name, name) in CSV_ID_COLUMNS]
     # pandas' missing texts for every column, less "NA" for the ids (`MISSING_TEXTS`)
-    na_values = {
-        name: sorted(MISSING_TEXTS if name in CSV_ID_COLUMNS else MISSING_TEXTS | {"NA"}) for name in header
-    }
+    na_values = {name: sorted(MISSING_TEXTS if name in ids else MISSING_TEXTS | {"NA"}) for name in header}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         # index_col=False: a row with a value more than the header (a trailing ',') made pandas take the
         # first column as the index, every column shifted by one (clv read as the ids)
         frame = pd.read_csv(
             source,
-            dtype=dict.fromkeys(CSV_ID_COLUMNS, str),
+            dtype=dict.fromkeys(ids, str),
             float_precision="round_trip",
             keep_default_na=False,
             na_values=na_values,
@@ -838,6 +860,7 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
         )
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):  # pandas dropped values
         _refuse_values_past_the_header(source, len(header))
+    frame = frame.rename(columns=renames)
     if "cutoff" in frame and frame["cutoff"].dtype == object:  # CSV keeps no type: dates read back as dates
         frame["cutoff"] = _dates_or_text(frame["cutoff"])
     return _ids_as_in_the_tables(frame)
@@ -858,6 +881,12 @@ def _refuse_values_past_the_header(source: Path, n_columns: int) -> None:
                     f"the header names {n_columns} columns ({row[n_columns:][:3]!r} past the last); "
                     "give every value a column name, or remove the values past the header"
                 )
+
+
+def _renamed(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its columns named as the scores columns they spell (`scores_renames`)."""
+    renames = scores_renames(list(frame.columns))
+    return frame.rename(columns=renames) if renames else frame
 
 
 def _dates_or_text(texts: pd.Series) -> pd.Series:
@@ -1153,6 +1182,9 @@ def _prepared(
         )
     if "account_id" not in scores.columns and scores.index.name == "account_id":
         scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
+    renames = scores_renames(list(scores.columns))
+    if renames:  # ' clv', 'P_Churn', a BOM before account_id: as the input tables match their names
+        scores = scores.rename(columns=renames)
     check_scores(scores, need_owner=cfg.capacity is not None)
     if warn:  # a plan: no rows is the error, before the effort rule warns of no positive clv
         check_not_empty(len(scores))
@@ -1161,16 +1193,7 @@ def _prepared(
                 counts = scores[column].dropna().astype(str).value_counts()
                 warn_mixed_scorings(column, dict(zip(counts.index, counts.tolist(), strict=True)))
     horizon = resolve_horizon(scores_horizon(scores), stated)
-    optional = (
-        "referral_value",
-        "p_alive",
-        "owner",
-        "drivers",
-        "effort_scale",
-        "effort_uplift",
-        *SCORING_COLUMNS,
-    )
-    keep = [c for c in (*REQUIRED_COLUMNS, *optional) if c in scores]
+    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *SCORING_COLUMNS) if c in scores]
     frame = scores[keep].reset_index(drop=True).copy()
     frame["account_id"] = _integer_ids(frame["account_id"])  # as read from a file: 450.0 is id 450
     for column in ("clv", "p_churn", "referral_value", "p_alive"):

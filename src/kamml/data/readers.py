@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from kamml.data.contract import TABLES
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem, SchemaError
-from kamml.io import binary_kind
+from kamml.io import binary_kind, clean_name
 
 __all__ = [
     "RawTable",
@@ -990,16 +990,6 @@ def _unique_names(names: list[str]) -> list[str]:
         seen[key] = seen.get(key, 0) + 1
         unique.append(n if seen[key] == 1 else f"{n} ({seen[key]})")
     return unique
-
-
-def clean_name(name: str) -> str:
-    """A column's name as matched: without invisible characters (a BOM, a zero-width space) or outer spaces.
-
-    The same for frames and files: pandas reading a CSV with a BOM as "utf-8" keeps it in the first name,
-    and a Parquet file saved from that frame was refused as missing a column its message listed (the BOM
-    invisible), where the frame itself was accepted.
-    """
-    return "".join(ch for ch in name if ch.isprintable()).strip()
 
 
 def _column_name(column: Any, position: int) -> str:

@@ -69,6 +69,7 @@ from kamml.allocation.allocate import (
     missing_score_columns,
     plan_hours,
     resolve_horizon,
+    scores_renames,
     scoring_summary,
     stake_problems,
     stake_sum_problem,
@@ -303,6 +304,9 @@ def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
+
+    for name, column in scores_renames(frame.columns).items():  # ' clv', 'P_Churn': as `read_scores`
+        frame = frame.withColumnRenamed(name, column)
 
     def known(column: str) -> Any:
         """The column's text without the spaces str.strip drops (a no-break space too); null if missing."""

@@ -29,3 +29,13 @@ def test_a_holdout_shorter_than_a_training_window_is_named_in_days_and_ends():
     message = r"a holdout of 1 day is shorter .*holdout end \(up to 1998-06-30\)"
     with pytest.raises(ConfigError, match=message):
         benchmark_cdnow("1998-06-29", "1998-06-30")
+
+
+@pytest.mark.parametrize(
+    ("calibration_end", "holdout_end"), [("1997-09-30", "1997-10-20"), ("1998-06-29", "1998-06-30")]
+)
+def test_a_holdout_shorter_than_a_training_window_names_both_options(calibration_end, holdout_end):
+    """The reason read "a holdout of 20 days is shorter ...": neither --calibration-end nor --holdout-end."""
+    message = rf"\(--holdout-end\) {holdout_end} .*\(--calibration-end\) {calibration_end}"
+    with pytest.raises(ConfigError, match=message):
+        benchmark_cdnow(calibration_end, holdout_end, sample=True)

@@ -91,7 +91,7 @@ HOLDOUT_NAME = "holdout end (--holdout-end)"
 
 
 def _check_ends(cal: pd.Timestamp, hold: pd.Timestamp) -> None:
-    """Refuse ends outside 1997-04-01 < calibration end < holdout end <= 1998-06-30, naming the rule broken.
+    """Refuse ends outside 1997-04-01 < calibration end < holdout end <= 1998-06-30, or under 28 days apart.
 
     The message gave the whole chain and both dates, leaving the reader to find which of them was wrong.
     """
@@ -109,6 +109,14 @@ def _check_ends(cal: pd.Timestamp, hold: pd.Timestamp) -> None:
         raise ConfigError(
             f"{HOLDOUT_NAME} {hold.date()} is after {HOLDOUT_END.date()}, the last day of the CDNOW data: "
             "give one on or before it"
+        )
+    days = (hold - cal).days
+    if days < SHORTEST_WINDOW:  # `honest_train_horizon` said so, naming neither option
+        span = f"{days} day{'' if days == 1 else 's'}"
+        raise ConfigError(
+            f"a holdout of {span} is shorter than the shortest honest training window ({SHORTEST_WINDOW} "
+            f"days): the {HOLDOUT_NAME} {hold.date()} is {span} after the {CALIBRATION_NAME} {cal.date()}; "
+            f"give an earlier calibration end or a later holdout end (up to {HOLDOUT_END.date()})"
         )
 
 

@@ -192,6 +192,17 @@ def test_the_text_names_the_metrics_a_baseline_does_better_on():
     assert "no baseline does better on any of these" in text  # churn: kamml ahead everywhere
 
 
+def test_the_text_head_reads_a_one_day_horizon_and_one_snapshot_in_the_singular():
+    """`kamml backtest --horizon-days 1` printed "horizon 1 days, trained on 1 snapshots"."""
+    value = {"kamml": dict.fromkeys(TEXT_COLUMNS["value"], 0.5)}
+    r = _hand_result(value, {}, {})
+    r.protocol.update(horizon_days=1, train_horizon_days=1, training_rows=1, test_accounts=1)
+    head = r.to_text().splitlines()[0]
+    assert head == (
+        "backtest at 2025-01-02: horizon 1 day, trained on 1 snapshot (1-day labels) of 1 row; 1 test account"
+    )
+
+
 def test_text_table_names_every_model(result):
     _, r = result
     text = r.to_text()

@@ -127,11 +127,16 @@ class BacktestResult:
             blocks.append(f"{task}\n{text}\n{verdict}" + (f"\nbtyd n/a: {note}" if note else ""))
         p = self.protocol
         head = (
-            f"backtest at {p['cutoff']}: horizon {p['horizon_days']} days, trained on "
-            f"{len(p['training_snapshots'])} snapshots ({p['train_horizon_days']}-day labels) of "
-            f"{p['training_rows']:,} rows; {p['test_accounts']:,} test accounts"
+            f"backtest at {p['cutoff']}: horizon {_count(p['horizon_days'], 'day')}, trained on "
+            f"{_count(len(p['training_snapshots']), 'snapshot')} ({p['train_horizon_days']}-day labels) of "
+            f"{_count(p['training_rows'], 'row')}; {_count(p['test_accounts'], 'test account')}"
         )
         return head + "\n\n" + "\n\n".join(blocks)
+
+
+def _count(n: int, noun: str) -> str:
+    """``n noun`` for the text's head, singular for 1: a one-day backtest read "horizon 1 days"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 #: The metrics `BacktestResult.to_text` prints per task (the JSON and `table()` have them all).

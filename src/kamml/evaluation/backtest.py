@@ -80,7 +80,8 @@ class BacktestResult:
         """Per task, the metrics of `to_text` on which a baseline does better than kamml, and which.
 
         Higher is better but for `kamml.config.LOWER_IS_BETTER` (aggregate error: the nearer 0); a NaN
-        figure beats nothing and is beaten by nothing. ``{"churn": {"brier": ["btyd"]}}``; tasks and
+        figure beats nothing, so a baseline's NaN never counts and kamml's NaN loses to any baseline's
+        figure (it said NaN was beaten by nothing). ``{"churn": {"brier": ["btyd"]}}``; tasks and
         metrics where kamml is not beaten are left out.
         """
         out: dict[str, dict[str, list[str]]] = {}

@@ -55,6 +55,15 @@ def test_data_help_says_a_file_is_taken(command):
     assert "transactions table's own file" in " ".join(result.output.split())
 
 
+def test_benchmark_help_says_the_dates_format_and_range():
+    """`benchmark cdnow --help` read "Last day of the calibration period." with no format or range."""
+    result = runner.invoke(app, ["benchmark", "cdnow", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "Last day of the calibration period (YYYY-MM-DD, after 1997-04-01)" in text
+    assert "(YYYY-MM-DD, at least 28 days after the calibration end, up to 1998-06-30)" in text
+
+
 def test_generate_then_validate(tmp_path):
     out = tmp_path / "world"
     result = runner.invoke(app, ["generate", "--accounts", "300", "--seed", "3", "--out", str(out)])

@@ -897,8 +897,16 @@ app.add_typer(benchmark_app, name="benchmark")
 @benchmark_app.command("cdnow", cls=_Command)
 @handle_errors
 def benchmark_cdnow(
-    calibration_end: Annotated[str, typer.Option(help="Last day of the calibration period.")] = "1997-09-30",
-    holdout_end: Annotated[str, typer.Option(help="Last day of the holdout period.")] = "1998-06-30",
+    calibration_end: Annotated[
+        str, typer.Option(help="Last day of the calibration period (YYYY-MM-DD, after 1997-04-01).")
+    ] = "1997-09-30",
+    holdout_end: Annotated[
+        str,
+        typer.Option(
+            help="Last day of the holdout period (YYYY-MM-DD, at least 28 days after the calibration end, up "
+            "to 1998-06-30)."
+        ),
+    ] = "1998-06-30",
     sample: Annotated[bool, typer.Option(help="Use the 2,357-customer sample.", metavar=FLAG)] = False,
     json_out: Annotated[
         Path | None,

@@ -755,6 +755,23 @@ def test_benchmark_json_over_the_packaged_cdnow_file_exits_3_before_any_work(mon
     assert calls == []
 
 
+@pytest.mark.parametrize("command", [["benchmark", "cdnow", "--sample"], ["backtest"]])
+def test_a_json_path_ending_in_a_slash_is_refused_as_a_folder(monkeypatch, tmp_path, command):
+    """``--json out/`` with no folder out wrote the JSON into a file named ``out``."""
+    import kamml.evaluation.backtest
+    import kamml.evaluation.benchmark
+
+    calls: list[str] = []
+    monkeypatch.setattr(kamml.evaluation.benchmark, "benchmark_cdnow", lambda *a, **k: calls.append("run"))
+    monkeypatch.setattr(kamml.evaluation.backtest, "backtest", lambda *a, **k: calls.append("run"))
+    refused = runner.invoke(app, [*command, "--json", f"{tmp_path}/out/"])
+    assert refused.exit_code == 2, refused.output
+    assert "--json" in refused.output, refused.output
+    assert "names a folder" in refused.output, refused.output
+    assert calls == []
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_backtest_json_writes_null_for_a_nan_metric(monkeypatch, tmp_path):
     """An AUC of a one-class backtest is NaN: it was written as a bare NaN, which JSON.parse refuses."""
     import json

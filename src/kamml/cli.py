@@ -353,10 +353,15 @@ STDOUT = Path("-")
 def json_option(value: str | Path) -> Path:
     """A ``--json`` path, where ``-`` is stdout (`STDOUT`) and ``./-`` a file of that name.
 
-    ``--json -`` wrote a file named ``-`` in the working folder, and stdout held the text table.
+    ``--json -`` wrote a file named ``-`` in the working folder, and stdout held the text table. A path
+    ending in a slash names a folder: ``--json out/`` wrote the JSON into a file named ``out``.
     """
     if value == "-":
         return STDOUT
+    if isinstance(value, str) and value.rstrip().endswith(("/", os.sep)):
+        raise typer.BadParameter(
+            f"{value} ends in a slash, so names a folder: name a file, such as {value}metrics.json"
+        )
     path = path_option(value)
     return Path.cwd() / path if path == STDOUT else path
 

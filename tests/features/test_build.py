@@ -159,6 +159,19 @@ def test_label_window_past_data_end_is_refused(simple):
         build_labels(simple, "2024-12-01", 90)
 
 
+def test_label_window_past_data_end_names_the_last_day_and_the_latest_cutoff(simple):
+    # the data's end is exclusive (the day after the last day): the message named that day as "the data
+    # end", a day the data do not cover, and left the reader to work out the cutoff that would fit
+    last_day = (simple.end - pd.Timedelta(days=1)).date()
+    latest = (simple.end - pd.Timedelta(days=90)).date()
+    with pytest.raises(ConfigError) as caught:
+        build_labels(simple, "2024-12-01", 90)
+    message = str(caught.value)
+    assert f"data end {last_day} (its last day)" in message
+    assert f"the latest cutoff for 90 days is {latest}" in message
+    build_labels(simple, latest, 90)  # that cutoff is accepted
+
+
 @pytest.mark.parametrize(
     ("horizon", "message"),
     [

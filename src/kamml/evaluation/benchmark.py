@@ -24,7 +24,13 @@ from kamml.errors import ConfigError
 from kamml.evaluation.backtest import BacktestResult, backtest
 from kamml.features._context import as_cutoff
 
-__all__ = ["ACQUISITION_END", "EARLIEST_SNAPSHOT", "benchmark_cdnow", "honest_train_horizon"]
+__all__ = [
+    "ACQUISITION_END",
+    "EARLIEST_SNAPSHOT",
+    "benchmark_cdnow",
+    "benchmark_config",
+    "honest_train_horizon",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +126,15 @@ def _check_ends(cal: pd.Timestamp, hold: pd.Timestamp) -> None:
         )
 
 
+def benchmark_config() -> Config:
+    """The settings the benchmark trains with (3 snapshots 28 days apart, the default features and models).
+
+    ``configs/cdnow.yaml`` trains the same way, so ``kamml backtest --config cdnow`` reads the benchmark's
+    figures on the classic split (its features' windows were other ones: Gini 0.7204 against 0.7223).
+    """
+    return Config.from_dict({"time": {"snapshots": 3, "step_days": 28}, "models": {"threads": 1}})
+
+
 def benchmark_cdnow(
     calibration_end: Any = CALIBRATION_END,
     holdout_end: Any = HOLDOUT_END,
@@ -136,7 +151,7 @@ def benchmark_cdnow(
     _check_ends(cal, hold)
     cutoff = cal + pd.Timedelta(days=1)
     horizon = (hold - cal).days
-    base = config or Config.from_dict({"time": {"snapshots": 3, "step_days": 28}, "models": {"threads": 1}})
+    base = config or benchmark_config()
     h, k = honest_train_horizon(
         ACQUISITION_END, cutoff, horizon, base.time.snapshots, base.time.step_days, EARLIEST_SNAPSHOT
     )

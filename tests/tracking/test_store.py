@@ -530,3 +530,34 @@ def test_a_percent_encoded_sqlite_path_is_the_file_sqlalchemy_opens(monkeypatch,
     assert not list(tmp_path.glob("my%20*/*"))
     check_store_exists(config)  # the store is there: scoring finds it
     assert use_tracking(config, create=False) == encoded
+
+
+def test_a_tracking_server_that_stops_answering_mid_run_is_a_store_error():
+    """A server going down while a job logs: MLflow's "API request ... failed" is a store error naming it.
+
+    It was a raw traceback (exit 1) once MLflow's retries ran out, naming neither the setting nor what to do.
+    """
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    from kamml.tracking.store import store_error
+
+    uri = "http://127.0.0.1:5999"
+    refused = (
+        "HTTPConnectionPool(host='127.0.0.1', port=5999): Max retries exceeded with url: "
+        "/api/2.0/mlflow/runs/log-batch (Caused by NewConnectionError(...: [Errno 111] Connection refused))"
+    )
+    try:
+        try:
+            raise requests.exceptions.ConnectionError(refused)
+        except requests.exceptions.ConnectionError as inner:  # MLflow raises during the handling
+            raise MlflowException(  # noqa: B904  (as MLflow raises it: during the handling)
+                f"API request to {uri}/api/2.0/mlflow/runs/log-batch failed with exception {inner}"
+            )
+    except MlflowException as exc:
+        error = store_error(exc, uri, "the config's tracking.uri")
+    assert error is not None
+    assert f"the MLflow tracking server {uri} (from the config's tracking.uri)" in str(error)
+    assert "stopped answering" in str(error)
+    # a server's answer (a 404, a refused parameter) is not the server being gone
+    assert store_error(MlflowException("RESOURCE_DOES_NOT_EXIST: Run 'x' not found"), uri, "x") is None

@@ -352,6 +352,13 @@ def check_store_folder(config: TrackingConfig | None = None) -> None:
 _LOCKED = ("database is locked", "database table is locked")
 _NOT_A_STORE = ("file is not a database", "database disk image is malformed", "file is encrypted")
 _WRITE_FAILED = ("disk i/o error", "database or disk is full", "attempt to write a readonly database")
+#: What requests (inside MLflow's "API request ... failed") says when a tracking server stopped answering.
+_UNREACHABLE = (
+    "max retries exceeded",
+    "failed to establish a new connection",
+    "connection refused",
+    "timed out",
+)
 
 
 def store_error(
@@ -360,14 +367,23 @@ def store_error(
     """A `TrackingStoreError` saying what to do when `exc` is a store MLflow cannot open, else None.
 
     Recognised anywhere in the exception's chain: SQLAlchemy's and sqlite3's errors, and MLflow's own
-    exception wrapping them (MLflow raises the first on opening a store, the second inside a session).
+    exception wrapping them (MLflow raises the first on opening a store, the second inside a session);
+    and a tracking server that stopped answering mid-job (requests' connection errors, which MLflow
+    wraps once its retries run out), which was a bare traceback (exit 1).
     `uri` and `source` name the store (default: the one MLflow uses now, `store_in_force`).
     """
     for error in exception_chain(exc):
         module = type(error).__module__.split(".")[0]
-        if module not in ("sqlalchemy", "sqlite3", "mlflow"):
+        if module not in ("sqlalchemy", "sqlite3", "mlflow", "requests"):
             continue
         text = str(error).lower()
+        if module in ("mlflow", "requests") and any(k in text for k in _UNREACHABLE):
+            where = describe_store(uri, source or tracking_source()) if uri is not None else store_in_force()
+            return TrackingStoreError(
+                f"the MLflow tracking server {where} stopped answering while the job used it "
+                f"({str(error).splitlines()[0][:300]}): start it, or check the address and the network, "
+                "then retry"
+            )
         if any(k in text for k in _LOCKED):
             what = (
                 "is locked by another process (a training job, or an MLflow UI or script writing to it): "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from kamml.config import FEATURE_GROUPS, Config
@@ -550,3 +551,47 @@ def test_a_password_in_the_configs_uri_replaced_by_the_variable_is_not_tagged_or
     assert source.endswith("the config's tracking.uri postgresql://kamml:***@db:5432/mlflow")
     assert "wins over the config's tracking.uri postgresql://kamml:***@db:5432/mlflow" in caplog.text
     assert "s3cret" not in caplog.text
+
+
+def test_a_run_ended_after_its_server_stopped_answering_does_not_wait_for_retries(
+    tracked_config, monkeypatch
+):
+    """With the server gone, tagging the outcome and ending the run each waited MLflow's ~4 minutes of
+    retries (twelve minutes before the error, an audit): they are made without retries, a short timeout."""
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import TrainingRun
+    from kamml.tracking.runs import GONE_SERVER_TIMEOUT_SECONDS
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
+    seen = []
+    real_set_tags, real_end_run = mlflow.set_tags, mlflow.end_run
+
+    def set_tags(*args, **kwargs):
+        seen.append(("tags", MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get()))
+        return real_set_tags(*args, **kwargs)
+
+    def end_run(*args, **kwargs):
+        seen.append(("end", MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get()))
+        return real_end_run(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "set_tags", set_tags)
+    monkeypatch.setattr(mlflow, "end_run", end_run)
+    gone = MlflowException(
+        "API request to http://127.0.0.1:5999/api/2.0/mlflow/runs/log-batch failed with exception "
+        "HTTPConnectionPool(host='127.0.0.1', port=5999): Max retries exceeded with url: ... "
+        "(Caused by NewConnectionError(...: [Errno 111] Connection refused))"
+    )
+    with pytest.raises(TrackingStoreError, match="stopped answering"), TrainingRun(tracked_config()):
+        raise gone
+    assert seen == [("tags", 0, GONE_SERVER_TIMEOUT_SECONDS), ("end", 0, GONE_SERVER_TIMEOUT_SECONDS)]
+    # the job's settings are put back, and another failure keeps MLflow's retries
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "120"
+    seen.clear()
+    with pytest.raises(ValueError, match="bad"), TrainingRun(tracked_config()):
+        raise ValueError("bad")
+    default_retries = MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()
+    assert seen == [("tags", default_retries, 120), ("end", default_retries, 120)]

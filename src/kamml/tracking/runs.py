@@ -39,6 +39,7 @@ from kamml.tracking.source import source_revision
 from kamml.tracking.store import (
     config_store_error,
     experiment_id,
+    server_unreachable,
     store_lock,
     tracking_scope,
     tracking_source,
@@ -257,6 +258,37 @@ def effort_params(config: Config) -> dict[str, str]:
     """The effort response's settings (`kamml.tracking.registry.EFFORT_PARAMS`) as the run logs them."""
     params = flatten(config.model_dump(mode="json", include={"allocation"}))
     return {k: v for k, v in params.items() if k in EFFORT_PARAMS}
+
+
+#: The wait for each request that tags and ends a run once the tracking server stopped answering.
+GONE_SERVER_TIMEOUT_SECONDS = 10
+
+
+@contextlib.contextmanager
+def _without_retries(gone: bool) -> Iterator[None]:
+    """MLflow's HTTP requests without retries and with a short timeout inside, when the server is `gone`.
+
+    MLflow retries a request for about four minutes: with the server gone, tagging the job's outcome and
+    ending the run after the failed call took two more such waits (twelve minutes before the error, an
+    audit). MLflow reads both settings from the environment at each request.
+    """
+    if not gone:
+        yield
+        return
+    settings = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(GONE_SERVER_TIMEOUT_SECONDS),
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def backtest_metrics(result: Any) -> dict[str, float]:
@@ -574,7 +606,9 @@ class TrainingRun:
             log.info("%s", where)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        with self._scope:  # the caller's active runs, then MLflow's URIs, put back whatever happens here
+        gone = exc is not None and server_unreachable(exc) is not None
+        # the caller's active runs, then MLflow's URIs, put back whatever happens here
+        with self._scope, _without_retries(gone):
             self._end(exc_type, exc)
         self._raise_store_error(exc)
 

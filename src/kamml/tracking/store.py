@@ -36,6 +36,7 @@ __all__ = [
     "check_store_exists",
     "describe_store",
     "experiment_id",
+    "server_unreachable",
     "sqlite_file",
     "store_error",
     "store_errors",
@@ -361,6 +362,15 @@ _UNREACHABLE = (
 )
 
 
+def server_unreachable(exc: BaseException) -> BaseException | None:
+    """The error in `exc`'s chain saying a tracking server stopped answering (via MLflow), else None."""
+    for error in exception_chain(exc):
+        module = type(error).__module__.split(".")[0]
+        if module in ("mlflow", "requests") and any(k in str(error).lower() for k in _UNREACHABLE):
+            return error
+    return None
+
+
 def store_error(
     exc: BaseException, uri: str | None = None, source: str | None = None
 ) -> TrackingStoreError | None:
@@ -372,18 +382,19 @@ def store_error(
     wraps once its retries run out), which was a bare traceback (exit 1).
     `uri` and `source` name the store (default: the one MLflow uses now, `store_in_force`).
     """
+    gone = server_unreachable(exc)
+    if gone is not None:
+        where = describe_store(uri, source or tracking_source()) if uri is not None else store_in_force()
+        return TrackingStoreError(
+            f"the MLflow tracking server {where} stopped answering while the job used it "
+            f"({str(gone).splitlines()[0][:300]}): start it, or check the address and the network, "
+            "then retry"
+        )
     for error in exception_chain(exc):
         module = type(error).__module__.split(".")[0]
-        if module not in ("sqlalchemy", "sqlite3", "mlflow", "requests"):
+        if module not in ("sqlalchemy", "sqlite3", "mlflow"):
             continue
         text = str(error).lower()
-        if module in ("mlflow", "requests") and any(k in text for k in _UNREACHABLE):
-            where = describe_store(uri, source or tracking_source()) if uri is not None else store_in_force()
-            return TrackingStoreError(
-                f"the MLflow tracking server {where} stopped answering while the job used it "
-                f"({str(error).splitlines()[0][:300]}): start it, or check the address and the network, "
-                "then retry"
-            )
         if any(k in text for k in _LOCKED):
             what = (
                 "is locked by another process (a training job, or an MLflow UI or script writing to it): "

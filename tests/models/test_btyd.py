@@ -863,3 +863,17 @@ def test_nan_or_infinity_in_the_inputs_names_the_column():
     no_day = X.assign(recency=[3.0, 4.0, 0.0], T=[5.0, 6.0, np.nan])
     with pytest.raises(SchemaError, match=r"X\.T: must be finite .* no purchase day .* drop those rows"):
         BetaGeo().fit(no_day)
+
+
+def test_customer_lifetime_value_of_no_purchases_is_zero_even_at_an_infinite_mean() -> None:
+    """With q <= 1 the mean order value of a customer without repeats is infinite; over an empty window
+    (t = 0) no purchase is expected, so the value is 0, not 0 * inf = NaN."""
+    bg, gg = _model(CDNOW_PARAMS), GammaGamma()
+    gg.params_ = {"p": 2.0, "q": 0.9, "gamma": 5.0}
+    f, r, T, m = np.array([0.0, 2.0]), np.array([0.0, 5.0]), np.array([10.0, 10.0]), np.array([0.0, 10.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        np.testing.assert_array_equal(gg.customer_lifetime_value(bg, f, r, T, m, t=0.0), [0.0, 0.0])
+        over_five = gg.customer_lifetime_value(bg, f, r, T, m, t=5.0, n_periods=5, discount_rate=0.1)
+    assert over_five[0] == np.inf
+    assert 0 < over_five[1] < np.inf

@@ -1316,7 +1316,8 @@ class GammaGamma(KammlEstimator):
         Returns
         -------
         ndarray
-            Expected (discounted) value in the window.
+            Expected (discounted) value in the window; 0 where no purchase is expected (t = 0), also
+            where the mean order value is infinite (q <= 1).
         """
         rate_ok = np.isfinite(discount_rate) and discount_rate >= 0  # NaN passed `< 0`: NaN values
         if not _whole(n_periods) or n_periods < 1 or not rate_ok or not np.isfinite(t) or t < 0:
@@ -1331,7 +1332,9 @@ class GammaGamma(KammlEstimator):
         total: FloatArray = np.zeros(np.broadcast_shapes(value.shape, cumulative[0].shape))
         for i in range(1, n_periods + 1):
             total = total + (cumulative[i] - cumulative[i - 1]) / (1.0 + discount_rate) ** i
-        out: FloatArray = total * value
+        # no purchase expected (t = 0) is no value, also where the mean order value is infinite (q <= 1)
+        with np.errstate(invalid="ignore"):
+            out: FloatArray = np.where(total == 0, 0.0, total * value)
         return out
 
 

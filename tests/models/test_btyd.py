@@ -877,3 +877,11 @@ def test_customer_lifetime_value_of_no_purchases_is_zero_even_at_an_infinite_mea
         over_five = gg.customer_lifetime_value(bg, f, r, T, m, t=5.0, n_periods=5, discount_rate=0.1)
     assert over_five[0] == np.inf
     assert 0 < over_five[1] < np.inf
+
+
+def test_customer_lifetime_value_refuses_a_window_array() -> None:
+    """`t` is one window length; an array failed with numpy's "truth value ... is ambiguous"."""
+    bg, gg = _model(CDNOW_PARAMS), GammaGamma()
+    gg.params_ = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+    with pytest.raises(ValueError, match=r"a finite t >= 0.*t=array"):
+        gg.customer_lifetime_value(bg, 1.0, 2.0, 3.0, 4.0, t=np.array([1.0, 2.0]))  # type: ignore[arg-type]

@@ -1320,7 +1320,8 @@ class GammaGamma(KammlEstimator):
             where the mean order value is infinite (q <= 1).
         """
         rate_ok = np.isfinite(discount_rate) and discount_rate >= 0  # NaN passed `< 0`: NaN values
-        if not _whole(n_periods) or n_periods < 1 or not rate_ok or not np.isfinite(t) or t < 0:
+        t_ok = np.ndim(t) == 0 and np.isfinite(t) and t >= 0  # an array failed: "truth value ... ambiguous"
+        if not _whole(n_periods) or n_periods < 1 or not rate_ok or not t_ok:
             raise ValueError(
                 "need a whole n_periods >= 1, a finite discount_rate >= 0 and a finite t >= 0; got "
                 f"n_periods={n_periods!r}, discount_rate={discount_rate!r}, t={t!r}"

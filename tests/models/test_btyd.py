@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.integrate import quad
-from scipy.special import betaln, hyp2f1
+from scipy.special import betaln, expit, gammaln, hyp2f1
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -885,3 +885,123 @@ def test_customer_lifetime_value_refuses_a_window_array() -> None:
     gg.params_ = {"p": 6.25, "q": 3.74, "gamma": 15.44}
     with pytest.raises(ValueError, match=r"a finite t >= 0.*t=array"):
         gg.customer_lifetime_value(bg, 1.0, 2.0, 3.0, 4.0, t=np.array([1.0, 2.0]))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------
+# independent references: Fader, Hardie & Lee (2005) formulas and integrals over (lambda, p)
+# --------------------------------------------------------------------------------------------------
+
+_EDGE_HISTORIES = [  # (x, t_x, T): no repeat, t_x == T, ordinary, very large x and T
+    (0.0, 0.0, 30.0),
+    (0.0, 0.0, 1e5),
+    (5.0, 30.0, 30.0),
+    (2.0, 20.0, 30.0),
+    (1e4, 1e5, 1e5),
+    (1e4, 9.9e4, 1e5),
+]
+
+
+def _fhl_loglik(params: dict[str, float], x: float, t_x: float, T: float) -> float:
+    """FHL (2005) eq. (6), in logs: ln A1 + ln(A2 / (alpha+T)^(r+x) + [x>0] A3 / (alpha+t_x)^(r+x))."""
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    log_a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    alive = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + T)
+    dead = betaln(a + 1, b + x - 1) - betaln(a, b) - (r + x) * np.log(alpha + t_x) if x > 0 else -np.inf
+    return float(log_a1 + np.logaddexp(alive, dead))
+
+
+def _fhl_p_alive(params: dict[str, float], x: float, t_x: float, T: float) -> float:
+    """FHL (2008) P(alive | x, t_x, T) = 1 / (1 + [x>0] a / (b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))."""
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    if x == 0:
+        return 1.0
+    return float(expit(-(np.log(a / (b + x - 1)) + (r + x) * np.log((alpha + T) / (alpha + t_x)))))
+
+
+def _history_integral(params: dict[str, float], x: float, t_x: float, T: float, silent_for: float) -> float:
+    """Integral over lambda ~ Gamma(r, alpha) of the history's likelihood (p integrated out by beta
+    functions) times P(no purchase in (T, T + silent_for]); silent_for = 0 gives P(history) up to a constant.
+
+    Summed in v = log(lambda): the integrand exp((r+x) v - rate e^v) peaks at log((r+x) / rate).
+    """
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    w_alive = np.exp(betaln(a, b + x) - betaln(a, b))  # E[(1-p)^x]
+    w_dead = np.exp(betaln(a + 1, b + x - 1) - betaln(a, b)) if x > 0 else 0.0  # E[p (1-p)^(x-1)]
+    rate_alive, rate_dead = alpha + T + silent_for, alpha + t_x
+    peaks = [np.log((r + x) / rate_alive), np.log((r + x) / rate_dead)]
+    shift = (r + x) * max(peaks) - (r + x)  # the log-integrand's largest value at most
+
+    def integrand(v: float) -> float:
+        alive = w_alive * np.exp((r + x) * v - rate_alive * np.exp(v) - shift)
+        return float(alive + w_dead * np.exp((r + x) * v - rate_dead * np.exp(v) - shift))
+
+    lo, hi = min(peaks) - 60.0 / (r + x) - 5.0, max(peaks) + 5.0
+    return quad(integrand, lo, hi, points=sorted(set(peaks)), limit=500, epsabs=0, epsrel=1e-12)[0]
+
+
+@pytest.mark.parametrize("history", _EDGE_HISTORIES[:4])
+def test_log_likelihood_p_alive_and_p_zero_against_fhl(history: tuple[float, float, float]) -> None:
+    """Per-row likelihood and P(alive) by FHL's printed formulas; P(no purchase in t) as a ratio of two
+    integrals over lambda of the history's likelihood (with and without t silent weeks appended)."""
+    model = _model(CDNOW_PARAMS)
+    x, t_x, T = history
+    assert model.score(np.array([[x, t_x, T]])) == pytest.approx(
+        _fhl_loglik(CDNOW_PARAMS, x, t_x, T), rel=1e-12
+    )
+    assert float(model.p_alive(x, t_x, T)) == pytest.approx(_fhl_p_alive(CDNOW_PARAMS, x, t_x, T), rel=1e-12)
+    for t in (0.0, 1.0, 39.0, 1e4):
+        expected = _history_integral(CDNOW_PARAMS, x, t_x, T, t) / _history_integral(
+            CDNOW_PARAMS, x, t_x, T, 0
+        )
+        assert float(model.p_zero_purchases(t, x, t_x, T)) == pytest.approx(expected, rel=1e-8), t
+
+
+def test_edge_histories_against_fhl_at_large_x_and_t() -> None:
+    """x = 1e4, T = 1e5 and T = 1e5 without repeats: the printed formulas, evaluated in logs."""
+    model = _model(CDNOW_PARAMS)
+    for x, t_x, T in _EDGE_HISTORIES:
+        row = np.array([[x, t_x, T]])
+        assert model.score(row) == pytest.approx(_fhl_loglik(CDNOW_PARAMS, x, t_x, T), rel=1e-12)
+        assert float(model.p_alive(x, t_x, T)) == pytest.approx(
+            _fhl_p_alive(CDNOW_PARAMS, x, t_x, T), rel=1e-12
+        )
+    assert 0 < float(model.p_alive(1e4, 9.9e4, 1e5)) < 1e-39  # log-odds of death about 90
+
+
+def test_conditional_expectation_against_a_double_integral_over_rate_and_dropout() -> None:
+    """E[Y(t) | x, t_x, T] as E[purchases in t, alive-at-T likelihood] / E[likelihood] over (lambda, p):
+    an alive customer with (lambda, p) buys (1 - exp(-lambda p t)) / p times in t on average."""
+    from scipy.integrate import dblquad
+
+    p = CDNOW_PARAMS
+    r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
+    model = _model(p)
+    for x, t_x, T, t in ((2.0, 20.0, 30.0, 10.0), (0.0, 0.0, 30.0, 52.0), (5.0, 30.0, 30.0, 100.0)):
+
+        def joint(
+            lam: float,
+            q: float,
+            with_future: bool,
+            x: float = x,
+            t_x: float = t_x,
+            T: float = T,
+            t: float = t,
+        ) -> float:
+            prior = np.exp(
+                (r - 1) * np.log(lam)
+                - alpha * lam
+                + (a - 1) * np.log(q)
+                + (b - 1) * np.log1p(-q)
+                - betaln(a, b)
+            )
+            alive = (1 - q) ** x * lam**x * np.exp(-lam * T)
+            if with_future:
+                return float(prior * alive * -np.expm1(-lam * q * t) / q)
+            dead = q * (1 - q) ** (x - 1) * lam**x * np.exp(-lam * t_x) if x > 0 else 0.0
+            return float(prior * (alive + dead))
+
+        kw = {"epsabs": 0, "epsrel": 1e-10}
+        numerator = dblquad(lambda lam, q: joint(lam, q, True), 0, 1, 0, np.inf, **kw)[0]
+        denominator = dblquad(lambda lam, q: joint(lam, q, False), 0, 1, 0, np.inf, **kw)[0]
+        got = float(model.conditional_expected_purchases(t, x, t_x, T))
+        assert got == pytest.approx(numerator / denominator, rel=1e-6), (x, t_x, T, t)

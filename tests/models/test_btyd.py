@@ -1005,3 +1005,34 @@ def test_conditional_expectation_against_a_double_integral_over_rate_and_dropout
         denominator = dblquad(lambda lam, q: joint(lam, q, False), 0, 1, 0, np.inf, **kw)[0]
         got = float(model.conditional_expected_purchases(t, x, t_x, T))
         assert got == pytest.approx(numerator / denominator, rel=1e-6), (x, t_x, T, t)
+
+
+def test_a_fit_on_one_customer_is_that_customers_point_mass() -> None:
+    """One history: the likelihood's maximum is a limit of the model (every parameter runs off, no
+    warning), the point mass at the customer's own likeliest rate and dropout probability (docs/models.md)."""
+    from scipy.optimize import minimize
+
+    x, t_x, T = 2.0, 5.0, 10.0
+
+    def point_nll(v: np.ndarray) -> float:
+        lam, q = np.exp(v[0]), float(expit(v[1]))
+        return -float(
+            np.log(lam**x * (1 - q) ** (x - 1) * ((1 - q) * np.exp(-lam * T) + q * np.exp(-lam * t_x)))
+        )
+
+    lam, q = (
+        f(v)
+        for f, v in zip((np.exp, expit), minimize(point_nll, [0.0, 0.0], method="Nelder-Mead").x, strict=True)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = BetaGeo(horizon=1.0).fit(np.array([[x, t_x, T]]))
+    assert min(model.params_.values()) > 1e4
+    alive = (1 - q) * np.exp(-lam * T) / ((1 - q) * np.exp(-lam * T) + q * np.exp(-lam * t_x))
+    assert float(model.p_alive(x, t_x, T)) == pytest.approx(alive, rel=1e-3)
+    expected = alive * -np.expm1(-lam * q * 1.0) / q  # an alive customer buys until a dropout or the end
+    assert float(model.predict(np.array([[x, t_x, T]]))[0]) == pytest.approx(expected, rel=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # q and gamma on their ridge: one mean for all
+        spend = GammaGamma().fit(np.array([[3.0, 25.0]]))
+    assert float(spend.predict(np.array([[3.0, 25.0]]))[0]) == pytest.approx(25.0, rel=1e-6)

@@ -403,6 +403,22 @@ def test_the_snapshot_column_holds_each_cutoff_as_the_features_read_it(simple):
     assert aware["snapshot"].dt.tz is None
 
 
+def test_the_snapshot_column_has_one_dtype_whatever_type_the_cutoffs_have(simple):
+    """Cutoffs as str or date gave a datetime64[s] column, as datetime [us], from training_cutoffs [ns]:
+    the same snapshots made frames that differed in dtype (and in `astype("int64")`, by 10**9)."""
+    cfg = Config.from_dict({"time": {"horizon_days": 60}})
+    days = ["2024-05-01", "2024-07-01"]
+    stamps = build_training_frame(simple, [pd.Timestamp(d).as_unit("ns") for d in days], cfg)
+    for cutoffs in (
+        days,
+        [pd.Timestamp(d).date() for d in days],
+        [pd.Timestamp(d).to_pydatetime() for d in days],
+    ):
+        frame = build_training_frame(simple, cutoffs, cfg)
+        assert frame["snapshot"].dtype == np.dtype("datetime64[ns]")
+        pd.testing.assert_frame_equal(frame, stamps)
+
+
 @pytest.mark.parametrize(
     "single",
     [

@@ -608,9 +608,10 @@ def build_training_frame(
 
     Rows are (snapshot, account); the index is a plain RangeIndex and ``account_id`` a column, so the
     same account appears once per snapshot; ``snapshot`` holds each cutoff as the features read it (a
-    naive UTC midnight, also for a UTC-aware cutoff). Backtests split on ``snapshot``. The labels'
-    window in days is kept in ``attrs["horizon_days"]`` and ``time.unit`` in ``attrs["time_unit"]``, so
-    a model is not fitted to another horizon's labels or another unit's times.
+    naive UTC midnight, also for a UTC-aware cutoff; datetime64[ns] whatever the cutoffs' type).
+    Backtests split on ``snapshot``. The labels' window in days is kept in ``attrs["horizon_days"]`` and
+    ``time.unit`` in ``attrs["time_unit"]``, so a model is not fitted to another horizon's labels or
+    another unit's times.
 
     With `max_accounts` (``models.max_training_accounts``) the frame keeps the rows of at most that many
     accounts, the same in every snapshot: those whose ids hash lowest (`kamml.data.sampling`), the
@@ -634,8 +635,9 @@ def build_training_frame(
     _note_unused_static_columns(data, cfg)  # once, not once per snapshot
     frames = []
     # each as the features read it (naive UTC midnight), all checked before any is built: a UTC-aware
-    # cutoff was kept aware in the snapshot column, a category of mixed objects beside naive ones
-    cutoffs = [as_cutoff(cutoff) for cutoff in cutoffs]  # an iterator is fine too
+    # cutoff was kept aware in the snapshot column, a category of mixed objects beside naive ones; in
+    # nanoseconds, as training_cutoffs gives them: a str or date made the column datetime64[s]
+    cutoffs = [as_cutoff(cutoff).as_unit("ns") for cutoff in cutoffs]  # an iterator is fine too
     _refuse_repeats(cutoffs)
     sample = RunningSample(max_accounts) if max_accounts is not None else None
     referral_total = 0.0

@@ -10,7 +10,13 @@ from kamml.config import Config, FeaturesConfig
 from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import ConfigError
-from kamml.features import build_features, build_labels, build_training_frame, training_cutoffs
+from kamml.features import (
+    build_features,
+    build_labels,
+    build_training_frame,
+    training_cutoffs,
+    write_features,
+)
 from kamml.features._context import as_cutoff
 from kamml.features.build import settle
 
@@ -199,6 +205,24 @@ def test_config_edits_in_place_are_checked(simple):
     cfg.features.groups["rfm"] = False
     with pytest.raises(ConfigError, match=r"features\.groups\.rfm cannot be switched off"):
         build_features(simple, CUTOFF, cfg)
+
+
+@pytest.mark.parametrize("config", ["default", {"time": {"unit": "weeks"}}, "data"])
+def test_a_config_that_is_not_a_config_is_refused_with_the_way_to_load_one(simple, tmp_path, config):
+    """The config's name, a dict or `cfg.data` (which `load_data` takes) was an AttributeError: 'str'
+    object has no attribute 'features'."""
+    if config == "data":
+        config = Config().data
+    calls = (
+        lambda: build_features(simple, CUTOFF, config),
+        lambda: build_training_frame(simple, ["2024-05-01"], config),
+        lambda: write_features(simple, CUTOFF, tmp_path / "f.parquet", config),
+    )
+    for call in calls:
+        with pytest.raises(
+            TypeError, match=r"config must be a kamml Config, got a (str|dict|DataConfig).*load_config"
+        ):
+            call()
 
 
 @pytest.mark.parametrize("source", ["frame", "dict"])

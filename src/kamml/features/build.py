@@ -50,6 +50,7 @@ __all__ = [
     "build_labels",
     "build_past_window",
     "build_training_frame",
+    "check_config",
     "check_days",
     "check_label_window",
     "feature_context",
@@ -88,6 +89,22 @@ def check_loaded(data: Any) -> None:
             f"data must be a kamml Dataset, got a {type(data).__name__}: load the tables with "
             "kamml.load_data(source, config) (a folder or a dict of frames), which validates them first"
         )
+
+
+def check_config(config: Any) -> Config:
+    """`config`, or the defaults for None; anything else a TypeError naming `kamml.load_config`.
+
+    The config's name or path, a dict or ``cfg.data`` (which `kamml.load_data` takes) was an
+    AttributeError ("'str' object has no attribute 'features'") that did not say what to pass.
+    """
+    if config is None:
+        return Config()
+    if not isinstance(config, Config):
+        raise TypeError(
+            f"config must be a kamml Config, got a {type(config).__name__}: load one with "
+            "kamml.load_config(name or YAML path), or pass None for the defaults"
+        )
+    return config
 
 
 def feature_context(data: Any, cutoff: Any, config: Config | None = None) -> FeatureContext:
@@ -339,6 +356,7 @@ def _as_double(value: ir.Value) -> ir.FloatingValue:
 
 def features_expr(data: Any, cutoff: Any, config: Config | None = None) -> ir.Table:
     """The whole feature set as of `cutoff` as one Ibis expression (unordered), ready to run anywhere."""
+    config = check_config(config)
     ctx = feature_context(data, cutoff, config)
     return finish_expr(feature_expr(ctx, enabled_groups(config, data)))
 
@@ -364,7 +382,7 @@ def build_features(data: Any, cutoff: Any, config: Config | None = None) -> pd.D
         ``spend_last_year_horizon`` and ``attrs["time_unit"]`` the unit of recency and T, so a model
         trained on another window or unit refuses the frame (`ModelBundle.predict`).
     """
-    cfg = config or Config()
+    cfg = check_config(config)
     _note_unused_static_columns(data, cfg)
     return _feature_frame(data, cutoff, cfg)
 
@@ -416,7 +434,8 @@ def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | No
     reader of its own can apply `settle_table`. The engine out of memory is an `EngineError` naming the
     setting, as in `build_features` (DuckDB's own exception came through).
     """
-    _note_unused_static_columns(data, config or Config())
+    config = check_config(config)
+    _note_unused_static_columns(data, config)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     expr = features_expr(data, cutoff, config)
@@ -631,7 +650,7 @@ def build_training_frame(
             f"snapshot pass it in a list (build_training_frame(data, [cutoff], config)), or take "
             "several from kamml.features.training_cutoffs(end, horizon_days, snapshots, step_days)"
         )
-    cfg = config or Config()
+    cfg = check_config(config)
     _note_unused_static_columns(data, cfg)  # once, not once per snapshot
     frames = []
     # each as the features read it (naive UTC midnight), all checked before any is built: a UTC-aware

@@ -124,9 +124,10 @@ def features_frame(data: Any, cutoff: Any, config: Config | None = None) -> Data
     columns (static attributes) strings; nothing is collected to the driver. A ``features.static_columns``
     without an accounts table to apply it to is warned about, as by `build_features`.
     """
-    from kamml.features.build import _note_unused_static_columns, features_expr
+    from kamml.features.build import _note_unused_static_columns, check_config, features_expr
 
-    _note_unused_static_columns(data, config or Config())
+    config = check_config(config)
+    _note_unused_static_columns(data, config)
     return to_spark(features_expr(data, cutoff, config))
 
 

@@ -427,6 +427,13 @@ def test_the_snapshot_column_holds_each_cutoff_as_the_features_read_it(simple):
     assert aware["snapshot"].dt.tz is None
 
 
+@pytest.mark.parametrize("cutoffs", [[], (), iter([])])
+def test_training_frame_refuses_no_cutoffs_naming_the_argument(simple, cutoffs):
+    """No cutoffs blamed a config setting the call did not use: "time.snapshots must be at least 1"."""
+    with pytest.raises(ConfigError, match=r"cutoffs is empty: no training snapshots to build"):
+        build_training_frame(simple, cutoffs)
+
+
 def test_the_snapshot_column_has_one_dtype_whatever_type_the_cutoffs_have(simple):
     """Cutoffs as str or date gave a datetime64[s] column, as datetime [us], from training_cutoffs [ns]:
     the same snapshots made frames that differed in dtype (and in `astype("int64")`, by 10**9)."""

@@ -657,6 +657,11 @@ def build_training_frame(
     # cutoff was kept aware in the snapshot column, a category of mixed objects beside naive ones; in
     # nanoseconds, as training_cutoffs gives them: a str or date made the column datetime64[s]
     cutoffs = [as_cutoff(cutoff).as_unit("ns") for cutoff in cutoffs]  # an iterator is fine too
+    if not cutoffs:  # it blamed time.snapshots, a setting such a call does not use
+        raise ConfigError(
+            "cutoffs is empty: no training snapshots to build; give at least one cutoff date, or take "
+            "several from kamml.features.training_cutoffs(end, horizon_days, snapshots, step_days)"
+        )
     _refuse_repeats(cutoffs)
     sample = RunningSample(max_accounts) if max_accounts is not None else None
     referral_total = 0.0
@@ -682,8 +687,6 @@ def build_training_frame(
             time.perf_counter() - start,
             " (built earlier in the job)" if reused else "",
         )
-    if not frames:
-        raise ConfigError("no training snapshots: time.snapshots must be at least 1")
     if sample is not None and sample.ids is not None and sample.seen > sample.limit:
         chosen = sample.ids
         frames = [frame[frame["account_id"].isin(chosen)] for frame in frames]

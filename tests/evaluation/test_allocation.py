@@ -572,3 +572,29 @@ def test_a_policy_that_leaves_hours_unplaced_is_reported_not_silently_scored(wor
 def _equal_plan(world, hours):
     ids = world.truth["account_id"]
     return pd.DataFrame({"account_id": ids, "recommended_hours": hours / len(ids)})
+
+
+def test_bad_floors_are_named_as_the_floor_or_the_oracle_floor_not_as_a_policy(world):
+    """A floor Series with an unknown or repeated account read "hours.account_id: policy 'floor'", and
+    a bad oracle_floor was named "floor" too: the caller could not tell which argument was wrong."""
+    ids = world.truth["account_id"].to_numpy()
+    plan = pd.DataFrame({"account_id": ids[:10], "recommended_hours": 0.5})
+    unknown = pd.Series(0.1, index=[*ids[:3], ids.max() + 1])
+    repeated = pd.Series(0.1, index=[ids[0], ids[0]])
+    missing = pd.Series([np.nan], index=[ids[0]])
+    for argument in ("floor", "oracle_floor"):
+        for floors, rule in (
+            (unknown, "account_id not in the world"),
+            (repeated, "account_id appears more than once"),
+            (missing, "missing value"),
+        ):
+            with pytest.raises(SchemaError) as info:
+                evaluate_allocation(world, plan, HORIZON, **{argument: floors})
+            (problem,) = info.value.problems
+            assert problem.table == argument, (argument, rule)
+            assert rule in problem.rule, (argument, rule)
+            assert "policy" not in problem.rule, (argument, rule)
+        with pytest.raises(SchemaError, match=rf"input: {argument}: expected {ids.size} values aligned"):
+            evaluate_allocation(world, plan, HORIZON, **{argument: np.zeros(3)})
+        with pytest.raises(InfeasibleError, match=rf"^{argument} must be finite and >= 0$"):
+            evaluate_allocation(world, plan, HORIZON, **{argument: np.full(ids.size, -1.0)})

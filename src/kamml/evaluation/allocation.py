@@ -535,12 +535,14 @@ def compare_allocations(
     reps = None if capacity is None else _rep_codes(_world_owners(world, ids), capacity, ids.size)
     for name, h in aligned.items():
         _check_within_limits(name, h, team, floors, cap, reps)
+    # checked before the try below, which reads any InfeasibleError as floors that do not fit
+    truth_floors = floors if oracle_floor is None else _floors(oracle_floor, ids, "oracle_floor")
     try:
         aligned["oracle"] = oracle_hours(
             world,
             team,
             horizon_days,
-            floor=floors if oracle_floor is None else _floors(oracle_floor, ids),
+            floor=truth_floors,
             cap=cap,
             capacity=capacity,
             weights=weights,
@@ -798,10 +800,13 @@ def _cap(cap: float) -> float:
     return value
 
 
-def _floors(floor: npt.ArrayLike | pd.Series, ids: npt.NDArray[Any]) -> FloatArray:
-    """Floors aligned with the world's account ids: one number for all, an aligned array or a Series by id."""
+def _floors(floor: npt.ArrayLike | pd.Series, ids: npt.NDArray[Any], name: str = "floor") -> FloatArray:
+    """Floors aligned with the world's account ids: one number for all, an aligned array or a Series by id.
+
+    `name` is the argument the floors came in (``floor`` or ``oracle_floor``), which errors name.
+    """
     if isinstance(floor, pd.Series) or np.ndim(floor) > 0:
-        return _aligned("floor", floor, ids, ("floor", None))
+        return _aligned(name, floor, ids, (name, None))
     return np.full(ids.size, float(floor))  # type: ignore[arg-type]
 
 
@@ -813,19 +818,22 @@ def _aligned(
 ) -> FloatArray:
     """Hours of one policy as an array aligned with the world's account ids; checked.
 
-    `where` is the (table, column) that a NaN is reported in (default: the policy's hours).
+    `where` is the (table, column) that problems are reported in (default: the policy's hours); with
+    it given (floors), errors name that table rather than a policy.
     """
+    table, what = ("hours", f"policy {name!r}: ") if where is None else (where[0], "")
+    label = f"hours of policy {name!r}" if where is None else where[0]
     where = where or ("hours", name)
     if isinstance(hours, pd.Series):
         unknown = ~hours.index.isin(ids)
         if unknown.any():
             bad = hours.index[unknown]
-            rule = f"policy {name!r}: account_id not in the world"
-            raise SchemaError([Problem("hours", "account_id", rule, len(bad), tuple(bad[:5]))])
+            rule = f"{what}account_id not in the world"
+            raise SchemaError([Problem(table, "account_id", rule, len(bad), tuple(bad[:5]))])
         if hours.index.has_duplicates:
             dup = hours.index[hours.index.duplicated()]
-            rule = f"policy {name!r}: account_id appears more than once"
-            raise SchemaError([Problem("hours", "account_id", rule, len(dup), tuple(dup[:5]))])
+            rule = f"{what}account_id appears more than once"
+            raise SchemaError([Problem(table, "account_id", rule, len(dup), tuple(dup[:5]))])
         values = hours.astype(float)
         _refuse_nan(values, *where)
         # accounts left out count as 0 hours (documented)
@@ -834,12 +842,11 @@ def _aligned(
         h = np.asarray(hours, dtype=float)
         if h.shape != ids.shape:
             raise SchemaError(
-                f"hours of policy {name!r}: expected {ids.size} values aligned with truth.account_id, "
-                f"got shape {h.shape}"
+                f"{label}: expected {ids.size} values aligned with truth.account_id, got shape {h.shape}"
             )
         _refuse_nan(pd.Series(h, index=ids), *where)
     if not np.all(np.isfinite(h)) or (h < 0).any():
-        raise InfeasibleError(f"hours of policy {name!r} must be finite and >= 0")
+        raise InfeasibleError(f"{label} must be finite and >= 0")
     return h
 
 

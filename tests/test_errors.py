@@ -11,3 +11,14 @@ def test_a_missing_column_present_with_spaces_around_its_name_is_named():
     assert "case of letters" not in str(error)
     cased = FeatureMismatchError(["attr_size"], present=["attr_SIZE "])
     assert "present with spaces around the name: 'attr_SIZE ' for attr_size" in str(cased)
+
+
+def test_missing_attribute_features_name_the_accounts_columns():
+    """A weekly export that dropped or renamed an accounts column was refused naming only attr_ features."""
+    error = FeatureMismatchError(
+        ["attr_segment", "attr_industry", "recency"], present=["attr_sector", "attr_size"]
+    )
+    assert "accounts table has no column segment, industry" in str(error)
+    assert "renamed" in str(error)
+    cased = FeatureMismatchError(["attr_size"], present=["attr_SIZE"])
+    assert "accounts table has no column" not in str(cased)

@@ -146,6 +146,16 @@ class FeatureMismatchError(ModelError):
                 f"; present with spaces around the name: {', '.join(spaced[:10])}"
                 f"{' ...' if len(spaced) > 10 else ''} (strip the column names)"
             )
+        # a weekly export that dropped or renamed an accounts column: name the column, not only attr_<name>
+        explained = {m.lower() for m in self.missing if m.lower() in by_case or m.lower() in spaced_names}
+        gone = [
+            m[len("attr_") :] for m in self.missing if m.startswith("attr_") and m.lower() not in explained
+        ]
+        if gone:
+            message += (
+                f"; the accounts table has no column {', '.join(gone[:10])}{' ...' if len(gone) > 10 else ''}"
+                " (dropped or renamed since training? give it back under that name, or train again)"
+            )
         super().__init__(message)
 
 

@@ -18,7 +18,7 @@ def test_missing_attribute_features_name_the_accounts_columns():
     error = FeatureMismatchError(
         ["attr_segment", "attr_industry", "recency"], present=["attr_sector", "attr_size"]
     )
-    assert "accounts table has no column segment, industry" in str(error)
+    assert "attr_ features are the accounts table's columns: no column segment, industry" in str(error)
     assert "renamed" in str(error)
     cased = FeatureMismatchError(["attr_size"], present=["attr_SIZE"])
-    assert "accounts table has no column" not in str(cased)
+    assert "no column" not in str(cased)

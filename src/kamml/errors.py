@@ -153,8 +153,9 @@ class FeatureMismatchError(ModelError):
         ]
         if gone:
             message += (
-                f"; the accounts table has no column {', '.join(gone[:10])}{' ...' if len(gone) > 10 else ''}"
-                " (dropped or renamed since training? give it back under that name, or train again)"
+                f"; attr_ features are the accounts table's columns: no column {', '.join(gone[:10])}"
+                f"{' ...' if len(gone) > 10 else ''} (dropped or renamed in the accounts table since "
+                "training? give it back under that name, or train again)"
             )
         super().__init__(message)
 

@@ -104,7 +104,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kamml.datasets._synthetic_params import WorldParams
+from kamml.datasets._synthetic_params import WorldParams, _whole
 from kamml.datasets._synthetic_sim import (
     ACTIVITY_KINDS,
     SECONDS_PER_DAY,
@@ -611,11 +611,6 @@ def generate(
 
 MAX_HORIZON_DAYS = 36_525
 """Longest horizon in days (100 years, as `generate`'s years): 10**6 days ran past pandas' dates."""
-
-
-def _whole(value: Any) -> bool:
-    """Whether `value` is a whole number (a Python or numpy int, not a bool)."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _count(value: Any) -> bool:

@@ -39,6 +39,7 @@ from kamml.tracking.source import source_revision
 from kamml.tracking.store import (
     config_store_error,
     experiment_id,
+    restore_variables,
     server_unreachable,
     store_lock,
     tracking_scope,
@@ -284,11 +285,7 @@ def _without_retries(gone: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_variables(saved)
 
 
 def backtest_metrics(result: Any) -> dict[str, float]:

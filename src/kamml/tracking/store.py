@@ -36,6 +36,7 @@ __all__ = [
     "check_store_exists",
     "describe_store",
     "experiment_id",
+    "restore_variables",
     "server_unreachable",
     "sqlite_file",
     "store_error",
@@ -501,13 +502,13 @@ def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -
     before = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    _restore_variables(before)
+    restore_variables(before)
     _last_set = (uri, source)
     return uri
 
 
-def _restore_variables(values: dict[str, str | None]) -> None:
-    """Put MLflow's URI variables back to `values` (None: unset)."""
+def restore_variables(values: dict[str, str | None]) -> None:
+    """Put environment variables back to `values` (None: unset), as saved before setting them."""
     for name, value in values.items():
         if value is None:
             os.environ.pop(name, None)
@@ -540,7 +541,7 @@ def tracking_scope(config: TrackingConfig | None = None, *, create: bool = True)
         _outer.pop()
         mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]  # None unsets, as MLflow's own scope does
         mlflow.set_registry_uri(saved[1])  # type: ignore[arg-type]
-        _restore_variables(variables)
+        restore_variables(variables)
         _last_set = last
 
 

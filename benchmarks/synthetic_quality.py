@@ -25,7 +25,9 @@
    with the world's k; the world's stakes with kamml's k.
 
 Lifts are printed over the best of the three naive rules of issue 6 (``vs_best_naive_rule``: equal,
-by_revenue, top_n; the README's figure) and over the focused ``top_n_share`` (``vs_top_n_share``) apart.
+by_revenue, top_n; the README's figure; with floors, equal and by_revenue in both readings of a floor,
+their share on top of it and the floor as a minimum, ``*_at_least_floor``) and over the focused
+``top_n_share`` (``vs_top_n_share``) apart.
 
 Usage: python benchmarks/synthetic_quality.py [--accounts 20000] [--seed 7] [--hours-per-account 0.1 0.2 0.5]
        [--effort-scale auto 4] [--effort-exponent 0.5] [--floor-hours 0] [--active-p-purchase 0.1]

@@ -14,6 +14,7 @@ from kamml.datasets import synthetic
 from kamml.errors import ConfigError, InfeasibleError, SchemaError
 from kamml.evaluation import allocation as evaluation_module
 from kamml.evaluation.allocation import (
+    FLOOR_READINGS,
     NAIVE_RULES,
     SIMPLE_RULES,
     compare_allocations,
@@ -30,6 +31,7 @@ from kamml.evaluation.allocation import (
 )
 
 HORIZON = 180
+UNFLOORED_RULES = [r for r in SIMPLE_RULES if r not in FLOOR_READINGS]  # the rules without floors
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +223,7 @@ def test_past_revenue_counts_the_window_only():
 
 def test_simple_rule_hours_on_a_world(world):
     rules = simple_rule_hours(world, 200.0, cap=5.0)
-    assert set(rules) == set(SIMPLE_RULES)
+    assert list(rules) == UNFLOORED_RULES  # both readings of a floor are one rule without floors
     revenue = past_revenue(world.transactions, world.truth["account_id"], world.end).to_numpy()
     for name, h in rules.items():
         assert h.shape == (world.n_accounts,)
@@ -282,6 +284,84 @@ def test_floored_rules_keep_floor_cap_and_total(revenue, share, cap, floor):
         )
 
 
+def _at_least_floor_reference(weights, team, cap, floors):
+    """``max(floor, min(cap, c x w))`` (floor alone where w is 0) with c found by bisection."""
+
+    def hours(c):
+        return np.where(weights > 0, np.clip(c * weights, floors, cap), floors)
+
+    lo, hi = -800.0, 709.0  # c = exp(t): tiny weights need c near the float range's end
+    for _ in range(400):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if hours(np.exp(mid)).sum() > team else (mid, hi)
+    return hours(np.exp(lo))
+
+
+@given(
+    revenue=arrays(float, st.integers(1, 30), elements=st.just(0.0) | st.floats(1e-6, 1e6)),
+    share=st.floats(0, 1),
+    cap=st.floats(0.5, 10),
+    floor=st.floats(0, 0.5),
+)
+@settings(max_examples=300, deadline=None)
+def test_rules_with_the_floor_a_minimum_match_a_bisection_reference(revenue, share, cap, floor):
+    """`at_least_floor`: h = max(floor, min(cap, c x revenue)), not the floor plus c x revenue."""
+    n = revenue.size
+    floors = np.where(np.arange(n) % 3 == 0, 0.0, floor)
+    r = revenue / revenue.max() if revenue.max() > 0 else np.ones(n)
+    reach = np.where(r > 0, cap, floors).sum()  # what the accounts with revenue can take at the cap
+    hours = floors.sum() + share * (reach - floors.sum())
+    got = hours_by_revenue(revenue, hours, cap=cap, floor=floors, at_least_floor=True)
+    np.testing.assert_allclose(got, _at_least_floor_reference(r, hours, cap, floors), atol=1e-7)
+    assert got.sum() == pytest.approx(hours, rel=1e-9, abs=1e-9)
+    eligible = np.arange(n) % 2 == 0
+    same = equal_hours(n, hours, cap=cap, eligible=eligible, floor=floors, at_least_floor=True)
+    reach = np.where(eligible, cap, floors).sum()
+    if hours <= reach:
+        want = _at_least_floor_reference(eligible.astype(float), hours, cap, floors)
+        np.testing.assert_allclose(same, want, atol=1e-7)
+
+
+def test_floor_a_minimum_places_hours_on_revenue_too_small_for_its_breakpoints():
+    """A revenue 1e-320 of the largest: its share starts past the float range; it still fills last."""
+    np.testing.assert_allclose(hours_by_revenue([1.0, 1e-320], 1.5, cap=1.0, at_least_floor=True), [1.0, 0.5])
+    got = hours_by_revenue([1.0, 1e-320, 0.0], 2.2, cap=1.0, floor=0.1, at_least_floor=True)
+    np.testing.assert_allclose(got, [1.0, 1.0, 0.1])
+
+
+def test_floor_readings_differ_and_keep_the_reps_capacity(world):
+    """With floors each proportional rule comes in both readings; the second gives small accounts only
+    their floor and the hours it saves to large ones, and keeps capacity, floors, cap and total."""
+    ids = world.truth["account_id"].to_numpy()
+    floor = pd.Series(0.25, index=ids[::2])  # every other account, as a model's active ones
+    floors = floor.reindex(ids).fillna(0.0).to_numpy()
+    owners = world.accounts.set_index("account_id")["owner"].reindex(ids).to_numpy()
+    rep = pd.Series(owners).value_counts().index[-1]  # the smallest book: the other reps take the rest
+    capacity = {rep: floors[owners == rep].sum() + 2.0}  # 2 h above its floors
+    rules = simple_rule_hours(world, 300.0, cap=5.0, floor=floor, capacity=capacity)
+    assert list(rules) == list(SIMPLE_RULES)
+    revenue = past_revenue(world.transactions, ids, world.end).to_numpy()
+    on_top, at_least = rules["by_revenue"], rules["by_revenue_at_least_floor"]
+    small = (revenue > 0) & (floors > 0) & (at_least <= 0.25 + 1e-12)
+    assert small.any()
+    assert (on_top[small] > 0.25).all()  # on top: every account with revenue gets more
+    assert at_least[revenue > 0].max() >= on_top[revenue > 0].max()
+    assert not np.allclose(rules["equal"], rules["equal_at_least_floor"])
+    for name in FLOOR_READINGS:
+        h = rules[name]
+        assert h.sum() == pytest.approx(300.0), name
+        assert (h >= floors - 1e-12).all(), name
+        assert h.max() <= 5.0 + 1e-9, name
+        used = pd.Series(h).groupby(owners).sum()
+        for rep, limit in capacity.items():
+            assert used[rep] <= limit * (1 + 1e-9), (name, rep)
+    # where no rep binds, the reading is the formula: every unbound account at max(floor, min(cap, c r))
+    inside = (at_least > floors + 1e-9) & (at_least < 5.0 - 1e-9)
+    free = ~np.isin(owners, list(capacity)) & (revenue > 0) & inside
+    ratio = at_least[free] / revenue[free]
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-9)
+
+
 # ----------------------------------------------------------------------------------------- comparison
 
 
@@ -290,12 +370,12 @@ def test_oracle_is_the_best_and_scores_itself_one(world):
     rules = simple_rule_hours(world, hours, cap=10.0)
     oracle = oracle_hours(world, hours, HORIZON, cap=10.0)
     table = compare_allocations(world, {**rules, "same_as_oracle": oracle}, HORIZON, cap=10.0)
-    assert table["policy"].tolist() == [*SIMPLE_RULES, "same_as_oracle", "oracle"]
+    assert table["policy"].tolist() == [*UNFLOORED_RULES, "same_as_oracle", "oracle"]
     by = table.set_index("policy")
     assert by.loc["oracle", "share_of_oracle"] == 1.0
     assert by.loc["same_as_oracle", "share_of_oracle"] == pytest.approx(1.0)
     assert (by["share_of_oracle"] <= 1 + 1e-9).all()
-    assert by.loc[list(SIMPLE_RULES), "vs_best_rule"].max() == pytest.approx(0.0)
+    assert by.loc[UNFLOORED_RULES, "vs_best_rule"].max() == pytest.approx(0.0)
     assert by.loc["oracle", "hours"] == pytest.approx(hours)
     # the true gain is the world's own, and revenue is the world's expected value with those hours
     stake = world.stake_and_scale(HORIZON)
@@ -357,14 +437,14 @@ def test_kamml_on_true_scores_gets_most_of_the_oracle_and_beats_the_rules(world)
     cfg = AllocationConfig(hours=hours, floor_hours=0.0, cap_hours=40.0)
     table = allocate(truth_scores(world), hours, cfg)
     result = evaluate_allocation(world, table, HORIZON, cap=cfg.cap_hours)
-    assert result["policy"].tolist() == ["kamml", *SIMPLE_RULES, "oracle"]
+    assert result["policy"].tolist() == ["kamml", *UNFLOORED_RULES, "oracle"]
     by = result.set_index("policy")
     np.testing.assert_allclose(by["hours"], hours, rtol=1e-8)
     assert by.loc["kamml", "share_of_oracle"] >= 0.8
     # above every rule, the focused top_n_share too (8 % on this 1,500-account world; the three naive
     # rules alone left it 10 % or more behind)
     assert by.loc["kamml", "vs_best_rule"] > 0.05
-    assert by.loc["kamml", "revenue_per_hour"] > by.loc[list(SIMPLE_RULES), "revenue_per_hour"].max()
+    assert by.loc["kamml", "revenue_per_hour"] > by.loc[UNFLOORED_RULES, "revenue_per_hour"].max()
 
 
 def test_the_lift_over_the_three_naive_rules_and_over_top_n_share_are_told_apart(world):
@@ -376,12 +456,13 @@ def test_the_lift_over_the_three_naive_rules_and_over_top_n_share_are_told_apart
     gain = result.set_index("policy")["true_gain"]
     naive = lift_over(result, NAIVE_RULES).set_axis(result["policy"])
     focused = lift_over(result, ["top_n_share"]).set_axis(result["policy"])
-    assert NAIVE_RULES == ("equal", "by_revenue", "top_n")
-    assert naive["kamml"] == pytest.approx(gain["kamml"] / gain[list(NAIVE_RULES)].max() - 1)
+    assert ("equal", "by_revenue", "top_n", *FLOOR_READINGS) == NAIVE_RULES
+    naive_rows = ["equal", "by_revenue", "top_n"]  # no floors: one reading of each
+    assert naive["kamml"] == pytest.approx(gain["kamml"] / gain[naive_rows].max() - 1)
     assert focused["kamml"] == pytest.approx(gain["kamml"] / gain["top_n_share"] - 1)
     # on this world top_n_share beats the three naive rules, so the two lifts differ, and vs_best_rule
     # (all four rules) is the smaller: a README figure checked against it read lower
-    assert gain["top_n_share"] > gain[list(NAIVE_RULES)].max()
+    assert gain["top_n_share"] > gain[naive_rows].max()
     assert naive["kamml"] > focused["kamml"]
     np.testing.assert_allclose(result["vs_best_rule"], lift_over(result, SIMPLE_RULES))
     np.testing.assert_allclose(result["vs_best_rule"], focused)
@@ -410,7 +491,7 @@ def test_evaluate_allocation_holds_rules_and_oracle_to_the_plan_floors(world):
     # the same plan against unfloored rules: they are free to skip the touch, so they look better
     unfloored = evaluate_allocation(world, table, HORIZON, cap=cfg.cap_hours).set_index("policy")
     best = result.loc[list(SIMPLE_RULES), "true_gain"].max()
-    assert unfloored.loc[list(SIMPLE_RULES), "true_gain"].max() > best
+    assert unfloored.loc[UNFLOORED_RULES, "true_gain"].max() > best
 
 
 @pytest.mark.parametrize("limit", [10.0, 60.0, 400.0])

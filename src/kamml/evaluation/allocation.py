@@ -23,7 +23,11 @@ of the plan's scores: the accounts the model calls active) and share the rest of
 way, and with an oracle that gives the same touch to the accounts the plan's rule calls active on the
 truth (``oracle_floor``, `true_floors`; forty-first session: with the plan's floors it inherited the
 model's mistakes, a churned account's touch, and the plan's share of it was flattering; forty-third
-session: the true chance of an order in the horizon too, as the plan reads 1 - p_churn).
+session: the true chance of an order in the horizon too, as the plan reads 1 - p_churn). A floor can
+be read two ways by a proportional rule, and both are given (fifty-third session, after an audit found
+the second reading beat ``top_n`` on some worlds): its share on top of the floor (``equal``,
+``by_revenue``), or the floor as a minimum, ``max(floor, share)`` (`FLOOR_READINGS`), which gives small
+accounts only their floor and the hours that saves to the large ones.
 Likewise a plan made under each rep's capacity (``allocation.capacity``) is compared with rules that
 honour it: a rule shares the hours its own way, but no rep's accounts get more than the rep's capacity,
 and what a full rep cannot take goes to the other accounts by the same rule (a second water-filling
@@ -31,9 +35,10 @@ level for ``equal`` and ``by_revenue``, the next accounts in revenue order for `
 the rules used hours no team has and "beat" the oracle (a share of the oracle above 1).
 
 The bar for kamml's allocation, end to end: at least 85 % of the oracle's gain and at least 20 % more than
-the best of the three naive rules of issue 6 (`NAIVE_RULES`: equal, by_revenue, top_n), the lift the
-README reports; the lift over ``top_n_share`` is reported beside it (`lift_over`). A comparison's
-``vs_best_rule`` is over the rules it is given, all four by default.
+the best of the three naive rules of issue 6 (`NAIVE_RULES`: equal, by_revenue, top_n, and with floors
+the two proportional rules in both readings), the lift the README reports; the lift over ``top_n_share``
+is reported beside it (`lift_over`). A comparison's ``vs_best_rule`` is over the rules it is given, all
+of them by default.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ if TYPE_CHECKING:
     from kamml.datasets.synthetic import World
 
 __all__ = [
+    "FLOOR_READINGS",
     "NAIVE_RULES",
     "SIMPLE_RULES",
     "compare_allocations",
@@ -75,11 +81,15 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 Capacity = Mapping[Any, float] | None
 
-SIMPLE_RULES = ("equal", "by_revenue", "top_n", "top_n_share")
+FLOOR_READINGS = ("equal_at_least_floor", "by_revenue_at_least_floor")
+"""``equal`` and ``by_revenue`` with the floor a minimum rather than a start (rules only with floors)."""
+
+SIMPLE_RULES = ("equal", "by_revenue", "top_n", "top_n_share", *FLOOR_READINGS)
 """Names of the simple rules, as keys of `simple_rule_hours` and rows of `compare_allocations`."""
 
-NAIVE_RULES = ("equal", "by_revenue", "top_n")
-"""The three rules of issue 6, behind the lift bar the README reports (``top_n_share`` came later)."""
+NAIVE_RULES = ("equal", "by_revenue", "top_n", *FLOOR_READINGS)
+"""The three rules of issue 6, behind the lift bar the README reports (``top_n_share`` came later);
+with floors, ``equal`` and ``by_revenue`` in both readings of a floor (`FLOOR_READINGS`)."""
 
 TOP_SHARE_HOURS = 4.0
 """Average hours per account of the ``top_n_share`` rule (kamml's fixed effort scale)."""
@@ -108,13 +118,16 @@ def equal_hours(
     floor: npt.ArrayLike = 0.0,
     owner: npt.ArrayLike | None = None,
     capacity: Capacity = None,
+    at_least_floor: bool = False,
 ) -> FloatArray:
     """The same hours for every eligible account, ``min(hours / n_eligible, cap)``; others get their floor.
 
     With floors, every account first gets its floor and the eligible ones share the rest equally (each
-    at most `cap` in all). With `capacity` (rep -> hours, reps matched to `owner` as the optimizer
-    matches them), a rep's accounts share equally at most its capacity less their floors, and the hours
-    a full rep cannot take are shared equally by the others.
+    at most `cap` in all); with `at_least_floor` the floor is a minimum instead: the eligible ones get
+    ``max(floor_i, min(cap, c))``, so an account's floor counts toward its equal share. With `capacity`
+    (rep -> hours, reps matched to `owner` as the optimizer matches them), a rep's accounts share
+    equally at most its capacity less their floors, and the hours a full rep cannot take are shared
+    equally by the others.
 
     Examples
     --------
@@ -122,6 +135,8 @@ def equal_hours(
     [3.0, 3.0, 0.0, 3.0]
     >>> equal_hours(3, 4.0, cap=3.0, eligible=[True, True, False], floor=0.5).tolist()
     [1.75, 1.75, 0.5]
+    >>> equal_hours(3, 4.0, eligible=[True, True, False], floor=[2.5, 0.0, 0.5], at_least_floor=True).tolist()
+    [2.5, 1.0, 0.5]
     """
     team = _team_hours(hours)
     mask = np.ones(n_accounts, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
@@ -129,7 +144,8 @@ def equal_hours(
         raise ValueError(f"eligible must have one flag per account ({n_accounts}), got shape {mask.shape}")
     base, room, left = _floored(n_accounts, team, cap, floor)
     codes, rep_room = _rep_room(base, owner, capacity)
-    return base + _fill_by_rep(mask.astype(float), room, left, codes, rep_room)
+    offset = base if at_least_floor else None
+    return base + _fill_by_rep(mask.astype(float), room, left, codes, rep_room, offset)
 
 
 def hours_by_revenue(
@@ -140,12 +156,15 @@ def hours_by_revenue(
     floor: npt.ArrayLike = 0.0,
     owner: npt.ArrayLike | None = None,
     capacity: Capacity = None,
+    at_least_floor: bool = False,
 ) -> FloatArray:
     """Hours proportional to past revenue, at most `cap` each; what the cap cuts goes to the others.
 
     Exactly: ``h_i = min(cap, c x revenue_i)`` with c such that the hours add up to `hours` (or every
     account with revenue sits at the cap). Negative revenue counts as 0; with no revenue at all the hours
-    are split equally. With floors: ``h_i = floor_i + min(cap - floor_i, c x revenue_i)``. With
+    are split equally. With floors: ``h_i = floor_i + min(cap - floor_i, c x revenue_i)``, the share on
+    top of the floor; with `at_least_floor`, ``h_i = max(floor_i, min(cap, c x revenue_i))``, the floor
+    a minimum (less to small accounts, more to large ones). With
     `capacity`, a rep whose accounts would take more than its capacity gets its own, smaller c_r (its
     accounts still in proportion to revenue, together at its capacity) and the others share the rest.
 
@@ -155,15 +174,20 @@ def hours_by_revenue(
     [3.0, 2.5, 2.5, 0.0]
     >>> hours_by_revenue([100.0, 50.0, 50.0, 0.0], 8.0, cap=3.0, floor=1.0).tolist()
     [3.0, 2.0, 2.0, 1.0]
+    >>> hours_by_revenue([60.0, 30.0, 10.0, 0.0], 8.0, floor=1.0, at_least_floor=True).round(6).tolist()
+    [4.0, 2.0, 1.0, 1.0]
     """
     team = _team_hours(hours)
     r = np.maximum(np.nan_to_num(np.asarray(revenue, dtype=float), nan=0.0), 0.0)
     if r.sum() <= 0:
-        return equal_hours(r.size, team, cap=cap, floor=floor, owner=owner, capacity=capacity)
+        return equal_hours(
+            r.size, team, cap=cap, floor=floor, owner=owner, capacity=capacity, at_least_floor=at_least_floor
+        )
     base, room, left = _floored(r.size, team, cap, floor)
     codes, rep_room = _rep_room(base, owner, capacity)
     # scale-free: c stays finite for tiny or huge revenues
-    return base + _fill_by_rep(r / r.max(), room, left, codes, rep_room)
+    offset = base if at_least_floor else None
+    return base + _fill_by_rep(r / r.max(), room, left, codes, rep_room, offset)
 
 
 def top_n_by_revenue(
@@ -298,6 +322,55 @@ def _fill(weights: FloatArray, room: FloatArray, amount: float) -> FloatArray:
     return out
 
 
+def _fill_above(weights: FloatArray, room: FloatArray, amount: float, offset: FloatArray) -> FloatArray:
+    """`amount` shared as ``min(room_i, max(0, c x w_i - offset_i))``: `_fill` for floors read as minimums.
+
+    With offset = floor and room = cap - floor, floor + share is ``max(floor, min(cap, c x w))``: the
+    proportional rule where the floor is a minimum rather than a start. Each share is 0 up to
+    c = offset / w, grows with slope w and stops at c = (offset + room) / w; the total grows piecewise
+    linearly in c, so a binary search over these breakpoints (each total summed afresh: running sums
+    of weights far apart cancel) finds the piece holding `amount`, and c is solved on it exactly.
+    Accounts whose breakpoints overflow (tiny weights) fill last, among themselves.
+    """
+    out = np.zeros(weights.size)
+    share = weights > 0
+    if amount <= 0 or not share.any():
+        return out
+    w, space, off = weights[share], room[share], offset[share]
+    if float(space.sum()) <= amount:  # the rooms hold less than the amount: every account full
+        out[share] = space
+        return out
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        start, stop = off / w, (off + space) / w
+    # tiny weights: a start or stop past the float range; shares under 1e-12 h before it, so they fill last
+    late = ~np.isfinite(start) | (~np.isfinite(stop) & np.isfinite(space))
+
+    def total(c: float) -> float:
+        return float(np.clip(c * w[~late] - off[~late], 0.0, space[~late]).sum())
+
+    ends = stop[~late]
+    points = np.unique(np.concatenate([start[~late], ends[np.isfinite(ends)]]))  # no cap: no stop
+    lo, hi = 0, points.size - 1  # the last breakpoint whose total is below the amount
+    if total(float(points[hi])) < amount:
+        lo = hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if total(float(points[mid])) < amount else (lo, mid)
+    base = float(points[lo])
+    moving = ~late & (start <= base) & (stop > base)
+    slope = float(w[moving].sum())
+    got = np.zeros(w.size)
+    if slope > 0:
+        c = base + (amount - total(base)) / slope
+        got[~late] = np.clip(c * w[~late] - off[~late], 0.0, space[~late])
+    else:  # every finite account full below the amount: the rest to the late ones
+        got[~late] = space[~late]
+        rest = w[late]
+        got[late] = _fill_above(rest / rest.max(), space[late], amount - float(got.sum()), off[late])
+    out[share] = got
+    return out
+
+
 def _rep_room(
     floors: FloatArray, owner: npt.ArrayLike | None, capacity: Capacity
 ) -> tuple[IntArray, FloatArray]:
@@ -323,31 +396,41 @@ def _rep_room(
 
 
 def _fill_by_rep(
-    weights: FloatArray, room: FloatArray, amount: float, codes: IntArray, rep_room: FloatArray
+    weights: FloatArray,
+    room: FloatArray,
+    amount: float,
+    codes: IntArray,
+    rep_room: FloatArray,
+    offset: FloatArray | None = None,
 ) -> FloatArray:
     """`_fill` with a limit per rep: a rep's accounts together take at most its `rep_room`.
 
     Two water-filling levels: all accounts share at one level c; a rep that would take more than its
     room at c gets its own level c_r < c, at which its accounts together take exactly its room, and the
     others share what is left at a higher c. Raising c never frees a full rep, so binding the reps that
-    are over at the current c and sharing the rest again ends after at most one round per rep.
+    are over at the current c and sharing the rest again ends after at most one round per rep. With
+    `offset`, each level shares as `_fill_above` does.
     """
+
+    def fill(w: FloatArray, left: float) -> FloatArray:
+        return _fill(w, room, left) if offset is None else _fill_above(w, room, left, offset)
+
     if rep_room.size == 0:
-        return _fill(weights, room, amount)
+        return fill(weights, amount)
     w = weights.copy()
     out = np.zeros(w.size)
     full = np.zeros(rep_room.size, dtype=bool)
     in_rep = codes >= 0
     left = amount
     while True:
-        got = _fill(w, room, left)
+        got = fill(w, left)
         used = np.bincount(codes[in_rep], weights=got[in_rep], minlength=rep_room.size)
         over = ~full & (used > rep_room * (1 + 1e-12))
         if not over.any():
             return out + got  # accounts of full reps have weight 0 here: got is 0 for them
         for r in np.flatnonzero(over):
             members = codes == r
-            own = _fill(np.where(members, w, 0.0), room, float(rep_room[r]))
+            own = fill(np.where(members, w, 0.0), float(rep_room[r]))
             out[members] = own[members]
             left = max(left - float(own[members].sum()), 0.0)
             w[members] = 0.0
@@ -398,7 +481,9 @@ def simple_rule_hours(
         The past revenue window.
     floor : float, array or pandas.Series, default 0
         Minimum hours per account (one number, an array aligned with ``truth.account_id`` or a Series
-        by account_id, missing accounts 0): each rule gives the floors first and shares the rest.
+        by account_id, missing accounts 0): each rule gives the floors first and shares the rest. With
+        any floor, ``equal`` and ``by_revenue`` are given in a second reading too, the floor a minimum
+        rather than a start (`FLOOR_READINGS`: ``max(floor, share)``, less to small accounts).
     capacity : mapping, optional
         Hours per rep (owners from ``world.accounts``), as in `oracle_hours`: no rule gives a rep's
         accounts more than its capacity; what a full rep cannot take goes to the others by the rule.
@@ -407,7 +492,7 @@ def simple_rule_hours(
     -------
     dict
         ``{"equal": ..., "by_revenue": ..., "top_n": ..., "top_n_share": ...}``, arrays of hours per
-        account.
+        account, and with floors ``"equal_at_least_floor"`` and ``"by_revenue_at_least_floor"``.
     """
     ids = world.truth["account_id"].to_numpy()
     floors = _floors(floor, ids)
@@ -417,12 +502,19 @@ def simple_rule_hours(
     limits: dict[str, Any] = {}
     if capacity is not None:
         limits = {"owner": _world_owners(world, ids), "capacity": capacity}
-    return {
+    rules = {
         "equal": equal_hours(ids.size, hours, cap=cap, eligible=eligible, floor=floors, **limits),
         "by_revenue": hours_by_revenue(revenue, hours, cap=cap, floor=floors, **limits),
         "top_n": top_n_by_revenue(revenue, hours, cap=cap, floor=floors, **limits),
         "top_n_share": top_n_share_by_revenue(revenue, hours, cap=cap, floor=floors, **limits),
     }
+    if (floors > 0).any():  # without floors both readings are the rules above
+        limits["at_least_floor"] = True
+        rules["equal_at_least_floor"] = equal_hours(
+            ids.size, hours, cap=cap, eligible=eligible, floor=floors, **limits
+        )
+        rules["by_revenue_at_least_floor"] = hours_by_revenue(revenue, hours, cap=cap, floor=floors, **limits)
+    return rules
 
 
 def _world_owners(world: World, ids: npt.NDArray[Any]) -> npt.NDArray[np.object_]:

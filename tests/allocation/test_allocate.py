@@ -390,6 +390,28 @@ def test_trailing_commas_in_a_scores_csv_do_not_shift_its_columns(tmp_path, end)
     assert read["p_churn"].tolist() == [0.2, 0.5, 0.1]
 
 
+@pytest.mark.parametrize("ends", [(",", ",,", ""), ("", ",", ",,"), (",,", "", ",")])
+def test_rows_of_a_scores_csv_ending_in_different_numbers_of_commas_are_read(tmp_path, ends):
+    """An input audit: rows ending in ',' beside rows ending in ',,' (or a first row without one) got
+    pandas' raw 'Expected 4 fields in line 3, saw 5', where one trailing ',' on every row was read."""
+    path = tmp_path / "s.csv"
+    values = [("007", 100, 0.2), ("008", 50, 0.5), ("009", 10, 0.1)]
+    rows = [f"{i},{clv},{p}{end}" for (i, clv, p), end in zip(values, ends, strict=True)]
+    path.write_text("account_id,clv,p_churn\n" + "\n".join(rows) + "\n")
+    read = read_scores(path)
+    assert read.columns.tolist() == ["account_id", "clv", "p_churn"]
+    assert read["account_id"].tolist() == ["007", "008", "009"]
+    assert read["clv"].tolist() == [100, 50, 10]
+
+
+def test_a_value_past_the_header_among_rows_of_different_widths_is_named(tmp_path):
+    """As a value past the header on every row: the line and the rule, not pandas' 'Expected 3 fields'."""
+    path = tmp_path / "s.csv"
+    path.write_text("account_id,clv,p_churn\n1,100,0.2\n2,50,0.5,,\n3,10,0.1,,x\n")
+    with pytest.raises(DataError, match=r"s\.csv: line 4 has 5 values but the header names 3 columns"):
+        read_scores(path)
+
+
 def test_a_scores_csv_row_with_more_values_than_its_header_is_refused(tmp_path):
     """An allocation audit: a value more on every row shifted every column by one, and the plan was
     written with clv as the account ids and exit 0."""

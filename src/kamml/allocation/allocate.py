@@ -846,18 +846,24 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
     ids = [name for name in header if renames.get(name, name) in CSV_ID_COLUMNS]
     # pandas' missing texts for every column, less "NA" for the ids (`MISSING_TEXTS`)
     na_values = {name: sorted(MISSING_TEXTS if name in ids else MISSING_TEXTS | {"NA"}) for name in header}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
+    options: dict[str, Any] = {
+        "dtype": dict.fromkeys(ids, str),
+        "float_precision": "round_trip",
+        "keep_default_na": False,
+        "na_values": na_values,
         # index_col=False: a row with a value more than the header (a trailing ',') made pandas take the
         # first column as the index, every column shifted by one (clv read as the ids)
-        frame = pd.read_csv(
-            source,
-            dtype=dict.fromkeys(ids, str),
-            float_precision="round_trip",
-            keep_default_na=False,
-            na_values=na_values,
-            index_col=False,
-        )
+        "index_col": False,
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            frame = pd.read_csv(source, **options)
+        except pd.errors.ParserError:
+            # rows of other widths (',' on some, ',,' on others, or none on the first): pandas' raw
+            # "Expected 4 fields in line 3, saw 5"; a value past the header is named, empty ones pass
+            _refuse_values_past_the_header(source, len(header))
+            frame = pd.read_csv(source, usecols=range(len(header)), **options)
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):  # pandas dropped values
         _refuse_values_past_the_header(source, len(header))
     frame = frame.rename(columns=renames)

@@ -474,6 +474,18 @@ def test_allocate_empty_scores_exits_3_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_allocate_scores_not_in_utf8_exit_3_naming_the_file(tmp_path):
+    """A Latin-1 scores CSV got Python's codec error; it is bad data (exit 3), said of the file."""
+    scores = tmp_path / "s.csv"
+    scores.write_bytes("account_id,clv,p_churn,region\n1,10,0.5,Zürich\n".encode("latin-1"))
+    out = tmp_path / "a.csv"
+    result = runner.invoke(app, ["allocate", "--scores", str(scores), "--hours", "5", "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    assert f"cannot read the scores file {scores}: it is not UTF-8 text (line 2" in result.output
+    assert "codec" not in result.output
+    assert not out.exists()
+
+
 def test_allocate_bad_capacity_and_overflowing_stake_exit_cleanly(tmp_path):
     scores = pd.DataFrame({"account_id": [1, 2], "clv": [10.0, 20.0], "p_churn": [0.5, 0.5], "owner": [7, 8]})
     scores.to_csv(tmp_path / "s.csv", index=False)

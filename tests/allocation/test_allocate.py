@@ -412,6 +412,16 @@ def test_a_value_past_the_header_among_rows_of_different_widths_is_named(tmp_pat
         read_scores(path)
 
 
+def test_a_scores_csv_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    """An input audit: a Latin-1 export got the raw "'utf-8' codec can't decode byte 0xfc in position 41"."""
+    path = tmp_path / "s.csv"
+    path.write_bytes("account_id,clv,p_churn,region\n1,100,0.2,Bern\n2,50,0.5,Zürich\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"s\.csv: it is not UTF-8 text \(line 3 holds the byte 0xfc") as info:
+        read_scores(path)
+    assert "save it as UTF-8" in str(info.value)
+    assert "codec" not in str(info.value)
+
+
 def test_a_scores_csv_row_with_more_values_than_its_header_is_refused(tmp_path):
     """An allocation audit: a value more on every row shifted every column by one, and the plan was
     written with clv as the account ids and exit 0."""

@@ -864,12 +864,31 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
             # "Expected 4 fields in line 3, saw 5"; a value past the header is named, empty ones pass
             _refuse_values_past_the_header(source, len(header))
             frame = pd.read_csv(source, usecols=range(len(header)), **options)
+        except UnicodeDecodeError:  # Python's "'utf-8' codec can't decode byte 0xfc in position 41"
+            raise DataError(f"cannot read the scores file {source}: {_not_utf8(source)}") from None
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):  # pandas dropped values
         _refuse_values_past_the_header(source, len(header))
     frame = frame.rename(columns=renames)
     if "cutoff" in frame and frame["cutoff"].dtype == object:  # CSV keeps no type: dates read back as dates
         frame["cutoff"] = _dates_or_text(frame["cutoff"])
     return _ids_as_in_the_tables(frame)
+
+
+def _not_utf8(source: Path) -> str:
+    """Why a CSV that failed to decode is refused: its first line that is not UTF-8, and what to do.
+
+    Read only after pandas failed; lines are decoded one at a time (a UTF-8 character never spans one).
+    """
+    where = ""
+    with source.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                guess = "UTF-16" if b"\x00" in line else "Latin-1 or Windows-1252"
+                where = f" (line {number} holds the byte 0x{line[exc.start]:02x}: {guess}?)"
+                break
+    return f"it is not UTF-8 text{where}; save it as UTF-8 (kamml reads and writes CSV as UTF-8)"
 
 
 def _refuse_values_past_the_header(source: Path, n_columns: int) -> None:

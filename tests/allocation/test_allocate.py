@@ -534,6 +534,37 @@ def test_float_owner_ids_are_written_as_whole_numbers(tmp_path, suffix):
         assert set(written.dropna()) == {"101", "202", "303"}
 
 
+def test_binary_account_ids_are_refused_by_name_as_the_input_tables_refuse_them(tmp_path):
+    """An input audit: Parquet ids stored as binary were written b'1' in the allocation table; the
+    accounts and transactions tables refuse a binary account_id as a wrong type."""
+    table = pa.table({"account_id": pa.array([b"1", b"2"], pa.binary()), "clv": [100.0, 50.0],
+                      "p_churn": [0.2, 0.5]})  # fmt: skip
+    pq.write_table(table, tmp_path / "s.parquet")
+    rule = r"scores\.account_id: wrong type: expected whole numbers or text, got binary"
+    with pytest.raises(SchemaError, match=rule):
+        allocate_file(tmp_path / "s.parquet", 10.0, tmp_path / "a.csv")
+    assert not (tmp_path / "a.csv").exists()
+    with pytest.raises(SchemaError, match=rule):
+        check_scores(pd.DataFrame({"account_id": [1, b"2"], "clv": 1.0, "p_churn": 0.2}))
+
+
+def test_binary_owners_are_read_as_their_utf8_text_as_the_accounts_table_reads_them(tmp_path):
+    """The accounts table reads a binary owner as text (rep 'ann'); the scores wrote b'ann' and a
+    capacity for 'ann' did not meet it. Bytes that are not UTF-8 are refused by name."""
+    table = pa.table({"account_id": [1, 2], "clv": [100.0, 50.0], "p_churn": [0.2, 0.5],
+                      "owner": pa.array([b"ann", "zoë".encode()], pa.binary())})  # fmt: skip
+    pq.write_table(table, tmp_path / "s.parquet")
+    cfg = AllocationConfig(capacity={"ann": 1.0, "zoë": 2.0})
+    plan = allocate(read_scores(tmp_path / "s.parquet"), 3.0, cfg)
+    assert sorted(plan["owner"]) == ["ann", "zoë"]
+    assert plan.loc[plan["owner"] == "ann", "recommended_hours"].sum() == pytest.approx(1.0)
+    in_memory = allocate(table.to_pandas(), 3.0, cfg)
+    pd.testing.assert_frame_equal(in_memory, plan)
+    latin = table.to_pandas().assign(owner=[b"ann", "zoë".encode("latin-1")])
+    with pytest.raises(SchemaError, match=r"scores\.owner: binary that is not UTF-8 text"):
+        allocate(latin, 3.0)
+
+
 def test_text_owner_ids_that_are_not_whole_floats_stay_as_they_are():
     scores = make_scores(n=30, owners=("007", "A-1", "1e3"))
     cfg = AllocationConfig(capacity={"007": 2.0, "A-1": 3.0, "1e3": 4.0}, floor_hours=0.0)

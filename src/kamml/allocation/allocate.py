@@ -451,6 +451,7 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
             nested = scores[column].map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))
             if nested.any():  # a list of reps or ids: unhashable, a raw TypeError later
                 problems.append(_problem(column, "not one value (a list or a mapping)", nested))
+            problems.extend(_binary_problems(scores[column], column))
     if "account_id" in scores.columns and not any(p.column == "account_id" for p in problems):
         ids = scores["account_id"]
         null = ids.isna()
@@ -483,6 +484,44 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
             problems.extend(horizon_problems(dict(zip(values.tolist(), rows.tolist(), strict=True))))
     if problems:
         raise SchemaError(problems)
+
+
+#: The rule of a binary account_id, as the accounts and transactions tables word it (`kamml.data.validation`).
+BINARY_ID_RULE = "wrong type: expected whole numbers or text, got binary (bytes); write the ids as text"
+
+
+def _binary_problems(values: pd.Series, column: str) -> list[Problem]:
+    """Binary values of account_id or owner (a Parquet binary column): written b'1' in the allocation.
+
+    As the input tables read them: a binary account_id is a wrong type; a binary owner is its UTF-8
+    text (`_text_owners`), refused only where its bytes are not UTF-8.
+    """
+    binary = values.map(lambda v: isinstance(v, bytes | bytearray))
+    if not binary.any():
+        return []
+    if column == "account_id":
+        return [_problem(column, BINARY_ID_RULE, binary, values)]
+    bad = values.map(lambda v: isinstance(v, bytes | bytearray) and _utf8(v) is None)
+    rule = "binary that is not UTF-8 text (an owner is a rep's name); write the owners as UTF-8 text"
+    return [_problem(column, rule, bad, values)] if bad.any() else []
+
+
+def _utf8(value: bytes | bytearray) -> str | None:
+    """The UTF-8 text of `value`, or None when it is not UTF-8."""
+    try:
+        return bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _text_owners(owners: pd.Series) -> pd.Series:
+    """Owners with binary values as their UTF-8 text (the accounts table reads a binary owner as text).
+
+    Bytes that are not UTF-8 stay as they are, for `check_scores` to refuse by name.
+    """
+    if owners.dtype != object or not owners.map(lambda v: isinstance(v, bytes | bytearray)).any():
+        return owners
+    return owners.map(lambda v: (_utf8(v) or v) if isinstance(v, bytes | bytearray) else v)
 
 
 def horizon_problems(counts: Mapping[float, int]) -> list[Problem]:
@@ -951,6 +990,8 @@ def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
     for column in CSV_ID_COLUMNS:
         if column not in frame.columns:
             continue
+        if column == "owner":  # a Parquet binary owner: its text, then stripped and typed as text owners
+            frame[column] = _text_owners(frame[column])
         ids = frame[column]
         if pd.api.types.infer_dtype(ids, skipna=True) == "string":
             texts = ids.astype(object).where(ids.isna(), ids.astype(str).str.strip())
@@ -1211,6 +1252,8 @@ def _prepared(
     if renames:  # ' clv', 'P_Churn', a BOM before account_id: as the input tables match their names
         scores = scores.rename(columns=renames)
     check_scores(scores, need_owner=cfg.capacity is not None)
+    if "owner" in scores.columns:  # binary owners given in memory, as read from a file
+        scores = scores.assign(owner=_text_owners(scores["owner"]))
     if warn:  # a plan: no rows is the error, before the effort rule warns of no positive clv
         check_not_empty(len(scores))
         for column in SCORING_COLUMNS:  # one value each (hashed: no text made of a million dates)

@@ -823,6 +823,17 @@ def test_a_stated_horizon_that_is_no_number_is_a_config_error(days):
         allocate(make_scores(), 100.0, horizon_days=days)
 
 
+@pytest.mark.parametrize("days", ["90", np.str_("90"), b"90"])
+def test_a_stated_horizon_written_as_text_is_refused_as_hours_written_as_text_are(days, tmp_path):
+    """An input audit: horizon_days="90" was a 90-day horizon, where hours of "3" are refused."""
+    with pytest.raises(ConfigError, match=r"horizon_days must be a whole number of days > 0, got (b?'90')"):
+        allocate(make_scores(), 100.0, horizon_days=days)
+    make_scores().to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(ConfigError, match="horizon_days must be a whole number of days"):
+        allocate_file(tmp_path / "s.csv", 100.0, tmp_path / "a.csv", horizon_days=days)
+    assert not (tmp_path / "a.csv").exists()
+
+
 def test_scores_without_a_horizon_keep_180_days_with_a_warning_that_says_how_to_avoid_it(caplog):
     """Older scores: today's 180-day rule, now said aloud, and only where the fixed rule is used."""
     scores = make_scores()

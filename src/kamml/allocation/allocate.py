@@ -45,6 +45,7 @@ kamml's, another tool's) take the stated horizon, else 180 days with a warning
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import logging
@@ -558,15 +559,18 @@ def stated_horizon(
     A whole `Config` states its horizon only when its YAML (or code) sets ``time.horizon_days``: the
     default of 180 days says nothing about a scores file, so it neither contradicts one nor silences the
     warning for scores that do not say their horizon. ConfigError on a horizon that is no whole number
-    of days > 0.
+    of days > 0, and on text ("90") or true, as `plan_hours` refuses such hours.
     """
     if horizon_days is not None:
-        try:  # true is no horizon: float(True) is 1, a 1-day plan (as hours of true are refused)
-            days = math.nan if isinstance(horizon_days, bool | np.bool_) else float(horizon_days)
-        except (TypeError, ValueError):
-            days = math.nan
+        # true is no horizon: float(True) is 1, a 1-day plan; text neither: float("90") read "90" as 90
+        # days (as hours of true or of "3" are refused, `plan_hours`)
+        days = math.nan
+        if not isinstance(horizon_days, bool | np.bool_ | str | bytes):
+            with contextlib.suppress(TypeError, ValueError):
+                days = float(horizon_days)
         if not np.isfinite(days) or days <= 0 or not days.is_integer():
-            raise ConfigError(f"horizon_days must be a whole number of days > 0, got {horizon_days!r}")
+            given = horizon_days.item() if isinstance(horizon_days, np.generic) else horizon_days
+            raise ConfigError(f"horizon_days must be a whole number of days > 0, got {given!r}")
         return days, "horizon_days (--horizon-days)"
     if isinstance(config, Config) and "horizon_days" in config.time.model_fields_set:
         return float(config.time.horizon_days), "time.horizon_days of the config"

@@ -959,6 +959,21 @@ def test_schema_errors_list_every_problem():
     assert list(found[("clv", "must be >= 0")].examples) == [-1.0]
 
 
+def test_check_scores_matches_column_names_and_takes_the_index_as_allocate_does():
+    """An input audit: check_scores refused ' clv', 'P_Churn', a BOM before account_id and ids in an index
+    named account_id as missing columns, scores that allocate accepts; it now answers as allocate does."""
+    scores = make_scores(n=5)
+    renamed = scores.rename(columns={"account_id": "\ufeffaccount_id", "clv": " clv", "p_churn": "P_Churn"})
+    check_scores(renamed)
+    check_scores(scores.set_index("account_id"))
+    allocate(renamed, 10.0)
+    broken = renamed.assign(**{" clv": -1.0})
+    with pytest.raises(SchemaError, match=r"scores\.clv: must be >= 0"):  # named as allocate names it
+        check_scores(broken)
+    with pytest.raises(SchemaError, match="a pandas DataFrame is needed, got list"):
+        check_scores([1, 2])  # type: ignore[arg-type]
+
+
 def test_the_same_id_as_a_number_and_as_text_is_a_duplicate():
     """1 and "1" passed, and the CSV allocation had two rows of account 1."""
     scores = pd.DataFrame({"account_id": [1, "1", 2, None], "clv": [10.0, 20.0, 30.0, 5.0], "p_churn": 0.2})

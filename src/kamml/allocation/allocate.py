@@ -428,8 +428,28 @@ def missing_score_columns(columns: list[str], *, need_owner: bool) -> list[Probl
     return problems
 
 
+def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
+    """`scores` as the allocation reads its columns: ids from an index named account_id, names matched.
+
+    ``ModelBundle.predict`` returns the ids as the index; ' clv', 'P_Churn' and a BOM before account_id
+    are matched as the input tables match their names (`scores_renames`). Not a DataFrame: SchemaError.
+    """
+    if not isinstance(scores, pd.DataFrame):
+        raise SchemaError(
+            [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
+        )
+    if "account_id" not in scores.columns and scores.index.name == "account_id":
+        scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
+    renames = scores_renames(list(scores.columns))
+    return scores.rename(columns=renames) if renames else scores
+
+
 def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     """Check the scores table for the allocation; raise one SchemaError listing every broken rule.
+
+    The columns are read as `allocate` reads them (`_scores_frame`): the ids from an index named
+    account_id, names matched ignoring case, outer spaces and invisible marks; so what passes here is
+    what `allocate` accepts, and a problem is named by the column it is read as.
 
     Rules: no column name repeats; the columns of `REQUIRED_COLUMNS` exist (and ``owner`` when
     `need_owner`); account_id has no
@@ -444,6 +464,7 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     kamml.errors.SchemaError
         With one `Problem` (table "scores", the column, the rule, rows and examples) per broken rule.
     """
+    scores = _scores_frame(scores)
     names = list(map(str, scores.columns))
     _refuse_repeated_names(names)  # scores[name] would be a frame, and every rule below a raw pandas error
     problems = missing_score_columns(names, need_owner=need_owner)
@@ -1246,15 +1267,7 @@ def _prepared(
     effort scale, is the scores' ``horizon_days``, else the `stated` one (`stated_horizon`), else 180
     days; `warn` logs that assumption when the rule is used (`allocate`, not the floors' checks).
     """
-    if not isinstance(scores, pd.DataFrame):
-        raise SchemaError(
-            [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
-        )
-    if "account_id" not in scores.columns and scores.index.name == "account_id":
-        scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
-    renames = scores_renames(list(scores.columns))
-    if renames:  # ' clv', 'P_Churn', a BOM before account_id: as the input tables match their names
-        scores = scores.rename(columns=renames)
+    scores = _scores_frame(scores)
     check_scores(scores, need_owner=cfg.capacity is not None)
     if "owner" in scores.columns:  # binary owners given in memory, as read from a file
         scores = scores.assign(owner=_text_owners(scores["owner"]))

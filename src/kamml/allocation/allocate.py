@@ -541,8 +541,8 @@ def _text_owners(owners: pd.Series) -> pd.Series:
 
     Bytes that are not UTF-8 stay as they are, for `check_scores` to refuse by name.
     """
-    if owners.dtype != object or not owners.map(lambda v: isinstance(v, bytes | bytearray)).any():
-        return owners
+    if _plain_values(owners) or not owners.map(lambda v: isinstance(v, bytes | bytearray)).any():
+        return owners  # typed or plain texts (inferred in C): no per-value look at a million owners
     return owners.map(lambda v: (_utf8(v) or v) if isinstance(v, bytes | bytearray) else v)
 
 

@@ -429,3 +429,10 @@ def test_inputs_that_are_not_numbers_are_refused_by_name(y, p, match: str) -> No
     input (a metrics audit)."""
     with pytest.raises(ValueError, match=match):
         value_metrics(y, p)
+
+
+@pytest.mark.parametrize("share", [True, np.True_, "0.1", None, [0.1]])
+def test_top_capture_refuses_a_share_that_is_not_a_fraction(share) -> None:
+    """True was read as 1.0 (the whole book's capture); a string or None gave Python's TypeError."""
+    with pytest.raises(ValueError, match="share must be a number in \\(0, 1\\]"):
+        top_capture([1, 2], [1, 2], share)

@@ -256,8 +256,9 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> flo
     >>> top_capture([5, 3, 2, 0, 0, 0, 0, 0, 0, 0], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0], share=0.1)
     0.5
     """
-    if not 0 < share <= 1:
-        raise ValueError(f"share must be in (0, 1], got {share}")
+    # a bool is a number to Python: True read as 1.0, the whole book's capture
+    if isinstance(share, (bool, np.bool_)) or not isinstance(share, numbers.Real) or not 0 < share <= 1:
+        raise ValueError(f"share must be a number in (0, 1] (a fraction of the accounts), got {share!r}")
     a, b = _ranked_pair(y_true, y_pred)
     cumulative = _expected_cumulative(a, b)
     captured = float(np.interp(share * a.size, np.arange(a.size + 1), cumulative))

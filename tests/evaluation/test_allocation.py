@@ -679,3 +679,26 @@ def test_bad_floors_are_named_as_the_floor_or_the_oracle_floor_not_as_a_policy(w
             evaluate_allocation(world, plan, HORIZON, **{argument: np.zeros(3)})
         with pytest.raises(InfeasibleError, match=rf"^{argument} must be finite and >= 0$"):
             evaluate_allocation(world, plan, HORIZON, **{argument: np.full(ids.size, -1.0)})
+
+
+def test_without_a_cap_the_plan_and_oracle_have_none_and_the_rules_40_hours_or_the_largest_floor(world):
+    """cap=None: the oracle and the check keep the plan's limits (no cap), so a plan above 40 h on an
+    account is scored, not refused, and its share of the oracle compares; the rules keep 40 h (top_n
+    needs a cap). A floor above 40 h, which the plan and the oracle may give, was refused as "above the
+    cap of 40 hours" though no cap was given (an evaluation audit): the rules' cap is then that floor."""
+    ids = world.truth["account_id"].to_numpy()
+    plan = pd.DataFrame({"account_id": ids[:2], "recommended_hours": [45.0, 5.0]})
+    result = evaluate_allocation(world, plan, HORIZON, cap=None).set_index("policy")
+    rules = simple_rule_hours(world, 50.0, cap=40.0)
+    for rule in UNFLOORED_RULES:
+        assert result.loc[rule, "true_gain"] == pytest.approx(world.true_gain(rules[rule], HORIZON))
+    oracle = oracle_hours(world, 50.0, HORIZON, cap=None)
+    assert result.loc["oracle", "true_gain"] == pytest.approx(world.true_gain(oracle, HORIZON))
+    assert result.loc["kamml", "share_of_oracle"] <= 1.0
+    floors = pd.Series([50.0], index=ids[:1])
+    plan = pd.DataFrame({"account_id": ids[:2], "recommended_hours": [60.0, 40.0]})
+    floored = evaluate_allocation(world, plan, HORIZON, cap=None, floor=floors).set_index("policy")
+    rules = simple_rule_hours(world, 100.0, cap=50.0, floor=evaluation_module._floors(floors, ids))
+    assert floored.loc["top_n", "true_gain"] == pytest.approx(world.true_gain(rules["top_n"], HORIZON))
+    with pytest.raises(InfeasibleError, match="above the cap of 40 hours"):  # a cap given is kept
+        evaluate_allocation(world, plan, HORIZON, cap=40.0, floor=floors)

@@ -735,7 +735,11 @@ def evaluate_allocation(
     hours : float, optional
         The team's hours for the rules and the oracle; the allocation's total by default.
     cap : float or None, default 40
-        Most hours per account, for the rules and the oracle (the top-N rule needs one; 40 when None).
+        Most hours per account, for the rules, the oracle and the check of the allocation alike. None is
+        a plan without a cap: the oracle and the check have none either (the oracle keeps the plan's
+        limits, so the plan's share of it compares, and a plan above 40 h on an account is scored, not
+        refused), while the rules keep 40 h, or the largest floor when that is more (``top_n`` needs a
+        cap; a manager's rule does not put a team's hours on one account).
     floor : float, array or pandas.Series, default 0
         Minimum hours per account, for the rules and the oracle alike (a plan with a minimum touch is
         compared with rules and an oracle that give the same touch): one number for every account, an
@@ -780,7 +784,8 @@ def evaluate_allocation(
     policies: dict[str, npt.ArrayLike | pd.Series] = {name: recommended}
     ids = world.truth["account_id"].to_numpy()
     floors = _floors(floor, ids)
-    rule_cap = 40.0 if cap is None else cap
+    # no cap: the rules' 40 h, or the largest floor, which the plan and the oracle may give
+    rule_cap = max(40.0, float(floors.max(initial=0.0))) if cap is None else cap
     policies.update(
         simple_rule_hours(world, team, cap=rule_cap, window_days=window_days, floor=floors, capacity=capacity)
     )

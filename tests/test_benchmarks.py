@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -236,3 +238,29 @@ def test_the_score_benchmark_stops_when_the_model_server_does_not_start(tmp_path
         pytest.fail("rest_latency went on pinging a server that had exited")
     assert done.returncode == 1
     assert "mlflow models serve -m models:/no-such-model@champion exited with code" in done.stderr
+
+
+def test_the_synthetic_quality_benchmark_skips_an_hours_level_whose_true_floors_do_not_fit(capsys):
+    """The truth may call more accounts active than kamml's scores: at hours that fit the plan's floors
+    but not the truth's, evaluate_allocation's InfeasibleError stopped the whole run (an evaluation
+    audit); that level is now a printed line, and the run goes on to the next."""
+    from kamml.datasets import synthetic
+    from kamml.errors import InfeasibleError
+
+    bench = load_benchmark("synthetic_quality.py")
+    world = synthetic.generate(300, seed=1, years=1.0)
+    ids = world.truth["account_id"].to_numpy()
+    plan = pd.DataFrame({"account_id": ids, "recommended_hours": 10.0 / ids.size})
+    floors = pd.Series(0.0, index=ids)  # the plan's: no account active by its scores
+    truth_floors = pd.Series(1.0, index=ids)  # the truth's: 300 h of floors against 10 h
+    out = bench.compare_at_level(world, plan, 180, 10.0, floors, 40.0, truth_floors, "0.1 hours per account")
+    assert out is None
+    said = capsys.readouterr().out
+    assert "0.1 hours per account: skipped, the truth's floors do not fit" in said
+    assert "oracle_floor" in said
+    fitting = bench.compare_at_level(world, plan, 180, 10.0, floors, 40.0, floors, "0.1 hours per account")
+    assert fitting is not None
+    assert "vs_best_naive_rule" in fitting.columns
+    above = plan.assign(recommended_hours=np.r_[45.0, np.zeros(ids.size - 1)])
+    with pytest.raises(InfeasibleError, match="more than the cap of 40 hours"):  # kamml's fault: stops
+        bench.compare_at_level(world, above, 180, 45.0, floors, 40.0, truth_floors * 0.1, "0.15 hours")

@@ -450,6 +450,26 @@ def test_the_snapshot_column_has_one_dtype_whatever_type_the_cutoffs_have(simple
         pd.testing.assert_frame_equal(frame, stamps)
 
 
+@pytest.mark.parametrize("with_accounts", [False, True])
+def test_training_frame_refuses_a_cutoff_on_or_before_the_first_transaction(make_data, with_accounts):
+    """Such a snapshot was built silently: no rows at all, or (accounts created earlier) rows without any
+    purchase history, stacked beside the others; only the jobs checked the cutoffs."""
+    rows = [(1, "2024-01-10", 100.0), (1, "2024-03-01", 80.0), (2, "2024-06-01", 40.0)]
+    accounts = pd.DataFrame({"account_id": [1, 2], "created_at": pd.to_datetime(["2023-06-01"] * 2)})
+    tables = {"accounts": accounts} if with_accounts else {}
+    data = make_data(tx(rows), end="2024-12-31", **tables)
+    cfg = Config.from_dict({"time": {"horizon_days": 60}})
+    for cutoffs in (["2023-12-01"], ["2024-07-01", "2024-01-10", "2023-12-01"]):
+        with pytest.raises(
+            ConfigError,
+            match=r"cutoffs? 2023-12-01(, 2024-01-10)? (is|are) on or before the day of the first "
+            r"transaction \(transactions\.ts: 2024-01-10\)",
+        ):
+            build_training_frame(data, cutoffs, cfg)
+    # a day of history is a snapshot (the jobs ask for more, for BG/NBD)
+    assert set(build_training_frame(data, ["2024-01-11"], cfg)["account_id"]) >= {1}
+
+
 @pytest.mark.parametrize(
     "single",
     [

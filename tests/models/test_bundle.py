@@ -770,10 +770,13 @@ def test_snapshots_without_any_purchase_history_are_refused_by_their_cutoffs(wor
     first = pd.Timestamp(world_data.tables["transactions"].ts.min().to_pandas()).normalize()
     early = [first - pd.Timedelta(days=30), first - pd.Timedelta(days=90)]  # accounts exist, no purchases
     cfg = config()
-    train = build_training_frame(world_data, early, cfg)
-    assert len(train) > 0
-    assert train["T"].isna().all()
-    shown = ", ".join(str(c.date()) for c in sorted(early))
+    with pytest.raises(ConfigError, match=r"cutoffs .* are on or before the day of the first transaction"):
+        build_training_frame(world_data, early, cfg)  # refused before it is built
+    # a frame built otherwise (a notebook's, data without validation's figures): the fit refuses it
+    later = [first + pd.Timedelta(days=90), first + pd.Timedelta(days=30)]
+    train = build_training_frame(world_data, later, cfg)
+    train["T"] = np.nan
+    shown = ", ".join(str(c.date()) for c in sorted(later))
     with pytest.raises(
         ConfigError, match=rf"2 of 2 training snapshot\(s\) hold no purchase history .*\({shown}\)"
     ) as caught:

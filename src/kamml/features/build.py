@@ -35,6 +35,7 @@ from kamml.features._context import (
     as_cutoff,
     check_observed,
     day_number,
+    first_transaction,
     join_on_account,
     outer_join_on_account,
     to_day,
@@ -615,6 +616,28 @@ def _refuse_repeats(cutoffs: list[pd.Timestamp]) -> None:
         )
 
 
+def _refuse_before_first(data: Any, cutoffs: list[pd.Timestamp]) -> None:
+    """A `ConfigError` naming the cutoffs on or before the first transaction's day, and that day.
+
+    Such a snapshot holds no purchase history (no rows, or accounts created earlier without any), and was
+    stacked beside the others silently. All are refused, not skipped: a frame of fewer snapshots than
+    asked for would pass unnoticed. Data without validation's first-transaction figure are not checked.
+    """
+    first = first_transaction(data)
+    if first is None:
+        return
+    early = sorted(c for c in cutoffs if c <= first.normalize())
+    if early:
+        shown = ", ".join(str(c.date()) for c in early)
+        raise ConfigError(
+            f"cutoff{'s' if len(early) > 1 else ''} {shown} {'are' if len(early) > 1 else 'is'} on or before "
+            f"the day of the first transaction (transactions.ts: {first.date()}): "
+            f"{'those snapshots' if len(early) > 1 else 'that snapshot'} would hold no purchase history, as "
+            f"features read only the days before a cutoff; give cutoffs after {first.date()}, or take them "
+            "from kamml.features.training_cutoffs(end, horizon_days, snapshots, step_days)"
+        )
+
+
 def build_training_frame(
     data: Any,
     cutoffs: Sequence[Any],
@@ -640,7 +663,8 @@ def build_training_frame(
     `cutoffs` is a sequence (or iterable) of cutoff dates, e.g. from `training_cutoffs`; a single cutoff
     (a str, date, datetime, pandas Timestamp or numpy datetime64) is refused with a `ConfigError`, as
     a str would otherwise be read as one cutoff per character: pass ``[cutoff]`` for one snapshot. A
-    cutoff given twice (also as another type of the same day) is refused, not dropped: it is a mistake.
+    cutoff given twice (also as another type of the same day) is refused, not dropped: it is a mistake;
+    so is one on or before the day of the first transaction, whose snapshot would hold no history.
     With `snapshots` (`kamml.features.snapshots.SnapshotCache`) a snapshot an earlier stage of the job
     built is taken from it instead of being built again, and one it wants is left in it.
     """
@@ -663,6 +687,7 @@ def build_training_frame(
             "several from kamml.features.training_cutoffs(end, horizon_days, snapshots, step_days)"
         )
     _refuse_repeats(cutoffs)
+    _refuse_before_first(data, cutoffs)
     sample = RunningSample(max_accounts) if max_accounts is not None else None
     referral_total = 0.0
     for i, cutoff in enumerate(cutoffs, start=1):

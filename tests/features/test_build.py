@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -248,6 +250,30 @@ def test_cutoff_must_be_a_date(simple):
         build_features(simple, None)
     utc_midnight = build_features(simple, pd.Timestamp(CUTOFF, tz="UTC"))
     pd.testing.assert_frame_equal(utc_midnight, build_features(simple, CUTOFF))
+
+
+@pytest.mark.parametrize(
+    ("period", "before", "after"),
+    [
+        (pd.Period("2024-06", "M"), "2024-06-01", "2024-07-01"),
+        (pd.Period("2024Q2", "Q"), "2024-04-01", "2024-07-01"),
+        (pd.Period("2024-06-30", "D"), "2024-06-30", "2024-07-01"),
+    ],
+)
+def test_a_period_cutoff_is_refused_naming_the_two_days_it_could_mean(simple, period, before, after):
+    """A pandas Period was "not a date: give one as YYYY-MM-DD" (a daily one too), and a single one for
+    build_training_frame's cutoffs a TypeError ('Period' object is not iterable). A cutoff is the first
+    day not read: a period could mean its first day or the day after its last, so neither is guessed."""
+    reason = (
+        rf"cutoff {re.escape(repr(period))} is a period, not a day: a cutoff is the first day not read "
+        rf".*{before} to leave the period out, {after} to read it whole"
+    )
+    with pytest.raises(ConfigError, match=reason):
+        build_features(simple, period)
+    cfg = Config.from_dict({"time": {"horizon_days": 60}})
+    for cutoffs in ([period], period):
+        with pytest.raises(ConfigError, match=reason):
+            build_training_frame(simple, cutoffs, cfg)
 
 
 def test_a_cutoff_on_a_day_the_calendar_lacks_says_so(simple):

@@ -668,6 +668,8 @@ def build_training_frame(
     With `snapshots` (`kamml.features.snapshots.SnapshotCache`) a snapshot an earlier stage of the job
     built is taken from it instead of being built again, and one it wants is left in it.
     """
+    if isinstance(cutoffs, pd.Period):  # not iterable (a TypeError): as_cutoff says what to give instead
+        as_cutoff(cutoffs)
     if isinstance(cutoffs, (str, bytes, dt.date, np.datetime64)):  # pd.Timestamp is a dt.datetime
         raise ConfigError(
             f"cutoffs must be a sequence of cutoff dates, got the single cutoff {cutoffs!r}: for one "

@@ -1488,3 +1488,22 @@ def test_the_score_line_reads_the_total_clv_in_any_unit_of_the_amounts():
         == "1,200 accounts scored at 2026-01-01 with models:/kamml/3: total clv 0.000420, mean p_churn 0.312"
     )
     assert "total clv 1,234,568," in scored_text(2, cut, "on Spark with m", 1234567.8, 0.5)
+
+
+def test_score_without_a_config_says_the_variable_replaces_kammls_default_store(
+    world_path, tmp_path, monkeypatch
+):
+    """With MLFLOW_TRACKING_URI exported and no --config, the error said the variable replaced "the
+    config's tracking.uri", a config no one gave (a tracking audit)."""
+    missing = tmp_path / "none.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{missing}")
+    out = tmp_path / "scores.csv"
+    refused = runner.invoke(
+        app, ["score", "--model", "models:/kamml@champion", "--data", str(world_path), "--out", str(out)]
+    )
+    assert refused.exit_code == 5, refused.output
+    said = " ".join(refused.output.split())
+    assert "the MLFLOW_TRACKING_URI environment variable, which replaces kamml's default tracking.uri" in said
+    assert "the config's" not in said
+    assert not missing.exists()
+    assert not out.exists()

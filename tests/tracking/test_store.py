@@ -93,6 +93,22 @@ def test_the_environment_store_is_named_as_replacing_the_config(monkeypatch, tmp
     )
 
 
+def test_the_variable_replacing_kammls_default_store_is_not_said_to_replace_a_config(monkeypatch, tmp_path):
+    """With MLFLOW_TRACKING_URI exported and no config (or one without tracking.uri), the store was said to
+    replace "the config's tracking.uri sqlite:///mlruns.db", a config no one gave (a tracking audit)."""
+    from kamml.tracking.store import tracking_source
+
+    _no_env(monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'env.db'}")
+    said = "the MLFLOW_TRACKING_URI environment variable, which replaces kamml's default tracking.uri "
+    assert tracking_source(None) == said + "sqlite:///mlruns.db"
+    assert tracking_source(TrackingConfig(experiment="e")) == said + "sqlite:///mlruns.db"
+    assert tracking_source(TrackingConfig(uri="sqlite:///mlruns.db")) == (
+        "the MLFLOW_TRACKING_URI environment variable, which replaces the config's tracking.uri "
+        "sqlite:///mlruns.db"
+    )
+
+
 def test_a_store_that_is_not_a_database_is_a_named_error(monkeypatch, tmp_path, mlflow_state):
     """sqlalchemy's DatabaseError ('file is not a database') came out as a traceback."""
     from kamml.errors import TrackingStoreError

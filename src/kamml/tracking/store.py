@@ -131,7 +131,9 @@ def tracking_source(config: TrackingConfig | None = None) -> str:
     configured = (config or TrackingConfig()).uri
     if env is not None and users:
         shown = without_password(configured)  # a tag on the run and every store message: no password
-        replaced = f", which replaces the config's tracking.uri {shown}" if configured != env else ""
+        # no config (or one without the key): kamml's default is what is replaced, not "the config's"
+        whose = "the config's" if _configured(config) else "kamml's default"
+        replaced = f", which replaces {whose} tracking.uri {shown}" if configured != env else ""
         return f"the MLFLOW_TRACKING_URI environment variable{replaced}"
     if env is not None and not _configured(config):
         return "MLflow's tracking URI set in this process (mlflow.set_tracking_uri), the config giving none"

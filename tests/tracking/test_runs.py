@@ -595,3 +595,38 @@ def test_a_run_ended_after_its_server_stopped_answering_does_not_wait_for_retrie
         raise ValueError("bad")
     default_retries = MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()
     assert seen == [("tags", default_retries, 120), ("end", default_retries, 120)]
+
+
+def test_the_logged_config_names_the_artifact_root_the_run_really_uses(tmp_path, caplog):
+    """MLflow keeps an experiment's first artifact location (a tracking server its own store): the run's
+    param and config.yaml named the config's tracking.artifact_location all the same, only a console
+    warning saying it was not used (a tracking audit)."""
+    import yaml
+
+    from kamml.tracking.runs import TrainingRun
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    first, second = tmp_path / "first", tmp_path / "second"
+
+    def logged(location: Path) -> tuple[str, str, dict[str, str]]:
+        cfg = Config.from_dict(
+            {"tracking": {"uri": uri, "experiment": "arts", "artifact_location": str(location)}}
+        )
+        with caplog.at_level(logging.WARNING, logger="kamml"), TrainingRun(cfg) as run:
+            run.log_config()
+        client = MlflowClient(uri)
+        found = client.get_run(run.run_id)
+        assert found.info.artifact_uri.startswith(first.as_uri())  # MLflow's own word: the first root
+        local = client.download_artifacts(run.run_id, "config.yaml", str(tmp_path / run.run_id))
+        in_yaml = yaml.safe_load(Path(local).read_text())["tracking"]["artifact_location"]
+        return found.data.params["tracking.artifact_location"], in_yaml, found.data.tags
+
+    param, in_yaml, tags = logged(first)  # the experiment is made with it: the config's own root
+    assert param == in_yaml == first.as_uri()
+    assert "kamml.tracking.artifact_location_from" not in tags
+    param, in_yaml, tags = logged(second)  # set aside: MLflow keeps the experiment's first root
+    assert "keeps its artifacts at" in caplog.text
+    assert param == in_yaml == first.as_uri()
+    said = tags["kamml.tracking.artifact_location_from"]
+    assert said.startswith("the artifact location of the experiment 'arts'")
+    assert f"the config's tracking.artifact_location {second} is not used" in said

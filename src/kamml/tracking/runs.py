@@ -39,6 +39,7 @@ from kamml.tracking.source import source_revision
 from kamml.tracking.store import (
     config_store_error,
     experiment_id,
+    new_artifact_root,
     restore_variables,
     server_unreachable,
     store_lock,
@@ -112,6 +113,8 @@ PLAN_BY_RUN_TAG = "kamml.plan.by_this_run"
 #: On a run started inside the caller's active run of another store (not nested): that run and its store.
 CALLER_RUN_TAG = "kamml.caller.run_id"
 CALLER_STORE_TAG = "kamml.caller.tracking_uri"
+#: Why the logged ``tracking.artifact_location`` (the root the run's artifacts are under) is not the config's.
+ARTIFACT_LOCATION_FROM_TAG = "kamml.tracking.artifact_location_from"
 
 
 def close_abandoned_runs(experiment: str) -> list[str]:
@@ -655,9 +658,35 @@ class TrainingRun:
         tree["tracking"]["uri"] = without_password(uri)
         if uri != self.config.tracking.uri:
             mlflow.set_tag("kamml.tracking.uri_from", source[:5000])
+        # the root the run's artifacts are under: the experiment's, which MLflow keeps from its creation
+        # (a tracking server's own store for a relative folder); the config's was logged, only a warning
+        # saying it was not used (a tracking audit)
+        used, why = self._artifact_root()
+        tree["tracking"]["artifact_location"] = used
+        if why:
+            mlflow.set_tag(ARTIFACT_LOCATION_FROM_TAG, why[:5000])
         mlflow.log_text(yaml.safe_dump(tree, sort_keys=False), "config.yaml")
         params = flatten(tree)
         mlflow.log_params(_cut(params, "the whole config is in the run's config.yaml"))
+
+    def _artifact_root(self) -> tuple[str, str]:
+        """The artifact root of the run's experiment, and why it is not the config's ("" when it is)."""
+        cfg = self.config.tracking
+        used = mlflow.get_experiment(self._active.info.experiment_id).artifact_location or ""
+        wanted = new_artifact_root(cfg)  # None: the store's own root
+        if wanted is not None and wanted.rstrip("/") == used.rstrip("/"):
+            return without_password(used), ""
+        if not cfg.artifact_location:
+            why = "the config's tracking.artifact_location is empty, leaving the root to the store"
+        elif wanted is None:
+            why = (
+                f"the config's tracking.artifact_location {cfg.artifact_location} is a folder of this "
+                "machine, set aside for the tracking server's own artifact store"
+            )
+        else:
+            why = f"the config's tracking.artifact_location {cfg.artifact_location} is not used"
+        where = f"the artifact location of the experiment '{cfg.experiment}' (set when it was created): {why}"
+        return without_password(used), where
 
     def log_data(self, fingerprint: Mapping[str, Any]) -> None:
         """The data fingerprint (as data.json and as tags) and the library versions."""

@@ -630,3 +630,43 @@ def test_the_logged_config_names_the_artifact_root_the_run_really_uses(tmp_path,
     said = tags["kamml.tracking.artifact_location_from"]
     assert said.startswith("the artifact location of the experiment 'arts'")
     assert f"the config's tracking.artifact_location {second} is not used" in said
+
+
+def test_a_run_its_gone_server_could_not_end_is_named_in_the_error_with_how_to_end_it(
+    tracked_config, monkeypatch
+):
+    """With the server gone mid-run the run stays RUNNING there, and the error named neither it nor how to
+    end it (only a warning did, before the error): it says both."""
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import TrainingRun
+
+    gone = MlflowException(
+        "API request to http://127.0.0.1:5999/api/2.0/mlflow/runs/update failed with exception "
+        "HTTPConnectionPool(host='127.0.0.1', port=5999): Max retries exceeded with url: ... "
+        "(Caused by NewConnectionError(...: [Errno 111] Connection refused))"
+    )
+    real_end_run = mlflow.end_run
+
+    def refused(*args, **kwargs):  # the store gets no word (here: MLflow's stack is cleared all the same)
+        real_end_run(*args, **kwargs)
+        raise gone
+
+    monkeypatch.setattr(mlflow, "end_run", refused)
+    with pytest.raises(TrackingStoreError) as info, TrainingRun(tracked_config()) as run:
+        raise gone
+    said = str(info.value)
+    assert said.startswith("the MLflow tracking server ")
+    assert f"the MLflow run {run.run_id} could not be ended: it shows as RUNNING" in said
+    assert "the next kamml training run in the experiment 'kamml-test' on this machine marks it KILLED" in (
+        said
+    )
+    assert f"set_terminated('{run.run_id}', 'FAILED')" in said
+    assert "set_tag" in said
+    assert "kamml.job.status', 'failed')" in said
+    with pytest.raises(TrackingStoreError) as info, TrainingRun(tracked_config()) as run:
+        pass  # the job's work done, the server gone when the run ends
+    assert f"the MLflow run {run.run_id} could not be ended: it shows as RUNNING" in str(info.value)
+    monkeypatch.setattr(mlflow, "end_run", real_end_run)
+    with pytest.raises(TrackingStoreError) as info, TrainingRun(tracked_config()):
+        raise gone  # ended: nothing to say of the run
+    assert "could not be ended" not in str(info.value)

@@ -15,6 +15,7 @@ import os
 import platform
 import posixpath
 import re
+import shlex
 import signal
 import socket
 import time
@@ -544,6 +545,7 @@ class TrainingRun:
         self._reopened = bool(run_id)
         self._scope = contextlib.ExitStack()
         self._store = (config.tracking.uri, "the config's tracking.uri")
+        self._unended = False  # the store did not let the run end: it shows as RUNNING there
 
     def __enter__(self) -> TrainingRun:
         # the store the run goes to and why, before the scope sets MLflow's URI (`log_config`)
@@ -563,11 +565,34 @@ class TrainingRun:
         """Raise a store failure (full, locked, not a store) as a `TrackingStoreError` naming this store.
 
         Raised once MLflow's URIs are put back, it named MLflow's default store (a full disk on the
-        config's store read ``sqlite:///mlflow.db``); others are left to the caller.
+        config's store read ``sqlite:///mlflow.db``); others are left to the caller. A run the failing
+        store did not let end is named in it, with how to end it (`_unended_note`).
         """
         error = None if exc is None else config_store_error(exc, self.config.tracking)
+        if error is None and isinstance(exc, TrackingStoreError) and self._unended:
+            error = exc
         if error is not None:
-            raise error from exc
+            raise TrackingStoreError(f"{error}{self._unended_note()}") from exc
+
+    def _unended_note(self) -> str:
+        """What a store error adds of a run the store did not let end: it shows as RUNNING, how to end it.
+
+        With the tracking server gone mid-run, only a warning before the error named the run, which
+        nothing can end until the store answers again.
+        """
+        if not self._unended:
+            return ""
+        run, uri = self.run_id, shlex.quote(without_password(self._store[0]))
+        command = (
+            f"import mlflow; c = mlflow.MlflowClient(); c.set_tag('{run}', '{JOB_STATUS_TAG}', 'failed'); "
+            f"c.set_terminated('{run}', 'FAILED')"
+        )
+        return (
+            f"; the MLflow run {run} could not be ended: it shows as RUNNING in the store until the next "
+            f"kamml training run in the experiment '{self.config.tracking.experiment}' on this machine "
+            f"marks it KILLED (once the store answers), or end it yourself then: MLFLOW_TRACKING_URI={uri} "
+            f'python -c "{command}"'
+        )
 
     def _start(self, parent: Any, callers_uri: str) -> None:
         """Start (or reopen) the run, MLflow pointing at the config's store."""
@@ -608,8 +633,13 @@ class TrainingRun:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         gone = exc is not None and server_unreachable(exc) is not None
         # the caller's active runs, then MLflow's URIs, put back whatever happens here
-        with self._scope, _without_retries(gone):
-            self._end(exc_type, exc)
+        try:
+            with self._scope, _without_retries(gone):
+                self._end(exc_type, exc)
+        except TrackingStoreError as error:  # ending a run that succeeded: the store is what failed
+            if not self._unended:
+                raise
+            raise TrackingStoreError(f"{error}{self._unended_note()}") from error.__cause__
         self._raise_store_error(exc)
 
     def _end(self, exc_type: Any, exc: Any) -> None:
@@ -632,12 +662,17 @@ class TrainingRun:
             except Exception as error:  # never hide the job's own error behind this one
                 log.warning("could not tag MLflow run %s with the job's outcome: %s", self.run_id, error)
         if exc_type is None:
-            mlflow.end_run(status="FINISHED")
+            try:
+                mlflow.end_run(status="FINISHED")
+            except Exception:
+                self._unended = True
+                raise
             return
         status = "KILLED" if stopped else "FAILED"
         try:
             mlflow.end_run(status=status)  # MLflow takes it off its stack of active runs first
         except Exception as error:  # the job's own error is the one to raise, not the store's after it
+            self._unended = True
             log.warning(
                 "could not end MLflow run %s as %s: %s; it stays RUNNING until a training run on this "
                 "machine finds this process gone and marks it KILLED",

@@ -480,6 +480,20 @@ def test_an_artifact_location_the_existing_experiment_does_not_use_is_warned(tmp
     assert (tmp_path / "first").as_uri() in caplog.text
 
 
+def test_an_artifact_uri_without_slashes_after_its_scheme_is_a_uri_not_a_folder(monkeypatch, tmp_path):
+    """A run's logged tracking.artifact_location is a server's ``mlflow-artifacts:/1``: given back in a
+    config it was taken for a relative folder (``./mlflow-artifacts:/1`` of the working directory)."""
+    from kamml.tracking.store import new_artifact_root
+
+    _no_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    for uri in ("http://mlflow.example:5000", f"sqlite:///{tmp_path / 'mlruns.db'}"):
+        config = TrackingConfig(uri=uri, artifact_location="mlflow-artifacts:/1")
+        assert new_artifact_root(config) == "mlflow-artifacts:/1"
+    for folder in ("C:/arts", "arts:v2"):  # a Windows drive, a colon in a folder's name
+        assert new_artifact_root(TrackingConfig(artifact_location=folder)) == (tmp_path / folder).as_uri()
+
+
 def test_an_exported_sqlite_uri_under_the_home_folder_is_the_home_folders_store(monkeypatch, tmp_path):
     """``MLFLOW_TRACKING_URI=sqlite:///~/x.db`` (quoted, so the shell left ``~``) made MLflow create
     ``./~/x.db`` in the working folder, while kamml's lock and checks guarded the home folder's file."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shlex
 import sqlite3
 import tempfile
@@ -445,9 +446,18 @@ def store_errors(config: TrackingConfig | None = None) -> Iterator[None]:
         raise error from exc
 
 
+#: A URI's scheme (two characters or more) and the ``/`` of its path.
+_SCHEME_AND_PATH = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
 def _artifact_root(location: str) -> str:
-    """A local artifact folder as an absolute ``file:`` URI (MLflow needs one); other URIs unchanged."""
-    if "://" in location or location.startswith("file:"):
+    """A local artifact folder as an absolute ``file:`` URI (MLflow needs one); other URIs unchanged.
+
+    A URI is a scheme and a path, with or without ``//`` (a server's ``mlflow-artifacts:/1``, which a run
+    logs as its root, was made a folder of that name); a one-letter scheme is a Windows drive (``C:/arts``)
+    and a colon without a ``/`` after it (``arts:v2``) part of a folder's name.
+    """
+    if "://" in location or location.startswith("file:") or _SCHEME_AND_PATH.match(location):
         return location
     return Path(location).expanduser().resolve().as_uri()
 

@@ -565,6 +565,21 @@ def test_binary_owners_are_read_as_their_utf8_text_as_the_accounts_table_reads_t
         allocate(latin, 3.0)
 
 
+def test_an_empty_binary_owner_is_no_owner_as_an_empty_text_one(tmp_path):
+    """b"" was kept as bytes (its text "" is falsy): written "b''" as a rep, and the other owners were no
+    longer read as texts (" bob" and "NULL" not trimmed or missing). Now as the same owners in text."""
+    owners = ["ann", "", " bob", "NULL"]
+    table = pa.table({"account_id": [1, 2, 3, 4], "clv": [100.0, 50.0, 20.0, 10.0], "p_churn": [0.2] * 4,
+                      "owner": pa.array([o.encode() for o in owners], pa.binary())})  # fmt: skip
+    pq.write_table(table, tmp_path / "b.parquet")
+    pq.write_table(table.set_column(3, "owner", pa.array(owners)), tmp_path / "t.parquet")
+    read = read_scores(tmp_path / "b.parquet")
+    assert read["owner"].tolist() == ["ann", None, "bob", None]
+    pd.testing.assert_frame_equal(read, read_scores(tmp_path / "t.parquet"))
+    plan = allocate(read, 3.0)
+    assert "b''" not in plan["owner"].astype(str).tolist()
+
+
 def test_text_owner_ids_that_are_not_whole_floats_stay_as_they_are():
     scores = make_scores(n=30, owners=("007", "A-1", "1e3"))
     cfg = AllocationConfig(capacity={"007": 2.0, "A-1": 3.0, "1e3": 4.0}, floor_hours=0.0)

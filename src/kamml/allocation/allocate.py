@@ -543,7 +543,13 @@ def _text_owners(owners: pd.Series) -> pd.Series:
     """
     if _plain_values(owners) or not owners.map(lambda v: isinstance(v, bytes | bytearray)).any():
         return owners  # typed or plain texts (inferred in C): no per-value look at a million owners
-    return owners.map(lambda v: (_utf8(v) or v) if isinstance(v, bytes | bytearray) else v)
+    return owners.map(lambda v: _decoded(v) if isinstance(v, bytes | bytearray) else v)
+
+
+def _decoded(value: bytes | bytearray) -> str | bytes | bytearray:
+    """`value`'s UTF-8 text ("" for b"", which ``_utf8(v) or v`` kept as bytes), else `value` itself."""
+    text = _utf8(value)
+    return value if text is None else text
 
 
 def horizon_problems(counts: Mapping[float, int]) -> list[Problem]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -1632,6 +1633,48 @@ def test_scores_refused_in_memory_are_refused_on_spark(spark, tmp_path, broken, 
         allocate_spark(tmp_path / "scores.parquet", None, cfg, tmp_path / "a", session=spark)
     assert rule in str(got.value)
     assert not (tmp_path / "a").exists()
+
+
+def test_binary_ids_and_owners_are_read_on_spark_as_in_memory(spark, tmp_path):
+    """A Spark audit: a binary account_id was planned and written b'3' (in memory: a wrong type, by name);
+    binary owners were not read as text owners (" ann" and "NULL" reps), and one that is not UTF-8 stopped
+    a Python worker in Arrow's traceback (in memory: refused by name)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kamml.allocation import read_scores
+    from kamml.allocation.allocate import BINARY_ID_RULE, BINARY_OWNER_RULE
+    from kamml.spark import allocate_spark
+
+    scores = pa.Table.from_pandas(random_scores(20, seed=3), preserve_index=False)
+    path = tmp_path / "scores.parquet"
+
+    def run(engine: str, cfg: AllocationConfig) -> tuple[pd.DataFrame, dict]:
+        if engine == "memory":
+            plan = allocate(read_scores(path), None, cfg)
+            return plan, plan.attrs["allocation"]
+        done = allocate_spark(path, None, cfg, tmp_path / "a", session=spark)
+        return read_parts(done.path), done.summary
+
+    ids = pa.array([str(i).encode() for i in scores["account_id"].to_pylist()], pa.binary())
+    pq.write_table(scores.set_column(0, "account_id", ids), path)
+    for engine in ("memory", "spark"):
+        with pytest.raises(SchemaError, match=rf"scores\.account_id: {re.escape(BINARY_ID_RULE)} \(20 rows"):
+            run(engine, AllocationConfig(hours=10.0))
+    owners = [" ann", "bob", "NULL", "", None] * 4
+    binary = pa.array([None if o is None else o.encode() for o in owners], pa.binary())
+    pq.write_table(scores.set_column(5, "owner", binary), path)
+    cfg = AllocationConfig(hours=10.0, capacity={"ann": 3.0, "bob": 4.0})
+    mem, table, summary = run("memory", cfg)[0], *run("spark", cfg)
+    assert set(table["owner"].dropna()) == {"ann", "bob"}
+    assert_allocation_equal(mem, table, summary, hours_atol=1e-9)
+    latin = pa.array([b"b\xf6b" if o == "bob" else None if o is None else o.encode() for o in owners])
+    pq.write_table(scores.set_column(5, "owner", latin), path)
+    for engine in ("memory", "spark"):
+        with pytest.raises(SchemaError) as err:
+            run(engine, cfg)
+        assert f"scores.owner: {BINARY_OWNER_RULE} (4 rows; e.g. b'b\\xf6b', " in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "scores.parquet"]
 
 
 def test_yes_no_and_large_whole_float_owners_are_named_as_in_memory_on_spark(spark, tmp_path):

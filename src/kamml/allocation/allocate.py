@@ -510,6 +510,8 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
 
 #: The rule of a binary account_id, as the accounts and transactions tables word it (`kamml.data.validation`).
 BINARY_ID_RULE = "wrong type: expected whole numbers or text, got binary (bytes); write the ids as text"
+#: The rule of a binary owner whose bytes are not UTF-8 (the others are read as their text).
+BINARY_OWNER_RULE = "binary that is not UTF-8 text (an owner is a rep's name); write the owners as UTF-8 text"
 
 
 def _binary_problems(values: pd.Series, column: str) -> list[Problem]:
@@ -524,8 +526,7 @@ def _binary_problems(values: pd.Series, column: str) -> list[Problem]:
     if column == "account_id":
         return [_problem(column, BINARY_ID_RULE, binary, values)]
     bad = values.map(lambda v: isinstance(v, bytes | bytearray) and _utf8(v) is None)
-    rule = "binary that is not UTF-8 text (an owner is a rep's name); write the owners as UTF-8 text"
-    return [_problem(column, rule, bad, values)] if bad.any() else []
+    return [_problem(column, BINARY_OWNER_RULE, bad, values)] if bad.any() else []
 
 
 def _utf8(value: bytes | bytearray) -> str | None:

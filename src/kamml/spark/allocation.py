@@ -51,6 +51,8 @@ import pandas as pd
 
 from kamml.allocation.allocate import (
     ALLOCATION_COLUMNS,
+    BINARY_ID_RULE,
+    BINARY_OWNER_RULE,
     HORIZON_COLUMN,
     INTEGER_TEXT,
     MISSING_TEXTS,
@@ -300,7 +302,8 @@ def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
     Owners need no pass: `rep_names` trims them and names whole numbers alike later. Read as given,
     " 1" beside "1" was a second account on Spark and a repeated id in memory. Without `texts` (a frame
     given, as `kamml.allocate` takes a pandas one) only a float account_id of whole numbers becomes long:
-    written 450.0, it was an id a CRM import does not match.
+    written 450.0, it was an id a CRM import does not match. A binary owner is its UTF-8 text, as in memory
+    (`kamml.allocation.allocate._text_owners`); bytes that are not UTF-8 are kept for `_check_scores`.
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
@@ -308,12 +311,18 @@ def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
     for name, column in scores_renames(frame.columns).items():  # ' clv', 'P_Churn': as `read_scores`
         frame = frame.withColumnRenamed(name, column)
 
-    def known(column: str) -> Any:
+    def known(column: str | Any) -> Any:
         """The column's text without the spaces str.strip drops (a no-break space too); null if missing."""
-        text = F.regexp_replace(F.col(column), PY_SPACE_ENDS, "")
+        text = F.regexp_replace(F.col(column) if isinstance(column, str) else column, PY_SPACE_ENDS, "")
         return F.when(~text.isin(*sorted(MISSING_TEXTS)), text)
 
-    if texts and "owner" in frame.columns and isinstance(frame.schema["owner"].dataType, T.StringType):
+    owner = frame.schema["owner"].dataType if "owner" in frame.columns else None
+    if isinstance(owner, T.BinaryType):  # Spark's cast copies the bytes: those not UTF-8 stay so
+        raw = F.col("owner").cast("string")
+        frame = frame.withColumn(
+            "owner", F.when(F.is_valid_utf8(raw), known(raw) if texts else raw).otherwise(raw)
+        )
+    elif texts and isinstance(owner, T.StringType):
         frame = frame.withColumn("owner", known("owner"))
     kind = frame.schema["account_id"].dataType if "account_id" in frame.columns else None
     if texts and isinstance(kind, T.StringType):
@@ -1559,15 +1568,24 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
     raises SchemaError listing every broken rule, one horizon per table included.
     """
     from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
 
     problems = missing_score_columns(list(frame.columns), need_owner=need_owner)
     if problems:
         raise SchemaError(problems)
-    rules: list[tuple[str, str, Any]] = [("account_id", "null id", F.col("account_id").isNull())]
+    binary_id = isinstance(frame.schema["account_id"].dataType, T.BinaryType)
+    rules: list[tuple[str, str, Any]] = []
+    if binary_id:  # as in memory: a wrong type, and no other rule of the ids
+        rules.append(("account_id", BINARY_ID_RULE, F.col("account_id").isNotNull()))
+    else:
+        rules.append(("account_id", "null id", F.col("account_id").isNull()))
     for column in ("account_id", "owner"):  # a list of reps or ids, as in memory
         if column in frame.columns and _nested(frame, column):
             rules.append((column, "not one value (a list or a mapping)", F.col(column).isNotNull()))
-    nested_id = _nested(frame, "account_id")
+    if "owner" in frame.columns and isinstance(frame.schema["owner"].dataType, T.StringType):
+        # a binary owner's bytes that are not UTF-8 (`_ids_as_in_the_tables` read the others as text)
+        rules.append(("owner", BINARY_OWNER_RULE, ~F.is_valid_utf8(F.col("owner"))))
+    nested_id = _nested(frame, "account_id") or binary_id
     if frame.schema["account_id"].dataType.typeName() in ("double", "float"):  # 3.5 is no id
         ids = F.col("account_id")
         rule = "not a whole number (an id is a whole number or a text)"
@@ -1621,9 +1639,10 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         if count:
             examples: tuple[Any, ...] = ()
             if rule not in ("null id", "missing value"):
-                bad = frame.filter(cond).select(column)  # the smallest five: the same from run to run
+                value = F.col(column).cast("binary") if rule == BINARY_OWNER_RULE else F.col(column)
+                bad = frame.filter(cond).select(value.alias(column))  # the smallest five: run to run alike
                 order = F.col(column).cast("string") if _nested(frame, column) else F.col(column)
-                examples = tuple(r[0] for r in bad.orderBy(order).limit(5).collect())
+                examples = tuple(_bytes(r[0]) for r in bad.orderBy(order).limit(5).collect())
             problems.append(Problem("scores", column, rule, count, examples))
     dups = (
         frame.filter(F.col("account_id").isNotNull()).groupBy("account_id").count().filter(F.col("count") > 1)
@@ -1663,6 +1682,11 @@ _NUMBER_KINDS = frozenset(
 
 #: Spark types of the table's scoring columns for scores without them (`score_spark` writes these types).
 _SCORING_TYPES = {"cutoff": "timestamp_ntz", "model_uri": "string"}
+
+
+def _bytes(value: Any) -> Any:
+    """A value collected from Spark as an example: binary (Spark's bytearray) as bytes, as in memory."""
+    return bytes(value) if isinstance(value, bytearray) else value
 
 
 def _nested(frame: DataFrame, column: str) -> bool:

@@ -28,6 +28,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from kamml import stopping
 from kamml.errors import ConfigError, DataError, KammlError, SchemaError
+from kamml.text import counted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,7 +85,7 @@ def handle_errors(func: F) -> F:
         except typer.Exit:  # _call's own exit (a stop, Ctrl-C): a RuntimeError, not a failure to name
             raise
         except SchemaError as exc:
-            head = f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} in the input data"
+            head = f"{counted(len(exc.problems), 'problem')} in the input data"
             typer.echo(f"kamml: error: {head}", err=True)
             for problem in exc.problems:
                 typer.echo(f"  - {problem}", err=True)

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kamml.text import counted
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -58,7 +60,7 @@ class Problem:
         where = f"{self.table}.{self.column}" if self.column else self.table
         text = f"{where}: {self.rule}"
         if self.n_rows:
-            text += f" ({self.n_rows:,} row{'s' if self.n_rows != 1 else ''}"
+            text += f" ({counted(self.n_rows, 'row')}"
             if self.examples:
                 shown = ", ".join(_example(v) for v in list(self.examples)[:5])
                 text += f"; e.g. {shown}"
@@ -95,7 +97,7 @@ class SchemaError(KammlError, ValueError):
             problems = [Problem(table="input", column=None, rule=problems)]
         self.problems: list[Problem] = list(problems)
         lines = [str(p) for p in self.problems]
-        head = f"{len(lines)} problem{'s' if len(lines) != 1 else ''} in the input data"
+        head = f"{counted(len(lines), 'problem')} in the input data"
         super().__init__(head + ":\n  - " + "\n  - ".join(lines))
 
 

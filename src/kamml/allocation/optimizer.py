@@ -43,6 +43,7 @@ import pandas as pd
 
 from kamml.errors import InfeasibleError
 from kamml.names import rep_name, rep_names
+from kamml.text import counted
 
 __all__ = [
     "AllocationResult",
@@ -739,7 +740,7 @@ def reps_short(
     gaps = need - capacity
     ordered = sorted((int(r) for r in np.flatnonzero(short)), key=lambda r: -gaps[r])
     lines = [
-        f"rep {reps[r]!r}: the floors of its {int(floored[r]):,} account{'' if floored[r] == 1 else 's'} "
+        f"rep {reps[r]!r}: the floors of its {counted(int(floored[r]), 'account')} "
         "with a floor need "
         f"{need[r]:,.6g} hours but its capacity is {capacity[r]:,.6g}: {gaps[r]:,.6g} hours short"
         for r in ordered[:_REPS_NAMED]

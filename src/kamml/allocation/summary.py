@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from kamml.text import counted
+
 #: From this size on a figure is written with an exponent ("1e+300"): ``kamml allocate --hours 1e300``
 #: printed its hours as 301 digits and 100 separators, in the plan line and on the budget curve's chart.
 #: Below it, digits beyond a float's 15-16 significant ones cannot appear.
@@ -45,7 +47,7 @@ def amount(value: Any) -> str:
 
 def accounts_text(n: int) -> str:
     """A count of accounts in words: "5,000 accounts", "1 account"."""
-    return f"{n:,} account{'' if n == 1 else 's'}"
+    return counted(n, "account")
 
 
 def hours_text(value: float, *, exact: bool = False) -> str:

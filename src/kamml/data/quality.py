@@ -23,6 +23,7 @@ from kamml.data.contract import TABLES
 from kamml.data.readers import is_attribute_type
 from kamml.errors import Problem
 from kamml.io import NUMBER_PATTERN
+from kamml.text import counted
 
 __all__ = [
     "QualityReport",
@@ -158,7 +159,7 @@ class QualityReport:
 
     def to_text(self) -> str:
         """A summary a person reads at a glance: tables, observed time, then each soft problem."""
-        lines = [f"Data check passed: no errors, {_plural(len(self.notes), 'data-quality note')}."]
+        lines = [f"Data check passed: no errors, {counted(len(self.notes), 'data-quality note')}."]
         if self.end is not None:
             last_day = (self.end - pd.Timedelta(days=1)).date()
             lines.append(f"Observed time ends {last_day} (inclusive; from {self.end_source}).")
@@ -186,10 +187,6 @@ class QualityReport:
 
     def __str__(self) -> str:
         return self.to_text()
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _jsonable(value: Any) -> Any:

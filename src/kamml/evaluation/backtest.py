@@ -29,6 +29,7 @@ from kamml.features.snapshots import SnapshotCache
 from kamml.models.btyd_features import MIN_REPEAT_BUYERS, BtydFit, add_btyd_features
 from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
 from kamml.models.influence import referral_window_ratio
+from kamml.text import counted
 
 __all__ = ["BacktestResult", "backtest", "default_cutoff", "snapshot_plan", "train_bundle"]
 
@@ -128,16 +129,11 @@ class BacktestResult:
             blocks.append(f"{task}\n{text}\n{verdict}" + (f"\nbtyd n/a: {note}" if note else ""))
         p = self.protocol
         head = (
-            f"backtest at {p['cutoff']}: horizon {_count(p['horizon_days'], 'day')}, trained on "
-            f"{_count(len(p['training_snapshots']), 'snapshot')} ({p['train_horizon_days']}-day labels) of "
-            f"{_count(p['training_rows'], 'row')}; {_count(p['test_accounts'], 'test account')}"
+            f"backtest at {p['cutoff']}: horizon {counted(p['horizon_days'], 'day')}, trained on "
+            f"{counted(len(p['training_snapshots']), 'snapshot')} ({p['train_horizon_days']}-day labels) of "
+            f"{counted(p['training_rows'], 'row')}; {counted(p['test_accounts'], 'test account')}"
         )
         return head + "\n\n" + "\n\n".join(blocks)
-
-
-def _count(n: int, noun: str) -> str:
-    """``n noun`` for the text's head, singular for 1: a one-day backtest read "horizon 1 days"."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 #: The metrics `BacktestResult.to_text` prints per task (the JSON and `table()` have them all).

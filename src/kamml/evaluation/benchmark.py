@@ -23,6 +23,7 @@ from kamml.datasets.cdnow import CALIBRATION_END, HOLDOUT_END, load_cdnow
 from kamml.errors import ConfigError
 from kamml.evaluation.backtest import BacktestResult, backtest
 from kamml.features._context import as_cutoff
+from kamml.text import counted
 
 __all__ = [
     "ACQUISITION_END",
@@ -64,7 +65,7 @@ def honest_train_horizon(
     """
     if horizon < SHORTEST_WINDOW:
         raise ConfigError(
-            f"a holdout of {horizon} day{'' if horizon == 1 else 's'} is shorter than the shortest honest "
+            f"a holdout of {counted(horizon, 'day')} is shorter than the shortest honest "
             f"training window ({SHORTEST_WINDOW} days): give an earlier calibration end or a later holdout "
             f"end (up to {HOLDOUT_END.date()})"
         )
@@ -118,7 +119,7 @@ def _check_ends(cal: pd.Timestamp, hold: pd.Timestamp) -> None:
         )
     days = (hold - cal).days
     if days < SHORTEST_WINDOW:  # `honest_train_horizon` said so, naming neither option
-        span = f"{days} day{'' if days == 1 else 's'}"
+        span = counted(days, "day")
         raise ConfigError(
             f"a holdout of {span} is shorter than the shortest honest training window ({SHORTEST_WINDOW} "
             f"days): the {HOLDOUT_NAME} {hold.date()} is {span} after the {CALIBRATION_NAME} {cal.date()}; "

@@ -38,6 +38,7 @@ from kamml.report.plots import (
     tier_labels,
     tier_order,
 )
+from kamml.text import counted
 
 if TYPE_CHECKING:
     from kamml.data.quality import QualityReport
@@ -588,11 +589,11 @@ def _protocol(protocol: Mapping[str, Any]) -> str:
         extra = f" ({labels}-day labels)" if labels else ""
         rows = protocol.get("training_rows")
         parts.append(
-            f"trained on {_plural(len(snapshots), 'earlier snapshot')}{extra}"
+            f"trained on {counted(len(snapshots), 'earlier snapshot')}{extra}"
             + (f" of {int(rows):,} rows" if rows is not None else "")
         )
     if "test_accounts" in protocol:
-        parts.append(_plural(f"{int(protocol['test_accounts']):,}", "test account"))
+        parts.append(counted(int(protocol["test_accounts"]), "test account"))
     return ", ".join(parts) + "."
 
 
@@ -703,7 +704,7 @@ def _share(part: float, whole: float) -> str:
 
 
 def _plural(count: int | str, word: str) -> str:
-    """`count` and `word`, plural unless the count reads 1 ("1 hour", "0.5 hours", "2 snapshots")."""
+    """A count as text (hours) and `word`, plural unless it reads 1: "1 hour", "0.5 hours"."""
     return f"{count} {word}{'' if str(count) == '1' else 's'}"
 
 

@@ -37,12 +37,13 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, PercentFormatter
 
-from kamml.allocation.summary import amount, hours_text
+from kamml.allocation.summary import accounts_text, amount, hours_text
 from kamml.config import NO_TIER
 from kamml.errors import DataError
 from kamml.evaluation.metrics import calibration_table, decile_table, normalized_gini
 from kamml.io import atomic_path
 from kamml.models.drivers import feature_words
+from kamml.text import counted
 
 if TYPE_CHECKING:
     from kamml.evaluation.backtest import BacktestResult
@@ -842,7 +843,7 @@ def plot_hours_per_rep(
     table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
     if len(table) > top:
         rest = table.iloc[top:]
-        other = f"{len(rest):,} other rep{'' if len(rest) == 1 else 's'}"
+        other = counted(len(rest), "other rep")
         while other in table.index[:top]:  # a rep of that very name must keep its own bar
             other += " "
         accounts = pd.concat([accounts, pd.Series({other: int(accounts[rest.index].sum())})])
@@ -859,7 +860,7 @@ def plot_hours_per_rep(
         left += values
     for yi, (rep, total) in enumerate(zip(table.index, left, strict=True)):
         ax.annotate(
-            f"{hours_text(total)} h, {int(accounts[rep]):,} account{'' if int(accounts[rep]) == 1 else 's'}",
+            f"{hours_text(total)} h, {accounts_text(int(accounts[rep]))}",
             xy=(total, yi),
             xytext=(3, 0),
             textcoords="offset points",

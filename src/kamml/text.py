@@ -1,0 +1,19 @@
+"""Counts in words, worded alike in every message, log line and report ("1 account", "5,000 accounts").
+
+A base module (no imports): the data checks, the errors and the reports all use it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["counted"]
+
+
+def counted(n: int, noun: str) -> str:
+    """`n` with thousands separators and `noun`, plural (an "s") unless `n` is 1.
+
+    Examples
+    --------
+    >>> counted(1, "account"), counted(0, "account"), counted(5000, "test account")
+    ('1 account', '0 accounts', '5,000 test accounts')
+    """
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -1077,6 +1077,73 @@ def test_float_and_yes_no_owners_are_named_as_python_names_them(owners, named):
     assert data.to_pandas("accounts").sort_values("account_id")["owner"].tolist() == named
 
 
+def _binary_text_tables(tmp_path, owners, kinds):
+    """Parquet tables whose owner, product and activity kind are binary (BYTE_ARRAY without UTF8)."""
+    n = len(owners)
+    pq.write_table(
+        pa.table(
+            {
+                "account_id": pa.array(range(1, n + 1)),
+                "ts": pa.array([dt.datetime(2024, 1, 2)] * n),
+                "amount": pa.array([1.0] * n),
+                "product": pa.array(kinds, pa.binary()),
+            }
+        ),
+        tmp_path / "transactions.parquet",
+    )
+    accounts = {"account_id": pa.array(range(1, n + 1)), "owner": pa.array(owners, pa.binary())}
+    pq.write_table(pa.table(accounts), tmp_path / "accounts.parquet")
+    activities = {
+        "account_id": pa.array(range(1, n + 1)),
+        "ts": pa.array([dt.datetime(2024, 1, 2)] * n),
+        "hours": pa.array([1.0] * n),
+        "kind": pa.array(kinds, pa.binary()),
+    }
+    pq.write_table(pa.table(activities), tmp_path / "activities.parquet")
+
+
+def test_binary_text_columns_are_read_as_their_utf8_text(tmp_path):
+    """DuckDB cast a binary owner to text with escapes: rep 'zoë' read 'zo\\xC3\\xAB', no capacity's name."""
+    _binary_text_tables(tmp_path, [b"zo\xc3\xab", b" bob ", None], [b"caf\xc3\xa9", b"call", None])
+    data = load_data(tmp_path)
+    assert data.to_pandas("accounts").sort_values("account_id")["owner"].tolist() == ["zoë", "bob", None]
+    for table, column in (("transactions", "product"), ("activities", "kind")):
+        got = data.to_pandas(table).sort_values("account_id")[column].tolist()
+        assert got == ["café", "call", None], table
+
+
+def test_binary_text_that_is_not_utf8_is_refused_by_name(tmp_path):
+    """Bytes that are no UTF-8 text (Latin-1's 'zoë') read as escaped text, a rep of a name no one wrote."""
+    _binary_text_tables(tmp_path, [b"zo\xeb", b"bob", b"ann"], [b"caf\xe9", b"call", b"visit"])
+    found = _problems(tmp_path)
+    (owner,) = found[("accounts", "owner")]
+    assert owner.rule.startswith("binary that is not UTF-8 text (an owner is a rep's name)")
+    assert owner.n_rows == 1
+    assert list(owner.examples) == [b"zo\xeb"]
+    for table, column in (("transactions", "product"), ("activities", "kind")):
+        (problem,) = found[(table, column)]
+        assert problem.rule.startswith(f"binary that is not UTF-8 text; write the {column} as UTF-8 text")
+
+
+@pytest.mark.spark
+def test_binary_text_reads_alike_on_spark(tmp_path):
+    """Spark's cast reads UTF-8 bytes as their text already; bytes that are not UTF-8 are refused too."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    spark = connect(EngineConfig(name="spark"))
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    _binary_text_tables(good, [b"zo\xc3\xab", b"bob", None], [b"call", b"visit", None])
+    data = load_data(good, backend=spark)
+    assert data.to_pandas("accounts").sort_values("account_id")["owner"].tolist() == ["zoë", "bob", None]
+    _binary_text_tables(bad, [b"zo\xeb", b"bob", b"ann"], [b"call", b"visit", b"x"])
+    (owner,) = _problems(bad, backend=spark)[("accounts", "owner")]
+    assert owner.rule.startswith("binary that is not UTF-8 text (an owner is a rep's name)")
+    assert list(owner.examples) == [b"zo\xeb"]
+
+
 def test_the_delimiter_hint_is_written_as_yaml_reads_it(tmp_path):
     """'\\t' (Python's repr) is two characters in YAML single quotes: following the hint crashed."""
     (tmp_path / "transactions.csv").write_text("account_id\tts\tamount\n1\t2024-01-02\t3\n")

@@ -202,7 +202,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def plain_examples(values: Iterable[Any]) -> tuple[Any, ...]:
-    """Example values as plain Python scalars (timestamps as ISO text), at most five."""
+    """Example values as plain Python scalars (timestamps as ISO text, bytes kept), at most five."""
     out: list[Any] = []
     for v in values:
         if v is None or v is pd.NA or v is pd.NaT:
@@ -211,6 +211,8 @@ def plain_examples(values: Iterable[Any]) -> tuple[Any, ...]:
             out.append("NaN")
         elif isinstance(v, dt.datetime | dt.date):
             out.append(pd.Timestamp(v).isoformat(sep=" "))
+        elif isinstance(v, bytes):  # b'zo\xeb' as the scores' check shows it, not the text "b'zo\\xeb'"
+            out.append(v)
         else:
             out.append(_jsonable(v))
         if len(out) == N_EXAMPLES:

@@ -894,7 +894,9 @@ def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     c = _[column]
     kind = plan.source[column].type()
     s = c if kind.is_string() else c.cast("string")
-    if cspec.name == "owner" and kind.is_floating():  # rep 12345678, not Java's text "1.2345678E7"
+    if kind.is_binary():
+        s = _binary_text(plan, cspec, column)
+    elif cspec.name == "owner" and kind.is_floating():  # rep 12345678, not Java's text "1.2345678E7"
         whole = (c == c.floor()) & (c.abs() < 2.0**53)
         s = c.isnan().ifelse(ibis.null("string"), whole.ifelse(c.cast("int64").cast("string"), s))
     elif cspec.name == "owner" and kind.is_boolean():  # rep "True", as Python names it (engines: "true")
@@ -904,6 +906,28 @@ def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         rule = "a null marker as the owner, read as a rep of that name (leave the cell empty for none)"
         plan.add(column, rule + _mapped(plan, cspec), marker, c, hard=False)
     plan.builders[cspec.name] = _fixed(_trim(s).nullif(""))
+
+
+def _binary_text(plan: TablePlan, cspec: ColumnSpec, column: str) -> Deferred:
+    """A binary text column (Parquet's BYTE_ARRAY without the UTF8 mark) as its UTF-8 text.
+
+    DuckDB's cast wrote every non-ASCII byte as an escape (rep 'zoë' read as 'zo' and two escapes, a
+    name no capacity holds). Bytes that are not UTF-8 are refused by name, as the scores' owners are.
+    """
+    c = _[column]
+    if _engine_name(plan) == "duckdb":
+        text = _try(_decode(c))
+        bad = c.notnull() & text.isnull()
+    else:
+        text = c.cast("string")
+        bad = c.notnull() & ~_is_valid_utf8(text)
+    why = (
+        " (an owner is a rep's name); write the owners"
+        if cspec.name == "owner"
+        else f"; write the {cspec.name}"
+    )
+    plan.add(column, f"binary that is not UTF-8 text{why} as UTF-8 text{_mapped(plan, cspec)}", bad, c)
+    return text
 
 
 def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
@@ -1106,6 +1130,21 @@ def _engine_name(plan: TablePlan) -> str:
         return str(plan.source._find_backend().name)
     except ibis.common.exceptions.IbisError:  # ibis.memtable: executed by the default backend, DuckDB
         return "duckdb"
+
+
+@ibis.udf.scalar.builtin(name="decode")
+def _decode(value: dt.binary) -> dt.string:
+    """DuckDB's UTF-8 text of a blob (an error where its bytes are not UTF-8)."""
+
+
+@ibis.udf.scalar.builtin(name="try")
+def _try(value: dt.string) -> dt.string:
+    """DuckDB's try: null where the expression fails."""
+
+
+@ibis.udf.scalar.builtin(name="is_valid_utf8")
+def _is_valid_utf8(value: dt.string) -> dt.boolean:
+    """Spark's check that a text's bytes (a binary column cast to text) are UTF-8."""
 
 
 @ibis.udf.scalar.builtin(name="isfinite")

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 
 import ibis
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -118,12 +119,43 @@ def test_a_data_end_after_today_is_refused_and_today_is_not(backend, tx):
 def test_a_data_end_a_year_past_the_last_transaction_is_warned_about(backend, tx, caplog):
     caplog.set_level(logging.WARNING, logger="kamml.data.dataset")
     load_data({"transactions": tx}, DataConfig(end=dt.date(2025, 3, 31)), backend=backend)  # 365 days
-    assert not caplog.records
+    (record,) = caplog.records  # not the year's warning: the pause against the data's own pace
+    assert "never paused more than 30 days" in record.getMessage()
+    caplog.clear()
     load_data({"transactions": tx}, DataConfig(end=dt.date(2025, 4, 1)), backend=backend)
+    (record,) = caplog.records  # one warning, the year's
+    assert record.getMessage().startswith(
+        "data.end 2025-04-01 is 366 days after the last transaction (2024-03-31): every account"
+    )
+
+
+def test_a_data_end_weeks_past_data_that_never_paused_so_long_is_warned_about(backend, tx, caplog):
+    """A weekly job whose export stalled while data.end moved on read 90 days of silence as churn (total
+    value -69 %) with no word below the year's warning. Now a pause of two weeks or more is measured
+    against the longest pause of the year before the last transaction."""
+    caplog.set_level(logging.WARNING, logger="kamml.data.dataset")
+    days = pd.date_range("2024-01-01", "2024-03-31", freq="D")  # a transaction every day
+    daily = pd.DataFrame({"account_id": np.arange(days.size) % 7, "ts": days, "amount": 10.0})
+    load_data({"transactions": daily}, DataConfig(end=dt.date(2024, 4, 13)), backend=backend)  # 13 days
+    assert not caplog.records
+    load_data({"transactions": daily}, DataConfig(end=dt.date(2024, 4, 14)), backend=backend)  # 14 days
     (record,) = caplog.records
     assert record.getMessage().startswith(
-        "data.end 2025-04-01 is 366 days after the last transaction (2024-03-31)"
+        "data.end 2024-04-14 is 14 days after the last transaction (2024-03-31), and in the year before it "
+        "the transactions never paused more than 1 day: is the export complete?"
     )
+    caplog.clear()
+    # the fixture's longest pause is 30 days (2024-03-01 to 2024-03-31): twice that is warned of
+    load_data({"transactions": tx}, DataConfig(end=dt.date(2024, 5, 29)), backend=backend)  # 59 days
+    assert not caplog.records
+    load_data({"transactions": tx}, DataConfig(end=dt.date(2024, 5, 30)), backend=backend)  # 60 days
+    (record,) = caplog.records
+    assert "is 60 days after the last transaction (2024-03-31)" in record.getMessage()
+    assert "never paused more than 30 days" in record.getMessage()
+    caplog.clear()
+    one_day = tx.assign(ts=pd.Timestamp("2024-03-31"))  # no pause to measure: no pace to compare with
+    load_data({"transactions": one_day}, DataConfig(end=dt.date(2024, 6, 30)), backend=backend)
+    assert not caplog.records
 
 
 def test_to_pandas_names_the_tables(backend, tx):

@@ -677,3 +677,22 @@ def test_a_rest_request_body_given_to_predict_in_python_is_a_named_error():
     pd.testing.assert_frame_equal(
         as_frame({"inputs": 1.0, "recency": 2.0}), pd.DataFrame([{"inputs": 1.0, "recency": 2.0}])
     )
+
+
+def test_the_rest_section_says_why_the_answer_lacks_the_scores_files_columns():
+    """The REST answer lacks the scores file's cutoff, model_uri and owner, and docs/tracking.md's REST
+    section did not say so, nor where a CRM gets them (an audit): the pyfunc knows neither the date its
+    rows were built at nor the registry version it was served as."""
+    import re
+    from pathlib import Path
+
+    from kamml.jobs.score import SCORE_COLUMNS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "tracking.md").read_text(encoding="utf-8")
+    rest = doc.split("## REST for the CRM")[1].split("\n## ")[0]
+    lacking = [c for c in SCORE_COLUMNS if c not in ("account_id", *OUTPUT_COLUMNS)]
+    assert lacking == ["cutoff", "model_uri", "owner"]
+    said = re.search(r"The answer has no `cutoff`, `model_uri` or `owner`[^\n]*(\n[^\n]+)*", rest)
+    assert said is not None
+    for words in ("build_features", "get_model_version_by_alias", "kamml allocate"):
+        assert words in said.group(0)

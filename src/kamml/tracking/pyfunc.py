@@ -190,7 +190,9 @@ class KammlPyfunc(PythonModel):
     response's rise of the purchase rate of a fully served account, the allocation's growth weight;
     NaN without one) and drivers (the top drivers of each model in words). A missing number is None
     (JSON null over REST; NaN is not JSON), so in pandas a column holding one is of object dtype.
-    The optional param ``top_drivers`` (default 3) sets how many drivers are named.
+    The optional param ``top_drivers`` (default 3) sets how many drivers are named. No cutoff or
+    model_uri, as the scores file has: the rows carry no date and MLflow tells a pyfunc no URI of its own,
+    so the caller records both (docs/tracking.md, "REST for the CRM").
     """
 
     def __init__(self) -> None:

@@ -640,3 +640,24 @@ def test_simulate_future_counts_and_seeds_are_config_errors(small, kwargs, says)
     """They were numpy's or Python's TypeError / ValueError ("expected non-negative integer")."""
     with pytest.raises(ConfigError, match=says):
         small.simulate_future(30, **kwargs)
+
+
+def test_generate_refuses_a_history_that_runs_past_today_unless_allowed(tmp_path):
+    """`kamml generate --years` refused a world ending after today, but the Python API generated and wrote
+    one (an audit), which `kamml validate` and every job then refused as rows "in the future". It is a
+    ConfigError naming start, years and today, unless `allow_future=True` asks for a dated experiment."""
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+    with pytest.raises(ConfigError, match=r"years: 10 years from 2023-01-01 end on 2033-01-01, after today"):
+        synthetic.generate(5, years=10)
+    start = (today - pd.DateOffset(months=6)).date()
+    with pytest.raises(ConfigError, match=rf"1 years from {start} end on .*after today \({today.date()}\)"):
+        synthetic.generate(5, start=start, years=1.0)
+    with pytest.raises(ConfigError, match=rf"start {today.date() + pd.Timedelta(days=40)} is after today"):
+        synthetic.generate(5, start=today + pd.Timedelta(days=40), years=1.0)
+    world = synthetic.generate(5, start=start, years=1.0, allow_future=True)
+    assert world.end > today
+    with pytest.raises(ConfigError, match="after today"):
+        world.write(tmp_path / "w")
+    assert not (tmp_path / "w").exists()  # nothing half written
+    world.write(tmp_path / "w", allow_future=True)
+    assert synthetic.read_world(tmp_path / "w").end == world.end

@@ -122,6 +122,8 @@ __all__ = ["START", "TABLES", "World", "WorldParams", "check_ends_by_today", "ge
 
 log = logging.getLogger(__name__)
 
+#: How `generate` and `World.write` end a refusal of a history past today: the way to allow it.
+_FUTURE_HINT = ", or allow_future=True for a dated experiment (kamml's jobs refuse rows dated after today)"
 #: The tables `World.write` writes, each as ``<name>.parquet``.
 TABLES = ("transactions", "accounts", "referrals", "activities", "truth", "effort")
 STAKE_PARTS = ("retention", "growth", "referral")
@@ -408,14 +410,23 @@ class World:
 
     # ---- persistence -----------------------------------------------------------------------------------
 
-    def write(self, out_dir: str | Path) -> dict[str, Path]:
+    def write(self, out_dir: str | Path, *, allow_future: bool = False) -> dict[str, Path]:
         """Write every table as ``<name>.parquet`` plus ``world.json`` into `out_dir`, atomically per file.
+
+        A world whose history ends after today (`generate`'s ``allow_future``) is a ConfigError before
+        anything is written, unless `allow_future`: kamml's jobs would refuse its rows dated in the future.
 
         Each file is written to a temporary name in the same folder and renamed into place, so a reader
         never sees half a file, and the transactions come last: a job that finds them finds the whole
         world (one started while another generated read the transactions alone and went on without the
         other tables). Returns the paths by name (the tables of `TABLES` and ``world``).
         """
+        if not allow_future and self.end > _today() + pd.Timedelta(days=1):
+            raise ConfigError(
+                f"the synthetic world's history from {self.start.date()} ends on {self.end.date()}, after "
+                f"today ({_today().date()}), and kamml refuses rows dated in the future: not written to "
+                f"{out_dir}; pass allow_future=True to write it for a dated experiment"
+            )
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths: dict[str, Path] = {}
@@ -490,22 +501,42 @@ class World:
         )
 
 
-def check_ends_by_today(years: float, name: str) -> None:
-    """A ConfigError when `years` of history from `START` end after today (`name`: the setting).
+def check_ends_by_today(years: float, name: str, start: str | date = START, hint: str = "") -> None:
+    """A ConfigError when `years` of history from `start` end after today (`name`: the setting).
 
     kamml refuses rows dated after today, so such a world was written and then refused by
-    `kamml validate` and every job.
+    `kamml validate` and every job. `hint` ends the message (another way out, as `generate`'s).
     """
-    end = pd.Timestamp(START) + pd.DateOffset(months=round(12 * years))
-    tomorrow = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
-    if end > tomorrow:  # rows are before `end`; ones from tomorrow on are refused
-        first = pd.Timestamp(START)
-        months = (tomorrow.year - first.year) * 12 + tomorrow.month - first.month
+    first = pd.Timestamp(start).normalize()
+    end = first + pd.DateOffset(months=round(12 * years))
+    tomorrow = _today() + pd.Timedelta(days=1)
+    if end <= tomorrow:  # rows are before `end`; ones from tomorrow on are refused
+        return
+    today = _today().date()
+    if first > _today():
         raise ConfigError(
-            f"{name}: {years:g} years from {START} end on {end.date()}, after today "
-            f"({(tomorrow - pd.Timedelta(days=1)).date()}), and kamml refuses rows dated in the future: "
-            f"give at most {math.floor(months / 12 * 100) / 100:g} years ({months} months)"
+            f"start {first.date()} is after today ({today}), and kamml refuses rows dated in the future: "
+            f"give a start before today{hint}"
         )
+    months = (tomorrow.year - first.year) * 12 + tomorrow.month - first.month
+    if first + pd.DateOffset(months=months) > tomorrow:  # a start later in its month than today's day
+        months -= 1
+    if months < 1:
+        raise ConfigError(
+            f"start {first.date()} is less than a month before today ({today}): a history of at least "
+            f"one month from it runs past today, and kamml refuses rows dated in the future: give an "
+            f"earlier start{hint}"
+        )
+    raise ConfigError(
+        f"{name}: {years:g} years from {first.date()} end on {end.date()}, after today ({today}), and "
+        f"kamml refuses rows dated in the future: give at most {math.floor(months / 12 * 100) / 100:g} "
+        f"years ({months} months){hint}"
+    )
+
+
+def _today() -> pd.Timestamp:
+    """Midnight of today, UTC, timezone-naive: the day after which kamml's validation refuses rows."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
 
 
 def read_world(path: str | Path) -> World:
@@ -522,6 +553,7 @@ def generate(
     n_reps: int | None = None,
     horizon_days: int = 180,
     params: WorldParams | None = None,
+    allow_future: bool = False,
 ) -> World:
     """Simulate a B2B book of accounts with known ground truth (see the module docstring).
 
@@ -541,6 +573,9 @@ def generate(
         Horizon of the value columns of the truth table.
     params : WorldParams, optional
         The world's constants; defaults to `WorldParams()`.
+    allow_future : bool, default False
+        Allow a history that runs past today, for a dated experiment with the world in memory: kamml's
+        validation (and every job) refuses its rows dated after today, as `kamml generate` refuses it.
 
     Returns
     -------
@@ -551,8 +586,9 @@ def generate(
     ------
     ConfigError
         If a size, length or count is not positive, the seed not a whole number >= 0, `start` not a
-        timezone-naive date, the dates leave pandas' range (1677 .. 2262), or the parameters make the
-        referrals outgrow the book (more than 20 accounts simulated per account kept, and over 1M).
+        timezone-naive date, the dates leave pandas' range (1677 .. 2262), the history ends after today
+        without `allow_future`, or the parameters make the referrals outgrow the book (more than 20
+        accounts simulated per account kept, and over 1M).
     """
     params = params or WorldParams()
     if not _count(n_accounts):  # 10.5 was numpy's TypeError, True a world of one account
@@ -588,6 +624,8 @@ def generate(
             f"start {start} with {years:g} years of history and a {horizon_days}-day horizon leaves the "
             f"dates pandas can hold ({pd.Timestamp.min.date()} .. {pd.Timestamp.max.date()}): {exc}"
         ) from None
+    if not allow_future:
+        check_ends_by_today(years, "years", t_start, _FUTURE_HINT)
 
     clock = time.perf_counter()
     rng = np.random.default_rng(seed)

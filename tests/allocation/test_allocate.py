@@ -422,6 +422,29 @@ def test_a_scores_csv_that_is_not_utf8_is_named_with_its_line(tmp_path):
     assert "codec" not in str(info.value)
 
 
+def test_a_scores_parquet_text_column_that_is_not_utf8_is_named(tmp_path):
+    """An input audit: a Parquet text column of Latin-1 bytes crashed pandas in a raw ArrowException
+    ("Wrapping 2\ufffd failed"), not exit 3. Now a DataError naming the file, the column and the rule."""
+    ids = pa.array([b"1", b"2\xeb", b"3"], pa.binary()).view(pa.string())  # unchecked: a Latin-1 'ë'
+    table = pa.table({"account_id": ids, "clv": [100.0, 50.0, 20.0], "p_churn": [0.2, 0.5, 0.1]})
+    pq.write_table(table, tmp_path / "s.parquet")
+    (tmp_path / "f.parquet").mkdir()
+    pq.write_table(table, tmp_path / "f.parquet" / "part-0.parquet")
+    for path in (tmp_path / "s.parquet", tmp_path / "f.parquet"):
+        rule = rf"{path.name}: column account_id holds text that is not UTF-8"
+        with pytest.raises(DataError, match=rule) as info:
+            read_scores(path)
+        assert "1 value, e.g. b'2\\xeb'" in str(info.value)
+        assert "save it as UTF-8" in str(info.value)
+        assert "Wrapping" not in str(info.value)
+    category = table.set_column(0, "account_id", pa.array([1, 2, 3])).append_column(
+        "owner", ids.dictionary_encode()
+    )
+    pq.write_table(category, tmp_path / "c.parquet")  # a pandas category: its texts in a dictionary
+    with pytest.raises(DataError, match=r"c\.parquet: column owner holds text that is not UTF-8"):
+        read_scores(tmp_path / "c.parquet")
+
+
 def test_a_scores_csv_row_with_more_values_than_its_header_is_refused(tmp_path):
     """An allocation audit: a value more on every row shifted every column by one, and the plan was
     written with clv as the account ids and exit 0."""

@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from kamml.errors import DataError
+from kamml.text import counted
 
 __all__ = [
     "atomic_path",
@@ -33,6 +36,7 @@ __all__ = [
     "common_folder",
     "hold_lock",
     "json_text",
+    "parquet_not_utf8",
     "process_exists",
     "real_output",
     "write_parquet",
@@ -466,3 +470,46 @@ def binary_kind(path: Path) -> str | None:
     except OSError:
         return None
     return next((kind for magic, kind in FILE_MAGIC.items() if head.startswith(magic)), None)
+
+
+def parquet_not_utf8(source: Path) -> str | None:
+    """Why a Parquet file or folder is refused: its text columns holding bytes that are not UTF-8, else None.
+
+    Read only after a read failed (pandas: "Wrapping 2\ufffd failed"; DuckDB: "Invalid string encoding"):
+    Arrow reads such text unchecked, and only chunks that fail its check are decoded value by value.
+    """
+    try:
+        table = pq.read_table(source)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    reasons = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        bad: list[bytes] = []
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type):  # a pandas category: its texts are in the dictionary
+                chunk = chunk.dictionary.take(chunk.indices)
+            if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
+                try:
+                    chunk.validate(full=True)
+                except pa.ArrowInvalid:
+                    large = pa.types.is_large_string(chunk.type)
+                    raw = chunk.view(pa.large_binary() if large else pa.binary())
+                    bad.extend(v for v in raw.to_pylist() if v is not None and not _is_utf8(v))
+        if bad:
+            examples = ", ".join(repr(v) for v in bad[:3])
+            reasons.append(
+                f"column {name} holds text that is not UTF-8 ({counted(len(bad), 'value')}, e.g. {examples})"
+            )
+    if not reasons:
+        return None
+    where = "; ".join(reasons)
+    return f"{where}; save it as UTF-8 (Latin-1 or Windows-1252? kamml reads Parquet text as UTF-8)"
+
+
+def _is_utf8(value: bytes) -> bool:
+    """Whether `value` decodes as UTF-8."""
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

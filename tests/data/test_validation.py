@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from kamml.config import Config, DataConfig
 from kamml.data import QualityReport, load_data, validate
 from kamml.data.validation import NUMBER_HINT
-from kamml.errors import ConfigError, KammlError, SchemaError
+from kamml.errors import ConfigError, DataError, KammlError, SchemaError
 
 
 def _problems(source, config=None, backend=None) -> dict[tuple[str, str | None], list]:
@@ -1123,6 +1123,36 @@ def test_binary_text_that_is_not_utf8_is_refused_by_name(tmp_path):
     for table, column in (("transactions", "product"), ("activities", "kind")):
         (problem,) = found[(table, column)]
         assert problem.rule.startswith(f"binary that is not UTF-8 text; write the {column} as UTF-8 text")
+
+
+def test_parquet_text_that_is_not_utf8_names_the_column_on_duckdb(tmp_path):
+    """A text column (Parquet's UTF8 mark) of Latin-1 bytes: DuckDB's "Invalid string encoding found in
+    Parquet file" named the file and a value, not the column, nor what to do. Now both, in a part too."""
+
+    def latin(values):  # text unchecked: Arrow's own constructor refuses such bytes
+        return pa.array(values, pa.binary()).view(pa.string())
+
+    _binary_text_tables(tmp_path, [b"zo", b"bob", b"ann"], [b"call", b"visit", b"x"])
+    accounts = {"account_id": pa.array([1, 2, 3]), "owner": latin([b"zo\xeb", b"bob", b"ann"])}
+    (tmp_path / "accounts.parquet").unlink()
+    (tmp_path / "accounts").mkdir()
+    pq.write_table(pa.table(accounts), tmp_path / "accounts" / "part-1.parquet")
+    rule = r"^accounts: cannot read .*part-1\.parquet.*; column owner holds text that is not UTF-8"
+    with pytest.raises(DataError, match=rf"{rule} \(1 value, e\.g\. b'zo\\xeb'") as info:
+        load_data(tmp_path)
+    assert "save it as UTF-8" in str(info.value)
+    (tmp_path / "accounts" / "part-1.parquet").unlink()
+    (tmp_path / "accounts").rmdir()
+    pq.write_table(
+        pa.table({**accounts, "owner": pa.array(["zoë", "bob", "ann"])}), tmp_path / "accounts.parquet"
+    )
+    transactions = pq.read_table(tmp_path / "transactions.parquet")
+    note = latin([b"caf\xe9", b"ok", b"\xe9t\xe9"])  # a column kamml does not use: read all the same
+    pq.write_table(transactions.append_column("note", note), tmp_path / "transactions.parquet")
+    with pytest.raises(
+        DataError, match=r"column note holds text that is not UTF-8 \(2 values, e\.g\. b'caf\\xe9'"
+    ):
+        load_data(tmp_path)
 
 
 @pytest.mark.spark

@@ -60,7 +60,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kamml.allocation.optimizer import (
     AllocationResult,
@@ -81,9 +80,15 @@ from kamml.allocation.summary import (
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
 from kamml.config import MAX_DAYS, NA_TEXTS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import WHOLE_FLOAT_PATTERN, binary_kind, check_output_path, clean_name, write_table
+from kamml.io import (
+    WHOLE_FLOAT_PATTERN,
+    binary_kind,
+    check_output_path,
+    clean_name,
+    parquet_not_utf8,
+    write_table,
+)
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
-from kamml.text import counted
 
 __all__ = [
     "ALLOCATION_COLUMNS",
@@ -875,41 +880,10 @@ def _parquet_frame(source: Path, what: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(source)
     except pa.ArrowException as exc:
-        reason = _parquet_not_utf8(source)
+        reason = parquet_not_utf8(source)
         if reason is None and isinstance(exc, OSError | ValueError):
             raise  # read_scores words these
         raise DataError(f"cannot read the {what} {source}: {reason or exc}") from None
-
-
-def _parquet_not_utf8(source: Path) -> str | None:
-    """Why a Parquet table is refused: its first text column holding bytes that are not UTF-8, else None.
-
-    Read only after pandas failed; Arrow reads such text unchecked, and only chunks that fail its check
-    are decoded one value at a time.
-    """
-    try:
-        table = pq.read_table(source)
-    except (OSError, ValueError, pa.ArrowException):
-        return None
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        bad: list[bytes] = []
-        for chunk in column.chunks:
-            if pa.types.is_dictionary(chunk.type):  # a pandas category: its texts are in the dictionary
-                chunk = chunk.dictionary.take(chunk.indices)
-            if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
-                try:
-                    chunk.validate(full=True)
-                except pa.ArrowInvalid:
-                    large = pa.types.is_large_string(chunk.type)
-                    raw = chunk.view(pa.large_binary() if large else pa.binary())
-                    bad.extend(v for v in raw.to_pylist() if v is not None and _utf8(v) is None)
-        if bad:
-            return (
-                f"column {name} holds text that is not UTF-8 ({counted(len(bad), 'value')}, e.g. "
-                f"{', '.join(repr(v) for v in bad[:3])}; Latin-1 or Windows-1252?); save it as UTF-8 "
-                "(kamml reads Parquet text as UTF-8)"
-            )
-    return None
 
 
 def _refuse_repeated_names(names: list[str]) -> None:

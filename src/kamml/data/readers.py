@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from kamml.data.contract import TABLES
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem, SchemaError
-from kamml.io import binary_kind, clean_name
+from kamml.io import binary_kind, clean_name, parquet_not_utf8
 
 __all__ = [
     "RawTable",
@@ -390,10 +390,18 @@ def engine_message(error: BaseException | str) -> str:
 
 
 def unreadable_hint(message: str, files: Iterable[Path] = ()) -> str:
-    """What to do about an engine's read error, where kamml knows: a CSV not UTF-8, or of mixed line endings.
+    """What to do about an engine's read error, where kamml knows: text not UTF-8, or mixed line endings.
 
-    `files` are the CSV files read; each is looked at only here, on a failed read (`_mixed_line_endings`).
+    `files` are the files read; each is looked at only here, on a failed read (`_mixed_line_endings`,
+    `parquet_not_utf8`: DuckDB named the file and a value, not the column).
     """
+    if "invalid string encoding found in parquet file" in message.lower():
+        parquet = [path for path in files if not _is_csv(path)]
+        for path in parquet:
+            reason = parquet_not_utf8(path)
+            if reason:
+                return f"; {path}: {reason}" if len(parquet) > 1 else f"; {reason}"
+        return "; save its text columns as UTF-8 (kamml reads Parquet text as UTF-8)"
     if "utf-8" in message.lower():
         return "; save the file as UTF-8 (kamml reads CSV as UTF-8)"
     for path in files:

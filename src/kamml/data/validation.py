@@ -1067,8 +1067,8 @@ def _execute(plan: TablePlan, expr: ir.Table) -> dict[str, list[Any]]:
         if not plan.raw.from_file:
             raise
         message = engine_message(exc)
-        csv_on_duckdb = plan.raw.delimiter is not None and _engine_name(plan) == "duckdb"
-        files = source_files(plan.raw.origin) if csv_on_duckdb else []  # Spark reads mixed line endings
+        # Spark reads mixed line endings; DuckDB names no column of Parquet text that is not UTF-8
+        files = source_files(plan.raw.origin) if _engine_name(plan) == "duckdb" else []
         raise DataError(
             f"{plan.name}: cannot read {plan.raw.origin}: {message}{unreadable_hint(message, files)}"
         ) from None

@@ -26,6 +26,7 @@ from kamml.errors import DataError
 from kamml.text import counted
 
 __all__ = [
+    "UTF8_FIX",
     "atomic_path",
     "binary_kind",
     "check_not_input",
@@ -472,6 +473,10 @@ def binary_kind(path: Path) -> str | None:
     return next((kind for magic, kind in FILE_MAGIC.items() if head.startswith(magic)), None)
 
 
+#: What to do about Parquet text whose bytes are not UTF-8 (`parquet_not_utf8`, the scores on Spark).
+UTF8_FIX = "save it as UTF-8 (Latin-1 or Windows-1252? kamml reads Parquet text as UTF-8)"
+
+
 def parquet_not_utf8(source: Path) -> str | None:
     """Why a Parquet file or folder is refused: its text columns holding bytes that are not UTF-8, else None.
 
@@ -502,8 +507,7 @@ def parquet_not_utf8(source: Path) -> str | None:
             )
     if not reasons:
         return None
-    where = "; ".join(reasons)
-    return f"{where}; save it as UTF-8 (Latin-1 or Windows-1252? kamml reads Parquet text as UTF-8)"
+    return f"{'; '.join(reasons)}; {UTF8_FIX}"
 
 
 def _is_utf8(value: bytes) -> bool:

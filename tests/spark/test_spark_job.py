@@ -1677,6 +1677,28 @@ def test_binary_ids_and_owners_are_read_on_spark_as_in_memory(spark, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "scores.parquet"]
 
 
+def test_text_ids_and_owners_that_are_not_utf8_are_refused_on_spark(spark, tmp_path):
+    """A Spark audit: a text account_id of Latin-1 bytes was planned as '2\ufffd' without a word (in memory
+    a DataError naming the column). Now refused by name, ids and owners, examples as bytes; none written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kamml.spark import allocate_spark
+
+    scores = pa.Table.from_pandas(random_scores(6, seed=3), preserve_index=False)
+    latin = pa.array([b"1", b"2\xeb", b"3", b"4", b"5", b"6"], pa.binary()).view(pa.string())
+    owners = pa.array([b"ann", b"b\xf6b", b"b\xf6b", None, b"ann", b"ann"], pa.binary()).view(pa.string())
+    path = tmp_path / "scores.parquet"
+    pq.write_table(scores.set_column(0, "account_id", latin).set_column(5, "owner", owners), path)
+    with pytest.raises(SchemaError) as err:
+        allocate_spark(path, None, AllocationConfig(hours=10.0), tmp_path / "a", session=spark)
+    assert "scores.account_id: text that is not UTF-8; save it as UTF-8" in str(err.value)
+    assert "(1 row; e.g. b'2\\xeb')" in str(err.value)
+    assert "scores.owner: text that is not UTF-8; save it as UTF-8" in str(err.value)
+    assert "(2 rows; e.g. b'b\\xf6b', b'b\\xf6b')" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
+
+
 def test_yes_no_and_large_whole_float_owners_are_named_as_in_memory_on_spark(spark, tmp_path):
     """Java wrote owner 12345678.0 as "1.2345678E7" and True as "true": reps the capacity never named."""
     from kamml.allocation import read_scores

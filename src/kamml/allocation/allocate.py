@@ -81,6 +81,7 @@ from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, rea
 from kamml.config import MAX_DAYS, NA_TEXTS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import (
+    UTF8_FIX,
     WHOLE_FLOAT_PATTERN,
     binary_kind,
     check_output_path,
@@ -520,6 +521,9 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
 BINARY_ID_RULE = "wrong type: expected whole numbers or text, got binary (bytes); write the ids as text"
 #: The rule of a binary owner whose bytes are not UTF-8 (the others are read as their text).
 BINARY_OWNER_RULE = "binary that is not UTF-8 text (an owner is a rep's name); write the owners as UTF-8 text"
+#: The rule of a text (Parquet UTF8) account_id or owner whose bytes are not UTF-8, on Spark (pandas
+#: cannot read the file: `read_scores` names the column in a DataError).
+TEXT_NOT_UTF8_RULE = f"text that is not UTF-8; {UTF8_FIX}"
 
 
 def _binary_problems(values: pd.Series, column: str) -> list[Problem]:

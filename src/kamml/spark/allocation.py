@@ -59,6 +59,7 @@ from kamml.allocation.allocate import (
     REQUIRED_COLUMNS,
     SCORE_BOUNDS,
     SCORING_COLUMNS,
+    TEXT_NOT_UTF8_RULE,
     WHOLE_DAYS_RULE,
     active_accounts,
     allocation_config,
@@ -316,17 +317,21 @@ def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
         text = F.regexp_replace(F.col(column) if isinstance(column, str) else column, PY_SPACE_ENDS, "")
         return F.when(~text.isin(*sorted(MISSING_TEXTS)), text)
 
+    def utf8_known(column: str | Any) -> Any:
+        """`known` where the text is UTF-8; other bytes are kept for `_check_scores` (known lost them)."""
+        raw = F.col(column) if isinstance(column, str) else column
+        return F.when(F.is_valid_utf8(raw), known(raw)).otherwise(raw)
+
     owner = frame.schema["owner"].dataType if "owner" in frame.columns else None
     if isinstance(owner, T.BinaryType):  # Spark's cast copies the bytes: those not UTF-8 stay so
         raw = F.col("owner").cast("string")
-        frame = frame.withColumn(
-            "owner", F.when(F.is_valid_utf8(raw), known(raw) if texts else raw).otherwise(raw)
-        )
+        frame = frame.withColumn("owner", utf8_known(raw) if texts else raw)
+        frame = frame.withMetadata("owner", {_BINARY_KEY: True})  # for `_check_scores`' wording
     elif texts and isinstance(owner, T.StringType):
-        frame = frame.withColumn("owner", known("owner"))
+        frame = frame.withColumn("owner", utf8_known("owner"))
     kind = frame.schema["account_id"].dataType if "account_id" in frame.columns else None
     if texts and isinstance(kind, T.StringType):
-        text = known("account_id")
+        text = utf8_known("account_id")
         text = F.when(text.rlike(WHOLE_FLOAT_PATTERN), F.split(text, r"\.").getItem(0)).otherwise(text)
         frame = frame.withColumn("account_id", text)
         value = F.col("account_id")
@@ -1582,9 +1587,11 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
     for column in ("account_id", "owner"):  # a list of reps or ids, as in memory
         if column in frame.columns and _nested(frame, column):
             rules.append((column, "not one value (a list or a mapping)", F.col(column).isNotNull()))
-    if "owner" in frame.columns and isinstance(frame.schema["owner"].dataType, T.StringType):
-        # a binary owner's bytes that are not UTF-8 (`_ids_as_in_the_tables` read the others as text)
-        rules.append(("owner", BINARY_OWNER_RULE, ~F.is_valid_utf8(F.col("owner"))))
+    for column in ("account_id", "owner"):  # bytes not UTF-8 (`_ids_as_in_the_tables` read the others)
+        if column in frame.columns and isinstance(frame.schema[column].dataType, T.StringType):
+            binary = frame.schema[column].metadata.get(_BINARY_KEY, False)
+            rule = BINARY_OWNER_RULE if binary else TEXT_NOT_UTF8_RULE
+            rules.append((column, rule, ~F.is_valid_utf8(F.col(column))))
     nested_id = _nested(frame, "account_id") or binary_id
     if frame.schema["account_id"].dataType.typeName() in ("double", "float"):  # 3.5 is no id
         ids = F.col("account_id")
@@ -1639,7 +1646,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         if count:
             examples: tuple[Any, ...] = ()
             if rule not in ("null id", "missing value"):
-                value = F.col(column).cast("binary") if rule == BINARY_OWNER_RULE else F.col(column)
+                as_bytes = rule in (BINARY_OWNER_RULE, TEXT_NOT_UTF8_RULE)
+                value = F.col(column).cast("binary") if as_bytes else F.col(column)
                 bad = frame.filter(cond).select(value.alias(column))  # the smallest five: run to run alike
                 order = F.col(column).cast("string") if _nested(frame, column) else F.col(column)
                 examples = tuple(_bytes(r[0]) for r in bad.orderBy(order).limit(5).collect())
@@ -1673,6 +1681,9 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
 
 
 # -------------------------------------------------------------------------------------------- helpers
+
+#: Column metadata marking a scores owner read from binary (`_ids_as_in_the_tables`), for its rule's wording.
+_BINARY_KEY = "kamml_binary"
 
 #: Spark types whose values the scores' number rules cast (text is checked against `NUMBER_PATTERN`).
 _NUMBER_KINDS = frozenset(

@@ -1174,6 +1174,28 @@ def test_binary_text_reads_alike_on_spark(tmp_path):
     assert list(owner.examples) == [b"zo\xeb"]
 
 
+@pytest.mark.spark
+def test_parquet_text_that_is_not_utf8_is_refused_on_spark_too(tmp_path):
+    """DuckDB stops at Parquet text of Latin-1 bytes (named above); Spark read it without a word, an id
+    '2\ufffd' and a rep 'zo\ufffd' no capacity names. Now refused by name, ids and text columns alike."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    def latin(values):  # text unchecked: Arrow's own constructor refuses such bytes
+        return pa.array(values, pa.binary()).view(pa.string())
+
+    _binary_text_tables(tmp_path, [b"zo", b"bob", b"ann"], [b"call", b"visit", b"x"])
+    pq.write_table(
+        pa.table({"account_id": latin([b"1", b"2\xeb", b"3"]), "owner": latin([b"zo\xeb", b"bob", b"ann"])}),
+        tmp_path / "accounts.parquet",
+    )
+    found = _problems(tmp_path, backend=connect(EngineConfig(name="spark")))
+    for column in ("account_id", "owner"):
+        (problem,) = [p for p in found[("accounts", column)] if "UTF-8" in p.rule]
+        assert problem.rule.startswith("text that is not UTF-8; save it as UTF-8"), column
+        assert problem.n_rows == 1, column
+
+
 def test_the_delimiter_hint_is_written_as_yaml_reads_it(tmp_path):
     """'\\t' (Python's repr) is two characters in YAML single quotes: following the hint crashed."""
     (tmp_path / "transactions.csv").write_text("account_id\tts\tamount\n1\t2024-01-02\t3\n")

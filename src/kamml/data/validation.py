@@ -39,7 +39,7 @@ from kamml.data.readers import (
 )
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem
-from kamml.io import INT_PATTERN, NUMBER_PATTERN, WHOLE_FLOAT_PATTERN
+from kamml.io import INT_PATTERN, NUMBER_PATTERN, UTF8_FIX, WHOLE_FLOAT_PATTERN
 
 __all__ = ["TablePlan", "Validated", "plan_table", "validate_tables"]
 
@@ -549,6 +549,7 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
             return as_int if _as_int(ctx, cspec) else as_int.cast("string")
 
     elif dtype.is_string():
+        _refuse_bad_utf8(plan, cspec, column)
         s = plan.derive(0, "id", _whole_float_text(_trim(c)))
         null = c.isnull() | (s.length() == 0)
         # a spreadsheet's or database's word for "no value": pandas reads these as missing, and an
@@ -894,6 +895,8 @@ def _plan_string(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     c = _[column]
     kind = plan.source[column].type()
     s = c if kind.is_string() else c.cast("string")
+    if kind.is_string():
+        _refuse_bad_utf8(plan, cspec, column)
     if kind.is_binary():
         s = _binary_text(plan, cspec, column)
     elif cspec.name == "owner" and kind.is_floating():  # rep 12345678, not Java's text "1.2345678E7"
@@ -928,6 +931,23 @@ def _binary_text(plan: TablePlan, cspec: ColumnSpec, column: str) -> Deferred:
     )
     plan.add(column, f"binary that is not UTF-8 text{why} as UTF-8 text{_mapped(plan, cspec)}", bad, c)
     return text
+
+
+def _refuse_bad_utf8(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
+    """Spark reads Parquet text whose bytes are not UTF-8 without a word (an id '2\ufffd'): refuse it.
+
+    DuckDB stops at such a file (`unreadable_hint` names the column); a CSV's text is decoded by the
+    reader, and a frame's is Python's own.
+    """
+    if _engine_name(plan) == "duckdb" or plan.raw.text or not plan.raw.from_file:
+        return
+    c = _[column]
+    plan.add(
+        column,
+        f"text that is not UTF-8; {UTF8_FIX}{_mapped(plan, cspec)}",
+        c.notnull() & ~_is_valid_utf8(c),
+        c,
+    )
 
 
 def _plan_extra(plan: TablePlan, name: str, column: str) -> None:

@@ -239,3 +239,42 @@ def test_an_output_that_is_a_symbolic_link_is_written_through_it(tmp_path):
         assert (tmp_path / "latest.csv").is_symlink()
         assert pd.read_csv(tmp_path / "crm" / "allocation.csv")["a"].tolist() == [value]
     assert sorted(p.name for p in (tmp_path / "crm").iterdir()) == ["allocation.csv"]
+
+
+def test_parquet_not_utf8_names_each_text_column_of_a_file_or_folder(tmp_path):
+    """Plain, large and category (dictionary) text columns are named; numbers and valid text are not.
+
+    Only the text columns are read, one at a time: Arrow refuses to read a category of such text at all,
+    which stopped the whole look (None, the raw "Invalid UTF8 payload") when the file was read in one go.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kamml.io import parquet_not_utf8
+
+    def latin1(values: list[bytes], kind: pa.DataType) -> pa.Array:
+        return pa.array(values, pa.large_binary() if kind == pa.large_string() else pa.binary()).view(kind)
+
+    category = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0]), latin1([b"ok", b"Caf\xe9"], pa.string()))
+    table = pa.table(
+        {
+            "account_id": [1, 2, 3],
+            "owner": latin1([b"zo\xeb", b"ann", b"zo\xeb"], pa.string()),
+            "product": latin1([b"a", b"b", b"\xff"], pa.large_string()),
+            "kind": category,
+            "note": ["fine", "also", "fine"],
+        }
+    )
+    folder = tmp_path / "scores"
+    folder.mkdir()
+    pq.write_table(table, folder / "part-0.parquet")
+    for source in (folder / "part-0.parquet", folder):
+        reason = parquet_not_utf8(source)
+        assert reason is not None
+        assert "column owner holds text that is not UTF-8 (2 values, e.g. b'zo\\xeb', b'zo\\xeb')" in reason
+        assert "column product holds text that is not UTF-8 (1 value, e.g. b'\\xff')" in reason
+        assert "column kind holds text that is not UTF-8;" in reason  # Arrow will not read it to count
+        assert "account_id" not in reason
+        assert "note" not in reason
+    pq.write_table(pa.table({"account_id": [1], "note": ["fine"]}), tmp_path / "good.parquet")
+    assert parquet_not_utf8(tmp_path / "good.parquet") is None

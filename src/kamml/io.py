@@ -481,25 +481,24 @@ def parquet_not_utf8(source: Path) -> str | None:
     """Why a Parquet file or folder is refused: its text columns holding bytes that are not UTF-8, else None.
 
     Read only after a read failed (pandas: "Wrapping 2\ufffd failed"; DuckDB: "Invalid string encoding"):
-    Arrow reads such text unchecked, and only chunks that fail its check are decoded value by value.
+    Arrow reads such text unchecked, and only chunks that fail its check are decoded value by value. Only
+    the text columns are read, one at a time: a category (dictionary) column of such text cannot be read.
     """
     try:
-        table = pq.read_table(source)
+        names = [f.name for f in pq.ParquetDataset(source).schema if _is_text(f.type)]
     except (OSError, ValueError, pa.ArrowException):
         return None
     reasons = []
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        bad: list[bytes] = []
-        for chunk in column.chunks:
-            if pa.types.is_dictionary(chunk.type):  # a pandas category: its texts are in the dictionary
-                chunk = chunk.dictionary.take(chunk.indices)
-            if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
-                try:
-                    chunk.validate(full=True)
-                except pa.ArrowInvalid:
-                    large = pa.types.is_large_string(chunk.type)
-                    raw = chunk.view(pa.large_binary() if large else pa.binary())
-                    bad.extend(v for v in raw.to_pylist() if v is not None and not _is_utf8(v))
+    for name in names:
+        try:
+            column = pq.read_table(source, columns=[name]).column(0)
+        except pa.ArrowInvalid as exc:
+            if "utf8" in str(exc).lower():  # Arrow checks a dictionary's text as it reads it
+                reasons.append(f"column {name} holds text that is not UTF-8")
+            continue
+        except (OSError, ValueError, pa.ArrowException):
+            continue
+        bad = _not_utf8_values(column)
         if bad:
             examples = ", ".join(repr(v) for v in bad[:3])
             reasons.append(
@@ -510,10 +509,31 @@ def parquet_not_utf8(source: Path) -> str | None:
     return f"{'; '.join(reasons)}; {UTF8_FIX}"
 
 
-def _is_utf8(value: bytes) -> bool:
-    """Whether `value` decodes as UTF-8."""
+def _not_utf8_values(column: pa.ChunkedArray) -> list[bytes]:
+    """Values of a text column whose bytes are not UTF-8, looked at only in chunks failing Arrow's check."""
+    bad: list[bytes] = []
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):  # a pandas category: its texts are in the dictionary
+            chunk = chunk.dictionary.take(chunk.indices)
+        try:
+            chunk.validate(full=True)
+        except pa.ArrowInvalid:
+            large = pa.types.is_large_string(chunk.type)
+            raw = chunk.view(pa.large_binary() if large else pa.binary())
+            bad.extend(v for v in raw.to_pylist() if v is not None and utf8_text(v) is None)
+    return bad
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    """Whether a Parquet column of type `kind` holds text (a pandas category's texts in its dictionary)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def utf8_text(value: bytes | bytearray) -> str | None:
+    """The UTF-8 text of `value`, or None when its bytes are not UTF-8."""
     try:
-        value.decode("utf-8")
+        return bytes(value).decode("utf-8")
     except UnicodeDecodeError:
-        return False
-    return True
+        return None

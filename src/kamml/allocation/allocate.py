@@ -87,6 +87,7 @@ from kamml.io import (
     check_output_path,
     clean_name,
     parquet_not_utf8,
+    utf8_text,
     write_table,
 )
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
@@ -473,7 +474,11 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     kamml.errors.SchemaError
         With one `Problem` (table "scores", the column, the rule, rows and examples) per broken rule.
     """
-    scores = _scores_frame(scores)
+    _check_frame(_scores_frame(scores), need_owner=need_owner)
+
+
+def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
+    """`check_scores` on a frame whose columns are already read as the allocation reads them."""
     names = list(map(str, scores.columns))
     _refuse_repeated_names(names)  # scores[name] would be a frame, and every rule below a raw pandas error
     problems = missing_score_columns(names, need_owner=need_owner)
@@ -537,16 +542,8 @@ def _binary_problems(values: pd.Series, column: str) -> list[Problem]:
         return []
     if column == "account_id":
         return [_problem(column, BINARY_ID_RULE, binary, values)]
-    bad = values.map(lambda v: isinstance(v, bytes | bytearray) and _utf8(v) is None)
+    bad = values.map(lambda v: isinstance(v, bytes | bytearray) and utf8_text(v) is None)
     return [_problem(column, BINARY_OWNER_RULE, bad, values)] if bad.any() else []
-
-
-def _utf8(value: bytes | bytearray) -> str | None:
-    """The UTF-8 text of `value`, or None when it is not UTF-8."""
-    try:
-        return bytes(value).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def _text_owners(owners: pd.Series) -> pd.Series:
@@ -560,8 +557,8 @@ def _text_owners(owners: pd.Series) -> pd.Series:
 
 
 def _decoded(value: bytes | bytearray) -> str | bytes | bytearray:
-    """`value`'s UTF-8 text ("" for b"", which ``_utf8(v) or v`` kept as bytes), else `value` itself."""
-    text = _utf8(value)
+    """`value`'s UTF-8 text ("" for b"", which ``utf8_text(v) or v`` kept as bytes), else `value` itself."""
+    text = utf8_text(value)
     return value if text is None else text
 
 
@@ -1301,7 +1298,7 @@ def _prepared(
     days; `warn` logs that assumption when the rule is used (`allocate`, not the floors' checks).
     """
     scores = _scores_frame(scores)
-    check_scores(scores, need_owner=cfg.capacity is not None)
+    _check_frame(scores, need_owner=cfg.capacity is not None)
     if "owner" in scores.columns:  # binary owners given in memory, as read from a file
         scores = scores.assign(owner=_text_owners(scores["owner"]))
     if warn:  # a plan: no rows is the error, before the effort rule warns of no positive clv

@@ -188,7 +188,8 @@ def test_unseen_level_is_missing(fitted: tuple[ChurnModel, pd.DataFrame, np.ndar
     np.testing.assert_array_equal(model.predict_proba(unseen), model.predict_proba(missing))
     # every value unseen: the column's coding changed, and the models lost it without a word
     assert (
-        "column 'seg': none of its 1800 values is a level seen in fit (e.g. 'new'; fit saw 'x'" in caplog.text
+        "column 'seg': none of its 1,800 values is a level seen in fit (e.g. 'new'; fit saw 'x'"
+        in caplog.text
     )
     caplog.clear()
     model.predict_proba(X.assign(seg=X["seg"].astype(str).where(X.index % 2 == 0, "new")))
@@ -444,3 +445,10 @@ def test_a_blend_feature_held_out_only_in_rows_of_zero_weight_is_no_blend() -> N
     model = ChurnModel(horizon_days=90, blend_feature="expected", **FAST)
     model.fit(X, y, snapshot=snapshot, sample_weight=weight)
     assert model.blend_ is None
+
+
+def test_row_counts_in_a_length_mismatch_group_thousands() -> None:
+    """'X has 1500 rows but y has 1499' read without separators, unlike the rest of kamml's counts."""
+    X, y, _ = make_churn(n_per_snapshot=500)
+    with pytest.raises(ModelInputError, match="X has 1,500 rows but y has 1,499"):
+        ChurnModel(num_threads=1, n_estimators=5).fit(X, y[:-1], sample_weight=np.ones(1500))

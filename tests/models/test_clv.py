@@ -756,3 +756,23 @@ def test_a_value_that_is_not_a_number_is_named_with_its_row() -> None:
     with pytest.raises(ModelInputError, match=r"'recency' must be numeric .* \(row 2: ''\)$"):
         as_float(pd.Series([1.0, None, "", "x"], dtype=object), "recency")
     np.testing.assert_array_equal(as_float(pd.Series([1, None], dtype=object), "r"), [1.0, np.nan])
+
+
+def test_counts_in_input_errors_and_the_fit_line_group_thousands(
+    fitted: tuple[ClvModel, pd.DataFrame, np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Counts of rows read with thousands separators from 1,000 on, as the other messages ('1234 rows')."""
+    model, X, y = fitted
+    rows = X.iloc[:1234].assign(seg=pd.Series([["x"]] * 1234, index=X.index[:1234], dtype=object))
+    with pytest.raises(ModelInputError, match=r"in row\(s\) 0, 1, 2, 3, 4 \(1,234 rows\)"):
+        model.predict(rows)
+    with pytest.raises(ModelInputError, match="X has 1,800 rows but y has 1,799"):
+        ClvModel(num_threads=1, n_estimators=5).fit(X, y[:-1])
+    with pytest.raises(ModelInputError, match="snapshot has 1,799 values for 1,800 rows"):
+        ClvModel(num_threads=1, n_estimators=5).fit(X, y, snapshot=np.zeros(1799))
+    with pytest.raises(ModelInputError, match=r"Negative values in y: 1,800 rows"):
+        ClvModel(num_threads=1, n_estimators=5).fit(X, -1.0 - y)
+    snapshot = np.repeat([1, 2, 3], 600)
+    with caplog.at_level("INFO", logger="kamml.models._lgbm"):
+        ClvModel(num_threads=1, n_estimators=5).fit(X, y, snapshot=snapshot)
+    assert "ClvModel: 1,200 earlier rows, validated on the latest snapshot's 600; best" in caplog.text

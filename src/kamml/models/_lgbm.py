@@ -45,6 +45,7 @@ from sklearn.utils.validation import check_array, column_or_1d, validate_data
 from kamml.config import to_plain, unknown_lightgbm_parameters
 from kamml.errors import ModelError
 from kamml.models._checks import KammlEstimator, check_fitted, check_sample_weight
+from kamml.text import counted
 
 __all__ = [
     "FORMAT_VERSION",
@@ -302,7 +303,7 @@ def _check_category_values(column: Any, name: str) -> None:
         kinds = sorted({type(values[i]).__name__ for i in bad})
         raise ModelInputError(
             f"column {name!r} must hold one category (text) per row as it was in fit, got "
-            f"{' and '.join(kinds)} value(s) in row(s) {rows} ({len(bad)} row{'s' if len(bad) != 1 else ''})"
+            f"{' and '.join(kinds)} value(s) in row(s) {rows} ({counted(len(bad), 'row')})"
         )
 
 
@@ -324,10 +325,10 @@ def _warn_all_unseen(column: Any, codes: FloatArray, levels: list[Any], name: st
         return
     values = given.astype(str).unique()[:3]
     logger.warning(
-        "column %r: none of its %d values is a level seen in fit (e.g. %s; fit saw %s): all are read as "
+        "column %r: none of its %s values is a level seen in fit (e.g. %s; fit saw %s): all are read as "
         "missing. Did its spelling or coding change?",
         name,
-        len(given),
+        f"{len(given):,}",
         ", ".join(map(repr, values)),
         ", ".join(map(repr, levels[:3])) + (", ..." if len(levels) > 3 else ""),
     )
@@ -1228,7 +1229,7 @@ class LGBMModel(KammlEstimator):
         weight = check_sample_weight(sample_weight, n_rows)
         target = self._encode_target(y, weight)
         if target.shape[0] != n_rows:
-            raise ModelInputError(f"X has {n_rows} rows but y has {target.shape[0]}")
+            raise ModelInputError(f"X has {n_rows:,} rows but y has {target.shape[0]:,}")
         self._check_label_horizon(X, y)
         self.horizon_days_ = int(self.horizon_days)
         self.validation_score_ = {}
@@ -1255,10 +1256,10 @@ class LGBMModel(KammlEstimator):
             raw = self._booster_predict(first, matrix[held_out], num_iteration=self.best_iteration_)
             self._calibrate(raw, target[held_out], w_val, matrix[held_out])
             logger.info(
-                "%s: %d earlier rows, validated on the latest snapshot's %d; best iteration %d of %d; %s",
+                "%s: %s earlier rows, validated on the latest snapshot's %s; best iteration %d of %d; %s",
                 type(self).__name__,
-                int(keep.sum()),
-                int(held_out.sum()),
+                f"{int(keep.sum()):,}",
+                f"{int(held_out.sum()):,}",
                 self.best_iteration_,
                 rounds,
                 self.validation_score_,
@@ -1299,7 +1300,7 @@ class LGBMModel(KammlEstimator):
             return None
         snaps = pd.Index(np.asarray(snapshot).ravel())
         if len(snaps) != n_rows:
-            raise ModelInputError(f"snapshot has {len(snaps)} values for {n_rows} rows")
+            raise ModelInputError(f"snapshot has {len(snaps):,} values for {n_rows:,} rows")
         if snaps.hasnans:
             raise ModelInputError("snapshot must not contain missing values")
         if snaps.nunique() < 2:
@@ -1628,7 +1629,7 @@ class LGBMValueRegressor(LGBMModel):
         if np.any(target < 0):
             raise ModelInputError(
                 f"{type(self).__name__} needs a non-negative target (Negative values in y: "
-                f"{int((target < 0).sum())} rows); floor refunds at 0 as build_labels does"
+                f"{int((target < 0).sum()):,} rows); floor refunds at 0 as build_labels does"
             )
         return np.asarray(target, dtype=np.float64)
 

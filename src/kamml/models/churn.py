@@ -296,12 +296,12 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         check_classification_targets(labels)
         classes = np.unique(labels)
         if sample_weight is not None and len(labels) != len(sample_weight):  # one weight per row of X
-            raise ModelInputError(f"X has {len(sample_weight)} rows but y has {len(labels)}")
+            raise ModelInputError(f"X has {len(sample_weight):,} rows but y has {len(labels):,}")
         present = classes if sample_weight is None else np.unique(labels[sample_weight > 0])
         if len(classes) > 2:
             raise ModelInputError(
                 f"Only binary classification is supported. The type of the target is "
-                f"{type_of_target(labels, input_name='y')} ({len(classes)} classes: {classes[:5].tolist()})"
+                f"{type_of_target(labels, input_name='y')} ({len(classes):,} classes: {classes[:5].tolist()})"
             )
         if len(present) < 2:
             raise ModelInputError(

@@ -5,6 +5,7 @@ import doctest
 import itertools
 import json
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -474,6 +475,25 @@ def test_missing_or_empty_inputs_are_clear_errors():
         fit_effort_response(tx, act, TINY_CUTOFF)  # three account-periods cannot give a fit
 
 
+def test_too_few_rows_for_a_fit_are_counted_with_thousands_separators():
+    """The refusal read '2393 account-periods (1673 with hours) ...; at least 100000' (an audit)."""
+    tx, act, _ = make_book(300, seed=2)
+    pattern = (
+        r"effort response: \d,\d{3} account-periods \(\d,\d{3} with hours\) before 2026-01-01; "
+        r"at least 100,000 \(50,000 with hours\) are needed"
+    )
+    with pytest.raises(DataError, match=pattern):
+        fit_effort_response(tx, act, CUTOFF, min_rows=100_000)
+
+
+@pytest.mark.slow
+def test_the_fit_line_counts_account_periods_with_thousands_separators(caplog):
+    tx, act, _ = make_book(800, seed=5)
+    with caplog.at_level(logging.INFO, logger="kamml.models.effort"):
+        fit_effort_response(tx, act, CUTOFF)
+    assert re.search(r"effort response from \d,\d{3} account-periods: scale", caplog.text)
+
+
 def test_from_data_falls_back_to_the_fixed_rule_without_activities(caplog):
     tx, act = tiny()
     no_activities = load_data({"transactions": tx})
@@ -809,6 +829,8 @@ def test_a_response_describes_itself_for_the_report():
     assert "; uplift 0.44. It assumes" in bare.describe()
     one = dataclasses.replace(fitted, diagnostics={**fitted.diagnostics, "periods": 1, "se_log_scale": 1.8})
     assert "over 1 period (" in one.describe()
+    many = dataclasses.replace(fitted, diagnostics={**fitted.diagnostics, "periods": 1234})
+    assert "2,000 accounts over 1,234 periods (" in many.describe()  # read '1234 periods' (an audit)
     # the plan's growth weight (an audit: the CDNOW report said "0.3 under auto" where the config set 0.5)
     assert fixed.describe(0.5).endswith("; growth weight 0.5 (allocation.weights.growth)")
     assert fixed.describe("auto").endswith("; growth weight 0.3 (auto, without a fitted uplift)")

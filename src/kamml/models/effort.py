@@ -103,6 +103,7 @@ from kamml.models.effort_rule import (
     default_scale,
     effort_scale,
 )
+from kamml.text import counted
 
 if TYPE_CHECKING:
     from kamml.config import AllocationConfig, Config
@@ -457,7 +458,7 @@ class EffortResponse:
             of = f"a sample of {accounts:,} of {int(d['accounts_in_panel']):,} accounts"
         return (
             f"fitted from {int(d['rows']):,} account-periods of {of} over "
-            f"{periods} period{'s' if periods != 1 else ''} (effect of hours: p = {p_value:.2g}): {shape}; "
+            f"{counted(periods, 'period')} (effect of hours: p = {p_value:.2g}): {shape}; "
             f"uplift {uplift}{precision}. {assumption}"
         )
 
@@ -894,8 +895,8 @@ def fit_effort_response(
     with_hours = int((panel["hours"] > 0).sum())
     if len(panel) < min_rows or with_hours < min_rows // 2:
         raise DataError(
-            f"effort response: {len(panel)} account-periods ({with_hours} with hours) before "
-            f"{cut.date()}; at least {min_rows} ({min_rows // 2} with hours) are needed"
+            f"effort response: {len(panel):,} account-periods ({with_hours:,} with hours) before "
+            f"{cut.date()}; at least {min_rows:,} ({min_rows // 2:,} with hours) are needed"
         )
     served = int(panel.loc[panel["hours"] > 0, "account_id"].nunique())
     if served < MIN_ACCOUNTS_WITH_HOURS:
@@ -987,10 +988,10 @@ def fit_effort_response(
         diagnostics=diagnostics,
     )
     logger.info(
-        "effort response from %d account-periods: scale %.3g h over the %d-day horizon (%.3g h per "
+        "effort response from %s account-periods: scale %.3g h over the %d-day horizon (%.3g h per "
         "%d-month period; median account), exponent %.3g, uplift %.3g, size exponent %.3g; naive fit "
         "without controls: scale %.3g h per period, exponent %.3g",
-        len(panel),
+        f"{len(panel):,}",
         response.scale,
         int(horizon_days),
         fit["scale"],

@@ -44,3 +44,20 @@ def number(low: float = 0.0, high: float = math.inf, *, above: bool = False) -> 
         return value
 
     return parse
+
+
+def years(text: str) -> float:
+    """An argparse type: years of synthetic history from 2023-01-01, > 0 and ending by today.
+
+    As `kamml generate --years`: a longer history ran into generate's ConfigError as a traceback whose
+    way out (allow_future=True) no flag gives, and kamml's jobs refuse rows dated after today anyway.
+    """
+    value = number(0.0, above=True)(text)
+    from kamml.datasets.synthetic import check_ends_by_today
+    from kamml.errors import ConfigError
+
+    try:
+        check_ends_by_today(value, "--years")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--years: ")) from None
+    return value

@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 
-from _flags import number, whole
+from _flags import whole, years
 
 CHILD = """
 import json, resource, sys, time
@@ -57,7 +57,9 @@ def measure(n: int, years: float, seed: int, out: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=whole(1), nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--years", type=number(0.0, above=True), default=3.0)
+    parser.add_argument(
+        "--years", type=years, default=3.0, help="years of history from 2023-01-01, ending by today"
+    )
     parser.add_argument("--seed", type=whole(0), default=42)
     parser.add_argument("--out", default="", help="write the last world here as Parquet")
     args = parser.parse_args()

@@ -49,7 +49,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from _flags import number, whole
+from _flags import number, whole, years
 from scipy.stats import spearmanr
 
 import kamml
@@ -94,7 +94,7 @@ def main() -> None:
     )
     parser.add_argument("--ceiling", action="store_true", help="where the gap to the oracle is (4. above)")
     parser.add_argument(
-        "--years", type=number(0.0, above=True), default=3.0, help="the world's length from 2023-01-01"
+        "--years", type=years, default=3.0, help="the world's length from 2023-01-01, ending by today"
     )
     parser.add_argument("--flat-season", action="store_true", help="no monthly seasonality in the world")
     args = parser.parse_args()

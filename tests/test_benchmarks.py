@@ -153,6 +153,14 @@ def test_the_features_benchmark_exits_non_zero_when_kamml_fails(tmp_path):
         ("btyd.py", ["--customers", "0"], "argument --customers: must be a whole number >= 100"),
         ("generate.py", ["--sizes", "0"], "argument --sizes: must be a whole number >= 1"),
         ("generate.py", ["--years", "0"], "argument --years: must be a number > 0"),
+        # a history past today: kamml's refusal as `kamml generate` gives it, not a traceback whose hint
+        # (allow_future=True) no flag can pass
+        (
+            "generate.py",
+            ["--years", "50"],
+            "argument --years: 50 years from 2023-01-01 end on 2073-01-01, after",
+        ),
+        ("synthetic_quality.py", ["--years", "50"], "argument --years: 50 years from 2023-01-01 end on 2073"),
         ("cdnow_splits.py", ["--threads", "0"], "argument --threads: must be a whole number >= 1"),
         ("score.py", ["--requests", "0"], "argument --requests: must be a whole number >= 1"),
         ("score.py", ["--repeat", "0"], "argument --repeat: must be a whole number >= 1"),

@@ -1492,3 +1492,20 @@ def test_an_account_the_plan_gives_no_hours_is_in_the_last_tier():
         make_scores(), 5.0, ExtendedConfig(floor_hours=0.0, tier_by="marginal_gain_per_hour")
     )
     assert (by_marginal.loc[by_marginal["recommended_hours"] == 0, "tier"] != "nurture").any()
+
+
+def test_allocation_log_lines_count_accounts_with_thousands_separators(tmp_path, caplog):
+    """'1234 accounts belong to 1 owner(s)' and 'wrote the allocation of 1500 accounts' (an audit)."""
+    from kamml.allocation.allocate import warn_uncovered_owners
+
+    with caplog.at_level(logging.INFO, logger="kamml.allocation.allocate"):
+        warn_uncovered_owners(pd.Series({"ann": 3, "bob": 1234}), {"ann": 5.0})
+        warn_uncovered_owners(pd.Series({"ann": 3, "bob": 1}), {"ann": 5.0})
+        make_scores(n=1500).to_parquet(tmp_path / "s.parquet", index=False)
+        allocate_file(tmp_path / "s.parquet", 500.0, tmp_path / "a.csv", AllocationConfig(floor_hours=0.0))
+    said = [r.getMessage() for r in caplog.records]
+    assert any(
+        m.startswith("1,234 accounts belong to 1 owner(s) without an allocation.capacity") for m in said
+    )
+    assert any(m.startswith("1 account belongs to 1 owner(s) without an allocation.capacity") for m in said)
+    assert any(m.startswith("wrote the allocation of 1,500 accounts to ") for m in said)

@@ -91,6 +91,7 @@ from kamml.io import (
     write_table,
 )
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
+from kamml.text import counted
 
 __all__ = [
     "ALLOCATION_COLUMNS",
@@ -751,10 +752,11 @@ def warn_uncovered_owners(
         return
     spent = "" if hours is None else f", {float(hours.reindex(uncovered.index).sum()):,.6g} hours"
     logger.warning(
-        "%d accounts%s belong to %d owner(s) without an allocation.capacity (e.g. %s): "
+        "%s%s %s to %d owner(s) without an allocation.capacity (e.g. %s): "
         "they are limited only by the team's hours",
-        int(uncovered.sum()),
+        counted(int(uncovered.sum()), "account"),
         spent,
+        "belongs" if int(uncovered.sum()) == 1 else "belong",
         len(uncovered),
         ", ".join(repr(o) for o in uncovered.index[:5]),
     )
@@ -1175,7 +1177,7 @@ def allocate_file(
     if before_write is not None:
         before_write(table, curve)
     write_table(table, out_path)  # both computed first: a failing curve leaves no allocation behind
-    logger.info("wrote the allocation of %d accounts to %s", len(table), out_path)
+    logger.info("wrote the allocation of %s to %s", counted(len(table), "account"), out_path)
     if curve is not None and curve_path is not None:
         write_table(curve, curve_path)
         logger.info("wrote the budget curve to %s", curve_path)

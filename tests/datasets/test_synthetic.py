@@ -661,3 +661,12 @@ def test_generate_refuses_a_history_that_runs_past_today_unless_allowed(tmp_path
     assert not (tmp_path / "w").exists()  # nothing half written
     world.write(tmp_path / "w", allow_future=True)
     assert synthetic.read_world(tmp_path / "w").end == world.end
+
+
+def test_the_generation_line_counts_with_thousands_separators(caplog):
+    """'synthetic world: 1200 accounts, 9795 transactions, ...' read without separators (an audit)."""
+    with caplog.at_level("INFO", logger="kamml.datasets.synthetic"):
+        world = synthetic.generate(1200, seed=1, years=1.0)
+    said = f"synthetic world: 1,200 accounts, {len(world.transactions):,} transactions, "
+    assert len(world.transactions) >= 1000
+    assert said in caplog.text

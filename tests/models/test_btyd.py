@@ -1036,3 +1036,12 @@ def test_a_fit_on_one_customer_is_that_customers_point_mass() -> None:
         warnings.simplefilter("ignore", ConvergenceWarning)  # q and gamma on their ridge: one mean for all
         spend = GammaGamma().fit(np.array([[3.0, 25.0]]))
     assert float(spend.predict(np.array([[3.0, 25.0]]))[0]) == pytest.approx(25.0, rel=1e-6)
+
+
+def test_the_gamma_gamma_fit_line_counts_rows_with_thousands_separators(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    X = np.vstack([_spends(1500, 2), np.zeros((20, 2))])  # 20 customers without repeat purchases
+    with caplog.at_level("INFO", logger="kamml.models.btyd"):
+        GammaGamma().fit(X)
+    assert "GammaGamma: fitting on 1,500 of 1,520 rows (frequency > 0, monetary > 0)" in caplog.text

@@ -632,11 +632,11 @@ def generate(
     hist = simulate_history(rng, params, n_accounts, n_reps, t_start, t_end)
     world = _assemble(hist, params, t_start, t_end, n_reps, seed, horizon_days)
     log.info(
-        "synthetic world: %d accounts, %d transactions, %d referrals, %d activities in %.1f s",
-        len(world.accounts),
-        len(world.transactions),
-        len(world.referrals),
-        len(world.activities),
+        "synthetic world: %s accounts, %s transactions, %s referrals, %s activities in %.1f s",
+        f"{len(world.accounts):,}",
+        f"{len(world.transactions):,}",
+        f"{len(world.referrals):,}",
+        f"{len(world.activities):,}",
         time.perf_counter() - clock,
     )
     return world

@@ -1152,7 +1152,9 @@ class GammaGamma(KammlEstimator):
             )
         if not used.all():
             logger.info(
-                "GammaGamma: fitting on %d of %d rows (frequency > 0, monetary > 0)", used.sum(), used.size
+                "GammaGamma: fitting on %s of %s rows (frequency > 0, monetary > 0)",
+                f"{int(used.sum()):,}",
+                f"{used.size:,}",
             )
         rows, counts = _compress(np.column_stack([frequency, monetary])[used], weights[used])
         ux, x_index = np.unique(rows[:, 0], return_inverse=True)

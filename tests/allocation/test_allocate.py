@@ -473,14 +473,62 @@ def test_scores_column_names_match_as_the_input_tables_do(tmp_path):
         assert {"account_id", "clv", "p_churn"} <= set(read.columns)
 
 
-def test_two_scores_columns_alike_but_for_case_are_not_guessed_between():
-    """'clv' is taken as written; 'CLV' and 'Clv' without it are both missing 'clv', not one picked."""
+ALIKE_RULE = "scores names match ignoring case, outer spaces and invisible marks"
+
+
+def test_two_scores_columns_alike_but_for_case_are_refused():
+    """An allocation audit: 'clv' beside 'CLV' was planned on 'clv' in memory, while Spark (whose names
+    ignore case) refused the file; 'CLV' beside 'Clv' was a missing 'clv'. Both are now one rule, naming
+    the columns, on both engines."""
     scores = make_scores(n=5)
-    both = scores.assign(CLV=scores["clv"] * 100)
-    pd.testing.assert_frame_equal(allocate(both, 10.0), allocate(scores, 10.0))
-    neither = scores.rename(columns={"clv": "CLV"}).assign(Clv=1.0)
-    with pytest.raises(SchemaError, match=r"scores\.clv: missing column"):
-        allocate(neither, 10.0)
+    for frame, names in (
+        (scores.assign(CLV=scores["clv"] * 100), "'clv', 'CLV'"),
+        (scores.rename(columns={"clv": "CLV"}).assign(Clv=1.0), "'CLV', 'Clv'"),
+        (scores.assign(**{" clv ": 1.0}), "'clv', ' clv '"),
+        (scores.assign(**{"\ufeffP_CHURN": 0.5}), "'p_churn', '\\ufeffP_CHURN'"),
+    ):
+        for call in (lambda f=frame: allocate(f, 10.0), lambda f=frame: check_scores(f)):
+            with pytest.raises(SchemaError) as info:
+                call()
+            (problem,) = info.value.problems
+            column = "p_churn" if "P_CHURN" in names else "clv"
+            assert (problem.table, problem.column) == ("scores", column)
+            assert problem.rule == f"duplicated column name (2 columns: {names}; {ALIKE_RULE}); keep one"
+
+
+def test_scores_columns_alike_are_refused_in_files_as_in_memory(tmp_path):
+    """A CSV or Parquet with 'clv' and 'CLV' is refused by `read_scores` (a CSV was planned on 'clv'), and
+    one with 'clv' twice in the same words (a Parquet was pyarrow's raw "Multiple matches for FieldRef")."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scores = make_scores(n=5)
+    cases = {
+        "alike": (["account_id", "clv", "p_churn", "CLV"], f"(2 columns: 'clv', 'CLV'; {ALIKE_RULE})"),
+        "repeated": (["account_id", "clv", "p_churn", "clv"], "(2 columns)"),
+    }
+    for name, (columns, words) in cases.items():
+        values = [scores["account_id"], scores["clv"], scores["p_churn"], scores["clv"] * 100]
+        table = pa.table([pa.array(v) for v in values], names=columns)
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+        table.to_pandas().to_csv(tmp_path / f"{name}.csv", index=False)
+        with open(tmp_path / f"{name}.csv") as handle:
+            assert handle.readline().strip() == ",".join(columns)
+        for suffix in ("csv", "parquet"):
+            with pytest.raises(SchemaError) as info:
+                read_scores(tmp_path / f"{name}.{suffix}")
+            (problem,) = info.value.problems
+            assert (problem.table, problem.column) == ("scores", "clv")
+            assert problem.rule == f"duplicated column name {words}; keep one"
+
+
+def test_columns_the_allocation_does_not_read_may_differ_by_case(tmp_path):
+    """'notes' beside 'Notes' is no scores column: ignored, as other columns are (on Spark too)."""
+    scores = make_scores(n=5)
+    noted = scores.assign(notes="a", Notes="b")
+    pd.testing.assert_frame_equal(allocate(noted, 10.0), allocate(scores, 10.0))
+    noted.to_parquet(tmp_path / "s.parquet")
+    pd.testing.assert_frame_equal(allocate(read_scores(tmp_path / "s.parquet"), 10.0), allocate(scores, 10.0))
 
 
 def test_spaces_around_csv_ids_are_the_exports(tmp_path):

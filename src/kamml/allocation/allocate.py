@@ -60,6 +60,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from kamml.allocation.optimizer import (
     AllocationResult,
@@ -451,6 +452,7 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
         )
     if "account_id" not in scores.columns and scores.index.name == "account_id":
         scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
+    _refuse_repeated_names(list(scores.columns))  # scores[name] would be a frame; 'CLV' beside 'clv' ignored
     renames = scores_renames(list(scores.columns))
     return scores.rename(columns=renames) if renames else scores
 
@@ -462,8 +464,8 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     account_id, names matched ignoring case, outer spaces and invisible marks; so what passes here is
     what `allocate` accepts, and a problem is named by the column it is read as.
 
-    Rules: no column name repeats; the columns of `REQUIRED_COLUMNS` exist (and ``owner`` when
-    `need_owner`); account_id has no
+    Rules: no column name repeats, as written or but for case (`repeated_name_problems`); the columns
+    of `REQUIRED_COLUMNS` exist (and ``owner`` when `need_owner`); account_id has no
     nulls and no duplicates; clv is a finite number >= 0; p_churn a number in [0, 1]; referral_value,
     effort_scale and effort_uplift, when present, a finite number >= 0 or NaN; p_alive, when present, in
     [0, 1] or NaN; horizon_days, when present, a number of days in [1, 36525] on every row, one horizon
@@ -481,7 +483,6 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
 def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
     """`check_scores` on a frame whose columns are already read as the allocation reads them."""
     names = list(map(str, scores.columns))
-    _refuse_repeated_names(names)  # scores[name] would be a frame, and every rule below a raw pandas error
     problems = missing_score_columns(names, need_owner=need_owner)
     for column in ("account_id", "owner"):
         if column in scores.columns and not _plain_values(scores[column]):
@@ -851,6 +852,8 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     if source.is_dir() and suffix == ".parquet":
         try:
             return _ids_as_in_the_tables(_renamed(_parquet_frame(source, "scores folder")))
+        except SchemaError:  # a ValueError too: its columns break a rule
+            raise
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read the scores folder {source}: {exc}") from None
     if source.is_dir():
@@ -883,22 +886,62 @@ def _parquet_frame(source: Path, what: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(source)
     except pa.ArrowException as exc:
+        _refuse_repeated_parquet_names(source)  # pyarrow's raw "Multiple matches for FieldRef.Name(clv)"
         reason = parquet_not_utf8(source)
         if reason is None and isinstance(exc, OSError | ValueError):
             raise  # read_scores words these
         raise DataError(f"cannot read the {what} {source}: {reason or exc}") from None
 
 
-def _refuse_repeated_names(names: list[str]) -> None:
-    """SchemaError naming each column name that occurs more than once."""
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise SchemaError(
-            [
-                Problem("scores", n, f"duplicated column name ({names.count(n)} columns); keep one")
-                for n in twice
-            ]
-        )
+def _refuse_repeated_parquet_names(source: Path) -> None:
+    """SchemaError naming the columns named twice in a Parquet file or one of a folder's parts, if any."""
+    parts = [source] if source.is_file() else sorted(source.rglob("*.parquet"))
+    for part in parts:
+        try:
+            names = pq.read_schema(part).names
+        except (pa.ArrowException, OSError, ValueError):  # not Parquet: the caller words it
+            continue
+        _refuse_repeated_names(names)
+
+
+#: Why two columns are one scores column though spelled differently (`repeated_name_problems`).
+ALIKE_NAMES_RULE = "scores names match ignoring case, outer spaces and invisible marks"
+
+
+def repeated_name_problems(names: Sequence[Any]) -> list[Problem]:
+    """One `Problem` per scores column named more than once, as written or but for case (shared with Spark).
+
+    A name repeated as written is refused whatever the column (pandas renamed a CSV's second clv clv.1;
+    Parquet and Spark cannot tell them apart). 'clv' beside 'CLV' or ' clv' is refused for the columns the
+    allocation reads, which are matched so (`scores_renames`): pandas planned on 'clv', and Spark, whose
+    names ignore case, refused the file; other columns, not read, may differ by case.
+    """
+    known = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *SCORING_COLUMNS, HORIZON_COLUMN)
+    texts = [str(n) for n in names]
+    groups: dict[tuple[bool, str], list[str]] = {}  # a read column by its matched name, others as written
+    for name in texts:
+        key = clean_name(name).lower()
+        groups.setdefault((True, key) if key in known else (False, name), []).append(name)
+    problems = []
+    for (_, key), alike in groups.items():
+        if len(alike) < 2:
+            continue
+        if len(set(alike)) == 1:
+            problems.append(
+                Problem("scores", alike[0], f"duplicated column name ({len(alike)} columns); keep one")
+            )
+        else:
+            listed = ", ".join(map(repr, alike))
+            rule = f"duplicated column name ({len(alike)} columns: {listed}; {ALIKE_NAMES_RULE}); keep one"
+            problems.append(Problem("scores", key, rule))
+    return sorted(problems, key=lambda p: str(p.column))
+
+
+def _refuse_repeated_names(names: Sequence[Any]) -> None:
+    """SchemaError naming each scores column named more than once (`repeated_name_problems`)."""
+    problems = repeated_name_problems(names)
+    if problems:
+        raise SchemaError(problems)
 
 
 def _separator_hint(source: Path) -> str:
@@ -1005,7 +1048,11 @@ def _refuse_values_past_the_header(source: Path, n_columns: int) -> None:
 
 
 def _renamed(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with its columns named as the scores columns they spell (`scores_renames`)."""
+    """`frame` with its columns named as the scores columns they spell (`scores_renames`).
+
+    SchemaError for names repeated but for case ('clv' beside 'CLV'): the columns read are matched so.
+    """
+    _refuse_repeated_names(list(frame.columns))
     renames = scores_renames(list(frame.columns))
     return frame.rename(columns=renames) if renames else frame
 

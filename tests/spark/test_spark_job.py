@@ -844,6 +844,47 @@ def test_scores_column_names_match_alike_in_memory_and_on_spark(spark, tmp_path)
     assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
 
 
+def test_scores_columns_named_alike_are_refused_alike_in_memory_and_on_spark(spark, tmp_path):
+    """An allocation audit: 'clv' beside 'CLV' was planned on 'clv' in memory and refused by Spark (its
+    names ignore case) in its raw COLUMN_ALREADY_EXISTS, as was 'clv' twice and 'notes' beside 'Notes',
+    a column the allocation does not read. Now both engines word one rule alike, and read the latter."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kamml.allocation import read_scores
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(30, seed=7)
+    cfg = AllocationConfig(hours=20.0)
+    extra = {
+        "clv, CLV": ("CLV", scores["clv"] * 100),
+        "clv twice": ("clv", scores["clv"] * 100),
+        "account_id, Account_ID": ("Account_ID", scores["account_id"]),
+        "notes, Notes": ("Notes", pd.Series("b", index=scores.index)),
+    }
+    for case, (name, values) in extra.items():
+        frame = scores.assign(notes="a") if name == "Notes" else scores
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.append_column(name, pa.array(values))
+        path = tmp_path / f"{len(case)}-{case.split(',')[0]}.parquet"
+        pq.write_table(table, path)
+        if name == "Notes":
+            mem = allocate(read_scores(path), None, cfg)
+            out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark)
+            assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
+            continue
+        with pytest.raises(SchemaError) as in_memory:
+            read_scores(path)
+        with pytest.raises(SchemaError) as on_spark:
+            allocate_spark(path, None, cfg, tmp_path / "no", session=spark)
+        assert on_spark.value.problems == in_memory.value.problems, case
+        with pytest.raises(SchemaError) as given:  # a Spark frame of such names (a session reading them so)
+            allocate_spark(
+                spark.createDataFrame(table.to_pandas()), None, cfg, tmp_path / "no", session=spark
+            )
+        assert given.value.problems == in_memory.value.problems, case
+
+
 def test_the_fixed_effort_rule_follows_the_horizon_on_spark(spark, tmp_path):
     """Scores without effort scales: 'auto' takes 4 h x horizon / 180 on Spark as in memory."""
     from kamml.spark import allocate_spark

@@ -886,22 +886,30 @@ def _parquet_frame(source: Path, what: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(source)
     except pa.ArrowException as exc:
-        _refuse_repeated_parquet_names(source)  # pyarrow's raw "Multiple matches for FieldRef.Name(clv)"
+        problems = parquet_name_problems(source)  # pyarrow's raw "Multiple matches for FieldRef.Name(clv)"
+        if problems:
+            raise SchemaError(problems) from None
         reason = parquet_not_utf8(source)
         if reason is None and isinstance(exc, OSError | ValueError):
             raise  # read_scores words these
         raise DataError(f"cannot read the {what} {source}: {reason or exc}") from None
 
 
-def _refuse_repeated_parquet_names(source: Path) -> None:
-    """SchemaError naming the columns named twice in a Parquet file or one of a folder's parts, if any."""
+def parquet_name_problems(source: Path) -> list[Problem]:
+    """`repeated_name_problems` of a Parquet file, or of the first of a folder's parts with any.
+
+    pyarrow and Spark stop at a column named twice in their raw words; shared with `kamml.spark`.
+    """
     parts = [source] if source.is_file() else sorted(source.rglob("*.parquet"))
     for part in parts:
         try:
             names = pq.read_schema(part).names
         except (pa.ArrowException, OSError, ValueError):  # not Parquet: the caller words it
             continue
-        _refuse_repeated_names(names)
+        problems = repeated_name_problems(names)
+        if problems:
+            return problems
+    return []
 
 
 #: Why two columns are one scores column though spelled differently (`repeated_name_problems`).

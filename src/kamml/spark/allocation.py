@@ -70,7 +70,9 @@ from kamml.allocation.allocate import (
     floor_hint,
     horizon_problems,
     missing_score_columns,
+    parquet_name_problems,
     plan_hours,
+    repeated_name_problems,
     resolve_horizon,
     scores_renames,
     scoring_summary,
@@ -263,10 +265,10 @@ def allocate_spark(
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
-def _check_local_scores(source: str) -> None:
-    """DataError for a local scores path that is missing or not Parquet; remote paths pass unchecked."""
+def _check_local_scores(source: str) -> Path | None:
+    """DataError for a local scores path that is missing or not Parquet; the local path, None if remote."""
     if _SCHEME.match(source) and not source.startswith("file:"):
-        return
+        return None
     local = Path(source.removeprefix("file://").removeprefix("file:"))
     if not local.exists():
         raise DataError(f"scores file not found: {local}")
@@ -275,23 +277,57 @@ def _check_local_scores(source: str) -> None:
             f"cannot read {local} on Spark: scores must be Parquet (a file or a folder of parts); "
             "allocate a CSV with engine duckdb, or convert it"
         )
+    return local
 
 
 def read_scores_spark(spark: SparkSession, path: str | Path) -> DataFrame:
     """The scores Parquet (a file or a folder of parts) as a Spark frame; DataError naming it otherwise.
 
     A local path is checked before Spark reads it (missing, or a CSV, which Spark would fail on with a
-    Java traceback); any other failure to read, local or remote (``hdfs://``, ``s3a://``), is a DataError
-    with Spark's first line.
+    Java traceback); names repeated or alike but for case are SchemaErrors as in memory
+    (`_alike_names_read`); any other failure to read, local or remote (``hdfs://``, ``s3a://``), is a
+    DataError with Spark's first line.
     """
     source = str(path)
-    _check_local_scores(source)
+    local = _check_local_scores(source)
     try:
         frame = spark.read.parquet(source)
     except Exception as exc:  # pyspark's AnalysisException or a Py4J error, told as one DataError
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"cannot read the scores {source} on Spark: {first}") from None
+        alike = _alike_names_read(spark, source, local)
+        if alike is None:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DataError(f"cannot read the scores {source} on Spark: {first}") from None
+        frame = alike
     return _ids_as_in_the_tables(frame)
+
+
+def _alike_names_read(spark: SparkSession, source: str, local: Path | None) -> DataFrame | None:
+    """The scores whose names Spark refused as repeated, read as in memory; None if that was not why.
+
+    Spark's names ignore case: it refused 'clv' beside 'CLV' in its raw COLUMN_ALREADY_EXISTS, where
+    pandas planned on 'clv'. Names read case-sensitively (another session's setting, not the caller's)
+    that break `repeated_name_problems` are refused in its words; columns the allocation does not read
+    ('notes' beside 'Notes') are left out of the read, as in memory they are ignored.
+    """
+    from pyspark.sql import types as T  # noqa: N812
+
+    problems = parquet_name_problems(local) if local is not None else []  # 'clv' twice: footers only
+    if problems:
+        raise SchemaError(problems)
+    exact = spark.newSession()
+    exact.conf.set("spark.sql.caseSensitive", "true")
+    try:
+        schema = exact.read.parquet(source).schema
+    except Exception:  # not a matter of names: Spark's first line says why
+        return None
+    problems = repeated_name_problems(schema.names)
+    if problems:
+        raise SchemaError(problems)
+    lowered = [name.lower() for name in schema.names]
+    kept = [f for f, low in zip(schema.fields, lowered, strict=True) if lowered.count(low) == 1]
+    if len(kept) == len(schema.fields):
+        return None
+    return spark.read.schema(T.StructType(kept)).parquet(source)
 
 
 def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
@@ -309,6 +345,9 @@ def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
+    problems = repeated_name_problems(frame.columns)  # a frame given: 'clv' beside 'CLV' as in memory
+    if problems:
+        raise SchemaError(problems)
     for name, column in scores_renames(frame.columns).items():  # ' clv', 'P_Churn': as `read_scores`
         frame = frame.withColumnRenamed(name, column)
 

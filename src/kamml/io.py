@@ -44,11 +44,13 @@ __all__ = [
     "write_table",
 ]
 
-#: Id text (the input tables and the scores): a whole number of up to int64's 19 digits without leading
-#: zeros ("007" stays text: it is a code, not a number); 19 digits may still lie beyond int64, which a
-#: cast then tells.
-INT_PATTERN = r"^-?(0|[1-9][0-9]{0,18})$"
-#: The text of a whole float id ("119.0", "-3.00"), the whole number it spells being `INT_PATTERN`'s.
+#: Id text (the input tables and the scores): a whole number of up to int64's 19 digits as Python writes
+#: it, without leading zeros or a "+" ("007" stays text: it is a code, not a number), nor "-0" (a code
+#: too, as the scores read it: cast, it merged into account 0); 19 digits may still lie beyond int64,
+#: which a cast then tells.
+INT_PATTERN = r"^(0|-?[1-9][0-9]{0,18})$"
+#: The text of a whole float id ("119.0", "-3.00"), the whole number it spells being `INT_PATTERN`'s
+#: ("-0.0" spells the code "-0", as the tables and the scores both read it).
 WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,18})\.0+$"
 
 #: Number text (amounts, quantities, hours, scores): decimal digits with an optional sign, point and

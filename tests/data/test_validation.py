@@ -339,6 +339,24 @@ def test_leading_zero_ids_stay_text(backend):
     assert sorted(got["account_id"]) == ["007", "7"]
 
 
+def test_a_minus_zero_id_is_a_code_as_in_the_scores_not_account_zero(backend, write_csv, tmp_path):
+    """An id "-0" passed INT_PATTERN and was cast to 0: its rows merged into account 0 without a word, and an
+    accounts table with rows "0" and "-0" held two rows of account 0 (the duplicate check saw two
+    texts), while `kamml allocate` read the scores' "-0" as its own account. No integer is written
+    "-0": it is a code like "-007", on every entry point."""
+    from kamml.allocation.allocate import read_scores
+
+    tx_csv = write_csv("tx.csv", "account_id,ts,amount\n0,2024-01-01,1\n-0,2024-01-02,2\n-0.0,2024-01-03,3\n")
+    accounts = write_csv("accounts.csv", "account_id,segment\n0,x\n-0,y\n")
+    data = load_data({"transactions": tx_csv, "accounts": accounts}, backend=backend)
+    got = data.to_pandas("transactions").sort_values("ts")["account_id"].tolist()
+    assert got == ["0", "-0", "-0"]  # "-0.0" is "-0" as "119.0" is "119"
+    assert sorted(data.to_pandas("accounts")["account_id"]) == ["-0", "0"]  # two accounts, one row each
+    scores = tmp_path / "scores.csv"
+    scores.write_text("account_id,clv,p_churn\n0,1,0.1\n-0,2,0.2\n-0.0,3,0.3\n")
+    assert read_scores(scores)["account_id"].tolist() == ["0", "-0", "-0"]  # the tables' reading
+
+
 def test_whole_float_ids_written_as_text_are_the_numbers_they_spell(backend, tx):
     """A CSV written by pandas from float ids ("119.0") turned every table's ids into text, so no row
     of that table met an account; "007.0" and "1.5" stay text as written."""

@@ -564,6 +564,18 @@ def test_a_source_checkouts_egg_info_still_gives_the_wheel(tmp_path, monkeypatch
             None,
             r"features\.account_id: must be one id \(a number or text\) per row; row\(s\) 1, 2",
         ),
+        ("blank_id", None, r"features\.account_id: missing in row\(s\) 1; give every row its account's id"),
+        ("part_id", None, r"features\.account_id: not a whole number \(an id is a whole number or a text"),
+        (
+            "part_object_id",
+            None,
+            r"features\.account_id: not a whole number .* row\(s\) 1 \(1 row; e\.g\. 3\.5\)",
+        ),
+        (
+            "big_float_id",
+            None,
+            r"features\.account_id: a number beyond 2\*\*53 read as a float .* row\(s\) 0, 2",
+        ),
     ],
 )
 def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, change, params, named):
@@ -584,6 +596,15 @@ def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, ch
         rows["account_id"] = [2**60 + 1, None, 2**60 + 3]
     if change == "list_id":  # JSON's list or object where a CRM sent an id: was scored and echoed back
         rows["account_id"] = pd.Series([7, [8], {"id": 9}], index=rows.index, dtype=object)
+    # the input tables and kamml allocate refuse these ids (or read them as none); the server echoed them
+    if change == "blank_id":  # a CRM export's missing id: the tables' "null or empty id"
+        rows["account_id"] = pd.Series(["A7", "", "A9"], index=rows.index, dtype=object)
+    if change == "part_id":  # JSON's 3.5: an id the tables and the scores refuse as no whole number
+        rows["account_id"] = [7, 3.5, 9]
+    if change == "part_object_id":  # beside text ids (an object column), as the server reads mixed JSON
+        rows["account_id"] = pd.Series(["A7", 3.5, "A9"], index=rows.index, dtype=object)
+    if change == "big_float_id":  # 2**60 + 1 beside 3.0: pandas read both as floats, and 2**60 came back
+        rows["account_id"] = [2**60 + 1, 3.0, 2**60 + 3]
     model = mlflow.pyfunc.load_model(result.model_uri)
     with pytest.raises(MlflowException, match=named) as info:
         model.predict(rows, params=params)

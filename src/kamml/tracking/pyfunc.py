@@ -152,7 +152,8 @@ def _check_ids(ids: np.ndarray) -> None:
 
     A CRM matches the answer to its accounts by id. Where one is null, pandas (and MLflow's server,
     parsing the request) turns the others into floats, so an id beyond 2**53 came back with other digits.
-    A list or an object (JSON's ``[8]``, ``{"id": 8}``) is no id: it was scored and echoed back.
+    A list or an object (JSON's ``[8]``, ``{"id": 8}``) is no id: it was scored and echoed back; nor is
+    ``""`` (the tables' "null or empty id"). Float ids are `_check_float_ids`'.
     """
     # plain ids (text, numbers) known in C first: the scan in Python took 0.15 s of 1M text ids
     if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in _PLAIN_IDS:
@@ -167,6 +168,8 @@ def _check_ids(ids: np.ndarray) -> None:
             )
             raise ModelError(str(problem))
     missing = pd.isna(ids)
+    if ids.dtype.kind in "OU":  # "" is no id: the tables and the scores read it as none ("null id")
+        missing = missing | (ids == "")
     if missing.any():
         rows = ", ".join(str(i) for i in np.flatnonzero(missing)[:5])
         problem = Problem(
@@ -177,6 +180,49 @@ def _check_ids(ids: np.ndarray) -> None:
             int(missing.sum()),
         )
         raise ModelError(str(problem))
+    _check_float_ids(ids)
+
+
+#: What pandas infers of object ids that may hold a float (`_check_float_ids`).
+_FLOAT_IDS = frozenset({"floating", "mixed-integer-float", "mixed"})
+#: `_check_float_ids`' rules: an id with a fraction, and one a float may have rounded.
+_PART_ID = (
+    "not a whole number (an id is a whole number or a text, as the input tables and the scores read it; "
+    "send a code such as 3.5 as text)"
+)
+_BIG_FLOAT_ID = (
+    "a number beyond 2**53 read as a float (sent with a decimal point, or beside one): a float holds no "
+    "more digits, so it may not be the id sent; send ids as whole numbers or text"
+)
+
+
+def _check_float_ids(ids: np.ndarray) -> None:
+    """A named `ModelError` for an id sent as a number with a fraction, or as a float beyond 2**53.
+
+    The input tables and `kamml allocate` refuse 3.5 as an id, and the server echoed it; beside it (or
+    beside 3.0) pandas reads every id of the request as a float, so 2**60 + 1 came back as 2**60.
+    """
+    if ids.dtype.kind == "f":
+        floats, rows = ids.astype(np.float64), np.arange(len(ids))
+    elif ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) in _FLOAT_IDS:
+        rows = np.flatnonzero([isinstance(i, float | np.floating) for i in ids])
+        floats = ids[rows].astype(np.float64)
+    else:
+        return
+    with np.errstate(invalid="ignore"):
+        part = ~np.isfinite(floats) | (floats != np.round(floats))
+    big = ~part & (np.abs(floats) >= 2.0**53)
+    if part.any():
+        bad, rule = part, _PART_ID
+    elif big.any():
+        bad, rule = big, _BIG_FLOAT_ID
+    else:
+        return
+    where = ", ".join(str(i) for i in rows[bad][:5])
+    problem = Problem(
+        "features", "account_id", f"{rule}; row(s) {where}", int(bad.sum()), tuple(floats[bad][:3])
+    )
+    raise ModelError(str(problem))
 
 
 class KammlPyfunc(PythonModel):
@@ -184,7 +230,8 @@ class KammlPyfunc(PythonModel):
 
     Input: one row per account with the columns of the bundle's feature specification (as built by
     `kamml.build_features`), plus an optional ``account_id`` (a column, or the index when it is named
-    account_id, as build_features returns it; never null). Output: account_id (when given), clv,
+    account_id, as build_features returns it; never null or "", and a number only whole and, as a
+    float, below 2**53). Output: account_id (when given), clv,
     p_churn, referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
     account's value at stake, from the fitted effort response; NaN without one), effort_uplift (that
     response's rise of the purchase rate of a fully served account, the allocation's growth weight;

@@ -186,3 +186,20 @@ def test_a_data_folder_under_the_home_folder_is_generated_and_read_there(tmp_pat
     assert data.transactions.count().execute() > 0
     assert (home / "demo" / "transactions.parquet").is_file()
     assert not (work / "~").exists()
+
+
+def test_generating_logs_the_world_size_with_separators(tmp_path, monkeypatch, caplog):
+    """'generating the synthetic world (1234 accounts, ...)' read without separators; a seed is a name."""
+    import kamml.datasets.synthetic as synthetic
+
+    class Unwritten:
+        def write(self, path):
+            return None
+
+    monkeypatch.setattr(synthetic, "generate", lambda *args, **kwargs: Unwritten())
+    cfg = Config.from_dict(
+        {"data": {"path": str(tmp_path / "demo"), "generate": {"accounts": 1234, "seed": 12345}}}
+    )
+    with caplog.at_level("INFO", logger="kamml"):
+        ensure_generated(cfg)
+    assert "generating the synthetic world (1,234 accounts, seed 12345)" in caplog.text

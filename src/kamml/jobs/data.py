@@ -13,6 +13,7 @@ from kamml.data import Dataset, input_paths, load_data
 from kamml.data.dataset import changed_inputs, input_stamps
 from kamml.errors import ConfigError, DataError
 from kamml.io import hold_lock
+from kamml.text import counted
 
 __all__ = ["check_data_given", "ensure_generated", "job_data", "stamped_job_data"]
 
@@ -137,9 +138,9 @@ def _generate(config: Config, path: Path) -> None:
     from kamml.datasets import synthetic
 
     log.info(
-        "no transactions in %s: generating the synthetic world (%d accounts, seed %d)",
+        "no transactions in %s: generating the synthetic world (%s, seed %d)",
         path,
-        gen.accounts,
+        counted(gen.accounts, "account"),
         gen.seed,
     )
     synthetic.generate(gen.accounts, gen.seed, years=gen.years).write(path)

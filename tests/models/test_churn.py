@@ -452,3 +452,13 @@ def test_row_counts_in_a_length_mismatch_group_thousands() -> None:
     X, y, _ = make_churn(n_per_snapshot=500)
     with pytest.raises(ModelInputError, match="X has 1,500 rows but y has 1,499"):
         ChurnModel(num_threads=1, n_estimators=5).fit(X, y[:-1], sample_weight=np.ones(1500))
+
+
+def test_calibration_log_line_groups_its_breakpoints(monkeypatch, caplog: pytest.LogCaptureFixture) -> None:
+    """'calibration map with 1234 breakpoints' read without separators (a million held-out rows give that)."""
+    grid = np.linspace(0.0, 1.0, 1234)
+    monkeypatch.setattr("kamml.models.churn.centered_isotonic", lambda score, y, w=None: (grid, grid))
+    X, y, snapshot = make_churn()
+    with caplog.at_level("INFO", logger="kamml.models.churn"):
+        ChurnModel(**FAST).fit(X, y, snapshot=snapshot)
+    assert "ChurnModel: calibration map with 1,234 breakpoints" in caplog.text

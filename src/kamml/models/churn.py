@@ -43,6 +43,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, column_or_1d
 
 from kamml.models._lgbm import FloatArray, LGBMModel, ModelInputError, fill_nan, floor_missing, stored_number
+from kamml.text import counted
 
 __all__ = ["BLEND_WEIGHTS", "ChurnModel", "centered_isotonic"]
 
@@ -384,7 +385,7 @@ class ChurnModel(ClassifierMixin, LGBMModel):
                 "ChurnModel: the held-out scores do not rank churn at all; calibrated probabilities "
                 "are constant"
             )
-        logger.info("ChurnModel: calibration map with %d breakpoints", len(self.calibration_x_))
+        logger.info("ChurnModel: calibration map with %s", counted(len(self.calibration_x_), "breakpoint"))
 
     def _calibrate_in_sample(
         self, matrix: FloatArray, y: FloatArray, sample_weight: FloatArray | None

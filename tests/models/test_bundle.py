@@ -1295,3 +1295,32 @@ def test_referral_value_is_carried_to_the_horizon_by_the_referral_ratio(world_da
     state["referral_ratio"] = -1.0  # `load` names such a bundle damaged
     with pytest.raises(ValueError, match="referral_ratio"):
         ModelBundle.from_dict(state)
+
+
+def test_training_log_line_groups_rows_from_1000_on(world_data, caplog):
+    """'training on 1200 rows (3 snapshots) x 40 features' read without separators."""
+    cfg = config(snapshots=3)
+    train = build_training_frame(world_data, training_cutoffs(world_data.end.normalize(), 90, 3, 60), cfg)
+    assert len(train) >= 1000
+    with caplog.at_level("INFO", logger="kamml"):
+        ModelBundle.fit(train, cfg)
+    assert f"training on {len(train):,} rows (3 snapshots) x " in caplog.text
+
+
+def test_empty_snapshots_error_groups_the_snapshot_count():
+    """time.snapshots may be 1,000: '1 of 1000 training snapshot(s)' read without separators."""
+    from kamml.models.bundle import empty_snapshots_error
+
+    error = empty_snapshots_error([pd.Timestamp("2020-01-01")], 1000)
+    assert str(error).startswith("1 of 1,000 training snapshot(s) hold no purchase history")
+
+
+def test_value_shape_log_line_groups_its_breakpoints(fitted, monkeypatch, caplog):
+    """The shape keeps up to SHAPE_POINTS (1,025) breakpoints: '1025 breakpoints' read without separators."""
+    bundle, features = fitted
+    points = list(np.linspace(1.0, 2.0, SHAPE_POINTS))
+    monkeypatch.setattr("kamml.models.bundle.fit_value_shape", lambda *args: {"x": points, "y": points})
+    longer = dataclasses.replace(bundle, horizon_days=bundle.train_horizon_days + 30, value_ratio=1.0)
+    with caplog.at_level("INFO", logger="kamml"):
+        longer._value_shape(features)
+    assert f"value shape: {SHAPE_POINTS:,} breakpoints (" in caplog.text

@@ -91,6 +91,7 @@ from kamml.models.clv import ClvModel
 from kamml.models.drivers import DRIVER_TARGETS, phrase
 from kamml.models.effort import EffortResponse
 from kamml.models.influence import InfluenceModel
+from kamml.text import counted
 
 __all__ = [
     "LABELS",
@@ -239,7 +240,7 @@ def empty_snapshots_error(empty: Sequence[pd.Timestamp], total: int) -> ConfigEr
     """The error for training snapshots whose cutoffs come before any purchase, naming the settings."""
     shown = ", ".join(str(pd.Timestamp(s).date()) for s in sorted(empty))
     return ConfigError(
-        f"{len(empty)} of {total} training snapshot(s) hold no purchase history before "
+        f"{len(empty):,} of {total:,} training snapshot(s) hold no purchase history before "
         f"their cutoffs, or a day of it ({shown}): BG/NBD has nothing to fit. The snapshots step back "
         "from the cutoff by the label window (time.train_horizon_days, else time.horizon_days) and "
         "then time.snapshots - 1 steps of time.step_days, and kamml train and run backtest one "
@@ -995,10 +996,10 @@ class ModelBundle:
         btyd = fit_btyd(train[train["snapshot"] == latest])
         X, snap = train[features], train["snapshot"].to_numpy()
         log.info(
-            "training on %d rows (%d snapshots) x %d features",
-            len(X),
-            train["snapshot"].nunique(),
-            len(features),
+            "training on %s (%s) x %s",
+            counted(len(X), "row"),
+            counted(train["snapshot"].nunique(), "snapshot"),
+            counted(len(features), "feature"),
         )
         n_latest = int((snap == latest).sum())
         if n_latest < FEW_ACCOUNTS:
@@ -1095,7 +1096,9 @@ class ModelBundle:
         shape = fit_value_shape(clv, btyd_value, weight)
         log.info(
             "value shape: %s (the value model's share %.3f, training window %d of %d days)",
-            "none (too few accounts with a value)" if shape is None else f"{len(shape['x'])} breakpoints",
+            "none (too few accounts with a value)"
+            if shape is None
+            else counted(len(shape["x"]), "breakpoint"),
             weight,
             self.train_horizon_days,
             self.horizon_days,

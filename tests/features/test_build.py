@@ -1123,3 +1123,16 @@ def test_a_repeat_order_refunded_in_full_has_no_order_value(make_data):
     f = build_features(make_data(tx(rows), end="2024-12-31"), CUTOFF)
     assert f.loc[1, "frequency"] == 1.0
     assert f.loc[1, "monetary"] == 0.0
+
+
+def test_snapshot_progress_lines_group_from_1000_on(make_data, monkeypatch, caplog):
+    """time.snapshots may be 1,000: 'training snapshot 1000 of 1000' read without separators; '1 accounts'."""
+    from kamml.features.snapshots import Snapshot
+
+    data = make_data(tx([(1, "2020-01-01", 10.0), (1, "2023-06-01", 5.0)]), end="2024-01-01")
+    one_row = pd.DataFrame({"frequency": [1.0]}, index=pd.Index([1], name="account_id"))
+    monkeypatch.setattr("kamml.features.build._build_snapshot", lambda *args: Snapshot.of(one_row, None))
+    cutoffs = pd.date_range("2020-01-02", periods=1000, freq="D")
+    with caplog.at_level("INFO", logger="kamml"):
+        build_training_frame(data, cutoffs, Config())
+    assert "training snapshot 1,000 of 1,000 at 2022-09-27: 1 account in" in caplog.text

@@ -44,6 +44,7 @@ from kamml.features._context import (
 from kamml.features.groups import GROUPS, NON_FEATURE_ACCOUNT_COLUMNS, DailyGroup, day_rows
 from kamml.features.referrals import first_referrals, spend_after_referral
 from kamml.features.snapshots import Snapshot, SnapshotCache
+from kamml.text import counted
 
 __all__ = [
     "account_base",
@@ -706,11 +707,11 @@ def build_training_frame(
         frame.insert(1, "snapshot", cutoff)
         frames.append(frame)
         log.info(
-            "training snapshot %d of %d at %s: %s accounts in %.1f s%s",
-            i,
-            len(cutoffs),
+            "training snapshot %s of %s at %s: %s in %.1f s%s",
+            f"{i:,}",
+            f"{len(cutoffs):,}",
             cutoff.date(),
-            f"{len(snapshot.ids):,}",
+            counted(len(snapshot.ids), "account"),
             time.perf_counter() - start,
             " (built earlier in the job)" if reused else "",
         )

@@ -504,3 +504,12 @@ def test_spark_scoring_refuses_negative_counts_as_in_memory(option, value):
 
     with pytest.raises(ConfigError, match=rf"{option} must be a whole number, 0 or more \(got {value}\)"):
         score_frame_spark("no-such-model", None, None, **{option: value})
+
+
+def test_unseen_level_note_groups_the_levels_seen_in_training():
+    """'training saw 1234 levels' read without separators; one level is '1 level'."""
+    from kamml.jobs.score import unseen_level_note
+
+    many = unseen_level_note("region", [f"r{i}" for i in range(1234)], 3, ["new"])
+    assert "training saw 1,234 levels: 'r0', 'r1'" in many.rule
+    assert "training saw 1 level: 'r0'" in unseen_level_note("region", ["r0"], 3, ["new"]).rule

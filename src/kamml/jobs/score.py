@@ -31,6 +31,7 @@ from kamml.io import NUMBER_PATTERN, check_output_path, write_table
 from kamml.models._lgbm import ModelInputError, check_count, unseen_levels
 from kamml.models.bundle import ModelBundle
 from kamml.progress import track
+from kamml.text import counted
 from kamml.tracking import LoadedModel, resolve_model
 
 __all__ = [
@@ -250,8 +251,8 @@ def unseen_level_note(name: str, levels: Sequence[Any], n_rows: int, values: Ite
     known = ", ".join(map(repr, levels[:5])) + (", ..." if len(levels) > 5 else "")
     rule = (
         "a value the models never saw in training, scored as a missing value (LightGBM's branch for "
-        f"levels outside its splits) until a model is trained on it; training saw {len(levels)} "
-        f"level{'s' if len(levels) != 1 else ''}: {known}"
+        f"levels outside its splits) until a model is trained on it; training saw "
+        f"{counted(len(levels), 'level')}: {known}"
     )
     attribute = name.startswith("attr_")
     table, column_name = ("accounts", name.removeprefix("attr_")) if attribute else ("features", name)

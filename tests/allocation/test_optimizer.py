@@ -827,3 +827,15 @@ def test_one_floored_account_of_a_rep_short_is_singular():
     )
     assert "rep 'ann': the floors of its 1 account with a floor need 1 hours" in " ".join(lines)
     assert "rep 'bo': the floors of its 4 accounts with a floor need 4 hours" in " ".join(lines)
+
+
+def test_per_account_length_errors_group_the_account_count():
+    """'one value per account (1234), got shape (1233,)' read without separators, unlike kamml's counts."""
+    with pytest.raises(
+        ValueError, match=r"scale must be a scalar or have one value per account \(1,234\), got 1,233 values"
+    ):
+        optimize(np.ones(1234), np.ones(1233), 5.0)
+    with pytest.raises(
+        ValueError, match=r"owner must have one value per account \(1,234\), got 1,233 values"
+    ):
+        optimize(np.ones(1234), 1.0, 5.0, owner=["a"] * 1233, capacity={"a": 1.0})

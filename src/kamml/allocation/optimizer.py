@@ -841,15 +841,18 @@ def _team_shortfall(need: float, team: float) -> str | None:
     return None
 
 
+def _given(arr: np.ndarray) -> str:
+    """What a per-account array holds, for a length error: "1,233 values" (1-D), else its shape."""
+    return f"{arr.size:,} values" if arr.ndim == 1 else f"shape {arr.shape}"
+
+
 def _per_account(value: npt.ArrayLike, name: str, n: int) -> FloatArray:
     """A scalar broadcast to n accounts, or an array of n values; anything else is a ValueError."""
     arr = _floats(value, name)
     if arr.ndim == 0:
         return np.full(n, float(arr))
     if arr.shape != (n,):
-        raise ValueError(
-            f"{name} must be a scalar or have one value per account ({n}), got shape {arr.shape}"
-        )
+        raise ValueError(f"{name} must be a scalar or have one value per account ({n:,}), got {_given(arr)}")
     return arr.copy()
 
 
@@ -941,7 +944,7 @@ def _rep_codes(
         raise InfeasibleError(f"capacity has negative hours for {int(negative.sum())} reps ({detail})")
     owners = pd.Series(owner).to_numpy() if not isinstance(owner, pd.Series) else owner.to_numpy()
     if owners.ndim != 1 or owners.size != n:
-        raise ValueError(f"owner must have one value per account ({n}), got shape {owners.shape}")
+        raise ValueError(f"owner must have one value per account ({n:,}), got {_given(owners)}")
     try:
         codes = rep_codes(owners, names.to_numpy())
     except TypeError:  # a list or dict owner: "unhashable type", naming neither owner nor account

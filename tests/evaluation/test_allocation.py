@@ -702,3 +702,11 @@ def test_without_a_cap_the_plan_and_oracle_have_none_and_the_rules_40_hours_or_t
     assert floored.loc["top_n", "true_gain"] == pytest.approx(world.true_gain(rules["top_n"], HORIZON))
     with pytest.raises(InfeasibleError, match="above the cap of 40 hours"):  # a cap given is kept
         evaluate_allocation(world, plan, HORIZON, cap=40.0, floor=floors)
+
+
+def test_eligible_length_error_groups_the_account_count():
+    """'one flag per account (1234)' read without separators, unlike kamml's other counts."""
+    with pytest.raises(
+        ValueError, match=r"eligible must have one flag per account \(1,234\), got 1,233 values"
+    ):
+        equal_hours(1234, 4.0, eligible=[True] * 1233)

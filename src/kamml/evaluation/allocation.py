@@ -141,7 +141,8 @@ def equal_hours(
     team = _team_hours(hours)
     mask = np.ones(n_accounts, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
     if mask.shape != (n_accounts,):
-        raise ValueError(f"eligible must have one flag per account ({n_accounts}), got shape {mask.shape}")
+        given = f"{mask.size:,} values" if mask.ndim == 1 else f"shape {mask.shape}"
+        raise ValueError(f"eligible must have one flag per account ({n_accounts:,}), got {given}")
     base, room, left = _floored(n_accounts, team, cap, floor)
     codes, rep_room = _rep_room(base, owner, capacity)
     offset = base if at_least_floor else None

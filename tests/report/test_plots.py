@@ -754,3 +754,12 @@ def test_the_money_charts_read_in_any_unit_of_the_amounts(tmp_path, monkeypatch,
     plot_decile_calibration(y, {"kamml": y * rng.uniform(0.8, 1.2, 200)}, tmp_path / "d.png")
     labels = [t.get_text() for t in figures[1].axes[0].get_yticklabels()]
     assert len(set(labels)) == len(labels), labels
+
+
+def test_length_and_missing_value_errors_group_counts_from_1000_on():
+    """'score has 1233 values but the actual values have 1234' read without separators."""
+    y = np.arange(1234, dtype=float)
+    with pytest.raises(DataError, match="score has 1,233 values but the actual values have 1,234"):
+        gains_curve(y, y[:-1])
+    with pytest.raises(DataError, match="score has 1,234 missing or infinite values"):
+        gains_curve(y, np.full(1234, np.nan))

@@ -205,9 +205,9 @@ def _numbers(values: Any, what: str, *, n: int | None = None) -> FloatArray:
         raise DataError(f"{what} is empty: nothing to plot")
     bad = ~np.isfinite(array)
     if bad.any():
-        raise DataError(f"{what} has {int(bad.sum())} missing or infinite values; fill or drop them first")
+        raise DataError(f"{what} has {int(bad.sum()):,} missing or infinite values; fill or drop them first")
     if n is not None and array.size != n:
-        raise DataError(f"{what} has {array.size} values but the actual values have {n}")
+        raise DataError(f"{what} has {array.size:,} values but the actual values have {n:,}")
     return array
 
 

@@ -670,3 +670,11 @@ def test_the_generation_line_counts_with_thousands_separators(caplog):
     said = f"synthetic world: 1,200 accounts, {len(world.transactions):,} transactions, "
     assert len(world.transactions) >= 1000
     assert said in caplog.text
+
+
+def test_hours_length_error_groups_the_account_count(world):
+    """'hours: expected 3000 values aligned with truth.account_id' read without separators."""
+    with pytest.raises(
+        SchemaError, match=rf"hours: expected {N:,} values aligned with truth\.account_id, got {N - 1:,}"
+    ):
+        world.served_probability(np.ones(N - 1), 180)

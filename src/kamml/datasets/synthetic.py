@@ -401,9 +401,8 @@ class World:
             if h.ndim == 0:
                 h = np.full(n, float(h))
             elif h.shape != (n,):
-                raise SchemaError(
-                    f"hours: expected {n} values aligned with truth.account_id, got shape {h.shape}"
-                )
+                got = f"{h.size:,}" if h.ndim == 1 else f"shape {h.shape}"
+                raise SchemaError(f"hours: expected {n:,} values aligned with truth.account_id, got {got}")
         if not np.all(np.isfinite(h)) or (h < 0).any():
             raise InfeasibleError("hours must be finite and >= 0")
         return h

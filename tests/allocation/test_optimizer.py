@@ -522,8 +522,8 @@ def test_many_reps_short_of_their_floors_make_one_short_line():
         ({"hours": -5.0}, r"negative \(-5\)"),
         ({"floor": [-1.0, 0.0]}, "floor negative hours"),
         ({"cap": [1.0, -2.0]}, "cap negative hours"),
-        ({"floor": [2.0, 0.0], "cap": 1.5}, "floor above cap for 1 accounts, by up to 0.5 hours"),
-        ({"owner": ["a", "b"], "capacity": {"a": -1.0}}, r"negative hours for 1 reps \('a': -1\)"),
+        ({"floor": [2.0, 0.0], "cap": 1.5}, "floor above cap for 1 account, by up to 0.5 hours"),
+        ({"owner": ["a", "b"], "capacity": {"a": -1.0}}, r"negative hours for 1 rep \('a': -1\)"),
     ],
 )
 def test_infeasible_inputs(kwargs, pattern):
@@ -535,9 +535,10 @@ def test_infeasible_inputs(kwargs, pattern):
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"stake": [1.0, np.nan]}, "stake must be finite: 1 accounts"),
+        ({"stake": [1.0, np.nan]}, "stake must be finite: 1 account is NaN or infinite"),
         ({"stake": [1.0, np.inf]}, "stake must be finite"),
-        ({"stake": [1.0, -2.0]}, "stake must be >= 0"),
+        ({"stake": [1.0, -2.0]}, r"stake must be >= 0: 1 account \(e.g. position 1"),
+        ({"cap": [np.nan, 1.0]}, "cap has NaN for 1 account$"),
         ({"stake": [[1.0, 2.0]]}, "one-dimensional"),
         ({"stake": [1.0 + 1.0j, 2.0]}, "stake must be real numbers, got complex"),
         ({"scale": np.complex128(1.0)}, "scale must be real numbers"),

@@ -575,7 +575,7 @@ def test_a_policy_that_breaks_the_oracles_limits_is_refused(world):
         compare_allocations(world, {"x": spend}, HORIZON, hours=100.0)
     lump = pd.Series(0.0, index=ids)
     lump.iloc[0] = 50.0
-    with pytest.raises(InfeasibleError, match=r"gives 1 accounts more than the cap of 40 hours"):
+    with pytest.raises(InfeasibleError, match=r"gives 1 account more than the cap of 40 hours"):
         compare_allocations(world, {"x": lump}, HORIZON, hours=100.0, cap=40.0)
     with pytest.raises(InfeasibleError, match=r"less than their floor"):
         compare_allocations(world, {"x": pd.Series(0.0, index=ids)}, HORIZON, hours=100.0, floor=0.1)

@@ -783,7 +783,7 @@ def _prepare(
     _check(lo >= 0, "floor", "negative hours", lo, InfeasibleError)
     up = np.full(n, np.inf) if cap is None else _per_account(cap, "cap", n)
     if np.isnan(up).any():
-        raise ValueError(f"cap has NaN for {int(np.isnan(up).sum()):,} accounts")
+        raise ValueError(f"cap has NaN for {counted(int(np.isnan(up).sum()), 'account')}")
     _check(up >= 0, "cap", "negative hours", up, InfeasibleError)
     # within the floors' tolerance of the team's hours, a floor a rounding above its cap (0.1 + 0.2 for
     # 0.3) is the cap: it was refused as "floor 0.3 > cap 0.3"
@@ -791,7 +791,8 @@ def _prepare(
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InfeasibleError(
-            f"floor above cap for {int(bad.sum()):,} accounts, by up to {float((lo - up)[bad].max()):.6g} "
+            f"floor above cap for {counted(int(bad.sum()), 'account')}, by up to "
+            f"{float((lo - up)[bad].max()):.6g} "
             f"hours (e.g. account at position {i}: floor {float(lo[i])} > cap {float(up[i])})"
         )
     lo = np.minimum(lo, up)
@@ -885,7 +886,8 @@ def _check_finite(arr: FloatArray, name: str) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{name} must be finite: {int(bad.sum()):,} accounts are NaN or infinite "
+            f"{name} must be finite: {counted(int(bad.sum()), 'account')} "
+            f"{'is' if int(bad.sum()) == 1 else 'are'} NaN or infinite "
             f"(e.g. position {i}: {arr[i]})"
         )
 
@@ -895,7 +897,7 @@ def _check(ok: npt.NDArray[np.bool_], name: str, rule: str, arr: FloatArray, exc
     if not ok.all():
         bad = np.flatnonzero(~ok)
         worst = int(bad[np.argmin(arr[bad])])
-        raise exc(f"{name} {rule}: {bad.size:,} accounts (e.g. position {worst}: {arr[worst]:.6g})")
+        raise exc(f"{name} {rule}: {counted(bad.size, 'account')} (e.g. position {worst}: {arr[worst]:.6g})")
 
 
 def _scalar_hours(hours: float) -> float:
@@ -941,7 +943,8 @@ def _rep_codes(
     negative = hours < 0
     if negative.any():
         detail = ", ".join(f"{reps[i]!r}: {hours[i]:.6g}" for i in np.flatnonzero(negative)[:5])
-        raise InfeasibleError(f"capacity has negative hours for {int(negative.sum())} reps ({detail})")
+        short = counted(int(negative.sum()), "rep")
+        raise InfeasibleError(f"capacity has negative hours for {short} ({detail})")
     owners = pd.Series(owner).to_numpy() if not isinstance(owner, pd.Series) else owner.to_numpy()
     if owners.ndim != 1 or owners.size != n:
         raise ValueError(f"owner must have one value per account ({n:,}), got {_given(owners)}")

@@ -54,6 +54,7 @@ import pandas as pd
 from kamml.allocation.optimizer import _rep_codes, optimize
 from kamml.config import AllocationConfig
 from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
+from kamml.text import counted
 
 if TYPE_CHECKING:
     from kamml.datasets.synthetic import World
@@ -865,9 +866,9 @@ def _check_within_limits(
     if _over(used, team):
         problems.append(f"uses {used:,.6g} hours, more than the team's {team:,.6g}")
     if cap is not None and (over := _over(h, cap)).any():
-        problems.append(f"gives {int(over.sum()):,} accounts more than the cap of {cap:g} hours")
+        problems.append(f"gives {counted(int(over.sum()), 'account')} more than the cap of {cap:g} hours")
     if (under := _over(floors, h)).any():
-        problems.append(f"gives {int(under.sum()):,} accounts less than their floor")
+        problems.append(f"gives {counted(int(under.sum()), 'account')} less than their floor")
     if reps is not None:
         names, limits, codes = reps
         held = np.bincount(codes[codes >= 0], weights=h[codes >= 0], minlength=len(names))

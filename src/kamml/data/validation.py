@@ -825,6 +825,31 @@ def _trim(c: Deferred) -> Deferred:
     return ibis.ifelse(blank, c.strip(), c)
 
 
+#: A NaN with a sign, in any case ("-nan", as C's printf writes it).
+SIGNED_NAN_PATTERN = r"(?i)^\s*[+-]nan\s*$"
+
+
+def _nan_text(plan: TablePlan, s: Deferred) -> Deferred:
+    """Number text with a signed NaN as "nan" on Spark, whose cast reads only Java's "NaN" with a sign.
+
+    DuckDB reads "-nan" as NaN, and Spark read it as no number: an "unparseable number" amount there,
+    and an accounts attribute of numbers beside one "-nan" became a category (a number on DuckDB).
+    """
+    if _engine_name(plan) == "duckdb":
+        return s
+    return ibis.ifelse(s.re_search(SIGNED_NAN_PATTERN), ibis.literal("nan"), s)
+
+
+def _number(plan: TablePlan, s: Deferred) -> Deferred:
+    """Trimmed text as float64 where `NUMBER_PATTERN` reads a number, else null; alike on every engine.
+
+    The pattern first: the engines' casts accept different text beyond it ("1_000" on DuckDB, "1d" on
+    Spark), and within it a signed NaN differs (`_nan_text`).
+    """
+    cast = _nan_text(plan, s).try_cast("float64")
+    return ibis.ifelse(s.re_search(NUMBER_PATTERN), cast, ibis.null("float64"))
+
+
 def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     """Numbers: finite floats; text is parsed and what does not parse is counted."""
     c = _[column]
@@ -840,9 +865,7 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
             missing = missing & ~c.isnan()
     elif dtype.is_string():
         s = plan.derive(0, cspec.name, _trim(c))
-        # the pattern first: the engines' casts accept different text beyond it (`NUMBER_PATTERN`)
-        number = ibis.ifelse(s.re_search(NUMBER_PATTERN), s.try_cast("float64"), ibis.null("float64"))
-        f = plan.derive(1, cspec.name, number)
+        f = plan.derive(1, cspec.name, _number(plan, s))
         missing = c.isnull() | (s.length() == 0)
         plan.add(
             column, f"unparseable number{NUMBER_HINT}{tag}", ~missing & _null(plan, f), c
@@ -966,9 +989,9 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
             plan.finite_checks.append(_FiniteCheck(column, _infinite(c), c, infinite, None))
         return
     s = plan.derive(0, "attr", _trim(c).nullif(""))
-    # the pattern first, as for amounts: DuckDB's cast read "1_000" as 1000 and Spark's "1d" as 1.0, so
-    # one CSV gave the two engines a number and a category (`NUMBER_PATTERN`)
-    number = ibis.ifelse(s.re_search(NUMBER_PATTERN), s.try_cast("float64"), ibis.null("float64"))
+    # by the pattern, as amounts: DuckDB's cast read "1_000" as 1000 and Spark's "1d" as 1.0, so one CSV
+    # gave the two engines a number and a category (`_number`)
+    number = _number(plan, s)
     not_float = plan.metric(f"{name}_not_float", (s.notnull() & _null(plan, number)).cast("int64").sum())
     bad = s.notnull() & number.notnull() & _infinite(number)
     infinite = plan.metric(f"{name}_infinite", bad.cast("int64").sum())
@@ -997,7 +1020,7 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
         if n_not_int == _count(ctx.values.get(too_large)):  # whole numbers, some beyond int64
             return s
         if _count(ctx.values.get(not_float)) == 0:
-            return s.cast("float64")
+            return _nan_text(plan, s).cast("float64")
         if _count(ctx.values.get(values)) and _count(ctx.values.get(not_bool)) == 0:
             return truth == "true"
         if _count(ctx.values.get(values)) and _count(ctx.values.get(not_date)) == 0:

@@ -844,8 +844,8 @@ class ModelBundle:
     value_ratio: float | None = None
     churn_exponent: float | None = None
     #: Referral value's h -> H factor, from when referred accounts spend after their referral
-    #: (`kamml.models.influence.referral_window_ratio`, set by `kamml.evaluation.train_bundle`). None:
-    #: in proportion to time, H / h (a bundle fitted by hand, or saved before it existed).
+    #: (`kamml.models.influence.referral_window_ratio`, set by `kamml.evaluation.backtest.train_bundle`).
+    #: None: in proportion to time, H / h (a bundle fitted by hand, or saved before it existed).
     referral_ratio: float | None = None
     #: The value level (module docs): actual over BTYD value on the latest training snapshot (times the
     #: seasonal ratio, meta["season"], when fitted with a season), and the multiplier on the value model

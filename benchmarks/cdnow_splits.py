@@ -1,11 +1,11 @@
 """kamml beside BG/NBD x Gamma-Gamma on CDNOW at several calibration ends (issue #4: "beat BTYD on other
 calibration ends too").
 
-Each split runs `kamml.evaluation.benchmark_cdnow` (the honest protocol of `kamml benchmark cdnow`: models
-see only data before the calibration end, labels included) with the holdout to 1998-06-30, and prints
-one row per split: kamml / BTYD for value Gini, Spearman, decile MAPE and aggregate spend error, churn
-ROC AUC and Brier, and the metrics on which kamml does not beat BTYD. The classic split (1997-09-30) is
-the one the issue's absolute bars refer to.
+Each split runs `kamml.evaluation.benchmark.benchmark_cdnow` (the honest protocol of `kamml benchmark
+cdnow`: models see only data before the calibration end, labels included) with the holdout to 1998-06-30,
+and prints one row per split: kamml / BTYD for value Gini, Spearman, decile MAPE and aggregate spend
+error, churn ROC AUC and Brier, and the metrics on which kamml does not beat BTYD. The classic split
+(1997-09-30) is the one the issue's absolute bars refer to.
 
 Run: ``.venv/bin/python benchmarks/cdnow_splits.py [--ends 1997-06-30 1997-09-30 ...] [--sample]
 [--threads 1]``. Figures are printed, not enforced; about 10-25 s per split on 2 cores.

@@ -161,7 +161,7 @@ def job_data(config: Config, source: Any = None) -> Dataset:
 def stamped_job_data(config: Config, source: Any = None) -> tuple[Dataset, Callable[[], None]]:
     """`job_data`, and a check that its input files are still the ones it read (a DataError if not).
 
-    The files are stamped before anything is read (`kamml.data.input_stamps`); data the job generates
+    The files are stamped before anything is read (`kamml.data.dataset.input_stamps`); data the job generates
     (`data.generate`) is stamped as written. Parquet inputs are read lazily, stage by stage, so a job
     calls the check before it registers a model or publishes outputs.
     """
@@ -180,7 +180,7 @@ def stamped_job_data(config: Config, source: Any = None) -> tuple[Dataset, Calla
 
 
 def _check_inputs_unchanged(inputs: Mapping[str, Path], stamps: Mapping[str, tuple[int, int, int]]) -> None:
-    """A DataError when an input file changed since the job stamped it (`kamml.data.input_stamps`).
+    """A DataError when an input file changed since the job stamped it (`kamml.data.dataset.input_stamps`).
 
     Parquet inputs are read lazily: an export that replaced transactions.parquet while the backtest
     ran gave training and scoring the new rows and validation, the fingerprint and the report the old

@@ -98,7 +98,7 @@ def _numbers_as_declared(frame: DataFrame, schema: Any) -> DataFrame:
 
 
 def owner_text(frame: DataFrame, column: str = "owner") -> Any:
-    """An owner column as the rep names the in-memory path writes (`kamml.allocation.owner_column`).
+    """An owner column as the rep names the in-memory path writes (`kamml.allocation.allocate.owner_column`).
 
     A whole float is its integer (Java wrote 12345678.0 as "1.2345678E7", a rep the config's capacity
     never names) and a yes/no owner is "True" or "False" (Java: "true"), as Python writes them.

@@ -98,8 +98,9 @@ def _resolves(name: str) -> bool:
 def test_the_docs_name_only_kamml_objects_that_exist():
     """docs/models.md named `kamml.evaluation.train_bundle`, which lives in `kamml.evaluation.backtest`.
 
-    Every `kamml.<module>...` name in README.md, docs/ and notebooks/README.md resolves, unless the code
-    spells it as a string (an MLflow tag or param such as `kamml.tracking.uri_from`).
+    Every `kamml.<module>...` name in README.md, docs/, notebooks/README.md and the docstrings and comments
+    of src/ and benchmarks/ resolves, unless the code spells it as a string (an MLflow tag or param such as
+    `kamml.tracking.uri_from`).
     """
     import re
     from pathlib import Path
@@ -109,6 +110,7 @@ def test_the_docs_name_only_kamml_objects_that_exist():
     modules = {path.stem for path in src.glob("*.py")} | {p.name for p in src.iterdir() if p.is_dir()}
     code = "\n".join(path.read_text("utf-8") for path in src.rglob("*.py"))
     pages = [root / "README.md", *sorted((root / "docs").glob("*.md")), root / "notebooks" / "README.md"]
+    pages += [*sorted(src.rglob("*.py")), *sorted((root / "benchmarks").glob("*.py"))]
     named = re.compile(r"(?<![\w.])kamml((?:\.[A-Za-z_]\w*)+)")
     missing = sorted(
         {

@@ -1507,3 +1507,24 @@ def test_score_without_a_config_says_the_variable_replaces_kammls_default_store(
     assert "the config's" not in said
     assert not missing.exists()
     assert not out.exists()
+
+
+def test_readme_command_table_lists_every_command_with_its_options():
+    """README's command table names each command and exactly the long options its --help has."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    rows = re.findall(r"^\| `kamml ([a-z ]+?) ?(\[?--[^`]*)?` \|", readme, flags=re.MULTILINE)
+    documented = {name: set(re.findall(r"--[a-z][a-z-]*", options)) for name, options in rows}
+
+    def commands(group: Any, prefix: str = "") -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):  # a group, such as `benchmark`
+                found.update(commands(command, f"{prefix}{name} "))
+            else:
+                opts = {o for p in command.params for o in p.opts if o.startswith("--")} - {"--help"}
+                found[prefix + name] = opts
+        return found
+
+    assert documented == commands(typer.main.get_command(app))

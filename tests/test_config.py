@@ -737,3 +737,27 @@ def test_a_data_path_left_out_or_null_is_still_not_given():
     cfg = Config.from_dict({"data": {"path": None, "accounts": None, "transactions": "tx.csv"}})
     assert (cfg.data.path, cfg.data.accounts, cfg.data.transactions) == (None, None, "tx.csv")
     assert Config.from_dict({"output": {"dir": "out"}}).output.dir == Path("out")
+
+
+def test_config_md_lists_every_key_with_the_code_default():
+    """docs/config.md's tables name every key of each section and no other, plain defaults as Config()'s."""
+    import yaml
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text("utf-8")
+    cfg = Config()
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        name = section.split("\n", 1)[0].strip()
+        model = getattr(cfg, name)
+        fields = type(model).model_fields
+        documented: set[str] = set()
+        for cell, default in re.findall(r"^\| (`[^|]*`) \| ([^|]*) \|", section, flags=re.MULTILINE):
+            keys = re.findall(r"`([a-z_]+)(?:\.[^`]*)?`", cell)
+            documented.update(keys)
+            plain = re.fullmatch(r"`([^`]+)`|([\d.]+)", default.strip())
+            one = len(keys) == 1 and keys[0] in fields and "." not in cell
+            if one and plain and plain.group(1) not in fields:  # not "same as horizon_days"
+                value = getattr(model, keys[0])
+                value = list(value) if isinstance(value, tuple) else value
+                value = str(value) if isinstance(value, Path) else value
+                assert yaml.safe_load(plain.group(1) or plain.group(2)) == value, f"{name}.{keys[0]}"
+        assert documented == set(fields), name

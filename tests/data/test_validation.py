@@ -1419,6 +1419,17 @@ def test_a_header_spelling_the_id_otherwise_is_named_with_the_mapping_to_set(bac
     assert f'data.columns: {{transactions: {{account_id: "{header}"}}}}' in problem.rule
 
 
+def test_a_required_column_under_another_name_says_how_to_map_it(backend, write_csv):
+    """A CDNOW-style header (customer_id, date, dollar_value) got a bare "missing required column" with
+    the columns found: nothing said that data.columns reads a column of another name."""
+    csv = write_csv("tx.csv", "customer_id,date,dollar_value\n1,2024-01-01,1\n")
+    problems = _problems({"transactions": csv}, backend=backend)
+    for name in ("account_id", "ts", "amount"):
+        (problem,) = problems[("transactions", name)]
+        mapping = f'data.columns: {{transactions: {{{name}: "<column>"}}}}'
+        assert f"name a column {name}, or map yours: {mapping}" in problem.rule
+
+
 def test_two_headers_spelling_a_required_column_otherwise_are_both_named(backend, write_csv):
     """With "Account ID" and "accountId" both in the header, the hint named the first only, a guess
     between them; both are named now, each with the mapping that reads it."""

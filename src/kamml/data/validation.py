@@ -391,6 +391,9 @@ def _missing(raw: RawTable, name: str, mapping: Mapping[str, str], columns: list
         named = ", ".join(f"'{c}'" for c in alike[:-1]) + f" and '{alike[-1]}'"
         every = "both" if len(alike) == 2 else "all"
         rule += f"; {named} {every} look like it: rename the one holding it, or set {settings} in the config"
+    elif user == name and columns:
+        # no column looks like it (a CDNOW-style "customer_id"): say how a column of another name is read
+        rule += f"; name a column {name}, or map yours: {_mapping(raw.name, name, '<column>')}"
     return Problem(raw.name, user, rule)
 
 

@@ -1430,6 +1430,19 @@ def test_a_required_column_under_another_name_says_how_to_map_it(backend, write_
         assert f"name a column {name}, or map yours: {mapping}" in problem.rule
 
 
+def test_a_header_of_names_aligned_by_blanks_says_the_file_is_not_delimited(backend, write_csv):
+    """Text aligned with blanks, as CDNOW's own file, read as one column: three "missing required column"
+    problems listed "columns found: customer_id  date number_of_cds  dollar_value", four names to a
+    reader, with nothing saying the file is not comma-separated."""
+    text = " customer_id  date number_of_cds  dollar_value\n 00001 19970101  1   11.77\n"
+    for name in ("tx.csv", "tx.tsv"):  # a .tsv is read at tabs: no tab in the header either
+        problems = _problems({"transactions": write_csv(name, text)}, backend=backend)
+        hints = [p for found in problems.values() for p in found if "separated by blanks" in p.rule]
+        header = "customer_id  date number_of_cds  dollar_value"
+        assert [(p.table, p.column) for p in hints] == [("transactions", header)]
+        assert 'pandas.read_csv(path, sep=r"\\s+").to_csv' in hints[0].rule
+
+
 def test_two_headers_spelling_a_required_column_otherwise_are_both_named(backend, write_csv):
     """With "Account ID" and "accountId" both in the header, the hint named the first only, a guess
     between them; both are named now, each with the mapping that reads it."""

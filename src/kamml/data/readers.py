@@ -875,6 +875,16 @@ def delimiter_problem(raw: RawTable) -> Problem | None:
         hint = _delimiter_hint(column, raw.delimiter, only=False)
         if hint is not None:
             return Problem(raw.name, column, f"required columns missing: {hint}")
+    columns = list(raw.table.columns)
+    if len(columns) == 1 and len(columns[0].split()) > 1 and raw.delimiter != " ":
+        # text aligned with blanks (CDNOW's own file) is one column to a CSV reader: it is not delimited
+        return Problem(
+            raw.name,
+            columns[0],
+            "required columns missing: the header is one column of names separated by blanks (text "
+            "aligned with spaces, not delimited text); convert it to CSV first, e.g. "
+            f'pandas.read_csv(path, sep=r"\\s+").to_csv("{raw.name}.csv", index=False)',
+        )
     return None
 
 

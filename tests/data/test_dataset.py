@@ -423,3 +423,15 @@ def test_input_stamps_name_the_files_replaced_added_or_removed(tmp_path):
     assert changed_inputs(before, paths) == [str(parts / "part-1.csv"), str(tmp_path / "transactions.csv")]
     (parts / "part-0.csv").unlink()
     assert str(parts / "part-0.csv") in changed_inputs(before, paths)
+
+
+def test_a_relative_data_path_not_found_names_the_folder_it_was_looked_for_in(tmp_path, monkeypatch):
+    """`data.path: d1` in a config run from another folder said only "data not found: d1": not where it
+    looked, nor that a relative path is read from the folder the command runs in."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as raised:
+        load_data("d1")
+    message = str(raised.value)
+    assert message.startswith("data not found: d1")
+    assert str(tmp_path / "d1") in message
+    assert "the folder the command runs in" in message

@@ -190,7 +190,13 @@ def _resolve_sources(source: Any, data: DataConfig) -> dict[str, Any]:
         elif path.exists() or any(ch in str(source) for ch in "*?["):
             sources = {"transactions": source}
         else:
-            raise DataError(f"data not found: {path}")
+            # a relative path is read from the working folder, not the config file's: say where it looked
+            where = (
+                ""
+                if path.is_absolute()
+                else f" ({path.absolute()}: a relative path is read from the folder the command runs in)"
+            )
+            raise DataError(f"data not found: {path}{where}")
     else:
         raise DataError(f"cannot read data from a {type(source).__name__}; give a folder, a file or a dict")
     for name in TABLES:

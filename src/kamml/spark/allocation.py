@@ -1647,7 +1647,7 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
             continue
         number = raw.try_cast("double")  # Spark 4's ANSI cast threw on text that is no number
         if kind == "string":  # Java's cast also reads "1d" and "0x1p3", refused in memory (`NUMBER_PATTERN`)
-            number = F.when(raw.rlike(NUMBER_PATTERN), number)
+            number = F.when(raw.rlike(NUMBER_PATTERN) & _read_as_pandas(raw, number), number)
         if kind not in ("double", "float", "integer", "long", "short"):
             rules.append((column, "not a number", raw.isNotNull() & number.isNull()))
         missing = raw.isNull() | F.isnan(number)
@@ -1732,6 +1732,23 @@ _NUMBER_KINDS = frozenset(
 
 #: Spark types of the table's scoring columns for scores without them (`score_spark` writes these types).
 _SCORING_TYPES = {"cutoff": "timestamp_ntz", "model_uri": "string"}
+
+
+#: Text of a NaN, with or without a sign, in any case ("NaN", "-nan").
+_NAN_TEXT = r"(?i)^\s*[+-]?nan\s*$"
+#: Text of an infinity, with or without a sign, in any case ("inf", "-Infinity").
+_INF_TEXT = r"(?i)^\s*[+-]?inf(inity)?\s*$"
+
+
+def _read_as_pandas(text: Any, number: Any) -> Any:
+    """Whether number text cast to `number` is a number as `check_scores` reads it (pandas' to_numeric).
+
+    pandas reads "NaN" and a number past the largest float ("1e309") as no number: in memory a scores
+    text "NaN" was "not a number", and on Spark a missing value (accepted where NaN is, then a raw Python
+    worker error); "1e309" was "must be finite" on Spark.
+    """
+    infinite = number.isin(float("inf"), float("-inf"))
+    return ~text.rlike(_NAN_TEXT) & (~infinite | text.rlike(_INF_TEXT))
 
 
 def _bytes(value: Any) -> Any:

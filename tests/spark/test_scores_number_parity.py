@@ -5,7 +5,8 @@ referral_value, p_alive, effort_scale, effort_uplift, horizon_days), as a Parque
 as a Parquet text column; `check_scores` after `read_scores` and `_check_scores` after `read_scores_spark`
 must accept the file alike or refuse it with the same rules, rows and examples. A text "NaN" was a missing
 value on Spark (accepted where NaN is, and then a raw Python worker error) and no number in memory; a text
-"1e309" was "must be finite" on Spark and no number in memory.
+"1e309" was "must be finite" on Spark and no number in memory. A horizon outside [1, 36525] (1e308, 0.5)
+was also "not a whole number of days" on Spark; in memory that rule is told only of horizons in range.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ VALID = {
     "effort_uplift": 0.1,
     "horizon_days": 180.0,
 }
-FLOATS = [float("nan"), float("inf"), float("-inf"), -0.0, 180.5]
+FLOATS = [float("nan"), float("inf"), float("-inf"), -0.0, 1e308, 180.5, 0.5]
 TEXTS = [
     "-nan",
     "+Nan",

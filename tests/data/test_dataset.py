@@ -384,6 +384,18 @@ def test_tables_written_by_spark_as_folders_named_like_files_are_found(tmp_path,
         load_data(tmp_path)
 
 
+def test_no_transactions_table_lists_every_kind_read(tmp_path):
+    """The folder's warning listed the kinds kamml reads, but the error after it only "transactions.parquet,
+    transactions.csv or a folder transactions/ of Parquet parts", though .tsv, .pq and .csv.gz are read."""
+    (tmp_path / "transactions.xlsx").write_bytes(b"PK")
+    with pytest.raises(DataError) as raised:
+        load_data(tmp_path)
+    assert (
+        "expected a file transactions.parquet, transactions.csv or another of the kinds kamml reads "
+        "(.parquet, .pq, .csv, .csv.gz, .tsv, .tsv.gz, .txt, .txt.gz), or a folder transactions/ of parts"
+    ) in str(raised.value)
+
+
 def test_tables_named_in_another_case_are_found(tmp_path):
     """Accounts.csv and activities.CSV were passed over without a word, as if not given."""
     (tmp_path / "transactions.csv").write_text("account_id,ts,amount\n1,2024-01-02,3\n")

@@ -120,7 +120,7 @@ def test_load_data_uses_the_backend_of_an_ibis_table(tx):
     [
         ("missing.csv", "file not found"),
         ("nothing-*.parquet", "no file matches"),
-        ("t.json", "neither Parquet"),
+        ("t.json", "not a format kamml reads"),
     ],
 )
 def test_unreadable_sources_are_data_errors(backend, tmp_path, source, match):
@@ -139,7 +139,7 @@ def test_unsupported_object_is_a_data_error(backend):
 def test_empty_folder_and_mixed_formats(backend, tmp_path, tx):
     folder = tmp_path / "parts"
     folder.mkdir()
-    with pytest.raises(DataError, match=r"no \.parquet"):
+    with pytest.raises(DataError, match=r"holds no table files \(\.parquet, "):
         read_table(folder, "transactions", backend)
     tx.to_parquet(tmp_path / "a.parquet")
     tx.to_csv(tmp_path / "a.csv", index=False)
@@ -318,6 +318,83 @@ def test_data_folder_finds_a_tsv_table(backend, tmp_path, tx):
     assert read_table(source, "transactions", backend).count().execute() == len(tx)
 
 
+#: Every table file kamml reads, in the order each message lists them.
+KINDS = ".parquet, .pq, .csv, .csv.gz, .tsv, .tsv.gz, .txt, .txt.gz"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "transactions.txt",
+        "transactions.txt.gz",
+        "transactions.tsv.gz",
+        "Transactions.TSV.GZ",
+        "transactions.TSV",
+        "TRANSACTIONS.CSV",
+        "transactions.pq",
+    ],
+)
+def test_a_table_file_is_read_alike_in_a_data_folder_and_given_directly(backend, tmp_path, tx, name):
+    """transactions.txt given as the file was read as CSV, but in a data folder skipped with a warning
+    ("not a format kamml reads"); a .tsv.gz was read nowhere, though a .csv.gz and a .tsv were."""
+    path = tmp_path / name
+    lower = name.lower()
+    if lower.endswith(".pq"):
+        tx.to_parquet(path)
+    else:
+        text = tx.to_csv(sep="\t" if ".tsv" in lower else ",", index=False)
+        path.write_bytes(gzip.compress(text.encode()) if lower.endswith(".gz") else text.encode())
+    assert find_table_source(tmp_path, "transactions") == path
+    assert read_table(path, "transactions", backend).count().execute() == len(tx)
+    assert len(load_data(tmp_path).to_pandas("transactions")) == len(tx)
+    parts = tmp_path / "parts"  # and as the part of a folder
+    parts.mkdir()
+    path.rename(parts / f"part-0{name[len('transactions') :]}")
+    assert list(read_table(parts, "transactions", backend).columns) == list(tx.columns)
+
+
+def test_every_message_on_a_file_kind_lists_the_kinds_read(backend, tmp_path, caplog):
+    """The folder's warning listed .parquet, .pq, .csv, .csv.gz and .tsv; a file given directly "neither
+    Parquet (.parquet, .pq) nor CSV (.csv, .csv.gz)"; an empty folder of parts "no .parquet (or .csv)"."""
+    (tmp_path / "transactions.xlsx").write_bytes(b"PK")
+    with caplog.at_level("WARNING", logger="kamml.data.readers"):
+        assert find_table_source(tmp_path, "transactions") is None
+    assert f"is not a format kamml reads ({KINDS}, or a folder of parts)" in caplog.records[0].getMessage()
+    with pytest.raises(DataError) as direct:
+        read_table(tmp_path / "transactions.xlsx", "transactions", backend)
+    assert f"is not a format kamml reads ({KINDS})" in str(direct.value)
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "part-0.json").write_text("{}")
+    with pytest.raises(DataError) as parts:
+        read_table(tmp_path / "parts", "transactions", backend)
+    assert f"holds no table files ({KINDS})" in str(parts.value)
+    with pytest.raises(DataError) as other:
+        read_table([1], "transactions", backend)
+    assert f"the path of a table file ({KINDS})" in str(other.value)
+
+
+def test_hidden_table_files_in_a_data_folder_are_not_tables(tmp_path, tx):
+    """A dot file (``.transactions.csv``, macOS's ``._transactions.csv``) is hidden, as among parts."""
+    tx.to_csv(tmp_path / ".transactions.csv", index=False)
+    tx.to_csv(tmp_path / "._transactions.csv", index=False)
+    assert find_table_source(tmp_path, "transactions") is None
+    tx.to_csv(tmp_path / "transactions.csv", index=False)
+    assert find_table_source(tmp_path, "transactions") == tmp_path / "transactions.csv"
+
+
+def test_two_files_of_one_table_are_refused_by_name(tmp_path, tx):
+    """transactions.csv beside transactions.parquet (or a .txt export beside them): which one is meant?"""
+    tx.to_csv(tmp_path / "transactions.csv", index=False)
+    tx.to_parquet(tmp_path / "transactions.parquet")
+    tx.to_csv(tmp_path / "transactions.txt", index=False)
+    with pytest.raises(
+        DataError,
+        match=r"more than one source in .* \(transactions\.csv, transactions\.parquet, "
+        r"transactions\.txt\); keep one",
+    ):
+        find_table_source(tmp_path, "transactions")
+
+
 @pytest.mark.parametrize(
     ("first", "hint"), [("sep=;", 'csv_delimiter: ";"'), ("sep=\t", 'csv_delimiter: "\\t"'), ("SEP=,", None)]
 )
@@ -420,7 +497,7 @@ def test_a_table_in_a_format_kamml_does_not_read_is_named(tmp_path, caplog):
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1
     assert said[0].startswith("accounts: accounts.xlsx in ")
-    assert "is not a format kamml reads (.parquet, .pq, .csv, .csv.gz, .tsv, or a folder of parts)" in said[0]
+    assert f"is not a format kamml reads ({KINDS}, or a folder of parts)" in said[0]
 
 
 def test_parquet_duration_columns_are_refused_not_read_as_ticks(backend, tmp_path, tx):

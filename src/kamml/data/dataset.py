@@ -30,6 +30,7 @@ from kamml.data.quality import (
     relationship_notes,
 )
 from kamml.data.readers import (
+    TABLE_KINDS,
     TABLE_SUFFIXES,
     backend_errors,
     engine_message,
@@ -216,8 +217,9 @@ def _resolve_sources(source: Any, data: DataConfig) -> dict[str, Any]:
     if "transactions" not in sources:
         where = f" in {folder}" if folder is not None else ""
         raise DataError(
-            f"no transactions table{where}: expected transactions.parquet, transactions.csv or a folder "
-            "transactions/ of Parquet parts (or set data.transactions in the config)"
+            f"no transactions table{where}: expected a file transactions.parquet, transactions.csv or "
+            f"another of the kinds kamml reads ({TABLE_KINDS}), or a folder transactions/ of parts (or "
+            "set data.transactions in the config)"
         )
     return sources
 
@@ -440,8 +442,9 @@ def load_data(
     ----------
     source : str, Path, mapping, DataFrame or ibis Table
         A folder holding ``transactions`` and optionally ``accounts``, ``referrals``, ``activities``
-        (each one ``.parquet``/``.pq``, ``.csv``/``.csv.gz`` or ``.tsv`` file, or a folder of Parquet or CSV
-        parts; file names in any case); a mapping of table name to
+        (each one file of the kinds in ``kamml.data.readers.TABLE_SUFFIXES``, ``.parquet``, ``.csv``,
+        ``.tsv``, ``.txt`` ..., or a folder of Parquet or CSV parts; file names in any case); a mapping of
+        table name to
         DataFrame, path, glob or Ibis table; or one transactions file, glob, frame or table. None reads
         ``config.data.path``, or without it the tables the config names (``data.transactions`` ...).
     config : Config or DataConfig, optional

@@ -37,6 +37,8 @@ from kamml.errors import DataError, Problem, SchemaError
 from kamml.io import binary_kind, clean_name, parquet_not_utf8
 
 __all__ = [
+    "TABLE_KINDS",
+    "TABLE_SUFFIXES",
     "RawTable",
     "backend_errors",
     "delimiter_problem",
@@ -53,7 +55,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
-CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
+#: CSV file endings, each also gzipped; a ``.tsv`` is read at tabs (unless data.csv_delimiter says otherwise).
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
+_TAB_SUFFIXES = (".tsv", ".tsv.gz")
+#: The endings (in any case of letters) of the files kamml reads a table from: found in a data folder by
+#: `find_table_source`, given directly, matched by a glob or as a folder's parts alike.
+TABLE_SUFFIXES = (*PARQUET_SUFFIXES, *CSV_SUFFIXES)
+#: The kinds of table file, as every message that names them lists them.
+TABLE_KINDS = ", ".join(TABLE_SUFFIXES)
 _GLOB_CHARS = "*?["
 _DELIMITER_HINTS = {";": "';'", "|": "'|'", "\t": "a tab", ",": "','"}
 
@@ -162,12 +171,8 @@ def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: st
         return _read_path(str(source), name, backend, delimiter)
     raise DataError(
         f"{name}: cannot read a {type(source).__name__}; give a DataFrame, an Ibis table, "
-        "or the path of a CSV or Parquet file, a glob or a folder of Parquet parts"
+        f"or the path of a table file ({TABLE_KINDS}), a glob or a folder of parts"
     )
-
-
-#: The file endings a data folder's table is found by (`find_table_source`), besides a folder of parts.
-TABLE_SUFFIXES = (*PARQUET_SUFFIXES, ".csv", ".csv.gz", ".tsv")
 
 
 #: The unread table files already warned about (`find_table_source`).
@@ -177,9 +182,9 @@ _SAID_UNREAD: set[tuple[str, str, tuple[str, ...]]] = set()
 def find_table_source(folder: Path, name: str) -> Path | None:
     """The file or folder holding table `name` inside a data folder, or None when there is none.
 
-    Looks for ``name.parquet``, ``name.pq``, ``name.csv``, ``name.csv.gz``, ``name.tsv`` and a folder
+    Looks for ``name`` with one of the `TABLE_SUFFIXES` (``name.parquet``, ``name.csv``, ...) and a folder
     of parts ``name/``, or one named as those files are (Spark writes ``name.parquet/``), in any case of
-    letters.
+    letters. A hidden file (``.name.csv``) is not looked at, as a folder of parts skips it.
 
     Raises
     ------
@@ -211,7 +216,7 @@ def find_table_source(folder: Path, name: str) -> Path | None:
                 name,
                 ", ".join(unread),
                 folder,
-                ", ".join(TABLE_SUFFIXES),
+                TABLE_KINDS,
             )
     return found[0] if found else None
 
@@ -242,7 +247,7 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
             )
         files = parquet or csv
         if not files:
-            raise DataError(f"{name}: folder {path} holds no .parquet (or .csv) files")
+            raise DataError(f"{name}: folder {path} holds no table files ({TABLE_KINDS})")
         return _read_files(files, str(path), name, backend, delimiter)
     if not path.exists():
         raise DataError(f"{name}: file not found: {path}")
@@ -314,7 +319,7 @@ def _read_files(
     if kinds == {"parquet", "csv"}:
         raise DataError(f"{name}: {origin} mixes Parquet and CSV files; keep one format")
     odd = next(p for p in files if not (_is_parquet(p) or _is_csv(p)))
-    raise DataError(f"{name}: {odd} is neither Parquet (.parquet, .pq) nor CSV (.csv, .csv.gz)")
+    raise DataError(f"{name}: {odd} is not a format kamml reads ({TABLE_KINDS})")
 
 
 def _check_no_copies(files: list[Path], name: str) -> None:
@@ -682,7 +687,7 @@ def _read_csv(
     files: list[Path], origin: str, name: str, backend: ibis.BaseBackend, delimiter: str | None
 ) -> RawTable:
     """CSV is read with every column as text; the header is read here to catch duplicates and delimiters."""
-    delim = delimiter or ("\t" if all(p.name.lower().endswith(".tsv") for p in files) else ",")
+    delim = delimiter or ("\t" if all(p.name.lower().endswith(_TAB_SUFFIXES) for p in files) else ",")
     written = [p for p in files if _has_bytes(p)]
     if not written:
         return _empty_csv(files[0], origin, name, backend)

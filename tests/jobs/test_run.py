@@ -308,6 +308,22 @@ def test_floors_that_cannot_fit_warn_before_training_and_fail_before_registering
     assert not (cfg.output.dir / "manifest.json").exists()
 
 
+def test_snapshots_reaching_before_the_data_fail_at_validation_with_no_run(
+    tracked_config, world_path, tmp_path
+):
+    """The window's check ran in the train stage's backtest, after the run was opened: the config error
+    left a FAILED run in the experiment (a user walkthrough). Now it ends the validate stage."""
+    name = f"kamml-window-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.time.snapshots = 20
+    lines: list[str] = []
+    with pytest.raises(ConfigError, match=r"of 20 training snapshot\(s\) hold no purchase history"):
+        run(cfg, world_path, echo=lines.append)
+    assert not any("train ..." in line for line in lines), lines
+    assert MlflowClient().get_experiment_by_name(name) is None
+
+
 def test_capacity_without_owners_in_the_data_fails_before_training(tracked_config, world_path, tmp_path):
     import shutil
 

@@ -223,3 +223,36 @@ def test_a_new_effort_setting_takes_effect_at_the_next_training(tracked_config, 
     assert changed.promotion.promoted
     said = "fitted its effort response under other settings (allocation.effort_clip"
     assert said in changed.promotion.reason
+
+
+@pytest.mark.parametrize(
+    ("time", "says"),
+    [
+        ({"snapshots": 20}, r"of 20 training snapshot\(s\) hold no purchase history before their cutoffs"),
+        ({"cutoff": "2023-01-01"}, r"test cutoff 2023-01-01 is on or before the day of the first purchase"),
+        ({"horizon_days": 800}, r"it is the data end minus time\.horizon_days \(800 days\)"),
+        ({"cutoff": "2025-06-01"}, r"cutoff 2025-06-01 is after the data end 2025-01-01"),
+    ],
+)
+def test_a_time_window_the_data_cannot_hold_fails_before_the_tracking_store_is_touched(
+    world_path, tmp_path, time, says
+):
+    """The window's checks ran in the backtest, after the run was opened (~15 s): each such config error
+    left a FAILED run in the experiment, and created the store where there was none (a user walkthrough)."""
+    from kamml.data import load_data
+    from kamml.jobs.train import train
+
+    cfg = Config.from_dict(
+        {
+            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60, **time},
+            "tracking": {
+                "uri": f"sqlite:///{tmp_path / 'mlruns.db'}",
+                "artifact_location": str(tmp_path / "mlartifacts"),
+                "experiment": "kamml-window-test",
+            },
+        }
+    )
+    data = load_data(world_path, cfg)
+    with pytest.raises(ConfigError, match=says):
+        train(data, cfg)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no store, so no run in it

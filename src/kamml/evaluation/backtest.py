@@ -31,7 +31,14 @@ from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
 from kamml.models.influence import referral_window_ratio
 from kamml.text import counted
 
-__all__ = ["BacktestResult", "backtest", "default_cutoff", "snapshot_plan", "train_bundle"]
+__all__ = [
+    "BacktestResult",
+    "backtest",
+    "check_backtest_window",
+    "default_cutoff",
+    "snapshot_plan",
+    "train_bundle",
+]
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +239,21 @@ def _check_cutoff_after_first(data: Any, cut: pd.Timestamp, latest_of_horizon: i
     raise ConfigError(f"{head}: give a later --cutoff (time.cutoff), with a training history before it")
 
 
+def check_backtest_window(data: Any, config: Config, cut: pd.Timestamp) -> None:
+    """Refuse a test cutoff or training snapshots the data's span cannot hold, from the config alone.
+
+    The label window past the data end, a test cutoff on or before the first purchase, snapshots
+    stepping back before it: a `ConfigError` each. No query (the data's end and validation's first
+    transaction), so a job checks it before it opens a tracking run (`kamml.jobs.train.check_time_window`).
+    """
+    horizon = config.time.horizon_days
+    check_label_window(data, cut, horizon)
+    # at the latest cutoff (the default, and kamml train's), a later one runs past the data end
+    _check_cutoff_after_first(data, cut, horizon if cut == default_cutoff(data, horizon) else None)
+    h = config.time.training_horizon_days
+    _check_cutoffs_after_first(data, training_cutoffs(cut, h, config.time.snapshots, config.time.step_days))
+
+
 def snapshot_plan(config: Config, end: Any) -> list[tuple[pd.Timestamp, Config]]:
     """Every snapshot `train_bundle` at `end` may build, as (cutoff, config): training, then the season's."""
     h = config.time.training_horizon_days
@@ -333,11 +355,8 @@ def backtest(
     """
     cfg = config or Config()
     horizon = cfg.time.horizon_days
-    latest = default_cutoff(data, horizon)
-    cut = as_cutoff(cutoff or cfg.time.cutoff or latest)
-    check_label_window(data, cut, horizon)  # before training, not after it
-    # at the latest cutoff (the default, and kamml train's), a later one runs past the data end
-    _check_cutoff_after_first(data, cut, horizon if cut == latest else None)
+    cut = as_cutoff(cutoff or cfg.time.cutoff or default_cutoff(data, horizon))
+    check_backtest_window(data, cfg, cut)  # before training, not after it
     bundle, train = train_bundle(data, cfg, cut, snapshots=snapshots)
     features = build_features(data, cut, cfg)
     labels = build_labels(data, cut, horizon, churn=cfg.models.churn_label)

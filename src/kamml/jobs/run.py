@@ -53,7 +53,7 @@ from kamml.io import atomic_path, check_not_input, check_output_dir, check_writa
 from kamml.jobs.data import check_data_given, stamped_job_data
 from kamml.jobs.outputs import JOB_OUTPUTS, MANIFEST, OutputSet
 from kamml.jobs.score import account_owners, score
-from kamml.jobs.train import TrainResult, cutoffs, train
+from kamml.jobs.train import TrainResult, check_time_window, cutoffs, train
 from kamml.models.btyd_features import btyd_columns, fit_btyd, rfm_arrays
 from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import EffortResponse, config_rule
@@ -188,6 +188,7 @@ def _run(
         data, unchanged = stamped_job_data(config, source)
         outputs.checks.append(unchanged)
         check_owners(config, data)
+        check_time_window(data, config)  # before the floors' features, and the training run
         _floors_before_training(config, data)
         skipped = skipped_parts(data)
         n_tx = data.tables["transactions"].count().to_pandas()

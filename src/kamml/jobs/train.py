@@ -26,7 +26,14 @@ from kamml.data.contract import TABLES
 from kamml.data.dataset import input_paths
 from kamml.data.fingerprint import fingerprint
 from kamml.errors import ConfigError
-from kamml.evaluation.backtest import BacktestResult, backtest, default_cutoff, snapshot_plan, train_bundle
+from kamml.evaluation.backtest import (
+    BacktestResult,
+    backtest,
+    check_backtest_window,
+    default_cutoff,
+    snapshot_plan,
+    train_bundle,
+)
 from kamml.features import build_features
 from kamml.features._context import check_observed
 from kamml.features.snapshots import SnapshotCache
@@ -35,7 +42,7 @@ from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import EffortResponse, fit_effort_response_from_data
 from kamml.tracking import Promotion, TrainingRun
 
-__all__ = ["TrainResult", "check_promote_metric", "cutoffs", "train"]
+__all__ = ["TrainResult", "check_promote_metric", "check_time_window", "cutoffs", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,18 @@ def cutoffs(data: Dataset, config: Config) -> tuple[pd.Timestamp, pd.Timestamp]:
     scoring = check_observed(data, config.time.cutoff) if config.time.cutoff else end
     latest = default_cutoff(data, config.time.horizon_days)
     return scoring, min(scoring, latest)
+
+
+def check_time_window(data: Dataset, config: Config) -> None:
+    """Refuse time settings the data's span cannot hold, before the tracking store is touched.
+
+    The cutoffs, the backtest's label window and its training snapshots (`check_backtest_window`) need
+    only the config and the data's dates; checked in the backtest, after the run was opened (~15 s),
+    each such config error left a FAILED run in the experiment. The deployed model's snapshots are
+    those of the later scoring cutoff, so they fit when these do.
+    """
+    _, test_cut = cutoffs(data, config)
+    check_backtest_window(data, config, test_cut)
 
 
 def check_promote_metric(config: Config, data: Dataset) -> None:
@@ -105,7 +124,8 @@ def train(
     """Backtest, train the deployable bundle, log one MLflow run and register the model.
 
     The run starts before the backtest, with the config and the data's fingerprint, so a job stopped or
-    failing while it trains leaves a run whose ``kamml.job.status`` says so (docs/tracking.md).
+    failing while it trains leaves a run whose ``kamml.job.status`` says so (docs/tracking.md); settings
+    refused from the config and the data's dates alone (`check_time_window`) leave none.
 
     Parameters
     ----------
@@ -132,6 +152,7 @@ def train(
     config = recorded_source(config, data)
     check_model_settings(config)  # before the backtest's features and models
     check_promote_metric(config, data)
+    check_time_window(data, config)
     # the run opens before the minutes of training (the store reachable, the experiment usable): a job
     # stopped or failing while it trains leaves a run with its config and its outcome in the tags
     with TrainingRun(config, run_name=run_name, ends_job=ends_job) as run:

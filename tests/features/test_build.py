@@ -319,6 +319,31 @@ def test_groups_switch_off_and_absent_tables_are_skipped(simple, caplog):
     assert any("no referrals table" in r.message for r in caplog.records)
 
 
+def test_a_skipped_group_is_said_once_per_data_not_once_per_snapshot(simple, make_data, caplog):
+    """ "feature group ... skipped" was logged at every snapshot and feature build, about 8 times a job
+    (a user walkthrough): once for the data the job loaded, again for data loaded anew."""
+    cfg = Config.from_dict({"time": {"horizon_days": 60}})
+
+    def skipped() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+
+    with caplog.at_level("INFO", logger="kamml.features"):
+        build_training_frame(simple, ["2024-04-01", "2024-05-01", "2024-07-01"], cfg)
+        build_features(simple, CUTOFF, cfg)
+    said = skipped()
+    assert sorted(said) == [
+        "feature group 'effort' skipped: no activities table",
+        "feature group 'referral' skipped: no referrals table",
+        "feature group 'static' skipped: no accounts table",
+    ]
+    caplog.clear()
+    again = make_data(simple.transactions.to_pandas(), end="2024-12-31")  # another job's data
+    with caplog.at_level("INFO", logger="kamml.features"):
+        build_features(again, CUTOFF, cfg)
+        build_features(again, CUTOFF, cfg)
+    assert sorted(skipped()) == sorted(said)
+
+
 def test_unknown_group_is_a_config_error(simple):
     with pytest.raises(ConfigError, match=r"unknown key 'features\.groups\.rfmm'"):  # when the config is read
         Config.from_dict({"features": {"groups": {"rfmm": False}}})

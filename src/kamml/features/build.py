@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import re
 import time
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -208,13 +209,38 @@ def enabled_groups(config: Config | None, data: Any) -> list[str]:
             continue
         table = needs.get(name)
         if name == "products" and "product" not in data.transactions.columns:
-            log.info("feature group 'products' skipped: transactions have no product column")
+            _note_skipped(data, "feature group 'products' skipped: transactions have no product column")
             continue
         if table is not None and getattr(data, table, None) is None:
-            log.info("feature group %r skipped: no %s table", name, table)
+            _note_skipped(data, f"feature group {name!r} skipped: no {table} table")
             continue
         names.append(name)
     return names
+
+
+#: The "feature group skipped" lines logged so far, by the `id` of the data they were said of; an entry
+#: goes when its data is collected (`_note_skipped`).
+_SKIPPED_SAID: dict[int, set[str]] = {}
+
+
+def _note_skipped(data: Any, message: str) -> None:
+    """Log `message` at INFO once for `data`: the same tables give the same groups at every cutoff.
+
+    Logged at each snapshot and feature build, a job said each about 8 times (a user walkthrough).
+    Data that cannot be referred to weakly (not a `kamml.data.Dataset`) has it logged every time.
+    """
+    key = id(data)
+    said = _SKIPPED_SAID.get(key)
+    if said is None:
+        try:
+            weakref.finalize(data, _SKIPPED_SAID.pop, key, None)
+        except TypeError:
+            log.info(message)
+            return
+        said = _SKIPPED_SAID[key] = set()
+    if message not in said:
+        said.add(message)
+        log.info(message)
 
 
 def _daily_pass(

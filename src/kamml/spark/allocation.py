@@ -1635,7 +1635,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
     if frame.schema["account_id"].dataType.typeName() in ("double", "float"):  # 3.5 is no id
         ids = F.col("account_id")
         rule = "not a whole number (an id is a whole number or a text)"
-        rules.append(("account_id", rule, ~F.isnan(ids) & (ids != F.floor(ids))))
+        # a remainder as in memory (np.mod): Spark's floor is a long, 9.2e18 for an id of 1e308
+        rules.append(("account_id", rule, ~F.isnan(ids) & ((ids % F.lit(1.0)) != F.lit(0.0))))
     for column, (low, high, nan_ok) in SCORE_BOUNDS.items():
         if column not in frame.columns:
             continue

@@ -1,0 +1,86 @@
+"""Numbers near the ends of the float range in valid scores are read alike in memory and on Spark.
+
+A float account_id of 1e308 is a whole number in memory and was "not a whole number" on Spark, where
+``floor`` of it is a long that saturates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kamml.allocation import read_scores
+from kamml.allocation.allocate import check_scores
+from kamml.config import Config
+from kamml.errors import SchemaError
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+BIG = float(np.finfo(np.float64).max)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark")
+    from kamml.engine import java_available
+    from kamml.spark import spark_session
+
+    if not java_available():
+        pytest.fail("the Spark tests need Java 17 (it is on every CI machine)")
+    engine = {
+        "name": "spark",
+        "spark": {
+            "master": "local[2]",
+            "driver_memory": "1g",
+            "conf": {"spark.sql.shuffle.partitions": "4", "spark.ui.showConsoleProgress": "false"},
+        },
+    }
+    return spark_session(Config.from_dict({"engine": engine}))
+
+
+def _scores(path: Path, ids: Any = None, owner: bool = False, **first: list[float]) -> None:
+    """Four valid accounts of different stakes; `first` sets the leading values of a number column."""
+    columns = {
+        "clv": [100.0, 100.0, 300.0, 50.0],
+        "p_churn": [0.2, 0.2, 0.2, 0.6],
+        "referral_value": [1.0, 1.0, 1.0, 0.0],
+        "p_alive": [0.9, 0.9, 0.9, 0.8],
+        "effort_scale": [5.0, 5.0, 5.0, 3.0],
+        "effort_uplift": [0.1, 0.1, 0.1, 0.1],
+        "horizon_days": [180.0] * 4,
+    }
+    for column, values in first.items():
+        columns[column] = [*values, *columns[column][len(values) :]]
+    table = {"account_id": pa.array([1, 2, 3, 4], pa.int64()) if ids is None else ids}
+    table |= {c: pa.array(v, pa.float64()) for c, v in columns.items()}
+    if owner:
+        table["owner"] = pa.array(["ann", "bob", "ann", "bob"])
+    pq.write_table(pa.table(table), path)
+
+
+def _outcome(check: Any) -> Any:
+    try:
+        check()
+    except SchemaError as exc:
+        return sorted((p.column, p.rule, p.n_rows, tuple(map(repr, p.examples))) for p in exc.problems)
+    return "accepted"
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [[1e308, 2.0, 3.0, 4.0], [-BIG, 2.0, 3.0, 4.0], [1e300, 2.5, 3.0, 4.0], [np.inf, 2.0, 3.0, 4.0]],
+    ids=repr,
+)
+def test_float_ids_near_the_largest_float_are_checked_as_in_memory(spark, tmp_path, ids):
+    from kamml.spark.allocation import _check_scores, read_scores_spark
+
+    path = tmp_path / "scores.parquet"
+    _scores(path, ids=pa.array(ids, pa.float64()))
+    mem = _outcome(lambda: check_scores(read_scores(path)))
+    on_spark = _outcome(lambda: _check_scores(read_scores_spark(spark, path), need_owner=False))
+    assert on_spark == mem

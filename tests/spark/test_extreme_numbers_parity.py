@@ -1,7 +1,10 @@
-"""Numbers near the ends of the float range in valid scores are read alike in memory and on Spark.
+"""Numbers near the ends of the float range in valid scores plan alike in memory and on Spark.
 
-A float account_id of 1e308 is a whole number in memory and was "not a whole number" on Spark, where
-``floor`` of it is a long that saturates.
+An effort scale of 1e308 (finite, so allowed) made the sorted sums of the team's demand on Spark overflow
+(``k * (a - t)`` is -inf, and -inf less -inf NaN): the price search read NaN as demand that fits, closed its
+bracket far below the price and the shrink-to-fit split the hours evenly (2.16 and 7.59 hours in memory,
+4.875 and 4.875 on Spark). A float account_id of 1e308 is a whole number in memory and was "not a whole
+number" on Spark, where ``floor`` of it is a long that saturates.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kamml.allocation import read_scores
+from kamml.allocation import allocate, read_scores
 from kamml.allocation.allocate import check_scores
-from kamml.config import Config
+from kamml.config import AllocationConfig, Config
 from kamml.errors import SchemaError
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -61,6 +65,35 @@ def _scores(path: Path, ids: Any = None, owner: bool = False, **first: list[floa
     if owner:
         table["owner"] = pa.array(["ann", "bob", "ann", "bob"])
     pq.write_table(pa.table(table), path)
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "an effort scale of 1e308": {"effort_scale": [1e308]},
+    "an effort scale of the largest float": {"effort_scale": [BIG]},
+    "two effort scales of the largest float": {"effort_scale": [BIG, 5.0, 5.0, BIG]},
+    "an effort scale of 1e308, reps bind": {"effort_scale": [1e308], "_capacity": {"ann": 4.0, "bob": 3.0}},
+    "an effort scale of 1e-300": {"effort_scale": [1e-300]},
+    "a clv of 1e308": {"clv": [1e308]},
+    "a clv and an effort scale of 1e308": {"clv": [1e308], "effort_scale": [1e308]},
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_extreme_numbers_allocate_as_in_memory(spark, tmp_path, case):
+    from kamml.spark import allocate_spark
+
+    first = dict(CASES[case])
+    capacity = first.pop("_capacity", None)
+    path = tmp_path / "scores.parquet"
+    _scores(path, owner=capacity is not None, **first)
+    cfg = AllocationConfig(hours=10, capacity=capacity)
+    mem = allocate(read_scores(path), None, cfg).set_index("account_id").sort_index()
+    out = allocate_spark(path, None, cfg, tmp_path / "alloc", session=spark)
+    got = pd.read_parquet(out.path).set_index("account_id").sort_index()
+    assert list(got.index) == list(mem.index)
+    np.testing.assert_allclose(got["recommended_hours"], mem["recommended_hours"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["expected_gain"], mem["expected_gain"], rtol=1e-9, atol=1e-12)
+    assert list(got["tier"]) == list(mem["tier"])
 
 
 def _outcome(check: Any) -> Any:

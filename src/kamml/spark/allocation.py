@@ -764,11 +764,13 @@ class _Plan:
             if "err" not in sums:
                 return d, slope
             # the sorted sums can be off by up to err: where that could move a price across the band's
-            # edges (accounts of huge effort scales, tiny budgets), those prices are summed again densely
+            # edges (accounts of huge effort scales, tiny budgets), those prices are summed again densely;
+            # so are those whose sums overflowed (an effort scale of 1e308: k * (a - t) is -inf, the sums
+            # NaN, which the search read as demand that fits and closed its bracket far below the price)
+            err = sums["err"]
             with np.errstate(invalid="ignore"):
-                unsure = np.isfinite(t) & (
-                    (np.abs(d - band[0]) <= sums["err"]) | (np.abs(d - band[1]) <= sums["err"])
-                )
+                near = (np.abs(d - band[0]) <= err) | (np.abs(d - band[1]) <= err)
+                unsure = np.isfinite(t) & (~np.isfinite(d) | ~np.isfinite(err) | near)
             if unsure.any():
                 logger.debug("price search: %d prices summed again account by account", int(unsure.sum()))
                 again = np.where(unsure, t, np.nan)

@@ -5,6 +5,13 @@ An effort scale of 1e308 (finite, so allowed) made the sorted sums of the team's
 bracket far below the price and the shrink-to-fit split the hours evenly (2.16 and 7.59 hours in memory,
 4.875 and 4.875 on Spark). A float account_id of 1e308 is a whole number in memory and was "not a whole
 number" on Spark, where ``floor`` of it is a long that saturates.
+
+Special numbers in the scores' number columns are checked alike too: each value of `FLOATS` and `TEXTS` is
+written in the first row of every number column of `SCORE_BOUNDS`, as a Parquet double and, for texts, as
+a Parquet text column. A text "NaN" was a missing value on Spark (accepted where NaN is, and then a raw
+Python worker error) and no number in memory; a text "1e309" was "must be finite" on Spark and no number
+in memory. A horizon outside [1, 36525] (1e308, 0.5) was also "not a whole number of days" on Spark; in
+memory that rule is told only of horizons in range.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kamml.allocation import allocate, read_scores
-from kamml.allocation.allocate import check_scores
+from kamml.allocation.allocate import SCORE_BOUNDS, check_scores
 from kamml.config import AllocationConfig, Config
 from kamml.errors import SchemaError
 
@@ -117,3 +124,58 @@ def test_float_ids_near_the_largest_float_are_checked_as_in_memory(spark, tmp_pa
     mem = _outcome(lambda: check_scores(read_scores(path)))
     on_spark = _outcome(lambda: _check_scores(read_scores_spark(spark, path), need_owner=False))
     assert on_spark == mem
+
+
+#: A valid value of each number column for the rows after the first.
+VALID = {
+    "clv": 100.0,
+    "p_churn": 0.2,
+    "referral_value": 1.0,
+    "p_alive": 0.9,
+    "effort_scale": 5.0,
+    "effort_uplift": 0.1,
+    "horizon_days": 180.0,
+}
+FLOATS = [float("nan"), float("inf"), float("-inf"), -0.0, 1e308, 180.5, 0.5]
+TEXTS = [
+    "-nan",
+    "+Nan",
+    "NaN",
+    "nan",
+    "inf",
+    "-Infinity",
+    " 12 ",
+    "1,200",
+    "",
+    "1e309",
+    "-1e309",
+    "-0",
+    "1d",
+    "\u00a012",
+    None,
+]
+
+
+def _one_value_scores(path: Path, value: Any) -> None:
+    """Three accounts, `value` in the first row of every number column (text columns for a text value)."""
+    text = isinstance(value, str) or value is None
+    columns = {"account_id": pa.array([1, 2, 3], pa.int64())}
+    for column in SCORE_BOUNDS:
+        ok = VALID[column]
+        values = [value, *([str(ok)] * 2 if text else [ok] * 2)]
+        columns[column] = pa.array(values, pa.string() if text else pa.float64())
+    pq.write_table(pa.table(columns), path)
+
+
+def test_special_numbers_in_the_scores_are_checked_alike_in_memory_and_on_spark(spark, tmp_path):
+    from kamml.spark.allocation import _check_scores, read_scores_spark
+
+    differ = {}
+    for i, value in enumerate([*FLOATS, *TEXTS]):
+        path = tmp_path / f"scores{i}.parquet"
+        _one_value_scores(path, value)
+        mem = _outcome(lambda: check_scores(read_scores(path)))  # noqa: B023
+        on_spark = _outcome(lambda: _check_scores(read_scores_spark(spark, path), need_owner=False))  # noqa: B023
+        if mem != on_spark:
+            differ[repr(value)] = {"memory": mem, "spark": on_spark}
+    assert not differ, "\n".join(f"{value}: {both}" for value, both in differ.items())

@@ -8,7 +8,6 @@ on DuckDB and was no number on Spark, whose cast reads only Java's "NaN" with a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import ibis
 import pytest
@@ -34,25 +33,6 @@ TEXTS = [
     "12.",
     ".5",
 ]
-
-
-@pytest.fixture(scope="module")
-def engines() -> Any:
-    """DuckDB and one local[2] Spark session for the module, stopped at its end."""
-    pytest.importorskip("pyspark")
-    from kamml.config import EngineConfig, SparkConfig
-    from kamml.engine import connect, java_available
-
-    if not java_available():
-        pytest.fail("Spark parity needs Java 17 (it is on every CI machine)")
-    spark = SparkConfig(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
-    backend = connect(EngineConfig(name="spark", spark=spark))
-    yield ibis.duckdb.connect(threads=1), backend
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    if session is not None:
-        session.stop()
 
 
 def _outcome(folder: Path, backend: ibis.BaseBackend) -> tuple:

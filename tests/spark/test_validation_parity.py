@@ -160,25 +160,6 @@ def _outcome(source: dict[str, Any], backend: ibis.BaseBackend) -> tuple:
 CASES_TABLES = ("transactions", "accounts", "referrals", "activities")
 
 
-@pytest.fixture(scope="module")
-def engines() -> Any:
-    """DuckDB and one local[2] Spark session for the module, stopped at its end."""
-    pytest.importorskip("pyspark")
-    from kamml.config import EngineConfig, SparkConfig
-    from kamml.engine import connect, java_available
-
-    if not java_available():
-        pytest.fail("Spark parity needs Java 17 (it is on every CI machine)")
-    spark = SparkConfig(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
-    backend = connect(EngineConfig(name="spark", spark=spark))
-    yield ibis.duckdb.connect(threads=1), backend
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    if session is not None:
-        session.stop()
-
-
 @pytest.mark.parametrize(("case", "form"), RUNS, ids=[f"{c} [{f}]" for c, f in RUNS])
 def test_spark_reads_or_refuses_as_duckdb(engines, tmp_path, case, form):
     """Same outcome on both engines: the same typed rows and notes, or refusals naming the same columns."""

@@ -840,3 +840,17 @@ def test_per_account_length_errors_group_the_account_count():
         ValueError, match=r"owner must have one value per account \(1,234\), got 1,233 values"
     ):
         optimize(np.ones(1234), 1.0, 5.0, owner=["a"] * 1233, capacity={"a": 1.0})
+
+
+def test_a_scale_near_the_largest_float_plans_without_a_numpy_warning():
+    """A scale of 1e308 overflowed k * a in the first guess: right hours, but numpy's RuntimeWarning
+    "overflow encountered in multiply" in a batch job's log (a Spark parity audit)."""
+    import warnings
+
+    stake, scale = [100.0, 100.0, 300.0, 50.0], [1e308, 5.0, 5.0, 3.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = optimize_detailed(stake, scale, 10.0, floor=0.25)
+    assert_feasible(res.hours, 10.0, floor=0.25)
+    rest = optimize_detailed(stake[1:], scale[1:], 10.0 - res.hours[0], floor=0.25)
+    np.testing.assert_allclose(res.hours[1:], rest.hours, rtol=1e-9)

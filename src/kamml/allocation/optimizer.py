@@ -630,8 +630,8 @@ def _search(
     t_hi = np.where(todo, t_hi, 0.0)
     # First guess: every account strictly between its bounds.
     sum_k = _segment_sum(group, k, n_groups)
-    sum_ka = _segment_sum(group, k * a, n_groups)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a scale of 1e308: k * a is inf
+        sum_ka = _segment_sum(group, k * a, n_groups)
         t = (sum_ka + fixed - aim) / sum_k
     mid = _between(t_lo, t_hi, 0.5)
     t = np.where(todo & (t > t_lo) & (t < t_hi), t, np.where(todo, mid, result))

@@ -57,6 +57,11 @@ WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,18})\.0+$"
 #: exponent, or inf / infinity / nan in any case. The engines' casts differ beyond it: DuckDB reads
 #: "1_000" as 1000 and Spark (Java) reads "1d" and "0x1p3"; both are refused on every engine.
 NUMBER_PATTERN = r"(?i)^\s*[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan)\s*$"
+#: The text of a NaN, with or without a sign, in any case ("NaN", "-nan" as C's printf writes it): Spark's
+#: cast reads only Java's "NaN" (with a sign: no number), pandas reads none as a number.
+NAN_PATTERN = r"(?i)^\s*[+-]?nan\s*$"
+#: The text of an infinity, with or without a sign, in any case ("inf", "-Infinity").
+INF_PATTERN = r"(?i)^\s*[+-]?inf(inity)?\s*$"
 
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
 

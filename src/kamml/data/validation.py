@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from kamml.data.readers import (
 )
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem
-from kamml.io import INT_PATTERN, NUMBER_PATTERN, UTF8_FIX, WHOLE_FLOAT_PATTERN
+from kamml.io import INT_PATTERN, NAN_PATTERN, NUMBER_PATTERN, UTF8_FIX, WHOLE_FLOAT_PATTERN
 
 __all__ = ["TablePlan", "Validated", "plan_table", "validate_tables"]
 
@@ -828,29 +829,27 @@ def _trim(c: Deferred) -> Deferred:
     return ibis.ifelse(blank, c.strip(), c)
 
 
-#: A NaN with a sign, in any case ("-nan", as C's printf writes it).
-SIGNED_NAN_PATTERN = r"(?i)^\s*[+-]nan\s*$"
+def _float(plan: TablePlan, s: Deferred, *, strict: bool = False) -> Deferred:
+    """Number text as float64, a NaN with a sign ("-nan", as C's printf writes it) included on every engine.
 
-
-def _nan_text(plan: TablePlan, s: Deferred) -> Deferred:
-    """Number text with a signed NaN as "nan" on Spark, whose cast reads only Java's "NaN" with a sign.
-
-    DuckDB reads "-nan" as NaN, and Spark read it as no number: an "unparseable number" amount there,
-    and an accounts attribute of numbers beside one "-nan" became a category (a number on DuckDB).
+    DuckDB reads "-nan" as NaN, and Spark's cast read it as no number: an "unparseable number" amount
+    there, and an accounts attribute of numbers beside one "-nan" became a category (a number on DuckDB).
+    On Spark the NaN pattern is tried only where the cast failed, not on every value. `strict` (DuckDB):
+    a cast that fails raises, for text already known to be numbers.
     """
     if _engine_name(plan) == "duckdb":
-        return s
-    return ibis.ifelse(s.re_search(SIGNED_NAN_PATTERN), ibis.literal("nan"), s)
+        return s.cast("float64") if strict else s.try_cast("float64")
+    cast = s.try_cast("float64")  # Spark 4's ANSI cast throws on text that is no number
+    return ibis.ifelse(cast.isnull() & s.re_search(NAN_PATTERN), ibis.literal(math.nan, type="float64"), cast)
 
 
 def _number(plan: TablePlan, s: Deferred) -> Deferred:
     """Trimmed text as float64 where `NUMBER_PATTERN` reads a number, else null; alike on every engine.
 
     The pattern first: the engines' casts accept different text beyond it ("1_000" on DuckDB, "1d" on
-    Spark), and within it a signed NaN differs (`_nan_text`).
+    Spark), and within it a signed NaN differs (`_float`).
     """
-    cast = _nan_text(plan, s).try_cast("float64")
-    return ibis.ifelse(s.re_search(NUMBER_PATTERN), cast, ibis.null("float64"))
+    return ibis.ifelse(s.re_search(NUMBER_PATTERN), _float(plan, s), ibis.null("float64"))
 
 
 def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
@@ -1023,7 +1022,7 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
         if n_not_int == _count(ctx.values.get(too_large)):  # whole numbers, some beyond int64
             return s
         if _count(ctx.values.get(not_float)) == 0:
-            return _nan_text(plan, s).cast("float64")
+            return _float(plan, s, strict=True)
         if _count(ctx.values.get(values)) and _count(ctx.values.get(not_bool)) == 0:
             return truth == "true"
         if _count(ctx.values.get(values)) and _count(ctx.values.get(not_date)) == 0:

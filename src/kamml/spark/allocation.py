@@ -99,7 +99,7 @@ from kamml.allocation.summary import accounts_text, amount, hours_text, short_bu
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, share_counts, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import NUMBER_PATTERN, WHOLE_FLOAT_PATTERN, json_text
+from kamml.io import INF_PATTERN, NAN_PATTERN, NUMBER_PATTERN, WHOLE_FLOAT_PATTERN, json_text
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, default_scale
 from kamml.spark.session import (
     abandon_path,
@@ -1739,12 +1739,6 @@ _NUMBER_KINDS = frozenset(
 _SCORING_TYPES = {"cutoff": "timestamp_ntz", "model_uri": "string"}
 
 
-#: Text of a NaN, with or without a sign, in any case ("NaN", "-nan").
-_NAN_TEXT = r"(?i)^\s*[+-]?nan\s*$"
-#: Text of an infinity, with or without a sign, in any case ("inf", "-Infinity").
-_INF_TEXT = r"(?i)^\s*[+-]?inf(inity)?\s*$"
-
-
 def _read_as_pandas(text: Any, number: Any) -> Any:
     """Whether number text cast to `number` is a number as `check_scores` reads it (pandas' to_numeric).
 
@@ -1753,7 +1747,7 @@ def _read_as_pandas(text: Any, number: Any) -> Any:
     worker error); "1e309" was "must be finite" on Spark.
     """
     infinite = number.isin(float("inf"), float("-inf"))
-    return ~text.rlike(_NAN_TEXT) & (~infinite | text.rlike(_INF_TEXT))
+    return ~text.rlike(NAN_PATTERN) & (~infinite | text.rlike(INF_PATTERN))
 
 
 def _bytes(value: Any) -> Any:

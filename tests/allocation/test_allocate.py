@@ -2,6 +2,7 @@ import doctest
 import importlib
 import json
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -1557,3 +1558,12 @@ def test_allocation_log_lines_count_accounts_with_thousands_separators(tmp_path,
     )
     assert any(m.startswith("1 account belongs to 1 owner(s) without an allocation.capacity") for m in said)
     assert any(m.startswith("wrote the allocation of 1,500 accounts to ") for m in said)
+
+
+def test_infinite_float_id_is_refused_without_a_numpy_warning():
+    """An id of inf was refused as not whole, but numpy's 'invalid value encountered in remainder' came first."""
+    scores = make_scores(4).assign(account_id=[1.0, np.inf, 3.0, 4.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SchemaError, match=r"scores\.account_id: not a whole number .*\(1 row; e\.g\. inf\)"):
+            check_scores(scores)

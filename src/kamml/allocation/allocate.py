@@ -497,7 +497,8 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
             problems.append(_problem("account_id", "null id", null))
         part = pd.Series(False, index=ids.index)
         if pd.api.types.is_float_dtype(ids):
-            part = pd.Series(np.mod(ids.to_numpy(dtype=float), 1.0) != 0, index=ids.index) & ~null
+            with np.errstate(invalid="ignore"):  # inf has no remainder (NaN): not whole, refused below
+                part = pd.Series(np.mod(ids.to_numpy(dtype=float), 1.0) != 0, index=ids.index) & ~null
         elif ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in ("string", "integer"):
             ids, part = _whole_float_ids(ids)
         if part.any():

@@ -1561,9 +1561,10 @@ def test_allocation_log_lines_count_accounts_with_thousands_separators(tmp_path,
 
 
 def test_infinite_float_id_is_refused_without_a_numpy_warning():
-    """An id of inf was refused as not whole, but numpy's 'invalid value encountered in remainder' came first."""
+    """An id of inf was refused as not whole, after numpy's 'invalid value encountered in remainder'."""
     scores = make_scores(4).assign(account_id=[1.0, np.inf, 3.0, 4.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(SchemaError, match=r"scores\.account_id: not a whole number .*\(1 row; e\.g\. inf\)"):
+        rule = r"scores\.account_id: not a whole number .*\(1 row; e\.g\. inf\)"
+        with pytest.raises(SchemaError, match=rule):
             check_scores(scores)

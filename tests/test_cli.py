@@ -1528,3 +1528,28 @@ def test_readme_command_table_lists_every_command_with_its_options():
         return found
 
     assert documented == commands(typer.main.get_command(app))
+
+
+def test_benchmark_takes_a_config_file(monkeypatch, tmp_path):
+    """DESIGN §10: every command takes --config; `benchmark cdnow` did not: settings could not be compared."""
+    from types import SimpleNamespace
+
+    import kamml.evaluation.benchmark
+
+    seen: list[Any] = []
+    result = SimpleNamespace(to_text=lambda: "benchmark", to_dict=lambda: {})
+    monkeypatch.setattr(
+        kamml.evaluation.benchmark, "benchmark_cdnow", lambda *a, **k: seen.append(k["config"]) or result
+    )
+    path = tmp_path / "mine.yaml"
+    path.write_text("models:\n  seed: 7\n")
+    done = runner.invoke(app, ["benchmark", "cdnow", "--sample", "--config", str(path)])
+    assert done.exit_code == 0, done.output
+    assert seen[0].models.seed == 7
+    refused = runner.invoke(app, ["benchmark", "cdnow", "--config", str(path), "--json", str(path)])
+    assert refused.exit_code != 0, refused.output
+    assert "mine.yaml" in refused.output, refused.output
+    missing = runner.invoke(app, ["benchmark", "cdnow", "--config", str(tmp_path / "none.yaml")])
+    assert missing.exit_code != 0, missing.output
+    assert "config file not found" in missing.output, missing.output
+    assert len(seen) == 1

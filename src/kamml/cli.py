@@ -918,13 +918,25 @@ def benchmark_cdnow(
         Path | None,
         json_opt("Write the metrics as JSON here"),
     ] = None,
+    config: Annotated[
+        Path | None,
+        path_opt(
+            "--config",
+            "-c",
+            text="YAML config whose features, models and engine sections (and time.snapshots, "
+            "time.step_days where set) the models train with; the data and the time window are the "
+            "benchmark's. Default: the benchmark's own settings.",
+        ),
+    ] = None,
 ) -> None:
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""
     from kamml.datasets.cdnow import packaged_paths
     from kamml.evaluation.benchmark import benchmark_cdnow as run
+    from kamml.evaluation.benchmark import benchmark_config
 
-    _check_json_out(json_out, packaged_paths())
-    result = run(calibration_end, holdout_end, sample=sample)
+    settings = benchmark_config(config)  # a config that cannot be read fails before any work
+    _check_json_out(json_out, {**packaged_paths(), **_config_input(config)})
+    result = run(calibration_end, holdout_end, sample=sample, config=settings)
     typer.echo(result.to_text(), err=json_out == STDOUT)  # stdout holds the JSON alone
     _write_json(result.to_dict(), json_out)
 

@@ -68,3 +68,37 @@ def test_the_cdnow_config_trains_as_the_benchmark_does():
         EARLIEST_SNAPSHOT,
     )
     assert (shipped.time.train_horizon_days, shipped.time.snapshots) == (h, k)
+
+
+def test_a_config_file_sets_the_features_and_models_and_keeps_the_benchmark_s_own_elsewhere(tmp_path):
+    """`kamml benchmark cdnow` had no --config (DESIGN §10): a data scientist could not compare settings."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "data:\n  path: /nowhere\n  columns:\n    transactions: {amount: revenue}\n"
+        "time:\n  snapshots: 2\n  horizon_days: 30\n  unit: days\n"
+        "features:\n  windows: [28, 91]\n"
+        "models:\n  seed: 7\n"
+    )
+    cfg = benchmark_config(path)
+    assert cfg.features.windows == [28, 91]
+    assert (cfg.models.seed, cfg.models.threads) == (7, 1)  # the benchmark's one thread where not set
+    assert (cfg.time.snapshots, cfg.time.step_days) == (2, 28)  # step_days not set: the benchmark's
+    assert cfg.data.path is None
+    assert cfg.time.horizon_days == benchmark_config().time.horizon_days
+    path.write_text("models:\n  threads: 2\n")
+    assert benchmark_config(path).models.threads == 2
+    assert benchmark_config(path).features == benchmark_config().features
+    with pytest.raises(ConfigError, match="config file not found"):
+        benchmark_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.slow
+def test_a_config_mapping_the_user_s_columns_still_reads_cdnow(tmp_path):
+    """The CDNOW log has kamml's own column names: a config mapping the user's ones is not applied to it."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "data:\n  columns:\n    transactions: {amount: revenue}\nmodels:\n  clv: {n_estimators: 20}\n"
+    )
+    result = benchmark_cdnow("1997-09-30", "1997-12-31", sample=True, config=benchmark_config(path))
+    assert result.protocol["dataset"] == "cdnow_sample"
+    assert 0.5 < result.to_dict()["value"]["kamml"]["gini"] <= 1

@@ -565,6 +565,17 @@ def test_a_source_checkouts_egg_info_still_gives_the_wheel(tmp_path, monkeypatch
             r"features\.account_id: must be one id \(a number or text\) per row; row\(s\) 1, 2",
         ),
         ("blank_id", None, r"features\.account_id: missing in row\(s\) 1; give every row its account's id"),
+        (
+            "spaces_id",
+            None,
+            r"features\.account_id: missing in row\(s\) 1, 2; give every row its account's id",
+        ),
+        (
+            "marker_id",
+            None,
+            r"features\.account_id: a null marker where an id goes \(the id is missing, as the input tables "
+            r"read it\); row\(s\) 0, 1, 2 \(3 rows; e\.g\. 'NULL', ' nan ', 'n/a'\)",
+        ),
         ("part_id", None, r"features\.account_id: not a whole number \(an id is a whole number or a text"),
         (
             "part_object_id",
@@ -599,6 +610,10 @@ def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, ch
     # the input tables and kamml allocate refuse these ids (or read them as none); the server echoed them
     if change == "blank_id":  # a CRM export's missing id: the tables' "null or empty id"
         rows["account_id"] = pd.Series(["A7", "", "A9"], index=rows.index, dtype=object)
+    if change == "spaces_id":  # blank text: the tables trim ids, and " " is their "null or empty id"
+        rows["account_id"] = pd.Series(["A7", " ", "\t\n"], index=rows.index, dtype=object)
+    if change == "marker_id":  # a spreadsheet's or database's word for no id: the tables refuse it
+        rows["account_id"] = pd.Series(["NULL", " nan ", "n/a"], index=rows.index, dtype=object)
     if change == "part_id":  # JSON's 3.5: an id the tables and the scores refuse as no whole number
         rows["account_id"] = [7, 3.5, 9]
     if change == "part_object_id":  # beside text ids (an object column), as the server reads mixed JSON
@@ -717,3 +732,37 @@ def test_the_rest_section_says_why_the_answer_lacks_the_scores_files_columns():
     assert said is not None
     for words in ("build_features", "get_model_version_by_alias", "kamml allocate"):
         assert words in said.group(0)
+
+
+class _EchoBundle:
+    """A stand-in bundle whose answer is one clv column: the ids' checks come before any model."""
+
+    def score_columns(self, frame: pd.DataFrame, **_: object) -> dict[str, np.ndarray]:
+        return {"clv": np.zeros(len(frame))}
+
+
+@pytest.mark.parametrize(
+    ("ids", "named"),
+    [
+        (["A7", " ", "A9"], r"features\.account_id: missing in row\(s\) 1;"),
+        (["A7", "\r\n"], r"features\.account_id: missing in row\(s\) 1;"),
+        ([7, "  ", None], r"features\.account_id: missing in row\(s\) 1, 2;"),
+        (["A7", "NULL"], r"features\.account_id: a null marker where an id goes .*row\(s\) 1 .*'NULL'"),
+        (["nil", "A8"], r"features\.account_id: a null marker .*row\(s\) 0 \(1 row; e\.g\. 'nil'\)"),
+        ([7, " #n/a", "None"], r"features\.account_id: a null marker .*row\(s\) 1, 2 \(2 rows"),
+        (["NaN", "A8"], r"features\.account_id: a null marker .*row\(s\) 0"),
+    ],
+)
+def test_blank_and_null_marker_ids_are_refused_as_the_input_tables_refuse_them(ids, named):
+    """`kamml score` refuses " " ("null or empty id") and "NULL", "nan" ("a null marker where an id
+    goes") in its tables; the pyfunc scored them and echoed them back as accounts."""
+    rows = pd.DataFrame({"account_id": pd.Series(ids, dtype=object)})
+    with pytest.raises(ModelError, match=named):
+        score_frame(_EchoBundle(), rows)
+
+
+def test_ids_the_input_tables_accept_as_codes_come_back_as_sent():
+    """ "NA" (North America), "-nan", "-0.0" (the tables' code "-0") and "N/A2" are ids to the tables."""
+    codes = ["NA", "-nan", "-0.0", "N/A2", "NULLS", " 7"]
+    out = score_frame(_EchoBundle(), pd.DataFrame({"account_id": codes}))
+    assert out["account_id"].tolist() == codes

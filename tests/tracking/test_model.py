@@ -279,6 +279,38 @@ def test_no_rows_answer_with_the_types_and_index_of_an_answer_with_rows(trained)
 
 
 @pytest.mark.slow
+def test_whole_float_ids_come_back_as_the_integers_the_signature_states(trained):
+    """The signature types the answer's account_id long, and the input tables and `kamml allocate` read a
+    float id 7.0 as account 7 (and -0.0 as 0); the server echoed floats: JSON's ids 1 and 3 beside a 2.0
+    (pandas reads the three as floats) came back 1.0, 2.0, 3.0, and -0.0 as -0.0."""
+    import mlflow
+    from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
+
+    _, _, result = trained
+    info = mlflow.models.get_model_info(result.model_uri)
+    declared = {c.name: c.type for c in info.signature.outputs.inputs}["account_id"]
+    assert declared == mlflow.types.DataType.long
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    rows = model_input(result.features.head(4))
+    records = json.loads(rows.to_json(orient="records"))
+    for record, sent in zip(records, [1, 2.0, -0.0, 2**53 - 1], strict=True):
+        record["account_id"] = sent
+    served = dataframe_from_parsed_json(records, "records")  # as MLflow's server reads the request
+    assert served["account_id"].dtype == np.float64
+    out = model.predict(served)
+    assert out["account_id"].dtype == np.int64
+    assert out["account_id"].tolist() == [1, 2, 0, 2**53 - 1]
+    assert json.loads(out.to_json(orient="records"))[2]["account_id"] == 0  # not -0.0
+    # beside text ids (an object column) a whole float is the integer too; text comes back as sent
+    mixed = rows.assign(account_id=pd.Series(["A7", 3.0, "-0.0", "NA"], index=rows.index, dtype=object))
+    ids = model.predict(mixed)["account_id"].tolist()
+    assert ids == ["A7", 3, "-0.0", "NA"]
+    assert type(ids[1]) is int
+    empty = model.predict(served.iloc[:0])  # an empty chunk as typed as a chunk with rows
+    assert empty["account_id"].dtype == np.int64
+
+
+@pytest.mark.slow
 def test_the_answer_keeps_the_rows_index_so_a_column_assigned_back_lands_on_its_account(trained):
     """A fresh 0..n-1 index put every account's clv on the next account of a frame indexed by
     account_id, and on other rows or NaN of a filtered frame (a CRM audit)."""

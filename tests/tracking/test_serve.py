@@ -215,3 +215,21 @@ def test_one_row_sent_as_an_inputs_dict_answers_like_in_process_predict(server, 
     rows = _rows(trained).iloc[[3]]
     (record,) = json.loads(rows.to_json(orient="records"))
     _same(_post(f"{server}/invocations", {"inputs": record}), score_frame(trained[2].bundle, rows))
+
+
+def test_blank_or_null_marker_ids_are_refused_and_whole_float_ids_answer_as_integers(server, trained):
+    """The tables refuse " " and "NULL" as ids, and read 2.0 and -0.0 as accounts 2 and 0 (the signature's
+    long): the server echoed all of them, the ids 1 and 3 beside 2.0 as 1.0 and 3.0."""
+    rows = json.loads(_rows(trained).iloc[:3].to_json(orient="records"))
+    for row, sent in zip(rows, [1, 2.0, -0.0], strict=True):
+        row["account_id"] = sent
+    answer = _post(f"{server}/invocations", {"dataframe_records": rows})
+    ids = [p["account_id"] for p in answer["predictions"]]
+    assert ids == [1, 2, 0]
+    assert all(type(i) is int for i in ids)
+    for sent, named in ((" ", "missing in row(s) 1"), ("NULL", "a null marker where an id goes")):
+        rows[1]["account_id"] = sent
+        with pytest.raises(urllib.error.HTTPError) as info:
+            _post(f"{server}/invocations", {"dataframe_records": rows})
+        assert info.value.code == 400
+        assert f"features.account_id: {named}" in info.value.read().decode()

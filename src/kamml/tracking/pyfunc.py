@@ -52,7 +52,7 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
             _check_ids(ids)
         columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)
     if ids is not None:
-        columns = {"account_id": ids, **columns}
+        columns = {"account_id": _integer_ids(ids), **columns}
     index = _answer_index(frame.index, columns)
     if len(frame) > SMALL_FRAME_ROWS:
         return pd.DataFrame(columns, index=index)
@@ -215,6 +215,20 @@ def _missing_texts(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return blank, markers
 
 
+def _integer_ids(ids: np.ndarray) -> np.ndarray:
+    """Whole float ids as integers (7.0 is 7, -0.0 is 0): the signature's long, as the tables read them.
+
+    JSON's ids 1 and 3 beside a 2.0 (pandas, and MLflow's server, read the three as floats) came back 1.0,
+    2.0, 3.0: not the ids sent, nor the type the signature states. `_check_ids` has refused any float
+    that is not whole or is beyond 2**53; text stays as sent ("7.0" is a code to the CRM that sent it).
+    """
+    if ids.dtype.kind == "f":
+        return ids.astype(np.int64)
+    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) in _FLOAT_IDS:
+        return np.array([int(i) if isinstance(i, float | np.floating) else i for i in ids], dtype=object)
+    return ids
+
+
 #: What pandas infers of object ids that may hold a float (`_check_float_ids`).
 _FLOAT_IDS = frozenset({"floating", "mixed-integer-float", "mixed"})
 #: `_check_float_ids`' rules: an id with a fraction, and one a float may have rounded.
@@ -262,8 +276,9 @@ class KammlPyfunc(PythonModel):
 
     Input: one row per account with the columns of the bundle's feature specification (as built by
     `kamml.build_features`), plus an optional ``account_id`` (a column, or the index when it is named
-    account_id, as build_features returns it; never null or "", and a number only whole and, as a
-    float, below 2**53). Output: account_id (when given), clv,
+    account_id, as build_features returns it; never null, blank or a null marker such as "NULL", and a
+    number only whole and, as a float, below 2**53). Output: account_id (when given, as sent but for a
+    whole float, given as the integer), clv,
     p_churn, referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
     account's value at stake, from the fitted effort response; NaN without one), effort_uplift (that
     response's rise of the purchase rate of a fully served account, the allocation's growth weight;

@@ -1127,6 +1127,31 @@ def test_budget_curve_is_concave_and_passes_through_the_plan():
     assert at_one["team_price"] == pytest.approx(plan["team_price"], rel=1e-9)
 
 
+def test_budget_curve_hours_used_read_cleanly_without_changing_the_gains():
+    """The optimizer meets a binding budget to a relative 1e-9: 100 hours used read 100, not 99.99999995."""
+    scores = make_scores()
+    cfg = AllocationConfig(floor_hours=0.2)  # no cap: every feasible budget binds
+    curve = budget_curve(scores, 100.0, cfg)
+    feasible = curve[curve["feasible"]]
+    assert (feasible["team_price"] > 0).all()
+    assert feasible["hours_used"].tolist() == feasible["hours"].tolist()
+    plan = allocate(scores, 100.0, cfg).attrs["allocation"]
+    at_one = curve.loc[curve["fraction"] == 1.0].iloc[0]
+    assert at_one["total_gain"] == plan["total_expected_gain"]  # the gains as before, to the bit
+    assert at_one["hours_used"] == pytest.approx(plan["hours_used"], rel=1e-9)
+
+
+def test_budget_curve_hours_used_keep_eight_digits_and_never_exceed_the_budget():
+    """Hours used short of the budget (caps bind) keep 8 significant digits, never above the budget."""
+    scores = pd.DataFrame({"account_id": range(20), "clv": 1000.0, "p_churn": 0.5, "horizon_days": 180})
+    cfg = AllocationConfig(floor_hours=0.0, cap_hours=1.2345678912)
+    curve = budget_curve(scores, 1000.0, cfg, fractions=[1.0, 0.0123456789])
+    assert curve["hours_used"].iat[0] == 24.691358  # every cap: 24.691357824 to the bit before
+    small = curve.iloc[1]
+    assert small["hours_used"] <= small["hours"]
+    assert small["hours_used"] == pytest.approx(small["hours"], rel=1e-9)
+
+
 def test_budget_curve_custom_fractions_and_errors():
     scores = make_scores()
     curve = budget_curve(scores, 100.0, AllocationConfig(floor_hours=0.0), fractions=[0.0, 1.0])

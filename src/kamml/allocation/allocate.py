@@ -97,6 +97,7 @@ from kamml.text import counted
 __all__ = [
     "ALLOCATION_COLUMNS",
     "CSV_ID_COLUMNS",
+    "CURVE_HOURS_DIGITS",
     "DEFAULT_FRACTIONS",
     "HORIZON_COLUMN",
     "INTEGER_TEXT",
@@ -118,6 +119,7 @@ __all__ = [
     "check_scores",
     "check_settings",
     "curve_budgets",
+    "curve_hours_used",
     "cutoff_column",
     "effort_clip_pair",
     "floor_hint",
@@ -305,7 +307,8 @@ def budget_curve(
     -------
     pandas.DataFrame
         One row per budget, in the order of `fractions`: fraction, hours (the budget), total_gain,
-        team_price (value of one more team hour at that budget), hours_used, floor_cost and feasible.
+        team_price (value of one more team hour at that budget), hours_used (to 8 significant digits,
+        the optimizer's tolerance: `curve_hours_used`), floor_cost and feasible.
         Budgets too small for the floors of the active accounts are kept with ``feasible=False`` and NaN
         values; a rep whose accounts' floors exceed its capacity, which no team budget helps, raises.
 
@@ -357,7 +360,7 @@ def _curve(
         if res is None:
             rows.append((float(fraction), budget, np.nan, np.nan, np.nan, np.nan, False))
             continue
-        used = float(res.hours.sum())
+        used = curve_hours_used(float(res.hours.sum()), budget)
         rows.append((float(fraction), budget, res.total_gain, res.team_price, used, res.floor_cost, True))
     return pd.DataFrame(
         rows,
@@ -390,6 +393,22 @@ def curve_budgets(hours: float, fractions: Sequence[float] = DEFAULT_FRACTIONS) 
             f"most {most:g} hours"
         )
     return budgets
+
+
+#: Significant digits of the budget curve's hours_used (`curve_hours_used`): the optimizer meets a binding
+#: limit to a relative 1e-9 (`kamml.allocation.optimizer.RTOL`), so a ninth digit is its tolerance.
+CURVE_HOURS_DIGITS = 8
+
+
+def curve_hours_used(used: float, budget: float) -> float:
+    """A budget curve's hours used to `CURVE_HOURS_DIGITS` significant digits, never above the budget.
+
+    The sum of the optimizer's hours read 99.99999995 for a budget of 100 hours it met to its tolerance;
+    rounded, it reads 100 (a budget with more digits stays itself). The plan's hours and gains are unchanged.
+    """
+    if not math.isfinite(used):
+        return used
+    return min(float(f"{used:.{CURVE_HOURS_DIGITS}g}"), float(budget))
 
 
 def _fractions(fractions: Any) -> FloatArray:

@@ -66,6 +66,7 @@ from kamml.allocation.allocate import (
     check_capacity_reps,
     check_not_empty,
     curve_budgets,
+    curve_hours_used,
     effort_clip_pair,
     floor_hint,
     horizon_problems,
@@ -731,7 +732,8 @@ class _Plan:
         total, free = sums["g"][::per], sums["g"][per - 1 :: per]
         rows.loc[feasible, "total_gain"] = total
         rows.loc[feasible, "team_price"] = [price_per_hour(float(t)) for t in t_team[::per]]
-        rows.loc[feasible, "hours_used"] = sums["h"][::per]
+        used_sums = zip(sums["h"][::per], limit[feasible], strict=True)  # to the optimizer's tolerance
+        rows.loc[feasible, "hours_used"] = [curve_hours_used(float(u), float(b)) for u, b in used_sums]
         rows.loc[feasible, "floor_cost"] = np.maximum(0.0, free - total) if per == 2 else 0.0
         return rows
 

@@ -294,9 +294,26 @@ def test_drivers_follow_the_model_behind_the_lead():
     assert every[0][-2:] == c[1:]
     assert all("(lowers " not in phrase for reason in every for phrase in reason)  # never against the lead
     two = split(reason_codes(frame(drivers=[only_value] * 5), max_drivers=2))
-    assert two[0][-2:] == v[1:]  # a churn lead with value drivers only (scores of older models) takes them
+    assert two[0][-1] == "no top driver raises churn risk"  # the churn model named none: no value drivers
     legacy = split(reason_codes(frame(drivers=["spend is high; new product"] * 5), max_drivers=2))
     assert legacy[0][-2:] == ["spend is high", "new product"]  # phrases without endings: value drivers
+
+
+def test_a_lead_whose_model_names_no_raising_driver_says_so():
+    """The demo's plan read "growth potential" alone on 397 of 5,000 accounts whose value drivers all
+    lowered value, as if the drivers were missing; a churn model with no contributions (all zero) put the
+    value model's drivers after "high churn risk". Drivers not computed (empty) still add nothing."""
+    lowering = "orders: 1 (lowers value); idle days: 3 (lowers churn risk); reach: 0 (lowers referral value)"
+    no_churn = "spend: 9 (raises value); referrals: 4 (raises referral value)"  # churn contributions all 0
+    data = frame(drivers=[lowering, lowering, lowering, lowering, no_churn])
+    reasons = split(reason_codes(data))
+    assert reasons[0][-1] == "no top driver raises churn risk"  # retention lead
+    assert reasons[1] == [PHRASES["growth"], "no top driver raises value"]
+    assert reasons[2] == [PHRASES["influencer"], "no top driver raises referral value"]
+    assert reasons[3] == [PHRASES["no_stake"]]  # no driver after nothing at stake, nor this note
+    assert reasons[4] == [PHRASES["high_churn"], "no top driver raises churn risk"]
+    empty = split(reason_codes(frame(drivers=["", None, " ", np.nan, ""])))
+    assert empty == split(reason_codes(frame()))  # not explained (beyond --explain-top): nothing said
 
 
 def test_no_drivers_column_and_no_referral_column():

@@ -35,7 +35,10 @@ Reason codes say why an account matters, as short phrases joined by ``"; "``:
   model behind the lead and only those that raise its prediction: the churn model's after a retention
   lead (``"days since the last purchase: 212 (raises churn risk)"``), the influence model's after a
   referral lead, the value model's otherwise (each phrase names its model and direction by its
-  ending, `kamml.models.drivers`), the first three.
+  ending, `kamml.models.drivers`), the first three; when none of that model's top drivers raises its
+  prediction (they all lower it, or the model names none), ``"no top driver raises value"`` (or
+  ``churn risk``, ``referral value``) says so. Accounts whose drivers were not computed (an empty
+  ``drivers``, beyond ``--explain-top``) get no driver and no such note.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ PHRASES: Mapping[str, str] = {
     "inactive": "likely inactive",
     "no_stake": "no value at stake",
     "small_stake": "little value at stake",
+    "no_driver": "no top driver raises {target}",  # a target of `kamml.models.drivers.DRIVER_TARGETS`
 }
 """The words of every reason code, in one place."""
 
@@ -415,10 +419,12 @@ def _drivers(
     """A reason column: the first `limit` drivers raising the prediction of the model behind the lead.
 
     Only drivers that raise it, so a reason never argues against itself. `model` is an index into
-    `_DRIVER_MODELS`; a row whose drivers have none of that model's phrases gets the value model's.
-    A phrase names its model and direction by its ending (`kamml.models.drivers.target_of`); one
-    without (scores written before drivers named their model) is a value driver that raises the
-    value. Missing drivers give nothing.
+    `_DRIVER_MODELS`. A phrase names its model and direction by its ending
+    (`kamml.models.drivers.target_of`); one without (scores written before drivers named their model)
+    is a value driver that raises the value, whatever the lead. Drivers of that model that all lower
+    it, or none of it (its contributions all 0), give "no top driver raises churn risk"
+    (``PHRASES["no_driver"]``), not nothing, which read as drivers missing, nor another model's drivers.
+    Missing or empty drivers (an account beyond ``--explain-top``) give nothing.
     """
     values = drivers.to_numpy(dtype=object)
     try:
@@ -432,16 +438,18 @@ def _drivers(
     words = [""] * len(_DRIVER_MODELS)  # code -1 (no drivers), for every model
     for text in uniques:
         by_model: dict[str, list[str]] = {key: [] for key in _DRIVER_MODELS}
-        named: set[str] = set()
+        ended = False  # a phrase names its model: drivers of this kamml, every model's top movers
         for part in _split(text) if isinstance(text, str) else []:
-            key = target_of(part) or "value"  # no ending: a value driver of older scores
-            named.add(key)
+            target = target_of(part)
+            ended |= target is not None
+            key = target or "value"  # no ending: a value driver of older scores
             if part.endswith(f"(lowers {DRIVER_TARGETS[key]})"):
                 continue
             by_model[key].append(part)
         for key in _DRIVER_MODELS:
-            chosen = by_model[key] if key in named else by_model["value"]
-            words.append(SEPARATOR.join(chosen[:limit]))
+            chosen = by_model[key] if ended else by_model["value"]
+            shown = SEPARATOR.join(chosen[:limit])
+            words.append(shown or (PHRASES["no_driver"].format(target=DRIVER_TARGETS[key]) if ended else ""))
     return (codes.astype(np.int64) + 1) * len(_DRIVER_MODELS) + model, words
 
 

@@ -798,3 +798,19 @@ def test_ids_the_input_tables_accept_as_codes_come_back_as_sent():
     codes = ["NA", "-nan", "-0.0", "N/A2", "NULLS", " 7"]
     out = score_frame(_EchoBundle(), pd.DataFrame({"account_id": codes}))
     assert out["account_id"].tolist() == codes
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pd.Series([True, False]),
+        pd.Series([7, True], dtype=object),
+        pd.Series(["A7", np.bool_(False)], dtype=object),
+    ],
+)
+def test_yes_no_ids_are_refused_as_the_input_tables_refuse_them(ids):
+    """JSON's true as an id was scored and echoed back; the tables refuse a boolean account_id column."""
+    with pytest.raises(
+        ModelError, match=r"features\.account_id: a yes/no value where an id goes.*row\(s\) (0, )?1 "
+    ):
+        score_frame(_EchoBundle(), pd.DataFrame({"account_id": ids}))

@@ -169,6 +169,7 @@ def _check_ids(ids: np.ndarray) -> None:
                 len(nested),
             )
             raise ModelError(str(problem))
+    _check_yes_no_ids(ids)
     missing, markers = pd.isna(ids), np.zeros(len(ids), dtype=bool)
     if ids.dtype.kind in "OU":  # "" and " " are no id: the tables and the scores read them as none
         blank, markers = _missing_texts(ids)
@@ -190,6 +191,31 @@ def _check_ids(ids: np.ndarray) -> None:
         problem = Problem("features", "account_id", f"{rule}; row(s) {rows}", int(markers.sum()), examples)
         raise ModelError(str(problem))
     _check_float_ids(ids)
+
+
+#: What pandas infers of object ids that may hold a yes/no value (`_check_yes_no_ids`).
+_YES_NO_IDS = frozenset({"boolean", "mixed", "mixed-integer"})
+
+
+def _check_yes_no_ids(ids: np.ndarray) -> None:
+    """A named `ModelError` for a yes/no id (JSON's ``true``): the tables refuse a boolean account_id.
+
+    The server scored it and echoed it back as an account. Scanned only where pandas infers booleans
+    or a mix, so text and number ids cost nothing more.
+    """
+    if ids.dtype.kind == "b":
+        bad = np.ones(len(ids), dtype=bool)
+    elif ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) in _YES_NO_IDS:
+        bad = np.array([isinstance(i, bool | np.bool_) for i in ids], dtype=bool)
+    else:
+        return
+    if bad.any():
+        rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
+        rule = "a yes/no value where an id goes (an id is a whole number or a text)"
+        problem = Problem(
+            "features", "account_id", f"{rule}; row(s) {rows}", int(bad.sum()), tuple(ids[bad][:3])
+        )
+        raise ModelError(str(problem))
 
 
 #: What the input tables trim from an id's text before reading it (`kamml.data.validation._trim`).

@@ -151,6 +151,23 @@ def test_empty_folder_and_mixed_formats(backend, tmp_path, tx):
         read_table(folder, "transactions", backend)
 
 
+def test_tab_and_comma_parts_of_one_table_are_refused_by_name(backend, write_csv):
+    """A .tsv part beside a .csv part was read at commas and refused as "different headers" (tabs unseen)."""
+    write_csv("tx/part-0.csv", "account_id,ts,amount\n1,2024-01-05,3\n")
+    tsv = write_csv("tx/part-1.tsv", "account_id\tts\tamount\n2\t2024-01-06\t4\n")
+    for source in (tsv.parent, str(tsv.parent / "part-*")):
+        with pytest.raises(DataError) as caught:
+            read_table(source, "transactions", backend)
+        assert str(caught.value) == (
+            f"transactions: {source} mixes tab-separated (part-1.tsv) and comma-separated (part-0.csv) "
+            "files: a table's files must be of one kind, read at one delimiter; export them all as .tsv or "
+            "all as .csv"
+        )
+    write_csv("tx/part-0.csv", "account_id;ts;amount\n1;2024-01-05;3\n")  # data.csv_delimiter: for any ending
+    write_csv("tx/part-1.tsv", "account_id;ts;amount\n2;2024-01-06;4\n")
+    assert read_table(tsv.parent, "transactions", backend, delimiter=";").count().execute() == 2
+
+
 def test_duplicated_frame_columns_are_a_schema_error(backend):
     frame = pd.DataFrame([[1, 2, 3]], columns=["account_id", "Account_ID", "ts"])
     with pytest.raises(SchemaError, match="duplicated column name") as caught:

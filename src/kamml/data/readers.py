@@ -687,7 +687,15 @@ def _read_csv(
     files: list[Path], origin: str, name: str, backend: ibis.BaseBackend, delimiter: str | None
 ) -> RawTable:
     """CSV is read with every column as text; the header is read here to catch duplicates and delimiters."""
-    delim = delimiter or ("\t" if all(p.name.lower().endswith(_TAB_SUFFIXES) for p in files) else ",")
+    tabs = [p for p in files if p.name.lower().endswith(_TAB_SUFFIXES)]
+    commas = [p for p in files if p not in tabs]
+    if delimiter is None and tabs and commas:  # the .tsv parts were read at commas: "different headers"
+        raise DataError(
+            f"{name}: {origin} mixes tab-separated ({_first(tabs)}) and comma-separated ({_first(commas)}) "
+            "files: a table's files must be of one kind, read at one delimiter; export them all as .tsv or "
+            "all as .csv"
+        )
+    delim = delimiter or ("\t" if tabs else ",")
     written = [p for p in files if _has_bytes(p)]
     if not written:
         return _empty_csv(files[0], origin, name, backend)
@@ -740,6 +748,11 @@ def _read_csv(
             f"{name}: cannot read {origin} as CSV: {message}{hint}"
         ) from None
     return RawTable(name, table, origin, text=True, from_file=True, problems=problems, delimiter=delim)
+
+
+def _first(files: list[Path]) -> str:
+    """The first file's name, and "..." when there are more: a message's example of a kind of file."""
+    return files[0].name + (", ..." if len(files) > 1 else "")
 
 
 def _read_csv_spark(

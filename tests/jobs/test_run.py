@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from kamml.config import Config
 from kamml.errors import ConfigError, DataError, EngineError, InfeasibleError
-from kamml.jobs.outputs import read_manifest
+from kamml.jobs.outputs import OutputSet, read_manifest
 from kamml.jobs.run import run, skipped_parts
 from kamml.jobs.score import SCORE_COLUMNS
 from kamml.tracking import JOB_STATUS_TAG
@@ -378,6 +378,24 @@ def test_a_job_without_data_or_its_engine_leaves_no_output_folder(
     with pytest.raises(EngineError, match=r"needs pyspark: install it with pip install 'kamml\[spark\]'"):
         run(cfg, world_path, echo=lambda line: None)
     assert not cfg.output.dir.exists()
+
+
+def test_an_output_folder_another_job_holds_fails_before_the_data_are_read(
+    tracked_config, world_path, tmp_path, monkeypatch
+):
+    """Two runs on one output.dir clash: the second does not load the data (minutes on a big book)."""
+    import kamml.jobs.run as job
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the data were read before the output folder was locked")
+
+    monkeypatch.setattr(job, "stamped_job_data", loaded)
+    cfg = tracked_config()
+    cfg.output.dir = tmp_path / "out"
+    lines: list[str] = []
+    with OutputSet(cfg.output.dir), pytest.raises(DataError, match=r"another kamml job \(pid \d+, since"):
+        run(cfg, world_path, echo=lines.append)  # the held lock: an open file of its own, as another job's
+    assert lines == []  # not even the validate stage started
 
 
 def test_a_folder_where_an_output_file_goes_fails_before_any_work(tracked_config, world_path, tmp_path):

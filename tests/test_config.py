@@ -255,6 +255,19 @@ def test_allocation_numbers_must_be_finite(tmp_path, key, value):
     assert load_config(None, {"allocation": {"cap_hours": None}}).allocation.cap_hours is None
 
 
+@pytest.mark.parametrize("years", ["0", "0.05", ".nan", "101"])
+def test_generate_years_has_the_rule_and_words_of_generate_years_option(tmp_path, years):
+    """``data.generate.years: 0.05`` passed, which `kamml generate --years` refuses (0.01 then failed at the
+    job as "must cover at least one month"), and .nan read "should be less than or equal to 100"."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data:\n  path: d\n  generate:\n    years: {years}\n")
+    got = "nan" if years == ".nan" else years
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert f"data.generate.years must be a number of years from 0.1 to 100, got {got}" in str(caught.value)
+    assert load_config(None, {"data": {"path": "d", "generate": {"years": 0.1}}}).data.generate.years == 0.1
+
+
 def test_a_floor_above_the_cap_is_refused_when_the_config_is_read(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("allocation:\n  floor_hours: 2\n  cap_hours: 1\n")

@@ -424,9 +424,15 @@ def _refuse_a_world_there(out: Path, force: bool) -> None:
 
 
 def _years(value: float) -> float:
-    """`generate --years`: 0.1 to 100 ending by today (click's range named the upper bound for ``nan``)."""
-    if not 0.1 <= value <= 100:
-        raise typer.BadParameter(f"must be a number of years from 0.1 to 100, got {value:g}")
+    """`generate --years`: 0.1 to 100 ending by today (click's range named the upper bound for ``nan``).
+
+    The rule and words of ``data.generate.years`` (`kamml.config.years_problem`).
+    """
+    from kamml.config import years_problem
+
+    problem = years_problem(value)
+    if problem is not None:
+        raise typer.BadParameter(problem)
     from kamml.datasets import synthetic
 
     try:  # a world running past today was written, then refused by `kamml validate` and every job

@@ -182,12 +182,37 @@ def _takes_bool(annotation: Any) -> bool:
     return any(_takes_bool(arg) for arg in get_args(annotation) if arg is not type(None))
 
 
+#: The length of a synthetic world's history, in years: ``data.generate.years`` and `kamml generate --years`.
+GENERATE_YEARS = (0.1, 100.0)
+
+
+def years_problem(years: float) -> str | None:
+    """What is wrong with a synthetic history's length, or None: one rule and wording for the config and CLI.
+
+    ``data.generate.years`` took anything above 0 (0.01 failed at the job: "must cover at least one
+    month") and read ``.nan`` as "should be less than or equal to 100", where ``--years`` took 0.1 to 100.
+    """
+    low, high = GENERATE_YEARS
+    if low <= years <= high:  # not nan
+        return None
+    return f"must be a number of years from {low:g} to {high:g}, got {years:g}"
+
+
 class GenerateConfig(_Section):
     """Generate a synthetic world into `data.path` when it holds no transactions yet."""
 
     accounts: int = Field(5_000, gt=0)
     seed: int = Field(42, ge=0)
-    years: float = Field(3.0, gt=0, le=100)
+    years: float = 3.0
+
+    @field_validator("years")
+    @classmethod
+    def _years_in_range(cls, value: float) -> float:
+        """`years_problem`'s rule, as `kamml generate --years` has it."""
+        problem = years_problem(value)
+        if problem is not None:
+            raise _key_error(f"data.generate.years {problem}")
+        return value
 
 
 class ColumnsConfig(_Section):

@@ -11,6 +11,8 @@ def test_a_missing_column_present_with_spaces_around_its_name_is_named():
     assert "case of letters" not in str(error)
     cased = FeatureMismatchError(["attr_size"], present=["attr_SIZE "])
     assert "present with spaces around the name: 'attr_SIZE ' for attr_size" in str(cased)
+    assert str(cased).startswith("the feature rows lack 1 column the model was trained on: attr_size")
+    assert "lack 3 columns the model was trained on" in str(error)
 
 
 def test_missing_attribute_features_name_the_accounts_columns():

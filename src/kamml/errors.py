@@ -130,7 +130,7 @@ class FeatureMismatchError(ModelError):
     ) -> None:
         self.missing = list(missing)
         shown = ", ".join(self.missing[:30]) + (" ..." if len(self.missing) > 30 else "")
-        message = f"{source} lack {len(self.missing)} column(s) the model was trained on: {shown}"
+        message = f"{source} lack {counted(len(self.missing), 'column')} the model was trained on: {shown}"
         # an export's upper-case headers (SIZE) make attr_SIZE, which the model knows as attr_size
         by_case = {str(c).lower(): str(c) for c in present}
         cased = [f"{by_case[m.lower()]} for {m}" for m in self.missing if m.lower() in by_case]

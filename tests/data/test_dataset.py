@@ -38,6 +38,15 @@ def test_folder_source(backend, folder):
     assert repr(data) == "Dataset(end=Timestamp('2024-04-01 00:00:00'))"
 
 
+def test_the_validated_line_counts_its_notes_in_words(backend, tx, caplog):
+    """It read "2 data-quality note(s)"."""
+    with caplog.at_level(logging.INFO, logger="kamml.data.dataset"):
+        data = load_data(tx, backend=backend)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validated ")]
+    assert line.endswith(f"(exclusive), {len(data.quality.notes)} data-quality notes")
+    assert len(data.quality.notes) != 1  # the one note that would read without an s
+
+
 def test_a_configured_table_that_passes_over_the_folders_own_is_warned(
     backend, folder, tx, tmp_path_factory, caplog
 ):

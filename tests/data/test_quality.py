@@ -172,12 +172,13 @@ def test_a_few_rows_after_a_long_gap_are_named_as_the_data_end(backend, caplog):
     with caplog.at_level("WARNING", logger="kamml.data.quality"):
         report = validate({"transactions": stray}, backend=backend)
     (note,) = [n for n in report.notes if n.rule.startswith("no transaction of any account")]
-    assert "only 1 day(s) of transactions follow the last gap (from 2026-10-01)" in note.rule
+    assert "only 1 day of transactions follows the last gap (from 2026-10-01)" in note.rule
+    assert "(transactions every 1 day otherwise)" in note.rule
     assert "set data.end (or --cutoff) before the gap" in caplog.text
     kept = days[~((days >= "2025-03-01") & (days < "2025-09-01"))]  # a real gap, months after it: no hint
     months = pd.DataFrame({"account_id": np.arange(len(kept)) % 40, "ts": kept, "amount": 10.0})
     (note,) = [n for n in validate({"transactions": months}, backend=backend).notes if n.column == "ts"]
-    assert "follow the last gap" not in note.rule
+    assert "of transactions follow" not in note.rule
 
 
 def test_activities_logged_in_minutes_get_a_note(backend, world):

@@ -71,6 +71,8 @@ def test_each_stage_announces_itself_and_ends_with_a_summary(job):
     for i, stage in enumerate(("validate", "train", "score", "allocate", "report"), start=1):
         assert f"[{i}/5] {stage}" in text
     assert "value of the last hour (lambda)" in text
+    assert " transactions in 4 tables, data end " in text
+    assert "(s)" not in text  # counts in words: "1 data-quality note", "4 tables"
     assert set(result.seconds) == {"validate", "train", "score", "allocate", "report"}
     assert result.skipped == []
 
@@ -318,7 +320,7 @@ def test_snapshots_reaching_before_the_data_fail_at_validation_with_no_run(
     cfg.output.dir = tmp_path / "out"
     cfg.time.snapshots = 20
     lines: list[str] = []
-    with pytest.raises(ConfigError, match=r"of 20 training snapshot\(s\) hold no purchase history"):
+    with pytest.raises(ConfigError, match=r"of 20 training snapshots hold no purchase history"):
         run(cfg, world_path, echo=lines.append)
     assert not any("train ..." in line for line in lines), lines
     assert MlflowClient().get_experiment_by_name(name) is None
@@ -345,7 +347,7 @@ def test_a_capacity_rep_who_owns_no_account_fails_before_training(tracked_config
     cfg = tracked_config(experiment=name, model_name=name)
     cfg.output.dir = tmp_path / "out"
     cfg.allocation.capacity = {"rep_zz": 100.0}
-    says = r"allocation\.capacity names 1 rep\(s\) that own no account in the accounts table's owner column"
+    says = r"allocation\.capacity names 1 rep that owns no account in the accounts table's owner column"
     with pytest.raises(ConfigError, match=says):
         run(cfg, world_path, echo=lambda _: None)
     assert MlflowClient().get_experiment_by_name(name) is None

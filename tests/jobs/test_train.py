@@ -228,7 +228,7 @@ def test_a_new_effort_setting_takes_effect_at_the_next_training(tracked_config, 
 @pytest.mark.parametrize(
     ("time", "says"),
     [
-        ({"snapshots": 20}, r"of 20 training snapshot\(s\) hold no purchase history before their cutoffs"),
+        ({"snapshots": 20}, r"of 20 training snapshots hold no purchase history before their cutoffs"),
         ({"cutoff": "2023-01-01"}, r"test cutoff 2023-01-01 is on or before the day of the first purchase"),
         ({"horizon_days": 800}, r"it is the data end minus time\.horizon_days \(800 days\)"),
         ({"cutoff": "2025-06-01"}, r"cutoff 2025-06-01 is after the data end 2025-01-01"),

@@ -778,7 +778,7 @@ def test_snapshots_without_any_purchase_history_are_refused_by_their_cutoffs(wor
     train["T"] = np.nan
     shown = ", ".join(str(c.date()) for c in sorted(later))
     with pytest.raises(
-        ConfigError, match=rf"2 of 2 training snapshot\(s\) hold no purchase history .*\({shown}\)"
+        ConfigError, match=rf"2 of 2 training snapshots hold no purchase history .*\({shown}\)"
     ) as caught:
         ModelBundle.fit(train, cfg)
     # what sets how far back they reach, for a kamml run (which has no --cutoff) too
@@ -1312,7 +1312,10 @@ def test_empty_snapshots_error_groups_the_snapshot_count():
     from kamml.models.bundle import empty_snapshots_error
 
     error = empty_snapshots_error([pd.Timestamp("2020-01-01")], 1000)
-    assert str(error).startswith("1 of 1,000 training snapshot(s) hold no purchase history")
+    assert str(error).startswith("1 of 1,000 training snapshots holds no purchase history")
+    both = [pd.Timestamp("2020-01-01"), pd.Timestamp("2020-03-01")]
+    assert str(empty_snapshots_error(both, 2)).startswith("2 of 2 training snapshots hold no purchase")
+    assert str(empty_snapshots_error(both[:1], 1)).startswith("1 of 1 training snapshot holds no purchase")
 
 
 def test_value_shape_log_line_groups_its_breakpoints(fitted, monkeypatch, caplog):

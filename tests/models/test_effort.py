@@ -428,7 +428,7 @@ def test_periods_after_the_last_activity_are_left_out_not_read_as_unserved(caplo
         effort_panel(tx, act, CUTOFF).query("period >= 3").reset_index(drop=True),
     )
     assert "no activities after 2025-04-04" in caplog.text
-    assert "the 2 planning period(s) after it are left out" in caplog.text
+    assert "the 2 planning periods after it are left out" in caplog.text
     with pytest.raises(DataError, match=r"activities from 2023-01-04 to 2023-04-04"):
         effort_panel(tx, act[act["ts"] < pd.Timestamp("2023-06-01")], CUTOFF)
 
@@ -443,7 +443,7 @@ def test_an_activity_log_that_begins_after_the_transactions_is_noted(caplog):
     assert sorted(panel["period"].unique()) == [1, 2]
     said = " | ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "activities.ts begins on 2025-07-04, 915 days after the first transaction (2023-01-01)" in said
-    assert "the 6 planning period(s) before it are left out" in said
+    assert "the 6 planning periods before it are left out" in said
     assert "past hours are counted from it" in said
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):  # all 8 periods, shorter windows

@@ -1321,7 +1321,7 @@ def test_owners_and_stakes_are_checked_as_in_memory(spark, tmp_path):
     with pytest.raises(ConfigError, match="'9'"):
         allocate(scores, None, typo)
     with pytest.raises(
-        ConfigError, match=r"own no account in the scores' owner column: '9'; owners there: '\d'"
+        ConfigError, match=r"1 rep that owns no account in the scores' owner column: '9'; owners there: '\d'"
     ):
         allocate_spark(frame, None, typo, tmp_path / "b")
     huge = scores.assign(effort_uplift=np.where(np.arange(300) == scores["clv"].argmax(), 1e308, 0.4))

@@ -758,7 +758,8 @@ def check_capacity_reps(
     known = ", ".join(repr(o) for o, _ in ordered[:5]) if len(counts) else "none (no account has an owner)"
     more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
     raise ConfigError(
-        f"allocation.capacity names {len(unknown)} rep(s) that own no account in {where}: "
+        f"allocation.capacity names {counted(len(unknown), 'rep')} that "
+        f"{'owns' if len(unknown) == 1 else 'own'} no account in {where}: "
         f"{', '.join(repr(r) for r in unknown[:10])}; owners there: {known}{more}"
     )
 
@@ -773,12 +774,11 @@ def warn_uncovered_owners(
         return
     spent = "" if hours is None else f", {float(hours.reindex(uncovered.index).sum()):,.6g} hours"
     logger.warning(
-        "%s%s %s to %d owner(s) without an allocation.capacity (e.g. %s): "
-        "they are limited only by the team's hours",
+        "%s%s %s to %s without an allocation.capacity (e.g. %s): they are limited only by the team's hours",
         counted(int(uncovered.sum()), "account"),
         spent,
         "belongs" if int(uncovered.sum()) == 1 else "belong",
-        len(uncovered),
+        counted(len(uncovered), "owner"),
         ", ".join(repr(o) for o in uncovered.index[:5]),
     )
 

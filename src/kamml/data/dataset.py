@@ -42,6 +42,7 @@ from kamml.data.readers import (
 from kamml.data.validation import validate_tables
 from kamml.engine import check_utc_session, connect, engine_errors, engine_failure
 from kamml.errors import ConfigError, DataError, SchemaError
+from kamml.text import counted
 
 __all__ = [
     "Dataset",
@@ -528,11 +529,11 @@ def _load(
     _check_ids_meet(notes, result.stats)
     report = QualityReport(result.stats, notes, end, end_source)
     log.info(
-        "validated %s: %s transactions, data end %s (exclusive), %d data-quality note(s)",
+        "validated %s: %s transactions, data end %s (exclusive), %s",
         ", ".join(tables),
         f"{result.stats['transactions'].rows:,}",
         end.date(),
-        len(notes),
+        counted(len(notes), "data-quality note"),
     )
     for note in notes:
         log.debug("data-quality note: %s", note)

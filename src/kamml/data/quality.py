@@ -422,14 +422,16 @@ def gap_notes(transactions: ir.Table) -> list[Problem]:
     more = len(spans) - N_EXAMPLES
     shown = ", ".join(spans[:N_EXAMPLES]) + (f" and {more} more" if more > 0 else "")
     rule = (
-        f"no transaction of any account from {shown} (transactions every {usual:g} day(s) otherwise): a "
+        f"no transaction of any account from {shown} (transactions every {usual:g} "
+        f"{'day' if usual == 1 else 'days'} otherwise): a "
         "gap in the export, or a seasonal pause? The features and labels read it as a time nobody bought"
     )
     after = len(stamps) - 1 - int(long.nonzero()[0][-1])  # transaction days after the last gap
     if after <= STRAY_END_DAYS:
         first = stamps[-after]
         stray = (
-            f"only {after} day(s) of transactions follow the last gap (from {first}): rows with a wrong "
+            f"only {counted(after, 'day')} of transactions {'follows' if after == 1 else 'follow'} the "
+            f"last gap (from {first}): rows with a wrong "
             "date? The data end, the default scoring cutoff, is after them, so every account reads as "
             "dormant since the gap: fix their dates, or set data.end (or --cutoff) before the gap"
         )

@@ -59,6 +59,7 @@ from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import EffortResponse, config_rule
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
+from kamml.text import counted
 from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, record_job_failure, resolve_model
 from kamml.tracking.registry import version_backtest
 from kamml.tracking.runs import PLAN_BY_RUN_TAG, PLAN_MODEL_TAG
@@ -193,8 +194,8 @@ def _run(
         skipped = skipped_parts(data)
         n_tx = data.tables["transactions"].count().to_pandas()
         echo(
-            f"      {n_tx:,} transactions in {len(data.tables)} table(s), data end "
-            f"{data.end.date()} (exclusive), {len(data.quality.notes)} data-quality note(s)"
+            f"      {n_tx:,} transactions in {counted(len(data.tables), 'table')}, data end "
+            f"{data.end.date()} (exclusive), {counted(len(data.quality.notes), 'data-quality note')}"
         )
         for note in skipped:
             echo(f"      skipped: {note}")

@@ -40,6 +40,7 @@ from kamml.features.snapshots import SnapshotCache
 from kamml.io import common_folder
 from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import EffortResponse, fit_effort_response_from_data
+from kamml.text import counted
 from kamml.tracking import Promotion, TrainingRun
 
 __all__ = ["TrainResult", "check_promote_metric", "check_time_window", "cutoffs", "train"]
@@ -242,7 +243,7 @@ def _fit(
     else:
         bundle = train_bundle(data, config, scoring, snapshots=snapshots)[0]
     if snapshots.reused:
-        log.info("%d training snapshot(s) reused from the backtest", snapshots.reused)
+        log.info("%s reused from the backtest", counted(snapshots.reused, "training snapshot"))
     snapshots.clear()  # one the deployed model did not take (none by the plan) is not held any longer
     features = build_features(data, scoring, bundle.scoring_config(config))
     if scoring != test_cut:

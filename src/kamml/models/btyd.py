@@ -40,6 +40,7 @@ from sklearn.utils.validation import assert_all_finite, check_non_negative, vali
 
 from kamml.errors import Problem, SchemaError
 from kamml.models._checks import KammlEstimator, NotFittedModelError, check_fitted, check_sample_weight
+from kamml.text import counted
 
 __all__ = ["BetaGeo", "GammaGamma", "NotFittedModelError"]
 
@@ -122,8 +123,8 @@ def _check_n_columns(estimator: BaseEstimator, arr: FloatArray) -> None:
     columns = estimator.columns
     if arr.shape[1] != len(columns):
         raise ValueError(
-            f"X has {arr.shape[1]} feature(s), but {type(estimator).__name__} needs {len(columns)} columns: "
-            + ", ".join(columns)
+            f"X has {counted(arr.shape[1], 'feature')}, but {type(estimator).__name__} needs "
+            f"{counted(len(columns), 'column')}: " + ", ".join(columns)
         )
 
 

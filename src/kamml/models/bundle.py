@@ -240,7 +240,8 @@ def empty_snapshots_error(empty: Sequence[pd.Timestamp], total: int) -> ConfigEr
     """The error for training snapshots whose cutoffs come before any purchase, naming the settings."""
     shown = ", ".join(str(pd.Timestamp(s).date()) for s in sorted(empty))
     return ConfigError(
-        f"{len(empty):,} of {total:,} training snapshot(s) hold no purchase history before "
+        f"{len(empty):,} of {counted(total, 'training snapshot')} {'holds' if len(empty) == 1 else 'hold'} "
+        "no purchase history before "
         f"their cutoffs, or a day of it ({shown}): BG/NBD has nothing to fit. The snapshots step back "
         "from the cutoff by the label window (time.train_horizon_days, else time.horizon_days) and "
         "then time.snapshots - 1 steps of time.step_days, and kamml train and run backtest one "

@@ -642,12 +642,13 @@ def effort_panel(
         )
     if len(logged) < len(periods):
         logger.warning(
-            "effort response: no activities after %s, %d days before the cutoff %s: the %d planning "
-            "period(s) after it are left out of the fit rather than read as periods without effort",
+            "effort response: no activities after %s, %d days before the cutoff %s: the %s after it "
+            "%s left out of the fit rather than read as periods without effort",
             _from_day(logging_end).date(),
             cut_day - logging_end,
             cut.date(),
-            len(periods) - len(logged),
+            counted(len(periods) - len(logged), "planning period"),
+            "is" if len(periods) - len(logged) == 1 else "are",
         )
     periods = logged
     wide = _wide_panel(tx, act, periods)
@@ -675,7 +676,10 @@ def _note_late_logging(
         _from_day(logging_start).date(),
         logging_start - data_start,
         _from_day(data_start).date(),
-        f"the {left_out} planning period(s) before it are left out of the fit, and " if left_out else "",
+        f"the {counted(left_out, 'planning period')} before it {'is' if left_out == 1 else 'are'} left out "
+        "of the fit, and "
+        if left_out
+        else "",
     )
 
 

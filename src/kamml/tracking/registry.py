@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from kamml.config import larger_is_better
 from kamml.errors import ConfigError, ModelError
+from kamml.text import counted
 from kamml.tracking.store import store_error, store_in_force, tracking_scope
 
 __all__ = ["CHAMPION", "Promotion", "metric_key", "promote", "register", "version_backtest"]
@@ -307,7 +308,7 @@ def _no_champion_reason(client: MlflowClient, name: str, version: str) -> str:
     listed = ", ".join(map(str, others[-3:]))
     return (
         f"no version holds the {CHAMPION} alias (removed, or its version deleted) beside "
-        f"{len(others)} earlier version(s) ({'..., ' if len(others) > 3 else ''}version {listed}): "
+        f"{counted(len(others), 'earlier version')} ({'..., ' if len(others) > 3 else ''}version {listed}): "
         "nothing to beat"
     )
 

@@ -34,6 +34,7 @@ from kamml.errors import ModelError, TrackingStoreError
 from kamml.features.catalogue import describe
 from kamml.io import common_folder, json_text, process_exists
 from kamml.models.bundle import ModelBundle
+from kamml.text import counted
 from kamml.tracking.model import load_model, log_bundle
 from kamml.tracking.registry import EFFORT_PARAMS, Promotion, metric_key, promote, register
 from kamml.tracking.source import source_revision
@@ -461,7 +462,8 @@ def _champion_unusable(name: str, bundle: ModelBundle, features: pd.DataFrame, v
     if not missing:
         return None
     shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
-    return f"cannot score this data: it needs {len(missing)} column(s) the data no longer gives ({shown})"
+    needs = counted(len(missing), "column")
+    return f"cannot score this data: it needs {needs} the data no longer gives ({shown})"
 
 
 def _in_store(run_id: str) -> bool:

@@ -688,7 +688,7 @@ def _read_csv(
 ) -> RawTable:
     """CSV is read with every column as text; the header is read here to catch duplicates and delimiters."""
     tabs = [p for p in files if p.name.lower().endswith(_TAB_SUFFIXES)]
-    commas = [p for p in files if p not in tabs]
+    commas = [p for p in files if not p.name.lower().endswith(_TAB_SUFFIXES)]
     if delimiter is None and tabs and commas:  # the .tsv parts were read at commas: "different headers"
         raise DataError(
             f"{name}: {origin} mixes tab-separated ({_first(tabs)}) and comma-separated ({_first(commas)}) "

@@ -23,11 +23,13 @@ weight sqrt(h / H) for the model's own shape: `fit_value_shape`).
 Value level: the value model's total drifts when its training snapshots, at least one label window
 old, are carried to the cutoff (trees do not extrapolate an ageing book). `anchor` therefore sets the
 model's h-window total at the cutoff to BTYD's, refitted there, times BTYD's bias measured on the latest
-training snapshot (actual over BTYD value, `btyd_bias`): one multiplier, `value_level`, clipped to
-[0.5, 2]. The model still ranks the accounts. On CDNOW it cut the mean absolute aggregate error over
-eight calibration ends from 15 % to 10 % (docs/models.md). The churn probability gets the same treatment
-on the logit scale: one shift, `churn_shift` (|shift| <= 1), sets its mean over the accounts with a history
-to BTYD's mean P(no purchase) at the cutoff plus BTYD's error on the latest snapshot (`churn_bias`).
+training snapshot (actual over BTYD value, `btyd_bias`) when a season correction (below) tells that
+window's calendar from BTYD's misfit, else times 1: one multiplier, `value_level`, clipped to [0.5, 2].
+The model still ranks the accounts. Without a year of history the latest window's bias predicted the
+next window's miss no better than chance on CDNOW (fifty-fifth session, docs/models.md). The churn
+probability is levelled on the logit scale: one shift, `churn_shift` (|shift| <= 1), sets its mean over
+the accounts with a history to BTYD's mean P(no purchase) at the cutoff plus BTYD's error on the latest
+snapshot (`churn_bias`, carried forward with or without a season).
 
 Season: BTYD's error on one label window shorter than a year holds that window's season (a December
 window's bias applied to January put a 30-day value total 75 % too high on the synthetic world). When the
@@ -848,9 +850,10 @@ class ModelBundle:
     #: (`kamml.models.influence.referral_window_ratio`, set by `kamml.evaluation.backtest.train_bundle`).
     #: None: in proportion to time, H / h (a bundle fitted by hand, or saved before it existed).
     referral_ratio: float | None = None
-    #: The value level (module docs): actual over BTYD value on the latest training snapshot (times the
-    #: seasonal ratio, meta["season"], when fitted with a season), and the multiplier on the value model
-    #: set by `anchor`. None in bundles saved before they existed.
+    #: The value level (module docs): actual over BTYD value on the latest training snapshot times the
+    #: seasonal ratio when fitted with a season (meta["season"]), else 1 (the measured bias kept in
+    #: meta["latest_btyd_bias"]), and the multiplier on the value model set by `anchor`. None in bundles
+    #: saved before they existed.
     btyd_bias: float | None = None
     value_level: float | None = None
     #: The churn level (module docs): actual churn rate minus BTYD's mean P(no purchase) on the latest
@@ -1040,7 +1043,26 @@ class ModelBundle:
             bundle.churn_bias = float(rows["churned"].mean() - rows["btyd_p_zero"].mean())
         if season is not None:
             bundle._set_season(season)
+        if "season" not in bundle.meta and bundle.btyd_bias is not None:
+            bundle._drop_unseasoned_bias()
         return bundle
+
+    def _drop_unseasoned_bias(self) -> None:
+        """Anchor the value to BTYD's own total where no season separates its latest bias (module docs).
+
+        Without a year of history, BTYD's miss on the latest window is that window's calendar and noise
+        as much as a lasting misfit: on 30 CDNOW splits carrying it forward lost the aggregate to BTYD
+        alone at 19 (mostly short holdouts: +73 % against +25 % for April 1998 after a March at 1.38).
+        It is kept in meta["latest_btyd_bias"] and the log.
+        """
+        bias = float(self.btyd_bias or 1.0)
+        self.meta["latest_btyd_bias"] = bias
+        self.btyd_bias = 1.0
+        log.info(
+            "value level on BTYD's own total: its bias on the latest training window (x %.4f) is not carried "
+            "forward without a year of history to tell season from misfit",
+            bias,
+        )
 
     def _set_season(self, season: pd.DataFrame) -> None:
         """Correct the value and churn biases by the change of BTYD's error a year earlier (module docs)."""

@@ -376,6 +376,8 @@ def test_a_january_month_is_not_valued_at_decembers_season(tmp_path, monkeypatch
     with_season = backtest(data, cfg, "2025-01-01")
     monkeypatch.setattr(module, "_season_frame", lambda *args: None)
     without = backtest(data, cfg, "2025-01-01")
+    assert "season" in with_season.bundle.meta
+    assert "season" not in without.bundle.meta
     new, old = (abs(r.value["kamml"]["aggregate_error"]) for r in (with_season, without))
     assert new < 0.15  # December's bias carried to January read +75 %
     assert old < 0.15  # without a season, BTYD's own total (its December bias was +75 % here)

@@ -85,14 +85,46 @@ def test_churn_bias_is_the_actual_churn_rate_minus_btyds_on_the_latest_snapshot(
 def test_btyd_bias_is_measured_on_the_latest_snapshot_and_not_carried_without_a_season(
     fitted, latest_snapshot
 ):
-    """Without a year of history the latest window's bias is kept as a record, and the level is BTYD's total:
-    carried forward, it lost the aggregate to BTYD alone at 19 of 30 CDNOW splits (+73 % for April 1998)."""
+    """Without a season the latest window's bias is kept as a record, and the level is BTYD's total:
+    carried forward, it lost the aggregate to BTYD alone at most CDNOW splits (docs/models.md)."""
     bundle, _ = fitted
     expected = latest_snapshot["value"].sum() / np.nansum(latest_snapshot["btyd_value"])
     assert expected != pytest.approx(1.0, abs=1e-3)  # so an inverted ratio shows
     assert "season" not in bundle.meta
     assert bundle.meta["latest_btyd_bias"] == pytest.approx(expected, rel=1e-9)
     assert bundle.btyd_bias == 1.0
+
+
+def _latest_bias(world_data, h: float, cfg: Config) -> tuple[pd.DataFrame, float]:
+    """The training frame of two snapshots with h-day labels, and BTYD's bias on its latest snapshot."""
+    end = world_data.end.normalize()
+    train = build_training_frame(world_data, training_cutoffs(end, h, 2, 60), cfg)
+    rows = add_snapshot_btyd(train, h / cfg.time.unit_days)
+    rows = rows[rows["snapshot"] == rows["snapshot"].max()]
+    return train, float(rows["value"].sum() / np.nansum(rows["btyd_value"]))
+
+
+def test_a_measured_season_keeps_the_latest_bias_times_its_ratio(world_data):
+    """With the season a year earlier measured, the latest window's bias is carried, corrected by it."""
+    from kamml.evaluation.backtest import _season_frame
+
+    cfg = config()
+    train, measured = _latest_bias(world_data, 90, cfg)
+    season = _season_frame(world_data, cfg, world_data.end.normalize(), 90, train["snapshot"].max())
+    assert season is not None
+    bundle = ModelBundle.fit(train, cfg, season=season)
+    assert bundle.btyd_bias == pytest.approx(measured * bundle.meta["season"]["value_ratio"], rel=1e-9)
+    assert "latest_btyd_bias" not in bundle.meta
+
+
+def test_a_window_of_a_year_keeps_its_bias_without_a_season(world_data):
+    """A year-long window holds every season, and no season is measured for it: its bias is carried."""
+    cfg = config(horizon_days=364)
+    train, measured = _latest_bias(world_data, 364, cfg)
+    bundle = ModelBundle.fit(train, cfg)
+    assert measured != pytest.approx(1.0, abs=1e-3)
+    assert bundle.btyd_bias == pytest.approx(measured, rel=1e-9)
+    assert "latest_btyd_bias" not in bundle.meta
 
 
 def test_predict_columns_and_ranges(fitted):
@@ -542,7 +574,7 @@ def test_shorter_training_window_is_stretched_to_the_horizon(world_data):
     np.testing.assert_array_equal(np.isnan(btyd_H), ~has_rfm)
     assert not np.allclose(clv_H[~has_rfm], unshaped[~has_rfm])
     assert clv_H.sum() == pytest.approx(unshaped.sum(), rel=1e-12)
-    # the level: the h-window total is BTYD's at the cutoff, times BTYD's bias on the latest snapshot
+    # the level: the h-window total is BTYD's at the cutoff, times btyd_bias (1 here: no season measured)
     assert bundle.value_level is None  # set by anchor only
     assert anchored.btyd_bias == bundle.btyd_bias
     assert anchored.btyd_bias > 0

@@ -24,9 +24,9 @@ Value level: the value model's total drifts when its training snapshots, at leas
 old, are carried to the cutoff (trees do not extrapolate an ageing book). `anchor` therefore sets the
 model's h-window total at the cutoff to BTYD's, refitted there, times BTYD's bias measured on the latest
 training snapshot (actual over BTYD value, `btyd_bias`) when a season correction (below) tells that
-window's calendar from BTYD's misfit, else times 1: one multiplier, `value_level`, clipped to [0.5, 2].
-The model still ranks the accounts. Without a year of history the latest window's bias predicted the
-next window's miss no better than chance on CDNOW (fifty-fifth session, docs/models.md). The churn
+window's calendar from BTYD's misfit or the window is a year or longer, else times 1: one multiplier,
+`value_level`, clipped to [0.5, 2]. The model still ranks the accounts. Without a season the latest
+window's bias did not tell the next window's miss on CDNOW (fifty-fifth session, docs/models.md). The churn
 probability is levelled on the logit scale: one shift, `churn_shift` (|shift| <= 1), sets its mean over
 the accounts with a history to BTYD's mean P(no purchase) at the cutoff plus BTYD's error on the latest
 snapshot (`churn_bias`, carried forward with or without a season).
@@ -851,9 +851,9 @@ class ModelBundle:
     #: None: in proportion to time, H / h (a bundle fitted by hand, or saved before it existed).
     referral_ratio: float | None = None
     #: The value level (module docs): actual over BTYD value on the latest training snapshot times the
-    #: seasonal ratio when fitted with a season (meta["season"]), else 1 (the measured bias kept in
-    #: meta["latest_btyd_bias"]), and the multiplier on the value model set by `anchor`. None in bundles
-    #: saved before they existed.
+    #: seasonal ratio when fitted with a season (meta["season"]), as measured for a window of a year or
+    #: more, else 1 (the measured bias kept in meta["latest_btyd_bias"]), and the multiplier on the value
+    #: model set by `anchor`. None in bundles saved before they existed.
     btyd_bias: float | None = None
     value_level: float | None = None
     #: The churn level (module docs): actual churn rate minus BTYD's mean P(no purchase) on the latest
@@ -1043,24 +1043,27 @@ class ModelBundle:
             bundle.churn_bias = float(rows["churned"].mean() - rows["btyd_p_zero"].mean())
         if season is not None:
             bundle._set_season(season)
-        if "season" not in bundle.meta and bundle.btyd_bias is not None:
+        unseasoned = "season" not in bundle.meta and bundle.train_horizon_days < SEASON_DAYS
+        if unseasoned and bundle.btyd_bias is not None:
             bundle._drop_unseasoned_bias()
         return bundle
 
     def _drop_unseasoned_bias(self) -> None:
         """Anchor the value to BTYD's own total where no season separates its latest bias (module docs).
 
-        Without a year of history, BTYD's miss on the latest window is that window's calendar and noise
-        as much as a lasting misfit: on 30 CDNOW splits carrying it forward lost the aggregate to BTYD
-        alone at 19 (mostly short holdouts: +73 % against +25 % for April 1998 after a March at 1.38).
-        It is kept in meta["latest_btyd_bias"] and the log.
+        A label window shorter than a year without the season measured a year earlier: BTYD's miss on
+        the latest window is that window's calendar and noise as much as a lasting misfit. Carried
+        forward on CDNOW it lost the aggregate to BTYD alone at most splits (1997-07-31 to 1997-09-30:
+        +32.6 % against +13.5 %). It is kept in meta["latest_btyd_bias"] and the log. A window of a year
+        or more holds every season: its bias is carried as before (not measured otherwise).
         """
-        bias = float(self.btyd_bias or 1.0)
+        bias = float(self.btyd_bias) if self.btyd_bias is not None else 1.0
         self.meta["latest_btyd_bias"] = bias
         self.btyd_bias = 1.0
         log.info(
-            "value level on BTYD's own total: its bias on the latest training window (x %.4f) is not carried "
-            "forward without a year of history to tell season from misfit",
+            "value level on BTYD's own total: its bias on the latest %d-day training window (x %.4f) is not "
+            "carried forward without a season measured a year earlier to tell the calendar from a misfit",
+            self.train_horizon_days,
             bias,
         )
 
@@ -1143,12 +1146,16 @@ class ModelBundle:
         low, high = ClvModel.scale_bounds
         level = float(np.clip(target / model_total, low, high))
         log.info(
-            "value level %.4f: model total %.6g, bias-corrected BTYD total %.6g", level, model_total, target
+            "value level %.4f: model total %.6g, BTYD total x %.4f = %.6g",
+            level,
+            model_total,
+            self.btyd_bias,
+            target,
         )
         if level in (low, high):  # the model and BTYD disagree more than the clip allows
             log.warning(
-                "value level clipped at %g: the value model's total (%.6g) is %.3g times the bias-corrected "
-                "BTYD total (%.6g); with few accounts or a gap in the data the value scale is unreliable",
+                "value level clipped at %g: the value model's total (%.6g) is %.3g times the level's BTYD "
+                "total (%.6g); with few accounts or a gap in the data the value scale is unreliable",
                 level,
                 model_total,
                 model_total / target,

@@ -384,7 +384,10 @@ def test_every_message_on_a_file_kind_lists_the_kinds_read(backend, tmp_path, ca
     (tmp_path / "parts" / "part-0.json").write_text("{}")
     with pytest.raises(DataError) as parts:
         read_table(tmp_path / "parts", "transactions", backend)
-    assert f"holds no table files ({KINDS})" in str(parts.value)
+    assert (
+        f"holds part-0.json, which kamml does not read: a table's parts are each one of these kinds ({KINDS})"
+        in str(parts.value)
+    )
     with pytest.raises(DataError) as other:
         read_table([1], "transactions", backend)
     assert f"the path of a table file ({KINDS})" in str(other.value)
@@ -578,3 +581,63 @@ def test_a_trailing_ctrl_z_is_named_with_the_file(backend, tmp_path, end):
     path.write_bytes(b"account_id,ts,amount,product\n1,2024-01-01,5,a\n2,2024-01-02,6,b" + end)
     with pytest.raises(DataError, match=r"t\.csv ends with a Ctrl-Z byte \(0x1A\)"):
         load_data({"transactions": path}, backend=backend)
+
+
+@pytest.mark.parametrize("other", ["part-3.json", "part-2.csv.bz2", "part-1.xlsx", "sub/part-4.avro"])
+def test_a_part_of_another_kind_is_refused_by_name_in_a_folder_and_a_glob(backend, write_csv, other):
+    """A folder of CSV parts dropped its part-3.json or part-2.csv.bz2 without a word (a glob named one
+    file, not the rule): the table lost those rows."""
+    write_csv("tx/part-0.csv", "account_id,ts,amount\n1,2024-01-05,3\n")
+    write_csv("tx/part-1.csv", "account_id,ts,amount\n2,2024-01-06,4\n")
+    odd = write_csv(f"tx/{other}", "x")
+    folder = odd.parent if other.count("/") == 0 else odd.parent.parent
+    for source, where in ((folder, f"folder {folder} holds"), (str(folder / "*"), f"{folder / '*'} matches")):
+        with pytest.raises(DataError) as caught:
+            read_table(source, "transactions", backend)
+        message = str(caught.value)
+        assert message.startswith(f"transactions: {where} {other}, which kamml does not read")
+        assert f"a table's parts are each one of these kinds ({KINDS})" in message
+
+
+def test_parts_of_other_kinds_are_all_named_at_once(backend, tmp_path, tx):
+    folder = tmp_path / "transactions"
+    folder.mkdir()
+    tx.to_parquet(folder / "part-0.parquet")
+    for i in range(7):
+        (folder / f"part-{i}.json").write_text("{}")
+    with pytest.raises(DataError, match=r"holds part-0\.json, part-1\.json, .*part-4\.json and 2 more, "):
+        read_table(folder, "transactions", backend)
+
+
+def test_spark_and_hadoop_markers_among_parts_stay_unsaid(backend, tmp_path, tx, caplog):
+    """Markers Spark and Hadoop write beside the parts are skipped, in a folder and a glob, without a word;
+    a file Hadoop is still copying (``part-1.parquet._COPYING_``, which Spark skips) too."""
+    folder = tmp_path / "transactions"
+    folder.mkdir()
+    tx.to_parquet(folder / "part-0.parquet")
+    for marker in ("_SUCCESS", ".part-0.parquet.crc", "_committed_123", "_started_123", "._SUCCESS.crc"):
+        (folder / marker).write_bytes(b"")
+    tx.head(2).to_parquet(folder / "part-1.parquet._COPYING_")  # half copied
+    with caplog.at_level("WARNING"):
+        for source in (folder, str(folder / "*")):
+            assert read_table(source, "transactions", backend).count().execute() == len(tx)
+    assert not caplog.records
+
+
+@pytest.mark.spark
+def test_a_part_of_another_kind_in_a_parquet_folder_is_refused_alike_on_spark(tmp_path, tx):
+    """Spark, handed the folder, read part-3.json as Parquet and failed with a Java stack trace while
+    DuckDB dropped it: the engines must read (or refuse) the same files."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    folder = tmp_path / "transactions"
+    folder.mkdir()
+    tx.iloc[:2].to_parquet(folder / "part-0.parquet", coerce_timestamps="us")
+    tx.iloc[2:].to_parquet(folder / "part-1.parquet", coerce_timestamps="us")
+    (folder / "part-3.json").write_text("{}")
+    spark = connect(EngineConfig(name="spark"))
+    for source in (folder, str(folder / "*")):
+        for engine in (spark, ibis.duckdb.connect(threads=1)):
+            with pytest.raises(DataError, match=r"(holds|matches) part-3\.json, "):
+                read_table(source, "transactions", engine).count().execute()

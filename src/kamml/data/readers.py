@@ -236,9 +236,11 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
                 else ": names starting with _ or . are not data"
             )
             raise DataError(f"{name}: no file matches {source}{hidden}")
+        _check_part_kinds(files, name, f"{source} matches", _glob_base(path))
         return _read_files(files, source, name, backend, delimiter)
     if path.is_dir():
         parts = _visible_files(path)
+        _check_part_kinds(parts, name, f"folder {path} holds", path)
         parquet, csv = [p for p in parts if _is_parquet(p)], [p for p in parts if _is_csv(p)]
         if parquet and csv:  # the CSV parts were dropped without a word
             raise DataError(
@@ -264,14 +266,19 @@ def source_files(source: str | Path) -> list[Path]:
     return [path]
 
 
+def _glob_base(pattern: Path) -> Path:
+    """A glob's fixed folder: its path up to the first part with a wildcard (``data/tx`` of ``data/tx/*``)."""
+    fixed = next((i for i, part in enumerate(pattern.parts) if any(ch in part for ch in _GLOB_CHARS)), 0)
+    return Path(*pattern.parts[:fixed]) if fixed else Path()
+
+
 def _glob_files(pattern: Path) -> list[Path]:
     """A glob's files by a folder's rule (`_visible_files`), as Spark reads a glob.
 
     A match named ``_x`` or ``.x``, or under such a folder below the glob's fixed part, is skipped (Spark's
     ``_SUCCESS`` failed as "neither Parquet nor CSV"), and a matched folder stands for its visible files.
     """
-    fixed = next((i for i, part in enumerate(pattern.parts) if any(ch in part for ch in _GLOB_CHARS)), 0)
-    base = Path(*pattern.parts[:fixed]) if fixed else Path()
+    base = _glob_base(pattern)
     found: set[Path] = set()
     for match in map(Path, glob.glob(str(pattern), recursive=True)):
         if _hidden(match.relative_to(base).parts):
@@ -284,8 +291,39 @@ def _glob_files(pattern: Path) -> list[Path]:
 
 
 def _hidden(parts: Iterable[str]) -> bool:
-    """Whether a path's parts name a file or folder that Spark, Hadoop and Arrow skip (``_x``, ``.x``)."""
-    return any(part.startswith(("_", ".")) for part in parts)
+    """Whether a path's parts name a file or folder that Spark, Hadoop and Arrow skip.
+
+    Those are ``_x`` and ``.x`` (``_SUCCESS``, ``_committed_1``, ``.part-0.crc``) and ``x._COPYING_``, a
+    file ``hadoop fs -put`` is still writing: Spark skips it, and DuckDB read it as a part (or refused it).
+    """
+    return any(part.startswith(("_", ".")) or part.endswith("._COPYING_") for part in parts)
+
+
+#: How many of a table's files of other kinds a message names before "and N more".
+_NAMED_FILES = 5
+
+
+def _check_part_kinds(parts: list[Path], name: str, where: str, base: Path) -> None:
+    """A DataError naming a table's visible parts that are not of a kind kamml reads (`TABLE_SUFFIXES`).
+
+    `where` begins the message ("folder data/tx holds", "data/tx/* matches"); parts are named from `base`.
+
+    A ``part-3.json`` or ``part-2.csv.bz2`` beside the CSV parts was dropped without a word on DuckDB (its
+    rows lost), and a Parquet folder's was read by Spark as Parquet and failed in a Java stack trace.
+    Spark's and Hadoop's markers are hidden (`_hidden`) and never get here.
+    """
+    others = [p for p in parts if not (_is_parquet(p) or _is_csv(p))]
+    if not others:
+        return
+    shown = [str(p.relative_to(base)) if p.is_relative_to(base) else str(p) for p in others[:_NAMED_FILES]]
+    more = len(others) - len(shown)
+    listed = ", ".join(shown[:-1]) + " and " + shown[-1] if more == 0 and len(shown) > 1 else ", ".join(shown)
+    listed += f" and {more} more" if more else ""
+    raise DataError(
+        f"{name}: {where} {listed}, which kamml does not read: a table's parts are each one of these "
+        f"kinds ({TABLE_KINDS}), and files named _x or .x (Spark's _SUCCESS, .crc files) are skipped; "
+        "convert them to one of these kinds (or move them out) so that no rows are left out"
+    )
 
 
 def _visible_files(folder: Path) -> list[Path]:

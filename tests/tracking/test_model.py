@@ -783,6 +783,7 @@ class _EchoBundle:
         (["nil", "A8"], r"features\.account_id: a null marker .*row\(s\) 0 \(1 row; e\.g\. 'nil'\)"),
         ([7, " #n/a", "None"], r"features\.account_id: a null marker .*row\(s\) 1, 2 \(2 rows"),
         (["NaN", "A8"], r"features\.account_id: a null marker .*row\(s\) 0"),
+        (["A7", " NULL\r"], r"features\.account_id: a null marker .*row\(s\) 1"),
     ],
 )
 def test_blank_and_null_marker_ids_are_refused_as_the_input_tables_refuse_them(ids, named):
@@ -795,7 +796,7 @@ def test_blank_and_null_marker_ids_are_refused_as_the_input_tables_refuse_them(i
 
 def test_ids_the_input_tables_accept_as_codes_come_back_as_sent():
     """ "NA" (North America), "-nan", "-0.0" (the tables' code "-0") and "N/A2" are ids to the tables."""
-    codes = ["NA", "-nan", "-0.0", "N/A2", "NULLS", " 7"]
+    codes = ["NA", "-nan", "-0.0", "N/A2", "NULLS", " 7", "NULL\r"]  # "NULL\r": the tables trim no "\r" alone
     out = score_frame(_EchoBundle(), pd.DataFrame({"account_id": codes}))
     assert out["account_id"].tolist() == codes
 

@@ -1537,7 +1537,7 @@ def test_benchmark_takes_a_config_file(monkeypatch, tmp_path):
     import kamml.evaluation.benchmark
 
     seen: list[Any] = []
-    result = SimpleNamespace(to_text=lambda: "benchmark", to_dict=lambda: {})
+    result = SimpleNamespace(to_text=lambda: "benchmark", to_dict=lambda: {}, protocol={})
     monkeypatch.setattr(
         kamml.evaluation.benchmark, "benchmark_cdnow", lambda *a, **k: seen.append(k["config"]) or result
     )
@@ -1546,6 +1546,7 @@ def test_benchmark_takes_a_config_file(monkeypatch, tmp_path):
     done = runner.invoke(app, ["benchmark", "cdnow", "--sample", "--config", str(path)])
     assert done.exit_code == 0, done.output
     assert seen[0].models.seed == 7
+    assert result.protocol == {"config": str(path)}  # the JSON says these are not the published settings
     refused = runner.invoke(app, ["benchmark", "cdnow", "--config", str(path), "--json", str(path)])
     assert refused.exit_code != 0, refused.output
     assert "mine.yaml" in refused.output, refused.output

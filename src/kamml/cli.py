@@ -929,9 +929,10 @@ def benchmark_cdnow(
         path_opt(
             "--config",
             "-c",
-            text="YAML config whose features, models and engine sections (and time.snapshots, "
-            "time.step_days where set) the models train with; the data and the time window are the "
-            "benchmark's. Default: the benchmark's own settings.",
+            text="YAML config (or a packaged one's name: default, cdnow, spark) whose features, models and "
+            "engine sections (and time.snapshots, time.step_days where set) the models train with; the data "
+            "and the time window are the benchmark's, and the JSON's protocol names the file. Default: the "
+            "benchmark's own settings.",
         ),
     ] = None,
 ) -> None:
@@ -943,6 +944,8 @@ def benchmark_cdnow(
     settings = benchmark_config(config)  # a config that cannot be read fails before any work
     _check_json_out(json_out, {**packaged_paths(), **_config_input(config)})
     result = run(calibration_end, holdout_end, sample=sample, config=settings)
+    if config is not None:  # the JSON of a run with other settings is not the published figures'
+        result.protocol["config"] = str(config)
     typer.echo(result.to_text(), err=json_out == STDOUT)  # stdout holds the JSON alone
     _write_json(result.to_dict(), json_out)
 

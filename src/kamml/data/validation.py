@@ -834,8 +834,9 @@ def _float(plan: TablePlan, s: Deferred, *, strict: bool = False) -> Deferred:
 
     DuckDB reads "-nan" as NaN, and Spark's cast read it as no number: an "unparseable number" amount
     there, and an accounts attribute of numbers beside one "-nan" became a category (a number on DuckDB).
-    On Spark the NaN pattern is tried only where the cast failed, not on every value. `strict` (DuckDB):
-    a cast that fails raises, for text already known to be numbers.
+    On Spark the NaN pattern is tried only where the cast gave no number (null, or NaN, which ibis's
+    isnull counts there), not on every value. `strict` (DuckDB): a cast that fails raises, for text
+    already known to be numbers.
     """
     if _engine_name(plan) == "duckdb":
         return s.cast("float64") if strict else s.try_cast("float64")

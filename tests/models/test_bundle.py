@@ -74,12 +74,16 @@ def latest_snapshot(world_data, fitted):
     return train[train["snapshot"] == train["snapshot"].max()]
 
 
-def test_churn_bias_is_the_actual_churn_rate_minus_btyds_on_the_latest_snapshot(fitted, latest_snapshot):
+def test_churn_bias_is_measured_on_the_latest_snapshot_and_not_carried_without_a_season(
+    fitted, latest_snapshot
+):
+    """Actual churn rate minus BTYD's mean P(no purchase) there, kept as a record; the level is BTYD's."""
     bundle, _ = fitted
     rows = latest_snapshot[latest_snapshot["btyd_p_zero"].notna()]
     expected = rows["churned"].mean() - rows["btyd_p_zero"].mean()
     assert expected != pytest.approx(0.0, abs=1e-3)  # so a flipped sign shows
-    assert bundle.churn_bias == pytest.approx(expected, rel=1e-9)
+    assert bundle.meta["latest_churn_bias"] == pytest.approx(expected, rel=1e-9)
+    assert bundle.churn_bias == 0.0
 
 
 def test_btyd_bias_is_measured_on_the_latest_snapshot_and_not_carried_without_a_season(
@@ -115,6 +119,8 @@ def test_a_measured_season_keeps_the_latest_bias_times_its_ratio(world_data):
     bundle = ModelBundle.fit(train, cfg, season=season)
     assert bundle.btyd_bias == pytest.approx(measured * bundle.meta["season"]["value_ratio"], rel=1e-9)
     assert "latest_btyd_bias" not in bundle.meta
+    assert "latest_churn_bias" not in bundle.meta
+    assert bundle.churn_bias != 0.0
 
 
 def test_a_window_of_a_year_keeps_its_bias_without_a_season(world_data):
@@ -125,6 +131,8 @@ def test_a_window_of_a_year_keeps_its_bias_without_a_season(world_data):
     assert measured != pytest.approx(1.0, abs=1e-3)
     assert bundle.btyd_bias == pytest.approx(measured, rel=1e-9)
     assert "latest_btyd_bias" not in bundle.meta
+    assert "latest_churn_bias" not in bundle.meta
+    assert bundle.churn_bias != 0.0
 
 
 def test_predict_columns_and_ranges(fitted):

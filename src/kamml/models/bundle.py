@@ -29,7 +29,7 @@ window's calendar from BTYD's misfit or the window is a year or longer, else tim
 window's bias did not tell the next window's miss on CDNOW (fifty-fifth session, docs/models.md). The churn
 probability is levelled on the logit scale: one shift, `churn_shift` (|shift| <= 1), sets its mean over
 the accounts with a history to BTYD's mean P(no purchase) at the cutoff plus BTYD's error on the latest
-snapshot (`churn_bias`, carried forward with or without a season).
+snapshot (`churn_bias`), which likewise is carried only with a season or a window of a year or more.
 
 Season: BTYD's error on one label window shorter than a year holds that window's season (a December
 window's bias applied to January put a 30-day value total 75 % too high on the synthetic world). When the
@@ -857,7 +857,8 @@ class ModelBundle:
     btyd_bias: float | None = None
     value_level: float | None = None
     #: The churn level (module docs): actual churn rate minus BTYD's mean P(no purchase) on the latest
-    #: training snapshot (plus the seasonal difference), and the logit shift set by `anchor`.
+    #: training snapshot (plus the seasonal difference) with a season or a window of a year or more, else
+    #: 0 (the measured one kept in meta["latest_churn_bias"]), and the logit shift set by `anchor`.
     churn_bias: float | None = None
     churn_shift: float | None = None
     #: The value's shape at the horizon (`fit_value_shape`), set by `anchor` when h < H: breakpoints
@@ -1043,28 +1044,33 @@ class ModelBundle:
             bundle.churn_bias = float(rows["churned"].mean() - rows["btyd_p_zero"].mean())
         if season is not None:
             bundle._set_season(season)
-        unseasoned = "season" not in bundle.meta and bundle.train_horizon_days < SEASON_DAYS
-        if unseasoned and bundle.btyd_bias is not None:
-            bundle._drop_unseasoned_bias()
+        if "season" not in bundle.meta and bundle.train_horizon_days < SEASON_DAYS:
+            bundle._drop_unseasoned_biases()
         return bundle
 
-    def _drop_unseasoned_bias(self) -> None:
-        """Anchor the value to BTYD's own total where no season separates its latest bias (module docs).
+    def _drop_unseasoned_biases(self) -> None:
+        """Level value and churn on BTYD's own at the cutoff where no season separates their biases.
 
         A label window shorter than a year without the season measured a year earlier: BTYD's miss on
         the latest window is that window's calendar and noise as much as a lasting misfit. Carried
-        forward on CDNOW it lost the aggregate to BTYD alone at most splits (1997-07-31 to 1997-09-30:
-        +32.6 % against +13.5 %). It is kept in meta["latest_btyd_bias"] and the log. A window of a year
-        or more holds every season: its bias is carried as before (not measured otherwise).
+        forward on CDNOW the value's lost the aggregate to BTYD alone at most splits (1997-07-31 to
+        1997-09-30: +32.6 % against +13.5 %), and the churn's lost Brier at 5 of 30 splits, 3 without it
+        (module docs). Both are kept in meta ("latest_btyd_bias", "latest_churn_bias") and the log. A
+        window of a year or more holds every season: its biases are carried as before (not measured
+        otherwise).
         """
-        bias = float(self.btyd_bias) if self.btyd_bias is not None else 1.0
-        self.meta["latest_btyd_bias"] = bias
-        self.btyd_bias = 1.0
+        bias, churn = self.btyd_bias, self.churn_bias
+        if bias is not None:
+            self.meta["latest_btyd_bias"], self.btyd_bias = float(bias), 1.0
+        if churn is not None:
+            self.meta["latest_churn_bias"], self.churn_bias = float(churn), 0.0
         log.info(
-            "value level on BTYD's own total: its bias on the latest %d-day training window (x %.4f) is not "
-            "carried forward without a season measured a year earlier to tell the calendar from a misfit",
+            "levels on BTYD's own at the cutoff: BTYD's bias on the latest %d-day training window (value x "
+            "%s, churn rate %s) is not carried forward without a season measured a year earlier to tell "
+            "the calendar from a misfit",
             self.train_horizon_days,
-            bias,
+            "none" if bias is None else f"{bias:.4f}",
+            "none" if churn is None else f"{churn:+.4f}",
         )
 
     def _set_season(self, season: pd.DataFrame) -> None:

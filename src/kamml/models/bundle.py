@@ -36,7 +36,8 @@ window's bias applied to January put a 30-day value total 75 % too high on the s
 data reach a year further back, `fit` is given the two snapshots 364 days before the cutoff and before the
 latest snapshot (`season`), and the biases are corrected by the change of BTYD's error between those two
 windows a year earlier: the value bias times its ratio (`seasonal_correction`), the churn bias plus its
-difference. On CDNOW there is no such year, and nothing changes (docs/models.md).
+difference. Without a season (and for windows under a year) neither bias is carried: the levels are
+BTYD's own at the cutoff (`_drop_unseasoned_biases`). No README CDNOW end has such a year.
 """
 
 from __future__ import annotations

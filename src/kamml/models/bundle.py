@@ -1139,7 +1139,7 @@ class ModelBundle:
         return shape
 
     def _value_level(self, prepared: Any, extra: dict[str, np.ndarray]) -> float | None:
-        """The multiplier that sets the value model's total at the cutoff to BTYD's, bias-corrected.
+        """The multiplier that sets the value model's total at the cutoff to BTYD's times `btyd_bias`.
 
         Target: btyd_bias x the sum of BTYD value over the training window at the cutoff (BTYD refitted
         there), clipped to [0.5, 2] x the model's own total. None without a bias or a positive total.
@@ -1171,7 +1171,7 @@ class ModelBundle:
         return level
 
     def _churn_shift(self, prepared: Any, rfm: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float | None:
-        """The logit shift that sets the mean churn probability at the cutoff to BTYD's, bias-corrected.
+        """The logit shift that sets the mean churn probability at the cutoff to BTYD's plus `churn_bias`.
 
         Over the accounts with a history: mean P0(H) by BTYD refitted at the cutoff, plus churn_bias.
         The shift is at most 1 either way. None without a bias or a history.
@@ -1195,11 +1195,17 @@ class ModelBundle:
             shift = -1.0 if abs(low) < abs(high) else 1.0
         else:
             shift = float(brentq(gap, -1.0, 1.0, xtol=1e-9))
-        log.info("churn shift %+.4f: model mean %.4f, bias-corrected BTYD mean %.4f", shift, p.mean(), target)
+        log.info(
+            "churn shift %+.4f: model mean %.4f, BTYD mean %+.4f = %.4f",
+            shift,
+            p.mean(),
+            self.churn_bias,
+            target,
+        )
         if abs(shift) >= 1.0 and abs(gap(shift)) > 0.01:
             log.warning(
                 "churn shift clipped at %+g: the churn model's mean probability %.3f cannot reach the "
-                "bias-corrected BTYD mean %.3f (it stays at %.3f); with few accounts the probabilities are "
+                "level's BTYD mean %.3f (it stays at %.3f); with few accounts the probabilities are "
                 "unreliable",
                 shift,
                 p.mean(),

@@ -311,6 +311,21 @@ def test_a_glob_skips_hidden_and_underscore_parts_as_a_folder_does(backend, tmp_
         read_table(str(folder / "_*"), "transactions", backend)
 
 
+def test_underscore_partition_folders_are_read_as_spark_reads_them(backend, tmp_path, tx):
+    """Spark hides _x but keeps _x=v (a partitionBy("_y") table); kamml hid _y=1/ as a marker, so the two
+    engines read different rows."""
+    folder = tmp_path / "transactions"
+    (folder / "_y=1").mkdir(parents=True)
+    (folder / "_y=2").mkdir()
+    tx.iloc[:2].to_parquet(folder / "_y=1" / "part-0.parquet")
+    tx.iloc[2:].to_parquet(folder / "_y=2" / "part-0.parquet")
+    (folder / "_SUCCESS").write_text("")
+    for source in (folder, str(folder / "*")):
+        table = read_table(source, "transactions", backend)
+        assert table.count().execute() == len(tx)
+        assert list(table.columns) == [*tx.columns, "_y"]
+
+
 def test_parquet_parts_with_a_boolean_and_a_number_column_are_refused(backend, tmp_path, tx):
     """quantity true/false in one part and 3 in another read as 1/0 on DuckDB, while one boolean file is
     refused (wrong type) and Spark refuses the parts; int32 beside int64 still reads in a common type."""

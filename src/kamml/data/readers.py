@@ -295,8 +295,13 @@ def _hidden(parts: Iterable[str]) -> bool:
 
     Those are ``_x`` and ``.x`` (``_SUCCESS``, ``_committed_1``, ``.part-0.crc``) and ``x._COPYING_``, a
     file ``hadoop fs -put`` is still writing: Spark skips it, and DuckDB read it as a part (or refused it).
+    A ``_x`` holding ``=`` is not hidden, as Spark keeps it: ``_y=1/`` is a partition folder (Spark's
+    ``partitionBy("_y")``), which kamml skipped while Spark read its rows.
     """
-    return any(part.startswith(("_", ".")) or part.endswith("._COPYING_") for part in parts)
+    return any(
+        part.startswith(".") or (part.startswith("_") and "=" not in part) or part.endswith("._COPYING_")
+        for part in parts
+    )
 
 
 #: How many of a table's files of other kinds a message names before "and N more".

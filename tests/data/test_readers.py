@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import gzip
+import re
+import shutil
 
 import ibis
 import numpy as np
@@ -74,10 +76,14 @@ def test_parquet_of_time_zone_aware_nanoseconds_is_read_as_utc(backend, tmp_path
 
 def test_parquet_folder_and_glob_read_every_part(backend, tmp_path, tx):
     folder = tmp_path / "transactions"
+    (folder / "year=2023").mkdir(parents=True)
     (folder / "year=2024").mkdir(parents=True)
-    tx.iloc[:2].to_parquet(folder / "part-0.parquet")
+    tx.iloc[:2].to_parquet(folder / "year=2023" / "part-0.parquet")
     tx.iloc[2:].to_parquet(folder / "year=2024" / "part-1.parquet")
-    assert read_table(folder, "transactions", backend).count().execute() == len(tx)
+    for source in (folder, str(folder / "*"), str(folder / "year=*" / "*.parquet")):
+        table = read_table(source, "transactions", backend)
+        assert table.count().execute() == len(tx)
+        assert list(table.columns) == [*tx.columns, "year"]
     flat = tmp_path / "flat"
     flat.mkdir()
     tx.iloc[:2].to_parquet(flat / "a.parquet")
@@ -297,8 +303,9 @@ def test_a_glob_skips_hidden_and_underscore_parts_as_a_folder_does(backend, tmp_
     was dropped, where Spark reads its parts."""
     folder = tmp_path / "tx"
     (folder / "_temporary" / "0").mkdir(parents=True)
+    (folder / "day=1").mkdir()
     (folder / "day=2").mkdir()
-    tx.iloc[:2].to_parquet(folder / "part-0.parquet")
+    tx.iloc[:2].to_parquet(folder / "day=1" / "part-0.parquet")
     tx.iloc[2:].to_parquet(folder / "day=2" / "part-1.parquet")
     tx.to_parquet(folder / "day=2" / "_part-9.parquet")
     tx.to_parquet(folder / "_temporary" / "0" / "part-0.parquet")
@@ -311,9 +318,51 @@ def test_a_glob_skips_hidden_and_underscore_parts_as_a_folder_does(backend, tmp_
         read_table(str(folder / "_*"), "transactions", backend)
 
 
+RULE = "a table's parts are either all in key=value folders (of the same keys) or none"
+
+
+def test_parts_beside_partition_folders_are_refused(backend, tmp_path, tx):
+    """part-0.parquet beside y=1/part-0.parquet: DuckDB read every row, Spark handed the folder only the
+    partition's (and a y column), so rows were lost on Spark without a word; now both refuse."""
+    folder = tmp_path / "transactions"
+    (folder / "y=1").mkdir(parents=True)
+    tx.iloc[:2].to_parquet(folder / "part-0.parquet")
+    tx.iloc[2:].to_parquet(folder / "y=1" / "part-0.parquet")
+    for source in (folder, str(folder / "*"), str(folder / "**" / "*.parquet")):
+        with pytest.raises(DataError) as caught:
+            read_table(source, "transactions", backend)
+        message = str(caught.value)
+        assert message.startswith("transactions: ")
+        assert str(folder) in message
+        assert "part-0.parquet and y=1/part-0.parquet" in message
+        assert RULE in message
+
+
+def test_partition_folders_of_other_keys_are_refused(backend, tmp_path, tx):
+    """y=1/ beside m=2/, or y=1/ beside y=2/m=3/: DuckDB read the rows without either column, Spark refused
+    ("conflicting partition column names"); both refuse alike, naming two folders and the rule."""
+    folder = tmp_path / "transactions"
+    for other in ("m=2", "y=2/m=3"):
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "y=1").mkdir(parents=True)
+        (folder / other).mkdir(parents=True)
+        tx.iloc[:2].to_parquet(folder / "y=1" / "part-0.parquet")
+        tx.iloc[2:].to_parquet(folder / other / "part-0.parquet")
+        with pytest.raises(DataError) as caught:
+            read_table(folder, "transactions", backend)
+        message = str(caught.value)
+        assert "y=1/part-0.parquet" in message
+        assert f"{other}/part-0.parquet" in message
+        assert RULE in message
+    shutil.rmtree(folder / "y=1")
+    (folder / "y=2").rename(folder / "plain")  # plain/m=3/: below a plain folder, in neither layout
+    with pytest.raises(DataError, match=rf"holds plain/m=3/part-0\.parquet: {re.escape(RULE)}"):
+        read_table(folder, "transactions", backend)
+
+
 def test_underscore_partition_folders_are_read_as_spark_reads_them(backend, tmp_path, tx):
     """Spark hides _x but keeps _x=v (a partitionBy("_y") table); kamml hid _y=1/ as a marker, so the two
-    engines read different rows."""
+    engines read different rows. A _y=1/ beside y=2/ is a partition folder of another key: refused."""
     folder = tmp_path / "transactions"
     (folder / "_y=1").mkdir(parents=True)
     (folder / "_y=2").mkdir()
@@ -324,6 +373,9 @@ def test_underscore_partition_folders_are_read_as_spark_reads_them(backend, tmp_
         table = read_table(source, "transactions", backend)
         assert table.count().execute() == len(tx)
         assert list(table.columns) == [*tx.columns, "_y"]
+    (folder / "_y=2").rename(folder / "y=2")
+    with pytest.raises(DataError, match=rf"_y=1/part-0\.parquet and y=2/part-0\.parquet: {re.escape(RULE)}"):
+        read_table(folder, "transactions", backend)
 
 
 def test_parquet_parts_with_a_boolean_and_a_number_column_are_refused(backend, tmp_path, tx):

@@ -236,7 +236,9 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
                 else ": names starting with _ or . are not data"
             )
             raise DataError(f"{name}: no file matches {source}{hidden}")
-        _check_part_kinds(files, name, f"{source} matches", _glob_base(path))
+        base = _glob_base(path)
+        _check_part_kinds(files, name, f"{source} matches", base)
+        _partition_keys(files, name, f"{source} matches", base)
         return _read_files(files, source, name, backend, delimiter)
     if path.is_dir():
         parts = _visible_files(path)
@@ -250,6 +252,7 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
         files = parquet or csv
         if not files:
             raise DataError(f"{name}: folder {path} holds no table files ({TABLE_KINDS})")
+        _partition_keys(files, name, f"folder {path} holds", path)
         return _read_files(files, str(path), name, backend, delimiter)
     if not path.exists():
         raise DataError(f"{name}: file not found: {path}")
@@ -302,6 +305,37 @@ def _hidden(parts: Iterable[str]) -> bool:
         part.startswith(".") or (part.startswith("_") and "=" not in part) or part.endswith("._COPYING_")
         for part in parts
     )
+
+
+#: The rule a table's parts keep in folders of key=value partitions, as every message states it.
+_PARTITION_RULE = "a table's parts are either all in key=value folders (of the same keys) or none"
+
+
+def _partition_keys(files: list[Path], name: str, where: str, base: Path) -> tuple[str, ...]:
+    """The partition keys of a table's parts: the ``key=value`` folders below `base`, the same for every part.
+
+    A DataError names two parts of different layouts: ``part-0.parquet`` beside ``y=1/part-0.parquet``
+    was read whole on DuckDB while Spark, handed the folder, read the partition's rows alone (and a y
+    column), without a word; ``y=1/`` beside ``m=2/`` lost both columns on DuckDB and failed on Spark.
+    `where` begins the message ("folder data/tx holds", "data/tx/* matches").
+    """
+    first: tuple[tuple[str, ...], Path] | None = None
+    for path in files:
+        folders = path.relative_to(base).parts[:-1] if path.is_relative_to(base) else ()
+        keyed = ["=" in folder for folder in folders]
+        keys = tuple(f.split("=", 1)[0] for f in folders) if any(keyed) else ()
+        if first is None:
+            first = keys, path
+        # a part below plain folders and key=value ones (a/y=1/) is in neither layout: named alone
+        odd = [path] if any(keyed) and not all(keyed) else [first[1], path] if keys != first[0] else []
+        if odd:
+            named = " and ".join(str(p.relative_to(base)) if p.is_relative_to(base) else str(p) for p in odd)
+            raise DataError(
+                f"{name}: {where} {named}: {_PARTITION_RULE}, else the engines read different "
+                "rows and columns (Spark passes over a folder's parts outside its key=value folders); move "
+                "the parts into key=value folders of the same keys, or out of them"
+            )
+    return first[0] if first else ()
 
 
 #: How many of a table's files of other kinds a message names before "and N more".

@@ -1,0 +1,48 @@
+"""A table's parts in folders (a folder of parts, a glob) are read as the same rows and columns on Spark as
+on DuckDB, or refused alike: the partition folders (key=value) and the files each engine takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pandas as pd
+import pytest
+
+from kamml.data import read_table
+from kamml.errors import DataError
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+TX = pd.DataFrame({"account_id": [1, 2, 3, 4], "amount": [1.0, 2.0, 3.0, 4.0]})
+
+
+def _write(root: Path, parts: dict[str, pd.DataFrame]) -> None:
+    for relative, frame in parts.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path)
+
+
+def _read(source: Any, backend: ibis.BaseBackend) -> tuple:
+    """The columns and rows read (as text, sorted), or the refusal's message."""
+    try:
+        table = read_table(source, "transactions", backend)
+        frame = table.execute().astype(str)
+    except DataError as exc:
+        return "refused", str(exc)
+    return list(table.columns), sorted(map(tuple, frame.to_numpy().tolist()))
+
+
+def test_parts_beside_partition_folders_are_refused_on_both_engines(engines, tmp_path):
+    """Spark, handed the folder, read only y=1/'s rows (and a y column) while DuckDB read every row."""
+    _write(tmp_path, {"tx/part-0.parquet": TX.iloc[:2], "tx/y=1/part-0.parquet": TX.iloc[2:]})
+    for source in (tmp_path / "tx", str(tmp_path / "tx" / "*")):
+        duck, spark = (_read(source, backend) for backend in engines)
+        assert duck[0] == "refused", duck
+        assert spark == duck
+        assert "either all in key=value folders" in duck[1]

@@ -267,7 +267,7 @@ def test_load_data_on_spark(tmp_path):
 
 @pytest.mark.spark
 def test_a_glob_skips_underscore_and_hidden_parts_on_spark_as_on_duckdb(tmp_path, tx):
-    """Spark reads the glob itself; kamml's file list must agree with it (the same rows on both engines)."""
+    """Spark reads the files kamml lists for the glob: the same rows on both engines."""
     from kamml.engine import connect
 
     folder = tmp_path / "tx"

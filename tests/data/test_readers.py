@@ -378,6 +378,22 @@ def test_underscore_partition_folders_are_read_as_spark_reads_them(backend, tmp_
         read_table(folder, "transactions", backend)
 
 
+def test_partition_columns_come_only_from_folders_below_the_table(backend, tmp_path, tx):
+    """DuckDB took every key=value folder of a path as a column (data/run=3/transactions/ gained a run
+    column, y=1/part-0.parquet given directly a y), where Spark takes only those below the folder read."""
+    folder = tmp_path / "run=3" / "transactions"
+    (folder / "y=1").mkdir(parents=True)
+    tx.to_parquet(folder / "y=1" / "part-0.parquet")
+    for source, columns in (
+        (folder, [*tx.columns, "y"]),
+        (str(folder / "*"), [*tx.columns, "y"]),
+        (folder / "y=1", list(tx.columns)),
+        (folder / "y=1" / "part-0.parquet", list(tx.columns)),
+        (str(folder / "y=1" / "*.parquet"), list(tx.columns)),
+    ):
+        assert list(read_table(source, "transactions", backend).columns) == columns, source
+
+
 def test_parquet_parts_with_a_boolean_and_a_number_column_are_refused(backend, tmp_path, tx):
     """quantity true/false in one part and 3 in another read as 1/0 on DuckDB, while one boolean file is
     refused (wrong type) and Spark refuses the parts; int32 beside int64 still reads in a common type."""

@@ -46,3 +46,34 @@ def test_parts_beside_partition_folders_are_refused_on_both_engines(engines, tmp
         assert duck[0] == "refused", duck
         assert spark == duck
         assert "either all in key=value folders" in duck[1]
+
+
+@pytest.mark.parametrize(
+    ("parts", "source"),
+    [
+        # a glob over partition folders: Spark lost the y column that DuckDB kept
+        ({"tx/y=1/part-0.parquet": TX.iloc[:2], "tx/y=2/part-0.parquet": TX.iloc[2:]}, "tx/*"),
+        ({"tx/y=1/part-0.parquet": TX.iloc[:2], "tx/y=2/part-0.parquet": TX.iloc[2:]}, "tx/y=*/*.parquet"),
+        ({"tx/y=1/m=1/a.parquet": TX.iloc[:2], "tx/y=2/m=3/b.parquet": TX.iloc[2:]}, "tx/*"),
+        # Spark keeps _y=1/ (Hadoop hides _x but not _x=v), kamml hid it
+        ({"tx/_y=1/part-0.parquet": TX.iloc[:2], "tx/_y=2/part-0.parquet": TX.iloc[2:]}, "tx"),
+        # ** is any depth to Python's glob, one folder to Hadoop's: Spark read one part of three
+        (
+            {"tx/a.parquet": TX.iloc[:2], "tx/s/b.parquet": TX.iloc[2:3], "tx/s/t/c.parquet": TX.iloc[3:]},
+            "tx/**/*.parquet",
+        ),
+        # CSV parts in partition folders: DuckDB added the y column, Spark did not
+        ({"tx/y=1/part-0.csv": TX.iloc[:2], "tx/y=2/part-0.csv": TX.iloc[2:]}, "tx"),
+        # a key=value folder above the table is no column of it (DuckDB added run)
+        ({"run=3/tx/part-0.parquet": TX}, "run=3/tx"),
+    ],
+    ids=["glob", "glob-in-keys", "glob-nested-keys", "underscore-keys", "deep-glob", "csv-keys", "above"],
+)
+def test_parts_in_folders_are_read_alike(engines, tmp_path, parts, source):
+    _write(tmp_path, parts)
+    path = str(tmp_path / source)
+    duck, spark = (_read(path, backend) for backend in engines)
+    assert duck[0] != "refused", duck
+    assert len(duck[1]) == len(TX)
+    # Spark types a partition value (1), DuckDB keeps its text ("1"): alike as text (docs/spark.md)
+    assert spark == duck

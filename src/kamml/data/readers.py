@@ -238,8 +238,8 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
             raise DataError(f"{name}: no file matches {source}{hidden}")
         base = _glob_base(path)
         _check_part_kinds(files, name, f"{source} matches", base)
-        _partition_keys(files, name, f"{source} matches", base)
-        return _read_files(files, source, name, backend, delimiter)
+        keys = _partition_keys(files, name, f"{source} matches", base)
+        return _read_files(files, source, name, backend, delimiter, base, keys)
     if path.is_dir():
         parts = _visible_files(path)
         _check_part_kinds(parts, name, f"folder {path} holds", path)
@@ -252,11 +252,11 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
         files = parquet or csv
         if not files:
             raise DataError(f"{name}: folder {path} holds no table files ({TABLE_KINDS})")
-        _partition_keys(files, name, f"folder {path} holds", path)
-        return _read_files(files, str(path), name, backend, delimiter)
+        keys = _partition_keys(files, name, f"folder {path} holds", path)
+        return _read_files(files, str(path), name, backend, delimiter, path, keys)
     if not path.exists():
         raise DataError(f"{name}: file not found: {path}")
-    return _read_files([path], str(path), name, backend, delimiter)
+    return _read_files([path], str(path), name, backend, delimiter, path.parent, ())
 
 
 def source_files(source: str | Path) -> list[Path]:
@@ -384,19 +384,57 @@ def _is_csv(path: Path) -> bool:
 
 
 def _read_files(
-    files: list[Path], origin: str, name: str, backend: ibis.BaseBackend, delimiter: str | None
+    files: list[Path],
+    origin: str,
+    name: str,
+    backend: ibis.BaseBackend,
+    delimiter: str | None,
+    base: Path,
+    keys: tuple[str, ...],
 ) -> RawTable:
-    """Read files of one format (all Parquet or all CSV) as one table."""
+    """Read files of one format (all Parquet or all CSV) as one table.
+
+    `keys` are the partition folders' keys below `base` (`_partition_keys`), read as columns after the
+    files' own on both engines, and no other ``key=value`` folder of the paths.
+    """
     _check_no_copies(files, name)
     kinds = {"parquet" if _is_parquet(p) else "csv" if _is_csv(p) else "other" for p in files}
+    layout = _Layout(base, keys)
     if kinds == {"parquet"}:
-        return _read_parquet(files, origin, name, backend)
+        return _read_parquet(files, origin, name, backend, layout)
     if kinds == {"csv"}:
-        return _read_csv(files, origin, name, backend, delimiter)
+        return _read_csv(files, origin, name, backend, delimiter, layout)
     if kinds == {"parquet", "csv"}:
         raise DataError(f"{name}: {origin} mixes Parquet and CSV files; keep one format")
     odd = next(p for p in files if not (_is_parquet(p) or _is_csv(p)))
     raise DataError(f"{name}: {odd} is not a format kamml reads ({TABLE_KINDS})")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a table's parts lie: the folder read (or a glob's fixed one) and its partition keys below it."""
+
+    base: Path
+    keys: tuple[str, ...]
+
+    def duckdb(self, table: ir.Table, columns: Iterable[str]) -> ir.Table:
+        """The files' `columns`, then the keys in folder order, as Spark reads them.
+
+        DuckDB, told to read partitions, takes every ``key=value`` folder of a path as a column, those
+        above `base` too (data/run=3/tx/ gained a run column), and orders them by name.
+        """
+        if not self.keys:
+            return table
+        written = set(columns)
+        own = [c for c in table.columns if c in written and c not in self.keys]
+        return table.select(*own, *self.keys)
+
+    def spark_options(self) -> dict[str, str]:
+        """Spark's basePath, below which it reads the partition folders as columns.
+
+        Given files or a glob without it, Spark read none: ``tx/*`` over ``tx/y=1/`` lost y.
+        """
+        return {"basePath": str(self.base)} if self.keys else {}
 
 
 def _check_no_copies(files: list[Path], name: str) -> None:
@@ -549,7 +587,9 @@ def _shorten(line: str) -> str:
     return f"{line[:_SHOWN_CHARS]}..."
 
 
-def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseBackend) -> RawTable:
+def _read_parquet(
+    files: list[Path], origin: str, name: str, backend: ibis.BaseBackend, layout: _Layout
+) -> RawTable:
     """Parquet keeps its types; duplicated field names are reported from the first file's schema."""
     empty = [p for p in files if p.stat().st_size == 0]
     if empty:
@@ -568,21 +608,27 @@ def _read_parquet(files: list[Path], origin: str, name: str, backend: ibis.BaseB
             # nulls there, and differing types meet in a common one that validation then checks
             _check_booleans_merge(files, schemas, name)
             table = _known_timestamps(
-                backend.read_parquet(paths, table_name=_temp_name(name), union_by_name=True)
+                backend.read_parquet(
+                    paths,
+                    table_name=_temp_name(name),
+                    union_by_name=True,
+                    hive_partitioning=bool(layout.keys),
+                )
             )
+            table = layout.duckdb(table, (c for schema in schemas for c in schema.names))
         else:
             if dups:  # Spark refused the file as unreadable ("COLUMN_ALREADY_EXISTS"), not a broken contract
                 raise SchemaError(problems)
             _check_spark_can_merge(files, schemas, name)
             _check_spark_timestamps(files, schemas, name)
-            # Spark reads a folder of parts (partitioned or not) or a glob natively; it takes one part's
-            # schema unless told to merge them, and then dropped the columns other parts added
-            target = paths[0] if len(paths) == 1 else origin
+            # Spark reads the files kamml found, as DuckDB does: handed the folder or the glob, it read
+            # its own (a ** glob as one folder deep: rows lost). It takes one part's schema unless told
+            # to merge them, and then dropped the columns other parts added
             same_names = all(other.names == schema.names for other in schemas[1:])
-            options = {} if same_names else {"mergeSchema": "true"}
-            table = _untyped_nulls(
-                backend.read_parquet(target, table_name=_temp_name(name), **options), schemas
-            )
+            options = layout.spark_options() | ({} if same_names else {"mergeSchema": "true"})
+            tname = _temp_name(name)
+            backend._session.read.options(**options).parquet(*paths).createOrReplaceTempView(tname)
+            table = _untyped_nulls(backend.table(tname), schemas)
     except backend_errors() as exc:
         raise engine_failure(exc) or DataError(
             f"{name}: cannot read {origin}: {engine_message(exc)}"
@@ -761,7 +807,12 @@ def floor_to_microseconds(value: ir.Value) -> ir.TimestampValue:
 
 
 def _read_csv(
-    files: list[Path], origin: str, name: str, backend: ibis.BaseBackend, delimiter: str | None
+    files: list[Path],
+    origin: str,
+    name: str,
+    backend: ibis.BaseBackend,
+    delimiter: str | None,
+    layout: _Layout,
 ) -> RawTable:
     """CSV is read with every column as text; the header is read here to catch duplicates and delimiters."""
     tabs = [p for p in files if p.name.lower().endswith(_TAB_SUFFIXES)]
@@ -810,12 +861,14 @@ def _read_csv(
                 header=True,
                 quote='"',
                 escape='"',
+                hive_partitioning=bool(layout.keys),
             )
+            table = layout.duckdb(table, names)
         elif backend.name == "pyspark":
             # RFC 4180 as on DuckDB: a quote inside a quoted field is doubled ("24"" monitor"), and a
             # backslash is text; Spark's default escape is the backslash. Quoted line breaks need
             # multiLine, which reads each file in one task, so they are not read here (docs/spark.md).
-            table = _read_csv_spark(backend, paths, _temp_name(name), delim, names)
+            table = _read_csv_spark(backend, paths, _temp_name(name), delim, names, layout)
         else:
             table = backend.read_csv(paths, table_name=_temp_name(name))
     except backend_errors() as exc:
@@ -833,7 +886,12 @@ def _first(files: list[Path]) -> str:
 
 
 def _read_csv_spark(
-    backend: ibis.BaseBackend, paths: list[str], table_name: str, delimiter: str, names: list[str]
+    backend: ibis.BaseBackend,
+    paths: list[str],
+    table_name: str,
+    delimiter: str,
+    names: list[str],
+    layout: _Layout,
 ) -> ir.Table:
     """CSV files as a Spark view of text columns, every row parsed whole (a row of another width fails).
 
@@ -851,10 +909,11 @@ def _read_csv_spark(
         escape='"',
         mode="FAILFAST",
         columnPruning=False,
+        **layout.spark_options(),
     )
     frame = reader.csv(paths)
-    if len(frame.columns) == len(names):
-        frame = frame.toDF(*names)
+    if len(frame.columns) == len(names) + len(layout.keys):
+        frame = frame.toDF(*names, *frame.columns[len(names) :])
     frame.createOrReplaceTempView(table_name)
     return backend.table(table_name)
 

@@ -457,7 +457,7 @@ def test_public_methods_check_their_inputs(cdnow_model: BetaGeo, small_rfm: np.n
         cdnow_model.p_zero_purchases(1.0, 0.5, 0.0, 10.0)
     with pytest.raises(ValueError, match="expecting 3 features"):
         BetaGeo().fit(small_rfm).predict(np.ones((4, 2)))
-    with pytest.raises(ValueError, match=r"X has 2 features, but BetaGeo needs 3 columns"):
+    with pytest.raises(ValueError, match=r"X has 2 feature\(s\), but BetaGeo needs 3 columns"):
         BetaGeo().fit(np.ones((4, 2)))
     with pytest.raises(ValueError, match="sample_weight"):
         BetaGeo().fit(np.array([[0, 0, 10], [1, 2, 10]]), sample_weight=[1.0, -1.0])

@@ -122,8 +122,8 @@ def _check_n_columns(estimator: BaseEstimator, arr: FloatArray) -> None:
     """Raise a ValueError when X does not have exactly the estimator's columns."""
     columns = estimator.columns
     if arr.shape[1] != len(columns):
-        raise ValueError(
-            f"X has {counted(arr.shape[1], 'feature')}, but {type(estimator).__name__} needs "
+        raise ValueError(  # "feature(s)": scikit-learn's check_fit2d_1feature looks for "1 feature(s)"
+            f"X has {arr.shape[1]} feature(s), but {type(estimator).__name__} needs "
             f"{counted(len(columns), 'column')}: " + ", ".join(columns)
         )
 

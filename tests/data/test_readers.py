@@ -394,6 +394,35 @@ def test_partition_columns_come_only_from_folders_below_the_table(backend, tmp_p
         assert list(read_table(source, "transactions", backend).columns) == columns, source
 
 
+KEY_RULE = "a column is either a partition folder's key or a column inside the files, not both"
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+@pytest.mark.parametrize("key", ["region", "Region", " REGION"])
+def test_a_partition_key_that_is_also_a_file_column_is_refused(backend, tmp_path, tx, kind, key):
+    """Files holding region in region=EU/: DuckDB (and Spark) put the folder's EU in every row, the
+    files' own US lost without a word; Region=EU/ beside region failed in a raw IbisTypeError."""
+    folder = tmp_path / "transactions"
+    (folder / f"{key}=EU").mkdir(parents=True)
+    (folder / "y=1" / "m=2").mkdir(parents=True)
+    part = folder / f"{key}=EU" / f"part-0.{kind}"
+    frame = tx.assign(region=["US", "US", "EU", "EU", "US"])
+    frame.to_parquet(part) if kind == "parquet" else frame.to_csv(part, index=False)
+    for source in (folder, str(folder / "*")):
+        with pytest.raises(DataError) as caught:
+            read_table(source, "transactions", backend)
+        message = str(caught.value)
+        assert message.startswith("transactions: ")
+        assert f"{key}=EU/part-0.{kind}" in message
+        assert "column region" in message
+        assert KEY_RULE in message
+    shutil.rmtree(folder / f"{key}=EU")  # the files' column beside a key of another name is read
+    frame.to_parquet(folder / "y=1" / "m=2" / "part-0.parquet")
+    table = read_table(folder, "transactions", backend)
+    assert list(table.columns) == [*frame.columns, "y", "m"]
+    assert sorted(table.region.execute()) == sorted(frame.region)
+
+
 def test_parquet_parts_with_a_boolean_and_a_number_column_are_refused(backend, tmp_path, tx):
     """quantity true/false in one part and 3 in another read as 1/0 on DuckDB, while one boolean file is
     refused (wrong type) and Spark refuses the parts; int32 beside int64 still reads in a common type."""

@@ -77,3 +77,16 @@ def test_parts_in_folders_are_read_alike(engines, tmp_path, parts, source):
     assert len(duck[1]) == len(TX)
     # Spark types a partition value (1), DuckDB keeps its text ("1"): alike as text (docs/spark.md)
     assert spark == duck
+
+
+def test_a_partition_key_that_is_also_a_file_column_is_refused_on_both_engines(engines, tmp_path):
+    """Files holding region in region=EU/: both engines put EU in every row (the files' US lost), and
+    Region=EU/ failed in a raw IbisTypeError on DuckDB where Spark took the folder's; now both refuse."""
+    frame = TX.assign(region=["US", "US", "EU", "EU"])
+    for kind in ("parquet", "csv"):
+        for key in ("region", "Region"):
+            _write(tmp_path, {f"{kind}-{key}/{key}=EU/part-0.{kind}": frame})
+            duck, spark = (_read(tmp_path / f"{kind}-{key}", backend) for backend in engines)
+            assert duck[0] == "refused", (kind, key, duck)
+            assert spark == duck
+            assert f"{key}=EU/part-0.{kind}, a file with a column region" in duck[1]

@@ -338,6 +338,31 @@ def _partition_keys(files: list[Path], name: str, where: str, base: Path) -> tup
     return first[0] if first else ()
 
 
+#: The rule a partition folder's key and the files' columns keep, as the message states it.
+_KEY_RULE = "a column is either a partition folder's key or a column inside the files, not both"
+
+
+def _check_keys_not_columns(name: str, layout: _Layout, files: list[Path], columns: list[list[str]]) -> None:
+    """A DataError for a partition key that is also a column of a part (`columns[i]` are `files[i]`'s).
+
+    Both engines put the folder's value in every row (region=EU/ made a file's US rows EU) without a
+    word; a key spelled otherwise (Region=EU/ beside region) failed on DuckDB and was the folder's on Spark.
+    """
+    keys = {clean_name(k).lower(): k for k in layout.keys}
+    for path, names in zip(files, columns, strict=True):
+        both = next((c for c in names if clean_name(c).lower() in keys), None)
+        if both is None:
+            continue
+        key = keys[clean_name(both).lower()]
+        value = next(f for f in path.relative_to(layout.base).parts if f.split("=", 1)[0] == key)
+        raise DataError(
+            f"{name}: {layout.base} holds {path.relative_to(layout.base)}, a file with a column "
+            f"{clean_name(both)} in the partition folder {value}/: {_KEY_RULE}, else the folder's value "
+            "replaces the file's own in every row; rename the folder's key or the files' column, or drop "
+            "the column from the files"
+        )
+
+
 #: How many of a table's files of other kinds a message names before "and N more".
 _NAMED_FILES = 5
 
@@ -602,6 +627,7 @@ def _read_parquet(
     paths = [str(p) for p in files]
     schemas = [schema, *(_parquet_schema(p, name) for p in files[1:])]  # every part's footer
     _check_durations(files, schemas, name)
+    _check_keys_not_columns(name, layout, files, [schema.names for schema in schemas])
     try:
         if backend.name == "duckdb":
             # parts are matched by column name: one lacking a column (written before it was added) gives
@@ -838,6 +864,7 @@ def _read_csv(
                 f"{name}: the CSV files have different headers: {files[0]} has {', '.join(header)}; "
                 f"{path} has {', '.join(other)}"
             )
+    _check_keys_not_columns(name, layout, files[:1], [header])  # every part has this header
     # empty names (a spreadsheet's trailing ",,,") are no duplicates: each is named by its position below
     dups = _duplicates(h for h in header if clean_name(h))
     if dups:

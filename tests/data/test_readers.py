@@ -423,6 +423,18 @@ def test_a_partition_key_that_is_also_a_file_column_is_refused(backend, tmp_path
     assert sorted(table.region.execute()) == sorted(frame.region)
 
 
+@pytest.mark.parametrize("folders", ["y=1/y=2", "y=1/Y=2"])
+def test_a_partition_key_twice_in_a_path_is_refused(backend, tmp_path, tx, folders):
+    """y=1/y=2/ or y=1/Y=2/: DuckDB failed in a raw Ibis error ("Duplicate column name 'y'")."""
+    folder = tmp_path / "transactions"
+    (folder / folders).mkdir(parents=True)
+    tx.to_parquet(folder / folders / "part-0.parquet")
+    with pytest.raises(
+        DataError, match=rf"^transactions: .* {folders}/part-0\.parquet, whose path names key y twice"
+    ):
+        read_table(folder, "transactions", backend)
+
+
 def test_parquet_parts_with_a_boolean_and_a_number_column_are_refused(backend, tmp_path, tx):
     """quantity true/false in one part and 3 in another read as 1/0 on DuckDB, while one boolean file is
     refused (wrong type) and Spark refuses the parts; int32 beside int64 still reads in a common type."""

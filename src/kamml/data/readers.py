@@ -326,6 +326,12 @@ def _partition_keys(files: list[Path], name: str, where: str, base: Path) -> tup
         keys = tuple(f.split("=", 1)[0] for f in folders) if any(keyed) else ()
         if first is None:
             first = keys, path
+            twice = _duplicates(keys)
+            if twice:  # DuckDB failed in a raw Ibis error ("Duplicate column name 'y'")
+                raise DataError(
+                    f"{name}: {where} {path.relative_to(base)}, whose path names key {twice[0]} twice: a "
+                    "partition folder's key is one column, once in a path; rename one of the folders"
+                )
         # a part below plain folders and key=value ones (a/y=1/) is in neither layout: named alone
         odd = [path] if any(keyed) and not all(keyed) else [first[1], path] if keys != first[0] else []
         if odd:

@@ -347,15 +347,22 @@ def test_the_levels_carry_the_season_measured_a_year_earlier(result):
     assert abs(season["churn_shift"]) < 1
 
 
-def test_no_season_for_windows_of_a_year_or_without_a_year_of_history(result):
+def test_no_season_for_windows_of_a_year_or_without_a_year_and_four_months_of_history(result):
+    """A season needs its earlier snapshot a year back to have four months of history before it.
+
+    With less, BTYD's misfit there holds the data's start, not the calendar: on 2-year synthetic worlds
+    (four seeds) a season measured 62-120 days into the data made the aggregate worse at 21 of 28 cutoffs
+    (mean |error| 0.095 against 0.057 without), one measured 150-300 days in made it better at 16 of 20
+    (0.104 against 0.187); on CDNOW the one-month holdout from 1998-03-31 read +73 % against BTYD's +25 %.
+    """
     data, _ = result
     cfg = Config.from_dict(CFG)
     end = data.end.normalize()
     assert _season_frame(data, cfg, end, 364, end - pd.Timedelta(days=364)) is None  # every season in it
     first = data.quality.tables["transactions"].first.normalize()
-    early = first + pd.Timedelta(days=364 + 90 + 60)  # the earlier year-ago snapshot has 60 days before it
+    early = first + pd.Timedelta(days=364 + 90 + 121)  # the earlier year-ago snapshot has 121 days before it
     assert _season_frame(data, cfg, early, 90, early - pd.Timedelta(days=90)) is None
-    later = early + pd.Timedelta(days=31)  # over 90 days of history: enough
+    later = early + pd.Timedelta(days=1)  # four months (122 days) of history: enough
     frame = _season_frame(data, cfg, later, 90, later - pd.Timedelta(days=90))
     assert frame is not None
     assert frame["snapshot"].nunique() == 2

@@ -272,6 +272,13 @@ def _season_snapshots(
     return [(c, config) for c in _season_cutoffs(end, latest)]
 
 
+#: Days of data the earlier season snapshot needs before it (four months). With less, BTYD's misfit
+#: there holds the data's start (a cohort still arriving, histories cut short), not the calendar: on
+#: 2-year synthetic worlds a season measured 62-120 days in made the aggregate worse at 21 of 28 cutoffs,
+#: one measured 150-300 days in better at 16 of 20 (docs/models.md, "Season").
+SEASON_HISTORY_DAYS = 122
+
+
 def _season_cutoffs(end: Any, latest: pd.Timestamp) -> list[pd.Timestamp]:
     """The cutoff and the latest training snapshot, each a year earlier (`_season_frame`)."""
     year = pd.Timedelta(days=SEASON_DAYS)
@@ -321,14 +328,25 @@ def _season_frame(
 
     They measure how BTYD's error moves from the latest label window to the cutoff's with the season
     (`kamml.models.bundle.seasonal_correction`). None for windows of a year or more (each holds every
-    season) and when the earlier of the two has less than one window of history before it.
+    season) and when the earlier of the two has less than one window, or `SEASON_HISTORY_DAYS`, of
+    history before it.
     """
     plan = _season_snapshots(cfg, end, h, latest)
     if not plan:
         return None
     cuts = [c for c, _ in plan]
     first = first_transaction(data)
-    if first is None or cuts[1] - first < pd.Timedelta(days=h):
+    if first is None:
+        return None
+    need, days = max(h, SEASON_HISTORY_DAYS), (cuts[1] - first.normalize()).days  # from the first day
+    if days < need:
+        log.info(
+            "no season: the snapshot a year before the latest, %s, has %s of data before it, under the "
+            '%d a season needs (docs/models.md, "Season")',
+            cuts[1].date(),
+            counted(max(0, days), "day"),
+            need,
+        )
         return None
     log.info("season snapshots: %s (labels over %d days)", ", ".join(str(c.date()) for c in cuts), h)
     limit = cfg.models.max_training_accounts

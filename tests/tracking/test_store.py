@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -237,8 +240,10 @@ def test_the_source_of_a_default_uri_is_kammls_default(monkeypatch):
     assert tracking_source(TrackingConfig(uri="sqlite:///x.db")) == "the config's tracking.uri"
 
 
-def test_a_tracking_server_that_does_not_answer_is_named_at_once():
+def test_a_tracking_server_that_does_not_answer_is_named_at_once(monkeypatch):
     """MLflow retried for about four minutes, then kamml train called it a config error (exit 2)."""
+    for name in _HTTP_SETTINGS:  # kamml's own one try, not the user's settings
+        monkeypatch.delenv(name, raising=False)
     import socket
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -287,6 +292,141 @@ def test_a_tracking_server_that_does_not_answer_is_named_at_once():
     finally:
         server.shutdown()
     check_reachable("sqlite:///nowhere/at/all.db")  # not a server: not probed
+
+
+_HTTP_SETTINGS = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
+
+
+@contextlib.contextmanager
+def _answering(status: int, tls: tuple[Path, Path] | None = None) -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP(S) server answering every GET with `status`: its base URI and the paths asked."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    asked: list[str] = []
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Answer)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key (no CA knows it), and the key: (cert, key) files."""
+    pytest.importorskip("cryptography")
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "server.pem", folder / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_proxy_whose_tracking_server_is_down_is_named_at_once(monkeypatch, status):
+    """A reverse proxy answered 502/503/504 for the server behind it: the probe took that for a server,
+    and MLflow then retried each request for about four minutes before failing."""
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking.store import check_reachable
+
+    for name in _HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    with (
+        _answering(status) as (uri, asked),
+        pytest.raises(TrackingStoreError, match=rf"{uri} .*answered {status}.*the MLflow server behind it"),
+    ):
+        check_reachable(uri, "the config's tracking.uri")
+    assert asked == ["/health"]  # one request, not MLflow's retries
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # asked for
+def test_the_probe_uses_mlflows_tls_settings(monkeypatch, tmp_path):
+    """A server with its own certificate, which MLflow reaches through MLFLOW_TRACKING_INSECURE_TLS or
+    MLFLOW_TRACKING_SERVER_CERT_PATH, was refused by the probe as 'cannot be reached (SSLError)'."""
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking.store import check_reachable
+
+    for name in _HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    cert, key = _self_signed(tmp_path)
+    with _answering(200, (cert, key)) as (uri, asked):
+        with pytest.raises(TrackingStoreError, match=r"TLS.*MLFLOW_TRACKING_SERVER_CERT_PATH"):
+            check_reachable(uri)  # a certificate no CA signed, and nothing said to trust it
+        monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
+        check_reachable(uri)
+        monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+        monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+        check_reachable(uri)
+    assert asked == ["/health", "/health"]
+
+
+def test_the_probe_keeps_the_retries_the_user_set(monkeypatch):
+    """kamml's probe tries once, unless MLFLOW_HTTP_REQUEST_MAX_RETRIES says more: a user's setting stands."""
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking.store import check_reachable
+
+    for name in _HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    with _answering(503) as (uri, asked), pytest.raises(TrackingStoreError, match="answered 503"):
+        check_reachable(uri)
+    assert asked == ["/health"] * 3
 
 
 def test_an_artifact_folder_that_cannot_be_written_is_named_before_training(tmp_path):

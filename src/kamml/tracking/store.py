@@ -466,26 +466,75 @@ def _artifact_root(location: str) -> str:
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
-def check_reachable(uri: str, source: str | None = None, timeout: float = 10.0) -> None:
+#: How long kamml's probe of a tracking server waits for its answer, unless MLFLOW_HTTP_REQUEST_TIMEOUT says.
+PROBE_TIMEOUT_SECONDS = 10
+#: What a reverse proxy or load balancer answers when the MLflow server behind it is not there.
+_GATEWAY_DOWN = (502, 503, 504)
+#: MLflow's settings of its HTTP requests that kamml's probe leaves to the user when set.
+_USERS_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+_USERS_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+
+
+def check_reachable(uri: str, source: str | None = None, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
     """A tracking server (an http or https URI) that does not answer is a `TrackingStoreError` at once.
 
     MLflow retries a request it cannot send for about four minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``),
     so a training job learned that its server was down only then, and as a config error (exit 2). One
-    plain request is sent first: any answer (even 401 or 404) means the server is there; no connection
-    within `timeout` seconds means it is not. Other URIs (files, SQLite, databricks) are not probed.
+    request to ``/health`` is sent first, by MLflow's own client (its TLS, proxy and credential settings:
+    a plain request refused a server MLflow reaches with ``MLFLOW_TRACKING_INSECURE_TLS`` or
+    ``MLFLOW_TRACKING_SERVER_CERT_PATH``), without retries and with a `timeout` of seconds unless the
+    user set ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` or ``MLFLOW_HTTP_REQUEST_TIMEOUT``. Any answer (even 401
+    or 404) means the server is there, except 502, 503 or 504: a proxy's answer for a server behind it
+    that is down, which MLflow retried for four minutes too. Other URIs (files, SQLite, databricks) are
+    not probed.
     """
     if not uri.lower().startswith(("http://", "https://")):
         return
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    where = describe_store(uri, source or tracking_source())
+    try:
+        response = http_request(
+            get_default_host_creds(uri),
+            "/health",
+            "GET",
+            max_retries=None if os.environ.get(_USERS_RETRIES) else 0,
+            timeout=None if os.environ.get(_USERS_TIMEOUT) else timeout,
+            raise_on_status=False,
+        )
+    except MlflowException as exc:
+        waited = os.environ.get(_USERS_TIMEOUT) or f"{timeout:g}"
+        raise TrackingStoreError(
+            f"the MLflow tracking server {where} {_probe_failure(exc, waited)}"
+        ) from None
+    if response.status_code in _GATEWAY_DOWN:
+        raise TrackingStoreError(
+            f"the MLflow tracking server {where} answered {response.status_code} {response.reason} to "
+            f"{without_password(response.url)}: a proxy or load balancer is there, but the MLflow server "
+            "behind it is down or not yet started; start it, or check the proxy's target, then retry"
+        )
+
+
+def _probe_failure(exc: BaseException, waited: str) -> str:
+    """What `check_reachable`'s request met, from requests' error under MLflow's, and what to check."""
     import requests
 
-    try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        where = describe_store(uri, source or tracking_source())
-        raise TrackingStoreError(
-            f"the MLflow tracking server {where} cannot be reached ({type(exc).__name__}): start it, or "
+    cause = next((e for e in exception_chain(exc) if isinstance(e, requests.RequestException)), None)
+    if isinstance(cause, requests.exceptions.SSLError):
+        return (
+            "refused the TLS connection (SSLError: a certificate no trusted authority signed, or a client "
+            "certificate it asks for): give its CA certificate in MLFLOW_TRACKING_SERVER_CERT_PATH (a client "
+            "certificate in MLFLOW_TRACKING_CLIENT_CERT_PATH), or set MLFLOW_TRACKING_INSECURE_TLS=true to "
+            "skip the check"
+        )
+    if isinstance(cause, requests.Timeout) or "timed out" in str(cause).lower():  # urllib3's, under requests'
+        return (
+            f"did not answer within {waited} s (MLFLOW_HTTP_REQUEST_TIMEOUT sets the wait): start it, or "
             "check the address and the network, then retry"
-        ) from None
+        )
+    name = type(cause or exc).__name__
+    return f"cannot be reached ({name}): start it, or check the address and the network, then retry"
 
 
 def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -> str:

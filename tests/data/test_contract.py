@@ -59,3 +59,28 @@ def test_mapping_errors():
         column_mapping("transactions", {"acount_id": "customer"})
     with pytest.raises(ConfigError, match="mapped to more than one"):
         column_mapping("transactions", {"account_id": "ts"})
+
+
+def test_a_reversed_mapping_says_which_way_it_reads():
+    # A newcomer writing "your column: kamml's name" got only "unknown column 'customer'" (transactions) or
+    # "column 'account_id' is mapped to more than one of ['account_id', 'cust_no']" (accounts).
+    with pytest.raises(ConfigError) as err:
+        column_mapping("transactions", {"customer": "account_id", "order_date": "ts", "total": "amount"})
+    message = str(err.value)
+    assert "unknown columns 'customer', 'order_date', 'total'" in message
+    assert "kamml's name: your column" in message
+    assert "{account_id: customer, ts: order_date, amount: total}" in message
+    with pytest.raises(ConfigError) as err:
+        column_mapping("accounts", {"cust_no": "account_id", "segment": "tier"})
+    message = str(err.value)
+    assert "mapped to more than one" in message
+    assert "{account_id: cust_no}" in message
+
+
+def test_a_mapping_that_is_not_reversed_gets_no_such_hint():
+    with pytest.raises(ConfigError) as err:
+        column_mapping("transactions", {"acount_id": "customer"})
+    assert "your column" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        column_mapping("transactions", {"account_id": "ts"})
+    assert "your column" not in str(err.value)

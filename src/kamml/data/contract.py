@@ -7,7 +7,7 @@ names in the user's data through ``data.columns`` in the config.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -189,8 +189,9 @@ def column_mapping(table: str, columns: Mapping[str, str] | None = None) -> dict
     unknown = sorted(k for k in columns if k not in known)
     if unknown and not spec.keep_extra:
         raise ConfigError(
-            f"data.columns.{table}: unknown column {', '.join(map(repr, unknown))}; "
-            f"valid columns here: {', '.join(known)}"
+            f"data.columns.{table}: unknown column{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; valid columns here: {', '.join(known)}"
+            + _reversed_hint(columns, known)
         )
     mapping = {name: name for name in known}
     mapping.update({k: str(v) for k, v in columns.items()})
@@ -200,5 +201,26 @@ def column_mapping(table: str, columns: Mapping[str, str] | None = None) -> dict
     clashes = {u: ks for u, ks in targets.items() if len(ks) > 1 and any(k in columns for k in ks)}
     if clashes:
         user, names = next(iter(clashes.items()))
-        raise ConfigError(f"data.columns.{table}: column '{user}' is mapped to more than one of {names}")
+        raise ConfigError(
+            f"data.columns.{table}: column '{user}' is mapped to more than one of {names}"
+            + _reversed_hint(columns, known)
+        )
     return mapping
+
+
+def _reversed_hint(columns: Mapping[str, object], known: Sequence[str]) -> str:
+    """Advice for mapping entries written the wrong way round (your column: kamml's name), else ''.
+
+    An entry is taken as reversed when its key is no contract column and its value is one, as a newcomer
+    writes `{customer: account_id}` for `{account_id: customer}`.
+    """
+    lowered = {name.lower(): name for name in known}
+    flipped = {
+        lowered[str(v).strip().lower()]: k
+        for k, v in columns.items()
+        if k not in known and str(v).strip().lower() in lowered
+    }
+    if not flipped:
+        return ""
+    pairs = ", ".join(f"{name}: {user}" for name, user in flipped.items())
+    return f"; the mapping reads kamml's name: your column, so write {{{pairs}}}"

@@ -416,6 +416,31 @@ def test_a_failed_lookup_names_the_store_it_searched_and_where_it_came_from(trac
     )
 
 
+def test_a_failed_lookup_says_what_the_store_holds(tracked_config, tmp_path, monkeypatch):
+    """A user who set tracking.model_name and then typed the README's models:/kamml@champion read only
+    'Registered Model with name=kamml not found': the names, aliases and versions there are named."""
+    from kamml.tracking import experiment_id, resolve_model
+
+    cfg = tracked_config()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    experiment_id(cfg.tracking)
+    client = MlflowClient(cfg.tracking.uri, cfg.tracking.uri)
+    client.create_registered_model("lookup-hint")
+    for _ in range(2):
+        version = client.create_model_version("lookup-hint", source=str(tmp_path))
+    client.set_registered_model_alias("lookup-hint", "champion", version.version)
+    with pytest.raises(ModelError) as info:
+        resolve_model("models:/lookup-hnit@champion", cfg.tracking)
+    assert "registered models there: " in str(info.value)
+    assert "'lookup-hint'" in str(info.value)
+    with pytest.raises(ModelError) as info:
+        resolve_model("models:/lookup-hint@champoin", cfg.tracking)
+    assert "'lookup-hint' has aliases champion (version 2) and versions 1, 2" in str(info.value)
+    with pytest.raises(ModelError) as info:
+        resolve_model("models:/lookup-hint/7", cfg.tracking)
+    assert "'lookup-hint' has aliases champion (version 2) and versions 1, 2" in str(info.value)
+
+
 @pytest.mark.slow
 def test_an_alias_is_read_in_the_configs_store_not_in_mlflows_current_one(trained, tmp_path, monkeypatch):
     """The alias was read after the config's store was let go: the notebook's own store's champion

@@ -378,6 +378,9 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
             else describe_store(tracking_uri(tracking), tracking_source(tracking))
         )
         where = f" (searched the MLflow store {searched})" if from_store else ""
+        if from_store:
+            with _scope_again(tracking):
+                where += _store_holds(uri)
         if from_store and tracking is None:
             where += "; a model kamml trained is in its config's store: load_model(uri, config.tracking)"
         raise ModelError(f"cannot load the model {uri}: {exc.message}{where}") from exc
@@ -411,6 +414,43 @@ def resolve_model(
             f"model must be a URI, a folder, a LoadedModel or a ModelBundle, got {type(model).__name__}"
         )
     return load_model(model, tracking)  # MLflow's URIs are the caller's again after
+
+
+def _scope_again(tracking: TrackingConfig | None) -> contextlib.AbstractContextManager[Any]:
+    """The store a failed lookup searched, entered again to say what it holds (MLflow's current one)."""
+    return tracking_scope(tracking, create=False) if tracking is not None else contextlib.nullcontext()
+
+
+def _store_holds(uri: str) -> str:
+    """What MLflow's current store holds under a ``models:/name@alias`` or ``models:/name/N`` not found.
+
+    "Registered Model with name=kamml not found" alone left a user who had set another
+    ``tracking.model_name`` guessing; the names there, or the model's aliases and versions, say what to
+    type. '' for other URIs, or when the store cannot be read (the lookup's own error stands).
+    """
+    path = uri[len("models:/") :].rstrip("/") if uri.startswith("models:/") else ""
+    if "@" in path:
+        name = path.split("@", 1)[0]
+    elif "/" in path:
+        name = path.rsplit("/", 1)[0]
+    else:
+        return ""
+    try:
+        client = MlflowClient()
+        try:
+            model = client.get_registered_model(name)
+        except MlflowException:
+            names = [m.name for m in client.search_registered_models(max_results=21)]
+            if not names:
+                return "; the store holds no registered model"
+            more = ", ..." if len(names) > 20 else ""
+            return f"; registered models there: {', '.join(map(repr, names[:20]))}{more}"
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    except Exception:  # advice only: the lookup's own error is raised whatever happens here
+        return ""
+    aliases = ", ".join(f"{a} (version {v})" for a, v in sorted(model.aliases.items())) or "none"
+    shown = ", ".join(map(str, versions[-10:])) or "none"
+    return f"; '{name}' has aliases {aliases} and versions {'..., ' if len(versions) > 10 else ''}{shown}"
 
 
 def _resolve_alias(uri: str) -> str:

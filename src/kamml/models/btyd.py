@@ -42,11 +42,24 @@ from kamml.errors import Problem, SchemaError
 from kamml.models._checks import KammlEstimator, NotFittedModelError, check_fitted, check_sample_weight
 from kamml.text import counted
 
-__all__ = ["BetaGeo", "GammaGamma", "NotFittedModelError"]
+__all__ = ["BetaGeo", "FitConvergenceWarning", "GammaGamma", "NotFittedModelError"]
 
 logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
+
+
+class FitConvergenceWarning(ConvergenceWarning):
+    """A BG/NBD or Gamma-Gamma fit that did not converge (a scikit-learn ConvergenceWarning).
+
+    The message ends with advice to the estimator's caller (max_iter, tol, penalizer); `detail` is the
+    message without it, for callers that do not expose those settings (kamml's jobs log it).
+    """
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)  # args stay (message,): copies and pickles rebuild it from them
+        self.detail = message if detail is None else detail
+
 
 #: Bounds of the log-parameters during optimisation: keeps exp() finite when the data push a
 #: parameter towards 0 or infinity (for example b when nobody ever drops out).
@@ -239,12 +252,10 @@ def _minimize(
         )
         result.success = True
     if not result.success:
-        warnings.warn(
-            f"{model} did not converge after {result.nit} iterations ({result.message}); "
-            + _why(result, names, ridges, hessian, searched_out),
-            ConvergenceWarning,
-            stacklevel=3,
-        )
+        reason, advice = _why(result, names, ridges, hessian, searched_out)
+        detail = f"did not converge after {result.nit} iterations ({result.message})"
+        detail += f"; {reason}" if reason else ""
+        warnings.warn(FitConvergenceWarning(f"{model} {detail}; {advice}", detail), stacklevel=3)
     logger.debug("%s: %d iterations, %s", model, result.nit, result.message)
     return result
 
@@ -255,27 +266,30 @@ def _why(
     ridges: Mapping[frozenset[str], str],
     hessian: FloatArray | None,
     searched_out: bool,
-) -> str:
-    """The warning's reason and advice for a fit that did not converge (`_minimize`)."""
+) -> tuple[str, str]:
+    """The reason ('' when out of iterations) and the advice of a fit that did not converge (`_minimize`)."""
     penalizer = "a small penalizer (which biases the parameters)"
     at_bound = [name for name, bound in zip(names, _at_bound(result.x), strict=True) if bound]
     if at_bound:
         return (
             f"{' and '.join(at_bound)} ran to the bound exp(+-{_LOG_BOUND:g}): the data fit a limit of the "
-            f"model where a parameter has no finite best value; {penalizer} keeps it finite"
+            "model where a parameter has no finite best value",
+            f"{penalizer} keeps it finite",
         )
     if not searched_out:
-        return f"raise max_iter, loosen tol or add {penalizer}"
+        return "", f"raise max_iter, loosen tol or add {penalizer}"
     flat = None if hessian is None else _flat_direction(hessian, names)
     if flat:
         meaning = ridges.get(frozenset(flat))
         return (
             f"the likelihood is flat where it stopped: {' and '.join(flat)} move together without changing "
-            f"it{f' ({meaning})' if meaning else ''}; {penalizer} picks one point"
+            f"it{f' ({meaning})' if meaning else ''}",
+            f"{penalizer} picks one point",
         )
     return (
         f"the line search found no lower value at a gradient of {float(np.max(np.abs(result.jac))):.2g}, "
-        f"short of a minimum; loosen tol or add {penalizer}"
+        "short of a minimum",
+        f"loosen tol or add {penalizer}",
     )
 
 

@@ -8,6 +8,7 @@ of no purchase over the horizon, its expected order value and their product, the
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,8 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from kamml.errors import ModelError, Problem
-from kamml.models.btyd import BetaGeo, GammaGamma
+from kamml.models.btyd import BetaGeo, FitConvergenceWarning, GammaGamma
+from kamml.text import counted
 
 __all__ = [
     "BTYD_COLUMNS",
@@ -87,15 +89,36 @@ def fit_btyd(frame: pd.DataFrame, penalizer: float = 0.0) -> BtydFit:
             f"BG/NBD needs accounts with a purchase history; none of the {len(frame):,} rows has one "
             "(frequency and T are missing: no transaction before the cutoff)"
         )
-    bg = BetaGeo(penalizer=penalizer).fit(rfm[["frequency", "recency", "T"]])
+    bg = BetaGeo(penalizer=penalizer)
+    _fit_logged(bg, rfm[["frequency", "recency", "T"]], f"BG/NBD on {counted(len(rfm), 'account')}")
     repeat = rfm[(rfm["frequency"] > 0) & (rfm["monetary"] > 0)]
     gg_params = None
     if len(repeat) >= MIN_REPEAT_BUYERS:
-        gg = GammaGamma(penalizer=penalizer).fit(repeat[["frequency", "monetary"]])
+        gg = GammaGamma(penalizer=penalizer)
+        _fit_logged(
+            gg, repeat[["frequency", "monetary"]], f"Gamma-Gamma on {counted(len(repeat), 'repeat buyer')}"
+        )
         gg_params = {k: float(v) for k, v in gg.params_.items()}
     else:
         log.info("Gamma-Gamma skipped: only %d repeat buyers with positive value", len(repeat))
     return BtydFit({k: float(v) for k, v in bg.params_.items()}, gg_params)
+
+
+def _fit_logged(model: BetaGeo | GammaGamma, X: pd.DataFrame, what: str) -> None:
+    """Fit `model`; a fit that did not converge is one log warning, not Python's raw warning.
+
+    A job printed the estimator's ConvergenceWarning with its file and source line once per fit (six
+    times a run), advising a penalizer or max_iter that no config key sets; the log line says what did
+    not converge and that its parameters are used where it stopped. Other warnings pass on unchanged.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitConvergenceWarning)
+        model.fit(X)
+    for w in caught:
+        if isinstance(w.message, FitConvergenceWarning):
+            log.warning("%s %s; its parameters are used where the fit stopped", what, w.message.detail)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 #: The longest purchase history in days: the span of the dates kamml reads (`TS_RANGE`, 1677 to 2262).

@@ -1,0 +1,44 @@
+"""kamml's own BTYD fits (`fit_btyd`): what a job's log says when a fit does not converge."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+
+from kamml.models.btyd_features import fit_btyd
+
+
+def _flat_rows(n: int, seed: int) -> pd.DataFrame:
+    """Feature rows of one purchase window each: BG/NBD's dropout likelihood is flat (a and b)."""
+    rng = np.random.default_rng(seed)
+    frequency = rng.poisson(1.5, n) + 1.0
+    T = rng.uniform(20.0, 52.0, n)
+    return pd.DataFrame(
+        {
+            "frequency": frequency,
+            "recency": T * rng.uniform(0.2, 1.0, n),
+            "T": T,
+            "monetary": rng.gamma(14.0 * frequency, 1 / (0.6 * frequency)),
+        }
+    )
+
+
+def test_a_fit_that_does_not_converge_is_one_log_line_without_a_setting_the_job_lacks(caplog) -> None:
+    """A job printed Python's raw ConvergenceWarning (file, source line) once per fit, advising "a small
+    penalizer" that no config key sets; now one log warning per fit says what happened and that the
+    parameters where the fit stopped are used."""
+    frame = _flat_rows(2000, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with caplog.at_level("WARNING", logger="kamml.models.btyd_features"):
+            fit = fit_btyd(frame)
+    assert fit.gamma_gamma is not None
+    lines = [r.getMessage() for r in caplog.records if "did not converge" in r.getMessage()]
+    assert len(lines) == 1  # BG/NBD's fit: everyone drops out at about one rate on these rows
+    assert lines[0].startswith("BG/NBD on 2,000 accounts did not converge after ")
+    assert "a and b move together" in lines[0]
+    assert "penalizer" not in lines[0]
+    assert lines[0].endswith("its parameters are used where the fit stopped")

@@ -1554,3 +1554,21 @@ def test_benchmark_takes_a_config_file(monkeypatch, tmp_path):
     assert missing.exit_code != 0, missing.output
     assert "config file not found" in missing.output, missing.output
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize("command", ["validate", "score"])
+def test_unmapped_columns_without_a_config_say_that_no_config_was_given(tmp_path, command):
+    """A user whose config maps their columns and who forgot --config read only "map yours" advice."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "transactions.csv").write_text("customer,order_date,total\n1,2024-03-05,10\n")
+    args = {"validate": [], "score": ["--model", str(tmp_path / "model"), "--out", str(tmp_path / "s.csv")]}
+    result = runner.invoke(app, [command, "--data", str(data), *args[command]])
+    assert result.exit_code == 3, result.output
+    assert "missing required column" in result.output
+    assert "no --config was given" in result.output
+    mapped = tmp_path / "c.yaml"
+    mapped.write_text("data: {columns: {transactions: {account_id: id}}}\n")
+    result = runner.invoke(app, [command, "--data", str(data), "--config", str(mapped), *args[command]])
+    assert "missing required column" in result.output
+    assert "no --config was given" not in result.output  # a config was given: its mapping is at fault

@@ -18,7 +18,7 @@ import shlex
 import shutil
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -89,6 +89,8 @@ def handle_errors(func: F) -> F:
             typer.echo(f"kamml: error: {head}", err=True)
             for problem in exc.problems:
                 typer.echo(f"  - {problem}", err=True)
+            if _unmapped_without_config(exc, kwargs):
+                typer.echo(f"  {_NO_CONFIG}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KammlError as exc:
             _fail(str(exc), exc.exit_code)
@@ -111,6 +113,25 @@ def handle_errors(func: F) -> F:
             _fail(str(named), named.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+_NO_CONFIG = (
+    "no --config was given: the tables were read with kamml's defaults, which map no column; give the "
+    "config whose data.columns maps yours with --config FILE"
+)
+
+
+def _unmapped_without_config(exc: SchemaError, kwargs: Mapping[str, Any]) -> bool:
+    """An input table lacks a contract column and the command, which takes --config, was given none.
+
+    A user whose config maps their columns and who forgot --config (`kamml score` after `kamml run
+    --config mine.yaml`) read only advice to map columns they had mapped already.
+    """
+    from kamml.data.contract import TABLES
+
+    if "config" not in kwargs or kwargs["config"] is not None:
+        return False
+    return any(p.table in TABLES and p.rule.startswith("missing required column") for p in exc.problems)
 
 
 def _call(func: Callable[..., Any], args: Any, kwargs: Any) -> Any:

@@ -1045,3 +1045,33 @@ def test_the_gamma_gamma_fit_line_counts_rows_with_thousands_separators(
     with caplog.at_level("INFO", logger="kamml.models.btyd"):
         GammaGamma().fit(X)
     assert "GammaGamma: fitting on 1,500 of 1,520 rows (frequency > 0, monetary > 0)" in caplog.text
+
+
+def test_convergence_noted_takes_the_warning_in_its_own_context_only() -> None:
+    """Inside `convergence_noted` a fit notes its detail (no advice) and does not warn; a fit in another
+    thread at the same time still warns: the notes are a context variable, not global warning state."""
+    import threading
+
+    from kamml.models.btyd import convergence_noted
+
+    X = _spends(2000, 0, one_rate=True)
+    elsewhere: list[list[warnings.WarningMessage]] = []
+
+    def fit_in_a_thread() -> None:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            GammaGamma(max_iter=2000).fit(X)
+        elsewhere.append(seen)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with convergence_noted() as notes:
+            GammaGamma(max_iter=2000).fit(X)
+            thread = threading.Thread(target=fit_in_a_thread)
+            thread.start()
+            thread.join()
+    assert len(notes) == 1
+    assert notes[0].startswith("did not converge after ")
+    assert "q and gamma move together" in notes[0]
+    assert "penalizer" not in notes[0]
+    assert any(issubclass(w.category, ConvergenceWarning) for w in elsewhere[0])

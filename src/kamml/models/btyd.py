@@ -21,10 +21,12 @@ compressed to unique rows with summed weights), so a million customers fit in se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -42,23 +44,32 @@ from kamml.errors import Problem, SchemaError
 from kamml.models._checks import KammlEstimator, NotFittedModelError, check_fitted, check_sample_weight
 from kamml.text import counted
 
-__all__ = ["BetaGeo", "FitConvergenceWarning", "GammaGamma", "NotFittedModelError"]
+__all__ = ["BetaGeo", "GammaGamma", "NotFittedModelError", "convergence_noted"]
 
 logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 
 
-class FitConvergenceWarning(ConvergenceWarning):
-    """A BG/NBD or Gamma-Gamma fit that did not converge (a scikit-learn ConvergenceWarning).
+#: Where fits that did not converge note their detail instead of warning (`convergence_noted`); a
+#: context variable, so each thread (and asyncio task) has its own.
+_NOTES: ContextVar[list[str] | None] = ContextVar("kamml_btyd_convergence_notes", default=None)
 
-    The message ends with advice to the estimator's caller (max_iter, tol, penalizer); `detail` is the
-    message without it, for callers that do not expose those settings (kamml's jobs log it).
+
+@contextlib.contextmanager
+def convergence_noted() -> Iterator[list[str]]:
+    """Within it, a fit that does not converge appends its detail to the list given, and does not warn.
+
+    The detail is the ConvergenceWarning's message without the model's name and the advice to the
+    estimator's caller (max_iter, tol, penalizer): for callers that set none of those and say it their
+    own way (kamml's jobs log one line per fit, `kamml.models.btyd_features.fit_btyd`).
     """
-
-    def __init__(self, message: str, detail: str | None = None) -> None:
-        super().__init__(message)  # args stay (message,): copies and pickles rebuild it from them
-        self.detail = message if detail is None else detail
+    notes: list[str] = []
+    token = _NOTES.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(token)
 
 
 #: Bounds of the log-parameters during optimisation: keeps exp() finite when the data push a
@@ -255,7 +266,11 @@ def _minimize(
         reason, advice = _why(result, names, ridges, hessian, searched_out)
         detail = f"did not converge after {result.nit} iterations ({result.message})"
         detail += f"; {reason}" if reason else ""
-        warnings.warn(FitConvergenceWarning(f"{model} {detail}; {advice}", detail), stacklevel=3)
+        notes = _NOTES.get()
+        if notes is not None:
+            notes.append(detail)
+        else:
+            warnings.warn(f"{model} {detail}; {advice}", ConvergenceWarning, stacklevel=3)
     logger.debug("%s: %d iterations, %s", model, result.nit, result.message)
     return result
 

@@ -8,7 +8,6 @@ of no purchase over the horizon, its expected order value and their product, the
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from kamml.errors import ModelError, Problem
-from kamml.models.btyd import BetaGeo, FitConvergenceWarning, GammaGamma
+from kamml.models.btyd import BetaGeo, GammaGamma, convergence_noted
 from kamml.text import counted
 
 __all__ = [
@@ -109,16 +108,12 @@ def _fit_logged(model: BetaGeo | GammaGamma, X: pd.DataFrame, what: str) -> None
 
     A job printed the estimator's ConvergenceWarning with its file and source line once per fit (six
     times a run), advising a penalizer or max_iter that no config key sets; the log line says what did
-    not converge and that its parameters are used where it stopped. Other warnings pass on unchanged.
+    not converge and that its parameters are used where it stopped.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FitConvergenceWarning)
+    with convergence_noted() as notes:
         model.fit(X)
-    for w in caught:
-        if isinstance(w.message, FitConvergenceWarning):
-            log.warning("%s %s; its parameters are used where the fit stopped", what, w.message.detail)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    for detail in notes:
+        log.warning("%s %s; its parameters are used where the fit stopped", what, detail)
 
 
 #: The longest purchase history in days: the span of the dates kamml reads (`TS_RANGE`, 1677 to 2262).

@@ -1572,3 +1572,25 @@ def test_unmapped_columns_without_a_config_say_that_no_config_was_given(tmp_path
     result = runner.invoke(app, [command, "--data", str(data), "--config", str(mapped), *args[command]])
     assert "missing required column" in result.output
     assert "no --config was given" not in result.output  # a config was given: its mapping is at fault
+
+
+def test_the_no_config_line_is_for_commands_that_read_the_users_tables(capsys):
+    """`kamml benchmark cdnow --config` maps no data: a contract problem there needs no such advice."""
+    import typer
+
+    from kamml.errors import Problem, SchemaError
+
+    problem = Problem("transactions", "ts", "missing required column; columns found: when")
+
+    @handle_errors
+    def benchmark(config=None):
+        raise SchemaError([problem])
+
+    @handle_errors
+    def score(data=None, config=None):
+        raise SchemaError([problem])
+
+    for command, kwargs, advised in ((benchmark, {}, False), (score, {"data": None}, True)):
+        with pytest.raises(typer.Exit):
+            command(config=None, **kwargs)  # typer passes every parameter by name
+        assert ("no --config was given" in capsys.readouterr().err) is advised

@@ -122,15 +122,15 @@ _NO_CONFIG = (
 
 
 def _unmapped_without_config(exc: SchemaError, kwargs: Mapping[str, Any]) -> bool:
-    """An input table lacks a contract column and the command, which takes --config, was given none.
+    """A data table lacks a contract column in a command that reads --data and was given no --config.
 
     A user whose config maps their columns and who forgot --config (`kamml score` after `kamml run
     --config mine.yaml`) read only advice to map columns they had mapped already.
     """
     from kamml.data.contract import TABLES
 
-    if "config" not in kwargs or kwargs["config"] is not None:
-        return False
+    if "data" not in kwargs or "config" not in kwargs or kwargs["config"] is not None:
+        return False  # commands that read the user's tables (a benchmark's --config maps no data)
     return any(p.table in TABLES and p.rule.startswith("missing required column") for p in exc.problems)
 
 

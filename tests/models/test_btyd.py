@@ -1048,8 +1048,10 @@ def test_the_gamma_gamma_fit_line_counts_rows_with_thousands_separators(
 
 
 def test_convergence_noted_takes_the_warning_in_its_own_context_only() -> None:
-    """Inside `convergence_noted` a fit notes its detail (no advice) and does not warn; a fit in another
-    thread at the same time still warns: the notes are a context variable, not global warning state."""
+    """Inside `convergence_noted` a fit notes its detail (no advice) and does not warn; a fit in a thread
+    started there still warns (the notes are the asking thread's own, not global warning state, even
+    where threads inherit their starter's context)."""
+    import contextvars
     import threading
 
     from kamml.models.btyd import convergence_noted
@@ -1067,7 +1069,8 @@ def test_convergence_noted_takes_the_warning_in_its_own_context_only() -> None:
         warnings.simplefilter("error", ConvergenceWarning)
         with convergence_noted() as notes:
             GammaGamma(max_iter=2000).fit(X)
-            thread = threading.Thread(target=fit_in_a_thread)
+            inherited = contextvars.copy_context()  # as free-threaded Python 3.14 starts a thread
+            thread = threading.Thread(target=inherited.run, args=(fit_in_a_thread,))
             thread.start()
             thread.join()
     assert len(notes) == 1

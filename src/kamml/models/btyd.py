@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -51,9 +52,10 @@ logger = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 
-#: Where fits that did not converge note their detail instead of warning (`convergence_noted`); a
-#: context variable, so each thread (and asyncio task) has its own.
-_NOTES: ContextVar[list[str] | None] = ContextVar("kamml_btyd_convergence_notes", default=None)
+#: Where fits that did not converge note their detail instead of warning (`convergence_noted`), with
+#: the thread that asked: a context variable, so each thread and asyncio task has its own, and a
+#: thread that inherits its starter's context (free-threaded Python 3.14) warns as before.
+_NOTES: ContextVar[tuple[int, list[str]] | None] = ContextVar("kamml_btyd_convergence_notes", default=None)
 
 
 @contextlib.contextmanager
@@ -65,7 +67,7 @@ def convergence_noted() -> Iterator[list[str]]:
     own way (kamml's jobs log one line per fit, `kamml.models.btyd_features.fit_btyd`).
     """
     notes: list[str] = []
-    token = _NOTES.set(notes)
+    token = _NOTES.set((threading.get_ident(), notes))
     try:
         yield notes
     finally:
@@ -266,9 +268,9 @@ def _minimize(
         reason, advice = _why(result, names, ridges, hessian, searched_out)
         detail = f"did not converge after {result.nit} iterations ({result.message})"
         detail += f"; {reason}" if reason else ""
-        notes = _NOTES.get()
-        if notes is not None:
-            notes.append(detail)
+        noted = _NOTES.get()
+        if noted is not None and noted[0] == threading.get_ident():
+            noted[1].append(detail)
         else:
             warnings.warn(f"{model} {detail}; {advice}", ConvergenceWarning, stacklevel=3)
     logger.debug("%s: %d iterations, %s", model, result.nit, result.message)

@@ -33,12 +33,12 @@ snapshot (`churn_bias`), which likewise is carried only with a season or a windo
 
 Season: BTYD's error on one label window shorter than a year holds that window's season (a December window's
 bias applied to January put a 30-day value total 75 % too high on the synthetic world). When the data reach a
-year and four months before the latest training snapshot (`kamml.evaluation.backtest.SEASON_HISTORY_DAYS`),
-`fit` is given the two snapshots 364 days before the cutoff and before the latest snapshot (`season`), and the
-biases are corrected by the change of BTYD's error between those two windows a year earlier: the value bias
-times its ratio (`seasonal_correction`), the churn bias plus its difference. Without a season (and for windows
-under a year) neither bias is carried: the levels are BTYD's own at the cutoff (`_drop_unseasoned_biases`). No
-README CDNOW end has such a year.
+year before the latest training snapshot and four months (`kamml.evaluation.backtest.SEASON_HISTORY_DAYS`), or
+one label window if longer, further back, `fit` is given the two snapshots 364 days before the cutoff and
+before the latest snapshot (`season`), and the biases are corrected by the change of BTYD's error between
+those two windows a year earlier: the value bias times its ratio (`seasonal_correction`), the churn bias plus
+its difference. Without a season (and for windows under a year) neither bias is carried: the levels are BTYD's
+own at the cutoff (`_drop_unseasoned_biases`). No README CDNOW end has such a year.
 """
 
 from __future__ import annotations

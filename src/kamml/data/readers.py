@@ -328,8 +328,9 @@ def _partition_keys(files: list[Path], name: str, where: str, base: Path) -> tup
             first = keys, path
             twice = _duplicates(keys)
             if twice:  # DuckDB failed in a raw Ibis error ("Duplicate column name 'y'")
+                key = next(k for k in keys if clean_name(k).lower() == twice[0])  # as the path writes it
                 raise DataError(
-                    f"{name}: {where} {path.relative_to(base)}, whose path names key {twice[0]} twice: a "
+                    f"{name}: {where} {path.relative_to(base)}, whose path names key {key} twice: a "
                     "partition folder's key is one column, once in a path; rename one of the folders"
                 )
         # a part below plain folders and key=value ones (a/y=1/) is in neither layout: named alone

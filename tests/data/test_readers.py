@@ -436,6 +436,46 @@ def test_a_partition_key_twice_in_a_path_is_refused(backend, tmp_path, tx, folde
         read_table(folder, "transactions", backend)
 
 
+ABOVE_RULE = "a key=value folder above a table's folder names no column of the table"
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+@pytest.mark.parametrize(
+    ("above", "column"),
+    [("region=EU", "region"), ("Region=EU", "region"), ("y=0", "y"), ("Y=0", "y")],
+    ids=["file-column", "file-column-case", "partition-key", "partition-key-case"],
+)
+def test_a_folder_above_the_table_naming_its_column_is_refused(backend, tmp_path, tx, kind, above, column):
+    """data/region=EU/tx/y=1/ with files holding region (US) read EU in every row on DuckDB, and
+    data/y=0/tx/y=1/ read y = 0: DuckDB takes the value of every key=value folder of a path, Spark only
+    those below its basePath. Both refuse alike, naming the folder above, the column and the rule."""
+    folder = tmp_path / above / "transactions"
+    (folder / "y=1").mkdir(parents=True)
+    part = folder / "y=1" / f"part-0.{kind}"
+    frame = tx.assign(region="US")
+    frame.to_parquet(part) if kind == "parquet" else frame.to_csv(part, index=False)
+    for source in (folder, str(folder / "*"), str(folder / "y=*" / f"*.{kind}")):
+        with pytest.raises(DataError) as caught:
+            read_table(source, "transactions", backend)
+        message = str(caught.value)
+        assert message.startswith("transactions: "), message
+        assert f"{above}/ in {folder}" in message
+        assert f"column {column}" in message
+        assert ABOVE_RULE in message
+    # a folder above naming no column of the table is no column (docs/data.md), nor given alone
+    (tmp_path / above).rename(tmp_path / "run=3")
+    table = read_table(tmp_path / "run=3" / "transactions", "transactions", backend)
+    assert list(table.columns) == [*frame.columns, "y"]
+    assert set(table.region.execute()) == {"US"}
+    assert set(table.y.execute().astype(str)) == {"1"}
+    # without partition folders below, DuckDB reads no folder's value: the files' own region is read
+    (tmp_path / "run=3").rename(tmp_path / above)
+    part.rename(folder / part.name)
+    (folder / "y=1").rmdir()
+    table = read_table(folder, "transactions", backend)
+    assert set(table.region.execute()) == {"US"}
+
+
 def test_parquet_parts_with_a_boolean_and_a_number_column_are_refused(backend, tmp_path, tx):
     """quantity true/false in one part and 3 in another read as 1/0 on DuckDB, while one boolean file is
     refused (wrong type) and Spark refuses the parts; int32 beside int64 still reads in a common type."""

@@ -90,3 +90,15 @@ def test_a_partition_key_that_is_also_a_file_column_is_refused_on_both_engines(e
             assert duck[0] == "refused", (kind, key, duck)
             assert spark == duck
             assert f"{key}=EU/part-0.{kind}, a file with a column region" in duck[1]
+
+
+def test_a_folder_above_the_table_naming_its_column_is_refused_on_both_engines(engines, tmp_path):
+    """DuckDB took the value of every key=value folder of a path: region=EU/tx/y=1/ read EU over the
+    files' US, y=0/tx/y=1/ read y = 0, where Spark read only below its basePath; now both refuse."""
+    frame = TX.assign(region="US")
+    for above in ("region=EU", "y=0"):
+        _write(tmp_path, {f"{above}/tx/y=1/part-0.parquet": frame})
+        duck, spark = (_read(tmp_path / above / "tx", backend) for backend in engines)
+        assert duck[0] == "refused", (above, duck)
+        assert spark == duck
+        assert f"({above}/ in {tmp_path / above / 'tx'}) names the column" in duck[1]

@@ -355,6 +355,7 @@ def _check_keys_not_columns(name: str, layout: _Layout, files: list[Path], colum
     Both engines put the folder's value in every row (region=EU/ made a file's US rows EU) without a
     word; a key spelled otherwise (Region=EU/ beside region) failed on DuckDB and was the folder's on Spark.
     """
+    _check_folders_above(name, layout, columns)
     keys = {clean_name(k).lower(): k for k in layout.keys}
     for path, names in zip(files, columns, strict=True):
         both = next((c for c in names if clean_name(c).lower() in keys), None)
@@ -368,6 +369,33 @@ def _check_keys_not_columns(name: str, layout: _Layout, files: list[Path], colum
             "replaces the file's own in every row; rename the folder's key or the files' column, or drop "
             "the column from the files"
         )
+
+
+#: The rule a key=value folder above a table's folder keeps, as the message states it.
+_ABOVE_RULE = "a key=value folder above a table's folder names no column of the table"
+
+
+def _check_folders_above(name: str, layout: _Layout, columns: list[list[str]]) -> None:
+    """A DataError for a key=value folder above `layout.base` whose key is a partition key or a file column.
+
+    DuckDB, reading partitions, takes the value of every key=value folder of a path: data/y=0/tx/y=1/
+    read y = 0, and data/region=EU/tx/y=1/ put EU in every row of files holding region (US), while
+    Spark reads only below its basePath. Without partition keys neither engine reads a folder's value.
+    """
+    if not layout.keys:
+        return
+    named = {clean_name(k).lower(): f"{k}, a partition folder's key below it" for k in layout.keys}
+    for names in columns:
+        named.update({clean_name(c).lower(): f"{clean_name(c)}, a column in its files" for c in names})
+    for folder in layout.base.parts:
+        key = folder.split("=", 1)[0] if "=" in folder else ""
+        column = named.get(clean_name(key).lower()) if key else None
+        if column is not None:
+            raise DataError(
+                f"{name}: a key=value folder above the table's folder ({folder}/ in {layout.base}) names "
+                f"the column {column}: {_ABOVE_RULE}, else DuckDB reads the folder's value in every row "
+                "(Spark the table's own); rename or move the folder"
+            )
 
 
 #: How many of a table's files of other kinds a message names before "and N more".
@@ -453,7 +481,8 @@ class _Layout:
         """The files' `columns`, then the keys in folder order, as Spark reads them.
 
         DuckDB, told to read partitions, takes every ``key=value`` folder of a path as a column, those
-        above `base` too (data/run=3/tx/ gained a run column), and orders them by name.
+        above `base` too (data/run=3/tx/ gained a run column), and orders them by name. One naming a column
+        of the table gave it its value, and is refused before (`_check_folders_above`).
         """
         if not self.keys:
             return table

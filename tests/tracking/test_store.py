@@ -731,3 +731,24 @@ def test_a_tracking_server_that_stops_answering_mid_run_is_a_store_error():
     assert "stopped answering" in str(error)
     # a server's answer (a 404, a refused parameter) is not the server being gone
     assert store_error(MlflowException("RESOURCE_DOES_NOT_EXIST: Run 'x' not found"), uri, "x") is None
+
+
+def test_https_to_a_plain_http_server_says_to_use_http(monkeypatch, tmp_path):
+    """Every TLS failure got the advice for a certificate no CA signed (trust its CA, or skip the check),
+    which cannot help a server that speaks plain http; the TLS reason itself was not shown."""
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking.store import check_reachable
+
+    for name in _HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    with _answering(200) as (uri, _):
+        https = uri.replace("http://", "https://")
+        with pytest.raises(TrackingStoreError, match=r"WRONG_VERSION_NUMBER.*plain http.*http://") as caught:
+            check_reachable(https)
+        assert "MLFLOW_TRACKING_INSECURE_TLS" not in str(caught.value)
+    cert, key = _self_signed(tmp_path)
+    with (
+        _answering(200, (cert, key)) as (uri, _),
+        pytest.raises(TrackingStoreError, match=r"verify failed.*MLFLOW_TRACKING_SERVER_CERT_PATH"),
+    ):
+        check_reachable(uri)

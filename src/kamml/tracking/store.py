@@ -522,12 +522,7 @@ def _probe_failure(exc: BaseException, waited: str) -> str:
 
     cause = next((e for e in exception_chain(exc) if isinstance(e, requests.RequestException)), None)
     if isinstance(cause, requests.exceptions.SSLError):
-        return (
-            "refused the TLS connection (SSLError: a certificate no trusted authority signed, or a client "
-            "certificate it asks for): give its CA certificate in MLFLOW_TRACKING_SERVER_CERT_PATH (a client "
-            "certificate in MLFLOW_TRACKING_CLIENT_CERT_PATH), or set MLFLOW_TRACKING_INSECURE_TLS=true to "
-            "skip the check"
-        )
+        return _tls_failure(cause)
     if isinstance(cause, requests.Timeout) or "timed out" in str(cause).lower():  # urllib3's, under requests'
         return (
             f"did not answer within {waited} s (MLFLOW_HTTP_REQUEST_TIMEOUT sets the wait): start it, or "
@@ -535,6 +530,35 @@ def _probe_failure(exc: BaseException, waited: str) -> str:
         )
     name = type(cause or exc).__name__
     return f"cannot be reached ({name}): start it, or check the address and the network, then retry"
+
+
+#: OpenSSL's reasons for a TLS answer that is not TLS at all: the server speaks plain http.
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG")
+
+
+def _tls_failure(cause: BaseException) -> str:
+    """What a TLS handshake met (OpenSSL's reason, from the `ssl.SSLError` under requests'), and what helps.
+
+    Only a certificate that cannot be verified is helped by a CA file or by skipping the check; a server
+    answering in plain http (``https://`` given to an ``http`` server) is helped by ``http://``.
+    """
+    import ssl
+
+    inner = [e for e in exception_chain(cause) if isinstance(e, ssl.SSLError)]
+    reason = str(inner[-1]) if inner else str(cause)
+    reason = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", reason)
+    codes = {getattr(e, "reason", None) for e in inner}
+    if codes & set(_NOT_TLS) or "record layer" in reason.lower():
+        return (
+            f"could not open a TLS connection ({reason}): the server may speak plain http, not https; give "
+            "the URI with http:// instead of https://, or check the port"
+        )
+    return (
+        f"could not open a TLS connection ({reason}): for a certificate no trusted authority signed, give "
+        "its CA certificate in MLFLOW_TRACKING_SERVER_CERT_PATH, or set MLFLOW_TRACKING_INSECURE_TLS=true to "
+        "skip the check; for a client certificate it asks for, give it in MLFLOW_TRACKING_CLIENT_CERT_PATH; "
+        "a certificate for another host name or expired is the server's to fix"
+    )
 
 
 def use_tracking(config: TrackingConfig | None = None, *, create: bool = True) -> str:

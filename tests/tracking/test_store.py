@@ -752,3 +752,29 @@ def test_https_to_a_plain_http_server_says_to_use_http(monkeypatch, tmp_path):
         pytest.raises(TrackingStoreError, match=r"verify failed.*MLFLOW_TRACKING_SERVER_CERT_PATH"),
     ):
         check_reachable(uri)
+
+
+def test_mlflows_own_refusal_of_its_settings_is_shown(monkeypatch):
+    """MLflow refusing MLFLOW_HTTP_REQUEST_MAX_RETRIES above its maximum read 'cannot be reached
+    (MlflowException): start it', and a setting MLflow cannot read at all was a ValueError's traceback."""
+    from kamml.errors import ConfigError, TrackingStoreError
+    from kamml.tracking.store import check_reachable
+
+    for name in _HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    with _answering(200) as (uri, asked):
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "50")
+        with pytest.raises(TrackingStoreError, match=r"max_retries value \(50\).*maximum") as caught:
+            check_reachable(uri)
+        assert "start it" not in str(caught.value)
+        monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+        for name, value in (
+            ("MLFLOW_HTTP_REQUEST_TIMEOUT", "abc"),
+            ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "x"),
+            ("MLFLOW_TRACKING_INSECURE_TLS", "yes"),
+        ):
+            monkeypatch.setenv(name, value)
+            with pytest.raises(ConfigError, match=rf"{name}='{value}'"):
+                check_reachable(uri)
+            monkeypatch.delenv(name)
+    assert asked == []

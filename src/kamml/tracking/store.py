@@ -508,6 +508,11 @@ def check_reachable(uri: str, source: str | None = None, timeout: float = PROBE_
         raise TrackingStoreError(
             f"the MLflow tracking server {where} {_probe_failure(exc, waited)}"
         ) from None
+    except ValueError as exc:  # MLflow cannot read one of its settings (a number, a boolean)
+        error = _bad_setting(exc)
+        if error is None:
+            raise
+        raise error from None
     if response.status_code in _GATEWAY_DOWN:
         raise TrackingStoreError(
             f"the MLflow tracking server {where} answered {response.status_code} {response.reason} to "
@@ -528,8 +533,37 @@ def _probe_failure(exc: BaseException, waited: str) -> str:
             f"did not answer within {waited} s (MLFLOW_HTTP_REQUEST_TIMEOUT sets the wait): start it, or "
             "check the address and the network, then retry"
         )
-    name = type(cause or exc).__name__
+    if cause is None:  # MLflow refused before sending (a setting beyond its limits): its own words
+        return f"was not asked: MLflow refused to send the request ({getattr(exc, 'message', exc)})"
+    name = type(cause).__name__
     return f"cannot be reached ({name}): start it, or check the address and the network, then retry"
+
+
+#: MLflow's environment variables its HTTP client reads, one of which a `ValueError` of its own names.
+_MLFLOW_HTTP_VARIABLES = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_ALLOW_HTTP_REDIRECTS",
+)
+
+
+def _bad_setting(exc: ValueError) -> ConfigError | None:
+    """A `ConfigError` naming the MLflow variable (and its value) its client could not read, else None.
+
+    MLflow's own `ValueError` reached the CLI as a traceback instead of a config error (exit 2).
+    """
+    text = str(exc)
+    for name in _MLFLOW_HTTP_VARIABLES:
+        if name in text and name in os.environ:
+            return ConfigError(
+                f"the environment variable {name}={os.environ[name]!r} is not a value MLflow accepts "
+                f"({text}): correct it or unset it"
+            )
+    return None
 
 
 #: OpenSSL's reasons for a TLS answer that is not TLS at all: the server speaks plain http.

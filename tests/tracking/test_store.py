@@ -778,3 +778,23 @@ def test_mlflows_own_refusal_of_its_settings_is_shown(monkeypatch):
                 check_reachable(uri)
             monkeypatch.delenv(name)
     assert asked == []
+
+
+def test_a_timeout_with_the_users_retries_names_the_tries(monkeypatch):
+    """'did not answer within 1 s' understated the wait of MLFLOW_HTTP_REQUEST_MAX_RETRIES' tries."""
+    import socket
+
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking.store import check_reachable
+
+    for name in _HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    with socket.socket() as silent:  # accepts (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(TrackingStoreError, match=r"within 1 s per try \(2 tries"):
+            check_reachable(uri)

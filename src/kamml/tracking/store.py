@@ -504,7 +504,10 @@ def check_reachable(uri: str, source: str | None = None, timeout: float = PROBE_
             raise_on_status=False,
         )
     except MlflowException as exc:
-        waited = os.environ.get(_USERS_TIMEOUT) or f"{timeout:g}"
+        waited = f"{os.environ.get(_USERS_TIMEOUT) or f'{timeout:g}'} s"
+        retries = os.environ.get(_USERS_RETRIES, "")
+        if retries.strip().isdigit() and int(retries) > 0:  # the user's retries: each try waited that long
+            waited += f" per try ({int(retries) + 1} tries: {_USERS_RETRIES}={retries.strip()})"
         raise TrackingStoreError(
             f"the MLflow tracking server {where} {_probe_failure(exc, waited)}"
         ) from None
@@ -530,7 +533,7 @@ def _probe_failure(exc: BaseException, waited: str) -> str:
         return _tls_failure(cause)
     if isinstance(cause, requests.Timeout) or "timed out" in str(cause).lower():  # urllib3's, under requests'
         return (
-            f"did not answer within {waited} s (MLFLOW_HTTP_REQUEST_TIMEOUT sets the wait): start it, or "
+            f"did not answer within {waited} (MLFLOW_HTTP_REQUEST_TIMEOUT sets the wait): start it, or "
             "check the address and the network, then retry"
         )
     if cause is None:  # MLflow refused before sending (a setting beyond its limits): its own words

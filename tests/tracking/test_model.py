@@ -840,3 +840,41 @@ def test_yes_no_ids_are_refused_as_the_input_tables_refuse_them(ids):
         ModelError, match=r"features\.account_id: a yes/no value where an id goes.*row\(s\) (0, )?1 "
     ):
         score_frame(_EchoBundle(), pd.DataFrame({"account_id": ids}))
+
+
+def test_the_store_note_is_only_for_a_model_not_found(tracked_config, tmp_path, monkeypatch):
+    """An alias present whose artifacts are missing got "'kamml' has aliases champion (version 1)", which
+    reads as the alias being wrong; and the store, entered again for the note (for runs:/ URIs too, which
+    have none), replaced the lookup's own error when entering it failed."""
+    import kamml.tracking.model as model_module
+    from kamml.errors import TrackingStoreError
+    from kamml.tracking import experiment_id, resolve_model
+
+    cfg = tracked_config()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    experiment_id(cfg.tracking)
+    client = MlflowClient(cfg.tracking.uri, cfg.tracking.uri)
+    client.create_registered_model("no-files")
+    version = client.create_model_version("no-files", source=str(tmp_path / "gone"))
+    client.set_registered_model_alias("no-files", "champion", version.version)
+    with pytest.raises(ModelError) as info:
+        resolve_model("models:/no-files@champion", cfg.tracking)
+    assert "has aliases" not in str(info.value)
+
+    entered = []
+    real_scope = model_module.tracking_scope
+
+    def fails_again(*args, **kwargs):  # the store could be entered once, not twice (a server gone)
+        entered.append(1)
+        if len(entered) > 1:
+            raise TrackingStoreError("entered again")
+        return real_scope(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "tracking_scope", fails_again)
+    with pytest.raises(ModelError, match="cannot load the model models:/no-such@champion") as info:
+        resolve_model("models:/no-such@champion", cfg.tracking)
+    assert not isinstance(info.value, TrackingStoreError)
+    entered.clear()
+    with pytest.raises(ModelError, match="cannot load the model runs:/0123456789abcdef/model"):
+        resolve_model("runs:/0123456789abcdef/model", cfg.tracking)
+    assert entered == [1]  # no note for a run: the store is not entered again

@@ -379,8 +379,7 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
         )
         where = f" (searched the MLflow store {searched})" if from_store else ""
         if from_store:
-            with _scope_again(tracking):
-                where += _store_holds(uri)
+            where += _store_holds(uri, tracking)
         if from_store and tracking is None:
             where += "; a model kamml trained is in its config's store: load_model(uri, config.tracking)"
         raise ModelError(f"cannot load the model {uri}: {exc.message}{where}") from exc
@@ -421,32 +420,42 @@ def _scope_again(tracking: TrackingConfig | None) -> contextlib.AbstractContextM
     return tracking_scope(tracking, create=False) if tracking is not None else contextlib.nullcontext()
 
 
-def _store_holds(uri: str) -> str:
-    """What MLflow's current store holds under a ``models:/name@alias`` or ``models:/name/N`` not found.
+def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
+    """What the store searched holds under a ``models:/name@alias`` or ``models:/name/N`` not found there.
 
     "Registered Model with name=kamml not found" alone left a user who had set another
     ``tracking.model_name`` guessing; the names there, or the model's aliases and versions, say what to
-    type. '' for other URIs, or when the store cannot be read (the lookup's own error stands).
+    type. '' for other URIs, when the name, alias and version asked for are there (the failure is another:
+    missing artifacts), or when the store cannot be entered or read: the lookup's own error stands.
     """
     path = uri[len("models:/") :].rstrip("/") if uri.startswith("models:/") else ""
+    alias: str | None = None
+    version: str | None = None
     if "@" in path:
-        name = path.split("@", 1)[0]
+        name, alias = path.split("@", 1)
     elif "/" in path:
-        name = path.rsplit("/", 1)[0]
+        name, version = path.rsplit("/", 1)
     else:
         return ""
     try:
-        client = MlflowClient()
-        try:
-            model = client.get_registered_model(name)
-        except MlflowException:
-            names = [m.name for m in client.search_registered_models(max_results=21)]
-            if not names:
-                return "; the store holds no registered model"
-            more = ", ..." if len(names) > 20 else ""
-            return f"; registered models there: {', '.join(map(repr, names[:20]))}{more}"
-        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        with _scope_again(tracking):
+            client = MlflowClient()
+            try:
+                model = client.get_registered_model(name)
+            except MlflowException:
+                names = [m.name for m in client.search_registered_models(max_results=21)]
+                if not names:
+                    return "; the store holds no registered model"
+                more = ", ..." if len(names) > 20 else ""
+                return f"; registered models there: {', '.join(map(repr, names[:20]))}{more}"
+            versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
     except Exception:  # advice only: the lookup's own error is raised whatever happens here
+        return ""
+    if alias is not None and alias in model.aliases:
+        return ""
+    if version is not None and (
+        (version.isdigit() and int(version) in versions) or (version.lower() == "latest" and versions)
+    ):
         return ""
     aliases = ", ".join(f"{a} (version {v})" for a, v in sorted(model.aliases.items())) or "none"
     shown = ", ".join(map(str, versions[-10:])) or "none"

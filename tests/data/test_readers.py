@@ -806,3 +806,22 @@ def test_a_part_of_another_kind_in_a_parquet_folder_is_refused_alike_on_spark(tm
         for engine in (spark, ibis.duckdb.connect(threads=1)):
             with pytest.raises(DataError, match=r"(holds|matches) part-3\.json, "):
                 read_table(source, "transactions", engine).count().execute()
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_a_folder_above_a_relative_table_path_naming_its_column_is_refused(
+    backend, tmp_path, tx, kind, monkeypatch
+):
+    """DuckDB reads a relative path made absolute: from inside region=EU/, tx/y=1/ read EU over the
+    files' US. The folders above are those of the absolute path, not of the path as written."""
+    folder = tmp_path / "region=EU" / "transactions"
+    (folder / "y=1").mkdir(parents=True)
+    part = folder / "y=1" / f"part-0.{kind}"
+    frame = tx.assign(region="US")
+    frame.to_parquet(part) if kind == "parquet" else frame.to_csv(part, index=False)
+    monkeypatch.chdir(tmp_path / "region=EU")
+    for source in ("transactions", "transactions/*", f"y=*/*.{kind}"):
+        if source.startswith("y=*"):
+            monkeypatch.chdir(folder)
+        with pytest.raises(DataError, match=r"region=EU/ in .*names the column region"):
+            read_table(source, "transactions", backend)

@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import math
+import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -387,12 +388,13 @@ def _check_folders_above(name: str, layout: _Layout, columns: list[list[str]]) -
     named = {clean_name(k).lower(): f"{k}, a partition folder's key below it" for k in layout.keys}
     for names in columns:
         named.update({clean_name(c).lower(): f"{clean_name(c)}, a column in its files" for c in names})
-    for folder in layout.base.parts:
+    base = Path(os.path.abspath(layout.base))  # as Ibis hands it to DuckDB: a relative path made absolute
+    for folder in base.parts:
         key = folder.split("=", 1)[0] if "=" in folder else ""
         column = named.get(clean_name(key).lower()) if key else None
         if column is not None:
             raise DataError(
-                f"{name}: a key=value folder above the table's folder ({folder}/ in {layout.base}) names "
+                f"{name}: a key=value folder above the table's parts ({folder}/ in {base}) names "
                 f"the column {column}: {_ABOVE_RULE}, else DuckDB reads the folder's value in every row "
                 "(Spark the table's own); rename or move the folder"
             )

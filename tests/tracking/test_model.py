@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -860,6 +861,17 @@ def test_the_store_note_is_only_for_a_model_not_found(tracked_config, tmp_path, 
     with pytest.raises(ModelError) as info:
         resolve_model("models:/no-files@champion", cfg.tracking)
     assert "has aliases" not in str(info.value)
+    # MLflow's reserved alias @latest (any case), never in the model's aliases, and a stage a version is in
+    with warnings.catch_warnings():  # stages are deprecated in MLflow 3, still read by models:/name/Stage
+        warnings.simplefilter("ignore", FutureWarning)
+        client.transition_model_version_stage("no-files", version.version, "Production")
+    for present in ("/1", "/latest", "@latest", "@LATEST", "/Production", "/production"):
+        with pytest.raises(ModelError) as info:
+            resolve_model(f"models:/no-files{present}", cfg.tracking)
+        assert "has aliases" not in str(info.value), present
+    with pytest.raises(ModelError) as info:  # a stage no version is in: the note says what there is
+        resolve_model("models:/no-files/Staging", cfg.tracking)
+    assert "'no-files' has aliases champion (version 1) and versions 1" in str(info.value)
 
     entered = []
     real_scope = model_module.tracking_scope

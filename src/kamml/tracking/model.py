@@ -421,20 +421,21 @@ def _scope_again(tracking: TrackingConfig | None) -> contextlib.AbstractContextM
 
 
 def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
-    """What the store searched holds under a ``models:/name@alias`` or ``models:/name/N`` not found there.
+    """What the store searched holds under a ``models:/name@alias``, ``/N`` or ``/Stage`` not found there.
 
     "Registered Model with name=kamml not found" alone left a user who had set another
     ``tracking.model_name`` guessing; the names there, or the model's aliases and versions, say what to
-    type. '' for other URIs, when the name, alias and version asked for are there (the failure is another:
-    missing artifacts), or when the store cannot be entered or read: the lookup's own error stands.
+    type. '' for other URIs, when the name, alias (``@latest`` too), version or stage asked for is there
+    (the failure is another: missing artifacts), or when the store cannot be entered or read: the lookup's
+    own error stands.
     """
     path = uri[len("models:/") :].rstrip("/") if uri.startswith("models:/") else ""
     alias: str | None = None
     version: str | None = None
-    if "@" in path:
-        name, alias = path.split("@", 1)
-    elif "/" in path:
+    if "/" in path:  # as MLflow reads it: name/N, name/latest (any case), else name/Stage
         name, version = path.rsplit("/", 1)
+    elif "@" in path:
+        name, alias = path.rsplit("@", 1)
     else:
         return ""
     try:
@@ -448,13 +449,16 @@ def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
                     return "; the store holds no registered model"
                 more = ", ..." if len(names) > 20 else ""
                 return f"; registered models there: {', '.join(map(repr, names[:20]))}{more}"
-            versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+            found = client.search_model_versions(f"name = '{name}'")
     except Exception:  # advice only: the lookup's own error is raised whatever happens here
         return ""
-    if alias is not None and alias in model.aliases:
-        return ""
+    versions = sorted(int(v.version) for v in found)
+    if alias is not None and (alias in model.aliases or (alias.lower() == "latest" and versions)):
+        return ""  # MLflow's reserved alias @latest (any case) is the highest version, never in aliases
     if version is not None and (
-        (version.isdigit() and int(version) in versions) or (version.lower() == "latest" and versions)
+        (version.isdigit() and int(version) in versions)
+        or (version.lower() == "latest" and versions)
+        or (not version.isdigit() and any(version.lower() == str(v.current_stage).lower() for v in found))
     ):
         return ""
     aliases = ", ".join(f"{a} (version {v})" for a, v in sorted(model.aliases.items())) or "none"

@@ -775,6 +775,9 @@ def test_mlflows_own_refusal_of_its_settings_is_shown(monkeypatch):
             ("MLFLOW_HTTP_REQUEST_TIMEOUT", "abc"),
             ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "x"),
             ("MLFLOW_TRACKING_INSECURE_TLS", "yes"),
+            # set but empty: MLflow reads it (and fails on its next request), so the probe must too
+            ("MLFLOW_HTTP_REQUEST_TIMEOUT", ""),
+            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", ""),
         ):
             monkeypatch.setenv(name, value)
             with pytest.raises(ConfigError, match=rf"{name}='{value}'"):

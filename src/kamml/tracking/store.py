@@ -499,8 +499,9 @@ def check_reachable(uri: str, source: str | None = None, timeout: float = PROBE_
             get_default_host_creds(uri),
             "/health",
             "GET",
-            max_retries=None if os.environ.get(_USERS_RETRIES) else 0,
-            timeout=None if os.environ.get(_USERS_TIMEOUT) else timeout,
+            # set at all (even empty) is the user's: MLflow reads it so, and its error is named below
+            max_retries=None if _USERS_RETRIES in os.environ else 0,
+            timeout=None if _USERS_TIMEOUT in os.environ else timeout,
             raise_on_status=False,
         )
     except MlflowException as exc:

@@ -300,6 +300,8 @@ _HTTP_SETTINGS = (
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "MLFLOW_TRACKING_INSECURE_TLS",
     "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "_MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT",
+    "_MLFLOW_HTTP_REQUEST_MAX_BACKOFF_FACTOR_LIMIT",
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
 )
@@ -783,6 +785,24 @@ def test_mlflows_own_refusal_of_its_settings_is_shown(monkeypatch):
             with pytest.raises(ConfigError, match=rf"{name}='{value}'"):
                 check_reachable(uri)
             monkeypatch.delenv(name)
+    assert asked == []
+
+
+def test_a_bad_setting_is_named_by_mlflows_words_not_a_substring(monkeypatch):
+    """_MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT contains MLFLOW_HTTP_REQUEST_MAX_RETRIES: the error blamed the
+    latter when both were set, and was a ValueError's traceback when only the limit was."""
+    from kamml.errors import ConfigError
+    from kamml.tracking.store import check_reachable
+
+    for name in _HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("_MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT", "abc")
+    with _answering(200) as (uri, asked):
+        with pytest.raises(ConfigError, match=r"variable _MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT='abc'"):
+            check_reachable(uri)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        with pytest.raises(ConfigError, match=r"variable _MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT='abc'"):
+            check_reachable(uri)
     assert asked == []
 
 

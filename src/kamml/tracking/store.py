@@ -543,28 +543,19 @@ def _probe_failure(exc: BaseException, waited: str) -> str:
     return f"cannot be reached ({name}): start it, or check the address and the network, then retry"
 
 
-#: MLflow's environment variables its HTTP client reads, one of which a `ValueError` of its own names.
-_MLFLOW_HTTP_VARIABLES = (
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT",
-    "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER",
-    "MLFLOW_TRACKING_INSECURE_TLS",
-    "MLFLOW_ALLOW_HTTP_REDIRECTS",
-)
-
-
 def _bad_setting(exc: ValueError) -> ConfigError | None:
     """A `ConfigError` naming the MLflow variable (and its value) its client could not read, else None.
 
-    MLflow's own `ValueError` reached the CLI as a traceback instead of a config error (exit 2).
+    MLflow's own `ValueError` reached the CLI as a traceback instead of a config error (exit 2). The
+    variable is the one MLflow's words name whole (mlflow/environment_variables.py: ``Failed to convert
+    '<value>' for NAME: ...`` or ``NAME value must be ...``): a fixed list matched by substring blamed
+    ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` for ``_MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT``.
     """
     text = str(exc)
-    for name in _MLFLOW_HTTP_VARIABLES:
-        if name in text and name in os.environ:
+    for name, value in os.environ.items():
+        if text.startswith((f"Failed to convert {value!r} for {name}: ", f"{name} value must be ")):
             return ConfigError(
-                f"the environment variable {name}={os.environ[name]!r} is not a value MLflow accepts "
+                f"the environment variable {name}={value!r} is not a value MLflow accepts "
                 f"({text}): correct it or unset it"
             )
     return None

@@ -815,8 +815,9 @@ def test_a_timeout_with_the_users_retries_names_the_tries(monkeypatch):
 
     for name in _HTTP_SETTINGS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    # both as MLflow reads them: int(" 1 ") is 1, int("+1") is 1
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", " 1 ")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "+1")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
     with socket.socket() as silent:  # accepts (the kernel's backlog) and never answers
         silent.bind(("127.0.0.1", 0))

@@ -505,10 +505,10 @@ def check_reachable(uri: str, source: str | None = None, timeout: float = PROBE_
             raise_on_status=False,
         )
     except MlflowException as exc:
-        waited = f"{os.environ.get(_USERS_TIMEOUT) or f'{timeout:g}'} s"
-        retries = os.environ.get(_USERS_RETRIES, "")
-        if retries.strip().isdigit() and int(retries) > 0:  # the user's retries: each try waited that long
-            waited += f" per try ({int(retries) + 1} tries: {_USERS_RETRIES}={retries.strip()})"
+        waited = f"{os.environ.get(_USERS_TIMEOUT, '').strip() or f'{timeout:g}'} s"
+        retries = os.environ.get(_USERS_RETRIES, "").strip()
+        if _as_int(retries) > 0:  # the user's retries: each try waited that long
+            waited += f" per try ({_as_int(retries) + 1} tries: {_USERS_RETRIES}={retries})"
         raise TrackingStoreError(
             f"the MLflow tracking server {where} {_probe_failure(exc, waited)}"
         ) from None
@@ -523,6 +523,14 @@ def check_reachable(uri: str, source: str | None = None, timeout: float = PROBE_
             f"{without_password(response.url)}: a proxy or load balancer is there, but the MLflow server "
             "behind it is down or not yet started; start it, or check the proxy's target, then retry"
         )
+
+
+def _as_int(text: str) -> int:
+    """`text` as MLflow reads an integer setting (``int()``: ``+1`` and `` 1 `` too), or 0 if it cannot."""
+    try:
+        return int(text)
+    except ValueError:
+        return 0
 
 
 def _probe_failure(exc: BaseException, waited: str) -> str:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -300,6 +301,7 @@ _HTTP_SETTINGS = (
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "MLFLOW_TRACKING_INSECURE_TLS",
     "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
     "_MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT",
     "_MLFLOW_HTTP_REQUEST_MAX_BACKOFF_FACTOR_LIMIT",
     "REQUESTS_CA_BUNDLE",
@@ -803,6 +805,28 @@ def test_a_bad_setting_is_named_by_mlflows_words_not_a_substring(monkeypatch):
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         with pytest.raises(ConfigError, match=r"variable _MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT='abc'"):
             check_reachable(uri)
+    assert asked == []
+
+
+def test_a_missing_certificate_file_is_a_config_error(monkeypatch, tmp_path):
+    """A MLFLOW_TRACKING_SERVER_CERT_PATH naming no file read 'was not asked: MLflow refused to send the
+    request (... invalid path: ...)', exit 5, as if the server were at fault."""
+    from kamml.errors import ConfigError
+    from kamml.tracking.store import check_reachable
+
+    for name in _HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    gone = tmp_path / "gone.pem"
+    with _answering(200) as (uri, asked):
+        for name in (
+            "MLFLOW_TRACKING_SERVER_CERT_PATH",
+            "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+            "REQUESTS_CA_BUNDLE",
+        ):
+            monkeypatch.setenv(name, str(gone))
+            with pytest.raises(ConfigError, match=rf"{name}='{re.escape(str(gone))}'.*no such file"):
+                check_reachable(uri.replace("http://", "https://"))
+            monkeypatch.delenv(name)
     assert asked == []
 
 

@@ -505,6 +505,9 @@ def check_reachable(uri: str, source: str | None = None, timeout: float = PROBE_
             raise_on_status=False,
         )
     except MlflowException as exc:
+        missing = _missing_certificate(exc)
+        if missing is not None:
+            raise missing from None
         waited = f"{os.environ.get(_USERS_TIMEOUT, '').strip() or f'{timeout:g}'} s"
         retries = os.environ.get(_USERS_RETRIES, "").strip()
         if _as_int(retries) > 0:  # the user's retries: each try waited that long
@@ -531,6 +534,37 @@ def _as_int(text: str) -> int:
         return int(text)
     except ValueError:
         return 0
+
+
+#: The variables naming a certificate file the probe's request reads (MLflow's, then requests' own).
+_CERTIFICATE_VARIABLES = (
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
+
+
+def _missing_certificate(exc: BaseException) -> ConfigError | None:
+    """A `ConfigError` naming the variable whose certificate file requests found missing, else None.
+
+    requests refuses such a path before sending ("invalid path: ..."), which read as the server's fault
+    ("MLflow refused to send the request", exit 5) though the setting is the user's to correct.
+    """
+    for error in exception_chain(exc):
+        if not isinstance(error, OSError):
+            continue
+        found = re.search(r"invalid path: (.+)$", str(error))
+        if found is None:
+            continue
+        path = found.group(1).strip()
+        for name in _CERTIFICATE_VARIABLES:
+            if os.environ.get(name) == path:
+                return ConfigError(
+                    f"the environment variable {name}={path!r} names no such file ({error}): give the "
+                    "path of an existing certificate file, or unset it"
+                )
+    return None
 
 
 def _probe_failure(exc: BaseException, waited: str) -> str:

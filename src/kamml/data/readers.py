@@ -308,6 +308,16 @@ def _hidden(parts: Iterable[str]) -> bool:
     )
 
 
+def _name_key(name: object) -> str:
+    """A name as kamml matches column names: ignoring case, surrounding spaces, invisible characters."""
+    return clean_name(str(name)).lower()
+
+
+def _shown(path: Path, base: Path) -> str:
+    """A part's path as a message names it: from `base` where it lies below it, else whole."""
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+
+
 #: The rule a table's parts keep in folders of key=value partitions, as every message states it.
 _PARTITION_RULE = "a table's parts are either all in key=value folders (of the same keys) or none"
 
@@ -329,7 +339,7 @@ def _partition_keys(files: list[Path], name: str, where: str, base: Path) -> tup
             first = keys, path
             twice = _duplicates(keys)
             if twice:  # DuckDB failed in a raw Ibis error ("Duplicate column name 'y'")
-                key = next(k for k in keys if clean_name(k).lower() == twice[0])  # as the path writes it
+                key = next(k for k in keys if _name_key(k) == twice[0])  # as the path writes it
                 raise DataError(
                     f"{name}: {where} {path.relative_to(base)}, whose path names key {key} twice: a "
                     "partition folder's key is one column, once in a path; rename one of the folders"
@@ -337,7 +347,7 @@ def _partition_keys(files: list[Path], name: str, where: str, base: Path) -> tup
         # a part below plain folders and key=value ones (a/y=1/) is in neither layout: named alone
         odd = [path] if any(keyed) and not all(keyed) else [first[1], path] if keys != first[0] else []
         if odd:
-            named = " and ".join(str(p.relative_to(base)) if p.is_relative_to(base) else str(p) for p in odd)
+            named = " and ".join(_shown(p, base) for p in odd)
             raise DataError(
                 f"{name}: {where} {named}: {_PARTITION_RULE}, else the engines read different "
                 "rows and columns (Spark passes over a folder's parts outside its key=value folders); move "
@@ -357,12 +367,12 @@ def _check_keys_not_columns(name: str, layout: _Layout, files: list[Path], colum
     word; a key spelled otherwise (Region=EU/ beside region) failed on DuckDB and was the folder's on Spark.
     """
     _check_folders_above(name, layout, columns)
-    keys = {clean_name(k).lower(): k for k in layout.keys}
+    keys = {_name_key(k): k for k in layout.keys}
     for path, names in zip(files, columns, strict=True):
-        both = next((c for c in names if clean_name(c).lower() in keys), None)
+        both = next((c for c in names if _name_key(c) in keys), None)
         if both is None:
             continue
-        key = keys[clean_name(both).lower()]
+        key = keys[_name_key(both)]
         value = next(f for f in path.relative_to(layout.base).parts if f.split("=", 1)[0] == key)
         raise DataError(
             f"{name}: {layout.base} holds {path.relative_to(layout.base)}, a file with a column "
@@ -385,13 +395,13 @@ def _check_folders_above(name: str, layout: _Layout, columns: list[list[str]]) -
     """
     if not layout.keys:
         return
-    named = {clean_name(k).lower(): f"{k}, a partition folder's key below it" for k in layout.keys}
+    named = {_name_key(k): f"{k}, a partition folder's key below it" for k in layout.keys}
     for names in columns:
-        named.update({clean_name(c).lower(): f"{clean_name(c)}, a column in its files" for c in names})
+        named.update({_name_key(c): f"{clean_name(c)}, a column in its files" for c in names})
     base = Path(os.path.abspath(layout.base))  # as Ibis hands it to DuckDB: a relative path made absolute
     for folder in base.parts:
         key = folder.split("=", 1)[0] if "=" in folder else ""
-        column = named.get(clean_name(key).lower()) if key else None
+        column = named.get(_name_key(key)) if key else None
         if column is not None:
             raise DataError(
                 f"{name}: a key=value folder above the table's parts ({folder}/ in {base}) names "
@@ -416,7 +426,7 @@ def _check_part_kinds(parts: list[Path], name: str, where: str, base: Path) -> N
     others = [p for p in parts if not (_is_parquet(p) or _is_csv(p))]
     if not others:
         return
-    shown = [str(p.relative_to(base)) if p.is_relative_to(base) else str(p) for p in others[:_NAMED_FILES]]
+    shown = [_shown(p, base) for p in others[:_NAMED_FILES]]
     more = len(others) - len(shown)
     listed = ", ".join(shown[:-1]) + " and " + shown[-1] if more == 0 and len(shown) > 1 else ", ".join(shown)
     listed += f" and {more} more" if more else ""
@@ -1111,7 +1121,7 @@ def _duplicates(names: Iterable[str]) -> list[str]:
     """Column names that occur more than once (ignoring case and surrounding spaces, as SQL engines do)."""
     seen: dict[str, int] = {}
     for n in names:
-        key = clean_name(str(n)).lower()
+        key = _name_key(n)
         seen[key] = seen.get(key, 0) + 1
     return [k for k, count in seen.items() if count > 1]
 

@@ -77,6 +77,15 @@ def test_a_reversed_mapping_says_which_way_it_reads():
     assert "{account_id: cust_no}" in message
 
 
+def test_two_reversed_entries_for_one_name_are_both_named():
+    # {a: account_id, b: account_id}: the hint named only b, as if a had not been written
+    with pytest.raises(ConfigError) as err:
+        column_mapping("transactions", {"cust": "account_id", "customer": "account_id", "total": "amount"})
+    message = str(err.value)
+    assert "{account_id: cust, amount: total}" in message
+    assert "account_id takes one of cust, customer" in message
+
+
 def test_a_mapping_that_is_not_reversed_gets_no_such_hint():
     with pytest.raises(ConfigError) as err:
         column_mapping("transactions", {"acount_id": "customer"})

@@ -215,12 +215,14 @@ def _reversed_hint(columns: Mapping[str, object], known: Sequence[str]) -> str:
     writes `{customer: account_id}` for `{account_id: customer}`.
     """
     lowered = {name.lower(): name for name in known}
-    flipped = {
-        lowered[str(v).strip().lower()]: k
-        for k, v in columns.items()
-        if k not in known and str(v).strip().lower() in lowered
-    }
+    flipped: dict[str, list[str]] = {}  # kamml's name -> the user's columns written as mapped to it
+    for k, v in columns.items():
+        if k not in known and str(v).strip().lower() in lowered:
+            flipped.setdefault(lowered[str(v).strip().lower()], []).append(k)
     if not flipped:
         return ""
-    pairs = ", ".join(f"{name}: {user}" for name, user in flipped.items())
-    return f"; the mapping reads kamml's name: your column, so write {{{pairs}}}"
+    pairs = ", ".join(f"{name}: {users[0]}" for name, users in flipped.items())
+    several = [f"{name} takes one of {', '.join(users)}" for name, users in flipped.items() if len(users) > 1]
+    return f"; the mapping reads kamml's name: your column, so write {{{pairs}}}" + "".join(
+        f" ({note})" for note in several
+    )

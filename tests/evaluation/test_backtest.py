@@ -113,6 +113,18 @@ def test_no_training_label_reaches_the_test_window(result):
         assert pd.Timestamp(snap) + pd.Timedelta(days=r.protocol["train_horizon_days"]) <= cutoff
 
 
+def test_the_protocol_names_the_season_snapshots_whose_labels_the_models_read(result):
+    """The season's two snapshots (labels included) set the value and churn levels, but the JSON named
+    only the training snapshots: whether their label windows end by the test cutoff was in the log only."""
+    _, r = result
+    cutoff = pd.Timestamp(r.protocol["cutoff"])
+    season = r.bundle.meta["season"]["snapshots"]
+    assert r.protocol["season_snapshots"] == season
+    for snap in season:
+        assert pd.Timestamp(snap) + pd.Timedelta(days=r.protocol["train_horizon_days"]) <= cutoff
+    assert json.loads(json_text(r.to_dict()))["protocol"]["season_snapshots"] == season
+
+
 def test_training_snapshots_leave_room_for_the_training_horizon_not_the_test_one(result):
     """train_horizon_days 120 > horizon 60: each snapshot's 120-day label window ends by the test cutoff."""
     data, _ = result

@@ -447,6 +447,8 @@ def backtest(
         "horizon_days": horizon,
         "train_horizon_days": bundle.train_horizon_days,
         "training_snapshots": bundle.meta["snapshots"],
+        # the season's snapshots (labels read too) set the levels: null when no season was measured
+        "season_snapshots": bundle.meta.get("season", {}).get("snapshots"),
         "training_rows": int(bundle.meta.get("rows", len(train))),  # after models.max_training_accounts
         "test_accounts": len(features),
         "unit": cfg.time.unit,

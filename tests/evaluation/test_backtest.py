@@ -306,6 +306,17 @@ def test_a_snapshot_the_day_after_the_first_purchase_is_the_settings_error(resul
         backtest(data, cfg, cut)
 
 
+def test_snapshots_without_history_are_named_beside_the_first_purchase_day(result):
+    """The error named the empty snapshots' dates but not the day the data's purchases begin, so a cutoff
+    near the start of the data did not say how far the settings reached back past it."""
+    data, _ = result
+    first = pd.Timestamp(data.tables["transactions"].ts.min().to_pandas()).normalize()
+    cfg = Config.from_dict({"time": {"horizon_days": 30, "snapshots": 1}})
+    cut = first + pd.Timedelta(days=14)  # the snapshot 30 days back is 16 days before the first purchase
+    with pytest.raises(ConfigError, match=rf"first purchase.* {first.date()}"):
+        backtest(data, cfg, cut)
+
+
 def test_snapshots_before_every_purchase_are_refused_before_any_is_built(result, monkeypatch):
     """400 snapshots were all built (over five minutes) before the empty ones were named."""
     data, _ = result

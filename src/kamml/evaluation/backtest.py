@@ -211,7 +211,7 @@ def _check_cutoffs_after_first(data: Any, cuts: list[pd.Timestamp]) -> None:
         return
     empty = [c for c in cuts if c <= first.normalize() + pd.Timedelta(days=1)]
     if empty:
-        raise empty_snapshots_error(empty, len(cuts))
+        raise empty_snapshots_error(empty, len(cuts), first)
 
 
 def _check_cutoff_after_first(data: Any, cut: pd.Timestamp, latest_of_horizon: int | None = None) -> None:

@@ -240,13 +240,19 @@ def check_snapshot_history(train: pd.DataFrame) -> None:
         raise empty_snapshots_error(empty, len(per_snapshot))
 
 
-def empty_snapshots_error(empty: Sequence[pd.Timestamp], total: int) -> ConfigError:
-    """The error for training snapshots whose cutoffs come before any purchase, naming the settings."""
+def empty_snapshots_error(
+    empty: Sequence[pd.Timestamp], total: int, first: pd.Timestamp | None = None
+) -> ConfigError:
+    """The error for training snapshots whose cutoffs come before any purchase, naming the settings.
+
+    With `first` (the first transaction) its day is named too: how far the snapshots reach back past it.
+    """
     shown = ", ".join(str(pd.Timestamp(s).date()) for s in sorted(empty))
+    since = "" if first is None else f" of data whose first purchase is on {pd.Timestamp(first).date()}"
     return ConfigError(
         f"{len(empty):,} of {counted(total, 'training snapshot')} {'holds' if len(empty) == 1 else 'hold'} "
         "no purchase history before "
-        f"their cutoffs, or a day of it ({shown}): BG/NBD has nothing to fit. The snapshots step back "
+        f"their cutoffs, or a day of it ({shown}){since}: BG/NBD has nothing to fit. The snapshots step back "
         "from the cutoff by the label window (time.train_horizon_days, else time.horizon_days) and "
         "then time.snapshots - 1 steps of time.step_days, and kamml train and run backtest one "
         "time.horizon_days earlier still: use a shorter horizon, fewer snapshots or a shorter step, "

@@ -526,3 +526,23 @@ def test_the_gate_decides_on_money_errors_alike_in_any_unit_of_the_amounts(unit)
     assert reason == f"value.kamml.rmse {better:.4g} beats the champion's {champion:.4g}"
     assert _decide("value.kamml.mae", champion * (1 - 1e-12), "3", champion)[0] is False  # rounding
     assert _decide("value.kamml.mae", champion * (1 - 1e-6), "3", champion)[0] is True
+
+
+def test_the_gates_reason_shows_figures_that_differ_when_they_do():
+    """A notebook audit read "value.kamml.gini 0.9511 beats the champion's 0.9511" (0.95108 vs 0.95106)."""
+    promoted, reason = _decide("value.kamml.gini", 0.9510823544545413, "3", 0.9510571882017285)
+    assert promoted is True
+    assert reason == "value.kamml.gini 0.95108 beats the champion's 0.95106"
+    assert _decide("value.kamml.gini", 0.95106, "3", 0.95108)[1] == (
+        "value.kamml.gini 0.95106 does not beat the champion's 0.95108"
+    )
+    assert _decide("value.kamml.gini", 0.9, "3", 0.9)[1] == (  # a tie keeps four decimals
+        "value.kamml.gini 0.9000 does not beat the champion's 0.9000"
+    )
+    assert _decide("value.kamml.rmse", 12345.6, "3", 12346.1)[1] == (
+        "value.kamml.rmse 12345.6 beats the champion's 12346.1"
+    )
+    # a difference within rounding (1e-9) promotes nothing and reads as the tie it is
+    assert _decide("value.kamml.gini", 0.9 + 1e-12, "3", 0.9)[1] == (
+        "value.kamml.gini 0.9000 does not beat the champion's 0.9000"
+    )

@@ -395,6 +395,17 @@ def test_not_a_model_is_a_named_error(tmp_path):
         load_model("models:/no-such-model/1")
 
 
+def test_a_lookup_without_a_config_names_the_fix_for_scoring_too():
+    """`score(uri, data, cutoff)` without a config said to call load_model(uri, config.tracking), which
+    it had not called (a notebook audit): the hint names passing the config to either."""
+    with pytest.raises(ModelError) as info:
+        load_model("models:/no-such-model/1")
+    assert (
+        "a model kamml trained is in its config's store: pass the config, as load_model(uri, "
+        "config.tracking) or score(uri, data, cutoff, config)" in str(info.value)
+    )
+
+
 def test_a_failed_lookup_names_the_store_it_searched_and_where_it_came_from(tracked_config, monkeypatch):
     """'Registered Model ... not found' alone read as a missing model when the store was the wrong one."""
     from kamml.tracking import experiment_id, resolve_model

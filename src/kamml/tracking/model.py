@@ -381,7 +381,10 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
         if from_store:
             where += _store_holds(uri, tracking)
         if from_store and tracking is None:
-            where += "; a model kamml trained is in its config's store: load_model(uri, config.tracking)"
+            where += (
+                "; a model kamml trained is in its config's store: pass the config, as "
+                "load_model(uri, config.tracking) or score(uri, data, cutoff, config)"
+            )
         raise ModelError(f"cannot load the model {uri}: {exc.message}{where}") from exc
     inner = pyfunc.unwrap_python_model()
     if not isinstance(inner, KammlPyfunc) or inner.bundle is None:

@@ -481,6 +481,11 @@ def test_floor_cost():
 def test_floors_above_team_hours_say_by_how_much():
     with pytest.raises(InfeasibleError, match=r"need 12 hours but the team has 10: 2 hours short"):
         optimize([1.0, 1.0, 1.0], 1.0, hours=10.0, floor=4.0)
+    # one hour is "1 hour", not "1 hours"
+    with pytest.raises(InfeasibleError, match=r"need 11 hours but the team has 10: 1 hour short"):
+        optimize([1.0, 1.0], 1.0, hours=10.0, floor=5.5)
+    with pytest.raises(InfeasibleError, match=r"negative \(-1\): 1 hour short of 0"):
+        optimize([1.0, 1.0], 1.0, hours=-1.0)
 
 
 def test_floors_above_rep_capacity_name_the_rep():
@@ -495,7 +500,7 @@ def test_floors_above_rep_capacity_name_the_rep():
         )
     msg = str(err.value)
     assert "rep 'ann'" in msg
-    assert "its 2 accounts with a floor need 6 hours but its capacity is 5: 1 hours short" in msg
+    assert "its 2 accounts with a floor need 6 hours but its capacity is 5: 1 hour short" in msg
     assert "rep 'bob'" in msg
     assert "0.5 hours short" in msg
     assert isinstance(err.value, KammlError)
@@ -826,7 +831,7 @@ def test_one_floored_account_of_a_rep_short_is_singular():
     lines = reps_short(
         ["ann", "bo"], np.array([1.0, 4.0]), np.array([0.5, 1.0]), np.array([1, 4]), np.array([True, True])
     )
-    assert "rep 'ann': the floors of its 1 account with a floor need 1 hours" in " ".join(lines)
+    assert "rep 'ann': the floors of its 1 account with a floor need 1 hour but" in " ".join(lines)
     assert "rep 'bo': the floors of its 4 accounts with a floor need 4 hours" in " ".join(lines)
 
 

@@ -161,7 +161,7 @@ def test_rules_honour_rep_capacity_and_pass_the_excess_on_by_the_same_rule():
     h = equal_hours(4, 10.0, owner=[101.0, 101.0, 7, None], capacity={"101": 3.0, 7: 0.5}, floor=0.5)
     np.testing.assert_allclose(h, [1.5, 1.5, 0.5, 6.5])
     with pytest.raises(
-        InfeasibleError, match=r"rep 'a': the floors of its accounts need 1 hours .* 0.5 hours short"
+        InfeasibleError, match=r"rep 'a': the floors of its accounts need 1 hour .* 0.5 hours short"
     ):
         hours_by_revenue([1.0, 1.0, 1.0], 5.0, floor=0.5, owner=["a", "a", "b"], capacity={"a": 0.5})
     # a rep with no limit (.inf) and no rep at all change nothing

@@ -43,7 +43,7 @@ import pandas as pd
 
 from kamml.errors import InfeasibleError
 from kamml.names import rep_name, rep_names
-from kamml.text import counted
+from kamml.text import counted, in_hours
 
 __all__ = [
     "AllocationResult",
@@ -742,14 +742,14 @@ def reps_short(
     lines = [
         f"rep {reps[r]!r}: the floors of its {counted(int(floored[r]), 'account')} "
         "with a floor need "
-        f"{need[r]:,.6g} hours but its capacity is {capacity[r]:,.6g}: {gaps[r]:,.6g} hours short"
+        f"{in_hours(need[r])} but its capacity is {capacity[r]:,.6g}: {in_hours(gaps[r])} short"
         for r in ordered[:_REPS_NAMED]
     ]
     if len(ordered) > _REPS_NAMED:
         lines.append(
             f"and {len(ordered) - _REPS_NAMED:,} more reps short by {float(gaps[ordered[-1]]):,.6g} to "
             f"{float(gaps[ordered[_REPS_NAMED]]):,.6g} hours ({len(ordered):,} reps, "
-            f"{float(gaps[ordered].sum()):,.6g} hours short in all)"
+            f"{in_hours(float(gaps[ordered].sum()))} short in all)"
         )
     return lines
 
@@ -836,9 +836,7 @@ def _check_aligned(values: Mapping[str, Any]) -> None:
 def _team_shortfall(need: float, team: float) -> str | None:
     """What is wrong when floors needing `need` hours do not fit the team's `team` hours (None: they fit)."""
     if need > team * (1 + _FEASIBILITY_RTOL) + _FEASIBILITY_RTOL:
-        return (
-            f"the floors need {need:,.6g} hours but the team has {team:,.6g}: {need - team:,.6g} hours short"
-        )
+        return f"the floors need {in_hours(need)} but the team has {team:,.6g}: {in_hours(need - team)} short"
     return None
 
 
@@ -911,7 +909,7 @@ def _scalar_hours(hours: float) -> float:
     if not np.isfinite(value):
         raise ValueError(f"hours must be finite, got {value}")
     if value < 0:
-        raise InfeasibleError(f"the team's hours are negative ({value:.6g}): {-value:.6g} hours short of 0")
+        raise InfeasibleError(f"the team's hours are negative ({value:.6g}): {in_hours(-value)} short of 0")
     return value
 
 

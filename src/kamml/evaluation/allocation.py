@@ -54,7 +54,7 @@ import pandas as pd
 from kamml.allocation.optimizer import _rep_codes, optimize
 from kamml.config import AllocationConfig
 from kamml.errors import ConfigError, InfeasibleError, Problem, SchemaError
-from kamml.text import counted
+from kamml.text import counted, in_hours
 
 if TYPE_CHECKING:
     from kamml.datasets.synthetic import World
@@ -289,7 +289,7 @@ def _floored(
     need = float(f.sum())
     if need > team * (1 + 1e-12):
         raise InfeasibleError(
-            f"the floors need {need:,.6g} hours but the team has {team:,.6g}: {need - team:,.6g} hours short"
+            f"the floors need {in_hours(need)} but the team has {team:,.6g}: {in_hours(need - team)} short"
         )
     return f, top - f, max(team - need, 0.0)
 
@@ -391,8 +391,8 @@ def _rep_room(
     if short.any():
         r = int(np.flatnonzero(short)[0])
         raise InfeasibleError(
-            f"rep {reps[r]!r}: the floors of its accounts need {need[r]:,.6g} hours but its capacity is "
-            f"{limits[r]:,.6g}: {need[r] - limits[r]:,.6g} hours short"
+            f"rep {reps[r]!r}: the floors of its accounts need {in_hours(need[r])} but its capacity is "
+            f"{limits[r]:,.6g}: {in_hours(need[r] - limits[r])} short"
         )
     return codes, np.maximum(limits - need, 0.0)
 

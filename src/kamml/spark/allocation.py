@@ -112,6 +112,7 @@ from kamml.spark.session import (
     write_atomic,
     write_parts,
 )
+from kamml.text import in_hours
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -669,8 +670,8 @@ class _Plan:
         need = float(floors_all.sum())
         if _short(need, self.hours):
             problems.append(
-                f"the floors need {need:,.6g} hours but the team has {self.hours:,.6g}: "
-                f"{need - self.hours:,.6g} hours short"
+                f"the floors need {in_hours(need)} but the team has {self.hours:,.6g}: "
+                f"{in_hours(need - self.hours)} short"
             )
         reps = len(self.reps)
         short = np.array([_short(floors_all[r], self.capacity[r]) for r in range(reps)], dtype=bool)

@@ -203,3 +203,31 @@ def test_generating_logs_the_world_size_with_separators(tmp_path, monkeypatch, c
     with caplog.at_level("INFO", logger="kamml"):
         ensure_generated(cfg)
     assert "generating the synthetic world (1,234 accounts, seed 12345)" in caplog.text
+
+
+def test_a_job_logs_each_data_quality_note_not_only_their_count(tmp_path, caplog):
+    """`kamml score` in a CRM's nightly job logged "5 data-quality notes" and none of them: accounts
+    deleted from the accounts table scored without their attributes, and a file delivered twice lost
+    its repeats, with no word in the job's log (only `kamml validate` printed them)."""
+    import pandas as pd
+
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    tx = pd.DataFrame(
+        {
+            "transaction_id": [1, 2, 3, 3],
+            "account_id": [1, 2, 7, 7],
+            "ts": pd.to_datetime(["2024-01-02", "2024-02-03", "2024-03-04", "2024-03-04"]),
+            "amount": [10.0, 20.0, 30.0, 30.0],
+        }
+    )
+    tx.to_parquet(folder / "transactions.parquet")
+    pd.DataFrame({"account_id": [1, 2]}).to_parquet(folder / "accounts.parquet")
+    with caplog.at_level("INFO", logger="kamml"):
+        data = job_data(Config.from_dict({"data": {"path": str(folder)}}))
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert len(data.quality.notes) >= 2
+    for note in data.quality.notes:
+        assert f"data-quality note: {note}" in infos
+    assert any("transactions of accounts missing from the accounts table" in line for line in infos)
+    assert any("duplicate transaction ids" in line for line in infos)

@@ -535,8 +535,6 @@ def _load(
         end.date(),
         counted(len(notes), "data-quality note"),
     )
-    for note in notes:
-        log.debug("data-quality note: %s", note)
     return Dataset(
         transactions=tables["transactions"],
         accounts=tables.get("accounts"),

@@ -149,13 +149,18 @@ def _generate(config: Config, path: Path) -> None:
 def job_data(config: Config, source: Any = None) -> Dataset:
     """The validated dataset of a job: `source` when given, else `data.path` (generated if configured).
 
-    Without `data.path`, the tables the config names one by one (`data.transactions` required).
+    Without `data.path`, the tables the config names one by one (`data.transactions` required). Each
+    data-quality note is logged (INFO): a scheduled `kamml score` or `kamml train` keeps only its log, and
+    the notes say what the job accepted (refunds, repeats dropped, accounts missing from the accounts table).
     """
     if source is None:
         check_data_given(config)
         ensure_generated(config)
         source = config.data.path
-    return load_data(source, config)
+    data = load_data(source, config)
+    for note in data.quality.notes:
+        log.info("data-quality note: %s", note)
+    return data
 
 
 def stamped_job_data(config: Config, source: Any = None) -> tuple[Dataset, Callable[[], None]]:

@@ -15,7 +15,15 @@ from kamml.allocation.stake import stake_parts
 from kamml.config import Config
 from kamml.data import load_data
 from kamml.errors import ConfigError, DataError, FeatureMismatchError, ModelError, SchemaError
-from kamml.jobs.score import COVERAGE_MIN_ROWS, SCORE_COLUMNS, score, score_to_file, warn_lost_features
+from kamml.features import build_features
+from kamml.jobs.score import (
+    COVERAGE_MIN_ROWS,
+    SCORE_COLUMNS,
+    score,
+    score_to_file,
+    warn_lost_features,
+    warn_money_unit,
+)
 from kamml.models.bundle import PREDICTION_COLUMNS
 from kamml.tracking import load_model, model_input
 from kamml.tracking.pyfunc import score_frame
@@ -323,6 +331,38 @@ def test_lost_features_are_told_from_the_training_shares():
     assert warn_lost_features(bundle, rows) == ["attr_a", "attr_b"]
     assert warn_lost_features(bundle, rows.head(COVERAGE_MIN_ROWS - 1)) == []
     assert warn_lost_features(types.SimpleNamespace(meta={}), rows) == []  # a bundle saved before
+
+
+def test_amounts_in_another_unit_than_at_training_are_told(caplog):
+    """A CRM export switched to cents: every amount x100 scored without a word (total value x16, one
+    account x37; a batch-job audit). The typical order value against the training's tells it."""
+    bundle = types.SimpleNamespace(meta={"order_value": 50.0})
+    n = 100
+    rows = pd.DataFrame({"monetary": np.where(np.arange(n) < 30, 0.0, 5_000.0)})  # one-time buyers: 0
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        assert warn_money_unit(bundle, rows) == pytest.approx(100.0)
+    assert "transactions.amount" in caplog.text
+    assert "100 times the 50 the model learned from" in caplog.text
+    assert warn_money_unit(bundle, rows / 1e4) == pytest.approx(0.01)  # thousands for units
+    assert warn_money_unit(bundle, rows * 0.06) is None  # 300: six times, a business may do that
+    assert warn_money_unit(bundle, rows.head(COVERAGE_MIN_ROWS - 1)) is None  # too few to tell
+    assert warn_money_unit(types.SimpleNamespace(meta={}), rows) is None  # a bundle saved before
+    assert warn_money_unit(types.SimpleNamespace(meta={"order_value": float("nan")}), rows) is None
+
+
+@pytest.mark.slow
+def test_a_trained_bundle_keeps_its_typical_order_value(trained, caplog):
+    cfg, data, result = trained
+    kept = result.bundle.meta["order_value"]
+    assert kept > 0
+    features = build_features(data, result.scoring_cutoff, result.bundle.scoring_config(cfg))
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score(result.bundle, data, result.scoring_cutoff, cfg, explain_top=0, features=features)
+    assert "another unit" not in caplog.text
+    cents = features.assign(monetary=features["monetary"] * 100)
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score(result.bundle, data, result.scoring_cutoff, cfg, explain_top=0, features=cents)
+    assert "another unit" in caplog.text
 
 
 @pytest.mark.slow

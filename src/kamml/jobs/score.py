@@ -299,6 +299,43 @@ def warn_lost_features(bundle: ModelBundle, features: pd.DataFrame, told: Sequen
     return warn_lost(lost_features(coverage, shares, len(features), told), len(features), "accounts scored")
 
 
+#: How far the accounts' typical order value may sit from the training's before amounts read as being in
+#: another unit (`warn_money_unit`): an order of magnitude, where prices and mixes rarely go in months,
+#: while cents for dollars or thousands for units go a hundred or a thousand times.
+MONEY_UNIT_FACTOR = 10.0
+
+
+def warn_money_unit(bundle: ModelBundle, features: pd.DataFrame) -> float | None:
+    """Warn when the accounts' typical order value is 10 times the training's or more, or a tenth or less.
+
+    Amounts in another unit (a CRM export switched to cents) were scored without a word: the trees'
+    thresholds are in the training's money, so every account read off their scale (total value x16, one
+    account x37, on a batch-job audit's world). The typical order value is the median positive
+    `monetary` (repeat buyers), kept in the bundle's meta at training (`order_value`); fewer than
+    `COVERAGE_MIN_ROWS` such accounts, or a bundle saved without it, tell nothing. Returns the ratio when
+    warned.
+    """
+    kept = bundle.meta.get("order_value")
+    if "monetary" not in features.columns or not isinstance(kept, (int, float)) or not 0 < kept < np.inf:
+        return None
+    values = pd.to_numeric(features["monetary"], errors="coerce").to_numpy(dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size < COVERAGE_MIN_ROWS:
+        return None
+    ratio = float(np.median(values)) / float(kept)
+    if 1 / MONEY_UNIT_FACTOR < ratio < MONEY_UNIT_FACTOR:
+        return None
+    log.warning(
+        "transactions.amount: the accounts' typical order value is %s, %.3g times the %s the model learned "
+        "from at training: amounts in another unit (cents for dollars, thousands for units?) put every "
+        "account off the scale the models know; give the amounts in the training's unit, or train again",
+        f"{np.median(values):,.4g}",
+        ratio,
+        f"{kept:,.4g}",
+    )
+    return ratio
+
+
 def lost_features(
     coverage: Mapping[str, float], shares: Mapping[str, float], rows: int, told: Sequence[str] = ()
 ) -> list[tuple[str, float, float]]:
@@ -479,6 +516,7 @@ def score(
     warn_later_training(bundle, cut)
     check_attribute_types(bundle, features)
     warn_lost_features(bundle, features, told)
+    warn_money_unit(bundle, features)
     note_unseen_levels(bundle, features, data)
     log.info(
         "features for %s at %s in %.1f s", accounts_text(len(features)), cut.date(), time.perf_counter() - t0

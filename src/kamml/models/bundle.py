@@ -808,6 +808,19 @@ def feature_coverage(rows: pd.DataFrame, columns: list[str]) -> dict[str, float]
     return {str(c): round(float(shares[c]), 4) for c in built}
 
 
+def typical_order_value(rows: pd.DataFrame) -> float | None:
+    """The median positive `monetary` (a repeat buyer's mean order) of `rows`, None without any.
+
+    Kept in the bundle's meta from the latest training snapshot, so that scoring can tell amounts given
+    in another unit (`kamml.jobs.score.warn_money_unit`).
+    """
+    if "monetary" not in rows.columns:
+        return None
+    values = pd.to_numeric(rows["monetary"], errors="coerce").to_numpy(dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    return float(np.median(values)) if values.size else None
+
+
 def check_unique_columns(features: pd.DataFrame) -> None:
     """A ModelError naming the columns a frame of feature rows names more than once, or on several levels.
 
@@ -1039,6 +1052,7 @@ class ModelBundle:
             "snapshots": sorted(str(pd.Timestamp(s).date()) for s in train["snapshot"].unique()),
             "rows": len(train),
             "coverage": feature_coverage(latest_rows, features),
+            "order_value": typical_order_value(latest_rows),  # money's unit at training (warn_money_unit)
             "churn_label": cfg.models.churn_label,  # what p_churn means: the gate and scoring compare it
         }
         bundle = cls(horizon, h, unit, features, btyd, clv, churn, influence, meta, cfg.features.model_dump())

@@ -462,6 +462,21 @@ def test_the_best_figure_per_metric_is_bold_by_the_gates_directions():
     assert bold == ["0.800"]
 
 
+def test_figures_that_read_the_same_are_bold_together():
+    """Bold compares the figures as written: a 30-day demo bolded BG/NBD's 53.8% top-10% capture and not
+    kamml's 53.8% beside it (0.5383 against 0.5376), which read as a loss where the table shows a tie."""
+    from kamml.report.html import _metrics_table
+
+    value = {
+        "kamml": {"top10_capture": 0.5376, "aggregate_error": 0.0201, "rmse": 1423.2},
+        "btyd": {"top10_capture": 0.5383, "aggregate_error": -0.0199, "rmse": 1422.9},
+        "last_period": {"top10_capture": 0.50, "aggregate_error": 0.05, "rmse": 1959.0},
+    }
+    html = _metrics_table("value", value, ["top10_capture", "aggregate_error", "rmse"])
+    bold = re.findall(r"<strong>(.*?)</strong>", html)
+    assert bold == ["53.8%", "+2.0%", "1,423", "53.8%", "-2.0%", "1,423"]  # row by row, kamml first
+
+
 def test_a_referral_value_not_evaluated_says_why(world, tmp_path):
     """The backtest's table and JSON said why there were no referral metrics; the report said nothing (a
     report audit: the word "referral" appeared nowhere in a transactions-only run's report)."""

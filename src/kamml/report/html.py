@@ -534,12 +534,16 @@ def _quality_section(quality: str | pd.DataFrame | QualityReport | None) -> str:
 
 
 def _metrics_table(task: str, block: Mapping[str, Mapping[str, float]], columns: Sequence[str]) -> str:
-    """One task's metrics, a row per model (kamml first), the best value per column in bold."""
+    """One task's metrics, a row per model (kamml first), the best value per column in bold.
+
+    The best is judged on the figures as written: two rows that both read 53.8% are both bold (the
+    unrounded 0.5383 against 0.5376 bolded one of them, which read as a loss beside an equal figure).
+    """
     shown = [c for c in columns if any(c in m for m in block.values())]
     best: dict[str, float] = {}
     for column in shown:
         scores = [
-            larger_is_better(column, float(m[column]))
+            larger_is_better(column, _written(column, m[column]))
             for m in block.values()
             if column in m and _finite(m[column])
         ]
@@ -553,14 +557,24 @@ def _metrics_table(task: str, block: Mapping[str, Mapping[str, float]], columns:
             if value is None or not _finite(value):
                 cells.append(_td("–", numeric=True))
                 continue
-            form = METRICS[column][1]
-            text = _e(_money(value) if form == "money" else form.format(float(value)))
-            score = larger_is_better(column, float(value))
+            text = _e(_metric_text(column, value))
+            score = larger_is_better(column, _written(column, value))
             if column in best and math.isclose(score, best[column], rel_tol=1e-12, abs_tol=1e-15):
                 text = f"<strong>{text}</strong>"
             cells.append(_td(text, numeric=True))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return _table_html(["Model", *(METRICS[c][0] for c in shown)], rows)
+
+
+def _metric_text(column: str, value: Any) -> str:
+    """A backtest figure as the metrics table writes it (`METRICS`' format; RMSE as the plan's money)."""
+    form = METRICS[column][1]
+    return _money(value) if form == "money" else form.format(float(value))
+
+
+def _written(column: str, value: Any) -> float:
+    """A figure as the reader sees it, back as a number ("68.4%" -> 68.4, "+2.0%" -> 2.0, "1,423" -> 1423)."""
+    return float(_metric_text(column, value).replace(",", "").rstrip("%"))
 
 
 def _missing_baseline(task: str, protocol: Mapping[str, Any]) -> list[str]:

@@ -690,3 +690,23 @@ def test_the_rmse_reads_in_any_unit_of_the_amounts():
     assert ">0.520<" in html
     large = _metrics_table("referral", {"kamml": {"rmse": 3.7e7}, "btyd": {"rmse": 5.2e7}}, ["rmse"])
     assert "<strong>37,000,000</strong>" in large
+
+
+@pytest.mark.parametrize("days", [30, 365])
+def test_the_hours_are_said_to_be_for_the_plans_horizon(tmp_path, days):
+    """The page said "hours ... for the period" beside an effort line "per 3-month period": which period
+    was left to guess. With the plan's horizon known, the header and the top accounts name it."""
+    table = allocate(scores(n=40), hours=50.0, horizon_days=days)
+    html = render_report(tmp_path / "r.html", allocation=table).read_text(encoding="utf-8")
+    assert f"Recommended sales hours per account over the {days}-day horizon" in html
+    assert f"Hours are for the whole {days}-day horizon" in html
+    assert "the period" not in html
+
+
+def test_without_a_known_horizon_the_hours_are_for_the_period(tmp_path):
+    """A table that does not carry its horizon (no column, no summary) keeps the general words."""
+    table = allocate(scores(n=40), hours=50.0, horizon_days=90).drop(columns="horizon_days")
+    table.attrs = {}
+    html = render_report(tmp_path / "r.html", allocation=table).read_text(encoding="utf-8")
+    assert "Recommended sales hours per account for the period" in html
+    assert "Hours are for the whole period" in html

@@ -198,11 +198,12 @@ def render_report(
             has = ", ".join(map(str, frame.columns))
             raise DataError(f"the {name} lacks columns {missing}; it has {has}")
     table = _by_rank(allocation)
+    span = _span(_horizon_days(table, summary or {}))
     with tempfile.TemporaryDirectory(prefix="kamml-report-") as tmp:
         charts = Path(tmp)
         body = [
-            _header(title, table, summary or {}, plan_backtest=backtest_note is None),
-            _top_accounts(table if top_accounts is None else _by_rank(top_accounts), top),
+            _header(title, table, summary or {}, plan_backtest=backtest_note is None, span=span),
+            _top_accounts(table if top_accounts is None else _by_rank(top_accounts), top, span),
             _budget_section(budget_curve, charts, budget_note),
             _plan_section(table, charts),
             _backtest_section(backtest, charts, backtest_note, plan_backtest if backtest_note else None),
@@ -227,9 +228,17 @@ def render_report(
 
 
 def _header(
-    title: str, table: pd.DataFrame, summary: Mapping[str, Any], *, plan_backtest: bool = True
+    title: str,
+    table: pd.DataFrame,
+    summary: Mapping[str, Any],
+    *,
+    plan_backtest: bool = True,
+    span: str = "the period",
 ) -> str:
-    """The title and the plan's key facts as cards; `plan_backtest`: the backtest is of the plan's model."""
+    """The title and the plan's key facts as cards; `plan_backtest`: the backtest is of the plan's model.
+
+    `span`: what the hours cover, as `_span` words it ("the 180-day horizon").
+    """
     plan = _own_summary(table)
     facts: dict[str, str] = {}
     n = int(plan.get("n_accounts", account_counts(table).sum()))  # a grouped table counts its rows' accounts
@@ -264,8 +273,8 @@ def _header(
     )
     return (
         f"<header><h1>{_e(title)}</h1>"
-        f'<p class="sub">Recommended sales hours per account for the period, the expected gain of that plan, '
-        f"and {backtest}.</p>"
+        f'<p class="sub">Recommended sales hours per account {"for" if span == "the period" else "over"} '
+        f"{_e(span)}, the expected gain of that plan, and {backtest}.</p>"
         f'<div class="facts">{cards}</div></header>'
     )
 
@@ -295,8 +304,8 @@ def _has_owners(table: pd.DataFrame) -> bool:
     return "owner" in table.columns and bool(table["owner"].notna().any())
 
 
-def _top_accounts(table: pd.DataFrame, top: int) -> str:
-    """The best `top` accounts of the plan."""
+def _top_accounts(table: pd.DataFrame, top: int, span: str = "the period") -> str:
+    """The best `top` accounts of the plan; `span`: what their hours cover (`_span`)."""
     rows = table.head(top)
     if rows.empty:  # it read "Top 0 accounts" above an empty table
         return "<section><h2>Top accounts</h2>" + _note("The plan has no accounts.") + "</section>"
@@ -318,9 +327,33 @@ def _top_accounts(table: pd.DataFrame, top: int) -> str:
     heading = "<h2>The top account</h2>" if len(rows) == 1 else f"<h2>Top {len(rows):,} accounts</h2>"
     note = (
         '<p class="sub">Ranked by the expected gain of the recommended hours. Hours are for the whole '
-        "period; reasons say why the account matters.</p>"
+        f"{_e(span.removeprefix('the '))}; reasons say why the account matters.</p>"
     )
     return "<section>" + heading + note + _table_html(heads, body) + "</section>"
+
+
+def _horizon_days(table: pd.DataFrame, summary: Mapping[str, Any]) -> int | None:
+    """The plan's horizon in days; None when neither summary nor the ``horizon_days`` column says it.
+
+    The given summary's first, then the table's own (``attrs["allocation"]``), then the column's one value.
+    """
+    for value in (summary.get("horizon_days"), _own_summary(table).get("horizon_days")):
+        if value is not None and _finite(value):
+            return int(value)
+    if "horizon_days" in table.columns:
+        days = pd.to_numeric(table["horizon_days"], errors="coerce").dropna().unique()
+        if len(days) == 1:
+            return int(days[0])
+    return None
+
+
+def _span(days: int | None) -> str:
+    """What the plan's hours cover: "the 180-day horizon", or "the period" when the horizon is unknown.
+
+    "Hours ... for the period" stood beside the effort line's "per 3-month period", leaving the reader
+    to guess which period the hours were for.
+    """
+    return "the period" if days is None else f"the {days:,}-day horizon"
 
 
 def _by_rank(allocation: pd.DataFrame) -> pd.DataFrame:

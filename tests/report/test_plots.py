@@ -560,6 +560,19 @@ def test_the_tier_charts_accounts_are_whole(tmp_path, monkeypatch):
     assert np.all(ticks == np.round(ticks))
 
 
+def test_the_tier_charts_title_names_its_panels(tmp_path, monkeypatch):
+    """The chart titled "Accounts and hours by tier" drew a third panel, the expected gain (a report
+    audit); without gain the title names the two panels it draws."""
+    figures = _drawn(monkeypatch)
+    table = pd.DataFrame(
+        {"account_id": [1, 2], "rank": [1, 2], "tier": ["key", "nurture"], "recommended_hours": [2.0, 1.0]}
+    )
+    plot_tier_mix(table.assign(expected_gain=[30.0, 5.0]), tmp_path / "g.png")
+    plot_tier_mix(table, tmp_path / "t.png")
+    titles = [f.get_suptitle() for f in figures]
+    assert titles == ["Accounts, hours and expected gain by tier", "Accounts and hours by tier"]
+
+
 def test_names_in_scripts_the_font_lacks_give_one_log_line_not_a_warning_per_glyph(tmp_path, caplog):
     """A CJK rep name raised one UserWarning per missing glyph on every chart (an error under -W error)."""
     import warnings

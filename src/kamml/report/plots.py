@@ -743,7 +743,8 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
     path : str or Path
         The ``.png`` file to write (atomically).
     title : str, optional
-        Figure title; "Accounts and hours by tier" by default.
+        Figure title; by default "Accounts, hours and expected gain by tier" (without gain, "Accounts and
+        hours by tier"): the panels drawn.
 
     Returns
     -------
@@ -782,7 +783,8 @@ def plot_tier_mix(allocation: pd.DataFrame, path: str | Path, *, title: str | No
         ax.set_ylim(top=(max(1.0, top) if label != "expected gain" or not top > 0 else top) * 1.15)
         ax.grid(alpha=0.3, axis="y")
         ax.set_title(label, fontsize=10)
-    figure.suptitle(title or "Accounts and hours by tier")
+    drawn = "Accounts, hours and expected gain" if len(panels) == 3 else "Accounts and hours"
+    figure.suptitle(title or f"{drawn} by tier")
     return save_figure(figure, path)
 
 

@@ -659,11 +659,19 @@ def allocate(
         # rendered (most of the time the PNG takes) left both tables new beside the old chart
         drawn: list[bytes] = []
 
-        def draw(_: object, curve_table: pd.DataFrame | None) -> None:
+        def draw(table: object, curve_table: pd.DataFrame | None) -> None:
             if png is not None and curve_table is not None:
+                import pandas as pd
+
+                from kamml.report.html import plan_horizon_days
                 from kamml.report.plots import budget_curve_figure, figure_png
 
-                drawn.append(figure_png(budget_curve_figure(curve_table), png))
+                # the plan's horizon names the hours' span on the chart: given, else the plan's own
+                days = horizon_days
+                if days is None and isinstance(table, pd.DataFrame):
+                    days = plan_horizon_days(table, {})
+                figure = budget_curve_figure(curve_table, horizon_days=days)
+                drawn.append(figure_png(figure, png))
 
         if on_spark:
             from kamml.allocation.allocate import DEFAULT_FRACTIONS

@@ -105,6 +105,16 @@ def test_writes_a_png_without_touching_the_backend(tmp_path):
     assert b"http" not in path.read_bytes()  # no matplotlib web address in the PNG's text chunks
 
 
+def test_the_hours_axis_names_the_plans_horizon():
+    """It read "team hours in the period" beside the report's effort line "per 3-month period"."""
+    from kamml.report.plots import budget_curve_figure
+
+    assert budget_curve_figure(curve(), horizon_days=30).axes[0].get_xlabel() == (
+        "team hours over the 30-day horizon"
+    )
+    assert budget_curve_figure(curve()).axes[0].get_xlabel() == "team hours in the period"  # not known
+
+
 def test_the_curve_without_fraction_and_with_a_title(tmp_path):
     path = plot_budget_curve(curve().drop(columns="fraction"), tmp_path / "b.png", title="Team of 12")
     assert path.stat().st_size > 1000

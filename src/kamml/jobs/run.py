@@ -514,7 +514,9 @@ def _run_on_spark(
         grouped.attrs["allocation"] = plan
         staged = {
             "budget_curve": write_table(curve, outputs.staging / "budget_curve.csv"),
-            "budget_curve_png": plot_budget_curve(curve, outputs.staging / "budget_curve.png"),
+            "budget_curve_png": plot_budget_curve(
+                curve, outputs.staging / "budget_curve.png", horizon_days=model.bundle.horizon_days
+            ),
         }
         staged |= _write_backtest_and_report(
             outputs.staging,
@@ -581,7 +583,7 @@ def _write_outputs(
         "allocation": write_table(allocation, folder / "allocation.parquet"),
         "allocation_csv": write_table(allocation, folder / "allocation.csv"),
         "budget_curve": write_table(curve, folder / "budget_curve.csv"),
-        "budget_curve_png": plot_budget_curve(curve, folder / "budget_curve.png"),
+        "budget_curve_png": plot_budget_curve(curve, folder / "budget_curve.png", horizon_days=horizon_days),
     }
     model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
     return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import html
 import logging
 import math
@@ -198,13 +199,14 @@ def render_report(
             has = ", ".join(map(str, frame.columns))
             raise DataError(f"the {name} lacks columns {missing}; it has {has}")
     table = _by_rank(allocation)
-    span = _span(_horizon_days(table, summary or {}))
+    days = plan_horizon_days(table, summary or {})
+    span = _span(days)
     with tempfile.TemporaryDirectory(prefix="kamml-report-") as tmp:
         charts = Path(tmp)
         body = [
             _header(title, table, summary or {}, plan_backtest=backtest_note is None, span=span),
             _top_accounts(table if top_accounts is None else _by_rank(top_accounts), top, span),
-            _budget_section(budget_curve, charts, budget_note),
+            _budget_section(budget_curve, charts, budget_note, days),
             _plan_section(table, charts),
             _backtest_section(backtest, charts, backtest_note, plan_backtest if backtest_note else None),
             _quality_section(quality),
@@ -332,7 +334,7 @@ def _top_accounts(table: pd.DataFrame, top: int, span: str = "the period") -> st
     return "<section>" + heading + note + _table_html(heads, body) + "</section>"
 
 
-def _horizon_days(table: pd.DataFrame, summary: Mapping[str, Any]) -> int | None:
+def plan_horizon_days(table: pd.DataFrame, summary: Mapping[str, Any]) -> int | None:
     """The plan's horizon in days; None when neither summary nor the ``horizon_days`` column says it.
 
     The given summary's first, then the table's own (``attrs["allocation"]``), then the column's one value.
@@ -361,8 +363,10 @@ def _by_rank(allocation: pd.DataFrame) -> pd.DataFrame:
     return allocation.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
-def _budget_section(curve: pd.DataFrame | None, charts: Path, note: str | None = None) -> str:
-    """The budget curve chart, or a note."""
+def _budget_section(
+    curve: pd.DataFrame | None, charts: Path, note: str | None = None, horizon_days: int | None = None
+) -> str:
+    """The budget curve chart, or a note; `horizon_days` names the hours' span on its axis."""
     head = "<section><h2>What more or fewer hours are worth</h2>"
     if curve is None:
         why = note or "No budget curve was given, so this section is left out."
@@ -378,7 +382,15 @@ def _budget_section(curve: pd.DataFrame | None, charts: Path, note: str | None =
             "minimum touch (allocation.floor_hours), so the curve starts above them."
         )
     return (
-        head + text + _chart(plot_budget_curve, "budget curve", charts / "budget.png", curve) + "</section>"
+        head
+        + text
+        + _chart(
+            functools.partial(plot_budget_curve, horizon_days=horizon_days),
+            "budget curve",
+            charts / "budget.png",
+            curve,
+        )
+        + "</section>"
     )
 
 

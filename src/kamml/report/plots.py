@@ -880,12 +880,16 @@ def plot_hours_per_rep(
     return save_figure(figure, path)
 
 
-def plot_budget_curve(curve: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
+def plot_budget_curve(
+    curve: pd.DataFrame, path: str | Path, *, title: str | None = None, horizon_days: int | None = None
+) -> Path:
     """Draw the budget curve (`budget_curve_figure`) and write it to `path` as a PNG; return `path`."""
-    return save_figure(budget_curve_figure(curve, title=title), path)
+    return save_figure(budget_curve_figure(curve, title=title, horizon_days=horizon_days), path)
 
 
-def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Figure:
+def budget_curve_figure(
+    curve: pd.DataFrame, *, title: str | None = None, horizon_days: int | None = None
+) -> Figure:
     """The budget curve: total expected gain against team hours, with the value of one more hour.
 
     The gain (left axis) flattens as hours grow: each extra hour goes to a less valuable use. The team's
@@ -899,6 +903,9 @@ def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Fig
         (``fraction`` optional); rows with NaN gain (budgets below the floors) are left out.
     title : str, optional
         Figure title; "Expected gain vs team hours" by default.
+    horizon_days : int, optional
+        The plan's horizon, named on the hours axis ("team hours over the 180-day horizon"); "in the
+        period" when not given.
 
     Returns
     -------
@@ -920,7 +927,11 @@ def budget_curve_figure(curve: pd.DataFrame, *, title: str | None = None) -> Fig
     figure = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = figure.add_subplot()
     ax.plot(points["hours"], points["total_gain"], marker="o", markersize=3, color="tab:blue", label="gain")
-    ax.set_xlabel("team hours in the period")
+    ax.set_xlabel(
+        "team hours in the period"
+        if horizon_days is None
+        else f"team hours over the {horizon_days:,}-day horizon"
+    )
     ax.set_ylabel("total expected gain", color="tab:blue")
     ax.set_xlim(left=0)  # no negative hours, also when every budget is 0
     ax.set_ylim(bottom=0)

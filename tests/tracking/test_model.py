@@ -901,3 +901,23 @@ def test_the_store_note_is_only_for_a_model_not_found(tracked_config, tmp_path, 
     with pytest.raises(ModelError, match="cannot load the model runs:/0123456789abcdef/model"):
         resolve_model("runs:/0123456789abcdef/model", cfg.tracking)
     assert entered == [1]  # no note for a run: the store is not entered again
+
+
+def test_a_registry_uri_resolves_as_mlflow_parses_it(tmp_path, mlflow_state):
+    """MLflow reads models:/<name>/<suffix> before an alias and takes the last '@' as the alias's: a name
+    holding '@' (MLflow allows it) was split at its first '@', so the outputs recorded the pointer
+    (models:/team@kamml@champion, .../latest), not the version that scored."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from kamml.tracking.model import _resolve_alias
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm.db'}")
+    client = MlflowClient()
+    client.create_registered_model("team@kamml")
+    client.create_model_version("team@kamml", source=str(tmp_path / "model"))
+    client.create_model_version("team@kamml", source=str(tmp_path / "model"))
+    client.set_registered_model_alias("team@kamml", "champion", "1")
+    assert _resolve_alias("models:/team@kamml@champion") == "models:/team@kamml/1"
+    assert _resolve_alias("models:/team@kamml/latest") == "models:/team@kamml/2"
+    assert _resolve_alias("models:/team@kamml/1") == "models:/team@kamml/1"  # a version stays as given

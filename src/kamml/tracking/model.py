@@ -472,19 +472,22 @@ def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
 def _resolve_alias(uri: str) -> str:
     """``models:/name@alias`` or ``models:/name/latest`` as the version it is now: ``models:/name/3``.
 
-    Outputs then record which model scored them, not a pointer that moves.
+    Outputs then record which model scored them, not a pointer that moves. Parsed as MLflow parses it:
+    ``name/suffix`` first, else the last '@' starts the alias (a name may hold '@'; split at the first,
+    the lookup failed and the pointer was recorded).
     """
     if not uri.startswith("models:/"):
         return uri
     path = uri[len("models:/") :].rstrip("/")
+    parts = path.split("/")
     try:
-        if "@" in path:
-            name, alias = path.split("@", 1)
-            version = MlflowClient().get_model_version_by_alias(name, alias).version
-        elif path.lower().endswith("/latest"):
-            name = path[: -len("/latest")]
+        if len(parts) == 2 and parts[1].lower() == "latest":
+            name = parts[0]
             versions = MlflowClient().search_model_versions(f"name = '{name}'")
             version = str(max(int(v.version) for v in versions))
+        elif len(parts) == 1 and "@" in path:
+            name, alias = path.rsplit("@", 1)
+            version = MlflowClient().get_model_version_by_alias(name, alias).version
         else:
             return uri
     except (MlflowException, ValueError):  # ValueError: no version at all

@@ -29,7 +29,7 @@ from kamml.features._context import check_scoring_cutoff
 from kamml.features.catalogue import describe
 from kamml.io import NUMBER_PATTERN, check_output_path, write_table
 from kamml.models._lgbm import ModelInputError, check_count, unseen_levels
-from kamml.models.bundle import ModelBundle
+from kamml.models.bundle import ModelBundle, positive_monetary
 from kamml.progress import track
 from kamml.text import counted
 from kamml.tracking import LoadedModel, resolve_model
@@ -316,10 +316,9 @@ def warn_money_unit(bundle: ModelBundle, features: pd.DataFrame) -> float | None
     warned.
     """
     kept = bundle.meta.get("order_value")
-    if "monetary" not in features.columns or not isinstance(kept, (int, float)) or not 0 < kept < np.inf:
+    if not isinstance(kept, (int, float)) or not 0 < kept < np.inf:
         return None
-    values = pd.to_numeric(features["monetary"], errors="coerce").to_numpy(dtype=float)
-    values = values[np.isfinite(values) & (values > 0)]
+    values = positive_monetary(features)
     if values.size < COVERAGE_MIN_ROWS:
         return None
     ratio = float(np.median(values)) / float(kept)

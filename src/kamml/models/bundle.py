@@ -808,16 +808,21 @@ def feature_coverage(rows: pd.DataFrame, columns: list[str]) -> dict[str, float]
     return {str(c): round(float(shares[c]), 4) for c in built}
 
 
+def positive_monetary(rows: pd.DataFrame) -> np.ndarray:
+    """The positive, finite `monetary` of `rows` (repeat buyers' mean orders); none without the column."""
+    if "monetary" not in rows.columns:
+        return np.empty(0)
+    values = pd.to_numeric(rows["monetary"], errors="coerce").to_numpy(dtype=float)
+    return values[np.isfinite(values) & (values > 0)]
+
+
 def typical_order_value(rows: pd.DataFrame) -> float | None:
     """The median positive `monetary` (a repeat buyer's mean order) of `rows`, None without any.
 
     Kept in the bundle's meta from the latest training snapshot, so that scoring can tell amounts given
     in another unit (`kamml.jobs.score.warn_money_unit`).
     """
-    if "monetary" not in rows.columns:
-        return None
-    values = pd.to_numeric(rows["monetary"], errors="coerce").to_numpy(dtype=float)
-    values = values[np.isfinite(values) & (values > 0)]
+    values = positive_monetary(rows)
     return float(np.median(values)) if values.size else None
 
 

@@ -432,15 +432,10 @@ def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
     (the failure is another: missing artifacts), or when the store cannot be entered or read: the lookup's
     own error stands.
     """
-    path = uri[len("models:/") :].rstrip("/") if uri.startswith("models:/") else ""
-    alias: str | None = None
-    version: str | None = None
-    if "/" in path:  # as MLflow reads it: name/N, name/latest (any case), else name/Stage
-        name, version = path.rsplit("/", 1)
-    elif "@" in path:
-        name, alias = path.rsplit("@", 1)
-    else:
+    parts = _registry_parts(uri)
+    if parts is None:
         return ""
+    name, alias, version = parts
     try:
         with _scope_again(tracking):
             client = MlflowClient()
@@ -472,24 +467,38 @@ def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
 def _resolve_alias(uri: str) -> str:
     """``models:/name@alias`` or ``models:/name/latest`` as the version it is now: ``models:/name/3``.
 
-    Outputs then record which model scored them, not a pointer that moves. Parsed as MLflow parses it:
-    ``name/suffix`` first, else the last '@' starts the alias (a name may hold '@'; split at the first,
-    the lookup failed and the pointer was recorded).
+    Outputs then record which model scored them, not a pointer that moves. Parsed as MLflow parses it
+    (`_registry_parts`; a name holding '@' split at its first '@' failed the lookup and recorded the
+    pointer).
     """
-    if not uri.startswith("models:/"):
+    parts = _registry_parts(uri)
+    if parts is None:
         return uri
-    path = uri[len("models:/") :].rstrip("/")
-    parts = path.split("/")
+    name, alias, suffix = parts
     try:
-        if len(parts) == 2 and parts[1].lower() == "latest":
-            name = parts[0]
+        if suffix is not None and suffix.lower() == "latest":
             versions = MlflowClient().search_model_versions(f"name = '{name}'")
             version = str(max(int(v.version) for v in versions))
-        elif len(parts) == 1 and "@" in path:
-            name, alias = path.rsplit("@", 1)
+        elif alias is not None:
             version = MlflowClient().get_model_version_by_alias(name, alias).version
         else:
             return uri
     except (MlflowException, ValueError):  # ValueError: no version at all
         return uri
     return f"models:/{name}/{version}"
+
+
+def _registry_parts(uri: str) -> tuple[str, str | None, str | None] | None:
+    """(name, alias, suffix) of a ``models:/`` URI as MLflow reads it, None for another URI.
+
+    ``name/suffix`` first (a version, ``latest`` in any case, or a stage), else the last '@' starts the
+    alias: a registered name may hold '@'.
+    """
+    path = uri[len("models:/") :].rstrip("/") if uri.startswith("models:/") else ""
+    if "/" in path:
+        name, suffix = path.rsplit("/", 1)
+        return name, None, suffix
+    if "@" in path:
+        name, alias = path.rsplit("@", 1)
+        return name, alias, None
+    return None

@@ -339,6 +339,16 @@ def test_a_plan_grouped_by_tier_and_owner_reads_like_the_whole_table(tmp_path):
 
 def _tier_table(path):
     """The report's table per tier, as rows of cell texts (the header first)."""
+    return _table(path, "Tier")
+
+
+def _rep_table(path):
+    """The report's table per rep, as rows of cell texts (the header first)."""
+    return _table(path, "Rep")
+
+
+def _table(path, first):
+    """The report's table whose first column is headed `first`, as rows of cell texts (the header first)."""
     for table in re.findall(r"<table>(.*?)</table>", path.read_text(encoding="utf-8"), flags=re.S):
         rows = [
             [
@@ -347,9 +357,9 @@ def _tier_table(path):
             ]
             for row in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
         ]
-        if rows and rows[0][:3] == ["Tier", "Accounts", "With hours"]:
+        if rows and rows[0][0] == first:
             return rows
-    raise AssertionError("no table per tier in the report")
+    raise AssertionError(f"no table headed {first} in the report")
 
 
 def test_the_tier_table_counts_the_accounts_with_hours(tmp_path):
@@ -367,6 +377,28 @@ def test_the_tier_table_counts_the_accounts_with_hours(tmp_path):
     )
     grouped = grouped.assign(expected_gain=0.0, rank=1, account_id=None)
     rows = _tier_table(render_report(tmp_path / "g.html", allocation=grouped, top_accounts=table.head(3)))
+    assert {row[2] for row in rows[1:]} == {"–"}  # a group without its served count does not guess
+
+
+def test_the_rep_table_counts_accounts_as_the_tier_table_does(tmp_path):
+    """The rep table's "Accounts" counted every owned account while the tier table beside it split off
+    those with hours: a reader compared 100 owned accounts with 71 served. Both now show both counts."""
+    table = allocate(scores(n=300), hours=30.0, config=AllocationConfig(floor_hours=0.0))
+    served = table[table["recommended_hours"] > 0].groupby("owner").size()
+    assert 0 < served.sum() < len(table)
+    path = render_report(tmp_path / "r.html", allocation=table, top=10)
+    reps = _rep_table(path)
+    assert reps[0][:3] == ["Rep", "Accounts", "With hours"]
+    assert reps[0][1:3] == _tier_table(path)[0][1:3]
+    shown = {row[0]: (int(row[1].replace(",", "")), int(row[2].replace(",", ""))) for row in reps[1:]}
+    assert shown == {
+        rep: ((table["owner"] == rep).sum(), served.get(rep, 0)) for rep in table["owner"].unique()
+    }
+    grouped = table.groupby(["tier", "owner"], as_index=False).agg(
+        accounts=("account_id", "size"), recommended_hours=("recommended_hours", "sum")
+    )
+    grouped = grouped.assign(expected_gain=0.0, rank=1, account_id=None)
+    rows = _rep_table(render_report(tmp_path / "g.html", allocation=grouped, top_accounts=table.head(3)))
     assert {row[2] for row in rows[1:]} == {"–"}  # a group without its served count does not guess
 
 
@@ -563,12 +595,9 @@ def test_small_hours_per_tier_and_rep_are_not_rounded_away(tmp_path):
     path = render_report(tmp_path / "r.html", allocation=table)
     rows = _tier_table(path)
     assert [row[3] for row in rows[1:]] == ["0.25"] * 4
-    reps = re.search(r"<h3>Hours per rep</h3>.*?<table>(.*?)</table>", path.read_text(encoding="utf-8"), re.S)
-    hours = [
-        cells[2]
-        for cells in re.findall(r"<tr><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td>", reps[1])
-    ]
-    assert hours == ["0.25"] * 4
+    reps = _rep_table(path)
+    column = reps[0].index("Hours")
+    assert [row[column] for row in reps[1:]] == ["0.25"] * 4
 
 
 def test_one_of_a_thing_is_singular(tmp_path):

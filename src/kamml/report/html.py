@@ -449,7 +449,11 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
 
 
 def _rep_table(table: pd.DataFrame) -> str:
-    """Accounts, hours, expected gain and the rep's price of an hour (when capacity bound), per rep."""
+    """Per rep: accounts, those with hours, hours, gain and the price of the last hour (capacity bound).
+
+    The counts are the tier table's: "Accounts" (every owned account) stood alone beside the tier table's
+    "Accounts" and "With hours", and read as the accounts the rep serves.
+    """
     prices = (table.attrs.get("allocation") or {}).get("rep_price") or {}
     owner = table["owner"].astype(object).where(table["owner"].notna(), "(no owner)").astype(str)
     frame = pd.DataFrame(
@@ -458,14 +462,20 @@ def _rep_table(table: pd.DataFrame) -> str:
             "hours": pd.to_numeric(table["recommended_hours"], errors="coerce"),
             "gain": pd.to_numeric(table["expected_gain"], errors="coerce"),
             "accounts": account_counts(table),
+            "served": served_counts(table),
         }
     )
     reps = (
         frame.groupby("owner")
-        .agg(accounts=("accounts", "sum"), hours=("hours", "sum"), gain=("gain", "sum"))
+        .agg(
+            accounts=("accounts", "sum"),
+            served=("served", lambda x: x.sum(min_count=len(x))),  # NaN when a row does not know
+            hours=("hours", "sum"),
+            gain=("gain", "sum"),
+        )
         .sort_values("hours", ascending=False, kind="stable")
     )
-    heads = ["Rep", "Accounts", "Hours", "Expected gain"] + (
+    heads = ["Rep", "Accounts", "With hours", "Hours", "Expected gain"] + (
         ["Value of the rep's last hour"] if prices else []
     )
     rows = []
@@ -473,6 +483,7 @@ def _rep_table(table: pd.DataFrame) -> str:
         cells = [
             _td(_e(str(rep)), name=True),
             _td(f"{int(r.accounts):,}", numeric=True),
+            _td(f"{int(r.served):,}" if math.isfinite(r.served) else "–", numeric=True),
             _td(_e(hours_text(r.hours, exact=True)), numeric=True),
             _td(_e(_money(r.gain)), numeric=True),
         ]

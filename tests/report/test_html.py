@@ -600,6 +600,31 @@ def test_small_hours_per_tier_and_rep_are_not_rounded_away(tmp_path):
     assert [row[column] for row in reps[1:]] == ["0.25"] * 4
 
 
+def test_hours_in_one_column_read_in_one_format(tmp_path):
+    """The tier and rep tables wrote each figure with only the decimals it needed: "1,053.75" stood above
+    "375" and "64.4" in one column. A column now gives every figure the same decimals (those its most
+    precise figure needs, at most two), with thousands separators."""
+    table = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 4],
+            "rank": [1, 2, 3, 4],
+            "tier": ["a", "b", "c", "d"],
+            "recommended_hours": [1053.75, 375.0, 64.4, 0.0],
+            "expected_gain": [40.0, 30.0, 20.0, 10.0],
+            "owner": ["r1", "r2", "r3", "r4"],
+        }
+    )
+    path = render_report(tmp_path / "r.html", allocation=table)
+    expected = ["1,053.75", "375.00", "64.40", "0.00"]
+    tiers = _tier_table(path)
+    assert [row[tiers[0].index("Hours")] for row in tiers[1:]] == expected
+    reps = _rep_table(path)
+    assert [row[reps[0].index("Hours")] for row in reps[1:]] == expected
+    whole = table.assign(recommended_hours=[1200.0, 375.0, 60.0, 0.0])
+    reps = _rep_table(render_report(tmp_path / "w.html", allocation=whole))
+    assert [row[reps[0].index("Hours")] for row in reps[1:]] == ["1,200", "375", "60", "0"]
+
+
 def test_one_of_a_thing_is_singular(tmp_path):
     """ "Budgets up to 1 hours", "trained on 1 earlier snapshots", "1 test accounts"."""
     from kamml.report.html import _protocol

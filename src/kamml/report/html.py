@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from kamml.allocation.summary import amount, last_hour, rep_price_span
+from kamml.allocation.summary import LARGE, amount, last_hour, rep_price_span
 from kamml.config import VALUE_METRICS, larger_is_better
 from kamml.errors import DataError
 from kamml.io import atomic_path
@@ -419,16 +419,17 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
         .reindex(tier_order(table, tiers))
     )
     total_hours = float(by_tier["hours"].sum())
+    hours = _hours_column(by_tier["hours"])  # four 0.25 h tiers read 0.2 each at one decimal
     rows = [
         "<tr>"
         + _td(_e(str(tier)), name=True)
         + _td(f"{int(r.accounts):,}", numeric=True)
         + _td(f"{int(r.served):,}" if math.isfinite(r.served) else "–", numeric=True)
-        + _td(_e(hours_text(r.hours, exact=True)), numeric=True)  # four 0.25 h tiers read 0.2 each
+        + _td(_e(h), numeric=True)
         + _td(_e(_share(r.hours, total_hours)), numeric=True)
         + _td(_e(_money(r.gain)), numeric=True)
         + "</tr>"
-        for tier, r in by_tier.iterrows()
+        for (tier, r), h in zip(by_tier.iterrows(), hours, strict=True)
     ]
     parts.append('<div class="charts">')
     parts.append(
@@ -479,12 +480,12 @@ def _rep_table(table: pd.DataFrame) -> str:
         ["Value of the rep's last hour"] if prices else []
     )
     rows = []
-    for rep, r in reps.iterrows():
+    for (rep, r), hours in zip(reps.iterrows(), _hours_column(reps["hours"]), strict=True):
         cells = [
             _td(_e(str(rep)), name=True),
             _td(f"{int(r.accounts):,}", numeric=True),
             _td(f"{int(r.served):,}" if math.isfinite(r.served) else "–", numeric=True),
-            _td(_e(hours_text(r.hours, exact=True)), numeric=True),
+            _td(_e(hours), numeric=True),
             _td(_e(_money(r.gain)), numeric=True),
         ]
         if prices:
@@ -746,6 +747,21 @@ def _number(value: Any, digits: int = 0) -> str:
     if not _finite(value):
         return "–"
     return f"{float(value):,.{digits}f}"
+
+
+def _hours_column(values: Iterable[float]) -> list[str]:
+    """A column of hours in one format: `hours_text`'s, all with the decimals the most precise needs (<= 2).
+
+    Each figure cut its own trailing zeros: "1,053.75" stood above "375" and "64.4" in one column. A
+    figure from `LARGE` on keeps its exponent, a missing one reads "–".
+    """
+    numbers = [float(v) for v in values]
+    texts = [hours_text(v, exact=True) for v in numbers]
+    places = max((len(t.split(".")[1]) for t in texts if "." in t and "e" not in t), default=0)
+    return [
+        f"{v:,.{places}f}" if math.isfinite(v) and abs(v) < LARGE else t
+        for v, t in zip(numbers, texts, strict=True)
+    ]
 
 
 def _money(value: Any) -> str:

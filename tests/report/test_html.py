@@ -416,8 +416,13 @@ def test_reps_at_capacity_floors_and_an_infeasible_start_are_said(tmp_path):
     path = render_report(tmp_path / "r.html", allocation=table, budget_curve=curve, quality="ok")
     text = parse(path).all_text
     assert "per hour of a rep at capacity" in text
-    assert "Cost of the minimum touches" in text
-    assert f"{plan['floor_cost']:,.0f} of gain" in text
+    facts = dict(re.findall(r'<div class="k">([^<]*)</div><div class="v">([^<]*)</div>', parse(path).raw))
+    # "Cost of the minimum touches: 11,988 of gain" read as money spent: it is expected gain given up
+    assert "Cost of the minimum touches" not in text
+    without = plan["total_expected_gain"] + plan["floor_cost"]
+    assert facts["Expected gain lost to the minimum touches"] == (
+        f"{amount(plan['floor_cost'])} (plan without them: {amount(without)})"
+    )
     assert "cannot give every active account its minimum touch" in text
 
 

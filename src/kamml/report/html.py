@@ -57,7 +57,7 @@ SUMMARY_LABELS = {
     "hours": "Team hours",
     "expected_gain": "Expected gain",
     "team_price": "Value of the last hour (λ)",
-    "floor_cost": "Cost of the minimum touches",
+    "floor_cost": "Expected gain lost to the minimum touches",
     "cutoff": "Cutoff",
     "horizon_days": "Horizon (days)",
     "model_uri": "Model",
@@ -252,12 +252,15 @@ def _header(
     facts["hours"] = hours_text(used, exact=True) + (
         f" of {hours_text(float(given), exact=True)}" if given is not None else ""
     )
-    facts["expected_gain"] = _money(plan.get("total_expected_gain", table["expected_gain"].sum()))
+    gain = float(plan.get("total_expected_gain", table["expected_gain"].sum()))
+    facts["expected_gain"] = _money(gain)
     if plan.get("team_price") is not None:
         text = last_hour(plan)  # the reps' prices when their capacities bind, not the team's hours
         facts["team_price"] = text if rep_price_span(plan) else f"{text} per hour"
-    if plan.get("floor_cost"):
-        facts["floor_cost"] = f"{_money(plan['floor_cost'])} of gain"
+    if plan.get("floor_cost"):  # the optimizer's: the gain without floors minus the gain with them
+        # "Cost of the minimum touches: 11,988 of gain" read as money spent on them
+        cost = float(plan["floor_cost"])
+        facts["floor_cost"] = f"{_money(cost)} (plan without them: {_money(gain + cost)})"
     for key, value in summary.items():
         if value is not None:
             facts[str(key)] = _fact(value)

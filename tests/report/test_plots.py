@@ -436,8 +436,25 @@ def test_a_rep_named_like_the_other_reps_bar_keeps_its_own(tmp_path, drawn):
     (figure,) = drawn
     ticks = [t.get_text() for t in figure.axes[0].get_yticklabels()]
     assert ticks == ["2 other reps ", "a", "2 other reps"]  # bottom up: the rest (b and c), a, the rep
-    totals = sorted(t.get_text() for t in _texts(figure) if " h, " in t.get_text())
-    assert totals == ["3 h, 1 account", "3 h, 2 accounts", "9 h, 1 account"]
+    totals = sorted(t.get_text() for t in _texts(figure) if " h on " in t.get_text())
+    assert totals == ["3 h on 1 account", "3 h on 2 accounts", "9 h on 1 account"]
+
+
+def test_a_reps_bar_says_how_many_of_its_accounts_get_hours(tmp_path, drawn):
+    """A report audit: "160 h, 100 accounts" beside the tables' "Accounts" and "With hours" counts."""
+    table = pd.DataFrame(
+        {"owner": ["a", "a", "a", "b"], "recommended_hours": [9.0, 3.0, 0.0, 2.0], "tier": "x"}
+    )
+    assert plot_hours_per_rep(table, tmp_path / "reps.png") is not None
+    grouped = pd.DataFrame(  # a plan summarised per tier and rep, without a count of served accounts
+        {"owner": ["a", "b"], "tier": "x", "recommended_hours": [12.0, 2.0], "accounts": [3, 1]}
+    )
+    assert plot_hours_per_rep(grouped, tmp_path / "grouped.png") is not None
+    totals = [sorted(t.get_text() for t in _texts(f) if " h on " in t.get_text()) for f in drawn]
+    assert totals == [
+        ["12 h on 2 of 3 accounts", "2 h on 1 account"],
+        ["12 h on 3 accounts", "2 h on 1 account"],
+    ]
 
 
 def test_feature_importance_labels_in_words_and_a_long_title_whole(tmp_path, drawn):

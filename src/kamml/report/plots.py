@@ -798,7 +798,8 @@ def plot_hours_per_rep(
     """Draw each rep's recommended hours, split by tier; None when the accounts have no owners.
 
     Reps are sorted by hours, most first; beyond `top` reps the rest are drawn as one bar. Accounts
-    without an owner, when some have one, form a "(no owner)" bar.
+    without an owner, when some have one, form a "(no owner)" bar. Each bar reads its hours and how many
+    of the rep's accounts get them ("12 h on 2 of 3 accounts").
 
     Parameters
     ----------
@@ -837,11 +838,14 @@ def plot_hours_per_rep(
             "tier": tiers.to_numpy(),
             "hours": _numbers(allocation["recommended_hours"], "recommended_hours"),
             "accounts": account_counts(allocation),
+            "served": served_counts(allocation),
         }
     )
     table = frame.pivot_table(index="owner", columns="tier", values="hours", aggfunc="sum", fill_value=0.0)
     table = table.reindex(columns=order, fill_value=0.0)
-    accounts = frame.groupby("owner")["accounts"].sum()
+    groups = frame.groupby("owner")
+    accounts = groups["accounts"].sum()
+    served = groups["served"].sum(min_count=1).where(groups["served"].count() == groups.size())
     table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
     if len(table) > top:
         rest = table.iloc[top:]
@@ -849,6 +853,7 @@ def plot_hours_per_rep(
         while other in table.index[:top]:  # a rep of that very name must keep its own bar
             other += " "
         accounts = pd.concat([accounts, pd.Series({other: int(accounts[rest.index].sum())})])
+        served = pd.concat([served, pd.Series({other: served[rest.index].sum(min_count=len(rest))})])
         table = pd.concat([table.iloc[:top], rest.sum().to_frame(other).T])
     table = table[::-1]
     legend_rows = 0 if len(order) < 2 else -(-len(order) // 5)
@@ -862,7 +867,7 @@ def plot_hours_per_rep(
         left += values
     for yi, (rep, total) in enumerate(zip(table.index, left, strict=True)):
         ax.annotate(
-            f"{hours_text(total)} h, {accounts_text(int(accounts[rep]))}",
+            f"{hours_text(total)} h on {_served_text(served[rep], int(accounts[rep]))}",
             xy=(total, yi),
             xytext=(3, 0),
             textcoords="offset points",
@@ -878,6 +883,16 @@ def plot_hours_per_rep(
         figure.legend(fontsize=8, loc="outside lower center", ncols=min(len(order), 5))
     ax.set_title(title or "Recommended hours per rep")
     return save_figure(figure, path)
+
+
+def _served_text(served: float, accounts: int) -> str:
+    """A rep's accounts in words: "2 of 3 accounts" when some get no hours, else "3 accounts" (or unknown).
+
+    A bar read "160 h, 100 accounts" beside the tables' "Accounts" and "With hours" (a report audit).
+    """
+    if math.isfinite(served) and served < accounts:
+        return f"{int(served):,} of {accounts_text(accounts)}"
+    return accounts_text(accounts)
 
 
 def plot_budget_curve(

@@ -540,6 +540,21 @@ def test_a_cutoff_that_is_not_a_date_exits_2_before_any_work(world_path, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_backtest_snapshots_days_after_the_first_purchase_exit_as_a_settings_error(world_path):
+    """Gamma-Gamma's "at least 10 repeat buyers" ended it with exit 5, naming no snapshot or setting."""
+    cfg = Config.from_dict({"time": {"horizon_days": 90, "snapshots": 1}})
+    first = pd.read_parquet(world_path / "transactions.parquet", columns=["ts"])["ts"].min().normalize()
+    snapshot = first + pd.Timedelta(days=5)
+    config = _yaml(world_path.parent / "early-gg.yaml", cfg)
+    cutoff = str((snapshot + pd.Timedelta(days=90)).date())
+    args = ["backtest", "--data", str(world_path), "--cutoff", cutoff, "--config", str(config)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"training snapshot {snapshot.date()} holds" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_backtest_before_every_purchase_says_so_and_names_the_snapshots(world_path):
     cfg = Config.from_dict({"time": {"horizon_days": 90, "snapshots": 2, "step_days": 60}})
     first = pd.read_parquet(world_path / "transactions.parquet", columns=["ts"])["ts"].min().normalize()

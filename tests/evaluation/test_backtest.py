@@ -317,6 +317,38 @@ def test_snapshots_without_history_are_named_beside_the_first_purchase_day(resul
         backtest(data, cfg, cut)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_snapshots_days_after_the_first_purchase_name_the_time_settings_not_gamma_gamma(result):
+    """A training snapshot 5 days after the first purchase holds 1 repeat buyer: the job stopped with
+    Gamma-Gamma's "at least 10 repeat buyers" (a ModelError, exit 5), naming neither the snapshot nor the
+    time settings, though the data hold hundreds of repeat buyers by their end."""
+    data, _ = result
+    first = pd.Timestamp(data.tables["transactions"].ts.min().to_pandas()).normalize()
+    cfg = Config.from_dict({"time": {"horizon_days": 90, "snapshots": 1}, "models": {"threads": 1}})
+    snapshot = first + pd.Timedelta(days=5)
+    with pytest.raises(ConfigError) as caught:
+        backtest(data, cfg, snapshot + pd.Timedelta(days=90))
+    message = str(caught.value)
+    assert f"training snapshot {snapshot.date()} holds 1 repeat buyer " in message
+    assert f"5 days after the first purchase ({first.date()})" in message
+    assert "at least 10" in message
+    for setting in ("time.cutoff", "--cutoff", "time.horizon_days", "models.clv.offset_feature: null"):
+        assert setting in message
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_book_with_too_few_repeat_buyers_by_its_end_still_blames_the_data(tmp_path):
+    """Ten accounts hold under 10 repeat buyers at any cutoff: no time setting helps, so the error stays
+    the models' (at most 9 repeat buyers, give more accounts or history), not the time settings'."""
+    from kamml.errors import ModelError
+
+    synthetic.generate(n_accounts=10, seed=3).write(tmp_path)
+    data = load_data(tmp_path)
+    cfg = Config()
+    with pytest.raises(ModelError, match=r"at most \d: give more accounts"):
+        train_bundle(data, cfg, default_cutoff(data, cfg.time.horizon_days))
+
+
 def test_snapshots_before_every_purchase_are_refused_before_any_is_built(result, monkeypatch):
     """400 snapshots were all built (over five minutes) before the empty ones were named."""
     data, _ = result

@@ -27,7 +27,7 @@ from kamml.features.build import build_past_window, check_label_window, rfm_only
 from kamml.features.referrals import referral_spend_by_age
 from kamml.features.snapshots import SnapshotCache
 from kamml.models.btyd_features import MIN_REPEAT_BUYERS, BtydFit, add_btyd_features
-from kamml.models.bundle import SEASON_DAYS, ModelBundle, empty_snapshots_error
+from kamml.models.bundle import CLV_OFFSET, SEASON_DAYS, ModelBundle, empty_snapshots_error
 from kamml.models.influence import referral_window_ratio
 from kamml.text import counted
 
@@ -312,6 +312,7 @@ def train_bundle(
         raise ConfigError(
             f"no training rows before {pd.Timestamp(end).date()}: check time.cutoff and the data"
         )
+    _check_repeat_buyers_in_time(data, cfg, train, end)
     season = _season_frame(data, cfg, end, h, cuts[0], snapshots)
     bundle = ModelBundle.fit(train, cfg, season=season)
     horizon = cfg.time.horizon_days
@@ -319,6 +320,57 @@ def train_bundle(
         spend, seen = referral_spend_by_age(data, end, max(h, horizon))
         bundle.referral_ratio = referral_window_ratio(spend, seen, h, horizon)
     return bundle, train
+
+
+def _check_repeat_buyers_in_time(data: Any, cfg: Config, train: pd.DataFrame, end: Any) -> None:
+    """Refuse training snapshots too early for Gamma-Gamma when the data hold enough repeat buyers later.
+
+    The value model's offset needs Gamma-Gamma, fitted on `MIN_REPEAT_BUYERS` repeat buyers in a
+    snapshot. Snapshots a few days after the first purchase have fewer, and the fit's `ModelError`
+    (exit 5) named neither them nor the time settings; a `ConfigError` does, when the data by their end
+    hold enough (else the fit's error stands: the book is too small). Not on a sample of the accounts
+    (``models.max_training_accounts``), whose own error names the sample.
+    """
+    offset = dict(cfg.models.clv).get("offset_feature", CLV_OFFSET)
+    if offset != CLV_OFFSET or train.attrs.get("sampled_from"):
+        return
+    repeat = (train["frequency"] > 0) & (train["monetary"] > 0)
+    held = repeat.groupby(train["snapshot"], observed=True).sum()
+    data_end = getattr(data, "end", None)
+    if held.empty or held.max() >= MIN_REPEAT_BUYERS or data_end is None:
+        return
+    whole = build_features(data, pd.Timestamp(data_end).normalize(), rfm_only(cfg))
+    n_end = int(((whole["frequency"] > 0) & (whole["monetary"] > 0)).sum())
+    if n_end < MIN_REPEAT_BUYERS:
+        return
+    held = held.sort_index(ascending=False)
+    latest = pd.Timestamp(held.index[0])
+    first = first_transaction(data)
+    days = None if first is None else counted((latest - first.normalize()).days, "day")
+    after = "" if first is None else f"{days} after the first purchase ({first.date()})"
+    if len(held) == 1:
+        head = f"training snapshot {latest.date()} holds {counted(int(held.iloc[0]), 'repeat buyer')}"
+        head += f" with a positive order value{f', {after}' if after else ''}"
+    else:
+        each = ", ".join(
+            f"{pd.Timestamp(c).date()}: {int(n):,}"
+            for c, n in zip(held.index[:5], held.iloc[:5], strict=True)
+        )
+        more = ", ..." if len(held) > 5 else ""
+        head = (
+            f"the {len(held):,} training snapshots hold at most {counted(int(held.max()), 'repeat buyer')} "
+            f"with a positive order value ({each}{more}){f', the latest {after}' if after else ''}"
+        )
+    last = (pd.Timestamp(data_end).normalize() - pd.Timedelta(days=1)).date()
+    raise ConfigError(
+        f"{head}, but the value model boosts from BTYD's expected value "
+        f"({CLV_OFFSET}), which needs Gamma-Gamma, fitted on at least {MIN_REPEAT_BUYERS} in a snapshot; "
+        f"the data hold {n_end:,} by their last day ({last}), so the time settings place the snapshots too "
+        f"early: the latest sits one label window (time.train_horizon_days, else time.horizon_days) before "
+        f"the cutoff {pd.Timestamp(end).date()}. Use a later cutoff (time.cutoff; --cutoff of kamml "
+        "backtest) or a shorter time.horizon_days, or set models.clv.offset_feature: null to train the "
+        "value model without the offset"
+    )
 
 
 def _season_frame(

@@ -1364,6 +1364,17 @@ def test_empty_snapshots_error_groups_the_snapshot_count():
     assert str(empty_snapshots_error(both[:1], 1)).startswith("1 of 1 training snapshot holds no purchase")
 
 
+def test_empty_snapshots_error_agrees_with_its_count():
+    """One empty snapshot read "holds no purchase history before their cutoffs": singular and plural mixed."""
+    from kamml.models.bundle import empty_snapshots_error
+
+    one = str(empty_snapshots_error([pd.Timestamp("2020-01-01")], 1))
+    assert one.startswith("1 of 1 training snapshot holds no purchase history before its cutoff, or a day")
+    assert "their cutoffs" not in one
+    two = str(empty_snapshots_error([pd.Timestamp("2020-01-01"), pd.Timestamp("2020-03-01")], 3))
+    assert two.startswith("2 of 3 training snapshots hold no purchase history before their cutoffs, or a day")
+
+
 def test_value_shape_log_line_groups_its_breakpoints(fitted, monkeypatch, caplog):
     """The shape keeps up to SHAPE_POINTS (1,025) breakpoints: '1025 breakpoints' read without separators."""
     bundle, features = fitted

@@ -249,10 +249,10 @@ def empty_snapshots_error(
     """
     shown = ", ".join(str(pd.Timestamp(s).date()) for s in sorted(empty))
     since = "" if first is None else f" of data whose first purchase is on {pd.Timestamp(first).date()}"
+    holds, cutoffs = ("holds", "its cutoff") if len(empty) == 1 else ("hold", "their cutoffs")
     return ConfigError(
-        f"{len(empty):,} of {counted(total, 'training snapshot')} {'holds' if len(empty) == 1 else 'hold'} "
-        "no purchase history before "
-        f"their cutoffs, or a day of it ({shown}){since}: BG/NBD has nothing to fit. The snapshots step back "
+        f"{len(empty):,} of {counted(total, 'training snapshot')} {holds} no purchase history before "
+        f"{cutoffs}, or a day of it ({shown}){since}: BG/NBD has nothing to fit. The snapshots step back "
         "from the cutoff by the label window (time.train_horizon_days, else time.horizon_days) and "
         "then time.snapshots - 1 steps of time.step_days, and kamml train and run backtest one "
         "time.horizon_days earlier still: use a shorter horizon, fewer snapshots or a shorter step, "

@@ -349,6 +349,26 @@ def test_a_book_with_too_few_repeat_buyers_by_its_end_still_blames_the_data(tmp_
         train_bundle(data, cfg, default_cutoff(data, cfg.time.horizon_days))
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_repeat_buyers_only_after_the_latest_possible_snapshot_do_not_blame_the_time_settings(world):
+    """5 repeat buyers before the test cutoff, hundreds in its label window: no cutoff the data allow
+    gives a training snapshot 10, so the time settings are not the cause and the fit's error stands."""
+    from kamml.errors import ModelError
+
+    end = world.end.normalize()
+    cut = end - pd.Timedelta(days=90)
+    tx = world.transactions.sort_values("ts", kind="stable")
+    before, after = tx[tx["ts"] < cut], tx[tx["ts"] >= cut]
+    repeaters = before["account_id"].unique()[:5]
+    firsts = before.groupby("account_id").head(1)
+    kept = pd.concat(
+        [firsts[~firsts["account_id"].isin(repeaters)], before[before["account_id"].isin(repeaters)]]
+    )
+    cfg = Config.from_dict({**CFG, "data": {"end": str(end.date())}})
+    with pytest.raises(ModelError, match=r"at least 10 repeat buyers .* at most [0-5]: "):
+        backtest(load_data({"transactions": pd.concat([kept, after])}, cfg), cfg, cut)
+
+
 def test_snapshots_before_every_purchase_are_refused_before_any_is_built(result, monkeypatch):
     """400 snapshots were all built (over five minutes) before the empty ones were named."""
     data, _ = result

@@ -327,9 +327,10 @@ def _check_repeat_buyers_in_time(data: Any, cfg: Config, train: pd.DataFrame, en
 
     The value model's offset needs Gamma-Gamma, fitted on `MIN_REPEAT_BUYERS` repeat buyers in a
     snapshot. Snapshots a few days after the first purchase have fewer, and the fit's `ModelError`
-    (exit 5) named neither them nor the time settings; a `ConfigError` does, when the data by their end
-    hold enough (else the fit's error stands: the book is too small). Not on a sample of the accounts
-    (``models.max_training_accounts``), whose own error names the sample.
+    (exit 5) named neither them nor the time settings; a `ConfigError` does, when the latest snapshot
+    the data allow for the label window holds enough (else the fit's error stands: a later cutoff
+    would not help). Not on a sample of the accounts (``models.max_training_accounts``), whose own
+    error names the sample.
     """
     offset = dict(cfg.models.clv).get("offset_feature", CLV_OFFSET)
     if offset != CLV_OFFSET or train.attrs.get("sampled_from"):
@@ -339,12 +340,16 @@ def _check_repeat_buyers_in_time(data: Any, cfg: Config, train: pd.DataFrame, en
     data_end = getattr(data, "end", None)
     if held.empty or held.max() >= MIN_REPEAT_BUYERS or data_end is None:
         return
-    whole = build_features(data, pd.Timestamp(data_end).normalize(), rfm_only(cfg))
-    n_end = int(((whole["frequency"] > 0) & (whole["monetary"] > 0)).sum())
-    if n_end < MIN_REPEAT_BUYERS:
-        return
     held = held.sort_index(ascending=False)
     latest = pd.Timestamp(held.index[0])
+    h = cfg.time.training_horizon_days
+    allowed = pd.Timestamp(data_end).normalize() - pd.Timedelta(days=h)  # the latest any cutoff gives
+    if allowed <= latest:
+        return
+    there = build_features(data, allowed, rfm_only(cfg))
+    n_allowed = int(((there["frequency"] > 0) & (there["monetary"] > 0)).sum())
+    if n_allowed < MIN_REPEAT_BUYERS:
+        return
     first = first_transaction(data)
     days = None if first is None else counted((latest - first.normalize()).days, "day")
     after = "" if first is None else f"{days} after the first purchase ({first.date()})"
@@ -361,15 +366,14 @@ def _check_repeat_buyers_in_time(data: Any, cfg: Config, train: pd.DataFrame, en
             f"the {len(held):,} training snapshots hold at most {counted(int(held.max()), 'repeat buyer')} "
             f"with a positive order value ({each}{more}){f', the latest {after}' if after else ''}"
         )
-    last = (pd.Timestamp(data_end).normalize() - pd.Timedelta(days=1)).date()
     raise ConfigError(
-        f"{head}, but the value model boosts from BTYD's expected value "
-        f"({CLV_OFFSET}), which needs Gamma-Gamma, fitted on at least {MIN_REPEAT_BUYERS} in a snapshot; "
-        f"the data hold {n_end:,} by their last day ({last}), so the time settings place the snapshots too "
-        f"early: the latest sits one label window (time.train_horizon_days, else time.horizon_days) before "
-        f"the cutoff {pd.Timestamp(end).date()}. Use a later cutoff (time.cutoff; --cutoff of kamml "
-        "backtest) or a shorter time.horizon_days, or set models.clv.offset_feature: null to train the "
-        "value model without the offset"
+        f"{head}, but the value model boosts from BTYD's expected value ({CLV_OFFSET}), which needs "
+        f"Gamma-Gamma, fitted on at least {MIN_REPEAT_BUYERS} in a snapshot. The time settings place the "
+        f"snapshots too early: the latest sits one label window of {counted(h, 'day')} "
+        f"(time.train_horizon_days, else time.horizon_days) before the cutoff {pd.Timestamp(end).date()}, "
+        f"and the latest snapshot the data allow for that window, {allowed.date()}, holds {n_allowed:,}. "
+        "Use a later cutoff (time.cutoff; --cutoff of kamml backtest) or a shorter time.horizon_days, or "
+        "set models.clv.offset_feature: null to train the value model without the offset"
     )
 
 

@@ -401,6 +401,28 @@ def test_true_or_false_where_a_number_goes_is_refused(section, key):
 
 
 @pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("tracking: {experiment: no}\n", "tracking.experiment"),
+        ("data: {columns: {accounts: {owner: yes}}}\n", "data.columns.accounts.owner"),
+        ("features: {static_columns: [region, no]}\n", "features.static_columns[1]"),
+        ("allocation: {effort_size_column: off}\n", "allocation.effort_size_column"),
+        ("data: {path: no}\n", "data.path"),
+    ],
+)
+def test_yes_or_no_where_text_goes_is_named_as_text(tmp_path, text, where):
+    """YAML 1.1 reads an unquoted no (a country code, a column) as false; it was "must be a number"."""
+    path = tmp_path / "job.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"'{where}' must be text, got " in message
+    assert "quote it" in message
+    assert "number" not in message
+
+
+@pytest.mark.parametrize(
     ("text", "key", "value"),
     [
         ("time: {cutoff: 2025-13-01}\n", "time.cutoff", "2025-13-01"),

@@ -130,11 +130,18 @@ class _Section(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_yes_no_for_numbers(cls, data: Any) -> Any:
-        """Refuse true/false where a number goes: pydantic reads them as 1 and 0 (a 1-day horizon)."""
+        """Refuse true/false where a number goes: pydantic reads them as 1 and 0 (a 1-day horizon).
+
+        Where text goes (a name, a column, a path), an unquoted yes/no/on/off is YAML 1.1's true/false:
+        said as text to quote (`tracking.experiment: no` was "must be a number").
+        """
         if isinstance(data, dict):
             for name, value in data.items():
                 field = cls.model_fields.get(name)
                 if field is None or _takes_bool(field.annotation):
+                    continue
+                what = _scalar_kind(field.annotation)
+                if what is None:  # a date or a choice: pydantic's own message names what it takes
                     continue
                 where = (name, value) if isinstance(value, bool) else None
                 if isinstance(value, dict | list | tuple) and not _holds_bool_or_section(field.annotation):
@@ -142,8 +149,8 @@ class _Section(BaseModel):
                 if where is not None:  # named with its section by `_describe`
                     raise PydanticCustomError(
                         "kamml_bool",
-                        "{key} must be a number",
-                        {"key": where[0], "got": str(where[1]).lower()},
+                        "{key} must be {what}",
+                        {"key": where[0], "got": str(where[1]).lower(), "what": what},
                     )
         return data
 
@@ -172,6 +179,18 @@ def _bool_inside(value: Any, path: str) -> tuple[str, bool] | None:
         found = _bool_inside(item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]")
         if found is not None:
             return found
+    return None
+
+
+def _scalar_kind(annotation: Any) -> str | None:
+    """What a field's values are, inside lists and dicts too: "a number", "text" or None (dates, choices)."""
+    if annotation in (int, float):
+        return "a number"
+    kinds = {_scalar_kind(arg) for arg in get_args(annotation)}  # a Literal's values are None
+    if "a number" in kinds:
+        return "a number"
+    if annotation in (str, Path) or "text" in kinds:
+        return "text"
     return None
 
 
@@ -984,7 +1003,13 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
         elif err["type"] == "kamml_bool":
             ctx = err.get("ctx", {})
             where = ".".join([*loc, str(ctx.get("key"))]).replace(".[", "[")
-            lines.append(f"'{where}' must be a number, got {ctx.get('got')}")
+            if ctx.get("what") == "text":
+                lines.append(
+                    f"'{where}' must be text, got {ctx.get('got')} (YAML reads an unquoted yes, no, on, off, "
+                    "true or false as true or false): quote it"
+                )
+            else:
+                lines.append(f"'{where}' must be a number, got {ctx.get('got')}")
         elif err["type"] == "bool_type":  # a strict switch: 0, 'no' and 'false' are not read as false
             lines.append(f"'{key}' must be true or false, got {err.get('input')!r}")
         elif dict_key and err["type"] == "literal_error":  # weights: {retension: 1}

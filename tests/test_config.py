@@ -401,6 +401,24 @@ def test_true_or_false_where_a_number_goes_is_refused(section, key):
 
 
 @pytest.mark.parametrize(
+    ("text", "key", "shown"),
+    [
+        ("time: {cutoff: 20240101}\n", "time.cutoff", "20240101"),
+        ("time: {cutoff: 1704067200}\n", "time.cutoff", "1704067200"),
+        ("time: {cutoff: 0}\n", "time.cutoff", "0"),
+        ("data: {end: 20241231}\n", "data.end", "20241231"),
+    ],
+)
+def test_a_number_is_no_date(tmp_path, text, key, shown):
+    """pydantic read a number as Unix seconds: 1704067200 was 2024-01-01 and 0 was 1970-01-01 without a
+    word, and 20240101 was "Datetimes provided to dates should have zero time"."""
+    path = tmp_path / "job.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"{key} must be a date \(YYYY-MM-DD\), got {shown}\b"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
     ("text", "where"),
     [
         ("tracking: {experiment: no}\n", "tracking.experiment"),

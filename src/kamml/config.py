@@ -248,8 +248,11 @@ def _midnight_utc(value: Any, key: str) -> Any:
 
     pydantic took "2025-07-01T00:00:00+02:00" (22:00 UTC the day before) as July 1st, which
     ``--cutoff`` refuses, and refused "2025-07-01T02:00:00+02:00" (midnight UTC), which it takes.
-    Anything else is left to pydantic's date parsing.
+    A number is refused: pydantic read it as Unix seconds (``cutoff: 1704067200`` was 2024-01-01, ``0``
+    1970-01-01, and ``20240101`` "should have zero time"). Anything else is left to pydantic's date parsing.
     """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise _key_error(f"{key} must be a date (YYYY-MM-DD), got {value}")
     stamp = value
     if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}[T ]", value.strip()):
         try:

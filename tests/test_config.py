@@ -401,6 +401,27 @@ def test_true_or_false_where_a_number_goes_is_refused(section, key):
 
 
 @pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("output:\n  dir: \n", "output.dir"),  # `dir: ${OUT}` from envsubst with OUT unset
+        ("time:\n  horizon_days:\n", "time.horizon_days"),
+        ("tracking:\n  uri: null\n", "tracking.uri"),
+    ],
+)
+def test_an_empty_value_for_a_key_without_none_says_to_leave_it_out(tmp_path, text, key):
+    """`output.dir:` with no value read "Input is not a valid path for <class 'pathlib.Path'> (got None)"."""
+    path = tmp_path / "job.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"'{key}'" in message
+    assert "has no value (null): give one, or leave the key out for its default" in message
+    assert "<class" not in message
+    assert "None" not in message
+
+
+@pytest.mark.parametrize(
     ("text", "key", "shown"),
     [
         ("time: {cutoff: 20240101}\n", "time.cutoff", "20240101"),

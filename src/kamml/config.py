@@ -965,6 +965,12 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _is_setting(loc: tuple[str, ...]) -> bool:
+    """Whether `loc` is a key of a config section (``output.dir``), not an entry of a list or dict in one."""
+    owner = _model_at(loc) if loc else None
+    return owner is not None and loc[-1] in owner.model_fields
+
+
 @functools.cache
 def _section_path(section: type[BaseModel]) -> tuple[str, ...]:
     """Where a section class sits in `Config` (("data", "columns") for `ColumnsConfig`); () for Config.
@@ -1022,6 +1028,11 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
             owner = _model_at((*prefix, *err["loc"]))
             valid = ", ".join(owner.model_fields) if owner else "?"
             lines.append(f"unknown key '{key}'; valid keys here: {valid}")
+        elif err.get("input", ...) is None and err["type"] != "value_error" and _is_setting(loc):
+            # `dir:` with nothing after it (`dir: ${OUT}` from envsubst with OUT unset)
+            if not (member and key in union):
+                union[key] = len(lines)
+                lines.append(f"'{key}' has no value (null): give one, or leave the key out for its default")
         else:
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"

@@ -8,9 +8,9 @@ from kamml.allocation.allocate import (
     budget_curve,
     check_scores,
     floor_hours,
-    read_scores,
 )
 from kamml.allocation.optimizer import AllocationResult, gain, optimize, optimize_budgets, optimize_detailed
+from kamml.allocation.scores_file import read_scores
 from kamml.allocation.stake import effort_scale, stake_parts
 
 __all__ = [

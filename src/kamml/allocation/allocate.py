@@ -5,7 +5,8 @@ effort scale, `kamml.allocation.stake`), splits the team's hours exactly with
 `kamml.allocation.optimizer.optimize_detailed` under the team's hours, each rep's capacity, a minimum
 touch for every active account and a cap per account, then ranks, tiers and explains every account
 (`kamml.allocation.tiers`). `budget_curve` shows what more or fewer hours would be worth, and
-`allocate_file` is the same flow from a scores file to an allocation file (written atomically).
+`allocate_file` is the same flow from a scores file (read by `kamml.allocation.scores_file`) to an
+allocation file (written atomically).
 
 The allocation table, one row per account, best first:
 
@@ -46,12 +47,10 @@ kamml's, another tool's) take the stated horizon, else 180 days with a warning
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import logging
 import math
 import os
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,8 +58,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kamml.allocation.optimizer import (
     AllocationResult,
@@ -68,6 +65,19 @@ from kamml.allocation.optimizer import (
     optimize_detailed,
     rep_name,
     rep_names,
+)
+from kamml.allocation.scores_file import (
+    HORIZON_COLUMN,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    SCORING_COLUMNS,
+    _integer_ids,
+    _plain_values,
+    _refuse_repeated_names,
+    _text_owners,
+    _whole_float_ids,
+    read_scores,
+    scores_renames,
 )
 from kamml.allocation.stake import effort_scale, resolve_weights, stake_parts
 from kamml.allocation.summary import (
@@ -79,15 +89,11 @@ from kamml.allocation.summary import (
     short_budgets,
 )
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
-from kamml.config import MAX_DAYS, NA_TEXTS, AllocationConfig, Config
+from kamml.config import MAX_DAYS, AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import (
     UTF8_FIX,
-    WHOLE_FLOAT_PATTERN,
-    binary_kind,
     check_output_path,
-    clean_name,
-    parquet_not_utf8,
     utf8_text,
     write_table,
 )
@@ -96,16 +102,9 @@ from kamml.text import counted
 
 __all__ = [
     "ALLOCATION_COLUMNS",
-    "CSV_ID_COLUMNS",
     "CURVE_HOURS_DIGITS",
     "DEFAULT_FRACTIONS",
-    "HORIZON_COLUMN",
-    "INTEGER_TEXT",
-    "MISSING_TEXTS",
-    "OPTIONAL_COLUMNS",
-    "REQUIRED_COLUMNS",
     "SCORE_BOUNDS",
-    "SCORING_COLUMNS",
     "WHOLE_DAYS_RULE",
     "active_accounts",
     "allocate",
@@ -124,14 +123,11 @@ __all__ = [
     "effort_clip_pair",
     "floor_hint",
     "horizon_problems",
-    "lossless_integers",
     "missing_score_columns",
     "owner_column",
     "owner_counts",
-    "read_scores",
     "resolve_horizon",
     "scores_horizon",
-    "scores_renames",
     "scoring_summary",
     "stake_problems",
     "stated_horizon",
@@ -145,15 +141,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
-
-REQUIRED_COLUMNS = ("account_id", "clv", "p_churn")
-"""Columns of the scores table that the allocation cannot do without."""
-
-HORIZON_COLUMN = "horizon_days"
-"""The scores' column with the horizon in days their predictions (and so the plan's hours) are over."""
-
-OPTIONAL_COLUMNS = ("referral_value", "p_alive", "owner", "drivers", "effort_scale", "effort_uplift")
-"""Columns of the scores table that the allocation reads when present (besides cutoff and model_uri)."""
 
 ALLOCATION_COLUMNS = (
     "account_id",
@@ -483,13 +470,14 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     account_id, names matched ignoring case, outer spaces and invisible marks; so what passes here is
     what `allocate` accepts, and a problem is named by the column it is read as.
 
-    Rules: no column name repeats, as written or but for case (`repeated_name_problems`); the columns
-    of `REQUIRED_COLUMNS` exist (and ``owner`` when `need_owner`); account_id has no
-    nulls and no duplicates; clv is a finite number >= 0; p_churn a number in [0, 1]; referral_value,
-    effort_scale and effort_uplift, when present, a finite number >= 0 or NaN; p_alive, when present, in
-    [0, 1] or NaN; horizon_days, when present, a number of days in [1, 36525] on every row, one horizon
-    for the whole table (`horizon_problems`). Dates and durations are not numbers. (An effort_scale of 0
-    or NaN falls back to the config's rule; an effort_uplift of NaN to the fixed growth weight.)
+    Rules: no column name repeats, as written or but for case
+    (`kamml.allocation.scores_file.repeated_name_problems`); the columns of `REQUIRED_COLUMNS` exist (and
+    ``owner`` when `need_owner`); account_id has no nulls and no duplicates; clv is a finite number >= 0;
+    p_churn a number in [0, 1]; referral_value, effort_scale and effort_uplift, when present, a finite
+    number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN; horizon_days, when present, a number of
+    days in [1, 36525] on every row, one horizon for the whole table (`horizon_problems`). Dates and
+    durations are not numbers. (An effort_scale of 0 or NaN falls back to the config's rule; an
+    effort_uplift of NaN to the fixed growth weight.)
 
     Raises
     ------
@@ -566,22 +554,6 @@ def _binary_problems(values: pd.Series, column: str) -> list[Problem]:
         return [_problem(column, BINARY_ID_RULE, binary, values)]
     bad = values.map(lambda v: isinstance(v, bytes | bytearray) and utf8_text(v) is None)
     return [_problem(column, BINARY_OWNER_RULE, bad, values)] if bad.any() else []
-
-
-def _text_owners(owners: pd.Series) -> pd.Series:
-    """Owners with binary values as their UTF-8 text (the accounts table reads a binary owner as text).
-
-    Bytes that are not UTF-8 stay as they are, for `check_scores` to refuse by name.
-    """
-    if _plain_values(owners) or not owners.map(lambda v: isinstance(v, bytes | bytearray)).any():
-        return owners  # typed or plain texts (inferred in C): no per-value look at a million owners
-    return owners.map(lambda v: _decoded(v) if isinstance(v, bytes | bytearray) else v)
-
-
-def _decoded(value: bytes | bytearray) -> str | bytes | bytearray:
-    """`value`'s UTF-8 text ("" for b"", which ``utf8_text(v) or v`` kept as bytes), else `value` itself."""
-    text = utf8_text(value)
-    return value if text is None else text
 
 
 def horizon_problems(counts: Mapping[float, int]) -> list[Problem]:
@@ -668,11 +640,6 @@ def warn_missing_effort(rows: int, n_accounts: int) -> None:
         f"{rows:,}",
         f"{n_accounts:,}",
     )
-
-
-#: Columns of a model's scores that one scoring shares across its rows: a table mixing values of one
-#: is several scorings joined (`warn_mixed_scorings`).
-SCORING_COLUMNS = ("cutoff", "model_uri")
 
 
 def warn_mixed_scorings(column: str, counts: Mapping[Any, int]) -> None:
@@ -842,350 +809,6 @@ def stake_sum_problem(n_rows: int, largest_clv: Sequence[float]) -> Problem:
         n_rows,
         tuple(largest_clv),
     )
-
-
-def scores_renames(names: Sequence[Any]) -> dict[str, str]:
-    """Column names to read as the scores column they spell but for case, outer spaces or invisible marks.
-
-    As the input tables match theirs (`kamml.io.clean_name`): a BOM kept before account_id by a tool
-    reading a CSV as utf-8, ' clv' after 'account_id, clv', 'P_Churn'. A column named exactly so wins, and
-    two that could both be it are left for the missing-column error, not one picked.
-    """
-    known = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *SCORING_COLUMNS, HORIZON_COLUMN)
-    texts = [n for n in names if isinstance(n, str)]
-    found: dict[str, list[str]] = {}
-    for name in texts:
-        key = clean_name(name).lower()
-        if name not in known and key in known and key not in texts:
-            found.setdefault(key, []).append(name)
-    return {alike[0]: key for key, alike in found.items() if len(alike) == 1}
-
-
-def read_scores(path: str | Path) -> pd.DataFrame:
-    """Read a scores table: a Parquet or CSV file (by extension), or a folder of Parquet parts.
-
-    A folder is what a Spark run writes as ``scores.parquet``. DataError if it cannot be read. Ids are
-    read as the input tables read them, from either format (`_ids_as_in_the_tables`).
-    """
-    source = Path(path)
-    suffix = source.suffix.lower()
-    if source.is_dir() and suffix == ".parquet":
-        try:
-            return _ids_as_in_the_tables(_renamed(_parquet_frame(source, "scores folder")))
-        except SchemaError:  # a ValueError too: its columns break a rule
-            raise
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read the scores folder {source}: {exc}") from None
-    if source.is_dir():
-        raise DataError(
-            f"scores {source} is a folder not named *.parquet: give the scores file, or the folder of "
-            "Parquet parts a Spark run wrote (scores.parquet)"
-        )
-    if not source.is_file():
-        raise DataError(f"scores file not found: {source}")
-    try:
-        if suffix == ".parquet":
-            return _ids_as_in_the_tables(_renamed(_parquet_frame(source, "scores file")))
-        if suffix == ".csv":
-            hint = _separator_hint(source)
-            if hint:  # read, a ';'-separated file is one column named like the whole header
-                raise DataError(f"cannot read the scores file {source}: {hint}")
-            return _read_csv_ids_as_text(source)
-    except SchemaError:  # a ValueError too: the file was read, and its columns break a rule
-        raise
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read the scores file {source}: {exc}") from None
-    raise DataError(f"cannot read {source}: scores must be a .parquet or .csv file")
-
-
-def _parquet_frame(source: Path, what: str) -> pd.DataFrame:
-    """Read a Parquet scores file or folder with pandas, text that is not UTF-8 named by its column.
-
-    pandas stopped at such text in a raw ``ArrowException`` ("Wrapping 2\ufffd failed"), not a ValueError.
-    """
-    try:
-        return pd.read_parquet(source)
-    except pa.ArrowException as exc:
-        problems = parquet_name_problems(source)  # pyarrow's raw "Multiple matches for FieldRef.Name(clv)"
-        if problems:
-            raise SchemaError(problems) from None
-        reason = parquet_not_utf8(source)
-        if reason is None and isinstance(exc, OSError | ValueError):
-            raise  # read_scores words these
-        raise DataError(f"cannot read the {what} {source}: {reason or exc}") from None
-
-
-def parquet_name_problems(source: Path) -> list[Problem]:
-    """`repeated_name_problems` of a Parquet file, or of the first of a folder's parts with any.
-
-    pyarrow and Spark stop at a column named twice in their raw words; shared with `kamml.spark`.
-    """
-    parts = [source] if source.is_file() else sorted(source.rglob("*.parquet"))
-    for part in parts:
-        try:
-            names = pq.read_schema(part).names
-        except (pa.ArrowException, OSError, ValueError):  # not Parquet: the caller words it
-            continue
-        problems = repeated_name_problems(names)
-        if problems:
-            return problems
-    return []
-
-
-#: Why two columns are one scores column though spelled differently (`repeated_name_problems`).
-ALIKE_NAMES_RULE = "scores names match ignoring case, outer spaces and invisible marks"
-
-
-def repeated_name_problems(names: Sequence[Any]) -> list[Problem]:
-    """One `Problem` per scores column named more than once, as written or but for case (shared with Spark).
-
-    A name repeated as written is refused whatever the column (pandas renamed a CSV's second clv clv.1;
-    Parquet and Spark cannot tell them apart). 'clv' beside 'CLV' or ' clv' is refused for the columns the
-    allocation reads, which are matched so (`scores_renames`): pandas planned on 'clv', and Spark, whose
-    names ignore case, refused the file; other columns, not read, may differ by case.
-    """
-    known = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *SCORING_COLUMNS, HORIZON_COLUMN)
-    texts = [str(n) for n in names]
-    groups: dict[tuple[bool, str], list[str]] = {}  # a read column by its matched name, others as written
-    for name in texts:
-        key = clean_name(name).lower()
-        groups.setdefault((True, key) if key in known else (False, name), []).append(name)
-    problems = []
-    for (_, key), alike in groups.items():
-        if len(alike) < 2:
-            continue
-        if len(set(alike)) == 1:
-            problems.append(
-                Problem("scores", alike[0], f"duplicated column name ({len(alike)} columns); keep one")
-            )
-        else:
-            listed = ", ".join(map(repr, alike))
-            rule = f"duplicated column name ({len(alike)} columns: {listed}; {ALIKE_NAMES_RULE}); keep one"
-            problems.append(Problem("scores", key, rule))
-    return sorted(problems, key=lambda p: str(p.column))
-
-
-def _refuse_repeated_names(names: Sequence[Any]) -> None:
-    """SchemaError naming each scores column named more than once (`repeated_name_problems`)."""
-    problems = repeated_name_problems(names)
-    if problems:
-        raise SchemaError(problems)
-
-
-def _separator_hint(source: Path) -> str:
-    """Why a scores CSV cannot be read: another file type named .csv, or a header not comma-separated."""
-    kind = binary_kind(source)
-    if kind is not None:  # its bytes read as a header "separated by tabs" otherwise
-        return f"it is {kind}, not CSV text; give it a name with its own extension (a Parquet file: .parquet)"
-    with source.open("rb") as handle:
-        header = handle.readline().decode("utf-8", errors="replace")
-    for sep, name in ((";", "';'"), ("\t", "tabs")):
-        if sep in header and "," not in header:
-            return (
-                f"its header is separated by {name}, not commas ({header.strip()[:80]!r}); a scores CSV is "
-                "comma-separated, as kamml writes it (a spreadsheet in a European locale saves ';')"
-            )
-    return ""
-
-
-#: Id columns of a scores or allocation CSV that are read as text: `lossless_integers` decides their type.
-CSV_ID_COLUMNS = ("account_id", "owner")
-
-#: An integer's text as Python writes it (no leading zero, no sign but a minus, no spaces).
-INTEGER_TEXT = r"0|-?[1-9][0-9]*"
-
-
-#: Texts pandas' CSV reader takes for a missing value (its default ``na_values``), less "NA": an id or
-#: owner written so in a scores file (CSV or Parquet) is missing. "NA" is also a code (North America),
-#: an id the input tables accept (`kamml.data.validation.NULL_MARKERS`): read as missing here, a run's
-#: own scores with an account "NA" could not be allocated again.
-MISSING_TEXTS = NA_TEXTS - {"NA"}
-
-
-def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
-    """A scores or allocation CSV with `CSV_ID_COLUMNS` read as text, so ids like 000947 keep their zeros."""
-    # round_trip: the numbers as written (pandas' faster parser moved the last digit of 1 in 4 clv values,
-    # so a plan from the scores CSV differed from the plan from the same scores in Parquet)
-    with source.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        header = next((row for row in csv.reader(handle) if row), [])  # pandas skips blank lines too
-    _refuse_repeated_names(header)  # pandas renames a second clv to clv.1, and the first was planned on
-    renames = scores_renames(header)
-    ids = [name for name in header if renames.get(name, name) in CSV_ID_COLUMNS]
-    # pandas' missing texts for every column, less "NA" for the ids (`MISSING_TEXTS`)
-    na_values = {name: sorted(MISSING_TEXTS if name in ids else MISSING_TEXTS | {"NA"}) for name in header}
-    options: dict[str, Any] = {
-        "dtype": dict.fromkeys(ids, str),
-        "float_precision": "round_trip",
-        "keep_default_na": False,
-        "na_values": na_values,
-        # index_col=False: a row with a value more than the header (a trailing ',') made pandas take the
-        # first column as the index, every column shifted by one (clv read as the ids)
-        "index_col": False,
-    }
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
-        try:
-            frame = pd.read_csv(source, **options)
-        except pd.errors.ParserError:
-            # rows of other widths (',' on some, ',,' on others, or none on the first): pandas' raw
-            # "Expected 4 fields in line 3, saw 5"; a value past the header is named, empty ones pass
-            _refuse_values_past_the_header(source, len(header))
-            frame = pd.read_csv(source, usecols=range(len(header)), **options)
-        except UnicodeDecodeError:  # Python's "'utf-8' codec can't decode byte 0xfc in position 41"
-            raise DataError(f"cannot read the scores file {source}: {_not_utf8(source)}") from None
-    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):  # pandas dropped values
-        _refuse_values_past_the_header(source, len(header))
-    frame = frame.rename(columns=renames)
-    if "cutoff" in frame and frame["cutoff"].dtype == object:  # CSV keeps no type: dates read back as dates
-        frame["cutoff"] = _dates_or_text(frame["cutoff"])
-    return _ids_as_in_the_tables(frame)
-
-
-def _not_utf8(source: Path) -> str:
-    """Why a CSV that failed to decode is refused: its first line that is not UTF-8, and what to do.
-
-    Read only after pandas failed; lines are decoded one at a time (a UTF-8 character never spans one).
-    """
-    where = ""
-    with source.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                guess = "UTF-16" if b"\x00" in line else "Latin-1 or Windows-1252"
-                where = f" (line {number} holds the byte 0x{line[exc.start]:02x}: {guess}?)"
-                break
-    return f"it is not UTF-8 text{where}; save it as UTF-8 (kamml reads and writes CSV as UTF-8)"
-
-
-def _refuse_values_past_the_header(source: Path, n_columns: int) -> None:
-    """DataError naming the first line with a value beyond the header's columns; empty ones (',,') pass.
-
-    Read only when pandas warned that rows are longer than the header, so a large file is not read twice.
-    """
-    with source.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        rows = csv.reader(handle)
-        next((row for row in rows if row), None)  # the header
-        for row in rows:
-            if any(value.strip() for value in row[n_columns:]):
-                raise DataError(
-                    f"cannot read the scores file {source}: line {rows.line_num} has {len(row)} values but "
-                    f"the header names {n_columns} columns ({row[n_columns:][:3]!r} past the last); "
-                    "give every value a column name, or remove the values past the header"
-                )
-
-
-def _renamed(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with its columns named as the scores columns they spell (`scores_renames`).
-
-    SchemaError for names repeated but for case ('clv' beside 'CLV'): the columns read are matched so.
-    """
-    _refuse_repeated_names(list(frame.columns))
-    renames = scores_renames(list(frame.columns))
-    return frame.rename(columns=renames) if renames else frame
-
-
-def _dates_or_text(texts: pd.Series) -> pd.Series:
-    """`texts` as timestamps when every one is an ISO date or time (one time zone or none), else as given."""
-    try:
-        dates = pd.to_datetime(texts, format="ISO8601", errors="coerce")
-    except (ValueError, TypeError):  # several time zones: kept as text
-        return texts
-    return dates if dates.notna().sum() == texts.notna().sum() else texts
-
-
-def _whole_float_ids(ids: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Object ids with whole floats as integers (1.0 is id 1, as in a CSV), and where a float is not whole.
-
-    An object column of 1 and 1.0 was two accounts, written "1" and "1.0"; 1.5 was an account too.
-    """
-
-    def whole(v: Any) -> Any:
-        return int(v) if isinstance(v, float | np.floating) and float(v).is_integer() else v
-
-    part = ids.map(
-        lambda v: isinstance(v, float | np.floating) and math.isfinite(v) and not float(v).is_integer()
-    )
-    return ids.map(whole), part
-
-
-def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
-    """account_id and owner written as text (any scores file) read as the input tables read ids.
-
-    Spaces around an id are the export's: " 1" is account 1 (and then a repeated id), not a second
-    account; whole numbers become integers (`lossless_integers`). An account id "119.0" (a float id
-    column saved as text) is 119, "007" stays a code, and a float account_id column of whole numbers
-    (pandas reads ids with gaps so) is integers: the allocation wrote 450.0, an id a CRM import does not
-    match. A Parquet file kept " 1" and "1" as two accounts where a CSV had one (an input audit), and
-    an id "" or "NULL" as an account where a CSV read none (`MISSING_TEXTS`).
-    """
-    for column in CSV_ID_COLUMNS:
-        if column not in frame.columns:
-            continue
-        if column == "owner":  # a Parquet binary owner: its text, then stripped and typed as text owners
-            frame[column] = _text_owners(frame[column])
-        ids = frame[column]
-        if pd.api.types.infer_dtype(ids, skipna=True) == "string":
-            texts = ids.astype(object).where(ids.isna(), ids.astype(str).str.strip())
-            texts[texts.isin(MISSING_TEXTS)] = None  # as a CSV reads them: no id
-            if column == "account_id":  # an owner "101.0" is rep "101" already (`rep_name`)
-                whole = texts.str.fullmatch(WHOLE_FLOAT_PATTERN).eq(True)  # no id: not a match (NaN)
-                texts = texts.where(~whole, texts.str.split(".").str[0])
-            frame[column] = lossless_integers(texts, allow_missing=column == "owner")
-        elif column == "account_id":
-            frame[column] = _integer_ids(ids)
-    return frame
-
-
-def _integer_ids(ids: pd.Series) -> pd.Series:
-    """Account ids of whole floats as integers (450.0 is id 450), in a float or an object column.
-
-    Shared by the files read (`_ids_as_in_the_tables`) and the scores given in memory, whose float ids
-    the allocation table wrote 450.0 (a CSV's "450.0", an id a CRM import does not match).
-    """
-    if pd.api.types.is_float_dtype(ids):
-        values = ids.to_numpy(dtype=float, na_value=np.nan)
-        present = values[~np.isnan(values)]
-        if len(present) and np.all(present == np.round(present)) and np.all(np.abs(present) < 2**53):
-            return ids.astype("Int64") if len(present) < len(values) else ids.astype(np.int64)
-        return ids
-    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in ("string", "integer"):
-        return _whole_float_ids(ids)[0]
-    return ids
-
-
-def lossless_integers(texts: pd.Series, *, allow_missing: bool = False) -> pd.Series:
-    """`texts` (ids read from a CSV as text) as integers when no id changes by it, else unchanged.
-
-    Integers when every present value is the text of its own integer (no leading zero, sign other than
-    a minus, space, decimal point or underscore; within int64): int64, or nullable Int64 when values are
-    missing and `allow_missing` (owners). So plain numeric ids keep the integer type a CSV reader gives
-    them, and ``000947`` stays ``000947`` instead of becoming 947.
-
-    Examples
-    --------
-    >>> lossless_integers(pd.Series(["947", "12"])).tolist()
-    [947, 12]
-    >>> lossless_integers(pd.Series(["000947", "12"])).tolist()
-    ['000947', '12']
-    """
-    present = texts.dropna()
-    if present.empty or (len(present) < len(texts) and not allow_missing):
-        return texts
-    words = present.astype(str)
-    if not words.str.fullmatch(INTEGER_TEXT).all():
-        return texts
-    try:
-        numbers = words.astype(np.int64)
-    except (OverflowError, ValueError):  # beyond int64
-        return texts
-    if not (numbers.astype(str) == words).all():  # belt and braces: nothing changed on the way
-        return texts
-    if len(present) == len(texts):
-        return numbers
-    nullable = pd.Series(pd.NA, index=texts.index, dtype="Int64", name=texts.name)
-    nullable[numbers.index] = numbers  # not through float64, which would round ids beyond 2**53
-    return nullable
 
 
 def allocate_file(
@@ -1691,18 +1314,6 @@ def _problem(column: str, rule: str, bad: pd.Series, values: pd.Series | None = 
     """A Problem in the scores table with the count of `bad` rows and a few of their `values`."""
     examples = () if values is None else tuple(values[bad.to_numpy()].head(5).tolist())
     return Problem("scores", column, rule, int(bad.sum()), examples)
-
-
-#: What pandas infers for a column of plain numbers or texts: no value in it needs a look of its own.
-_PLAIN_KINDS = frozenset({"string", "integer", "floating", "decimal", "mixed-integer-float", "empty"})
-
-
-def _plain_values(series: pd.Series) -> bool:
-    """Whether `series` holds only numbers or only texts (typed, or inferred in C): no lists, no yes/no.
-
-    Saves the per-value look of the scores checks on a million owners' texts.
-    """
-    return series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) in _PLAIN_KINDS
 
 
 def _check_number(series: pd.Series, column: str, low: float, high: float, nan_ok: bool) -> list[Problem]:

@@ -53,12 +53,7 @@ from kamml.allocation.allocate import (
     ALLOCATION_COLUMNS,
     BINARY_ID_RULE,
     BINARY_OWNER_RULE,
-    HORIZON_COLUMN,
-    INTEGER_TEXT,
-    MISSING_TEXTS,
-    REQUIRED_COLUMNS,
     SCORE_BOUNDS,
-    SCORING_COLUMNS,
     TEXT_NOT_UTF8_RULE,
     WHOLE_DAYS_RULE,
     active_accounts,
@@ -71,11 +66,8 @@ from kamml.allocation.allocate import (
     floor_hint,
     horizon_problems,
     missing_score_columns,
-    parquet_name_problems,
     plan_hours,
-    repeated_name_problems,
     resolve_horizon,
-    scores_renames,
     scoring_summary,
     stake_problems,
     stake_sum_problem,
@@ -94,6 +86,16 @@ from kamml.allocation.optimizer import (
     rep_codes,
     rep_names,
     reps_short,
+)
+from kamml.allocation.scores_file import (
+    HORIZON_COLUMN,
+    INTEGER_TEXT,
+    MISSING_TEXTS,
+    REQUIRED_COLUMNS,
+    SCORING_COLUMNS,
+    parquet_name_problems,
+    repeated_name_problems,
+    scores_renames,
 )
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.summary import accounts_text, amount, hours_text, short_budgets
@@ -342,7 +344,7 @@ def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
     " 1" beside "1" was a second account on Spark and a repeated id in memory. Without `texts` (a frame
     given, as `kamml.allocate` takes a pandas one) only a float account_id of whole numbers becomes long:
     written 450.0, it was an id a CRM import does not match. A binary owner is its UTF-8 text, as in memory
-    (`kamml.allocation.allocate._text_owners`); bytes that are not UTF-8 are kept for `_check_scores`.
+    (`kamml.allocation.scores_file._text_owners`); bytes that are not UTF-8 are kept for `_check_scores`.
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812

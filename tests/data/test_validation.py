@@ -344,7 +344,7 @@ def test_a_minus_zero_id_is_a_code_as_in_the_scores_not_account_zero(backend, wr
     accounts table with rows "0" and "-0" held two rows of account 0 (the duplicate check saw two
     texts), while `kamml allocate` read the scores' "-0" as its own account. No integer is written
     "-0": it is a code like "-007", on every entry point."""
-    from kamml.allocation.allocate import read_scores
+    from kamml.allocation.scores_file import read_scores
 
     tx_csv = write_csv("tx.csv", "account_id,ts,amount\n0,2024-01-01,1\n-0,2024-01-02,2\n-0.0,2024-01-03,3\n")
     accounts = write_csv("accounts.csv", "account_id,segment\n0,x\n-0,y\n")

@@ -53,7 +53,7 @@ def test_scores_table_has_the_contract_columns_and_matches_the_model(trained, tm
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_the_scores_carry_the_horizon_of_the_model_that_made_them(trained, tmp_path, suffix):
     """`kamml allocate` without a config reads it from there: the fixed effort rule's hours follow it."""
-    from kamml.allocation.allocate import read_scores
+    from kamml.allocation.scores_file import read_scores
 
     cfg, data, result = trained
     out = tmp_path / f"scores{suffix}"

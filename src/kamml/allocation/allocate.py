@@ -71,13 +71,13 @@ from kamml.allocation.scores_file import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     SCORING_COLUMNS,
-    _integer_ids,
-    _plain_values,
-    _refuse_repeated_names,
-    _text_owners,
-    _whole_float_ids,
+    integer_ids,
+    plain_values,
     read_scores,
+    refuse_repeated_names,
     scores_renames,
+    text_owners,
+    whole_float_ids,
 )
 from kamml.allocation.stake import effort_scale, resolve_weights, stake_parts
 from kamml.allocation.summary import (
@@ -458,7 +458,7 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
         )
     if "account_id" not in scores.columns and scores.index.name == "account_id":
         scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
-    _refuse_repeated_names(list(scores.columns))  # scores[name] would be a frame; 'CLV' beside 'clv' ignored
+    refuse_repeated_names(list(scores.columns))  # scores[name] would be a frame; 'CLV' beside 'clv' ignored
     renames = scores_renames(list(scores.columns))
     return scores.rename(columns=renames) if renames else scores
 
@@ -492,7 +492,7 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
     names = list(map(str, scores.columns))
     problems = missing_score_columns(names, need_owner=need_owner)
     for column in ("account_id", "owner"):
-        if column in scores.columns and not _plain_values(scores[column]):
+        if column in scores.columns and not plain_values(scores[column]):
             nested = scores[column].map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))
             if nested.any():  # a list of reps or ids: unhashable, a raw TypeError later
                 problems.append(_problem(column, "not one value (a list or a mapping)", nested))
@@ -507,7 +507,7 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
             with np.errstate(invalid="ignore"):  # inf has no remainder (NaN): not whole, refused below
                 part = pd.Series(np.mod(ids.to_numpy(dtype=float), 1.0) != 0, index=ids.index) & ~null
         elif ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in ("string", "integer"):
-            ids, part = _whole_float_ids(ids)
+            ids, part = whole_float_ids(ids)
         if part.any():
             problems.append(
                 _problem("account_id", "not a whole number (an id is a whole number or a text)", part, ids)
@@ -545,7 +545,7 @@ def _binary_problems(values: pd.Series, column: str) -> list[Problem]:
     """Binary values of account_id or owner (a Parquet binary column): written b'1' in the allocation.
 
     As the input tables read them: a binary account_id is a wrong type; a binary owner is its UTF-8
-    text (`_text_owners`), refused only where its bytes are not UTF-8.
+    text (`text_owners`), refused only where its bytes are not UTF-8.
     """
     binary = values.map(lambda v: isinstance(v, bytes | bytearray))
     if not binary.any():
@@ -1000,7 +1000,7 @@ def _prepared(
     scores = _scores_frame(scores)
     _check_frame(scores, need_owner=cfg.capacity is not None)
     if "owner" in scores.columns:  # binary owners given in memory, as read from a file
-        scores = scores.assign(owner=_text_owners(scores["owner"]))
+        scores = scores.assign(owner=text_owners(scores["owner"]))
     if warn:  # a plan: no rows is the error, before the effort rule warns of no positive clv
         check_not_empty(len(scores))
         for column in SCORING_COLUMNS:  # one value each (hashed: no text made of a million dates)
@@ -1010,7 +1010,7 @@ def _prepared(
     horizon = resolve_horizon(scores_horizon(scores), stated)
     keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *SCORING_COLUMNS) if c in scores]
     frame = scores[keep].reset_index(drop=True).copy()
-    frame["account_id"] = _integer_ids(frame["account_id"])  # as read from a file: 450.0 is id 450
+    frame["account_id"] = integer_ids(frame["account_id"])  # as read from a file: 450.0 is id 450
     for column in ("clv", "p_churn", "referral_value", "p_alive"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column]).astype(float)
@@ -1320,7 +1320,7 @@ def _check_number(series: pd.Series, column: str, low: float, high: float, nan_o
     """Problems of one numeric column: not a number, missing, not finite, outside [low, high]."""
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         return [_problem(column, f"not a number (a {series.dtype} column)", series.notna(), series)]
-    plain = _plain_values(series)
+    plain = plain_values(series)
     if pd.api.types.is_bool_dtype(series) or (
         not plain and series.map(lambda v: isinstance(v, bool | np.bool_)).any()
     ):  # pandas takes True for 1: a yes/no column read as 0 and 1 made a plan without a word

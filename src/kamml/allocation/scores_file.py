@@ -33,11 +33,16 @@ __all__ = [
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "SCORING_COLUMNS",
+    "integer_ids",
     "lossless_integers",
     "parquet_name_problems",
+    "plain_values",
     "read_scores",
+    "refuse_repeated_names",
     "repeated_name_problems",
     "scores_renames",
+    "text_owners",
+    "whole_float_ids",
 ]
 
 REQUIRED_COLUMNS = ("account_id", "clv", "p_churn")
@@ -175,7 +180,7 @@ def repeated_name_problems(names: Sequence[Any]) -> list[Problem]:
     return sorted(problems, key=lambda p: str(p.column))
 
 
-def _refuse_repeated_names(names: Sequence[Any]) -> None:
+def refuse_repeated_names(names: Sequence[Any]) -> None:
     """SchemaError naming each scores column named more than once (`repeated_name_problems`)."""
     problems = repeated_name_problems(names)
     if problems:
@@ -218,7 +223,7 @@ def _read_csv_ids_as_text(source: Path) -> pd.DataFrame:
     # so a plan from the scores CSV differed from the plan from the same scores in Parquet)
     with source.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         header = next((row for row in csv.reader(handle) if row), [])  # pandas skips blank lines too
-    _refuse_repeated_names(header)  # pandas renames a second clv to clv.1, and the first was planned on
+    refuse_repeated_names(header)  # pandas renames a second clv to clv.1, and the first was planned on
     renames = scores_renames(header)
     ids = [name for name in header if renames.get(name, name) in CSV_ID_COLUMNS]
     # pandas' missing texts for every column, less "NA" for the ids (`MISSING_TEXTS`)
@@ -290,7 +295,7 @@ def _renamed(frame: pd.DataFrame) -> pd.DataFrame:
 
     SchemaError for names repeated but for case ('clv' beside 'CLV'): the columns read are matched so.
     """
-    _refuse_repeated_names(list(frame.columns))
+    refuse_repeated_names(list(frame.columns))
     renames = scores_renames(list(frame.columns))
     return frame.rename(columns=renames) if renames else frame
 
@@ -304,7 +309,7 @@ def _dates_or_text(texts: pd.Series) -> pd.Series:
     return dates if dates.notna().sum() == texts.notna().sum() else texts
 
 
-def _whole_float_ids(ids: pd.Series) -> tuple[pd.Series, pd.Series]:
+def whole_float_ids(ids: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Object ids with whole floats as integers (1.0 is id 1, as in a CSV), and where a float is not whole.
 
     An object column of 1 and 1.0 was two accounts, written "1" and "1.0"; 1.5 was an account too.
@@ -333,7 +338,7 @@ def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
         if column not in frame.columns:
             continue
         if column == "owner":  # a Parquet binary owner: its text, then stripped and typed as text owners
-            frame[column] = _text_owners(frame[column])
+            frame[column] = text_owners(frame[column])
         ids = frame[column]
         if pd.api.types.infer_dtype(ids, skipna=True) == "string":
             texts = ids.astype(object).where(ids.isna(), ids.astype(str).str.strip())
@@ -343,11 +348,11 @@ def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
                 texts = texts.where(~whole, texts.str.split(".").str[0])
             frame[column] = lossless_integers(texts, allow_missing=column == "owner")
         elif column == "account_id":
-            frame[column] = _integer_ids(ids)
+            frame[column] = integer_ids(ids)
     return frame
 
 
-def _integer_ids(ids: pd.Series) -> pd.Series:
+def integer_ids(ids: pd.Series) -> pd.Series:
     """Account ids of whole floats as integers (450.0 is id 450), in a float or an object column.
 
     Shared by the files read (`_ids_as_in_the_tables`) and the scores given in memory, whose float ids
@@ -360,7 +365,7 @@ def _integer_ids(ids: pd.Series) -> pd.Series:
             return ids.astype("Int64") if len(present) < len(values) else ids.astype(np.int64)
         return ids
     if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) not in ("string", "integer"):
-        return _whole_float_ids(ids)[0]
+        return whole_float_ids(ids)[0]
     return ids
 
 
@@ -398,12 +403,12 @@ def lossless_integers(texts: pd.Series, *, allow_missing: bool = False) -> pd.Se
     return nullable
 
 
-def _text_owners(owners: pd.Series) -> pd.Series:
+def text_owners(owners: pd.Series) -> pd.Series:
     """Owners with binary values as their UTF-8 text (the accounts table reads a binary owner as text).
 
     Bytes that are not UTF-8 stay as they are, for `kamml.allocation.allocate.check_scores` to refuse by name.
     """
-    if _plain_values(owners) or not owners.map(lambda v: isinstance(v, bytes | bytearray)).any():
+    if plain_values(owners) or not owners.map(lambda v: isinstance(v, bytes | bytearray)).any():
         return owners  # typed or plain texts (inferred in C): no per-value look at a million owners
     return owners.map(lambda v: _decoded(v) if isinstance(v, bytes | bytearray) else v)
 
@@ -418,7 +423,7 @@ def _decoded(value: bytes | bytearray) -> str | bytes | bytearray:
 _PLAIN_KINDS = frozenset({"string", "integer", "floating", "decimal", "mixed-integer-float", "empty"})
 
 
-def _plain_values(series: pd.Series) -> bool:
+def plain_values(series: pd.Series) -> bool:
     """Whether `series` holds only numbers or only texts (typed, or inferred in C): no lists, no yes/no.
 
     Saves the per-value look of the scores checks on a million owners' texts.

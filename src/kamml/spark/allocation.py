@@ -344,7 +344,7 @@ def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
     " 1" beside "1" was a second account on Spark and a repeated id in memory. Without `texts` (a frame
     given, as `kamml.allocate` takes a pandas one) only a float account_id of whole numbers becomes long:
     written 450.0, it was an id a CRM import does not match. A binary owner is its UTF-8 text, as in memory
-    (`kamml.allocation.scores_file._text_owners`); bytes that are not UTF-8 are kept for `_check_scores`.
+    (`kamml.allocation.scores_file.text_owners`); bytes that are not UTF-8 are kept for `_check_scores`.
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812

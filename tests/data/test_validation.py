@@ -926,6 +926,47 @@ def test_a_column_without_offsets_beside_one_with_them_gets_a_note(backend):
     assert not [n for n in same.quality.notes if "UTC offset" in n.rule]
 
 
+@pytest.mark.parametrize("unit", ["ns", "us"])
+@pytest.mark.parametrize("zone", ["UTC", "+02:00", "Europe/Berlin"])
+def test_a_naive_parquet_date_beside_a_zoned_one_gets_the_note_text_gets(backend, tmp_path, zone, unit):
+    """A time-zone-aware Parquet `ts` (converted to UTC) beside naive dates (taken as UTC) got no note,
+    where the same as text (`+02:00` beside no offset) got one: the naive column may be local times."""
+    local = pd.to_datetime(["2024-01-05 10:00", "2024-02-05 10:00"]).as_unit(unit)
+    tx = pd.DataFrame({"account_id": [1, 2], "ts": local.tz_localize(zone), "amount": [1.0, 2.0]})
+    created = pd.to_datetime(["2023-06-01 09:00", "2023-07-01 09:00"]).as_unit(unit)
+    accounts = pd.DataFrame({"account_id": [1, 2], "created_at": created})
+    tx.to_parquet(tmp_path / "transactions.parquet")
+    accounts.to_parquet(tmp_path / "accounts.parquet")
+    data = load_data(tmp_path, backend=backend)
+    (note,) = [n for n in data.quality.notes if "UTC offset" in n.rule]
+    assert (note.table, note.column, note.n_rows) == ("accounts", "created_at", 2)
+    assert note.rule.startswith("no UTC offset (taken as UTC), while transactions.ts has one on every value")
+    assert note.examples == ("2023-06-01 09:00:00", "2023-07-01 09:00:00")
+    # converted as CSV's offsets are: the instants, as naive UTC
+    want = local.tz_localize(zone).tz_convert("UTC").tz_localize(None).as_unit("ns")
+    assert data.to_pandas("transactions").sort_values("account_id")["ts"].tolist() == want.tolist()
+    # a date column is naive too; all naive, or all zoned, is no note
+    accounts.assign(created_at=created.date).to_parquet(tmp_path / "accounts.parquet")
+    (note,) = [n for n in load_data(tmp_path, backend=backend).quality.notes if "UTC offset" in n.rule]
+    assert (note.column, note.examples) == ("created_at", ("2023-06-01 00:00:00", "2023-07-01 00:00:00"))
+    accounts.assign(created_at=created.tz_localize(zone)).to_parquet(tmp_path / "accounts.parquet")
+    assert not [n for n in load_data(tmp_path, backend=backend).quality.notes if "UTC offset" in n.rule]
+    tx.assign(ts=local).to_parquet(tmp_path / "transactions.parquet")
+    accounts.to_parquet(tmp_path / "accounts.parquet")
+    assert not [n for n in load_data(tmp_path, backend=backend).quality.notes if "UTC offset" in n.rule]
+
+
+def test_a_zoned_parquet_date_beside_naive_text_gets_the_note(backend, tmp_path, write_csv):
+    """Across formats too: a zoned Parquet `ts` beside a CSV's `created_at` without offsets."""
+    local = pd.to_datetime(["2024-01-05 10:00", "2024-02-05 10:00"]).tz_localize("+02:00")
+    tx = pd.DataFrame({"account_id": [1, 2], "ts": local, "amount": [1.0, 2.0]})
+    tx.to_parquet(tmp_path / "transactions.parquet")
+    write_csv("accounts.csv", "account_id,created_at\n1,2023-06-01 09:00\n2,2023-07-01 09:00\n")
+    (note,) = [n for n in load_data(tmp_path, backend=backend).quality.notes if "UTC offset" in n.rule]
+    assert (note.table, note.column, note.n_rows) == ("accounts", "created_at", 2)
+    assert note.examples == ("2023-06-01 09:00", "2023-07-01 09:00")
+
+
 def test_a_mapped_column_the_table_lacks_is_an_error(backend, tx):
     """An optional column (or attribute) mapped to nothing was silently dropped; a raw column with
     kamml's own name then became a text attribute and crashed the features."""

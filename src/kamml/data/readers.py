@@ -106,6 +106,9 @@ class RawTable:
         Header problems found while reading (duplicated column names, wrong delimiter).
     delimiter : str or None
         The field delimiter a CSV was read with (None for other sources).
+    zoned : frozenset of str or None
+        Parquet's time-zone-aware timestamp columns (engines read them as naive UTC, Spark's Ibis types
+        alike); None where the files' own types do not say (frames, Ibis tables, CSV text).
     """
 
     name: str
@@ -115,6 +118,7 @@ class RawTable:
     from_file: bool = False
     problems: list[Problem] = field(default_factory=list)
     delimiter: str | None = None
+    zoned: frozenset[str] | None = None
 
 
 def read_table(
@@ -714,7 +718,10 @@ def _read_parquet(
         # purchase's 5 units became 1, an account's size went missing)
         where = f"{origin}: its parts spell it differently"
         problems.append(_duplicate_problem(name, merged, list(table.columns), where=where))
-    return RawTable(name, table, origin, text=False, from_file=True, problems=problems)
+    # a zone in any part: the files' own types say it, where Ibis types Spark's instants as naive
+    fields = [f for schema in schemas for f in schema]
+    zoned = frozenset(f.name for f in fields if pa.types.is_timestamp(f.type) and f.type.tz is not None)
+    return RawTable(name, table, origin, text=False, from_file=True, problems=problems, zoned=zoned)
 
 
 def _untyped_nulls(table: ir.Table, schemas: list[pa.Schema]) -> ir.Table:

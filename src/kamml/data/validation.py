@@ -123,6 +123,17 @@ class _TzCheck:
 
 
 @dataclass(frozen=True)
+class _TypedZone:
+    """A typed date column whose file says whether it is time-zone-aware (Parquet), and its dates' count."""
+
+    column: str
+    zoned: bool
+    dated: str  # the metric counting its dates
+    ok: Deferred
+    value: Deferred
+
+
+@dataclass(frozen=True)
 class _FiniteCheck:
     """Infinite values of a numeric attribute: refused when the column is a number (`_plan_extra`)."""
 
@@ -214,6 +225,7 @@ class TablePlan:
     type_problems: list[Problem] = field(default_factory=list)
     epoch_checks: list[tuple[int, str, str]] = field(default_factory=list)
     tz_checks: list[_TzCheck] = field(default_factory=list)
+    typed_zones: list[_TypedZone] = field(default_factory=list)
     finite_checks: list[_FiniteCheck] = field(default_factory=list)
     total_checks: list[tuple[str, str, Deferred]] = field(default_factory=list)
     thousands_checks: list[_ThousandsCheck] = field(default_factory=list)
@@ -625,6 +637,9 @@ def _plan_timestamp(
             raw.notnull() & ts.isnull(),
             c,
         )
+        if plan.raw.zoned is not None:  # converted to UTC when zoned; the note beside others as text's
+            dated = plan.metric(f"{hint}_dated", ts.notnull().cast("int64").sum())
+            plan.typed_zones.append(_TypedZone(column, column in plan.raw.zoned, dated, ts.notnull(), c))
     elif dtype.is_string():
         s = plan.derive(0, hint, _trim(c))
         missing = c.isnull() | (s.length() == 0)
@@ -1457,31 +1472,37 @@ def _tz_problems(plan: TablePlan, check: _TzCheck) -> tuple[list[Problem], list[
 
 
 def _zones_across_columns(plans: Iterable[TablePlan]) -> list[Problem]:
-    """A note for each text date column without UTC offsets where another column has one on every value.
+    """A note for each date column without UTC offsets where another column has one on every value.
 
     Within one column a mix is an error; across columns each was read on its own, so
     `transactions.ts` at +02:00 (converted to UTC) beside `accounts.created_at` in local time (taken as
-    UTC) shifted one table by two hours without a word.
+    UTC) shifted one table by two hours without a word. Parquet's typed columns take part as their
+    files type them: a time-zone-aware one as one with an offset, a naive one or a date as one without.
     """
     zoned: list[str] = []
-    naive: list[tuple[TablePlan, _TzCheck, int]] = []
+    naive: list[tuple[TablePlan, str, int, Deferred, Deferred]] = []
     for plan in plans:
         for check in plan.tz_checks:
             with_offset, without = (_count(plan.values.get(k)) for k in check.keys[:2])
             if with_offset and not without:
                 zoned.append(f"{plan.name}.{check.column}")
             elif without and not with_offset:
-                naive.append((plan, check, without))
+                naive.append((plan, check.column, without, check.ok & ~check.has_offset, check.text))
+        for typed in plan.typed_zones:
+            dated = _count(plan.values.get(typed.dated))
+            if dated and typed.zoned:
+                zoned.append(f"{plan.name}.{typed.column}")
+            elif dated:
+                naive.append((plan, typed.column, dated, typed.ok, typed.value))
     notes = []
-    for plan, check, without in naive:
+    for plan, column, without, bad, value in naive:
         if zoned:
             rule = (
                 f"no UTC offset (taken as UTC), while {' and '.join(zoned)} "
                 f"{'has' if len(zoned) == 1 else 'have'} one on every value: if these are local times, "
                 "write their offset"
             )
-            examples = _examples(plan, check.ok & ~check.has_offset, check.text)
-            notes.append(Problem(plan.name, check.column, rule, without, examples))
+            notes.append(Problem(plan.name, column, rule, without, _examples(plan, bad, value)))
     return notes
 
 

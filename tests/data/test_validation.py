@@ -467,6 +467,39 @@ def test_rows_repeated_without_transaction_ids_are_noted_and_kept(backend, tx, m
     assert load_data({"transactions": frame}, backend=backend).quality.count("rows repeating") == 0
 
 
+def test_note_examples_are_the_smallest_by_value_not_as_text(backend, tmp_path, write_csv):
+    """A CSV's examples were its text's smallest ("-1", "-10", "-100", "-2", "-2.5": not the largest
+    refunds, and -9 passed over) and account ids came as "10" before "9"; Parquet's numbers were picked by
+    value, then shown as text sorts them (-10.0, -100.0, -3.0)."""
+    amounts = ["-1", "-2", "-2.5", "-3", "-5", "-9", "-10", "-100", "4"]
+    accounts = [1, 2, 3, 9, 10, 100, 2, 9, 10]
+    rows = "".join(
+        f"{a},2024-01-0{i + 1},{x}\n" for i, (a, x) in enumerate(zip(accounts, amounts, strict=True))
+    )
+    text = "account_id,ts,amount\n" + rows
+    repeated = (
+        text + "2,2024-01-02,-2\n9,2024-01-04,-3\n10,2024-01-05,-5\n100,2024-01-06,-9\n3,2024-01-03,-2.5\n"
+    )
+    csv = write_csv("csv/transactions.csv", repeated)
+    frame = pd.read_csv(csv)
+    frame.to_parquet(tmp_path / "transactions.parquet")
+    for source, shown in (
+        (csv, ("-100", "-10", "-9", "-5", "-3")),
+        (tmp_path, (-100.0, -10.0, -9.0, -5.0, -3.0)),
+    ):
+        data = load_data(source, backend=backend)
+        (refunds,) = [n for n in data.quality.notes if n.rule.startswith("refunds")]
+        assert refunds.examples == shown
+        (repeats,) = [n for n in data.quality.notes if n.rule.startswith("rows repeating")]
+        assert tuple(map(str, repeats.examples)) == ("2", "3", "9", "10", "100")
+    # dates by their instant, not their text: a day written without zeros (2024-1-5) is one too
+    late = "account_id,ts,amount\n1,2024-1-9,1\n1,2024-01-10,1\n1,2024-1-8,1\n"
+    with pytest.raises(SchemaError) as info:
+        validate(write_csv("late/transactions.csv", late), Config(data=DataConfig(end="2024-01-07")))
+    (problem,) = info.value.problems
+    assert problem.examples == ("2024-1-8", "2024-1-9", "2024-01-10")
+
+
 def test_activities_repeated_in_every_column_are_noted_and_kept(backend, tx):
     """An activities export delivered twice doubled every account's hours (features and the effort
     response's scale) without a word; transactions repeated so are noted, activities were not."""

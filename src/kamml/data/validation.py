@@ -108,6 +108,7 @@ class _Rule:
     example: Deferred | None
     hard: bool = True
     key: str = ""
+    order: Deferred | None = None  # the examples' order (`_examples`), when not the example's own
 
 
 @dataclass(frozen=True)
@@ -263,10 +264,21 @@ class TablePlan:
         return _[name]
 
     def add(
-        self, column: str | None, rule: str, bad: Deferred, example: Deferred | None, hard: bool = True
+        self,
+        column: str | None,
+        rule: str,
+        bad: Deferred,
+        example: Deferred | None,
+        hard: bool = True,
+        *,
+        order: Deferred | None = None,
     ) -> None:
-        """Register a row rule; its count is computed in the table's aggregate query."""
-        self.rules.append(_Rule(column, rule, bad, example, hard, key=f"rule_{len(self.rules)}"))
+        """Register a row rule; its count is computed in the table's aggregate query.
+
+        `order` sorts the examples when the example's own order is not its value's (a CSV's text).
+        """
+        key = f"rule_{len(self.rules)}"
+        self.rules.append(_Rule(column, rule, bad, example, hard, key=key, order=order))
 
     def metric(self, name: str, value: Deferred) -> str:
         """Register an extra aggregate and return its key."""
@@ -706,17 +718,17 @@ def _plan_timestamp(
         if end is not None:
             last = (end - pd.Timedelta(days=1)).date()
             rule = f"after the data end (config data.end: {last}, the last day included){tag}"
-            plan.add(column, rule, ts >= end, c)
+            plan.add(column, rule, ts >= end, c, order=ts)
         tomorrow = today + pd.Timedelta(days=1)
         future = ts >= tomorrow
         if end is not None:
             future = future & (ts < end)
-        plan.add(column, f"in the future (after today, {today.date()}){tag}", future, c)
+        plan.add(column, f"in the future (after today, {today.date()}){tag}", future, c, order=ts)
     elif cspec.name == "created_at":  # an account dated later has no age at any cutoff (feature missing)
         later = end if end is not None else today + pd.Timedelta(days=1)
         since = "the data end" if end is not None else f"today, {today.date()}"
         rule = f"created after {since}: the account's age is unknown at every cutoff{tag}"
-        plan.add(column, rule, ts >= later, c, hard=False)
+        plan.add(column, rule, ts >= later, c, hard=False, order=ts)
     plan.metrics[f"{cspec.name}_min"] = ts.min()
     plan.metrics[f"{cspec.name}_max"] = ts.max()
     plan.builders[cspec.name] = _fixed(ts)
@@ -907,14 +919,14 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     nonfinite = _nan(plan, f) | (f.notnull() & _infinite(f))  # `_nan`, not notnull: NaN is null on Spark
     # a float column's on Spark as text: its values come back through pandas, where a NaN became None
     shown = f.cast("string") if dtype.is_numeric() and not on_duckdb else c
-    plan.add(column, f"not a finite number (NaN or infinite){tag}", nonfinite, shown)
+    plan.add(column, f"not a finite number (NaN or infinite){tag}", nonfinite, shown, order=f)
     finite_size = ibis.cases((nonfinite, 0.0), else_=f.abs())  # a NaN or inf row is its own problem
     if cspec.name == "hours":
-        plan.add(column, f"negative hours{tag}", f < 0, c)
+        plan.add(column, f"negative hours{tag}", f < 0, c, order=f)
     if cspec.name in ("amount", "hours"):
         plan.total_checks.append((column, plan.metric(f"{cspec.name}_size", finite_size.sum()), f))
     if cspec.name == "amount":
-        plan.add(column, "refunds or credits (amount < 0)", f < 0, c, hard=False)
+        plan.add(column, "refunds or credits (amount < 0)", f < 0, c, hard=False, order=f)
         plan.add(column, "zero amounts", f == 0, None, hard=False)
     plan.builders[cspec.name] = _fixed(f)  # a missing quantity is filled beside the amount (`_units`)
 
@@ -1237,18 +1249,38 @@ def _infinite(value: Deferred) -> Deferred:
     return (value == ibis.literal(float("inf"))) | (value == ibis.literal(float("-inf")))
 
 
-def _examples(plan: TablePlan, bad: Deferred, example: Deferred) -> tuple[Any, ...]:
+def _examples(
+    plan: TablePlan, bad: Deferred, example: Deferred, order: Deferred | None = None
+) -> tuple[Any, ...]:
     """Up to `N_EXAMPLES` distinct values of `example` among the rows where `bad` holds, smallest first.
 
-    Grouped, not ``distinct()``: Ibis compiled the latter on PySpark into a DISTINCT over the filter's
-    columns too, so rows with one example and other amounts came back once each ("-2.0, -2.0").
+    Smallest by `order` (the parsed number or date of a CSV's text, shown as written), else by the value
+    itself: a CSV's refunds were its text's smallest ("-1", "-10", "-100", "-2"), not the largest, and
+    Parquet's numbers, picked by value, were then shown as text sorts them (-10.0, -100.0, -3.0). Grouped,
+    not ``distinct()``: Ibis compiled the latter on PySpark into a DISTINCT over the filter's columns too,
+    so rows with one example and other amounts came back once each ("-2.0, -2.0").
     """
     # ordered before the limit, so both engines show the same (smallest) examples
-    rows = plan.table.filter(bad).select(example=example)
-    query = rows.group_by("example").aggregate(n=rows.count()).select("example")
-    query = query.order_by("example").limit(N_EXAMPLES)
-    values = _execute(plan, query)["example"]
-    return plain_examples(sorted(values, key=lambda v: (v is None, str(v))))
+    if order is None:  # grouped on the value alone: any type groups, not all have a min() on Spark
+        rows = plan.table.filter(bad).select(example=example)
+        query = rows.group_by("example").aggregate(n=rows.count()).select("example", order="example")
+    else:
+        rows = plan.table.filter(bad).select(example=example, order=order)
+        query = rows.group_by("example").aggregate(order=rows.order.min())
+    query = query.order_by([ibis.asc("order", nulls_first=False), "example"]).limit(N_EXAMPLES)
+    found = _execute(plan, query)
+    pairs = sorted(zip(found["order"], found["example"], strict=True), key=_by_value)
+    return plain_examples(value for _order, value in pairs)
+
+
+def _by_value(pair: tuple[Any, Any]) -> tuple[Any, ...]:
+    """An (order, example) pair's place: by the order's value, a NaN after the numbers, nulls last."""
+    order, example = pair
+    if order is None:
+        return (2, 0, str(example))
+    if isinstance(order, float) and order != order:
+        return (1, 0, str(example))
+    return (0, order, str(example))
 
 
 def _duplicates(plan: TablePlan, column: str) -> tuple[int, tuple[Any, ...]]:
@@ -1299,7 +1331,7 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
         n = _count(plan.values.get(rule.key))
         if not n:
             continue
-        examples = _examples(plan, rule.bad, rule.example) if rule.example is not None else ()
+        examples = _examples(plan, rule.bad, rule.example, rule.order) if rule.example is not None else ()
         text = rule.rule
         if rule.column is not None and any(
             str(v).strip().lower() == rule.column.strip().lower() for v in examples
@@ -1423,16 +1455,31 @@ def _repeats_without_id(plan: TablePlan, raw: ir.Table | None = None) -> tuple[i
         """The rows beyond the first of each repeated row, and the first accounts with some: one query."""
         rows = table.group_by([table[c] for c in table.columns]).aggregate(_kamml_n=_.count())
         extra = rows.filter(_._kamml_n > 1).group_by(account).aggregate(_kamml_extra=(_._kamml_n - 1).sum())
-        query = extra.mutate(_kamml_total=extra._kamml_extra.sum().over()).order_by(account)
+        query = extra.mutate(
+            _kamml_total=extra._kamml_extra.sum().over(), _kamml_order=_id_number(extra[account])
+        )
+        query = query.order_by([ibis.asc("_kamml_order", nulls_first=False), account])
         found = _execute(plan, query.limit(N_EXAMPLES))
         total = _count(found["_kamml_total"][0]) if found["_kamml_total"] else 0
-        return total, plain_examples(found[account])
+        pairs = sorted(zip(found["_kamml_order"], found[account], strict=True), key=_by_value)
+        return total, plain_examples(value for _order, value in pairs)
 
     if _count(plan.values.get("n_rows")) > EXACT_REPEAT_ROWS:
         bucket, _examples = repeats(raw.filter(raw[account].hash() % REPEAT_SAMPLE == 0))
         if not bucket:
             return 0, ()
     return repeats(raw)
+
+
+def _id_number(ids: ir.Value) -> ir.Value:
+    """Ids in their order as numbers: a text id of digits as its int64 (9 before 10, not "10" before "9").
+
+    Null for other text (after the numbers); a number column is its own order.
+    """
+    if not ids.type().is_string():
+        return ids
+    bare = ids.strip()
+    return ibis.ifelse(bare.re_search(r"^-?[0-9]{1,18}$"), bare.try_cast("int64"), ibis.null("int64"))
 
 
 def _exact_repeats(plan: TablePlan) -> int:

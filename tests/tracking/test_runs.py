@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from kamml.config import FEATURE_GROUPS, Config
+from kamml.io import json_text
 from kamml.tracking import backtest_metrics, flatten
 from kamml.tracking.runs import built_groups
 
@@ -61,6 +63,19 @@ def test_training_run_logs_config_data_versions_metrics_and_plots(trained):
     assert any(p.endswith(".png") for p in plots), plots
     local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="config.yaml")
     assert "horizon_days: 90" in Path(local).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_training_run_keeps_the_data_quality_notes(trained):
+    """A scheduled `kamml train` logged its notes only to its log: the run kept no word of the refunds,
+    repeats dropped or accounts missing from the accounts table that it trained on."""
+    _, data, result = trained
+    assert data.quality.notes  # the synthetic world has some (refunds at least)
+    local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data_quality.json")
+    logged = json.loads(Path(local).read_text(encoding="utf-8"))
+    assert logged == json.loads(json_text(data.quality.to_dict()))
+    assert [n["rule"] for n in logged["notes"]] == [n.rule for n in data.quality.notes]
+    assert MlflowClient().get_run(result.run_id).data.tags["data.notes"] == str(len(data.quality.notes))
 
 
 @pytest.mark.slow

@@ -159,6 +159,7 @@ def train(
     with TrainingRun(config, run_name=run_name, ends_job=ends_job) as run:
         run.log_config()
         run.log_data(fingerprint(data))
+        run.log_quality(data.quality)
         result, bundle, scoring, features, effort = _fit(data, config, before_register)
         log.info("logging the run and the model to MLflow")
         run.log_backtest(result)

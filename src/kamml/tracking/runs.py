@@ -749,6 +749,15 @@ class TrainingRun:
         mlflow.log_params(fitted_params(bundle))
         mlflow.log_metrics(fitted_metrics(bundle))
 
+    def log_quality(self, quality: Any) -> None:
+        """The data-quality summary the run trained on: data_quality.json and the tag ``data.notes``.
+
+        The notes (refunds, repeats dropped, accounts missing from the accounts table) were only logged,
+        so a scheduled job's run kept no word of what its data held.
+        """
+        mlflow.log_text(json_text(quality.to_dict()), "data_quality.json")
+        mlflow.set_tag("data.notes", str(len(quality.notes)))
+
     def log_backtest(self, result: Any) -> dict[str, float]:
         """Every metric beside its baselines, the protocol as params, the JSON of DESIGN §10."""
         self.metrics = backtest_metrics(result)

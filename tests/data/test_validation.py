@@ -500,6 +500,25 @@ def test_note_examples_are_the_smallest_by_value_not_as_text(backend, tmp_path, 
     assert problem.examples == ("2024-1-8", "2024-1-9", "2024-01-10")
 
 
+def test_repeated_id_examples_are_the_smallest_by_number_not_as_text(backend, write_csv):
+    """The duplicate-id error and both transaction-id notes listed a CSV's ids as text sorts them ("10",
+    "100" before "9"), where the refunds' and repeats' notes sort them by their number."""
+    ids = ["10", "9", "100", "2", "30", "7"]
+    exact = "".join(f"1,2024-01-0{i + 1},5,{t}\n" * 2 for i, t in enumerate(ids))
+    differ = "".join(f"1,2024-01-0{i + 1},5,d{t}\n1,2024-01-0{i + 1},6,d{t}\n" for i, t in enumerate(ids))
+    csv = write_csv("tx/transactions.csv", "account_id,ts,amount,transaction_id\n" + exact + differ)
+    notes = {n.rule.split(" (")[0]: n.examples for n in load_data(csv, backend=backend).quality.notes}
+    assert notes["duplicate transaction ids"] == ("2", "7", "9", "10", "30")
+    assert notes["transaction ids shared by rows that differ"] == ("d10", "d100", "d2", "d30", "d7")  # text
+    accounts = "".join(f"{a},x\n" * 2 for a in ids)
+    write_csv("acc/transactions.csv", "account_id,ts,amount\n1,2024-01-01,5\n")
+    write_csv("acc/accounts.csv", "account_id,segment\n" + accounts)
+    with pytest.raises(SchemaError) as info:
+        load_data(csv.parent.parent / "acc", backend=backend)
+    (problem,) = [p for p in info.value.problems if p.rule.startswith("duplicate account ids")]
+    assert problem.examples == ("2", "7", "9", "10", "30")
+
+
 def test_activities_repeated_in_every_column_are_noted_and_kept(backend, tx):
     """An activities export delivered twice doubled every account's hours (features and the effort
     response's scale) without a word; transactions repeated so are noted, activities were not."""

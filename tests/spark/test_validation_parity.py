@@ -210,3 +210,24 @@ def test_a_csv_column_without_a_name_is_no_attribute_on_spark_as_on_duckdb(engin
     duck, spark = seen
     assert duck == (["account_id", "size"], [("accounts", "unnamed_3")])
     assert spark == duck
+
+
+def test_example_ids_and_refunds_come_in_one_order_on_both_engines(engines, tmp_path):
+    """Examples are sorted by number in the query (ids of digits, refunds), so both engines show the
+    same five: a CSV's text sorted "10" and "100" before "9"."""
+    ids = ["10", "9", "100", "2", "30", "7"]
+    rows = "".join(f"1,2024-01-0{i + 1},-{t},{t}\n" * 2 for i, t in enumerate(ids))
+    (tmp_path / "transactions.csv").write_text("account_id,ts,amount,transaction_id\n" + rows)
+    (tmp_path / "accounts.csv").write_text("account_id,segment\n" + "".join(f"{a},x\n" * 2 for a in ids))
+    for backend in engines:
+        with pytest.raises(SchemaError) as info:
+            load_data(tmp_path, backend=backend)
+        (problem,) = [p for p in info.value.problems if p.rule.startswith("duplicate account ids")]
+        assert problem.examples == ("2", "7", "9", "10", "30")
+    (tmp_path / "accounts.csv").unlink()
+    for backend in engines:
+        notes = {
+            n.rule.split(" (")[0]: n.examples for n in load_data(tmp_path, backend=backend).quality.notes
+        }
+        assert notes["duplicate transaction ids"] == ("2", "7", "9", "10", "30")
+        assert notes["refunds or credits"] == ("-100", "-30", "-10", "-9", "-7")

@@ -1293,7 +1293,7 @@ def _duplicates(plan: TablePlan, column: str) -> tuple[int, tuple[Any, ...]]:
     query = (
         grouped.filter(grouped.key.notnull() & (grouped.n > 1))
         .select("key")
-        .order_by("key")
+        .order_by(_by_id_number(grouped.key))
         .limit(N_EXAMPLES)
     )
     return dups, plain_examples(_execute(plan, query)["key"])
@@ -1313,7 +1313,8 @@ def _shared_id_examples(plan: TablePlan) -> tuple[tuple[Any, ...], tuple[Any, ..
     variants = variants.aggregate(rows=_._kamml_n.sum(), variants=_.count())
 
     def first(condition: Deferred) -> tuple[Any, ...]:
-        query = variants.filter(condition).select(name).order_by(name).limit(N_EXAMPLES)
+        query = variants.filter(condition).select(name)
+        query = query.order_by(_by_id_number(query[name])).limit(N_EXAMPLES)
         return plain_examples(_execute(plan, query)[name])
 
     return first(_.rows > _.variants), first(_.variants > 1)
@@ -1469,6 +1470,13 @@ def _repeats_without_id(plan: TablePlan, raw: ir.Table | None = None) -> tuple[i
         if not bucket:
             return 0, ()
     return repeats(raw)
+
+
+def _by_id_number(ids: ir.Value) -> list[Any]:
+    """Sort keys for ids: text of digits by its number (9 before 10), then the rest as they sort."""
+    if not ids.type().is_string():  # numbers are their own order
+        return [ids]
+    return [ibis.asc(_id_number(ids), nulls_first=False), ids]
 
 
 def _id_number(ids: ir.Value) -> ir.Value:

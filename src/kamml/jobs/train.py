@@ -236,8 +236,15 @@ def _fit(
     snapshots = SnapshotCache(config.models.max_training_accounts)
     if scoring != test_cut:
         snapshots.want(snapshot_plan(config, scoring))
+    t0 = time.perf_counter()
     result = backtest(data, config, test_cut, snapshots=snapshots)
     snapshots.want(())
+    if scoring != test_cut:  # the second training logs the backtest's lines again: say which one runs
+        log.info(
+            "backtest done in %.0f s: training the model for scoring at %s",
+            time.perf_counter() - t0,
+            scoring.date(),
+        )
     # when the cutoffs coincide the backtest's bundle is the one to deploy, already anchored there
     if scoring == test_cut:
         bundle = result.bundle

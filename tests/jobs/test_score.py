@@ -553,3 +553,18 @@ def test_unseen_level_note_groups_the_levels_seen_in_training():
     many = unseen_level_note("region", [f"r{i}" for i in range(1234)], 3, ["new"])
     assert "training saw 1,234 levels: 'r0', 'r1'" in many.rule
     assert "training saw 1 level: 'r0'" in unseen_level_note("region", ["r0"], 3, ["new"]).rule
+
+
+@pytest.mark.slow
+def test_feature_rows_given_are_said_to_be_given_not_built_in_no_time(trained, caplog):
+    """`kamml run` passes the training job's rows: the log said "features for 100,000 accounts in 0.0 s"."""
+    cfg, data, result = trained
+    with caplog.at_level(logging.INFO, logger="kamml.jobs.score"):
+        score(result.bundle, data, result.scoring_cutoff, cfg, features=result.features, explain_top=0)
+    n, cut = f"{len(result.features):,}", result.scoring_cutoff.date()
+    assert f"features for {n} accounts at {cut} given, not built again" in caplog.text
+    assert " in 0.0 s" not in caplog.text.split("scored ")[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="kamml.jobs.score"):
+        score(result.bundle, data, result.scoring_cutoff, cfg, explain_top=0)
+    assert f"features for {n} accounts at {cut} in " in caplog.text

@@ -501,6 +501,7 @@ def score(
     bundle = loaded.bundle
     cut = check_scoring_cutoff(data, cutoff)
     t0 = time.perf_counter()
+    given = features is not None
     if features is None:
         features = build_features(data, cut, bundle.scoring_config(config))
     needed = bundle.feature_spec()["columns"]
@@ -517,9 +518,9 @@ def score(
     warn_lost_features(bundle, features, told)
     warn_money_unit(bundle, features)
     note_unseen_levels(bundle, features, data)
-    log.info(
-        "features for %s at %s in %.1f s", accounts_text(len(features)), cut.date(), time.perf_counter() - t0
-    )
+    # rows given (`kamml run` passes the training job's) took no time here: "in 0.0 s" read as a fault
+    how = "given, not built again" if given else f"in {time.perf_counter() - t0:.1f} s"
+    log.info("features for %s at %s %s", accounts_text(len(features)), cut.date(), how)
     rows = features  # the bundle takes its columns by name: no copy of a million rows
     n_chunks = max(1, -(-len(rows) // chunk_size))
     explain_all = explain_top is None or explain_top >= len(rows)

@@ -275,3 +275,31 @@ def test_the_end_of_the_backtest_is_logged_before_the_model_for_scoring(world_pa
     with caplog.at_level("INFO", logger="kamml.jobs.train"), pytest.raises(RuntimeError, match="stopped"):
         train_module._fit(data, cfg, None)
     assert f"backtest done in 0 s: training the model for scoring at {scoring.date()}" in caplog.text
+
+
+def test_backtest_plots_are_said_to_be_in_the_run_not_in_a_temporary_folder(monkeypatch, caplog):
+    """A 100k-account run's log read "wrote 5 backtest plots to /tmp/kamml-plots-..." (a folder gone when
+    the job ends); the plots are in the run's artifacts under plots/."""
+    from pathlib import Path
+
+    import kamml.report.plots as plots
+    from kamml.jobs import train as job
+
+    def drawn(result, out, errors=None):
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("gains", "churn_calibration"):
+            (out / f"{name}.png").write_bytes(b"png")
+        return {name: out / f"{name}.png" for name in ("gains", "churn_calibration")}
+
+    logged = []
+
+    class Run:
+        def log_artifacts(self, folder, path=None):
+            logged.append((sorted(p.name for p in Path(folder).iterdir()), path))
+
+    monkeypatch.setattr(plots, "backtest_plots", drawn)
+    with caplog.at_level("INFO", logger="kamml"):
+        job._log_plots(Run(), result=None)
+    assert logged == [(["churn_calibration.png", "gains.png"], "plots")]
+    assert "logged 2 backtest plots to the run's artifacts (plots/)" in caplog.text
+    assert "kamml-plots-" not in caplog.text

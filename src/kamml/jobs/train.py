@@ -274,5 +274,7 @@ def _log_plots(run: TrainingRun, result: BacktestResult) -> None:
     from kamml.report.plots import backtest_plots
 
     with tempfile.TemporaryDirectory(prefix="kamml-plots-") as tmp:
-        backtest_plots(result, Path(tmp), errors={})
+        drawn = backtest_plots(result, Path(tmp), errors={})
         run.log_artifacts(tmp, "plots")
+    # where they stay: the temporary folder the plotting names at DEBUG is gone when the job ends
+    log.info("logged %s to the run's artifacts (plots/)", counted(len(drawn), "backtest plot"))

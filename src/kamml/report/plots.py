@@ -1154,5 +1154,5 @@ def backtest_plots(
             models={MODEL_LABELS["kamml"]: _PRED_REFERRAL, MODEL_LABELS["past_rate"]: "past_referral_value"},
             title=f"Cumulative gains: referral value{when}",
         )
-    logger.info("wrote %d backtest plots to %s", len(paths), out)
+    logger.debug("wrote %d backtest plots to %s", len(paths), out)  # the caller says where they end up
     return paths

@@ -95,6 +95,18 @@ CASES: dict[str, dict[str, pd.DataFrame | pa.Table]] = {
         "referrals": pa.table({"referrer_id": pa.nulls(0), "referred_id": pa.nulls(0), "ts": pa.nulls(0)}),
         "activities": _activities().slice(0, 0),
     },
+    # the hour a DST change repeats: DuckDB reads the later instant (standard time), Spark read the earlier
+    "local times a DST change repeats": {
+        "transactions": _arrow_tx(
+            ts=pa.array(
+                [
+                    "2025-10-26 02:30:00 Europe/Berlin",
+                    "2024-11-03 01:30:00.5 America/New_York",
+                    "2025-10-26 01:30:00 Antarctica/Troll",
+                ]
+            )
+        )
+    },
     "optional columns of only nulls": {
         "transactions": _arrow_tx(product=pa.nulls(3)),
         "accounts": pa.table(

@@ -664,6 +664,7 @@ def _plan_timestamp(
         point = s.replace(",", ".")
         cast = point.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
         cast = ibis.ifelse(cast.isnull(), _loose_offset(point), cast)
+        cast = _later_of_repeated_hour(plan, point, cast)
         shaped = s.re_search(DATE_TEXT_PATTERN)
         parsed = plan.derive(1, hint, ibis.ifelse(shaped, cast, ibis.null(dt.Timestamp())))
         ts = plan.derive(2, hint, _in_range(parsed))
@@ -836,6 +837,41 @@ def _utc_offset(plan: TablePlan, s: Deferred, hint: str) -> tuple[Deferred, Defe
         ),
     )
     return has_offset, normal
+
+
+#: How far a DST change may set clocks back (Lord Howe's half hour, an hour, Antarctica/Troll's two hours),
+#: longest first: the later reading of a repeated local time is this much after the earlier one.
+DST_SHIFTS_S = (7200, 3600, 1800)
+
+
+@ibis.udf.scalar.builtin(name="from_utc_timestamp")
+def _from_utc_timestamp(ts: dt.timestamp, zone: dt.string) -> dt.timestamp:
+    """Spark's local time in `zone` of the UTC instant `ts`."""
+
+
+def _later_of_repeated_hour(plan: TablePlan, point: Deferred, cast: Deferred) -> Deferred:
+    """On Spark, a zone name's local time that a DST change repeats read as its later instant, as on DuckDB.
+
+    ``2025-10-26 02:30 Europe/Berlin`` happens twice: DuckDB reads the later one (01:30 UTC, standard
+    time), Spark's cast the earlier (00:30 UTC), an hour apart and, in a zone such as Antarctica/Troll,
+    a UTC day. The earlier reading `cast` is moved to the later one where the zone's clock shows the same
+    local time again that much later. Other engines' casts are left as they read.
+    """
+    if _engine_name(plan) != "pyspark":
+        return cast
+    zone = point.re_extract(r"\s([A-Za-z][A-Za-z0-9_/+-]*)$", 1)
+    local = point.re_replace(r"\s+[A-Za-z][A-Za-z0-9_/+-]*$", "").try_cast(dt.Timestamp())
+    later = ibis.cases(
+        *(
+            (
+                _from_utc_timestamp(cast + ibis.interval(seconds=shift), zone) == local,
+                cast + ibis.interval(seconds=shift),
+            )
+            for shift in DST_SHIFTS_S
+        ),
+        else_=cast,
+    )
+    return ibis.ifelse(point.re_search(ZONE_NAME_PATTERN) & cast.notnull(), later, cast)
 
 
 def _whole_float_text(c: Deferred) -> Deferred:

@@ -1161,3 +1161,15 @@ def test_snapshot_progress_lines_group_from_1000_on(make_data, monkeypatch, capl
     with caplog.at_level("INFO", logger="kamml"):
         build_training_frame(data, cutoffs, Config())
     assert "training snapshot 1,000 of 1,000 at 2022-09-27: 1 account in" in caplog.text
+
+
+def test_a_ratio_too_large_for_a_float_is_missing_not_infinite(make_data):
+    """A net spend of 5e-324 (the smallest float) made hours per spend infinite: scoring then stopped in
+    memory, and on Spark with a bare PythonException (a parity audit). A quotient beyond the floats has no
+    value to give, as a net spend of 0."""
+    t = tx([(1, "2024-03-01", 5e-324), (2, "2024-03-01", 100.0)])
+    acts = pd.DataFrame({"account_id": [1, 2], "ts": pd.to_datetime(["2024-04-01"] * 2), "hours": [2.0, 2.0]})
+    f = build_features(make_data(t, end="2024-12-31", activities=acts), CUTOFF)
+    assert np.isnan(f.loc[1, "hours_per_spend_365d"])
+    assert f.loc[2, "hours_per_spend_365d"] == pytest.approx(0.02)
+    assert not np.isinf(f.select_dtypes("number").to_numpy(dtype=float)).any()

@@ -93,8 +93,13 @@ def day_rows(tx: ir.Table) -> ir.Table:
 
 
 def _ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
-    """Return num / den as float, null when den is not positive."""
-    return ibis.cases((den > 0, num.cast("float64") / den.cast("float64")), else_=ibis.null("float64"))
+    """Return num / den as float, null when den is not positive or the quotient is beyond the floats.
+
+    A net spend of 5e-324 made hours per spend infinite, and scoring stopped on it (a parity audit).
+    """
+    quotient = num.cast("float64") / den.cast("float64")
+    finite = quotient.abs() < ibis.literal(float("inf"))
+    return ibis.cases(((den > 0) & finite, quotient), else_=ibis.null("float64"))
 
 
 def _sum_if(cond: ir.BooleanValue, value: ir.NumericValue | float) -> ir.NumericScalar:

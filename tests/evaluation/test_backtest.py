@@ -349,24 +349,29 @@ def test_a_book_with_too_few_repeat_buyers_by_its_end_still_blames_the_data(tmp_
         train_bundle(data, cfg, default_cutoff(data, cfg.time.horizon_days))
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_repeat_buyers_only_after_the_latest_possible_snapshot_do_not_blame_the_time_settings(world):
-    """5 repeat buyers before the test cutoff, hundreds in its label window: no cutoff the data allow
-    gives a training snapshot 10, so the time settings are not the cause and the fit's error stands."""
-    from kamml.errors import ModelError
-
+def _five_repeat_buyers(world) -> tuple[pd.Timestamp, pd.Timestamp, pd.DataFrame]:
+    """The data end, a cutoff 90 days before it and the world's transactions with only 5 repeat buyers
+    before that cutoff (everyone else's first purchase only), hundreds after it."""
     end = world.end.normalize()
     cut = end - pd.Timedelta(days=90)
     tx = world.transactions.sort_values("ts", kind="stable")
     before, after = tx[tx["ts"] < cut], tx[tx["ts"] >= cut]
     repeaters = before["account_id"].unique()[:5]
     firsts = before.groupby("account_id").head(1)
-    kept = pd.concat(
-        [firsts[~firsts["account_id"].isin(repeaters)], before[before["account_id"].isin(repeaters)]]
-    )
+    once = firsts[~firsts["account_id"].isin(repeaters)]
+    return end, cut, pd.concat([once, before[before["account_id"].isin(repeaters)], after])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_repeat_buyers_only_after_the_latest_possible_snapshot_do_not_blame_the_time_settings(world):
+    """5 repeat buyers before the test cutoff, hundreds in its label window: no cutoff the data allow
+    gives a training snapshot 10, so the time settings are not the cause and the fit's error stands."""
+    from kamml.errors import ModelError
+
+    end, cut, transactions = _five_repeat_buyers(world)
     cfg = Config.from_dict({**CFG, "data": {"end": str(end.date())}})
     with pytest.raises(ModelError, match=r"at least 10 repeat buyers .* at most [0-5]: "):
-        backtest(load_data({"transactions": pd.concat([kept, after])}, cfg), cfg, cut)
+        backtest(load_data({"transactions": transactions}, cfg), cfg, cut)
 
 
 def test_snapshots_before_every_purchase_are_refused_before_any_is_built(result, monkeypatch):
@@ -583,18 +588,10 @@ def test_without_gamma_gamma_the_btyd_value_baseline_is_not_scored_as_a_forecast
     Its missing values were filled with 0 and scored as a forecast of nothing (Gini 0, aggregate error
     -1), beside kamml as if it were BTYD's; the JSON also lost the p, q and gamma keys of DESIGN §10.
     """
-    end = world.end.normalize()
-    cut = end - pd.Timedelta(days=90)
-    tx = world.transactions.sort_values("ts", kind="stable")
-    before, after = tx[tx["ts"] < cut], tx[tx["ts"] >= cut]
-    repeaters = before["account_id"].unique()[:5]
-    firsts = before.groupby("account_id").head(1)
-    kept = pd.concat(
-        [firsts[~firsts["account_id"].isin(repeaters)], before[before["account_id"].isin(repeaters)]]
-    )
+    end, cut, transactions = _five_repeat_buyers(world)
     clv = {**FAST, "offset_feature": None}  # the value model needs Gamma-Gamma otherwise
     cfg = Config.from_dict({**CFG, "models": {**CFG["models"], "clv": clv}, "data": {"end": str(end.date())}})
-    r = backtest(load_data({"transactions": pd.concat([kept, after])}, cfg), cfg, cut)
+    r = backtest(load_data({"transactions": transactions}, cfg), cfg, cut)
     assert r.bundle.btyd.gamma_gamma is None
     assert set(r.value["btyd"]) == set(r.value["kamml"])
     assert all(math.isnan(v) for v in r.value["btyd"].values())

@@ -273,6 +273,16 @@ def test_p_zero_purchases_never_exceeds_one(cdnow_model: BetaGeo) -> None:
         assert np.all(p0 >= 1.0 - 1e-5)
 
 
+def test_p_zero_purchases_is_exactly_one_in_a_window_of_no_time(
+    cdnow_model: BetaGeo, cdnow_sample: pd.DataFrame
+) -> None:
+    """Its two terms, P(dead) + P(alive), summed to 1 - 2 ulp for 67 of CDNOW's 2,357 customers at t = 0."""
+    model = cdnow_model
+    x, t_x, T = (cdnow_sample[c].to_numpy() for c in ("frequency", "recency", "T"))
+    np.testing.assert_array_equal(model.p_zero_purchases(0.0, x, t_x, T), np.ones(len(x)))
+    np.testing.assert_array_equal(model.history_scores(0.0, x, t_x, T)[2], np.ones(len(x)))
+
+
 def test_p_zero_purchases_formula_and_limits(cdnow_model: BetaGeo) -> None:
     p = cdnow_model.params_
     x, t_x, T, t = np.array([0.0, 2, 7]), np.array([0.0, 30.43, 10]), np.array([20.0, 38.86, 38]), 39.0

@@ -1003,12 +1003,13 @@ def _conditional_expected(
 def _p_zero(
     params: Sequence[float], log_odds: FloatArray, t: FloatArray, frequency: FloatArray, T: FloatArray
 ) -> FloatArray:
-    """P(no purchase in (T, T+t]) from the log-odds of death (`BetaGeo.p_zero_purchases`)."""
+    """P(no purchase in (T, T+t]) from the log-odds of death (`BetaGeo.p_zero_purchases`); 1 at t = 0."""
     r, alpha, _, _ = params
     log_silent = (r + frequency) * (np.log(alpha + T) - np.log(alpha + T + t))
-    # the sum of two probabilities keeps a small P0's precision; it came out 1 ulp above 1 at t = 0
+    # the sum of two probabilities keeps a small P0's precision; at t = 0 it is P(dead) + P(alive), which
+    # came out 1 ulp above 1 or 2 ulp below it
     out: FloatArray = np.minimum(expit(log_odds) + expit(-log_odds) * np.exp(log_silent), 1.0)
-    return out
+    return np.where(t == 0, 1.0, out)
 
 
 def _check_window(t: FloatArray) -> None:

@@ -788,7 +788,7 @@ class BetaGeo(KammlEstimator):
             raise SchemaError(
                 [
                     Problem(
-                        "rfm",
+                        "X",
                         "T",
                         "no customer has been observed for any time (every T is 0): "
                         "BG/NBD has nothing to fit",
@@ -1013,10 +1013,13 @@ def _p_zero(
 
 
 def _check_window(t: FloatArray) -> None:
-    """A future window length must be finite and >= 0."""
+    """A future window length must be finite and >= 0 (named `t`: the argument, not a column of X)."""
     bad = ~np.isfinite(t) | (t < 0)
     if bad.any():
-        raise SchemaError([_problem("t", "window length must be finite and >= 0", bad, t)])
+        rule = "window length must be finite and >= 0"
+        raise SchemaError(
+            [Problem(table="t", column=None, rule=rule, n_rows=int(bad.sum()), examples=tuple(t[bad][:5]))]
+        )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -476,6 +476,30 @@ def test_public_methods_check_their_inputs(cdnow_model: BetaGeo, small_rfm: np.n
         BetaGeo().fit(np.array([[0, 0, 10], [1, 2, 10]]), sample_weight=[1.0, -1.0])
 
 
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([1.0, -1.0, 2.0], r"sample_weight: must be >= 0 \(1 row; e\.g\. -1\.0\)"),
+        (
+            [1.0, np.nan, np.inf],
+            r"sample_weight: must be finite \(no NaN or infinity\) \(2 rows; e\.g\. nan, inf\)",
+        ),
+        ([0.0, 0.0, 0.0], r"sample_weight: every weight is zero: at least one must be non-zero"),
+        ([1.0, 1.0], r"sample_weight: one weight per row of X: got shape \(2,\), expected \(3,\)"),
+    ],
+)
+@pytest.mark.parametrize("model_class", [BetaGeo, GammaGamma])
+def test_bad_weights_are_a_schema_error_naming_sample_weight(
+    model_class: Any, weights: list[float], message: str
+) -> None:
+    """They were bare ValueErrors (sklearn's words for NaN), not kamml's errors with rows and examples."""
+    X = np.array([[0, 0, 10], [1, 2, 10], [3, 8, 12]], dtype=float)
+    if model_class is GammaGamma:
+        X = np.array([[0, 0.0], [1, 20.0], [3, 12.0]])
+    with pytest.raises(SchemaError, match=message):
+        model_class().fit(X, sample_weight=weights)
+
+
 def test_not_fitted_is_both_a_model_error_and_sklearns() -> None:
     for model, X in ((BetaGeo(), np.array([[0, 0, 10.0]])), (GammaGamma(), np.array([[1, 10.0]]))):
         with pytest.raises(NotFittedError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from numbers import Real
+from typing import NoReturn
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -11,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from kamml.errors import ModelError
+from kamml.errors import ModelError, Problem, SchemaError
 
 __all__ = ["KammlEstimator", "NotFittedModelError", "check_fitted", "check_sample_weight"]
 
@@ -54,17 +55,33 @@ def check_fitted(estimator: BaseEstimator, attribute: str) -> None:
 def check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> NDArray[np.float64] | None:
     """Validate `sample_weight`; None stays None (unweighted).
 
-    One finite weight >= 0 per row (a scalar applies to every row), not all zero.
+    One finite weight >= 0 per row (a scalar applies to every row), not all zero; a break raises a
+    `SchemaError` (a ValueError) naming ``sample_weight``, the rule, and the rows and values that break it.
     """
     if sample_weight is None:
         return None
     if isinstance(sample_weight, Real):
         sample_weight = np.full(n_samples, float(sample_weight))
-    weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
+    weights = check_array(
+        sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight", ensure_all_finite=False
+    )
     if weights.ndim != 1 or weights.shape[0] != n_samples:
-        raise ValueError(f"sample_weight.shape == {weights.shape}, expected ({n_samples},)")
-    if np.any(weights < 0):
-        raise ValueError("sample_weight must be >= 0 (Negative values in sample_weight)")
+        _refuse_weights(f"one weight per row of X: got shape {weights.shape}, expected ({n_samples},)")
+    for bad, rule in (
+        (~np.isfinite(weights), "must be finite (no NaN or infinity)"),
+        (weights < 0, "must be >= 0"),
+    ):
+        if bad.any():
+            _refuse_weights(rule, bad, weights)
     if not np.any(weights > 0):
-        raise ValueError("Sample weights must contain at least one non-zero number.")
+        _refuse_weights("every weight is zero: at least one must be non-zero")
     return np.asarray(weights, dtype=np.float64)
+
+
+def _refuse_weights(
+    rule: str, bad: NDArray[np.bool_] | None = None, weights: NDArray[np.float64] | None = None
+) -> NoReturn:
+    """Raise the `SchemaError` of one broken rule of ``sample_weight`` (with its rows when given)."""
+    shown = () if bad is None or weights is None else tuple(weights[bad][:5])
+    n_rows = 0 if bad is None else int(bad.sum())
+    raise SchemaError([Problem(table="sample_weight", column=None, rule=rule, n_rows=n_rows, examples=shown)])

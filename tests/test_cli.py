@@ -60,7 +60,7 @@ def test_benchmark_help_says_the_dates_format_and_range():
     result = runner.invoke(app, ["benchmark", "cdnow", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.replace("│", " ").split())
-    assert "Last day of the calibration period (YYYY-MM-DD, after 1997-04-01)" in text
+    assert "calibration period (YYYY-MM-DD, after 1997-04-01, on or before 1998-06-02)" in text
     assert "(YYYY-MM-DD, at least 28 days after the calibration end, up to 1998-06-30)" in text
 
 

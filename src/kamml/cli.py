@@ -939,7 +939,10 @@ app.add_typer(benchmark_app, name="benchmark")
 @handle_errors
 def benchmark_cdnow(
     calibration_end: Annotated[
-        str, typer.Option(help="Last day of the calibration period (YYYY-MM-DD, after 1997-04-01).")
+        str,
+        typer.Option(
+            help="Last day of the calibration period (YYYY-MM-DD, after 1997-04-01, on or before 1998-06-02)."
+        ),
     ] = "1997-09-30",
     holdout_end: Annotated[
         str,

@@ -32,6 +32,24 @@ def test_each_out_of_range_date_is_named_with_its_rule(calibration_end, holdout_
         benchmark_cdnow(calibration_end, holdout_end, sample=True)
 
 
+@pytest.mark.parametrize("calibration_end", ["1998-06-30", "1998-07-01", "1999-01-01"])
+def test_a_calibration_end_at_or_after_the_data_end_is_named_as_the_one_to_move(calibration_end):
+    """`--calibration-end 1998-07-01` alone blamed --holdout-end, already at the data's last day."""
+    message = (
+        rf"calibration end \(--calibration-end\) {calibration_end} is not before 1998-06-30, the last day of "
+        r"the CDNOW data \(1997-01-01 to 1998-06-30\).*on or before 1998-06-02"
+    )
+    with pytest.raises(ConfigError, match=message):
+        benchmark_cdnow(calibration_end, sample=True)
+
+
+def test_a_calibration_end_before_the_cohort_is_complete_says_the_data_range():
+    """A calibration end before the data's first day said when customers arrive, not when the data run."""
+    message = r"1996-12-31 is not after 1997-04-01.*\(1997-01-01 to 1998-06-30\)"
+    with pytest.raises(ConfigError, match=message):
+        benchmark_cdnow("1996-12-31", sample=True)
+
+
 def test_a_holdout_shorter_than_a_training_window_is_named_in_days_and_ends():
     """A one-day holdout read "a holdout of 1 days" and advised a later holdout end past the data's last."""
     message = r"a holdout of 1 day is shorter .*holdout end \(up to 1998-06-30\)"

@@ -43,6 +43,8 @@ ACQUISITION_END = pd.Timestamp("1997-04-01")
 EARLIEST_SNAPSHOT = pd.Timestamp("1997-01-29")
 #: The shortest honest label window, in days.
 SHORTEST_WINDOW = 28
+#: The first day of CDNOW's purchases.
+DATA_START = pd.Timestamp("1997-01-01")
 
 
 def honest_train_horizon(
@@ -101,12 +103,20 @@ HOLDOUT_NAME = "holdout end (--holdout-end)"
 def _check_ends(cal: pd.Timestamp, hold: pd.Timestamp) -> None:
     """Refuse ends outside 1997-04-01 < calibration end < holdout end <= 1998-06-30, or under 28 days apart.
 
-    The message gave the whole chain and both dates, leaving the reader to find which of them was wrong.
+    The message gave the whole chain and both dates, leaving the reader to find which of them was wrong;
+    a calibration end past the data's last day blamed the holdout end, which can go no later.
     """
+    span = f"the CDNOW data ({DATA_START.date()} to {HOLDOUT_END.date()})"
     if cal <= ACQUISITION_END:
         raise ConfigError(
-            f"{CALIBRATION_NAME} {cal.date()} is not after {ACQUISITION_END.date()}: CDNOW's customers "
+            f"{CALIBRATION_NAME} {cal.date()} is not after {ACQUISITION_END.date()}: in {span} the customers "
             "arrive until then, and the models need a training history after it; give a later one"
+        )
+    if cal >= HOLDOUT_END:
+        latest = (HOLDOUT_END - pd.Timedelta(days=SHORTEST_WINDOW)).date()
+        raise ConfigError(
+            f"{CALIBRATION_NAME} {cal.date()} is not before {HOLDOUT_END.date()}, the last day of {span}: "
+            f"the holdout is at least {SHORTEST_WINDOW} days after it; give one on or before {latest}"
         )
     if hold <= cal:
         raise ConfigError(

@@ -193,13 +193,17 @@ def _interrupted(exc: BaseException) -> bool:
 
     DuckDB raises "Query interrupted"; on Spark, PySpark's own SIGINT handler cancels every job and
     raises KeyboardInterrupt, and the call waiting for the job then fails with "[SPARK_JOB_CANCELLED]
-    ... cancellation of all jobs" while handling it (a Py4J error with the whole Java trace).
+    ... cancellation of all jobs" while handling it (a Py4J error with the whole Java trace). Ctrl-C
+    while DuckDB calls into Python (counting a registered Arrow table's rows) comes as its error with
+    "failed: KeyboardInterrupt" in the text alone, no exception chained.
     """
     from kamml.errors import exception_chain
 
     for error in exception_chain(exc):
         said = str(error)
         if isinstance(error, KeyboardInterrupt) or "query interrupted" in said.lower():
+            return True
+        if "failed: KeyboardInterrupt" in said:
             return True
         if "SPARK_JOB_CANCELLED" in said and "cancellation of all jobs" in said:
             return True

@@ -975,10 +975,11 @@ def benchmark_cdnow(
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""
     from kamml.datasets.cdnow import packaged_paths
     from kamml.evaluation.benchmark import benchmark_cdnow as run
-    from kamml.evaluation.benchmark import benchmark_config
+    from kamml.evaluation.benchmark import benchmark_config, warn_unused_window
 
     settings = benchmark_config(config)  # a config that cannot be read fails before any work
     _check_json_out(json_out, {**packaged_paths(), **_config_input(config)})
+    warn_unused_window(config, calibration_end, holdout_end)
     result = run(calibration_end, holdout_end, sample=sample, config=settings)
     if config is not None:  # the JSON of a run with other settings is not the published figures'
         result.protocol["config"] = str(config)

@@ -120,3 +120,21 @@ def test_a_config_mapping_the_user_s_columns_still_reads_cdnow(tmp_path):
     result = benchmark_cdnow("1997-09-30", "1997-12-31", sample=True, config=benchmark_config(path))
     assert result.protocol["dataset"] == "cdnow_sample"
     assert 0.5 < result.to_dict()["value"]["kamml"]["gini"] <= 1
+
+
+def test_a_config_s_own_time_window_is_said_to_be_unused(tmp_path, caplog):
+    """`--config` with time.horizon_days 90 ran the 273-day holdout and said nothing of the 90 days."""
+    from kamml.evaluation.benchmark import warn_unused_window
+
+    path = tmp_path / "h90.yaml"
+    path.write_text("time:\n  horizon_days: 90\n  cutoff: 1997-06-01\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="kamml.evaluation.benchmark"):
+        warn_unused_window(path, "1997-09-30", "1998-06-30")
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "time.cutoff 1997-06-01 and time.horizon_days 90" in said
+    assert "--calibration-end 1997-09-30 and --holdout-end 1998-06-30 (cutoff 1997-10-01, 273 days)" in said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kamml.evaluation.benchmark"):
+        warn_unused_window("cdnow", "1997-09-30", "1998-06-30")  # the classic split's own window
+        warn_unused_window(None, "1997-09-30", "1998-06-30")
+    assert not caplog.records

@@ -32,6 +32,7 @@ __all__ = [
     "benchmark_cdnow",
     "benchmark_config",
     "honest_train_horizon",
+    "warn_unused_window",
 ]
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,37 @@ def benchmark_config(path: str | Path | None = None) -> Config:
         own.models.threads = BENCHMARK_SETTINGS["models"]["threads"]
     cfg.models = own.models
     return cfg
+
+
+def warn_unused_window(path: str | Path | None, calibration_end: Any, holdout_end: Any) -> None:
+    """Log a warning when the config at `path` sets a time.cutoff or time.horizon_days the split does not use.
+
+    The benchmark's window comes from its two ends alone (`benchmark_config`): a config's 90-day horizon
+    ran the 273-day holdout with nothing said. Ends that break a rule raise here as in `benchmark_cdnow`.
+    """
+    if path is None:
+        return
+    cal = as_cutoff(calibration_end, CALIBRATION_NAME)
+    hold = as_cutoff(holdout_end, HOLDOUT_NAME)
+    _check_ends(cal, hold)
+    own = load_config(path).time
+    cutoff, horizon = (cal + pd.Timedelta(days=1)).date(), (hold - cal).days
+    unused = []
+    if "cutoff" in own.model_fields_set and own.cutoff is not None and own.cutoff != cutoff:
+        unused.append(f"time.cutoff {own.cutoff}")
+    if "horizon_days" in own.model_fields_set and own.horizon_days != horizon:
+        unused.append(f"time.horizon_days {own.horizon_days}")
+    if unused:
+        log.warning(
+            "config %s: %s not used: the benchmark's split is --calibration-end %s and --holdout-end %s "
+            "(cutoff %s, %s)",
+            path,
+            " and ".join(unused),
+            cal.date(),
+            hold.date(),
+            cutoff,
+            counted(horizon, "day"),
+        )
 
 
 def benchmark_cdnow(

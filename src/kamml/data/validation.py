@@ -1492,14 +1492,10 @@ def _repeats_without_id(plan: TablePlan, raw: ir.Table | None = None) -> tuple[i
         """The rows beyond the first of each repeated row, and the first accounts with some: one query."""
         rows = table.group_by([table[c] for c in table.columns]).aggregate(_kamml_n=_.count())
         extra = rows.filter(_._kamml_n > 1).group_by(account).aggregate(_kamml_extra=(_._kamml_n - 1).sum())
-        query = extra.mutate(
-            _kamml_total=extra._kamml_extra.sum().over(), _kamml_order=_id_number(extra[account])
-        )
-        query = query.order_by([ibis.asc("_kamml_order", nulls_first=False), account])
-        found = _execute(plan, query.limit(N_EXAMPLES))
+        query = extra.mutate(_kamml_total=extra._kamml_extra.sum().over())
+        found = _execute(plan, query.order_by(_by_id_number(query[account])).limit(N_EXAMPLES))
         total = _count(found["_kamml_total"][0]) if found["_kamml_total"] else 0
-        pairs = sorted(zip(found["_kamml_order"], found[account], strict=True), key=_by_value)
-        return total, plain_examples(value for _order, value in pairs)
+        return total, plain_examples(found[account])
 
     if _count(plan.values.get("n_rows")) > EXACT_REPEAT_ROWS:
         bucket, _examples = repeats(raw.filter(raw[account].hash() % REPEAT_SAMPLE == 0))

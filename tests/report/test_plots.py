@@ -16,6 +16,8 @@ from kamml.report.plots import (
     feature_importance,
     feature_label,
     gains_curve,
+    owner_labels,
+    plan_by,
     plot_budget_curve,
     plot_churn_calibration,
     plot_decile_calibration,
@@ -325,6 +327,34 @@ def test_many_reps_are_collapsed_beyond_top(tmp_path):
     assert top is not None
     assert every is not None
     assert mpimg.imread(every).shape[0] > 2 * mpimg.imread(top).shape[0]
+
+
+def test_plan_by_counts_accounts_served_hours_and_gain_per_key():
+    plan = pd.DataFrame(
+        {
+            "owner": ["a", "b", None, "a"],
+            "recommended_hours": [2.0, 0.0, 1.0, 0.0],
+            "expected_gain": [10.0, 0.0, 5.0, 1.0],
+        }
+    )
+    reps = plan_by(plan, owner_labels(plan))
+    assert list(reps.index) == ["(no owner)", "a", "b"]
+    assert reps["accounts"].tolist() == [1.0, 2.0, 1.0]
+    assert reps["served"].tolist() == [1.0, 1.0, 0.0]
+    assert reps["hours"].tolist() == [1.0, 2.0, 0.0]
+    assert reps["gain"].tolist() == [5.0, 11.0, 0.0]
+
+
+def test_plan_by_leaves_served_unknown_for_a_grouped_row_without_it():
+    grouped = pd.DataFrame(
+        {"tier": ["x", "x", "y"], "accounts": [3, 2, 4], "recommended_hours": [5.0, 0.0, 1.0]}
+    )
+    tiers = plan_by(grouped, grouped["tier"])
+    assert tiers["accounts"].tolist() == [5.0, 4.0]
+    assert tiers["served"].isna().all()  # the rows' hours do not say how many of their accounts have some
+    assert "gain" not in tiers.columns
+    told = plan_by(grouped.assign(served=[1, 0, 4]), grouped["tier"])
+    assert told["served"].tolist() == [1.0, 4.0]
 
 
 def test_hours_per_rep_is_skipped_without_owners(tmp_path):

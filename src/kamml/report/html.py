@@ -32,10 +32,11 @@ from kamml.report.plots import (
     account_counts,
     backtest_plots,
     hours_text,
+    owner_labels,
+    plan_by,
     plot_budget_curve,
     plot_hours_per_rep,
     plot_tier_mix,
-    served_counts,
     tier_labels,
     tier_order,
 )
@@ -402,25 +403,7 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
     owned = _has_owners(table)
     parts = [f"<section><h2>The plan by tier{' and by rep' if owned else ''}</h2>"]
     tiers = tier_labels(table)
-    by_tier = (
-        pd.DataFrame(
-            {
-                "tier": tiers,
-                "hours": pd.to_numeric(table["recommended_hours"], errors="coerce"),
-                "gain": pd.to_numeric(table["expected_gain"], errors="coerce"),
-                "accounts": account_counts(table),
-                "served": served_counts(table),
-            }
-        )
-        .groupby("tier", sort=False)
-        .agg(
-            accounts=("accounts", "sum"),
-            served=("served", lambda x: x.sum(min_count=len(x))),  # NaN when a row does not know
-            hours=("hours", "sum"),
-            gain=("gain", "sum"),
-        )
-        .reindex(tier_order(table, tiers))
-    )
+    by_tier = plan_by(table, tiers).reindex(tier_order(table, tiers))
     total_hours = float(by_tier["hours"].sum())
     hours = _hours_column(by_tier["hours"])  # four 0.25 h tiers read 0.2 each at one decimal
     rows = [
@@ -459,26 +442,7 @@ def _rep_table(table: pd.DataFrame) -> str:
     "Accounts" and "With hours", and read as the accounts the rep serves.
     """
     prices = (table.attrs.get("allocation") or {}).get("rep_price") or {}
-    owner = table["owner"].astype(object).where(table["owner"].notna(), "(no owner)").astype(str)
-    frame = pd.DataFrame(
-        {
-            "owner": owner,
-            "hours": pd.to_numeric(table["recommended_hours"], errors="coerce"),
-            "gain": pd.to_numeric(table["expected_gain"], errors="coerce"),
-            "accounts": account_counts(table),
-            "served": served_counts(table),
-        }
-    )
-    reps = (
-        frame.groupby("owner")
-        .agg(
-            accounts=("accounts", "sum"),
-            served=("served", lambda x: x.sum(min_count=len(x))),  # NaN when a row does not know
-            hours=("hours", "sum"),
-            gain=("gain", "sum"),
-        )
-        .sort_values("hours", ascending=False, kind="stable")
-    )
+    reps = plan_by(table, owner_labels(table)).sort_values("hours", ascending=False, kind="stable")
     heads = ["Rep", "Accounts", "With hours", "Hours", "Expected gain"] + (
         ["Value of the rep's last hour"] if prices else []
     )

@@ -59,6 +59,8 @@ __all__ = [
     "figure_png",
     "gains_curve",
     "hours_text",
+    "owner_labels",
+    "plan_by",
     "plot_budget_curve",
     "plot_churn_calibration",
     "plot_decile_calibration",
@@ -73,6 +75,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The rep of the accounts without an owner, when some have one.
+NO_OWNER = "(no owner)"
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -684,6 +689,35 @@ def account_counts(allocation: pd.DataFrame) -> np.ndarray:
     return np.ones(len(allocation))
 
 
+def owner_labels(allocation: pd.DataFrame) -> pd.Series:
+    """Each account's owner as text, a missing one as "(no owner)": the rep of the per-rep chart and table."""
+    owner = allocation["owner"]
+    return owner.astype(object).where(owner.notna(), NO_OWNER).astype(str)
+
+
+def plan_by(allocation: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
+    """Per key (a tier or a rep): accounts, those with hours, hours and, when given, expected gain.
+
+    ``served`` is NaN for a key with a row that does not know it (`served_counts`). One grouping for
+    the report's tier and rep tables and the per-rep chart, so their counts always agree.
+    """
+    frame = pd.DataFrame(
+        {
+            "key": keys.to_numpy(),
+            "accounts": account_counts(allocation),
+            "served": served_counts(allocation),
+            "hours": pd.to_numeric(allocation["recommended_hours"], errors="coerce").to_numpy(),
+        }
+    )
+    if "expected_gain" in allocation.columns:
+        frame["gain"] = pd.to_numeric(allocation["expected_gain"], errors="coerce").to_numpy()
+    groups = frame.groupby("key")
+    out = groups.sum()
+    out["served"] = groups["served"].sum(min_count=1).where(groups["served"].count() == groups.size())
+    out.index.name = None
+    return out
+
+
 def tier_labels(allocation: pd.DataFrame) -> pd.Series:
     """Each account's tier as text (missing as `kamml.config.NO_TIER`, a name no tier may take)."""
     return allocation["tier"].astype(object).where(allocation["tier"].notna(), NO_TIER).astype(str)
@@ -828,7 +862,7 @@ def plot_hours_per_rep(
     if top < 1:
         raise DataError(f"top must be at least 1, got {top}")
     _allocation_columns(allocation, ["recommended_hours"])
-    owner = allocation["owner"].astype(object).where(allocation["owner"].notna(), "(no owner)").astype(str)
+    owner = owner_labels(allocation)
     tiered = "tier" in allocation.columns
     tiers = tier_labels(allocation) if tiered else pd.Series("all", index=allocation.index)
     order = tier_order(allocation, tiers) if tiered else ["all"]
@@ -837,15 +871,12 @@ def plot_hours_per_rep(
             "owner": owner.to_numpy(),
             "tier": tiers.to_numpy(),
             "hours": _numbers(allocation["recommended_hours"], "recommended_hours"),
-            "accounts": account_counts(allocation),
-            "served": served_counts(allocation),
         }
     )
     table = frame.pivot_table(index="owner", columns="tier", values="hours", aggfunc="sum", fill_value=0.0)
     table = table.reindex(columns=order, fill_value=0.0)
-    groups = frame.groupby("owner")
-    accounts = groups["accounts"].sum()
-    served = groups["served"].sum(min_count=1).where(groups["served"].count() == groups.size())
+    reps = plan_by(allocation, owner)
+    accounts, served = reps["accounts"], reps["served"]
     table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
     if len(table) > top:
         rest = table.iloc[top:]

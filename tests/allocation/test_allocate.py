@@ -17,6 +17,7 @@ from kamml.allocation.allocate import (
     budget_curve,
     check_scores,
     floor_hours,
+    plan_and_curve,
 )
 from kamml.allocation.optimizer import gain
 from kamml.allocation.scores_file import read_scores
@@ -932,6 +933,20 @@ def test_budget_curve_logs_the_budgets_below_the_floors_once(caplog):
     lines = [r.getMessage() for r in caplog.records if "cannot cover the floors" in r.getMessage()]
     assert len(lines) == 1
     assert lines[0].startswith(f"budget curve: {len(short)} budgets (10 to ")
+
+
+def test_plan_and_curve_are_allocate_and_budget_curve_with_each_warning_once(caplog):
+    scores = make_scores()  # no horizon_days column: the fixed effort rule assumes one, with a warning
+    cfg = AllocationConfig(floor_hours=0.2, cap_hours=8.0)
+    with caplog.at_level("INFO", logger="kamml"):
+        plan, curve = plan_and_curve(scores, 300.0, cfg)
+    told = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(told) == 1
+    assert "horizon" in told[0]
+    rule = [r for r in caplog.records if "using the fixed rule" in r.getMessage()]
+    assert len(rule) == 1
+    pd.testing.assert_frame_equal(plan, allocate(scores, 300.0, cfg))
+    pd.testing.assert_frame_equal(curve, budget_curve(scores, 300.0, cfg))
 
 
 def test_budget_curve_is_concave_and_passes_through_the_plan():

@@ -8,6 +8,7 @@ from kamml.allocation.allocate import (
     budget_curve,
     check_scores,
     floor_hours,
+    plan_and_curve,
 )
 from kamml.allocation.optimizer import AllocationResult, gain, optimize, optimize_budgets, optimize_detailed
 from kamml.allocation.scores_file import read_scores
@@ -25,6 +26,7 @@ __all__ = [
     "optimize",
     "optimize_budgets",
     "optimize_detailed",
+    "plan_and_curve",
     "read_scores",
     "stake_parts",
 ]

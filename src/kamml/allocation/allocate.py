@@ -129,6 +129,7 @@ __all__ = [
     "missing_score_columns",
     "owner_column",
     "owner_counts",
+    "plan_and_curve",
     "plan_hours",
     "resolve_horizon",
     "scores_horizon",
@@ -323,6 +324,27 @@ def budget_curve(
     budgets = curve_budgets(plan_hours(hours, cfg), fractions)
     frame = _prepared(scores, cfg, stated_horizon(config, horizon_days), warn=True)
     return _curve(frame, cfg, budgets, fractions)
+
+
+def plan_and_curve(
+    scores: pd.DataFrame,
+    hours: float | None = None,
+    config: AllocationConfig | Config | None = None,
+    *,
+    horizon_days: int | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`allocate` and `budget_curve` of the same scores, checked and prepared once: each warning once.
+
+    `kamml run` called the two in turn, so a warning about the scores (no horizon, no fitted effort
+    response for some accounts) and the fixed effort rule's note were logged twice. Arguments, results
+    and errors as theirs; the budgets are checked before the plan is solved.
+    """
+    cfg = allocation_config(config)
+    team_hours = plan_hours(hours, cfg)
+    budgets = curve_budgets(team_hours, fractions)
+    frame = _prepared(scores, cfg, stated_horizon(config, horizon_days), warn=True)
+    return _plan(frame, cfg, team_hours), _curve(frame, cfg, budgets, fractions)
 
 
 def _curve(

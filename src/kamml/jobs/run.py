@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from kamml import stopping
-from kamml.allocation import allocate, budget_curve
+from kamml.allocation import plan_and_curve
 from kamml.allocation.allocate import (
     DEFAULT_FRACTIONS,
     check_capacity_reps,
@@ -253,8 +253,7 @@ def _score_allocate_report(
     with _stage("allocate", seconds, echo):
         hours = config.allocation.hours
         horizon = model.bundle.horizon_days  # the scoring model's: the champion may predict another
-        allocation = allocate(scores, hours, config, horizon_days=horizon)
-        curve = budget_curve(scores, hours, config, horizon_days=horizon)
+        allocation, curve = plan_and_curve(scores, hours, config, horizon_days=horizon)
         plan = {"n_accounts": len(allocation), **allocation.attrs.get("allocation", {})}
         echo(f"      {plan_line(plan)}")
     with _stage("report", seconds, echo):

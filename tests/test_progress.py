@@ -24,3 +24,12 @@ def test_batch_progress_of_a_few_items_logs_each_step(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.INFO, logger="kamml"):
         list(track(range(3), 3, "chunks"))
     assert [r.getMessage() for r in caplog.records] == ["chunks: 1/3", "chunks: 2/3", "chunks: 3/3"]
+
+
+def test_batch_progress_of_one_item_logs_nothing(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    """'scoring 23,570 accounts: 1/1' came after the work, just before the caller's own "scored" line."""
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    with caplog.at_level(logging.INFO, logger="kamml"):
+        assert list(track(range(1), 1, "scoring")) == [0]
+        assert list(track(range(0), 0, "scoring")) == []
+    assert caplog.records == []

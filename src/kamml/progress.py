@@ -17,7 +17,11 @@ def track(items: Iterable[T], total: int, description: str) -> Iterator[T]:
     """Yield `items`, showing progress: a bar on a terminal, a log line per ~25 % in batch jobs.
 
     The bar shows no counts; the log lines group thousands ("1,250/5,000") as kamml's other counts do.
+    A single item has no progress to show: its "1/1" line only came after the work was done.
     """
+    if total <= 1:
+        yield from items
+        return
     if sys.stderr.isatty():
         from rich.progress import Progress
 

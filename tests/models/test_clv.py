@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -776,3 +777,4 @@ def test_counts_in_input_errors_and_the_fit_line_group_thousands(
     with caplog.at_level("INFO", logger="kamml.models._lgbm"):
         ClvModel(num_threads=1, n_estimators=5).fit(X, y, snapshot=snapshot)
     assert "ClvModel: 1,200 earlier rows, validated on the latest snapshot's 600; best" in caplog.text
+    assert re.search(r"best iteration \d+ of 5; held-out tweedie \d+\.?\d*(e[+-]\d+)?$", caplog.text.strip())

@@ -307,6 +307,13 @@ def _check_category_values(column: Any, name: str) -> None:
         )
 
 
+def _scores_text(scores: dict[str, float]) -> str:
+    """The held-out metrics for a log line: "held-out tweedie 3.853", not a dict of 16-digit floats."""
+    if not scores:
+        return "no held-out metric"
+    return "held-out " + ", ".join(f"{name} {value:.4g}" for name, value in scores.items())
+
+
 #: Rows of a text column, at least, whose values must all be unseen for `_warn_all_unseen` to speak.
 UNSEEN_WARNING_ROWS = 20
 
@@ -1262,7 +1269,7 @@ class LGBMModel(KammlEstimator):
                 f"{int(held_out.sum()):,}",
                 self.best_iteration_,
                 rounds,
-                self.validation_score_,
+                _scores_text(self.validation_score_),
             )
         self.booster_ = self._train(params, matrix, target, weight, self.best_iteration_)
         if held_out is None:
@@ -1284,7 +1291,7 @@ class LGBMModel(KammlEstimator):
                 "learning_rate, more training rows or snapshots, or early_stopping_rounds=None",
                 type(self).__name__,
                 rounds,
-                self.validation_score_,
+                _scores_text(self.validation_score_),
             )
 
     def _held_out(

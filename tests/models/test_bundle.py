@@ -996,6 +996,26 @@ def test_few_accounts_and_clipped_levels_are_warned(world_data, caplog):
     assert any("value level clipped at 2" in r.getMessage() for r in caplog.records)
 
 
+def test_anchoring_logs_the_level_and_shift_beside_btyds_own_figures(fitted, caplog):
+    """The lines read "BTYD total x 1.0000 = 327245", naming BTYD's bias but never BTYD's own total."""
+    bundle, features = fitted
+    with caplog.at_level("INFO", logger="kamml.models.bundle"):
+        anchored = bundle.anchor(features)
+    lines = [r.getMessage() for r in caplog.records]
+    value = next(line for line in lines if line.startswith("value level "))
+    assert re.fullmatch(
+        rf"value level {anchored.value_level:.4f}: the value model's total [\d,]+ set to BTYD's [\d,]+ "
+        rf"x bias {bundle.btyd_bias:.4f} = [\d,]+",
+        value,
+    ), value
+    churn = next(line for line in lines if line.startswith("churn shift "))
+    assert re.fullmatch(
+        r"churn shift [+-]\d\.\d{4}: the churn model's mean 0\.\d{4} set to BTYD's 0\.\d{4} [+-] bias "
+        r"\d\.\d{4} = 0\.\d{4}",
+        churn,
+    ), churn
+
+
 def test_amounts_in_millions_give_the_same_bundle(fitted, tmp_path):
     """The amounts' unit scales the value scores and changes little else (the label unit, docs/models.md).
 

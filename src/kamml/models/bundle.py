@@ -1173,17 +1173,19 @@ class ModelBundle:
         if self.btyd_bias is None:
             return None
         model_total = float(np.sum(self.clv.predict(prepared, horizon_days=self.train_horizon_days)))
-        target = self.btyd_bias * float(np.nansum(extra["btyd_value"]))
+        btyd_total = float(np.nansum(extra["btyd_value"]))
+        target = self.btyd_bias * btyd_total
         if model_total <= 0 or target <= 0:
             return None
         low, high = ClvModel.scale_bounds
         level = float(np.clip(target / model_total, low, high))
         log.info(
-            "value level %.4f: model total %.6g, BTYD total x %.4f = %.6g",
+            "value level %.4f: the value model's total %s set to BTYD's %s x bias %.4f = %s",
             level,
-            model_total,
+            f"{model_total:,.0f}",
+            f"{btyd_total:,.0f}",
             self.btyd_bias,
-            target,
+            f"{target:,.0f}",
         )
         if level in (low, high):  # the model and BTYD disagree more than the clip allows
             log.warning(
@@ -1211,7 +1213,8 @@ class ModelBundle:
             p = _stretch_no_purchase(p, self.churn_exponent)
         bg, _ = self.btyd.models()
         p0 = bg.p_zero_purchases(self.horizon_units, f[known], r[known], t[known])
-        target = float(np.clip(np.mean(p0) + self.churn_bias, 0.01, 0.99))
+        btyd_mean = float(np.mean(p0))
+        target = float(np.clip(btyd_mean + self.churn_bias, 0.01, 0.99))
 
         def gap(shift: float) -> float:
             return float(np.mean(_shift_logit(p, shift))) - target
@@ -1222,10 +1225,12 @@ class ModelBundle:
         else:
             shift = float(brentq(gap, -1.0, 1.0, xtol=1e-9))
         log.info(
-            "churn shift %+.4f: model mean %.4f, BTYD mean %+.4f = %.4f",
+            "churn shift %+.4f: the churn model's mean %.4f set to BTYD's %.4f %s bias %.4f = %.4f",
             shift,
             p.mean(),
-            self.churn_bias,
+            btyd_mean,
+            "-" if self.churn_bias < 0 else "+",
+            abs(self.churn_bias),
             target,
         )
         if abs(shift) >= 1.0 and abs(gap(shift)) > 0.01:

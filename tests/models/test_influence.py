@@ -117,6 +117,24 @@ def test_a_latest_snapshot_with_nothing_referred_takes_the_lowest_scale(caplog):
     assert "total scale at its lower bound" in caplog.text
 
 
+def test_a_total_scale_at_its_bound_is_a_warning(caplog):
+    """The demo's scoring model read "total scale 2.0000" at INFO, its latest total 2.69 x the predicted."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1500, 3))
+    snapshot = np.repeat([1, 2, 3], 500)
+    y = rng.poisson(0.3 * np.exp(X[:, 0]) * np.where(snapshot == 3, 4.0, 1.0)) * 50.0
+    with caplog.at_level("WARNING", logger="kamml.models._lgbm"):
+        model = InfluenceModel(n_estimators=40, num_threads=1).fit(X, y, snapshot=snapshot)
+    assert model.scale_ == model.scale_bounds[1]
+    assert "total scale clipped at 2, so the predictions' total stays under the latest one" in caplog.text
+    caplog.clear()
+    y = rng.poisson(0.3 * np.exp(X[:, 0])) * 50.0  # the same level throughout: no bound, no warning
+    with caplog.at_level("WARNING", logger="kamml.models._lgbm"):
+        model = InfluenceModel(n_estimators=40, num_threads=1).fit(X, y, snapshot=snapshot)
+    assert model.scale_bounds[0] < model.scale_ < model.scale_bounds[1]
+    assert "clipped" not in caplog.text
+
+
 def test_early_stopping_at_the_first_tree_is_a_warning(caplog):
     """A held-out snapshot that no second tree improves left a near-constant model with an INFO line."""
     rng = np.random.default_rng(1)

@@ -1680,6 +1680,16 @@ class LGBMValueRegressor(LGBMModel):
         low, high = self.scale_bounds
         if predicted > 0 and actual > 0:
             self.scale_ = float(np.clip(actual / predicted, low, high))
+            if self.scale_ in (low, high):  # at 2.0 it read as any other factor, without a word
+                logger.warning(
+                    "%s: the latest snapshot's actual total is %.3g times the total predicted for it: "
+                    "total scale clipped at %g, so the predictions' total stays %s the latest one; "
+                    "with few positive targets (a few large ones) the total is noisy",
+                    type(self).__name__,
+                    actual / predicted,
+                    self.scale_,
+                    "under" if self.scale_ == high else "over",
+                )
         elif predicted > 0 and actual == 0:  # the strongest drop of all: it was left at 1, uncorrected
             self.scale_ = float(low)
             logger.warning(

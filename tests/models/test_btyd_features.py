@@ -42,3 +42,32 @@ def test_a_fit_that_does_not_converge_is_one_log_line_without_a_setting_the_job_
     assert "a and b move together" in lines[0]
     assert "penalizer" not in lines[0]
     assert lines[0].endswith("its parameters are used where the fit stopped")
+
+
+def test_a_missing_history_value_is_named_once_as_missing() -> None:
+    """A null frequency (or recency) beside T was also called "not a whole number" ("must be 0 when
+    frequency is 0") with the example nan: one missing value read as two broken rules."""
+    import pytest
+
+    from kamml.errors import ModelError
+    from kamml.models.btyd_features import check_history
+
+    frequency, recency = np.array([np.nan, 0.0, 2.0]), np.array([10.0, np.nan, 5.0])
+    T, monetary = np.array([20.0, 20.0, 20.0]), np.array([0.0, 0.0, 3.0])
+    with pytest.raises(ModelError) as info:
+        check_history(frequency, recency, T, monetary, unit_days=1)
+    message = str(info.value)
+    assert "features.frequency: missing while T is given; row(s) 0" in message
+    assert "features.recency: missing while T is given; row(s) 1" in message
+    assert "whole number" not in message
+    assert "must be 0 when frequency is 0" not in message
+    assert message.count("features.") == 2
+    # an infinite value is named as not finite, not also as past a bound
+    infinite = np.array([np.inf, 1.0, 2.0]), np.array([10.0, -np.inf, 5.0]), np.array([20.0, 20.0, np.inf])
+    with pytest.raises(ModelError) as info:
+        check_history(*infinite, monetary, unit_days=1)
+    message = str(info.value)
+    assert "features.frequency: must be finite; row(s) 0" in message
+    assert "features.recency: must be finite; row(s) 1" in message
+    assert "features.T: must be finite; row(s) 2" in message
+    assert message.count("features.") == 3

@@ -141,6 +141,9 @@ def check_history(
     """
     none = np.isnan(T)
     history = ~none
+    # the value rules read finite values only: a missing or infinite one is named once, as such, not
+    # also as "not a whole number" or past a bound (nan != floor(nan) is True)
+    f_ok, r_ok, t_ok = (history & np.isfinite(frequency)), np.isfinite(recency), np.isfinite(T)
     no_history = "must be 0 or missing when T is missing (a row without T has no purchase history)"
     rules = [
         ("frequency", history & np.isnan(frequency), "missing while T is given"),
@@ -150,13 +153,17 @@ def check_history(
         ("recency", history & np.isinf(recency), "must be finite"),
         (
             "frequency",
-            history & ((frequency < 0) | (frequency != np.floor(frequency))),
+            f_ok & ((frequency < 0) | (frequency != np.floor(frequency))),
             "must be a whole number of repeat purchases >= 0",
         ),
-        ("recency", history & (recency < 0), "must be >= 0"),
-        ("T", history & (T < 0), "must be >= 0"),
-        ("recency", history & (recency > T), "must be <= T (the last purchase cannot be after the cutoff)"),
-        ("recency", history & (frequency == 0) & (recency != 0), "must be 0 when frequency is 0"),
+        ("recency", history & r_ok & (recency < 0), "must be >= 0"),
+        ("T", t_ok & (T < 0), "must be >= 0"),
+        (
+            "recency",
+            r_ok & t_ok & (recency > T),
+            "must be <= T (the last purchase cannot be after the cutoff)",
+        ),
+        ("recency", f_ok & r_ok & (frequency == 0) & (recency != 0), "must be 0 when frequency is 0"),
         # NaN != 0 is True, so a missing value is let through explicitly
         ("frequency", none & ~np.isnan(frequency) & (frequency != 0), no_history),
         ("recency", none & ~np.isnan(recency) & (recency != 0), no_history),
@@ -167,13 +174,13 @@ def check_history(
             rules += [
                 (
                     "frequency",
-                    history & (frequency > days * (1 + 1e-6) + 1e-6),
+                    f_ok & r_ok & (frequency > days * (1 + 1e-6) + 1e-6),
                     f"must be <= recency x {unit_days} (repeat purchase days lie between the first and the "
                     "last purchase day)",
                 ),
                 (
                     "T",
-                    history & (T * unit_days > MAX_HISTORY_DAYS),
+                    t_ok & (T * unit_days > MAX_HISTORY_DAYS),
                     f"must be <= {MAX_HISTORY_DAYS / unit_days:,.0f} (the dates kamml reads span "
                     f"{MAX_HISTORY_DAYS:,} days)",
                 ),

@@ -24,3 +24,13 @@ def test_missing_attribute_features_name_the_accounts_columns():
     assert "renamed" in str(error)
     cased = FeatureMismatchError(["attr_size"], present=["attr_SIZE"])
     assert "no column" not in str(cased)
+
+
+def test_a_feature_sent_in_another_case_is_not_called_an_accounts_attribute():
+    """A CRM's RECENCY was refused with advice about the accounts' attribute headers, which it is not."""
+    error = str(FeatureMismatchError(["recency"], present=["RECENCY", "T"]))
+    assert "present in another case of letters: RECENCY for recency" in error
+    assert "accounts' attribute" not in error
+    assert "names match with their case" in error
+    attribute = str(FeatureMismatchError(["attr_size", "recency"], present=["attr_SIZE", "Recency"]))
+    assert "the accounts' attribute columns keep their headers' case" in attribute

@@ -133,12 +133,18 @@ class FeatureMismatchError(ModelError):
         message = f"{source} lack {counted(len(self.missing), 'column')} the model was trained on: {shown}"
         # an export's upper-case headers (SIZE) make attr_SIZE, which the model knows as attr_size
         by_case = {str(c).lower(): str(c) for c in present}
-        cased = [f"{by_case[m.lower()]} for {m}" for m in self.missing if m.lower() in by_case]
+        recased = [m for m in self.missing if m.lower() in by_case]
+        cased = [f"{by_case[m.lower()]} for {m}" for m in recased]
         if cased:
+            # a feature (RECENCY from a CRM) is no accounts attribute: the advice names what it is
+            why = (
+                "the accounts' attribute columns keep their headers' case: rename them as at training"
+                if any(m.startswith("attr_") for m in recased)
+                else "names match with their case: send them as the model names them"
+            )
             message += (
                 f"; present in another case of letters: {', '.join(cased[:10])}"
-                f"{' ...' if len(cased) > 10 else ''} (the accounts' attribute columns keep their "
-                "headers' case: rename them as at training)"
+                f"{' ...' if len(cased) > 10 else ''} ({why})"
             )
         # a CRM export's or CSV header with a space ('recency '): refused as if the column were not sent
         spaced_names = {str(c).strip().lower(): str(c) for c in present if str(c) != str(c).strip()}

@@ -1168,6 +1168,24 @@ def test_a_regularity_or_recency_column_missing_beside_the_history_it_measures_i
         bundle.predict(many)
 
 
+def test_a_missing_calendar_column_is_refused_with_what_it_holds(fitted):
+    """A null cutoff_month was refused as "never missing in the features (0 for an account without
+    any)": no account has month 0; the refusal says what the column is (a CRM audit)."""
+    bundle, features = fitted
+    rows = features.iloc[:2].copy()
+    rows.iloc[1, rows.columns.get_loc("cutoff_month")] = np.nan
+    with pytest.raises(ModelError) as info:
+        bundle.predict(rows)
+    message = str(info.value)
+    assert "features.cutoff_month: missing in row(s) 1: it is never missing in the features" in message
+    assert "month (1-12) of the cutoff" in message
+    assert "0 for an account without any" not in message
+    counts = features.iloc[:2].copy()
+    counts.iloc[0, counts.columns.get_loc("spend_90d")] = np.nan
+    with pytest.raises(ModelError, match=r"spend_90d: missing in row\(s\) 0: .*0 for an account without any"):
+        bundle.predict(counts)
+
+
 @pytest.mark.parametrize(
     ("column", "value", "says"),
     [

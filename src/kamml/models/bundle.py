@@ -721,6 +721,17 @@ def _history_positions(names: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
     )
 
 
+def _filled_as(name: str) -> str:
+    """How `build_features` fills a never-missing column, in a refusal: "0 for an account without any".
+
+    The calendar columns say their definition instead: no account has month 0.
+    """
+    from kamml.features.catalogue import describe
+
+    group, definition = describe(name)  # a never-missing column is one the catalogue knows
+    return definition if group == "calendar" else "0 for an account without any"
+
+
 #: What `FILLED_WITH_HISTORY`'s conditions say, in a refusal.
 _HISTORY_WORDS = {"T": "a purchase day (T given)", "frequency": "a repeat purchase day (frequency >= 1)"}
 
@@ -739,7 +750,7 @@ def _check_filled(matrix: np.ndarray, names: Sequence[str], f: np.ndarray, t: np
         for j in positions:  # column by column: no copy of the whole block
             bad = np.isnan(matrix[:, j])
             if bad.any():
-                rule = "it is never missing in the features (0 for an account without any)"
+                rule = f"it is never missing in the features ({_filled_as(names[j])})"
                 problems.append(_rows_problem(names[j], bad, "missing", rule))
     having = {"T": ~np.isnan(t), "frequency": f >= 1} if history else {}
     for j, needs in history:

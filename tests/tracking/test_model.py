@@ -784,6 +784,21 @@ def test_a_rest_request_body_given_to_predict_in_python_is_a_named_error():
     )
 
 
+def test_rows_without_column_names_are_a_named_error():
+    """``predict(features.to_numpy())``, or a REST ``{"inputs": [[...]]}`` (which MLflow hands over as an
+    array), was refused as 55 missing columns "frequency, recency, ..." with no word that the rows had
+    no names at all (a CRM audit). No rows stay an empty answer."""
+    from kamml.tracking.pyfunc import as_frame
+
+    for rows in (np.ones((2, 56)), [[1.0, 2.0], [3.0, 4.0]], np.ones(56), [1.0, 2.0]):
+        with pytest.raises(ModelError, match=r"feature rows without column names \(.*\).*pass a DataFrame"):
+            as_frame(rows)
+    assert as_frame(np.empty((0, 56))).empty
+    assert as_frame([]).empty
+    records = as_frame([{"account_id": 1, "recency": 2.0}])
+    assert list(records.columns) == ["account_id", "recency"]
+
+
 def test_the_rest_section_says_why_the_answer_lacks_the_scores_files_columns():
     """The REST answer lacks the scores file's cutoff, model_uri and owner, and docs/tracking.md's REST
     section did not say so, nor where a CRM gets them (an audit): the pyfunc knows neither the date its

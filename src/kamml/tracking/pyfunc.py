@@ -89,7 +89,8 @@ def as_frame(rows: Any) -> pd.DataFrame:
 
     pandas refuses a dict of scalars ("you must pass an index") and reads a Series as one column, which
     failed as 55 missing columns. A dict whose values are all lists is columns, and a list of row
-    dicts is rows, as pandas reads them; anything else is a `ModelError` saying to pass a DataFrame.
+    dicts is rows, as pandas reads them; rows without column names (an array, a list of lists) and
+    anything else are a `ModelError` saying to pass a DataFrame. No rows (``[]``) are an empty frame.
     """
     if isinstance(rows, pd.DataFrame):
         return rows
@@ -107,6 +108,14 @@ def as_frame(rows: Any) -> pd.DataFrame:
         raise ModelError(
             "feature rows must be a pandas DataFrame (or a dict or Series of one row), "
             f"got {type(rows).__name__}"
+        )
+    elif rows.size if isinstance(rows, np.ndarray) else len(rows):
+        # an array or a list of lists (REST's {"inputs": [[...]]}): pandas numbers the columns 0, 1, ...
+        shape = rows.shape if isinstance(rows, np.ndarray) else f"{len(rows)} items"
+        raise ModelError(
+            f"feature rows without column names ({type(rows).__name__}, {shape}): the "
+            "model reads its columns by name; pass a DataFrame or records with the columns of its "
+            "input_example.json (MLmodel metadata.feature_types), as kamml.build_features makes them"
         )
     try:
         return pd.DataFrame(rows)

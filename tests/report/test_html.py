@@ -196,6 +196,46 @@ def test_a_chart_that_cannot_be_drawn_is_a_note(tmp_path):
     assert "budget curve chart could not be drawn" in parse(path).all_text
 
 
+def test_the_warnings_a_run_logged_are_listed_once_each_with_their_counts(tmp_path):
+    """A scheduled job's reader opens only the report: a run that warned read as clean."""
+    table = allocate(scores(), hours=100.0)
+    said = ["BG/NBD did not converge", "<b>owner</b> & co lost", "BG/NBD did not converge", "x"]
+    path = render_report(tmp_path / "r.html", allocation=table, warnings=said, top=5)
+    page = parse(path)
+    text = page.all_text
+    head = text.index("Warnings this run logged")
+    assert text.index("Expected gain") < head < text.index("Top 5 accounts")  # after the facts, first
+    section = text[head : text.index("Top 5 accounts")]
+    assert section.count("BG/NBD did not converge") == 1
+    assert "BG/NBD did not converge (2 times)" in section
+    assert "<b>owner</b> & co lost" in section  # as text: escaped in the page
+    assert "&lt;b&gt;owner&lt;/b&gt; &amp; co lost" in page.raw
+    assert "(1 time" not in section
+    assert section.index("BG/NBD") < section.index("owner") < section.index("x")  # first-seen order
+    assert "more" not in section
+
+
+def test_many_warnings_are_cut_with_a_pointer_to_the_log(tmp_path):
+    table = allocate(scores(), hours=100.0)
+    said = [f"warning number {i}." for i in range(25)] + ["warning number 0."]
+    text = parse(render_report(tmp_path / "r.html", allocation=table, warnings=said, top=5)).all_text
+    section = text[text.index("Warnings this run logged") : text.index("Top 5 accounts")]
+    assert "warning number 0. (2 times)" in section
+    assert "warning number 19." in section
+    assert "warning number 20." not in section
+    assert "and 5 more: see the job's log" in section
+
+
+def test_a_run_without_warnings_says_so_and_a_report_outside_a_run_shows_no_section(tmp_path):
+    table = allocate(scores(), hours=100.0)
+    text = parse(render_report(tmp_path / "r.html", allocation=table, warnings=[], top=5)).all_text
+    assert "The run logged no warnings." in text
+    assert "Warnings this run logged" in text
+    alone = parse(render_report(tmp_path / "a.html", allocation=table, top=5)).all_text
+    assert "Warnings" not in alone
+    assert "logged no warnings" not in alone
+
+
 def test_bad_inputs_are_data_errors_and_write_nothing(tmp_path):
     table = allocate(scores(), hours=100.0)
     with pytest.raises(DataError, match="lacks columns"):

@@ -53,6 +53,9 @@ logger = logging.getLogger(__name__)
 NEEDED = ("account_id", "rank", "tier", "recommended_hours", "expected_gain")
 """Columns of the allocation table the report cannot do without."""
 
+WARNINGS_SHOWN = 20
+"""Distinct warnings the report lists; the rest are counted, and the job's log has them."""
+
 SUMMARY_LABELS = {
     "accounts": "Accounts",
     "hours": "Team hours",
@@ -131,14 +134,15 @@ def render_report(
     budget_note: str | None = None,
     backtest_note: str | None = None,
     plan_backtest: Mapping[str, Any] | None = None,
+    warnings: Sequence[str] | None = None,
 ) -> Path:
     """Write the report as one self-contained HTML file (charts embedded, no external links); return the path.
 
-    Sections: a header with the plan's key facts; the `top` accounts (rank, account, tier, hours,
-    expected gain, reasons, owner); the budget curve; the plan by tier and by rep; the backtest of the
-    models beside their baselines (metrics tables, cumulative gains and lift, decile and churn
-    calibration, referral gains, value drivers); the data-quality summary. A section without input is
-    replaced by a one-line note.
+    Sections: a header with the plan's key facts; the warnings the run logged (`warnings`); the `top`
+    accounts (rank, account, tier, hours, expected gain, reasons, owner); the budget curve; the plan by
+    tier and by rep; the backtest of the models beside their baselines (metrics tables, cumulative gains
+    and lift, decile and churn calibration, referral gains, value drivers); the data-quality summary. A
+    section without input is replaced by a one-line note (the warnings' is left out when not given).
 
     Parameters
     ----------
@@ -177,6 +181,11 @@ def render_report(
     plan_backtest : mapping, optional
         With `backtest_note`: the backtest of the model that scored the plan, as its ``backtest.json``
         (DESIGN §10); its metrics tables come first, then `backtest`'s.
+    warnings : sequence of str, optional
+        The warnings the job logged while it ran, in order: listed under the header, each distinct message
+        once with how often it was logged, the first `WARNINGS_SHOWN` of them (a reader of a scheduled
+        job's report sees nothing else of its log). An empty sequence says the run logged none; None (a
+        report drawn outside a run) leaves the section out.
 
     Returns
     -------
@@ -206,6 +215,7 @@ def render_report(
         charts = Path(tmp)
         body = [
             _header(title, table, summary or {}, plan_backtest=backtest_note is None, span=span),
+            _warnings_section(warnings),
             _top_accounts(table if top_accounts is None else _by_rank(top_accounts), top, span),
             _budget_section(budget_curve, charts, budget_note, days),
             _plan_section(table, charts),
@@ -283,6 +293,29 @@ def _header(
         f"{_e(span)}, the expected gain of that plan, and {backtest}.</p>"
         f'<div class="facts">{cards}</div></header>'
     )
+
+
+def _warnings_section(warnings: Sequence[str] | None) -> str:
+    """The run's warnings, each distinct one once in first-seen order with its count; "" for None.
+
+    A scheduled job's reader opens only the report: a run that warned (a fit that did not converge, lost
+    features, the champion scoring in place of the new version) read as clean.
+    """
+    if warnings is None:
+        return ""
+    head = "<section><h2>Warnings this run logged</h2>"
+    if not warnings:
+        return head + _note("The run logged no warnings.") + "</section>"
+    times: dict[str, int] = {}
+    for message in warnings:
+        times[message] = times.get(message, 0) + 1
+    items = "".join(
+        f"<li>{_e(message)}" + (f" ({n:,} times)" if n > 1 else "") + "</li>"
+        for message, n in list(times.items())[:WARNINGS_SHOWN]
+    )
+    left = len(times) - WARNINGS_SHOWN
+    more = _note(f"and {left:,} more: see the job's log.") if left > 0 else ""
+    return f"{head}<ul>{items}</ul>{more}</section>"
 
 
 def _own_summary(table: pd.DataFrame) -> Mapping[str, Any]:

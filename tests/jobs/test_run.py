@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import importlib.util
 import logging
+import re
+import shutil
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -61,6 +65,7 @@ def test_every_output_is_written_and_logged_on_the_run(job):
     report = (cfg.output.dir / "report.html").read_text()
     assert "Effort response (hours that move an account)" in report  # which k the plan rests on
     assert "at the median account" in report  # k = ... h (over the horizon) at the median account ...
+    assert "<h2>Warnings this run logged</h2>" in report  # what the job's log warned of, or that it did not
     csv_bytes = (cfg.output.dir / "allocation.csv").read_bytes()
     assert manifest["files"]["allocation.csv"]["sha256"] == hashlib.sha256(csv_bytes).hexdigest()
 
@@ -132,11 +137,21 @@ def test_a_console_closed_as_the_train_stage_reports_marks_the_training_run_fail
     assert read_manifest(cfg.output.dir) is None
 
 
-def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, caplog):
+def report_warnings(report: str) -> list[str]:
+    """The items of the report's section of the warnings the run logged, as text."""
+    section = re.search(r"<h2>Warnings this run logged</h2><ul>(.*?)</ul>", report, flags=re.S)
+    assert section, "no list of warnings in the report"
+    return [html.unescape(item) for item in re.findall(r"<li>(.*?)</li>", section.group(1), flags=re.S)]
+
+
+def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, caplog, tmp_path, monkeypatch):
     cfg, first, _ = job
     before = pd.read_parquet(cfg.output.dir / "allocation.parquet")
     lines: list[str] = []
     cfg.tracking.log_outputs = False  # the plan's figures are logged, the files not copied
+    # the same rows from a configured path beside the folder's own file: a warning the data folder triggers
+    shutil.copy(world_path / "transactions.parquet", tmp_path / "transactions.parquet")
+    monkeypatch.setattr(cfg.data, "transactions", str(tmp_path / "transactions.parquet"))
     with caplog.at_level(logging.WARNING, logger="kamml"):
         second = run(cfg, world_path, echo=lines.append)
     assert MlflowClient().list_artifacts(second.training.run_id, "outputs") == []
@@ -164,6 +179,14 @@ def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, cap
     # said once: on the console it was given, not also through the log (which printed it twice)
     assert not [r for r in caplog.records if "scoring with the champion" in r.getMessage()]
     report = (cfg.output.dir / "report.html").read_text()  # it paired the champion with the new run
+    # a scheduled job's reader opens only the report: every warning the job logged, and the one it said on
+    # the console, once each with its count (the report showed none of them)
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("kamml.")]
+    assert any("is read, not" in m and "in the data folder" in m for m in logged)
+    counts = Counter([*logged, said[0].split("warning: ", 1)[1]])
+    assert sorted(report_warnings(report)) == sorted(
+        m + (f" ({n} times)" if n > 1 else "") for m, n in counts.items()
+    )
     assert f"{champion} (the champion)" in report
     assert f"trained version {second.training.promotion.version}, not promoted" in report
     # the backtest section says whose it is, where the plan's model is not (a report audit: only the

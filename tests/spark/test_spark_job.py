@@ -1416,8 +1416,10 @@ def test_cli_score_and_allocate_on_spark(spark, trained, world_path, tmp_path):
 
 
 @pytest.mark.slow
-def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, world_path, tmp_path):
+def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, world_path, tmp_path, caplog):
     """`kamml run` with engine spark: scores and allocation as Parquet folders equal to the DuckDB job's."""
+    import html as markup
+
     from kamml.jobs.run import run
 
     cfg = spark_config(tracked_config(experiment="kamml-run-spark", model_name="kamml-run-spark"))
@@ -1427,7 +1429,8 @@ def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, wor
     for stale in ("allocation.csv", "budget_curve.csv"):  # an earlier in-memory run's plan
         (cfg.output.dir / stale).write_text("account_id\n1\n")
     lines: list[str] = []
-    result = run(cfg, world_path, echo=lines.append)
+    with caplog.at_level(logging.WARNING, logger="kamml"):
+        result = run(cfg, world_path, echo=lines.append)
     out = cfg.output.dir
     assert sorted(p.name for p in out.iterdir()) == [  # no stale plan left beside the new one
         ".kamml.lock",
@@ -1464,6 +1467,15 @@ def test_kamml_run_on_spark_writes_parts_and_a_report(spark, tracked_config, wor
     assert all(f">{a}<" in html for a in top["account_id"].astype(str))
     assert "not drawn on Spark" not in html
     assert "value of one more hour at each budget" in html  # the curve's chart, as in memory
+    # the warnings the job logged (its driver's kamml loggers), once each, as in memory (the report had none)
+    section = re.search(r"<h2>Warnings this run logged</h2>(.*?)</section>", html, flags=re.S)
+    assert section, "no section of the warnings in the report"
+    logged = {r.getMessage() for r in caplog.records if r.name.startswith("kamml.")}
+    shown = {
+        markup.unescape(re.sub(r" \(\d+ times\)$", "", item))
+        for item in re.findall(r"<li>(.*?)</li>", section[1])
+    }
+    assert shown == logged
     # the budget curve, from the same passes, equals the in-memory one of the same scores
     assert_curve_equal(budget_curve(duck, 300, duck_cfg), pd.read_csv(out / "budget_curve.csv"))
     assert_curve_equal(result.curve, pd.read_csv(out / "budget_curve.csv"))  # what the job returns

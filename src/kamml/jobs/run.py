@@ -3,7 +3,9 @@
 Scores and the plan come from the champion: the new version when the registry gate promoted it, else the
 standing champion (said on the console), so a worse model never drives the allocation a CRM reads.
 
-Each stage logs its progress and ends with a one-line summary. Outputs land in ``output.dir``:
+Each stage logs its progress and ends with a one-line summary; the warnings logged (and said on the
+console) until the report is written are listed in it, for a scheduled job's reader who opens only the
+report. Outputs land in ``output.dir``:
 scores.parquet, allocation.parquet and allocation.csv (for a CRM import), budget_curve.csv and .png,
 backtest.json and report.html, then manifest.json. They are written as one set (`kamml.jobs.outputs`):
 the folder is locked for the whole job, every file is staged and moved into place only when all are
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +144,53 @@ def _stage(name: str, seconds: dict[str, float], echo: Callable[[str], None]) ->
     stopping.check()
 
 
+class _JobWarnings(logging.Handler):
+    """The warnings of a job for its report, in the order said: logged (WARNING and above) or echoed.
+
+    The records of the kamml loggers, and the console's ``warning:`` lines (`echoing`). A scheduled job's
+    reader opens only report.html, which showed none of them: a run that warned read as clean. Attached
+    to the ``kamml`` logger by `collecting`; levels and propagation are left as they are.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.messages.append(record.getMessage())
+        except Exception:  # a record whose arguments do not fit its format: logging's own complaint
+            self.handleError(record)
+
+    def echoing(self, echo: Callable[[str], None]) -> Callable[[str], None]:
+        """`echo`, noting each ``warning: ...`` line it says (a warning said there is not logged).
+
+        The job's log (`log.info`) is returned as it is: the job logs its warnings there as warnings.
+        """
+        if echo == log.info:  # `_registered` tells the log from a console by this
+            return echo
+
+        def said(line: str) -> None:
+            text = line.strip()
+            if text.startswith("warning:"):
+                self.messages.append(text.removeprefix("warning:").strip())
+            echo(line)
+
+        return said
+
+    @classmethod
+    @contextmanager
+    def collecting(cls) -> Iterator[_JobWarnings]:
+        """Collect while the block runs; the handler is removed however it ends."""
+        handler = cls()
+        logger = logging.getLogger("kamml")
+        logger.addHandler(handler)
+        try:
+            yield handler
+        finally:
+            logger.removeHandler(handler)
+
+
 def run(
     config: Config,
     source: Any = None,
@@ -152,7 +201,20 @@ def run(
     """Run the whole job of `config` (data from `source` or ``data.path``); see the module docstring.
 
     `promote` makes the new version the champion whatever the gate decides (`kamml.jobs.train.train`).
+    The warnings logged (and said on the console) from here until the report is written are listed in it.
     """
+    with _JobWarnings.collecting() as warnings:
+        return _checked_run(config, source, warnings.echoing(echo), promote, warnings)
+
+
+def _checked_run(
+    config: Config,
+    source: Any,
+    echo: Callable[[str], None],
+    promote: bool,
+    warnings: _JobWarnings,
+) -> RunResult:
+    """`run`: the checks before any work, then the job in its locked output folder."""
     seconds: dict[str, float] = {}
     if source is None:  # a job that cannot start leaves no output folder behind
         check_data_given(config)
@@ -173,7 +235,7 @@ def run(
     check_settings(config)  # a plan bound to fail fails before training registers a model
     check_model_settings(config)
     with OutputSet(out_dir) as outputs:  # locked from here: a second job on the folder stops now
-        return _run(config, source, outputs, seconds, echo, promote)
+        return _run(config, source, outputs, seconds, echo, warnings, promote)
 
 
 def _run(
@@ -182,6 +244,7 @@ def _run(
     outputs: OutputSet,
     seconds: dict[str, float],
     echo: Callable[[str], None],
+    warnings: _JobWarnings,
     promote: bool = False,
 ) -> RunResult:
     """The job's stages, with the output folder locked; outputs are staged, then published together."""
@@ -218,8 +281,8 @@ def _run(
             )
             echo(f"      {training.summary()}")
         if config.engine.name == "spark":
-            return _run_on_spark(config, data, training, outputs, seconds, skipped, echo)
-        return _score_allocate_report(config, data, training, outputs, seconds, skipped, echo)
+            return _run_on_spark(config, data, training, outputs, seconds, skipped, echo, warnings)
+        return _score_allocate_report(config, data, training, outputs, seconds, skipped, echo, warnings)
     except BaseException as exc:
         # the training run ended FINISHED, its job "running": a failure from there on (a console closed
         # while the train stage said its result, the end-of-stage stop check) must not leave it so
@@ -237,6 +300,7 @@ def _score_allocate_report(
     seconds: dict[str, float],
     skipped: list[str],
     echo: Callable[[str], None],
+    warnings: _JobWarnings,
 ) -> RunResult:
     """The in-memory stages after training: score with the champion, allocate, write the output set."""
     out_dir = outputs.folder
@@ -269,6 +333,7 @@ def _score_allocate_report(
             horizon,
             _plan_backtest(config, training),
             _growth_weight(config),
+            warnings=tuple(warnings.messages),
         )
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
         published = outputs.publish(_facts(config, training, model_uri, plan, horizon))
@@ -482,6 +547,7 @@ def _run_on_spark(
     seconds: dict[str, float],
     skipped: list[str],
     echo: Callable[[str], None],
+    warnings: _JobWarnings,
 ) -> RunResult:
     """Score and allocate on Spark into Parquet folders; report from the plan grouped on Spark."""
     from kamml.spark import allocate_spark, plan_by_tier_and_owner, score_spark, top_rows
@@ -529,6 +595,7 @@ def _run_on_spark(
             top_accounts=top,
             plan_backtest=_plan_backtest(config, training),
             growth=_growth_weight(config),
+            warnings=tuple(warnings.messages),
         )
         scores = top_rows(scores_dir, 25, by="clv")
         facts = _facts(config, training, model.resolved, plan, model.bundle.horizon_days)
@@ -574,6 +641,8 @@ def _write_outputs(
     horizon_days: int,
     plan_backtest: dict[str, Any] | None = None,
     growth: float | str | None = None,
+    *,
+    warnings: Sequence[str] | None = None,
 ) -> dict[str, Path]:
     """Every output file, each written atomically into `folder` (the staging folder); name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -598,6 +667,7 @@ def _write_outputs(
             effort=effort,
             plan_backtest=plan_backtest,
             growth=growth,
+            warnings=warnings,
         ),
     }
 
@@ -615,10 +685,12 @@ def _write_backtest_and_report(
     top_accounts: pd.DataFrame | None = None,
     plan_backtest: dict[str, Any] | None = None,
     growth: float | str | None = None,
+    warnings: Sequence[str] | None = None,
 ) -> dict[str, Path]:
     """backtest.json and report.html, written atomically; `effort`, `horizon_days`: the scoring model's.
 
-    `plan_backtest`: the champion's own backtest when this run's version was not promoted (shown first).
+    `plan_backtest`: the champion's own backtest when this run's version was not promoted (shown first);
+    `warnings`: what the job warned of so far, listed in the report.
     """
     folder.mkdir(parents=True, exist_ok=True)
     backtest_json = folder / "backtest.json"
@@ -658,5 +730,6 @@ def _write_backtest_and_report(
         top_accounts=top_accounts,
         backtest_note=note,
         plan_backtest=plan_backtest,
+        warnings=warnings,
     )
     return {"backtest": backtest_json, "report": report}

@@ -158,8 +158,12 @@ def _own_table(folder: Path | None, name: str) -> Path | None:
         return None
 
 
-def _resolve_sources(source: Any, data: DataConfig) -> dict[str, Any]:
-    """Which object or path holds each table (transactions required)."""
+def _resolve_sources(source: Any, data: DataConfig, *, warn: bool = True) -> dict[str, Any]:
+    """Which object or path holds each table (transactions required).
+
+    `warn`: say when a configured table passes over the folder's own; off where only the paths are
+    looked up (`input_paths`), so a job that checks its outputs first says it once, when it reads.
+    """
     if source is None:
         source = data.path
     if source is None:
@@ -206,7 +210,7 @@ def _resolve_sources(source: Any, data: DataConfig) -> dict[str, Any]:
         if configured is not None and name not in sources:
             sources[name] = _config_path(configured, folder)
             own = _own_table(folder, name)
-            if own is not None and Path(own).resolve() != Path(sources[name]).resolve():
+            if warn and own is not None and Path(own).resolve() != Path(sources[name]).resolve():
                 log.warning(  # a new drop in the folder was passed over for the config's table, silently
                     "%s: data.%s in the config (%s) is read, not %s in the data folder %s",
                     name,
@@ -316,7 +320,7 @@ def input_paths(source: Any, config: Config | DataConfig | None = None) -> dict[
     """
     data_cfg, _ = _configs(config)
     try:
-        sources = _resolve_sources(source, data_cfg)
+        sources = _resolve_sources(source, data_cfg, warn=False)
     except DataError:
         return {}
     return _paths(sources)

@@ -1008,6 +1008,28 @@ def test_a_naive_parquet_date_beside_a_zoned_one_gets_the_note_text_gets(backend
     assert not [n for n in load_data(tmp_path, backend=backend).quality.notes if "UTC offset" in n.rule]
 
 
+@pytest.mark.parametrize("zone", ["UTC", "+02:00", "Europe/Berlin"])
+def test_a_naive_frame_date_beside_a_zoned_one_gets_the_note_parquet_gets(backend, zone):
+    """DataFrames as their Parquet files: a tz-aware `ts` beside naive `created_at` got no note."""
+    local = pd.to_datetime(["2024-01-05 10:00", "2024-02-05 10:00"])
+    tx = pd.DataFrame({"account_id": [1, 2], "ts": local.tz_localize(zone), "amount": [1.0, 2.0]})
+    created = pd.to_datetime(["2023-06-01 09:00", "2023-07-01 09:00"])
+    accounts = pd.DataFrame({"account_id": [1, 2], "created_at": created})
+    data = load_data({"transactions": tx, "accounts": accounts}, backend=backend)
+    (note,) = [n for n in data.quality.notes if "UTC offset" in n.rule]
+    assert (note.table, note.column, note.n_rows) == ("accounts", "created_at", 2)
+    assert note.rule.startswith("no UTC offset (taken as UTC), while transactions.ts has one on every value")
+    assert note.examples == ("2023-06-01 09:00:00", "2023-07-01 09:00:00")
+    arrow = tx.assign(ts=tx["ts"].astype(pd.ArrowDtype(pa.timestamp("us", tz="UTC"))))  # pyarrow-backed
+    notes = load_data({"transactions": arrow, "accounts": accounts}, backend=backend).quality.notes
+    assert [(n.table, n.column) for n in notes if "UTC offset" in n.rule] == [("accounts", "created_at")]
+    for tables in (
+        {"transactions": tx, "accounts": accounts.assign(created_at=created.tz_localize(zone))},
+        {"transactions": tx.assign(ts=local), "accounts": accounts},
+    ):  # all zoned, or all naive: no note
+        assert not [n for n in load_data(tables, backend=backend).quality.notes if "UTC offset" in n.rule]
+
+
 def test_a_zoned_parquet_date_beside_naive_text_gets_the_note(backend, tmp_path, write_csv):
     """Across formats too: a zoned Parquet `ts` beside a CSV's `created_at` without offsets."""
     local = pd.to_datetime(["2024-01-05 10:00", "2024-02-05 10:00"]).tz_localize("+02:00")

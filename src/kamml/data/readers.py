@@ -107,8 +107,8 @@ class RawTable:
     delimiter : str or None
         The field delimiter a CSV was read with (None for other sources).
     zoned : frozenset of str or None
-        Parquet's time-zone-aware timestamp columns (engines read them as naive UTC, Spark's Ibis types
-        alike); None where the files' own types do not say (frames, Ibis tables, CSV text).
+        The time-zone-aware timestamp columns of Parquet files and DataFrames (engines read them as naive
+        UTC, Spark's Ibis types alike); None where the types do not say (Ibis tables, CSV text).
     """
 
     name: str
@@ -164,9 +164,8 @@ def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: st
                 name, None, "DataFrame", problems=[Problem(name, None, "no columns (an empty DataFrame)")]
             )
         arrow, problems = frame_to_arrow(source, name)
-        return RawTable(
-            name, _register(backend, name, arrow, nan_is_null=True), "DataFrame", problems=problems
-        )
+        table = _register(backend, name, arrow, nan_is_null=True)
+        return RawTable(name, table, "DataFrame", problems=problems, zoned=_frame_zoned(source))
     if isinstance(source, ir.Table):
         table = _adopt(source, name, backend)
         dups = _duplicates(table.columns)  # "quantity" and "Quantity ": one was read, the other dropped
@@ -719,9 +718,13 @@ def _read_parquet(
         where = f"{origin}: its parts spell it differently"
         problems.append(_duplicate_problem(name, merged, list(table.columns), where=where))
     # a zone in any part: the files' own types say it, where Ibis types Spark's instants as naive
-    fields = [f for schema in schemas for f in schema]
-    zoned = frozenset(f.name for f in fields if pa.types.is_timestamp(f.type) and f.type.tz is not None)
+    zoned = _zoned([f for schema in schemas for f in schema])
     return RawTable(name, table, origin, text=False, from_file=True, problems=problems, zoned=zoned)
+
+
+def _zoned(fields: Iterable[pa.Field]) -> frozenset[str]:
+    """The time-zone-aware timestamp columns among Arrow `fields` (`RawTable.zoned`)."""
+    return frozenset(f.name for f in fields if pa.types.is_timestamp(f.type) and f.type.tz is not None)
 
 
 def _untyped_nulls(table: ir.Table, schemas: list[pa.Schema]) -> ir.Table:
@@ -1233,6 +1236,27 @@ def frame_to_arrow(frame: pd.DataFrame, name: str = "table") -> tuple[pa.Table, 
         problems.append(_duplicate_problem(name, dups, names))
     arrays = [_to_arrow(frame.iloc[:, i]) for i in range(frame.shape[1])]
     return pa.Table.from_arrays(arrays, names=_unique_names(names)), problems
+
+
+def _frame_zoned(frame: pd.DataFrame) -> frozenset[str]:
+    """The time-zone-aware datetime columns of `frame` (`RawTable.zoned`) by their `frame_to_arrow` names.
+
+    `frame_to_arrow` makes them naive UTC, so its Arrow types no longer say which had a zone.
+    """
+    if any(level is not None for level in frame.index.names):
+        frame = frame.reset_index()
+    names = _unique_names([_column_name(c, i) for i, c in enumerate(frame.columns)])
+    return frozenset(n for n, dtype in zip(names, frame.dtypes, strict=True) if _zoned_dtype(dtype))
+
+
+def _zoned_dtype(dtype: Any) -> bool:
+    """Whether a pandas dtype is a time-zone-aware datetime (numpy-backed or Arrow-backed)."""
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return True
+    if not isinstance(dtype, pd.ArrowDtype):
+        return False
+    kind = dtype.pyarrow_dtype
+    return bool(pa.types.is_timestamp(kind) and kind.tz is not None)
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -285,6 +285,70 @@ def test_parquet_parts_naming_a_column_with_other_spaces_are_a_schema_error(back
         load_data({"transactions": backend.table("spaced")}, backend=backend)
 
 
+def _zone_parts(folder, *types: pa.DataType) -> None:
+    """Write one transactions part per Arrow type of ts (a date type as the day; the rest 10:00 of it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, kind in enumerate(types):
+        moment = pd.Timestamp("2024-01-02 10:00", tz=getattr(kind, "tz", None))
+        ts = pa.array([moment.date() if pa.types.is_date(kind) else moment], kind)
+        pq.write_table(
+            pa.table({"account_id": [i + 1], "ts": ts, "amount": [10.0]}), folder / f"part-{i}.parquet"
+        )
+
+
+@pytest.mark.parametrize("zone", ["UTC", "+02:00"])
+@pytest.mark.parametrize("naive", [pa.timestamp("us"), pa.date32()])
+def test_parquet_parts_disagreeing_on_a_columns_time_zone_are_a_schema_error(backend, tmp_path, zone, naive):
+    """Two exports of one table from systems set up differently: DuckDB read a zoned part's 10:00+02:00 as
+    08:00 UTC and a naive part's 10:00 (or a date's midnight) as UTC, without a word, as a text column
+    mixing offsets and none is refused; the naive part's times may be local ones."""
+    folder = tmp_path / "transactions"
+    _zone_parts(folder, pa.timestamp("us", tz=zone), naive, pa.timestamp("us", tz=zone))
+    with pytest.raises(SchemaError) as caught:
+        load_data({"transactions": folder}, backend=backend)
+    (problem,) = caught.value.problems
+    assert (problem.table, problem.column) == ("transactions", "ts")
+    assert f"the Parquet parts of {folder} disagree on its time zone" in problem.rule
+    assert f"2 time-zone-aware (part-0.parquet, part-2.parquet: timestamp[us, tz={zone}])" in problem.rule
+    assert f"1 without a zone (part-1.parquet: {naive})" in problem.rule
+    assert "all time-zone-aware or all naive" in problem.rule
+    # a glob of the same parts is the same table
+    with pytest.raises(SchemaError, match="disagree on its time zone"):
+        load_data({"transactions": str(folder / "*.parquet")}, backend=backend)
+
+
+@pytest.mark.spark
+def test_parquet_parts_disagreeing_on_a_columns_time_zone_are_the_same_schema_error_on_spark(tmp_path):
+    """Spark refused the parts as a type it cannot merge, pointing to DuckDB, which read them silently."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    folder = tmp_path / "transactions"
+    _zone_parts(folder, pa.timestamp("us", tz="UTC"), pa.timestamp("us"))
+    with pytest.raises(
+        SchemaError, match=r"transactions\.ts: the Parquet parts of .* disagree on its time zone"
+    ):
+        load_data({"transactions": folder}, backend=connect(EngineConfig(name="spark")))
+
+
+@pytest.mark.parametrize(
+    ("types", "hours"),
+    [
+        ((pa.timestamp("us", tz="UTC"), pa.timestamp("us", tz="+02:00")), [10, 8]),  # instants, each in UTC
+        ((pa.timestamp("us"), pa.timestamp("ms")), [10, 10]),
+        ((pa.timestamp("us"), pa.date32()), [10, 0]),
+    ],
+    ids=["zoned", "naive", "naive-and-date"],
+)
+def test_parquet_parts_agreeing_on_a_columns_time_zone_are_read(backend, tmp_path, types, hours):
+    folder = tmp_path / "transactions"
+    _zone_parts(folder, *types)
+    read = load_data({"transactions": folder}, backend=backend).transactions.order_by("account_id")
+    assert read.execute()["ts"].tolist() == [
+        pd.Timestamp("2024-01-02") + pd.Timedelta(hours=h) for h in hours
+    ]
+
+
 def test_folder_skips_hidden_and_underscore_parts_as_spark_does(backend, tmp_path, tx):
     folder = tmp_path / "transactions"
     (folder / "_temporary" / "0").mkdir(parents=True)

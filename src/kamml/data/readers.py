@@ -679,6 +679,7 @@ def _read_parquet(
     schemas = [schema, *(_parquet_schema(p, name) for p in files[1:])]  # every part's footer
     _check_durations(files, schemas, name)
     _check_keys_not_columns(name, layout, files, [schema.names for schema in schemas])
+    problems.extend(_zone_disagreements(files, schemas, name, origin, layout.base))
     try:
         if backend.name == "duckdb":
             # parts are matched by column name: one lacking a column (written before it was added) gives
@@ -694,8 +695,8 @@ def _read_parquet(
             )
             table = layout.duckdb(table, (c for schema in schemas for c in schema.names))
         else:
-            if dups:  # Spark refused the file as unreadable ("COLUMN_ALREADY_EXISTS"), not a broken contract
-                raise SchemaError(problems)
+            if problems:  # Spark refused the file as unreadable ("COLUMN_ALREADY_EXISTS"), or the parts as
+                raise SchemaError(problems)  # types it cannot merge, not as a broken contract
             _check_spark_can_merge(files, schemas, name)
             _check_spark_timestamps(files, schemas, name)
             # Spark reads the files kamml found, as DuckDB does: handed the folder or the glob, it read
@@ -720,6 +721,47 @@ def _read_parquet(
     # a zone in any part: the files' own types say it, where Ibis types Spark's instants as naive
     zoned = _zoned([f for schema in schemas for f in schema])
     return RawTable(name, table, origin, text=False, from_file=True, problems=problems, zoned=zoned)
+
+
+def _zone_disagreements(
+    files: list[Path], schemas: list[pa.Schema], name: str, origin: str, base: Path
+) -> list[Problem]:
+    """A problem for each column that some Parquet parts store time-zone-aware and others naive or as dates.
+
+    The engines read the naive part's values as UTC (DuckDB without a word), while they may be local times:
+    two exports of one table from systems set up differently. It is the rule of a text column mixing values
+    with a UTC offset and values without one (validation's "mixed time zones"). Zoned parts in different
+    zones are instants, each converted to UTC, and stay fine.
+    """
+    kinds: dict[str, dict[bool, list[tuple[Path, pa.DataType]]]] = {}
+    shown: dict[str, str] = {}
+    for path, schema in zip(files, schemas, strict=True):
+        for field_ in schema:
+            kind = field_.type
+            if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+                key = _name_key(field_.name)
+                shown.setdefault(key, field_.name)
+                zoned = pa.types.is_timestamp(kind) and kind.tz is not None
+                kinds.setdefault(key, {}).setdefault(zoned, []).append((path, kind))
+    problems: list[Problem] = []
+    for key, by_zone in kinds.items():
+        if len(by_zone) == 2:
+            aware = _parts_typed(by_zone[True], base, "time-zone-aware")
+            naive = _parts_typed(by_zone[False], base, "without a zone")
+            rule = (
+                f"the Parquet parts of {origin} disagree on its time zone: {aware} and {naive}, whose values "
+                "would be taken as UTC and may be local times; write every part with the same type: all "
+                "time-zone-aware or all naive"
+            )
+            problems.append(Problem(name, shown[key], rule))
+    return problems
+
+
+def _parts_typed(parts: list[tuple[Path, pa.DataType]], base: Path, what: str) -> str:
+    """How many parts, a few names and their types: ``1 without a zone (b.parquet: date32[day])``."""
+    names = ", ".join(_shown(path, base) for path, _ in parts[:3]) + (", ..." if len(parts) > 3 else "")
+    types = ", ".join(dict.fromkeys(str(kind) for _, kind in parts))
+    return f"{len(parts):,} {what} ({names}: {types})"
 
 
 def _zoned(fields: Iterable[pa.Field]) -> frozenset[str]:

@@ -331,6 +331,20 @@ def test_parquet_parts_disagreeing_on_a_columns_time_zone_are_the_same_schema_er
         load_data({"transactions": folder}, backend=connect(EngineConfig(name="spark")))
 
 
+@pytest.mark.spark
+def test_parquet_parts_zoned_in_different_zones_are_read_alike_on_spark(tmp_path):
+    """Spark reads both as instants, but kamml refused them as types Spark cannot merge (UTC, +02:00)."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    folder = tmp_path / "transactions"
+    _zone_parts(folder, pa.timestamp("us", tz="UTC"), pa.timestamp("us", tz="+02:00"))
+    expected = [pd.Timestamp("2024-01-02 10:00"), pd.Timestamp("2024-01-02 08:00")]
+    for engine in (connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)):
+        read = load_data({"transactions": folder}, backend=engine).transactions.order_by("account_id")
+        assert read.execute()["ts"].tolist() == expected
+
+
 @pytest.mark.parametrize(
     ("types", "hours"),
     [

@@ -847,15 +847,15 @@ def _check_durations(files: list[Path], schemas: list[pa.Schema], name: str) -> 
 
 def _check_spark_can_merge(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
     """Spark cannot merge parts whose column types differ (not even int32 and int64): say which, and where."""
-    seen: dict[str, tuple[pa.DataType, Path]] = {}
+    seen: dict[str, tuple[pa.DataType, Path, pa.DataType]] = {}
     for path, schema in zip(files, schemas, strict=True):
         for field_ in schema:
             kind = _spark_kind(field_.type)
-            first = seen.setdefault(field_.name, (kind, path))
+            first = seen.setdefault(field_.name, (kind, path, field_.type))
             if first[0] != kind:
                 raise DataError(
                     f"{name}: the Parquet parts disagree on column {field_.name}'s type: {first[1]} has "
-                    f"{first[0]}, {path} has {kind}; Spark cannot merge them: rewrite the parts with "
+                    f"{first[2]}, {path} has {field_.type}; Spark cannot merge them: rewrite the parts with "
                     "one schema (the DuckDB engine reads them as one)"
                 )
 
@@ -881,9 +881,15 @@ def _check_booleans_merge(files: list[Path], schemas: list[pa.Schema], name: str
 
 
 def _spark_kind(kind: pa.DataType) -> pa.DataType:
-    """An Arrow type as Spark reads it: dictionary-encoded and large text are plain text to Spark."""
+    """An Arrow type as Spark reads it: dictionary-encoded and large text are plain text to Spark.
+
+    A time-zone-aware timestamp is an instant whatever its zone (Parquet stores it adjusted to UTC), so
+    parts at tz=UTC and at +02:00 are one type: they were refused as types Spark cannot merge.
+    """
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        return pa.timestamp(kind.unit, tz="UTC")
     if pa.types.is_large_string(kind):
         return pa.string()
     if pa.types.is_large_binary(kind):

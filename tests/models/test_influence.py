@@ -126,7 +126,10 @@ def test_a_total_scale_at_its_bound_is_a_warning(caplog):
     with caplog.at_level("WARNING", logger="kamml.models._lgbm"):
         model = InfluenceModel(n_estimators=40, num_threads=1).fit(X, y, snapshot=snapshot)
     assert model.scale_ == model.scale_bounds[1]
-    assert "total scale clipped at 2, so the predictions' total stays under the latest one" in caplog.text
+    assert (
+        "actual referral value totals 5.54 times what the earlier snapshots predicted for it: the total "
+        "scale is clipped at 2, so the predicted referral value is likely too low"
+    ) in caplog.text
     caplog.clear()
     y = rng.poisson(0.3 * np.exp(X[:, 0])) * 50.0  # the same level throughout: no bound, no warning
     with caplog.at_level("WARNING", logger="kamml.models._lgbm"):

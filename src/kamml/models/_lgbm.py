@@ -1537,6 +1537,8 @@ class LGBMValueRegressor(LGBMModel):
 
     #: Bounds of the total scaling, so that one odd snapshot cannot swing the forecast wildly.
     scale_bounds: ClassVar[tuple[float, float]] = (0.5, 2.0)
+    #: What the model predicts, in the words of its log lines (a report lists its warnings).
+    target_words: ClassVar[str] = "target"
     #: Smallest value the offset feature counts with, as a share of its mean positive value in training.
     offset_floor_share: ClassVar[float] = 0.1
 
@@ -1682,13 +1684,15 @@ class LGBMValueRegressor(LGBMModel):
             self.scale_ = float(np.clip(actual / predicted, low, high))
             if self.scale_ in (low, high):  # at 2.0 it read as any other factor, without a word
                 logger.warning(
-                    "%s: the latest snapshot's actual total is %.3g times the total predicted for it: "
-                    "total scale clipped at %g, so the predictions' total stays %s the latest one; "
-                    "with few positive targets (a few large ones) the total is noisy",
+                    "%s: the latest training snapshot's actual %s totals %.3g times what the earlier "
+                    "snapshots predicted for it: the total scale is clipped at %g, so the predicted %s "
+                    "is likely too %s (a level moving faster than the clip allows, or few large targets)",
                     type(self).__name__,
+                    self.target_words,
                     actual / predicted,
                     self.scale_,
-                    "under" if self.scale_ == high else "over",
+                    self.target_words,
+                    "low" if self.scale_ == high else "high",
                 )
         elif predicted > 0 and actual == 0:  # the strongest drop of all: it was left at 1, uncorrected
             self.scale_ = float(low)

@@ -114,6 +114,7 @@ class ClvModel(RegressorMixin, LGBMValueRegressor):
     }
     _default_params: ClassVar[dict[str, Any]] = {"tweedie_variance_power": 1.3}
     _objectives: ClassVar[tuple[str, ...]] = ("tweedie", "poisson")
+    target_words: ClassVar[str] = "value"
 
     def __init__(
         self,

@@ -79,6 +79,7 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
     }
     _default_params: ClassVar[dict[str, Any]] = {"tweedie_variance_power": 1.5}
     _objectives: ClassVar[tuple[str, ...]] = ("tweedie", "poisson")
+    target_words: ClassVar[str] = "referral value"
 
     def __init__(
         self,

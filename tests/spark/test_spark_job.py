@@ -573,6 +573,52 @@ def test_a_model_of_another_churn_label_is_warned_about_on_spark(spark, trained,
 
 
 @pytest.mark.slow
+def test_amounts_in_another_unit_than_at_training_are_warned_about_on_spark(
+    spark, trained, world_path, tmp_path, caplog
+):
+    """As in memory (`warn_money_unit`): a Spark job scoring amounts in cents for a model trained in
+    dollars said nothing. The accounts' median positive `monetary` is taken on Spark, from a Dataset's
+    transactions or from the feature rows given."""
+    import shutil
+
+    from kamml.jobs.score import warn_money_unit
+    from kamml.spark.score import score_frame_spark
+
+    config, data, result = trained
+    cfg = spark_config(config)
+    cut = result.scoring_cutoff
+    features = tmp_path / "features.parquet"
+    write_features(data, cut, features, result.bundle.scoring_config(config))
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score_frame_spark(result.bundle, load_data(world_path, cfg), cut, cfg, explain_top=0)
+        score_frame_spark(result.bundle, spark.read.parquet(str(features)), cut, cfg, explain_top=0)
+    assert "another unit" not in caplog.text  # the same unit as at training
+
+    shutil.copytree(world_path, tmp_path / "world")
+    tx = pd.read_parquet(world_path / "transactions.parquet")
+    tx["amount"] *= 100  # a CRM export switched to cents
+    tx.to_parquet(tmp_path / "world" / "transactions.parquet", coerce_timestamps="us")
+    cents = build_features(load_data(tmp_path / "world", config), cut, result.bundle.scoring_config(config))
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        ratio = warn_money_unit(result.bundle, cents)  # in memory
+    assert ratio is not None
+    assert ratio > 10
+    expected = caplog.text.strip().splitlines()[-1]
+    assert f"{ratio:.3g} times the" in expected
+    message = expected[expected.index("transactions.amount") :]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score_frame_spark(result.bundle, load_data(tmp_path / "world", cfg), cut, cfg, explain_top=0)
+    assert caplog.text.count("another unit") == 1
+    assert message in caplog.text  # the in-memory rule and words, the same median here
+    caplog.clear()
+    given = spark.read.parquet(str(features))
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score_frame_spark(result.bundle, given.withColumn("monetary", given["monetary"] * 100), cut, cfg)
+    assert message in caplog.text  # feature rows given: their own column
+
+
+@pytest.mark.slow
 def test_text_in_an_attribute_the_model_read_as_numbers_names_the_accounts_column_on_spark(
     spark, trained, world_path, tmp_path
 ):

@@ -313,22 +313,41 @@ def warn_money_unit(bundle: ModelBundle, features: pd.DataFrame) -> float | None
     account x37, on a batch-job audit's world). The typical order value is the median positive
     `monetary` (repeat buyers), kept in the bundle's meta at training (`order_value`); fewer than
     `COVERAGE_MIN_ROWS` such accounts, or a bundle saved without it, tell nothing. Returns the ratio when
-    warned.
+    warned. The rule and message are `warn_order_value`'s, which the Spark job shares.
     """
+    if kept_order_value(bundle) is None:
+        return None
+    values = positive_monetary(features)
+    if values.size == 0:
+        return None
+    return warn_order_value(bundle, float(np.median(values)), int(values.size))
+
+
+def kept_order_value(bundle: ModelBundle) -> float | None:
+    """The typical order value the bundle kept at training (``meta["order_value"]``), None without one."""
     kept = bundle.meta.get("order_value")
     if not isinstance(kept, (int, float)) or not 0 < kept < np.inf:
         return None
-    values = positive_monetary(features)
-    if values.size < COVERAGE_MIN_ROWS:
+    return float(kept)
+
+
+def warn_order_value(bundle: ModelBundle, typical: float, accounts: int) -> float | None:
+    """`warn_money_unit`'s rule and message, given the accounts' typical order value and their number.
+
+    Shared by the in-memory job and the Spark one (`kamml.spark.score.warn_money_unit_spark`), which
+    takes the median on the cluster. Returns the ratio to the training's when warned, else None.
+    """
+    kept = kept_order_value(bundle)
+    if kept is None or accounts < COVERAGE_MIN_ROWS or not 0 < typical < np.inf:
         return None
-    ratio = float(np.median(values)) / float(kept)
+    ratio = typical / kept
     if 1 / MONEY_UNIT_FACTOR < ratio < MONEY_UNIT_FACTOR:
         return None
     log.warning(
         "transactions.amount: the accounts' typical order value is %s, %.3g times the %s the model learned "
         "from at training: amounts in another unit (cents for dollars, thousands for units?) put every "
         "account off the scale the models know; give the amounts in the training's unit, or train again",
-        f"{np.median(values):,.4g}",
+        f"{typical:,.4g}",
         ratio,
         f"{kept:,.4g}",
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,14 +33,15 @@ from kamml.allocation.allocate import owner_column
 from kamml.config import Config
 from kamml.errors import ConfigError, FeatureMismatchError, Problem, SchemaError
 from kamml.features._context import as_cutoff, check_scoring_cutoff, join_on_account
-from kamml.features.build import account_base, feature_context, settle_frame
-from kamml.features.groups import static
+from kamml.features.build import account_base, feature_context, settle, settle_frame
+from kamml.features.groups import rfm, static
 from kamml.io import NUMBER_PATTERN
 from kamml.jobs.score import (
     EXPLAIN_TOP,
     SCORE_COLUMNS,
     attribute_problem,
     explain_priority,
+    kept_order_value,
     lost_features,
     numeric_attributes,
     record_unseen_levels,
@@ -47,6 +49,7 @@ from kamml.jobs.score import (
     warn_empty_tables,
     warn_later_training,
     warn_lost,
+    warn_order_value,
     warn_other_definition,
     whole_count,
 )
@@ -272,6 +275,64 @@ def note_unseen_levels_spark(
     return notes
 
 
+#: ``percentile_approx``'s accuracy for the accounts' typical order value (`warn_money_unit_spark`): its
+#: median is within 1/100,000 of the accounts in rank of the exact one, and exact on fewer than 50,000.
+ORDER_VALUE_ACCURACY = 100_000
+
+
+def typical_order_value_spark(frame: DataFrame, *, settled: bool = False) -> tuple[float | None, int]:
+    """The median positive, finite ``monetary`` of `frame`'s rows and how many such rows, in one aggregate.
+
+    An approximate percentile (``percentile_approx`` at `ORDER_VALUE_ACCURACY`), taken from both ends so
+    that an even count averages the two middle values as `numpy.median` does; only two numbers and a
+    count reach the driver. `settled` rounds them as `kamml.features.build.settle` rounds the in-memory
+    features (it keeps order, so the median of the settled values is the settled median).
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
+    value = F.col("monetary").try_cast("double")  # as `positive_monetary`: text that is no number is none
+    kept = frame.select(value.alias("m")).filter(~F.isnan("m") & (F.col("m") > 0) & (F.col("m") < math.inf))
+    row = kept.agg(
+        F.count("m").alias("n"),
+        F.percentile_approx("m", 0.5, ORDER_VALUE_ACCURACY).alias("low"),
+        F.percentile_approx(-F.col("m"), 0.5, ORDER_VALUE_ACCURACY).alias("high"),
+    ).first()
+    if row is None or not row["n"]:
+        return None, 0
+    middle = np.array([row["low"], -row["high"]], dtype=np.float64)
+    if settled:
+        middle = settle(middle)
+    low, high = float(middle[0]), float(middle[1])
+    return (low if low == high else float(np.mean([low, high]))), int(row["n"])
+
+
+def warn_money_unit_spark(
+    bundle: ModelBundle,
+    features: DataFrame,
+    data: Any = None,
+    cutoff: pd.Timestamp | None = None,
+    config: Config | None = None,
+) -> float | None:
+    """`kamml.jobs.score.warn_money_unit` on Spark: amounts in another unit than at training are warned.
+
+    A Spark job scoring amounts in cents for a model trained in dollars said nothing. The median positive
+    ``monetary`` of the accounts scored (`typical_order_value_spark`, approximate) goes to the in-memory
+    rule and message (`kamml.jobs.score.warn_order_value`). `features` are the rows scored: their own
+    column when given as a frame or a Parquet path; for a Dataset (`data`, at `cutoff`), whose features
+    are lazy, the rfm group alone is computed (one group-by of the transactions, no join): only accounts
+    with repeat purchases have a positive ``monetary``, the same ones and values as in the features.
+    """
+    if kept_order_value(bundle) is None or "monetary" not in features.columns:
+        return None
+    settled = data is not None
+    if data is not None:
+        ctx = feature_context(data, cutoff, bundle.scoring_config(config))
+        by_account = ctx.rows.group_by("account_id").aggregate(**rfm.aggregates(ctx, ctx.rows))
+        features = to_spark(by_account.select(monetary=rfm.columns(ctx, by_account)["monetary"]))
+    typical, accounts = typical_order_value_spark(features, settled=settled)
+    return None if typical is None else warn_order_value(bundle, typical, accounts)
+
+
 def _check_attributes(
     data: Any, bundle: ModelBundle, needed: list[str], cut: pd.Timestamp, config: Config | None
 ) -> None:
@@ -352,6 +413,9 @@ def score_frame_spark(
         raise FeatureMismatchError(missing, source=f"the features at {cut.date()}", present=features.columns)
     if dataset:
         _check_attributes(data, bundle, needed, cut, config)
+        warn_money_unit_spark(bundle, features, data, cut, config)
+    else:
+        warn_money_unit_spark(bundle, features)
     if config is not None:  # as in memory: the scores follow the model's horizon and churn label
         warn_other_definition(bundle, config)
     warn_later_training(bundle, cut)  # as in memory

@@ -285,6 +285,15 @@ def test_from_data_falls_back_to_the_fixed_rule_without_activities(caplog):
     assert (response.source, response.scale, response.reference_value) == ("fixed", DEFAULT_SCALE, None)
     assert "no activities table" in response.reason
     assert "no activities table" in caplog.text
+    # the report's reader learns what the rule means for the plan and what to do
+    assert (
+        "instead of learning from your data how much sales hours raise orders, the plan assumes that 4 "
+        "hours over the 180-day horizon bring the median account about 63% of what effort can gain there"
+    ) in caplog.text
+    assert "Treat the hours the plan gives each account as a rough guide" in caplog.text
+    assert "give an activities table" in caplog.text
+    assert "or set allocation.effort_scale to the hours you know move the median account" in caplog.text
+    caplog.clear()
     data = load_data({"transactions": tx, "activities": act})
     set_by_hand = Config.from_dict({"allocation": {"effort_scale": 3.0, "effort_exponent": 0.2}})
     response = fit_effort_response_from_data(data, config=set_by_hand)
@@ -293,6 +302,9 @@ def test_from_data_falls_back_to_the_fixed_rule_without_activities(caplog):
         too_little = fit_effort_response_from_data(data)  # auto, but three account-periods
     assert too_little.source == "fixed"
     assert "account-periods" in too_little.reason
+    assert "account-periods" in caplog.text
+    assert "give an activities table" not in caplog.text
+    assert "Treat the hours the plan gives each account as a rough guide" in caplog.text
     with pytest.raises(ConfigError, match="after the end of the data"):
         fit_effort_response_from_data(data, data.end + pd.Timedelta(days=1))
 
@@ -530,7 +542,7 @@ def test_an_uplift_at_its_bound_is_refused_and_the_fixed_rule_used(caplog):
     assert (response.source, response.scale, response.uplift) == ("fixed", DEFAULT_SCALE, None)
     assert "top of its range" in response.reason
     assert "top of its range" in caplog.text
-    assert "using the fixed rule" in caplog.text
+    assert "(the fixed rule)" in caplog.text
 
 
 def test_an_uplift_the_data_do_not_measure_is_unusable():

@@ -738,12 +738,7 @@ def fit_effort_response_from_data(
     fallback = default_scale(horizon)  # the fixed rule's hours follow the horizon, as a fitted k does
     if data.activities is None:
         reason = "no activities table: the effort response cannot be estimated"
-        logger.warning(
-            "%s; using the fixed rule (%.3g hours over the %d-day horizon at the median account)",
-            reason,
-            fallback,
-            horizon,
-        )
+        _warn_fixed_rule(reason, fallback, horizon, activities=False)
         return EffortResponse.fixed(fallback, float(alloc.effort_exponent), clip, reason, horizon)
     static = not isinstance(config, Config) or (
         config.features.groups.get("static", True)
@@ -765,13 +760,31 @@ def fit_effort_response_from_data(
             max_accounts=max_accounts,
         )
     except DataError as exc:
-        logger.warning(
-            "%s; using the fixed rule (%.3g hours over the %d-day horizon at the median account)",
-            exc,
-            fallback,
-            horizon,
-        )
+        _warn_fixed_rule(str(exc), fallback, horizon, activities=True)
         return EffortResponse.fixed(fallback, float(alloc.effort_exponent), clip, str(exc), horizon)
+
+
+def _warn_fixed_rule(reason: str, scale: float, horizon: int, *, activities: bool) -> None:
+    """Warn that the fixed rule stands in for a fit: why, what the plan then assumes, and what to do.
+
+    The run's report lists the line for sales managers, so it says what the rule's k means (at k hours
+    the gain curve 1 - exp(-h / k) reaches 63%) and which setting replaces it.
+    """
+    todo = (
+        "; give an activities table (the hours of sales work logged per account) to have it measured, or "
+        "set allocation.effort_scale to the hours you know move the median account"
+        if not activities
+        else ", or set allocation.effort_scale to the hours you know move the median account"
+    )
+    logger.warning(
+        "%s; instead of learning from your data how much sales hours raise orders, the plan assumes that "
+        "%.3g hours over the %d-day horizon bring the median account about 63%% of what effort can gain "
+        "there (the fixed rule). Treat the hours the plan gives each account as a rough guide%s",
+        reason,
+        scale,
+        horizon,
+        todo,
+    )
 
 
 _RESPONSE_FIELDS = ("scale", "exponent", "uplift", "reference_value", "size_exponent", "size_reference")

@@ -1046,9 +1046,10 @@ class ModelBundle:
         n_latest = int((snap == latest).sum())
         if n_latest < FEW_ACCOUNTS:
             log.warning(
-                "only %d accounts in the latest training snapshot: the models learn little from fewer than "
-                "%d (early stopping, calibration and the levels use that snapshot), so treat their values "
-                "and probabilities as rough; BG/NBD alone (the backtest's btyd rows) may serve better",
+                "only %d accounts in the latest training snapshot, and the models learn little from fewer "
+                "than %d (they tune and check themselves on that snapshot): treat the predicted values and "
+                "churn probabilities, and so the plan's ranking of accounts, as rough, and see in the "
+                "report's backtest whether BG/NBD (the btyd rows) predicted better",
                 n_latest,
                 FEW_ACCOUNTS,
             )

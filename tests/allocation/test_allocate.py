@@ -593,8 +593,14 @@ def test_owners_without_capacity_get_team_hours_and_a_warning(caplog):
     (record,) = [r for r in caplog.records if "without an allocation.capacity" in r.getMessage()]
     assert record.levelname == "WARNING"
     n_cy = int((scores["owner"] == "cy").sum())
-    assert f"{n_cy} accounts, {used['cy']:,.6g} hours" in record.getMessage()
+    assert f"{n_cy} accounts belong to 1 owner" in record.getMessage()
+    assert f"and the plan gives them {used['cy']:,.6g} hours" in record.getMessage()
     assert "'cy'" in record.getMessage()
+    # the run's report lists it: what it means for the plan and what to do, in plain words
+    assert "only the team's hours (allocation.hours) limit these owners, so one may get more hours than " in (
+        record.getMessage()
+    )
+    assert "give each its hours in allocation.capacity" in record.getMessage()
 
 
 def test_minimal_scores_work_and_owner_is_null():

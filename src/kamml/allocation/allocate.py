@@ -766,14 +766,18 @@ def warn_uncovered_owners(
     uncovered = counts[[owner not in reps for owner in counts.index]]
     if uncovered.empty:
         return
-    spent = "" if hours is None else f", {float(hours.reindex(uncovered.index).sum()):,.6g} hours"
+    spent = ""
+    if hours is not None:
+        spent = f", and the plan gives them {float(hours.reindex(uncovered.index).sum()):,.6g} hours"
     logger.warning(
-        "%s%s %s to %s without an allocation.capacity (e.g. %s): they are limited only by the team's hours",
+        "%s %s to %s without an allocation.capacity (e.g. %s)%s: only the team's hours (allocation.hours) "
+        "limit these owners, so one may get more hours than they have; give each its hours in "
+        "allocation.capacity where they have a limit",
         counted(int(uncovered.sum()), "account"),
-        spent,
         "belongs" if int(uncovered.sum()) == 1 else "belong",
         counted(len(uncovered), "owner"),
         ", ".join(repr(o) for o in uncovered.index[:5]),
+        spent,
     )
 
 

@@ -127,15 +127,21 @@ def test_a_total_scale_at_its_bound_is_a_warning(caplog):
         model = InfluenceModel(n_estimators=40, num_threads=1).fit(X, y, snapshot=snapshot)
     assert model.scale_ == model.scale_bounds[1]
     assert (
-        "actual referral value totals 5.54 times what the earlier snapshots predicted for it: the total "
-        "scale is clipped at 2, so the predicted referral value is likely too low"
+        "actual referral value totals 5.54 times what the earlier snapshots predicted for it, but the "
+        "model's correction of its total stops at 2 times (the total scale's clip), so the predicted "
+        "referral value is likely too low"
     ) in caplog.text
+    # the run's report lists it: what it means for the plan, in plain words
+    assert (
+        "the ranking of accounts by it holds, but take its amounts, and their weight in the plan, as rough"
+        in (caplog.text)
+    )
     caplog.clear()
     y = rng.poisson(0.3 * np.exp(X[:, 0])) * 50.0  # the same level throughout: no bound, no warning
     with caplog.at_level("WARNING", logger="kamml.models._lgbm"):
         model = InfluenceModel(n_estimators=40, num_threads=1).fit(X, y, snapshot=snapshot)
     assert model.scale_bounds[0] < model.scale_ < model.scale_bounds[1]
-    assert "clipped" not in caplog.text
+    assert "likely too" not in caplog.text
 
 
 def test_early_stopping_at_the_first_tree_is_a_warning(caplog):

@@ -1685,8 +1685,10 @@ class LGBMValueRegressor(LGBMModel):
             if self.scale_ in (low, high):  # at 2.0 it read as any other factor, without a word
                 logger.warning(
                     "%s: the latest training snapshot's actual %s totals %.3g times what the earlier "
-                    "snapshots predicted for it: the total scale is clipped at %g, so the predicted %s "
-                    "is likely too %s (a level moving faster than the clip allows, or few large targets)",
+                    "snapshots predicted for it, but the model's correction of its total stops at %g times "
+                    "(the total scale's clip), so the predicted %s is likely too %s (a level moving faster "
+                    "than that, or a few large values); the ranking of accounts by it holds, but take its "
+                    "amounts, and their weight in the plan, as rough",
                     type(self).__name__,
                     self.target_words,
                     actual / predicted,

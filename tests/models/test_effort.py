@@ -431,6 +431,13 @@ def test_the_config_size_column_is_used_only_when_the_accounts_table_has_it_as_a
     with caplog.at_level(logging.INFO, logger="kamml.models.effort"):
         assert usable(data, AllocationConfig(), static_features=False) is None
     assert "the static group is off" in caplog.records[-1].getMessage()
+    # the run's report lists these: each says what it means for the plan in plain words
+    plain = (
+        "the hours the plan reckons an account needs (its effort scale k) follow its value only, not its size"
+    )
+    assert plain in caplog.records[-1].getMessage()
+    assert "turn on features.groups.static (with size in features.static_columns, when set)" in caplog.text
+    assert all(plain in w for w in warnings)
 
 
 @pytest.mark.slow
@@ -809,6 +816,7 @@ def test_a_size_column_the_fit_leaves_out_is_a_warning(caplog):
     assert response.size_column is None
     said = " | ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert "accounts.size left out of the fit (positive sizes on 40% of the rows, fewer than 50%)" in said
+    assert "the hours the plan reckons an account needs (its effort scale k) follow its value only" in said
 
 
 @pytest.mark.slow

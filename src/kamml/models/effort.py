@@ -617,9 +617,10 @@ def fit_effort_response(
         )
     if size_column is not None and fit["size_term"] != "fitted":
         logger.warning(
-            "effort response: accounts.%s left out of the fit (%s): k grows with value only",
+            "effort response: accounts.%s left out of the fit (%s): %s",
             size_column,
             fit["size_term"],
+            NOT_BY_SIZE,
         )
     if not fit["converged"] or fit["scale_at_bound"]:
         logger.warning(
@@ -790,6 +791,11 @@ def _warn_fixed_rule(reason: str, scale: float, horizon: int, *, activities: boo
 _RESPONSE_FIELDS = ("scale", "exponent", "uplift", "reference_value", "size_exponent", "size_reference")
 """Keys of `_fit_panel`'s result that become `EffortResponse` fields rather than diagnostics."""
 
+NOT_BY_SIZE = (
+    "the hours the plan reckons an account needs (its effort scale k) follow its value only, not its size"
+)
+"""What a size column left out means for the plan, in the words of the run's report."""
+
 MIN_SIZE_SHARE = 0.5
 """The size term needs a positive size on at least this share of the panel rows."""
 
@@ -809,8 +815,11 @@ def _usable_size_column(
     if not static_features:
         log(
             "effort response: the static group is off or features.static_columns leaves %s out, so the "
-            "scores carry no attr_%s: k does not grow with account size",
+            "scores carry no attr_%s: %s; turn on features.groups.static (with %s in "
+            "features.static_columns, when set), or leave allocation.effort_size_column unset",
             column,
+            column,
+            NOT_BY_SIZE,
             column,
         )
         return None
@@ -820,20 +829,21 @@ def _usable_size_column(
         if cased:  # an export's upper-case headers: a warning, as the fit changes (an audit's find)
             logger.warning(
                 "effort response: no column accounts.%s but accounts.%s (attribute columns keep their "
-                "headers' case): k does not grow with account size; rename it, or set "
-                "allocation.effort_size_column",
+                "headers' case): %s; rename it, or set allocation.effort_size_column",
                 column,
                 cased[0],
+                NOT_BY_SIZE,
             )
         else:
-            log("effort response: no column accounts.%s, so k does not grow with account size", column)
+            log("effort response: no column accounts.%s, so %s", column, NOT_BY_SIZE)
         return None
     dtype = accounts.schema()[column]
     if not dtype.is_numeric():
         log(
-            "effort response: accounts.%s is %s, not a number: k does not grow with account size",
+            "effort response: accounts.%s is %s, not a number: %s",
             column,
             dtype,
+            NOT_BY_SIZE,
         )
         return None
     return column

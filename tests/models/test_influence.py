@@ -157,6 +157,8 @@ def test_early_stopping_at_the_first_tree_is_a_warning(caplog):
         )
     assert model.best_iteration_ == 1
     assert "early stopping kept 1 tree of 40" in caplog.text
+    # the run's report lists it: what it means for the predictions, in plain words
+    assert "so the model gives nearly the same referral value to every account and the reasons" in caplog.text
     caplog.clear()
     y = rng.poisson(0.3 * np.exp(X[:, 0])) * 50.0  # the same relation throughout
     with caplog.at_level("WARNING", logger="kamml.models._lgbm"):

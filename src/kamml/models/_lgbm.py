@@ -638,6 +638,8 @@ class LGBMModel(KammlEstimator):
     _default_params: ClassVar[dict[str, Any]] = {}
     #: Objectives a user may choose through ``params``; the first is the default.
     _objectives: ClassVar[tuple[str, ...]] = ()
+    #: What the model predicts, in the words of its log lines (a report lists its warnings).
+    target_words: ClassVar[str] = "prediction"
 
     horizon_days: int
     params: dict[str, Any] | None
@@ -1287,11 +1289,13 @@ class LGBMModel(KammlEstimator):
         if self.best_iteration_ == 1 and rounds > 1:
             logger.warning(
                 "%s: early stopping kept 1 tree of %d: no second tree improved the held-out snapshot "
-                "(%s), so the model is nearly constant and its drivers say little. Try a lower "
-                "learning_rate, more training rows or snapshots, or early_stopping_rounds=None",
+                "(%s), so the model gives nearly the same %s to every account and the reasons it names "
+                "say little. Try a lower learning_rate, more training rows or snapshots, or "
+                "early_stopping_rounds=None",
                 type(self).__name__,
                 rounds,
                 _scores_text(self.validation_score_),
+                self.target_words,
             )
 
     def _held_out(
@@ -1537,8 +1541,6 @@ class LGBMValueRegressor(LGBMModel):
 
     #: Bounds of the total scaling, so that one odd snapshot cannot swing the forecast wildly.
     scale_bounds: ClassVar[tuple[float, float]] = (0.5, 2.0)
-    #: What the model predicts, in the words of its log lines (a report lists its warnings).
-    target_words: ClassVar[str] = "target"
     #: Smallest value the offset feature counts with, as a share of its mean positive value in training.
     offset_floor_share: ClassVar[float] = 0.1
 

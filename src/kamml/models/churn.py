@@ -256,6 +256,7 @@ class ChurnModel(ClassifierMixin, LGBMModel):
         "blend_feature": [str, None],
     }
     _objectives: ClassVar[tuple[str, ...]] = ("binary",)
+    target_words: ClassVar[str] = "churn probability"
 
     classes_: NDArray[Any]
     calibration_x_: FloatArray

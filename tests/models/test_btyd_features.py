@@ -41,7 +41,8 @@ def test_a_fit_that_does_not_converge_is_one_log_line_without_a_setting_the_job_
     assert lines[0].startswith("BG/NBD on 2,000 accounts did not converge after ")
     assert "a and b move together" in lines[0]
     assert "penalizer" not in lines[0]
-    assert lines[0].endswith("its parameters are used where the fit stopped")
+    assert "its parameters are used where the fit stopped. This is common with few accounts" in lines[0]
+    assert lines[0].endswith("the backtest's btyd rows show how well it still predicts")
 
 
 def test_a_missing_history_value_is_named_once_as_missing() -> None:

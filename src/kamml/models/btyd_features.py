@@ -108,12 +108,19 @@ def _fit_logged(model: BetaGeo | GammaGamma, X: pd.DataFrame, what: str) -> None
 
     A job printed the estimator's ConvergenceWarning with its file and source line once per fit (six
     times a run), advising a penalizer or max_iter that no config key sets; the log line says what did
-    not converge and that its parameters are used where it stopped.
+    not converge, that its parameters are used where it stopped, and where a report's reader sees
+    what that costs (the backtest's btyd rows).
     """
     with convergence_noted() as notes:
         model.fit(X)
     for detail in notes:
-        log.warning("%s %s; its parameters are used where the fit stopped", what, detail)
+        log.warning(
+            "%s %s; its parameters are used where the fit stopped. This is common with few accounts or "
+            "little repeat buying; the BTYD baseline and the purchase-history features rest on it, and the "
+            "backtest's btyd rows show how well it still predicts",
+            what,
+            detail,
+        )
 
 
 #: The longest purchase history in days: the span of the dates kamml reads (`TS_RANGE`, 1677 to 2262).

@@ -741,7 +741,7 @@ def _zone_disagreements(
             if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
                 key = _name_key(field_.name)
                 shown.setdefault(key, field_.name)
-                zoned = pa.types.is_timestamp(kind) and kind.tz is not None
+                zoned = _zoned_type(kind)
                 kinds.setdefault(key, {}).setdefault(zoned, []).append((path, kind))
     problems: list[Problem] = []
     for key, by_zone in kinds.items():
@@ -766,7 +766,12 @@ def _parts_typed(parts: list[tuple[Path, pa.DataType]], base: Path, what: str) -
 
 def _zoned(fields: Iterable[pa.Field]) -> frozenset[str]:
     """The time-zone-aware timestamp columns among Arrow `fields` (`RawTable.zoned`)."""
-    return frozenset(f.name for f in fields if pa.types.is_timestamp(f.type) and f.type.tz is not None)
+    return frozenset(f.name for f in fields if _zoned_type(f.type))
+
+
+def _zoned_type(kind: pa.DataType) -> bool:
+    """Whether an Arrow type is a time-zone-aware timestamp (an instant, whatever its zone)."""
+    return bool(pa.types.is_timestamp(kind) and kind.tz is not None)
 
 
 def _untyped_nulls(table: ir.Table, schemas: list[pa.Schema]) -> ir.Table:
@@ -888,7 +893,7 @@ def _spark_kind(kind: pa.DataType) -> pa.DataType:
     """
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    if pa.types.is_timestamp(kind) and kind.tz is not None:
+    if _zoned_type(kind):
         return pa.timestamp(kind.unit, tz="UTC")
     if pa.types.is_large_string(kind):
         return pa.string()
@@ -1301,10 +1306,7 @@ def _zoned_dtype(dtype: Any) -> bool:
     """Whether a pandas dtype is a time-zone-aware datetime (numpy-backed or Arrow-backed)."""
     if isinstance(dtype, pd.DatetimeTZDtype):
         return True
-    if not isinstance(dtype, pd.ArrowDtype):
-        return False
-    kind = dtype.pyarrow_dtype
-    return bool(pa.types.is_timestamp(kind) and kind.tz is not None)
+    return isinstance(dtype, pd.ArrowDtype) and _zoned_type(dtype.pyarrow_dtype)
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -16,6 +16,7 @@ import html
 import logging
 import math
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -306,9 +307,7 @@ def _warnings_section(warnings: Sequence[str] | None) -> str:
     head = "<section><h2>Warnings this run logged</h2>"
     if not warnings:
         return head + _note("The run logged no warnings.") + "</section>"
-    times: dict[str, int] = {}
-    for message in warnings:
-        times[message] = times.get(message, 0) + 1
+    times = Counter(warnings)  # first-seen order
     items = "".join(
         f"<li>{_e(message)}" + (f" ({n:,} times)" if n > 1 else "") + "</li>"
         for message, n in list(times.items())[:WARNINGS_SHOWN]

@@ -345,6 +345,70 @@ def test_parquet_parts_zoned_in_different_zones_are_read_alike_on_spark(tmp_path
         assert read.execute()["ts"].tolist() == expected
 
 
+def _unread_zone_parts(folder, *types: pa.DataType, name: str = "exported_at", ts: str = "ts") -> None:
+    """Write one transactions part per Arrow type of column `name`, which kamml does not read (10:00 UTC)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, kind in enumerate(types):
+        moment = pd.Timestamp("2024-01-02 10:00", tz=getattr(kind, "tz", None))
+        stamp = pa.array([moment.date() if pa.types.is_date(kind) else moment], kind)
+        columns = {"account_id": [i + 1], ts: [dt.datetime(2024, 1, 3, 9)], "amount": [10.0], name: stamp}
+        pq.write_table(pa.table(columns), folder / f"part-{i}.parquet")
+
+
+@pytest.mark.parametrize("naive", [pa.timestamp("us"), pa.date32()])
+def test_parquet_parts_disagreeing_on_an_unread_columns_time_zone_are_read(backend, tmp_path, naive):
+    """A column the contract does not use (an export's stamp) stopped the run as a broken contract,
+    though kamml never reads its values; a contract column still is a SchemaError."""
+    folder = tmp_path / "transactions"
+    _unread_zone_parts(folder, pa.timestamp("us", tz="UTC"), naive)
+    read = load_data({"transactions": folder}, backend=backend).transactions.order_by("account_id")
+    assert read.execute()["account_id"].tolist() == [1, 2]
+    assert read.execute()["ts"].tolist() == [pd.Timestamp("2024-01-03 09:00")] * 2
+
+
+def test_parquet_parts_disagreeing_on_a_mapped_columns_time_zone_follow_the_mapping(backend, tmp_path):
+    """The columns kamml reads are the mapped ones: event_time read as ts is checked, a column named ts
+    that the mapping leaves unread is not."""
+    from kamml.config import Config
+
+    folder = tmp_path / "transactions"
+    _unread_zone_parts(folder, pa.timestamp("us", tz="UTC"), pa.timestamp("us"), name="ts", ts="event_time")
+    mapped = Config.from_dict({"data": {"columns": {"transactions": {"ts": "event_time"}}}})
+    read = load_data({"transactions": folder}, mapped, backend=backend).transactions
+    assert read.count().execute() == 2
+    plain = tmp_path / "plain"
+    _unread_zone_parts(plain, pa.timestamp("us", tz="UTC"), pa.timestamp("us"), name="event_time")
+    with pytest.raises(SchemaError) as caught:
+        load_data({"transactions": plain}, mapped, backend=backend)
+    problems = [p for p in caught.value.problems if "disagree on its time zone" in p.rule]
+    assert [(p.table, p.column) for p in problems] == [("transactions", "event_time")]
+
+
+@pytest.mark.spark
+def test_parquet_parts_disagreeing_on_an_unread_columns_time_zone_are_read_on_spark(tmp_path):
+    """Spark cannot merge a zoned and a naive column, so kamml refused the parts over a column it does
+    not read; it reads them as DuckDB does (the unread column's naive values taken as UTC)."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    folder = tmp_path / "transactions"
+    # the last part adds a column, so Spark merges the parts' schemas
+    _unread_zone_parts(folder, pa.timestamp("us", tz="UTC"), pa.timestamp("us"), pa.date32())
+    pq.write_table(
+        pa.table({"account_id": [4], "ts": [dt.datetime(2024, 1, 3, 9)], "amount": [10.0], "product": ["p"]}),
+        folder / "part-3.parquet",
+    )
+    expected = [pd.Timestamp("2024-01-02 10:00")] * 2 + [pd.Timestamp("2024-01-02"), None]
+    for engine in (connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)):
+        raw = read_table(folder, "transactions", engine).order_by("account_id").to_pandas()
+        assert raw["account_id"].tolist() == [1, 2, 3, 4]
+        assert [None if pd.isna(v) else pd.Timestamp(v).tz_localize(None) for v in raw["exported_at"]] == (
+            expected
+        )
+        read = load_data({"transactions": folder}, backend=engine).transactions.order_by("account_id")
+        assert read.execute()["product"].tolist() == [None, None, None, "p"]
+
+
 @pytest.mark.parametrize(
     ("types", "hours"),
     [

@@ -500,7 +500,7 @@ def _load(
         backend = _backend_of(sources) or connect(engine_cfg)
     check_utc_session(backend)
     raws = {
-        name: read_raw(src, name, backend, delimiter=data_cfg.csv_delimiter)
+        name: read_raw(src, name, backend, delimiter=data_cfg.csv_delimiter, mapping=mappings[name])
         for name, src in sources.items()
         if name in TABLES
     }

@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kamml.data.contract import TABLES
+from kamml.data.contract import TABLES, column_mapping
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem, SchemaError
 from kamml.io import binary_kind, clean_name, parquet_not_utf8
@@ -156,8 +156,20 @@ def read_table(
     return raw.table
 
 
-def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: str | None = None) -> RawTable:
-    """Read one table and collect its header problems instead of raising them (see `read_table`)."""
+def read_raw(
+    source: Any,
+    name: str,
+    backend: ibis.BaseBackend,
+    *,
+    delimiter: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+) -> RawTable:
+    """Read one table and collect its header problems instead of raising them (see `read_table`).
+
+    `mapping` (kamml name -> the user's column, `column_mapping`) says which columns kamml reads; without
+    it, the contract's own names. A problem of a column it does not read (Parquet parts disagreeing on its
+    time zone) does not stop the run.
+    """
     if isinstance(source, pd.DataFrame):
         if source.shape[1] == 0 and not any(level is not None for level in source.index.names):
             return RawTable(
@@ -172,7 +184,7 @@ def read_raw(source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: st
         problems = [_duplicate_problem(name, dups, list(table.columns))] if dups else []
         return RawTable(name, table, "Ibis table", problems=problems)
     if isinstance(source, (str, Path)):
-        return _read_path(str(source), name, backend, delimiter)
+        return _read_path(str(source), name, backend, delimiter, _read_columns(name, mapping))
     raise DataError(
         f"{name}: cannot read a {type(source).__name__}; give a DataFrame, an Ibis table, "
         f"or the path of a table file ({TABLE_KINDS}), a glob or a folder of parts"
@@ -225,10 +237,24 @@ def find_table_source(folder: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
+def _read_columns(name: str, mapping: Mapping[str, str] | None) -> frozenset[str] | None:
+    """The name keys (`_name_key`) of the columns kamml reads from table `name`; None: every column.
+
+    A contract table's are its columns as mapped (``data.columns``); other columns are dropped, or kept as
+    accounts attributes, where no feature reads a date. A table the contract does not know: every column.
+    """
+    if name not in TABLES:
+        return None
+    used = mapping if mapping is not None else column_mapping(name)
+    return frozenset(_name_key(column) for column in used.values())
+
+
 # --- paths -------------------------------------------------------------------------------------------
 
 
-def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str | None) -> RawTable:
+def _read_path(
+    source: str, name: str, backend: ibis.BaseBackend, delimiter: str | None, read: frozenset[str] | None
+) -> RawTable:
     """Read a file, a glob or a folder of parts."""
     path = Path(source).expanduser()
     if any(ch in source for ch in _GLOB_CHARS):
@@ -243,7 +269,7 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
         base = _glob_base(path)
         _check_part_kinds(files, name, f"{source} matches", base)
         keys = _partition_keys(files, name, f"{source} matches", base)
-        return _read_files(files, source, name, backend, delimiter, base, keys)
+        return _read_files(files, source, name, backend, delimiter, base, keys, read)
     if path.is_dir():
         parts = _visible_files(path)
         _check_part_kinds(parts, name, f"folder {path} holds", path)
@@ -257,10 +283,10 @@ def _read_path(source: str, name: str, backend: ibis.BaseBackend, delimiter: str
         if not files:
             raise DataError(f"{name}: folder {path} holds no table files ({TABLE_KINDS})")
         keys = _partition_keys(files, name, f"folder {path} holds", path)
-        return _read_files(files, str(path), name, backend, delimiter, path, keys)
+        return _read_files(files, str(path), name, backend, delimiter, path, keys, read)
     if not path.exists():
         raise DataError(f"{name}: file not found: {path}")
-    return _read_files([path], str(path), name, backend, delimiter, path.parent, ())
+    return _read_files([path], str(path), name, backend, delimiter, path.parent, (), read)
 
 
 def source_files(source: str | Path) -> list[Path]:
@@ -466,17 +492,19 @@ def _read_files(
     delimiter: str | None,
     base: Path,
     keys: tuple[str, ...],
+    read: frozenset[str] | None = None,
 ) -> RawTable:
     """Read files of one format (all Parquet or all CSV) as one table.
 
     `keys` are the partition folders' keys below `base` (`_partition_keys`), read as columns after the
-    files' own on both engines, and no other ``key=value`` folder of the paths.
+    files' own on both engines, and no other ``key=value`` folder of the paths. `read`: the name keys of
+    the columns kamml reads (`_read_columns`; None: every one).
     """
     _check_no_copies(files, name)
     kinds = {"parquet" if _is_parquet(p) else "csv" if _is_csv(p) else "other" for p in files}
     layout = _Layout(base, keys)
     if kinds == {"parquet"}:
-        return _read_parquet(files, origin, name, backend, layout)
+        return _read_parquet(files, origin, name, backend, layout, read)
     if kinds == {"csv"}:
         return _read_csv(files, origin, name, backend, delimiter, layout)
     if kinds == {"parquet", "csv"}:
@@ -664,9 +692,18 @@ def _shorten(line: str) -> str:
 
 
 def _read_parquet(
-    files: list[Path], origin: str, name: str, backend: ibis.BaseBackend, layout: _Layout
+    files: list[Path],
+    origin: str,
+    name: str,
+    backend: ibis.BaseBackend,
+    layout: _Layout,
+    read: frozenset[str] | None = None,
 ) -> RawTable:
-    """Parquet keeps its types; duplicated field names are reported from the first file's schema."""
+    """Parquet keeps its types; duplicated field names are reported from the first file's schema.
+
+    Parts that disagree on a date column's time zone are a problem where kamml reads the column (`read`);
+    one it does not read is read as DuckDB merges it, naive values as UTC, on Spark too (`_spark_parquet`).
+    """
     empty = [p for p in files if p.stat().st_size == 0]
     if empty:
         raise DataError(f"{name}: empty file: {empty[0]}")
@@ -679,7 +716,8 @@ def _read_parquet(
     schemas = [schema, *(_parquet_schema(p, name) for p in files[1:])]  # every part's footer
     _check_durations(files, schemas, name)
     _check_keys_not_columns(name, layout, files, [schema.names for schema in schemas])
-    problems.extend(_zone_disagreements(files, schemas, name, origin, layout.base))
+    zones, unread = _unread_apart(_zone_disagreements(files, schemas, name, origin, layout.base), read)
+    problems.extend(zones)
     try:
         if backend.name == "duckdb":
             # parts are matched by column name: one lacking a column (written before it was added) gives
@@ -697,15 +735,11 @@ def _read_parquet(
         else:
             if problems:  # Spark refused the file as unreadable ("COLUMN_ALREADY_EXISTS"), or the parts as
                 raise SchemaError(problems)  # types it cannot merge, not as a broken contract
-            _check_spark_can_merge(files, schemas, name)
+            _check_spark_can_merge(files, schemas, name, skip=unread)
             _check_spark_timestamps(files, schemas, name)
-            # Spark reads the files kamml found, as DuckDB does: handed the folder or the glob, it read
-            # its own (a ** glob as one folder deep: rows lost). It takes one part's schema unless told
-            # to merge them, and then dropped the columns other parts added
-            same_names = all(other.names == schema.names for other in schemas[1:])
-            options = layout.spark_options() | ({} if same_names else {"mergeSchema": "true"})
             tname = _temp_name(name)
-            backend._session.read.options(**options).parquet(*paths).createOrReplaceTempView(tname)
+            frame = _spark_parquet(backend._session, files, schemas, layout.spark_options(), unread)
+            frame.createOrReplaceTempView(tname)
             table = _untyped_nulls(backend.table(tname), schemas)
     except backend_errors() as exc:
         raise engine_failure(exc) or DataError(
@@ -755,6 +789,49 @@ def _zone_disagreements(
             )
             problems.append(Problem(name, shown[key], rule))
     return problems
+
+
+def _unread_apart(
+    problems: list[Problem], read: frozenset[str] | None
+) -> tuple[list[Problem], frozenset[str]]:
+    """The problems of columns kamml reads, and the name keys of the others, whose values it never reads.
+
+    The others are said at debug level, as validation says the columns the contract does not use.
+    """
+    unread = [p for p in problems if read is not None and _name_key(p.column) not in read]
+    for problem in unread:
+        log.debug("%s.%s: not read by kamml, so not checked: %s", problem.table, problem.column, problem.rule)
+    return [p for p in problems if p not in unread], frozenset(_name_key(p.column) for p in unread)
+
+
+def _spark_parquet(
+    session: Any, files: list[Path], schemas: list[pa.Schema], options: dict[str, str], mixed: frozenset[str]
+) -> Any:
+    """Spark's frame of the parts; `mixed` (name keys of unread columns zoned in some parts) as instants.
+
+    Spark reads the files kamml found, as DuckDB does: handed the folder or the glob, it read its own (a
+    ** glob as one folder deep: rows lost). It takes one part's schema unless told to merge them, and then
+    dropped the columns other parts added. It cannot merge a zoned column with a naive or date one, so
+    such parts are read in groups of one kind and put together by name, each such column as Spark's
+    timestamp (naive values as UTC), as DuckDB merges them.
+    """
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, schema in enumerate(schemas):
+        kinds = tuple(sorted(f"{f.name}:{_spark_kind(f.type)}" for f in schema if _name_key(f.name) in mixed))
+        groups.setdefault(kinds, []).append(i)
+    frames = []
+    for members in groups.values():
+        first = schemas[members[0]]
+        same_names = all(schemas[i].names == first.names for i in members[1:])
+        merge = {} if same_names else {"mergeSchema": "true"}
+        frame = session.read.options(**options, **merge).parquet(*(str(files[i]) for i in members))
+        for column in (c for c in frame.columns if _name_key(c) in mixed):
+            frame = frame.withColumn(column, frame[column].cast("timestamp"))
+        frames.append(frame)
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame, allowMissingColumns=True)
+    return result
 
 
 def _parts_typed(parts: list[tuple[Path, pa.DataType]], base: Path, what: str) -> str:
@@ -850,11 +927,18 @@ def _check_durations(files: list[Path], schemas: list[pa.Schema], name: str) -> 
                 )
 
 
-def _check_spark_can_merge(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
-    """Spark cannot merge parts whose column types differ (not even int32 and int64): say which, and where."""
+def _check_spark_can_merge(
+    files: list[Path], schemas: list[pa.Schema], name: str, *, skip: frozenset[str] = frozenset()
+) -> None:
+    """Spark cannot merge parts whose column types differ (not even int32 and int64): say which, and where.
+
+    `skip`: name keys of columns read apart (`_spark_parquet`).
+    """
     seen: dict[str, tuple[pa.DataType, Path, pa.DataType]] = {}
     for path, schema in zip(files, schemas, strict=True):
         for field_ in schema:
+            if _name_key(field_.name) in skip:
+                continue
             kind = _spark_kind(field_.type)
             first = seen.setdefault(field_.name, (kind, path, field_.type))
             if first[0] != kind:

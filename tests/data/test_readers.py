@@ -409,6 +409,27 @@ def test_parquet_parts_disagreeing_on_an_unread_columns_time_zone_are_read_on_sp
         assert read.execute()["product"].tolist() == [None, None, None, "p"]
 
 
+@pytest.mark.spark
+@pytest.mark.parametrize("zone", ["UTC", None])
+def test_parquet_parts_storing_a_timestamp_at_other_units_are_read_on_spark(tmp_path, zone):
+    """Spark reads milliseconds and microseconds as one timestamp type (merged or not), but kamml refused
+    the parts as types it cannot merge."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    moment = pd.Timestamp("2024-01-02 10:00:00.123", tz=zone)
+    for merged in (False, True):  # a part adding a column makes Spark merge the parts' schemas
+        folder = tmp_path / f"merged-{merged}"
+        folder.mkdir()
+        for i, unit in enumerate(["ms", "us", "ms"]):
+            columns = {"account_id": [i + 1], "ts": pa.array([moment], pa.timestamp(unit, tz=zone))}
+            columns |= {"amount": [10.0]} | ({"product": ["p"]} if merged and i == 2 else {})
+            pq.write_table(pa.table(columns), folder / f"part-{i}.parquet")
+        for engine in (connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)):
+            read = load_data({"transactions": folder}, backend=engine).transactions.order_by("account_id")
+            assert read.execute()["ts"].tolist() == [moment.tz_localize(None)] * 3
+
+
 @pytest.mark.parametrize(
     ("types", "hours"),
     [

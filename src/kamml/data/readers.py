@@ -973,10 +973,15 @@ def _spark_kind(kind: pa.DataType) -> pa.DataType:
     """An Arrow type as Spark reads it: dictionary-encoded and large text are plain text to Spark.
 
     A time-zone-aware timestamp is an instant whatever its zone (Parquet stores it adjusted to UTC), so
-    parts at tz=UTC and at +02:00 are one type: they were refused as types Spark cannot merge.
+    parts at tz=UTC and at +02:00 are one type: they were refused as types Spark cannot merge. Seconds,
+    milliseconds and microseconds are one type too (Spark's timestamp, or timestamp_ntz where naive), read
+    at their own unit and merged: parts at ms and at us were refused. Nanoseconds stay apart: Spark reads
+    them only as INT96 (`_check_spark_timestamps`), an instant to Spark even where pyarrow says naive.
     """
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
+    if pa.types.is_timestamp(kind) and kind.unit != "ns":
+        return pa.timestamp("us", tz="UTC" if _zoned_type(kind) else None)
     if _zoned_type(kind):
         return pa.timestamp(kind.unit, tz="UTC")
     if pa.types.is_large_string(kind):

@@ -525,8 +525,25 @@ def test_penalizer_shrinks_parameters(cdnow_sample: pd.DataFrame) -> None:
 
 
 def test_non_convergence_warns(cdnow_sample: pd.DataFrame) -> None:
-    with pytest.warns(ConvergenceWarning, match="did not converge after 2 iterations .*raise max_iter"):
+    with pytest.warns(
+        ConvergenceWarning, match="stopped after 2 iterations, its limit, without converging; raise"
+    ):
         BetaGeo(max_iter=2).fit(cdnow_sample)
+
+
+def test_out_of_iterations_is_said_in_words_and_the_optimizer_message_only_in_debug(
+    cdnow_sample: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The note a job logs quoted scipy's "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT", which a report's
+    reader cannot act on; it says in words that the fit ran out of iterations, and the raw message is
+    logged at DEBUG."""
+    from kamml.models.btyd import convergence_noted
+
+    with caplog.at_level("DEBUG", logger="kamml.models.btyd"), convergence_noted() as notes:
+        BetaGeo(max_iter=2).fit(cdnow_sample)
+    assert notes == ["stopped after 2 iterations, its limit, without converging"]
+    debug = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG"]
+    assert any("TOTAL NO. OF ITERATIONS REACHED LIMIT" in line for line in debug)
 
 
 def _spends(n: int, seed: int, *, one_rate: bool = False) -> np.ndarray:
@@ -591,7 +608,10 @@ def test_a_stall_short_of_a_minimum_says_so() -> None:
         value = float(theta[0] ** 2 + (theta[1] - 1.0) ** 2)
         return value, np.array([2 * theta[0] + 1.0, 2 * (theta[1] - 1.0)])
 
-    with pytest.warns(ConvergenceWarning, match="found no lower value at a gradient of .*short of a minimum"):
+    with pytest.warns(
+        ConvergenceWarning,
+        match="could not improve its fit any further; the largest gradient is still .*loosen tol",
+    ):
         _minimize(objective, np.zeros(2), 1e-7, 500, "Toy", ("u", "v"), {})
 
 
@@ -1111,7 +1131,9 @@ def test_convergence_noted_takes_the_warning_in_its_own_context_only() -> None:
             thread.start()
             thread.join()
     assert len(notes) == 1
-    assert notes[0].startswith("did not converge after ")
+    assert notes[0].startswith("stopped after ")
+    assert "without converging: it could not improve its fit any further; the likelihood is flat" in notes[0]
+    assert "ABNORMAL" not in notes[0]
     assert "q and gamma move together" in notes[0]
     assert "penalizer" not in notes[0]
     assert any(issubclass(w.category, ConvergenceWarning) for w in elsewhere[0])

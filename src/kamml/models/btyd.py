@@ -266,7 +266,7 @@ def _minimize(
         result.success = True
     if not result.success:
         reason, advice = _why(result, names, ridges, hessian, searched_out)
-        detail = f"did not converge after {result.nit} iterations ({result.message})"
+        detail = _stopped(result, max_iter, searched_out)
         detail += f"; {reason}" if reason else ""
         noted = _NOTES.get()
         if noted is not None and noted[0] == threading.get_ident():
@@ -277,6 +277,22 @@ def _minimize(
     return result
 
 
+def _stopped(result: Any, max_iter: int, searched_out: bool) -> str:
+    """How a fit that did not converge stopped, in words (scipy's own message is logged at DEBUG only).
+
+    L-BFGS-B's messages ("ABNORMAL: ", "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT") read as error
+    codes in a job's log and report, whose reader cannot act on them.
+    """
+    said = f"stopped after {counted(int(result.nit), 'iteration')}"
+    if result.status == 1 and result.nit >= max_iter:
+        return f"{said}, its limit, without converging"
+    if result.status == 1:
+        return f"{said} without converging: it ran out of evaluations of its likelihood"
+    if searched_out:
+        return f"{said} without converging: it could not improve its fit any further"
+    return f"{said} without converging"
+
+
 def _why(
     result: Any,
     names: Sequence[str],
@@ -284,7 +300,7 @@ def _why(
     hessian: FloatArray | None,
     searched_out: bool,
 ) -> tuple[str, str]:
-    """The reason ('' when out of iterations) and the advice of a fit that did not converge (`_minimize`)."""
+    """The reason ('' when none is known) and the advice of a fit that did not converge (`_minimize`)."""
     penalizer = "a small penalizer (which biases the parameters)"
     at_bound = [name for name, bound in zip(names, _at_bound(result.x), strict=True) if bound]
     if at_bound:
@@ -303,11 +319,8 @@ def _why(
             f"it{f' ({meaning})' if meaning else ''}",
             f"{penalizer} picks one point",
         )
-    return (
-        f"the line search found no lower value at a gradient of {float(np.max(np.abs(result.jac))):.2g}, "
-        "short of a minimum",
-        f"loosen tol or add {penalizer}",
-    )
+    gradient = float(np.max(np.abs(result.jac)))
+    return "", f"the largest gradient is still {gradient:.2g}: loosen tol or add {penalizer}"
 
 
 def _at_bound(x: FloatArray) -> NDArray[np.bool_]:

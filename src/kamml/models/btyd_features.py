@@ -107,17 +107,18 @@ def _fit_logged(model: BetaGeo | GammaGamma, X: pd.DataFrame, what: str) -> None
     """Fit `model`; a fit that did not converge is one log warning, not Python's raw warning.
 
     A job printed the estimator's ConvergenceWarning with its file and source line once per fit (six
-    times a run), advising a penalizer or max_iter that no config key sets; the log line says what did
-    not converge, that its parameters are used where it stopped, and where a report's reader sees
-    what that costs (the backtest's btyd rows).
+    times a run), advising a penalizer or max_iter that no config key sets; the log line says in words
+    which fit stopped and how (no optimizer message), that its parameters are used where it stopped,
+    that no setting changes it, and where a report's reader sees what that costs (the backtest's
+    BG/NBD rows).
     """
     with convergence_noted() as notes:
         model.fit(X)
     for detail in notes:
         log.warning(
-            "%s %s; its parameters are used where the fit stopped. This is common with few accounts or "
-            "little repeat buying; the BTYD baseline and the purchase-history features rest on it, and the "
-            "backtest's btyd rows show how well it still predicts",
+            "%s %s. Its parameters are used where it stopped. This is common with few accounts or little "
+            "repeat buying, and no setting changes it; the BTYD baseline and the purchase-history features "
+            "rest on this fit, and the backtest's BG/NBD rows show how well it still predicts",
             what,
             detail,
         )

@@ -204,6 +204,29 @@ def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, cap
     pd.testing.assert_frame_equal(after, before)
 
 
+def test_warnings_logged_while_the_charts_are_drawn_are_in_the_report(
+    tracked_config, world_path, tmp_path, caplog
+):
+    """The report took the run's warnings before it drew its charts: reps named in a script the chart
+    font lacks logged "the font lacks ..." while the plan's charts were drawn, and the report that holds
+    those charts did not list it."""
+    world = tmp_path / "world"
+    shutil.copytree(world_path, world)
+    accounts = pd.read_parquet(world / "accounts.parquet")
+    accounts["owner"] = accounts["owner"].map({"rep_00": "営業一", "rep_01": "営業二"})
+    accounts.to_parquet(world / "accounts.parquet")
+    name = f"kamml-glyphs-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 300
+    with caplog.at_level(logging.WARNING, logger="kamml"):
+        run(cfg, world, echo=lambda _: None)
+    drawn = [r.getMessage() for r in caplog.records if r.name == "kamml.report.plots"]
+    assert any("the font lacks" in m for m in drawn)  # the charts name the reps
+    listed = report_warnings((cfg.output.dir / "report.html").read_text())
+    assert set(drawn) <= {re.sub(r" \(\d+ times\)$", "", item) for item in listed}
+
+
 def test_skipped_parts_name_the_missing_tables(world_path, tmp_path):
     import shutil
 

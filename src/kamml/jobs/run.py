@@ -333,7 +333,7 @@ def _score_allocate_report(
             horizon,
             _plan_backtest(config, training),
             _growth_weight(config),
-            warnings=tuple(warnings.messages),
+            warnings=warnings.messages,  # live: read after the charts are drawn
         )
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
         published = outputs.publish(_facts(config, training, model_uri, plan, horizon))
@@ -595,7 +595,7 @@ def _run_on_spark(
             top_accounts=top,
             plan_backtest=_plan_backtest(config, training),
             growth=_growth_weight(config),
-            warnings=tuple(warnings.messages),
+            warnings=warnings.messages,  # live: read after the charts are drawn
         )
         scores = top_rows(scores_dir, 25, by="clv")
         facts = _facts(config, training, model.resolved, plan, model.bundle.horizon_days)
@@ -690,7 +690,8 @@ def _write_backtest_and_report(
     """backtest.json and report.html, written atomically; `effort`, `horizon_days`: the scoring model's.
 
     `plan_backtest`: the champion's own backtest when this run's version was not promoted (shown first);
-    `warnings`: what the job warned of so far, listed in the report.
+    `warnings`: what the job warned of, listed in the report; the job's own list, still filling, so that
+    what the charts warn of while drawn is in it (`render_report` reads it last).
     """
     folder.mkdir(parents=True, exist_ok=True)
     backtest_json = folder / "backtest.json"

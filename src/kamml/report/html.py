@@ -186,7 +186,9 @@ def render_report(
         The warnings the job logged while it ran, in order: listed under the header, each distinct message
         once with how often it was logged, the first `WARNINGS_SHOWN` of them (a reader of a scheduled
         job's report sees nothing else of its log). An empty sequence says the run logged none; None (a
-        report drawn outside a run) leaves the section out.
+        report drawn outside a run) leaves the section out. Read after the charts are drawn, so a list
+        the job is still filling (`kamml.jobs.run`'s) includes what drawing them warned of (a font
+        lacking the characters of a rep's name, a chart left out).
 
     Returns
     -------
@@ -214,17 +216,21 @@ def render_report(
     span = _span(days)
     with tempfile.TemporaryDirectory(prefix="kamml-report-") as tmp:
         charts = Path(tmp)
-        body = [
-            _header(title, table, summary or {}, plan_backtest=backtest_note is None, span=span),
-            _warnings_section(warnings),
+        drawn = [
             _top_accounts(table if top_accounts is None else _by_rank(top_accounts), top, span),
             _budget_section(budget_curve, charts, budget_note, days),
             _plan_section(table, charts),
             _backtest_section(backtest, charts, backtest_note, plan_backtest if backtest_note else None),
             _quality_section(quality),
-            f"<footer>Written by kamml {_e(_version())} on {_e(_now())}. "
-            "Every chart is embedded in this file.</footer>",
         ]
+    # read once the charts are drawn: a job's live list then holds what drawing them warned of
+    body = [
+        _header(title, table, summary or {}, plan_backtest=backtest_note is None, span=span),
+        _warnings_section(warnings),
+        *drawn,
+        f"<footer>Written by kamml {_e(_version())} on {_e(_now())}. "
+        "Every chart is embedded in this file.</footer>",
+    ]
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

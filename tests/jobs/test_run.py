@@ -227,6 +227,50 @@ def test_warnings_logged_while_the_charts_are_drawn_are_in_the_report(
     assert set(drawn) <= {re.sub(r" \(\d+ times\)$", "", item) for item in listed}
 
 
+def test_each_collection_of_a_jobs_warnings_holds_only_its_own() -> None:
+    """Two jobs in one process (a notebook running two configs in threads, or a job run inside another's
+    collection) each listed the other's warnings in its report: every collection's handler on the
+    ``kamml`` logger took every record. A collection takes what its own thread (and context) logs, a
+    nested one takes its block's alone, and none is left on the logger, however its block ends."""
+    import threading
+
+    from kamml.jobs.run import _JobWarnings
+
+    kamml_log = logging.getLogger("kamml.jobs.run")
+    handlers = list(logging.getLogger("kamml").handlers)
+    both_logging = threading.Barrier(2)
+    seen: dict[str, list[str]] = {}
+
+    def job(name: str) -> None:
+        with _JobWarnings.collecting() as collected:
+            kamml_log.warning("%s first", name)
+            both_logging.wait(timeout=10)  # each logs its second while the other collects
+            kamml_log.warning("%s second", name)
+            both_logging.wait(timeout=10)
+        seen[name] = collected.messages
+
+    threads = [threading.Thread(target=job, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"a": ["a first", "a second"], "b": ["b first", "b second"]}
+
+    with _JobWarnings.collecting() as outer:
+        kamml_log.warning("outer before")
+        with _JobWarnings.collecting() as inner:
+            kamml_log.warning("inner")
+        kamml_log.warning("outer after")
+    assert (outer.messages, inner.messages) == (["outer before", "outer after"], ["inner"])
+
+    with pytest.raises(RuntimeError), _JobWarnings.collecting():
+        raise RuntimeError("a job that failed")
+    with _JobWarnings.collecting() as later:
+        kamml_log.warning("a later job's")
+    assert later.messages == ["a later job's"]
+    assert logging.getLogger("kamml").handlers == handlers
+
+
 def test_skipped_parts_name_the_missing_tables(world_path, tmp_path):
     import shutil
 

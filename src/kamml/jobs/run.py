@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,9 @@ class _JobWarnings(logging.Handler):
 
     The records of the kamml loggers, and the console's ``warning:`` lines (`echoing`). A scheduled job's
     reader opens only report.html, which showed none of them: a run that warned read as clean. Attached
-    to the ``kamml`` logger by `collecting`; levels and propagation are left as they are.
+    to the ``kamml`` logger by `collecting`; levels and propagation are left as they are. Only records
+    logged in the collecting context are taken (`_COLLECTING`): two jobs in one process (threads of a
+    notebook, a job inside another's collection) each listed the other's warnings.
     """
 
     def __init__(self) -> None:
@@ -157,6 +160,8 @@ class _JobWarnings(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if _COLLECTING.get() is not self:  # another job's, or logged outside any job
+            return
         try:
             self.messages.append(record.getMessage())
         except Exception:  # a record whose arguments do not fit its format: logging's own complaint
@@ -181,14 +186,25 @@ class _JobWarnings(logging.Handler):
     @classmethod
     @contextmanager
     def collecting(cls) -> Iterator[_JobWarnings]:
-        """Collect while the block runs; the handler is removed however it ends."""
+        """Collect what the block logs in this context; the handler is removed however it ends.
+
+        A context variable, not the thread: a nested collection takes its block's records alone (the
+        outer one resumes after it), and a thread or task started with a copy of the context (asyncio,
+        ``contextvars.copy_context().run``) logs to its starter's job.
+        """
         handler = cls()
         logger = logging.getLogger("kamml")
+        token = _COLLECTING.set(handler)
         logger.addHandler(handler)
         try:
             yield handler
         finally:
             logger.removeHandler(handler)
+            _COLLECTING.reset(token)
+
+
+#: The collection a job's warnings go to in the current context (`_JobWarnings.collecting`).
+_COLLECTING: ContextVar[_JobWarnings | None] = ContextVar("kamml_job_warnings", default=None)
 
 
 def run(

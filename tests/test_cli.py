@@ -1592,6 +1592,28 @@ def test_benchmark_takes_a_config_file(monkeypatch, tmp_path):
     assert len(seen) == 1
 
 
+@pytest.mark.slow
+def test_benchmark_reads_its_config_once_so_a_piped_one_is_used_whole(caplog):
+    """`kamml benchmark cdnow --config <(envsubst < job.yaml)`: the file was read for the settings, then
+    again for the check of its time window, which found the pipe empty, took it for a config setting
+    nothing and said nothing of the 90-day horizon the benchmark did not use."""
+    import json
+    import os
+
+    read, write = os.pipe()
+    os.write(write, b"time:\n  snapshots: 2\n  horizon_days: 90\nmodels:\n  clv: {n_estimators: 20}\n")
+    os.close(write)
+    args = ["benchmark", "cdnow", "--sample", "--holdout-end", "1997-12-31", "--json", "-"]
+    try:
+        with caplog.at_level("WARNING", logger="kamml.evaluation.benchmark"):
+            done = runner.invoke(app, [*args, "--config", f"/dev/fd/{read}"])
+    finally:
+        os.close(read)
+    assert done.exit_code == 0, done.output
+    assert len(json.loads(done.stdout)["protocol"]["training_snapshots"]) == 2  # the pipe's settings
+    assert "time.horizon_days 90 not used" in caplog.text  # and so is the window checked
+
+
 @pytest.mark.parametrize("command", ["validate", "score"])
 def test_unmapped_columns_without_a_config_say_that_no_config_was_given(tmp_path, command):
     """A user whose config maps their columns and who forgot --config read only "map yours" advice."""

@@ -973,13 +973,17 @@ def benchmark_cdnow(
     ] = None,
 ) -> None:
     """Compare kamml with BG/NBD x Gamma-Gamma on CDNOW (classic split by default)."""
+    from kamml.config import load_config
     from kamml.datasets.cdnow import packaged_paths
     from kamml.evaluation.benchmark import benchmark_cdnow as run
     from kamml.evaluation.benchmark import benchmark_config, warn_unused_window
 
-    settings = benchmark_config(config)  # a config that cannot be read fails before any work
+    # read once (a config on a pipe, `--config <(envsubst < job.yaml)`, is empty the second time), and
+    # before any work: a config that cannot be read fails first
+    own = None if config is None else load_config(config)
+    settings = benchmark_config(config, own=own)
     _check_json_out(json_out, {**packaged_paths(), **_config_input(config)})
-    warn_unused_window(config, calibration_end, holdout_end)
+    warn_unused_window(config, calibration_end, holdout_end, own=own)
     result = run(calibration_end, holdout_end, sample=sample, config=settings)
     if config is not None:  # the JSON of a run with other settings is not the published figures'
         result.protocol["config"] = str(config)

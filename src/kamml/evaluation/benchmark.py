@@ -146,18 +146,19 @@ BENCHMARK_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def benchmark_config(path: str | Path | None = None) -> Config:
+def benchmark_config(path: str | Path | None = None, *, own: Config | None = None) -> Config:
     """The settings the benchmark trains with (3 snapshots 28 days apart, the default features and models).
 
     ``configs/cdnow.yaml`` trains the same way, so ``kamml backtest --config cdnow`` reads the benchmark's
     figures on the classic split (its features' windows were other ones: Gini 0.7204 against 0.7223).
     With a config file (`path`, or a packaged config's name), its features, models and engine sections
     are used, and its time.snapshots and time.step_days where it sets them (the benchmark's otherwise); the
-    data (CDNOW) and the time window (the split, in weeks) are always the benchmark's.
+    data (CDNOW) and the time window (the split, in weeks) are always the benchmark's. `own`: that file
+    already read (`kamml benchmark` reads it once), so it is not read again.
     """
     if path is None:
         return Config.from_dict(BENCHMARK_SETTINGS)
-    own = load_config(path)
+    own = load_config(path) if own is None else own.model_copy(deep=True)  # its models section is changed
     cfg = Config.from_dict(BENCHMARK_SETTINGS)
     cfg.features, cfg.engine = own.features, own.engine
     for key in BENCHMARK_SETTINGS["time"]:
@@ -169,24 +170,27 @@ def benchmark_config(path: str | Path | None = None) -> Config:
     return cfg
 
 
-def warn_unused_window(path: str | Path | None, calibration_end: Any, holdout_end: Any) -> None:
+def warn_unused_window(
+    path: str | Path | None, calibration_end: Any, holdout_end: Any, *, own: Config | None = None
+) -> None:
     """Log a warning when the config at `path` sets a time.cutoff or time.horizon_days the split does not use.
 
     The benchmark's window comes from its two ends alone (`benchmark_config`): a config's 90-day horizon
     ran the 273-day holdout with nothing said. Ends that break a rule raise here as in `benchmark_cdnow`.
+    `own`: the file already read, so it is not read again.
     """
     if path is None:
         return
     cal = as_cutoff(calibration_end, CALIBRATION_NAME)
     hold = as_cutoff(holdout_end, HOLDOUT_NAME)
     _check_ends(cal, hold)
-    own = load_config(path).time
+    time = (load_config(path) if own is None else own).time
     cutoff, horizon = (cal + pd.Timedelta(days=1)).date(), (hold - cal).days
     unused = []
-    if "cutoff" in own.model_fields_set and own.cutoff is not None and own.cutoff != cutoff:
-        unused.append(f"time.cutoff {own.cutoff}")
-    if "horizon_days" in own.model_fields_set and own.horizon_days != horizon:
-        unused.append(f"time.horizon_days {own.horizon_days}")
+    if "cutoff" in time.model_fields_set and time.cutoff is not None and time.cutoff != cutoff:
+        unused.append(f"time.cutoff {time.cutoff}")
+    if "horizon_days" in time.model_fields_set and time.horizon_days != horizon:
+        unused.append(f"time.horizon_days {time.horizon_days}")
     if unused:
         log.warning(
             "config %s: %s not used: the benchmark's split is --calibration-end %s and --holdout-end %s "

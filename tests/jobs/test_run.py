@@ -271,6 +271,30 @@ def test_each_collection_of_a_jobs_warnings_holds_only_its_own() -> None:
     assert logging.getLogger("kamml").handlers == handlers
 
 
+def test_a_worker_threads_warning_goes_to_the_one_job_collecting() -> None:
+    """A plain thread starts with an empty context, so a job's own worker (a thread pool kamml or a
+    library starts) logged outside any collection and its warning was lost from the report. With one job
+    collecting it is that job's; with two open, whose it is cannot be told, and neither takes it."""
+    import threading
+
+    from kamml.jobs.run import _JobWarnings
+
+    kamml_log = logging.getLogger("kamml.models")
+
+    def worker(text: str) -> None:
+        thread = threading.Thread(target=kamml_log.warning, args=(text,))
+        thread.start()
+        thread.join()
+
+    with _JobWarnings.collecting() as job:
+        worker("from a worker")
+    assert job.messages == ["from a worker"]
+    with _JobWarnings.collecting() as outer, _JobWarnings.collecting() as inner:
+        worker("whose?")
+    assert (outer.messages, inner.messages) == ([], [])
+    worker("outside any job")  # no collection open: nothing to take it, nothing raised
+
+
 def test_skipped_parts_name_the_missing_tables(world_path, tmp_path):
     import shutil
 

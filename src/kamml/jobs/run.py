@@ -152,7 +152,9 @@ class _JobWarnings(logging.Handler):
     reader opens only report.html, which showed none of them: a run that warned read as clean. Attached
     to the ``kamml`` logger by `collecting`; levels and propagation are left as they are. Only records
     logged in the collecting context are taken (`_COLLECTING`): two jobs in one process (threads of a
-    notebook, a job inside another's collection) each listed the other's warnings.
+    notebook, a job inside another's collection) each listed the other's warnings. A record from a thread
+    with no job's context (a worker a pool started, whose context is empty) is the job's when it is the
+    only one collecting (`_OPEN`); with two open, whose it is cannot be told.
     """
 
     def __init__(self) -> None:
@@ -160,8 +162,9 @@ class _JobWarnings(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if _COLLECTING.get() is not self:  # another job's, or logged outside any job
-            return
+        current = _COLLECTING.get()
+        if current is not self and not (current is None and len(_OPEN) == 1 and _OPEN[0] is self):
+            return  # another job's, or logged outside any job
         try:
             self.messages.append(record.getMessage())
         except Exception:  # a record whose arguments do not fit its format: logging's own complaint
@@ -195,16 +198,21 @@ class _JobWarnings(logging.Handler):
         handler = cls()
         logger = logging.getLogger("kamml")
         token = _COLLECTING.set(handler)
+        _OPEN.append(handler)
         logger.addHandler(handler)
         try:
             yield handler
         finally:
             logger.removeHandler(handler)
+            _OPEN.remove(handler)
             _COLLECTING.reset(token)
 
 
 #: The collection a job's warnings go to in the current context (`_JobWarnings.collecting`).
 _COLLECTING: ContextVar[_JobWarnings | None] = ContextVar("kamml_job_warnings", default=None)
+#: The collections open in this process, in the order opened (a record from no job's context goes to
+#: the only one).
+_OPEN: list[_JobWarnings] = []
 
 
 def run(

@@ -1049,7 +1049,7 @@ class ModelBundle:
                 "only %d accounts in the latest training snapshot, and the models learn little from fewer "
                 "than %d (they tune and check themselves on that snapshot): treat the predicted values and "
                 "churn probabilities, and so the plan's ranking of accounts, as rough, and see in the "
-                "report's backtest whether BG/NBD (the btyd rows) predicted better",
+                "report's backtest whether its BG/NBD rows predicted better",
                 n_latest,
                 FEW_ACCOUNTS,
             )

@@ -32,8 +32,10 @@ their share on top of it and the floor as a minimum, ``*_at_least_floor``) and o
 
 Usage: python benchmarks/synthetic_quality.py [--accounts 20000] [--seed 7] [--hours-per-account 0.1 0.2 0.5]
        [--effort-scale auto 4] [--effort-exponent 0.5] [--floor-hours 0] [--active-p-purchase 0.1]
-       [--ceiling] [--years 3.0] [--flat-season]
+       [--ceiling] [--years 3.0] [--flat-season] [--json FILE]
 
+``--json`` also writes the figures (the world, the value and referral Ginis, each allocation's share of
+the oracle and lifts) as JSON, which `benchmarks/synthetic_grid.py` collects over many worlds.
 ``--years`` sets the world's length from 2023-01-01 (3.0 ends on 2026-01-01, after December's peak; 3.5
 ends mid-year); ``--flat-season`` generates the world without its monthly seasonality (docs/models.md,
 "Hours, sizes and horizons the issue does not name").
@@ -43,8 +45,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -97,6 +102,7 @@ def main() -> None:
         "--years", type=years, default=3.0, help="the world's length from 2023-01-01, ending by today"
     )
     parser.add_argument("--flat-season", action="store_true", help="no monthly seasonality in the world")
+    parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args()
     t0 = time.perf_counter()
     params = WorldParams(seasonality=(1.0,) * 12) if args.flat_season else None
@@ -155,6 +161,19 @@ def main() -> None:
         f"oracle {ref_oracle:.4f}"
     )
     print(f"referral Spearman: kamml {ref_model['spearman']:.4f}, past rate {ref_past['spearman']:.4f}")
+    figures: dict[str, Any] = {
+        "world": {
+            "accounts": args.accounts,
+            "seed": args.seed,
+            "horizon_days": args.horizon,
+            "years": args.years,
+            "flat_season": args.flat_season,
+            "floor_hours": args.floor_hours,
+        },
+        "value_gini": {"kamml": g_model, "oracle": g_oracle, "ratio": g_model / g_oracle},
+        "referral_gini": {"kamml": ref_model["gini"], "past_rate": ref_past["gini"], "oracle": ref_oracle},
+        "allocations": [],
+    }
 
     scored = scores.reset_index()
     owners = world.accounts.set_index("account_id")["owner"]
@@ -214,6 +233,7 @@ def main() -> None:
         print(f"{heading}:")
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(comparison.round(4).to_string(index=False))
+        figures["allocations"].append(_allocation_figures(comparison, label, per_account, fitted))
         if args.ceiling and fitted:
             _print_ceiling(
                 world, table, args.horizon, hours, floors, alloc_cfg.cap_hours or 40.0, truth_floors
@@ -223,6 +243,8 @@ def main() -> None:
         "vs_top_n_share: lift over top_n_share"
     )
     print(f"total {time.perf_counter() - t0:.1f} s")
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 def compare_at_level(
@@ -251,6 +273,28 @@ def compare_at_level(
         print(f"{heading}: skipped, the truth's floors do not fit ({exc})")
         return None
     return _with_lifts(comparison)
+
+
+def _allocation_figures(
+    comparison: pd.DataFrame, label: str, per_account: float, fitted: bool
+) -> dict[str, Any]:
+    """One allocation's figures for ``--json``: kamml's share of the oracle and lifts, and every policy's."""
+    rows = comparison.set_index("policy")
+    return {
+        "effort": label,
+        "fitted_response": fitted,
+        "hours_per_account": per_account,
+        "share_of_oracle": float(rows.at["kamml", "share_of_oracle"]),
+        "vs_best_naive_rule": float(rows.at["kamml", "vs_best_naive_rule"]),
+        "vs_top_n_share": float(rows.at["kamml", "vs_top_n_share"]),
+        "policies": {
+            str(policy): {
+                "share_of_oracle": float(row["share_of_oracle"]),
+                "true_gain": float(row["true_gain"]),
+            }
+            for policy, row in rows.iterrows()
+        },
+    }
 
 
 def _with_lifts(table: pd.DataFrame) -> pd.DataFrame:

@@ -59,6 +59,7 @@ def test_the_btyd_benchmark_runs_and_meets_its_quality_bar():
             ["--accounts", "1500", "--hours-per-account", "0.4", "--floor-hours", "0.25", "--ceiling"],
             "where the gap is",
         ),
+        ("synthetic_grid.py", ["--worlds", "1000:2", "--hours-per-account", "0.3"], "#6 share >= 85%: "),
         (
             "score.py",
             [
@@ -169,6 +170,8 @@ def test_the_features_benchmark_exits_non_zero_when_kamml_fails(tmp_path):
         ("synthetic_quality.py", ["--active-p-purchase", "2"], "must be a number >= 0 and <= 1, got '2'"),
         ("synthetic_quality.py", ["--effort-scale", "0"], "argument --effort-scale: must be a number > 0"),
         ("synthetic_quality.py", ["--horizon", "0"], "argument --horizon: must be a whole number >= 1"),
+        ("synthetic_grid.py", ["--worlds", "2000"], "argument --worlds: must be ACCOUNTS:SEED (e.g. 2000:5)"),
+        ("synthetic_grid.py", ["--worlds", "0:1"], "argument --worlds: must be a whole number >= 1, got '0'"),
     ],
 )
 def test_a_benchmark_refuses_a_bad_flag_before_it_starts(script, args, says):
@@ -272,3 +275,38 @@ def test_the_synthetic_quality_benchmark_skips_an_hours_level_whose_true_floors_
     above = plan.assign(recommended_hours=np.r_[45.0, np.zeros(ids.size - 1)])
     with pytest.raises(InfeasibleError, match="more than the cap of 40 hours"):  # kamml's fault: stops
         bench.compare_at_level(world, above, 180, 45.0, floors, 40.0, truth_floors * 0.1, "0.15 hours")
+
+
+def test_the_synthetic_grid_counts_each_bar_over_the_cells_of_the_fitted_response():
+    """Issue #6's bars are judged cell by cell (world x hours) on the plan with the fitted effort response;
+    a fixed-rule row is a comparison, not the plan, and is not counted."""
+    grid = load_benchmark("synthetic_grid.py")
+
+    def world(seed: int, ratio: float, referral: float, *allocs: tuple[float, float, float, bool]) -> dict:
+        return {
+            "world": {"accounts": 2000, "seed": seed},
+            "value_gini": {"ratio": ratio},
+            "referral_gini": {"kamml": referral, "past_rate": 0.2},
+            "allocations": [
+                {
+                    "hours_per_account": h,
+                    "share_of_oracle": share,
+                    "vs_best_naive_rule": lift,
+                    "fitted_response": fit,
+                }
+                for h, share, lift, fit in allocs
+            ],
+        }
+
+    worlds = [
+        world(1, 0.96, 0.3, (0.05, 0.84, 0.35, True), (0.5, 0.93, 0.12, True), (0.5, 0.5, -0.5, False)),
+        world(2, 0.94, 0.1, (0.05, 0.90, 0.25, True), (0.5, 0.95, 0.20, True)),
+    ]
+    cells, models = grid.cells(worlds), grid.model_bars(worlds)
+    assert len(cells) == 4
+    lines = grid.summary(cells, models)
+    assert lines[0] == "#6 share >= 85%: 3 of 4 cells; lift >= +20%: 3 of 4; both: 2 of 4"
+    assert lines[1] == (
+        "#4 value Gini >= 95% of the oracle's: 1 of 2 worlds; referral Gini above the past rate: 1 of 2"
+    )
+    assert lines[2] == "mean over the worlds, share / lift: 0.05 h 87.0% / +30.0%; 0.5 h 94.0% / +16.0%"

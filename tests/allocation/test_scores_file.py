@@ -177,3 +177,21 @@ def test_a_folder_of_parquet_parts_reads_as_one_scores_table(tmp_path):
         read_scores(tmp_path / "elsewhere.parquet")
     with pytest.raises(DataError, match=r"is a folder not named \*\.parquet"):  # was "not found"
         read_scores(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("s.csv", b""), ("s.csv", b"\n\n"), ("s.csv", b"\xef\xbb\xbf"), ("s.parquet", b"")],
+    ids=["csv-no-bytes", "csv-blank-lines", "csv-bom-only", "parquet-no-bytes"],
+)
+def test_an_empty_scores_file_says_it_is_empty(tmp_path, name, content):
+    """An allocation audit: pandas' 'No columns to parse from file' and pyarrow's '<Buffer>' were shown."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError) as caught:
+        read_scores(path)
+    message = str(caught.value)
+    assert f"the scores file {path} is empty" in message
+    assert "account_id, clv and p_churn" in message
+    assert "No columns" not in message
+    assert "Buffer" not in message

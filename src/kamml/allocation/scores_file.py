@@ -98,6 +98,12 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         )
     if not source.is_file():
         raise DataError(f"scores file not found: {source}")
+    if suffix in (".parquet", ".csv") and _is_empty(source):
+        raise DataError(
+            f"the scores file {source} is empty (no header, no rows): a scores table has a header naming "
+            "account_id, clv and p_churn (and any other scores) and one row per account; check the step "
+            "that wrote it"
+        )
     try:
         if suffix == ".parquet":
             return _ids_as_in_the_tables(_renamed(_parquet_frame(source, "scores file")))
@@ -111,6 +117,20 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the scores file {source}: {exc}") from None
     raise DataError(f"cannot read {source}: scores must be a .parquet or .csv file")
+
+
+def _is_empty(source: Path) -> bool:
+    """Whether a scores file holds nothing: no bytes, or (a CSV) only blank lines and a BOM.
+
+    pandas said "No columns to parse from file" and pyarrow "Could not open Parquet input source
+    '<Buffer>'". A CSV is read up to its first line that is not blank, so a large file costs one line.
+    """
+    if source.stat().st_size == 0:
+        return True
+    if source.suffix.lower() != ".csv":
+        return False
+    with source.open(encoding="utf-8-sig", errors="replace") as handle:
+        return all(not line.strip() for line in handle)
 
 
 def _parquet_frame(source: Path, what: str) -> pd.DataFrame:

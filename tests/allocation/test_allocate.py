@@ -1187,7 +1187,10 @@ def test_allocate_file_refuses_one_file_for_two_paths(tmp_path):
 
 
 def test_scores_of_several_scorings_joined_are_warned_of(caplog):
-    """Mixed horizons are refused; mixed cutoffs or models went through without a word."""
+    """Mixed horizons are refused; mixed cutoffs or models went through without a word.
+
+    An allocation audit: one row off the most common value was "1 rows have another".
+    """
     scores = make_scores()
     with caplog.at_level(logging.WARNING, logger="kamml.allocation.allocate"):
         allocate(scores, 200.0, AllocationConfig())
@@ -1202,8 +1205,7 @@ def test_scores_of_several_scorings_joined_are_warned_of(caplog):
         in caplog.text
     )
     assert (
-        "scores.model_uri: the rows hold 2 values, models:/kamml/1 on most; 1 rows have another"
-        in caplog.text
+        "scores.model_uri: the rows hold 2 values, models:/kamml/1 on most; 1 row has another" in caplog.text
     )
 
 

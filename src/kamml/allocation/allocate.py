@@ -682,12 +682,13 @@ def warn_mixed_scorings(column: str, counts: Mapping[Any, int]) -> None:
     off = sum(counts[value] for value in ordered[1:])
     others = ", ".join(str(value) for value in ordered[1:4]) + (", ..." if len(ordered) > 4 else "")
     logger.warning(
-        "scores.%s: the rows hold %d values, %s on most; %s rows have another (%s): scores of several "
+        "scores.%s: the rows hold %d values, %s on most; %s %s another (%s): scores of several "
         "scorings joined into one table are compared as if of one; allocate one scoring at a time",
         column,
         len(counts),
         ordered[0],
-        f"{off:,}",
+        counted(off, "row"),
+        "has" if off == 1 else "have",
         others,
     )
 

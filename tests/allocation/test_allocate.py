@@ -1425,3 +1425,12 @@ def test_infinite_float_id_is_refused_without_a_numpy_warning():
         rule = r"scores\.account_id: not a whole number .*\(1 row; e\.g\. inf\)"
         with pytest.raises(SchemaError, match=rule):
             check_scores(scores)
+
+
+def test_scores_without_any_column_say_so():
+    """An allocation audit: an empty DataFrame's missing columns ended 'the scores have: ' and nothing."""
+    with pytest.raises(SchemaError) as info:
+        allocate(pd.DataFrame(), 10.0)
+    rules = [p.rule for p in info.value.problems]
+    assert [p.column for p in info.value.problems] == ["account_id", "clv", "p_churn"]
+    assert all(rule == "missing column; the scores have no columns" for rule in rules)

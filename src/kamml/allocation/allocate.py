@@ -468,7 +468,7 @@ def missing_score_columns(columns: list[str], *, need_owner: bool) -> list[Probl
             rule = "missing column"
             if column == "owner":
                 rule += " (allocation.capacity limits reps' hours, so each account needs its owner)"
-            rule += f"; the scores have: {', '.join(columns)}"
+            rule += f"; the scores have: {', '.join(columns)}" if columns else "; the scores have no columns"
             problems.append(Problem("scores", column, rule))
     return problems
 

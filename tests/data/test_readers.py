@@ -855,9 +855,53 @@ def test_parquet_duration_columns_are_refused_not_read_as_ticks(backend, tmp_pat
     tx.assign(amount=pd.to_timedelta(tx["amount"].abs(), unit="s")).to_parquet(path)
     with pytest.raises(DataError, match=r"transactions: .*transactions\.parquet stores amount as a duration"):
         read_table(path, "transactions", backend)
-    tx.assign(gap=pd.to_timedelta([1, 2, 3, 4, 5], unit="D")).to_parquet(path)  # any column: it is the file's
+    accounts = tmp_path / "accounts.parquet"  # an accounts attribute: a number feature of its ticks
+    pd.DataFrame({"account_id": [1, 2], "gap": pd.to_timedelta([1, 2], unit="D")}).to_parquet(accounts)
     with pytest.raises(DataError, match=r"stores gap as a duration \(duration\[ns\]\).*total_seconds"):
-        read_table(path, "transactions", backend)
+        load_data({"transactions": tx, "accounts": accounts}, backend=backend)
+
+
+def _extra_parts(folder, *values: pa.Array, name: str = "extra") -> None:
+    """Write one transactions part per array, as column `name`, which kamml does not read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, value in enumerate(values):
+        columns = {"account_id": [i + 1], "ts": [dt.datetime(2024, 1, 3, 9)], "amount": [10.0], name: value}
+        pq.write_table(pa.table(columns), folder / f"part-{i}.parquet")
+
+
+_DURATIONS = (
+    pa.array([dt.timedelta(seconds=1)], pa.duration("ns")),
+    pa.array([dt.timedelta(seconds=2)], pa.duration("s")),
+)
+
+
+def test_parquet_duration_column_kamml_does_not_read_is_read(backend, tmp_path):
+    """An export's column of durations that the contract does not use stopped the run, though kamml never
+    reads its values (the engines read its ticks alike); a mapped one is still refused."""
+    from kamml.config import Config
+
+    folder = tmp_path / "transactions"
+    _extra_parts(folder, *_DURATIONS)
+    read = load_data({"transactions": folder}, backend=backend).transactions.order_by("account_id")
+    assert read.execute()["account_id"].tolist() == [1, 2]
+    mapped = Config.from_dict({"data": {"columns": {"transactions": {"amount": "extra"}}}})
+    with pytest.raises(DataError, match=r"part-0\.parquet stores extra as a duration"):
+        load_data({"transactions": folder}, mapped, backend=backend)
+
+
+@pytest.mark.spark
+def test_parquet_duration_column_kamml_does_not_read_is_read_alike_on_spark(tmp_path):
+    """Spark, as DuckDB, reads an unread column of durations as its int64 ticks, at each part's unit."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    folder = tmp_path / "transactions"
+    _extra_parts(folder, *_DURATIONS)
+    spark, duck = connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)
+    assert _rows(read_table(folder, "transactions", spark)) == _rows(read_table(folder, "transactions", duck))
+    assert [row[-1] for row in _rows(read_table(folder, "transactions", spark))] == ["1000000000", "2"]
+    read = load_data({"transactions": folder}, backend=spark).transactions.order_by("account_id")
+    assert read.execute()["account_id"].tolist() == [1, 2]
 
 
 @pytest.mark.parametrize(("name", "delimiter"), [("transactions.csv", ";"), ("transactions.tsv", None)])

@@ -249,6 +249,17 @@ def _read_columns(name: str, mapping: Mapping[str, str] | None) -> frozenset[str
     return frozenset(_name_key(column) for column in used.values())
 
 
+def _value_columns(name: str, read: frozenset[str] | None) -> frozenset[str] | None:
+    """The name keys of the columns whose values kamml reads: `read`, or every column (None) for accounts.
+
+    An accounts column the contract does not name is an attribute, a number, yes/no or text feature
+    (`is_attribute_type`), so a type problem there is one of a column kamml reads; only a date is no
+    feature, which the time-zone check (`_unread_apart`) takes into account with `read` alone.
+    """
+    spec = TABLES.get(name)
+    return None if spec is not None and spec.keep_extra else read
+
+
 # --- paths -------------------------------------------------------------------------------------------
 
 
@@ -714,7 +725,8 @@ def _read_parquet(
         problems.append(_duplicate_problem(name, dups, schema.names))
     paths = [str(p) for p in files]
     schemas = [schema, *(_parquet_schema(p, name) for p in files[1:])]  # every part's footer
-    _check_durations(files, schemas, name)
+    values = _value_columns(name, read)
+    _check_durations(files, schemas, name, values)
     _check_keys_not_columns(name, layout, files, [schema.names for schema in schemas])
     zones, unread = _unread_apart(_zone_disagreements(files, schemas, name, origin, layout.base), read)
     problems.extend(zones)
@@ -911,20 +923,28 @@ def _check_spark_timestamps(files: list[Path], schemas: list[pa.Schema], name: s
             )
 
 
-def _check_durations(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
-    """A DataError for a duration column: DuckDB and Spark read its int64 ticks as plain numbers.
+def _check_durations(
+    files: list[Path], schemas: list[pa.Schema], name: str, read: frozenset[str] | None
+) -> None:
+    """A DataError for a duration column kamml reads: DuckDB and Spark read its int64 ticks as plain numbers.
 
     A pandas timedelta column written to Parquet (an amount of 1 s) read as 1,000,000,000 without a word;
-    the same column in a frame is text, so an amount of durations was an unparseable number there.
+    the same column in a frame is text, so an amount of durations was an unparseable number there. One
+    kamml does not read (`read`: name keys, None: every column) is read as its ticks on both engines alike.
     """
     for path, schema in zip(files, schemas, strict=True):
         for field_ in schema:
-            if pa.types.is_duration(field_.type):
+            if pa.types.is_duration(field_.type) and _reads(read, field_.name):
                 raise DataError(
                     f"{name}: {path} stores {field_.name} as a duration ({field_.type}), which the engines "
                     "read as a count of its ticks: write it as a number in the unit you mean (pandas: "
                     ".dt.total_seconds(), or / pd.Timedelta(days=1) for days) or leave it out"
                 )
+
+
+def _reads(read: frozenset[str] | None, column: str) -> bool:
+    """Whether kamml reads `column`'s values, `read` being the name keys it reads (None: every column)."""
+    return read is None or _name_key(column) in read
 
 
 def _check_spark_can_merge(
@@ -976,10 +996,13 @@ def _spark_kind(kind: pa.DataType) -> pa.DataType:
     parts at tz=UTC and at +02:00 are one type: they were refused as types Spark cannot merge. Seconds,
     milliseconds and microseconds are one type too (Spark's timestamp, or timestamp_ntz where naive), read
     at their own unit and merged: parts at ms and at us were refused. Nanoseconds stay apart: Spark reads
-    them only as INT96 (`_check_spark_timestamps`), an instant to Spark even where pyarrow says naive.
+    them only as INT96 (`_check_spark_timestamps`), an instant to Spark even where pyarrow says naive. A
+    duration is Parquet's int64 (pyarrow's type lives in the file's metadata): Spark reads its ticks.
     """
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
+    if pa.types.is_duration(kind):
+        return pa.int64()
     if pa.types.is_timestamp(kind) and kind.unit != "ns":
         return pa.timestamp("us", tz="UTC" if _zoned_type(kind) else None)
     if _zoned_type(kind):

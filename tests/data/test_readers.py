@@ -904,6 +904,43 @@ def test_parquet_duration_column_kamml_does_not_read_is_read_alike_on_spark(tmp_
     assert read.execute()["account_id"].tolist() == [1, 2]
 
 
+@pytest.mark.spark
+def test_parquet_parts_disagreeing_on_an_unread_columns_type_are_read_alike_on_spark(tmp_path):
+    """Spark 4 cannot merge int32 and int64 (nor read them unmerged), so kamml refused the parts over a
+    column it does not read; it reads them in the type DuckDB merges them to. A column of a date in one part
+    and a number in another, which DuckDB cannot merge either, stays refused."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    spark, duck = connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)
+    cases = {
+        "int64": (pa.array([1], pa.int32()), pa.array([2**40], pa.int64()), pa.array([3], pa.int16())),
+        "float64": (pa.array([1], pa.int64()), pa.array([2.5], pa.float32()), pa.array([3.5], pa.float64())),
+        "string": (pa.array([1], pa.int64()), pa.array(["a"], pa.large_string()), pa.array([2.5])),
+        "timestamp": (
+            pa.array([dt.date(2024, 1, 2)]),
+            pa.array([dt.datetime(2024, 1, 2, 10)], pa.timestamp("ms")),
+        ),
+    }
+    for case, values in cases.items():
+        folder = tmp_path / case
+        _extra_parts(folder, *values)
+        pq.write_table(  # a part adding a column: Spark merges the parts' schemas
+            pa.table(
+                {"account_id": [9], "ts": [dt.datetime(2024, 1, 3, 9)], "amount": [1.0], "product": ["p"]}
+            ),
+            folder / "part-9.parquet",
+        )
+        on_spark = read_table(folder, "transactions", spark)
+        assert _rows(on_spark) == _rows(read_table(folder, "transactions", duck)), case
+        assert type(on_spark.schema()["extra"]).__name__.lower() == case, case
+        read = load_data({"transactions": folder}, backend=spark).transactions
+        assert read.count().execute() == len(values) + 1
+    _extra_parts(tmp_path / "apart", pa.array([dt.date(2024, 1, 2)]), pa.array([1]))
+    with pytest.raises(DataError, match=r"disagree on column extra's type: .*part-0\.parquet has date32"):
+        read_table(tmp_path / "apart", "transactions", spark)
+
+
 @pytest.mark.parametrize(("name", "delimiter"), [("transactions.csv", ";"), ("transactions.tsv", None)])
 def test_a_comma_file_read_with_another_delimiter_gets_the_delimiter_hint(tmp_path, name, delimiter):
     """A comma CSV beside a config's ``csv_delimiter: ";"`` (it applies to every table), or a ``.tsv``

@@ -747,10 +747,10 @@ def _read_parquet(
         else:
             if problems:  # Spark refused the file as unreadable ("COLUMN_ALREADY_EXISTS"), or the parts as
                 raise SchemaError(problems)  # types it cannot merge, not as a broken contract
-            _check_spark_can_merge(files, schemas, name, skip=unread)
+            casts = _spark_casts(files, schemas, name, apart=unread, read=values)
             _check_spark_timestamps(files, schemas, name)
             tname = _temp_name(name)
-            frame = _spark_parquet(backend._session, files, schemas, layout.spark_options(), unread)
+            frame = _spark_parquet(backend._session, files, schemas, layout.spark_options(), casts)
             frame.createOrReplaceTempView(tname)
             table = _untyped_nulls(backend.table(tname), schemas)
     except backend_errors() as exc:
@@ -817,19 +817,19 @@ def _unread_apart(
 
 
 def _spark_parquet(
-    session: Any, files: list[Path], schemas: list[pa.Schema], options: dict[str, str], mixed: frozenset[str]
+    session: Any, files: list[Path], schemas: list[pa.Schema], options: dict[str, str], casts: dict[str, str]
 ) -> Any:
-    """Spark's frame of the parts; `mixed` (name keys of unread columns zoned in some parts) as instants.
+    """Spark's frame of the parts; `casts` (`_spark_casts`): unread columns of differing types, as one type.
 
     Spark reads the files kamml found, as DuckDB does: handed the folder or the glob, it read its own (a
     ** glob as one folder deep: rows lost). It takes one part's schema unless told to merge them, and then
-    dropped the columns other parts added. It cannot merge a zoned column with a naive or date one, so
-    such parts are read in groups of one kind and put together by name, each such column as Spark's
-    timestamp (naive values as UTC), as DuckDB merges them.
+    dropped the columns other parts added. It cannot merge differing types (a zoned column with a naive
+    or date one, int32 with int64), so such parts are read in groups of one type and put together by
+    name, each such column cast to the type DuckDB merges it to (naive values as UTC beside zoned ones).
     """
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, schema in enumerate(schemas):
-        kinds = tuple(sorted(f"{f.name}:{_spark_kind(f.type)}" for f in schema if _name_key(f.name) in mixed))
+        kinds = tuple(sorted(f"{f.name}:{_spark_kind(f.type)}" for f in schema if _name_key(f.name) in casts))
         groups.setdefault(kinds, []).append(i)
     frames = []
     for members in groups.values():
@@ -837,8 +837,8 @@ def _spark_parquet(
         same_names = all(schemas[i].names == first.names for i in members[1:])
         merge = {} if same_names else {"mergeSchema": "true"}
         frame = session.read.options(**options, **merge).parquet(*(str(files[i]) for i in members))
-        for column in (c for c in frame.columns if _name_key(c) in mixed):
-            frame = frame.withColumn(column, frame[column].cast("timestamp"))
+        for column in (c for c in frame.columns if _name_key(c) in casts):
+            frame = frame.withColumn(column, frame[column].cast(casts[_name_key(column)]))
         frames.append(frame)
     result = frames[0]
     for frame in frames[1:]:
@@ -947,26 +947,66 @@ def _reads(read: frozenset[str] | None, column: str) -> bool:
     return read is None or _name_key(column) in read
 
 
-def _check_spark_can_merge(
-    files: list[Path], schemas: list[pa.Schema], name: str, *, skip: frozenset[str] = frozenset()
-) -> None:
-    """Spark cannot merge parts whose column types differ (not even int32 and int64): say which, and where.
+def _spark_casts(
+    files: list[Path],
+    schemas: list[pa.Schema],
+    name: str,
+    *,
+    apart: frozenset[str],
+    read: frozenset[str] | None,
+) -> dict[str, str]:
+    """The columns Spark reads in groups and casts (`_spark_parquet`): name key -> Spark type.
 
-    `skip`: name keys of columns read apart (`_spark_parquet`).
+    Spark cannot merge parts whose column types differ (not even int32 and int64: Spark 4.0 fails, merging
+    schemas or not). A column kamml reads is a DataError naming it and two parts. One it does not read
+    (not in `read`, or in `apart`: the unread columns of `_unread_apart`) is cast to the type DuckDB merges
+    it to (`_spark_common`), where there is one; else it is the same DataError.
     """
-    seen: dict[str, tuple[pa.DataType, Path, pa.DataType]] = {}
+    seen: dict[str, dict[pa.DataType, tuple[Path, pa.DataType]]] = {}
     for path, schema in zip(files, schemas, strict=True):
         for field_ in schema:
-            if _name_key(field_.name) in skip:
-                continue
-            kind = _spark_kind(field_.type)
-            first = seen.setdefault(field_.name, (kind, path, field_.type))
-            if first[0] != kind:
-                raise DataError(
-                    f"{name}: the Parquet parts disagree on column {field_.name}'s type: {first[1]} has "
-                    f"{first[2]}, {path} has {field_.type}; Spark cannot merge them: rewrite the parts with "
-                    "one schema (the DuckDB engine reads them as one)"
-                )
+            seen.setdefault(field_.name, {}).setdefault(_spark_kind(field_.type), (path, field_.type))
+    casts: dict[str, str] = {}
+    for column, kinds in seen.items():
+        if len(kinds) < 2:
+            continue
+        unread = _name_key(column) in apart or not _reads(read, column)
+        common = _spark_common(list(kinds)) if unread else None
+        if common is None:
+            (first, first_type), (other, other_type) = list(kinds.values())[:2]
+            raise DataError(
+                f"{name}: the Parquet parts disagree on column {column}'s type: {first} has {first_type}, "
+                f"{other} has {other_type}; Spark cannot merge them: rewrite the parts with one schema (the "
+                "DuckDB engine reads them as one)"
+            )
+        casts[_name_key(column)] = common
+    return casts
+
+
+def _spark_common(kinds: list[pa.DataType]) -> str | None:
+    """The Spark type DuckDB merges columns of these Spark kinds (`_spark_kind`) to; None: DuckDB cannot.
+
+    Dates and timestamps meet in a timestamp (an instant where a part is zoned, naive values as UTC),
+    yes/no and numbers in a number (true as 1), these and text in text (true as "true"). DuckDB fails on
+    the others (a date beside a number, a list beside text), so Spark is given no type for them.
+    """
+    if all(pa.types.is_timestamp(k) or pa.types.is_date(k) for k in kinds):
+        return "timestamp" if any(_zoned_type(k) for k in kinds) else "timestamp_ntz"
+    if all(_numeric(k) for k in kinds):
+        return "double" if any(pa.types.is_floating(k) or pa.types.is_decimal(k) for k in kinds) else "bigint"
+    if all(_numeric(k) or pa.types.is_string(k) for k in kinds):
+        return "string"
+    return None
+
+
+def _numeric(kind: pa.DataType) -> bool:
+    """Whether an Arrow type is a number or yes/no, which DuckDB merges into a number."""
+    return bool(
+        pa.types.is_boolean(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+    )
 
 
 def _check_booleans_merge(files: list[Path], schemas: list[pa.Schema], name: str) -> None:

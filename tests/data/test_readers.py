@@ -656,6 +656,43 @@ def test_parquet_parts_with_a_boolean_and_a_number_column_are_refused(backend, t
     assert read_table(folder, "transactions", backend).count().execute() == len(tx)
 
 
+_YES_NO_BESIDE = {
+    "number": (pa.array([True]), pa.array([3])),
+    "text": (pa.array([True]), pa.array(["a"])),
+}
+
+
+@pytest.mark.parametrize("other", sorted(_YES_NO_BESIDE))
+def test_parquet_parts_with_a_boolean_column_kamml_does_not_read_are_read(backend, tmp_path, other):
+    """An export's column, yes/no in one part and a number or text in another, stopped the run, though
+    kamml never reads it; an accounts column, an attribute, is still refused."""
+    folder = tmp_path / "transactions"
+    _extra_parts(folder, *_YES_NO_BESIDE[other])
+    read = load_data({"transactions": folder}, backend=backend).transactions.order_by("account_id")
+    assert read.execute()["account_id"].tolist() == [1, 2]
+    accounts = tmp_path / "accounts"
+    accounts.mkdir()
+    for i, value in enumerate(_YES_NO_BESIDE[other]):
+        pq.write_table(pa.table({"account_id": [i + 1], "extra": value}), accounts / f"part-{i}.parquet")
+    with pytest.raises(DataError, match=r"disagree on column extra's type: .*part-0\.parquet has bool"):
+        load_data({"transactions": folder, "accounts": accounts}, backend=backend)
+
+
+@pytest.mark.spark
+def test_parquet_parts_with_a_boolean_column_kamml_does_not_read_are_read_alike_on_spark(tmp_path):
+    """Both engines read the unread column in one type: true as 1 beside a number, as "true" beside text."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    spark, duck = connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)
+    for other, values in _YES_NO_BESIDE.items():
+        folder = tmp_path / other
+        _extra_parts(folder, *values)
+        on_spark = read_table(folder, "transactions", spark)
+        assert _rows(on_spark) == _rows(read_table(folder, "transactions", duck)), other
+        assert [row[-1] for row in _rows(on_spark)] == (["1", "3"] if other == "number" else ["true", "a"])
+
+
 def test_data_folder_finds_a_tsv_table(backend, tmp_path, tx):
     tx.to_csv(tmp_path / "transactions.tsv", sep="\t", index=False)
     source = find_table_source(tmp_path, "transactions")

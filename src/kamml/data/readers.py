@@ -734,7 +734,7 @@ def _read_parquet(
         if backend.name == "duckdb":
             # parts are matched by column name: one lacking a column (written before it was added) gives
             # nulls there, and differing types meet in a common one that validation then checks
-            _check_booleans_merge(files, schemas, name)
+            _check_booleans_merge(files, schemas, name, values)
             table = _known_timestamps(
                 backend.read_parquet(
                     paths,
@@ -1009,16 +1009,19 @@ def _numeric(kind: pa.DataType) -> bool:
     )
 
 
-def _check_booleans_merge(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
-    """A DataError for a column that is yes/no in one Parquet part and of another type in another.
+def _check_booleans_merge(
+    files: list[Path], schemas: list[pa.Schema], name: str, read: frozenset[str] | None
+) -> None:
+    """A DataError for a column kamml reads that is yes/no in one Parquet part and of another type in another.
 
     DuckDB merged them in silence (true/false as 1/0 beside a part's quantities of 3), while one file of
-    yes/no quantities is a wrong type and Spark refuses the parts.
+    yes/no quantities is a wrong type and Spark refuses the parts. One kamml does not read (`read`: name
+    keys, None: every column) is read as DuckDB merges it, on Spark too (`_spark_casts`).
     """
     seen: dict[str, tuple[pa.DataType, Path]] = {}
     for path, schema in zip(files, schemas, strict=True):
         for field_ in schema:
-            if pa.types.is_null(field_.type):  # a part's column of only nulls, written without a type
+            if pa.types.is_null(field_.type) or not _reads(read, field_.name):  # only nulls, or unread
                 continue
             first = seen.setdefault(field_.name, (field_.type, path))
             if pa.types.is_boolean(first[0]) != pa.types.is_boolean(field_.type):

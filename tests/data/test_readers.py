@@ -656,6 +656,24 @@ def test_parquet_parts_with_a_boolean_and_a_number_column_are_refused(backend, t
     assert read_table(folder, "transactions", backend).count().execute() == len(tx)
 
 
+@pytest.mark.spark
+def test_parquet_parts_at_nanoseconds_beside_microseconds_say_how_to_write_them_on_spark(tmp_path):
+    """pandas' nanoseconds in one part and microseconds in another were refused as types Spark cannot merge,
+    with "rewrite the parts with one schema", not as nanoseconds, which Spark cannot read at all."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    folder = tmp_path / "transactions"
+    folder.mkdir()
+    for i, unit in enumerate(["ns", "us"]):
+        ts = pa.array([dt.datetime(2024, 1, 2, 10)], pa.timestamp(unit))
+        pq.write_table(
+            pa.table({"account_id": [i + 1], "ts": ts, "amount": [10.0]}), folder / f"part-{i}.parquet"
+        )
+    with pytest.raises(DataError, match=r"part-0\.parquet stores ts as nanosecond timestamps.*microseconds"):
+        read_table(folder, "transactions", connect(EngineConfig(name="spark")))
+
+
 _YES_NO_BESIDE = {
     "number": (pa.array([True]), pa.array([3])),
     "text": (pa.array([True]), pa.array(["a"])),

@@ -747,8 +747,8 @@ def _read_parquet(
         else:
             if problems:  # Spark refused the file as unreadable ("COLUMN_ALREADY_EXISTS"), or the parts as
                 raise SchemaError(problems)  # types it cannot merge, not as a broken contract
+            _check_spark_timestamps(files, schemas, name)  # first: its message says how to write them
             casts = _spark_casts(files, schemas, name, apart=unread, read=values)
-            _check_spark_timestamps(files, schemas, name)
             tname = _temp_name(name)
             frame = _spark_parquet(backend._session, files, schemas, layout.spark_options(), casts)
             frame.createOrReplaceTempView(tname)

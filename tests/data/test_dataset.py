@@ -312,6 +312,27 @@ def test_accounts_and_transactions_sharing_no_id_is_an_error(backend):
     assert data.quality.count("accounts without transactions") == 1
 
 
+def test_referrals_sharing_no_id_with_the_book_is_an_error(backend):
+    """A CRM export writing 00117 for billing's 117: every referral named unknown accounts, so every
+    referral feature and label was 0, said only by two notes."""
+    from kamml.errors import DataError
+
+    tx = pd.DataFrame({"account_id": [117, 206], "ts": ["2024-01-01", "2024-02-01"], "amount": [1.0, 2.0]})
+    refs = pd.DataFrame(
+        {"referrer_id": ["00117", "00117"], "referred_id": ["00206", "00207"], "ts": ["2024-01-15"] * 2}
+    )
+    with pytest.raises(
+        DataError,
+        match=r"referrals.referrer_id and referred_id share no id with the transactions or the accounts "
+        r"table: none of the 2 referrals names a known account \(referrers: '00117'; referred: '00206', "
+        r"'00207'; transactions: '117', '206'\).*leading zeros.*0 for every account",
+    ):
+        load_data({"transactions": tx, "referrals": refs}, backend=backend)
+    some = refs.assign(referred_id=["206", "00207"])  # one referred account is known: notes, no error
+    data = load_data({"transactions": tx, "referrals": some}, backend=backend)
+    assert data.quality.count("referrals from unknown accounts") == 2
+
+
 def test_a_csv_that_is_not_utf8_is_a_data_error_in_validate_too(backend, tmp_path):
     """A Latin-1 byte in a column the row checks do not read passed validate, then crashed the job (the
     check for repeated rows reads every column, so it is now found there, naming the file)."""

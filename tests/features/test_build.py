@@ -615,8 +615,9 @@ def test_future_rows_change_no_feature(make_data, past, future, refs, acts):
     cutoff = base + pd.Timedelta(days=200)
 
     def frames(include_future: bool):
-        tx_rows = [(a, base + pd.Timedelta(days=d % 200), x) for a, d, x in past]
-        # one fixed past row each, so both versions have the same tables
+        # one fixed past row each, so both versions have the same tables (and the fixed referral's
+        # referrer a purchase, so the referrals name a known account, or loading refuses them)
+        tx_rows = [(1, base, 1.0)] + [(a, base + pd.Timedelta(days=d % 200), x) for a, d, x in past]
         r_rows = [(1, 2, base)] + [(a, b, base + pd.Timedelta(days=d % 200)) for a, b, d in refs if a != b]
         act_rows = [(1, base, 1.0)] + [(a, base + pd.Timedelta(days=d % 200), 1.0) for a, d in acts]
         if include_future:

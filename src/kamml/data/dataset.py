@@ -417,6 +417,37 @@ def _check_ids_meet(notes: list[Any], stats: dict[str, Any]) -> None:
     )
 
 
+def _check_referral_ids_meet(notes: list[Any], stats: dict[str, Any], transactions: ir.Table) -> None:
+    """A DataError when no referral names a known account on either side: ids written two ways.
+
+    A CRM export writing ``00117`` for billing's ``117`` passed with two notes (referrals from and to
+    unknown accounts) while every referral feature and label was 0 for every account.
+    """
+    rows = stats["referrals"].rows if "referrals" in stats else 0
+    if not rows:
+        return
+    unknown = {
+        side: [n for n in notes if n.table == "referrals" and n.rule.startswith(f"referrals {side} unknown")]
+        for side in ("from", "to")
+    }
+    if any(not found or found[0].n_rows < rows for found in unknown.values()):
+        return
+    known = transactions.select("account_id").distinct().order_by("account_id").limit(3)
+    with engine_errors():
+        shown_tx = ", ".join(repr(v) for v in known.to_pyarrow().column("account_id").to_pylist())
+
+    def shown(side: str) -> str:
+        return ", ".join(repr(v) for v in unknown[side][0].examples[:3])
+
+    raise DataError(
+        "referrals.referrer_id and referred_id share no id with the transactions or the accounts table: "
+        f"none of the {counted(rows, 'referral')} names a known account (referrers: {shown('from')}; "
+        f"referred: {shown('to')}; transactions: {shown_tx}); are the ids written two ways, with leading "
+        "zeros, as 123.0, or with another prefix? As given, every referral feature and label would be 0 "
+        "for every account (leave the referrals table out if it is not about these accounts)"
+    )
+
+
 def _cache(table: ir.Table, name: str) -> ir.Table:
     """Compute a table once (a DuckDB temp table that can spill to disk, a persisted Spark frame).
 
@@ -531,6 +562,7 @@ def _load(
         failure = engine_failure(exc)
         raise failure or DataError(f"cannot read the input tables: {engine_message(exc)}") from None
     _check_ids_meet(notes, result.stats)
+    _check_referral_ids_meet(notes, result.stats, tables["transactions"])
     report = QualityReport(result.stats, notes, end, end_source)
     log.info(
         "validated %s: %s transactions, data end %s (exclusive), %s",

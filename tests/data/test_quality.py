@@ -341,6 +341,35 @@ def test_an_account_created_after_its_first_purchase_is_noted():
     assert (note.table, note.column, note.n_rows, tuple(note.examples)) == ("accounts", "account_id", 1, (2,))
 
 
+def test_a_referral_of_an_account_that_had_bought_before_it_is_noted():
+    """An existing customer logged as referred: its whole spend before the referral counted in the
+    referrer's referred_spend without a word (the label counts only what it spent after)."""
+    tx = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 4],
+            "ts": ["2024-01-01", "2024-01-10", "2024-03-01 08:00", "2024-03-15"],
+            "amount": [1.0] * 4,
+        }
+    )
+    refs = pd.DataFrame(
+        {
+            "referrer_id": [1, 1, 1, 1],
+            "referred_id": [2, 3, 4, 4],
+            # 3 bought earlier on its referral's day: not noted; 4 again after it bought: its first date
+            "ts": ["2024-03-01", "2024-03-01 12:00", "2024-02-01", "2024-06-01"],
+        }
+    )
+    notes = load_data({"transactions": tx, "referrals": refs}).quality.notes
+    (note,) = [n for n in notes if n.rule.startswith("referrals of accounts that bought before")]
+    assert (note.table, note.column, note.n_rows, tuple(note.examples)) == (
+        "referrals",
+        "referred_id",
+        1,
+        (2,),
+    )
+    assert "referred_spend" in note.rule
+
+
 def test_activities_after_the_last_transaction_are_noted_without_a_data_end():
     """With data.end they are errors; with the end taken from the transactions they passed unsaid."""
     tx = pd.DataFrame({"account_id": [1, 2], "ts": ["2024-01-02", "2024-01-03"], "amount": [1.0, 2.0]})

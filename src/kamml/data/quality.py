@@ -234,8 +234,9 @@ def relationship_notes(
     """Soft problems between tables, found by anti-joins on the backend: one query of counts, one of examples.
 
     Accounts without transactions, transactions of accounts missing from the accounts table, accounts
-    created after the day of their first transaction, referrals to or from unknown accounts, activities
-    of unknown accounts. An account is known when it has transactions or a row in the accounts table.
+    created after the day of their first transaction, referrals to or from unknown accounts, referrals of
+    accounts that bought before the referral's day (a pair at its first date), activities of unknown
+    accounts. An account is known when it has transactions or a row in the accounts table.
     Up to five example ids per check that found rows come in a second query (none when every check
     passes).
 
@@ -333,6 +334,19 @@ def _relationship_notes(
                 "referrals repeating a referrer-referred pair (counted once, at its first date)",
                 pairs.filter(pairs._extra > 0),
                 "_extra",
+            )
+        )
+        first = referrals.group_by(["referrer_id", "referred_id"]).aggregate(ts=referrals.ts.min())
+        bought = first.join(tx_counts, first.referred_id == tx_counts.account_id)
+        checks.append(
+            (
+                "referrals",
+                "referred_id",
+                "referrals of accounts that bought before the referral's day (kept: an existing customer "
+                "referred? its spend before the referral counts in the referrer's referred_spend feature, "
+                "while the referral label counts only its spend after the referral)",
+                bought.filter(bought._first.date() < bought.ts.date()),
+                None,
             )
         )
         for column, who in (("referrer_id", "from"), ("referred_id", "to")):

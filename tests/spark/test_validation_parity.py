@@ -119,6 +119,26 @@ CASES: dict[str, dict[str, pd.DataFrame | pa.Table]] = {
         ),
         "activities": _activities(kind=pa.nulls(2)),
     },
+    "a referral of an account that bought before it": {
+        "transactions": _arrow_tx(),
+        "referrals": pa.table(
+            {
+                "referrer_id": pa.array([1], pa.int64()),
+                "referred_id": pa.array([2], pa.int64()),
+                "ts": pa.array([dt.datetime(2024, 1, 3)], pa.timestamp("us")),
+            }
+        ),
+    },
+    "referrals naming no known account": {
+        "transactions": _arrow_tx(),
+        "referrals": pa.table(
+            {
+                "referrer_id": pa.array([7], pa.int64()),
+                "referred_id": pa.array([8], pa.int64()),
+                "ts": pa.array([dt.datetime(2024, 1, 2)], pa.timestamp("us")),
+            }
+        ),
+    },
 }
 
 RUNS = [

@@ -996,6 +996,62 @@ def test_parquet_parts_disagreeing_on_an_unread_columns_type_are_read_alike_on_s
         read_table(tmp_path / "apart", "transactions", spark)
 
 
+def _values(table: ibis.Table) -> list[tuple]:
+    """A table's rows as text, ordered, zoned timestamps as naive UTC (Ibis types Spark's instants naive)."""
+    frame = table.to_pyarrow().to_pandas()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return sorted(map(tuple, frame.astype(str).to_numpy().tolist()))
+
+
+def _part_adding_a_column(folder, **more: pa.Array) -> None:
+    """A transactions part with a product column the others lack: Spark merges the parts' schemas."""
+    columns = {"account_id": [9], "ts": [dt.datetime(2024, 1, 3, 9)], "amount": [1.0], "product": ["p"]}
+    pq.write_table(pa.table(columns | more), folder / "part-9.parquet")
+
+
+_UNTYPED_BESIDE = {
+    "int64": pa.array([3], pa.int64()),
+    "float64": pa.array([2.5]),
+    "string": pa.array(["a"]),
+    "boolean": pa.array([True]),
+    "date": pa.array([dt.date(2024, 1, 2)]),
+    "timestamp": pa.array([dt.datetime(2024, 1, 2, 10)], pa.timestamp("ms", tz="UTC")),
+}
+
+
+@pytest.mark.spark
+def test_parquet_parts_of_untyped_nulls_beside_a_typed_column_are_read_alike_on_spark(tmp_path):
+    """A part writing a column as only nulls (pyarrow's null type: an optional column empty in one month's
+    export) beside parts where it is typed: DuckDB reads the nulls in the typed parts' type, while Spark
+    reads the null type as int32 and cannot merge it (merging schemas or not), and kamml refused the parts.
+    Spark now reads them as DuckDB does, in a column kamml does not read and in one it reads."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    spark, duck = connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)
+    for case, typed in _UNTYPED_BESIDE.items():
+        folder = tmp_path / case
+        _extra_parts(folder, pa.nulls(1), typed, pa.nulls(1))
+        _part_adding_a_column(folder, extra=pa.nulls(1))  # merged with the other parts of nulls
+        on_spark, on_duck = (
+            read_table(folder, "transactions", spark),
+            read_table(folder, "transactions", duck),
+        )
+        assert _values(on_spark) == _values(on_duck), case
+        assert type(on_spark.schema()["extra"]) is type(on_duck.schema()["extra"]), case
+    for column, typed in {"quantity": pa.array([3], pa.int64()), "product": pa.array(["a"])}.items():
+        folder = tmp_path / column
+        _extra_parts(folder, pa.nulls(1), typed, name=column)
+        read = [
+            load_data({"transactions": folder}, backend=e).to_pandas("transactions").sort_values("account_id")
+            for e in (spark, duck)
+        ]
+        assert read[0].astype(str).to_numpy().tolist() == read[1].astype(str).to_numpy().tolist(), column
+        assert read[0][column].tolist()[1] == typed[0].as_py(), column
+
+
 @pytest.mark.parametrize(("name", "delimiter"), [("transactions.csv", ";"), ("transactions.tsv", None)])
 def test_a_comma_file_read_with_another_delimiter_gets_the_delimiter_hint(tmp_path, name, delimiter):
     """A comma CSV beside a config's ``csv_delimiter: ";"`` (it applies to every table), or a ``.tsv``

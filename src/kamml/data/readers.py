@@ -817,28 +817,47 @@ def _unread_apart(
 
 
 def _spark_parquet(
-    session: Any, files: list[Path], schemas: list[pa.Schema], options: dict[str, str], casts: dict[str, str]
+    session: Any,
+    files: list[Path],
+    schemas: list[pa.Schema],
+    options: dict[str, str],
+    casts: dict[str, str | None],
 ) -> Any:
-    """Spark's frame of the parts; `casts` (`_spark_casts`): unread columns of differing types, as one type.
+    """Spark's frame of the parts; `casts` (`_spark_casts`): columns of differing types, as one type.
 
     Spark reads the files kamml found, as DuckDB does: handed the folder or the glob, it read its own (a
     ** glob as one folder deep: rows lost). It takes one part's schema unless told to merge them, and then
     dropped the columns other parts added. It cannot merge differing types (a zoned column with a naive
-    or date one, int32 with int64), so such parts are read in groups of one type and put together by
-    name, each such column cast to the type DuckDB merges it to (naive values as UTC beside zoned ones).
+    or date one, int32 with int64, a part's column of only nulls, which it reads as int32, with any other),
+    so such parts are read in groups of one type and put together by name, each such column cast to the
+    type DuckDB merges it to (naive values as UTC beside zoned ones). A group's column of only nulls is
+    nulls of that type, or of the type Spark reads the typed parts' column in (a cast of None).
     """
+    from pyspark.sql import functions as spark_functions
+
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, schema in enumerate(schemas):
         kinds = tuple(sorted(f"{f.name}:{_spark_kind(f.type)}" for f in schema if _name_key(f.name) in casts))
         groups.setdefault(kinds, []).append(i)
-    frames = []
+    read: list[tuple[Any, set[str]]] = []
     for members in groups.values():
         first = schemas[members[0]]
         same_names = all(schemas[i].names == first.names for i in members[1:])
         merge = {} if same_names else {"mergeSchema": "true"}
         frame = session.read.options(**options, **merge).parquet(*(str(files[i]) for i in members))
+        read.append((frame, {_name_key(f.name) for f in first if pa.types.is_null(f.type)}))
+    typed = {
+        _name_key(field_.name): field_.dataType
+        for frame, untyped in read
+        for field_ in frame.schema
+        if _name_key(field_.name) in casts and _name_key(field_.name) not in untyped
+    }
+    frames = []
+    for frame, untyped in read:
         for column in (c for c in frame.columns if _name_key(c) in casts):
-            frame = frame.withColumn(column, frame[column].cast(casts[_name_key(column)]))
+            key = _name_key(column)
+            value = spark_functions.lit(None) if key in untyped else frame[column]
+            frame = frame.withColumn(column, value.cast(casts[key] or typed[key]))
         frames.append(frame)
     result = frames[0]
     for frame in frames[1:]:
@@ -954,26 +973,31 @@ def _spark_casts(
     *,
     apart: frozenset[str],
     read: frozenset[str] | None,
-) -> dict[str, str]:
+) -> dict[str, str | None]:
     """The columns Spark reads in groups and casts (`_spark_parquet`): name key -> Spark type.
 
     Spark cannot merge parts whose column types differ (not even int32 and int64: Spark 4.0 fails, merging
     schemas or not). A column kamml reads is a DataError naming it and two parts. One it does not read
     (not in `read`, or in `apart`: the unread columns of `_unread_apart`) is cast to the type DuckDB merges
-    it to (`_spark_common`), where there is one; else it is the same DataError.
+    it to (`_spark_common`), where there is one; else it is the same DataError. A column some parts wrote
+    with Parquet's null type (only nulls) takes the other parts' type, as on DuckDB: None where they are
+    of one type, which Spark reads it in.
     """
     seen: dict[str, dict[pa.DataType, tuple[Path, pa.DataType]]] = {}
     for path, schema in zip(files, schemas, strict=True):
         for field_ in schema:
             seen.setdefault(field_.name, {}).setdefault(_spark_kind(field_.type), (path, field_.type))
-    casts: dict[str, str] = {}
+    casts: dict[str, str | None] = {}
     for column, kinds in seen.items():
-        if len(kinds) < 2:
+        typed = {kind: part for kind, part in kinds.items() if not pa.types.is_null(kind)}
+        if len(typed) < 2:
+            if typed and len(kinds) > len(typed):  # only nulls in some parts, one type in the others
+                casts[_name_key(column)] = None
             continue
         unread = _name_key(column) in apart or not _reads(read, column)
-        common = _spark_common(list(kinds)) if unread else None
+        common = _spark_common(list(typed)) if unread else None
         if common is None:
-            (first, first_type), (other, other_type) = list(kinds.values())[:2]
+            (first, first_type), (other, other_type) = list(typed.values())[:2]
             raise DataError(
                 f"{name}: the Parquet parts disagree on column {column}'s type: {first} has {first_type}, "
                 f"{other} has {other_type}; Spark cannot merge them: rewrite the parts with one schema (the "

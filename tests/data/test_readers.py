@@ -1052,6 +1052,51 @@ def test_parquet_parts_of_untyped_nulls_beside_a_typed_column_are_read_alike_on_
         assert read[0][column].tolist()[1] == typed[0].as_py(), column
 
 
+_NUMBERS_OF_TWO_TOOLS = {
+    "amount": (pa.array([12], pa.int64()), pa.array([2.5])),
+    "quantity": (pa.array([3], pa.int32()), pa.array([2], pa.int64()), pa.array([1], pa.int16())),
+    "amount-decimal": (pa.array([12], pa.int64()), pa.array([decimal.Decimal("2.25")], pa.decimal128(10, 2))),
+    "amount-float32": (pa.array([16777217], pa.int64()), pa.array([0.1], pa.float32())),
+    "account_id": (pa.array([2**60 + 1], pa.int64()), pa.array([2**60 + 3], pa.decimal128(38, 0))),
+}
+
+
+@pytest.mark.spark
+def test_parquet_parts_storing_a_read_column_in_other_number_types_are_read_alike_on_spark(tmp_path):
+    """Two export tools: amount int64 in one part and double in another, quantity int32 and int64, an id
+    int64 and decimal(38,0). DuckDB reads them in its common type and validation checks a number; Spark
+    cannot merge them and kamml refused the parts. Spark now reads them in DuckDB's type, an id exactly.
+    Yes/no beside a number in a column kamml reads is refused on both engines alike."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    spark, duck = connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)
+    for case, values in _NUMBERS_OF_TWO_TOOLS.items():
+        column = case.split("-")[0]
+        folder = tmp_path / case
+        _extra_parts(folder, *values, name=column)
+        _part_adding_a_column(folder)
+        on_spark, on_duck = (
+            read_table(folder, "transactions", spark),
+            read_table(folder, "transactions", duck),
+        )
+        assert _values(on_spark) == _values(on_duck), case
+        assert on_spark.schema()[column].copy(nullable=True) == on_duck.schema()[column].copy(nullable=True)
+        read = [
+            load_data({"transactions": folder}, backend=e).to_pandas("transactions").sort_values("account_id")
+            for e in (spark, duck)
+        ]
+        assert read[0].astype(str).to_numpy().tolist() == read[1].astype(str).to_numpy().tolist(), case
+    assert sorted(read[0]["account_id"]) == [9, 2**60 + 1, 2**60 + 3]  # exactly, not through a double
+    folder = tmp_path / "yes-no"
+    _extra_parts(folder, pa.array([True]), pa.array([3]), name="quantity")
+    for engine in (spark, duck):
+        with pytest.raises(
+            DataError, match=r"disagree on column quantity's type: .*part-0\.parquet has bool"
+        ):
+            read_table(folder, "transactions", engine)
+
+
 @pytest.mark.parametrize(("name", "delimiter"), [("transactions.csv", ";"), ("transactions.tsv", None)])
 def test_a_comma_file_read_with_another_delimiter_gets_the_delimiter_hint(tmp_path, name, delimiter):
     """A comma CSV beside a config's ``csv_delimiter: ";"`` (it applies to every table), or a ``.tsv``

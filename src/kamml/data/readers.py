@@ -731,10 +731,10 @@ def _read_parquet(
     zones, unread = _unread_apart(_zone_disagreements(files, schemas, name, origin, layout.base), read)
     problems.extend(zones)
     try:
+        _check_booleans_merge(files, schemas, name, values)
         if backend.name == "duckdb":
             # parts are matched by column name: one lacking a column (written before it was added) gives
             # nulls there, and differing types meet in a common one that validation then checks
-            _check_booleans_merge(files, schemas, name, values)
             table = _known_timestamps(
                 backend.read_parquet(
                     paths,
@@ -977,9 +977,12 @@ def _spark_casts(
     """The columns Spark reads in groups and casts (`_spark_parquet`): name key -> Spark type.
 
     Spark cannot merge parts whose column types differ (not even int32 and int64: Spark 4.0 fails, merging
-    schemas or not). A column kamml reads is a DataError naming it and two parts. One it does not read
-    (not in `read`, or in `apart`: the unread columns of `_unread_apart`) is cast to the type DuckDB merges
-    it to (`_spark_common`), where there is one; else it is the same DataError. A column some parts wrote
+    schemas or not). A column kamml reads of numbers (two export tools: int64 and double amounts) is cast
+    to the number type DuckDB merges it to (`_spark_number`), which validation checks; of other types
+    (a date beside a timestamp or a number, text beside a number) it is a DataError naming it and two
+    parts. One it does not read (not in `read`, or in `apart`: the unread columns of `_unread_apart`) is
+    cast to the type DuckDB merges it to (`_spark_common`), where there is one; else it is the same
+    DataError. A column some parts wrote
     with Parquet's null type (only nulls) takes the other parts' type, as on DuckDB: None where they are
     of one type, which Spark reads it in.
     """
@@ -995,7 +998,8 @@ def _spark_casts(
                 casts[_name_key(column)] = None
             continue
         unread = _name_key(column) in apart or not _reads(read, column)
-        common = _spark_common(list(typed)) if unread else None
+        numbers = not any(pa.types.is_boolean(kind) for kind in typed)  # yes/no: `_check_booleans_merge`
+        common = _spark_common(list(typed)) if unread else _spark_number(list(typed)) if numbers else None
         if common is None:
             (first, first_type), (other, other_type) = list(typed.values())[:2]
             raise DataError(
@@ -1017,10 +1021,62 @@ def _spark_common(kinds: list[pa.DataType]) -> str | None:
     if all(pa.types.is_timestamp(k) or pa.types.is_date(k) for k in kinds):
         return "timestamp" if any(_zoned_type(k) for k in kinds) else "timestamp_ntz"
     if all(_numeric(k) for k in kinds):
-        return "double" if any(pa.types.is_floating(k) or pa.types.is_decimal(k) for k in kinds) else "bigint"
+        return _spark_number(kinds)
     if all(_numeric(k) or pa.types.is_string(k) for k in kinds):
         return "string"
     return None
+
+
+def _spark_number(kinds: list[pa.DataType]) -> str | None:
+    """The Spark type DuckDB merges numbers (and yes/no) of these Arrow kinds to; None: not all numbers.
+
+    As DuckDB 1.x's union_by_name does (checked type by type): a double anywhere makes a double, else a
+    float32 a float (DuckDB's FLOAT, beside int64 parts too); else a decimal a decimal of the decimals'
+    largest whole digits and scale (the scale cut where they pass 38 digits), widened for the whole
+    numbers' digits up to 38 (exact: ids of decimal(38,0) beside int64 stay whole); else whole numbers
+    the widest signed type, an unsigned one in the signed type twice its width (uint64 beside a signed
+    type in DuckDB's HUGEINT, Ibis' decimal(38, 0); beside unsigned ones Spark's own decimal(20,0) of a
+    uint64). A decimal beyond 38 digits DuckDB reads as a double.
+    """
+    if not kinds or not all(_numeric(k) for k in kinds):
+        return None
+    if any(pa.types.is_float64(k) for k in kinds):
+        return "double"
+    if any(pa.types.is_floating(k) for k in kinds):
+        return "float"
+    decimals = [k for k in kinds if pa.types.is_decimal(k)]
+    if any(k.precision > 38 for k in decimals):
+        return "double"
+    if decimals:
+        whole = max(k.precision - k.scale for k in decimals)
+        scale = min(max(k.scale for k in decimals), 38 - whole)  # decimals give up places past 38 digits
+        whole = max(_whole_digits(k) for k in kinds)  # whole numbers widen it up to 38 digits
+        return f"decimal({min(38, whole + scale)},{scale})"
+    unsigned = all(pa.types.is_unsigned_integer(k) or pa.types.is_boolean(k) for k in kinds)
+    if unsigned and any(pa.types.is_uint64(k) for k in kinds):
+        return "decimal(20,0)"  # DuckDB's UBIGINT, as Spark reads a uint64 column
+    return _SPARK_INTEGERS[max(_bits(k) for k in kinds)]
+
+
+#: Spark's integer type of so many bits (a uint64's 128: DuckDB's HUGEINT, as Ibis types it).
+_SPARK_INTEGERS = {8: "tinyint", 16: "smallint", 32: "int", 64: "bigint", 128: "decimal(38,0)"}
+
+
+def _bits(kind: pa.DataType) -> int:
+    """The bits of the signed type holding a yes/no or whole-number Arrow kind (an unsigned one: twice)."""
+    if pa.types.is_boolean(kind):
+        return 8
+    return int(kind.bit_width) * (2 if pa.types.is_unsigned_integer(kind) else 1)
+
+
+def _whole_digits(kind: pa.DataType) -> int:
+    """The digits before the point a number kind needs in a decimal, as DuckDB counts them (int64: 19)."""
+    if pa.types.is_decimal(kind):
+        return int(kind.precision - kind.scale)
+    if pa.types.is_boolean(kind):
+        return 1
+    signed = 0 if pa.types.is_unsigned_integer(kind) else 1
+    return len(str(2 ** (int(kind.bit_width) - signed)))
 
 
 def _numeric(kind: pa.DataType) -> bool:
@@ -1039,8 +1095,9 @@ def _check_booleans_merge(
     """A DataError for a column kamml reads that is yes/no in one Parquet part and of another type in another.
 
     DuckDB merged them in silence (true/false as 1/0 beside a part's quantities of 3), while one file of
-    yes/no quantities is a wrong type and Spark refuses the parts. One kamml does not read (`read`: name
-    keys, None: every column) is read as DuckDB merges it, on Spark too (`_spark_casts`).
+    yes/no quantities is a wrong type; Spark, which cannot merge them, gets the same error. One kamml does
+    not read (`read`: name keys, None: every column) is read as DuckDB merges it, on Spark too
+    (`_spark_casts`).
     """
     seen: dict[str, tuple[pa.DataType, Path]] = {}
     for path, schema in zip(files, schemas, strict=True):
@@ -1051,8 +1108,8 @@ def _check_booleans_merge(
             if pa.types.is_boolean(first[0]) != pa.types.is_boolean(field_.type):
                 raise DataError(
                     f"{name}: the Parquet parts disagree on column {field_.name}'s type: {first[1]} has "
-                    f"{first[0]}, {path} has {field_.type}; DuckDB would merge the yes/no values into the "
-                    "other type (true as 1): rewrite the parts with one type"
+                    f"{first[0]}, {path} has {field_.type}; read as one column, the yes/no values would "
+                    "take the other type (true as 1): rewrite the parts with one type"
                 )
 
 

@@ -448,6 +448,26 @@ def test_parquet_parts_agreeing_on_a_columns_time_zone_are_read(backend, tmp_pat
     ]
 
 
+@pytest.mark.spark
+def test_parquet_parts_storing_ts_as_dates_beside_naive_timestamps_are_read_alike_on_spark(tmp_path):
+    """ts as a date in one part and a naive timestamp (us or ms) in others: DuckDB reads a timestamp (the
+    date at midnight), while Spark cannot merge them and kamml refused the parts; a date beside a number in
+    a column kamml reads stays refused."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    folder = tmp_path / "transactions"
+    _zone_parts(folder, pa.timestamp("us"), pa.date32(), pa.timestamp("ms"))
+    expected = [pd.Timestamp("2024-01-02") + pd.Timedelta(hours=h) for h in (10, 0, 10)]
+    for engine in (connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)):
+        read = load_data({"transactions": folder}, backend=engine).transactions.order_by("account_id")
+        assert read.execute()["ts"].tolist() == expected, engine.name
+    apart = tmp_path / "apart"
+    _extra_parts(apart, pa.array([dt.date(2024, 1, 2)]), pa.array([1.5]), name="amount")
+    with pytest.raises(DataError, match=r"disagree on column amount's type: .*part-0\.parquet has date32"):
+        read_table(apart, "transactions", connect(EngineConfig(name="spark")))
+
+
 def test_folder_skips_hidden_and_underscore_parts_as_spark_does(backend, tmp_path, tx):
     folder = tmp_path / "transactions"
     (folder / "_temporary" / "0").mkdir(parents=True)

@@ -977,14 +977,13 @@ def _spark_casts(
     """The columns Spark reads in groups and casts (`_spark_parquet`): name key -> Spark type.
 
     Spark cannot merge parts whose column types differ (not even int32 and int64: Spark 4.0 fails, merging
-    schemas or not). A column kamml reads of numbers (two export tools: int64 and double amounts) is cast
-    to the number type DuckDB merges it to (`_spark_number`), which validation checks; of other types
-    (a date beside a timestamp or a number, text beside a number) it is a DataError naming it and two
-    parts. One it does not read (not in `read`, or in `apart`: the unread columns of `_unread_apart`) is
-    cast to the type DuckDB merges it to (`_spark_common`), where there is one; else it is the same
-    DataError. A column some parts wrote
-    with Parquet's null type (only nulls) takes the other parts' type, as on DuckDB: None where they are
-    of one type, which Spark reads it in.
+    schemas or not). A column kamml reads of numbers (two export tools: int64 and double amounts), or of
+    dates beside naive timestamps, is cast to the type DuckDB merges it to (`_spark_read_common`), which
+    validation checks; of other types (a date beside a number, text beside a number) it is a DataError
+    naming it and two parts. One it does not read (not in `read`, or in `apart`: the unread columns of
+    `_unread_apart`) is cast to the type DuckDB merges it to (`_spark_common`), where there is one; else
+    it is the same DataError. A column some parts wrote with Parquet's null type (only nulls) takes the
+    other parts' type, as on DuckDB: None where they are of one type, which Spark reads it in.
     """
     seen: dict[str, dict[pa.DataType, tuple[Path, pa.DataType]]] = {}
     for path, schema in zip(files, schemas, strict=True):
@@ -998,8 +997,7 @@ def _spark_casts(
                 casts[_name_key(column)] = None
             continue
         unread = _name_key(column) in apart or not _reads(read, column)
-        numbers = not any(pa.types.is_boolean(kind) for kind in typed)  # yes/no: `_check_booleans_merge`
-        common = _spark_common(list(typed)) if unread else _spark_number(list(typed)) if numbers else None
+        common = _spark_common(list(typed)) if unread else _spark_read_common(list(typed))
         if common is None:
             (first, first_type), (other, other_type) = list(typed.values())[:2]
             raise DataError(
@@ -1009,6 +1007,21 @@ def _spark_casts(
             )
         casts[_name_key(column)] = common
     return casts
+
+
+def _spark_read_common(kinds: list[pa.DataType]) -> str | None:
+    """The Spark type DuckDB merges a column kamml reads to, for numbers and for dates beside timestamps.
+
+    Yes/no is left out (`_check_booleans_merge` refuses it beside another type on both engines), and so is
+    text beside numbers or dates: the engines write a number or a date as text differently (1e+20 and
+    1.0E20), so validation would read different values. A date beside a zoned timestamp never gets here
+    (the parts disagree on its time zone, a SchemaError).
+    """
+    if any(pa.types.is_boolean(k) or pa.types.is_string(k) for k in kinds):
+        return None
+    if all(pa.types.is_timestamp(k) or pa.types.is_date(k) for k in kinds):
+        return _spark_common(kinds)
+    return _spark_number(kinds)
 
 
 def _spark_common(kinds: list[pa.DataType]) -> str | None:

@@ -5,7 +5,7 @@ per world and hours level, kamml's share of the oracle's gain and its lift over 
 how many cells meet each bar: share >= 85 %, lift >= +20 % (#6), value Gini >= 95 % of the oracle's and
 referral Gini above the past rate (#4, on the synthetic world). One world's figures move with its seed, so
 the bars are judged over many: the default grid is the ten worlds docs/models.md reports (2,000 accounts,
-seeds 1-8; 5,000 accounts, seeds 3 and 9), about 3-4 minutes on 2 cores.
+seeds 1-8; 5,000 accounts, seeds 3 and 9), about 1.5 minutes on a quiet 2-core machine.
 
 Usage: python benchmarks/synthetic_grid.py [--worlds 2000:5 5000:3 ...] [--hours-per-account 0.05 0.1
        0.2 0.5] [--floor-hours 0] [--horizon 180] [--json FILE]

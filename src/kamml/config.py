@@ -433,7 +433,7 @@ ChurnLabel = Literal["no_purchase", "no_purchase_or_nonrenewal"]
 MODEL_SETTINGS: dict[str, tuple[str, ...]] = {
     "clv": ("offset_feature", "offset_weight", "monotone"),
     "churn": ("blend_feature", "monotone"),
-    "influence": ("monotone",),
+    "influence": ("prior_weight", "monotone"),
 }
 
 

@@ -318,6 +318,8 @@ def _lgbm_kwargs(
             kwargs[key] = params.pop(key)
     if name == "influence" and "objective" in params:
         kwargs["objective"] = params.pop("objective")
+    if name == "influence" and "prior_weight" in params:
+        kwargs["prior_weight"] = params.pop("prior_weight")
     if name == "churn":
         kwargs["blend_feature"] = params.pop("blend_feature", CHURN_BLEND)
     if name == "clv":

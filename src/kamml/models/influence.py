@@ -3,18 +3,26 @@
 The target (``referral_value`` of `kamml.features.build_labels`) is the spend, within the horizon, of the
 accounts this account refers during it: zero for almost everyone and large for a few influencers, so the
 learner is LightGBM with a tweedie (default) or poisson objective. Its baseline is the past referral rate.
+
+Boosting starts from a referral prior (``prior_weight``): an account's referral rate shrunk toward the
+book's, (referrals made + a) / (days since its first purchase + b) with a gamma prior (a, b) fitted by
+moments on the training rows, times BG/NBD's P(alive). The labels are so sparse that early stopping keeps
+a few dozen trees, which moved little from a constant start: the prior carries the ranking the data hold
+(docs/models.md, "Referral influence on small books").
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import RegressorMixin
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from kamml.models._lgbm import LGBMValueRegressor
+from kamml.models._lgbm import FloatArray, LGBMValueRegressor, stored_number
 
 __all__ = ["InfluenceModel", "referral_window_ratio"]
 
@@ -24,6 +32,8 @@ log = logging.getLogger(__name__)
 MIN_SEEN = 20
 #: Days at the end of the observed ages whose pooled spend rate is carried to older ages.
 TAIL_DAYS = 28
+#: The feature columns of the referral prior: referrals made, days since the first purchase, P(alive).
+PRIOR_COLUMNS = ("referrals_made", "days_since_first", "btyd_p_alive")
 
 
 class InfluenceModel(RegressorMixin, LGBMValueRegressor):
@@ -51,12 +61,19 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
         Scale predictions so the held-out snapshot's predicted total matches its actual total.
     monotone : dict of str to int, optional
         Monotone constraints by feature name, as for `kamml.models.ClvModel`.
+    prior_weight : float, default 0.5
+        Boosting starts each row from ``prior_weight * log(prior)`` (shifted so that its mean matches the
+        target's; below a tenth of its mean, the prior counts as that floor), the prior being
+        (referrals_made + a) / (days_since_first + b) x btyd_p_alive (module docs). 0, or training
+        columns without those three (as in sklearn's checks, on arrays), start from a constant.
 
     Attributes
     ----------
     booster_, n_features_in_, feature_names_in_, feature_names_, categories_, horizon_days_,
     best_iteration_, validation_score_, scale_, label_unit_
         As for `kamml.models.ClvModel`.
+    prior_ : tuple of (float, float) or None
+        The gamma prior (a, b) of the referral rate per day, or None without a referral prior.
 
     See Also
     --------
@@ -76,6 +93,7 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **LGBMValueRegressor._parameter_constraints,
         "objective": [StrOptions({"tweedie", "poisson"})],
+        "prior_weight": [Interval(Real, 0, None, closed="left")],
     }
     _default_params: ClassVar[dict[str, Any]] = {"tweedie_variance_power": 1.5}
     _objectives: ClassVar[tuple[str, ...]] = ("tweedie", "poisson")
@@ -94,6 +112,7 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
         early_stopping_rounds: int | None = 50,
         calibrate_total: bool = True,
         monotone: dict[str, int] | None = None,
+        prior_weight: float = 0.5,
     ):
         self.horizon_days = horizon_days
         self.objective = objective
@@ -105,10 +124,71 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
         self.early_stopping_rounds = early_stopping_rounds
         self.calibrate_total = calibrate_total
         self.monotone = monotone
+        self.prior_weight = prior_weight
+
+    prior_: tuple[float, float] | None
 
     def _objective(self) -> str:
         """The chosen objective."""
         return self.objective
+
+    # ---- the referral prior: the offset of `LGBMValueRegressor`, computed from three feature columns
+
+    def _fit_start(self, matrix: FloatArray, target: FloatArray, weight: FloatArray | None) -> None:
+        """The gamma prior of the referral rate on the training rows, then the offset's floor and shift."""
+        self.prior_ = self._fit_prior(matrix, weight) if self.prior_weight > 0 else None
+        super()._fit_start(matrix, target, weight)
+
+    def _fit_prior(self, matrix: FloatArray, weight: FloatArray | None) -> tuple[float, float] | None:
+        """(a, b) of a gamma prior of the rate per day by moments; None without the columns or referrals.
+
+        The mean rate m is the referrals over the days; the spread of the accounts' own rates beyond the
+        Poisson noise of their counts gives the prior's variance v: a = m b and b = m / v.
+        """
+        if not all(column in self.feature_names_ for column in PRIOR_COLUMNS):
+            return None
+        refs, days, _ = self._prior_inputs(matrix)
+        w = np.ones_like(refs) if weight is None else weight
+        exposure = w * days
+        if not (float(np.dot(w, refs)) > 0 and float(exposure.sum()) > 0):
+            return None
+        mean = float(np.dot(w, refs) / exposure.sum())
+        spread = float(np.average((refs / days - mean) ** 2, weights=exposure))
+        variance = max(spread - mean / float(np.average(days, weights=w)), mean * mean * 1e-6)
+        b = mean / variance
+        return mean * b, b
+
+    def _prior_inputs(self, matrix: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Referrals made (missing: 0), days since the first purchase (at least 1), P(alive) (missing: 0)."""
+        refs, days, alive = (matrix[:, self.feature_names_.index(column)] for column in PRIOR_COLUMNS)
+        return np.nan_to_num(refs), np.maximum(np.nan_to_num(days), 1.0), np.nan_to_num(alive)
+
+    def _offset_spec(self) -> tuple[str, float] | None:
+        """The prior's first column (its drivers' share goes there) and weight; None without a prior."""
+        if getattr(self, "prior_", None) is None:
+            return None
+        return PRIOR_COLUMNS[0], float(self.prior_weight)
+
+    def _offset_column(self, matrix: FloatArray, name: str) -> FloatArray:
+        """The referral prior of each row (the offset `LGBMValueRegressor` takes the log of)."""
+        assert self.prior_ is not None
+        a, b = self.prior_
+        refs, days, alive = self._prior_inputs(matrix)
+        return (refs + a) / (days + b) * alive
+
+    def _extra_state(self) -> dict[str, Any]:
+        """The value regressor's state and the referral prior (a, b)."""
+        prior = None if self.prior_ is None else list(self.prior_)
+        return {**super()._extra_state(), "referral_prior": prior}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore the referral prior first (the offset's state depends on it); none in older models."""
+        prior = state.get("referral_prior")
+        self.prior_ = None
+        if prior is not None:
+            a, b = (stored_number(v, "referral_prior", positive=True) for v in prior)
+            self.prior_ = (a, b)
+        super()._load_extra_state(state)
 
 
 def referral_window_ratio(spend: np.ndarray, seen: np.ndarray, h: int, H: int) -> float | None:

@@ -384,6 +384,8 @@ def fitted_params(bundle: ModelBundle) -> dict[str, str]:
     out["lgbm.clv.offset_feature"] = str(bundle.clv.offset_feature)
     out["lgbm.clv.offset_weight"] = str(bundle.clv.offset_weight)
     out["lgbm.churn.blend_feature"] = str(bundle.churn.blend_feature)
+    if bundle.influence is not None:
+        out["lgbm.influence.prior_weight"] = str(bundle.influence.prior_weight)
     out["features.groups_built"] = built_groups(bundle.clv.feature_names_)
     return out
 

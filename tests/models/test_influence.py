@@ -299,3 +299,12 @@ def test_boosting_from_the_referral_prior_ranks_what_few_trees_could_not() -> No
     # the prior's share of the prediction is credited to referrals_made among the drivers
     contributions = with_prior.explain(X_new.head(50))
     assert "referrals_made" in set(contributions["driver_1"])
+
+
+def test_no_referral_prior_where_no_row_is_alive_by_bg_nbd() -> None:
+    """P(alive) missing on every row (no purchase history to fit BG/NBD on) leaves no prior to start
+    from: the model starts from a constant, not from an offset of zeros it would refuse."""
+    X, y, _, snapshot = make_referral_history(n=900)
+    model = InfluenceModel(**FAST).fit(X.assign(btyd_p_alive=np.nan), y, snapshot=snapshot)
+    assert model.prior_ is None
+    assert np.all(model.predict(X.assign(btyd_p_alive=np.nan)) >= 0)

@@ -142,12 +142,15 @@ class InfluenceModel(RegressorMixin, LGBMValueRegressor):
     def _fit_prior(self, matrix: FloatArray, weight: FloatArray | None) -> tuple[float, float] | None:
         """(a, b) of a gamma prior of the rate per day by moments; None without the columns or referrals.
 
-        The mean rate m is the referrals over the days; the spread of the accounts' own rates beyond the
-        Poisson noise of their counts gives the prior's variance v: a = m b and b = m / v.
+        None too where no row is alive by BG/NBD (the prior would be 0 everywhere). The mean rate m is
+        the referrals over the days; the spread of the accounts' own rates beyond the Poisson noise of
+        their counts gives the prior's variance v: a = m b and b = m / v.
         """
         if not all(column in self.feature_names_ for column in PRIOR_COLUMNS):
             return None
-        refs, days, _ = self._prior_inputs(matrix)
+        refs, days, alive = self._prior_inputs(matrix)
+        if not np.any(alive > 0):
+            return None
         w = np.ones_like(refs) if weight is None else weight
         exposure = w * days
         if not (float(np.dot(w, refs)) > 0 and float(exposure.sum()) > 0):

@@ -391,6 +391,11 @@ def _backend_of(sources: Mapping[str, Any]) -> ibis.BaseBackend | None:
     return None
 
 
+def _notes_of(notes: list[Any], table: str, start: str) -> list[Any]:
+    """The data-quality notes on `table` whose rule starts with `start`."""
+    return [n for n in notes if n.table == table and n.rule.startswith(start)]
+
+
 def _check_ids_meet(notes: list[Any], stats: dict[str, Any]) -> None:
     """A DataError when no account of the accounts table has a transaction: ids written two ways.
 
@@ -399,15 +404,11 @@ def _check_ids_meet(notes: list[Any], stats: dict[str, Any]) -> None:
     """
     if "accounts" not in stats:
         return
-
-    def note(table: str, start: str) -> list[Any]:
-        return [n for n in notes if n.table == table and n.rule.startswith(start)]
-
     rows = stats["accounts"].rows or 0
-    orphans = note("accounts", "accounts without transactions")
+    orphans = _notes_of(notes, "accounts", "accounts without transactions")
     if not rows or not orphans or orphans[0].n_rows < rows:
         return
-    missing = note("transactions", "transactions of accounts")
+    missing = _notes_of(notes, "transactions", "transactions of accounts")
     shown_tx = ", ".join(repr(v) for v in (missing[0].examples if missing else ())[:3])
     shown_acc = ", ".join(repr(v) for v in orphans[0].examples[:3])
     raise DataError(
@@ -426,10 +427,7 @@ def _check_referral_ids_meet(notes: list[Any], stats: dict[str, Any], transactio
     rows = stats["referrals"].rows if "referrals" in stats else 0
     if not rows:
         return
-    unknown = {
-        side: [n for n in notes if n.table == "referrals" and n.rule.startswith(f"referrals {side} unknown")]
-        for side in ("from", "to")
-    }
+    unknown = {side: _notes_of(notes, "referrals", f"referrals {side} unknown") for side in ("from", "to")}
     if any(not found or found[0].n_rows < rows for found in unknown.values()):
         return
     known = transactions.select("account_id").distinct().order_by("account_id").limit(3)

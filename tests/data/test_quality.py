@@ -342,8 +342,8 @@ def test_an_account_created_after_its_first_purchase_is_noted():
 
 
 def test_a_referral_of_an_account_that_had_bought_before_it_is_noted():
-    """An existing customer logged as referred: its whole spend before the referral counted in the
-    referrer's referred_spend without a word (the label counts only what it spent after)."""
+    """An existing customer logged as referred: noted, since its spend before the referral counts nowhere
+    (until the sixty-first session it counted in the referrer's referred_spend without a word)."""
     tx = pd.DataFrame(
         {
             "account_id": [1, 2, 3, 4],

@@ -803,6 +803,40 @@ def test_an_accounts_column_of_only_nulls_without_a_type_is_an_attribute_of_miss
     assert "attr_region" in build_features(load_data(tmp_path), "2024-03-01", chosen).columns
 
 
+def test_referred_spend_counts_only_what_the_referred_account_bought_after_its_referral():
+    """As the referral label does: an existing customer logged as referred had its whole spend before the
+    referral credited to the referrer's referred_spend, so the feature and the label measured two things."""
+    transactions = pd.DataFrame(
+        {
+            "account_id": [1, 2, 2, 2, 3, 3, 9],
+            "ts": pd.to_datetime(
+                [
+                    "2024-01-01",
+                    "2024-01-10",
+                    "2024-03-20 08:00",
+                    "2024-04-01",
+                    "2024-03-20",
+                    "2024-05-02",
+                    "2024-12-30",
+                ],
+                format="ISO8601",
+            ),
+            "amount": [10.0, 5.0, 7.0, 100.0, 3.0, -1.0, 1.0],
+        }
+    )
+    referrals = pd.DataFrame(
+        {
+            "referrer_id": [1, 1],
+            "referred_id": [2, 3],
+            "ts": pd.to_datetime(["2024-03-20 12:00", "2024-03-20 12:00"]),
+        }
+    )
+    features = build_features(load_data({"transactions": transactions, "referrals": referrals}), "2024-12-01")
+    # 2: 5 and 7 before the referral (the morning of its day) left out; 3: a date-only purchase on the
+    # referral's day cannot be placed before it and counts, and its refund nets off, as in the label
+    assert features.loc[1, "referred_spend"] == 100.0 + 3.0 - 1.0
+
+
 def test_a_repeated_referral_counts_once_in_features_labels_and_a_note():
     transactions = pd.DataFrame(
         {
@@ -824,7 +858,7 @@ def test_a_repeated_referral_counts_once_in_features_labels_and_a_note():
     assert labels.loc[1, "referrals"] == 1.0
     features = build_features(data, "2024-12-01")
     assert features.loc[1, "referrals_made"] == 1.0
-    assert features.loc[1, "referred_spend"] == 105.0
+    assert features.loc[1, "referred_spend"] == 100.0  # the 5 bought before the referral is not its
     (note,) = [n for n in data.quality.notes if "repeating a referrer-referred pair" in n.rule]
     assert note.n_rows == 2
 

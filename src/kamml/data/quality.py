@@ -343,8 +343,8 @@ def _relationship_notes(
                 "referrals",
                 "referred_id",
                 "referrals of accounts that bought before the referral's day (kept: an existing customer "
-                "referred? its spend before the referral counts in the referrer's referred_spend feature, "
-                "while the referral label counts only its spend after the referral)",
+                "referred? only its spend after the referral counts, in the referrer's referred_spend "
+                "feature and in the referral label)",
                 bought.filter(bought._first.date() < bought.ts.date()),
                 None,
             )

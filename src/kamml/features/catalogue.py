@@ -76,7 +76,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "referrals_made": ("referral", "accounts this account referred before the cutoff"),
     "referrals_made_365d": ("referral", "accounts it referred in the last 365 days"),
     "days_since_last_referral": ("referral", "days from its last referral to the cutoff"),
-    "referred_spend": ("referral", "net spend before the cutoff of the accounts it referred"),
+    "referred_spend": (
+        "referral",
+        "net spend before the cutoff of the accounts it referred, after their referral",
+    ),
     "referrals_2hop": ("referral", "referrals made by the accounts it referred (paths of two hops)"),
     "was_referred": ("referral", "1 when the account itself was referred"),
     "hours_total": ("effort", "sales hours logged on the account before the cutoff"),

@@ -25,6 +25,7 @@ import ibis.expr.types as ir
 
 from kamml.data.readers import untyped_null
 from kamml.features._context import FeatureContext, join_on_account, net_sum, outer_join_on_account, to_day
+from kamml.features.referrals import spend_after_referral
 
 __all__ = [
     "GROUPS",
@@ -345,7 +346,8 @@ def products(ctx: FeatureContext) -> ir.Table | None:
 def referral(ctx: FeatureContext) -> ir.Table | None:
     """Referrals made (count, last 365 days, recency), referred accounts' spend, two-hop reach, referred-by.
 
-    `referred_spend` is the spend before the cutoff of the accounts this account referred;
+    `referred_spend` is the net spend before the cutoff of the accounts this account referred, after
+    their referral (`spend_after_referral`, as the referral label counts it);
     `referrals_2hop` counts the referrals made by those accounts (a simple reach / centrality measure).
     """
     if ctx.referrals is None:
@@ -357,14 +359,8 @@ def referral(ctx: FeatureContext) -> ir.Table | None:
         referrals_made_365d=ibis.cases((r.day >= ctx.lit(c - 365), 1), else_=0).sum().cast("float64"),
         days_since_last_referral=(ctx.lit(c) - r.day.max()).cast("float64"),
     )
-    spend = ctx.spend_by_account().select("account_id", "_spend")
-    referred = r.select(referrer=r.referrer_id, account_id=r.referred_id)
-    value = (
-        referred.inner_join(spend, "account_id")
-        .group_by("referrer")
-        .aggregate(referred_spend=ibis._["_spend"].sum())
-        .rename(account_id="referrer")
-    )
+    after = spend_after_referral(r, ctx.tx)
+    value = after.group_by(after.referrer_id.name("account_id")).aggregate(referred_spend=after.amount.sum())
     second = r.select(mid=r.referrer_id, leaf=r.referred_id)
     hop = (
         r.select(account_id=r.referrer_id, mid=r.referred_id)

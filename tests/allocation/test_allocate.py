@@ -1434,3 +1434,38 @@ def test_scores_without_any_column_say_so():
     rules = [p.rule for p in info.value.problems]
     assert [p.column for p in info.value.problems] == ["account_id", "clv", "p_churn"]
     assert all(rule == "missing column; the scores have no columns" for rule in rules)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pd.date_range("2024-01-01", periods=4),  # pd.read_csv(..., parse_dates=["account_id"])
+        pd.date_range("2024-01-01", periods=4, tz="UTC"),
+        pd.to_timedelta(range(4), unit="D"),
+        pd.Series([d.date() for d in pd.date_range("2024-01-01", periods=4)], dtype=object),  # Parquet date32
+    ],
+    ids=["datetime64", "zoned", "timedelta", "dates"],
+)
+def test_account_ids_of_dates_are_refused_as_the_input_tables_refuse_them(ids, tmp_path):
+    """An input audit: ids parsed as dates were planned on and written as dates, matching no CRM account;
+    the accounts and transactions tables refuse an account_id of dates as a wrong type."""
+    scores = make_scores(4).assign(account_id=ids)
+    rule = r"scores\.account_id: wrong type: expected whole numbers or text, got (datetime|timedelta|date)"
+    with pytest.raises(SchemaError, match=rule) as info:
+        allocate(scores, 10.0)
+    (problem,) = info.value.problems
+    assert problem.n_rows == 4
+    assert "dtype={'account_id': str}" in problem.rule  # what to do
+    if not isinstance(ids, pd.TimedeltaIndex):  # Parquet keeps no pandas timedelta
+        scores.to_parquet(tmp_path / "s.parquet")
+        with pytest.raises(SchemaError, match=rule):
+            allocate_file(tmp_path / "s.parquet", 10.0, tmp_path / "a.csv")
+        assert not (tmp_path / "a.csv").exists()
+
+
+def test_account_ids_written_as_dates_in_a_csv_are_text_codes_as_in_the_input_tables(tmp_path):
+    """A CSV holds no types: an id 2024-01-03 there is a code (the input tables read CSV ids as text)."""
+    scores = make_scores(4).assign(account_id=["2024-01-01", "2024-01-02", "2024-01-03", "x"])
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    table = allocate_file(tmp_path / "s.csv", 10.0, tmp_path / "a.csv")
+    assert sorted(table["account_id"]) == ["2024-01-01", "2024-01-02", "2024-01-03", "x"]

@@ -109,6 +109,7 @@ __all__ = [
     "SCORE_BOUNDS",
     "TEXT_NOT_UTF8_RULE",
     "WHOLE_DAYS_RULE",
+    "WRONG_ID_TYPE_RULE",
     "active_accounts",
     "allocate",
     "allocate_file",
@@ -499,7 +500,8 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
 
     Rules: no column name repeats, as written or but for case
     (`kamml.allocation.scores_file.repeated_name_problems`); the columns of `REQUIRED_COLUMNS` exist (and
-    ``owner`` when `need_owner`); account_id has no nulls and no duplicates; clv is a finite number >= 0;
+    ``owner`` when `need_owner`); account_id holds whole numbers or text (no dates, no durations), no
+    nulls and no duplicates; clv is a finite number >= 0;
     p_churn a number in [0, 1]; referral_value, effort_scale and effort_uplift, when present, a finite
     number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN; horizon_days, when present, a number of
     days in [1, 36525] on every row, one horizon for the whole table (`horizon_problems`). Dates and
@@ -524,6 +526,8 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
             if nested.any():  # a list of reps or ids: unhashable, a raw TypeError later
                 problems.append(_problem(column, "not one value (a list or a mapping)", nested))
             problems.extend(_binary_problems(scores[column], column))
+    if "account_id" in scores.columns:
+        problems.extend(_id_type_problems(scores["account_id"]))
     if "account_id" in scores.columns and not any(p.column == "account_id" for p in problems):
         ids = scores["account_id"]
         null = ids.isna()
@@ -566,6 +570,36 @@ BINARY_OWNER_RULE = "binary that is not UTF-8 text (an owner is a rep's name); w
 #: The rule of a text (Parquet UTF8) account_id or owner whose bytes are not UTF-8, on Spark (pandas
 #: cannot read the file: `read_scores` names the column in a DataError).
 TEXT_NOT_UTF8_RULE = f"text that is not UTF-8; {UTF8_FIX}"
+
+
+#: The rule of an account_id of dates or durations, as the input tables word a wrong type
+#: (`kamml.data.validation`); `{got}` is what the column holds.
+WRONG_ID_TYPE_RULE = (
+    "wrong type: expected whole numbers or text, got {got}; an id is the account's code in the CRM, not "
+    "a date: read the ids as text (pandas: read_csv(..., dtype={{'account_id': str}}))"
+)
+
+
+def _id_type_problems(ids: pd.Series) -> list[Problem]:
+    """An account_id of dates or durations (typed, or as values of an object column): a wrong type.
+
+    The input tables refuse such a column; the allocation planned on it and wrote dates a CRM import
+    matches to no account. A CSV's ids are text, so an id written 2024-01-03 there is a code.
+    """
+    if pd.api.types.is_datetime64_any_dtype(ids) or pd.api.types.is_timedelta64_dtype(ids):
+        return [_problem("account_id", WRONG_ID_TYPE_RULE.format(got=ids.dtype), ids.notna(), ids)]
+    if plain_values(ids):
+        return []
+    dated = ids.map(lambda v: isinstance(v, _DATE_TYPES))
+    if not dated.any():
+        return []
+    kinds = sorted({type(v).__name__ for v in ids[dated.to_numpy()]})
+    got = f"{' and '.join(kinds)} values"
+    return [_problem("account_id", WRONG_ID_TYPE_RULE.format(got=got), dated, ids)]
+
+
+#: Values of an object column that are dates, times or durations (a Parquet date32 is read as dates).
+_DATE_TYPES = (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64)
 
 
 def _binary_problems(values: pd.Series, column: str) -> list[Problem]:

@@ -1469,3 +1469,29 @@ def test_account_ids_written_as_dates_in_a_csv_are_text_codes_as_in_the_input_ta
     scores.to_csv(tmp_path / "s.csv", index=False)
     table = allocate_file(tmp_path / "s.csv", 10.0, tmp_path / "a.csv")
     assert sorted(table["account_id"]) == ["2024-01-01", "2024-01-02", "2024-01-03", "x"]
+
+
+@pytest.mark.parametrize("column", ["p_churn", "p_alive"])
+def test_probabilities_given_as_percentages_are_refused_with_a_hint(column, tmp_path):
+    """An input audit: p_churn of 20 and 70 (a percentage export) was refused as "must be in [0, 1]",
+    without a word of the likely cause; the message now says so when every value off the range fits it."""
+    scores = make_scores(5).assign(**{column: [20.0, 70.0, 0.5, 100.0, 1.0]})
+    with pytest.raises(SchemaError) as info:
+        allocate(scores, 10.0)
+    (problem,) = info.value.problems
+    assert problem.column == column
+    assert problem.rule == "must be in [0, 1]; they look like percentages: divide by 100"
+    assert (problem.n_rows, list(problem.examples)) == (3, [20.0, 70.0, 100.0])
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(SchemaError, match=rf"scores\.{column}: .*look like percentages: divide by 100"):
+        allocate_file(tmp_path / "s.csv", 10.0, tmp_path / "a.csv")
+
+
+@pytest.mark.parametrize("values", [[20.0, -0.5, 0.5], [20.0, 150.0, 0.5]])
+def test_probabilities_off_the_range_that_are_no_percentages_keep_the_plain_rule(values):
+    """A negative p_churn, or one above 100, is no percentage: the rule is said without the hint."""
+    scores = make_scores(3).assign(p_churn=values)
+    with pytest.raises(SchemaError) as info:
+        check_scores(scores)
+    (problem,) = info.value.problems
+    assert problem.rule == "must be in [0, 1]"

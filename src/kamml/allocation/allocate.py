@@ -106,6 +106,7 @@ __all__ = [
     "BINARY_OWNER_RULE",
     "CURVE_HOURS_DIGITS",
     "DEFAULT_FRACTIONS",
+    "PERCENT_HINT",
     "SCORE_BOUNDS",
     "TEXT_NOT_UTF8_RULE",
     "WHOLE_DAYS_RULE",
@@ -1382,6 +1383,18 @@ def _problem(column: str, rule: str, bad: pd.Series, values: pd.Series | None = 
     return Problem("scores", column, rule, int(bad.sum()), examples)
 
 
+#: Said after "must be in [0, 1]" when every value off the range is a percentage (p_churn of 20 for 0.2).
+PERCENT_HINT = "; they look like percentages: divide by 100"
+
+
+def _percent_hint(outside: FloatArray, high: float) -> str:
+    """`PERCENT_HINT` for a probability whose every value off [0, 1] lies in [0, 100], else ''.
+
+    A churn export in percent (20, 70) was refused without a word of the likely cause.
+    """
+    return PERCENT_HINT if high == 1.0 and bool(np.all((outside >= 0) & (outside <= 100))) else ""
+
+
 def _check_number(series: pd.Series, column: str, low: float, high: float, nan_ok: bool) -> list[Problem]:
     """Problems of one numeric column: not a number, missing, not finite, outside [low, high]."""
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
@@ -1410,5 +1423,7 @@ def _check_number(series: pd.Series, column: str, low: float, high: float, nan_o
     outside = pd.Series(np.isfinite(values) & ((values < low) | (values > high)), index=series.index)
     if outside.any():
         rule = f"must be >= {low:g}" if high == np.inf else f"must be in [{low:g}, {high:g}]"
-        problems.append(_problem(column, rule, outside, series))
+        problems.append(
+            _problem(column, rule + _percent_hint(values[outside.to_numpy()], high), outside, series)
+        )
     return problems

@@ -1495,3 +1495,21 @@ def test_probabilities_off_the_range_that_are_no_percentages_keep_the_plain_rule
         check_scores(scores)
     (problem,) = info.value.problems
     assert problem.rule == "must be in [0, 1]"
+
+
+def test_account_ids_of_yes_no_values_are_refused_as_the_input_tables_refuse_them(tmp_path):
+    """An input audit: a bool account_id (read_csv of ids TRUE and FALSE, a Parquet boolean) was planned
+    on as accounts True and False; the input tables refuse a boolean account_id as a wrong type."""
+    scores = make_scores(2).assign(account_id=[True, False])
+    rule = r"scores\.account_id: wrong type: expected whole numbers or text, got (bool|yes/no)"
+    for ids in ([True, False], pd.array([True, None], dtype="boolean"), pd.Series([1, True], dtype=object)):
+        with pytest.raises(SchemaError, match=rule):
+            allocate(scores.assign(account_id=ids), 10.0)
+    scores.to_parquet(tmp_path / "s.parquet")
+    with pytest.raises(SchemaError, match=rule):
+        allocate_file(tmp_path / "s.parquet", 10.0, tmp_path / "a.csv")
+    scores.to_csv(tmp_path / "s.csv", index=False)  # a CSV's True is text: a code, as in an input table
+    assert sorted(allocate_file(tmp_path / "s.csv", 10.0, tmp_path / "a.csv")["account_id"]) == [
+        "False",
+        "True",
+    ]

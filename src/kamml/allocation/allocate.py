@@ -501,7 +501,7 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
 
     Rules: no column name repeats, as written or but for case
     (`kamml.allocation.scores_file.repeated_name_problems`); the columns of `REQUIRED_COLUMNS` exist (and
-    ``owner`` when `need_owner`); account_id holds whole numbers or text (no dates, no durations), no
+    ``owner`` when `need_owner`); account_id holds whole numbers or text (no dates, durations or yes/no), no
     nulls and no duplicates; clv is a finite number >= 0;
     p_churn a number in [0, 1]; referral_value, effort_scale and effort_uplift, when present, a finite
     number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN; horizon_days, when present, a number of
@@ -573,34 +573,44 @@ BINARY_OWNER_RULE = "binary that is not UTF-8 text (an owner is a rep's name); w
 TEXT_NOT_UTF8_RULE = f"text that is not UTF-8; {UTF8_FIX}"
 
 
-#: The rule of an account_id of dates or durations, as the input tables word a wrong type
-#: (`kamml.data.validation`); `{got}` is what the column holds.
+#: The rule of an account_id of dates, durations or yes/no values, as the input tables word a wrong
+#: type (`kamml.data.validation`); `{got}` is what the column holds.
 WRONG_ID_TYPE_RULE = (
-    "wrong type: expected whole numbers or text, got {got}; an id is the account's code in the CRM, not "
-    "a date: read the ids as text (pandas: read_csv(..., dtype={{'account_id': str}}))"
+    "wrong type: expected whole numbers or text, got {got}; an id is the account's code in the CRM: "
+    "read the ids as text (pandas: read_csv(..., dtype={{'account_id': str}}))"
 )
 
 
 def _id_type_problems(ids: pd.Series) -> list[Problem]:
-    """An account_id of dates or durations (typed, or as values of an object column): a wrong type.
+    """An account_id of dates, durations or yes/no values (typed, or in an object column): a wrong type.
 
-    The input tables refuse such a column; the allocation planned on it and wrote dates a CRM import
-    matches to no account. A CSV's ids are text, so an id written 2024-01-03 there is a code.
+    The input tables refuse such a column; the allocation planned on it and wrote dates, or True and
+    False, that a CRM import matches to no account. A CSV's ids are text, so an id written 2024-01-03
+    or TRUE there is a code.
     """
-    if pd.api.types.is_datetime64_any_dtype(ids) or pd.api.types.is_timedelta64_dtype(ids):
+    if (
+        pd.api.types.is_datetime64_any_dtype(ids)
+        or pd.api.types.is_timedelta64_dtype(ids)
+        or pd.api.types.is_bool_dtype(ids)
+    ):
         return [_problem("account_id", WRONG_ID_TYPE_RULE.format(got=ids.dtype), ids.notna(), ids)]
     if plain_values(ids):
         return []
-    dated = ids.map(lambda v: isinstance(v, _DATE_TYPES))
-    if not dated.any():
+    wrong = ids.map(lambda v: isinstance(v, _WRONG_ID_TYPES))
+    if not wrong.any():
         return []
-    kinds = sorted({type(v).__name__ for v in ids[dated.to_numpy()]})
-    got = f"{' and '.join(kinds)} values"
-    return [_problem("account_id", WRONG_ID_TYPE_RULE.format(got=got), dated, ids)]
+    kinds = sorted({_id_kind(v) for v in ids[wrong.to_numpy()]})
+    return [_problem("account_id", WRONG_ID_TYPE_RULE.format(got=" and ".join(kinds)), wrong, ids)]
 
 
-#: Values of an object column that are dates, times or durations (a Parquet date32 is read as dates).
-_DATE_TYPES = (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64)
+#: Values of an object id column that are no id: dates, times, durations (a Parquet date32 is read as
+#: dates) and yes/no values.
+_WRONG_ID_TYPES = (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64, bool, np.bool_)
+
+
+def _id_kind(value: Any) -> str:
+    """What a wrong id value is, in words: yes/no values, or its type's name (date, Timestamp, ...)."""
+    return "yes/no values" if isinstance(value, bool | np.bool_) else f"{type(value).__name__} values"
 
 
 def _binary_problems(values: pd.Series, column: str) -> list[Problem]:

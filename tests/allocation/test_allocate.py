@@ -1513,3 +1513,20 @@ def test_account_ids_of_yes_no_values_are_refused_as_the_input_tables_refuse_the
         "False",
         "True",
     ]
+
+
+def test_text_ids_given_in_memory_are_read_as_a_scores_files_are(tmp_path):
+    """An input audit: in memory " a" and "a" were two accounts (a CSV or Parquet file of the same ids has
+    one, refused as repeated), " b" was written with its space, and "" or "NULL" planned as accounts."""
+    scores = make_scores(4)
+    twins = scores.assign(account_id=[" a", "a", "b", "c"])
+    with pytest.raises(SchemaError, match=r"scores\.account_id: duplicated id \(2 rows"):
+        allocate(twins, 10.0)
+    twins.to_parquet(tmp_path / "s.parquet")
+    with pytest.raises(SchemaError, match=r"scores\.account_id: duplicated id \(2 rows"):
+        allocate_file(tmp_path / "s.parquet", 10.0, tmp_path / "a.csv")
+    table = allocate(scores.assign(account_id=[" b ", "007", "x", "3"]), 10.0)
+    assert sorted(map(str, table["account_id"])) == ["007", "3", "b", "x"]
+    for blank in ("", "  ", "NULL"):
+        with pytest.raises(SchemaError, match=r"scores\.account_id: null id \(1 row"):
+            allocate(scores.assign(account_id=[blank, "a", "b", "c"]), 10.0)

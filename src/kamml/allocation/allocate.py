@@ -76,6 +76,7 @@ from kamml.allocation.scores_file import (
     read_scores,
     refuse_repeated_names,
     scores_renames,
+    text_ids,
     text_owners,
     whole_float_ids,
 )
@@ -479,7 +480,9 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
     """`scores` as the allocation reads its columns: ids from an index named account_id, names matched.
 
     ``ModelBundle.predict`` returns the ids as the index; ' clv', 'P_Churn' and a BOM before account_id
-    are matched as the input tables match their names (`scores_renames`). Not a DataFrame: SchemaError.
+    are matched as the input tables match their names (`scores_renames`); text ids are read as a scores
+    file's (`text_ids`: " a" is "a", "" no id), so a frame and the file written from it plan alike. Not a
+    DataFrame: SchemaError.
     """
     if not isinstance(scores, pd.DataFrame):
         raise SchemaError(
@@ -489,7 +492,13 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
         scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
     refuse_repeated_names(list(scores.columns))  # scores[name] would be a frame; 'CLV' beside 'clv' ignored
     renames = scores_renames(list(scores.columns))
-    return scores.rename(columns=renames) if renames else scores
+    scores = scores.rename(columns=renames) if renames else scores
+    if (
+        "account_id" in scores.columns
+        and pd.api.types.infer_dtype(scores["account_id"], skipna=True) == "string"
+    ):
+        scores = scores.assign(account_id=text_ids(scores["account_id"]))  # as a file's: " a" is "a"
+    return scores
 
 
 def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:

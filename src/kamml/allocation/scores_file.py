@@ -41,6 +41,7 @@ __all__ = [
     "refuse_repeated_names",
     "repeated_name_problems",
     "scores_renames",
+    "text_ids",
     "text_owners",
     "whole_float_ids",
 ]
@@ -361,15 +362,25 @@ def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = text_owners(frame[column])
         ids = frame[column]
         if pd.api.types.infer_dtype(ids, skipna=True) == "string":
-            texts = ids.astype(object).where(ids.isna(), ids.astype(str).str.strip())
-            texts[texts.isin(MISSING_TEXTS)] = None  # as a CSV reads them: no id
-            if column == "account_id":  # an owner "101.0" is rep "101" already (`rep_name`)
-                whole = texts.str.fullmatch(WHOLE_FLOAT_PATTERN).eq(True)  # no id: not a match (NaN)
-                texts = texts.where(~whole, texts.str.split(".").str[0])
-            frame[column] = lossless_integers(texts, allow_missing=column == "owner")
+            frame[column] = text_ids(ids, owners=column == "owner")
         elif column == "account_id":
             frame[column] = integer_ids(ids)
     return frame
+
+
+def text_ids(ids: pd.Series, *, owners: bool = False) -> pd.Series:
+    """Ids (or `owners`) held as text, read as the input tables read them: stripped, typed, "" missing.
+
+    Spaces around an id are the export's (" 1" is account 1), `MISSING_TEXTS` ("", "NULL") are no id,
+    an account id "119.0" is 119, and whole numbers become integers (`lossless_integers`). Shared by the
+    files read and the scores given in memory, so a frame and the file written from it read alike.
+    """
+    texts = ids.astype(object).where(ids.isna(), ids.astype(str).str.strip())
+    texts[texts.isin(MISSING_TEXTS)] = None  # as a CSV reads them: no id
+    if not owners:  # an owner "101.0" is rep "101" already (`rep_name`)
+        whole = texts.str.fullmatch(WHOLE_FLOAT_PATTERN).eq(True)  # no id: not a match (NaN)
+        texts = texts.where(~whole, texts.str.split(".").str[0])
+    return lossless_integers(texts, allow_missing=owners)
 
 
 def integer_ids(ids: pd.Series) -> pd.Series:

@@ -316,6 +316,18 @@ def test_a_lead_whose_model_names_no_raising_driver_says_so():
     assert empty == split(reason_codes(frame()))  # not explained (beyond --explain-top): nothing said
 
 
+def test_drivers_as_lists_with_missing_phrases_name_no_none():
+    """A Parquet or Spark list column of drivers may hold nulls beside its phrases: they were joined
+    as text, and a rep read "growth potential; spend: 9 (raises value); None" (or "; nan")."""
+    phrase = "spend: 9 (raises value)"
+    lists = [[phrase, None], [phrase, np.nan], np.array([None, phrase], dtype=object), [None], []]
+    data = frame(drivers=pd.Series(lists, dtype=object))
+    reasons = split(reason_codes(data))
+    assert reasons[1] == [PHRASES["growth"], phrase]
+    assert not any(part in {"None", "nan", "NaN", "<NA>"} for reason in reasons for part in reason)
+    assert reasons == split(reason_codes(frame(drivers=[phrase, phrase, phrase, None, None])))
+
+
 def test_no_drivers_column_and_no_referral_column():
     data = frame().drop(columns="referral_value")
     reasons = reason_codes(data)

@@ -430,10 +430,8 @@ def _drivers(
     try:
         codes, uniques = pd.factorize(values)  # once per distinct drivers text; NaN/None -> -1
     except TypeError:  # lists of phrases (e.g. a Parquet list column) are not hashable: join them first
-        values = np.array(
-            [SEPARATOR.join(map(str, v)) if isinstance(v, list | tuple | np.ndarray) else v for v in values],
-            dtype=object,
-        )
+        joined = [_joined(v) if isinstance(v, list | tuple | np.ndarray) else v for v in values]
+        values = np.array(joined, dtype=object)
         codes, uniques = pd.factorize(values)
     words = [""] * len(_DRIVER_MODELS)  # code -1 (no drivers), for every model
     for text in uniques:
@@ -451,6 +449,13 @@ def _drivers(
             shown = SEPARATOR.join(chosen[:limit])
             words.append(shown or (PHRASES["no_driver"].format(target=DRIVER_TARGETS[key]) if ended else ""))
     return (codes.astype(np.int64) + 1) * len(_DRIVER_MODELS) + model, words
+
+
+def _joined(phrases: Any) -> str:
+    """A list of driver phrases as one ``"; "``-separated text, its nulls left out (they read "None")."""
+    return SEPARATOR.join(
+        str(p) for p in phrases if not (p is None or (not isinstance(p, str) and pd.isna(p)))
+    )
 
 
 def _split(text: str) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import itertools
 import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -605,8 +606,12 @@ def tier_shares(tiers: Mapping[str, Any]) -> list[tuple[str, float]]:
         pairs.append((str(name), value))
     pairs.sort(key=lambda pair: pair[1])
     shares = [share for _, share in pairs]
-    if len(set(shares)) != len(shares):
-        raise ValueError(f"allocation.tiers: two tiers have the same cumulative share ({dict(pairs)})")
+    for (first, low), (second, high) in itertools.pairwise(pairs):
+        if low == high:
+            raise ValueError(
+                f"allocation.tiers: the tiers {first!r} and {second!r} have the same cumulative share, "
+                f"{low:g} (the second would hold no account); give each tier its own share or drop one"
+            )
     last, top = pairs[-1]
     if top != 1:
         hint = " (shares are cumulative, not per tier)" if abs(sum(shares) - 1) < 1e-9 else ""

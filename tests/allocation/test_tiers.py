@@ -138,6 +138,27 @@ def test_tiers_that_cannot_be_meant_are_refused(tiers, match):
 @pytest.mark.parametrize(
     ("tiers", "match"),
     [
+        (
+            {"strategic": 0.05, "key": 0.2, "maintain": 0.2, "nurture": 1.0},
+            r"allocation\.tiers: the tiers 'key' and 'maintain' have the same cumulative share, 0\.2 ",
+        ),
+        (
+            {"a": 0.5, "b": 1.0, "c": 1},
+            r"allocation\.tiers: the tiers 'b' and 'c' have the same .* share, 1 ",
+        ),
+    ],
+)
+def test_tiers_with_the_same_share_are_named(tiers, match):
+    """The message printed every tier and share and left the user to find the two that clash."""
+    with pytest.raises(ConfigError, match=match):
+        check_tiers(tiers)
+    with pytest.raises(ValueError, match=match):
+        AllocationConfig(tiers=tiers)
+
+
+@pytest.mark.parametrize(
+    ("tiers", "match"),
+    [
         ({"key": 0.5, " key": 1.0}, r"allocation\.tiers: the names 'key' and ' key' differ only by spaces"),
         ({"top": 0.5, "(none)": 1.0}, r"allocation\.tiers\.\(none\): .*reads as no tier"),
         ({"NA": 0.2, "rest": 1.0}, r"allocation\.tiers\.NA: .*reads as no tier"),

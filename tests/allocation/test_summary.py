@@ -92,3 +92,18 @@ def test_the_plan_line_of_a_huge_budget_fits_on_a_line():
     assert line == (
         "4 accounts, 120.25 of 1e+300 hours, expected gain 86.5, value of the last hour (lambda) 0"
     )
+
+
+@pytest.mark.parametrize("value", [-0.0, -0.0004, -1e-9])
+def test_a_figure_shown_as_zero_has_no_minus_sign(value):
+    """-0.0 (a price or gain computed as a difference) read "-0" in the plan line and the report."""
+    assert hours_text(value) == hours_text(value, exact=True) == "0"
+    assert amount(-0.0) == "0"
+    plan = {
+        "n_accounts": 2,
+        "hours_used": -0.0,
+        "hours": 10.0,
+        "total_expected_gain": -0.0,
+        "team_price": -0.0,
+    }
+    assert "-0" not in plan_line(plan)

@@ -40,7 +40,9 @@ def amount(value: Any) -> str:
         return "n/a"
     if abs(x) >= LARGE:
         return f"{x:.6g}"
-    if x == 0 or abs(x) >= 100:
+    if x == 0:
+        return "0"  # -0.0 too: "-0" reads as a loss
+    if abs(x) >= 100:
         return f"{x:,.0f}"
     return f"{x:,.{max(0, 2 - math.floor(math.log10(abs(x))))}f}"  # three significant digits
 
@@ -54,14 +56,15 @@ def hours_text(value: float, *, exact: bool = False) -> str:
     """Hours as text: whole hours from 100 up (unless `exact`), else up to 2 decimals, trailing zeros cut.
 
     A small plan's 2.25 h read "2" in whole hours, and 1,999.6 of 2,000 hours read "2,000 of 2,000".
-    From `LARGE` on, an exponent: "1e+300".
+    From `LARGE` on, an exponent: "1e+300". A zero has no minus sign ("0", not "-0").
     """
     if not math.isfinite(value):
         return "–"
     if abs(value) >= LARGE:
         return f"{value:.6g}"
     text = f"{value:,.{2 if exact or abs(value) < 100 else 0}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return "0" if text == "-0" else text  # -0.0 or -0.001 hours: no minus sign on a zero
 
 
 def rep_price_span(plan: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -107,3 +107,14 @@ def test_a_figure_shown_as_zero_has_no_minus_sign(value):
         "team_price": -0.0,
     }
     assert "-0" not in plan_line(plan)
+
+
+def test_a_plan_of_almost_nothing_reads_without_a_string_of_zeros():
+    """Accounts worth 1e-12 each read "expected gain 0.000000000000509, value of the last hour (lambda)
+    0.0000000000000326": 17 digits a manager counts to tell it is nearly nothing."""
+    scores = pd.DataFrame({"account_id": [1, 2, 3], "clv": [1e-12] * 3, "p_churn": [0.0] * 3})
+    line = plan_line(allocate(scores, hours=10.0).attrs["allocation"])
+    assert line.endswith("expected gain under 0.000001, value of the last hour (lambda) under 0.000001")
+    assert amount(3.2e-300) == "under 0.000001"
+    assert amount(-3.2e-10) == "between -0.000001 and 0"
+    assert amount(0.0000042) == "0.00000420"  # from 1e-6 on, written out as before

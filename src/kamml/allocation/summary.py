@@ -17,9 +17,14 @@ from kamml.text import counted
 #: printed its hours as 301 digits and 100 separators, in the plan line and on the budget curve's chart.
 #: Below it, digits beyond a float's 15-16 significant ones cannot appear.
 LARGE = 1e15
+#: Below this size (not 0) a figure reads "under 0.000001": a plan of accounts worth 1e-12 each read
+#: "expected gain 0.000000000000509", 17 digits to count to tell it is nearly nothing (the drivers'
+#: rule, `kamml.models.drivers.TINY`).
+TINY = 1e-6
 
 __all__ = [
     "LARGE",
+    "TINY",
     "accounts_text",
     "amount",
     "hours_text",
@@ -31,7 +36,10 @@ __all__ = [
 
 
 def amount(value: Any) -> str:
-    """A figure as a person reads it: thousands separators, an exponent only from `LARGE`; "n/a" if none."""
+    """A figure as a person reads it: thousands separators, an exponent only from `LARGE`; "n/a" if none.
+
+    Three significant digits below 100; under `TINY` (not 0), "under 0.000001".
+    """
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -42,6 +50,8 @@ def amount(value: Any) -> str:
         return f"{x:.6g}"
     if x == 0:
         return "0"  # -0.0 too: "-0" reads as a loss
+    if abs(x) < TINY:
+        return "under 0.000001" if x > 0 else "between -0.000001 and 0"
     if abs(x) >= 100:
         return f"{x:,.0f}"
     return f"{x:,.{max(0, 2 - math.floor(math.log10(abs(x))))}f}"  # three significant digits

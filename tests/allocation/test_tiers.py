@@ -462,6 +462,35 @@ def test_no_driver_follows_a_lead_of_no_or_little_value_at_stake():
     ]
 
 
+def test_no_value_flag_follows_a_lead_of_no_or_little_value_at_stake():
+    """With growth weighted 0, the book's largest account with p_churn 0 read "no value at stake;
+    top-decile value" in the plan: a rep reads the two as contradicting each other. Risk flags stay."""
+    from kamml.allocation import allocate
+
+    clv = [5000.0] + [100.0] * 11
+    p_churn = [0.0, *np.linspace(0.05, 0.6, 11).tolist()]
+    referral = [0.0] * 11 + [900.0]
+    scores = pd.DataFrame(
+        {"account_id": range(12), "clv": clv, "p_churn": p_churn, "referral_value": referral}
+    )
+    plan = allocate(scores, 20.0, AllocationConfig(weights={"growth": 0.0})).set_index("account_id")
+    assert plan.loc[0, "reasons"] == PHRASES["no_stake"]
+    data = frame(
+        stake_retention=[300.0, 0.0, 0.001, 0.0],
+        stake_growth=[700.0, 0.0, 0.001, 0.0],
+        stake_referral=[0.0, 0.0, 0.001, 0.0],
+        clv=[10.0, 1000.0, 900.0, 1.0],
+        p_churn=[0.3, 0.9, 0.0, 0.2],
+        referral_value=[0.0, 0.0, 800.0, 0.0],
+    )
+    assert split(reason_codes(data, top_share=0.5)) == [
+        [PHRASES["growth"]],
+        [PHRASES["no_stake"], PHRASES["high_churn"]],
+        [PHRASES["small_stake"]],
+        [PHRASES["no_stake"]],
+    ]
+
+
 def test_share_counts_keep_the_float_products_rounding_out_at_any_size():
     """0.07 x 280M is 19,600,000.000000004: the tier took 19,600,001 accounts (an absolute 1e-9 held only to
     about 1e7 accounts), and 0.2 x 10 = 2.0000000000000004 is still 2."""

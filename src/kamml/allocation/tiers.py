@@ -20,7 +20,7 @@ Reason codes say why an account matters, as short phrases joined by ``"; "``:
   predictions are a base rate, not a sign of influence, but a part ten times smaller than it cannot be
   why the account matters); ``"no value at stake"`` when there is none, ``"little value at stake"``
   when the stake is under 1 % of the book's mean (`SMALL_STAKE_SHARE`: the largest part of almost
-  nothing says nothing), and no drivers follow either of these two;
+  nothing says nothing), and no drivers, "top-decile value" or "influencer" follow either of these two;
 - flags: ``"high churn risk"``, ``"top-decile value"`` (clv in the top 10 %), ``"influencer"`` (referral
   value in the top 10 %), ``"likely inactive"`` (not active: p_alive or 1 − p_churn below the
   activity thresholds, `kamml.allocation.allocate.active_accounts`). A flag never names a part of the
@@ -97,8 +97,10 @@ _PARTS = ("retention", "growth", "referral")
 #: stake.
 _DRIVER_MODELS = ("value", "churn", "referral")
 _LEAD_MODEL = np.array([1, 0, 2, 1, 2, 0, 0], dtype=np.int64)
-#: The lead codes after which no driver follows: no value, or little value, at stake (a driver that
-#: "raises value" beside them argued against the lead; an allocation audit, forty-first session).
+#: The lead codes after which no driver and no value flag ("top-decile value", "influencer") follows: no
+#: value, or little value, at stake (a driver that "raises value" beside them argued against the lead, an
+#: allocation audit, forty-first session; so did "no value at stake; top-decile value" with growth
+#: weighted 0 and p_churn 0). The risk flags ("high churn risk", "likely inactive") still follow.
 _NO_DRIVERS = (5, 6)
 
 #: An account whose stake is below this share of the book's mean stake leads with "little value at
@@ -326,14 +328,14 @@ def reason_codes(
         small_stake = SMALL_STAKE_SHARE * float(stake.mean()) if n else 0.0
     lead[has_stake & (stake < small_stake)] = 6
     lead[~has_stake] = 5
+    quiet = np.isin(lead, _NO_DRIVERS)  # no or little value at stake: nothing says it matters
     columns: list[tuple[npt.NDArray[np.int64], list[str]]] = [(lead, lead_words)]
     columns.append(_flag(churn_flag & (lead != 3), PHRASES["high_churn"]))
-    columns.append(_flag(value_flag, PHRASES["top_value"]))
-    columns.append(_flag(influencer_flag & (lead != 4), PHRASES["influencer"]))
+    columns.append(_flag(value_flag & ~quiet, PHRASES["top_value"]))
+    columns.append(_flag(influencer_flag & (lead != 4) & ~quiet, PHRASES["influencer"]))
     if active is not None:
         columns.append(_flag(~np.asarray(active, dtype=bool), PHRASES["inactive"]))
     if "drivers" in frame and max_drivers > 0:
-        quiet = np.isin(lead, _NO_DRIVERS)
         columns.append(_drivers(frame["drivers"].where(~quiet), max_drivers, _LEAD_MODEL[lead]))
     return pd.Series(_join(columns, n), index=frame.index, dtype=object, name="reasons")
 

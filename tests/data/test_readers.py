@@ -694,6 +694,72 @@ def test_parquet_parts_at_nanoseconds_beside_microseconds_say_how_to_write_them_
         read_table(folder, "transactions", connect(EngineConfig(name="spark")))
 
 
+def _cells(table: ibis.Table) -> list[tuple]:
+    """`_values` with each column as text on its own: pandas writes a frame's timestamp columns of one unit
+    (Spark's microseconds) at the finest precision any of them needs, a column of whole seconds too."""
+    frame = table.to_pyarrow().to_pandas()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return sorted(zip(*(frame[column].astype(str) for column in frame.columns), strict=True))
+
+
+_NANOS = pa.array([dt.datetime(2024, 1, 2, 10, 0, 0, 123456)], pa.timestamp("ns"))
+_NANOS_BESIDE = {
+    "naive": (_NANOS, _NANOS),
+    "beside-micros": (_NANOS, pa.array([dt.datetime(2024, 1, 2, 11)], pa.timestamp("us"))),
+    "zoned": (_NANOS.cast(pa.timestamp("ns", tz="UTC")), _NANOS.cast(pa.timestamp("ns", tz="+02:00"))),
+    "zoned-beside-naive": (_NANOS.cast(pa.timestamp("ns", tz="UTC")), _NANOS),
+    "beside-nulls": (_NANOS, pa.nulls(1)),
+}
+
+
+@pytest.mark.spark
+def test_parquet_nanoseconds_in_a_column_kamml_does_not_read_are_read_alike_on_spark(tmp_path):
+    """pandas' nanosecond timestamps in an export's column kamml never reads stopped the run on Spark,
+    which cannot read them, while DuckDB read the table; both now read it (Spark floored to microseconds),
+    in transactions, beside parts of other types, and in accounts, where a date is no attribute. A column
+    kamml reads (here ts mapped from event_time) keeps the message saying how to write it."""
+    from kamml.config import Config, EngineConfig
+    from kamml.engine import connect
+
+    spark, duck = connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)
+    for case, values in _NANOS_BESIDE.items():
+        folder = tmp_path / case
+        _extra_parts(folder, *values)
+        _part_adding_a_column(folder)
+        on_spark, on_duck = (
+            read_table(folder, "transactions", spark),
+            read_table(folder, "transactions", duck),
+        )
+        assert _cells(on_spark) == _cells(on_duck), case
+        read = [
+            load_data({"transactions": folder}, backend=e).to_pandas("transactions").sort_values("account_id")
+            for e in (spark, duck)
+        ]
+        assert read[0].astype(str).to_numpy().tolist() == read[1].astype(str).to_numpy().tolist(), case
+    floored = tmp_path / "floored"
+    _extra_parts(floored, pa.array([pd.Timestamp("2024-01-02 23:59:59.999999999")], pa.timestamp("ns")))
+    raw = read_table(floored, "transactions", spark).to_pandas()
+    assert raw["extra"].tolist() == [pd.Timestamp("2024-01-02 23:59:59.999999")]  # its own day
+    accounts = tmp_path / "accounts"
+    accounts.mkdir()
+    for i in range(2):
+        columns = {"account_id": [i + 1], "last_login": _NANOS, "segment": ["a"]}
+        pq.write_table(pa.table(columns), accounts / f"part-{i}.parquet")
+    on_spark, on_duck = read_table(accounts, "accounts", spark), read_table(accounts, "accounts", duck)
+    assert _cells(on_spark) == _cells(on_duck)
+    mapped = Config.from_dict({"data": {"columns": {"transactions": {"ts": "event_time"}}}})
+    folder = tmp_path / "mapped"
+    folder.mkdir()
+    columns = {"account_id": [1], "ts": _NANOS, "amount": [10.0], "event_time": [dt.datetime(2024, 1, 3, 9)]}
+    pq.write_table(pa.table(columns), folder / "part-0.parquet")  # ts is not read: the mapping says so
+    assert load_data({"transactions": folder}, mapped, backend=spark).transactions.count().execute() == 1
+    _extra_parts(tmp_path / "read", _NANOS, name="event_time")
+    with pytest.raises(DataError, match=r"part-0\.parquet stores event_time as nanosecond timestamps"):
+        load_data({"transactions": tmp_path / "read"}, mapped, backend=spark)
+
+
 _YES_NO_BESIDE = {
     "number": (pa.array([True]), pa.array([3])),
     "text": (pa.array([True]), pa.array(["a"])),

@@ -747,7 +747,7 @@ def _read_parquet(
         else:
             if problems:  # Spark refused the file as unreadable ("COLUMN_ALREADY_EXISTS"), or the parts as
                 raise SchemaError(problems)  # types it cannot merge, not as a broken contract
-            _check_spark_timestamps(files, schemas, name)  # first: its message says how to write them
+            _check_spark_timestamps(files, schemas, name, read)  # first: it says how to write them
             casts = _spark_casts(files, schemas, name, apart=unread, read=values)
             tname = _temp_name(name)
             frame = _spark_parquet(backend._session, files, schemas, layout.spark_options(), casts)
@@ -831,7 +831,9 @@ def _spark_parquet(
     or date one, int32 with int64, a part's column of only nulls, which it reads as int32, with any other),
     so such parts are read in groups of one type and put together by name, each such column cast to the
     type DuckDB merges it to (naive values as UTC beside zoned ones). A group's column of only nulls is
-    nulls of that type, or of the type Spark reads the typed parts' column in (a cast of None).
+    nulls of that type, or of the type Spark reads the typed parts' column in (a cast of None). A column of
+    nanosecond timestamps, one kamml does not read (`_check_spark_timestamps` refused the others), is read
+    as its int64 and made a timestamp floored to microseconds (`_spark_nanos`).
     """
     from pyspark.sql import functions as spark_functions
 
@@ -844,7 +846,9 @@ def _spark_parquet(
         first = schemas[members[0]]
         same_names = all(schemas[i].names == first.names for i in members[1:])
         merge = {} if same_names else {"mergeSchema": "true"}
-        frame = session.read.options(**options, **merge).parquet(*(str(files[i]) for i in members))
+        nanos = {column: zoned for i in members for column, zoned in _nanos(files[i], schemas[i]).items()}
+        paths = [str(files[i]) for i in members]
+        frame = _spark_nanos(_spark_read(session, paths, options | merge, bool(nanos)), nanos)
         read.append((frame, {_name_key(f.name) for f in first if pa.types.is_null(f.type)}))
     typed = {
         _name_key(field_.name): field_.dataType
@@ -863,6 +867,49 @@ def _spark_parquet(
     for frame in frames[1:]:
         result = result.unionByName(frame, allowMissingColumns=True)
     return result
+
+
+#: Spark's setting that reads a nanosecond timestamp as its int64, which it cannot read otherwise.
+_NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
+
+
+def _spark_read(session: Any, paths: list[str], options: dict[str, str], nanos: bool) -> Any:
+    """Spark's frame of Parquet `paths`; with `nanos`, nanosecond timestamps are read as their int64.
+
+    Spark fails on them in its schema inference (``Illegal Parquet type: INT64 (TIMESTAMP(NANOS,false))``),
+    so the schema is inferred with `_NANOS_AS_LONG` set for that moment only and given to the read,
+    which then reads the int64 (the session's setting is put back: it is no reader option).
+    """
+    if not nanos:
+        return session.read.options(**options).parquet(*paths)
+    before = session.conf.get(_NANOS_AS_LONG, None)
+    session.conf.set(_NANOS_AS_LONG, "true")
+    try:
+        schema = session.read.options(**options).parquet(*paths).schema
+    finally:
+        if before is None:
+            session.conf.unset(_NANOS_AS_LONG)
+        else:
+            session.conf.set(_NANOS_AS_LONG, before)
+    return session.read.options(**options).schema(schema).parquet(*paths)
+
+
+def _spark_nanos(frame: Any, nanos: dict[str, bool]) -> Any:
+    """`frame`'s nanosecond columns (read as int64, `_spark_read`) as timestamps floored to microseconds.
+
+    As DuckDB's zoned ones (`floor_to_microseconds`): an instant where `nanos` says the column is zoned,
+    else naive (the session's time zone is UTC, `kamml.engine.connect`), kept on its own day.
+    """
+    from pyspark.sql import functions as spark_functions
+
+    for column, zoned in nanos.items():
+        if column not in frame.columns:
+            continue
+        exact = frame[column].cast("decimal(20,0)") / 1000  # as a double, 23:59:59.999999999 was midnight
+        micros = spark_functions.floor(exact).cast("bigint")
+        stamp = spark_functions.timestamp_micros(micros)
+        frame = frame.withColumn(column, stamp if zoned else stamp.cast("timestamp_ntz"))
+    return frame
 
 
 def _parts_typed(parts: list[tuple[Path, pa.DataType]], base: Path, what: str) -> str:
@@ -920,26 +967,40 @@ def _has_rows(path: Path) -> bool:
         return True
 
 
-def _check_spark_timestamps(files: list[Path], schemas: list[pa.Schema], name: str) -> None:
+def _check_spark_timestamps(
+    files: list[Path], schemas: list[pa.Schema], name: str, read: frozenset[str] | None
+) -> None:
     """Spark cannot read nanosecond timestamps (pandas' default in Parquet): say which column, and how.
 
     Spark's own error ("Illegal Parquet type: INT64 (TIMESTAMP(NANOS,false))") named no column, and it
-    hid whatever else validation would have said about the table. INT96 columns, which pyarrow reports as
-    nanoseconds, are Spark's own default timestamps and read fine: a Spark table's Parquet was refused.
+    hid whatever else validation would have said about the table. Only columns kamml reads (`read`: name
+    keys, None: every column; an accounts date is no attribute) are refused: an export's other column
+    is read floored to microseconds (`_spark_nanos`), where it stopped the run and DuckDB read the table.
     """
     for path, schema in zip(files, schemas, strict=True):
-        nanos = [f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"]
-        if nanos:
-            stored = pq.ParquetFile(path).metadata.schema
-            columns = [stored.column(i) for i in range(len(stored))]
-            int96 = {column.path for column in columns if column.physical_type == "INT96"}
-            nanos = [n for n in nanos if n not in int96]
+        nanos = [column for column in _nanos(path, schema) if _reads(read, column)]
         if nanos:
             raise DataError(
                 f"{name}: {path} stores {', '.join(nanos)} as nanosecond timestamps, which Spark cannot "
                 "read: write them in microseconds (pandas: to_parquet(..., coerce_timestamps='us', "
                 "allow_truncated_timestamps=True)) or use engine duckdb, which reads them"
             )
+
+
+def _nanos(path: Path, schema: pa.Schema) -> dict[str, bool]:
+    """A Parquet part's nanosecond timestamp columns, which Spark cannot read: name -> time-zone-aware.
+
+    INT96 columns, which pyarrow reports as nanoseconds, are Spark's own default timestamps and read fine
+    (a Spark table's Parquet was refused).
+    """
+    nanos = {
+        f.name: _zoned_type(f.type) for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"
+    }
+    if not nanos:
+        return nanos
+    stored = pq.ParquetFile(path).metadata.schema
+    int96 = {stored.column(i).path for i in range(len(stored)) if stored.column(i).physical_type == "INT96"}
+    return {column: zoned for column, zoned in nanos.items() if column not in int96}
 
 
 def _check_durations(

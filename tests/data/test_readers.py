@@ -1183,6 +1183,69 @@ def test_parquet_parts_storing_a_read_column_in_other_number_types_are_read_alik
             read_table(folder, "transactions", engine)
 
 
+def _column_parts(folder, *values: pa.Array, name: str) -> None:
+    """Write one transactions part per array, as column `name` of its rows (account ids 1, 2, ...)."""
+    folder.mkdir(parents=True)
+    first = 1
+    for i, value in enumerate(values):
+        n = len(value)
+        columns = {"account_id": list(range(first, first + n)), "ts": [dt.datetime(2024, 1, 3, 9)] * n}
+        columns |= {"amount": [10.0] * n, name: value}
+        pq.write_table(pa.table(columns), folder / f"part-{i}.parquet")
+        first += n
+
+
+_TEXT_BESIDE_NUMBERS = {
+    "amount": (pa.array(["12.5", " 7 "]), pa.array([0.1, 1e20, 1e-7, -0.0]), pa.array(["1E+3"])),
+    "quantity": (pa.array(["3"]), pa.array([2, 2**53 + 1], pa.int64()), pa.array([1], pa.int32())),
+    "amount-decimal": (
+        pa.array(["1.5"], pa.large_string()),
+        pa.array([decimal.Decimal("12.5"), decimal.Decimal("1e-18")], pa.decimal128(38, 18)),
+    ),
+    "amount-float32": (pa.array(["1.5"]).dictionary_encode(), pa.array([0.1, 3e38], pa.float32())),
+}
+
+
+@pytest.mark.spark
+def test_parquet_parts_of_text_beside_numbers_in_a_read_column_are_read_alike_on_spark(tmp_path):
+    """One export tool writes amount as text, another as double: DuckDB reads the parts as text (the
+    numbers as its text of them) and validation parses every value, while Spark, which cannot merge them,
+    refused the parts. Spark now reads them as text too: the same rows and values, and text that is no
+    number is the same problem on both engines."""
+    from kamml.config import EngineConfig
+    from kamml.engine import connect
+
+    spark, duck = connect(EngineConfig(name="spark")), ibis.duckdb.connect(threads=1)
+    for case, values in _TEXT_BESIDE_NUMBERS.items():
+        column = case.split("-")[0]
+        folder = tmp_path / case
+        _column_parts(folder, *values, name=column)
+        _part_adding_a_column(folder)
+        read = [
+            load_data({"transactions": folder}, backend=e).to_pandas("transactions").sort_values("account_id")
+            for e in (spark, duck)
+        ]
+        assert read[0].to_numpy().tolist() == read[1].to_numpy().tolist(), case
+        # each number as written: a float32 as its shortest text (0.1, not 0.10000000149011612)
+        expected = [
+            float(str(np.float32(v)) if part.type == pa.float32() else v)
+            for part in values
+            for v in part.to_pylist()
+        ]
+        assert read[0][column].tolist()[:-1] == expected, case
+    folder = tmp_path / "no-number"
+    _column_parts(folder, pa.array(["12,50", "abc"]), pa.array([2.5]), name="amount")
+    problems = []
+    for engine in (spark, duck):
+        with pytest.raises(SchemaError) as caught:
+            load_data({"transactions": folder}, backend=engine)
+        problems.append(
+            [(p.table, p.column, p.rule, p.n_rows, list(p.examples)) for p in caught.value.problems]
+        )
+    assert problems[0] == problems[1]
+    assert [p[:2] for p in problems[0]] == [("transactions", "amount")]
+
+
 @pytest.mark.parametrize(("name", "delimiter"), [("transactions.csv", ";"), ("transactions.tsv", None)])
 def test_a_comma_file_read_with_another_delimiter_gets_the_delimiter_hint(tmp_path, name, delimiter):
     """A comma CSV beside a config's ``csv_delimiter: ";"`` (it applies to every table), or a ``.tsv``

@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kamml.data.contract import TABLES, column_mapping
+from kamml.data.contract import TABLES, Kind, column_mapping
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem, SchemaError
 from kamml.io import binary_kind, clean_name, parquet_not_utf8
@@ -184,7 +184,8 @@ def read_raw(
         problems = [_duplicate_problem(name, dups, list(table.columns))] if dups else []
         return RawTable(name, table, "Ibis table", problems=problems)
     if isinstance(source, (str, Path)):
-        return _read_path(str(source), name, backend, delimiter, _read_columns(name, mapping))
+        read, numbers = _read_columns(name, mapping), _number_columns(name, mapping)
+        return _read_path(str(source), name, backend, delimiter, read, numbers)
     raise DataError(
         f"{name}: cannot read a {type(source).__name__}; give a DataFrame, an Ibis table, "
         f"or the path of a table file ({TABLE_KINDS}), a glob or a folder of parts"
@@ -249,6 +250,16 @@ def _read_columns(name: str, mapping: Mapping[str, str] | None) -> frozenset[str
     return frozenset(_name_key(column) for column in used.values())
 
 
+def _number_columns(name: str, mapping: Mapping[str, str] | None) -> frozenset[str]:
+    """The name keys of table `name`'s columns that validation parses as numbers (amount, quantity, hours)."""
+    spec = TABLES.get(name)
+    if spec is None:
+        return frozenset()
+    used = mapping if mapping is not None else column_mapping(name)
+    floats = {c.name for c in spec.columns if c.kind == Kind.FLOAT}
+    return frozenset(_name_key(column) for own, column in used.items() if own in floats)
+
+
 def _value_columns(name: str, read: frozenset[str] | None) -> frozenset[str] | None:
     """The name keys of the columns whose values kamml reads: `read`, or every column (None) for accounts.
 
@@ -264,9 +275,14 @@ def _value_columns(name: str, read: frozenset[str] | None) -> frozenset[str] | N
 
 
 def _read_path(
-    source: str, name: str, backend: ibis.BaseBackend, delimiter: str | None, read: frozenset[str] | None
+    source: str,
+    name: str,
+    backend: ibis.BaseBackend,
+    delimiter: str | None,
+    read: frozenset[str] | None,
+    numbers: frozenset[str] = frozenset(),
 ) -> RawTable:
-    """Read a file, a glob or a folder of parts."""
+    """Read a file, a glob or a folder of parts (`read`, `numbers`: see `_read_files`)."""
     path = Path(source).expanduser()
     if any(ch in source for ch in _GLOB_CHARS):
         files = source_files(source)
@@ -280,7 +296,7 @@ def _read_path(
         base = _glob_base(path)
         _check_part_kinds(files, name, f"{source} matches", base)
         keys = _partition_keys(files, name, f"{source} matches", base)
-        return _read_files(files, source, name, backend, delimiter, base, keys, read)
+        return _read_files(files, source, name, backend, delimiter, base, keys, read, numbers)
     if path.is_dir():
         parts = _visible_files(path)
         _check_part_kinds(parts, name, f"folder {path} holds", path)
@@ -294,10 +310,10 @@ def _read_path(
         if not files:
             raise DataError(f"{name}: folder {path} holds no table files ({TABLE_KINDS})")
         keys = _partition_keys(files, name, f"folder {path} holds", path)
-        return _read_files(files, str(path), name, backend, delimiter, path, keys, read)
+        return _read_files(files, str(path), name, backend, delimiter, path, keys, read, numbers)
     if not path.exists():
         raise DataError(f"{name}: file not found: {path}")
-    return _read_files([path], str(path), name, backend, delimiter, path.parent, (), read)
+    return _read_files([path], str(path), name, backend, delimiter, path.parent, (), read, numbers)
 
 
 def source_files(source: str | Path) -> list[Path]:
@@ -504,18 +520,19 @@ def _read_files(
     base: Path,
     keys: tuple[str, ...],
     read: frozenset[str] | None = None,
+    numbers: frozenset[str] = frozenset(),
 ) -> RawTable:
     """Read files of one format (all Parquet or all CSV) as one table.
 
     `keys` are the partition folders' keys below `base` (`_partition_keys`), read as columns after the
     files' own on both engines, and no other ``key=value`` folder of the paths. `read`: the name keys of
-    the columns kamml reads (`_read_columns`; None: every one).
+    the columns kamml reads (`_read_columns`; None: every one), `numbers` those it parses as numbers.
     """
     _check_no_copies(files, name)
     kinds = {"parquet" if _is_parquet(p) else "csv" if _is_csv(p) else "other" for p in files}
     layout = _Layout(base, keys)
     if kinds == {"parquet"}:
-        return _read_parquet(files, origin, name, backend, layout, read)
+        return _read_parquet(files, origin, name, backend, layout, read, numbers)
     if kinds == {"csv"}:
         return _read_csv(files, origin, name, backend, delimiter, layout)
     if kinds == {"parquet", "csv"}:
@@ -709,6 +726,7 @@ def _read_parquet(
     backend: ibis.BaseBackend,
     layout: _Layout,
     read: frozenset[str] | None = None,
+    numbers: frozenset[str] = frozenset(),
 ) -> RawTable:
     """Parquet keeps its types; duplicated field names are reported from the first file's schema.
 
@@ -748,7 +766,7 @@ def _read_parquet(
             if problems:  # Spark refused the file as unreadable ("COLUMN_ALREADY_EXISTS"), or the parts as
                 raise SchemaError(problems)  # types it cannot merge, not as a broken contract
             _check_spark_timestamps(files, schemas, name, read)  # first: it says how to write them
-            casts = _spark_casts(files, schemas, name, apart=unread, read=values)
+            casts = _spark_casts(files, schemas, name, apart=unread, read=values, numbers=numbers)
             tname = _temp_name(name)
             frame = _spark_parquet(backend._session, files, schemas, layout.spark_options(), casts)
             frame.createOrReplaceTempView(tname)
@@ -1034,17 +1052,20 @@ def _spark_casts(
     *,
     apart: frozenset[str],
     read: frozenset[str] | None,
+    numbers: frozenset[str] = frozenset(),
 ) -> dict[str, str | None]:
     """The columns Spark reads in groups and casts (`_spark_parquet`): name key -> Spark type.
 
     Spark cannot merge parts whose column types differ (not even int32 and int64: Spark 4.0 fails, merging
-    schemas or not). A column kamml reads of numbers (two export tools: int64 and double amounts), or of
-    dates beside naive timestamps, is cast to the type DuckDB merges it to (`_spark_read_common`), which
-    validation checks; of other types (a date beside a number, text beside a number) it is a DataError
-    naming it and two parts. One it does not read (not in `read`, or in `apart`: the unread columns of
-    `_unread_apart`) is cast to the type DuckDB merges it to (`_spark_common`), where there is one; else
-    it is the same DataError. A column some parts wrote with Parquet's null type (only nulls) takes the
-    other parts' type, as on DuckDB: None where they are of one type, which Spark reads it in.
+    schemas or not). A column kamml reads of numbers (two export tools: int64 and double amounts), of
+    dates beside naive timestamps, or of text beside numbers (beside whole numbers only, unless validation
+    parses it as numbers: in `numbers`), is cast to the type DuckDB merges it to (`_spark_read_common`),
+    which validation checks; of other types (a date beside a number, text beside a date) it is a DataError
+    naming it and two parts. One it does not read (not in `read`, or in `apart`:
+    the unread columns of `_unread_apart`) is cast to the type DuckDB merges it to (`_spark_common`),
+    where there is one; else it is the same DataError. A column some parts wrote with Parquet's null type
+    (only nulls) takes the other parts' type, as on DuckDB: None where they are of one type, which Spark
+    reads it in.
     """
     seen: dict[str, dict[pa.DataType, tuple[Path, pa.DataType]]] = {}
     for path, schema in zip(files, schemas, strict=True):
@@ -1058,7 +1079,8 @@ def _spark_casts(
                 casts[_name_key(column)] = None
             continue
         unread = _name_key(column) in apart or not _reads(read, column)
-        common = _spark_common(list(typed)) if unread else _spark_read_common(list(typed))
+        number = _name_key(column) in numbers
+        common = _spark_common(list(typed)) if unread else _spark_read_common(list(typed), number=number)
         if common is None:
             (first, first_type), (other, other_type) = list(typed.values())[:2]
             raise DataError(
@@ -1070,18 +1092,26 @@ def _spark_casts(
     return casts
 
 
-def _spark_read_common(kinds: list[pa.DataType]) -> str | None:
-    """The Spark type DuckDB merges a column kamml reads to, for numbers and for dates beside timestamps.
+def _spark_read_common(kinds: list[pa.DataType], *, number: bool = False) -> str | None:
+    """The Spark type DuckDB merges a column kamml reads to: numbers, dates and timestamps, text and numbers.
 
-    Yes/no is left out (`_check_booleans_merge` refuses it beside another type on both engines), and so is
-    text beside numbers or dates: the engines write a number or a date as text differently (1e+20 and
-    1.0E20), so validation would read different values. A date beside a zoned timestamp never gets here
-    (the parts disagree on its time zone, a SchemaError).
+    Text beside numbers (one export tool's amount as text, another's as double) is text on both engines,
+    which validation parses as any text column. Each engine writes a fractional number as text its own way
+    (1e+20 and 1.0E20, 12345678.0 and 1.2345678E7, inf and Infinity), both exact (text that reads back as
+    the number), so in a column validation parses as numbers (`number`: amount, quantity, hours) they
+    are the same values; elsewhere (an id, an attribute) the texts would differ, so only whole numbers,
+    written alike, are read beside text there. Yes/no is left out (`_check_booleans_merge` refuses it beside
+    another type on both engines), and so is text beside dates, whose text the engines write with or
+    without an offset. A date beside a zoned timestamp never gets here (the parts disagree on its time
+    zone, a SchemaError).
     """
-    if any(pa.types.is_boolean(k) or pa.types.is_string(k) for k in kinds):
+    if any(pa.types.is_boolean(k) for k in kinds):
         return None
     if all(pa.types.is_timestamp(k) or pa.types.is_date(k) for k in kinds):
         return _spark_common(kinds)
+    if any(pa.types.is_string(k) for k in kinds):
+        alike = _numeric if number else pa.types.is_integer  # numbers whose text validation reads alike
+        return "string" if all(alike(k) or pa.types.is_string(k) for k in kinds) else None
     return _spark_number(kinds)
 
 

@@ -340,6 +340,9 @@ class DataConfig(_Section):
 MAX_DAYS = 36_525
 #: The most training snapshots a config may stack.
 MAX_SNAPSHOTS = 1000
+#: The shortest `allocation.reasons_max_chars`: the longest lead of the reasons ("little value at stake",
+#: `kamml.allocation.tiers.PHRASES`), which always stays.
+REASONS_MIN_CHARS = 21
 
 
 class TimeConfig(_Section):
@@ -656,6 +659,7 @@ class AllocationConfig(_Section):
     active_p_purchase: float = Field(0.1, ge=0, le=1)
     high_churn_p: float = Field(0.5, ge=0, le=1)
     tier_by: Literal["expected_gain", "stake", "clv", "marginal_gain_per_hour"] = "expected_gain"
+    reasons_max_chars: int | None = Field(None, ge=REASONS_MIN_CHARS)
     tiers: dict[str, float] = Field(
         default_factory=lambda: {"strategic": 0.05, "key": 0.20, "maintain": 0.50, "nurture": 1.0}
     )

@@ -17,7 +17,7 @@ from kamml.allocation.tiers import (
     top_count,
     top_threshold,
 )
-from kamml.config import AllocationConfig
+from kamml.config import REASONS_MIN_CHARS, AllocationConfig, Config
 from kamml.errors import ConfigError
 
 
@@ -533,3 +533,36 @@ def test_reasons_name_no_part_of_the_stake_that_is_switched_off():
     referral_only = phrases({"retention": 0.0, "growth": 0.0, "referral": 0.5})
     assert not {PHRASES["top_value"], PHRASES["growth"], PHRASES["high_churn"]} & referral_only
     assert PHRASES["top_value"] in phrases({"retention": 1.0, "growth": 0.0, "referral": 0.5})
+
+
+def test_reasons_keep_whole_phrases_within_the_configured_length():
+    """A CRM's text field (255 characters in many) cut the demo's longest reasons mid-driver: with
+    ``max_chars`` whole phrases are dropped from the end, drivers first, and the lead always stays."""
+    driver = "net spend in the last 180 days: 519,967 (raises value)"
+    frame = pd.DataFrame(
+        {
+            "stake_retention": [1.0, 60.0, 1.0],
+            "stake_growth": [90.0, 30.0, 0.0],
+            "stake_referral": [0.0, 0.0, 0.0],
+            "clv": [100.0, 50.0, 0.0],
+            "p_churn": [0.1, 0.6, 0.0],
+            "drivers": ["; ".join([driver] * 3), None, None],
+        }
+    )
+    whole = reason_codes(frame, max_drivers=3)
+    assert len(whole[0]) > 120
+    short = reason_codes(frame, max_drivers=3, max_chars=120)
+    assert short[0] == "; ".join(["growth potential", "top-decile value", driver])
+    assert short[1:].tolist() == whole[1:].tolist()  # short enough already
+    assert reason_codes(frame, max_drivers=3, max_chars=25)[0] == "growth potential"  # the lead stays
+    assert reason_codes(frame, max_drivers=3, max_chars=len(whole[0])).tolist() == whole.tolist()
+
+
+@pytest.mark.parametrize("value", [0, 19, 2.5, True, "long"])
+def test_a_reasons_length_below_the_longest_lead_or_not_a_whole_number_is_refused(value):
+    with pytest.raises(ConfigError, match=r"allocation\.reasons_max_chars"):
+        Config.from_dict({"allocation": {"reasons_max_chars": value}})
+    assert Config.from_dict({"allocation": {"reasons_max_chars": None}}).allocation.reasons_max_chars is None
+    assert Config().allocation.reasons_max_chars is None  # no limit by default
+    leads = ("retention", "growth", "referral", "high_churn", "influencer", "no_stake", "small_stake")
+    assert max(len(PHRASES[lead]) for lead in leads) == REASONS_MIN_CHARS

@@ -727,6 +727,7 @@ CASES = {
         "tiers": {"a": 0.1, "b": 1.0},
     },
     "tiers by stake, high churn risk from 0.3": {"hours": 1600.0, "tier_by": "stake", "high_churn_p": 0.3},
+    "reasons of at most 60 characters": {"hours": 1600.0, "reasons_max_chars": 60},
     # parts weighted 0 are named by no flag ("influencer", "high churn risk"), on Spark as in memory
     "retention and referral switched off": {
         "hours": 1600.0,
@@ -846,6 +847,12 @@ def test_allocation_equals_in_memory(spark, tmp_path, case, caplog):
         p_churn = scores.set_index("account_id").loc[table["account_id"], "p_churn"].to_numpy()
         flagged = table["reasons"].str.contains("high churn risk").to_numpy()
         np.testing.assert_array_equal(flagged, p_churn >= settings["high_churn_p"])
+    if "reasons_max_chars" in settings:  # whole phrases within the limit on Spark too
+        assert table["reasons"].str.len().max() <= settings["reasons_max_chars"]
+        unlimited = allocate(scores, None, AllocationConfig(hours=settings["hours"]))
+        full, short = unlimited["reasons"], mem["reasons"]
+        assert (full.str.len() > settings["reasons_max_chars"]).any()
+        assert all(f.startswith(t) for f, t in zip(full, short, strict=True))  # whole phrases, in order
 
 
 def test_scores_ids_are_read_alike_in_memory_and_on_spark(spark, tmp_path):

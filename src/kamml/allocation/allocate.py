@@ -1275,7 +1275,11 @@ def _table(frame: pd.DataFrame, res: AllocationResult, cfg: AllocationConfig) ->
             "expected_gain": res.gain,
             "marginal_gain_per_hour": res.marginal,
             "reasons": reason_codes(
-                frame, active=active, high_churn=cfg.high_churn_p, weights=cfg.weights
+                frame,
+                active=active,
+                high_churn=cfg.high_churn_p,
+                weights=cfg.weights,
+                max_chars=cfg.reasons_max_chars,
             ).to_numpy(dtype=object),
             "owner": owner,
             "stake_retention": frame["stake_retention"].to_numpy(dtype=float),

@@ -240,6 +240,7 @@ def reason_codes(
     small_stake: float | None = None,
     referral_median: float | None = None,
     weights: Mapping[Any, Weight] | None = None,
+    max_chars: int | None = None,
 ) -> pd.Series:
     """Why each account matters, as short phrases joined by ``"; "`` (see the module docstring).
 
@@ -276,6 +277,10 @@ def reason_codes(
         The stake weights of the plan (`kamml.allocation.stake.resolve_weights`; the defaults when
         omitted): a part weighted 0 is switched off, and no flag names it (with referral weight 0 the
         demo's plan called 500 accounts "influencer", an audit's finding).
+    max_chars : int, optional
+        The longest reasons text (``allocation.reasons_max_chars``): whole phrases are dropped from the
+        end, drivers first, until it fits, and the lead always stays. A CRM's text field (255 characters
+        in many) cut the demo's longest reasons (278) inside a driver. None: no limit.
 
     Returns
     -------
@@ -337,7 +342,7 @@ def reason_codes(
         columns.append(_flag(~np.asarray(active, dtype=bool), PHRASES["inactive"]))
     if "drivers" in frame and max_drivers > 0:
         columns.append(_drivers(frame["drivers"].where(~quiet), max_drivers, _LEAD_MODEL[lead]))
-    return pd.Series(_join(columns, n), index=frame.index, dtype=object, name="reasons")
+    return pd.Series(_join(columns, n, max_chars), index=frame.index, dtype=object, name="reasons")
 
 
 def share_counts(shares: npt.ArrayLike, n: int) -> npt.NDArray[np.float64]:
@@ -400,8 +405,13 @@ def _flag(flag: npt.NDArray[np.bool_], phrase: str) -> tuple[npt.NDArray[np.int6
     return flag.astype(np.int64), ["", phrase]
 
 
-def _join(columns: list[tuple[npt.NDArray[np.int64], list[str]]], n: int) -> npt.NDArray[np.object_]:
-    """Join the non-empty phrases of each row with `SEPARATOR`, once per distinct combination."""
+def _join(
+    columns: list[tuple[npt.NDArray[np.int64], list[str]]], n: int, max_chars: int | None = None
+) -> npt.NDArray[np.object_]:
+    """Join the non-empty phrases of each row with `SEPARATOR`, once per distinct combination.
+
+    With `max_chars`, the leading phrases that fit in it (`_within`).
+    """
     if n == 0:
         return np.zeros(0, dtype=object)
     key = np.zeros(n, dtype=np.int64)
@@ -409,10 +419,29 @@ def _join(columns: list[tuple[npt.NDArray[np.int64], list[str]]], n: int) -> npt
         key = key * len(words) + codes
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     joined = np.array(
-        [SEPARATOR.join(words[codes[i]] for codes, words in columns if words[codes[i]]) for i in first],
+        [
+            _within(SEPARATOR.join(words[codes[i]] for codes, words in columns if words[codes[i]]), max_chars)
+            for i in first
+        ],
         dtype=object,
     )
     return np.asarray(joined[inverse.reshape(-1)], dtype=object)
+
+
+def _within(text: str, max_chars: int | None) -> str:
+    """`text`'s first phrase, then each next one while the text stays within `max_chars` (None: all).
+
+    No phrase holds the separator (drivers are split on ";", `_split`), so the text splits back into them.
+    """
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    phrases = text.split(SEPARATOR)
+    text = phrases[0]
+    for phrase in phrases[1:]:
+        if len(text) + len(SEPARATOR) + len(phrase) > max_chars:
+            break
+        text += SEPARATOR + phrase
+    return text
 
 
 def _drivers(

@@ -1223,6 +1223,7 @@ class _Kernel:
                     referral_median=self.plan.referral_median,
                     high_churn=self.plan.cfg.high_churn_p,
                     weights=self.plan.cfg.weights,
+                    max_chars=self.plan.cfg.reasons_max_chars,
                 ).to_numpy(),
                 "owner": owner.to_numpy(dtype=object),
                 "stake_retention": batch["stake_retention"].to_numpy(dtype=float),

@@ -64,6 +64,32 @@ def test_benchmark_help_says_the_dates_format_and_range():
     assert "(YYYY-MM-DD, at least 28 days after the calibration end, up to 1998-06-30)" in text
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "default"),
+    [
+        (
+            "backtest",
+            "--horizon-days",
+            f"Default: time.horizon_days ({Config().time.horizon_days} unless the config sets it).",
+        ),
+        (
+            "allocate",
+            "--hours",
+            f"default: allocation.hours, {Config().allocation.hours:,.0f} unless the config sets it",
+        ),
+    ],
+)
+def test_help_says_an_options_default(command, option, default):
+    """`backtest --horizon-days` read "Prediction horizon in days." and `allocate --hours` "The team's
+    hours" with no period: an operator could not tell what a job without the option uses. The figures
+    are the config's own defaults, so the help cannot drift from them."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert option in text
+    assert default in text
+
+
 def test_generate_then_validate(tmp_path):
     out = tmp_path / "world"
     result = runner.invoke(app, ["generate", "--accounts", "300", "--seed", "3", "--out", str(out)])

@@ -576,7 +576,13 @@ def backtest(
             help="Test cutoff (YYYY-MM-DD); default: time.cutoff, else the data end minus the horizon."
         ),
     ] = None,
-    horizon_days: Annotated[int | None, typer.Option(min=1, help="Prediction horizon in days.")] = None,
+    horizon_days: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Prediction horizon in days. Default: time.horizon_days (180 unless the config sets it).",
+        ),
+    ] = None,
     json_out: Annotated[
         Path | None,
         json_opt("Write the metrics as JSON here"),
@@ -611,7 +617,13 @@ def allocate(
         Path,
         path_opt("--out", "-o", text="Allocation table to write (.parquet or .csv)."),
     ],
-    hours: Annotated[float | None, typer.Option(help="The team's hours (default: allocation.hours).")] = None,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            help="The team's hours over the scores' horizon (default: allocation.hours, 2,000 unless the "
+            "config sets it).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     curve: Annotated[
         Path | None,

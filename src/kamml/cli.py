@@ -675,23 +675,26 @@ def allocate(
         # rendered (most of the time the PNG takes) left both tables new beside the old chart
         drawn: list[bytes] = []
 
-        def draw(table: object, curve_table: pd.DataFrame | None) -> None:
-            if png is not None and curve_table is not None:
-                import pandas as pd
+        def draw(table: object, curve_table: pd.DataFrame | None) -> dict[Path, bytes]:
+            """The chart's PNG bytes by its path (none without --curve), drawn before anything is written."""
+            if png is None or curve_table is None:
+                return {}
+            import pandas as pd
 
-                from kamml.report.html import plan_horizon_days
-                from kamml.report.plots import budget_curve_figure, figure_png
+            from kamml.report.html import plan_horizon_days
+            from kamml.report.plots import budget_curve_figure, figure_png
 
-                # the plan's horizon names the hours' span on the chart: given, else the plan's own
-                days = horizon_days
-                if days is None and isinstance(table, pd.DataFrame):
-                    days = plan_horizon_days(table, {})
-                figure = budget_curve_figure(curve_table, horizon_days=days)
-                drawn.append(figure_png(figure, png))
+            # the plan's horizon names the hours' span on the chart: given, else the plan's own
+            days = horizon_days
+            if days is None and isinstance(table, pd.DataFrame):
+                days = plan_horizon_days(table, {})
+            figure = budget_curve_figure(curve_table, horizon_days=days)
+            drawn.append(figure_png(figure, png))
+            return {png: drawn[-1]}
 
         if on_spark:
             from kamml.allocation.allocate import DEFAULT_FRACTIONS
-            from kamml.io import write_table
+            from kamml.io import write_together
             from kamml.spark import allocate_spark
 
             fractions = None if curve is None else DEFAULT_FRACTIONS
@@ -702,25 +705,24 @@ def allocate(
                 out,
                 horizon_days=horizon_days,
                 curve=fractions,
-                before_write=lambda table: draw(None, table),  # as below: drawn before anything is written
+                before_write=lambda table: _ignore(draw(None, table)),  # drawn before anything is written
             )
-            if curve is not None and result.curve is not None:
-                write_table(result.curve, curve)
+            if curve is not None and result.curve is not None:  # the curve and its chart together
+                write_together({curve: result.curve}, {png: drawn[0]} if png is not None and drawn else None)
             summary, n_accounts = result.summary, int(result.summary.get("n_accounts", 0))
             where = f"{result.path} (Parquet parts, on Spark)"
-        else:
+        else:  # the allocation, the curve and its chart are renamed into place together
             table = allocate_file(
                 scores, hours, out, cfg, curve_path=curve, horizon_days=horizon_days, before_write=draw
             )
             summary, n_accounts, where = table.attrs.get("allocation", {}), len(table), str(out)
-        if png is not None and drawn:
-            from kamml.io import atomic_path
-
-            with atomic_path(png) as tmp:
-                tmp.write_bytes(drawn[0])
     from kamml.allocation.summary import plan_line
 
     typer.echo(f"{plan_line(summary, n_accounts)} -> {where}")
+
+
+def _ignore(_: object) -> None:
+    """Drop a value: a callback whose caller takes none."""
 
 
 def _check_spark_output(out: Path, what: str) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "real_output",
     "write_parquet",
     "write_table",
+    "write_together",
 ]
 
 #: Id text (the input tables and the scores): a whole number of up to int64's 19 digits as Python writes
@@ -445,11 +446,31 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     target = Path(path)
     kind = check_output_path(target)
     with atomic_path(target) as tmp:
-        if kind == "parquet":
-            write_parquet(frame, tmp)
-        else:
-            frame.to_csv(tmp, index=False)
+        _write_frame(frame, tmp, kind)
     return target
+
+
+def write_together(tables: Mapping[Path, pd.DataFrame], files: Mapping[Path, bytes] | None = None) -> None:
+    """Write tables (Parquet or CSV by extension) and files as one set: all or none of them replaced.
+
+    Each is written to a temporary file beside its target, and all are renamed into place only once
+    every one is written: `kamml allocate --curve` renamed the allocation before writing the curve, so a
+    curve (or chart) that failed left a new plan beside the old curve and chart.
+    """
+    kinds = {Path(path): check_output_path(path) for path in tables}
+    with contextlib.ExitStack() as stack:  # a failure inside unlinks every temporary file, renames none
+        for path, frame in tables.items():
+            _write_frame(frame, stack.enter_context(atomic_path(path)), kinds[Path(path)])
+        for path, data in (files or {}).items():
+            stack.enter_context(atomic_path(path)).write_bytes(data)
+
+
+def _write_frame(frame: pd.DataFrame, path: Path, kind: str) -> None:
+    """Write `frame` to `path` as `kind` ("parquet" or "csv"), whatever the path's own extension."""
+    if kind == "parquet":
+        write_parquet(frame, path)
+    else:
+        frame.to_csv(path, index=False)
 
 
 #: The first bytes of binary files that users save under a .csv name, and what to call them.

@@ -2,7 +2,9 @@ import doctest
 import importlib
 import json
 import logging
+import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -787,6 +789,53 @@ def test_allocate_file_with_a_curve_warns_of_an_unknown_horizon_once(tmp_path, c
     with caplog.at_level(logging.WARNING, logger="kamml"):
         allocate_file(tmp_path / "s.parquet", 100.0, tmp_path / "a.csv", curve_path=tmp_path / "c.csv")
     assert len([r for r in caplog.records if "horizon_days" in r.getMessage()]) == 1
+
+
+def test_a_curve_that_cannot_be_written_leaves_the_old_allocation(tmp_path):
+    """The allocation was renamed into place before the curve was written: a curve that then failed
+    (its folder gone, a full disk) left a new plan beside the old curve, with a failed exit. Both are
+    written first and renamed together now."""
+    make_scores().to_parquet(tmp_path / "s.parquet")
+    out, folder = tmp_path / "a.csv", tmp_path / "curves"
+    folder.mkdir()
+    allocate_file(tmp_path / "s.parquet", 100.0, out, curve_path=folder / "c.csv")
+    before = out.read_bytes()
+
+    chart = tmp_path / "c.png"
+    chart.write_bytes(b"old chart")
+
+    def folder_replaced_by_a_file(table: pd.DataFrame, curve: pd.DataFrame | None) -> dict[Path, bytes]:
+        shutil.rmtree(folder)  # after the paths were checked: the curve's write itself fails
+        folder.write_text("not a folder")
+        return {chart: b"new chart"}
+
+    with pytest.raises(DataError, match="cannot write"):
+        allocate_file(
+            tmp_path / "s.parquet",
+            50.0,
+            out,
+            curve_path=folder / "c.csv",
+            before_write=folder_replaced_by_a_file,
+        )
+    assert out.read_bytes() == before
+    assert chart.read_bytes() == b"old chart"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_files_before_write_returns_are_written_with_the_tables(tmp_path):
+    """`kamml allocate --curve` wrote its chart after both tables: the three are now one set."""
+    make_scores().to_parquet(tmp_path / "s.parquet")
+    chart = tmp_path / "c.png"
+    table = allocate_file(
+        tmp_path / "s.parquet",
+        100.0,
+        tmp_path / "a.csv",
+        curve_path=tmp_path / "c.csv",
+        before_write=lambda table, curve: {chart: b"chart"},
+    )
+    assert chart.read_bytes() == b"chart"
+    assert len(pd.read_csv(tmp_path / "a.csv")) == len(table)
+    assert (tmp_path / "c.csv").is_file()
 
 
 def test_fitted_effort_scales_in_the_scores_already_carry_the_horizon():

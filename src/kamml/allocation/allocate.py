@@ -96,7 +96,7 @@ from kamml.io import (
     UTF8_FIX,
     check_output_path,
     utf8_text,
-    write_table,
+    write_together,
 )
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, DEFAULT_SCALE, check_clip
 from kamml.text import counted
@@ -929,6 +929,9 @@ def allocate_file(
         Called with the allocation table and the budget curve (None without `curve_path`) once both
         are computed and before anything is written: an error it raises leaves every output as it was
         (`kamml allocate` draws the curve's chart there, which failed after both tables were written).
+        A mapping of path to bytes it returns (the chart's PNG) is written with the tables, as one set.
+        The allocation, the curve and those files are renamed into place together once all are written
+        (`kamml.io.write_together`): a failure writing any of them leaves every one as it was.
 
     Returns
     -------
@@ -958,12 +961,14 @@ def allocate_file(
     frame = _prepared(scores, cfg, stated, warn=True)  # once for the plan and its curve: one warning
     table = _plan(frame, cfg, team_hours)
     curve = None if budgets is None else _curve(frame, cfg, budgets, DEFAULT_FRACTIONS)
-    if before_write is not None:
-        before_write(table, curve)
-    write_table(table, out_path)  # both computed first: a failing curve leaves no allocation behind
+    extra = before_write(table, curve) if before_write is not None else None
+    tables = {Path(out_path): table}
+    if curve is not None and curve_path is not None:
+        tables[Path(curve_path)] = curve
+    # one set: a curve or chart that cannot be written leaves the old allocation, not a new one beside it
+    write_together(tables, extra if isinstance(extra, Mapping) else None)
     logger.info("wrote the allocation of %s to %s", counted(len(table), "account"), out_path)
     if curve is not None and curve_path is not None:
-        write_table(curve, curve_path)
         logger.info("wrote the budget curve to %s", curve_path)
     return table
 

@@ -34,3 +34,15 @@ def test_a_feature_sent_in_another_case_is_not_called_an_accounts_attribute():
     assert "names match with their case" in error
     attribute = str(FeatureMismatchError(["attr_size", "recency"], present=["attr_SIZE", "Recency"]))
     assert "the accounts' attribute columns keep their headers' case" in attribute
+
+
+def test_an_attribute_sent_without_its_attr_prefix_is_named_not_called_dropped():
+    """A CRM row built from its accounts table (segment, not attr_segment) was told the accounts table had
+    dropped or renamed segment, a column the row held."""
+    error = str(FeatureMismatchError(["attr_segment", "attr_size"], present=["segment", "Size", "recency"]))
+    assert "present without the attr_ prefix: segment for attr_segment, Size for attr_size" in error
+    assert "no column" not in error
+    assert "dropped or renamed" not in error
+    partly = str(FeatureMismatchError(["attr_segment", "attr_region"], present=["segment"]))
+    assert "segment for attr_segment" in partly
+    assert "no column region (dropped or renamed" in partly

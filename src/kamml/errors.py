@@ -154,8 +154,24 @@ class FeatureMismatchError(ModelError):
                 f"; present with spaces around the name: {', '.join(spaced[:10])}"
                 f"{' ...' if len(spaced) > 10 else ''} (strip the column names)"
             )
-        # a weekly export that dropped or renamed an accounts column: name the column, not only attr_<name>
         explained = {m.lower() for m in self.missing if m.lower() in by_case or m.lower() in spaced_names}
+        # a row built from the accounts table itself (a CRM's segment, not attr_segment): was told the
+        # table had dropped or renamed a column the row held
+        bare = {str(c).strip().lower(): str(c) for c in present}
+        unprefixed = [
+            m
+            for m in self.missing
+            if m.startswith("attr_") and m.lower() not in explained and m[len("attr_") :].lower() in bare
+        ]
+        if unprefixed:
+            named = [f"{bare[m[len('attr_') :].lower()]} for {m}" for m in unprefixed]
+            message += (
+                f"; present without the attr_ prefix: {', '.join(named[:10])}"
+                f"{' ...' if len(named) > 10 else ''} (the model names the accounts table's columns "
+                "attr_<column>, as kamml.build_features makes them: rename them so)"
+            )
+            explained.update(m.lower() for m in unprefixed)
+        # a weekly export that dropped or renamed an accounts column: name the column, not only attr_<name>
         gone = [
             m[len("attr_") :] for m in self.missing if m.startswith("attr_") and m.lower() not in explained
         ]

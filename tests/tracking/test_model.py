@@ -821,6 +821,8 @@ def test_the_rest_section_says_why_the_answer_lacks_the_scores_files_columns():
 class _EchoBundle:
     """A stand-in bundle whose answer is one clv column: the ids' checks come before any model."""
 
+    features: tuple[str, ...] = ()  # no feature column to look for among the rows
+
     def score_columns(self, frame: pd.DataFrame, **_: object) -> dict[str, np.ndarray]:
         return {"clv": np.zeros(len(frame))}
 
@@ -936,3 +938,25 @@ def test_a_registry_uri_resolves_as_mlflow_parses_it(tmp_path, mlflow_state):
     assert _resolve_alias("models:/team@kamml@champion") == "models:/team@kamml/1"
     assert _resolve_alias("models:/team@kamml/latest") == "models:/team@kamml/2"
     assert _resolve_alias("models:/team@kamml/1") == "models:/team@kamml/1"  # a version stays as given
+
+
+@pytest.mark.slow
+def test_raw_table_rows_are_refused_as_not_feature_rows(trained):
+    """A CRM's transactions rows were refused as 55 missing columns and advice that the accounts table had
+    dropped its columns: the model takes feature rows, which kamml.build_features makes."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    _, data, result = trained
+    transactions = data.transactions.to_pandas().head(5)
+    rule = r"none of the model's 55 feature columns .*account_id, ts, amount.*kamml\.build_features"
+    with pytest.raises(ModelError, match=rule):
+        score_frame(result.bundle, transactions)
+    with pytest.raises(MlflowException, match=rule) as info:
+        mlflow.pyfunc.load_model(result.model_uri).predict(transactions)
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert "dropped or renamed" not in str(info.value)
+    # rows with some feature columns keep naming the missing ones
+    rows = model_input(result.features.head(2)).drop(columns=["recency"])
+    with pytest.raises(ModelError, match="lack 1 column the model was trained on: recency"):
+        score_frame(result.bundle, rows)

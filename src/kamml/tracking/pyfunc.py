@@ -50,6 +50,7 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     else:
         if ids is not None:
             _check_ids(ids)
+        _check_feature_rows(bundle, frame)
         columns = bundle.score_columns(frame, refit_btyd=False, top_drivers=top_drivers)
     if ids is not None:
         columns = {"account_id": _integer_ids(ids), **columns}
@@ -60,6 +61,31 @@ def score_frame(bundle: ModelBundle, rows: Any, top_drivers: int = 3) -> pd.Data
     # consolidated blocks was ~0.1 ms of a one-row request); the same frame to every reader
     owned = {name: v.copy() if isinstance(v, np.ndarray) else v for name, v in columns.items()}
     return pd.DataFrame(owned, index=index, copy=False)
+
+
+def _check_feature_rows(bundle: ModelBundle, frame: pd.DataFrame) -> None:
+    """A named `ModelError` for rows holding none of the model's feature columns: raw table rows.
+
+    A CRM's transactions or accounts rows were refused as 55 missing columns, with advice that the
+    accounts table had dropped its columns. A column in another case or with spaces counts as given:
+    the missing-columns error names those (`kamml.errors.FeatureMismatchError`).
+    """
+    columns = frame.columns
+    if any(c in columns for c in bundle.features):  # a request's usual case: at the first feature
+        return
+    needed = [c for c in bundle.features if not c.startswith("btyd_")]  # the bundle adds btyd_ itself
+    given = {str(c).strip().lower() for c in frame.columns}
+    if not needed or any(c.lower() in given for c in needed):
+        return
+    names = [str(c) for c in frame.columns]
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    raise ModelError(
+        f"features: the rows hold none of the model's {len(needed)} feature columns (they have "
+        f"{shown or 'no columns'}): the model scores one row per account of the features "
+        "kamml.build_features(data, cutoff, config) makes from the tables (their names and types are in "
+        "the model's input_example.json and MLmodel metadata.feature_types), not rows of an input table "
+        "such as transactions or accounts"
+    )
 
 
 def _empty_answer() -> dict[str, np.ndarray]:

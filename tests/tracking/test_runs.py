@@ -685,3 +685,30 @@ def test_a_run_its_gone_server_could_not_end_is_named_in_the_error_with_how_to_e
     with pytest.raises(TrackingStoreError) as info, TrainingRun(tracked_config()):
         raise gone  # ended: nothing to say of the run
     assert "could not be ended" not in str(info.value)
+
+
+def test_a_backtest_without_referral_metrics_says_why_in_a_param(tracked_config):
+    """Runs compared in MLflow showed referral.* metrics in one and none in the other, with no word why:
+    the reason was only in backtest.json, where the btyd value's is also a param."""
+    from types import SimpleNamespace
+
+    from kamml.tracking import TrainingRun
+
+    note = "no referred account brought in value in the test window 2024-01-01 to 2024-03-30"
+    fake = SimpleNamespace(
+        value={"kamml": {"gini": 0.5}},
+        churn={},
+        referral={},
+        referral_note=note,
+        protocol={"cutoff": "2024-01-01"},
+        to_dict=lambda: {},
+    )
+    with TrainingRun(tracked_config()) as run:
+        run.log_backtest(fake)
+    params = mlflow.MlflowClient().get_run(run.run_id).data.params
+    assert params["backtest.referral_note"] == note
+    assert run.protocol["backtest.referral_note"] == note
+    evaluated = SimpleNamespace(**{**vars(fake), "referral": {"kamml": {"gini": 0.4}}})
+    with TrainingRun(tracked_config()) as run:
+        run.log_backtest(evaluated)
+    assert "backtest.referral_note" not in mlflow.MlflowClient().get_run(run.run_id).data.params

@@ -761,12 +761,19 @@ class TrainingRun:
         mlflow.set_tag("data.notes", str(len(quality.notes)))
 
     def log_backtest(self, result: Any) -> dict[str, float]:
-        """Every metric beside its baselines, the protocol as params, the JSON of DESIGN §10."""
+        """Every metric beside its baselines, the protocol as params, the JSON of DESIGN §10.
+
+        A backtest without referral metrics (no referrals table, no referred value in its window) says
+        why in the param ``backtest.referral_note``.
+        """
         self.metrics = backtest_metrics(result)
         mlflow.log_metrics(self.metrics)
-        self.protocol = _cut(
-            {f"backtest.{k}": str(v) for k, v in result.protocol.items()}, "the whole is in backtest.json"
-        )
+        protocol = {f"backtest.{k}": str(v) for k, v in result.protocol.items()}
+        # why a run has no referral.* metrics, beside runs that have them (as btyd_value_note for value.btyd)
+        note = getattr(result, "referral_note", None)
+        if note and not result.referral:
+            protocol["backtest.referral_note"] = str(note)
+        self.protocol = _cut(protocol, "the whole is in backtest.json")
         mlflow.log_params(self.protocol)
         mlflow.log_text(json_text(result.to_dict()), "backtest.json")
         return self.metrics

@@ -712,3 +712,31 @@ def test_a_backtest_without_referral_metrics_says_why_in_a_param(tracked_config)
     with TrainingRun(tracked_config()) as run:
         run.log_backtest(evaluated)
     assert "backtest.referral_note" not in mlflow.MlflowClient().get_run(run.run_id).data.params
+
+
+def test_the_effort_params_say_the_horizon_and_size_their_figures_are_in(tracked_config):
+    """effort.scale (hours over the response's horizon) and effort.reference_value (value per that
+    horizon) were logged without the horizon, and the size term without its reference size or the clip:
+    runs of other horizons compared hours over different spans."""
+    from kamml.models.effort import EffortResponse
+    from kamml.tracking import TrainingRun
+
+    response = EffortResponse(
+        scale=2.0,
+        exponent=0.1,
+        reference_value=500.0,
+        size_column="size",
+        size_exponent=0.7,
+        size_reference=47.0,
+        horizon_days=90,
+        period_months=3,
+        uplift=0.5,
+    )
+    with TrainingRun(tracked_config()) as run:
+        run.log_effort(response.to_dict())
+    params = mlflow.MlflowClient().get_run(run.run_id).data.params
+    assert params["effort.horizon_days"] == "90"
+    assert params["effort.period_months"] == "3"
+    assert params["effort.size_reference"] == "47.0"
+    assert params["effort.clip"] == "[0.25, 4.0]"
+    assert params["effort.scale"] == "2.0"

@@ -779,15 +779,23 @@ class TrainingRun:
         return self.metrics
 
     def log_effort(self, response: Mapping[str, Any]) -> None:
-        """The effort response the allocation will use: params ``effort.*`` and effort.json."""
+        """The effort response the allocation will use: params ``effort.*`` and effort.json.
+
+        With the horizon its hours and reference value are over (``effort.horizon_days``), the size term's
+        reference and the clip: runs of other horizons compared ``effort.scale`` over different spans.
+        """
         mlflow.log_text(json_text(dict(response)), "effort.json")
         keep = (
             "source",
             "scale",
             "exponent",
             "reference_value",
+            "horizon_days",
+            "period_months",
             "size_column",
             "size_exponent",
+            "size_reference",
+            "clip",
             "uplift",
             "reason",
         )

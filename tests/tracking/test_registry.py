@@ -546,3 +546,15 @@ def test_the_gates_reason_shows_figures_that_differ_when_they_do():
     assert _decide("value.kamml.gini", 0.9 + 1e-12, "3", 0.9)[1] == (
         "value.kamml.gini 0.9000 does not beat the champion's 0.9000"
     )
+
+
+def test_holdout_totals_that_differ_by_rounding_are_the_same_holdout():
+    """The same data summed by another engine (Spark beside DuckDB) or in another order differ in the last
+    digits of the total: compared as text, the gate called that another holdout and warned."""
+    other = {**_HOLDOUT, "backtest.actual_total_value": repr(1234.5 * (1 + 4e-16))}
+    assert other["backtest.actual_total_value"] != _HOLDOUT["backtest.actual_total_value"]
+    assert holdout_difference(_HOLDOUT, other) is None
+    moved = {**_HOLDOUT, "backtest.actual_total_value": "1234.6"}
+    assert holdout_difference(_HOLDOUT, moved) == "actual_total_value 1234.5 against 1234.6"
+    text = {**_HOLDOUT, "backtest.actual_total_value": "n/a"}  # not a number: compared as written
+    assert holdout_difference(_HOLDOUT, text) == "actual_total_value 1234.5 against n/a"

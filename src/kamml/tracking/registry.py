@@ -182,6 +182,21 @@ def _records_holdout(params: Mapping[str, str]) -> bool:
     return any(k in params for k in HOLDOUT_PARAMS)
 
 
+#: Totals within this relative difference are one holdout's: the same data summed by another engine or
+#: in another order differ in the last digits (DuckDB's and Spark's sums of a float column).
+_TOTAL_RTOL = 1e-9
+
+
+def _same_param(champion: str | None, candidate: str | None) -> bool:
+    """Whether two runs' values of a holdout param agree: as written, or as numbers up to `_TOTAL_RTOL`."""
+    if champion == candidate:
+        return True
+    try:
+        return math.isclose(float(str(champion)), float(str(candidate)), rel_tol=_TOTAL_RTOL)
+    except ValueError:
+        return False
+
+
 def holdout_difference(champion: Mapping[str, str], candidate: Mapping[str, str]) -> str | None:
     """How the champion's recorded holdout (`HOLDOUT_PARAMS` of its run) differs from the candidate's.
 
@@ -189,7 +204,7 @@ def holdout_difference(champion: Mapping[str, str], candidate: Mapping[str, str]
     """
     if not (_records_holdout(champion) and _records_holdout(candidate)):
         return None
-    differ = [k for k in HOLDOUT_PARAMS if champion.get(k) != candidate.get(k)]
+    differ = [k for k in HOLDOUT_PARAMS if not _same_param(champion.get(k), candidate.get(k))]
     return (
         "; ".join(
             f"{k.removeprefix('backtest.')} {champion.get(k, 'not recorded')} against "

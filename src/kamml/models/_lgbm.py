@@ -29,7 +29,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal, Self
@@ -170,6 +170,9 @@ _BASE_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
     "max_bin": 255,
 }
+
+#: The estimator parameters that are dicts: `LGBMModel.set_params` takes ``<name>__<key>`` for one key.
+_DICT_PARAMS = ("params", "monotone")
 
 #: Column names LightGBM accepts as they are (it refuses JSON special characters in feature names).
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -739,17 +742,43 @@ class LGBMModel(KammlEstimator):
         unknown_lightgbm_parameters`); raised at `fit`, as sklearn validates parameters, as sklearn's
         `InvalidParameterError` (a ValueError and a TypeError).
         """
+        self._refuse_unknown_params(self.params or {}, repr, "params key")
+
+    def _refuse_unknown_params(self, keys: Iterable[str], key: Callable[[str], str], noun: str) -> None:
+        """An `InvalidParameterError` naming the `keys` of ``params`` that LightGBM does not know."""
         name = type(self).__name__
         arguments = {
             arg: f"an argument of {name}: {name}({arg}=...)"
             for arg in self.get_params(deep=False)
             if arg != "params"
         }
-        message = unknown_lightgbm_parameters(
-            self.params or {}, key=repr, noun="params key", elsewhere=arguments
-        )
+        message = unknown_lightgbm_parameters(keys, key=key, noun=noun, elsewhere=arguments)
         if message is not None:
             raise InvalidParameterError(f"{name}: {message}")
+
+    def set_params(self, **params: Any) -> Self:
+        """Set parameters as sklearn does; ``params__<key>`` and ``monotone__<feature>`` set one key of those.
+
+        That is how `GridSearchCV` and a `Pipeline` reach a LightGBM setting without an argument of its
+        own (``params__num_leaves``); sklearn's own method failed on it with "'dict' object has no
+        attribute 'set_params'". The dicts are copied (the caller's stay as they were), a whole dict given
+        in the same call is the base its keys go into, and a ``params__`` key LightGBM does not know is
+        refused by name before anything is set.
+        """
+        keyed: dict[str, dict[str, Any]] = {}
+        rest: dict[str, Any] = {}
+        for given, value in params.items():
+            head, nested, sub = given.partition("__")
+            if nested and head in _DICT_PARAMS:
+                keyed.setdefault(head, {})[sub] = value
+            else:
+                rest[given] = value
+        if "params" in keyed:
+            self._refuse_unknown_params(keyed["params"], lambda n: repr(f"params__{n}"), "parameter")
+        super().set_params(**rest)
+        for head, values in keyed.items():
+            setattr(self, head, {**(getattr(self, head) or {}), **values})
+        return self
 
     def _monotone_directions(self) -> dict[str, int]:
         """`monotone` checked: feature name -> 1 (prediction never falls as it rises), -1 or 0."""

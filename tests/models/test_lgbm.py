@@ -1,0 +1,79 @@
+"""What the three LightGBM models share (`kamml.models._lgbm`), as a scikit-learn user meets it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from kamml.models.churn import ChurnModel
+from kamml.models.clv import ClvModel
+from kamml.models.influence import InfluenceModel
+
+MODELS = (ClvModel, ChurnModel, InfluenceModel)
+
+
+def _data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, a non-negative value target and a binary target of 300 rows."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    return X, rng.poisson(np.exp(X[:, 0])) * 10.0, (X[:, 0] > 0).astype(int)
+
+
+def _target(model: Any) -> np.ndarray:
+    """The target of `_data` that `model` learns."""
+    _, value, churned = _data()
+    return churned if isinstance(model, ChurnModel) else value
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_set_params_sets_one_key_of_params_and_monotone(cls: type) -> None:
+    """``params__num_leaves`` is how GridSearchCV tunes a LightGBM setting without its own argument:
+    sklearn's set_params failed on it with "'dict' object has no attribute 'set_params'"."""
+    given = {"num_leaves": 7, "lambda_l2": 2.0}
+    model = cls(params=given)
+    assert model.set_params(params__num_leaves=3, monotone__x0=1) is model
+    assert model.params == {"num_leaves": 3, "lambda_l2": 2.0}
+    assert model.monotone == {"x0": 1}
+    assert given == {"num_leaves": 7, "lambda_l2": 2.0}  # the caller's dict is not changed
+    assert cls().set_params(params__num_leaves=5).params == {"num_leaves": 5}  # from params=None
+    # a whole dict given in the same call is the base the keys go into, as for nested estimators
+    assert cls().set_params(params={"max_bin": 63}, params__num_leaves=5).params == {
+        "max_bin": 63,
+        "num_leaves": 5,
+    }
+    restored = cls().set_params(**model.get_params())
+    assert restored.get_params() == model.get_params()
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_set_params_refuses_a_params_key_lightgbm_does_not_know_by_name(cls: type) -> None:
+    """A misspelt key is named at once, as a misspelt argument is, and the model is left as it was."""
+    model = cls(params={"num_leaves": 7})
+    with pytest.raises(InvalidParameterError, match=r"'params__num_leave'.*did you mean num_leaves"):
+        model.set_params(learning_rate=0.1, params__num_leave=3)
+    assert model.params == {"num_leaves": 7}
+    assert model.learning_rate == 0.05
+    with pytest.raises(ValueError, match="Invalid parameter 'param'"):
+        model.set_params(param__num_leaves=3)
+
+
+def test_a_pipeline_and_a_grid_search_tune_a_key_of_params() -> None:
+    X, y, _ = _data()
+    pipe = make_pipeline(StandardScaler(), ClvModel(num_threads=1, n_estimators=10))
+    pipe.set_params(clvmodel__params__num_leaves=4)
+    assert pipe[-1].params == {"num_leaves": 4}
+    search = GridSearchCV(
+        ClvModel(num_threads=1, n_estimators=10), {"params__num_leaves": [4, 8]}, cv=2, error_score="raise"
+    ).fit(X, y)
+    assert search.best_params_["params__num_leaves"] in (4, 8)
+    assert search.best_estimator_.params == {"num_leaves": search.best_params_["params__num_leaves"]}
+    alone = ClvModel(num_threads=1, n_estimators=10, params={"num_leaves": 4}).fit(X, y)
+    tuned = clone(alone).set_params(params=None, params__num_leaves=4).fit(X, y)
+    np.testing.assert_array_equal(tuned.predict(X), alone.predict(X))

@@ -486,13 +486,16 @@ def test_public_methods_check_their_inputs(cdnow_model: BetaGeo, small_rfm: np.n
         ),
         ([0.0, 0.0, 0.0], r"sample_weight: every weight is zero: at least one must be non-zero"),
         ([1.0, 1.0], r"sample_weight: one weight per row of X: got shape \(2,\), expected \(3,\)"),
+        (["1", "one", "2"], r"sample_weight: must be one number per row of X: could not convert .*'one'"),
+        ([1.0, None, pd.NA], r"sample_weight: must be one number per row of X"),
     ],
 )
 @pytest.mark.parametrize("model_class", [BetaGeo, GammaGamma])
 def test_bad_weights_are_a_schema_error_naming_sample_weight(
     model_class: Any, weights: list[float], message: str
 ) -> None:
-    """They were bare ValueErrors (sklearn's words for NaN), not kamml's errors with rows and examples."""
+    """They were bare ValueErrors (sklearn's words for NaN; numpy's for a text, naming no argument), not
+    kamml's errors with rows and examples."""
     X = np.array([[0, 0, 10], [1, 2, 10], [3, 8, 12]], dtype=float)
     if model_class is GammaGamma:
         X = np.array([[0, 0.0], [1, 20.0], [3, 12.0]])

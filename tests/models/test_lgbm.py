@@ -77,3 +77,26 @@ def test_a_pipeline_and_a_grid_search_tune_a_key_of_params() -> None:
     alone = ClvModel(num_threads=1, n_estimators=10, params={"num_leaves": 4}).fit(X, y)
     tuned = clone(alone).set_params(params=None, params__num_leaves=4).fit(X, y)
     np.testing.assert_array_equal(tuned.predict(X), alone.predict(X))
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({3: -1.0}, r"sample_weight: must be >= 0 \(1 row; e\.g\. -1\.0\)"),
+        ({3: "heavy"}, r"sample_weight: must be one number per row of X: could not convert .*'heavy'"),
+    ],
+)
+def test_bad_weights_are_refused_naming_sample_weight(
+    cls: type, weights: dict[int, Any], message: str
+) -> None:
+    """A text among the weights gave numpy's bare "could not convert string to float", naming no argument."""
+    from kamml.errors import SchemaError
+
+    X, _, _ = _data()
+    model = cls(num_threads=1, n_estimators=5)
+    given = np.ones(len(X), dtype=object)
+    for row, value in weights.items():
+        given[row] = value
+    with pytest.raises(SchemaError, match=message):
+        model.fit(X, _target(model), sample_weight=given)

@@ -55,16 +55,23 @@ def check_fitted(estimator: BaseEstimator, attribute: str) -> None:
 def check_sample_weight(sample_weight: ArrayLike | None, n_samples: int) -> NDArray[np.float64] | None:
     """Validate `sample_weight`; None stays None (unweighted).
 
-    One finite weight >= 0 per row (a scalar applies to every row), not all zero; a break raises a
+    One finite number >= 0 per row (a scalar applies to every row), not all zero; a break raises a
     `SchemaError` (a ValueError) naming ``sample_weight``, the rule, and the rows and values that break it.
     """
     if sample_weight is None:
         return None
     if isinstance(sample_weight, Real):
         sample_weight = np.full(n_samples, float(sample_weight))
-    weights = check_array(
-        sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight", ensure_all_finite=False
-    )
+    try:
+        weights = check_array(
+            sample_weight,
+            ensure_2d=False,
+            dtype=np.float64,
+            input_name="sample_weight",
+            ensure_all_finite=False,
+        )
+    except (TypeError, ValueError) as exc:  # numpy's "could not convert string to float" named no argument
+        _refuse_weights(f"must be one number per row of X: {exc}")
     if weights.ndim != 1 or weights.shape[0] != n_samples:
         _refuse_weights(f"one weight per row of X: got shape {weights.shape}, expected ({n_samples},)")
     for bad, rule in (

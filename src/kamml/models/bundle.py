@@ -918,6 +918,21 @@ class ModelBundle:
             )
         object.__setattr__(self, name, value)
 
+    def __repr__(self) -> str:
+        """A one-line summary: horizons, time unit, features, models, effort response, anchoring.
+
+        The dataclass's own repr printed every feature name, every model's monotone map and the meta's
+        coverage of each feature: about 4,000 characters in a notebook for a 58-feature bundle.
+        """
+        shown = ", ".join(self.features[:3]) + (", ..." if len(self.features) > 3 else "")
+        models = ", ".join(name for name in _MODELS if getattr(self, name, None) is not None)
+        effort = None if self.effort is None else "fitted"
+        return (
+            f"ModelBundle(horizon_days={self.horizon_days}, train_horizon_days={self.train_horizon_days}, "
+            f"unit_days={self.unit_days}, features={len(self.features)} [{shown}], models=[{models}], "
+            f"effort={effort}, anchored={self.anchored})"
+        )
+
     def feature_spec(self) -> dict[str, Any]:
         """How to rebuild this bundle's feature rows: the features section, time unit and horizon.
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from kamml.allocation import allocate, budget_curve
+from kamml.allocation.allocate import WRONG_ID_TYPE_RULE
 from kamml.allocation.optimizer import rep_names
 from kamml.allocation.summary import amount
 from kamml.config import AllocationConfig, Config
@@ -1706,6 +1707,31 @@ def _listed_owners(scores):
     return scores.assign(owner=[["ann", "bob"]] * len(scores))
 
 
+def _ids_of_dates(scores):
+    return scores.assign(account_id=[d.date() for d in pd.date_range("2024-01-01", periods=len(scores))])
+
+
+def _ids_of_timestamps(scores):
+    return scores.assign(account_id=pd.date_range("2024-01-01", periods=len(scores)).as_unit("us"))
+
+
+def _ids_of_zoned_timestamps(scores):
+    zoned = pd.date_range("2024-01-01", periods=len(scores), tz="UTC").as_unit("us")  # Spark reads no ns
+    return scores.assign(account_id=zoned)
+
+
+def _ids_of_yes_no(scores):
+    return scores.assign(account_id=np.arange(len(scores)) % 2 == 0)
+
+
+def _ids_of_yes_no_and_a_null(scores):
+    return scores.assign(account_id=[None] + [bool(i % 2) for i in range(1, len(scores))])
+
+
+#: The wrong-type rule of account_id before and after what the column holds (each engine's words).
+_ID_TYPE_RULE = tuple(part.format() for part in WRONG_ID_TYPE_RULE.split("{got}"))  # "{{" as said: "{"
+
+
 def _no_break_spaced_ids(scores):
     ids = scores["account_id"].astype(str)
     ids.iloc[1] = ids.iloc[0] + "\u00a0"  # the same id, with a no-break space: str.strip drops it
@@ -1724,22 +1750,54 @@ def _no_break_spaced_ids(scores):
         (_listed_ids, "scores.account_id: not one value (a list or a mapping)"),
         (_listed_owners, "scores.owner: not one value (a list or a mapping)"),
         (_no_break_spaced_ids, "scores.account_id: duplicated id (2 rows"),
+        (_ids_of_dates, f"scores.account_id: {WRONG_ID_TYPE_RULE.format(got='date values')} (20 rows"),
+        (_ids_of_timestamps, (f"scores.account_id: {_ID_TYPE_RULE[0]}", f"{_ID_TYPE_RULE[1]} (20 rows")),
+        (
+            _ids_of_zoned_timestamps,
+            (f"scores.account_id: {_ID_TYPE_RULE[0]}", f"{_ID_TYPE_RULE[1]} (20 rows"),
+        ),
+        (_ids_of_yes_no, f"scores.account_id: {WRONG_ID_TYPE_RULE.format(got='bool')} (20 rows"),
+        (
+            _ids_of_yes_no_and_a_null,
+            f"scores.account_id: {WRONG_ID_TYPE_RULE.format(got='yes/no values')} (19 rows",
+        ),
     ],
 )
 def test_scores_refused_in_memory_are_refused_on_spark(spark, tmp_path, broken, rule):
     """A parity audit: Spark planned yes/no churn as 0 and 1, ids 3.5 and lists, and "2" beside "2\u00a0"
-    as two accounts (exit 0), and stopped on a date's cast in a Java traceback (exit 1)."""
+    as two accounts (exit 0), and stopped on a date's cast in a Java traceback (exit 1). Then: Spark
+    planned ids of dates, timestamps and yes/no values (refused in memory as a wrong type). A rule given
+    in parts is said in both, around what each engine names the column's type (pandas' datetime64[us])."""
     from kamml.allocation import read_scores
     from kamml.spark import allocate_spark
 
     broken(random_scores(20, seed=2)).to_parquet(tmp_path / "scores.parquet")
     cfg = AllocationConfig(hours=10.0)
+    parts = (rule,) if isinstance(rule, str) else rule
     with pytest.raises(SchemaError) as mem:
         allocate(read_scores(tmp_path / "scores.parquet"), None, cfg)
-    assert rule in str(mem.value)
+    assert all(part in str(mem.value) for part in parts), str(mem.value)
     with pytest.raises(SchemaError) as got:
         allocate_spark(tmp_path / "scores.parquet", None, cfg, tmp_path / "a", session=spark)
-    assert rule in str(got.value)
+    assert all(part in str(got.value) for part in parts), str(got.value)
+    assert len(got.value.problems) == len(mem.value.problems)  # a wrong type: no null or repeated id
+    assert not (tmp_path / "a").exists()
+
+
+def test_account_ids_of_durations_in_a_spark_frame_are_refused_as_in_memory(spark, tmp_path):
+    """A parity audit: a Spark frame of duration ids (pandas' timedelta, Spark's interval) was planned
+    and written as numbers of microseconds; in memory it is refused as a wrong type."""
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(6, seed=4).assign(account_id=pd.to_timedelta(range(6), unit="D"))
+    cfg = AllocationConfig(hours=10.0)
+    with pytest.raises(SchemaError, match=re.escape(_ID_TYPE_RULE[0] + "timedelta64[ns]" + _ID_TYPE_RULE[1])):
+        allocate(scores, None, cfg)
+    with pytest.raises(SchemaError) as got:
+        allocate_spark(spark.createDataFrame(scores), None, cfg, tmp_path / "a", session=spark)
+    (problem,) = got.value.problems
+    assert (problem.column, problem.n_rows) == ("account_id", 6)
+    assert problem.rule == WRONG_ID_TYPE_RULE.format(got="duration values")
     assert not (tmp_path / "a").exists()
 
 

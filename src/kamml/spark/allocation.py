@@ -56,6 +56,7 @@ from kamml.allocation.allocate import (
     SCORE_BOUNDS,
     TEXT_NOT_UTF8_RULE,
     WHOLE_DAYS_RULE,
+    WRONG_ID_TYPE_RULE,
     active_accounts,
     allocation_config,
     check_capacity_reps,
@@ -1626,9 +1627,12 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
     if problems:
         raise SchemaError(problems)
     binary_id = isinstance(frame.schema["account_id"].dataType, T.BinaryType)
+    id_kind = _wrong_id_kind(frame.schema["account_id"].dataType)
     rules: list[tuple[str, str, Any]] = []
     if binary_id:  # as in memory: a wrong type, and no other rule of the ids
         rules.append(("account_id", BINARY_ID_RULE, F.col("account_id").isNotNull()))
+    elif id_kind is not None:  # dates, durations, yes/no: as in memory, and no other rule of the ids
+        rules.append(("account_id", WRONG_ID_TYPE_RULE, F.col("account_id").isNotNull()))
     else:
         rules.append(("account_id", "null id", F.col("account_id").isNull()))
     for column in ("account_id", "owner"):  # a list of reps or ids, as in memory
@@ -1639,7 +1643,7 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
             binary = frame.schema[column].metadata.get(_BINARY_KEY, False)
             rule = BINARY_OWNER_RULE if binary else TEXT_NOT_UTF8_RULE
             rules.append((column, rule, ~F.is_valid_utf8(F.col(column))))
-    nested_id = _nested(frame, "account_id") or binary_id
+    nested_id = _nested(frame, "account_id") or binary_id or id_kind is not None
     if frame.schema["account_id"].dataType.typeName() in ("double", "float"):  # 3.5 is no id
         ids = F.col("account_id")
         rule = "not a whole number (an id is a whole number or a text)"
@@ -1693,6 +1697,9 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         count = int(row[f"r{i}"] or 0)
         if rule == WHOLE_DAYS_RULE and any(p.column == column for p in problems):
             continue  # as in memory: told only of horizons breaking no other rule (0.5 is out of range only)
+        if rule == WRONG_ID_TYPE_RULE:  # pandas reads a boolean column with nulls as objects: yes/no values
+            got = "yes/no values" if id_kind == "bool" and count < int(row["n"]) else id_kind
+            rule = WRONG_ID_TYPE_RULE.format(got=got)
         if count:
             examples: tuple[Any, ...] = ()
             if rule not in ("null id", "missing value"):
@@ -1743,6 +1750,27 @@ _NUMBER_KINDS = frozenset(
 
 #: Spark types of the table's scoring columns for scores without them (`score_spark` writes these types).
 _SCORING_TYPES = {"cutoff": "timestamp_ntz", "model_uri": "string"}
+
+
+def _wrong_id_kind(kind: Any) -> str | None:
+    """What an account_id of dates, durations or yes/no values holds, in `WRONG_ID_TYPE_RULE`; else None.
+
+    In memory such ids are refused as a wrong type (`kamml.allocation.allocate._id_type_problems`); Spark
+    planned on them and wrote dates, or true and false, that no CRM account matches. A Parquet date32 or
+    boolean is named in pandas' words ("date values", "bool"); a timestamp by Spark's (pandas names its
+    unit, which Spark does not keep).
+    """
+    from pyspark.sql import types as T  # noqa: N812
+
+    if isinstance(kind, T.BooleanType):
+        return "bool"
+    if isinstance(kind, T.DateType):
+        return "date values"
+    if isinstance(kind, T.TimestampType | T.TimestampNTZType):
+        return "timestamp values"
+    if isinstance(kind, T.DayTimeIntervalType | T.YearMonthIntervalType | T.CalendarIntervalType):
+        return "duration values"
+    return None
 
 
 def _read_as_pandas(text: Any, number: Any) -> Any:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from kamml.allocation import allocate, budget_curve
-from kamml.allocation.allocate import WRONG_ID_TYPE_RULE
+from kamml.allocation.allocate import PERCENT_HINT, WRONG_ID_TYPE_RULE
 from kamml.allocation.optimizer import rep_names
 from kamml.allocation.summary import amount
 from kamml.config import AllocationConfig, Config
@@ -1336,7 +1336,7 @@ def test_infeasible_and_bad_scores(spark, tmp_path):
     with pytest.raises(SchemaError) as err:
         allocate_spark(spark.createDataFrame(bad), 100.0, cfg, tmp_path / "b")
     text = str(err.value)
-    assert "scores.p_churn: must be in [0, 1] (2 rows" in text
+    assert f"scores.p_churn: must be in [0, 1]{PERCENT_HINT} (2 rows" in text  # 1.5 in [0, 100], as in memory
     assert "duplicated id" in text
     # examples are the smallest ids and values, whatever the partitions: the same message run after run
     rows = [40, 7, 33, 2, 19, 28, 11]
@@ -1728,6 +1728,18 @@ def _ids_of_yes_no_and_a_null(scores):
     return scores.assign(account_id=[None] + [bool(i % 2) for i in range(1, len(scores))])
 
 
+def _churn_in_percent(scores):
+    return scores.assign(p_churn=scores["p_churn"] * 100)
+
+
+def _alive_in_percent_as_text(scores):
+    return scores.assign(p_alive=(scores["p_alive"] * 100).map(str).where(scores.index != 0, None))
+
+
+def _churn_off_the_range_past_a_percent(scores):
+    return scores.assign(p_churn=(scores["p_churn"] * 100).where(scores.index != 3, 150.0))
+
+
 #: The wrong-type rule of account_id before and after what the column holds (each engine's words).
 _ID_TYPE_RULE = tuple(part.format() for part in WRONG_ID_TYPE_RULE.split("{got}"))  # "{{" as said: "{"
 
@@ -1761,13 +1773,17 @@ def _no_break_spaced_ids(scores):
             _ids_of_yes_no_and_a_null,
             f"scores.account_id: {WRONG_ID_TYPE_RULE.format(got='yes/no values')} (19 rows",
         ),
+        (_churn_in_percent, f"scores.p_churn: must be in [0, 1]{PERCENT_HINT} ("),
+        (_alive_in_percent_as_text, f"scores.p_alive: must be in [0, 1]{PERCENT_HINT} ("),
+        (_churn_off_the_range_past_a_percent, "scores.p_churn: must be in [0, 1] ("),  # no percentages
     ],
 )
 def test_scores_refused_in_memory_are_refused_on_spark(spark, tmp_path, broken, rule):
     """A parity audit: Spark planned yes/no churn as 0 and 1, ids 3.5 and lists, and "2" beside "2\u00a0"
     as two accounts (exit 0), and stopped on a date's cast in a Java traceback (exit 1). Then: Spark
-    planned ids of dates, timestamps and yes/no values (refused in memory as a wrong type). A rule given
-    in parts is said in both, around what each engine names the column's type (pandas' datetime64[us])."""
+    planned ids of dates, timestamps and yes/no values (refused in memory as a wrong type), and did not
+    say that a p_churn or p_alive off [0, 1] looks like percentages. A rule given in parts is said in
+    both, around what each engine names the column's type (pandas' datetime64[us])."""
     from kamml.allocation import read_scores
     from kamml.spark import allocate_spark
 

@@ -884,6 +884,33 @@ def test_scores_ids_are_read_alike_in_memory_and_on_spark(spark, tmp_path):
     assert {p.rule for p in err.value.problems} == {"null id", "duplicated id"}
 
 
+def test_text_ids_of_a_spark_frame_are_read_as_in_memory(spark, tmp_path):
+    """A parity audit: a frame given in memory reads text ids as a scores file's (" b " is b, "" and
+    "NULL" no id); a Spark frame kept them as given, planning " a" beside "a" as two accounts and ""
+    as one, and writing " b " with its spaces."""
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(40, seed=8)
+    ids = [f"acct{i}" for i in range(40)]
+    ids[:4] = [" b ", "007", "3.0", "x\u00a0"]
+    scores["account_id"] = ids
+    cfg = AllocationConfig(hours=30.0)
+    mem = allocate(scores, None, cfg)
+    out = allocate_spark(spark.createDataFrame(scores), None, cfg, tmp_path / "alloc", session=spark)
+    table = read_parts(out.path)
+    assert {"b", "007", "3", "x"} <= set(table["account_id"])
+    assert_allocation_equal(mem, table, out.summary, hours_atol=1e-9)
+    for i, (text, rule) in enumerate(
+        [(" acct5", "duplicated id (2 rows"), ("", "null id (1 row"), (" NULL ", "null id (1 row")]
+    ):
+        broken = scores.assign(account_id=[text, *ids[1:]])
+        with pytest.raises(SchemaError, match=rf"scores\.account_id: {re.escape(rule)}"):
+            allocate(broken, None, cfg)
+        with pytest.raises(SchemaError, match=rf"scores\.account_id: {re.escape(rule)}"):
+            allocate_spark(spark.createDataFrame(broken), None, cfg, tmp_path / f"no{i}", session=spark)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alloc"]
+
+
 def test_scores_column_names_match_alike_in_memory_and_on_spark(spark, tmp_path):
     """' clv', 'P_Churn' and a BOM before account_id name the scores columns on both engines, as in the
     input tables (an allocation audit: both refused them as missing columns)."""
@@ -1407,12 +1434,17 @@ def test_whole_float_ids_of_a_spark_frame_are_written_as_integers_as_in_memory(s
     table = read_parts(out.path)
     assert table["account_id"].dtype == np.int64
     assert_allocation_equal(mem, table, out.summary, hours_atol=1e-9)
-    # text ids are left as given, as in memory: " 7" beside "7" is two accounts there too
+    # text ids are read as a file's, as in memory: " 7" beside "7" is one id, repeated
     texts = scores.assign(account_id=scores["account_id"].astype(int).astype(str))
     texts.loc[0, "account_id"] = " " + texts.loc[1, "account_id"]
-    mem = allocate(texts, None, cfg)
-    out = allocate_spark(spark.createDataFrame(texts), None, cfg, tmp_path / "b")
-    assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
+    with pytest.raises(SchemaError) as mem_err:
+        allocate(texts, None, cfg)
+    with pytest.raises(SchemaError) as got:
+        allocate_spark(spark.createDataFrame(texts), None, cfg, tmp_path / "b")
+    for err in (mem_err, got):  # examples differ: pandas names the id once per row, Spark once
+        assert f"scores.account_id: duplicated id (2 rows; e.g. {texts.loc[1, 'account_id']}" in str(
+            err.value
+        )
 
 
 def test_stakes_that_add_up_past_the_largest_float_stop_spark_as_in_memory(spark, tmp_path):

@@ -232,8 +232,8 @@ def allocate_spark(
     spark = session or spark_session(config if isinstance(config, Config) else None)
     if isinstance(scores, str | Path):
         frame = read_scores_spark(spark, scores)
-    else:  # as `kamml.allocate` takes a pandas frame: whole float ids are integers, text as given
-        frame = _ids_as_in_the_tables(scores, texts=False)
+    else:  # as `kamml.allocate` takes a pandas frame: ids read as a file's, text owners as given
+        frame = _ids_as_in_the_tables(scores, text_owners=False)
     target = str(out_dir)
     remove_stale_siblings(spark, target)
     staging = temp_sibling(target, "staging", spark)
@@ -336,17 +336,19 @@ def _alike_names_read(spark: SparkSession, source: str, local: Path | None) -> D
     return spark.read.schema(T.StructType(kept)).parquet(source)
 
 
-def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
+def _ids_as_in_the_tables(frame: DataFrame, *, text_owners: bool = True) -> DataFrame:
     """Ids of a scores file read as `kamml.allocation.read_scores` reads them, so both engines plan alike.
 
     Text account ids are trimmed (" 1" is account 1), pandas' missing-value texts ("", "NULL") are no
     id or owner, an account id "119.0" is 119, and an account_id column whose every value is the text
     of an int64, or a whole float, becomes long: one aggregate pass, only for a text or float account_id.
     Owners need no pass: `rep_names` trims them and names whole numbers alike later. Read as given,
-    " 1" beside "1" was a second account on Spark and a repeated id in memory. Without `texts` (a frame
-    given, as `kamml.allocate` takes a pandas one) only a float account_id of whole numbers becomes long:
-    written 450.0, it was an id a CRM import does not match. A binary owner is its UTF-8 text, as in memory
-    (`kamml.allocation.scores_file.text_owners`); bytes that are not UTF-8 are kept for `_check_scores`.
+    " 1" beside "1" was a second account on Spark and a repeated id in memory. Without `text_owners` (a
+    frame given) text owners are left as given, as `kamml.allocate` leaves a pandas frame's (its text ids
+    are read as a file's: a Spark frame planned " a" beside "a" as two accounts and "" as one). A float
+    account_id of whole numbers becomes long: written 450.0, it was an id a CRM import does not match.
+    A binary owner is its UTF-8 text, as in memory (`kamml.allocation.scores_file.text_owners`); bytes
+    that are not UTF-8 are kept for `_check_scores`.
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
@@ -370,12 +372,12 @@ def _ids_as_in_the_tables(frame: DataFrame, *, texts: bool = True) -> DataFrame:
     owner = frame.schema["owner"].dataType if "owner" in frame.columns else None
     if isinstance(owner, T.BinaryType):  # Spark's cast copies the bytes: those not UTF-8 stay so
         raw = F.col("owner").cast("string")
-        frame = frame.withColumn("owner", utf8_known(raw) if texts else raw)
+        frame = frame.withColumn("owner", utf8_known(raw) if text_owners else raw)
         frame = frame.withMetadata("owner", {_BINARY_KEY: True})  # for `_check_scores`' wording
-    elif texts and isinstance(owner, T.StringType):
+    elif text_owners and isinstance(owner, T.StringType):
         frame = frame.withColumn("owner", utf8_known("owner"))
     kind = frame.schema["account_id"].dataType if "account_id" in frame.columns else None
-    if texts and isinstance(kind, T.StringType):
+    if isinstance(kind, T.StringType):
         text = utf8_known("account_id")
         text = F.when(text.rlike(WHOLE_FLOAT_PATTERN), F.split(text, r"\.").getItem(0)).otherwise(text)
         frame = frame.withColumn("account_id", text)

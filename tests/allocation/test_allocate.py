@@ -1536,10 +1536,13 @@ def test_probabilities_given_as_percentages_are_refused_with_a_hint(column, tmp_
         allocate_file(tmp_path / "s.csv", 10.0, tmp_path / "a.csv")
 
 
-@pytest.mark.parametrize("values", [[20.0, -0.5, 0.5], [20.0, 150.0, 0.5]])
+@pytest.mark.parametrize(
+    "values", [[20.0, -0.5, 0.5], [20.0, 150.0, 0.5], [1.5, 0.2, 0.5, 0.9], [1.5, 2.0, 0.2, 0.5, 0.9]]
+)
 def test_probabilities_off_the_range_that_are_no_percentages_keep_the_plain_rule(values):
-    """A negative p_churn, or one above 100, is no percentage: the rule is said without the hint."""
-    scores = make_scores(3).assign(p_churn=values)
+    """A negative p_churn, or one above 100, is no percentage, nor a model's stray 1.5 among probabilities
+    (most values at most 1), which the hint told to divide every value by 100: the rule alone is said."""
+    scores = make_scores(len(values)).assign(p_churn=values)
     with pytest.raises(SchemaError) as info:
         check_scores(scores)
     (problem,) = info.value.problems

@@ -1415,12 +1415,19 @@ def _problem(column: str, rule: str, bad: pd.Series, values: pd.Series | None = 
 PERCENT_HINT = "; they look like percentages: divide by 100"
 
 
-def _percent_hint(outside: FloatArray, high: float) -> str:
-    """`PERCENT_HINT` for a probability whose every value off [0, 1] lies in [0, 100], else ''.
+def _percent_hint(values: npt.NDArray[np.floating[Any]], outside: npt.NDArray[np.bool_], high: float) -> str:
+    """`PERCENT_HINT` for a probability that reads as percentages, else ''.
 
-    A churn export in percent (20, 70) was refused without a word of the likely cause.
+    Every value off [0, 1] lies in [0, 100] and at least half the finite values are above 1 (`values`:
+    the column as numbers, `outside`: which are off the range). A churn export in percent (20, 70) was
+    refused without a word of the likely cause; a model's stray 1.5 among probabilities is no percentage.
     """
-    return PERCENT_HINT if high == 1.0 and bool(np.all((outside >= 0) & (outside <= 100))) else ""
+    if high != 1.0:
+        return ""
+    off = values[outside]
+    finite = values[np.isfinite(values)]
+    percents = bool(np.all((off >= 0) & (off <= 100))) and 2 * int((finite > 1).sum()) >= finite.size
+    return PERCENT_HINT if percents else ""
 
 
 def _check_number(series: pd.Series, column: str, low: float, high: float, nan_ok: bool) -> list[Problem]:
@@ -1452,6 +1459,6 @@ def _check_number(series: pd.Series, column: str, low: float, high: float, nan_o
     if outside.any():
         rule = f"must be >= {low:g}" if high == np.inf else f"must be in [{low:g}, {high:g}]"
         problems.append(
-            _problem(column, rule + _percent_hint(values[outside.to_numpy()], high), outside, series)
+            _problem(column, rule + _percent_hint(values, outside.to_numpy(), high), outside, series)
         )
     return problems

@@ -1632,7 +1632,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
     binary_id = isinstance(frame.schema["account_id"].dataType, T.BinaryType)
     id_kind = _wrong_id_kind(frame.schema["account_id"].dataType)
     rules: list[tuple[str, str, Any]] = []
-    no_percent: dict[int, Any] = {}  # rule 'in [0, 1]' (its index): rows off [0, 100] too; none: percent
+    # rule 'in [0, 1]' (its index): rows off [0, 100] too, rows above 1, finite rows (`_percent_hint`)
+    no_percent: dict[int, tuple[Any, Any, Any]] = {}
     if binary_id:  # as in memory: a wrong type, and no other rule of the ids
         rules.append(("account_id", BINARY_ID_RULE, F.col("account_id").isNotNull()))
     elif id_kind is not None:  # dates, durations, yes/no: as in memory, and no other rule of the ids
@@ -1676,7 +1677,9 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         rule = f"must be >= {low:g}" if high == math.inf else f"must be in [{low:g}, {high:g}]"
         rules.append((column, rule, outside))
         if high == 1.0:  # as in memory (`PERCENT_HINT`): p_churn of 20 and 70 is likely a percentage
-            no_percent[len(rules) - 1] = outside & ((number < F.lit(0.0)) | (number > F.lit(100.0)))
+            finite = ~missing & ~infinite
+            off = outside & ((number < F.lit(0.0)) | (number > F.lit(100.0)))
+            no_percent[len(rules) - 1] = (off, finite & (number > F.lit(1.0)), finite)
         if column == HORIZON_COLUMN:  # as in memory: the plan is over whole days
             rules.append((column, WHOLE_DAYS_RULE, ~missing & ~infinite & (number != F.floor(number))))
     aggs = [F.count(F.lit(1)).alias("n")]
@@ -1685,7 +1688,9 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         for i, (_, _, cond) in enumerate(rules)
     ]
     aggs += [
-        F.sum(F.coalesce(cond, F.lit(False)).cast("long")).alias(f"q{i}") for i, cond in no_percent.items()
+        F.sum(F.coalesce(cond, F.lit(False)).cast("long")).alias(f"{key}{i}")
+        for i, conds in no_percent.items()
+        for key, cond in zip("qpf", conds, strict=True)
     ]
     days = F.col(HORIZON_COLUMN).try_cast("double")
     horizon_kind = frame.schema[HORIZON_COLUMN].dataType.typeName() if HORIZON_COLUMN in frame.columns else ""
@@ -1709,8 +1714,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         if rule == WRONG_ID_TYPE_RULE:  # pandas reads a boolean column with nulls as objects: yes/no values
             got = "yes/no values" if id_kind == "bool" and count < int(row["n"]) else id_kind
             rule = WRONG_ID_TYPE_RULE.format(got=got)
-        if i in no_percent and not row[f"q{i}"]:
-            rule += PERCENT_HINT
+        if i in no_percent and not row[f"q{i}"] and 2 * int(row[f"p{i}"] or 0) >= int(row[f"f{i}"] or 0):
+            rule += PERCENT_HINT  # as in memory: nothing off [0, 100], at least half above 1
         if count:
             examples: tuple[Any, ...] = ()
             if rule not in ("null id", "missing value"):

@@ -436,3 +436,11 @@ def test_top_capture_refuses_a_share_that_is_not_a_fraction(share) -> None:
     """True was read as 1.0 (the whole book's capture); a string or None gave Python's TypeError."""
     with pytest.raises(ValueError, match="share must be a number in \\(0, 1\\]"):
         top_capture([1, 2], [1, 2], share)
+
+
+def test_aggregate_error_is_positive_for_a_forecast_above_a_net_refund_total() -> None:
+    """Divided by a negative actual total (refunds outweighing purchases), a forecast above the actual
+    total read as an under-forecast: -0.5 for -5 predicted against -10 (an evaluation audit)."""
+    assert aggregate_error([-10.0, 0.0], [-5.0, 0.0]) == pytest.approx(0.5)
+    assert aggregate_error([-10.0, 0.0], [-15.0, 0.0]) == pytest.approx(-0.5)
+    assert aggregate_error([10.0, 0.0], [5.0, 0.0]) == pytest.approx(-0.5)  # unchanged for sales

@@ -266,9 +266,13 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> flo
 
 
 def aggregate_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """(predicted total - actual total) / actual total; NaN when the actual total is 0."""
+    """(predicted total - actual total) / |actual total|: above 0 over-forecasts; NaN when the total is 0.
+
+    Over the size of the total, so that the sign says over or under where refunds outweigh purchases:
+    over a negative total, -5 predicted against -10 read -0.5, an under-forecast (an evaluation audit).
+    """
     a, b = _unit_pair(y_true, y_pred)
-    return _ratio(float(b.sum() - a.sum()), float(a.sum()), _zero_below(a))
+    return _ratio(float(b.sum() - a.sum()), abs(float(a.sum())), _zero_below(a))
 
 
 def _errors(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[FloatArray, int]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from kamml.evaluation.metrics import (
+    UndefinedMetricWarning,
     aggregate_error,
     calibration_table,
     churn_metrics,
@@ -86,8 +88,10 @@ def test_gini_of_binary_target_is_2auc_minus_1() -> None:
 
 
 def test_gini_is_nan_when_nothing_to_rank() -> None:
-    assert math.isnan(normalized_gini([0, 0, 0], [1, 2, 3]))
-    assert math.isnan(normalized_gini([2, 2, 2], [1, 2, 3]))
+    with pytest.warns(UndefinedMetricWarning):
+        assert math.isnan(normalized_gini([0, 0, 0], [1, 2, 3]))
+    with pytest.warns(UndefinedMetricWarning):
+        assert math.isnan(normalized_gini([2, 2, 2], [1, 2, 3]))
 
 
 # ---- other value metrics ---------------------------------------------------------------------------
@@ -96,7 +100,8 @@ def test_gini_is_nan_when_nothing_to_rank() -> None:
 def test_spearman() -> None:
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))
+    with pytest.warns(UndefinedMetricWarning):
+        assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))
     y, p = [0, 0, 1, 3, 2], [1, 2, 2, 5, 5]
     assert spearman(y, p) == pytest.approx(stats.spearmanr(y, p).statistic)
 
@@ -121,7 +126,8 @@ def test_top_capture_rejects_bad_share() -> None:
 def test_aggregate_error_rmse_mae() -> None:
     assert aggregate_error([10, 10], [12, 9]) == pytest.approx(0.05)
     assert aggregate_error([10, 10], [5, 5]) == pytest.approx(-0.5)
-    assert math.isnan(aggregate_error([0, 0], [1, 1]))
+    with pytest.warns(UndefinedMetricWarning):
+        assert math.isnan(aggregate_error([0, 0], [1, 1]))
     assert rmse([0, 0, 3], [0, 4, 3]) == pytest.approx(math.sqrt(16 / 3))
     assert mae([0, 0, 3], [0, 4, 1]) == pytest.approx(2.0)
 
@@ -175,7 +181,8 @@ def test_decile_wape_weighs_deciles_by_what_they_bought() -> None:
     y[-2:] = 0.0
     assert decile_mape(y, p) == pytest.approx(0.0)
     assert decile_wape(y, p) == pytest.approx(10 / y.sum())
-    assert math.isnan(decile_wape([0.0] * 10, [1.0] * 10))
+    with pytest.warns(UndefinedMetricWarning):
+        assert math.isnan(decile_wape([0.0] * 10, [1.0] * 10))
 
 
 def test_decile_table_splits_ties_by_expectation() -> None:
@@ -250,7 +257,8 @@ def test_churn_metrics_hand_computed() -> None:
 
 
 def test_churn_metrics_one_class_and_bad_input() -> None:
-    out = churn_metrics([1, 1, 1], [0.2, 0.5, 0.9])
+    with pytest.warns(UndefinedMetricWarning):
+        out = churn_metrics([1, 1, 1], [0.2, 0.5, 0.9])
     assert math.isnan(out["roc_auc"])
     assert math.isnan(out["pr_auc"])
     assert out["brier"] == pytest.approx((0.64 + 0.25 + 0.01) / 3)
@@ -330,7 +338,8 @@ def test_gini_of_equal_actuals_is_nan_and_never_outside_one(value, n):
     """A metrics audit: equal actuals read -19.5 or 1.0 (a ratio of two rounding remainders), and one
     account 1e-12 apart read 10.1."""
     rng = np.random.default_rng(n)
-    assert np.isnan(normalized_gini(np.full(n, value), rng.random(n)))
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(normalized_gini(np.full(n, value), rng.random(n)))
     nearly = np.full(n, value)
     nearly[3] += 1e-12
     assert -1.0 <= normalized_gini(nearly, rng.random(n)) <= 1.0
@@ -341,9 +350,12 @@ def test_refunds_that_net_to_nothing_are_a_total_of_zero():
     """[0.1, 0.2, -0.3] sums to 5.6e-17: the aggregate error read 2.5e18, and a decile netting to
     -9e-13 set decile MAPE to 6.6e11 (a metrics audit)."""
     nets = [0.1, 0.2, -0.3]
-    assert np.isnan(aggregate_error(nets, [1.0, 1.0, 1.0]))
-    assert np.isnan(top_capture(nets, [3.0, 2.0, 1.0]))
-    assert np.isnan(normalized_gini(nets, [3.0, 2.0, 1.0]))
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(aggregate_error(nets, [1.0, 1.0, 1.0]))
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(top_capture(nets, [3.0, 2.0, 1.0]))
+    with pytest.warns(UndefinedMetricWarning):
+        assert np.isnan(normalized_gini(nets, [3.0, 2.0, 1.0]))
     actual = np.r_[np.arange(100.0, 127.0), [53.73, 88.12, -141.85]]
     forecast = np.r_[np.arange(127.0, 100.0, -1.0), [3.0, 2.0, 1.0]]
     table = decile_table(actual, forecast)
@@ -444,3 +456,40 @@ def test_aggregate_error_is_positive_for_a_forecast_above_a_net_refund_total() -
     assert aggregate_error([-10.0, 0.0], [-5.0, 0.0]) == pytest.approx(0.5)
     assert aggregate_error([-10.0, 0.0], [-15.0, 0.0]) == pytest.approx(-0.5)
     assert aggregate_error([10.0, 0.0], [5.0, 0.0]) == pytest.approx(-0.5)  # unchanged for sales
+
+
+@pytest.mark.parametrize(
+    ("metric", "y", "p", "match"),
+    [
+        (normalized_gini, [2.0, 2.0, 2.0], [1.0, 2.0, 3.0], r"gini is NaN: y_true's 3 values are all equal"),
+        (normalized_gini, [5.0, -5.0], [1.0, 2.0], r"gini is NaN: y_true's values sum to 0"),
+        (spearman, [1.0, 2.0, 3.0], [4.0, 4.0, 4.0], r"spearman is NaN: y_pred's 3 values are all equal"),
+        (spearman, [1.0], [4.0], r"spearman is NaN: it needs at least 2 accounts, got 1"),
+        (top_capture, [0.0, 0.0], [1.0, 2.0], r"top_capture is NaN: y_true's values sum to 0"),
+        (aggregate_error, [1.0, -1.0], [1.0, 2.0], r"aggregate_error is NaN: y_true's values sum to 0"),
+        (decile_mape, [0.0] * 10, [1.0] * 10, r"decile_mape is NaN: every decile's actual total is 0"),
+        (decile_wape, [0.0] * 10, [1.0] * 10, r"decile_wape is NaN: y_true's values sum to 0"),
+    ],
+)
+def test_a_nan_metric_warns_naming_the_argument_and_the_rule(metric, y, p, match) -> None:
+    """A NaN came back without a word where scipy and scikit-learn warn: a user averaging folds read
+    NaN with nothing saying which input made it (an evaluation audit)."""
+    with pytest.warns(UndefinedMetricWarning, match=match):
+        assert math.isnan(metric(y, p))
+
+
+@pytest.mark.parametrize(("y", "outcome"), [([1, 1, 1], r"1 \(churned\)"), ([0, 0, 0], r"0 \(not churned\)")])
+def test_churn_auc_of_one_outcome_warns(y, outcome) -> None:
+    """ROC and PR AUC are NaN when every account has one outcome; it said nothing (an evaluation audit)."""
+    match = rf"roc_auc and pr_auc are NaN: every one of y_true's 3 accounts is {outcome}"
+    with pytest.warns(UndefinedMetricWarning, match=match):
+        out = churn_metrics(y, [0.2, 0.5, 0.9])
+    assert math.isnan(out["roc_auc"])
+    assert math.isnan(out["pr_auc"])
+
+
+def test_defined_metrics_do_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value_metrics([5.0, 0.0, 1.0, 0.0], [3.0, 1.0, 2.0, 0.0])
+        churn_metrics([1, 0, 1], [0.8, 0.1, 0.4])

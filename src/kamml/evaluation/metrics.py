@@ -27,12 +27,16 @@ keyed by account_id, so those are paired by index label (`_pair`):
 - a duplicated label in either index, when the indexes differ: a ValueError (no one-to-one match).
 
 Series with identical indexes, and any input that is not a Series, are paired by position as before.
+
+A metric the inputs leave undefined (a Gini of equal actuals, a share of a total of 0, an AUC of one
+outcome) is NaN, and says why in an `UndefinedMetricWarning` naming the input and the rule.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -42,6 +46,7 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 __all__ = [
+    "UndefinedMetricWarning",
     "aggregate_error",
     "calibration_table",
     "churn_metrics",
@@ -57,6 +62,10 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
+
+
+class UndefinedMetricWarning(UserWarning):
+    """A metric is NaN because its inputs leave it undefined; the message names the input and the rule."""
 
 
 def _describe_index(index: pd.Index) -> str:
@@ -167,9 +176,23 @@ def _zero_below(a: FloatArray) -> float:
     return float(a.size * np.finfo(np.float64).eps * np.abs(a).sum())
 
 
-def _ratio(numerator: float, denominator: float, zero: float = 0.0) -> float:
-    """Return numerator / denominator, or NaN when |denominator| is at most `zero`."""
-    return float(numerator / denominator) if abs(denominator) > zero else math.nan
+def _undefined(metric: str, reason: str, verb: str = "is") -> float:
+    """NaN with an `UndefinedMetricWarning` saying why: a bare NaN named neither the input nor the rule.
+
+    scipy's spearmanr and scikit-learn's AUCs warn where these give NaN; kamml said nothing (an audit).
+    """
+    warnings.warn(f"{metric} {verb} NaN: {reason}", UndefinedMetricWarning, stacklevel=3)
+    return math.nan
+
+
+def _zero_total(why: str) -> str:
+    """The reason a metric on y_true's total is NaN when that total is 0 (to rounding)."""
+    return f"y_true's values sum to 0 (to rounding; refunds that net out purchases too), and {why}"
+
+
+def _all_equal(name: str, values: FloatArray) -> str:
+    """The reason a ranking metric is NaN when `name`'s values are all equal."""
+    return f"{name}'s {values.size:,} values are all equal, so they give no order to rank by"
 
 
 def _expected_cumulative(y_true: FloatArray, y_pred: FloatArray) -> FloatArray:
@@ -219,7 +242,8 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     and the diagonal) divided by the Gini of the perfect ordering. Tied forecasts count at their
     expected value under random tie-breaking, so a constant forecast scores 0 (to rounding, 1e-15).
 
-    Returns NaN when the actual values are all equal (nothing to rank) or sum to 0.
+    Returns NaN, with an `UndefinedMetricWarning`, when the actual values are all equal (nothing to rank)
+    or sum to 0.
 
     Examples
     --------
@@ -229,19 +253,22 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     0.6667
     """
     a, b = _ranked_pair(y_true, y_pred)
-    if a.size == 0 or np.all(a == a[0]):  # nothing to rank
-        return math.nan
+    if np.all(a == a[0]):  # nothing to rank
+        return _undefined("gini", _all_equal("y_true", a))
     best = _gini(a, a)
     if math.isnan(best) or best == 0:
-        return math.nan
+        return _undefined("gini", _zero_total("the Gini measures shares of that total"))
     return float(np.clip(_gini(a, b) / best, -1.0, 1.0))  # |G(b)| <= G(a): only rounding passes it
 
 
 def spearman(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    """Spearman rank correlation (average ranks for ties); NaN, with a warning, when a side is constant."""
     a, b = _pair(y_true, y_pred)
-    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
-        return math.nan
+    if a.size < 2:
+        return _undefined("spearman", f"it needs at least 2 accounts, got {a.size}")
+    for name, values in (("y_true", a), ("y_pred", b)):
+        if np.all(values == values[0]):
+            return _undefined("spearman", _all_equal(name, values))
     return float(stats.spearmanr(a, b).statistic)
 
 
@@ -249,7 +276,7 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> flo
     """Share of the total actual value held by the top `share` of accounts ranked by forecast.
 
     The top ``share * n`` accounts are taken (a fractional last account counts in proportion), ties at
-    their expected value under random tie-breaking. NaN when the actual total is 0.
+    their expected value under random tie-breaking. NaN, with a warning, when the actual total is 0.
 
     Examples
     --------
@@ -262,7 +289,9 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> flo
     a, b = _ranked_pair(y_true, y_pred)
     cumulative = _expected_cumulative(a, b)
     captured = float(np.interp(share * a.size, np.arange(a.size + 1), cumulative))
-    return _ratio(captured, float(a.sum()), _zero_below(a))
+    if abs(float(a.sum())) <= _zero_below(a):
+        return _undefined("top_capture", _zero_total("the capture is a share of that total"))
+    return captured / float(a.sum())
 
 
 def aggregate_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -272,7 +301,9 @@ def aggregate_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     over a negative total, -5 predicted against -10 read -0.5, an under-forecast (an evaluation audit).
     """
     a, b = _unit_pair(y_true, y_pred)
-    return _ratio(float(b.sum() - a.sum()), abs(float(a.sum())), _zero_below(a))
+    if abs(float(a.sum())) <= _zero_below(a):
+        return _undefined("aggregate_error", _zero_total("the error is relative to that total"))
+    return float(b.sum() - a.sum()) / abs(float(a.sum()))
 
 
 def _errors(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[FloatArray, int]:
@@ -365,11 +396,15 @@ def decile_mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean absolute percentage error of predicted vs actual totals over the deciles of forecast value.
 
     Deciles as in `decile_table`; a decile whose actual total is 0 has no percentage error and is left
-    out of the mean. NaN when every decile's actual total is 0.
+    out of the mean. NaN, with a warning, when every decile's actual total is 0.
     """
     ape = _deciles(*_unit_pair(y_true, y_pred))["ape"].to_numpy()
     ape = ape[~np.isnan(ape)]  # an error past the float range is inf, not a decile that bought nothing
-    return float(ape.mean()) if ape.size else math.nan
+    if not ape.size:
+        return _undefined(
+            "decile_mape", "every decile's actual total is 0 (y_true), so none has a percentage error"
+        )
+    return float(ape.mean())
 
 
 def decile_wape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -378,13 +413,14 @@ def decile_wape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     `decile_mape`'s companion for sparse books: each decile weighs by what it bought and none is left
     out. Where most accounts buy nothing, a bottom decile that bought $18 against $873 predicted is a
     4,750 % error that set decile MAPE to 4.9 for a model whose other deciles were within 3-68 %, while a
-    rival's decile that bought nothing was left out of its mean. NaN when the actual total is 0.
+    rival's decile that bought nothing was left out of its mean. NaN, with a warning, when the actual
+    total is 0.
     """
     a, b = _unit_pair(y_true, y_pred)
     table = _deciles(a, b)
     actual = float(table["actual_total"].sum())
     if abs(actual) <= _zero_below(a):
-        return math.nan
+        return _undefined("decile_wape", _zero_total("the error is relative to that total"))
     return float(np.abs(table["predicted_total"] - table["actual_total"]).sum() / abs(actual))
 
 
@@ -424,10 +460,16 @@ def churn_metrics(y_true: ArrayLike, p: ArrayLike) -> dict[str, float]:
     error of the probability), ``log_loss`` (probabilities clipped to [1e-15, 1 - 1e-15] first, so a
     certain wrong answer costs about 34.5, not infinity; scikit-learn now clips at machine epsilon
     instead, so its figure for p exactly 0 or 1 differs) and ``base_rate`` (share of churned accounts).
-    ROC and PR AUC are NaN when only one outcome occurs.
+    ROC and PR AUC are NaN, with one warning, when only one outcome occurs.
     """
     a, b = _binary(y_true, p)
     both = 0 < a.sum() < a.size
+    if not both:
+        outcome = "1 (churned)" if a[0] == 1 else "0 (not churned)"
+        reason = (
+            f"every one of y_true's {a.size:,} accounts is {outcome}, and both need accounts of each outcome"
+        )
+        _undefined("roc_auc and pr_auc", reason, "are")
     return {
         "roc_auc": float(roc_auc_score(a, b)) if both else math.nan,
         "pr_auc": float(average_precision_score(a, b)) if both else math.nan,

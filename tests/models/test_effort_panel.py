@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kamml.errors import DataError
+from kamml.errors import ConfigError, DataError
 from kamml.models.effort_panel import PANEL_COLUMNS, effort_panel
 
 from .conftest import CUTOFF, TINY_CUTOFF, make_book, tiny, tiny_panel
@@ -197,3 +197,33 @@ def test_account_ids_of_two_types_are_a_data_error_naming_both_columns():
         tiny_panel(tx, act.assign(account_id=act["account_id"].astype(str)))
     as_float = tiny_panel(tx, act.assign(account_id=act["account_id"].astype(float)))
     np.testing.assert_array_equal(as_float["hours"], tiny_panel(tx, act)["hours"])
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("period_months", float("nan")),
+        ("period_months", None),
+        ("period_months", "3"),
+        ("period_months", True),
+        ("max_periods", True),
+        ("horizon_days", False),
+        ("history_days", float("inf")),
+        ("min_history_days", None),
+    ],
+)
+def test_a_period_setting_that_is_no_whole_number_is_a_config_error_naming_it(name, value):
+    """NaN and None raised a bare ValueError or TypeError, True passed as 1 month, and the text "3" was
+    refused as 'got 3', as if 3 were wrong (an audit)."""
+    tx, act = tiny()
+    with pytest.raises(ConfigError, match=rf"effort response: {name} must be a whole number .*got {value!r}"):
+        effort_panel(tx, act, TINY_CUTOFF, **{"max_periods": 2, name: value})
+
+
+@pytest.mark.parametrize("months", [10**6, 2**40])
+def test_periods_longer_than_the_calendar_reaches_find_no_period_rather_than_crash(months):
+    """A period reaching back before the year 1677 raised pandas' ValueError or an OverflowError (an audit):
+    it starts before any data, so no period qualifies, as for any period too long for the history."""
+    tx, act = tiny()
+    with pytest.raises(DataError, match=rf"no {months}-month planning period before 2024-07-01 has"):
+        effort_panel(tx, act, TINY_CUTOFF, period_months=months)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+from numbers import Integral
 from typing import TypeAlias
 
 import ibis
@@ -126,12 +127,12 @@ def effort_panel(
         ("history_days", history_days),
         ("horizon_days", horizon_days),
     ):
-        if int(value) != value or value < 1:
-            raise ConfigError(f"effort response: {name} must be a whole number >= 1, got {value}")
-    if int(min_history_days) != min_history_days or not 0 <= min_history_days <= history_days:
+        if not _whole(value) or value < 1:
+            raise ConfigError(f"effort response: {name} must be a whole number >= 1, got {value!r}")
+    if not _whole(min_history_days) or not 0 <= min_history_days <= history_days:
         raise ConfigError(
             f"effort response: min_history_days must be a whole number in [0, history_days], "
-            f"got {min_history_days}"
+            f"got {min_history_days!r}"
         )
     tx = _table(transactions, "transactions", ("account_id", "ts", "amount"))
     act = _table(activities, "activities", ("account_id", "ts", "hours"))
@@ -269,7 +270,10 @@ def _periods(
     """(index, start day, end day, trailing window start day) of the periods that qualify."""
     out = []
     for j in range(1, max_periods + 1):
-        start = _day_number(cut - pd.DateOffset(months=j * period_months))
+        try:
+            start = _day_number(cut - pd.DateOffset(months=j * period_months))
+        except (OverflowError, ValueError):  # before the year 1677, so before any data: no period
+            break
         end = cut_day if j == 1 else _day_number(cut - pd.DateOffset(months=(j - 1) * period_months))
         window = min(history_days, start - data_start)
         if window < max(min_history_days, 1):
@@ -368,6 +372,15 @@ def _long_panel(
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _whole(value: object) -> bool:
+    """Whether `value` is a whole number (an integer, or a float such as 3.0; not a bool, NaN or text)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, Integral):
+        return True
+    return isinstance(value, float) and value.is_integer()
 
 
 def _day_number(ts: pd.Timestamp) -> int:

@@ -846,3 +846,17 @@ def test_a_scale_whose_clipped_k_overflows_or_underflows_is_a_config_error(scale
     with pytest.raises(ConfigError, match=r"k must be a finite number of hours > 0"):
         effort_scale([1.0, 10.0], scale=scale, clip=clip)
     assert np.isfinite(effort_scale([1.0, 1e300], scale=1e300, clip=(0.25, 4.0))).all()
+
+
+def test_hours_of_one_amount_per_activity_are_refused_saying_what_is_missing():
+    """Every activity logged as 2 hours gave account-periods of 0 or 2 hours, refused as hours that
+    'do not vary' while they did, between served and unserved (an audit): two levels cannot show where
+    the curve bends, and the message says so with the values found."""
+    tx, act, _ = make_book(300, seed=2)
+    with pytest.raises(DataError) as refused:
+        fit_effort_response(tx, act.assign(hours=2.0), CUTOFF)
+    message = str(refused.value)
+    assert "do not vary" not in message
+    assert "activities.hours" in message
+    assert "take only 2 values per account and period (0 and 2)" in message
+    assert "at least 3 are needed" in message

@@ -566,8 +566,9 @@ def fit_effort_response(
             f"effort response: hours are logged on {served} accounts{sampled} before {cut.date()}; at "
             f"least {MIN_ACCOUNTS_WITH_HOURS} are needed (a few accounts' many periods give no precision)"
         )
-    if panel["hours"].nunique() < 3:
-        raise DataError("effort response: the hours logged per account and period do not vary")
+    levels = np.unique(panel["hours"].to_numpy(dtype=float))
+    if levels.size < 3:
+        raise DataError(_too_few_hour_levels(levels))
     with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only contend
         fit = _fit_panel(panel)
     if fit["lr_pvalue"] > SIGNIFICANCE:
@@ -661,6 +662,16 @@ def fit_effort_response(
         fit["naive_exponent"],
     )
     return response
+
+
+def _too_few_hour_levels(levels: FloatArray) -> str:
+    """Why hours of fewer than 3 distinct amounts per account-period cannot show the curve, in words."""
+    shown = " and ".join(f"{v:g}" for v in levels)
+    return (
+        "effort response: activities.hours take only "
+        f"{counted(levels.size, 'value')} per account and period ({shown}); at least 3 are needed to see "
+        "where the response to hours levels off (log the hours each activity took, not one amount for all)"
+    )
 
 
 def config_rule(alloc: AllocationConfig) -> EffortResponse | None:

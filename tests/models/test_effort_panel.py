@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -227,3 +228,21 @@ def test_periods_longer_than_the_calendar_reaches_find_no_period_rather_than_cra
     tx, act = tiny()
     with pytest.raises(DataError, match=rf"no {months}-month planning period before 2024-07-01 has"):
         effort_panel(tx, act, TINY_CUTOFF, period_months=months)
+
+
+def test_hours_that_read_as_minutes_are_warned_of_naming_the_column(caplog):
+    """Activities logged in minutes gave a panel, and a fitted k, 60 times too large (278 h over the
+    horizon against 4.6 h on a 600-account book) without a word when the fit was called directly: only
+    `load_data` noted it (an audit). The panel is the same; a warning names activities.hours."""
+    tx, act, _ = make_book(300, seed=2)
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        hours = effort_panel(tx, act, CUTOFF)
+    assert "minutes" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        minutes = effort_panel(tx, act.assign(hours=act["hours"] * 60), CUTOFF)
+    np.testing.assert_allclose(minutes["hours"], hours["hours"] * 60)
+    assert re.search(
+        r"activities.hours: the median activity before 2026-01-01 lasts \d+(\.\d+)? hours \(more than a "
+        r"working day\): are the hours logged in minutes\? The effort response reads them as hours",
+        caplog.text,
+    )

@@ -35,6 +35,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from kamml.data.quality import LONG_ACTIVITY_HOURS
 from kamml.errors import ConfigError, DataError
 from kamml.features._context import as_cutoff, join_on_account, net_sum, to_day
 from kamml.features.build import settle_frame
@@ -157,6 +158,7 @@ def effort_panel(
         total=act.hours.sum(),
         negative=(act.hours < 0).sum(),
         unknown=unknown.sum(),
+        median=act.hours.approx_median(),
     ).execute()
     for column, rule in (
         ("negative", "have negative hours; activities.hours must be >= 0"),
@@ -170,6 +172,8 @@ def effort_panel(
             f"effort response: no activities before the cutoff {cut.date()}: hours of sales effort "
             "are needed to estimate how accounts respond to them"
         )
+    median = act_span["median"].iloc[0]  # None or NaN over no rows, as the sums above
+    _note_minutes(None if pd.isna(median) else float(median), cut)
     data_start = int(span["first"].iloc[0])
     logging_start, logging_end = int(act_span["first"].iloc[0]), int(act_span["last"].iloc[0])
     periods = _periods(
@@ -209,6 +213,23 @@ def effort_panel(
     if sizes is not None:
         panel["size"] = panel["account_id"].map(sizes).to_numpy(dtype=float)
     return panel
+
+
+def _note_minutes(median: float | None, cut: pd.Timestamp) -> None:
+    """Warn when the median activity lasts more than a working day: hours logged in minutes, likely.
+
+    The fit reads ``hours`` as hours; in minutes its k was 60 times too large, without a word when the
+    fit was called directly (`kamml.data.load_data` notes it too).
+    """
+    if median is None or median <= LONG_ACTIVITY_HOURS:
+        return
+    logger.warning(
+        "activities.hours: the median activity before %s lasts %.4g hours (more than a working day): are "
+        "the hours logged in minutes? The effort response reads them as hours, so its effort scale k would "
+        "be 60 times too large; convert activities.hours to hours",
+        cut.date(),
+        median,
+    )
 
 
 def _note_late_logging(

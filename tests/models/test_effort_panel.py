@@ -246,3 +246,16 @@ def test_hours_that_read_as_minutes_are_warned_of_naming_the_column(caplog):
         r"working day\): are the hours logged in minutes\? The effort response reads them as hours",
         caplog.text,
     )
+
+
+def test_activities_of_no_account_with_transactions_are_a_data_error_naming_the_ids():
+    """Activities keyed by another id (a CRM's, not billing's) gave '4,786 account-periods (0 with
+    hours)': the user read that no hours were logged, while thousands were, on ids the transactions lack
+    (an audit). The error names the column and an id of each table."""
+    tx, act, _ = make_book(300, seed=2)
+    with pytest.raises(DataError) as refused:
+        effort_panel(tx, act.assign(account_id=act["account_id"] + 100_000), CUTOFF)
+    message = str(refused.value)
+    assert re.search(r"none of the [\d,]+ activities rows before 2026-01-01 is of an account", message)
+    assert "activities.account_id must hold the ids of transactions.account_id" in message
+    assert re.search(r"e\.g\. 1000\d\d in activities, \d+ in transactions", message)

@@ -172,6 +172,7 @@ def effort_panel(
             f"effort response: no activities before the cutoff {cut.date()}: hours of sales effort "
             "are needed to estimate how accounts respond to them"
         )
+    _check_ids_meet(tx, act, int(act_span["n"].iloc[0]), cut)
     median = act_span["median"].iloc[0]  # None or NaN over no rows, as the sums above
     _note_minutes(None if pd.isna(median) else float(median), cut)
     data_start = int(span["first"].iloc[0])
@@ -213,6 +214,24 @@ def effort_panel(
     if sizes is not None:
         panel["size"] = panel["account_id"].map(sizes).to_numpy(dtype=float)
     return panel
+
+
+def _check_ids_meet(tx: ir.Table, act: ir.Table, rows: int, cut: pd.Timestamp) -> None:
+    """A DataError when no activity before the cutoff is of an account with transactions before it.
+
+    Activities keyed by another system's ids read as a book in which no account got an hour ("0 with
+    hours"), which sent the user looking for missing hours rather than mismatched ids.
+    """
+    ids = tx.select("account_id").distinct()
+    if int(act.semi_join(ids, "account_id").count().execute()) > 0:
+        return
+    act_id = act.aggregate(first=act.account_id.min()).execute()["first"].iloc[0]
+    tx_id = tx.aggregate(first=tx.account_id.min()).execute()["first"].iloc[0]
+    raise DataError(
+        f"effort response: none of the {rows:,} activities rows before {cut.date()} is of an account with "
+        f"transactions before it: activities.account_id must hold the ids of transactions.account_id "
+        f"(e.g. {act_id} in activities, {tx_id} in transactions)"
+    )
 
 
 def _note_minutes(median: float | None, cut: pd.Timestamp) -> None:

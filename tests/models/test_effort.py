@@ -552,6 +552,22 @@ def test_an_uplift_at_its_bound_is_refused_and_the_fixed_rule_used(caplog):
     assert "(the fixed rule)" in caplog.text
 
 
+@pytest.mark.slow
+def test_a_scale_at_the_edge_of_its_range_is_refused_and_the_fixed_rule_used(caplog):
+    """Hours logged a thousand times too small (thousandths of hours) put k at its lower bound, 0.01 h per
+    period: the fit was used with a warning, so the plan took every account as saturated by a minute."""
+    tx, act, _ = make_book(600, seed=1)
+    tiny_hours = act.assign(hours=act["hours"] / 1000)
+    with pytest.raises(DataError, match=r"scale at the edge of its range \(0\.01 to 1,000 h per period\)"):
+        fit_effort_response(tx, tiny_hours, CUTOFF)
+    data = load_data({"transactions": tx, "activities": tiny_hours})
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        response = fit_effort_response_from_data(data, config=Config())
+    assert (response.source, response.scale) == ("fixed", DEFAULT_SCALE)
+    assert "edge of its range" in response.reason
+    assert "(the fixed rule)" in caplog.text
+
+
 def test_an_uplift_the_data_do_not_measure_is_unusable():
     unusable = effort_module._unusable_uplift
     assert unusable(0.46, 0.048, 3.0) == ""  # a 2,000-account world's fit

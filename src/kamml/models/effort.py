@@ -579,6 +579,8 @@ def fit_effort_response(
     unusable = _unusable_uplift(fit["uplift"], fit["se_uplift"], fit["scale"])
     if unusable:
         raise DataError(f"effort response: {unusable}")
+    if fit["scale_at_bound"]:
+        raise DataError(f"effort response: {_scale_at_bound(fit['scale'])}")
     diagnostics = {
         "cutoff": str(cut),
         "rows": len(panel),
@@ -623,10 +625,9 @@ def fit_effort_response(
             fit["size_term"],
             NOT_BY_SIZE,
         )
-    if not fit["converged"] or fit["scale_at_bound"]:
+    if not fit["converged"]:
         logger.warning(
-            "effort response: the fit %s; check the diagnostics before trusting scale %.3g h",
-            "did not converge" if not fit["converged"] else "put the scale at the edge of its range",
+            "effort response: the fit did not converge; check the diagnostics before trusting scale %.3g h",
             fit["scale"],
         )
     periods = horizon_days / (period_months * 365.25 / 12)  # planning periods in the horizon
@@ -1189,6 +1190,22 @@ def _unusable_uplift(uplift: float, se_uplift: float, scale_per_period: float) -
             "weight"
         )
     return ""
+
+
+def _scale_at_bound(scale_per_period: float) -> str:
+    """Why a fitted scale at the edge of `LOG_SCALE_BOUNDS` cannot be the plan's k.
+
+    There the fit found no k in the data: hours logged a thousand times too small (or too large) put it
+    at 0.01 h (or 1,000 h) per period, where the plan took every account as saturated by a minute (or its
+    response as a straight line). Used with a warning until the sixty-first session, as the uplift at its
+    bound is not (`_unusable_uplift`).
+    """
+    low, high = (math.exp(b) for b in LOG_SCALE_BOUNDS)
+    return (
+        f"the fit put the scale at the edge of its range ({low:g} to {high:,.0f} h per period): "
+        f"{scale_per_period:.3g} h per period; the hours logged do not show where the response levels off "
+        "(are activities.hours in hours?), so k is not measured"
+    )
 
 
 def _uncertainty(se_log_scale: float) -> str:

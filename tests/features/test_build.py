@@ -276,6 +276,30 @@ def test_a_period_cutoff_is_refused_naming_the_two_days_it_could_mean(simple, pe
             build_training_frame(simple, cutoffs, cfg)
 
 
+@pytest.mark.parametrize(
+    ("value", "before", "after"),
+    [
+        (np.datetime64("2024-06"), "2024-06-01", "2024-07-01"),
+        (np.datetime64("2024"), "2024-01-01", "2025-01-01"),
+        (np.datetime64("2024-06-27", "W"), "2024-06-27", "2024-07-04"),
+    ],
+)
+def test_a_numpy_month_year_or_week_cutoff_is_refused_as_a_period_is(simple, value, before, after):
+    """np.datetime64("2024-06") was read as 2024-06-01, leaving June out, where "2024-06" and
+    pd.Period("2024-06") are refused: a month, year or week could mean its first day or the day after it."""
+    reason = (
+        rf"cutoff {re.escape(repr(value))} is a period, not a day: a cutoff is the first day not read "
+        rf".*{before} to leave the period out, {after} to read it whole"
+    )
+    with pytest.raises(ConfigError, match=reason):
+        build_features(simple, value)
+    with pytest.raises(ConfigError, match=reason):
+        build_labels(simple, value, 30)
+    daily = build_features(simple, np.datetime64(CUTOFF))  # a day, in any finer unit, is a day
+    pd.testing.assert_frame_equal(daily, build_features(simple, np.datetime64(CUTOFF + "T00", "h")))
+    pd.testing.assert_frame_equal(daily, build_features(simple, CUTOFF))
+
+
 def test_a_cutoff_on_a_day_the_calendar_lacks_says_so(simple):
     """2023-02-29 was "not a date: give one as YYYY-MM-DD", though it was written so; 2024-02-29 is a day."""
     for day in ("2023-02-29", "1900-02-29", "2024-04-31"):

@@ -47,17 +47,18 @@ def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
     A date, a ``YYYY-MM-DD`` string or a midnight timestamp passes; a timezone-aware value is read in
     UTC, the data's time. No value, an unparseable one or one with a time of day other than midnight is
     a `ConfigError` naming `name` and the value: truncating 12:30 to the day would move the cutoff
-    silently. So is a pandas Period, naming the two days it could mean (its first, the day after it).
+    silently. So is a pandas Period or a numpy datetime64 of a month, year or week, naming the two days
+    it could mean (its first, the day after it).
     """
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
         # pandas reads a number as nanoseconds since 1970 (20250705 -> 00:00:00.020250)
         raise ConfigError(f"{name} {value!r} is a number, not a date: give one as YYYY-MM-DD")
     if isinstance(value, pd.Period):  # was "not a date", a daily one too: say which day to give
-        before, after = value.start_time.date(), (value + 1).start_time.date()
-        raise ConfigError(
-            f"{name} {value!r} is a period, not a day: a cutoff is the first day not read (the features "
-            f"read the days before it, the labels start on it), so give that day as YYYY-MM-DD: {before} "
-            f"to leave the period out, {after} to read it whole"
+        _refuse_period(value, value, name)
+    if isinstance(value, np.datetime64) and np.datetime_data(value.dtype)[0] in _PERIOD_UNITS:
+        # np.datetime64("2024-06") was read as 2024-06-01 (June left out), where "2024-06" is refused
+        _refuse_period(
+            value, pd.Period(pd.Timestamp(value), freq=_PERIOD_UNITS[np.datetime_data(value.dtype)[0]]), name
         )
     if isinstance(value, str) and not _ISO_DAY.match(value.strip()):
         # pandas reads 01/07/2025 as January 7th, and "today" as now
@@ -88,6 +89,23 @@ def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
             "a cutoff is a whole day (midnight, UTC)"
         )
     return stamp
+
+
+#: numpy datetime64 units coarser than a day, as the pandas Period frequency each stands for.
+_PERIOD_UNITS = {"Y": "Y", "M": "M", "W": "W-WED"}
+
+
+def _refuse_period(value: Any, period: pd.Period, name: str) -> None:
+    """A `ConfigError` for a cutoff that is a span of days, naming the two days it could mean.
+
+    A cutoff is the first day not read: a month could mean its first day or the day after its last.
+    """
+    before, after = period.start_time.date(), (period + 1).start_time.date()
+    raise ConfigError(
+        f"{name} {value!r} is a period, not a day: a cutoff is the first day not read (the features "
+        f"read the days before it, the labels start on it), so give that day as YYYY-MM-DD: {before} "
+        f"to leave the period out, {after} to read it whole"
+    )
 
 
 def day_number(ts: Any) -> int:

@@ -1232,3 +1232,66 @@ def test_a_ratio_too_large_for_a_float_is_missing_not_infinite(make_data):
     assert np.isnan(f.loc[1, "hours_per_spend_365d"])
     assert f.loc[2, "hours_per_spend_365d"] == pytest.approx(0.02)
     assert not np.isinf(f.select_dtypes("number").to_numpy(dtype=float)).any()
+
+
+def _rfm_windows_reference(t: pd.DataFrame, cutoff: str, windows: tuple[int, ...]) -> pd.DataFrame:
+    """rfm and window columns from docs/features.md in plain pandas: a per-day group-by, no windows."""
+    cut = pd.Timestamp(cutoff)
+    cday = (cut - pd.Timestamp("1970-01-01")).days
+    t = t[t["ts"] < cut].assign(day=lambda d: (d["ts"].dt.floor("D") - pd.Timestamp("1970-01-01")).dt.days)
+    rows = []
+    for account, g in t.groupby("account_id"):
+        buys = sorted(set(g.loc[g["amount"] >= 0, "day"]))
+        net = g.groupby("day")["amount"].sum()
+        repeat_spend = 0.0
+        for day, amount in zip(g["day"], g["amount"], strict=True):  # a refund returns the latest order
+            home = day if amount >= 0 else max((b for b in buys if b <= day), default=None)
+            if home is not None and home > buys[0]:
+                repeat_spend += amount
+        row = {
+            "account_id": account,
+            "frequency": max(len(buys) - 1, 0),
+            "recency": buys[-1] - buys[0] if buys else 0,
+            "T": cday - 1 - buys[0] if buys else np.nan,
+            "monetary": repeat_spend / (len(buys) - 1) if len(buys) > 1 else 0.0,
+            "spend_total": net.sum(),
+            "orders_total": len(buys),
+            "quantity_total": g["quantity"].sum(),
+            "days_since_first": cday - g["day"].min(),
+        }
+        for w in windows:
+            recent = g[g["day"] >= cday - w]
+            row[f"spend_{w}d"] = recent["amount"].sum()
+            row[f"orders_{w}d"] = sum(b >= cday - w for b in buys)
+            row[f"quantity_{w}d"] = recent["quantity"].sum()
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("account_id").astype(float)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_rfm_and_window_features_match_a_pandas_reference_on_random_books(make_data, seed):
+    """frequency, recency, T, monetary and the spend, order and quantity windows against a plain per-day
+    pandas computation: same-day orders, refunds (before any order, on and between order days), zero
+    amounts, times of day, rows at the cutoff instant and after it, windows unsorted and repeated."""
+    rng = np.random.default_rng(seed)
+    start, cut = pd.Timestamp("2023-06-01"), pd.Timestamp(CUTOFF)
+    rows = []
+    for account in range(25):
+        for _ in range(int(rng.integers(1, 9))):
+            ts = start + pd.Timedelta(seconds=int(rng.integers(0, 420 * 86_400)))
+            ts = ts.floor("D") if rng.random() < 0.3 else ts
+            ts = cut if rng.random() < 0.05 else ts
+            kind = rng.random()
+            amount = (
+                0.0 if kind < 0.1 else float(np.round(rng.normal(60, 40) * (-0.5 if kind < 0.3 else 1), 2))
+            )
+            rows.append(
+                (account, ts, amount, float(rng.integers(-1, 4)) if amount < 0 else float(rng.integers(1, 4)))
+            )
+    t = pd.DataFrame(rows, columns=["account_id", "ts", "amount", "quantity"])
+    t = pd.concat([t, t.iloc[:5]], ignore_index=True)  # exact duplicate rows: the same day, merged
+    cfg = Config.from_dict({"features": {"windows": [365, 30, 7, 30, 500]}})
+    built = build_features(make_data(t, end="2024-12-31"), CUTOFF, cfg)
+    ref = _rfm_windows_reference(t, CUTOFF, (7, 30, 365, 500))
+    assert list(built.index) == list(ref.index)
+    pd.testing.assert_frame_equal(built[ref.columns], ref, rtol=1e-8, atol=1e-6)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -1295,3 +1296,43 @@ def test_rfm_and_window_features_match_a_pandas_reference_on_random_books(make_d
     ref = _rfm_windows_reference(t, CUTOFF, (7, 30, 365, 500))
     assert list(built.index) == list(ref.index)
     pd.testing.assert_frame_equal(built[ref.columns], ref, rtol=1e-8, atol=1e-6)
+
+
+def test_write_features_shows_the_file_only_whole(make_data, tmp_path):
+    """DuckDB wrote a new file in place: a reader (a scheduler waiting for it, a notebook) saw it grow
+    through partial sizes, and a killed write left a truncated Parquet file under the name. The file is
+    written beside the name and renamed onto it, as kamml's other outputs are."""
+    import threading
+
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    n = 400_000
+    t = pd.DataFrame(
+        {
+            "account_id": rng.integers(0, 150_000, n),
+            "ts": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 540 * 86_400, n), unit="s"),
+            "amount": np.round(rng.normal(50, 30, n), 2),
+        }
+    )
+    data = make_data(t, end="2024-12-31")
+    target = tmp_path / "out" / "features.parquet"
+    sizes: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                sizes.append(target.stat().st_size)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        write_features(data, "2024-07-01", target)
+    finally:
+        done.set()
+        watcher.join()
+    whole = target.stat().st_size
+    assert set(sizes) <= {whole}, f"the name showed partial files of {sorted(set(sizes) - {whole})} bytes"
+    assert pq.read_metadata(target).num_rows == len(build_features(data, "2024-07-01"))
+    assert [p.name for p in target.parent.iterdir()] == ["features.parquet"]  # no temporary file left

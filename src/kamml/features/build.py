@@ -45,6 +45,7 @@ from kamml.features._context import (
 from kamml.features.groups import GROUPS, NON_FEATURE_ACCOUNT_COLUMNS, DailyGroup, day_rows
 from kamml.features.referrals import first_referrals, spend_after_referral
 from kamml.features.snapshots import Snapshot, SnapshotCache
+from kamml.io import atomic_path
 from kamml.text import counted
 
 __all__ = [
@@ -460,15 +461,21 @@ def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | No
     The values are the engine's, not `settle`d as `build_features` returns them (their last bits can
     differ from run to run); `kamml.spark.score_spark` settles each batch as it reads the file, and a
     reader of its own can apply `settle_table`. The engine out of memory is an `EngineError` naming the
-    setting, as in `build_features` (DuckDB's own exception came through).
+    setting, as in `build_features` (DuckDB's own exception came through). DuckDB's file is written
+    beside `path` and renamed onto it (`kamml.io.atomic_path`), so the name holds the old file or the
+    whole new one: written in place, a reader saw it grow and a killed write left a truncated file.
     """
     config = check_config(config)
     _note_unused_static_columns(data, config)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     expr = features_expr(data, cutoff, config)
-    with engine_errors():
-        expr.to_parquet(target)
+    if data.backend.name != "duckdb":  # Spark writes a folder of parts, as it always has
+        with engine_errors():
+            expr.to_parquet(target)
+        return target
+    with atomic_path(target) as tmp, engine_errors():
+        expr.to_parquet(tmp)
     return target
 
 

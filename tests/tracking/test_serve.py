@@ -233,3 +233,20 @@ def test_blank_or_null_marker_ids_are_refused_and_whole_float_ids_answer_as_inte
             _post(f"{server}/invocations", {"dataframe_records": rows})
         assert info.value.code == 400
         assert f"features.account_id: {named}" in info.value.read().decode()
+
+
+def test_a_misspelt_param_is_dropped_by_mlflow_as_docs_tracking_md_says(server, trained):
+    """MLflow's server drops a param the signature does not name before the model sees it (docs/tracking.md).
+
+    Pins the documented behaviour: a misspelt ``top_driver`` gets the default three drivers, not one. If
+    MLflow starts refusing unknown params, this fails and the docs' paragraph is to be updated.
+    """
+    rows = _rows(trained).iloc[:2]
+    records = json.loads(rows.to_json(orient="records"))
+    answer = _post(f"{server}/invocations", {"dataframe_records": records, "params": {"top_driver": 1}})
+    _same(answer, score_frame(trained[2].bundle, rows, top_drivers=3))
+    one = _post(f"{server}/invocations", {"dataframe_records": records, "params": {"top_drivers": 1}})
+    assert (
+        pd.DataFrame(one["predictions"])["drivers"].tolist()
+        != pd.DataFrame(answer["predictions"])["drivers"].tolist()
+    )

@@ -1800,3 +1800,28 @@ def test_ordinary_decimals_give_no_thousands_note(backend, write_csv, sep, amoun
         backend=backend,
     )
     assert not [n for n in data.quality.notes if "thousands" in n.rule]
+
+
+def test_an_accounts_number_with_dot_thousands_in_a_semicolon_file_is_noted(backend, write_csv):
+    """A European export's employees 1.200 (1,200) were read as 1.2 without a word; amounts had a note."""
+    sizes = [f"{i}.{(i * 37) % 1000:03d}" for i in range(1, 25)] + ["950", "12"]
+    accounts = write_csv(
+        "acc.csv", "account_id;employees\n" + "".join(f"{i};{s}\n" for i, s in enumerate(sizes))
+    )
+    files = {"transactions": _amounts_csv(write_csv, "tx.csv", ";", ["5"]), "accounts": accounts}
+    data = load_data(files, DataConfig(csv_delimiter=";"), backend=backend)
+    (note,) = [n for n in data.quality.notes if "thousands" in n.rule]
+    assert (note.table, note.column, note.n_rows) == ("accounts", "employees", 24)
+    assert "1.037" in note.examples
+    assert data.accounts.execute()["employees"].dtype == "float64"  # read as before: a note, not a change
+
+
+def test_an_accounts_text_column_with_dotted_values_gives_no_thousands_note(backend, write_csv):
+    """Values read as text (a version '1.200' beside 'n/a') are a category, not decimals: no note."""
+    values = [f"{i}.{(i * 37) % 1000:03d}" for i in range(1, 25)] + ["n/a"]
+    accounts = write_csv(
+        "acc.csv", "account_id;version\n" + "".join(f"{i};{s}\n" for i, s in enumerate(values))
+    )
+    files = {"transactions": _amounts_csv(write_csv, "tx.csv", ";", ["5"]), "accounts": accounts}
+    data = load_data(files, DataConfig(csv_delimiter=";"), backend=backend)
+    assert not [n for n in data.quality.notes if "thousands" in n.rule]

@@ -154,6 +154,7 @@ class _ThousandsCheck:
     grouped: str  # the metric counting those of 1-3 digits, a point and exactly 3 digits (1.017)
     bad: Deferred
     example: Deferred
+    unless: tuple[str, ...] = ()  # metrics that are not all zero where the column is not read as numbers
 
 
 #: A semicolon-delimited export's amounts look like thousands written with a dot (1.017 for 1,017) when
@@ -916,6 +917,28 @@ def _number(plan: TablePlan, s: Deferred) -> Deferred:
     return ibis.ifelse(s.re_search(NUMBER_PATTERN), _float(plan, s), ibis.null("float64"))
 
 
+def _plan_thousands(
+    plan: TablePlan, name: str, column: str, s: Deferred, unless: tuple[str, ...] = ()
+) -> None:
+    """Count a semicolon CSV's dotted numbers, which may be thousands (1.017 for 1,017), for a note.
+
+    `unless`: metrics that are not all zero where the column is not read as numbers (an attribute of text).
+    """
+    if plan.raw.delimiter != ";":  # only a European export writes 1.017 for 1,017
+        return
+    dotted, grouped = s.re_search(DOTTED_PATTERN), s.re_search(GROUPED_PATTERN)
+    plan.thousands_checks.append(
+        _ThousandsCheck(
+            column,
+            plan.metric(f"{name}_dotted", dotted.cast("int64").sum()),
+            plan.metric(f"{name}_grouped", grouped.cast("int64").sum()),
+            grouped,
+            _[column],
+            unless,
+        )
+    )
+
+
 def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
     """Numbers: finite floats; text is parsed and what does not parse is counted."""
     c = _[column]
@@ -936,17 +959,7 @@ def _plan_float(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         plan.add(
             column, f"unparseable number{NUMBER_HINT}{tag}", ~missing & _null(plan, f), c
         )  # "nan" is one
-        if plan.raw.delimiter == ";":  # a European export, where 1.017 may mean 1,017
-            dotted, grouped = s.re_search(DOTTED_PATTERN), s.re_search(GROUPED_PATTERN)
-            plan.thousands_checks.append(
-                _ThousandsCheck(
-                    column,
-                    plan.metric(f"{cspec.name}_dotted", dotted.cast("int64").sum()),
-                    plan.metric(f"{cspec.name}_grouped", grouped.cast("int64").sum()),
-                    grouped,
-                    c,
-                )
-            )
+        _plan_thousands(plan, cspec.name, column, s)
     else:
         _wrong_type(plan, cspec, column, dtype)
         return
@@ -1076,6 +1089,8 @@ def _plan_extra(plan: TablePlan, name: str, column: str) -> None:
     date = ibis.ifelse(s.re_search(ISO_DATE_PATTERN), s.try_cast(dt.Timestamp()), ibis.null(dt.Timestamp()))
     not_date = plan.metric(f"{name}_not_date", (s.notnull() & date.isnull()).cast("int64").sum())
     values = plan.metric(f"{name}_values", s.count())
+    # a European export's employees 1.200 were read as 1.2 without a word (amounts had this note)
+    _plan_thousands(plan, name, column, s, unless=(not_float, codes))
 
     def builder(ctx: Context) -> Deferred:
         if _count(ctx.values.get(codes)):  # "007" is a code, not a number
@@ -1398,7 +1413,8 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
             _count(plan.values.get(thousands.dotted)),
             _count(plan.values.get(thousands.grouped)),
         )
-        if dotted >= THOUSANDS_MIN_DOTTED and grouped >= THOUSANDS_SHARE * dotted:
+        as_text = any(_count(plan.values.get(key)) for key in thousands.unless)
+        if dotted >= THOUSANDS_MIN_DOTTED and grouped >= THOUSANDS_SHARE * dotted and not as_text:
             what = (
                 f"{grouped:,} of the {dotted:,} values with a decimal point have exactly three decimals "
                 "(1.017): thousands written with a dot, as European exports do (1.017 for 1,017)? They "

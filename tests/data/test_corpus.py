@@ -61,6 +61,14 @@ CASES: dict[str, tuple[type[KammlError], str, str | None, tuple[str, ...], int |
         ("unparseable number", "header line repeated"),
         1,
     ),
+    # two exports joined: the second header was an account 'account_id' of segment 'segment', unsaid
+    "repeated_header_accounts": (
+        SchemaError,
+        "accounts",
+        "account_id",
+        ("header line repeated",),
+        1,
+    ),
     "negative_hours": (SchemaError, "activities", "hours", ("negative hours", "-1.5"), 1),
     "self_referral": (SchemaError, "referrals", "referrer_id", ("self-referral",), 1),
     "duplicate_accounts": (SchemaError, "accounts", "account_id", ("duplicate account ids",), 1),

@@ -1825,3 +1825,20 @@ def test_an_accounts_text_column_with_dotted_values_gives_no_thousands_note(back
     files = {"transactions": _amounts_csv(write_csv, "tx.csv", ";", ["5"]), "accounts": accounts}
     data = load_data(files, DataConfig(csv_delimiter=";"), backend=backend)
     assert not [n for n in data.quality.notes if "thousands" in n.rule]
+
+
+def test_a_header_line_repeated_in_the_accounts_file_is_refused(backend, write_csv):
+    """Two exports joined: the accounts' second header was read as an account 'account_id' of segment
+    'segment', and made every id text, without a word (the transactions' was refused by its ts)."""
+    files = {
+        "transactions": write_csv("tx.csv", "account_id,ts,amount\n1,2024-01-05,10\n2,2024-02-05,5\n"),
+        "accounts": write_csv("acc.csv", "Customer,segment\n1,smb\nCustomer,segment\n2,ent\n"),
+    }
+    with pytest.raises(SchemaError) as caught:
+        load_data(files, DataConfig(columns={"accounts": {"account_id": "Customer"}}), backend=backend)
+    (problem,) = caught.value.problems
+    assert (problem.table, problem.column, problem.n_rows) == ("accounts", "Customer", 1)
+    assert "header line repeated" in problem.rule
+    assert problem.rule.count("header line") == 1
+    assert problem.examples == ("Customer",)
+

@@ -448,3 +448,29 @@ def test_accounts_columns_of_types_no_feature_reads_are_noted(tmp_path):
     assert by_column["tags"].startswith("of type array<string>: not used by any feature")
     assert "binary" in by_column["blob"]
     assert "date" in by_column["signup"]
+
+
+def test_ids_written_two_ways_in_one_table_are_noted(backend, tmp_path):
+    """Two exports joined, one writing 00117 and one 117: two accounts, the purchases split, unsaid."""
+    (tmp_path / "transactions.csv").write_text(
+        "account_id,ts,amount\n00117,2024-01-05,10\n117,2024-02-05,5\n0042,2024-02-06,5\nA9,2024-02-07,1\n"
+    )
+    (tmp_path / "accounts.csv").write_text("account_id,segment\n00117,smb\n117,smb\n0042,ent\nA9,ent\n")
+    data = load_data(tmp_path, backend=backend)
+    notes = [n for n in data.quality.notes if "two ways" in n.rule]
+    assert [(n.table, n.column, n.n_rows) for n in notes] == [
+        ("transactions", "account_id", 2),
+        ("accounts", "account_id", 2),
+    ]
+    assert notes[0].examples == ("00117", "117")
+    assert "leading zeros" in notes[0].rule
+    assert len(data.transactions.execute()) == 4  # read as before: a note, not a change
+
+
+def test_ids_of_one_spelling_give_no_two_ways_note(backend, tmp_path):
+    """Codes with leading zeros, each written one way, are ids like any other."""
+    (tmp_path / "transactions.csv").write_text(
+        "account_id,ts,amount\n00117,2024-01-05,10\n00118,2024-02-05,5\n"
+    )
+    data = load_data(tmp_path, backend=backend)
+    assert not [n for n in data.quality.notes if "two ways" in n.rule]

@@ -28,6 +28,7 @@ from kamml.data.quality import (
     gap_notes,
     hours_notes,
     relationship_notes,
+    spelling_notes,
 )
 from kamml.data.readers import (
     TABLE_KINDS,
@@ -551,6 +552,7 @@ def _load(
         notes = result.notes + relationship_notes(
             tables["transactions"], tables.get("accounts"), tables.get("referrals"), tables.get("activities")
         )
+        notes += spelling_notes(tables["transactions"], tables.get("accounts"))
         notes += amount_notes(tables["transactions"])
         notes += gap_notes(tables["transactions"]) + hours_notes(tables.get("activities"), result.max_ts)
         notes += attribute_notes(tables.get("accounts"))

@@ -34,6 +34,7 @@ __all__ = [
     "gap_notes",
     "hours_notes",
     "relationship_notes",
+    "spelling_notes",
 ]
 
 log = logging.getLogger(__name__)
@@ -398,6 +399,35 @@ def _relationship_notes(
         for i, (table, column, rule, _, _) in enumerate(checks)
         if i in counts
     ]
+
+
+def spelling_notes(transactions: ir.Table, accounts: ir.Table | None) -> list[Problem]:
+    """A note per table of text ids some of which differ only by leading zeros or a trailing .0.
+
+    Two exports joined, one writing 00117 and the other 117, read as two accounts, each with part of the
+    purchases, without a word (the note between the tables covers only ids each table writes one way).
+    """
+    notes = []
+    for name, table in (("transactions", transactions), ("accounts", accounts)):
+        if table is None or not table.account_id.type().is_string():
+            continue  # whole-number ids have one spelling
+        ids = table.select("account_id").distinct()
+        keyed = ids.mutate(_key=_id_spelling(ids.account_id))
+        spellings = keyed.group_by("_key").aggregate(_n=keyed.count())
+        shared = spellings.filter(spellings._n > 1)
+        n = int(shared.aggregate(n=shared._n.sum().fill_null(0)).to_pyarrow().to_pylist()[0]["n"])
+        if not n:
+            continue
+        split = keyed.semi_join(shared, "_key").order_by(["_key", "account_id"]).limit(N_EXAMPLES)
+        rule = (
+            "ids written two ways in one table: ids that differ only by leading zeros or a trailing .0 "
+            "(00117 and 117) are read as different accounts, each with part of the rows; write the ids "
+            "alike (joined exports of two systems?)"
+        )
+        notes.append(
+            Problem(name, "account_id", rule, n, plain_examples(split.to_pyarrow()["account_id"].to_pylist()))
+        )
+    return notes
 
 
 def _id_spelling(ids: ir.StringValue) -> ir.StringValue:

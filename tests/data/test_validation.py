@@ -1842,3 +1842,36 @@ def test_a_header_line_repeated_in_the_accounts_file_is_refused(backend, write_c
     assert problem.rule.count("header line") == 1
     assert problem.examples == ("Customer",)
 
+
+def test_spreadsheet_serial_days_as_dates_are_named_with_the_fix(backend, write_csv):
+    """Excel's 45123 for 2023-07-16 was only an 'unparseable date': the error now says what it is."""
+    path = write_csv("tx.csv", "account_id,ts,amount\n1,45123,10\n2,45124.5,5\n")
+    with pytest.raises(SchemaError) as caught:
+        load_data({"transactions": path}, backend=backend)
+    (problem,) = caught.value.problems
+    assert (problem.table, problem.column, problem.n_rows) == ("transactions", "ts", 2)
+    assert "serial days" in problem.rule
+    assert 'origin="1899-12-30"' in problem.rule
+
+
+@pytest.mark.parametrize("amount", ["12.50-", "(12.50)"])
+def test_a_refund_written_with_a_trailing_minus_or_in_parentheses_is_named_with_the_fix(
+    backend, write_csv, amount
+):
+    """Accounting exports write -12.50 as 12.50- or (12.50): refused, and now told to write -12.50."""
+    path = write_csv("tx.csv", f'account_id,ts,amount\n1,2024-01-05,10\n2,2024-02-05,"{amount}"\n')
+    with pytest.raises(SchemaError) as caught:
+        load_data({"transactions": path}, backend=backend)
+    (problem,) = caught.value.problems
+    assert (problem.table, problem.column, problem.n_rows) == ("transactions", "amount", 1)
+    assert "leading minus (-12.50)" in problem.rule
+
+
+def test_other_unparseable_values_get_no_refund_or_serial_day_hint(backend, write_csv):
+    """Words and ISO-like dates that do not parse are not taken for refunds or serial days."""
+    path = write_csv("tx.csv", "account_id,ts,amount\n1,2024-02-30,n/a\n2,123,5\n")
+    with pytest.raises(SchemaError) as caught:
+        load_data({"transactions": path}, backend=backend)
+    rules = " ".join(p.rule for p in caught.value.problems)
+    assert "serial days" not in rules
+    assert "leading minus" not in rules

@@ -1376,6 +1376,27 @@ def _shared_id_examples(plan: TablePlan) -> tuple[tuple[Any, ...], tuple[Any, ..
     return first(_.rows > _.variants), first(_.variants > 1)
 
 
+#: An accounting export's negative number: a trailing minus (12.50-) or parentheses ((12.50)).
+ACCOUNTING_NEGATIVE_PATTERN = re.compile(r"^\s*(\(\s*[0-9][0-9.,]*\s*\)|[0-9][0-9.,]*\s*-)\s*$")
+#: A spreadsheet's serial day (days since 1899-12-30) of 1954 to 2119, maybe with the time as a fraction.
+SERIAL_DAY_PATTERN = re.compile(r"^\s*[2-7][0-9]{4}(\.[0-9]+)?\s*$")
+SERIAL_DAY_HINT = (
+    "; numbers such as 45123 look like a spreadsheet's serial days (45123 is 2023-07-16): format the column "
+    'as dates before exporting, or convert it (pandas: pd.to_datetime(x, unit="D", origin="1899-12-30"))'
+)
+NEGATIVE_HINT = "; a negative number is written with a leading minus (-12.50), not as 12.50- or (12.50)"
+
+
+def _example_hint(rule: str, examples: tuple[Any, ...]) -> str:
+    """The likely fix an unparseable value's examples show: a spreadsheet's serial days, a trailing minus."""
+    shown = [str(v) for v in examples]
+    if rule.startswith("unparseable date") and shown and all(SERIAL_DAY_PATTERN.match(v) for v in shown):
+        return SERIAL_DAY_HINT
+    if rule.startswith("unparseable number") and any(ACCOUNTING_NEGATIVE_PATTERN.match(v) for v in shown):
+        return NEGATIVE_HINT
+    return ""
+
+
 def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
     """Hard problems and soft notes of one table from its counts (fetching examples for the failures)."""
     hard: list[Problem] = []
@@ -1396,6 +1417,7 @@ def _collect(plan: TablePlan) -> tuple[list[Problem], list[Problem]]:
             and any(str(v).strip().lower() == rule.column.strip().lower() for v in examples)
         ):
             text += "; a value equals the column name: is a header line repeated inside the file?"
+        text += _example_hint(text, examples)
         (hard if rule.hard else soft).append(Problem(plan.name, rule.column, text, n, examples))
     for finite in plan.finite_checks:
         n = _count(plan.values.get(finite.infinite))

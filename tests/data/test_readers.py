@@ -919,6 +919,15 @@ def test_utf16_csv_is_named_as_not_utf8(backend, tmp_path):
         read_table(path, "transactions", backend)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
+def test_a_gzipped_utf16_csv_is_named_as_not_utf8(backend, tmp_path, encoding):
+    """A .csv.gz holding UTF-16 text was 'gzip-compressed, not CSV text: rename it', the wrong fix."""
+    path = tmp_path / "t.csv.gz"
+    path.write_bytes(gzip.compress("account_id,ts,amount\n1,2024-01-05,3\n".encode(encoding)))
+    with pytest.raises(DataError, match=r"t\.csv\.gz is not UTF-8 \(UTF-16\?\): save it as UTF-8"):
+        read_table(path, "transactions", backend)
+
+
 def test_a_too_long_csv_line_keeps_its_reason_and_not_the_line(backend, tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("account_id,ts,amount\n1,2024-01-05,3\n2,2024-01-06," + "9" * 2_100_000 + "\n")

@@ -1465,7 +1465,8 @@ def _csv_header(path: Path, name: str, delimiter: str) -> list[str]:
             f"before its header row: remove it, so that the header is the first line{also}"
         )
     if "\x00" in line:  # UTF-16 or UTF-32 text: every ASCII character comes with NUL bytes
-        kind = binary_kind(path)
+        # a .gz's own bytes are gzip's: the text read is inside (it was "gzip-compressed, not CSV text")
+        kind = None if opener is gzip.open else binary_kind(path)
         if kind is not None:
             raise DataError(f"{name}: {path} is {kind}, not CSV text: rename it to its format, or export CSV")
         raise DataError(f"{name}: {path} is not UTF-8 (UTF-16?): save it as UTF-8 text")

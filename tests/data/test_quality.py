@@ -474,3 +474,20 @@ def test_ids_of_one_spelling_give_no_two_ways_note(backend, tmp_path):
     )
     data = load_data(tmp_path, backend=backend)
     assert not [n for n in data.quality.notes if "two ways" in n.rule]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "shown"),
+    [
+        ([f"${i}00" for i in range(1, 21)], ("$100", "$1000", "$1100", "$1200", "$1300")),
+        ([f"{i},50 €" for i in range(20)], ("0,50 €", "1,50 €", "10,50 €", "11,50 €", "12,50 €")),
+        (["£12.50", "-$3", *[str(i) for i in range(18)]], ("-$3", "£12.50")),
+    ],
+)
+def test_numbers_written_with_a_currency_sign_are_named(sizes, shown):
+    """An export's revenue '$1200' became a category of as many levels as values, without a word."""
+    (note,) = _accounts_note(sizes)
+    assert note.column == "size"
+    assert tuple(note.examples) == shown
+    assert "currency sign" in note.rule
+    assert "decimal point" in note.rule

@@ -581,6 +581,9 @@ MOSTLY_NUMBERS = 0.9
 #: Number text with a comma, as a decimal comma ("12,5", "1.234,56") or a thousands separator ("1,200").
 COMMA_NUMBER_PATTERN = r"^\s*[+-]?[0-9][0-9.]*,[0-9.,]*[0-9]\s*$"
 
+#: Number text with a currency sign before or after it ("$1200", "-$3", "12,50 €", "£12.50").
+MONEY_NUMBER_PATTERN = r"^\s*[+-]?\s*[$€£¥]\s*[0-9][0-9.,]*\s*$|^\s*[+-]?[0-9][0-9.,]*\s*[$€£¥]\s*$"
+
 #: Text columns of the accounts table that are not attributes (ids and rep names are text by nature).
 _NOT_ATTRIBUTES = ("account_id", "owner")
 
@@ -604,11 +607,12 @@ def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
         counts[f"n_{i}"] = value.count()
         counts[f"num_{i}"] = value.re_search(NUMBER_PATTERN).cast("int64").sum()  # alike on every engine
         counts[f"comma_{i}"] = value.re_search(COMMA_NUMBER_PATTERN).cast("int64").sum()
+        counts[f"money_{i}"] = value.re_search(MONEY_NUMBER_PATTERN).cast("int64").sum()
     row = accounts.aggregate(**counts).to_pyarrow().to_pylist()[0]
     for i, name in enumerate(text):
         n, numbers = int(row[f"n_{i}"] or 0), int(row[f"num_{i}"] or 0)
-        commas = int(row[f"comma_{i}"] or 0)
-        if not (numbers < n and numbers + commas >= MOSTLY_NUMBERS * n):
+        commas, money = int(row[f"comma_{i}"] or 0), int(row[f"money_{i}"] or 0)
+        if not (numbers < n and numbers + commas + money >= MOSTLY_NUMBERS * n):
             continue
         value = accounts[name]
         other = accounts.filter(value.notnull() & ~value.re_search(NUMBER_PATTERN))
@@ -622,6 +626,12 @@ def attribute_notes(accounts: ir.Table | None) -> list[Problem]:
                 f"numbers written with a comma ({commas:,} of {n:,} values; a decimal comma or a thousands "
                 "separator), which kamml does not read: the column is read as text, so the models take it "
                 "as a category, not a number; write them with a decimal point and no separators"
+            )
+        if money:  # an export's revenue "$1200": a category of as many levels as accounts, unsaid
+            rule = (
+                f"numbers written with a currency sign ({money:,} of {n:,} values), which kamml does not "
+                "read: the column is read as text, so the models take it as a category, not a number; write "
+                "them without currency signs, with a decimal point and no separators"
             )
         notes.append(Problem("accounts", name, rule, n - numbers, plain_examples(examples)))
     return notes

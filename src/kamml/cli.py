@@ -705,7 +705,7 @@ def allocate(
                 out,
                 horizon_days=horizon_days,
                 curve=fractions,
-                before_write=lambda table: _ignore(draw(None, table)),  # drawn before anything is written
+                before_write=lambda table: draw(None, table),  # drawn before anything is written
             )
             if curve is not None and result.curve is not None:  # the curve and its chart together
                 write_together({curve: result.curve}, {png: drawn[0]} if png is not None and drawn else None)
@@ -719,10 +719,6 @@ def allocate(
     from kamml.allocation.summary import plan_line
 
     typer.echo(f"{plan_line(summary, n_accounts)} -> {where}")
-
-
-def _ignore(_: object) -> None:
-    """Drop a value: a callback whose caller takes none."""
 
 
 def _check_spark_output(out: Path, what: str) -> None:

@@ -132,6 +132,7 @@ __all__ = [
     "missing_score_columns",
     "owner_column",
     "owner_counts",
+    "percent_hint",
     "plan_and_curve",
     "plan_hours",
     "resolve_horizon",
@@ -1415,19 +1416,24 @@ def _problem(column: str, rule: str, bad: pd.Series, values: pd.Series | None = 
 PERCENT_HINT = "; they look like percentages: divide by 100"
 
 
-def _percent_hint(values: npt.NDArray[np.floating[Any]], outside: npt.NDArray[np.bool_], high: float) -> str:
-    """`PERCENT_HINT` for a probability that reads as percentages, else ''.
+def percent_hint(off_percent: int, above_one: int, finite: int) -> str:
+    """`PERCENT_HINT` for a probability column that reads as percentages, else ''; both engines' rule.
 
-    Every value off [0, 1] lies in [0, 100] and at least half the finite values are above 1 (`values`:
-    the column as numbers, `outside`: which are off the range). A churn export in percent (20, 70) was
-    refused without a word of the likely cause; a model's stray 1.5 among probabilities is no percentage.
+    `off_percent`: its values off [0, 100]; `above_one`: those above 1; `finite`: its finite values. It
+    reads as percentages when none is off [0, 100] and at least half are above 1. A churn export in
+    percent (20, 70) was refused without a word of the likely cause; a model's stray 1.5 among
+    probabilities is no percentage.
     """
+    return PERCENT_HINT if not off_percent and 2 * above_one >= finite else ""
+
+
+def _percent_hint(values: npt.NDArray[np.floating[Any]], outside: npt.NDArray[np.bool_], high: float) -> str:
+    """`percent_hint` of a probability's `values` (the column as numbers; `outside`: off its range)."""
     if high != 1.0:
         return ""
     off = values[outside]
     finite = values[np.isfinite(values)]
-    percents = bool(np.all((off >= 0) & (off <= 100))) and 2 * int((finite > 1).sum()) >= finite.size
-    return PERCENT_HINT if percents else ""
+    return percent_hint(int(((off < 0) | (off > 100)).sum()), int((finite > 1).sum()), finite.size)
 
 
 def _check_number(series: pd.Series, column: str, low: float, high: float, nan_ok: bool) -> list[Problem]:

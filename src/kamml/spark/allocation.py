@@ -53,7 +53,6 @@ from kamml.allocation.allocate import (
     ALLOCATION_COLUMNS,
     BINARY_ID_RULE,
     BINARY_OWNER_RULE,
-    PERCENT_HINT,
     SCORE_BOUNDS,
     TEXT_NOT_UTF8_RULE,
     WHOLE_DAYS_RULE,
@@ -68,6 +67,7 @@ from kamml.allocation.allocate import (
     floor_hint,
     horizon_problems,
     missing_score_columns,
+    percent_hint,
     plan_hours,
     resolve_horizon,
     scoring_summary,
@@ -168,7 +168,7 @@ def allocate_spark(
     session: SparkSession | None = None,
     horizon_days: int | None = None,
     curve: Sequence[float] | None = None,
-    before_write: Callable[[pd.DataFrame | None], None] | None = None,
+    before_write: Callable[[pd.DataFrame | None], object] | None = None,
 ) -> SparkAllocation:
     """Allocate the team's hours over a scores table on Spark, exactly as `kamml.allocate` does.
 
@@ -1714,8 +1714,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         if rule == WRONG_ID_TYPE_RULE:  # pandas reads a boolean column with nulls as objects: yes/no values
             got = "yes/no values" if id_kind == "bool" and count < int(row["n"]) else id_kind
             rule = WRONG_ID_TYPE_RULE.format(got=got)
-        if i in no_percent and not row[f"q{i}"] and 2 * int(row[f"p{i}"] or 0) >= int(row[f"f{i}"] or 0):
-            rule += PERCENT_HINT  # as in memory: nothing off [0, 100], at least half above 1
+        if i in no_percent:  # as in memory: nothing off [0, 100], at least half above 1
+            rule += percent_hint(*(int(row[f"{key}{i}"] or 0) for key in "qpf"))
         if count:
             examples: tuple[Any, ...] = ()
             if rule not in ("null id", "missing value"):

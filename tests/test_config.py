@@ -835,3 +835,37 @@ def test_config_md_lists_every_key_with_the_code_default():
                 value = str(value) if isinstance(value, Path) else value
                 assert yaml.safe_load(plain.group(1) or plain.group(2)) == value, f"{name}.{keys[0]}"
         assert documented == set(fields), name
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("data", "path"),
+        ("data", "transactions"),
+        ("data", "activities"),
+        ("output", "dir"),
+        ("engine", "temp_directory"),
+    ],
+)
+@pytest.mark.parametrize("value", ["${DATA}/demo", "$HOME/demo", "runs/${RUN_ID}"])
+def test_an_environment_variable_in_a_path_is_refused_naming_its_key(tmp_path, section, key, value):
+    """kamml expands no variable in a config: ``data.path: ${DATA}/demo`` made a folder named ``${DATA}``.
+
+    With ``data.generate`` the world was written into ``./${DATA}/demo`` and read from there, exit 0,
+    and ``output.dir: $OUT/run`` put the outputs in a folder named ``$OUT``.
+    """
+    path = tmp_path / "job.yaml"
+    path.write_text(f'{section}:\n  {key}: "{value}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ")
+    assert f"'{section}.{key}'" in message
+    assert "environment variable" in message
+    assert "envsubst" in message
+
+
+@pytest.mark.parametrize("value", ["data/$", "data/a$1", "~/demo", "data/cost $ 2", "data/$$"])
+def test_a_dollar_sign_that_names_no_variable_is_a_path_as_written(value):
+    """Only ``$NAME`` and ``${NAME}`` are taken for an unfilled variable; other dollar signs are text."""
+    assert Config.from_dict({"data": {"transactions": value}}).data.transactions == value

@@ -283,16 +283,28 @@ def _expand_home(path: Path | None) -> Path | None:
 
 
 def _not_blank(value: Any, info: ValidationInfo) -> Any:
-    """Refuse a path setting given as empty or blank text: pydantic read "" as the current folder.
+    """Refuse a path setting given as empty or blank text, or holding an environment variable.
 
     ``output.dir: ${OUT}`` filled by envsubst with OUT unset wrote the job's outputs into the folder the
     command ran in, ``data.accounts: ""`` read every table of the data folder as the accounts, and
-    ``engine.temp_directory: ""`` had DuckDB spill into the working folder.
+    ``engine.temp_directory: ""`` had DuckDB spill into the working folder. No variable is expanded:
+    ``data.path: ${DATA}/demo`` with ``data.generate`` wrote the world into a folder named ``${DATA}``.
     """
+    section = {"dir": "output", "temp_directory": "engine"}.get(str(info.field_name), "data")
     if isinstance(value, str) and not value.strip():
-        section = {"dir": "output", "temp_directory": "engine"}.get(str(info.field_name), "data")
         raise ValueError(f"{section}.{info.field_name} is empty: give a path, or leave the key out")
+    variable = _ENV_VARIABLE.search(value) if isinstance(value, str) else None
+    if variable is not None:
+        raise _key_error(
+            f"'{section}.{info.field_name}' holds {variable.group(0)}, an environment variable, which kamml "
+            f"does not expand in a config (it was read as part of the name): fill it in before "
+            "(--config <(envsubst < job.yaml)) or write the path"
+        )
     return value
+
+
+#: ``$NAME`` or ``${NAME}`` in a path setting: a variable left unfilled (envsubst's and the shell's form).
+_ENV_VARIABLE = re.compile(r"\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)")
 
 
 def sqlite_home(uri: str) -> str:

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -198,6 +199,24 @@ def test_a_numpy_seed_makes_a_world_that_writes_and_a_bool_seed_is_refused(tmp_p
         ConfigError, match=r"seed \(data.generate.seed\) must be a whole number >= 0, got True"
     ):
         synthetic.generate(20, seed=True, years=0.5)
+
+
+@pytest.mark.parametrize("years", [True, "1", None, float("inf")])
+def test_years_that_are_no_number_are_config_errors_showing_the_value(years):
+    """True was taken as one year (seed and n_accounts refuse it), and "1" was said to be "got 1"."""
+    with pytest.raises(
+        ConfigError, match=rf"must be a number of years up to 100, got {re.escape(repr(years))}"
+    ):
+        synthetic.generate(5, seed=1, years=years)
+
+
+def test_numpy_years_make_the_world_of_the_same_python_number():
+    """np.int64(1) (a grid over np.arange) was refused as "must be a number of years up to 100, got 1"."""
+    expected = synthetic.generate(5, seed=1, years=1)
+    for years in (np.int64(1), np.float64(1.0)):
+        world = synthetic.generate(5, seed=1, years=years)
+        pd.testing.assert_frame_equal(world.transactions, expected.transactions)
+        assert world.end == expected.end
 
 
 @pytest.mark.parametrize(

@@ -592,8 +592,9 @@ def generate(
     params = params or WorldParams()
     if not _count(n_accounts):  # 10.5 was numpy's TypeError, True a world of one account
         raise ConfigError(f"n_accounts must be a whole number >= 1, got {n_accounts!r}")
-    if not (isinstance(years, (int, float)) and math.isfinite(years) and years <= 100):
-        raise ConfigError(f"years (data.generate.years) must be a number of years up to 100, got {years}")
+    if not (_real(years) and math.isfinite(years) and years <= 100):  # True was one year, np.int64(2) refused
+        raise ConfigError(f"years (data.generate.years) must be a number of years up to 100, got {years!r}")
+    years = float(years)
     months = round(12 * years)
     if months < 1:
         raise ConfigError(f"years (data.generate.years) must cover at least one month, got {years}")
@@ -648,6 +649,13 @@ def generate(
 
 MAX_HORIZON_DAYS = 36_525
 """Longest horizon in days (100 years, as `generate`'s years): 10**6 days ran past pandas' dates."""
+
+
+def _real(value: Any) -> bool:
+    """Whether `value` is a real number, Python's or numpy's, and not a bool."""
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
 
 
 def _count(value: Any) -> bool:

@@ -869,3 +869,18 @@ def test_an_environment_variable_in_a_path_is_refused_naming_its_key(tmp_path, s
 def test_a_dollar_sign_that_names_no_variable_is_a_path_as_written(value):
     """Only ``$NAME`` and ``${NAME}`` are taken for an unfilled variable; other dollar signs are text."""
     assert Config.from_dict({"data": {"transactions": value}}).data.transactions == value
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("time:\n  snapshots: 1" + "0" * 5000 + "\n", r"not valid YAML: .*5001 digits"),
+        ("[" * 5000 + "]" * 5000, r"not valid YAML: nested too deeply"),
+    ],
+)
+def test_yaml_python_cannot_hold_is_a_config_error_naming_the_file(tmp_path, text, says):
+    """A 5,001-digit number (a ValueError) or 5,000 nested lists (a RecursionError) were tracebacks."""
+    path = tmp_path / "job.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: {says}"):
+        load_config(path)

@@ -1192,6 +1192,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(
                 f"{path}: a config must be UTF-8 text ({exc.reason} at byte {exc.start})"
             ) from None
+        except RecursionError:  # thousands of nested lists or mappings: a traceback
+            raise ConfigError(f"{path}: not valid YAML: nested too deeply to be a config") from None
+        except ValueError as exc:  # a number of more than 4,300 digits, which Python refuses to read
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(loaded).__name__}")
         raw = loaded or {}

@@ -630,7 +630,7 @@ def test_reading_a_config_without_model_parameters_does_not_import_lightgbm():
         (
             lambda cfg: setattr(cfg.allocation, "weights", {"retension": 1}),
             r"assignment: unknown key 'allocation\.weights\.retension'; valid keys here: retention, growth, "
-            r"referral$",
+            r"referral; did you mean retention\?$",
         ),
         (
             lambda cfg: setattr(cfg.time, "horizon_days", 0),
@@ -884,3 +884,43 @@ def test_yaml_python_cannot_hold_is_a_config_error_naming_the_file(tmp_path, tex
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: {says}"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "close"),
+    [
+        ("alocation: {}\n", "allocation"),
+        ("time:\n  horizon: 90\n", "horizon_days"),
+        ("allocation:\n  hour: 10\n", "hours"),
+        ("data:\n  generate: {acounts: 50}\n", "accounts"),
+    ],
+)
+def test_a_misspelt_key_names_the_valid_key_it_is_closest_to(tmp_path, text, close):
+    """A typo listed every valid key of its section (eighteen for allocation) but not the one meant."""
+    path = tmp_path / "job.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"valid keys here: .*; did you mean {close}\?$"):
+        load_config(path)
+
+
+def test_a_key_like_no_valid_one_lists_the_valid_keys_without_a_guess():
+    with pytest.raises(ConfigError, match=r"valid keys here: [a-z_, ]+$"):
+        Config.from_dict({"time": {"zzz": 1}})
+
+
+def test_a_misspelt_key_in_an_assignment_names_the_closest_valid_key():
+    cfg = Config()
+    with pytest.raises(ConfigError, match=r"unknown key 'allocation.cap_hour'; .*did you mean cap_hours\?$"):
+        cfg.allocation.cap_hour = 3
+
+
+@pytest.mark.parametrize(
+    ("section", "close"),
+    [
+        ({"features": {"groups": {"trnd": True}}}, "trend"),
+        ({"allocation": {"weights": {"retension": 1}}}, "retention"),
+    ],
+)
+def test_a_misspelt_feature_group_or_weight_names_the_closest_one(section, close):
+    with pytest.raises(ConfigError, match=rf"valid keys here: .*; did you mean {close}\?$"):
+        Config.from_dict(section)

@@ -106,8 +106,9 @@ class _Section(BaseModel):
         prefix = _section_path(type(self))
         if name not in type(self).model_fields:
             key = ".".join([*prefix, name])
-            valid = ", ".join(type(self).model_fields)
-            raise ConfigError(f"assignment: unknown key '{key}'; valid keys here: {valid}")
+            raise ConfigError(
+                f"assignment: unknown key '{key}'; {_valid_keys(name, type(self).model_fields)}"
+            )
         before = self.__dict__.get(name)
         try:
             super().__setattr__(name, value)
@@ -419,7 +420,8 @@ class FeaturesConfig(_Section):
         unknown = [f"'features.groups.{name}'" for name in value if name not in FEATURE_GROUPS]
         if unknown:
             keys = f"key {unknown[0]}" if len(unknown) == 1 else f"keys {', '.join(unknown)}"
-            raise _key_error(f"unknown {keys}; valid keys here: {', '.join(FEATURE_GROUPS)}")
+            name = next(name for name in value if name not in FEATURE_GROUPS)
+            raise _key_error(f"unknown {keys}; {_valid_keys(name, FEATURE_GROUPS)}")
         if value.get("btyd") is False:  # accepted before, and silently ignored
             raise _key_error(
                 "features.groups.btyd cannot be switched off: the models are built on BG/NBD and "
@@ -1044,11 +1046,12 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
             lines.append(f"'{key}' must be true or false, got {err.get('input')!r}")
         elif dict_key and err["type"] == "literal_error":  # weights: {retension: 1}
             valid = str(err.get("ctx", {}).get("expected", "?")).replace("'", "").replace(" or ", ", ")
-            lines.append(f"unknown key '{key}'; valid keys here: {valid}")
+            lines.append(f"unknown key '{key}'; {_valid_keys(parts[-1], valid.split(', '))}")
         elif err["type"] == "extra_forbidden":
             owner = _model_at((*prefix, *err["loc"]))
-            valid = ", ".join(owner.model_fields) if owner else "?"
-            lines.append(f"unknown key '{key}'; valid keys here: {valid}")
+            lines.append(
+                f"unknown key '{key}'; {_valid_keys(parts[-1], owner.model_fields if owner else ['?'])}"
+            )
         elif err.get("input", ...) is None and err["type"] != "value_error" and _is_setting(loc):
             # `dir:` with nothing after it (`dir: ${OUT}` from envsubst with OUT unset)
             if not (member and key in union):
@@ -1067,6 +1070,13 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
                 union[key] = len(lines)
             lines.append(f"'{key}': {err['msg']}{shown}")
     return f"{source}: " + "; ".join(lines)
+
+
+def _valid_keys(name: str, valid: Iterable[str]) -> str:
+    """The valid keys of a section, and the one `name` is closest to when it looks like a typo of one."""
+    keys = list(valid)
+    close = difflib.get_close_matches(name, keys, n=1)
+    return f"valid keys here: {', '.join(keys)}" + (f"; did you mean {close[0]}?" if close else "")
 
 
 #: How pydantic tags the member of a union in an error's location (``float``, ``literal['auto']``).

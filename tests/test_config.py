@@ -51,6 +51,21 @@ def test_a_shipped_config_loads_by_name_from_any_folder(name, tmp_path, monkeypa
     assert load_config(name).time.horizon_days == 30
 
 
+def test_a_packaged_name_beside_a_yaml_of_that_name_says_which_it_loads(tmp_path, monkeypatch, caplog):
+    """`--config default` beside an edited default.yaml loads the packaged one, and says so."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default.yaml").write_text("time: {horizon_days: 30}\n")
+    with caplog.at_level("WARNING", logger="kamml.config"):
+        config = load_config("default")
+    assert config == load_config(packaged_config("default"))  # still the packaged one
+    assert "loaded kamml's packaged config 'default', not ./default.yaml" in caplog.text
+    assert "--config default.yaml" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kamml.config"):
+        load_config("cdnow")  # no cdnow.yaml here: nothing to say
+    assert caplog.text == ""
+
+
 def test_a_missing_config_names_the_shipped_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(

@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import functools
 import itertools
+import logging
 import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -33,6 +34,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from kamml.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "FEATURE_GROUPS",
@@ -1173,6 +1176,19 @@ def packaged_config(name: str) -> Path:
     return Path(str(resources.files("kamml").joinpath("configs", f"{name}.yaml")))
 
 
+def _note_local_copy(name: str) -> None:
+    """Warn that a bare packaged name loads the packaged config even beside ``<name>.yaml`` (a copy)."""
+    local = Path(f"{name}.yaml")
+    if local.is_file():
+        logger.warning(
+            "loaded kamml's packaged config '%s', not ./%s (a bare name loads the packaged one): "
+            "give --config %s to use the file here",
+            name,
+            local,
+            local,
+        )
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Read a YAML config file (or none: all defaults) and apply nested `overrides` on top.
 
@@ -1185,6 +1201,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         path = Path(path).expanduser()  # "~/job.yaml" from Python, or `--config=~/job.yaml` unexpanded
         if str(path) in PACKAGED_CONFIGS and not path.is_file():  # a folder "spark" does not hide it
+            _note_local_copy(str(path))
             path = packaged_config(str(path))
         source = str(path)
         if path.is_dir():

@@ -876,3 +876,13 @@ def test_hours_of_one_amount_per_activity_are_refused_saying_what_is_missing():
     assert "activities.hours" in message
     assert "take only 2 values per account and period (0 and 2)" in message
     assert "at least 3 are needed" in message
+
+
+def test_a_bad_clip_is_refused_before_the_fit_naming_the_setting_and_the_rule():
+    """A reversed clip failed only when the response was built, after the fit (minutes on a large book):
+    here the tiny book's too few account-periods would be found first if the clip waited."""
+    tx, act = tiny()
+    rule = r"clip \(allocation\.effort_clip\) must be \(low, high\) with 0 < low <= high < inf"
+    for clip in [(4.0, 0.25), (0.0, 4.0), (0.25, float("inf")), (0.25, 4.0, 9.0), ("a", "b")]:
+        with pytest.raises(ConfigError, match=rule):
+            fit_effort_response(tx, act, TINY_CUTOFF, clip=clip)  # type: ignore[arg-type]

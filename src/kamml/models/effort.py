@@ -524,8 +524,10 @@ def fit_effort_response(
         upper end of its range or its standard error exceeds it (`_unusable_uplift`): it would be the
         growth weight of the allocation.
     kamml.errors.ConfigError
-        As `effort_panel`: a cutoff with a time of day, or a bad period length, count or window.
+        As `effort_panel`: a cutoff with a time of day, or a bad period length, count or window; and a
+        `clip` that is not two numbers with 0 < low <= high < inf (checked before any work).
     """
+    clip = _checked_clip(clip)  # before the panel and the fit: the response refused it only after them
     cut = as_cutoff(cutoff)
     panel = effort_panel(
         transactions,
@@ -643,7 +645,7 @@ def fit_effort_response(
         horizon_days=int(horizon_days),
         period_months=int(period_months),
         uplift=fit["uplift"],
-        clip=(float(clip[0]), float(clip[1])),
+        clip=clip,
         source="fitted",
         diagnostics=diagnostics,
     )
@@ -663,6 +665,22 @@ def fit_effort_response(
         fit["naive_exponent"],
     )
     return response
+
+
+def _checked_clip(clip: tuple[float, float]) -> tuple[float, float]:
+    """The fit's clip as two floats, or a ConfigError naming the setting and its rule.
+
+    Checked before the panel is built: `EffortResponse` refused a reversed clip only when it was built,
+    after the fit (minutes on a large book).
+    """
+    rule = "clip (allocation.effort_clip) must be (low, high) with 0 < low <= high < inf"
+    try:
+        low, high = (float(v) for v in clip)
+    except (TypeError, ValueError):
+        raise ConfigError(f"effort response: {rule}, got {clip!r}") from None
+    if not 0 < low <= high < math.inf:
+        raise ConfigError(f"effort response: {rule}, got ({low}, {high})")
+    return low, high
 
 
 def _too_few_hour_levels(levels: FloatArray) -> str:

@@ -493,3 +493,44 @@ def test_defined_metrics_do_not_warn() -> None:
         warnings.simplefilter("error")
         value_metrics([5.0, 0.0, 1.0, 0.0], [3.0, 1.0, 2.0, 0.0])
         churn_metrics([1, 0, 1], [0.8, 0.1, 0.4])
+
+
+def test_calibration_table_allocates_for_the_accounts_not_the_bins():
+    """bins=10**9 allocated two arrays of a billion edges (16 GB) for three accounts."""
+    import tracemalloc
+
+    y, p = [0, 1, 1], [0.2, 0.5, 0.9]
+    tracemalloc.start()
+    try:
+        uniform = calibration_table(y, p, bins=10**7)
+        quantile = calibration_table(y, p, bins=10**7, strategy="quantile")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+    assert uniform["bin"].tolist() == [2 * 10**6, 5 * 10**6, 9 * 10**6]
+    assert uniform["p_low"].tolist() == [0.2, 0.5, 0.9]
+    assert uniform["p_high"].tolist() == [(k * 10**6 + 1) / 10**7 for k in (2, 5, 9)]
+    # more quantile bins than accounts are one per account: the same as bins = 3
+    pd.testing.assert_frame_equal(quantile, calibration_table(y, p, bins=3, strategy="quantile"))
+    assert calibration_table(y, p, bins=10**9)["n"].tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match=r"at most 2\*\*52"):
+        calibration_table(y, p, bins=2**53)
+
+
+def test_uniform_calibration_bins_are_those_of_the_edges_k_over_bins():
+    """The bins that hold accounts are found without the edges; each account is where k / bins puts it."""
+    rng = np.random.default_rng(4)
+    for bins in (1, 3, 7, 10, 1000, 99_991):
+        p = np.r_[rng.random(200), np.arange(bins + 1)[:: max(bins // 50, 1)] / bins, 0.0, 1.0]
+        y = rng.integers(0, 2, p.size)
+        table = calibration_table(y, p, bins=bins)
+        edges = np.arange(bins + 1) / bins
+        which = np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, bins - 1)
+        used, counts = np.unique(which, return_counts=True)
+        assert table["bin"].tolist() == used.tolist()
+        assert table["n"].tolist() == counts.tolist()
+        assert table["p_low"].tolist() == edges[used].tolist()
+        assert table["p_high"].tolist() == edges[used + 1].tolist()
+        sums = np.bincount(which, weights=p)[used]
+        assert table["mean_predicted"].tolist() == (sums / counts).tolist()

@@ -491,6 +491,10 @@ def _quantiles(p: FloatArray, bins: int) -> FloatArray:
     return np.asarray(s[low] + (s[high] - s[low]) * (rest / bins), dtype=np.float64)
 
 
+MAX_UNIFORM_BINS = 2**52
+"""Most equal-width bins: beyond, neighbouring edges k / bins are no longer told apart in floats."""
+
+
 def calibration_table(
     y_true: ArrayLike,
     p: ArrayLike,
@@ -504,6 +508,12 @@ def calibration_table(
     y_true : array-like of 0/1
     p : array-like of probabilities
     bins : int, default 10
+        Number of bins. More bins than accounts cost nothing: only the bins that hold accounts (at most
+        one per account) are computed, never every edge (``bins=10**9`` allocated 16 GB of edges). With
+        ``"uniform"`` the bins keep their width 1 / bins, up to `MAX_UNIFORM_BINS` (a ValueError above);
+        with ``"quantile"`` more bins than accounts are taken as one per account (bins = the number of
+        accounts), since further quantile edges only cut the space between two accounts: the accounts
+        are grouped as they would be, only the edges between them differ.
     strategy : {"uniform", "quantile"}, default "uniform"
         Equal-width bins on [0, 1], or bins holding equal numbers of accounts (edges are the quantiles
         of `p`; a probability that several quantiles share, a block of ties, is a bin of its own).
@@ -518,30 +528,51 @@ def calibration_table(
         raise ValueError(f"bins must be a whole number >= 1, got {bins!r}")
     a, b = _binary(y_true, p)
     if strategy == "uniform":
-        edges = np.arange(bins + 1) / bins  # exact decimals: 3 / 10 == 0.3
+        if bins > MAX_UNIFORM_BINS:
+            raise ValueError(
+                f"bins must be at most 2**52 ({MAX_UNIFORM_BINS:,}) with strategy 'uniform', got {bins:,}: "
+                "beyond, the edges k / bins are no longer distinct numbers"
+            )
+        which = _uniform_bin(b, int(bins))
+        used, inverse = np.unique(which, return_inverse=True)
+        low, high = used / bins, (used + 1) / bins  # as np.arange(bins + 1) / bins gives them
     elif strategy == "quantile":
         # a probability several quantiles share (a block of ties: isotonic calibration's flat steps)
         # is a bin of its own, [v, the next float): merged away, it joined the next accounts' bin
-        quantiles, repeats = np.unique(_quantiles(b, bins), return_counts=True)
+        quantiles, repeats = np.unique(_quantiles(b, min(int(bins), b.size)), return_counts=True)
         edges = np.unique(np.r_[quantiles, np.nextafter(quantiles[repeats > 1], np.inf)])
         if edges.size == 1:
             edges = np.r_[edges, edges]
+        which = np.clip(np.searchsorted(edges[1:-1], b, side="right"), 0, edges.size - 2)
+        used, inverse = np.unique(which, return_inverse=True)
+        low = edges[:-1][used]
+        high = np.where(edges[1:] == np.nextafter(edges[:-1], np.inf), edges[:-1], edges[1:])[used]  # [v, v]
     else:
         raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
-    n_bins = edges.size - 1
-    which = np.clip(np.searchsorted(edges[1:-1], b, side="right"), 0, n_bins - 1)
-    counts = np.bincount(which, minlength=n_bins)
-    sum_p = np.bincount(which, weights=b, minlength=n_bins)
-    sum_y = np.bincount(which, weights=a, minlength=n_bins)
-    used = counts > 0
-    high = np.where(edges[1:] == np.nextafter(edges[:-1], np.inf), edges[:-1], edges[1:])  # [v, v]
+    counts = np.bincount(inverse, minlength=used.size)
     return pd.DataFrame(
         {
-            "bin": np.arange(n_bins)[used],
-            "p_low": edges[:-1][used],
-            "p_high": high[used],
-            "n": counts[used],
-            "mean_predicted": sum_p[used] / counts[used],
-            "observed_rate": sum_y[used] / counts[used],
+            "bin": used,
+            "p_low": low,
+            "p_high": high,
+            "n": counts,
+            "mean_predicted": np.bincount(inverse, weights=b, minlength=used.size) / counts,
+            "observed_rate": np.bincount(inverse, weights=a, minlength=used.size) / counts,
         }
     )
+
+
+def _uniform_bin(p: FloatArray, bins: int) -> NDArray[np.int64]:
+    """The equal-width bin of each probability: how many edges k / bins (0 < k < bins) lie at or below it.
+
+    From ``floor(p * bins)``, moved by one where rounding put it on the wrong side of an edge, so that
+    each account lands where a search of the edges ``np.arange(bins + 1) / bins`` puts it, with no
+    array of the edges (a billion bins were two arrays of 8 GB).
+    """
+    k = np.clip(np.floor(p * bins), 0, bins - 1).astype(np.int64)
+    while True:
+        up = (k + 1 < bins) & ((k + 1) / bins <= p)
+        down = (k > 0) & (k / bins > p)
+        if not (up.any() or down.any()):
+            return k
+        k = k + up - down

@@ -534,3 +534,18 @@ def test_uniform_calibration_bins_are_those_of_the_edges_k_over_bins():
         assert table["p_high"].tolist() == edges[used + 1].tolist()
         sums = np.bincount(which, weights=p)[used]
         assert table["mean_predicted"].tolist() == (sums / counts).tolist()
+
+
+def test_a_capture_of_a_negative_total_is_nan_with_a_warning_naming_the_rule():
+    """Refunds outweighing purchases: the top account's 5 of a total of -5 read a capture of -1.0."""
+    rule = r"top_capture is NaN: y_true's values sum to less than 0"
+    with pytest.warns(UndefinedMetricWarning, match=rule):
+        assert math.isnan(top_capture([5.0, -10.0], [2.0, 1.0], share=0.5))
+    with pytest.warns(UndefinedMetricWarning, match="top_capture is NaN"):
+        metrics = value_metrics([5.0, -10.0, 1.0], [3.0, 2.0, 1.0])
+    assert math.isnan(metrics["top10_capture"])
+    assert math.isnan(metrics["top20_capture"])
+    shares = decile_table([5.0, -10.0, 1.0], [3.0, 2.0, 1.0])
+    assert shares["actual_share"].isna().all()
+    assert shares["cumulative_actual_share"].isna().all()
+    assert top_capture([5.0, -1.0], [2.0, 1.0], share=0.5) == pytest.approx(1.25)  # a positive total

@@ -28,8 +28,8 @@ keyed by account_id, so those are paired by index label (`_pair`):
 
 Series with identical indexes, and any input that is not a Series, are paired by position as before.
 
-A metric the inputs leave undefined (a Gini of equal actuals, a share of a total of 0, an AUC of one
-outcome) is NaN, and says why in an `UndefinedMetricWarning` naming the input and the rule.
+A metric the inputs leave undefined (a Gini of equal actuals, a share of a total of 0 or below 0, an
+AUC of one outcome) is NaN, and says why in an `UndefinedMetricWarning` naming the input and the rule.
 """
 
 from __future__ import annotations
@@ -190,6 +190,14 @@ def _zero_total(why: str) -> str:
     return f"y_true's values sum to 0 (to rounding; refunds that net out purchases too), and {why}"
 
 
+def _negative_total(why: str) -> str:
+    """The reason a share of y_true's total is NaN when that total is below 0."""
+    return (
+        f"y_true's values sum to less than 0 (refunds outweigh purchases), and {why}: a share of a "
+        "negative total has no meaning (its sign flips, and a part can exceed the whole)"
+    )
+
+
 def _all_equal(name: str, values: FloatArray) -> str:
     """The reason a ranking metric is NaN when `name`'s values are all equal."""
     return f"{name}'s {values.size:,} values are all equal, so they give no order to rank by"
@@ -276,7 +284,8 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> flo
     """Share of the total actual value held by the top `share` of accounts ranked by forecast.
 
     The top ``share * n`` accounts are taken (a fractional last account counts in proportion), ties at
-    their expected value under random tie-breaking. NaN, with a warning, when the actual total is 0.
+    their expected value under random tie-breaking. NaN, with a warning, when the actual total is 0 or
+    below 0 (refunds outweighing purchases: a share of a negative total flips its sign).
 
     Examples
     --------
@@ -291,6 +300,8 @@ def top_capture(y_true: ArrayLike, y_pred: ArrayLike, share: float = 0.1) -> flo
     captured = float(np.interp(share * a.size, np.arange(a.size + 1), cumulative))
     if abs(float(a.sum())) <= _zero_below(a):
         return _undefined("top_capture", _zero_total("the capture is a share of that total"))
+    if float(a.sum()) < 0:  # the top account's 5 of a total of -5 read a capture of -1.0
+        return _undefined("top_capture", _negative_total("the capture is a share of that total"))
     return captured / float(a.sum())
 
 
@@ -352,7 +363,8 @@ def decile_table(y_true: ArrayLike, y_pred: ArrayLike) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``decile`` (1-10), ``n``, ``predicted_total``, ``actual_total``, ``predicted_mean``,
         ``actual_mean``, ``ape`` (|predicted - actual| / actual, NaN when actual is 0), ``actual_share``
-        (of the overall actual total) and ``cumulative_actual_share``.
+        (of the overall actual total; NaN when that total is 0 or below 0) and
+        ``cumulative_actual_share``.
     """
     a, b, exponent = _unit_scaled(*_pair(y_true, y_pred))  # summed unscaled, 1e308s read inf and NaN
     table = _deciles(a, b)
@@ -375,7 +387,7 @@ def _deciles(a: FloatArray, b: FloatArray) -> pd.DataFrame:
     actual = np.where(np.abs(actual) > zero, actual, 0.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ape = np.where(actual != 0, np.abs(predicted - actual) / np.abs(actual), np.nan)
-        share = actual / total if abs(total) > zero else np.full(10, np.nan)
+        share = actual / total if total > zero else np.full(10, np.nan)  # of a negative total: none
     table = pd.DataFrame(
         {
             "decile": np.arange(1, 11),

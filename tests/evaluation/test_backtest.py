@@ -669,3 +669,23 @@ def test_the_text_writes_the_rmse_in_any_unit_of_the_amounts():
     assert "3.2e+09" in text
     assert "4.5e+09" in text
     assert "a baseline does better on" not in text
+
+
+def test_an_infinite_metric_is_null_in_the_json_with_its_sign_under_non_finite():
+    """The printed table read inf where the JSON had null, with nothing to tell it from an undefined
+    (NaN, printed n/a) figure."""
+    base = dict.fromkeys(TEXT_COLUMNS["value"], 0.5)
+    value = {
+        "kamml": {**base, "decile_mape": math.inf, "aggregate_error": math.nan},
+        "btyd": {**base, "aggregate_error": -math.inf},
+    }
+    r = _hand_result(value, {"kamml": {"roc_auc": 0.8, "pr_auc": 0.7, "brier": 0.1}}, {})
+    assert "inf" in r.to_text()
+    payload = json.loads(json_text(r.to_dict()))
+    assert payload["value"]["kamml"]["decile_mape"] is None
+    assert payload["value"]["kamml"]["aggregate_error"] is None
+    assert payload["non_finite"] == {
+        "value": {"kamml": {"decile_mape": "inf"}, "btyd": {"aggregate_error": "-inf"}}
+    }
+    finite = _hand_result({"kamml": base}, {}, {}).to_dict()
+    assert "non_finite" not in finite

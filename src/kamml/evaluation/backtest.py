@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,10 @@ class BacktestResult:
         """The JSON of DESIGN §10 (protocol, btyd_params, value, churn, referral).
 
         ``referral`` is always there, null when there is nothing to evaluate; ``referral_note`` then
-        says why, when that is known, so a reader of the JSON never meets a missing key.
+        says why, when that is known, so a reader of the JSON never meets a missing key. JSON has no
+        infinity, so an infinite metric is null like an undefined (NaN) one; ``non_finite`` then gives
+        its sign (``{"value": {"kamml": {"decile_mape": "inf"}}}``), as the printed table reads ``inf``
+        where it reads ``n/a`` for NaN. Only there when a metric is infinite.
         """
         out: dict[str, Any] = {
             "protocol": self.protocol,
@@ -74,6 +78,9 @@ class BacktestResult:
         }
         if not self.referral and self.referral_note:
             out["referral_note"] = self.referral_note
+        infinite = _infinite_metrics({"value": self.value, "churn": self.churn, "referral": self.referral})
+        if infinite:
+            out["non_finite"] = infinite
         return out
 
     def table(self) -> pd.DataFrame:
@@ -149,6 +156,17 @@ TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
     "churn": ("roc_auc", "pr_auc", "brier"),
     "referral": ("gini", "spearman", "top10_capture", "aggregate_error", "rmse"),
 }
+
+
+def _infinite_metrics(blocks: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, str]]]:
+    """Per task and model, the metrics that are infinite, as "inf" or "-inf" (JSON writes them null)."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for task, block in blocks.items():
+        for model, metrics in (block or {}).items():
+            for metric, value in metrics.items():
+                if isinstance(value, numbers.Real) and math.isinf(value):
+                    out.setdefault(task, {}).setdefault(model, {})[metric] = "inf" if value > 0 else "-inf"
+    return out
 
 
 def _better_is_larger(metric: str, value: float) -> float:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -259,3 +260,30 @@ def test_activities_of_no_account_with_transactions_are_a_data_error_naming_the_
     assert re.search(r"none of the [\d,]+ activities rows before 2026-01-01 is of an account", message)
     assert "activities.account_id must hold the ids of transactions.account_id" in message
     assert re.search(r"e\.g\. 1000\d\d in activities, \d+ in transactions", message)
+
+
+def test_activities_of_unknown_accounts_are_warned_of_and_left_out_of_the_panel():
+    """A share of the activities keyed by ids no account has moved the fitted scale without a word from
+    the fit (only `load_data`'s notes said it): the warning names the table, the column, how many rows
+    of what share, and that their hours are left out. The panel is the one without those rows."""
+    tx, act, accounts = make_book(300, seed=2)
+    stray = act.iloc[::10].assign(account_id=act["account_id"].iloc[::10] + 100_000)
+    both = pd.concat([act, stray], ignore_index=True)
+    rows = len(both)
+    with pytest.warns(UserWarning, match="activities.account_id") as said:
+        panel = effort_panel(tx, both, CUTOFF)
+    message = "\n".join(str(w.message) for w in said)
+    share = f"{len(stray) / rows:.1%}"
+    assert f"{len(stray):,} of the {rows:,} activities rows before 2026-01-01 ({share})" in message
+    assert "activities.account_id" in message
+    assert "their hours are left out of the fit" in message
+    assert re.search(r"e\.g\. 1000\d\d", message)
+    pd.testing.assert_frame_equal(panel, effort_panel(tx, act, CUTOFF))
+    # an account of the accounts table without transactions yet (a prospect) is an account
+    prospect = pd.DataFrame({"account_id": [999], "ts": [CUTOFF - pd.Timedelta(days=9)], "hours": [1.0]})
+    known = pd.concat([accounts, pd.DataFrame({"account_id": [999], "size": [1.0]})], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        effort_panel(tx, pd.concat([act, prospect], ignore_index=True), CUTOFF, accounts=known)
+    with pytest.warns(UserWarning, match=r"1 of the [\d,]+ activities rows"):
+        effort_panel(tx, pd.concat([act, prospect], ignore_index=True), CUTOFF)

@@ -786,7 +786,7 @@ def fit_effort_response_from_data(
             cut,
             horizon_days=horizon,
             clip=clip,
-            accounts=data.accounts if size_column else None,
+            accounts=data.accounts,  # its ids too: a prospect's hours are no stray (`effort_panel`)
             size_column=size_column,
             max_accounts=max_accounts,
         )

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from numbers import Integral
 from typing import TypeAlias
 
@@ -101,7 +102,8 @@ def effort_panel(
     horizon_days : int, default 180
         The value column is a rate per this many days (the horizon of the predicted clv).
     accounts : pandas.DataFrame or ibis Table, optional
-        The accounts table, read for `size_column`.
+        The accounts table, read for `size_column`, and for its ids: activities rows of no account (no
+        transactions before the cutoff, not in this table) get a warning, as their hours are left out.
     size_column : str, optional
         A numeric column of `accounts` (an account's size: employees, seats, revenue band): the panel
         then has a ``size`` column too, NaN for accounts without one.
@@ -172,7 +174,7 @@ def effort_panel(
             f"effort response: no activities before the cutoff {cut.date()}: hours of sales effort "
             "are needed to estimate how accounts respond to them"
         )
-    _check_ids_meet(tx, act, int(act_span["n"].iloc[0]), cut)
+    _check_ids_meet(tx, act, int(act_span["n"].iloc[0]), cut, _account_ids(accounts, act))
     median = act_span["median"].iloc[0]  # None or NaN over no rows, as the sums above
     _note_minutes(None if pd.isna(median) else float(median), cut)
     data_start = int(span["first"].iloc[0])
@@ -216,14 +218,22 @@ def effort_panel(
     return panel
 
 
-def _check_ids_meet(tx: ir.Table, act: ir.Table, rows: int, cut: pd.Timestamp) -> None:
+def _check_ids_meet(
+    tx: ir.Table, act: ir.Table, rows: int, cut: pd.Timestamp, listed: ir.Table | None = None
+) -> None:
     """A DataError when no activity before the cutoff is of an account with transactions before it.
 
     Activities keyed by another system's ids read as a book in which no account got an hour ("0 with
-    hours"), which sent the user looking for missing hours rather than mismatched ids.
+    hours"), which sent the user looking for missing hours rather than mismatched ids. When only some
+    are of no account (none with transactions before the cutoff, none in the accounts table `listed`),
+    a warning says how many: their hours are left out, and the fitted scale moved without a word from the
+    fit (only `kamml.data.load_data`'s notes said it).
     """
     ids = tx.select("account_id").distinct()
-    if int(act.semi_join(ids, "account_id").count().execute()) > 0:
+    matched = int(act.semi_join(ids, "account_id").count().execute())
+    if matched > 0:
+        if matched < rows:
+            _warn_unknown_ids(act, ids, listed, rows, cut)
         return
     act_id = act.aggregate(first=act.account_id.min()).execute()["first"].iloc[0]
     tx_id = tx.aggregate(first=tx.account_id.min()).execute()["first"].iloc[0]
@@ -232,6 +242,46 @@ def _check_ids_meet(tx: ir.Table, act: ir.Table, rows: int, cut: pd.Timestamp) -
         f"transactions before it: activities.account_id must hold the ids of transactions.account_id "
         f"(e.g. {act_id} in activities, {tx_id} in transactions)"
     )
+
+
+def _warn_unknown_ids(
+    act: ir.Table, buyers: ir.Table, listed: ir.Table | None, rows: int, cut: pd.Timestamp
+) -> None:
+    """Warn of the activities rows before the cutoff whose account_id is of no account.
+
+    An account is one with transactions before the cutoff (`buyers`) or one of the accounts table
+    (`listed`, when given: a prospect's hours before its first purchase are no stray).
+    """
+    known = buyers if listed is None else buyers.union(listed, distinct=True)
+    unknown = act.anti_join(known, "account_id")
+    found = unknown.aggregate(n=unknown.count(), first=unknown.account_id.min()).execute()
+    count = int(found["n"].iloc[0])
+    if count == 0:  # every one is of an account of the accounts table (a prospect with no purchase yet)
+        return
+    where = (
+        "none with transactions before the cutoff, none in the accounts table"
+        if listed is not None
+        else "none with transactions before the cutoff, and no accounts table was given to look them up in"
+    )
+    warnings.warn(
+        f"effort response: {count:,} of the {rows:,} activities rows before {cut.date()} "
+        f"({count / rows:.1%}) have an activities.account_id of no account ({where}; e.g. "
+        f"{found['first'].iloc[0]}): their hours are left out of the fit, so the effort scale is measured "
+        "on the other rows' hours alone; if they are hours of your accounts under other ids, write "
+        "activities.account_id as transactions.account_id",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _account_ids(accounts: Table | None, act: ir.Table) -> ir.Table | None:
+    """The ids of the accounts table, of the activities' id type; None without one (or of another type)."""
+    if accounts is None or "account_id" not in accounts.columns:
+        return None
+    table = ibis.memtable(accounts[["account_id"]]) if isinstance(accounts, pd.DataFrame) else accounts
+    if not isinstance(table, ir.Table) or table.schema()["account_id"] != act.schema()["account_id"]:
+        return None
+    return table.select("account_id").distinct()
 
 
 def _note_minutes(median: float | None, cut: pd.Timestamp) -> None:

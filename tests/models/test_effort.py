@@ -888,7 +888,7 @@ def test_a_bad_clip_is_refused_before_the_fit_naming_the_setting_and_the_rule():
             fit_effort_response(tx, act, TINY_CUTOFF, clip=clip)  # type: ignore[arg-type]
 
 
-def test_the_fit_warns_of_activities_of_no_account():
+def test_the_fit_warns_of_activities_of_no_account(caplog):
     """A share of the activities keyed by ids no account has: the fit said nothing (an audit)."""
     tx, act, accounts = make_book(300, seed=2)
     stray = act.iloc[::10].assign(account_id=act["account_id"].iloc[::10] + 100_000)
@@ -896,5 +896,9 @@ def test_the_fit_warns_of_activities_of_no_account():
     rule = (
         r"[\d,]+ of the [\d,]+ activities rows before 2026-01-01 \([\d.]+%\) have an activities\.account_id"
     )
-    with pytest.warns(UserWarning, match=rule), pytest.raises(DataError, match="at least 100,000"):
+    with (
+        caplog.at_level(logging.WARNING, logger="kamml.models.effort"),
+        pytest.raises(DataError, match="at least 100,000"),
+    ):
         fit_effort_response(tx, both, CUTOFF, min_rows=100_000, accounts=accounts)
+    assert re.search(rule, caplog.text)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -130,7 +130,7 @@ def test_periods_after_the_last_activity_are_left_out_not_read_as_unserved(caplo
 def test_an_activity_log_that_begins_after_the_transactions_is_noted(caplog):
     """Activities for the last 6 months of a 3-year history: the fit left out six periods and cut
     the past hours' windows without a word (an audit)."""
-    tx, act, _ = make_book(300, seed=4)
+    tx, act, accounts = make_book(300, seed=4)
     begin = pd.Timestamp("2025-07-01")
     with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
         panel = effort_panel(tx, act[act["ts"] >= begin], CUTOFF)
@@ -141,7 +141,7 @@ def test_an_activity_log_that_begins_after_the_transactions_is_noted(caplog):
     assert "past hours are counted from it" in said
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):  # all 8 periods, shorter windows
-        panel = effort_panel(tx, act[act["ts"] >= pd.Timestamp("2023-07-01")], CUTOFF)
+        panel = effort_panel(tx, act[act["ts"] >= pd.Timestamp("2023-07-01")], CUTOFF, accounts=accounts)
     assert panel["period"].nunique() == 8
     assert "(2023-01-01): past hours are counted from it rather than read as hours of zero" in caplog.text
     assert "left out" not in caplog.text
@@ -262,7 +262,7 @@ def test_activities_of_no_account_with_transactions_are_a_data_error_naming_the_
     assert re.search(r"e\.g\. 1000\d\d in activities, \d+ in transactions", message)
 
 
-def test_activities_of_unknown_accounts_are_warned_of_and_left_out_of_the_panel():
+def test_activities_of_unknown_accounts_are_warned_of_and_left_out_of_the_panel(caplog):
     """A share of the activities keyed by ids no account has moved the fitted scale without a word from
     the fit (only `load_data`'s notes said it): the warning names the table, the column, how many rows
     of what share, and that their hours are left out. The panel is the one without those rows."""
@@ -270,20 +270,30 @@ def test_activities_of_unknown_accounts_are_warned_of_and_left_out_of_the_panel(
     stray = act.iloc[::10].assign(account_id=act["account_id"].iloc[::10] + 100_000)
     both = pd.concat([act, stray], ignore_index=True)
     rows = len(both)
-    with pytest.warns(UserWarning, match="activities.account_id") as said:
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
         panel = effort_panel(tx, both, CUTOFF)
-    message = "\n".join(str(w.message) for w in said)
-    share = f"{len(stray) / rows:.1%}"
+    message = caplog.text
+    share = f"{100 * len(stray) / rows:.1f}%"
     assert f"{len(stray):,} of the {rows:,} activities rows before 2026-01-01 ({share})" in message
     assert "activities.account_id" in message
     assert "their hours are left out of the fit" in message
     assert re.search(r"e\.g\. 1000\d\d", message)
-    pd.testing.assert_frame_equal(panel, effort_panel(tx, act, CUTOFF))
-    # an account of the accounts table without transactions yet (a prospect) is an account
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        pd.testing.assert_frame_equal(panel, effort_panel(tx, act, CUTOFF))
+    assert "of no account" not in caplog.text
+    # an account of the accounts table without transactions yet (a prospect) is an account, also when
+    # the accounts table's id is NOT NULL and the activities' is not
     prospect = pd.DataFrame({"account_id": [999], "ts": [CUTOFF - pd.Timedelta(days=9)], "hours": [1.0]})
     known = pd.concat([accounts, pd.DataFrame({"account_id": [999], "size": [1.0]})], ignore_index=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        effort_panel(tx, pd.concat([act, prospect], ignore_index=True), CUTOFF, accounts=known)
-    with pytest.warns(UserWarning, match=r"1 of the [\d,]+ activities rows"):
-        effort_panel(tx, pd.concat([act, prospect], ignore_index=True), CUTOFF)
+    strict = ibis.memtable(known).cast({"account_id": "!int64"})
+    with_prospect = pd.concat([act, prospect], ignore_index=True)
+    for listed in (known, strict):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+            effort_panel(tx, with_prospect, CUTOFF, accounts=listed)
+        assert "of no account" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kamml.models.effort"):
+        effort_panel(tx, with_prospect, CUTOFF)
+    assert re.search(r"1 of the [\d,]+ activities rows", caplog.text)

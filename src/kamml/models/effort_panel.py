@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from numbers import Integral
 from typing import TypeAlias
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -252,7 +252,13 @@ def _warn_unknown_ids(
     An account is one with transactions before the cutoff (`buyers`) or one of the accounts table
     (`listed`, when given: a prospect's hours before its first purchase are no stray).
     """
-    known = buyers if listed is None else buyers.union(listed, distinct=True)
+    if listed is None:
+        known = buyers
+    else:  # one type for the union: an id NOT NULL in one table and not in the other is the same id
+        kind = act.schema()["account_id"].copy(nullable=True)
+        known = buyers.select(account_id=buyers.account_id.cast(kind)).union(
+            listed.select(account_id=listed.account_id.cast(kind)), distinct=True
+        )
     unknown = act.anti_join(known, "account_id")
     found = unknown.aggregate(n=unknown.count(), first=unknown.account_id.min()).execute()
     count = int(found["n"].iloc[0])
@@ -263,14 +269,17 @@ def _warn_unknown_ids(
         if listed is not None
         else "none with transactions before the cutoff, and no accounts table was given to look them up in"
     )
-    warnings.warn(
-        f"effort response: {count:,} of the {rows:,} activities rows before {cut.date()} "
-        f"({count / rows:.1%}) have an activities.account_id of no account ({where}; e.g. "
-        f"{found['first'].iloc[0]}): their hours are left out of the fit, so the effort scale is measured "
+    logger.warning(  # logged, as the module's other notes, so a job's report lists it too
+        "effort response: %s of the %s activities rows before %s (%.1f%%) have an activities.account_id "
+        "of no account (%s; e.g. %s): their hours are left out of the fit, so the effort scale is measured "
         "on the other rows' hours alone; if they are hours of your accounts under other ids, write "
         "activities.account_id as transactions.account_id",
-        UserWarning,
-        stacklevel=4,
+        f"{count:,}",
+        f"{rows:,}",
+        cut.date(),
+        100 * count / rows,
+        where,
+        found["first"].iloc[0],
     )
 
 
@@ -279,9 +288,16 @@ def _account_ids(accounts: Table | None, act: ir.Table) -> ir.Table | None:
     if accounts is None or "account_id" not in accounts.columns:
         return None
     table = ibis.memtable(accounts[["account_id"]]) if isinstance(accounts, pd.DataFrame) else accounts
-    if not isinstance(table, ir.Table) or table.schema()["account_id"] != act.schema()["account_id"]:
+    if not isinstance(table, ir.Table) or not _same_type(
+        table.schema()["account_id"], act.schema()["account_id"]
+    ):
         return None
     return table.select("account_id").distinct()
+
+
+def _same_type(a: dt.DataType, b: dt.DataType) -> bool:
+    """Whether two column types are the same but for nullability (a parquet file's NOT NULL id)."""
+    return bool(a.copy(nullable=True) == b.copy(nullable=True))
 
 
 def _note_minutes(median: float | None, cut: pd.Timestamp) -> None:

@@ -1336,3 +1336,26 @@ def test_write_features_shows_the_file_only_whole(make_data, tmp_path):
     assert set(sizes) <= {whole}, f"the name showed partial files of {sorted(set(sizes) - {whole})} bytes"
     assert pq.read_metadata(target).num_rows == len(build_features(data, "2024-07-01"))
     assert [p.name for p in target.parent.iterdir()] == ["features.parquet"]  # no temporary file left
+
+
+@pytest.mark.parametrize("with_accounts", [False, True])
+def test_features_refuse_a_cutoff_on_or_before_the_first_transaction(make_data, tmp_path, with_accounts):
+    """`build_features` there returned an empty frame (or, with accounts created earlier, rows without
+    any purchase history) and `write_features` wrote an empty file, without a word; scoring and training
+    already refused such a cutoff."""
+    rows = [(1, "2024-01-10", 100.0), (1, "2024-03-01", 80.0), (2, "2024-06-01", 40.0)]
+    accounts = pd.DataFrame({"account_id": [1, 2], "created_at": pd.to_datetime(["2023-06-01"] * 2)})
+    tables = {"accounts": accounts} if with_accounts else {}
+    data = make_data(tx(rows), end="2024-12-31", **tables)
+    target = tmp_path / "features.parquet"
+    for cutoff in ("2023-12-01", "2024-01-10"):
+        expected = (
+            rf"cutoff {cutoff} is on or before the day of the first transaction \(transactions\.ts: "
+            r"2024-01-10\).*give a cutoff after 2024-01-10"
+        )
+        with pytest.raises(ConfigError, match=expected):
+            build_features(data, cutoff)
+        with pytest.raises(ConfigError, match=expected):
+            write_features(data, cutoff, target)
+    assert not target.exists()
+    assert list(build_features(data, "2024-01-11").index) == ([1, 2] if with_accounts else [1])

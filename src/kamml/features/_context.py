@@ -20,6 +20,7 @@ from kamml.errors import ConfigError
 __all__ = [
     "FeatureContext",
     "as_cutoff",
+    "check_history",
     "check_observed",
     "check_scoring_cutoff",
     "day_number",
@@ -142,6 +143,26 @@ def first_transaction(data: Any) -> pd.Timestamp | None:
     tables = getattr(getattr(data, "quality", None), "tables", None) or {}
     first = getattr(tables.get("transactions"), "first", None)
     return None if first is None else pd.Timestamp(first)
+
+
+def check_history(data: Any, cutoff: Any) -> None:
+    """A `ConfigError` for a feature cutoff on or before the first transaction's day (validation's figure).
+
+    The features read only the days before the cutoff, so there no account has a purchase history:
+    `build_features` returned an empty frame (or accounts-table rows without any history) and
+    `write_features` an empty file, without a word. Data without that figure are not checked.
+    """
+    first = first_transaction(data)
+    if first is None:
+        return
+    cut = as_cutoff(cutoff)
+    if cut <= first.normalize():
+        raise ConfigError(
+            f"cutoff {cut.date()} is on or before the day of the first transaction (transactions.ts: "
+            f"{first.date()}): the features read only the days before a cutoff, so no account has a "
+            "purchase history there (the frame would be empty, or hold accounts-table rows without any "
+            f"history); give a cutoff after {first.date()}"
+        )
 
 
 def check_scoring_cutoff(data: Any, cutoff: Any) -> pd.Timestamp:

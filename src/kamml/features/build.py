@@ -34,6 +34,7 @@ from kamml.errors import ConfigError
 from kamml.features._context import (
     FeatureContext,
     as_cutoff,
+    check_history,
     check_observed,
     day_number,
     first_transaction,
@@ -384,9 +385,13 @@ def _as_double(value: ir.Value) -> ir.FloatingValue:
 
 
 def features_expr(data: Any, cutoff: Any, config: Config | None = None) -> ir.Table:
-    """The whole feature set as of `cutoff` as one Ibis expression (unordered), ready to run anywhere."""
+    """The whole feature set as of `cutoff` as one Ibis expression (unordered), ready to run anywhere.
+
+    A cutoff after the data end, or on or before the first transaction's day, is a `ConfigError`.
+    """
     config = check_config(config)
     ctx = feature_context(data, cutoff, config)
+    check_history(data, cutoff)
     return finish_expr(feature_expr(ctx, enabled_groups(config, data)))
 
 

@@ -198,6 +198,8 @@ def test_builtin_and_generate_together_are_refused():
         ),
         ({"allocation": {"effort_clip": [True, 2]}}, r"'allocation\.effort_clip\[0\]' must be a number"),
         ({"features": {"windows": [True, 90]}}, r"'features\.windows\[0\]' must be a number"),
+        ({"features": {"windows": [30, 10**9]}}, r"features\.windows.*1,000,000,000.*from 1 to 36,525 days"),
+        ({"features": {"windows": [10**19]}}, r"features\.windows.*from 1 to 36,525 days"),
     ],
 )
 def test_values_that_failed_deep_in_a_job_are_refused_when_read(tree, says):

@@ -443,8 +443,21 @@ class FeaturesConfig(_Section):
     @field_validator("windows")
     @classmethod
     def _positive_windows(cls, value: list[int]) -> list[int]:
+        """Day counts from 1 to `MAX_DAYS`, sorted, each once.
+
+        No upper end let 10**9 days through (spend_1000000000d: the lifetime spend under another name)
+        and 10**19, past an int64, ended in Ibis' TypeError; bounded as the time settings are.
+        """
         if not value or any(w <= 0 for w in value):
             raise ValueError("windows must be a non-empty list of positive day counts")
+        long = sorted({w for w in value if w > MAX_DAYS})
+        if long:
+            shown = ", ".join(f"{w:,}" for w in long)
+            raise _key_error(
+                f"features.windows holds {shown}: each window must be from 1 to {MAX_DAYS:,} days (a "
+                "century, as the time settings); a window longer than the history before the cutoff "
+                "equals the lifetime features (spend_total, orders_total, quantity_total)"
+            )
         return sorted(set(value))
 
 

@@ -1359,3 +1359,19 @@ def test_features_refuse_a_cutoff_on_or_before_the_first_transaction(make_data, 
             write_features(data, cutoff, target)
     assert not target.exists()
     assert list(build_features(data, "2024-01-11").index) == ([1, 2] if with_accounts else [1])
+
+
+@pytest.mark.parametrize("window", [36_526, 10**9, 10**19])
+def test_a_window_longer_than_a_century_is_refused(simple, window):
+    """`features.windows` had no upper end: 10**9 days built spend_1000000000d (the lifetime spend under
+    another name) and 10**19, past an int64, ended in Ibis' TypeError; a window is bounded as the time
+    settings are (`MAX_DAYS`), also when appended to a loaded config."""
+    with pytest.raises(ConfigError, match=r"features\.windows.*from 1 to 36,525 days"):
+        Config.from_dict({"features": {"windows": [30, window]}})
+    cfg = Config()
+    cfg.features.windows.append(window)
+    with pytest.raises(ConfigError, match=r"features\.windows.*from 1 to 36,525 days"):
+        build_features(simple, CUTOFF, cfg)
+    longest = Config.from_dict({"features": {"windows": [36_525]}})
+    frame = build_features(simple, CUTOFF, longest)
+    assert frame["spend_36525d"].tolist() == frame["spend_total"].tolist()

@@ -1375,3 +1375,62 @@ def test_a_window_longer_than_a_century_is_refused(simple, window):
     longest = Config.from_dict({"features": {"windows": [36_525]}})
     frame = build_features(simple, CUTOFF, longest)
     assert frame["spend_36525d"].tolist() == frame["spend_total"].tolist()
+
+
+@pytest.fixture
+def spark_data(tmp_path):
+    """Three accounts' transactions in a Parquet file, loaded on a local[1] Spark session (stopped after)."""
+    pytest.importorskip("pyspark")
+    from kamml.engine import java_available
+
+    if not java_available():
+        pytest.fail("the Spark tests need Java 17 (it is on every CI machine)")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    t = tx([(1, "2024-01-05", 10.0), (1, "2024-02-01", 20.0), (2, "2024-01-10", 5.0), (3, "2024-03-01", 7.0)])
+    t.to_parquet(folder / "transactions.parquet", coerce_timestamps="us")  # Spark reads microseconds
+    spark = {"master": "local[1]", "conf": {"spark.sql.shuffle.partitions": "2"}}
+    config = Config.from_dict({"engine": {"name": "spark", "spark": spark}, "data": {"end": "2024-03-31"}})
+    yield load_data(folder, config), config, folder / "transactions.parquet"
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_write_features_on_spark_replaces_the_folder_whole(spark_data, tmp_path):
+    """Spark wrote its parts in place: a second write to the same name failed on Spark's PATH_ALREADY_EXISTS
+    (DuckDB's replaces the file), and a reader of the name saw the folder while its parts were being
+    written. The parts are written into a hidden folder beside the name and renamed onto it, as
+    `kamml.spark.write_atomic` does for the Spark jobs; a write that fails leaves the old folder as it was."""
+    import threading
+
+    data, config, source = spark_data
+    target = tmp_path / "out" / "features.parquet"
+    write_features(data, "2024-02-01", target, config)
+    assert sorted(pd.read_parquet(target)["account_id"]) == [1, 2]
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                seen.update(p.name for p in target.iterdir())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        write_features(data, "2024-03-02", target, config)  # the second write, over the first
+    finally:
+        done.set()
+        watcher.join()
+    assert "_temporary" not in seen, "a reader saw the parts being written under the name"
+    assert sorted(pd.read_parquet(target)["account_id"]) == [1, 2, 3]
+    source.unlink()  # Spark reads the tables when it writes: the next write fails inside its job
+    with pytest.raises(Exception, match=r"transactions\.parquet"):
+        write_features(data, "2024-02-01", target, config)
+    assert sorted(pd.read_parquet(target)["account_id"]) == [1, 2, 3]  # the old folder, whole
+    assert [p.name for p in target.parent.iterdir()] == ["features.parquet"]  # no hidden folder left

@@ -469,19 +469,37 @@ def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | No
     setting, as in `build_features` (DuckDB's own exception came through). DuckDB's file is written
     beside `path` and renamed onto it (`kamml.io.atomic_path`), so the name holds the old file or the
     whole new one: written in place, a reader saw it grow and a killed write left a truncated file.
+    Spark's folder of parts is written into a hidden folder beside `path` and renamed onto it
+    (`kamml.spark.write_atomic`, any Hadoop path): written in place, a second write to the name failed
+    on Spark's PATH_ALREADY_EXISTS and a reader saw the folder while its parts were being written.
     """
     config = check_config(config)
     _note_unused_static_columns(data, config)
+    expr = features_expr(data, cutoff, config)
+    backend = data.backend.name
+    if backend == "pyspark":
+        _write_spark(expr, path)
+        return Path(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    expr = features_expr(data, cutoff, config)
-    if data.backend.name != "duckdb":  # Spark writes a folder of parts, as it always has
+    if backend != "duckdb":  # another Ibis backend writes as it always has
         with engine_errors():
             expr.to_parquet(target)
         return target
     with atomic_path(target) as tmp, engine_errors():
         expr.to_parquet(tmp)
     return target
+
+
+def _write_spark(expr: ir.Table, path: str | Path) -> None:
+    """Write `expr` (on the PySpark backend) as a folder of Parquet parts at `path`, atomically.
+
+    The path is given to Hadoop as written (``s3a://...`` stays a URI, where `Path` would mangle it).
+    """
+    from kamml.spark.session import to_spark, write_atomic
+
+    with engine_errors():
+        write_atomic(to_spark(expr), str(path))
 
 
 def label_expr(

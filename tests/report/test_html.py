@@ -2,6 +2,7 @@ import base64
 import io
 import json
 import re
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -809,3 +810,26 @@ def test_without_a_known_horizon_the_hours_are_for_the_period(tmp_path):
     html = render_report(tmp_path / "r.html", allocation=table).read_text(encoding="utf-8")
     assert "Recommended sales hours per account for the period" in html
     assert "Hours are for the whole period" in html
+
+
+def test_every_rep_shows_the_value_of_its_last_hour_when_some_reps_have_a_capacity(tmp_path):
+    """With a capacity for one rep, the others and the accounts without an owner had an empty cell under
+    "Value of the rep's last hour", while a listed rep with hours to spare read the team's price: an hour
+    more for any rep the capacity does not hold back is worth the team's price."""
+    s = scores(n=120, owners=3)
+    s.loc[s.index[::10], "owner"] = None
+    cfg = AllocationConfig(floor_hours=0.1, capacity={"rep 0": 5.0, "rep 1": 1000.0})
+    table = allocate(s, hours=60.0, config=cfg)
+    plan = table.attrs["allocation"]
+    team = plan["team_price"]
+    assert plan["rep_price"]["rep 0"] > team > 0
+    assert plan["rep_price"]["rep 1"] == team  # listed, with hours to spare
+    rows = _rep_table(render_report(tmp_path / "r.html", allocation=table))
+    assert unescape(rows[0][-1]) == "Value of the rep's last hour"
+    shown = {row[0]: row[-1] for row in rows[1:]}
+    assert shown == {
+        "rep 0": amount(plan["rep_price"]["rep 0"]),
+        "rep 1": amount(team),
+        "rep 2": amount(team),
+        "(no owner)": amount(team),
+    }

@@ -477,9 +477,13 @@ def _rep_table(table: pd.DataFrame) -> str:
     """Per rep: accounts, those with hours, hours, gain and the price of the last hour (capacity bound).
 
     The counts are the tier table's: "Accounts" (every owned account) stood alone beside the tier table's
-    "Accounts" and "With hours", and read as the accounts the rep serves.
+    "Accounts" and "With hours", and read as the accounts the rep serves. A rep without a capacity (and
+    the accounts without an owner) is held back by the team's hours alone, so its last hour is worth the
+    team's price: its cell was empty beside a listed rep with hours to spare that read that price.
     """
-    prices = (table.attrs.get("allocation") or {}).get("rep_price") or {}
+    plan = table.attrs.get("allocation") or {}
+    prices = plan.get("rep_price") or {}
+    team = plan.get("team_price")
     reps = plan_by(table, owner_labels(table)).sort_values("hours", ascending=False, kind="stable")
     heads = ["Rep", "Accounts", "With hours", "Hours", "Expected gain"] + (
         ["Value of the rep's last hour"] if prices else []
@@ -494,7 +498,7 @@ def _rep_table(table: pd.DataFrame) -> str:
             _td(_e(_money(r.gain)), numeric=True),
         ]
         if prices:
-            price = prices.get(str(rep))
+            price = prices.get(str(rep), team)
             cells.append(_td(_e(_money(price)) if price is not None else "", numeric=True))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return _table_html(heads, rows)

@@ -1630,7 +1630,10 @@ def test_example_job_runs_under_spark_submit(trained, world_path, tmp_path):
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
+    # kamml's own log reaches the job's output: its NullHandler hid every warning of a submitted job.
+    # spark-submit merges its Python driver's stderr into stdout, so the lines come before the summary.
+    assert re.search(r" INFO kamml\.spark\.allocation: allocated 300 of 300 hours to ", proc.stdout)
+    summary = json.loads(proc.stdout[re.search(r"^\{$", proc.stdout, flags=re.M).start() :])
     assert summary["hours_used"] == pytest.approx(300, rel=1e-6)
     assert summary["master"] == "local[2]"  # spark-submit's session, not the config's engine.spark
     scores = read_parts(tmp_path / "out" / "scores")

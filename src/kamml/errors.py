@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from kamml.text import counted
@@ -69,8 +70,13 @@ class Problem:
 
 
 def _example(value: Any) -> str:
-    """An example as a message shows it: repr, a fraction to ten significant digits (not 17)."""
+    """An example as a message shows it: repr, a fraction to ten significant digits (not 17).
+
+    A Decimal is shown as its number (2.5, as a float is), not ``Decimal('2.5')``.
+    """
     plain = _plain(value)
+    if isinstance(plain, Decimal):
+        return str(plain)
     if isinstance(plain, float) and math.isfinite(plain) and not plain.is_integer():
         return f"{plain:.10g}"
     return repr(plain)

@@ -1582,3 +1582,41 @@ def test_text_ids_given_in_memory_are_read_as_a_scores_files_are(tmp_path):
     for blank in ("", "  ", "NULL"):
         with pytest.raises(SchemaError, match=r"scores\.account_id: null id \(1 row"):
             allocate(scores.assign(account_id=[blank, "a", "b", "c"]), 10.0)
+
+
+def test_unsigned_ids_above_int64_are_refused_in_memory_and_from_parquet(tmp_path):
+    """An ids audit: uint64 ids above 2**63 - 1 were planned on and written, where the input tables refuse
+    them (kamml keeps ids as int64); those within int64 are int64 ids, as the input tables read them."""
+    big = make_scores(3).assign(account_id=pd.Series([2**63, 2**63 + 1, 5], dtype="uint64"))
+    rule = r"scores\.account_id: id outside int64 \(\|id\| above 2\*\*63 - 1.*\(2 rows; e\.g\. 9223372036"
+    with pytest.raises(SchemaError, match=rule):
+        allocate(big, 10.0)
+    big.to_parquet(tmp_path / "s.parquet")
+    with pytest.raises(SchemaError, match=rule):
+        allocate(read_scores(tmp_path / "s.parquet"), 10.0)
+    small = make_scores(3).assign(account_id=pd.Series([1, 2, 5], dtype="uint64"))
+    assert allocate(small, 10.0)["account_id"].dtype == np.int64
+
+
+@pytest.mark.parametrize("source", ["memory", "parquet"])
+def test_decimal_ids_are_read_as_the_input_tables_read_them(tmp_path, source):
+    """An ids audit: Decimal ids (a Parquet decimal, read by pandas as Decimal objects) were planned on as
+    they were: 2.5 was an account, and 2 and 2.0 two accounts. As the input tables read them, a whole
+    Decimal is that integer, one with a fraction or outside int64 is refused."""
+    from decimal import Decimal
+
+    def read(ids):
+        scores = make_scores(3).assign(account_id=ids)
+        if source == "memory":
+            return scores
+        scores.to_parquet(tmp_path / "s.parquet")
+        return read_scores(tmp_path / "s.parquet")
+
+    table = allocate(read([Decimal(1), Decimal("2.0"), Decimal(5)]), 10.0)
+    assert sorted(table["account_id"].map(str)) == ["1", "2", "5"]
+    with pytest.raises(SchemaError, match=r"scores\.account_id: duplicated id"):
+        allocate(read([Decimal(1), Decimal("1.00"), Decimal(5)]), 10.0)
+    with pytest.raises(SchemaError, match=r"scores\.account_id: not a whole number .*\(1 row; e\.g\. 2\.5\)"):
+        allocate(read([Decimal(1), Decimal("2.5"), Decimal(5)]), 10.0)
+    with pytest.raises(SchemaError, match=r"scores\.account_id: id outside int64 .*\(1 row"):
+        allocate(read([Decimal(1), Decimal(2**70), Decimal(5)]), 10.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 from kamml.allocation import allocate, budget_curve
 from kamml.allocation.allocate import PERCENT_HINT, WRONG_ID_TYPE_RULE
 from kamml.allocation.optimizer import rep_names
+from kamml.allocation.scores_file import OUTSIDE_INT64_RULE
 from kamml.allocation.summary import amount
 from kamml.config import AllocationConfig, Config
 from kamml.data import load_data
@@ -1420,6 +1422,25 @@ def test_owners_and_stakes_are_checked_as_in_memory(spark, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+def test_whole_decimal_ids_are_read_as_integers_on_spark_as_in_memory(spark, tmp_path):
+    """An ids audit: a Parquet decimal account_id (Snowflake's NUMBER(38, 0), or uint64 ids, which Spark
+    reads as decimal(20, 0)) was planned as decimals on Spark and as Decimal objects in memory (2 beside
+    2.0 two accounts there); both now read whole ones within int64 as the integers they are."""
+    from kamml.allocation import read_scores
+    from kamml.spark import allocate_spark
+
+    scores = random_scores(40, seed=6)
+    path = tmp_path / "scores.parquet"
+    cfg = AllocationConfig(hours=20.0)
+    for ids in ([Decimal(f"{i}.0") for i in scores["account_id"]], scores["account_id"].astype("uint64")):
+        scores.assign(account_id=ids).to_parquet(path)
+        mem = allocate(read_scores(path), None, cfg)
+        out = allocate_spark(path, None, cfg, tmp_path / "a", session=spark)
+        table = read_parts(out.path)
+        assert table["account_id"].dtype == np.int64
+        assert_allocation_equal(mem, table, out.summary, hours_atol=1e-9)
+
+
 def test_whole_float_ids_of_a_spark_frame_are_written_as_integers_as_in_memory(spark, tmp_path):
     """A Spark frame's double account ids (ids with gaps) were written 450.0 where `kamml.allocate` of the
     same pandas frame writes 450, an id a CRM import matches (an allocation audit)."""
@@ -1734,6 +1755,24 @@ def _fractional_id(scores):
     return scores.assign(account_id=ids)
 
 
+def _fractional_decimal_id(scores):
+    ids = [Decimal(int(i)) for i in scores["account_id"]]
+    ids[1] = Decimal("3.5")  # a Parquet decimal(p, 1): pandas reads Decimal objects, Spark a decimal
+    return scores.assign(account_id=ids)
+
+
+def _decimal_id_beyond_int64(scores):
+    ids = [Decimal(int(i)) for i in scores["account_id"]]
+    ids[1] = Decimal(2**70)  # Snowflake's NUMBER(38, 0)
+    return scores.assign(account_id=ids)
+
+
+def _unsigned_ids_beyond_int64(scores):
+    ids = scores["account_id"].astype("uint64")
+    ids.iloc[1] = 2**63 + 1  # Spark reads a uint64 as decimal(20, 0)
+    return scores.assign(account_id=ids)
+
+
 def _listed_ids(scores):
     return scores.assign(account_id=[[int(i)] for i in scores["account_id"]])
 
@@ -1794,6 +1833,12 @@ def _no_break_spaced_ids(scores):
         (_churn_yes_no, "scores.p_churn: not a number (yes/no values)"),
         (_alive_yes_no, "scores.p_alive: not a number (yes/no values)"),
         (_fractional_id, "scores.account_id: not a whole number (an id is a whole number or a text) (1 row"),
+        (
+            _fractional_decimal_id,
+            "scores.account_id: not a whole number (an id is a whole number or a text) (1 row; e.g. 3.5)",
+        ),
+        (_decimal_id_beyond_int64, f"scores.account_id: {OUTSIDE_INT64_RULE} (1 row; e.g. {2**70})"),
+        (_unsigned_ids_beyond_int64, f"scores.account_id: {OUTSIDE_INT64_RULE} (1 row; e.g. {2**63 + 1})"),
         (_listed_ids, "scores.account_id: not one value (a list or a mapping)"),
         (_listed_owners, "scores.owner: not one value (a list or a mapping)"),
         (_no_break_spaced_ids, "scores.account_id: duplicated id (2 rows"),

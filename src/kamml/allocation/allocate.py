@@ -69,9 +69,11 @@ from kamml.allocation.optimizer import (
 from kamml.allocation.scores_file import (
     HORIZON_COLUMN,
     OPTIONAL_COLUMNS,
+    OUTSIDE_INT64_RULE,
     REQUIRED_COLUMNS,
     SCORING_COLUMNS,
     integer_ids,
+    outside_int64,
     plain_values,
     read_scores,
     refuse_repeated_names,
@@ -511,8 +513,8 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
 
     Rules: no column name repeats, as written or but for case
     (`kamml.allocation.scores_file.repeated_name_problems`); the columns of `REQUIRED_COLUMNS` exist (and
-    ``owner`` when `need_owner`); account_id holds whole numbers or text (no dates, durations or yes/no), no
-    nulls and no duplicates; clv is a finite number >= 0;
+    ``owner`` when `need_owner`); account_id holds whole numbers or text (no dates, durations or yes/no; a
+    uint64 or Decimal id whole and within int64), no nulls and no duplicates; clv is a finite number >= 0;
     p_churn a number in [0, 1]; referral_value, effort_scale and effort_uplift, when present, a finite
     number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN; horizon_days, when present, a number of
     days in [1, 36525] on every row, one horizon for the whole table (`horizon_problems`). Dates and
@@ -554,6 +556,9 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
             problems.append(
                 _problem("account_id", "not a whole number (an id is a whole number or a text)", part, ids)
             )
+        outside = outside_int64(scores["account_id"])  # uint64 or Decimal ids beyond int64: as the tables
+        if outside.any():
+            problems.append(_problem("account_id", OUTSIDE_INT64_RULE, outside, ids))
         # as written (a CSV has no types): 1, 1.0 and "1" in one object column are one id
         written = ids.astype(str) if ids.dtype == object else ids
         dup = written.duplicated(keep=False) & ~null

@@ -13,6 +13,7 @@ import csv
 import math
 import warnings
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,16 @@ from kamml.io import WHOLE_FLOAT_PATTERN, binary_kind, clean_name, parquet_not_u
 __all__ = [
     "CSV_ID_COLUMNS",
     "HORIZON_COLUMN",
+    "INT64_MAX",
     "INTEGER_TEXT",
     "MISSING_TEXTS",
     "OPTIONAL_COLUMNS",
+    "OUTSIDE_INT64_RULE",
     "REQUIRED_COLUMNS",
     "SCORING_COLUMNS",
     "integer_ids",
     "lossless_integers",
+    "outside_int64",
     "parquet_name_problems",
     "plain_values",
     "read_scores",
@@ -331,18 +335,56 @@ def _dates_or_text(texts: pd.Series) -> pd.Series:
 
 
 def whole_float_ids(ids: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Object ids with whole floats as integers (1.0 is id 1, as in a CSV), and where a float is not whole.
+    """Object ids with whole floats and Decimals as integers (1.0 is id 1, as in a CSV), and where not whole.
 
-    An object column of 1 and 1.0 was two accounts, written "1" and "1.0"; 1.5 was an account too.
+    An object column of 1 and 1.0 was two accounts, written "1" and "1.0"; 1.5 was an account too. A
+    Decimal (a Parquet decimal as pandas reads it) is read as the input tables read a decimal id:
+    Decimal("2.0") is id 2, Decimal("2.5") is not whole; one beyond int64 is kept for `outside_int64`.
     """
 
     def whole(v: Any) -> Any:
-        return int(v) if isinstance(v, float | np.floating) and float(v).is_integer() else v
+        if isinstance(v, float | np.floating) and float(v).is_integer():
+            return int(v)
+        if isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value() and _in_int64(v):
+            return int(v)
+        return v  # a Decimal beyond int64 kept, for `outside_int64` to refuse
 
-    part = ids.map(
-        lambda v: isinstance(v, float | np.floating) and math.isfinite(v) and not float(v).is_integer()
-    )
-    return ids.map(whole), part
+    def fraction(v: Any) -> bool:
+        if isinstance(v, Decimal):
+            return bool(v.is_finite() and v != v.to_integral_value())
+        return isinstance(v, float | np.floating) and math.isfinite(v) and not float(v).is_integer()
+
+    return ids.map(whole), ids.map(fraction)
+
+
+#: The largest id kamml keeps: ids are int64 in the joins, where a uint64 above it wraps or fails.
+INT64_MAX = 2**63 - 1
+
+#: The rule of a whole-number id beyond int64 (a uint64 or Decimal id), in the scores on both engines.
+OUTSIDE_INT64_RULE = "id outside int64 (|id| above 2**63 - 1, the largest kamml keeps)"
+
+
+#: What pandas infers for an object column holding no Decimal (`outside_int64` looks no further).
+_NO_DECIMALS = frozenset({"string", "integer", "floating", "mixed-integer-float", "empty"})
+
+
+def outside_int64(ids: pd.Series) -> pd.Series:
+    """Where a typed id (uint64, or a Decimal read by `whole_float_ids`) lies beyond int64.
+
+    The input tables refuse such ids (a Parquet uint64 or decimal account_id); the allocation planned on
+    them and wrote ids the features' int64 joins cannot hold. Text beyond int64 is a code, as a CSV's
+    (`lossless_integers`).
+    """
+    if pd.api.types.is_unsigned_integer_dtype(ids):
+        return ids.gt(INT64_MAX).fillna(False).astype(bool)
+    if ids.dtype != object or pd.api.types.infer_dtype(ids, skipna=True) in _NO_DECIMALS:
+        return pd.Series(False, index=ids.index)
+    return ids.map(lambda v: isinstance(v, Decimal) and v.is_finite() and not _in_int64(v))
+
+
+def _in_int64(value: Decimal) -> bool:
+    """Whether a finite Decimal lies within int64's range."""
+    return -INT64_MAX - 1 <= value <= INT64_MAX
 
 
 def _ids_as_in_the_tables(frame: pd.DataFrame) -> pd.DataFrame:
@@ -384,11 +426,14 @@ def text_ids(ids: pd.Series, *, owners: bool = False) -> pd.Series:
 
 
 def integer_ids(ids: pd.Series) -> pd.Series:
-    """Account ids of whole floats as integers (450.0 is id 450), in a float or an object column.
+    """Account ids of whole floats or Decimals as integers (450.0 is id 450), uint64 ones within int64 int64.
 
     Shared by the files read (`_ids_as_in_the_tables`) and the scores given in memory, whose float ids
-    the allocation table wrote 450.0 (a CSV's "450.0", an id a CRM import does not match).
+    the allocation table wrote 450.0 (a CSV's "450.0", an id a CRM import does not match). Ids beyond
+    int64 are left as they are, for `outside_int64` to refuse.
     """
+    if pd.api.types.is_unsigned_integer_dtype(ids) and not outside_int64(ids).any():
+        return ids.astype("Int64" if ids.hasnans else np.int64)
     if pd.api.types.is_float_dtype(ids):
         values = ids.to_numpy(dtype=float, na_value=np.nan)
         present = values[~np.isnan(values)]

@@ -93,6 +93,7 @@ from kamml.allocation.scores_file import (
     HORIZON_COLUMN,
     INTEGER_TEXT,
     MISSING_TEXTS,
+    OUTSIDE_INT64_RULE,
     REQUIRED_COLUMNS,
     SCORING_COLUMNS,
     parquet_name_problems,
@@ -348,7 +349,9 @@ def _ids_as_in_the_tables(frame: DataFrame, *, text_owners: bool = True) -> Data
     are read as a file's: a Spark frame planned " a" beside "a" as two accounts and "" as one). A float
     account_id of whole numbers becomes long: written 450.0, it was an id a CRM import does not match.
     A binary owner is its UTF-8 text, as in memory (`kamml.allocation.scores_file.text_owners`); bytes
-    that are not UTF-8 are kept for `_check_scores`.
+    that are not UTF-8 are kept for `_check_scores`. A decimal account_id (a uint64 too, which Spark
+    reads as decimal(20,0)) whose every id is whole and within int64 becomes long, as in memory
+    (`kamml.allocation.scores_file.integer_ids`); else `_check_scores` refuses the others.
     """
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
@@ -387,6 +390,9 @@ def _ids_as_in_the_tables(frame: DataFrame, *, text_owners: bool = True) -> Data
     elif isinstance(kind, T.DoubleType | T.FloatType):
         value = F.when(~F.isnan(F.col("account_id")), F.col("account_id"))  # a NaN id is a null id
         blocks = (value != F.floor(value)) | (F.abs(value) >= F.lit(2.0**53))
+    elif isinstance(kind, T.DecimalType):  # Decimal(2) is id 2 in memory; 2.5 and 2**70 are refused
+        value = F.col("account_id")
+        blocks = (value != F.floor(value)) | value.try_cast("long").isNull()
     else:
         return frame
     present, blocked = frame.agg(F.count(value), F.sum(blocks.cast("long"))).first() or (0, 0)
@@ -1649,11 +1655,16 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
             rule = BINARY_OWNER_RULE if binary else TEXT_NOT_UTF8_RULE
             rules.append((column, rule, ~F.is_valid_utf8(F.col(column))))
     nested_id = _nested(frame, "account_id") or binary_id or id_kind is not None
+    whole_rule = "not a whole number (an id is a whole number or a text)"
     if frame.schema["account_id"].dataType.typeName() in ("double", "float"):  # 3.5 is no id
         ids = F.col("account_id")
-        rule = "not a whole number (an id is a whole number or a text)"
         # a remainder as in memory (np.mod): Spark's floor is a long, 9.2e18 for an id of 1e308
-        rules.append(("account_id", rule, ~F.isnan(ids) & ((ids % F.lit(1.0)) != F.lit(0.0))))
+        rules.append(("account_id", whole_rule, ~F.isnan(ids) & ((ids % F.lit(1.0)) != F.lit(0.0))))
+    if isinstance(frame.schema["account_id"].dataType, T.DecimalType):  # as in memory (`outside_int64`)
+        ids = F.col("account_id")
+        whole = ids == F.floor(ids)
+        rules.append(("account_id", whole_rule, ~whole))
+        rules.append(("account_id", OUTSIDE_INT64_RULE, whole & ids.try_cast("long").isNull()))
     for column, (low, high, nan_ok) in SCORE_BOUNDS.items():
         if column not in frame.columns:
             continue

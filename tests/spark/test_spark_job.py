@@ -1773,6 +1773,10 @@ def _unsigned_ids_beyond_int64(scores):
     return scores.assign(account_id=ids)
 
 
+def _ids_of_durations(scores):
+    return scores.assign(account_id=pd.to_timedelta(range(len(scores)), unit="s"))
+
+
 def _listed_ids(scores):
     return scores.assign(account_id=[[int(i)] for i in scores["account_id"]])
 
@@ -1839,6 +1843,7 @@ def _no_break_spaced_ids(scores):
         ),
         (_decimal_id_beyond_int64, f"scores.account_id: {OUTSIDE_INT64_RULE} (1 row; e.g. {2**70})"),
         (_unsigned_ids_beyond_int64, f"scores.account_id: {OUTSIDE_INT64_RULE} (1 row; e.g. {2**63 + 1})"),
+        (_ids_of_durations, (f"scores.account_id: {_ID_TYPE_RULE[0]}", f"{_ID_TYPE_RULE[1]} (20 rows")),
         (_listed_ids, "scores.account_id: not one value (a list or a mapping)"),
         (_listed_owners, "scores.owner: not one value (a list or a mapping)"),
         (_no_break_spaced_ids, "scores.account_id: duplicated id (2 rows"),

@@ -305,7 +305,45 @@ def read_scores_spark(spark: SparkSession, path: str | Path) -> DataFrame:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DataError(f"cannot read the scores {source} on Spark: {first}") from None
         frame = alike
-    return _ids_as_in_the_tables(frame)
+    frame = _ids_as_in_the_tables(frame)
+    if local is not None and "account_id" in frame.columns and _footer_duration_ids(local):
+        frame = frame.withMetadata("account_id", {_DURATION_KEY: True})  # Spark reads its ticks as longs
+    return frame
+
+
+def _footer_duration_ids(local: Path) -> bool:
+    """Whether a local scores Parquet stores account_id as an Arrow duration, by one file's footer.
+
+    Parquet keeps a duration as int64 (pyarrow's type lives in the footer's Arrow schema), so Spark
+    read a pandas timedelta account_id as plain numbers and planned on them, where pandas reads
+    timedeltas and `check_scores` refuses them. The footer of one part is read (the parts of one table
+    share a type, or Spark could not read them together).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = [local] if local.is_file() else _visible_parts(local)
+    if not parts:
+        return False
+    try:
+        schema = pq.read_schema(parts[0])
+    except (pa.ArrowException, OSError, ValueError):  # Spark read it: its own reading stands
+        return False
+    names = {scores_renames(schema.names).get(name, name): name for name in schema.names}
+    return "account_id" in names and pa.types.is_duration(schema.field(names["account_id"]).type)
+
+
+def _visible_parts(folder: Path) -> list[Path]:
+    """The Parquet parts of a folder as Spark reads them: none below a `_` or `.` path (markers, staging).
+
+    A `_y=1` folder is a partition folder, which Spark reads.
+    """
+    hidden = ("_", ".")
+    return [
+        part
+        for part in sorted(folder.rglob("*.parquet"))
+        if not any(p.startswith(hidden) and "=" not in p for p in part.relative_to(folder).parts)
+    ]
 
 
 def _alike_names_read(spark: SparkSession, source: str, local: Path | None) -> DataFrame | None:
@@ -1637,6 +1675,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         raise SchemaError(problems)
     binary_id = isinstance(frame.schema["account_id"].dataType, T.BinaryType)
     id_kind = _wrong_id_kind(frame.schema["account_id"].dataType)
+    if frame.schema["account_id"].metadata.get(_DURATION_KEY, False):  # `read_scores_spark`: the footer's
+        id_kind = "duration values"
     rules: list[tuple[str, str, Any]] = []
     # rule 'in [0, 1]' (its index): rows off [0, 100] too, rows above 1, finite rows (`_percent_hint`)
     no_percent: dict[int, tuple[Any, Any, Any]] = {}
@@ -1765,6 +1805,9 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
 
 
 # -------------------------------------------------------------------------------------------- helpers
+
+#: Column metadata marking a scores account_id whose Parquet footer says durations (`read_scores_spark`).
+_DURATION_KEY = "kamml_duration"
 
 #: Column metadata marking a scores owner read from binary (`_ids_as_in_the_tables`), for its rule's wording.
 _BINARY_KEY = "kamml_binary"

@@ -2030,3 +2030,43 @@ def test_int96_parquet_times_are_read_on_spark(spark, tmp_path):
         read = load_data(tmp_path, cfg).to_pandas("transactions")
         got[name] = read.sort_values("account_id")["ts"].tolist()
     assert got["spark"] == got["duckdb"] == ts.tolist()
+
+
+def test_nanosecond_times_are_read_without_touching_the_sessions_settings(spark, tmp_path):
+    """An ids audit: reading a Parquet file with nanosecond times set the session's
+    spark.sql.legacy.parquet.nanosAsLong for a moment, so a read of another thread on the same session
+    then got int64 where it asked for timestamps. The setting is now made in a session of its own."""
+    import threading
+
+    frame = pd.DataFrame(
+        {"account_id": [1, 2], "ts": pd.to_datetime(["2024-01-02", "2024-01-03"]), "amount": 1.0}
+    )
+    frame["stamp"] = frame["ts"].astype("datetime64[ns]")  # a column kamml does not read: read on Spark
+    frame["ts"] = frame["ts"].astype("datetime64[us]")
+    frame.to_parquet(tmp_path / "transactions.parquet", coerce_timestamps=None)
+    import pyarrow.parquet as pq
+
+    pq_types = {f.name: str(f.type) for f in pq.read_schema(tmp_path / "transactions.parquet")}
+    assert pq_types["stamp"] == "timestamp[ns]"
+    seen: set[str | None] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.add(spark.conf.get("spark.sql.legacy.parquet.nanosAsLong", None))
+
+    from kamml.data.readers import read_table
+    from kamml.engine import connect
+
+    backend = connect(Config.from_dict({"engine": SPARK}).engine)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(3):
+            table = read_table(tmp_path / "transactions.parquet", "transactions", backend)
+            stamps = table.to_pandas()["stamp"]
+    finally:
+        done.set()
+        watcher.join()
+    assert "true" not in seen, seen
+    assert stamps.tolist() == frame["stamp"].tolist()  # read as timestamps, as before

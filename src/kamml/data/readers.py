@@ -9,6 +9,7 @@ become UTC) so that pyarrow never fails on them, then registered on the backend.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import glob
@@ -895,20 +896,23 @@ def _spark_read(session: Any, paths: list[str], options: dict[str, str], nanos: 
     """Spark's frame of Parquet `paths`; with `nanos`, nanosecond timestamps are read as their int64.
 
     Spark fails on them in its schema inference (``Illegal Parquet type: INT64 (TIMESTAMP(NANOS,false))``),
-    so the schema is inferred with `_NANOS_AS_LONG` set for that moment only and given to the read,
-    which then reads the int64 (the session's setting is put back: it is no reader option).
+    and `_NANOS_AS_LONG` is a session setting, no reader option (Spark 4.0). So the schema is inferred in
+    a session of its own (`SparkSession.newSession`: the same context, its own SQL settings, those of
+    `session` copied) with the setting on, and given to the read on `session`, which then reads the int64.
+    Setting it on `session` for that moment, as kamml did, changed what a read of another thread on the
+    same session got.
     """
     if not nanos:
         return session.read.options(**options).parquet(*paths)
-    before = session.conf.get(_NANOS_AS_LONG, None)
-    session.conf.set(_NANOS_AS_LONG, "true")
-    try:
-        schema = session.read.options(**options).parquet(*paths).schema
-    finally:
-        if before is None:
-            session.conf.unset(_NANOS_AS_LONG)
-        else:
-            session.conf.set(_NANOS_AS_LONG, before)
+    from pyspark.errors import PySparkException
+
+    own = session.newSession()
+    for key, value in session.conf.getAll.items():  # the caller's SQL settings: Parquet's infer alike
+        if key.startswith("spark.sql."):
+            with contextlib.suppress(PySparkException):  # a static one cannot be set: it is shared
+                own.conf.set(key, value)
+    own.conf.set(_NANOS_AS_LONG, "true")
+    schema = own.read.options(**options).parquet(*paths).schema
     return session.read.options(**options).schema(schema).parquet(*paths)
 
 

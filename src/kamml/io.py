@@ -26,6 +26,7 @@ from kamml.errors import DataError
 from kamml.text import counted
 
 __all__ = [
+    "OUTSIDE_INT64_RULE",
     "UTF8_FIX",
     "atomic_path",
     "binary_kind",
@@ -53,6 +54,9 @@ INT_PATTERN = r"^(0|-?[1-9][0-9]{0,18})$"
 #: The text of a whole float id ("119.0", "-3.00"), the whole number it spells being `INT_PATTERN`'s
 #: ("-0.0" spells the code "-0", as the tables and the scores both read it).
 WHOLE_FLOAT_PATTERN = r"^-?(0|[1-9][0-9]{0,18})\.0+$"
+#: The rule of a whole-number id beyond int64 (a uint64 or decimal id), in the input tables and the scores
+#: on every engine alike: ids are int64 in the joins, where a uint64 above 2**63 - 1 wraps or fails.
+OUTSIDE_INT64_RULE = "id outside int64 (|id| above 2**63 - 1, the largest kamml keeps)"
 
 #: Number text (amounts, quantities, hours, scores): decimal digits with an optional sign, point and
 #: exponent, or inf / infinity / nan in any case. The engines' casts differ beyond it: DuckDB reads

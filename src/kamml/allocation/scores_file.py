@@ -24,7 +24,14 @@ import pyarrow.parquet as pq
 
 from kamml.config import NA_TEXTS
 from kamml.errors import DataError, Problem, SchemaError
-from kamml.io import WHOLE_FLOAT_PATTERN, binary_kind, clean_name, parquet_not_utf8, utf8_text
+from kamml.io import (
+    OUTSIDE_INT64_RULE,
+    WHOLE_FLOAT_PATTERN,
+    binary_kind,
+    clean_name,
+    parquet_not_utf8,
+    utf8_text,
+)
 
 __all__ = [
     "CSV_ID_COLUMNS",
@@ -359,9 +366,6 @@ def whole_float_ids(ids: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 #: The largest id kamml keeps: ids are int64 in the joins, where a uint64 above it wraps or fails.
 INT64_MAX = 2**63 - 1
-
-#: The rule of a whole-number id beyond int64 (a uint64 or Decimal id), in the scores on both engines.
-OUTSIDE_INT64_RULE = "id outside int64 (|id| above 2**63 - 1, the largest kamml keeps)"
 
 
 #: What pandas infers for an object column holding no Decimal (`outside_int64` looks no further).

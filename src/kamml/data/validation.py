@@ -40,7 +40,14 @@ from kamml.data.readers import (
 )
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem
-from kamml.io import INT_PATTERN, NAN_PATTERN, NUMBER_PATTERN, UTF8_FIX, WHOLE_FLOAT_PATTERN
+from kamml.io import (
+    INT_PATTERN,
+    NAN_PATTERN,
+    NUMBER_PATTERN,
+    OUTSIDE_INT64_RULE,
+    UTF8_FIX,
+    WHOLE_FLOAT_PATTERN,
+)
 
 __all__ = ["TablePlan", "Validated", "plan_table", "validate_tables"]
 
@@ -545,7 +552,7 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         key = c
         if dtype.is_uint64():  # kamml keeps ids as int64: larger unsigned ids would wrap or fail in a join
             too_big = c > ibis.literal(_INT64_MAX, type="uint64")
-            plan.add(column, f"id above 2**63 - 1, the largest kamml keeps{tag}", too_big, c)
+            plan.add(column, f"{OUTSIDE_INT64_RULE}{tag}", too_big, c)
 
         def builder(ctx: Context) -> Deferred:
             return c.cast("int64") if _as_int(ctx, cspec) else c.cast("int64").cast("string")
@@ -556,7 +563,7 @@ def _plan_id(plan: TablePlan, cspec: ColumnSpec, column: str) -> None:
         i = plan.derive(0, "id", c.try_cast("int64"))  # null beyond int64
         null = c.isnull()
         plan.add(column, f"not a whole number (ids must be whole numbers or text){tag}", ~null & (i != c), c)
-        plan.add(column, f"id outside int64 (|id| above 2**63 - 1){tag}", ~null & i.isnull(), c)
+        plan.add(column, f"{OUTSIDE_INT64_RULE}{tag}", ~null & i.isnull(), c)
         key = i
 
         def builder(ctx: Context) -> Deferred:

@@ -1011,6 +1011,37 @@ def test_parquet_duration_columns_are_refused_not_read_as_ticks(backend, tmp_pat
         load_data({"transactions": tx, "accounts": accounts}, backend=backend)
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pd.to_timedelta([1, 2, 1, 3, 3], unit="s"),
+        pd.array([dt.timedelta(seconds=i) for i in (1, 2, 1, 3, 3)], dtype=pd.ArrowDtype(pa.duration("us"))),
+        pd.Series([dt.timedelta(seconds=i) for i in (1, 2, 1, 3, 3)], dtype=object),
+    ],
+    ids=["timedelta64", "arrow duration", "timedelta objects"],
+)
+def test_frame_duration_ids_are_refused_as_in_parquet(backend, tx, ids):
+    """A frame's timedelta account_id was read as text codes ('0 days 00:00:01'), where the same column
+    in a Parquet file is refused: both are refused now, naming the table, the column and the fix."""
+    with pytest.raises(
+        DataError, match=r"transactions: the DataFrame stores account_id as a duration.*ticks"
+    ):
+        load_data({"transactions": tx.assign(account_id=ids)}, backend=backend)
+    referrals = pd.DataFrame(
+        {"referrer_id": [1], "referred_id": pd.to_timedelta([2], unit="s"), "ts": ["2024-01-02"]}
+    )
+    with pytest.raises(DataError, match=r"referrals: the DataFrame stores referred_id as a duration"):
+        load_data({"transactions": tx, "referrals": referrals}, backend=backend)
+
+
+def test_frame_duration_attribute_is_still_text(backend, tx):
+    """Only id columns follow the file rule: an accounts attribute of timedeltas stays its text, a category
+    (refusing it would change which features a frame's accounts give)."""
+    accounts = pd.DataFrame({"account_id": [1, 2, 3], "gap": pd.to_timedelta([1, 2, 3], unit="D")})
+    data = load_data({"transactions": tx, "accounts": accounts}, backend=backend)
+    assert data.to_pandas("accounts").sort_values("account_id")["gap"].tolist()[0] == "1 days 00:00:00"
+
+
 def _extra_parts(folder, *values: pa.Array, name: str = "extra") -> None:
     """Write one transactions part per array, as column `name`, which kamml does not read."""
     folder.mkdir(parents=True, exist_ok=True)

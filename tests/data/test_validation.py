@@ -277,10 +277,10 @@ def test_float_ids(backend):
     assert rules == {"not a whole number": 2, "null or empty id": 1}
 
 
-@pytest.mark.parametrize("form", ["parquet"])
+@pytest.mark.parametrize("form", ["parquet", "frame"])
 def test_unsigned_ids_beyond_int64_are_named(backend, tmp_path, form):
-    """A uint64 id above 2**63 - 1 is refused in the scores' words (an ids audit: DuckDB said "id above
-    2**63 - 1, ...", Spark, reading it as decimal(20,0), "id outside int64 ...")."""
+    """A uint64 id above 2**63 - 1 is refused alike from a Parquet file and a frame, in the scores' words
+    (an ids audit: a frame's such ids were read as text codes, a file's refused as "id above ...")."""
     from kamml.io import OUTSIDE_INT64_RULE
 
     def source(frame: pd.DataFrame, stem: str):
@@ -300,6 +300,27 @@ def test_unsigned_ids_beyond_int64_are_named(backend, tmp_path, form):
     assert problem.rule == OUTSIDE_INT64_RULE
     assert problem.n_rows == 2
     assert [str(e) for e in problem.examples] == [str(2**63), str(2**64 - 1)]
+
+
+def test_frame_unsigned_ids_beyond_int64_are_refused_in_every_id_column(backend, tx):
+    """The referrals' ids and a mapped account_id are ids too; an accounts attribute of such numbers stays
+    text, a category, as before (only id columns follow the file rule)."""
+    big = np.array([2**63 + 5], dtype=np.uint64)
+    referrals = pd.DataFrame(
+        {"referrer_id": big, "referred_id": np.array([1], np.uint64), "ts": ["2024-01-02"]}
+    )
+    problems = _problems({"transactions": tx, "referrals": referrals}, backend=backend)
+    assert [p.rule for p in problems["referrals", "referrer_id"]] == [
+        "id outside int64 (|id| above 2**63 - 1, the largest kamml keeps)"
+    ]
+    mapped = Config.from_dict({"data": {"columns": {"transactions": {"account_id": "customer"}}}})
+    frame = tx.rename(columns={"account_id": "Customer"}).astype({"Customer": np.uint64})
+    frame.loc[0, "Customer"] = 2**63
+    problems = _problems({"transactions": frame}, mapped, backend=backend)
+    assert [p.n_rows for p in problems["transactions", "Customer"]] == [1]
+    accounts = pd.DataFrame({"account_id": [1, 2, 3], "code": np.array([1, 2, 2**64 - 1], np.uint64)})
+    data = load_data({"transactions": tx, "accounts": accounts}, backend=backend)
+    assert data.to_pandas("accounts").sort_values("account_id")["code"].tolist() == ["1", "2", str(2**64 - 1)]
 
 
 def test_decimal_ids_are_read_exactly(backend, tmp_path):

@@ -263,3 +263,25 @@ def test_example_ids_and_refunds_come_in_one_order_on_both_engines(engines, tmp_
         }
         assert notes["duplicate transaction ids"] == ("2", "7", "9", "10", "30")
         assert notes["refunds or credits"] == ("-100", "-30", "-10", "-9", "-7")
+
+
+def test_frame_uint64_ids_beyond_int64_are_refused_alike_on_both_engines(engines):
+    """A frame's uint64 account_id above 2**63 - 1 was read as text codes on both engines, where a
+    Parquet file of it is refused: now refused in one wording on both (an ids audit)."""
+    import numpy as np
+
+    from kamml.io import OUTSIDE_INT64_RULE
+
+    frame = pd.DataFrame(
+        {
+            "account_id": np.array([1, 2**63, 2**64 - 1], dtype=np.uint64),
+            "ts": ["2024-01-01", "2024-01-02", "2024-01-03"],
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    for backend in engines:
+        with pytest.raises(SchemaError) as caught:
+            load_data({"transactions": frame}, backend=backend)
+        (problem,) = caught.value.problems
+        assert (problem.column, problem.rule, problem.n_rows) == ("account_id", OUTSIDE_INT64_RULE, 2)
+        assert [str(e) for e in problem.examples] == [str(2**63), str(2**64 - 1)]

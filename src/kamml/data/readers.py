@@ -176,7 +176,7 @@ def read_raw(
             return RawTable(
                 name, None, "DataFrame", problems=[Problem(name, None, "no columns (an empty DataFrame)")]
             )
-        arrow, problems = frame_to_arrow(source, name)
+        arrow, problems = frame_to_arrow(source, name, ids=_kind_columns(name, mapping, Kind.ID))
         table = _register(backend, name, arrow, nan_is_null=True)
         return RawTable(name, table, "DataFrame", problems=problems, zoned=_frame_zoned(source))
     if isinstance(source, ir.Table):
@@ -253,12 +253,17 @@ def _read_columns(name: str, mapping: Mapping[str, str] | None) -> frozenset[str
 
 def _number_columns(name: str, mapping: Mapping[str, str] | None) -> frozenset[str]:
     """The name keys of table `name`'s columns that validation parses as numbers (amount, quantity, hours)."""
+    return _kind_columns(name, mapping, Kind.FLOAT)
+
+
+def _kind_columns(name: str, mapping: Mapping[str, str] | None, kind: Kind) -> frozenset[str]:
+    """The name keys of table `name`'s contract columns of `kind` (ids, numbers), as `mapping` maps them."""
     spec = TABLES.get(name)
     if spec is None:
         return frozenset()
     used = mapping if mapping is not None else column_mapping(name)
-    floats = {c.name for c in spec.columns if c.kind == Kind.FLOAT}
-    return frozenset(_name_key(column) for own, column in used.items() if own in floats)
+    own = {c.name for c in spec.columns if c.kind == kind}
+    return frozenset(_name_key(column) for contract, column in used.items() if contract in own)
 
 
 def _value_columns(name: str, read: frozenset[str] | None) -> frozenset[str] | None:
@@ -1604,7 +1609,9 @@ def _adopt(table: ir.Table, name: str, backend: ibis.BaseBackend) -> ir.Table:
     return _register(backend, name, table.to_pyarrow())
 
 
-def frame_to_arrow(frame: pd.DataFrame, name: str = "table") -> tuple[pa.Table, list[Problem]]:
+def frame_to_arrow(
+    frame: pd.DataFrame, name: str = "table", *, ids: frozenset[str] = frozenset()
+) -> tuple[pa.Table, list[Problem]]:
     """Convert a DataFrame to Arrow without ever failing on odd values.
 
     Named index levels become columns; column names become stripped strings; tz-aware datetimes become
@@ -1617,6 +1624,9 @@ def frame_to_arrow(frame: pd.DataFrame, name: str = "table") -> tuple[pa.Table, 
         The user's table.
     name : str
         Table name for problems.
+    ids : frozenset of str
+        The name keys of the id columns (as `data.columns` maps them), read by the Parquet file rules:
+        durations are refused, and a uint64 above int64 stays a number, for validation to refuse.
 
     Returns
     -------
@@ -1632,7 +1642,12 @@ def frame_to_arrow(frame: pd.DataFrame, name: str = "table") -> tuple[pa.Table, 
     dups = _duplicates(names)
     if dups:
         problems.append(_duplicate_problem(name, dups, names))
-    arrays = [_to_arrow(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    arrays = [
+        _id_to_arrow(frame.iloc[:, i], name, names[i])
+        if _name_key(names[i]) in ids
+        else _to_arrow(frame.iloc[:, i])
+        for i in range(frame.shape[1])
+    ]
     return pa.Table.from_arrays(arrays, names=_unique_names(names)), problems
 
 
@@ -1670,8 +1685,37 @@ def _column_name(column: Any, position: int) -> str:
     return clean_name(text) or f"unnamed_{position}"
 
 
-def _to_arrow(series: pd.Series) -> pa.Array:
-    """One column as an Arrow array that DuckDB and Spark accept."""
+def _id_to_arrow(series: pd.Series, table: str, column: str) -> pa.Array:
+    """An id column as a Parquet file of it reads: durations refused, uint64 beyond int64 a number.
+
+    A frame's timedelta ids were text codes ('0 days 00:00:01') and its uint64 ids above 2**63 - 1 text
+    codes, where the same column in a Parquet file is refused (`_check_durations`, validation's
+    "id outside int64"). Other columns keep `_to_arrow`'s reading (an attribute's text is a category).
+    """
+    kind = _duration_kind(series)
+    if kind is not None:
+        raise DataError(
+            f"{table}: the DataFrame stores {column} as a duration ({kind}), which the engines read as a "
+            "count of its ticks, as in a Parquet file of it: ids are whole numbers or text, so pass the ids "
+            "themselves"
+        )
+    return _to_arrow(series, wide_ids=True)
+
+
+def _duration_kind(series: pd.Series) -> str | None:
+    """The dtype of a column of durations (numpy or Arrow timedeltas, or timedelta objects), else None."""
+    dtype = series.dtype
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return str(dtype)
+    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_duration(dtype.pyarrow_dtype):
+        return str(dtype)
+    if pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) == "timedelta":
+        return "timedelta objects"
+    return None
+
+
+def _to_arrow(series: pd.Series, *, wide_ids: bool = False) -> pa.Array:
+    """One column as an Arrow array that DuckDB and Spark accept (`wide_ids`: see `_supported`)."""
     s = series.reset_index(drop=True)
     if isinstance(s.dtype, pd.SparseDtype):
         s = pd.Series(s.to_numpy())
@@ -1691,11 +1735,15 @@ def _to_arrow(series: pd.Series) -> pa.Array:
         array = pa.Array.from_pandas(s)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         array = pa.Array.from_pandas(_as_text(s), type=pa.string())
-    return _supported(array, s)
+    return _supported(array, s, wide_ids=wide_ids)
 
 
-def _supported(array: pa.Array, series: pd.Series) -> pa.Array:
-    """Replace Arrow types the engines do not take (null, float16, unsigned 64-bit, durations, ...)."""
+def _supported(array: pa.Array, series: pd.Series, *, wide_ids: bool = False) -> pa.Array:
+    """Replace Arrow types the engines do not take (null, float16, unsigned 64-bit, durations, ...).
+
+    A uint64 beyond int64 becomes text, or with `wide_ids` (an id column) decimal(20,0), as Spark reads a
+    Parquet uint64, which validation refuses as beyond int64 on both engines.
+    """
     typ = array.type
     if pa.types.is_null(typ):
         return pa.nulls(len(array), type=pa.string())
@@ -1705,6 +1753,8 @@ def _supported(array: pa.Array, series: pd.Series) -> pa.Array:
         top = pa.compute.max(array).as_py()
         if top is None or top <= 2**63 - 1:
             return array.cast(pa.int64())
+        if wide_ids:
+            return array.cast(pa.decimal128(20, 0))
         return pa.Array.from_pandas(_as_text(series), type=pa.string())
     if pa.types.is_dictionary(typ):
         return array.dictionary_decode()

@@ -204,6 +204,24 @@ def test_the_text_names_the_metrics_a_baseline_does_better_on():
     assert "no baseline does better on any of these" in text  # churn: kamml ahead everywhere
 
 
+def test_a_baseline_equal_but_for_float_noise_does_not_do_better():
+    """A notebook audit: CDNOW from 1997-12-31 printed "a baseline does better on: aggregate_error (btyd)"
+    under two figures that both read -0.0352: kamml's total is BTYD's level, the two differed by 1e-16."""
+    value = {
+        "kamml": {"gini": 0.75, "aggregate_error": -0.0352266422531142},
+        "btyd": {"gini": 0.72, "aggregate_error": -0.03522664225311408},
+    }
+    churn = {
+        "kamml": {"roc_auc": 0.7990, "brier": 0.1292},
+        "btyd": {"roc_auc": 0.7990 + 1e-15, "brier": 0.1311},
+    }
+    r = _hand_result(value, churn, {})
+    assert r.behind() == {}
+    value["btyd"]["aggregate_error"] = -0.0351  # a real difference, however small on the page, still counts
+    churn["btyd"]["roc_auc"] = 0.79901
+    assert r.behind() == {"value": {"aggregate_error": ["btyd"]}, "churn": {"roc_auc": ["btyd"]}}
+
+
 def test_the_text_head_reads_a_one_day_horizon_and_one_snapshot_in_the_singular():
     """`kamml backtest --horizon-days 1` printed "horizon 1 days, trained on 1 snapshots"."""
     value = {"kamml": dict.fromkeys(TEXT_COLUMNS["value"], 0.5)}

@@ -96,8 +96,8 @@ class BacktestResult:
 
         Higher is better but for `kamml.config.LOWER_IS_BETTER` (aggregate error: the nearer 0); a NaN
         figure beats nothing, so a baseline's NaN never counts and kamml's NaN loses to any baseline's
-        figure (it said NaN was beaten by nothing). ``{"churn": {"brier": ["btyd"]}}``; tasks and
-        metrics where kamml is not beaten are left out.
+        figure (it said NaN was beaten by nothing); figures equal but for float noise are a tie (`_ahead`).
+        ``{"churn": {"brier": ["btyd"]}}``; tasks and metrics where kamml is not beaten are left out.
         """
         out: dict[str, dict[str, list[str]]] = {}
         for task, cols in TEXT_COLUMNS.items():
@@ -109,7 +109,8 @@ class BacktestResult:
                 ahead = [
                     model
                     for model, metrics in block.items()
-                    if model != "kamml" and _better_is_larger(metric, metrics.get(metric, math.nan)) > ours
+                    if model != "kamml"
+                    and _ahead(_better_is_larger(metric, metrics.get(metric, math.nan)), ours)
                 ]
                 if ahead:
                     out.setdefault(task, {})[metric] = ahead
@@ -172,6 +173,15 @@ def _infinite_metrics(blocks: dict[str, dict[str, dict[str, float]]]) -> dict[st
 def _better_is_larger(metric: str, value: float) -> float:
     """`kamml.config.larger_is_better`, with a missing or NaN figure as -inf (it beats nothing)."""
     return larger_is_better(metric, value) if math.isfinite(value) else -math.inf
+
+
+def _ahead(theirs: float, ours: float) -> bool:
+    """Whether a baseline's figure (turned by `_better_is_larger`) beats kamml's by more than float noise.
+
+    kamml's value total is BTYD's level on some splits, so the two aggregate errors can differ by 1e-16:
+    that is a tie, not "a baseline does better" under two figures that read the same.
+    """
+    return theirs > ours and not math.isclose(theirs, ours, rel_tol=1e-9, abs_tol=1e-12)
 
 
 #: Training snapshots closer than this (time.step_days) get a warning: a 1-day step let the held-out

@@ -134,6 +134,10 @@ EXPECTED = {
         3,
         [
             "accounts scored as of",
+            "backtest at 2025-01-02: horizon 180 days",
+            "last_period",
+            "recency",
+            "past_rate",
             "recommended_hours",
             "strategic",
             "nurture",

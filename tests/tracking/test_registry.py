@@ -558,3 +558,30 @@ def test_holdout_totals_that_differ_by_rounding_are_the_same_holdout():
     assert holdout_difference(_HOLDOUT, moved) == "actual_total_value 1234.5 against 1234.6"
     text = {**_HOLDOUT, "backtest.actual_total_value": "n/a"}  # not a number: compared as written
     assert holdout_difference(_HOLDOUT, text) == "actual_total_value 1234.5 against n/a"
+
+
+def test_a_champion_of_an_infinite_figure_is_read_as_infinite_from_its_run(gate, tracked_config):
+    """A SQL store keeps inf as 1.797e308: the gate's reason printed that number in 309 digits."""
+    from types import SimpleNamespace
+
+    from kamml.tracking import TrainingRun
+
+    name = "gate-test-inf"
+    client = MlflowClient()
+    client.create_registered_model(name)
+    value = {"kamml": {"decile_mape": float("inf")}}
+    fake = SimpleNamespace(value=value, churn={}, referral={}, protocol={}, to_dict=lambda: {"value": value})
+    with TrainingRun(tracked_config()) as run:
+        run.log_backtest(fake)
+    v1 = str(client.create_model_version(name, "file:///nowhere/model", run_id=run.run_id).version)
+    assert promote(name, v1, "value.decile_mape", float("inf")).promoted  # the first
+    v2 = _version_with_metrics(gate, name, {"value.kamml.decile_mape": 0.3})
+    second = promote(name, v2, "value.decile_mape", 0.3)
+    assert (second.promoted, second.champion_value) == (True, float("inf"))
+    assert second.reason == "value.kamml.decile_mape 0.3000 beats the champion's inf"
+    # a champion logged before kamml left inf out: MLflow's float max is its inf
+    v3 = _version_with_metrics(gate, name, {"value.kamml.decile_mape": float("inf")})
+    client.set_registered_model_alias(name, CHAMPION, v3)
+    v4 = _version_with_metrics(gate, name, {"value.kamml.decile_mape": 0.4})
+    fourth = promote(name, v4, "value.decile_mape", 0.4)
+    assert fourth.reason == "value.kamml.decile_mape 0.4000 beats the champion's inf"

@@ -740,3 +740,43 @@ def test_the_effort_params_say_the_horizon_and_size_their_figures_are_in(tracked
     assert params["effort.size_reference"] == "47.0"
     assert params["effort.clip"] == "[0.25, 4.0]"
     assert params["effort.scale"] == "2.0"
+
+
+def test_an_infinite_backtest_metric_is_not_logged_as_the_largest_float(tracked_config):
+    """MLflow's SQL stores write inf as 1.797e308: the run's metrics showed a huge finite decile_mape
+    where backtest.json has null and ``non_finite``; the run records which figures were infinite."""
+    import math
+    from types import SimpleNamespace
+
+    from kamml.tracking import TrainingRun
+
+    value = {"kamml": {"gini": 0.5, "decile_mape": math.inf}, "btyd": {"aggregate_error": -math.inf}}
+    fake = SimpleNamespace(
+        value=value,
+        churn={},
+        referral={},
+        protocol={"cutoff": "2024-01-01"},
+        to_dict=lambda: {"value": value},
+    )
+    with TrainingRun(tracked_config()) as run:
+        logged = run.log_backtest(fake)
+    assert logged == {"value.kamml.gini": 0.5}
+    found = MlflowClient().get_run(run.run_id).data
+    assert {k: v for k, v in found.metrics.items() if k.startswith("value.")} == {"value.kamml.gini": 0.5}
+    assert json.loads(found.params["backtest.non_finite"]) == {
+        "value.kamml.decile_mape": "inf",
+        "value.btyd.aggregate_error": "-inf",
+    }
+    assert backtest_metrics(fake) == {"value.kamml.gini": 0.5}
+
+
+def test_a_later_stages_infinite_figure_is_not_logged_as_the_largest_float(tracked_config):
+    """`log_summary` left out NaN but logged inf, which a SQL store keeps as 1.797e308 (as the gate's
+    ``promotion.champion_value`` of an infinite champion figure)."""
+    import math
+
+    from kamml.tracking import TrainingRun
+
+    with TrainingRun(tracked_config()) as run:
+        run.log_summary({"allocation.team_price": math.inf, "allocation.accounts": 3.0, "x": math.nan})
+    assert MlflowClient().get_run(run.run_id).data.metrics == {"allocation.accounts": 3.0}

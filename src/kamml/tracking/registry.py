@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -27,7 +28,16 @@ from kamml.errors import ConfigError, ModelError
 from kamml.text import counted
 from kamml.tracking.store import store_error, store_in_force, tracking_scope
 
-__all__ = ["CHAMPION", "Promotion", "metric_key", "promote", "register", "version_backtest"]
+__all__ = [
+    "CHAMPION",
+    "NON_FINITE_PARAM",
+    "Promotion",
+    "metric_key",
+    "promote",
+    "register",
+    "run_figure",
+    "version_backtest",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +121,29 @@ def _champion(client: MlflowClient, name: str) -> Any:
             f"cannot read the {CHAMPION} alias of '{name}' in the MLflow store {store_in_force()}: "
             f"{reason}; no version is promoted while the champion is unknown"
         ) from exc
+
+
+#: The param naming a run's infinite backtest figures (JSON, ``{"value.kamml.decile_mape": "inf"}``), which
+#: are not logged as metrics: MLflow's SQL stores write inf as the largest float.
+NON_FINITE_PARAM = "backtest.non_finite"
+#: What MLflow's SQL stores keep of an infinite metric (`SqlAlchemyStore.sanitize_metric_value`).
+_SQL_INFINITY = sys.float_info.max
+
+
+def run_figure(run: Any, key: str) -> float | None:
+    """A run's backtest figure `key`: its metric, or an infinite one its ``backtest.non_finite`` names.
+
+    A SQL store's 1.797e308 (a run logged before kamml left infinite figures out) is read as the inf it
+    was: the gate's reason printed it in 309 digits.
+    """
+    value = run.data.metrics.get(key)
+    if value is not None:
+        return math.copysign(math.inf, value) if abs(value) == _SQL_INFINITY else float(value)
+    try:
+        named = json.loads(run.data.params.get(NON_FINITE_PARAM) or "{}")
+        return float(named[key]) if isinstance(named, dict) and key in named else None
+    except (ValueError, TypeError):
+        return None
 
 
 def _run_horizon(run: Any) -> int | None:
@@ -392,7 +425,7 @@ def promote(
     champ_effort: dict[str, str] = {}
     champ_run = _champion_run(client, current.run_id) if current is not None and current.run_id else None
     if champ_run is not None:
-        champ_value = champ_run.data.metrics.get(key)
+        champ_value = run_figure(champ_run, key)
         champ_horizon = _run_horizon(champ_run)
         champ_label = champ_run.data.params.get("models.churn_label")
         champ_effort = {k: v for k, v in champ_run.data.params.items() if k in EFFORT_PARAMS}

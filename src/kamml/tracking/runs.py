@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import posixpath
@@ -36,7 +37,14 @@ from kamml.io import common_folder, json_text, process_exists
 from kamml.models.bundle import ModelBundle
 from kamml.text import counted
 from kamml.tracking.model import load_model, log_bundle
-from kamml.tracking.registry import EFFORT_PARAMS, Promotion, metric_key, promote, register
+from kamml.tracking.registry import (
+    EFFORT_PARAMS,
+    NON_FINITE_PARAM,
+    Promotion,
+    metric_key,
+    promote,
+    register,
+)
 from kamml.tracking.source import source_revision
 from kamml.tracking.store import (
     config_store_error,
@@ -293,8 +301,8 @@ def _without_retries(gone: bool) -> Iterator[None]:
         restore_variables(saved)
 
 
-def backtest_metrics(result: Any) -> dict[str, float]:
-    """Every backtest metric as ``task.model.metric`` (e.g. ``value.kamml.gini``, ``value.btyd.gini``)."""
+def _backtest_figures(result: Any) -> dict[str, float]:
+    """Every backtest figure that is not missing or NaN, as ``task.model.metric``."""
     out: dict[str, float] = {}
     for task in ("value", "churn", "referral"):
         for model, metrics in (getattr(result, task) or {}).items():
@@ -302,6 +310,22 @@ def backtest_metrics(result: Any) -> dict[str, float]:
                 if value is not None and pd.notna(value):
                     out[f"{task}.{model}.{name}"] = float(value)
     return out
+
+
+def backtest_metrics(result: Any) -> dict[str, float]:
+    """Every finite backtest metric as ``task.model.metric`` (e.g. ``value.kamml.gini``, ``value.btyd.gini``).
+
+    An infinite one is left out (`non_finite_metrics` names it): MLflow's SQL stores write inf as the
+    largest float, 1.797e308, which the UI and ``search_runs`` showed as a figure.
+    """
+    return {k: v for k, v in _backtest_figures(result).items() if math.isfinite(v)}
+
+
+def non_finite_metrics(result: Any) -> dict[str, str]:
+    """The infinite backtest metrics, ``task.model.metric`` to "inf" or "-inf" (``backtest.non_finite``)."""
+    return {
+        k: "inf" if v > 0 else "-inf" for k, v in _backtest_figures(result).items() if not math.isfinite(v)
+    }
 
 
 def library_versions() -> dict[str, str]:
@@ -543,7 +567,8 @@ class TrainingRun:
         self.run_name = run_name
         self.run_id = run_id or ""
         self.ends_job = ends_job
-        self.metrics: dict[str, float] = {}
+        self.metrics: dict[str, float] = {}  # the backtest's metrics, as logged (finite)
+        self.figures: dict[str, float] = {}  # those and the infinite ones, which the gate compares
         self.protocol: dict[str, str] = {}  # the backtest's params, as logged
         self._active: Any = None
         self._reopened = bool(run_id)
@@ -769,6 +794,12 @@ class TrainingRun:
         self.metrics = backtest_metrics(result)
         mlflow.log_metrics(self.metrics)
         protocol = {f"backtest.{k}": str(v) for k, v in result.protocol.items()}
+        # an infinite figure is no metric (a SQL store would keep 1.797e308): named here, as backtest.json's
+        # "non_finite" names it, and read back by the gate (`kamml.tracking.registry.run_figure`)
+        infinite = non_finite_metrics(result)
+        if infinite:
+            protocol[NON_FINITE_PARAM] = json.dumps(infinite)
+        self.figures = {**self.metrics, **{k: float(v) for k, v in infinite.items()}}
         # why a run has no referral.* metrics, beside runs that have them (as btyd_value_note for value.btyd)
         note = getattr(result, "referral_note", None)
         if note and not result.referral:
@@ -815,18 +846,20 @@ class TrainingRun:
 
     def log_summary(self, values: Mapping[str, float]) -> None:
         """Numbers of a later stage (scoring, allocation) as metrics of this run, not of its model."""
-        self._log_run_metrics({k: float(v) for k, v in values.items() if pd.notna(v)})
+        self._log_run_metrics(values)
 
     def _log_run_metrics(self, values: Mapping[str, float]) -> None:
-        """Metrics of the run alone, linked to no model.
+        """Metrics of the run alone, linked to no model; NaN and infinite ones left out.
 
         `mlflow.log_metrics` links each one logged after the run's model to that model, so a version
         that was not promoted showed the champion's plan as its own in MLflow's Models view (an audit).
+        An infinite figure would read 1.797e308 in a SQL store (`backtest_metrics`).
         """
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, 0) for k, v in values.items()]
+        finite = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
+        metrics = [Metric(k, v, now, 0) for k, v in finite.items()]
         mlflow.MlflowClient().log_batch(self.run_id, metrics=metrics)
 
     def job_complete(self) -> None:
@@ -863,7 +896,7 @@ class TrainingRun:
                 cfg.model_name,
                 version,
                 cfg.promote_metric,
-                self.metrics.get(key),
+                self.figures.get(key),
                 champion_unusable=check,
                 horizon_days=self.config.time.horizon_days,
                 churn_label=self.config.models.churn_label,

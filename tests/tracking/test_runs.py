@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import mlflow
@@ -780,3 +781,40 @@ def test_a_later_stages_infinite_figure_is_not_logged_as_the_largest_float(track
     with TrainingRun(tracked_config()) as run:
         run.log_summary({"allocation.team_price": math.inf, "allocation.accounts": 3.0, "x": math.nan})
     assert MlflowClient().get_run(run.run_id).data.metrics == {"allocation.accounts": 3.0}
+
+
+def _documented_keys() -> dict[str, list[tuple[re.Pattern[str], bool]]]:
+    """docs/tracking.md's table of run keys: per kind, each key pattern and whether every run logs it.
+
+    In a pattern ``{a,b}`` is one of a and b, ``<name>`` one dotted part, ``*`` anything.
+    """
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "tracking.md").read_text(encoding="utf-8")
+    section = doc.split("### Every key a training run logs", 1)[1].split("\n#", 1)[0]
+    found: dict[str, list[tuple[re.Pattern[str], bool]]] = {"param": [], "metric": [], "tag": []}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or cells[0] not in found:
+            continue
+        for written in re.findall(r"`([^`]+)`", cells[1]):
+            text = re.escape(written).replace(r"\*", ".+")
+            text = re.sub(r"<[^>]+>", r"[^.]+", text)
+            text = re.sub(r"\\\{([^}]+)\\\}", lambda m: "(?:" + m.group(1).replace(",", "|") + ")", text)
+            found[cells[0]].append((re.compile(text), cells[2] == "every run"))
+    return found
+
+
+@pytest.mark.slow
+def test_every_key_a_run_logs_is_documented_and_every_documented_key_is_logged(trained):
+    """A data scientist comparing runs reads their names in docs/tracking.md: each key a real run logs is
+    there, and each key the table says every run logs is in a real run."""
+    _, _, result = trained
+    data = MlflowClient().get_run(result.run_id).data
+    logged = {"param": set(data.params), "metric": set(data.metrics), "tag": set(data.tags)}
+    documented = _documented_keys()
+    for kind, keys in logged.items():
+        missing = sorted(k for k in keys if not any(p.fullmatch(k) for p, _ in documented[kind]))
+        assert not missing, f"{kind}s not in docs/tracking.md: {missing}"
+        unlogged = [
+            p.pattern for p, always in documented[kind] if always and not any(p.fullmatch(k) for k in keys)
+        ]
+        assert not unlogged, f"{kind}s the docs say every run logs, not logged: {unlogged}"

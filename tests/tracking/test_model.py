@@ -960,3 +960,14 @@ def test_raw_table_rows_are_refused_as_not_feature_rows(trained):
     rows = model_input(result.features.head(2)).drop(columns=["recency"])
     with pytest.raises(ModelError, match="lack 1 column the model was trained on: recency"):
         score_frame(result.bundle, rows)
+
+
+@pytest.mark.slow
+def test_columns_in_another_order_and_columns_the_model_does_not_read_score_alike(trained):
+    """docs/tracking.md: feature rows in any order, other columns (a CRM's owner) not read."""
+    _, _, result = trained
+    rows = model_input(result.features.head(5))
+    model = load_model(result.model_uri)
+    whole = model.predict(rows)
+    shuffled = rows[rows.columns[::-1]].assign(owner="ann", cutoff="2025-01-01")
+    pd.testing.assert_frame_equal(model.predict(shuffled), whole)

@@ -776,10 +776,14 @@ def test_a_later_stages_infinite_figure_is_not_logged_as_the_largest_float(track
     ``promotion.champion_value`` of an infinite champion figure)."""
     import math
 
+    import pandas as pd
+
     from kamml.tracking import TrainingRun
 
     with TrainingRun(tracked_config()) as run:
-        run.log_summary({"allocation.team_price": math.inf, "allocation.accounts": 3.0, "x": math.nan})
+        run.log_summary(
+            {"allocation.team_price": math.inf, "allocation.accounts": 3.0, "x": math.nan, "y": pd.NA}
+        )
     assert MlflowClient().get_run(run.run_id).data.metrics == {"allocation.accounts": 3.0}
 
 

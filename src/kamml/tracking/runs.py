@@ -858,7 +858,7 @@ class TrainingRun:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        finite = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
+        finite = {k: float(v) for k, v in values.items() if pd.notna(v) and math.isfinite(float(v))}
         metrics = [Metric(k, v, now, 0) for k, v in finite.items()]
         mlflow.MlflowClient().log_batch(self.run_id, metrics=metrics)
 

@@ -1361,6 +1361,35 @@ def test_features_refuse_a_cutoff_on_or_before_the_first_transaction(make_data, 
     assert list(build_features(data, "2024-01-11").index) == ([1, 2] if with_accounts else [1])
 
 
+@pytest.mark.parametrize("with_accounts", [False, True])
+def test_labels_refuse_a_cutoff_on_or_before_the_first_transaction(make_data, with_accounts):
+    """`build_labels` there returned an empty frame (or, with accounts created earlier, rows of accounts
+    without any history) without a word, where `build_features` refuses the cutoff; `build_past_window`
+    reads its window before the cutoff, which may start before the first transaction: only its own
+    cutoff is checked, and a window reaching back before the data still counts what it holds."""
+    from kamml.features.build import build_past_window
+
+    rows = [(1, "2024-01-10", 100.0), (1, "2024-03-01", 80.0), (2, "2024-06-01", 40.0)]
+    accounts = pd.DataFrame({"account_id": [1, 2], "created_at": pd.to_datetime(["2023-06-01"] * 2)})
+    tables = {"accounts": accounts} if with_accounts else {}
+    data = make_data(tx(rows), end="2024-12-31", **tables)
+    for cutoff in ("2023-12-01", "2024-01-10"):
+        expected = (
+            rf"cutoff {cutoff} is on or before the day of the first transaction \(transactions\.ts: "
+            r"2024-01-10\).*labels.*give a cutoff after 2024-01-10"
+        )
+        with pytest.raises(ConfigError, match=expected):
+            build_labels(data, cutoff, 90)
+        with pytest.raises(ConfigError, match=expected):
+            build_past_window(data, cutoff, 90)
+    assert build_labels(data, "2024-01-11", 90)["value"].to_dict() == {
+        1: 80.0,
+        **({2: 0.0} if with_accounts else {}),
+    }
+    past = build_past_window(data, "2024-01-11", 365)  # its window starts a year before the data
+    assert past["value"].to_dict() == {1: 100.0, **({2: 0.0} if with_accounts else {})}
+
+
 @pytest.mark.parametrize("window", [36_526, 10**9, 10**19])
 def test_a_window_longer_than_a_century_is_refused(simple, window):
     """`features.windows` had no upper end: 10**9 days built spend_1000000000d (the lifetime spend under

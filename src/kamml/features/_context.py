@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
@@ -145,23 +145,27 @@ def first_transaction(data: Any) -> pd.Timestamp | None:
     return None if first is None else pd.Timestamp(first)
 
 
-def check_history(data: Any, cutoff: Any) -> None:
-    """A `ConfigError` for a feature cutoff on or before the first transaction's day (validation's figure).
+def check_history(data: Any, cutoff: Any, what: Literal["features", "labels"] = "features") -> None:
+    """A `ConfigError` for a cutoff on or before the first transaction's day (validation's figure).
 
-    The features read only the days before the cutoff, so there no account has a purchase history:
-    `build_features` returned an empty frame (or accounts-table rows without any history) and
-    `write_features` an empty file, without a word. Data without that figure are not checked.
+    There no account has a purchase history: `build_features` returned an empty frame (or accounts-table
+    rows without any history), `write_features` an empty file and `build_labels` labels for no account,
+    without a word. `what` ("features" or "labels") says which the cutoff was given for. Data without
+    that figure are not checked.
     """
     first = first_transaction(data)
     if first is None:
         return
     cut = as_cutoff(cutoff)
     if cut <= first.normalize():
+        why = {
+            "features": "the features read only the days before a cutoff",
+            "labels": "labels are made for the accounts existing at a cutoff (a purchase before it)",
+        }[what]
         raise ConfigError(
             f"cutoff {cut.date()} is on or before the day of the first transaction (transactions.ts: "
-            f"{first.date()}): the features read only the days before a cutoff, so no account has a "
-            "purchase history there (the frame would be empty, or hold accounts-table rows without any "
-            f"history); give a cutoff after {first.date()}"
+            f"{first.date()}): {why}, so no account has a purchase history there (the frame would be "
+            f"empty, or hold accounts-table rows without any history); give a cutoff after {first.date()}"
         )
 
 

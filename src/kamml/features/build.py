@@ -571,7 +571,9 @@ def build_labels(data: Any, cutoff: Any, horizon_days: int, *, churn: str = "no_
     (spend in the horizon, after the referral, of accounts this account referred during the horizon)
     and ``referrals`` (how many it referred). Raises `ConfigError` when the window passes the data end,
     and when `horizon_days` is not a whole number of days (an int, not 1.5 or True) from 1 to
-    `kamml.config.MAX_DAYS` (a century), as ``time.horizon_days`` in a config.
+    `kamml.config.MAX_DAYS` (a century), as ``time.horizon_days`` in a config; so is a cutoff on or
+    before the first transaction's day, where no account has a history yet (`check_history`: the frame
+    was empty).
 
     With ``churn="no_purchase_or_nonrenewal"`` (config ``models.churn_label``) an account is also
     churned when its contract ends in the horizon: the accounts table's ``contract_end`` is the last
@@ -580,6 +582,7 @@ def build_labels(data: Any, cutoff: Any, horizon_days: int, *, churn: str = "no_
     """
     horizon_days = check_days(horizon_days, "horizon_days")
     check_label_window(data, cutoff, horizon_days)
+    check_history(data, cutoff, "labels")  # no account exists there: the frame was empty, without a word
     frame = fetch_by_account(label_expr(data, cutoff, horizon_days, churn=churn))
     for col in ("churned", "contract_lapsed"):
         if col in frame.columns:
@@ -627,9 +630,12 @@ def build_past_window(data: Any, cutoff: Any, days: int) -> pd.DataFrame:
 
     The "last period" baselines: what each account spent (and brought in by referrals) in the window
     [cutoff - days, cutoff); accounts newer than the window's start count what they did since. `days`
-    is checked as `build_labels`' horizon (an int from 1 to `kamml.config.MAX_DAYS`).
+    is checked as `build_labels`' horizon (an int from 1 to `kamml.config.MAX_DAYS`), and the cutoff as
+    `build_labels`' (on or before the first transaction's day is a `ConfigError`); the window itself may
+    start before the first transaction.
     """
     days = check_days(days, "days")
+    check_history(data, cutoff, "labels")  # the cutoff's own accounts; the window may start before the data
     start = pd.Timestamp(cutoff) - pd.Timedelta(days=days)
     expr = label_expr(data, start, days, base_cutoff=cutoff)
     return fetch_by_account(expr)

@@ -31,6 +31,7 @@ __all__ = [
     "atomic_path",
     "binary_kind",
     "check_not_input",
+    "check_not_local_input",
     "check_output_dir",
     "check_output_path",
     "check_writable",
@@ -368,6 +369,22 @@ def check_not_input(path: str | Path, inputs: Mapping[str, str | Path]) -> Path:
             continue
         raise DataError(f"cannot write {target}: {why}; write the output elsewhere")
     return target
+
+
+def check_not_local_input(out: str | Path, inputs: dict[str, Any]) -> None:
+    """A DataError when a local output would replace or land inside a local input (`check_not_input`).
+
+    The CLI checked this before calling the Spark writers; the Python API did not, so ``score_spark``
+    into an input folder wrote its scores among the activities' parts (and `write_features` over the
+    transactions file replaced them). Paths with a scheme (hdfs://, s3a://) are left to the cluster's
+    file system.
+    """
+
+    def local(path: Any) -> bool:
+        return isinstance(path, str | Path) and "://" not in str(path)
+
+    if local(out):
+        check_not_input(out, {name: path for name, path in inputs.items() if local(path)})
 
 
 def real_output(path: str | Path) -> Path:

@@ -1406,6 +1406,26 @@ def test_a_window_longer_than_a_century_is_refused(simple, window):
     assert frame["spend_36525d"].tolist() == frame["spend_total"].tolist()
 
 
+def test_write_features_refuses_to_write_over_its_input(tmp_path):
+    """`write_features` to the transactions file replaced the table it had just read (to the folder holding
+    it, removed it); `score_spark` and the CLI refuse such an output, now `write_features` does too, before
+    any work, and the input is left whole."""
+    from kamml.errors import DataError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = folder / "transactions.parquet"
+    tx([(1, "2024-01-05", 10.0), (2, "2024-01-10", 5.0)]).to_parquet(source)
+    before = source.read_bytes()
+    data = load_data(folder, Config.from_dict({"data": {"end": "2024-03-31"}}))
+    for target in (source, folder):
+        with pytest.raises(DataError, match=rf"cannot write {re.escape(str(target))}: it .*transactions"):
+            write_features(data, "2024-02-01", target)
+    assert source.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["transactions.parquet"]
+    assert write_features(data, "2024-02-01", tmp_path / "features.parquet") == tmp_path / "features.parquet"
+
+
 @pytest.fixture
 def spark_data(tmp_path):
     """Three accounts' transactions in a Parquet file, loaded on a local[1] Spark session (stopped after)."""
@@ -1463,3 +1483,25 @@ def test_write_features_on_spark_replaces_the_folder_whole(spark_data, tmp_path)
         write_features(data, "2024-02-01", target, config)
     assert sorted(pd.read_parquet(target)["account_id"]) == [1, 2, 3]  # the old folder, whole
     assert [p.name for p in target.parent.iterdir()] == ["features.parquet"]  # no hidden folder left
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_write_features_on_spark_returns_a_uri_as_given_and_refuses_its_input(spark_data, tmp_path):
+    """On Spark the path came back through `Path`, which folds a URI's ``//`` (``s3a://bucket/x`` as
+    ``s3a:/bucket/x``); a local path is still a `Path`. The folder holding the transactions file was
+    accepted as the output, and the swap would have replaced the input with the features."""
+    from kamml.errors import DataError
+
+    data, config, source = spark_data
+    uri = f"file://{tmp_path}/out/features.parquet"
+    written = write_features(data, "2024-02-01", uri, config)
+    assert written == uri
+    assert isinstance(written, str)
+    assert sorted(pd.read_parquet(tmp_path / "out" / "features.parquet")["account_id"]) == [1, 2]
+    local = tmp_path / "local.parquet"
+    assert write_features(data, "2024-02-01", local, config) == local
+    for target in (source, source.parent):
+        with pytest.raises(DataError, match=rf"cannot write {re.escape(str(target))}: it .*transactions"):
+            write_features(data, "2024-02-01", target, config)
+    assert sorted(p.name for p in source.parent.iterdir()) == ["transactions.parquet"]

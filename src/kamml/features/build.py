@@ -46,7 +46,7 @@ from kamml.features._context import (
 from kamml.features.groups import GROUPS, NON_FEATURE_ACCOUNT_COLUMNS, DailyGroup, day_rows
 from kamml.features.referrals import first_referrals, spend_after_referral
 from kamml.features.snapshots import Snapshot, SnapshotCache
-from kamml.io import atomic_path
+from kamml.io import atomic_path, check_not_local_input
 from kamml.text import counted
 
 __all__ = [
@@ -458,7 +458,7 @@ def mark_built_with(frame: pd.DataFrame, cfg: Config) -> None:
     frame.attrs["time_unit"] = cfg.time.unit
 
 
-def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | None = None) -> Path:
+def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | None = None) -> Path | str:
     """Compute the feature set in the engine and write it to Parquet without collecting it in Python.
 
     The out-of-core path for data larger than memory: DuckDB streams the result to the file (Spark
@@ -472,14 +472,22 @@ def write_features(data: Any, cutoff: Any, path: str | Path, config: Config | No
     Spark's folder of parts is written into a hidden folder beside `path` and renamed onto it
     (`kamml.spark.write_atomic`, any Hadoop path): written in place, a second write to the name failed
     on Spark's PATH_ALREADY_EXISTS and a reader saw the folder while its parts were being written.
+
+    A local `path` that is one of the data's input files, a folder holding one or a path inside an input
+    folder is a `DataError` before any work (`kamml.io.check_not_local_input`, as `score_spark`): written
+    over the transactions file, the features replaced the table they were computed from.
+
+    Returns the path written: a `Path`, or on Spark a URI (``s3a://...``, ``hdfs://...``) as the `str`
+    given (a `Path` folds its ``//``: ``s3a://bucket/x`` came back as ``s3a:/bucket/x``).
     """
     config = check_config(config)
     _note_unused_static_columns(data, config)
+    check_not_local_input(path, dict(getattr(data, "inputs", None) or {}))
     expr = features_expr(data, cutoff, config)
     backend = data.backend.name
     if backend == "pyspark":
         _write_spark(expr, path)
-        return Path(path)
+        return str(path) if "://" in str(path) else Path(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     if backend != "duckdb":  # another Ibis backend writes as it always has

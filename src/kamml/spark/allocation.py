@@ -105,11 +105,17 @@ from kamml.allocation.summary import accounts_text, amount, hours_text, short_bu
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, share_counts, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
-from kamml.io import INF_PATTERN, NAN_PATTERN, NUMBER_PATTERN, WHOLE_FLOAT_PATTERN, json_text
+from kamml.io import (
+    INF_PATTERN,
+    NAN_PATTERN,
+    NUMBER_PATTERN,
+    WHOLE_FLOAT_PATTERN,
+    check_not_local_input,
+    json_text,
+)
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, default_scale
 from kamml.spark.session import (
     abandon_path,
-    check_not_local_input,
     remove_path,
     remove_stale_siblings,
     spark_session,

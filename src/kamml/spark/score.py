@@ -35,7 +35,7 @@ from kamml.errors import ConfigError, FeatureMismatchError, Problem, SchemaError
 from kamml.features._context import as_cutoff, check_scoring_cutoff, join_on_account
 from kamml.features.build import account_base, feature_context, settle, settle_frame
 from kamml.features.groups import rfm, static
-from kamml.io import NUMBER_PATTERN
+from kamml.io import NUMBER_PATTERN, check_not_local_input
 from kamml.jobs.score import (
     EXPLAIN_TOP,
     SCORE_COLUMNS,
@@ -56,7 +56,6 @@ from kamml.jobs.score import (
 from kamml.models._lgbm import unseen_levels
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import (
-    check_not_local_input,
     features_frame,
     owner_text,
     spark_session,

@@ -342,22 +342,6 @@ def write_text(session: SparkSession, path: str, text: str) -> None:
         stream.close()
 
 
-def check_not_local_input(out: str | Path, inputs: dict[str, Any]) -> None:
-    """A DataError when a local output would replace or land inside a local input (`check_not_input`).
-
-    The CLI checked this before calling the Spark writers; the Python API did not, so ``score_spark``
-    into an input folder wrote its scores among the activities' parts. Paths with a scheme (hdfs://,
-    s3a://) are left to the cluster's file system.
-    """
-    from kamml.io import check_not_input
-
-    def local(path: Any) -> bool:
-        return isinstance(path, str | Path) and "://" not in str(path)
-
-    if local(out):
-        check_not_input(out, {name: path for name, path in inputs.items() if local(path)})
-
-
 def write_parts(frame: DataFrame, path: str, wait_s: float = 30.0) -> None:
     """``frame.write.mode("error").parquet(path)``, run by a helper thread that a stop of this one waits for.
 

@@ -15,6 +15,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -29,7 +30,7 @@ import ibis
 from kamml.config import EngineConfig
 from kamml.errors import ConfigError, EngineError, KammlError, exception_chain
 
-__all__ = ["check_utc_session", "connect", "engine_errors", "engine_failure"]
+__all__ = ["check_utc_session", "connect", "engine_errors", "engine_failure", "spark_job_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -207,17 +208,65 @@ def _raised_in(exc: BaseException, package: str) -> bool:
 
 
 @contextlib.contextmanager
-def engine_errors() -> Iterator[None]:
-    """Turn the engine running out of memory inside the block into an `EngineError` (`engine_failure`)."""
+def engine_errors(doing: str | None = None) -> Iterator[None]:
+    """Turn the engine running out of memory inside the block into an `EngineError` (`engine_failure`).
+
+    With `doing` (what kamml is doing, as "writing the features to PATH"), a Spark job failing inside the
+    block is one too (`spark_job_failure`): a read or write that failed in Spark's job came out as a Py4J
+    error with the whole Java stack, a traceback in the CLI.
+    """
     try:
         yield
     except KammlError:
         raise
     except Exception as exc:
         error = engine_failure(exc)
+        if error is None and doing is not None:
+            error = spark_job_failure(exc, doing)
         if error is None:
             raise
         raise error from None
+
+
+def spark_job_failure(exc: BaseException, doing: str) -> EngineError | None:
+    """An `EngineError` naming `doing` and Spark's first line of the cause when `exc` is a Spark job's error.
+
+    A Spark job's error is one the JVM raised: a Py4J ``Py4JJavaError`` (a ``SparkException`` such as an
+    input file deleted or replaced after loading: ``[FAILED_READ_FILE.FILE_NOT_EXIST] ...``) or one PySpark
+    converts from it (``AnalysisException`` and the other captured errors). None for anything else, and
+    for kamml's own Python code failing inside Spark (a ``PythonException``): a bug, whose traceback is
+    what a report needs.
+    """
+    if "pyspark" not in sys.modules:
+        return None
+    py4j = sys.modules.get("py4j.protocol")
+    captured = sys.modules.get("pyspark.errors.exceptions.captured")
+    java = py4j is not None and isinstance(exc, py4j.Py4JJavaError)
+    if not (java or (captured is not None and isinstance(exc, captured.CapturedException))):
+        return None
+    try:
+        text = str(exc)  # Py4J asks the JVM for the Java exception's text
+    except Exception:
+        return None
+    if "PythonException" in text or type(exc).__name__ == "PythonException":
+        return None
+    return EngineError(f"Spark failed while {doing}: {_first_cause_line(text, type(exc).__name__)}")
+
+
+#: A Java exception's class before its message ("org.apache.spark.SparkException: "), left off.
+_JAVA_CLASS = re.compile(r"^(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error): ")
+
+
+def _first_cause_line(text: str, kind: str) -> str:
+    """Spark's own first line of a job error's cause, without Py4J's "An error occurred while calling".
+
+    A Py4J error's text is that line, then ": org.apache.spark.SparkException: [ERROR_CLASS] message" and
+    the Java stack; a captured error's is the message first.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("An error occurred while calling")]
+    first = lines[0].lstrip(": ") if lines else kind
+    return _JAVA_CLASS.sub("", first) or first
 
 
 def _java_reason(exc: BaseException) -> str:

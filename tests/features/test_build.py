@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kamml.config import Config, FeaturesConfig
 from kamml.data import load_data
 from kamml.datasets import synthetic
-from kamml.errors import ConfigError
+from kamml.errors import ConfigError, EngineError
 from kamml.features import (
     build_features,
     build_labels,
@@ -1479,8 +1479,23 @@ def test_write_features_on_spark_replaces_the_folder_whole(spark_data, tmp_path)
     assert "_temporary" not in seen, "a reader saw the parts being written under the name"
     assert sorted(pd.read_parquet(target)["account_id"]) == [1, 2, 3]
     source.unlink()  # Spark reads the tables when it writes: the next write fails inside its job
-    with pytest.raises(Exception, match=r"transactions\.parquet"):
+    # a raw Py4JJavaError with the whole Java stack (a traceback in the CLI); now kamml's EngineError (exit
+    # 4) saying what kamml was doing and Spark's own first line of the cause
+    with pytest.raises(EngineError) as caught:
         write_features(data, "2024-02-01", target, config)
+    said = str(caught.value)
+    assert re.match(
+        rf"Spark failed while writing the features to {re.escape(str(target))}: "
+        r"\[FAILED_READ_FILE\.FILE_NOT_EXIST\] Encountered error while reading file \S*transactions\.parquet",
+        said,
+    ), said
+    assert "\n" not in said
+    assert "\tat " not in said
+    assert "An error occurred while calling" not in said
+    with pytest.raises(
+        EngineError, match=r"^Spark failed while computing the features at 2024-02-01: \[FAILED_READ"
+    ):
+        build_features(data, "2024-02-01", config)  # a read inside Spark's job, collected to pandas
     assert sorted(pd.read_parquet(target)["account_id"]) == [1, 2, 3]  # the old folder, whole
     assert [p.name for p in target.parent.iterdir()] == ["features.parquet"]  # no hidden folder left
 

@@ -306,15 +306,16 @@ def feature_expr(ctx: FeatureContext, groups: Iterable[str]) -> ir.Table:
     return out
 
 
-def fetch_by_account(expr: ir.Table) -> pd.DataFrame:
+def fetch_by_account(expr: ir.Table, doing: str = "computing a table") -> pd.DataFrame:
     """Execute an expression into pandas through Arrow, indexed by account_id and sorted by it.
 
     Missing numbers become NaN. Ibis's own `to_pandas` boxes nullable columns into Python objects
     first, several times slower on millions of rows. Sorted by the engine and indexed without
     `set_index`: on a million rows of 55 columns pandas' `set_index(...).sort_index()` copied the frame
     twice and took 4 s, Arrow's `sort_by` 0.5-2.4 s, DuckDB's ORDER BY adds about 0.4 s to the query.
+    `doing` names the table in an `EngineError` when the engine fails (`kamml.engine.engine_errors`).
     """
-    with engine_errors():  # the engine out of memory is an EngineError naming the setting
+    with engine_errors(doing):  # out of memory, or a Spark job failing: an EngineError
         table = expr.order_by("account_id").to_pyarrow()
     frame = settle_table(table.drop_columns(["account_id"])).to_pandas()
     frame.index = pd.Index(table["account_id"].to_pandas(), name="account_id")
@@ -439,7 +440,9 @@ def _note_unused_static_columns(data: Any, cfg: Config) -> None:
 
 def _feature_frame(data: Any, cutoff: Any, cfg: Config) -> pd.DataFrame:
     """`build_features` without its note, for each snapshot of `build_training_frame`, which notes once."""
-    frame = fetch_by_account(features_expr(data, cutoff, cfg))
+    frame = fetch_by_account(
+        features_expr(data, cutoff, cfg), f"computing the features at {as_cutoff(cutoff).date()}"
+    )
     for col in frame.columns:
         if not pd.api.types.is_float_dtype(frame[col]):
             frame[col] = frame[col].astype("category")
@@ -506,7 +509,7 @@ def _write_spark(expr: ir.Table, path: str | Path) -> None:
     """
     from kamml.spark.session import to_spark, write_atomic
 
-    with engine_errors():
+    with engine_errors(f"writing the features to {path}"):
         write_atomic(to_spark(expr), str(path))
 
 
@@ -591,7 +594,8 @@ def build_labels(data: Any, cutoff: Any, horizon_days: int, *, churn: str = "no_
     horizon_days = check_days(horizon_days, "horizon_days")
     check_label_window(data, cutoff, horizon_days)
     check_history(data, cutoff, "labels")  # no account exists there: the frame was empty, without a word
-    frame = fetch_by_account(label_expr(data, cutoff, horizon_days, churn=churn))
+    doing = f"computing the labels at {as_cutoff(cutoff).date()} ({horizon_days} days)"
+    frame = fetch_by_account(label_expr(data, cutoff, horizon_days, churn=churn), doing)
     for col in ("churned", "contract_lapsed"):
         if col in frame.columns:
             frame[col] = frame[col].astype("int64")
@@ -646,7 +650,7 @@ def build_past_window(data: Any, cutoff: Any, days: int) -> pd.DataFrame:
     check_history(data, cutoff, "labels")  # the cutoff's own accounts; the window may start before the data
     start = pd.Timestamp(cutoff) - pd.Timedelta(days=days)
     expr = label_expr(data, start, days, base_cutoff=cutoff)
-    return fetch_by_account(expr)
+    return fetch_by_account(expr, f"computing the {days} days before {as_cutoff(cutoff).date()}")
 
 
 def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int) -> list[pd.Timestamp]:

@@ -31,6 +31,7 @@ import pandas as pd
 
 from kamml.allocation.allocate import owner_column
 from kamml.config import Config
+from kamml.engine import engine_errors
 from kamml.errors import ConfigError, FeatureMismatchError, Problem, SchemaError
 from kamml.features._context import as_cutoff, check_scoring_cutoff, join_on_account
 from kamml.features.build import account_base, feature_context, settle, settle_frame
@@ -508,7 +509,8 @@ def score_spark(
         inputs["features"] = data
     check_not_local_input(out_dir, inputs)  # before any work, as `kamml.jobs.score.score_to_file`
     frame = score_frame_spark(model, data, cutoff, config, top_drivers=top_drivers, explain_top=explain_top)
-    target = write_atomic(frame, out_dir)
+    with engine_errors(f"scoring the accounts into {out_dir}"):  # Spark's job runs here: a failure is named
+        target = write_atomic(frame, out_dir)
     log.info("scored on Spark into %s in %.1f s", target, time.perf_counter() - t0)
     return target
 

@@ -104,6 +104,7 @@ from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_
 from kamml.allocation.summary import accounts_text, amount, hours_text, short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, share_counts, top_count
 from kamml.config import AllocationConfig, Config
+from kamml.engine import engine_errors
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import (
     INF_PATTERN,
@@ -244,22 +245,31 @@ def allocate_spark(
     target = str(out_dir)
     remove_stale_siblings(spark, target)
     staging = temp_sibling(target, "staging", spark)
+    # each step runs Spark jobs: one failing (a scores part deleted after it was read) is an EngineError
+    # naming the step, not a Py4J traceback (`kamml.engine.engine_errors`)
+    named = f"the scores {scores}" if isinstance(scores, str | Path) else "the scores"
     try:
-        plan = _Plan.build(frame, cfg, team_hours, stated)
-        prepared = plan.prepare(frame, staging)
-        plan.check(prepared)
-        result = plan.solve(prepared)
+        with engine_errors(f"checking {named}"):
+            plan = _Plan.build(frame, cfg, team_hours, stated)
+        with engine_errors(f"preparing the stakes and floors of {named}"):
+            prepared = plan.prepare(frame, staging)
+            plan.check(prepared)
+        with engine_errors("solving the allocation's prices"):
+            result = plan.solve(prepared)
         curve_table = None
         if budgets is not None:  # before the table is written: an error leaves no plan without its curve
             assert curve is not None
             t1 = time.perf_counter()
-            curve_table = plan.curve(prepared, result, budgets)
+            with engine_errors("computing the budget curve"):
+                curve_table = plan.curve(prepared, result, budgets)
             curve_table.insert(0, "fraction", np.asarray(curve, dtype=float))
             logger.info("budget curve: %d budgets on Spark in %.1f s", len(budgets), time.perf_counter() - t1)
-        table, summary = plan.table(prepared, result)
+        with engine_errors("ranking the accounts"):
+            table, summary = plan.table(prepared, result)
         if before_write is not None:
             before_write(curve_table)
-        write_atomic(table, target, extra={_SUMMARY_FILE: json_text(summary, indent=1)})
+        with engine_errors(f"writing the allocation to {target}"):
+            write_atomic(table, target, extra={_SUMMARY_FILE: json_text(summary, indent=1)})
     except BaseException:
         abandon_path(spark, staging)
         raise

@@ -411,11 +411,12 @@ def score_frame_spark(
     missing = [c for c in needed if c not in features.columns]
     if missing:
         raise FeatureMismatchError(missing, source=f"the features at {cut.date()}", present=features.columns)
-    if dataset:
-        _check_attributes(data, bundle, needed, cut, config)
-        warn_money_unit_spark(bundle, features, data, cut, config)
-    else:
-        warn_money_unit_spark(bundle, features)
+    with engine_errors(f"checking the features at {cut.date()}"):  # Spark jobs: a failure is named
+        if dataset:
+            _check_attributes(data, bundle, needed, cut, config)
+            warn_money_unit_spark(bundle, features, data, cut, config)
+        else:
+            warn_money_unit_spark(bundle, features)
     if config is not None:  # as in memory: the scores follow the model's horizon and churn label
         warn_other_definition(bundle, config)
     warn_later_training(bundle, cut)  # as in memory
@@ -430,9 +431,12 @@ def score_frame_spark(
         weights = {str(part): weight for part, weight in config.allocation.weights.items()}
     threshold = None
     if top > 0 and explain_top is not None:
-        threshold = (
-            _explain_threshold(rows, shared, int(explain_top), weights) if explain_top > 0 else float("inf")
-        )
+        with engine_errors(f"finding the {explain_top:,} accounts with the most value at stake to explain"):
+            threshold = (
+                _explain_threshold(rows, shared, int(explain_top), weights)
+                if explain_top > 0
+                else float("inf")
+            )
         if threshold is not None:
             log.info("naming drivers for accounts with a value at stake >= %.6g", threshold)
 
@@ -519,11 +523,12 @@ def scores_totals(path: str | Path, config: Config | None = None) -> tuple[int, 
     """Accounts, total clv, mean p_churn and model URI of a scores folder: the line `kamml score` prints.
 
     One Spark job reading three columns of the parts just written (the scoring job itself never brings
-    a row to the driver).
+    a row to the driver). A part removed or damaged under it is an `EngineError` naming the folder.
     """
     from pyspark.sql import functions as F  # noqa: N812
 
-    frame = spark_session(config).read.parquet(str(path))
-    row = frame.agg(F.count(F.lit(1)), F.sum("clv"), F.avg("p_churn"), F.first("model_uri")).first()
+    with engine_errors(f"reading the totals of the scores {path}"):
+        frame = spark_session(config).read.parquet(str(path))
+        row = frame.agg(F.count(F.lit(1)), F.sum("clv"), F.avg("p_churn"), F.first("model_uri")).first()
     count, clv, churn, uri = row if row is not None else (0, None, None, None)
     return int(count), float(clv or 0.0), float("nan") if churn is None else float(churn), str(uri or "")

@@ -480,3 +480,32 @@ def test_a_relative_data_path_not_found_names_the_folder_it_was_looked_for_in(tm
     assert message.startswith("data not found: d1")
     assert str(tmp_path / "d1") in message
     assert "the folder the command runs in" in message
+
+
+ABFS = "abfss://c@acct.dfs.core.windows.net/accounts.parquet"
+
+
+@pytest.mark.parametrize(
+    ("source", "data", "uri"),
+    [
+        ("hdfs:///crm/kamml", {}, "hdfs:///crm/kamml"),
+        ("s3a://bucket/data", {}, "s3a://bucket/data"),
+        ({"transactions": "s3a://bucket/tx.parquet"}, {}, "s3a://bucket/tx.parquet"),
+        (None, {"transactions": "s3a://bucket/tx.parquet"}, "s3a://bucket/tx.parquet"),
+        ("FOLDER", {"accounts": ABFS}, ABFS),  # a local folder, one table of the config a URI
+    ],
+)
+def test_a_uri_input_is_named_as_given_and_refused_as_not_local(source, data, uri, tx, tmp_path):
+    """The tables are read from local files (the readers list and check them on the driver): a URI came
+    back through `Path` as 's3a:/bucket/data' in "data not found: s3a:/bucket/data (/cwd/s3a:/bucket/data:
+    a relative path is read from the folder the command runs in)", neither what was written nor the cause."""
+    if source == "FOLDER":
+        tx.to_csv(tmp_path / "transactions.csv", index=False)
+        source = tmp_path
+    with pytest.raises(DataError) as raised:
+        load_data(source, Config.from_dict({"data": data}))
+    message = str(raised.value)
+    assert uri in message, message
+    assert "not from a URI" in message
+    assert "a relative path" not in message
+    assert input_paths(source, DataConfig(**data)) == {}  # nothing local to stamp or check outputs against

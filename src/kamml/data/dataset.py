@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +150,35 @@ def _config_path(value: str, folder: Path | None) -> str:
     return str(path)
 
 
+#: A URI's scheme (``s3a://``, ``hdfs:///``, ``dbfs:/``): two characters at least, so ``C:`` is a drive.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def _check_not_uri(what: str, source: Any) -> None:
+    """Refuse a table given as a URI, named as written (`DataError`): the tables are read from local paths.
+
+    The readers list, check and stamp the files on the driver, so ``s3a://bucket/data`` was looked for
+    through `Path`, as ``s3a:/bucket/data``: "data not found: s3a:/bucket/data (/cwd/s3a:/bucket/data: a
+    relative path is read from the folder the command runs in)", neither what was written nor the cause.
+    A local file whose name only looks like a URI is read.
+    """
+    if not isinstance(source, str | Path) or not _SCHEME.match(str(source)):
+        return
+    if Path(source).expanduser().exists():
+        return
+    text = str(source)
+    local = re.sub(r"^file:(//(?=/))?", "", text) if text.lower().startswith("file:") else None
+    hint = (
+        f"give the path itself ({local})"
+        if local
+        else "copy the tables to a local folder, or mount the store"
+    )
+    raise DataError(
+        f"cannot read {what} from {text}: kamml reads the data tables from local files and folders (a "
+        f"store mounted as one, such as /dbfs/..., too), not from a URI; {hint}"
+    )
+
+
 def _own_table(folder: Path | None, name: str) -> Path | None:
     """The data folder's own file for table `name`, or None (none, no folder, or more than one)."""
     if folder is None:
@@ -186,6 +216,7 @@ def _resolve_sources(source: Any, data: DataConfig, *, warn: bool = True) -> dic
     elif isinstance(source, pd.DataFrame | ir.Table):
         sources = {"transactions": source}
     elif isinstance(source, str | Path):
+        _check_not_uri("the data", source)
         path = Path(source).expanduser()
         if path.is_dir():
             folder = path
@@ -209,6 +240,7 @@ def _resolve_sources(source: Any, data: DataConfig, *, warn: bool = True) -> dic
     for name in TABLES:
         configured = getattr(data, name)
         if configured is not None and name not in sources:
+            _check_not_uri(name, configured)  # before `Path` folds its "//"
             sources[name] = _config_path(configured, folder)
             own = _own_table(folder, name)
             if warn and own is not None and Path(own).resolve() != Path(sources[name]).resolve():
@@ -220,6 +252,8 @@ def _resolve_sources(source: Any, data: DataConfig, *, warn: bool = True) -> dic
                     own,
                     folder,
                 )
+    for name, value in sources.items():
+        _check_not_uri(name, value)
     if "transactions" not in sources:
         where = f" in {folder}" if folder is not None else ""
         raise DataError(

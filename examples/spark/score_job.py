@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -57,7 +58,11 @@ def parser() -> argparse.ArgumentParser:
     flags.add_argument("--config", required=True, help="kamml config (allocation, features, data settings)")
     flags.add_argument("--model", default="models:/kamml@champion", help="model URI or bundle folder")
     source = flags.add_mutually_exclusive_group()
-    source.add_argument("--data", help="folder of input tables (default: data.path of the config)")
+    source.add_argument(
+        "--data",
+        help="folder of input tables, local or a URI Spark reads (hdfs://, s3a://, dbfs:/; its "
+        "<table>.parquet) (default: data.path of the config)",
+    )
     source.add_argument("--features", help="features Parquet file or folder instead of the raw tables")
     flags.add_argument("--cutoff", help="scoring date, YYYY-MM-DD (default: time.cutoff, else the data end)")
     flags.add_argument("--out", required=True, help="output folder (any Hadoop path)")
@@ -86,6 +91,15 @@ def kamml_log_to_stderr() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def tables(source: Any, config: Any) -> Any:
+    """The data for `load_data`: a folder URI (``hdfs://``, ``dbfs:/``) read by Spark, a local one as is."""
+    from kamml.spark import remote_tables
+
+    return (
+        remote_tables(str(source), config) if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", str(source)) else source
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -127,7 +141,7 @@ def run(flags: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, A
     from kamml.data import load_data
     from kamml.spark import allocate_spark, score_spark
 
-    data: Any = args.features or load_data(args.data or config.data.path, config)
+    data: Any = args.features or load_data(tables(args.data or config.data.path, config), config)
     cutoff = pd.Timestamp(stated if stated is not None else data.end)  # with --features, stated
     out = args.out.rstrip("/")
     scores = score_spark(args.model, data, cutoff, f"{out}/scores", config, explain_top=args.explain_top)

@@ -351,7 +351,7 @@ def path_option(value: str | Path) -> Path:
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value.strip()):  # Path made s3a://b/x s3a:/b/x: no bucket
         raise typer.BadParameter(
             f"{value} is a URI; the command line takes local paths: for hdfs://, s3a:// or abfs:// "
-            "tables and outputs use the Python API (kamml.spark, docs/spark.md) or "
+            "tables and outputs use the Python API (kamml.spark.remote_tables, docs/spark.md) or "
             "examples/spark/score_job.py"
         )
     try:

@@ -59,3 +59,16 @@ def test_a_named_error_ends_the_job_with_one_line_and_its_exit_code(tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith("score_job.py: error: config file not found: ")
     assert err.count("\n") == 1
+
+
+def test_a_data_uri_is_read_by_spark_and_a_local_folder_as_it_is(tmp_path):
+    """`--data hdfs:///crm/kamml` (docs/spark.md's example) went to load_data, which reads local files only:
+    a URI goes through `kamml.spark.remote_tables` (here refused for its engine, before any Spark work)."""
+    from kamml.config import Config
+    from kamml.errors import ConfigError
+
+    script = job()
+    assert script.tables(tmp_path, Config.from_dict({})) == tmp_path
+    for uri in ("hdfs:///crm/kamml", "dbfs:/crm/kamml", "s3a://bucket/kamml"):
+        with pytest.raises(ConfigError, match=f"remote_tables reads {uri} with Spark"):
+            script.tables(uri, Config.from_dict({}))

@@ -270,6 +270,25 @@ def test_numeric_owner_ids_in_a_csv_meet_their_capacity(tmp_path, gap):
     assert set(table.attrs["allocation"]["rep_price"]) == {"1", "2", "3"}
 
 
+def test_the_summary_carries_the_capacity_of_each_rep_with_one():
+    """The report showed each rep's hours and price but not the capacity they are measured against.
+
+    Reps are named as the config matches them to owners (an owner 101.0 is rep "101"); a rep of .inf
+    hours has no limit and is left out; the plan's figures are those of the same plan without the key.
+    """
+    scores = make_scores(owners=(101.0, 202.0, "ann"))
+    scores.loc[:9, "owner"] = None
+    cfg = Config.from_dict(
+        {"allocation": {"capacity": {101: 5, "202.0": 12.5, "ann": float("inf")}, "floor_hours": 0.0}}
+    )
+    summary = allocate(scores, 200.0, cfg).attrs["allocation"]
+    assert summary["rep_capacity"] == {"101": 5.0, "202": 12.5}
+    assert set(summary["rep_price"]) == {"101", "202", "ann"}  # as before: every rep of the config
+    json.dumps(summary, allow_nan=False)
+    plain = allocate(make_scores(), 200.0).attrs["allocation"]
+    assert plain["rep_capacity"] == {}  # no capacity configured
+
+
 def test_the_plan_says_its_horizon_on_every_row_and_in_the_summary(tmp_path):
     """A CRM loading allocation.csv alone could not tell the period of recommended_hours and expected_gain."""
     scores = make_scores(n=18)  # fits allocate_file_from's 10 hours at the floors of 0.5 h

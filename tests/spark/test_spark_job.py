@@ -1985,6 +1985,7 @@ def test_yes_no_and_large_whole_float_owners_are_named_as_in_memory_on_spark(spa
     mem = allocate(read_scores(tmp_path / "scores.parquet"), None, cfg)
     out = allocate_spark(tmp_path / "scores.parquet", None, cfg, tmp_path / "a", session=spark)
     assert out.summary["rep_price"].keys() == {"True", "False"}  # the capacity's reps: Java said "true"
+    assert out.summary["rep_capacity"] == mem.attrs["allocation"]["rep_capacity"] == cfg.capacity  # report
     mem["owner"] = mem["owner"].map(str)  # written as given in memory, as its rep's name on Spark
     assert_allocation_equal(mem, read_parts(out.path), out.summary, hours_atol=1e-9)
 

@@ -27,10 +27,11 @@ model_uri                the model that scored it (the scores' model_uri; null w
 =======================  ==================================================================================
 
 The summary of the plan (team hours, hours used, total expected gain, the team's price of an hour, each
-rep's price, what the minimum touch costs, the horizon and, when the scores hold one of each, their cutoff
-as ISO text and model_uri, else null: `scoring_summary`) rides along in ``table.attrs["allocation"]``, a
-JSON-ready dict that pandas also stores in the Parquet file's metadata. The cutoff and model_uri on every
-row let a CRM loading the weekly allocation.csv alone tell this week's plan from last week's.
+rep's price, the capacity of each rep with a finite one, what the minimum touch costs, the horizon and,
+when the scores hold one of each, their cutoff as ISO text and model_uri, else null: `scoring_summary`)
+rides along in ``table.attrs["allocation"]``, a JSON-ready dict that pandas also stores in the Parquet
+file's metadata. The cutoff and model_uri on every row let a CRM loading the weekly allocation.csv alone
+tell this week's plan from last week's.
 
 The horizon: the scores' clv, p_churn and referral_value, and so the team's hours, are over one horizon,
 the scoring model's. Only the fixed effort rule needs it (4 h at 180 days, in proportion at another;
@@ -88,6 +89,7 @@ from kamml.allocation.summary import (
     amount,
     hours_text,
     last_hour,
+    rep_capacity,
     rep_price_span,
     short_budgets,
 )
@@ -217,8 +219,9 @@ def allocate(
     pandas.DataFrame
         The allocation table (columns `ALLOCATION_COLUMNS`, see the module docstring), sorted by rank,
         with the plan's summary in ``attrs["allocation"]``: hours, hours_used, unused_hours,
-        total_expected_gain, team_price, rep_price (rep -> price), floor_cost, n_accounts, n_active,
-        tiers (their names, best first).
+        total_expected_gain, team_price, rep_price (rep -> price), rep_capacity (rep -> its configured
+        hours, for the reps with a finite capacity), floor_cost, n_accounts, n_active, tiers (their
+        names, best first).
 
     Raises
     ------
@@ -267,7 +270,7 @@ def _plan(frame: pd.DataFrame, cfg: AllocationConfig, team_hours: float) -> pd.D
         hours_by_owner = pd.Series(result.hours).groupby(owners).sum()
         warn_uncovered_owners(owners.value_counts(), cfg.capacity, hours_by_owner)  # already named
     table = _table(frame, result, cfg)
-    table.attrs["allocation"] = _summary(frame, result, team_hours)
+    table.attrs["allocation"] = _summary(frame, result, team_hours, cfg.capacity)
     summary = table.attrs["allocation"]
     summary["tiers"] = [name for name, _ in check_tiers(cfg.tiers)]  # best first, for the report's order
     price = last_hour(summary)  # the reps' prices where their capacities bind: the team's is then 0
@@ -1394,8 +1397,10 @@ def _owner_value(value: Any) -> Any:
     return value
 
 
-def _summary(frame: pd.DataFrame, res: AllocationResult, hours: float) -> dict[str, Any]:
-    """The plan's totals and prices as a JSON-ready dict (rep names as strings)."""
+def _summary(
+    frame: pd.DataFrame, res: AllocationResult, hours: float, capacity: Mapping[str, float] | None
+) -> dict[str, Any]:
+    """The plan's totals, prices and reps' capacities as a JSON-ready dict (rep names as strings)."""
     return {
         "hours": hours,
         "hours_used": float(res.hours.sum()),
@@ -1403,6 +1408,7 @@ def _summary(frame: pd.DataFrame, res: AllocationResult, hours: float) -> dict[s
         "total_expected_gain": float(res.total_gain),
         "team_price": float(res.team_price),
         "rep_price": {str(rep): float(price) for rep, price in res.rep_price.items()},
+        "rep_capacity": rep_capacity(capacity),  # what the report measures each rep's hours against
         "floor_cost": float(res.floor_cost),
         "n_accounts": len(frame),
         "n_active": int(frame["active"].sum()),

@@ -30,6 +30,7 @@ __all__ = [
     "hours_text",
     "last_hour",
     "plan_line",
+    "rep_capacity",
     "rep_price_span",
     "short_budgets",
 ]
@@ -75,6 +76,16 @@ def hours_text(value: float, *, exact: bool = False) -> str:
     text = f"{value:,.{2 if exact or abs(value) < 100 else 0}f}"
     text = text.rstrip("0").rstrip(".") if "." in text else text
     return "0" if text == "-0" else text  # -0.0 or -0.001 hours: no minus sign on a zero
+
+
+def rep_capacity(capacity: Mapping[Any, Any] | None) -> dict[str, float]:
+    """The configured hours of each rep with a limit, by rep name as `rep_price` names them, for the report.
+
+    A rep of ``.inf`` hours has no limit and is left out, as is every rep without ``allocation.capacity``:
+    the report measured each rep's hours against nothing ("rep_03: 160 h" did not say it was all it had).
+    """
+    hours = {str(rep): float(value) for rep, value in (capacity or {}).items()}
+    return {rep: value for rep, value in hours.items() if math.isfinite(value)}
 
 
 def rep_price_span(plan: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -101,7 +101,7 @@ from kamml.allocation.scores_file import (
     scores_renames,
 )
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
-from kamml.allocation.summary import accounts_text, amount, hours_text, short_budgets
+from kamml.allocation.summary import accounts_text, amount, hours_text, rep_capacity, short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, share_counts, top_count
 from kamml.config import AllocationConfig, Config
 from kamml.engine import engine_errors
@@ -212,7 +212,8 @@ def allocate_spark(
     SparkAllocation
         The folder written and the plan's summary (the dict `kamml.allocate` puts in
         ``table.attrs["allocation"]``: hours, hours_used, unused_hours, total_expected_gain, team_price,
-        rep_price, floor_cost, n_accounts, n_active, tiers) and, with `curve`, the budget curve.
+        rep_price, rep_capacity, floor_cost, n_accounts, n_active, tiers) and, with `curve`, the budget
+        curve.
 
     Raises
     ------
@@ -997,6 +998,7 @@ class _Plan:
                 str(rep): price_per_hour(max(float(prices.t_team[0]), float(prices.t_rep[0, r])))
                 for r, rep in enumerate(self.reps)
             },
+            "rep_capacity": rep_capacity(self.cfg.capacity),  # as in memory: for the report
             "floor_cost": floor_cost,
             "n_accounts": self.n,
             "n_active": int(sum(int(r["a"] or 0) for r in counts)),

@@ -705,6 +705,87 @@ def test_a_plan_without_accounts_says_so(tmp_path):
     assert "The plan has no accounts." in page.all_text
 
 
+def _capacity_plan(n=120, hours=60.0, capacity=None):
+    """A plan of three reps, every tenth account without an owner; rep 0 held back by its capacity."""
+    s = scores(n=n, owners=3)
+    s.loc[s.index[::10], "owner"] = None
+    cfg = AllocationConfig(floor_hours=0.1, capacity=capacity or {"rep 0": 5.0, "rep 1": 1000.0})
+    return allocate(s, hours=hours, config=cfg)
+
+
+def test_the_rep_table_shows_each_reps_capacity_and_who_is_at_it(tmp_path):
+    """The rep table gave each rep's hours and the value of its last hour, not the capacity they are
+    measured against: "rep 0: 5 h" could not be read as "all rep 0 has". Reps without a capacity, and
+    the accounts without an owner, have no limit of their own."""
+    table = _capacity_plan()
+    used = table.groupby("owner")["recommended_hours"].sum()
+    assert used["rep 0"] == pytest.approx(5.0, rel=1e-9)
+    assert used["rep 1"] < 1000.0
+    path = render_report(tmp_path / "r.html", allocation=table)
+    rows = _rep_table(path)
+    heads = rows[0]
+    assert heads[:5] == ["Rep", "Accounts", "With hours", "Hours", "Capacity (hours)"]
+    shown = {row[0]: row[4] for row in rows[1:]}
+    assert shown == {
+        "rep 0": "5, at capacity",
+        "rep 1": "1,000",
+        "rep 2": "no limit",
+        "(no owner)": "no limit",
+    }
+    text = parse(path).all_text.split("Hours per rep")[1]
+    assert "At capacity (hours used equal allocation.capacity): rep 0." in text
+
+
+def test_the_rep_table_has_no_capacity_column_without_capacities(tmp_path):
+    """Without allocation.capacity no rep has a limit of its own: a column of "no limit" says nothing."""
+    table = allocate(scores(n=60), hours=60.0, config=AllocationConfig(floor_hours=0.1))
+    path = render_report(tmp_path / "r.html", allocation=table)
+    assert "Capacity (hours)" not in _rep_table(path)[0]
+    assert "At capacity" not in parse(path).all_text
+
+
+def test_a_rep_named_like_the_ownerless_accounts_keeps_its_own_row(tmp_path):
+    """A rep literally named "(no owner)" was merged with the accounts without an owner: one row of both
+    their accounts and hours, given the rep's capacity and price."""
+    s = scores(n=120, owners=3)
+    s["owner"] = s["owner"].replace("rep 0", "(no owner)")
+    s.loc[s.index[1::10], "owner"] = None
+    cfg = AllocationConfig(floor_hours=0.1, capacity={"(no owner)": 4.0})
+    table = allocate(s, hours=60.0, config=cfg)
+    plan = table.attrs["allocation"]
+    counts = table["owner"].value_counts(dropna=False)
+    rows = {row[0]: row for row in _rep_table(render_report(tmp_path / "r.html", allocation=table))[1:]}
+    assert set(rows) == {"(no owner)", "(accounts without an owner)", "rep 1", "rep 2"}
+    assert rows["(no owner)"][1] == f"{counts['(no owner)']:,}"
+    assert rows["(no owner)"][4] == "4, at capacity"
+    assert rows["(no owner)"][-1] == amount(plan["rep_price"]["(no owner)"])
+    ownerless = rows["(accounts without an owner)"]
+    assert ownerless[1] == f"{int(table['owner'].isna().sum()):,}"
+    assert ownerless[4] == "no limit"
+    assert ownerless[-1] == amount(plan["team_price"])
+
+
+def test_a_grouped_plan_shows_the_capacities_as_the_whole_table(tmp_path):
+    """A Spark run's report reads the plan per tier and owner with the same summary: the same capacities."""
+    table = _capacity_plan()
+    grouped = (
+        table.groupby(["tier", "owner"], as_index=False, dropna=False)
+        .agg(
+            accounts=("account_id", "size"),
+            served=("recommended_hours", lambda h: int((h > 0).sum())),
+            recommended_hours=("recommended_hours", "sum"),
+            expected_gain=("expected_gain", "sum"),
+            rank=("rank", "min"),
+        )
+        .assign(account_id=None)
+    )
+    grouped.attrs = dict(table.attrs)
+    whole = _rep_table(render_report(tmp_path / "whole.html", allocation=table))
+    part = _rep_table(render_report(tmp_path / "part.html", allocation=grouped, top_accounts=table.head(5)))
+    assert part == whole
+    assert "Capacity (hours)" in part[0]
+
+
 def test_money_in_small_units_reads_as_the_plan_line_does(tmp_path):
     """Amounts kept in thousands: every expected gain read 4, 3, 2, 1, 1, ..., 0, 0 and the header 20 while
     the plan line said 20.3; a rep's last hour worth 0.11 read 0."""

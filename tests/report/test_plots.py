@@ -16,6 +16,7 @@ from kamml.report.plots import (
     feature_importance,
     feature_label,
     gains_curve,
+    no_owner_label,
     owner_labels,
     plan_by,
     plot_budget_curve,
@@ -485,6 +486,59 @@ def test_a_reps_bar_says_how_many_of_its_accounts_get_hours(tmp_path, drawn):
         ["12 h on 2 of 3 accounts", "2 h on 1 account"],
         ["12 h on 3 accounts", "2 h on 1 account"],
     ]
+
+
+def test_a_rep_named_no_owner_keeps_its_own_bar(tmp_path, drawn):
+    """A rep literally named "(no owner)" was one bar with the accounts without an owner."""
+    table = pd.DataFrame(
+        {"owner": ["(no owner)", None, "a", None], "recommended_hours": [9.0, 3.0, 2.0, 1.0], "tier": "x"}
+    )
+    labels = owner_labels(table)
+    assert labels.tolist() == [
+        "(no owner)",
+        "(accounts without an owner)",
+        "a",
+        "(accounts without an owner)",
+    ]
+    assert plan_by(table, labels)["hours"].to_dict() == {
+        "(accounts without an owner)": 4.0,
+        "(no owner)": 9.0,
+        "a": 2.0,
+    }
+    assert plot_hours_per_rep(table, tmp_path / "reps.png") is not None
+    (figure,) = drawn
+    ticks = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert ticks == ["a", "(accounts without an owner)", "(no owner)"]  # bottom up
+    assert no_owner_label([" (no owner) ", "(accounts without an owner)"]) == "(accounts without an owner) 2"
+    assert owner_labels(table.assign(owner=["b", None, "a", None])).tolist()[1] == "(no owner)"
+
+
+def test_a_reps_bar_reads_its_capacity(tmp_path, drawn):
+    """Each bar read the rep's hours, not the capacity they are measured against (the summary's)."""
+    table = pd.DataFrame(
+        {"owner": [101, 101, 101, 202, None], "recommended_hours": [9.0, 3.0, 0.0, 2.0, 1.0], "tier": "x"}
+    )
+    table.attrs["allocation"] = {"rep_capacity": {"101": 12.0, "202": 5.0}}
+    assert plot_hours_per_rep(table, tmp_path / "reps.png") is not None
+    (figure,) = drawn
+    totals = sorted(t.get_text() for t in _texts(figure) if " h " in t.get_text())
+    assert totals == [
+        "1 h on 1 account",  # no owner: no capacity of its own
+        "12 of 12 h (at capacity) on 2 of 3 accounts",
+        "2 of 5 h on 1 account",
+    ]
+
+
+def test_the_other_reps_bar_has_no_capacity_even_named_like_a_rep(tmp_path, drawn):
+    """Beyond `top` the rest is one bar: a rep named like it keeps its capacity, the bar has none."""
+    table = pd.DataFrame(
+        {"owner": ["2 other reps", "b", "c"], "recommended_hours": [9.0, 2.0, 1.0], "tier": "x"}
+    )
+    table.attrs["allocation"] = {"rep_capacity": {"2 other reps": 9.0}}
+    assert plot_hours_per_rep(table, tmp_path / "reps.png", top=1) is not None
+    (figure,) = drawn
+    totals = sorted(t.get_text() for t in _texts(figure) if " h " in t.get_text())
+    assert totals == ["3 h on 2 accounts", "9 of 9 h (at capacity) on 1 account"]
 
 
 def test_feature_importance_labels_in_words_and_a_long_title_whole(tmp_path, drawn):

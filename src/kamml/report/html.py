@@ -31,13 +31,16 @@ from kamml.io import atomic_path
 from kamml.report.plots import (
     MODEL_LABELS,
     account_counts,
+    at_capacity,
     backtest_plots,
     hours_text,
     owner_labels,
+    ownerless_label,
     plan_by,
     plot_budget_curve,
     plot_hours_per_rep,
     plot_tier_mix,
+    rep_capacities,
     tier_labels,
     tier_order,
 )
@@ -469,39 +472,80 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
     else:
         parts.append(_chart(plot_hours_per_rep, "recommended hours per rep", charts / "reps.png", table))
         parts.append(_rep_table(table))
+        parts.extend(_at_capacity_note(table))
     parts.append("</section>")
     return "".join(parts)
 
 
 def _rep_table(table: pd.DataFrame) -> str:
-    """Per rep: accounts, those with hours, hours, gain and the price of the last hour (capacity bound).
+    """Per rep: accounts, those with hours, hours, capacity, gain and the price of the last hour.
 
     The counts are the tier table's: "Accounts" (every owned account) stood alone beside the tier table's
     "Accounts" and "With hours", and read as the accounts the rep serves. A rep without a capacity (and
     the accounts without an owner) is held back by the team's hours alone, so its last hour is worth the
-    team's price: its cell was empty beside a listed rep with hours to spare that read that price.
+    team's price: its cell was empty beside a listed rep with hours to spare that read that price. The
+    capacity (when any rep has one) is what the rep's hours are measured against: "5" hours alone did
+    not say they were all the rep had.
     """
     plan = table.attrs.get("allocation") or {}
     prices = plan.get("rep_price") or {}
     team = plan.get("team_price")
     reps = plan_by(table, owner_labels(table)).sort_values("hours", ascending=False, kind="stable")
-    heads = ["Rep", "Accounts", "With hours", "Hours", "Expected gain"] + (
-        ["Value of the rep's last hour"] if prices else []
-    )
+    capacity = rep_capacities(table, reps.index)
+    limited = bool(plan.get("rep_capacity"))
+    heads = ["Rep", "Accounts", "With hours", "Hours"] + (["Capacity (hours)"] if limited else [])
+    heads += ["Expected gain"] + (["Value of the rep's last hour"] if prices else [])
+    ownerless = ownerless_label(table)
     rows = []
-    for (rep, r), hours in zip(reps.iterrows(), _hours_column(reps["hours"]), strict=True):
+    cells_of_capacity = _capacity_column(reps["hours"], capacity)
+    for (rep, r), hours, cap in zip(
+        reps.iterrows(), _hours_column(reps["hours"]), cells_of_capacity, strict=True
+    ):
         cells = [
             _td(_e(str(rep)), name=True),
             _td(f"{int(r.accounts):,}", numeric=True),
             _td(f"{int(r.served):,}" if math.isfinite(r.served) else "–", numeric=True),
             _td(_e(hours), numeric=True),
+            *([_td(_e(cap), numeric=True)] if limited else []),
             _td(_e(_money(r.gain)), numeric=True),
         ]
         if prices:
-            price = prices.get(str(rep), team)
+            price = team if rep == ownerless else prices.get(str(rep), team)
             cells.append(_td(_e(_money(price)) if price is not None else "", numeric=True))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return _table_html(heads, rows)
+
+
+def _capacity_column(hours: pd.Series, capacity: pd.Series) -> list[str]:
+    """Each rep's capacity in hours, ", at capacity" when its hours use it all; "no limit" without one."""
+    finite = capacity[np.isfinite(capacity.to_numpy())]
+    texts = dict(zip(finite.index, _hours_column(finite), strict=True))
+    return [
+        "no limit" if rep not in texts else texts[rep] + (", at capacity" if at_capacity(used, cap) else "")
+        for rep, used, cap in zip(hours.index, hours, capacity, strict=True)
+    ]
+
+
+#: Most reps named in the line under the rep table that lists those at capacity.
+AT_CAPACITY_NAMED = 10
+
+
+def _at_capacity_note(table: pd.DataFrame) -> list[str]:
+    """A line naming the reps whose hours use all of their capacity; none without capacities."""
+    if not (table.attrs.get("allocation") or {}).get("rep_capacity"):
+        return []
+    reps = plan_by(table, owner_labels(table))
+    capacity = rep_capacities(table, reps.index)
+    hours = reps["hours"].to_numpy(dtype=float)
+    full = [
+        str(rep) for rep, used, cap in zip(reps.index, hours, capacity, strict=True) if at_capacity(used, cap)
+    ]
+    if not full:
+        return [_note("No rep is at capacity: each has hours of its allocation.capacity to spare.")]
+    named = ", ".join(full[:AT_CAPACITY_NAMED])
+    more = len(full) - AT_CAPACITY_NAMED
+    named += f" and {counted(more, 'more rep')}" if more > 0 else ""
+    return [_note(f"At capacity (hours used equal allocation.capacity): {named}.")]
 
 
 def _backtest_section(

@@ -17,13 +17,14 @@ Every plot takes plain pandas/numpy inputs and returns the path of the PNG it wr
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import math
 import re
 import textwrap
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,6 +44,7 @@ from kamml.errors import DataError
 from kamml.evaluation.metrics import calibration_table, decile_table, normalized_gini
 from kamml.io import atomic_path
 from kamml.models.drivers import feature_words
+from kamml.names import rep_name
 from kamml.text import counted
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MODEL_LABELS",
     "account_counts",
+    "at_capacity",
     "backtest_frame",
     "backtest_plots",
     "feature_importance",
@@ -59,7 +62,9 @@ __all__ = [
     "figure_png",
     "gains_curve",
     "hours_text",
+    "no_owner_label",
     "owner_labels",
+    "ownerless_label",
     "plan_by",
     "plot_budget_curve",
     "plot_churn_calibration",
@@ -68,6 +73,7 @@ __all__ = [
     "plot_gains",
     "plot_hours_per_rep",
     "plot_tier_mix",
+    "rep_capacities",
     "save_figure",
     "served_counts",
     "tier_labels",
@@ -76,8 +82,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The rep of the accounts without an owner, when some have one.
+#: The rep of the accounts without an owner, when some have one (`no_owner_label`: unless a rep has it).
 NO_OWNER = "(no owner)"
+#: The ownerless accounts' name when a rep is named `NO_OWNER` (numbered when that is a rep's name too).
+NO_OWNER_ALT = "(accounts without an owner)"
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -690,9 +698,57 @@ def account_counts(allocation: pd.DataFrame) -> np.ndarray:
 
 
 def owner_labels(allocation: pd.DataFrame) -> pd.Series:
-    """Each account's owner as text, a missing one as "(no owner)": the rep of the per-rep chart and table."""
+    """Each account's owner as text, a missing one as `ownerless_label`: the rep of the per-rep chart, table.
+
+    A rep literally named "(no owner)" was one row and bar with the accounts without an owner.
+    """
     owner = allocation["owner"]
-    return owner.astype(object).where(owner.notna(), NO_OWNER).astype(str)
+    return owner.astype(object).where(owner.notna(), ownerless_label(allocation) or NO_OWNER).astype(str)
+
+
+def ownerless_label(allocation: pd.DataFrame) -> str | None:
+    """The name of the accounts without an owner in `owner_labels`; None when every account has one."""
+    owner = allocation["owner"]
+    if not owner.isna().any():
+        return None
+    return no_owner_label(owner[owner.notna()].astype(object).astype(str).unique())
+
+
+def no_owner_label(names: Iterable[str]) -> str:
+    """A name for the accounts without an owner that no rep of `names` has (spaces around them aside).
+
+    "(no owner)", else "(accounts without an owner)", else that numbered: the first one free.
+    """
+    taken = {str(name).strip() for name in names}
+    numbered = (f"{NO_OWNER_ALT} {k}" for k in itertools.count(2))
+    return next(label for label in itertools.chain([NO_OWNER, NO_OWNER_ALT], numbered) if label not in taken)
+
+
+#: Hours used within this share of a rep's capacity are all of it: the optimizer fills a capacity to
+#: about 1e-9 of it, and the Spark plan agrees with the in-memory one to 1e-6 hours.
+AT_CAPACITY_RTOL = 1e-6
+
+
+def rep_capacities(allocation: pd.DataFrame, reps: Iterable[str]) -> pd.Series:
+    """Each rep's configured hours (the summary's ``rep_capacity``) by its `owner_labels` name; NaN for none.
+
+    Owners meet their reps as the config matches them (`kamml.names.rep_name`: owner 101.0 is rep "101");
+    the accounts without an owner have no capacity, whatever their label.
+    """
+    capacity = (allocation.attrs.get("allocation") or {}).get("rep_capacity") or {}
+    ownerless = ownerless_label(allocation) if "owner" in allocation.columns else None
+    keys = list(reps)
+    hours = [
+        math.nan if rep == ownerless else float(capacity.get(rep_name(rep) or "", math.nan)) for rep in keys
+    ]
+    return pd.Series(hours, index=keys, dtype=float)
+
+
+def at_capacity(hours: float, capacity: float) -> bool:
+    """Whether a rep's `hours` are all of its `capacity` (within `AT_CAPACITY_RTOL`); False without one."""
+    if not math.isfinite(capacity):
+        return False
+    return hours >= capacity * (1 - AT_CAPACITY_RTOL) - 1e-9
 
 
 def plan_by(allocation: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
@@ -832,8 +888,10 @@ def plot_hours_per_rep(
     """Draw each rep's recommended hours, split by tier; None when the accounts have no owners.
 
     Reps are sorted by hours, most first; beyond `top` reps the rest are drawn as one bar. Accounts
-    without an owner, when some have one, form a "(no owner)" bar. Each bar reads its hours and how many
-    of the rep's accounts get them ("12 h on 2 of 3 accounts").
+    without an owner, when some have one, form a "(no owner)" bar ("(accounts without an owner)" when a
+    rep has that name: `no_owner_label`). Each bar reads its hours, of the rep's capacity when the plan's
+    summary (``attrs["allocation"]["rep_capacity"]``) gives one, and how many of the rep's accounts get
+    them ("12 h on 2 of 3 accounts", "160 of 160 h (at capacity) on 40 accounts").
 
     Parameters
     ----------
@@ -896,9 +954,13 @@ def plot_hours_per_rep(
         values = table[tier].to_numpy(dtype=float)
         ax.barh(y, values, left=left, color=_tier_color(i, len(order)), label=_short(tier))
         left += values
+    capacity = rep_capacities(allocation, [str(rep) for rep in table.index])
+    if len(reps) > top:  # the other reps' bar has no capacity, even named like a rep ("2 other reps ")
+        capacity.iloc[0] = math.nan  # bottom up: the rest are drawn first
     for yi, (rep, total) in enumerate(zip(table.index, left, strict=True)):
         ax.annotate(
-            f"{hours_text(total)} h on {_served_text(served[rep], int(accounts[rep]))}",
+            f"{_hours_of(total, float(capacity.iloc[yi]))} on "
+            f"{_served_text(served[rep], int(accounts[rep]))}",
             xy=(total, yi),
             xytext=(3, 0),
             textcoords="offset points",
@@ -914,6 +976,14 @@ def plot_hours_per_rep(
         figure.legend(fontsize=8, loc="outside lower center", ncols=min(len(order), 5))
     ax.set_title(title or "Recommended hours per rep")
     return save_figure(figure, path)
+
+
+def _hours_of(hours: float, capacity: float) -> str:
+    """A rep's hours, of its capacity when it has one: "12 of 12 h (at capacity)", "2 of 5 h", "3 h"."""
+    if not math.isfinite(capacity):
+        return f"{hours_text(hours)} h"
+    full = " (at capacity)" if at_capacity(hours, capacity) else ""
+    return f"{hours_text(hours)} of {hours_text(capacity)} h{full}"
 
 
 def _served_text(served: float, accounts: int) -> str:

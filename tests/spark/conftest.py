@@ -8,6 +8,11 @@ from typing import Any
 import ibis
 import pytest
 
+from kamml.config import Config
+
+#: The engine of the small Spark tests: one core, two shuffle partitions.
+LOCAL1 = {"name": "spark", "spark": {"master": "local[1]", "conf": {"spark.sql.shuffle.partitions": "2"}}}
+
 
 @pytest.fixture(scope="module")
 def engines() -> Iterator[tuple[Any, Any]]:
@@ -21,6 +26,23 @@ def engines() -> Iterator[tuple[Any, Any]]:
     spark = SparkConfig(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"})
     backend = connect(EngineConfig(name="spark", spark=spark))
     yield ibis.duckdb.connect(threads=1), backend
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """A local[1] Spark session for the module (`LOCAL1`), stopped at its end; a module may define its own."""
+    pytest.importorskip("pyspark")
+    from kamml.engine import java_available
+    from kamml.spark import spark_session
+
+    if not java_available():
+        pytest.fail("the Spark tests need Java 17 (it is on every CI machine)")
+    yield spark_session(Config.from_dict({"engine": LOCAL1}))
     from pyspark.sql import SparkSession
 
     session = SparkSession.getActiveSession()

@@ -4,34 +4,13 @@ test_spark_job.py)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import pandas as pd
 import pytest
 
-from kamml.config import Config
 from kamml.errors import EngineError
 
 pytestmark = [pytest.mark.spark]
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    """A local[1] Spark session for the module, stopped at its end."""
-    pytest.importorskip("pyspark")
-    from kamml.engine import java_available
-    from kamml.spark import spark_session
-
-    if not java_available():
-        pytest.fail("the Spark tests need Java 17 (it is on every CI machine)")
-    spark = {"master": "local[1]", "conf": {"spark.sql.shuffle.partitions": "2"}}
-    yield spark_session(Config.from_dict({"engine": {"name": "spark", "spark": spark}}))
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    if session is not None:
-        session.stop()
 
 
 def test_a_scores_part_deleted_after_reading_is_an_engine_error_naming_the_step(spark, tmp_path):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,25 +11,15 @@ from kamml.config import Config
 from kamml.data import load_data
 from kamml.errors import ConfigError, DataError
 
-pytestmark = [pytest.mark.spark]
+from .conftest import LOCAL1
 
-SPARK = {"name": "spark", "spark": {"master": "local[1]", "conf": {"spark.sql.shuffle.partitions": "2"}}}
+pytestmark = [pytest.mark.spark]
 
 
 @pytest.fixture(scope="module")
-def config() -> Iterator[Config]:
-    """A Spark config on a local[1] session for the module, stopped at its end."""
-    pytest.importorskip("pyspark")
-    from kamml.engine import java_available
-
-    if not java_available():
-        pytest.fail("the Spark tests need Java 17 (it is on every CI machine)")
-    yield Config.from_dict({"engine": SPARK})
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    if session is not None:
-        session.stop()
+def config(spark: Any) -> Config:
+    """The Spark config of the module's local[1] session (conftest's `spark`)."""
+    return Config.from_dict({"engine": LOCAL1})
 
 
 def test_a_folder_uri_loads_as_the_folder_itself(config: Config, world_path: Path) -> None:

@@ -1644,7 +1644,8 @@ def test_example_job_runs_under_spark_submit(trained, world_path, tmp_path):
     submit = Path(sys.executable).with_name("spark-submit")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     cutoff = str(result.scoring_cutoff.date())
-    args = ["--config", cfg_file, "--model", bundle, "--data", world_path, "--cutoff", cutoff]
+    # --data as a folder URI, as hdfs:///crm/kamml on a cluster: Spark reads it (kamml.spark.remote_tables)
+    args = ["--config", cfg_file, "--model", bundle, "--data", world_path.as_uri(), "--cutoff", cutoff]
     proc = subprocess.run(
         [submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", script, *args,
          "--out", tmp_path / "out", "--hours", "300"],

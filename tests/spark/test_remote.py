@@ -44,8 +44,8 @@ def test_a_folder_uri_loads_as_the_folder_itself(config: Config, world_path: Pat
 def test_a_folder_without_transactions_is_named_with_what_it_holds(config: Config, tmp_path: Path) -> None:
     from kamml.spark.remote import remote_tables
 
-    (tmp_path / "accounts.csv").write_text("account_id\n1\n")
-    with pytest.raises(DataError, match=r"no transactions\.parquet in file:.*it holds: accounts\.csv"):
+    (tmp_path / "truth.parquet").write_text("")  # not a table
+    with pytest.raises(DataError, match=r"no transactions table in file:.*it holds: truth\.parquet"):
         remote_tables(tmp_path.as_uri(), config)
     with pytest.raises(DataError, match="the folder cannot be listed"):
         remote_tables((tmp_path / "gone").as_uri(), config)
@@ -58,3 +58,66 @@ def test_a_local_folder_or_another_engine_is_refused(config: Config, world_path:
         remote_tables(str(world_path), config)
     with pytest.raises(ConfigError, match=r"engine\.name must be 'spark', got 'duckdb'"):
         remote_tables(world_path.as_uri(), Config.from_dict({}))
+
+
+def _folder(tmp_path: Path, world_path: Path) -> Path:
+    """A data folder of the world's tables in the other Parquet layouts the local reader takes."""
+    import shutil
+
+    data = tmp_path / "data"
+    (data / "transactions").mkdir(parents=True)  # a folder of parts named as the table
+    shutil.copy(world_path / "transactions.parquet", data / "transactions" / "part-0.parquet")
+    (data / "transactions" / "_SUCCESS").write_text("")
+    shutil.copy(world_path / "accounts.parquet", data / "Accounts.PQ")  # another ending, in capitals
+    (data / "referrals.parquet").mkdir()  # a folder named as the file, as Spark writes it
+    shutil.copy(world_path / "referrals.parquet", data / "referrals.parquet" / "part-0.snappy.parquet")
+    return data
+
+
+def test_the_local_readers_parquet_layouts_are_read(config: Config, tmp_path: Path, world_path: Path) -> None:
+    """A folder ``transactions/`` of parts, ``Accounts.PQ`` or a folder ``referrals.parquet/``: the local
+    reader takes each, and remote_tables looked for ``<table>.parquet`` alone (no transactions found)."""
+    from kamml.spark.remote import remote_tables
+
+    data = _folder(tmp_path, world_path)
+    tables = remote_tables(data.as_uri(), config)
+    assert sorted(tables) == ["accounts", "referrals", "transactions"]
+    local = load_data(data, Config.from_dict({}))
+    remote = load_data(tables, config)
+    for name in ("transactions", "accounts", "referrals"):
+        got, want = getattr(remote, name), getattr(local, name)
+        assert int(got.count().execute()) == int(want.count().execute()), name
+
+
+def test_a_csv_table_is_named_and_refused(config: Config, tmp_path: Path, world_path: Path) -> None:
+    """A CSV file, or a folder of CSV parts, for a table: Spark would read it as Parquet (or pass it over)."""
+    from kamml.spark.remote import remote_tables
+
+    data = _folder(tmp_path, world_path)
+    (data / "activities.csv.gz").write_bytes(b"")
+    with pytest.raises(DataError, match=r"activities: activities\.csv\.gz in file:.* is CSV.*Parquet only"):
+        remote_tables(data.as_uri(), config)
+    (data / "activities.csv.gz").unlink()
+    (data / "accounts").mkdir()
+    (data / "Accounts.PQ").rename(data / "accounts" / "part-0.parquet")
+    (data / "accounts" / "part-1.csv").write_text("account_id\n1\n")
+    with pytest.raises(DataError, match=r"accounts: folder file:.*accounts holds part-1\.csv.*Parquet only"):
+        remote_tables(data.as_uri(), config)
+
+
+def test_two_layouts_of_one_table_are_refused_as_locally(
+    config: Config, tmp_path: Path, world_path: Path
+) -> None:
+    from kamml.spark.remote import remote_tables
+
+    data = _folder(tmp_path, world_path)
+    (data / "TRANSACTIONS.parquet").write_bytes((world_path / "transactions.parquet").read_bytes())
+    with pytest.raises(DataError, match=r"transactions: more than one source in") as local:
+        load_data(data, Config.from_dict({}))
+    assert "TRANSACTIONS.parquet, transactions" in str(local.value)
+    with pytest.raises(
+        DataError,
+        match=r"transactions: more than one source in file:.*"
+        r"\(TRANSACTIONS\.parquet, transactions\); keep one",
+    ):
+        remote_tables(data.as_uri(), config)

@@ -48,8 +48,13 @@ __all__ = [
     "find_table_source",
     "frame_to_arrow",
     "is_attribute_type",
+    "is_csv_name",
+    "is_hidden",
+    "is_parquet_name",
+    "more_than_one_source",
     "read_raw",
     "read_table",
+    "table_entries",
     "unreadable_hint",
     "untyped_null",
 ]
@@ -209,19 +214,14 @@ def find_table_source(folder: Path, name: str) -> Path | None:
     DataError
         More than one candidate exists, so which one is meant is ambiguous.
     """
-    # in any case: Accounts.csv or activities.CSV (as Windows and spreadsheet exports name them) were
-    # passed over without a word, as if the folder had no such table
-    files = {f"{name}{suffix}".lower() for suffix in TABLE_SUFFIXES}
     try:
         entries = sorted(folder.iterdir()) if folder.is_dir() else []
     except OSError:
         entries = []
-    # a folder too where a file is looked for: Spark's ``df.write.parquet("data/transactions.parquet")``
-    # writes one, and the table was "not found" beside it (and its accounts.parquet/ passed over)
-    found = [p for p in entries if p.name.lower() in files or (p.name.lower() == name.lower() and p.is_dir())]
+    matched = set(table_entries(((p.name, p.is_dir()) for p in entries), name))
+    found = [p for p in entries if p.name in matched]
     if len(found) > 1:
-        names = ", ".join(p.name for p in found)
-        raise DataError(f"{name}: more than one source in {folder} ({names}); keep one")
+        raise DataError(more_than_one_source(name, folder, [p.name for p in found]))
     if not found:
         # accounts.xlsx or accounts.csv.zip: the table was taken as not given, without a word (a data audit)
         unread = [p.name for p in entries if p.name.lower().startswith(f"{name.lower()}.") and p.is_file()]
@@ -237,6 +237,25 @@ def find_table_source(folder: Path, name: str) -> Path | None:
                 TABLE_KINDS,
             )
     return found[0] if found else None
+
+
+def table_entries(entries: Iterable[tuple[str, bool]], name: str) -> list[str]:
+    """The names among a data folder's `entries` (name, is a folder) that hold table `name`.
+
+    ``name`` with one of the `TABLE_SUFFIXES` (a file, or a folder of parts named so), or a folder ``name``,
+    in any case of letters; the local reader (`find_table_source`) and `kamml.spark.remote_tables` alike.
+    """
+    # in any case: Accounts.csv or activities.CSV (as Windows and spreadsheet exports name them) were
+    # passed over without a word, as if the folder had no such table
+    files = {f"{name}{suffix}".lower() for suffix in TABLE_SUFFIXES}
+    # a folder too where a file is looked for: Spark's ``df.write.parquet("data/transactions.parquet")``
+    # writes one, and the table was "not found" beside it (and its accounts.parquet/ passed over)
+    return [n for n, is_dir in entries if n.lower() in files or (n.lower() == name.lower() and is_dir)]
+
+
+def more_than_one_source(name: str, folder: object, names: Iterable[str]) -> str:
+    """The message of a data folder holding table `name` more than once (`table_entries`)."""
+    return f"{name}: more than one source in {folder} ({', '.join(names)}); keep one"
 
 
 def _read_columns(name: str, mapping: Mapping[str, str] | None) -> frozenset[str] | None:
@@ -354,6 +373,11 @@ def _glob_files(pattern: Path) -> list[Path]:
         elif match.is_file():
             found.add(match)
     return sorted(found)
+
+
+def is_hidden(parts: Iterable[str]) -> bool:
+    """Whether a path's parts name a file or folder that Spark, Hadoop and Arrow skip (`_hidden`)."""
+    return _hidden(parts)
 
 
 def _hidden(parts: Iterable[str]) -> bool:
@@ -510,11 +534,21 @@ def _visible_files(folder: Path) -> list[Path]:
 
 
 def _is_parquet(path: Path) -> bool:
-    return path.name.lower().endswith(PARQUET_SUFFIXES)
+    return is_parquet_name(path.name)
 
 
 def _is_csv(path: Path) -> bool:
-    return path.name.lower().endswith(CSV_SUFFIXES)
+    return is_csv_name(path.name)
+
+
+def is_parquet_name(name: str) -> bool:
+    """Whether a file name ends as Parquet (`PARQUET_SUFFIXES`, any case of letters)."""
+    return name.lower().endswith(PARQUET_SUFFIXES)
+
+
+def is_csv_name(name: str) -> bool:
+    """Whether a file name ends as CSV (`CSV_SUFFIXES`, any case of letters)."""
+    return name.lower().endswith(CSV_SUFFIXES)
 
 
 def _read_files(

@@ -1,11 +1,12 @@
 """Data tables on a Hadoop store (``hdfs://``, ``s3a://``, ``abfs://``), read by Spark itself for `load_data`.
 
 kamml's readers list, check and stamp the input files on the driver, which sees no Hadoop store, so
-`kamml.data.load_data` refuses a URI. Here Spark lists and reads the tables: each contract table stored as
-``<folder>/<table>.parquet`` (one file, or a folder of parts as Spark writes them) becomes an Ibis table on
-kamml's Spark backend, and `load_data` then validates them in Spark as it validates local files. Only
-Parquet: a CSV's reading rules (its delimiter, decimal comma and encoding sniffed from its first bytes)
-need the file on the driver.
+`kamml.data.load_data` refuses a URI. Here Spark lists and reads the tables: each contract table stored
+in a Parquet layout the local reader takes (``<table>.parquet`` or ``.pq``, a file or a folder of parts
+as Spark writes them, or a folder ``<table>/`` of parts, in any case of letters) becomes an Ibis table
+on kamml's Spark backend, and `load_data` then validates them in Spark as it validates local files.
+Only Parquet: a CSV's reading rules (its delimiter, decimal comma and encoding sniffed from its first
+bytes) need the file on the driver, so a CSV table is a `DataError` naming it.
 
 >>> from kamml.spark.remote import remote_tables  # doctest: +SKIP
 >>> data = load_data(remote_tables("hdfs:///crm/kamml", config), config)  # doctest: +SKIP
@@ -15,17 +16,25 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kamml.config import Config, load_config
 from kamml.data.contract import TABLES
+from kamml.data.readers import (
+    TABLE_KINDS,
+    is_csv_name,
+    is_hidden,
+    is_parquet_name,
+    more_than_one_source,
+    table_entries,
+)
 from kamml.errors import ConfigError, DataError
 from kamml.spark.session import _fs
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
-__all__ = ["remote_tables"]
+__all__ = ["remote_table", "remote_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +49,9 @@ def remote_tables(folder: str, config: Config | None = None) -> dict[str, ir.Tab
     ----------
     folder : str
         A folder any Hadoop file system the session reaches holds (``hdfs:///crm/kamml``,
-        ``s3a://bucket/kamml``, or ``file:///...``), with ``transactions.parquet`` and, optionally,
-        ``accounts.parquet``, ``referrals.parquet`` and ``activities.parquet`` (files or folders of parts).
+        ``s3a://bucket/kamml``, or ``file:///...``), with ``transactions`` and, optionally, ``accounts``,
+        ``referrals`` and ``activities`` as the local reader finds them, in Parquet: ``<table>.parquet``
+        or ``.pq`` (a file, or a folder of parts), or a folder ``<table>/`` of parts, in any case of letters.
     config : Config, optional
         Its ``engine`` must be ``spark`` (the session is `kamml.engine.connect`'s: the active one, or one
         started from ``engine.spark``). Default: the packaged ``spark`` config.
@@ -56,8 +66,46 @@ def remote_tables(folder: str, config: Config | None = None) -> dict[str, ir.Tab
     kamml.errors.ConfigError
         When `folder` is no URI (a local folder goes to `load_data` as it is) or the engine is not Spark.
     kamml.errors.DataError
-        When the folder holds no ``transactions.parquet``, naming what it does hold.
+        When the folder holds no transactions table (naming what it does hold), a table in CSV or two
+        sources of one table (naming them), or a folder of parts with no Parquet part or another kind.
     """
+    config, text, backend, fs, hadoop_path = _open(folder, config)
+    entries = _entries(fs, hadoop_path, text)
+    listed = dict(entries) if isinstance(entries, list) else {}
+    found: dict[str, ir.Table] = {}
+    for name in TABLES:
+        matches = table_entries(listed.items(), name)
+        if len(matches) > 1:
+            raise DataError(more_than_one_source(name, text, matches))
+        if matches:
+            found[name] = _read(
+                backend, fs, hadoop_path, f"{text}/{matches[0]}", name, is_dir=listed[matches[0]]
+            )
+    if "transactions" not in found:
+        raise DataError(
+            f"no transactions table in {text}: remote_tables reads the tables {', '.join(TABLES)} as "
+            "<table>.parquet or .pq (a file or a folder of parts) or a folder <table>/ of Parquet parts"
+            f"{_listing(entries)}"
+        )
+    return found
+
+
+def remote_table(uri: str, name: str, config: Config | None = None) -> ir.Table:
+    """Table `name` at `uri` (a Parquet file or a folder of Parquet parts), as an Ibis table on Spark.
+
+    For one table given on its own (``data.accounts: hdfs:///crm/accounts.parquet``); the rules and
+    errors of `remote_tables`, a missing path a `DataError` naming it.
+    """
+    config, text, backend, fs, hadoop_path = _open(uri, config)
+    try:
+        is_dir = bool(fs.getFileStatus(hadoop_path(text)).isDirectory())
+    except Exception as exc:  # a Py4J error: no such file, or no right to see it
+        raise DataError(f"{name}: cannot read {text} ({_first_line(exc)})") from None
+    return _read(backend, fs, hadoop_path, text, name, is_dir=is_dir)
+
+
+def _open(folder: str, config: Config | None) -> tuple[Config, str, Any, Any, Any]:
+    """The config, the URI without a trailing ``/``, kamml's Spark backend, and the URI's file system."""
     from kamml.engine import connect
 
     config = config if config is not None else load_config("spark")
@@ -73,29 +121,85 @@ def remote_tables(folder: str, config: Config | None = None) -> dict[str, ir.Tab
             "local folder to load_data itself"
         )
     backend = connect(config.engine)
-    session = backend._session
-    fs, hadoop_path = _fs(session, text)
-    found: dict[str, ir.Table] = {}
-    for name in TABLES:
-        path = f"{text}/{name}.parquet"
-        if not fs.exists(hadoop_path(path)):
-            continue
-        found[name] = backend.read_parquet(path)  # a view of its own name: a later read replaces none
-        log.info("%s: %s (read by Spark)", name, path)
-    if "transactions" not in found:
+    fs, hadoop_path = _fs(backend._session, text)
+    return config, text, backend, fs, hadoop_path
+
+
+def _read(backend: Any, fs: Any, hadoop_path: Any, uri: str, name: str, *, is_dir: bool) -> ir.Table:
+    """Table `name` at `uri` read by Spark, once its layout is checked: Parquet, as the local reader's."""
+    shown = uri.rsplit("/", 1)[-1]
+    where = uri.rsplit("/", 1)[0]
+    if is_csv_name(shown):
         raise DataError(
-            f"no transactions.parquet in {text}: remote_tables reads <folder>/<table>.parquet for the tables "
-            f"{', '.join(TABLES)} (Parquet only){_listing(fs, hadoop_path, text)}"
+            f"{name}: {shown} in {where} is CSV: remote_tables reads Parquet only (a CSV's delimiter, "
+            "decimal comma and encoding are sniffed from its first bytes on the driver); write the table "
+            "as Parquet, or copy the folder to a local one for load_data"
         )
-    return found
+    if not is_dir and not is_parquet_name(shown):
+        raise DataError(
+            f"{name}: {uri} is not a Parquet file (.parquet, .pq): remote_tables reads Parquet only"
+        )
+    if is_dir:
+        _check_parts(_parts(fs, hadoop_path, uri), name, uri)
+    table = backend.read_parquet(uri)  # a view of its own name: a later read replaces none
+    log.info("%s: %s (read by Spark)", name, uri)
+    return table
 
 
-def _listing(fs: object, hadoop_path: object, folder: str) -> str:
-    """``; it holds: a, b, ...`` (up to 10 names), or why the folder cannot be listed."""
+def _check_parts(parts: list[str], name: str, folder: str) -> None:
+    """A DataError when a folder of parts holds no Parquet part, a CSV part or a part of another kind."""
+    csv = [p for p in parts if is_csv_name(p)]
+    others = [p for p in parts if not (is_csv_name(p) or is_parquet_name(p))]
+    if csv or others:
+        kind = "CSV parts" if csv else f"files of kinds kamml does not read (it reads {TABLE_KINDS})"
+        raise DataError(
+            f"{name}: folder {folder} holds {_some(csv or others)}, {kind}: remote_tables reads Parquet "
+            "only, as Spark reads every part of the folder as Parquet; convert them or move them out (files "
+            "named _x or .x, such as Spark's _SUCCESS, are skipped)"
+        )
+    if not parts:
+        raise DataError(f"{name}: folder {folder} holds no Parquet parts (files named _x or .x are skipped)")
+
+
+def _parts(fs: Any, hadoop_path: Any, folder: str) -> list[str]:
+    """The files below `folder` as paths from it, less those Spark skips (``_SUCCESS``, ``.crc``, ...)."""
+    found: list[str] = []
+    stack = [("", hadoop_path(folder))]
+    while stack:
+        prefix, path = stack.pop()
+        for status in fs.listStatus(path):
+            child = str(status.getPath().getName())
+            if is_hidden([child]):
+                continue
+            if status.isDirectory():
+                stack.append((f"{prefix}{child}/", status.getPath()))
+            else:
+                found.append(f"{prefix}{child}")
+    return sorted(found)
+
+
+def _entries(fs: Any, hadoop_path: Any, folder: str) -> list[tuple[str, bool]] | str:
+    """The folder's entries (name, is a folder), or why it cannot be listed."""
     try:
-        names = sorted(str(s.getPath().getName()) for s in fs.listStatus(hadoop_path(folder)))  # type: ignore[attr-defined, operator]
+        statuses = fs.listStatus(hadoop_path(folder))
     except Exception as exc:  # a Py4J error: no such folder, or no right to list it
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"; the folder cannot be listed ({first[:200]})"
-    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-    return f"; it holds: {shown or 'nothing'}"
+        return _first_line(exc)
+    return sorted((str(s.getPath().getName()), bool(s.isDirectory())) for s in statuses)
+
+
+def _listing(entries: list[tuple[str, bool]] | str) -> str:
+    """``; it holds: a, b, ...`` (up to 10 names), or why the folder cannot be listed."""
+    if isinstance(entries, str):
+        return f"; the folder cannot be listed ({entries})"
+    return f"; it holds: {_some([n for n, _ in entries], 10) or 'nothing'}"
+
+
+def _some(names: list[str], most: int = 5) -> str:
+    """Up to `most` names, and how many more."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first line, cut at 200 characters (a Py4J error's Java stack trace is long)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

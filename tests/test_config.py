@@ -941,3 +941,12 @@ def test_a_misspelt_key_in_an_assignment_names_the_closest_valid_key():
 def test_a_misspelt_feature_group_or_weight_names_the_closest_one(section, close):
     with pytest.raises(ConfigError, match=rf"valid keys here: .*; did you mean {close}\?$"):
         Config.from_dict(section)
+
+
+@pytest.mark.parametrize("uri", ["hdfs:///crm/kamml", "s3a://bucket/data", "file:///tmp/world"])
+def test_a_data_path_uri_is_kept_as_written(uri: str) -> None:
+    """`Path` folded ``s3a://bucket/data`` to ``s3a:/bucket/data`` (no bucket) before a reader saw it."""
+    from kamml.config import Config
+
+    assert Config.from_dict({"data": {"path": uri}}).data.path == uri
+    assert Config.from_dict({"data": {"path": "~/data"}}).data.path == Path.home() / "data"

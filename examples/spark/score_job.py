@@ -60,8 +60,8 @@ def parser() -> argparse.ArgumentParser:
     source = flags.add_mutually_exclusive_group()
     source.add_argument(
         "--data",
-        help="folder of input tables, local or a URI Spark reads (hdfs://, s3a://, dbfs:/; its "
-        "<table>.parquet) (default: data.path of the config)",
+        help="folder of input tables, local or a URI Spark reads (hdfs://, s3a://, dbfs:/; its tables "
+        "in Parquet: <table>.parquet or a folder <table>/) (default: data.path of the config)",
     )
     source.add_argument("--features", help="features Parquet file or folder instead of the raw tables")
     flags.add_argument("--cutoff", help="scoring date, YYYY-MM-DD (default: time.cutoff, else the data end)")

@@ -522,13 +522,13 @@ def validate(
     """Check input tables against the data contract and print the data-quality summary."""
     from kamml.config import load_config
     from kamml.data import validate as validate_data
-    from kamml.jobs.data import check_data_given, ensure_generated
+    from kamml.jobs.data import check_data_given, ensure_generated, job_source
 
     cfg = load_config(config)
     if data is None:
         check_data_given(cfg)
         ensure_generated(cfg)
-    report = validate_data(data if data is not None else cfg.data.path, cfg)
+    report = validate_data(data if data is not None else job_source(cfg), cfg)
     typer.echo(report.to_text())
 
 

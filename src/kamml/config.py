@@ -42,6 +42,7 @@ __all__ = [
     "MODEL_SETTINGS",
     "NA_TEXTS",
     "NO_TIER",
+    "URI_SCHEME",
     "AllocationConfig",
     "Config",
     "DataConfig",
@@ -52,6 +53,7 @@ __all__ = [
     "SparkConfig",
     "TimeConfig",
     "TrackingConfig",
+    "is_uri",
     "lightgbm_parameters",
     "load_config",
     "tier_shares",
@@ -277,13 +279,31 @@ def _midnight_utc(value: Any, key: str) -> Any:
     return stamp.date()
 
 
-def _expand_home(path: Path | None) -> Path | None:
-    """A folder setting with a leading ``~`` as the home folder, as the table readers take it.
+def _expand_home(path: Path | str | None) -> Path | str | None:
+    """A folder setting with a leading ``~`` as the home folder, as the table readers take it (a URI as is).
 
     ``data.path: ~/demo`` with ``data.generate`` wrote the world into a folder named ``~`` in the working
     folder and then read the home folder's (not found), and ``output.dir: ~/out`` wrote there too.
     """
-    return None if path is None else path.expanduser()
+    return path.expanduser() if isinstance(path, Path) else path
+
+
+#: A URI's scheme (``s3a://``, ``hdfs:///``, ``dbfs:/``): two characters at least, so ``C:`` is a drive.
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def is_uri(value: object) -> bool:
+    """Whether a data setting or source is written as a URI (``hdfs:///crm``), not a local file so named."""
+    if not isinstance(value, str | Path) or not URI_SCHEME.match(str(value)):
+        return False
+    return not Path(value).expanduser().exists()
+
+
+def _uri_as_written(value: Any) -> Any:
+    """``data.path`` as text when it is a URI: `Path` folded ``s3a://bucket/x`` to ``s3a:/bucket/x``."""
+    if isinstance(value, str) and is_uri(value):
+        return value
+    return Path(value) if isinstance(value, str) else value
 
 
 def _not_blank(value: Any, info: ValidationInfo) -> Any:
@@ -326,7 +346,8 @@ def sqlite_home(uri: str) -> str:
 class DataConfig(_Section):
     """Where the input tables are and how their columns are named."""
 
-    path: Path | None = None
+    #: A local folder, or a URI as written (``hdfs:///crm/kamml``), which the jobs read through Spark.
+    path: Path | str | None = None
     transactions: str | None = None
     accounts: str | None = None
     referrals: str | None = None
@@ -338,6 +359,7 @@ class DataConfig(_Section):
     csv_delimiter: str | None = Field(None, min_length=1, max_length=1)
 
     _whole_day = field_validator("end", mode="before")(lambda value: _midnight_utc(value, "data.end"))
+    _uri = field_validator("path", mode="before")(_uri_as_written)  # before validators run last first
     _blank = field_validator("path", *TABLES, mode="before")(_not_blank)
     _home = field_validator("path")(_expand_home)
 

@@ -507,5 +507,6 @@ def test_a_uri_input_is_named_as_given_and_refused_as_not_local(source, data, ur
     message = str(raised.value)
     assert uri in message, message
     assert "not from a URI" in message
+    assert "engine name spark" in message  # a job reads it through Spark (kamml.spark.remote_tables)
     assert "a relative path" not in message
     assert input_paths(source, DataConfig(**data)) == {}  # nothing local to stamp or check outputs against

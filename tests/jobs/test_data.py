@@ -231,3 +231,13 @@ def test_a_job_logs_each_data_quality_note_not_only_their_count(tmp_path, caplog
         assert f"data-quality note: {note}" in infos
     assert any("transactions of accounts missing from the accounts table" in line for line in infos)
     assert any("duplicate transaction ids" in line for line in infos)
+
+
+def test_a_data_uri_is_never_generated_into(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data.generate`` with ``data.path: hdfs:///crm/kamml`` wrote the world into a folder ``hdfs:``."""
+    monkeypatch.chdir(tmp_path)
+    for setting in ({"generate": {"accounts": 30}}, {"builtin": "cdnow_sample"}):
+        config = Config.from_dict({"data": {"path": "hdfs:///crm/kamml", **setting}})
+        with pytest.raises(ConfigError, match=r"a local folder; data\.path hdfs:///crm/kamml is a URI"):
+            ensure_generated(config)
+    assert list(tmp_path.iterdir()) == []

@@ -52,6 +52,7 @@ class _NoReferrals:
     end = pd.Timestamp("2026-01-01")
     tables = frozenset({"transactions", "accounts"})  # names are all the check reads
     inputs = MappingProxyType({})  # given in memory (`recorded_source` reads where tables came from)
+    remote = MappingProxyType({})  # read from no URI
 
 
 def test_a_referral_promotion_metric_without_referrals_fails_before_training():

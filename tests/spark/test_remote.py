@@ -121,3 +121,43 @@ def test_two_layouts_of_one_table_are_refused_as_locally(
         r"\(TRANSACTIONS\.parquet, transactions\); keep one",
     ):
         remote_tables(data.as_uri(), config)
+
+
+def test_kamml_validate_reads_a_data_uri_through_spark(
+    config: Config, tmp_path: Path, world_path: Path
+) -> None:
+    """``data.path: hdfs:///...`` with engine spark: the jobs refused it ("not from a URI")."""
+    from typer.testing import CliRunner
+
+    from kamml.cli import app
+
+    cfg = tmp_path / "kamml.yaml"
+    engine = "engine: {name: spark, spark: {master: 'local[1]'}}\n"
+    cfg.write_text(f"data: {{path: '{world_path.as_uri()}'}}\n{engine}")
+    result = CliRunner().invoke(app, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    local = CliRunner().invoke(app, ["validate", "--data", str(world_path)])
+    # the same data-quality summary, each table named by the URI Spark read it from
+    assert _report(result.output) == _report(local.output.replace(str(world_path), world_path.as_uri()))
+    assert "Data check passed" in result.output
+    cfg.write_text(
+        f"data: {{path: '{world_path.as_uri()}', accounts: '{world_path}/accounts.parquet'}}\n{engine}"
+    )
+    mixed = CliRunner().invoke(app, ["validate", "--config", str(cfg)])
+    assert mixed.exit_code != 0
+    assert "data.accounts" in mixed.output
+    assert "all as URIs or all as local paths" in mixed.output
+
+
+def test_a_job_records_the_data_uri_it_read(config: Config, world_path: Path) -> None:
+    """The run's config names the URI it read: tables read by Spark were "not the tables the config names"."""
+    from kamml.jobs.data import job_data
+    from kamml.jobs.train import recorded_source
+
+    cfg = Config.from_dict({"engine": LOCAL1, "data": {"path": world_path.as_uri()}})
+    assert recorded_source(cfg, job_data(cfg)) is cfg
+
+
+def _report(output: str) -> list[str]:
+    """A command's output less kamml's log lines (they name the files and the engine)."""
+    return [line for line in output.splitlines() if " INFO kamml." not in line]

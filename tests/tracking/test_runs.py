@@ -822,3 +822,13 @@ def test_every_key_a_run_logs_is_documented_and_every_documented_key_is_logged(t
             p.pattern for p, always in documented[kind] if always and not any(p.fullmatch(k) for k in keys)
         ]
         assert not unlogged, f"{kind}s the docs say every run logs, not logged: {unlogged}"
+
+
+def test_a_data_uri_is_the_run_inputs_source_as_written():
+    """``data.path: hdfs:///crm/kamml`` (a Spark job's tables) was recorded as ``<cwd>/hdfs:/crm/kamml``."""
+    from kamml.tracking.runs import data_folder, data_input
+
+    config = Config.from_dict({"data": {"path": "hdfs:///crm/kamml"}, "engine": {"name": "spark"}})
+    assert data_folder(config) == "hdfs:///crm/kamml"
+    tables = {"end": "2025-01-01", "tables": {"transactions": {"hash": "ab"}}}
+    assert "hdfs:///crm/kamml" in json.dumps(data_input(tables, data_folder(config)).to_dict())

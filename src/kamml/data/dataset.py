@@ -19,7 +19,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from kamml.config import Config, DataConfig, EngineConfig
+from kamml.config import Config, DataConfig, EngineConfig, is_uri
 from kamml.data.contract import TABLES, column_mapping
 from kamml.data.quality import (
     QualityReport,
@@ -34,6 +34,7 @@ from kamml.data.quality import (
 from kamml.data.readers import (
     TABLE_KINDS,
     TABLE_SUFFIXES,
+    RemoteTable,
     backend_errors,
     engine_message,
     find_table_source,
@@ -87,6 +88,9 @@ class Dataset:
     inputs : dict of str to Path
         Table name -> the file, folder of parts or glob it was read from (tables given as files only), so
         writers can refuse to write over an input (`kamml.io.check_not_input`).
+    remote : dict of str to str
+        The config's data settings (``path``, ``<table>``) given as URIs that a job read through Spark
+        (`kamml.jobs.data.job_source`), so the run records where its data was; empty otherwise.
 
     Examples
     --------
@@ -108,6 +112,7 @@ class Dataset:
     quality: QualityReport = field(repr=False)
     backend: ibis.BaseBackend = field(repr=False)
     inputs: dict[str, Path] = field(default_factory=dict, repr=False)
+    remote: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def tables(self) -> dict[str, ir.Table]:
@@ -150,10 +155,6 @@ def _config_path(value: str, folder: Path | None) -> str:
     return str(path)
 
 
-#: A URI's scheme (``s3a://``, ``hdfs:///``, ``dbfs:/``): two characters at least, so ``C:`` is a drive.
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
-
-
 def _check_not_uri(what: str, source: Any) -> None:
     """Refuse a table given as a URI, named as written (`DataError`): the tables are read from local paths.
 
@@ -162,9 +163,7 @@ def _check_not_uri(what: str, source: Any) -> None:
     relative path is read from the folder the command runs in)", neither what was written nor the cause.
     A local file whose name only looks like a URI is read.
     """
-    if not isinstance(source, str | Path) or not _SCHEME.match(str(source)):
-        return
-    if Path(source).expanduser().exists():
+    if not is_uri(source):
         return
     text = str(source)
     local = re.sub(r"^file:(//(?=/))?", "", text) if text.lower().startswith("file:") else None
@@ -175,7 +174,9 @@ def _check_not_uri(what: str, source: Any) -> None:
     )
     raise DataError(
         f"cannot read {what} from {text}: kamml reads the data tables from local files and folders (a "
-        f"store mounted as one, such as /dbfs/..., too), not from a URI; {hint}"
+        f"store mounted as one, such as /dbfs/..., too), not from a URI; {hint}; or read it with Spark: "
+        "with engine name spark in the config, kamml's jobs read a URI in data.path or data.<table> "
+        "through kamml.spark.remote_tables (in Python: load_data(remote_tables(uri, config), config))"
     )
 
 
@@ -418,6 +419,7 @@ def _paths(sources: Mapping[str, Any]) -> dict[str, Path]:
 def _backend_of(sources: Mapping[str, Any]) -> ibis.BaseBackend | None:
     """The backend of the first Ibis table given, so user tables are used where they live."""
     for value in sources.values():
+        value = value.table if isinstance(value, RemoteTable) else value
         if isinstance(value, ir.Table):
             try:
                 return value.get_backend()

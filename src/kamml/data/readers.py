@@ -22,7 +22,7 @@ import math
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ __all__ = [
     "TABLE_KINDS",
     "TABLE_SUFFIXES",
     "RawTable",
+    "RemoteTable",
     "backend_errors",
     "delimiter_problem",
     "engine_message",
@@ -127,6 +128,18 @@ class RawTable:
     zoned: frozenset[str] | None = None
 
 
+@dataclass(frozen=True)
+class RemoteTable:
+    """An Ibis table that Spark reads from files at a URI (`kamml.spark.remote_tables`), and that URI.
+
+    Read as the Ibis table, and checked and named as a file read on Spark: a data-quality summary showed
+    "[Ibis table]" for it, a read error named no file, and Parquet text that is not UTF-8 passed unchecked.
+    """
+
+    table: ir.Table = field(repr=False)
+    uri: str
+
+
 def read_table(
     source: Any, name: str, backend: ibis.BaseBackend, *, delimiter: str | None = None
 ) -> ir.Table:
@@ -184,6 +197,9 @@ def read_raw(
         arrow, problems = frame_to_arrow(source, name, ids=_kind_columns(name, mapping, Kind.ID))
         table = _register(backend, name, arrow, nan_is_null=True)
         return RawTable(name, table, "DataFrame", problems=problems, zoned=_frame_zoned(source))
+    if isinstance(source, RemoteTable):
+        raw = read_raw(source.table, name, backend, delimiter=delimiter, mapping=mapping)
+        return replace(raw, origin=source.uri, from_file=True)
     if isinstance(source, ir.Table):
         table = _adopt(source, name, backend)
         dups = _duplicates(table.columns)  # "quantity" and "Quantity ": one was read, the other dropped

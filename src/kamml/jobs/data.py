@@ -8,14 +8,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kamml.config import Config
+from kamml.config import Config, is_uri
 from kamml.data import Dataset, input_paths, load_data
+from kamml.data.contract import TABLES
 from kamml.data.dataset import changed_inputs, input_stamps
 from kamml.errors import ConfigError, DataError
 from kamml.io import hold_lock
 from kamml.text import counted
 
-__all__ = ["check_data_given", "ensure_generated", "job_data", "stamped_job_data"]
+__all__ = [
+    "check_data_given",
+    "ensure_generated",
+    "job_data",
+    "job_source",
+    "stamped_job_data",
+    "uri_sources",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +77,17 @@ def ensure_generated(config: Config) -> None:
     written, and the transactions are written last, so a job never reads a world that is half there.
     """
     gen, path = config.data.generate, config.data.path
-    if path is None or _has_transactions(config, Path(path)):
+    if path is None or config.data.transactions is not None:
         return
     if config.data.builtin is None and gen is None:
+        return
+    if is_uri(path):  # Path("hdfs:///crm/kamml") is a local folder "hdfs:/crm/kamml" in the working folder
+        setting = "data.builtin" if config.data.builtin is not None else "data.generate"
+        raise ConfigError(
+            f"{setting} writes its tables into data.path, a local folder; data.path {path} is a URI: "
+            f"remove {setting} (the tables there are read through Spark), or give a local data.path"
+        )
+    if _has_transactions(config, Path(path)):
         return
     if config.data.builtin is None and gen is not None:  # before writing a world every job would refuse
         from kamml.datasets.synthetic import check_ends_by_today
@@ -153,11 +169,14 @@ def job_data(config: Config, source: Any = None) -> Dataset:
     data-quality note is logged (INFO): a scheduled `kamml score` or `kamml train` keeps only its log, and
     the notes say what the job accepted (refunds, repeats dropped, accounts missing from the accounts table).
     """
+    remote: dict[str, str] = {}
     if source is None:
         check_data_given(config)
         ensure_generated(config)
-        source = config.data.path
+        source = job_source(config)
+        remote = uri_sources(config) if isinstance(source, Mapping) else {}
     data = load_data(source, config)
+    data.remote = remote
     for note in data.quality.notes:
         log.info("data-quality note: %s", note)
     return data
@@ -198,6 +217,39 @@ def _check_inputs_unchanged(inputs: Mapping[str, Path], stamps: Mapping[str, tup
             f"input files changed while the job ran ({shown}): its stages read different data, so no "
             "model is registered and nothing is published; run it again once the export is complete"
         )
+
+
+def uri_sources(config: Config) -> dict[str, str]:
+    """The config's data settings written as URIs, by key (``path``, ``transactions``, ...), as written."""
+    keys = ("path", *TABLES)
+    return {key: str(getattr(config.data, key)) for key in keys if is_uri(getattr(config.data, key))}
+
+
+def job_source(config: Config) -> Any:
+    """What a job reads: ``data.path``, or with engine spark the config's URI tables read by Spark.
+
+    ``data.path: hdfs:///crm/kamml`` (or a ``data.<table>`` URI) was refused by `load_data`, which reads
+    local files only; on Spark the folder goes through `kamml.spark.remote_tables` (each table URI through
+    `kamml.spark.remote_table`). On DuckDB the URI goes to `load_data`, which refuses it, naming it and
+    engine spark. Local and URI settings together are refused: a local data.<table> beside a URI data.path
+    has no local folder to be read relative to.
+    """
+    uris = uri_sources(config)
+    if not uris or config.engine.name != "spark":
+        return config.data.path
+    local = [key for key in ("path", *TABLES) if getattr(config.data, key) is not None and key not in uris]
+    if local:
+        first = next(iter(uris))
+        raise DataError(
+            f"data.{first} {uris[first]} is a URI, read by Spark, and data.{local[0]} "
+            f"{getattr(config.data, local[0])} a local path: give the data settings all as URIs or all as "
+            "local paths"
+        )
+    from kamml.spark.remote import remote_table, remote_tables
+
+    tables = remote_tables(uris["path"], config) if "path" in uris else {}
+    tables.update({name: remote_table(uri, name, config) for name, uri in uris.items() if name != "path"})
+    return tables
 
 
 def check_data_given(config: Config) -> None:

@@ -38,6 +38,7 @@ from kamml.features import build_features
 from kamml.features._context import check_observed
 from kamml.features.snapshots import SnapshotCache
 from kamml.io import common_folder
+from kamml.jobs.data import uri_sources
 from kamml.models.bundle import ModelBundle, check_model_settings
 from kamml.models.effort import EffortResponse, fit_effort_response_from_data
 from kamml.text import counted
@@ -189,6 +190,8 @@ def recorded_source(config: Config, data: Dataset) -> Config:
     given in memory record none. The CLI's ``--data`` sets the path itself. A config that names no
     data (the Python API's ``Config()``) records the tables read without a warning.
     """
+    if data.remote and not data.inputs and data.remote == uri_sources(config):
+        return config  # read through Spark from the URIs the config names (`kamml.jobs.data.job_source`)
     read = {name: _resolved(p) for name, p in data.inputs.items()}
     named = {name: _resolved(p) for name, p in input_paths(None, config).items()}
     names_none = config.data.path is None and all(getattr(config.data, t) is None for t in TABLES)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kamml.config import Config, load_config
 from kamml.data.contract import TABLES
 from kamml.data.readers import (
     TABLE_KINDS,
+    RemoteTable,
     is_csv_name,
     is_hidden,
     is_parquet_name,
@@ -31,9 +32,6 @@ from kamml.data.readers import (
 from kamml.errors import ConfigError, DataError
 from kamml.spark.session import _fs
 
-if TYPE_CHECKING:
-    import ibis.expr.types as ir
-
 __all__ = ["remote_table", "remote_tables"]
 
 log = logging.getLogger(__name__)
@@ -42,7 +40,7 @@ log = logging.getLogger(__name__)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
-def remote_tables(folder: str, config: Config | None = None) -> dict[str, ir.Table]:
+def remote_tables(folder: str, config: Config | None = None) -> dict[str, RemoteTable]:
     """The data tables under the folder URI `folder`, as Ibis tables on kamml's Spark backend.
 
     Parameters
@@ -58,8 +56,9 @@ def remote_tables(folder: str, config: Config | None = None) -> dict[str, ir.Tab
 
     Returns
     -------
-    dict of str to ibis Table
-        Table name to table, for ``load_data(tables, config)``; the tables not in the folder left out.
+    dict of str to RemoteTable
+        Table name to table (``.table``, an Ibis table, and ``.uri``, where Spark reads it), for
+        ``load_data(tables, config)``, which names each by its URI; the tables not in the folder left out.
 
     Raises
     ------
@@ -72,7 +71,7 @@ def remote_tables(folder: str, config: Config | None = None) -> dict[str, ir.Tab
     config, text, backend, fs, hadoop_path = _open(folder, config)
     entries = _entries(fs, hadoop_path, text)
     listed = dict(entries) if isinstance(entries, list) else {}
-    found: dict[str, ir.Table] = {}
+    found: dict[str, RemoteTable] = {}
     for name in TABLES:
         matches = table_entries(listed.items(), name)
         if len(matches) > 1:
@@ -90,7 +89,7 @@ def remote_tables(folder: str, config: Config | None = None) -> dict[str, ir.Tab
     return found
 
 
-def remote_table(uri: str, name: str, config: Config | None = None) -> ir.Table:
+def remote_table(uri: str, name: str, config: Config | None = None) -> RemoteTable:
     """Table `name` at `uri` (a Parquet file or a folder of Parquet parts), as an Ibis table on Spark.
 
     For one table given on its own (``data.accounts: hdfs:///crm/accounts.parquet``); the rules and
@@ -125,7 +124,7 @@ def _open(folder: str, config: Config | None) -> tuple[Config, str, Any, Any, An
     return config, text, backend, fs, hadoop_path
 
 
-def _read(backend: Any, fs: Any, hadoop_path: Any, uri: str, name: str, *, is_dir: bool) -> ir.Table:
+def _read(backend: Any, fs: Any, hadoop_path: Any, uri: str, name: str, *, is_dir: bool) -> RemoteTable:
     """Table `name` at `uri` read by Spark, once its layout is checked: Parquet, as the local reader's."""
     shown = uri.rsplit("/", 1)[-1]
     where = uri.rsplit("/", 1)[0]
@@ -143,7 +142,7 @@ def _read(backend: Any, fs: Any, hadoop_path: Any, uri: str, name: str, *, is_di
         _check_parts(_parts(fs, hadoop_path, uri), name, uri)
     table = backend.read_parquet(uri)  # a view of its own name: a later read replaces none
     log.info("%s: %s (read by Spark)", name, uri)
-    return table
+    return RemoteTable(table, uri)
 
 
 def _check_parts(parts: list[str], name: str, folder: str) -> None:

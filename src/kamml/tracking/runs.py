@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 from mlflow.exceptions import MlflowException
 
-from kamml.config import FEATURE_GROUPS, Config, FeaturesConfig
+from kamml.config import FEATURE_GROUPS, Config, FeaturesConfig, is_uri
 from kamml.errors import ModelError, TrackingStoreError
 from kamml.features.catalogue import describe
 from kamml.io import common_folder, json_text, process_exists
@@ -344,13 +344,14 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def data_folder(config: Config) -> Path | None:
+def data_folder(config: Config) -> Path | str | None:
     """Where the config's tables are: ``data.path``, else the common folder of its ``data.<table>``.
 
     A run given only ``data.<table>`` paths was recorded as data "in memory"; None for tables in memory.
+    A URI (``hdfs:///crm/kamml``, read through Spark) is kept as written.
     """
     if config.data.path is not None:
-        return Path(config.data.path)
+        return config.data.path if is_uri(config.data.path) else Path(config.data.path)
     tables = (config.data.transactions, config.data.accounts, config.data.referrals, config.data.activities)
     named = [p for p in tables if p is not None]
     return common_folder(named) if named else None
@@ -371,10 +372,12 @@ def data_input(fingerprint: Mapping[str, Any], path: Any = None) -> Any:
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    if isinstance(path, (str, Path)):
+    if is_uri(path):  # Path("hdfs:///crm/kamml").resolve() was "<cwd>/hdfs:/crm/kamml"
+        source: Any = _uri_source(str(path))
+    elif isinstance(path, (str, Path)):
         with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local folder, it is
             warnings.simplefilter("ignore", UserWarning)
-            source: Any = resolve_dataset_source(str(Path(path).resolve()))
+            source = resolve_dataset_source(str(Path(path).resolve()))
     else:
         source = CodeDatasetSource({"kamml.data": "in memory"})
     tables = fingerprint.get("tables", {})
@@ -383,6 +386,17 @@ def data_input(fingerprint: Mapping[str, Any], path: Any = None) -> Any:
     digest = hashlib.sha256(named.encode()).hexdigest()[:16]
     name = f"kamml-data-{fingerprint.get('end')}"
     return MetaDataset(source, name=name, digest=digest)  # type: ignore[abstract]
+
+
+def _uri_source(uri: str) -> Any:
+    """An MLflow dataset source naming `uri` as written: MLflow's own for its scheme, else a code source."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    try:
+        return resolve_dataset_source(uri)
+    except Exception:  # no MLflow source for hdfs:// or abfs://: named as written, not looked up
+        return CodeDatasetSource({"kamml.data": uri})
 
 
 def _lgbm_models(bundle: ModelBundle) -> dict[str, Any]:

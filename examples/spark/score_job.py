@@ -22,7 +22,6 @@ import argparse
 import json
 import logging
 import math
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -95,11 +94,10 @@ def kamml_log_to_stderr() -> Iterator[None]:
 
 def tables(source: Any, config: Any) -> Any:
     """The data for `load_data`: a folder URI (``hdfs://``, ``dbfs:/``) read by Spark, a local one as is."""
+    from kamml.config import is_uri
     from kamml.spark import remote_tables
 
-    return (
-        remote_tables(str(source), config) if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", str(source)) else source
-    )
+    return remote_tables(str(source), config) if is_uri(source) else source
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

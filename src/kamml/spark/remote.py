@@ -15,10 +15,9 @@ bytes) need the file on the driver, so a CSV table is a `DataError` naming it.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
-from kamml.config import Config, load_config
+from kamml.config import URI_SCHEME, Config, load_config
 from kamml.data.contract import TABLES
 from kamml.data.readers import (
     TABLE_KINDS,
@@ -35,9 +34,6 @@ from kamml.spark.session import _fs
 __all__ = ["remote_table", "remote_tables"]
 
 log = logging.getLogger(__name__)
-
-#: A URI's scheme, two characters at least (``C:`` is a drive), as `kamml.data.dataset` tells them.
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 def remote_tables(folder: str, config: Config | None = None) -> dict[str, RemoteTable]:
@@ -114,7 +110,7 @@ def _open(folder: str, config: Config | None) -> tuple[Config, str, Any, Any, An
             f"got '{config.engine.name}'"
         )
     text = str(folder).rstrip("/")
-    if not _SCHEME.match(text):
+    if not URI_SCHEME.match(text):
         raise ConfigError(
             f"remote_tables takes a folder URI (hdfs://, s3a://, abfs://, file://), got {folder!r}: give a "
             "local folder to load_data itself"

@@ -8,8 +8,9 @@ on kamml's Spark backend, and `load_data` then validates them in Spark as it val
 Only Parquet: a CSV's reading rules (its delimiter, decimal comma and encoding sniffed from its first
 bytes) need the file on the driver, so a CSV table is a `DataError` naming it.
 
->>> from kamml.spark.remote import remote_tables  # doctest: +SKIP
->>> data = load_data(remote_tables("hdfs:///crm/kamml", config), config)  # doctest: +SKIP
+For example, on a cluster (docs/spark.md)::
+
+    data = load_data(remote_tables("hdfs:///crm/kamml", config), config)
 """
 
 from __future__ import annotations

@@ -161,3 +161,17 @@ def test_a_job_records_the_data_uri_it_read(config: Config, world_path: Path) ->
 def _report(output: str) -> list[str]:
     """A command's output less kamml's log lines (they name the files and the engine)."""
     return [line for line in output.splitlines() if " INFO kamml." not in line]
+
+
+def test_a_folder_and_a_table_uri_are_read_on_one_backend(config: Config, world_path: Path, caplog) -> None:
+    """`data.path` and `data.accounts` as URIs: each call opened its own Ibis backend, and `load_data`
+    copied the tables of the second through the driver ("lives on another backend ... copying it")."""
+    from kamml.jobs.data import job_source
+
+    data = {"path": world_path.as_uri(), "accounts": (world_path / "accounts.parquet").as_uri()}
+    cfg = Config.from_dict({"engine": LOCAL1, "data": data})
+    tables = job_source(cfg)
+    assert len({id(t.table.get_backend()) for t in tables.values()}) == 1
+    with caplog.at_level("WARNING"):
+        load_data(tables, cfg)
+    assert "another backend" not in caplog.text

@@ -245,10 +245,14 @@ def job_source(config: Config) -> Any:
             f"{getattr(config.data, local[0])} a local path: give the data settings all as URIs or all as "
             "local paths"
         )
+    from kamml.engine import connect
     from kamml.spark.remote import remote_table, remote_tables
 
-    tables = remote_tables(uris["path"], config) if "path" in uris else {}
-    tables.update({name: remote_table(uri, name, config) for name, uri in uris.items() if name != "path"})
+    backend = connect(config.engine)  # one for every table: load_data copied another's through the driver
+    tables = remote_tables(uris["path"], config, backend=backend) if "path" in uris else {}
+    for name, uri in uris.items():
+        if name != "path":
+            tables[name] = remote_table(uri, name, config, backend=backend)
     return tables
 
 

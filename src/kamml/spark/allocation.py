@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -103,7 +102,7 @@ from kamml.allocation.scores_file import (
 from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_parts
 from kamml.allocation.summary import accounts_text, amount, hours_text, rep_capacity, short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, share_counts, top_count
-from kamml.config import AllocationConfig, Config
+from kamml.config import URI_SCHEME, AllocationConfig, Config
 from kamml.engine import engine_errors
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import (
@@ -286,12 +285,9 @@ def allocate_spark(
     return SparkAllocation(target, summary, curve_table)
 
 
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
-
-
 def _check_local_scores(source: str) -> Path | None:
     """DataError for a local scores path that is missing or not Parquet; the local path, None if remote."""
-    if _SCHEME.match(source) and not source.startswith("file:"):
+    if URI_SCHEME.match(source) and not source.startswith("file:"):
         return None
     local = Path(source.removeprefix("file://").removeprefix("file:"))
     if not local.exists():

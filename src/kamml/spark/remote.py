@@ -37,7 +37,9 @@ __all__ = ["remote_table", "remote_tables"]
 log = logging.getLogger(__name__)
 
 
-def remote_tables(folder: str, config: Config | None = None) -> dict[str, RemoteTable]:
+def remote_tables(
+    folder: str, config: Config | None = None, *, backend: Any = None
+) -> dict[str, RemoteTable]:
     """The data tables under the folder URI `folder`, as Ibis tables on kamml's Spark backend.
 
     Parameters
@@ -50,6 +52,10 @@ def remote_tables(folder: str, config: Config | None = None) -> dict[str, Remote
     config : Config, optional
         Its ``engine`` must be ``spark`` (the session is `kamml.engine.connect`'s: the active one, or one
         started from ``engine.spark``). Default: the packaged ``spark`` config.
+    backend : ibis backend, optional
+        The PySpark backend to read on (default: a new one on that session). Tables read together by
+        several calls (a folder and a table given on its own) must share one: `load_data` copies a table
+        of another backend object through the driver.
 
     Returns
     -------
@@ -65,7 +71,7 @@ def remote_tables(folder: str, config: Config | None = None) -> dict[str, Remote
         When the folder holds no transactions table (naming what it does hold), a table in CSV or two
         sources of one table (naming them), or a folder of parts with no Parquet part or another kind.
     """
-    config, text, backend, fs, hadoop_path = _open(folder, config)
+    config, text, backend, fs, hadoop_path = _open(folder, config, backend)
     entries = _entries(fs, hadoop_path, text)
     listed = dict(entries) if isinstance(entries, list) else {}
     found: dict[str, RemoteTable] = {}
@@ -86,13 +92,13 @@ def remote_tables(folder: str, config: Config | None = None) -> dict[str, Remote
     return found
 
 
-def remote_table(uri: str, name: str, config: Config | None = None) -> RemoteTable:
+def remote_table(uri: str, name: str, config: Config | None = None, *, backend: Any = None) -> RemoteTable:
     """Table `name` at `uri` (a Parquet file or a folder of Parquet parts), as an Ibis table on Spark.
 
     For one table given on its own (``data.accounts: hdfs:///crm/accounts.parquet``); the rules and
-    errors of `remote_tables`, a missing path a `DataError` naming it.
+    errors of `remote_tables` (its `backend` too), a missing path a `DataError` naming it.
     """
-    config, text, backend, fs, hadoop_path = _open(uri, config)
+    config, text, backend, fs, hadoop_path = _open(uri, config, backend)
     try:
         is_dir = bool(fs.getFileStatus(hadoop_path(text)).isDirectory())
     except Exception as exc:  # a Py4J error: no such file, or no right to see it
@@ -100,8 +106,8 @@ def remote_table(uri: str, name: str, config: Config | None = None) -> RemoteTab
     return _read(backend, fs, hadoop_path, text, name, is_dir=is_dir)
 
 
-def _open(folder: str, config: Config | None) -> tuple[Config, str, Any, Any, Any]:
-    """The config, the URI without a trailing ``/``, kamml's Spark backend, and the URI's file system."""
+def _open(folder: str, config: Config | None, backend: Any) -> tuple[Config, str, Any, Any, Any]:
+    """The config, the URI without a trailing ``/``, the Spark backend (else kamml's) and its file system."""
     from kamml.engine import connect
 
     config = config if config is not None else load_config("spark")
@@ -116,7 +122,7 @@ def _open(folder: str, config: Config | None) -> tuple[Config, str, Any, Any, An
             f"remote_tables takes a folder URI (hdfs://, s3a://, abfs://, file://), got {folder!r}: give a "
             "local folder to load_data itself"
         )
-    backend = connect(config.engine)
+    backend = backend if backend is not None else connect(config.engine)
     fs, hadoop_path = _fs(backend._session, text)
     return config, text, backend, fs, hadoop_path
 

@@ -39,3 +39,46 @@ def test_a_scores_part_deleted_after_reading_is_an_engine_error_naming_the_step(
     assert "\tat " not in said
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]  # no staging folder left
+
+
+def _duration_ids(path):
+    """Scores whose account_id is an Arrow duration (a pandas timedelta), written to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ids = pd.to_timedelta([1, 2], unit="s")
+    pd.DataFrame({"account_id": ids, "clv": [1.0, 2.0], "p_churn": 0.2}).to_parquet(path)
+
+
+@pytest.mark.parametrize(
+    "hidden", ["_temporary/0/part-0.parquet", ".staging/part-0.parquet", "_part-0.parquet", ".part-0.parquet"]
+)
+def test_the_duration_footer_check_reads_no_part_spark_skips(tmp_path, hidden):
+    """The footer check of duration ids reads a visible part, by the readers' rule of what is hidden.
+
+    A failed job's leftover under ``_temporary/`` (it sorts before ``part-0``) must not stand for the
+    table's ids: Spark skips it, and reads the visible part's whole-number ids.
+    """
+    from kamml.spark.allocation import _footer_duration_ids
+
+    folder = tmp_path / "scores.parquet"
+    _duration_ids(folder / hidden)
+    pd.DataFrame({"account_id": [1, 2], "clv": [1.0, 2.0], "p_churn": 0.2}).to_parquet(
+        folder / "part-0.parquet"
+    )
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-0.parquet.crc").write_bytes(b"crc")
+    assert not _footer_duration_ids(folder)
+
+
+@pytest.mark.parametrize("part", ["part-0.parquet", "_y=1/part-0.parquet", "part-0.pq", "part-0.PARQUET"])
+def test_the_duration_footer_check_reads_every_part_spark_reads(tmp_path, part):
+    """A part Spark reads is checked: in a ``_y=1`` partition folder, or named ``.pq`` or ``.PARQUET``.
+
+    A folder of ``.pq`` parts holding duration ids was read by Spark as longs and planned on, where
+    pandas (which reads every visible file of a folder) read timedeltas and refused them.
+    """
+    from kamml.spark.allocation import _footer_duration_ids
+
+    folder = tmp_path / "scores.parquet"
+    _duration_ids(folder / part)
+    (folder / "_SUCCESS").write_text("")
+    assert _footer_duration_ids(folder)

@@ -58,6 +58,7 @@ __all__ = [
     "table_entries",
     "unreadable_hint",
     "untyped_null",
+    "visible_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -339,7 +340,7 @@ def _read_path(
         keys = _partition_keys(files, name, f"{source} matches", base)
         return _read_files(files, source, name, backend, delimiter, base, keys, read, numbers)
     if path.is_dir():
-        parts = _visible_files(path)
+        parts = visible_files(path)
         _check_part_kinds(parts, name, f"folder {path} holds", path)
         parquet, csv = [p for p in parts if _is_parquet(p)], [p for p in parts if _is_csv(p)]
         if parquet and csv:  # the CSV parts were dropped without a word
@@ -363,7 +364,7 @@ def source_files(source: str | Path) -> list[Path]:
     if any(ch in str(source) for ch in _GLOB_CHARS):
         return _glob_files(path)
     if path.is_dir():
-        return _visible_files(path)
+        return visible_files(path)
     return [path]
 
 
@@ -374,7 +375,7 @@ def _glob_base(pattern: Path) -> Path:
 
 
 def _glob_files(pattern: Path) -> list[Path]:
-    """A glob's files by a folder's rule (`_visible_files`), as Spark reads a glob.
+    """A glob's files by a folder's rule (`visible_files`), as Spark reads a glob.
 
     A match named ``_x`` or ``.x``, or under such a folder below the glob's fixed part, is skipped (Spark's
     ``_SUCCESS`` failed as "neither Parquet nor CSV"), and a matched folder stands for its visible files.
@@ -382,21 +383,16 @@ def _glob_files(pattern: Path) -> list[Path]:
     base = _glob_base(pattern)
     found: set[Path] = set()
     for match in map(Path, glob.glob(str(pattern), recursive=True)):
-        if _hidden(match.relative_to(base).parts):
+        if is_hidden(match.relative_to(base).parts):
             continue
         if match.is_dir():
-            found.update(_visible_files(match))
+            found.update(visible_files(match))
         elif match.is_file():
             found.add(match)
     return sorted(found)
 
 
 def is_hidden(parts: Iterable[str]) -> bool:
-    """Whether a path's parts name a file or folder that Spark, Hadoop and Arrow skip (`_hidden`)."""
-    return _hidden(parts)
-
-
-def _hidden(parts: Iterable[str]) -> bool:
     """Whether a path's parts name a file or folder that Spark, Hadoop and Arrow skip.
 
     Those are ``_x`` and ``.x`` (``_SUCCESS``, ``_committed_1``, ``.part-0.crc``) and ``x._COPYING_``, a
@@ -523,7 +519,7 @@ def _check_part_kinds(parts: list[Path], name: str, where: str, base: Path) -> N
 
     A ``part-3.json`` or ``part-2.csv.bz2`` beside the CSV parts was dropped without a word on DuckDB (its
     rows lost), and a Parquet folder's was read by Spark as Parquet and failed in a Java stack trace.
-    Spark's and Hadoop's markers are hidden (`_hidden`) and never get here.
+    Spark's and Hadoop's markers are hidden (`is_hidden`) and never get here.
     """
     others = [p for p in parts if not (_is_parquet(p) or _is_csv(p))]
     if not others:
@@ -539,14 +535,15 @@ def _check_part_kinds(parts: list[Path], name: str, where: str, base: Path) -> N
     )
 
 
-def _visible_files(folder: Path) -> list[Path]:
-    """The files under a folder, less those Spark, Hadoop and Arrow treat as hidden.
+def visible_files(folder: Path) -> list[Path]:
+    """The files under a folder, less those Spark, Hadoop and Arrow treat as hidden (`is_hidden`).
 
     A path part starting with ``_`` or ``.`` (``_temporary/``, ``_SUCCESS``, ``.part-0.crc``, a writer's
     staging folder) is skipped, so a folder written by Spark reads as Spark reads it and a failed job's
-    leftover parts are not counted twice.
+    leftover parts are not counted twice. The one rule of a folder's parts, for kamml's readers and for
+    `kamml.spark`'s footer checks alike.
     """
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p.relative_to(folder).parts))
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not is_hidden(p.relative_to(folder).parts))
 
 
 def _is_parquet(path: Path) -> bool:

@@ -103,6 +103,7 @@ from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_
 from kamml.allocation.summary import accounts_text, amount, hours_text, rep_capacity, short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, share_counts, top_count
 from kamml.config import URI_SCHEME, AllocationConfig, Config
+from kamml.data.readers import is_parquet_name, visible_files
 from kamml.engine import engine_errors
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import (
@@ -330,12 +331,13 @@ def _footer_duration_ids(local: Path) -> bool:
     Parquet keeps a duration as int64 (pyarrow's type lives in the footer's Arrow schema), so Spark
     read a pandas timedelta account_id as plain numbers and planned on them, where pandas reads
     timedeltas and `check_scores` refuses them. The footer of one part is read (the parts of one table
-    share a type, or Spark could not read them together).
+    share a type, or Spark could not read them together): a Parquet file of the folder by the readers'
+    rule (`visible_files`), so a marker or a failed job's leftover under ``_temporary/`` is not one.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parts = [local] if local.is_file() else _visible_parts(local)
+    parts = [local] if local.is_file() else [p for p in visible_files(local) if is_parquet_name(p.name)]
     if not parts:
         return False
     try:
@@ -344,19 +346,6 @@ def _footer_duration_ids(local: Path) -> bool:
         return False
     names = {scores_renames(schema.names).get(name, name): name for name in schema.names}
     return "account_id" in names and pa.types.is_duration(schema.field(names["account_id"]).type)
-
-
-def _visible_parts(folder: Path) -> list[Path]:
-    """The Parquet parts of a folder as Spark reads them: none below a `_` or `.` path (markers, staging).
-
-    A `_y=1` folder is a partition folder, which Spark reads.
-    """
-    hidden = ("_", ".")
-    return [
-        part
-        for part in sorted(folder.rglob("*.parquet"))
-        if not any(p.startswith(hidden) and "=" not in p for p in part.relative_to(folder).parts)
-    ]
 
 
 def _alike_names_read(spark: SparkSession, source: str, local: Path | None) -> DataFrame | None:

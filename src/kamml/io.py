@@ -27,6 +27,7 @@ from kamml.text import counted
 
 __all__ = [
     "OUTSIDE_INT64_RULE",
+    "PARQUET_SUFFIXES",
     "UTF8_FIX",
     "atomic_path",
     "binary_kind",
@@ -38,10 +39,13 @@ __all__ = [
     "clean_name",
     "common_folder",
     "hold_lock",
+    "is_hidden",
+    "is_parquet_name",
     "json_text",
     "parquet_not_utf8",
     "process_exists",
     "real_output",
+    "visible_files",
     "write_parquet",
     "write_table",
     "write_together",
@@ -66,6 +70,41 @@ NUMBER_PATTERN = r"(?i)^\s*[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(e[+-]?[0-9]+)?|inf
 #: The text of a NaN, with or without a sign, in any case ("NaN", "-nan" as C's printf writes it): Spark's
 #: cast reads only Java's "NaN" (with a sign: no number), pandas reads none as a number.
 NAN_PATTERN = r"(?i)^\s*[+-]?nan\s*$"
+
+#: Parquet file endings (in any case of letters), for the input tables, the scores and Spark's parts alike.
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_hidden(parts: Iterable[str]) -> bool:
+    """Whether a path's parts name a file or folder that Spark, Hadoop and Arrow skip.
+
+    Those are ``_x`` and ``.x`` (``_SUCCESS``, ``_committed_1``, ``.part-0.crc``) and ``x._COPYING_``, a
+    file ``hadoop fs -put`` is still writing: Spark skips it, and DuckDB read it as a part (or refused it).
+    A ``_x`` holding ``=`` is not hidden, as Spark keeps it: ``_y=1/`` is a partition folder (Spark's
+    ``partitionBy("_y")``), which kamml skipped while Spark read its rows.
+    """
+    return any(
+        part.startswith(".") or (part.startswith("_") and "=" not in part) or part.endswith("._COPYING_")
+        for part in parts
+    )
+
+
+def is_parquet_name(name: str) -> bool:
+    """Whether a file name ends as Parquet (`PARQUET_SUFFIXES`, any case of letters)."""
+    return name.lower().endswith(PARQUET_SUFFIXES)
+
+
+def visible_files(folder: Path) -> list[Path]:
+    """The files under a folder, less those Spark, Hadoop and Arrow treat as hidden (`is_hidden`).
+
+    A path part starting with ``_`` or ``.`` (``_temporary/``, ``_SUCCESS``, ``.part-0.crc``, a writer's
+    staging folder) is skipped, so a folder written by Spark reads as Spark reads it and a failed job's
+    leftover parts are not counted twice. The one rule of a folder's parts, for kamml's readers and for
+    `kamml.spark`'s footer checks alike.
+    """
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not is_hidden(p.relative_to(folder).parts))
+
+
 #: The text of an infinity, with or without a sign, in any case ("inf", "-Infinity").
 INF_PATTERN = r"(?i)^\s*[+-]?inf(inity)?\s*$"
 

@@ -195,3 +195,23 @@ def test_an_empty_scores_file_says_it_is_empty(tmp_path, name, content):
     assert "account_id, clv and p_churn" in message
     assert "No columns" not in message
     assert "Buffer" not in message
+
+
+def test_a_hidden_part_of_a_scores_folder_is_not_read_for_its_names(tmp_path):
+    """A failed writer's ``_temporary/0/part-0.parquet`` with 'clv' and 'CLV' was named as the folder's
+    repeated column (`parquet_name_problems` read every ``*.parquet`` below it), though no reader reads
+    it; a visible ``.pq`` part with them was not looked at."""
+    from kamml.allocation.scores_file import parquet_name_problems
+
+    scores = make_scores(n=3)
+    alike = pa.table(
+        [pa.array(scores["account_id"]), pa.array(scores["clv"]), pa.array(scores["clv"])],
+        names=["account_id", "clv", "CLV"],
+    )
+    folder = tmp_path / "scores"
+    (folder / "_temporary" / "0").mkdir(parents=True)
+    pq.write_table(alike, folder / "_temporary" / "0" / "part-0.parquet")
+    scores.to_parquet(folder / "part-1.parquet")
+    assert parquet_name_problems(folder) == []
+    pq.write_table(alike, folder / "part-2.pq")
+    assert [p.column for p in parquet_name_problems(folder)] == ["clv"]

@@ -29,8 +29,10 @@ from kamml.io import (
     WHOLE_FLOAT_PATTERN,
     binary_kind,
     clean_name,
+    is_parquet_name,
     parquet_not_utf8,
     utf8_text,
+    visible_files,
 )
 
 __all__ = [
@@ -165,9 +167,11 @@ def _parquet_frame(source: Path, what: str) -> pd.DataFrame:
 def parquet_name_problems(source: Path) -> list[Problem]:
     """`repeated_name_problems` of a Parquet file, or of the first of a folder's parts with any.
 
-    pyarrow and Spark stop at a column named twice in their raw words; shared with `kamml.spark`.
+    pyarrow and Spark stop at a column named twice in their raw words; shared with `kamml.spark`. A
+    folder's parts are its visible Parquet files as the readers see them (`kamml.io.visible_files`): a
+    failed writer's ``_temporary/`` part is no part of it.
     """
-    parts = [source] if source.is_file() else sorted(source.rglob("*.parquet"))
+    parts = [source] if source.is_file() else [p for p in visible_files(source) if is_parquet_name(p.name)]
     for part in parts:
         try:
             names = pq.read_schema(part).names

@@ -36,7 +36,15 @@ import pyarrow.parquet as pq
 from kamml.data.contract import TABLES, Kind, column_mapping
 from kamml.engine import engine_failure
 from kamml.errors import DataError, Problem, SchemaError
-from kamml.io import binary_kind, clean_name, parquet_not_utf8
+from kamml.io import (
+    PARQUET_SUFFIXES,
+    binary_kind,
+    clean_name,
+    is_hidden,
+    is_parquet_name,
+    parquet_not_utf8,
+    visible_files,
+)
 
 __all__ = [
     "TABLE_KINDS",
@@ -63,7 +71,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
 #: CSV file endings, each also gzipped; a ``.tsv`` is read at tabs (unless data.csv_delimiter says otherwise).
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 _TAB_SUFFIXES = (".tsv", ".tsv.gz")
@@ -392,20 +399,6 @@ def _glob_files(pattern: Path) -> list[Path]:
     return sorted(found)
 
 
-def is_hidden(parts: Iterable[str]) -> bool:
-    """Whether a path's parts name a file or folder that Spark, Hadoop and Arrow skip.
-
-    Those are ``_x`` and ``.x`` (``_SUCCESS``, ``_committed_1``, ``.part-0.crc``) and ``x._COPYING_``, a
-    file ``hadoop fs -put`` is still writing: Spark skips it, and DuckDB read it as a part (or refused it).
-    A ``_x`` holding ``=`` is not hidden, as Spark keeps it: ``_y=1/`` is a partition folder (Spark's
-    ``partitionBy("_y")``), which kamml skipped while Spark read its rows.
-    """
-    return any(
-        part.startswith(".") or (part.startswith("_") and "=" not in part) or part.endswith("._COPYING_")
-        for part in parts
-    )
-
-
 def _name_key(name: object) -> str:
     """A name as kamml matches column names: ignoring case, surrounding spaces, invisible characters."""
     return clean_name(str(name)).lower()
@@ -535,28 +528,12 @@ def _check_part_kinds(parts: list[Path], name: str, where: str, base: Path) -> N
     )
 
 
-def visible_files(folder: Path) -> list[Path]:
-    """The files under a folder, less those Spark, Hadoop and Arrow treat as hidden (`is_hidden`).
-
-    A path part starting with ``_`` or ``.`` (``_temporary/``, ``_SUCCESS``, ``.part-0.crc``, a writer's
-    staging folder) is skipped, so a folder written by Spark reads as Spark reads it and a failed job's
-    leftover parts are not counted twice. The one rule of a folder's parts, for kamml's readers and for
-    `kamml.spark`'s footer checks alike.
-    """
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not is_hidden(p.relative_to(folder).parts))
-
-
 def _is_parquet(path: Path) -> bool:
     return is_parquet_name(path.name)
 
 
 def _is_csv(path: Path) -> bool:
     return is_csv_name(path.name)
-
-
-def is_parquet_name(name: str) -> bool:
-    """Whether a file name ends as Parquet (`PARQUET_SUFFIXES`, any case of letters)."""
-    return name.lower().endswith(PARQUET_SUFFIXES)
 
 
 def is_csv_name(name: str) -> bool:

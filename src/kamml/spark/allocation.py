@@ -103,7 +103,6 @@ from kamml.allocation.stake import Weight, effort_scale, resolve_weights, stake_
 from kamml.allocation.summary import accounts_text, amount, hours_text, rep_capacity, short_budgets
 from kamml.allocation.tiers import SMALL_STAKE_SHARE, check_tiers, reason_codes, share_counts, top_count
 from kamml.config import URI_SCHEME, AllocationConfig, Config
-from kamml.data.readers import is_parquet_name, visible_files
 from kamml.engine import engine_errors
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import (
@@ -112,7 +111,9 @@ from kamml.io import (
     NUMBER_PATTERN,
     WHOLE_FLOAT_PATTERN,
     check_not_local_input,
+    is_parquet_name,
     json_text,
+    visible_files,
 )
 from kamml.models.effort_rule import DEFAULT_HORIZON_DAYS, default_scale
 from kamml.spark.session import (

@@ -31,13 +31,12 @@ import pandas as pd
 
 from kamml.allocation.allocate import owner_column
 from kamml.config import URI_SCHEME, Config
-from kamml.data.readers import is_parquet_name
 from kamml.engine import engine_errors, spark_job_failure
 from kamml.errors import ConfigError, DataError, FeatureMismatchError, Problem, SchemaError
 from kamml.features._context import as_cutoff, check_scoring_cutoff, join_on_account
 from kamml.features.build import account_base, feature_context, settle, settle_frame
 from kamml.features.groups import rfm, static
-from kamml.io import NUMBER_PATTERN, check_not_local_input
+from kamml.io import NUMBER_PATTERN, check_not_local_input, is_parquet_name
 from kamml.jobs.score import (
     EXPLAIN_TOP,
     SCORE_COLUMNS,

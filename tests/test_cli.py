@@ -1154,11 +1154,14 @@ def test_out_of_memory_and_a_broken_store_are_one_line_wherever_they_surface(mak
     assert says in err
 
 
-def test_a_world_too_big_for_the_memory_is_one_line_with_exit_4(tmp_path):
-    """``generate --accounts`` past any machine's memory ended in numpy's MemoryError traceback (exit 1)."""
+def test_a_world_too_big_for_the_memory_is_a_config_error_with_exit_2(tmp_path):
+    """``generate --accounts`` past any machine's memory ended in numpy's MemoryError traceback (exit 1),
+    then in an engine failure (exit 4, "out of memory"); it is now refused by the world's size bound."""
     result = runner.invoke(app, ["generate", "--accounts", str(10**15), "--out", str(tmp_path / "w")])
-    assert result.exit_code == 4, result.output
-    assert result.output.startswith("kamml: error: out of memory: Unable to allocate")
+    assert result.exit_code == 2, result.output
+    assert (
+        "must be a whole number of accounts from 1 to 2,000,000, got 1,000,000,000,000,000" in result.output
+    )
     assert result.output.count("\n") == 1
     assert not (tmp_path / "w" / "transactions.parquet").exists()
 

@@ -950,3 +950,40 @@ def test_a_data_path_uri_is_kept_as_written(uri: str) -> None:
 
     assert Config.from_dict({"data": {"path": uri}}).data.path == uri
     assert Config.from_dict({"data": {"path": "~/data"}}).data.path == Path.home() / "data"
+
+
+@pytest.mark.parametrize(
+    ("generate", "says"),
+    [
+        (
+            {"accounts": 2_000_001},
+            r"data\.generate\.accounts must be a whole number of accounts from 1 to 2,000,000, got 2,000,001",
+        ),
+        (
+            {"accounts": 10**15},
+            r"data\.generate\.accounts must be a whole number of accounts from 1 to 2,000,000, "
+            r"got 1,000,000,000,000,000",
+        ),
+        (
+            {"accounts": 100_000, "years": 100},
+            r"data\.generate\.accounts and data\.generate\.years: 100,000 accounts over 100 years are "
+            r"10,000,000 account-years, above the 8,000,000 a synthetic world may have",
+        ),
+    ],
+)
+def test_a_synthetic_world_too_big_for_the_memory_is_a_config_error(tmp_path, generate, says):
+    """``data.generate.accounts`` had no upper end: 10**15 ended in numpy's MemoryError, an engine failure
+    (exit 4), after the config was taken; the world's memory grows with accounts x years."""
+    path = tmp_path / "c.yaml"
+    lines = "".join(f"    {key}: {value}\n" for key, value in generate.items())
+    path.write_text(f"data:\n  path: d\n  generate:\n{lines}")
+    with pytest.raises(ConfigError, match=says):
+        load_config(path)
+    cfg = load_config(None, {"data": {"path": "d", "generate": {"accounts": 2_000_000, "years": 4}}})
+    assert cfg.data.generate is not None
+    assert cfg.data.generate.accounts == 2_000_000
+    with pytest.raises(ConfigError, match=r"data\.generate\.accounts must be a whole number of accounts"):
+        cfg.data.generate.accounts = 2_000_001
+    with pytest.raises(ConfigError, match=r"8,400,000 account-years, above the 8,000,000"):
+        cfg.data.generate.years = 4.2
+    assert (cfg.data.generate.accounts, cfg.data.generate.years) == (2_000_000, 4)

@@ -224,12 +224,58 @@ def years_problem(years: float) -> str | None:
     return f"must be a number of years from {low:g} to {high:g}, got {years:g}"
 
 
+#: The most accounts a synthetic world may have (``data.generate.accounts``, `kamml generate --accounts`,
+#: `kamml.datasets.synthetic.generate`). Generating 2,000,000 accounts over 3 years peaked at 10.1 GB on the
+#: project's 24 GB machine (1,000,000: 5.2 GB, `benchmarks/score.py`'s world, the largest a real use asks
+#: for); 10**15 ended in numpy's MemoryError, reported as an engine failure.
+GENERATE_MAX_ACCOUNTS = 2_000_000
+#: The most accounts x years a synthetic world may have: its memory grows with both, at most about 1.7 GB
+#: per million account-years measured (2,000,000 over 3 years: 10.1 GB; 10,000 over 100 years: 1.4 GB),
+#: so 2 million accounts over 4 years, or 80,000 over 100, stay within about 14 GB of the 24.
+GENERATE_MAX_ACCOUNT_YEARS = 8_000_000
+
+
+def accounts_problem(accounts: int) -> str | None:
+    """What is wrong with a synthetic world's number of accounts, or None: one rule for the config and API."""
+    if 1 <= accounts <= GENERATE_MAX_ACCOUNTS:
+        return None
+    return f"must be a whole number of accounts from 1 to {GENERATE_MAX_ACCOUNTS:,}, got {accounts:,}"
+
+
+def world_size_problem(accounts: int, years: float) -> str | None:
+    """What is wrong with a synthetic world's accounts x years (its memory), or None."""
+    if accounts * years <= GENERATE_MAX_ACCOUNT_YEARS:
+        return None
+    return (
+        f"{accounts:,} accounts over {years:g} years are {accounts * years:,.0f} account-years, above the "
+        f"{GENERATE_MAX_ACCOUNT_YEARS:,} a synthetic world may have (its memory grows with both: 2 million "
+        "accounts over 3 years take 10 GB to generate); give fewer accounts or fewer years"
+    )
+
+
 class GenerateConfig(_Section):
     """Generate a synthetic world into `data.path` when it holds no transactions yet."""
 
-    accounts: int = Field(5_000, gt=0)
+    accounts: int = 5_000
     seed: int = Field(42, ge=0)
     years: float = 3.0
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts_in_range(cls, value: int) -> int:
+        """`accounts_problem`'s rule, as `kamml.datasets.synthetic.generate` has it."""
+        problem = accounts_problem(value)
+        if problem is not None:
+            raise _key_error(f"data.generate.accounts {problem}")
+        return value
+
+    @model_validator(mode="after")
+    def _size_in_memory(self) -> GenerateConfig:
+        """Accounts x years within `GENERATE_MAX_ACCOUNT_YEARS`: the world's memory grows with both."""
+        problem = world_size_problem(self.accounts, self.years)
+        if problem is not None:
+            raise _key_error(f"data.generate.accounts and data.generate.years: {problem}")
+        return self
 
     @field_validator("years")
     @classmethod

@@ -697,3 +697,28 @@ def test_hours_length_error_groups_the_account_count(world):
         SchemaError, match=rf"hours: expected {N:,} values aligned with truth\.account_id, got {N - 1:,}"
     ):
         world.served_probability(np.ones(N - 1), 180)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        (
+            {"n_accounts": 10**15},
+            r"n_accounts \(data\.generate\.accounts\) must be a whole number of accounts from 1 to "
+            r"2,000,000, got 1,000,000,000,000,000",
+        ),
+        (
+            {"n_accounts": 100_000, "years": 100.0},
+            r"n_accounts and years \(data\.generate\.accounts and data\.generate\.years\): 100,000 "
+            r"accounts over 100 years are 10,000,000 account-years, above the 8,000,000",
+        ),
+        (
+            {"n_accounts": 10, "n_reps": 10**15},
+            r"n_reps must be a whole number from 1 to 2,000,000, got 1,000,000,000,000,000",
+        ),
+    ],
+)
+def test_a_world_too_big_for_the_memory_is_a_config_error_before_any_work(kwargs, says):
+    """10**15 accounts (or reps) ended in numpy's MemoryError; the config's bound holds here too."""
+    with pytest.raises(ConfigError, match=says):
+        synthetic.generate(**{"years": 1.0, **kwargs}, seed=1, allow_future=True)

@@ -104,6 +104,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kamml.config import GENERATE_MAX_ACCOUNTS, accounts_problem, world_size_problem
 from kamml.datasets._synthetic_params import WorldParams, _whole
 from kamml.datasets._synthetic_sim import (
     ACTIVITY_KINDS,
@@ -559,7 +560,10 @@ def generate(
     Parameters
     ----------
     n_accounts : int, default 5000
-        Exactly this many accounts (the initial book, organic arrivals and referred accounts).
+        Exactly this many accounts (the initial book, organic arrivals and referred accounts), from 1 to
+        2,000,000 (`kamml.config.GENERATE_MAX_ACCOUNTS`), and n_accounts x years at most 8,000,000
+        (`kamml.config.GENERATE_MAX_ACCOUNT_YEARS`): memory grows with both, and 2,000,000 accounts over 3
+        years peaked at 10.1 GB on the project's 24 GB machine (twice `benchmarks/score.py`'s million).
     seed : int, default 42
         Seed of the one `numpy.random.Generator` behind every draw: same seed, same world.
     years : float, default 3.0
@@ -584,7 +588,8 @@ def generate(
     Raises
     ------
     ConfigError
-        If a size, length or count is not positive, the seed not a whole number >= 0, `start` not a
+        If a size, length or count is not positive or past its bound (accounts and reps at most
+        2,000,000, accounts x years at most 8,000,000), the seed not a whole number >= 0, `start` not a
         timezone-naive date, the dates leave pandas' range (1677 .. 2262), the history ends after today
         without `allow_future`, or the parameters make the referrals outgrow the book (more than 20
         accounts simulated per account kept, and over 1M).
@@ -592,12 +597,18 @@ def generate(
     params = params or WorldParams()
     if not _count(n_accounts):  # 10.5 was numpy's TypeError, True a world of one account
         raise ConfigError(f"n_accounts must be a whole number >= 1, got {n_accounts!r}")
+    problem = accounts_problem(int(n_accounts))  # 10**15 was numpy's MemoryError
+    if problem is not None:
+        raise ConfigError(f"n_accounts (data.generate.accounts) {problem}")
     if not (_real(years) and math.isfinite(years) and years <= 100):  # True was one year, np.int64(2) refused
         raise ConfigError(f"years (data.generate.years) must be a number of years up to 100, got {years!r}")
     years = float(years)
     months = round(12 * years)
     if months < 1:
         raise ConfigError(f"years (data.generate.years) must cover at least one month, got {years}")
+    problem = world_size_problem(int(n_accounts), years)
+    if problem is not None:
+        raise ConfigError(f"n_accounts and years (data.generate.accounts and data.generate.years): {problem}")
     if not _whole(seed) or seed < 0:  # True was seed 1
         raise ConfigError(f"seed (data.generate.seed) must be a whole number >= 0, got {seed!r}")
     seed = int(seed)  # np.int64 made `World.write` fail on JSON after writing most of the tables
@@ -605,6 +616,10 @@ def generate(
         n_reps = int(np.clip(round(n_accounts / 500), 2, 200))
     if not _count(n_reps):
         raise ConfigError(f"n_reps must be a whole number >= 1, got {n_reps!r}")
+    if n_reps > GENERATE_MAX_ACCOUNTS:  # an array per rep: 10**15 was numpy's MemoryError
+        raise ConfigError(
+            f"n_reps must be a whole number from 1 to {GENERATE_MAX_ACCOUNTS:,}, got {n_reps:,}"
+        )
     horizon_days = _check_horizon(horizon_days)
     try:
         t_start = pd.Timestamp(start)  # None is NaT

@@ -403,7 +403,7 @@ def test_numbers_with_a_leading_zero_are_decimal_and_base_60_is_not_a_number(tmp
     assert cfg.allocation.hours == 16  # hexadecimal is YAML 1.2 too
     assert cfg.allocation.capacity == {"rep_1": 10.0, "rep_2": 0.5}
     path.write_text("allocation:\n  cap_hours: 1:30\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"'allocation\.cap_hours'.*\(got '1:30'\)"):
+    with pytest.raises(ConfigError, match=r"'allocation\.cap_hours' must be a number, got '1:30'"):
         load_config(path)
     path.write_text("engine:\n  spark:\n    conf: {spark.x: 1:30, spark.y: 1:30.5}\n", encoding="utf-8")
     assert load_config(path).engine.spark.conf == {"spark.x": "1:30", "spark.y": "1:30.5"}
@@ -987,3 +987,46 @@ def test_a_synthetic_world_too_big_for_the_memory_is_a_config_error(tmp_path, ge
     with pytest.raises(ConfigError, match=r"8,400,000 account-years, above the 8,000,000"):
         cfg.data.generate.years = 4.2
     assert (cfg.data.generate.accounts, cfg.data.generate.years) == (2_000_000, 4)
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "key"),
+    [
+        ("time:\n  horizon_days", '"10"', "time.horizon_days"),
+        ("models:\n  threads", "'4'", "models.threads"),
+        ("data:\n  path: d\n  generate:\n    accounts", '"500"', "data.generate.accounts"),
+        ("allocation:\n  hours", '"1_000.5"', "allocation.hours"),
+        ("allocation:\n  active_p_alive", '"0.5"', "allocation.active_p_alive"),
+        ("allocation:\n  effort_scale", '"4"', "allocation.effort_scale"),
+        ("allocation:\n  weights", '{referral: "0.5"}', "allocation.weights.referral"),
+        ("allocation:\n  capacity", '{rep_01: "160"}', "allocation.capacity.rep_01"),
+        ("features:\n  windows", '[30, "90"]', "features.windows[1]"),
+        ("tracking:\n  promote_margin", '"0.01"', "tracking.promote_margin"),
+    ],
+)
+def test_a_number_given_as_text_is_refused_naming_the_key(tmp_path, section, value, key):
+    """pydantic's lax mode read ``horizon_days: "10"`` as 10, where true is refused and the Python API
+    (`synthetic.generate(n_accounts="10")`) refuses text: a quoted number is a number only by chance."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{section}: {value}\n")
+    shown = re.escape(value.split('"')[1] if '"' in value else value.split("'")[1])
+    with pytest.raises(ConfigError, match=rf"'{re.escape(key)}' must be a number, got '{shown}' \(text\)"):
+        load_config(path)
+
+
+def test_auto_and_number_settings_still_take_their_words():
+    cfg = Config.from_dict({"allocation": {"effort_scale": "auto", "weights": {"growth": "auto"}}})
+    assert cfg.allocation.effort_scale == "auto"
+    assert cfg.allocation.weights["growth"] == "auto"
+    with pytest.raises(ConfigError, match=r"^assignment: 'time\.horizon_days' must be a number, got '30'"):
+        cfg.time.horizon_days = "30"  # type: ignore[assignment]
+    assert cfg.time.horizon_days == 180
+
+
+def test_text_yaml_reads_unquoted_is_still_read_as_its_number(tmp_path):
+    """YAML 1.1 reads an unquoted 1e3 as text: it was, and stays, the number (quoted numbers are text)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("allocation:\n  hours: 1e3\n  capacity: {rep_01: 1.5e2}\n")
+    cfg = load_config(path)
+    assert cfg.allocation.hours == 1000.0
+    assert cfg.allocation.capacity == {"rep_01": 150.0}

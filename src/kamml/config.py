@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -159,6 +159,12 @@ class _Section(BaseModel):
                         "{key} must be {what}",
                         {"key": where[0], "got": str(where[1]).lower(), "what": what},
                     )
+                words = _words(field.annotation) if what == "a number" else None
+                text = _text_inside(value, name, words) if words is not None else None
+                if text is not None:  # named with its section by `_describe`
+                    raise PydanticCustomError(
+                        "kamml_text", "{key} must be a number", {"key": text[0], "got": text[1]}
+                    )
         return data
 
 
@@ -187,6 +193,57 @@ def _bool_inside(value: Any, path: str) -> tuple[str, bool] | None:
         if found is not None:
             return found
     return None
+
+
+def _words(annotation: Any) -> frozenset[str] | None:
+    """The texts a field's values may be (its Literal words: 'auto'); None where any text goes (str, Any).
+
+    A dict's keys are names, so only its values count.
+    """
+    if annotation in (str, Path) or annotation is Any:
+        return None
+    args = get_args(annotation)
+    if get_origin(annotation) is Literal:
+        return frozenset(str(arg) for arg in args)
+    if get_origin(annotation) is dict:
+        args = args[1:]
+    words: set[str] = set()
+    for arg in args:
+        inner = _words(arg)
+        if inner is None:
+            return None
+        words |= inner
+    return frozenset(words)
+
+
+def _text_inside(value: Any, path: str, words: frozenset[str]) -> tuple[str, str] | None:
+    """The first text other than `words` in a value, inside mappings and lists too, with its dotted path.
+
+    pydantic's lax mode read a quoted number (``horizon_days: "10"``, ``windows: [30, "90"]``) as the
+    number, though true is refused there and the Python API refuses text: a number only by chance. Only
+    text YAML reads as a number when unquoted counts (`_quoted_number`): YAML 1.1 reads an unquoted
+    ``1e3`` or ``inf`` as text, which pydantic still reads as the number (and the bounds then check).
+    """
+    if isinstance(value, str):
+        return (path, value) if value not in words and _quoted_number(value) else None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list | tuple)
+        else ()
+    )
+    for key, item in items:
+        found = _text_inside(item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]", words)
+        if found is not None:
+            return found
+    return None
+
+
+def _quoted_number(text: str) -> bool:
+    """Whether YAML would read `text` written without quotes as a number: text only when quoted."""
+    tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))  # the safe loader's
+    return tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
 def _scalar_kind(annotation: Any) -> str | None:
@@ -1126,6 +1183,12 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
                 )
             else:
                 lines.append(f"'{where}' must be a number, got {ctx.get('got')}")
+        elif err["type"] == "kamml_text":
+            ctx = err.get("ctx", {})
+            where = ".".join([*loc, str(ctx.get("key"))]).replace(".[", "[")
+            lines.append(
+                f"'{where}' must be a number, got {ctx.get('got')!r} (text): write the number without quotes"
+            )
         elif err["type"] == "bool_type":  # a strict switch: 0, 'no' and 'false' are not read as false
             lines.append(f"'{key}' must be true or false, got {err.get('input')!r}")
         elif dict_key and err["type"] == "literal_error":  # weights: {retension: 1}

@@ -1681,3 +1681,65 @@ def test_the_no_config_line_is_for_commands_that_read_the_users_tables(capsys):
         with pytest.raises(typer.Exit):
             command(config=None, **kwargs)  # typer passes every parameter by name
         assert ("no --config was given" in capsys.readouterr().err) is advised
+
+
+#: Each command that reads the input tables, with what else it needs to start.
+DATA_COMMANDS = {
+    "validate": [],
+    "backtest": [],
+    "train": [],
+    "run": [],
+    "score": ["--model", "models:/kamml@champion", "--out", "scores.parquet"],
+}
+
+
+@pytest.mark.parametrize("uri", ["s3a://bucket/kamml", "hdfs:///crm/kamml", "dbfs:/crm/kamml"])
+@pytest.mark.parametrize("command", DATA_COMMANDS)
+def test_a_data_uri_on_duckdb_names_the_flag_and_engine_spark(command, uri, tmp_path, monkeypatch):
+    """``--data hdfs:///crm/kamml`` was refused as a path ("the command line takes local paths", or
+    ``dbfs:/`` as data not found) although the jobs read such a URI in data.path through Spark; on DuckDB
+    it stays refused, naming the flag and the engine that reads it, before any work."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [command, "--data", uri, *DATA_COMMANDS[command]])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"--data {uri} is a URI" in said
+    assert "engine: {name: spark}" in said
+    assert "Traceback" not in said
+    assert list(tmp_path.iterdir()) == []  # no data generated, no output folder, no store
+
+
+@pytest.mark.parametrize("command", DATA_COMMANDS)
+def test_a_data_uri_beside_a_local_table_of_the_config_names_both_before_spark_starts(
+    command, tmp_path, monkeypatch
+):
+    """``--data`` a URI and the config's ``data.accounts`` a local file: nothing reads the two together."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "kamml.spark.remote", None)  # Spark must not be reached
+    config = tmp_path / "spark.yaml"
+    config.write_text("engine: {name: spark}\ndata: {accounts: accounts.parquet}\n")
+    args = [command, "--data", "s3a://bucket/kamml", "--config", str(config), *DATA_COMMANDS[command]]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "--data s3a://bucket/kamml is a URI" in said
+    assert "data.accounts accounts.parquet a local path" in said
+
+
+def test_a_data_uri_is_the_configs_data_path_and_nothing_is_generated_into_it():
+    """``--data`` a URI with engine spark: the job reads it as a data.path URI (`jobs.data.job_source`),
+    and data.generate (the packaged spark config's) is dropped: it wrote into data.path, a local folder."""
+    from kamml.cli import _data_source
+    from kamml.config import load_config
+
+    cfg = load_config("spark")
+    given, source = _data_source(cfg, "hdfs:///crm/kamml/")
+    assert source is None  # read through the config, as a data.path URI is
+    assert given.data.path == "hdfs:///crm/kamml/"
+    assert given.data.generate is None
+    assert given.data.builtin is None
+    assert cfg.data.generate is not None  # the loaded config is left as it was
+    local, path = _data_source(cfg, "data/mine")
+    assert local is cfg
+    assert path == Path("data/mine")
+    assert _data_source(cfg, None) == (cfg, None)

@@ -33,6 +33,8 @@ from kamml.text import counted
 if TYPE_CHECKING:
     import pandas as pd
 
+    from kamml.config import Config
+
 #: The metavar of a flag: none (typer with click 8.2+ showed "<bool>", and "--force true" is refused).
 FLAG = ""
 
@@ -342,7 +344,8 @@ def path_option(value: str | Path) -> Path:
     A leading ``~`` is the home folder, as in the config's paths: ``--out=~/a.csv``, which no shell
     expands, wrote `score`'s and `allocate`'s tables into a folder named ``~`` in the working folder.
     A name that is not UTF-8 (Latin-1 bytes from an old file server) is refused: Arrow and DuckDB
-    take UTF-8 paths only. So is a URI (``s3a://bucket/x``), which a Path cut to ``s3a:/bucket/x``.
+    take UTF-8 paths only. So is a URI (``s3a://bucket/x``), which a Path cut to ``s3a:/bucket/x``
+    (``--data`` takes one for Spark to read: `data_option`).
     """
     if isinstance(value, Path):  # a default
         return value
@@ -350,9 +353,9 @@ def path_option(value: str | Path) -> Path:
         raise typer.BadParameter("is empty: give a path")
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value.strip()):  # Path made s3a://b/x s3a:/b/x: no bucket
         raise typer.BadParameter(
-            f"{value} is a URI; the command line takes local paths: for hdfs://, s3a:// or abfs:// "
-            "tables and outputs use the Python API (kamml.spark.remote_tables, docs/spark.md) or "
-            "examples/spark/score_job.py"
+            f"{value} is a URI; this option takes a local path (only --data takes a URI, with engine "
+            "spark): for hdfs://, s3a:// or abfs:// scores and outputs use the Python API (kamml.spark's "
+            "score_spark and allocate_spark, docs/spark.md) or examples/spark/score_job.py"
         )
     try:
         value.encode("utf-8")
@@ -360,6 +363,19 @@ def path_option(value: str | Path) -> Path:
         shown = os.fsencode(value).decode("utf-8", "backslashreplace")
         raise typer.BadParameter(f"{shown} is not UTF-8 text: rename it, or give another path") from None
     return Path(value).expanduser()
+
+
+def data_option(value: str | Path) -> str:
+    """``--data``'s text: a URI (``hdfs:///crm/kamml``) as written, for Spark to read; else a path option.
+
+    A URI was refused with the other path options, so a user had to write it into data.path instead;
+    whether the engine can read it is known once the config is loaded (`_data_source`).
+    """
+    from kamml.config import is_uri
+
+    if isinstance(value, str) and is_uri(value.strip()):
+        return value.strip()
+    return str(path_option(value))
 
 
 def model_option(value: str) -> str:
@@ -412,12 +428,15 @@ ConfigOpt = Annotated[
     ),
 ]
 DataOpt = Annotated[
-    Path | None,
-    path_opt(
+    str | None,
+    typer.Option(
         "--data",
         "-d",
-        text="Folder of the input tables (transactions[, accounts, referrals, activities]), or the "
-        "transactions table's own file (or a quoted glob of its parts); default: data.path.",
+        parser=data_option,
+        metavar="<path>",
+        help="Folder of the input tables (transactions[, accounts, referrals, activities]), or the "
+        "transactions table's own file (or a quoted glob of its parts); with engine spark also a folder "
+        "URI (hdfs://, s3a://, file://) that Spark reads; default: data.path.",
     ),
 ]
 PromoteOpt = Annotated[
@@ -524,11 +543,11 @@ def validate(
     from kamml.data import validate as validate_data
     from kamml.jobs.data import check_data_given, ensure_generated, job_source
 
-    cfg = load_config(config)
-    if data is None:
+    cfg, source = _data_source(load_config(config), data)
+    if source is None:
         check_data_given(cfg)
         ensure_generated(cfg)
-    report = validate_data(data if data is not None else job_source(cfg), cfg)
+    report = validate_data(source if source is not None else job_source(cfg), cfg)
     typer.echo(report.to_text())
 
 
@@ -598,10 +617,10 @@ def backtest(
     overrides: dict[str, Any] = {}
     if _horizon_option(horizon_days) is not None:
         overrides["time"] = {"horizon_days": horizon_days}
-    cfg = load_config(config, overrides)
-    source = data if data is not None else cfg.data.path
+    cfg, given = _data_source(load_config(config, overrides), data)
+    source = given if given is not None else cfg.data.path
     _check_json_out(json_out, {**input_paths(source, cfg), **_config_input(config)}, source)
-    result = run_backtest(job_data(cfg, data), cfg, cut)
+    result = run_backtest(job_data(cfg, given), cfg, cut)
     typer.echo(result.to_text(), err=json_out == STDOUT)  # stdout holds the JSON alone
     _write_json(result.to_dict(), json_out)
 
@@ -740,6 +759,38 @@ def _check_spark_output(out: Path, what: str) -> None:
         check_output_dir(out.parent)
 
 
+def _data_source(cfg: Config, data: str | None) -> tuple[Config, Path | None]:
+    """The config and the job's source for ``--data``: a local path as given, a URI as ``data.path``.
+
+    A URI is read as a config's ``data.path`` URI is (`kamml.jobs.data.job_source`: Spark lists and reads
+    it), so the config gets it as its path and the job no source of its own; ``data.generate`` and
+    ``data.builtin`` are dropped, as they write into a local data.path. Only engine spark reads a URI,
+    and not beside a local ``data.<table>`` of the config: either is a ConfigError naming the flag.
+    """
+    from kamml.config import is_uri
+    from kamml.data.contract import TABLES
+
+    if data is None:
+        return cfg, None
+    if not is_uri(data):
+        return cfg, Path(data)
+    if cfg.engine.name != "spark":
+        raise ConfigError(
+            f"--data {data} is a URI, which only engine spark reads (through kamml.spark.remote_tables): "
+            f"set engine: {{name: spark}} in the --config file (engine.name is '{cfg.engine.name}'), or "
+            "give a local folder or file"
+        )
+    for name in TABLES:
+        value = getattr(cfg.data, name)
+        if value is not None and not is_uri(value):
+            raise ConfigError(
+                f"--data {data} is a URI, read by Spark, and the config's data.{name} {value} a local "
+                f"path: give data.{name} as a URI too (or remove it), or give --data a local folder"
+            )
+    section = cfg.data.model_copy(update={"path": data, "generate": None, "builtin": None})
+    return cfg.model_copy(update={"data": section}), None
+
+
 def _with_data(cfg: Any, data: Path | None) -> Any:
     """The config with ``data.path`` set to ``--data`` when given, so the run records where its data was."""
     if data is None:
@@ -760,8 +811,9 @@ def train(
     from kamml.jobs.data import stamped_job_data
     from kamml.jobs.train import train as run_train
 
-    cfg = _with_data(load_config(config), data)
-    dataset, unchanged = stamped_job_data(cfg, data)
+    cfg, source = _data_source(load_config(config), data)
+    cfg = _with_data(cfg, source)
+    dataset, unchanged = stamped_job_data(cfg, source)
     # the inputs as validated, checked before the model is registered (Parquet is read lazily)
     result = run_train(dataset, cfg, before_register=lambda bundle, features: unchanged(), promote=promote)
     typer.echo(result.backtest.to_text())
@@ -818,17 +870,18 @@ def score(
         _fail(f"--explain-top {explain_top} and --explain-all ask for two things: give one", 2)
     top = None if explain_all else (_EXPLAIN_TOP if explain_top is None else explain_top)
     cut_option = _cutoff_option(cutoff)
-    cfg = load_config(config)
-    inputs = input_paths(data if data is not None else cfg.data.path, cfg)  # never written over
+    cfg, source = _data_source(load_config(config), data)
+    given = source if source is not None else cfg.data.path
+    inputs = input_paths(given, cfg)  # never written over
     spark = cfg.engine.name == "spark"
     if spark:
         _check_spark_output(out, "the scores are")
         check_not_input(out, inputs)
-        check_not_a_table_name(out, data if data is not None else cfg.data.path)
+        check_not_a_table_name(out, given)
         from kamml.spark import score_spark  # it finds the model in cfg's tracking store itself
         from kamml.spark.score import scores_totals
 
-        dataset = job_data(cfg, data)
+        dataset = job_data(cfg, source)
         cut = _scoring_cutoff(cut_option, cfg, dataset)
         with claim_outputs([out]):
             folder = score_spark(model, dataset, cut, out, cfg, explain_top=top)
@@ -838,12 +891,12 @@ def score(
         )
         return
     check_output_path(out, inputs)
-    check_not_a_table_name(out, data if data is not None else cfg.data.path)
+    check_not_a_table_name(out, given)
     # the model (MLflow's import, the registry, the bundle's parsing) loads in a thread while the engine
     # validates the data: DuckDB works outside the GIL, and the two took 6 s and 11 s one after the other
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kamml-model") as pool:
         loading = pool.submit(_load_scoring_model, model, cfg)
-        dataset = job_data(cfg, data)
+        dataset = job_data(cfg, source)
         loaded = loading.result()
     from kamml.jobs.score import score_to_file  # imports MLflow: after the thread has
 
@@ -892,8 +945,9 @@ def run(
     from kamml.jobs.run import run as run_job
     from kamml.tracking import tracking_uri
 
-    cfg = _with_data(load_config(config), data)
-    result = run_job(cfg, data, echo=typer.echo, promote=promote)
+    cfg, source = _data_source(load_config(config), data)
+    cfg = _with_data(cfg, source)
+    result = run_job(cfg, source, echo=typer.echo, promote=promote)
     typer.echo("")
     typer.echo(f"report       {result.outputs['report']}")
     csv = result.outputs.get("allocation_csv")

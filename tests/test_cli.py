@@ -1154,16 +1154,26 @@ def test_out_of_memory_and_a_broken_store_are_one_line_wherever_they_surface(mak
     assert says in err
 
 
-def test_a_world_too_big_for_the_memory_is_a_config_error_with_exit_2(tmp_path):
+def test_a_world_too_big_for_the_memory_is_a_config_error_with_exit_2(tmp_path, monkeypatch):
     """``generate --accounts`` past any machine's memory ended in numpy's MemoryError traceback (exit 1),
     then in an engine failure (exit 4, "out of memory"); it is now refused by the world's size bound."""
     result = runner.invoke(app, ["generate", "--accounts", str(10**15), "--out", str(tmp_path / "w")])
     assert result.exit_code == 2, result.output
-    assert (
-        "must be a whole number of accounts from 1 to 2,000,000, got 1,000,000,000,000,000" in result.output
+    said = " ".join(result.output.replace("│", " ").split())
+    assert "'--accounts'" in said
+    assert "must be a whole number of accounts from 1 to 2,000,000, got 1,000,000,000,000,000" in said
+    assert "n_accounts" not in said  # the Python name, which the command line does not have
+    assert not (tmp_path / "w").exists()
+    import kamml.config
+
+    # accounts x years: no --years reaches the bound by today at 2,000,000 accounts, so it is lowered
+    monkeypatch.setattr(kamml.config, "GENERATE_MAX_ACCOUNT_YEARS", 1_000)
+    longer = runner.invoke(
+        app, ["generate", "--accounts", "500", "--years", "3", "--out", str(tmp_path / "w")]
     )
-    assert result.output.count("\n") == 1
-    assert not (tmp_path / "w" / "transactions.parquet").exists()
+    assert longer.exit_code == 2, longer.output
+    assert longer.output.startswith("kamml: error: --accounts and --years: 500 accounts over 3 years")
+    assert not (tmp_path / "w").exists()
 
 
 def test_an_unknown_error_still_shows_its_traceback():

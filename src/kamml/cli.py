@@ -467,6 +467,19 @@ def _refuse_a_world_there(out: Path, force: bool) -> None:
         )
 
 
+def _accounts(value: int) -> int:
+    """`generate --accounts`: 1 to 2,000,000, the rule and words of ``data.generate.accounts``.
+
+    10**15 was refused as "n_accounts (data.generate.accounts) ...", a name the command line does not have.
+    """
+    from kamml.config import accounts_problem
+
+    problem = accounts_problem(value)
+    if problem is not None:
+        raise typer.BadParameter(problem)
+    return value
+
+
 def _years(value: float) -> float:
     """`generate --years`: 0.1 to 100 ending by today (click's range named the upper bound for ``nan``).
 
@@ -489,7 +502,9 @@ def _years(value: float) -> float:
 @app.command(cls=_Command)
 @handle_errors
 def generate(
-    accounts: Annotated[int, typer.Option("--accounts", "-n", min=1, help="Number of accounts.")] = 5_000,
+    accounts: Annotated[
+        int, typer.Option("--accounts", "-n", callback=_accounts, help="Number of accounts, up to 2,000,000.")
+    ] = 5_000,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same world.")] = 42,
     out: Annotated[
         Path,
@@ -507,10 +522,14 @@ def generate(
 ) -> None:
     """Write a synthetic B2B world: its four tables, truth and effort as Parquet, and world.json."""
     from kamml.allocation.summary import accounts_text
+    from kamml.config import world_size_problem
     from kamml.datasets import synthetic
     from kamml.io import check_output_dir
     from kamml.jobs.data import generate_lock
 
+    size = world_size_problem(accounts, years)
+    if size is not None:  # before the folder is made: the world's memory grows with both flags
+        _fail(f"--accounts and --years: {size}", ConfigError.exit_code)
     check_output_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -883,9 +902,9 @@ def score(
 
         dataset = job_data(cfg, source)
         cut = _scoring_cutoff(cut_option, cfg, dataset)
-        with claim_outputs([out]):
+        with claim_outputs([out]):  # the totals too: another job's scores may replace these once released
             folder = score_spark(model, dataset, cut, out, cfg, explain_top=top)
-        count, clv, churn, uri = scores_totals(folder, cfg)
+            count, clv, churn, uri = scores_totals(folder, cfg)
         typer.echo(
             f"{scored_text(count, cut, f'on Spark with {uri}', clv, churn)} -> {folder} (Parquet parts)"
         )

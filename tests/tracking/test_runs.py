@@ -787,6 +787,36 @@ def test_a_later_stages_infinite_figure_is_not_logged_as_the_largest_float(track
     assert MlflowClient().get_run(run.run_id).data.metrics == {"allocation.accounts": 3.0}
 
 
+@pytest.mark.slow
+def test_an_infinite_or_nan_fit_metric_is_not_logged_and_the_run_names_it(trained, tracked_config):
+    """``fit.*`` went to MLflow unfiltered: an infinite held-out score or BG/NBD parameter read 1.797e308
+    in a SQL store, as a backtest figure did; each is left out and named in ``fit.non_finite``."""
+    import copy
+    import dataclasses
+    import math
+
+    from kamml.tracking import TrainingRun
+
+    bundle = copy.copy(trained[2].bundle)  # shallow copies: the session's bundle is left as it is
+    bundle.clv = copy.copy(bundle.clv)
+    bundle.clv.validation_score_ = {"l2": math.inf}
+    bundle.churn = copy.copy(bundle.churn)
+    bundle.churn.validation_score_ = {"binary_logloss": math.nan}
+    bundle.btyd = dataclasses.replace(bundle.btyd, bgnbd={**bundle.btyd.bgnbd, "r": -math.inf})
+    with TrainingRun(tracked_config()) as run:
+        run.log_fitted(bundle)
+    found = MlflowClient().get_run(run.run_id).data
+    fit = {k: v for k, v in found.metrics.items() if k.startswith("fit.")}
+    assert all(math.isfinite(v) and abs(v) < 1e300 for v in fit.values()), fit
+    assert not {"fit.clv.validation_l2", "fit.churn.validation_binary_logloss", "fit.bgnbd.r"} & set(fit)
+    assert fit["fit.bgnbd.alpha"] == bundle.btyd.bgnbd["alpha"]
+    assert json.loads(found.params["fit.non_finite"]) == {
+        "fit.clv.validation_l2": "inf",
+        "fit.churn.validation_binary_logloss": "nan",
+        "fit.bgnbd.r": "-inf",
+    }
+
+
 def _documented_keys() -> dict[str, list[tuple[re.Pattern[str], bool]]]:
     """docs/tracking.md's table of run keys: per kind, each key pattern and whether every run logs it.
 

@@ -328,6 +328,30 @@ def non_finite_metrics(result: Any) -> dict[str, str]:
     }
 
 
+#: The param naming the ``fit.*`` figures left out of the metrics for being NaN or infinite.
+FIT_NON_FINITE_PARAM = "fit.non_finite"
+
+
+def _non_finite_word(value: float) -> str:
+    """How JSON params name a figure MLflow is not given: "nan", "inf" or "-inf"."""
+    if math.isnan(value):
+        return "nan"
+    return "inf" if value > 0 else "-inf"
+
+
+def finite_fitted_metrics(bundle: ModelBundle) -> tuple[dict[str, float], dict[str, str]]:
+    """The bundle's ``fit.*`` figures split into the finite ones (metrics) and the rest, named by word.
+
+    An infinite figure would read 1.797e308 in a SQL store, as a backtest figure did (`backtest_metrics`);
+    a NaN one is left out as a backtest's is. Both are named in ``fit.non_finite`` instead (a backtest's
+    NaN figure is explained by its notes; a fit's has none).
+    """
+    figures = fitted_metrics(bundle)
+    finite = {k: v for k, v in figures.items() if math.isfinite(v)}
+    named = {k: _non_finite_word(v) for k, v in figures.items() if not math.isfinite(v)}
+    return finite, named
+
+
 def library_versions() -> dict[str, str]:
     """Versions of Python and the libraries a model's numbers depend on.
 
@@ -785,10 +809,15 @@ class TrainingRun:
         Params ``lgbm.<model>.<key>``: each LightGBM model's effective settings (kamml's defaults
         included, which the config's ``models`` section does not show). Metrics ``fit.*``: rounds kept
         and the held-out score per model, the value model's total scale, the churn blend's weight, the
-        value level and churn shift set at anchoring, and the deployed BG/NBD and Gamma-Gamma parameters.
+        value level and churn shift set at anchoring, and the deployed BG/NBD and Gamma-Gamma parameters;
+        a NaN or infinite one is left out and named in the param ``fit.non_finite``.
         """
-        mlflow.log_params(fitted_params(bundle))
-        mlflow.log_metrics(fitted_metrics(bundle))
+        finite, named = finite_fitted_metrics(bundle)
+        params = fitted_params(bundle)
+        if named:  # a NaN or infinite figure is no metric: named here (`finite_fitted_metrics`)
+            params[FIT_NON_FINITE_PARAM] = json.dumps(named)
+        mlflow.log_params(params)
+        mlflow.log_metrics(finite)
 
     def log_quality(self, quality: Any) -> None:
         """The data-quality summary the run trained on: data_quality.json and the tag ``data.notes``.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import warnings
@@ -869,6 +870,43 @@ def test_yes_no_ids_are_refused_as_the_input_tables_refuse_them(ids):
         ModelError, match=r"features\.account_id: a yes/no value where an id goes.*row\(s\) (0, )?1 "
     ):
         score_frame(_EchoBundle(), pd.DataFrame({"account_id": ids}))
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pd.Series(pd.date_range("2024-01-01", periods=2)),
+        pd.Series(pd.date_range("2024-01-01", periods=2, tz="UTC")),
+        pd.Series(pd.to_timedelta([1, 2], unit="D")),
+        pd.Series(pd.period_range("2024-01", periods=2, freq="M")),
+        pd.Series([datetime.date(2024, 1, 1), datetime.date(2024, 1, 2)]),
+        pd.Series(pd.date_range("2024-01-01", periods=2)).astype("timestamp[us][pyarrow]"),
+        pd.Series([7, pd.Timestamp("2024-01-02")], dtype=object),
+        pd.Series(["A7", np.timedelta64(3, "D")], dtype=object),
+        pd.Series([b"A7", b"A8"]),
+        pd.Series([1 + 0j, 2 + 0j]),
+    ],
+)
+def test_ids_of_dates_durations_bytes_or_complex_numbers_are_refused_as_the_tables_refuse_them(ids):
+    """The tables refuse an account_id of timestamps ("wrong type: expected whole numbers or text"); the
+    pyfunc scored such rows and echoed the dates, durations, bytes or complex numbers back as accounts."""
+    with pytest.raises(
+        ModelError, match=r"features\.account_id: not an id .*whole number or a text.*row\(s\) (0, )?1 "
+    ):
+        score_frame(_EchoBundle(), pd.DataFrame({"account_id": ids}))
+
+
+@pytest.mark.slow
+def test_the_loaded_pyfunc_refuses_a_date_as_an_id_in_mlflows_own_error(trained):
+    """As a CRM calls it: mlflow.pyfunc.load_model, then predict on rows whose account_id holds dates."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    _, _, result = trained
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    rows = model_input(result.features.head(2))
+    with pytest.raises(MlflowException, match=r"features\.account_id: not an id"):
+        model.predict(rows.assign(account_id=pd.date_range("2024-01-01", periods=2)))
 
 
 def test_the_store_note_is_only_for_a_model_not_found(tracked_config, tmp_path, monkeypatch):

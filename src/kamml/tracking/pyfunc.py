@@ -8,6 +8,7 @@ rows), so one row over REST, a chunk in a batch job and a Spark partition all ge
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -206,6 +207,7 @@ def _check_ids(ids: np.ndarray) -> None:
             )
             raise ModelError(str(problem))
     _check_yes_no_ids(ids, inferred)
+    _check_id_kinds(ids, inferred)
     missing, markers = pd.isna(ids), np.zeros(len(ids), dtype=bool)
     if ids.dtype.kind == "U" or inferred in _TEXT_IDS:  # "" and " " are no id, as the tables read them
         blank, markers = _missing_texts(ids)
@@ -227,6 +229,53 @@ def _check_ids(ids: np.ndarray) -> None:
         problem = Problem("features", "account_id", f"{rule}; row(s) {rows}", int(markers.sum()), examples)
         raise ModelError(str(problem))
     _check_float_ids(ids, inferred)
+
+
+#: What pandas infers of object ids that are no id (dates, times, durations, bytes, complex numbers).
+_NOT_IDS = frozenset(
+    {"datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period", "interval", "bytes"}
+    | {"complex"}
+)
+#: What pandas infers of object ids that may hold one of those beside ids (`_check_id_kinds`).
+_MIXED_IDS = frozenset({"mixed", "mixed-integer"})
+#: The Python types of those values (a Timestamp is a datetime, a Timedelta a timedelta).
+_NOT_ID_TYPES = (
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    np.datetime64,
+    np.timedelta64,
+    pd.Period,
+    pd.Interval,
+    bytes,
+    complex,
+)
+_NOT_AN_ID = (
+    "not an id (an id is a whole number or a text, as the input tables and the scores read an account_id; "
+    "dates, times, durations, bytes and complex numbers are refused there too)"
+)
+
+
+def _check_id_kinds(ids: np.ndarray, inferred: str) -> None:
+    """A named `ModelError` for ids of dates, times, durations, bytes or complex numbers.
+
+    The input tables refuse such an account_id ("wrong type: expected whole numbers or text"); the
+    pyfunc scored the rows and echoed them back as accounts. Typed arrays cost one look at their dtype,
+    object ones pandas' inference (made once, `_check_ids`), and only a mix a scan.
+    """
+    if ids.dtype.kind in "mMcSV":
+        bad = np.ones(len(ids), dtype=bool)
+    elif ids.dtype == object and inferred in _NOT_IDS:
+        bad = ~pd.isna(ids)
+    elif ids.dtype == object and inferred in _MIXED_IDS:
+        bad = np.array([isinstance(i, _NOT_ID_TYPES) for i in ids], dtype=bool)
+    else:
+        return
+    if bad.any():
+        rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
+        examples = tuple(ids[bad][:3])
+        problem = Problem("features", "account_id", f"{_NOT_AN_ID}; row(s) {rows}", int(bad.sum()), examples)
+        raise ModelError(str(problem))
 
 
 #: What pandas infers of object ids that may hold text (`_missing_texts`).
@@ -343,10 +392,10 @@ class KammlPyfunc(PythonModel):
 
     Input: one row per account with the columns of the bundle's feature specification (as built by
     `kamml.build_features`), plus an optional ``account_id`` (a column, or the index when it is named
-    account_id, as build_features returns it; never null, blank or a null marker such as "NULL", and a
-    number only whole and, as a float, below 2**53). Output: account_id (when given, as sent but for a
-    whole float, given as the integer), clv,
-    p_churn, referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
+    account_id, as build_features returns it; never null, blank or a null marker such as "NULL", nor a
+    date, duration, bytes or a complex number, and a number only whole and, as a float, below 2**53).
+    Output: account_id (when given, as sent but for a whole float, given as the integer), clv, p_churn,
+    referral_value, p_alive, expected_purchases, effort_scale (hours that move 63 % of the
     account's value at stake, from the fitted effort response; NaN without one), effort_uplift (that
     response's rise of the purchase rate of a fully served account, the allocation's growth weight;
     NaN without one) and drivers (the top drivers of each model in words). A missing number is None

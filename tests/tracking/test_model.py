@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import decimal
 import json
 import os
 import warnings
@@ -894,6 +895,20 @@ def test_ids_of_dates_durations_bytes_or_complex_numbers_are_refused_as_the_tabl
         ModelError, match=r"features\.account_id: not an id .*whole number or a text.*row\(s\) (0, )?1 "
     ):
         score_frame(_EchoBundle(), pd.DataFrame({"account_id": ids}))
+
+
+def test_decimal_ids_are_read_as_the_tables_read_them():
+    """The tables read whole Decimal ids as whole numbers and refuse one with a fraction ("not a whole
+    number"); the pyfunc scored Decimal("1.5") and echoed Decimal ids back, not the signature's long."""
+    whole = pd.DataFrame({"account_id": [decimal.Decimal(7), decimal.Decimal("8.0")]})
+    out = score_frame(_EchoBundle(), whole)
+    assert out["account_id"].tolist() == [7, 8]
+    assert all(type(i) is int for i in out["account_id"])
+    for ids in ([decimal.Decimal("1.5"), decimal.Decimal(2)], [7, decimal.Decimal("1.5")]):
+        with pytest.raises(ModelError, match=r"features\.account_id: not a whole number.*row\(s\) [01] "):
+            score_frame(_EchoBundle(), pd.DataFrame({"account_id": pd.Series(ids, dtype=object)}))
+    exact = score_frame(_EchoBundle(), pd.DataFrame({"account_id": [decimal.Decimal(2**60 + 1)]}))
+    assert exact["account_id"].tolist() == [2**60 + 1]  # a Decimal holds every digit: no float between
 
 
 @pytest.mark.slow

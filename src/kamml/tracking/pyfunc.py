@@ -9,6 +9,7 @@ rows), so one row over REST, a chunk in a batch job and a Spark partition all ge
 from __future__ import annotations
 
 import datetime
+import decimal
 from collections.abc import Mapping
 from typing import Any
 
@@ -229,6 +230,7 @@ def _check_ids(ids: np.ndarray) -> None:
         problem = Problem("features", "account_id", f"{rule}; row(s) {rows}", int(markers.sum()), examples)
         raise ModelError(str(problem))
     _check_float_ids(ids, inferred)
+    _check_decimal_ids(ids, inferred)
 
 
 #: What pandas infers of object ids that are no id (dates, times, durations, bytes, complex numbers).
@@ -340,8 +342,9 @@ def _integer_ids(ids: np.ndarray) -> np.ndarray:
     """
     if ids.dtype.kind == "f":
         return ids.astype(np.int64)
-    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) in _FLOAT_IDS:
-        return np.array([int(i) if isinstance(i, float | np.floating) else i for i in ids], dtype=object)
+    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=True) in _FLOAT_IDS | _DECIMAL_IDS:
+        numbers = float | np.floating | decimal.Decimal
+        return np.array([int(i) if isinstance(i, numbers) else i for i in ids], dtype=object)
     return ids
 
 
@@ -385,6 +388,28 @@ def _check_float_ids(ids: np.ndarray, inferred: str) -> None:
         "features", "account_id", f"{rule}; row(s) {where}", int(bad.sum()), tuple(floats[bad][:3])
     )
     raise ModelError(str(problem))
+
+
+#: What pandas infers of object ids that may hold a Decimal (`_check_decimal_ids`).
+_DECIMAL_IDS = frozenset({"decimal", "mixed", "mixed-integer"})
+
+
+def _check_decimal_ids(ids: np.ndarray, inferred: str) -> None:
+    """A named `ModelError` for a Decimal id with a fraction, as the tables refuse it ("not a whole number").
+
+    The tables read a whole Decimal id as the whole number (`_integer_ids` answers it so); the pyfunc
+    scored Decimal("1.5") and echoed it back. A Decimal holds every digit, so no 2**53 rule applies.
+    """
+    if ids.dtype != object or inferred not in _DECIMAL_IDS:
+        return
+    rows = np.flatnonzero([isinstance(i, decimal.Decimal) for i in ids])
+    bad = np.array([not (i.is_finite() and i == i.to_integral_value()) for i in ids[rows]], dtype=bool)
+    if bad.any():
+        where = ", ".join(str(i) for i in rows[bad][:5])
+        problem = Problem(
+            "features", "account_id", f"{_PART_ID}; row(s) {where}", int(bad.sum()), tuple(ids[rows][bad][:3])
+        )
+        raise ModelError(str(problem))
 
 
 class KammlPyfunc(PythonModel):

@@ -430,6 +430,36 @@ def test_a_failed_lookup_names_the_store_it_searched_and_where_it_came_from(trac
     )
 
 
+@pytest.mark.parametrize("uri", ["models:/kamml@champion", "models:/kamml/1", "runs:/0123abcd/model"])
+def test_a_lookup_without_a_config_in_a_sqlite_file_that_does_not_exist_is_refused_not_created(
+    uri, tmp_path, monkeypatch
+):
+    """A CRM's MLFLOW_TRACKING_URI with a typo in the path: MLflow made an empty store there and the lookup
+    said the model was not found, as if the store were the right one; a config's missing store is refused."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from kamml.errors import TrackingStoreError
+
+    missing = tmp_path / "typo" / "mlruns.db"
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)  # MLflow's own scope puts it back
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{missing}")
+    with pytest.raises(TrackingStoreError) as info:
+        load_model(uri)
+    message = str(info.value)
+    assert f"no MLflow tracking store at {missing}" in message
+    assert "from the MLFLOW_TRACKING_URI environment variable" in message
+    assert not missing.exists()
+    assert not missing.parent.exists()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # MLflow's default, named by no one: MLflow's, as before
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError) as info:
+        load_model(uri)
+    assert not isinstance(info.value, TrackingStoreError)
+
+
 def test_a_failed_lookup_says_what_the_store_holds(tracked_config, tmp_path, monkeypatch):
     """A user who set tracking.model_name and then typed the README's models:/kamml@champion read only
     'Registered Model with name=kamml not found': the names, aliases and versions there are named."""

@@ -43,6 +43,7 @@ from kamml.errors import ModelError
 from kamml.models.bundle import ModelBundle
 from kamml.tracking.pyfunc import BUNDLE_ARTIFACT, KammlPyfunc, json_ready, score_frame
 from kamml.tracking.store import (
+    check_current_store_exists,
     config_store_error,
     describe_store,
     store_error,
@@ -353,6 +354,8 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
                 "(bundle.json), or a models:/ or runs:/ URI"
             )
     from_store = uri.startswith(("models:", "runs:"))
+    if from_store and tracking is None:  # a config's store: `tracking_scope` refuses a missing one
+        check_current_store_exists(registry=uri.startswith("models:"))
     scope = tracking_scope(tracking, create=False) if from_store and tracking is not None else None
     try:
         with scope or contextlib.nullcontext():

@@ -34,6 +34,7 @@ from kamml.errors import ConfigError, KammlError, TrackingStoreError, exception_
 from kamml.io import hold_lock
 
 __all__ = [
+    "check_current_store_exists",
     "check_store_exists",
     "describe_store",
     "experiment_id",
@@ -297,6 +298,39 @@ def check_store_exists(config: TrackingConfig | None = None) -> None:
     raise TrackingStoreError(
         f"no MLflow tracking store at {file.expanduser().absolute()}: {uri} (from {tracking_source(config)}) "
         f"names a SQLite file that does not exist{hint}; kamml train creates the store"
+    )
+
+
+def check_current_store_exists(registry: bool) -> None:
+    """Refuse a lookup without a config in a SQLite store the user named whose file does not exist.
+
+    MLflow created the file (and its folder) on first contact, so a CRM's ``MLFLOW_TRACKING_URI`` with a
+    typo in its path left an empty store there and the lookup said "Registered Model ... not found", as
+    if the store were the right one (`check_store_exists` refuses a config's missing store). MLflow's
+    default store, never named, is left to MLflow. `registry`: a ``models:/`` lookup, which searches
+    MLflow's registry URI.
+    """
+    tracking_set, registry_set = _mlflow_state()
+    named = tracking_set is not None or bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    if registry:
+        named = named or registry_set is not None or bool(os.environ.get("MLFLOW_REGISTRY_URI"))
+    if not named:  # MLflow's own default, mlflow.db in the working folder, which MLflow creates (README)
+        return
+    uri = mlflow.get_registry_uri() if registry else mlflow.get_tracking_uri()
+    file = sqlite_file(uri)
+    if file is None or file.expanduser().is_file():
+        return
+    if uri == mlflow.get_tracking_uri():
+        searched = store_in_force()
+    else:
+        searched = describe_store(
+            uri, "MLflow's registry URI (mlflow.set_registry_uri or MLFLOW_REGISTRY_URI)"
+        )
+    raise TrackingStoreError(
+        f"no MLflow tracking store at {file.expanduser().absolute()}: the lookup's store {searched} names a "
+        "SQLite file that does not exist, and MLflow would create an empty one there; check the URI (a "
+        "model kamml trained is in its config's store: pass the config, as load_model(uri, config.tracking) "
+        "or score(uri, data, cutoff, config))"
     )
 
 

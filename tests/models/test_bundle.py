@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 
@@ -833,6 +834,30 @@ def test_dates_and_durations_in_a_numeric_column_are_refused(fitted, column, val
     rows["spend_90d"] = pd.to_timedelta(rows["spend_90d"].fillna(0), unit="D")  # a CRM's now - last
     with pytest.raises(ModelError, match="'spend_90d' must be numeric as it was in fit, got timedelta"):
         bundle.predict(rows, refit_btyd=False)
+
+
+@pytest.mark.parametrize("rows", [2, 100])  # a request's few rows take one conversion (`_small_numbers`)
+@pytest.mark.parametrize(
+    "value", [np.datetime64("2025-01-01"), np.timedelta64(3, "D"), dt.timedelta(days=3), dt.date(2025, 1, 1)]
+)
+def test_numpy_dates_and_durations_among_numbers_are_refused(fitted, rows, value):
+    """A numpy date or duration object beside numbers (pandas infers "mixed") was cast to its count:
+    a date scored as 20,089 days, 3 days as 3, and a clv moved from 372 to 384 without a word."""
+    bundle, features = fitted
+    frame = pd.concat([features] * (rows // len(features) + 1)).head(rows).astype({"spend_90d": object})
+    frame.iloc[-1, frame.columns.get_loc("spend_90d")] = value
+    said = r"'spend_90d' must be numeric .*dates and durations are not numbers"
+    with pytest.raises(ModelError, match=said):
+        bundle.predict(frame, refit_btyd=False)
+
+
+def test_an_infinite_feature_value_is_named_with_its_row(fitted):
+    """It was refused naming the column only: in a batch of thousands, which row held it was unknown."""
+    bundle, features = fitted
+    frame = features.head(5).copy()
+    frame.iloc[3, frame.columns.get_loc("spend_90d")] = -np.inf
+    with pytest.raises(ModelError, match=r"infinite values in feature columns \['spend_90d'\] \(row 3 of"):
+        bundle.predict(frame, refit_btyd=False)
 
 
 def test_snapshots_without_any_purchase_history_are_refused_by_their_cutoffs(world_data):

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import re
@@ -523,7 +524,10 @@ def _temporal(column: Any) -> bool:
     if dtype is None:
         return False
     if isinstance(dtype, np.dtype) and dtype.kind == "O":
-        return pd.api.types.infer_dtype(column, skipna=True) in _TEMPORAL
+        inferred = pd.api.types.infer_dtype(column, skipna=True)
+        if inferred in _MIXED:  # numbers beside a numpy date or duration object, which numpy casts too
+            return any(isinstance(value, _TEMPORAL_TYPES) for value in column)
+        return inferred in _TEMPORAL
     return bool(
         pd.api.types.is_datetime64_any_dtype(dtype)
         or pd.api.types.is_timedelta64_dtype(dtype)
@@ -538,6 +542,10 @@ def _values_of(column: pd.Series) -> Any:
 
 #: What `pandas.api.types.infer_dtype` calls a column of dates, times or durations held as objects.
 _TEMPORAL = frozenset({"datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period"})
+#: What pandas infers of objects of several kinds, among which a date may hide (`_temporal` looks).
+_MIXED = frozenset({"mixed", "mixed-integer", "mixed-integer-float"})
+#: The objects `_temporal` refuses among numbers (a Timestamp is a datetime, a Timedelta a timedelta).
+_TEMPORAL_TYPES = (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64, pd.Period)
 
 
 def _dtype_of(column: Any) -> str:
@@ -934,9 +942,13 @@ class LGBMModel(KammlEstimator):
                 continue
             matrix[:, i] = as_float(columns[name], name)
         infinite = np.isinf(matrix).any(axis=0)
-        if infinite.any():
+        if infinite.any():  # named with its first row, as a non-number is (`_first_non_number`)
             bad = [names[i] for i in np.flatnonzero(infinite)]
-            raise ModelInputError(f"{type(self).__name__}: infinite values in feature columns {bad}")
+            row = int(np.flatnonzero(np.isinf(matrix[:, names.index(bad[0])]))[0])
+            raise ModelInputError(
+                f"{type(self).__name__}: infinite values in feature columns {bad} (row {row} of "
+                f"{bad[0]!r}): a feature must be a finite number, or missing (NaN)"
+            )
         return matrix
 
     def _small_numbers(self, matrix: FloatArray, columns: Mapping[str, Any], rows: int) -> bool:
@@ -948,7 +960,11 @@ class LGBMModel(KammlEstimator):
         positions = [i for i, name in enumerate(self.feature_names_) if name not in self.categories_]
         arrays = [columns[self.feature_names_[i]] for i in positions]
         if not all(
-            isinstance(a, np.ndarray) and a.shape == (rows,) and a.dtype.kind not in "mM" for a in arrays
+            isinstance(a, np.ndarray)
+            and a.shape == (rows,)
+            and a.dtype.kind not in "mM"
+            and not (a.dtype.kind == "O" and _temporal(a))
+            for a in arrays
         ):
             return False  # dates and durations too: numpy casts them to counts; `as_float` names them
         try:

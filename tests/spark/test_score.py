@@ -131,3 +131,130 @@ def test_features_spark_cannot_read_are_a_data_error_naming_them(spark, fitted, 
     assert "An error occurred while calling" not in said
     assert "\n" not in said
     assert not out.exists()
+
+
+def _features_on_spark(spark, features, tmp_path):
+    """The fixture's feature rows read by Spark from one Parquet file (one partition, rows in order)."""
+    path = tmp_path / "features.parquet"
+    features.to_parquet(path)
+    return spark.read.parquet(str(path))
+
+
+#: Feature columns Spark holds with a type no model reads, the local scorer's rule for them (its
+#: `ModelInputError` or `ModelError`), and the Spark type the message names.
+WRONG_TYPES = {
+    "a list of numbers": ("recency", "array", "must be numeric as it was in fit, got array<double>"),
+    "a timestamp": (
+        "recency",
+        "timestamp",
+        "must be numeric as it was in fit, got timestamp: dates and durations are not numbers (send the "
+        "number of days, as the features do)",
+    ),
+    "a date": (
+        "days_since_last",
+        "date",
+        "must be numeric as it was in fit, got date: dates and durations are not numbers (send the "
+        "number of days, as the features do)",
+    ),
+    "lists of ids": (
+        "account_id",
+        "array",
+        "must be one id (a number or text) per row, got array<bigint>: a list or an object",
+    ),
+    "lists of categories": (
+        "attr_segment",
+        "array",
+        "must hold one category (text) per row as it was in fit, got array<string>",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(WRONG_TYPES))
+def test_a_feature_column_of_a_wrong_type_is_a_schema_error_naming_it(spark, fitted, tmp_path, kind):
+    """A feature column holding lists or timestamps (or account_id holding lists) reached the user as a
+    raw PythonException with the worker's traceback, raised when the scores were written; kamml's own
+    error sat inside it. The Spark schema says it before any row is scored."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from kamml.errors import SchemaError
+    from kamml.spark import score_spark
+
+    bundle, features, end = fitted
+    column, to, rule = WRONG_TYPES[kind]
+    rows = _features_on_spark(spark, features, tmp_path)
+    value = F.col(column).cast("string") if column == "attr_segment" else F.col(column)
+    if to == "array":
+        changed = F.array(value)
+    elif to == "timestamp":
+        changed = F.lit("2024-01-01 00:00:00").cast("timestamp")
+    else:
+        changed = F.lit("2024-01-01").cast("date")
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(SchemaError) as caught:
+        score_spark(bundle, rows.withColumn(column, changed), end, out)
+    assert [(p.table, p.column, p.rule) for p in caught.value.problems] == [("features", column, rule)]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("text", ["n/a", "inf"])
+def test_text_no_model_reads_as_a_number_is_the_local_scorers_error(spark, fitted, tmp_path, text):
+    """Text in a numeric feature ('n/a', 'inf') stops the scoring in the worker, with the error the local
+    scorer raises for the same rows; it came out as a raw PythonException holding it in a worker traceback."""
+    from kamml.errors import KammlError
+    from kamml.spark import score_spark
+    from kamml.tracking.pyfunc import score_frame
+
+    bundle, features, end = fitted
+    given = features.astype({"recency": str})
+    given.loc[0, "recency"] = text
+    with pytest.raises(KammlError) as local:
+        score_frame(bundle, given)
+    rows = _features_on_spark(spark, given, tmp_path)
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(KammlError) as caught:
+        score_spark(bundle, rows, end, out, explain_top=None)
+    assert type(caught.value) is type(local.value)
+    assert str(caught.value) == str(local.value)
+    assert not out.exists()
+    with pytest.raises(type(local.value)) as explaining:  # the first pass, to find the accounts to explain
+        score_spark(bundle, rows, end, out, explain_top=10)
+    assert str(explaining.value) == str(local.value)
+
+
+def test_number_text_in_a_feature_scores_as_the_local_scorer(spark, fitted, tmp_path):
+    """A numeric feature given as text ('12', ' 7.5 ') is read as its number on both paths: same scores."""
+    import pandas as pd
+
+    from kamml.spark import score_spark
+    from kamml.tracking.pyfunc import score_frame
+
+    bundle, features, end = fitted
+    given = features.astype({"recency": str, "spend_total": str})
+    given.loc[0, "spend_total"] = " 7.5 "
+    local = score_frame(bundle, given, top_drivers=0)
+    out = tmp_path / "scores.parquet"
+    score_spark(bundle, _features_on_spark(spark, given, tmp_path), end, out, top_drivers=0)
+    spark_rows = pd.read_parquet(out).sort_values("account_id").reset_index(drop=True)
+    local = local.sort_values("account_id").reset_index(drop=True)
+    for column in ("clv", "p_churn", "referral_value"):
+        assert spark_rows[column].to_numpy() == pytest.approx(local[column].to_numpy(), rel=1e-9)
+
+
+@pytest.mark.parametrize("names", [("account_id", "account_id"), ("account_id", "ACCOUNT_ID")])
+def test_a_repeated_id_column_is_a_schema_error_naming_it(spark, fitted, tmp_path, names):
+    """Two account_id columns (or account_id and ACCOUNT_ID: Spark's names ignore case) were a raw
+    AnalysisException [AMBIGUOUS_REFERENCE] from selecting the rows to score."""
+    from kamml.errors import SchemaError
+    from kamml.spark import score_spark
+
+    bundle, features, end = fitted
+    rows = _features_on_spark(spark, features, tmp_path)
+    rows = rows.select("account_id", *rows.columns).toDF(names[0], names[1], *rows.columns[1:])
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(SchemaError) as caught:
+        score_spark(bundle, rows, end, out)
+    (problem,) = caught.value.problems
+    assert (problem.table, problem.column) == ("features", "account_id")
+    assert problem.rule.startswith("duplicated column name (2 columns")
+    assert problem.rule.endswith("; keep one")
+    assert not out.exists()

@@ -17,11 +17,15 @@ and any extra column beside the rows, and needs nothing from MLflow on the worke
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
+import re
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +36,14 @@ import pandas as pd
 from kamml.allocation.allocate import owner_column
 from kamml.config import URI_SCHEME, Config
 from kamml.engine import engine_errors, spark_job_failure
-from kamml.errors import ConfigError, DataError, FeatureMismatchError, Problem, SchemaError
+from kamml.errors import (
+    ConfigError,
+    DataError,
+    FeatureMismatchError,
+    KammlError,
+    Problem,
+    SchemaError,
+)
 from kamml.features._context import as_cutoff, check_scoring_cutoff, join_on_account
 from kamml.features.build import account_base, feature_context, settle, settle_frame
 from kamml.features.groups import rfm, static
@@ -170,6 +181,174 @@ def _read_features(session: SparkSession, source: str) -> DataFrame:
         if failure is None:
             raise
         raise DataError(f"{failure}; score_spark reads {_FEATURES_KIND}") from None
+
+
+#: What the local scorer says of a feature column no model reads as numbers (`kamml.models._lgbm.as_float`),
+#: of one holding no single category (`_check_category_values`) and of ids that are lists (`_check_ids`).
+NUMERIC_RULE = "must be numeric as it was in fit, got {type}"
+TEMPORAL_RULE = ": dates and durations are not numbers (send the number of days, as the features do)"
+CATEGORY_RULE = "must hold one category (text) per row as it was in fit, got {type}"
+ID_RULE = "must be one id (a number or text) per row, got {type}: a list or an object"
+
+
+def _type_kind(data_type: Any) -> str | None:
+    """The kind of a Spark type no feature may have: nested (arrays, maps, structs) or temporal; else None."""
+    from pyspark.sql import types as T  # noqa: N812
+
+    if isinstance(data_type, T.ArrayType | T.MapType | T.StructType):
+        return "nested"
+    dated = (T.DateType, T.TimestampType, T.TimestampNTZType)
+    if isinstance(
+        data_type, (*dated, T.DayTimeIntervalType, T.YearMonthIntervalType, T.CalendarIntervalType)
+    ):
+        return "temporal"
+    return None
+
+
+def feature_type_problems(schema: Any, bundle: ModelBundle, needed: Sequence[str]) -> list[Problem]:
+    """One `Problem` of table features per column whose Spark type the model cannot read, in local words.
+
+    Lists or structs in a feature or in account_id, and dates or durations in a numeric feature, stopped
+    each executor with kamml's own error inside a raw PythonException (a worker traceback) when the
+    scores were written. The schema tells them on the driver; values (text that is no number) are the
+    worker's to find (`worker_error`).
+    """
+    categorical = set(getattr(bundle.clv, "categories_", None) or {})
+    problems = []
+    for name in ["account_id", *needed]:
+        data_type = schema[name].dataType
+        kind = _type_kind(data_type)
+        if kind is None:
+            continue
+        shown = data_type.simpleString()
+        if name == "account_id":
+            rule = ID_RULE.format(type=shown) if kind == "nested" else None  # dated ids: the worker's
+        elif name in categorical:
+            rule = CATEGORY_RULE.format(type=shown) if kind == "nested" else None
+        else:
+            rule = NUMERIC_RULE.format(type=shown) + (TEMPORAL_RULE if kind == "temporal" else "")
+        if rule is not None:
+            problems.append(Problem("features", name, rule))
+    return problems
+
+
+#: Why 'ACCOUNT_ID' is account_id to Spark (`repeated_feature_columns`).
+ALIKE_RULE = "Spark's column names ignore case (spark.sql.caseSensitive)"
+
+
+def repeated_feature_columns(
+    columns: Sequence[str], read: Sequence[str], *, case_sensitive: bool
+) -> list[Problem]:
+    """One `Problem` of table features per column read (`read`) that more than one column names.
+
+    Spark cannot tell them apart: selecting the rows to score raised a raw AnalysisException
+    [AMBIGUOUS_REFERENCE]. Without ``spark.sql.caseSensitive`` (the default) 'ACCOUNT_ID' names
+    account_id too. The words are those of the scores' `kamml.allocation.scores_file.repeated_name_problems`.
+    """
+
+    def key(name: str) -> str:
+        return name if case_sensitive else name.lower()
+
+    problems = []
+    for name in read:
+        alike = [c for c in columns if key(c) == key(name)]
+        if len(alike) < 2:
+            continue
+        if len(set(alike)) == 1:
+            rule = f"duplicated column name ({len(alike)} columns); keep one"
+        else:
+            listed = ", ".join(map(repr, alike))
+            rule = f"duplicated column name ({len(alike)} columns: {listed}; {ALIKE_RULE}); keep one"
+        problems.append(Problem("features", name, rule))
+    return problems
+
+
+def _check_feature_columns(session: SparkSession, features: DataFrame, bundle: ModelBundle) -> None:
+    """SchemaError for feature columns named twice (`repeated_feature_columns`) or of a wrong type."""
+    needed = list(bundle.feature_spec()["columns"])
+    read = ["account_id", *needed, *(["owner"] if "owner" in features.columns else [])]
+    case_sensitive = str(session.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
+    problems = repeated_feature_columns(features.columns, read, case_sensitive=case_sensitive)
+    if problems:
+        raise SchemaError(problems)
+    problems = feature_type_problems(features.schema, bundle, needed)
+    if problems:
+        raise SchemaError(problems)
+
+
+class KammlWorkerError(RuntimeError):
+    """A kamml error raised while scoring on an executor, as one line of JSON the driver reads back."""
+
+
+@contextmanager
+def _told_to_driver() -> Iterator[None]:
+    """Inside a worker: a kamml error leaves as a `KammlWorkerError` carrying its class and message."""
+    try:
+        yield
+    except KammlError as exc:
+        kind = type(exc)
+        payload: dict[str, Any] = {"module": kind.__module__, "name": kind.__qualname__, "message": str(exc)}
+        if isinstance(exc, SchemaError):
+            payload["problems"] = [
+                [p.table, p.column, p.rule, p.n_rows, list(p.examples)] for p in exc.problems
+            ]
+        raise KammlWorkerError(json.dumps(payload, default=str)) from None
+
+
+#: The last line of a worker's traceback that `_told_to_driver` raised (JSON keeps it one line).
+_WORKER_LINE = re.compile(r"^(?:[\w.]+\.)?KammlWorkerError: (\{.*\})\s*$", re.MULTILINE)
+
+
+def worker_error(exc: BaseException) -> KammlError | None:
+    """The kamml error a Spark worker raised (`_told_to_driver`) inside pyspark's `exc`, None otherwise.
+
+    ``kamml.engine.spark_job_failure`` lets a PythonException through as a bug; one that carries kamml's
+    own error (text no model reads as a number, a missing id) is the user's input, told as the local
+    scorer tells it.
+    """
+    if not type(exc).__module__.startswith(("pyspark", "py4j")):
+        return None
+    try:
+        found = _WORKER_LINE.findall(str(exc))
+    except Exception:  # Py4J asks the JVM for the text
+        return None
+    if not found:
+        return None
+    try:
+        payload = json.loads(found[-1])
+        return _rebuilt(payload)
+    except (ValueError, TypeError, ImportError, AttributeError):
+        return None
+
+
+def _rebuilt(payload: dict[str, Any]) -> KammlError | None:
+    """The kamml error `payload` describes (its class, or the nearest one taking a message)."""
+    module, name, message = payload["module"], payload["name"], str(payload["message"])
+    if module.split(".")[0] != "kamml":
+        return None
+    kind = getattr(sys.modules.get(module) or importlib.import_module(module), name, None)
+    if not (isinstance(kind, type) and issubclass(kind, KammlError)):
+        return None
+    if issubclass(kind, SchemaError) and payload.get("problems") is not None:
+        return kind([Problem(t, c, r, int(n), tuple(e)) for t, c, r, n, e in payload["problems"]])
+    # FeatureMismatchError builds its message from columns: its parent class carries the message as is
+    plain = next(k for k in kind.__mro__ if issubclass(k, KammlError) and "__init__" not in vars(k))
+    return plain(message)
+
+
+@contextmanager
+def _scoring_errors(doing: str) -> Iterator[None]:
+    """`kamml.engine.engine_errors`; a kamml error raised in a worker is raised as itself (`worker_error`)."""
+    try:
+        with engine_errors(doing):
+            yield
+    except KammlError:
+        raise
+    except Exception as exc:
+        error = worker_error(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 def scored_attributes(data: Any, bundle: ModelBundle, cutoff: Any, config: Config | None) -> ir.Table | None:
@@ -401,11 +580,12 @@ def _explain_threshold(rows: DataFrame, shared: Any, top: int, weights: Any) -> 
 
     def values(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = _bundle_from_json(shared.value)
-        for batch in batches:
-            if not batch.empty:
-                features = settle_frame(batch.drop(columns="_owner"))
-                scores = score_frame(scorer, features, top_drivers=0)
-                yield pd.DataFrame({"stake": explain_priority(scores, weights)})
+        with _told_to_driver():
+            for batch in batches:
+                if not batch.empty:
+                    features = settle_frame(batch.drop(columns="_owner"))
+                    scores = score_frame(scorer, features, top_drivers=0)
+                    yield pd.DataFrame({"stake": explain_priority(scores, weights)})
 
     schema = T.StructType([T.StructField("stake", T.DoubleType())])
     best = rows.mapInPandas(values, schema).orderBy(F.desc("stake")).limit(top)
@@ -449,6 +629,7 @@ def score_frame_spark(
     missing = [c for c in needed if c not in features.columns]
     if missing:
         raise FeatureMismatchError(missing, source=f"the features at {cut.date()}", present=features.columns)
+    _check_feature_columns(session, features, bundle)  # before a Spark job reads a column of them
     with engine_errors(f"checking the features at {cut.date()}"):  # Spark jobs: a failure is named
         if dataset:
             _check_attributes(data, bundle, needed, cut, config)
@@ -469,7 +650,7 @@ def score_frame_spark(
         weights = {str(part): weight for part, weight in config.allocation.weights.items()}
     threshold = None
     if top > 0 and explain_top is not None:
-        with engine_errors(f"finding the {explain_top:,} accounts with the most value at stake to explain"):
+        with _scoring_errors(f"finding the {explain_top:,} accounts with the most value at stake to explain"):
             threshold = (
                 _explain_threshold(rows, shared, int(explain_top), weights)
                 if explain_top > 0
@@ -480,23 +661,25 @@ def score_frame_spark(
 
     def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = _bundle_from_json(shared.value)
-        for batch in batches:
-            if batch.empty:
-                continue
-            owners = batch.pop("_owner")
-            settle_frame(batch)  # as the in-memory path's features: bit-identical scores
-            scores = score_frame(scorer, batch, top_drivers=top if threshold is None else 0)
-            if threshold is not None:
-                chosen = np.flatnonzero(explain_priority(scores, weights) >= threshold)
-                if chosen.size:  # drivers only: the models are not run again
-                    named = scorer.drivers(batch.iloc[chosen], top=top)
-                    rows = scores.index[chosen]  # by position: the answer keeps the batch's index
-                    scores.loc[rows, "drivers"] = np.asarray(named, dtype=object)
-            scores["cutoff"] = cut.to_datetime64()
-            scores["model_uri"] = uri
-            scores["drivers"] = scores["drivers"].astype(object)
-            scores["owner"] = owner_column(owners.to_numpy(dtype=object))  # as in memory: "202.0" is "202"
-            yield scores[list(SCORE_COLUMNS)]
+        with _told_to_driver():  # a kamml error reaches the driver as itself
+            for batch in batches:
+                if batch.empty:
+                    continue
+                owners = batch.pop("_owner")
+                settle_frame(batch)  # as the in-memory path's features: bit-identical scores
+                scores = score_frame(scorer, batch, top_drivers=top if threshold is None else 0)
+                if threshold is not None:
+                    chosen = np.flatnonzero(explain_priority(scores, weights) >= threshold)
+                    if chosen.size:  # drivers only: the models are not run again
+                        named = scorer.drivers(batch.iloc[chosen], top=top)
+                        rows = scores.index[chosen]  # by position: the answer keeps the batch's index
+                        scores.loc[rows, "drivers"] = np.asarray(named, dtype=object)
+                scores["cutoff"] = cut.to_datetime64()
+                scores["model_uri"] = uri
+                scores["drivers"] = scores["drivers"].astype(object)
+                owned = owners.to_numpy(dtype=object)
+                scores["owner"] = owner_column(owned)  # as in memory: "202.0" is "202"
+                yield scores[list(SCORE_COLUMNS)]
 
     return rows.mapInPandas(score_batches, _score_schema(id_type))
 
@@ -556,7 +739,7 @@ def score_spark(
         inputs["features"] = data
     check_not_local_input(out_dir, inputs)  # before any work, as `kamml.jobs.score.score_to_file`
     frame = score_frame_spark(model, data, cutoff, config, top_drivers=top_drivers, explain_top=explain_top)
-    with engine_errors(f"scoring the accounts into {out_dir}"):  # Spark's job runs here: a failure is named
+    with _scoring_errors(f"scoring the accounts into {out_dir}"):  # Spark's job runs here: a failure is named
         target = write_atomic(frame, out_dir)
     log.info("scored on Spark into %s in %.1f s", target, time.perf_counter() - t0)
     return target

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from kamml.config import URI_SCHEME
+from kamml.engine import spark_job_failure
+from kamml.errors import ConfigError, DataError, Problem, SchemaError
 from kamml.spark.session import spark_session
 
 if TYPE_CHECKING:
@@ -20,20 +23,62 @@ __all__ = ["plan_by_tier_and_owner", "top_rows"]
 
 
 def _frame(table: DataFrame | str | Path) -> DataFrame:
+    """`table` itself, or the Parquet file or folder at that path; a DataError for a path Spark cannot read.
+
+    A path that does not exist was pyspark's raw AnalysisException [PATH_NOT_FOUND] with the Java stack.
+    """
     from pyspark.sql import DataFrame
 
     if isinstance(table, DataFrame):
         return table
-    return spark_session().read.parquet(str(table))
+    source = str(table)
+    if not URI_SCHEME.match(source) or source.startswith("file:"):  # a remote one is Spark's to find
+        local = Path(source.removeprefix("file://").removeprefix("file:"))
+        if not local.exists():
+            raise DataError(f"table not found: {local} (a Parquet file or folder, as kamml writes them)")
+    try:
+        return spark_session().read.parquet(source)
+    except Exception as exc:  # pyspark's AnalysisException or a Py4J error, told as one DataError
+        failure = spark_job_failure(exc, f"reading the table {source}")
+        if failure is None:
+            raise
+        raise DataError(str(failure)) from None
+
+
+def _name(table: DataFrame | str | Path) -> str:
+    """How messages name `table`: its path, or "the table given" for a DataFrame."""
+    return str(table) if isinstance(table, str | Path) else "the table given"
+
+
+def _missing(frame: DataFrame, names: list[str]) -> list[str]:
+    """Those of `names` no column of `frame` names, as Spark resolves them (ignoring case by default)."""
+    sensitive = str(frame.sparkSession.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
+    have = set(frame.columns) if sensitive else {c.lower() for c in frame.columns}
+    return [n for n in names if (n if sensitive else n.lower()) not in have]
 
 
 def top_rows(table: DataFrame | str | Path, n: int, by: str = "rank") -> pd.DataFrame:
-    """The `n` first rows of a table by `by` (ascending for ``rank``, descending otherwise), in pandas."""
+    """The `n` first rows of a table by `by` (ascending for ``rank``, descending otherwise), in pandas.
+
+    A `by` the table lacks is a ConfigError naming it and the table's columns (it was a raw
+    AnalysisException); a table without account_id (the tie-break) is a SchemaError.
+    """
     from pyspark.sql import functions as F  # noqa: N812
 
     frame = _frame(table)
+    if _missing(frame, [by]):
+        raise ConfigError(
+            f"top_rows: by={by!r} is not a column of {_name(table)}; its columns: {', '.join(frame.columns)}"
+        )
+    if _missing(frame, ["account_id"]):
+        rule = "missing: top_rows orders rows of equal value by account_id"
+        raise SchemaError([Problem(_name(table), "account_id", rule)])
     order = F.col(by).asc() if by == "rank" else F.col(by).desc()
     return frame.orderBy(order, F.col("account_id").asc()).limit(int(n)).toPandas()
+
+
+#: The allocation table's columns `plan_by_tier_and_owner` reads.
+PLAN_COLUMNS = ("tier", "owner", "recommended_hours", "expected_gain", "rank")
 
 
 def plan_by_tier_and_owner(allocation: DataFrame | str | Path) -> pd.DataFrame:
@@ -45,6 +90,10 @@ def plan_by_tier_and_owner(allocation: DataFrame | str | Path) -> pd.DataFrame:
     from pyspark.sql import functions as F  # noqa: N812
 
     frame = _frame(allocation)
+    missing = _missing(frame, list(PLAN_COLUMNS))
+    if missing:  # scores given for an allocation: a raw AnalysisException [UNRESOLVED_COLUMN]
+        rule = f"missing: {_name(allocation)} is not an allocation table (kamml allocate writes one)"
+        raise SchemaError([Problem("allocation", name, rule) for name in missing])
     grouped = frame.groupBy("tier", "owner").agg(
         F.count(F.lit(1)).alias("accounts"),
         F.sum(F.when(F.col("recommended_hours") > 0, 1).otherwise(0)).alias("served"),

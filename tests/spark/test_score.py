@@ -120,10 +120,10 @@ def test_features_spark_cannot_read_are_a_data_error_naming_them(spark, fitted, 
         score_spark(bundle, source, end, out)
     said = str(caught.value)
     if kind == "a CSV file":  # checked before Spark reads it: its own words were "Job aborted ..."
-        assert said.startswith(f"cannot read the features {source} on Spark: not Parquet; "), said
+        assert said.startswith(f"cannot read the features table {source} on Spark: not Parquet; "), said
     else:
         assert said.startswith(
-            f"Spark failed while reading the features {source}: [UNABLE_TO_INFER_SCHEMA] "
+            f"Spark failed while reading the features table {source}: [UNABLE_TO_INFER_SCHEMA] "
         ), said
     assert said.endswith(
         "score_spark reads a features Parquet file or folder, as kamml.features.write_features writes"

@@ -34,11 +34,10 @@ import numpy as np
 import pandas as pd
 
 from kamml.allocation.allocate import owner_column
-from kamml.config import URI_SCHEME, Config
-from kamml.engine import engine_errors, spark_job_failure
+from kamml.config import Config
+from kamml.engine import engine_errors
 from kamml.errors import (
     ConfigError,
-    DataError,
     FeatureMismatchError,
     KammlError,
     Problem,
@@ -47,7 +46,7 @@ from kamml.errors import (
 from kamml.features._context import as_cutoff, check_scoring_cutoff, join_on_account
 from kamml.features.build import account_base, feature_context, settle, settle_frame
 from kamml.features.groups import rfm, static
-from kamml.io import NUMBER_PATTERN, check_not_local_input, is_parquet_name
+from kamml.io import NUMBER_PATTERN, check_not_local_input
 from kamml.jobs.score import (
     EXPLAIN_TOP,
     SCORE_COLUMNS,
@@ -68,8 +67,10 @@ from kamml.jobs.score import (
 from kamml.models._lgbm import unseen_levels
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import (
+    check_local_parquet,
     features_frame,
     owner_text,
+    read_parquet,
     spark_session,
     to_spark,
     write_atomic,
@@ -133,7 +134,7 @@ def _features(
     if isinstance(data, DataFrame):
         return data
     if isinstance(data, str | Path):
-        return _read_features(session, str(data))
+        return read_parquet(session, str(data), "features table", _FEATURES_HINT)
     if hasattr(data, "transactions") and hasattr(data, "tables"):
         frame = features_frame(data, cutoff, bundle.scoring_config(config))
         accounts = data.tables.get("accounts")
@@ -147,40 +148,10 @@ def _features(
     )
 
 
-#: What a features path given to `score_spark` is, as its errors say.
-_FEATURES_KIND = "a features Parquet file or folder, as kamml.features.write_features writes"
-
-
-def _check_local_features(source: str) -> None:
-    """DataError for a local features path missing or not Parquet; a remote one (``hdfs://``) Spark reads.
-
-    Checked before the model is loaded and Spark reads it: Spark's own refusal was a raw AnalysisException.
-    """
-    if URI_SCHEME.match(source) and not source.startswith("file:"):
-        return
-    local = Path(source.removeprefix("file://").removeprefix("file:"))
-    if not local.exists():
-        raise DataError(f"features table not found: {local} (score_spark reads {_FEATURES_KIND})")
-    if local.is_file() and not is_parquet_name(local.name):  # Spark's refusal: a Java stack of footers
-        raise DataError(
-            f"cannot read the features {local} on Spark: not Parquet; score_spark reads {_FEATURES_KIND}"
-        )
-
-
-def _read_features(session: SparkSession, source: str) -> DataFrame:
-    """The features at `source` read by Spark; a DataError naming the path and Spark's first line otherwise.
-
-    A remote path that does not exist (Spark's "[PATH_NOT_FOUND]"), an empty folder or a file that is not
-    Parquet came out of Spark as a raw AnalysisException or Py4J error with the whole Java stack.
-    """
-    _check_local_features(source)
-    try:
-        return session.read.parquet(source)
-    except Exception as exc:  # pyspark's AnalysisException or a Py4J error, told as one DataError
-        failure = spark_job_failure(exc, f"reading the features {source}")  # Spark's first line of the cause
-        if failure is None:
-            raise
-        raise DataError(f"{failure}; score_spark reads {_FEATURES_KIND}") from None
+#: What `score_spark` reads from a path, as its errors say.
+_FEATURES_HINT = (
+    "score_spark reads a features Parquet file or folder, as kamml.features.write_features writes"
+)
 
 
 #: What the local scorer says of a feature column no model reads as numbers (`kamml.models._lgbm.as_float`),
@@ -615,7 +586,9 @@ def score_frame_spark(
     top_drivers = whole_count(top_drivers, "top_drivers", 0)
     explain_top = None if explain_top is None else whole_count(explain_top, "explain_top", 0)
     if isinstance(data, str | Path):
-        _check_local_features(str(data))  # before the model is loaded: a mistyped path fails at once
+        check_local_parquet(
+            str(data), "features table", _FEATURES_HINT
+        )  # before the model is loaded: a mistyped path fails at once
     loaded = resolve_model(model, config.tracking if config is not None else None)
     bundle = loaded.bundle
     # a Dataset knows its end and first purchase: the same cutoff checks as in memory

@@ -21,15 +21,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kamml.config import Config, EngineConfig
-from kamml.engine import connect
-from kamml.errors import ConfigError, EngineError
+from kamml.config import URI_SCHEME, Config, EngineConfig
+from kamml.engine import connect, spark_job_failure
+from kamml.errors import ConfigError, DataError, EngineError
+from kamml.io import is_parquet_name
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["features_frame", "spark_session", "to_spark", "write_atomic"]
+__all__ = [
+    "check_local_parquet",
+    "features_frame",
+    "read_parquet",
+    "spark_session",
+    "to_spark",
+    "write_atomic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,37 @@ def spark_session(config: Config | EngineConfig | None = None) -> SparkSession:
     if session is None:  # pragma: no cover - connect either starts a session or raises
         raise EngineError("Spark did not start")
     return session
+
+
+def check_local_parquet(source: str, what: str, hint: str) -> None:
+    """DataError for a local path (or ``file:`` URI) missing or a file not named Parquet; a remote one passes.
+
+    `what` names the table ("features table"), `hint` says what the caller reads. Checked before Spark reads
+    it: Spark's own refusal was a raw AnalysisException ([PATH_NOT_FOUND]) or "Job aborted" over footers.
+    """
+    if URI_SCHEME.match(source) and not source.startswith("file:"):  # hdfs://, s3a://: Spark's to find
+        return
+    local = Path(source.removeprefix("file://").removeprefix("file:"))
+    if not local.exists():
+        raise DataError(f"{what} not found: {local} ({hint})")
+    if local.is_file() and not is_parquet_name(local.name):
+        raise DataError(f"cannot read the {what} {local} on Spark: not Parquet; {hint}")
+
+
+def read_parquet(session: SparkSession, source: str, what: str, hint: str) -> DataFrame:
+    """The Parquet file or folder at `source` read by Spark; a DataError naming it and Spark's first line.
+
+    A remote path that does not exist, an empty folder or one of markers only came out of Spark as a raw
+    AnalysisException or Py4J error with the whole Java stack (`check_local_parquet` first).
+    """
+    check_local_parquet(source, what, hint)
+    try:
+        return session.read.parquet(source)
+    except Exception as exc:  # pyspark's AnalysisException or a Py4J error, told as one DataError
+        failure = spark_job_failure(exc, f"reading the {what} {source}")  # Spark's first line of the cause
+        if failure is None:
+            raise
+        raise DataError(f"{failure}; {hint}") from None
 
 
 def to_spark(expr: ir.Table) -> DataFrame:

@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from kamml.config import URI_SCHEME
-from kamml.engine import spark_job_failure
-from kamml.errors import ConfigError, DataError, Problem, SchemaError
-from kamml.spark.session import spark_session
+from kamml.errors import ConfigError, Problem, SchemaError
+from kamml.spark.session import read_parquet, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 __all__ = ["plan_by_tier_and_owner", "top_rows"]
+
+
+#: What the views read from a path, as their errors say.
+_TABLE_HINT = "a Parquet file or folder, as kamml writes them"
 
 
 def _frame(table: DataFrame | str | Path) -> DataFrame:
@@ -31,18 +33,9 @@ def _frame(table: DataFrame | str | Path) -> DataFrame:
 
     if isinstance(table, DataFrame):
         return table
-    source = str(table)
-    if not URI_SCHEME.match(source) or source.startswith("file:"):  # a remote one is Spark's to find
-        local = Path(source.removeprefix("file://").removeprefix("file:"))
-        if not local.exists():
-            raise DataError(f"table not found: {local} (a Parquet file or folder, as kamml writes them)")
-    try:
-        return spark_session().read.parquet(source)
-    except Exception as exc:  # pyspark's AnalysisException or a Py4J error, told as one DataError
-        failure = spark_job_failure(exc, f"reading the table {source}")
-        if failure is None:
-            raise
-        raise DataError(str(failure)) from None
+    return read_parquet(
+        spark_session(), str(table), "table", "a Parquet file or folder, as kamml writes them"
+    )
 
 
 def _name(table: DataFrame | str | Path) -> str:

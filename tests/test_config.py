@@ -1030,3 +1030,47 @@ def test_text_yaml_reads_unquoted_is_still_read_as_its_number(tmp_path):
     cfg = load_config(path)
     assert cfg.allocation.hours == 1000.0
     assert cfg.allocation.capacity == {"rep_01": 150.0}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("allocation.hours", ".nan", "a finite number >= 0, got nan"),
+        ("allocation.floor_hours", ".nan", "a finite number >= 0, got nan"),
+        ("allocation.cap_hours", ".nan", "a finite number > 0, got nan"),
+        ("allocation.effort_exponent", ".nan", "a finite number >= 0, got nan"),
+        ("allocation.hours", "-.inf", "a finite number >= 0, got -inf"),
+        ("allocation.active_p_alive", ".nan", "a finite number from 0 to 1, got nan"),
+        ("allocation.high_churn_p", ".inf", "a finite number from 0 to 1, got inf"),
+        ("tracking.promote_margin", ".nan", "a finite number >= 0, got nan"),
+        ("time.horizon_days", ".nan", "a whole number from 1 to 36,525, got nan"),
+        ("time.snapshots", ".inf", "a whole number from 1 to 1,000, got inf"),
+        ("models.seed", ".nan", "a whole number from 0 to 2,147,483,647, got nan"),
+        ("models.max_training_accounts", ".nan", "a whole number >= 1, got nan"),
+        ("engine.threads", ".inf", "a whole number from 1 to 1,024, got inf"),
+        ("allocation.reasons_max_chars", ".nan", "a whole number >= 21, got nan"),
+        ("data.generate.seed", ".nan", "a whole number >= 0, got nan"),
+    ],
+)
+def test_nan_or_inf_for_a_bounded_number_says_the_rule(tmp_path, key, value, says):
+    """``hours: .nan`` read "should be greater than or equal to 0 (got nan)", as if nan were below 0."""
+    *sections, name = key.split(".")
+    text = "".join(f"{'  ' * depth}{section}:\n" for depth, section in enumerate(sections))
+    path = tmp_path / "c.yaml"
+    path.write_text(text + f"{'  ' * len(sections)}{name}: {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert f"'{key}' must be {says}" in str(caught.value)
+    section: object = Config.from_dict({"data": {"path": "d", "generate": {}}})
+    for part in sections:
+        section = getattr(section, part)
+    with pytest.raises(ConfigError, match=rf"^assignment: '{re.escape(key)}' must be {re.escape(says)}$"):
+        setattr(section, name, float(value.replace(".", "")))
+
+
+def test_nan_accounts_of_a_synthetic_world_say_the_rule():
+    """``accounts: .nan`` read pydantic's "Input should be a finite number", without the range."""
+    with pytest.raises(
+        ConfigError, match=r"data\.generate\.accounts must be a whole number of accounts from 1"
+    ):
+        Config.from_dict({"data": {"path": "d", "generate": {"accounts": float("nan")}}})

@@ -292,7 +292,7 @@ GENERATE_MAX_ACCOUNTS = 2_000_000
 GENERATE_MAX_ACCOUNT_YEARS = 8_000_000
 
 
-def accounts_problem(accounts: int) -> str | None:
+def accounts_problem(accounts: float) -> str | None:
     """What is wrong with a synthetic world's number of accounts, or None: one rule for the config and API."""
     if 1 <= accounts <= GENERATE_MAX_ACCOUNTS:
         return None
@@ -316,6 +316,14 @@ class GenerateConfig(_Section):
     accounts: int = 5_000
     seed: int = Field(42, ge=0)
     years: float = 3.0
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _finite_accounts(cls, value: Any) -> Any:
+        """Refuse nan or inf accounts with the rule: pydantic's "should be a finite number" gave no range."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _key_error(f"data.generate.accounts {accounts_problem(value)}")
+        return value
 
     @field_validator("accounts")
     @classmethod
@@ -1189,6 +1197,8 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
             lines.append(
                 f"'{where}' must be a number, got {ctx.get('got')!r} (text): write the number without quotes"
             )
+        elif (rule := _number_rule(err, loc)) is not None:  # nan read as "greater than or equal to 0"
+            lines.append(f"'{key}' must be {rule}, got {_as_float(err.get('input'))}")
         elif err["type"] == "bool_type":  # a strict switch: 0, 'no' and 'false' are not read as false
             lines.append(f"'{key}' must be true or false, got {err.get('input')!r}")
         elif dict_key and err["type"] == "literal_error":  # weights: {retension: 1}
@@ -1217,6 +1227,53 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
                 union[key] = len(lines)
             lines.append(f"'{key}': {err['msg']}{shown}")
     return f"{source}: " + "; ".join(lines)
+
+
+#: pydantic's error types of a number's bounds and of its finiteness (`_number_rule`).
+_BOUND_ERRORS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+)
+
+
+def _as_float(value: Any) -> float | None:
+    """`value` as a float (text such as "nan" too, as pydantic reads it); None if it is none."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _number_rule(err: Any, loc: tuple[str, ...]) -> str | None:
+    """What the number at `loc` must be when nan or an infinity broke its bounds; None for other errors.
+
+    pydantic said "should be greater than or equal to 0 (got nan)" (as if nan were below 0) or "should be
+    a finite number" without the range; the rule here is the key's own bounds (its `Field`), in words.
+    """
+    value = _as_float(err.get("input"))
+    if err["type"] not in _BOUND_ERRORS or value is None or math.isfinite(value):
+        return None
+    owner = _model_at(loc) if loc else None
+    field = owner.model_fields.get(loc[-1]) if owner is not None else None
+    if field is None:
+        return "a finite number"
+    whole = int in (field.annotation, *get_args(field.annotation))
+    bounds = {
+        kind: getattr(item, kind)
+        for item in field.metadata
+        for kind in ("ge", "gt", "le", "lt")
+        if getattr(item, kind, None) is not None
+    }
+    if whole and "gt" in bounds:  # > 0 for whole numbers: from 1
+        bounds["ge"] = bounds.pop("gt") + 1
+    shown = {kind: f"{bound:,}" if whole else f"{bound:g}" for kind, bound in bounds.items()}
+    what = "a whole number" if whole else "a finite number"
+    if "ge" in shown and "le" in shown:
+        return f"{what} from {shown['ge']} to {shown['le']}"
+    signs = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    limits = " and ".join(f"{signs[kind]} {text}" for kind, text in shown.items())
+    return f"{what} {limits}".rstrip()
 
 
 def _valid_keys(name: str, valid: Iterable[str]) -> str:

@@ -1074,3 +1074,25 @@ def test_nan_accounts_of_a_synthetic_world_say_the_rule():
         ConfigError, match=r"data\.generate\.accounts must be a whole number of accounts from 1"
     ):
         Config.from_dict({"data": {"path": "d", "generate": {"accounts": float("nan")}}})
+
+
+@pytest.mark.parametrize(
+    ("models", "says"),
+    [
+        ("{clv: {offset_weight: '0.5'}}", "models.clv: The 'offset_weight' parameter of ClvModel must be"),
+        ("{clv: {offset_weight: -1}}", "models.clv: The 'offset_weight' parameter of ClvModel must be"),
+        ("{influence: {prior_weight: x}}", "models.influence: The 'prior_weight' parameter of Influence"),
+        ("{influence: {prior_weight: .nan}}", "models.influence: The 'prior_weight' parameter of Influence"),
+        ("{clv: {num_leaves: x}}", "models.clv: LightGBM refuses the parameters"),
+    ],
+)
+def test_model_settings_that_cannot_train_are_refused_when_the_config_is_read(tmp_path, models, says):
+    """``offset_weight: "0.5"`` passed `kamml validate --config`: `check_model_settings` refused it only in
+    run and train. Reading the config runs the same check."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"models: {models}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}: {says}")
+    path.write_text("models: {clv: {offset_weight: 0.3}, influence: {prior_weight: 0}}\n")
+    assert load_config(path).models.clv == {"offset_weight": 0.3}

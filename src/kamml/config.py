@@ -1429,7 +1429,26 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         raw = loaded or {}
     if overrides:
         raw = _merge(raw, overrides)
-    return Config.from_dict(raw, source)
+    cfg = Config.from_dict(raw, source)
+    _check_model_settings(cfg, source)
+    return cfg
+
+
+def _check_model_settings(cfg: Config, source: str) -> None:
+    """The models sections checked as run and train check them (`kamml.models.bundle.check_model_settings`).
+
+    ``models.clv.offset_weight: "0.5"`` passed `kamml validate --config` and stopped `kamml run`. Only when
+    a models section holds settings: the check needs the model stack (LightGBM, scikit-learn: seconds to
+    import), which a config without any, read by `kamml allocate`, never loads.
+    """
+    if not (cfg.models.clv or cfg.models.churn or cfg.models.influence):
+        return
+    from kamml.models.bundle import check_model_settings  # here: kamml.config imports no model stack
+
+    try:
+        check_model_settings(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -492,8 +492,7 @@ def test_an_unquoted_date_that_is_no_day_names_its_key_and_value(tmp_path, text,
     path.write_text(text)
     with pytest.raises(ConfigError) as err:  # PyYAML's date reader raised a bare ValueError
         load_config(path)
-    assert str(err.value).startswith(f"{path}: '{key}': ")
-    assert f"(got '{value}')" in str(err.value)
+    assert str(err.value).startswith(f"{path}: '{key}' must be a date (YYYY-MM-DD), got '{value}' (")
 
 
 def test_an_unquoted_real_date_still_reads_as_a_date(tmp_path):
@@ -760,7 +759,9 @@ def test_an_override_does_not_hide_a_section_that_is_not_a_mapping(tmp_path):
     """``time: [1, 2]`` is refused also when an override (``--horizon-days``) sets a key of that section."""
     path = tmp_path / "c.yaml"
     path.write_text("time: [1, 2]\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"'time': Input should be a valid dictionary"):
+    with pytest.raises(
+        ConfigError, match=r"'time' must be a section \(a mapping of its keys\), got \[1, 2\]"
+    ):
         load_config(path, overrides={"time": {"horizon_days": 30}})
     path.write_text("time:\n", encoding="utf-8")  # an empty section takes the override
     assert load_config(path, overrides={"time": {"horizon_days": 30}}).time.horizon_days == 30
@@ -1096,3 +1097,52 @@ def test_model_settings_that_cannot_train_are_refused_when_the_config_is_read(tm
     assert str(caught.value).startswith(f"{path}: {says}")
     path.write_text("models: {clv: {offset_weight: 0.3}, influence: {prior_weight: 0}}\n")
     assert load_config(path).models.clv == {"offset_weight": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("tree", "says"),
+    [
+        ({"data": {"path": 1}}, "'data.path' must be a path (text), got 1"),
+        ({"data": {"path": {"a": 1}}}, "'data.path' must be a path (text), got {'a': 1}"),
+        ({"output": {"dir": []}}, "'output.dir' must be a path (text), got []"),
+        ({"time": 5}, "'time' must be a section (a mapping of its keys), got 5"),
+        ({"engine": {"spark": "x"}}, "'engine.spark' must be a section (a mapping of its keys), got 'x'"),
+        (
+            {"allocation": {"effort_clip": [1]}},
+            "allocation.effort_clip must be (low, high) with 0 < low <= high < inf, got [1]",
+        ),
+        (
+            {"allocation": {"effort_clip": [1, 2, 3]}},
+            "allocation.effort_clip must be (low, high) with 0 < low <= high < inf, got [1, 2, 3]",
+        ),
+        (
+            {"allocation": {"weights": {"retention": -1}}},
+            "'allocation.weights': weight of retention must be a finite number >= 0 or (growth only) 'auto'",
+        ),
+        (
+            {"features": {"windows": [30, 1.5]}},
+            "'features.windows[1]': Input should be a valid integer, got a number with a fractional part "
+            "(got 1.5)",
+        ),
+        (
+            {"features": {"static_columns": [1]}},
+            "'features.static_columns[0]': Input should be a valid string (got 1)",
+        ),
+        (
+            {"data": {"end": "2025-02-30"}},
+            "'data.end' must be a date (YYYY-MM-DD), got '2025-02-30' (day value is outside expected range)",
+        ),
+        (
+            {"time": {"cutoff": "2025/01/01"}},
+            "'time.cutoff' must be a date (YYYY-MM-DD), got '2025/01/01' (invalid date separator, "
+            "expected `-`)",
+        ),
+    ],
+)
+def test_a_wrong_value_reads_in_kamml_s_words_not_pydantic_s_internals(tree, says):
+    """``data.path: 1`` named "data.path.lax-or-strict[lax=union[json-or-python[...]]]", ``output.dir: []``
+    "a valid path for <class 'pathlib.Path'>", ``time: 5`` "instance of TimeConfig", ``effort_clip: [1]``
+    "'allocation.effort_clip.1': Field required", and a check's own words came after "Value error,"."""
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict(tree)
+    assert str(caught.value) == f"config: {says}"

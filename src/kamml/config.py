@@ -788,6 +788,10 @@ def tier_shares(tiers: Mapping[str, Any]) -> list[tuple[str, float]]:
     return pairs
 
 
+#: The rule of `allocation.effort_clip`, in the words of its messages.
+_CLIP_RULE = "must be (low, high) with 0 < low <= high < inf"
+
+
 def _default_weights() -> dict[StakePart, float | Literal["auto"]]:
     """Retention counts fully, word of mouth half, growth by the fitted effort uplift (DESIGN §6)."""
     return {"retention": 1.0, "growth": "auto", "referral": 0.5}
@@ -841,15 +845,21 @@ class AllocationConfig(_Section):
             raise _key_error(f"allocation.{name} must be {what}, got {value}{hint}")
         return value
 
+    @field_validator("effort_clip", mode="before")
+    @classmethod
+    def _clip_pair(cls, value: Any) -> Any:
+        """Two numbers: ``[1]`` read "'allocation.effort_clip.1': Field required", ``[1, 2, 3]`` "Tuple"."""
+        if isinstance(value, list | tuple) and len(value) != 2:
+            raise _key_error(f"allocation.effort_clip {_CLIP_RULE}, got {list(value)}")
+        return value
+
     @field_validator("effort_clip")
     @classmethod
     def _valid_clip(cls, value: tuple[float, float]) -> tuple[float, float]:
         """Check the clip range when the config is read: a bad one failed only after training."""
         low, high = value
         if not (0 < low <= high < math.inf):
-            raise _key_error(
-                f"allocation.effort_clip must be (low, high) with 0 < low <= high < inf, got ({low}, {high})"
-            )
+            raise _key_error(f"allocation.effort_clip {_CLIP_RULE}, got ({low}, {high})")
         return value
 
     @model_validator(mode="after")
@@ -1171,14 +1181,16 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
     """
     lines: list[str] = []
     union: dict[str, int] = {}  # key -> index in lines of the union's problem
+    worded: set[str] = set()  # keys of a union whose problem is said in kamml's words: one line
     for err in exc.errors():
-        parts = [str(p) for p in err["loc"] if p != "[key]"]  # pydantic's mark of a dict key's error
+        raw = [p for p in err["loc"] if p != "[key]"]  # pydantic's mark of a dict key's error
         dict_key = "[key]" in err["loc"]
-        member = bool(parts) and _UNION_TAG.match(parts[-1]) is not None
+        member = bool(raw) and _UNION_TAG.match(str(raw[-1])) is not None
         if member:
-            parts = parts[:-1]
+            raw = raw[:-1]
+        parts = [str(p) for p in raw]
         loc = (*prefix, *parts)
-        key = ".".join(loc) or "(top level)"
+        key = _dotted((*prefix, *raw), dict_key)
         if err["type"] == "kamml_key":
             lines.append(str(err.get("ctx", {}).get("message", err["msg"])))
         elif err["type"] == "kamml_bool":
@@ -1214,19 +1226,58 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
             if not (member and key in union):
                 union[key] = len(lines)
                 lines.append(f"'{key}' has no value (null): give one, or leave the key out for its default")
+        elif member and key in worded:  # `data.path: 1`, a path or text: said once, as a path
+            continue
+        elif (plain := _plain_words(err, key)) is not None:
+            if member and key in union:
+                lines[union[key]] = plain
+            else:
+                lines.append(plain)
+            if member:
+                union.setdefault(key, len(lines) - 1)
+                worded.add(key)
         else:
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            message = err["msg"].removeprefix("Value error, ")  # a check's own words, not pydantic's
             if member and key in union:  # another member of the same union: one problem, its options
                 at = union[key]
-                lines[at] = (
-                    lines[at].removesuffix(shown) + f", or {err['msg'][:1].lower()}{err['msg'][1:]}{shown}"
-                )
+                lines[at] = lines[at].removesuffix(shown) + f", or {message[:1].lower()}{message[1:]}{shown}"
                 continue
             if member:
                 union[key] = len(lines)
-            lines.append(f"'{key}': {err['msg']}{shown}")
+            lines.append(f"'{key}': {message}{shown}")
     return f"{source}: " + "; ".join(lines)
+
+
+def _dotted(loc: Sequence[Any], dict_key: bool = False) -> str:
+    """A key's path as the config's messages write it: ``features.windows[1]``, a list's item by its index.
+
+    pydantic's ``features.windows.1`` read as a key named 1; the key of a mapping (`dict_key`) stays dotted.
+    """
+    text = ".".join(f"[{p}]" if isinstance(p, int) and not dict_key else str(p) for p in loc)
+    return text.replace(".[", "[") or "(top level)"
+
+
+#: pydantic's error types of a value that is no date, and of one that is no real day (`_plain_words`).
+_DATE_ERRORS = frozenset({"date_type", "date_parsing", "date_from_datetime_parsing"})
+
+
+def _plain_words(err: Any, key: str) -> str | None:
+    """A wrong kind of value said in kamml's words where pydantic's named its internals; None for others.
+
+    ``output.dir: []`` read "not a valid path for <class 'pathlib.Path'>", ``time: 5`` "a valid dictionary
+    or instance of TimeConfig", and ``data.end: 2025-02-30`` "a valid date or datetime".
+    """
+    got = err.get("input")
+    if err["type"] == "path_type":
+        return f"'{key}' must be a path (text), got {got!r}"
+    if err["type"] == "model_type":
+        return f"'{key}' must be a section (a mapping of its keys), got {got!r}"
+    if err["type"] in _DATE_ERRORS:
+        detail = err.get("ctx", {}).get("error")
+        return f"'{key}' must be a date (YYYY-MM-DD), got {got!r}" + (f" ({detail})" if detail else "")
+    return None
 
 
 #: pydantic's error types of a number's bounds and of its finiteness (`_number_rule`).
@@ -1283,9 +1334,10 @@ def _valid_keys(name: str, valid: Iterable[str]) -> str:
     return f"valid keys here: {', '.join(keys)}" + (f"; did you mean {close[0]}?" if close else "")
 
 
-#: How pydantic tags the member of a union in an error's location (``float``, ``literal['auto']``).
+#: How pydantic tags the member of a union in an error's location (``float``, ``literal['auto']``, a
+#: `Path`'s ``lax-or-strict[...]``).
 _UNION_TAG = re.compile(
-    r"^(float|int|str|bool|none|(literal|function-\w+|tuple|list|dict|constrained-\w+)\[.*\])$"
+    r"^(float|int|str|bool|none|(literal|function-\w+|tuple|list|dict|constrained-\w+|lax-or-strict)\[.*\])$"
 )
 
 

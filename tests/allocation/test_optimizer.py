@@ -859,3 +859,86 @@ def test_a_scale_near_the_largest_float_plans_without_a_numpy_warning():
     assert_feasible(res.hours, 10.0, floor=0.25)
     rest = optimize_detailed(stake[1:], scale[1:], 10.0 - res.hours[0], floor=0.25)
     np.testing.assert_allclose(res.hours[1:], rest.hours, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        (
+            {"stake": pd.Series(pd.to_datetime(["2024-01-01", "2024-06-01"]))},
+            "stake must be numbers, got dates",
+        ),
+        (
+            {"stake": np.array(["2024-01-01", "2024-06-01"], dtype="datetime64[D]")},
+            "stake must be numbers, got dates",
+        ),
+        ({"scale": pd.to_timedelta([1, 2], unit="h")}, "scale must be numbers, got durations"),
+        ({"floor": pd.to_timedelta([0, 1], unit="h")}, "floor must be numbers, got durations"),
+        ({"cap": pd.to_timedelta([1, 2], unit="h")}, "cap must be numbers, got durations"),
+        ({"hours": np.timedelta64(3, "h")}, "hours must be numbers, got durations"),
+        ({"hours": np.datetime64("2024-01-01")}, "hours must be numbers, got dates"),
+    ],
+)
+def test_dates_and_durations_are_refused_by_name(kwargs, pattern):
+    """An allocation audit: a date or duration array was read as its integer nanoseconds (a stake of
+    1.7e18 per account, a cap of 3.6e12 hours for 1 h) and planned without a word, while a capacity of
+    1 h (a Timedelta) was refused naming capacity and the rep."""
+    args = {"stake": [1.0, 2.0], "scale": 1.0, "hours": 3.0} | kwargs
+    with pytest.raises(ValueError, match=pattern):
+        optimize(**args)
+
+
+def test_gain_refuses_what_optimize_refuses():
+    """`gain` read dates as nanoseconds (a gain of 1e18) and the text "1" as a stake of 1."""
+    with pytest.raises(ValueError, match="stake must be numbers, got dates"):
+        gain(pd.to_datetime(["2024-01-01"]), 1.0, 1.0)
+    with pytest.raises(ValueError, match="stake must be numbers, not text"):
+        gain(["1"], 1.0, 1.0)
+    with pytest.raises(ValueError, match="hours must be numbers, got true/false"):
+        gain([1.0], 1.0, [True])
+    np.testing.assert_array_equal(
+        gain([100.0, 50.0], [2.0, 1.0], [2.0, 0.5]), [100.0, 50.0] * -np.expm1([-1.0, -0.5])
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"stake": [1.0, pd.NA]}, r"stake must be finite: 1 account is NaN or infinite \(e.g. position 1"),
+        ({"scale": np.array([1.0, pd.NA], dtype=object)}, "scale must be finite: 1 account"),
+        ({"floor": [0.0, pd.NA]}, "floor must be finite: 1 account"),
+        ({"cap": [pd.NA, 2.0]}, "cap has NaN for 1 account"),
+        ({"hours": pd.NA}, "hours must be finite"),
+        ({"stake": [1.0, pd.NaT]}, "stake must be finite: 1 account"),
+    ],
+)
+def test_pandas_missing_values_in_plain_lists_are_missing_values(kwargs, pattern):
+    """pd.NA in a list was "float() argument must be a string or a real number, not 'NAType'" while
+    the same NA in an Int64 Series was "must be finite: 1 account is NaN": one rule for both."""
+    args = {"stake": [1.0, 2.0], "scale": 1.0, "hours": 3.0} | kwargs
+    with pytest.raises(ValueError, match=pattern):
+        optimize(**args)
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [np.array([["a"], ["b"]]), pd.DataFrame({"owner": ["a", "b"]}), {"a", "b"}, {0: "a", 1: "b"}],
+    ids=["2-d array", "DataFrame", "set", "dict"],
+)
+def test_an_owner_that_is_no_sequence_of_reps_is_refused_by_name(owner):
+    """A 2-d owner was pandas' "Data must be 1-dimensional", a DataFrame "ValueError: 2" and a set
+    "'set' type is unordered": none named owner; a dict's values were taken in its order."""
+    with pytest.raises(
+        ValueError, match=r"owner must have one value per account \(2\), in account order, got"
+    ):
+        optimize([1.0, 2.0], 1.0, 3.0, owner=owner, capacity={"a": 1.0})
+
+
+def test_masked_values_are_refused_by_name():
+    """np.asarray dropped a masked array's mask: the masked stake (a missing value) was planned as its
+    hidden number."""
+    stake = np.ma.masked_array([5.0, 2.0], mask=[True, False])
+    with pytest.raises(ValueError, match=r"stake has 1 masked value .*filled"):
+        optimize(stake, 1.0, 3.0)
+    unmasked = np.ma.masked_array([5.0, 2.0], mask=[False, False])
+    np.testing.assert_array_equal(optimize(unmasked, 1.0, 3.0), optimize([5.0, 2.0], 1.0, 3.0))

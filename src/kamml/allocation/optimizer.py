@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import reprlib
 from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -152,9 +153,7 @@ def gain(stake: npt.ArrayLike, scale: npt.ArrayLike, hours: npt.ArrayLike) -> Fl
     a ValueError, as in `optimize`.
     """
     _check_aligned({"stake": stake, "scale": scale, "hours": hours})
-    s = np.asarray(stake, dtype=float)
-    k = np.asarray(scale, dtype=float)
-    h = np.asarray(hours, dtype=float)
+    s, k, h = _floats(stake, "stake"), _floats(scale, "scale"), _floats(hours, "hours")
     with np.errstate(over="ignore"):  # h / k overflows for a subnormal scale: the stake is won in full
         return np.asarray(-s * np.expm1(-h / k), dtype=float)
 
@@ -216,10 +215,12 @@ def optimize(
         When the floors need more hours than the team or a rep has (the message says by how many, and
         which rep), or when hours, capacities, floors or caps are negative, or a floor exceeds its cap.
     ValueError
-        On shapes that do not match, NaN, a negative or infinite stake, a scale that is not positive,
-        or pandas Series (of stake, scale, floor, cap, owner) whose indexes hold the same labels in
-        another order: accounts pair by position, not by index; a capacity that is no mapping of rep
-        to hours (a number, a list), or a capacity without an owner.
+        On shapes that do not match, NaN (or None, pd.NA, a masked entry), a negative or infinite
+        stake, a scale that is not positive, true/false, text, dates or durations for numbers, an owner
+        that is no 1-d sequence in account order (a table, a set, a dict), or pandas Series (of stake,
+        scale, floor, cap, owner) whose indexes hold the same labels in another order: accounts pair
+        by position, not by index; a capacity that is no mapping of rep to hours (a number, a list), or
+        a capacity without an owner.
 
     See Also
     --------
@@ -856,15 +857,20 @@ def _per_account(value: npt.ArrayLike, name: str, n: int) -> FloatArray:
 
 
 def _floats(value: npt.ArrayLike, name: str) -> FloatArray:
-    """`value` as floats; true/false, complex values and text are a ValueError naming the argument.
+    """`value` as floats; true/false, dates, durations, complex values and text are a ValueError naming it.
 
     numpy read ``[True, False]`` as stakes of 1 and 0 (hours of true were refused), text failed
     with its own "could not convert string to float", naming no argument, and numbers written as text
-    ("3" hours, a floor of "0.5") were read as numbers.
+    ("3" hours, a floor of "0.5") were read as numbers. Dates and durations were read as their integer
+    nanoseconds, a masked array's masked entries as the numbers under the mask, and pd.NA in a list
+    failed with "float() argument must be ... not 'NAType'": it is NaN here, refused as such by the caller.
     """
+    _refuse_masked(value, name)
     raw = np.asarray(value)
     if raw.dtype == np.bool_:
         raise ValueError(f"{name} must be numbers, got true/false")
+    if raw.dtype.kind in "mM":
+        raise ValueError(f"{name} must be numbers, got {'dates' if raw.dtype.kind == 'M' else 'durations'}")
     text = raw.dtype.kind in "SU" or raw.dtype == object
     first = next((v for v in raw.flat if isinstance(v, str | bytes)), None) if text else None
     if first is not None:
@@ -872,10 +878,25 @@ def _floats(value: npt.ArrayLike, name: str) -> FloatArray:
         raise ValueError(f"{name} must be numbers, not text: got {shown!r}")
     if np.iscomplexobj(raw):  # a cast to float dropped the imaginary part with only a NumPy warning
         raise ValueError(f"{name} must be real numbers, got complex values")
+    if raw.dtype == object:  # pd.NA and pd.NaT are missing values, as NaN and None are
+        missing = np.asarray(pd.isna(raw), dtype=bool)
+        if missing.any():
+            raw = np.where(missing, np.nan, raw)
     try:
         return np.asarray(raw, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be numbers: {exc}") from None
+
+
+def _refuse_masked(value: Any, name: str) -> None:
+    """ValueError when `value` is a numpy masked array with masked entries: numpy reads the hidden numbers."""
+    if isinstance(value, np.ma.MaskedArray):
+        masked = int(np.ma.getmaskarray(value).sum())
+        if masked:
+            raise ValueError(
+                f"{name} has {counted(masked, 'masked value')} (a numpy masked array): give every account a "
+                f"value, e.g. {name}.filled(0), or leave the masked accounts out"
+            )
 
 
 def _check_finite(arr: FloatArray, name: str) -> None:
@@ -943,7 +964,7 @@ def _rep_codes(
         detail = ", ".join(f"{reps[i]!r}: {hours[i]:.6g}" for i in np.flatnonzero(negative)[:5])
         short = counted(int(negative.sum()), "rep")
         raise InfeasibleError(f"capacity has negative hours for {short} ({detail})")
-    owners = pd.Series(owner).to_numpy() if not isinstance(owner, pd.Series) else owner.to_numpy()
+    owners = _owner_values(owner, n)
     if owners.ndim != 1 or owners.size != n:
         raise ValueError(f"owner must have one value per account ({n:,}), got {_given(owners)}")
     try:
@@ -956,6 +977,24 @@ def _rep_codes(
     if n and (codes < 0).all() and pd.notna(owners).any():
         logger.warning("no account's owner is a rep of capacity: only the team limit applies")
     return reps, hours, codes
+
+
+def _owner_values(owner: Any, n: int) -> np.ndarray:
+    """Each account's owner as a 1-d array; a table, set, mapping or 2-d array is a ValueError naming owner.
+
+    pandas' own words named no argument ("Data must be 1-dimensional", "'set' type is unordered", "2" for a
+    DataFrame), and a dict's values were taken in the dict's order, not the accounts'.
+    """
+    if isinstance(owner, pd.Series):
+        return owner.to_numpy()
+    shape = getattr(owner, "shape", None)
+    if isinstance(owner, pd.DataFrame | AbstractSet | Mapping) or (shape is not None and len(shape) > 1):
+        got = f"{type(owner).__name__}" + (f" of shape {shape}" if shape is not None else "")
+        raise ValueError(
+            f"owner must have one value per account ({n:,}), in account order, got a {got}: pass a list, "
+            "a 1-d array or a pandas Series"
+        )
+    return pd.Series(owner).to_numpy()
 
 
 def _capacity_hours(series: pd.Series) -> FloatArray:

@@ -1087,6 +1087,22 @@ def test_budget_fractions_that_are_no_list_of_numbers_are_config_errors(fraction
         budget_curve(make_scores(n=5), 100.0, fractions=fractions)
 
 
+@pytest.mark.parametrize(
+    "fractions",
+    [
+        pd.to_timedelta([1], unit="h"),
+        np.array(["2020"], dtype="datetime64[Y]"),
+        np.ma.masked_array([0.5, 9.0], mask=[False, True]),
+    ],
+    ids=["durations", "dates", "masked"],
+)
+def test_budget_fractions_of_dates_durations_or_masked_values_are_config_errors(fractions):
+    """An allocation audit: a duration of 1 h was a fraction of 3.6e12 (a budget of 3.6e14 hours), a year
+    2020 the 50th fraction, and a masked 9.0 a 900 % point, all plotted without a word."""
+    with pytest.raises(ConfigError, match="budget fractions must be a list of finite numbers >= 0, got"):
+        budget_curve(make_scores(n=5), 100.0, fractions=fractions)
+
+
 def test_the_curves_own_point_is_the_plans_hours_unrounded():
     """Hours equal to the floors to 14 digits: rounded to 12, the 100 % point fell below them."""
     floor = 1.0000000000049

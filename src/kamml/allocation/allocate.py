@@ -437,9 +437,12 @@ def curve_hours_used(used: float, budget: float) -> float:
 def _fractions(fractions: Any) -> FloatArray:
     """The budget curve's fractions as a float array; a ConfigError for anything but a list of numbers >= 0.
 
-    A single number was a raw TypeError, text a raw ValueError, and true a 100 % point (float(True) is 1).
+    A single number was a raw TypeError, text a raw ValueError, and true a 100 % point (float(True) is 1);
+    durations and dates were their nanoseconds (1 h a fraction of 3.6e12), a masked entry its hidden number.
     """
     problem = isinstance(fractions, str | bytes | Mapping) or np.ndim(fractions) != 1
+    if not problem:
+        problem = bool(np.ma.is_masked(fractions)) or np.asarray(fractions).dtype.kind in "mM"
     if not problem:
         problem = any(isinstance(f, bool | np.bool_ | str | bytes) or f is None for f in fractions)
     if not problem:

@@ -177,9 +177,9 @@ def _holds_bool_or_section(annotation: Any) -> bool:
     return any(_holds_bool_or_section(arg) for arg in get_args(annotation) if arg is not type(None))
 
 
-def _bool_inside(value: Any, path: str) -> tuple[str, bool] | None:
-    """The first true/false inside nested mappings and lists, with its dotted path; None if there is none."""
-    if isinstance(value, bool):
+def _inside(value: Any, path: str, found: Callable[[Any], bool]) -> tuple[str, Any] | None:
+    """The first leaf of nested mappings and lists that `found` picks, with its dotted path; else None."""
+    if found(value):
         return path, value
     items = (
         value.items()
@@ -189,10 +189,15 @@ def _bool_inside(value: Any, path: str) -> tuple[str, bool] | None:
         else ()
     )
     for key, item in items:
-        found = _bool_inside(item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]")
-        if found is not None:
-            return found
+        hit = _inside(item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]", found)
+        if hit is not None:
+            return hit
     return None
+
+
+def _bool_inside(value: Any, path: str) -> tuple[str, bool] | None:
+    """The first true/false inside nested mappings and lists, with its dotted path; None if there is none."""
+    return _inside(value, path, lambda v: isinstance(v, bool))
 
 
 def _words(annotation: Any) -> frozenset[str] | None:
@@ -224,20 +229,7 @@ def _text_inside(value: Any, path: str, words: frozenset[str]) -> tuple[str, str
     text YAML reads as a number when unquoted counts (`_quoted_number`): YAML 1.1 reads an unquoted
     ``1e3`` or ``inf`` as text, which pydantic still reads as the number (and the bounds then check).
     """
-    if isinstance(value, str):
-        return (path, value) if value not in words and _quoted_number(value) else None
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list | tuple)
-        else ()
-    )
-    for key, item in items:
-        found = _text_inside(item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]", words)
-        if found is not None:
-            return found
-    return None
+    return _inside(value, path, lambda v: isinstance(v, str) and v not in words and _quoted_number(v))
 
 
 def _quoted_number(text: str) -> bool:

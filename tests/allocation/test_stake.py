@@ -101,7 +101,10 @@ def test_a_fitted_uplift_of_exactly_zero_is_used_not_replaced_by_the_fallback():
      ({"retention": "auto"}, "only growth can be 'auto'"),
      ({"referral": "many"}, "'referral' must be a number >= 0, got 'many'"),
      ({"retention": True}, "'retention' must be a number >= 0, got True"),  # was a weight of 1
-     ({"growth": np.False_}, "'growth' must be a number >= 0, got np.False_")],
+     ({"growth": np.False_}, "'growth' must be a number >= 0, got np.False_"),
+     ({"referral": "1"}, r"'referral' must be a number >= 0, got '1' \(text\)"),  # float("1") read 1
+     ({"growth": np.str_("0.5")}, r"'growth' must be a number >= 0, got '0.5' \(text\)"),
+     ({"retention": b"1"}, r"'retention' must be a number >= 0, got b'1' \(text\)")],
 )  # fmt: skip
 def test_bad_weights_are_config_errors(weights, match):
     with pytest.raises(ConfigError, match=match):

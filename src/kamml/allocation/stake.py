@@ -135,7 +135,10 @@ def growth_weight(scores: pd.DataFrame, weight: Weight) -> float | FloatArray:
 
 
 def resolve_weights(weights: Mapping[Any, Weight] | None) -> dict[str, Weight]:
-    """The three stake weights: `DEFAULT_WEIGHTS` overridden by `weights`; bad ones are a ConfigError."""
+    """The three stake weights: `DEFAULT_WEIGHTS` overridden by `weights`; bad ones are a ConfigError.
+
+    A weight is a number >= 0 (growth may be ``"auto"``); text ("1"), true/false and NaN are refused.
+    """
     out = dict(DEFAULT_WEIGHTS)
     for key, raw in (weights or {}).items():
         if key not in out:
@@ -145,6 +148,9 @@ def resolve_weights(weights: Mapping[Any, Weight] | None) -> dict[str, Weight]:
                 raise ConfigError(f"stake weight '{key}' must be a number >= 0; only growth can be 'auto'")
             out[key] = "auto"
             continue
+        if isinstance(raw, str | bytes):  # float("1") read the text "1" as 1, as the config refuses it
+            shown = raw.item() if isinstance(raw, np.generic) else raw  # '1', not np.str_('1')
+            raise ConfigError(f"stake weight '{key}' must be a number >= 0, got {shown!r} (text)")
         try:
             if isinstance(raw, bool | np.bool_):  # float(True) is 1, as the config refuses it
                 raise TypeError

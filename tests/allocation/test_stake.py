@@ -16,7 +16,7 @@ from kamml.allocation.stake import (
     resolve_weights,
     stake_parts,
 )
-from kamml.errors import ConfigError
+from kamml.errors import ConfigError, SchemaError
 from kamml.models import effort_rule as effort_rule_module
 from kamml.models.effort_rule import DEFAULT_SCALE, default_scale
 
@@ -80,10 +80,12 @@ def test_missing_or_nan_referral_value_counts_as_zero():
 
 def test_auto_growth_weight_is_the_fitted_uplift_where_the_scores_carry_one():
     frame = scores(effort_uplift=[0.45, np.nan, -0.2])  # a NaN or negative uplift is not usable
-    parts = stake_parts(frame)
+    parts = stake_parts(frame, check=False)  # checked, the negative uplift is refused as by allocate
     np.testing.assert_allclose(parts["stake_growth"], [0.45 * 100.0, FALLBACK_GROWTH * 10.0, 0.0])
     np.testing.assert_allclose(growth_weight(frame, "auto"), [0.45, FALLBACK_GROWTH, FALLBACK_GROWTH])
-    fixed = stake_parts(frame, {"growth": 0.3})  # a number in the config wins over the fitted uplift
+    with pytest.raises(SchemaError, match=r"scores\.effort_uplift: must be >= 0 \(1 row; e\.g\. -0\.2\)"):
+        stake_parts(frame)
+    fixed = stake_parts(frame, {"growth": 0.3}, check=False)  # a number in the config wins over the uplift
     np.testing.assert_allclose(fixed["stake_growth"], [30.0, 3.0, 0.0])
     np.testing.assert_allclose(parts["stake_retention"], fixed["stake_retention"])
 
@@ -109,6 +111,58 @@ def test_a_fitted_uplift_of_exactly_zero_is_used_not_replaced_by_the_fallback():
 def test_bad_weights_are_config_errors(weights, match):
     with pytest.raises(ConfigError, match=match):
         resolve_weights(weights)
+
+
+@pytest.mark.parametrize(
+    ("columns", "column", "rule"),
+    [({"clv": [-1.0, 10.0, 0.0]}, "clv", "must be >= 0"),
+     ({"p_churn": [0.5, 2.0, 0.9]}, "p_churn", "must be in [0, 1]"),
+     ({"clv": [np.nan, 10.0, 0.0]}, "clv", "missing value"),
+     ({"p_churn": pd.to_datetime(["2024-01-01"] * 3)}, "p_churn", "not a number (a datetime64[ns] column)"),
+     ({"referral_value": [0.0, -4.0, 20.0]}, "referral_value", "must be >= 0"),
+     ({"effort_uplift": [0.5, np.inf, 0.1]}, "effort_uplift", "must be finite"),
+     ({"clv": [True, False, True]}, "clv", "not a number (yes/no values)")],
+)  # fmt: skip
+def test_stake_parts_called_directly_checks_the_scores_as_allocate_does(columns, column, rule):
+    """Called on its own, it computed stakes of negative clv, p_churn 2, NaN or dates without a word."""
+    with pytest.raises(SchemaError) as info:
+        stake_parts(scores(**columns))
+    [problem] = info.value.problems
+    assert (problem.table, problem.column, problem.rule) == ("scores", column, rule)
+
+
+def test_stake_parts_names_a_missing_needed_column():
+    """A missing p_churn was a raw KeyError naming no table."""
+    with pytest.raises(SchemaError) as info:
+        stake_parts(scores().drop(columns="p_churn"))
+    [problem] = info.value.problems
+    assert (problem.table, problem.column) == ("scores", "p_churn")
+    assert problem.rule == "missing column; the scores have: clv, referral_value"
+
+
+def test_stake_parts_refuses_stakes_too_large_for_a_float_as_allocate_does():
+    """A stake of inf (or stakes whose sum is) was returned for the caller to find."""
+    with pytest.raises(SchemaError) as info:
+        stake_parts(scores(clv=[1.5e308, 1.0, 0.0], p_churn=[1.0, 0.1, 0.1]))
+    [problem] = info.value.problems
+    assert (problem.column, problem.n_rows, problem.examples) == ("clv", 1, (1.5e308,))
+    assert problem.rule.startswith("the stake, retention + growth + referral, overflows to infinity")
+    big = scores(clv=[1e308, 1e308, 1e308], p_churn=[1.0, 1.0, 1.0])
+    with pytest.raises(SchemaError, match=r"scores\.clv: the accounts' stakes .* add up past the largest"):
+        stake_parts(big, {"growth": 0.0, "referral": 0.0})
+    assert np.isinf(
+        stake_parts(scores(clv=[1.5e308, 1.0, 0.0], p_churn=[1.0, 0.1, 0.1]), check=False)["stake"][0]
+    )
+
+
+def test_stake_parts_without_checks_keeps_a_missing_value_missing():
+    """`check=False` is for scores checked already, or where NaN must stay NaN (`explain_priority`)."""
+    parts = stake_parts(scores(clv=[np.nan, 10.0, 0.0]), check=False)
+    assert np.isnan(parts["stake"].iloc[0])
+    assert (
+        parts["stake"].iloc[1:].tolist()
+        == stake_parts(scores(clv=[1.0, 10.0, 0.0]))["stake"].iloc[1:].tolist()
+    )
 
 
 def test_typical_account_gets_the_configured_scale_and_bigger_ones_more():

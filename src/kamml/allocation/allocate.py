@@ -52,7 +52,7 @@ import datetime as dt
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,7 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "PERCENT_HINT",
     "SCORE_BOUNDS",
+    "STAKE_COLUMNS",
     "TEXT_NOT_UTF8_RULE",
     "WHOLE_DAYS_RULE",
     "WRONG_ID_TYPE_RULE",
@@ -127,6 +128,8 @@ __all__ = [
     "check_not_empty",
     "check_scores",
     "check_settings",
+    "check_stake_parts",
+    "check_stake_scores",
     "curve_budgets",
     "curve_hours_used",
     "cutoff_column",
@@ -493,10 +496,7 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
     file's (`text_ids`: " a" is "a", "" no id), so a frame and the file written from it plan alike. Not a
     DataFrame: SchemaError.
     """
-    if not isinstance(scores, pd.DataFrame):
-        raise SchemaError(
-            [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
-        )
+    _need_frame(scores)
     if "account_id" not in scores.columns and scores.index.name == "account_id":
         scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
     refuse_repeated_names(list(scores.columns))  # scores[name] would be a frame; 'CLV' beside 'clv' ignored
@@ -508,6 +508,14 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
     ):
         scores = scores.assign(account_id=text_ids(scores["account_id"]))  # as a file's: " a" is "a"
     return scores
+
+
+def _need_frame(scores: Any) -> None:
+    """SchemaError when the scores are no pandas DataFrame (a dict, an array, a Spark table)."""
+    if not isinstance(scores, pd.DataFrame):
+        raise SchemaError(
+            [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
+        )
 
 
 def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
@@ -570,9 +578,7 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
         dup = written.duplicated(keep=False) & ~null
         if dup.any():
             problems.append(_problem("account_id", "duplicated id", dup, ids))
-    for column, (low, high, nan_ok) in SCORE_BOUNDS.items():
-        if column in scores.columns:
-            problems.extend(_check_number(scores[column], column, low, high, nan_ok))
+    problems.extend(_number_problems(scores, SCORE_BOUNDS))
     if HORIZON_COLUMN in scores.columns and not any(p.column == HORIZON_COLUMN for p in problems):
         days = pd.to_numeric(scores[HORIZON_COLUMN]).astype(float)
         part = days % 1.0 != 0  # the plan is written over whole days: 180.5 became 180 without a word
@@ -581,6 +587,36 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
         else:
             values, rows = np.unique(days.to_numpy(), return_counts=True)
             problems.extend(horizon_problems(dict(zip(values.tolist(), rows.tolist(), strict=True))))
+    if problems:
+        raise SchemaError(problems)
+
+
+def _number_problems(scores: pd.DataFrame, columns: Iterable[str]) -> list[Problem]:
+    """Problems of the numeric `columns` the scores hold, each by its rule of `SCORE_BOUNDS`."""
+    problems = []
+    for column in columns:
+        if column in scores.columns:
+            low, high, nan_ok = SCORE_BOUNDS[column]
+            problems.extend(_check_number(scores[column], column, low, high, nan_ok))
+    return problems
+
+
+#: The scores' columns the stake reads (`kamml.allocation.stake.stake_parts`); the first two are needed.
+STAKE_COLUMNS = ("clv", "p_churn", "referral_value", "effort_uplift")
+
+
+def check_stake_scores(scores: pd.DataFrame) -> None:
+    """`check_scores` for the columns the stake reads (`STAKE_COLUMNS`): `stake_parts` called on its own.
+
+    Its rules in its words (table "scores", the column, the rule): no column name repeats, clv and
+    p_churn exist, each column of `STAKE_COLUMNS` present is a number in its range (`SCORE_BOUNDS`).
+    No account_id is needed, and the columns are read by the names given. SchemaError listing each.
+    """
+    _need_frame(scores)
+    refuse_repeated_names(list(scores.columns))
+    names = list(map(str, scores.columns))
+    problems = [p for p in missing_score_columns(names, need_owner=False) if p.column in STAKE_COLUMNS]
+    problems.extend(_number_problems(scores, STAKE_COLUMNS))
     if problems:
         raise SchemaError(problems)
 
@@ -879,19 +915,36 @@ def stake_problems(counts: Mapping[str, int], examples: pd.DataFrame, *, uplift:
 
 def _check_stake(frame: pd.DataFrame, cfg: AllocationConfig) -> None:
     """SchemaError when an account's stake, or the book's total stake, is not finite (huge scores)."""
-    finite = {part: np.isfinite(frame[part].to_numpy(dtype=float)) for part in _STAKE_FORMULAS}
+    uplift = cfg.weights.get("growth", "auto") == "auto" and "effort_uplift" in frame
+    check_stake_parts(frame, frame, uplift=uplift)
+
+
+def check_stake_parts(parts: pd.DataFrame, scores: pd.DataFrame, *, uplift: bool) -> None:
+    """SchemaError when an account's stake, or the book's total stake, is not finite (huge scores).
+
+    `parts` are `kamml.allocation.stake.stake_parts` of `scores` (row for row; one frame may hold both);
+    `uplift`: the growth part used effort_uplift. The problems name the score column behind each part.
+    """
+    finite = {part: np.isfinite(parts[part].to_numpy(dtype=float)) for part in _STAKE_FORMULAS}
     parts_ok = finite["stake_retention"] & finite["stake_growth"] & finite["stake_referral"]
     counts = {part: int((~ok).sum()) for part, ok in finite.items() if part != "stake"}
     counts["stake"] = int((parts_ok & ~finite["stake"]).sum())
     if any(counts.values()):
-        uplift = cfg.weights.get("growth", "auto") == "auto" and "effort_uplift" in frame
-        raise SchemaError(stake_problems(counts, frame, uplift=uplift))
-    stakes = frame["stake"].to_numpy(dtype=float)
+        raise SchemaError(stake_problems(counts, _beside(parts, scores), uplift=uplift))
+    stakes = parts["stake"].to_numpy(dtype=float)
     with np.errstate(over="ignore"):
         total = stakes.sum()
     if not np.isfinite(total):  # each finite, their sum not: the plan's totals read "inf"
-        top = frame.iloc[np.argsort(-stakes)[:3]]
-        raise SchemaError([stake_sum_problem(len(frame), top["clv"].tolist())])
+        top = _beside(parts, scores).iloc[np.argsort(-stakes)[:3]]
+        raise SchemaError([stake_sum_problem(len(parts), top["clv"].tolist())])
+
+
+def _beside(parts: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """The stake parts and the score columns behind them in one frame, row for row (for examples)."""
+    if parts is scores:
+        return parts
+    shown = [c for c in STAKE_COLUMNS if c in scores.columns and c not in parts.columns]
+    return pd.concat([parts.reset_index(drop=True), scores[shown].reset_index(drop=True)], axis="columns")
 
 
 def stake_sum_problem(n_rows: int, largest_clv: Sequence[float]) -> Problem:
@@ -1118,7 +1171,7 @@ def _prepared(
         if column in frame:
             frame[column] = pd.to_numeric(frame[column]).astype(float)
     weights = {str(part): w for part, w in cfg.weights.items()}
-    frame = pd.concat([frame, stake_parts(frame, weights)], axis="columns")
+    frame = pd.concat([frame, stake_parts(frame, weights, check=False)], axis="columns")  # checked above
     _check_stake(frame, cfg)
     if cfg.capacity is not None and len(frame):
         check_capacity_reps(owner_counts(frame["owner"]), cfg.capacity)

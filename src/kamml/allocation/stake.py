@@ -70,18 +70,25 @@ FALLBACK_GROWTH = 0.3
 """Growth weight of ``"auto"`` for accounts whose scores carry no fitted effort uplift."""
 
 
-def stake_parts(scores: pd.DataFrame, weights: Mapping[str, Weight] | None = None) -> pd.DataFrame:
+def stake_parts(
+    scores: pd.DataFrame, weights: Mapping[str, Weight] | None = None, *, check: bool = True
+) -> pd.DataFrame:
     """Value at stake per account and its three weighted parts, from the scores table.
 
     Parameters
     ----------
     scores : pandas.DataFrame
-        One row per account with ``clv`` (value in the horizon, >= 0) and ``p_churn`` (in [0, 1]); an
-        optional ``referral_value`` (absent or NaN means 0) and ``effort_uplift`` (the growth weight of
-        ``"auto"``; absent, NaN or negative means `FALLBACK_GROWTH`). Checked by the caller (`allocate`).
+        One row per account with ``clv`` (value in the horizon, a finite number >= 0) and ``p_churn`` (in
+        [0, 1]); an optional ``referral_value`` (>= 0; absent or NaN means 0) and ``effort_uplift`` (>= 0,
+        the growth weight of ``"auto"``; absent or NaN means `FALLBACK_GROWTH`), checked as `allocate`
+        checks them (`kamml.allocation.allocate.check_stake_scores`).
     weights : mapping, optional
         Weight of ``retention``, ``growth`` and ``referral`` (each >= 0; growth may be ``"auto"``);
         parts left out keep their default of `DEFAULT_WEIGHTS`.
+    check : bool, default True
+        False for scores checked already (`allocate`, the Spark plan) or whose missing values must give
+        a missing stake (`kamml.jobs.score.explain_priority`): the numbers are then taken as they are,
+        and a stake too large for a float is inf.
 
     Returns
     -------
@@ -92,7 +99,10 @@ def stake_parts(scores: pd.DataFrame, weights: Mapping[str, Weight] | None = Non
     Raises
     ------
     kamml.errors.ConfigError
-        On an unknown part or a negative or non-finite weight.
+        On an unknown part or a negative, non-finite or text weight.
+    kamml.errors.SchemaError
+        With `check`: when a column is missing or breaks its rule, or a stake overflows to infinity (one
+        `Problem` per broken rule, in table "scores").
 
     Examples
     --------
@@ -103,14 +113,19 @@ def stake_parts(scores: pd.DataFrame, weights: Mapping[str, Weight] | None = Non
     >>> stake_parts(scores)["stake_growth"].tolist()
     [50.0, 3.0]
     """
+    # here, not at the top: kamml.allocation.allocate, whose checks these are, imports this module
+    from kamml.allocation.allocate import check_stake_parts, check_stake_scores
+
     w = resolve_weights(weights)
+    if check:
+        check_stake_scores(scores)
     clv = scores["clv"].to_numpy(dtype=float)
     p_churn = scores["p_churn"].to_numpy(dtype=float)
     if "referral_value" in scores:
         referral = np.nan_to_num(scores["referral_value"].to_numpy(dtype=float), nan=0.0)
     else:
         referral = np.zeros(len(scores))
-    with np.errstate(over="ignore"):  # a stake too large for a float is inf; callers check (allocate)
+    with np.errstate(over="ignore"):  # a stake too large for a float is inf: refused below, or by the caller
         parts = {
             "stake_retention": float(w["retention"]) * p_churn * clv,
             "stake_growth": growth_weight(scores, w["growth"]) * clv,
@@ -118,6 +133,8 @@ def stake_parts(scores: pd.DataFrame, weights: Mapping[str, Weight] | None = Non
         }
         frame = pd.DataFrame(parts, index=scores.index)
         frame["stake"] = frame["stake_retention"] + frame["stake_growth"] + frame["stake_referral"]
+    if check:
+        check_stake_parts(frame, scores, uplift=w["growth"] == "auto" and "effort_uplift" in scores)
     return frame
 
 

@@ -81,7 +81,7 @@ def explain_priority(scores: pd.DataFrame, weights: Mapping[Any, Any] | None = N
     without drivers in large books while explaining high-value accounts the plan barely serves. A
     missing stake comes last.
     """
-    stake = np.asarray(stake_parts(scores, weights)["stake"], dtype=float)
+    stake = np.asarray(stake_parts(scores, weights, check=False)["stake"], dtype=float)  # NaN: missing
     return np.where(np.isnan(stake), -np.inf, stake)  # last on both engines (Spark sorts NaN first)
 
 

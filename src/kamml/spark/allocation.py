@@ -661,7 +661,8 @@ class _Plan:
         for column in ("clv", "p_churn", "referral_value", "p_alive", "effort_uplift"):
             if column in frame:
                 frame[column] = pd.to_numeric(frame[column]).astype(float)
-        frame = pd.concat([frame, stake_parts(frame, self.weights)], axis="columns")
+        # checked on the whole table before (`_check_scores`): a batch is not checked again
+        frame = pd.concat([frame, stake_parts(frame, self.weights, check=False)], axis="columns")
         clv = frame["clv"].to_numpy()
         if self.reference is None:
             frame["effort_scale"] = np.full(len(frame), self.scale)

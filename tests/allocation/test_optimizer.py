@@ -934,6 +934,28 @@ def test_an_owner_that_is_no_sequence_of_reps_is_refused_by_name(owner):
         optimize([1.0, 2.0], 1.0, 3.0, owner=owner, capacity={"a": 1.0})
 
 
+ONE_OWNER_EACH = r"owner must have one value per account \(2\), "
+
+
+@pytest.mark.parametrize(
+    ("owner", "pattern"),
+    [(["a", "b", "c"], ONE_OWNER_EACH + "got 3 values"),
+     (np.array([["a"], ["b"]]), ONE_OWNER_EACH + "in account order, got a ndarray of shape"),
+     ({"a", "b"}, ONE_OWNER_EACH + "in account order, got a set")],
+    ids=["too long", "2-d array", "set"],
+)  # fmt: skip
+def test_an_owner_without_a_capacity_is_checked_alike(owner, pattern):
+    """With capacity None the owner was not looked at: a wrong-length or 2-d owner passed silently."""
+    for call in (optimize, optimize_detailed):
+        with pytest.raises(ValueError, match=pattern):
+            call([1.0, 2.0], 1.0, 3.0, owner=owner)
+    with pytest.raises(ValueError, match=pattern):
+        optimize_budgets([1.0, 2.0], 1.0, [3.0], owner=owner)
+    np.testing.assert_array_equal(
+        optimize([1.0, 2.0], 1.0, 3.0, owner=["a", "b"]), optimize([1.0, 2.0], 1.0, 3.0)
+    )
+
+
 def test_masked_values_are_refused_by_name():
     """np.asarray dropped a masked array's mask: the masked stake (a missing value) was planned as its
     hidden number."""

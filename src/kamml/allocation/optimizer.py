@@ -199,7 +199,7 @@ def optimize(
     owner : array-like of shape (n,), optional
         The rep owning each account; None/NaN, or a rep missing from `capacity`, means the account faces
         only the team limit. Owners and the reps of `capacity` are matched by `rep_name` (1, 1.0 and
-        "1" are the same rep).
+        "1" are the same rep). Used only with `capacity`, but its shape is checked without one too.
     capacity : mapping or pandas.Series, optional
         Hours per rep (rep -> hours, >= 0; ``inf`` means no limit). Needs `owner`. A rep that owns no
         account changes nothing (its price is the team's).
@@ -937,8 +937,14 @@ def _scalar_hours(hours: float) -> float:
 def _rep_codes(
     owner: npt.ArrayLike | None, capacity: Mapping[Any, float] | pd.Series | None, n: int
 ) -> tuple[list[Hashable], FloatArray, IntArray]:
-    """Reps of `capacity`, their hours, and each account's rep code (-1: team limit only)."""
+    """Reps of `capacity`, their hours, and each account's rep code (-1: team limit only).
+
+    An owner given without a capacity is not used, but its shape is checked all the same: one of another
+    length, or a table, was a mistake that passed until a capacity was set.
+    """
     if capacity is None:
+        if owner is not None:
+            _owner_array(owner, n)
         return [], np.zeros(0), np.full(n, -1, dtype=np.intp)
     if not isinstance(capacity, Mapping | pd.Series):  # dict() failed on a number or a list of hours
         raise ValueError(
@@ -964,9 +970,7 @@ def _rep_codes(
         detail = ", ".join(f"{reps[i]!r}: {hours[i]:.6g}" for i in np.flatnonzero(negative)[:5])
         short = counted(int(negative.sum()), "rep")
         raise InfeasibleError(f"capacity has negative hours for {short} ({detail})")
-    owners = _owner_values(owner, n)
-    if owners.ndim != 1 or owners.size != n:
-        raise ValueError(f"owner must have one value per account ({n:,}), got {_given(owners)}")
+    owners = _owner_array(owner, n)
     try:
         codes = rep_codes(owners, names.to_numpy())
     except TypeError:  # a list or dict owner: "unhashable type", naming neither owner nor account
@@ -977,6 +981,14 @@ def _rep_codes(
     if n and (codes < 0).all() and pd.notna(owners).any():
         logger.warning("no account's owner is a rep of capacity: only the team limit applies")
     return reps, hours, codes
+
+
+def _owner_array(owner: Any, n: int) -> np.ndarray:
+    """Each account's owner as a 1-d array of n values (`_owner_values`); another length is a ValueError."""
+    owners = _owner_values(owner, n)
+    if owners.ndim != 1 or owners.size != n:
+        raise ValueError(f"owner must have one value per account ({n:,}), got {_given(owners)}")
+    return owners
 
 
 def _owner_values(owner: Any, n: int) -> np.ndarray:

@@ -921,6 +921,20 @@ def test_scores_indexed_by_account_id_as_predict_returns_them():
     pd.testing.assert_frame_equal(by_index, allocate(scores, 300.0))
 
 
+def test_scores_with_account_id_as_one_level_of_their_index_are_read_by_it():
+    """A MultiIndex (segment, account_id), as a groupby leaves it, was "account_id: missing column"."""
+    scores = make_scores().assign(segment=lambda f: np.where(f["account_id"] % 2 == 0, "even", "odd"))
+    expected = allocate(scores.drop(columns="segment"), 300.0)
+    for levels in (["segment", "account_id"], ["account_id", "segment"]):
+        indexed = scores.set_index(levels)
+        check_scores(indexed)
+        pd.testing.assert_frame_equal(allocate(indexed, 300.0), expected)
+    twice = scores.set_index(["account_id", "segment"])
+    twice.index.names = ["account_id", "account_id"]
+    with pytest.raises(SchemaError, match=r"scores\.account_id: 2 levels of the scores' index are named"):
+        allocate(twice, 300.0)
+
+
 # --------------------------------------------------------------------------------------- validation
 
 

@@ -197,8 +197,8 @@ def allocate(
     Parameters
     ----------
     scores : pandas.DataFrame
-        The scores table (DESIGN §10), one row per account: ``account_id`` (a column, or the index when
-        it is named so, as `ModelBundle.predict` returns it), ``clv`` (>= 0) and
+        The scores table (DESIGN §10), one row per account: ``account_id`` (a column, or the index or
+        one level of it when named so, as `ModelBundle.predict` returns it), ``clv`` (>= 0) and
         ``p_churn`` (in [0, 1]) are needed; ``referral_value`` (absent or NaN = 0), ``p_alive`` (absent:
         every account is active), ``owner`` (the rep, for per-rep capacity), ``drivers`` (top model
         drivers in words, ``"; "``-separated), ``effort_scale`` and ``effort_uplift`` (the model's fitted
@@ -489,7 +489,7 @@ def missing_score_columns(columns: list[str], *, need_owner: bool) -> list[Probl
 
 
 def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
-    """`scores` as the allocation reads its columns: ids from an index named account_id, names matched.
+    """`scores` as the allocation reads its columns: ids from an index (level) named so, names matched.
 
     ``ModelBundle.predict`` returns the ids as the index; ' clv', 'P_Churn' and a BOM before account_id
     are matched as the input tables match their names (`scores_renames`); text ids are read as a scores
@@ -497,8 +497,8 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
     DataFrame: SchemaError.
     """
     _need_frame(scores)
-    if "account_id" not in scores.columns and scores.index.name == "account_id":
-        scores = scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
+    if "account_id" not in scores.columns and "account_id" in scores.index.names:
+        scores = _ids_from_index(scores)
     refuse_repeated_names(list(scores.columns))  # scores[name] would be a frame; 'CLV' beside 'clv' ignored
     renames = scores_renames(list(scores.columns))
     scores = scores.rename(columns=renames) if renames else scores
@@ -508,6 +508,24 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
     ):
         scores = scores.assign(account_id=text_ids(scores["account_id"]))  # as a file's: " a" is "a"
     return scores
+
+
+def _ids_from_index(scores: pd.DataFrame) -> pd.DataFrame:
+    """`scores` with the account_id of its index as a column: the index, or its one level of that name.
+
+    `ModelBundle.predict` returns the ids as the index; a groupby or a join may leave them as one level of
+    a MultiIndex, which read as "missing column". Two levels of that name are a SchemaError saying so.
+    """
+    levels = scores.index.names.count("account_id")
+    if levels > 1:
+        rule = (
+            f"{levels} levels of the scores' index are named account_id: give one of them another name "
+            "or move the ids to a column (scores.reset_index())"
+        )
+        raise SchemaError([Problem("scores", "account_id", rule)])
+    if scores.index.nlevels == 1:
+        return scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
+    return scores.reset_index(level="account_id")  # the other levels stay the index, unread
 
 
 def _need_frame(scores: Any) -> None:
@@ -521,9 +539,9 @@ def _need_frame(scores: Any) -> None:
 def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
     """Check the scores table for the allocation; raise one SchemaError listing every broken rule.
 
-    The columns are read as `allocate` reads them (`_scores_frame`): the ids from an index named
-    account_id, names matched ignoring case, outer spaces and invisible marks; so what passes here is
-    what `allocate` accepts, and a problem is named by the column it is read as.
+    The columns are read as `allocate` reads them (`_scores_frame`): the ids from an index (or a level
+    of one) named account_id, names matched ignoring case, outer spaces and invisible marks; so what
+    passes here is what `allocate` accepts, and a problem is named by the column it is read as.
 
     Rules: no column name repeats, as written or but for case
     (`kamml.allocation.scores_file.repeated_name_problems`); the columns of `REQUIRED_COLUMNS` exist (and

@@ -340,6 +340,19 @@ def test_owner_without_capacity_and_missing_owner_face_team_limit_only():
     assert np.allclose(h[1:], 2.5, rtol=1e-8)
 
 
+def test_yes_no_owners_are_reps_true_and_false_as_on_every_engine():
+    """Kept, not refused (unlike a yes/no account_id): the accounts table and Spark name such owners
+    "True" and "False" (`kamml.data.validation`, `kamml.spark.session.owner_text`), so scores carry them
+    as those reps; a capacity that names neither is refused by `allocate` as naming reps without accounts."""
+    stake = [100.0, 100.0, 100.0, 100.0]
+    for reps in ({True: 1.0}, {"True": 1.0}, pd.Series({np.True_: 1.0})):
+        h = optimize(stake, 1.0, 10.0, owner=np.array([True, True, False, False]), capacity=reps)
+        assert h[:2].sum() == pytest.approx(1.0, rel=TOL)
+        np.testing.assert_allclose(
+            h, optimize(stake, 1.0, 10.0, owner=["True", "True", "False", None], capacity=reps)
+        )
+
+
 def test_capacity_as_series_and_integer_owners():
     owner = np.array([1, 1, 2, 2])
     stake = [100.0, 100.0, 100.0, 100.0]

@@ -199,7 +199,8 @@ def optimize(
     owner : array-like of shape (n,), optional
         The rep owning each account; None/NaN, or a rep missing from `capacity`, means the account faces
         only the team limit. Owners and the reps of `capacity` are matched by `rep_name` (1, 1.0 and
-        "1" are the same rep). Used only with `capacity`, but its shape is checked without one too.
+        "1" are the same rep; true and false are reps "True" and "False", as the accounts table and
+        Spark name them). Used only with `capacity`, but its shape is checked without one too.
     capacity : mapping or pandas.Series, optional
         Hours per rep (rep -> hours, >= 0; ``inf`` means no limit). Needs `owner`. A rep that owns no
         account changes nothing (its price is the team's).

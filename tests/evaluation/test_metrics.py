@@ -431,14 +431,12 @@ def test_decile_figures_at_the_ends_of_the_float_range():
         ([1.0, 2.0], pd.Series(pd.to_datetime(["2024-01-01", "2024-02-01"])), "y_pred holds datetime64"),
         ([1.0, 2.0], np.array([1 + 1j, 2]), "y_pred holds complex"),
         ([np.datetime64("2024-01-01"), np.datetime64("2024-02-01")], [0.0, 0.0], "y_true holds datetime64"),
-        (np.array([1.0, pd.NA], dtype=object), [1.0, 2.0], "y_true must hold numbers"),
         ([1.0, 2.0], ["a", "b"], "y_pred must hold numbers"),
     ],
 )
 def test_inputs_that_are_not_numbers_are_refused_by_name(y, p, match: str) -> None:
     """A timedelta read as nanoseconds (an MAE of 1.3e14), a datetime as nanoseconds since 1970 and a
-    complex number as its real part; pd.NA in an object column raised a TypeError naming neither
-    input (a metrics audit)."""
+    complex number as its real part (a metrics audit)."""
     with pytest.raises(ValueError, match=match):
         value_metrics(y, p)
 
@@ -549,3 +547,38 @@ def test_a_capture_of_a_negative_total_is_nan_with_a_warning_naming_the_rule():
     assert shares["actual_share"].isna().all()
     assert shares["cumulative_actual_share"].isna().all()
     assert top_capture([5.0, -1.0], [2.0, 1.0], share=0.5) == pytest.approx(1.25)  # a positive total
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([1.0, pd.NA, 3.0], dtype=object),
+        [1.0, pd.NA, 3.0],
+        pd.Series([1, pd.NA, 3], dtype="Int64"),
+        pd.Series([1.0, None, 3.0]),
+        [1.0, np.nan, 3.0],
+    ],
+)
+def test_a_missing_value_is_named_as_missing_whatever_marks_it(y) -> None:
+    """pd.NA in an object column read "y_true must hold numbers (float() argument ... 'NAType')" where the
+    same gap in an Int64 column read "contains NaN or infinite values (1)"; neither said where nor what
+    to do (an evaluation audit). pd.NA is a missing value, as `kamml.allocation.optimize` reads it."""
+    missing = r"y_true has 1 missing \(NaN, None or pd.NA\) value \(position 1\)"
+    with pytest.raises(ValueError, match=missing):
+        value_metrics(y, [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"y_pred has 1 infinite value \(position 2\)"):
+        value_metrics([1.0, 2.0, 3.0], [1.0, 2.0, np.inf])
+    with pytest.raises(ValueError, match="drop those accounts or fill them"):
+        rmse([1.0, 2.0, 3.0], y)
+
+
+def test_labels_and_probabilities_out_of_range_are_named_with_their_count() -> None:
+    """Labels coded 1/2 read "y_true must hold 0/1 (or boolean) outcomes", with neither the values found
+    nor how many accounts held them (an evaluation audit)."""
+    with pytest.raises(ValueError, match=r"y_true must hold 0/1.*2 of its 4 values are not: 2"):
+        churn_metrics([1, 2, 2, 1], [0.1, 0.2, 0.3, 0.4])
+    outside = r"p must hold probabilities in \[0, 1\]: 2 of its 3 values are outside it.*from -0.5 to 1.2"
+    with pytest.raises(ValueError, match=outside):
+        churn_metrics([0, 1, 1], [-0.5, 0.2, 1.2])
+    with pytest.raises(ValueError, match=r"y_true must hold 0/1"):
+        calibration_table([0, 3], [0.1, 0.2])

@@ -45,6 +45,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from kamml.text import counted
+
 __all__ = [
     "UndefinedMetricWarning",
     "aggregate_error",
@@ -62,6 +64,7 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
 
 
 class UndefinedMetricWarning(UserWarning):
@@ -109,6 +112,10 @@ def _floats(values: ArrayLike, name: str) -> FloatArray:
     dtype = getattr(values, "dtype", None)
     if getattr(dtype, "kind", None) in ("M", "m", "c"):
         raise ValueError(f"{name} holds {dtype} values, not numbers: pass the amounts or probabilities")
+    if getattr(dtype, "kind", None) == "O":  # pd.NA is missing, as NaN and None are (float() refused it)
+        raw = np.asarray(values, dtype=object)
+        missing = np.asarray(pd.isna(raw), dtype=bool)
+        values = np.where(missing, np.nan, raw) if raw.ndim and missing.any() else raw
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
@@ -135,9 +142,32 @@ def _pair(y_true: ArrayLike, y_pred: ArrayLike, pred_name: str = "y_pred") -> tu
     if a.size == 0:
         raise ValueError("metrics need at least one account, got empty arrays")
     for name, values in (("y_true", a), (pred_name, b)):
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"{name} contains NaN or infinite values ({int((~np.isfinite(values)).sum())})")
+        _refuse_non_finite(values, name)
     return a, b
+
+
+def _at(where: IntArray) -> str:
+    """The first positions of `where` as a message gives them: "position 3", "positions 3, 8, ..."."""
+    shown = ", ".join(str(int(i)) for i in where[:5]) + (", ..." if where.size > 5 else "")
+    return f"position{'' if where.size == 1 else 's'} {shown}"
+
+
+def _refuse_non_finite(values: FloatArray, name: str) -> None:
+    """A ValueError naming how many of `values` are missing or infinite, and where.
+
+    It read "contains NaN or infinite values (1)", with neither the positions nor what to do.
+    """
+    missing, infinite = np.flatnonzero(np.isnan(values)), np.flatnonzero(np.isinf(values))
+    parts = [
+        f"{counted(where.size, kind + ' value')} ({_at(where)})"
+        for kind, where in (("missing (NaN, None or pd.NA)", missing), ("infinite", infinite))
+        if where.size
+    ]
+    if parts:
+        raise ValueError(
+            f"{name} has {' and '.join(parts)}: every account needs a finite number; drop those accounts "
+            "or fill them (from both inputs alike) before measuring"
+        )
 
 
 def _unit_scaled(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray, int]:
@@ -458,10 +488,20 @@ def value_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
 def _binary(y_true: ArrayLike, p: ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Labels in {0, 1} and probabilities in [0, 1], or a ValueError."""
     a, b = _pair(y_true, p, pred_name="p")
-    if not np.all((a == 0) | (a == 1)):
-        raise ValueError("y_true must hold 0/1 (or boolean) outcomes")
-    if np.any(b < 0) or np.any(b > 1):
-        raise ValueError("p must hold probabilities in [0, 1]")
+    other = ~((a == 0) | (a == 1))
+    if other.any():
+        found = np.unique(a[other])
+        shown = ", ".join(f"{v:g}" for v in found[:5]) + (", ..." if found.size > 5 else "")
+        raise ValueError(
+            f"y_true must hold 0/1 (or boolean) outcomes, 1 for churned: {int(other.sum()):,} of its "
+            f"{a.size:,} values are not: {shown} ({_at(np.flatnonzero(other))}); recode them to 0 and 1"
+        )
+    outside = (b < 0) | (b > 1)
+    if outside.any():
+        raise ValueError(
+            f"p must hold probabilities in [0, 1]: {int(outside.sum()):,} of its {b.size:,} values are "
+            f"outside it ({_at(np.flatnonzero(outside))}; p runs from {b.min():g} to {b.max():g})"
+        )
     return a, b
 
 

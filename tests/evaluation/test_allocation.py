@@ -710,3 +710,56 @@ def test_eligible_length_error_groups_the_account_count():
         ValueError, match=r"eligible must have one flag per account \(1,234\), got 1,233 values"
     ):
         equal_hours(1234, 4.0, eligible=[True] * 1233)
+
+
+@pytest.mark.parametrize("window_days", [float("nan"), -1.0, 0])
+def test_a_past_revenue_window_that_is_no_positive_number_is_a_config_error(window_days):
+    """A NaN window raised pandas' "cannot convert float NaN to integer", naming no argument."""
+    tx = pd.DataFrame({"account_id": [1], "ts": pd.to_datetime(["2024-06-01"]), "amount": [1.0]})
+    with pytest.raises(ConfigError, match="window_days must be > 0"):
+        past_revenue(tx, [1], "2025-01-01", window_days=window_days)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((0.25, float("nan")), r"active_p_alive must be a probability in \[0, 1\], got nan"),
+        ((0.25, 0.1, 1.5), r"active_p_purchase must be a probability in \[0, 1\], got 1.5"),
+        ((-0.5, 0.1), r"floor_hours must be a finite number of hours >= 0, got -0.5"),
+        ((float("inf"), 0.1), r"floor_hours must be a finite number of hours >= 0, got inf"),
+    ],
+)
+def test_true_floors_refuse_thresholds_and_floors_the_config_would(world, args, match):
+    """A NaN active_p_alive gave every account a floor of 0 (no p_alive is at least NaN), and a negative
+    floor_hours negative floors, silently (an evaluation audit): `AllocationConfig` refuses both, and so
+    do the truth's floors that stand for its settings."""
+    with pytest.raises(ConfigError, match=match):
+        true_floors(world, *args)
+
+
+def test_recommended_hours_that_are_no_numbers_or_pd_na_are_named_in_the_allocation(world):
+    """pd.NA in an object column raised float()'s TypeError, and a word its ValueError, naming neither the
+    table nor the column (an evaluation audit); pd.NA is a missing value, refused as NaN is."""
+    ids = world.truth["account_id"].to_numpy()
+    hours = pd.Series([0.5] * ids.size, dtype=object)
+    hours.iloc[[2, 5]] = pd.NA
+    with pytest.raises(SchemaError, match=r"allocation\.recommended_hours: missing value.*\(2 rows"):
+        evaluate_allocation(world, pd.DataFrame({"account_id": ids, "recommended_hours": hours}), HORIZON)
+    hours.iloc[[2, 5]] = ["lots", "1.5 h"]
+    with pytest.raises(SchemaError, match=r"allocation\.recommended_hours: not a number.*\(2 rows; e\.g\. "):
+        evaluate_allocation(world, pd.DataFrame({"account_id": ids, "recommended_hours": hours}), HORIZON)
+    with pytest.raises(SchemaError, match=r"hours\.x: not a number.*\(1 row"):
+        compare_allocations(world, {"x": pd.Series(["a", *[0.5] * (ids.size - 1)], index=ids)}, HORIZON)
+
+
+def test_one_rule_named_as_a_string_is_that_rule_not_its_letters(world):
+    """rules="top_n" was read as the rules "t", "o", "p", ...: no policy matched, and vs_best_rule was NaN
+    throughout without a word (an evaluation audit)."""
+    ids = world.truth["account_id"].to_numpy()
+    policies = {"x": np.full(ids.size, 1.0), "top_n": np.r_[np.full(ids.size - 1, 0.5), 0.0]}
+    table = compare_allocations(world, policies, HORIZON, hours=float(ids.size))
+    as_list = lift_over(table, ["top_n"])
+    assert as_list.notna().all()
+    pd.testing.assert_series_equal(lift_over(table, "top_n"), as_list)
+    again = compare_allocations(world, policies, HORIZON, hours=float(ids.size), rules="top_n")
+    np.testing.assert_allclose(again["vs_best_rule"], as_list)

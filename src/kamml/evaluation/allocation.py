@@ -449,7 +449,7 @@ def past_revenue(
 
     Returns a float Series indexed by `account_ids` (0 for accounts without rows in the window).
     """
-    if window_days <= 0:
+    if not window_days > 0:  # NaN too: pandas' "cannot convert float NaN to integer" named no argument
         raise ConfigError(f"window_days must be > 0, got {window_days}")
     stop = pd.Timestamp(end)
     start = stop - pd.Timedelta(days=window_days)
@@ -589,7 +589,8 @@ def compare_allocations(
         Weights of retention, growth and referral in the true gain (each 1 by default: the true
         expected revenue the hours add).
     rules : sequence of str, default SIMPLE_RULES
-        Which policies are the simple rules behind ``vs_best_rule`` (those present in `hours_by_policy`).
+        Which policies are the simple rules behind ``vs_best_rule`` (those present in `hours_by_policy`);
+        one name alone may be given as a string.
     oracle_floor : float, array or pandas.Series, optional
         The oracle's floors when they are not `floor`: the same minimum touch for the accounts the truth
         says are active (`true_floors`). A plan's floors go to the accounts its model calls active, and
@@ -703,7 +704,8 @@ def lift_over(table: pd.DataFrame, rules: Sequence[str]) -> pd.Series:
     gain is not positive. For lifts over other sets than ``vs_best_rule``'s, e.g. `NAIVE_RULES` and
     ``["top_n_share"]`` apart, as the README reports them.
     """
-    present = table["policy"].isin(list(rules))
+    names = [rules] if isinstance(rules, str) else list(rules)  # "top_n" was read as its letters
+    present = table["policy"].isin(names)
     best = float(table.loc[present, "true_gain"].max()) if present.any() else np.nan
     if not best > 0:
         return pd.Series(np.nan, index=table.index, name="lift")
@@ -778,7 +780,9 @@ def evaluate_allocation(
     missing = [c for c in ("account_id", "recommended_hours") if c not in allocation.columns]
     if missing:
         raise SchemaError([Problem("allocation", c, "missing column") for c in missing])
-    recommended = allocation.set_index("account_id")["recommended_hours"].astype(float)
+    recommended = _numbers(
+        allocation.set_index("account_id")["recommended_hours"], "allocation", "recommended_hours"
+    )
     _refuse_nan(recommended, "allocation", "recommended_hours")  # before the sum, which skips NaN
     team = float(recommended.sum()) if hours is None else float(hours)
     if name in SIMPLE_RULES:
@@ -826,14 +830,20 @@ def true_floors(
     p_alive alone (before the forty-third session) the oracle touched alive accounts unlikely to order,
     and a plan with the purchase rule beat it: 103.8 % at a 30-day horizon on the demo's world.
     """
-    truth = world.truth
-    active = truth["p_alive"].to_numpy(dtype=float) >= float(active_p_alive)
+    hours = float(floor_hours)
+    if not (np.isfinite(hours) and hours >= 0):
+        raise ConfigError(f"floor_hours must be a finite number of hours >= 0, got {floor_hours}")
     if active_p_purchase is None:
         active_p_purchase = AllocationConfig().active_p_purchase
+    for name, threshold in (("active_p_alive", active_p_alive), ("active_p_purchase", active_p_purchase)):
+        if not 0 <= float(threshold) <= 1:  # NaN too: it made no account active, silently
+            raise ConfigError(f"{name} must be a probability in [0, 1], got {threshold}")
+    truth = world.truth
+    active = truth["p_alive"].to_numpy(dtype=float) >= float(active_p_alive)
     if active_p_purchase > 0:
         horizon = world.horizon_days if horizon_days is None else horizon_days
         active &= world.p_purchase(horizon) >= float(active_p_purchase)
-    return pd.Series(np.where(active, float(floor_hours), 0.0), index=truth["account_id"].to_numpy())
+    return pd.Series(np.where(active, hours, 0.0), index=truth["account_id"].to_numpy())
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -933,7 +943,7 @@ def _aligned(
             dup = hours.index[hours.index.duplicated()]
             rule = f"{what}account_id appears more than once"
             raise SchemaError([Problem(table, "account_id", rule, len(dup), tuple(dup[:5]))])
-        values = hours.astype(float)
+        values = _numbers(hours, *where)
         _refuse_nan(values, *where)
         # accounts left out count as 0 hours (documented)
         h = np.asarray(values.reindex(ids).fillna(0.0).to_numpy(dtype=float), dtype=np.float64)
@@ -947,6 +957,23 @@ def _aligned(
     if not np.all(np.isfinite(h)) or (h < 0).any():
         raise InfeasibleError(f"{label} must be finite and >= 0")
     return h
+
+
+def _numbers(values: pd.Series, table: str, column: str | None) -> pd.Series:
+    """`values` (by account_id) as floats, pd.NA as NaN; a SchemaError naming entries that are no numbers.
+
+    ``astype(float)`` raised float()'s TypeError on pd.NA in an object column and its ValueError on a
+    word, naming neither the table nor the column.
+    """
+    if values.dtype.kind != "O":
+        return values.astype(float)
+    raw = values.astype(object)
+    numbers = pd.to_numeric(raw.where(raw.notna(), np.nan), errors="coerce").astype(float)
+    bad = (numbers.isna() & raw.notna()).to_numpy()
+    if bad.any():
+        rule = "not a number of hours"
+        raise SchemaError([Problem(table, column, rule, int(bad.sum()), tuple(values.index[bad][:5]))])
+    return numbers
 
 
 def _refuse_nan(values: pd.Series, table: str, column: str | None) -> None:

@@ -582,3 +582,14 @@ def test_labels_and_probabilities_out_of_range_are_named_with_their_count() -> N
         churn_metrics([0, 1, 1], [-0.5, 0.2, 1.2])
     with pytest.raises(ValueError, match=r"y_true must hold 0/1"):
         calibration_table([0, 3], [0.1, 0.2])
+
+
+def test_a_masked_value_is_refused_not_read_as_the_number_under_its_mask() -> None:
+    """numpy reads a masked array's hidden numbers: the RMSE of [1, 2, 3] against [1, --, 3] read 0.0
+    from the 2 under the mask (an evaluation audit; `kamml.allocation.optimize` refuses them too)."""
+    hidden = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    with pytest.raises(ValueError, match=r"y_pred has 1 masked value \(position 1;.*y_pred\.filled\(0\)"):
+        rmse([1.0, 2.0, 3.0], hidden)
+    with pytest.raises(ValueError, match=r"y_true has 1 masked value"):
+        churn_metrics(np.ma.masked_array([0, 1], mask=[True, False]), [0.1, 0.2])
+    assert rmse([1.0, 2.0, 3.0], np.ma.masked_array([1.0, 2.0, 4.0])) == pytest.approx(np.sqrt(1 / 3))

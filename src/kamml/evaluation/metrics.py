@@ -107,6 +107,13 @@ def _floats(values: ArrayLike, name: str) -> FloatArray:
     numpy reads a timedelta or a datetime as nanoseconds and a complex number as its real part: a
     wrong column passed as a forecast gave a number rather than an error (a metrics audit).
     """
+    if isinstance(values, np.ma.MaskedArray) and np.ma.getmaskarray(values).any():
+        where = np.flatnonzero(np.ma.getmaskarray(values))
+        raise ValueError(
+            f"{name} has {counted(where.size, 'masked value')} ({_at(where)}; a numpy masked array, whose "
+            f"hidden numbers numpy would read): give every account a value, e.g. {name}.filled(0), or leave "
+            "the masked accounts out of both inputs"
+        )
     if getattr(values, "dtype", None) is None:  # a list: of numpy datetimes, it read as days since 1970
         values = np.asarray(values)
     dtype = getattr(values, "dtype", None)

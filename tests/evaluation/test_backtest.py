@@ -707,3 +707,22 @@ def test_an_infinite_metric_is_null_in_the_json_with_its_sign_under_non_finite()
     }
     finite = _hand_result({"kamml": base}, {}, {}).to_dict()
     assert "non_finite" not in finite
+
+
+def test_the_table_of_a_result_without_any_figure_has_its_index_and_no_rows():
+    """`table()` raised KeyError "None of ['task', 'model'] are in the columns" when no task had a model."""
+    table = _hand_result({}, {}, {}).table()
+    assert table.empty
+    assert list(table.index.names) == ["task", "model"]
+
+
+def test_a_figure_read_back_from_the_json_as_null_is_a_missing_figure():
+    """The JSON writes an undefined metric as null (`kamml.io.json_text`); read back into a result, None
+    raised "must be real number, not NoneType" in behind() and to_text() where NaN is "n/a"."""
+    base = dict.fromkeys(TEXT_COLUMNS["value"], 0.5)
+    saved = json.loads(json_text({"kamml": {**base, "gini": math.nan}, "btyd": {**base, "rmse": math.nan}}))
+    assert saved["kamml"]["gini"] is None
+    r = _hand_result(saved, {}, {})
+    assert r.behind() == {"value": {"gini": ["btyd"]}}  # kamml's missing figure loses; btyd's beats nothing
+    kamml_row = next(line for line in r.to_text().splitlines() if line.startswith("kamml"))
+    assert kamml_row.split()[1] == "n/a"

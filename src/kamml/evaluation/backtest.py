@@ -64,10 +64,13 @@ class BacktestResult:
         """The JSON of DESIGN §10 (protocol, btyd_params, value, churn, referral).
 
         ``referral`` is always there, null when there is nothing to evaluate; ``referral_note`` then
-        says why, when that is known, so a reader of the JSON never meets a missing key. JSON has no
-        infinity, so an infinite metric is null like an undefined (NaN) one; ``non_finite`` then gives
-        its sign (``{"value": {"kamml": {"decile_mape": "inf"}}}``), as the printed table reads ``inf``
-        where it reads ``n/a`` for NaN. Only there when a metric is infinite.
+        says why, when that is known, so a reader of the JSON never meets a missing key. The dict holds
+        NaN and infinities as they are; `kamml.io.json_text` (the CLI's and the tracked run's writer)
+        writes them null, which strict JSON needs (``json.dumps`` alone writes ``NaN``, which
+        JSON.parse refuses). JSON has no infinity, so an infinite metric is null like an undefined (NaN)
+        one; ``non_finite`` then gives its sign (``{"value": {"kamml": {"decile_mape": "inf"}}}``), as
+        the printed table reads ``inf`` where it reads ``n/a`` for NaN. Only there when a metric is
+        infinite.
         """
         out: dict[str, Any] = {
             "protocol": self.protocol,
@@ -89,6 +92,8 @@ class BacktestResult:
         for task, block in (("value", self.value), ("churn", self.churn), ("referral", self.referral)):
             for model, metrics in block.items():
                 rows.append({"task": task, "model": model, **metrics})
+        if not rows:  # set_index found no task or model column: a KeyError
+            return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["task", "model"]))
         return pd.DataFrame(rows).set_index(["task", "model"])
 
     def behind(self) -> dict[str, dict[str, list[str]]]:
@@ -126,7 +131,7 @@ class BacktestResult:
                 if task == "referral" and self.referral_note:
                     blocks.append(f"referral: not evaluated: {self.referral_note}")
                 continue
-            frame = pd.DataFrame(block).T[list(cols)]
+            frame = pd.DataFrame(block).T[list(cols)].astype(float)  # a null read back from the JSON: NaN
             lost = behind.get(task)
             verdict = (
                 "a baseline does better on: "
@@ -170,9 +175,14 @@ def _infinite_metrics(blocks: dict[str, dict[str, dict[str, float]]]) -> dict[st
     return out
 
 
-def _better_is_larger(metric: str, value: float) -> float:
-    """`kamml.config.larger_is_better`, with a missing or NaN figure as -inf (it beats nothing)."""
-    return larger_is_better(metric, value) if math.isfinite(value) else -math.inf
+def _better_is_larger(metric: str, value: float | None) -> float:
+    """`kamml.config.larger_is_better`, with a missing, null (the JSON's NaN) or NaN figure as -inf.
+
+    Such a figure beats nothing.
+    """
+    if value is None or not math.isfinite(value):
+        return -math.inf
+    return larger_is_better(metric, value)
 
 
 def _ahead(theirs: float, ours: float) -> bool:

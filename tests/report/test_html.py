@@ -914,3 +914,24 @@ def test_every_rep_shows_the_value_of_its_last_hour_when_some_reps_have_a_capaci
         "rep 2": amount(team),
         "(no owner)": amount(team),
     }
+
+
+def test_names_with_lone_surrogates_are_drawn_and_written(tmp_path):
+    """A rep, tier or account name holding a lone surrogate (text decoded with ``surrogateescape``, or
+    JSON's ``"\\ud800"``) failed the report with matplotlib's raw TypeError from its font code, and the
+    page could not be written as UTF-8: such a character now reads U+FFFD, in the charts and the page."""
+    s = scores(n=30)
+    s["owner"] = s["owner"].astype(object)
+    s.loc[s.index[:10], "owner"] = "Ann \udcff"
+    table = allocate(s, hours=20.0)
+    table["account_id"] = table["account_id"].astype(object)
+    table.loc[0, "account_id"] = "acc \ud800"
+    table["tier"] = table["tier"].astype(object).replace({"strategic": "top \udc80"})
+    path = render_report(
+        tmp_path / "r.html", allocation=table, title="plan \ud800", warnings=["lost \udcff"], top=5
+    )
+    page = parse(path)
+    assert_self_contained(path, page)
+    assert len(page.images) == 2  # the tier mix and the hours per rep
+    for text in ("acc \ufffd", "Ann \ufffd", "top \ufffd", "plan \ufffd", "lost \ufffd"):
+        assert text in page.all_text

@@ -887,3 +887,10 @@ def test_length_and_missing_value_errors_group_counts_from_1000_on():
         gains_curve(y, y[:-1])
     with pytest.raises(DataError, match="score has 1,234 missing or infinite values"):
         gains_curve(y, np.full(1234, np.nan))
+
+
+def test_feature_names_and_titles_with_lone_surrogates_are_drawn(tmp_path):
+    """A feature or title holding a lone surrogate failed with matplotlib's raw TypeError."""
+    importance = pd.Series([3.0, 1.0], index=["spend \udcff", "recency"])
+    path = plot_feature_importance(importance, tmp_path / "f.png", title="drivers \ud800")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -40,6 +40,7 @@ from kamml.report.plots import (
     plot_budget_curve,
     plot_hours_per_rep,
     plot_tier_mix,
+    printable,
     rep_capacities,
     tier_labels,
     tier_order,
@@ -767,8 +768,8 @@ def _reasons(value: Any) -> str:
 
 
 def _e(text: Any) -> str:
-    """Escape text for HTML (quotes too, so it is safe in attributes)."""
-    return html.escape(str(text), quote=True)
+    """Escape text for HTML (quotes too, so it is safe in attributes); a lone surrogate reads U+FFFD."""
+    return html.escape(printable(str(text)), quote=True)
 
 
 def _text(value: Any) -> str:

@@ -73,6 +73,7 @@ __all__ = [
     "plot_gains",
     "plot_hours_per_rep",
     "plot_tier_mix",
+    "printable",
     "rep_capacities",
     "save_figure",
     "served_counts",
@@ -143,6 +144,7 @@ def figure_png(figure: Figure, path: str | Path) -> bytes:
     # so far are set here, tick labels made while drawing read the setting
     for text in figure.findobj(Text):
         text.set_parse_math(False)
+        text.set_text(printable(text.get_text()))  # titles, legends, notes (tick labels: `_short`)
     # rc_context swaps a process-wide dict: two threads saving at once restored each other's values and
     # left maths off for the process (a report audit), so one save at a time
     buffer = io.BytesIO()
@@ -156,6 +158,18 @@ def figure_png(figure: Figure, path: str | Path) -> bytes:
         figure.savefig(buffer, format="png", dpi=DPI, bbox_inches=bbox, metadata={"Software": None})
     _glyph_warnings(caught, target)
     return buffer.getvalue()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with each lone surrogate as U+FFFD: what UTF-8 (a page, a font) can hold.
+
+    A name decoded with ``surrogateescape`` (or JSON text holding an unpaired escape) failed a chart
+    with matplotlib's raw TypeError from its font code, and the report's page could not be written.
+    """
+    return _SURROGATE.sub("\ufffd", text)
 
 
 _MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
@@ -639,7 +653,7 @@ def plot_feature_importance(
     shown = series.sort_values(ascending=False, kind="stable").head(top)[::-1]
     total = float(series.sum())
     share = shown / total if total > 0 else shown
-    names = [textwrap.fill((labels or {}).get(f, f), 48) for f in shown.index]
+    names = [textwrap.fill(printable((labels or {}).get(f, f)), 48) for f in shown.index]
     lines = sum(n.count("\n") + 1 for n in names)
     figure = Figure(figsize=(8.0, 1.4 + 0.16 * lines + 0.12 * len(shown)), layout="constrained")
     ax = figure.add_subplot()
@@ -804,7 +818,11 @@ LABEL_WIDTH = 40
 
 
 def _short(name: str) -> str:
-    """`name` cut to `LABEL_WIDTH` characters with an ellipsis: a 300-character name collapsed the axes."""
+    """`name` cut to `LABEL_WIDTH` characters with an ellipsis: a 300-character name collapsed the axes.
+
+    `printable`: tick labels are set again from this text while the figure is drawn.
+    """
+    name = printable(name)
     return name if len(name) <= LABEL_WIDTH else name[: LABEL_WIDTH - 1] + "…"
 
 

@@ -935,3 +935,28 @@ def test_names_with_lone_surrogates_are_drawn_and_written(tmp_path):
     assert len(page.images) == 2  # the tier mix and the hours per rep
     for text in ("acc \ufffd", "Ann \ufffd", "top \ufffd", "plan \ufffd", "lost \ufffd"):
         assert text in page.all_text
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_missing_hours_or_gains_read_as_unknown_not_as_zero(tmp_path, bad):
+    """A plan whose hours or gains hold NaN (a table edited by hand and read back) read 0 hours, "0 with
+    hours" and 0 gain for a tier or rep whose figures were all missing, and shares read "nan%" beside
+    "0%": a figure missing from a tier or rep reads "–", its share of the hours "–" and, the total being
+    unknown, every tier's share "–"."""
+    table = allocate(scores(n=60), hours=50.0, config=AllocationConfig(floor_hours=0.1))
+    table.attrs = {}
+    strategic = table.index[table["tier"] == "strategic"]
+    rep = table.loc[strategic[0], "owner"]
+    hours, gain = table.copy(), table.copy()
+    hours.loc[strategic, "recommended_hours"] = bad
+    gain.loc[strategic, "expected_gain"] = bad
+    tiers = {row[0]: row for row in _tier_table(render_report(tmp_path / "h.html", allocation=hours))[1:]}
+    assert tiers["strategic"][2:5] == ["–", "–", "–"]  # with hours, hours, share
+    assert {row[4] for row in tiers.values()} == {"–"}
+    assert tiers["key"][3] != "–"
+    reps = {row[0]: row for row in _rep_table(tmp_path / "h.html")[1:]}
+    assert reps[rep][2:4] == ["–", "–"]
+    tiers = {row[0]: row for row in _tier_table(render_report(tmp_path / "g.html", allocation=gain))[1:]}
+    assert tiers["strategic"][5] == "–"
+    assert tiers["key"][5] != "–"
+    assert {row[0]: row for row in _rep_table(tmp_path / "g.html")[1:]}[rep][4] == "–"

@@ -446,7 +446,7 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
     parts = [f"<section><h2>The plan by tier{' and by rep' if owned else ''}</h2>"]
     tiers = tier_labels(table)
     by_tier = plan_by(table, tiers).reindex(tier_order(table, tiers))
-    total_hours = float(by_tier["hours"].sum())
+    total_hours = float(by_tier["hours"].sum(skipna=False))  # unknown when a tier's is: shares "–"
     hours = _hours_column(by_tier["hours"])  # four 0.25 h tiers read 0.2 each at one decimal
     rows = [
         "<tr>"
@@ -833,7 +833,7 @@ def _integer(value: Any) -> str:
 
 def _share(part: float, whole: float) -> str:
     """`part` as a whole percentage of `whole`; "<1%" and ">99%" where rounding would say 0 % or 100 %."""
-    if not whole > 0:
+    if not (whole > 0 and math.isfinite(whole) and math.isfinite(part)):
         return "–"
     share = part / whole
     if 0 < share < 0.005:

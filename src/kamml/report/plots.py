@@ -690,15 +690,21 @@ def served_counts(allocation: pd.DataFrame) -> np.ndarray:
     """How many accounts each row stands for that get hours: its ``served`` column, else 1 with hours > 0.
 
     NaN for a grouped row (an ``accounts`` column) without ``served``: its hours do not say how many of
-    its accounts have some. A plan where 71 of 1,179 strategic accounts got hours showed only the 1,179
-    (a CDNOW audit).
+    its accounts have some; NaN too for a row whose hours are missing or infinite. A plan where 71 of
+    1,179 strategic accounts got hours showed only the 1,179 (a CDNOW audit).
     """
     if "served" in allocation.columns:
         return pd.to_numeric(allocation["served"], errors="coerce").fillna(0).to_numpy(dtype=float)
     if "accounts" in allocation.columns:
         return np.full(len(allocation), np.nan)
-    hours = pd.to_numeric(allocation["recommended_hours"], errors="coerce").fillna(0).to_numpy(dtype=float)
-    return np.where(hours > 0, account_counts(allocation), 0.0)
+    hours = _hours(allocation)
+    return np.where(np.isnan(hours), np.nan, np.where(hours > 0, account_counts(allocation), 0.0))
+
+
+def _hours(allocation: pd.DataFrame) -> FloatArray:
+    """The ``recommended_hours`` as floats, a missing, infinite or non-numeric one NaN (not known)."""
+    hours = pd.to_numeric(allocation["recommended_hours"], errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isfinite(hours), hours, np.nan)
 
 
 def account_counts(allocation: pd.DataFrame) -> np.ndarray:
@@ -768,22 +774,23 @@ def at_capacity(hours: float, capacity: float) -> bool:
 def plan_by(allocation: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
     """Per key (a tier or a rep): accounts, those with hours, hours and, when given, expected gain.
 
-    ``served`` is NaN for a key with a row that does not know it (`served_counts`). One grouping for
-    the report's tier and rep tables and the per-rep chart, so their counts always agree.
+    A figure is NaN for a key with a row that does not know it: ``served`` (`served_counts`), hours or
+    gain missing or infinite (a tier of missing hours read 0 hours, "0 with hours" and a 0% share). One
+    grouping for the report's tier and rep tables and the per-rep chart, so their counts always agree.
     """
     frame = pd.DataFrame(
         {
             "key": keys.to_numpy(),
             "accounts": account_counts(allocation),
             "served": served_counts(allocation),
-            "hours": pd.to_numeric(allocation["recommended_hours"], errors="coerce").to_numpy(),
+            "hours": _hours(allocation),
         }
     )
     if "expected_gain" in allocation.columns:
-        frame["gain"] = pd.to_numeric(allocation["expected_gain"], errors="coerce").to_numpy()
+        gain = pd.to_numeric(allocation["expected_gain"], errors="coerce").to_numpy(dtype=float)
+        frame["gain"] = np.where(np.isfinite(gain), gain, np.nan)
     groups = frame.groupby("key")
-    out = groups.sum()
-    out["served"] = groups["served"].sum(min_count=1).where(groups["served"].count() == groups.size())
+    out = groups.sum().where(groups.count().eq(groups.size(), axis=0))
     out.index.name = None
     return out
 

@@ -18,7 +18,7 @@ from kamml.data import load_data
 from kamml.datasets import synthetic
 from kamml.errors import DataError
 from kamml.evaluation.backtest import backtest
-from kamml.report.html import render_report
+from kamml.report.html import REPS_LISTED, render_report
 from kamml.report.plots import backtest_frame
 
 FAST = {"n_estimators": 40, "early_stopping_rounds": 10}
@@ -960,3 +960,28 @@ def test_missing_hours_or_gains_read_as_unknown_not_as_zero(tmp_path, bad):
     assert tiers["strategic"][5] == "–"
     assert tiers["key"][5] != "–"
     assert {row[0]: row for row in _rep_table(tmp_path / "g.html")[1:]}[rep][4] == "–"
+
+
+def test_the_rep_table_lists_the_reps_with_the_most_hours_and_sums_the_others(tmp_path):
+    """The rep table had a row per owner: a plan whose owner column held one name per account (1M
+    accounts) wrote a 124 MB page in 88 s. The `REPS_LISTED` reps with the most hours are listed, the
+    others summed in one last row, so the columns still add up to the plan's."""
+    n = REPS_LISTED + 7
+    s = scores(n=n, owners=0)
+    s["owner"] = [f"owner {i:05d}" for i in range(n)]
+    table = allocate(s, hours=n * 0.05, config=AllocationConfig(floor_hours=0.0))
+    path = render_report(tmp_path / "r.html", allocation=table, top=3)
+    rows = _rep_table(path)[1:]
+    assert len(rows) == REPS_LISTED + 1
+    hours = table.groupby("owner")["recommended_hours"].sum().sort_values(ascending=False, kind="stable")
+    assert [row[0] for row in rows[:-1]] == list(hours.index[:REPS_LISTED])
+    other = rows[-1]
+    assert other[0] == "7 other reps"
+    assert other[1] == "7"
+    rest = table[table["owner"].isin(hours.index[REPS_LISTED:])]
+    assert other[2] == f"{int((rest['recommended_hours'] > 0).sum()):,}"
+    assert float(other[3].replace(",", "")) == pytest.approx(rest["recommended_hours"].sum(), abs=0.01)
+    assert other[4] == amount(rest["expected_gain"].sum())
+    text = parse(path).all_text.split("Hours per rep")[1]
+    assert f"The {REPS_LISTED:,} reps with the most hours are listed; the other 7 are summed" in text
+    assert path.stat().st_size < 2_000_000

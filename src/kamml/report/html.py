@@ -148,6 +148,7 @@ def render_report(
     tier and by rep; the backtest of the models beside their baselines (metrics tables, cumulative gains
     and lift, decile and churn calibration, referral gains, value drivers); the data-quality summary. A
     section without input is replaced by a one-line note (the warnings' is left out when not given).
+    The rep table lists the `REPS_LISTED` reps with the most hours and sums the others in one row.
 
     Parameters
     ----------
@@ -492,6 +493,7 @@ def _rep_table(table: pd.DataFrame) -> str:
     prices = plan.get("rep_price") or {}
     team = plan.get("team_price")
     reps = plan_by(table, owner_labels(table)).sort_values("hours", ascending=False, kind="stable")
+    reps, others = _listed_reps(reps)
     capacity = rep_capacities(table, reps.index)
     limited = bool(plan.get("rep_capacity"))
     heads = ["Rep", "Accounts", "With hours", "Hours"] + (["Capacity (hours)"] if limited else [])
@@ -499,8 +501,10 @@ def _rep_table(table: pd.DataFrame) -> str:
     ownerless = ownerless_label(table)
     rows = []
     cells_of_capacity = _capacity_column(reps["hours"], capacity)
-    for (rep, r), hours, cap in zip(
-        reps.iterrows(), _hours_column(reps["hours"]), cells_of_capacity, strict=True
+    if others:  # the last row: the other reps together, with neither a capacity nor a price of their own
+        cells_of_capacity[-1] = "–"
+    for i, ((rep, r), hours, cap) in enumerate(
+        zip(reps.iterrows(), _hours_column(reps["hours"]), cells_of_capacity, strict=True)
     ):
         cells = [
             _td(_e(str(rep)), name=True),
@@ -512,9 +516,35 @@ def _rep_table(table: pd.DataFrame) -> str:
         ]
         if prices:
             price = team if rep == ownerless else prices.get(str(rep), team)
+            price = None if others and i == len(reps) - 1 else price
             cells.append(_td(_e(_money(price)) if price is not None else "", numeric=True))
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return _table_html(heads, rows)
+    if not others:
+        return _table_html(heads, rows)
+    return _table_html(heads, rows) + _note(
+        f"The {REPS_LISTED:,} reps with the most hours are listed; the other {others:,} are summed in "
+        "the last row."
+    )
+
+
+#: Most reps the rep table lists, those with the most hours; the others are summed in one row.
+REPS_LISTED = 1000
+
+
+def _listed_reps(reps: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The first `REPS_LISTED` rows of `reps` (sorted), the rest summed in one last row; and how many.
+
+    A plan whose owner column held one name per account (1M accounts) wrote a 124 MB page in 88 s. A
+    figure of the summed row is unknown ("–") when one of its reps' is, as `plan_by` has it.
+    """
+    rest = reps.iloc[REPS_LISTED:]
+    if rest.empty:
+        return reps, 0
+    name = counted(len(rest), "other rep")
+    while name in reps.index[:REPS_LISTED]:  # a rep of that very name keeps its own row, as on the chart
+        name += " "
+    summed = rest.sum().where(rest.notna().all()).to_frame(name).T
+    return pd.concat([reps.iloc[:REPS_LISTED], summed]), len(rest)
 
 
 def _capacity_column(hours: pd.Series, capacity: pd.Series) -> list[str]:

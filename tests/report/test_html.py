@@ -985,3 +985,39 @@ def test_the_rep_table_lists_the_reps_with_the_most_hours_and_sums_the_others(tm
     text = parse(path).all_text.split("Hours per rep")[1]
     assert f"The {REPS_LISTED:,} reps with the most hours are listed; the other 7 are summed" in text
     assert path.stat().st_size < 2_000_000
+
+
+@pytest.mark.parametrize(
+    "protocol",
+    [
+        "2024-01-01",
+        None,
+        {"cutoff": "2024-01-01", "training_snapshots": 3, "training_rows": "many", "test_accounts": None},
+        {"cutoff": "2024-01-01", "btyd_value_note": ["x"], "test_accounts": float("nan")},
+    ],
+)
+def test_a_champions_backtest_json_of_another_shape_is_read_as_far_as_it_goes(world, tmp_path, protocol):
+    """The champion's backtest.json is read from its run (any kamml version wrote it, or a hand): a model
+    without metrics (null), a protocol that is no mapping or whose counts are no numbers failed the
+    whole run at its last step with a raw TypeError or ValueError. What it holds is shown; the rest is
+    left out."""
+    _, result, score_table = world
+    table = allocate(score_table, hours=600.0)
+    champion = {
+        "protocol": protocol,
+        "value": {"kamml": None, "btyd": {"gini": 0.3, "rmse": "x"}, "last_period": [1]},
+        "churn": ["x"],
+    }
+    path = render_report(
+        tmp_path / "r.html",
+        allocation=table,
+        backtest=result,
+        backtest_note="not promoted",
+        plan_backtest=champion,
+    )
+    first = (
+        parse(path).all_text.split("The model behind the plan")[1].split("The version this run trained")[0]
+    )
+    assert "Backtest at" in first
+    assert "BG/NBD × Gamma-Gamma" in first
+    assert "0.300" in first

@@ -595,14 +595,15 @@ def _backtest_section(
         return head + _note("No backtest was given, so the model-quality section is left out.") + "</section>"
     parts = [head] + ([_note(note)] if note else [])
     if plan:
+        protocol = _mapping(plan.get("protocol"))
         parts.append("<h3>The model behind the plan</h3>")
-        parts.append(f'<p class="sub">{_e(_protocol(plan.get("protocol") or {}))}</p>')
+        parts.append(f'<p class="sub">{_e(_protocol(protocol))}</p>')
         for task, (label, columns) in TASKS.items():
-            block = plan.get(task)
-            if isinstance(block, Mapping) and block:
+            models = {str(k): v for k, v in _mapping(plan.get(task)).items() if isinstance(v, Mapping)}
+            if models:
                 parts.append(f"<h3>{_e(label)}</h3>")
-                parts.append(_metrics_table(task, block, columns))
-                parts.extend(_missing_baseline(task, plan.get("protocol") or {}))
+                parts.append(_metrics_table(task, models, columns))
+                parts.extend(_missing_baseline(task, protocol))
         if not plan.get("referral") and plan.get("referral_note"):
             parts.append(_note(f"Referral value not evaluated: {plan['referral_note']}."))
         parts.append("<h3>The version this run trained (not promoted)</h3>")
@@ -733,22 +734,37 @@ def _model_label(task: str, model: str) -> str:
     return MODEL_LABELS.get(model, model.replace("_", " "))
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a mapping, else an empty one: a part of a backtest's JSON of another shape."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _count(value: Any) -> int | None:
+    """A count of a backtest's protocol as an integer; None when it is no finite number."""
+    return int(float(value)) if _finite(value) else None
+
+
 def _protocol(protocol: Mapping[str, Any]) -> str:
-    """The backtest's protocol in one sentence."""
+    """The backtest's protocol in one sentence; what is not as kamml writes it is left out.
+
+    The champion's backtest.json comes from its run, of any kamml version: counts that were no numbers
+    (or a list of snapshots that was none) failed the whole run at its last step.
+    """
     parts = [f"Backtest at {protocol.get('cutoff', '?')}"]
     if "horizon_days" in protocol:
         parts.append(f"{protocol['horizon_days']}-day horizon")
     snapshots = protocol.get("training_snapshots")
-    if snapshots:
+    if snapshots and isinstance(snapshots, list | tuple):
         labels = protocol.get("train_horizon_days")
         extra = f" ({labels}-day labels)" if labels else ""
-        rows = protocol.get("training_rows")
+        rows = _count(protocol.get("training_rows"))
         parts.append(
             f"trained on {counted(len(snapshots), 'earlier snapshot')}{extra}"
-            + (f" of {int(rows):,} rows" if rows is not None else "")
+            + (f" of {rows:,} rows" if rows is not None else "")
         )
-    if "test_accounts" in protocol:
-        parts.append(counted(int(protocol["test_accounts"]), "test account"))
+    tested = _count(protocol.get("test_accounts"))
+    if tested is not None:
+        parts.append(counted(tested, "test account"))
     return ", ".join(parts) + "."
 
 

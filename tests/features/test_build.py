@@ -1520,3 +1520,65 @@ def test_write_features_on_spark_returns_a_uri_as_given_and_refuses_its_input(sp
         with pytest.raises(DataError, match=rf"cannot write {re.escape(str(target))}: it .*transactions"):
             write_features(data, "2024-02-01", target, config)
     assert sorted(p.name for p in source.parent.iterdir()) == ["transactions.parquet"]
+
+
+# --- point in time on the synthetic world: features read only [.., cutoff), labels [cutoff, +horizon) --
+
+_TABLES = ("transactions", "accounts", "referrals", "activities")
+
+
+@pytest.fixture(scope="module", params=[7, 11])
+def world_tables(request: pytest.FixtureRequest) -> tuple[dict[str, pd.DataFrame], Config]:
+    """A 300-account synthetic world's four tables, and a config whose data end is the world's."""
+    world = synthetic.generate(n_accounts=300, seed=request.param)
+    last_day = (world.end - pd.Timedelta(days=1)).date()  # data.end names the last day observed
+    return {name: getattr(world, name) for name in _TABLES}, Config.from_dict(
+        {"data": {"end": str(last_day)}}
+    )
+
+
+def _before(tables: dict[str, pd.DataFrame], when: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    """The tables without any row dated at or after `when` (accounts rows: created at or after it)."""
+    out = {name: frame[frame["ts"] < when] for name, frame in tables.items() if name != "accounts"}
+    accounts = tables["accounts"]
+    out["accounts"] = accounts[accounts["created_at"] < when]
+    return out
+
+
+@pytest.mark.slow
+def test_deleting_every_row_at_or_after_the_cutoff_changes_no_feature_on_the_synthetic_world(world_tables):
+    """Every column at four cutoffs (the first year to the last month) is exactly what the data cut at
+    the cutoff gives: transactions, referrals and activities at or after it, and the accounts rows
+    created then, deleted."""
+    tables, cfg = world_tables
+    full = load_data(tables, cfg)
+    for cutoff in pd.to_datetime(["2023-09-01", "2024-07-15", "2025-03-03", "2025-12-01"]):
+        built = build_features(full, cutoff, cfg)
+        cut = build_features(load_data(_before(tables, cutoff), cfg), cutoff, cfg)
+        assert len(built) > 50
+        pd.testing.assert_frame_equal(built, cut, check_exact=True, obj=f"features at {cutoff.date()}")
+
+
+@pytest.mark.slow
+def test_labels_read_only_the_window_from_the_cutoff_on_the_synthetic_world(world_tables):
+    """Labels over [cutoff, cutoff + 90 days) are unchanged when every row from cutoff + 90 days is
+    deleted, the amounts before the cutoff are tripled (the accounts existing at it stay the same) and
+    the activities before it deleted; and change when a purchase inside the window does."""
+    tables, cfg = world_tables
+    full = load_data(tables, cfg)
+    horizon = 90
+    for cutoff in pd.to_datetime(["2024-02-01", "2025-06-01"]):
+        stop = cutoff + pd.Timedelta(days=horizon)
+        labels = build_labels(full, cutoff, horizon)
+        other = _before(tables, stop)
+        t = other["transactions"].copy()
+        t.loc[t["ts"] < cutoff, "amount"] *= 3.0
+        other["transactions"] = t
+        acts = other["activities"]
+        other["activities"] = acts[acts["ts"] >= cutoff]  # past effort is no label's
+        moved = build_labels(load_data(other, cfg), cutoff, horizon)
+        pd.testing.assert_frame_equal(labels, moved, check_exact=True, obj=f"labels at {cutoff.date()}")
+        inside = t.index[(t["ts"] >= cutoff) & (t["amount"] > 0)][:1]  # the control: the window counts
+        t.loc[inside, "amount"] += 1000.0
+        changed = build_labels(load_data(other, cfg), cutoff, horizon)
+        assert changed["value"].sum() == pytest.approx(labels["value"].sum() + 1000.0)

@@ -475,6 +475,40 @@ def test_training_cutoffs_refuse_a_count_of_no_snapshots():
     assert len(training_cutoffs("2024-12-31", 90, np.int64(2), 30)) == 2
 
 
+@pytest.mark.parametrize(
+    ("end", "message"),
+    [
+        (20241231, r"end 20241231 is a number, not a date"),  # read as nanoseconds: cutoffs in 1969
+        ("12/31/2024", r"end '12/31/2024' is not a date written YYYY-MM-DD"),  # read month first
+        ("2024-12", r"end '2024-12' is not a date written YYYY-MM-DD"),  # read as 2024-12-01
+        (np.datetime64("2024-12"), r"end .* is a period, not a day"),  # read as 2024-12-01
+        (None, r"no end given"),  # AttributeError: 'NaTType' object has no attribute 'normalize'
+        ("soon", r"end 'soon' is not a date written YYYY-MM-DD"),  # pandas' DateParseError
+        ("0001-01-01", r"end '0001-01-01' is outside the dates kamml reads"),  # OutOfBoundsDatetime
+    ],
+)
+def test_training_cutoffs_read_the_end_as_every_cutoff_is_read(end, message):
+    """`end` went to pandas as given, where a cutoff is refused with the rule it breaks."""
+    with pytest.raises(ConfigError, match=message):
+        training_cutoffs(end, 90, 3, 30)
+
+
+def test_training_cutoffs_are_naive_utc_midnights_whatever_the_end():
+    """An aware end gave aware cutoffs in its zone: midnights in New York, one an hour off across the
+    clock change, which the training frame refused as times of day (05:00 UTC). An end with a time of
+    day still counts from the midnight before it (that day is not observed whole)."""
+    want = training_cutoffs("2024-12-31", 90, 3, 60)
+    for end in (
+        pd.Timestamp("2024-12-31", tz="UTC"),
+        pd.Timestamp("2024-12-30 19:00", tz="America/New_York"),  # 2024-12-31 00:00 UTC
+        pd.Timestamp("2024-12-31 15:30"),
+        "2024-12-31 15:30",
+        np.datetime64("2024-12-31T15:30"),
+    ):
+        assert training_cutoffs(end, 90, 3, 60) == want, end
+    assert all(c.tzinfo is None and c == c.normalize() for c in want)
+
+
 def test_training_frame_refuses_a_repeated_cutoff(simple):
     """A cutoff given twice stacked its snapshot twice: every (snapshot, account) row appeared twice."""
     cfg = Config.from_dict({"time": {"horizon_days": 60}})

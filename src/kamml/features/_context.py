@@ -42,14 +42,15 @@ NET_ROUNDING = 1e-9
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}(?:$|[T ])")
 
 
-def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
+def as_cutoff(value: Any, name: str = "cutoff", *, floor: bool = False) -> pd.Timestamp:
     """`value` as a midnight timestamp (naive, UTC): a cutoff is a whole day, never a time of day.
 
     A date, a ``YYYY-MM-DD`` string or a midnight timestamp passes; a timezone-aware value is read in
     UTC, the data's time. No value, an unparseable one or one with a time of day other than midnight is
     a `ConfigError` naming `name` and the value: truncating 12:30 to the day would move the cutoff
     silently. So is a pandas Period or a numpy datetime64 of a month, year or week, naming the two days
-    it could mean (its first, the day after it).
+    it could mean (its first, the day after it). With `floor` a time of day is taken to the midnight
+    before it instead: for an exclusive data end, whose last day is then not observed whole.
     """
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
         # pandas reads a number as nanoseconds since 1970 (20250705 -> 00:00:00.020250)
@@ -84,6 +85,8 @@ def as_cutoff(value: Any, name: str = "cutoff") -> pd.Timestamp:
             "data): give a day in that range"
         )
     if stamp != stamp.normalize():
+        if floor:
+            return stamp.normalize()
         at = f"{stamp.time()}{' UTC' if aware else ''}"
         raise ConfigError(
             f"{name} must be a date (YYYY-MM-DD), got {value!r}, which has the time of day {at}: "

@@ -660,6 +660,9 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
     the data end and earlier ones step back from there. `horizon_days` and `step_days` are checked as
     ``time.horizon_days`` and ``time.step_days`` (ints from 1 to `kamml.config.MAX_DAYS`; a `ConfigError`),
     `snapshots` as ``time.snapshots`` (an int from 1 to 1,000; 0 gave no cutoffs, so no training rows).
+    `end` is read as a cutoff is (`as_cutoff`: a number, a month or a date not written YYYY-MM-DD is a
+    `ConfigError`; an aware one in UTC), except that a time of day counts from the midnight before it.
+    The cutoffs are naive UTC midnights in nanoseconds.
     """
     horizon_days = check_days(horizon_days, "horizon_days")
     step_days = check_days(step_days, "step_days")  # 0 gave one cutoff K times, each row K times
@@ -667,7 +670,9 @@ def training_cutoffs(end: Any, horizon_days: int, snapshots: int, step_days: int
         raise ConfigError(f"snapshots must be a whole number (an int), got {snapshots!r}")
     if not 1 <= int(snapshots) <= MAX_SNAPSHOTS:
         raise ConfigError(f"snapshots must be from 1 to {MAX_SNAPSHOTS:,}, got {int(snapshots):,}")
-    last = pd.Timestamp(end).normalize() - pd.Timedelta(days=horizon_days)
+    # as a cutoff: pandas read 20241231 as nanoseconds (cutoffs in 1969), 12/31/2024 month first, an
+    # aware end gave cutoffs at its zone's midnights, which the training frame refused as times of day
+    last = as_cutoff(end, "end", floor=True).as_unit("ns") - pd.Timedelta(days=horizon_days)
     return [last - pd.Timedelta(days=k * step_days) for k in range(snapshots)]
 
 

@@ -181,6 +181,13 @@ def test_label_window_past_data_end_names_the_last_day_and_the_latest_cutoff(sim
     build_labels(simple, latest, 90)  # that cutoff is accepted
 
 
+def test_label_window_past_data_end_names_the_cutoff_as_the_labels_read_it(simple):
+    """An aware cutoff is read in UTC: 19:00 in New York on 2024-11-30 is the cutoff 2024-12-01, which
+    the message named 2024-11-30."""
+    with pytest.raises(ConfigError, match=r"label window 2024-12-01 \+ 90 days ends after"):
+        build_labels(simple, pd.Timestamp("2024-11-30 19:00", tz="America/New_York"), 90)
+
+
 @pytest.mark.parametrize(
     ("horizon", "message"),
     [
@@ -251,6 +258,14 @@ def test_cutoff_must_be_a_date(simple):
         build_features(simple, None)
     utc_midnight = build_features(simple, pd.Timestamp(CUTOFF, tz="UTC"))
     pd.testing.assert_frame_equal(utc_midnight, build_features(simple, CUTOFF))
+
+
+def test_a_time_of_day_under_a_second_is_named_not_read_as_midnight(simple):
+    """A cutoff 1 ns or 1 us past midnight was refused as having 'the time of day 00:00:00'."""
+    with pytest.raises(ConfigError, match=r"time of day 00:00:00\.000000001:"):
+        build_features(simple, pd.Timestamp(CUTOFF) + pd.Timedelta(1, "ns"))
+    with pytest.raises(ConfigError, match=r"time of day 00:00:00\.000001 UTC:"):
+        build_features(simple, pd.Timestamp(CUTOFF, tz="UTC") + pd.Timedelta(1, "us"))
 
 
 @pytest.mark.parametrize(

@@ -87,7 +87,8 @@ def as_cutoff(value: Any, name: str = "cutoff", *, floor: bool = False) -> pd.Ti
     if stamp != stamp.normalize():
         if floor:
             return stamp.normalize()
-        at = f"{stamp.time()}{' UTC' if aware else ''}"
+        clock = str(stamp - stamp.normalize()).removeprefix("0 days ")  # time() drops nanoseconds
+        at = f"{clock}{' UTC' if aware else ''}"
         raise ConfigError(
             f"{name} must be a date (YYYY-MM-DD), got {value!r}, which has the time of day {at}: "
             "a cutoff is a whole day (midnight, UTC)"

@@ -623,7 +623,7 @@ def check_label_window(data: Any, cutoff: Any, horizon_days: int) -> None:
         # `end` is exclusive (the day after the last day): name the last day and the cutoff that fits
         last = pd.Timestamp(end).normalize()
         raise ConfigError(
-            f"label window {pd.Timestamp(cutoff).date()} + {horizon_days} days ends after the data end "
+            f"label window {as_cutoff(cutoff).date()} + {horizon_days} days ends after the data end "
             f"{(last - pd.Timedelta(days=1)).date()} (its last day): the latest cutoff for {horizon_days} "
             f"days is {(last - pd.Timedelta(days=int(horizon_days))).date()}; move the cutoff earlier "
             "(--cutoff, time.cutoff) or shorten time.horizon_days"

@@ -726,3 +726,15 @@ def test_a_figure_read_back_from_the_json_as_null_is_a_missing_figure():
     assert r.behind() == {"value": {"gini": ["btyd"]}}  # kamml's missing figure loses; btyd's beats nothing
     kamml_row = next(line for line in r.to_text().splitlines() if line.startswith("kamml"))
     assert kamml_row.split()[1] == "n/a"
+
+
+def test_an_aware_end_plans_the_season_snapshots_at_utc_midnights_as_the_training_ones():
+    """`training_cutoffs` reads an aware end in UTC; the season's cutoffs read it in its own zone, so a
+    New York end gave a season snapshot at New York's midnight (05:00 UTC), a time of day the training
+    frame refuses, beside training snapshots at UTC midnights."""
+    cfg = Config.from_dict({**CFG, "time": {"horizon_days": 90, "snapshots": 2, "step_days": 45}})
+    naive = snapshot_plan(cfg, pd.Timestamp("2025-07-01"))
+    aware = snapshot_plan(cfg, pd.Timestamp("2025-07-01 01:00", tz="Europe/Berlin"))  # 2025-06-30 23:00 UTC
+    shifted = [c + pd.Timedelta(days=1) for c, _ in aware]
+    assert [c for c, _ in naive] == shifted
+    assert all(c.tzinfo is None and c == c.normalize() for c, _ in aware)

@@ -318,9 +318,12 @@ SEASON_HISTORY_DAYS = 122
 
 
 def _season_cutoffs(end: Any, latest: pd.Timestamp) -> list[pd.Timestamp]:
-    """The cutoff and the latest training snapshot, each a year earlier (`_season_frame`)."""
+    """The cutoff and the latest training snapshot, each a year earlier (`_season_frame`).
+
+    `end` is read as `kamml.features.training_cutoffs` reads it (an aware one in UTC, as its snapshots).
+    """
     year = pd.Timedelta(days=SEASON_DAYS)
-    return [pd.Timestamp(end).normalize() - year, latest - year]
+    return [as_cutoff(end, "end", floor=True).as_unit("ns") - year, latest - year]
 
 
 def train_bundle(

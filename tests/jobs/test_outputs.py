@@ -384,3 +384,67 @@ def test_outputs_named_to_remove_go_as_the_set_publishes(tmp_path):
         published = outputs.publish({"run_id": "two"}, remove=["allocation.csv"])
     assert not (tmp_path / "allocation.csv").exists()
     assert sorted(read_manifest(tmp_path)["files"]) == sorted(published) == ["report.html"]
+
+
+def test_a_move_that_fails_while_publishing_puts_the_last_set_back(tmp_path):
+    """A file of the set that cannot be replaced (``report.html`` made immutable: root ignores read-only
+    modes) failed the publish after allocation.csv had moved in: a new plan beside the old report, and no
+    manifest. The files moved are put back and the last set's manifest with them."""
+    _write_set(tmp_path, "one")
+    report = tmp_path / "report.html"
+    if subprocess.run(["chattr", "+i", str(report)], capture_output=True, check=False).returncode:
+        pytest.skip("chattr +i is not available here (not root, or a file system without the flag)")
+    try:
+        with OutputSet(tmp_path) as outputs:
+            outputs.stage("allocation.csv").write_text("plan two\n")
+            outputs.stage("report.html").write_text("report two\n")
+            with pytest.raises(DataError, match=r"report\.html.*the last set \(run one\) is put back"):
+                outputs.publish({"run_id": "two"})
+    finally:
+        subprocess.run(["chattr", "-i", str(report)], check=True)
+    assert (tmp_path / "allocation.csv").read_text() == "plan one\n"
+    assert report.read_text() == "report one\n"
+    assert read_manifest(tmp_path)["run_id"] == "one"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [LOCK_NAME]
+
+
+def test_a_set_that_cannot_be_put_back_whole_keeps_no_manifest(tmp_path):
+    """``report.html`` linked into a folder that is gone when the set publishes: the files moved before it
+    are put back (no new plan beside the old files), but the last set is no longer whole, so no manifest
+    vouches for it, as the error says."""
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.html").symlink_to(tmp_path / "crm" / "report.html")
+    _write_set(tmp_path / "run", "one")
+    (tmp_path / "crm" / "report.html").unlink()
+    (tmp_path / "crm").rmdir()
+    with OutputSet(tmp_path / "run") as outputs:
+        outputs.stage("allocation.csv").write_text("plan two\n")
+        outputs.stage("report.html").write_text("report two\n")
+        with pytest.raises(DataError, match=r"broken symbolic link.*no longer whole.*no manifest"):
+            outputs.publish({"run_id": "two"})
+    assert (tmp_path / "run" / "allocation.csv").read_text() == "plan one\n"
+    assert (tmp_path / "run" / "report.html").is_symlink()
+    assert read_manifest(tmp_path / "run") is None
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        LOCK_NAME,
+        "allocation.csv",
+        "report.html",
+        "scores.parquet",
+    ]
+
+
+def test_a_failed_publish_puts_back_a_folder_a_file_had_replaced(tmp_path):
+    """The last set whole again (a Spark run's folder of parts included), so its manifest is put back:
+    the failing output (a link into a folder that is gone) was no file of that set."""
+    _write_set(tmp_path, "spark")
+    (tmp_path / "z.html").symlink_to(tmp_path / "gone" / "z.html")
+    with OutputSet(tmp_path) as outputs:
+        outputs.stage("allocation.csv").write_text("plan memory\n")
+        outputs.stage("scores.parquet").write_text("scores memory")
+        outputs.stage("z.html").write_text("chart\n")
+        with pytest.raises(DataError, match=r"z\.html.*the last set \(run spark\) is put back"):
+            outputs.publish({"run_id": "memory"})
+    assert (tmp_path / "scores.parquet" / "part-0.parquet").read_text() == "scores spark"
+    assert (tmp_path / "allocation.csv").read_text() == "plan spark\n"
+    assert read_manifest(tmp_path)["run_id"] == "spark"

@@ -11,6 +11,9 @@ run removed. Now:
 - ``manifest.json`` is removed before the first move and written last: it names the run, model, cutoff
   and every file of the set (bytes and SHA-256), so a reader that finds it knows the files beside it are
   one complete set, and a reader that does not knows a job is writing (or was killed while writing);
+- a publish that fails part way (a file of the set that cannot be replaced, a link into a folder that
+  is gone, a stop) puts back the files it moved and, while they are whole, the last set's manifest:
+  it left this run's first files beside the last run's others;
 - leftovers of a killed job (its staging folder, temporary files) are removed by the next job, under
   the lock.
 """
@@ -26,13 +29,14 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from kamml import stopping
 from kamml.errors import DataError
-from kamml.io import atomic_path, fsync_path, json_text, real_output
+from kamml.io import _writer_tag, atomic_path, fsync_path, json_text, real_output
 
 __all__ = ["JOB_OUTPUTS", "LOCK_NAME", "MANIFEST", "OutputSet", "claim_outputs", "read_manifest"]
 
@@ -113,32 +117,45 @@ class OutputSet:
         stopping.check()
         for check in self.checks:
             check()
-        for staged in self.staging.iterdir():  # Spark's parts (written by Java) on the disk first
+        staged_entries = sorted(self.staging.iterdir())
+        for staged in staged_entries:  # Spark's parts (written by Java) on the disk first
             if staged.is_dir():
                 for part in staged.rglob("*"):
                     fsync_path(part)
                 fsync_path(staged)
-        (self.folder / MANIFEST).unlink(missing_ok=True)
+        last = _manifest_text(self.folder)
+        moves = _Moves(self.staging)
+        try:
+            (self.folder / MANIFEST).unlink(missing_ok=True)
+            for name in remove:
+                stale = self.folder / name
+                if stale.is_file() or stale.is_symlink():
+                    moves.set_aside(stale)
+                    log.info("removed %s: an earlier run's output that this run does not write", stale)
+            published: dict[str, Path] = {}
+            for staged in staged_entries:
+                target = self.folder / staged.name
+                moves.replace(staged, target)
+                published[staged.name] = target
+            fsync_path(self.folder)  # the moves on the disk before the manifest that vouches for them
+            files = {name: _describe(path) for name, path in published.items()}
+            manifest = {
+                **{key: _plain(value) for key, value in facts.items()},
+                "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "files": files,
+            }
+            moves.current = self.folder / MANIFEST
+            with atomic_path(self.folder / MANIFEST) as tmp:
+                tmp.write_text(json_text(manifest) + "\n", encoding="utf-8")
+        except BaseException as exc:
+            said = _put_back(self.folder, moves, last)
+            if isinstance(exc, (DataError, OSError)):
+                reason = str(exc) if isinstance(exc, DataError) else _cannot(moves.current, exc)
+                raise DataError(f"{reason}; {said}") from exc
+            log.warning("the job stopped while publishing its outputs: %s", said)
+            raise
+        moves.forget()
         self._published = True
-        for name in remove:
-            stale = self.folder / name
-            if stale.is_file() or stale.is_symlink():
-                stale.unlink()
-                log.info("removed %s: an earlier run's output that this run does not write", stale)
-        published: dict[str, Path] = {}
-        for staged in sorted(self.staging.iterdir()):
-            target = self.folder / staged.name
-            _replace(staged, target, self.staging)
-            published[staged.name] = target
-        fsync_path(self.folder)  # the moves on the disk before the manifest that vouches for them
-        files = {name: _describe(path) for name, path in published.items()}
-        manifest = {
-            **{key: _plain(value) for key, value in facts.items()},
-            "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "files": files,
-        }
-        with atomic_path(self.folder / MANIFEST) as tmp:
-            tmp.write_text(json_text(manifest) + "\n", encoding="utf-8")
         log.info("published %d outputs into %s, then %s", len(published), self.folder, MANIFEST)
         return published
 
@@ -301,27 +318,140 @@ def _remove_leftovers(folder: Path) -> None:
             log.info("removed %s, a temporary file left by a job that did not finish", path)
 
 
-def _replace(staged: Path, target: Path, staging: Path) -> None:
-    """Move `staged` onto `target`; a folder (Spark's Parquet parts) replaces the old one whole.
+class _Moves:
+    """The moves of one publish, each with what puts the last set's file back, undone in reverse on failure.
 
-    A file replaces a folder too: an in-memory run's scores.parquet failed on a Spark run's (rename
-    cannot put a file over a folder), once other files had moved in. A symbolic link to a file (an
-    ``allocation.csv`` linked to a CRM's drop folder) is written through and kept, as `atomic_path` does:
-    replaced by a plain file, it left the file it named stale.
+    A move that failed part way through the set (a file of the set that cannot be replaced, a link
+    into a folder that is gone, a stop) left this run's first files beside the last run's others.
     """
-    if target.is_symlink() and staged.is_file() and not target.is_dir():
+
+    def __init__(self, staging: Path) -> None:
+        self.staging = staging
+        self.current: Path | None = None
+        self._undo: list[tuple[Path, Callable[[], None]]] = []
+        self._kept: list[Path] = []  # copies of linked files, beside them, until the set is published
+
+    def set_aside(self, target: Path) -> None:
+        """Move `target` (an earlier run's file this set does not write) into the staging folder."""
+        self.current = target
+        old = self._aside(target)
+        self._undo.append((target, lambda: os.replace(old, target)))
+
+    def replace(self, staged: Path, target: Path) -> None:
+        """Move `staged` onto `target`, keeping the old one (file, link or folder) to put back.
+
+        A folder (Spark's Parquet parts) replaces the old one whole, and a file replaces a folder: an
+        in-memory run's scores.parquet failed on a Spark run's (rename cannot put a file over a folder).
+        A symbolic link to a file (``allocation.csv`` linked to a CRM's drop folder) is written through
+        and kept, as `atomic_path` does: replaced by a plain file, it left the file it named stale.
+        """
+        self.current = target
+        if target.is_symlink() and staged.is_file() and not target.is_dir():
+            self._write_through(staged, target)
+            return
+        old: Path | None = None
+        if target.is_file() and not target.is_symlink() and staged.is_file():
+            old = _second_name(target, self.staging / f".old-{target.name}")
+        if old is None and os.path.lexists(target):  # a folder or a link: renamed aside
+            old = self._aside(target)
+        os.replace(staged, target)
+        self._undo.append((target, lambda: _restore(target, old)))
+
+    def _aside(self, target: Path) -> Path:
+        """Rename `target` into the staging folder; return its name there."""
+        old = self.staging / f".old-{target.name}"
+        os.replace(target, old)
+        return old
+
+    def _write_through(self, staged: Path, target: Path) -> None:
+        """Write a file of the set through the link at `target` (kept), keeping the file it names."""
+        real = real_output(target)
+        kept = None
+        if real.is_file():
+            kept = real.with_name(f".{real.name}.{_writer_tag()}.{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                os.link(real, kept)
+            except OSError:  # a file system without hard links
+                shutil.copy2(real, kept)
+            self._kept.append(kept)
         with atomic_path(target) as tmp:  # beside the file the link names, renamed onto it
             shutil.move(staged, tmp)  # a copy when that file is on another file system
-    elif target.exists() and (staged.is_dir() or target.is_dir()):
-        old = staging / f".old-{target.name}"
-        os.replace(target, old)
-        os.replace(staged, target)
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
+        self._undo.append((target, lambda: _restore(real, kept)))
+
+    def undo(self) -> list[str]:
+        """Put back every file moved, last first; the ones that could not be, with the reason."""
+        failed = []
+        for target, undo in reversed(self._undo):
+            try:
+                undo()
+            except OSError as exc:
+                failed.append(f"{target.name} ({exc.strerror or exc})")
+        self._undo.clear()
+        self.forget()
+        return failed
+
+    def forget(self) -> None:
+        """Remove the copies kept beside linked files (the set is published, or put back)."""
+        for kept in self._kept:
+            kept.unlink(missing_ok=True)
+        self._kept.clear()
+
+
+def _second_name(path: Path, name: Path) -> Path | None:
+    """`name`, made a hard link to `path` (which keeps its file until replaced), or None if it cannot be."""
+    try:
+        os.link(path, name)
+    except OSError:  # a file system without hard links
+        return None
+    return name
+
+
+def _restore(target: Path, old: Path | None) -> None:
+    """Remove the new file (or folder) at `target` and move `old` back there, if there was one."""
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
     else:
-        os.replace(staged, target)
+        target.unlink(missing_ok=True)
+    if old is not None:
+        os.replace(old, target)
+
+
+def _manifest_text(folder: Path) -> str:
+    """The folder's manifest as written ("" when there is none, or it cannot be read)."""
+    try:
+        return (folder / MANIFEST).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return ""
+
+
+def _put_back(folder: Path, moves: _Moves, last: str) -> str:
+    """Undo a publish that failed part way: the last set's files, and its manifest while they are whole.
+
+    Returns what was done, in words, for the error.
+    """
+    failed = moves.undo()
+    if failed:
+        return (
+            f"nothing of this run was published, but {', '.join(failed)} could not be put back: {folder} "
+            "holds files of two runs, and no manifest"
+        )
+    try:
+        data = json.loads(last) if last else None
+        files = data.get("files", {}) if isinstance(data, dict) else {}
+    except ValueError:
+        data, files = None, {}
+    if not isinstance(data, dict):
+        return "nothing of this run was published: the files moved are put back"
+    changed = [name for name, described in files.items() if not _same(folder / name, described)]
+    if changed:
+        return (
+            "nothing of this run was published: the files moved are put back, but the last set is no "
+            f"longer whole ({', '.join(changed)} changed), so no manifest vouches for it"
+        )
+    with atomic_path(folder / MANIFEST) as tmp:
+        tmp.write_text(last, encoding="utf-8")
+    run = data.get("run_id")
+    return f"nothing of this run was published: the last set (run {run}) is put back with its manifest"
 
 
 def _describe(path: Path) -> dict[str, Any]:
@@ -347,3 +477,9 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def _cannot(target: Path | None, exc: BaseException) -> str:
+    """Why a file of the set could not be put in place, in the operating system's words."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"cannot put this run's {target} in place: {reason}"

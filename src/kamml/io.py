@@ -49,6 +49,7 @@ __all__ = [
     "write_parquet",
     "write_table",
     "write_together",
+    "writer_tag",
 ]
 
 #: Id text (the input tables and the scores): a whole number of up to int64's 19 digits as Python writes
@@ -210,7 +211,7 @@ def _host() -> str:
     return socket.gethostname().replace(".", "_")[:60]
 
 
-def _writer_tag() -> str:
+def writer_tag() -> str:
     """The writer in a temporary file's name: ``kamml-<pid>@<host>``."""
     return f"kamml-{os.getpid()}@{_host()}"
 
@@ -262,9 +263,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_dead_writers_files(target)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{target.name}.{_writer_tag()}.", suffix=".tmp", dir=target.parent
-        )
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{writer_tag()}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise DataError(f"cannot write {target}: {_reason(exc)}") from exc
     os.close(fd)

@@ -36,7 +36,7 @@ from typing import IO, Any
 
 from kamml import stopping
 from kamml.errors import DataError
-from kamml.io import _writer_tag, atomic_path, fsync_path, json_text, real_output
+from kamml.io import atomic_path, fsync_path, json_text, real_output, writer_tag
 
 __all__ = ["JOB_OUTPUTS", "LOCK_NAME", "MANIFEST", "OutputSet", "claim_outputs", "read_manifest"]
 
@@ -368,7 +368,7 @@ class _Moves:
         real = real_output(target)
         kept = None
         if real.is_file():
-            kept = real.with_name(f".{real.name}.{_writer_tag()}.{uuid.uuid4().hex[:8]}.tmp")
+            kept = real.with_name(f".{real.name}.{writer_tag()}.{uuid.uuid4().hex[:8]}.tmp")
             try:
                 os.link(real, kept)
             except OSError:  # a file system without hard links

@@ -138,10 +138,11 @@ def test_a_console_closed_as_the_train_stage_reports_marks_the_training_run_fail
 
 
 def report_warnings(report: str) -> list[str]:
-    """The items of the report's section of the warnings the run logged, as text."""
+    """The items of the report's section of the warnings the run logged, as text (each message a <bdi>)."""
     section = re.search(r"<h2>Warnings this run logged</h2><ul>(.*?)</ul>", report, flags=re.S)
     assert section, "no list of warnings in the report"
-    return [html.unescape(item) for item in re.findall(r"<li>(.*?)</li>", section.group(1), flags=re.S)]
+    items = re.findall(r"<li><bdi>(.*?)</bdi>(.*?)</li>", section.group(1), flags=re.S)
+    return [html.unescape(message + count) for message, count in items]
 
 
 def test_rerun_replaces_outputs_and_registers_a_new_version(job, world_path, caplog, tmp_path, monkeypatch):

@@ -1021,3 +1021,40 @@ def test_a_champions_backtest_json_of_another_shape_is_read_as_far_as_it_goes(wo
     assert "Backtest at" in first
     assert "BG/NBD × Gamma-Gamma" in first
     assert "0.300" in first
+
+
+BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def _outside_isolates(html_text):
+    """`html_text` without its <bdi> elements: what a bidi control there would reorder."""
+    return re.sub(r"<bdi>.*?</bdi>", "", html_text, flags=re.S)
+
+
+def test_names_and_warnings_with_bidi_controls_are_isolated_from_the_sentence_around_them(tmp_path):
+    """A rep name, warning or backtest cutoff holding an unclosed right-to-left override (U+202E) was
+    escaped but not isolated: in a browser it turned the rest of its line around ("(2 times)" after a
+    warning, the next reps of the at-capacity line, the rest of the protocol line). Each such text is
+    now a <bdi>, and table cells isolate their content."""
+    from kamml.report.html import _protocol
+
+    s = scores(n=120, owners=3)
+    s["owner"] = s["owner"].replace({"rep 0": "Ann \u202eX", "rep 1": "Bob \u202e"})
+    cfg = AllocationConfig(floor_hours=0.1, capacity={"Ann \u202eX": 5.0, "Bob \u202e": 5.0})
+    table = allocate(s, hours=60.0, config=cfg)
+    said = ["lost \u202e feature", "lost \u202e feature", "plain"]
+    path = render_report(tmp_path / "r.html", allocation=table, warnings=said, title="plan \u202e x")
+    raw = parse(path).raw
+    note = re.search(r'<p class="note">At capacity[^\n]*?</p>', raw)[0]
+    assert "<bdi>Ann \u202eX</bdi>" in note
+    assert "<bdi>Bob \u202e</bdi>" in note
+    assert not BIDI.search(_outside_isolates(note))
+    assert "<li><bdi>lost \u202e feature</bdi> (2 times)</li>" in raw
+    assert "<h1><bdi>plan \u202e x</bdi></h1>" in raw
+    style = re.search(r"<style>(.*?)</style>", raw, re.S)[1]
+    rules = {s.strip(): body for s, body in re.findall(r"([^{}]+)\{([^}]*)\}", style)}
+    assert "unicode-bidi: isolate" in rules["th, td"]
+    line = _protocol({"cutoff": "2024-01-01 \u202e", "training_snapshots": ["a"], "test_accounts": 3})
+    assert "<bdi>2024-01-01 \u202e</bdi>" in line
+    assert not BIDI.search(_outside_isolates(line))
+    assert line.endswith("3 test accounts.")

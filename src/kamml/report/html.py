@@ -111,7 +111,7 @@ h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
 .fact .k { color: #555; font-size: 0.8em; }
 .fact .v { font-size: 1.15em; font-weight: 600; word-break: break-all; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.88em; }
-th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; vertical-align: top; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; vertical-align: top; unicode-bidi: isolate; }
 th { background: #f0f3f7; text-align: left; }
 td.w { overflow-wrap: anywhere; min-width: 4em; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -300,7 +300,7 @@ def _header(
         "that section)"
     )
     return (
-        f"<header><h1>{_e(title)}</h1>"
+        f"<header><h1>{_bdi(title)}</h1>"
         f'<p class="sub">Recommended sales hours per account {"for" if span == "the period" else "over"} '
         f"{_e(span)}, the expected gain of that plan, and {backtest}.</p>"
         f'<div class="facts">{cards}</div></header>'
@@ -320,7 +320,7 @@ def _warnings_section(warnings: Sequence[str] | None) -> str:
         return head + _note("The run logged no warnings.") + "</section>"
     times = Counter(warnings)  # first-seen order
     items = "".join(
-        f"<li>{_e(message)}" + (f" ({n:,} times)" if n > 1 else "") + "</li>"
+        f"<li>{_bdi(message)}" + (f" ({n:,} times)" if n > 1 else "") + "</li>"
         for message, n in list(times.items())[:WARNINGS_SHOWN]
     )
     left = len(times) - WARNINGS_SHOWN
@@ -573,10 +573,10 @@ def _at_capacity_note(table: pd.DataFrame) -> list[str]:
     ]
     if not full:
         return [_note("No rep is at capacity: each has hours of its allocation.capacity to spare.")]
-    named = ", ".join(full[:AT_CAPACITY_NAMED])
+    named = ", ".join(map(_bdi, full[:AT_CAPACITY_NAMED]))
     more = len(full) - AT_CAPACITY_NAMED
-    named += f" and {counted(more, 'more rep')}" if more > 0 else ""
-    return [_note(f"At capacity (hours used equal allocation.capacity): {named}.")]
+    named += _e(f" and {counted(more, 'more rep')}") if more > 0 else ""
+    return [_note_html(f"{_e('At capacity (hours used equal allocation.capacity):')} {named}.")]
 
 
 def _backtest_section(
@@ -597,7 +597,7 @@ def _backtest_section(
     if plan:
         protocol = _mapping(plan.get("protocol"))
         parts.append("<h3>The model behind the plan</h3>")
-        parts.append(f'<p class="sub">{_e(_protocol(protocol))}</p>')
+        parts.append(f'<p class="sub">{_protocol(protocol)}</p>')
         for task, (label, columns) in TASKS.items():
             models = {str(k): v for k, v in _mapping(plan.get(task)).items() if isinstance(v, Mapping)}
             if models:
@@ -605,9 +605,9 @@ def _backtest_section(
                 parts.append(_metrics_table(task, models, columns))
                 parts.extend(_missing_baseline(task, protocol))
         if not plan.get("referral") and plan.get("referral_note"):
-            parts.append(_note(f"Referral value not evaluated: {plan['referral_note']}."))
+            parts.append(_note_html(f"Referral value not evaluated: {_bdi(plan['referral_note'])}."))
         parts.append("<h3>The version this run trained (not promoted)</h3>")
-    parts.append(f'<p class="sub">{_e(_protocol(result.protocol))}</p>')
+    parts.append(f'<p class="sub">{_protocol(result.protocol)}</p>')
     parts.append(
         '<p class="sub">kamml beside simple baselines on a later period than any it trained on (a temporal '
         "backtest: training labels end by the test cutoff). Higher is better for Gini, Spearman, "
@@ -623,7 +623,7 @@ def _backtest_section(
             parts.append(_metrics_table(task, block, columns))
             parts.extend(_missing_baseline(task, result.protocol))
     if not result.referral and result.referral_note:  # as the backtest's table and JSON say it
-        parts.append(_note(f"Referral value not evaluated: {result.referral_note}."))
+        parts.append(_note_html(f"Referral value not evaluated: {_bdi(result.referral_note)}."))
     failed: dict[str, str] = {}  # one chart that cannot be drawn loses only itself (it lost them all)
     try:
         images = backtest_plots(result, charts / "backtest", errors=failed)
@@ -724,7 +724,7 @@ def _missing_baseline(task: str, protocol: Mapping[str, Any]) -> list[str]:
     note = protocol.get("btyd_value_note")
     if task != "value" or not note:
         return []
-    return [_note(f"No value figures for {MODEL_LABELS['btyd']} (–): {note}.")]
+    return [_note_html(f"No value figures for {_e(MODEL_LABELS['btyd'])} (–): {_bdi(note)}.")]
 
 
 def _model_label(task: str, model: str) -> str:
@@ -745,18 +745,19 @@ def _count(value: Any) -> int | None:
 
 
 def _protocol(protocol: Mapping[str, Any]) -> str:
-    """The backtest's protocol in one sentence; what is not as kamml writes it is left out.
+    """The backtest's protocol in one sentence, as escaped HTML; what is not as kamml writes it is left out.
 
     The champion's backtest.json comes from its run, of any kamml version: counts that were no numbers
     (or a list of snapshots that was none) failed the whole run at its last step.
     """
-    parts = [f"Backtest at {protocol.get('cutoff', '?')}"]
+    # the JSON's own texts are isolated: a right-to-left override in one turned the rest of the line
+    parts = [f"Backtest at {_bdi(protocol.get('cutoff', '?'))}"]
     if "horizon_days" in protocol:
-        parts.append(f"{protocol['horizon_days']}-day horizon")
+        parts.append(f"{_bdi(protocol['horizon_days'])}-day horizon")
     snapshots = protocol.get("training_snapshots")
     if snapshots and isinstance(snapshots, list | tuple):
         labels = protocol.get("train_horizon_days")
-        extra = f" ({labels}-day labels)" if labels else ""
+        extra = f" ({_bdi(labels)}-day labels)" if labels else ""
         rows = _count(protocol.get("training_rows"))
         parts.append(
             f"trained on {counted(len(snapshots), 'earlier snapshot')}{extra}"
@@ -804,7 +805,21 @@ def _td(content: str, *, numeric: bool = False, name: bool = False) -> str:
 
 def _note(text: str) -> str:
     """A one-line note in place of a section or chart."""
-    return f'<p class="note">{_e(text)}</p>'
+    return _note_html(_e(text))
+
+
+def _note_html(content: str) -> str:
+    """A note around already escaped content (names in it isolated with `_bdi`)."""
+    return f'<p class="note">{content}</p>'
+
+
+def _bdi(text: Any) -> str:
+    """Text from data escaped and isolated in a <bdi>, for a name or message inside a sentence.
+
+    Escaping alone left a right-to-left override (U+202E) or other bidi control in a rep name or a
+    warning free to reverse the rest of its line in a browser ("(2 times)", the next reps named).
+    """
+    return f"<bdi>{_e(text)}</bdi>"
 
 
 def _reasons(value: Any) -> str:

@@ -813,23 +813,31 @@ def test_money_in_small_units_reads_as_the_plan_line_does(tmp_path):
 def test_long_names_may_break_so_the_tables_keep_their_columns_on_the_page(tmp_path):
     """A 5,000-character account id without a space stretched the table: a browser put the tier, hours,
     gain and owner beyond the right edge of the page. Names (ids, tiers, reps) may now break anywhere,
-    and only they: a rule for every cell broke "Rank" and "strategic" letter by letter."""
+    and only they: a rule for every cell broke "Rank" and "strategic" letter by letter. Outside the
+    tables a long name ran off the page too: in the title, a note (the reps at capacity), a warning, the
+    protocol line, a fact's label and the data-quality table's text; these may break as well."""
     table = allocate(scores(n=5), hours=10.0, horizon_days=180)
     table["account_id"] = table["account_id"].astype(object)
     table.loc[0, "account_id"] = "y" * 5000
     table["owner"] = table["owner"].astype(object)
     table.loc[0, "owner"] = "x" * 300
-    raw = render_report(tmp_path / "r.html", allocation=table).read_text(encoding="utf-8")
+    quality = pd.DataFrame({"rule": ["z" * 400], "rows": [3]})
+    raw = render_report(tmp_path / "r.html", allocation=table, quality=quality).read_text(encoding="utf-8")
     style = re.search(r"<style>(.*?)</style>", raw, re.S)[1]
     wrapped = [
-        rule for rule in re.findall(r"([^{}]+)\{([^}]*)\}", style) if "overflow-wrap: anywhere" in rule[1]
+        selector.strip()
+        for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", style)
+        if "overflow-wrap: anywhere" in body
+        for selector in selectors.split(",")
     ]
-    assert [selector.strip() for selector, _ in wrapped] == ["td.w"]
+    assert sorted(wrapped) == sorted(["td.w", "h1", ".sub", ".note", "li", ".fact .k"])  # no td, th
     cells = re.findall(r'<td class="w">([^<]*)</td>', raw)
     assert "y" * 5000 in cells
     assert "x" * 300 in cells  # in the top accounts and in the rep table
     assert cells.count("x" * 300) == 2
     assert set(table["tier"]) <= set(cells)
+    assert "z" * 400 in cells  # the data-quality table's text
+    assert '<td class="n">3</td>' in raw
 
 
 def test_a_btyd_without_value_forecast_reads_as_a_dash_with_the_reason_once(few_repeaters, tmp_path):

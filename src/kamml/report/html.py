@@ -98,6 +98,9 @@ TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "referral": ("Referral value", ("gini", "spearman", "top10_capture", "aggregate_error", "rmse")),
 }
 
+# Text from data may break anywhere: in tables only the names' cells (td.w, `_td`); outside them the title,
+# the notes (the reps at capacity), the warnings, the protocol line and a fact's label, where a name of 300
+# characters without a space ran off the page.
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #222;
        margin: 0 auto; max-width: 1180px; padding: 1.2em 1.6em 3em; line-height: 1.4; }
@@ -122,6 +125,7 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 0.8em; overflow-x: auto; font-size: 0.82em; }
 .note { color: #666; font-style: italic; }
 footer { margin-top: 3em; color: #888; font-size: 0.8em; }
+h1, .sub, .note, li, .fact .k { overflow-wrap: anywhere; }
 """
 
 
@@ -656,14 +660,14 @@ def _backtest_section(
 
 
 def _quality_section(quality: str | pd.DataFrame | QualityReport | None) -> str:
-    """The data-quality summary as text or a table, or a note."""
+    """The data-quality summary as text or a table, or a note; a table's text may break anywhere (`_td`)."""
     head = "<section><h2>Data quality</h2>"
     if quality is None:
         return head + _note("No data-quality summary was given.") + "</section>"
     if isinstance(quality, pd.DataFrame):
         heads = [str(c) for c in quality.columns]
         rows = [
-            "<tr>" + "".join(_td(_e(_text(v)), numeric=_is_number(v)) for v in row) + "</tr>"
+            "<tr>" + "".join(_td(_e(_text(v)), numeric=_is_number(v), name=True) for v in row) + "</tr>"
             for row in quality.itertuples(index=False, name=None)
         ]
         return head + _table_html(heads, rows) + "</section>"

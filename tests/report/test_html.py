@@ -1066,3 +1066,43 @@ def test_names_and_warnings_with_bidi_controls_are_isolated_from_the_sentence_ar
     assert "<bdi>2024-01-01 \u202e</bdi>" in line
     assert not BIDI.search(_outside_isolates(line))
     assert line.endswith("3 test accounts.")
+
+
+def test_an_infinite_metric_reads_inf_and_an_undefined_one_a_dash():
+    """An infinite metric (a decile MAPE over a decile whose actual total is 0) read "–" like an undefined
+    (NaN) one, where the backtest's own table prints inf: they now read "inf" / "-inf" as there, and
+    neither is bold."""
+    from kamml.report.html import _metrics_table
+
+    value = {
+        "kamml": {"gini": 0.7, "decile_mape": np.inf, "aggregate_error": -np.inf},
+        "btyd": {"gini": np.nan, "decile_mape": 0.3, "aggregate_error": 0.1},
+    }
+    table = _metrics_table("value", value, ["gini", "decile_mape", "aggregate_error"])
+    rows = [
+        [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]
+    ]
+    assert rows == [["kamml", "0.700", "inf", "-inf"], ["BG/NBD × Gamma-Gamma", "–", "30.0%", "+10.0%"]]
+    assert re.findall(r"<strong>(.*?)</strong>", table) == []  # one finite figure per column: none bold
+
+
+def test_the_plan_models_infinite_metrics_read_back_from_its_json_read_inf(world, tmp_path):
+    """JSON has no infinity: a champion's backtest.json writes an infinite metric null and gives its sign
+    under ``non_finite``; the report read it "–", as an undefined one."""
+    _, result, score_table = world
+    champion = {
+        "protocol": {"cutoff": "2024-01-01"},
+        "value": {"kamml": {"gini": None, "decile_mape": None, "aggregate_error": None}},
+        "non_finite": {"value": {"kamml": {"decile_mape": "inf", "aggregate_error": "-inf"}}},
+    }
+    path = render_report(
+        tmp_path / "r.html",
+        allocation=allocate(score_table, hours=600.0),
+        backtest=result,
+        backtest_note="not promoted",
+        plan_backtest=champion,
+    )
+    first = path.read_text(encoding="utf-8").split("The model behind the plan")[1].split("The version")[0]
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", first)]
+    assert cells == ["kamml", "–", "inf", "-inf"]

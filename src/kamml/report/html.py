@@ -603,7 +603,12 @@ def _backtest_section(
         parts.append("<h3>The model behind the plan</h3>")
         parts.append(f'<p class="sub">{_protocol(protocol)}</p>')
         for task, (label, columns) in TASKS.items():
-            models = {str(k): v for k, v in _mapping(plan.get(task)).items() if isinstance(v, Mapping)}
+            signs = _mapping(_mapping(plan.get("non_finite")).get(task))
+            models = {
+                str(k): _with_infinities(v, _mapping(signs.get(k)))
+                for k, v in _mapping(plan.get(task)).items()
+                if isinstance(v, Mapping)
+            }
             if models:
                 parts.append(f"<h3>{_e(label)}</h3>")
                 parts.append(_metrics_table(task, models, columns))
@@ -701,7 +706,7 @@ def _metrics_table(task: str, block: Mapping[str, Mapping[str, float]], columns:
         for column in shown:
             value = metrics.get(column)
             if value is None or not _finite(value):
-                cells.append(_td("–", numeric=True))
+                cells.append(_td(_infinite_text(value) or "–", numeric=True))
                 continue
             text = _e(_metric_text(column, value))
             score = larger_is_better(column, _written(column, value))
@@ -710,6 +715,27 @@ def _metrics_table(task: str, block: Mapping[str, Mapping[str, float]], columns:
             cells.append(_td(text, numeric=True))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return _table_html(["Model", *(METRICS[c][0] for c in shown)], rows)
+
+
+def _infinite_text(value: Any) -> str | None:
+    """An infinite figure as `BacktestResult.to_text` prints it ("inf", "-inf"); None for any other value.
+
+    The table read "–" for it as for an undefined (NaN) figure, where the backtest's own table reads inf.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return ("inf" if number > 0 else "-inf") if math.isinf(number) else None
+
+
+def _with_infinities(metrics: Mapping[str, Any], signs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A model's metrics read back from a backtest.json, each null one its ``non_finite`` sign gives infinite.
+
+    JSON has no infinity: an infinite metric is written null, with its sign under ``non_finite``.
+    """
+    back = {m: float(sign) for m, sign in signs.items() if sign in ("inf", "-inf") and metrics.get(m) is None}
+    return {**metrics, **back} if back else metrics
 
 
 def _metric_text(column: str, value: Any) -> str:

@@ -476,15 +476,19 @@ def _plan_section(table: pd.DataFrame, charts: Path) -> str:
     if not owned:
         parts.append(_note("The accounts have no owners, so the hours per rep are left out."))
     else:
-        parts.append(_chart(plot_hours_per_rep, "recommended hours per rep", charts / "reps.png", table))
-        parts.append(_rep_table(table))
-        parts.extend(_at_capacity_note(table))
+        # grouped once for the chart, the table and the note: each grouped a million owners again
+        owners = owner_labels(table)
+        reps = plan_by(table, owners)
+        draw = functools.partial(plot_hours_per_rep, owners=owners, by_owner=reps)
+        parts.append(_chart(draw, "recommended hours per rep", charts / "reps.png", table))
+        parts.append(_rep_table(table, reps))
+        parts.extend(_at_capacity_note(table, reps))
     parts.append("</section>")
     return "".join(parts)
 
 
-def _rep_table(table: pd.DataFrame) -> str:
-    """Per rep: accounts, those with hours, hours, capacity, gain and the price of the last hour.
+def _rep_table(table: pd.DataFrame, reps: pd.DataFrame) -> str:
+    """Per rep (`reps`, `plan_by` the reps): accounts, those with hours, hours, capacity, gain and price.
 
     The counts are the tier table's: "Accounts" (every owned account) stood alone beside the tier table's
     "Accounts" and "With hours", and read as the accounts the rep serves. A rep without a capacity (and
@@ -496,13 +500,13 @@ def _rep_table(table: pd.DataFrame) -> str:
     plan = table.attrs.get("allocation") or {}
     prices = plan.get("rep_price") or {}
     team = plan.get("team_price")
-    reps = plan_by(table, owner_labels(table)).sort_values("hours", ascending=False, kind="stable")
+    reps = reps.sort_values("hours", ascending=False, kind="stable")
     reps, others = _listed_reps(reps)
     capacity = rep_capacities(table, reps.index)
     limited = bool(plan.get("rep_capacity"))
     heads = ["Rep", "Accounts", "With hours", "Hours"] + (["Capacity (hours)"] if limited else [])
     heads += ["Expected gain"] + (["Value of the rep's last hour"] if prices else [])
-    ownerless = ownerless_label(table)
+    ownerless = ownerless_label(table) if prices else None
     rows = []
     cells_of_capacity = _capacity_column(reps["hours"], capacity)
     if others:  # the last row: the other reps together, with neither a capacity nor a price of their own
@@ -565,11 +569,13 @@ def _capacity_column(hours: pd.Series, capacity: pd.Series) -> list[str]:
 AT_CAPACITY_NAMED = 10
 
 
-def _at_capacity_note(table: pd.DataFrame) -> list[str]:
-    """A line naming the reps whose hours use all of their capacity; none without capacities."""
+def _at_capacity_note(table: pd.DataFrame, reps: pd.DataFrame) -> list[str]:
+    """A line naming the reps (`reps`, `plan_by` the reps) whose hours use all of their capacity.
+
+    None without capacities.
+    """
     if not (table.attrs.get("allocation") or {}).get("rep_capacity"):
         return []
-    reps = plan_by(table, owner_labels(table))
     capacity = rep_capacities(table, reps.index)
     hours = reps["hours"].to_numpy(dtype=float)
     full = [

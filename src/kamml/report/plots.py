@@ -739,7 +739,8 @@ def no_owner_label(names: Iterable[str]) -> str:
 
     "(no owner)", else "(accounts without an owner)", else that numbered: the first one free.
     """
-    taken = {str(name).strip() for name in names}
+    # only a name holding "owner)" can be one of them: a million names were stripped into a set each time
+    taken = {text.strip() for text in map(str, names) if "owner)" in text}
     numbered = (f"{NO_OWNER_ALT} {k}" for k in itertools.count(2))
     return next(label for label in itertools.chain([NO_OWNER, NO_OWNER_ALT], numbered) if label not in taken)
 
@@ -756,8 +757,10 @@ def rep_capacities(allocation: pd.DataFrame, reps: Iterable[str]) -> pd.Series:
     the accounts without an owner have no capacity, whatever their label.
     """
     capacity = (allocation.attrs.get("allocation") or {}).get("rep_capacity") or {}
-    ownerless = ownerless_label(allocation) if "owner" in allocation.columns else None
     keys = list(reps)
+    if not capacity:  # no rep has one: without naming a million owners (and their ownerless label) again
+        return pd.Series(math.nan, index=keys, dtype=float)
+    ownerless = ownerless_label(allocation) if "owner" in allocation.columns else None
     hours = [
         math.nan if rep == ownerless else float(capacity.get(rep_name(rep) or "", math.nan)) for rep in keys
     ]
@@ -909,6 +912,8 @@ def plot_hours_per_rep(
     *,
     top: int = 30,
     title: str | None = None,
+    owners: pd.Series | None = None,
+    by_owner: pd.DataFrame | None = None,
 ) -> Path | None:
     """Draw each rep's recommended hours, split by tier; None when the accounts have no owners.
 
@@ -928,6 +933,9 @@ def plot_hours_per_rep(
         Most reps drawn one by one.
     title : str, optional
         Figure title; "Recommended hours per rep" by default.
+    owners, by_owner : pandas.Series and pandas.DataFrame, optional
+        ``owner_labels(allocation)`` and ``plan_by(allocation, owners)``, when the caller has them (the
+        report's rep table reads the same): grouping a million owners again took seconds.
 
     Returns
     -------
@@ -945,7 +953,7 @@ def plot_hours_per_rep(
     if top < 1:
         raise DataError(f"top must be at least 1, got {top}")
     _allocation_columns(allocation, ["recommended_hours"])
-    owner = owner_labels(allocation)
+    owner = owner_labels(allocation) if owners is None else owners
     tiered = "tier" in allocation.columns
     tiers = tier_labels(allocation) if tiered else pd.Series("all", index=allocation.index)
     order = tier_order(allocation, tiers) if tiered else ["all"]
@@ -958,18 +966,25 @@ def plot_hours_per_rep(
     )
     table = frame.pivot_table(index="owner", columns="tier", values="hours", aggfunc="sum", fill_value=0.0)
     table = table.reindex(columns=order, fill_value=0.0)
-    reps = plan_by(allocation, owner)
-    accounts, served = reps["accounts"], reps["served"]
-    table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+    reps = plan_by(allocation, owner) if by_owner is None or owners is None else by_owner
+    if not reps.index.equals(table.index):  # both sorted by owner: the same rows, in the same order
+        reps = reps.reindex(table.index)
+    # rows by position, most hours first: label lookups on a million owners took seconds (a report audit)
+    ranked = pd.Series(table.sum(axis=1).to_numpy()).sort_values(ascending=False, kind="stable").index
+    counts = reps["accounts"].to_numpy()[ranked[:top]].tolist()
+    served = reps["served"].to_numpy()[ranked[:top]].tolist()
+    shown = table.iloc[ranked[:top]]
     if len(table) > top:
-        rest = table.iloc[top:]
+        rest = ranked[top:]
         other = counted(len(rest), "other rep")
-        while other in table.index[:top]:  # a rep of that very name must keep its own bar
+        while other in shown.index:  # a rep of that very name must keep its own bar
             other += " "
-        accounts = pd.concat([accounts, pd.Series({other: int(accounts[rest.index].sum())})])
-        served = pd.concat([served, pd.Series({other: served[rest.index].sum(min_count=len(rest))})])
-        table = pd.concat([table.iloc[:top], rest.sum().to_frame(other).T])
-    table = table[::-1]
+        counts.append(int(reps["accounts"].iloc[rest].sum()))
+        served.append(reps["served"].iloc[rest].sum(min_count=len(rest)))
+        shown = pd.concat([shown, table.iloc[rest].sum().to_frame(other).T])
+    table = shown[::-1]
+    accounts = pd.Series(counts[::-1], index=range(len(table)))  # bottom up, as the bars
+    served_by_bar = pd.Series(served[::-1], index=range(len(table)), dtype=float)
     legend_rows = 0 if len(order) < 2 else -(-len(order) // 5)
     figure = Figure(figsize=(7.5, 1.4 + 0.3 * len(table) + 0.25 * legend_rows), layout="constrained")
     ax = figure.add_subplot()
@@ -982,10 +997,10 @@ def plot_hours_per_rep(
     capacity = rep_capacities(allocation, [str(rep) for rep in table.index])
     if len(reps) > top:  # the other reps' bar has no capacity, even named like a rep ("2 other reps ")
         capacity.iloc[0] = math.nan  # bottom up: the rest are drawn first
-    for yi, (rep, total) in enumerate(zip(table.index, left, strict=True)):
+    for yi, total in enumerate(left):
         ax.annotate(
             f"{_hours_of(total, float(capacity.iloc[yi]))} on "
-            f"{_served_text(served[rep], int(accounts[rep]))}",
+            f"{_served_text(served_by_bar.iloc[yi], int(accounts.iloc[yi]))}",
             xy=(total, yi),
             xytext=(3, 0),
             textcoords="offset points",

@@ -329,3 +329,23 @@ def test_a_memory_limit_duckdb_cannot_read_is_a_config_error():
 
     with pytest.raises(ConfigError, match=r"DuckDB refuses the engine settings \(engine\.memory_limit\)"):
         connect(EngineConfig(memory_limit="lots"))
+
+
+@pytest.mark.spark
+def test_an_error_of_python_code_in_a_spark_job_keeps_its_traceback():
+    """A PythonException that carries no kamml error is a bug: `engine_errors` lets it through as it is."""
+    from pyspark.errors.exceptions.captured import PythonException
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from kamml.engine import engine_errors, spark_job_failure
+
+    session = connect(EngineConfig(name="spark", spark={"master": "local[1]"}))._session
+
+    @F.udf("double")
+    def broken(x: int) -> float:
+        return x / 0
+
+    with pytest.raises(PythonException) as caught, engine_errors("computing"):
+        session.range(1).select(broken("id")).collect()
+    assert "ZeroDivisionError" in str(caught.value)
+    assert spark_job_failure(caught.value, "computing") is None

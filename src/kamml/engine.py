@@ -12,7 +12,9 @@ data that is fine.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -28,9 +30,18 @@ from typing import Any
 import ibis
 
 from kamml.config import EngineConfig
-from kamml.errors import ConfigError, EngineError, KammlError, exception_chain
+from kamml.errors import ConfigError, EngineError, KammlError, Problem, SchemaError, exception_chain
 
-__all__ = ["check_utc_session", "connect", "engine_errors", "engine_failure", "spark_job_failure"]
+__all__ = [
+    "KammlWorkerError",
+    "check_utc_session",
+    "connect",
+    "engine_errors",
+    "engine_failure",
+    "spark_job_failure",
+    "told_to_driver",
+    "worker_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -213,14 +224,15 @@ def engine_errors(doing: str | None = None) -> Iterator[None]:
 
     With `doing` (what kamml is doing, as "writing the features to PATH"), a Spark job failing inside the
     block is one too (`spark_job_failure`): a read or write that failed in Spark's job came out as a Py4J
-    error with the whole Java stack, a traceback in the CLI.
+    error with the whole Java stack, a traceback in the CLI. A kamml error a Spark worker raised
+    (`told_to_driver`) is raised as itself.
     """
     try:
         yield
     except KammlError:
         raise
     except Exception as exc:
-        error = engine_failure(exc)
+        error: KammlError | None = engine_failure(exc)
         if error is None and doing is not None:
             error = spark_job_failure(exc, doing)
         if error is None:
@@ -228,14 +240,15 @@ def engine_errors(doing: str | None = None) -> Iterator[None]:
         raise error from None
 
 
-def spark_job_failure(exc: BaseException, doing: str) -> EngineError | None:
+def spark_job_failure(exc: BaseException, doing: str) -> KammlError | None:
     """An `EngineError` naming `doing` and Spark's first line of the cause when `exc` is a Spark job's error.
 
     A Spark job's error is one the JVM raised: a Py4J ``Py4JJavaError`` (a ``SparkException`` such as an
     input file deleted or replaced after loading: ``[FAILED_READ_FILE.FILE_NOT_EXIST] ...``) or one PySpark
-    converts from it (``AnalysisException`` and the other captured errors). None for anything else, and
-    for kamml's own Python code failing inside Spark (a ``PythonException``): a bug, whose traceback is
-    what a report needs.
+    converts from it (``AnalysisException`` and the other captured errors). A kamml error a worker raised
+    (`told_to_driver`: text no model reads as a number) is returned as itself (`worker_error`). None for
+    anything else, and for kamml's own Python code failing inside Spark otherwise (a ``PythonException``):
+    a bug, whose traceback is what a report needs.
     """
     if "pyspark" not in sys.modules:
         return None
@@ -248,9 +261,81 @@ def spark_job_failure(exc: BaseException, doing: str) -> EngineError | None:
         text = str(exc)  # Py4J asks the JVM for the Java exception's text
     except Exception:
         return None
+    told = _worker_error_in(text)
+    if told is not None:
+        return told
     if "PythonException" in text or type(exc).__name__ == "PythonException":
         return None
     return EngineError(f"Spark failed while {doing}: {_first_cause_line(text, type(exc).__name__)}")
+
+
+class KammlWorkerError(RuntimeError):
+    """A kamml error raised in a Spark worker, as one line of JSON the driver reads back (`worker_error`)."""
+
+
+@contextlib.contextmanager
+def told_to_driver() -> Iterator[None]:
+    """Inside a Spark worker: a kamml error leaves as a `KammlWorkerError` carrying its class and message.
+
+    Spark hands the driver a worker's error as the text of its traceback only (a ``PythonException``);
+    this keeps what kamml said readable there, so the user gets the error the local scorer raises.
+    """
+    try:
+        yield
+    except KammlError as exc:
+        kind = type(exc)
+        payload: dict[str, Any] = {"module": kind.__module__, "name": kind.__qualname__, "message": str(exc)}
+        if isinstance(exc, SchemaError):
+            payload["problems"] = [
+                [p.table, p.column, p.rule, p.n_rows, list(p.examples)] for p in exc.problems
+            ]
+        raise KammlWorkerError(json.dumps(payload, default=str)) from None
+
+
+#: The last line of a worker's traceback that `told_to_driver` raised (JSON keeps it one line).
+_WORKER_LINE = re.compile(r"^(?:[\w.]+\.)?KammlWorkerError: (\{.*\})\s*$", re.MULTILINE)
+
+
+def worker_error(exc: BaseException) -> KammlError | None:
+    """The kamml error a Spark worker raised (`told_to_driver`) inside pyspark's `exc`, None otherwise.
+
+    For a caller running a lazy frame of kamml's themselves (``kamml.spark.score_frame_spark(...)``
+    collected or written): ``except Exception as e: raise worker_error(e) or e``. `engine_errors` does
+    this for kamml's own jobs (`spark_job_failure`).
+    """
+    if not type(exc).__module__.startswith(("pyspark", "py4j")):
+        return None
+    try:
+        text = str(exc)
+    except Exception:  # Py4J asks the JVM for the text
+        return None
+    return _worker_error_in(text)
+
+
+def _worker_error_in(text: str) -> KammlError | None:
+    """The kamml error whose `KammlWorkerError` line is the last in a Spark error's `text`, or None."""
+    found = _WORKER_LINE.findall(text)
+    if not found:
+        return None
+    try:
+        return _rebuilt(json.loads(found[-1]))
+    except (ValueError, TypeError, KeyError, ImportError, AttributeError):
+        return None
+
+
+def _rebuilt(payload: dict[str, Any]) -> KammlError | None:
+    """The kamml error `payload` describes (its class, or the nearest one taking a message)."""
+    module, name, message = payload["module"], payload["name"], str(payload["message"])
+    if module.split(".")[0] != "kamml":
+        return None
+    kind = getattr(sys.modules.get(module) or importlib.import_module(module), name, None)
+    if not (isinstance(kind, type) and issubclass(kind, KammlError)):
+        return None
+    if issubclass(kind, SchemaError) and payload.get("problems") is not None:
+        return kind([Problem(t, c, r, int(n), tuple(e)) for t, c, r, n, e in payload["problems"]])
+    # FeatureMismatchError builds its message from columns: its parent class carries the message as is
+    plain = next(k for k in kind.__mro__ if issubclass(k, KammlError) and "__init__" not in vars(k))
+    return plain(message)
 
 
 #: A Java exception's class before its message ("org.apache.spark.SparkException: "), left off.

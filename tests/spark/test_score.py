@@ -258,3 +258,50 @@ def test_a_repeated_id_column_is_a_schema_error_naming_it(spark, fitted, tmp_pat
     assert problem.rule.startswith("duplicated column name (2 columns")
     assert problem.rule.endswith("; keep one")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("run", ["collect", "toPandas", "write"])
+def test_a_kamml_error_in_a_worker_is_itself_when_the_caller_runs_the_frame(spark, fitted, tmp_path, run):
+    """`score_frame_spark` is lazy: a caller running it (collect, toPandas, a write of their own) got a raw
+    PythonException whose last line was kamml's error as JSON. Inside `kamml.engine.engine_errors` it is
+    the local scorer's error; outside, `kamml.spark.worker_error` reads it from Spark's."""
+    from kamml.engine import engine_errors
+    from kamml.errors import KammlError
+    from kamml.spark import score_frame_spark, worker_error
+    from kamml.tracking.pyfunc import score_frame
+
+    bundle, features, end = fitted
+    given = features.astype({"recency": str})
+    given.loc[0, "recency"] = "n/a"
+    with pytest.raises(KammlError) as local:
+        score_frame(bundle, given)
+    frame = score_frame_spark(bundle, _features_on_spark(spark, given, tmp_path), end, explain_top=None)
+
+    def running() -> None:
+        if run == "write":  # Spark leaves a failed write's folder behind: a new path each time
+            frame.write.parquet(str(tmp_path / f"mine-{len(list(tmp_path.iterdir()))}.parquet"))
+        else:
+            getattr(frame, run)()
+
+    with pytest.raises(KammlError) as caught, engine_errors("writing my scores"):
+        running()
+    assert type(caught.value) is type(local.value)
+    assert str(caught.value) == str(local.value)
+    with pytest.raises(Exception, match="KammlWorkerError") as raw:
+        running()
+    assert not isinstance(raw.value, KammlError)  # Spark's own, as it comes
+    told = worker_error(raw.value)
+    assert type(told) is type(local.value)
+    assert str(told) == str(local.value)
+
+
+def test_worker_error_is_none_for_other_errors(spark):
+    """Anything but a kamml error sent by a worker: None (the caller raises theirs as it is)."""
+    from pyspark.errors import AnalysisException
+
+    from kamml.spark import worker_error
+
+    with pytest.raises(AnalysisException) as caught:
+        spark.range(1).select("nothing").collect()
+    assert worker_error(caught.value) is None
+    assert worker_error(ValueError("KammlWorkerError: {}")) is None

@@ -6,7 +6,7 @@ transactions, features or scores to the driver.
 
 from kamml.spark.allocation import SparkAllocation, allocate_spark, exact_quantile, read_summary
 from kamml.spark.remote import remote_table, remote_tables
-from kamml.spark.score import score_frame_spark, score_spark
+from kamml.spark.score import score_frame_spark, score_spark, worker_error
 from kamml.spark.session import features_frame, spark_session, to_spark, write_atomic
 from kamml.spark.summary import plan_by_tier_and_owner, top_rows
 
@@ -24,5 +24,6 @@ __all__ = [
     "spark_session",
     "to_spark",
     "top_rows",
+    "worker_error",
     "write_atomic",
 ]

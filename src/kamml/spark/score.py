@@ -17,15 +17,11 @@ and any extra column beside the rows, and needs nothing from MLflow on the worke
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
-import re
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +31,10 @@ import pandas as pd
 
 from kamml.allocation.allocate import owner_column
 from kamml.config import Config
-from kamml.engine import engine_errors
+from kamml.engine import engine_errors, told_to_driver, worker_error
 from kamml.errors import (
     ConfigError,
     FeatureMismatchError,
-    KammlError,
     Problem,
     SchemaError,
 )
@@ -82,7 +77,7 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["score_frame_spark", "score_spark", "scores_totals"]
+__all__ = ["score_frame_spark", "score_spark", "scores_totals", "worker_error"]
 
 log = logging.getLogger(__name__)
 
@@ -245,81 +240,6 @@ def _check_feature_columns(session: SparkSession, features: DataFrame, bundle: M
     problems = feature_type_problems(features.schema, bundle, needed)
     if problems:
         raise SchemaError(problems)
-
-
-class KammlWorkerError(RuntimeError):
-    """A kamml error raised while scoring on an executor, as one line of JSON the driver reads back."""
-
-
-@contextmanager
-def _told_to_driver() -> Iterator[None]:
-    """Inside a worker: a kamml error leaves as a `KammlWorkerError` carrying its class and message."""
-    try:
-        yield
-    except KammlError as exc:
-        kind = type(exc)
-        payload: dict[str, Any] = {"module": kind.__module__, "name": kind.__qualname__, "message": str(exc)}
-        if isinstance(exc, SchemaError):
-            payload["problems"] = [
-                [p.table, p.column, p.rule, p.n_rows, list(p.examples)] for p in exc.problems
-            ]
-        raise KammlWorkerError(json.dumps(payload, default=str)) from None
-
-
-#: The last line of a worker's traceback that `_told_to_driver` raised (JSON keeps it one line).
-_WORKER_LINE = re.compile(r"^(?:[\w.]+\.)?KammlWorkerError: (\{.*\})\s*$", re.MULTILINE)
-
-
-def worker_error(exc: BaseException) -> KammlError | None:
-    """The kamml error a Spark worker raised (`_told_to_driver`) inside pyspark's `exc`, None otherwise.
-
-    ``kamml.engine.spark_job_failure`` lets a PythonException through as a bug; one that carries kamml's
-    own error (text no model reads as a number, a missing id) is the user's input, told as the local
-    scorer tells it.
-    """
-    if not type(exc).__module__.startswith(("pyspark", "py4j")):
-        return None
-    try:
-        found = _WORKER_LINE.findall(str(exc))
-    except Exception:  # Py4J asks the JVM for the text
-        return None
-    if not found:
-        return None
-    try:
-        payload = json.loads(found[-1])
-        return _rebuilt(payload)
-    except (ValueError, TypeError, ImportError, AttributeError):
-        return None
-
-
-def _rebuilt(payload: dict[str, Any]) -> KammlError | None:
-    """The kamml error `payload` describes (its class, or the nearest one taking a message)."""
-    module, name, message = payload["module"], payload["name"], str(payload["message"])
-    if module.split(".")[0] != "kamml":
-        return None
-    kind = getattr(sys.modules.get(module) or importlib.import_module(module), name, None)
-    if not (isinstance(kind, type) and issubclass(kind, KammlError)):
-        return None
-    if issubclass(kind, SchemaError) and payload.get("problems") is not None:
-        return kind([Problem(t, c, r, int(n), tuple(e)) for t, c, r, n, e in payload["problems"]])
-    # FeatureMismatchError builds its message from columns: its parent class carries the message as is
-    plain = next(k for k in kind.__mro__ if issubclass(k, KammlError) and "__init__" not in vars(k))
-    return plain(message)
-
-
-@contextmanager
-def _scoring_errors(doing: str) -> Iterator[None]:
-    """`kamml.engine.engine_errors`; a kamml error raised in a worker is raised as itself (`worker_error`)."""
-    try:
-        with engine_errors(doing):
-            yield
-    except KammlError:
-        raise
-    except Exception as exc:
-        error = worker_error(exc)
-        if error is None:
-            raise
-        raise error from None
 
 
 def scored_attributes(data: Any, bundle: ModelBundle, cutoff: Any, config: Config | None) -> ir.Table | None:
@@ -551,7 +471,7 @@ def _explain_threshold(rows: DataFrame, shared: Any, top: int, weights: Any) -> 
 
     def values(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = _bundle_from_json(shared.value)
-        with _told_to_driver():
+        with told_to_driver():
             for batch in batches:
                 if not batch.empty:
                     features = settle_frame(batch.drop(columns="_owner"))
@@ -623,7 +543,7 @@ def score_frame_spark(
         weights = {str(part): weight for part, weight in config.allocation.weights.items()}
     threshold = None
     if top > 0 and explain_top is not None:
-        with _scoring_errors(f"finding the {explain_top:,} accounts with the most value at stake to explain"):
+        with engine_errors(f"finding the {explain_top:,} accounts with the most value at stake to explain"):
             threshold = (
                 _explain_threshold(rows, shared, int(explain_top), weights)
                 if explain_top > 0
@@ -634,7 +554,7 @@ def score_frame_spark(
 
     def score_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = _bundle_from_json(shared.value)
-        with _told_to_driver():  # a kamml error reaches the driver as itself
+        with told_to_driver():  # a kamml error reaches the driver as itself
             for batch in batches:
                 if batch.empty:
                     continue
@@ -712,7 +632,7 @@ def score_spark(
         inputs["features"] = data
     check_not_local_input(out_dir, inputs)  # before any work, as `kamml.jobs.score.score_to_file`
     frame = score_frame_spark(model, data, cutoff, config, top_drivers=top_drivers, explain_top=explain_top)
-    with _scoring_errors(f"scoring the accounts into {out_dir}"):  # Spark's job runs here: a failure is named
+    with engine_errors(f"scoring the accounts into {out_dir}"):  # Spark's job runs here: a failure is named
         target = write_atomic(frame, out_dir)
     log.info("scored on Spark into %s in %.1f s", target, time.perf_counter() - t0)
     return target

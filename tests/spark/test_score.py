@@ -140,6 +140,12 @@ def _features_on_spark(spark, features, tmp_path):
     return spark.read.parquet(str(path))
 
 
+#: What the local scorer says of an id that is a date, a duration or bytes.
+NOT_AN_ID = (
+    "not an id (an id is a whole number or a text, as the input tables and the scores read an account_id; "
+    "dates, times, durations, bytes and complex numbers are refused there too)"
+)
+
 #: Feature columns Spark holds with a type no model reads, the local scorer's rule for them (its
 #: `ModelInputError` or `ModelError`), and the Spark type the message names.
 WRONG_TYPES = {
@@ -166,6 +172,11 @@ WRONG_TYPES = {
         "array",
         "must hold one category (text) per row as it was in fit, got array<string>",
     ),
+    "bytes": ("recency", "binary", "must be numeric as it was in fit, got binary"),
+    # the local scorer's words (kamml.tracking.pyfunc._check_id_kinds); the worker named rows of a batch
+    "timestamp ids": ("account_id", "timestamp", f"{NOT_AN_ID}, got timestamp"),
+    "date ids": ("account_id", "date", f"{NOT_AN_ID}, got date"),
+    "bytes as ids": ("account_id", "binary", f"{NOT_AN_ID}, got binary"),
 }
 
 
@@ -187,6 +198,8 @@ def test_a_feature_column_of_a_wrong_type_is_a_schema_error_naming_it(spark, fit
         changed = F.array(value)
     elif to == "timestamp":
         changed = F.lit("2024-01-01 00:00:00").cast("timestamp")
+    elif to == "binary":
+        changed = F.col(column).cast("string").cast("binary")
     else:
         changed = F.lit("2024-01-01").cast("date")
     out = tmp_path / "scores.parquet"
@@ -305,3 +318,42 @@ def test_worker_error_is_none_for_other_errors(spark):
         spark.range(1).select("nothing").collect()
     assert worker_error(caught.value) is None
     assert worker_error(ValueError("KammlWorkerError: {}")) is None
+
+
+@pytest.mark.parametrize("to", ["timestamp", "date", "binary"])
+def test_dates_in_a_category_feature_are_warned_and_scored_as_the_local_scorer(
+    spark, fitted, tmp_path, to, caplog
+):
+    """A date (or bytes) is no level a model saw in training: the local scorer scores it as a missing
+    value, as Spark's worker does; the driver says so from the schema, before the scores are written."""
+    import logging
+
+    import pandas as pd
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from kamml.spark import score_spark
+    from kamml.tracking.pyfunc import score_frame
+
+    bundle, features, end = fitted
+    given = features.copy()
+    given["attr_segment"] = pd.Timestamp("2024-01-01")
+    local = score_frame(bundle, given, top_drivers=0)
+    rows = _features_on_spark(spark, features, tmp_path)
+    value = F.lit("2024-01-01 00:00:00").cast("timestamp")
+    if to != "timestamp":
+        value = F.lit("2024-01-01").cast(to)
+    out = tmp_path / "scores.parquet"
+    with caplog.at_level(logging.WARNING, logger="kamml"):
+        score_spark(bundle, rows.withColumn("attr_segment", value), end, out, top_drivers=0)
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "kamml.spark.score" and "segment" in r.getMessage()
+    ]
+    assert len(said) == 1, said
+    assert said[0].startswith(f"features.attr_segment: every value is of type {to}, which no level the")
+    assert "each is scored as a missing value, as the local scorer scores it" in said[0]
+    spark_rows = pd.read_parquet(out).sort_values("account_id").reset_index(drop=True)
+    local = local.sort_values("account_id").reset_index(drop=True)
+    for column in ("clv", "p_churn", "referral_value"):
+        assert spark_rows[column].to_numpy() == pytest.approx(local[column].to_numpy(), rel=1e-9)

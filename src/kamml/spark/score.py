@@ -70,8 +70,9 @@ from kamml.spark.session import (
     to_spark,
     write_atomic,
 )
+from kamml.text import counted
 from kamml.tracking import LoadedModel, resolve_model
-from kamml.tracking.pyfunc import score_frame
+from kamml.tracking.pyfunc import _NOT_AN_ID, score_frame
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -150,19 +151,23 @@ _FEATURES_HINT = (
 
 
 #: What the local scorer says of a feature column no model reads as numbers (`kamml.models._lgbm.as_float`),
-#: of one holding no single category (`_check_category_values`) and of ids that are lists (`_check_ids`).
+#: of one holding no single category (`_check_category_values`) and of ids that are lists (`_check_ids`)
+#: or dates, durations and bytes (`_check_id_kinds`).
 NUMERIC_RULE = "must be numeric as it was in fit, got {type}"
 TEMPORAL_RULE = ": dates and durations are not numbers (send the number of days, as the features do)"
 CATEGORY_RULE = "must hold one category (text) per row as it was in fit, got {type}"
 ID_RULE = "must be one id (a number or text) per row, got {type}: a list or an object"
+ID_KIND_RULE = _NOT_AN_ID + ", got {type}"
 
 
 def _type_kind(data_type: Any) -> str | None:
-    """The kind of a Spark type no feature may have: nested (arrays, maps, structs) or temporal; else None."""
+    """The kind of a Spark type no feature reads as is: nested (lists, maps, structs), temporal, binary."""
     from pyspark.sql import types as T  # noqa: N812
 
     if isinstance(data_type, T.ArrayType | T.MapType | T.StructType):
         return "nested"
+    if isinstance(data_type, T.BinaryType):
+        return "binary"
     dated = (T.DateType, T.TimestampType, T.TimestampNTZType)
     if isinstance(
         data_type, (*dated, T.DayTimeIntervalType, T.YearMonthIntervalType, T.CalendarIntervalType)
@@ -171,31 +176,66 @@ def _type_kind(data_type: Any) -> str | None:
     return None
 
 
+def _type_rule(name: str, kind: str, shown: str, categorical: set[str]) -> str | None:
+    """The local scorer's rule for column `name` of Spark type `shown` (of `kind`); None if it scores it.
+
+    A category feature of dates or bytes is scored: no fitted level is one, so each is a missing value
+    (`warn_unseen_types`).
+    """
+    if name == "account_id":
+        return ID_RULE.format(type=shown) if kind == "nested" else ID_KIND_RULE.format(type=shown)
+    if name in categorical:
+        return CATEGORY_RULE.format(type=shown) if kind == "nested" else None
+    return NUMERIC_RULE.format(type=shown) + (TEMPORAL_RULE if kind == "temporal" else "")
+
+
 def feature_type_problems(schema: Any, bundle: ModelBundle, needed: Sequence[str]) -> list[Problem]:
     """One `Problem` of table features per column whose Spark type the model cannot read, in local words.
 
-    Lists or structs in a feature or in account_id, and dates or durations in a numeric feature, stopped
-    each executor with kamml's own error inside a raw PythonException (a worker traceback) when the
-    scores were written. The schema tells them on the driver; values (text that is no number) are the
-    worker's to find (`worker_error`).
+    Lists or structs in a feature, lists, dates, durations or bytes in account_id, and dates, durations
+    or bytes in a numeric feature, stopped each executor with kamml's own error (rows of one batch)
+    when the scores were written. The schema tells them on the driver; values (text that is no number)
+    are the worker's to find (`kamml.engine.worker_error`).
     """
     categorical = set(getattr(bundle.clv, "categories_", None) or {})
     problems = []
     for name in ["account_id", *needed]:
         data_type = schema[name].dataType
         kind = _type_kind(data_type)
-        if kind is None:
-            continue
-        shown = data_type.simpleString()
-        if name == "account_id":
-            rule = ID_RULE.format(type=shown) if kind == "nested" else None  # dated ids: the worker's
-        elif name in categorical:
-            rule = CATEGORY_RULE.format(type=shown) if kind == "nested" else None
-        else:
-            rule = NUMERIC_RULE.format(type=shown) + (TEMPORAL_RULE if kind == "temporal" else "")
+        rule = None if kind is None else _type_rule(name, kind, data_type.simpleString(), categorical)
         if rule is not None:
             problems.append(Problem("features", name, rule))
     return problems
+
+
+#: What `warn_unseen_types` says of a category feature of dates, durations or bytes.
+UNSEEN_TYPE_RULE = (
+    "every value is of type {type}, which no level the models saw in training is (training saw "
+    "{levels}): each is scored as a missing value, as the local scorer scores it; send the category as text"
+)
+
+
+def warn_unseen_types(schema: Any, bundle: ModelBundle) -> list[str]:
+    """Warn of each category feature whose Spark type (dates, durations, bytes) no fitted level has.
+
+    The local scorer reads each such value as a level unseen in training, a missing value (fit refuses
+    dates as categories); the worker did too, with its warning in the executors' log only. The schema
+    tells it on the driver, before a job. Returns the features warned of.
+    """
+    levels = getattr(bundle.clv, "categories_", None) or {}
+    warned = []
+    for name, fitted in levels.items():
+        if name not in schema.fieldNames():
+            continue
+        data_type = schema[name].dataType
+        if _type_kind(data_type) not in ("temporal", "binary"):
+            continue
+        known = counted(len(fitted), "level") + ": " + ", ".join(map(repr, fitted[:3]))
+        known += ", ..." if len(fitted) > 3 else ""
+        rule = UNSEEN_TYPE_RULE.format(type=data_type.simpleString(), levels=known)
+        log.warning("features.%s: %s", name, rule)
+        warned.append(name)
+    return warned
 
 
 #: Why 'ACCOUNT_ID' is account_id to Spark (`repeated_feature_columns`).
@@ -230,7 +270,10 @@ def repeated_feature_columns(
 
 
 def _check_feature_columns(session: SparkSession, features: DataFrame, bundle: ModelBundle) -> None:
-    """SchemaError for feature columns named twice (`repeated_feature_columns`) or of a wrong type."""
+    """SchemaError for feature columns named twice (`repeated_feature_columns`) or of a wrong type.
+
+    A category feature of dates is warned of (`warn_unseen_types`).
+    """
     needed = list(bundle.feature_spec()["columns"])
     read = ["account_id", *needed, *(["owner"] if "owner" in features.columns else [])]
     case_sensitive = str(session.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
@@ -240,6 +283,7 @@ def _check_feature_columns(session: SparkSession, features: DataFrame, bundle: M
     problems = feature_type_problems(features.schema, bundle, needed)
     if problems:
         raise SchemaError(problems)
+    warn_unseen_types(features.schema, bundle)
 
 
 def scored_attributes(data: Any, bundle: ModelBundle, cutoff: Any, config: Config | None) -> ir.Table | None:

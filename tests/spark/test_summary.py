@@ -80,3 +80,30 @@ def test_a_table_without_the_plans_columns_is_a_schema_error_naming_them(spark, 
     missing = [p.column for p in caught.value.problems]
     assert missing == ["tier", "owner", "recommended_hours", "expected_gain"]
     assert {p.table for p in caught.value.problems} == {"allocation"}
+
+
+@pytest.mark.parametrize("n", [-1, 2.5, True, "2", None, 2**31])
+def test_a_count_of_rows_that_is_no_whole_number_in_range_is_a_config_error_naming_it(spark, tmp_path, n):
+    """n=-1 was a raw AnalysisException, 2.5 gave 2 rows and True 1, 10**10 a Py4JError (Spark's limit is
+    a 32-bit int), None a TypeError."""
+    from kamml.errors import ConfigError
+    from kamml.spark import top_rows
+
+    path = _allocation(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        top_rows(path, n)
+    assert str(caught.value) == (
+        f"top_rows: n must be a whole number from 0 to 2,147,483,647 (Spark's largest limit), got {n!r}"
+    )
+
+
+def test_a_count_of_rows_may_be_zero_or_a_numpy_integer(spark, tmp_path):
+    """The bounds themselves, and numpy's integers, are counts."""
+    import numpy as np
+
+    from kamml.spark import top_rows
+
+    path = _allocation(tmp_path)
+    assert top_rows(path, 0).empty
+    assert top_rows(path, np.int64(2))["account_id"].tolist() == [1, 3]
+    assert top_rows(path, 2**31 - 1)["account_id"].tolist() == [1, 3, 2]

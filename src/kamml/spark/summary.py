@@ -7,11 +7,12 @@ driver without collecting a row per account.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from kamml.errors import ConfigError, Problem, SchemaError
+from kamml.jobs.score import whole_count
 from kamml.spark.session import read_parquet, spark_session
 
 if TYPE_CHECKING:
@@ -50,14 +51,36 @@ def _missing(frame: DataFrame, names: list[str]) -> list[str]:
     return [n for n in names if (n if sensitive else n.lower()) not in have]
 
 
+#: The most rows Spark's ``limit`` takes (a Java int).
+SPARK_LIMIT = 2**31 - 1
+
+
+def _row_count(n: Any) -> int:
+    """`n` as a count of rows for Spark's limit; a ConfigError naming n and the rule otherwise.
+
+    -1 was a raw AnalysisException, 2.5 gave 2 rows and True 1, 10**10 a Py4JError.
+    """
+    try:
+        count = whole_count(n, "n", 0)
+    except ConfigError:
+        count = -1
+    if not 0 <= count <= SPARK_LIMIT:
+        raise ConfigError(
+            f"top_rows: n must be a whole number from 0 to {SPARK_LIMIT:,} (Spark's largest limit), got {n!r}"
+        )
+    return count
+
+
 def top_rows(table: DataFrame | str | Path, n: int, by: str = "rank") -> pd.DataFrame:
     """The `n` first rows of a table by `by` (ascending for ``rank``, descending otherwise), in pandas.
 
-    A `by` the table lacks is a ConfigError naming it and the table's columns (it was a raw
-    AnalysisException); a table without account_id (the tie-break) is a SchemaError.
+    An `n` that is no whole number from 0 to `SPARK_LIMIT` is a ConfigError (`_row_count`). A `by` the
+    table lacks is a ConfigError naming it and the table's columns (it was a raw AnalysisException); a
+    table without account_id (the tie-break) is a SchemaError.
     """
     from pyspark.sql import functions as F  # noqa: N812
 
+    count = _row_count(n)  # before the table is read
     frame = _frame(table)
     if _missing(frame, [by]):
         raise ConfigError(
@@ -67,7 +90,7 @@ def top_rows(table: DataFrame | str | Path, n: int, by: str = "rank") -> pd.Data
         rule = "missing: top_rows orders rows of equal value by account_id"
         raise SchemaError([Problem(_name(table), "account_id", rule)])
     order = F.col(by).asc() if by == "rank" else F.col(by).desc()
-    return frame.orderBy(order, F.col("account_id").asc()).limit(int(n)).toPandas()
+    return frame.orderBy(order, F.col("account_id").asc()).limit(count).toPandas()
 
 
 #: The allocation table's columns `plan_by_tier_and_owner` reads.

@@ -356,8 +356,9 @@ def test_dates_in_fit_are_named_as_no_numbers() -> None:
          r"columns \['when'\] hold dates or durations"),
         (lambda n: np.array([b"a", b"b"] * (n // 2), dtype=object),
          r"column 'when' has category levels the model cannot save as JSON \(e\.g\. b'a', a bytes\)"),
+        # a date among text is a date column (`_temporal` looks inside pandas' "mixed"), refused as such
         (lambda n: np.array([pd.Timestamp("2024-01-01"), "soon"] * (n // 2), dtype=object),
-         r"column 'when' has category levels the model cannot save as JSON .*a Timestamp"),
+         r"columns \['when'\] hold dates or durations"),
     ],
 )  # fmt: skip
 def test_category_levels_json_cannot_hold_are_refused_in_fit(column, says) -> None:

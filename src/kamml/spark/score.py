@@ -62,6 +62,7 @@ from kamml.jobs.score import (
 from kamml.models._lgbm import unseen_levels
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import (
+    case_sensitive,
     check_local_parquet,
     features_frame,
     owner_text,
@@ -72,7 +73,7 @@ from kamml.spark.session import (
 )
 from kamml.text import counted
 from kamml.tracking import LoadedModel, resolve_model
-from kamml.tracking.pyfunc import _NOT_AN_ID, score_frame
+from kamml.tracking.pyfunc import NOT_AN_ID_RULE, score_frame
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -157,7 +158,7 @@ NUMERIC_RULE = "must be numeric as it was in fit, got {type}"
 TEMPORAL_RULE = ": dates and durations are not numbers (send the number of days, as the features do)"
 CATEGORY_RULE = "must hold one category (text) per row as it was in fit, got {type}"
 ID_RULE = "must be one id (a number or text) per row, got {type}: a list or an object"
-ID_KIND_RULE = _NOT_AN_ID + ", got {type}"
+ID_KIND_RULE = NOT_AN_ID_RULE + ", got {type}"
 
 
 def _type_kind(data_type: Any) -> str | None:
@@ -276,8 +277,7 @@ def _check_feature_columns(session: SparkSession, features: DataFrame, bundle: M
     """
     needed = list(bundle.feature_spec()["columns"])
     read = ["account_id", *needed, *(["owner"] if "owner" in features.columns else [])]
-    case_sensitive = str(session.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
-    problems = repeated_feature_columns(features.columns, read, case_sensitive=case_sensitive)
+    problems = repeated_feature_columns(features.columns, read, case_sensitive=case_sensitive(session))
     if problems:
         raise SchemaError(problems)
     problems = feature_type_problems(features.schema, bundle, needed)

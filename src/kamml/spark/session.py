@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
+    "case_sensitive",
     "check_local_parquet",
     "features_frame",
     "read_parquet",
@@ -71,6 +72,11 @@ def spark_session(config: Config | EngineConfig | None = None) -> SparkSession:
     if session is None:  # pragma: no cover - connect either starts a session or raises
         raise EngineError("Spark did not start")
     return session
+
+
+def case_sensitive(session: SparkSession) -> bool:
+    """Whether Spark tells column names apart by case (``spark.sql.caseSensitive``; off by default)."""
+    return str(session.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
 
 
 def check_local_parquet(source: str, what: str, hint: str) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from kamml.errors import ConfigError, Problem, SchemaError
 from kamml.jobs.score import whole_count
-from kamml.spark.session import read_parquet, spark_session
+from kamml.spark.session import case_sensitive, read_parquet, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -46,7 +46,7 @@ def _name(table: DataFrame | str | Path) -> str:
 
 def _missing(frame: DataFrame, names: list[str]) -> list[str]:
     """Those of `names` no column of `frame` names, as Spark resolves them (ignoring case by default)."""
-    sensitive = str(frame.sparkSession.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
+    sensitive = case_sensitive(frame.sparkSession)
     have = set(frame.columns) if sensitive else {c.lower() for c in frame.columns}
     return [n for n in names if (n if sensitive else n.lower()) not in have]
 

@@ -23,7 +23,7 @@ from kamml.errors import KammlError, ModelError, Problem
 from kamml.models._lgbm import SMALL_FRAME_ROWS
 from kamml.models.bundle import PREDICTION_COLUMNS, ModelBundle, check_unique_columns
 
-__all__ = ["BUNDLE_ARTIFACT", "OUTPUT_COLUMNS", "KammlPyfunc", "as_frame", "score_frame"]
+__all__ = ["BUNDLE_ARTIFACT", "NOT_AN_ID_RULE", "OUTPUT_COLUMNS", "KammlPyfunc", "as_frame", "score_frame"]
 
 #: Name of the bundle folder among the pyfunc's artifacts.
 BUNDLE_ARTIFACT = "bundle"
@@ -252,7 +252,7 @@ _NOT_ID_TYPES = (
     bytes,
     complex,
 )
-_NOT_AN_ID = (
+NOT_AN_ID_RULE = (
     "not an id (an id is a whole number or a text, as the input tables and the scores read an account_id; "
     "dates, times, durations, bytes and complex numbers are refused there too)"
 )
@@ -276,7 +276,9 @@ def _check_id_kinds(ids: np.ndarray, inferred: str) -> None:
     if bad.any():
         rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5])
         examples = tuple(ids[bad][:3])
-        problem = Problem("features", "account_id", f"{_NOT_AN_ID}; row(s) {rows}", int(bad.sum()), examples)
+        problem = Problem(
+            "features", "account_id", f"{NOT_AN_ID_RULE}; row(s) {rows}", int(bad.sum()), examples
+        )
         raise ModelError(str(problem))
 
 

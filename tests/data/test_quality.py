@@ -370,6 +370,54 @@ def test_a_referral_of_an_account_that_had_bought_before_it_is_noted():
     assert "referred_spend" in note.rule
 
 
+def test_a_referral_made_before_the_referrer_was_an_account_is_noted(backend):
+    """A referrer that was no account yet on the referral's day, neither buying nor created (a lead or
+    partner who referred, or a referral dated wrong), passed without a word while the features leave the
+    referral out at the cutoffs before the referrer exists; noted and kept, per referrer-referred pair at
+    its first date, as the features read it. A referrer created before it, one buying the same day and
+    an unknown one are not noted here."""
+    tx = pd.DataFrame(
+        {
+            "account_id": [1, 2, 3, 5, 6, 7],
+            "ts": ["2024-01-01", "2024-03-01", "2024-03-01 18:00", "2024-05-01", "2024-01-01", "2024-05-01"],
+            "amount": [1.0] * 6,
+        }
+    )
+    created = [None, None, None, None, "2024-03-01", None, "2024-01-15"]
+    accounts = pd.DataFrame({"account_id": [1, 2, 3, 4, 5, 6, 7], "created_at": created})
+    refs = pd.DataFrame(
+        {
+            "referrer_id": [1, 2, 3, 4, 9, 5, 5, 7],
+            "referred_id": [6, 6, 6, 6, 6, 1, 1, 6],
+            # 2 referred before it bought; 3 earlier on its first purchase's day: not noted; 4 never bought
+            # and has no created_at; 9 is unknown (its own note); 5 twice before it was created or bought,
+            # one pair; 7 was created before it referred (an account whose purchases came later)
+            "ts": [
+                "2024-02-01",
+                "2024-02-01",
+                "2024-03-01 09:00",
+                "2024-02-01",
+                "2024-02-01",
+                "2024-02-01",
+                "2024-04-01",
+                "2024-02-01",
+            ],
+        }
+    )
+    data = load_data({"transactions": tx, "accounts": accounts, "referrals": refs}, backend=backend)
+    (note,) = [n for n in data.quality.notes if n.rule.startswith("referrals made before the referrer")]
+    assert (note.table, note.column, note.n_rows, tuple(note.examples)) == (
+        "referrals",
+        "referrer_id",
+        3,
+        (2, 4, 5),
+    )
+    assert "kept" in note.rule
+    assert "referrals_made" in note.rule
+    assert data.referrals is not None
+    assert data.referrals.count().execute() == 8  # kept as data
+
+
 def test_activities_after_the_last_transaction_are_noted_without_a_data_end():
     """With data.end they are errors; with the end taken from the transactions they passed unsaid."""
     tx = pd.DataFrame({"account_id": [1, 2], "ts": ["2024-01-02", "2024-01-03"], "amount": [1.0, 2.0]})

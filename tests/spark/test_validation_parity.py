@@ -129,6 +129,26 @@ CASES: dict[str, dict[str, pd.DataFrame | pa.Table]] = {
             }
         ),
     },
+    "a referral made before its referrer was an account": {
+        "transactions": _arrow_tx(),
+        # 1 was created before its referral: an account whose purchases came later, not noted
+        "accounts": pa.table(
+            {
+                "account_id": pa.array([1, 2], pa.int64()),
+                "created_at": pa.array([dt.datetime(2023, 11, 1), None], pa.timestamp("us")),
+            }
+        ),
+        "referrals": pa.table(
+            {
+                "referrer_id": pa.array([2, 2, 1], pa.int64()),
+                "referred_id": pa.array([1, 1, 2], pa.int64()),
+                "ts": pa.array(
+                    [dt.datetime(2024, 1, 1, 12), dt.datetime(2023, 12, 1), dt.datetime(2023, 12, 1)],
+                    pa.timestamp("us"),
+                ),
+            }
+        ),
+    },
     "referrals naming no known account": {
         "transactions": _arrow_tx(),
         "referrals": pa.table(

@@ -236,10 +236,10 @@ def relationship_notes(
 
     Accounts without transactions, transactions of accounts missing from the accounts table, accounts
     created after the day of their first transaction, referrals to or from unknown accounts, referrals of
-    accounts that bought before the referral's day (a pair at its first date), activities of unknown
-    accounts. An account is known when it has transactions or a row in the accounts table.
-    Up to five example ids per check that found rows come in a second query (none when every check
-    passes).
+    accounts that bought before the referral's day and referrals made before the referrer was an account
+    (its first purchase day or created_at; a pair at its first date), activities of unknown accounts. An
+    account is known when it has transactions or a row in the accounts table. Up to five example ids per
+    check that found rows come in a second query (none when every check passes).
 
     Parameters
     ----------
@@ -350,6 +350,19 @@ def _relationship_notes(
                 None,
             )
         )
+        checks.append(
+            (
+                "referrals",
+                "referrer_id",
+                "referrals made before the referrer was an account: before its first purchase day and "
+                "its accounts row's created_at, or by an account with neither (kept: a lead or partner "
+                "who referred, or a referral dated wrong? the referrer's referral features, such as "
+                "referrals_made, count it from the first cutoff after one of them; no referral label does, "
+                "as the referrer is in no snapshot whose window holds the referral)",
+                _before_referrer(first, tx_counts, known, accounts),
+                None,
+            )
+        )
         for column, who in (("referrer_id", "from"), ("referred_id", "to")):
             ids = known.select(**{column: known.account_id})
             checks.append(
@@ -399,6 +412,25 @@ def _relationship_notes(
         for i, (table, column, rule, _, _) in enumerate(checks)
         if i in counts
     ]
+
+
+def _before_referrer(
+    first: ir.Table, tx_counts: ir.Table, known: ir.Table, accounts: ir.Table | None
+) -> ir.Table:
+    """Referral pairs (at their first date) by a known account that was no account yet on that day.
+
+    An account is one from the day of its first transaction or of its accounts row's created_at, as the
+    features' accounts at a cutoff (`kamml.features.build.account_base`); the same day is not noted.
+    """
+    since = [tx_counts.select("account_id", _since=tx_counts._first.date())]
+    if accounts is not None and "created_at" in accounts.columns:
+        dated = accounts.filter(accounts.created_at.notnull())
+        since.append(dated.select("account_id", _since=dated.created_at.date()))
+    every = _union_all(since)
+    days = every.group_by("account_id").aggregate(_since=every._since.min())
+    pairs = first.semi_join(known, first.referrer_id == known.account_id)
+    pairs = pairs.left_join(days, pairs.referrer_id == days.account_id)
+    return pairs.filter(pairs._since.isnull() | (pairs._since > pairs.ts.date()))
 
 
 def spelling_notes(transactions: ir.Table, accounts: ir.Table | None) -> list[Problem]:

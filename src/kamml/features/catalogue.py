@@ -80,7 +80,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "referral",
         "net spend before the cutoff of the accounts it referred, after their referral",
     ),
-    "referrals_2hop": ("referral", "referrals made by the accounts it referred (paths of two hops)"),
+    "referrals_2hop": (
+        "referral",
+        "referrals made by the accounts it referred (paths of two hops; one back to itself counts)",
+    ),
     "was_referred": ("referral", "1 when the account itself was referred"),
     "hours_total": ("effort", "sales hours logged on the account before the cutoff"),
     "hours_{w}d": ("effort", "sales hours in the last {w} days"),

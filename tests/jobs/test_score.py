@@ -568,3 +568,27 @@ def test_feature_rows_given_are_said_to_be_given_not_built_in_no_time(trained, c
     with caplog.at_level(logging.INFO, logger="kamml.jobs.score"):
         score(result.bundle, data, result.scoring_cutoff, cfg, explain_top=0)
     assert f"features for {n} accounts at {cut} in " in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value", [pd.Timestamp("2024-01-01"), b"retail"])
+def test_dates_or_bytes_in_a_category_feature_are_a_schema_error_as_on_spark(trained, value):
+    """Fit refuses them; the batch scorer read each as an unseen level (a missing value) with a note, and
+    the models' own refusal is a model error (exit 5) where Spark's schema check is this SchemaError."""
+    cfg, data, result = trained
+    bundle, cut = result.bundle, result.scoring_cutoff
+    name = sorted(bundle.clv.categories_)[0]
+    features = result.features.assign(**{name: [value] + [None] * (len(result.features) - 1)})
+    with pytest.raises(SchemaError) as info:
+        score(bundle, data, cut, cfg, features=features, explain_top=0)
+    (problem,) = info.value.problems
+    kind, reason = (
+        ("Timestamp", "dates and durations") if isinstance(value, pd.Timestamp) else ("bytes", "bytes")
+    )
+    assert (problem.table, problem.column, problem.n_rows) == ("features", name, 1)
+    assert problem.rule.startswith(
+        f"must hold one category (text) per row as it was in fit, got {kind}: {reason}"
+    )
+    assert problem.rule.endswith("send the category as text")
+    assert len(problem.examples) == 1  # the value, as the other problems show theirs
+    assert info.value.exit_code == 3

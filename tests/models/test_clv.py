@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -470,6 +471,53 @@ def test_a_list_or_dict_in_a_text_column_is_a_named_error(
     assert "got dict and list value(s) in row(s) 1, 2 (2 rows)" in message
     plain = X.iloc[:rows].assign(seg=X["seg"].astype(object).iloc[:rows].to_numpy())
     np.testing.assert_array_equal(model.predict(plain), model.predict(X.iloc[:rows]))
+
+
+#: Category values fit refuses (a date column, a level JSON cannot hold), as scoring may be sent them.
+NOT_CATEGORIES = {
+    "timestamps": (lambda n: pd.Series([pd.Timestamp("2024-01-01")] * n), "Timestamp", "dates and durations"),
+    "dates": (lambda n: np.array([dt.date(2024, 1, 1)] * n, dtype=object), "date", "dates and durations"),
+    "durations": (lambda n: pd.Series(pd.to_timedelta(np.arange(n), unit="D")), "Timedelta", "dates and"),
+    "dated levels": (
+        lambda n: pd.Categorical([pd.Timestamp("2024-01-01")] * n),
+        "Timestamp",
+        "dates and durations",
+    ),
+    "a date among text": (
+        lambda n: np.array(["a", pd.Timestamp("2024-01-01")] + ["a"] * (n - 2), dtype=object),
+        "Timestamp",
+        "dates and durations",
+    ),
+    "bytes": (lambda n: np.array([b"a"] * n, dtype=object), "bytes", "bytes are not categories"),
+    "bytes among text": (
+        lambda n: np.array(["a", b"a"] + ["a"] * (n - 2), dtype=object),
+        "bytes",
+        "bytes are not categories",
+    ),
+}
+
+
+@pytest.mark.parametrize("rows", [3, 200])  # a REST request's path, and a batch's
+@pytest.mark.parametrize("kind", list(NOT_CATEGORIES))
+def test_dates_or_bytes_in_a_text_column_are_refused_at_scoring_as_in_fit(
+    fitted: tuple[ClvModel, pd.DataFrame, np.ndarray], rows: int, kind: str
+) -> None:
+    """Fit refuses a date column and bytes levels; scoring read each such value as an unseen level (a
+    missing value), with at most a warning."""
+    model, X, _ = fitted
+    make, type_name, reason = NOT_CATEGORIES[kind]
+    values = make(rows)
+    with pytest.raises(ModelInputError) as info:
+        model.predict(
+            X.iloc[:rows].assign(seg=values.to_numpy() if isinstance(values, pd.Series) else values)
+        )
+    message = str(info.value)
+    assert "column 'seg' must hold one category (text) per row as it was in fit, got " in message
+    assert f"got {type_name} value(s) in row(s) " in message
+    assert reason in message
+    assert "send the category as text" in message
+    first = 1 if "among" in kind else 0
+    assert f"in row(s) {first}" in message
 
 
 # ---- the offset: boosting from a prior value --------------------------------------------------------

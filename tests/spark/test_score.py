@@ -321,39 +321,37 @@ def test_worker_error_is_none_for_other_errors(spark):
 
 
 @pytest.mark.parametrize("to", ["timestamp", "date", "binary"])
-def test_dates_in_a_category_feature_are_warned_and_scored_as_the_local_scorer(
-    spark, fitted, tmp_path, to, caplog
+def test_dates_or_bytes_in_a_category_feature_are_refused_as_the_local_scorer_refuses_them(
+    spark, fitted, tmp_path, to
 ):
-    """A date (or bytes) is no level a model saw in training: the local scorer scores it as a missing
-    value, as Spark's worker does; the driver says so from the schema, before the scores are written."""
-    import logging
+    """Fit refuses a date column and bytes levels; both engines scored each such value as a missing
+    value (an unseen level), with a warning. The local scorer refuses them now, and the Spark schema
+    says so on the driver with the same rule, before any row is scored."""
+    import datetime as dt
 
     import pandas as pd
     from pyspark.sql import functions as F  # noqa: N812
 
+    from kamml.errors import SchemaError
+    from kamml.models._lgbm import ModelInputError
     from kamml.spark import score_spark
     from kamml.tracking.pyfunc import score_frame
 
     bundle, features, end = fitted
-    given = features.copy()
-    given["attr_segment"] = pd.Timestamp("2024-01-01")
-    local = score_frame(bundle, given, top_drivers=0)
+    sent = {"timestamp": pd.Timestamp("2024-01-01"), "date": dt.date(2024, 1, 1), "binary": b"retail"}
+    with pytest.raises(ModelInputError) as local:
+        score_frame(bundle, features.assign(attr_segment=[sent[to]] * len(features)), top_drivers=0)
+    reason = str(local.value).rsplit(")", 1)[1]  # after "got <type> value(s) in row(s) ... (n rows)"
+    assert reason.endswith("send the category as text"), str(local.value)
     rows = _features_on_spark(spark, features, tmp_path)
     value = F.lit("2024-01-01 00:00:00").cast("timestamp")
     if to != "timestamp":
         value = F.lit("2024-01-01").cast(to)
     out = tmp_path / "scores.parquet"
-    with caplog.at_level(logging.WARNING, logger="kamml"):
+    with pytest.raises(SchemaError) as caught:
         score_spark(bundle, rows.withColumn("attr_segment", value), end, out, top_drivers=0)
-    said = [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "kamml.spark.score" and "segment" in r.getMessage()
+    rule = f"must hold one category (text) per row as it was in fit, got {to}{reason}"
+    assert [(p.table, p.column, p.rule) for p in caught.value.problems] == [
+        ("features", "attr_segment", rule)
     ]
-    assert len(said) == 1, said
-    assert said[0].startswith(f"features.attr_segment: every value is of type {to}, which no level the")
-    assert "each is scored as a missing value, as the local scorer scores it" in said[0]
-    spark_rows = pd.read_parquet(out).sort_values("account_id").reset_index(drop=True)
-    local = local.sort_values("account_id").reset_index(drop=True)
-    for column in ("clv", "p_churn", "referral_value"):
-        assert spark_rows[column].to_numpy() == pytest.approx(local[column].to_numpy(), rel=1e-9)
+    assert not out.exists()

@@ -28,7 +28,7 @@ from kamml.features import build_features
 from kamml.features._context import check_scoring_cutoff
 from kamml.features.catalogue import describe
 from kamml.io import NUMBER_PATTERN, check_output_path, write_table
-from kamml.models._lgbm import ModelInputError, check_count, unseen_levels
+from kamml.models._lgbm import CATEGORY_RULE, ModelInputError, check_count, not_categories, unseen_levels
 from kamml.models.bundle import ModelBundle, positive_monetary
 from kamml.progress import track
 from kamml.text import counted
@@ -139,6 +139,27 @@ def check_attribute_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
         bad = text[~text.str.match(NUMBER_PATTERN)]  # "nan" is a missing number, as on Spark
         if len(bad):  # text that reads as numbers throughout is taken by the model's own cast
             problems.append(attribute_problem(name, len(bad), bad.drop_duplicates().head(5)))
+    if problems:
+        raise SchemaError(problems)
+
+
+def check_category_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
+    """A `SchemaError` naming each category feature that holds dates, durations or bytes.
+
+    Fit refuses them (a date column, levels the model cannot save); scoring read each as an unseen level,
+    a missing value, and the models now refuse them with a model error. The problem is the one Spark's
+    schema check names (`kamml.spark.score.feature_type_problems`), with the rows and values found here.
+    """
+    problems = []
+    for name in getattr(bundle.clv, "categories_", None) or {}:
+        found = not_categories(features[name]) if name in features.columns else None
+        if found is None:
+            continue
+        rows, reason = found
+        values = features[name].iloc[rows]
+        kinds = " and ".join(sorted({type(v).__name__ for v in values}))
+        rule = CATEGORY_RULE.format(type=kinds) + reason
+        problems.append(Problem("features", name, rule, len(rows), plain_examples(values.drop_duplicates())))
     if problems:
         raise SchemaError(problems)
 
@@ -534,6 +555,7 @@ def score(
         warn_other_definition(bundle, config)
     warn_later_training(bundle, cut)
     check_attribute_types(bundle, features)
+    check_category_types(bundle, features)
     warn_lost_features(bundle, features, told)
     warn_money_unit(bundle, features)
     note_unseen_levels(bundle, features, data)

@@ -291,24 +291,66 @@ _SCALAR_KINDS = frozenset(
 
 
 def _check_category_values(column: Any, name: str) -> None:
-    """A `ModelInputError` naming the column and rows of a value that is not one category (a list, a dict).
+    """A `ModelInputError` naming the column and rows of a value that is not one category.
 
     JSON gives a list or an object where a CRM sent one: it failed deep in pandas or numpy (an unhashable
     type, an ambiguous truth value), which MLflow's server answered with a generic 400 and a stack trace.
+    Dates, durations and bytes are refused too, as fit refuses them (a date column, levels JSON cannot
+    hold): scoring read each as an unseen level, a missing value, with at most a warning.
     """
-    if isinstance(column, pd.Series) and column.dtype != object:
-        return  # category and string dtypes hold single values
-    if pd.api.types.infer_dtype(column, skipna=True) in _SCALAR_KINDS:  # fast, in C: the usual case
+    if _category_kind(column) in _SCALAR_KINDS:  # fast, in C: the usual case
         return
-    values = column.to_numpy() if isinstance(column, pd.Series) else np.asarray(column, dtype=object)
+    values = (
+        column.to_numpy(dtype=object) if isinstance(column, pd.Series) else np.asarray(column, dtype=object)
+    )
     bad = np.flatnonzero([not pd.api.types.is_scalar(v) for v in values])
+    reason = ""
+    if not len(bad):
+        bad, reason = _not_categories(values)
     if len(bad):
         rows = ", ".join(str(i) for i in bad[:5])
-        kinds = sorted({type(values[i]).__name__ for i in bad})
-        raise ModelInputError(
-            f"column {name!r} must hold one category (text) per row as it was in fit, got "
-            f"{' and '.join(kinds)} value(s) in row(s) {rows} ({counted(len(bad), 'row')})"
-        )
+        kinds = " and ".join(sorted({type(values[i]).__name__ for i in bad}))
+        rule = CATEGORY_RULE.format(type=f"{kinds} value(s) in row(s) {rows} ({counted(len(bad), 'row')})")
+        raise ModelInputError(f"column {name!r} {rule}{reason}")
+
+
+def not_categories(column: pd.Series) -> tuple[NDArray[np.intp], str] | None:
+    """Positions of a category column's dates, durations or bytes, and why they are refused; None if none.
+
+    The batch scorer names them as a `kamml.errors.Problem` before the models read the column.
+    """
+    if _category_kind(column) in _SCALAR_KINDS:
+        return None
+    bad, reason = _not_categories(column.to_numpy(dtype=object))
+    return (bad, reason) if len(bad) else None
+
+
+def _not_categories(values: NDArray[Any]) -> tuple[NDArray[np.intp], str]:
+    """Positions among object `values` of dates, durations or bytes (missing ones aside), and the reason."""
+    odd = np.array([isinstance(v, _NOT_CATEGORY_TYPES) for v in values], dtype=bool)
+    bad = np.flatnonzero(odd & ~pd.isna(values))  # NaT is a datetime, and a missing value
+    dated = any(isinstance(values[i], _TEMPORAL_TYPES) for i in bad)
+    return bad, DATED_CATEGORY_REASON if dated else BYTES_CATEGORY_REASON
+
+
+def _category_kind(column: Any) -> str:
+    """What pandas infers of a category column's values (of its levels for a category dtype)."""
+    if isinstance(column, pd.Series) and isinstance(column.dtype, pd.StringDtype):
+        return "string"  # text only: no inference
+    if isinstance(column, pd.Series) and isinstance(column.dtype, pd.CategoricalDtype):
+        return pd.api.types.infer_dtype(column.cat.categories, skipna=True)
+    return pd.api.types.infer_dtype(column, skipna=True)
+
+
+#: What scoring says of a category column holding values that are not single categories (both engines).
+CATEGORY_RULE = "must hold one category (text) per row as it was in fit, got {type}"
+#: Why a date or a duration in a category column is refused (the Spark scorer's schema check says it too).
+DATED_CATEGORY_REASON = (
+    ": dates and durations are neither numbers nor categories, and fit refuses them: send the category "
+    "as text"
+)
+#: Why bytes in a category column are refused (fit refuses them as levels the model cannot save).
+BYTES_CATEGORY_REASON = ": bytes are not categories, and fit refuses them: send the category as text"
 
 
 def _scores_text(scores: dict[str, float]) -> str:
@@ -546,6 +588,8 @@ _TEMPORAL = frozenset({"datetime", "datetime64", "date", "time", "timedelta", "t
 _MIXED = frozenset({"mixed", "mixed-integer", "mixed-integer-float"})
 #: The objects `_temporal` refuses among numbers (a Timestamp is a datetime, a Timedelta a timedelta).
 _TEMPORAL_TYPES = (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64, pd.Period)
+#: The single values no category is: what fit refuses in a category column (`_check_category_values`).
+_NOT_CATEGORY_TYPES = (*_TEMPORAL_TYPES, bytes, bytearray)
 
 
 def _dtype_of(column: Any) -> str:

@@ -59,7 +59,7 @@ from kamml.jobs.score import (
     warn_other_definition,
     whole_count,
 )
-from kamml.models._lgbm import unseen_levels
+from kamml.models._lgbm import BYTES_CATEGORY_REASON, CATEGORY_RULE, DATED_CATEGORY_REASON, unseen_levels
 from kamml.models.bundle import ModelBundle
 from kamml.spark.session import (
     case_sensitive,
@@ -71,7 +71,6 @@ from kamml.spark.session import (
     to_spark,
     write_atomic,
 )
-from kamml.text import counted
 from kamml.tracking import LoadedModel, resolve_model
 from kamml.tracking.pyfunc import NOT_AN_ID_RULE, score_frame
 
@@ -156,7 +155,6 @@ _FEATURES_HINT = (
 #: or dates, durations and bytes (`_check_id_kinds`).
 NUMERIC_RULE = "must be numeric as it was in fit, got {type}"
 TEMPORAL_RULE = ": dates and durations are not numbers (send the number of days, as the features do)"
-CATEGORY_RULE = "must hold one category (text) per row as it was in fit, got {type}"
 ID_RULE = "must be one id (a number or text) per row, got {type}: a list or an object"
 ID_KIND_RULE = NOT_AN_ID_RULE + ", got {type}"
 
@@ -177,66 +175,38 @@ def _type_kind(data_type: Any) -> str | None:
     return None
 
 
-def _type_rule(name: str, kind: str, shown: str, categorical: set[str]) -> str | None:
-    """The local scorer's rule for column `name` of Spark type `shown` (of `kind`); None if it scores it.
+def _type_rule(name: str, kind: str, shown: str, categorical: set[str]) -> str:
+    """The local scorer's rule for column `name` of Spark type `shown` (of `kind`).
 
-    A category feature of dates or bytes is scored: no fitted level is one, so each is a missing value
-    (`warn_unseen_types`).
+    A category feature of dates, durations or bytes is refused, as fit and the local scorer refuse them
+    (`kamml.models._lgbm.DATED_CATEGORY_REASON`); both engines read each as a missing value before.
     """
     if name == "account_id":
         return ID_RULE.format(type=shown) if kind == "nested" else ID_KIND_RULE.format(type=shown)
     if name in categorical:
-        return CATEGORY_RULE.format(type=shown) if kind == "nested" else None
+        reason = {"temporal": DATED_CATEGORY_REASON, "binary": BYTES_CATEGORY_REASON}.get(kind, "")
+        return CATEGORY_RULE.format(type=shown) + reason
     return NUMERIC_RULE.format(type=shown) + (TEMPORAL_RULE if kind == "temporal" else "")
 
 
 def feature_type_problems(schema: Any, bundle: ModelBundle, needed: Sequence[str]) -> list[Problem]:
     """One `Problem` of table features per column whose Spark type the model cannot read, in local words.
 
-    Lists or structs in a feature, lists, dates, durations or bytes in account_id, and dates, durations
-    or bytes in a numeric feature, stopped each executor with kamml's own error (rows of one batch)
-    when the scores were written. The schema tells them on the driver; values (text that is no number)
-    are the worker's to find (`kamml.engine.worker_error`).
+    Lists or structs in a feature, and dates, durations or bytes in any feature or in account_id,
+    stopped each executor with kamml's own error (rows of one batch) when the scores were written.
+    The schema tells them on the driver; values (text that is no number) are the worker's to find
+    (`kamml.engine.worker_error`).
     """
     categorical = set(getattr(bundle.clv, "categories_", None) or {})
     problems = []
     for name in ["account_id", *needed]:
         data_type = schema[name].dataType
         kind = _type_kind(data_type)
-        rule = None if kind is None else _type_rule(name, kind, data_type.simpleString(), categorical)
-        if rule is not None:
-            problems.append(Problem("features", name, rule))
+        if kind is not None:
+            problems.append(
+                Problem("features", name, _type_rule(name, kind, data_type.simpleString(), categorical))
+            )
     return problems
-
-
-#: What `warn_unseen_types` says of a category feature of dates, durations or bytes.
-UNSEEN_TYPE_RULE = (
-    "every value is of type {type}, which no level the models saw in training is (training saw "
-    "{levels}): each is scored as a missing value, as the local scorer scores it; send the category as text"
-)
-
-
-def warn_unseen_types(schema: Any, bundle: ModelBundle) -> list[str]:
-    """Warn of each category feature whose Spark type (dates, durations, bytes) no fitted level has.
-
-    The local scorer reads each such value as a level unseen in training, a missing value (fit refuses
-    dates as categories); the worker did too, with its warning in the executors' log only. The schema
-    tells it on the driver, before a job. Returns the features warned of.
-    """
-    levels = getattr(bundle.clv, "categories_", None) or {}
-    warned = []
-    for name, fitted in levels.items():
-        if name not in schema.fieldNames():
-            continue
-        data_type = schema[name].dataType
-        if _type_kind(data_type) not in ("temporal", "binary"):
-            continue
-        known = counted(len(fitted), "level") + ": " + ", ".join(map(repr, fitted[:3]))
-        known += ", ..." if len(fitted) > 3 else ""
-        rule = UNSEEN_TYPE_RULE.format(type=data_type.simpleString(), levels=known)
-        log.warning("features.%s: %s", name, rule)
-        warned.append(name)
-    return warned
 
 
 #: Why 'ACCOUNT_ID' is account_id to Spark (`repeated_feature_columns`).
@@ -271,10 +241,7 @@ def repeated_feature_columns(
 
 
 def _check_feature_columns(session: SparkSession, features: DataFrame, bundle: ModelBundle) -> None:
-    """SchemaError for feature columns named twice (`repeated_feature_columns`) or of a wrong type.
-
-    A category feature of dates is warned of (`warn_unseen_types`).
-    """
+    """SchemaError for feature columns named twice (`repeated_feature_columns`) or of a wrong type."""
     needed = list(bundle.feature_spec()["columns"])
     read = ["account_id", *needed, *(["owner"] if "owner" in features.columns else [])]
     problems = repeated_feature_columns(features.columns, read, case_sensitive=case_sensitive(session))
@@ -283,7 +250,6 @@ def _check_feature_columns(session: SparkSession, features: DataFrame, bundle: M
     problems = feature_type_problems(features.schema, bundle, needed)
     if problems:
         raise SchemaError(problems)
-    warn_unseen_types(features.schema, bundle)
 
 
 def scored_attributes(data: Any, bundle: ModelBundle, cutoff: Any, config: Config | None) -> ir.Table | None:

@@ -1666,6 +1666,8 @@ def test_unmapped_columns_without_a_config_say_that_no_config_was_given(tmp_path
     data = tmp_path / "data"
     data.mkdir()
     (data / "transactions.csv").write_text("customer,order_date,total\n1,2024-03-05,10\n")
+    (tmp_path / "model").mkdir()  # a folder `kamml score` finds a model in (an unknown one is told first)
+    (tmp_path / "model" / "MLmodel").write_text("")
     args = {"validate": [], "score": ["--model", str(tmp_path / "model"), "--out", str(tmp_path / "s.csv")]}
     result = runner.invoke(app, [command, "--data", str(data), *args[command]])
     assert result.exit_code == 3, result.output
@@ -1760,3 +1762,27 @@ def test_a_data_uri_is_the_configs_data_path_and_nothing_is_generated_into_it():
     assert local is cfg
     assert path == Path("data/mine")
     assert _data_source(cfg, None) == (cfg, None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["models:/kamml-test/99", "runs:/0123456789abcdef/model", "no-such-folder"])
+def test_score_names_a_mistyped_model_before_reading_the_data(trained, world_path, tmp_path, model):
+    """A wrong version, run id or folder was told only after the whole data load (the model loaded beside
+    it): with data that cannot be read, the data's error hid it. The model is found first, so its error
+    is the one told, with the words it has when the data are fine."""
+    cfg, _, _ = trained
+    config = _yaml(tmp_path / "cfg.yaml", cfg)
+    args = ["score", "--model", model, "--config", str(config), "--out", str(tmp_path / "s.parquet")]
+    with_data = runner.invoke(app, [*args, "--data", str(world_path)])
+    assert with_data.exit_code == 5, with_data.output
+    assert "cannot load the model" in with_data.output or "no model at" in with_data.output
+    no_data = runner.invoke(app, [*args, "--data", str(tmp_path / "not-there")])
+    assert no_data.exit_code == 5, no_data.output
+    assert no_data.output == with_data.output
+    from kamml.errors import ModelError
+    from kamml.tracking import load_model
+
+    with pytest.raises(ModelError) as loading:  # the words a loaded model's failure has
+        load_model(model, cfg.tracking)
+    assert no_data.output.strip() == f"kamml: error: {loading.value}"
+    assert not (tmp_path / "s.parquet").exists()

@@ -900,6 +900,7 @@ def score(
         from kamml.spark import score_spark  # it finds the model in cfg's tracking store itself
         from kamml.spark.score import scores_totals
 
+        _locate_scoring_model(model, cfg)  # a mistyped version or run id before the data are read
         dataset = job_data(cfg, source)
         cut = _scoring_cutoff(cut_option, cfg, dataset)
         with claim_outputs([out]):  # the totals too: another job's scores may replace these once released
@@ -911,8 +912,11 @@ def score(
         return
     check_output_path(out, inputs)
     check_not_a_table_name(out, given)
-    # the model (MLflow's import, the registry, the bundle's parsing) loads in a thread while the engine
-    # validates the data: DuckDB works outside the GIL, and the two took 6 s and 11 s one after the other
+    # a mistyped version, run id or folder is told before the data are read (it was told after them, or
+    # not at all when they could not be read); the model (its artifacts, the bundle's parsing) then loads
+    # in a thread while the engine validates the data: DuckDB works outside the GIL, and the two took 6 s
+    # and 11 s one after the other
+    _locate_scoring_model(model, cfg)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kamml-model") as pool:
         loading = pool.submit(_load_scoring_model, model, cfg)
         dataset = job_data(cfg, source)
@@ -943,6 +947,13 @@ def _scoring_cutoff(option: pd.Timestamp | None, cfg: Any, dataset: Any) -> pd.T
     from kamml.features._context import check_scoring_cutoff
 
     return check_scoring_cutoff(dataset, option or cfg.time.cutoff or dataset.end)
+
+
+def _locate_scoring_model(uri: str, cfg: Any) -> None:
+    """Check that `uri` names a model in the configured store, without loading it (`locate_model`)."""
+    from kamml.tracking import locate_model
+
+    locate_model(uri, cfg.tracking)
 
 
 def _load_scoring_model(uri: str, cfg: Any) -> Any:

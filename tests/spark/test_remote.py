@@ -207,7 +207,7 @@ def test_kamml_validate_reads_data_given_as_a_uri_as_it_reads_a_data_path_uri(
         ("backtest", []),
         ("train", []),
         ("run", []),
-        ("score", ["--model", "models:/kamml@champion", "--out", "scores.parquet"]),
+        ("score", ["--model", "model", "--out", "scores.parquet"]),
     ],
 )
 def test_every_command_reads_data_given_as_a_uri_through_spark(
@@ -222,6 +222,8 @@ def test_every_command_reads_data_given_as_a_uri_through_spark(
     data = tmp_path / "crm"
     data.mkdir()
     (data / "truth.parquet").write_text("")  # not a table
+    (tmp_path / "model").mkdir()  # a folder `kamml score` finds a model in (an unknown one is told first)
+    (tmp_path / "model" / "MLmodel").write_text("")
     cfg = tmp_path / "spark.yaml"
     cfg.write_text(
         "engine: {name: spark, spark: {master: 'local[1]'}}\ntracking: {uri: sqlite:///mlruns.db}\n"

@@ -7,6 +7,7 @@ run and `load_model` to turn any model URI back into a scorer.
 from kamml.tracking.model import (
     LoadedModel,
     load_model,
+    locate_model,
     log_bundle,
     model_input,
     pip_requirements,
@@ -26,6 +27,7 @@ __all__ = [
     "experiment_id",
     "flatten",
     "load_model",
+    "locate_model",
     "log_bundle",
     "metric_key",
     "model_input",

@@ -23,6 +23,7 @@ import time
 import uuid
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -53,7 +54,15 @@ from kamml.tracking.store import (
     tracking_uri,
 )
 
-__all__ = ["LoadedModel", "load_model", "log_bundle", "model_input", "pip_requirements", "resolve_model"]
+__all__ = [
+    "LoadedModel",
+    "load_model",
+    "locate_model",
+    "log_bundle",
+    "model_input",
+    "pip_requirements",
+    "resolve_model",
+]
 
 log = logging.getLogger(__name__)
 
@@ -345,25 +354,80 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
     """
     uri = os.fspath(uri)  # a Path was a TypeError ("argument of type 'PosixPath' is not iterable")
     local = Path(uri).expanduser()
-    if "://" not in uri and not uri.startswith(("models:", "runs:")):
+    if _is_folder(uri):
+        _check_folder(uri, local)
         if (local / "bundle.json").is_file() or local.name == "bundle.json":
             return LoadedModel(str(local), ModelBundle.load(local), resolved=str(local.resolve()))
-        if not (local / "MLmodel").is_file():
-            raise ModelError(
-                f"no model at {uri}: expected an MLflow model folder (MLmodel) or a bundle folder "
-                "(bundle.json), or a models:/ or runs:/ URI"
-            )
+    from_store = uri.startswith(("models:", "runs:"))
+    with _store_lookup(uri, tracking):
+        # the alias is read first, in the same store, and that version loaded: the version recorded
+        # is the one that scores even when the alias moves meanwhile (it was read after the scope,
+        # in MLflow's current store: another store's version, and a stray ./mlflow.db)
+        recorded = _resolve_alias(uri) if from_store or "://" in uri else str(local.resolve())
+        pyfunc = mlflow.pyfunc.load_model(recorded)  # a folder by its absolute path, ~ read
+    inner = pyfunc.unwrap_python_model()
+    if not isinstance(inner, KammlPyfunc) or inner.bundle is None:
+        raise ModelError(f"{uri} is not a kamml model (its python model is {type(inner).__name__})")
+    # a folder is recorded by its absolute path: a relative one names nothing once read elsewhere (a CRM)
+    return LoadedModel(uri, inner.bundle, pyfunc, recorded)
+
+
+def locate_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = None) -> None:
+    """Check that `uri` names a model, without loading it: the error `load_model` would raise, sooner.
+
+    A folder must hold MLmodel or bundle.json; a ``models:/name/N`` or ``models:/name@alias`` must be in
+    the registry and a ``runs:/ID/...`` run in the store. `kamml score` loaded the model beside the data,
+    so a mistyped version or run id was told only after the whole data load (and not at all when the
+    data could not be read). Other URIs (``models:/m-<id>``, a stage, ``s3://``) are found when loaded.
+    """
+    uri = os.fspath(uri)
+    if _is_folder(uri):
+        _check_folder(uri, Path(uri).expanduser())
+        return
+    if uri.startswith(("models:", "runs:")):
+        with _store_lookup(uri, tracking):
+            _look_up(uri)
+
+
+def _is_folder(uri: str) -> bool:
+    """Whether `uri` is a folder (or a bundle.json), not a ``models:/``, ``runs:/`` or other URI."""
+    return "://" not in uri and not uri.startswith(("models:", "runs:"))
+
+
+def _check_folder(uri: str, local: Path) -> None:
+    """A `ModelError` when folder `local` holds neither a bundle (bundle.json) nor an MLflow model."""
+    if (local / "bundle.json").is_file() or local.name == "bundle.json" or (local / "MLmodel").is_file():
+        return
+    raise ModelError(
+        f"no model at {uri}: expected an MLflow model folder (MLmodel) or a bundle folder "
+        "(bundle.json), or a models:/ or runs:/ URI"
+    )
+
+
+def _look_up(uri: str) -> None:
+    """Ask the store for the registry version, alias or run `uri` names (MLflow's error if it is not)."""
+    parts = _registry_parts(uri)
+    client = MlflowClient()
+    if parts is not None:
+        name, alias, suffix = parts
+        if alias is not None:
+            client.get_model_version_by_alias(name, alias)
+        elif suffix is not None and suffix.isdigit():
+            client.get_model_version(name, suffix)
+    elif uri.startswith("runs:/"):
+        client.get_run(uri[len("runs:/") :].lstrip("/").split("/", 1)[0])
+
+
+@contextlib.contextmanager
+def _store_lookup(uri: str, tracking: TrackingConfig | None) -> Iterator[None]:
+    """MLflow pointed at the store `uri` is looked up in; its failures named as `load_model` names them."""
     from_store = uri.startswith(("models:", "runs:"))
     if from_store and tracking is None:  # a config's store: `tracking_scope` refuses a missing one
         check_current_store_exists(registry=uri.startswith("models:"))
     scope = tracking_scope(tracking, create=False) if from_store and tracking is not None else None
     try:
         with scope or contextlib.nullcontext():
-            # the alias is read first, in the same store, and that version loaded: the version recorded
-            # is the one that scores even when the alias moves meanwhile (it was read after the scope,
-            # in MLflow's current store: another store's version, and a stray ./mlflow.db)
-            recorded = _resolve_alias(uri) if from_store or "://" in uri else str(local.resolve())
-            pyfunc = mlflow.pyfunc.load_model(recorded)  # a folder by its absolute path, ~ read
+            yield
     except Exception as exc:  # SQLAlchemy's errors opening a store are not MlflowExceptions
         # named as the store searched: MLflow is the caller's again here
         locked_or_broken = None
@@ -389,11 +453,6 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
                 "load_model(uri, config.tracking) or score(uri, data, cutoff, config)"
             )
         raise ModelError(f"cannot load the model {uri}: {exc.message}{where}") from exc
-    inner = pyfunc.unwrap_python_model()
-    if not isinstance(inner, KammlPyfunc) or inner.bundle is None:
-        raise ModelError(f"{uri} is not a kamml model (its python model is {type(inner).__name__})")
-    # a folder is recorded by its absolute path: a relative one names nothing once read elsewhere (a CRM)
-    return LoadedModel(uri, inner.bundle, pyfunc, recorded)
 
 
 def resolve_model(

@@ -10,6 +10,7 @@ from kamml.config import (
     FEATURE_GROUPS,
     AllocationConfig,
     Config,
+    ModelsConfig,
     lightgbm_parameters,
     load_config,
     packaged_config,
@@ -1097,6 +1098,45 @@ def test_model_settings_that_cannot_train_are_refused_when_the_config_is_read(tm
     assert str(caught.value).startswith(f"{path}: {says}")
     path.write_text("models: {clv: {offset_weight: 0.3}, influence: {prior_weight: 0}}\n")
     assert load_config(path).models.clv == {"offset_weight": 0.3}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda models: Config.from_dict({"models": models}),
+        lambda models: Config(models=models),
+        lambda models: Config.model_validate({"models": models}),
+        lambda models: ModelsConfig(**models),
+    ],
+    ids=["from_dict", "Config", "model_validate", "ModelsConfig"],
+)
+def test_model_settings_that_cannot_train_are_refused_when_a_config_is_built(build):
+    """``Config.from_dict({"models": {"clv": {"learning_rate": -1}}})`` passed: only `load_config` and
+    train ran the model check, so a notebook heard of it at train, after the features were built."""
+    with pytest.raises(ValueError, match=r"models\.clv.*learning_rate"):  # ConfigError, or pydantic's
+        build({"clv": {"learning_rate": -1}})
+    assert build({"clv": {"learning_rate": 0.1}}) is not None
+
+
+def test_model_settings_assigned_to_a_config_are_checked_and_a_refused_one_is_not_kept():
+    cfg = Config()
+    with pytest.raises(ConfigError, match=r"^assignment: .*models\.clv.*learning_rate"):
+        cfg.models.clv = {"learning_rate": -1}
+    assert cfg.models.clv == {}
+    with pytest.raises(ConfigError, match=r"^assignment: .*models\.churn.*n_estimators"):
+        cfg.models = {"churn": {"n_estimators": 0}}  # type: ignore[assignment]
+    assert cfg.models.churn == {}
+
+
+def test_building_a_config_without_model_settings_does_not_import_the_model_stack():
+    """The model check loads LightGBM and scikit-learn (seconds): only for a models section with settings."""
+    code = (
+        "import sys; from kamml.config import Config; "
+        "Config(); Config.from_dict({'models': {'seed': 3, 'threads': 1}, 'time': {'horizon_days': 30}}); "
+        "print(sorted(m for m in ('lightgbm', 'sklearn', 'kamml.models') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(

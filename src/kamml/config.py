@@ -667,6 +667,28 @@ class ModelsConfig(_Section):
             raise _key_error(message)
         return value
 
+    @model_validator(mode="after")
+    def _settings_train(self) -> ModelsConfig:
+        """The models' settings checked as training checks them, whenever the section is validated.
+
+        ``Config.from_dict({"models": {"clv": {"learning_rate": -1}}})`` passed (only `load_config` and
+        train ran the check): a notebook heard of it at train, after the features. Only a section holding
+        settings is checked: the check needs LightGBM and scikit-learn (seconds to import), which a config
+        without any, read by `kamml allocate`, never loads.
+        """
+        if not (self.clv or self.churn or self.influence):
+            return self
+        # here, not at the top: kamml.config imports no model stack. The rules are the estimators' own
+        # (their parameter constraints, objectives, rounds) and LightGBM's, found by training one round:
+        # config keeps only the parameter names (`lightgbm_parameters`)
+        from kamml.models.bundle import check_models_section
+
+        try:
+            check_models_section(self)
+        except ConfigError as exc:  # its message names its key (models.clv...)
+            raise _key_error(str(exc)) from None
+        return self
+
 
 def unknown_lightgbm_parameters(
     names: Iterable[Any],
@@ -1473,26 +1495,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         raw = loaded or {}
     if overrides:
         raw = _merge(raw, overrides)
-    cfg = Config.from_dict(raw, source)
-    _check_model_settings(cfg, source)
-    return cfg
-
-
-def _check_model_settings(cfg: Config, source: str) -> None:
-    """The models sections checked as run and train check them (`kamml.models.bundle.check_model_settings`).
-
-    ``models.clv.offset_weight: "0.5"`` passed `kamml validate --config` and stopped `kamml run`. Only when
-    a models section holds settings: the check needs the model stack (LightGBM, scikit-learn: seconds to
-    import), which a config without any, read by `kamml allocate`, never loads.
-    """
-    if not (cfg.models.clv or cfg.models.churn or cfg.models.influence):
-        return
-    from kamml.models.bundle import check_model_settings  # here: kamml.config imports no model stack
-
-    try:
-        check_model_settings(cfg)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    return Config.from_dict(raw, source)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -1007,7 +1007,11 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
     ],
 )
 def test_model_settings_that_cannot_train_are_config_errors_before_any_work(models, says):
-    cfg = Config.from_dict({"time": {"horizon_days": 90}, "models": models})
+    with pytest.raises(ConfigError, match=says):  # when the config is built
+        Config.from_dict({"time": {"horizon_days": 90}, "models": models})
+    cfg = Config.from_dict({"time": {"horizon_days": 90}})
+    for name, settings in models.items():
+        getattr(cfg.models, name).update(settings)  # an edit in place: no validation has seen it
     with pytest.raises(ConfigError, match=says):
         check_model_settings(cfg)
     with pytest.raises(ConfigError, match=says):  # ModelBundle.fit checks before it touches the frame

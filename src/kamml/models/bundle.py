@@ -61,7 +61,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import logsumexp
 
-from kamml.config import Config
+from kamml.config import Config, ModelsConfig
 from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError, Problem
 from kamml.io import atomic_path
@@ -103,6 +103,7 @@ __all__ = [
     "ModelBundle",
     "add_snapshot_btyd",
     "check_model_settings",
+    "check_models_section",
     "feature_columns",
 ]
 
@@ -302,7 +303,7 @@ def add_snapshot_btyd(train: pd.DataFrame, horizon: float) -> pd.DataFrame:
 
 
 def _lgbm_kwargs(
-    cfg: Config, name: str, features: Sequence[str] | None = None, categorical: Collection[str] = ()
+    models: ModelsConfig, name: str, features: Sequence[str] | None = None, categorical: Collection[str] = ()
 ) -> dict[str, Any]:
     """Constructor arguments of one LightGBM model from the config's models section.
 
@@ -311,8 +312,8 @@ def _lgbm_kwargs(
     ``monotone_constraints`` or ``linear_tree``, under which constraints do not hold); without, only the
     config's.
     """
-    params = dict(getattr(cfg.models, name))
-    kwargs: dict[str, Any] = {"num_threads": cfg.models.threads, "random_state": cfg.models.seed}
+    params = dict(getattr(models, name))
+    kwargs: dict[str, Any] = {"num_threads": models.threads, "random_state": models.seed}
     for key in ("n_estimators", "learning_rate", "early_stopping_rounds"):
         if key in params:
             kwargs[key] = params.pop(key)
@@ -380,13 +381,22 @@ def _configured_monotone(
 def check_model_settings(cfg: Config) -> None:
     """A ConfigError naming the model and the setting when a `models` section cannot train, before any work.
 
-    The estimators' own checks (objective, learning rate, early stopping, parameter types) ran only
-    inside training, after the data and features, and surfaced as tracebacks.
+    Validating the section again (`check_edits`) runs `check_models_section`, as building a config does:
+    here for a section edited in place (``cfg.models.clv["n_estimators"] = 0``), which no validation saw.
     """
-    cfg.models.check_edits()  # a models section edited in place: checked as on loading
+    cfg.models.check_edits()
+
+
+def check_models_section(models: ModelsConfig) -> None:
+    """A ConfigError naming the model and the setting when a models section cannot train.
+
+    The estimators' own checks (objective, learning rate, early stopping, parameter types) ran only
+    inside training, after the data and features, and surfaced as tracebacks. `ModelsConfig` runs this
+    whenever it is validated (a config read, built or assigned), so it never validates the section itself.
+    """
     for name, model_class in (("clv", ClvModel), ("churn", ChurnModel), ("influence", InfluenceModel)):
         try:
-            model = model_class(horizon_days=cfg.time.horizon_days, **_lgbm_kwargs(cfg, name))
+            model = model_class(**_lgbm_kwargs(models, name))
             model._validate_params()
             model.lgb_params()
             rounds = model._num_rounds()
@@ -396,7 +406,7 @@ def check_model_settings(cfg: Config) -> None:
             raise ConfigError(f"models.{name}: the number of boosting rounds must be >= 1, got {rounds}")
         stops = model.early_stopping_rounds is not None
         _check_lightgbm_accepts(name, type(model).__name__, model.lgb_params(), early_stopping=stops)
-        _check_known_features(name, cfg.models.model_dump().get(name) or {})
+        _check_known_features(name, getattr(models, name))
 
 
 def _check_known_features(name: str, settings: Mapping[str, Any]) -> None:
@@ -1072,14 +1082,14 @@ class ModelBundle:
             )
         unordered = [c for c in features if is_categorical(train[c])]
         # both checked before either trains: a churn setting's error does not wait for the value model
-        settings = {name: _lgbm_kwargs(cfg, name, features, unordered) for name in ("clv", "churn")}
+        settings = {name: _lgbm_kwargs(cfg.models, name, features, unordered) for name in ("clv", "churn")}
         check_value_offset(train, settings["clv"].get("offset_feature"))
         clv = ClvModel(horizon_days=h, **settings["clv"]).fit(X, train["value"], snapshot=snap)
         churn = ChurnModel(horizon_days=h, **settings["churn"]).fit(X, train["churned"], snapshot=snap)
         influence = None
         if _referrals_to_learn(train):
             influence = InfluenceModel(
-                horizon_days=h, **_lgbm_kwargs(cfg, "influence", features, unordered)
+                horizon_days=h, **_lgbm_kwargs(cfg.models, "influence", features, unordered)
             ).fit(X, train["referral_value"], snapshot=snap)
         latest_rows = train[train["snapshot"] == latest]
         meta = {

@@ -177,7 +177,10 @@ def test_a_date_that_is_no_day_in_the_config_exits_2_in_one_line(tmp_path, text,
     [
         ("{clv: {nonsense_param: 3}}", "unknown key 'models.clv.nonsense_param'"),
         # refused only by run and train before (check_model_settings), not by validate
-        ("{clv: {offset_weight: '0.5'}}", "models.clv: The 'offset_weight' parameter of ClvModel must be"),
+        (
+            "{clv: {offset_weight: '0.5'}}",
+            "'models.clv.offset_weight' must be a finite number >= 0, got '0.5'",
+        ),
     ],
 )
 def test_an_unknown_model_parameter_exits_2_before_any_data(tmp_path, models, says):

@@ -1081,11 +1081,20 @@ def test_nan_accounts_of_a_synthetic_world_say_the_rule():
 @pytest.mark.parametrize(
     ("models", "says"),
     [
-        ("{clv: {offset_weight: '0.5'}}", "models.clv: The 'offset_weight' parameter of ClvModel must be"),
-        ("{clv: {offset_weight: -1}}", "models.clv: The 'offset_weight' parameter of ClvModel must be"),
-        ("{influence: {prior_weight: x}}", "models.influence: The 'prior_weight' parameter of Influence"),
-        ("{influence: {prior_weight: .nan}}", "models.influence: The 'prior_weight' parameter of Influence"),
-        ("{clv: {num_leaves: x}}", "models.clv: LightGBM refuses the parameters"),
+        (
+            "{clv: {offset_weight: '0.5'}}",
+            "'models.clv.offset_weight' must be a finite number >= 0, got '0.5'",
+        ),
+        ("{clv: {offset_weight: -1}}", "'models.clv.offset_weight' must be a finite number >= 0, got -1"),
+        (
+            "{influence: {prior_weight: x}}",
+            "'models.influence.prior_weight' must be a finite number >= 0, got 'x'",
+        ),
+        (
+            "{influence: {prior_weight: .nan}}",
+            "'models.influence.prior_weight' must be a finite number >= 0, got nan",
+        ),
+        ("{clv: {num_leaves: x}}", "'models.clv.num_leaves' must be a whole number, got 'x'"),
     ],
 )
 def test_model_settings_that_cannot_train_are_refused_when_the_config_is_read(tmp_path, models, says):
@@ -1095,7 +1104,7 @@ def test_model_settings_that_cannot_train_are_refused_when_the_config_is_read(tm
     path.write_text(f"models: {models}\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(caught.value).startswith(f"{path}: {says}")
+    assert str(caught.value) == f"{path}: {says}"
     path.write_text("models: {clv: {offset_weight: 0.3}, influence: {prior_weight: 0}}\n")
     assert load_config(path).models.clv == {"offset_weight": 0.3}
 
@@ -1116,6 +1125,53 @@ def test_model_settings_that_cannot_train_are_refused_when_a_config_is_built(bui
     with pytest.raises(ValueError, match=r"models\.clv.*learning_rate"):  # ConfigError, or pydantic's
         build({"clv": {"learning_rate": -1}})
     assert build({"clv": {"learning_rate": 0.1}}) is not None
+
+
+@pytest.mark.parametrize(
+    ("models", "says"),
+    [
+        ({"clv": {"learning_rate": -1}}, "'models.clv.learning_rate' must be a finite number > 0, got -1"),
+        (
+            {"churn": {"learning_rate": True}},
+            "'models.churn.learning_rate' must be a finite number > 0, got true",
+        ),
+        ({"clv": {"n_estimators": 0}}, "'models.clv.n_estimators' must be a whole number >= 1, got 0"),
+        (
+            {"churn": {"early_stopping_rounds": "x"}},
+            "'models.churn.early_stopping_rounds' must be a whole number >= 1 or null, got 'x'",
+        ),
+        (
+            {"influence": {"objective": "foo"}},
+            "'models.influence.objective' must be poisson or tweedie, got 'foo'",
+        ),
+        ({"churn": {"blend_feature": 3}}, "'models.churn.blend_feature' must be text or null, got 3"),
+        (
+            {"clv": {"num_trees": True}},
+            "'models.clv.num_trees' must be a whole number of boosting rounds >= 1, got true",
+        ),
+        (
+            {"churn": {"num_iterations": 0}},
+            "'models.churn.num_iterations' must be a whole number of boosting rounds >= 1, got 0",
+        ),
+        ({"clv": {"num_leaves": 2.5}}, "'models.clv.num_leaves' must be a whole number, got 2.5"),
+        ({"churn": {"min_data_in_leaf": -3}}, "'models.churn.min_data_in_leaf' must be >= 0, got -3"),
+        ({"clv": {"reg_alpha": -1}}, "'models.clv.reg_alpha' must be >= 0, got -1"),  # LightGBM: lambda_l1
+        ({"influence": {"num_leaf": 1}}, "'models.influence.num_leaf' must be > 1, got 1"),
+        ({"clv": {"bagging_fraction": 2}}, "'models.clv.bagging_fraction' must be <= 1, got 2"),
+    ],
+)
+def test_a_model_setting_error_names_its_key_the_rule_and_the_value(models, says):
+    """scikit-learn's and LightGBM's words ("The 'learning_rate' parameter of ClvModel must be a float in
+    the range (0.0, inf). Got -1 instead.", "Check failed: (lambda_l1) >= (0.0)") named neither the key of
+    the config nor, for an alias, the name the config gave; said as the config's other errors say it."""
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"models": models})
+    assert str(caught.value) == f"config: {says}"
+    cfg = Config()
+    ((name, settings),) = models.items()
+    with pytest.raises(ConfigError) as caught:
+        setattr(cfg.models, name, settings)
+    assert str(caught.value) == f"assignment: {says}"
 
 
 def test_model_settings_assigned_to_a_config_are_checked_and_a_refused_one_is_not_kept():

@@ -975,16 +975,19 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
     ("models", "says"),
     [
         ({"clv": {"objective": "binary"}}, r"models\.clv: ClvModel supports objective tweedie or poisson"),
-        ({"clv": {"num_iterations": 0}}, r"models\.clv: the number of boosting rounds must be >= 1"),
-        ({"churn": {"learning_rate": -1}}, r"models\.churn: The 'learning_rate' parameter"),
+        ({"clv": {"num_iterations": 0}}, r"'models\.clv\.num_iterations' must be a whole number of boosting"),
+        (
+            {"churn": {"learning_rate": -1}},
+            r"'models\.churn\.learning_rate' must be a finite number > 0, got -1$",
+        ),
         ({"influence": {"early_stopping_round": 3}}, r"models\.influence: set early stopping"),
         (
             {"clv": {"num_leaves": "x"}},
-            r"models\.clv: LightGBM refuses the parameters: Parameter num_leaves should be of type int",
+            r"'models\.clv\.num_leaves' must be a whole number, got 'x'$",
         ),
         (
             {"churn": {"min_data_in_leaf": -3}},
-            r"models\.churn: LightGBM refuses the parameters: .*>= \(0\)\.?$",
+            r"'models\.churn\.min_data_in_leaf' must be >= 0, got -3$",
         ),
         ({"clv": {"monotone": [1, 0]}}, r"models\.clv\.monotone must map feature names to 1, -1 or 0"),
         ({"churn": {"monotone": {"spend_90d": -2}}}, r"models\.churn: monotone directions must be 1"),
@@ -992,12 +995,15 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
         ({"clv": {"offset_feature": "nosuch"}}, r"models\.clv\.offset_feature 'nosuch' is not a feature"),
         ({"churn": {"blend_feature": "nope"}}, r"models\.churn\.blend_feature 'nope' is not a feature"),
         # true read as 1: one tree, a learning rate of 1, without a word (an audit)
-        ({"clv": {"n_estimators": True}}, r"models\.clv: The 'n_estimators' parameter .* a number, not True"),
-        ({"churn": {"learning_rate": True}}, r"models\.churn: The 'learning_rate' .* a number, not True"),
-        ({"clv": {"offset_weight": False}}, r"models\.clv: The 'offset_weight' .* a number, not False"),
+        (
+            {"clv": {"n_estimators": True}},
+            r"'models\.clv\.n_estimators' must be a whole number >= 1, got true",
+        ),
+        ({"churn": {"learning_rate": True}}, r"'models\.churn\.learning_rate' must be .*, got true$"),
+        ({"clv": {"offset_weight": False}}, r"'models\.clv\.offset_weight' must be .*, got false$"),
         # an alias of n_estimators stays in the params: int() read true as one tree, 2.5 as 2
-        ({"clv": {"num_trees": True}}, r"models\.clv: ClvModel: params key 'num_trees' .* whole number"),
-        ({"churn": {"num_iterations": 2.5}}, r"models\.churn: ChurnModel: params key 'num_iterations'"),
+        ({"clv": {"num_trees": True}}, r"'models\.clv\.num_trees' must be a whole number .*, got true$"),
+        ({"churn": {"num_iterations": 2.5}}, r"'models\.churn\.num_iterations' must be .*, got 2\.5$"),
         # no metric for early stopping to watch: LightGBM's traceback after the features (an audit)
         (
             {"churn": {"metric": "none"}},

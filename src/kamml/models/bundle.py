@@ -52,6 +52,7 @@ import logging
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -395,6 +396,10 @@ def check_models_section(models: ModelsConfig) -> None:
     whenever it is validated (a config read, built or assigned), so it never validates the section itself.
     """
     for name, model_class in (("clv", ClvModel), ("churn", ChurnModel), ("influence", InfluenceModel)):
+        settings = getattr(models, name)
+        problem = _argument_problem(name, model_class, settings) or _rounds_problem(name, settings)
+        if problem is not None:
+            raise ConfigError(problem)
         try:
             model = model_class(**_lgbm_kwargs(models, name))
             model._validate_params()
@@ -405,8 +410,135 @@ def check_models_section(models: ModelsConfig) -> None:
         if rounds < 1:
             raise ConfigError(f"models.{name}: the number of boosting rounds must be >= 1, got {rounds}")
         stops = model.early_stopping_rounds is not None
-        _check_lightgbm_accepts(name, type(model).__name__, model.lgb_params(), early_stopping=stops)
-        _check_known_features(name, getattr(models, name))
+        _check_lightgbm_accepts(
+            name, type(model).__name__, model.lgb_params(), settings, early_stopping=stops
+        )
+        _check_known_features(name, settings)
+
+
+#: Arguments of the estimators a models section does not set as such: checked elsewhere (``monotone``), or
+#: the config's own keys (``models.seed``, ``models.threads``), or no setting (``params``, the horizon).
+_NOT_SETTINGS = frozenset({"monotone", "params", "horizon_days", "random_state", "num_threads"})
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as the config's errors show it: true and false as YAML writes them, else repr."""
+    return str(value).lower() if isinstance(value, bool | np.bool_) else repr(value)
+
+
+def _setting_problem(name: str, key: str, rule: str, value: Any) -> str:
+    """A models setting's error in the config's words: the key's path, the rule and the value given."""
+    return f"'models.{name}.{key}' must be {rule}, got {_shown(value)}"
+
+
+def _argument_problem(name: str, model_class: type[Any], settings: Mapping[str, Any]) -> str | None:
+    """The first setting of a section that breaks its estimator argument's rule (n_estimators, offset_weight).
+
+    scikit-learn said "The 'learning_rate' parameter of ClvModel must be a float in the range (0.0, inf).
+    Got -1 instead.", naming the class, not the config's key. True and false are refused where a number
+    goes, as the estimators refuse them (`kamml.models._checks.KammlEstimator`).
+    """
+    from sklearn.utils._param_validation import Interval, make_constraint
+
+    for key, value in settings.items():
+        constraints = model_class._parameter_constraints.get(key)
+        if constraints is None or key in _NOT_SETTINGS:
+            continue
+        number = any(isinstance(c, Interval) for c in constraints)
+        if (number and isinstance(value, bool | np.bool_)) or not any(
+            make_constraint(c).is_satisfied_by(value) for c in constraints
+        ):
+            return _setting_problem(name, key, _rule_words(constraints), value)
+    return None
+
+
+def _rule_words(constraints: Sequence[Any]) -> str:
+    """scikit-learn's parameter constraints in the config's words ("a whole number >= 1 or null")."""
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    words = []
+    for constraint in constraints:
+        if isinstance(constraint, Interval):
+            words.append(_interval_words(constraint))
+        elif isinstance(constraint, StrOptions):
+            words.append(" or ".join(sorted(constraint.options)))
+        elif constraint is str:
+            words.append("text")
+        elif constraint is dict:
+            words.append("a mapping")
+        elif constraint == "boolean":
+            words.append("true or false")
+        elif constraint is not None:
+            words.append(str(constraint))
+    if None in constraints:
+        words.append("null")
+    return " or ".join(words)
+
+
+def _interval_words(interval: Any) -> str:
+    """A scikit-learn `Interval` in words: "a whole number >= 1", "a finite number from 0 to 1"."""
+    what = "a whole number" if interval.type is Integral else "a finite number"
+    low_closed = interval.closed in ("left", "both")
+    high_closed = interval.closed in ("right", "both")
+    low, high = interval.left, interval.right
+    if low is not None and high is not None and low_closed and high_closed:
+        return f"{what} from {low:g} to {high:g}"
+    limits = []
+    if low is not None:
+        limits.append(f"{'>=' if low_closed else '>'} {low:g}")
+    if high is not None:
+        limits.append(f"{'<=' if high_closed else '<'} {high:g}")
+    return " ".join([what, " and ".join(limits)]).strip()
+
+
+def _rounds_problem(name: str, settings: Mapping[str, Any]) -> str | None:
+    """The error of a number of boosting rounds given as LightGBM's ``num_iterations`` (or an alias).
+
+    `LGBMModel._num_rounds` takes a whole number (3.0 and "3" too); its error named the class
+    ("ClvModel: params key 'num_trees' (boosting rounds) ...") and 0 was "the number of boosting rounds
+    must be >= 1", naming no key.
+    """
+    key = next((k for k in settings if canonical_params({k: None}).keys() == {"num_iterations"}), None)
+    if key is None:
+        return None
+    value = settings[key]
+    try:
+        number = None if isinstance(value, bool | np.bool_) else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is not None and number.is_integer() and number >= 1:
+        return None
+    return _setting_problem(name, key, "a whole number of boosting rounds >= 1", value)
+
+
+#: LightGBM's refusal of a parameter's type, and of its range ("Check failed: (lambda_l1) >= (0.0)").
+_LIGHTGBM_TYPE = re.compile(r'Parameter (\w+) should be of type (\w+), got "')
+_LIGHTGBM_CHECK = re.compile(r"Check failed: \((\w+)\) (>=|>|<=|<) \(([-+0-9.e]+)\)")
+#: LightGBM's types in the config's words.
+_LIGHTGBM_TYPES = {"int": "a whole number", "double": "a number", "bool": "true or false", "string": "text"}
+
+
+def _lightgbm_problem(name: str, settings: Mapping[str, Any], reason: str) -> str | None:
+    """LightGBM's refusal of one parameter in the config's words, naming the key the section gave; else None.
+
+    LightGBM names the parameter by its main name (``lambda_l1`` for ``reg_alpha``) and writes neither the
+    config's key nor the value given. None when its message is of another kind, or the parameter is none
+    the section set (one of kamml's defaults).
+    """
+    typed = _LIGHTGBM_TYPE.search(reason)
+    checked = _LIGHTGBM_CHECK.search(reason)
+    if typed is not None:
+        param, rule = typed[1], _LIGHTGBM_TYPES.get(typed[2], f"of LightGBM's type {typed[2]}")
+    elif checked is not None:
+        param, rule = checked[1], f"{checked[2]} {float(checked[3]):g}"
+    else:
+        return None
+    try:
+        names = set(lgb.basic._ConfigAliases.get(param)) | {param}
+    except (AttributeError, TypeError, ValueError):  # a LightGBM without its list of aliases
+        names = {param}
+    key = next((k for k in settings if k in names), None)
+    return None if key is None else _setting_problem(name, key, rule, settings[key])
 
 
 def _check_known_features(name: str, settings: Mapping[str, Any]) -> None:
@@ -426,7 +558,9 @@ def _check_known_features(name: str, settings: Mapping[str, Any]) -> None:
             ) from None
 
 
-def _check_lightgbm_accepts(name: str, model: str, params: dict[str, Any], *, early_stopping: bool) -> None:
+def _check_lightgbm_accepts(
+    name: str, model: str, params: dict[str, Any], settings: Mapping[str, Any], *, early_stopping: bool
+) -> None:
     """A ConfigError when LightGBM itself refuses the parameters (a value it cannot read: num_leaves x).
 
     One round on 20 rows (a few milliseconds), so a bad value stops the job before the data is read
@@ -434,6 +568,7 @@ def _check_lightgbm_accepts(name: str, model: str, params: dict[str, Any], *, ea
     left out: their length is that of the training columns, which these rows do not have. With
     `early_stopping`, on a held-out set as in training: a ``metric`` that gives LightGBM none to watch
     ("none", or a name it does not know) ended the job in LightGBM's traceback after the features.
+    `settings` (the section as given) name the key of a refused parameter (`_lightgbm_problem`).
     """
     rows = np.arange(40, dtype=float).reshape(20, 2)
     labels = np.tile([0.0, 1.0], 10)
@@ -448,7 +583,8 @@ def _check_lightgbm_accepts(name: str, model: str, params: dict[str, Any], *, ea
             )
     except lgb.basic.LightGBMError as exc:
         reason = str(exc).split(" at /")[0].strip()  # not the path of LightGBM's C++ source
-        raise ConfigError(f"models.{name}: LightGBM refuses the parameters: {reason}") from None
+        problem = _lightgbm_problem(name, settings, reason)
+        raise ConfigError(problem or f"models.{name}: LightGBM refuses the parameters: {reason}") from None
     except ValueError as exc:
         if NO_EVAL_METRIC not in str(exc):
             raise

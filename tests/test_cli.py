@@ -535,7 +535,7 @@ def test_allocate_bad_capacity_and_overflowing_stake_exit_cleanly(tmp_path):
     (tmp_path / "inf.yaml").write_text("allocation:\n  floor_hours: .inf\n")
     result = runner.invoke(app, [*args, "--config", str(tmp_path / "inf.yaml")])
     assert result.exit_code == 2, result.output
-    assert "allocation.floor_hours must be a finite number of hours, got inf" in result.output
+    assert "'allocation.floor_hours' must be a finite number >= 0, got inf" in result.output
     assert "Traceback" not in result.output
     (tmp_path / "typo.yaml").write_text("allocation:\n  capacity: {'7': 1, '9': 1}\n")
     result = runner.invoke(app, [*args, "--config", str(tmp_path / "typo.yaml")])

@@ -266,7 +266,7 @@ def test_allocation_numbers_must_be_finite(tmp_path, key, value):
     """.inf passed the bounds and failed at the allocation with a traceback (exit 1)."""
     path = tmp_path / "c.yaml"
     path.write_text(f"allocation:\n  {key}: {value}\n")
-    with pytest.raises(ConfigError, match=rf"allocation\.{key} must be a finite number.*got inf"):
+    with pytest.raises(ConfigError, match=rf"'allocation\.{key}' must be a finite number.*got inf"):
         load_config(path)
     with pytest.raises(ValueError, match="finite"):
         AllocationConfig(**{key: float("inf")})
@@ -1068,6 +1068,56 @@ def test_nan_or_inf_for_a_bounded_number_says_the_rule(tmp_path, key, value, say
         section = getattr(section, part)
     with pytest.raises(ConfigError, match=rf"^assignment: '{re.escape(key)}' must be {re.escape(says)}$"):
         setattr(section, name, float(value.replace(".", "")))
+
+
+@pytest.mark.parametrize(
+    ("windows", "says"),
+    [
+        ("[.nan]", "'features.windows[0]' must be a whole number from 1 to 36,525, got nan"),
+        ("[30, .inf]", "'features.windows[1]' must be a whole number from 1 to 36,525, got inf"),
+        ("[30, 90, -.inf]", "'features.windows[2]' must be a whole number from 1 to 36,525, got -inf"),
+    ],
+)
+def test_nan_or_inf_for_a_window_says_its_range(tmp_path, windows, says):
+    """``windows: [.nan]`` read "must be a finite number", without the range the time settings name."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"features:\n  windows: {windows}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {says}"
+    cfg = Config()
+    with pytest.raises(ConfigError) as caught:
+        cfg.features.windows = [float(w) for w in windows.strip("[]").replace(".", "").split(", ")]
+    assert str(caught.value) == f"assignment: {says}"
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        (
+            "hours",
+            "'allocation.hours' must be a finite number >= 0, got inf (allocation.capacity takes .inf for "
+            "a rep without a limit)",
+        ),
+        ("floor_hours", "'allocation.floor_hours' must be a finite number >= 0, got inf"),
+        (
+            "cap_hours",
+            "'allocation.cap_hours' must be a finite number > 0, got inf (null for no cap per account)",
+        ),
+        ("effort_exponent", "'allocation.effort_exponent' must be a finite number >= 0, got inf"),
+    ],
+)
+def test_inf_for_an_hours_key_says_the_rule_as_nan_does(tmp_path, key, says):
+    """``hours: .inf`` read "allocation.hours must be a finite number of hours, got inf", where ``.nan``
+    reads "'allocation.hours' must be a finite number >= 0, got nan": one style, the key's range."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"allocation:\n  {key}: .inf\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {says}"
+    with pytest.raises(ConfigError) as caught:
+        setattr(Config().allocation, key, float("inf"))
+    assert str(caught.value) == f"assignment: {says}"
 
 
 def test_nan_accounts_of_a_synthetic_world_say_the_rule():

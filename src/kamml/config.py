@@ -31,6 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from kamml.errors import ConfigError
@@ -565,6 +566,17 @@ class FeaturesConfig(_Section):
             )
         return value
 
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _finite_windows(cls, value: Any) -> Any:
+        """Refuse a nan or infinite window with the range: pydantic's "must be a finite number" gave none."""
+        if isinstance(value, list | tuple):
+            for at, window in enumerate(value):
+                if isinstance(window, float) and not math.isfinite(window):
+                    rule = _bounds_rule(True, {"ge": 1, "le": MAX_DAYS})  # as time.horizon_days says it
+                    raise _key_error(f"'features.windows[{at}]' must be {rule}, got {window}")
+        return value
+
     @field_validator("windows")
     @classmethod
     def _positive_windows(cls, value: list[int]) -> list[int]:
@@ -848,15 +860,19 @@ class AllocationConfig(_Section):
     @field_validator("hours", "floor_hours", "cap_hours", "effort_exponent")
     @classmethod
     def _finite(cls, value: float | None, info: ValidationInfo) -> float | None:
-        """Refuse .inf (and "inf"): it passed the bounds and failed later with a traceback (exit 1)."""
+        """Refuse .inf (and "inf"): it passed the bounds and failed later with a traceback (exit 1).
+
+        Said as nan's error says it (`_number_rule`): "allocation.hours must be a finite number of hours"
+        was an older style, without the range.
+        """
         if value is not None and not math.isfinite(value):
             name = str(info.field_name)
-            what = "a finite number" if name == "effort_exponent" else "a finite number of hours"
+            rule = _field_rule(cls.model_fields[name])  # the words of nan's error (`_number_rule`)
             hint = {
                 "cap_hours": " (null for no cap per account)",
                 "hours": " (allocation.capacity takes .inf for a rep without a limit)",
             }.get(name, "")
-            raise _key_error(f"allocation.{name} must be {what}, got {value}{hint}")
+            raise _key_error(f"'allocation.{name}' must be {rule}, got {value}{hint}")
         return value
 
     @field_validator("effort_clip", mode="before")
@@ -1321,8 +1337,11 @@ def _number_rule(err: Any, loc: tuple[str, ...]) -> str | None:
         return None
     owner = _model_at(loc) if loc else None
     field = owner.model_fields.get(loc[-1]) if owner is not None else None
-    if field is None:
-        return "a finite number"
+    return "a finite number" if field is None else _field_rule(field)
+
+
+def _field_rule(field: FieldInfo) -> str:
+    """What a number key must be, from its `Field` bounds and type: "a finite number >= 0"."""
     whole = int in (field.annotation, *get_args(field.annotation))
     bounds = {
         kind: getattr(item, kind)
@@ -1330,6 +1349,12 @@ def _number_rule(err: Any, loc: tuple[str, ...]) -> str | None:
         for kind in ("ge", "gt", "le", "lt")
         if getattr(item, kind, None) is not None
     }
+    return _bounds_rule(whole, bounds)
+
+
+def _bounds_rule(whole: bool, bounds: Mapping[str, float]) -> str:
+    """A number's rule in words from its bounds (ge, gt, le, lt): "a whole number from 1 to 9"."""
+    bounds = dict(bounds)
     if whole and "gt" in bounds:  # > 0 for whole numbers: from 1
         bounds["ge"] = bounds.pop("gt") + 1
     shown = {kind: f"{bound:,}" if whole else f"{bound:g}" for kind, bound in bounds.items()}

@@ -82,7 +82,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "referrals_2hop": (
         "referral",
-        "referrals made by the accounts it referred (paths of two hops; one back to itself counts)",
+        "referrals made by the accounts it referred (paths of two hops, one back to itself included)",
     ),
     "was_referred": ("referral", "1 when the account itself was referred"),
     "hours_total": ("effort", "sales hours logged on the account before the cutoff"),

@@ -1,10 +1,18 @@
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from kamml.errors import DataError
-from kamml.io import atomic_path, check_output_dir, check_output_path, check_writable, write_table
+from kamml.io import (
+    atomic_path,
+    check_output_dir,
+    check_output_path,
+    check_writable,
+    float_values,
+    write_table,
+)
 
 
 @pytest.mark.parametrize("name", ["out.parquet", "out.csv"])
@@ -278,3 +286,23 @@ def test_parquet_not_utf8_names_each_text_column_of_a_file_or_folder(tmp_path):
         assert "note" not in reason
     pq.write_table(pa.table({"account_id": [1], "note": ["fine"]}), tmp_path / "good.parquet")
     assert parquet_not_utf8(tmp_path / "good.parquet") is None
+
+
+def test_float_values_reads_missing_marks_as_nan_and_refuses_what_numpy_would_misread():
+    """The optimizer's and the metrics' reading of numbers: pd.NA is NaN; masked, dated, complex refused."""
+    assert np.isnan(float_values([1.0, pd.NA, pd.NaT], "y")[1:]).all()
+    assert float_values([True, False], "y").tolist() == [1.0, 0.0]  # not strict: 0/1 labels
+    assert float_values(["3"], "y").tolist() == [3.0]
+    with pytest.raises(ValueError, match="hours must be numbers, got true/false"):
+        float_values([True], "hours", strict=True)
+    with pytest.raises(ValueError, match="hours must be numbers, not text: got '3'"):
+        float_values(["3"], "hours", strict=True)
+    masked = np.ma.masked_array([1.0, 2.0, 3.0], mask=[True, False, True])
+    with pytest.raises(
+        ValueError, match=r"y has 2 masked values \(positions 0, 2;.*masked accounts out here$"
+    ):
+        float_values(masked, "y", leave_out=" here")
+    with pytest.raises(ValueError, match=r"y must be numbers, got durations \(timedelta64\[h\]\); do X$"):
+        float_values(np.array([1], dtype="timedelta64[h]"), "y", hint="; do X")
+    with pytest.raises(ValueError, match=r"y must be real numbers, got complex values \(complex128\)$"):
+        float_values([1j], "y")

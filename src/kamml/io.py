@@ -1,8 +1,12 @@
-"""Atomic writing of output tables (a killed job leaves the old file or the new one), and file locks."""
+"""Atomic writing of output tables (a killed job leaves the old file or the new one), and file locks.
+
+Also the reading of values every layer shares: numbers (`float_values`), dates (`TEMPORAL_TYPES`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import errno
 import fnmatch
 import json
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,6 +33,8 @@ from kamml.text import counted
 __all__ = [
     "OUTSIDE_INT64_RULE",
     "PARQUET_SUFFIXES",
+    "TEMPORAL_INFERRED",
+    "TEMPORAL_TYPES",
     "UTF8_FIX",
     "atomic_path",
     "binary_kind",
@@ -38,6 +45,7 @@ __all__ = [
     "check_writable",
     "clean_name",
     "common_folder",
+    "float_values",
     "hold_lock",
     "is_hidden",
     "is_parquet_name",
@@ -45,6 +53,7 @@ __all__ = [
     "parquet_not_utf8",
     "process_exists",
     "real_output",
+    "refuse_masked",
     "visible_files",
     "write_parquet",
     "write_table",
@@ -74,6 +83,16 @@ NAN_PATTERN = r"(?i)^\s*[+-]?nan\s*$"
 
 #: Parquet file endings (in any case of letters), for the input tables, the scores and Spark's parts alike.
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+#: The objects of dates, times and durations (a Timestamp is a datetime, a Timedelta a timedelta): numpy
+#: casts them to integer nanoseconds, so a model's features and a scorer's ids look for them among others.
+TEMPORAL_TYPES = (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64, pd.Period)
+#: What `pandas.api.types.infer_dtype` calls a column of `TEMPORAL_TYPES` held as objects.
+TEMPORAL_INFERRED = frozenset(
+    {"datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period"}
+)
+#: Words for a numpy dtype kind that is no real number: dates, durations, complex values.
+_NOT_REAL_KINDS = {"M": "dates", "m": "durations", "c": "complex values"}
 
 
 def is_hidden(parts: Iterable[str]) -> bool:
@@ -624,3 +643,61 @@ def utf8_text(value: bytes | bytearray) -> str | None:
         return bytes(value).decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def float_values(
+    values: Any, name: str, *, strict: bool = False, leave_out: str = "", hint: str = ""
+) -> npt.NDArray[np.float64]:
+    """`values` as floats, or a ValueError naming `name`; pd.NA and pd.NaT among objects are NaN.
+
+    numpy reads a masked array's masked entries as the numbers under the mask, dates and durations as
+    integer nanoseconds and a complex number as its real part, and float() refuses pd.NA: each is told
+    here instead, for the optimizer's arguments and the metrics' inputs alike. `strict` refuses true/false
+    and text too (numpy reads them as 1/0 and as the numbers they spell); `leave_out` ends the masked
+    array's advice, `hint` the rule of dates, durations and complex values.
+    """
+    refuse_masked(values, name, leave_out)
+    raw = np.asarray(values)
+    if strict and raw.dtype == np.bool_:
+        raise ValueError(f"{name} must be numbers, got true/false")
+    own: Any = getattr(values, "dtype", None)  # a pandas dtype (dates with a time zone) hides from numpy's
+    dtype = own if getattr(own, "kind", None) in ("M", "m") else raw.dtype
+    if dtype.kind in "mM":
+        raise ValueError(f"{name} must be numbers, got {_NOT_REAL_KINDS[dtype.kind]} ({dtype}){hint}")
+    if strict and (raw.dtype.kind in "SU" or raw.dtype == object):
+        _refuse_text(raw, name)
+    if np.iscomplexobj(raw):  # a cast to float dropped the imaginary part with only a NumPy warning
+        raise ValueError(f"{name} must be real numbers, got complex values ({raw.dtype}){hint}")
+    if raw.dtype == object:  # pd.NA and pd.NaT are missing values, as NaN and None are
+        missing = np.asarray(pd.isna(raw), dtype=bool)
+        if missing.any():
+            raw = np.where(missing, np.nan, raw)
+    try:
+        return np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers: {exc}") from None
+
+
+def _refuse_text(raw: np.ndarray, name: str) -> None:
+    """ValueError naming the first text (or bytes) among `raw`: "3" hours were read as 3."""
+    first = next((v for v in raw.flat if isinstance(v, str | bytes)), None)
+    if first is not None:
+        shown = first.item() if isinstance(first, np.generic) else first  # '3', not np.str_('3')
+        raise ValueError(f"{name} must be numbers, not text: got {shown!r}")
+
+
+def refuse_masked(values: Any, name: str, leave_out: str = "") -> None:
+    """ValueError when `values` is a numpy masked array with masked entries: numpy reads the hidden numbers.
+
+    The message counts them, gives their first positions and ends its advice with `leave_out`.
+    """
+    if not isinstance(values, np.ma.MaskedArray):
+        return
+    where = np.flatnonzero(np.ma.getmaskarray(values))
+    if where.size:
+        shown = ", ".join(str(int(i)) for i in where[:5]) + (", ..." if where.size > 5 else "")
+        raise ValueError(
+            f"{name} has {counted(where.size, 'masked value')} (position{'' if where.size == 1 else 's'} "
+            f"{shown}; a numpy masked array, whose hidden numbers numpy would read): give every account a "
+            f"value, e.g. {name}.filled(0), or leave the masked accounts out{leave_out}"
+        )

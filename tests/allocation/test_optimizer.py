@@ -885,6 +885,10 @@ def test_a_scale_near_the_largest_float_plans_without_a_numpy_warning():
             {"stake": np.array(["2024-01-01", "2024-06-01"], dtype="datetime64[D]")},
             "stake must be numbers, got dates",
         ),
+        (
+            {"stake": pd.Series(pd.to_datetime(["2024-01-01", "2024-06-01"]).tz_localize("UTC"))},
+            r"stake must be numbers, got dates \(datetime64\[ns, UTC\]\)",
+        ),
         ({"scale": pd.to_timedelta([1, 2], unit="h")}, "scale must be numbers, got durations"),
         ({"floor": pd.to_timedelta([0, 1], unit="h")}, "floor must be numbers, got durations"),
         ({"cap": pd.to_timedelta([1, 2], unit="h")}, "cap must be numbers, got durations"),
@@ -973,7 +977,7 @@ def test_masked_values_are_refused_by_name():
     """np.asarray dropped a masked array's mask: the masked stake (a missing value) was planned as its
     hidden number."""
     stake = np.ma.masked_array([5.0, 2.0], mask=[True, False])
-    with pytest.raises(ValueError, match=r"stake has 1 masked value .*filled"):
+    with pytest.raises(ValueError, match=r"stake has 1 masked value \(position 0; .*stake\.filled\(0\)"):
         optimize(stake, 1.0, 3.0)
     unmasked = np.ma.masked_array([5.0, 2.0], mask=[False, False])
     np.testing.assert_array_equal(optimize(unmasked, 1.0, 3.0), optimize([5.0, 2.0], 1.0, 3.0))

@@ -427,11 +427,32 @@ def test_decile_figures_at_the_ends_of_the_float_range():
 @pytest.mark.parametrize(
     ("y", "p", "match"),
     [
-        (pd.Series(pd.to_timedelta([1, 2], unit="D")), [0.0, 0.0], "y_true holds timedelta64"),
-        ([1.0, 2.0], pd.Series(pd.to_datetime(["2024-01-01", "2024-02-01"])), "y_pred holds datetime64"),
-        ([1.0, 2.0], np.array([1 + 1j, 2]), "y_pred holds complex"),
-        ([np.datetime64("2024-01-01"), np.datetime64("2024-02-01")], [0.0, 0.0], "y_true holds datetime64"),
-        ([1.0, 2.0], ["a", "b"], "y_pred must hold numbers"),
+        (
+            pd.Series(pd.to_timedelta([1, 2], unit="D")),
+            [0.0, 0.0],
+            r"y_true must be numbers, got durations \(timedelta64\[ns\]\); pass the amounts or probabilities",
+        ),
+        (
+            [1.0, 2.0],
+            pd.Series(pd.to_datetime(["2024-01-01", "2024-02-01"])),
+            r"y_pred must be numbers, got dates \(datetime64\[ns\]\)",
+        ),
+        (
+            [1.0, 2.0],
+            pd.Series(pd.to_datetime(["2024-01-01", "2024-02-01"]).tz_localize("UTC")),
+            r"y_pred must be numbers, got dates \(datetime64\[ns, UTC\]\)",
+        ),
+        (
+            [1.0, 2.0],
+            np.array([1 + 1j, 2]),
+            r"y_pred must be real numbers, got complex values \(complex128\)",
+        ),
+        (
+            [np.datetime64("2024-01-01"), np.datetime64("2024-02-01")],
+            [0.0, 0.0],
+            "y_true must be numbers, got dates",
+        ),
+        ([1.0, 2.0], ["a", "b"], "y_pred must be numbers: could not convert"),
     ],
 )
 def test_inputs_that_are_not_numbers_are_refused_by_name(y, p, match: str) -> None:

@@ -43,6 +43,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from kamml.errors import InfeasibleError
+from kamml.io import float_values
 from kamml.names import rep_name, rep_names
 from kamml.text import counted, in_hours
 
@@ -860,44 +861,10 @@ def _per_account(value: npt.ArrayLike, name: str, n: int) -> FloatArray:
 def _floats(value: npt.ArrayLike, name: str) -> FloatArray:
     """`value` as floats; true/false, dates, durations, complex values and text are a ValueError naming it.
 
-    numpy read ``[True, False]`` as stakes of 1 and 0 (hours of true were refused), text failed
-    with its own "could not convert string to float", naming no argument, and numbers written as text
-    ("3" hours, a floor of "0.5") were read as numbers. Dates and durations were read as their integer
-    nanoseconds, a masked array's masked entries as the numbers under the mask, and pd.NA in a list
-    failed with "float() argument must be ... not 'NAType'": it is NaN here, refused as such by the caller.
+    numpy read ``[True, False]`` as stakes of 1 and 0 and numbers written as text ("3" hours, a floor of
+    "0.5") as numbers; masked entries, dates and pd.NA are told as the metrics tell them (`float_values`).
     """
-    _refuse_masked(value, name)
-    raw = np.asarray(value)
-    if raw.dtype == np.bool_:
-        raise ValueError(f"{name} must be numbers, got true/false")
-    if raw.dtype.kind in "mM":
-        raise ValueError(f"{name} must be numbers, got {'dates' if raw.dtype.kind == 'M' else 'durations'}")
-    text = raw.dtype.kind in "SU" or raw.dtype == object
-    first = next((v for v in raw.flat if isinstance(v, str | bytes)), None) if text else None
-    if first is not None:
-        shown = first.item() if isinstance(first, np.generic) else first  # '3', not np.str_('3')
-        raise ValueError(f"{name} must be numbers, not text: got {shown!r}")
-    if np.iscomplexobj(raw):  # a cast to float dropped the imaginary part with only a NumPy warning
-        raise ValueError(f"{name} must be real numbers, got complex values")
-    if raw.dtype == object:  # pd.NA and pd.NaT are missing values, as NaN and None are
-        missing = np.asarray(pd.isna(raw), dtype=bool)
-        if missing.any():
-            raw = np.where(missing, np.nan, raw)
-    try:
-        return np.asarray(raw, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numbers: {exc}") from None
-
-
-def _refuse_masked(value: Any, name: str) -> None:
-    """ValueError when `value` is a numpy masked array with masked entries: numpy reads the hidden numbers."""
-    if isinstance(value, np.ma.MaskedArray):
-        masked = int(np.ma.getmaskarray(value).sum())
-        if masked:
-            raise ValueError(
-                f"{name} has {counted(masked, 'masked value')} (a numpy masked array): give every account a "
-                f"value, e.g. {name}.filled(0), or leave the masked accounts out"
-            )
+    return float_values(value, name, strict=True)
 
 
 def _check_finite(arr: FloatArray, name: str) -> None:

@@ -45,6 +45,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from kamml.io import float_values
 from kamml.text import counted
 
 __all__ = [
@@ -107,26 +108,7 @@ def _floats(values: ArrayLike, name: str) -> FloatArray:
     numpy reads a timedelta or a datetime as nanoseconds and a complex number as its real part: a
     wrong column passed as a forecast gave a number rather than an error (a metrics audit).
     """
-    if isinstance(values, np.ma.MaskedArray) and np.ma.getmaskarray(values).any():
-        where = np.flatnonzero(np.ma.getmaskarray(values))
-        raise ValueError(
-            f"{name} has {counted(where.size, 'masked value')} ({_at(where)}; a numpy masked array, whose "
-            f"hidden numbers numpy would read): give every account a value, e.g. {name}.filled(0), or leave "
-            "the masked accounts out of both inputs"
-        )
-    if getattr(values, "dtype", None) is None:  # a list: of numpy datetimes, it read as days since 1970
-        values = np.asarray(values)
-    dtype = getattr(values, "dtype", None)
-    if getattr(dtype, "kind", None) in ("M", "m", "c"):
-        raise ValueError(f"{name} holds {dtype} values, not numbers: pass the amounts or probabilities")
-    if getattr(dtype, "kind", None) == "O":  # pd.NA is missing, as NaN and None are (float() refused it)
-        raw = np.asarray(values, dtype=object)
-        missing = np.asarray(pd.isna(raw), dtype=bool)
-        values = np.where(missing, np.nan, raw) if raw.ndim and missing.any() else raw
-    try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must hold numbers ({error})") from None
+    return float_values(values, name, leave_out=" of both inputs", hint="; pass the amounts or probabilities")
 
 
 def _pair(y_true: ArrayLike, y_pred: ArrayLike, pred_name: str = "y_pred") -> tuple[FloatArray, FloatArray]:

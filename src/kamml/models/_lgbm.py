@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
 import re
@@ -45,6 +44,7 @@ from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from kamml.config import to_plain, unknown_lightgbm_parameters
 from kamml.errors import ModelError
+from kamml.io import TEMPORAL_INFERRED, TEMPORAL_TYPES
 from kamml.models._checks import KammlEstimator, check_fitted, check_sample_weight
 from kamml.text import counted
 
@@ -329,7 +329,7 @@ def _not_categories(values: NDArray[Any]) -> tuple[NDArray[np.intp], str]:
     """Positions among object `values` of dates, durations or bytes (missing ones aside), and the reason."""
     odd = np.array([isinstance(v, _NOT_CATEGORY_TYPES) for v in values], dtype=bool)
     bad = np.flatnonzero(odd & ~pd.isna(values))  # NaT is a datetime, and a missing value
-    dated = any(isinstance(values[i], _TEMPORAL_TYPES) for i in bad)
+    dated = any(isinstance(values[i], TEMPORAL_TYPES) for i in bad)
     return bad, DATED_CATEGORY_REASON if dated else BYTES_CATEGORY_REASON
 
 
@@ -568,8 +568,8 @@ def _temporal(column: Any) -> bool:
     if isinstance(dtype, np.dtype) and dtype.kind == "O":
         inferred = pd.api.types.infer_dtype(column, skipna=True)
         if inferred in _MIXED:  # numbers beside a numpy date or duration object, which numpy casts too
-            return any(isinstance(value, _TEMPORAL_TYPES) for value in column)
-        return inferred in _TEMPORAL
+            return any(isinstance(value, TEMPORAL_TYPES) for value in column)
+        return inferred in TEMPORAL_INFERRED
     return bool(
         pd.api.types.is_datetime64_any_dtype(dtype)
         or pd.api.types.is_timedelta64_dtype(dtype)
@@ -582,14 +582,10 @@ def _values_of(column: pd.Series) -> Any:
     return column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
 
 
-#: What `pandas.api.types.infer_dtype` calls a column of dates, times or durations held as objects.
-_TEMPORAL = frozenset({"datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period"})
 #: What pandas infers of objects of several kinds, among which a date may hide (`_temporal` looks).
 _MIXED = frozenset({"mixed", "mixed-integer", "mixed-integer-float"})
-#: The objects `_temporal` refuses among numbers (a Timestamp is a datetime, a Timedelta a timedelta).
-_TEMPORAL_TYPES = (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64, pd.Period)
 #: The single values no category is: what fit refuses in a category column (`_check_category_values`).
-_NOT_CATEGORY_TYPES = (*_TEMPORAL_TYPES, bytes, bytearray)
+_NOT_CATEGORY_TYPES = (*TEMPORAL_TYPES, bytes, bytearray)
 
 
 def _dtype_of(column: Any) -> str:

@@ -8,7 +8,6 @@ rows), so one row over REST, a chunk in a batch job and a Spark partition all ge
 
 from __future__ import annotations
 
-import datetime
 import decimal
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from mlflow.pyfunc import PythonModel
 
 from kamml.data.validation import NULL_MARKERS
 from kamml.errors import KammlError, ModelError, Problem
+from kamml.io import TEMPORAL_INFERRED, TEMPORAL_TYPES
 from kamml.models._lgbm import SMALL_FRAME_ROWS
 from kamml.models.bundle import PREDICTION_COLUMNS, ModelBundle, check_unique_columns
 
@@ -234,24 +234,11 @@ def _check_ids(ids: np.ndarray) -> None:
 
 
 #: What pandas infers of object ids that are no id (dates, times, durations, bytes, complex numbers).
-_NOT_IDS = frozenset(
-    {"datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period", "interval", "bytes"}
-    | {"complex"}
-)
+_NOT_IDS = TEMPORAL_INFERRED | {"interval", "bytes", "complex"}
 #: What pandas infers of object ids that may hold one of those beside ids (`_check_id_kinds`).
 _MIXED_IDS = frozenset({"mixed", "mixed-integer"})
-#: The Python types of those values (a Timestamp is a datetime, a Timedelta a timedelta).
-_NOT_ID_TYPES = (
-    datetime.date,
-    datetime.time,
-    datetime.timedelta,
-    np.datetime64,
-    np.timedelta64,
-    pd.Period,
-    pd.Interval,
-    bytes,
-    complex,
-)
+#: The Python types of those values (`kamml.io.TEMPORAL_TYPES`, and intervals, bytes, complex numbers).
+_NOT_ID_TYPES = (*TEMPORAL_TYPES, pd.Interval, bytes, complex)
 NOT_AN_ID_RULE = (
     "not an id (an id is a whole number or a text, as the input tables and the scores read an account_id; "
     "dates, times, durations, bytes and complex numbers are refused there too)"

@@ -52,7 +52,7 @@ import datetime as dt
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,20 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from kamml.allocation._checks import (
+    PERCENT_HINT,
+    SCORE_BOUNDS,
+    STAKE_COLUMNS,
+    check_stake_parts,
+    check_stake_scores,
+    missing_score_columns,
+    need_frame,
+    number_problems,
+    percent_hint,
+    scores_problem,
+    stake_problems,
+    stake_sum_problem,
+)
 from kamml.allocation.optimizer import (
     AllocationResult,
     optimize_budgets,
@@ -94,7 +108,7 @@ from kamml.allocation.summary import (
     short_budgets,
 )
 from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, reason_codes, tie_ranks
-from kamml.config import MAX_DAYS, AllocationConfig, Config
+from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import (
     UTF8_FIX,
@@ -459,33 +473,8 @@ def _fractions(fractions: Any) -> FloatArray:
     return share
 
 
-#: Range rules of the scores' numeric columns: column -> (low, high, NaN allowed).
-SCORE_BOUNDS: dict[str, tuple[float, float, bool]] = {
-    "clv": (0.0, np.inf, False),
-    "p_churn": (0.0, 1.0, False),
-    "referral_value": (0.0, np.inf, True),
-    "p_alive": (0.0, 1.0, True),
-    "effort_scale": (0.0, np.inf, True),
-    "effort_uplift": (0.0, np.inf, True),
-    HORIZON_COLUMN: (1.0, float(MAX_DAYS), False),  # as time.horizon_days: 1 day to a century
-}
-
 #: The rule of a horizon_days value with a fractional part (a model's horizon is whole days).
 WHOLE_DAYS_RULE = "not a whole number of days (a model's horizon is whole days, as time.horizon_days)"
-
-
-def missing_score_columns(columns: list[str], *, need_owner: bool) -> list[Problem]:
-    """One `Problem` per needed scores column absent from `columns` (shared with `kamml.spark`)."""
-    problems = []
-    needed = [*REQUIRED_COLUMNS, "owner"] if need_owner else list(REQUIRED_COLUMNS)
-    for column in needed:
-        if column not in columns:
-            rule = "missing column"
-            if column == "owner":
-                rule += " (allocation.capacity limits reps' hours, so each account needs its owner)"
-            rule += f"; the scores have: {', '.join(columns)}" if columns else "; the scores have no columns"
-            problems.append(Problem("scores", column, rule))
-    return problems
 
 
 def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
@@ -496,7 +485,7 @@ def _scores_frame(scores: pd.DataFrame) -> pd.DataFrame:
     file's (`text_ids`: " a" is "a", "" no id), so a frame and the file written from it plan alike. Not a
     DataFrame: SchemaError.
     """
-    _need_frame(scores)
+    need_frame(scores)
     if "account_id" not in scores.columns and "account_id" in scores.index.names:
         scores = _ids_from_index(scores)
     refuse_repeated_names(list(scores.columns))  # scores[name] would be a frame; 'CLV' beside 'clv' ignored
@@ -526,14 +515,6 @@ def _ids_from_index(scores: pd.DataFrame) -> pd.DataFrame:
     if scores.index.nlevels == 1:
         return scores.reset_index()  # as `ModelBundle.predict` returns them, indexed like the features
     return scores.reset_index(level="account_id")  # the other levels stay the index, unread
-
-
-def _need_frame(scores: Any) -> None:
-    """SchemaError when the scores are no pandas DataFrame (a dict, an array, a Spark table)."""
-    if not isinstance(scores, pd.DataFrame):
-        raise SchemaError(
-            [Problem("scores", None, f"a pandas DataFrame is needed, got {type(scores).__name__}")]
-        )
 
 
 def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
@@ -569,7 +550,7 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
         if column in scores.columns and not plain_values(scores[column]):
             nested = scores[column].map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))
             if nested.any():  # a list of reps or ids: unhashable, a raw TypeError later
-                problems.append(_problem(column, "not one value (a list or a mapping)", nested))
+                problems.append(scores_problem(column, "not one value (a list or a mapping)", nested))
             problems.extend(_binary_problems(scores[column], column))
     if "account_id" in scores.columns:
         problems.extend(_id_type_problems(scores["account_id"]))
@@ -577,7 +558,7 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
         ids = scores["account_id"]
         null = ids.isna()
         if null.any():
-            problems.append(_problem("account_id", "null id", null))
+            problems.append(scores_problem("account_id", "null id", null))
         part = pd.Series(False, index=ids.index)
         if pd.api.types.is_float_dtype(ids):
             with np.errstate(invalid="ignore"):  # inf has no remainder (NaN): not whole, refused below
@@ -586,55 +567,27 @@ def _check_frame(scores: pd.DataFrame, *, need_owner: bool) -> None:
             ids, part = whole_float_ids(ids)
         if part.any():
             problems.append(
-                _problem("account_id", "not a whole number (an id is a whole number or a text)", part, ids)
+                scores_problem(
+                    "account_id", "not a whole number (an id is a whole number or a text)", part, ids
+                )
             )
         outside = outside_int64(scores["account_id"])  # uint64 or Decimal ids beyond int64: as the tables
         if outside.any():
-            problems.append(_problem("account_id", OUTSIDE_INT64_RULE, outside, ids))
+            problems.append(scores_problem("account_id", OUTSIDE_INT64_RULE, outside, ids))
         # as written (a CSV has no types): 1, 1.0 and "1" in one object column are one id
         written = ids.astype(str) if ids.dtype == object else ids
         dup = written.duplicated(keep=False) & ~null
         if dup.any():
-            problems.append(_problem("account_id", "duplicated id", dup, ids))
-    problems.extend(_number_problems(scores, SCORE_BOUNDS))
+            problems.append(scores_problem("account_id", "duplicated id", dup, ids))
+    problems.extend(number_problems(scores, SCORE_BOUNDS))
     if HORIZON_COLUMN in scores.columns and not any(p.column == HORIZON_COLUMN for p in problems):
         days = pd.to_numeric(scores[HORIZON_COLUMN]).astype(float)
         part = days % 1.0 != 0  # the plan is written over whole days: 180.5 became 180 without a word
         if part.any():
-            problems.append(_problem(HORIZON_COLUMN, WHOLE_DAYS_RULE, part, scores[HORIZON_COLUMN]))
+            problems.append(scores_problem(HORIZON_COLUMN, WHOLE_DAYS_RULE, part, scores[HORIZON_COLUMN]))
         else:
             values, rows = np.unique(days.to_numpy(), return_counts=True)
             problems.extend(horizon_problems(dict(zip(values.tolist(), rows.tolist(), strict=True))))
-    if problems:
-        raise SchemaError(problems)
-
-
-def _number_problems(scores: pd.DataFrame, columns: Iterable[str]) -> list[Problem]:
-    """Problems of the numeric `columns` the scores hold, each by its rule of `SCORE_BOUNDS`."""
-    problems = []
-    for column in columns:
-        if column in scores.columns:
-            low, high, nan_ok = SCORE_BOUNDS[column]
-            problems.extend(_check_number(scores[column], column, low, high, nan_ok))
-    return problems
-
-
-#: The scores' columns the stake reads (`kamml.allocation.stake.stake_parts`); the first two are needed.
-STAKE_COLUMNS = ("clv", "p_churn", "referral_value", "effort_uplift")
-
-
-def check_stake_scores(scores: pd.DataFrame) -> None:
-    """`check_scores` for the columns the stake reads (`STAKE_COLUMNS`): `stake_parts` called on its own.
-
-    Its rules in its words (table "scores", the column, the rule): no column name repeats, clv and
-    p_churn exist, each column of `STAKE_COLUMNS` present is a number in its range (`SCORE_BOUNDS`).
-    No account_id is needed, and the columns are read by the names given. SchemaError listing each.
-    """
-    _need_frame(scores)
-    refuse_repeated_names(list(scores.columns))
-    names = list(map(str, scores.columns))
-    problems = [p for p in missing_score_columns(names, need_owner=False) if p.column in STAKE_COLUMNS]
-    problems.extend(_number_problems(scores, STAKE_COLUMNS))
     if problems:
         raise SchemaError(problems)
 
@@ -668,14 +621,14 @@ def _id_type_problems(ids: pd.Series) -> list[Problem]:
         or pd.api.types.is_timedelta64_dtype(ids)
         or pd.api.types.is_bool_dtype(ids)
     ):
-        return [_problem("account_id", WRONG_ID_TYPE_RULE.format(got=ids.dtype), ids.notna(), ids)]
+        return [scores_problem("account_id", WRONG_ID_TYPE_RULE.format(got=ids.dtype), ids.notna(), ids)]
     if plain_values(ids):
         return []
     wrong = ids.map(lambda v: isinstance(v, _WRONG_ID_TYPES))
     if not wrong.any():
         return []
     kinds = sorted({_id_kind(v) for v in ids[wrong.to_numpy()]})
-    return [_problem("account_id", WRONG_ID_TYPE_RULE.format(got=" and ".join(kinds)), wrong, ids)]
+    return [scores_problem("account_id", WRONG_ID_TYPE_RULE.format(got=" and ".join(kinds)), wrong, ids)]
 
 
 #: Values of an object id column that are no id: dates, times, durations (a Parquet date32 is read as
@@ -698,9 +651,9 @@ def _binary_problems(values: pd.Series, column: str) -> list[Problem]:
     if not binary.any():
         return []
     if column == "account_id":
-        return [_problem(column, BINARY_ID_RULE, binary, values)]
+        return [scores_problem(column, BINARY_ID_RULE, binary, values)]
     bad = values.map(lambda v: isinstance(v, bytes | bytearray) and utf8_text(v) is None)
-    return [_problem(column, BINARY_OWNER_RULE, bad, values)] if bad.any() else []
+    return [scores_problem(column, BINARY_OWNER_RULE, bad, values)] if bad.any() else []
 
 
 def horizon_problems(counts: Mapping[float, int]) -> list[Problem]:
@@ -902,82 +855,10 @@ def warn_uncovered_owners(
     )
 
 
-#: What each part of the stake multiplies, for `stake_problems`: part -> (column named, formula).
-_STAKE_FORMULAS = {
-    "stake_retention": ("clv", "the retention part of the stake, retention weight x p_churn x clv,"),
-    "stake_growth": ("clv", "the growth part of the stake, growth weight x clv,"),
-    "stake_referral": ("referral_value", "the referral part of the stake, referral weight x referral_value,"),
-    "stake": ("clv", "the stake, retention + growth + referral,"),
-}
-
-
-def stake_problems(counts: Mapping[str, int], examples: pd.DataFrame, *, uplift: bool) -> list[Problem]:
-    """One Problem per stake part that is not finite: the scores' values are too large to allocate on.
-
-    `counts` holds rows per part (``stake`` counts the rows whose parts are finite but sum is not),
-    `examples` a few bad rows with the parts and the score columns; `uplift`: growth used effort_uplift.
-    """
-    problems = []
-    for part, n_rows in counts.items():
-        if not n_rows:
-            continue
-        column, formula = _STAKE_FORMULAS[part]
-        if part == "stake_growth" and uplift:
-            column, formula = "effort_uplift", "the growth part of the stake, effort_uplift x clv,"
-        bad = ~np.isfinite(examples[part].to_numpy(dtype=float))
-        shown = examples.loc[bad, column].head(5) if column in examples else pd.Series(dtype=float)
-        rule = f"{formula} overflows to infinity: values too large to allocate hours on"
-        problems.append(Problem("scores", column, rule, int(n_rows), tuple(shown.tolist())))
-    return problems
-
-
 def _check_stake(frame: pd.DataFrame, cfg: AllocationConfig) -> None:
     """SchemaError when an account's stake, or the book's total stake, is not finite (huge scores)."""
     uplift = cfg.weights.get("growth", "auto") == "auto" and "effort_uplift" in frame
     check_stake_parts(frame, frame, uplift=uplift)
-
-
-def check_stake_parts(parts: pd.DataFrame, scores: pd.DataFrame, *, uplift: bool) -> None:
-    """SchemaError when an account's stake, or the book's total stake, is not finite (huge scores).
-
-    `parts` are `kamml.allocation.stake.stake_parts` of `scores` (row for row; one frame may hold both);
-    `uplift`: the growth part used effort_uplift. The problems name the score column behind each part.
-    """
-    finite = {part: np.isfinite(parts[part].to_numpy(dtype=float)) for part in _STAKE_FORMULAS}
-    parts_ok = finite["stake_retention"] & finite["stake_growth"] & finite["stake_referral"]
-    counts = {part: int((~ok).sum()) for part, ok in finite.items() if part != "stake"}
-    counts["stake"] = int((parts_ok & ~finite["stake"]).sum())
-    if any(counts.values()):
-        raise SchemaError(stake_problems(counts, _beside(parts, scores), uplift=uplift))
-    stakes = parts["stake"].to_numpy(dtype=float)
-    with np.errstate(over="ignore"):
-        total = stakes.sum()
-    if not np.isfinite(total):  # each finite, their sum not: the plan's totals read "inf"
-        top = _beside(parts, scores).iloc[np.argsort(-stakes)[:3]]
-        raise SchemaError([stake_sum_problem(len(parts), top["clv"].tolist())])
-
-
-def _beside(parts: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """The stake parts and the score columns behind them in one frame, row for row (for examples)."""
-    if parts is scores:
-        return parts
-    shown = [c for c in STAKE_COLUMNS if c in scores.columns and c not in parts.columns]
-    return pd.concat([parts.reset_index(drop=True), scores[shown].reset_index(drop=True)], axis="columns")
-
-
-def stake_sum_problem(n_rows: int, largest_clv: Sequence[float]) -> Problem:
-    """The Problem of stakes, each finite, whose sum is not; `largest_clv`: those of the largest stakes.
-
-    Shared with `kamml.spark`, which checks the same sum over the whole table.
-    """
-    return Problem(
-        "scores",
-        "clv",
-        "the accounts' stakes (from clv, p_churn and referral_value) add up past the largest "
-        "float (1.8e308): values too large to allocate hours on (the largest clv shown)",
-        n_rows,
-        tuple(largest_clv),
-    )
 
 
 def allocate_file(
@@ -1489,67 +1370,3 @@ def _summary(
         HORIZON_COLUMN: frame.attrs.get(HORIZON_COLUMN),
         **scoring_summary({c: _one_value(frame[c]) for c in SCORING_COLUMNS if c in frame}),
     }
-
-
-def _problem(column: str, rule: str, bad: pd.Series, values: pd.Series | None = None) -> Problem:
-    """A Problem in the scores table with the count of `bad` rows and a few of their `values`."""
-    examples = () if values is None else tuple(values[bad.to_numpy()].head(5).tolist())
-    return Problem("scores", column, rule, int(bad.sum()), examples)
-
-
-#: Said after "must be in [0, 1]" when every value off the range is a percentage (p_churn of 20 for 0.2).
-PERCENT_HINT = "; they look like percentages: divide by 100"
-
-
-def percent_hint(off_percent: int, above_one: int, finite: int) -> str:
-    """`PERCENT_HINT` for a probability column that reads as percentages, else ''; both engines' rule.
-
-    `off_percent`: its values off [0, 100]; `above_one`: those above 1; `finite`: its finite values. It
-    reads as percentages when none is off [0, 100] and at least half are above 1. A churn export in
-    percent (20, 70) was refused without a word of the likely cause; a model's stray 1.5 among
-    probabilities is no percentage.
-    """
-    return PERCENT_HINT if not off_percent and 2 * above_one >= finite else ""
-
-
-def _percent_hint(values: npt.NDArray[np.floating[Any]], outside: npt.NDArray[np.bool_], high: float) -> str:
-    """`percent_hint` of a probability's `values` (the column as numbers; `outside`: off its range)."""
-    if high != 1.0:
-        return ""
-    off = values[outside]
-    finite = values[np.isfinite(values)]
-    return percent_hint(int(((off < 0) | (off > 100)).sum()), int((finite > 1).sum()), finite.size)
-
-
-def _check_number(series: pd.Series, column: str, low: float, high: float, nan_ok: bool) -> list[Problem]:
-    """Problems of one numeric column: not a number, missing, not finite, outside [low, high]."""
-    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
-        return [_problem(column, f"not a number (a {series.dtype} column)", series.notna(), series)]
-    plain = plain_values(series)
-    if pd.api.types.is_bool_dtype(series) or (
-        not plain and series.map(lambda v: isinstance(v, bool | np.bool_)).any()
-    ):  # pandas takes True for 1: a yes/no column read as 0 and 1 made a plan without a word
-        return [_problem(column, "not a number (yes/no values)", series.notna(), series)]
-    if pd.api.types.is_complex_dtype(series) or (
-        not plain and series.map(lambda v: isinstance(v, complex | np.complexfloating)).any()
-    ):  # a cast to float dropped the imaginary part with only a NumPy warning
-        return [_problem(column, "not a number (complex values)", series.notna(), series)]
-    problems = []
-    number = pd.to_numeric(series, errors="coerce").astype(float)
-    text = number.isna() & series.notna()
-    if text.any():
-        problems.append(_problem(column, "not a number", text, series))
-    missing = series.isna()
-    if missing.any() and not nan_ok:
-        problems.append(_problem(column, "missing value", missing))
-    values = number.to_numpy()
-    infinite = pd.Series(np.isinf(values), index=series.index)
-    if infinite.any():
-        problems.append(_problem(column, "must be finite", infinite, series))
-    outside = pd.Series(np.isfinite(values) & ((values < low) | (values > high)), index=series.index)
-    if outside.any():
-        rule = f"must be >= {low:g}" if high == np.inf else f"must be in [{low:g}, {high:g}]"
-        problems.append(
-            _problem(column, rule + _percent_hint(values, outside.to_numpy(), high), outside, series)
-        )
-    return problems

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from kamml.allocation._checks import check_stake_parts, check_stake_scores
 from kamml.errors import ConfigError
 from kamml.models.effort_rule import DEFAULT_CLIP, DEFAULT_EXPONENT, DEFAULT_SCALE, effort_scale
 
@@ -113,9 +114,6 @@ def stake_parts(
     >>> stake_parts(scores)["stake_growth"].tolist()
     [50.0, 3.0]
     """
-    # here, not at the top: kamml.allocation.allocate, whose checks these are, imports this module
-    from kamml.allocation.allocate import check_stake_parts, check_stake_scores
-
     w = resolve_weights(weights)
     if check:
         check_stake_scores(scores)

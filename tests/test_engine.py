@@ -349,3 +349,25 @@ def test_an_error_of_python_code_in_a_spark_job_keeps_its_traceback():
         session.range(1).select(broken("id")).collect()
     assert "ZeroDivisionError" in str(caught.value)
     assert spark_job_failure(caught.value, "computing") is None
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("doing", [None, "computing"])
+def test_a_kamml_error_of_a_spark_worker_is_itself_with_or_without_doing(doing):
+    """Without `doing`, `engine_errors` let Spark's PythonException through: kamml's error was JSON in it."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from kamml.engine import engine_errors, told_to_driver
+    from kamml.models._lgbm import ModelInputError
+
+    session = connect(EngineConfig(name="spark", spark={"master": "local[1]"}))._session
+
+    @F.udf("double")
+    def refusing(x: int) -> float:
+        with told_to_driver():
+            raise ModelInputError(f"features column 'recency': {x} is not a number")
+
+    with pytest.raises(ModelInputError) as caught, engine_errors(doing):
+        session.range(1).select(refusing("id")).collect()
+    assert type(caught.value) is ModelInputError
+    assert str(caught.value) == "features column 'recency': 0 is not a number"

@@ -224,8 +224,8 @@ def engine_errors(doing: str | None = None) -> Iterator[None]:
 
     With `doing` (what kamml is doing, as "writing the features to PATH"), a Spark job failing inside the
     block is one too (`spark_job_failure`): a read or write that failed in Spark's job came out as a Py4J
-    error with the whole Java stack, a traceback in the CLI. A kamml error a Spark worker raised
-    (`told_to_driver`) is raised as itself.
+    error with the whole Java stack, a traceback in the CLI. With or without `doing`, a kamml error a Spark
+    worker raised (`told_to_driver`) is raised as itself (`worker_error`).
     """
     try:
         yield
@@ -233,8 +233,8 @@ def engine_errors(doing: str | None = None) -> Iterator[None]:
         raise
     except Exception as exc:
         error: KammlError | None = engine_failure(exc)
-        if error is None and doing is not None:
-            error = spark_job_failure(exc, doing)
+        if error is None:
+            error = worker_error(exc) if doing is None else spark_job_failure(exc, doing)
         if error is None:
             raise
         raise error from None
@@ -301,7 +301,7 @@ def worker_error(exc: BaseException) -> KammlError | None:
 
     For a caller running a lazy frame of kamml's themselves (``kamml.spark.score_frame_spark(...)``
     collected or written): ``except Exception as e: raise worker_error(e) or e``. `engine_errors` does
-    this for kamml's own jobs (`spark_job_failure`).
+    this around kamml's own jobs, with or without its `doing`.
     """
     if not type(exc).__module__.startswith(("pyspark", "py4j")):
         return None

@@ -14,6 +14,8 @@ from kamml.errors import EngineError
 from kamml.features import build_features, build_training_frame, training_cutoffs
 from kamml.models import ModelBundle
 
+from .conftest import LOCAL1
+
 pytestmark = [pytest.mark.spark]
 
 FAST = {"n_estimators": 20, "early_stopping_rounds": 5}
@@ -355,3 +357,40 @@ def test_dates_or_bytes_in_a_category_feature_are_refused_as_the_local_scorer_re
         ("features", "attr_segment", rule)
     ]
     assert not out.exists()
+
+
+def test_numbers_in_a_category_attribute_the_models_never_saw_are_noted_as_in_memory(spark, tmp_path):
+    """A region the model fitted as the texts "1", "2", "3" and read as numbers at scoring: in memory the
+    numbers 7 and 8 were noted as levels never seen in training; Spark noted text columns only."""
+    import pandas as pd
+
+    from kamml.jobs.score import unseen_level_notes
+    from kamml.spark.score import note_unseen_levels_spark
+
+    world = synthetic.generate(200, seed=4, years=2.0)
+    world.accounts["region"] = world.accounts["region"].map({"EMEA": "1", "NA": "2", "APAC": "3"})
+    world.write(tmp_path / "fit")
+    cfg = Config.from_dict(
+        {
+            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
+            "models": {"threads": 1, "clv": FAST, "churn": FAST, "influence": FAST},
+        }
+    )
+    data = load_data(tmp_path / "fit")
+    end = data.end.normalize()
+    bundle = ModelBundle.fit(build_training_frame(data, training_cutoffs(end, 90, 2, 60), cfg), cfg)
+    assert bundle.clv.categories_["attr_region"] == ["1", "2", "3"]
+    accounts = pd.read_parquet(tmp_path / "fit" / "accounts.parquet")
+    region = accounts["region"].astype("Int64")  # the same codes, now numbers (a few missing)
+    region[:5], region[5:7] = 7, 8
+    accounts["region"] = region
+    (tmp_path / "fit").rename(tmp_path / "score")
+    accounts.to_parquet(tmp_path / "score" / "accounts.parquet")
+    local = load_data(tmp_path / "score")
+    expected = unseen_level_notes(bundle, build_features(local, end, bundle.scoring_config(cfg)))
+    assert [(n.table, n.column, n.n_rows, n.examples) for n in expected] == [
+        ("accounts", "region", 7, (7.0, 8.0))  # floats: the column has missing values
+    ]
+    on_spark = load_data(tmp_path / "score", Config.from_dict({"engine": LOCAL1}))
+    notes = note_unseen_levels_spark(on_spark, bundle, end, None)
+    assert [repr(n) for n in notes] == [repr(n) for n in expected]  # 7.0, not 7: the same words

@@ -357,11 +357,12 @@ def note_unseen_levels_spark(
     """`kamml.jobs.score.note_unseen_levels` on Spark, from the category attributes at the cutoff.
 
     The Spark features are lazy: the attributes of the accounts scored are read (`scored_attributes`,
-    or `scored` when given), and per category attribute the values no fitted level spells exactly are
+    or `scored` when given), and per category attribute the values no fitted level names exactly are
     counted, the most frequent `UNSEEN_VALUES` of them matched on the driver as the model matches them
-    (another spelling of a fitted number is seen). Counts are of the accounts scored, as in memory: an
-    accounts row the features leave out (no ``created_at`` and no purchase before the cutoff) was
-    counted too.
+    (another spelling of a fitted number is seen). An attribute that arrives as numbers (a region fitted
+    as the texts "1", "2") is noted too, as in memory: its numbers the model reads as a fitted level
+    (`_fitted_numbers`) are seen. Counts are of the accounts scored, as in memory: an accounts row the
+    features leave out (no ``created_at`` and no purchase before the cutoff) was counted too.
     """
     fitted = _fitted_levels(bundle)
     if not fitted:
@@ -371,11 +372,9 @@ def note_unseen_levels_spark(
         return []
     notes = []
     for name, levels in fitted.items():
-        if name not in table.columns or not table[name].type().is_string():
+        if name not in table.columns:
             continue
-        column = table[name]
-        spelled = [level for level in levels if isinstance(level, str)]
-        rest = table.filter(column.notnull() & ~column.isin(spelled) if spelled else column.notnull())
+        rest = _not_fitted_exactly(table, name, levels)
         counts = rest.group_by(name).aggregate(n=rest.count()).order_by([ibis.desc("n"), name])
         top = counts.limit(UNSEEN_VALUES).to_pandas()
         if top.empty:
@@ -385,10 +384,65 @@ def note_unseen_levels_spark(
         unseen = unseen_levels(top[name].astype(object), levels, name)
         n_unseen = n_rest - int(top.loc[~unseen, "n"].sum())  # another spelling of a fitted level: seen
         if n_unseen > 0:
-            notes.append(unseen_level_note(name, levels, n_unseen, top.loc[unseen, name]))
+            shown = _as_in_memory(table, name, top.loc[unseen, name])
+            notes.append(unseen_level_note(name, levels, n_unseen, shown))
     rows = int(table.count().to_pyarrow().as_py()) if notes else 0
     record_unseen_levels(notes, f"{rows:,} accounts scored", data)
     return notes
+
+
+def _not_fitted_exactly(table: ir.Table, name: str, levels: list[Any]) -> ir.Table:
+    """The rows of `table` whose `name` is given (not null, not NaN) and is no fitted level as it stands.
+
+    Text is compared with the text levels; numbers with the numbers the model reads as a level
+    (`_fitted_numbers`). What is left is matched on the driver (`unseen_levels`).
+    """
+    column = table[name]
+    kind = column.type()
+    given = column.notnull()
+    if kind.is_floating():
+        given &= ~column.isnan()  # NaN is a missing value in memory
+    if kind.is_string():
+        exact = [level for level in levels if isinstance(level, str)]
+    elif kind.is_integer() or kind.is_floating():
+        exact = _fitted_numbers(levels, integer=kind.is_integer())
+    else:
+        exact = []
+    return table.filter(given & ~column.isin(exact) if exact else given)
+
+
+def _fitted_numbers(levels: list[Any], *, integer: bool) -> list[Any]:
+    """The numbers (ints when `integer`) the model reads as one of the fitted `levels`: 3 for the text "3".
+
+    The model's own matching (`unseen_levels`) decides; a number two levels spell ("3" and "3.0") is none.
+    """
+    numbers = set()
+    for level in levels:
+        if isinstance(level, bool):
+            continue
+        try:
+            number = float(level)
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(number) or (integer and not number.is_integer()):
+            continue
+        numbers.add(int(number) if integer else number)
+    candidates = sorted(numbers)
+    if not candidates:
+        return []
+    seen = ~unseen_levels(pd.Series(candidates, dtype=object), levels)
+    return [number for number, found in zip(candidates, seen, strict=True) if found]
+
+
+def _as_in_memory(table: ir.Table, name: str, values: pd.Series) -> list[Any]:
+    """`values` of attribute `name` as the in-memory features hold them, for a note's examples.
+
+    An int column with a missing value is floats there (7.0, not 7): one more query, for a note only.
+    """
+    column = table[name]
+    if column.type().is_integer() and bool(column.isnull().any().to_pyarrow().as_py()):
+        return [float(v) for v in values]
+    return list(values)
 
 
 #: ``percentile_approx``'s accuracy for the accounts' typical order value (`warn_money_unit_spark`): its

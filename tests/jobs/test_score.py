@@ -592,3 +592,47 @@ def test_dates_or_bytes_in_a_category_feature_are_a_schema_error_as_on_spark(tra
     assert problem.rule.endswith("send the category as text")
     assert len(problem.examples) == 1  # the value, as the other problems show theirs
     assert info.value.exit_code == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("value", "kind", "shown"),
+    [(["SMB", "retail"], "list", "['SMB', 'retail']"), ({"a": "SMB"}, "dict", "{'a': 'SMB'}")],
+)
+def test_a_list_or_a_dict_in_a_category_feature_is_a_schema_error_as_on_spark(trained, value, kind, shown):
+    """The models' own refusal was a model error (exit 5), where Spark's schema check says SchemaError
+    (exit 3) with the same rule ("..., got array<string>"); now the batch scorer says it first."""
+    from kamml.models._lgbm import CATEGORY_RULE
+
+    cfg, data, result = trained
+    bundle, cut = result.bundle, result.scoring_cutoff
+    name = sorted(bundle.clv.categories_)[0]
+    column = pd.Series([None] * len(result.features), index=result.features.index, dtype=object)
+    column.iloc[[3, 5]] = [value, value]
+    with pytest.raises(SchemaError) as info:
+        score(bundle, data, cut, cfg, features=result.features.assign(**{name: column}), explain_top=0)
+    assert [(p.table, p.column, p.rule, p.n_rows, p.examples) for p in info.value.problems] == [
+        ("features", name, CATEGORY_RULE.format(type=kind), 2, (shown,))
+    ]
+    assert info.value.exit_code == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["datetime64[ns]", "timedelta64[ns]"])
+def test_a_date_column_without_a_date_in_a_category_feature_is_refused_by_its_type_as_on_spark(
+    trained, dtype
+):
+    """Every value NaT: scored as missing in memory, while Spark's schema refuses a timestamp column in a
+    category feature whatever its values. A date column is no category column: refused here too."""
+    from kamml.models._lgbm import CATEGORY_RULE, DATED_CATEGORY_REASON
+
+    cfg, data, result = trained
+    bundle, cut = result.bundle, result.scoring_cutoff
+    name = sorted(bundle.clv.categories_)[0]
+    empty = pd.Series(pd.NaT, index=result.features.index, dtype=dtype)
+    with pytest.raises(SchemaError) as info:
+        score(bundle, data, cut, cfg, features=result.features.assign(**{name: empty}), explain_top=0)
+    rule = CATEGORY_RULE.format(type=dtype) + DATED_CATEGORY_REASON
+    assert [(p.table, p.column, p.rule, p.n_rows) for p in info.value.problems] == [
+        ("features", name, rule, 0)
+    ]

@@ -28,7 +28,15 @@ from kamml.features import build_features
 from kamml.features._context import check_scoring_cutoff
 from kamml.features.catalogue import describe
 from kamml.io import NUMBER_PATTERN, check_output_path, write_table
-from kamml.models._lgbm import CATEGORY_RULE, ModelInputError, check_count, not_categories, unseen_levels
+from kamml.models._lgbm import (
+    CATEGORY_RULE,
+    DATED_CATEGORY_REASON,
+    ModelInputError,
+    check_count,
+    dated_dtype,
+    not_categories,
+    unseen_levels,
+)
 from kamml.models.bundle import ModelBundle, positive_monetary
 from kamml.progress import track
 from kamml.text import counted
@@ -144,24 +152,38 @@ def check_attribute_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
 
 
 def check_category_types(bundle: ModelBundle, features: pd.DataFrame) -> None:
-    """A `SchemaError` naming each category feature that holds dates, durations or bytes.
+    """A `SchemaError` naming each category feature that holds lists, dicts, dates, durations or bytes.
 
-    Fit refuses them (a date column, levels the model cannot save); scoring read each as an unseen level,
-    a missing value, and the models now refuse them with a model error. The problem is the one Spark's
-    schema check names (`kamml.spark.score.feature_type_problems`), with the rows and values found here.
+    Fit refuses dates and bytes (a date column, levels the model cannot save); scoring read each as an
+    unseen level, a missing value, and the models refuse all of them with a model error (exit 5). The
+    problem is the one Spark's schema check names (`kamml.spark.score.feature_type_problems`), with the
+    rows and values found here; a column typed as dates with no date in it is refused by its type, as
+    Spark refuses a timestamp column.
     """
     problems = []
     for name in getattr(bundle.clv, "categories_", None) or {}:
-        found = not_categories(features[name]) if name in features.columns else None
-        if found is None:
-            continue
-        rows, reason = found
-        values = features[name].iloc[rows]
-        kinds = " and ".join(sorted({type(v).__name__ for v in values}))
-        rule = CATEGORY_RULE.format(type=kinds) + reason
-        problems.append(Problem("features", name, rule, len(rows), plain_examples(values.drop_duplicates())))
+        if name in features.columns:
+            problem = category_type_problem(name, features[name])
+            if problem is not None:
+                problems.append(problem)
     if problems:
         raise SchemaError(problems)
+
+
+def category_type_problem(name: str, column: pd.Series) -> Problem | None:
+    """The `check_category_types` problem of category feature `name`, None when its values are categories."""
+    found = not_categories(column)
+    if found is None:
+        dtype = dated_dtype(column)  # every value missing (NaT): no row to name, the type is the fault
+        rule = None if dtype is None else CATEGORY_RULE.format(type=dtype) + DATED_CATEGORY_REASON
+        return None if rule is None else Problem("features", name, rule)
+    rows, reason = found
+    values = [v.tolist() if isinstance(v, np.ndarray) else v for v in column.iloc[rows]]
+    kinds = " and ".join(sorted({type(v).__name__ for v in values}))
+    distinct = list({repr(v): v for v in values}.values())  # lists and dicts cannot be hashed
+    return Problem(
+        "features", name, CATEGORY_RULE.format(type=kinds) + reason, len(rows), plain_examples(distinct)
+    )
 
 
 def numeric_attributes(bundle: ModelBundle, columns: Iterable[str]) -> list[str]:

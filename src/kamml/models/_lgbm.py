@@ -303,10 +303,7 @@ def _check_category_values(column: Any, name: str) -> None:
     values = (
         column.to_numpy(dtype=object) if isinstance(column, pd.Series) else np.asarray(column, dtype=object)
     )
-    bad = np.flatnonzero([not pd.api.types.is_scalar(v) for v in values])
-    reason = ""
-    if not len(bad):
-        bad, reason = _not_categories(values)
+    bad, reason = _no_single_category(values)
     if len(bad):
         rows = ", ".join(str(i) for i in bad[:5])
         kinds = " and ".join(sorted({type(values[i]).__name__ for i in bad}))
@@ -315,14 +312,38 @@ def _check_category_values(column: Any, name: str) -> None:
 
 
 def not_categories(column: pd.Series) -> tuple[NDArray[np.intp], str] | None:
-    """Positions of a category column's dates, durations or bytes, and why they are refused; None if none.
+    """Positions of a category column's values that are no single category, and the reason; None if none.
 
-    The batch scorer names them as a `kamml.errors.Problem` before the models read the column.
+    Lists and dicts (reason ""), else dates, durations or bytes (`DATED_CATEGORY_REASON`,
+    `BYTES_CATEGORY_REASON`): what the models refuse (`_check_category_values`). The batch scorer names
+    them as a `kamml.errors.Problem` before the models read the column, as Spark's schema check does.
     """
     if _category_kind(column) in _SCALAR_KINDS:
         return None
-    bad, reason = _not_categories(column.to_numpy(dtype=object))
+    bad, reason = _no_single_category(column.to_numpy(dtype=object))
     return (bad, reason) if len(bad) else None
+
+
+def _no_single_category(values: NDArray[Any]) -> tuple[NDArray[np.intp], str]:
+    """Positions among object `values` of lists and dicts (reason ""), else of dates, durations or bytes."""
+    bad = np.flatnonzero([not pd.api.types.is_scalar(v) for v in values])
+    return (bad, "") if len(bad) else _not_categories(values)
+
+
+def dated_dtype(column: pd.Series) -> str | None:
+    """The dtype of a column typed as dates, durations or periods (of its levels for a category dtype).
+
+    Such a column is no category column whatever its values, as fit refuses it (`_temporal`) and Spark's
+    schema check refuses a timestamp column: the batch scorer refuses one with no date in it too
+    (every value NaT), which the models read as missing values. None for any other dtype.
+    """
+    dtype = column.cat.categories.dtype if isinstance(column.dtype, pd.CategoricalDtype) else column.dtype
+    temporal = (
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or isinstance(dtype, pd.PeriodDtype)
+    )
+    return str(dtype) if temporal else None
 
 
 def _not_categories(values: NDArray[Any]) -> tuple[NDArray[np.intp], str]:

@@ -448,3 +448,38 @@ def test_a_failed_publish_puts_back_a_folder_a_file_had_replaced(tmp_path):
     assert (tmp_path / "scores.parquet" / "part-0.parquet").read_text() == "scores spark"
     assert (tmp_path / "allocation.csv").read_text() == "plan spark\n"
     assert read_manifest(tmp_path)["run_id"] == "spark"
+
+
+@pytest.mark.parametrize("third_job", [False, True])
+def test_a_job_locking_a_lock_file_another_job_removed_locks_the_new_one(tmp_path, monkeypatch, third_job):
+    """A job that published nothing removes the lock file (and the folder) it created. A second job that
+    had opened that file just before locked it once it was removed: it went on (or failed to make its
+    staging folder) while a third job, creating a new lock file, held the folder too."""
+    import fcntl
+
+    folder = tmp_path / "out"
+    first, second, third = OutputSet(folder), OutputSet(folder), OutputSet(folder)
+    first.__enter__()
+    real_flock = fcntl.flock
+    steps: list[str] = []
+
+    def first_leaves_before_the_second_locks(fd, op):
+        if not steps:  # the second job has opened the first's lock file and is about to lock it
+            steps.append("first leaves")
+            first.__exit__(None, None, None)  # published nothing: its lock file and folder are removed
+            if third_job:
+                third.__enter__()  # creates a new lock file and locks it
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", first_leaves_before_the_second_locks)
+    if third_job:
+        with pytest.raises(DataError, match="another kamml job"):
+            second.__enter__()
+        third.__exit__(None, None, None)
+        return
+    with second:  # the folder made again, and its new lock file locked
+        assert steps == ["first leaves"]
+        assert (folder / LOCK_NAME).is_file()
+        with pytest.raises(DataError, match="another kamml job"):
+            OutputSet(folder).__enter__()
+    assert not folder.exists()

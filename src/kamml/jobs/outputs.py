@@ -15,7 +15,10 @@ run removed. Now:
   is gone, a stop) puts back the files it moved and, while they are whole, the last set's manifest:
   it left this run's first files beside the last run's others;
 - leftovers of a killed job (its staging folder, temporary files) are removed by the next job, under
-  the lock.
+  the lock;
+- a lock taken on a lock file another job removed meanwhile (a job that published nothing removes the
+  lock file and folders it created) is let go and taken again on the file now at the path: held, the
+  removed file locked nothing a third job could see.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ JOB_OUTPUTS = (
     MANIFEST,
 )
 _STAGING_PREFIX = ".kamml-staging-"
+#: How many times a job locks again a lock file (or makes again a folder) that another job removed meanwhile.
+_ATTEMPTS = 20
 
 
 class OutputSet:
@@ -77,9 +82,7 @@ class OutputSet:
         self.checks: list[Callable[[], None]] = []
 
     def __enter__(self) -> OutputSet:
-        self._created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock, locked = _acquire(self.folder / LOCK_NAME)
+        self._lock, locked = self._made_and_locked()
         try:
             if locked:  # without a lock another job's staging may be in use: left alone
                 _remove_leftovers(self.folder)
@@ -99,6 +102,24 @@ class OutputSet:
                         folder.rmdir()
             _release(self._lock)
             self._lock = None
+
+    def _made_and_locked(self) -> tuple[IO[str], bool]:
+        """Create the folder (noting the folders this job made) and lock it; again if it vanished meanwhile.
+
+        A job that published nothing removes the folders it made: one it had made just as this job
+        created it (or found it) is gone before this job's lock file could be opened.
+        """
+        for _ in range(_ATTEMPTS):
+            self._created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+            self.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                return _acquire(self.folder / LOCK_NAME)
+            except FileNotFoundError:
+                continue
+        raise DataError(
+            f"cannot lock output.dir {self.folder}: the folder was removed {_ATTEMPTS} times as this job "
+            "made and locked it (another process tidying it?): give this job another output.dir"
+        )
 
     def stage(self, name: str) -> Path:
         """Where to write the output `name` (a file or a folder) before it is published."""
@@ -261,6 +282,29 @@ def _acquire(path: Path, advice: str = "give this job another output.dir") -> tu
     on without a lock, with a warning: refusing every run for good would be worse than the old
     behaviour.
     """
+    for _ in range(_ATTEMPTS):
+        handle, locked = _lock(path, advice)
+        if not locked or _still_at(handle, path):
+            return _held_by_us(handle) if locked else (handle, False)
+        handle.close()  # the file was removed (or replaced) before the lock was taken: locks nothing
+    raise DataError(
+        f"cannot lock {path}: the file was removed or replaced {_ATTEMPTS} times as this job locked it "
+        f"(another process tidying {path.parent}?): {advice}"
+    )
+
+
+def _still_at(handle: IO[str], path: Path) -> bool:
+    """Whether the file `handle` has open is still the one at `path` (not removed, nor replaced)."""
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
+
+
+def _lock(path: Path, advice: str) -> tuple[IO[str], bool]:
+    """`path` opened (created if needed) and locked, and whether it is; `_acquire`'s one attempt."""
     handle = path.open("a+", encoding="utf-8")
     try:
         import fcntl
@@ -284,6 +328,11 @@ def _acquire(path: Path, advice: str = "give this job another output.dir") -> tu
         raise DataError(
             f"another kamml job ({holder}) is writing to {path.parent}: wait for it to end, or {advice}"
         ) from None
+    return handle, True
+
+
+def _held_by_us(handle: IO[str]) -> tuple[IO[str], bool]:
+    """Write this process into the lock file it holds (for the error a second job gets)."""
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}, since {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}\n")

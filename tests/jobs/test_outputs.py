@@ -450,6 +450,46 @@ def test_a_failed_publish_puts_back_a_folder_a_file_had_replaced(tmp_path):
     assert read_manifest(tmp_path)["run_id"] == "spark"
 
 
+def test_a_sealed_manifest_is_the_one_published_and_changes_nothing_until_then(tmp_path):
+    """The job logs its set (manifest included) on MLflow before publishing it: a job whose logging
+    failed had already published a whole set, which a CRM read as that run's result."""
+    _write_set(tmp_path, "one")
+    last = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+
+    def sealed_then_logging_fails() -> None:
+        with OutputSet(tmp_path) as outputs:
+            outputs.stage("allocation.csv").write_text("plan two\n")
+            sealed = outputs.seal({"run_id": "two"})
+            assert sealed.parent == outputs.staging
+            assert json.loads(sealed.read_text())["files"] == {
+                "allocation.csv": {"bytes": 9, "sha256": hashlib.sha256(b"plan two\n").hexdigest()}
+            }
+            raise RuntimeError("the tracking store cannot be written")
+
+    with pytest.raises(RuntimeError, match="tracking store"):
+        sealed_then_logging_fails()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == last
+    with OutputSet(tmp_path) as outputs:
+        outputs.stage("allocation.csv").write_text("plan two\n")
+        text = outputs.seal({"run_id": "two"}).read_text()
+        published = outputs.publish(remove=["report.html"])
+    assert set(published) == {"allocation.csv"}
+    assert (tmp_path / MANIFEST).read_text() == text  # what was logged is what vouches for the set
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_publishing_unsealed_or_after_the_staged_files_changed_is_refused(tmp_path):
+    with OutputSet(tmp_path) as outputs:
+        outputs.stage("allocation.csv").write_text("plan\n")
+        with pytest.raises(RuntimeError, match="seal"):
+            outputs.publish()
+        outputs.seal({"run_id": "one"})
+        outputs.stage("report.html").write_text("report\n")
+        with pytest.raises(RuntimeError, match=r"report\.html"):
+            outputs.publish()
+    assert not (tmp_path / "allocation.csv").exists()
+
+
 @pytest.mark.parametrize("third_job", [False, True])
 def test_a_job_locking_a_lock_file_another_job_removed_locks_the_new_one(tmp_path, monkeypatch, third_job):
     """A job that published nothing removes the lock file (and the folder) it created. A second job that

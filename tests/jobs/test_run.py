@@ -7,7 +7,9 @@ import logging
 import re
 import shutil
 from collections import Counter
+from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -34,7 +36,7 @@ def job(tracked_config, world_path, tmp_path_factory):
     return cfg, run(cfg, world_path, echo=lines.append), lines
 
 
-def test_every_output_is_written_and_logged_on_the_run(job):
+def test_every_output_is_written_and_logged_on_the_run(job, tmp_path):
     cfg, result, _ = job
     names = {p.name for p in cfg.output.dir.iterdir() if p.name != ".kamml.lock"}
     assert names == {
@@ -66,6 +68,10 @@ def test_every_output_is_written_and_logged_on_the_run(job):
     assert "Effort response (hours that move an account)" in report  # which k the plan rests on
     assert "at the median account" in report  # k = ... h (over the horizon) at the median account ...
     assert "<h2>Warnings this run logged</h2>" in report  # what the job's log warned of, or that it did not
+    logged_manifest = mlflow.artifacts.download_artifacts(
+        run_id=result.training.run_id, artifact_path="outputs/manifest.json", dst_path=str(tmp_path)
+    )
+    assert Path(logged_manifest).read_bytes() == (cfg.output.dir / "manifest.json").read_bytes()
     csv_bytes = (cfg.output.dir / "allocation.csv").read_bytes()
     assert manifest["files"]["allocation.csv"]["sha256"] == hashlib.sha256(csv_bytes).hexdigest()
 
@@ -111,6 +117,86 @@ def test_a_failure_after_training_marks_the_training_run_failed(
     assert found.data.tags["kamml.job.failed_stage"] == "report"
     assert "No space left on device" in found.data.tags["kamml.job.error"]
     assert read_manifest(cfg.output.dir) is None  # and no output set was published
+
+
+def _last_set(folder) -> dict[str, bytes]:
+    """An earlier job's published set in `folder`; every file of it (manifest included) by name."""
+    with OutputSet(folder) as outputs:
+        outputs.stage("allocation.csv").write_text("account_id,recommended_hours\n1,2.0\n")
+        outputs.stage("report.html").write_text("<p>the last run's report</p>\n")
+        outputs.publish({"run_id": "the-last-run"})
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_outputs_the_tracking_store_cannot_take_leave_the_last_published_set(
+    tracked_config, world_path, tmp_path, monkeypatch
+):
+    """The set was published before it was logged: a job whose MLflow logging failed (an artifact store
+    full or unreachable) exited non-zero with its run FAILED, and left its whole set, manifest
+    included, for a CRM to read as the run's result."""
+    from urllib.parse import urlparse
+
+    from kamml.jobs import run as run_module
+
+    name = f"kamml-unlogged-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 300
+    last = _last_set(cfg.output.dir)
+    real_write = run_module._write_outputs
+
+    def written_then_the_artifact_store_fails(folder, scores, allocation, curve, training, *args, **kwargs):
+        staged = real_write(folder, scores, allocation, curve, training, *args, **kwargs)
+        artifacts = Path(urlparse(MlflowClient().get_run(training.run_id).info.artifact_uri).path)
+        artifacts.mkdir(parents=True, exist_ok=True)
+        (artifacts / "outputs").write_text(
+            "a file where the run's outputs folder goes\n"
+        )  # cannot be written
+        return staged
+
+    monkeypatch.setattr(run_module, "_write_outputs", written_then_the_artifact_store_fails)
+    with pytest.raises(OSError, match=r"artifacts/outputs"):  # the file in the way
+        run(cfg, world_path, echo=lambda _: None)
+    assert {p.name: p.read_bytes() for p in cfg.output.dir.iterdir() if p.is_file()} == last
+    experiment = MlflowClient().get_experiment_by_name(name)
+    (found,) = MlflowClient().search_runs([experiment.experiment_id])
+    assert (found.info.status, found.data.tags[JOB_STATUS_TAG]) == ("FAILED", "failed")
+    assert found.data.tags["kamml.job.failed_stage"] == "report"
+
+
+def test_a_publish_failing_after_the_outputs_are_logged_marks_the_run_failed(
+    tracked_config, world_path, tmp_path, monkeypatch
+):
+    """Logged first, published last: a publish that then fails (the inputs changed) leaves the last set
+    and a run FAILED at the publish stage, whose logged files (its manifest among them) are not the
+    folder's."""
+    from kamml.jobs import run as run_module
+
+    world = tmp_path / "world"
+    shutil.copytree(world_path, world)
+    name = f"kamml-unpublished-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 300
+    last = _last_set(cfg.output.dir)
+    real_log = run_module._log_outputs
+
+    def logged_then_the_export_lands(*args, **kwargs):
+        real_log(*args, **kwargs)
+        tx = pd.read_parquet(world / "transactions.parquet")
+        tx.iloc[::2].to_parquet(world / "transactions.parquet")
+
+    monkeypatch.setattr(run_module, "_log_outputs", logged_then_the_export_lands)
+    with pytest.raises(DataError, match="input files changed while the job ran"):
+        run(cfg, world, echo=lambda _: None)
+    assert {p.name: p.read_bytes() for p in cfg.output.dir.iterdir() if p.is_file()} == last
+    experiment = MlflowClient().get_experiment_by_name(name)
+    (found,) = MlflowClient().search_runs([experiment.experiment_id])
+    assert (found.info.status, found.data.tags[JOB_STATUS_TAG]) == ("FAILED", "failed")
+    assert found.data.tags["kamml.job.failed_stage"] == "publish"
+    assert "input files changed" in found.data.tags["kamml.job.error"]
+    logged = {a.path for a in MlflowClient().list_artifacts(found.info.run_id, "outputs")}
+    assert "outputs/manifest.json" in logged
 
 
 def test_a_console_closed_as_the_train_stage_reports_marks_the_training_run_failed(

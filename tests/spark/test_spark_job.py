@@ -2069,3 +2069,51 @@ def test_nanosecond_times_are_read_without_touching_the_sessions_settings(spark,
         watcher.join()
     assert "true" not in seen, seen
     assert stamps.tolist() == frame["stamp"].tolist()  # read as timestamps, as before
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_at_session_store")
+def test_a_spark_job_logs_its_set_before_publishing_it(
+    spark, tracked_config, world_path, tmp_path, monkeypatch
+):
+    """On Spark as in memory: the set was published before it was logged, so a job whose MLflow logging
+    failed (an artifact store full or unreachable) left its whole set, manifest included, for a CRM to
+    read as the result of a run marked failed."""
+    from urllib.parse import urlparse
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from kamml.jobs import run as run_module
+
+    name = f"kamml-spark-unlogged-{tmp_path.name}"
+    cfg = spark_config(tracked_config(experiment=name, model_name=name))
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 300
+    first = run_module.run(cfg, world_path, echo=lambda _: None)
+    logged = mlflow.artifacts.download_artifacts(
+        run_id=first.training.run_id, artifact_path="outputs/manifest.json", dst_path=str(tmp_path)
+    )
+    assert Path(logged).read_bytes() == (cfg.output.dir / "manifest.json").read_bytes()
+    assert first.outputs["allocation"] == cfg.output.dir / "allocation.parquet"
+    last = {p.relative_to(cfg.output.dir): p.read_bytes() for p in cfg.output.dir.rglob("*") if p.is_file()}
+    real_report = run_module._write_backtest_and_report
+
+    def written_then_the_artifact_store_fails(folder, allocation, curve, training, *args, **kwargs):
+        staged = real_report(folder, allocation, curve, training, *args, **kwargs)
+        artifacts = Path(urlparse(MlflowClient().get_run(training.run_id).info.artifact_uri).path)
+        artifacts.mkdir(parents=True, exist_ok=True)
+        (artifacts / "outputs").write_text(
+            "a file where the run's outputs folder goes\n"
+        )  # cannot be written
+        return staged
+
+    monkeypatch.setattr(run_module, "_write_backtest_and_report", written_then_the_artifact_store_fails)
+    with pytest.raises(OSError, match=r"artifacts/outputs"):  # the file in the way
+        run_module.run(cfg, world_path, echo=lambda _: None)
+    now = {p.relative_to(cfg.output.dir): p.read_bytes() for p in cfg.output.dir.rglob("*") if p.is_file()}
+    assert now == last
+    second = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name(name).experiment_id], order_by=["attributes.start_time DESC"]
+    )[0]
+    assert (second.info.status, second.data.tags["kamml.job.status"]) == ("FAILED", "failed")

@@ -8,6 +8,9 @@ run removed. Now:
   stops at once with a named error instead of mixing files with the first;
 - every output is written into a staging folder inside the output folder, then moved into place (a
   rename each, on the same file system) only once all of them are written;
+- the manifest can be sealed in the staging folder first (`OutputSet.seal`), so that a job logs the whole
+  set, manifest included, on its MLflow run before it publishes: a job whose logging fails leaves the
+  last set in place (a set published first was read by a CRM as the result of a run marked failed);
 - ``manifest.json`` is removed before the first move and written last: it names the run, model, cutoff
   and every file of the set (bytes and SHA-256), so a reader that finds it knows the files beside it are
   one complete set, and a reader that does not knows a job is writing (or was killed while writing);
@@ -66,7 +69,8 @@ _ATTEMPTS = 20
 class OutputSet:
     """A locked output folder whose files are staged and published together; use as a context manager.
 
-    Write each output to ``stage(name)``, then call `publish` once with the run's facts. Leaving the
+    Write each output to ``stage(name)``, then call `publish` once with the run's facts (or `seal` them
+    first, to log the set's manifest before it is published, then `publish` with none). Leaving the
     block removes the staging folder and releases the lock, whether the job succeeded or not; a job
     that published nothing also removes the folders it created (a job refused for its data left
     ``outputs/demo/.kamml.lock`` behind).
@@ -125,20 +129,60 @@ class OutputSet:
         """Where to write the output `name` (a file or a folder) before it is published."""
         return self.staging / name
 
-    def publish(self, facts: Mapping[str, Any], remove: Sequence[str] = ()) -> dict[str, Path]:
+    def seal(self, facts: Mapping[str, Any]) -> Path:
+        """Write the set's manifest into the staging folder and return its path; the folder is untouched.
+
+        `facts` (run id, model URI, cutoff, hours ...) go into it beside the staged files' sizes and hashes.
+        `publish` moves those files unchanged and writes this same text last, so a job can log the set,
+        manifest included, before publishing it: a job whose logging failed had already published.
+        """
+        files = {path.name: _describe(path) for path in self._staged()}
+        manifest = {
+            **{key: _plain(value) for key, value in facts.items()},
+            "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "files": files,
+        }
+        sealed = self.staging / MANIFEST
+        sealed.write_text(json_text(manifest) + "\n", encoding="utf-8")
+        return sealed
+
+    def _staged(self) -> list[Path]:
+        """The staged outputs, by name (the sealed manifest left out)."""
+        return sorted(path for path in self.staging.iterdir() if path.name != MANIFEST)
+
+    def _sealed_text(self) -> str:
+        """The sealed manifest's text; a RuntimeError when there is none or it names other files."""
+        try:
+            text = (self.staging / MANIFEST).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RuntimeError(
+                "publish needs the run's facts, or the manifest sealed first (`seal`)"
+            ) from None
+        named = set(json.loads(text)["files"])
+        staged = {path.name for path in self._staged()}
+        if named != staged:
+            changed = ", ".join(sorted(named ^ staged))
+            raise RuntimeError(
+                f"the staged outputs changed since the manifest was sealed ({changed}): seal it again"
+            )
+        return text
+
+    def publish(self, facts: Mapping[str, Any] | None = None, remove: Sequence[str] = ()) -> dict[str, Path]:
         """Move every staged output into the folder, then write the manifest; return name -> final path.
 
-        `facts` (run id, model URI, cutoff, hours ...) go into the manifest beside the files' sizes and
-        hashes. The manifest is removed first, so between the first move and its rewrite the folder
-        reads as incomplete; so are the files named in `remove` (an earlier run's outputs this set has
-        no file for, such as a Spark run's missing allocation.csv), once the checks pass. A stop asked
-        for by a signal whose exit was lost (`kamml.stopping`) ends the job here, before anything is
-        moved or removed.
+        The manifest is the one sealed (`seal`), or sealed here from `facts`. It is removed first, so
+        between the first move and its rewrite the folder reads as incomplete; so are the files named in
+        `remove` (an earlier run's outputs this set has no file for, such as a Spark run's missing
+        allocation.csv), once the checks pass. A stop asked for by a signal whose exit was lost
+        (`kamml.stopping`) ends the job here, before anything is moved or removed.
         """
         stopping.check()
         for check in self.checks:
             check()
-        staged_entries = sorted(self.staging.iterdir())
+        if facts is not None:
+            self.seal(facts)
+        text = self._sealed_text()
+        staged_entries = self._staged()
         for staged in staged_entries:  # Spark's parts (written by Java) on the disk first
             if staged.is_dir():
                 for part in staged.rglob("*"):
@@ -159,15 +203,9 @@ class OutputSet:
                 moves.replace(staged, target)
                 published[staged.name] = target
             fsync_path(self.folder)  # the moves on the disk before the manifest that vouches for them
-            files = {name: _describe(path) for name, path in published.items()}
-            manifest = {
-                **{key: _plain(value) for key, value in facts.items()},
-                "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "files": files,
-            }
             moves.current = self.folder / MANIFEST
             with atomic_path(self.folder / MANIFEST) as tmp:
-                tmp.write_text(json_text(manifest) + "\n", encoding="utf-8")
+                tmp.write_text(text, encoding="utf-8")
         except BaseException as exc:
             said = _put_back(self.folder, moves, last)
             if isinstance(exc, (DataError, OSError)):

@@ -10,7 +10,10 @@ scores.parquet, allocation.parquet and allocation.csv (for a CRM import), budget
 backtest.json and report.html, then manifest.json. They are written as one set (`kamml.jobs.outputs`):
 the folder is locked for the whole job, every file is staged and moved into place only when all are
 written, and the manifest (run, model, cutoff, each file's hash) is written last, so a killed job never
-leaves half a file or a mix of two runs behind a manifest. The same files are logged on the training run.
+leaves half a file or a mix of two runs behind a manifest. The same files, the manifest included (sealed
+in the staging folder), are logged on the training run before they are published, and publishing is the
+job's last step: a job whose MLflow logging fails leaves the last published set in place, and one whose
+publish fails marks its run failed at the stage ``publish``.
 
 With ``engine: spark`` scoring and allocation run on Spark and nothing per account reaches the driver:
 scores.parquet and allocation.parquet are folders of Parquet parts (renamed into place whole), there is
@@ -54,7 +57,7 @@ from kamml.features import build_features
 from kamml.features.build import rfm_only
 from kamml.io import atomic_path, check_not_input, check_output_dir, check_writable, json_text, write_table
 from kamml.jobs.data import check_data_given, stamped_job_data
-from kamml.jobs.outputs import JOB_OUTPUTS, MANIFEST, OutputSet
+from kamml.jobs.outputs import JOB_OUTPUTS, OutputSet
 from kamml.jobs.score import account_owners, score
 from kamml.jobs.train import TrainResult, check_time_window, cutoffs, train
 from kamml.models.btyd_features import btyd_columns, fit_btyd, rfm_arrays
@@ -72,6 +75,8 @@ __all__ = ["RunResult", "check_owners", "run", "skipped_parts"]
 log = logging.getLogger(__name__)
 
 STAGES = ("validate", "train", "score", "allocate", "report")
+#: The job's last step, after the report stage (outputs logged): the failed stage a run is tagged with.
+PUBLISH = "publish"
 
 
 @dataclass
@@ -311,7 +316,7 @@ def _run(
         # the training run ended FINISHED, its job "running": a failure from there on (a console closed
         # while the train stage said its result, the end-of-stage stop check) must not leave it so
         if training is not None:
-            failed = next((name for name in STAGES if name not in seconds), STAGES[-1])
+            failed = next((name for name in STAGES if name not in seconds), PUBLISH)
             record_job_failure(config, training.run_id, failed, exc)
         raise
 
@@ -360,13 +365,23 @@ def _score_allocate_report(
             warnings=warnings.messages,  # live: read after the charts are drawn
         )
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
-        published = outputs.publish(_facts(config, training, model_uri, plan, horizon))
-        files = {key: published[path.name] for key, path in staged.items()}
-        files["manifest"] = out_dir / MANIFEST
-        _log_outputs(config, training, files.values(), plan, model_uri, fresh)
-        echo(f"      report {files['report']}")
+        staged["manifest"] = outputs.seal(_facts(config, training, model_uri, plan, horizon))
+        _log_outputs(config, training, staged.values(), plan, model_uri, fresh)
+    files = _published(outputs, staged)
+    echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)
     return RunResult(training, scores, allocation, curve, files, seconds, skipped)
+
+
+def _published(outputs: OutputSet, staged: dict[str, Path], remove: Sequence[str] = ()) -> dict[str, Path]:
+    """Publish the staged set, logged on MLflow by then: the job's last step; the outputs' final paths.
+
+    Last, so that a job whose logging failed (an artifact store full or gone, a stop) leaves the last
+    published set in place: published first, its whole set was read by a CRM as the run's result while
+    the run was marked failed. A publish that fails here marks the run failed at `PUBLISH` (`_run`).
+    """
+    published = outputs.publish(remove=remove)
+    return {key: published.get(path.name, outputs.folder / path.name) for key, path in staged.items()}
 
 
 def _facts(
@@ -623,15 +638,13 @@ def _run_on_spark(
         )
         scores = top_rows(scores_dir, 25, by="clv")
         facts = _facts(config, training, model.resolved, plan, model.bundle.horizon_days)
-        # an earlier in-memory run's CSV plan must not sit beside the new manifest: removed as it publishes
-        published = outputs.publish(facts, remove=_NOT_ON_SPARK)
-        files = {"scores": published["scores.parquet"], "allocation": published["allocation.parquet"]}
-        report = {key: published[path.name] for key, path in staged.items()}
-        report["manifest"] = out_dir / MANIFEST
-        files.update(report)
-        _log_outputs(config, training, report.values(), plan, model.resolved, fresh)
-        echo(f"      scores and allocation -> {files['scores']}, {files['allocation']} (Parquet parts)")
-        echo(f"      report {files['report']}")
+        staged["manifest"] = outputs.seal(facts)
+        _log_outputs(config, training, staged.values(), plan, model.resolved, fresh)
+    parts = {"scores": outputs.stage("scores.parquet"), "allocation": outputs.stage("allocation.parquet")}
+    # an earlier in-memory run's CSV plan must not sit beside the new manifest: removed as it publishes
+    files = _published(outputs, {**parts, **staged}, remove=_NOT_ON_SPARK)
+    echo(f"      scores and allocation -> {files['scores']}, {files['allocation']} (Parquet parts)")
+    echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)
     return RunResult(training, scores, top, curve, files, seconds, skipped)
 

@@ -1561,6 +1561,40 @@ def test_account_ids_of_dates_are_refused_as_the_input_tables_refuse_them(ids, t
         assert not (tmp_path / "a.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("ids", "got", "rows"),
+    [
+        (pd.period_range("2024-01", periods=4, freq="M"), r"period\[M\]", 4),
+        (pd.Series(pd.period_range("2024-01", periods=4, freq="M"), dtype=object), "Period values", 4),
+        (pd.Series([pd.Period("2024-01", "M"), 2, 3, 4], dtype=object), "Period values", 1),
+    ],
+    ids=["typed", "objects", "mixed"],
+)
+def test_account_ids_of_periods_are_refused_as_dates_are(ids, got, rows):
+    """An input audit: ids of months (pandas periods) were planned on and written as 2024-01, matching no
+    CRM account, where dates are refused as a wrong type and the CRM pyfunc refuses periods as ids."""
+    scores = make_scores(4).assign(account_id=ids)
+    rule = rf"scores\.account_id: wrong type: expected whole numbers or text, got {got}; an id is"
+    with pytest.raises(SchemaError, match=rule) as info:
+        allocate(scores, 10.0)
+    (problem,) = info.value.problems
+    assert problem.n_rows == rows
+    assert "dtype={'account_id': str}" in problem.rule  # what to do
+    with pytest.raises(SchemaError, match=rule):
+        check_scores(scores)
+
+
+def test_account_ids_of_periods_in_a_parquet_are_refused(tmp_path):
+    """pyarrow keeps a pandas period column as an extension type that pandas reads back as periods: the
+    scores file was planned on as in memory, and its months written as ids."""
+    scores = make_scores(3).assign(account_id=pd.period_range("2024-01", periods=3, freq="M"))
+    scores.to_parquet(tmp_path / "s.parquet")
+    assert isinstance(read_scores(tmp_path / "s.parquet")["account_id"].dtype, pd.PeriodDtype)
+    with pytest.raises(SchemaError, match=r"scores\.account_id: wrong type: .*got period\[M\]"):
+        allocate_file(tmp_path / "s.parquet", 10.0, tmp_path / "a.csv")
+    assert not (tmp_path / "a.csv").exists()
+
+
 def test_account_ids_written_as_dates_in_a_csv_are_text_codes_as_in_the_input_tables(tmp_path):
     """A CSV holds no types: an id 2024-01-03 there is a code (the input tables read CSV ids as text)."""
     scores = make_scores(4).assign(account_id=["2024-01-01", "2024-01-02", "2024-01-03", "x"])

@@ -111,6 +111,7 @@ from kamml.allocation.tiers import assign_tiers, check_tiers, rank_accounts, rea
 from kamml.config import AllocationConfig, Config
 from kamml.errors import ConfigError, DataError, InfeasibleError, Problem, SchemaError
 from kamml.io import (
+    TEMPORAL_TYPES,
     UTF8_FIX,
     check_output_path,
     utf8_text,
@@ -526,13 +527,13 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
 
     Rules: no column name repeats, as written or but for case
     (`kamml.allocation.scores_file.repeated_name_problems`); the columns of `REQUIRED_COLUMNS` exist (and
-    ``owner`` when `need_owner`); account_id holds whole numbers or text (no dates, durations or yes/no; a
-    uint64 or Decimal id whole and within int64), no nulls and no duplicates; clv is a finite number >= 0;
-    p_churn a number in [0, 1]; referral_value, effort_scale and effort_uplift, when present, a finite
-    number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN; horizon_days, when present, a number of
-    days in [1, 36525] on every row, one horizon for the whole table (`horizon_problems`). Dates and
-    durations are not numbers. (An effort_scale of 0 or NaN falls back to the config's rule; an
-    effort_uplift of NaN to the fixed growth weight.)
+    ``owner`` when `need_owner`); account_id holds whole numbers or text (no dates, periods, durations or
+    yes/no; a uint64 or Decimal id whole and within int64), no nulls and no duplicates; clv is a finite
+    number >= 0; p_churn a number in [0, 1]; referral_value, effort_scale and effort_uplift, when
+    present, a finite number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN; horizon_days, when
+    present, a number of days in [1, 36525] on every row, one horizon for the whole table
+    (`horizon_problems`). Dates and durations are not numbers. (An effort_scale of 0 or NaN falls back
+    to the config's rule; an effort_uplift of NaN to the fixed growth weight.)
 
     Raises
     ------
@@ -610,15 +611,16 @@ WRONG_ID_TYPE_RULE = (
 
 
 def _id_type_problems(ids: pd.Series) -> list[Problem]:
-    """An account_id of dates, durations or yes/no values (typed, or in an object column): a wrong type.
+    """An account_id of dates, periods, durations or yes/no values (typed, or as objects): a wrong type.
 
-    The input tables refuse such a column; the allocation planned on it and wrote dates, or True and
-    False, that a CRM import matches to no account. A CSV's ids are text, so an id written 2024-01-03
-    or TRUE there is a code.
+    The input tables refuse such a column; the allocation planned on it and wrote dates, months
+    (2024-01), or True and False, that a CRM import matches to no account (the CRM pyfunc refuses them as
+    ids too). A CSV's ids are text, so an id written 2024-01-03 or TRUE there is a code.
     """
     if (
         pd.api.types.is_datetime64_any_dtype(ids)
         or pd.api.types.is_timedelta64_dtype(ids)
+        or isinstance(ids.dtype, pd.PeriodDtype)  # a Parquet written from pandas periods reads back so
         or pd.api.types.is_bool_dtype(ids)
     ):
         return [scores_problem("account_id", WRONG_ID_TYPE_RULE.format(got=ids.dtype), ids.notna(), ids)]
@@ -631,9 +633,9 @@ def _id_type_problems(ids: pd.Series) -> list[Problem]:
     return [scores_problem("account_id", WRONG_ID_TYPE_RULE.format(got=" and ".join(kinds)), wrong, ids)]
 
 
-#: Values of an object id column that are no id: dates, times, durations (a Parquet date32 is read as
-#: dates) and yes/no values.
-_WRONG_ID_TYPES = (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64, bool, np.bool_)
+#: Values of an object id column that are no id: dates, times, periods, durations (`TEMPORAL_TYPES`; a
+#: Parquet date32 is read as dates) and yes/no values.
+_WRONG_ID_TYPES = (*TEMPORAL_TYPES, bool, np.bool_)
 
 
 def _id_kind(value: Any) -> str:

@@ -57,7 +57,7 @@ def test_the_duration_footer_check_reads_no_part_spark_skips(tmp_path, hidden):
     A failed job's leftover under ``_temporary/`` (it sorts before ``part-0``) must not stand for the
     table's ids: Spark skips it, and reads the visible part's whole-number ids.
     """
-    from kamml.spark.allocation import _footer_duration_ids
+    from kamml.spark.allocation import _footer_id_kind
 
     folder = tmp_path / "scores.parquet"
     _duration_ids(folder / hidden)
@@ -66,7 +66,7 @@ def test_the_duration_footer_check_reads_no_part_spark_skips(tmp_path, hidden):
     )
     (folder / "_SUCCESS").write_text("")
     (folder / ".part-0.parquet.crc").write_bytes(b"crc")
-    assert not _footer_duration_ids(folder)
+    assert _footer_id_kind(folder) is None
 
 
 @pytest.mark.parametrize("part", ["part-0.parquet", "_y=1/part-0.parquet", "part-0.pq", "part-0.PARQUET"])
@@ -76,9 +76,27 @@ def test_the_duration_footer_check_reads_every_part_spark_reads(tmp_path, part):
     A folder of ``.pq`` parts holding duration ids was read by Spark as longs and planned on, where
     pandas (which reads every visible file of a folder) read timedeltas and refused them.
     """
-    from kamml.spark.allocation import _footer_duration_ids
+    from kamml.spark.allocation import _footer_id_kind
 
     folder = tmp_path / "scores.parquet"
     _duration_ids(folder / part)
     (folder / "_SUCCESS").write_text("")
-    assert _footer_duration_ids(folder)
+    assert _footer_id_kind(folder) == "duration values"
+
+
+def test_the_footer_check_names_period_ids_registered_or_not(tmp_path):
+    """A pandas period account_id is an Arrow extension over int64 that Spark reads as its ordinals (2024-01
+    as 648); the footer names it whether pyarrow knows pandas' type (pandas imported) or only its name."""
+    import pyarrow as pa
+
+    from kamml.spark.allocation import _extension_name, _footer_id_kind
+
+    path = tmp_path / "scores.parquet"
+    ids = pd.period_range("2024-01", periods=2, freq="M")
+    pd.DataFrame({"account_id": ids, "clv": [1.0, 2.0], "p_churn": 0.2}).to_parquet(path)
+    assert _footer_id_kind(path) == "period values"
+    bare = pa.field("account_id", pa.int64(), metadata={b"ARROW:extension:name": b"pandas.period"})
+    assert _extension_name(bare) == "pandas.period"
+    assert _extension_name(pa.field("account_id", pa.int64())) is None
+    pd.DataFrame({"account_id": [648, 649], "clv": [1.0, 2.0], "p_churn": 0.2}).to_parquet(path)
+    assert _footer_id_kind(path) is None

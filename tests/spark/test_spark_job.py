@@ -1775,6 +1775,10 @@ def _ids_of_durations(scores):
     return scores.assign(account_id=pd.to_timedelta(range(len(scores)), unit="s"))
 
 
+def _ids_of_periods(scores):
+    return scores.assign(account_id=pd.period_range("2024-01", periods=len(scores), freq="M"))
+
+
 def _listed_ids(scores):
     return scores.assign(account_id=[[int(i)] for i in scores["account_id"]])
 
@@ -1842,6 +1846,7 @@ def _no_break_spaced_ids(scores):
         (_decimal_id_beyond_int64, f"scores.account_id: {OUTSIDE_INT64_RULE} (1 row; e.g. {2**70})"),
         (_unsigned_ids_beyond_int64, f"scores.account_id: {OUTSIDE_INT64_RULE} (1 row; e.g. {2**63 + 1})"),
         (_ids_of_durations, (f"scores.account_id: {_ID_TYPE_RULE[0]}", f"{_ID_TYPE_RULE[1]} (20 rows")),
+        (_ids_of_periods, (f"scores.account_id: {_ID_TYPE_RULE[0]}", f"{_ID_TYPE_RULE[1]} (20 rows")),
         (_listed_ids, "scores.account_id: not one value (a list or a mapping)"),
         (_listed_owners, "scores.owner: not one value (a list or a mapping)"),
         (_no_break_spaced_ids, "scores.account_id: duplicated id (2 rows"),
@@ -1864,9 +1869,10 @@ def _no_break_spaced_ids(scores):
 def test_scores_refused_in_memory_are_refused_on_spark(spark, tmp_path, broken, rule):
     """A parity audit: Spark planned yes/no churn as 0 and 1, ids 3.5 and lists, and "2" beside "2\u00a0"
     as two accounts (exit 0), and stopped on a date's cast in a Java traceback (exit 1). Then: Spark
-    planned ids of dates, timestamps and yes/no values (refused in memory as a wrong type), and did not
-    say that a p_churn or p_alive off [0, 1] looks like percentages. A rule given in parts is said in
-    both, around what each engine names the column's type (pandas' datetime64[us])."""
+    planned ids of dates, timestamps, months (a pandas period: Spark reads its int64 ordinals) and yes/no
+    values (refused in memory as a wrong type), and did not say that a p_churn or p_alive off [0, 1]
+    looks like percentages. A rule given in parts is said in both, around what each engine names the
+    column's type (pandas' datetime64[us])."""
     from kamml.allocation import read_scores
     from kamml.spark import allocate_spark
 

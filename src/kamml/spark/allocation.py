@@ -321,17 +321,21 @@ def read_scores_spark(spark: SparkSession, path: str | Path) -> DataFrame:
             raise DataError(f"cannot read the scores {source} on Spark: {first}") from None
         frame = alike
     frame = _ids_as_in_the_tables(frame)
-    if local is not None and "account_id" in frame.columns and _footer_duration_ids(local):
-        frame = frame.withMetadata("account_id", {_DURATION_KEY: True})  # Spark reads its ticks as longs
+    kind = _footer_id_kind(local) if local is not None and "account_id" in frame.columns else None
+    if kind is not None:  # Spark reads the ticks of a duration, the ordinals of a period, as longs
+        frame = frame.withMetadata("account_id", {_ID_KIND_KEY: kind})
     return frame
 
 
-def _footer_duration_ids(local: Path) -> bool:
-    """Whether a local scores Parquet stores account_id as an Arrow duration, by one file's footer.
+def _footer_id_kind(local: Path) -> str | None:
+    """What a local scores Parquet's account_id holds by one footer: durations or periods, else None.
 
-    Parquet keeps a duration as int64 (pyarrow's type lives in the footer's Arrow schema), so Spark
-    read a pandas timedelta account_id as plain numbers and planned on them, where pandas reads
-    timedeltas and `check_scores` refuses them. The footer of one part is read (the parts of one table
+    "duration values" or "period values", in `WRONG_ID_TYPE_RULE`'s words.
+
+    Parquet keeps a duration, and a pandas period (pyarrow's extension type over its int64 ordinals), as
+    int64 (pyarrow's type lives in the footer's Arrow schema), so Spark read a pandas timedelta or period
+    account_id as plain numbers (2024-01 as 648) and planned on them, where pandas reads timedeltas or
+    periods and `check_scores` refuses them. The footer of one part is read (the parts of one table
     share a type, or Spark could not read them together): a Parquet file of the folder by the readers'
     rule (`visible_files`), so a marker or a failed job's leftover under ``_temporary/`` is not one.
     """
@@ -340,13 +344,31 @@ def _footer_duration_ids(local: Path) -> bool:
 
     parts = [local] if local.is_file() else [p for p in visible_files(local) if is_parquet_name(p.name)]
     if not parts:
-        return False
+        return None
     try:
         schema = pq.read_schema(parts[0])
     except (pa.ArrowException, OSError, ValueError):  # Spark read it: its own reading stands
-        return False
+        return None
     names = {scores_renames(schema.names).get(name, name): name for name in schema.names}
-    return "account_id" in names and pa.types.is_duration(schema.field(names["account_id"]).type)
+    if "account_id" not in names:
+        return None
+    field = schema.field(names["account_id"])
+    if pa.types.is_duration(field.type):
+        return "duration values"
+    return "period values" if _extension_name(field) == _PANDAS_PERIOD else None
+
+
+#: The Arrow extension name pandas (and pyarrow) give a pandas period column written to Parquet.
+_PANDAS_PERIOD = "pandas.period"
+
+
+def _extension_name(field: Any) -> str | None:
+    """The Arrow extension name of a pyarrow field: its registered type's, else its field metadata's."""
+    name = getattr(field.type, "extension_name", None)
+    if name is None and field.metadata:  # not registered (pandas not imported): the storage type is read
+        raw = field.metadata.get(b"ARROW:extension:name")
+        name = raw.decode("utf-8", "replace") if raw is not None else None
+    return name
 
 
 def _alike_names_read(spark: SparkSession, source: str, local: Path | None) -> DataFrame | None:
@@ -1680,14 +1702,15 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         raise SchemaError(problems)
     binary_id = isinstance(frame.schema["account_id"].dataType, T.BinaryType)
     id_kind = _wrong_id_kind(frame.schema["account_id"].dataType)
-    if frame.schema["account_id"].metadata.get(_DURATION_KEY, False):  # `read_scores_spark`: the footer's
-        id_kind = "duration values"
+    footer_kind = frame.schema["account_id"].metadata.get(_ID_KIND_KEY)  # `read_scores_spark`: the footer's
+    if footer_kind is not None:
+        id_kind = footer_kind
     rules: list[tuple[str, str, Any]] = []
     # rule 'in [0, 1]' (its index): rows off [0, 100] too, rows above 1, finite rows (`_percent_hint`)
     no_percent: dict[int, tuple[Any, Any, Any]] = {}
     if binary_id:  # as in memory: a wrong type, and no other rule of the ids
         rules.append(("account_id", BINARY_ID_RULE, F.col("account_id").isNotNull()))
-    elif id_kind is not None:  # dates, durations, yes/no: as in memory, and no other rule of the ids
+    elif id_kind is not None:  # dates, periods, durations, yes/no: as in memory, no other rule of the ids
         rules.append(("account_id", WRONG_ID_TYPE_RULE, F.col("account_id").isNotNull()))
     else:
         rules.append(("account_id", "null id", F.col("account_id").isNull()))
@@ -1811,8 +1834,9 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
 
 # -------------------------------------------------------------------------------------------- helpers
 
-#: Column metadata marking a scores account_id whose Parquet footer says durations (`read_scores_spark`).
-_DURATION_KEY = "kamml_duration"
+#: Column metadata naming what a scores account_id holds when its Parquet footer says durations or
+#: periods, which Spark reads as longs ("duration values", "period values"; `read_scores_spark`).
+_ID_KIND_KEY = "kamml_id_kind"
 
 #: Column metadata marking a scores owner read from binary (`_ids_as_in_the_tables`), for its rule's wording.
 _BINARY_KEY = "kamml_binary"

@@ -1,3 +1,4 @@
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -286,6 +287,40 @@ def test_parquet_not_utf8_names_each_text_column_of_a_file_or_folder(tmp_path):
         assert "note" not in reason
     pq.write_table(pa.table({"account_id": [1], "note": ["fine"]}), tmp_path / "good.parquet")
     assert parquet_not_utf8(tmp_path / "good.parquet") is None
+
+
+@pytest.mark.parametrize(
+    ("values", "got"),
+    [
+        (np.array([dt.date(2024, 1, 1), 1.0], dtype=object), r"dates \(object\)"),
+        (pd.Series([pd.Timestamp("2024-01-01"), 2.0]), r"dates \(object\)"),
+        (pd.Series(pd.date_range("2024-01-01", periods=2)).astype(object), r"dates \(object\)"),
+        ([pd.Period("2024-01", "M"), 2.0], r"dates \(object\)"),
+        (pd.Series(pd.period_range("2024-01", periods=2, freq="M")), r"dates \(period\[M\]\)"),
+        (pd.Timestamp("2024-01-01"), r"dates \(object\)"),
+        (np.array([dt.time(1, 2), None], dtype=object), r"dates \(object\)"),
+        (np.array([np.datetime64("2024-01-01"), 2.0], dtype=object), r"dates \(object\)"),
+        (np.array([np.timedelta64(1, "D"), 2.0], dtype=object), r"durations \(object\)"),
+        (pd.Series([pd.Timedelta(hours=1), dt.timedelta(days=1)], dtype=object), r"durations \(object\)"),
+        (
+            np.array([pd.Timedelta(hours=1), dt.date(2024, 1, 1)], dtype=object),
+            r"dates and durations \(object\)",
+        ),
+    ],
+)
+def test_float_values_names_dates_and_durations_held_as_objects(values, got):
+    """Dates held as Python objects were refused in float()'s words ("float() argument must be a string or
+    a real number, not 'datetime.date'"), and a numpy datetime64 or timedelta64 among objects was read as
+    a number of days (19723.0) without a word: they are named as typed dates and durations are."""
+    with pytest.raises(ValueError, match=rf"^y must be numbers, got {got}; do X$"):
+        float_values(values, "y", hint="; do X")
+
+
+def test_float_values_reads_missing_dates_among_objects_as_missing():
+    """pd.NaT (a datetime to isinstance) and NaT datetime64 among objects are missing values, not dates."""
+    got = float_values(np.array([1.0, pd.NaT, np.datetime64("NaT"), None], dtype=object), "y")
+    assert got[0] == 1.0
+    assert np.isnan(got[1:]).all()
 
 
 def test_float_values_reads_missing_marks_as_nan_and_refuses_what_numpy_would_misread():

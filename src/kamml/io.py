@@ -651,10 +651,11 @@ def float_values(
     """`values` as floats, or a ValueError naming `name`; pd.NA and pd.NaT among objects are NaN.
 
     numpy reads a masked array's masked entries as the numbers under the mask, dates and durations as
-    integer nanoseconds and a complex number as its real part, and float() refuses pd.NA: each is told
-    here instead, for the optimizer's arguments and the metrics' inputs alike. `strict` refuses true/false
-    and text too (numpy reads them as 1/0 and as the numbers they spell); `leave_out` ends the masked
-    array's advice, `hint` the rule of dates, durations and complex values.
+    integer nanoseconds (held as objects: as numbers of their units, or refused in float()'s words) and a
+    complex number as its real part, and float() refuses pd.NA: each is told here instead, for the
+    optimizer's arguments and the metrics' inputs alike. `strict` refuses true/false and text too (numpy
+    reads them as 1/0 and as the numbers they spell); `leave_out` ends the masked array's advice, `hint`
+    the rule of dates, durations and complex values.
     """
     refuse_masked(values, name, leave_out)
     raw = np.asarray(values)
@@ -670,12 +671,35 @@ def float_values(
         raise ValueError(f"{name} must be real numbers, got complex values ({raw.dtype}){hint}")
     if raw.dtype == object:  # pd.NA and pd.NaT are missing values, as NaN and None are
         missing = np.asarray(pd.isna(raw), dtype=bool)
+        _refuse_temporal(raw, missing, name, own if own is not None else raw.dtype, hint)
         if missing.any():
             raw = np.where(missing, np.nan, raw)
     try:
         return np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be numbers: {exc}") from None
+
+
+#: What pandas infers of objects that may hold a date or a duration beside numbers (`_refuse_temporal`).
+_MAYBE_TEMPORAL = TEMPORAL_INFERRED | {"mixed", "mixed-integer"}
+
+
+def _refuse_temporal(raw: np.ndarray, missing: np.ndarray, name: str, dtype: Any, hint: str) -> None:
+    """ValueError naming dates or durations held as objects (`TEMPORAL_TYPES`), as typed ones are named.
+
+    float() refused a date or a Period in its own words, and numpy read a datetime64 or timedelta64 among
+    objects as a number of its units (2024-01-01 as 19723 days). Missing values (pd.NaT) are left out;
+    only objects pandas infers as dates or a mix are scanned.
+    """
+    if pd.api.types.infer_dtype(raw.ravel(), skipna=True) not in _MAYBE_TEMPORAL:
+        return
+    kinds = {
+        "durations" if isinstance(v, dt.timedelta | np.timedelta64) else "dates"
+        for v, gone in zip(raw.flat, missing.flat, strict=True)
+        if not gone and isinstance(v, TEMPORAL_TYPES)
+    }
+    if kinds:
+        raise ValueError(f"{name} must be numbers, got {' and '.join(sorted(kinds))} ({dtype}){hint}")
 
 
 def _refuse_text(raw: np.ndarray, name: str) -> None:

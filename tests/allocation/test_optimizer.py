@@ -894,6 +894,10 @@ def test_a_scale_near_the_largest_float_plans_without_a_numpy_warning():
         ({"cap": pd.to_timedelta([1, 2], unit="h")}, "cap must be numbers, got durations"),
         ({"hours": np.timedelta64(3, "h")}, "hours must be numbers, got durations"),
         ({"hours": np.datetime64("2024-01-01")}, "hours must be numbers, got dates"),
+        (
+            {"stake": np.array([np.datetime64("2024-01-01"), np.datetime64("2024-06-01")], dtype=object)},
+            r"stake must be numbers, got dates \(object\)",  # were stakes of 19723 and 19875 (days)
+        ),
     ],
 )
 def test_dates_and_durations_are_refused_by_name(kwargs, pattern):

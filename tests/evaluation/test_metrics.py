@@ -452,6 +452,11 @@ def test_decile_figures_at_the_ends_of_the_float_range():
             [0.0, 0.0],
             "y_true must be numbers, got dates",
         ),
+        (
+            [pd.Period("2024-01", "M"), pd.Period("2024-02", "M")],
+            [0.0, 0.0],
+            r"y_true must be numbers, got dates \(object\); pass the amounts or probabilities",
+        ),
         ([1.0, 2.0], ["a", "b"], "y_pred must be numbers: could not convert"),
     ],
 )

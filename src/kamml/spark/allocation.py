@@ -1706,7 +1706,8 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
     if footer_kind is not None:
         id_kind = footer_kind
     rules: list[tuple[str, str, Any]] = []
-    # rule 'in [0, 1]' (its index): rows off [0, 100] too, rows above 1, finite rows (`_percent_hint`)
+    # rule 'in [0, 1]' (its index): rows off [0, 100] too, rows above 1, finite rows: `percent_hint`'s
+    # arguments, as `kamml.allocation._checks._percent_hint` counts them in memory
     no_percent: dict[int, tuple[Any, Any, Any]] = {}
     if binary_id:  # as in memory: a wrong type, and no other rule of the ids
         rules.append(("account_id", BINARY_ID_RULE, F.col("account_id").isNotNull()))

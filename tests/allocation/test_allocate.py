@@ -1584,6 +1584,28 @@ def test_account_ids_of_periods_are_refused_as_dates_are(ids, got, rows):
         check_scores(scores)
 
 
+@pytest.mark.parametrize(
+    ("ids", "got", "rows"),
+    [
+        (pd.Series(pd.interval_range(0, 4)), r"interval\[int64, right\]", 4),
+        (pd.Series(list(pd.interval_range(0, 4)), dtype=object), "Interval values", 4),
+        (pd.Series([pd.Interval(0, 1), 2, 3, 4], dtype=object), "Interval values", 1),
+        (pd.Series([1 + 2j, 2, 3, 4], dtype=object), "complex values", 1),
+        (pd.Series([1 + 2j, 2, 3, 4]), "complex128", 4),
+    ],
+    ids=["typed", "objects", "mixed", "complex-objects", "complex-typed"],
+)
+def test_account_ids_of_intervals_or_complex_numbers_are_refused(ids, got, rows):
+    """A review: ranges (pandas intervals) and complex numbers were planned on as ids and written as
+    "(0, 1]" or "(1+2j)", matching no CRM account; the CRM pyfunc refuses both as ids."""
+    scores = make_scores(4).assign(account_id=ids)
+    rule = rf"scores\.account_id: wrong type: expected whole numbers or text, got {got}; an id is"
+    with pytest.raises(SchemaError, match=rule) as info:
+        allocate(scores, 10.0)
+    (problem,) = info.value.problems
+    assert problem.n_rows == rows
+
+
 def test_account_ids_of_periods_in_a_parquet_are_refused(tmp_path):
     """pyarrow keeps a pandas period column as an extension type that pandas reads back as periods: the
     scores file was planned on as in memory, and its months written as ids."""

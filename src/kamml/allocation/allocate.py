@@ -527,11 +527,11 @@ def check_scores(scores: pd.DataFrame, *, need_owner: bool = False) -> None:
 
     Rules: no column name repeats, as written or but for case
     (`kamml.allocation.scores_file.repeated_name_problems`); the columns of `REQUIRED_COLUMNS` exist (and
-    ``owner`` when `need_owner`); account_id holds whole numbers or text (no dates, periods, durations or
-    yes/no; a uint64 or Decimal id whole and within int64), no nulls and no duplicates; clv is a finite
-    number >= 0; p_churn a number in [0, 1]; referral_value, effort_scale and effort_uplift, when
-    present, a finite number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN; horizon_days, when
-    present, a number of days in [1, 36525] on every row, one horizon for the whole table
+    ``owner`` when `need_owner`); account_id holds whole numbers or text (no dates, periods, durations,
+    ranges, complex numbers or yes/no; a uint64 or Decimal id whole and within int64), no nulls and no
+    duplicates; clv is a finite number >= 0; p_churn a number in [0, 1]; referral_value, effort_scale and
+    effort_uplift, when present, a finite number >= 0 or NaN; p_alive, when present, in [0, 1] or NaN;
+    horizon_days, when present, a number of days in [1, 36525] on every row, one horizon for the whole table
     (`horizon_problems`). Dates and durations are not numbers. (An effort_scale of 0 or NaN falls back
     to the config's rule; an effort_uplift of NaN to the fixed growth weight.)
 
@@ -611,7 +611,7 @@ WRONG_ID_TYPE_RULE = (
 
 
 def _id_type_problems(ids: pd.Series) -> list[Problem]:
-    """An account_id of dates, periods, durations or yes/no values (typed, or as objects): a wrong type.
+    """An account_id of dates, periods, durations, ranges, complex or yes/no values: a wrong type.
 
     The input tables refuse such a column; the allocation planned on it and wrote dates, months
     (2024-01), or True and False, that a CRM import matches to no account (the CRM pyfunc refuses them as
@@ -620,7 +620,8 @@ def _id_type_problems(ids: pd.Series) -> list[Problem]:
     if (
         pd.api.types.is_datetime64_any_dtype(ids)
         or pd.api.types.is_timedelta64_dtype(ids)
-        or isinstance(ids.dtype, pd.PeriodDtype)  # a Parquet written from pandas periods reads back so
+        or isinstance(ids.dtype, pd.PeriodDtype | pd.IntervalDtype)  # as a Parquet of pandas' reads back
+        or pd.api.types.is_complex_dtype(ids)
         or pd.api.types.is_bool_dtype(ids)
     ):
         return [scores_problem("account_id", WRONG_ID_TYPE_RULE.format(got=ids.dtype), ids.notna(), ids)]
@@ -634,13 +635,20 @@ def _id_type_problems(ids: pd.Series) -> list[Problem]:
 
 
 #: Values of an object id column that are no id: dates, times, periods, durations (`TEMPORAL_TYPES`; a
-#: Parquet date32 is read as dates) and yes/no values.
-_WRONG_ID_TYPES = (*TEMPORAL_TYPES, bool, np.bool_)
+#: Parquet date32 is read as dates), ranges, complex numbers and yes/no values, as the CRM pyfunc's
+#: (`kamml.tracking.pyfunc.NOT_AN_ID_RULE`) with yes/no besides.
+_WRONG_ID_TYPES = (*TEMPORAL_TYPES, pd.Interval, complex, np.complexfloating, bool, np.bool_)
 
 
 def _id_kind(value: Any) -> str:
     """What a wrong id value is, in words: yes/no values, or its type's name (date, Timestamp, ...)."""
-    return "yes/no values" if isinstance(value, bool | np.bool_) else f"{type(value).__name__} values"
+    if isinstance(value, bool | np.bool_):
+        return "yes/no values"
+    return (
+        "complex values"
+        if isinstance(value, complex | np.complexfloating)
+        else f"{type(value).__name__} values"
+    )
 
 
 def _binary_problems(values: pd.Series, column: str) -> list[Problem]:

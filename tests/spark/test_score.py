@@ -394,3 +394,57 @@ def test_numbers_in_a_category_attribute_the_models_never_saw_are_noted_as_in_me
     on_spark = load_data(tmp_path / "score", Config.from_dict({"engine": LOCAL1}))
     notes = note_unseen_levels_spark(on_spark, bundle, end, None)
     assert [repr(n) for n in notes] == [repr(n) for n in expected]  # 7.0, not 7: the same words
+
+
+@pytest.mark.parametrize("given", ["frame", "path"])
+def test_unseen_levels_of_features_given_to_spark_are_noted_as_in_memory(spark, tmp_path, caplog, given):
+    """Features given to Spark scoring as a DataFrame or a Parquet path got no note of category levels
+    never seen in training (only a Dataset's ``attr_*`` columns were checked); the local scorer given
+    the same rows notes every category feature, an attribute or not. Both now say the same words."""
+    import logging
+
+    import pandas as pd
+
+    from kamml.jobs.score import score
+    from kamml.spark.score import score_frame_spark
+
+    world = synthetic.generate(200, seed=4, years=2.0)
+    world.write(tmp_path / "world")
+    data = load_data(tmp_path / "world")
+    cfg = Config.from_dict(
+        {
+            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
+            "models": {"threads": 1, "clv": FAST, "churn": FAST, "influence": FAST},
+        }
+    )
+    end = data.end.normalize()
+    channels = ["web", "shop", "phone"]
+    train = build_training_frame(data, training_cutoffs(end, 90, 2, 60), cfg)
+    train["channel"] = pd.Categorical([channels[i % 3] for i in range(len(train))])  # no attribute
+    bundle = ModelBundle.fit(train, cfg)
+    assert {"channel", "attr_segment"} <= set(bundle.clv.categories_)
+    features = build_features(data, end, cfg).reset_index()
+    features["channel"] = [channels[i % 3] for i in range(len(features))]
+    features.loc[:6, "channel"] = "kiosk"  # 7 rows of a channel never seen
+    features.loc[:2, "channel"] = "app"
+    features["attr_segment"] = features["attr_segment"].astype(object)
+    features.loc[10:14, "attr_segment"] = "partner"  # and 5 of a segment never seen
+    features["channel"] = features["channel"].astype("category")
+    features["attr_segment"] = features["attr_segment"].astype("category")
+
+    def notes() -> list[str]:
+        said = [r.getMessage() for r in caplog.records if "never saw in training" in r.getMessage()]
+        caplog.clear()
+        return said
+
+    with caplog.at_level(logging.WARNING, logger="kamml.jobs.score"):
+        score(bundle, data, end, features=features, top_drivers=0)
+        local = notes()
+        path = tmp_path / "features.parquet"
+        features.to_parquet(path)
+        rows = spark.read.parquet(str(path)) if given == "frame" else str(path)
+        score_frame_spark(bundle, rows, end, top_drivers=0)
+        on_spark = notes()
+    assert sorted(line.split(":", 1)[0] for line in local) == ["accounts.segment", "features.channel"]
+    assert any("7 of 200 accounts scored" in line and "(e.g. 'kiosk', 'app')" in line for line in local)
+    assert on_spark == local

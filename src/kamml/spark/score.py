@@ -357,12 +357,9 @@ def note_unseen_levels_spark(
     """`kamml.jobs.score.note_unseen_levels` on Spark, from the category attributes at the cutoff.
 
     The Spark features are lazy: the attributes of the accounts scored are read (`scored_attributes`,
-    or `scored` when given), and per category attribute the values no fitted level names exactly are
-    counted, the most frequent `UNSEEN_VALUES` of them matched on the driver as the model matches them
-    (another spelling of a fitted number is seen). An attribute that arrives as numbers (a region fitted
-    as the texts "1", "2") is noted too, as in memory: its numbers the model reads as a fitted level
-    (`_fitted_numbers`) are seen. Counts are of the accounts scored, as in memory: an accounts row the
-    features leave out (no ``created_at`` and no purchase before the cutoff) was counted too.
+    or `scored` when given) and noted as `unseen_level_notes_spark` notes them. Counts are of the
+    accounts scored, as in memory: an accounts row the features leave out (no ``created_at`` and no
+    purchase before the cutoff) was counted too.
     """
     fitted = _fitted_levels(bundle)
     if not fitted:
@@ -370,51 +367,94 @@ def note_unseen_levels_spark(
     table = scored if scored is not None else scored_attributes(data, bundle, cutoff, config)
     if table is None:
         return []
+    return unseen_level_notes_spark(to_spark(table), fitted, data)
+
+
+def note_unseen_features_spark(
+    features: DataFrame, bundle: ModelBundle, data: Any = None, *, attributes: bool = True
+) -> list[Problem]:
+    """`kamml.jobs.score.note_unseen_levels` on feature rows given to Spark, for every category feature.
+
+    Features given as a Spark DataFrame or a Parquet path were not checked at all, while the local
+    scorer given the same rows notes each category feature. `attributes` False leaves out the
+    ``attr_*`` columns, which a Dataset's accounts table gives (`note_unseen_levels_spark`): its other
+    category features, if a model has any, are counted on the lazy features themselves.
+    """
+    fitted = getattr(bundle.clv, "categories_", None) or {}
+    wanted = {n: levels for n, levels in fitted.items() if attributes or not n.startswith("attr_")}
+    if not any(name in features.columns for name in wanted):
+        return []
+    return unseen_level_notes_spark(features, wanted, data)
+
+
+def unseen_level_notes_spark(frame: DataFrame, fitted: dict[str, Any], data: Any = None) -> list[Problem]:
+    """The unseen-level note of each column of `fitted` (name: its levels) in `frame`, logged and recorded.
+
+    Per column, the values no fitted level names exactly are counted in one aggregate and the most
+    frequent `UNSEEN_VALUES` of them matched on the driver as the model matches them (another spelling
+    of a fitted number is seen); no row reaches the driver. A column that arrives as numbers (a region
+    fitted as the texts "1", "2") is noted too, as in memory: its numbers the model reads as a fitted
+    level (`_fitted_numbers`) are seen. Words and examples are the local scorer's (`unseen_level_note`).
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
     notes = []
     for name, levels in fitted.items():
-        if name not in table.columns:
+        if name not in frame.columns:
             continue
-        rest = _not_fitted_exactly(table, name, levels)
-        counts = rest.group_by(name).aggregate(n=rest.count()).order_by([ibis.desc("n"), name])
-        top = counts.limit(UNSEEN_VALUES).to_pandas()
+        rest = _not_fitted_exactly(frame, name, levels)
+        counts = rest.groupBy(_column(name).alias("value")).agg(F.count(F.lit(1)).alias("n"))
+        top = counts.orderBy(F.desc("n"), F.asc("value")).limit(UNSEEN_VALUES).toPandas()
         if top.empty:
             continue
         # every such value came back, or only the most frequent: then count them all (one more query)
-        n_rest = int(top["n"].sum()) if len(top) < UNSEEN_VALUES else int(rest.count().to_pyarrow().as_py())
-        unseen = unseen_levels(top[name].astype(object), levels, name)
+        n_rest = int(top["n"].sum()) if len(top) < UNSEEN_VALUES else rest.count()
+        unseen = unseen_levels(top["value"].astype(object), levels, name)
         n_unseen = n_rest - int(top.loc[~unseen, "n"].sum())  # another spelling of a fitted level: seen
         if n_unseen > 0:
-            shown = _as_in_memory(table, name, top.loc[unseen, name])
+            shown = _as_in_memory(frame, name, top.loc[unseen, "value"])
             notes.append(unseen_level_note(name, levels, n_unseen, shown))
-    rows = int(table.count().to_pyarrow().as_py()) if notes else 0
+    rows = frame.count() if notes else 0
     record_unseen_levels(notes, f"{rows:,} accounts scored", data)
     return notes
 
 
-def _not_fitted_exactly(table: ir.Table, name: str, levels: list[Any]) -> ir.Table:
-    """The rows of `table` whose `name` is given (not null, not NaN) and is no fitted level as it stands.
+def _column(name: str) -> Any:
+    """Spark column `name` taken as it is spelled (a dot or a backtick in it is no path)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _not_fitted_exactly(frame: DataFrame, name: str, levels: list[Any]) -> DataFrame:
+    """The rows of `frame` whose `name` is given (not null, not NaN) and is no fitted level as it stands.
 
     Text is compared with the text levels; numbers with the numbers the model reads as a level
     (`_fitted_numbers`). What is left is matched on the driver (`unseen_levels`).
     """
-    column = table[name]
-    kind = column.type()
-    given = column.notnull()
-    if kind.is_floating():
-        given &= ~column.isnan()  # NaN is a missing value in memory
-    if kind.is_string():
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    column = _column(name)
+    kind = frame.schema[name].dataType
+    floating = isinstance(kind, T.FloatType | T.DoubleType)
+    given = column.isNotNull()
+    if floating:
+        given &= ~F.isnan(column)  # NaN is a missing value in memory
+    if isinstance(kind, T.StringType):
         exact = [level for level in levels if isinstance(level, str)]
-    elif kind.is_integer() or kind.is_floating():
-        exact = _fitted_numbers(levels, integer=kind.is_integer())
+    elif isinstance(kind, T.IntegralType) or floating:
+        exact = _fitted_numbers(levels, integer=isinstance(kind, T.IntegralType))
     else:
         exact = []
-    return table.filter(given & ~column.isin(exact) if exact else given)
+    return frame.filter(given & ~column.isin(exact) if exact else given)
 
 
 def _fitted_numbers(levels: list[Any], *, integer: bool) -> list[Any]:
     """The numbers (ints when `integer`) the model reads as one of the fitted `levels`: 3 for the text "3".
 
     The model's own matching (`unseen_levels`) decides; a number two levels spell ("3" and "3.0") is none.
+    A whole number no 64-bit integer holds is none of an integer column's values.
     """
     numbers = set()
     for level in levels:
@@ -424,7 +464,7 @@ def _fitted_numbers(levels: list[Any], *, integer: bool) -> list[Any]:
             number = float(level)
         except (TypeError, ValueError):
             continue
-        if not math.isfinite(number) or (integer and not number.is_integer()):
+        if not math.isfinite(number) or (integer and not (number.is_integer() and abs(number) < 2.0**63)):
             continue
         numbers.add(int(number) if integer else number)
     candidates = sorted(numbers)
@@ -434,13 +474,16 @@ def _fitted_numbers(levels: list[Any], *, integer: bool) -> list[Any]:
     return [number for number, found in zip(candidates, seen, strict=True) if found]
 
 
-def _as_in_memory(table: ir.Table, name: str, values: pd.Series) -> list[Any]:
-    """`values` of attribute `name` as the in-memory features hold them, for a note's examples.
+def _as_in_memory(frame: DataFrame, name: str, values: pd.Series) -> list[Any]:
+    """`values` of column `name` as the in-memory features hold them, for a note's examples.
 
-    An int column with a missing value is floats there (7.0, not 7): one more query, for a note only.
+    An int column with a missing value is floats there (7.0, not 7), as pandas reads it from Parquet and
+    from Spark's batches: one more query, for a note only.
     """
-    column = table[name]
-    if column.type().is_integer() and bool(column.isnull().any().to_pyarrow().as_py()):
+    from pyspark.sql import types as T  # noqa: N812
+
+    integer = isinstance(frame.schema[name].dataType, T.IntegralType)
+    if integer and frame.filter(_column(name).isNull()).limit(1).count():
         return [float(v) for v in values]
     return list(values)
 
@@ -593,6 +636,8 @@ def score_frame_spark(
             warn_money_unit_spark(bundle, features, data, cut, config)
         else:
             warn_money_unit_spark(bundle, features)
+        # a Dataset's attributes were noted from its accounts table; every other category feature here
+        note_unseen_features_spark(features, bundle, data if dataset else None, attributes=not dataset)
     if config is not None:  # as in memory: the scores follow the model's horizon and churn label
         warn_other_definition(bundle, config)
     warn_later_training(bundle, cut)  # as in memory

@@ -1073,6 +1073,32 @@ def test_nan_or_inf_for_a_bounded_number_says_the_rule(tmp_path, key, value, say
 @pytest.mark.parametrize(
     ("windows", "says"),
     [
+        ([30, -3], "'features.windows[1]' must be a whole number from 1 to 36,525, got -3"),
+        ([0], "'features.windows[0]' must be a whole number from 1 to 36,525, got 0"),
+        ([30, 90, -1, 0], "'features.windows[2]' must be a whole number from 1 to 36,525, got -1"),
+        ([], "'features.windows' must hold at least one window (a whole number of days), got []"),
+    ],
+)
+def test_a_window_of_no_days_or_fewer_is_named_with_its_item_and_range(windows, says):
+    """``windows: [30, -3]`` read "windows must be a non-empty list of positive day counts", naming no
+    item, where nan and the other keys' items are named with their range."""
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"features": {"windows": windows}})
+    assert str(caught.value) == f"config: {says}"
+    cfg = Config()
+    with pytest.raises(ConfigError) as caught:
+        cfg.features.windows = windows
+    assert str(caught.value) == f"assignment: {says}"
+    cfg.features.windows.clear()  # edited in place: said when the section is checked again
+    cfg.features.windows.extend(windows)
+    with pytest.raises(ConfigError) as caught:
+        cfg.features.check_edits()
+    assert str(caught.value) == f"config: {says}"
+
+
+@pytest.mark.parametrize(
+    ("windows", "says"),
+    [
         ("[.nan]", "'features.windows[0]' must be a whole number from 1 to 36,525, got nan"),
         ("[30, .inf]", "'features.windows[1]' must be a whole number from 1 to 36,525, got inf"),
         ("[30, 90, -.inf]", "'features.windows[2]' must be a whole number from 1 to 36,525, got -inf"),

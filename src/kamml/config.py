@@ -583,10 +583,17 @@ class FeaturesConfig(_Section):
         """Day counts from 1 to `MAX_DAYS`, sorted, each once.
 
         No upper end let 10**9 days through (spend_1000000000d: the lifetime spend under another name)
-        and 10**19, past an int64, ended in Ibis' TypeError; bounded as the time settings are.
+        and 10**19, past an int64, ended in Ibis' TypeError; bounded as the time settings are. A window
+        of no days or fewer is named by its item, as a nan one is (`_finite_windows`).
         """
-        if not value or any(w <= 0 for w in value):
-            raise ValueError("windows must be a non-empty list of positive day counts")
+        if not value:
+            raise _key_error(
+                "'features.windows' must hold at least one window (a whole number of days), got []"
+            )
+        short = next((at for at, window in enumerate(value) if window <= 0), None)
+        if short is not None:
+            rule = _bounds_rule(True, {"ge": 1, "le": MAX_DAYS})  # as time.horizon_days says it
+            raise _key_error(f"'features.windows[{short}]' must be {rule}, got {value[short]}")
         long = sorted({w for w in value if w > MAX_DAYS})
         if long:
             shown = ", ".join(f"{w:,}" for w in long)

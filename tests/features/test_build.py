@@ -209,7 +209,7 @@ def test_config_edits_in_place_are_checked(simple):
     """Edits inside a list or dict skip validation on assignment: a window of -30 built spend_-30d."""
     cfg = Config()
     cfg.features.windows.append(-30)
-    with pytest.raises(ConfigError, match=r"features\.windows.*positive day counts"):
+    with pytest.raises(ConfigError, match=r"'features\.windows\[4\]' must be a whole number .*, got -30$"):
         build_features(simple, CUTOFF, cfg)
     cfg = Config()
     cfg.features.groups["rfm"] = False

@@ -181,6 +181,9 @@ def test_a_date_that_is_no_day_in_the_config_exits_2_in_one_line(tmp_path, text,
             "{clv: {offset_weight: '0.5'}}",
             "'models.clv.offset_weight' must be a finite number >= 0, got '0.5'",
         ),
+        # the estimators' words, "models.clv: ClvModel supports objective tweedie or poisson, not 'binary'"
+        ("{clv: {objective: binary}}", "'models.clv.objective' must be tweedie or poisson, got 'binary'"),
+        ("{churn: {monotone: {spend_90d: 2}}}", "'models.churn.monotone.spend_90d' must be 1, -1 or 0"),
     ],
 )
 def test_an_unknown_model_parameter_exits_2_before_any_data(tmp_path, models, says):

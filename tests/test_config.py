@@ -1234,6 +1234,39 @@ def test_model_settings_that_cannot_train_are_refused_when_a_config_is_built(bui
         ({"clv": {"reg_alpha": -1}}, "'models.clv.reg_alpha' must be >= 0, got -1"),  # LightGBM: lambda_l1
         ({"influence": {"num_leaf": 1}}, "'models.influence.num_leaf' must be > 1, got 1"),
         ({"clv": {"bagging_fraction": 2}}, "'models.clv.bagging_fraction' must be <= 1, got 2"),
+        # the estimators' own checks read "models.clv: ClvModel supports objective tweedie or poisson, ..."
+        ({"clv": {"objective": "binary"}}, "'models.clv.objective' must be tweedie or poisson, got 'binary'"),
+        ({"churn": {"application": "tweedie"}}, "'models.churn.application' must be binary, got 'tweedie'"),
+        (
+            {"influence": {"objective": "poisson", "app": "tweedie"}},
+            "'models.influence.app' must be given as 'models.influence.objective', got 'tweedie'",
+        ),
+        (
+            {"clv": {"early_stopping": 5}},
+            "'models.clv.early_stopping' must be given as 'models.clv.early_stopping_rounds', got 5",
+        ),
+        (
+            {"churn": {"monotone": {"spend_90d": 0, "monetary": -2}}},
+            "'models.churn.monotone.monetary' must be 1, -1 or 0, got -2",
+        ),
+        (
+            {"clv": {"monotone": {"spend_90d": True}}},
+            "'models.clv.monotone.spend_90d' must be 1, -1 or 0, got true",
+        ),
+        (
+            {"influence": {"monotone": {"spend_90d": 1}, "mc": [1]}},
+            "'models.influence.mc' must be left out when 'models.influence.monotone' gives the constraints "
+            "by feature name, got [1]",
+        ),
+        (
+            {"clv": {"monotone": {"spend_90d": 1}, "linear_tree": True}},
+            "'models.clv.linear_tree' must be false when 'models.clv.monotone' constrains a feature "
+            "(LightGBM holds the constraints at the splits, not in the leaves' linear models), got true",
+        ),
+        (
+            {"clv": {"mc_method": "bogus"}},
+            "'models.clv.mc_method' must be basic, intermediate or advanced, got 'bogus'",
+        ),
     ],
 )
 def test_a_model_setting_error_names_its_key_the_rule_and_the_value(models, says):

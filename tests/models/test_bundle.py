@@ -974,13 +974,16 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
 @pytest.mark.parametrize(
     ("models", "says"),
     [
-        ({"clv": {"objective": "binary"}}, r"models\.clv: ClvModel supports objective tweedie or poisson"),
+        ({"clv": {"objective": "binary"}}, r"'models\.clv\.objective' must be tweedie or poisson"),
         ({"clv": {"num_iterations": 0}}, r"'models\.clv\.num_iterations' must be a whole number of boosting"),
         (
             {"churn": {"learning_rate": -1}},
             r"'models\.churn\.learning_rate' must be a finite number > 0, got -1$",
         ),
-        ({"influence": {"early_stopping_round": 3}}, r"models\.influence: set early stopping"),
+        (
+            {"influence": {"early_stopping_round": 3}},
+            r"'models\.influence\.early_stopping_round' must be given as '.*\.early_stopping_rounds'",
+        ),
         (
             {"clv": {"num_leaves": "x"}},
             r"'models\.clv\.num_leaves' must be a whole number, got 'x'$",
@@ -989,9 +992,12 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
             {"churn": {"min_data_in_leaf": -3}},
             r"'models\.churn\.min_data_in_leaf' must be >= 0, got -3$",
         ),
-        ({"clv": {"monotone": [1, 0]}}, r"models\.clv\.monotone must map feature names to 1, -1 or 0"),
-        ({"churn": {"monotone": {"spend_90d": -2}}}, r"models\.churn: monotone directions must be 1"),
-        ({"influence": {"monotone": {"x": 1}, "mc": [1]}}, r"models\.influence: give monotone constraints"),
+        (
+            {"clv": {"monotone": [1, 0]}},
+            r"'models\.clv\.monotone' must map feature names to 1, -1 or 0, or be null, got \[1, 0\]$",
+        ),
+        ({"churn": {"monotone": {"spend_90d": -2}}}, r"'models\.churn\.monotone\.spend_90d' must be 1, -1"),
+        ({"influence": {"monotone": {"x": 1}, "mc": [1]}}, r"'models\.influence\.mc' must be left out when"),
         ({"clv": {"offset_feature": "nosuch"}}, r"models\.clv\.offset_feature 'nosuch' is not a feature"),
         ({"churn": {"blend_feature": "nope"}}, r"models\.churn\.blend_feature 'nope' is not a feature"),
         # true read as 1: one tree, a learning rate of 1, without a word (an audit)

@@ -47,6 +47,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import re
@@ -67,6 +68,7 @@ from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError, Problem
 from kamml.io import atomic_path
 from kamml.models._lgbm import (
+    MONOTONE_METHODS,
     NO_EVAL_METRIC,
     SMALL_FRAME_ROWS,
     as_float,
@@ -363,7 +365,7 @@ def _configured_monotone(
         return None
     if not isinstance(value, Mapping):
         raise ConfigError(
-            f"models.{name}.monotone must map feature names to 1, -1 or 0 (or be null), got {value!r}"
+            f"'models.{name}.monotone' must map feature names to 1, -1 or 0, or be null, got {value!r}"
         )
     if features is not None:
         unknown = sorted(set(map(str, value)) - set(features))
@@ -400,8 +402,12 @@ def check_models_section(models: ModelsConfig) -> None:
         problem = _argument_problem(name, model_class, settings) or _rounds_problem(name, settings)
         if problem is not None:
             raise ConfigError(problem)
+        kwargs = _lgbm_kwargs(models, name)  # its ConfigError names the key itself
+        problem = _params_problem(name, model_class, kwargs)
+        if problem is not None:
+            raise ConfigError(problem)
         try:
-            model = model_class(**_lgbm_kwargs(models, name))
+            model = model_class(**kwargs)
             model._validate_params()
             model.lgb_params()
             rounds = model._num_rounds()
@@ -449,6 +455,69 @@ def _argument_problem(name: str, model_class: type[Any], settings: Mapping[str, 
             make_constraint(c).is_satisfied_by(value) for c in constraints
         ):
             return _setting_problem(name, key, _rule_words(constraints), value)
+    return None
+
+
+def _params_problem(name: str, model_class: type[Any], kwargs: Mapping[str, Any]) -> str | None:
+    """The first rule of the estimator's `lgb_params` a section breaks, in the config's words; else None.
+
+    The estimator's own message suits a call in Python ("ClvModel supports objective tweedie or poisson,
+    not 'binary'"); from a config it read with a ``models.clv:`` prefix, naming the class and not the key.
+    `kwargs` are the estimator's arguments from the section (`_lgbm_kwargs`); the checks are those of
+    `LGBMModel.lgb_params` and `LGBMModel._monotone_directions`, in their order.
+    """
+    params = kwargs.get("params") or {}
+    keys: dict[str, str] = {}  # LightGBM's main name -> the section's key
+    for key in params:
+        param = canonical_params({key: None}).popitem()[0]
+        if param in keys:  # LightGBM would take one of them without a word
+            return _setting_problem(name, key, f"left out beside 'models.{name}.{keys[param]}'", params[key])
+        keys[param] = key
+
+    def problem(param: str, rule: str) -> str:
+        return _setting_problem(name, keys[param], rule, params[keys[param]])
+
+    if "early_stopping_round" in keys:
+        return problem("early_stopping_round", f"given as 'models.{name}.early_stopping_rounds'")
+    if "objective" in keys:
+        argument = inspect.signature(model_class).parameters.get("objective")  # InfluenceModel's
+        if argument is not None and params[keys["objective"]] != kwargs.get("objective", argument.default):
+            return problem("objective", f"given as 'models.{name}.objective'")
+        if params[keys["objective"]] not in model_class._objectives:
+            return problem("objective", " or ".join(model_class._objectives))
+    return _monotone_problem(name, kwargs.get("monotone") or {}, params, keys)
+
+
+def _monotone_problem(
+    name: str, monotone: Mapping[str, Any], params: Mapping[str, Any], keys: Mapping[str, str]
+) -> str | None:
+    """The first rule of monotone constraints a section breaks (`_params_problem`); else None.
+
+    `keys` maps LightGBM's main names to the section's keys of `params` (``mc`` for monotone_constraints).
+    """
+
+    def problem(param: str, rule: str) -> str:
+        return _setting_problem(name, keys[param], rule, params[keys[param]])
+
+    for feature, direction in monotone.items():
+        if isinstance(direction, bool | np.bool_) or direction not in (-1, 0, 1):
+            return _setting_problem(name, f"monotone.{feature}", "1, -1 or 0", direction)
+    constrained = any(direction != 0 for direction in monotone.values())
+    if constrained and "monotone_constraints" in keys:
+        return problem(
+            "monotone_constraints",
+            f"left out when 'models.{name}.monotone' gives the constraints by feature name",
+        )
+    if constrained and "linear_tree" in keys and is_true(params[keys["linear_tree"]]):
+        return problem(
+            "linear_tree",
+            f"false when 'models.{name}.monotone' constrains a feature (LightGBM holds the constraints "
+            "at the splits, not in the leaves' linear models)",
+        )
+    method = params.get(keys.get("monotone_constraints_method", ""))
+    if method is not None and method not in MONOTONE_METHODS:
+        rule = f"{', '.join(MONOTONE_METHODS[:-1])} or {MONOTONE_METHODS[-1]}"
+        return problem("monotone_constraints_method", rule)
     return None
 
 

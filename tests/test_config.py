@@ -1267,6 +1267,16 @@ def test_model_settings_that_cannot_train_are_refused_when_a_config_is_built(bui
             {"clv": {"mc_method": "bogus"}},
             "'models.clv.mc_method' must be basic, intermediate or advanced, got 'bogus'",
         ),
+        # a float with a fraction where a whole number goes, by its name (2.0 is read as 2)
+        (
+            {"clv": {"num_leaves": 7, "num_leaf": 9}},
+            "'models.clv.num_leaf' must be left out beside 'models.clv.num_leaves', got 9",
+        ),
+        ({"clv": {"n_estimators": 2.5}}, "'models.clv.n_estimators' must be a whole number >= 1, got 2.5"),
+        (
+            {"churn": {"early_stopping_rounds": 2.5}},
+            "'models.churn.early_stopping_rounds' must be a whole number >= 1 or null, got 2.5",
+        ),
     ],
 )
 def test_a_model_setting_error_names_its_key_the_rule_and_the_value(models, says):
@@ -1281,6 +1291,19 @@ def test_a_model_setting_error_names_its_key_the_rule_and_the_value(models, says
     with pytest.raises(ConfigError) as caught:
         setattr(cfg.models, name, settings)
     assert str(caught.value) == f"assignment: {says}"
+
+
+def test_whole_number_model_settings_take_a_float_without_a_fraction_as_the_other_keys_do():
+    """``n_estimators: 2.0`` was "must be a whole number >= 1, got 2.0" while ``time.horizon_days: 2.0``,
+    ``models.seed: 2.0`` and ``num_iterations: 2.0`` were read as 2."""
+    tree = {"time": {"horizon_days": 2.0}, "models": {"seed": 2.0}}
+    cfg = Config.from_dict(tree)
+    assert type(cfg.time.horizon_days) is int
+    assert type(cfg.models.seed) is int
+    floats = {"n_estimators": 2.0, "early_stopping_rounds": 3.0}
+    cfg = Config.from_dict({"models": {"clv": floats, "churn": floats, "influence": floats}})
+    assert cfg.models.clv == floats  # as given, as the config logs it; the estimators get 2 and 3
+    cfg.models.churn = {"n_estimators": 4.0, "early_stopping_rounds": None}
 
 
 def test_model_settings_assigned_to_a_config_are_checked_and_a_refused_one_is_not_kept():

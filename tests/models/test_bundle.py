@@ -1030,6 +1030,28 @@ def test_model_settings_that_cannot_train_are_config_errors_before_any_work(mode
         ModelBundle.fit(pd.DataFrame(), cfg)
 
 
+def test_whole_number_settings_given_as_floats_train_as_their_whole_numbers(world_data, fitted):
+    """``n_estimators: 40.0`` (YAML 40.0) was refused while ``time.horizon_days: 90.0`` and ``num_iterations:
+    40.0`` were read as whole numbers; the estimators get ints and the models are those of 40 and 10."""
+    floats = {"n_estimators": 40.0, "early_stopping_rounds": 10.0}
+    cfg = Config.from_dict(
+        {
+            "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
+            "models": {"threads": 1, "clv": floats, "churn": floats, "influence": floats},
+        }
+    )
+    end = world_data.end.normalize()
+    train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg)
+    bundle = ModelBundle.fit(train, cfg)
+    for model in (bundle.clv, bundle.churn):
+        assert type(model.n_estimators) is int
+        assert type(model.early_stopping_rounds) is int
+    reference, features = fitted
+    pd.testing.assert_frame_equal(bundle.predict(features), reference.predict(features))
+    cfg.models.clv["n_estimators"] = 40.0  # edited in place: checked and converted as well
+    check_model_settings(cfg)
+
+
 def test_no_metric_is_fine_without_early_stopping_and_edits_in_place_are_checked():
     check_model_settings(
         Config.from_dict({"models": {"churn": {"metric": "none", "early_stopping_rounds": None}}})

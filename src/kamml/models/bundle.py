@@ -319,7 +319,7 @@ def _lgbm_kwargs(
     kwargs: dict[str, Any] = {"num_threads": models.threads, "random_state": models.seed}
     for key in ("n_estimators", "learning_rate", "early_stopping_rounds"):
         if key in params:
-            kwargs[key] = params.pop(key)
+            kwargs[key] = _whole(params.pop(key))
     if name == "influence" and "objective" in params:
         kwargs["objective"] = params.pop("objective")
     if name == "influence" and "prior_weight" in params:
@@ -340,6 +340,15 @@ def _lgbm_kwargs(
             kwargs["monotone"] = default_monotone(name, features)
     kwargs["params"] = params or None
     return kwargs
+
+
+def _whole(value: Any) -> Any:
+    """A float without a fraction as its int (``n_estimators: 2.0``), as the config reads its whole numbers.
+
+    pydantic reads ``time.horizon_days: 2.0`` as 2, and `LGBMModel._num_rounds` ``num_iterations: 2.0``;
+    scikit-learn's rule of the estimators' whole-number arguments refuses a float. Others stay as given.
+    """
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _check_positional_constraints(
@@ -452,7 +461,7 @@ def _argument_problem(name: str, model_class: type[Any], settings: Mapping[str, 
             continue
         number = any(isinstance(c, Interval) for c in constraints)
         if (number and isinstance(value, bool | np.bool_)) or not any(
-            make_constraint(c).is_satisfied_by(value) for c in constraints
+            make_constraint(c).is_satisfied_by(_whole(value)) for c in constraints
         ):
             return _setting_problem(name, key, _rule_words(constraints), value)
     return None

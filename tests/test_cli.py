@@ -214,6 +214,21 @@ def test_console_script_runs_as_a_process(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_setting_lightgbm_refuses_is_one_line_on_stderr_without_lightgbm_s_own(tmp_path):
+    """``reg_alpha: -1`` printed "[LightGBM] [Fatal] Check failed: (lambda_l1) >= (0.0) at ...cpp"
+    (LightGBM's C++ writes it to stderr) above kamml's error, from the config's one-round check."""
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("models:\n  clv:\n    reg_alpha: -1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "kamml", "validate", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"kamml: error: {cfg}: 'models.clv.reg_alpha' must be >= 0, got -1\n"
+
+
 def test_python_dash_m_kamml_runs_the_command(tmp_path):
     """`python -m kamml` is the `kamml` command: it had no __main__ module ("cannot be directly executed")."""
     module = [sys.executable, "-m", "kamml"]

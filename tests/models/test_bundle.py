@@ -1052,6 +1052,35 @@ def test_whole_number_settings_given_as_floats_train_as_their_whole_numbers(worl
     check_model_settings(cfg)
 
 
+def test_lightgbm_s_fatal_line_is_kept_off_stderr_only_while_no_other_thread_runs(capfd):
+    """LightGBM's C++ wrote "[LightGBM] [Fatal] Check failed ..." to stderr before kamml's error.
+
+    The one-round check points the process's stderr elsewhere only while no other thread runs (the
+    command line): another thread would lose what it writes meanwhile. What else is written comes back.
+    """
+    import sys
+    import threading
+
+    sys.stderr.write("before\n")
+    with pytest.raises(ConfigError, match=r"'models\.clv\.reg_alpha' must be >= 0, got -1"):
+        Config.from_dict({"models": {"clv": {"reg_alpha": -1}}})
+    sys.stderr.write("after\n")
+    assert capfd.readouterr().err == "before\nafter\n"
+    caught: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            Config.from_dict({"models": {"clv": {"reg_alpha": -1}}})
+        except ConfigError as exc:
+            caught.append(exc)
+
+    other = threading.Thread(target=build)
+    other.start()
+    other.join()
+    assert len(caught) == 1
+    assert "[LightGBM] [Fatal] Check failed: (lambda_l1) >= (0.0)" in capfd.readouterr().err
+
+
 def test_no_metric_is_fine_without_early_stopping_and_edits_in_place_are_checked():
     check_model_settings(
         Config.from_dict({"models": {"churn": {"metric": "none", "early_stopping_rounds": None}}})

@@ -50,7 +50,11 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import re
+import sys
+import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -652,7 +656,7 @@ def _check_lightgbm_accepts(
     labels = np.tile([0.0, 1.0], 10)
     params = {k: v for k, v in params.items() if k != "monotone_constraints"}
     try:
-        with no_autolog():
+        with no_autolog(), _quiet_fatal():
             data = lgb.Dataset(rows, labels)
             valid = [lgb.Dataset(rows, labels, reference=data)] if early_stopping else None
             callbacks: list[Any] = [lgb.early_stopping(1, verbose=False)] if early_stopping else []
@@ -667,6 +671,66 @@ def _check_lightgbm_accepts(
         if NO_EVAL_METRIC not in str(exc):
             raise
         raise ConfigError(f"models.{name}.metric: {no_metric_message(model, params.get('metric'))}") from None
+
+
+#: How LightGBM's C++ starts the line it writes to stderr before it raises (`_quiet_fatal`).
+_FATAL = b"[LightGBM] [Fatal] "
+
+
+@contextlib.contextmanager
+def _quiet_fatal() -> Iterator[None]:
+    """Keep LightGBM's "[LightGBM] [Fatal] ..." line of the one-round check off stderr; the rest passes.
+
+    LightGBM's C++ writes a fatal message straight to the process's stderr (fd 2) before it raises it,
+    past ``verbosity=-1`` and `lightgbm.register_logger` (its callback gets the other levels only), so
+    ``kamml validate`` printed "Check failed ... config_auto.cpp" above kamml's one-line error. fd 2 is the
+    whole process's: it is pointed at a temporary file only while no other Python thread runs (the
+    command line), which none then can write to meanwhile, and what else came is written back after.
+    """
+    if threading.active_count() > 1:
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        _flush_stderr()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr (closed): nothing to keep clean
+            saved = None
+        if saved is not None:
+            os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            if saved is not None:
+                _flush_stderr()
+                os.dup2(saved, 2)
+                os.close(saved)
+                caught.seek(0)
+                _write_stderr(_without_fatal(caught.read()))
+
+
+def _flush_stderr() -> None:
+    """Write out what Python holds for stderr, before fd 2 is pointed elsewhere or back."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # None, or closed
+        sys.stderr.flush()
+
+
+def _without_fatal(text: bytes) -> bytes:
+    """`text` without LightGBM's fatal lines and the empty line its checks end with."""
+    kept, dropped = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith(_FATAL) or (dropped and not line.strip()):
+            dropped = True
+            continue
+        kept.append(line)
+        dropped = False
+    return b"".join(kept)
+
+
+def _write_stderr(data: bytes) -> None:
+    """Write `data` to fd 2 whole (a write may take part of it)."""
+    while data:
+        data = data[os.write(2, data) :]
 
 
 def _earlier(train: pd.DataFrame) -> pd.Series:

@@ -10,6 +10,7 @@ from kamml.config import (
     FEATURE_GROUPS,
     AllocationConfig,
     Config,
+    FeaturesConfig,
     ModelsConfig,
     lightgbm_parameters,
     load_config,
@@ -1183,6 +1184,35 @@ def test_model_settings_that_cannot_train_are_refused_when_the_config_is_read(tm
     assert str(caught.value) == f"{path}: {says}"
     path.write_text("models: {clv: {offset_weight: 0.3}, influence: {prior_weight: 0}}\n")
     assert load_config(path).models.clv == {"offset_weight": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("build", "says"),
+    [
+        (lambda: Config(time={"horizon_days": "soon"}), "'time.horizon_days'"),
+        (lambda: Config(nonsense=1), "unknown key 'nonsense'; valid keys here: data, time"),
+        (
+            lambda: Config(models={"clv": {"learning_rate": -1}}),
+            "'models.clv.learning_rate' must be a finite number > 0, got -1",
+        ),
+        (
+            lambda: ModelsConfig(clv={"learning_rate": -1}),
+            "'models.clv.learning_rate' must be a finite number > 0, got -1",
+        ),
+        (
+            lambda: FeaturesConfig(windows=[30, -3]),
+            "'features.windows[1]' must be a whole number from 1 to 36,525, got -3",
+        ),
+        (lambda: AllocationConfig(floor_hours=True), "'allocation.floor_hours' must be a number, got true"),
+    ],
+)
+def test_a_config_built_directly_raises_the_config_error_from_dict_raises(build, says):
+    """``Config(...)`` and a section's class raised pydantic's ValidationError ("1 validation error for
+    Config ... Input should be a valid integer, unable to parse string as an integer [type=int_parsing,
+    ...]"), while `Config.from_dict`, `load_config` and an assignment raise a `ConfigError` naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        build()
+    assert str(caught.value).startswith(f"config: {says}")
 
 
 @pytest.mark.parametrize(

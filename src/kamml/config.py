@@ -86,6 +86,23 @@ class _Section(BaseModel):
     # no protected "model_" prefix: `tracking.model_name` is a setting (pydantic < 2.10 warned of it)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
+    def __init__(self, /, **data: Any) -> None:
+        """Build and validate; a bad value or unknown key is a `ConfigError` naming the dotted key.
+
+        ``Config(time={"horizon_days": "soon"})`` and a section's class raised pydantic's ValidationError,
+        unlike `Config.from_dict`, `load_config` and an assignment (`__setattr__`). Only a direct call:
+        sections inside a config, and `model_validate`, are validated without it (pydantic's own API).
+        """
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "config", _section_path(type(self)))) from None
+
+    # pydantic's mark of an __init__ that only wraps its own (as its RootModel's): without it pydantic
+    # calls this one for each section inside a config and in model_validate too, so one section's error
+    # hid the others and `load_config` said "config: 'time': config: 'time.horizon_days' ..."
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     def check_edits(self) -> None:
         """Validate the section again: a `ConfigError` naming the key, as loading it would raise.
 

@@ -298,30 +298,34 @@ def _check_category_values(column: Any, name: str) -> None:
     Dates, durations and bytes are refused too, as fit refuses them (a date column, levels JSON cannot
     hold): scoring read each as an unseen level, a missing value, with at most a warning.
     """
-    if _category_kind(column) in _SCALAR_KINDS:  # fast, in C: the usual case
-        return
-    values = (
-        column.to_numpy(dtype=object) if isinstance(column, pd.Series) else np.asarray(column, dtype=object)
-    )
-    bad, reason = _no_single_category(values)
-    if len(bad):
+    found = not_categories(column)
+    if found is not None:
+        bad, reason = found
+        values = _object_values(column)
         rows = ", ".join(str(i) for i in bad[:5])
         kinds = " and ".join(sorted({type(values[i]).__name__ for i in bad}))
         rule = CATEGORY_RULE.format(type=f"{kinds} value(s) in row(s) {rows} ({counted(len(bad), 'row')})")
         raise ModelInputError(f"column {name!r} {rule}{reason}")
 
 
-def not_categories(column: pd.Series) -> tuple[NDArray[np.intp], str] | None:
+def not_categories(column: Any) -> tuple[NDArray[np.intp], str] | None:
     """Positions of a category column's values that are no single category, and the reason; None if none.
 
     Lists and dicts (reason ""), else dates, durations or bytes (`DATED_CATEGORY_REASON`,
     `BYTES_CATEGORY_REASON`): what the models refuse (`_check_category_values`). The batch scorer names
     them as a `kamml.errors.Problem` before the models read the column, as Spark's schema check does.
     """
-    if _category_kind(column) in _SCALAR_KINDS:
+    if _category_kind(column) in _SCALAR_KINDS:  # fast, in C: the usual case
         return None
-    bad, reason = _no_single_category(column.to_numpy(dtype=object))
+    bad, reason = _no_single_category(_object_values(column))
     return (bad, reason) if len(bad) else None
+
+
+def _object_values(column: Any) -> NDArray[Any]:
+    """A column's values (a Series, an array or a list) as an object array."""
+    if isinstance(column, pd.Series):
+        return column.to_numpy(dtype=object)
+    return np.asarray(column, dtype=object)
 
 
 def _no_single_category(values: NDArray[Any]) -> tuple[NDArray[np.intp], str]:
@@ -338,12 +342,16 @@ def dated_dtype(column: pd.Series) -> str | None:
     (every value NaT), which the models read as missing values. None for any other dtype.
     """
     dtype = column.cat.categories.dtype if isinstance(column.dtype, pd.CategoricalDtype) else column.dtype
-    temporal = (
+    return str(dtype) if _temporal_dtype(dtype) else None
+
+
+def _temporal_dtype(dtype: Any) -> bool:
+    """Whether `dtype` is one of dates, durations or periods (`dated_dtype`, `_temporal`)."""
+    return bool(
         pd.api.types.is_datetime64_any_dtype(dtype)
         or pd.api.types.is_timedelta64_dtype(dtype)
         or isinstance(dtype, pd.PeriodDtype)
     )
-    return str(dtype) if temporal else None
 
 
 def _not_categories(values: NDArray[Any]) -> tuple[NDArray[np.intp], str]:
@@ -591,11 +599,7 @@ def _temporal(column: Any) -> bool:
         if inferred in _MIXED:  # numbers beside a numpy date or duration object, which numpy casts too
             return any(isinstance(value, TEMPORAL_TYPES) for value in column)
         return inferred in TEMPORAL_INFERRED
-    return bool(
-        pd.api.types.is_datetime64_any_dtype(dtype)
-        or pd.api.types.is_timedelta64_dtype(dtype)
-        or isinstance(dtype, pd.PeriodDtype)
-    )
+    return _temporal_dtype(dtype)
 
 
 def _values_of(column: pd.Series) -> Any:

@@ -175,8 +175,11 @@ def category_type_problem(name: str, column: pd.Series) -> Problem | None:
     found = not_categories(column)
     if found is None:
         dtype = dated_dtype(column)  # every value missing (NaT): no row to name, the type is the fault
-        rule = None if dtype is None else CATEGORY_RULE.format(type=dtype) + DATED_CATEGORY_REASON
-        return None if rule is None else Problem("features", name, rule)
+        return (
+            None
+            if dtype is None
+            else Problem("features", name, CATEGORY_RULE.format(type=dtype) + DATED_CATEGORY_REASON)
+        )
     rows, reason = found
     values = [v.tolist() if isinstance(v, np.ndarray) else v for v in column.iloc[rows]]
     kinds = " and ".join(sorted({type(v).__name__ for v in values}))

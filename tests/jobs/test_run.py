@@ -119,6 +119,55 @@ def test_a_failure_after_training_marks_the_training_run_failed(
     assert read_manifest(cfg.output.dir) is None  # and no output set was published
 
 
+def test_the_run_reads_complete_only_once_its_outputs_are_published(
+    tracked_config, world_path, tmp_path, monkeypatch
+):
+    """Tagged complete while logging, before publishing: a job killed outright (SIGKILL) as it published
+    left a run saying ``complete`` whose outputs never appeared. Until the set is out it is ``running``
+    (which a later job's tidy-up marks ``killed`` once the process has gone)."""
+    name = f"kamml-complete-last-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 300
+    seen: list[str] = []
+    real_publish = OutputSet.publish
+
+    def publish_noting_the_status(self, *args, **kwargs):
+        experiment = MlflowClient().get_experiment_by_name(name)
+        (found,) = MlflowClient().search_runs([experiment.experiment_id])
+        seen.append(found.data.tags[JOB_STATUS_TAG])
+        return real_publish(self, *args, **kwargs)
+
+    monkeypatch.setattr(OutputSet, "publish", publish_noting_the_status)
+    result = run(cfg, world_path, echo=lambda _: None)
+    assert seen == ["running"]
+    found = MlflowClient().get_run(result.training.run_id)
+    assert (found.info.status, found.data.tags[JOB_STATUS_TAG]) == ("FINISHED", "complete")
+
+
+def test_a_console_failing_after_the_outputs_are_published_leaves_the_run_complete(
+    tracked_config, world_path, tmp_path
+):
+    """The set is the job's result once published: a console closed as the job said where its report is
+    marked the run FAILED at ``publish`` while its whole set was in the folder for a CRM to read."""
+    name = f"kamml-closed-console-{tmp_path.name}"
+    cfg = tracked_config(experiment=name, model_name=name)
+    cfg.output.dir = tmp_path / "out"
+    cfg.allocation.hours = 300
+
+    def console(line: str) -> None:
+        if line.strip().startswith("report "):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        run(cfg, world_path, echo=console)
+    manifest = read_manifest(cfg.output.dir)
+    assert manifest is not None  # published
+    found = MlflowClient().get_run(manifest["run_id"])
+    assert (found.info.status, found.data.tags[JOB_STATUS_TAG]) == ("FINISHED", "complete")
+    assert "kamml.job.failed_stage" not in found.data.tags
+
+
 def _last_set(folder) -> dict[str, bytes]:
     """An earlier job's published set in `folder`; every file of it (manifest included) by name."""
     with OutputSet(folder) as outputs:

@@ -125,6 +125,11 @@ class OutputSet:
             "made and locked it (another process tidying it?): give this job another output.dir"
         )
 
+    @property
+    def published(self) -> bool:
+        """Whether `publish` has moved this set into the folder (the job's result from then on)."""
+        return self._published
+
     def stage(self, name: str) -> Path:
         """Where to write the output `name` (a file or a folder) before it is published."""
         return self.staging / name

@@ -66,7 +66,14 @@ from kamml.models.effort import EffortResponse, config_rule
 from kamml.report.html import render_report
 from kamml.report.plots import plot_budget_curve
 from kamml.text import counted
-from kamml.tracking import CHAMPION, LoadedModel, TrainingRun, record_job_failure, resolve_model
+from kamml.tracking import (
+    CHAMPION,
+    LoadedModel,
+    TrainingRun,
+    record_job_complete,
+    record_job_failure,
+    resolve_model,
+)
 from kamml.tracking.registry import version_backtest
 from kamml.tracking.runs import PLAN_BY_RUN_TAG, PLAN_MODEL_TAG
 
@@ -315,7 +322,9 @@ def _run(
     except BaseException as exc:
         # the training run ended FINISHED, its job "running": a failure from there on (a console closed
         # while the train stage said its result, the end-of-stage stop check) must not leave it so
-        if training is not None:
+        if training is not None and outputs.published:  # the set is out: the job's result stands
+            record_job_complete(config, training.run_id)
+        elif training is not None:
             failed = next((name for name in STAGES if name not in seconds), PUBLISH)
             record_job_failure(config, training.run_id, failed, exc)
         raise
@@ -367,20 +376,28 @@ def _score_allocate_report(
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
         staged["manifest"] = outputs.seal(_facts(config, training, model_uri, plan, horizon))
         _log_outputs(config, training, staged.values(), plan, model_uri, fresh)
-    files = _published(outputs, staged)
+    files = _published(config, training, outputs, staged)
     echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)
     return RunResult(training, scores, allocation, curve, files, seconds, skipped)
 
 
-def _published(outputs: OutputSet, staged: dict[str, Path], remove: Sequence[str] = ()) -> dict[str, Path]:
-    """Publish the staged set, logged on MLflow by then: the job's last step; the outputs' final paths.
+def _published(
+    config: Config,
+    training: TrainResult,
+    outputs: OutputSet,
+    staged: dict[str, Path],
+    remove: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Publish the staged set, logged on MLflow by then, then tag the run complete; the final paths.
 
     Last, so that a job whose logging failed (an artifact store full or gone, a stop) leaves the last
     published set in place: published first, its whole set was read by a CRM as the run's result while
-    the run was marked failed. A publish that fails here marks the run failed at `PUBLISH` (`_run`).
+    the run was marked failed. A publish that fails here marks the run failed at `PUBLISH` (`_run`);
+    one killed outright leaves it ``running``, never ``complete`` without its outputs.
     """
     published = outputs.publish(remove=remove)
+    record_job_complete(config, training.run_id)
     return {key: published.get(path.name, outputs.folder / path.name) for key, path in staged.items()}
 
 
@@ -546,7 +563,7 @@ def _log_outputs(
 
     Tagged with the model that scored the plan (`PLAN_MODEL_TAG`) and whether it is this run's own
     (`own`, as `_registered` says): the champion is another run's model when this run's version was not
-    promoted; its figures read as this model's otherwise.
+    promoted; its figures read as this model's otherwise. The job reads ``running`` until it publishes.
     """
     with TrainingRun(config, run_id=training.run_id) as tracked:
         tracked.set_tags({PLAN_MODEL_TAG: model_uri, PLAN_BY_RUN_TAG: str(own).lower()})
@@ -561,7 +578,6 @@ def _log_outputs(
                 **_rep_prices(plan),
             }
         )
-        tracked.job_complete()
 
 
 def _rep_prices(plan: dict[str, Any]) -> dict[str, float]:
@@ -642,7 +658,7 @@ def _run_on_spark(
         _log_outputs(config, training, staged.values(), plan, model.resolved, fresh)
     parts = {"scores": outputs.stage("scores.parquet"), "allocation": outputs.stage("allocation.parquet")}
     # an earlier in-memory run's CSV plan must not sit beside the new manifest: removed as it publishes
-    files = _published(outputs, {**parts, **staged}, remove=_NOT_ON_SPARK)
+    files = _published(config, training, outputs, {**parts, **staged}, remove=_NOT_ON_SPARK)
     echo(f"      scores and allocation -> {files['scores']}, {files['allocation']} (Parquet parts)")
     echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)

@@ -14,7 +14,14 @@ from kamml.tracking.model import (
     resolve_model,
 )
 from kamml.tracking.registry import CHAMPION, Promotion, metric_key, promote, register
-from kamml.tracking.runs import JOB_STATUS_TAG, TrainingRun, backtest_metrics, flatten, record_job_failure
+from kamml.tracking.runs import (
+    JOB_STATUS_TAG,
+    TrainingRun,
+    backtest_metrics,
+    flatten,
+    record_job_complete,
+    record_job_failure,
+)
 from kamml.tracking.store import experiment_id, tracking_scope, tracking_uri, use_tracking
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "model_input",
     "pip_requirements",
     "promote",
+    "record_job_complete",
     "record_job_failure",
     "register",
     "resolve_model",

@@ -59,7 +59,14 @@ from kamml.tracking.store import (
     without_password,
 )
 
-__all__ = ["JOB_STATUS_TAG", "TrainingRun", "backtest_metrics", "flatten", "record_job_failure"]
+__all__ = [
+    "JOB_STATUS_TAG",
+    "TrainingRun",
+    "backtest_metrics",
+    "flatten",
+    "record_job_complete",
+    "record_job_failure",
+]
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +220,20 @@ def record_job_failure(config: Config, run_id: str, stage: str, error: BaseExcep
             client.set_terminated(run_id, status="KILLED" if stopped else "FAILED")
     except Exception as exc:  # never hide the job's own error behind this one
         log.warning("could not mark MLflow run %s as failed at %s: %s", run_id, stage, exc)
+
+
+def record_job_complete(config: Config, run_id: str) -> None:
+    """Tag the training run of a job whose outputs are published: the whole job is ``complete``.
+
+    Tagged only once the set is published (`kamml.jobs.run`): tagged while logging, a job killed
+    outright as it published left a run saying ``complete`` whose outputs never appeared. A run that
+    cannot be tagged (the store has gone) keeps ``running``, with a warning: its outputs are out.
+    """
+    try:
+        with tracking_scope(config.tracking):
+            mlflow.MlflowClient().set_tag(run_id, JOB_STATUS_TAG, "complete")
+    except Exception as exc:  # the published set is the job's result; never fail it here
+        log.warning("outputs published, but MLflow run %s could not be tagged complete: %s", run_id, exc)
 
 
 #: What MLflow takes as a param key (`mlflow.utils.validation`): letters, digits, _ - . : / and spaces,
@@ -904,10 +925,6 @@ class TrainingRun:
         finite = {k: float(v) for k, v in values.items() if pd.notna(v) and math.isfinite(float(v))}
         metrics = [Metric(k, v, now, 0) for k, v in finite.items()]
         mlflow.MlflowClient().log_batch(self.run_id, metrics=metrics)
-
-    def job_complete(self) -> None:
-        """Tag the run with the whole job's success (`record_job_failure` tags a failure)."""
-        mlflow.set_tag(JOB_STATUS_TAG, "complete")
 
     def log_model(self, bundle: ModelBundle, features: pd.DataFrame) -> str:
         """Log the bundle as the run's pyfunc; return its ``models:/`` URI."""

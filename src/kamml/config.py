@@ -550,6 +550,11 @@ FEATURE_GROUPS = (
 )
 
 
+def _window_rule() -> str:
+    """The rule of each of `features.windows`, in the words of the time settings (``time.horizon_days``)."""
+    return _bounds_rule(True, {"ge": 1, "le": MAX_DAYS})
+
+
 class FeaturesConfig(_Section):
     """Feature windows and feature groups switched on or off (DESIGN §4)."""
 
@@ -585,40 +590,50 @@ class FeaturesConfig(_Section):
 
     @field_validator("windows", mode="before")
     @classmethod
-    def _finite_windows(cls, value: Any) -> Any:
-        """Refuse a nan or infinite window with the range: pydantic's "must be a finite number" gave none."""
+    def _whole_windows(cls, value: Any) -> Any:
+        """Refuse a window that is no whole number (nan, inf, 2.5, text, null) with its item and range.
+
+        A single number or text in place of the list (``windows: 30``) is said with the rule too.
+        pydantic said "must be a finite number" (no range) for nan, and "Input should be a valid integer,
+        got a number with a fractional part" for 2.5, where ``[30, -3]`` names the item and its range.
+        A whole float (30.0) is read as its day count, as before; true and quoted numbers are refused
+        before (`_no_yes_no_for_numbers`).
+        """
+        value = to_plain(value)  # a grid's np.int64 or np.float32 windows, read as before
+        if isinstance(value, int | float | str | Mapping):  # not a list: "Input should be a valid list"
+            raise _key_error(
+                f"'features.windows' must be a list of day counts, each {_window_rule()}, got {_given(value)}"
+            )
         if isinstance(value, list | tuple):
             for at, window in enumerate(value):
-                if isinstance(window, float) and not math.isfinite(window):
-                    rule = _bounds_rule(True, {"ge": 1, "le": MAX_DAYS})  # as time.horizon_days says it
-                    raise _key_error(f"'features.windows[{at}]' must be {rule}, got {window}")
+                whole = isinstance(window, int) or (isinstance(window, float) and window.is_integer())
+                if not whole:
+                    raise _key_error(
+                        f"'features.windows[{at}]' must be {_window_rule()}, got {_given(window)}"
+                    )
         return value
 
     @field_validator("windows")
     @classmethod
     def _positive_windows(cls, value: list[int]) -> list[int]:
-        """Day counts from 1 to `MAX_DAYS`, sorted, each once.
+        """Day counts from 1 to `MAX_DAYS`, sorted, each once; the first out of range named by its item.
 
         No upper end let 10**9 days through (spend_1000000000d: the lifetime spend under another name)
-        and 10**19, past an int64, ended in Ibis' TypeError; bounded as the time settings are. A window
-        of no days or fewer is named by its item, as a nan one is (`_finite_windows`).
+        and 10**19, past an int64, ended in Ibis' TypeError; bounded as the time settings are.
         """
         if not value:
             raise _key_error(
                 "'features.windows' must hold at least one window (a whole number of days), got []"
             )
-        short = next((at for at, window in enumerate(value) if window <= 0), None)
-        if short is not None:
-            rule = _bounds_rule(True, {"ge": 1, "le": MAX_DAYS})  # as time.horizon_days says it
-            raise _key_error(f"'features.windows[{short}]' must be {rule}, got {value[short]}")
-        long = sorted({w for w in value if w > MAX_DAYS})
-        if long:
-            shown = ", ".join(f"{w:,}" for w in long)
-            raise _key_error(
-                f"features.windows holds {shown}: each window must be from 1 to {MAX_DAYS:,} days (a "
-                "century, as the time settings); a window longer than the history before the cutoff "
-                "equals the lifetime features (spend_total, orders_total, quantity_total)"
+        at = next((at for at, window in enumerate(value) if not 1 <= window <= MAX_DAYS), None)
+        if at is not None:
+            hint = (
+                " (a window longer than the history before the cutoff equals the lifetime features: "
+                "spend_total, orders_total, quantity_total)"
+                if value[at] > MAX_DAYS
+                else ""
             )
+            raise _key_error(f"'features.windows[{at}]' must be {_window_rule()}, got {value[at]}{hint}")
         return sorted(set(value))
 
 
@@ -1263,8 +1278,8 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
             lines.append(
                 f"'{where}' must be a number, got {ctx.get('got')!r} (text): write the number without quotes"
             )
-        elif (rule := _number_rule(err, loc)) is not None:  # nan read as "greater than or equal to 0"
-            lines.append(f"'{key}' must be {rule}, got {_as_float(err.get('input'))}")
+        elif (rule := _number_rule(err, loc, member)) is not None:  # "Input should be greater than 0"
+            lines.append(f"'{key}' must be {rule}, got {_given(err.get('input'))}")
         elif err["type"] == "bool_type":  # a strict switch: 0, 'no' and 'false' are not read as false
             lines.append(f"'{key}' must be true or false, got {err.get('input')!r}")
         elif dict_key and err["type"] == "literal_error":  # weights: {retension: 1}
@@ -1338,6 +1353,10 @@ def _plain_words(err: Any, key: str) -> str | None:
 _BOUND_ERRORS = frozenset(
     {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
 )
+#: pydantic's error types of a value that is no number of the key's kind (2.5 or "x" for a whole number).
+_KIND_ERRORS = frozenset(
+    {"int_from_float", "int_parsing", "int_parsing_size", "int_type", "float_parsing", "float_type"}
+)
 
 
 def _as_float(value: Any) -> float | None:
@@ -1350,18 +1369,34 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
-def _number_rule(err: Any, loc: tuple[str, ...]) -> str | None:
-    """What the number at `loc` must be when nan or an infinity broke its bounds; None for other errors.
+def _given(value: Any) -> str:
+    """A value as the config's errors show it after "got": text quoted, null as YAML writes it, nan as nan."""
+    if isinstance(value, str):
+        number = _as_float(value)
+        return str(number) if number is not None and not math.isfinite(number) else repr(value)
+    return "null" if value is None else str(value)
 
-    pydantic said "should be greater than or equal to 0 (got nan)" (as if nan were below 0) or "should be
-    a finite number" without the range; the rule here is the key's own bounds (its `Field`), in words.
+
+def _number_rule(err: Any, loc: tuple[str, ...], member: bool = False) -> str | None:
+    """What the number at `loc` must be when its value broke the key's rule; None for other errors.
+
+    pydantic said "should be greater than or equal to 0 (got nan)" (as if nan were below 0), "should be
+    a finite number" without the range, "Input should be greater than 0 (got -3)" and "Input should be a
+    valid integer, got a number with a fractional part", naming no rule; the rule here is the key's own
+    bounds (its `Field`), in words. A number key of a section only, not one member of a union (its
+    options are said together), an item of a mapping (a rep's hours: "a finite number" for nan) or null.
     """
     value = _as_float(err.get("input"))
-    if err["type"] not in _BOUND_ERRORS or value is None or math.isfinite(value):
+    if err["type"] in _BOUND_ERRORS and value is not None and not math.isfinite(value):
+        owner = _model_at(loc) if loc else None
+        field = owner.model_fields.get(loc[-1]) if owner is not None else None
+        return "a finite number" if field is None else _field_rule(field)
+    if member or err.get("input") is None or err["type"] not in _BOUND_ERRORS | _KIND_ERRORS:
+        return None  # null: said as "has no value" by `_describe`
+    if not _is_setting(loc):
         return None
-    owner = _model_at(loc) if loc else None
-    field = owner.model_fields.get(loc[-1]) if owner is not None else None
-    return "a finite number" if field is None else _field_rule(field)
+    field = _model_at(loc).model_fields[loc[-1]]  # type: ignore[union-attr]  # a setting: it has one
+    return _field_rule(field) if _scalar_kind(field.annotation) == "a number" else None
 
 
 def _field_rule(field: FieldInfo) -> str:

@@ -1052,6 +1052,58 @@ def test_whole_number_settings_given_as_floats_train_as_their_whole_numbers(worl
     check_model_settings(cfg)
 
 
+#: LightGBM's whole-number parameters (main names and aliases), away from kamml's defaults.
+WHOLE = {"num_leaves": 7, "max_depth": 4, "min_child_samples": 30, "max_bin": 63, "bagging_freq": 2}
+
+
+@pytest.mark.parametrize("name", ["clv", "churn", "influence"])
+@pytest.mark.parametrize(
+    ("key", "value"), [(k, float(v)) for k, v in WHOLE.items()] + [("min_data_in_bin", 5.0)]
+)
+def test_lightgbm_s_whole_number_parameters_given_as_whole_floats_are_read_as_ints(name, key, value):
+    """``num_leaves: 31.0`` was refused ("'models.clv.num_leaves' must be a whole number, got 31.0") where
+    ``n_estimators: 2.0`` read as 2; LightGBM's own int parameters are learnt from LightGBM."""
+    cfg = Config.from_dict({"models": {name: {key: value}}})
+    assert getattr(cfg.models, name)[key] == value  # the config keeps what was written
+    check_model_settings(cfg)
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"num_leaves": 31.5}, "'models.clv.num_leaves' must be a whole number, got 31.5"),
+        ({"min_child_samples": 20.25}, "'models.clv.min_child_samples' must be a whole number, got 20.25"),
+        ({"max_bin": float("inf")}, "'models.clv.max_bin' must be a whole number, got inf"),
+        ({"num_leaves": True}, "'models.clv.num_leaves' must be a whole number, got true"),
+    ],
+)
+def test_lightgbm_s_whole_number_parameters_still_refuse_a_fraction_or_a_switch(settings, says):
+    """Only a float without a fraction reads as its int: 31.5 and inf are refused by key, true is no 1."""
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"models": {"clv": settings}})
+    assert str(caught.value) == f"config: {says}"
+
+
+def test_lightgbm_s_whole_number_parameters_as_floats_train_the_models_of_their_ints(world_data):
+    """A YAML ``num_leaves: 7.0`` trains the model ``num_leaves: 7`` trains: LightGBM gets the int."""
+    end = world_data.end.normalize()
+    bundles = []
+    for params in (WHOLE, {key: float(value) for key, value in WHOLE.items()}):
+        settings = {**FAST, **params}
+        cfg = Config.from_dict(
+            {
+                "time": {"horizon_days": 90, "snapshots": 2, "step_days": 60},
+                "models": {"threads": 1, "clv": settings, "churn": settings, "influence": settings},
+            }
+        )
+        train = build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg)
+        bundles.append((ModelBundle.fit(train, cfg), build_features(world_data, end, cfg)))
+    (ints, features), (floats, _) = bundles
+    for model in (floats.clv, floats.churn):
+        assert {key: type(model.params[key]) for key in WHOLE} == dict.fromkeys(WHOLE, int)
+    pd.testing.assert_frame_equal(floats.predict(features), ints.predict(features))
+
+
 _FATAL_CHECK = """
 import sys
 from kamml.config import Config

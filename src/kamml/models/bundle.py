@@ -342,7 +342,7 @@ def _lgbm_kwargs(
             _check_positional_constraints(name, params, given["monotone_constraints"], features)
         elif not is_true(given.get("linear_tree")):
             kwargs["monotone"] = default_monotone(name, features)
-    kwargs["params"] = params or None
+    kwargs["params"] = {key: _lightgbm_whole(key, value) for key, value in params.items()} or None
     return kwargs
 
 
@@ -353,6 +353,45 @@ def _whole(value: Any) -> Any:
     scikit-learn's rule of the estimators' whole-number arguments refuses a float. Others stay as given.
     """
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _lightgbm_whole(key: str, value: Any) -> Any:
+    """A whole float of one of LightGBM's int parameters as its int (``num_leaves: 31.0``); else as given.
+
+    LightGBM refused 31.0 ("Parameter num_leaves should be of type int, got "31.0"") where the config
+    reads ``n_estimators: 2.0`` as 2 (`_whole`): the config check and the estimator both get the int, so
+    a YAML ``31.0`` trains the model ``31`` trains. 31.5, inf and true stay as given, for LightGBM's refusal.
+    """
+    if isinstance(value, float) and value.is_integer() and _lightgbm_int(key):
+        return int(value)
+    return value
+
+
+@functools.cache
+def _lightgbm_int(key: str) -> bool:
+    """Whether LightGBM reads the parameter `key` (a main name or an alias) as an int, as its parser says.
+
+    LightGBM lists no parameter types; its parser names the type it wanted for a value with a fraction
+    ("Parameter min_data_in_leaf should be of type int"), without training. False when it cannot say.
+    """
+    quiet = "" if key in _lightgbm_names("verbosity") else "verbosity=-1 "  # its parser logs at info
+    try:
+        with _quiet_fatal():
+            lgb.basic._get_sample_count(1, f"{quiet}{key}=0.5")
+    except lgb.basic.LightGBMError as exc:
+        typed = _LIGHTGBM_TYPE.search(str(exc))
+        return typed is not None and typed[2] == "int"
+    except (AttributeError, TypeError):  # a LightGBM without the call
+        return False
+    return False
+
+
+def _lightgbm_names(param: str) -> set[str]:
+    """A LightGBM parameter's main name and aliases, as LightGBM lists them (the name alone if it cannot)."""
+    try:
+        return set(lgb.basic._ConfigAliases.get(param)) | {param}
+    except (AttributeError, TypeError, ValueError):  # a LightGBM without its list of aliases
+        return {param}
 
 
 def _check_positional_constraints(
@@ -615,10 +654,7 @@ def _lightgbm_problem(name: str, settings: Mapping[str, Any], reason: str) -> st
         param, rule = checked[1], f"{checked[2]} {float(checked[3]):g}"
     else:
         return None
-    try:
-        names = set(lgb.basic._ConfigAliases.get(param)) | {param}
-    except (AttributeError, TypeError, ValueError):  # a LightGBM without its list of aliases
-        names = {param}
+    names = _lightgbm_names(param)
     key = next((k for k in settings if k in names), None)
     return None if key is None else _setting_problem(name, key, rule, settings[key])
 

@@ -1012,7 +1012,9 @@ def test_a_registry_uri_resolves_as_mlflow_parses_it(tmp_path, mlflow_state):
 
     from kamml.tracking.model import _resolve_alias
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm.db'}")
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)  # the session store's registry otherwise (`mlflow_at_session_store`)
     client = MlflowClient()
     client.create_registered_model("team@kamml")
     client.create_model_version("team@kamml", source=str(tmp_path / "model"))

@@ -1786,7 +1786,17 @@ def test_a_data_uri_is_the_configs_data_path_and_nothing_is_generated_into_it():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["models:/kamml-test/99", "runs:/0123456789abcdef/model", "no-such-folder"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "models:/kamml-test/99",
+        "runs:/0123456789abcdef/model",
+        "no-such-folder",
+        "models:/m-0123456789abcdef",  # a logged model's id, a stage, a file:// URI: found only when loaded
+        "models:/kamml-test/Production",
+        "file:///no-such-folder",
+    ],
+)
 def test_score_names_a_mistyped_model_before_reading_the_data(trained, world_path, tmp_path, model):
     """A wrong version, run id or folder was told only after the whole data load (the model loaded beside
     it): with data that cannot be read, the data's error hid it. The model is found first, so its error

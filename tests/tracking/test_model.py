@@ -1056,3 +1056,121 @@ def test_columns_in_another_order_and_columns_the_model_does_not_read_score_alik
     whole = model.predict(rows)
     shuffled = rows[rows.columns[::-1]].assign(owner="ann", cutoff="2025-01-01")
     pd.testing.assert_frame_equal(model.predict(shuffled), whole)
+
+
+def _store_with_files_gone(tmp_path) -> MlflowClient:
+    """MLflow's current store in `tmp_path`: model 'located', version 1 in Production, its files gone."""
+    import mlflow
+
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)  # the session store's registry otherwise (`mlflow_at_session_store`)
+    client = MlflowClient()
+    client.create_registered_model("located")
+    client.create_model_version("located", source=str(tmp_path / "gone"))
+    with warnings.catch_warnings():  # stages are deprecated in MLflow 3, still read by models:/name/Stage
+        warnings.simplefilter("ignore", FutureWarning)
+        client.transition_model_version_stage("located", "1", "Production")
+    return client
+
+
+#: URIs naming no model in `_store_with_files_gone`'s store, and the words locate_model refuses each with.
+NOT_THERE = [
+    ("models:/m-0123456789abcdef", "Logged model with ID 'm-0123456789abcdef' not found"),
+    ("models:/located/Staging", "No versions of model with name 'located' and stage 'Staging' found"),
+    ("models:/located/archived", "No versions of model with name 'located' and stage 'archived' found"),
+    ("models:/located/prod", "Invalid Model Version stage: prod"),
+    ("models:/nobody/latest", "Registered Model with name=nobody not found"),
+    ("models:located/1", "Not a proper models:/ URI"),
+    ("runs://0123456789abcdef/model", "Run with id=model not found"),  # MLflow reads the run id 'model'
+    ("models:/located/Production", "holds no MLmodel"),  # in the store, its files gone
+    ("models:/located/latest", "holds no MLmodel"),
+    ("models:/located/1", "holds no MLmodel"),
+    ("file://{tmp}/nothing", "holds no MLmodel"),
+    ("file:{tmp}/nothing", "holds no MLmodel"),
+]
+
+
+def test_locate_refuses_what_loading_refuses_in_every_uri_form(tmp_path, mlflow_state):
+    """A logged model id, a stage, /latest and a file:// URI were found only when loaded: `kamml score`
+    told a mistyped one after the whole data load. Each is looked up as MLflow's loading looks it up."""
+    import re
+
+    from kamml.tracking import locate_model
+
+    _store_with_files_gone(tmp_path)
+    for given, words in NOT_THERE:
+        uri = given.format(tmp=tmp_path)
+        with pytest.raises(ModelError, match=re.escape(words)) as located:
+            locate_model(uri)
+        assert uri in str(located.value)
+        with pytest.raises(ModelError):
+            load_model(uri)
+
+
+def test_a_logged_model_id_that_is_a_registered_name_says_how_to_name_a_version(tmp_path, mlflow_state):
+    """``models:/located`` reads as a logged model's id (MLflow 3): 'Logged model ... not found' alone did
+    not say that the registered model of that name is named with a version, stage or alias."""
+    from kamml.tracking import locate_model
+
+    _store_with_files_gone(tmp_path)
+    with pytest.raises(ModelError) as located:
+        locate_model("models:/located")
+    assert "'located' is a registered model: name one of its versions, as models:/located/latest" in str(
+        located.value
+    )
+
+
+@pytest.mark.parametrize(
+    "uri", ["s3://bucket/model", "gs://bucket/model", "hdfs:///models/m", "https://example.com/m", "dbfs:/m"]
+)
+def test_a_remote_model_is_left_to_load_time(uri, tmp_path, mlflow_state):
+    """locate_model reaches no remote store: a URI it cannot check without the network passes, and is
+    found (or not) when loaded."""
+    from kamml.tracking import locate_model
+
+    _store_with_files_gone(tmp_path)
+    assert locate_model(uri) is None
+
+
+def test_a_single_slash_uri_is_loaded_as_a_uri_not_refused_as_a_folder(tmp_path, mlflow_state):
+    """``dbfs:/...`` and ``mlflow-artifacts:/...`` (the URIs MLflow gives on Databricks and behind a
+    tracking server) were read as folders and refused as "no model at ...: expected an MLflow model
+    folder"; MLflow loads them."""
+    _store_with_files_gone(tmp_path)
+    for uri, words in (
+        ("mlflow-artifacts:/1/models/m-1/artifacts", "the tracking URI must be a valid http or https URI"),
+    ):
+        with pytest.raises(ModelError, match=words):
+            load_model(uri)
+
+
+@pytest.mark.slow
+def test_locate_passes_what_loads_in_every_uri_form(trained, model_dir):
+    """A logged model id, a stage, /latest and a file:// URI are checked in the store without loading, and
+    what locate_model passes loads as a kamml model."""
+    import mlflow
+
+    from kamml.tracking import locate_model, tracking_scope
+
+    cfg, _, result = trained
+    assert result.model_uri.startswith("models:/m-")
+    with tracking_scope(cfg.tracking):
+        version = mlflow.register_model(result.model_uri, "locate-stages").version
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            MlflowClient().transition_model_version_stage("locate-stages", version, "Staging")
+    for uri in (
+        result.model_uri,
+        "models:/locate-stages/Staging",
+        "models:/locate-stages/staging",
+        "models:/locate-stages/latest",
+        f"file://{model_dir}",
+        f"file://{model_dir}/",
+    ):
+        assert locate_model(uri, cfg.tracking) is None, uri
+        assert load_model(uri, cfg.tracking).bundle is not None, uri
+    with pytest.raises(ModelError, match="and stage 'Production' found"):
+        locate_model("models:/locate-stages/Production", cfg.tracking)
+    with pytest.raises(ModelError, match="and stage 'Production' found"):
+        load_model("models:/locate-stages/Production", cfg.tracking)

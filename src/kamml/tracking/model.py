@@ -16,6 +16,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import posixpath
+import re
 import shutil
 import stat
 import tempfile
@@ -34,8 +36,12 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
+from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema, TensorSpec
+from mlflow.utils.file_utils import local_file_uri_to_path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -358,12 +364,13 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
         _check_folder(uri, local)
         if (local / "bundle.json").is_file() or local.name == "bundle.json":
             return LoadedModel(str(local), ModelBundle.load(local), resolved=str(local.resolve()))
-    from_store = uri.startswith(("models:", "runs:"))
+    if uri.startswith("file:"):  # MLflow's words were "No such artifact: 'model'"
+        _check_local_files(uri, uri)
     with _store_lookup(uri, tracking):
         # the alias is read first, in the same store, and that version loaded: the version recorded
         # is the one that scores even when the alias moves meanwhile (it was read after the scope,
         # in MLflow's current store: another store's version, and a stray ./mlflow.db)
-        recorded = _resolve_alias(uri) if from_store or "://" in uri else str(local.resolve())
+        recorded = _resolve_alias(uri) if not _is_folder(uri) else str(local.resolve())
         pyfunc = mlflow.pyfunc.load_model(recorded)  # a folder by its absolute path, ~ read
     inner = pyfunc.unwrap_python_model()
     if not isinstance(inner, KammlPyfunc) or inner.bundle is None:
@@ -375,23 +382,35 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
 def locate_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = None) -> None:
     """Check that `uri` names a model, without loading it: the error `load_model` would raise, sooner.
 
-    A folder must hold MLmodel or bundle.json; a ``models:/name/N`` or ``models:/name@alias`` must be in
-    the registry and a ``runs:/ID/...`` run in the store. `kamml score` loaded the model beside the data,
-    so a mistyped version or run id was told only after the whole data load (and not at all when the
-    data could not be read). Other URIs (``models:/m-<id>``, a stage, ``s3://``) are found when loaded.
+    `kamml score` loaded the model beside the data, so a mistyped version or run id was told only after
+    the whole data load (and not at all when the data could not be read). A folder must hold MLmodel or
+    bundle.json, and a ``file:`` URI MLmodel. A ``models:/`` URI is parsed and looked up in the store as
+    MLflow's loading does: a logged model id (``models:/m-<id>``), a version, a stage's latest version
+    (``models:/name/Production``), the latest of all (``/latest``) or an alias; the files it points at
+    must hold MLmodel when they are on this machine. A ``runs:/ID/...`` run must be in the store. A
+    remote URI (``s3://``, ``gs://``, ``hdfs://``, ``dbfs:/``, ``http(s)://``, ``mlflow-artifacts:/``),
+    and a model's files held there, are not reached here: they are found when loaded.
     """
     uri = os.fspath(uri)
     if _is_folder(uri):
         _check_folder(uri, Path(uri).expanduser())
-        return
-    if uri.startswith(("models:", "runs:")):
+    elif uri.startswith(("models:", "runs:")):
         with _store_lookup(uri, tracking):
             _look_up(uri)
+    elif uri.startswith("file:"):
+        _check_local_files(uri, uri)
+
+
+#: A URI's scheme (two characters or more, so not a Windows drive) and the ``:/`` after it.
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 def _is_folder(uri: str) -> bool:
-    """Whether `uri` is a folder (or a bundle.json), not a ``models:/``, ``runs:/`` or other URI."""
-    return "://" not in uri and not uri.startswith(("models:", "runs:"))
+    """Whether `uri` is a folder (or a bundle.json), not a ``models:/``, ``runs:/`` or other URI.
+
+    ``dbfs:/...`` and ``mlflow-artifacts:/...`` are URIs (MLflow loads them): they were refused as folders.
+    """
+    return _URI_SCHEME.match(uri) is None and not uri.startswith(("models:", "runs:"))
 
 
 def _check_folder(uri: str, local: Path) -> None:
@@ -405,17 +424,35 @@ def _check_folder(uri: str, local: Path) -> None:
 
 
 def _look_up(uri: str) -> None:
-    """Ask the store for the registry version, alias or run `uri` names (MLflow's error if it is not)."""
-    parts = _registry_parts(uri)
+    """Ask the store for what `uri` names, read as MLflow's loading reads it (MLflow's error if absent).
+
+    MLflow's own parsing (`get_model_name_and_version`, after splitting off a path inside the model as
+    its `ModelsArtifactRepository` does), so a URI passed here is the one MLflow then resolves.
+    """
     client = MlflowClient()
-    if parts is not None:
-        name, alias, suffix = parts
-        if alias is not None:
-            client.get_model_version_by_alias(name, alias)
-        elif suffix is not None and suffix.isdigit():
-            client.get_model_version(name, suffix)
-    elif uri.startswith("runs:/"):
-        client.get_run(uri[len("runs:/") :].lstrip("/").split("/", 1)[0])
+    if uri.startswith("runs:"):
+        client.get_run(RunsArtifactRepository.parse_runs_uri(uri)[0])
+        return
+    model, inside = ModelsArtifactRepository.split_models_uri(uri)
+    found = get_model_name_and_version(client, model)  # (id,) or (name, version)
+    if len(found) == 1:
+        files = client.get_logged_model(found[0]).artifact_location
+    else:
+        files = client.get_model_version_download_uri(*found)
+    _check_local_files(uri, posixpath.join(files, inside) if inside else files)
+
+
+def _check_local_files(uri: str, files: str) -> None:
+    """A `ModelError` when `files` (a path or ``file:`` URI) holds no MLmodel; a remote location passes.
+
+    MLflow loads a model's files from there: gone or moved, the load failed after the data were read.
+    """
+    if not files.startswith("file:") and _URI_SCHEME.match(files):
+        return  # s3://, mlflow-artifacts:/ ...: reached only when loaded
+    folder = Path(local_file_uri_to_path(files))
+    if not (folder / "MLmodel").is_file():
+        where = "" if files == uri else " (where the store says its files are)"
+        raise ModelError(f"cannot load the model {uri}: {folder}{where} holds no MLmodel")
 
 
 @contextlib.contextmanager
@@ -490,13 +527,14 @@ def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
 
     "Registered Model with name=kamml not found" alone left a user who had set another
     ``tracking.model_name`` guessing; the names there, or the model's aliases and versions, say what to
-    type. '' for other URIs, when the name, alias (``@latest`` too), version or stage asked for is there
-    (the failure is another: missing artifacts), or when the store cannot be entered or read: the lookup's
-    own error stands.
+    type; for ``models:/name`` (a logged model's id to MLflow 3) naming a registered model, how to name
+    its versions (`_registered_not_logged`). '' for other URIs, when the name, alias (``@latest`` too),
+    version or stage asked for is there (the failure is another: missing artifacts), or when the store
+    cannot be entered or read: the lookup's own error stands.
     """
     parts = _registry_parts(uri)
     if parts is None:
-        return ""
+        return _registered_not_logged(uri, tracking)
     name, alias, version = parts
     try:
         with _scope_again(tracking):
@@ -524,6 +562,25 @@ def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
     aliases = ", ".join(f"{a} (version {v})" for a, v in sorted(model.aliases.items())) or "none"
     shown = ", ".join(map(str, versions[-10:])) or "none"
     return f"; '{name}' has aliases {aliases} and versions {'..., ' if len(versions) > 10 else ''}{shown}"
+
+
+def _registered_not_logged(uri: str, tracking: TrackingConfig | None) -> str:
+    """How to name a version, for ``models:/name`` (a logged model id to MLflow 3) naming a registered model.
+
+    '' otherwise, or when the store cannot be entered or read (advice only: the lookup's error stands).
+    """
+    path = uri[len("models:/") :].rstrip("/") if uri.startswith("models:/") else ""
+    if not path or "/" in path or "@" in path:
+        return ""
+    try:
+        with _scope_again(tracking):
+            MlflowClient().get_registered_model(path)
+    except Exception:  # not a registered name either, or the store unreadable: the lookup's error stands
+        return ""
+    return (
+        f"; '{path}' is a registered model: name one of its versions, as models:/{path}/latest, "
+        f"models:/{path}/<version> or models:/{path}@<alias> (models:/<id> alone names a logged model)"
+    )
 
 
 def _resolve_alias(uri: str) -> str:

@@ -520,6 +520,22 @@ def test_dates_or_bytes_in_a_text_column_are_refused_at_scoring_as_in_fit(
     assert f"in row(s) {first}" in message
 
 
+@pytest.mark.parametrize("rows", [3, 200])  # a REST request's path (the rows made objects), and a batch's
+@pytest.mark.parametrize("dtype", ["datetime64[ns]", "timedelta64[ns]", "period[D]"])
+def test_a_dated_column_without_a_value_in_a_text_column_is_refused_by_its_type(
+    fitted: tuple[ClvModel, pd.DataFrame, np.ndarray], rows: int, dtype: str
+) -> None:
+    """Every value NaT read as a missing value, so the model scored it where fit refuses a date column."""
+    model, X, _ = fitted
+    empty = pd.Series(pd.NaT, index=X.index[:rows], dtype=dtype)
+    with pytest.raises(ModelInputError) as info:
+        model.predict(X.iloc[:rows].assign(seg=empty))
+    assert str(info.value) == (
+        f"column 'seg' must hold one category (text) per row as it was in fit, got {dtype}: dates and "
+        "durations are neither numbers nor categories, and fit refuses them: send the category as text"
+    )
+
+
 # ---- the offset: boosting from a prior value --------------------------------------------------------
 
 

@@ -727,6 +727,38 @@ def test_bad_params_and_values_are_kammls_named_error_for_the_server(trained, ch
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "rows", [3, 100]
+)  # a request's few rows (`column_arrays` makes them objects), a batch's
+@pytest.mark.parametrize("dtype", ["datetime64[ns]", "timedelta64[ns]"])
+def test_the_pyfunc_refuses_a_date_column_without_a_date_in_a_category_feature_as_batch_does(
+    trained, rows, dtype
+):
+    """Every value NaT: the pyfunc scored them as missing values, while batch scoring refuses the column
+    by its type (`category_type_problem`), as fit and Spark's schema check do."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from kamml.jobs.score import category_type_problem
+
+    _, _, result = trained
+    name = sorted(result.bundle.clv.categories_)[0]
+    frame = model_input(result.features.head(rows))
+    frame[name] = pd.Series(pd.NaT, index=frame.index, dtype=dtype)
+    problem = category_type_problem(name, frame[name])
+    assert problem is not None  # batch's refusal, whose rule the pyfunc says too
+    said = f"column {name!r} {problem.rule}"
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    with pytest.raises(MlflowException) as info:
+        model.predict(frame)
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert said in str(info.value)
+    with pytest.raises(ModelError) as direct:  # in Python too: the bundle's own refusal
+        score_frame(result.bundle, frame)
+    assert said in str(direct.value)
+
+
 def test_the_wheel_cache_is_the_users_private_folder_or_none(tmp_path, monkeypatch, caplog):
     """A shared /tmp/kamml-wheels let another user plant the wheel the next model logged and served."""
     import os

@@ -55,6 +55,7 @@ __all__ = [
     "PreparedFeatures",
     "as_float",
     "canonical_params",
+    "check_dated_categories",
     "column_arrays",
     "constraint_count",
     "is_categorical",
@@ -343,6 +344,25 @@ def dated_dtype(column: pd.Series) -> str | None:
     """
     dtype = column.cat.categories.dtype if isinstance(column.dtype, pd.CategoricalDtype) else column.dtype
     return str(dtype) if _temporal_dtype(dtype) else None
+
+
+def check_dated_categories(frame: pd.DataFrame, categories: Iterable[str]) -> None:
+    """A `ModelInputError` naming a category column typed as dates, durations or periods with no value.
+
+    Every value NaT reads as a missing value (in the objects `column_arrays` makes of a few rows, and in
+    a larger frame's Series), so the models scored the column as missing where fit and batch scoring
+    (`kamml.jobs.score.category_type_problem`) refuse it by its type. A column holding dates is left to
+    `_check_category_values`, which names their rows, as batch scoring does.
+    """
+    for name in categories:
+        if name not in frame.columns:  # named by the missing-columns check
+            continue
+        column = frame[name]
+        dtype = dated_dtype(column)
+        if dtype is not None and not column.notna().any():
+            raise ModelInputError(
+                f"column {name!r} {CATEGORY_RULE.format(type=dtype)}{DATED_CATEGORY_REASON}"
+            )
 
 
 def _temporal_dtype(dtype: Any) -> bool:
@@ -954,7 +974,9 @@ class LGBMModel(KammlEstimator):
                 }
                 self._check_saveable_levels()
             # checked to be the fitted columns in order; named as in fit (x0, x1, ... for unnamed ones)
-            return self._columns_matrix(column_arrays(X.set_axis(self.feature_names_, axis=1)), len(X))
+            named = X.set_axis(self.feature_names_, axis=1)
+            check_dated_categories(named, self.categories_)
+            return self._columns_matrix(column_arrays(named), len(X))
         if not reset and self.categories_:
             raise ModelInputError(
                 f"{type(self).__name__} was fitted with categorical columns {sorted(self.categories_)}; "

@@ -78,6 +78,7 @@ from kamml.models._lgbm import (
     as_float,
     canonical_params,
     check_count,
+    check_dated_categories,
     column_arrays,
     constraint_count,
     is_categorical,
@@ -1602,6 +1603,7 @@ class ModelBundle:
         self, features: pd.DataFrame, btyd: BtydFit
     ) -> tuple[Any, dict[str, np.ndarray], dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The models' float matrix of feature rows with btyd columns; those columns; all; f, r, T."""
+        check_dated_categories(features, self.clv.categories_)  # a few rows' dtypes are lost in the arrays
         columns = column_arrays(features)
         f, r, t, m = (as_float(columns[c], c) for c in ("frequency", "recency", "T", "monetary"))
         check_history(f, r, t, m, unit_days=self.unit_days)

@@ -67,6 +67,7 @@ from kamml.spark.session import (
     features_frame,
     owner_text,
     read_parquet,
+    spark_column,
     spark_session,
     to_spark,
     write_atomic,
@@ -403,7 +404,7 @@ def unseen_level_notes_spark(frame: DataFrame, fitted: dict[str, Any], data: Any
         if name not in frame.columns:
             continue
         rest = _not_fitted_exactly(frame, name, levels)
-        counts = rest.groupBy(_column(name).alias("value")).agg(F.count(F.lit(1)).alias("n"))
+        counts = rest.groupBy(spark_column(name).alias("value")).agg(F.count(F.lit(1)).alias("n"))
         top = counts.orderBy(F.desc("n"), F.asc("value")).limit(UNSEEN_VALUES).toPandas()
         if top.empty:
             continue
@@ -419,13 +420,6 @@ def unseen_level_notes_spark(frame: DataFrame, fitted: dict[str, Any], data: Any
     return notes
 
 
-def _column(name: str) -> Any:
-    """Spark column `name` taken as it is spelled (a dot or a backtick in it is no path)."""
-    from pyspark.sql import functions as F  # noqa: N812
-
-    return F.col("`" + name.replace("`", "``") + "`")
-
-
 def _not_fitted_exactly(frame: DataFrame, name: str, levels: list[Any]) -> DataFrame:
     """The rows of `frame` whose `name` is given (not null, not NaN) and is no fitted level as it stands.
 
@@ -435,7 +429,7 @@ def _not_fitted_exactly(frame: DataFrame, name: str, levels: list[Any]) -> DataF
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
-    column = _column(name)
+    column = spark_column(name)
     kind = frame.schema[name].dataType
     floating = isinstance(kind, T.FloatType | T.DoubleType)
     given = column.isNotNull()
@@ -483,7 +477,7 @@ def _as_in_memory(frame: DataFrame, name: str, values: pd.Series) -> list[Any]:
     from pyspark.sql import types as T  # noqa: N812
 
     integer = isinstance(frame.schema[name].dataType, T.IntegralType)
-    if integer and frame.filter(_column(name).isNull()).limit(1).count():
+    if integer and frame.filter(spark_column(name).isNull()).limit(1).count():
         return [float(v) for v in values]
     return list(values)
 

@@ -129,17 +129,27 @@ def _numbers_as_declared(frame: DataFrame, schema: Any) -> DataFrame:
     pandas as columns of Python Decimals although `finish_expr` casts every number to float64.
     """
     from ibis.backends.pyspark.datatypes import PySparkType
-    from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
     columns, changed = [], False
     for field in frame.schema.fields:
         declared = schema[field.name]
-        column = F.col(f"`{field.name}`")
+        column = spark_column(field.name)
         if isinstance(field.dataType, T.DecimalType) and (declared.is_floating() or declared.is_integer()):
             column, changed = column.cast(PySparkType.from_ibis(declared)).alias(field.name), True
         columns.append(column)
     return frame.select(*columns) if changed else frame
+
+
+def spark_column(name: str) -> Any:
+    """Spark column `name` taken as it is spelled: quoted, a backtick in it doubled (a dot in it is no path).
+
+    Quoted without the doubling, an accounts column named seg`ment stopped the Spark features with
+    Spark's INVALID_ATTRIBUTE_NAME_SYNTAX.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
 def owner_text(frame: DataFrame, column: str = "owner") -> Any:

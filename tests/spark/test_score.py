@@ -448,3 +448,36 @@ def test_unseen_levels_of_features_given_to_spark_are_noted_as_in_memory(spark, 
     assert sorted(line.split(":", 1)[0] for line in local) == ["accounts.segment", "features.channel"]
     assert any("7 of 200 accounts scored" in line and "(e.g. 'kiosk', 'app')" in line for line in local)
     assert on_spark == local
+
+
+#: Category values never seen in training, with ties in count (`test_unseen_level_examples_...`).
+UNSEEN_TIES = {
+    # a pandas nullable int column with a missing value: its values read as floats, as from the tables
+    "Int64": ([10, 10, 9, 9, 7, 7, 7, None], "Int64", (7.0, 10.0, 9.0)),
+    "text": (["zeta", "zeta", "alpha", "alpha", "mid", "mid", "mid", None], object, ("mid", "alpha", "zeta")),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNSEEN_TIES))
+def test_unseen_level_examples_read_alike_in_memory_and_on_spark(spark, fitted, tmp_path, kind):
+    """One Parquet file of features: in memory an Int64 column's example was 7 where Spark showed 7.0, and
+    values of one count came in the order of appearance in memory, in Spark's value order on Spark. Both
+    now show the values most frequent first, ties by their text, as the in-memory features hold them."""
+    import pandas as pd
+
+    from kamml.jobs.score import unseen_level_notes
+    from kamml.spark.score import note_unseen_features_spark
+
+    bundle, features, _ = fitted
+    values, dtype, shown = UNSEEN_TIES[kind]
+    column = pd.Series([None] * len(features), dtype=object)
+    column[: len(values)] = values
+    features = features.assign(attr_segment=column.astype(dtype))
+    path = tmp_path / "features.parquet"
+    features.to_parquet(path)
+    local = unseen_level_notes(bundle, pd.read_parquet(path))
+    assert [(n.column, n.n_rows, repr(n.examples)) for n in local] == [
+        ("segment", 7, repr(shown))
+    ]  # 7.0, not 7
+    on_spark = note_unseen_features_spark(spark.read.parquet(str(path)), bundle)
+    assert [repr(n) for n in on_spark] == [repr(n) for n in local]

@@ -22,7 +22,7 @@ from kamml.allocation.stake import stake_parts
 from kamml.allocation.summary import accounts_text
 from kamml.config import Config
 from kamml.data import Dataset
-from kamml.data.quality import plain_examples
+from kamml.data.quality import N_EXAMPLES, plain_examples
 from kamml.errors import ConfigError, FeatureMismatchError, ModelError, Problem, SchemaError
 from kamml.features import build_features
 from kamml.features._context import check_scoring_cutoff
@@ -287,9 +287,35 @@ def unseen_level_notes(bundle: ModelBundle, features: pd.DataFrame) -> list[Prob
         unseen = unseen_levels(column, levels, name)
         if not unseen.any():
             continue
-        values = column[unseen].astype(object).value_counts(sort=True).index
+        given = column[unseen].astype("float64" if _ints_with_missing(column) else object)
+        values = examples_by_count(given.astype(object).value_counts(sort=False))
         notes.append(unseen_level_note(name, levels, int(unseen.sum()), values))
     return notes
+
+
+def _ints_with_missing(column: pd.Series) -> bool:
+    """Whether `column` is a nullable int column holding a missing value (pandas' Int64 from Parquet).
+
+    Its values are noted as floats (7.0, not 7), as the features built from the tables and Spark's
+    batches hold such a column (`kamml.spark.score`'s notes say the same words).
+    """
+    dtype = column.dtype
+    nullable = isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_integer_dtype(dtype)
+    return bool(nullable and column.hasnans)
+
+
+def examples_by_count(counts: pd.Series) -> list[Any]:
+    """A note's examples from `counts` (value: rows): most frequent first, values of one count by their text.
+
+    pandas kept values of one count in their order of appearance and Spark in its own value order, so
+    the two engines named other examples for the same rows; the text decides the same on both.
+    """
+    if len(counts) > N_EXAMPLES:  # the ties at the last place stay: the text chooses among them
+        counts = counts[counts >= counts.nlargest(N_EXAMPLES).iloc[-1]]
+    ordered = sorted(
+        zip(counts.index, counts.to_numpy(), strict=True), key=lambda item: (-item[1], str(item[0]))
+    )
+    return [value for value, _ in ordered[:N_EXAMPLES]]
 
 
 def unseen_level_note(name: str, levels: Sequence[Any], n_rows: int, values: Iterable[Any]) -> Problem:

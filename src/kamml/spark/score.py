@@ -46,6 +46,7 @@ from kamml.jobs.score import (
     EXPLAIN_TOP,
     SCORE_COLUMNS,
     attribute_problem,
+    examples_by_count,
     explain_priority,
     kept_order_value,
     lost_features,
@@ -405,7 +406,10 @@ def unseen_level_notes_spark(frame: DataFrame, fitted: dict[str, Any], data: Any
             continue
         rest = _not_fitted_exactly(frame, name, levels)
         counts = rest.groupBy(spark_column(name).alias("value")).agg(F.count(F.lit(1)).alias("n"))
-        top = counts.orderBy(F.desc("n"), F.asc("value")).limit(UNSEEN_VALUES).toPandas()
+        # values of one count by their text, as the examples are ordered (`examples_by_count`)
+        top = (
+            counts.orderBy(F.desc("n"), F.asc(F.col("value").cast("string"))).limit(UNSEEN_VALUES).toPandas()
+        )
         if top.empty:
             continue
         # every such value came back, or only the most frequent: then count them all (one more query)
@@ -413,8 +417,10 @@ def unseen_level_notes_spark(frame: DataFrame, fitted: dict[str, Any], data: Any
         unseen = unseen_levels(top["value"].astype(object), levels, name)
         n_unseen = n_rest - int(top.loc[~unseen, "n"].sum())  # another spelling of a fitted level: seen
         if n_unseen > 0:
-            shown = _as_in_memory(frame, name, top.loc[unseen, "value"])
-            notes.append(unseen_level_note(name, levels, n_unseen, shown))
+            shown = pd.Series(
+                top.loc[unseen, "n"].to_numpy(), index=_as_in_memory(frame, name, top.loc[unseen, "value"])
+            )
+            notes.append(unseen_level_note(name, levels, n_unseen, examples_by_count(shown)))
     rows = frame.count() if notes else 0
     record_unseen_levels(notes, f"{rows:,} accounts scored", data)
     return notes

@@ -346,18 +346,25 @@ def dated_dtype(column: pd.Series) -> str | None:
     return str(dtype) if _temporal_dtype(dtype) else None
 
 
-def check_dated_categories(frame: pd.DataFrame, categories: Iterable[str]) -> None:
+def check_dated_categories(
+    frame: pd.DataFrame, columns: Mapping[str, Any], categories: Iterable[str]
+) -> None:
     """A `ModelInputError` naming a category column typed as dates, durations or periods with no value.
 
     Every value NaT reads as a missing value (in the objects `column_arrays` makes of a few rows, and in
     a larger frame's Series), so the models scored the column as missing where fit and batch scoring
-    (`kamml.jobs.score.category_type_problem`) refuse it by its type. A column holding dates is left to
-    `_check_category_values`, which names their rows, as batch scoring does.
+    (`kamml.jobs.score.category_type_problem`) refuse it by its type. `columns` is `column_arrays(frame)`:
+    a few rows' dtype is looked up only when their first value is NaT (~13 us a column otherwise). A
+    column holding dates is left to `_check_category_values`, which names their rows, as batch does.
     """
     for name in categories:
-        if name not in frame.columns:  # named by the missing-columns check
+        column = columns.get(name)
+        if column is None:  # named by the missing-columns check
             continue
-        column = frame[name]
+        if isinstance(column, np.ndarray):  # a few rows as objects: NaT first, or no such column
+            if not (len(column) and column[0] is pd.NaT):
+                continue
+            column = frame.iloc[:, list(columns).index(name)]
         dtype = dated_dtype(column)
         if dtype is not None and not column.notna().any():
             raise ModelInputError(
@@ -975,8 +982,9 @@ class LGBMModel(KammlEstimator):
                 self._check_saveable_levels()
             # checked to be the fitted columns in order; named as in fit (x0, x1, ... for unnamed ones)
             named = X.set_axis(self.feature_names_, axis=1)
-            check_dated_categories(named, self.categories_)
-            return self._columns_matrix(column_arrays(named), len(X))
+            columns = column_arrays(named)
+            check_dated_categories(named, columns, self.categories_)
+            return self._columns_matrix(columns, len(X))
         if not reset and self.categories_:
             raise ModelInputError(
                 f"{type(self).__name__} was fitted with categorical columns {sorted(self.categories_)}; "

@@ -1603,8 +1603,8 @@ class ModelBundle:
         self, features: pd.DataFrame, btyd: BtydFit
     ) -> tuple[Any, dict[str, np.ndarray], dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The models' float matrix of feature rows with btyd columns; those columns; all; f, r, T."""
-        check_dated_categories(features, self.clv.categories_)  # a few rows' dtypes are lost in the arrays
         columns = column_arrays(features)
+        check_dated_categories(features, columns, self.clv.categories_)  # a few rows' arrays lost their dtype
         f, r, t, m = (as_float(columns[c], c) for c in ("frequency", "recency", "T", "monetary"))
         check_history(f, r, t, m, unit_days=self.unit_days)
         extra = btyd_columns(f, r, t, m, self.train_units, btyd)

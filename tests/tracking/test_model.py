@@ -1206,3 +1206,95 @@ def test_locate_passes_what_loads_in_every_uri_form(trained, model_dir):
         locate_model("models:/locate-stages/Production", cfg.tracking)
     with pytest.raises(ModelError, match="and stage 'Production' found"):
         load_model("models:/locate-stages/Production", cfg.tracking)
+
+
+def _free_port() -> int:
+    """A port nothing listens on now, for a server a test starts."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def artifact_server(tmp_path_factory):
+    """A real ``mlflow server`` (SQLite backend, artifacts served from a folder), free port: (url, folder)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("server")
+    served = root / "artifacts"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination",
+        str(served),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    log = root / "server.log"
+    with open(log, "wb") as out:  # its own session: the uvicorn worker it starts is stopped with it
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"the server exited:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server did not answer /health:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, served
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_served_artifacts_uri_loads_from_the_configs_server_not_mlflows_current_store(
+    artifact_server, model_dir
+):
+    """``mlflow-artifacts:/path`` is resolved by MLflow against its current tracking URI: with a config
+    naming a server, the load went to whatever MLflow pointed at (here the session's SQLite store, where
+    MLflow refuses such a URI) instead of the config's server, as ``models:/`` and ``runs:/`` do."""
+    import shutil
+
+    import mlflow
+
+    from kamml.config import TrackingConfig
+
+    url, served = artifact_server
+    shutil.copytree(model_dir, served / "copied" / "model")
+    before = mlflow.get_tracking_uri()
+    assert before.startswith("sqlite:")  # MLflow's current store is not a server (`mlflow_at_session_store`)
+    config = TrackingConfig(uri=url)
+    loaded = load_model("mlflow-artifacts:/copied/model", config)
+    assert loaded.bundle is not None
+    assert mlflow.get_tracking_uri() == before  # the caller's store again after
+    with pytest.raises(ModelError, match="cannot load the model mlflow-artifacts:/copied/nothing"):
+        load_model("mlflow-artifacts:/copied/nothing", config)

@@ -22,6 +22,7 @@ import shutil
 import stat
 import tempfile
 import time
+import urllib.parse
 import uuid
 import warnings
 import zipfile
@@ -413,6 +414,11 @@ def _is_folder(uri: str) -> bool:
     return _URI_SCHEME.match(uri) is None and not uri.startswith(("models:", "runs:"))
 
 
+def _served_artifacts(uri: str) -> bool:
+    """Whether `uri` is ``mlflow-artifacts:/path`` with no host: its server is the tracking URI."""
+    return uri.startswith("mlflow-artifacts:") and not urllib.parse.urlparse(uri).netloc
+
+
 def _check_folder(uri: str, local: Path) -> None:
     """A `ModelError` when folder `local` holds neither a bundle (bundle.json) nor an MLflow model."""
     if (local / "bundle.json").is_file() or local.name == "bundle.json" or (local / "MLmodel").is_file():
@@ -457,18 +463,24 @@ def _check_local_files(uri: str, files: str) -> None:
 
 @contextlib.contextmanager
 def _store_lookup(uri: str, tracking: TrackingConfig | None) -> Iterator[None]:
-    """MLflow pointed at the store `uri` is looked up in; its failures named as `load_model` names them."""
+    """MLflow pointed at the store `uri` is looked up in; its failures named as `load_model` names them.
+
+    A ``mlflow-artifacts:/path`` URI without a host is resolved by MLflow against its current tracking
+    URI: it is loaded within the config's store too, so the config's server serves it (a notebook's own
+    store answered otherwise, or MLflow refused the URI as needing a server).
+    """
     from_store = uri.startswith(("models:", "runs:"))
     if from_store and tracking is None:  # a config's store: `tracking_scope` refuses a missing one
         check_current_store_exists(registry=uri.startswith("models:"))
-    scope = tracking_scope(tracking, create=False) if from_store and tracking is not None else None
+    scoped = (from_store or _served_artifacts(uri)) and tracking is not None
+    scope = tracking_scope(tracking, create=False) if scoped else None
     try:
         with scope or contextlib.nullcontext():
             yield
     except Exception as exc:  # SQLAlchemy's errors opening a store are not MlflowExceptions
         # named as the store searched: MLflow is the caller's again here
         locked_or_broken = None
-        if from_store:
+        if from_store or scoped:
             locked_or_broken = store_error(exc) if tracking is None else config_store_error(exc, tracking)
         if locked_or_broken is not None:
             raise locked_or_broken from exc
@@ -482,6 +494,8 @@ def _store_lookup(uri: str, tracking: TrackingConfig | None) -> Iterator[None]:
             else describe_store(tracking_uri(tracking), tracking_source(tracking))
         )
         where = f" (searched the MLflow store {searched})" if from_store else ""
+        if scoped and not from_store:
+            where = f" (resolved against the MLflow tracking URI {searched})"
         if from_store:
             where += _store_holds(uri, tracking)
         if from_store and tracking is None:

@@ -1298,3 +1298,52 @@ def test_a_served_artifacts_uri_loads_from_the_configs_server_not_mlflows_curren
     assert mlflow.get_tracking_uri() == before  # the caller's store again after
     with pytest.raises(ModelError, match="cannot load the model mlflow-artifacts:/copied/nothing"):
         load_model("mlflow-artifacts:/copied/nothing", config)
+
+
+def test_a_runs_uri_path_is_checked_where_mlflow_loads_it_from(tmp_path, mlflow_state):
+    """Only the run of ``runs:/ID/path`` was looked up: a mistyped path passed `kamml score`'s check and
+    failed at load, after the data. The run's own artifacts hold the model here (no logged model)."""
+    import mlflow
+
+    from kamml.tracking import locate_model
+
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    experiment = mlflow.create_experiment("runs-paths", artifact_location=(tmp_path / "art").as_uri())
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.log_artifact(str(tmp_path / "MLmodel"), "plain")
+    run_id = run.info.run_id
+    for good in ("plain", "plain/"):
+        assert locate_model(f"runs:/{run_id}/{good}") is None, good
+    for wrong, words in (
+        ("plian", "hold no plian, and the run logged no model named 'plian'"),
+        ("plain/MLmodel", "holds no MLmodel"),  # a file, not a model's folder
+        ("", "names no path in the run"),
+    ):
+        uri = f"runs:/{run_id}/{wrong}"
+        with pytest.raises(ModelError, match=f"cannot load the model {uri}") as located:
+            locate_model(uri)
+        assert words in str(located.value), wrong
+        with pytest.raises(ModelError):  # what the check refuses, loading refuses
+            load_model(uri)
+
+
+@pytest.mark.slow
+def test_a_runs_uri_is_checked_through_the_model_the_run_logged(trained):
+    """MLflow 3 keeps a logged model's files under the model, not the run: ``runs:/ID/model`` loads through
+    the model named 'model' the run logged, so the path is checked there; a wrong one is refused before
+    the data are read."""
+    from kamml.tracking import locate_model
+
+    cfg, _, result = trained
+    good = f"runs:/{result.run_id}/model"
+    assert locate_model(good, cfg.tracking) is None
+    assert load_model(good, cfg.tracking).bundle is not None
+    for wrong in ("modle", "model/artifacts/bundle"):
+        uri = f"runs:/{result.run_id}/{wrong}"
+        with pytest.raises(ModelError, match=f"cannot load the model {uri}"):
+            locate_model(uri, cfg.tracking)
+        with pytest.raises(ModelError):
+            load_model(uri, cfg.tracking)

@@ -388,7 +388,8 @@ def locate_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = 
     bundle.json, and a ``file:`` URI MLmodel. A ``models:/`` URI is parsed and looked up in the store as
     MLflow's loading does: a logged model id (``models:/m-<id>``), a version, a stage's latest version
     (``models:/name/Production``), the latest of all (``/latest``) or an alias; the files it points at
-    must hold MLmodel when they are on this machine. A ``runs:/ID/...`` run must be in the store. A
+    must hold MLmodel when they are on this machine. A ``runs:/ID/path`` run must be in the store and
+    its path hold MLmodel, in the run's files or in the model the run logged (`_check_run_files`). A
     remote URI (``s3://``, ``gs://``, ``hdfs://``, ``dbfs:/``, ``http(s)://``, ``mlflow-artifacts:/``),
     and a model's files held there, are not reached here: they are found when loaded.
     """
@@ -437,7 +438,7 @@ def _look_up(uri: str) -> None:
     """
     client = MlflowClient()
     if uri.startswith("runs:"):
-        client.get_run(RunsArtifactRepository.parse_runs_uri(uri)[0])
+        _check_run_files(uri, client)
         return
     model, inside = ModelsArtifactRepository.split_models_uri(uri)
     found = get_model_name_and_version(client, model)  # (id,) or (name, version)
@@ -446,6 +447,55 @@ def _look_up(uri: str) -> None:
     else:
         files = client.get_model_version_download_uri(*found)
     _check_local_files(uri, posixpath.join(files, inside) if inside else files)
+
+
+def _check_run_files(uri: str, client: MlflowClient) -> None:
+    """A `ModelError` when ``runs:/ID/path`` names no model where MLflow's loading looks for one.
+
+    MLflow (`RunsArtifactRepository`) reads ``path`` in the run's artifacts when it is there, else in the
+    model the run logged under the path's first part (MLflow 3 keeps a logged model's files under the
+    model, not the run). A run whose artifacts, or whose model's files, are remote passes: they are
+    found when loaded.
+    """
+    run_id, path = RunsArtifactRepository.parse_runs_uri(uri)
+    run = client.get_run(run_id)
+    inside = (path or "").strip("/")
+    if not inside:  # MLflow reads runs:/ID as the run 'ID' of no run, and fails
+        raise ModelError(
+            f"cannot load the model {uri}: it names no path in the run; a model kamml logged is "
+            f"runs:/{run_id}/model"
+        )
+    root = run.info.artifact_uri
+    if _URI_SCHEME.match(root) and not root.startswith("file:"):
+        return  # s3://, mlflow-artifacts:/ ...: reached only when loaded
+    artifacts = Path(local_file_uri_to_path(root))
+    in_run = artifacts / inside
+    if in_run.exists():  # MLflow takes the run's own files first, when they are there
+        _check_local_files(uri, str(in_run))
+        return
+    name, _, rest = inside.partition("/")
+    files = _run_model_files(client, run_id, run.info.experiment_id, name)
+    if files is None:
+        raise ModelError(
+            f"cannot load the model {uri}: the run's artifacts ({artifacts}) hold no {inside}, "
+            f"and the run logged no model named '{name}'"
+        )
+    _check_local_files(uri, posixpath.join(files, rest) if rest else files)
+
+
+def _run_model_files(client: MlflowClient, run_id: str, experiment_id: str, name: str) -> str | None:
+    """Where the model named `name` that the run logged keeps its files, searched as MLflow searches it."""
+    token: str | None = None
+    while True:
+        page = client.search_logged_models(
+            experiment_ids=[experiment_id], filter_string=f"name = '{name}'", page_token=token
+        )
+        found = next((m for m in page if m.source_run_id == run_id), None)
+        if found is not None:
+            return str(found.artifact_location)
+        if not page.token:
+            return None
+        token = page.token
 
 
 def _check_local_files(uri: str, files: str) -> None:

@@ -1036,12 +1036,14 @@ def test_the_store_note_is_only_for_a_model_not_found(tracked_config, tmp_path, 
 
 
 def test_a_registry_uri_resolves_as_mlflow_parses_it(tmp_path, mlflow_state):
-    """MLflow reads models:/<name>/<suffix> before an alias and takes the last '@' as the alias's: a name
-    holding '@' (MLflow allows it) was split at its first '@', so the outputs recorded the pointer
-    (models:/team@kamml@champion, .../latest), not the version that scored."""
+    """MLflow takes the last '@' of models:/<name>@<alias> as the alias's; and it reads models:/a@b/1 as
+    the alias b of 'a' with the path '1' inside (`split_models_uri`). A name holding '@' (MLflow allows
+    it) was resolved to models:/team@kamml/1, which MLflow then loaded as another model's alias: such a
+    name keeps the pointer, the URI that loads."""
     import mlflow
     from mlflow import MlflowClient
 
+    from kamml.tracking import locate_model
     from kamml.tracking.model import _resolve_alias
 
     store = f"sqlite:///{tmp_path / 'm.db'}"
@@ -1052,9 +1054,16 @@ def test_a_registry_uri_resolves_as_mlflow_parses_it(tmp_path, mlflow_state):
     client.create_model_version("team@kamml", source=str(tmp_path / "model"))
     client.create_model_version("team@kamml", source=str(tmp_path / "model"))
     client.set_registered_model_alias("team@kamml", "champion", "1")
-    assert _resolve_alias("models:/team@kamml@champion") == "models:/team@kamml/1"
-    assert _resolve_alias("models:/team@kamml/latest") == "models:/team@kamml/2"
-    assert _resolve_alias("models:/team@kamml/1") == "models:/team@kamml/1"  # a version stays as given
+    with pytest.raises(ModelError, match="Registered Model with name=team not found"):
+        locate_model("models:/team@kamml/1")  # MLflow's reading: the alias 'kamml' of 'team'
+    assert _resolve_alias("models:/team@kamml@champion") == "models:/team@kamml@champion"
+    assert _resolve_alias("models:/team@kamml/latest") == "models:/team@kamml/latest"
+    client.create_registered_model("team")
+    client.create_model_version("team", source=str(tmp_path / "model"))
+    client.set_registered_model_alias("team", "kamml", "1")  # models:/team@kamml/<path> is this alias
+    assert _resolve_alias("models:/team@kamml/latest") == "models:/team/1/latest"
+    assert _resolve_alias("models:/team@kamml@champion") == "models:/team@kamml@champion"
+    assert _resolve_alias("models:/team/1") == "models:/team/1"  # a version stays as given
 
 
 @pytest.mark.slow
@@ -1347,3 +1356,26 @@ def test_a_runs_uri_is_checked_through_the_model_the_run_logged(trained):
             locate_model(uri, cfg.tracking)
         with pytest.raises(ModelError):
             load_model(uri, cfg.tracking)
+
+
+def test_a_models_uri_with_a_path_inside_is_read_as_mlflow_reads_it(tmp_path, mlflow_state):
+    """``models:/a/1/sub`` is version 1 of 'a' and the path 'sub' to MLflow; kamml's own parser read the
+    name 'a/1': the note listed the registered models as if 'a' were mistyped, and an alias or /latest
+    followed by a path was recorded as the pointer, not the version that scored."""
+    from kamml.tracking import locate_model
+    from kamml.tracking.model import _resolve_alias
+
+    client = _store_with_files_gone(tmp_path)
+    client.set_registered_model_alias("located", "champion", "1")
+    with pytest.raises(ModelError) as located:
+        locate_model("models:/located/7/sub")
+    message = str(located.value)
+    assert "'located' has aliases champion (version 1) and versions 1" in message
+    assert "registered models there" not in message
+    with pytest.raises(ModelError) as located:  # the version is there: the path inside is what fails
+        locate_model("models:/located/1/sub")
+    assert "has aliases" not in str(located.value)
+    assert "registered models there" not in str(located.value)
+    assert _resolve_alias("models:/located@champion/sub") == "models:/located/1/sub"
+    assert _resolve_alias("models:/located/latest/sub") == "models:/located/1/sub"
+    assert _resolve_alias("models:/located/Production/sub") == "models:/located/Production/sub"

@@ -39,7 +39,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
-from mlflow.store.artifact.utils.models import get_model_name_and_version
+from mlflow.store.artifact.utils.models import ParsedModelUri, _parse_model_uri, get_model_name_and_version
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema, TensorSpec
 from mlflow.utils.file_utils import local_file_uri_to_path
@@ -593,13 +593,14 @@ def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
     ``tracking.model_name`` guessing; the names there, or the model's aliases and versions, say what to
     type; for ``models:/name`` (a logged model's id to MLflow 3) naming a registered model, how to name
     its versions (`_registered_not_logged`). '' for other URIs, when the name, alias (``@latest`` too),
-    version or stage asked for is there (the failure is another: missing artifacts), or when the store
-    cannot be entered or read: the lookup's own error stands.
+    version or stage asked for is there (the failure is another: missing artifacts, a wrong path inside
+    the model), or when the store cannot be entered or read: the lookup's own error stands.
     """
     parts = _registry_parts(uri)
     if parts is None:
         return _registered_not_logged(uri, tracking)
-    name, alias, version = parts
+    asked, _ = parts
+    name = str(asked.name)
     try:
         with _scope_again(tracking):
             client = MlflowClient()
@@ -615,17 +616,22 @@ def _store_holds(uri: str, tracking: TrackingConfig | None) -> str:
     except Exception:  # advice only: the lookup's own error is raised whatever happens here
         return ""
     versions = sorted(int(v.version) for v in found)
-    if alias is not None and (alias in model.aliases or (alias.lower() == "latest" and versions)):
-        return ""  # MLflow's reserved alias @latest (any case) is the highest version, never in aliases
-    if version is not None and (
-        (version.isdigit() and int(version) in versions)
-        or (version.lower() == "latest" and versions)
-        or (not version.isdigit() and any(version.lower() == str(v.current_stage).lower() for v in found))
-    ):
+    if _is_there(asked, model.aliases, versions, [str(v.current_stage) for v in found]):
         return ""
     aliases = ", ".join(f"{a} (version {v})" for a, v in sorted(model.aliases.items())) or "none"
     shown = ", ".join(map(str, versions[-10:])) or "none"
     return f"; '{name}' has aliases {aliases} and versions {'..., ' if len(versions) > 10 else ''}{shown}"
+
+
+def _is_there(asked: ParsedModelUri, aliases: dict[str, Any], versions: list[int], stages: list[str]) -> bool:
+    """Whether the alias, version, stage or latest version `asked` names is among a model's."""
+    if asked.alias is not None:  # MLflow's reserved alias @latest (any case) is never in the aliases
+        return asked.alias in aliases or (asked.alias.lower() == "latest" and bool(versions))
+    if asked.version is not None:
+        return int(asked.version) in versions
+    if asked.stage is not None:
+        return any(asked.stage.lower() == stage.lower() for stage in stages)
+    return bool(versions)  # /latest
 
 
 def _registered_not_logged(uri: str, tracking: TrackingConfig | None) -> str:
@@ -651,37 +657,45 @@ def _resolve_alias(uri: str) -> str:
     """``models:/name@alias`` or ``models:/name/latest`` as the version it is now: ``models:/name/3``.
 
     Outputs then record which model scored them, not a pointer that moves. Parsed as MLflow parses it
-    (`_registry_parts`; a name holding '@' split at its first '@' failed the lookup and recorded the
-    pointer).
+    (`_registry_parts`), a path inside the model kept (``models:/name@alias/sub`` is
+    ``models:/name/3/sub``). A name MLflow would not read back from ``models:/name/3`` (one holding
+    '@', which MLflow takes for an alias before a path) keeps the pointer: that URI loads.
     """
     parts = _registry_parts(uri)
     if parts is None:
         return uri
-    name, alias, suffix = parts
+    asked, inside = parts
+    name = str(asked.name)
     try:
-        if suffix is not None and suffix.lower() == "latest":
+        if asked.alias is not None:
+            version = str(MlflowClient().get_model_version_by_alias(name, asked.alias).version)
+        elif asked.version is None and asked.stage is None:  # /latest
             versions = MlflowClient().search_model_versions(f"name = '{name}'")
             version = str(max(int(v.version) for v in versions))
-        elif alias is not None:
-            version = MlflowClient().get_model_version_by_alias(name, alias).version
         else:
             return uri
     except (MlflowException, ValueError):  # ValueError: no version at all
         return uri
-    return f"models:/{name}/{version}"
+    resolved = f"models:/{name}/{version}" + (f"/{inside}" if inside else "")
+    if _registry_parts(resolved) != (ParsedModelUri(name=name, version=version), inside):
+        return uri
+    return resolved
 
 
-def _registry_parts(uri: str) -> tuple[str, str | None, str | None] | None:
-    """(name, alias, suffix) of a ``models:/`` URI as MLflow reads it, None for another URI.
+def _registry_parts(uri: str) -> tuple[ParsedModelUri, str] | None:
+    """A ``models:/`` URI naming a registered model as MLflow reads it: (what it asks for, the path inside).
 
-    ``name/suffix`` first (a version, ``latest`` in any case, or a stage), else the last '@' starts the
-    alias: a registered name may hold '@'.
+    MLflow's own parsing (`ModelsArtifactRepository.split_models_uri`, then `_parse_model_uri`):
+    ``models:/a/1/sub`` is version 1 of 'a' and the path 'sub' (kamml's parser read the name 'a/1'). None
+    for another URI, a logged model's id (``models:/m-<id>``) or a URI MLflow refuses.
     """
-    path = uri[len("models:/") :].rstrip("/") if uri.startswith("models:/") else ""
-    if "/" in path:
-        name, suffix = path.rsplit("/", 1)
-        return name, None, suffix
-    if "@" in path:
-        name, alias = path.rsplit("@", 1)
-        return name, alias, None
-    return None
+    if not uri.startswith("models:"):
+        return None
+    model, inside = ModelsArtifactRepository.split_models_uri(uri)
+    try:
+        asked = _parse_model_uri(model)
+    except MlflowException:
+        return None
+    if asked.name is None:
+        return None
+    return asked, inside

@@ -1795,13 +1795,15 @@ def test_a_data_uri_is_the_configs_data_path_and_nothing_is_generated_into_it():
         "models:/m-0123456789abcdef",  # a logged model's id, a stage, a file:// URI: found only when loaded
         "models:/kamml-test/Production",
         "file:///no-such-folder",
+        "runs:/{run}/modle",  # the run is there, the model's path in it is not
     ],
 )
 def test_score_names_a_mistyped_model_before_reading_the_data(trained, world_path, tmp_path, model):
     """A wrong version, run id or folder was told only after the whole data load (the model loaded beside
     it): with data that cannot be read, the data's error hid it. The model is found first, so its error
     is the one told, with the words it has when the data are fine."""
-    cfg, _, _ = trained
+    cfg, _, result = trained
+    model = model.format(run=result.run_id)
     config = _yaml(tmp_path / "cfg.yaml", cfg)
     args = ["score", "--model", model, "--config", str(config), "--out", str(tmp_path / "s.parquet")]
     with_data = runner.invoke(app, [*args, "--data", str(world_path)])

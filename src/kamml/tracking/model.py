@@ -372,6 +372,8 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
         # is the one that scores even when the alias moves meanwhile (it was read after the scope,
         # in MLflow's current store: another store's version, and a stray ./mlflow.db)
         recorded = _resolve_alias(uri) if not _is_folder(uri) else str(local.resolve())
+        if uri.startswith("runs:"):  # a wrong path named as `locate_model` names it, not "Failed to download"
+            _check_run_files(uri, MlflowClient())
         pyfunc = mlflow.pyfunc.load_model(recorded)  # a folder by its absolute path, ~ read
     inner = pyfunc.unwrap_python_model()
     if not isinstance(inner, KammlPyfunc) or inner.bundle is None:

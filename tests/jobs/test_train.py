@@ -304,3 +304,39 @@ def test_backtest_plots_are_said_to_be_in_the_run_not_in_a_temporary_folder(monk
     assert logged == [(["churn_calibration.png", "gains.png"], "plots")]
     assert "logged 2 backtest plots to the run's artifacts (plots/)" in caplog.text
     assert "kamml-plots-" not in caplog.text
+
+
+@pytest.mark.slow
+def test_the_features_known_before_training_are_those_the_bundle_fits_on(trained):
+    """The monotone names are checked before any snapshot is built, on the feature expression's schema:
+    its list (and which are categories) must be the fitted bundle's, or the early check would judge
+    other features than the fit."""
+    from kamml.features.build import features_expr
+    from kamml.models.bundle import training_features
+
+    cfg, data, result = trained
+    schema = features_expr(data, result.scoring_cutoff, cfg).schema()
+    assert training_features(list(schema.names)) == list(result.bundle.features)
+    unordered = {name for name, kind in schema.items() if not kind.is_floating()} - {"account_id"}
+    assert unordered == set(result.bundle.clv.categories_)
+    assert unordered  # the world's accounts have text attributes: the categorical rule is exercised
+
+
+def test_a_monotone_name_the_features_lack_is_refused_before_training_opens_a_run(tracked_config, world_path):
+    """Checked only as each model was fitted: after the backtest's snapshots were built (minutes on a
+    large book), with a run opened and marked failed for a mistyped setting."""
+    import mlflow
+
+    from kamml.data import load_data
+    from kamml.jobs.train import train
+    from kamml.tracking.store import tracking_scope
+
+    cfg = tracked_config(experiment="kamml-monotone-typo")
+    cfg.models.churn = {"monotone": {"recency_days_typo": 1}}
+    data = load_data(world_path, cfg)
+    says = r"models\.churn\.monotone names features the training frame does not have: \['recency_days_typo'\]"
+    with pytest.raises(ConfigError, match=says):
+        train(data, cfg)
+    with tracking_scope(cfg.tracking):
+        experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+        assert experiment is None or not mlflow.search_runs([experiment.experiment_id], output_format="list")

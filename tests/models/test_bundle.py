@@ -1606,3 +1606,25 @@ def test_value_shape_log_line_groups_its_breakpoints(fitted, monkeypatch, caplog
     with caplog.at_level("INFO", logger="kamml"):
         longer._value_shape(features)
     assert f"value shape: {SHAPE_POINTS:,} breakpoints (" in caplog.text
+
+
+def test_named_features_are_checked_as_the_fit_checks_them_and_influence_only_with_referrals():
+    """`check_named_features` runs the fit's own rule (`_lgbm_kwargs`) on the features to come; the
+    influence model is not trained without referrals, so its settings are not judged then."""
+    from kamml.models.btyd_features import BTYD_COLUMNS
+    from kamml.models.bundle import check_named_features, names_features, training_features
+
+    features = training_features(["account_id", "recency", "spend_90d", "attr_segment", "value", "snapshot"])
+    assert features[:3] == ["recency", "spend_90d", "attr_segment"]
+    assert features[3:] == list(BTYD_COLUMNS)
+    cfg = Config.from_dict({"models": {"influence": {"monotone": {"referrals_made": 1}}}})
+    assert names_features(cfg)
+    check_named_features(cfg, features, ["attr_segment"], influence=False)
+    with pytest.raises(
+        ConfigError, match=r"models\.influence\.monotone names features .*\['referrals_made'\]"
+    ):
+        check_named_features(cfg, features, ["attr_segment"])
+    ordered = Config.from_dict({"models": {"clv": {"monotone": {"attr_segment": 1}}}})
+    with pytest.raises(ConfigError, match=r"models\.clv\.monotone names categorical features"):
+        check_named_features(ordered, features, ["attr_segment"])
+    assert not names_features(Config())

@@ -36,10 +36,17 @@ from kamml.evaluation.backtest import (
 )
 from kamml.features import build_features
 from kamml.features._context import check_observed
+from kamml.features.build import features_expr
 from kamml.features.snapshots import SnapshotCache
 from kamml.io import common_folder
 from kamml.jobs.data import uri_sources
-from kamml.models.bundle import ModelBundle, check_model_settings
+from kamml.models.bundle import (
+    ModelBundle,
+    check_model_settings,
+    check_named_features,
+    names_features,
+    training_features,
+)
 from kamml.models.effort import EffortResponse, fit_effort_response_from_data
 from kamml.text import counted
 from kamml.tracking import Promotion, TrainingRun
@@ -155,6 +162,7 @@ def train(
     check_model_settings(config)  # before the backtest's features and models
     check_promote_metric(config, data)
     check_time_window(data, config)
+    check_model_features(data, config)  # before the backtest's snapshots are built
     # the run opens before the minutes of training (the store reachable, the experiment usable): a job
     # stopped or failing while it trains leaves a run with its config and its outcome in the tags
     with TrainingRun(config, run_name=run_name, ends_job=ends_job) as run:
@@ -175,6 +183,21 @@ def train(
     return TrainResult(
         run.run_id, model_uri, decision, result, bundle, scoring, features, time.perf_counter() - t0
     )
+
+
+def check_model_features(data: Dataset, config: Config) -> None:
+    """A ConfigError when a models section names features the training frame will not have, before any work.
+
+    Read from the feature expression's schema at the scoring cutoff (no feature is computed): a
+    snapshot's frame has its columns, strings as categories (`kamml.features.build`). Only when a
+    section names features (``monotone``, ``monotone_constraints``); the fit checks them again.
+    """
+    if not names_features(config):
+        return
+    schema = features_expr(data, cutoffs(data, config)[0], config).schema()
+    unordered = [name for name, kind in schema.items() if not kind.is_floating()]
+    features = training_features(list(schema.names))
+    check_named_features(config, features, unordered, influence="referrals" in data.tables)
 
 
 def recorded_source(config: Config, data: Dataset) -> Config:

@@ -88,6 +88,7 @@ from kamml.models._lgbm import (
     stored_number,
 )
 from kamml.models.btyd_features import (
+    BTYD_COLUMNS,
     MIN_REPEAT_BUYERS,
     BtydFit,
     add_btyd_features,
@@ -112,7 +113,10 @@ __all__ = [
     "add_snapshot_btyd",
     "check_model_settings",
     "check_models_section",
+    "check_named_features",
     "feature_columns",
+    "names_features",
+    "training_features",
 ]
 
 log = logging.getLogger(__name__)
@@ -176,6 +180,36 @@ def default_monotone(name: str, features: Sequence[str]) -> dict[str, int] | Non
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """The model features of a training or feature frame: everything but keys and labels."""
     return [c for c in frame.columns if c not in LABELS and c not in KEYS]
+
+
+def training_features(columns: Sequence[str]) -> list[str]:
+    """The features a bundle fits on, from the columns of the feature frames its snapshots are built of.
+
+    `_fit_sampled` appends BTYD's columns (`add_snapshot_btyd`) and fits on all but keys and labels
+    (`feature_columns`): the same list, known before any snapshot is built.
+    """
+    own = [c for c in columns if c not in LABELS and c not in KEYS and c not in BTYD_COLUMNS]
+    return [*own, *BTYD_COLUMNS]
+
+
+def check_named_features(
+    cfg: Config, features: Sequence[str], categorical: Collection[str], *, influence: bool = True
+) -> None:
+    """A ConfigError when a models section names features the training frame will not have, or orders one.
+
+    ``monotone`` names (and positional ``monotone_constraints``' count) were checked only as each model
+    was fitted, after the backtest's snapshots were built: minutes on a large book. The fit's own check
+    (`_lgbm_kwargs`) on the frame's `features` (`training_features`), before. The influence model is
+    left out without referrals (`influence` False): it is not trained then, and its settings unused.
+    """
+    for name in ("clv", "churn", "influence") if influence else ("clv", "churn"):
+        _lgbm_kwargs(cfg.models, name, features, categorical)
+
+
+def names_features(cfg: Config) -> bool:
+    """Whether a models section names or counts features (``monotone``, ``monotone_constraints``)."""
+    sections = (cfg.models.clv, cfg.models.churn, cfg.models.influence)
+    return any("monotone" in s or "monotone_constraints" in canonical_params(s) for s in sections)
 
 
 def sample_accounts(train: pd.DataFrame, limit: int | None) -> pd.DataFrame:

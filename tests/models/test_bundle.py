@@ -976,6 +976,11 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
     [
         ({"clv": {"objective": "binary"}}, r"'models\.clv\.objective' must be tweedie or poisson"),
         ({"clv": {"num_iterations": 0}}, r"'models\.clv\.num_iterations' must be a whole number of boosting"),
+        # beside n_estimators (an alias to LightGBM): the params' key, not "models.clv: the number of ..."
+        (
+            {"churn": {"n_estimators": 40, "num_trees": 0}},
+            r"'models\.churn\.num_trees' must be a whole number of boosting rounds >= 1, got 0$",
+        ),
         (
             {"churn": {"learning_rate": -1}},
             r"'models\.churn\.learning_rate' must be a finite number > 0, got -1$",

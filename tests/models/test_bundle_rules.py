@@ -268,6 +268,12 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("clv", {"num_iterations": 4}, OK),
     ("churn", {"num_trees": 4.0}, OK),
     ("influence", {"num_boost_round": "4"}, OK),
+    # beside n_estimators (FAST), which LightGBM lists as an alias of num_iterations
+    ("clv", {"num_iterations": 0}, AT_BUILD),
+    ("churn", {"num_rounds": -2}, AT_BUILD),
+    ("influence", {"nrounds": 2.5}, AT_BUILD),
+    ("clv", {"num_trees": True}, AT_BUILD),
+    ("clv", {"num_iterations": "four"}, AT_BUILD),
     # LightGBM's own types and ranges
     ("clv", {"num_leaves": 2}, OK),
     ("clv", {"num_leaves": 7.0}, OK),

@@ -652,9 +652,17 @@ def _rounds_problem(name: str, settings: Mapping[str, Any]) -> str | None:
 
     `LGBMModel._num_rounds` takes a whole number (3.0 and "3" too); its error named the class
     ("ClvModel: params key 'num_trees' (boosting rounds) ...") and 0 was "the number of boosting rounds
-    must be >= 1", naming no key.
+    must be >= 1", naming no key. ``n_estimators``, which LightGBM lists as an alias too, is the
+    estimator's own argument (`_argument_problem`), not in its params: beside it, the params' key is checked.
     """
-    key = next((k for k in settings if canonical_params({k: None}).keys() == {"num_iterations"}), None)
+    key = next(
+        (
+            k
+            for k in settings
+            if k != "n_estimators" and canonical_params({k: None}).keys() == {"num_iterations"}
+        ),
+        None,
+    )
     if key is None:
         return None
     value = settings[key]

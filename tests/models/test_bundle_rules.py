@@ -200,6 +200,10 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("clv", {"monotone": {NUMBER: 0}, "mc": _positional(N_FEATURES)}, OK),
     ("clv", {"monotone": {}, "mc": _positional(N_FEATURES)}, OK),
     ("clv", {"monotone": None, "mc": _positional(N_FEATURES)}, OK),
+    # of another length beside monotone without a direction: the estimator counts them as when alone
+    ("clv", {"monotone": {NUMBER: 0}, "mc": [1, 0]}, AT_TRAINING),
+    ("churn", {"monotone": {}, "monotone_constraints": [1]}, AT_TRAINING),
+    ("influence", {"monotone": None, "mc": "1,0,0"}, AT_TRAINING),
     # linear trees with monotone constraints
     ("clv", {"linear_tree": True}, OK),  # the default constraints are left out
     ("churn", {"linear_trees": True}, OK),

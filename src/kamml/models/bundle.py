@@ -352,7 +352,8 @@ def _lgbm_kwargs(
     With the training `features` (and which of them are `categorical`), ``monotone`` is the config's
     (its names checked against them) or `default_monotone` (not when the params hold LightGBM's own
     ``monotone_constraints`` or ``linear_tree``, under which constraints do not hold); without, only the
-    config's.
+    config's. Positional constraints are counted against the features whenever ``monotone`` constrains
+    none (null, empty or all 0), as the estimator counts them at fit.
     """
     params = dict(getattr(models, name))
     kwargs: dict[str, Any] = {"num_threads": models.threads, "random_state": models.seed}
@@ -371,11 +372,12 @@ def _lgbm_kwargs(
             kwargs["offset_weight"] = params.pop("offset_weight")
     if "monotone" in params:
         kwargs["monotone"] = _configured_monotone(name, params.pop("monotone"), features, categorical)
-    elif features is not None:
+    if features is not None:
         given = canonical_params(params)
         if "monotone_constraints" in given:
-            _check_positional_constraints(name, params, given["monotone_constraints"], features)
-        elif not is_true(given.get("linear_tree")):
+            if not any(direction != 0 for direction in (kwargs.get("monotone") or {}).values()):
+                _check_positional_constraints(name, params, given["monotone_constraints"], features)
+        elif "monotone" not in kwargs and not is_true(given.get("linear_tree")):
             kwargs["monotone"] = default_monotone(name, features)
     kwargs["params"] = {key: _lightgbm_whole(key, value) for key, value in params.items()} or None
     return kwargs

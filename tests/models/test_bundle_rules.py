@@ -185,6 +185,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("clv", {"monotone": "spend_90d"}, AT_BUILD),
     ("clv", {"monotone": 1}, AT_BUILD),
     ("clv", {"monotone": {"no_such_feature": 1}}, AT_TRAINING),
+    ("churn", {"monotone": {"no_such_feature": 0}}, AT_TRAINING),  # a name that is no column is a slip
     ("clv", {"monotone": {CATEGORY: 1}}, AT_TRAINING),
     ("influence", {"monotone": {CATEGORY: -1}}, AT_TRAINING),
     ("clv", {"monotone": {CATEGORY: 0}}, OK),  # no constraint: no order needed

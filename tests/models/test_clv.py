@@ -697,6 +697,8 @@ def test_monotone_is_checked() -> None:
     fast = {"horizon_days": 90, "n_estimators": 5, "num_threads": 1}
     with pytest.raises(ModelInputError, match=r"not training columns: \['spend_90d'\]"):
         ClvModel(monotone={"spend_90d": 1}, **fast).fit(X, y)
+    with pytest.raises(ModelInputError, match=r"not training columns: \['spend_90d'\]"):
+        ClvModel(monotone={"spend_90d": 0}, **fast).fit(X, y)  # a slip whatever its direction, as in a config
     with pytest.raises(ValueError, match=r"must be 1 .* -1 .* or 0, got \{'spend': 2\}"):
         ClvModel(monotone={"spend": 2}, **fast).fit(X, y)
     with pytest.raises(ValueError, match=r"not also as LightGBM.s monotone_constraints \(or its alias mc\)"):

@@ -894,11 +894,16 @@ class LGBMModel(KammlEstimator):
     def _monotone_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """`params` with ``monotone_constraints`` in the fitted feature order, from `monotone` by name.
 
-        A name that is not a training column, or a categorical one, is a `ModelInputError`; so are
-        positional ``monotone_constraints`` from ``params`` of another length (LightGBM aborts the
-        process on them).
+        A name that is not a training column (whatever its direction: a slip, as in a config), or a
+        categorical one with a direction, is a `ModelInputError`; so are positional ``monotone_constraints``
+        from ``params`` of another length (LightGBM aborts the process on them).
         """
         monotone = self._monotone_directions()
+        unknown = sorted({str(name) for name in self.monotone or {}} - set(self.feature_names_))
+        if unknown:
+            raise ModelInputError(
+                f"{type(self).__name__}: monotone names features that are not training columns: {unknown}"
+            )
         if not monotone:
             positional = params.get("monotone_constraints")
             count = None if positional is None else constraint_count(positional)
@@ -909,11 +914,6 @@ class LGBMModel(KammlEstimator):
                     "in monotone instead"
                 )
             return params
-        unknown = sorted(set(monotone) - set(self.feature_names_))
-        if unknown:
-            raise ModelInputError(
-                f"{type(self).__name__}: monotone names features that are not training columns: {unknown}"
-            )
         categorical = sorted(set(monotone) & set(self.categories_))
         if categorical:
             raise ModelInputError(

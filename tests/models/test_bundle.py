@@ -1632,4 +1632,11 @@ def test_named_features_are_checked_as_the_fit_checks_them_and_influence_only_wi
     ordered = Config.from_dict({"models": {"clv": {"monotone": {"attr_segment": 1}}}})
     with pytest.raises(ConfigError, match=r"models\.clv\.monotone names categorical features"):
         check_named_features(ordered, features, ["attr_segment"])
+    offset = Config.from_dict({"models": {"clv": {"offset_feature": "attr_segment"}}})
+    assert names_features(offset)
+    with pytest.raises(ConfigError, match=r"models\.clv\.offset_feature 'attr_segment' is a categorical"):
+        check_named_features(offset, features, ["attr_segment"])
+    blend = Config.from_dict({"models": {"churn": {"blend_feature": "attr_region"}}})
+    with pytest.raises(ConfigError, match=r"models\.churn\.blend_feature 'attr_region' is not a feature"):
+        check_named_features(blend, features, ["attr_segment"])
     assert not names_features(Config())

@@ -259,6 +259,11 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("churn", {"blend_feature": "btyd_p_alive"}, OK),
     ("churn", {"blend_feature": ["btyd_p_alive"]}, AT_BUILD),
     ("churn", {"blend_feature": "no_such_feature"}, AT_BUILD),
+    # a feature of the catalogue as these data give it: a category, or an attribute they lack
+    ("clv", {"offset_feature": CATEGORY}, AT_TRAINING),
+    ("churn", {"blend_feature": CATEGORY}, AT_TRAINING),
+    ("clv", {"offset_feature": "attr_no_such_column"}, AT_TRAINING),
+    ("churn", {"blend_feature": "attr_no_such_column"}, AT_TRAINING),
     ("influence", {"prior_weight": 0}, OK),
     ("influence", {"prior_weight": 2}, OK),
     ("influence", {"prior_weight": -1}, AT_BUILD),

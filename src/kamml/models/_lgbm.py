@@ -1704,6 +1704,11 @@ class LGBMValueRegressor(LGBMModel):
             raise ModelInputError(
                 f"{type(self).__name__}: offset_feature {name!r} is not among the feature columns"
             )
+        if name in self.categories_:  # its codes are no value to start boosting from
+            raise ModelInputError(
+                f"{type(self).__name__}: offset_feature {name!r} is a categorical column; the offset "
+                "takes the log of a positive value"
+            )
         return matrix[:, self.feature_names_.index(name)]
 
     def _fit_start(self, matrix: FloatArray, target: FloatArray, weight: FloatArray | None) -> None:

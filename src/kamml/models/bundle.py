@@ -195,21 +195,25 @@ def training_features(columns: Sequence[str]) -> list[str]:
 def check_named_features(
     cfg: Config, features: Sequence[str], categorical: Collection[str], *, influence: bool = True
 ) -> None:
-    """A ConfigError when a models section names features the training frame will not have, or orders one.
+    """A ConfigError when a models section names features the training frame will not have, or misuses one.
 
-    ``monotone`` names (and positional ``monotone_constraints``' count) were checked only as each model
-    was fitted, after the backtest's snapshots were built: minutes on a large book. The fit's own check
-    (`_lgbm_kwargs`) on the frame's `features` (`training_features`), before. The influence model is
-    left out without referrals (`influence` False): it is not trained then, and its settings unused.
+    ``monotone`` names (and positional ``monotone_constraints``' count), and the offset and blend
+    features, were checked only as each model was fitted, after the backtest's snapshots were built:
+    minutes on a large book. The fit's own check (`_lgbm_kwargs`) on the frame's `features`
+    (`training_features`), before. The influence model is left out without referrals (`influence`
+    False): it is not trained then, and its settings unused.
     """
     for name in ("clv", "churn", "influence") if influence else ("clv", "churn"):
         _lgbm_kwargs(cfg.models, name, features, categorical)
 
 
 def names_features(cfg: Config) -> bool:
-    """Whether a models section names or counts features (``monotone``, ``monotone_constraints``)."""
+    """Whether a models section names or counts features: monotone, offset or blend ones, or constraints."""
+    named = ("monotone", "offset_feature", "blend_feature")
     sections = (cfg.models.clv, cfg.models.churn, cfg.models.influence)
-    return any("monotone" in s or "monotone_constraints" in canonical_params(s) for s in sections)
+    return any(
+        any(key in s for key in named) or "monotone_constraints" in canonical_params(s) for s in sections
+    )
 
 
 def sample_accounts(train: pd.DataFrame, limit: int | None) -> pd.DataFrame:
@@ -373,6 +377,8 @@ def _lgbm_kwargs(
     if "monotone" in params:
         kwargs["monotone"] = _configured_monotone(name, params.pop("monotone"), features, categorical)
     if features is not None:
+        for key in ("offset_feature", "blend_feature"):
+            _check_model_column(name, key, kwargs.get(key), features, categorical)
         given = canonical_params(params)
         if "monotone_constraints" in given:
             if not any(direction != 0 for direction in (kwargs.get("monotone") or {}).values()):
@@ -443,6 +449,29 @@ def _check_positional_constraints(
         raise ConfigError(
             f"models.{name}.{key} has {count} values for the {len(features)} features of the "
             f"training frame (in their order); give the constraints by name in models.{name}.monotone instead"
+        )
+
+
+def _check_model_column(
+    name: str, key: str, column: Any, features: Sequence[str], categorical: Collection[str]
+) -> None:
+    """A ConfigError when the value model's offset or the churn model's blend is no numeric training feature.
+
+    A name of the catalogue these data give no column for (an ``attr_`` attribute the accounts table
+    lacks) failed as the model was fitted; a category (``attr_segment``) was refused by the churn model
+    at fit, and the value model boosted from the log of its codes.
+    """
+    if column is None:
+        return
+    if column not in features:
+        raise ConfigError(
+            f"models.{name}.{key} {column!r} is not a feature of the training frame: these data give no "
+            "such column (docs/features.md says which tables each feature needs)"
+        )
+    if column in categorical:
+        raise ConfigError(
+            f"models.{name}.{key} {column!r} is a categorical feature: the model takes the log of a "
+            "positive number from it; name a numeric feature, or null for none"
         )
 
 

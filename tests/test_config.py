@@ -417,6 +417,27 @@ def test_numbers_with_a_leading_zero_are_decimal_and_base_60_is_not_a_number(tmp
     assert load_config(path).engine.spark.conf == {"spark.x": "1:30", "spark.y": "1:30.5"}
 
 
+@pytest.mark.parametrize("written", ["1:30", "'1:30'", "1:30.5"])
+def test_base_60_number_is_refused_with_advice_to_write_it_in_decimal(tmp_path, written):
+    """An unquoted ``1:30`` was told to drop quotes it does not have: the advice names base 60 instead."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"allocation:\n  cap_hours: {written}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "'allocation.cap_hours' must be a number" in message
+    assert "without quotes" not in message
+    assert "base 60" in message
+    assert "decimal" in message
+
+
+def test_quoted_number_is_still_told_to_drop_its_quotes(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text('time:\n  horizon_days: "10"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"got '10' \(text\): write the number without quotes"):
+        load_config(path)
+
+
 @pytest.mark.parametrize(
     ("section", "key"), [("time", "horizon_days"), ("models", "seed"), ("allocation", "hours")]
 )

@@ -256,6 +256,15 @@ def _quoted_number(text: str) -> bool:
     return tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
+def _text_number_hint(got: Any) -> str:
+    """What to do about text where a number goes: drop the quotes, or write base 60 (``1:30``) in decimal."""
+    if ":" in str(got):  # unquoted too: YAML 1.2 reads no base 60, so quotes are not what made it text
+        return (
+            "a number written with colons (YAML 1.1's base 60: 1:30 was 90) is no number; write it in decimal"
+        )
+    return "write the number without quotes"
+
+
 def _scalar_kind(annotation: Any) -> str | None:
     """What a field's values are, inside lists and dicts too: "a number", "text" or None (dates, choices)."""
     if annotation in (int, float):
@@ -1275,9 +1284,8 @@ def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -
         elif err["type"] == "kamml_text":
             ctx = err.get("ctx", {})
             where = ".".join([*loc, str(ctx.get("key"))]).replace(".[", "[")
-            lines.append(
-                f"'{where}' must be a number, got {ctx.get('got')!r} (text): write the number without quotes"
-            )
+            got = ctx.get("got")
+            lines.append(f"'{where}' must be a number, got {got!r} (text): {_text_number_hint(got)}")
         elif (rule := _number_rule(err, loc, member)) is not None:  # "Input should be greater than 0"
             lines.append(f"'{key}' must be {rule}, got {_given(err.get('input'))}")
         elif err["type"] == "bool_type":  # a strict switch: 0, 'no' and 'false' are not read as false

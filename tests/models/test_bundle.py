@@ -1640,3 +1640,12 @@ def test_named_features_are_checked_as_the_fit_checks_them_and_influence_only_wi
     with pytest.raises(ConfigError, match=r"models\.churn\.blend_feature 'attr_region' is not a feature"):
         check_named_features(blend, features, ["attr_segment"])
     assert not names_features(Config())
+
+
+@pytest.mark.parametrize("value", ["yes", 1.0, 2])
+def test_a_lightgbm_switch_lightgbm_cannot_read_is_named_by_its_key(value):
+    """``linear_tree: yes`` read "models.clv: LightGBM refuses the parameters: Parameter linear_tree should
+    be "true"/"+" or "false"/"-", got "yes"", naming no key: its wording is not of a type or a range."""
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"models": {"clv": {"linear_tree": value}}})
+    assert str(caught.value).startswith("config: 'models.clv.linear_tree' must be true or false, got ")

@@ -709,6 +709,8 @@ def _rounds_problem(name: str, settings: Mapping[str, Any]) -> str | None:
 #: LightGBM's refusal of a parameter's type, and of its range ("Check failed: (lambda_l1) >= (0.0)").
 _LIGHTGBM_TYPE = re.compile(r'Parameter (\w+) should be of type (\w+), got "')
 _LIGHTGBM_CHECK = re.compile(r"Check failed: \((\w+)\) (>=|>|<=|<) \(([-+0-9.e]+)\)")
+#: LightGBM's refusal of a true/false parameter's value (``linear_tree: yes``): no type named.
+_LIGHTGBM_SWITCH = re.compile(r'Parameter (\w+) should be "true"/"\+" or "false"/"-", got "')
 #: LightGBM's types in the config's words.
 _LIGHTGBM_TYPES = {"int": "a whole number", "double": "a number", "bool": "true or false", "string": "text"}
 
@@ -722,8 +724,11 @@ def _lightgbm_problem(name: str, settings: Mapping[str, Any], reason: str) -> st
     """
     typed = _LIGHTGBM_TYPE.search(reason)
     checked = _LIGHTGBM_CHECK.search(reason)
+    switch = _LIGHTGBM_SWITCH.search(reason)
     if typed is not None:
         param, rule = typed[1], _LIGHTGBM_TYPES.get(typed[2], f"of LightGBM's type {typed[2]}")
+    elif switch is not None:
+        param, rule = switch[1], _LIGHTGBM_TYPES["bool"]
     elif checked is not None:
         param, rule = checked[1], f"{checked[2]} {float(checked[3]):g}"
     else:

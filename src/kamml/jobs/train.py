@@ -190,7 +190,8 @@ def check_model_features(data: Dataset, config: Config) -> None:
 
     Read from the feature expression's schema at the scoring cutoff (no feature is computed): a
     snapshot's frame has its columns, strings as categories (`kamml.features.build`). Only when a
-    section names features (``monotone``, ``monotone_constraints``); the fit checks them again.
+    section names features (`names_features`: monotone, offset or blend ones, or constraints); the fit
+    checks them again.
     """
     if not names_features(config):
         return

@@ -31,6 +31,7 @@ from kamml.errors import DataError
 from kamml.text import counted
 
 __all__ = [
+    "MANIFEST",
     "OUTSIDE_INT64_RULE",
     "PARQUET_SUFFIXES",
     "TEMPORAL_INFERRED",
@@ -52,6 +53,7 @@ __all__ = [
     "json_text",
     "parquet_not_utf8",
     "process_exists",
+    "read_manifest",
     "real_output",
     "refuse_masked",
     "visible_files",
@@ -194,6 +196,20 @@ def _wait_for_lock(
             log.info("%s", waiting)
             said = True
         time.sleep(0.2)
+
+
+#: The file written last into a job's output folder, naming the run and the files of the set it vouches for
+#: (`kamml.jobs.outputs`); here so that the tracking layer can read it too (`close_abandoned_runs`).
+MANIFEST = "manifest.json"
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    """The folder's manifest (the last complete set written there), or None while a job writes it."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def json_text(payload: Any, indent: int | None = 2) -> str:

@@ -20,7 +20,7 @@ from kamml.jobs.outputs import OutputSet, read_manifest
 from kamml.jobs.run import run, skipped_parts
 from kamml.jobs.score import SCORE_COLUMNS
 from kamml.tracking import JOB_STATUS_TAG
-from kamml.tracking.runs import PLAN_BY_RUN_TAG, PLAN_MODEL_TAG
+from kamml.tracking.runs import JOB_OUTPUTS_TAG, PLAN_BY_RUN_TAG, PLAN_MODEL_TAG
 
 #: MLflow's own API in these tests reads the session's store: kamml's calls leave MLflow as it was
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_at_session_store")]
@@ -135,12 +135,13 @@ def test_the_run_reads_complete_only_once_its_outputs_are_published(
     def publish_noting_the_status(self, *args, **kwargs):
         experiment = MlflowClient().get_experiment_by_name(name)
         (found,) = MlflowClient().search_runs([experiment.experiment_id])
-        seen.append(found.data.tags[JOB_STATUS_TAG])
+        seen.append((found.data.tags[JOB_STATUS_TAG], found.data.tags.get(JOB_OUTPUTS_TAG)))
         return real_publish(self, *args, **kwargs)
 
     monkeypatch.setattr(OutputSet, "publish", publish_noting_the_status)
     result = run(cfg, world_path, echo=lambda _: None)
-    assert seen == ["running"]
+    # the folder is named before publishing: a job killed after it is told complete by the next job
+    assert seen == [("running", str((tmp_path / "out").resolve()))]
     found = MlflowClient().get_run(result.training.run_id)
     assert (found.info.status, found.data.tags[JOB_STATUS_TAG]) == ("FINISHED", "complete")
 

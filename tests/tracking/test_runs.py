@@ -274,6 +274,51 @@ def test_a_job_killed_after_training_is_marked_by_the_next_run(tracked_config):
     assert (done.info.status, done.data.tags[JOB_STATUS_TAG]) == ("FINISHED", "complete")
 
 
+def _publishing_job(cfg, folder, manifest_run: str = "run.run_id") -> str:
+    """A job that trains, tags its outputs folder, publishes a set naming `manifest_run`, then is killed."""
+    return _killed_job(
+        cfg,
+        "from kamml.jobs.outputs import OutputSet\n"
+        "from kamml.tracking.runs import JOB_OUTPUTS_TAG\n"
+        "with TrainingRun(config, ends_job=False) as run:\n"
+        f"    run.set_tags({{JOB_OUTPUTS_TAG: {str(folder)!r}}})\n"
+        f"outputs = OutputSet({str(folder)!r}).__enter__()  # killed holding the folder's lock\n"
+        "outputs.stage('scores.csv').write_text('account_id\\n1\\n')\n"
+        f"outputs.publish({{'run_id': {manifest_run}}})\n",
+    )
+
+
+def test_a_job_killed_after_publishing_is_marked_complete_not_killed(tracked_config, tmp_path):
+    """Killed outright between publishing its set and tagging its run ``complete`` (one tag call), a job
+    was marked ``killed`` by the next, although the published set in its folder is its result."""
+    from kamml.io import read_manifest
+    from kamml.tracking import JOB_STATUS_TAG, TrainingRun
+
+    cfg = tracked_config()
+    orphan = _publishing_job(cfg, tmp_path / "out")
+    assert read_manifest(tmp_path / "out")["run_id"] == orphan
+    assert MlflowClient().get_run(orphan).data.tags[JOB_STATUS_TAG] == "running"
+    with TrainingRun(cfg):
+        pass
+    found = MlflowClient().get_run(orphan)
+    assert (found.info.status, found.data.tags[JOB_STATUS_TAG]) == ("FINISHED", "complete")
+
+
+def test_a_killed_job_whose_folder_holds_another_runs_set_is_marked_killed(tracked_config, tmp_path):
+    """Only a manifest naming the run vouches for it: another run's set, or none, leaves it ``killed``."""
+    from kamml.tracking import JOB_STATUS_TAG, TrainingRun
+
+    cfg = tracked_config()
+    other = _publishing_job(cfg, tmp_path / "other", manifest_run="'an earlier run'")
+    none = _publishing_job(cfg, tmp_path / "empty", manifest_run="run.run_id")
+    (tmp_path / "empty" / "manifest.json").unlink()  # as if killed before the manifest was written
+    with TrainingRun(cfg):
+        pass
+    for orphan in (other, none):
+        found = MlflowClient().get_run(orphan)
+        assert (found.info.status, found.data.tags[JOB_STATUS_TAG]) == ("KILLED", "killed")
+
+
 def test_a_training_run_stopped_or_failing_says_so_in_its_tags(tracked_config):
     import pytest
 

@@ -42,14 +42,13 @@ from typing import IO, Any
 
 from kamml import stopping
 from kamml.errors import DataError
-from kamml.io import atomic_path, fsync_path, json_text, real_output, writer_tag
+from kamml.io import MANIFEST, atomic_path, fsync_path, json_text, read_manifest, real_output, writer_tag
 
 __all__ = ["JOB_OUTPUTS", "LOCK_NAME", "MANIFEST", "OutputSet", "claim_outputs", "read_manifest"]
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".kamml.lock"
-MANIFEST = "manifest.json"
 #: The files `kamml run` writes into its folder (whose leftover temporary files a next job removes).
 JOB_OUTPUTS = (
     "scores.parquet",
@@ -222,15 +221,6 @@ class OutputSet:
         self._published = True
         log.info("published %d outputs into %s, then %s", len(published), self.folder, MANIFEST)
         return published
-
-
-def read_manifest(folder: str | Path) -> dict[str, Any] | None:
-    """The folder's manifest (the last complete set written there), or None while a job writes it."""
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
 
 
 @contextlib.contextmanager

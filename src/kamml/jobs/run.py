@@ -75,7 +75,7 @@ from kamml.tracking import (
     resolve_model,
 )
 from kamml.tracking.registry import version_backtest
-from kamml.tracking.runs import PLAN_BY_RUN_TAG, PLAN_MODEL_TAG
+from kamml.tracking.runs import JOB_OUTPUTS_TAG, PLAN_BY_RUN_TAG, PLAN_MODEL_TAG
 
 __all__ = ["RunResult", "check_owners", "run", "skipped_parts"]
 
@@ -375,7 +375,7 @@ def _score_allocate_report(
         )
         model_uri = str(scores["model_uri"].iat[0]) if len(scores) else training.model_uri
         staged["manifest"] = outputs.seal(_facts(config, training, model_uri, plan, horizon))
-        _log_outputs(config, training, staged.values(), plan, model_uri, fresh)
+        _log_outputs(config, training, outputs.folder, staged.values(), plan, model_uri, fresh)
     files = _published(config, training, outputs, staged)
     echo(f"      report {files['report']}")
     _done(seconds, out_dir, echo)
@@ -394,7 +394,8 @@ def _published(
     Last, so that a job whose logging failed (an artifact store full or gone, a stop) leaves the last
     published set in place: published first, its whole set was read by a CRM as the run's result while
     the run was marked failed. A publish that fails here marks the run failed at `PUBLISH` (`_run`);
-    one killed outright leaves it ``running``, never ``complete`` without its outputs.
+    one killed outright leaves it ``running``, never ``complete`` without its outputs, and the next job
+    marks it ``complete`` when the folder's manifest names it (`close_abandoned_runs`), else ``killed``.
     """
     published = outputs.publish(remove=remove)
     record_job_complete(config, training.run_id)
@@ -554,6 +555,7 @@ def _plan_backtest(config: Config, training: TrainResult) -> dict[str, Any] | No
 def _log_outputs(
     config: Config,
     training: TrainResult,
+    folder: Path,
     paths: Iterable[Path],
     plan: dict[str, Any],
     model_uri: str,
@@ -563,10 +565,17 @@ def _log_outputs(
 
     Tagged with the model that scored the plan (`PLAN_MODEL_TAG`) and whether it is this run's own
     (`own`, as `_registered` says): the champion is another run's model when this run's version was not
-    promoted; its figures read as this model's otherwise. The job reads ``running`` until it publishes.
+    promoted; its figures read as this model's otherwise. The job reads ``running`` until it publishes;
+    the folder it publishes into (`JOB_OUTPUTS_TAG`) tells a later job whether it got that far.
     """
     with TrainingRun(config, run_id=training.run_id) as tracked:
-        tracked.set_tags({PLAN_MODEL_TAG: model_uri, PLAN_BY_RUN_TAG: str(own).lower()})
+        tracked.set_tags(
+            {
+                PLAN_MODEL_TAG: model_uri,
+                PLAN_BY_RUN_TAG: str(own).lower(),
+                JOB_OUTPUTS_TAG: str(folder.resolve()),
+            }
+        )
         for path in paths if config.tracking.log_outputs else ():
             tracked.log_artifact(path, "outputs")
         tracked.log_summary(
@@ -655,7 +664,7 @@ def _run_on_spark(
         scores = top_rows(scores_dir, 25, by="clv")
         facts = _facts(config, training, model.resolved, plan, model.bundle.horizon_days)
         staged["manifest"] = outputs.seal(facts)
-        _log_outputs(config, training, staged.values(), plan, model.resolved, fresh)
+        _log_outputs(config, training, outputs.folder, staged.values(), plan, model.resolved, fresh)
     parts = {"scores": outputs.stage("scores.parquet"), "allocation": outputs.stage("allocation.parquet")}
     # an earlier in-memory run's CSV plan must not sit beside the new manifest: removed as it publishes
     files = _published(config, training, outputs, {**parts, **staged}, remove=_NOT_ON_SPARK)

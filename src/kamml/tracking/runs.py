@@ -33,7 +33,7 @@ from mlflow.exceptions import MlflowException
 from kamml.config import FEATURE_GROUPS, Config, FeaturesConfig, is_uri
 from kamml.errors import ModelError, TrackingStoreError
 from kamml.features.catalogue import describe
-from kamml.io import common_folder, json_text, process_exists
+from kamml.io import common_folder, json_text, process_exists, read_manifest
 from kamml.models.bundle import ModelBundle
 from kamml.text import counted
 from kamml.tracking.model import load_model, log_bundle
@@ -60,6 +60,7 @@ from kamml.tracking.store import (
 )
 
 __all__ = [
+    "JOB_OUTPUTS_TAG",
     "JOB_STATUS_TAG",
     "TrainingRun",
     "backtest_metrics",
@@ -122,6 +123,10 @@ def _start_ticks(pid: int) -> str | None:
 JOB_STATUS_TAG = "kamml.job.status"
 JOB_STAGE_TAG = "kamml.job.failed_stage"
 JOB_ERROR_TAG = "kamml.job.error"
+#: On a `kamml run` job's run: the folder it publishes its output set into (absolute), tagged before it
+#: publishes, so that a job killed between publishing and its ``complete`` tag is told from one killed
+#: before (`close_abandoned_runs` reads the folder's manifest).
+JOB_OUTPUTS_TAG = "kamml.job.outputs"
 #: On a `kamml run` job's run: the model that scored its plan (the champion, as models:/name/version),
 #: and whether that is this run's own model ("false" when its version was not promoted, so the
 #: ``allocation.*`` metrics and outputs logged there are another model's plan).
@@ -141,7 +146,8 @@ def close_abandoned_runs(experiment: str) -> list[str]:
     training stayed RUNNING in MLflow forever, and one killed after training (scoring, allocating)
     stayed FINISHED with the job's status "running". Only runs whose host tag is this machine's name and
     whose process id is no longer alive are closed (job status "killed"); a run of a live process, or of
-    another machine, is left alone.
+    another machine, is left alone. A job's run whose output folder (`JOB_OUTPUTS_TAG`) holds a set whose
+    manifest names it died after publishing, before its own ``complete`` tag: it is tagged ``complete``.
     """
     host = socket.gethostname()
     closed: list[str] = []
@@ -166,6 +172,9 @@ def close_abandoned_runs(experiment: str) -> list[str]:
             continue  # a process of another container on a host of this name: its ids are not ours
         if process_exists(int(pid)) and tags.get(PID_START_TAG) in (None, _start_ticks(int(pid))):
             continue
+        if run.info.status != "RUNNING" and _published_by(run_id, tags.get(JOB_OUTPUTS_TAG)):
+            _mark_published(client, run_id, pid, tags[JOB_OUTPUTS_TAG])
+            continue
         try:
             if tags.get(JOB_STATUS_TAG) == "running":
                 client.set_tag(run_id, JOB_STATUS_TAG, "killed")
@@ -181,6 +190,34 @@ def close_abandoned_runs(experiment: str) -> list[str]:
             pid,
         )
     return closed
+
+
+def _published_by(run_id: str, folder: str | None) -> bool:
+    """Whether `folder` (a run's `JOB_OUTPUTS_TAG`) holds a published set whose manifest names `run_id`."""
+    if not folder:
+        return False
+    try:
+        manifest = read_manifest(folder)
+    except (OSError, ValueError) as exc:  # unreadable or not JSON: no set vouches for the run
+        log.warning("could not read the output manifest in %s: %s", folder, exc)
+        return False
+    return manifest is not None and manifest.get("run_id") == run_id
+
+
+def _mark_published(client: mlflow.MlflowClient, run_id: str, pid: str, folder: str) -> None:
+    """Tag ``complete`` a job's run whose process died after it published its set (before its own tag)."""
+    try:
+        client.set_tag(run_id, JOB_STATUS_TAG, "complete")
+    except MlflowException as exc:
+        log.warning("could not mark MLflow run %s complete: %s", run_id, exc.message)
+        return
+    log.warning(
+        "MLflow run %s was left unfinished by process %s, which has gone after publishing its outputs "
+        "in %s (their manifest names the run): marked complete",
+        run_id,
+        pid,
+        folder,
+    )
 
 
 def job_error_text(error: BaseException) -> str:

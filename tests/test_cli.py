@@ -1182,6 +1182,17 @@ def test_out_of_memory_and_a_broken_store_are_one_line_wherever_they_surface(mak
     assert says in err
 
 
+@pytest.mark.parametrize(("given", "got"), [("2.5", "2.5"), ("many", "'many'"), ("nan", "nan"), ("0", "0")])
+def test_accounts_that_are_no_whole_number_in_range_say_the_config_words(tmp_path, given, got):
+    """``--accounts 2.5`` read "Input should be a valid integer, unable to parse string as an integer",
+    where ``data.generate.accounts: 2.5`` and ``--accounts 0`` say `accounts_problem`'s rule and range."""
+    result = runner.invoke(app, ["generate", "--accounts", given, "--out", str(tmp_path / "w")])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.replace("│", " ").split())
+    assert f"'--accounts' / '-n': must be a whole number of accounts from 1 to 2,000,000, got {got}" in said
+    assert not (tmp_path / "w").exists()
+
+
 def test_a_world_too_big_for_the_memory_is_a_config_error_with_exit_2(tmp_path, monkeypatch):
     """``generate --accounts`` past any machine's memory ended in numpy's MemoryError traceback (exit 1),
     then in an engine failure (exit 4, "out of memory"); it is now refused by the world's size bound."""

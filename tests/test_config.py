@@ -1287,6 +1287,58 @@ def test_nan_accounts_of_a_synthetic_world_say_the_rule():
 
 
 @pytest.mark.parametrize(
+    ("accounts", "got"),
+    [
+        (2.5, "2.5"),
+        (-0.5, "-0.5"),
+        ("many", "'many'"),
+        (3_000_000.0, "3,000,000.0"),
+        (1e300, "1e+300"),
+    ],
+)
+def test_accounts_that_are_no_whole_number_in_range_say_the_rule(accounts, got):
+    """``accounts: 2.5`` read pydantic's "'data.generate.accounts' must be a whole number, got 2.5", with
+    no range, where 0 and nan read `accounts_problem`'s "must be a whole number of accounts from 1 to
+    2,000,000"; text too. null and true keep the words every number setting has for them."""
+    says = f"data.generate.accounts must be a whole number of accounts from 1 to 2,000,000, got {got}"
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"data": {"path": "d", "generate": {"accounts": accounts}}})
+    assert str(caught.value) == f"config: {says}"
+    cfg = Config.from_dict({"data": {"path": "d", "generate": {}}})
+    assert cfg.data.generate is not None
+    with pytest.raises(ConfigError) as caught:
+        cfg.data.generate.accounts = accounts
+    assert str(caught.value) == f"assignment: {says}"
+    assert cfg.data.generate.accounts == 5_000
+
+
+def test_whole_float_accounts_are_read_as_their_count_and_null_and_true_keep_their_words():
+    """``accounts: 5000.0`` reads as 5000, as ``time.horizon_days: 30.0`` reads as 30; null and true are
+    said as for every number setting (``time.horizon_days``)."""
+    generate = Config.from_dict({"data": {"path": "d", "generate": {"accounts": 5000.0}}}).data.generate
+    assert generate is not None
+    assert generate.accounts == 5000
+    assert type(generate.accounts) is int
+    numpy = pytest.importorskip("numpy")
+    for accounts in (numpy.int64(700), numpy.float32(700.0)):
+        generate = Config.from_dict({"data": {"path": "d", "generate": {"accounts": accounts}}}).data.generate
+        assert generate is not None
+        assert generate.accounts == 700
+        assert type(generate.accounts) is int
+    for value, says in [
+        (None, "'{key}' has no value (null): give one, or leave the key out for its default"),
+        (True, "'{key}' must be a number, got true"),
+    ]:
+        for key, tree in [
+            ("data.generate.accounts", {"data": {"path": "d", "generate": {"accounts": value}}}),
+            ("time.horizon_days", {"time": {"horizon_days": value}}),
+        ]:
+            with pytest.raises(ConfigError) as caught:
+                Config.from_dict(tree)
+            assert str(caught.value) == "config: " + says.format(key=key)
+
+
+@pytest.mark.parametrize(
     ("models", "says"),
     [
         (

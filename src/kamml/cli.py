@@ -467,17 +467,25 @@ def _refuse_a_world_there(out: Path, force: bool) -> None:
         )
 
 
-def _accounts(value: int) -> int:
+def _accounts(value: str | int) -> int:
     """`generate --accounts`: 1 to 2,000,000, the rule and words of ``data.generate.accounts``.
 
-    10**15 was refused as "n_accounts (data.generate.accounts) ...", a name the command line does not have.
+    10**15 was refused as "n_accounts (data.generate.accounts) ...", a name the command line does not have,
+    and 2.5 or "many" as click's "Input should be a valid integer" with no range. 5000.0 is 5000, as there.
     """
     from kamml.config import accounts_problem
 
-    problem = accounts_problem(value)
+    number: object = value
+    for kind in (int, float):  # "2.5" and "nan" are said as numbers, "many" as text
+        try:
+            number = kind(value)
+            break
+        except ValueError:
+            continue
+    problem = accounts_problem(number)
     if problem is not None:
         raise typer.BadParameter(problem)
-    return value
+    return int(number)  # type: ignore[call-overload]  # a whole number: `accounts_problem`
 
 
 def _years(value: float) -> float:
@@ -503,7 +511,10 @@ def _years(value: float) -> float:
 @handle_errors
 def generate(
     accounts: Annotated[
-        int, typer.Option("--accounts", "-n", callback=_accounts, help="Number of accounts, up to 2,000,000.")
+        int,
+        typer.Option(
+            "--accounts", "-n", parser=_accounts, metavar="<int>", help="Number of accounts, up to 2,000,000."
+        ),
     ] = 5_000,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same world.")] = 42,
     out: Annotated[

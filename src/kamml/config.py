@@ -311,11 +311,18 @@ GENERATE_MAX_ACCOUNTS = 2_000_000
 GENERATE_MAX_ACCOUNT_YEARS = 8_000_000
 
 
-def accounts_problem(accounts: float) -> str | None:
-    """What is wrong with a synthetic world's number of accounts, or None: one rule for the config and API."""
-    if 1 <= accounts <= GENERATE_MAX_ACCOUNTS:
+def accounts_problem(accounts: object) -> str | None:
+    """What is wrong with a synthetic world's number of accounts, or None: one rule for the config and API.
+
+    A whole float (5000.0) is a count, as the config's other whole-number settings read it; 2.5, text,
+    a bool or nan is not, and is said with the range as 0 is (pydantic said 2.5 "must be a whole number").
+    """
+    number = isinstance(accounts, int | float) and not isinstance(accounts, bool)
+    whole = isinstance(accounts, int) or (isinstance(accounts, float) and accounts.is_integer())
+    if number and whole and 1 <= accounts <= GENERATE_MAX_ACCOUNTS:  # type: ignore[operator]  # a number
         return None
-    return f"must be a whole number of accounts from 1 to {GENERATE_MAX_ACCOUNTS:,}, got {accounts:,}"
+    got = f"{accounts:,}" if number else repr(accounts)
+    return f"must be a whole number of accounts from 1 to {GENERATE_MAX_ACCOUNTS:,}, got {got}"
 
 
 def world_size_problem(accounts: int, years: float) -> str | None:
@@ -338,11 +345,20 @@ class GenerateConfig(_Section):
 
     @field_validator("accounts", mode="before")
     @classmethod
-    def _finite_accounts(cls, value: Any) -> Any:
-        """Refuse nan or inf accounts with the rule: pydantic's "should be a finite number" gave no range."""
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _key_error(f"data.generate.accounts {accounts_problem(value)}")
-        return value
+    def _whole_accounts(cls, value: Any) -> Any:
+        """Refuse accounts that are no whole number (nan, 2.5, "many", 1e300) with `accounts_problem`'s rule.
+
+        pydantic said nan "should be a finite number" and 2.5 or text "must be a whole number", with no
+        range. A whole float in range (5000.0) is read as its count, as the other whole-number settings
+        read it; null and true keep the words every number setting has for them (`_describe`).
+        """
+        value = to_plain(value)  # a grid's np.int64 or np.float32, read as Python's
+        if value is None or isinstance(value, bool | int):  # an int's range: `_accounts_in_range`
+            return value
+        problem = accounts_problem(value)
+        if problem is not None:
+            raise _key_error(f"data.generate.accounts {problem}")
+        return int(value)
 
     @field_validator("accounts")
     @classmethod

@@ -171,21 +171,30 @@ def test_invalid_arguments_raise_config_error():
         WorldParams(seasonality=(1.0,) * 11)
 
 
+_ACCOUNTS = (
+    r"^n_accounts \(data\.generate\.accounts\) must be a whole number of accounts from 1 to 2,000,000, "
+)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "says"),
     [
-        ({"n_accounts": 10.5}, r"n_accounts must be a whole number >= 1, got 10\.5"),
-        ({"n_accounts": "10"}, r"n_accounts must be a whole number >= 1, got '10'"),
-        ({"n_accounts": True}, r"n_accounts must be a whole number >= 1, got True"),
+        ({"n_accounts": 10.5}, _ACCOUNTS + r"got 10\.5$"),
+        ({"n_accounts": "10"}, _ACCOUNTS + r"got '10'$"),
+        ({"n_accounts": True}, _ACCOUNTS + r"got True$"),
+        ({"n_accounts": float("nan")}, _ACCOUNTS + r"got nan$"),
         ({"n_accounts": 10, "n_reps": 2.5}, r"n_reps must be a whole number >= 1, got 2\.5"),
     ],
 )
 def test_counts_that_are_not_whole_numbers_are_config_errors(kwargs, says):
     """10.5 accounts or 2.5 reps were numpy's TypeError ("expected a sequence of integers"), and True
-    made a world of one account."""
+    made a world of one account. Accounts are said as ``data.generate.accounts`` says them (with the
+    range: "n_accounts must be a whole number >= 1" named none); a whole float is a count, as there."""
     with pytest.raises(ConfigError, match=says):
         synthetic.generate(**kwargs, seed=1, years=0.5)
     synthetic.generate(np.int64(3), seed=1, years=0.5, n_reps=np.int64(1))  # numpy's whole numbers pass
+    world = synthetic.generate(3.0, seed=1, years=0.5)  # as `accounts: 3.0` in a config
+    assert world.accounts.equals(synthetic.generate(3, seed=1, years=0.5).accounts)
 
 
 def test_a_numpy_seed_makes_a_world_that_writes_and_a_bool_seed_is_refused(tmp_path):

@@ -104,7 +104,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kamml.config import GENERATE_MAX_ACCOUNTS, accounts_problem, world_size_problem
+from kamml.config import GENERATE_MAX_ACCOUNTS, accounts_problem, to_plain, world_size_problem
 from kamml.datasets._synthetic_params import WorldParams, _whole
 from kamml.datasets._synthetic_sim import (
     ACTIVITY_KINDS,
@@ -560,7 +560,7 @@ def generate(
     Parameters
     ----------
     n_accounts : int, default 5000
-        Exactly this many accounts (the initial book, organic arrivals and referred accounts), from 1 to
+        Exactly this many accounts (the initial book, organic arrivals and referred accounts; 3.0 is 3), 1 to
         2,000,000 (`kamml.config.GENERATE_MAX_ACCOUNTS`), and n_accounts x years at most 8,000,000
         (`kamml.config.GENERATE_MAX_ACCOUNT_YEARS`): memory grows with both, and 2,000,000 accounts over 3
         years peaked at 10.1 GB on the project's 24 GB machine (twice `benchmarks/score.py`'s million).
@@ -595,11 +595,12 @@ def generate(
         accounts simulated per account kept, and over 1M).
     """
     params = params or WorldParams()
-    if not _count(n_accounts):  # 10.5 was numpy's TypeError, True a world of one account
-        raise ConfigError(f"n_accounts must be a whole number >= 1, got {n_accounts!r}")
-    problem = accounts_problem(int(n_accounts))  # 10**15 was numpy's MemoryError
+    # 10.5 was numpy's TypeError, True a world of one account, 10**15 numpy's MemoryError: said as
+    # data.generate.accounts says them; a whole float (3.0) is a count there and here
+    problem = accounts_problem(to_plain(n_accounts))
     if problem is not None:
         raise ConfigError(f"n_accounts (data.generate.accounts) {problem}")
+    n_accounts = int(n_accounts)
     if not (_real(years) and math.isfinite(years) and years <= 100):  # True was one year, np.int64(2) refused
         raise ConfigError(f"years (data.generate.years) must be a number of years up to 100, got {years!r}")
     years = float(years)

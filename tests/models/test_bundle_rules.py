@@ -29,7 +29,6 @@ from kamml.models.bundle import (
     CHURN_BLEND,
     CLV_OFFSET,
     _lgbm_kwargs,
-    _lightgbm_whole,
     _whole,
     add_snapshot_btyd,
     default_monotone,
@@ -98,7 +97,8 @@ def config_verdict(name: str, settings: dict[str, Any], frame: pd.DataFrame) -> 
 def estimator_kwargs(name: str, settings: dict[str, Any], features: list[str]) -> dict[str, Any]:
     """The settings as the estimator's arguments and ``params``, with the bundle's defaults.
 
-    Whole floats read as ints (``n_estimators: 3.0``), as the config documents; the money features are
+    Whole floats of the arguments read as ints (``n_estimators: 3.0``), as the config documents (those of
+    ``params`` the estimator reads itself, `lightgbm_whole`); the money features are
     constrained by default unless the params hold positional constraints or linear trees.
     """
     kwargs: dict[str, Any] = dict(DEFAULTS[name])
@@ -107,7 +107,7 @@ def estimator_kwargs(name: str, settings: dict[str, Any], features: list[str]) -
         if key in COMMON | ARGUMENTS[name]:
             kwargs[key] = _whole(value) if key in FAST or key == "learning_rate" else value
         else:
-            params[key] = _lightgbm_whole(key, value)
+            params[key] = value  # num_leaves: 7.0 as given: the estimator reads it as 7 itself
     try:
         given = canonical_params(params)
     except ValueError:  # aliases given twice: the estimator refuses them itself

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -62,6 +63,37 @@ def test_set_params_refuses_a_params_key_lightgbm_does_not_know_by_name(cls: typ
     assert model.learning_rate == 0.05
     with pytest.raises(ValueError, match="Invalid parameter 'param'"):
         model.set_params(param__num_leaves=3)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_whole_floats_of_lightgbm_int_params_fit_as_their_ints(cls: type) -> None:
+    """``params={"num_leaves": 7.0}`` was refused by LightGBM at fit ("Parameter num_leaves should be of
+    type int, got "7.0"") where ``models.clv.params.num_leaves: 7.0`` in a config trains as 7: the model
+    now applies the config's rule (`lightgbm_whole`) at fit, leaving its ``params`` as given."""
+    X, *_ = _data()
+    given = {"num_leaves": 7.0, "min_data_in_leaf": 5.0, "lambda_l2": 2.0}
+    model = cls(num_threads=1, n_estimators=10, params=given)
+    floats = model.fit(X, _target(model))
+    ints = clone(model).set_params(params={"num_leaves": 7, "min_data_in_leaf": 5, "lambda_l2": 2.0})
+    ints.fit(X, _target(model))
+    np.testing.assert_array_equal(floats.predict(X), ints.predict(X))
+    assert floats.get_params()["params"] == given
+    assert [type(v) for v in floats.get_params()["params"].values()] == [float, float, float]
+    assert given == {"num_leaves": 7.0, "min_data_in_leaf": 5.0, "lambda_l2": 2.0}  # the caller's dict
+    trained = floats.lgb_params()
+    assert (type(trained["num_leaves"]), type(trained["min_data_in_leaf"])) == (int, int)
+    assert type(trained["lambda_l2"]) is float  # a double parameter stays as given
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_a_fraction_of_a_lightgbm_int_param_is_still_refused_naming_it(cls: type) -> None:
+    """7.5 leaves are no whole number: LightGBM refuses it, naming the key, rather than 7 leaves trained."""
+    X, *_ = _data()
+    model = cls(num_threads=1, n_estimators=10, params={"num_leaves": 7.5})
+    with pytest.raises(
+        lgb.basic.LightGBMError, match=r'Parameter num_leaves should be of type int, got "7\.5"'
+    ):
+        model.fit(X, _target(model))
 
 
 def test_a_pipeline_and_a_grid_search_tune_a_key_of_params() -> None:

@@ -24,12 +24,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal, Self
@@ -235,6 +238,110 @@ def canonical_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ValueError(f"LightGBM parameter {name!r} is given twice in params (as aliases)")
         out[name] = value
     return out
+
+
+#: LightGBM's refusal of a parameter's type (``num_leaves: 7.5``), naming it and the type it wanted.
+LIGHTGBM_TYPE = re.compile(r'Parameter (\w+) should be of type (\w+), got "')
+
+
+def lightgbm_whole(key: str, value: Any) -> Any:
+    """A whole float of one of LightGBM's int parameters as its int (``num_leaves: 31.0``); else as given.
+
+    LightGBM refused 31.0 ("Parameter num_leaves should be of type int, got "31.0"") where the config
+    reads ``n_estimators: 2.0`` as 2: the models section (`kamml.models.bundle`) and every model's
+    `LGBMModel.lgb_params` apply it, so a YAML ``31.0`` and ``ClvModel(params={"num_leaves": 31.0})``
+    train the model ``31`` trains. 31.5, inf and true stay as given, for LightGBM's refusal.
+    """
+    if isinstance(value, float) and value.is_integer() and lightgbm_int(key):
+        return int(value)
+    return value
+
+
+@functools.cache
+def lightgbm_int(key: str) -> bool:
+    """Whether LightGBM reads the parameter `key` (a main name or an alias) as an int, as its parser says.
+
+    LightGBM lists no parameter types; its parser names the type it wanted for a value with a fraction
+    ("Parameter min_data_in_leaf should be of type int"), without training. False when it cannot say.
+    """
+    quiet = "" if key in lightgbm_names("verbosity") else "verbosity=-1 "  # its parser logs at info
+    try:
+        with quiet_fatal():
+            lgb.basic._get_sample_count(1, f"{quiet}{key}=0.5")
+    except lgb.basic.LightGBMError as exc:
+        typed = LIGHTGBM_TYPE.search(str(exc))
+        return typed is not None and typed[2] == "int"
+    except (AttributeError, TypeError):  # a LightGBM without the call
+        return False
+    return False
+
+
+def lightgbm_names(param: str) -> set[str]:
+    """A LightGBM parameter's main name and aliases, as LightGBM lists them (the name alone if it cannot)."""
+    try:
+        return set(lgb.basic._ConfigAliases.get(param)) | {param}
+    except (AttributeError, TypeError, ValueError):  # a LightGBM without its list of aliases
+        return {param}
+
+
+#: How LightGBM's C++ starts the line it writes to stderr before it raises (`quiet_fatal`).
+_FATAL = b"[LightGBM] [Fatal] "
+
+
+@contextlib.contextmanager
+def quiet_fatal() -> Iterator[None]:
+    """Keep LightGBM's "[LightGBM] [Fatal] ..." line of the one-round check off stderr; the rest passes.
+
+    LightGBM's C++ writes a fatal message straight to the process's stderr (fd 2) before it raises it,
+    past ``verbosity=-1`` and `lightgbm.register_logger` (its callback gets the other levels only), so
+    ``kamml validate`` printed "Check failed ... config_auto.cpp" above kamml's one-line error. fd 2 is the
+    whole process's: it is pointed at a temporary file only while no other Python thread runs (the
+    command line), which none then can write to meanwhile, and what else came is written back after.
+    """
+    if threading.active_count() > 1:
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        _flush_stderr()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr (closed): nothing to keep clean
+            saved = None
+        if saved is not None:
+            os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            if saved is not None:
+                _flush_stderr()
+                os.dup2(saved, 2)
+                os.close(saved)
+                caught.seek(0)
+                _write_stderr(_without_fatal(caught.read()))
+
+
+def _flush_stderr() -> None:
+    """Write out what Python holds for stderr, before fd 2 is pointed elsewhere or back."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # None, or closed
+        sys.stderr.flush()
+
+
+def _without_fatal(text: bytes) -> bytes:
+    """`text` without LightGBM's fatal lines and the empty line its checks end with."""
+    kept, dropped = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith(_FATAL) or (dropped and not line.strip()):
+            dropped = True
+            continue
+        kept.append(line)
+        dropped = False
+    return b"".join(kept)
+
+
+def _write_stderr(data: bytes) -> None:
+    """Write `data` to fd 2 whole (a write may take part of it)."""
+    while data:
+        data = data[os.write(2, data) :]
 
 
 def _lgb_names(names: list[str]) -> list[str]:
@@ -781,10 +888,15 @@ class LGBMModel(KammlEstimator):
         """The full LightGBM parameter dict this model trains with (without the number of rounds).
 
         Layers, later ones winning: kamml's base settings, the model's defaults, the keyword arguments
-        (``learning_rate``, ``random_state`` as ``seed``, ``num_threads``), the user's ``params``; then
-        ``deterministic``, ``force_col_wise`` and ``verbosity=-1`` are always set.
+        (``learning_rate``, ``random_state`` as ``seed``, ``num_threads``), the user's ``params`` (a whole
+        float of an int parameter as its int, `lightgbm_whole`); then ``deterministic``, ``force_col_wise``
+        and ``verbosity=-1`` are always set.
         """
-        user = canonical_params(self.params)
+        # a whole float of an int parameter (num_leaves=31.0) as its int, as the config reads it; a copy:
+        # `params` stays as given (scikit-learn's get_params returns what was set)
+        user = canonical_params(
+            {key: lightgbm_whole(key, value) for key, value in (self.params or {}).items()}
+        )
         if "early_stopping_round" in user:
             raise ValueError("set early stopping with the early_stopping_rounds argument, not in params")
         objective = user.get("objective", self._objective())

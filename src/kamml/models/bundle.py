@@ -50,11 +50,7 @@ import hashlib
 import inspect
 import json
 import logging
-import os
 import re
-import sys
-import tempfile
-import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -72,6 +68,7 @@ from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError, Problem
 from kamml.io import atomic_path
 from kamml.models._lgbm import (
+    LIGHTGBM_TYPE,
     MONOTONE_METHODS,
     NO_EVAL_METRIC,
     SMALL_FRAME_ROWS,
@@ -83,8 +80,11 @@ from kamml.models._lgbm import (
     constraint_count,
     is_categorical,
     is_true,
+    lightgbm_names,
+    lightgbm_whole,
     no_autolog,
     no_metric_message,
+    quiet_fatal,
     stored_number,
 )
 from kamml.models.btyd_features import (
@@ -385,7 +385,7 @@ def _lgbm_kwargs(
                 _check_positional_constraints(name, params, given["monotone_constraints"], features)
         elif "monotone" not in kwargs and not is_true(given.get("linear_tree")):
             kwargs["monotone"] = default_monotone(name, features)
-    kwargs["params"] = {key: _lightgbm_whole(key, value) for key, value in params.items()} or None
+    kwargs["params"] = {key: lightgbm_whole(key, value) for key, value in params.items()} or None
     return kwargs
 
 
@@ -396,45 +396,6 @@ def _whole(value: Any) -> Any:
     scikit-learn's rule of the estimators' whole-number arguments refuses a float. Others stay as given.
     """
     return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _lightgbm_whole(key: str, value: Any) -> Any:
-    """A whole float of one of LightGBM's int parameters as its int (``num_leaves: 31.0``); else as given.
-
-    LightGBM refused 31.0 ("Parameter num_leaves should be of type int, got "31.0"") where the config
-    reads ``n_estimators: 2.0`` as 2 (`_whole`): the config check and the estimator both get the int, so
-    a YAML ``31.0`` trains the model ``31`` trains. 31.5, inf and true stay as given, for LightGBM's refusal.
-    """
-    if isinstance(value, float) and value.is_integer() and _lightgbm_int(key):
-        return int(value)
-    return value
-
-
-@functools.cache
-def _lightgbm_int(key: str) -> bool:
-    """Whether LightGBM reads the parameter `key` (a main name or an alias) as an int, as its parser says.
-
-    LightGBM lists no parameter types; its parser names the type it wanted for a value with a fraction
-    ("Parameter min_data_in_leaf should be of type int"), without training. False when it cannot say.
-    """
-    quiet = "" if key in _lightgbm_names("verbosity") else "verbosity=-1 "  # its parser logs at info
-    try:
-        with _quiet_fatal():
-            lgb.basic._get_sample_count(1, f"{quiet}{key}=0.5")
-    except lgb.basic.LightGBMError as exc:
-        typed = _LIGHTGBM_TYPE.search(str(exc))
-        return typed is not None and typed[2] == "int"
-    except (AttributeError, TypeError):  # a LightGBM without the call
-        return False
-    return False
-
-
-def _lightgbm_names(param: str) -> set[str]:
-    """A LightGBM parameter's main name and aliases, as LightGBM lists them (the name alone if it cannot)."""
-    try:
-        return set(lgb.basic._ConfigAliases.get(param)) | {param}
-    except (AttributeError, TypeError, ValueError):  # a LightGBM without its list of aliases
-        return {param}
 
 
 def _check_positional_constraints(
@@ -706,8 +667,7 @@ def _rounds_problem(name: str, settings: Mapping[str, Any]) -> str | None:
     return _setting_problem(name, key, "a whole number of boosting rounds >= 1", value)
 
 
-#: LightGBM's refusal of a parameter's type, and of its range ("Check failed: (lambda_l1) >= (0.0)").
-_LIGHTGBM_TYPE = re.compile(r'Parameter (\w+) should be of type (\w+), got "')
+#: LightGBM's refusal of a parameter's range ("Check failed: (lambda_l1) >= (0.0)"); its type: LIGHTGBM_TYPE.
 _LIGHTGBM_CHECK = re.compile(r"Check failed: \((\w+)\) (>=|>|<=|<) \(([-+0-9.e]+)\)")
 #: LightGBM's refusal of a true/false parameter's value (``linear_tree: yes``): no type named.
 _LIGHTGBM_SWITCH = re.compile(r'Parameter (\w+) should be "true"/"\+" or "false"/"-", got "')
@@ -722,7 +682,7 @@ def _lightgbm_problem(name: str, settings: Mapping[str, Any], reason: str) -> st
     config's key nor the value given. None when its message is of another kind, or the parameter is none
     the section set (one of kamml's defaults).
     """
-    typed = _LIGHTGBM_TYPE.search(reason)
+    typed = LIGHTGBM_TYPE.search(reason)
     checked = _LIGHTGBM_CHECK.search(reason)
     switch = _LIGHTGBM_SWITCH.search(reason)
     if typed is not None:
@@ -733,7 +693,7 @@ def _lightgbm_problem(name: str, settings: Mapping[str, Any], reason: str) -> st
         param, rule = checked[1], f"{checked[2]} {float(checked[3]):g}"
     else:
         return None
-    names = _lightgbm_names(param)
+    names = lightgbm_names(param)
     key = next((k for k in settings if k in names), None)
     return None if key is None else _setting_problem(name, key, rule, settings[key])
 
@@ -771,7 +731,7 @@ def _check_lightgbm_accepts(
     labels = np.tile([0.0, 1.0], 10)
     params = {k: v for k, v in params.items() if k != "monotone_constraints"}
     try:
-        with no_autolog(), _quiet_fatal():
+        with no_autolog(), quiet_fatal():
             data = lgb.Dataset(rows, labels)
             valid = [lgb.Dataset(rows, labels, reference=data)] if early_stopping else None
             callbacks: list[Any] = [lgb.early_stopping(1, verbose=False)] if early_stopping else []
@@ -786,66 +746,6 @@ def _check_lightgbm_accepts(
         if NO_EVAL_METRIC not in str(exc):
             raise
         raise ConfigError(f"models.{name}.metric: {no_metric_message(model, params.get('metric'))}") from None
-
-
-#: How LightGBM's C++ starts the line it writes to stderr before it raises (`_quiet_fatal`).
-_FATAL = b"[LightGBM] [Fatal] "
-
-
-@contextlib.contextmanager
-def _quiet_fatal() -> Iterator[None]:
-    """Keep LightGBM's "[LightGBM] [Fatal] ..." line of the one-round check off stderr; the rest passes.
-
-    LightGBM's C++ writes a fatal message straight to the process's stderr (fd 2) before it raises it,
-    past ``verbosity=-1`` and `lightgbm.register_logger` (its callback gets the other levels only), so
-    ``kamml validate`` printed "Check failed ... config_auto.cpp" above kamml's one-line error. fd 2 is the
-    whole process's: it is pointed at a temporary file only while no other Python thread runs (the
-    command line), which none then can write to meanwhile, and what else came is written back after.
-    """
-    if threading.active_count() > 1:
-        yield
-        return
-    with tempfile.TemporaryFile() as caught:
-        _flush_stderr()
-        try:
-            saved = os.dup(2)
-        except OSError:  # no stderr (closed): nothing to keep clean
-            saved = None
-        if saved is not None:
-            os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            if saved is not None:
-                _flush_stderr()
-                os.dup2(saved, 2)
-                os.close(saved)
-                caught.seek(0)
-                _write_stderr(_without_fatal(caught.read()))
-
-
-def _flush_stderr() -> None:
-    """Write out what Python holds for stderr, before fd 2 is pointed elsewhere or back."""
-    with contextlib.suppress(AttributeError, OSError, ValueError):  # None, or closed
-        sys.stderr.flush()
-
-
-def _without_fatal(text: bytes) -> bytes:
-    """`text` without LightGBM's fatal lines and the empty line its checks end with."""
-    kept, dropped = [], False
-    for line in text.splitlines(keepends=True):
-        if line.startswith(_FATAL) or (dropped and not line.strip()):
-            dropped = True
-            continue
-        kept.append(line)
-        dropped = False
-    return b"".join(kept)
-
-
-def _write_stderr(data: bytes) -> None:
-    """Write `data` to fd 2 whole (a write may take part of it)."""
-    while data:
-        data = data[os.write(2, data) :]
 
 
 def _earlier(train: pd.DataFrame) -> pd.Series:

@@ -83,6 +83,30 @@ def test_a_referral_promotion_metric_with_an_empty_referrals_table_fails_before_
     check_promote_metric(cfg, load_data(world_path))
 
 
+def test_influence_features_are_not_checked_early_on_an_empty_referrals_table(world_path, tmp_path):
+    """The early check judged the influence model's named features whenever a referrals table was given,
+    but a header-only one gives no referral value, so training fits no influence model (its settings
+    unused, `_referrals_to_learn`): a job that trains was refused. The rule of `check_promote_metric`."""
+    import shutil
+
+    from kamml.data import load_data
+    from kamml.jobs.train import check_model_features
+
+    shutil.copytree(world_path, tmp_path / "world")
+    referrals = pd.read_parquet(world_path / "referrals.parquet")
+    referrals.iloc[:0].to_parquet(tmp_path / "world" / "referrals.parquet")
+    cfg = Config.from_dict({"models": {"influence": {"monotone": {"referrals_made_typo": 1}}}})
+    empty = load_data(tmp_path / "world")
+    assert "referrals" in empty.tables
+    check_model_features(empty, cfg)
+    says = r"models\.influence\.monotone names features the training frame does not have: \['referrals_"
+    with pytest.raises(ConfigError, match=says):
+        check_model_features(load_data(world_path), cfg)
+    cfg.models.churn = {"monotone": {"recency_typo": 1}}  # the other models are judged as before
+    with pytest.raises(ConfigError, match=r"models\.churn\.monotone names .*\['recency_typo'\]"):
+        check_model_features(empty, cfg)
+
+
 def test_a_deleted_experiment_fails_before_training(tracked_config, world_path, monkeypatch):
     """The store is first touched after training: a deleted experiment died there with MLflow's traceback."""
     import mlflow

@@ -98,6 +98,20 @@ def check_time_window(data: Dataset, config: Config) -> None:
     check_backtest_window(data, config, test_cut)
 
 
+def referrals_lacking(data: Dataset) -> str | None:
+    """How `data` lacks referrals ("no referrals table", "an empty referrals table"), or None: it has some.
+
+    Without a referral row no referral value is labelled, so no referral metric is backtested and no
+    influence model is trained (`kamml.models.bundle._referrals_to_learn`). That the rows give referral
+    value in the training snapshots' label windows is known only from the labels, once they are built.
+    """
+    if "referrals" not in data.tables:
+        return "no referrals table"
+    if data.quality.tables["referrals"].rows == 0:  # a header-only export
+        return "an empty referrals table"
+    return None
+
+
 def check_promote_metric(config: Config, data: Dataset) -> None:
     """Refuse a referral promotion metric on data without referrals (no table, no rows), before training.
 
@@ -108,11 +122,8 @@ def check_promote_metric(config: Config, data: Dataset) -> None:
     metric = config.tracking.promote_metric
     if metric.split(".")[0] != "referral":
         return
-    if "referrals" not in data.tables:
-        held = "no referrals table"
-    elif data.quality.tables["referrals"].rows == 0:  # a header-only export: no referral metric either
-        held = "an empty referrals table"
-    else:
+    held = referrals_lacking(data)
+    if held is None:
         return
     raise ConfigError(
         f"tracking.promote_metric '{metric}' needs the backtest's referral metrics, but the data has {held}: "
@@ -191,14 +202,17 @@ def check_model_features(data: Dataset, config: Config) -> None:
     Read from the feature expression's schema at the scoring cutoff (no feature is computed): a
     snapshot's frame has its columns, strings as categories (`kamml.features.build`). Only when a
     section names features (`names_features`: monotone, offset or blend ones, or constraints); the fit
-    checks them again.
+    checks them again. The influence model's only on data with referral rows (`referrals_lacking`):
+    without, it is never trained. With rows that give no referral value before the latest training
+    snapshot it is not trained either, but that is known only from the labels: its names are judged.
     """
     if not names_features(config):
         return
     schema = features_expr(data, cutoffs(data, config)[0], config).schema()
     unordered = [name for name, kind in schema.items() if not kind.is_floating()]
     features = training_features(list(schema.names))
-    check_named_features(config, features, unordered, influence="referrals" in data.tables)
+    # the influence model is not trained on data without referral rows, so its settings are unused there
+    check_named_features(config, features, unordered, influence=referrals_lacking(data) is None)
 
 
 def recorded_source(config: Config, data: Dataset) -> Config:

@@ -1217,71 +1217,16 @@ def test_locate_passes_what_loads_in_every_uri_form(trained, model_dir):
         load_model("models:/locate-stages/Production", cfg.tracking)
 
 
-def _free_port() -> int:
-    """A port nothing listens on now, for a server a test starts."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def artifact_server(tmp_path_factory):
+def artifact_server(tmp_path_factory, start_mlflow):
     """A real ``mlflow server`` (SQLite backend, artifacts served from a folder), free port: (url, folder)."""
-    import signal
-    import subprocess
-    import sys
-    import time
-    import urllib.error
-    import urllib.request
-    from pathlib import Path
-
     root = tmp_path_factory.mktemp("server")
     served = root / "artifacts"
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'server.db'}",
-        "--artifacts-destination",
-        str(served),
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-w",
-        "1",
-    ]
-    log = root / "server.log"
-    with open(log, "wb") as out:  # its own session: the uvicorn worker it starts is stopped with it
-        proc = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"the server exited:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the server did not answer /health:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    args = ["server", "--backend-store-uri", f"sqlite:///{root / 'server.db'}"]
+    args += ["--artifacts-destination", str(served)]
+    with start_mlflow(args, env, root, "/health") as url:
         yield url, served
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,12 +21,6 @@ from kamml.tracking.pyfunc import score_frame
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_at_session_store")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _post(url: str, payload: dict) -> dict:
     body = json.dumps(payload).encode()
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
@@ -42,53 +33,16 @@ def _not_json(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(trained, tmp_path_factory):
+def server(trained, tmp_path_factory, start_mlflow):
+    """``mlflow models serve`` on the session's registered champion, scoring in this interpreter: its URL."""
     cfg, _, _ = trained
-    port = _free_port()
     env = dict(os.environ)
     env["MLFLOW_TRACKING_URI"] = cfg.tracking.uri
     env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    cmd = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "models",
-        "serve",
-        "-m",
-        f"models:/{cfg.tracking.model_name}@champion",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-w",
-        "1",
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"the server exited:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the server did not answer /ping:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    args = ["models", "serve", "-m", f"models:/{cfg.tracking.model_name}@champion", "--env-manager", "local"]
+    with start_mlflow(args, env, tmp_path_factory.mktemp("serve"), "/ping") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _rows(trained) -> pd.DataFrame:

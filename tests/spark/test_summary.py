@@ -107,3 +107,16 @@ def test_a_count_of_rows_may_be_zero_or_a_numpy_integer(spark, tmp_path):
     assert top_rows(path, 0).empty
     assert top_rows(path, np.int64(2))["account_id"].tolist() == [1, 3]
     assert top_rows(path, 2**31 - 1)["account_id"].tolist() == [1, 3, 2]
+
+
+@pytest.mark.parametrize("name", ["clv.2024", "clv`s"])
+def test_top_rows_orders_by_a_column_whose_name_holds_a_dot_or_a_backtick(spark, tmp_path, name):
+    """A `by` column named with a dot was read as a field of a struct (Spark's UNRESOLVED_COLUMN), one
+    with a backtick as a broken quote: top_rows quotes the name as it is spelled (`spark_column`)."""
+    from kamml.spark import top_rows
+
+    path = tmp_path / "named.parquet"
+    pd.DataFrame({"account_id": [1, 2, 3], name: [5.0, 7.0, 6.0]}).to_parquet(path)
+    top = top_rows(path, 2, by=name)
+    assert top["account_id"].tolist() == [2, 3]
+    assert top[name].tolist() == [7.0, 6.0]

@@ -120,6 +120,7 @@ from kamml.spark.session import (
     abandon_path,
     remove_path,
     remove_stale_siblings,
+    spark_column,
     spark_session,
     temp_sibling,
     write_atomic,
@@ -427,12 +428,14 @@ def _ids_as_in_the_tables(frame: DataFrame, *, text_owners: bool = True) -> Data
 
     def known(column: str | Any) -> Any:
         """The column's text without the spaces str.strip drops (a no-break space too); null if missing."""
-        text = F.regexp_replace(F.col(column) if isinstance(column, str) else column, PY_SPACE_ENDS, "")
+        text = F.regexp_replace(
+            spark_column(column) if isinstance(column, str) else column, PY_SPACE_ENDS, ""
+        )
         return F.when(~text.isin(*sorted(MISSING_TEXTS)), text)
 
     def utf8_known(column: str | Any) -> Any:
         """`known` where the text is UTF-8; other bytes are kept for `_check_scores` (known lost them)."""
-        raw = F.col(column) if isinstance(column, str) else column
+        raw = spark_column(column) if isinstance(column, str) else column
         return F.when(F.is_valid_utf8(raw), known(raw)).otherwise(raw)
 
     owner = frame.schema["owner"].dataType if "owner" in frame.columns else None
@@ -711,7 +714,10 @@ class _Plan:
         from pyspark.sql import functions as F  # noqa: N812
 
         parts = ("stake_retention", "stake_growth", "stake_referral")
-        bad = {p: F.isnan(p) | F.col(p).isin(float("inf"), float("-inf")) for p in (*parts, "stake")}
+        bad = {
+            p: F.isnan(spark_column(p)) | spark_column(p).isin(float("inf"), float("-inf"))
+            for p in (*parts, "stake")
+        }
         any_part = bad[parts[0]] | bad[parts[1]] | bad[parts[2]]
         bad["stake"] = ~any_part & bad["stake"]
         sums = [F.sum(c.cast("long")).alias(p) for p, c in bad.items()]
@@ -965,7 +971,7 @@ class _Plan:
         by = str(self.cfg.tier_by)
         value = F.col("expected_gain")
         if by != "expected_gain":  # tiers by another order: its own global rank first (one more sort)
-            value = F.col(by)
+            value = spark_column(by)
             value = F.when(F.isnan(value) | value.isNull(), F.lit(float("-inf"))).otherwise(value)
             keys = [value.desc(), F.col("stake").desc(), F.col("account_id").asc()]
             rows, _ = _global_rank(rows, keys, "tier_rank", {})
@@ -1656,7 +1662,7 @@ def _order_stats(frame: DataFrame, column: str, ranks: Sequence[int], n: int) ->
     """
     from pyspark.sql import functions as F  # noqa: N812
 
-    col = F.col(column)
+    col = spark_column(column)
     probs: list[float] = []
     for r in ranks:
         p = r / max(n - 1, 1)
@@ -1717,12 +1723,12 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         rules.append(("account_id", "null id", F.col("account_id").isNull()))
     for column in ("account_id", "owner"):  # a list of reps or ids, as in memory
         if column in frame.columns and _nested(frame, column):
-            rules.append((column, "not one value (a list or a mapping)", F.col(column).isNotNull()))
+            rules.append((column, "not one value (a list or a mapping)", spark_column(column).isNotNull()))
     for column in ("account_id", "owner"):  # bytes not UTF-8 (`_ids_as_in_the_tables` read the others)
         if column in frame.columns and isinstance(frame.schema[column].dataType, T.StringType):
             binary = frame.schema[column].metadata.get(_BINARY_KEY, False)
             rule = BINARY_OWNER_RULE if binary else TEXT_NOT_UTF8_RULE
-            rules.append((column, rule, ~F.is_valid_utf8(F.col(column))))
+            rules.append((column, rule, ~F.is_valid_utf8(spark_column(column))))
     nested_id = _nested(frame, "account_id") or binary_id or id_kind is not None
     whole_rule = "not a whole number (an id is a whole number or a text)"
     if frame.schema["account_id"].dataType.typeName() in ("double", "float"):  # 3.5 is no id
@@ -1737,7 +1743,7 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
     for column, (low, high, nan_ok) in SCORE_BOUNDS.items():
         if column not in frame.columns:
             continue
-        raw = F.col(column)
+        raw = spark_column(column)
         kind = frame.schema[column].dataType.typeName()
         if kind not in _NUMBER_KINDS:  # dates, yes/no, lists: no cast (Spark's analysis refused a date's)
             what = "yes/no values" if kind == "boolean" else f"a {kind} column"
@@ -1781,10 +1787,10 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
     scorings = [c for c in SCORING_COLUMNS if c in frame.columns]  # one value each, unless tables joined
     for c in scorings:
         aggs += [
-            F.min(F.col(c).cast("string")).alias(f"{c}_low"),
-            F.max(F.col(c).cast("string")).alias(f"{c}_high"),
-            F.count(F.col(c)).alias(f"{c}_n"),
-            F.first(F.col(c), ignorenulls=True).alias(f"{c}_one"),
+            F.min(spark_column(c).cast("string")).alias(f"{c}_low"),
+            F.max(spark_column(c).cast("string")).alias(f"{c}_high"),
+            F.count(spark_column(c)).alias(f"{c}_n"),
+            F.first(spark_column(c), ignorenulls=True).alias(f"{c}_one"),
         ]
     row = frame.agg(*aggs).collect()[0]
     for i, (column, rule, cond) in enumerate(rules):
@@ -1800,9 +1806,11 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
             examples: tuple[Any, ...] = ()
             if rule not in ("null id", "missing value"):
                 as_bytes = rule in (BINARY_OWNER_RULE, TEXT_NOT_UTF8_RULE)
-                value = F.col(column).cast("binary") if as_bytes else F.col(column)
+                value = spark_column(column).cast("binary") if as_bytes else spark_column(column)
                 bad = frame.filter(cond).select(value.alias(column))  # the smallest five: run to run alike
-                order = F.col(column).cast("string") if _nested(frame, column) else F.col(column)
+                order = (
+                    spark_column(column).cast("string") if _nested(frame, column) else spark_column(column)
+                )
                 examples = tuple(_bytes(r[0]) for r in bad.orderBy(order).limit(5).collect())
             problems.append(Problem("scores", column, rule, count, examples))
     dups = (
@@ -1822,7 +1830,7 @@ def _check_scores(frame: DataFrame, *, need_owner: bool) -> tuple[int, float | N
         raise SchemaError(problems)
     for c in scorings:
         if row[f"{c}_low"] != row[f"{c}_high"]:  # rows per value (a few), as the in-memory path counts them
-            text = F.col(c).cast("string")
+            text = spark_column(c).cast("string")
             counts = frame.filter(text.isNotNull()).groupBy(text.alias("v")).count().limit(1000).collect()
             warn_mixed_scorings(c, {r["v"]: int(r["count"]) for r in counts})
     one = {
@@ -1912,5 +1920,5 @@ def _as_text(frame: DataFrame, column: str) -> Any:
     from pyspark.sql import types as T  # noqa: N812
 
     if isinstance(frame.schema[column].dataType, T.ArrayType):
-        return F.array_join(F.col(column).cast("array<string>"), "; ").alias(column)
-    return F.col(column).cast("string").alias(column)
+        return F.array_join(spark_column(column).cast("array<string>"), "; ").alias(column)
+    return spark_column(column).cast("string").alias(column)

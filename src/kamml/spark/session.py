@@ -161,7 +161,7 @@ def owner_text(frame: DataFrame, column: str = "owner") -> Any:
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql import types as T  # noqa: N812
 
-    value = F.col(column)
+    value = spark_column(column)
     kind = frame.schema[column].dataType
     if isinstance(kind, T.BooleanType):
         return F.when(value, F.lit("True")).when(~value, F.lit("False"))

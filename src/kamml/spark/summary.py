@@ -13,7 +13,7 @@ import pandas as pd
 
 from kamml.errors import ConfigError, Problem, SchemaError
 from kamml.jobs.score import whole_count
-from kamml.spark.session import case_sensitive, read_parquet, spark_session
+from kamml.spark.session import case_sensitive, read_parquet, spark_column, spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -89,7 +89,8 @@ def top_rows(table: DataFrame | str | Path, n: int, by: str = "rank") -> pd.Data
     if _missing(frame, ["account_id"]):
         rule = "missing: top_rows orders rows of equal value by account_id"
         raise SchemaError([Problem(_name(table), "account_id", rule)])
-    order = F.col(by).asc() if by == "rank" else F.col(by).desc()
+    # quoted as spelled: a user's column "gain.2024" was read as a struct field, "clv`s" as a broken quote
+    order = spark_column(by).asc() if by == "rank" else spark_column(by).desc()
     return frame.orderBy(order, F.col("account_id").asc()).limit(count).toPandas()
 
 

@@ -1174,6 +1174,34 @@ def test_a_remote_model_is_left_to_load_time(uri, tmp_path, mlflow_state):
     assert locate_model(uri) is None
 
 
+@pytest.mark.parametrize("registered", [False, True], ids=["hdfs-uri", "version-on-hdfs"])
+def test_a_model_on_hdfs_without_a_hadoop_client_is_a_model_error_naming_the_uri(
+    registered, tmp_path, mlflow_state
+):
+    """A model on HDFS (its URI, or a registered version's files) failed with pyarrow's bare OSError
+    ("Unable to load libjvm") where no Hadoop client is installed: a ModelError naming the URI and what
+    MLflow needs to read HDFS, pyarrow's reason kept in the message and as the cause."""
+    import mlflow
+
+    files = "hdfs://namenode:8020/models/m"
+    uri = files
+    if registered:
+        store = f"sqlite:///{tmp_path / 'm.db'}"
+        mlflow.set_tracking_uri(store)
+        mlflow.set_registry_uri(store)
+        MlflowClient().create_registered_model("on-hdfs")
+        MlflowClient().create_model_version("on-hdfs", source=files)
+        uri = "models:/on-hdfs/1"
+    with pytest.raises(ModelError) as caught:
+        load_model(uri)
+    said = str(caught.value)
+    assert said.startswith(f"cannot load the model {uri}: MLflow could not read HDFS"), said
+    assert "needs a Hadoop client on this machine (Java with JAVA_HOME set" in said, said
+    assert (f"at {files} (where its files are)" in said) is registered, said
+    assert isinstance(caught.value.__cause__, OSError)
+    assert str(caught.value.__cause__).splitlines()[0] in said  # pyarrow's reason, not hidden
+
+
 def test_a_single_slash_uri_is_loaded_as_a_uri_not_refused_as_a_folder(tmp_path, mlflow_state):
     """``dbfs:/...`` and ``mlflow-artifacts:/...`` (the URIs MLflow gives on Databricks and behind a
     tracking server) were read as folders and refused as "no model at ...: expected an MLflow model

@@ -37,6 +37,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
+from mlflow.store.artifact.hdfs_artifact_repo import HdfsArtifactRepository
 from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 from mlflow.store.artifact.utils.models import ParsedModelUri, _parse_model_uri, get_model_name_and_version
@@ -374,12 +375,48 @@ def load_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = No
         recorded = _resolve_alias(uri) if not _is_folder(uri) else str(local.resolve())
         if uri.startswith("runs:"):  # a wrong path named as `locate_model` names it, not "Failed to download"
             _check_run_files(uri, MlflowClient())
-        pyfunc = mlflow.pyfunc.load_model(recorded)  # a folder by its absolute path, ~ read
+        try:
+            pyfunc = mlflow.pyfunc.load_model(recorded)  # a folder by its absolute path, ~ read
+        except OSError as exc:
+            hdfs = _hdfs_files(exc)
+            if hdfs is None:
+                raise
+            raise _hdfs_error(uri, hdfs, exc) from exc
     inner = pyfunc.unwrap_python_model()
     if not isinstance(inner, KammlPyfunc) or inner.bundle is None:
         raise ModelError(f"{uri} is not a kamml model (its python model is {type(inner).__name__})")
     # a folder is recorded by its absolute path: a relative one names nothing once read elsewhere (a CRM)
     return LoadedModel(uri, inner.bundle, pyfunc, recorded)
+
+
+def _hdfs_files(exc: OSError) -> str | None:
+    """The HDFS folder ("" if not known) MLflow read when it raised `exc` in its HDFS repository, else None.
+
+    MLflow reads hdfs:// and viewfs:// through pyarrow's HadoopFileSystem, whose failures (no Java or
+    libhdfs here, the cluster not answering) are bare OSErrors ("Unable to load libjvm").
+    """
+    traceback = exc.__traceback__
+    while traceback is not None:
+        frame = traceback.tb_frame
+        if frame.f_globals.get("__name__") == HdfsArtifactRepository.__module__:
+            repository = frame.f_locals.get("self")
+            return str(getattr(repository, "artifact_uri", ""))
+        traceback = traceback.tb_next
+    return None
+
+
+def _hdfs_error(uri: str, files: str, exc: OSError) -> ModelError:
+    """A `ModelError` naming the model `uri`, its HDFS `files`, what reading HDFS needs, pyarrow's reason."""
+    looked_up = files and uri.startswith(("models:", "runs:"))  # else `uri` is itself on HDFS
+    where = f" at {files} (where its files are)" if looked_up else ""
+    reason = (str(exc) or type(exc).__name__).splitlines()[0]
+    return ModelError(
+        f"cannot load the model {uri}: MLflow could not read HDFS{where} ({reason}): "
+        "it reads hdfs:// and viewfs:// through pyarrow's HadoopFileSystem, which needs a Hadoop client "
+        "on this machine (Java with JAVA_HOME set, libhdfs under HADOOP_HOME or ARROW_LIBHDFS_DIR, and "
+        "CLASSPATH from `hadoop classpath --glob`) and the cluster answering; or copy the model to a "
+        "folder here and pass that"
+    )
 
 
 def locate_model(uri: str | os.PathLike[str], tracking: TrackingConfig | None = None) -> None:

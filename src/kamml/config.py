@@ -357,7 +357,7 @@ class GenerateConfig(_Section):
             return value
         problem = accounts_problem(value)
         if problem is not None:
-            raise _key_error(f"data.generate.accounts {problem}")
+            raise _key_error(f"'data.generate.accounts' {problem}")
         return int(value)
 
     @field_validator("accounts")
@@ -366,7 +366,7 @@ class GenerateConfig(_Section):
         """`accounts_problem`'s rule, as `kamml.datasets.synthetic.generate` has it."""
         problem = accounts_problem(value)
         if problem is not None:
-            raise _key_error(f"data.generate.accounts {problem}")
+            raise _key_error(f"'data.generate.accounts' {problem}")
         return value
 
     @model_validator(mode="after")
@@ -374,7 +374,7 @@ class GenerateConfig(_Section):
         """Accounts x years within `GENERATE_MAX_ACCOUNT_YEARS`: the world's memory grows with both."""
         problem = world_size_problem(self.accounts, self.years)
         if problem is not None:
-            raise _key_error(f"data.generate.accounts and data.generate.years: {problem}")
+            raise _key_error(f"'data.generate.accounts' and 'data.generate.years': {problem}")
         return self
 
     @field_validator("years")
@@ -383,7 +383,7 @@ class GenerateConfig(_Section):
         """`years_problem`'s rule, as `kamml generate --years` has it."""
         problem = years_problem(value)
         if problem is not None:
-            raise _key_error(f"data.generate.years {problem}")
+            raise _key_error(f"'data.generate.years' {problem}")
         return value
 
 
@@ -405,7 +405,7 @@ def _midnight_utc(value: Any, key: str) -> Any:
     1970-01-01, and ``20240101`` "should have zero time"). Anything else is left to pydantic's date parsing.
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise _key_error(f"{key} must be a date (YYYY-MM-DD), got {value}")
+        raise _key_error(f"'{key}' must be a date (YYYY-MM-DD), got {value}")
     stamp = value
     if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}[T ]", value.strip()):
         try:
@@ -419,7 +419,7 @@ def _midnight_utc(value: Any, key: str) -> Any:
         stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
     if stamp.time() != dt.time(0):
         raise _key_error(
-            f"{key} must be a date (YYYY-MM-DD), got {value!s}, which has the time of day "
+            f"'{key}' must be a date (YYYY-MM-DD), got {value!s}, which has the time of day "
             f"{stamp.time()}{' UTC' if aware else ''}: it is a whole day (midnight, UTC)"
         )
     return stamp.date()
@@ -462,7 +462,7 @@ def _not_blank(value: Any, info: ValidationInfo) -> Any:
     """
     section = {"dir": "output", "temp_directory": "engine"}.get(str(info.field_name), "data")
     if isinstance(value, str) and not value.strip():
-        raise ValueError(f"{section}.{info.field_name} is empty: give a path, or leave the key out")
+        raise _key_error(f"'{section}.{info.field_name}' is empty: give a path, or leave the key out")
     variable = _ENV_VARIABLE.search(value) if isinstance(value, str) else None
     if variable is not None:
         raise _key_error(
@@ -514,7 +514,7 @@ class DataConfig(_Section):
         """`generate` and `builtin` both fill `path`: with both set, builtin won and generate was ignored."""
         if self.generate is not None and self.builtin is not None:
             raise _key_error(
-                "data.builtin and data.generate are both set: each fills data.path with its own data "
+                "'data.builtin' and 'data.generate' are both set: each fills data.path with its own data "
                 "(the packaged log or the synthetic world); keep one"
             )
         return self
@@ -600,14 +600,14 @@ class FeaturesConfig(_Section):
             raise _key_error(f"unknown {keys}; {_valid_keys(name, FEATURE_GROUPS)}")
         if value.get("btyd") is False:  # accepted before, and silently ignored
             raise _key_error(
-                "features.groups.btyd cannot be switched off: the models are built on BG/NBD and "
+                "'features.groups.btyd' cannot be switched off: the models are built on BG/NBD and "
                 "Gamma-Gamma (the value model's offset, the churn blend, the horizon stretch and the "
                 "levels); to keep their columns away from LightGBM, set models.clv.offset_feature and "
                 "models.churn.blend_feature to null instead"
             )
         if value.get("rfm") is False:  # BG/NBD and Gamma-Gamma are fitted on its columns
             raise _key_error(
-                "features.groups.rfm cannot be switched off: BG/NBD and Gamma-Gamma (the btyd group, "
+                "'features.groups.rfm' cannot be switched off: BG/NBD and Gamma-Gamma (the btyd group, "
                 "the value model's offset and the churn blend) are fitted on its frequency, recency, T "
                 "and monetary columns"
             )
@@ -831,23 +831,24 @@ def tier_shares(tiers: Mapping[str, Any]) -> list[tuple[str, float]]:
     """
     if len(tiers) < 2:
         raise ValueError(
-            f"allocation.tiers: at least two tiers are needed, got {dict(tiers)} (one tier would hold every "
-            "account); shares are cumulative, e.g. {strategic: 0.05, key: 0.2, maintain: 0.5, nurture: 1.0}"
+            f"'allocation.tiers': at least two tiers are needed, got {dict(tiers)} (one tier would hold "
+            "every account); shares are cumulative, e.g. "
+            "{strategic: 0.05, key: 0.2, maintain: 0.5, nurture: 1.0}"
         )
     pairs = []
     seen: dict[str, str] = {}
     for name, share in tiers.items():
         if not str(name).strip():
-            raise ValueError(f"allocation.tiers: a tier needs a name, got {name!r}")
+            raise ValueError(f"'allocation.tiers': a tier needs a name, got {name!r}")
         if str(name).strip() in NA_TEXTS | {NO_TIER}:
             raise ValueError(
-                f"allocation.tiers.{name}: the name reads as no tier (a CSV reader takes it for a missing "
+                f"'allocation.tiers.{name}': the name reads as no tier (a CSV reader takes it for a missing "
                 f"value, and the report names accounts without a tier {NO_TIER}); give the tier another name"
             )
         other = seen.setdefault(str(name).strip(), str(name))
         if other != str(name):
             raise ValueError(
-                f"allocation.tiers: the names {other!r} and {str(name)!r} differ only by spaces, and read "
+                f"'allocation.tiers': the names {other!r} and {str(name)!r} differ only by spaces, and read "
                 "as one tier; give each tier its own name"
             )
         try:
@@ -857,7 +858,7 @@ def tier_shares(tiers: Mapping[str, Any]) -> list[tuple[str, float]]:
         if not (0 < value <= 1):
             shown = str(share).lower() if isinstance(share, bool) else share
             raise ValueError(
-                f"allocation.tiers.{name}: a cumulative share of accounts in (0, 1] is needed, got {shown}"
+                f"'allocation.tiers.{name}': a cumulative share of accounts in (0, 1] is needed, got {shown}"
             )
         pairs.append((str(name), value))
     pairs.sort(key=lambda pair: pair[1])
@@ -865,14 +866,14 @@ def tier_shares(tiers: Mapping[str, Any]) -> list[tuple[str, float]]:
     for (first, low), (second, high) in itertools.pairwise(pairs):
         if low == high:
             raise ValueError(
-                f"allocation.tiers: the tiers {first!r} and {second!r} have the same cumulative share, "
+                f"'allocation.tiers': the tiers {first!r} and {second!r} have the same cumulative share, "
                 f"{low:g} (the second would hold no account); give each tier its own share or drop one"
             )
     last, top = pairs[-1]
     if top != 1:
         hint = " (shares are cumulative, not per tier)" if abs(sum(shares) - 1) < 1e-9 else ""
         raise ValueError(
-            f"allocation.tiers.{last}: the last tier's cumulative share must be 1 so that every account "
+            f"'allocation.tiers.{last}': the last tier's cumulative share must be 1 so that every account "
             f"has a tier, got {top:g}{hint}"
         )
     return pairs
@@ -944,7 +945,7 @@ class AllocationConfig(_Section):
     def _clip_pair(cls, value: Any) -> Any:
         """Two numbers: ``[1]`` read "'allocation.effort_clip.1': Field required", ``[1, 2, 3]`` "Tuple"."""
         if isinstance(value, list | tuple) and len(value) != 2:
-            raise _key_error(f"allocation.effort_clip {_CLIP_RULE}, got {list(value)}")
+            raise _key_error(f"'allocation.effort_clip' {_CLIP_RULE}, got {list(value)}")
         return value
 
     @field_validator("effort_clip")
@@ -953,7 +954,7 @@ class AllocationConfig(_Section):
         """Check the clip range when the config is read: a bad one failed only after training."""
         low, high = value
         if not (0 < low <= high < math.inf):
-            raise _key_error(f"allocation.effort_clip {_CLIP_RULE}, got ({low}, {high})")
+            raise _key_error(f"'allocation.effort_clip' {_CLIP_RULE}, got ({low}, {high})")
         return value
 
     @model_validator(mode="after")
@@ -961,7 +962,7 @@ class AllocationConfig(_Section):
         """A floor above the cap is a contradiction of the settings: refused when the config is read."""
         if self.cap_hours is not None and self.floor_hours > self.cap_hours:
             raise _key_error(
-                f"allocation.floor_hours {self.floor_hours:g} is above allocation.cap_hours "
+                f"'allocation.floor_hours' {self.floor_hours:g} is above 'allocation.cap_hours' "
                 f"{self.cap_hours:g}: no active account can get its minimum touch"
             )
         return self
@@ -984,7 +985,7 @@ class AllocationConfig(_Section):
             for name, share in value.items():
                 if isinstance(share, bool):
                     raise _key_error(
-                        f"allocation.tiers.{name}: a cumulative share of accounts in (0, 1] is needed, "
+                        f"'allocation.tiers.{name}': a cumulative share of accounts in (0, 1] is needed, "
                         f"got {str(share).lower()}"
                     )
         return value
@@ -1030,8 +1031,11 @@ class AllocationConfig(_Section):
     @field_validator("effort_scale")
     @classmethod
     def _positive_effort_scale(cls, value: float | str) -> float | str:
+        """'auto' or a finite number of hours above 0, said with the key and the value given."""
         if value != "auto" and not (isinstance(value, int | float) and 0 < value < float("inf")):
-            raise ValueError("effort_scale must be 'auto' or a number of hours > 0")
+            raise _key_error(
+                f"'allocation.effort_scale' must be 'auto' or a number of hours > 0, got {value:g}"
+            )
         return value
 
 
@@ -1093,7 +1097,7 @@ class TrackingConfig(_Section):
         """A store and an experiment are named: an empty one was refused only when training started."""
         if not value.strip():
             what = "the MLflow store's URI" if info.field_name == "uri" else "the experiment's name"
-            raise ValueError(f"tracking.{info.field_name} is empty: give {what}")
+            raise _key_error(f"'tracking.{info.field_name}' is empty: give {what}")
         return value
 
     @field_validator("uri")
@@ -1193,7 +1197,9 @@ class EngineConfig(_Section):
     def _no_negative_memory(cls, value: str | None) -> str | None:
         """DuckDB takes a negative limit ("-1GB") for its default, so a typo would silently lift the limit."""
         if value is not None and value.strip().startswith("-"):
-            raise ValueError("memory_limit must be a size such as '4GB', not negative")
+            raise _key_error(
+                f"'engine.memory_limit' must be a size such as '4GB', not negative, got {value!r}"
+            )
         return value
 
 

@@ -210,10 +210,10 @@ def test_the_console_line_gives_the_reps_prices_where_their_capacities_bind(capl
 
 def test_a_floor_above_the_cap_names_the_settings():
     """It read "floor above cap for 200 accounts", as if the data were at fault, naming no key."""
-    with pytest.raises(ValueError, match=r"allocation\.floor_hours 5 is above allocation\.cap_hours 2"):
+    with pytest.raises(ValueError, match=r"'allocation\.floor_hours' 5 is above 'allocation\.cap_hours' 2"):
         AllocationConfig(floor_hours=5.0, cap_hours=2.0)  # refused when read; unchecked below
     unchecked = AllocationConfig().model_copy(update={"floor_hours": 5.0, "cap_hours": 2.0})
-    with pytest.raises(ConfigError, match=r"allocation\.floor_hours 5 is above allocation\.cap_hours 2"):
+    with pytest.raises(ConfigError, match=r"'allocation\.floor_hours' 5 is above 'allocation\.cap_hours' 2"):
         allocate(make_scores(), 500.0, unchecked)  # checked again where it is used
 
 
@@ -669,7 +669,7 @@ def test_hours_and_config_forms():
             budget_curve(scores, flag)  # type: ignore[arg-type]
     cfg = AllocationConfig()
     cfg.tiers["top"] = 2.0  # an edit inside the dict: not seen by validation on assignment
-    with pytest.raises(ConfigError, match=r"allocation\.tiers\.top: a cumulative share"):
+    with pytest.raises(ConfigError, match=r"'allocation\.tiers\.top': a cumulative share"):
         allocate(scores, 120.0, cfg)
 
 

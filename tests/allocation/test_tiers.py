@@ -108,9 +108,10 @@ def test_tied_accounts_get_one_tier_in_the_plan():
 
 @pytest.mark.parametrize(
     ("tiers", "match"),
-    [({}, "at least two tiers"), ({"a": 0.0, "b": 1.0}, r"allocation.tiers.a: .*\(0, 1\]"),
+    [({}, "at least two tiers"), ({"a": 0.0, "b": 1.0}, r"'allocation.tiers.a': .*\(0, 1\]"),
      ({"a": 1.5, "b": 1.0}, "got 1.5"), ({"a": 0.5, "b": 0.5, "c": 1.0}, "same cumulative share"),
-     ({"a": True, "b": 1.0}, r"allocation.tiers.a: .*got true"), ({"a": "x", "b": 1.0}, r"tiers.a: .*got x")],
+     ({"a": True, "b": 1.0}, r"'allocation.tiers.a': .*got true"),
+     ({"a": "x", "b": 1.0}, r"tiers.a': .*got x")],
 )  # fmt: skip
 def test_bad_tiers_are_config_errors(tiers, match):
     with pytest.raises(ConfigError, match=match):
@@ -120,13 +121,13 @@ def test_bad_tiers_are_config_errors(tiers, match):
 @pytest.mark.parametrize(
     ("tiers", "match"),
     [
-        ({"a": 0.5}, r"allocation\.tiers: at least two tiers"),
-        ({"a": 1.0}, r"allocation\.tiers: at least two tiers"),
+        ({"a": 0.5}, r"'allocation\.tiers': at least two tiers"),
+        ({"a": 1.0}, r"'allocation\.tiers': at least two tiers"),
         (
             {"a": 0.1, "b": 0.5},
-            r"allocation\.tiers\.b: the last tier.s cumulative share must be 1 .*0\.5$",
+            r"'allocation\.tiers\.b': the last tier.s cumulative share must be 1 .*0\.5$",
         ),
-        ({"s": 0.05, "k": 0.15, "m": 0.3, "n": 0.5}, r"allocation\.tiers\.n: .*\(shares are cumulative"),
+        ({"s": 0.05, "k": 0.15, "m": 0.3, "n": 0.5}, r"'allocation\.tiers\.n': .*\(shares are cumulative"),
     ],
 )
 def test_tiers_that_cannot_be_meant_are_refused(tiers, match):
@@ -140,11 +141,11 @@ def test_tiers_that_cannot_be_meant_are_refused(tiers, match):
     [
         (
             {"strategic": 0.05, "key": 0.2, "maintain": 0.2, "nurture": 1.0},
-            r"allocation\.tiers: the tiers 'key' and 'maintain' have the same cumulative share, 0\.2 ",
+            r"'allocation\.tiers': the tiers 'key' and 'maintain' have the same cumulative share, 0\.2 ",
         ),
         (
             {"a": 0.5, "b": 1.0, "c": 1},
-            r"allocation\.tiers: the tiers 'b' and 'c' have the same .* share, 1 ",
+            r"'allocation\.tiers': the tiers 'b' and 'c' have the same .* share, 1 ",
         ),
     ],
 )
@@ -159,10 +160,10 @@ def test_tiers_with_the_same_share_are_named(tiers, match):
 @pytest.mark.parametrize(
     ("tiers", "match"),
     [
-        ({"key": 0.5, " key": 1.0}, r"allocation\.tiers: the names 'key' and ' key' differ only by spaces"),
-        ({"top": 0.5, "(none)": 1.0}, r"allocation\.tiers\.\(none\): .*reads as no tier"),
-        ({"NA": 0.2, "rest": 1.0}, r"allocation\.tiers\.NA: .*reads as no tier"),
-        ({"top": 0.2, "null": 1.0}, r"allocation\.tiers\.null: .*reads as no tier"),
+        ({"key": 0.5, " key": 1.0}, r"'allocation\.tiers': the names 'key' and ' key' differ only by spaces"),
+        ({"top": 0.5, "(none)": 1.0}, r"'allocation\.tiers\.\(none\)': .*reads as no tier"),
+        ({"NA": 0.2, "rest": 1.0}, r"'allocation\.tiers\.NA': .*reads as no tier"),
+        ({"top": 0.2, "null": 1.0}, r"'allocation\.tiers\.null': .*reads as no tier"),
     ],
 )
 def test_tier_names_that_read_as_another_or_as_none_are_refused(tiers, match):

@@ -213,7 +213,7 @@ def test_config_edits_in_place_are_checked(simple):
         build_features(simple, CUTOFF, cfg)
     cfg = Config()
     cfg.features.groups["rfm"] = False
-    with pytest.raises(ConfigError, match=r"features\.groups\.rfm cannot be switched off"):
+    with pytest.raises(ConfigError, match=r"'features\.groups\.rfm' cannot be switched off"):
         build_features(simple, CUTOFF, cfg)
 
 

@@ -450,10 +450,10 @@ def test_skipped_parts_name_the_missing_tables(world_path, tmp_path):
         (  # refused as soon as the config holds it (it was an InfeasibleError from `run`)
             {"floor_hours": 50.0, "cap_hours": 40.0},
             ConfigError,
-            "floor_hours 50 is above allocation.cap_hours 40",
+            "floor_hours' 50 is above 'allocation.cap_hours' 40",
         ),
         ({"tiers": {"a": 1.5, "b": 1.0}}, ConfigError, "allocation.tiers.a"),
-        ({"effort_scale": 4.0, "effort_clip": (4.0, 0.25)}, ConfigError, r"effort_clip must be \(low, high"),
+        ({"effort_scale": 4.0, "effort_clip": (4.0, 0.25)}, ConfigError, r"effort_clip' must be \(low, high"),
     ],
 )
 def test_an_allocation_bound_to_fail_fails_before_training(

@@ -1356,7 +1356,7 @@ def test_infeasible_and_bad_scores(spark, tmp_path):
         allocate_spark(frame, None, per_rep, tmp_path / "r")
     assert str(got.value) == str(expected.value)  # both count the rep's own accounts
     above = AllocationConfig(hours=500.0).model_copy(update={"floor_hours": 3.0, "cap_hours": 2.0})
-    with pytest.raises(ConfigError, match=r"allocation\.floor_hours 3 is above allocation\.cap_hours 2"):
+    with pytest.raises(ConfigError, match=r"'allocation\.floor_hours' 3 is above 'allocation\.cap_hours' 2"):
         allocate_spark(frame, None, above, tmp_path / "c")  # checked again where it is used
 
     bad = scores.copy()

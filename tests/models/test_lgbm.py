@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -86,14 +85,42 @@ def test_whole_floats_of_lightgbm_int_params_fit_as_their_ints(cls: type) -> Non
 
 
 @pytest.mark.parametrize("cls", MODELS)
-def test_a_fraction_of_a_lightgbm_int_param_is_still_refused_naming_it(cls: type) -> None:
-    """7.5 leaves are no whole number: LightGBM refuses it, naming the key, rather than 7 leaves trained."""
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"num_leaves": 7.5}, "params key 'num_leaves' must be a whole number, got 7.5"),
+        (
+            {"num_leaf": 31.5},
+            "params key 'num_leaf' (LightGBM's num_leaves) must be a whole number, got 31.5",
+        ),
+        (
+            {"max_leaves": "x"},
+            "params key 'max_leaves' (LightGBM's num_leaves) must be a whole number, got 'x'",
+        ),
+        (
+            {"min_child_samples": -3},
+            "params key 'min_child_samples' (LightGBM's min_data_in_leaf) must be >= 0, got -3",
+        ),
+        ({"num_leaves": 1}, "params key 'num_leaves' must be > 1, got 1"),
+        (
+            {"linear_trees": "yes"},
+            "params key 'linear_trees' (LightGBM's linear_tree) must be true or false, got 'yes'",
+        ),
+    ],
+)
+def test_a_value_lightgbm_refuses_is_a_parameter_error_naming_the_key_as_given(
+    cls: type, params: dict[str, Any], says: str
+) -> None:
+    """7.5 leaves are no whole number: refused, not 7 leaves trained. LightGBM's own error named its main
+    name (``Parameter num_leaves should be of type int, got "31.5"`` for ``num_leaf``) and was no
+    ValueError; it is scikit-learn's InvalidParameterError at fit, in the config's words (`kamml.models.
+    bundle`), naming the key as given, and the model stays unfitted."""
     X, *_ = _data()
-    model = cls(num_threads=1, n_estimators=10, params={"num_leaves": 7.5})
-    with pytest.raises(
-        lgb.basic.LightGBMError, match=r'Parameter num_leaves should be of type int, got "7\.5"'
-    ):
+    model = cls(num_threads=1, n_estimators=10, params=params)
+    with pytest.raises(InvalidParameterError) as caught:
         model.fit(X, _target(model))
+    assert str(caught.value) == f"{cls.__name__}: {says}"
+    assert not hasattr(model, "booster_")
 
 
 def test_a_pipeline_and_a_grid_search_tune_a_key_of_params() -> None:

@@ -242,6 +242,37 @@ def canonical_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 
 #: LightGBM's refusal of a parameter's type (``num_leaves: 7.5``), naming it and the type it wanted.
 LIGHTGBM_TYPE = re.compile(r'Parameter (\w+) should be of type (\w+), got "')
+#: LightGBM's refusal of a parameter's range ("Check failed: (lambda_l1) >= (0.0)").
+_LIGHTGBM_CHECK = re.compile(r"Check failed: \((\w+)\) (>=|>|<=|<) \(([-+0-9.e]+)\)")
+#: LightGBM's refusal of a true/false parameter's value (``linear_tree: yes``): no type named.
+_LIGHTGBM_SWITCH = re.compile(r'Parameter (\w+) should be "true"/"\+" or "false"/"-", got "')
+#: LightGBM's types in the config's words.
+_LIGHTGBM_TYPES = {"int": "a whole number", "double": "a number", "bool": "true or false", "string": "text"}
+
+
+def lightgbm_refusal(reason: str, given: Iterable[Any]) -> tuple[str, str, str] | None:
+    """LightGBM's refusal of one parameter as (the key `given` named it by, LightGBM's main name, the rule).
+
+    LightGBM names the parameter by its main name (``num_leaves`` for ``num_leaf``, ``lambda_l1`` for
+    ``reg_alpha``) and writes neither the key given nor its value; the rule is in the config's words
+    ("a whole number", ">= 0"). One reading for the config's models sections (`kamml.models.bundle`) and
+    the estimators' ``params`` at fit. None when the message is of another kind, or no key of `given`
+    names the parameter (one of kamml's defaults).
+    """
+    typed = LIGHTGBM_TYPE.search(reason)
+    checked = _LIGHTGBM_CHECK.search(reason)
+    switch = _LIGHTGBM_SWITCH.search(reason)
+    if typed is not None:
+        param, rule = typed[1], _LIGHTGBM_TYPES.get(typed[2], f"of LightGBM's type {typed[2]}")
+    elif switch is not None:
+        param, rule = switch[1], _LIGHTGBM_TYPES["bool"]
+    elif checked is not None:
+        param, rule = checked[1], f"{checked[2]} {float(checked[3]):g}"
+    else:
+        return None
+    names = lightgbm_names(param)
+    key = next((str(k) for k in given if k in names), None)
+    return None if key is None else (key, param, rule)
 
 
 def lightgbm_whole(key: str, value: Any) -> Any:
@@ -1364,6 +1395,28 @@ class LGBMModel(KammlEstimator):
                     f"{self.horizon_days}"
                 )
 
+    @contextlib.contextmanager
+    def _refusal_named(self) -> Iterator[None]:
+        """LightGBM's refusal of a ``params`` value as an `InvalidParameterError` naming the key as given.
+
+        LightGBM said ``Parameter num_leaves should be of type int, got "31.5"`` for ``num_leaf: 31.5``
+        (its main name, not the key given) as its own LightGBMError, no ValueError as scikit-learn's
+        estimators raise for a bad parameter at fit. The reading is the config's (`lightgbm_refusal`);
+        another LightGBM error passes as it is.
+        """
+        try:
+            yield
+        except lgb.basic.LightGBMError as exc:
+            params = self.params or {}
+            refused = lightgbm_refusal(str(exc), params)
+            if refused is None:
+                raise
+            key, param, rule = refused
+            main = "" if key == param else f" (LightGBM's {param})"
+            raise InvalidParameterError(
+                f"{type(self).__name__}: params key {key!r}{main} must be {rule}, got {params[key]!r}"
+            ) from None
+
     def _train(
         self,
         params: dict[str, Any],
@@ -1390,7 +1443,7 @@ class LGBMModel(KammlEstimator):
         train_set = self._dataset(X, self._training_target(y), weight)
         progress = TrainingProgress(name, rounds)
         if valid is None:
-            with no_autolog():
+            with no_autolog(), self._refusal_named():
                 booster = lgb.train(params, train_set, num_boost_round=rounds, callbacks=[progress])
             logger.debug(
                 "%s: %d rounds in %.1f s", name, booster.current_iteration(), time.monotonic() - start
@@ -1403,7 +1456,7 @@ class LGBMModel(KammlEstimator):
             callbacks.append(
                 lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
             )
-        with no_autolog():
+        with no_autolog(), self._refusal_named():
             try:
                 booster = lgb.train(
                     params,

@@ -68,7 +68,6 @@ from kamml.data.sampling import sample_ids
 from kamml.errors import ConfigError, FeatureMismatchError, KammlError, ModelError, Problem
 from kamml.io import atomic_path
 from kamml.models._lgbm import (
-    LIGHTGBM_TYPE,
     MONOTONE_METHODS,
     NO_EVAL_METRIC,
     SMALL_FRAME_ROWS,
@@ -80,7 +79,7 @@ from kamml.models._lgbm import (
     constraint_count,
     is_categorical,
     is_true,
-    lightgbm_names,
+    lightgbm_refusal,
     lightgbm_whole,
     no_autolog,
     no_metric_message,
@@ -667,35 +666,18 @@ def _rounds_problem(name: str, settings: Mapping[str, Any]) -> str | None:
     return _setting_problem(name, key, "a whole number of boosting rounds >= 1", value)
 
 
-#: LightGBM's refusal of a parameter's range ("Check failed: (lambda_l1) >= (0.0)"); its type: LIGHTGBM_TYPE.
-_LIGHTGBM_CHECK = re.compile(r"Check failed: \((\w+)\) (>=|>|<=|<) \(([-+0-9.e]+)\)")
-#: LightGBM's refusal of a true/false parameter's value (``linear_tree: yes``): no type named.
-_LIGHTGBM_SWITCH = re.compile(r'Parameter (\w+) should be "true"/"\+" or "false"/"-", got "')
-#: LightGBM's types in the config's words.
-_LIGHTGBM_TYPES = {"int": "a whole number", "double": "a number", "bool": "true or false", "string": "text"}
-
-
 def _lightgbm_problem(name: str, settings: Mapping[str, Any], reason: str) -> str | None:
     """LightGBM's refusal of one parameter in the config's words, naming the key the section gave; else None.
 
     LightGBM names the parameter by its main name (``lambda_l1`` for ``reg_alpha``) and writes neither the
-    config's key nor the value given. None when its message is of another kind, or the parameter is none
-    the section set (one of kamml's defaults).
+    config's key nor the value given: read by `lightgbm_refusal`, as the estimators read it at fit. None
+    when its message is of another kind, or the parameter is none the section set (one of kamml's defaults).
     """
-    typed = LIGHTGBM_TYPE.search(reason)
-    checked = _LIGHTGBM_CHECK.search(reason)
-    switch = _LIGHTGBM_SWITCH.search(reason)
-    if typed is not None:
-        param, rule = typed[1], _LIGHTGBM_TYPES.get(typed[2], f"of LightGBM's type {typed[2]}")
-    elif switch is not None:
-        param, rule = switch[1], _LIGHTGBM_TYPES["bool"]
-    elif checked is not None:
-        param, rule = checked[1], f"{checked[2]} {float(checked[3]):g}"
-    else:
+    refused = lightgbm_refusal(reason, settings)
+    if refused is None:
         return None
-    names = lightgbm_names(param)
-    key = next((k for k in settings if k in names), None)
-    return None if key is None else _setting_problem(name, key, rule, settings[key])
+    key, _, rule = refused
+    return _setting_problem(name, key, rule, settings[key])
 
 
 def _check_known_features(name: str, settings: Mapping[str, Any]) -> None:

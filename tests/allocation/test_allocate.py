@@ -18,6 +18,7 @@ from kamml.allocation.allocate import (
     allocate_file,
     budget_curve,
     check_scores,
+    effort_clip_pair,
     floor_hours,
     plan_and_curve,
 )
@@ -888,6 +889,16 @@ def test_the_horizon_column_of_the_scores_is_checked(values, rule):
     (problem,) = [p for p in err.value.problems if p.column == "horizon_days"]
     assert problem.table == "scores"
     assert rule in problem.rule
+
+
+def test_an_effort_clip_that_is_no_pair_of_numbers_names_its_key_quoted():
+    """As the config's own message names it: "'allocation.effort_clip' must be (low, high) ..."."""
+    for value, shown in (([1, 2, 3], r"\[1, 2, 3\]"), ("ab", "'ab'"), (None, "None")):
+        with pytest.raises(
+            ConfigError, match=rf"^'allocation\.effort_clip' must be two numbers \(low, high\), got {shown}$"
+        ):
+            effort_clip_pair(value)
+    assert effort_clip_pair(["0.5", 2]) == (0.5, 2.0)
 
 
 def test_extra_config_keys_are_read_when_present():

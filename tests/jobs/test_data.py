@@ -85,7 +85,7 @@ def test_generate_refuses_years_that_run_past_today_before_writing(tmp_path):
         {"data": {"path": str(tmp_path / "d"), "generate": {"accounts": 50, "years": 100}}}
     )
     with pytest.raises(
-        ConfigError, match=r"data.generate.years: 100 years from 2023-01-01 end on 2123-01-01"
+        ConfigError, match=r"'data\.generate\.years': 100 years from 2023-01-01 end on 2123-01-01"
     ):
         ensure_generated(cfg)
     assert not (tmp_path / "d").exists()

@@ -99,11 +99,11 @@ def test_influence_features_are_not_checked_early_on_an_empty_referrals_table(wo
     empty = load_data(tmp_path / "world")
     assert "referrals" in empty.tables
     check_model_features(empty, cfg)
-    says = r"models\.influence\.monotone names features the training frame does not have: \['referrals_"
+    says = r"'models\.influence\.monotone' names features the training frame does not have: \['referrals_"
     with pytest.raises(ConfigError, match=says):
         check_model_features(load_data(world_path), cfg)
     cfg.models.churn = {"monotone": {"recency_typo": 1}}  # the other models are judged as before
-    with pytest.raises(ConfigError, match=r"models\.churn\.monotone names .*\['recency_typo'\]"):
+    with pytest.raises(ConfigError, match=r"'models\.churn\.monotone' names .*\['recency_typo'\]"):
         check_model_features(empty, cfg)
 
 
@@ -358,7 +358,9 @@ def test_a_monotone_name_the_features_lack_is_refused_before_training_opens_a_ru
     cfg = tracked_config(experiment="kamml-monotone-typo")
     cfg.models.churn = {"monotone": {"recency_days_typo": 1}}
     data = load_data(world_path, cfg)
-    says = r"models\.churn\.monotone names features the training frame does not have: \['recency_days_typo'\]"
+    says = (
+        r"'models\.churn\.monotone' names features the training frame does not have: \['recency_days_typo'\]"
+    )
     with pytest.raises(ConfigError, match=says):
         train(data, cfg)
     with tracking_scope(cfg.tracking):

@@ -221,11 +221,15 @@ def test_money_features_constrain_value_up_and_churn_down_unless_the_config_says
     assert off.churn.monotone is None
     assert off.clv.monotone is None  # constraints do not hold in linear leaves: no default then
     assert "monotone_constraints" not in off.churn.booster_.params
-    with pytest.raises(ConfigError, match=r"models\.churn\.monotonic_cst has 2 values for the \d+ features"):
+    with pytest.raises(
+        ConfigError, match=r"'models\.churn\.monotonic_cst' has 2 values for the \d+ features"
+    ):
         fit(churn={"monotonic_cst": "1,0"})  # before LightGBM trains, naming the key as written
-    with pytest.raises(ConfigError, match=r"models\.clv\.monotone names categorical features.*attr_industry"):
+    with pytest.raises(
+        ConfigError, match=r"'models\.clv\.monotone' names categorical features.*attr_industry"
+    ):
         fit(clv={"monotone": {"attr_industry": 1}})
-    with pytest.raises(ConfigError, match=r"models\.clv\.monotone names features .* \['spend_60d'\]"):
+    with pytest.raises(ConfigError, match=r"'models\.clv\.monotone' names features .* \['spend_60d'\]"):
         fit(clv={"monotone": {"spend_60d": 1}})
 
 
@@ -1003,8 +1007,14 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
         ),
         ({"churn": {"monotone": {"spend_90d": -2}}}, r"'models\.churn\.monotone\.spend_90d' must be 1, -1"),
         ({"influence": {"monotone": {"x": 1}, "mc": [1]}}, r"'models\.influence\.mc' must be left out when"),
-        ({"clv": {"offset_feature": "nosuch"}}, r"models\.clv\.offset_feature 'nosuch' is not a feature"),
-        ({"churn": {"blend_feature": "nope"}}, r"models\.churn\.blend_feature 'nope' is not a feature"),
+        (
+            {"clv": {"offset_feature": "nosuch"}},
+            r"'models\.clv\.offset_feature' names 'nosuch', which is not a feature",
+        ),
+        (
+            {"churn": {"blend_feature": "nope"}},
+            r"'models\.churn\.blend_feature' names 'nope', which is not a feature",
+        ),
         # true read as 1: one tree, a learning rate of 1, without a word (an audit)
         (
             {"clv": {"n_estimators": True}},
@@ -1018,9 +1028,14 @@ def test_a_row_without_T_but_with_a_purchase_history_is_refused_not_scored_as_ne
         # no metric for early stopping to watch: LightGBM's traceback after the features (an audit)
         (
             {"churn": {"metric": "none"}},
-            r"models\.churn\.metric: ChurnModel: LightGBM computes no evaluation",
+            r"'models\.churn\.metric': ChurnModel: LightGBM computes no evaluation",
         ),
-        ({"clv": {"metric": "bogus"}}, r"models\.clv\.metric: ClvModel: .* for metric='bogus'"),
+        ({"clv": {"metric": "bogus"}}, r"'models\.clv\.metric': ClvModel: .* for metric='bogus'"),
+        # LightGBM's refusal of no one parameter's type or range: the section named, as the config's are
+        (
+            {"clv": {"boosting": "nonsense"}},
+            r"^config: 'models\.clv': LightGBM refuses the parameters: Unknown boosting type nonsense$",
+        ),
     ],
 )
 def test_model_settings_that_cannot_train_are_config_errors_before_any_work(models, says):
@@ -1626,18 +1641,22 @@ def test_named_features_are_checked_as_the_fit_checks_them_and_influence_only_wi
     assert names_features(cfg)
     check_named_features(cfg, features, ["attr_segment"], influence=False)
     with pytest.raises(
-        ConfigError, match=r"models\.influence\.monotone names features .*\['referrals_made'\]"
+        ConfigError, match=r"'models\.influence\.monotone' names features .*\['referrals_made'\]"
     ):
         check_named_features(cfg, features, ["attr_segment"])
     ordered = Config.from_dict({"models": {"clv": {"monotone": {"attr_segment": 1}}}})
-    with pytest.raises(ConfigError, match=r"models\.clv\.monotone names categorical features"):
+    with pytest.raises(ConfigError, match=r"'models\.clv\.monotone' names categorical features"):
         check_named_features(ordered, features, ["attr_segment"])
     offset = Config.from_dict({"models": {"clv": {"offset_feature": "attr_segment"}}})
     assert names_features(offset)
-    with pytest.raises(ConfigError, match=r"models\.clv\.offset_feature 'attr_segment' is a categorical"):
+    with pytest.raises(
+        ConfigError, match=r"'models\.clv\.offset_feature' names 'attr_segment', which is a categorical"
+    ):
         check_named_features(offset, features, ["attr_segment"])
     blend = Config.from_dict({"models": {"churn": {"blend_feature": "attr_region"}}})
-    with pytest.raises(ConfigError, match=r"models\.churn\.blend_feature 'attr_region' is not a feature"):
+    with pytest.raises(
+        ConfigError, match=r"'models\.churn\.blend_feature' names 'attr_region', which is not a feature"
+    ):
         check_named_features(blend, features, ["attr_segment"])
     assert not names_features(Config())
 

@@ -1178,7 +1178,9 @@ def effort_clip_pair(value: Any) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ConfigError(f"allocation.effort_clip must be two numbers (low, high), got {value!r}") from None
+        raise ConfigError(
+            f"'allocation.effort_clip' must be two numbers (low, high), got {value!r}"
+        ) from None
     return low, high
 
 

@@ -92,7 +92,7 @@ def ensure_generated(config: Config) -> None:
     if config.data.builtin is None and gen is not None:  # before writing a world every job would refuse
         from kamml.datasets.synthetic import check_ends_by_today
 
-        check_ends_by_today(gen.years, "data.generate.years")
+        check_ends_by_today(gen.years, "'data.generate.years'")
     folder = Path(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)

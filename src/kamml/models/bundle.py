@@ -407,7 +407,7 @@ def _check_positional_constraints(
             (k for k in params if canonical_params({k: None}).keys() == {"monotone_constraints"}), "mc"
         )
         raise ConfigError(
-            f"models.{name}.{key} has {count} values for the {len(features)} features of the "
+            f"'models.{name}.{key}' has {count} values for the {len(features)} features of the "
             f"training frame (in their order); give the constraints by name in models.{name}.monotone instead"
         )
 
@@ -425,13 +425,13 @@ def _check_model_column(
         return
     if column not in features:
         raise ConfigError(
-            f"models.{name}.{key} {column!r} is not a feature of the training frame: these data give no "
-            "such column (docs/features.md says which tables each feature needs)"
+            f"'models.{name}.{key}' names {column!r}, which is not a feature of the training frame: "
+            "these data give no such column (docs/features.md says which tables each feature needs)"
         )
     if column in categorical:
         raise ConfigError(
-            f"models.{name}.{key} {column!r} is a categorical feature: the model takes the log of a "
-            "positive number from it; name a numeric feature, or null for none"
+            f"'models.{name}.{key}' names {column!r}, which is a categorical feature: the model takes "
+            "the log of a positive number from it; name a numeric feature, or null for none"
         )
 
 
@@ -449,12 +449,12 @@ def _configured_monotone(
         unknown = sorted(set(map(str, value)) - set(features))
         if unknown:
             raise ConfigError(
-                f"models.{name}.monotone names features the training frame does not have: {unknown}"
+                f"'models.{name}.monotone' names features the training frame does not have: {unknown}"
             )
     unordered = sorted({str(k) for k, v in value.items() if v != 0} & set(categorical))
     if unordered:
         raise ConfigError(
-            f"models.{name}.monotone names categorical features, which have no order: {unordered}"
+            f"'models.{name}.monotone' names categorical features, which have no order: {unordered}"
         )
     return dict(value)
 
@@ -490,9 +490,9 @@ def check_models_section(models: ModelsConfig) -> None:
             model.lgb_params()
             rounds = model._num_rounds()
         except (TypeError, ValueError) as exc:  # sklearn's InvalidParameterError is both
-            raise ConfigError(f"models.{name}: {exc}") from None
+            raise ConfigError(f"'models.{name}': {exc}") from None
         if rounds < 1:
-            raise ConfigError(f"models.{name}: the number of boosting rounds must be >= 1, got {rounds}")
+            raise ConfigError(f"'models.{name}': the number of boosting rounds must be >= 1, got {rounds}")
         stops = model.early_stopping_rounds is not None
         _check_lightgbm_accepts(
             name, type(model).__name__, model.lgb_params(), settings, early_stopping=stops
@@ -692,8 +692,8 @@ def _check_known_features(name: str, settings: Mapping[str, Any]) -> None:
             describe(column)
         except KeyError:
             raise ConfigError(
-                f"models.{name}.{key} {column!r} is not a feature column kamml builds (docs/features.md "
-                "lists them)"
+                f"'models.{name}.{key}' names {column!r}, which is not a feature column kamml builds "
+                "(docs/features.md lists them)"
             ) from None
 
 
@@ -723,11 +723,12 @@ def _check_lightgbm_accepts(
     except lgb.basic.LightGBMError as exc:
         reason = str(exc).split(" at /")[0].strip()  # not the path of LightGBM's C++ source
         problem = _lightgbm_problem(name, settings, reason)
-        raise ConfigError(problem or f"models.{name}: LightGBM refuses the parameters: {reason}") from None
+        raise ConfigError(problem or f"'models.{name}': LightGBM refuses the parameters: {reason}") from None
     except ValueError as exc:
         if NO_EVAL_METRIC not in str(exc):
             raise
-        raise ConfigError(f"models.{name}.metric: {no_metric_message(model, params.get('metric'))}") from None
+        message = no_metric_message(model, params.get("metric"))
+        raise ConfigError(f"'models.{name}.metric': {message}") from None
 
 
 def _earlier(train: pd.DataFrame) -> pd.Series:

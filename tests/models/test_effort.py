@@ -193,8 +193,16 @@ def test_a_stored_horizon_written_as_a_whole_float_is_read():
 
 
 def test_a_response_with_a_reversed_clip_is_refused_when_built():
-    with pytest.raises(ConfigError, match="clip must satisfy"):
+    with pytest.raises(
+        ConfigError, match=r"^effort response clip must satisfy 0 < low <= high < inf, got \(4\.0, 0\.25\)$"
+    ):
         EffortResponse(scale=2.0, exponent=0.5, clip=(4.0, 0.25))
+
+
+def test_a_reversed_clip_given_to_effort_scale_is_refused_naming_the_argument():
+    """The public numpy rule names its own argument, not the config key that never reaches it."""
+    with pytest.raises(ConfigError, match=r"^clip must satisfy 0 < low <= high < inf, got \(4\.0, 0\.25\)$"):
+        effort_scale([100.0, 400.0], 2.0, clip=(4.0, 0.25))
 
 
 def test_a_response_carried_to_another_horizon_scales_k_and_the_reference_value():

@@ -213,7 +213,7 @@ class EffortResponse:
                 )
         if self.source not in ("fitted", "fixed"):
             raise ConfigError(f"effort response source must be 'fitted' or 'fixed', got {self.source!r}")
-        check_clip(self.clip)  # a reversed clip failed later, inside effort_scale
+        check_clip(self.clip, "effort response clip")  # a reversed clip failed later, inside effort_scale
         # a stored response's bad horizon failed only at scoring (0: ZeroDivisionError in at_horizon)
         for name in ("horizon_days", "period_months"):
             days = getattr(self, name)

@@ -158,9 +158,13 @@ def effort_scale(
     return np.asarray(np.clip(k, low * scale, high * scale), dtype=np.float64)
 
 
-def check_clip(clip: tuple[float, float]) -> tuple[float, float]:
-    """The clip range (low, high) of `effort_scale` as floats; a ConfigError unless 0 < low <= high < inf."""
+def check_clip(clip: tuple[float, float], name: str = "clip") -> tuple[float, float]:
+    """The clip range (low, high) of `effort_scale` as floats; a ConfigError unless 0 < low <= high < inf.
+
+    `name` is what the message calls the range: `effort_scale`'s own argument by default, the
+    response's field or the config's key (quoted) from the callers that check one.
+    """
     low, high = float(clip[0]), float(clip[1])
     if not (0 < low <= high < np.inf):
-        raise ConfigError(f"effort scale clip must satisfy 0 < low <= high < inf, got ({low}, {high})")
+        raise ConfigError(f"{name} must satisfy 0 < low <= high < inf, got ({low}, {high})")
     return low, high

@@ -1774,7 +1774,7 @@ def test_a_data_uri_beside_a_local_table_of_the_config_names_both_before_spark_s
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split())
     assert "--data s3a://bucket/kamml is a URI" in said
-    assert "data.accounts accounts.parquet a local path" in said
+    assert "the config's 'data.accounts' accounts.parquet a local path: give data.accounts as a URI" in said
 
 
 def test_a_data_uri_is_the_configs_data_path_and_nothing_is_generated_into_it():

@@ -98,7 +98,9 @@ def test_a_temp_directory_under_the_home_folder_is_there_not_in_a_folder_named_t
 def test_a_spill_folder_that_cannot_be_made_is_an_engine_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(EngineError, match=r"engine\.temp_directory .*file/spill.* cannot be created"):
+    with pytest.raises(
+        EngineError, match=r"^'engine\.temp_directory': the folder .*file/spill.* cannot be created"
+    ):
         connect(EngineConfig(temp_directory=str(blocker / "spill")))
 
 

@@ -814,7 +814,7 @@ def _data_source(cfg: Config, data: str | None) -> tuple[Config, Path | None]:
         value = getattr(cfg.data, name)
         if value is not None and not is_uri(value):
             raise ConfigError(
-                f"--data {data} is a URI, read by Spark, and the config's data.{name} {value} a local "
+                f"--data {data} is a URI, read by Spark, and the config's 'data.{name}' {value} a local "
                 f"path: give data.{name} as a URI too (or remove it), or give --data a local folder"
             )
     section = cfg.data.model_copy(update={"path": data, "generate": None, "builtin": None})

@@ -148,12 +148,17 @@ def _spill_folder(parent: str | None) -> str:
         try:
             Path(parent).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise EngineError(f"engine.temp_directory {parent!r} cannot be created: {exc}") from None
+            raise EngineError(
+                f"'engine.temp_directory': the folder {parent!r} cannot be created: {exc}"
+            ) from None
     try:
         return tempfile.mkdtemp(prefix="kamml-duckdb-", dir=parent)
     except OSError as exc:
-        where = f"engine.temp_directory {parent!r}" if parent else repr(tempfile.gettempdir())
-        raise EngineError(f"no spill folder for DuckDB in {where}: {exc}") from None
+        if parent:
+            raise EngineError(
+                f"'engine.temp_directory': no spill folder for DuckDB in {parent!r}: {exc}"
+            ) from None
+        raise EngineError(f"no spill folder for DuckDB in {tempfile.gettempdir()!r}: {exc}") from None
 
 
 def engine_failure(exc: BaseException) -> EngineError | None:

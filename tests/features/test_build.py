@@ -827,7 +827,7 @@ def test_static_columns_choose_the_attributes_and_refuse_an_unknown_one():
     assert "attr_status" not in some.columns
     assert "account_age_days" in some.columns  # from created_at, always point-in-time
     wrong = Config.from_dict({"features": {"static_columns": ["industri"]}})
-    with pytest.raises(ConfigError, match=r"features\.static_columns names 'industri'"):
+    with pytest.raises(ConfigError, match=r"^'features\.static_columns' names 'industri'"):
         build_features(data, "2024-03-01", wrong)
 
 
@@ -1193,11 +1193,14 @@ def test_static_columns_refuse_a_date_and_a_column_kamml_reads_itself():
     data = load_data({"transactions": transactions, "accounts": accounts})
     dated = Config.from_dict({"features": {"static_columns": ["since", "tier"]}})
     with pytest.raises(
-        ConfigError, match=r"static_columns names 'since' \(timestamp.*number, a yes/no or a text"
+        ConfigError,
+        match=r"^'features\.static_columns' names 'since' \(timestamp.*number, a yes/no or a text",
     ):
         build_features(data, "2024-03-01", dated)
     owner = Config.from_dict({"features": {"static_columns": ["tier", "owner"]}})
-    with pytest.raises(ConfigError, match=r"static_columns names 'owner': accounts columns kamml reads"):
+    with pytest.raises(
+        ConfigError, match=r"^'features\.static_columns' names 'owner': accounts columns kamml reads"
+    ):
         build_features(data, "2024-03-01", owner)
     every = build_features(data, "2024-03-01")  # by default a date is no attribute, as documented
     assert "attr_tier" in every.columns

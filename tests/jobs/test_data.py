@@ -238,6 +238,25 @@ def test_a_data_uri_is_never_generated_into(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.chdir(tmp_path)
     for setting in ({"generate": {"accounts": 30}}, {"builtin": "cdnow_sample"}):
         config = Config.from_dict({"data": {"path": "hdfs:///crm/kamml", **setting}})
-        with pytest.raises(ConfigError, match=r"a local folder; data\.path hdfs:///crm/kamml is a URI"):
+        with pytest.raises(
+            ConfigError,
+            match=r"^'data\.(generate|builtin)' writes its tables into data\.path, a local folder; "
+            r"'data\.path' hdfs:///crm/kamml is a URI: remove data\.(generate|builtin) ",
+        ):
             ensure_generated(config)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_uri_beside_a_local_data_setting_names_both_keys_quoted() -> None:
+    """Refused before Spark is reached, naming quoted the two keys that cannot be read together."""
+    from kamml.jobs.data import job_source
+
+    config = Config.from_dict(
+        {"engine": {"name": "spark"}, "data": {"path": "s3a://bucket/kamml", "accounts": "accounts.parquet"}}
+    )
+    with pytest.raises(
+        DataError,
+        match=r"^'data\.path' s3a://bucket/kamml is a URI, read by Spark, and 'data\.accounts' "
+        r"accounts\.parquet a local path: give the data settings all as URIs or all as local paths$",
+    ):
+        job_source(config)

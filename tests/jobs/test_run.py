@@ -587,7 +587,10 @@ def test_capacity_without_owners_in_the_data_fails_before_training(tracked_confi
     cfg = tracked_config(experiment=name, model_name=name)
     cfg.output.dir = tmp_path / "out"
     cfg.allocation.capacity = {"rep_01": 100.0}
-    with pytest.raises(ConfigError, match=r"allocation\.capacity .*no accounts table"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^'allocation\.capacity' limits each rep's hours, but the data has no accounts table",
+    ):
         run(cfg, data, echo=lambda _: None)
     assert MlflowClient().get_experiment_by_name(name) is None
 
@@ -598,7 +601,7 @@ def test_a_capacity_rep_who_owns_no_account_fails_before_training(tracked_config
     cfg = tracked_config(experiment=name, model_name=name)
     cfg.output.dir = tmp_path / "out"
     cfg.allocation.capacity = {"rep_zz": 100.0}
-    says = r"allocation\.capacity names 1 rep that owns no account in the accounts table's owner column"
+    says = r"^'allocation\.capacity' names 1 rep that owns no account in the accounts table's owner column"
     with pytest.raises(ConfigError, match=says):
         run(cfg, world_path, echo=lambda _: None)
     assert MlflowClient().get_experiment_by_name(name) is None
@@ -656,7 +659,9 @@ def test_a_folder_where_an_output_file_goes_fails_before_any_work(tracked_config
     cfg.output.dir = tmp_path / "out"
     (cfg.output.dir / "scores.parquet").mkdir(parents=True)  # as a Spark run leaves it
     lines: list[str] = []
-    with pytest.raises(DataError, match=r"holds a folder scores\.parquet where this run writes a file"):
+    with pytest.raises(
+        DataError, match=r"^'output\.dir' .*out holds a folder scores\.parquet where this run writes a file"
+    ):
         run(cfg, world_path, echo=lines.append)
     assert lines == []
 

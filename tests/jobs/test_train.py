@@ -60,7 +60,10 @@ def test_a_referral_promotion_metric_without_referrals_fails_before_training():
     from kamml.jobs.train import train
 
     cfg = Config.from_dict({"tracking": {"promote_metric": "referral.gini"}})
-    with pytest.raises(ConfigError, match=r"promote_metric 'referral.gini' .* no referrals table"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^'tracking\.promote_metric' names 'referral\.gini', which needs .* no referrals table",
+    ):
         train(_NoReferrals(), cfg)  # type: ignore[arg-type]
     cfg = Config.from_dict({"tracking": {"promote_metric": "value.gini"}})
     check_promote_metric(cfg, _NoReferrals())  # type: ignore[arg-type]
@@ -78,7 +81,10 @@ def test_a_referral_promotion_metric_with_an_empty_referrals_table_fails_before_
     referrals = pd.read_parquet(world_path / "referrals.parquet")
     referrals.iloc[:0].to_parquet(tmp_path / "world" / "referrals.parquet")
     cfg = Config.from_dict({"tracking": {"promote_metric": "referral.gini"}})
-    with pytest.raises(ConfigError, match=r"promote_metric 'referral.gini' .* an empty referrals table"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^'tracking\.promote_metric' names 'referral\.gini', which needs .* an empty referrals table",
+    ):
         check_promote_metric(cfg, load_data(tmp_path / "world"))
     check_promote_metric(cfg, load_data(world_path))
 

@@ -836,7 +836,7 @@ def check_capacity_reps(
     known = ", ".join(repr(o) for o, _ in ordered[:5]) if len(counts) else "none (no account has an owner)"
     more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
     raise ConfigError(
-        f"allocation.capacity names {counted(len(unknown), 'rep')} that "
+        f"'allocation.capacity' names {counted(len(unknown), 'rep')} that "
         f"{'owns' if len(unknown) == 1 else 'own'} no account in {where}: "
         f"{', '.join(repr(r) for r in unknown[:10])}; owners there: {known}{more}"
     )
@@ -1021,12 +1021,12 @@ def check_settings(config: AllocationConfig | Config | None, hours: float | None
     resolve_weights(cfg.weights)
     check_tiers(cfg.tiers)
     if cfg.effort_scale != "auto":
-        check_clip(effort_clip_pair(cfg.effort_clip))
+        check_clip(effort_clip_pair(cfg.effort_clip), "'allocation.effort_clip'")
     for rep, value in (cfg.capacity or {}).items():
         if np.isnan(value):
-            raise ConfigError(f"allocation.capacity.{rep} must be a number of hours >= 0, got {value}")
+            raise ConfigError(f"'allocation.capacity.{rep}' must be a number of hours >= 0, got {value}")
         if value < 0:  # as the optimizer says it: no plan can give a rep negative hours
-            raise InfeasibleError(f"allocation.capacity.{rep} has negative hours ({value:g})")
+            raise InfeasibleError(f"'allocation.capacity.{rep}' has negative hours ({value:g})")
     return cfg
 
 

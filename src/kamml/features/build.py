@@ -151,20 +151,20 @@ def _static_columns(cfg: Config, accounts: ir.Table | None) -> tuple[str, ...] |
     missing = [name for name in chosen if name not in accounts.columns]
     if missing:
         raise ConfigError(
-            f"features.static_columns names {', '.join(repr(m) for m in missing)}, not a column of the "
+            f"'features.static_columns' names {', '.join(repr(m) for m in missing)}, not a column of the "
             f"accounts table (its columns: {', '.join(accounts.columns)})"
         )
     schema = accounts.schema()
     reserved = [name for name in chosen if name in NON_FEATURE_ACCOUNT_COLUMNS]
     if reserved:
         raise ConfigError(
-            f"features.static_columns names {', '.join(repr(m) for m in reserved)}: accounts columns kamml "
+            f"'features.static_columns' names {', '.join(repr(m) for m in reserved)}: accounts columns kamml "
             "reads for themselves, not attributes (created_at gives account_age_days); leave them out"
         )
     unusable = [f"{name!r} ({schema[name]})" for name in chosen if not is_attribute_type(schema[name])]
     if unusable:
         raise ConfigError(
-            f"features.static_columns names {', '.join(unusable)}: an attribute must be a number, a "
+            f"'features.static_columns' names {', '.join(unusable)}: an attribute must be a number, a "
             "yes/no or a text column of the accounts table; turn a date into a number (such as the days "
             "from it to a fixed day) before loading, or leave the column out"
         )

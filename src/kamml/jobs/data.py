@@ -84,7 +84,7 @@ def ensure_generated(config: Config) -> None:
     if is_uri(path):  # Path("hdfs:///crm/kamml") is a local folder "hdfs:/crm/kamml" in the working folder
         setting = "data.builtin" if config.data.builtin is not None else "data.generate"
         raise ConfigError(
-            f"{setting} writes its tables into data.path, a local folder; data.path {path} is a URI: "
+            f"'{setting}' writes its tables into data.path, a local folder; 'data.path' {path} is a URI: "
             f"remove {setting} (the tables there are read through Spark), or give a local data.path"
         )
     if _has_transactions(config, Path(path)):
@@ -241,7 +241,7 @@ def job_source(config: Config) -> Any:
     if local:
         first = next(iter(uris))
         raise DataError(
-            f"data.{first} {uris[first]} is a URI, read by Spark, and data.{local[0]} "
+            f"'data.{first}' {uris[first]} is a URI, read by Spark, and 'data.{local[0]}' "
             f"{getattr(config.data, local[0])} a local path: give the data settings all as URIs or all as "
             "local paths"
         )

@@ -133,7 +133,7 @@ def check_owners(config: Config, data: Dataset) -> None:
     if accounts is None or "owner" not in accounts.columns:
         where = "the data has no accounts table" if accounts is None else "the accounts have no owner column"
         raise ConfigError(
-            f"allocation.capacity limits each rep's hours, but {where}: map the owner "
+            f"'allocation.capacity' limits each rep's hours, but {where}: map the owner "
             "column (data.columns.accounts.owner) or remove allocation.capacity"
         )
     owners = accounts.select("owner").distinct().to_pandas()["owner"]
@@ -260,7 +260,7 @@ def _checked_run(
         for name in JOB_OUTPUTS:
             if (out_dir / name).is_dir():  # check_writable's "name a file inside it" cannot be followed
                 raise DataError(
-                    f"output.dir {out_dir} holds a folder {name} where this run writes a file (an "
+                    f"'output.dir' {out_dir} holds a folder {name} where this run writes a file (an "
                     "earlier Spark run's Parquet parts?): remove it, or give this run another output.dir"
                 )
             check_writable(out_dir / name)

@@ -126,8 +126,8 @@ def check_promote_metric(config: Config, data: Dataset) -> None:
     if held is None:
         return
     raise ConfigError(
-        f"tracking.promote_metric '{metric}' needs the backtest's referral metrics, but the data has {held}: "
-        "choose a value or churn metric (e.g. value.gini), or add the referrals"
+        f"'tracking.promote_metric' names '{metric}', which needs the backtest's referral metrics, but "
+        f"the data has {held}: choose a value or churn metric (e.g. value.gini), or add the referrals"
     )
 
 

@@ -104,6 +104,18 @@ def test_a_spill_folder_that_cannot_be_made_is_an_engine_error(tmp_path):
         connect(EngineConfig(temp_directory=str(blocker / "spill")))
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_where_no_spill_folder_can_be_made_is_an_engine_error(monkeypatch):
+    """/proc exists, so the parent is there, but not even root can make a folder in it."""
+    with pytest.raises(
+        EngineError, match=r"^'engine\.temp_directory': no spill folder for DuckDB in '/proc': "
+    ):
+        connect(EngineConfig(temp_directory="/proc"))
+    monkeypatch.setattr(tempfile, "tempdir", "/proc")  # the system's temporary folder, when none is set
+    with pytest.raises(EngineError, match=r"^no spill folder for DuckDB in '/proc': "):
+        connect(EngineConfig())
+
+
 def test_missing_pyspark_is_an_engine_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyspark", None)
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)

@@ -145,8 +145,11 @@ def test_kamml_validate_reads_a_data_uri_through_spark(
     )
     mixed = CliRunner().invoke(app, ["validate", "--config", str(cfg)])
     assert mixed.exit_code != 0
-    assert "data.accounts" in mixed.output
-    assert "all as URIs or all as local paths" in mixed.output
+    assert (
+        f"'data.path' {world_path.as_uri()} is a URI, read by Spark, and 'data.accounts' "
+        f"{world_path}/accounts.parquet a local path: give the data settings all as URIs or all as local "
+        "paths\n"
+    ) in mixed.output
 
 
 def test_a_job_records_the_data_uri_it_read(config: Config, world_path: Path) -> None:

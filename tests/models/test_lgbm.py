@@ -159,3 +159,35 @@ def test_bad_weights_are_refused_naming_sample_weight(
         given[row] = value
     with pytest.raises(SchemaError, match=message):
         model.fit(X, _target(model), sample_weight=given)
+
+
+_PARSE_CHECK = """
+import sys
+import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError
+from kamml.models import ClvModel
+
+X = np.random.default_rng(0).random((50, 3))
+for params in ({"num_leaves": 1}, {"num_leaf": 31.5}, {"min_child_samples": -3}):
+    try:
+        ClvModel(num_threads=1, n_estimators=5, params=params).fit(X, X[:, 0])
+    except InvalidParameterError as exc:
+        print(exc)
+sys.stderr.write("done\\n")
+"""
+
+
+def test_a_value_lightgbm_s_parser_refuses_leaves_its_fatal_line_off_stderr_at_fit() -> None:
+    """A direct fit printed "[LightGBM] [Fatal] Check failed: (num_leaves) > (1) at ...config_auto.cpp"
+    above the estimator's own error. In a process of its own: earlier tests leave threads in this one,
+    and the line is kept off stderr only while no other thread runs (`quiet_fatal`)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PARSE_CHECK], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "ClvModel: params key 'num_leaves' must be > 1, got 1",
+        "ClvModel: params key 'num_leaf' (LightGBM's num_leaves) must be a whole number, got 31.5",
+        "ClvModel: params key 'min_child_samples' (LightGBM's min_data_in_leaf) must be >= 0, got -3",
+    ]
+    assert done.stderr == "done\n"

@@ -307,6 +307,23 @@ def lightgbm_int(key: str) -> bool:
     return False
 
 
+def lightgbm_parses(params: Mapping[str, Any]) -> None:
+    """LightGBM's own error for a value its parser refuses (``num_leaves: 1``), without its stderr line.
+
+    A direct fit printed LightGBM's "[LightGBM] [Fatal] Check failed ..." line above the estimator's
+    `InvalidParameterError`; read here, under `quiet_fatal`, in microseconds and before the data are
+    read, the line stays off stderr where no other thread runs (a script; a notebook's kernel runs
+    threads, so there it still shows). Only what the parser checks (types and ranges): what needs the
+    data (``max_bin_by_feature`` per column) is met when training starts, LightGBM's own error as before.
+    """
+    try:
+        text = lgb.basic._param_dict_to_str(dict(params))
+    except (AttributeError, TypeError, ValueError):  # a LightGBM without the call, or a value it cannot write
+        return
+    with quiet_fatal():
+        lgb.basic._get_sample_count(1, text)
+
+
 def lightgbm_names(param: str) -> set[str]:
     """A LightGBM parameter's main name and aliases, as LightGBM lists them (the name alone if it cannot)."""
     try:
@@ -1532,6 +1549,8 @@ class LGBMModel(KammlEstimator):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         params = self.lgb_params()
+        with self._refusal_named():  # before the data are read, and without LightGBM's own stderr line
+            lightgbm_parses(params)
         _warn_more_threads_than_cores(int(params["num_threads"]))
         rounds = self._num_rounds()
         matrix = self._to_matrix(X, reset=True)

@@ -1668,3 +1668,44 @@ def test_a_lightgbm_switch_lightgbm_cannot_read_is_named_by_its_key(value):
     with pytest.raises(ConfigError) as caught:
         Config.from_dict({"models": {"clv": {"linear_tree": value}}})
     assert str(caught.value).startswith("config: 'models.clv.linear_tree' must be true or false, got ")
+
+
+def test_per_column_lightgbm_params_are_judged_on_as_many_columns_as_they_have_values():
+    """``max_bin_by_feature`` with a value per training feature was refused as the config was read: the
+    one-round check trains on two columns ("Check failed: (static_cast<size_t>(num_col)) == ...")."""
+    wide = Config.from_dict({"models": {"clv": {"max_bin_by_feature": [63] * 40, "fc": [1.0] * 40}}})
+    assert wide.models.clv["max_bin_by_feature"] == [63] * 40
+    with pytest.raises(
+        ConfigError,
+        match=r"^config: 'models\.clv\.max_bin_by_feature' has 3 values and 'models\.clv\.fc' 4: each "
+        r"holds one value per feature of the training frame$",
+    ):
+        Config.from_dict({"models": {"clv": {"max_bin_by_feature": [63] * 3, "fc": [1.0] * 4}}})
+    with pytest.raises(
+        ConfigError, match=r"'models\.churn\.max_bin_by_feature' must be > 1 in every value, got \[-3, 4\]$"
+    ):
+        Config.from_dict({"models": {"churn": {"max_bin_by_feature": [-3, 4]}}})
+
+
+@pytest.mark.slow  # a bundle fit
+def test_per_column_lightgbm_params_are_counted_against_the_training_features(fitted, world_data):
+    bundle, _ = fitted
+    cfg = config()
+
+    def fit(**models):
+        update = {k: {**FAST, **v} for k, v in models.items()}
+        edited = cfg.model_copy(update={"models": cfg.models.model_copy(update=update)})
+        return ModelBundle.fit(
+            build_training_frame(world_data, training_cutoffs(end, 90, 2, 60), cfg), edited
+        )
+
+    end = world_data.end.normalize()
+    n = len(bundle.features)
+    with pytest.raises(
+        ConfigError,
+        match=rf"^'models\.clv\.fc' \(LightGBM's feature_contri\) has 3 values for the {n} features "
+        r"of the training frame; LightGBM reads one per feature, in the frame's order$",
+    ):
+        fit(clv={"fc": [1.0] * 3})  # before LightGBM trains, naming the key as written
+    own = fit(influence={"max_bin_by_feature": [31] * n})
+    assert own.influence.booster_.params["max_bin_by_feature"] == [31] * n

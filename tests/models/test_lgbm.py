@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
+from kamml.models._lgbm import ModelInputError
 from kamml.models.churn import ChurnModel
 from kamml.models.clv import ClvModel
 from kamml.models.influence import InfluenceModel
@@ -191,3 +193,39 @@ def test_a_value_lightgbm_s_parser_refuses_leaves_its_fatal_line_off_stderr_at_f
         "ClvModel: params key 'min_child_samples' (LightGBM's min_data_in_leaf) must be >= 0, got -3",
     ]
     assert done.stderr == "done\n"
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"max_bin_by_feature": [15, 15]}, "params key 'max_bin_by_feature' has 2 values for 3 features"),
+        ({"fc": [1.0]}, "params key 'fc' (LightGBM's feature_contri) has 1 value for 3 features"),
+        ({"cegb_penalty_feature_lazy": "1,2,3,4"}, "params key 'cegb_penalty_feature_lazy' has 4 values"),
+    ],
+)
+def test_a_per_column_parameter_of_another_length_than_the_columns_is_named(
+    cls: type, params: dict[str, Any], says: str
+) -> None:
+    """LightGBM said only "Check failed: (static_cast<size_t>(num_col)) == (config_.max_bin_by_feature
+    .size())", or "cegb_penalty_feature_lazy should be the same size as feature number"."""
+    X, *_ = _data()
+    model = cls(num_threads=1, n_estimators=5, params=params)
+    with pytest.raises(ModelInputError, match=rf"^{cls.__name__}: {re.escape(says)}"):
+        model.fit(X, _target(model))
+    assert not hasattr(model, "booster_")
+
+
+def test_per_column_parameters_of_the_columns_length_train_and_their_values_are_judged() -> None:
+    X, y, _ = _data()
+    model = ClvModel(
+        num_threads=1, n_estimators=5, params={"max_bin_by_feature": [7, 15, 31], "fc": "1,1,0.5"}
+    )
+    assert model.fit(X, y).booster_.params["max_bin_by_feature"] == [7, 15, 31]
+    with pytest.raises(
+        InvalidParameterError,
+        match=re.escape(
+            "ClvModel: params key 'max_bin_by_feature' must be > 1 in every value, got [-3, 4, 5]"
+        ),
+    ):
+        ClvModel(num_threads=1, n_estimators=5, params={"max_bin_by_feature": [-3, 4, 5]}).fit(X, y)

@@ -63,6 +63,9 @@ __all__ = [
     "constraint_count",
     "is_categorical",
     "is_true",
+    "per_feature_counts",
+    "per_feature_keys",
+    "per_feature_problem",
     "stored_number",
     "unseen_levels",
 ]
@@ -222,8 +225,42 @@ def is_true(value: Any) -> bool:
 
 
 def constraint_count(value: Any) -> int:
-    """How many values LightGBM's positional ``monotone_constraints`` hold (a list, or "1,0,-1" text)."""
+    """How many values a positional LightGBM parameter holds (a list, or "1,0,-1" text)."""
     return len(value.split(",") if isinstance(value, str) else value)
+
+
+#: LightGBM's parameters other than ``monotone_constraints`` that hold one value per training column, in
+#: the columns' order (main names): another length fails training, with LightGBM's "Check failed:
+#: (static_cast<size_t>(num_col)) == (config_.max_bin_by_feature.size())".
+PER_FEATURE_PARAMS = (
+    "max_bin_by_feature",
+    "feature_contri",
+    "cegb_penalty_feature_lazy",
+    "cegb_penalty_feature_coupled",
+)
+
+
+def per_feature_keys(params: Mapping[str, Any]) -> dict[str, str]:
+    """The keys of `params` that set one of `PER_FEATURE_PARAMS` (``fc`` too), each with its main name."""
+    return {key: main for main in PER_FEATURE_PARAMS for key in params if key in lightgbm_names(main)}
+
+
+def per_feature_counts(params: Mapping[str, Any]) -> dict[str, int]:
+    """How many values each key of `params` setting one of `PER_FEATURE_PARAMS` holds (None left out)."""
+    return {
+        key: 1 if isinstance(params[key], (int, float)) else constraint_count(params[key])  # 255: one value
+        for key in per_feature_keys(params)
+        if params[key] is not None
+    }
+
+
+def per_feature_problem(params: Mapping[str, Any], n_features: int) -> tuple[str, str, int] | None:
+    """(key, main name, count) of the first `PER_FEATURE_PARAMS` value whose length is not `n_features`."""
+    names = per_feature_keys(params)
+    for key, count in per_feature_counts(params).items():
+        if count != n_features:
+            return key, names[key], count
+    return None
 
 
 def canonical_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -244,6 +281,11 @@ def canonical_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 LIGHTGBM_TYPE = re.compile(r'Parameter (\w+) should be of type (\w+), got "')
 #: LightGBM's refusal of a parameter's range ("Check failed: (lambda_l1) >= (0.0)").
 _LIGHTGBM_CHECK = re.compile(r"Check failed: \((\w+)\) (>=|>|<=|<) \(([-+0-9.e]+)\)")
+#: LightGBM's refusal of the smallest value of a list parameter (``max_bin_by_feature: [-3, 4]``).
+_LIGHTGBM_LEAST = re.compile(
+    r"Check failed: \(\*\(std::min_element\(config_\.(\w+)\.begin\(\), config_\.\w+\.end\(\)\)\)\) "
+    r"(>=|>|<=|<) \(([-+0-9.e]+)\)"
+)
 #: LightGBM's refusal of a true/false parameter's value (``linear_tree: yes``): no type named.
 _LIGHTGBM_SWITCH = re.compile(r'Parameter (\w+) should be "true"/"\+" or "false"/"-", got "')
 #: LightGBM's types in the config's words.
@@ -262,12 +304,15 @@ def lightgbm_refusal(reason: str, given: Iterable[Any]) -> tuple[str, str, str] 
     typed = LIGHTGBM_TYPE.search(reason)
     checked = _LIGHTGBM_CHECK.search(reason)
     switch = _LIGHTGBM_SWITCH.search(reason)
+    least = _LIGHTGBM_LEAST.search(reason)
     if typed is not None:
         param, rule = typed[1], _LIGHTGBM_TYPES.get(typed[2], f"of LightGBM's type {typed[2]}")
     elif switch is not None:
         param, rule = switch[1], _LIGHTGBM_TYPES["bool"]
     elif checked is not None:
         param, rule = checked[1], f"{checked[2]} {float(checked[3]):g}"
+    elif least is not None:
+        param, rule = least[1], f"{least[2]} {float(least[3]):g} in every value"
     else:
         return None
     names = lightgbm_names(param)
@@ -1056,7 +1101,8 @@ class LGBMModel(KammlEstimator):
 
         A name that is not a training column (whatever its direction: a slip, as in a config), or a
         categorical one with a direction, is a `ModelInputError`; so are positional ``monotone_constraints``
-        from ``params`` of another length (LightGBM aborts the process on them).
+        from ``params`` of another length (LightGBM aborts the process on them), and the other
+        per-column parameters of another length (`_check_per_feature`).
         """
         monotone = self._monotone_directions()
         unknown = sorted({str(name) for name in self.monotone or {}} - set(self.feature_names_))
@@ -1073,6 +1119,7 @@ class LGBMModel(KammlEstimator):
                     f"{count} values for {len(self.feature_names_)} features; give them by name "
                     "in monotone instead"
                 )
+            self._check_per_feature()
             return params
         categorical = sorted(set(monotone) & set(self.categories_))
         if categorical:
@@ -1080,7 +1127,22 @@ class LGBMModel(KammlEstimator):
                 f"{type(self).__name__}: monotone names categorical features, which have no order: "
                 f"{categorical}"
             )
+        self._check_per_feature()
         return {**params, "monotone_constraints": [monotone.get(n, 0) for n in self.feature_names_]}
+
+    def _check_per_feature(self) -> None:
+        """A `ModelInputError` when a per-column parameter of ``params`` misses the training columns' count.
+
+        LightGBM's own "Check failed" for `PER_FEATURE_PARAMS` of another length named no key.
+        """
+        found = per_feature_problem(self.params or {}, len(self.feature_names_))
+        if found is not None:
+            key, main, count = found
+            also = "" if key == main else f" (LightGBM's {main})"
+            raise ModelInputError(
+                f"{type(self).__name__}: params key {key!r}{also} has {counted(count, 'value')} for "
+                f"{len(self.feature_names_)} features; LightGBM reads one per training column, in their order"
+            )
 
     def _num_rounds(self) -> int:
         """Boosting rounds: ``num_iterations`` (or an alias) in ``params``, else ``n_estimators``.

@@ -83,6 +83,8 @@ from kamml.models._lgbm import (
     lightgbm_whole,
     no_autolog,
     no_metric_message,
+    per_feature_counts,
+    per_feature_problem,
     quiet_fatal,
     stored_number,
 )
@@ -378,6 +380,7 @@ def _lgbm_kwargs(
     if features is not None:
         for key in ("offset_feature", "blend_feature"):
             _check_model_column(name, key, kwargs.get(key), features, categorical)
+        _check_per_feature_lengths(name, params, features)
         given = canonical_params(params)
         if "monotone_constraints" in given:
             if not any(direction != 0 for direction in (kwargs.get("monotone") or {}).values()):
@@ -409,6 +412,18 @@ def _check_positional_constraints(
         raise ConfigError(
             f"'models.{name}.{key}' has {count} values for the {len(features)} features of the "
             f"training frame (in their order); give the constraints by name in models.{name}.monotone instead"
+        )
+
+
+def _check_per_feature_lengths(name: str, params: Mapping[str, Any], features: Sequence[str]) -> None:
+    """A ConfigError naming the key when a per-column LightGBM parameter misses the feature count."""
+    found = per_feature_problem(params, len(features))
+    if found is not None:
+        key, main, count = found
+        also = "" if key == main else f" (LightGBM's {main})"
+        raise ConfigError(
+            f"'models.{name}.{key}'{also} has {counted(count, 'value')} for the {len(features)} features "
+            "of the training frame; LightGBM reads one per feature, in the frame's order"
         )
 
 
@@ -704,12 +719,24 @@ def _check_lightgbm_accepts(
 
     One round on 20 rows (a few milliseconds), so a bad value stops the job before the data is read
     instead of as LightGBM's traceback after the features. Positional ``monotone_constraints`` are
-    left out: their length is that of the training columns, which these rows do not have. With
+    left out: their length is that of the training columns (`_lgbm_kwargs` counts them against the
+    features). The rows have as many columns as the other per-column parameters (``max_bin_by_feature``,
+    ...) have values, so LightGBM judges each value; those must agree on their count. With
     `early_stopping`, on a held-out set as in training: a ``metric`` that gives LightGBM none to watch
     ("none", or a name it does not know) ended the job in LightGBM's traceback after the features.
     `settings` (the section as given) name the key of a refused parameter (`_lightgbm_problem`).
     """
-    rows = np.arange(40, dtype=float).reshape(20, 2)
+    counts = per_feature_counts(params)
+    if len(set(counts.values())) > 1:
+        (first, n), (other, m) = next(
+            ((a, n), (b, m)) for a, n in counts.items() for b, m in counts.items() if n != m
+        )
+        raise ConfigError(
+            f"'models.{name}.{first}' has {counted(n, 'value')} and 'models.{name}.{other}' {m}: each "
+            "holds one value per feature of the training frame"
+        )
+    columns = next(iter(counts.values()), 2)
+    rows = np.arange(20 * columns, dtype=float).reshape(20, columns)
     labels = np.tile([0.0, 1.0], 10)
     params = {k: v for k, v in params.items() if k != "monotone_constraints"}
     try:

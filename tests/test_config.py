@@ -645,6 +645,44 @@ def test_a_model_parameter_lightgbm_does_not_know_is_an_unknown_key(tmp_path, mo
     assert says in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("models", "says"),
+    [
+        (
+            "{clv: {ignore_column: [3]}}",
+            "'models.clv.ignore_column' is never read by kamml's training: it is a setting of LightGBM's "
+            "reading of data files; to leave features out, drop their columns (in a config: switch their "
+            "group off in features.groups, or list the static columns to keep in features.static_columns)",
+        ),
+        (
+            "{churn: {cat_feature: [0]}}",
+            "'models.churn.cat_feature' (LightGBM's categorical_feature) is never read by kamml's training: "
+            "it is LightGBM's list of categorical columns, which it ignores in the parameters; kamml's "
+            "models take the text and category columns as categorical themselves",
+        ),
+        (
+            "{influence: {weight: w}}",
+            "'models.influence.weight' (LightGBM's weight_column) is never read by kamml's training: it is a "
+            "setting of LightGBM's reading of data files; kamml builds each model's weights itself",
+        ),
+        (
+            "{clv: {num_machines: 2}}",
+            "'models.clv.num_machines' is never read by kamml's training: it is a setting of LightGBM's "
+            "distributed training, which kamml does not run",
+        ),
+        ("{clv: {save_period: 10}}", "'models.clv.save_period' (LightGBM's snapshot_freq) is never read"),
+    ],
+)
+def test_a_lightgbm_parameter_kamml_s_training_never_reads_is_refused(tmp_path, models, says):
+    """``ignore_column: [3]`` was accepted and trained on every column: LightGBM reads it from data files
+    only (and its command line's settings only there), so the setting did nothing, without a word."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"models: {models}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: {says}")
+
+
 def test_lightgbm_parameters_their_aliases_and_kamml_settings_are_accepted():
     assert lightgbm_parameters() is not None  # LightGBM still lists its parameters: the check is on
     models = {

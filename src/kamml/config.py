@@ -739,6 +739,9 @@ class ModelsConfig(_Section):
             key=lambda name: f"'models.{model}.{name}'",
             elsewhere={name: f"a setting of {_sections_with(name)}" for name in _ALL_SETTINGS},
         )
+        if message is None:
+            named = [name for name in value if name not in own]
+            message = inert_lightgbm_parameter(named, key=lambda name: f"'models.{model}.{name}'")
         if message is not None:
             raise _key_error(message)
         return value
@@ -764,6 +767,76 @@ class ModelsConfig(_Section):
         except ConfigError as exc:  # its message names its key (models.clv...)
             raise _key_error(str(exc)) from None
         return self
+
+
+#: What LightGBM's data-file settings are, in `_INERT_LIGHTGBM`'s messages.
+_FILES = "a setting of LightGBM's reading of data files"
+#: LightGBM parameters (main names) that training from kamml's frames never reads, each with what to do:
+#: LightGBM's command line, its reading of data files and its distributed training. LightGBM accepted
+#: ``ignore_column: [...]`` and trained on every column without a word.
+_INERT_LIGHTGBM: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "task",
+            "config",
+            "input_model",
+            "output_model",
+            "snapshot_freq",
+            "convert_model",
+            "convert_model_language",
+            "output_result",
+            "saved_feature_importance_type",
+        ),
+        "a setting of LightGBM's command line",
+    ),
+    **dict.fromkeys(
+        ("two_round", "header", "save_binary", "precise_float_parser", "parser_config_file"),
+        _FILES,
+    ),
+    "label_column": f"{_FILES}; kamml builds each model's label itself",
+    "weight_column": f"{_FILES}; kamml builds each model's weights itself",
+    "group_column": f"{_FILES} (ranking groups, which kamml's models have not)",
+    "ignore_column": (
+        f"{_FILES}; to leave features out, drop their columns (in a "
+        "config: switch their group off in features.groups, or list the static columns to keep in "
+        "features.static_columns)"
+    ),
+    "categorical_feature": (
+        "LightGBM's list of categorical columns, which it ignores in the parameters; kamml's models take "
+        "the text and category columns as categorical themselves"
+    ),
+    **dict.fromkeys(
+        (
+            "num_machines",
+            "machines",
+            "local_listen_port",
+            "time_out",
+            "machine_list_filename",
+            "pre_partition",
+        ),
+        "a setting of LightGBM's distributed training, which kamml does not run",
+    ),
+}
+
+
+def inert_lightgbm_parameter(names: Iterable[Any], key: Callable[[str], str] = repr) -> str | None:
+    """The message for the first of `names` that LightGBM knows but never reads in kamml's training.
+
+    `key` shows the name (``'models.clv.ignore_column'``); an alias names LightGBM's main name too. None
+    when there is none, or when the installed LightGBM cannot list its aliases.
+    """
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        aliases = _ConfigAliases._get_all_param_aliases()
+    except (ImportError, AttributeError, OSError, TypeError, ValueError):
+        return None
+    for name in names:
+        main = next((m for m in _INERT_LIGHTGBM if str(name) in aliases.get(m, (m,))), None)
+        if main is not None:
+            also = "" if name == main else f" (LightGBM's {main})"
+            return f"{key(str(name))}{also} is never read by kamml's training: it is {_INERT_LIGHTGBM[main]}"
+    return None
 
 
 def unknown_lightgbm_parameters(

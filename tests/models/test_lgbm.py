@@ -229,3 +229,20 @@ def test_per_column_parameters_of_the_columns_length_train_and_their_values_are_
         ),
     ):
         ClvModel(num_threads=1, n_estimators=5, params={"max_bin_by_feature": [-3, 4, 5]}).fit(X, y)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_a_lightgbm_parameter_training_never_reads_is_refused_at_fit(cls: type) -> None:
+    """``params={"blacklist": [1]}`` (LightGBM's ignore_column, read from data files only) trained on
+    every column without a word; so did ``categorical_feature``, which LightGBM ignores in the params."""
+    X, *_ = _data()
+    model = cls(num_threads=1, n_estimators=5, params={"blacklist": [1]})
+    with pytest.raises(
+        InvalidParameterError,
+        match=rf"^{cls.__name__}: params key 'blacklist' \(LightGBM's ignore_column\) is never read by "
+        r"kamml's training: it is a setting of LightGBM's reading of data files; to leave features out, "
+        r"drop their columns",
+    ):
+        model.fit(X, _target(model))
+    with pytest.raises(InvalidParameterError, match=r"'params__categorical_feature' is never read"):
+        model.set_params(params__categorical_feature=[0])

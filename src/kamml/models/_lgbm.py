@@ -45,7 +45,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
-from kamml.config import to_plain, unknown_lightgbm_parameters
+from kamml.config import inert_lightgbm_parameter, to_plain, unknown_lightgbm_parameters
 from kamml.errors import ModelError
 from kamml.io import TEMPORAL_INFERRED, TEMPORAL_TYPES
 from kamml.models._checks import KammlEstimator, check_fitted, check_sample_weight
@@ -1058,6 +1058,8 @@ class LGBMModel(KammlEstimator):
             if arg != "params"
         }
         message = unknown_lightgbm_parameters(keys, key=key, noun=noun, elsewhere=arguments)
+        if message is None:
+            message = inert_lightgbm_parameter(keys, key=lambda given: f"{noun} {key(given)}")
         if message is not None:
             raise InvalidParameterError(f"{name}: {message}")
 

@@ -825,18 +825,24 @@ def inert_lightgbm_parameter(names: Iterable[Any], key: Callable[[str], str] = r
     `key` shows the name (``'models.clv.ignore_column'``); an alias names LightGBM's main name too. None
     when there is none, or when the installed LightGBM cannot list its aliases.
     """
+    for name in names:
+        main = (_inert_names() or {}).get(str(name))
+        if main is not None:
+            also = "" if name == main else f" (LightGBM's {main})"
+            return f"{key(str(name))}{also} is never read by kamml's training: it is {_INERT_LIGHTGBM[main]}"
+    return None
+
+
+@functools.cache
+def _inert_names() -> dict[str, str] | None:
+    """Each name and alias of `_INERT_LIGHTGBM`'s parameters, to its main name (None: none listed)."""
     try:
         from lightgbm.basic import _ConfigAliases
 
         aliases = _ConfigAliases._get_all_param_aliases()
     except (ImportError, AttributeError, OSError, TypeError, ValueError):
         return None
-    for name in names:
-        main = next((m for m in _INERT_LIGHTGBM if str(name) in aliases.get(m, (m,))), None)
-        if main is not None:
-            also = "" if name == main else f" (LightGBM's {main})"
-            return f"{key(str(name))}{also} is never read by kamml's training: it is {_INERT_LIGHTGBM[main]}"
-    return None
+    return {alias: main for main in _INERT_LIGHTGBM for alias in aliases.get(main, (main,))}
 
 
 def unknown_lightgbm_parameters(

@@ -222,6 +222,8 @@ def test_per_column_parameters_of_the_columns_length_train_and_their_values_are_
         num_threads=1, n_estimators=5, params={"max_bin_by_feature": [7, 15, 31], "fc": "1,1,0.5"}
     )
     assert model.fit(X, y).booster_.params["max_bin_by_feature"] == [7, 15, 31]
+    unset = ClvModel(num_threads=1, n_estimators=5, params={"max_bin_by_feature": [], "fc": ""})
+    assert unset.fit(X, y).booster_.params["max_bin_by_feature"] == []  # LightGBM's default: none given
     with pytest.raises(
         InvalidParameterError,
         match=re.escape(

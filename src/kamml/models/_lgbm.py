@@ -246,12 +246,16 @@ def per_feature_keys(params: Mapping[str, Any]) -> dict[str, str]:
 
 
 def per_feature_counts(params: Mapping[str, Any]) -> dict[str, int]:
-    """How many values each key of `params` setting one of `PER_FEATURE_PARAMS` holds (None left out)."""
-    return {
-        key: 1 if isinstance(params[key], (int, float)) else constraint_count(params[key])  # 255: one value
+    """How many values each key of `params` setting one of `PER_FEATURE_PARAMS` holds.
+
+    None and an empty list (``[]``, ``""``: LightGBM's default, unset) are left out; one number is one value.
+    """
+    counts = {
+        key: 1 if isinstance(value, (int, float)) else constraint_count(value)
         for key in per_feature_keys(params)
-        if params[key] is not None
+        if (value := params[key]) is not None and not (isinstance(value, str) and not value.strip())
     }
+    return {key: count for key, count in counts.items() if count > 0}
 
 
 def per_feature_problem(params: Mapping[str, Any], n_features: int) -> tuple[str, str, int] | None:
